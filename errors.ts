@@ -1,0 +1,117 @@
+/**
+ * Warden's closed set of failures. Every error carries a stable string `code` that callers,
+ * tests and other processes switch on; messages are for humans and may change. Across process
+ * or isolate boundaries (sandbox host, Temporal activities) compare `code`, never `instanceof`.
+ *
+ * Deliberately plain classes with no imports: workflow code may import this file.
+ */
+
+export const ERROR_CODES = [
+  // task files and configuration
+  'ERR_TASK_FILE_UNREADABLE',
+  'ERR_TASK_FILE_INVALID',
+  'ERR_CONFIG_INVALID',
+  // permissions
+  'ERR_TOOL_NOT_GRANTED',
+  'ERR_TOOL_UNKNOWN',
+  'ERR_SUBAGENT_UNKNOWN',
+  'ERR_SUBAGENT_NOT_GRANTED',
+  'ERR_SUBAGENT_DEPTH',
+  // tool execution
+  'ERR_TOOL_INPUT_INVALID',
+  'ERR_TOOL_THREW',
+  'ERR_TOOL_OUTPUT_NOT_JSON',
+  'ERR_TOOL_OUTPUT_TOO_LARGE',
+  'ERR_SANDBOX_TIMEOUT',
+  'ERR_SANDBOX_MEMORY',
+  'ERR_SANDBOX_CRASHED',
+  'ERR_SANDBOX_COMPILE',
+  // capabilities handed to tools
+  'ERR_PATH_OUTSIDE_WORKSPACE',
+  'ERR_PATH_NOT_FOUND',
+  'ERR_FS_FAILED',
+  'ERR_NETWORK_DENIED',
+  'ERR_NETWORK_FAILED',
+  'ERR_DATABASE_NOT_GRANTED',
+  'ERR_SQL_DENIED',
+  'ERR_SQL_FAILED',
+  'ERR_CAPABILITY_NOT_GRANTED',
+  // model drivers
+  'ERR_MODEL_UNAVAILABLE',
+  'ERR_MODEL_PROTOCOL',
+  'ERR_MODEL_CONFIG',
+  'ERR_SCRIPT_EXHAUSTED',
+  // task limits
+  'ERR_STEP_LIMIT',
+  'ERR_DEADLINE_EXCEEDED',
+  // temporal server
+  'ERR_TEMPORAL_PORT_IN_USE',
+  'ERR_TEMPORAL_CLI_BUILD',
+  'ERR_TEMPORAL_START',
+  'ERR_TEMPORAL_UNREACHABLE',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Base of every Warden failure. `details` is data for machines (field paths, limits, names). */
+export class WardenError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+  /** False when retrying the same operation cannot succeed (bad input, denial, limits). */
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { details?: Record<string, unknown>; retryable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = Object.freeze({ ...(options.details ?? {}) });
+    this.retryable = options.retryable ?? false;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return Object.keys(this.details).length > 0
+      ? { code: this.code, message: this.message, details: { ...this.details } }
+      : { code: this.code, message: this.message };
+  }
+}
+
+/** One problem found in a task file: where (`path`, dotted) and what was expected. */
+export interface TaskFileIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export class TaskFileError extends WardenError {
+  readonly file: string;
+  readonly issues: readonly TaskFileIssue[];
+
+  constructor(code: 'ERR_TASK_FILE_UNREADABLE' | 'ERR_TASK_FILE_INVALID', file: string, issues: readonly TaskFileIssue[], cause?: unknown) {
+    const lines = issues.map((i) => `  ${file}: ${i.path === '' ? '(top level)' : i.path}: ${i.message}`);
+    super(code, `${code === 'ERR_TASK_FILE_UNREADABLE' ? 'cannot read task file' : 'invalid task file'} ${file}\n${lines.join('\n')}`, {
+      details: { file, issues },
+      cause,
+    });
+    this.file = file;
+    this.issues = issues;
+  }
+}
+
+export class PermissionDeniedError extends WardenError {}
+export class ToolError extends WardenError {}
+export class SandboxError extends WardenError {}
+export class CapabilityError extends WardenError {}
+export class ModelError extends WardenError {}
+export class TaskLimitError extends WardenError {}
+export class TemporalServerError extends WardenError {}
+export class ConfigError extends WardenError {}
+
+/** A plain `{ code, message }` as it crosses processes and Temporal payloads. */
+export interface SerializedError {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
+}

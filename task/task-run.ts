@@ -1,0 +1,111 @@
+/**
+ * Shapes that cross the Temporal boundary for one agent task: the workflow input, the actions a
+ * model driver proposes, the record of each step and the final result (`warden run --json`).
+ */
+import { z } from 'zod';
+import { TaskSchema } from './task-schema';
+
+export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded'] as const;
+export const TaskStatusSchema = z.enum(TASK_STATUSES);
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
+
+export const ToolActionSchema = z.strictObject({
+  type: z.literal('tool'),
+  tool: z.string(),
+  args: z.record(z.string(), z.unknown()),
+  /** The model's own id for the call (openai-compatible), echoed back with the result. */
+  callId: z.string().optional(),
+});
+export const SpawnActionSchema = z.strictObject({
+  type: z.literal('spawn'),
+  subagent: z.string(),
+  intent: z.string().optional(),
+  callId: z.string().optional(),
+});
+export const FinalActionSchema = z.strictObject({
+  type: z.literal('final'),
+  answer: z.string(),
+  claims: z.array(z.string()),
+});
+export const ActionSchema = z.discriminatedUnion('type', [ToolActionSchema, SpawnActionSchema, FinalActionSchema]);
+export type Action = z.infer<typeof ActionSchema>;
+export type ToolAction = z.infer<typeof ToolActionSchema>;
+export type SpawnAction = z.infer<typeof SpawnActionSchema>;
+
+/** What a model driver returns for one turn: one or more actions, and the model that produced them. */
+export const ModelTurnSchema = z.strictObject({
+  actions: z.array(ActionSchema).min(1),
+  model: z.strictObject({ id: z.string(), version: z.string() }),
+  /** Raw assistant text, if any, for the transcript. */
+  text: z.string().optional(),
+});
+export type ModelTurn = z.infer<typeof ModelTurnSchema>;
+
+export const DecisionSchema = z.enum(['allow', 'deny']);
+export type Decision = z.infer<typeof DecisionSchema>;
+
+export const StepErrorSchema = z.strictObject({
+  code: z.string(),
+  message: z.string(),
+});
+export type StepError = z.infer<typeof StepErrorSchema>;
+
+export const StepRecordSchema = z.strictObject({
+  index: z.number().int(),
+  /** The model turn that proposed this action. */
+  turn: z.number().int(),
+  kind: z.enum(['tool', 'spawn']),
+  /** Tool name, or `spawn:<sub-agent>` for a spawn. */
+  tool: z.string(),
+  args: z.record(z.string(), z.unknown()),
+  callId: z.string().optional(),
+  decision: DecisionSchema,
+  reason: z.string(),
+  executed: z.boolean(),
+  output: z.unknown().optional(),
+  error: StepErrorSchema.optional(),
+  startedAt: z.string(),
+  durationMs: z.number(),
+});
+export type StepRecord = z.infer<typeof StepRecordSchema>;
+
+export interface TaskResult {
+  workflowId: string;
+  runId: string;
+  agent: string;
+  model: { id: string; version: string };
+  depth: number;
+  status: TaskStatus;
+  /** Why the task ended other than by completing. */
+  reason?: string;
+  steps: StepRecord[];
+  children: TaskResult[];
+  final: { answer: string; claims: string[] } | null;
+}
+
+export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
+  z.strictObject({
+    workflowId: z.string(),
+    runId: z.string(),
+    agent: z.string(),
+    model: z.strictObject({ id: z.string(), version: z.string() }),
+    depth: z.number().int(),
+    status: TaskStatusSchema,
+    reason: z.string().optional(),
+    steps: z.array(StepRecordSchema),
+    children: z.array(TaskResultSchema),
+    final: z.strictObject({ answer: z.string(), claims: z.array(z.string()) }).nullable(),
+  }),
+);
+
+/** Input of the `agentTask` workflow. `depth` is 0 for the task the user started. */
+export const AgentTaskInputSchema = z.strictObject({
+  task: TaskSchema,
+  depth: z.number().int().min(0).default(0),
+  /** Workflow ids from the root task down to this one's parent. */
+  lineage: z.array(z.string()).default([]),
+});
+export type AgentTaskInput = z.input<typeof AgentTaskInputSchema>;
+
+/** What the `state` query returns while a task runs. */
+export type TaskState = Omit<TaskResult, 'runId'> & { turn: number };

@@ -1,0 +1,181 @@
+/**
+ * The task file: what a human asked for, which (untrusted) agent does it, and the exact
+ * tools and resources it may touch. Every field that reaches the workflow is defined here;
+ * types are derived from the schemas so the file format and the code cannot drift apart.
+ */
+import { z } from 'zod';
+
+/** Tool names: lower-case words joined by dots, underscores or dashes (`fs.read`, `summarize`). */
+export const ToolNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/, 'a tool name: lower-case letters, digits, "_" or "-", parts joined by "." (e.g. "fs.read")');
+
+export const SubagentNameSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a sub-agent name: lower-case letters, digits, "_" or "-"');
+
+/** Durations as the CLI and files write them: "30s", "5m", "1h", "250ms". */
+export const DurationSchema = z
+  .string()
+  .regex(/^\d+(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"');
+
+export function durationToMs(duration: string): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(duration);
+  if (!match) throw new TypeError(`not a duration: ${duration}`);
+  const n = Number(match[1]);
+  const unit = match[2];
+  return unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n * 3_600_000;
+}
+
+const JsonObjectSchema = z.record(z.string(), z.unknown());
+
+/** One action an agent proposes. The scripted driver reads these from the file verbatim. */
+export const ScriptedToolCallSchema = z.strictObject({
+  tool: ToolNameSchema,
+  args: JsonObjectSchema.default({}),
+});
+export const ScriptedSpawnSchema = z.strictObject({
+  spawn: SubagentNameSchema,
+  /** What the parent asks the sub-agent to do; defaults to the sub-agent's declared intent. */
+  intent: z.string().min(1).optional(),
+});
+export const ScriptedFinalSchema = z.strictObject({
+  final: z.string(),
+  /** Claims the agent makes about its work ("the tests pass"); later verified, never trusted. */
+  claims: z.array(z.string()).default([]),
+});
+export const ScriptedActionSchema = z.union([ScriptedToolCallSchema, ScriptedSpawnSchema, ScriptedFinalSchema], {
+  error: 'an action: { tool, args } or { spawn, intent } or { final, claims }',
+});
+
+export const ScriptedModelSchema = z.strictObject({
+  driver: z.literal('scripted'),
+  id: z.string().min(1).default('scripted'),
+  version: z.string().min(1).default('1'),
+  /** The agent's proposed actions in order; the stand-in for a (possibly injected) model. */
+  script: z.array(ScriptedActionSchema).min(1, 'a scripted model needs at least one action'),
+});
+
+export const OpenAICompatibleModelSchema = z.strictObject({
+  driver: z.literal('openai-compatible'),
+  id: z.string().min(1),
+  version: z.string().min(1).default('unversioned'),
+  /** e.g. "http://127.0.0.1:11434/v1"; "/chat/completions" is appended. */
+  baseUrl: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }),
+  /** Name of the environment variable holding the API key; the key itself never enters a file or history. */
+  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+  temperature: z.number().min(0).max(2).default(0),
+  requestTimeout: DurationSchema.default('60s'),
+});
+
+export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema], {
+  error: 'a model with driver "scripted" or "openai-compatible"',
+});
+
+export const AgentSchema = z.strictObject({
+  name: SubagentNameSchema,
+  model: ModelSchema,
+  /** Extra system instructions for model drivers. */
+  instructions: z.string().optional(),
+});
+
+export const BUILTIN_TOOL_NAMES = ['fs.read', 'fs.write', 'fs.list', 'http.fetch', 'sql.query', 'sql.exec'] as const;
+export type BuiltinToolName = (typeof BUILTIN_TOOL_NAMES)[number];
+export const BuiltinToolNameSchema = z.enum(BUILTIN_TOOL_NAMES, { error: `a built-in tool: ${BUILTIN_TOOL_NAMES.join(', ')}` });
+
+/** Capabilities a user-defined tool may ask the host for; each must also be granted to the task. */
+export const CapabilityNameSchema = BuiltinToolNameSchema;
+
+export const UserToolSchema = z.strictObject({
+  name: ToolNameSchema,
+  description: z.string().min(1),
+  /** JSON Schema (draft 2020-12 subset supported by Ajv) for the tool's arguments. */
+  input: JsonObjectSchema.default({ type: 'object' }),
+  /**
+   * JavaScript run in a fresh sandbox: the body of `async function (input, warden)`; it must
+   * `return` a JSON value. `warden` holds only the capabilities listed in `capabilities`.
+   */
+  source: z.string().min(1),
+  capabilities: z.array(CapabilityNameSchema).default([]),
+  timeout: DurationSchema.optional(),
+  memoryMb: z.number().int().min(8).max(1024).optional(),
+});
+
+export const ToolsSchema = z.strictObject({
+  builtin: z.array(BuiltinToolNameSchema).default([]),
+  custom: z.array(UserToolSchema).default([]),
+});
+
+export const GrantsSchema = z.strictObject({
+  /** Tools the agent may call (built-in or user-defined). Anything else is denied. */
+  tools: z.array(ToolNameSchema).default([]),
+  /** Sub-agents this task may spawn. */
+  subagents: z.array(SubagentNameSchema).default([]),
+  /** Hosts `http.fetch` may reach (`host` or `host:port`); deny by default. */
+  hosts: z.array(z.string().min(1)).default([]),
+  /** Databases (names under resources.databases) the sql tools may use. */
+  databases: z.array(z.string().min(1)).default([]),
+});
+
+export const ResourcesSchema = z.strictObject({
+  /** Folder the fs tools see, relative to the task file. */
+  workspace: z.string().min(1).optional(),
+  /** SQLite databases by name, paths relative to the task file. */
+  databases: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a database name'), z.string().min(1)).default({}),
+  /** Hosts the task knows about; the grant selects which of them the agent may reach. */
+  hosts: z.array(z.string().min(1)).default([]),
+});
+
+export const LimitsSchema = z.strictObject({
+  maxSteps: z.number().int().min(1).max(10_000).default(50),
+  deadline: DurationSchema.default('10m'),
+  /** Per tool call: CPU/wall time and isolate heap. */
+  toolTimeout: DurationSchema.default('5s'),
+  toolMemoryMb: z.number().int().min(8).max(1024).default(64),
+  /** What a denied action does to the task: stop it (default) or report the denial to the agent and go on. */
+  onDeny: z.enum(['stop', 'continue']).default('stop'),
+  maxDepth: z.number().int().min(0).max(10).default(3),
+});
+
+/** A sub-agent declaration: its own agent, tools and grants; the user is inherited from the parent. */
+export const SubagentSchema = z.strictObject({
+  intent: z.string().min(1),
+  agent: AgentSchema,
+  tools: ToolsSchema.default({ builtin: [], custom: [] }),
+  grants: GrantsSchema.default({ tools: [], subagents: [], hosts: [], databases: [] }),
+  policies: z.array(z.string().min(1)).default([]),
+  limits: LimitsSchema.partial().default({}),
+});
+
+export const TaskSchema = z.strictObject({
+  /** The human on whose behalf the agent acts. */
+  user: z.string().min(1),
+  /** What the human asked for, in their words. */
+  intent: z.string().min(1),
+  agent: AgentSchema,
+  tools: ToolsSchema.default({ builtin: [], custom: [] }),
+  grants: GrantsSchema.default({ tools: [], subagents: [], hosts: [], databases: [] }),
+  /** Rule sentences; the policy engine gives them meaning. */
+  policies: z.array(z.string().min(1)).default([]),
+  limits: LimitsSchema.default({
+    maxSteps: 50,
+    deadline: '10m',
+    toolTimeout: '5s',
+    toolMemoryMb: 64,
+    onDeny: 'stop',
+    maxDepth: 3,
+  }),
+  resources: ResourcesSchema.default({ databases: {}, hosts: [] }),
+  subagents: z.record(SubagentNameSchema, SubagentSchema).default({}),
+});
+
+/** The task as written in a file (before defaults). */
+export type TaskFileInput = z.input<typeof TaskSchema>;
+/** The validated task with every default filled in. */
+export type Task = z.infer<typeof TaskSchema>;
+export type Agent = z.infer<typeof AgentSchema>;
+export type Model = z.infer<typeof ModelSchema>;
+export type UserTool = z.infer<typeof UserToolSchema>;
+export type Grants = z.infer<typeof GrantsSchema>;
+export type Limits = z.infer<typeof LimitsSchema>;
+export type Resources = z.infer<typeof ResourcesSchema>;
+export type Subagent = z.infer<typeof SubagentSchema>;
+export type ScriptedAction = z.infer<typeof ScriptedActionSchema>;
