@@ -1,0 +1,2 @@
+// Placeholder until the embedded Temporal server manager lands: starts nothing.
+export default async function setup(): Promise<void> {}
