@@ -3,7 +3,7 @@
  * model driver proposes, the record of each step and the final result (`warden run --json`).
  */
 import { z } from 'zod';
-import { TaskSchema } from './task-schema';
+import { TaskSchema, type Task } from './task-schema';
 
 export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded'] as const;
 export const TaskStatusSchema = z.enum(TASK_STATUSES);
@@ -104,8 +104,15 @@ export const AgentTaskInputSchema = z.strictObject({
   depth: z.number().int().min(0).default(0),
   /** Workflow ids from the root task down to this one's parent. */
   lineage: z.array(z.string()).default([]),
+  /** Epoch ms by which the task must end; a sub-agent inherits its parent's if that is sooner. */
+  deadlineAt: z.number().int().optional(),
 });
-export type AgentTaskInput = z.input<typeof AgentTaskInputSchema>;
+export interface AgentTaskInput {
+  task: Task;
+  depth?: number;
+  lineage?: string[];
+  deadlineAt?: number;
+}
 
 /** What the `state` query returns while a task runs. */
 export type TaskState = Omit<TaskResult, 'runId'> & { turn: number };

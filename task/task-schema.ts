@@ -17,14 +17,6 @@ export const DurationSchema = z
   .string()
   .regex(/^\d+(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"');
 
-export function durationToMs(duration: string): number {
-  const match = /^(\d+)(ms|s|m|h)$/.exec(duration);
-  if (!match) throw new TypeError(`not a duration: ${duration}`);
-  const n = Number(match[1]);
-  const unit = match[2];
-  return unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n * 3_600_000;
-}
-
 const JsonObjectSchema = z.record(z.string(), z.unknown());
 
 /** One action an agent proposes. The scripted driver reads these from the file verbatim. */
@@ -174,6 +166,7 @@ export type Task = z.infer<typeof TaskSchema>;
 export type Agent = z.infer<typeof AgentSchema>;
 export type Model = z.infer<typeof ModelSchema>;
 export type UserTool = z.infer<typeof UserToolSchema>;
+export type Tools = z.infer<typeof ToolsSchema>;
 export type Grants = z.infer<typeof GrantsSchema>;
 export type Limits = z.infer<typeof LimitsSchema>;
 export type Resources = z.infer<typeof ResourcesSchema>;

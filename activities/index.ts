@@ -1,0 +1,22 @@
+/**
+ * Activities: everything with a side effect or a nondeterministic answer. Built by a factory so
+ * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
+ */
+import type { SandboxClient } from '../sandbox/sandbox-client';
+import { createProposeTurn } from './propose-turn';
+import { createRunTool } from './run-tool';
+
+export interface ActivityDeps {
+  sandbox: SandboxClient;
+  /** Environment model drivers read API keys from; defaults to the worker's. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    proposeTurn: createProposeTurn(deps),
+    runTool: createRunTool(deps),
+  };
+}
+
+export type WardenActivities = ReturnType<typeof createActivities>;

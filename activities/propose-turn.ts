@@ -1,0 +1,40 @@
+/**
+ * Asks the task's model driver for the agent's next actions. The answer is recorded in workflow
+ * history by Temporal, which is what makes a run replayable even though models are not.
+ */
+import { Context } from '@temporalio/activity';
+import { createDriver } from '../drivers/create-driver';
+import type { ToolSpec } from '../drivers/model-driver';
+import { ModelTurnSchema, type ModelTurn, type StepRecord } from '../task/task-run';
+import type { Task } from '../task/task-schema';
+import { ModelError } from '../errors';
+import { toolSpecsOf } from '../tools/tool-catalog';
+import type { ActivityDeps } from './index';
+import { atActivityBoundary } from './to-application-failure';
+
+export interface ProposeTurnInput {
+  workflowId: string;
+  task: Task;
+  turn: number;
+  steps: StepRecord[];
+}
+
+export function createProposeTurn(deps: ActivityDeps) {
+  return async function proposeTurn(input: ProposeTurnInput): Promise<ModelTurn> {
+    return atActivityBoundary(async () => {
+      const driver = createDriver(input.task.agent.model, { env: deps.env ?? process.env });
+      const tools: ToolSpec[] = toolSpecsOf(input.task);
+      const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
+      const turn = await driver.proposeTurn(
+        { task: input.task, turn: input.turn, steps: input.steps, tools, subagents },
+        Context.current().cancellationSignal,
+      );
+      // The driver is untrusted: its answer is re-validated before it enters history.
+      const parsed = ModelTurnSchema.safeParse(turn);
+      if (!parsed.success) {
+        throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      }
+      return parsed.data;
+    });
+  };
+}

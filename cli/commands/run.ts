@@ -1,0 +1,112 @@
+/**
+ * `warden run <task-file>`: validate the task, make sure a Temporal server is there (embedded by
+ * default), run a worker in-process unless pointed at a cluster, start the task and follow it.
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
+import { TaskFileError, WardenError } from '../../errors';
+import { loadTaskFile } from '../../task/load-task-file';
+import type { TaskResult } from '../../task/task-run';
+import { connectClient, connectWorkerConnection } from '../../temporal/connect';
+import { ensureTemporalServer } from '../../temporal/embedded-server';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { createWardenWorker } from '../../worker/create-warden-worker';
+import { EXIT } from '../exit-codes';
+import { formatStep, formatSummary } from '../format-summary';
+import type { CliIo } from '../cli-io';
+import { stateDirOf } from '../../state-dir';
+
+export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--worker | --no-worker]
+
+  --json              print one JSON object with the result on stdout
+  --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>)
+  --worker            run a worker in this process even with TEMPORAL_ADDRESS set
+  --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)`;
+
+export async function runCommand(argv: string[], io: CliIo): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        'workflow-id': { type: 'string' },
+        worker: { type: 'boolean' },
+        'no-worker': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    io.stderr(`warden run: ${(error as Error).message}\n${RUN_USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (args.values.help) {
+    io.stdout(`${RUN_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const [file, ...extra] = args.positionals;
+  if (file === undefined || extra.length > 0) {
+    io.stderr(`warden run: expected exactly one task file\n${RUN_USAGE}\n`);
+    return EXIT.usage;
+  }
+
+  let task;
+  try {
+    task = await loadTaskFile(file);
+  } catch (error) {
+    if (error instanceof TaskFileError) {
+      io.stderr(`warden run: ${error.code}: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+
+  const json = args.values.json === true;
+  const log = (line: string) => io.stderr(`${line}\n`);
+  try {
+    const config = loadTemporalConfig(io.env);
+    const stateDir = stateDirOf(io.env);
+    const server = await ensureTemporalServer({ env: io.env, stateDir, log });
+    const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || server.mode === 'embedded';
+    const effective = { ...config, address: server.address, namespace: server.namespace };
+    const { client, connection } = await connectClient(effective);
+    try {
+      const handle = await startAgentTask(client, task, args.values['workflow-id'] === undefined ? {} : { workflowId: args.values['workflow-id'] });
+      log(`warden: started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
+      const interrupt = () => {
+        log('warden: cancelling the task (Ctrl-C again to leave it running)');
+        process.off('SIGINT', interrupt);
+        handle.cancel().catch(() => undefined);
+      };
+      process.on('SIGINT', interrupt);
+      const follow = followAgentTask(handle, json ? undefined : ({ step, path }) => log(formatStep(step, path)));
+      let result: TaskResult;
+      try {
+        if (useWorker) {
+          const workerConnection = await connectWorkerConnection(effective);
+          try {
+            const worker = await createWardenWorker({ connection: workerConnection, namespace: effective.namespace, cacheDir: join(stateDir, 'cache'), env: io.env });
+            await worker.run(follow);
+          } finally {
+            await workerConnection.close();
+          }
+        }
+        result = await follow;
+      } finally {
+        process.off('SIGINT', interrupt);
+      }
+      io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result)}\n`);
+      return result.status === 'completed' ? EXIT.ok : EXIT.failed;
+    } finally {
+      await connection.close();
+    }
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden run: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+}

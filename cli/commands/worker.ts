@@ -1,0 +1,58 @@
+/** `warden worker`: a standalone worker for a Temporal cluster (or the embedded server). */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { WardenError } from '../../errors';
+import { stateDirOf } from '../../state-dir';
+import { connectWorkerConnection } from '../../temporal/connect';
+import { ensureTemporalServer } from '../../temporal/embedded-server';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { createWardenWorker } from '../../worker/create-warden-worker';
+import { TASK_QUEUE } from '../../workflows/definitions';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+
+export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]
+
+Runs a Warden worker until SIGINT/SIGTERM. Connects to TEMPORAL_ADDRESS when set, otherwise
+starts or reuses the embedded server.`;
+
+export async function workerCommand(argv: string[], io: CliIo): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { 'task-queue': { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (error) {
+    io.stderr(`warden worker: ${(error as Error).message}\n${WORKER_USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (values.help) {
+    io.stdout(`${WORKER_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const log = (line: string) => io.stderr(`${line}\n`);
+  try {
+    const config = loadTemporalConfig(io.env);
+    const stateDir = stateDirOf(io.env);
+    const server = await ensureTemporalServer({ env: io.env, stateDir, log });
+    const connection = await connectWorkerConnection({ ...config, address: server.address, namespace: server.namespace });
+    const taskQueue = values['task-queue'] ?? TASK_QUEUE;
+    const worker = await createWardenWorker({ connection, namespace: server.namespace, taskQueue, cacheDir: join(stateDir, 'cache'), env: io.env });
+    const stop = () => worker.worker.shutdown();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    log(`warden: worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); Ctrl-C stops it`);
+    try {
+      await worker.run();
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      await connection.close();
+    }
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden worker: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+}

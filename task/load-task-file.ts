@@ -1,0 +1,137 @@
+/**
+ * Reads a task file (YAML or JSON), validates it and resolves its resource paths against the
+ * file's folder. Every problem is reported with the file, the field path and what was expected;
+ * nothing is dropped or guessed.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { TaskFileError, type TaskFileIssue } from '../errors';
+import { compileToolSchema } from '../tools/tool-input-validator';
+import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path.map((p) => (typeof p === 'number' ? String(p) : String(p))).join('.');
+}
+
+/** Turns zod issues into readable ones: unions say which shapes were possible. */
+export function issuesFromZod(error: z.ZodError): TaskFileIssue[] {
+  return error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return { path: pathOf(issue.path), message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
+    }
+    if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+      return { path: pathOf(issue.path), message: `required field is missing (expected ${issue.expected})` };
+    }
+    return { path: pathOf(issue.path), message: issue.message.replace(/^Invalid input: /, '') };
+  });
+}
+
+function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: string, issues: TaskFileIssue[]): void {
+  const prefix = at === '' ? '' : `${at}.`;
+  const declared = new Set<string>(tools.builtin);
+  tools.custom.forEach((tool, i) => {
+    if ((BUILTIN_TOOL_NAMES as readonly string[]).includes(tool.name)) {
+      issues.push({ path: `${prefix}tools.custom.${i}.name`, message: `"${tool.name}" is a built-in tool; pick another name` });
+    } else if (declared.has(tool.name)) {
+      issues.push({ path: `${prefix}tools.custom.${i}.name`, message: `tool "${tool.name}" is declared twice` });
+    }
+    declared.add(tool.name);
+    try {
+      compileToolSchema(tool.input);
+    } catch (error) {
+      issues.push({ path: `${prefix}tools.custom.${i}.input`, message: `not a valid JSON Schema: ${(error as Error).message}` });
+    }
+    if (tool.capabilities.some((c) => c.startsWith('fs.')) && task.resources.workspace === undefined) {
+      issues.push({ path: `${prefix}tools.custom.${i}.capabilities`, message: 'file capabilities need resources.workspace' });
+    }
+  });
+  for (const name of tools.builtin) {
+    if (name.startsWith('fs.') && task.resources.workspace === undefined) {
+      issues.push({ path: `${prefix}tools.builtin`, message: `${name} needs resources.workspace` });
+    }
+  }
+  grants.tools.forEach((name, i) => {
+    if (!declared.has(name)) issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools` });
+  });
+  grants.subagents.forEach((name, i) => {
+    if (task.subagents[name] === undefined) issues.push({ path: `${prefix}grants.subagents.${i}`, message: `grants sub-agent "${name}", which is not declared under subagents` });
+  });
+  grants.hosts.forEach((host, i) => {
+    if (!task.resources.hosts.includes(host)) issues.push({ path: `${prefix}grants.hosts.${i}`, message: `grants host "${host}", which is not listed under resources.hosts` });
+  });
+  grants.databases.forEach((db, i) => {
+    if (task.resources.databases[db] === undefined) issues.push({ path: `${prefix}grants.databases.${i}`, message: `grants database "${db}", which is not listed under resources.databases` });
+  });
+}
+
+/** Cross-field rules the schema alone cannot express: every grant names something declared. */
+export function checkTaskReferences(task: Task): TaskFileIssue[] {
+  const issues: TaskFileIssue[] = [];
+  checkToolsAndGrants(task.tools, task.grants, task, '', issues);
+  for (const [name, sub] of Object.entries(task.subagents)) {
+    checkToolsAndGrants(sub.tools, sub.grants, task, `subagents.${name}`, issues);
+  }
+  return issues;
+}
+
+/** Makes resource paths absolute, relative to `baseDir`. */
+export function resolveTaskPaths(task: Task, baseDir: string): Task {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  return {
+    ...task,
+    resources: {
+      ...task.resources,
+      ...(task.resources.workspace === undefined ? {} : { workspace: abs(task.resources.workspace) }),
+      databases: Object.fromEntries(Object.entries(task.resources.databases).map(([k, v]) => [k, abs(v)])),
+    },
+  };
+}
+
+/**
+ * Validates an already-parsed task document. `file` names it in errors; `baseDir` anchors
+ * relative resource paths.
+ */
+export function parseTask(document: unknown, file: string, baseDir: string): Task {
+  const parsed = TaskSchema.safeParse(document);
+  if (!parsed.success) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issuesFromZod(parsed.error));
+  const issues = checkTaskReferences(parsed.data);
+  if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
+  return resolveTaskPaths(parsed.data, baseDir);
+}
+
+/** Parses YAML (and therefore JSON) text, reporting syntax errors with line and column. */
+export function parseTaskText(text: string, file: string): unknown {
+  if (extname(file).toLowerCase() === '.json') {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      throw new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path: '', message: `not valid JSON: ${(error as Error).message}` }]);
+    }
+  }
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new TaskFileError(
+      'ERR_TASK_FILE_INVALID',
+      file,
+      doc.errors.map((e) => ({
+        path: '',
+        message: `not valid YAML at line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]}`,
+      })),
+    );
+  }
+  return doc.toJS() as unknown;
+}
+
+/** Loads, validates and resolves a task file. Throws TaskFileError (exit code 2 in the CLI). */
+export async function loadTaskFile(file: string): Promise<Task> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? 'error'})` }], error);
+  }
+  return parseTask(parseTaskText(text, file), file, dirname(resolve(file)));
+}

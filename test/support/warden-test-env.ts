@@ -1,0 +1,68 @@
+/**
+ * A real Warden worker on the test Temporal server, on a task queue of its own, plus a client.
+ * Each test file gets one; workflows it ran are remembered so their histories can be replayed.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Client, Connection } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
+import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskResult } from '../../task/task-run';
+import type { Task } from '../../task/task-schema';
+import { connectClient, connectWorkerConnection } from '../../temporal/connect';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { createWardenWorker, type WardenWorker } from '../../worker/create-warden-worker';
+import { testTemporalAddress } from './temporal';
+
+export const REPO_ROOT = join(__dirname, '..', '..');
+export const TEST_STATE_DIR = join(REPO_ROOT, '.warden-test');
+
+export interface WardenTestEnv {
+  client: Client;
+  taskQueue: string;
+  worker: WardenWorker;
+  /** Every workflow id started through `runTask`. */
+  workflowIds: string[];
+  /** Validates a task document (paths relative to `baseDir`), runs it to its end, returns the result. */
+  runTask(document: unknown, options?: { baseDir?: string; workflowId?: string }): Promise<TaskResult>;
+  start(task: Task, workflowId?: string): ReturnType<typeof startAgentTask>;
+  close(): Promise<void>;
+}
+
+export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): Promise<WardenTestEnv> {
+  const { address, namespace } = testTemporalAddress();
+  const config = { ...loadTemporalConfig({}), address, namespace };
+  const { client, connection }: { client: Client; connection: Connection } = await connectClient(config);
+  const workerConnection: NativeConnection = await connectWorkerConnection(config);
+  const taskQueue = `warden-test-${randomUUID()}`;
+  const worker = await createWardenWorker({ connection: workerConnection, namespace, taskQueue, cacheDir: join(TEST_STATE_DIR, 'cache'), env });
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const running = worker.run(stopped);
+  const workflowIds: string[] = [];
+
+  const start = async (task: Task, workflowId?: string) => {
+    const handle = await startAgentTask(client, task, { taskQueue, workflowId: workflowId ?? `test-${task.agent.name}-${randomUUID()}` });
+    workflowIds.push(handle.workflowId);
+    return handle;
+  };
+
+  return {
+    client,
+    taskQueue,
+    worker,
+    workflowIds,
+    start,
+    async runTask(document, options = {}) {
+      const task = parseTask(document, 'test-task.yaml', options.baseDir ?? REPO_ROOT);
+      return followAgentTask(await start(task, options.workflowId));
+    },
+    async close() {
+      stop();
+      await running;
+      await workerConnection.close();
+      await connection.close();
+    },
+  };
+}

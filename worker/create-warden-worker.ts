@@ -1,0 +1,67 @@
+/**
+ * A Warden worker: the agent workflows, the activities, and the sandbox host process the
+ * activities run tools in. The sandbox host is owned here and closed with the worker.
+ */
+import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { SandboxClient } from '../sandbox/sandbox-client';
+import { TASK_QUEUE } from '../workflows/definitions';
+import { workflowBundle } from './workflow-bundle';
+
+export interface WardenWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue?: string;
+  /** Where the workflow bundle is cached; no disk cache when omitted. */
+  cacheDir?: string;
+  /** Environment model drivers read API keys from. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface WardenWorker {
+  worker: Worker;
+  sandbox: SandboxClient;
+  /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
+  run(until?: Promise<unknown>): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+/** Keeps the SDK's own logging to warnings and up; Warden prints what users need. */
+function installQuietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // A runtime was already installed by the host program; keep it.
+  }
+}
+
+export async function createWardenWorker(options: WardenWorkerOptions): Promise<WardenWorker> {
+  installQuietRuntime();
+  const sandbox = await SandboxClient.start();
+  try {
+    const worker = await Worker.create({
+      connection: options.connection,
+      namespace: options.namespace,
+      taskQueue: options.taskQueue ?? TASK_QUEUE,
+      workflowBundle: await workflowBundle(options.cacheDir),
+      activities: createActivities({ sandbox, ...(options.env === undefined ? {} : { env: options.env }) }),
+    });
+    return {
+      worker,
+      sandbox,
+      async run(until) {
+        try {
+          await (until === undefined ? worker.run() : worker.runUntil(until));
+        } finally {
+          await sandbox.close();
+        }
+      },
+    };
+  } catch (error) {
+    await sandbox.close();
+    throw error;
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * The agent loop as a Temporal workflow. The model is asked for its next actions through an
+ * activity (its output is nondeterministic, so it is recorded in history), every proposed action
+ * is checked here before anything runs, tools run as activities in the sandbox, and sub-agents
+ * run as child workflows under a task derived from (and never wider than) this one.
+ *
+ * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
+  executeChild,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { WardenActivities } from '../activities';
+import { checkSpawnAction, checkToolAction, type ActionCheck } from '../permissions/check-action';
+import { deriveSubagentTask } from '../permissions/derive-subagent-task';
+import { durationToMs } from '../task/duration';
+import type { Action, AgentTaskInput, ModelTurn, StepError, StepRecord, TaskResult, TaskState, TaskStatus } from '../task/task-run';
+import type { Task } from '../task/task-schema';
+import { taskStateQuery } from './definitions';
+
+const { proposeTurn } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+});
+
+/** Activity stub for tool calls; its timeout follows the task's per-call limit. */
+function toolActivities(task: Task) {
+  const toolTimeoutMs = durationToMs(task.limits.toolTimeout);
+  return proxyActivities<WardenActivities>({
+    // The sandbox enforces the real limit; this is the backstop if a worker dies mid-call.
+    startToCloseTimeout: toolTimeoutMs + 30_000,
+    retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+  });
+}
+
+/** Error code and message out of an activity or child failure, as recorded in a step. */
+function stepErrorOf(error: unknown): StepError {
+  const cause = error instanceof ActivityFailure || error instanceof ChildWorkflowFailure ? error.cause : error;
+  if (cause instanceof ApplicationFailure) {
+    return { code: cause.type ?? 'ERR_UNKNOWN', message: cause.message };
+  }
+  if (cause instanceof Error) return { code: 'ERR_UNKNOWN', message: cause.message };
+  return { code: 'ERR_UNKNOWN', message: String(cause) };
+}
+
+class TaskEnded extends Error {
+  constructor(
+    readonly status: TaskStatus,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
+  const input = { depth: 0, lineage: [] as string[], ...rawInput };
+  const { task, depth } = input;
+  const info = workflowInfo();
+  const startedAt = Date.now();
+  const ownDeadline = startedAt + durationToMs(task.limits.deadline);
+  const deadlineAt = input.deadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, input.deadlineAt);
+  const { runTool } = toolActivities(task);
+
+  const state: TaskState = {
+    workflowId: info.workflowId,
+    agent: task.agent.name,
+    model: { id: task.agent.model.id, version: task.agent.model.version },
+    depth,
+    status: 'running',
+    steps: [],
+    children: [],
+    final: null,
+    turn: 0,
+  };
+  setHandler(taskStateQuery, () => state);
+
+  const record = (action: Action & { type: 'tool' | 'spawn' }, turn: number, check: ActionCheck, began: number): StepRecord => {
+    const step: StepRecord = {
+      index: state.steps.length,
+      turn,
+      kind: action.type,
+      tool: action.type === 'tool' ? action.tool : `spawn:${action.subagent}`,
+      args: action.type === 'tool' ? action.args : { subagent: action.subagent, ...(action.intent === undefined ? {} : { intent: action.intent }) },
+      ...(action.callId === undefined ? {} : { callId: action.callId }),
+      decision: check.decision,
+      reason: check.reason,
+      executed: false,
+      startedAt: new Date(began).toISOString(),
+      durationMs: 0,
+    };
+    state.steps.push(step);
+    return step;
+  };
+
+  const remainingMs = () => deadlineAt - Date.now();
+
+  /** Runs an operation under the task deadline: when the deadline wins, the operation is cancelled. */
+  const withinDeadline = async <T>(operation: () => Promise<T>): Promise<T> => {
+    const ms = remainingMs();
+    const timedOut = () => new TaskEnded('timed_out', `deadline of ${task.limits.deadline} exceeded`);
+    if (ms <= 0) throw timedOut();
+    const scope = new CancellationScope();
+    let expired = false;
+    try {
+      return await scope.run(() =>
+        Promise.race([
+          operation(),
+          sleep(ms).then(() => {
+            expired = true;
+            throw timedOut();
+          }),
+        ]),
+      );
+    } catch (error) {
+      if (expired) throw timedOut();
+      throw error;
+    } finally {
+      scope.cancel();
+    }
+  };
+
+  const runAction = async (action: Action & { type: 'tool' | 'spawn' }, turn: number): Promise<void> => {
+    const began = Date.now();
+    const check = action.type === 'tool' ? checkToolAction(task, action) : checkSpawnAction(task, action, depth);
+    const step = record(action, turn, check, began);
+    if (check.decision === 'deny') {
+      step.error = { code: check.code, message: check.reason };
+      if (task.limits.onDeny === 'stop') throw new TaskEnded('denied', check.reason);
+      return;
+    }
+    try {
+      if (action.type === 'tool') {
+        step.output = await withinDeadline(() =>
+          runTool({ workflowId: info.workflowId, stepIndex: step.index, task, tool: action.tool, args: action.args }),
+        );
+      } else {
+        const childTask = deriveSubagentTask(task, action.subagent, action.intent);
+        const childId = `${info.workflowId}/${action.subagent}-${step.index}`;
+        const child = await withinDeadline(() =>
+          executeChild(agentTask, {
+            workflowId: childId,
+            args: [{ task: childTask, depth: depth + 1, lineage: [...input.lineage, info.workflowId], deadlineAt }],
+          }),
+        );
+        state.children.push(child);
+        step.output = { status: child.status, final: child.final, ...(child.reason === undefined ? {} : { reason: child.reason }) };
+        if (child.status !== 'completed') step.error = { code: 'ERR_SUBAGENT_FAILED', message: `sub-agent ${action.subagent} ended ${child.status}` };
+      }
+      step.executed = true;
+    } catch (error) {
+      if (error instanceof TaskEnded || isCancellation(error)) throw error;
+      step.error = stepErrorOf(error);
+      // The call ran (and failed) unless the failure says it never started.
+      step.executed = true;
+    } finally {
+      step.durationMs = Date.now() - began;
+    }
+  };
+
+  const finish = (status: TaskStatus, reason?: string): TaskResult => {
+    state.status = status;
+    return {
+      workflowId: state.workflowId,
+      runId: info.runId,
+      agent: state.agent,
+      model: state.model,
+      depth,
+      status,
+      ...(reason === undefined ? {} : { reason }),
+      steps: state.steps,
+      children: state.children,
+      final: state.final,
+    };
+  };
+
+  try {
+    for (;;) {
+      if (state.steps.length >= task.limits.maxSteps) {
+        return finish('limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
+      }
+      const turn = state.turn;
+      const modelTurn: ModelTurn = await withinDeadline(() =>
+        proposeTurn({ task, turn, steps: state.steps, workflowId: info.workflowId }),
+      );
+      state.turn += 1;
+      state.model = modelTurn.model;
+      for (const action of modelTurn.actions) {
+        if (action.type === 'final') {
+          state.final = { answer: action.answer, claims: action.claims };
+          return finish('completed');
+        }
+        if (state.steps.length >= task.limits.maxSteps) {
+          return finish('limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
+        }
+        await runAction(action, turn);
+      }
+    }
+  } catch (error) {
+    if (error instanceof TaskEnded) return finish(error.status, error.reason);
+    if (isCancellation(error)) return finish('cancelled', 'the task was cancelled');
+    const failure = stepErrorOf(error);
+    return finish('failed', `${failure.code}: ${failure.message}`);
+  }
+}

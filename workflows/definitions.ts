@@ -1,0 +1,15 @@
+/**
+ * Names shared by workflows, workers and clients. Defined once here so a client script, the CLI
+ * and the workflow cannot disagree on a query name or a task queue.
+ */
+import { defineQuery } from '@temporalio/workflow';
+import type { TaskState } from '../task/task-run';
+
+/** The task queue Warden's workers poll for agent tasks. */
+export const TASK_QUEUE = 'warden-agent-tasks';
+
+/** Workflow type name of an agent task (the exported function is `agentTask`). */
+export const AGENT_TASK_WORKFLOW = 'agentTask';
+
+/** Current state of a running task: steps so far, children, status. */
+export const taskStateQuery = defineQuery<TaskState>('warden.taskState');
