@@ -3,7 +3,7 @@
  * a bundle is cached under the state folder keyed by a hash of every source file it can contain
  * and the SDK version; any edit to workflow code produces a new bundle.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -47,7 +47,7 @@ async function buildOrLoad(cacheDir: string | undefined): Promise<WorkflowBundle
   const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: silentLogger });
   if (cacheFile !== undefined && cacheDir !== undefined) {
     await mkdir(cacheDir, { recursive: true });
-    const tmp = `${cacheFile}.${process.pid}.tmp`;
+    const tmp = `${cacheFile}.${randomUUID()}.tmp`;
     await writeFile(tmp, JSON.stringify(bundle));
     await rename(tmp, cacheFile);
   }

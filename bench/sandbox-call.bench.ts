@@ -1,0 +1,44 @@
+/**
+ * Latency of one trivial sandboxed tool call through SandboxClient (fork + IPC + fresh isolate).
+ * Run: node --require tsx/cjs bench/sandbox-call.bench.ts [calls]
+ */
+import { SandboxClient, type SandboxCall } from '../sandbox/sandbox-client';
+
+const WARMUP_CALLS = 20;
+
+function percentile(sorted: readonly number[], p: number): number {
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)] ?? Number.NaN;
+}
+
+async function main(): Promise<void> {
+  const calls = Number(process.argv[2] ?? 200);
+  const call: SandboxCall = {
+    toolName: 'bench.add',
+    source: 'return input.a + input.b;',
+    input: { a: 1, b: 2 },
+    limits: { timeoutMs: 5000, memoryMb: 32, maxOutputBytes: 1024 },
+    capabilities: {},
+  };
+  const client = await SandboxClient.start();
+  try {
+    for (let i = 0; i < WARMUP_CALLS; i += 1) await client.run(call);
+    const timings: number[] = [];
+    for (let i = 0; i < calls; i += 1) {
+      const started = performance.now();
+      const response = await client.run(call);
+      timings.push(performance.now() - started);
+      if (!response.ok || response.output !== 3) throw new Error(`unexpected response: ${JSON.stringify(response)}`);
+    }
+    timings.sort((a, b) => a - b);
+    const format = (ms: number) => `${ms.toFixed(2)} ms`;
+    console.log(`sandbox call: ${calls} calls, median ${format(percentile(timings, 50))}, p99 ${format(percentile(timings, 99))}, min ${format(timings[0] ?? Number.NaN)}, max ${format(timings.at(-1) ?? Number.NaN)}`);
+  } finally {
+    await client.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

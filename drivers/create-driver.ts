@@ -1,0 +1,26 @@
+/**
+ * Picks the model driver for an agent's `model` block. The one place that knows every driver,
+ * so activities need not.
+ */
+import type { Model } from '../task/task-schema';
+import type { ModelDriver } from './model-driver';
+import { OpenAICompatibleDriver, type OpenAICompatibleDriverOptions } from './openai-compatible-driver';
+import { ScriptedDriver } from './scripted-driver';
+
+/** Options handed to whichever driver is picked; drivers ignore what does not concern them. */
+export type CreateDriverOptions = OpenAICompatibleDriverOptions;
+
+/** Returns the driver for `model.driver`. Creating a driver does no I/O; problems surface on the first turn. */
+export function createDriver(model: Model, options: CreateDriverOptions = {}): ModelDriver {
+  switch (model.driver) {
+    case 'scripted':
+      return new ScriptedDriver(model);
+    case 'openai-compatible':
+      return new OpenAICompatibleDriver(model, options);
+    default: {
+      // A new driver kind in the schema must be handled here; this fails to compile otherwise.
+      const unknown: never = model;
+      throw new TypeError(`unknown model driver: ${JSON.stringify((unknown as { driver?: unknown }).driver)}`);
+    }
+  }
+}

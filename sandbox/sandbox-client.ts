@@ -1,0 +1,248 @@
+/**
+ * The worker's side of the sandbox: forks the sandbox host process and sends it tool calls.
+ *
+ * Invariants:
+ * - The worker never runs tool code. Everything runs in the host, a separate process.
+ * - `run` always resolves with a SandboxRunResponse (it rejects only on misuse or after close):
+ *   if the host exits, every call it owed gets ERR_SANDBOX_CRASHED; if a call overruns its
+ *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
+ *   ERR_SANDBOX_TIMEOUT. The next call transparently starts a new host.
+ * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
+ *   the host killed. Responses are matched to calls by id and by the host that was asked.
+ * - The host gets a scrubbed environment (by default only PATH, TMPDIR, TZ and locale), so worker
+ *   secrets such as API keys are not present in the process that runs tool code.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { SandboxError, type ErrorCode } from '../errors';
+import { SandboxRunRequestSchema, SandboxRunResponseSchema, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+
+/** One tool call as the worker describes it; the client adds `type` and `id`. */
+export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
+
+export interface SandboxClientOptions {
+  /** Time past a call's `timeoutMs` before the host is presumed wedged and killed. Default 2000 ms. */
+  deadlineGraceMs?: number;
+  /** Extra time allowed for calls sent to a host that has not answered anything yet (it is still booting). Default 15000 ms. */
+  bootAllowanceMs?: number;
+  /** Environment of the host process. Default: PATH, TMPDIR, TZ, LANG and LC_ALL from the worker's. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Counters for monitoring and tests. */
+export interface SandboxClientStats {
+  /** Host processes started, including the first. */
+  hostStarts: number;
+  /** Host processes that ended while the client was open (crashed, or killed by the client). */
+  hostExits: number;
+  /** Calls answered with ERR_SANDBOX_TIMEOUT by the worker-side deadline. */
+  deadlineKills: number;
+  /** Calls sent and not yet answered. */
+  inFlight: number;
+}
+
+interface HostHandle {
+  child: ChildProcess;
+  /** Set once the host has sent one valid response: it has booted. */
+  answered: boolean;
+  gone: boolean;
+}
+
+interface PendingCall {
+  host: HostHandle;
+  resolve: (response: SandboxRunResponse) => void;
+  timer: NodeJS.Timeout;
+}
+
+const HOST_MODULE = path.join(__dirname, 'sandbox-host.ts');
+const DEFAULT_DEADLINE_GRACE_MS = 2000;
+const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
+const STOP_TIMEOUT_MS = 2000;
+const HOST_ENV_NAMES = ['PATH', 'TMPDIR', 'TZ', 'LANG', 'LC_ALL'];
+
+/** The trivial call `start` sends to prove the host works end to end. */
+const PROBE_CALL: SandboxCall = {
+  toolName: 'warden.sandbox-probe',
+  source: 'return "ready";',
+  input: null,
+  limits: { timeoutMs: 5000, memoryMb: 8, maxOutputBytes: 64 },
+  capabilities: {},
+};
+
+export class SandboxClient {
+  readonly #deadlineGraceMs: number;
+  readonly #bootAllowanceMs: number;
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #pending = new Map<string, PendingCall>();
+  #host: HostHandle | undefined;
+  #nextId = 0;
+  #closed = false;
+  #hostStarts = 0;
+  #hostExits = 0;
+  #deadlineKills = 0;
+
+  private constructor(options: SandboxClientOptions) {
+    this.#deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
+    this.#bootAllowanceMs = options.bootAllowanceMs ?? DEFAULT_BOOT_ALLOWANCE_MS;
+    this.#env = options.env ?? scrubbedEnv(process.env);
+  }
+
+  /** Starts a host process and waits until it has run a probe call. Throws SandboxError if it cannot. */
+  static async start(options: SandboxClientOptions = {}): Promise<SandboxClient> {
+    const client = new SandboxClient(options);
+    const probe = await client.run(PROBE_CALL);
+    if (!probe.ok || probe.output !== 'ready') {
+      await client.close();
+      const reason = probe.ok ? 'unexpected probe output' : `${probe.error.code}: ${probe.error.message}`;
+      throw new SandboxError('ERR_SANDBOX_CRASHED', `the sandbox host did not start: ${reason}`, { retryable: true });
+    }
+    return client;
+  }
+
+  /** Process id of the current host, if one is running. */
+  get pid(): number | undefined {
+    return this.#host?.gone === false ? this.#host.child.pid : undefined;
+  }
+
+  get stats(): SandboxClientStats {
+    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, inFlight: this.#pending.size };
+  }
+
+  /**
+   * Runs one tool call in the host (starting a new host if the last one died). Resolves with the
+   * host's response or with ERR_SANDBOX_CRASHED / ERR_SANDBOX_TIMEOUT; rejects with a TypeError if
+   * `call` is malformed and with a SandboxError after `close`.
+   */
+  run(call: SandboxCall): Promise<SandboxRunResponse> {
+    if (this.#closed) return Promise.reject(new SandboxError('ERR_SANDBOX_CRASHED', 'the sandbox client is closed'));
+    this.#nextId += 1;
+    const id = String(this.#nextId);
+    const request: SandboxRunRequest = {
+      type: 'run',
+      id,
+      toolName: call.toolName,
+      source: call.source,
+      // JSON has no undefined; the host requires the key.
+      input: call.input === undefined ? null : call.input,
+      limits: call.limits,
+      capabilities: call.capabilities,
+    };
+    const checked = SandboxRunRequestSchema.safeParse(request);
+    if (!checked.success) return Promise.reject(new TypeError(`invalid sandbox call: ${checked.error.message}`));
+
+    let host: HostHandle;
+    try {
+      host = this.#currentHost();
+    } catch (error) {
+      return Promise.resolve(failure(id, 'ERR_SANDBOX_CRASHED', `cannot start the sandbox host: ${messageOf(error)}`));
+    }
+    return new Promise((resolve) => {
+      const budget = call.limits.timeoutMs + this.#deadlineGraceMs + (host.answered ? 0 : this.#bootAllowanceMs);
+      const timer = setTimeout(() => this.#onDeadline(id), budget);
+      this.#pending.set(id, { host, resolve, timer });
+      try {
+        host.child.send(checked.data, (error) => {
+          if (error) this.#discardHost(host, `cannot reach the sandbox host: ${error.message}`);
+        });
+      } catch (error) {
+        this.#discardHost(host, `cannot reach the sandbox host: ${messageOf(error)}`);
+      }
+    });
+  }
+
+  /** Answers every pending call with ERR_SANDBOX_CRASHED and stops the host. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const id of [...this.#pending.keys()]) this.#answer(id, failure(id, 'ERR_SANDBOX_CRASHED', 'the sandbox client was closed'));
+    const host = this.#host;
+    this.#host = undefined;
+    if (host !== undefined) await stopProcess(host.child);
+  }
+
+  #currentHost(): HostHandle {
+    if (this.#host !== undefined && !this.#host.gone) return this.#host;
+    const child = fork(HOST_MODULE, [], {
+      execArgv: ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')],
+      serialization: 'json',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: this.#env,
+    });
+    const host: HostHandle = { child, answered: false, gone: false };
+    this.#hostStarts += 1;
+    this.#host = host;
+    child.on('message', (raw: unknown) => this.#onMessage(host, raw));
+    child.on('exit', (code, signal) => this.#onHostGone(host, `the sandbox host exited (${signal ?? `code ${code}`})`));
+    child.on('error', (error) => this.#discardHost(host, `sandbox host process error: ${error.message}`));
+    return host;
+  }
+
+  #onMessage(host: HostHandle, raw: unknown): void {
+    const parsed = SandboxRunResponseSchema.safeParse(raw);
+    if (!parsed.success) {
+      this.#discardHost(host, 'the sandbox host sent a malformed message');
+      return;
+    }
+    host.answered = true;
+    const pending = this.#pending.get(parsed.data.id);
+    if (pending === undefined || pending.host !== host) return; // late answer to a call already settled
+    this.#answer(parsed.data.id, parsed.data);
+  }
+
+  #onDeadline(id: string): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
+    this.#deadlineKills += 1;
+    this.#answer(id, failure(id, 'ERR_SANDBOX_TIMEOUT', 'the tool call overran its timeout and the sandbox host did not stop it; the host was restarted'));
+    this.#discardHost(pending.host, 'the sandbox host was killed after a call overran its deadline');
+  }
+
+  /** Kills `host` (if still running) and answers its pending calls with ERR_SANDBOX_CRASHED. */
+  #discardHost(host: HostHandle, reason: string): void {
+    if (!host.gone && host.child.exitCode === null && host.child.signalCode === null) host.child.kill('SIGKILL');
+    this.#onHostGone(host, reason);
+  }
+
+  #onHostGone(host: HostHandle, reason: string): void {
+    if (!host.gone) {
+      host.gone = true;
+      if (!this.#closed) this.#hostExits += 1;
+    }
+    if (this.#host === host) this.#host = undefined;
+    for (const [id, pending] of [...this.#pending]) {
+      if (pending.host === host) this.#answer(id, failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call`));
+    }
+  }
+
+  #answer(id: string, response: SandboxRunResponse): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
+    this.#pending.delete(id);
+    clearTimeout(pending.timer);
+    pending.resolve(response);
+  }
+}
+
+function failure(id: string, code: ErrorCode, message: string): SandboxRunResponse {
+  return { type: 'result', id, ok: false, error: { code, message }, durationMs: 0 };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function scrubbedEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const kept: NodeJS.ProcessEnv = {};
+  for (const name of HOST_ENV_NAMES) if (env[name] !== undefined) kept[name] = env[name];
+  return kept;
+}
+
+/** Asks the host to exit by closing its channel; kills it if it has not exited within STOP_TIMEOUT_MS. */
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  if (child.connected) child.disconnect();
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
+}

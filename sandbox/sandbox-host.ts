@@ -1,0 +1,61 @@
+/**
+ * Entry point of the sandbox host: a child process of the worker that runs tool calls in
+ * isolates, so a V8 crash or an out-of-memory in one cannot take the worker down.
+ *
+ * Invariant: the host acts only on messages that validate against SandboxRunRequestSchema, and
+ * answers every message it receives (a malformed one gets an error reply, never a crash). It
+ * starts serving only when it is the main module of a process with an IPC channel, so importing
+ * this file (e.g. from a test runner that itself uses IPC) does nothing.
+ */
+import { SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
+import { runInIsolate } from './run-in-isolate';
+
+type Send = (message: SandboxRunResponse) => void;
+
+/** Handles one raw IPC message: validates it, runs it, and replies through `send`. */
+export async function handleHostMessage(raw: unknown, send: Send): Promise<void> {
+  const parsed = SandboxRunRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : '';
+    const where = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
+    send({
+      type: 'result',
+      id,
+      ok: false,
+      error: { code: 'ERR_TOOL_INPUT_INVALID', message: `malformed sandbox request: ${where}`.slice(0, 2000) },
+      durationMs: 0,
+    });
+    return;
+  }
+  let response: SandboxRunResponse;
+  try {
+    response = await runInIsolate(parsed.data);
+  } catch (error) {
+    // runInIsolate does not throw; this guards the host against its own bugs.
+    response = {
+      type: 'result',
+      id: parsed.data.id,
+      ok: false,
+      error: { code: 'ERR_SANDBOX_CRASHED', message: `sandbox host failed: ${error instanceof Error ? error.message : String(error)}` },
+      durationMs: 0,
+    };
+  }
+  send(response);
+}
+
+/** Serves requests from the parent process until the IPC channel closes. */
+export function serveOverIpc(): void {
+  const send: Send = (message) => {
+    try {
+      process.send?.(message, undefined, undefined, () => undefined);
+    } catch {
+      // The parent is gone; there is nobody left to tell and 'disconnect' ends this process.
+    }
+  };
+  process.on('message', (raw: unknown) => {
+    void handleHostMessage(raw, send);
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+if (require.main === module && typeof process.send === 'function') serveOverIpc();
