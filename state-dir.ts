@@ -1,6 +1,7 @@
 /** Where Warden keeps its state (embedded server data, caches, later keys and ledgers). */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
-export function stateDirOf(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.WARDEN_STATE_DIR ?? '.warden');
+/** `WARDEN_STATE_DIR` (an empty value counts as unset), else `<cwd>/.warden`. */
+export function stateDirOf(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): string {
+  return env.WARDEN_STATE_DIR ? resolve(cwd, env.WARDEN_STATE_DIR) : join(cwd, '.warden');
 }

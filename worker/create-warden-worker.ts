@@ -27,19 +27,22 @@ export interface WardenWorker {
 
 let runtimeInstalled = false;
 
-/** Keeps the SDK's own logging to warnings and up; Warden prints what users need. */
-function installQuietRuntime(): void {
+/**
+ * Keeps the SDK's own logging to errors, for commands whose output is the task's steps (a failed
+ * tool call is an outcome there, reported in the step, not a warning).
+ * Must run before the first connection, which installs the SDK's default runtime.
+ */
+export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
     // A runtime was already installed by the host program; keep it.
   }
 }
 
 export async function createWardenWorker(options: WardenWorkerOptions): Promise<WardenWorker> {
-  installQuietRuntime();
   const sandbox = await SandboxClient.start();
   try {
     const worker = await Worker.create({

@@ -11,7 +11,7 @@ import type { TaskResult } from '../../task/task-run';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { ensureTemporalServer } from '../../temporal/embedded-server';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
-import { createWardenWorker } from '../../worker/create-warden-worker';
+import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
 import { EXIT } from '../exit-codes';
 import { formatStep, formatSummary } from '../format-summary';
 import type { CliIo } from '../cli-io';
@@ -64,7 +64,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   }
 
   const json = args.values.json === true;
-  const log = (line: string) => io.stderr(`${line}\n`);
+  const log = (line: string) => io.stderr(`warden: ${line}\n`);
   try {
     const config = loadTemporalConfig(io.env);
     const stateDir = stateDirOf(io.env);
@@ -74,17 +74,18 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     const { client, connection } = await connectClient(effective);
     try {
       const handle = await startAgentTask(client, task, args.values['workflow-id'] === undefined ? {} : { workflowId: args.values['workflow-id'] });
-      log(`warden: started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
+      log(`started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
       const interrupt = () => {
-        log('warden: cancelling the task (Ctrl-C again to leave it running)');
+        log('cancelling the task (Ctrl-C again to leave it running)');
         process.off('SIGINT', interrupt);
         handle.cancel().catch(() => undefined);
       };
       process.on('SIGINT', interrupt);
-      const follow = followAgentTask(handle, json ? undefined : ({ step, path }) => log(formatStep(step, path)));
+      const follow = followAgentTask(handle, json ? undefined : ({ step, path }) => io.stderr(`${formatStep(step, path)}\n`));
       let result: TaskResult;
       try {
         if (useWorker) {
+          installQuietRuntime();
           const workerConnection = await connectWorkerConnection(effective);
           try {
             const worker = await createWardenWorker({ connection: workerConnection, namespace: effective.namespace, cacheDir: join(stateDir, 'cache'), env: io.env });

@@ -28,7 +28,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     io.stdout(`${WORKER_USAGE}\n`);
     return EXIT.ok;
   }
-  const log = (line: string) => io.stderr(`${line}\n`);
+  const log = (line: string) => io.stderr(`warden: ${line}\n`);
   try {
     const config = loadTemporalConfig(io.env);
     const stateDir = stateDirOf(io.env);
@@ -39,7 +39,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    log(`warden: worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); Ctrl-C stops it`);
+    log(`worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); Ctrl-C stops it`);
     try {
       await worker.run();
     } finally {

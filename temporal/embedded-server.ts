@@ -1,0 +1,419 @@
+/**
+ * Gives Warden a Temporal server: the configured cluster in external mode, otherwise a
+ * `temporal server start-dev` that Warden starts once per state folder and then reuses.
+ *
+ * Invariants:
+ * - The embedded server binds 127.0.0.1 only; it has no authentication.
+ * - At most one start per state folder runs at a time (lock file), and `server.json` names a
+ *   server only once it was spawned by us; a record whose pid is dead is discarded.
+ * - A port held by something that does not answer the Temporal gRPC API is never "reused":
+ *   that is `ERR_TEMPORAL_PORT_IN_USE`, never a silent connection to the wrong service.
+ * - The server runs detached in its own process group so the CLI can exit while it keeps
+ *   running; stopping signals the whole group.
+ */
+import { stateDirOf } from '../state-dir';
+import { spawn } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { connect as netConnect, createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { z } from 'zod';
+import { TemporalServerError } from '../errors';
+import { acquireFileLock, findOrBuildTemporalCli, formatDuration, isProcessAlive, type LogFn } from './temporal-cli';
+import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnectionOptions, type TemporalConfig } from './temporal-config';
+
+const DEFAULT_READY_TIMEOUT_MS = 60_000;
+const PROBE_TIMEOUT_MS = 3_000;
+const LOG_TAIL_LINES = 25;
+
+/** What `<stateDir>/temporal/server.json` holds about the server this state folder started. */
+export const EmbeddedServerRecordSchema = z.object({
+  pid: z.number().int().positive(),
+  port: z.number().int().min(1).max(65535),
+  uiPort: z.number().int().min(1).max(65535),
+  startedAt: z.string(),
+  cliPath: z.string(),
+});
+export type EmbeddedServerRecord = z.infer<typeof EmbeddedServerRecordSchema>;
+
+export interface EnsureTemporalServerOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Defaults to {@link stateDirOf}. */
+  stateDir?: string;
+  /** Progress for humans; defaults to writing `warden: <line>` to stderr. */
+  log?: LogFn;
+  /** Where a go-built CLI is cached; defaults to `WARDEN_CACHE_DIR` / XDG / `~/.cache/warden`. */
+  cacheDir?: string;
+  /** How long a freshly started server may take to answer. Default 60 s. */
+  readyTimeoutMs?: number;
+}
+
+export interface TemporalServerInfo {
+  mode: 'external' | 'embedded';
+  /** `host:port` for `Connection.connect` / `NativeConnection.connect`. */
+  address: string;
+  namespace: string;
+  /** Web UI of an embedded server that this state folder started. */
+  uiUrl?: string;
+  /** True when this call spawned the server. */
+  started: boolean;
+  /** True when an already running server was found and is used as is. */
+  reused: boolean;
+  /** Process id of the embedded server, when Warden knows it. */
+  pid?: number;
+}
+
+export interface EmbeddedServerStatus {
+  stateDir: string;
+  logFile: string;
+  /** The recorded server, if any (possibly dead). */
+  record?: EmbeddedServerRecord;
+  /** The recorded process exists and is a Temporal dev server. */
+  running: boolean;
+  /** It answers `getSystemInfo`. */
+  answering: boolean;
+  address?: string;
+  uiUrl?: string;
+}
+
+function serverDir(stateDir: string): string {
+  return join(stateDir, 'temporal');
+}
+function recordFile(stateDir: string): string {
+  return join(serverDir(stateDir), 'server.json');
+}
+function logFileOf(stateDir: string): string {
+  return join(serverDir(stateDir), 'server.log');
+}
+
+const stderrLog: LogFn = (line) => {
+  process.stderr.write(`warden: ${line}\n`);
+};
+
+/**
+ * Makes sure a Temporal server is reachable and says where. External mode (`TEMPORAL_ADDRESS`)
+ * returns the configured address without starting or contacting anything. Embedded mode reuses
+ * the server recorded in the state folder or any Temporal server already on the port, and
+ * otherwise starts `temporal server start-dev` and waits until it answers.
+ * @throws ConfigError `ERR_CONFIG_INVALID` for bad environment variables.
+ * @throws TemporalServerError `ERR_TEMPORAL_PORT_IN_USE`, `ERR_TEMPORAL_CLI_BUILD`, `ERR_TEMPORAL_START`.
+ */
+export async function ensureTemporalServer(options: EnsureTemporalServerOptions = {}): Promise<TemporalServerInfo> {
+  const env = options.env ?? process.env;
+  const log = options.log ?? stderrLog;
+  const config = loadTemporalConfig(env);
+  if (config.mode === 'external') return { mode: 'external', address: config.address, namespace: config.namespace, started: false, reused: false };
+
+  const { port, uiPort } = loadEmbeddedPorts(env);
+  const stateDir = resolve(options.stateDir ?? stateDirOf(env));
+  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  await mkdir(serverDir(stateDir), { recursive: true });
+  const release = await acquireFileLock(join(serverDir(stateDir), 'start.lock'), {
+    timeoutMs: readyTimeoutMs + 60_000,
+    onWait: (pid) => log(`another Warden process (pid ${pid ?? '?'}) is starting the Temporal server; waiting for it`),
+    timeoutError: () => startError(`timed out waiting for another process to start the Temporal server of ${stateDir}`, stateDir),
+  });
+  try {
+    return await ensureUnderLock(config, { env, log, stateDir, port, uiPort, readyTimeoutMs, cacheDir: options.cacheDir });
+  } finally {
+    await release();
+  }
+}
+
+interface EnsureContext {
+  env: NodeJS.ProcessEnv;
+  log: LogFn;
+  stateDir: string;
+  port: number;
+  uiPort: number;
+  readyTimeoutMs: number;
+  cacheDir: string | undefined;
+}
+
+async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Promise<TemporalServerInfo> {
+  const { port, uiPort, stateDir, log } = ctx;
+  const address = `${EMBEDDED_TEMPORAL_HOST}:${port}`;
+  const base = { mode: 'embedded' as const, address, namespace: config.namespace };
+
+  const record = await readServerRecord(stateDir);
+  if (record !== undefined) {
+    if (isOurServerProcess(record.pid)) {
+      if (record.port !== port) {
+        throw startError(
+          `the Temporal server of ${stateDir} (pid ${record.pid}) is running on port ${record.port}, but WARDEN_TEMPORAL_PORT asks for ${port}. ` +
+            `Stop it first (stopEmbeddedServer / \`warden server stop\`) or use port ${record.port}.`,
+          stateDir,
+        );
+      }
+      if (await probeTemporal(address, { timeoutMs: PROBE_TIMEOUT_MS * 2 })) {
+        return { ...base, uiUrl: uiUrlOf(record.uiPort), started: false, reused: true, pid: record.pid };
+      }
+      log(`the recorded Temporal server (pid ${record.pid}) does not answer on ${address}; restarting it`);
+      await stopProcessGroup(record.pid, 10_000);
+    }
+    await rm(recordFile(stateDir), { force: true });
+  }
+
+  if (await isPortInUse(port)) {
+    if (await probeTemporal(address, { timeoutMs: PROBE_TIMEOUT_MS })) {
+      log(`reusing the Temporal server already listening on ${address}`);
+      return { ...base, started: false, reused: true };
+    }
+    throw new TemporalServerError(
+      'ERR_TEMPORAL_PORT_IN_USE',
+      `port ${port} on ${EMBEDDED_TEMPORAL_HOST} is in use by something that is not a Temporal server. ` +
+        `Free it, choose another port for the embedded server with WARDEN_TEMPORAL_PORT=<port>, or point Warden at an existing cluster with TEMPORAL_ADDRESS=<host:port>.`,
+      { details: { port, variable: 'WARDEN_TEMPORAL_PORT' } },
+    );
+  }
+  if (await isPortInUse(uiPort)) {
+    throw new TemporalServerError(
+      'ERR_TEMPORAL_PORT_IN_USE',
+      `port ${uiPort} on ${EMBEDDED_TEMPORAL_HOST} (the Temporal web UI) is in use. ` +
+        `Choose another with WARDEN_TEMPORAL_UI_PORT=<port>, or point Warden at an existing cluster with TEMPORAL_ADDRESS=<host:port>.`,
+      { details: { port: uiPort, variable: 'WARDEN_TEMPORAL_UI_PORT' } },
+    );
+  }
+
+  const cliPath = await findOrBuildTemporalCli({ env: ctx.env, cacheDir: ctx.cacheDir, log });
+  return { ...base, ...(await startServer(config, cliPath, ctx)) };
+}
+
+async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureContext): Promise<Pick<TemporalServerInfo, 'uiUrl' | 'started' | 'reused' | 'pid'>> {
+  const { port, uiPort, stateDir, log } = ctx;
+  const dir = serverDir(stateDir);
+  const address = `${EMBEDDED_TEMPORAL_HOST}:${port}`;
+  const args = [
+    'server', 'start-dev',
+    '--ip', EMBEDDED_TEMPORAL_HOST,
+    '--port', String(port),
+    '--ui-port', String(uiPort),
+    '--db-filename', join(dir, 'temporal.db'),
+    '--log-format', 'json',
+    '--log-level', 'warn',
+    '--color', 'never',
+    ...(config.namespace !== 'default' ? ['--namespace', config.namespace] : []),
+  ];
+  // The CLI reads TEMPORAL_* as client settings; none of them is meant for the dev server.
+  const childEnv = Object.fromEntries(Object.entries(ctx.env).filter(([key]) => !key.startsWith('TEMPORAL_')));
+  const startedAt = Date.now();
+  const logFd = openSync(logFileOf(stateDir), 'w');
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let spawnError: Error | undefined;
+  let pid: number | undefined;
+  try {
+    const child = spawn(cliPath, args, { cwd: dir, env: childEnv, detached: true, stdio: ['ignore', logFd, logFd] });
+    child.once('error', (error) => {
+      spawnError = error;
+    });
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+    });
+    child.unref();
+    pid = child.pid;
+  } finally {
+    closeSync(logFd);
+  }
+  if (pid === undefined) {
+    await new Promise((r) => setImmediate(r)); // let 'error' arrive
+    throw startError(`could not run ${cliPath}: ${spawnError?.message ?? 'spawn failed'}`, stateDir, spawnError);
+  }
+  const record: EmbeddedServerRecord = { pid, port, uiPort, startedAt: new Date(startedAt).toISOString(), cliPath };
+  await writeServerRecord(stateDir, record);
+
+  const deadline = startedAt + ctx.readyTimeoutMs;
+  for (;;) {
+    if (exited !== undefined || spawnError !== undefined || !isProcessAlive(pid)) {
+      await rm(recordFile(stateDir), { force: true });
+      const how = spawnError ? `failed: ${spawnError.message}` : `exited (${exited?.signal ?? `code ${exited?.code ?? '?'}`})`;
+      throw startError(`the Temporal server ${how} before answering on ${address}`, stateDir, spawnError);
+    }
+    const probeMs = Math.min(PROBE_TIMEOUT_MS, Math.max(deadline - Date.now(), 500));
+    // A TCP check first: a gRPC probe against a closed port backs off for a second.
+    if ((await isPortInUse(port)) && (await probeTemporal(address, { timeoutMs: probeMs, namespace: config.namespace }))) break;
+    if (Date.now() >= deadline) {
+      await stopProcessGroup(pid, 5_000);
+      await rm(recordFile(stateDir), { force: true });
+      throw startError(`the Temporal server did not answer on ${address} within ${formatDuration(ctx.readyTimeoutMs)}`, stateDir);
+    }
+    await sleep(50);
+  }
+  log(`started the Temporal server on ${address} (web UI ${uiUrlOf(uiPort)}) in ${((Date.now() - startedAt) / 1000).toFixed(1)}s, state in ${dir}`);
+  return { uiUrl: uiUrlOf(uiPort), started: true, reused: false, pid };
+}
+
+/**
+ * Stops the embedded server recorded in `stateDir`: SIGTERM to its process group, then SIGKILL
+ * after `timeoutMs`. Removes the record. A server Warden did not start is never touched.
+ */
+export async function stopEmbeddedServer(stateDir: string = stateDirOf(), options: { timeoutMs?: number } = {}): Promise<{ stopped: boolean; pid?: number }> {
+  const dir = resolve(stateDir);
+  const record = await readServerRecord(dir);
+  if (record === undefined) return { stopped: false };
+  const running = isOurServerProcess(record.pid);
+  if (running) await stopProcessGroup(record.pid, options.timeoutMs ?? 10_000);
+  await rm(recordFile(dir), { force: true });
+  return { stopped: running, pid: record.pid };
+}
+
+/** What the state folder knows about its embedded server, and whether it answers. */
+export async function embeddedServerStatus(stateDir: string = stateDirOf()): Promise<EmbeddedServerStatus> {
+  const dir = resolve(stateDir);
+  const record = await readServerRecord(dir);
+  const base = { stateDir: dir, logFile: logFileOf(dir) };
+  if (record === undefined) return { ...base, running: false, answering: false };
+  const address = `${EMBEDDED_TEMPORAL_HOST}:${record.port}`;
+  const running = isOurServerProcess(record.pid);
+  const answering = running && (await probeTemporal(address, { timeoutMs: PROBE_TIMEOUT_MS }));
+  return { ...base, record, running, answering, address, uiUrl: uiUrlOf(record.uiPort) };
+}
+
+/** The record in `<stateDir>/temporal/server.json`, or undefined when absent or unreadable. */
+export async function readServerRecord(stateDir: string): Promise<EmbeddedServerRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(recordFile(stateDir), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const parsed = EmbeddedServerRecordSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeServerRecord(stateDir: string, record: EmbeddedServerRecord): Promise<void> {
+  const tmp = `${recordFile(stateDir)}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(record, null, 2)}\n`);
+  await rename(tmp, recordFile(stateDir));
+}
+
+/**
+ * True when a Temporal frontend answers `getSystemInfo` at `address` within `timeoutMs` (and,
+ * with `namespace`, knows that namespace: a fresh dev server is only ready once it does).
+ * Called explicitly (not via `Connection.connect`, which accepts servers that answer
+ * UNIMPLEMENTED) so any other gRPC service on the port counts as "not Temporal".
+ */
+export async function probeTemporal(
+  address: string,
+  options: { timeoutMs: number; config?: TemporalConfig; namespace?: string } = { timeoutMs: PROBE_TIMEOUT_MS },
+): Promise<boolean> {
+  const connectionOptions = options.config ? { ...toConnectionOptions(options.config), address } : { address };
+  const connection = Connection.lazy({ ...connectionOptions, connectTimeout: options.timeoutMs });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const call = connection.withDeadline(Date.now() + options.timeoutMs, async () => {
+      await connection.workflowService.getSystemInfo({});
+      if (options.namespace !== undefined) await connection.workflowService.describeNamespace({ namespace: options.namespace });
+    });
+    // The deadline bounds the call; the timer bounds everything else (channel setup, retries).
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('probe timed out')), options.timeoutMs + 500);
+    });
+    await Promise.race([call, timeout]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    await connection.close().catch(() => {});
+  }
+}
+
+/** Something accepts connections on 127.0.0.1:port, or the port cannot be bound there. */
+export async function isPortInUse(port: number, host: string = EMBEDDED_TEMPORAL_HOST): Promise<boolean> {
+  const accepts = await new Promise<boolean>((done) => {
+    const socket = netConnect({ port, host });
+    socket.setTimeout(1_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      done(true); // a listener with a full backlog, or a firewall: not usable either way
+    });
+    socket.on('error', () => done(false)); // `done` is idempotent: a promise settles once
+  });
+  if (accepts) return true;
+  return new Promise<boolean>((done) => {
+    const server = createServer();
+    server.once('error', () => done(true));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => done(false)));
+  });
+}
+
+/** The recorded pid is alive and still a Temporal dev server (guards against recycled pids). */
+function isOurServerProcess(pid: number): boolean {
+  if (!isProcessAlive(pid)) return false;
+  if (process.platform !== 'linux') return true;
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes('start-dev');
+  } catch {
+    return false;
+  }
+}
+
+async function stopProcessGroup(pid: number, timeoutMs: number): Promise<void> {
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  };
+  signal('SIGTERM');
+  if (await waitForExit(pid, timeoutMs)) return;
+  signal('SIGKILL');
+  await waitForExit(pid, 5_000);
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isProcessAlive(pid)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+function uiUrlOf(uiPort: number): string {
+  return `http://${EMBEDDED_TEMPORAL_HOST}:${uiPort}`;
+}
+
+function startError(message: string, stateDir: string, cause?: unknown): TemporalServerError {
+  const logFile = logFileOf(stateDir);
+  const tail = readLogTail(logFile);
+  return new TemporalServerError('ERR_TEMPORAL_START', `${message}${tail ? `\n--- ${logFile} (tail) ---\n${tail}` : `\n(log: ${logFile})`}`, {
+    details: { stateDir, logFile, logTail: tail },
+    cause,
+  });
+}
+
+function readLogTail(file: string): string {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, 64 * 1024);
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, size - length);
+    return buffer.toString('utf8').trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
+  } catch {
+    return '';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

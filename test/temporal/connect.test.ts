@@ -1,0 +1,131 @@
+/**
+ * Connections built from a TemporalConfig. mTLS is checked end to end against a TLS server that
+ * demands a client certificate and answers GetSystemInfo like a Temporal frontend, so the test
+ * proves the certificate files really reach the handshake of both the client and the worker
+ * (Rust core) connection.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TemporalServerError } from '../../errors';
+import { connectClient, connectWorkerConnection } from '../../temporal/connect';
+import { loadTemporalConfig, type TemporalConfig } from '../../temporal/temporal-config';
+import { testTemporalAddress, testTemporalConfig } from '../support/temporal';
+import { makeTestPki, type TestPki } from './pki';
+import { freePort } from './ports';
+
+async function failure(promise: Promise<unknown>): Promise<TemporalServerError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as TemporalServerError;
+  }
+  throw new Error('expected a failure');
+}
+
+describe('the test run server', () => {
+  it('is provided to tests and answers a client and a worker connection', async () => {
+    const { address, namespace } = testTemporalAddress();
+    expect(address).toMatch(/^[^:]+:\d+$/);
+    expect(process.env.WARDEN_TEST_TEMPORAL_ADDRESS).toBe(address);
+    const config = testTemporalConfig();
+    expect(config).toMatchObject({ address, namespace });
+    const { client, connection } = await connectClient(config);
+    try {
+      expect(client.options.namespace).toBe(namespace);
+      const info = await connection.workflowService.getSystemInfo({});
+      expect(info.capabilities).toBeTruthy();
+    } finally {
+      await connection.close();
+    }
+    const native = await connectWorkerConnection(config);
+    await native.close();
+  });
+});
+
+describe('unreachable servers', () => {
+  it('a closed port is ERR_TEMPORAL_UNREACHABLE, retryable, naming the address', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const config = loadTemporalConfig({ TEMPORAL_ADDRESS: address });
+    const error = await failure(connectClient(config, { connectTimeoutMs: 1_000 }));
+    expect(error).toBeInstanceOf(TemporalServerError);
+    expect(error.code).toBe('ERR_TEMPORAL_UNREACHABLE');
+    expect(error.retryable).toBe(true);
+    expect(error.message).toContain(`cannot reach the Temporal server at ${address}`);
+    expect(error.message).toContain('TEMPORAL_ADDRESS');
+    const native = await failure(connectWorkerConnection(config));
+    expect(native.code).toBe('ERR_TEMPORAL_UNREACHABLE');
+  });
+});
+
+describe('mTLS against a server that requires a client certificate', () => {
+  let pki: TestPki;
+  let server: Http2SecureServer;
+  let address: string;
+  const seen: Array<{ path: string; clientCN: string | undefined }> = [];
+
+  beforeAll(async () => {
+    pki = makeTestPki();
+    server = createSecureServer({
+      key: readFileSync(pki.serverKey),
+      cert: readFileSync(pki.serverCert),
+      ca: readFileSync(pki.caCert),
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
+    server.on('stream', (stream, headers) => {
+      const peer = (stream.session?.socket as TLSSocket | undefined)?.getPeerCertificate();
+      seen.push({ path: String(headers[':path']), clientCN: peer?.subject?.CN as string | undefined });
+      stream.resume();
+      // An empty GetSystemInfoResponse: 5-byte gRPC frame header, zero-length message.
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.alloc(5));
+    });
+    server.on('sessionError', () => {});
+    server.on('tlsClientError', () => {});
+    const port = await freePort();
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    address = `127.0.0.1:${port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  function config(extra: NodeJS.ProcessEnv): TemporalConfig {
+    return loadTemporalConfig({ TEMPORAL_ADDRESS: address, TEMPORAL_TLS: '1', ...extra });
+  }
+  const full = (): NodeJS.ProcessEnv => ({
+    TEMPORAL_TLS_CA: pki.caCert,
+    TEMPORAL_TLS_CERT: pki.clientCert,
+    TEMPORAL_TLS_KEY: pki.clientKey,
+    TEMPORAL_TLS_SERVER_NAME: 'temporal.warden.test',
+  });
+
+  it('the client connection presents the client certificate', async () => {
+    seen.length = 0;
+    const { connection } = await connectClient(config(full()));
+    await connection.close();
+    expect(seen).toContainEqual({ path: '/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo', clientCN: 'warden-client' });
+  });
+
+  it('the worker (native) connection presents it too', async () => {
+    seen.length = 0;
+    const native = await connectWorkerConnection(config(full()));
+    await native.close();
+    expect(seen).toContainEqual({ path: '/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo', clientCN: 'warden-client' });
+  });
+
+  it.each<[string, (pki: TestPki) => NodeJS.ProcessEnv]>([
+    ['no client certificate', () => ({ TEMPORAL_TLS_CERT: '', TEMPORAL_TLS_KEY: '' })],
+    ['a CA that did not sign the server', (p) => ({ TEMPORAL_TLS_CA: p.otherCaCert })],
+    ['no server-name override (the certificate is for temporal.warden.test, not 127.0.0.1)', () => ({ TEMPORAL_TLS_SERVER_NAME: '' })],
+  ])('fails with ERR_TEMPORAL_UNREACHABLE given %s', async (_, change) => {
+    const env = { ...full(), ...change(pki) };
+    const error = await failure(connectClient(config(env), { connectTimeoutMs: 2_000 }));
+    expect(error.code).toBe('ERR_TEMPORAL_UNREACHABLE');
+    expect(error.message).toContain('(TLS)');
+  });
+});

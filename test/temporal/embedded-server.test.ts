@@ -1,0 +1,211 @@
+/**
+ * The embedded Temporal server: started once per state folder, reused after, never confused
+ * with some other program on the port. Uses its own ports and state folders so it never touches
+ * the server the test run itself uses (see test/support/global-setup.ts).
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TemporalServerError } from '../../errors';
+import { connectClient } from '../../temporal/connect';
+import { embeddedServerStatus, ensureTemporalServer, readServerRecord, stopEmbeddedServer } from '../../temporal/embedded-server';
+import { isProcessAlive } from '../../temporal/temporal-cli';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { freePort } from './ports';
+
+const REPO = join(__dirname, '..', '..');
+
+const created: string[] = [];
+function stateDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `warden-embedded-${name}-`));
+  created.push(dir);
+  return dir;
+}
+
+async function portsEnv(): Promise<NodeJS.ProcessEnv> {
+  const { TEMPORAL_ADDRESS: _a, TEMPORAL_NAMESPACE: _n, ...env } = process.env;
+  return { ...env, WARDEN_TEMPORAL_PORT: String(await freePort()), WARDEN_TEMPORAL_UI_PORT: String(await freePort()) };
+}
+
+async function failure(promise: Promise<unknown>): Promise<TemporalServerError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as TemporalServerError;
+  }
+  throw new Error('expected a failure');
+}
+
+async function listen(port: number, onConnection: (socket: import('node:net').Socket) => void = () => {}): Promise<Server> {
+  const server = createServer((socket) => {
+    socket.on('error', () => {}); // probes hang up abruptly
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return server;
+}
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+  for (const dir of created) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('external mode', () => {
+  it('returns the configured address and starts nothing', async () => {
+    const dir = join(stateDir('external'), 'state');
+    const server = await ensureTemporalServer({ env: { TEMPORAL_ADDRESS: '10.255.255.1:7233', TEMPORAL_NAMESPACE: 'prod' }, stateDir: dir, log: () => {} });
+    expect(server).toEqual({ mode: 'external', address: '10.255.255.1:7233', namespace: 'prod', started: false, reused: false });
+    expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe('port already taken', () => {
+  it('by a plain TCP server: ERR_TEMPORAL_PORT_IN_USE naming the port and the ways out', async () => {
+    const env = await portsEnv();
+    const squatter = await listen(Number(env.WARDEN_TEMPORAL_PORT)); // accepts, says nothing
+    try {
+      const error = await failure(ensureTemporalServer({ env, stateDir: stateDir('squat'), log: () => {} }));
+      expect(error).toBeInstanceOf(TemporalServerError);
+      expect(error.code).toBe('ERR_TEMPORAL_PORT_IN_USE');
+      expect(error.message).toContain(`port ${env.WARDEN_TEMPORAL_PORT} on 127.0.0.1 is in use by something that is not a Temporal server`);
+      expect(error.message).toContain('WARDEN_TEMPORAL_PORT=');
+      expect(error.message).toContain('TEMPORAL_ADDRESS=');
+      expect(error.details).toMatchObject({ port: Number(env.WARDEN_TEMPORAL_PORT), variable: 'WARDEN_TEMPORAL_PORT' });
+    } finally {
+      squatter.close();
+    }
+  });
+
+  it('by something that talks and hangs up (an HTTP/1 server): still not Temporal', async () => {
+    const env = await portsEnv();
+    const squatter = await listen(Number(env.WARDEN_TEMPORAL_PORT), (socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+    try {
+      expect((await failure(ensureTemporalServer({ env, stateDir: stateDir('http'), log: () => {} }))).code).toBe('ERR_TEMPORAL_PORT_IN_USE');
+    } finally {
+      squatter.close();
+    }
+  });
+
+  it('the web UI port taken: ERR_TEMPORAL_PORT_IN_USE naming WARDEN_TEMPORAL_UI_PORT', async () => {
+    const env = await portsEnv();
+    const squatter = await listen(Number(env.WARDEN_TEMPORAL_UI_PORT));
+    try {
+      const error = await failure(ensureTemporalServer({ env, stateDir: stateDir('ui'), log: () => {} }));
+      expect(error.code).toBe('ERR_TEMPORAL_PORT_IN_USE');
+      expect(error.message).toContain(`port ${env.WARDEN_TEMPORAL_UI_PORT}`);
+      expect(error.message).toContain('WARDEN_TEMPORAL_UI_PORT=');
+    } finally {
+      squatter.close();
+    }
+  });
+});
+
+describe('a server that does not come up', () => {
+  it('exits at once: ERR_TEMPORAL_START with the tail of its log, no record left', async () => {
+    const env = await portsEnv();
+    const bin = stateDir('badcli');
+    const cli = join(bin, 'temporal');
+    writeFileSync(cli, '#!/bin/sh\necho "Error: unable to open database file: out of disk" >&2\nexit 1\n');
+    chmodSync(cli, 0o755);
+    const dir = stateDir('crash');
+    const error = await failure(ensureTemporalServer({ env: { ...env, TEMPORAL_CLI_PATH: cli }, stateDir: dir, log: () => {} }));
+    expect(error.code).toBe('ERR_TEMPORAL_START');
+    expect(error.message).toMatch(/exited \(code 1\) before answering/);
+    expect(error.message).toContain('unable to open database file: out of disk');
+    expect(await readServerRecord(dir)).toBeUndefined();
+  });
+
+  it('never answers: ERR_TEMPORAL_START after the timeout, the process is killed', async () => {
+    const env = await portsEnv();
+    const bin = stateDir('hangcli');
+    const cli = join(bin, 'temporal');
+    const pidFile = join(bin, 'pid');
+    writeFileSync(cli, `#!/bin/sh\necho $$ > ${pidFile}\necho "starting forever"\nexec sleep 300\n`);
+    chmodSync(cli, 0o755);
+    const dir = stateDir('hang');
+    const error = await failure(ensureTemporalServer({ env: { ...env, TEMPORAL_CLI_PATH: cli }, stateDir: dir, log: () => {}, readyTimeoutMs: 1_500 }));
+    expect(error.code).toBe('ERR_TEMPORAL_START');
+    expect(error.message).toMatch(/did not answer on 127\.0\.0\.1:\d+ within 2s/);
+    expect(error.message).toContain('starting forever');
+    expect(await readServerRecord(dir)).toBeUndefined();
+    expect(isProcessAlive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+  });
+});
+
+describe('a real embedded server on its own port', () => {
+  it('starts detached, survives the process that started it, is reused, then stops', async () => {
+    const env = await portsEnv();
+    const port = Number(env.WARDEN_TEMPORAL_PORT);
+    const address = `127.0.0.1:${port}`;
+    const dir = stateDir('real');
+    cleanups.push(() => stopEmbeddedServer(dir));
+
+    // A record left by a server that died long ago must not be trusted.
+    mkdirSync(join(dir, 'temporal'), { recursive: true });
+    const deadPid = await new Promise<number>((resolve) => {
+      const child = spawn('true');
+      child.once('exit', () => resolve(child.pid!));
+    });
+    writeFileSync(join(dir, 'temporal', 'server.json'), JSON.stringify({ pid: deadPid, port, uiPort: 1, startedAt: 'then', cliPath: '/x' }));
+
+    // Started by a separate short-lived process, as `warden` itself would: it must exit while the server lives on.
+    const script = `require('${join(REPO, 'temporal', 'embedded-server')}').ensureTemporalServer({ stateDir: ${JSON.stringify(dir)}, log: () => {} }).then((s) => console.log(JSON.stringify(s)))`;
+    const starter = spawn(process.execPath, ['--require', 'tsx/cjs', '-e', script], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    starter.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exitCode = await new Promise<number | null>((resolve) => starter.once('exit', resolve));
+    expect(exitCode).toBe(0);
+    const first = JSON.parse(out) as { started: boolean; reused: boolean; address: string; pid: number; uiUrl: string };
+    expect(first).toMatchObject({ mode: 'embedded', address, namespace: 'default', started: true, reused: false, uiUrl: `http://127.0.0.1:${env.WARDEN_TEMPORAL_UI_PORT}` });
+
+    const record = await readServerRecord(dir);
+    expect(record).toMatchObject({ pid: first.pid, port, uiPort: Number(env.WARDEN_TEMPORAL_UI_PORT) });
+    expect(record?.cliPath).toMatch(/temporal$/);
+    expect(new Date(record!.startedAt).getTime()).toBeGreaterThan(Date.now() - 120_000);
+    expect(isProcessAlive(first.pid)).toBe(true);
+    expect(readFileSync(`/proc/${first.pid}/cmdline`, 'utf8').split('\0')).toEqual(
+      expect.arrayContaining(['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-format', 'json', '--log-level', 'warn']),
+    );
+
+    // Second time: the recorded server is reused.
+    const second = await ensureTemporalServer({ env, stateDir: dir, log: () => {} });
+    expect(second).toMatchObject({ address, started: false, reused: true, pid: first.pid });
+
+    // Concurrent callers: one lock, all reuse.
+    const many = await Promise.all([1, 2, 3].map(() => ensureTemporalServer({ env, stateDir: dir, log: () => {} })));
+    expect(many.every((s) => s.reused && s.pid === first.pid)).toBe(true);
+
+    // Another state folder, same port: reuses the Temporal server it finds there, and says so.
+    const logs: string[] = [];
+    const other = await ensureTemporalServer({ env, stateDir: stateDir('other'), log: (line) => logs.push(line) });
+    expect(other).toEqual({ mode: 'embedded', address, namespace: 'default', started: false, reused: true });
+    expect(logs).toEqual([`reusing the Temporal server already listening on ${address}`]);
+
+    // Same state folder, different port: refused rather than a second server on the same database.
+    const moved = await failure(ensureTemporalServer({ env: { ...env, WARDEN_TEMPORAL_PORT: String(await freePort()) }, stateDir: dir, log: () => {} }));
+    expect(moved.code).toBe('ERR_TEMPORAL_START');
+    expect(moved.message).toContain(`is running on port ${port}`);
+
+    // It is a working Temporal: a client can list workflows in the default namespace.
+    const { client, connection } = await connectClient(loadTemporalConfig(env));
+    try {
+      const listed = client.workflow.list({ pageSize: 1 });
+      for await (const _ of listed) break;
+    } finally {
+      await connection.close();
+    }
+
+    const status = await embeddedServerStatus(dir);
+    expect(status).toMatchObject({ running: true, answering: true, address, uiUrl: first.uiUrl, record: { pid: first.pid } });
+
+    await expect(stopEmbeddedServer(dir)).resolves.toEqual({ stopped: true, pid: first.pid });
+    expect(isProcessAlive(first.pid)).toBe(false);
+    expect(await readServerRecord(dir)).toBeUndefined();
+    expect(await embeddedServerStatus(dir)).toMatchObject({ running: false, answering: false });
+    await expect(stopEmbeddedServer(dir)).resolves.toEqual({ stopped: false });
+  });
+});
