@@ -3,13 +3,9 @@
  * Run: node --require tsx/cjs bench/sandbox-call.bench.ts [calls]
  */
 import { SandboxClient, type SandboxCall } from '../sandbox/sandbox-client';
+import { summarize } from './stats';
 
 const WARMUP_CALLS = 20;
-
-function percentile(sorted: readonly number[], p: number): number {
-  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, index)] ?? Number.NaN;
-}
 
 async function main(): Promise<void> {
   const calls = Number(process.argv[2] ?? 200);
@@ -30,9 +26,7 @@ async function main(): Promise<void> {
       timings.push(performance.now() - started);
       if (!response.ok || response.output !== 3) throw new Error(`unexpected response: ${JSON.stringify(response)}`);
     }
-    timings.sort((a, b) => a - b);
-    const format = (ms: number) => `${ms.toFixed(2)} ms`;
-    console.log(`sandbox call: ${calls} calls, median ${format(percentile(timings, 50))}, p99 ${format(percentile(timings, 99))}, min ${format(timings[0] ?? Number.NaN)}, max ${format(timings.at(-1) ?? Number.NaN)}`);
+    console.log(summarize('sandboxed tool call (SandboxClient -> host process -> fresh isolate)', timings));
   } finally {
     await client.close();
   }

@@ -12,7 +12,7 @@ import type { TaskResult } from '../../task/task-run';
 import type { Task } from '../../task/task-schema';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
-import { createWardenWorker, type WardenWorker } from '../../worker/create-warden-worker';
+import { createWardenWorker, installQuietRuntime, type WardenWorker } from '../../worker/create-warden-worker';
 import { testTemporalAddress } from './temporal';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
@@ -31,6 +31,7 @@ export interface WardenTestEnv {
 }
 
 export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): Promise<WardenTestEnv> {
+  installQuietRuntime();
   const { address, namespace } = testTemporalAddress();
   const config = { ...loadTemporalConfig({}), address, namespace };
   const { client, connection }: { client: Client; connection: Connection } = await connectClient(config);
