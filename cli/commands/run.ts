@@ -13,14 +13,16 @@ import { ensureTemporalServer } from '../../temporal/embedded-server';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
 import { EXIT } from '../exit-codes';
+import { TASK_QUEUE } from '../../workflows/definitions';
 import { formatStep, formatSummary } from '../format-summary';
 import type { CliIo } from '../cli-io';
 import { stateDirOf } from '../../state-dir';
 
-export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--worker | --no-worker]
+export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
   --json              print one JSON object with the result on stdout
   --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>)
+  --task-queue <name> task queue to start the task on (default: warden-agent-tasks)
   --worker            run a worker in this process even with TEMPORAL_ADDRESS set
   --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)`;
 
@@ -33,6 +35,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       options: {
         json: { type: 'boolean', default: false },
         'workflow-id': { type: 'string' },
+        'task-queue': { type: 'string' },
         worker: { type: 'boolean' },
         'no-worker': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -73,7 +76,11 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     const effective = { ...config, address: server.address, namespace: server.namespace };
     const { client, connection } = await connectClient(effective);
     try {
-      const handle = await startAgentTask(client, task, args.values['workflow-id'] === undefined ? {} : { workflowId: args.values['workflow-id'] });
+      const taskQueue = args.values['task-queue'] ?? TASK_QUEUE;
+      const handle = await startAgentTask(client, task, {
+        taskQueue,
+        ...(args.values['workflow-id'] === undefined ? {} : { workflowId: args.values['workflow-id'] }),
+      });
       log(`started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
       const interrupt = () => {
         log('cancelling the task (Ctrl-C again to leave it running)');
@@ -88,7 +95,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           installQuietRuntime();
           const workerConnection = await connectWorkerConnection(effective);
           try {
-            const worker = await createWardenWorker({ connection: workerConnection, namespace: effective.namespace, cacheDir: join(stateDir, 'cache'), env: io.env });
+            const worker = await createWardenWorker({ connection: workerConnection, namespace: effective.namespace, taskQueue, cacheDir: join(stateDir, 'cache'), env: io.env });
             await worker.run(follow);
           } finally {
             await workerConnection.close();
