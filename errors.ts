@@ -49,6 +49,50 @@ export const ERROR_CODES = [
   'ERR_TEMPORAL_CLI_BUILD',
   'ERR_TEMPORAL_START',
   'ERR_TEMPORAL_UNREACHABLE',
+  // identity: the credential authority's keys
+  'ERR_KEYSTORE_INVALID',
+  'ERR_KEYSTORE_LOCKED',
+  // identity: per-call credentials and task grants (every check has its own code)
+  'ERR_CREDENTIAL_MALFORMED',
+  'ERR_CREDENTIAL_UNSIGNED',
+  'ERR_CREDENTIAL_ALG',
+  'ERR_CREDENTIAL_HEADER',
+  'ERR_CREDENTIAL_CRIT',
+  'ERR_CREDENTIAL_TYPE',
+  'ERR_CREDENTIAL_KID_UNKNOWN',
+  'ERR_CREDENTIAL_SIGNATURE',
+  'ERR_CREDENTIAL_EXPIRED',
+  'ERR_CREDENTIAL_NOT_YET_VALID',
+  'ERR_CREDENTIAL_AUDIENCE',
+  'ERR_CREDENTIAL_ISSUER',
+  'ERR_CREDENTIAL_SCOPE',
+  'ERR_CREDENTIAL_REPLAYED',
+  'ERR_CREDENTIAL_REVOKED',
+  // identity: delegation to sub-agents
+  'ERR_DELEGATION_WIDENS',
+  'ERR_DELEGATION_EXPIRY',
+  'ERR_DELEGATION_DEPTH',
+  'ERR_DELEGATION_FORGED',
+  'ERR_DELEGATION_BROKEN',
+  // policy engine
+  'ERR_POLICY_UNREADABLE',
+  'ERR_POLICY_INVALID',
+  'ERR_POLICY_PACK_NOT_FOUND',
+  'ERR_POLICY_REQUEST_INVALID',
+  // custody ledger
+  'ERR_CUSTODY_BROKEN',
+  'ERR_CUSTODY_NOT_FOUND',
+  'ERR_CUSTODY_KEY',
+  'ERR_CUSTODY_WRITE',
+  // recovery: overlay commits, snapshots, rollback, SQL undo, compensation
+  'ERR_COMMIT_CONFLICT',
+  'ERR_ROLLBACK_CONFLICT',
+  'ERR_OVERLAY_INVALID',
+  'ERR_SNAPSHOT_NOT_FOUND',
+  'ERR_SNAPSHOT_CORRUPT',
+  'ERR_SNAPSHOT_TOO_LARGE',
+  'ERR_UNDO_FAILED',
+  'ERR_COMPENSATION_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -115,3 +159,51 @@ export interface SerializedError {
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
 }
+
+/** The keystore on disk is unreadable, inconsistent or held by another process. */
+export class KeystoreError extends WardenError {}
+
+/** A credential or task grant failed one check; `code` names exactly which one. */
+export class CredentialError extends WardenError {}
+
+/** A delegation to a sub-agent widens, outlives or nests deeper than allowed, or a chain link is forged or broken. */
+export class DelegationError extends WardenError {}
+
+/**
+ * A policy sentence the controlled-English grammar cannot read. Quotes the sentence, points at the
+ * word where reading failed (1-based `column`, and a caret line in the message) and lists the
+ * nearest known rule forms. A rule is never dropped or guessed.
+ */
+export class PolicyParseError extends WardenError {
+  readonly sentence: string;
+  readonly column: number;
+  readonly expected: readonly string[];
+  readonly suggestions: readonly string[];
+
+  constructor(
+    message: string,
+    info: { sentence: string; column: number; word: string; expected: readonly string[]; suggestions: readonly string[]; source?: string },
+  ) {
+    super('ERR_POLICY_UNREADABLE', message, { details: { ...info } });
+    this.sentence = info.sentence;
+    this.column = info.column;
+    this.expected = info.expected;
+    this.suggestions = info.suggestions;
+  }
+}
+
+/** Policies that were read but cannot be loaded: Cedar validation failed, a pack is missing, or a request is malformed. */
+export class PolicyError extends WardenError {}
+
+/**
+ * The custody ledger: verification found tampering (`ERR_CUSTODY_BROKEN`), a ledger, record, task
+ * or checkpoint is missing (`ERR_CUSTODY_NOT_FOUND`), the signing key cannot be loaded or made
+ * (`ERR_CUSTODY_KEY`), or an append could not be written (`ERR_CUSTODY_WRITE`, retryable).
+ */
+export class CustodyError extends WardenError {}
+
+/**
+ * A recovery step (overlay commit, snapshot, rollback, SQL undo, compensation) cannot proceed.
+ * Conflicts name the paths or rows in `details` and are never retryable: a human decides.
+ */
+export class RecoveryError extends WardenError {}

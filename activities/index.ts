@@ -5,17 +5,21 @@
 import type { SandboxClient } from '../sandbox/sandbox-client';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
+import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
 
 export interface ActivityDeps {
   sandbox: SandboxClient;
   /** Environment model drivers read API keys from; defaults to the worker's. */
   env?: NodeJS.ProcessEnv;
+  /** The credential authority and its stores; without them tasks cannot start. */
+  identity?: IdentityServices;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
+    ...createTaskIdentityActivities(deps),
   };
 }
 

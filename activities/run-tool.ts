@@ -4,7 +4,9 @@
  * grants, and a fresh isolate with the task's time and memory limits.
  */
 import { realpath } from 'node:fs/promises';
-import { isErrorCode, ToolError, CapabilityError } from '../errors';
+import { CapabilityError, CredentialError, isErrorCode, ToolError } from '../errors';
+import { mintCallCredential } from '../identity/credential';
+import { scopeOfCall } from '../tools/call-scope';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool } from '../tools/tool-catalog';
@@ -18,6 +20,10 @@ export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
 export interface RunToolInput {
   workflowId: string;
   stepIndex: number;
+  /** The task grant the call's credential is minted from. */
+  grantId: string;
+  /** Upper bound of the credential's lifetime (the activity's timeout). */
+  maxCredentialTtlMs: number;
   task: Task;
   tool: string;
   args: Record<string, unknown>;
@@ -32,8 +38,14 @@ async function workspaceRootOf(task: Task): Promise<string | undefined> {
   }
 }
 
+/** What a tool call returns to the workflow: its output and the credential it ran under (no token). */
+export interface ToolCallResult {
+  output: unknown;
+  credential: { jti: string; scope: string[]; expiresAt: string };
+}
+
 export function createRunTool(deps: ActivityDeps) {
-  return async function runTool(input: RunToolInput): Promise<unknown> {
+  return async function runTool(input: RunToolInput): Promise<ToolCallResult> {
     return atActivityBoundary(async () => {
       const tool = resolveTool(input.task, input.tool);
       if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${input.tool}" is not declared by this task`);
@@ -45,6 +57,14 @@ export function createRunTool(deps: ActivityDeps) {
           { details: { problems } },
         );
       }
+      if (deps.identity === undefined) throw new TypeError('this worker was created without identity services');
+      const grant = deps.identity.stores.grants.getGrant(input.grantId);
+      if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${input.grantId} is unknown to this worker`);
+      const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
+        tool: tool.name,
+        scope: scopeOfCall(tool.name, input.args),
+        maxTtlMs: input.maxCredentialTtlMs,
+      });
       const workspaceRoot = tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(input.task) : undefined;
       const result = await deps.sandbox.run({
         toolName: tool.name,
@@ -56,12 +76,16 @@ export function createRunTool(deps: ActivityDeps) {
           maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
         },
         capabilities: capabilityGrantFor(input.task, tool, workspaceRoot),
+        credential: credential.token,
       });
       if (!result.ok) {
         const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
         throw new ToolError(code, result.error.message);
       }
-      return result.output;
+      return {
+        output: result.output,
+        credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
+      };
     });
   };
 }

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const { client, connection } = await connectClient(config);
   const workerConnection = await connectWorkerConnection(config);
   const taskQueue = `warden-bench-${Date.now()}`;
-  const worker = await createWardenWorker({ connection: workerConnection, namespace: server.namespace, taskQueue, cacheDir: join(stateDir, 'cache') });
+  const worker = await createWardenWorker({ connection: workerConnection, namespace: server.namespace, taskQueue, stateDir, cacheDir: join(stateDir, 'cache') });
   const task = parseTask(
     {
       user: 'bench',

@@ -1,5 +1,7 @@
 /** The `warden` command line: parses the sub-command and hands over. Commands return exit codes. */
 import { processIo, type CliIo } from './cli-io';
+import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
+import { keysCommand, KEYS_USAGE } from './commands/keys';
 import { runCommand, RUN_USAGE } from './commands/run';
 import { serverCommand, SERVER_USAGE } from './commands/server';
 import { workerCommand, WORKER_USAGE } from './commands/worker';
@@ -11,12 +13,18 @@ ${RUN_USAGE}
 
 ${WORKER_USAGE}
 
-${SERVER_USAGE}`;
+${SERVER_USAGE}
+
+${KEYS_USAGE}
+
+${CREDENTIALS_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
   run: runCommand,
   worker: workerCommand,
   server: serverCommand,
+  keys: keysCommand,
+  credentials: credentialsCommand,
 };
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {

@@ -1,14 +1,12 @@
 /**
  * Builds the task a sub-agent runs under. Pure: it runs in the workflow.
  *
- * Invariant: a sub-agent never holds more than its parent. Every grant is intersected with the
- * parent's, limits can only shrink, and the parent's policies always apply to the child.
+ * The sub-agent asks for exactly the grants it declares; whether the parent may delegate them is
+ * decided when its grant is issued (identity/delegation.ts), which refuses any widening by name
+ * instead of silently narrowing. Limits can only shrink here, and the parent's policies always
+ * apply to the child.
  */
 import type { Task } from '../task/task-schema';
-
-function intersect(child: readonly string[], parent: readonly string[]): string[] {
-  return child.filter((x) => parent.includes(x));
-}
 
 export function deriveSubagentTask(parent: Task, name: string, intent: string | undefined): Task {
   const sub = parent.subagents[name];
@@ -19,12 +17,7 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     intent: intent ?? sub.intent,
     agent: sub.agent,
     tools: sub.tools,
-    grants: {
-      tools: intersect(sub.grants.tools, parent.grants.tools),
-      subagents: intersect(sub.grants.subagents, parent.grants.subagents),
-      hosts: intersect(sub.grants.hosts, parent.grants.hosts),
-      databases: intersect(sub.grants.databases, parent.grants.databases),
-    },
+    grants: sub.grants,
     policies: [...parent.policies, ...sub.policies],
     limits: {
       ...limits,

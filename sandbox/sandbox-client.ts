@@ -15,7 +15,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
-import { SandboxRunRequestSchema, SandboxRunResponseSchema, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_IDENTITY_DIR_ENV, SANDBOX_PROBE_CALL, SandboxRunRequestSchema, SandboxRunResponseSchema, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -27,6 +27,11 @@ export interface SandboxClientOptions {
   bootAllowanceMs?: number;
   /** Environment of the host process. Default: PATH, TMPDIR, TZ, LANG and LC_ALL from the worker's. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * State folder whose public keys and credential stores the host verifies calls with. When set,
+   * the host runs nothing (but the fixed start-up probe) without a valid per-call credential.
+   */
+  identityStateDir?: string;
 }
 
 /** Counters for monitoring and tests. */
@@ -61,14 +66,6 @@ const STOP_TIMEOUT_MS = 2000;
 const HOST_ENV_NAMES = ['PATH', 'TMPDIR', 'TZ', 'LANG', 'LC_ALL'];
 
 /** The trivial call `start` sends to prove the host works end to end. */
-const PROBE_CALL: SandboxCall = {
-  toolName: 'warden.sandbox-probe',
-  source: 'return "ready";',
-  input: null,
-  limits: { timeoutMs: 5000, memoryMb: 8, maxOutputBytes: 64 },
-  capabilities: {},
-};
-
 export class SandboxClient {
   readonly #deadlineGraceMs: number;
   readonly #bootAllowanceMs: number;
@@ -84,13 +81,16 @@ export class SandboxClient {
   private constructor(options: SandboxClientOptions) {
     this.#deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
     this.#bootAllowanceMs = options.bootAllowanceMs ?? DEFAULT_BOOT_ALLOWANCE_MS;
-    this.#env = options.env ?? scrubbedEnv(process.env);
+    this.#env = {
+      ...(options.env ?? scrubbedEnv(process.env)),
+      ...(options.identityStateDir === undefined ? {} : { [SANDBOX_IDENTITY_DIR_ENV]: options.identityStateDir }),
+    };
   }
 
   /** Starts a host process and waits until it has run a probe call. Throws SandboxError if it cannot. */
   static async start(options: SandboxClientOptions = {}): Promise<SandboxClient> {
     const client = new SandboxClient(options);
-    const probe = await client.run(PROBE_CALL);
+    const probe = await client.run(SANDBOX_PROBE_CALL);
     if (!probe.ok || probe.output !== 'ready') {
       await client.close();
       const reason = probe.ok ? 'unexpected probe output' : `${probe.error.code}: ${probe.error.message}`;
@@ -126,6 +126,7 @@ export class SandboxClient {
       input: call.input === undefined ? null : call.input,
       limits: call.limits,
       capabilities: call.capabilities,
+      ...(call.credential === undefined ? {} : { credential: call.credential }),
     };
     const checked = SandboxRunRequestSchema.safeParse(request);
     if (!checked.success) return Promise.reject(new TypeError(`invalid sandbox call: ${checked.error.message}`));

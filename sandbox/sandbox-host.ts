@@ -7,13 +7,14 @@
  * starts serving only when it is the main module of a process with an IPC channel, so importing
  * this file (e.g. from a test runner that itself uses IPC) does nothing.
  */
-import { SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_IDENTITY_DIR_ENV, SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
 import { runInIsolate } from './run-in-isolate';
+import { createCredentialGate, type CredentialGate } from './credential-gate';
 
 type Send = (message: SandboxRunResponse) => void;
 
 /** Handles one raw IPC message: validates it, runs it, and replies through `send`. */
-export async function handleHostMessage(raw: unknown, send: Send): Promise<void> {
+export async function handleHostMessage(raw: unknown, send: Send, gate?: CredentialGate): Promise<void> {
   const parsed = SandboxRunRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : '';
@@ -26,6 +27,13 @@ export async function handleHostMessage(raw: unknown, send: Send): Promise<void>
       durationMs: 0,
     });
     return;
+  }
+  if (gate !== undefined) {
+    const verdict = await gate.check(parsed.data);
+    if (!verdict.ok) {
+      send({ type: 'result', id: parsed.data.id, ok: false, error: { code: verdict.code, message: verdict.message }, durationMs: 0 });
+      return;
+    }
   }
   let response: SandboxRunResponse;
   try {
@@ -52,8 +60,10 @@ export function serveOverIpc(): void {
       // The parent is gone; there is nobody left to tell and 'disconnect' ends this process.
     }
   };
+  const identityDir = process.env[SANDBOX_IDENTITY_DIR_ENV];
+  const gate = identityDir ? createCredentialGate(identityDir) : undefined;
   process.on('message', (raw: unknown) => {
-    void handleHostMessage(raw, send);
+    void handleHostMessage(raw, send, gate);
   });
   process.on('disconnect', () => process.exit(0));
 }

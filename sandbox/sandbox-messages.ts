@@ -5,6 +5,24 @@
  */
 import { z } from 'zod';
 
+/**
+ * One entry of an http grant: `host` / `host:port` as a string, or an object narrowing it to some
+ * methods and path prefixes. `allowPrivate` lets a *name* that resolves to a loopback, link-local
+ * or private address through; an IP literal entry is explicit on its own and needs no flag.
+ */
+export const HostGrantEntrySchema = z.union([
+  z.string(),
+  z.strictObject({
+    host: z.string(),
+    /** Upper-case method names; absent: any method. */
+    methods: z.array(z.string()).optional(),
+    /** Path prefixes (`/v1/` or `/v1`, which also matches `/v1/…`); absent: any path. */
+    pathPrefixes: z.array(z.string()).optional(),
+    allowPrivate: z.boolean().optional(),
+  }),
+]);
+export type HostGrantEntry = z.infer<typeof HostGrantEntrySchema>;
+
 /** Capabilities the host may hand to one tool call, already narrowed to what the task grants. */
 export const CapabilityGrantSchema = z.strictObject({
   fs: z
@@ -14,12 +32,18 @@ export const CapabilityGrantSchema = z.strictObject({
       read: z.boolean(),
       write: z.boolean(),
       list: z.boolean(),
+      /**
+       * Absolute path of the task tree's copy-on-write upper folder (recovery/workspace-overlay).
+       * When present, writes land there only and reads fall through to `root`; when absent, the
+       * tool works on `root` directly.
+       */
+      overlay: z.string().optional(),
     })
     .optional(),
   http: z
     .strictObject({
-      /** `host` or `host:port` entries; everything else is refused. */
-      allowedHosts: z.array(z.string()),
+      /** `host` or `host:port` entries (optionally narrowed to methods and path prefixes); everything else is refused. */
+      allowedHosts: z.array(HostGrantEntrySchema),
     })
     .optional(),
   sql: z
@@ -28,6 +52,16 @@ export const CapabilityGrantSchema = z.strictObject({
       databases: z.record(z.string(), z.string()),
       query: z.boolean(),
       exec: z.boolean(),
+      /**
+       * Absolute path of the task tree's undo journal (an SQLite file, created on first use).
+       * With it, `exec` keeps the before-image of every row it changes there and records the call
+       * id in the target database in the same transaction as the change (exactly once).
+       */
+      journal: z.string().optional(),
+      /** Idempotency key of this tool call; further `exec`s in the same call get `#2`, `#3`, … appended. */
+      callId: z.string().min(1).max(200).optional(),
+      /** `exec` runs the statement, measures `{ changes, table }` and rolls back. */
+      dryRun: z.boolean().optional(),
     })
     .optional(),
 });
@@ -49,8 +83,25 @@ export const SandboxRunRequestSchema = z.strictObject({
   input: z.unknown(),
   limits: SandboxLimitsSchema,
   capabilities: CapabilityGrantSchema,
+  /** The call's credential (compact JWS); required when the host runs with a credential gate. */
+  credential: z.string().max(16_384).optional(),
 });
 export type SandboxRunRequest = z.infer<typeof SandboxRunRequestSchema>;
+
+/** Environment variable naming the state folder whose keys and stores the host verifies calls with. */
+export const SANDBOX_IDENTITY_DIR_ENV = 'WARDEN_SANDBOX_IDENTITY_DIR';
+
+/**
+ * The fixed call a client sends to check that a new host can run isolates. It has no capabilities
+ * and can only return "ready", so the credential gate lets exactly this call through.
+ */
+export const SANDBOX_PROBE_CALL = {
+  toolName: 'warden.sandbox-probe',
+  source: 'return "ready";',
+  input: null,
+  limits: { timeoutMs: 5000, memoryMb: 8, maxOutputBytes: 64 },
+  capabilities: {},
+} as const satisfies Omit<SandboxRunRequest, 'type' | 'id'>;
 
 export const SandboxRunResponseSchema = z.discriminatedUnion('ok', [
   z.strictObject({

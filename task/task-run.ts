@@ -64,10 +64,25 @@ export const StepRecordSchema = z.strictObject({
   executed: z.boolean(),
   output: z.unknown().optional(),
   error: StepErrorSchema.optional(),
+  /** The per-call credential the tool ran under: ids, scope and expiry, never the token. */
+  credential: z
+    .strictObject({ jti: z.string(), scope: z.array(z.string()), expiresAt: z.string() })
+    .optional(),
   startedAt: z.string(),
   durationMs: z.number(),
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
+
+/** Who the agent is and on whose behalf it acts: its signed task grant, by id and hash only. */
+export const TaskIdentitySchema = z.strictObject({
+  agentId: z.string(),
+  grantId: z.string(),
+  grantHash: z.string(),
+  /** The delegation (act) chain: the user, then each agent down to this one. */
+  chain: z.array(z.string()),
+  expiresAt: z.string(),
+});
+export type TaskIdentity = z.infer<typeof TaskIdentitySchema>;
 
 export interface TaskResult {
   workflowId: string;
@@ -75,6 +90,7 @@ export interface TaskResult {
   agent: string;
   model: { id: string; version: string };
   depth: number;
+  identity?: TaskIdentity;
   status: TaskStatus;
   /** Why the task ended other than by completing. */
   reason?: string;
@@ -90,6 +106,7 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     agent: z.string(),
     model: z.strictObject({ id: z.string(), version: z.string() }),
     depth: z.number().int(),
+    identity: TaskIdentitySchema.optional(),
     status: TaskStatusSchema,
     reason: z.string().optional(),
     steps: z.array(StepRecordSchema),
@@ -106,12 +123,15 @@ export const AgentTaskInputSchema = z.strictObject({
   lineage: z.array(z.string()).default([]),
   /** Epoch ms by which the task must end; a sub-agent inherits its parent's if that is sooner. */
   deadlineAt: z.number().int().optional(),
+  identity: TaskIdentitySchema.optional(),
 });
 export interface AgentTaskInput {
   task: Task;
   depth?: number;
   lineage?: string[];
   deadlineAt?: number;
+  /** A sub-agent's grant, issued by its parent when it was spawned. */
+  identity?: TaskIdentity;
 }
 
 /** What the `state` query returns while a task runs. */

@@ -6,6 +6,9 @@ import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/wo
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
 import { TASK_QUEUE } from '../workflows/definitions';
+import { openKeystore } from '../identity/keystore';
+import { openCredentialStores } from '../identity/credential-stores';
+import { stateDirOf } from '../state-dir';
 import { workflowBundle } from './workflow-bundle';
 
 export interface WardenWorkerOptions {
@@ -14,6 +17,8 @@ export interface WardenWorkerOptions {
   taskQueue?: string;
   /** Where the workflow bundle is cached; no disk cache when omitted. */
   cacheDir?: string;
+  /** State folder holding the credential authority's keys and stores (default: WARDEN_STATE_DIR or ./.warden). */
+  stateDir?: string;
   /** Environment model drivers read API keys from. */
   env?: NodeJS.ProcessEnv;
 }
@@ -43,14 +48,23 @@ export function installQuietRuntime(): void {
 }
 
 export async function createWardenWorker(options: WardenWorkerOptions): Promise<WardenWorker> {
-  const sandbox = await SandboxClient.start();
+  const stateDir = options.stateDir ?? stateDirOf();
+  const keystore = await openKeystore({ stateDir });
+  const stores = openCredentialStores({ stateDir });
+  let sandbox: SandboxClient;
+  try {
+    sandbox = await SandboxClient.start({ identityStateDir: stateDir });
+  } catch (error) {
+    stores.close();
+    throw error;
+  }
   try {
     const worker = await Worker.create({
       connection: options.connection,
       namespace: options.namespace,
       taskQueue: options.taskQueue ?? TASK_QUEUE,
       workflowBundle: await workflowBundle(options.cacheDir),
-      activities: createActivities({ sandbox, ...(options.env === undefined ? {} : { env: options.env }) }),
+      activities: createActivities({ sandbox, identity: { keystore, stores }, ...(options.env === undefined ? {} : { env: options.env }) }),
     });
     return {
       worker,
@@ -60,11 +74,13 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
           await (until === undefined ? worker.run() : worker.runUntil(until));
         } finally {
           await sandbox.close();
+          stores.close();
         }
       },
     };
   } catch (error) {
     await sandbox.close();
+    stores.close();
     throw error;
   }
 }

@@ -22,23 +22,33 @@ import type { WardenActivities } from '../activities';
 import { checkSpawnAction, checkToolAction, type ActionCheck } from '../permissions/check-action';
 import { deriveSubagentTask } from '../permissions/derive-subagent-task';
 import { durationToMs } from '../task/duration';
-import type { Action, AgentTaskInput, ModelTurn, StepError, StepRecord, TaskResult, TaskState, TaskStatus } from '../task/task-run';
+import type { Action, AgentTaskInput, ModelTurn, StepError, StepRecord, TaskIdentity, TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { taskStateQuery } from './definitions';
 
-const { proposeTurn } = proxyActivities<WardenActivities>({
+const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
 });
 
+const { endTask } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '30 seconds',
+  // Revocation must happen: keep retrying well past transient failures.
+  retry: { maximumAttempts: 20, initialInterval: '1s', maximumInterval: '10s' },
+});
+
+/** Delegation refusals: recorded as a denied spawn, after which the parent goes on. */
+const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', 'ERR_DELEGATION_DEPTH'];
+
 /** Activity stub for tool calls; its timeout follows the task's per-call limit. */
 function toolActivities(task: Task) {
-  const toolTimeoutMs = durationToMs(task.limits.toolTimeout);
-  return proxyActivities<WardenActivities>({
-    // The sandbox enforces the real limit; this is the backstop if a worker dies mid-call.
-    startToCloseTimeout: toolTimeoutMs + 30_000,
+  // The sandbox enforces the real limit; this is the backstop if a worker dies mid-call.
+  const activityTimeoutMs = durationToMs(task.limits.toolTimeout) + 30_000;
+  const { runTool } = proxyActivities<WardenActivities>({
+    startToCloseTimeout: activityTimeoutMs,
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
   });
+  return { runTool, activityTimeoutMs };
 }
 
 /** Error code and message out of an activity or child failure, as recorded in a step. */
@@ -67,7 +77,8 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const startedAt = Date.now();
   const ownDeadline = startedAt + durationToMs(task.limits.deadline);
   const deadlineAt = input.deadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, input.deadlineAt);
-  const { runTool } = toolActivities(task);
+  const { runTool, activityTimeoutMs } = toolActivities(task);
+  let identity: TaskIdentity | undefined = input.identity;
 
   const state: TaskState = {
     workflowId: info.workflowId,
@@ -138,16 +149,40 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     }
     try {
       if (action.type === 'tool') {
-        step.output = await withinDeadline(() =>
-          runTool({ workflowId: info.workflowId, stepIndex: step.index, task, tool: action.tool, args: action.args }),
+        const grantId = identity!.grantId;
+        const call = await withinDeadline(() =>
+          runTool({
+            workflowId: info.workflowId,
+            stepIndex: step.index,
+            grantId,
+            maxCredentialTtlMs: activityTimeoutMs,
+            task,
+            tool: action.tool,
+            args: action.args,
+          }),
         );
+        step.output = call.output;
+        step.credential = call.credential;
       } else {
         const childTask = deriveSubagentTask(task, action.subagent, action.intent);
         const childId = `${info.workflowId}/${action.subagent}-${step.index}`;
+        let childIdentity: TaskIdentity;
+        try {
+          childIdentity = await withinDeadline(() =>
+            delegateGrant({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: identity!.grantId }),
+          );
+        } catch (error) {
+          const refusal = stepErrorOf(error);
+          if (!DELEGATION_REFUSALS.includes(refusal.code)) throw error;
+          step.decision = 'deny';
+          step.reason = refusal.message;
+          step.error = refusal;
+          return;
+        }
         const child = await withinDeadline(() =>
           executeChild(agentTask, {
             workflowId: childId,
-            args: [{ task: childTask, depth: depth + 1, lineage: [...input.lineage, info.workflowId], deadlineAt }],
+            args: [{ task: childTask, depth: depth + 1, lineage: [...input.lineage, info.workflowId], deadlineAt, identity: childIdentity }],
           }),
         );
         state.children.push(child);
@@ -173,6 +208,7 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
       agent: state.agent,
       model: state.model,
       depth,
+      ...(identity === undefined ? {} : { identity }),
       status,
       ...(reason === undefined ? {} : { reason }),
       steps: state.steps,
@@ -181,32 +217,43 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     };
   };
 
-  try {
-    for (;;) {
-      if (state.steps.length >= task.limits.maxSteps) {
-        return finish('limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
-      }
-      const turn = state.turn;
-      const modelTurn: ModelTurn = await withinDeadline(() =>
-        proposeTurn({ task, turn, steps: state.steps, workflowId: info.workflowId }),
-      );
-      state.turn += 1;
-      state.model = modelTurn.model;
-      for (const action of modelTurn.actions) {
-        if (action.type === 'final') {
-          state.final = { answer: action.answer, claims: action.claims };
-          return finish('completed');
-        }
+  const result = await runLoop();
+  if (identity !== undefined) {
+    const grantId = identity.grantId;
+    // Ending the grant is part of ending the task, also when it was cancelled.
+    await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
+  }
+  return result;
+
+  async function runLoop(): Promise<TaskResult> {
+    try {
+      identity ??= await withinDeadline(() => beginTask({ workflowId: info.workflowId, task, deadlineAt }));
+      for (;;) {
         if (state.steps.length >= task.limits.maxSteps) {
           return finish('limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
         }
-        await runAction(action, turn);
+        const turn = state.turn;
+        const modelTurn: ModelTurn = await withinDeadline(() =>
+          proposeTurn({ task, turn, steps: state.steps, workflowId: info.workflowId }),
+        );
+        state.turn += 1;
+        state.model = modelTurn.model;
+        for (const action of modelTurn.actions) {
+          if (action.type === 'final') {
+            state.final = { answer: action.answer, claims: action.claims };
+            return finish('completed');
+          }
+          if (state.steps.length >= task.limits.maxSteps) {
+            return finish('limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
+          }
+          await runAction(action, turn);
+        }
       }
+    } catch (error) {
+      if (error instanceof TaskEnded) return finish(error.status, error.reason);
+      if (isCancellation(error)) return finish('cancelled', 'the task was cancelled');
+      const failure = stepErrorOf(error);
+      return finish('failed', `${failure.code}: ${failure.message}`);
     }
-  } catch (error) {
-    if (error instanceof TaskEnded) return finish(error.status, error.reason);
-    if (isCancellation(error)) return finish('cancelled', 'the task was cancelled');
-    const failure = stepErrorOf(error);
-    return finish('failed', `${failure.code}: ${failure.message}`);
   }
 }

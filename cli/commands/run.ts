@@ -95,7 +95,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           installQuietRuntime();
           const workerConnection = await connectWorkerConnection(effective);
           try {
-            const worker = await createWardenWorker({ connection: workerConnection, namespace: effective.namespace, taskQueue, cacheDir: join(stateDir, 'cache'), env: io.env });
+            const worker = await createWardenWorker({ connection: workerConnection, namespace: effective.namespace, taskQueue, stateDir, cacheDir: join(stateDir, 'cache'), env: io.env });
             await worker.run(follow);
           } finally {
             await workerConnection.close();

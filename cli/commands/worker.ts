@@ -35,7 +35,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     const server = await ensureTemporalServer({ env: io.env, stateDir, log });
     const connection = await connectWorkerConnection({ ...config, address: server.address, namespace: server.namespace });
     const taskQueue = values['task-queue'] ?? TASK_QUEUE;
-    const worker = await createWardenWorker({ connection, namespace: server.namespace, taskQueue, cacheDir: join(stateDir, 'cache'), env: io.env });
+    const worker = await createWardenWorker({ connection, namespace: server.namespace, taskQueue, stateDir, cacheDir: join(stateDir, 'cache'), env: io.env });
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);

@@ -7,6 +7,12 @@
  * `..` is applied lexically and must stay inside the root, and every existing component that is a
  * symlink must resolve (realpath) inside the root too. The final open uses O_NOFOLLOW, so a link
  * swapped in after the check is not followed. Tools themselves cannot create symlinks.
+ *
+ * With `grant.overlay` (a copy-on-write upper folder owned by Warden, see recovery/) the workspace
+ * is never written: a path is resolved once against the real workspace as above, and that
+ * canonical path names the file in the upper folder too. Reads take the upper file when it exists
+ * and fall through otherwise, writes land only in the upper folder, listings merge both. Inside the
+ * upper folder no symbolic link is followed at all (Warden never creates one there).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -40,6 +46,7 @@ export interface FsCapability {
 
 /** The workspace-confined file operations for `grant.root`. Whether each is granted is the caller's business. */
 export function createFsCapability(grant: FsGrant): FsCapability {
+  if (grant.overlay !== undefined) return createOverlayFsCapability(grant.root, grant.overlay);
   return {
     read(relativePath) {
       const root = realRootOf(grant.root);
@@ -47,15 +54,13 @@ export function createFsCapability(grant: FsGrant): FsCapability {
       return withFsErrors(target.display, () => readTextFile(target.absolute));
     },
     write(relativePath, content) {
-      if (typeof content !== 'string') throw capabilityError('ERR_FS_FAILED', 'fs.write: content must be a string');
-      const bytes = Buffer.byteLength(content, 'utf8');
-      if (bytes > MAX_FILE_BYTES) throw capabilityError('ERR_FS_FAILED', `fs.write: content is ${bytes} bytes, more than ${MAX_FILE_BYTES}`);
+      const bytes = checkedContentBytes(content);
       const root = realRootOf(grant.root);
       const target = resolveInsideWorkspace(root, relativePath);
       if (target.absolute === root) throw capabilityError('ERR_FS_FAILED', 'fs.write: cannot write the workspace folder itself');
       withFsErrors(target.display, () => {
         makeParentFolders(root, path.dirname(target.absolute));
-        writeTextFile(target.absolute, content);
+        writeTextFile(target.absolute, content as string);
       });
       return { path: target.display, bytes };
     },
@@ -67,14 +72,132 @@ export function createFsCapability(grant: FsGrant): FsCapability {
   };
 }
 
-interface ResolvedPath {
+/**
+ * The same operations seen through a copy-on-write overlay: `upperDir` (absolute) holds every file
+ * the task wrote, keyed by the canonical workspace-relative path; the workspace is only read.
+ */
+function createOverlayFsCapability(workspaceRoot: string, upperDir: string): FsCapability {
+  /** The canonical path of `relativePath` in the workspace and its location in the upper folder. */
+  const locate = (relativePath: unknown, createUpper: boolean) => {
+    const root = realRootOf(workspaceRoot);
+    const lower = resolveInsideWorkspace(root, relativePath);
+    const upperRoot = upperRootOf(upperDir, createUpper);
+    const upper = upperRoot === undefined ? undefined : resolveConfined(upperRoot, lower.display, 'refuse');
+    return { root, lower, upperRoot, upper };
+  };
+  return {
+    read(relativePath) {
+      const { lower, upper } = locate(relativePath, false);
+      return withFsErrors(lower.display, () => {
+        if (upper !== undefined && existsNoFollow(upper.absolute)) return readTextFile(upper.absolute);
+        return readTextFile(lower.absolute);
+      });
+    },
+    write(relativePath, content) {
+      const bytes = checkedContentBytes(content);
+      const { root, lower, upperRoot, upper } = locate(relativePath, true);
+      if (upperRoot === undefined || upper === undefined) throw capabilityError('ERR_FS_FAILED', 'the overlay folder cannot be created');
+      if (lower.absolute === root) throw capabilityError('ERR_FS_FAILED', 'fs.write: cannot write the workspace folder itself');
+      withFsErrors(lower.display, () => {
+        // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
+        assertWritableInWorkspace(root, lower.absolute);
+        makeParentFolders(upperRoot, path.dirname(upper.absolute));
+        writeTextFile(upper.absolute, content as string);
+      });
+      return { path: lower.display, bytes };
+    },
+    list(relativePath = '.') {
+      const { lower, upper } = locate(relativePath, false);
+      return withFsErrors(lower.display, () => {
+        const lowerEntries = listIfFolder(lower.absolute);
+        const upperEntries = upper === undefined ? undefined : listIfFolder(upper.absolute);
+        if (lowerEntries === undefined && upperEntries === undefined) return listFolder(lower.absolute); // raises ENOENT
+        const merged = new Map<string, FsEntry>();
+        for (const entry of lowerEntries ?? []) merged.set(entry.name, entry);
+        for (const entry of upperEntries ?? []) merged.set(entry.name, entry);
+        if (merged.size > MAX_LIST_ENTRIES) {
+          throw capabilityError('ERR_FS_FAILED', `fs.list: folder has ${merged.size} entries, more than ${MAX_LIST_ENTRIES}`);
+        }
+        return [...merged.values()].sort(byName);
+      });
+    },
+  };
+}
+
+function checkedContentBytes(content: unknown): number {
+  if (typeof content !== 'string') throw capabilityError('ERR_FS_FAILED', 'fs.write: content must be a string');
+  const bytes = Buffer.byteLength(content, 'utf8');
+  if (bytes > MAX_FILE_BYTES) throw capabilityError('ERR_FS_FAILED', `fs.write: content is ${bytes} bytes, more than ${MAX_FILE_BYTES}`);
+  return bytes;
+}
+
+/** The real path of the overlay's upper folder; undefined when it does not exist and `create` is false. */
+function upperRootOf(upperDir: string, create: boolean): string | undefined {
+  if (!path.isAbsolute(upperDir)) throw capabilityError('ERR_FS_FAILED', 'the overlay folder is not an absolute path');
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.lstatSync(upperDir);
+  } catch (error) {
+    if (!isNodeError(error) || error.code !== 'ENOENT') throw capabilityError('ERR_FS_FAILED', 'the overlay folder cannot be inspected');
+  }
+  if (stat === undefined) {
+    if (!create) return undefined;
+    try {
+      fs.mkdirSync(upperDir, { recursive: true, mode: 0o700 });
+    } catch {
+      throw capabilityError('ERR_FS_FAILED', 'the overlay folder cannot be created');
+    }
+  } else if (!stat.isDirectory()) {
+    throw capabilityError('ERR_FS_FAILED', 'the overlay folder is not a folder');
+  }
+  return fs.realpathSync(upperDir);
+}
+
+/** Refuses a write the real workspace would refuse: the target is a folder, or a parent is not one. */
+function assertWritableInWorkspace(root: string, absolute: string): void {
+  const stat = lstatOrUndefined(absolute);
+  if (stat?.isDirectory()) throw Object.assign(new Error('is a folder'), { code: 'EISDIR' });
+  let current = root;
+  for (const component of path.relative(root, path.dirname(absolute)).split(path.sep).filter((c) => c !== '')) {
+    current = path.join(current, component);
+    const parent = lstatOrUndefined(current);
+    if (parent === undefined) return;
+    if (!parent.isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+  }
+}
+
+function lstatOrUndefined(absolute: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(absolute);
+  } catch (error) {
+    if (isNodeError(error) && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) return undefined;
+    throw error;
+  }
+}
+
+function existsNoFollow(absolute: string): boolean {
+  return lstatOrUndefined(absolute) !== undefined;
+}
+
+/** The listing of `absolute`, or undefined when nothing is there (a file there is an error). */
+function listIfFolder(absolute: string): FsEntry[] | undefined {
+  if (!existsNoFollow(absolute)) return undefined;
+  return listFolder(absolute);
+}
+
+function byName(a: FsEntry, b: FsEntry): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+export interface ResolvedPath {
   /** Real absolute path, free of symlinks, inside the root. */
   absolute: string;
   /** The path relative to the root, with `/` separators ("." for the root). */
   display: string;
 }
 
-function realRootOf(root: string): string {
+/** The real path of a workspace root, or ERR_PATH_NOT_FOUND. */
+export function realRootOf(root: string): string {
   if (!path.isAbsolute(root)) throw capabilityError('ERR_FS_FAILED', 'the workspace root is not an absolute path');
   try {
     return fs.realpathSync(root);
@@ -99,6 +222,23 @@ function outside(relativePath: string, why: string): CapabilityError {
  * that do not exist yet are fine (for writes); existing symlinks are followed and must stay inside.
  */
 export function resolveInsideWorkspace(root: string, relativePath: unknown): ResolvedPath {
+  return resolveConfined(root, relativePath, 'follow-inside');
+}
+
+/**
+ * What to do with a symbolic link met while resolving: `follow-inside` follows it when its real
+ * target stays inside the root (the workspace); `refuse` refuses any link (folders Warden owns,
+ * such as an overlay's upper folder or a commit target, never contain one).
+ */
+export type SymlinkPolicy = 'follow-inside' | 'refuse';
+
+/**
+ * The one confinement check every file path goes through (workspace, overlay, commit, rollback):
+ * `relativePath` must be a string without NUL bytes, not absolute, must not climb out of `root`
+ * lexically, and every existing component is inspected with lstat and handled per `symlinks`.
+ * `root` must already be a real path.
+ */
+export function resolveConfined(root: string, relativePath: unknown, symlinks: SymlinkPolicy): ResolvedPath {
   if (typeof relativePath !== 'string') throw capabilityError('ERR_FS_FAILED', 'a path must be a string');
   if (relativePath.includes('\u0000')) throw outside(relativePath, 'it contains a NUL byte');
   if (path.isAbsolute(relativePath)) throw outside(relativePath, 'absolute paths are not allowed');
@@ -118,9 +258,11 @@ export function resolveInsideWorkspace(root: string, relativePath: unknown): Res
         current = path.join(current, ...components.slice(index));
         break;
       }
+      if (isNodeError(error) && error.code === 'ENAMETOOLONG') throw capabilityError('ERR_FS_FAILED', 'the path is too long');
       throw capabilityError('ERR_FS_FAILED', `cannot inspect ${JSON.stringify(relativePath)}`);
     }
     if (stat.isSymbolicLink()) {
+      if (symlinks === 'refuse') throw outside(relativePath, 'it goes through a symbolic link');
       let target: string;
       try {
         target = fs.realpathSync(next);
@@ -165,7 +307,7 @@ function makeParentFolders(root: string, folder: string): void {
   fs.mkdirSync(folder, { recursive: true });
 }
 
-function listFolder(absolute: string): FsEntry[] {
+export function listFolder(absolute: string): FsEntry[] {
   const entries = fs.readdirSync(absolute, { withFileTypes: true });
   if (entries.length > MAX_LIST_ENTRIES) {
     throw capabilityError('ERR_FS_FAILED', `fs.list: folder has ${entries.length} entries, more than ${MAX_LIST_ENTRIES}`);
@@ -181,7 +323,7 @@ function listFolder(absolute: string): FsEntry[] {
       }
       return { name: entry.name, type, size };
     })
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort(byName);
 }
 
 /** Runs `operation`, turning Node's fs errors into capability errors about `displayPath`. */
@@ -206,6 +348,6 @@ function withFsErrors<T>(displayPath: string, operation: () => T): T {
   }
 }
 
-function isNodeError(error: unknown): error is NodeJS.ErrnoException {
+export function isNodeError(error: unknown): error is NodeJS.ErrnoException {
   return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string';
 }

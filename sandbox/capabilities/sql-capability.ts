@@ -6,13 +6,21 @@
  * `query` runs exactly one read-only SELECT/WITH/VALUES statement on a read-only connection;
  * `exec` runs exactly one INSERT/UPDATE/DELETE/REPLACE (optionally behind WITH) in a
  * transaction. Schema changes, ATTACH/DETACH, PRAGMA (also as `pragma_*` table functions),
- * transaction control and multiple statements are refused with ERR_SQL_DENIED.
+ * transaction control and multiple statements are refused with ERR_SQL_DENIED, and so is any
+ * statement naming Warden's `warden_applied_calls` ledger.
+ *
+ * Brokered mode (the grant has `journal`, `callId` or `dryRun`): `exec` also captures the exact
+ * before-image of every row it changes, journals it before committing and records the call id in
+ * the target database in the same transaction, so the call happens at most once and can be undone
+ * (recovery/sql-row-capture.ts, recovery/sql-undo-journal.ts). `dryRun` measures and rolls back.
  *
  * Limit: SQLite cannot be interrupted from here, so a query that never ends blocks the sandbox
  * host; the worker-side deadline in SandboxClient kills and replaces the host in that case.
  */
 import Database from 'better-sqlite3';
+import { isAbsolute } from 'node:path';
 import { CapabilityError } from '../../errors';
+import { brokeredExec } from '../../recovery/sql-row-capture';
 import type { CapabilityGrant } from '../sandbox-messages';
 import { capabilityError } from './capability-error';
 
@@ -26,9 +34,22 @@ export type SqlGrant = NonNullable<CapabilityGrant['sql']>;
 export type SqlValue = string | number | null;
 export type SqlRow = Record<string, SqlValue>;
 
+/**
+ * What `exec` returns: `{ changes }`; in brokered mode also the table it changed, the number of
+ * row images captured (including rows reached by foreign-key actions and triggers) and the
+ * effective call id (the grant's `callId`, `#2`, `#3`… for later execs of the same tool call).
+ * A dry run returns `{ changes, table }`.
+ */
+export interface SqlExecResult {
+  changes: number;
+  table?: string;
+  rowsChanged?: number;
+  callId?: string;
+}
+
 export interface SqlCapability {
   query(database: unknown, sql: unknown, params?: unknown): SqlRow[];
-  exec(database: unknown, sql: unknown, params?: unknown): { changes: number };
+  exec(database: unknown, sql: unknown, params?: unknown): SqlExecResult;
 }
 
 type Statement = Database.Statement<unknown[]>;
@@ -36,9 +57,12 @@ type Statement = Database.Statement<unknown[]>;
 const QUERY_KEYWORDS = new Set(['SELECT', 'WITH', 'VALUES']);
 const EXEC_KEYWORDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'WITH']);
 const PRAGMA_ANYWHERE = /\bpragma(_\w*)?\b/i;
+const LEDGER_ANYWHERE = /warden_applied_calls/i;
 
 /** `sql.query` and `sql.exec` over the databases of `grant`. Whether each is granted is the caller's business. */
 export function createSqlCapability(grant: SqlGrant): SqlCapability {
+  /** `exec` calls made through this capability (one tool call): numbers the sub-call ids. */
+  let execCount = 0;
   return {
     query(database, sql, params = []) {
       const text = sqlText(sql);
@@ -54,13 +78,33 @@ export function createSqlCapability(grant: SqlGrant): SqlCapability {
     exec(database, sql, params = []) {
       const text = sqlText(sql);
       const bindings = bindingsOf(params);
-      return withDatabase(grant, database, false, (db) => {
+      if (LEDGER_ANYWHERE.test(text)) throw capabilityError('ERR_SQL_DENIED', 'warden_applied_calls belongs to Warden');
+      const brokered = grant.journal !== undefined || grant.callId !== undefined || grant.dryRun === true;
+      if (grant.journal !== undefined && !isAbsolute(grant.journal)) throw capabilityError('ERR_SQL_FAILED', 'the undo journal path is not absolute');
+      execCount += 1;
+      const callId = grant.callId === undefined ? undefined : execCount === 1 ? grant.callId : `${grant.callId}#${execCount}`;
+      return withDatabase(grant, database, false, (db, file) => {
         const statement = prepareSingle(db, text);
-        if (!EXEC_KEYWORDS.has(leadingKeyword(text)) || statement.reader || statement.readonly) {
+        const keyword = leadingKeyword(text);
+        if (!EXEC_KEYWORDS.has(keyword) || statement.reader || statement.readonly) {
           throw capabilityError('ERR_SQL_DENIED', 'sql.exec runs a single INSERT, UPDATE, DELETE or REPLACE without RETURNING; schema changes are refused');
         }
-        const run = db.transaction(() => statement.run(...bindings));
-        return { changes: run().changes };
+        if (!brokered) {
+          const run = db.transaction(() => statement.run(...bindings));
+          return { changes: run().changes };
+        }
+        return brokeredExec({
+          db,
+          database: database as string,
+          databasePath: file,
+          statement,
+          sql: text,
+          bindings,
+          keyword,
+          ...(grant.journal === undefined ? {} : { journal: grant.journal }),
+          ...(callId === undefined ? {} : { callId, baseCallId: grant.callId }),
+          ...(grant.dryRun === true ? { dryRun: true } : {}),
+        });
       });
     },
   };
@@ -98,7 +142,7 @@ export function leadingKeyword(sql: string): string {
   }
 }
 
-function withDatabase<T>(grant: SqlGrant, database: unknown, readonly: boolean, use: (db: Database.Database) => T): T {
+function withDatabase<T>(grant: SqlGrant, database: unknown, readonly: boolean, use: (db: Database.Database, file: string) => T): T {
   if (typeof database !== 'string' || !Object.hasOwn(grant.databases, database)) {
     throw capabilityError('ERR_DATABASE_NOT_GRANTED', `database ${JSON.stringify(String(database))} is not granted`, {
       database: String(database),
@@ -112,7 +156,7 @@ function withDatabase<T>(grant: SqlGrant, database: unknown, readonly: boolean, 
     throw capabilityError('ERR_SQL_FAILED', `database ${JSON.stringify(database)} cannot be opened`, { database });
   }
   try {
-    return use(db);
+    return use(db, file);
   } catch (error) {
     if (error instanceof CapabilityError) throw error;
     throw capabilityError('ERR_SQL_FAILED', `sql failed: ${error instanceof Error ? error.message : 'unknown error'}`, { database });

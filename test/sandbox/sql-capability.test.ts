@@ -109,6 +109,11 @@ describe('sql.exec', () => {
     expect(itemNames()).toEqual(['apple', 'pear']);
   });
 
+  it('without journal, callId or dryRun it stays plain: { changes } only, no ledger table, no capture', async () => {
+    expect(outputOf(await exec({ database: 'shop', sql: "UPDATE items SET price = price WHERE name = 'apple'" }))).toEqual({ changes: 1 });
+    expect(outputOf(await query({ database: 'shop', sql: "SELECT count(*) AS n FROM sqlite_schema WHERE name LIKE 'warden%'" }))).toEqual([{ n: 0 }]);
+  });
+
   it('a failing statement changes nothing (ERR_SQL_FAILED)', async () => {
     expect(codeOf(await exec({ database: 'shop', sql: 'INSERT INTO items (name) VALUES (NULL)' }))).toBe('ERR_SQL_FAILED');
     expect(itemNames()).toEqual(['apple', 'pear']);

@@ -37,7 +37,7 @@ export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): 
   const { client, connection }: { client: Client; connection: Connection } = await connectClient(config);
   const workerConnection: NativeConnection = await connectWorkerConnection(config);
   const taskQueue = `warden-test-${randomUUID()}`;
-  const worker = await createWardenWorker({ connection: workerConnection, namespace, taskQueue, cacheDir: join(TEST_STATE_DIR, 'cache'), env });
+  const worker = await createWardenWorker({ connection: workerConnection, namespace, taskQueue, stateDir: TEST_STATE_DIR, cacheDir: join(TEST_STATE_DIR, 'cache'), env });
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   const running = worker.run(stopped);

@@ -160,35 +160,28 @@ describe('agentTask workflow', () => {
     expect(result.steps[0]?.error?.message).toContain('/text');
   });
 
-  it('runs a sub-agent as a child workflow under grants narrowed to the parent', async () => {
+  const helperSubagent = (grants: string[], script: unknown[]) => ({
+    helper: {
+      intent: 'help',
+      agent: { name: 'helper', model: { driver: 'scripted', script } },
+      tools: { builtin: ['fs.read', 'fs.write'], custom: [wordCount] },
+      grants: { tools: grants },
+      limits: { onDeny: 'continue' },
+    },
+  });
+
+  it('runs a sub-agent as a child workflow under a grant delegated from the parent', async () => {
     const result = await env.runTask(
-      scriptedTask(
-        [{ spawn: 'helper', intent: 'count words' }, { final: 'delegated' }],
-        {
-          tools: { builtin: ['fs.read'], custom: [wordCount] },
-          grants: { tools: ['fs.read', 'word-count'], subagents: ['helper'] },
-          subagents: {
-            helper: {
-              intent: 'help',
-              agent: {
-                name: 'helper',
-                model: {
-                  driver: 'scripted',
-                  script: [
-                    { tool: 'word-count', args: { text: 'a b c' } },
-                    { tool: 'fs.write', args: { path: 'child.txt', content: 'x' } },
-                    { final: 'helped', claims: ['counted 3'] },
-                  ],
-                },
-              },
-              tools: { builtin: ['fs.write'], custom: [wordCount] },
-              // fs.write is granted to the child but not to the parent: the parent's grant wins.
-              grants: { tools: ['word-count', 'fs.write'] },
-              limits: { onDeny: 'continue' },
-            },
-          },
-        },
-      ),
+      scriptedTask([{ spawn: 'helper', intent: 'count words' }, { final: 'delegated' }], {
+        tools: { builtin: ['fs.read'], custom: [wordCount] },
+        grants: { tools: ['fs.read', 'word-count'], subagents: ['helper'] },
+        subagents: helperSubagent(['word-count'], [
+          { tool: 'word-count', args: { text: 'a b c' } },
+          // Granted to the parent, but not delegated to the child.
+          { tool: 'fs.read', args: { path: 'notes.txt' } },
+          { final: 'helped', claims: ['counted 3'] },
+        ]),
+      }),
     );
     expect(result.status).toBe('completed');
     expect(result.steps[0]).toMatchObject({ kind: 'spawn', tool: 'spawn:helper', decision: 'allow', executed: true });
@@ -199,8 +192,26 @@ describe('agentTask workflow', () => {
     // The parent stops on deny, and a child can never relax that.
     expect(child.status).toBe('denied');
     expect(child.steps[0]).toMatchObject({ tool: 'word-count', output: { words: 3 } });
-    expect(child.steps[1]).toMatchObject({ tool: 'fs.write', decision: 'deny', error: { code: 'ERR_TOOL_NOT_GRANTED' } });
+    expect(child.steps[1]).toMatchObject({ tool: 'fs.read', decision: 'deny', error: { code: 'ERR_TOOL_NOT_GRANTED' } });
     expect(result.steps[0]?.error?.code).toBe('ERR_SUBAGENT_FAILED');
+    // The chain runs from the user through the parent agent to the sub-agent.
+    expect(child.identity?.chain).toEqual(['user:alice@example.com', `agent:tester@${result.workflowId}`, `agent:helper@${child.workflowId}`]);
+    expect(child.steps[0]?.credential?.scope).toEqual(['word-count:invoke']);
+  });
+
+  it('refuses to delegate a grant wider than the parent holds, names the scope, and lets the parent go on', async () => {
+    const result = await env.runTask(
+      scriptedTask([{ spawn: 'helper' }, { tool: 'word-count', args: { text: 'x' } }, { final: 'went on' }], {
+        tools: { builtin: ['fs.read'], custom: [wordCount] },
+        grants: { tools: ['fs.read', 'word-count'], subagents: ['helper'] },
+        subagents: helperSubagent(['word-count', 'fs.write'], [{ final: 'never runs' }]),
+      }),
+    );
+    expect(result.status).toBe('completed');
+    expect(result.steps[0]).toMatchObject({ tool: 'spawn:helper', decision: 'deny', executed: false, error: { code: 'ERR_DELEGATION_WIDENS' } });
+    expect(result.steps[0]?.reason).toContain('fs.write');
+    expect(result.children).toEqual([]);
+    expect(result.steps[1]).toMatchObject({ tool: 'word-count', executed: true });
   });
 
   it('denies spawning a sub-agent that is not granted', async () => {

@@ -1,0 +1,115 @@
+/**
+ * The identity side of a task's life: a signed grant when it starts (or, for a sub-agent, a
+ * narrowing delegation from its parent's grant), and revocation when it ends, which stops every
+ * credential of the task and of its sub-agents at once.
+ *
+ * Invariant: grant tokens stay in the worker's grant store; activities return ids, hashes and
+ * the act chain only, so workflow history never holds a token.
+ */
+import type { Keystore } from '../identity/keystore';
+import type { CredentialStores } from '../identity/credential-stores';
+import { actChainOf } from '../identity/agent-identity';
+import { hashIntent, issueTaskGrant, type IssuedGrant } from '../identity/task-grant';
+import type { TaskIdentity } from '../task/task-run';
+import type { Task } from '../task/task-schema';
+import { durationToMs } from '../task/duration';
+import { CredentialError } from '../errors';
+import type { ActivityDeps } from './index';
+import { atActivityBoundary } from './to-application-failure';
+
+export interface IdentityServices {
+  keystore: Keystore;
+  stores: CredentialStores;
+}
+
+export interface BeginTaskInput {
+  workflowId: string;
+  task: Task;
+  /** Epoch ms: the task's deadline, which is also its grant's expiry. */
+  deadlineAt: number;
+}
+
+export interface DelegateGrantInput extends BeginTaskInput {
+  parentGrantId: string;
+}
+
+export interface EndTaskInput {
+  grantId: string;
+  status: string;
+}
+
+function grantRequestOf(input: BeginTaskInput) {
+  const { task } = input;
+  return {
+    workflowId: input.workflowId,
+    intentHash: hashIntent(task.intent),
+    agent: { name: task.agent.name, model: { id: task.agent.model.id, version: task.agent.model.version } },
+    grants: {
+      tools: task.grants.tools,
+      subagents: task.grants.subagents,
+      hosts: task.grants.hosts,
+      databases: task.grants.databases,
+    },
+    limits: {
+      maxSteps: task.limits.maxSteps,
+      maxDepth: task.limits.maxDepth,
+      toolTimeoutMs: durationToMs(task.limits.toolTimeout),
+      toolMemoryMb: task.limits.toolMemoryMb,
+    },
+    expiresAt: input.deadlineAt,
+  };
+}
+
+function identityOf(grant: IssuedGrant): TaskIdentity {
+  return {
+    agentId: grant.claims.sub,
+    grantId: grant.id,
+    grantHash: grant.hash,
+    chain: actChainOf(grant.claims.act),
+    expiresAt: new Date(grant.claims.exp * 1000).toISOString(),
+  };
+}
+
+function requireIdentity(deps: ActivityDeps): IdentityServices {
+  if (deps.identity === undefined) throw new TypeError('this worker was created without identity services');
+  return deps.identity;
+}
+
+export function createTaskIdentityActivities(deps: ActivityDeps) {
+  return {
+    /** Issues the grant of a task the user started. */
+    async beginTask(input: BeginTaskInput): Promise<TaskIdentity> {
+      return atActivityBoundary(async () => {
+        const { keystore, stores } = requireIdentity(deps);
+        const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
+        stores.grants.saveGrant(grant);
+        return identityOf(grant);
+      });
+    },
+
+    /**
+     * Issues a sub-agent's grant from its parent's. Refused with a DelegationError naming the scope
+     * when the sub-agent asks for more than the parent holds, lives longer, or nests too deep.
+     */
+    async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
+      return atActivityBoundary(async () => {
+        const { keystore, stores } = requireIdentity(deps);
+        const parent = stores.grants.getGrant(input.parentGrantId);
+        if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
+        const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
+        stores.grants.saveGrant(grant);
+        return identityOf(grant);
+      });
+    },
+
+    /** Ends a grant: every credential of the task and its sub-agents stops verifying now. */
+    async endTask(input: EndTaskInput): Promise<void> {
+      return atActivityBoundary(async () => {
+        const { stores } = requireIdentity(deps);
+        const grant = stores.grants.getGrant(input.grantId);
+        await stores.revocation.revokeGrant(input.grantId, `task ${input.status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
+      });
+    },
+  };
+}
+

@@ -1,0 +1,95 @@
+/** `warden keys jwks|list|rotate`: the credential authority's signing keys (identity/keystore.ts). */
+import { parseArgs } from 'node:util';
+import { WardenError } from '../../errors';
+import { SIGNING_ALGS, SigningAlgSchema } from '../../identity/claims';
+import { openKeystore } from '../../identity/keystore';
+import { stateDirOf } from '../../state-dir';
+import { durationToMs } from '../../task/duration';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+
+/** How long a retired key keeps verifying unless `--verify-for` says otherwise: past any task deadline. */
+export const DEFAULT_VERIFY_FOR = '24h';
+
+export const KEYS_USAGE = `usage: warden keys jwks|list|rotate [--alg EdDSA|ES256] [--verify-for <duration>]
+
+  jwks     print the public JWKS (the keys that verify Warden's tokens)
+  list     list the keys: id, algorithm, created, active or retired until when
+  rotate   make a new key active; the old one keeps verifying for --verify-for
+           (default ${DEFAULT_VERIFY_FOR}: longer than any task deadline), then is deleted
+  --alg    algorithm of the new key (default: the active key's; the first key is EdDSA)`;
+
+export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        alg: { type: 'string' },
+        'verify-for': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    io.stderr(`warden keys: ${(error as Error).message}\n${KEYS_USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (args.values.help) {
+    io.stdout(`${KEYS_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const [action, ...extra] = args.positionals;
+  if (extra.length > 0 || (action !== 'jwks' && action !== 'list' && action !== 'rotate')) {
+    io.stderr(`warden keys: expected jwks, list or rotate\n${KEYS_USAGE}\n`);
+    return EXIT.usage;
+  }
+  const alg = args.values.alg === undefined ? undefined : SigningAlgSchema.safeParse(args.values.alg);
+  if (alg !== undefined && !alg.success) {
+    io.stderr(`warden keys: --alg must be one of ${SIGNING_ALGS.join(', ')}\n`);
+    return EXIT.usage;
+  }
+  if (action !== 'rotate' && (args.values.alg !== undefined || args.values['verify-for'] !== undefined)) {
+    io.stderr(`warden keys: --alg and --verify-for apply to rotate only\n${KEYS_USAGE}\n`);
+    return EXIT.usage;
+  }
+  let verifyForMs: number;
+  try {
+    verifyForMs = durationToMs(args.values['verify-for'] ?? DEFAULT_VERIFY_FOR);
+  } catch {
+    io.stderr(`warden keys: --verify-for must be a duration such as "30m" or "24h"\n`);
+    return EXIT.usage;
+  }
+
+  try {
+    const keystore = await openKeystore({ stateDir: stateDirOf(io.env) });
+    if (action === 'jwks') {
+      io.stdout(`${JSON.stringify(keystore.jwks(), null, 2)}\n`);
+      return EXIT.ok;
+    }
+    if (action === 'rotate') {
+      const previous = keystore.activeKid();
+      const created = await keystore.rotate({ maxTokenLifetimeMs: verifyForMs, ...(alg?.success ? { alg: alg.data } : {}) });
+      const retired = keystore.list().find((k) => k.kid === previous);
+      io.stdout(`active key: ${created.kid} (${created.alg})\nretired:    ${previous}, verifies until ${retired?.verifyUntil ?? 'now'}\n`);
+      return EXIT.ok;
+    }
+    const now = Date.now();
+    for (const key of keystore.list()) {
+      const status =
+        key.status === 'active'
+          ? 'active'
+          : key.verifyUntil !== undefined && Date.parse(key.verifyUntil) > now
+            ? `retired ${key.retiredAt}, verifies until ${key.verifyUntil}`
+            : `retired ${key.retiredAt}, no longer verifies (deleted on the next rotation)`;
+      io.stdout(`${key.kid}  ${key.alg.padEnd(5)}  created ${key.createdAt}  ${status}\n`);
+    }
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden keys: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * `warden rollback <workflowId> [--force] [--snapshot]`: puts the workspace back to how it was
+ * before the task (also after the task committed) and undoes its journaled SQL calls.
+ */
+import { WardenError } from '../../errors';
+import { undoAllSqlCalls } from '../../recovery/sql-undo-journal';
+import { findTaskRecords } from '../../recovery/task-records';
+import { restoreSnapshot } from '../../recovery/workspace-snapshot';
+import { rollbackTask } from '../../recovery/workspace-rollback';
+import { stateDirOf } from '../../state-dir';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+
+export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--force] [--snapshot] [--json]
+
+  restores every workspace file the task's commit wrote to what it replaced (files the task
+  created are deleted) and undoes the task's journaled SQL calls, newest first
+
+  --force     also overwrite files and rows changed since the task (otherwise refused)
+  --snapshot  restore the pre-task snapshot instead (workspace files and databases), for tasks
+              run with snapshot: true`;
+
+const FLAGS = new Set(['--force', '--snapshot', '--json']);
+
+export async function rollbackCommand(argv: string[], io: CliIo): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.stdout(`${ROLLBACK_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const positional = argv.filter((a) => !FLAGS.has(a));
+  if (positional.length !== 1 || positional[0]!.startsWith('-')) {
+    io.stderr(`warden rollback: expected one workflow id and the flags --force, --snapshot, --json\n${ROLLBACK_USAGE}\n`);
+    return EXIT.usage;
+  }
+  const workflowId = positional[0]!;
+  const force = argv.includes('--force');
+  const stateDir = stateDirOf(io.env);
+  try {
+    const records = await findTaskRecords(stateDir, workflowId);
+    if (records === undefined) {
+      io.stderr(`warden rollback: nothing recorded for ${workflowId} under ${stateDir}\n`);
+      return EXIT.failed;
+    }
+    const { taskKey } = records;
+    if (argv.includes('--snapshot')) {
+      const restored = await restoreSnapshot({ stateDir, taskKey, force, databases: true });
+      io.stdout(
+        argv.includes('--json')
+          ? `${JSON.stringify({ workflowId, taskKey, snapshot: restored })}\n`
+          : `restored the pre-task snapshot of ${workflowId}: ${restored.restored.length} file(s) restored, ${restored.deleted.length} deleted, ${restored.databases.length} database(s)\n`,
+      );
+      return EXIT.ok;
+    }
+    const files = await rollbackTask({ stateDir, taskKey, force });
+    const sql = undoAllSqlCalls({ journal: records.journal, force });
+    if (argv.includes('--json')) {
+      io.stdout(`${JSON.stringify({ workflowId, taskKey, files, sql })}\n`);
+      return EXIT.ok;
+    }
+    const lines: string[] = [];
+    if (files.status === 'nothing-to-roll-back') lines.push('workspace: the task committed no files');
+    else if (files.status === 'already-rolled-back') lines.push('workspace: already rolled back');
+    else {
+      lines.push(`workspace: ${files.restored.length} file(s) restored, ${files.deleted.length} deleted${files.forced.length > 0 ? `, ${files.forced.length} forced` : ''}`);
+      for (const path of files.restored) lines.push(`  restored ${path}`);
+      for (const path of files.deleted) lines.push(`  deleted  ${path}`);
+    }
+    const undone = sql.filter((c) => c.outcome === 'undone');
+    lines.push(sql.length === 0 ? 'SQL: nothing to undo' : `SQL: ${undone.length} call(s) undone`);
+    for (const call of sql) lines.push(`  ${call.outcome.padEnd(14)} ${call.callId}  ${call.database}.${call.table}  ${call.rows} row image(s)`);
+    io.stdout(`${lines.join('\n')}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden rollback: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+}

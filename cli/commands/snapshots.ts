@@ -1,0 +1,72 @@
+/** `warden snapshots <workflowId>`: what recovery recorded for a task (snapshots, commit, SQL journal). */
+import { WardenError } from '../../errors';
+import { findTaskRecords, type TaskRecords } from '../../recovery/task-records';
+import { stateDirOf } from '../../state-dir';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+
+export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
+
+  lists the snapshots of a task (pre-task copy, the commit of its overlay with what each file
+  replaced) and its journaled SQL calls`;
+
+export async function snapshotsCommand(argv: string[], io: CliIo): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.stdout(`${SNAPSHOTS_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const json = argv.includes('--json');
+  const positional = argv.filter((a) => a !== '--json');
+  if (positional.length !== 1 || positional[0]!.startsWith('-')) {
+    io.stderr(`warden snapshots: expected one workflow id\n${SNAPSHOTS_USAGE}\n`);
+    return EXIT.usage;
+  }
+  const workflowId = positional[0]!;
+  const stateDir = stateDirOf(io.env);
+  try {
+    const records = await findTaskRecords(stateDir, workflowId);
+    if (records === undefined) {
+      io.stderr(`warden snapshots: nothing recorded for ${workflowId} under ${stateDir}\n`);
+      return EXIT.failed;
+    }
+    io.stdout(json ? `${JSON.stringify(records)}\n` : formatRecords(records));
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden snapshots: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+}
+
+const short = (sha: string | null) => (sha === null ? 'absent' : sha.slice(0, 12));
+
+export function formatRecords(records: TaskRecords): string {
+  const lines = [`task ${records.workflowId}${records.taskKey === records.workflowId ? '' : ` (key ${records.taskKey})`}`];
+  if (records.snapshots.length === 0) lines.push('no snapshots');
+  for (const snapshot of records.snapshots) {
+    const when = snapshot.kind === 'pre-task' ? snapshot.createdAt : (snapshot.rolledBackAt ?? snapshot.committedAt ?? snapshot.createdAt);
+    lines.push(`${snapshot.kind} snapshot, ${snapshot.status}, ${when}: ${snapshot.entries.length} file(s) in ${snapshot.workspace || '(no workspace)'}`);
+    const width = Math.max(0, ...snapshot.entries.map((e) => e.path.length));
+    for (const entry of snapshot.entries) {
+      lines.push(
+        snapshot.kind === 'pre-task'
+          ? `  ${entry.path.padEnd(width)}  ${short(entry.after)}`
+          : `  ${entry.path.padEnd(width)}  ${short(entry.before)} -> ${short(entry.after)}${entry.before === null ? '  (created by the task)' : ''}`,
+      );
+    }
+    for (const database of snapshot.databases ?? []) lines.push(`  database ${database.name} (${database.path})  ${short(database.object)}`);
+  }
+  if (records.sqlCalls.length > 0) {
+    lines.push(`SQL journal ${records.journal}: ${records.sqlCalls.length} call(s)`);
+    for (const call of records.sqlCalls) {
+      const state = call.undoneAt === null ? 'not undone' : `${call.undoOutcome ?? 'undone'} ${call.undoneAt}`;
+      lines.push(`  ${call.callId}  ${call.op} ${call.database}.${call.table}  ${call.changes} change(s), ${call.rowsChanged} row image(s)  ${call.recordedAt}  ${state}`);
+    }
+  }
+  if (records.pendingOverlayFiles.length > 0) {
+    lines.push(`overlay not committed: ${records.pendingOverlayFiles.length} file(s): ${records.pendingOverlayFiles.join(', ')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,87 @@
+/**
+ * Span attribute names Warden's traces carry, and the ones that must never reach the custody
+ * ledger. Where the OpenTelemetry GenAI semantic conventions define a name (`gen_ai.*`), it is
+ * used as is; everything Warden adds lives under `warden.*`.
+ *
+ * Deliberately plain constants with no imports: workflow code may import this file.
+ */
+
+/** OpenTelemetry GenAI semantic-convention attributes Warden sets. */
+export const GEN_AI_ATTR = {
+  /** `chat` for a model call, `execute_tool` for a tool call, `invoke_agent` for a (sub-)agent. */
+  operationName: 'gen_ai.operation.name',
+  /** The model id asked for (e.g. `gpt-4o-mini`, `scripted-scribe`). */
+  requestModel: 'gen_ai.request.model',
+  /** The model id that answered, when the provider says. */
+  responseModel: 'gen_ai.response.model',
+  toolName: 'gen_ai.tool.name',
+  /** The model's own id for the tool call. */
+  toolCallId: 'gen_ai.tool.call.id',
+  agentName: 'gen_ai.agent.name',
+  agentId: 'gen_ai.agent.id',
+} as const;
+
+/** Values of `gen_ai.operation.name`. */
+export const GEN_AI_OPERATION = {
+  chat: 'chat',
+  executeTool: 'execute_tool',
+  invokeAgent: 'invoke_agent',
+} as const;
+
+/** Span names the GenAI conventions prescribe: `{operation} {model or tool or agent}`. */
+export const genAiSpanName = {
+  chat: (model: string): string => `${GEN_AI_OPERATION.chat} ${model}`,
+  executeTool: (tool: string): string => `${GEN_AI_OPERATION.executeTool} ${tool}`,
+  invokeAgent: (agent: string): string => `${GEN_AI_OPERATION.invokeAgent} ${agent}`,
+};
+
+/** Warden's own attributes. Hashes are lower-case hex SHA-256 of the canonical JSON (or UTF-8 text). */
+export const WARDEN_ATTR = {
+  /** Root workflow id of the task: every span of a task carries it, sub-agents included. */
+  taskId: 'warden.task.id',
+  /** The human the agent acts for. */
+  user: 'warden.user',
+  /** The user's intent in full (only when configured to record it in clear). */
+  intent: 'warden.intent',
+  intentSha256: 'warden.intent.sha256',
+  /** This agent's workflow id. */
+  agentId: 'warden.agent.id',
+  /** Delegation chain from the root agent down to this one (workflow ids), as a string array. */
+  agentChain: 'warden.agent.chain',
+  /** Model version (the id goes in `gen_ai.request.model`). */
+  modelVersion: 'warden.model.version',
+  /** Hash of the exact prompt context sent to the model. */
+  promptSha256: 'warden.prompt.sha256',
+  /** Hash of the tool's arguments (canonical JSON). */
+  toolArgsSha256: 'warden.tool.args.sha256',
+  /** The `jti` of the credential a tool call used. Never the token itself. */
+  credentialJti: 'warden.credential.jti',
+  /** `allow` or `deny`. */
+  policyDecision: 'warden.policy.decision',
+  /** Ids of the policy rules that matched, as a string array. */
+  policyRules: 'warden.policy.rules',
+  resourcesFiles: 'warden.resources.files',
+  resourcesHosts: 'warden.resources.hosts',
+  resourcesTables: 'warden.resources.tables',
+  /** `ok`, `denied`, `failed`, or a task status at the end of a task. */
+  outcome: 'warden.outcome',
+} as const;
+
+/**
+ * Attribute keys dropped before a span is recorded, whatever their value: bearer material has
+ * no place in a ledger that is kept forever and shown to auditors.
+ */
+export const DENIED_ATTRIBUTE_KEYS: readonly string[] = [
+  'warden.credential.token',
+  'warden.credential.secret',
+  'http.request.header.authorization',
+  'http.request.header.cookie',
+  'http.response.header.set-cookie',
+];
+
+/** Keys whose last segment names a secret are dropped too (`*.token`, `*.password`, `*.api_key`, ...). */
+export const DENIED_ATTRIBUTE_KEY_PATTERN = /(^|[._-])(token|secret|password|passwd|api[_-]?key|authorization|cookie|private[_-]?key)$/i;
+
+export function isDeniedAttributeKey(key: string, denied: readonly string[] = DENIED_ATTRIBUTE_KEYS): boolean {
+  return denied.includes(key) || DENIED_ATTRIBUTE_KEY_PATTERN.test(key);
+}

@@ -1,0 +1,119 @@
+/**
+ * Read-only access to a custody ledger file, for verification, proofs and forensic views. It
+ * never creates keys, tables or records, so auditing a ledger cannot change it, and it returns
+ * rows as stored (a tampered body is handed over as text, not parsed).
+ */
+import { existsSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { CustodyError } from '../errors';
+import { ledgerPaths, rowToCheckpoint, rowToRecord, type CheckpointRow, type CustodyLedgerOptions, type RecordRow } from './ledger';
+import type { Checkpoint, LedgerRecord } from './ledger-record';
+import { recordLeafHash } from './ledger-record';
+
+export class LedgerReader {
+  readonly path: string;
+  readonly keyDir: string;
+  private readonly db: Database.Database;
+
+  private constructor(path: string, keyDir: string, db: Database.Database) {
+    this.path = path;
+    this.keyDir = keyDir;
+    this.db = db;
+  }
+
+  /**
+   * Opens the ledger of `options` (a file path, or state folder / path / key folder options).
+   * @throws CustodyError `ERR_CUSTODY_NOT_FOUND` when there is no ledger file.
+   */
+  static open(options: string | Pick<CustodyLedgerOptions, 'stateDir' | 'path' | 'keyDir'>): LedgerReader {
+    const { path, keyDir } = ledgerPaths(typeof options === 'string' ? { path: options } : options);
+    if (!existsSync(path)) throw new CustodyError('ERR_CUSTODY_NOT_FOUND', `no custody ledger at ${path}`, { details: { path } });
+    let db: Database.Database;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true, timeout: 15_000 });
+      db.prepare('SELECT count(*) FROM records').get();
+    } catch (error) {
+      throw new CustodyError('ERR_CUSTODY_NOT_FOUND', `${path} is not a readable custody ledger: ${error instanceof Error ? error.message : String(error)}`, {
+        details: { path },
+        cause: error,
+      });
+    }
+    return new LedgerReader(path, keyDir, db);
+  }
+
+  /** Stored rows in seq order, lazily. Do not run other queries on this reader while iterating. */
+  rows(): IterableIterator<RecordRow> {
+    return this.db.prepare<[], RecordRow>('SELECT * FROM records ORDER BY seq').iterate();
+  }
+
+  row(seq: number): RecordRow | undefined {
+    return this.db.prepare<[number], RecordRow>('SELECT * FROM records WHERE seq = ?').get(seq);
+  }
+
+  /** Parsed record at `seq`. @throws CustodyError `ERR_CUSTODY_NOT_FOUND`. */
+  record(seq: number): LedgerRecord {
+    const row = this.row(seq);
+    if (row === undefined) throw new CustodyError('ERR_CUSTODY_NOT_FOUND', `no custody record ${seq} in ${this.path}`, { details: { seq } });
+    return rowToRecord(row);
+  }
+
+  records(taskId?: string): LedgerRecord[] {
+    const rows =
+      taskId === undefined
+        ? this.db.prepare<[], RecordRow>('SELECT * FROM records ORDER BY seq').all()
+        : this.db.prepare<[string], RecordRow>('SELECT * FROM records WHERE task_id = ? ORDER BY seq').all(taskId);
+    return rows.map(rowToRecord);
+  }
+
+  /** Earlier row with exactly this kind, body and prevHash (a copied record), if any. */
+  copyOf(row: Pick<RecordRow, 'kind' | 'body' | 'prev_hash' | 'seq'>): number | undefined {
+    return this.db
+      .prepare<[string, string, string, number], { seq: number }>('SELECT seq FROM records WHERE kind = ? AND body = ? AND prev_hash = ? AND seq < ? ORDER BY seq LIMIT 1')
+      .get(row.kind, row.body, row.prev_hash, row.seq)?.seq;
+  }
+
+  count(): number {
+    return this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM records').get()?.n ?? 0;
+  }
+
+  /** Number of records stored for a task (as their `taskId` says). */
+  countForTask(taskId: string): { count: number; maxSeq: number | null } {
+    const row = this.db.prepare<[string], { n: number; maxSeq: number | null }>('SELECT count(*) AS n, max(seq) AS maxSeq FROM records WHERE task_id = ?').get(taskId);
+    return { count: row?.n ?? 0, maxSeq: row?.maxSeq ?? null };
+  }
+
+  checkpointRows(): CheckpointRow[] {
+    return this.db.prepare<[], CheckpointRow>('SELECT * FROM checkpoints ORDER BY id').all();
+  }
+
+  checkpoints(): Checkpoint[] {
+    return this.checkpointRows().map(rowToCheckpoint);
+  }
+
+  latestCheckpoint(): Checkpoint | undefined {
+    const row = this.db.prepare<[], CheckpointRow>('SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1').get();
+    return row === undefined ? undefined : rowToCheckpoint(row);
+  }
+
+  checkpointAt(treeSize: number): Checkpoint | undefined {
+    const row = this.db.prepare<[number], CheckpointRow>('SELECT * FROM checkpoints WHERE tree_size = ? ORDER BY id DESC LIMIT 1').get(treeSize);
+    return row === undefined ? undefined : rowToCheckpoint(row);
+  }
+
+  /** RFC 9162 leaf hashes of the first `treeSize` stored records, from their stored hashes. */
+  leafHashes(treeSize: number): Buffer[] {
+    const rows = this.db.prepare<[number], { seq: number; hash: string }>('SELECT seq, hash FROM records WHERE seq < ? ORDER BY seq').all(treeSize);
+    if (rows.length !== treeSize || rows.some((row, index) => row.seq !== index)) {
+      throw new CustodyError('ERR_CUSTODY_BROKEN', `the custody ledger ${this.path} does not hold records 0..${treeSize - 1} contiguously; run \`warden audit verify\``);
+    }
+    try {
+      return rows.map((row) => recordLeafHash(row.hash));
+    } catch (error) {
+      throw new CustodyError('ERR_CUSTODY_BROKEN', `a record hash in ${this.path} is malformed; run \`warden audit verify\``, { cause: error });
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

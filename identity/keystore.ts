@@ -1,0 +1,459 @@
+/**
+ * The credential authority's signing keys, kept under `<stateDir>/keys/`.
+ *
+ *   keys/                 0700
+ *     index.json          0600  { version, active, keys: [{ kid, alg, createdAt, retiredAt?, verifyUntil? }] }
+ *     <kid>.jwk.json      0600  the private JWK of one key (kid = its RFC 7638 thumbprint)
+ *     jwks.json           0600  the public JWKS, for processes that only verify
+ *     .lock                     held while the index changes
+ *
+ * Invariants:
+ * - A private key never leaves this module: it is imported as a non-extractable CryptoKey and
+ *   only a `sign` function is handed out. `jwks()` copies the public members field by field.
+ * - Exactly one key is active. The first open creates it under an exclusive lock, so processes
+ *   opening a fresh state folder at once agree on one key.
+ * - A retired key keeps verifying until `retiredAt + maxTokenLifetime` (every token it signed has
+ *   expired by then) and is deleted by the next open or rotation after that.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWTPayload } from 'jose';
+import { z } from 'zod';
+import { KeystoreError } from '../errors';
+import { JwksSchema, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
+import { systemClock, type Clock } from './clock';
+
+export const KEYS_DIR = 'keys';
+const INDEX_FILE = 'index.json';
+const JWKS_FILE = 'jwks.json';
+const LOCK_FILE = '.lock';
+const LOCK_TIMEOUT_MS = 10_000;
+/** No legitimate holder keeps the lock this long; an older lock was left by a crash. */
+const LOCK_STALE_MS = 60_000;
+/** How often `signer()` looks for a rotation done by another process. */
+const REFRESH_INTERVAL_MS = 1000;
+
+const KidSchema = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a key id (base64url SHA-256 thumbprint)');
+
+export const KeyRecordSchema = z.strictObject({
+  kid: KidSchema,
+  alg: SigningAlgSchema,
+  createdAt: z.iso.datetime(),
+  retiredAt: z.iso.datetime().optional(),
+  /** After this instant the key no longer verifies and is pruned. */
+  verifyUntil: z.iso.datetime().optional(),
+});
+export type KeyRecord = z.infer<typeof KeyRecordSchema>;
+
+export const KeyIndexSchema = z
+  .strictObject({
+    version: z.literal(1),
+    active: KidSchema,
+    keys: z.array(KeyRecordSchema).min(1),
+  })
+  .refine((index) => index.keys.some((k) => k.kid === index.active && k.retiredAt === undefined), {
+    message: 'the active key must be listed and not retired',
+  })
+  .refine((index) => new Set(index.keys.map((k) => k.kid)).size === index.keys.length, { message: 'key ids must be unique' });
+export type KeyIndex = z.infer<typeof KeyIndexSchema>;
+
+const B64 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+/** A private key file. */
+export const PrivateJwkFileSchema = z.union([
+  z.strictObject({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: B64, d: B64, kid: KidSchema, alg: z.literal('EdDSA') }),
+  z.strictObject({ kty: z.literal('EC'), crv: z.literal('P-256'), x: B64, y: B64, d: B64, kid: KidSchema, alg: z.literal('ES256') }),
+]);
+type PrivateJwkFile = z.infer<typeof PrivateJwkFileSchema>;
+
+/** One key as `warden keys list` shows it. */
+export interface KeyInfo extends KeyRecord {
+  status: 'active' | 'retired';
+}
+
+/** Signs JWTs with the active key; the key itself stays inside the keystore. */
+export interface JwtSigner {
+  readonly kid: string;
+  readonly alg: SigningAlg;
+  /** A compact JWS of `payload` with protected header `{ alg, kid, typ }`. */
+  sign(payload: JWTPayload, typ: string): Promise<string>;
+}
+
+export interface Keystore {
+  /** The `keys/` folder. */
+  readonly dir: string;
+  readonly clock: Clock;
+  /** The active key's id. */
+  activeKid(): string;
+  /** Every key still on disk, active first. */
+  list(): KeyInfo[];
+  /** Public keys that still verify (active and retired-but-not-past-verifyUntil); `use: 'sig'`, no private members. */
+  jwks(): Jwks;
+  /** A signer for the key active now. */
+  signer(): JwtSigner;
+  /**
+   * Makes a new key active. The old active key is retired and keeps verifying for
+   * `maxTokenLifetimeMs` (the longest lifetime of any token it signed: the longest task deadline).
+   */
+  rotate(options: { maxTokenLifetimeMs: number; alg?: SigningAlg }): Promise<KeyInfo>;
+  /** Re-reads the folder (another process may have rotated). */
+  reload(): Promise<void>;
+  /** `reload()` if the index changed on disk since it was read; cheap enough to call per signature. */
+  refresh(): Promise<boolean>;
+}
+
+export interface OpenKeystoreOptions {
+  stateDir: string;
+  /** Algorithm of the key created on first use (default EdDSA, i.e. Ed25519). */
+  alg?: SigningAlg;
+  clock?: Clock;
+}
+
+/** Opens (creating on first use) the keystore under `<stateDir>/keys/`, pruning keys past their verification window. */
+export async function openKeystore(options: OpenKeystoreOptions): Promise<Keystore> {
+  const alg = SigningAlgSchema.parse(options.alg ?? 'EdDSA');
+  const clock = options.clock ?? systemClock;
+  const dir = join(options.stateDir, KEYS_DIR);
+  ensurePrivateDir(dir);
+  if (!fs.existsSync(join(dir, INDEX_FILE))) {
+    await withLock(dir, async () => {
+      if (fs.existsSync(join(dir, INDEX_FILE))) return; // another process created it while we waited
+      const record = await createKey(dir, alg, clock());
+      await writeIndexAndJwks(dir, { version: 1, active: record.kid, keys: [record] });
+    });
+  }
+  const keystore = new FileKeystore(dir, clock);
+  await keystore.reload();
+  if (keystore.hasPrunableKeys()) await keystore.prune();
+  return keystore;
+}
+
+/** The public JWKS written next to the keys, for a process that verifies but must not hold private keys. */
+export function readJwksFile(stateDir: string): Jwks {
+  const file = join(stateDir, KEYS_DIR, JWKS_FILE);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the JWKS ${file}: ${(error as Error).message}`, { details: { file }, cause: error });
+  }
+  const result = JwksSchema.safeParse(parsed);
+  if (!result.success) throw new KeystoreError('ERR_KEYSTORE_INVALID', `${file} is not a Warden JWKS`, { details: { file } });
+  return result.data;
+}
+
+interface LoadedKey {
+  record: KeyRecord;
+  publicJwk: PublicJwk;
+}
+
+class FileKeystore implements Keystore {
+  private index: KeyIndex | undefined;
+  private keys = new Map<string, LoadedKey>();
+  private activeSigner: JwtSigner | undefined;
+  private indexStamp = '';
+  private lastRefreshCheck = 0;
+
+  constructor(
+    readonly dir: string,
+    readonly clock: Clock,
+  ) {}
+
+  activeKid(): string {
+    return this.loadedIndex().active;
+  }
+
+  list(): KeyInfo[] {
+    const index = this.loadedIndex();
+    return [...index.keys]
+      .sort((a, b) => (a.kid === index.active ? -1 : b.kid === index.active ? 1 : b.createdAt.localeCompare(a.createdAt)))
+      .map((record) => ({ ...record, status: record.kid === index.active ? 'active' : 'retired' }));
+  }
+
+  jwks(): Jwks {
+    const now = this.clock();
+    const keys: PublicJwk[] = [];
+    for (const { record, publicJwk } of this.keys.values()) {
+      if (record.verifyUntil === undefined || Date.parse(record.verifyUntil) > now) keys.push({ ...publicJwk });
+    }
+    return { keys };
+  }
+
+  signer(): JwtSigner {
+    const keystore = this;
+    return {
+      get kid() {
+        return keystore.currentSigner().kid;
+      },
+      get alg() {
+        return keystore.currentSigner().alg;
+      },
+      async sign(payload, typ) {
+        // Pick up a rotation made by another process before signing with a key that may be retired.
+        if (performance.now() - keystore.lastRefreshCheck > REFRESH_INTERVAL_MS) await keystore.refresh();
+        return keystore.currentSigner().sign(payload, typ);
+      },
+    };
+  }
+
+  async rotate(options: { maxTokenLifetimeMs: number; alg?: SigningAlg }): Promise<KeyInfo> {
+    if (!Number.isFinite(options.maxTokenLifetimeMs) || options.maxTokenLifetimeMs < 0) {
+      throw new TypeError('maxTokenLifetimeMs must be a non-negative number of milliseconds');
+    }
+    const alg = SigningAlgSchema.parse(options.alg ?? this.activeSigner?.alg ?? 'EdDSA');
+    let created: KeyRecord | undefined;
+    await withLock(this.dir, async () => {
+      const index = readIndex(this.dir); // the folder, not our copy: another process may have rotated
+      const now = this.clock();
+      const nowIso = new Date(now).toISOString();
+      const verifyUntil = new Date(now + options.maxTokenLifetimeMs).toISOString();
+      created = await createKey(this.dir, alg, now);
+      const retired = index.keys.map((k) => (k.kid === index.active ? { ...k, retiredAt: nowIso, verifyUntil } : k));
+      const { kept, pruned } = splitPrunable(retired, now);
+      await writeIndexAndJwks(this.dir, { version: 1, active: created.kid, keys: [created, ...kept] });
+      for (const k of pruned) removeKeyFile(this.dir, k.kid);
+    });
+    await this.reload();
+    return { ...(created as KeyRecord), status: 'active' };
+  }
+
+  async reload(): Promise<void> {
+    const index = readIndex(this.dir);
+    const stamp = indexStamp(this.dir);
+    const keys = new Map<string, LoadedKey>();
+    let activeSigner: JwtSigner | undefined;
+    for (const record of index.keys) {
+      const file = readKeyFile(this.dir, record);
+      keys.set(record.kid, { record, publicJwk: publicPartOf(file) });
+      if (record.kid === index.active) activeSigner = await signerFor(file);
+    }
+    this.index = index;
+    this.keys = keys;
+    this.activeSigner = activeSigner;
+    this.indexStamp = stamp;
+    this.lastRefreshCheck = performance.now();
+  }
+
+  async refresh(): Promise<boolean> {
+    this.lastRefreshCheck = performance.now();
+    if (indexStamp(this.dir) === this.indexStamp) return false;
+    await this.reload();
+    return true;
+  }
+
+  hasPrunableKeys(): boolean {
+    return splitPrunable(this.loadedIndex().keys, this.clock()).pruned.length > 0;
+  }
+
+  /** Deletes keys whose verification window has passed. */
+  async prune(): Promise<void> {
+    await withLock(this.dir, async () => {
+      const index = readIndex(this.dir);
+      const { kept, pruned } = splitPrunable(index.keys, this.clock());
+      if (pruned.length === 0) return;
+      await writeIndexAndJwks(this.dir, { ...index, keys: kept });
+      for (const k of pruned) removeKeyFile(this.dir, k.kid);
+    });
+    await this.reload();
+  }
+
+  private currentSigner(): JwtSigner {
+    if (this.activeSigner === undefined) throw new TypeError('keystore not loaded');
+    return this.activeSigner;
+  }
+
+  private loadedIndex(): KeyIndex {
+    if (this.index === undefined) throw new TypeError('keystore not loaded');
+    return this.index;
+  }
+}
+
+function splitPrunable(keys: readonly KeyRecord[], now: number): { kept: KeyRecord[]; pruned: KeyRecord[] } {
+  const kept: KeyRecord[] = [];
+  const pruned: KeyRecord[] = [];
+  for (const k of keys) (k.verifyUntil !== undefined && Date.parse(k.verifyUntil) <= now ? pruned : kept).push(k);
+  return { kept, pruned };
+}
+
+async function signerFor(file: PrivateJwkFile): Promise<JwtSigner> {
+  const { kid, alg, ...jwk } = file;
+  // Non-extractable: nothing, not even this module, can read the private key back out of it.
+  const key = await importJWK(jwk, alg, { extractable: false });
+  return {
+    kid,
+    alg,
+    sign: (payload, typ) => new SignJWT(payload).setProtectedHeader({ alg, kid, typ }).sign(key),
+  };
+}
+
+function publicPartOf(file: PrivateJwkFile): PublicJwk {
+  return file.kty === 'OKP'
+    ? { kty: 'OKP', crv: 'Ed25519', x: file.x, kid: file.kid, alg: 'EdDSA', use: 'sig' }
+    : { kty: 'EC', crv: 'P-256', x: file.x, y: file.y, kid: file.kid, alg: 'ES256', use: 'sig' };
+}
+
+async function createKey(dir: string, alg: SigningAlg, now: number): Promise<KeyRecord> {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  const file = PrivateJwkFileSchema.parse({ ...jwk, kid, alg });
+  writeFileAtomic(keyFilePath(dir, kid), `${JSON.stringify(file)}\n`);
+  return { kid, alg, createdAt: new Date(now).toISOString() };
+}
+
+function keyFilePath(dir: string, kid: string): string {
+  return join(dir, `${KidSchema.parse(kid)}.jwk.json`);
+}
+
+function removeKeyFile(dir: string, kid: string): void {
+  fs.rmSync(keyFilePath(dir, kid), { force: true });
+}
+
+function readKeyFile(dir: string, record: KeyRecord): PrivateJwkFile {
+  const file = keyFilePath(dir, record.kid);
+  let parsed: unknown;
+  try {
+    fs.chmodSync(file, 0o600);
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read key ${record.kid}`, { details: { file }, cause: error });
+  }
+  const result = PrivateJwkFileSchema.safeParse(parsed);
+  if (!result.success || result.data.kid !== record.kid || result.data.alg !== record.alg) {
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `key file of ${record.kid} is not a ${record.alg} private JWK with that kid`, { details: { file } });
+  }
+  return result.data;
+}
+
+function readIndex(dir: string): KeyIndex {
+  const file = join(dir, INDEX_FILE);
+  let parsed: unknown;
+  try {
+    fs.chmodSync(file, 0o600);
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the key index ${file}: ${(error as Error).message}`, { details: { file }, cause: error });
+  }
+  const result = KeyIndexSchema.safeParse(parsed);
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`);
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `invalid key index ${file}: ${issues.join('; ')}`, { details: { file, issues } });
+  }
+  return result.data;
+}
+
+async function writeIndexAndJwks(dir: string, index: KeyIndex): Promise<void> {
+  const checked = KeyIndexSchema.parse(index);
+  const jwks: Jwks = { keys: checked.keys.map((record) => publicPartOf(readKeyFile(dir, record))) };
+  // JWKS first: a verifier must know a key before anything signs with it.
+  writeFileAtomic(join(dir, JWKS_FILE), `${JSON.stringify(JwksSchema.parse(jwks), null, 2)}\n`);
+  writeFileAtomic(join(dir, INDEX_FILE), `${JSON.stringify(checked, null, 2)}\n`);
+}
+
+function indexStamp(dir: string): string {
+  try {
+    const stat = fs.statSync(join(dir, INDEX_FILE));
+    return `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+  } catch {
+    return '';
+  }
+}
+
+function ensurePrivateDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+}
+
+/** Write to a fresh 0600 temp file, fsync, rename over `file`: readers see the old or the new content, never half. */
+function writeFileAtomic(file: string, content: string): void {
+  const tmp = `${file}.${process.pid}.${randomUUID()}.tmp`;
+  const fd = fs.openSync(tmp, 'wx', 0o600);
+  try {
+    fs.writeSync(fd, content);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.renameSync(tmp, file);
+  } catch (error) {
+    fs.rmSync(tmp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Runs `fn` holding `<dir>/.lock` (created with O_EXCL). A lock whose holder process is gone, or
+ * that is older than any legitimate hold, is removed. Known limit: two processes clearing the same
+ * stale lock at the same instant after a crash can both proceed; the index stays well-formed (every
+ * write is an atomic rename) but one rotation may be lost.
+ */
+async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const lockPath = join(dir, LOCK_FILE);
+  const token = `${process.pid}:${randomUUID()}`;
+  const deadline = performance.now() + LOCK_TIMEOUT_MS;
+  for (;;) {
+    try {
+      fs.writeFileSync(lockPath, token, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    if (clearStaleLock(lockPath)) continue;
+    if (performance.now() > deadline) {
+      throw new KeystoreError('ERR_KEYSTORE_LOCKED', `the keystore ${dir} is locked by another process (${lockPath}); remove the file if no warden process is running`, {
+        details: { lockPath },
+        retryable: true,
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10 + Math.floor(Math.random() * 40)));
+  }
+  try {
+    return await fn();
+  } finally {
+    try {
+      if (fs.readFileSync(lockPath, 'utf8') === token) fs.unlinkSync(lockPath);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function clearStaleLock(lockPath: string): boolean {
+  let content: string;
+  let ageMs: number;
+  try {
+    content = fs.readFileSync(lockPath, 'utf8');
+    ageMs = Date.now() - fs.statSync(lockPath).mtimeMs;
+  } catch {
+    return true; // released meanwhile: try again at once
+  }
+  const pid = Number(content.split(':')[0]);
+  const holderGone = Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+  if (!holderGone && ageMs < LOCK_STALE_MS) return false;
+  const aside = `${lockPath}.${process.pid}.${randomUUID()}.stale`;
+  try {
+    fs.renameSync(lockPath, aside);
+  } catch {
+    return true;
+  }
+  if (fs.readFileSync(aside, 'utf8') !== content) {
+    // Someone replaced the stale lock with a live one between our read and rename: put it back.
+    try {
+      fs.linkSync(aside, lockPath);
+    } catch {
+      // a third process took the lock meanwhile; nothing safe left to do
+    }
+  }
+  fs.rmSync(aside, { force: true });
+  return true;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The checks every Warden JWT (task grant or per-call credential) passes, in this order, each
+ * failing with its own code:
+ *
+ *   1. shape: three base64url parts, JSON-object header and payload, at most 16 KiB  ERR_CREDENTIAL_MALFORMED
+ *   2. `alg: none` (any case)                                                        ERR_CREDENTIAL_UNSIGNED
+ *   3. `alg` outside [EdDSA, ES256] (HS256 key confusion, RS256, ...)                 ERR_CREDENTIAL_ALG
+ *   4. key-carrying headers `jwk`, `jku`, `x5u`, `x5c`, `x5t`, `x5t#S256`              ERR_CREDENTIAL_HEADER
+ *   5. any `crit` (Warden understands no extensions)                                  ERR_CREDENTIAL_CRIT
+ *   6. any header parameter other than alg, kid, typ                                  ERR_CREDENTIAL_HEADER
+ *   7. `typ` not the expected kind (a grant presented as a call credential, ...)      ERR_CREDENTIAL_TYPE
+ *   8. `kid` absent or not a Warden key that still verifies                           ERR_CREDENTIAL_KID_UNKNOWN
+ *   9. header `alg` differs from the key's `alg`                                      ERR_CREDENTIAL_ALG
+ *  10. jose `jwtVerify` pinned to that one key and algorithm: signature               ERR_CREDENTIAL_SIGNATURE
+ *      then iss / aud / exp / nbf                                        ERR_CREDENTIAL_{ISSUER,AUDIENCE,EXPIRED,NOT_YET_VALID}
+ *  11. the payload parses with the claim schema                                       ERR_CREDENTIAL_MALFORMED
+ *
+ * Invariants: nothing in the header or payload is acted on before steps 1-9 ran, and no claim is
+ * trusted before the signature verified. Keys come only from Warden's own key set, never from the
+ * token. Signature failures say nothing beyond "signature verification failed".
+ */
+import { createLocalJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { z } from 'zod';
+import { CredentialError } from '../errors';
+import { SIGNING_ALGS, JwksSchema, type Jwks, type PublicJwk } from './claims';
+import type { Clock } from './clock';
+import type { Keystore } from './keystore';
+
+export const MAX_TOKEN_LENGTH = 16 * 1024;
+const KEY_CARRYING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
+const ALLOWED_HEADERS = new Set(['alg', 'kid', 'typ']);
+/** A `kid` that already missed reloads the key set at most this often. */
+const KEY_REFRESH_INTERVAL_MS = 1000;
+const MAX_REMEMBERED_MISSES = 256;
+
+/**
+ * Where verification keys come from: a keystore (reloaded when an unknown kid shows up), a fixed
+ * JWKS, or a loader called on the first use and again on an unknown kid (e.g. `() => readJwksFile(stateDir)`).
+ */
+export type KeySource = Keystore | Jwks | (() => Jwks | Promise<Jwks>);
+
+/** The public keys a verifier trusts, refreshed from their source when an unknown kid shows up. */
+export class VerificationKeySet {
+  private jwks: Jwks | undefined;
+  private byKid = new Map<string, PublicJwk>();
+  private getKey: JWTVerifyGetKey | undefined;
+  private lastRefresh = Number.NEGATIVE_INFINITY;
+  private readonly misses = new Set<string>();
+
+  constructor(private readonly source: KeySource) {}
+
+  /**
+   * The public JWK with this kid, or undefined when the source does not have it even after a
+   * refresh. A kid not seen before always triggers a refresh (a key rotated in by another process
+   * must verify at once); a kid that already missed does so at most once a second.
+   */
+  async find(kid: string): Promise<PublicJwk | undefined> {
+    if (this.jwks === undefined) await this.load(false);
+    let key = this.byKid.get(kid);
+    if (key === undefined && (!this.misses.has(kid) || performance.now() - this.lastRefresh >= KEY_REFRESH_INTERVAL_MS)) {
+      await this.load(true);
+      key = this.byKid.get(kid);
+      if (key === undefined) {
+        if (this.misses.size >= MAX_REMEMBERED_MISSES) this.misses.clear();
+        this.misses.add(kid);
+      }
+    }
+    return key;
+  }
+
+  /** jose's key lookup over the same keys (createLocalJWKSet caches the imported keys). */
+  joseKeys(): JWTVerifyGetKey {
+    if (this.getKey === undefined) throw new TypeError('key set not loaded');
+    return this.getKey;
+  }
+
+  private async load(refresh: boolean): Promise<void> {
+    this.lastRefresh = performance.now();
+    const source = this.source;
+    let jwks: Jwks;
+    if (typeof source === 'function') jwks = await source();
+    else if (isKeystore(source)) {
+      if (refresh) await source.refresh();
+      jwks = source.jwks();
+    } else jwks = source;
+    jwks = JwksSchema.parse(jwks);
+    const fingerprint = (j: Jwks | undefined) => (j === undefined ? '' : j.keys.map((k) => k.kid).join(','));
+    if (this.jwks !== undefined && fingerprint(this.jwks) === fingerprint(jwks)) return;
+    this.jwks = jwks;
+    this.byKid = new Map(jwks.keys.map((k) => [k.kid, k]));
+    this.getKey = createLocalJWKSet({ keys: jwks.keys.map((k) => ({ ...k })) });
+  }
+}
+
+function isKeystore(source: Keystore | Jwks): source is Keystore {
+  return typeof (source as Partial<Keystore>).jwks === 'function';
+}
+
+/** What one kind of token must be. */
+export interface TokenExpectations<S extends z.ZodType> {
+  typ: string;
+  issuer: string;
+  audience: string;
+  claims: S;
+  clock: Clock;
+  /** Seconds of leeway for exp / nbf (default 0: issuer and verifier share a host clock). */
+  clockToleranceSec?: number;
+}
+
+export interface DecodedToken {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+}
+
+/**
+ * Splits and decodes a compact JWS WITHOUT verifying anything; for explaining a token to a
+ * human and for the structural step 1. Throws ERR_CREDENTIAL_MALFORMED.
+ */
+export function decodeTokenUnverified(token: unknown): DecodedToken {
+  if (typeof token !== 'string' || token.length === 0) throw malformed('not a token string');
+  if (token.length > MAX_TOKEN_LENGTH) throw malformed(`longer than ${MAX_TOKEN_LENGTH} characters`);
+  const parts = token.split('.');
+  if (parts.length !== 3) throw malformed(parts.length === 5 ? 'an encrypted JWE, not a signed JWS' : 'not three dot-separated parts');
+  const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
+  if (!/^[A-Za-z0-9_-]+$/.test(headerPart) || !/^[A-Za-z0-9_-]+$/.test(payloadPart) || !/^[A-Za-z0-9_-]*$/.test(signaturePart)) {
+    throw malformed('a part is not base64url');
+  }
+  return { header: jsonObject(headerPart, 'header'), payload: jsonObject(payloadPart, 'payload') };
+}
+
+/**
+ * Runs checks 1-11 on `token` and returns its verified claims; throws a `CredentialError` whose
+ * code names the first check that failed.
+ */
+export async function verifyWardenToken<S extends z.ZodType>(
+  token: unknown,
+  keys: VerificationKeySet,
+  expect: TokenExpectations<S>,
+): Promise<{ header: { alg: string; kid: string; typ: string }; claims: z.infer<S> }> {
+  const { header } = decodeTokenUnverified(token);
+  const alg = header['alg'];
+  if (typeof alg === 'string' && alg.toLowerCase() === 'none') {
+    throw new CredentialError('ERR_CREDENTIAL_UNSIGNED', 'unsigned token (alg "none") refused', { details: { alg } });
+  }
+  if (typeof alg !== 'string' || !(SIGNING_ALGS as readonly string[]).includes(alg)) {
+    throw new CredentialError('ERR_CREDENTIAL_ALG', `algorithm ${JSON.stringify(alg ?? null)} is not allowed; allowed: ${SIGNING_ALGS.join(', ')}`, {
+      details: { alg: typeof alg === 'string' ? alg : null, allowed: [...SIGNING_ALGS] },
+    });
+  }
+  const embedded = KEY_CARRYING_HEADERS.filter((name) => Object.hasOwn(header, name));
+  if (embedded.length > 0) {
+    throw new CredentialError('ERR_CREDENTIAL_HEADER', `header carries or points to a key (${embedded.join(', ')}); keys come only from Warden's key set`, {
+      details: { headers: embedded },
+    });
+  }
+  if (Object.hasOwn(header, 'crit')) {
+    throw new CredentialError('ERR_CREDENTIAL_CRIT', 'header marks extensions as critical (crit); Warden understands none', {
+      details: { crit: Array.isArray(header['crit']) ? header['crit'].filter((c) => typeof c === 'string').slice(0, 10) : null },
+    });
+  }
+  const unknown = Object.keys(header).filter((name) => !ALLOWED_HEADERS.has(name));
+  if (unknown.length > 0) {
+    throw new CredentialError('ERR_CREDENTIAL_HEADER', `unexpected header parameters: ${unknown.slice(0, 10).join(', ')}`, { details: { headers: unknown.slice(0, 10) } });
+  }
+  const typ = header['typ'];
+  if (typ !== expect.typ) {
+    throw new CredentialError('ERR_CREDENTIAL_TYPE', `token type ${JSON.stringify(typ ?? null)} is not ${JSON.stringify(expect.typ)}`, {
+      details: { typ: typeof typ === 'string' ? typ : null, expected: expect.typ },
+    });
+  }
+  const kid = header['kid'];
+  const key = typeof kid === 'string' && kid.length <= 128 ? await keys.find(kid) : undefined;
+  if (key === undefined) {
+    throw new CredentialError('ERR_CREDENTIAL_KID_UNKNOWN', typeof kid === 'string' ? 'the signing key id is not a Warden key' : 'the token names no key id (kid)', {
+      details: { kid: typeof kid === 'string' ? kid.slice(0, 128) : null },
+    });
+  }
+  if (key.alg !== alg) {
+    throw new CredentialError('ERR_CREDENTIAL_ALG', `algorithm ${alg} does not match key ${key.kid} (${key.alg})`, { details: { alg, keyAlg: key.alg } });
+  }
+  let payload: unknown;
+  try {
+    ({ payload } = await jwtVerify(token as string, keys.joseKeys(), {
+      algorithms: [key.alg],
+      crit: {},
+      typ: expect.typ,
+      issuer: expect.issuer,
+      audience: expect.audience,
+      currentDate: new Date(expect.clock()),
+      clockTolerance: expect.clockToleranceSec ?? 0,
+      requiredClaims: ['jti', 'iat', 'nbf', 'exp', 'sub'],
+    }));
+  } catch (error) {
+    throw credentialErrorOf(error, expect);
+  }
+  const parsed = expect.claims.safeParse(payload);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new CredentialError('ERR_CREDENTIAL_MALFORMED', `claims do not match the ${expect.typ} schema: ${issues.map((i) => `${i.path || '(top level)'}: ${i.message}`).join('; ')}`, {
+      details: { issues },
+    });
+  }
+  return { header: { alg, kid: key.kid, typ: expect.typ }, claims: parsed.data };
+}
+
+/** Maps a jose failure to Warden's codes. jose validates claims only after the signature, so claim values are authentic here. */
+function credentialErrorOf(error: unknown, expect: { issuer: string; audience: string }): unknown {
+  const joseCode = (error as { code?: unknown } | null)?.code;
+  const claimsSet = (error as { payload?: Record<string, unknown> }).payload ?? {};
+  const at = (seconds: unknown) => (typeof seconds === 'number' && Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : String(seconds));
+  switch (joseCode) {
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return new CredentialError('ERR_CREDENTIAL_SIGNATURE', 'signature verification failed');
+    case 'ERR_JWT_EXPIRED':
+      return new CredentialError('ERR_CREDENTIAL_EXPIRED', `token expired at ${at(claimsSet['exp'])}`, { details: { exp: claimsSet['exp'] } });
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
+      const claim = (error as { claim?: unknown }).claim;
+      if (claim === 'nbf') return new CredentialError('ERR_CREDENTIAL_NOT_YET_VALID', `token not valid before ${at(claimsSet['nbf'])}`, { details: { nbf: claimsSet['nbf'] } });
+      if (claim === 'iss') {
+        return new CredentialError('ERR_CREDENTIAL_ISSUER', `issuer ${JSON.stringify(claimsSet['iss'] ?? null)} is not ${JSON.stringify(expect.issuer)}`, {
+          details: { iss: claimsSet['iss'] ?? null, expected: expect.issuer },
+        });
+      }
+      if (claim === 'aud') {
+        return new CredentialError('ERR_CREDENTIAL_AUDIENCE', `audience ${JSON.stringify(claimsSet['aud'] ?? null)} is not ${JSON.stringify(expect.audience)}`, {
+          details: { aud: claimsSet['aud'] ?? null, expected: expect.audience },
+        });
+      }
+      return new CredentialError('ERR_CREDENTIAL_MALFORMED', `claim ${String(claim)}: ${(error as Error).message}`, { details: { claim: String(claim) } });
+    }
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return new CredentialError('ERR_CREDENTIAL_ALG', 'algorithm not allowed');
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return new CredentialError('ERR_CREDENTIAL_CRIT', 'unsupported token feature');
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return new CredentialError('ERR_CREDENTIAL_KID_UNKNOWN', 'the signing key id is not a Warden key');
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+      return new CredentialError('ERR_CREDENTIAL_MALFORMED', `malformed token: ${(error as Error).message}`);
+    default:
+      // jose throws TypeError for claims of the wrong type (a non-finite exp); anything else is not about the token.
+      if (error instanceof TypeError) return new CredentialError('ERR_CREDENTIAL_MALFORMED', `malformed token: ${error.message}`);
+      return error;
+  }
+}
+
+function malformed(why: string): CredentialError {
+  return new CredentialError('ERR_CREDENTIAL_MALFORMED', `malformed token: ${why}`);
+}
+
+function jsonObject(part: string, what: 'header' | 'payload'): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    throw malformed(`the ${what} is not JSON`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw malformed(`the ${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}

@@ -1,0 +1,429 @@
+/**
+ * Parsed rule → `CompiledRule`, of one of two kinds:
+ *  - `cedar`: stateless authorization (tools, arguments, agent, depth, measured effect of the one
+ *    call, paths, hosts, time of day), rendered as a Cedar policy with @id/@decision/@reason
+ *    annotations and validated against warden.cedarschema when loaded;
+ *  - `stateful`: what needs history (rates, running totals and budgets across the sub-agent
+ *    tree, where argument values came from), a typed spec Warden's own evaluator runs.
+ *
+ * Invariant: every Cedar policy is written so that a missing measurement makes it match (fail
+ * closed) for the tools it names, and every optional attribute is read behind `has`, so schema
+ * validation passes and evaluation cannot error.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { PolicyError } from '../../errors';
+import { parseRule } from './parse-rule';
+import type { LimitScope, Metric, ParsedRule, RuleSubject, ToolScope } from './rule-syntax';
+
+export const RuleEffectSchema = z.enum(['allow', 'deny', 'approval']);
+
+export const ToolScopeSchema = z.strictObject({
+  label: z.string(),
+  patterns: z.array(z.string()),
+  named: z.boolean(),
+  spawn: z.boolean().optional(),
+  networkWrite: z.boolean().optional(),
+});
+
+export const RuleSubjectSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('all') }),
+  z.strictObject({ kind: z.literal('subagents') }),
+  z.strictObject({ kind: z.literal('agent'), name: z.string() }),
+]);
+
+export const MetricSchema = z.enum(['calls', 'rows', 'amount', 'files', 'bytes']);
+
+export const StatefulSpecSchema = z.discriminatedUnion('type', [
+  /** A running total (this agent's or the whole task tree's) plus this call must stay within `max`. */
+  z.strictObject({
+    type: z.literal('total'),
+    metric: MetricSchema,
+    /** Cents for amounts, bytes for sizes. */
+    max: z.number().int().min(0),
+    tools: ToolScopeSchema,
+    scope: z.enum(['agent', 'tree']),
+    rowsOperation: z.enum(['delete', 'insert', 'update']).optional(),
+    currency: z.string().optional(),
+  }),
+  /** At most `max` calls of `tools` in any window of `windowMs` ending now. */
+  z.strictObject({
+    type: z.literal('rate'),
+    max: z.number().int().min(0),
+    windowMs: z.number().int().positive(),
+    window: z.string(),
+    tools: ToolScopeSchema,
+    scope: z.enum(['agent', 'tree']),
+  }),
+  /** The argument values of kind `value` must have come from the user (intent binding). */
+  z.strictObject({
+    type: z.literal('intent'),
+    value: z.enum(['email', 'recipient', 'url', 'path']),
+    tools: ToolScopeSchema,
+  }),
+]);
+export type StatefulSpec = z.infer<typeof StatefulSpecSchema>;
+
+/** Context attribute a Cedar rule decides on, used to explain a match ("measured 42 rows"). */
+export const CedarMeasureSchema = z.enum(['rows', 'amountCents', 'files', 'bytes', 'path', 'host', 'method', 'minuteOfDay', 'depth']);
+export type CedarMeasure = z.infer<typeof CedarMeasureSchema>;
+
+const RuleCommonShape = {
+  /** Stable id: `<pack>:<line>` for pack rules, `task:<n>` for task sentences. */
+  id: z.string().min(1),
+  sentence: z.string(),
+  form: z.enum(['tool', 'limit', 'rate', 'path', 'host', 'time-window', 'subagent-depth', 'intent']),
+  effect: RuleEffectSchema,
+  /** Why the rule exists, in words; reported with every decision it takes part in. */
+  reason: z.string(),
+  subject: RuleSubjectSchema,
+  /** Where the sentence was written, e.g. "policies/foundation/rules.txt:4". */
+  source: z.string().optional(),
+};
+
+export const CedarRuleSchema = z.strictObject({
+  ...RuleCommonShape,
+  kind: z.literal('cedar'),
+  /** One Cedar policy, annotated with @id, @decision, @reason and @sentence. */
+  cedar: z.string(),
+  measure: CedarMeasureSchema.optional(),
+  /** Argument pointers the policy reads as tags of the Tool entity. */
+  argPointers: z.array(z.string()),
+});
+
+export const StatefulRuleSchema = z.strictObject({
+  ...RuleCommonShape,
+  kind: z.literal('stateful'),
+  spec: StatefulSpecSchema,
+});
+
+export const CompiledRuleSchema = z.discriminatedUnion('kind', [CedarRuleSchema, StatefulRuleSchema]);
+export type CompiledRule = z.infer<typeof CompiledRuleSchema>;
+export type CedarRule = z.infer<typeof CedarRuleSchema>;
+export type StatefulRule = z.infer<typeof StatefulRuleSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// Cedar text
+
+/** The Cedar schema every compiled policy is validated against. */
+export const WARDEN_CEDAR_SCHEMA: string = readFileSync(join(__dirname, 'warden.cedarschema'), 'utf8');
+
+/** A Cedar string literal. */
+export function cedarString(text: string): string {
+  let out = '"';
+  for (const c of text) {
+    if (c === '\\' || c === '"') out += `\\${c}`;
+    else if (c === '\n') out += '\\n';
+    else if (c === '\r') out += '\\r';
+    else if (c === '\t') out += '\\t';
+    else out += c;
+  }
+  return `${out}"`;
+}
+
+/** A Cedar `like` pattern from a glob: `*` stays a wildcard, everything else is literal. */
+function likePattern(glob: string): string {
+  return cedarString(glob);
+}
+
+const WILDCARD = Symbol('*');
+
+/** A `like` pattern from literal pieces and wildcards: literal `*`, `"` and `\` are escaped. */
+function likeOf(...parts: ReadonlyArray<string | typeof WILDCARD>): string {
+  let out = '"';
+  for (const part of parts) {
+    if (part === WILDCARD) {
+      out += '*';
+      continue;
+    }
+    for (const c of part) out += c === '*' || c === '"' || c === '\\' ? `\\${c}` : c === '\n' ? '\\n' : c;
+  }
+  return `${out}"`;
+}
+function anyOf(parts: readonly string[]): string {
+  if (parts.length === 1) return parts[0] as string;
+  return `(${parts.join(' || ')})`;
+}
+
+/** Negation; `expr` is parenthesised unless it already is one group. */
+function not(expr: string): string {
+  return expr.startsWith('(') && expr.endsWith(')') && balancedGroup(expr) ? `!${expr}` : `!(${expr})`;
+}
+
+function balancedGroup(expr: string): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < expr.length; i += 1) {
+    const c = expr[i];
+    if (inString) {
+      if (c === '\\') i += 1;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '(') depth += 1;
+    else if (c === ')') {
+      depth -= 1;
+      if (depth === 0 && i < expr.length - 1) return false;
+    }
+  }
+  return depth === 0;
+}
+
+function allOf(parts: readonly string[]): string {
+  const kept = parts.filter((p) => p !== 'true');
+  if (kept.length === 0) return 'true';
+  return kept.join(' && ');
+}
+
+function toolPatternMatches(pattern: string): string {
+  return pattern.includes('*') ? `context.tool like ${likePattern(pattern)}` : `context.tool == ${cedarString(pattern)}`;
+}
+
+function toolCondition(scope: ToolScope): string {
+  if (scope.spawn === true) {
+    const specific = scope.patterns.filter((p) => p !== 'spawn:*');
+    return allOf(['context.kind == "spawn"', specific.length > 0 ? anyOf(specific.map((p) => `context.tool like ${likePattern(p)}`)) : 'true']);
+  }
+  const parts = ['context.kind == "tool"'];
+  if (!scope.patterns.includes('*')) parts.push(anyOf(scope.patterns.map(toolPatternMatches)));
+  if (scope.networkWrite === true) parts.push('(if context has method then !(context.method == "GET" || context.method == "HEAD" || context.method == "OPTIONS") else true)');
+  return allOf(parts);
+}
+
+function subjectCondition(subject: RuleSubject): string {
+  if (subject.kind === 'subagents') return 'context.depth >= 1';
+  if (subject.kind === 'agent') return `context.agent == ${cedarString(subject.name)}`;
+  return 'true';
+}
+
+function pathMatches(path: string): string {
+  if (path.includes('*')) return `context.path like ${likePattern(path)}`;
+  if (path === '/') return 'true';
+  return `(context.path == ${cedarString(path)} || context.path like ${likeOf(`${path}/`, WILDCARD)})`;
+}
+
+function hostMatches(host: string): string {
+  return host.includes('*') ? `context.host like ${likePattern(host)}` : `context.host == ${cedarString(host)}`;
+}
+
+const METRIC_ATTRIBUTE: Readonly<Record<Exclude<Metric, 'calls'>, CedarMeasure>> = {
+  rows: 'rows',
+  amount: 'amountCents',
+  files: 'files',
+  bytes: 'bytes',
+};
+
+function minutesText(m: number): string {
+  const h = Math.floor(m / 60);
+  const min = m % 60;
+  return `${String(h).padStart(2, '0')}:${String(min).padStart(2, '0')}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reasons
+
+function amountText(metric: Metric, max: number, currency?: string): string {
+  if (metric === 'amount') {
+    const value = (max / 100).toFixed(max % 100 === 0 ? 0 : 2);
+    return currency === 'USD' || currency === undefined ? `$${value}` : currency === 'EUR' ? `€${value}` : currency === 'GBP' ? `£${value}` : `${value} ${currency}`;
+  }
+  if (metric === 'bytes') return `${max} bytes`;
+  return `${max} ${metric === 'calls' ? 'calls' : metric}`;
+}
+
+function scopeText(scope: LimitScope): string {
+  return scope === 'call' ? 'in one call' : scope === 'agent' ? 'by one agent' : 'across the task and its sub-agents';
+}
+
+function subjectText(subject: RuleSubject): string {
+  return subject.kind === 'subagents' ? ' by a sub-agent' : subject.kind === 'agent' ? ` by agent "${subject.name}"` : '';
+}
+
+function effectText(effect: ParsedRule['effect']): string {
+  return effect === 'deny' ? 'is denied' : effect === 'approval' ? 'needs approval' : 'is allowed';
+}
+
+/** The rule in words: what it covers and what it does. */
+export function describeRule(rule: ParsedRule): string {
+  const who = subjectText(rule.subject);
+  const does = effectText(rule.effect);
+  switch (rule.form) {
+    case 'tool': {
+      if (rule.only) return `calling any tool other than ${rule.tools.label}${who} is denied`;
+      const what = rule.tools.spawn === true ? 'spawning sub-agents' : `calling ${rule.tools.label}`;
+      const when = rule.condition === undefined ? '' : ` when argument ${rule.condition.pointer} ${rule.condition.op.replace('-', ' ')} "${rule.condition.value}"`;
+      return `${what}${who}${when} ${does}`;
+    }
+    case 'limit': {
+      const verb = rule.rowsOperation === 'delete' ? 'deleting' : rule.rowsOperation === 'insert' ? 'inserting' : rule.rowsOperation === 'update' ? 'updating' : METRIC_VERB[rule.metric];
+      const what =
+        rule.metric === 'calls'
+          ? rule.tools.spawn === true
+            ? `spawning more than ${rule.max} sub-agents`
+            : `making more than ${rule.max} calls of ${rule.tools.label}`
+          : `${verb} more than ${amountText(rule.metric, rule.max, rule.currency)} with ${rule.tools.label}`;
+      return `${what} ${scopeText(rule.scope)}${who} ${does}`;
+    }
+    case 'rate':
+      return `making more than ${rule.max} calls of ${rule.tools.label} per ${rule.window}${rule.scope === 'agent' ? ' by one agent' : ' across the task'}${who} ${does}`;
+    case 'path':
+      return `calling ${rule.tools.label}${who} on a path ${rule.mode === 'outside' ? 'outside' : 'inside'} ${rule.paths.join(' or ')} ${does}`;
+    case 'host':
+      return `calling ${rule.tools.label}${who} ${rule.mode === 'allow-list' ? `on any host other than ${rule.hosts.join(', ')}` : `on ${rule.hosts.join(', ')}`} ${does}`;
+    case 'time-window':
+      return `calling ${rule.tools.label}${who} outside ${minutesText(rule.fromMinute)}-${minutesText(rule.toMinute)} ${rule.zone} ${does}`;
+    case 'subagent-depth':
+      return `spawning sub-agents more than ${rule.maxLevels} levels deep${who} ${does}`;
+    case 'intent': {
+      const noun = rule.value === 'email' ? 'an email address' : rule.value === 'recipient' ? 'a recipient' : rule.value === 'url' ? 'a URL' : 'a path';
+      return `calling ${rule.tools.label}${who} with ${noun} the user did not give ${does}`;
+    }
+  }
+}
+
+const METRIC_VERB: Readonly<Record<Metric, string>> = { calls: 'making', rows: 'changing', amount: 'spending', files: 'writing', bytes: 'writing' };
+
+// ---------------------------------------------------------------------------------------------
+// Compile
+
+function annotated(id: string, rule: ParsedRule, reason: string, body: string): string {
+  const verb = rule.effect === 'allow' ? 'permit' : 'forbid';
+  return [
+    `@id(${cedarString(id)})`,
+    `@decision(${cedarString(rule.effect)})`,
+    `@reason(${cedarString(reason)})`,
+    `@sentence(${cedarString(rule.sentence)})`,
+    `${verb} (principal, action == Warden::Action::"call", resource)`,
+    `when { ${body} };`,
+  ].join('\n');
+}
+
+/** A metric over the limit, for the tools in scope; a missing measurement counts as over for named tools. */
+function overLimit(attribute: string, max: number, tools: ToolScope): string {
+  const inScope = `(${toolCondition(tools)} && (if context has ${attribute} then context.${attribute} > ${max} else true))`;
+  if (tools.named) return inScope;
+  return `(${inScope} || (context has ${attribute} && context.${attribute} > ${max}))`;
+}
+
+function timeWindowInside(rule: Extract<ParsedRule, { form: 'time-window' }>): string {
+  const from = (((rule.fromMinute - rule.offsetMinutes) % 1440) + 1440) % 1440;
+  const to = (((rule.toMinute - rule.offsetMinutes) % 1440) + 1440) % 1440;
+  if (from < to) return `(context.minuteOfDay >= ${from} && context.minuteOfDay < ${to})`;
+  return `(context.minuteOfDay >= ${from} || context.minuteOfDay < ${to})`;
+}
+
+/** Compiles one parsed rule under the given id. */
+export function compileParsedRule(rule: ParsedRule, id: string, source?: string): CompiledRule {
+  const reason = describeRule(rule);
+  const common = { id, sentence: rule.sentence, form: rule.form, effect: rule.effect, reason, subject: rule.subject, ...(source === undefined ? {} : { source }) };
+  const cedar = (body: string, measure?: CedarMeasure, argPointers: string[] = []): CompiledRule => ({
+    ...common,
+    kind: 'cedar',
+    cedar: annotated(id, rule, reason, body),
+    ...(measure === undefined ? {} : { measure }),
+    argPointers,
+  });
+  const subject = subjectCondition(rule.subject);
+
+  switch (rule.form) {
+    case 'tool': {
+      if (rule.only) return cedar(allOf(['context.kind == "tool"', not(anyOf(rule.tools.patterns.map(toolPatternMatches))), subject]));
+      if (rule.condition === undefined) return cedar(allOf([toolCondition(rule.tools), subject]));
+      const { pointer, op, value } = rule.condition;
+      const tag = `resource.getTag(${cedarString(pointer)})`;
+      const test =
+        op === 'is'
+          ? `${tag} == ${cedarString(value)}`
+          : op === 'contains'
+            ? `${tag} like ${likeOf(WILDCARD, value, WILDCARD)}`
+            : op === 'starts-with'
+              ? `${tag} like ${likeOf(value, WILDCARD)}`
+              : `${tag} like ${likeOf(WILDCARD, value)}`;
+      return cedar(allOf([toolCondition(rule.tools), subject, `resource.hasTag(${cedarString(pointer)})`, test]), undefined, [pointer]);
+    }
+    case 'limit': {
+      if (rule.scope === 'call') {
+        if (rule.metric === 'calls') throw new TypeError('a per-call limit on calls cannot be compiled');
+        const attribute = METRIC_ATTRIBUTE[rule.metric];
+        const op = rule.rowsOperation === undefined ? 'true' : `(if context has operation then context.operation == ${cedarString(rule.rowsOperation)} else true)`;
+        return cedar(allOf([overLimit(attribute, rule.max, rule.tools), op, subject]), attribute);
+      }
+      return {
+        ...common,
+        kind: 'stateful',
+        spec: {
+          type: 'total',
+          metric: rule.metric,
+          max: rule.max,
+          tools: rule.tools,
+          scope: rule.scope,
+          ...(rule.rowsOperation === undefined ? {} : { rowsOperation: rule.rowsOperation }),
+          ...(rule.currency === undefined ? {} : { currency: rule.currency }),
+        },
+      };
+    }
+    case 'rate':
+      return { ...common, kind: 'stateful', spec: { type: 'rate', max: rule.max, windowMs: rule.windowMs, window: rule.window, tools: rule.tools, scope: rule.scope } };
+    case 'intent':
+      return { ...common, kind: 'stateful', spec: { type: 'intent', value: rule.value, tools: rule.tools } };
+    case 'path': {
+      const inside = anyOf(rule.paths.map(pathMatches));
+      const test = rule.mode === 'outside' ? `(if context has path then ${not(inside)} else true)` : `(if context has path then ${inside} else true)`;
+      return cedar(allOf([toolCondition(rule.tools), subject, test]), 'path');
+    }
+    case 'host': {
+      const listed = anyOf(rule.hosts.map(hostMatches));
+      const test = rule.mode === 'allow-list' ? `(if context has host then ${not(listed)} else true)` : `(if context has host then ${listed} else true)`;
+      return cedar(allOf([toolCondition(rule.tools), subject, test]), 'host');
+    }
+    case 'time-window':
+      return cedar(allOf([toolCondition(rule.tools), subject, not(timeWindowInside(rule))]), 'minuteOfDay');
+    case 'subagent-depth':
+      return cedar(allOf(['context.kind == "spawn"', `context.depth >= ${rule.maxLevels}`, subject]), 'depth');
+  }
+}
+
+/** Reads and compiles one sentence. Throws `PolicyParseError` when it cannot be read. */
+export function compileRule(sentence: string, id: string, source?: string): CompiledRule {
+  return compileParsedRule(parseRule(sentence, source === undefined ? {} : { source }), id, source);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+// cedar-wasm ships CommonJS for Node under its `nodejs` folder; the package root is ESM.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const cedar: typeof import('@cedar-policy/cedar-wasm/nodejs') = require('@cedar-policy/cedar-wasm/nodejs');
+
+/** The Cedar policies of `rules` by id, for a policy set. */
+export function cedarPolicies(rules: readonly CompiledRule[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rule of rules) if (rule.kind === 'cedar') out[rule.id] = rule.cedar;
+  return out;
+}
+
+/**
+ * Validates the Cedar policies of `rules` against warden.cedarschema (strict mode). Throws
+ * `PolicyError` ERR_POLICY_INVALID naming each rule and Cedar's complaint.
+ */
+export function validateCedarRules(rules: readonly CompiledRule[]): void {
+  const policies = cedarPolicies(rules);
+  if (Object.keys(policies).length === 0) return;
+  const answer = cedar.validate({ schema: WARDEN_CEDAR_SCHEMA, policies: { staticPolicies: policies }, validationSettings: { mode: 'strict' } });
+  const problems: { id: string; sentence: string; message: string }[] = [];
+  if (answer.type === 'failure') {
+    for (const e of answer.errors) problems.push({ id: '(policy set)', sentence: '', message: e.message });
+  } else {
+    for (const e of answer.validationErrors) {
+      const rule = rules.find((r) => r.id === e.policyId);
+      problems.push({ id: e.policyId, sentence: rule?.sentence ?? '', message: e.error.message });
+    }
+  }
+  if (problems.length > 0) {
+    throw new PolicyError('ERR_POLICY_INVALID', `compiled policies failed Cedar validation:\n${problems.map((p) => `  ${p.id} "${p.sentence}": ${p.message}`).join('\n')}`, {
+      details: { problems },
+    });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Reads rule packs from disk: a folder with `rules.txt`, one sentence a line, `#` comment lines,
+ * and `@extends <pack>` lines naming a sibling pack whose rules come first. Every sentence gets
+ * a stable id `<pack>:<line>` and a source `<file>:<line>` for error messages.
+ */
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { PolicyError } from '../../errors';
+
+/** The folder holding the bundled packs (foundation, enterprise, advanced). */
+export const PACKS_DIR = resolve(__dirname, '..');
+
+export interface PackSentence {
+  id: string;
+  sentence: string;
+  source: string;
+}
+
+export interface PackFile {
+  name: string;
+  folder: string;
+  extends: string[];
+  sentences: PackSentence[];
+}
+
+function isDirectory(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+/** A pack by folder path, or by the name of a bundled pack ("foundation"). */
+export function resolvePackFolder(nameOrFolder: string, relativeTo?: string): string {
+  const candidates: string[] = [];
+  if (isAbsolute(nameOrFolder)) candidates.push(nameOrFolder);
+  else {
+    if (relativeTo !== undefined) candidates.push(join(relativeTo, nameOrFolder));
+    candidates.push(resolve(nameOrFolder));
+    if (!nameOrFolder.includes('/') && !nameOrFolder.includes('\\')) candidates.push(join(PACKS_DIR, nameOrFolder));
+  }
+  for (const candidate of candidates) if (isDirectory(candidate) && existsSync(join(candidate, 'rules.txt'))) return realpathSync(candidate);
+  throw new PolicyError('ERR_POLICY_PACK_NOT_FOUND', `no policy pack "${nameOrFolder}": expected a folder with a rules.txt (looked at ${candidates.join(', ')})`, {
+    details: { pack: nameOrFolder, looked: candidates },
+  });
+}
+
+function displayPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel.startsWith('..') ? file : rel;
+}
+
+/** Reads one pack's rules.txt (without following @extends). */
+export function readPackFile(folder: string): PackFile {
+  return readRuleFile(join(folder, 'rules.txt'), basename(folder));
+}
+
+/** Reads a file of rule sentences (the rules.txt format); ids are `<name>:<line>`. */
+export function readRuleFile(file: string, name: string): PackFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new PolicyError('ERR_POLICY_PACK_NOT_FOUND', `cannot read rule file ${file}: ${(error as Error).message}`, { details: { file }, cause: error });
+  }
+  const pack: PackFile = { name, folder: dirname(file), extends: [], sentences: [] };
+  text.split('\n').forEach((raw, index) => {
+    const line = raw.trim();
+    const lineNumber = index + 1;
+    if (line === '' || line.startsWith('#')) return;
+    const source = `${displayPath(file)}:${lineNumber}`;
+    if (line.startsWith('@extends')) {
+      const parent = line.slice('@extends'.length).trim();
+      if (parent === '' || parent.includes(' ')) {
+        throw new PolicyError('ERR_POLICY_INVALID', `${source}: "@extends" takes one pack name, e.g. "@extends foundation"`, { details: { source, line } });
+      }
+      pack.extends.push(parent);
+      return;
+    }
+    if (line.startsWith('@')) throw new PolicyError('ERR_POLICY_INVALID', `${source}: unknown directive "${line}" (only "@extends <pack>" is known)`, { details: { source, line } });
+    pack.sentences.push({ id: `${name}:${lineNumber}`, sentence: line, source });
+  });
+  return pack;
+}
+
+/**
+ * The sentences of the given packs, each pack after the packs it extends, each pack once even
+ * when several extend it. Throws on a missing pack or an @extends cycle.
+ */
+export function readPacks(packs: readonly string[], relativeTo?: string): PackSentence[] {
+  const done = new Set<string>();
+  const out: PackSentence[] = [];
+  const visit = (nameOrFolder: string, base: string | undefined, path: readonly string[]): void => {
+    const folder = resolvePackFolder(nameOrFolder, base);
+    if (path.includes(folder)) {
+      throw new PolicyError('ERR_POLICY_INVALID', `policy packs extend each other in a cycle: ${[...path, folder].map((p) => basename(p)).join(' -> ')}`, {
+        details: { cycle: [...path, folder] },
+      });
+    }
+    if (done.has(folder)) return;
+    const pack = readPackFile(folder);
+    for (const parent of pack.extends) visit(parent, dirname(folder), [...path, folder]);
+    done.add(folder);
+    out.push(...pack.sentences);
+  };
+  for (const pack of packs) visit(pack, relativeTo, []);
+  return out;
+}

@@ -1,0 +1,146 @@
+/**
+ * The running counters stateful rules decide on, kept by the workflow between decisions: totals
+ * per agent and tool (calls, rows, amounts, files, bytes) and the timestamps of recent calls for
+ * rates. Plain JSON, updated by pure functions, so it can live in workflow state and history.
+ *
+ * Invariant: each agent's counters are written only by that agent's own decisions (keyed by its
+ * run id) and only grow, so states copied into sub-agents and back merge by taking maxima without
+ * double counting.
+ */
+import { z } from 'zod';
+import type { RowsOperation } from './rule-syntax';
+import { agentKey, measureRequest, type ExecutionOutcome, type Measured, type PolicyRequest } from './policy-request';
+
+/** Counter names: calls, rows (also by operation), amountCents, files, bytes. */
+export const COUNTERS = ['calls', 'rows', 'rows:delete', 'rows:insert', 'rows:update', 'amountCents', 'files', 'bytes'] as const;
+export type Counter = (typeof COUNTERS)[number];
+
+export const RecentCallSchema = z.strictObject({
+  agent: z.string(),
+  /** The agent's call number (1-based); with `agent`, identifies the call when states merge. */
+  seq: z.number().int().min(1),
+  tool: z.string(),
+  /** Epoch milliseconds. */
+  at: z.number(),
+});
+
+export const AgentCountersSchema = z.strictObject({
+  name: z.string(),
+  depth: z.number().int().min(0),
+  calls: z.number().int().min(0),
+  /** tool → counter → total. */
+  tools: z.record(z.string(), z.record(z.string(), z.number())),
+});
+
+export const PolicyStateSchema = z.strictObject({
+  version: z.literal(1),
+  /** agent key (its run id, else chain/name) → its counters. */
+  agents: z.record(z.string(), AgentCountersSchema),
+  /** Calls recent enough to matter to a rate rule, oldest first. */
+  recent: z.array(RecentCallSchema),
+});
+export type PolicyState = z.infer<typeof PolicyStateSchema>;
+export type AgentCounters = z.infer<typeof AgentCountersSchema>;
+
+export function emptyPolicyState(): PolicyState {
+  return { version: 1, agents: {}, recent: [] };
+}
+
+/** Counter increments of one executed call. */
+function increments(measured: Measured): Partial<Record<Counter, number>> {
+  const inc: Partial<Record<Counter, number>> = {};
+  if (measured.rows !== undefined) {
+    inc.rows = measured.rows;
+    const op = measured.operation;
+    // A statement of unknown kind counts against every per-operation total: fail closed.
+    for (const o of ['delete', 'insert', 'update'] as const) if (op === undefined || op === o) inc[`rows:${o}`] = measured.rows;
+  }
+  if (measured.amountCents !== undefined) inc.amountCents = measured.amountCents;
+  if (measured.files !== undefined) inc.files = measured.files;
+  if (measured.bytes !== undefined) inc.bytes = measured.bytes;
+  return inc;
+}
+
+/**
+ * The state after `request` ran with `outcome`. Pure: returns a new state. Denied actions change
+ * nothing; failed ones count as calls only; successful ones add their measured effect (the
+ * outcome's effect if the tool reported one, else the declared one). Recent calls older than
+ * `retainMs` before this request are dropped.
+ */
+export function recordExecution(state: PolicyState, request: PolicyRequest, outcome: ExecutionOutcome, options: { retainMs: number }): PolicyState {
+  if (outcome.status === 'denied') return state;
+  const key = agentKey(request.agent);
+  const measured = measureRequest(request, outcome.effect ?? request.effect);
+  const previous = state.agents[key];
+  const calls = (previous?.calls ?? 0) + 1;
+  const toolCounters: Record<string, number> = { ...(previous?.tools[request.tool] ?? {}) };
+  toolCounters.calls = (toolCounters.calls ?? 0) + 1;
+  if (outcome.status === 'ok') {
+    for (const [counter, value] of Object.entries(increments(measured))) toolCounters[counter] = (toolCounters[counter] ?? 0) + (value as number);
+  }
+  const agent: AgentCounters = {
+    name: request.agent.name,
+    depth: request.agent.depth,
+    calls,
+    tools: { ...(previous?.tools ?? {}), [request.tool]: toolCounters },
+  };
+  const cutoff = measured.nowMs - options.retainMs;
+  const recent = state.recent.filter((r) => r.at > cutoff);
+  if (options.retainMs > 0) recent.push({ agent: key, seq: calls, tool: request.tool, at: measured.nowMs });
+  return { version: 1, agents: { ...state.agents, [key]: agent }, recent };
+}
+
+/**
+ * Combines states that diverged from a common one (a parent's and its sub-agents'): per agent and
+ * counter the larger total, recent calls united. Commutative, associative and idempotent.
+ */
+export function mergePolicyStates(...states: readonly PolicyState[]): PolicyState {
+  const agents: Record<string, AgentCounters> = {};
+  const recent = new Map<string, z.infer<typeof RecentCallSchema>>();
+  for (const state of states) {
+    for (const [key, counters] of Object.entries(state.agents)) {
+      const current = agents[key];
+      if (current === undefined) {
+        agents[key] = { ...counters, tools: Object.fromEntries(Object.entries(counters.tools).map(([t, c]) => [t, { ...c }])) };
+        continue;
+      }
+      current.calls = Math.max(current.calls, counters.calls);
+      for (const [tool, values] of Object.entries(counters.tools)) {
+        const into = (current.tools[tool] ??= {});
+        for (const [counter, value] of Object.entries(values)) into[counter] = Math.max(into[counter] ?? 0, value);
+      }
+    }
+    for (const call of state.recent) recent.set(`${call.agent}#${call.seq}`, call);
+  }
+  const merged = [...recent.values()].sort((a, b) => a.at - b.at || a.agent.localeCompare(b.agent) || a.seq - b.seq);
+  return { version: 1, agents, recent: merged };
+}
+
+/** The counter's total over the agents in scope and the tools `covers` accepts. */
+export function totalOf(state: PolicyState, counter: Counter, covers: (tool: string) => boolean, onlyAgent?: string): number {
+  let total = 0;
+  for (const [key, agent] of Object.entries(state.agents)) {
+    if (onlyAgent !== undefined && key !== onlyAgent) continue;
+    for (const [tool, values] of Object.entries(agent.tools)) if (covers(tool)) total += values[counter] ?? 0;
+  }
+  return total;
+}
+
+/** Calls in (now - windowMs, now] by tools `covers` accepts. */
+export function callsWithin(state: PolicyState, nowMs: number, windowMs: number, covers: (tool: string) => boolean, onlyAgent?: string): number {
+  let count = 0;
+  for (const call of state.recent) {
+    if (call.at <= nowMs - windowMs || call.at > nowMs) continue;
+    if (onlyAgent !== undefined && call.agent !== onlyAgent) continue;
+    if (covers(call.tool)) count += 1;
+  }
+  return count;
+}
+
+/** The counter a limit on `metric` reads. */
+export function counterOf(metric: 'calls' | 'rows' | 'amount' | 'files' | 'bytes', rowsOperation?: RowsOperation): Counter {
+  if (metric === 'rows') return rowsOperation === undefined ? 'rows' : `rows:${rowsOperation}`;
+  if (metric === 'amount') return 'amountCents';
+  return metric;
+}
+

@@ -1,0 +1,279 @@
+/**
+ * What a policy sentence means once read: the parsed rule (`ParsedRule`) and the fixed
+ * vocabulary the grammar draws on (tool families, verbs, units, recipient-like argument names).
+ *
+ * Invariant: every word the grammar accepts maps to exactly one meaning listed here, so a rule
+ * can be explained back to its author and nothing is guessed.
+ */
+
+/** What a matching rule does to the action. */
+export type RuleEffect = 'allow' | 'deny' | 'approval';
+
+/**
+ * The tools a rule is about. `patterns` are globs over tool names (`*` matches any run of
+ * characters, including dots). `named` is true when the sentence named the tools itself (as
+ * opposed to a verb's default, e.g. "delete ... rows" means sql.exec); only then does a missing
+ * measurement make an effect rule fire for those tools (fail closed).
+ */
+export interface ToolScope {
+  label: string;
+  patterns: string[];
+  named: boolean;
+  /** The scope is spawning sub-agents (requests with tool `spawn:<name>`), not calling tools. */
+  spawn?: boolean;
+  /** Only network calls that write: a method other than GET, HEAD or OPTIONS (unknown counts as a write). */
+  networkWrite?: boolean;
+}
+
+/** Who the rule applies to: every agent, sub-agents only (depth >= 1), or one agent by name. */
+export type RuleSubject = { kind: 'all' } | { kind: 'subagents' } | { kind: 'agent'; name: string };
+
+/** A condition on one argument: its value (lower-cased, as a string) compared with a text. */
+export interface ArgCondition {
+  /** JSON pointer into the arguments, e.g. "/sql". */
+  pointer: string;
+  op: 'contains' | 'is' | 'starts-with' | 'ends-with';
+  /** Lower-cased. */
+  value: string;
+}
+
+/** Quantities a limit can be about. Amounts are kept in cents so sums stay exact. */
+export type Metric = 'calls' | 'rows' | 'amount' | 'files' | 'bytes';
+export type RowsOperation = 'delete' | 'insert' | 'update';
+
+/** Where a limit is counted: the one call, this agent's calls so far, or the whole task tree. */
+export type LimitScope = 'call' | 'agent' | 'tree';
+
+/** Which argument values an intent-binding rule checks. */
+export type BoundValue = 'email' | 'recipient' | 'url' | 'path';
+
+interface RuleCommon {
+  sentence: string;
+  effect: RuleEffect;
+  subject: RuleSubject;
+}
+
+export type ParsedRule = RuleCommon &
+  (
+    | { form: 'tool'; tools: ToolScope; only: boolean; condition?: ArgCondition }
+    | { form: 'limit'; metric: Metric; max: number; tools: ToolScope; scope: LimitScope; rowsOperation?: RowsOperation; currency?: string }
+    | { form: 'rate'; max: number; windowMs: number; window: string; tools: ToolScope; scope: 'agent' | 'tree' }
+    | { form: 'path'; tools: ToolScope; mode: 'outside' | 'inside'; paths: string[] }
+    | { form: 'host'; tools: ToolScope; mode: 'allow-list' | 'block-list'; hosts: string[] }
+    | { form: 'time-window'; tools: ToolScope; fromMinute: number; toMinute: number; zone: string; offsetMinutes: number }
+    | { form: 'subagent-depth'; maxLevels: number }
+    | { form: 'intent'; tools: ToolScope; value: BoundValue }
+  );
+
+export type RuleForm = ParsedRule['form'];
+
+// ---------------------------------------------------------------------------------------------
+// Vocabulary
+
+/** Tool families by their English name (the word before "tools"). */
+export const TOOL_FAMILIES: Readonly<Record<string, readonly string[]>> = {
+  file: ['fs.*'],
+  filesystem: ['fs.*'],
+  network: ['http.*'],
+  http: ['http.*'],
+  database: ['sql.*'],
+  sql: ['sql.*'],
+  email: ['email.*', 'mail.*', 'smtp.*'],
+  mail: ['email.*', 'mail.*', 'smtp.*'],
+  payment: ['pay', 'pay.*', 'payment.*', 'payments.*'],
+  destructive: ['*.delete', '*.remove', '*.rm', '*.drop', '*.destroy', '*.truncate', '*.wipe', '*.purge'],
+};
+
+export const ANY_TOOL: ToolScope = { label: 'any tool', patterns: ['*'], named: true };
+
+export function familyScope(family: string, named = true): ToolScope {
+  const patterns = TOOL_FAMILIES[family];
+  if (patterns === undefined) throw new TypeError(`unknown tool family ${family}`);
+  return { label: `${family} tools`, patterns: [...patterns], named };
+}
+
+export function toolsScope(label: string, patterns: readonly string[], named: boolean): ToolScope {
+  return { label, patterns: [...patterns], named };
+}
+
+export const SPAWN_SCOPE: ToolScope = { label: 'spawning sub-agents', patterns: ['spawn:*'], named: true, spawn: true };
+export const NETWORK_WRITES: ToolScope = { label: 'network writes', patterns: ['http.*'], named: true, networkWrite: true };
+
+/**
+ * Verbs the "never ..." forms start with, by what they act on. A verb picks the default tools a
+ * rule is about when the sentence names none ("never write outside /workspace" is about fs.write).
+ */
+export type VerbClass = 'generic' | 'make' | 'delete' | 'change' | 'insert' | 'write' | 'read' | 'list' | 'access' | 'money' | 'send' | 'network' | 'network-write' | 'spawn';
+
+export const VERBS: Readonly<Record<string, VerbClass>> = {
+  use: 'generic',
+  call: 'generic',
+  run: 'generic',
+  invoke: 'generic',
+  execute: 'generic',
+  make: 'make',
+  delete: 'delete',
+  remove: 'delete',
+  change: 'change',
+  modify: 'change',
+  update: 'change',
+  alter: 'change',
+  insert: 'insert',
+  write: 'write',
+  create: 'write',
+  save: 'write',
+  read: 'read',
+  open: 'read',
+  list: 'list',
+  access: 'access',
+  touch: 'access',
+  spend: 'money',
+  pay: 'money',
+  transfer: 'money',
+  charge: 'money',
+  send: 'send',
+  email: 'send',
+  fetch: 'network',
+  download: 'network',
+  request: 'network',
+  connect: 'network',
+  contact: 'network',
+  reach: 'network',
+  visit: 'network',
+  browse: 'network',
+  post: 'network-write',
+  upload: 'network-write',
+  spawn: 'spawn',
+  start: 'spawn',
+};
+
+/** Units of the count and amount limits, singular and plural. */
+export const UNITS: Readonly<Record<string, { metric: Metric; factor?: number; calls?: 'email' | 'network' | 'payment' }>> = {
+  row: { metric: 'rows' },
+  rows: { metric: 'rows' },
+  file: { metric: 'files' },
+  files: { metric: 'files' },
+  byte: { metric: 'bytes' },
+  bytes: { metric: 'bytes' },
+  kb: { metric: 'bytes', factor: 1024 },
+  mb: { metric: 'bytes', factor: 1024 * 1024 },
+  gb: { metric: 'bytes', factor: 1024 * 1024 * 1024 },
+  call: { metric: 'calls' },
+  calls: { metric: 'calls' },
+  time: { metric: 'calls' },
+  times: { metric: 'calls' },
+  action: { metric: 'calls' },
+  actions: { metric: 'calls' },
+  request: { metric: 'calls', calls: 'network' },
+  requests: { metric: 'calls', calls: 'network' },
+  email: { metric: 'calls', calls: 'email' },
+  emails: { metric: 'calls', calls: 'email' },
+  message: { metric: 'calls', calls: 'email' },
+  messages: { metric: 'calls', calls: 'email' },
+  payment: { metric: 'calls', calls: 'payment' },
+  payments: { metric: 'calls', calls: 'payment' },
+};
+
+/** Currencies by symbol or code. Warden converts none: a limit compares amounts as declared. */
+export const CURRENCY_SYMBOLS: Readonly<Record<string, string>> = { $: 'USD', '€': 'EUR', '£': 'GBP' };
+export const CURRENCY_WORDS: Readonly<Record<string, string>> = {
+  usd: 'USD',
+  dollars: 'USD',
+  dollar: 'USD',
+  eur: 'EUR',
+  euros: 'EUR',
+  euro: 'EUR',
+  gbp: 'GBP',
+  pounds: 'GBP',
+  chf: 'CHF',
+};
+
+export const WINDOWS: Readonly<Record<string, number>> = {
+  second: 1_000,
+  minute: 60_000,
+  hour: 3_600_000,
+  day: 86_400_000,
+};
+
+/** Argument names that identify who receives an email or a payment, matched without case, `_` or `-`. */
+export const EMAIL_RECIPIENT_KEYS: readonly string[] = ['to', 'cc', 'bcc', 'recipient', 'recipients', 'address', 'email', 'emails', 'replyto'];
+export const PAYMENT_RECIPIENT_KEYS: readonly string[] = [
+  'to',
+  'recipient',
+  'payee',
+  'iban',
+  'account',
+  'accountid',
+  'accountnumber',
+  'beneficiary',
+  'destination',
+  'creditor',
+  'counterparty',
+];
+export const URL_KEYS: readonly string[] = ['url', 'uri', 'href', 'link', 'endpoint'];
+export const PATH_KEYS: readonly string[] = ['path', 'file', 'filename', 'target'];
+
+/** Methods that only read; any other (or an unknown one) makes an HTTP call a network write. */
+export const READ_METHODS: readonly string[] = ['GET', 'HEAD', 'OPTIONS'];
+
+/** Where the fs tools' workspace appears to rules; relative paths are resolved against it. */
+export const WORKSPACE_ROOT = '/workspace';
+
+/** Glob match over tool names, paths or hosts: `*` matches any run of characters. */
+export function globMatch(pattern: string, value: string): boolean {
+  // Iterative wildcard match (no regex): remember the last `*` and retry from there.
+  let p = 0;
+  let v = 0;
+  let star = -1;
+  let mark = 0;
+  while (v < value.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === value[v]) {
+      p += 1;
+      v += 1;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p;
+      mark = v;
+      p += 1;
+    } else if (star !== -1) {
+      p = star + 1;
+      mark += 1;
+      v = mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p += 1;
+  return p === pattern.length;
+}
+
+/** Does the scope cover this tool name (`spawn:<name>` for spawns)? */
+export function scopeCoversTool(scope: ToolScope, tool: string): boolean {
+  const isSpawn = tool.startsWith('spawn:');
+  if (isSpawn !== (scope.spawn === true)) return false;
+  return scope.patterns.some((pattern) => globMatch(pattern, tool));
+}
+
+/** Collapse `.`/`..`, duplicate and trailing slashes; relative paths are inside the workspace. */
+export function normalizePath(path: string): string {
+  const absolute = path.replace(/\\/g, '/').startsWith('/') ? path.replace(/\\/g, '/') : `${WORKSPACE_ROOT}/${path.replace(/\\/g, '/')}`;
+  const parts: string[] = [];
+  for (const part of absolute.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join('/')}`;
+}
+
+/** Lower-case host name without port, brackets or trailing dot. */
+export function normalizeHost(host: string): string {
+  let h = host.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    return end > 0 ? h.slice(1, end) : h;
+  }
+  const colon = h.indexOf(':');
+  if (colon >= 0 && h.indexOf(':', colon + 1) < 0) h = h.slice(0, colon);
+  while (h.endsWith('.')) h = h.slice(0, -1);
+  return h;
+}

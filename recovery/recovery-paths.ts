@@ -1,0 +1,75 @@
+/**
+ * Where recovery state lives under the state folder, and the task key that names it.
+ *
+ * Invariant: a task key is a single safe file-name component, so no workflow id (which an
+ * operator or a caller chooses) can make recovery state land outside its folder.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+
+/** Ids that are already safe file names are used as they are; others are made safe and hashed. */
+const SAFE_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * The file-system key of a task tree, from its root workflow id. A safe id is its own key;
+ * anything else becomes a readable part plus `~` and a hash of the id (`~` never occurs in a safe
+ * id, so the two forms cannot collide).
+ */
+export function taskKeyOf(rootWorkflowId: string): string {
+  if (typeof rootWorkflowId !== 'string' || rootWorkflowId === '') throw new TypeError('a workflow id must be a non-empty string');
+  if (SAFE_KEY.test(rootWorkflowId)) return rootWorkflowId;
+  const readable = rootWorkflowId.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._-]+/, '').slice(0, 60);
+  const digest = createHash('sha256').update(rootWorkflowId, 'utf8').digest('hex').slice(0, 16);
+  return `${readable === '' ? 'task' : readable}~${digest}`;
+}
+
+/** Throws TypeError when `taskKey` is not something `taskKeyOf` could have produced. */
+export function assertTaskKey(taskKey: string): void {
+  if (typeof taskKey !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._~-]{0,120}$/.test(taskKey)) {
+    throw new TypeError(`not a task key: ${JSON.stringify(taskKey)} (use taskKeyOf(workflowId))`);
+  }
+}
+
+export interface OverlayPaths {
+  /** `<stateDir>/overlays/<taskKey>`: removed as a whole on commit or discard. */
+  dir: string;
+  /** The copy-on-write upper folder: what goes into the fs grant's `overlay`. */
+  upper: string;
+  /** `overlay.json`: which workspace this overlay sits on. */
+  manifest: string;
+}
+
+export function overlayPathsOf(stateDir: string, taskKey: string): OverlayPaths {
+  assertTaskKey(taskKey);
+  const dir = join(stateDir, 'overlays', taskKey);
+  return { dir, upper: join(dir, 'upper'), manifest: join(dir, 'overlay.json') };
+}
+
+/** `<stateDir>/snapshots`: manifests and the content-addressed `objects/` folder. */
+export function snapshotsDirOf(stateDir: string): string {
+  return join(stateDir, 'snapshots');
+}
+
+/** `<stateDir>/snapshots/<taskKey>.json`: what the task's commit replaced. */
+export function commitManifestPathOf(stateDir: string, taskKey: string): string {
+  assertTaskKey(taskKey);
+  return join(snapshotsDirOf(stateDir), `${taskKey}.json`);
+}
+
+/** `<stateDir>/snapshots/pre-task/<taskKey>.json`: the workspace as it was before the task (`snapshot: true`). */
+export function preTaskManifestPathOf(stateDir: string, taskKey: string): string {
+  assertTaskKey(taskKey);
+  return join(snapshotsDirOf(stateDir), 'pre-task', `${taskKey}.json`);
+}
+
+/** `<stateDir>/journals/<taskKey>.sqlite`: the task tree's SQL undo journal (the sql grant's `journal`). */
+export function journalPathOf(stateDir: string, taskKey: string): string {
+  assertTaskKey(taskKey);
+  return join(stateDir, 'journals', `${taskKey}.sqlite`);
+}
+
+/** `<stateDir>/compensations/<taskKey>.json`: compensations already run (so a retry does not run one twice). */
+export function compensationLedgerPathOf(stateDir: string, taskKey: string): string {
+  assertTaskKey(taskKey);
+  return join(stateDir, 'compensations', `${taskKey}.json`);
+}

@@ -1,0 +1,288 @@
+/**
+ * Copy-on-write workspace overlays: one per task tree, under `<stateDir>/overlays/<taskKey>/`.
+ * While the task runs, the fs capability writes only into the overlay's `upper/` folder (see
+ * sandbox/capabilities/fs-capability.ts); the real workspace is untouched until `commitOverlay`.
+ *
+ * Invariants of a commit:
+ * - Before the first workspace file is replaced, a manifest (status `committing`) records, for
+ *   every file, the content it replaces (or "absent") and the new content, both stored in the
+ *   content-addressed snapshot store. A commit interrupted at any point is finished by running
+ *   it again, from the manifest and the store alone; files already replaced are recognised by
+ *   their hash and skipped (idempotent).
+ * - Every file is replaced atomically (temporary file in the same folder + rename).
+ * - Paths are re-checked against the workspace with the same confinement as the fs capability,
+ *   refusing any symbolic link on the way: a commit never writes outside the workspace.
+ * - A file changed by someone else between planning and replacing is not overwritten
+ *   (ERR_COMMIT_CONFLICT).
+ */
+import { randomUUID } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import { dirname, relative, sep } from 'node:path';
+import { z } from 'zod';
+import { RecoveryError } from '../errors';
+import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
+import { writeFileAtomic, writeJsonAtomic } from './atomic-file';
+import { commitManifestPathOf, overlayPathsOf, type OverlayPaths } from './recovery-paths';
+import {
+  fileStateOf,
+  putObject,
+  readManifest,
+  storeFileAt,
+  readObject,
+  writeManifest,
+  type SnapshotEntry,
+  type SnapshotManifest,
+} from './snapshot-store';
+import { walkFiles } from './walk-files';
+
+export const OverlayManifestSchema = z.strictObject({
+  version: z.literal(1),
+  taskKey: z.string(),
+  /** Random id of this overlay: a commit manifest from another overlay under the same key is refused. */
+  overlayId: z.string(),
+  /** Real path of the workspace this overlay sits on. */
+  workspace: z.string(),
+  createdAt: z.string(),
+});
+export type OverlayManifest = z.infer<typeof OverlayManifestSchema>;
+
+export interface OpenedOverlay extends OverlayPaths {
+  taskKey: string;
+  overlayId: string;
+  workspace: string;
+}
+
+/**
+ * Creates (or finds) the overlay of `taskKey` on `workspace` and returns its paths; `upper` goes
+ * into the fs grant's `overlay`. Idempotent; refuses (ERR_OVERLAY_INVALID) an existing overlay
+ * of the same key on another workspace.
+ */
+export async function openOverlay(options: { stateDir: string; taskKey: string; workspace: string; now?: () => Date }): Promise<OpenedOverlay> {
+  const paths = overlayPathsOf(options.stateDir, options.taskKey);
+  const workspace = realRootOf(options.workspace);
+  const existing = await readOverlayManifest(paths.manifest);
+  if (existing !== undefined) {
+    if (existing.workspace !== workspace) {
+      throw new RecoveryError('ERR_OVERLAY_INVALID', `the overlay of ${options.taskKey} sits on ${existing.workspace}, not ${workspace}`, {
+        details: { taskKey: options.taskKey, workspace: existing.workspace },
+      });
+    }
+    await fsp.mkdir(paths.upper, { recursive: true, mode: 0o700 });
+    return { ...paths, taskKey: options.taskKey, overlayId: existing.overlayId, workspace };
+  }
+  const manifest: OverlayManifest = {
+    version: 1,
+    taskKey: options.taskKey,
+    overlayId: randomUUID(),
+    workspace,
+    createdAt: (options.now?.() ?? new Date()).toISOString(),
+  };
+  await fsp.mkdir(paths.upper, { recursive: true, mode: 0o700 });
+  await writeJsonAtomic(paths.manifest, manifest);
+  return { ...paths, taskKey: options.taskKey, overlayId: manifest.overlayId, workspace };
+}
+
+async function readOverlayManifest(file: string): Promise<OverlayManifest | undefined> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const parsed = OverlayManifestSchema.safeParse(safeJson(text));
+  if (!parsed.success) throw new RecoveryError('ERR_OVERLAY_INVALID', `overlay manifest ${file} is invalid`, { details: { file } });
+  return parsed.data;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A step of a commit, reported as it completes (for logs, and for tests that simulate a crash). */
+export type CommitProgress =
+  | { stage: 'manifest-written'; entries: number }
+  | { stage: 'file-replaced'; path: string }
+  | { stage: 'committed' };
+
+export interface CommitOptions {
+  stateDir: string;
+  taskKey: string;
+  /** The real workspace (must be the one the overlay sits on). */
+  workspace: string;
+  onProgress?: (event: CommitProgress) => void;
+  now?: () => Date;
+}
+
+export interface CommitResult {
+  /** The commit manifest; undefined when the overlay held no change. */
+  manifest: SnapshotManifest | undefined;
+  /** Paths replaced or created by this run (an earlier interrupted run may have done others). */
+  replaced: string[];
+  /** True when the commit had already completed before this call. */
+  alreadyCommitted: boolean;
+}
+
+/**
+ * Makes the overlay's files real: snapshots what they replace, records the manifest, replaces
+ * each file atomically, marks the manifest `committed`, then removes the overlay. Safe to call
+ * again after a crash at any point, and after it succeeded (a no-op).
+ */
+export async function commitOverlay(options: CommitOptions): Promise<CommitResult> {
+  const { stateDir, taskKey } = options;
+  const paths = overlayPathsOf(stateDir, taskKey);
+  const manifestFile = commitManifestPathOf(stateDir, taskKey);
+  const workspace = realRootOf(options.workspace);
+  const overlay = await readOverlayManifest(paths.manifest);
+  if (overlay !== undefined && overlay.workspace !== workspace) {
+    throw new RecoveryError('ERR_OVERLAY_INVALID', `the overlay of ${taskKey} sits on ${overlay.workspace}, not ${workspace}`, {
+      details: { taskKey, workspace: overlay.workspace },
+    });
+  }
+  let manifest = await readManifest(manifestFile);
+  if (manifest !== undefined && overlay !== undefined && manifest.overlayId !== undefined && manifest.overlayId !== overlay.overlayId) {
+    if ((await walkFiles(paths.upper)).length === 0) {
+      // A later run under the same key that wrote nothing: nothing to commit, nothing to refuse.
+      await fsp.rm(paths.dir, { recursive: true, force: true });
+      return { manifest: undefined, replaced: [], alreadyCommitted: false };
+    }
+    throw new RecoveryError(
+      'ERR_OVERLAY_INVALID',
+      `task key ${taskKey} already has a commit from another run (${manifest.createdAt}); task keys must be unique per task tree`,
+      { details: { taskKey } },
+    );
+  }
+  if (manifest !== undefined && manifest.status !== 'committing') {
+    await fsp.rm(paths.dir, { recursive: true, force: true });
+    return { manifest, replaced: [], alreadyCommitted: true };
+  }
+  if (manifest === undefined) {
+    manifest = await planCommit(options, paths, workspace, overlay?.overlayId);
+    if (manifest === undefined) {
+      await fsp.rm(paths.dir, { recursive: true, force: true });
+      return { manifest: undefined, replaced: [], alreadyCommitted: false };
+    }
+    await writeManifest(manifestFile, manifest);
+    options.onProgress?.({ stage: 'manifest-written', entries: manifest.entries.length });
+  }
+
+  const root = realRootOf(manifest.workspace);
+  const conflicts: string[] = [];
+  const pending: { entry: SnapshotEntry; absolute: string }[] = [];
+  for (const entry of manifest.entries) {
+    const target = resolveConfined(root, entry.path, 'refuse');
+    const state = await fileStateOf(target.absolute);
+    if (state === entry.after) continue;
+    if (state === entry.before) pending.push({ entry, absolute: target.absolute });
+    else conflicts.push(entry.path);
+  }
+  if (conflicts.length > 0) {
+    throw new RecoveryError('ERR_COMMIT_CONFLICT', `cannot commit: changed in the workspace while the task ran: ${conflicts.join(', ')}`, {
+      details: { taskKey, paths: conflicts },
+    });
+  }
+  const replaced: string[] = [];
+  for (const { entry, absolute } of pending) {
+    await fsp.mkdir(dirname(absolute), { recursive: true });
+    await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+    replaced.push(entry.path);
+    options.onProgress?.({ stage: 'file-replaced', path: entry.path });
+  }
+  const committed: SnapshotManifest = { ...manifest, status: 'committed', committedAt: (options.now?.() ?? new Date()).toISOString() };
+  await writeManifest(manifestFile, committed);
+  options.onProgress?.({ stage: 'committed' });
+  await fsp.rm(paths.dir, { recursive: true, force: true });
+  return { manifest: committed, replaced, alreadyCommitted: false };
+}
+
+/** Reads the upper folder and the workspace and builds the `committing` manifest (undefined: nothing changed). */
+async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace: string, overlayId: string | undefined): Promise<SnapshotManifest | undefined> {
+  const upperExists = await fsp
+    .lstat(paths.upper)
+    .then((s) => s.isDirectory())
+    .catch(() => false);
+  if (!upperExists) return undefined;
+  const upper = await fsp.realpath(paths.upper);
+  const files = await walkFiles(upper, {
+    onOther: (path, kind) => {
+      throw new RecoveryError('ERR_OVERLAY_INVALID', `the overlay holds a ${kind} at ${JSON.stringify(path)}; Warden never creates one, so it is not committed`, {
+        details: { taskKey: options.taskKey, path },
+      });
+    },
+  });
+  const entries: SnapshotEntry[] = [];
+  const createdDirs = new Set<string>();
+  for (const path of files) {
+    const source = resolveConfined(upper, path, 'refuse');
+    const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
+    const target = resolveConfined(workspace, path, 'refuse');
+    const before = await storeFileAt(options.stateDir, target.absolute);
+    if (before !== null && before.startsWith('other:')) {
+      throw new RecoveryError('ERR_COMMIT_CONFLICT', `cannot commit ${JSON.stringify(path)}: the workspace has a ${before.slice(6)} there`, {
+        details: { taskKey: options.taskKey, paths: [path] },
+      });
+    }
+    if (before === after) continue;
+    if (before === null) for (const folder of await missingFolders(workspace, dirname(target.absolute))) createdDirs.add(folder);
+    entries.push({ path, before, after });
+  }
+  if (entries.length === 0) return undefined;
+  return {
+    version: 1,
+    taskKey: options.taskKey,
+    createdAt: (options.now?.() ?? new Date()).toISOString(),
+    kind: 'commit',
+    status: 'committing',
+    workspace,
+    entries,
+    createdDirs: [...createdDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)),
+    ...(overlayId === undefined ? {} : { overlayId }),
+  };
+}
+
+/** Workspace-relative folders between `root` and `folder` (inclusive) that do not exist yet. */
+async function missingFolders(root: string, folder: string): Promise<string[]> {
+  const missing: string[] = [];
+  let current = folder;
+  while (current !== root && current.startsWith(root + sep)) {
+    const exists = await fsp
+      .lstat(current)
+      .then(() => true)
+      .catch(() => false);
+    if (exists) break;
+    missing.push(relative(root, current).split(sep).join('/'));
+    current = dirname(current);
+  }
+  return missing;
+}
+
+export interface DiscardResult {
+  /** True when there was an overlay to remove. */
+  discarded: boolean;
+  /**
+   * True when a commit of this task was interrupted halfway: the workspace holds part of the
+   * task's files. Finish it with `commitOverlay` or undo it with `rollbackTask`.
+   */
+  interruptedCommit: boolean;
+}
+
+/** Throws the overlay away (the workspace is untouched). Idempotent. */
+export async function discardOverlay(options: { stateDir: string; taskKey: string }): Promise<DiscardResult> {
+  const paths = overlayPathsOf(options.stateDir, options.taskKey);
+  const discarded = await fsp
+    .lstat(paths.dir)
+    .then(() => true)
+    .catch(() => false);
+  await fsp.rm(paths.dir, { recursive: true, force: true });
+  const manifest = await readManifest(commitManifestPathOf(options.stateDir, options.taskKey));
+  return { discarded, interruptedCommit: manifest?.status === 'committing' };
+}
+
+/** The overlay files of a task tree not committed yet (workspace-relative paths). */
+export async function pendingOverlayFiles(options: { stateDir: string; taskKey: string }): Promise<string[]> {
+  return walkFiles(overlayPathsOf(options.stateDir, options.taskKey).upper);
+}

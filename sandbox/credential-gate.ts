@@ -1,0 +1,56 @@
+/**
+ * The sandbox host's gate: no tool code runs unless the call presents a valid per-call
+ * credential for exactly this tool and these resources, unused, of a task that has not ended.
+ *
+ * Invariant: the host holds only public keys (the JWKS file) and the shared replay/revocation
+ * stores; it can verify credentials but never mint them.
+ */
+import { isErrorCode, type ErrorCode } from '../errors';
+import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
+import { openCredentialStores } from '../identity/credential-stores';
+import { readJwksFile } from '../identity/keystore';
+import { scopeOfCall } from '../tools/call-scope';
+import { SANDBOX_PROBE_CALL, type SandboxRunRequest } from './sandbox-messages';
+
+export type GateResult = { ok: true } | { ok: false; code: ErrorCode; message: string };
+
+export interface CredentialGate {
+  check(request: SandboxRunRequest): Promise<GateResult>;
+}
+
+export function createCredentialGate(stateDir: string): CredentialGate {
+  const stores = openCredentialStores({ stateDir });
+  const verifier: CredentialVerifier = createCredentialVerifier({
+    keys: () => readJwksFile(stateDir),
+    replayStore: stores.replay,
+    revocationStore: stores.revocation,
+  });
+  return {
+    async check(request) {
+      if (isProbe(request)) return { ok: true };
+      if (request.credential === undefined) {
+        return { ok: false, code: 'ERR_CREDENTIAL_MALFORMED', message: 'the call presents no credential' };
+      }
+      try {
+        const args = typeof request.input === 'object' && request.input !== null ? (request.input as Record<string, unknown>) : {};
+        await verifier.verify(request.credential, { tool: request.toolName, requiredScope: scopeOfCall(request.toolName, args) });
+        return { ok: true };
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        return { ok: false, code: isErrorCode(code) ? code : 'ERR_CREDENTIAL_MALFORMED', message: (error as Error).message };
+      }
+    },
+  };
+}
+
+function isProbe(request: SandboxRunRequest): boolean {
+  const probe = SANDBOX_PROBE_CALL;
+  return (
+    request.toolName === probe.toolName &&
+    request.source === probe.source &&
+    request.input === null &&
+    Object.keys(request.capabilities).length === 0 &&
+    request.limits.memoryMb <= probe.limits.memoryMb &&
+    request.limits.timeoutMs <= probe.limits.timeoutMs
+  );
+}
