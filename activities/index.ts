@@ -6,6 +6,7 @@ import type { SandboxClient } from '../sandbox/sandbox-client';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
+import { createTaskRecoveryActivities } from './task-recovery';
 
 export interface ActivityDeps {
   sandbox: SandboxClient;
@@ -13,6 +14,8 @@ export interface ActivityDeps {
   env?: NodeJS.ProcessEnv;
   /** The credential authority and its stores; without them tasks cannot start. */
   identity?: IdentityServices;
+  /** State folder: overlays, undo journals, snapshots. */
+  stateDir?: string;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -20,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
     ...createTaskIdentityActivities(deps),
+    ...createTaskRecoveryActivities(deps),
   };
 }
 

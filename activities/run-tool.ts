@@ -7,6 +7,8 @@ import { realpath } from 'node:fs/promises';
 import { CapabilityError, CredentialError, isErrorCode, ToolError } from '../errors';
 import { mintCallCredential } from '../identity/credential';
 import { scopeOfCall } from '../tools/call-scope';
+import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { openOverlay } from '../recovery/workspace-overlay';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool } from '../tools/tool-catalog';
@@ -18,6 +20,8 @@ import { atActivityBoundary } from './to-application-failure';
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
 
 export interface RunToolInput {
+  /** The workflow id of the task the user started (names the task tree's overlay and journal). */
+  rootWorkflowId: string;
   workflowId: string;
   stepIndex: number;
   /** The task grant the call's credential is minted from. */
@@ -44,48 +48,84 @@ export interface ToolCallResult {
   credential: { jti: string; scope: string[]; expiresAt: string };
 }
 
+/** One tool call as the executor needs it; `callId` is its idempotency key. */
+export interface ToolExecution {
+  rootWorkflowId: string;
+  callId: string;
+  grantId: string;
+  maxCredentialTtlMs: number;
+  task: Task;
+  tool: string;
+  args: Record<string, unknown>;
+}
+
+/**
+ * Validates, mints the call's credential and runs the tool in the sandbox host with its
+ * capabilities: file writes into the task tree's overlay, SQL changes journaled under `callId`.
+ */
+export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): Promise<ToolCallResult> {
+  const tool = resolveTool(call.task, call.tool);
+  if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${call.tool}" is not declared by this task`);
+  const problems = validateToolInput(tool.inputSchema, call.args);
+  if (problems.length > 0) {
+    throw new ToolError(
+      'ERR_TOOL_INPUT_INVALID',
+      `arguments of ${tool.name} are invalid: ${problems.map((p) => `${p.path === '' ? '(arguments)' : p.path} ${p.message}`).join('; ')}`,
+      { details: { problems } },
+    );
+  }
+  if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
+  const grant = deps.identity.stores.grants.getGrant(call.grantId);
+  if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
+  const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
+    tool: tool.name,
+    scope: scopeOfCall(tool.name, call.args),
+    maxTtlMs: call.maxCredentialTtlMs,
+  });
+  const taskKey = taskKeyOf(call.rootWorkflowId);
+  const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
+  if (capabilities.fs !== undefined) {
+    capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
+  }
+  if (capabilities.sql !== undefined) {
+    capabilities.sql.journal = journalPathOf(deps.stateDir, taskKey);
+    capabilities.sql.callId = call.callId;
+  }
+  const result = await deps.sandbox.run({
+    toolName: tool.name,
+    source: tool.source,
+    input: call.args,
+    limits: {
+      timeoutMs: durationToMs(tool.timeout ?? call.task.limits.toolTimeout),
+      memoryMb: Math.min(tool.memoryMb ?? call.task.limits.toolMemoryMb, call.task.limits.toolMemoryMb),
+      maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
+    },
+    capabilities,
+    credential: credential.token,
+  });
+  if (!result.ok) {
+    const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
+    throw new ToolError(code, result.error.message);
+  }
+  return {
+    output: result.output,
+    credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
+  };
+}
+
 export function createRunTool(deps: ActivityDeps) {
   return async function runTool(input: RunToolInput): Promise<ToolCallResult> {
-    return atActivityBoundary(async () => {
-      const tool = resolveTool(input.task, input.tool);
-      if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${input.tool}" is not declared by this task`);
-      const problems = validateToolInput(tool.inputSchema, input.args);
-      if (problems.length > 0) {
-        throw new ToolError(
-          'ERR_TOOL_INPUT_INVALID',
-          `arguments of ${tool.name} are invalid: ${problems.map((p) => `${p.path === '' ? '(arguments)' : p.path} ${p.message}`).join('; ')}`,
-          { details: { problems } },
-        );
-      }
-      if (deps.identity === undefined) throw new TypeError('this worker was created without identity services');
-      const grant = deps.identity.stores.grants.getGrant(input.grantId);
-      if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${input.grantId} is unknown to this worker`);
-      const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
-        tool: tool.name,
-        scope: scopeOfCall(tool.name, input.args),
-        maxTtlMs: input.maxCredentialTtlMs,
-      });
-      const workspaceRoot = tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(input.task) : undefined;
-      const result = await deps.sandbox.run({
-        toolName: tool.name,
-        source: tool.source,
-        input: input.args,
-        limits: {
-          timeoutMs: durationToMs(tool.timeout ?? input.task.limits.toolTimeout),
-          memoryMb: Math.min(tool.memoryMb ?? input.task.limits.toolMemoryMb, input.task.limits.toolMemoryMb),
-          maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
-        },
-        capabilities: capabilityGrantFor(input.task, tool, workspaceRoot),
-        credential: credential.token,
-      });
-      if (!result.ok) {
-        const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
-        throw new ToolError(code, result.error.message);
-      }
-      return {
-        output: result.output,
-        credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
-      };
-    });
+    return atActivityBoundary(() =>
+      executeToolCall(deps, {
+        rootWorkflowId: input.rootWorkflowId,
+        // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
+        callId: `${input.workflowId}:${input.stepIndex}`,
+        grantId: input.grantId,
+        maxCredentialTtlMs: input.maxCredentialTtlMs,
+        task: input.task,
+        tool: input.tool,
+        args: input.args,
+      }),
+    );
   };
 }

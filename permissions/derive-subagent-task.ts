@@ -28,5 +28,7 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     },
     resources: parent.resources,
     subagents: parent.subagents,
+    // The task tree has one pre-task snapshot, taken by the root.
+    snapshot: false,
   };
 }

@@ -52,6 +52,14 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
       issues.push({ path: `${prefix}tools.builtin`, message: `${name} needs resources.workspace` });
     }
   }
+  tools.custom.forEach((tool, i) => {
+    if (tool.compensate === undefined) return;
+    if (!tools.custom.some((t) => t.name === tool.compensate)) {
+      issues.push({ path: `${prefix}tools.custom.${i}.compensate`, message: `compensating tool "${tool.compensate}" is not declared under tools.custom` });
+    } else if (!grants.tools.includes(tool.compensate)) {
+      issues.push({ path: `${prefix}tools.custom.${i}.compensate`, message: `compensating tool "${tool.compensate}" must be granted (it runs under the task's grant)` });
+    }
+  });
   grants.tools.forEach((name, i) => {
     if (!declared.has(name)) issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools` });
   });

@@ -84,6 +84,21 @@ export const TaskIdentitySchema = z.strictObject({
 });
 export type TaskIdentity = z.infer<typeof TaskIdentitySchema>;
 
+/** What recovery did when the task ended: committed its files, or rolled its effects back. */
+export const TaskRecoverySchema = z.strictObject({
+  /** Workspace paths made real by the commit (root task, completed). */
+  committed: z.array(z.string()).optional(),
+  /** Compensations run, newest first, with what each did. */
+  rolledBack: z.array(
+    z.strictObject({ kind: z.string(), forTool: z.string().optional(), status: z.string(), detail: z.string() }),
+  ),
+  /** Effects Warden could not undo (e.g. an HTTP request), by step. */
+  notUndoable: z.array(z.string()),
+  /** True when the pre-task snapshot was restored because compensation alone could not undo everything. */
+  restoredSnapshot: z.boolean().optional(),
+});
+export type TaskRecovery = z.infer<typeof TaskRecoverySchema>;
+
 export interface TaskResult {
   workflowId: string;
   runId: string;
@@ -97,6 +112,9 @@ export interface TaskResult {
   steps: StepRecord[];
   children: TaskResult[];
   final: { answer: string; claims: string[] } | null;
+  recovery?: TaskRecovery;
+  /** A completed sub-agent's compensations, handed to its parent's saga (not run yet). */
+  compensations?: unknown[];
 }
 
 export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
@@ -112,6 +130,8 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     steps: z.array(StepRecordSchema),
     children: z.array(TaskResultSchema),
     final: z.strictObject({ answer: z.string(), claims: z.array(z.string()) }).nullable(),
+    recovery: TaskRecoverySchema.optional(),
+    compensations: z.array(z.unknown()).optional(),
   }),
 );
 

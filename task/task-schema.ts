@@ -87,6 +87,8 @@ export const UserToolSchema = z.strictObject({
    */
   source: z.string().min(1),
   capabilities: z.array(CapabilityNameSchema).default([]),
+  /** A user-defined tool that undoes this one; it receives { compensationId, original: { tool, args, output } }. */
+  compensate: ToolNameSchema.optional(),
   timeout: DurationSchema.optional(),
   memoryMb: z.number().int().min(8).max(1024).optional(),
 });
@@ -157,6 +159,8 @@ export const TaskSchema = z.strictObject({
   }),
   resources: ResourcesSchema.default({ databases: {}, hosts: [] }),
   subagents: z.record(SubagentNameSchema, SubagentSchema).default({}),
+  /** Take an immutable snapshot of the workspace and databases before the task starts. */
+  snapshot: z.boolean().default(false),
 });
 
 /** The task as written in a file (before defaults). */

@@ -64,7 +64,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       namespace: options.namespace,
       taskQueue: options.taskQueue ?? TASK_QUEUE,
       workflowBundle: await workflowBundle(options.cacheDir),
-      activities: createActivities({ sandbox, identity: { keystore, stores }, ...(options.env === undefined ? {} : { env: options.env }) }),
+      activities: createActivities({ sandbox, stateDir, identity: { keystore, stores }, ...(options.env === undefined ? {} : { env: options.env }) }),
     });
     return {
       worker,

@@ -10,7 +10,7 @@ import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporali
 
 const PROJECT_ROOT = join(__dirname, '..');
 /** Folders whose files a workflow may import (directly or transitively). */
-const WORKFLOW_SOURCE_DIRS = ['workflows', 'permissions', 'task'];
+const WORKFLOW_SOURCE_DIRS = ['workflows', 'permissions', 'task', 'recovery'];
 const WORKFLOW_SOURCE_FILES = ['errors.ts'];
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', 'index.ts');

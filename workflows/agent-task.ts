@@ -22,7 +22,8 @@ import type { WardenActivities } from '../activities';
 import { checkSpawnAction, checkToolAction, type ActionCheck } from '../permissions/check-action';
 import { deriveSubagentTask } from '../permissions/derive-subagent-task';
 import { durationToMs } from '../task/duration';
-import type { Action, AgentTaskInput, ModelTurn, StepError, StepRecord, TaskIdentity, TaskResult, TaskState, TaskStatus } from '../task/task-run';
+import type { Action, AgentTaskInput, ModelTurn, StepError, StepRecord, TaskIdentity, TaskRecovery, TaskResult, TaskState, TaskStatus } from '../task/task-run';
+import { compensationFor, overlayCompensation, type Compensation } from '../recovery/compensation';
 import type { Task } from '../task/task-schema';
 import { taskStateQuery } from './definitions';
 
@@ -35,6 +36,12 @@ const { endTask } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '30 seconds',
   // Revocation must happen: keep retrying well past transient failures.
   retry: { maximumAttempts: 20, initialInterval: '1s', maximumInterval: '10s' },
+});
+
+const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '5 minutes',
+  // Recovery is idempotent and must finish: retry through transient failures.
+  retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
 });
 
 /** Delegation refusals: recorded as a denied spawn, after which the parent goes on. */
@@ -79,6 +86,25 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const deadlineAt = input.deadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, input.deadlineAt);
   const { runTool, activityTimeoutMs } = toolActivities(task);
   let identity: TaskIdentity | undefined = input.identity;
+  const rootWorkflowId = input.lineage[0] ?? info.workflowId;
+  const isRoot = input.lineage.length === 0;
+  /** The saga: how to undo each effect so far, oldest first. */
+  const compensations: Compensation[] = [];
+  const notUndoable: string[] = [];
+  let snapshotTaken = false;
+
+  /** Registers how to undo one tool call (also a failed one: it may have changed rows before failing). */
+  const registerUndo = (tool: string, stepIndex: number, args: Record<string, unknown>, output: unknown) => {
+    const custom = task.tools.custom.find((t) => t.name === tool);
+    const plan = compensationFor(tool, output, {
+      callId: `${info.workflowId}:${stepIndex}`,
+      args,
+      journaled: true,
+      ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
+    });
+    compensations.push(...plan.compensations);
+    if (!plan.undoable) notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
+  };
 
   const state: TaskState = {
     workflowId: info.workflowId,
@@ -152,6 +178,7 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
         const grantId = identity!.grantId;
         const call = await withinDeadline(() =>
           runTool({
+            rootWorkflowId,
             workflowId: info.workflowId,
             stepIndex: step.index,
             grantId,
@@ -163,6 +190,7 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
         );
         step.output = call.output;
         step.credential = call.credential;
+        registerUndo(action.tool, step.index, action.args, call.output);
       } else {
         const childTask = deriveSubagentTask(task, action.subagent, action.intent);
         const childId = `${info.workflowId}/${action.subagent}-${step.index}`;
@@ -185,7 +213,12 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
             args: [{ task: childTask, depth: depth + 1, lineage: [...input.lineage, info.workflowId], deadlineAt, identity: childIdentity }],
           }),
         );
-        state.children.push(child);
+        const { compensations: childCompensations, ...childResult } = child;
+        state.children.push(childResult);
+        if (child.status === 'completed') {
+          compensations.push(...((childCompensations ?? []) as Compensation[]));
+          notUndoable.push(...(child.recovery?.notUndoable ?? []).map((n) => `${action.subagent} ${n}`));
+        }
         step.output = { status: child.status, final: child.final, ...(child.reason === undefined ? {} : { reason: child.reason }) };
         if (child.status !== 'completed') step.error = { code: 'ERR_SUBAGENT_FAILED', message: `sub-agent ${action.subagent} ended ${child.status}` };
       }
@@ -193,6 +226,7 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     } catch (error) {
       if (error instanceof TaskEnded || isCancellation(error)) throw error;
       step.error = stepErrorOf(error);
+      if (action.type === 'tool') registerUndo(action.tool, step.index, action.args, undefined);
       // The call ran (and failed) unless the failure says it never started.
       step.executed = true;
     } finally {
@@ -218,6 +252,8 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   };
 
   const result = await runLoop();
+  result.recovery = await CancellationScope.nonCancellable(() => settleEffects(result));
+  if (result.status === 'completed' && !isRoot) result.compensations = compensations;
   if (identity !== undefined) {
     const grantId = identity.grantId;
     // Ending the grant is part of ending the task, also when it was cancelled.
@@ -225,9 +261,44 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   }
   return result;
 
+  /**
+   * Completed: the root commits the task tree's files (a sub-agent hands its compensations to its
+   * parent instead). Anything else: every compensation runs, newest first; if something could not
+   * be undone and a pre-task snapshot exists, the snapshot is restored.
+   */
+  async function settleEffects(result: TaskResult): Promise<TaskRecovery> {
+    if (result.status === 'completed') {
+      if (!isRoot) return { rolledBack: [], notUndoable };
+      const { files } = await commitTask({ rootWorkflowId, task });
+      return { committed: files, rolledBack: [], notUndoable };
+    }
+    const rolledBack: TaskRecovery['rolledBack'] = [];
+    for (const compensation of [...compensations].reverse()) {
+      const forTool = compensation.kind === 'fs-overlay-discard' ? undefined : compensation.forTool;
+      try {
+        const outcome = await compensate({ rootWorkflowId, task, compensation, ...(identity === undefined ? {} : { grantId: identity.grantId }) });
+        rolledBack.push({ kind: outcome.kind, ...(forTool === undefined ? {} : { forTool }), status: outcome.status, detail: outcome.detail });
+      } catch (error) {
+        const failure = stepErrorOf(error);
+        rolledBack.push({ kind: compensation.kind, ...(forTool === undefined ? {} : { forTool }), status: 'failed', detail: `${failure.code}: ${failure.message}` });
+      }
+    }
+    const incomplete = notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
+    if (isRoot && snapshotTaken && incomplete) {
+      await restorePreTaskSnapshot({ rootWorkflowId, task });
+      return { rolledBack, notUndoable, restoredSnapshot: true };
+    }
+    return { rolledBack, notUndoable };
+  }
+
   async function runLoop(): Promise<TaskResult> {
     try {
       identity ??= await withinDeadline(() => beginTask({ workflowId: info.workflowId, task, deadlineAt }));
+      if (isRoot) {
+        const prepared = await withinDeadline(() => prepareTask({ rootWorkflowId, task }));
+        snapshotTaken = prepared.snapshot;
+        if (task.resources.workspace !== undefined) compensations.push(overlayCompensation(prepared.taskKey));
+      }
       for (;;) {
         if (state.steps.length >= task.limits.maxSteps) {
           return finish('limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);

@@ -122,11 +122,6 @@ export function cedarString(text: string): string {
   return `${out}"`;
 }
 
-/** A Cedar `like` pattern from a glob: `*` stays a wildcard, everything else is literal. */
-function likePattern(glob: string): string {
-  return cedarString(glob);
-}
-
 const WILDCARD = Symbol('*');
 
 /** A `like` pattern from literal pieces and wildcards: literal `*`, `"` and `\` are escaped. */
@@ -141,6 +136,17 @@ function likeOf(...parts: ReadonlyArray<string | typeof WILDCARD>): string {
   }
   return `${out}"`;
 }
+
+/** A Cedar `like` pattern from a glob: `*` stays a wildcard, everything else is literal. */
+function likePattern(glob: string): string {
+  const parts: (string | typeof WILDCARD)[] = [];
+  glob.split('*').forEach((piece, i) => {
+    if (i > 0) parts.push(WILDCARD);
+    if (piece !== '') parts.push(piece);
+  });
+  return likeOf(...parts);
+}
+
 function anyOf(parts: readonly string[]): string {
   if (parts.length === 1) return parts[0] as string;
   return `(${parts.join(' || ')})`;

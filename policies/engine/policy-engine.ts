@@ -11,6 +11,7 @@
  *  - `decide` and `recordExecution` are pure functions of their inputs (the clock is the
  *    request's `now`), so decisions replay identically.
  */
+import { createHash } from 'node:crypto';
 import { PolicyError } from '../../errors';
 import { cedar, cedarPolicies, compileRule, CompiledRuleSchema, validateCedarRules, WARDEN_CEDAR_SCHEMA, type CedarRule, type CompiledRule, type StatefulRule } from './compile-rule';
 import { readPacks } from './load-pack';
@@ -59,7 +60,8 @@ const MIN_RETAIN_MS = 3_600_000;
 const MAX_CONTEXTS = 64;
 
 let schemaPreparsed = false;
-let policySetCounter = 0;
+/** Policy sets preparsed in this process, by content hash: engines over the same rules share one. */
+const preparsedSets = new Set<string>();
 
 function preparseSchemaOnce(): void {
   if (schemaPreparsed) return;
@@ -107,10 +109,13 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
   for (const set of [forbids, permits]) {
     if (Object.keys(set).length === 0) continue;
     preparseSchemaOnce();
-    policySetCounter += 1;
-    const id = `warden-${policySetCounter}`;
-    const answer = cedar.preparsePolicySet(id, { staticPolicies: set === forbids ? { ...set, [DEFAULT_PERMIT_ID]: DEFAULT_PERMIT } : set });
-    if (answer.type !== 'success') throw new PolicyError('ERR_POLICY_INVALID', `Cedar policies do not parse: ${answer.errors.map((e) => e.message).join('; ')}`);
+    const staticPolicies = set === forbids ? { ...set, [DEFAULT_PERMIT_ID]: DEFAULT_PERMIT } : set;
+    const id = `warden-${createHash('sha256').update(JSON.stringify(staticPolicies)).digest('hex')}`;
+    if (!preparsedSets.has(id)) {
+      const answer = cedar.preparsePolicySet(id, { staticPolicies });
+      if (answer.type !== 'success') throw new PolicyError('ERR_POLICY_INVALID', `Cedar policies do not parse: ${answer.errors.map((e) => e.message).join('; ')}`);
+      preparsedSets.add(id);
+    }
     policySets.push(id);
   }
   const retainMs = Math.max(MIN_RETAIN_MS, ...statefulRules.map((r) => (r.spec.type === 'rate' ? r.spec.windowMs : 0)));

@@ -1,0 +1,106 @@
+/**
+ * The recovery side of a task's life. Agents' file changes live in a copy-on-write overlay of the
+ * workspace until the task tree completes, and SQL changes are journaled with before-images; a
+ * task that ends any other way is rolled back by compensations, run in reverse as activities.
+ *
+ * Invariant: every function here is idempotent, because Temporal may run an activity again after
+ * a worker dies at any point.
+ */
+import { RecoveryError } from '../errors';
+import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import type { Compensation } from '../recovery/compensation';
+import { runCompensation, type CompensationOutcome } from '../recovery/run-compensation';
+import { commitOverlay } from '../recovery/workspace-overlay';
+import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapshot';
+import type { Task } from '../task/task-schema';
+import type { ActivityDeps } from './index';
+import { executeToolCall } from './run-tool';
+import { atActivityBoundary } from './to-application-failure';
+
+export interface RecoveryTaskInput {
+  /** The workflow id of the task the user started (the root of the sub-agent tree). */
+  rootWorkflowId: string;
+  task: Task;
+}
+
+export interface CompensateInput extends RecoveryTaskInput {
+  compensation: Compensation;
+  /** The task's grant, for compensating tools (they run in the sandbox like any call). */
+  grantId?: string;
+}
+
+function stateDirOfDeps(deps: ActivityDeps): string {
+  if (deps.stateDir === undefined) throw new TypeError('this worker was created without a state folder');
+  return deps.stateDir;
+}
+
+export function createTaskRecoveryActivities(deps: ActivityDeps) {
+  return {
+    /** Names the task tree's recovery state and, for `snapshot: true`, takes the pre-task snapshot. */
+    async prepareTask(input: RecoveryTaskInput): Promise<{ taskKey: string; snapshot: boolean }> {
+      return atActivityBoundary(async () => {
+        const stateDir = stateDirOfDeps(deps);
+        const taskKey = taskKeyOf(input.rootWorkflowId);
+        if (input.task.snapshot) {
+          await snapshotWorkspace({
+            stateDir,
+            taskKey,
+            ...(input.task.resources.workspace === undefined ? {} : { workspace: input.task.resources.workspace }),
+            databases: input.task.resources.databases,
+          });
+        }
+        return { taskKey, snapshot: input.task.snapshot };
+      });
+    },
+
+    /** Makes the overlay's files real (atomically per file, snapshotting what they replace). */
+    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[] }> {
+      return atActivityBoundary(async () => {
+        if (input.task.resources.workspace === undefined) return { files: [] };
+        const result = await commitOverlay({ stateDir: stateDirOfDeps(deps), taskKey: taskKeyOf(input.rootWorkflowId), workspace: input.task.resources.workspace });
+        return { files: result.manifest?.entries.map((e) => e.path) ?? [] };
+      });
+    },
+
+    /** Runs one compensation; running it again is a no-op. */
+    async compensate(input: CompensateInput): Promise<CompensationOutcome> {
+      return atActivityBoundary(async () => {
+        const stateDir = stateDirOfDeps(deps);
+        const taskKey = taskKeyOf(input.rootWorkflowId);
+        return runCompensation(input.compensation, {
+          stateDir,
+          taskKey,
+          journal: journalPathOf(stateDir, taskKey),
+          databases: input.task.resources.databases,
+          runTool: async (tool, toolInput) => {
+            if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
+            const call = await executeToolCall(deps, {
+              rootWorkflowId: input.rootWorkflowId,
+              callId: `compensate:${input.compensation.kind === 'tool' ? input.compensation.callId : tool}`,
+              grantId: input.grantId,
+              maxCredentialTtlMs: 60_000,
+              task: input.task,
+              tool,
+              args: toolInput as Record<string, unknown>,
+            });
+            return call.output;
+          },
+        });
+      });
+    },
+
+    /** Puts the workspace and databases back to the pre-task snapshot (when compensation alone cannot). */
+    async restorePreTaskSnapshot(input: RecoveryTaskInput): Promise<{ restored: number; deleted: number; databases: number }> {
+      return atActivityBoundary(async () => {
+        const result = await restoreSnapshot({
+          stateDir: stateDirOfDeps(deps),
+          taskKey: taskKeyOf(input.rootWorkflowId),
+          ...(input.task.resources.workspace === undefined ? {} : { workspace: input.task.resources.workspace }),
+          databases: true,
+          force: true,
+        });
+        return { restored: result.restored.length, deleted: result.deleted.length, databases: result.databases.length };
+      });
+    },
+  };
+}
