@@ -1,31 +1,36 @@
 /** The `warden` command line: parses the sub-command and hands over. Commands return exit codes. */
 import { processIo, type CliIo } from './cli-io';
+import { auditCommand, AUDIT_USAGE } from './commands/audit';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
+import { policyCommand, POLICY_USAGE } from './commands/policy';
+import { rollbackCommand, ROLLBACK_USAGE } from './commands/rollback';
 import { runCommand, RUN_USAGE } from './commands/run';
 import { serverCommand, SERVER_USAGE } from './commands/server';
+import { snapshotsCommand, SNAPSHOTS_USAGE } from './commands/snapshots';
 import { workerCommand, WORKER_USAGE } from './commands/worker';
 import { EXIT } from './exit-codes';
 
+type Command = (argv: string[], io: CliIo) => Promise<number>;
+
+/** Every sub-command with its usage text, in the order `warden help` lists them. */
+const COMMANDS: Record<string, { run: Command; usage: string }> = {
+  run: { run: runCommand, usage: RUN_USAGE },
+  worker: { run: workerCommand, usage: WORKER_USAGE },
+  server: { run: serverCommand, usage: SERVER_USAGE },
+  keys: { run: keysCommand, usage: KEYS_USAGE },
+  credentials: { run: credentialsCommand, usage: CREDENTIALS_USAGE },
+  policy: { run: policyCommand, usage: POLICY_USAGE },
+  snapshots: { run: snapshotsCommand, usage: SNAPSHOTS_USAGE },
+  rollback: { run: rollbackCommand, usage: ROLLBACK_USAGE },
+  audit: { run: auditCommand, usage: AUDIT_USAGE },
+};
+
 const USAGE = `warden: a zero-trust runtime for AI agents on Temporal
 
-${RUN_USAGE}
-
-${WORKER_USAGE}
-
-${SERVER_USAGE}
-
-${KEYS_USAGE}
-
-${CREDENTIALS_USAGE}`;
-
-const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
-  run: runCommand,
-  worker: workerCommand,
-  server: serverCommand,
-  keys: keysCommand,
-  credentials: credentialsCommand,
-};
+${Object.values(COMMANDS)
+  .map((c) => c.usage)
+  .join('\n\n')}`;
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const [name, ...rest] = argv;
@@ -38,5 +43,5 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.stderr(`warden: unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
     return EXIT.usage;
   }
-  return command(rest, io);
+  return command.run(rest, io);
 }

@@ -90,7 +90,7 @@ export const TaskRecoverySchema = z.strictObject({
   committed: z.array(z.string()).optional(),
   /** Compensations run, newest first, with what each did. */
   rolledBack: z.array(
-    z.strictObject({ kind: z.string(), forTool: z.string().optional(), status: z.string(), detail: z.string() }),
+    z.strictObject({ kind: z.string(), forTool: z.string().optional(), callId: z.string().optional(), status: z.string(), detail: z.string() }),
   ),
   /** Effects Warden could not undo (e.g. an HTTP request), by step. */
   notUndoable: z.array(z.string()),

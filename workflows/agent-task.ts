@@ -274,13 +274,13 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...compensations].reverse()) {
-      const forTool = compensation.kind === 'fs-overlay-discard' ? undefined : compensation.forTool;
+      const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
       try {
         const outcome = await compensate({ rootWorkflowId, task, compensation, ...(identity === undefined ? {} : { grantId: identity.grantId }) });
-        rolledBack.push({ kind: outcome.kind, ...(forTool === undefined ? {} : { forTool }), status: outcome.status, detail: outcome.detail });
+        rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
       } catch (error) {
         const failure = stepErrorOf(error);
-        rolledBack.push({ kind: compensation.kind, ...(forTool === undefined ? {} : { forTool }), status: 'failed', detail: `${failure.code}: ${failure.message}` });
+        rolledBack.push({ kind: compensation.kind, ...of, status: 'failed', detail: `${failure.code}: ${failure.message}` });
       }
     }
     const incomplete = notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
