@@ -47,10 +47,14 @@ const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = proxyAct
 /** Delegation refusals: recorded as a denied spawn, after which the parent goes on. */
 const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', 'ERR_DELEGATION_DEPTH'];
 
+/** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
+const TOOL_ACTIVITY_MARGIN_MS = 10_000;
+
 /** Activity stub for tool calls; its timeout follows the task's per-call limit. */
 function toolActivities(task: Task) {
-  // The sandbox enforces the real limit; this is the backstop if a worker dies mid-call.
-  const activityTimeoutMs = durationToMs(task.limits.toolTimeout) + 30_000;
+  // The sandbox enforces the real limit; this is the backstop if a worker dies mid-call, and how
+  // soon another worker retries the call (idempotently, by call id).
+  const activityTimeoutMs = durationToMs(task.limits.toolTimeout) + TOOL_ACTIVITY_MARGIN_MS;
   const { runTool } = proxyActivities<WardenActivities>({
     startToCloseTimeout: activityTimeoutMs,
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },

@@ -1,0 +1,175 @@
+/**
+ * Crash safety with real processes: a `warden worker` is SIGKILLed in the middle of a task, at
+ * several points; a new worker picks the task up. The task either completes or rolls back fully,
+ * and no effect is applied twice (each tool call carries an idempotency key).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskState } from '../../task/task-run';
+import { connectClient } from '../../temporal/connect';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { taskStateQuery } from '../../workflows/definitions';
+import { testTemporalAddress } from '../support/temporal';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
+import type { Client, Connection } from '@temporalio/client';
+
+let client: Client;
+let connection: Connection;
+const workers: ChildProcess[] = [];
+
+beforeAll(async () => {
+  const { address, namespace } = testTemporalAddress();
+  ({ client, connection } = await connectClient({ ...loadTemporalConfig({}), address, namespace }));
+});
+afterAll(async () => {
+  for (const w of workers) w.kill('SIGKILL');
+  await connection?.close();
+});
+
+async function startWorker(taskQueue: string): Promise<ChildProcess> {
+  const { address, namespace } = testTemporalAddress();
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/warden.js'), 'worker', '--task-queue', taskQueue], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, WARDEN_STATE_DIR: TEST_STATE_DIR },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  workers.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  for (let i = 0; i < 300 && !stderr.includes('worker polling'); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!stderr.includes('worker polling')) throw new Error(`worker did not start: ${stderr}`);
+  return child;
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function setup() {
+  const workspace = await mkdtemp(join(tmpdir(), 'warden-crash-'));
+  const dbFile = join(workspace, 'ledger.db');
+  const db = new Database(dbFile);
+  db.exec('CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); INSERT INTO counter (id, n) VALUES (1, 0);');
+  db.close();
+  await writeFile(join(workspace, 'status.txt'), 'before');
+  const counter = () => {
+    const d = new Database(dbFile, { readonly: true });
+    try {
+      return (d.prepare('SELECT n FROM counter WHERE id = 1').get() as { n: number }).n;
+    } finally {
+      d.close();
+    }
+  };
+  const task = parseTask(
+    {
+      user: 'ops@example.com',
+      intent: 'bump the counter and record it',
+      agent: {
+        name: 'bumper',
+        model: {
+          driver: 'scripted',
+          script: [{ tool: 'bump', args: {} }, { tool: 'fs.write', args: { path: 'status.txt', content: 'after' } }, { tool: 'pause', args: {} }, { final: 'bumped' }],
+        },
+      },
+      tools: {
+        builtin: ['fs.write'],
+        custom: [
+          {
+            name: 'bump',
+            description: 'adds one, then works a while',
+            capabilities: ['sql.exec'],
+            // The change commits first; the worker is killed while the tool is still busy.
+            source: "const r = warden.sql.exec('ledger', 'UPDATE counter SET n = n + 1 WHERE id = 1'); const end = Date.now() + 1500; while (Date.now() < end) {} return r;",
+          },
+          { name: 'pause', description: 'works a while', source: 'const end = Date.now() + 1500; while (Date.now() < end) {} return "ok";' },
+        ],
+      },
+      grants: { tools: ['bump', 'fs.write', 'pause'], databases: ['ledger'] },
+      limits: { toolTimeout: '3s' },
+      resources: { workspace, databases: { ledger: dbFile } },
+    },
+    'crash-task.yaml',
+    REPO_ROOT,
+  );
+  return { workspace, counter, task };
+}
+
+/** Polls the running task until `predicate` holds for its state. */
+async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promise<TaskState> }, predicate: (s: TaskState) => boolean): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      if (predicate(await handle.query(taskStateQuery))) return;
+    } catch {
+      // no worker to answer yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('task never reached the expected state');
+}
+
+describe('SIGKILL of the worker', () => {
+  it('mid-tool, after its SQL change committed: the retried call is not applied twice and the task completes', async () => {
+    const { workspace, counter, task } = await setup();
+    const taskQueue = `warden-crash-${randomUUID()}`;
+    let worker = await startWorker(taskQueue);
+    const handle = await startAgentTask(client, task, { taskQueue });
+    // The bump's UPDATE has committed once the counter moves; the tool is then still busy.
+    for (let i = 0; i < 200 && counter() === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(counter()).toBe(1);
+    await kill(worker);
+    worker = await startWorker(taskQueue);
+    const result = await followAgentTask(handle);
+    expect(result.status).toBe('completed');
+    expect(counter()).toBe(1);
+    expect(result.steps[0]?.output).toMatchObject({ changes: 1 });
+    expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('after');
+    await kill(worker);
+  }, 120_000);
+
+  it('between steps, with a file write still in the overlay: the task completes and commits once', async () => {
+    const { workspace, counter, task } = await setup();
+    const taskQueue = `warden-crash-${randomUUID()}`;
+    let worker = await startWorker(taskQueue);
+    const handle = await startAgentTask(client, task, { taskQueue });
+    await waitForState(handle, (s) => s.steps.length >= 2 && s.steps[1]!.executed);
+    await kill(worker);
+    // The write is not real yet: it waits in the overlay for the task to complete.
+    expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('before');
+    worker = await startWorker(taskQueue);
+    const result = await followAgentTask(handle);
+    expect(result.status).toBe('completed');
+    expect(result.recovery?.committed).toEqual(['status.txt']);
+    expect(counter()).toBe(1);
+    expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('after');
+    await kill(worker);
+  }, 120_000);
+
+  it('then cancelled while no worker runs: the restarted worker rolls everything back', async () => {
+    const { workspace, counter, task } = await setup();
+    const taskQueue = `warden-crash-${randomUUID()}`;
+    let worker = await startWorker(taskQueue);
+    const handle = await startAgentTask(client, task, { taskQueue });
+    await waitForState(handle, (s) => s.steps.length >= 3);
+    await kill(worker);
+    await handle.cancel();
+    worker = await startWorker(taskQueue);
+    const result = await followAgentTask(handle);
+    expect(result.status).toBe('cancelled');
+    expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
+      ['sql-undo', 'done'],
+      ['fs-overlay-discard', 'done'],
+    ]);
+    expect(counter()).toBe(0);
+    expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('before');
+    await kill(worker);
+  }, 120_000);
+});
