@@ -134,3 +134,38 @@ it('runs a user tool\'s declared compensating tool when the task fails', async (
   // qty: 1 - 1 (reserve) + 100 (release) — the compensating tool ran exactly once.
   expect(rows()[0]).toEqual({ id: 1, item: 'tea', qty: 100 });
 });
+
+it('restores the pre-task snapshot when compensation alone cannot undo an effect', async () => {
+  const { createServer } = await import('node:http');
+  const server = createServer((_req, res) => res.end('noted'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    // The HTTP request cannot be undone, so with `snapshot: true` the rollback also puts the
+    // workspace and the database back to the pre-task snapshot.
+    const result = await env.runTask(
+      task(
+        [
+          { tool: 'sql.exec', args: { database: 'shop', sql: "UPDATE orders SET qty = 9 WHERE item = 'cake'" } },
+          { tool: 'http.fetch', args: { url: `http://127.0.0.1:${port}/notify`, method: 'POST', body: 'cake=9' } },
+          { tool: 'fs.write', args: { path: '../outside.txt', content: 'x' } },
+          { spawn: 'nobody' },
+        ],
+        {
+          snapshot: true,
+          tools: { builtin: ['fs.write', 'sql.exec', 'http.fetch'] },
+          grants: { tools: ['fs.write', 'sql.exec', 'http.fetch'], databases: ['shop'], hosts: [`127.0.0.1:${port}`] },
+          resources: { workspace, databases: { shop: dbFile }, hosts: [`127.0.0.1:${port}`] },
+        },
+      ),
+    );
+    expect(result.status).toBe('denied');
+    expect(result.steps[1]).toMatchObject({ tool: 'http.fetch', executed: true, output: { status: 200 } });
+    expect(result.recovery?.notUndoable).toEqual(['#1 http.fetch: an HTTP request cannot be undone']);
+    expect(result.recovery?.restoredSnapshot).toBe(true);
+    expect(rows()).toEqual(ORIGINAL_ROWS);
+    expect(await readFile(join(workspace, 'plan.txt'), 'utf8')).toBe('original plan');
+  } finally {
+    server.close();
+  }
+});
