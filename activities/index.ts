@@ -3,6 +3,7 @@
  * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
  */
 import type { SandboxClient } from '../sandbox/sandbox-client';
+import { createCheckPolicy } from './check-policy';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
+    checkPolicy: createCheckPolicy(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
   };

@@ -11,6 +11,8 @@ import { ModelError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
+import { WARDEN_ATTR } from '../custody/attributes';
 
 export interface ProposeTurnInput {
   workflowId: string;
@@ -21,14 +23,25 @@ export interface ProposeTurnInput {
 
 export function createProposeTurn(deps: ActivityDeps) {
   return async function proposeTurn(input: ProposeTurnInput): Promise<ModelTurn> {
+    try {
+      const result = await proposeTurnOnce(input);
+      annotateActiveSpan({ [WARDEN_ATTR.outcome]: 'ok' });
+      return result;
+    } catch (error) {
+      annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
+      throw error;
+    }
+  };
+
+  function proposeTurnOnce(input: ProposeTurnInput): Promise<ModelTurn> {
     return atActivityBoundary(async () => {
       const driver = createDriver(input.task.agent.model, { env: deps.env ?? process.env });
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
-      const turn = await driver.proposeTurn(
-        { task: input.task, turn: input.turn, steps: input.steps, tools, subagents },
-        Context.current().cancellationSignal,
-      );
+      const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
+      // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
+      annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
+      const turn = await driver.proposeTurn(driverInput, Context.current().cancellationSignal);
       // The driver is untrusted: its answer is re-validated before it enters history.
       const parsed = ModelTurnSchema.safeParse(turn);
       if (!parsed.success) {
@@ -36,5 +49,5 @@ export function createProposeTurn(deps: ActivityDeps) {
       }
       return parsed.data;
     });
-  };
+  }
 }

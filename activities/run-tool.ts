@@ -15,6 +15,9 @@ import { capabilityGrantFor, resolveTool } from '../tools/tool-catalog';
 import { validateToolInput } from '../tools/tool-input-validator';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { WARDEN_ATTR } from '../custody/attributes';
+import { actChainOf } from '../identity/agent-identity';
+import { annotateActiveSpan, outcomeOfError, resourceAttributes, toolCallAttributes } from '../telemetry/warden-span-attributes';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -113,8 +116,41 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   };
 }
 
+/** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
+function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
+  annotateActiveSpan(toolCallAttributes(input.task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
+  const grant = deps.identity?.stores.grants.getGrant(input.grantId);
+  if (grant !== undefined) {
+    let chain: string[] | undefined;
+    try {
+      chain = actChainOf(grant.claims.act);
+    } catch {
+      chain = undefined;
+    }
+    annotateActiveSpan({ [WARDEN_ATTR.agentId]: grant.claims.sub, [WARDEN_ATTR.agentChain]: chain });
+  }
+  try {
+    annotateActiveSpan(resourceAttributes(scopeOfCall(input.tool, input.args)));
+  } catch {
+    // Arguments that name no valid resource: the call fails validation and says so.
+  }
+}
+
 export function createRunTool(deps: ActivityDeps) {
   return async function runTool(input: RunToolInput): Promise<ToolCallResult> {
+    annotateToolCall(deps, input);
+    try {
+      const result = await runToolOnce(input);
+      // The credential's id, never its token.
+      annotateActiveSpan({ [WARDEN_ATTR.credentialJti]: result.credential.jti, [WARDEN_ATTR.outcome]: 'ok' });
+      return result;
+    } catch (error) {
+      annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
+      throw error;
+    }
+  };
+
+  function runToolOnce(input: RunToolInput): Promise<ToolCallResult> {
     return atActivityBoundary(() =>
       executeToolCall(deps, {
         rootWorkflowId: input.rootWorkflowId,
@@ -127,5 +163,5 @@ export function createRunTool(deps: ActivityDeps) {
         args: input.args,
       }),
     );
-  };
+  }
 }

@@ -1,13 +1,16 @@
 /** The `warden` command line: parses the sub-command and hands over. Commands return exit codes. */
 import { processIo, type CliIo } from './cli-io';
+import { approvalsCommand, approveCommand, APPROVALS_USAGE, denyCommand } from './commands/approvals';
 import { auditCommand, AUDIT_USAGE } from './commands/audit';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
 import { policyCommand, POLICY_USAGE } from './commands/policy';
+import { replayCommand, REPLAY_USAGE } from './commands/replay';
 import { rollbackCommand, ROLLBACK_USAGE } from './commands/rollback';
 import { runCommand, RUN_USAGE } from './commands/run';
 import { serverCommand, SERVER_USAGE } from './commands/server';
 import { snapshotsCommand, SNAPSHOTS_USAGE } from './commands/snapshots';
+import { traceCommand, TRACE_USAGE } from './commands/trace';
 import { workerCommand, WORKER_USAGE } from './commands/worker';
 import { EXIT } from './exit-codes';
 
@@ -21,15 +24,21 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   keys: { run: keysCommand, usage: KEYS_USAGE },
   credentials: { run: credentialsCommand, usage: CREDENTIALS_USAGE },
   policy: { run: policyCommand, usage: POLICY_USAGE },
+  approvals: { run: approvalsCommand, usage: APPROVALS_USAGE },
+  approve: { run: approveCommand, usage: '' },
+  deny: { run: denyCommand, usage: '' },
   snapshots: { run: snapshotsCommand, usage: SNAPSHOTS_USAGE },
   rollback: { run: rollbackCommand, usage: ROLLBACK_USAGE },
   audit: { run: auditCommand, usage: AUDIT_USAGE },
+  trace: { run: traceCommand, usage: TRACE_USAGE },
+  replay: { run: replayCommand, usage: REPLAY_USAGE },
 };
 
 const USAGE = `warden: a zero-trust runtime for AI agents on Temporal
 
 ${Object.values(COMMANDS)
   .map((c) => c.usage)
+  .filter((usage) => usage !== '')
   .join('\n\n')}`;
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {

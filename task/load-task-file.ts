@@ -7,7 +7,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { TaskFileError, type TaskFileIssue } from '../errors';
+import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
+import { parseRule } from '../policies/engine/parse-rule';
+import { resolvePackFolder } from '../policies/engine/load-pack';
+import { loadPolicyEngine } from '../policies/engine/policy-engine';
 import { compileToolSchema } from '../tools/tool-input-validator';
 import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
 
@@ -74,9 +77,42 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
   });
 }
 
+/** Every rule sentence must read, and every named pack must exist: a rule is never silently dropped. */
+function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
+  const sentences = [...task.policies.map((sentence, i) => ({ sentence, path: `policies.${i}` }))];
+  for (const [name, sub] of Object.entries(task.subagents)) {
+    sub.policies.forEach((sentence, i) => sentences.push({ sentence, path: `subagents.${name}.policies.${i}` }));
+  }
+  for (const { sentence, path } of sentences) {
+    try {
+      parseRule(sentence);
+    } catch (error) {
+      if (error instanceof WardenError) issues.push({ path, message: error.message });
+      else throw error;
+    }
+  }
+  (task.policyPacks ?? []).forEach((pack, i) => {
+    try {
+      resolvePackFolder(pack);
+    } catch (error) {
+      if (error instanceof WardenError) issues.push({ path: `policyPacks.${i}`, message: error.message });
+      else throw error;
+    }
+  });
+  if (issues.length === 0) {
+    try {
+      loadPolicyEngine({ packs: task.policyPacks ?? ['foundation'], sentences: task.policies });
+    } catch (error) {
+      if (error instanceof WardenError) issues.push({ path: 'policies', message: error.message });
+      else throw error;
+    }
+  }
+}
+
 /** Cross-field rules the schema alone cannot express: every grant names something declared. */
 export function checkTaskReferences(task: Task): TaskFileIssue[] {
   const issues: TaskFileIssue[] = [];
+  checkPolicies(task, issues);
   checkToolsAndGrants(task.tools, task.grants, task, '', issues);
   for (const [name, sub] of Object.entries(task.subagents)) {
     checkToolsAndGrants(sub.tools, sub.grants, task, `subagents.${name}`, issues);

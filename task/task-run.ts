@@ -42,6 +42,21 @@ export const ModelTurnSchema = z.strictObject({
 export type ModelTurn = z.infer<typeof ModelTurnSchema>;
 
 export const DecisionSchema = z.enum(['allow', 'deny']);
+
+/** What the policy engine said about a step, with the rules that matched. */
+export const StepPolicySchema = z.strictObject({
+  decision: z.enum(['allow', 'deny', 'approval']),
+  matched: z.array(z.strictObject({ id: z.string(), sentence: z.string(), effect: z.string(), reason: z.string() })),
+});
+/** How a step held for approval was decided, and by whom. */
+export const StepApprovalSchema = z.strictObject({
+  requestId: z.string(),
+  status: z.enum(['approved', 'denied', 'timed_out']),
+  approver: z.string().optional(),
+  reason: z.string().optional(),
+  decidedAt: z.string(),
+});
+export type StepApproval = z.infer<typeof StepApprovalSchema>;
 export type Decision = z.infer<typeof DecisionSchema>;
 
 export const StepErrorSchema = z.strictObject({
@@ -64,6 +79,8 @@ export const StepRecordSchema = z.strictObject({
   executed: z.boolean(),
   output: z.unknown().optional(),
   error: StepErrorSchema.optional(),
+  policy: StepPolicySchema.optional(),
+  approval: StepApprovalSchema.optional(),
   /** The per-call credential the tool ran under: ids, scope and expiry, never the token. */
   credential: z
     .strictObject({ jti: z.string(), scope: z.array(z.string()), expiresAt: z.string() })
@@ -115,6 +132,8 @@ export interface TaskResult {
   recovery?: TaskRecovery;
   /** A completed sub-agent's compensations, handed to its parent's saga (not run yet). */
   compensations?: unknown[];
+  /** A sub-agent's policy counters, merged into its parent's (budgets span the whole tree). */
+  policyState?: unknown;
 }
 
 export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
@@ -132,6 +151,7 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     final: z.strictObject({ answer: z.string(), claims: z.array(z.string()) }).nullable(),
     recovery: TaskRecoverySchema.optional(),
     compensations: z.array(z.unknown()).optional(),
+    policyState: z.unknown().optional(),
   }),
 );
 
@@ -144,6 +164,7 @@ export const AgentTaskInputSchema = z.strictObject({
   /** Epoch ms by which the task must end; a sub-agent inherits its parent's if that is sooner. */
   deadlineAt: z.number().int().optional(),
   identity: TaskIdentitySchema.optional(),
+  policyState: z.unknown().optional(),
 });
 export interface AgentTaskInput {
   task: Task;
@@ -152,7 +173,19 @@ export interface AgentTaskInput {
   deadlineAt?: number;
   /** A sub-agent's grant, issued by its parent when it was spawned. */
   identity?: TaskIdentity;
+  /** The parent's policy counters when the sub-agent was spawned. */
+  policyState?: unknown;
 }
 
 /** What the `state` query returns while a task runs. */
-export type TaskState = Omit<TaskResult, 'runId'> & { turn: number };
+/** An action held until a human approves or denies it (`warden approve|deny`). */
+export interface PendingApproval {
+  requestId: string;
+  tool: string;
+  args: Record<string, unknown>;
+  rules: string[];
+  requestedAt: string;
+  expiresAt: string;
+}
+
+export type TaskState = Omit<TaskResult, 'runId'> & { turn: number; pendingApprovals: PendingApproval[] };

@@ -126,6 +126,8 @@ export const LimitsSchema = z.strictObject({
   toolMemoryMb: z.number().int().min(8).max(1024).default(64),
   /** What a denied action does to the task: stop it (default) or report the denial to the agent and go on. */
   onDeny: z.enum(['stop', 'continue']).default('stop'),
+  /** How long an action held for approval waits for a human before it is denied. */
+  approvalTimeout: DurationSchema.default('15m'),
   maxDepth: z.number().int().min(0).max(10).default(3),
 });
 
@@ -147,14 +149,17 @@ export const TaskSchema = z.strictObject({
   agent: AgentSchema,
   tools: ToolsSchema.default({ builtin: [], custom: [] }),
   grants: GrantsSchema.default({ tools: [], subagents: [], hosts: [], databases: [] }),
-  /** Rule sentences; the policy engine gives them meaning. */
+  /** Rule sentences, in Warden's controlled English (policies/engine/grammar.md). */
   policies: z.array(z.string().min(1)).default([]),
+  /** Rule packs (bundled names or folders); the foundation pack applies when none is named. */
+  policyPacks: z.array(z.string().min(1)).optional(),
   limits: LimitsSchema.default({
     maxSteps: 50,
     deadline: '10m',
     toolTimeout: '5s',
     toolMemoryMb: 64,
     onDeny: 'stop',
+    approvalTimeout: '15m',
     maxDepth: 3,
   }),
   resources: ResourcesSchema.default({ databases: {}, hosts: [] }),

@@ -4,7 +4,7 @@
  * be reached becomes `ERR_TEMPORAL_UNREACHABLE` (retryable) naming the address and the way to
  * fix it, instead of the SDK's bare gRPC error.
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type ClientInterceptors } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { TemporalServerError } from '../errors';
 import { toConnectionOptions, toNativeConnectionOptions, type TemporalConfig } from './temporal-config';
@@ -29,17 +29,21 @@ function unreachable(config: TemporalConfig, cause: unknown): TemporalServerErro
 }
 
 /**
- * Connects a workflow client in `config.namespace`.
+ * Connects a workflow client in `config.namespace`; `interceptors` (e.g. `telemetryClientInterceptors`)
+ * are installed on the client.
  * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`.
  */
-export async function connectClient(config: TemporalConfig, options: { connectTimeoutMs?: number } = {}): Promise<ConnectedClient> {
+export async function connectClient(config: TemporalConfig, options: { connectTimeoutMs?: number; interceptors?: ClientInterceptors } = {}): Promise<ConnectedClient> {
   let connection: Connection;
   try {
     connection = await Connection.connect({ ...toConnectionOptions(config), connectTimeout: options.connectTimeoutMs ?? 10_000 });
   } catch (error) {
     throw unreachable(config, error);
   }
-  return { client: new Client({ connection, namespace: config.namespace }), connection };
+  return {
+    client: new Client({ connection, namespace: config.namespace, ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }) }),
+    connection,
+  };
 }
 
 /**

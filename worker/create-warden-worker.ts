@@ -9,6 +9,8 @@ import { TASK_QUEUE } from '../workflows/definitions';
 import { openKeystore } from '../identity/keystore';
 import { openCredentialStores } from '../identity/credential-stores';
 import { stateDirOf } from '../state-dir';
+import type { Telemetry } from '../telemetry/setup-telemetry';
+import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
 import { workflowBundle } from './workflow-bundle';
 
 export interface WardenWorkerOptions {
@@ -21,6 +23,11 @@ export interface WardenWorkerOptions {
   stateDir?: string;
   /** Environment model drivers read API keys from. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Tracing (`setupTelemetry`): workflow, activity and child-workflow spans go to its custody
+   * ledger. The caller owns it and shuts it down after the worker.
+   */
+  telemetry?: Telemetry;
 }
 
 export interface WardenWorker {
@@ -59,11 +66,14 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   try {
+    const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
     const worker = await Worker.create({
       connection: options.connection,
       namespace: options.namespace,
       taskQueue: options.taskQueue ?? TASK_QUEUE,
-      workflowBundle: await workflowBundle(options.cacheDir),
+      // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
+      workflowBundle: await workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
+      ...(traced === undefined ? {} : { interceptors: traced.interceptors, sinks: traced.sinks }),
       activities: createActivities({ sandbox, stateDir, identity: { keystore, stores }, ...(options.env === undefined ? {} : { env: options.env }) }),
     });
     return {

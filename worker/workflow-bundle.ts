@@ -1,24 +1,44 @@
 /**
  * The workflow bundle, built once per code version. Bundling takes seconds on a small machine, so
  * a bundle is cached under the state folder keyed by a hash of every source file it can contain
- * and the SDK version; any edit to workflow code produces a new bundle.
+ * and the SDK version; any edit to workflow code produces a new bundle. A bundle with workflow
+ * interceptor modules (tracing) is a separate variant, cached and memoized under its own key.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 
 const PROJECT_ROOT = join(__dirname, '..');
 /** Folders whose files a workflow may import (directly or transitively). */
-const WORKFLOW_SOURCE_DIRS = ['workflows', 'permissions', 'task', 'recovery'];
+const WORKFLOW_SOURCE_DIRS = ['workflows', 'permissions', 'task', 'recovery', 'policies/engine'];
 const WORKFLOW_SOURCE_FILES = ['errors.ts'];
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', 'index.ts');
 
-async function sourceFingerprint(): Promise<string> {
+export interface WorkflowBundleOptions {
+  /** Workflow interceptor modules to bundle in (e.g. `WORKFLOW_INTERCEPTOR_MODULES` for tracing). */
+  workflowInterceptorModules?: readonly string[];
+}
+
+/** Version of the package a module file belongs to (the nearest package.json up from it), or ''. */
+async function packageVersionOf(modulePath: string): Promise<string> {
+  for (let dir = dirname(modulePath); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name !== undefined) return `${pkg.name}@${pkg.version ?? ''}`;
+    } catch {
+      // no package.json here: look further up
+    }
+  }
+  return '';
+}
+
+async function sourceFingerprint(interceptorModules: readonly string[]): Promise<string> {
   const hash = createHash('sha256');
   const sdk = JSON.parse(await readFile(require.resolve('@temporalio/worker/package.json'), 'utf8')) as { version: string };
   hash.update(`sdk:${sdk.version}\n`);
+  for (const module of interceptorModules) hash.update(`interceptor:${module}:${await packageVersionOf(module)}\n`);
   const files = [...WORKFLOW_SOURCE_FILES];
   for (const dir of WORKFLOW_SOURCE_DIRS) {
     for (const entry of (await readdir(join(PROJECT_ROOT, dir))).sort()) {
@@ -32,10 +52,11 @@ async function sourceFingerprint(): Promise<string> {
   return hash.digest('hex').slice(0, 24);
 }
 
-let memo: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** One build per variant (interceptor modules) per process. */
+const memo = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
 
-async function buildOrLoad(cacheDir: string | undefined): Promise<WorkflowBundleWithSourceMap> {
-  const fingerprint = cacheDir === undefined ? undefined : await sourceFingerprint();
+async function buildOrLoad(cacheDir: string | undefined, interceptorModules: readonly string[]): Promise<WorkflowBundleWithSourceMap> {
+  const fingerprint = cacheDir === undefined ? undefined : await sourceFingerprint(interceptorModules);
   const cacheFile = cacheDir === undefined ? undefined : join(cacheDir, `workflow-bundle-${fingerprint}.json`);
   if (cacheFile !== undefined) {
     try {
@@ -44,7 +65,11 @@ async function buildOrLoad(cacheDir: string | undefined): Promise<WorkflowBundle
       // not cached yet (or unreadable): build below
     }
   }
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: silentLogger });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: WORKFLOWS_PATH,
+    logger: silentLogger,
+    ...(interceptorModules.length === 0 ? {} : { workflowInterceptorModules: [...interceptorModules] }),
+  });
   if (cacheFile !== undefined && cacheDir !== undefined) {
     await mkdir(cacheDir, { recursive: true });
     const tmp = `${cacheFile}.${randomUUID()}.tmp`;
@@ -54,13 +79,23 @@ async function buildOrLoad(cacheDir: string | undefined): Promise<WorkflowBundle
   return bundle;
 }
 
-/** The workflow bundle for this code; `cacheDir` enables the on-disk cache. */
-export function workflowBundle(cacheDir?: string): Promise<WorkflowBundleWithSourceMap> {
-  memo ??= buildOrLoad(cacheDir).catch((error: unknown) => {
-    memo = undefined;
-    throw error;
-  });
-  return memo;
+/**
+ * The workflow bundle for this code; `cacheDir` enables the on-disk cache. With
+ * `workflowInterceptorModules` the bundle includes them (a pre-built bundle is the only way a
+ * worker gets workflow interceptors: `Worker.create` ignores `interceptors.workflowModules` then).
+ */
+export function workflowBundle(cacheDir?: string, options: WorkflowBundleOptions = {}): Promise<WorkflowBundleWithSourceMap> {
+  const modules = [...(options.workflowInterceptorModules ?? [])];
+  const key = modules.join('\n');
+  let bundle = memo.get(key);
+  if (bundle === undefined) {
+    bundle = buildOrLoad(cacheDir, modules).catch((error: unknown) => {
+      memo.delete(key);
+      throw error;
+    });
+    memo.set(key, bundle);
+  }
+  return bundle;
 }
 
 const noop = () => undefined;

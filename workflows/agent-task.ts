@@ -13,7 +13,9 @@ import {
   ChildWorkflowFailure,
   executeChild,
   isCancellation,
+  condition,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   workflowInfo,
@@ -22,10 +24,12 @@ import type { WardenActivities } from '../activities';
 import { checkSpawnAction, checkToolAction, type ActionCheck } from '../permissions/check-action';
 import { deriveSubagentTask } from '../permissions/derive-subagent-task';
 import { durationToMs } from '../task/duration';
-import type { Action, AgentTaskInput, ModelTurn, StepError, StepRecord, TaskIdentity, TaskRecovery, TaskResult, TaskState, TaskStatus } from '../task/task-run';
+import type { Action, AgentTaskInput, ModelTurn, StepApproval, StepError, StepRecord, TaskIdentity, TaskRecovery, TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import { compensationFor, overlayCompensation, type Compensation } from '../recovery/compensation';
 import type { Task } from '../task/task-schema';
-import { taskStateQuery } from './definitions';
+import { approvalSignal, taskStateQuery, type ApprovalDecision } from './definitions';
+import { emptyPolicyState, mergePolicyStates, recordExecution, type PolicyState } from '../policies/engine/policy-state';
+import type { ErrorCode } from '../errors';
 
 const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '2 minutes',
@@ -37,6 +41,15 @@ const { endTask } = proxyActivities<WardenActivities>({
   // Revocation must happen: keep retrying well past transient failures.
   retry: { maximumAttempts: 20, initialInterval: '1s', maximumInterval: '10s' },
 });
+
+/** Policy decisions run as local activities: fast, and recorded in history like any result. */
+const { checkPolicy } = proxyLocalActivities<WardenActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 3 },
+});
+
+/** How long policy counters remember calls (rates look back at most a day). */
+const POLICY_RETAIN_MS = 24 * 3_600_000;
 
 const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '5 minutes',
@@ -120,8 +133,16 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     children: [],
     final: null,
     turn: 0,
+    pendingApprovals: [],
   };
   setHandler(taskStateQuery, () => state);
+  const approvals = new Map<string, ApprovalDecision>();
+  setHandler(approvalSignal, (decision) => {
+    // The first decision counts; later ones for the same request are ignored.
+    if (!approvals.has(decision.requestId)) approvals.set(decision.requestId, decision);
+  });
+  let policyState: PolicyState = (input.policyState as PolicyState | undefined) ?? emptyPolicyState();
+  const agentChain = [...input.lineage.map((id) => id.split('/').pop()!.replace(/-\d+$/, '')), task.agent.name].slice(0, -1);
 
   const record = (action: Action & { type: 'tool' | 'spawn' }, turn: number, check: ActionCheck, began: number): StepRecord => {
     const step: StepRecord = {
@@ -168,6 +189,37 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     }
   };
 
+  /** Holds a step until a human decides (signal) or the approval timeout (or the deadline) passes. */
+  const awaitApproval = async (step: StepRecord, tool: string, args: Record<string, unknown>, rules: string[]): Promise<StepApproval> => {
+    const requestId = `${step.index}`;
+    const waitMs = Math.min(durationToMs(task.limits.approvalTimeout), Math.max(0, remainingMs()));
+    state.pendingApprovals.push({
+      requestId,
+      tool,
+      args,
+      rules,
+      requestedAt: new Date(Date.now()).toISOString(),
+      expiresAt: new Date(Date.now() + waitMs).toISOString(),
+    });
+    try {
+      const decided = await condition(() => approvals.has(requestId), waitMs);
+      const decision = approvals.get(requestId);
+      if (!decided || decision === undefined) {
+        if (remainingMs() <= 0) throw new TaskEnded('timed_out', `deadline of ${task.limits.deadline} exceeded`);
+        return { requestId, status: 'timed_out', decidedAt: new Date(Date.now()).toISOString() };
+      }
+      return {
+        requestId,
+        status: decision.approved ? 'approved' : 'denied',
+        approver: decision.approver,
+        ...(decision.reason === undefined ? {} : { reason: decision.reason }),
+        decidedAt: new Date(Date.now()).toISOString(),
+      };
+    } finally {
+      state.pendingApprovals = state.pendingApprovals.filter((p) => p.requestId !== requestId);
+    }
+  };
+
   const runAction = async (action: Action & { type: 'tool' | 'spawn' }, turn: number): Promise<void> => {
     const began = Date.now();
     const check = action.type === 'tool' ? checkToolAction(task, action) : checkSpawnAction(task, action, depth);
@@ -176,6 +228,45 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
       step.error = { code: check.code, message: check.reason };
       if (task.limits.onDeny === 'stop') throw new TaskEnded('denied', check.reason);
       return;
+    }
+    const policyTool = action.type === 'tool' ? action.tool : `spawn:${action.subagent}`;
+    const policyArgs = action.type === 'tool' ? action.args : { intent: action.intent ?? task.subagents[action.subagent]?.intent ?? '' };
+    const { decision: verdict, request: policyRequest } = await withinDeadline(() =>
+      checkPolicy({
+        task,
+        workflowId: info.workflowId,
+        depth,
+        chain: agentChain,
+        tool: policyTool,
+        args: policyArgs,
+        priorOutputs: state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output),
+        state: policyState,
+        now: new Date(Date.now()).toISOString(),
+      }),
+    );
+    step.policy = { decision: verdict.decision, matched: verdict.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })) };
+    const refuse = (code: ErrorCode, reason: string): void => {
+      step.decision = 'deny';
+      step.reason = reason;
+      step.error = { code, message: reason };
+      if (task.limits.onDeny === 'stop') throw new TaskEnded('denied', reason);
+    };
+    if (verdict.decision === 'deny') {
+      const rule = verdict.matched.find((m) => m.effect === 'deny');
+      return refuse('ERR_POLICY_DENIED', `denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? verdict.reasons.join('; ')}`);
+    }
+    if (verdict.decision === 'approval') {
+      const approval = await awaitApproval(step, policyTool, policyArgs, verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`));
+      step.approval = approval;
+      if (approval.status !== 'approved') {
+        return refuse(
+          approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
+          approval.status === 'timed_out'
+            ? `no approval within ${task.limits.approvalTimeout}`
+            : `denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
+        );
+      }
+      step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
     }
     try {
       if (action.type === 'tool') {
@@ -195,6 +286,7 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
         step.output = call.output;
         step.credential = call.credential;
         registerUndo(action.tool, step.index, action.args, call.output);
+        policyState = recordExecution(policyState, policyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
       } else {
         const childTask = deriveSubagentTask(task, action.subagent, action.intent);
         const childId = `${info.workflowId}/${action.subagent}-${step.index}`;
@@ -214,10 +306,11 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
         const child = await withinDeadline(() =>
           executeChild(agentTask, {
             workflowId: childId,
-            args: [{ task: childTask, depth: depth + 1, lineage: [...input.lineage, info.workflowId], deadlineAt, identity: childIdentity }],
+            args: [{ task: childTask, depth: depth + 1, lineage: [...input.lineage, info.workflowId], deadlineAt, identity: childIdentity, policyState }],
           }),
         );
-        const { compensations: childCompensations, ...childResult } = child;
+        const { compensations: childCompensations, policyState: childPolicyState, ...childResult } = child;
+        if (childPolicyState !== undefined) policyState = mergePolicyStates(policyState, childPolicyState as PolicyState);
         state.children.push(childResult);
         if (child.status === 'completed') {
           compensations.push(...((childCompensations ?? []) as Compensation[]));
@@ -258,6 +351,7 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const result = await runLoop();
   result.recovery = await CancellationScope.nonCancellable(() => settleEffects(result));
   if (result.status === 'completed' && !isRoot) result.compensations = compensations;
+  if (!isRoot) result.policyState = policyState;
   if (identity !== undefined) {
     const grantId = identity.grantId;
     // Ending the grant is part of ending the task, also when it was cancelled.

@@ -2,7 +2,7 @@
  * Names shared by workflows, workers and clients. Defined once here so a client script, the CLI
  * and the workflow cannot disagree on a query name or a task queue.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { TaskState } from '../task/task-run';
 
 /** The task queue Warden's workers poll for agent tasks. */
@@ -13,3 +13,15 @@ export const AGENT_TASK_WORKFLOW = 'agentTask';
 
 /** Current state of a running task: steps so far, children, status. */
 export const taskStateQuery = defineQuery<TaskState>('warden.taskState');
+
+/** A human's decision on an action held for approval. */
+export interface ApprovalDecision {
+  requestId: string;
+  approved: boolean;
+  /** Who decided, e.g. `user:alice`. */
+  approver: string;
+  reason?: string;
+}
+
+/** Decides an action the policy engine held for approval. */
+export const approvalSignal = defineSignal<[ApprovalDecision]>('warden.approval');

@@ -1,4 +1,5 @@
 /** `warden policy compile <file | pack | sentence>`: show what each rule became (Cedar policy or stateful spec). */
+import { policyTestCommand } from './policy-test';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,7 +10,8 @@ import { readPacks, readRuleFile, type PackSentence } from '../../policies/engin
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 
-export const POLICY_USAGE = `usage: warden policy compile <rules-file | pack-folder | task-file | sentence...> [--json]
+export const POLICY_USAGE = `usage: warden policy test <pack...> --against <workflowId>... [--json]
+       warden policy compile <rules-file | pack-folder | task-file | sentence...> [--json]
 
   compile   read each rule and print what it became: a Cedar policy (stateless rules) or the
             spec Warden's own evaluator runs (rates, running totals, budgets, intent binding).
@@ -60,6 +62,7 @@ function describe(rule: CompiledRule): string {
 }
 
 export async function policyCommand(argv: string[], io: CliIo): Promise<number> {
+  if (argv[0] === 'test') return policyTestCommand(argv.slice(1), io);
   let args;
   try {
     args = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });

@@ -17,6 +17,8 @@ import { TASK_QUEUE } from '../../workflows/definitions';
 import { formatStep, formatSummary } from '../format-summary';
 import type { CliIo } from '../cli-io';
 import { stateDirOf } from '../../state-dir';
+import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
+import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -68,13 +70,16 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     const config = loadTemporalConfig(io.env);
     const stateDir = stateDirOf(io.env);
     const server = await ensureTemporalServer({ env: io.env, stateDir, log });
     const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || server.mode === 'embedded';
     const effective = { ...config, address: server.address, namespace: server.namespace };
-    const { client, connection } = await connectClient(effective);
+    // One trace per task, from this client's StartWorkflow down; spans go to the custody ledger.
+    telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-cli', env: io.env });
+    const { client, connection } = await connectClient(effective, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
     try {
       const taskQueue = args.values['task-queue'] ?? TASK_QUEUE;
       const handle = await startAgentTask(client, task, {
@@ -95,7 +100,15 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           installQuietRuntime();
           const workerConnection = await connectWorkerConnection(effective);
           try {
-            const worker = await createWardenWorker({ connection: workerConnection, namespace: effective.namespace, taskQueue, stateDir, cacheDir: join(stateDir, 'cache'), env: io.env });
+            const worker = await createWardenWorker({
+              connection: workerConnection,
+              namespace: effective.namespace,
+              taskQueue,
+              stateDir,
+              cacheDir: join(stateDir, 'cache'),
+              env: io.env,
+              ...(telemetry === undefined ? {} : { telemetry }),
+            });
             await worker.run(follow);
           } finally {
             await workerConnection.close();
@@ -116,5 +129,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       return EXIT.failed;
     }
     throw error;
+  } finally {
+    // Flushes OTLP and closes the ledger; the task-end checkpoint was taken when the task ended.
+    await telemetry?.shutdown();
   }
 }

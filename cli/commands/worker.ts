@@ -6,6 +6,7 @@ import { stateDirOf } from '../../state-dir';
 import { connectWorkerConnection } from '../../temporal/connect';
 import { ensureTemporalServer } from '../../temporal/embedded-server';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { createWardenWorker } from '../../worker/create-warden-worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -29,13 +30,23 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     return EXIT.ok;
   }
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     const config = loadTemporalConfig(io.env);
     const stateDir = stateDirOf(io.env);
     const server = await ensureTemporalServer({ env: io.env, stateDir, log });
     const connection = await connectWorkerConnection({ ...config, address: server.address, namespace: server.namespace });
     const taskQueue = values['task-queue'] ?? TASK_QUEUE;
-    const worker = await createWardenWorker({ connection, namespace: server.namespace, taskQueue, stateDir, cacheDir: join(stateDir, 'cache'), env: io.env });
+    telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
+    const worker = await createWardenWorker({
+      connection,
+      namespace: server.namespace,
+      taskQueue,
+      stateDir,
+      cacheDir: join(stateDir, 'cache'),
+      env: io.env,
+      ...(telemetry === undefined ? {} : { telemetry }),
+    });
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
@@ -54,5 +65,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
       return EXIT.failed;
     }
     throw error;
+  } finally {
+    await telemetry?.shutdown();
   }
 }

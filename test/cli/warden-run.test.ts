@@ -52,7 +52,9 @@ describe('warden run', () => {
   it('records the prompt-injected actions of the injected-agent example as refused', async () => {
     const { stdout } = await warden(['run', 'examples/injected-agent.yaml', '--json']);
     const result = JSON.parse(stdout) as TaskResult;
-    expect(result.steps.map((s) => s.error?.code ?? null)).toEqual([null, 'ERR_TOOL_NOT_GRANTED', 'ERR_PATH_OUTSIDE_WORKSPACE', null]);
+    // The write outside the workspace is stopped by the foundation pack before the sandbox would refuse it.
+    expect(result.steps.map((s) => s.error?.code ?? null)).toEqual([null, 'ERR_TOOL_NOT_GRANTED', 'ERR_POLICY_DENIED', null]);
+    expect(result.steps[2]?.policy?.matched.map((m) => m.sentence)).toContain('never write outside /workspace');
   }, 120_000);
 
   it('prints steps and a summary without --json, and exits 1 when the task is denied', async () => {

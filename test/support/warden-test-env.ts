@@ -12,6 +12,9 @@ import type { TaskResult } from '../../task/task-run';
 import type { Task } from '../../task/task-schema';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
+import type { Telemetry } from '../../telemetry/setup-telemetry';
+import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
 import { createWardenWorker, installQuietRuntime, type WardenWorker } from '../../worker/create-warden-worker';
 import { testTemporalAddress } from './temporal';
 
@@ -22,6 +25,8 @@ export interface WardenTestEnv {
   client: Client;
   taskQueue: string;
   worker: WardenWorker;
+  /** Tracing into the custody ledger of TEST_STATE_DIR (undefined with WARDEN_TELEMETRY=0). */
+  telemetry: Telemetry | undefined;
   /** Every workflow id started through `runTask`. */
   workflowIds: string[];
   /** Validates a task document (paths relative to `baseDir`), runs it to its end, returns the result. */
@@ -34,10 +39,23 @@ export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): 
   installQuietRuntime();
   const { address, namespace } = testTemporalAddress();
   const config = { ...loadTemporalConfig({}), address, namespace };
-  const { client, connection }: { client: Client; connection: Connection } = await connectClient(config);
+  // As `warden run` does: every task these tests run is traced into the test custody ledger.
+  const telemetry = setupProcessTelemetry({ stateDir: TEST_STATE_DIR, serviceName: 'warden-worker', env });
+  const { client, connection }: { client: Client; connection: Connection } = await connectClient(
+    config,
+    telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) },
+  );
   const workerConnection: NativeConnection = await connectWorkerConnection(config);
   const taskQueue = `warden-test-${randomUUID()}`;
-  const worker = await createWardenWorker({ connection: workerConnection, namespace, taskQueue, stateDir: TEST_STATE_DIR, cacheDir: join(TEST_STATE_DIR, 'cache'), env });
+  const worker = await createWardenWorker({
+    connection: workerConnection,
+    namespace,
+    taskQueue,
+    stateDir: TEST_STATE_DIR,
+    cacheDir: join(TEST_STATE_DIR, 'cache'),
+    env,
+    ...(telemetry === undefined ? {} : { telemetry }),
+  });
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   const running = worker.run(stopped);
@@ -53,6 +71,7 @@ export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): 
     client,
     taskQueue,
     worker,
+    telemetry,
     workflowIds,
     start,
     async runTask(document, options = {}) {
@@ -64,6 +83,7 @@ export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): 
       await running;
       await workerConnection.close();
       await connection.close();
+      await telemetry?.shutdown();
     },
   };
 }

@@ -152,6 +152,8 @@ it('restores the pre-task snapshot when compensation alone cannot undo an effect
           { spawn: 'nobody' },
         ],
         {
+          // The URL comes from the user, so the foundation pack does not hold the fetch for approval.
+          intent: `tidy the orders and tell http://127.0.0.1:${port}/notify`,
           snapshot: true,
           tools: { builtin: ['fs.write', 'sql.exec', 'http.fetch'] },
           grants: { tools: ['fs.write', 'sql.exec', 'http.fetch'], databases: ['shop'], hosts: [`127.0.0.1:${port}`] },

@@ -1,0 +1,85 @@
+/**
+ * The controls layer at the moment of action: measures what a proposed call would do (rows a
+ * statement would change, bytes a write would put), classifies where each argument value came
+ * from (the user's intent or a tool's output), and asks the policy engine for a decision.
+ *
+ * Invariant: rules about effects are decided on the effect Warden measured, never on what the
+ * agent says it will do; a measurement that fails leaves the effect unknown, and rules fail closed.
+ */
+import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
+import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
+import { buildPolicyRequest, effectFromArgs } from '../policies/build-policy-request';
+import type { PolicyState } from '../policies/engine/policy-state';
+import type { PolicyDecision } from '../policies/engine/policy-request';
+import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
+import type { Task } from '../task/task-schema';
+import type { ActivityDeps } from './index';
+import { atActivityBoundary } from './to-application-failure';
+
+export interface CheckPolicyInput {
+  task: Task;
+  workflowId: string;
+  depth: number;
+  /** Agent names from the root down to this agent's parent. */
+  chain: string[];
+  /** Tool name, or `spawn:<sub-agent>`. */
+  tool: string;
+  args: Record<string, unknown>;
+  /** Outputs of earlier steps of this agent: values found only there did not come from the user. */
+  priorOutputs: unknown[];
+  state: PolicyState;
+  /** The decision's clock (the workflow's time), so a backtest decides the same way. */
+  now: string;
+}
+
+export interface PolicyCheck {
+  decision: PolicyDecision;
+  /** The request as evaluated (what `recordExecution` needs after the call ran). */
+  request: PolicyRequest;
+}
+
+/** Packs every task gets unless it names its own. */
+export const DEFAULT_POLICY_PACKS = ['foundation'] as const;
+
+const engines = new Map<string, PolicyEngine>();
+
+/** The engine of a task's packs and sentences, compiled once per worker. */
+export function policyEngineFor(task: Task): PolicyEngine {
+  const packs = task.policyPacks ?? [...DEFAULT_POLICY_PACKS];
+  const key = JSON.stringify([packs, task.policies]);
+  let engine = engines.get(key);
+  if (engine === undefined) {
+    engine = loadPolicyEngine({ packs, sentences: task.policies });
+    engines.set(key, engine);
+  }
+  return engine;
+}
+
+/** What the call would do, measured without doing it; undefined where Warden cannot tell. */
+function measureEffect(task: Task, tool: string, args: Record<string, unknown>): ToolEffect | undefined {
+  if (tool === 'sql.exec' && typeof args.database === 'string' && typeof args.sql === 'string') {
+    const path = task.grants.databases.includes(args.database) ? task.resources.databases[args.database] : undefined;
+    if (path === undefined) return undefined;
+    try {
+      // The broker runs the statement in a transaction and rolls it back: rows counted, nothing changed.
+      const sql = createSqlCapability({ databases: { [args.database]: path }, query: false, exec: true, dryRun: true });
+      const measured = sql.exec(args.database, args.sql, Array.isArray(args.params) ? args.params : []) as { changes: number };
+      const operation = /^\s*(\w+)/.exec(args.sql)?.[1]?.toLowerCase();
+      return { rowsChanged: measured.changes, ...(operation === undefined ? {} : { operation }) };
+    } catch {
+      // The statement would fail or is refused by the broker: the call itself will say so.
+      return undefined;
+    }
+  }
+  return effectFromArgs(tool, args);
+}
+
+export function createCheckPolicy(_deps: ActivityDeps) {
+  return async function checkPolicy(input: CheckPolicyInput): Promise<PolicyCheck> {
+    return atActivityBoundary(async () => {
+      const engine = policyEngineFor(input.task);
+      const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args) });
+      return { decision: engine.decide(request, input.state), request };
+    });
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * `warden policy test <pack> --against <workflowId...>`: what a pack would have decided on the
+ * actions of past runs, before it goes live. Runs are read from Temporal (input and result).
+ */
+import { parseArgs } from 'node:util';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { WardenError } from '../../errors';
+import { backtestRun, summarizeBacktest, type BacktestStep } from '../../policies/backtest';
+import { loadPolicyEngine } from '../../policies/engine/policy-engine';
+import type { AgentTaskInput, TaskResult } from '../../task/task-run';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+import { withCliClient } from '../temporal-client';
+
+export const POLICY_TEST_USAGE = `usage: warden policy test <pack...> --against <workflowId> [--against <workflowId>]... [--json]
+
+  Re-evaluates every recorded action of the given runs (and their sub-agents) under the packs and
+  reports what they would have allowed, denied or held for approval.`;
+
+export async function policyTestCommand(argv: string[], io: CliIo): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ args: argv, allowPositionals: true, options: { against: { type: 'string', multiple: true }, json: { type: 'boolean', default: false } } });
+  } catch (error) {
+    io.stderr(`warden policy test: ${(error as Error).message}\n${POLICY_TEST_USAGE}\n`);
+    return EXIT.usage;
+  }
+  const packs = args.positionals;
+  const against = args.values.against ?? [];
+  if (packs.length === 0 || against.length === 0) {
+    io.stderr(`warden policy test: expected a pack and at least one --against <workflowId>\n${POLICY_TEST_USAGE}\n`);
+    return EXIT.usage;
+  }
+  try {
+    const engine = loadPolicyEngine({ packs });
+    const steps: BacktestStep[] = await withCliClient(io, async (client) => {
+      const all: BacktestStep[] = [];
+      for (const workflowId of against) {
+        const handle = client.workflow.getHandle(workflowId);
+        const description = await handle.describe();
+        if (description.status.name === 'RUNNING') throw new WardenError('ERR_CONFIG_INVALID', `${workflowId} is still running; backtest finished runs`);
+        const history = await handle.fetchHistory();
+        const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+        const payload = started?.input?.payloads?.[0];
+        if (payload === undefined) throw new WardenError('ERR_CONFIG_INVALID', `${workflowId} has no recorded task input`);
+        const input = defaultPayloadConverter.fromPayload<AgentTaskInput>(payload);
+        const result = (await handle.result()) as TaskResult;
+        all.push(...backtestRun(engine, input.task, result).steps);
+      }
+      return all;
+    });
+    const counts = summarizeBacktest(steps);
+    if (args.values.json) io.stdout(`${JSON.stringify({ packs, against, counts, steps }, null, 2)}\n`);
+    else {
+      for (const s of steps) {
+        const changed = s.decision !== (s.recorded.policy ?? s.recorded.decision) ? '  <- changed' : '';
+        io.stdout(`${s.workflowId} #${s.index} ${s.tool}: was ${s.recorded.policy ?? s.recorded.decision}, now ${s.decision.toUpperCase()}${s.rules.length ? ` (${s.rules.join('; ')})` : ''}${changed}\n`);
+      }
+      io.stdout(`${steps.length} action(s): ${counts.allow} allowed, ${counts.deny} denied, ${counts.approval} held for approval\n`);
+    }
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden policy test: ${error.code}: ${error.message}\n`);
+      return error.code === 'ERR_POLICY_PACK_NOT_FOUND' || error.code === 'ERR_POLICY_UNREADABLE' ? EXIT.usage : EXIT.failed;
+    }
+    throw error;
+  }
+}

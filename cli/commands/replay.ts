@@ -1,0 +1,204 @@
+/**
+ * `warden replay`: proves a recorded run is consistent with the current workflow code (its
+ * Temporal history replayed with `Worker.runReplayHistory`; sub-agents' histories too) and with
+ * the custody ledger (every `proposeTurn`/`runTool` activity the history shows ran has its
+ * record, and every such record has its activity; see custody/history-cross-check.ts).
+ * `--repair` appends records re-derived from the history for activities whose span never reached
+ * the ledger (a worker killed between effect and record). Histories export to files in the
+ * format of test/history-files/ and replay offline with `--file`.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { childWorkflowIdsOf, crossCheckHistory, deriveMissingRecords, type CrossCheckReport } from '../../custody/history-cross-check';
+import { CustodyLedger, ledgerPaths } from '../../custody/ledger';
+import { LedgerReader } from '../../custody/ledger-reader';
+import type { LedgerRecord } from '../../custody/ledger-record';
+import { WardenError } from '../../errors';
+import { stateDirOf } from '../../state-dir';
+import { rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
+import { connectClient } from '../../temporal/connect';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { installQuietRuntime } from '../../worker/create-warden-worker';
+import { workflowBundle } from '../../worker/workflow-bundle';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+
+export const REPLAY_USAGE = `usage: warden replay <workflowId> [--export <file>] [--repair] [--json]
+       warden replay --file <history.json> [--repair] [--json]
+
+  Replays the workflow's Temporal history (and its sub-agents') against the current workflow
+  code, then cross-checks every proposeTurn/runTool activity in the history against the custody
+  ledger (<state folder>/custody.db). Exit 0 when both agree, 1 naming each disagreement.
+  --export <file>  also write the history as JSON ({ workflowId, history }) for offline replay
+  --file <file>    replay an exported history instead of fetching one from Temporal
+  --repair         append records re-derived from the history (kind derived-from-history) for
+                   activities that ran but whose span never reached the ledger
+  --json           print the report as one JSON object`;
+
+const { History } = temporal.api.history.v1;
+type IHistory = temporal.api.history.v1.IHistory;
+/** Protobuf's canonical object form, as test/history-files/ stores histories. */
+const TO_OBJECT = { longs: String, enums: String, bytes: String } as const;
+
+/** A history in the exported file format: `{ workflowId, history }`. */
+export function exportHistoryJson(workflowId: string, history: IHistory): string {
+  return `${JSON.stringify({ workflowId, history: History.toObject(History.fromObject(history), TO_OBJECT) }, null, 1)}\n`;
+}
+
+export interface WorkflowReplayReport {
+  workflowId: string;
+  events: number;
+  /** Error of the replay (nondeterminism), if any. */
+  replayError?: string;
+  custody?: CrossCheckReport;
+  /** Records appended by `--repair`. */
+  repaired?: number[];
+}
+
+export interface ReplayReport {
+  ok: boolean;
+  ledger: string | null;
+  workflows: WorkflowReplayReport[];
+}
+
+async function loadHistories(io: CliIo, workflowId: string | undefined, file: string | undefined): Promise<{ workflowId: string; history: IHistory }[]> {
+  if (file !== undefined) {
+    const stored = JSON.parse(await readFile(file, 'utf8')) as { workflowId?: unknown; history?: unknown };
+    if (typeof stored.workflowId !== 'string' || typeof stored.history !== 'object' || stored.history === null) {
+      throw new TypeError(`${file} is not an exported history ({ workflowId, history })`);
+    }
+    return [{ workflowId: stored.workflowId, history: History.fromObject(stored.history as Record<string, unknown>) }];
+  }
+  const { client, connection } = await connectClient(loadTemporalConfig(io.env));
+  try {
+    const out: { workflowId: string; history: IHistory }[] = [];
+    const queue = [workflowId as string];
+    while (queue.length > 0) {
+      const id = queue.shift() as string;
+      const history = await client.workflow.getHandle(id).fetchHistory();
+      out.push({ workflowId: id, history });
+      queue.push(...childWorkflowIdsOf(history));
+    }
+    return out;
+  } finally {
+    await connection.close();
+  }
+}
+
+function describe(report: ReplayReport): string {
+  const lines: string[] = [];
+  for (const w of report.workflows) {
+    lines.push(w.replayError === undefined ? `${w.workflowId}: ${w.events} events replay against the current workflow code` : `${w.workflowId}: REPLAY FAILED: ${w.replayError}`);
+    const custody = w.custody;
+    if (custody === undefined) continue;
+    for (const seq of w.repaired ?? []) lines.push(`  repaired: appended custody record ${seq} re-derived from the history`);
+    if (custody.ok) {
+      lines.push(`  custody: ${custody.activities} activit${custody.activities === 1 ? 'y' : 'ies'} in the history, each with its record (${custody.matched.map((m) => `${m.activityType}#${m.activityId}→${m.seqs.join('/')}`).join(', ') || 'none'})`);
+    } else {
+      for (const m of custody.mismatches) lines.push(`  MISMATCH ${m.kind}: ${m.message}`);
+    }
+  }
+  if (report.ledger === null) lines.push('custody: no ledger here; cross-check skipped');
+  lines.push(report.ok ? 'replay: consistent' : 'replay: INCONSISTENT');
+  return `${lines.join('\n')}\n`;
+}
+
+export async function replayCommand(argv: string[], io: CliIo): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        export: { type: 'string' },
+        file: { type: 'string' },
+        repair: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    io.stderr(`warden replay: ${(error as Error).message}\n${REPLAY_USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (args.values.help) {
+    io.stdout(`${REPLAY_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const [workflowId, ...extra] = args.positionals;
+  const file = args.values.file;
+  if (extra.length > 0 || (workflowId === undefined) === (file === undefined) || (file !== undefined && args.values.export !== undefined)) {
+    io.stderr(`warden replay: expected a workflow id or --file <history.json> (not both; --export only with a workflow id)\n${REPLAY_USAGE}\n`);
+    return EXIT.usage;
+  }
+  const stateDir = stateDirOf(io.env);
+  try {
+    const histories = await loadHistories(io, workflowId, file);
+    if (args.values.export !== undefined) {
+      const first = histories[0];
+      if (first !== undefined) await writeFile(args.values.export, exportHistoryJson(first.workflowId, first.history));
+    }
+
+    installQuietRuntime();
+    const bundle = await workflowBundle(join(stateDir, 'cache'));
+
+    const ledgerPath = ledgerPaths({ stateDir }).path;
+    const hasLedger = existsSync(ledgerPath);
+    if (!hasLedger && file === undefined) {
+      io.stderr(`warden replay: ERR_CUSTODY_NOT_FOUND: no custody ledger at ${ledgerPath} to cross-check the history against\n`);
+      return EXIT.failed;
+    }
+    const recordsOf = (taskId: string): LedgerRecord[] => {
+      const reader = LedgerReader.open({ stateDir });
+      try {
+        return reader.records(taskId);
+      } finally {
+        reader.close();
+      }
+    };
+
+    const workflows: WorkflowReplayReport[] = [];
+    for (const { workflowId: id, history } of histories) {
+      const report: WorkflowReplayReport = { workflowId: id, events: history.events?.length ?? 0 };
+      try {
+        await Worker.runReplayHistory({ workflowBundle: bundle }, history, id);
+      } catch (error) {
+        report.replayError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      }
+      if (hasLedger) {
+        const taskId = rootWorkflowIdOf(id);
+        let custody = crossCheckHistory(id, history, recordsOf(taskId));
+        if (args.values.repair && custody.mismatches.some((m) => m.kind === 'missing-record')) {
+          const ledger = CustodyLedger.open({ stateDir });
+          try {
+            report.repaired = ledger.appendMany(deriveMissingRecords(custody, history, taskId)).map((r) => r.record.seq);
+            ledger.checkpoint(taskId);
+          } finally {
+            ledger.close();
+          }
+          custody = crossCheckHistory(id, history, recordsOf(taskId));
+        }
+        report.custody = custody;
+      }
+      workflows.push(report);
+    }
+    const ok = workflows.every((w) => w.replayError === undefined && (w.custody === undefined || w.custody.ok));
+    const report: ReplayReport = { ok, ledger: hasLedger ? ledgerPath : null, workflows };
+    io.stdout(args.values.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
+    return ok ? EXIT.ok : EXIT.failed;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden replay: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    if (error instanceof TypeError || (error as { name?: string }).name === 'WorkflowNotFoundError') {
+      io.stderr(`warden replay: ${(error as Error).message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * `warden trace <workflowId>`: a task as a timeline from its custody records (intent → model
+ * turns → proposed actions → decisions → tool effects → sub-agents → outcome), each line naming
+ * its record's seq. Decisions are the workflow's, read from its result (or state) when the
+ * Temporal server can be reached; without it the timeline shows what the ledger alone holds.
+ */
+import { parseArgs } from 'node:util';
+import { LedgerReader } from '../../custody/ledger-reader';
+import { buildTaskTimeline, formatTaskTimeline } from '../../custody/task-timeline';
+import { WardenError } from '../../errors';
+import { stateDirOf } from '../../state-dir';
+import type { TaskResult, TaskState } from '../../task/task-run';
+import { sha256OfJson, rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
+import { connectClient } from '../../temporal/connect';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { taskStateQuery } from '../../workflows/definitions';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+
+export const TRACE_USAGE = `usage: warden trace <workflowId> [--json]
+
+  Prints the task's timeline from the custody ledger (<state folder>/custody.db): intent, model
+  turns, proposed actions, decisions, tool effects, sub-agents and outcome, each line with the
+  seq of the custody record behind it ([   -] when none). Decisions come from the workflow's
+  result, read from Temporal (TEMPORAL_ADDRESS or the embedded server) when it can be reached.
+  --json  print the timeline as one JSON object`;
+
+/** The task's result (closed) or state (running), or undefined when Temporal cannot tell. */
+async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<TaskResult | TaskState | undefined> {
+  let connected;
+  try {
+    connected = await connectClient(loadTemporalConfig(env), { connectTimeoutMs: 3_000 });
+  } catch {
+    return undefined;
+  }
+  try {
+    const handle = connected.client.workflow.getHandle(workflowId);
+    const description = await handle.describe();
+    if (description.status.name === 'COMPLETED') return (await handle.result()) as TaskResult;
+    if (description.status.name === 'RUNNING') {
+      const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000).unref());
+      return await Promise.race([handle.query(taskStateQuery), timeout]);
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await connected.connection.close();
+  }
+}
+
+export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  } catch (error) {
+    io.stderr(`warden trace: ${(error as Error).message}\n${TRACE_USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (args.values.help) {
+    io.stdout(`${TRACE_USAGE}\n`);
+    return EXIT.ok;
+  }
+  const [workflowId, ...extra] = args.positionals;
+  if (workflowId === undefined || extra.length > 0) {
+    io.stderr(`warden trace: expected one workflow id\n${TRACE_USAGE}\n`);
+    return EXIT.usage;
+  }
+  try {
+    const taskId = rootWorkflowIdOf(workflowId);
+    const reader = LedgerReader.open({ stateDir: stateDirOf(io.env) });
+    let records;
+    try {
+      records = reader.records(taskId);
+    } finally {
+      reader.close();
+    }
+    const result = await taskOutcome(io.env, taskId);
+    if (records.length === 0 && result === undefined) {
+      io.stderr(`warden trace: ERR_CUSTODY_NOT_FOUND: no custody records of task ${taskId}, and Temporal does not know it\n`);
+      return EXIT.failed;
+    }
+    const timeline = buildTaskTimeline(taskId, records, { ...(result === undefined ? {} : { result }), argsSha256: sha256OfJson });
+    io.stdout(args.values.json ? `${JSON.stringify(timeline, null, 2)}\n` : formatTaskTimeline(timeline));
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden trace: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+}

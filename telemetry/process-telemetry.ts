@@ -1,0 +1,23 @@
+/**
+ * Tracing for Warden's own processes (`warden run`, `warden worker`, the test worker): on by
+ * default, into the custody ledger of the state folder, plus OTLP when `OTEL_EXPORTER_OTLP_*`
+ * is set; `WARDEN_TELEMETRY=0` turns it off.
+ */
+import { setupTelemetry, type Telemetry } from './setup-telemetry';
+
+export interface ProcessTelemetryOptions {
+  stateDir: string;
+  serviceName: 'warden-worker' | 'warden-cli' | (string & {});
+  env: NodeJS.ProcessEnv;
+}
+
+/** Whether `env` turns tracing off (`WARDEN_TELEMETRY=0|false|off`). */
+export function telemetryDisabled(env: NodeJS.ProcessEnv): boolean {
+  return ['0', 'false', 'off', 'no'].includes((env.WARDEN_TELEMETRY ?? '').trim().toLowerCase());
+}
+
+/** Sets up this process's tracing, or returns undefined when `WARDEN_TELEMETRY=0`. Shut it down when done. */
+export function setupProcessTelemetry(options: ProcessTelemetryOptions): Telemetry | undefined {
+  if (telemetryDisabled(options.env)) return undefined;
+  return setupTelemetry({ stateDir: options.stateDir, serviceName: options.serviceName, env: options.env });
+}
