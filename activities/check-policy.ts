@@ -14,6 +14,8 @@ import type { PolicyDecision } from '../policies/engine/policy-request';
 import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
+import { WARDEN_ATTR } from '../custody/attributes';
+import { annotateActiveSpan, rootWorkflowIdOf, toolCallAttributes } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
 
 export interface CheckPolicyInput {
@@ -79,7 +81,13 @@ export function createCheckPolicy(_deps: ActivityDeps) {
     return atActivityBoundary(async () => {
       const engine = policyEngineFor(input.task);
       const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args) });
-      return { decision: engine.decide(request, input.state), request };
+      const decision = engine.decide(request, input.state);
+      annotateActiveSpan({
+        ...toolCallAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, input.tool, input.args),
+        [WARDEN_ATTR.policyDecision]: decision.decision,
+        [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
+      });
+      return { decision, request };
     });
   };
 }

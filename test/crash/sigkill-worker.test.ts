@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
+import { replayCommand } from '../../cli/commands/replay';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskState } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
@@ -103,6 +104,18 @@ async function setup() {
   return { workspace, counter, task };
 }
 
+/** The task's result; on a stall, fails with the last history events so the cause is visible. */
+async function resultOf(handle: Parameters<typeof followAgentTask>[0]) {
+  const stall = new Promise<never>((_, reject) =>
+    setTimeout(async () => {
+      const history = await handle.fetchHistory().catch(() => undefined);
+      const last = (history?.events ?? []).slice(-8).map((e) => `${String(e.eventId)} ${String(e.eventType)}`);
+      reject(new Error(`task ${handle.workflowId} stalled; last events: ${last.join(', ')}`));
+    }, 100_000).unref(),
+  );
+  return Promise.race([followAgentTask(handle), stall]);
+}
+
 /** Polls the running task until `predicate` holds for its state. */
 async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promise<TaskState> }, predicate: (s: TaskState) => boolean): Promise<void> {
   for (let i = 0; i < 300; i++) {
@@ -127,13 +140,26 @@ describe('SIGKILL of the worker', () => {
     expect(counter()).toBe(1);
     await kill(worker);
     worker = await startWorker(taskQueue);
-    const result = await followAgentTask(handle);
+    const result = await resultOf(handle);
     expect(result.status).toBe('completed');
     expect(counter()).toBe(1);
     expect(result.steps[0]?.output).toMatchObject({ changes: 1 });
     expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('after');
     await kill(worker);
-  }, 120_000);
+
+    // The custody ledger agrees with the history after the crash: the killed attempt left no
+    // record of a completed call, and whatever a crash lost is re-derived from history.
+    const { address } = testTemporalAddress();
+    const io = (out: string[]) => ({
+      stdout: (t: string) => out.push(t),
+      stderr: (t: string) => out.push(t),
+      env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: address.split(':').pop() },
+    });
+    const repair: string[] = [];
+    expect(await replayCommand([handle.workflowId, '--repair'], io(repair)), repair.join('')).toBe(0);
+    const check: string[] = [];
+    expect(await replayCommand([handle.workflowId], io(check)), check.join('')).toBe(0);
+  }, 150_000);
 
   it('between steps, with a file write still in the overlay: the task completes and commits once', async () => {
     const { workspace, counter, task } = await setup();
@@ -145,13 +171,13 @@ describe('SIGKILL of the worker', () => {
     // The write is not real yet: it waits in the overlay for the task to complete.
     expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('before');
     worker = await startWorker(taskQueue);
-    const result = await followAgentTask(handle);
+    const result = await resultOf(handle);
     expect(result.status).toBe('completed');
     expect(result.recovery?.committed).toEqual(['status.txt']);
     expect(counter()).toBe(1);
     expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('after');
     await kill(worker);
-  }, 120_000);
+  }, 150_000);
 
   it('then cancelled while no worker runs: the restarted worker rolls everything back', async () => {
     const { workspace, counter, task } = await setup();
@@ -162,7 +188,7 @@ describe('SIGKILL of the worker', () => {
     await kill(worker);
     await handle.cancel();
     worker = await startWorker(taskQueue);
-    const result = await followAgentTask(handle);
+    const result = await resultOf(handle);
     expect(result.status).toBe('cancelled');
     expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
       ['sql-undo', 'done'],
@@ -171,5 +197,5 @@ describe('SIGKILL of the worker', () => {
     expect(counter()).toBe(0);
     expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('before');
     await kill(worker);
-  }, 120_000);
+  }, 150_000);
 });

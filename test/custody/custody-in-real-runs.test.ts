@@ -149,6 +149,10 @@ describe('custody ledger in real runs', () => {
       expect(tools[0]?.[WARDEN_ATTR.agentChain]).toEqual(expect.arrayContaining(['user:alice@example.com']));
     }
     expect(spans('RunActivity:runTool', rootId)[0]?.[WARDEN_ATTR.resourcesFiles]).toEqual(['notes.txt']);
+    // The policy decision before each call is on record too, with the rules that were evaluated.
+    const [policy] = spans('RunActivity:checkPolicy', rootId);
+    expect(policy).toMatchObject({ [WARDEN_ATTR.taskId]: rootId, [WARDEN_ATTR.policyDecision]: 'allow', [GEN_AI_ATTR.toolName]: result.steps[0]?.tool });
+    expect(Array.isArray(policy?.[WARDEN_ATTR.policyRules])).toBe(true);
     // The child's intent differs from the parent's.
     expect(spans('RunActivity:proposeTurn', childId)[0]?.[WARDEN_ATTR.intentSha256]).not.toBe(spans('RunActivity:proposeTurn', rootId)[0]?.[WARDEN_ATTR.intentSha256]);
     expect(findSecretsIn(records)).toEqual([]);
