@@ -4,7 +4,7 @@
  * in the task's history and in its step.
  */
 import { userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { AGENT_TASK_WORKFLOW, approvalSignal, taskStateQuery } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -30,13 +30,9 @@ export function approverOf(env: NodeJS.ProcessEnv): string {
 }
 
 export async function approvalsCommand(argv: string[], io: CliIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } }));
-  } catch (error) {
-    io.stderr(`warden approvals: ${(error as Error).message}\n${APPROVALS_USAGE}\n`);
-    return EXIT.usage;
-  }
+  const args = parseCommandArgs('approvals', APPROVALS_USAGE, argv, io, { json: { type: 'boolean', default: false } });
+  if (typeof args === 'number') return args;
+  const { values } = args;
   try {
     const pending = await withCliClient(io, async (client) => {
       const ids: string[] = [];
@@ -76,13 +72,8 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
 function decisionCommand(approved: boolean) {
   const name = approved ? 'approve' : 'deny';
   return async function (argv: string[], io: CliIo): Promise<number> {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, allowPositionals: true, options: { reason: { type: 'string' } } });
-    } catch (error) {
-      io.stderr(`warden ${name}: ${(error as Error).message}\n${APPROVALS_USAGE}\n`);
-      return EXIT.usage;
-    }
+    const parsed = parseCommandArgs(name, APPROVALS_USAGE, argv, io, { reason: { type: 'string' } });
+    if (typeof parsed === 'number') return parsed;
     const [workflowId, requestId, ...extra] = parsed.positionals;
     if (workflowId === undefined || requestId === undefined || extra.length > 0) {
       io.stderr(`warden ${name}: expected <workflowId> <requestId>\n${APPROVALS_USAGE}\n`);

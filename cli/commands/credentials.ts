@@ -3,9 +3,9 @@
  * grant) and says whether it verifies now, and if not, which check failed (code and message).
  * It never consumes a credential: the replay store is only read.
  */
+import { parseCommandArgs } from '../parse-command-args';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { CredentialError, DelegationError, WardenError } from '../../errors';
 import { formatActChain, type ActClaim } from '../../identity/agent-identity';
 import { CALL_CREDENTIAL_TYP, GRANT_TYP } from '../../identity/claims';
@@ -34,26 +34,12 @@ interface Verdict {
 }
 
 export async function credentialsCommand(argv: string[], io: CliIo): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        tool: { type: 'string' },
-        scope: { type: 'string', multiple: true },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    io.stderr(`warden credentials: ${(error as Error).message}\n${CREDENTIALS_USAGE}\n`);
-    return EXIT.usage;
-  }
-  if (args.values.help) {
-    io.stdout(`${CREDENTIALS_USAGE}\n`);
-    return EXIT.ok;
-  }
+  const args = parseCommandArgs('credentials', CREDENTIALS_USAGE, argv, io, {
+    tool: { type: 'string' },
+    scope: { type: 'string', multiple: true },
+    json: { type: 'boolean', default: false },
+  });
+  if (typeof args === 'number') return args;
   const [action, token, ...extra] = args.positionals;
   if (action !== 'verify' || token === undefined || extra.length > 0) {
     io.stderr(`warden credentials: expected verify <token>\n${CREDENTIALS_USAGE}\n`);

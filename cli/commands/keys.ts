@@ -1,5 +1,5 @@
 /** `warden keys jwks|list|rotate`: the credential authority's signing keys (identity/keystore.ts). */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { SIGNING_ALGS, SigningAlgSchema } from '../../identity/claims';
 import { openKeystore } from '../../identity/keystore';
@@ -20,25 +20,11 @@ export const KEYS_USAGE = `usage: warden keys jwks|list|rotate [--alg EdDSA|ES25
   --alg    algorithm of the new key (default: the active key's; the first key is EdDSA)`;
 
 export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        alg: { type: 'string' },
-        'verify-for': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    io.stderr(`warden keys: ${(error as Error).message}\n${KEYS_USAGE}\n`);
-    return EXIT.usage;
-  }
-  if (args.values.help) {
-    io.stdout(`${KEYS_USAGE}\n`);
-    return EXIT.ok;
-  }
+  const args = parseCommandArgs('keys', KEYS_USAGE, argv, io, {
+    alg: { type: 'string' },
+    'verify-for': { type: 'string' },
+  });
+  if (typeof args === 'number') return args;
   const [action, ...extra] = args.positionals;
   if (extra.length > 0 || (action !== 'jwks' && action !== 'list' && action !== 'rotate')) {
     io.stderr(`warden keys: expected jwks, list or rotate\n${KEYS_USAGE}\n`);

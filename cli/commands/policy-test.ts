@@ -2,7 +2,7 @@
  * `warden policy test <pack> --against <workflowId...>`: what a pack would have decided on the
  * actions of past runs, before it goes live. Runs are read from Temporal (input and result).
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from '../parse-command-args';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { WardenError } from '../../errors';
 import { backtestRun, summarizeBacktest, type BacktestStep } from '../../policies/backtest';
@@ -18,13 +18,8 @@ export const POLICY_TEST_USAGE = `usage: warden policy test <pack...> --against 
   reports what they would have allowed, denied or held for approval.`;
 
 export async function policyTestCommand(argv: string[], io: CliIo): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({ args: argv, allowPositionals: true, options: { against: { type: 'string', multiple: true }, json: { type: 'boolean', default: false } } });
-  } catch (error) {
-    io.stderr(`warden policy test: ${(error as Error).message}\n${POLICY_TEST_USAGE}\n`);
-    return EXIT.usage;
-  }
+  const args = parseCommandArgs('policy test', POLICY_TEST_USAGE, argv, io, { against: { type: 'string', multiple: true }, json: { type: 'boolean', default: false } });
+  if (typeof args === 'number') return args;
   const packs = args.positionals;
   const against = args.values.against ?? [];
   if (packs.length === 0 || against.length === 0) {

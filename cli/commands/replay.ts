@@ -7,10 +7,10 @@
  * the ledger (a worker killed between effect and record). Histories export to files in the
  * format of test/history-files/ and replay offline with `--file`.
  */
+import { parseCommandArgs } from '../parse-command-args';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { childWorkflowIdsOf, crossCheckHistory, deriveMissingRecords, type CrossCheckReport } from '../../custody/history-cross-check';
@@ -108,27 +108,13 @@ function describe(report: ReplayReport): string {
 }
 
 export async function replayCommand(argv: string[], io: CliIo): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        export: { type: 'string' },
-        file: { type: 'string' },
-        repair: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    io.stderr(`warden replay: ${(error as Error).message}\n${REPLAY_USAGE}\n`);
-    return EXIT.usage;
-  }
-  if (args.values.help) {
-    io.stdout(`${REPLAY_USAGE}\n`);
-    return EXIT.ok;
-  }
+  const args = parseCommandArgs('replay', REPLAY_USAGE, argv, io, {
+    export: { type: 'string' },
+    file: { type: 'string' },
+    repair: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
+  if (typeof args === 'number') return args;
   const [workflowId, ...extra] = args.positionals;
   const file = args.values.file;
   if (extra.length > 0 || (workflowId === undefined) === (file === undefined) || (file !== undefined && args.values.export !== undefined)) {

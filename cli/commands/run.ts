@@ -2,7 +2,7 @@
  * `warden run <task-file>`: validate the task, make sure a Temporal server is there (embedded by
  * default), run a worker in-process unless pointed at a cluster, start the task and follow it.
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from '../parse-command-args';
 import { join } from 'node:path';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { TaskFileError, WardenError } from '../../errors';
@@ -29,28 +29,14 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)`;
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        'workflow-id': { type: 'string' },
-        'task-queue': { type: 'string' },
-        worker: { type: 'boolean' },
-        'no-worker': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    io.stderr(`warden run: ${(error as Error).message}\n${RUN_USAGE}\n`);
-    return EXIT.usage;
-  }
-  if (args.values.help) {
-    io.stdout(`${RUN_USAGE}\n`);
-    return EXIT.ok;
-  }
+  const args = parseCommandArgs('run', RUN_USAGE, argv, io, {
+    json: { type: 'boolean', default: false },
+    'workflow-id': { type: 'string' },
+    'task-queue': { type: 'string' },
+    worker: { type: 'boolean' },
+    'no-worker': { type: 'boolean' },
+  });
+  if (typeof args === 'number') return args;
   const [file, ...extra] = args.positionals;
   if (file === undefined || extra.length > 0) {
     io.stderr(`warden run: expected exactly one task file\n${RUN_USAGE}\n`);

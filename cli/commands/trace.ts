@@ -4,7 +4,7 @@
  * its record's seq. Decisions are the workflow's, read from its result (or state) when the
  * Temporal server can be reached; without it the timeline shows what the ledger alone holds.
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from '../parse-command-args';
 import { LedgerReader } from '../../custody/ledger-reader';
 import { buildTaskTimeline, formatTaskTimeline } from '../../custody/task-timeline';
 import { WardenError } from '../../errors';
@@ -50,17 +50,8 @@ async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<
 }
 
 export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
-  } catch (error) {
-    io.stderr(`warden trace: ${(error as Error).message}\n${TRACE_USAGE}\n`);
-    return EXIT.usage;
-  }
-  if (args.values.help) {
-    io.stdout(`${TRACE_USAGE}\n`);
-    return EXIT.ok;
-  }
+  const args = parseCommandArgs('trace', TRACE_USAGE, argv, io, { json: { type: 'boolean', default: false } });
+  if (typeof args === 'number') return args;
   const [workflowId, ...extra] = args.positionals;
   if (workflowId === undefined || extra.length > 0) {
     io.stderr(`warden trace: expected one workflow id\n${TRACE_USAGE}\n`);

@@ -1,6 +1,6 @@
 /** `warden worker`: a standalone worker for a Temporal cluster (or the embedded server). */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
 import { connectWorkerConnection } from '../../temporal/connect';
@@ -18,17 +18,13 @@ Runs a Warden worker until SIGINT/SIGTERM. Connects to TEMPORAL_ADDRESS when set
 starts or reuses the embedded server.`;
 
 export async function workerCommand(argv: string[], io: CliIo): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { 'task-queue': { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
-  } catch (error) {
-    io.stderr(`warden worker: ${(error as Error).message}\n${WORKER_USAGE}\n`);
+  const args = parseCommandArgs('worker', WORKER_USAGE, argv, io, { 'task-queue': { type: 'string' } });
+  if (typeof args === 'number') return args;
+  if (args.positionals.length > 0) {
+    io.stderr(`warden worker: unexpected argument "${args.positionals[0]}"\n${WORKER_USAGE}\n`);
     return EXIT.usage;
   }
-  if (values.help) {
-    io.stdout(`${WORKER_USAGE}\n`);
-    return EXIT.ok;
-  }
+  const { values } = args;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
