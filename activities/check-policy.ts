@@ -8,7 +8,7 @@
  */
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
 import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
-import { buildPolicyRequest, effectFromArgs } from '../policies/build-policy-request';
+import { buildPolicyRequest, effectFromArgs, type PolicyRequestContext } from '../policies/build-policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
 import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
@@ -18,20 +18,9 @@ import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan, rootWorkflowIdOf, toolCallAttributes } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
 
-export interface CheckPolicyInput {
-  task: Task;
-  workflowId: string;
-  depth: number;
-  /** Agent names from the root down to this agent's parent. */
-  chain: string[];
-  /** Tool name, or `spawn:<sub-agent>`. */
-  tool: string;
-  args: Record<string, unknown>;
-  /** Outputs of earlier steps of this agent: values found only there did not come from the user. */
-  priorOutputs: unknown[];
+/** The action to decide on (the effect is measured here, not given) and the task's counters so far. */
+export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect'> {
   state: PolicyState;
-  /** The decision's clock (the workflow's time), so a backtest decides the same way. */
-  now: string;
 }
 
 export interface PolicyCheck {
