@@ -231,19 +231,20 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     }
     const policyTool = action.type === 'tool' ? action.tool : `spawn:${action.subagent}`;
     const policyArgs = action.type === 'tool' ? action.args : { intent: action.intent ?? task.subagents[action.subagent]?.intent ?? '' };
-    const { decision: verdict, request: policyRequest } = await withinDeadline(() =>
-      checkPolicy({
-        task,
-        workflowId: info.workflowId,
-        depth,
-        chain: agentChain,
-        tool: policyTool,
-        args: policyArgs,
-        priorOutputs: state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output),
-        state: policyState,
-        now: new Date(Date.now()).toISOString(),
-      }),
-    );
+    // Not raced against the deadline timer: a local activity's marker is recorded after a timer
+    // started in the same workflow task, which a replay from scratch cannot match. It is quick and
+    // bounded by its own timeout instead.
+    const { decision: verdict, request: policyRequest } = await checkPolicy({
+      task,
+      workflowId: info.workflowId,
+      depth,
+      chain: agentChain,
+      tool: policyTool,
+      args: policyArgs,
+      priorOutputs: state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output),
+      state: policyState,
+      now: new Date(Date.now()).toISOString(),
+    });
     step.policy = { decision: verdict.decision, matched: verdict.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })) };
     const refuse = (code: ErrorCode, reason: string): void => {
       step.decision = 'deny';
