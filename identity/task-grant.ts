@@ -71,7 +71,8 @@ export async function issueTaskGrant(keystore: Keystore, input: IssueTaskGrantIn
   const grants = parseInput(GrantSetSchema, input.grants, 'grants');
   const limits = parseInput(GrantLimitsSchema, input.limits ?? {}, 'limits');
   const sub = agentId(input.agent.name, input.workflowId);
-  const exp = toNumericDate(input.expiresAt);
+  // Rounded up: truncating to whole seconds must never end a grant before its task's deadline.
+  const exp = Math.ceil(input.expiresAt / 1000);
   if (!Number.isFinite(exp) || exp <= iat) {
     throw new CredentialError('ERR_CREDENTIAL_EXPIRED', `cannot issue a grant expiring at ${new Date(input.expiresAt).toISOString()}: that is not in the future`, {
       details: { expiresAt: input.expiresAt },

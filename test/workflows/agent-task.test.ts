@@ -247,12 +247,12 @@ describe('agentTask workflow', () => {
   it('ends a task at its deadline even while a tool is running', async () => {
     const result = await env.runTask(
       scriptedTask([{ tool: 'spin', args: {} }, { final: 'late' }], {
-        tools: { custom: [{ name: 'spin', description: 'busy', source: 'const end = Date.now() + 4000; while (Date.now() < end) {} return 1;' }] },
+        tools: { custom: [{ name: 'spin', description: 'busy', source: 'const end = Date.now() + 8000; while (Date.now() < end) {} return 1;' }] },
         grants: { tools: ['spin'] },
-        limits: { deadline: '1s', toolTimeout: '10s' },
+        limits: { deadline: '3s', toolTimeout: '10s' },
       }),
     );
-    expect(result.status).toBe('timed_out');
+    expect(result.status, JSON.stringify(result.steps)).toBe('timed_out');
     expect(result.final).toBeNull();
   });
 
