@@ -9,14 +9,12 @@ import { TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
-import { ensureTemporalServer } from '../../temporal/embedded-server';
-import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
 import { EXIT } from '../exit-codes';
+import { resolveTemporal } from '../temporal-client';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import { formatStep, formatSummary } from '../format-summary';
 import type { CliIo } from '../cli-io';
-import { stateDirOf } from '../../state-dir';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
 
@@ -58,11 +56,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
-    const config = loadTemporalConfig(io.env);
-    const stateDir = stateDirOf(io.env);
-    const server = await ensureTemporalServer({ env: io.env, stateDir, log });
+    const { config: effective, server, stateDir } = await resolveTemporal(io);
     const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || server.mode === 'embedded';
-    const effective = { ...config, address: server.address, namespace: server.namespace };
     // One trace per task, from this client's StartWorkflow down; spans go to the custody ledger.
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-cli', env: io.env });
     const { client, connection } = await connectClient(effective, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });

@@ -2,15 +2,13 @@
 import { join } from 'node:path';
 import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
-import { stateDirOf } from '../../state-dir';
 import { connectWorkerConnection } from '../../temporal/connect';
-import { ensureTemporalServer } from '../../temporal/embedded-server';
-import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { createWardenWorker } from '../../worker/create-warden-worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { resolveTemporal } from '../temporal-client';
 
 export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]
 
@@ -28,10 +26,8 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
-    const config = loadTemporalConfig(io.env);
-    const stateDir = stateDirOf(io.env);
-    const server = await ensureTemporalServer({ env: io.env, stateDir, log });
-    const connection = await connectWorkerConnection({ ...config, address: server.address, namespace: server.namespace });
+    const { config, server, stateDir } = await resolveTemporal(io);
+    const connection = await connectWorkerConnection(config);
     const taskQueue = values['task-queue'] ?? TASK_QUEUE;
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
     const worker = await createWardenWorker({
