@@ -59,3 +59,13 @@ export async function writeJsonAtomic(target: string, value: unknown): Promise<v
   await fsp.mkdir(dirname(target), { recursive: true });
   await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
 }
+
+/** The file's text, or undefined when it does not exist (any other failure is thrown). */
+export async function readTextIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}

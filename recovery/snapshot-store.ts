@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { RecoveryError } from '../errors';
-import { writeFileAtomic, writeJsonAtomic } from './atomic-file';
+import { readTextIfExists, writeFileAtomic, writeJsonAtomic } from './atomic-file';
 import { commitManifestPathOf, preTaskManifestPathOf, snapshotsDirOf } from './recovery-paths';
 
 export const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex SHA-256');
@@ -137,13 +137,8 @@ export async function storeFileAt(stateDir: string, absolute: string): Promise<s
 
 /** The manifest at `file`, validated; undefined when there is none. */
 export async function readManifest(file: string): Promise<SnapshotManifest | undefined> {
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const text = await readTextIfExists(file);
+  if (text === undefined) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -21,7 +21,7 @@ import { dirname, relative, sep } from 'node:path';
 import { z } from 'zod';
 import { RecoveryError } from '../errors';
 import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
-import { writeFileAtomic, writeJsonAtomic } from './atomic-file';
+import { readTextIfExists, writeFileAtomic, writeJsonAtomic } from './atomic-file';
 import { commitManifestPathOf, overlayPathsOf, type OverlayPaths } from './recovery-paths';
 import {
   fileStateOf,
@@ -83,13 +83,8 @@ export async function openOverlay(options: { stateDir: string; taskKey: string; 
 }
 
 async function readOverlayManifest(file: string): Promise<OverlayManifest | undefined> {
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const text = await readTextIfExists(file);
+  if (text === undefined) return undefined;
   const parsed = OverlayManifestSchema.safeParse(safeJson(text));
   if (!parsed.success) throw new RecoveryError('ERR_OVERLAY_INVALID', `overlay manifest ${file} is invalid`, { details: { file } });
   return parsed.data;
