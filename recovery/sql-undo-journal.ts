@@ -62,17 +62,9 @@ export interface JournaledCallInput {
   recordedAt: string;
 }
 
-export interface JournaledCall {
-  callId: string;
-  baseCallId: string;
-  database: string;
-  databasePath: string;
-  table: string;
-  op: string;
-  sql: string;
-  changes: number;
+/** A journaled call as read back: its row images are summarised by their count. */
+export interface JournaledCall extends Omit<JournaledCallInput, 'rows'> {
   rowsChanged: number;
-  recordedAt: string;
   undoneAt: string | null;
   undoOutcome: string | null;
 }
