@@ -83,6 +83,8 @@ describe('classifyArguments', () => {
       'email:bob@example.com',
       'host:www.example.com',
       'iban:DE89370400440532013000',
+      // Digits grouped with dashes may be a phone number as well as an account.
+      'phone:1234567890',
       'url:www.example.com/a',
     ]);
   });
