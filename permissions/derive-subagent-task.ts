@@ -7,7 +7,7 @@
  * apply to the child.
  */
 import type { Task } from '../task/task-schema';
-import { narrowSubagentTools } from '../tools/subagent-tools';
+import { narrowSubagentTables, narrowSubagentTools } from '../tools/subagent-tools';
 
 export function deriveSubagentTask(parent: Task, name: string, intent: string | undefined): Task {
   const sub = parent.subagents[name];
@@ -19,7 +19,9 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     agent: sub.agent,
     // A tool named like one of the parent's is the parent's definition, never wider.
     tools: narrowSubagentTools(parent.tools, sub.tools),
-    grants: sub.grants,
+    // Table grants only narrow; the trust the user declared holds for the whole task tree.
+    grants: withTables(sub.grants, narrowSubagentTables(parent.grants, sub.grants)),
+    ...(parent.trust === undefined ? {} : { trust: parent.trust }),
     policies: [...parent.policies, ...sub.policies],
     limits: {
       ...limits,
@@ -33,4 +35,9 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     // The task tree has one pre-task snapshot, taken by the root.
     snapshot: false,
   };
+}
+
+function withTables(grants: Task['grants'], tables: Task['grants']['tables']): Task['grants'] {
+  const { tables: _own, ...rest } = grants;
+  return tables === undefined ? rest : { ...rest, tables };
 }

@@ -9,7 +9,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
-import { resolvePackFolder } from '../policies/engine/load-pack';
+import { packEntryOf, resolvePackFolder } from '../policies/engine/load-pack';
 import { loadPolicyEngine } from '../policies/engine/policy-engine';
 import { compileToolSchema } from '../tools/tool-input-validator';
 import { ungrantedCapabilities } from '../tools/tool-catalog';
@@ -89,6 +89,11 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
   grants.databases.forEach((db, i) => {
     if (task.resources.databases[db] === undefined) issues.push({ path: `${prefix}grants.databases.${i}`, message: `grants database "${db}", which is not listed under resources.databases` });
   });
+  (grants.tables ?? []).forEach((entry, i) => {
+    const table = typeof entry === 'string' ? entry : entry.table;
+    const database = table.slice(0, table.indexOf('.'));
+    if (!grants.databases.includes(database)) issues.push({ path: `${prefix}grants.tables.${i}`, message: `grants table "${table}" of database "${database}", which is not granted under grants.databases` });
+  });
 }
 
 /**
@@ -124,9 +129,9 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
       else throw error;
     }
   }
-  (task.policyPacks ?? []).forEach((pack, i) => {
+  (task.policyPacks ?? []).forEach((entry, i) => {
     try {
-      resolvePackFolder(pack);
+      resolvePackFolder(packEntryOf(entry).pack);
     } catch (error) {
       if (error instanceof WardenError) issues.push({ path: `policyPacks.${i}`, message: error.message });
       else throw error;

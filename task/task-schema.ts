@@ -106,6 +106,15 @@ export const ToolsSchema = z.strictObject({
   custom: z.array(UserToolSchema).default([]),
 });
 
+/** A table granted on its own: `db.table` for read and write, or with the access spelled out. */
+export const TableGrantSchema = z.union([
+  z.string().regex(/^[a-z][a-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_$]*$/, 'a table as "<database>.<table>"'),
+  z.strictObject({
+    table: z.string().regex(/^[a-z][a-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_$]*$/, 'a table as "<database>.<table>"'),
+    access: z.enum(['read', 'write']),
+  }),
+]);
+
 export const GrantsSchema = z.strictObject({
   /** Tools the agent may call (built-in or user-defined). Anything else is denied. */
   tools: z.array(ToolNameSchema).default([]),
@@ -115,6 +124,30 @@ export const GrantsSchema = z.strictObject({
   hosts: z.array(z.string().min(1)).default([]),
   /** Databases (names under resources.databases) the sql tools may use. */
   databases: z.array(z.string().min(1)).default([]),
+  /**
+   * Tables, when a granted database may be used only in part: a database named here is granted
+   * table by table (read and write, or `access: read`), everything else in it refused, checked
+   * against every table a statement touches (views, triggers and cascades included).
+   */
+  tables: z.array(TableGrantSchema).optional(),
+});
+
+/**
+ * What the user vouches for, so that values taken from it steer actions without a human: values
+ * they declare count as their own words; outputs of the sources named here are trusted data. Data
+ * written during the task is never trusted, whatever its source.
+ */
+export const TrustSchema = z.strictObject({
+  /** Addresses, accounts, URLs... the user declares as theirs to use (count as user-given). */
+  values: z.array(z.string().min(1)).default([]),
+  /** The workspace (true) or workspace paths whose files hold the user's own data. */
+  workspace: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+  /** Databases (`db`) or tables (`db.table`) whose rows are the user's own data. */
+  databases: z.array(z.string().min(1)).default([]),
+  /** Hosts whose responses are trusted (the user's own services). */
+  hosts: z.array(z.string().min(1)).default([]),
+  /** Tools whose outputs are trusted. */
+  tools: z.array(ToolNameSchema).default([]),
 });
 
 export const ResourcesSchema = z.strictObject({
@@ -159,7 +192,9 @@ export const TaskSchema = z.strictObject({
   grants: GrantsSchema.default({ tools: [], subagents: [], hosts: [], databases: [] }),
   /** Rule sentences, in Warden's controlled English (policies/engine/grammar.md). */
   policies: z.array(z.string().min(1)).default([]),
-  /** Rule packs (bundled names or folders); the foundation pack applies when none is named. */
+  /** What the user vouches for: declared values and trusted sources (provenance of argument values). */
+  trust: TrustSchema.optional(),
+  /** Rule packs (bundled names or folders, `shadow:<pack>` to record without enforcing); the foundation pack applies when none is named. */
   policyPacks: z.array(z.string().min(1)).optional(),
   limits: LimitsSchema.default({
     maxSteps: 50,
@@ -188,4 +223,5 @@ export type Grants = z.infer<typeof GrantsSchema>;
 export type Limits = z.infer<typeof LimitsSchema>;
 export type Resources = z.infer<typeof ResourcesSchema>;
 export type Subagent = z.infer<typeof SubagentSchema>;
+export type Trust = z.infer<typeof TrustSchema>;
 export type ScriptedAction = z.infer<typeof ScriptedActionSchema>;

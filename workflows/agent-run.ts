@@ -9,6 +9,7 @@ import { emptyPolicyState, type PolicyState } from '../policies/engine/policy-st
 import { durationToMs } from '../task/duration';
 import type { Action, AgentTaskInput, StepRecord, TaskIdentity, TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import type { Task } from '../task/task-schema';
+import type { ProvenanceSeed } from '../policies/provenance-seed';
 import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
@@ -39,6 +40,8 @@ export interface AgentRun {
   identity: TaskIdentity | undefined;
   /** Policy counters (rates, totals, budgets), merged back from sub-agents. */
   policyState: PolicyState;
+  /** A sub-agent's provenance: the root user's values and what its parent had from trusted data. */
+  readonly seed: ProvenanceSeed | undefined;
 }
 
 /** Sets up a run from the workflow input; installs the state query and the approval handler. */
@@ -81,6 +84,7 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     tools: toolActivities(task),
     identity: input.identity,
     policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+    seed: input.provenance,
   };
 }
 

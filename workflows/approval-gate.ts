@@ -5,7 +5,7 @@
  */
 import { condition, setHandler } from '@temporalio/workflow';
 import { durationToMs } from '../task/duration';
-import type { StepApproval, TaskState } from '../task/task-run';
+import type { PendingApproval, StepApproval, TaskState } from '../task/task-run';
 import { approvalSignal, type ApprovalDecision } from './definitions';
 import type { TaskDeadline } from './task-deadline';
 
@@ -13,10 +13,15 @@ import type { TaskDeadline } from './task-deadline';
 export interface ApprovalRequest {
   /** The step's index; the request's id. */
   stepIndex: number;
+  /** For an effect held where it was applied: which hold of the step (1, 2, ...); the id is then `<step>.<n>`. */
+  hold?: number;
   tool: string;
   args: Record<string, unknown>;
   /** The rules that asked for approval, as `id: sentence`. */
   rules: string[];
+  /** What was measured, for an effect held where it was applied. */
+  effect?: PendingApproval['effect'];
+  descriptor?: PendingApproval['descriptor'];
 }
 
 export class ApprovalGate {
@@ -42,13 +47,15 @@ export class ApprovalGate {
    * deadline's `TaskEnded` when the task's own deadline passes first.
    */
   async hold(request: ApprovalRequest): Promise<StepApproval> {
-    const requestId = `${request.stepIndex}`;
+    const requestId = request.hold === undefined ? `${request.stepIndex}` : `${request.stepIndex}.${request.hold}`;
     const waitMs = Math.min(durationToMs(this.approvalTimeout), Math.max(0, this.deadline.remainingMs()));
     this.state.pendingApprovals.push({
       requestId,
       tool: request.tool,
       args: request.args,
       rules: request.rules,
+      ...(request.effect === undefined ? {} : { effect: request.effect }),
+      ...(request.descriptor === undefined ? {} : { descriptor: request.descriptor }),
       requestedAt: new Date(Date.now()).toISOString(),
       expiresAt: new Date(Date.now() + waitMs).toISOString(),
     });

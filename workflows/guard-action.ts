@@ -6,6 +6,7 @@
  */
 import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
+import type { ProvenanceSeed } from '../policies/provenance-seed';
 import type { ErrorCode } from '../errors';
 import type { StepRecord } from '../task/task-run';
 import { checkPolicy } from './activity-stubs';
@@ -16,6 +17,10 @@ import { TaskEnded } from './task-ended';
 export interface GuardedStep {
   step: StepRecord;
   policyRequest: PolicyRequest;
+  /** Rules a human approved for this step (they carry over to a built-in's own call where it applies). */
+  approvedRules: string[];
+  /** For a spawn: the provenance the sub-agent starts from. */
+  inherit?: ProvenanceSeed;
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -40,7 +45,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest } = await checkPolicy({
+  const { decision: verdict, request: policyRequest, inherit } = await checkPolicy({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -48,10 +53,19 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     tool: policyTool,
     args: policyArgs,
     priorOutputs: run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output),
+    // What each output is: the user's own trusted data, or untrusted content from outside.
+    priorSteps: run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
+    ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),
   });
-  step.policy = { decision: verdict.decision, matched: verdict.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })) };
+  const inStep = (m: { id: string; sentence: string; effect: string; reason: string }) => ({ id: m.id, sentence: m.sentence, effect: m.effect, reason: m.reason });
+  step.policy = {
+    decision: verdict.decision,
+    matched: verdict.matched.map(inStep),
+    // Shadow rules: what they would have decided is recorded, nothing is held or denied for them.
+    ...(verdict.shadow === undefined ? {} : { shadow: { decision: verdict.shadow.decision, matched: verdict.shadow.matched.map(inStep) } }),
+  };
   if (verdict.decision === 'deny') {
     const rule = verdict.matched.find((m) => m.effect === 'deny');
     refuseStep(run, step, 'ERR_POLICY_DENIED', `denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? verdict.reasons.join('; ')}`);
@@ -78,5 +92,6 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
-  return { step, policyRequest };
+  const approvedRules = verdict.decision === 'approval' ? verdict.matched.filter((m) => m.effect === 'approval').map((m) => m.id) : [];
+  return { step, policyRequest, approvedRules, ...(inherit === undefined ? {} : { inherit }) };
 }

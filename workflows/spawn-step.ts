@@ -7,6 +7,7 @@ import { executeChild } from '@temporalio/workflow';
 import { deriveSubagentTask } from '../permissions/derive-subagent-task';
 import { mergePolicyStates, type PolicyState } from '../policies/engine/policy-state';
 import type { SpawnAction, StepRecord, TaskIdentity } from '../task/task-run';
+import type { ProvenanceSeed } from '../policies/provenance-seed';
 import { delegateGrant } from './activity-stubs';
 import type { agentTask } from './agent-task';
 import type { AgentRun } from './agent-run';
@@ -20,7 +21,7 @@ const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', '
  * Runs the sub-agent to its end. Returns false when its grant was refused (the step is then a
  * denied spawn and nothing ran).
  */
-export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: StepRecord): Promise<boolean> {
+export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: StepRecord, provenance?: ProvenanceSeed): Promise<boolean> {
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
   const childId = `${run.workflowId}/${action.subagent}-${step.index}`;
   const deadlineAt = run.deadline.deadlineAt;
@@ -48,6 +49,8 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
           deadlineAt,
           identity: childIdentity,
           policyState: run.policyState,
+          // The sub-agent's intent is the parent's words: only the root user's values count as given.
+          ...(provenance === undefined ? {} : { provenance }),
         },
       ],
     }),

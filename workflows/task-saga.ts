@@ -4,7 +4,8 @@
  * every compensation runs, newest first, and a pre-task snapshot is restored if something could
  * not be undone.
  */
-import { compensationFor, overlayCompensation, type Compensation } from '../recovery/compensation';
+import { compensationFor, compensationOf, overlayCompensation, type Compensation } from '../recovery/compensation';
+import { resolveTool } from '../tools/tool-catalog';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { commitTask, compensate, restorePreTaskSnapshot } from './activity-stubs';
@@ -38,13 +39,9 @@ export class TaskSaga {
    * @param callId the call's idempotency key (`<workflowId>:<stepIndex>`)
    */
   registerToolCall(tool: string, stepIndex: number, callId: string, args: Record<string, unknown>, output: unknown): void {
-    const custom = this.scope.task.tools.custom.find((t) => t.name === tool);
-    const plan = compensationFor(tool, output, {
-      callId,
-      args,
-      journaled: true,
-      ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
-    });
+    // The tool's descriptor says how it is undone (and when it cannot be).
+    const descriptor = resolveTool(this.scope.task, tool);
+    const plan = descriptor === undefined ? compensationFor(tool, output, { callId, args, journaled: true }) : compensationOf(descriptor, output, { callId, args, journaled: true });
     this.compensations.push(...plan.compensations);
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
   }

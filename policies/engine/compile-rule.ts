@@ -467,9 +467,9 @@ export function compileParsedRule(rule: ParsedRule, id: string, source?: string)
   }
 }
 
-/** Reads and compiles one sentence. Throws `PolicyParseError` when it cannot be read. */
-export function compileRule(sentence: string, id: string, source?: string): CompiledRule {
-  return compileParsedRule(parseRule(sentence, source === undefined ? {} : { source }), id, source);
+/** Reads and compiles one sentence (`shadow: ...` or `enforcement: 'shadow'` to record only). Throws `PolicyParseError` when it cannot be read. */
+export function compileRule(sentence: string, id: string, source?: string, enforcement?: 'enforce' | 'shadow'): CompiledRule {
+  return compileParsedRule(parseRule(sentence, { ...(source === undefined ? {} : { source }), ...(enforcement === undefined ? {} : { mode: enforcement }) }), id, source);
 }
 
 // ---------------------------------------------------------------------------------------------

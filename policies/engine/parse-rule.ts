@@ -825,9 +825,9 @@ function defaultTools(cls: VerbClass): ToolScope {
     case 'make':
       return ANY_TOOL;
     case 'delete':
-      return tagScope('deletes', ['database', 'file-delete'], false, ['sql.exec']);
+      return tagScope('deletes', ['sql-write', 'file-delete'], false, ['sql.exec']);
     case 'change':
-      return tagScope('changes', ['database', 'file-write'], false, ['sql.exec']);
+      return tagScope('changes', ['sql-write', 'file-write'], false, ['sql.exec']);
     case 'insert':
       return SQL_WRITES;
     case 'write':

@@ -89,7 +89,7 @@ function preparseSchemaOnce(): void {
  */
 export function loadPolicyEngine(options: LoadPolicyEngineOptions = {}): PolicyEngine {
   const rules: CompiledRule[] = [];
-  for (const s of readPacks(options.packs ?? [])) rules.push(compileRule(s.sentence, s.id, s.source));
+  for (const s of readPacks(options.packs ?? [])) rules.push(compileRule(s.sentence, s.id, s.source, s.enforcement));
   (options.sentences ?? []).forEach((sentence, i) => rules.push(compileRule(sentence, `task:${i + 1}`, `task policies[${i}]`)));
   for (const rule of options.rules ?? []) rules.push(CompiledRuleSchema.parse(rule));
   return createPolicyEngine(rules);

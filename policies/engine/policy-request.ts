@@ -232,6 +232,7 @@ export function tagsOf(request: PolicyRequest): EffectTag[] {
     if (anything || accesses.has(access) || caps.includes(`fs.${access}`)) tags.add(`file-${access}`);
   }
   if (anything || (e.sql ?? []).length > 0 || caps.some((c) => c.startsWith('sql.')) || d.declares.includes('sql')) tags.add('database');
+  if (anything || (e.sql ?? []).some((q) => q.access === 'write') || caps.includes('sql.exec') || (d.declares.includes('sql') && (e.sql ?? []).length === 0 && !d.readOnly)) tags.add('sql-write');
   if (tags.has('messaging')) {
     const kinds = (e.recipients ?? []).map((r) => r.kind);
     if (!d.declares.includes('recipients') || kinds.length === 0 || kinds.some((k) => k === 'email' || k === 'any')) tags.add('email');

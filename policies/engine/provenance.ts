@@ -349,3 +349,11 @@ export function classifyArguments(args: Record<string, unknown>, sources: Proven
   for (const { pointer, value } of argumentLeaves(args)) out[pointer] = classifyValue(index, value);
   return out;
 }
+
+/**
+ * The atoms of `text` that the index holds as trusted and not as the user's (what a sub-agent
+ * inherits as trusted from the intent its parent wrote).
+ */
+export function trustedAtomsIn(index: ProvenanceIndex, text: string): string[] {
+  return [...extractAtoms(text)].filter((atom) => sourceOfAtom(index, atom) === 'trusted');
+}

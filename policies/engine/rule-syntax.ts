@@ -101,6 +101,7 @@ export type RuleForm = ParsedRule['form'];
  * runs has one): its families (`payment`, `messaging`, `network`, `storage`, `code-execution`),
  * `file` (it acts on workspace paths), `database` (it runs SQL), `email` (a messaging tool whose
  * recipients may be e-mail addresses), `file-read|list|write|delete` (the access it has to a path),
+ * `sql-write` (it can change rows),
  * `destructive` (destructive, cannot be undone, and not
  * bounded by host capabilities), `read-only`. A tool that declares nothing carries every tag
  * its executor makes possible. Without a descriptor (a request written by hand, an old run) the
@@ -118,6 +119,7 @@ export const EFFECT_TAGS = [
   'file-write',
   'file-delete',
   'database',
+  'sql-write',
   'email',
   'destructive',
   'read-only',
@@ -153,6 +155,7 @@ export const LEGACY_NAME_TAGS: readonly { tag: EffectTag; patterns: readonly str
   { tag: 'storage', patterns: ['fs.*', 'sql.*'] },
   { tag: 'network', patterns: ['http.*'] },
   { tag: 'database', patterns: ['sql.*'] },
+  { tag: 'sql-write', patterns: ['sql.exec'] },
   { tag: 'email', patterns: ['email.*', 'mail.*', 'smtp.*'] },
   { tag: 'messaging', patterns: ['email.*', 'mail.*', 'smtp.*', 'chat.*', 'slack.*', 'sms.*'] },
   { tag: 'payment', patterns: ['pay', 'pay.*', 'payment.*', 'payments.*'] },
@@ -179,7 +182,7 @@ export function tagScope(label: string, tags: readonly EffectTag[], named = fals
 export const SPAWN_SCOPE: ToolScope = { label: 'spawning sub-agents', patterns: ['spawn:*'], named: true, spawn: true };
 export const NETWORK_WRITES: ToolScope = { label: 'network writes', patterns: [], tags: ['network'], named: true, networkWrite: true };
 /** SQL writes: the sql.exec capability (built-in or inside a tool) and any tool that runs SQL. */
-export const SQL_WRITES: ToolScope = { label: 'SQL writes', patterns: ['sql.exec'], tags: ['database'], named: false };
+export const SQL_WRITES: ToolScope = { label: 'SQL writes', patterns: ['sql.exec'], tags: ['sql-write'], named: false };
 
 /**
  * Verbs the "never ..." forms start with, by what they act on. A verb picks the default tools a
