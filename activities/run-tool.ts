@@ -253,10 +253,11 @@ export function outputTrustOf(task: Task, tool: ToolDescriptor, args: Record<str
     const database = typeof args.database === 'string' ? args.database : '';
     const read = effects[0]?.request.effect?.tablesRead ?? [];
     if (read.length === 0) return 'untrusted';
-    const ok = read.every((qualified) => {
-      const lower = qualified.toLowerCase();
-      const trusted = trust.databases.includes(database) || trust.databases.map((t) => t.toLowerCase()).includes(lower);
-      return trusted && !written.tables.includes(lower) && !written.tables.includes(lower.slice(lower.indexOf('.') + 1));
+    const ok = read.every((table) => {
+      // Tables as the broker measured them: "<database>.<table>".
+      const qualified = (table.includes('.') ? table : `${database}.${table}`).toLowerCase();
+      const trusted = trust.databases.includes(database) || trust.databases.map((t) => t.toLowerCase()).includes(qualified);
+      return trusted && !written.tables.includes(qualified);
     });
     return ok ? 'trusted' : 'untrusted';
   }

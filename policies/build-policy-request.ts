@@ -145,6 +145,8 @@ export interface RequestParts {
   via?: string;
 }
 
+const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
+
 /** A validated policy request from its parts (see `buildPolicyRequest` for a step of a task). */
 export function policyRequestOf(parts: RequestParts): PolicyRequest {
   const { tool, args, descriptor } = parts;
@@ -154,6 +156,11 @@ export function policyRequestOf(parts: RequestParts): PolicyRequest {
   if (descriptor !== undefined) {
     const effects = callEffectsOf(descriptor, args);
     effect = declaredEffectOf(descriptor, args, effects);
+    // An amount in minor units (cents) is matched as the amount it stands for.
+    for (const a of effects.amounts) {
+      const converted = classifyValue(parts.index, a.value);
+      if (RANK[converted] > RANK[provenance[a.pointer] ?? 'literal']) provenance[a.pointer] = converted;
+    }
     destinations = destinationsOf(effects, provenance, parts.index);
   }
   if (parts.measured !== undefined) {

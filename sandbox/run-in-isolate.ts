@@ -265,7 +265,7 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
 function sqlGate(gate: PolicyGate): SqlGate {
   const args = (m: SqlMeasurement) => ({ database: m.database, sql: m.sql, params: [...m.params] });
   return {
-    query: (m) => gate.check('sql.query', args(m), { tablesRead: m.tablesRead }),
+    query: (m) => gate.check('sql.query', args(m), { tablesRead: m.tablesRead.map((t) => `${m.database}.${t}`) }),
     exec: (m) => gate.check('sql.exec', args(m), sqlEffectOf(m)),
   };
 }

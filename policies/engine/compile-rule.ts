@@ -65,7 +65,7 @@ export const StatefulSpecSchema = z.discriminatedUnion('type', [
   /** The argument values of kind `value` must have come from the user (intent binding). */
   z.strictObject({
     type: z.literal('intent'),
-    value: z.enum(['email', 'message', 'recipient', 'url', 'path']),
+    value: z.enum(['email', 'message', 'recipient', 'amount', 'url', 'path']),
     tools: ToolScopeSchema,
   }),
   /** After a private read anywhere in the task tree, every destination of a send must have come from the user. */
@@ -318,7 +318,7 @@ export function describeRule(rule: ParsedRule): string {
     case 'subagent-depth':
       return `spawning sub-agents more than ${rule.maxLevels} levels deep${who} ${does}`;
     case 'intent': {
-      const noun = rule.value === 'email' ? 'an email address' : rule.value === 'message' ? 'a message recipient' : rule.value === 'recipient' ? 'a payee' : rule.value === 'url' ? 'a URL' : 'a path';
+      const noun = rule.value === 'email' ? 'an email address' : rule.value === 'message' ? 'a message recipient' : rule.value === 'recipient' ? 'a payee' : rule.value === 'amount' ? 'an amount' : rule.value === 'url' ? 'a URL' : 'a path';
       return `calling ${rule.tools.label}${who} with ${noun} the user did not give ${does}`;
     }
     case 'flow': {

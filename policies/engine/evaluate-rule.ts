@@ -15,6 +15,7 @@ import { agentKey, isUserGiven, type Measured, type PendingFact, type PolicyRequ
 import { callsWithin, counterOf, totalOf, privateReadsIn, type PolicyState } from './policy-state';
 import { argumentLeaves } from './provenance';
 import {
+  AMOUNT_KEYS,
   EMAIL_RECIPIENT_KEYS,
   globMatch,
   legacyTagsOf,
@@ -302,7 +303,7 @@ function totalCheck(rule: Extract<ParsedRule, { form: 'limit' }>): RuleCheck {
   };
 }
 
-const NOUNS: Readonly<Record<BoundValue, string>> = { email: 'recipient address', message: 'recipient', recipient: 'payee', url: 'URL', path: 'path' };
+const NOUNS: Readonly<Record<BoundValue, string>> = { email: 'recipient address', message: 'recipient', recipient: 'payee', amount: 'amount', url: 'URL', path: 'path' };
 
 function keyOf(pointer: string): string {
   const segments = pointer.split('/').filter((s) => s !== '' && !/^\d+$/.test(s));
@@ -327,6 +328,8 @@ export function boundArguments(value: BoundValue, args: Record<string, unknown>)
         return MESSAGE_RECIPIENT_KEYS.includes(key) || (typeof leaf.value === 'string' && isEmailList(text));
       case 'recipient':
         return PAYMENT_RECIPIENT_KEYS.includes(key);
+      case 'amount':
+        return AMOUNT_KEYS.includes(key) && (typeof leaf.value === 'number' || /^[$€£]?\d/.test(text));
       case 'url':
         return URL_KEYS.includes(key) || (typeof leaf.value === 'string' && (text.startsWith('http://') || text.startsWith('https://')));
       case 'path':
@@ -335,7 +338,7 @@ export function boundArguments(value: BoundValue, args: Record<string, unknown>)
   });
 }
 
-const DECLARED_KIND: Readonly<Record<BoundValue, string>> = { email: 'recipients', message: 'recipients', recipient: 'payees', url: 'urls', path: 'paths' };
+const DECLARED_KIND: Readonly<Record<BoundValue, string>> = { email: 'recipients', message: 'recipients', recipient: 'payees', amount: 'amounts', url: 'urls', path: 'paths' };
 
 /** The values a binding rule checks: what the descriptor declares, else by name and shape; `undefined` when the rule does not apply. */
 function boundValues(value: BoundValue, request: PolicyRequest): { pointer: string; value: string }[] | 'unknown' | undefined {
@@ -351,6 +354,8 @@ function boundValues(value: BoundValue, request: PolicyRequest): { pointer: stri
           ? (e.recipients ?? []).map((r) => ({ pointer: r.pointer ?? '', value: r.value }))
           : value === 'recipient'
             ? (e.payees ?? []).map((p) => ({ pointer: p.pointer ?? '', value: p.value }))
+            : value === 'amount'
+              ? (e.amounts ?? []).map((a) => ({ pointer: a.pointer ?? '', value: String(a.value) }))
             : value === 'url'
               ? (e.urls ?? []).map((u) => ({ pointer: u.pointer ?? '', value: u.url }))
               : (e.paths ?? []).map((p) => ({ pointer: p.pointer ?? '', value: p.path }));

@@ -698,6 +698,7 @@ class RuleParser {
     else if (messages && this.accept('channel', 'channels', 'user', 'users', 'number', 'numbers')) value = 'message';
     else if (this.accept('payee', 'payees', 'account', 'accounts', 'beneficiary', 'iban')) value = 'recipient';
     else if (this.accept('url', 'urls', 'link', 'links')) value = 'url';
+    else if (cls === 'money' && this.accept('amount', 'amounts', 'sum', 'sums')) value = 'amount';
     else if (this.accept('path', 'paths', 'file', 'files')) value = 'path';
     else this.fail();
     this.parseNotFromUser();
@@ -707,7 +708,7 @@ class RuleParser {
         ? familyScope('email', false)
         : value === 'message'
           ? familyScope('messaging', false)
-          : value === 'recipient'
+          : value === 'recipient' || value === 'amount'
           ? familyScope('payment', false)
           : value === 'url'
             ? familyScope('network', false)

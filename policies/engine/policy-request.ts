@@ -238,7 +238,11 @@ export function tagsOf(request: PolicyRequest): EffectTag[] {
     if (!d.declares.includes('recipients') || kinds.length === 0 || kinds.some((k) => k === 'email' || k === 'any')) tags.add('email');
   }
   if (d.destructive && !d.undoable && !d.capabilityBound) tags.add('destructive');
-  if (d.readOnly) tags.add('read-only');
+  if (d.readOnly) {
+    // A tool that changes nothing pays and sends nothing, whatever family its data is about.
+    for (const tag of ['payment', 'messaging', 'email', 'sql-write', 'file-write', 'file-delete'] as const) tags.delete(tag);
+    tags.add('read-only');
+  }
   return [...tags];
 }
 

@@ -170,6 +170,18 @@ export function extractAtoms(text: string): Set<string> {
     const digits = raw.replace(/\D/g, '');
     if (digits.length >= 8 && digits.length <= 15 && (raw.startsWith('+') || raw.startsWith('00') || /[\s().-]/.test(raw))) atoms.add(`phone:${digits.replace(/^00/, '')}`);
   }
+  // URLs and addresses embedded in code or markup ("fetch('https://x/y' + q)", "<a@b.c>") are
+  // not whitespace-separated: read them off the whole text as well.
+  for (const match of text.matchAll(/https?:\/\/[^\s'"`<>()[\]{},;]+/gi)) {
+    const url = normalizeUrl(match[0].replace(/[.:!?]+$/, ''));
+    if (url !== undefined) {
+      atoms.add(`url:${url.url}`);
+      atoms.add(`host:${url.host}`);
+    }
+  }
+  for (const match of text.matchAll(/[A-Za-z0-9.+_%-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+/g)) {
+    if (isEmailAddress(match[0])) atoms.add(`email:${match[0].toLowerCase()}`);
+  }
   const chunks = chunksOf(text);
   for (let i = 0; i < chunks.length; i += 1) {
     let chunk = chunks[i] as string;

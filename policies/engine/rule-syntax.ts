@@ -54,9 +54,9 @@ export type LimitScope = 'call' | 'agent' | 'tree';
 
 /**
  * Which argument values an intent-binding rule checks: e-mail recipients, any message recipient
- * (e-mail, chat user, channel, phone), payees (`recipient`), URLs, paths.
+ * (e-mail, chat user, channel, phone), payees (`recipient`), amounts paid, URLs, paths.
  */
-export type BoundValue = 'email' | 'message' | 'recipient' | 'url' | 'path';
+export type BoundValue = 'email' | 'message' | 'recipient' | 'amount' | 'url' | 'path';
 
 /** What a path rule is about: the access a call has to the path (any access for "access"/"touch"). */
 export type PathAccess = 'read' | 'write' | 'list' | 'delete' | 'any';
@@ -298,6 +298,8 @@ export const PAYMENT_RECIPIENT_KEYS: readonly string[] = [
   'counterparty',
 ];
 export const URL_KEYS: readonly string[] = ['url', 'uri', 'href', 'link', 'endpoint'];
+/** Argument names that carry an amount of money, matched like the above. */
+export const AMOUNT_KEYS: readonly string[] = ['amount', 'sum', 'total', 'price', 'value', 'usd', 'eur', 'cents'];
 export const PATH_KEYS: readonly string[] = ['path', 'file', 'filename', 'target'];
 
 /** Methods that only read; any other (or an unknown one) makes an HTTP call a network write. */

@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { followAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
 import { startLoopbackServer, type LoopbackServer } from '../sandbox/sandbox-test-kit';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
@@ -166,9 +168,9 @@ describe('fault 4: agent SQL runs in the sandbox host under the tool timeout', (
   it('a never-ending statement ends as ERR_SANDBOX_TIMEOUT and the worker keeps serving', async () => {
     const forever = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) DELETE FROM items WHERE id IN (SELECT x FROM c WHERE x < 0)';
     const handle = await env.start(
-      (await import('../../task/load-task-file')).parseTask(task([exec(forever), exec('DELETE FROM items WHERE id = 1')], { limits: { toolTimeout: '1s', onDeny: 'continue' } }), 'task.yaml', dir),
+      parseTask(task([exec(forever), exec('DELETE FROM items WHERE id = 1')], { limits: { toolTimeout: '1s', onDeny: 'continue' } }), 'task.yaml', dir),
     );
-    const result = await (await import('../../client/start-agent-task')).followAgentTask(handle);
+    const result = await followAgentTask(handle);
     expect(result.steps[0]?.error?.code).toBe('ERR_SANDBOX_TIMEOUT');
     expect(result.steps[1]).toMatchObject({ executed: true, output: { changes: 1 } });
     expect(result.status).toBe('completed');
