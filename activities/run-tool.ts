@@ -78,7 +78,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     );
   }
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
-  const grant = deps.identity.stores.grants.getGrant(call.grantId);
+  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
     tool: tool.name,
@@ -117,9 +117,9 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
 }
 
 /** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
-function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
+async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promise<void> {
   annotateActiveSpan(toolCallAttributes(input.task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
-  const grant = deps.identity?.stores.grants.getGrant(input.grantId);
+  const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;
     try {
@@ -138,7 +138,7 @@ function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
 
 export function createRunTool(deps: ActivityDeps) {
   return async function runTool(input: RunToolInput): Promise<ToolCallResult> {
-    annotateToolCall(deps, input);
+    await annotateToolCall(deps, input);
     try {
       const result = await runToolOnce(input);
       // The credential's id, never its token.
