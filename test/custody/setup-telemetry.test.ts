@@ -52,7 +52,7 @@ describe('setupTelemetry', () => {
     const collector = await fakeCollector();
     cleanups.push(() => collector.close());
     const stateDir = tempStateDir();
-    const telemetry = track(setupTelemetry({ stateDir, serviceName: 'warden-test', otlpEndpoint: collector.url, env: {} }), stateDir);
+    const telemetry = track(setupTelemetry({ stateDir, serviceName: 'warden-test', otlpEndpoint: collector.url, env: {}, commit: 'sync' }), stateDir);
     expect(telemetry.registered).toBe(true);
     expect(telemetry.otlpUrl).toBe(`${collector.url}/v1/traces`);
 
@@ -61,13 +61,13 @@ describe('setupTelemetry', () => {
     await tracer.startActiveSpan('invoke_agent scribe', { attributes: { [WARDEN_ATTR.taskId]: 'wf-otlp' } }, async (root) => {
       await new Promise((resolve) => setTimeout(resolve, 5));
       const child = tracer.startSpan('execute_tool fs.read');
-      expect(telemetry.ledger.size()).toBe(0);
+      expect(await telemetry.ledger.size()).toBe(0);
       child.end();
       // Synchronous: on disk as soon as end() returns.
-      expect(telemetry.ledger.size()).toBe(1);
+      expect(await telemetry.ledger.size()).toBe(1);
       root.end();
     });
-    const [child, root] = telemetry.ledger.records();
+    const [child, root] = await telemetry.ledger.records();
     expect((child?.body as { parentSpanId: string }).parentSpanId).toBe((root?.body as { spanId: string }).spanId);
     expect(child?.taskId).toBe('wf-otlp');
     expect((root?.body as { service: string }).service).toBe('warden-test');
