@@ -130,8 +130,12 @@ class PostgresDatabase extends PostgresExecutor implements SqlDatabase {
     }
   }
 
-  async close(): Promise<void> {
-    await this.pool.end();
+  private ended: Promise<void> | undefined;
+
+  /** Ends the pool; closing again is a no-op. */
+  close(): Promise<void> {
+    this.ended ??= this.pool.end();
+    return this.ended;
   }
 }
 

@@ -5,6 +5,10 @@
  * process could otherwise slip its statements into an open transaction on the shared connection.
  * Every operation therefore takes an in-process turn (a promise queue), and a transaction holds
  * its turn from BEGIN IMMEDIATE to COMMIT. Across processes SQLite's own write lock serialises.
+ *
+ * One process keeps ONE connection per file, however often the file is opened: with two, a
+ * transaction awaiting inside `fn` would hold the write lock while the other connection's
+ * BEGIN IMMEDIATE waited synchronously for it on the same thread, which can never end.
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
@@ -63,22 +67,31 @@ class SqliteExecutor implements SqlExecutor {
   }
 }
 
+/** The process's one connection to a file, and its queue of turns. */
+interface SharedConnection {
+  db: Database.Database;
+  queue: Promise<unknown>;
+  handles: number;
+}
+
+const connections = new Map<string, SharedConnection>();
+
 class SqliteDatabase extends SqliteExecutor implements SqlDatabase {
-  private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
   constructor(
-    db: Database.Database,
+    private readonly connection: SharedConnection,
+    private readonly key: string,
     readonly description: string,
   ) {
-    super(db);
+    super(connection.db);
   }
 
-  /** Runs `fn` when every earlier operation of this process has finished. */
+  /** Runs `fn` when every earlier operation of this process on this file has finished. */
   private turn<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) return Promise.reject(new TypeError(`the state database ${this.description} is closed`));
-    const result = this.queue.then(fn, fn);
-    this.queue = result.catch(() => undefined);
+    const result = this.connection.queue.then(fn, fn);
+    this.connection.queue = result.catch(() => undefined);
     return result;
   }
 
@@ -113,24 +126,39 @@ class SqliteDatabase extends SqliteExecutor implements SqlDatabase {
   }
 
   close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     return this.turn(async () => {
       this.closed = true;
-      this.db.close();
+      this.connection.handles -= 1;
+      if (this.connection.handles === 0) {
+        connections.delete(this.key);
+        this.db.close();
+      }
     });
   }
 }
 
-/** Opens (creating, 0600) a SQLite state database at `file`. */
+/**
+ * Opens (creating, 0600) a SQLite state database at `file`. Handles to one file share the
+ * process's one connection (the options of the first open apply); each handle is closed on its own.
+ */
 export function openSqliteDatabase(file: string, options: OpenSqliteDatabaseOptions = {}): SqlDatabase {
   try {
     fs.mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     // Create the file 0600 first: SQLite gives its -wal and -shm files the database file's mode.
     fs.closeSync(fs.openSync(file, 'a', 0o600));
     fs.chmodSync(file, 0o600);
-    const db = new Database(file, { timeout: options.busyTimeoutMs ?? 15_000 });
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    return new SqliteDatabase(db, file);
+    const key = fs.realpathSync(file);
+    let connection = connections.get(key);
+    if (connection === undefined) {
+      const db = new Database(file, { timeout: options.busyTimeoutMs ?? 15_000 });
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      connection = { db, queue: Promise.resolve(), handles: 0 };
+      connections.set(key, connection);
+    }
+    connection.handles += 1;
+    return new SqliteDatabase(connection, key, file);
   } catch (error) {
     throw new StateStoreError('ERR_STATE_UNAVAILABLE', `cannot open the state database ${file}: ${(error as Error).message}`, {
       details: { file },
