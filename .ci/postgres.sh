@@ -19,6 +19,11 @@ case "$action" in
       bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
       # The package starts a cluster of its own on 5432; the tests do not use it.
     fi
+    # A PostgreSQL already answering on the port (a developer's, or an earlier run's) is reused.
+    if [ -n "$bindir" ] && "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" 2>/dev/null; then
+      echo "postgres://postgres@127.0.0.1:$port/postgres"
+      exit 0
+    fi
     mkdir -p "$dir"
     [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir" && chmod 700 "$dir"
     if [ ! -f "$dir/PG_VERSION" ]; then
