@@ -10,7 +10,6 @@
  * (skipped with a note when neither works).
  * Run: node --require tsx/cjs bench/custody.bench.ts [spans]
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,9 +20,7 @@ import { CustodyLedger } from '../custody/ledger';
 import { LedgerSpanExporter, LedgerSpanProcessor } from '../custody/ledger-span-exporter';
 import { verifyLedger } from '../custody/verify-ledger';
 import { SharedCustodyLedger } from '../custody/shared-ledger';
-import { migrate } from '../state/migrations';
-import { openPostgresDatabase } from '../state/postgres-database';
-import type { SqlDatabase } from '../state/sql-database';
+import { benchDatabase } from './bench-database';
 import { summarize, percentile } from './stats';
 
 const WARMUP = 200;
@@ -49,39 +46,6 @@ function appendRate(label: string, ledger: CustodyLedger, count: number): number
   for (let i = 0; i < count; i += 1) ledger.append({ recordKey: `${label}-${i}`, taskId: 'bench', workflowId: 'bench', kind: 'span', body: { ...body, i } });
   const seconds = (performance.now() - started) / 1000;
   return count / seconds;
-}
-
-/** A fresh, migrated PostgreSQL database for the bench, or undefined when none can be had. */
-async function benchDatabase(): Promise<{ db: SqlDatabase; drop(): Promise<void> } | undefined> {
-  let server = process.env.WARDEN_BENCH_DATABASE_URL?.trim();
-  if (!server) {
-    try {
-      server = execFileSync('bash', [join(__dirname, '..', '.ci', 'postgres.sh'), 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop();
-    } catch {
-      return undefined;
-    }
-  }
-  if (!server) return undefined;
-  const admin = openPostgresDatabase(server, { maxConnections: 1 });
-  const name = `warden_bench_${Date.now()}`;
-  try {
-    await admin.exec(`CREATE DATABASE ${name}`);
-  } catch {
-    await admin.close();
-    return undefined;
-  }
-  const url = new URL(server);
-  url.pathname = `/${name}`;
-  const db = openPostgresDatabase(url.toString());
-  await migrate(db);
-  return {
-    db,
-    async drop() {
-      await db.close();
-      await admin.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.close();
-    },
-  };
 }
 
 async function sharedAppendRate(ledger: SharedCustodyLedger, label: string, count: number, batch: number): Promise<number> {
