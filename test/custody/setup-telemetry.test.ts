@@ -96,4 +96,27 @@ describe('setupTelemetry', () => {
     expect(first.ledger.size()).toBe(1);
     await first.shutdown();
   });
+
+  it('publishes every signed tree head to OTLP as a warden.custody.checkpoint span, and never into the ledger itself', async () => {
+    const collector = await fakeCollector();
+    cleanups.push(() => collector.close());
+    const stateDir = tempStateDir();
+    const telemetry = track(
+      setupTelemetry({ stateDir, serviceName: 'warden-test', otlpEndpoint: collector.url, env: {}, register: false, checkpointEvery: 3, exporter: { isTaskEnd: (s) => s.name === 'end' } }),
+      stateDir,
+    );
+    for (const name of ['a', 'b', 'c', 'd', 'end']) telemetry.tracer.startSpan(name, { attributes: { [WARDEN_ATTR.taskId]: 'wf-heads' } }).end();
+    await telemetry.forceFlush();
+    const checkpoints = await telemetry.ledger.checkpoints();
+    expect(checkpoints.map((c) => c.treeSize)).toEqual([3, 5]);
+    const records = await telemetry.ledger.records();
+    expect(records.map((r) => (r.body as { name: string }).name)).toEqual(['a', 'b', 'c', 'd', 'end']);
+    await telemetry.shutdown();
+    const posted = collector.requests.filter((r) => r.path === '/v1/traces').map((r) => r.body).join('');
+    expect(posted.split('warden.custody.checkpoint"').length - 1).toBeGreaterThanOrEqual(2);
+    for (const checkpoint of checkpoints) {
+      expect(posted).toContain(checkpoint.rootHash);
+      expect(posted).toContain(checkpoint.signature);
+    }
+  });
 });
