@@ -271,11 +271,21 @@ export class LedgerSpanExporter implements SpanExporter {
     const inputs: AppendInput[] = [];
     const taskEnds: string[] = [];
     const checkpoints: Checkpoint[] = [];
+    // A head that cannot be published (witness unwritable) is reported, but the spans are in the
+    // ledger: it must not turn into a failed export that retries appends already made.
     const publish = (): void | Promise<void> => {
       const hook = this.options.onCheckpoint;
       if (hook === undefined || checkpoints.length === 0) return;
       const signer = ledger.publicKeys().find((k) => k.kid === ledger.kid);
-      const pending = checkpoints.map((checkpoint) => hook(checkpoint, signer)).filter((r): r is Promise<void> => r instanceof Promise);
+      const pending: Promise<void>[] = [];
+      for (const checkpoint of checkpoints) {
+        try {
+          const result = hook(checkpoint, signer);
+          if (result instanceof Promise) pending.push(result.catch((error: unknown) => this.options.onError?.(error)));
+        } catch (error) {
+          this.options.onError?.(error);
+        }
+      }
       if (pending.length > 0) return Promise.all(pending).then(() => undefined);
     };
     const afterAppend = (results: AppendResult[]): void | Promise<void> => {

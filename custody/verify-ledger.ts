@@ -85,6 +85,9 @@ function isReader(source: object): source is LedgerRows {
 function withReader<T>(source: LedgerSource, fn: (reader: LedgerRows) => T): T {
   // A reader handed in belongs to the caller: it is used, not closed.
   if (typeof source !== 'string' && isReader(source)) return fn(source);
+  if (typeof source !== 'string' && (source as { shared?: unknown }).shared === true) {
+    throw new TypeError('the shared custody ledger is read through a snapshot: verifyLedger(await loadLedgerSnapshot(db, keyDir))');
+  }
   const reader =
     typeof source === 'string'
       ? LedgerReader.open(source)

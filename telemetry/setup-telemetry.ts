@@ -140,6 +140,8 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
     headTracer?.startSpan('warden.custody.checkpoint', { attributes: signedTreeHeadAttributes(ledger.path, checkpoint) }).end();
   };
   const ledgerExporter = new LedgerSpanExporter({
+    // Failures of the custody side must be visible even when the caller passed no handler.
+    onError: (error) => process.stderr.write(`warden: custody: ${error instanceof Error ? error.message : String(error)}\n`),
     ...options.exporter,
     ledger,
     commit: options.commit ?? 'group',

@@ -272,6 +272,26 @@ describe('records not yet covered by a published head', () => {
     expect(run.out).toMatch(/consistent with 2 published signed tree heads; 3 records are not yet covered by a published head/);
   });
 
+  it('a witness that cannot be written is reported, and the spans are still in the ledger once', async () => {
+    const stateDir = tempDir('warden-witness-state-');
+    const errors: string[] = [];
+    const telemetry = setupTelemetry({
+      stateDir,
+      serviceName: 'warden-test',
+      env: {},
+      witness: '/dev/null/heads/',
+      register: false,
+      checkpointEvery: 2,
+      exporter: { isTaskEnd: () => false, onError: (e) => errors.push((e as Error).message) },
+    });
+    for (let i = 0; i < 4; i += 1) telemetry.tracer.startSpan(`step ${i}`, { attributes: { [WARDEN_ATTR.taskId]: 't' } }).end();
+    await telemetry.forceFlush();
+    expect(await telemetry.ledger.size()).toBe(4);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors[0]).toMatch(/cannot publish to the custody witness \/dev\/null\/heads\//);
+    await telemetry.shutdown();
+  });
+
   it('an unreadable witness line is reported, not skipped', async () => {
     const witness = join(tempDir('warden-witness-'), 'heads.jsonl');
     writeFileSync(witness, '{"format":"warden.custody.signed-tree-head/1"\n');
