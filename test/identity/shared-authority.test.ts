@@ -15,6 +15,7 @@ import { issueTaskGrant, verifyTaskGrant } from '../../identity/task-grant';
 import { createCredentialVerifier } from '../../identity/verify-credential';
 import { createCredentialGate } from '../../sandbox/credential-gate';
 import { SANDBOX_PROBE_CALL } from '../../sandbox/sandbox-messages';
+import { getBuiltinTool } from '../../tools/builtin-tools';
 import { openStateStore, type StateStore } from '../../state/state-store';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { childGrantInput, codeOf, foreignEd25519Key, makeTempDir, rootGrantInput, signCompact } from './identity-test-kit';
@@ -44,7 +45,8 @@ async function worker(name: string, env: NodeJS.ProcessEnv = {}): Promise<Creden
 }
 
 function callOf(token: string) {
-  return { ...SANDBOX_PROBE_CALL, type: 'run' as const, id: 'c1', toolName: 'fs.read', input: { path: 'notes.txt' }, credential: token };
+  const source = getBuiltinTool('fs.read')!.executor.source;
+  return { ...SANDBOX_PROBE_CALL, type: 'run' as const, id: 'c1', toolName: 'fs.read', source, input: { path: 'notes.txt' }, credential: token };
 }
 
 describe('two workers sharing one database', () => {
