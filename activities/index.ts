@@ -3,6 +3,7 @@
  * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
  */
 import type { SandboxClient } from '../sandbox/sandbox-client';
+import type { SqlDatabase } from '../state/sql-database';
 import { createCheckPolicy } from './check-policy';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
@@ -17,6 +18,8 @@ export interface ActivityDeps {
   identity?: IdentityServices;
   /** State folder: overlays, undo journals, snapshots. */
   stateDir?: string;
+  /** The state database workers share (PostgreSQL), when there is one: SQL undo journals are shipped to it. */
+  shared?: { db: SqlDatabase; workerId: string };
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -9,6 +9,7 @@ import { mintCallCredential } from '../identity/credential';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
@@ -117,6 +118,10 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     capabilities,
     credential: credential.token,
   });
+  // Even a tool that failed may have committed SQL before failing: its images must reach every worker.
+  if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
+    await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
+  }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
     throw new ToolError(code, result.error.message);

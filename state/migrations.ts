@@ -117,6 +117,38 @@ CREATE TABLE warden_snapshot_manifests (
 );
 `;
 
+/** Version 2: the SQL undo journal, shipped from each worker's journal file (recovery/shared-journal.ts). */
+const V2_UNDO_JOURNAL = `
+CREATE TABLE warden_undo_calls (
+  journal_key TEXT NOT NULL,
+  call_id TEXT NOT NULL,
+  base_call_id TEXT NOT NULL,
+  database_name TEXT NOT NULL,
+  database_path TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  op TEXT NOT NULL,
+  sql TEXT NOT NULL,
+  changes BIGINT NOT NULL,
+  rows_changed BIGINT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  shipped_by TEXT NOT NULL,
+  PRIMARY KEY (journal_key, call_id)
+);
+CREATE TABLE warden_undo_rows (
+  journal_key TEXT NOT NULL,
+  call_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  table_name TEXT NOT NULL,
+  op TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+  old_rowid TEXT,
+  new_rowid TEXT,
+  columns TEXT NOT NULL,
+  before TEXT,
+  after TEXT,
+  PRIMARY KEY (journal_key, call_id, seq)
+);
+`;
+
 /** Every migration, oldest first. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -125,6 +157,7 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: V1_COMMON({ blob: 'BLOB', serial: 'INTEGER PRIMARY KEY' }),
     postgres: V1_COMMON({ blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }),
   },
+  { version: 2, name: 'SQL undo journal shared across workers', sqlite: V2_UNDO_JOURNAL, postgres: V2_UNDO_JOURNAL },
 ];
 
 /** The schema version this code reads and writes. */

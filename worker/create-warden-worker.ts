@@ -113,7 +113,13 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
       workflowBundle: await workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
       ...(traced === undefined ? {} : { interceptors: traced.interceptors, sinks: traced.sinks }),
-      activities: createActivities({ sandbox, stateDir, identity: { keystore, stores }, ...(options.env === undefined ? {} : { env: options.env }) }),
+      activities: createActivities({
+        sandbox,
+        stateDir,
+        identity: { keystore, stores },
+        ...(options.env === undefined ? {} : { env: options.env }),
+        ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
+      }),
     });
     return {
       worker,

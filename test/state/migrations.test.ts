@@ -48,7 +48,7 @@ const BACKENDS: [string, () => Promise<{ db: SqlDatabase; fresh: () => SqlDataba
 ];
 
 describe.each(BACKENDS)('schema migrations on %s', (_name, make) => {
-  it('apply every migration once, in order, and are a no-op on a current database', async () => {
+  it('apply every migration once, in order, and are a no-op on a current database; an older database is brought forward', async () => {
     const { db } = await make();
     expect(await schemaStatus(db)).toMatchObject({ current: 0, latest: SCHEMA_VERSION, pending: MIGRATIONS.map((m) => ({ version: m.version, name: m.name })) });
     expect(() => assertSchemaCurrent({ database: 'x', dialect: db.dialect, current: 0, latest: SCHEMA_VERSION, applied: [], pending: [{ version: 1, name: 'x' }], unknown: [], altered: [] })).toThrow(
@@ -61,6 +61,13 @@ describe.each(BACKENDS)('schema migrations on %s', (_name, make) => {
     expect(() => assertSchemaCurrent(status)).not.toThrow();
     // The ledger head exists from the start: appends never race to create it.
     expect(await db.get('SELECT tree_size FROM warden_custody_head WHERE id = 0')).toEqual({ tree_size: 0 });
+    // A database left at version 1 (an older Warden) keeps its rows and gains what came after.
+    await db.run("INSERT INTO warden_revoked_grants (grant_id, reason, revoked_at) VALUES ('g-old', 'kept', 1)");
+    await db.exec('DROP TABLE warden_undo_rows; DROP TABLE warden_undo_calls;');
+    await db.run('DELETE FROM warden_schema_migrations WHERE version > 1');
+    expect(await migrate(db)).toMatchObject({ from: 1, to: SCHEMA_VERSION, applied: MIGRATIONS.filter((m) => m.version > 1).map((m) => ({ version: m.version })) });
+    expect(await db.get("SELECT reason FROM warden_revoked_grants WHERE grant_id = 'g-old'")).toEqual({ reason: 'kept' });
+    expect(await db.all('SELECT call_id FROM warden_undo_calls')).toEqual([]);
     await db.close();
   });
 
@@ -95,17 +102,17 @@ describe('a worker against the shared database', () => {
     await expect(openStateStore({ stateDir, env })).rejects.toMatchObject({ code: 'ERR_STATE_SCHEMA_OUTDATED', message: expect.stringMatching(/run `warden db migrate`/) });
     const run = io({ ...env, WARDEN_STATE_DIR: stateDir });
     expect(await dbCommand(['status'], run)).toBe(1);
-    expect(run.out).toMatch(/schema version 0, this Warden knows 1[\s\S]*pending  1/);
+    expect(run.out).toMatch(new RegExp(`schema version 0, this Warden knows ${SCHEMA_VERSION}[\\s\\S]*pending  1`));
     expect(await dbCommand(['migrate'], run)).toBe(0);
-    expect(run.out).toMatch(/migrated 0 -> 1/);
+    expect(run.out).toContain(`migrated 0 -> ${SCHEMA_VERSION}`);
     const store = await openStateStore({ stateDir, env });
     expect(store).toMatchObject({ shared: true, schema: { current: SCHEMA_VERSION } });
-    await store.db.run("INSERT INTO warden_schema_migrations (version, name, checksum, applied_at) VALUES (2, 'newer', 'x', 'now')");
+    await store.db.run("INSERT INTO warden_schema_migrations (version, name, checksum, applied_at) VALUES ($1, 'newer', 'x', 'now')", [SCHEMA_VERSION + 1]);
     await store.close();
     await expect(openStateStore({ stateDir, env })).rejects.toMatchObject({ code: 'ERR_STATE_SCHEMA_UNKNOWN' });
     const again = io({ ...env, WARDEN_STATE_DIR: stateDir });
     expect(await dbCommand(['migrate'], again)).toBe(1);
-    expect(again.err).toMatch(/ERR_STATE_SCHEMA_UNKNOWN: the state database postgres:\/\/postgres@.*schema version 2, newer than this Warden knows \(1\)/);
+    expect(again.err).toMatch(new RegExp(`ERR_STATE_SCHEMA_UNKNOWN: the state database postgres://postgres@.*schema version ${SCHEMA_VERSION + 1}, newer than this Warden knows \\(${SCHEMA_VERSION}\\)`));
   });
 
   it('SQLite state.db is migrated on open (the embedded default needs no step)', async () => {
