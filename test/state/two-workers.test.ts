@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/commands/audit';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
@@ -96,18 +97,63 @@ function allSteps(result: TaskResult): TaskResult['steps'] {
   return [...result.steps, ...result.children.flatMap((child) => allSteps(child as TaskResult))];
 }
 
+function sqlTaskDocument(i: number) {
+  return {
+    user: 'alice@example.com',
+    intent: `Tidy order ${i}.`,
+    agent: {
+      name: 'tidier',
+      model: {
+        driver: 'scripted',
+        script: [
+          { tool: 'sql.exec', args: { database: 'shop', sql: `UPDATE orders SET qty = 0 WHERE id = ${i}` } },
+          { tool: 'sql.exec', args: { database: 'shop', sql: `DELETE FROM orders WHERE id = ${i + 100}` } },
+          // Not granted: the task stops as denied and its SQL must be undone, on whichever worker.
+          { tool: 'http.fetch', args: { url: 'https://attacker.example/' } },
+          { final: 'never' },
+        ],
+      },
+    },
+    tools: { builtin: ['sql.exec'] },
+    grants: { tools: ['sql.exec'], databases: ['shop'] },
+    resources: { databases: { shop: shopFile } },
+  };
+}
+
+function orders(): unknown[] {
+  const db = new Database(shopFile, { readonly: true });
+  try {
+    return db.prepare('SELECT * FROM orders ORDER BY id').all();
+  } finally {
+    db.close();
+  }
+}
+
 let results: TaskResult[] = [];
+let sqlResults: TaskResult[] = [];
+let shopFile: string;
+let originalOrders: unknown[];
+const SQL_TASKS = 4;
 
 beforeAll(async () => {
   pg = await createTestDatabase();
   workspace = tempDir('warden-two-workers-ws-');
   writeFileSync(join(workspace, 'notes.txt'), 'shared plans');
+  shopFile = join(tempDir('warden-two-workers-db-'), 'shop.db');
+  const shop = new Database(shopFile);
+  shop.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT, qty INTEGER)');
+  for (let i = 0; i < SQL_TASKS; i += 1) shop.prepare('INSERT INTO orders (id, item, qty) VALUES (?, ?, ?), (?, ?, ?)').run(i, `item-${i}`, i + 1, i + 100, `extra-${i}`, 7);
+  shop.close();
+  originalOrders = orders();
   await Promise.all([startWorker('worker-a'), startWorker('worker-b')]);
   ({ client, connection } = await connectClient(testTemporalConfig()));
   const handles = await Promise.all(
     Array.from({ length: TASKS }, (_, i) => startAgentTask(client, parseTask(taskDocument(i), 'two-workers.yaml', REPO_ROOT), { taskQueue, workflowId: `two-workers-${i}-${randomUUID()}` })),
   );
-  results = await Promise.all(handles.map((handle) => followAgentTask(handle)));
+  const sqlHandles = await Promise.all(
+    Array.from({ length: SQL_TASKS }, (_, i) => startAgentTask(client, parseTask(sqlTaskDocument(i), 'two-workers-sql.yaml', REPO_ROOT), { taskQueue, workflowId: `two-workers-sql-${i}-${randomUUID()}` })),
+  );
+  [results, sqlResults] = await Promise.all([Promise.all(handles.map((handle) => followAgentTask(handle))), Promise.all(sqlHandles.map((handle) => followAgentTask(handle)))]);
 }, 600_000);
 
 afterAll(async () => {
@@ -145,9 +191,22 @@ describe('two workers, separate state folders, one shared database', () => {
       { worker: 'worker-b', purpose: 'custody' },
     ]);
     const grants = await pg.db.get<{ n: number }>('SELECT count(*) AS n FROM warden_grants');
-    expect(Number(grants?.n)).toBe(TASKS * 3);
+    expect(Number(grants?.n)).toBe(TASKS * 3 + SQL_TASKS);
     const revoked = await pg.db.get<{ n: number }>('SELECT count(*) AS n FROM warden_revoked_grants');
-    expect(Number(revoked?.n)).toBe(TASKS * 3);
+    expect(Number(revoked?.n)).toBe(TASKS * 3 + SQL_TASKS);
+  });
+
+  it('undo SQL that ran on either worker when a task is stopped, wherever its compensation runs', async () => {
+    expect(sqlResults.map((r) => r.status)).toEqual(Array(SQL_TASKS).fill('denied'));
+    for (const result of sqlResults) {
+      expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
+        ['sql-undo', 'done'],
+        ['sql-undo', 'done'],
+      ]);
+    }
+    expect(orders()).toEqual(originalOrders);
+    const shipped = await pg.db.get<{ n: number }>('SELECT count(*) AS n FROM warden_undo_calls');
+    expect(Number(shipped?.n)).toBe(2 * SQL_TASKS);
   });
 
   it('the custody records of both workers are one ledger that verifies, and every task is in it', async () => {
