@@ -12,6 +12,7 @@ import { buildPolicyRequest, effectFromArgs, type PolicyRequestContext } from '.
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
 import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
+import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
@@ -62,7 +63,26 @@ function measureEffect(task: Task, tool: string, args: Record<string, unknown>):
       return undefined;
     }
   }
-  return effectFromArgs(tool, args);
+  const effect = effectFromArgs(tool, args);
+  const resolved = resolvedWorkspacePath(task, tool, args);
+  return resolved === undefined ? effect : { ...effect, path: resolved };
+}
+
+/**
+ * Where an fs tool's path really leads inside the workspace, links followed (the sandbox resolves
+ * it the same way), so path rules judge the file that would be touched, not the text naming it:
+ * with `docs -> secrets`, `docs/key.txt` is `secrets/key.txt`. Undefined when there is no path or
+ * it does not resolve inside the workspace (the call itself is then refused).
+ */
+function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, unknown>): string | undefined {
+  if (!tool.startsWith('fs.') || task.resources.workspace === undefined) return undefined;
+  const path = args.path ?? (tool === 'fs.list' ? '.' : undefined);
+  if (typeof path !== 'string') return undefined;
+  try {
+    return resolveInsideWorkspace(realRootOf(task.resources.workspace), path).display;
+  } catch {
+    return undefined;
+  }
 }
 
 export function createCheckPolicy(_deps: ActivityDeps) {

@@ -2,6 +2,7 @@
  * Activities: everything with a side effect or a nondeterministic answer. Built by a factory so
  * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
  */
+import type { WardenResources } from '../permissions/warden-resources';
 import type { SandboxClient } from '../sandbox/sandbox-client';
 import { createCheckPolicy } from './check-policy';
 import { createProposeTurn } from './propose-turn';
@@ -17,6 +18,8 @@ export interface ActivityDeps {
   identity?: IdentityServices;
   /** State folder: overlays, undo journals, snapshots. */
   stateDir?: string;
+  /** Warden's own folders, key files and endpoints: refused to every task, never served to a tool. */
+  wardenResources?: WardenResources;
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -15,6 +15,7 @@ import { capabilityGrantFor, resolveTool } from '../tools/tool-catalog';
 import { validateToolInput } from '../tools/tool-input-validator';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, toolCallAttributes } from '../telemetry/warden-span-attributes';
@@ -89,6 +90,10 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
+    // Warden's own folders and key files are never served, whatever path or link leads there.
+    const resources = deps.wardenResources;
+    capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
+    capabilities.fs.protectedFiles = [...wardenKeyFiles(deps.stateDir, deps.env ?? process.env), ...(resources?.files.map((f) => f.path) ?? [])];
   }
   if (capabilities.sql !== undefined) {
     capabilities.sql.journal = journalPathOf(deps.stateDir, taskKey);

@@ -16,6 +16,7 @@ import { durationToMs } from '../task/duration';
 import { CredentialError } from '../errors';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { assertTaskSparesWardenResources } from '../worker/warden-resources';
 
 export interface IdentityServices {
   keystore: Keystore;
@@ -81,6 +82,8 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async beginTask(input: BeginTaskInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
+        // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, deps.wardenResources);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
         stores.grants.saveGrant(grant);
         return identityOf(grant);
@@ -94,6 +97,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, deps.wardenResources);
         const parent = stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });

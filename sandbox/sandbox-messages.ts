@@ -38,6 +38,10 @@ export const CapabilityGrantSchema = z.strictObject({
        * tool works on `root` directly.
        */
       overlay: z.string().optional(),
+      /** Real absolute paths of Warden's own folders (state, caches): never served, whatever the path. */
+      protectedPaths: z.array(z.string()).optional(),
+      /** Absolute paths of Warden's key files and credential stores: never opened, also not through a hard link. */
+      protectedFiles: z.array(z.string()).optional(),
     })
     .optional(),
   http: z

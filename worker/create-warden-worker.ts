@@ -12,6 +12,7 @@ import { stateDirOf } from '../state-dir';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
 import { workflowBundle } from './workflow-bundle';
+import { wardenResourcesOf } from './warden-resources';
 
 export interface WardenWorkerOptions {
   connection: NativeConnection;
@@ -74,7 +75,13 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
       workflowBundle: await workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
       ...(traced === undefined ? {} : { interceptors: traced.interceptors, sinks: traced.sinks }),
-      activities: createActivities({ sandbox, stateDir, identity: { keystore, stores }, ...(options.env === undefined ? {} : { env: options.env }) }),
+      activities: createActivities({
+        sandbox,
+        stateDir,
+        identity: { keystore, stores },
+        wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
+        ...(options.env === undefined ? {} : { env: options.env }),
+      }),
     });
     return {
       worker,
