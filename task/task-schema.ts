@@ -6,14 +6,14 @@
 import { z } from 'zod';
 import { durationToMs } from './duration';
 import { MAX_DURATION_MS, TASK_FIELD_LIMITS as MAX } from './task-file-limits';
+import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
+import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
 
 /** A string field with a length limit (task/task-file-limits.ts), saying the limit when broken. */
 const text = (max: number) => z.string().max(max, `at most ${max} characters`);
 
 /** Tool names: lower-case words joined by dots, underscores or dashes (`fs.read`, `summarize`). */
-export const ToolNameSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/, 'a tool name: lower-case letters, digits, "_" or "-", parts joined by "." (e.g. "fs.read")');
+export { ToolNameSchema };
 
 export const SubagentNameSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a sub-agent name: lower-case letters, digits, "_" or "-"');
 
@@ -75,12 +75,12 @@ export const AgentSchema = z.strictObject({
   instructions: text(MAX.instructions).optional(),
 });
 
-export const BUILTIN_TOOL_NAMES = ['fs.read', 'fs.write', 'fs.list', 'http.fetch', 'sql.query', 'sql.exec'] as const;
-export type BuiltinToolName = (typeof BUILTIN_TOOL_NAMES)[number];
+/** The built-in tools (tools/builtin-tools.ts holds their descriptors). */
+export { BUILTIN_TOOL_NAMES, type BuiltinToolName };
 export const BuiltinToolNameSchema = z.enum(BUILTIN_TOOL_NAMES, { error: `a built-in tool: ${BUILTIN_TOOL_NAMES.join(', ')}` });
 
-/** Capabilities a user-defined tool may ask the host for; each must also be granted to the task. */
-export const CapabilityNameSchema = BuiltinToolNameSchema;
+/** Capabilities a user-defined tool may ask the host for; each must also be granted to the task (its tool in grants.tools). */
+export { CapabilityNameSchema };
 
 export const UserToolSchema = z.strictObject({
   name: ToolNameSchema,
@@ -93,6 +93,14 @@ export const UserToolSchema = z.strictObject({
    */
   source: text(MAX.toolSource).min(1),
   capabilities: z.array(CapabilityNameSchema).default([]),
+  /**
+   * What the tool does, by argument (tools/tool-descriptor.ts): families, recipients, payees,
+   * amounts, URLs, hosts, paths, SQL, and what its output holds. Left out, the tool is treated as
+   * doing anything its capabilities allow (fail closed), and the task loader says so.
+   */
+  effects: DeclaredEffectsSchema.optional(),
+  /** MCP tool annotations: readOnlyHint, destructiveHint, idempotentHint, openWorldHint (capabilities bound them). */
+  annotations: ToolAnnotationsSchema.optional(),
   /** A user-defined tool that undoes this one; it receives { compensationId, original: { tool, args, output } }. */
   compensate: ToolNameSchema.optional(),
   timeout: DurationSchema.optional(),

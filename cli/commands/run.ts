@@ -6,7 +6,7 @@ import { parseCommandArgs } from '../parse-command-args';
 import { join } from 'node:path';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { TaskFileError, WardenError } from '../../errors';
-import { loadTaskFile } from '../../task/load-task-file';
+import { loadTaskFile, taskNotices } from '../../task/load-task-file';
 import { wardenResourceIssues } from '../../permissions/warden-resources';
 import { stateDirOf } from '../../state-dir';
 import { realTaskPathsOf, wardenResourcesOf } from '../../worker/warden-resources';
@@ -62,6 +62,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     const { config: effective, server, stateDir } = await resolveTemporal(io);
