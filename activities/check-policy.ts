@@ -13,7 +13,7 @@ import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
 import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
-import type { Task } from '../task/task-schema';
+import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan, rootWorkflowIdOf, toolCallAttributes } from '../telemetry/warden-span-attributes';
@@ -31,7 +31,7 @@ export interface PolicyCheck {
 }
 
 /** Packs every task gets unless it names its own. */
-export const DEFAULT_POLICY_PACKS = ['foundation'] as const;
+export { DEFAULT_POLICY_PACKS };
 
 const engines = new Map<string, PolicyEngine>();
 

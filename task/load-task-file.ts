@@ -9,6 +9,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
+import { effectivePolicyPacks } from '../permissions/task-narrowing';
 import { resolvePackFolder } from '../policies/engine/load-pack';
 import { loadPolicyEngine } from '../policies/engine/policy-engine';
 import { compileToolSchema } from '../tools/tool-input-validator';
@@ -133,19 +134,30 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
       else throw error;
     }
   }
-  (task.policyPacks ?? []).forEach((pack, i) => {
+  const packLists: { packs: readonly string[]; at: string }[] = [{ packs: task.policyPacks ?? [], at: 'policyPacks' }];
+  for (const [name, sub] of Object.entries(task.subagents)) packLists.push({ packs: sub.policyPacks ?? [], at: `subagents.${name}.policyPacks` });
+  for (const { packs, at } of packLists) {
+    packs.forEach((pack, i) => {
+      try {
+        resolvePackFolder(pack);
+      } catch (error) {
+        if (error instanceof WardenError) issues.push({ path: `${at}.${i}`, message: error.message });
+        else throw error;
+      }
+    });
+  }
+  if (issues.length > 0) return;
+  // The engines the task and each sub-agent will run under (a sub-agent's adds to its parent's).
+  const engines = [{ packs: effectivePolicyPacks(task), sentences: task.policies, at: 'policies' }];
+  for (const [name, sub] of Object.entries(task.subagents)) {
+    const packs = effectivePolicyPacks(task);
+    engines.push({ packs: [...packs, ...(sub.policyPacks ?? []).filter((p) => !packs.includes(p))], sentences: [...task.policies, ...sub.policies], at: `subagents.${name}.policies` });
+  }
+  for (const { packs, sentences, at } of engines) {
     try {
-      resolvePackFolder(pack);
+      loadPolicyEngine({ packs, sentences });
     } catch (error) {
-      if (error instanceof WardenError) issues.push({ path: `policyPacks.${i}`, message: error.message });
-      else throw error;
-    }
-  });
-  if (issues.length === 0) {
-    try {
-      loadPolicyEngine({ packs: task.policyPacks ?? ['foundation'], sentences: task.policies });
-    } catch (error) {
-      if (error instanceof WardenError) issues.push({ path: 'policies', message: error.message });
+      if (error instanceof WardenError) issues.push({ path: at, message: error.message });
       else throw error;
     }
   }
@@ -195,6 +207,7 @@ export function taskNotices(task: Task): TaskNotice[] {
 /** Makes resource paths absolute, relative to `baseDir`. */
 export function resolveTaskPaths(task: Task, baseDir: string): Task {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const pack = (p: string) => (/[/\\]/.test(p) ? abs(p) : p);
   return {
     ...task,
     resources: {
@@ -203,7 +216,10 @@ export function resolveTaskPaths(task: Task, baseDir: string): Task {
       databases: Object.fromEntries(Object.entries(task.resources.databases).map(([k, v]) => [k, abs(v)])),
     },
     // A pack given as a path is found next to the task file, as resources are; bare names are bundled packs.
-    ...(task.policyPacks === undefined ? {} : { policyPacks: task.policyPacks.map((p) => (/[/\\]/.test(p) ? abs(p) : p)) }),
+    ...(task.policyPacks === undefined ? {} : { policyPacks: task.policyPacks.map(pack) }),
+    subagents: Object.fromEntries(
+      Object.entries(task.subagents).map(([name, sub]) => [name, sub.policyPacks === undefined ? sub : { ...sub, policyPacks: sub.policyPacks.map(pack) }]),
+    ),
   };
 }
 

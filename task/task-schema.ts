@@ -152,8 +152,13 @@ export const SubagentSchema = z.strictObject({
   tools: ToolsSchema.default({ builtin: [], custom: [] }),
   grants: GrantsSchema.default({ tools: [], subagents: [], hosts: [], databases: [] }),
   policies: z.array(text(MAX.policySentence).min(1)).max(MAX.policies).default([]),
+  /** Packs the sub-agent is judged by on top of every pack of its ancestors (never instead of them). */
+  policyPacks: z.array(text(MAX.shortText).min(1)).max(MAX.policies).optional(),
   limits: LimitsSchema.partial().default({}),
 });
+
+/** Packs a task is judged by when it names none. */
+export const DEFAULT_POLICY_PACKS: readonly string[] = ['foundation'];
 
 export const TaskSchema = z.strictObject({
   /** The human on whose behalf the agent acts. */
