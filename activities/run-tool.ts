@@ -7,7 +7,7 @@ import { realpath } from 'node:fs/promises';
 import { CapabilityError, CredentialError, isErrorCode, ToolError } from '../errors';
 import { mintCallCredential } from '../identity/credential';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
-import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
@@ -28,6 +28,12 @@ export interface RunToolInput {
   rootWorkflowId: string;
   workflowId: string;
   stepIndex: number;
+  /**
+   * The call's idempotency key (recovery/call-key.ts: run id, step and a digest of the call), the
+   * same the workflow registers its compensation under. Absent in inputs recorded before keys
+   * named the run; then `<workflowId>:<stepIndex>`.
+   */
+  callId?: string;
   /** The task grant the call's credential is minted from. */
   grantId: string;
   /** Upper bound of the credential's lifetime (the activity's timeout). */
@@ -61,6 +67,8 @@ export interface ToolExecution {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** Keep what this call's overlay writes replace, so they can be undone (a sub-agent's call). */
+  fsUndo?: boolean;
 }
 
 /**
@@ -100,6 +108,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   });
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
+    if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
     // Warden's own folders and key files are never served, whatever path or link leads there.
     const resources = deps.wardenResources;
     capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
@@ -171,7 +180,9 @@ export function createRunTool(deps: ActivityDeps) {
       executeToolCall(deps, {
         rootWorkflowId: input.rootWorkflowId,
         // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
-        callId: `${input.workflowId}:${input.stepIndex}`,
+        callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
+        // A sub-agent's writes must be undoable on their own (its parent may go on without them).
+        fsUndo: input.workflowId !== input.rootWorkflowId,
         grantId: input.grantId,
         maxCredentialTtlMs: input.maxCredentialTtlMs,
         task: input.task,

@@ -22,6 +22,7 @@
  * and fall through otherwise, writes land only in the upper folder, listings merge both. Inside the
  * upper folder no symbolic link is followed at all (Warden never creates one there).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CapabilityError } from '../../errors';
@@ -166,6 +167,7 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
       withFsErrors(lower.display, () => {
         // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
         assertWritableInWorkspace(root, lower.absolute);
+        if (grant.undo !== undefined) recordOverlayUndo(grant.undo, upper.absolute, lower.display);
         writeTextFile(upperRoot, upper, content as string, guard, lower.display);
       });
       return { path: lower.display, bytes };
@@ -186,6 +188,27 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
       });
     },
   };
+}
+
+/**
+ * Before the first write of a call to an overlay path, keeps what the upper folder held there
+ * (the file's bytes, or that there was none) under `undoDir`, one JSON file per path named by a
+ * digest of it, so the call's writes can be undone (recovery/overlay-undo.ts). Later writes of the
+ * same call keep the first record: undo returns to the state before the call.
+ */
+function recordOverlayUndo(undoDir: string, upperAbsolute: string, display: string): void {
+  if (!path.isAbsolute(undoDir)) throw capabilityError('ERR_FS_FAILED', 'the undo folder is not an absolute path');
+  const entry = path.join(undoDir, `${createHash('sha256').update(display, 'utf8').digest('hex').slice(0, 32)}.json`);
+  if (existsNoFollow(entry)) return;
+  fs.mkdirSync(undoDir, { recursive: true, mode: 0o700 });
+  const before = lstatOrUndefined(upperAbsolute);
+  const record =
+    before !== undefined && before.isFile()
+      ? { path: display, existed: true, content: fs.readFileSync(upperAbsolute).toString('base64') }
+      : { path: display, existed: false };
+  const temporary = `${entry}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, JSON.stringify(record), { mode: 0o600 });
+  fs.renameSync(temporary, entry);
 }
 
 function checkedContentBytes(content: unknown): number {
