@@ -6,6 +6,7 @@
  * Invariant: rules about effects are decided on the effect Warden measured, never on what the
  * agent says it will do; a measurement that fails leaves the effect unknown, and rules fail closed.
  */
+import { randomUUID } from 'node:crypto';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
 import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
 import { buildPolicyRequest, effectFromArgs, type PolicyRequestContext } from '../policies/build-policy-request';
@@ -28,6 +29,8 @@ export interface PolicyCheck {
   decision: PolicyDecision;
   /** The request as evaluated (what `recordExecution` needs after the call ran). */
   request: PolicyRequest;
+  /** When the decision is `approval`: the held request's id, random so nobody can name it before it exists. */
+  approvalRequestId?: string;
 }
 
 /** Packs every task gets unless it names its own. */
@@ -96,7 +99,7 @@ export function createCheckPolicy(_deps: ActivityDeps) {
         [WARDEN_ATTR.policyDecision]: decision.decision,
         [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
       });
-      return { decision, request };
+      return { decision, request, ...(decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {}) };
     });
   };
 }

@@ -4,7 +4,9 @@
  */
 import type { WardenResources } from '../permissions/warden-resources';
 import type { SandboxClient } from '../sandbox/sandbox-client';
+import type { ApproverStore } from '../identity/approver-registry';
 import { createCheckPolicy } from './check-policy';
+import { createVerifyApproval } from './verify-approval';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
@@ -18,6 +20,8 @@ export interface ActivityDeps {
   identity?: IdentityServices;
   /** State folder: overlays, undo journals, snapshots. */
   stateDir?: string;
+  /** Registered approvers: only their signed decisions count. */
+  approvers?: ApproverStore;
   /** Warden's own folders, key files and endpoints: refused to every task, never served to a tool. */
   wardenResources?: WardenResources;
 }
@@ -27,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
     checkPolicy: createCheckPolicy(deps),
+    verifyApproval: createVerifyApproval(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
   };

@@ -16,6 +16,7 @@ import { validateToolInput } from '../tools/tool-input-validator';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
 import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
+import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, toolCallAttributes } from '../telemetry/warden-span-attributes';
@@ -112,7 +113,11 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     // Warden's own folders and key files are never served, whatever path or link leads there.
     const resources = deps.wardenResources;
     capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
-    capabilities.fs.protectedFiles = [...wardenKeyFiles(deps.stateDir, deps.env ?? process.env), ...(resources?.files.map((f) => f.path) ?? [])];
+    capabilities.fs.protectedFiles = [
+      ...wardenKeyFiles(deps.stateDir, deps.env ?? process.env),
+      ...(resources?.files.map((f) => f.path) ?? []),
+      ...(deps.approvers === undefined ? [] : approverKeyFiles(deps.approvers)),
+    ];
   }
   if (capabilities.sql !== undefined) {
     capabilities.sql.journal = journalPathOf(deps.stateDir, taskKey);

@@ -16,7 +16,14 @@ import { durationToMs } from '../task/duration';
 import { CredentialError } from '../errors';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
-import { assertTaskSparesWardenResources } from '../worker/warden-resources';
+import { assertTaskSparesWardenResources, withApproverKeyFiles } from '../worker/warden-resources';
+import { approverKeyFiles } from '../identity/approver-registry';
+import type { WardenResources } from '../permissions/warden-resources';
+
+/** Warden's resources with the approver key files registered by now. */
+function resourcesNow(deps: ActivityDeps, resources: WardenResources): WardenResources {
+  return deps.approvers === undefined ? resources : withApproverKeyFiles(resources, approverKeyFiles(deps.approvers));
+}
 
 export interface IdentityServices {
   keystore: Keystore;
@@ -83,7 +90,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
         // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
-        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, deps.wardenResources);
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources));
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
         stores.grants.saveGrant(grant);
         return identityOf(grant);
@@ -97,7 +104,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
-        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, deps.wardenResources);
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources));
         const parent = stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });

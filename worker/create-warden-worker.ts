@@ -8,6 +8,7 @@ import { SandboxClient } from '../sandbox/sandbox-client';
 import { TASK_QUEUE } from '../workflows/definitions';
 import { openKeystore } from '../identity/keystore';
 import { openCredentialStores } from '../identity/credential-stores';
+import { openApproverStore } from '../identity/approver-registry';
 import { stateDirOf } from '../state-dir';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
@@ -59,11 +60,16 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const stateDir = options.stateDir ?? stateDirOf();
   const keystore = await openKeystore({ stateDir });
   const stores = openCredentialStores({ stateDir });
+  const approvers = openApproverStore({ stateDir });
+  const closeStores = () => {
+    stores.close();
+    approvers.close();
+  };
   let sandbox: SandboxClient;
   try {
     sandbox = await SandboxClient.start({ identityStateDir: stateDir });
   } catch (error) {
-    stores.close();
+    closeStores();
     throw error;
   }
   try {
@@ -79,6 +85,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
         sandbox,
         stateDir,
         identity: { keystore, stores },
+        approvers,
         wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
         ...(options.env === undefined ? {} : { env: options.env }),
       }),
@@ -91,13 +98,13 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
           await (until === undefined ? worker.run() : worker.runUntil(until));
         } finally {
           await sandbox.close();
-          stores.close();
+          closeStores();
         }
       },
     };
   } catch (error) {
     await sandbox.close();
-    stores.close();
+    closeStores();
     throw error;
   }
 }

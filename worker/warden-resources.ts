@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PermissionDeniedError } from '../errors';
 import { IDENTITY_DB_FILE } from '../identity/credential-stores';
+import { defaultApproverKeyDir } from '../identity/approver-registry';
 import { KEYS_DIR } from '../identity/keystore';
 import { KEY_DIR as CUSTODY_KEY_DIR } from '../custody/ledger';
 import { wardenResourceIssues, type ProtectedEndpoint, type RealTaskPaths, type WardenResources } from '../permissions/warden-resources';
@@ -94,6 +95,7 @@ export function wardenResourcesOf(options: WardenResourcesOptions): WardenResour
     { path: realPathOf(options.stateDir), what: "Warden's state folder" },
     { path: realPathOf(defaultCacheDir(env)), what: "Warden's cache folder" },
     ...(options.cacheDirs ?? []).map((dir) => ({ path: realPathOf(dir), what: "Warden's cache folder" })),
+    { path: realPathOf(defaultApproverKeyDir(env)), what: "the approvers' key folder" },
   ];
   const files = [];
   if (env.TEMPORAL_TLS_KEY) files.push({ path: realPathOf(env.TEMPORAL_TLS_KEY), what: 'the Temporal client key (TEMPORAL_TLS_KEY)' });
@@ -106,6 +108,11 @@ export function realTaskPathsOf(task: Task): RealTaskPaths {
     ...(task.resources.workspace === undefined ? {} : { workspace: realPathOf(task.resources.workspace) }),
     databases: Object.fromEntries(Object.entries(task.resources.databases).map(([name, path]) => [name, realPathOf(path)])),
   };
+}
+
+/** `resources` with the approvers' key files as they are registered now. */
+export function withApproverKeyFiles(resources: WardenResources, keyFiles: readonly string[]): WardenResources {
+  return { ...resources, files: [...resources.files, ...keyFiles.map((file) => ({ path: realPathOf(file), what: 'an approver key file' }))] };
 }
 
 /**

@@ -40,7 +40,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest } = await checkPolicy({
+  const { decision: verdict, request: policyRequest, approvalRequestId } = await checkPolicy({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -60,6 +60,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   if (verdict.decision === 'approval') {
     const approval = await run.approvals.hold({
       stepIndex: step.index,
+      ...(approvalRequestId === undefined ? {} : { requestId: approvalRequestId }),
       tool: policyTool,
       args: policyArgs,
       rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
