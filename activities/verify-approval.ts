@@ -7,7 +7,7 @@
 import { WARDEN_ATTR } from '../custody/attributes';
 import { CredentialError } from '../errors';
 import { verifyApprovalDecision, type ExpectedDecision } from '../identity/approval-decision';
-import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, rootWorkflowIdOf } from '../telemetry/warden-span-attributes';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
 
@@ -27,6 +27,7 @@ export function createVerifyApproval(deps: ActivityDeps) {
   return async function verifyApproval(input: VerifyApprovalInput): Promise<VerifiedApproval> {
     return atActivityBoundary(async () => {
       annotateActiveSpan({
+        [WARDEN_ATTR.taskId]: rootWorkflowIdOf(input.workflowId),
         [WARDEN_ATTR.approvalRequestId]: input.requestId,
         [WARDEN_ATTR.approvalDecision]: input.approved ? 'approved' : 'denied',
       });

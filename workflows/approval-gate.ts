@@ -76,9 +76,12 @@ export class ApprovalGate {
 
   /** Rejects, before anything is recorded, a decision that is malformed or not for a pending request. */
   private validate(decision: ApprovalDecision): void {
-    const parsed = ApprovalDecisionSchema.safeParse(decision);
-    if (!parsed.success) throw ApplicationFailure.create({ type: 'ERR_APPROVAL_NOT_PENDING', message: 'not an approval decision', nonRetryable: true });
+    const unauthenticated = (message: string) => ApplicationFailure.create({ type: 'ERR_APPROVAL_UNAUTHENTICATED', message, nonRetryable: true });
+    if (typeof decision !== 'object' || decision === null || typeof decision.requestId !== 'string') throw unauthenticated('not an approval decision');
     if (!this.pending.has(decision.requestId)) throw notPending(decision.requestId, 'unknown, already decided or expired');
+    if (decision.signature === undefined || decision.signature === null) throw unauthenticated('the decision carries no approver signature (sign it with `warden approve --key`)');
+    const parsed = ApprovalDecisionSchema.safeParse(decision);
+    if (!parsed.success) throw unauthenticated(`not an approval decision: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
 
   private async decide(decision: ApprovalDecision): Promise<ApprovalOutcome> {
