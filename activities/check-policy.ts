@@ -31,6 +31,12 @@ export interface PolicyCheck {
   request: PolicyRequest;
   /** When the decision is `approval`: the held request's id, random so nobody can name it before it exists. */
   approvalRequestId?: string;
+  /**
+   * For a built-in fs tool: its arguments with `path` resolved inside the workspace, the path the
+   * rules judged. The call then runs on exactly that path, following no link (the decision and the
+   * file opened cannot drift apart, also when a link changes while an approval waits).
+   */
+  resolvedArgs?: Record<string, unknown>;
 }
 
 /** Packs every task gets unless it names its own. */
@@ -71,6 +77,11 @@ function measureEffect(task: Task, tool: string, args: Record<string, unknown>):
   return resolved === undefined ? effect : { ...effect, path: resolved };
 }
 
+/** A built-in fs tool the task declares (a user tool named like one is refused when the task loads). */
+function isBuiltinFsTool(task: Task, tool: string): boolean {
+  return (tool === 'fs.read' || tool === 'fs.write' || tool === 'fs.list') && (task.tools.builtin as readonly string[]).includes(tool);
+}
+
 /**
  * Where an fs tool's path really leads inside the workspace, links followed (the sandbox resolves
  * it the same way), so path rules judge the file that would be touched, not the text naming it:
@@ -99,7 +110,13 @@ export function createCheckPolicy(_deps: ActivityDeps) {
         [WARDEN_ATTR.policyDecision]: decision.decision,
         [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
       });
-      return { decision, request, ...(decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {}) };
+      const resolved = isBuiltinFsTool(input.task, input.tool) ? resolvedWorkspacePath(input.task, input.tool, input.args) : undefined;
+      return {
+        decision,
+        request,
+        ...(decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {}),
+        ...(resolved === undefined ? {} : { resolvedArgs: { ...input.args, path: resolved } }),
+      };
     });
   };
 }

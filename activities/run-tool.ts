@@ -42,6 +42,8 @@ export interface RunToolInput {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
+  pathsResolved?: boolean;
 }
 
 async function workspaceRootOf(task: Task): Promise<string | undefined> {
@@ -70,6 +72,8 @@ export interface ToolExecution {
   args: Record<string, unknown>;
   /** Keep what this call's overlay writes replace, so they can be undone (a sub-agent's call). */
   fsUndo?: boolean;
+  /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
+  noSymlinks?: boolean;
 }
 
 /**
@@ -110,6 +114,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
     if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
+    if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
     // Warden's own folders and key files are never served, whatever path or link leads there.
     const resources = deps.wardenResources;
     capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
@@ -188,6 +193,7 @@ export function createRunTool(deps: ActivityDeps) {
         callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
         // A sub-agent's writes must be undoable on their own (its parent may go on without them).
         fsUndo: input.workflowId !== input.rootWorkflowId,
+        noSymlinks: input.pathsResolved === true,
         grantId: input.grantId,
         maxCredentialTtlMs: input.maxCredentialTtlMs,
         task: input.task,

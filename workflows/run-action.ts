@@ -14,10 +14,10 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number)
   const began = Date.now();
   const guarded = await guardAction(run, action, turn, began);
   if (guarded === undefined) return;
-  const { step, policyRequest } = guarded;
+  const { step, policyRequest, resolvedArgs } = guarded;
   try {
     if (action.type === 'tool') {
-      await runToolStep(run, action, step, policyRequest);
+      await runToolStep(run, action, step, policyRequest, resolvedArgs);
     } else if (!(await runSpawnStep(run, action, step))) {
       return;
     }

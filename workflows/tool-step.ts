@@ -24,7 +24,11 @@ export function toolCallId(run: AgentRun, stepIndex: number, tool: string, args:
   return callKeyOf({ workflowId: run.workflowId, runId: run.runId, stepIndex, tool, args });
 }
 
-export async function runToolStep(run: AgentRun, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest): Promise<void> {
+/**
+ * Runs the call. `resolvedArgs` (a built-in fs call) carry the path the policy judged; the call
+ * then opens exactly that path and follows no link.
+ */
+export async function runToolStep(run: AgentRun, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest, resolvedArgs?: Record<string, unknown>): Promise<void> {
   const grantId = run.identity!.grantId;
   const callId = toolCallId(run, step.index, action.tool, action.args);
   const call = await run.deadline.within(() =>
@@ -37,7 +41,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, step: StepR
       maxCredentialTtlMs: run.tools.activityTimeoutMs,
       task: run.task,
       tool: action.tool,
-      args: action.args,
+      args: resolvedArgs ?? action.args,
+      ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
     }),
   );
   step.output = call.output;

@@ -125,7 +125,7 @@ function protectedRefusal(display: string): CapabilityError {
 
 /** resolveInsideWorkspace, refusing anything at or under a protected folder (for when the state folder sits in the workspace). */
 function resolveUnprotected(grant: FsGrant, root: string, relativePath: unknown): ResolvedPath {
-  const target = resolveInsideWorkspace(root, relativePath);
+  const target = resolveConfined(root, relativePath, grant.symlinks ?? 'follow-inside');
   if ((grant.protectedPaths ?? []).some((p) => isInside(p, target.absolute))) throw protectedRefusal(target.display);
   return target;
 }

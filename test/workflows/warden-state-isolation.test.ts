@@ -5,10 +5,17 @@
  * path rules judge the file a link leads to, not the text naming it. Histories and results are
  * scanned for key material.
  */
-import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { decideApproval } from '../../client/approvals';
+import { followAgentTask } from '../../client/start-agent-task';
+import { issueApproverKey } from '../../identity/approval-decision';
+import { openApproverStore } from '../../identity/approver-registry';
 import { findSecretsIn } from '../../identity/redact';
+import { parseTask } from '../../task/load-task-file';
+import { taskStateQuery } from '../../workflows/definitions';
 import type { TaskResult } from '../../task/task-run';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
@@ -58,8 +65,8 @@ describe('the state folder inside the workspace', () => {
       user: 'mallory@example.com',
       intent: 'tidy the repository',
       agent: { name: 'tidy', model: { driver: 'scripted', script: [{ tool: 'key-reader', args: {} }, { final: 'done' }] } },
-      tools: { custom: [keyReader([keyPath, '.warden-test/custody-keys'])] },
-      grants: { tools: ['key-reader'] },
+      tools: { builtin: ['fs.read', 'fs.list'], custom: [keyReader([keyPath, '.warden-test/custody-keys'])] },
+      grants: { tools: ['key-reader', 'fs.read', 'fs.list'] },
       resources: { workspace: REPO_ROOT },
     });
     expect(result.status).toBe('failed');
@@ -83,8 +90,8 @@ describe('a key under another name', () => {
         name: 'reader',
         model: { driver: 'scripted', script: [{ tool: 'key-reader', args: {} }, { tool: 'fs.read', args: { path: 'config.json' } }, { final: 'done' }] },
       },
-      tools: { builtin: ['fs.read'], custom: [keyReader(['notes.txt', 'config.json'])] },
-      grants: { tools: ['fs.read', 'key-reader'] },
+      tools: { builtin: ['fs.read', 'fs.list'], custom: [keyReader(['notes.txt', 'config.json'])] },
+      grants: { tools: ['fs.read', 'fs.list', 'key-reader'] },
       limits: { onDeny: 'continue' },
       resources: { workspace },
     });
@@ -119,5 +126,48 @@ describe('path rules on the resolved path', () => {
       ['readme.txt', 'hello'],
     ]);
     expect(JSON.stringify(result)).not.toContain('sk-live-123');
+  });
+});
+
+describe('the path the rules judged is the file opened', () => {
+  it('a link swapped while the read waits for approval does not redirect the read', async () => {
+    const workspace = join(sibling, 'swap-during-approval');
+    mkdirSync(join(workspace, 'public'), { recursive: true });
+    mkdirSync(join(workspace, 'secrets'));
+    writeFileSync(join(workspace, 'public', 'key.txt'), 'public key text');
+    writeFileSync(join(workspace, 'secrets', 'key.txt'), 'sk-live-456');
+    symlinkSync('public', join(workspace, 'docs'));
+    const store = openApproverStore({ stateDir: TEST_STATE_DIR });
+    const { keyFile } = await issueApproverKey(store, { name: `reviewer-${randomUUID().slice(0, 8)}` });
+    store.close();
+    const task = parseTask(
+      {
+        user: 'alice@example.com',
+        intent: 'read the docs key',
+        agent: { name: 'reader', model: { driver: 'scripted', script: [{ tool: 'fs.read', args: { path: 'docs/key.txt' } }, { final: 'done' }] } },
+        tools: { builtin: ['fs.read'] },
+        grants: { tools: ['fs.read'] },
+        policies: ['never read inside /workspace/secrets', 'require approval for fs.read'],
+        resources: { workspace },
+      },
+      'task.yaml',
+      REPO_ROOT,
+    );
+    const handle = await env.start(task);
+    let requestId = '';
+    await vi.waitFor(
+      async () => {
+        requestId = (await handle.query(taskStateQuery)).pendingApprovals[0]?.requestId ?? '';
+        expect(requestId).not.toBe('');
+      },
+      { timeout: 60_000, interval: 50 },
+    );
+    // The reviewer saw (and approves) a read of public/key.txt; meanwhile docs is pointed at secrets.
+    renameSync(join(workspace, 'docs'), join(workspace, 'docs-old'));
+    symlinkSync('secrets', join(workspace, 'docs'));
+    await decideApproval(env.client, { workflowId: handle.workflowId, requestId, approved: true, key: keyFile });
+    const result = await followAgentTask(handle);
+    expect(result.steps[0]).toMatchObject({ executed: true, output: 'public key text' });
+    expect(JSON.stringify(result)).not.toContain('sk-live-456');
   });
 });
