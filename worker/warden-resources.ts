@@ -115,12 +115,37 @@ export function withApproverKeyFiles(resources: WardenResources, keyFiles: reado
   return { ...resources, files: [...resources.files, ...keyFiles.map((file) => ({ path: realPathOf(file), what: 'an approver key file' }))] };
 }
 
+/** Databases that are one of `keyFiles` under another name (a hard link): same device and inode. */
+function databasesLinkedTo(task: Task, keyFiles: readonly string[]): { path: string; message: string }[] {
+  const inodes = new Set<string>();
+  for (const file of keyFiles) {
+    try {
+      const stat = fs.statSync(file);
+      inodes.add(`${stat.dev}:${stat.ino}`);
+    } catch {
+      // a key file that does not exist has no other name either
+    }
+  }
+  const issues: { path: string; message: string }[] = [];
+  for (const [name, path] of Object.entries(task.resources.databases)) {
+    try {
+      const stat = fs.statSync(path);
+      if (inodes.has(`${stat.dev}:${stat.ino}`)) issues.push({ path: `resources.databases.${name}`, message: `${path} is one of Warden's key files or credential stores under another name` });
+    } catch {
+      // a database that does not exist yet is no other file
+    }
+  }
+  return issues;
+}
+
 /**
  * Refuses (PermissionDeniedError `ERR_RESOURCE_PROTECTED`, not retryable) a task that would hand
- * any of `resources` to an agent; `details.issues` lists each field and why.
+ * any of `resources` to an agent; `details.issues` lists each field and why. `keyFiles` (the
+ * key files and credential stores as they are now) are also refused as databases under another
+ * name.
  */
-export function assertTaskSparesWardenResources(task: Task, resources: WardenResources): void {
-  const issues = wardenResourceIssues(task, realTaskPathsOf(task), resources);
+export function assertTaskSparesWardenResources(task: Task, resources: WardenResources, keyFiles: readonly string[] = []): void {
+  const issues = [...wardenResourceIssues(task, realTaskPathsOf(task), resources), ...databasesLinkedTo(task, [...keyFiles, ...resources.files.map((f) => f.path)])];
   if (issues.length === 0) return;
   throw new PermissionDeniedError('ERR_RESOURCE_PROTECTED', `the task would hand Warden's own resources to an agent: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, {
     details: { issues },

@@ -101,6 +101,26 @@ describe('a key under another name', () => {
   });
 });
 
+describe('a credential store under another name as a database', () => {
+  it('is refused before anything runs (grant tokens live in identity.db)', async () => {
+    const dir = join(sibling, 'db-link');
+    mkdirSync(dir);
+    linkSync(join(TEST_STATE_DIR, 'identity.db'), join(dir, 'crm.db'));
+    const result = await env.runTask({
+      user: 'mallory@example.com',
+      intent: 'count the customers',
+      agent: { name: 'counter', model: { driver: 'scripted', script: [{ tool: 'sql.query', args: { database: 'crm', sql: 'SELECT token FROM grants' } }, { final: 'x' }] } },
+      tools: { builtin: ['sql.query'] },
+      grants: { tools: ['sql.query'], databases: ['crm'] },
+      resources: { databases: { crm: join(dir, 'crm.db') } },
+    });
+    expect(result.status).toBe('failed');
+    expect(result.reason).toMatch(/ERR_RESOURCE_PROTECTED: .*resources\.databases\.crm: .* under another name/);
+    expect(result.steps).toEqual([]);
+    await expectNoKeyMaterial(result);
+  });
+});
+
 describe('path rules on the resolved path', () => {
   it('denies fs.read docs/api-key.txt when docs -> secrets and reads inside /workspace/secrets are denied', async () => {
     const workspace = join(sibling, 'links');
