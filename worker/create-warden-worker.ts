@@ -13,11 +13,13 @@ import { TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
+import { openApproverStore } from '../identity/approver-registry';
 import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
 import { workflowBundle } from './workflow-bundle';
+import { wardenResourcesOf } from './warden-resources';
 
 export interface WardenWorkerOptions {
   connection: NativeConnection;
@@ -83,7 +85,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   const { keystore, stores } = authority;
+  const approvers = openApproverStore({ stateDir });
   const release = async () => {
+    approvers.close();
     await authority.close();
     await closeState();
   };
@@ -119,6 +123,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
         identity: { keystore, stores },
         ...(options.env === undefined ? {} : { env: options.env }),
         ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
+        approvers,
+        wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
       }),
     });
     return {
