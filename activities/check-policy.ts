@@ -10,14 +10,17 @@
  * decided by the same engine where they are applied, in the sandbox host (sandbox/policy-gate.ts),
  * before they take effect. No agent SQL runs in the worker.
  */
+import { randomUUID } from 'node:crypto';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
-import type { PolicyRequest } from '../policies/engine/policy-request';
+import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
 import { buildPolicyRequest, provenanceIndexOf, type PolicyRequestContext } from '../policies/build-policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
 import { trustedAtomsIn } from '../policies/engine/provenance';
 import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
-import type { Task } from '../task/task-schema';
+import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
+import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
+import { resolveTool } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan, rootWorkflowIdOf, toolCallAttributes } from '../telemetry/warden-span-attributes';
@@ -44,10 +47,18 @@ export interface PolicyCheck {
   request: PolicyRequest;
   /** For a spawn: the provenance the sub-agent starts from. */
   inherit?: ProvenanceSeed;
+  /** When the decision is `approval`: the held request's id, random so nobody can name it before it exists. */
+  approvalRequestId?: string;
+  /**
+   * For a built-in fs tool: its arguments with `path` resolved inside the workspace, the path the
+   * rules judged. The call then runs on exactly that path, following no link (the decision and the
+   * file opened cannot drift apart, also when a link changes while an approval waits).
+   */
+  resolvedArgs?: Record<string, unknown>;
 }
 
 /** Packs every task gets unless it names its own. */
-export const DEFAULT_POLICY_PACKS = ['foundation'] as const;
+export { DEFAULT_POLICY_PACKS };
 
 const engines = new Map<string, PolicyEngine>();
 
@@ -61,6 +72,38 @@ export function policyEngineFor(task: Task): PolicyEngine {
     engines.set(key, engine);
   }
   return engine;
+}
+
+/** A built-in fs tool the task declares (a user tool named like one is refused when the task loads). */
+function isBuiltinFsTool(task: Task, tool: string): boolean {
+  return resolveTool(task, tool)?.executor.kind === 'builtin' && (tool === 'fs.read' || tool === 'fs.write' || tool === 'fs.list');
+}
+
+/**
+ * Where an fs tool's path really leads inside the workspace, links followed (the sandbox resolves
+ * it the same way), so path rules judge the file that would be touched, not the text naming it:
+ * with `docs -> secrets`, `docs/key.txt` is `secrets/key.txt`. Undefined when there is no path or
+ * it does not resolve inside the workspace (the call itself is then refused).
+ */
+function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, unknown>): string | undefined {
+  if (!tool.startsWith('fs.') || task.resources.workspace === undefined) return undefined;
+  const path = args.path ?? (tool === 'fs.list' ? '.' : undefined);
+  if (typeof path !== 'string') return undefined;
+  try {
+    return resolveInsideWorkspace(realRootOf(task.resources.workspace), path).display;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The resolved path of a built-in fs call as its measured path effect (the descriptor says the access). */
+function resolvedPathEffect(task: Task, tool: string, args: Record<string, unknown>): { effect?: ToolEffect; resolved?: string } {
+  if (!isBuiltinFsTool(task, tool)) return {};
+  const resolved = resolvedWorkspacePath(task, tool, args);
+  const descriptor = resolveTool(task, tool);
+  const ref = descriptor?.effects.paths[0];
+  if (resolved === undefined || ref === undefined) return {};
+  return { resolved, effect: { paths: [{ path: resolved, access: ref.access, pointer: ref.arg }] } };
 }
 
 /** Splits earlier outputs into trusted data and the rest. */
@@ -77,6 +120,7 @@ export function createCheckPolicy(_deps: ActivityDeps) {
     return atActivityBoundary(async () => {
       const engine = policyEngineFor(input.task);
       const { trusted, untrusted } = outputsByTrust(input);
+      const { effect, resolved } = resolvedPathEffect(input.task, input.tool, input.args);
       const context: PolicyRequestContext = {
         task: input.task,
         workflowId: input.workflowId,
@@ -87,7 +131,7 @@ export function createCheckPolicy(_deps: ActivityDeps) {
         priorOutputs: untrusted,
         trustedOutputs: trusted,
         ...(input.seed === undefined ? {} : { seed: input.seed }),
-        effect: undefined,
+        effect,
         now: input.now,
       };
       const request = buildPolicyRequest(context);
@@ -98,13 +142,14 @@ export function createCheckPolicy(_deps: ActivityDeps) {
         [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
         ...(decision.shadow === undefined ? {} : { [WARDEN_ATTR.policyShadow]: decision.shadow.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`) }),
       });
-      if (!input.tool.startsWith('spawn:')) return { decision, request };
+      const approval = decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {};
+      if (!input.tool.startsWith('spawn:')) return { decision, request, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...input.args, path: resolved } }) };
       // A sub-agent starts from the root user's values; what its parent wrote into its intent is
       // trusted only where the parent had it from trusted data.
       const seed = seedOf(input.task, input.seed);
       const intent = typeof input.args.intent === 'string' ? input.args.intent : '';
       const inherited = trustedAtomsIn(provenanceIndexOf(context), intent);
-      return { decision, request, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
+      return { decision, request, ...approval, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
     });
   };
 }

@@ -18,7 +18,7 @@
 import ivm from 'isolated-vm';
 import type { ErrorCode } from '../errors';
 import { failedOutcome, toCapabilityError, type CapabilityOutcome } from './capabilities/capability-error';
-import { createFsCapability } from './capabilities/fs-capability';
+import { createFsCapability, realRootOf, resolveInsideWorkspace } from './capabilities/fs-capability';
 import { createHttpCapability } from './capabilities/http-capability';
 import { createSqlCapability, type SqlGate, type SqlMeasurement } from './capabilities/sql-capability';
 import { createPolicyGate, type PolicyGate } from './policy-gate';
@@ -213,8 +213,14 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
   const fs = grant.fs === undefined ? undefined : createFsCapability(grant.fs);
   const sql = grant.sql === undefined ? undefined : createSqlCapability(grant.sql, gate === undefined ? {} : { gate: sqlGate(gate) });
   const http = grant.http === undefined ? undefined : createHttpCapability(grant.http, { signal: bridge.signal });
-  // The gate sees the call as the built-in of that capability would make it.
-  const decide = (capability: CapabilityName, args: Record<string, unknown>) => gate?.check(capability, args);
+  // The gate sees the call as the built-in of that capability would make it; a path is judged as
+  // the file it really leads to (links inside the workspace followed), as for the built-ins.
+  const decide = (capability: CapabilityName, args: Record<string, unknown>) => {
+    if (gate === undefined) return;
+    const resolved = capability.startsWith('fs.') && grant.fs !== undefined ? resolvedPath(grant.fs.root, args.path ?? '.') : undefined;
+    const access = capability === 'fs.write' ? 'write' : capability === 'fs.list' ? 'list' : 'read';
+    gate.check(capability, args, resolved === undefined ? undefined : { paths: [{ path: resolved, access, pointer: '/path' }] });
+  };
 
   // Asynchronous capabilities: isolated-vm cannot hand a host promise to the isolate, so the
   // callback only starts the work (returning at once) and `deliver` settles the isolate-side
@@ -259,6 +265,15 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
     sql !== undefined && grant.sql?.query ? sync((db: unknown, text: unknown, params: unknown) => sql.query(db, text, params ?? []), 'ERR_SQL_FAILED') : undefined,
     sql !== undefined && grant.sql?.exec ? sync((db: unknown, text: unknown, params: unknown) => sql.exec(db, text, params ?? []), 'ERR_SQL_FAILED') : undefined,
   ];
+}
+
+/** Where a workspace path really leads (links inside the workspace followed); undefined when it does not resolve (the capability then refuses the call). */
+function resolvedPath(root: string, path: unknown): string | undefined {
+  try {
+    return resolveInsideWorkspace(realRootOf(root), path).display;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The SQL broker's questions, put to the gate as sql.query / sql.exec calls with what was measured. */

@@ -17,6 +17,8 @@ import { TaskEnded } from './task-ended';
 export interface GuardedStep {
   step: StepRecord;
   policyRequest: PolicyRequest;
+  /** A built-in fs call's arguments with the path the rules judged (resolved inside the workspace). */
+  resolvedArgs?: Record<string, unknown>;
   /** Rules a human approved for this step (they carry over to a built-in's own call where it applies). */
   approvedRules: string[];
   /** For a spawn: the provenance the sub-agent starts from. */
@@ -45,7 +47,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest, inherit } = await checkPolicy({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit } = await checkPolicy({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -74,6 +76,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   if (verdict.decision === 'approval') {
     const approval = await run.approvals.hold({
       stepIndex: step.index,
+      ...(approvalRequestId === undefined ? {} : { requestId: approvalRequestId }),
       tool: policyTool,
       args: policyArgs,
       rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
@@ -93,5 +96,5 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
   const approvedRules = verdict.decision === 'approval' ? verdict.matched.filter((m) => m.effect === 'approval').map((m) => m.id) : [];
-  return { step, policyRequest, approvedRules, ...(inherit === undefined ? {} : { inherit }) };
+  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }) };
 }

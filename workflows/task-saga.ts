@@ -4,6 +4,7 @@
  * every compensation runs, newest first, and a pre-task snapshot is restored if something could
  * not be undone.
  */
+import { patched } from '@temporalio/workflow';
 import { compensationFor, compensationOf, overlayCompensation, type Compensation } from '../recovery/compensation';
 import { resolveTool } from '../tools/tool-catalog';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
@@ -18,6 +19,9 @@ export interface SagaScope {
   /** True for the task the user started (it owns the tree's overlay and snapshot). */
   isRoot: boolean;
 }
+
+/** Sub-agents undo their overlay writes per call when they do not complete. */
+export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
 
 export class TaskSaga {
   /** How to undo each effect so far, oldest first. */
@@ -39,9 +43,12 @@ export class TaskSaga {
    * @param callId the call's idempotency key (`<workflowId>:<stepIndex>`)
    */
   registerToolCall(tool: string, stepIndex: number, callId: string, args: Record<string, unknown>, output: unknown): void {
+    // A sub-agent's file writes are undone per call; histories from before keep their commands.
+    const overlayUndo = !this.scope.isRoot && patched(SUBAGENT_FS_UNDO_PATCH);
+    const context = { callId, args, journaled: true, ...(overlayUndo ? { overlayUndo: true } : {}) };
     // The tool's descriptor says how it is undone (and when it cannot be).
     const descriptor = resolveTool(this.scope.task, tool);
-    const plan = descriptor === undefined ? compensationFor(tool, output, { callId, args, journaled: true }) : compensationOf(descriptor, output, { callId, args, journaled: true });
+    const plan = descriptor === undefined ? compensationFor(tool, output, context) : compensationOf(descriptor, output, context);
     this.compensations.push(...plan.compensations);
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
   }

@@ -6,7 +6,9 @@
  * approval bound to it (its earlier SQL is applied once, by call id); a refused effect refuses
  * the step.
  */
+import { patched } from '@temporalio/workflow';
 import { recordExecution } from '../policies/engine/policy-state';
+import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepRecord, ToolAction } from '../task/task-run';
 import { resolveTool } from '../tools/tool-catalog';
@@ -19,17 +21,29 @@ const POLICY_RETAIN_MS = 24 * 3_600_000;
 /** Effects of one step a human may be asked about, one after another, before the step is refused. */
 const MAX_EFFECT_HOLDS = 5;
 
-/** The call's idempotency key: a retried activity applies its effects once. */
-export function toolCallId(run: AgentRun, stepIndex: number): string {
-  return `${run.workflowId}:${stepIndex}`;
+/** Histories recorded before call keys named the run and the call keep their old keys on replay. */
+export const CALL_KEY_PATCH = 'call-key-run-and-call';
+
+/**
+ * The call's idempotency key: a retried activity applies its effects once; another run under
+ * the same workflow id, or another call at the same step, gets its own (recovery/call-key.ts).
+ */
+export function toolCallId(run: AgentRun, stepIndex: number, tool: string, args: Record<string, unknown>): string {
+  if (!patched(CALL_KEY_PATCH)) return `${run.workflowId}:${stepIndex}`;
+  return callKeyOf({ workflowId: run.workflowId, runId: run.runId, stepIndex, tool, args });
 }
 
 type Matched = { id: string; sentence: string; effect: string; reason: string };
 
-/** Runs the call to its end. Returns false when the policy gate refused it (the step is then refused). */
+/**
+ * Runs the call to its end. Returns false when the policy gate refused it (the step is then
+ * refused). `resolvedArgs` (a built-in fs call) carry the path the policy judged; the call then
+ * opens exactly that path and follows no link.
+ */
 export async function runToolStep(run: AgentRun, action: ToolAction, guarded: GuardedStep): Promise<boolean> {
-  const { step, policyRequest, approvedRules } = guarded;
+  const { step, policyRequest, approvedRules, resolvedArgs } = guarded;
   const grantId = run.identity!.grantId;
+  const callId = toolCallId(run, step.index, action.tool, action.args);
   const descriptor = resolveTool(run.task, action.tool);
   const builtin = descriptor?.executor.kind === 'builtin';
   const approvedEffects: string[] = [];
@@ -39,11 +53,13 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         rootWorkflowId: run.rootWorkflowId,
         workflowId: run.workflowId,
         stepIndex: step.index,
+        callId,
         grantId,
         maxCredentialTtlMs: run.tools.activityTimeoutMs,
         task: run.task,
         tool: action.tool,
-        args: action.args,
+        args: resolvedArgs ?? action.args,
+        ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
         policy: {
           state: run.policyState,
           agent: policyRequest.agent,
@@ -65,12 +81,12 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       step.output = call.output;
       if (call.trust !== undefined) step.trust = call.trust;
       if (call.effect !== undefined) step.effect = call.effect;
-      run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, call.output);
+      run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
       run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs: POLICY_RETAIN_MS });
       return true;
     }
     // Stopped where the effect was measured: what ran before the stop (SQL applied by earlier calls of a user tool) stays undoable.
-    run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, undefined);
+    run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
     if (step.policy !== undefined) {
       step.policy.applied = { decision: call.held === undefined ? 'deny' : 'approval', matched: stopped.matched.map((m: Matched) => ({ ...m })), tool: stopped.tool };
     }
@@ -80,13 +96,15 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       refuseStep(run, step, 'ERR_POLICY_DENIED', why);
       return false;
     }
-    // The step's first hold is the step's approval request (id `<step>`); later ones are `<step>.<n>`.
+    // The step's first hold is the step's approval; later ones are listed apart.
     const first = step.approval === undefined && step.effectApprovals === undefined;
     const approval = await run.approvals.hold({
       stepIndex: step.index,
-      ...(first ? {} : { hold }),
+      // A random id the worker made when the host stopped the call (recorded in history).
+      ...(call.holdId === undefined ? {} : { requestId: call.holdId }),
       tool: action.tool,
-      args: action.args,
+      // The approver signs the action together with the digest of the measured effect.
+      args: { ...action.args, effectDigest: stopped.digest },
       rules: stopped.matched.filter((m: Matched) => m.effect === 'approval').map((m: Matched) => `${m.id}: ${m.sentence}`),
       effect: { tool: stopped.tool, measured: stopped.measured, ...(stopped.via === undefined ? {} : { via: stopped.via }) },
       ...(descriptor === undefined
