@@ -213,7 +213,7 @@ describe('fault 6: amounts are measured; the user\'s own address is user-given',
   it('a $5 payment to the payee the user gave runs without a human; $150 is held', async () => {
     const result = await env.runTask(
       task([{ tool: 'bank.pay', args: { iban, amount: 5 } }, { tool: 'bank.pay', args: { iban, amount: 150 } }], {
-        intent: `Pay the invoice from ${iban}`,
+        intent: `Pay ${iban} $5 for parking and $150 for the rent`,
         tools: { builtin: ['http.fetch'], custom: [pay(`http://${host}/pay`)] },
         grants: { tools: ['bank.pay', 'http.fetch'], hosts: [host] },
       }),
