@@ -18,6 +18,7 @@ import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
+import { heartbeatInterceptorFactory } from './heartbeat-interceptor';
 import { workflowBundle } from './workflow-bundle';
 import { wardenResourcesOf } from './warden-resources';
 
@@ -116,7 +117,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       taskQueue: options.taskQueue ?? TASK_QUEUE,
       // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
       workflowBundle: await workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
-      ...(traced === undefined ? {} : { interceptors: traced.interceptors, sinks: traced.sinks }),
+      interceptors: { ...traced?.interceptors, activity: [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory] },
+      ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities: createActivities({
         sandbox,
         stateDir,

@@ -4,7 +4,6 @@
  * every compensation runs, newest first, and a pre-task snapshot is restored if something could
  * not be undone.
  */
-import { patched } from '@temporalio/workflow';
 import { compensationFor, overlayCompensation, type Compensation } from '../recovery/compensation';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
@@ -19,8 +18,8 @@ export interface SagaScope {
   isRoot: boolean;
 }
 
-/** Sub-agents undo their overlay writes per call when they do not complete. */
-export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+export { SUBAGENT_FS_UNDO_PATCH } from './workflow-patches';
+import type { WorkflowPatches } from './workflow-patches';
 
 export class TaskSaga {
   /** How to undo each effect so far, oldest first. */
@@ -30,7 +29,10 @@ export class TaskSaga {
   /** Whether the root took a pre-task snapshot (`snapshot: true`). */
   snapshotTaken = false;
 
-  constructor(private readonly scope: SagaScope) {}
+  constructor(
+    private readonly scope: SagaScope,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'>,
+  ) {}
 
   /** The task tree's overlay is thrown away as a whole when the task does not complete. */
   registerOverlay(taskKey: string): void {
@@ -48,7 +50,7 @@ export class TaskSaga {
       args,
       journaled: true,
       // A sub-agent's file writes are undone per call; histories from before keep their commands.
-      ...(!this.scope.isRoot && patched(SUBAGENT_FS_UNDO_PATCH) ? { overlayUndo: true } : {}),
+      ...(this.patches.subagentFsUndo ? { overlayUndo: true } : {}),
       ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
     });
     this.compensations.push(...plan.compensations);
