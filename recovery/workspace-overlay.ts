@@ -33,6 +33,7 @@ import {
   type SnapshotEntry,
   type SnapshotManifest,
 } from './snapshot-store';
+import { readUpperLayer } from './overlay-layer';
 import { walkFiles } from './walk-files';
 
 export const OverlayManifestSchema = z.strictObject({
@@ -182,8 +183,12 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   }
   const replaced: string[] = [];
   for (const { entry, absolute } of pending) {
-    await fsp.mkdir(dirname(absolute), { recursive: true });
-    await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+    if (entry.after === null) {
+      await fsp.rm(absolute, { force: true });
+    } else {
+      await fsp.mkdir(dirname(absolute), { recursive: true });
+      await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+    }
     replaced.push(entry.path);
     options.onProgress?.({ stage: 'file-replaced', path: entry.path });
   }
@@ -202,16 +207,18 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     .catch(() => false);
   if (!upperExists) return undefined;
   const upper = await fsp.realpath(paths.upper);
-  const files = await walkFiles(upper, {
-    onOther: (path, kind) => {
-      throw new RecoveryError('ERR_OVERLAY_INVALID', `the overlay holds a ${kind} at ${JSON.stringify(path)}; Warden never creates one, so it is not committed`, {
-        details: { taskKey: options.taskKey, path },
-      });
-    },
-  });
+  // Programs in the OS sandbox write through a kernel overlay: deletions are whiteouts, a
+  // replaced folder is opaque (recovery/overlay-layer.ts).
+  const layer = readUpperLayer(upper);
+  const odd = layer.other[0];
+  if (odd !== undefined) {
+    throw new RecoveryError('ERR_OVERLAY_INVALID', `the overlay holds a ${odd.kind} at ${JSON.stringify(odd.path)}; Warden commits regular files only, so it is not committed`, {
+      details: { taskKey: options.taskKey, path: odd.path },
+    });
+  }
   const entries: SnapshotEntry[] = [];
   const createdDirs = new Set<string>();
-  for (const path of files) {
+  for (const path of layer.files) {
     const source = resolveConfined(upper, path, 'refuse');
     const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
     const target = resolveConfined(workspace, path, 'refuse');
@@ -225,6 +232,18 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     if (before === null) for (const folder of await missingFolders(workspace, dirname(target.absolute))) createdDirs.add(folder);
     entries.push({ path, before, after });
   }
+  // Deleted: every workspace file at or under a whiteout, and under an opaque folder every
+  // workspace file the layer does not have.
+  const written = new Set(layer.files);
+  const deletions = new Set<string>();
+  for (const gone of layer.deleted) for (const file of await workspaceFilesAt(workspace, gone)) deletions.add(file);
+  for (const folder of layer.opaque) for (const file of await workspaceFilesAt(workspace, folder)) if (!written.has(file)) deletions.add(file);
+  for (const path of [...deletions].sort()) {
+    const target = resolveConfined(workspace, path, 'refuse');
+    const before = await storeFileAt(options.stateDir, target.absolute);
+    if (before === null || before.startsWith('other:')) continue;
+    entries.push({ path, before, after: null });
+  }
   if (entries.length === 0) return undefined;
   return {
     version: 1,
@@ -237,6 +256,16 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     createdDirs: [...createdDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)),
     ...(overlayId === undefined ? {} : { overlayId }),
   };
+}
+
+/** The workspace's regular files at `relative` (a file) or under it (a folder), `/`-separated, relative to the workspace. */
+async function workspaceFilesAt(workspace: string, relative: string): Promise<string[]> {
+  const target = resolveConfined(workspace, relative, 'refuse');
+  const stat = await fsp.lstat(target.absolute).catch(() => undefined);
+  if (stat === undefined) return [];
+  if (stat.isFile()) return [relative];
+  if (!stat.isDirectory()) return [];
+  return (await walkFiles(target.absolute)).map((file) => `${relative}/${file}`);
 }
 
 /** Workspace-relative folders between `root` and `folder` (inclusive) that do not exist yet. */

@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CapabilityError } from '../../errors';
 import type { CapabilityGrant } from '../sandbox-messages';
+import { coverOf, isWhiteout, markOpaque } from '../../recovery/overlay-layer';
 import { capabilityError } from './capability-error';
 
 /** Largest file `fs.read` returns and `fs.write` accepts. */
@@ -87,9 +88,12 @@ function createOverlayFsCapability(workspaceRoot: string, upperDir: string): FsC
   };
   return {
     read(relativePath) {
-      const { lower, upper } = locate(relativePath, false);
+      const { lower, upperRoot } = locate(relativePath, false);
       return withFsErrors(lower.display, () => {
-        if (upper !== undefined && existsNoFollow(upper.absolute)) return readTextFile(upper.absolute);
+        const cover = upperRoot === undefined ? ({ kind: 'none' } as const) : coverOf(upperRoot, lower.display);
+        if (cover.kind === 'deleted') throw Object.assign(new Error('deleted in the overlay'), { code: 'ENOENT' });
+        if (cover.kind === 'other') throw Object.assign(new Error('a special file in the overlay'), { code: 'ELOOP' });
+        if (cover.kind === 'file' || cover.kind === 'folder') return readTextFile(cover.absolute);
         return readTextFile(lower.absolute);
       });
     },
@@ -99,22 +103,33 @@ function createOverlayFsCapability(workspaceRoot: string, upperDir: string): FsC
       if (upperRoot === undefined || upper === undefined) throw capabilityError('ERR_FS_FAILED', 'the overlay folder cannot be created');
       if (lower.absolute === root) throw capabilityError('ERR_FS_FAILED', 'fs.write: cannot write the workspace folder itself');
       withFsErrors(lower.display, () => {
-        // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
-        assertWritableInWorkspace(root, lower.absolute);
+        if (coverOf(upperRoot, lower.display).kind === 'deleted') {
+          // A program deleted this path (or a folder above it): writing brings back only this file.
+          undoDeletion(upperRoot, lower.display);
+        } else {
+          // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
+          assertWritableInWorkspace(root, lower.absolute);
+        }
         makeParentFolders(upperRoot, path.dirname(upper.absolute));
         writeTextFile(upper.absolute, content as string);
       });
       return { path: lower.display, bytes };
     },
     list(relativePath = '.') {
-      const { lower, upper } = locate(relativePath, false);
+      const { lower, upperRoot } = locate(relativePath, false);
       return withFsErrors(lower.display, () => {
-        const lowerEntries = listIfFolder(lower.absolute);
-        const upperEntries = upper === undefined ? undefined : listIfFolder(upper.absolute);
+        const cover = upperRoot === undefined ? ({ kind: 'none' } as const) : coverOf(upperRoot, lower.display);
+        if (cover.kind === 'deleted') throw Object.assign(new Error('deleted in the overlay'), { code: 'ENOENT' });
+        if (cover.kind === 'file' || cover.kind === 'other') return listFolder(cover.absolute); // raises ENOTDIR
+        const lowerEntries = cover.kind === 'folder' && cover.opaque ? undefined : listIfFolder(lower.absolute);
+        const upperEntries = cover.kind === 'folder' ? listFolder(cover.absolute) : undefined;
         if (lowerEntries === undefined && upperEntries === undefined) return listFolder(lower.absolute); // raises ENOENT
         const merged = new Map<string, FsEntry>();
         for (const entry of lowerEntries ?? []) merged.set(entry.name, entry);
-        for (const entry of upperEntries ?? []) merged.set(entry.name, entry);
+        for (const entry of upperEntries ?? []) {
+          if (entry.type === 'other' && cover.kind === 'folder' && isWhiteoutAt(path.join(cover.absolute, entry.name))) merged.delete(entry.name);
+          else merged.set(entry.name, entry);
+        }
         if (merged.size > MAX_LIST_ENTRIES) {
           throw capabilityError('ERR_FS_FAILED', `fs.list: folder has ${merged.size} entries, more than ${MAX_LIST_ENTRIES}`);
         }
@@ -122,6 +137,33 @@ function createOverlayFsCapability(workspaceRoot: string, upperDir: string): FsC
       });
     },
   };
+}
+
+function isWhiteoutAt(absolute: string): boolean {
+  const stat = lstatOrUndefined(absolute);
+  return stat !== undefined && isWhiteout(stat);
+}
+
+/**
+ * Makes `display` writable again in an upper layer where it, or a folder above it, is deleted:
+ * a whiteout on the path is removed; a whiteout folder above it becomes an opaque folder (the
+ * workspace's old contents stay deleted, as the kernel does it).
+ */
+function undoDeletion(upperRoot: string, display: string): void {
+  const parts = display.split('/');
+  let current = upperRoot;
+  for (const [index, part] of parts.entries()) {
+    current = path.join(current, part);
+    const stat = lstatOrUndefined(current);
+    if (stat === undefined) return;
+    if (!isWhiteout(stat)) continue;
+    fs.unlinkSync(current);
+    if (index < parts.length - 1) {
+      fs.mkdirSync(current);
+      markOpaque(current);
+    }
+    return;
+  }
 }
 
 function checkedContentBytes(content: unknown): number {
