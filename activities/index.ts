@@ -3,6 +3,8 @@
  * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
  */
 import type { SandboxClient } from '../sandbox/sandbox-client';
+import type { McpConnectionPool } from '../executors/mcp-connection-pool';
+import { createToolSourceActivities } from './tool-sources';
 import { createCheckPolicy } from './check-policy';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
@@ -17,6 +19,16 @@ export interface ActivityDeps {
   identity?: IdentityServices;
   /** State folder: overlays, undo journals, snapshots. */
   stateDir?: string;
+  /** MCP servers as tool sources: the worker's connection pool and where server packages are installed. */
+  mcp?: WorkerMcpOptions;
+}
+
+export interface WorkerMcpOptions {
+  pool: McpConnectionPool;
+  /** Folder whose node_modules holds installed MCP server packages (`warden mcp install`). */
+  packagesDir?: string;
+  /** More host folders stdio servers see read-only. */
+  extraReadOnlyPaths?: readonly string[];
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -26,6 +38,7 @@ export function createActivities(deps: ActivityDeps) {
     checkPolicy: createCheckPolicy(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
+    ...createToolSourceActivities(deps),
   };
 }
 

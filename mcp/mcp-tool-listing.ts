@@ -7,37 +7,13 @@
  * Everything in a listing comes from the server and is untrusted: descriptions can carry prompt
  * injections, so they are shown to the model as the server's words, never as instructions.
  */
-import { z } from 'zod';
 import { canonicalSha256 } from '../custody/canonical-json';
 import { McpError } from '../errors';
 import { McpToolAnnotationsSchema } from './mcp-server-config';
 import { isMcpToolName, mcpWardenToolName } from './mcp-tool-names';
+import type { McpToolListing, PinnedMcpTool } from './pinned-tool-list';
 
-/** One tool as pinned: the parts of MCP's `Tool` that change what a call means. */
-export const PinnedMcpToolSchema = z.strictObject({
-  /** The Warden name: `<server>.<tool>`. */
-  name: z.string(),
-  /** The name on the server. */
-  mcpName: z.string(),
-  title: z.string().optional(),
-  description: z.string(),
-  inputSchema: z.record(z.string(), z.unknown()),
-  outputSchema: z.record(z.string(), z.unknown()).optional(),
-  annotations: McpToolAnnotationsSchema.optional(),
-});
-export type PinnedMcpTool = z.infer<typeof PinnedMcpToolSchema>;
-
-export const McpToolListingSchema = z.strictObject({
-  server: z.string(),
-  /** How it was reached: `stdio` (in the OS sandbox) or the HTTP URL. */
-  transport: z.string(),
-  /** Reported by the server at initialisation (untrusted, for the record). */
-  serverInfo: z.strictObject({ name: z.string(), version: z.string() }).optional(),
-  tools: z.array(PinnedMcpToolSchema),
-  /** SHA-256 of the canonical JSON of `tools`: the pin. */
-  hash: z.string(),
-});
-export type McpToolListing = z.infer<typeof McpToolListingSchema>;
+export { McpToolListingSchema, PinnedMcpToolSchema, type McpToolListing, type PinnedMcpTool } from './pinned-tool-list';
 
 /** The most tools one server may offer (a listing is pinned into history). */
 export const MAX_TOOLS_PER_SERVER = 256;

@@ -6,6 +6,9 @@
 import { z } from 'zod';
 import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
 import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
+import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
+import { McpServerNameSchema, McpServerSchema } from '../mcp/mcp-server-config';
+import { McpToolListingSchema } from '../mcp/pinned-tool-list';
 
 /** Tool names: lower-case words joined by dots, underscores or dashes (`fs.read`, `summarize`). */
 export { ToolNameSchema };
@@ -71,7 +74,8 @@ export const AgentSchema = z.strictObject({
 
 /** The built-in tools (tools/builtin-tools.ts holds their descriptors). */
 export { BUILTIN_TOOL_NAMES, type BuiltinToolName };
-export const BuiltinToolNameSchema = z.enum(BUILTIN_TOOL_NAMES, { error: `a built-in tool: ${BUILTIN_TOOL_NAMES.join(', ')}` });
+const ALL_BUILTIN_NAMES = [...BUILTIN_TOOL_NAMES, ...PROCESS_TOOL_NAMES] as const;
+export const BuiltinToolNameSchema = z.enum(ALL_BUILTIN_NAMES, { error: `a built-in tool: ${ALL_BUILTIN_NAMES.join(', ')}` });
 
 /** Capabilities a user-defined tool may ask the host for; each must also be granted to the task (its tool in grants.tools). */
 export { CapabilityNameSchema };
@@ -104,7 +108,22 @@ export const UserToolSchema = z.strictObject({
 export const ToolsSchema = z.strictObject({
   builtin: z.array(BuiltinToolNameSchema).default([]),
   custom: z.array(UserToolSchema).default([]),
+  /**
+   * MCP servers whose tools the agent is offered as `<server>.<tool>` (mcp/mcp-server-config.ts):
+   * `{ command, args }` runs a stdio server in the OS sandbox, `{ url }` reaches a streamable-HTTP one.
+   */
+  mcp: z.record(McpServerNameSchema, McpServerSchema).optional(),
+  /**
+   * Set by Warden when the task starts, never in a task file: each server's tool list as pinned
+   * (names, descriptions, schemas, annotations, and their hash).
+   */
+  mcpPinned: z.array(McpToolListingSchema).optional(),
 });
+
+/** A program name (no "/") or an absolute path, as `grants.commands` and `proc.run` name programs. */
+export const CommandNameSchema = z
+  .string()
+  .regex(/^([A-Za-z0-9_][A-Za-z0-9_.+-]*|\/[^\0]+)$/, 'a program name such as "node" or "pytest", or an absolute path such as "/usr/bin/git"');
 
 export const GrantsSchema = z.strictObject({
   /** Tools the agent may call (built-in or user-defined). Anything else is denied. */
@@ -115,6 +134,8 @@ export const GrantsSchema = z.strictObject({
   hosts: z.array(z.string().min(1)).default([]),
   /** Databases (names under resources.databases) the sql tools may use. */
   databases: z.array(z.string().min(1)).default([]),
+  /** Programs `proc.run` may start, by name on the OS sandbox's PATH (`node`, `npm`, `pytest`) or absolute path. */
+  commands: z.array(CommandNameSchema).optional(),
 });
 
 export const ResourcesSchema = z.strictObject({
@@ -137,6 +158,10 @@ export const LimitsSchema = z.strictObject({
   /** How long an action held for approval waits for a human before it is denied. */
   approvalTimeout: DurationSchema.default('15m'),
   maxDepth: z.number().int().min(0).max(10).default(3),
+  /** Programs (`proc.run`) and stdio MCP servers: memory of the whole process tree (default 1024). */
+  processMemoryMb: z.number().int().min(32).max(65_536).optional(),
+  /** Programs (`proc.run`): processes and threads alive at once (default 256). */
+  processMaxProcesses: z.number().int().min(1).max(4096).optional(),
 });
 
 /** A sub-agent declaration: its own agent, tools and grants; the user is inherited from the parent. */

@@ -12,6 +12,9 @@ import { stateDirOf } from '../state-dir';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
 import { workflowBundle } from './workflow-bundle';
+import { McpConnectionPool } from '../executors/mcp-connection-pool';
+import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
+import { defaultCacheDir } from '../temporal/temporal-cli';
 
 export interface WardenWorkerOptions {
   connection: NativeConnection;
@@ -28,11 +31,20 @@ export interface WardenWorkerOptions {
    * ledger. The caller owns it and shuts it down after the worker.
    */
   telemetry?: Telemetry;
+  /**
+   * Folder whose node_modules holds installed MCP server packages (`warden mcp install`);
+   * default `WARDEN_MCP_PACKAGES`, else `<cache>/mcp-packages`.
+   */
+  mcpPackagesDir?: string;
+  /** More host folders stdio MCP servers see read-only (e.g. a folder of server scripts). */
+  sandboxReadOnlyPaths?: readonly string[];
 }
 
 export interface WardenWorker {
   worker: Worker;
   sandbox: SandboxClient;
+  /** The worker's MCP connections (closed with the worker). */
+  mcp: McpConnectionPool;
   /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
   run(until?: Promise<unknown>): Promise<void>;
 }
@@ -58,6 +70,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const stateDir = options.stateDir ?? stateDirOf();
   const keystore = await openKeystore({ stateDir });
   const stores = openCredentialStores({ stateDir });
+  const mcpPool = new McpConnectionPool();
   let sandbox: SandboxClient;
   try {
     sandbox = await SandboxClient.start({ identityStateDir: stateDir });
@@ -66,6 +79,12 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   try {
+    const env = options.env ?? process.env;
+    const mcp = {
+      pool: mcpPool,
+      packagesDir: options.mcpPackagesDir ?? (env.WARDEN_MCP_PACKAGES ? env.WARDEN_MCP_PACKAGES : defaultMcpPackagesDir(defaultCacheDir(env))),
+      ...(options.sandboxReadOnlyPaths === undefined ? {} : { extraReadOnlyPaths: options.sandboxReadOnlyPaths }),
+    };
     const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
     const worker = await Worker.create({
       connection: options.connection,
@@ -74,15 +93,17 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
       workflowBundle: await workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
       ...(traced === undefined ? {} : { interceptors: traced.interceptors, sinks: traced.sinks }),
-      activities: createActivities({ sandbox, stateDir, identity: { keystore, stores }, ...(options.env === undefined ? {} : { env: options.env }) }),
+      activities: createActivities({ sandbox, stateDir, identity: { keystore, stores }, mcp, ...(options.env === undefined ? {} : { env: options.env }) }),
     });
     return {
       worker,
       sandbox,
+      mcp: mcpPool,
       async run(until) {
         try {
           await (until === undefined ? worker.run() : worker.runUntil(until));
         } finally {
+          await mcpPool.close();
           await sandbox.close();
           stores.close();
         }

@@ -10,7 +10,7 @@
  */
 import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
-import { beginTask, endTask, prepareTask, proposeTurn } from './activity-stubs';
+import { beginTask, closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
 import { TaskEnded, stepErrorOf } from './task-ended';
@@ -18,6 +18,8 @@ import { TaskEnded, stepErrorOf } from './task-ended';
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
   const result = await runLoop(run);
+  // The servers stop writing into the overlay before it is committed or thrown away.
+  if (run.toolSourcesOpened) await CancellationScope.nonCancellable(() => closeSources(run));
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
   if (!run.isRoot) result.policyState = run.policyState;
@@ -41,10 +43,12 @@ function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
 
 /** Begin, then ask the model and run its actions until a final answer, a limit or the deadline. */
 async function runLoop(run: AgentRun): Promise<TaskResult> {
-  const { task, state } = run;
-  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
+  const { state } = run;
+  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${run.task.limits.maxSteps} reached`);
   try {
     await begin(run);
+    // After begin: the task now holds its MCP servers' pinned tool lists.
+    const task = run.task;
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
@@ -76,4 +80,19 @@ async function begin(run: AgentRun): Promise<void> {
   const prepared = await deadline.within(() => prepareTask({ rootWorkflowId: run.rootWorkflowId, task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
+  if (Object.keys(task.tools.mcp ?? {}).length > 0) {
+    run.toolSourcesOpened = true;
+    const listings = await deadline.within(() => openToolSources({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
+    run.saga.useTask(run.task);
+  }
+}
+
+/** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
+async function closeSources(run: AgentRun): Promise<void> {
+  try {
+    await closeToolSources({ rootWorkflowId: run.rootWorkflowId });
+  } catch {
+    // The worker kills its servers at the task's deadline anyway.
+  }
 }
