@@ -4,6 +4,7 @@ import { approvalsCommand, approveCommand, APPROVALS_USAGE, denyCommand } from '
 import { auditCommand, AUDIT_USAGE } from './commands/audit';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
+import { mcpCommand, MCP_USAGE } from './commands/mcp';
 import { policyCommand, POLICY_USAGE } from './commands/policy';
 import { replayCommand, REPLAY_USAGE } from './commands/replay';
 import { rollbackCommand, ROLLBACK_USAGE } from './commands/rollback';
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   audit: { run: auditCommand, usage: AUDIT_USAGE },
   trace: { run: traceCommand, usage: TRACE_USAGE },
   replay: { run: replayCommand, usage: REPLAY_USAGE },
+  mcp: { run: mcpCommand, usage: MCP_USAGE },
 };
 
 const USAGE = `warden: a zero-trust runtime for AI agents on Temporal

@@ -145,6 +145,9 @@ function checkMcpAndCommands(tools: Tools, grants: Grants, task: Task, prefix: s
  */
 function checkSubagentTools(task: Task, issues: TaskFileIssue[]): void {
   for (const [name, sub] of Object.entries(task.subagents)) {
+    if (sub.agent.model.driver === 'mcp-client') {
+      issues.push({ path: `subagents.${name}.agent.model.driver`, message: 'a sub-agent cannot be an "mcp-client" agent (only the task warden mcp serve runs is)' });
+    }
     sub.tools.custom.forEach((tool, i) => {
       const parent = task.tools.custom.find((t) => t.name === tool.name);
       if (parent === undefined) return;

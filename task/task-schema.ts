@@ -61,8 +61,19 @@ export const OpenAICompatibleModelSchema = z.strictObject({
   requestTimeout: DurationSchema.default('60s'),
 });
 
-export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema], {
-  error: 'a model with driver "scripted" or "openai-compatible"',
+/**
+ * An agent Warden does not drive: an existing agent (an IDE, a CLI agent, an SDK) connected
+ * through `warden mcp serve`, whose every tool call is a step of the task (workflows/session-run.ts).
+ */
+export const McpClientModelSchema = z.strictObject({
+  driver: z.literal('mcp-client'),
+  /** Set from the connecting client's `clientInfo` when the session starts. */
+  id: z.string().min(1).default('mcp-client'),
+  version: z.string().min(1).default('unversioned'),
+});
+
+export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema, McpClientModelSchema], {
+  error: 'a model with driver "scripted", "openai-compatible" or "mcp-client"',
 });
 
 export const AgentSchema = z.strictObject({

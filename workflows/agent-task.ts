@@ -8,16 +8,20 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation } from '@temporalio/workflow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { beginTask, closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
+import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
-  const result = await runLoop(run);
+  // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
+  const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
+  const result = await runLoop(run, session);
+  session?.close();
   // The servers stop writing into the overlay before it is committed or thrown away.
   if (run.toolSourcesOpened) await CancellationScope.nonCancellable(() => closeSources(run));
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
@@ -28,6 +32,8 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
   }
+  // Every session call has its answer before the workflow completes.
+  if (session !== undefined) await condition(allHandlersFinished);
   return result;
 }
 
@@ -42,11 +48,12 @@ function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
 }
 
 /** Begin, then ask the model and run its actions until a final answer, a limit or the deadline. */
-async function runLoop(run: AgentRun): Promise<TaskResult> {
+async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promise<TaskResult> {
   const { state } = run;
   const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${run.task.limits.maxSteps} reached`);
   try {
     await begin(run);
+    if (session !== undefined) return await session.serve();
     // After begin: the task now holds its MCP servers' pinned tool lists.
     const task = run.task;
     for (;;) {

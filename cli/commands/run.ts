@@ -52,6 +52,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     throw error;
   }
 
+  if (task.agent.model.driver === 'mcp-client') {
+    io.stderr(`warden run: ${file}: an "mcp-client" agent is an MCP client that connects to Warden; run it with: warden mcp serve ${file}\n`);
+    return EXIT.usage;
+  }
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
