@@ -8,12 +8,21 @@ import { z } from 'zod';
 /** Names a server cannot take: the built-in tool families and Warden's own prefixes (no shadowing). */
 export const RESERVED_SERVER_NAMES = ['fs', 'http', 'sql', 'proc', 'spawn', 'warden', 'mcp'] as const;
 
-export const McpServerNameSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'an MCP server name: lower-case letters, digits, "_" or "-" (its tools are offered as "<server>.<tool>")')
-  .refine((name) => !(RESERVED_SERVER_NAMES as readonly string[]).includes(name), {
-    message: `an MCP server name cannot be one of ${RESERVED_SERVER_NAMES.join(', ')}: its tools would shadow built-in tools`,
-  });
+const SERVER_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+
+/**
+ * Why `name` cannot name an MCP server, or undefined when it can. (Checked by the task loader:
+ * zod reports a bad record key without its message.)
+ */
+export function mcpServerNameProblem(name: string): string | undefined {
+  if (!SERVER_NAME.test(name)) return 'an MCP server name: lower-case letters, digits, "_" or "-" (its tools are offered as "<server>.<tool>")';
+  if ((RESERVED_SERVER_NAMES as readonly string[]).includes(name)) {
+    return `an MCP server name cannot be one of ${RESERVED_SERVER_NAMES.join(', ')}: its tools would shadow built-in tools`;
+  }
+  return undefined;
+}
+
+export const McpServerNameSchema = z.string().refine((name) => mcpServerNameProblem(name) === undefined, { error: (issue) => mcpServerNameProblem(String(issue.input)) ?? 'an MCP server name' });
 
 const EnvNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
 const DurationSchema = z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"');

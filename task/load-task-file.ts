@@ -17,6 +17,7 @@ import { redefinitionOf } from '../tools/subagent-tools';
 import { descriptorOfUserTool } from '../tools/user-tools';
 import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
 import { fromWardenToolPart } from '../mcp/mcp-tool-names';
+import { mcpServerNameProblem } from '../mcp/mcp-server-config';
 
 function pathOf(path: readonly PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? String(p) : String(p))).join('.');
@@ -112,6 +113,8 @@ function checkMcpAndCommands(tools: Tools, grants: Grants, task: Task, prefix: s
     issues.push({ path: `${prefix}tools.mcp`, message: 'MCP servers are declared by the root task only; sub-agents cannot start or reach their own' });
   }
   for (const [server, config] of servers) {
+    const problem = mcpServerNameProblem(server);
+    if (problem !== undefined) issues.push({ path: `${prefix}tools.mcp.${server}`, message: `"${server}" is not ${problem.replace(/^an? /, 'a valid ')}` });
     tools.custom.forEach((tool, i) => {
       if (tool.name.startsWith(`${server}.`)) {
         issues.push({ path: `${prefix}tools.custom.${i}.name`, message: `"${tool.name}" is in the namespace of MCP server "${server}"; pick another name` });

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
 import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
 import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
-import { McpServerNameSchema, McpServerSchema } from '../mcp/mcp-server-config';
+import { McpServerSchema } from '../mcp/mcp-server-config';
 import { McpToolListingSchema } from '../mcp/pinned-tool-list';
 
 /** Tool names: lower-case words joined by dots, underscores or dashes (`fs.read`, `summarize`). */
@@ -123,7 +123,7 @@ export const ToolsSchema = z.strictObject({
    * MCP servers whose tools the agent is offered as `<server>.<tool>` (mcp/mcp-server-config.ts):
    * `{ command, args }` runs a stdio server in the OS sandbox, `{ url }` reaches a streamable-HTTP one.
    */
-  mcp: z.record(McpServerNameSchema, McpServerSchema).optional(),
+  mcp: z.record(z.string(), McpServerSchema).optional(),
   /**
    * Set by Warden when the task starts, never in a task file: each server's tool list as pinned
    * (names, descriptions, schemas, annotations, and their hash).
