@@ -9,6 +9,8 @@ import { McpError } from '../errors';
 import { McpConnection, type McpStartContext } from '../mcp/mcp-connection';
 import type { McpServer } from '../mcp/mcp-server-config';
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface Entry {
   connection: Promise<McpConnection>;
   deadline: NodeJS.Timeout;
@@ -29,7 +31,8 @@ export class McpConnectionPool {
       this.#drop(key, existing);
     }
     const opening = McpConnection.open(server, config, { ...context, lifetimeMs: Math.max(1000, deadlineAt - Date.now()) });
-    const deadline = setTimeout(() => void this.closeServer(session, server), Math.max(0, deadlineAt - Date.now()));
+    // setTimeout takes at most 2^31-1 ms; a later deadline is re-armed when that fires.
+    const deadline = setTimeout(() => void this.#onDeadline(session, server, deadlineAt), Math.min(MAX_TIMER_MS, Math.max(0, deadlineAt - Date.now())));
     deadline.unref();
     const entry: Entry = { connection: opening, deadline };
     this.#entries.set(key, entry);
@@ -69,6 +72,16 @@ export class McpConnectionPool {
     const entries = [...this.#entries.entries()];
     for (const [key, entry] of entries) this.#drop(key, entry);
     await Promise.all(entries.map(async ([, entry]) => (await entry.connection.catch(() => undefined))?.close()));
+  }
+
+  #onDeadline(session: string, server: string, deadlineAt: number): void {
+    const entry = this.#entries.get(keyOf(session, server));
+    if (entry !== undefined && Date.now() < deadlineAt) {
+      entry.deadline = setTimeout(() => this.#onDeadline(session, server, deadlineAt), Math.min(MAX_TIMER_MS, deadlineAt - Date.now()));
+      entry.deadline.unref();
+      return;
+    }
+    void this.closeServer(session, server);
   }
 
   #drop(key: string, entry: Entry): void {

@@ -18,8 +18,11 @@ import { approvalSignal, taskStateQuery } from '../../workflows/definitions';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { replayHistories } from './mcp-test-kit';
 
 let env: WardenTestEnv;
+/** Every task a session started, replayed at the end. */
+const sessions: string[] = [];
 beforeAll(async () => {
   env = await startWardenTestEnv();
 });
@@ -66,6 +69,7 @@ async function driveSession(client: McpClient): Promise<string> {
   expect(textOf(read)).toBe('draft');
   const workflowId = (read._meta as Record<string, unknown>)['warden/workflowId'] as string;
   expect(workflowId).toMatch(/^warden-mcp-editor-/);
+  sessions.push(workflowId);
 
   const denied = await client.callTool({ name: 'fs.list', arguments: {} });
   expect(denied.isError).toBe(true);
@@ -166,4 +170,11 @@ describe('warden mcp serve', () => {
       await server.close();
     }
   });
+});
+
+it('replays every session task deterministically', async () => {
+  expect(sessions.length).toBe(2);
+  const { failures, replayed } = await replayHistories(env.client, { workflowIds: sessions });
+  expect(failures).toEqual([]);
+  expect(replayed).toBe(2);
 });

@@ -5,7 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import type { McpStartContext } from '../../mcp/mcp-connection';
+import { workflowBundle } from '../../worker/workflow-bundle';
 
 export const REPO_ROOT = path.join(__dirname, '..', '..');
 export const FIXTURES = path.join(__dirname, 'fixtures');
@@ -65,4 +68,24 @@ export function freePort(): Promise<number> {
 export function textOf(result: { content: unknown[] }): string {
   const item = result.content.find((c): c is { type: 'text'; text: string } => typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'text');
   return item?.text ?? '';
+}
+
+/**
+ * Replays the histories of `workflowIds` (or of every workflow on `taskQueue`) against the current
+ * workflow code; returns the failures ("<id>: <error>") and how many were replayed.
+ */
+export async function replayHistories(client: Client, source: { taskQueue: string } | { workflowIds: string[] }): Promise<{ failures: string[]; replayed: number }> {
+  const ids: string[] = [];
+  if ('workflowIds' in source) ids.push(...source.workflowIds);
+  else for await (const execution of client.workflow.list({ query: `TaskQueue = "${source.taskQueue}"` })) ids.push(execution.workflowId);
+  const histories = (async function* () {
+    for (const workflowId of ids) yield { workflowId, history: await client.workflow.getHandle(workflowId).fetchHistory() };
+  })();
+  const failures: string[] = [];
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) {
+    replayed += 1;
+    if (result.error) failures.push(`${result.workflowId}: ${String(result.error)}`);
+  }
+  return { failures, replayed };
 }

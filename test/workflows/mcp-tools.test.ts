@@ -11,7 +11,7 @@ import { LedgerReader } from '../../custody/ledger-reader';
 import type { LedgerRecord } from '../../custody/ledger-record';
 import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
-import { FIXTURES, REPO_ROOT, startEverythingHttpServer, type HttpMcpServer } from '../mcp/mcp-test-kit';
+import { FIXTURES, REPO_ROOT, replayHistories, startEverythingHttpServer, type HttpMcpServer } from '../mcp/mcp-test-kit';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -136,4 +136,10 @@ describe('names and failures', () => {
     expect(result.status).toBe('failed');
     expect(result.reason).toMatch(/^ERR_MCP_NOT_INSTALLED: .*warden mcp install @example\/not-installed/);
   });
+});
+
+it('replays every history of this file deterministically', async () => {
+  const { failures, replayed } = await replayHistories(env.client, { taskQueue: env.taskQueue });
+  expect(failures).toEqual([]);
+  expect(replayed).toBeGreaterThanOrEqual(env.workflowIds.length);
 });

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { replayHistories } from '../mcp/mcp-test-kit';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -110,4 +111,10 @@ describe('proc.run', () => {
     const output = JSON.parse((result.steps[0]?.output as { stdout: string }).stdout);
     expect(output).toEqual({ root: 'ENOENT', etc: 'EROFS', net: 'ENETUNREACH' });
   });
+});
+
+it('replays every history of this file deterministically', async () => {
+  const { failures, replayed } = await replayHistories(env.client, { taskQueue: env.taskQueue });
+  expect(failures).toEqual([]);
+  expect(replayed).toBeGreaterThanOrEqual(env.workflowIds.length);
 });
