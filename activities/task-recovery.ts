@@ -54,11 +54,11 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     },
 
     /** Makes the overlay's files real (atomically per file, snapshotting what they replace). */
-    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[] }> {
+    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
       return atActivityBoundary(async () => {
         if (input.task.resources.workspace === undefined) return { files: [] };
         const result = await commitOverlay({ stateDir: stateDirOfDeps(deps), taskKey: taskKeyOf(input.rootWorkflowId), workspace: input.task.resources.workspace });
-        return { files: result.manifest?.entries.map((e) => e.path) ?? [] };
+        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
       });
     },
 

@@ -117,6 +117,11 @@ export interface CommitOptions {
 export interface CommitResult {
   /** The commit manifest; undefined when the overlay held no change. */
   manifest: SnapshotManifest | undefined;
+  /**
+   * Symbolic links and special files a program left in the overlay (`path (kind)`): Warden commits
+   * regular files and deletions only, so these are left out, never followed or recreated.
+   */
+  skipped: string[];
   /** Paths replaced or created by this run (an earlier interrupted run may have done others). */
   replaced: string[];
   /** True when the commit had already completed before this call. */
@@ -139,12 +144,13 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
       details: { taskKey, workspace: overlay.workspace },
     });
   }
+  const skipped = await skippedEntries(paths.upper);
   let manifest = await readManifest(manifestFile);
   if (manifest !== undefined && overlay !== undefined && manifest.overlayId !== undefined && manifest.overlayId !== overlay.overlayId) {
     if ((await walkFiles(paths.upper)).length === 0) {
       // A later run under the same key that wrote nothing: nothing to commit, nothing to refuse.
       await fsp.rm(paths.dir, { recursive: true, force: true });
-      return { manifest: undefined, replaced: [], alreadyCommitted: false };
+      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
     }
     throw new RecoveryError(
       'ERR_OVERLAY_INVALID',
@@ -154,13 +160,13 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   }
   if (manifest !== undefined && manifest.status !== 'committing') {
     await fsp.rm(paths.dir, { recursive: true, force: true });
-    return { manifest, replaced: [], alreadyCommitted: true };
+    return { manifest, replaced: [], alreadyCommitted: true, skipped };
   }
   if (manifest === undefined) {
     manifest = await planCommit(options, paths, workspace, overlay?.overlayId);
     if (manifest === undefined) {
       await fsp.rm(paths.dir, { recursive: true, force: true });
-      return { manifest: undefined, replaced: [], alreadyCommitted: false };
+      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
     }
     await writeManifest(manifestFile, manifest);
     options.onProgress?.({ stage: 'manifest-written', entries: manifest.entries.length });
@@ -196,7 +202,7 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   await writeManifest(manifestFile, committed);
   options.onProgress?.({ stage: 'committed' });
   await fsp.rm(paths.dir, { recursive: true, force: true });
-  return { manifest: committed, replaced, alreadyCommitted: false };
+  return { manifest: committed, replaced, alreadyCommitted: false, skipped };
 }
 
 /** Reads the upper folder and the workspace and builds the `committing` manifest (undefined: nothing changed). */
@@ -210,12 +216,6 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
   // Programs in the OS sandbox write through a kernel overlay: deletions are whiteouts, a
   // replaced folder is opaque (recovery/overlay-layer.ts).
   const layer = readUpperLayer(upper);
-  const odd = layer.other[0];
-  if (odd !== undefined) {
-    throw new RecoveryError('ERR_OVERLAY_INVALID', `the overlay holds a ${odd.kind} at ${JSON.stringify(odd.path)}; Warden commits regular files only, so it is not committed`, {
-      details: { taskKey: options.taskKey, path: odd.path },
-    });
-  }
   const entries: SnapshotEntry[] = [];
   const createdDirs = new Set<string>();
   for (const path of layer.files) {
@@ -256,6 +256,13 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     createdDirs: [...createdDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)),
     ...(overlayId === undefined ? {} : { overlayId }),
   };
+}
+
+/** What a commit leaves out of the upper folder (symbolic links, devices other than whiteouts, sockets, FIFOs). */
+async function skippedEntries(upper: string): Promise<string[]> {
+  const real = await fsp.realpath(upper).catch(() => undefined);
+  if (real === undefined) return [];
+  return readUpperLayer(real).other.map((o) => `${o.path} (${o.kind})`);
 }
 
 /** The workspace's regular files at `relative` (a file) or under it (a folder), `/`-separated, relative to the workspace. */

@@ -70,8 +70,8 @@ export class TaskSaga {
     const { task, rootWorkflowId, isRoot } = this.scope;
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files } = await commitTask({ rootWorkflowId, task });
-      return { committed: files, rolledBack: [], notUndoable: this.notUndoable };
+      const { files, skipped } = await commitTask({ rootWorkflowId, task });
+      return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {

@@ -82,9 +82,11 @@ describe('deletions through the kernel overlay', () => {
     expect(treeOf(workspace)).toEqual(before);
   });
 
-  it('refuses to commit a symbolic link a program left in the overlay', async () => {
-    const { workspace, stateDir, taskKey } = await setUp('ln -s /etc/passwd link');
-    expect(await codeOf(() => commitOverlay({ stateDir, taskKey, workspace }))).toBe('ERR_OVERLAY_INVALID');
+  it('leaves symbolic links a program made out of the commit, and says so', async () => {
+    const { workspace, stateDir, taskKey } = await setUp('ln -s /etc/passwd link && echo kept > kept.txt');
+    const commit = await commitOverlay({ stateDir, taskKey, workspace });
+    expect(commit.skipped).toEqual(['link (symlink)']);
+    expect(commit.replaced).toEqual(['kept.txt']);
     expect(fs.existsSync(path.join(workspace, 'link'))).toBe(false);
   });
 });
