@@ -16,6 +16,7 @@ import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { executeToolCall } from './run-tool';
 import { atActivityBoundary } from './to-application-failure';
+import { mcpCompensationArgs } from '../executors/mcp-executor';
 
 export interface RecoveryTaskInput {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
@@ -81,7 +82,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
               maxCredentialTtlMs: 60_000,
               task: input.task,
               tool,
-              args: toolInput as Record<string, unknown>,
+              // An MCP tool's undo takes its own arguments, mapped from the original call by the task file.
+              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(input.task, input.compensation.input.original) : undefined) ?? (toolInput as Record<string, unknown>),
             });
             return call.output;
           },

@@ -8,7 +8,9 @@
  * The result is returned as data to the agent (untrusted, like any tool output), bounded in size.
  */
 import { realpath } from 'node:fs/promises';
-import { McpError, ToolError } from '../errors';
+import { McpError, RecoveryError, ToolError } from '../errors';
+import { parseMcpWardenToolName } from '../mcp/mcp-tool-names';
+import { valuesAt } from '../tools/argument-values';
 import type { McpToolListing } from '../mcp/mcp-tool-listing';
 import type { McpStartContext } from '../mcp/mcp-connection';
 import { isStdioServer, type McpServer } from '../mcp/mcp-server-config';
@@ -103,4 +105,30 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
     throw new McpError('ERR_MCP_TOOL_FAILED', `MCP tool ${descriptor.name} reported an error: ${text.slice(0, 2000) || '(no text)'}`, { details: { output } });
   }
   return output;
+}
+
+/**
+ * The arguments of a compensating call for an MCP tool whose task file maps them
+ * (`tools.mcp.<server>.tools.<tool>.compensate.args`), from the original call's `args` and
+ * `output`; undefined when the original tool maps none (the compensating tool then gets Warden's
+ * usual `{ compensationId, original }`). Throws RecoveryError ERR_COMPENSATION_FAILED when a
+ * pointer finds nothing.
+ */
+export function mcpCompensationArgs(task: Task, original: { tool: string; args: unknown; output: unknown }): Record<string, unknown> | undefined {
+  const target = parseMcpWardenToolName(original.tool);
+  if (target === undefined) return undefined;
+  const mapping = task.tools.mcp?.[target.server]?.tools[target.mcpName]?.compensate?.args;
+  if (mapping === undefined || Object.keys(mapping).length === 0) return undefined;
+  const source = { args: original.args, output: original.output };
+  const args: Record<string, unknown> = {};
+  for (const [name, pointer] of Object.entries(mapping)) {
+    const values = valuesAt(source, pointer);
+    if (values.length === 0) {
+      throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot undo ${original.tool}: ${pointer} finds nothing in the original call (for argument "${name}")`, {
+        details: { tool: original.tool, pointer },
+      });
+    }
+    args[name] = pointer.includes('/*') ? values : values[0];
+  }
+  return args;
 }

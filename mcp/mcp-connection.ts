@@ -170,7 +170,7 @@ function transportFor(server: string, config: McpServer, context: McpStartContex
     const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers } });
     return { transport, name: config.url };
   }
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { ...config.setEnv };
   for (const name of config.env) {
     const value = context.env[name];
     if (value === undefined) {

@@ -37,9 +37,23 @@ export const McpToolAnnotationsSchema = z.strictObject({
 });
 export type McpToolAnnotations = z.infer<typeof McpToolAnnotationsSchema>;
 
-/** What the task file says about one of a server's tools: annotations overriding the server's own. */
+const WardenToolNameSchema = z.string().regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/, 'a tool name (e.g. "tickets.delete-issue")');
+
+/**
+ * How a call of an MCP tool is undone when the task does not complete: a granted tool, called
+ * with arguments taken from the original call by JSON pointer (RFC 6901; a `*` segment collects
+ * every match into an array): `{ tool: tickets.delete-issue, args: { id: /output/structuredContent/id } }`.
+ */
+export const McpCompensationSchema = z.strictObject({
+  tool: WardenToolNameSchema,
+  args: z.record(z.string(), z.string().regex(/^\/(args|output)(\/.*)?$/, 'a JSON pointer into the original call: "/args/…" or "/output/…"')).default({}),
+});
+export type McpCompensation = z.infer<typeof McpCompensationSchema>;
+
+/** What the task file says about one of a server's tools: annotations overriding the server's own, and how to undo it. */
 export const McpToolOverrideSchema = z.strictObject({
   annotations: McpToolAnnotationsSchema.optional(),
+  compensate: McpCompensationSchema.optional(),
 });
 
 const CommonSchema = {
@@ -55,6 +69,8 @@ export const McpStdioServerSchema = z.strictObject({
   args: z.array(z.string()).default([]),
   /** Environment variables passed from the worker's environment (secrets such as API keys); nothing else is passed. */
   env: z.array(EnvNameSchema).default([]),
+  /** Plain settings for the server (recorded with the task: no secrets here, use `env` for those). */
+  setEnv: z.record(EnvNameSchema, z.string()).default({}),
   /** Working folder relative to the workspace. */
   cwd: z.string().default('.'),
   /** How the server sees the task's workspace: through the task's copy-on-write overlay (default), read-only, or not at all. */

@@ -120,6 +120,14 @@ function checkMcpAndCommands(tools: Tools, grants: Grants, task: Task, prefix: s
         issues.push({ path: `${prefix}tools.custom.${i}.name`, message: `"${tool.name}" is in the namespace of MCP server "${server}"; pick another name` });
       }
     });
+    for (const [toolName, override] of Object.entries(config.tools)) {
+      if (override.compensate !== undefined && !grants.tools.includes(override.compensate.tool)) {
+        issues.push({
+          path: `${prefix}tools.mcp.${server}.tools.${toolName}.compensate.tool`,
+          message: `compensating tool "${override.compensate.tool}" must be granted (it runs under the task's grant)`,
+        });
+      }
+    }
     if ('command' in config) {
       config.hosts.forEach((host, i) => {
         if (!grants.hosts.includes(host)) {

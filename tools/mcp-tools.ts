@@ -15,6 +15,7 @@ import { defineTool, type ToolDescriptor } from './tool-descriptor';
 /** The descriptor of one pinned MCP tool. */
 export function descriptorOfMcpTool(listing: McpToolListing, tool: PinnedMcpTool, server: McpServer | undefined): ToolDescriptor {
   const override = server?.tools[tool.mcpName]?.annotations ?? {};
+  const compensate = server?.tools[tool.mcpName]?.compensate?.tool;
   const annotations = { ...(tool.annotations ?? {}), ...override };
   return defineTool({
     name: tool.name,
@@ -22,6 +23,7 @@ export function descriptorOfMcpTool(listing: McpToolListing, tool: PinnedMcpTool
     inputSchema: tool.inputSchema,
     executor: { kind: 'mcp', server: listing.server, tool: tool.mcpName, pin: listing.hash },
     annotations,
+    ...(compensate === undefined ? {} : { compensate }),
     ...(server?.timeout === undefined ? {} : { timeout: server.timeout }),
   });
 }

@@ -22,9 +22,12 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
   const result = await runLoop(run, session);
   session?.close();
-  // The servers stop writing into the overlay before it is committed or thrown away.
-  if (run.toolSourcesOpened) await CancellationScope.nonCancellable(() => closeSources(run));
+  // A completed task's MCP servers stop writing into the overlay before it is committed; a task
+  // that rolls back keeps them until its compensations (which may call them) have run.
+  const closeFirst = result.status === 'completed';
+  if (run.toolSourcesOpened && closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
+  if (run.toolSourcesOpened && !closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
   if (!run.isRoot) result.policyState = run.policyState;
   if (run.identity !== undefined) {

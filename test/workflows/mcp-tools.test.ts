@@ -129,6 +129,34 @@ describe('rug pulls', () => {
   });
 });
 
+describe('compensation of MCP tools', () => {
+  it('undoes a call with the tool the task file names, its arguments mapped from the original call', async () => {
+    const workspace = makeTempDir('wf-mcp-undo');
+    const memory = {
+      command: 'npx',
+      args: ['-y', '@modelcontextprotocol/server-memory'],
+      setEnv: { MEMORY_FILE_PATH: '/workspace/memory.jsonl' },
+      tools: { create_entities: { compensate: { tool: 'memory.delete_entities', args: { entityNames: '/args/entities/*/name' } } } },
+    };
+    const entities = [
+      { name: 'alice', entityType: 'person', observations: ['likes tea'] },
+      { name: 'bob', entityType: 'person', observations: [] },
+    ];
+    const result = await env.runTask(
+      task(workspace, { memory }, ['memory.create_entities', 'memory.delete_entities', 'memory.read_graph'], [
+        { tool: 'memory.create_entities', args: { entities } },
+        { tool: 'memory.read_graph', args: {} },
+        { tool: 'memory.delete_relations', args: { relations: [] } },
+        { final: 'never' },
+      ], { limits: { onDeny: 'stop', toolTimeout: '20s' } }),
+    );
+    expect(result.status).toBe('denied');
+    expect(JSON.stringify(result.steps[1]?.output)).toContain('alice');
+    const undo = result.recovery?.rolledBack.find((r) => r.kind === 'tool');
+    expect(undo, JSON.stringify(result.recovery)).toMatchObject({ forTool: 'memory.create_entities', status: 'done' });
+  });
+});
+
 describe('names and failures', () => {
   it('fails the task clearly when a server cannot start', async () => {
     const workspace = makeTempDir('wf-mcp-missing');
