@@ -5,11 +5,10 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { TaskFileError, WardenError } from '../../errors';
-import { McpConnection } from '../../mcp/mcp-connection';
+import type * as McpConnectionModule from '../../mcp/mcp-connection';
+import type * as TaskSessionModule from '../../mcp/task-session-server';
 import { defaultMcpPackagesDir } from '../../mcp/resolve-server-command';
-import { createTaskSession, serveTaskOverHttp } from '../../mcp/task-session-server';
 import { loadTaskFile } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
@@ -20,6 +19,7 @@ import { createWardenWorker, installQuietRuntime } from '../../worker/create-war
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
 import { resolveTemporal } from '../temporal-client';
@@ -57,6 +57,14 @@ export async function mcpCommand(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
+// The MCP SDK loads only when an `mcp` sub-command runs: other commands start without it.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const mcpClient = () => require('../../mcp/mcp-connection') as typeof McpConnectionModule;
+const taskSessions = () => require('../../mcp/task-session-server') as typeof TaskSessionModule;
+const stdioServerTransport = () =>
+  (require('@modelcontextprotocol/sdk/server/stdio.js') as typeof import('@modelcontextprotocol/sdk/server/stdio.js')).StdioServerTransport;
+/* eslint-enable @typescript-eslint/no-require-imports */
+
 /** The MCP packages folder the worker and `install` use. */
 export function mcpPackagesDirOf(env: NodeJS.ProcessEnv): string {
   return env.WARDEN_MCP_PACKAGES ? env.WARDEN_MCP_PACKAGES : defaultMcpPackagesDir(defaultCacheDir(env));
@@ -93,6 +101,11 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   if (task.agent.model.driver !== 'mcp-client') {
     io.stderr(`warden mcp serve: ${file}: agent.model.driver must be "mcp-client" (the connecting MCP client is the agent), not "${task.agent.model.driver}"\n`);
     return EXIT.usage;
+  }
+  const sandboxProblem = taskNeedsOsSandbox(task) ? osSandboxProblem(io.env) : undefined;
+  if (sandboxProblem !== undefined) {
+    io.stderr(`warden mcp serve: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}\n`);
+    return EXIT.failed;
   }
   const port = args.values.port === undefined ? undefined : Number(args.values.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
@@ -137,10 +150,10 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         task,
         log,
         onStarted: (workflowId: string) => log(`session started task ${workflowId}`),
-        onEnded: (result: Parameters<NonNullable<Parameters<typeof createTaskSession>[0]['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
+        onEnded: (result: Parameters<NonNullable<TaskSessionModule.TaskSessionOptions['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
       };
       if (args.values.http === true) {
-        const httpServer = await serveTaskOverHttp({ ...sessionOptions, ...(port === undefined ? {} : { port }) });
+        const httpServer = await taskSessions().serveTaskOverHttp({ ...sessionOptions, ...(port === undefined ? {} : { port }) });
         log(`serving ${file} over MCP streamable HTTP at ${httpServer.url} (Ctrl-C to stop)`);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
@@ -149,7 +162,8 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         await httpServer.close();
         return EXIT.ok;
       }
-      const session = createTaskSession(sessionOptions);
+      const session = taskSessions().createTaskSession(sessionOptions);
+      const StdioServerTransport = stdioServerTransport();
       const transport = new StdioServerTransport();
       const closed = new Promise<void>((resolve) => {
         transport.onclose = () => resolve();
@@ -220,7 +234,7 @@ async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
   let status: number = EXIT.ok;
   for (const [name, config] of servers) {
     try {
-      const connection = await McpConnection.open(name, config, {
+      const connection = await mcpClient().McpConnection.open(name, config, {
         env: io.env,
         allowedHosts: [],
         packagesDir: mcpPackagesDirOf(io.env),

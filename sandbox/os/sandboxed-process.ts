@@ -84,6 +84,11 @@ export function assertOsSandboxAvailable(): void {
   if (availability !== 'ok') throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', availability);
 }
 
+/** Whether a task needs the OS sandbox: it declares `proc.run` or a stdio MCP server. */
+export function taskNeedsOsSandbox(task: { tools: { builtin: readonly string[]; mcp?: Record<string, object> | undefined } }): boolean {
+  return task.tools.builtin.includes('proc.run') || Object.values(task.tools.mcp ?? {}).some((server) => 'command' in server);
+}
+
 /** What keeps the OS sandbox from working with the programs on `env.PATH`, or undefined when it works. */
 export function osSandboxProblem(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const has = (tool: string) => spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { stdio: 'ignore', env: { PATH: env.PATH ?? '' } }).status === 0;
