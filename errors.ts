@@ -108,6 +108,11 @@ export const ERROR_CODES = [
   'ERR_SNAPSHOT_TOO_LARGE',
   'ERR_UNDO_FAILED',
   'ERR_COMPENSATION_FAILED',
+  // shared state store (PostgreSQL or SQLite)
+  'ERR_STATE_UNAVAILABLE',
+  'ERR_STATE_SCHEMA_OUTDATED',
+  'ERR_STATE_SCHEMA_UNKNOWN',
+  'ERR_STATE_CONFIG',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -224,3 +229,11 @@ export class CustodyError extends WardenError {}
  * Conflicts name the paths or rows in `details` and are never retryable: a human decides.
  */
 export class RecoveryError extends WardenError {}
+
+/**
+ * The state store: the database cannot be reached (`ERR_STATE_UNAVAILABLE`, retryable), its
+ * schema is older than this code (`ERR_STATE_SCHEMA_OUTDATED`: run `warden db migrate`) or newer
+ * (`ERR_STATE_SCHEMA_UNKNOWN`: this worker is too old for it), or its configuration is wrong
+ * (`ERR_STATE_CONFIG`, e.g. a malformed `WARDEN_DATABASE_URL`).
+ */
+export class StateStoreError extends WardenError {}

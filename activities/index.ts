@@ -5,6 +5,7 @@
 import type { SandboxClient } from '../sandbox/sandbox-client';
 import type { McpConnectionPool } from '../executors/mcp-connection-pool';
 import { createToolSourceActivities } from './tool-sources';
+import type { SqlDatabase } from '../state/sql-database';
 import { createCheckPolicy } from './check-policy';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
@@ -19,6 +20,8 @@ export interface ActivityDeps {
   identity?: IdentityServices;
   /** State folder: overlays, undo journals, snapshots. */
   stateDir?: string;
+  /** The state database workers share (PostgreSQL), when there is one: SQL undo journals are shipped to it. */
+  shared?: { db: SqlDatabase; workerId: string };
   /** MCP servers as tool sources: the worker's connection pool and where server packages are installed. */
   mcp?: WorkerMcpOptions;
 }

@@ -9,13 +9,13 @@ import { mintCallCredential } from '../identity/credential';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
 import { compileToolSchema, validateToolInput } from '../tools/tool-input-validator';
 import type { ToolDescriptor } from '../tools/tool-descriptor';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
-import { readJwksFile } from '../identity/keystore';
 import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../executors/process-executor';
 import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
 import type { ActivityDeps } from './index';
@@ -91,7 +91,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     });
   }
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
-  const grant = deps.identity.stores.grants.getGrant(call.grantId);
+  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
   const taskKey = taskKeyOf(call.rootWorkflowId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
@@ -120,6 +120,10 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     capabilities,
     credential: credential.token,
   });
+  // Even a tool that failed may have committed SQL before failing: its images must reach every worker.
+  if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
+    await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
+  }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
     throw new ToolError(code, result.error.message);
@@ -140,7 +144,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
   const stateDir = deps.stateDir;
   if (tool.executor.kind === 'process') assertCommandGranted(call.task, String(call.args['command']));
-  const grant = deps.identity.stores.grants.getGrant(call.grantId);
+  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
   const scope = requiredScopeOf(tool, call.args, {});
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
@@ -173,9 +177,9 @@ const gates = new WeakMap<ActivityDeps, CredentialVerifier>();
 function gateOf(deps: ActivityDeps): CredentialVerifier {
   let gate = gates.get(deps);
   if (gate === undefined) {
-    const stateDir = deps.stateDir!;
-    const stores = deps.identity!.stores;
-    gate = createCredentialVerifier({ keys: () => readJwksFile(stateDir), replayStore: stores.replay, revocationStore: stores.revocation });
+    const { keystore, stores } = deps.identity!;
+    // The worker's own authority's public keys (whichever key source it uses).
+    gate = createCredentialVerifier({ keys: keystore, replayStore: stores.replay, revocationStore: stores.revocation });
     gates.set(deps, gate);
   }
   return gate;
@@ -195,9 +199,9 @@ function serverSchemaProblems(schema: Record<string, unknown>, args: unknown) {
 }
 
 /** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
-function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
+async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promise<void> {
   annotateActiveSpan(toolCallAttributes(input.task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
-  const grant = deps.identity?.stores.grants.getGrant(input.grantId);
+  const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;
     try {
@@ -216,7 +220,7 @@ function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
 
 export function createRunTool(deps: ActivityDeps) {
   return async function runTool(input: RunToolInput): Promise<ToolCallResult> {
-    annotateToolCall(deps, input);
+    await annotateToolCall(deps, input);
     try {
       const result = await runToolOnce(input);
       // The credential's id, never its token.

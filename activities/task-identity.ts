@@ -83,7 +83,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
-        stores.grants.saveGrant(grant);
+        await stores.grants.saveGrant(grant);
         return identityOf(grant);
       });
     },
@@ -95,10 +95,10 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
-        const parent = stores.grants.getGrant(input.parentGrantId);
+        const parent = await stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
-        stores.grants.saveGrant(grant);
+        await stores.grants.saveGrant(grant);
         return identityOf(grant);
       });
     },
@@ -107,7 +107,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async endTask(input: EndTaskInput): Promise<void> {
       return atActivityBoundary(async () => {
         const { stores } = requireIdentity(deps);
-        const grant = stores.grants.getGrant(input.grantId);
+        const grant = await stores.grants.getGrant(input.grantId);
         await stores.revocation.revokeGrant(input.grantId, `task ${input.status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
       });
     },

@@ -3,6 +3,7 @@ import { processIo, type CliIo } from './cli-io';
 import { approvalsCommand, approveCommand, APPROVALS_USAGE, denyCommand } from './commands/approvals';
 import { auditCommand, AUDIT_USAGE } from './commands/audit';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
+import { dbCommand, DB_USAGE } from './commands/db';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
 import { mcpCommand, MCP_USAGE } from './commands/mcp';
 import { policyCommand, POLICY_USAGE } from './commands/policy';
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   audit: { run: auditCommand, usage: AUDIT_USAGE },
   trace: { run: traceCommand, usage: TRACE_USAGE },
   replay: { run: replayCommand, usage: REPLAY_USAGE },
+  db: { run: dbCommand, usage: DB_USAGE },
   mcp: { run: mcpCommand, usage: MCP_USAGE },
 };
 

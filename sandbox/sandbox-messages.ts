@@ -90,6 +90,10 @@ export type SandboxRunRequest = z.infer<typeof SandboxRunRequestSchema>;
 
 /** Environment variable naming the state folder whose keys and stores the host verifies calls with. */
 export const SANDBOX_IDENTITY_DIR_ENV = 'WARDEN_SANDBOX_IDENTITY_DIR';
+/** The shared state database whose revocation and replay stores the host checks (PostgreSQL mode). */
+export const SANDBOX_DATABASE_URL_ENV = 'WARDEN_SANDBOX_DATABASE_URL';
+/** A public JWKS file the host verifies with instead of `<identity dir>/keys/jwks.json` (key-source mode). */
+export const SANDBOX_JWKS_FILE_ENV = 'WARDEN_SANDBOX_JWKS_FILE';
 
 /**
  * The fixed call a client sends to check that a new host can run isolates. It has no capabilities

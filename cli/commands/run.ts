@@ -100,6 +100,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
               stateDir,
               cacheDir: join(stateDir, 'cache'),
               env: io.env,
+              configEnv: io.env,
               ...(telemetry === undefined ? {} : { telemetry }),
             });
             await worker.run(follow);
