@@ -31,8 +31,10 @@ if [ "$overlay" != - ]; then
   IFS=$old_ifs
   lower=$1 upper=$2 work=$3 merged=$4 xattr=$5
   shift 5
-  options="lowerdir=$lower,upperdir=$upper,workdir=$work,redirect_dir=off,metacopy=off,index=off,xino=off"
-  if [ "$xattr" = user ]; then options="$options,userxattr"; fi
+  options="lowerdir=$lower,upperdir=$upper,workdir=$work"
+  # Mounted by root: no redirects, no metacopy, no index (whiteouts and opaque folders only, which
+  # recovery/overlay-layer.ts reads). In a user namespace the kernel picks those itself.
+  if [ "$xattr" = user ]; then options="$options,userxattr"; else options="$options,redirect_dir=off,metacopy=off,index=off,xino=off"; fi
   mount -t overlay warden-workspace -o "$options" "$merged" || { echo "warden-sandbox: cannot mount the workspace overlay" >&2; exit 125; }
 fi
 unset WARDEN_SANDBOX_NS
