@@ -6,8 +6,7 @@
  * timer here, also when the workflow never gets to close them), or when the worker stops.
  */
 import { McpError } from '../errors';
-import type * as McpConnectionModule from '../mcp/mcp-connection';
-import type { McpConnection, McpStartContext } from '../mcp/mcp-connection';
+import { McpConnection, type McpStartContext } from '../mcp/mcp-connection';
 import type { McpServer } from '../mcp/mcp-server-config';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -31,7 +30,7 @@ export class McpConnectionPool {
       if (connection?.open === true) return connection;
       this.#drop(key, existing);
     }
-    const opening = loadMcpClient().McpConnection.open(server, config, { ...context, lifetimeMs: Math.max(1000, deadlineAt - Date.now()) });
+    const opening = McpConnection.open(server, config, { ...context, lifetimeMs: Math.max(1000, deadlineAt - Date.now()) });
     // setTimeout takes at most 2^31-1 ms; a later deadline is re-armed when that fires.
     const deadline = setTimeout(() => void this.#onDeadline(session, server, deadlineAt), Math.min(MAX_TIMER_MS, Math.max(0, deadlineAt - Date.now())));
     deadline.unref();
@@ -89,12 +88,6 @@ export class McpConnectionPool {
     clearTimeout(entry.deadline);
     if (this.#entries.get(key) === entry) this.#entries.delete(key);
   }
-}
-
-/** The MCP SDK client, loaded on first use: a worker whose tasks use no MCP server does not pay for it at start-up. */
-function loadMcpClient(): typeof McpConnectionModule {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require('../mcp/mcp-connection') as typeof McpConnectionModule;
 }
 
 function keyOf(session: string, server: string): string {

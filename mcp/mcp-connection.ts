@@ -8,10 +8,9 @@
  * The client declares no capabilities (no roots, sampling or elicitation): a server cannot ask
  * Warden, or through it the model or the user, for anything.
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { mcpSdk } from './mcp-sdk';
 import { McpError } from '../errors';
 import type { HostGrantEntry } from '../sandbox/sandbox-messages';
 import { isStdioServer, type McpServer } from './mcp-server-config';
@@ -72,10 +71,10 @@ export class McpConnection {
    */
   static async open(server: string, config: McpServer, context: McpStartContext): Promise<McpConnection> {
     const { transport, name } = transportFor(server, config, context);
-    const client = new Client({ ...WARDEN_CLIENT_INFO }, { capabilities: {} });
+    const client = new (mcpSdk.client().Client)({ ...WARDEN_CLIENT_INFO }, { capabilities: {} });
     const timeout = context.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     let connection: McpConnection | undefined;
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+    client.setNotificationHandler(mcpSdk.types().ToolListChangedNotificationSchema, () => {
       if (connection !== undefined) connection.#listChanged = true;
     });
     try {
@@ -167,7 +166,7 @@ function transportFor(server: string, config: McpServer, context: McpStartContex
       }
       headers['authorization'] = `Bearer ${token}`;
     }
-    const transport = new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers } });
+    const transport = new (mcpSdk.httpClient().StreamableHTTPClientTransport)(new URL(config.url), { requestInit: { headers } });
     return { transport, name: config.url };
   }
   const env: Record<string, string> = { ...config.setEnv };

@@ -5,11 +5,12 @@
  * namespaces, limits, workspace overlay and egress rules, and its whole tree dies with the
  * connection.
  */
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import type { ReadBuffer } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { OsSandboxSpecInput } from '../sandbox/os/os-sandbox-spec';
 import { startSandboxedProcess, type SandboxedProcess, type SandboxExit } from '../sandbox/os/sandboxed-process';
+import { mcpSdk } from './mcp-sdk';
 
 /** Largest single JSON-RPC message accepted from a server (a bigger line is a protocol error). */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
@@ -20,7 +21,7 @@ export class SandboxedStdioTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   readonly #spec: OsSandboxSpecInput;
-  readonly #buffer = new ReadBuffer({ maxBufferSize: MAX_MESSAGE_BYTES });
+  readonly #buffer: ReadBuffer = new (mcpSdk.stdio().ReadBuffer)({ maxBufferSize: MAX_MESSAGE_BYTES });
   #process: SandboxedProcess | undefined;
   #exit: SandboxExit | undefined;
   #closed = false;
@@ -73,7 +74,7 @@ export class SandboxedStdioTransport implements Transport {
     const proc = this.#process;
     if (proc === undefined || this.#closed) return Promise.reject(new Error('the MCP server is not running'));
     return new Promise((resolve, reject) => {
-      const ok = proc.stdin.write(serializeMessage(message), (error) => (error ? reject(error) : undefined));
+      const ok = proc.stdin.write(mcpSdk.stdio().serializeMessage(message), (error) => (error ? reject(error) : undefined));
       if (ok) resolve();
       else proc.stdin.once('drain', resolve);
     });

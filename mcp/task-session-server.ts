@@ -13,9 +13,11 @@ import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { mcpSdk } from './mcp-sdk';
 import { startAgentTask } from '../client/start-agent-task';
 import type { StepRecord, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
@@ -47,7 +49,8 @@ export interface TaskSession {
 
 /** An MCP server for one session of `options.task`. Connect it to a transport; the task starts on `initialize`. */
 export function createTaskSession(options: TaskSessionOptions): TaskSession {
-  const server = new Server({ ...WARDEN_SERVER_INFO }, { capabilities: { tools: {} }, instructions: instructionsOf(options.task) });
+  const { CallToolRequestSchema, ListToolsRequestSchema } = mcpSdk.types();
+  const server = new (mcpSdk.server().Server)({ ...WARDEN_SERVER_INFO }, { capabilities: { tools: {} }, instructions: instructionsOf(options.task) });
   let handle: WorkflowHandle<typeof agentTask> | undefined;
   let started: Promise<WorkflowHandle<typeof agentTask>> | undefined;
   let ended: Promise<TaskResult | undefined> | undefined;
@@ -159,6 +162,11 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The SDK's stdio server transport on this process's stdin and stdout. */
+export function stdioServerTransport(): StdioServerTransport {
+  return new (mcpSdk.stdioServer().StdioServerTransport)();
+}
+
 export interface HttpTaskServer {
   url: string;
   port: number;
@@ -193,7 +201,7 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: n
         return;
       }
       const session = createTaskSession(options);
-      const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      const transport: StreamableHTTPServerTransport = new (mcpSdk.httpServer().StreamableHTTPServerTransport)({
         sessionIdGenerator: () => randomUUID(),
         enableDnsRebindingProtection: true,
         allowedHosts: [`127.0.0.1:${port}`, `localhost:${port}`],

@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskFileError, WardenError } from '../../errors';
-import type * as McpConnectionModule from '../../mcp/mcp-connection';
-import type * as TaskSessionModule from '../../mcp/task-session-server';
+import { McpConnection } from '../../mcp/mcp-connection';
+import { createTaskSession, serveTaskOverHttp, stdioServerTransport, type TaskSessionOptions } from '../../mcp/task-session-server';
 import { defaultMcpPackagesDir } from '../../mcp/resolve-server-command';
 import { loadTaskFile } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
@@ -56,14 +56,6 @@ export async function mcpCommand(argv: string[], io: CliIo): Promise<number> {
       return EXIT.usage;
   }
 }
-
-// The MCP SDK loads only when an `mcp` sub-command runs: other commands start without it.
-/* eslint-disable @typescript-eslint/no-require-imports */
-const mcpClient = () => require('../../mcp/mcp-connection') as typeof McpConnectionModule;
-const taskSessions = () => require('../../mcp/task-session-server') as typeof TaskSessionModule;
-const stdioServerTransport = () =>
-  (require('@modelcontextprotocol/sdk/server/stdio.js') as typeof import('@modelcontextprotocol/sdk/server/stdio.js')).StdioServerTransport;
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 /** The MCP packages folder the worker and `install` use. */
 export function mcpPackagesDirOf(env: NodeJS.ProcessEnv): string {
@@ -150,10 +142,10 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         task,
         log,
         onStarted: (workflowId: string) => log(`session started task ${workflowId}`),
-        onEnded: (result: Parameters<NonNullable<TaskSessionModule.TaskSessionOptions['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
+        onEnded: (result: Parameters<NonNullable<TaskSessionOptions['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
       };
       if (args.values.http === true) {
-        const httpServer = await taskSessions().serveTaskOverHttp({ ...sessionOptions, ...(port === undefined ? {} : { port }) });
+        const httpServer = await serveTaskOverHttp({ ...sessionOptions, ...(port === undefined ? {} : { port }) });
         log(`serving ${file} over MCP streamable HTTP at ${httpServer.url} (Ctrl-C to stop)`);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
@@ -162,9 +154,8 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         await httpServer.close();
         return EXIT.ok;
       }
-      const session = taskSessions().createTaskSession(sessionOptions);
-      const StdioServerTransport = stdioServerTransport();
-      const transport = new StdioServerTransport();
+      const session = createTaskSession(sessionOptions);
+      const transport = stdioServerTransport();
       const closed = new Promise<void>((resolve) => {
         transport.onclose = () => resolve();
         process.stdin.once('end', () => resolve());
@@ -234,7 +225,7 @@ async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
   let status: number = EXIT.ok;
   for (const [name, config] of servers) {
     try {
-      const connection = await mcpClient().McpConnection.open(name, config, {
+      const connection = await McpConnection.open(name, config, {
         env: io.env,
         allowedHosts: [],
         packagesDir: mcpPackagesDirOf(io.env),
