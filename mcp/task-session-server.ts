@@ -9,7 +9,7 @@
  *
  * Built with the SDK's own `Server`; stdio and streamable-HTTP transports both carry it.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -177,10 +177,13 @@ export interface HttpTaskServer {
 
 /**
  * Serves `options.task` over MCP streamable HTTP on loopback: each MCP session is one task.
- * Only `127.0.0.1` is listened on, and the Host header must name it (DNS-rebinding protection).
+ * Only `127.0.0.1` is listened on, and the Host header must name it (DNS-rebinding protection);
+ * with `bearerToken`, every request must carry `Authorization: Bearer <token>` (other local users
+ * and processes cannot drive the task).
  */
-export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: number; path?: string }): Promise<HttpTaskServer> {
+export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: number; path?: string; bearerToken?: string }): Promise<HttpTaskServer> {
   const path = options.path ?? '/mcp';
+  const expected = options.bearerToken === undefined ? undefined : Buffer.from(`Bearer ${options.bearerToken}`, 'utf8');
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; session: TaskSession }>();
   let port = 0;
   const httpServer = http.createServer((req, res) => {
@@ -189,6 +192,13 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: n
       if (url.pathname !== path) {
         res.writeHead(404).end();
         return;
+      }
+      if (expected !== undefined) {
+        const given = Buffer.from(req.headers.authorization ?? '', 'utf8');
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+          res.writeHead(401, { 'www-authenticate': 'Bearer', 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'unauthorized' }, id: null }));
+          return;
+        }
       }
       const id = req.headers['mcp-session-id'];
       const known = typeof id === 'string' ? sessions.get(id) : undefined;

@@ -24,14 +24,15 @@ import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
 import { resolveTemporal } from '../temporal-client';
 
-export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http] [--port <n>] [--task-queue <name>] [--worker | --no-worker]
+export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http [--port <n>] [--token-env <NAME>]] [--task-queue <name>] [--worker | --no-worker]
        warden mcp install <package>... [--allow-scripts]
        warden mcp tools <task-file>
 
   serve     expose the task's granted tools as an MCP server, for an existing agent (IDE, CLI agent,
             SDK client): each MCP session is one Warden task (agent.model.driver: mcp-client), each
             tools/call one guarded step. stdio by default; --http serves streamable HTTP on
-            127.0.0.1 (--port, default a free one; the URL is printed on stderr)
+            127.0.0.1 (--port, default a free one; the URL is printed on stderr); --token-env NAME
+            requires "Authorization: Bearer <value of NAME>" on every request
   install   install MCP server packages for stdio servers (they run without network, so nothing is
             fetched when a task starts); into WARDEN_MCP_PACKAGES, default <cache>/mcp-packages.
             Install scripts are not run unless --allow-scripts
@@ -82,6 +83,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('mcp serve', MCP_USAGE, argv, io, {
     http: { type: 'boolean', default: false },
     port: { type: 'string' },
+    'token-env': { type: 'string' },
     'task-queue': { type: 'string' },
     worker: { type: 'boolean' },
     'no-worker': { type: 'boolean' },
@@ -104,8 +106,14 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`warden mcp serve: --port must be a port number, not "${args.values.port}"\n`);
     return EXIT.usage;
   }
-  if (port !== undefined && args.values.http !== true) {
-    io.stderr('warden mcp serve: --port needs --http\n');
+  if ((port !== undefined || args.values['token-env'] !== undefined) && args.values.http !== true) {
+    io.stderr('warden mcp serve: --port and --token-env need --http\n');
+    return EXIT.usage;
+  }
+  const tokenEnv = args.values['token-env'];
+  const bearerToken = tokenEnv === undefined ? undefined : io.env[tokenEnv];
+  if (tokenEnv !== undefined && (bearerToken === undefined || bearerToken.length < 16)) {
+    io.stderr(`warden mcp serve: --token-env ${tokenEnv}: the variable must hold a token of at least 16 characters\n`);
     return EXIT.usage;
   }
   // stdout may be the MCP channel: everything else goes to stderr.
@@ -145,7 +153,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         onEnded: (result: Parameters<NonNullable<TaskSessionOptions['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
       };
       if (args.values.http === true) {
-        const httpServer = await serveTaskOverHttp({ ...sessionOptions, ...(port === undefined ? {} : { port }) });
+        const httpServer = await serveTaskOverHttp({ ...sessionOptions, ...(port === undefined ? {} : { port }), ...(bearerToken === undefined ? {} : { bearerToken }) });
         log(`serving ${file} over MCP streamable HTTP at ${httpServer.url} (Ctrl-C to stop)`);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);

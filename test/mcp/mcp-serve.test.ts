@@ -146,6 +146,26 @@ describe('warden mcp serve', () => {
     }
   });
 
+  it('with a bearer token, refuses requests without it and serves those with it', async () => {
+    const workspace = makeTempDir('serve-token');
+    fs.writeFileSync(path.join(workspace, 'notes.txt'), 'draft');
+    const task = parseTask(taskDocument(workspace), 'serve-token.json', workspace);
+    const token = 'a-long-enough-test-token-4711';
+    const server = await serveTaskOverHttp({ client: env.client, taskQueue: env.taskQueue, task, bearerToken: token });
+    try {
+      const anonymous = new McpClient({ name: 'intruder', version: '1' });
+      await expect(anonymous.connect(new StreamableHTTPClientTransport(new URL(server.url)))).rejects.toThrow(/401|unauthorized/i);
+      const client = new McpClient({ name: 'test-ide', version: '1.0.0' });
+      const transport = new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: { authorization: `Bearer ${token}` } } });
+      await client.connect(transport);
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['fs.read', 'fs.write']);
+      await transport.terminateSession();
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+
   it('refuses a request whose Host header is not loopback (DNS rebinding)', async () => {
     const workspace = makeTempDir('serve-rebind');
     const task = parseTask(taskDocument(workspace), 'serve-rebind.json', workspace);
