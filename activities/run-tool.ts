@@ -13,7 +13,7 @@ import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
-import { compileToolSchema, validateToolInput } from '../tools/tool-input-validator';
+import { validateToolInput, type SchemaProblem } from '../tools/tool-input-validator';
 import type { ToolDescriptor } from '../tools/tool-descriptor';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
 import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../executors/process-executor';
@@ -186,16 +186,13 @@ function gateOf(deps: ActivityDeps): CredentialVerifier {
 }
 
 /**
- * Problems of `args` against an MCP server's schema. A schema Warden's validator cannot compile
- * (another JSON Schema draft, unknown keywords) is left to the server, which validates its own.
+ * Problems of `args` for an MCP tool. The server's schema is not run in the worker: it is the
+ * server's (untrusted) code, and a hostile `pattern` could stall the worker's event loop
+ * (catastrophic backtracking). The server validates its own input; Warden checks the shape only.
  */
-function serverSchemaProblems(schema: Record<string, unknown>, args: unknown) {
-  try {
-    compileToolSchema(schema);
-  } catch {
-    return [];
-  }
-  return validateToolInput(schema, args);
+function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): SchemaProblem[] {
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return [{ path: '', message: 'must be an object' }];
+  return [];
 }
 
 /** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */

@@ -7,7 +7,7 @@
  * Everything in a listing comes from the server and is untrusted: descriptions can carry prompt
  * injections, so they are shown to the model as the server's words, never as instructions.
  */
-import { canonicalSha256 } from '../custody/canonical-json';
+import { canonicalize, canonicalSha256 } from '../custody/canonical-json';
 import { McpError } from '../errors';
 import { McpToolAnnotationsSchema } from './mcp-server-config';
 import { isMcpToolName, mcpWardenToolName } from './mcp-tool-names';
@@ -19,6 +19,8 @@ export { McpToolListingSchema, PinnedMcpToolSchema, type McpToolListing, type Pi
 export const MAX_TOOLS_PER_SERVER = 256;
 /** The largest description kept per tool. */
 export const MAX_DESCRIPTION_CHARS = 8192;
+/** The largest pinned list of one server, in bytes of canonical JSON (it travels with every activity of the task). */
+export const MAX_LISTING_BYTES = 256 * 1024;
 
 /** A raw `tools/list` entry as the SDK returns it. */
 export interface RawMcpTool {
@@ -60,6 +62,17 @@ export function pinToolListing(server: string, transport: string, raw: readonly 
     });
   }
   const tools = [...byName.values()].sort((a, b) => (a.mcpName < b.mcpName ? -1 : a.mcpName > b.mcpName ? 1 : 0));
+  let text: string;
+  try {
+    text = canonicalize(tools);
+  } catch (error) {
+    // Not JSON a hash can be taken of (a lone surrogate, a non-finite number): refused, never guessed.
+    throw new McpError('ERR_MCP_PROTOCOL', `MCP server ${server} lists tools that are not plain JSON: ${(error as Error).message}`, { details: { server } });
+  }
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > MAX_LISTING_BYTES) {
+    throw new McpError('ERR_MCP_PROTOCOL', `MCP server ${server} lists ${size} bytes of tools, more than ${MAX_LISTING_BYTES}`, { details: { server } });
+  }
   return { server, transport, ...(serverInfo === undefined ? {} : { serverInfo }), tools, hash: hashTools(tools) };
 }
 
