@@ -4,7 +4,8 @@
  *
  *   MCP call   direct: the SDK client on a plain stdio server process (no sandbox, no checks)
  *              connection: through Warden's McpConnection (server in the OS sandbox, the tool
- *                list re-listed and checked against the pin before the call)
+ *                list re-listed and checked against the pin before the call; and with
+ *                `verify: on-change`, checked only when the server announces a change)
  *              step: a whole guarded step on Temporal (grant check, policy, credential minted and
  *                verified, activity, history), the step's workflow-side duration
  *   program    direct: child_process.spawn of the program
@@ -61,7 +62,7 @@ async function mcpDirect(workspace: string, calls: number): Promise<number[]> {
   }
 }
 
-async function mcpConnection(workspace: string, calls: number): Promise<number[]> {
+async function mcpConnection(workspace: string, calls: number, verify: 'every-call' | 'on-change'): Promise<number[]> {
   const overlayDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-bench-overlay-'));
   const connection = await McpConnection.open('files', McpStdioServerSchema.parse({ command: 'npx', args: ['-y', '@modelcontextprotocol/server-filesystem', '/workspace'] }), {
     env: {},
@@ -73,7 +74,7 @@ async function mcpConnection(workspace: string, calls: number): Promise<number[]
   try {
     const pin = connection.listing.hash;
     return await timed(calls, async () => {
-      await connection.callTool('list_allowed_directories', {}, { pin, timeoutMs: 30_000 });
+      await connection.callTool('list_allowed_directories', {}, { pin, timeoutMs: 30_000, verify });
     });
   } finally {
     await connection.close();
@@ -149,9 +150,11 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(workspace, 'notes.txt'), 'bench');
   try {
     const direct = await mcpDirect(workspace, calls);
-    const guarded = await mcpConnection(workspace, calls);
+    const guarded = await mcpConnection(workspace, calls, 'every-call');
+    const onChange = await mcpConnection(workspace, calls, 'on-change');
     console.log(summarize('MCP call, direct (SDK client, plain stdio server)', direct));
-    console.log(summarize('MCP call, Warden connection (server in the OS sandbox, pin checked)', guarded));
+    console.log(summarize('MCP call, Warden connection (server in the OS sandbox, list re-checked before the call)', guarded));
+    console.log(summarize('MCP call, Warden connection (server in the OS sandbox, verify: on-change)', onChange));
     const programs = await programDirect(calls);
     const sandboxed = await programSandboxed(workspace, calls);
     console.log(summarize('program /bin/true, direct (spawn)', programs));

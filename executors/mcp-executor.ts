@@ -91,7 +91,7 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
   const context = await startContextOf(deps, input.task, input.rootWorkflowId, config);
   const connection = await deps.pool.connection(input.rootWorkflowId, target.server, config, { ...context, lifetimeMs: 0 }, input.deadlineAt);
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
-  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs });
+  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify });
   const output = { content: result.content, ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };
   const size = Buffer.byteLength(JSON.stringify(output), 'utf8');
   if (size > input.maxOutputBytes) {

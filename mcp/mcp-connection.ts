@@ -110,6 +110,8 @@ export class McpConnection {
     } catch (error) {
       throw asMcpError(error, this.server, 'ERR_MCP_PROTOCOL', `MCP server ${this.server} did not list its tools`, this.#transport);
     }
+    // An announced change that turns out to change nothing is forgotten.
+    if (fresh.hash === pin) this.#listChanged = false;
     if (fresh.hash !== pin) {
       const pinned = pin === this.listing.hash ? this.listing : { ...this.listing, tools: [] };
       throw new McpError(
@@ -125,8 +127,11 @@ export class McpConnection {
    * (also when it says `isError`); throws McpError for a changed list, a dead server, a timeout
    * or a protocol failure.
    */
-  async callTool(mcpName: string, args: Record<string, unknown>, options: { pin: string; timeoutMs: number }): Promise<McpCallResult> {
-    await this.verify(options.pin, options.timeoutMs);
+  async callTool(mcpName: string, args: Record<string, unknown>, options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change' }): Promise<McpCallResult> {
+    // `on-change`: the list this connection pinned when it opened must be the task's, and the
+    // server must not have announced a change since; otherwise it is listed again.
+    if (options.verify !== 'on-change' || this.#listChanged || this.listing.hash !== options.pin) await this.verify(options.pin, options.timeoutMs);
+    else this.#assertOpen();
     try {
       const result = await this.#client.callTool({ name: mcpName, arguments: args }, undefined, { timeout: options.timeoutMs });
       const content = Array.isArray(result.content) ? (result.content as unknown[]) : [];

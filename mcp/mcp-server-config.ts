@@ -59,6 +59,12 @@ export const McpToolOverrideSchema = z.strictObject({
 const CommonSchema = {
   /** Per call; defaults to the task's `limits.toolTimeout`. */
   timeout: DurationSchema.optional(),
+  /**
+   * When the tool list is checked against its pin: before every call (default: any change, even
+   * one the server does not announce, is caught before the next call), or only when the server
+   * announces a change and when Warden reconnects (one round trip less per call).
+   */
+  verify: z.enum(['every-call', 'on-change']).default('every-call'),
   /** By MCP tool name (as the server spells it). */
   tools: z.record(z.string(), McpToolOverrideSchema).default({}),
 };

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { McpConnection } from '../../mcp/mcp-connection';
 import { McpStdioServerSchema, McpHttpServerSchema } from '../../mcp/mcp-server-config';
 import { makeTempDir, startLoopbackServer, type LoopbackServer } from '../sandbox/sandbox-test-kit';
@@ -90,6 +90,34 @@ describe('rug pulls', () => {
       const second = connection.callTool('lookup', { word: 'again' }, { ...CALL, pin });
       await expect(second).rejects.toMatchObject({ code: 'ERR_MCP_TOOLS_CHANGED' });
       await expect(second).rejects.toThrow(/changed lookup/);
+    } finally {
+      await connection.close();
+    }
+  });
+});
+
+describe('rug pulls with verify: on-change', () => {
+  it('refuses the server once it announces a change', async () => {
+    const connection = await McpConnection.open('dictionary', stdio({ command: 'node', args: [path.join(FIXTURES, 'rug-pull-server.mjs')], workspace: 'none', verify: 'on-change' }), testStartContext());
+    try {
+      const pin = connection.listing.hash;
+      await connection.callTool('lookup', { word: 'first' }, { ...CALL, pin, verify: 'on-change' });
+      await vi.waitFor(() => expect(connection.announcedChange).toBe(true), { timeout: 10_000 });
+      await expect(connection.callTool('lookup', { word: 'second' }, { ...CALL, pin, verify: 'on-change' })).rejects.toMatchObject({ code: 'ERR_MCP_TOOLS_CHANGED' });
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('does not list again before each call, so an unannounced change goes unseen (the documented trade)', async () => {
+    const connection = await McpConnection.open('dictionary', stdio({ command: 'node', args: [path.join(FIXTURES, 'rug-pull-server.mjs'), '--silent'], workspace: 'none' }), testStartContext());
+    try {
+      const pin = connection.listing.hash;
+      await connection.callTool('lookup', { word: 'first' }, { ...CALL, pin, verify: 'on-change' });
+      const second = await connection.callTool('lookup', { word: 'second' }, { ...CALL, pin, verify: 'on-change' });
+      expect(textOf(second)).toBe('definition of second');
+      // The default mode catches it on the next call.
+      await expect(connection.callTool('lookup', { word: 'third' }, { ...CALL, pin })).rejects.toMatchObject({ code: 'ERR_MCP_TOOLS_CHANGED' });
     } finally {
       await connection.close();
     }
