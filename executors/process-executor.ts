@@ -22,11 +22,12 @@ import { runSandboxed } from '../sandbox/os/run-sandboxed';
 import { systemView } from '../sandbox/os/system-view';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
+import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
 
 /** Default memory of a program's process tree, MiB (`limits.processMemoryMb`). */
-export const DEFAULT_PROCESS_MEMORY_MB = 1024;
+export const DEFAULT_PROCESS_MEMORY_MB = PROCESS_LIMIT_DEFAULTS.memoryMb;
 /** Default processes alive at once (`limits.processMaxProcesses`). */
-export const DEFAULT_PROCESS_COUNT = 256;
+export const DEFAULT_PROCESS_COUNT = PROCESS_LIMIT_DEFAULTS.maxProcesses;
 /** Most bytes kept of stdout and of stderr each. */
 export const MAX_PROCESS_OUTPUT_BYTES = 64 * 1024;
 

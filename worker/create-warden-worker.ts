@@ -13,6 +13,7 @@ import { TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
+import { openApproverStore } from '../identity/approver-registry';
 import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
@@ -21,6 +22,7 @@ import { workflowBundle } from './workflow-bundle';
 import { McpConnectionPool } from '../executors/mcp-connection-pool';
 import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
 import { defaultCacheDir } from '../temporal/temporal-cli';
+import { wardenResourcesOf } from './warden-resources';
 
 export interface WardenWorkerOptions {
   connection: NativeConnection;
@@ -96,7 +98,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   const { keystore, stores } = authority;
+  const approvers = openApproverStore({ stateDir });
   const release = async () => {
+    approvers.close();
     await authority.close();
     await closeState();
   };
@@ -139,6 +143,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
         mcp,
         ...(options.env === undefined ? {} : { env: options.env }),
         ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
+        approvers,
+        wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
       }),
     });
     return {
