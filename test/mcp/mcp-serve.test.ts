@@ -14,17 +14,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveTaskOverHttp } from '../../mcp/task-session-server';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
-import { approvalSignal, taskStateQuery } from '../../workflows/definitions';
+import { randomUUID } from 'node:crypto';
+import { decideApproval } from '../../client/approvals';
+import { issueApproverKey, type ApproverKeyFile } from '../../identity/approval-decision';
+import { openApproverStore } from '../../identity/approver-registry';
+import { taskStateQuery } from '../../workflows/definitions';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
 import { replayHistories } from './mcp-test-kit';
 
 let env: WardenTestEnv;
+let approver: ApproverKeyFile;
 /** Every task a session started, replayed at the end. */
 const sessions: string[] = [];
 beforeAll(async () => {
   env = await startWardenTestEnv();
+  const store = openApproverStore({ stateDir: TEST_STATE_DIR });
+  approver = (await issueApproverKey(store, { name: `reviewer-${randomUUID().slice(0, 8)}` })).keyFile;
+  store.close();
 });
 afterAll(async () => env?.close());
 
@@ -43,14 +51,14 @@ function taskDocument(workspace: string) {
 
 const textOf = (result: unknown) => (((result as { content?: unknown }).content as { type: string; text?: string }[] | undefined) ?? []).map((c) => c.text ?? '').join('');
 
-/** Waits until the task holds a call for approval, then approves it as a human would. */
+/** Waits until the task holds a call for approval, then approves it as a registered approver would. */
 async function approveWhenHeld(workflowId: string): Promise<void> {
   const handle = env.client.workflow.getHandle(workflowId);
   for (let i = 0; i < 600; i += 1) {
     const state = await handle.query(taskStateQuery);
     const pending = state.pendingApprovals[0];
     if (pending !== undefined) {
-      await handle.signal(approvalSignal, { requestId: pending.requestId, approved: true, approver: 'user:reviewer', reason: 'looks right' });
+      await decideApproval(env.client, { workflowId, requestId: pending.requestId, approved: true, reason: 'looks right', key: approver });
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -93,7 +101,7 @@ async function expectCommitted(workflowId: string, workspace: string): Promise<T
     ['fs.list', 'deny'],
     ['fs.write', 'allow'],
   ]);
-  expect(result.steps[2]?.approval).toMatchObject({ status: 'approved', approver: 'user:reviewer' });
+  expect(result.steps[2]?.approval).toMatchObject({ status: 'approved', approver: approver.name, reason: 'looks right' });
   expect(fs.readFileSync(path.join(workspace, 'notes.txt'), 'utf8')).toBe('final');
   return result;
 }
