@@ -97,6 +97,7 @@ function emptyFile(): string {
   const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-sandbox-'));
   const file = path.join(folder, 'empty');
   fs.writeFileSync(file, '', { mode: 0o444, flag: 'wx' });
+  process.once('exit', () => fs.rmSync(folder, { recursive: true, force: true }));
   return file;
 }
 
