@@ -43,6 +43,12 @@ export const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = p
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
 });
 
+/** Opening a task's MCP servers (start, initialise, list and pin) and closing them. */
+export const { openToolSources, closeToolSources } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+});
+
 /** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
 const TOOL_ACTIVITY_MARGIN_MS = 10_000;
 

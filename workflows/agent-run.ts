@@ -20,7 +20,10 @@ import { decidePatches, type WorkflowPatches } from './workflow-patches';
 export type StepAction = Action & { type: 'tool' | 'spawn' };
 
 export interface AgentRun {
-  readonly task: Task;
+  /** The task; replaced once, when the MCP servers' tool lists are pinned into `tools.mcpPinned`. */
+  task: Task;
+  /** Set before the task's MCP servers are opened, so they are closed however the task ends. */
+  toolSourcesOpened: boolean;
   /** 0 for the task the user started. */
   readonly depth: number;
   /** Workflow ids from the root task down to this one's parent. */
@@ -85,6 +88,7 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId }, patches.approvalUpdate),
     tools: toolActivities(task),
     identity: input.identity,
+    toolSourcesOpened: false,
     policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
   };
 }
