@@ -38,6 +38,11 @@ export interface IsolatePoolOptions {
    * call, before it creates a new one (which costs more), in ms. Default 2.
    */
   recycleWaitMs?: number;
+  /**
+   * Keep one isolate more than the calls in flight need, made ready in the background, so calls
+   * that follow each other closely never wait for the isolate they just used. Default true.
+   */
+  keepSpare?: boolean;
   /** Called when V8 loses control of an isolate (isolated-vm's advice: end the process). */
   onCatastrophicError?: (message: string) => void;
 }
@@ -62,7 +67,7 @@ export interface IsolatePoolStats {
 interface PreludeHandles {
   context: ivm.Context;
   /** The prelude's result object; released with the context. */
-  exports: ivm.Reference<unknown>;
+  exports: ivm.Reference<Record<string, unknown>>;
   run: ivm.Reference<(...args: unknown[]) => Promise<string>>;
   settle: ivm.Reference<(ticket: number, outcome: unknown) => void>;
 }
@@ -98,7 +103,8 @@ const DEFAULTS = {
   retireHeapFraction: 0.5,
   fenceTimeoutMs: 1000,
   idleTimeoutMs: 60_000,
-  recycleWaitMs: 2,
+  recycleWaitMs: 10,
+  keepSpare: true,
 };
 
 const MB = 1024 * 1024;
@@ -126,6 +132,7 @@ export class IsolatePool {
       fenceTimeoutMs: options.fenceTimeoutMs ?? DEFAULTS.fenceTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
       recycleWaitMs: options.recycleWaitMs ?? DEFAULTS.recycleWaitMs,
+      keepSpare: options.keepSpare ?? DEFAULTS.keepSpare,
     };
     this.#onCatastrophicError = options.onCatastrophicError;
   }
@@ -148,6 +155,7 @@ export class IsolatePool {
       clearTimeout(idle.pooled.idleTimer);
       if (!idle.pooled.isolate.isDisposed) {
         this.#stats.reused += 1;
+        this.#keepSpare(memoryMb);
         return this.#leaseOf(idle.pooled, idle.handles);
       }
       this.#retire(idle.pooled, 'troubled');
@@ -158,6 +166,7 @@ export class IsolatePool {
       return this.#leaseOf(recycled.pooled, recycled.handles);
     }
     const pooled = this.#createIsolate(memoryMb);
+    this.#keepSpare(memoryMb);
     try {
       return this.#leaseOf(pooled, await prepareContext(pooled));
     } catch (error) {
@@ -186,6 +195,37 @@ export class IsolatePool {
     this.#recycling.set(pooled.memoryMb, (this.#recycling.get(pooled.memoryMb) ?? 0) + 1);
     const work = this.#recycle(pooled).finally(() => {
       this.#recycling.set(pooled.memoryMb, (this.#recycling.get(pooled.memoryMb) ?? 1) - 1);
+      this.#pendingReturns.delete(work);
+    });
+    this.#pendingReturns.add(work);
+  }
+
+  /**
+   * With the last idle isolate of a limit leased and none being made ready, starts one more in
+   * the background: calls that follow each other closely then alternate between two isolates
+   * instead of waiting for the one they just used.
+   */
+  #keepSpare(memoryMb: number): void {
+    if (!this.#options.keepSpare || this.#closed) return;
+    if ((this.#idle.get(memoryMb)?.length ?? 0) > 0 || (this.#recycling.get(memoryMb) ?? 0) > 0) return;
+    this.#recycling.set(memoryMb, (this.#recycling.get(memoryMb) ?? 0) + 1);
+    const work = (async () => {
+      let pooled: PooledIsolate;
+      try {
+        pooled = this.#createIsolate(memoryMb);
+      } catch {
+        return; // the next call that needs one creates it and reports the failure
+      }
+      let handles: PreludeHandles;
+      try {
+        handles = await prepareContext(pooled);
+      } catch {
+        this.#retire(pooled, 'troubled');
+        return;
+      }
+      this.#offer(pooled, handles);
+    })().finally(() => {
+      this.#recycling.set(memoryMb, (this.#recycling.get(memoryMb) ?? 1) - 1);
       this.#pendingReturns.delete(work);
     });
     this.#pendingReturns.add(work);
@@ -279,6 +319,15 @@ export class IsolatePool {
       this.#retire(pooled, 'heap', handles);
       return;
     }
+    this.#offer(pooled, handles);
+  }
+
+  /** Hands a ready isolate to a waiting call, or makes it idle (or disposes it if enough are). */
+  #offer(pooled: PooledIsolate, handles: PreludeHandles): void {
+    if (this.#closed) {
+      this.#retire(pooled, 'closed', handles);
+      return;
+    }
     const waiter = this.#waiters.get(pooled.memoryMb)?.shift();
     if (waiter !== undefined) {
       waiter({ pooled, handles });
@@ -322,7 +371,7 @@ export class IsolatePool {
 async function prepareContext(pooled: PooledIsolate): Promise<PreludeHandles> {
   const context = await pooled.isolate.createContext();
   try {
-    const exports = (await pooled.prelude.run(context, { reference: true })) as ivm.Reference<unknown>;
+    const exports = (await pooled.prelude.run(context, { reference: true })) as ivm.Reference<Record<string, unknown>>;
     const [run, settle] = await Promise.all([exports.get('run', { reference: true }), exports.get('settle', { reference: true })]);
     return { context, exports, run: run as PreludeHandles['run'], settle: settle as PreludeHandles['settle'] };
   } catch (error) {

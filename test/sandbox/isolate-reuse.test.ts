@@ -182,7 +182,9 @@ describe('a reused isolate carries nothing from one call to the next', () => {
   let pool: IsolatePool;
 
   beforeAll(() => {
-    pool = new IsolatePool({ maxIdlePerLimit: 1 });
+    // No spare isolate: every call after the first runs on the isolate of the call before it,
+    // unless the pool retired that one.
+    pool = new IsolatePool({ maxIdlePerLimit: 1, keepSpare: false });
   });
 
   afterAll(() => {
@@ -239,7 +241,7 @@ describe('a reused isolate carries nothing from one call to the next', () => {
   });
 
   it('an isolate whose heap stays too full after a call is retired, not reused', async () => {
-    const strict = new IsolatePool({ maxIdlePerLimit: 1, retireHeapFraction: 0.25 });
+    const strict = new IsolatePool({ maxIdlePerLimit: 1, keepSpare: false, retireHeapFraction: 0.25 });
     try {
       // Keeps ~16 MB reachable until the call's context is released, in a 32 MB isolate.
       const hoard = 'globalThis.hoard = []; for (let i = 0; i < 16000; i += 1) hoard.push("x".repeat(1000) + i); return 1;';
@@ -253,7 +255,7 @@ describe('a reused isolate carries nothing from one call to the next', () => {
   });
 
   it('an isolate is retired after maxCallsPerIsolate calls', async () => {
-    const short = new IsolatePool({ maxIdlePerLimit: 1, maxCallsPerIsolate: 3 });
+    const short = new IsolatePool({ maxIdlePerLimit: 1, keepSpare: false, maxCallsPerIsolate: 3 });
     try {
       for (let i = 0; i < 7; i += 1) {
         expect(outputOf(await runInIsolate(request('return 1;'), short))).toBe(1);
@@ -267,7 +269,7 @@ describe('a reused isolate carries nothing from one call to the next', () => {
   });
 
   it('an isolate that cannot take a new context in time is disposed (fence)', async () => {
-    const fenced = new IsolatePool({ maxIdlePerLimit: 1, fenceTimeoutMs: 0 });
+    const fenced = new IsolatePool({ maxIdlePerLimit: 1, keepSpare: false, fenceTimeoutMs: 0 });
     try {
       expect(outputOf(await runInIsolate(request('return 1;'), fenced))).toBe(1);
       await fenced.drain();
@@ -280,7 +282,7 @@ describe('a reused isolate carries nothing from one call to the next', () => {
   });
 
   it('concurrent calls never share an isolate', async () => {
-    const shared = new IsolatePool();
+    const shared = new IsolatePool({ keepSpare: false });
     try {
       // Each call reads and writes a global across an await: sharing a context would mix them.
       const source = 'globalThis.n = input; await warden.http.fetch(`http://127.0.0.1:${PORT}/`); return globalThis.n;';
@@ -289,6 +291,20 @@ describe('a reused isolate carries nothing from one call to the next', () => {
       expect(shared.stats.created).toBe(4);
     } finally {
       shared.close();
+    }
+  });
+
+  it('a spare isolate is kept ready, so back-to-back calls do not wait for the one just used', async () => {
+    const spare = new IsolatePool();
+    try {
+      expect(outputOf(await runInIsolate(request('return 1;'), spare))).toBe(1);
+      await spare.drain();
+      expect(spare.stats.idle).toBe(2);
+      for (let i = 0; i < 10; i += 1) expect(outputOf(await runInIsolate(request(`return ${i};`), spare))).toBe(i);
+      await spare.drain();
+      expect(spare.stats.created).toBe(2);
+    } finally {
+      spare.close();
     }
   });
 
