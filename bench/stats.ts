@@ -23,7 +23,8 @@ export function summarize(samples: readonly number[]): Summary {
 /**
  * Times each operation `samples` times after `warmup` untimed rounds, interleaving them (a, b,
  * a, b, ...; the order alternates each round) so that load on a shared machine falls on all of
- * them alike. Returns the samples of each operation in milliseconds.
+ * them alike. Operations get the round's sequence number (0, 1, ... including warm-up rounds).
+ * Returns the samples of each operation in milliseconds.
  */
 export async function interleave<K extends string>(
   warmup: number,
@@ -36,7 +37,7 @@ export async function interleave<K extends string>(
     const order = round % 2 === 0 ? names : [...names].reverse();
     for (const name of order) {
       const started = performance.now();
-      const result = operations[name](round);
+      const result = operations[name](round + warmup);
       if (result instanceof Promise) await result;
       const elapsed = performance.now() - started;
       if (round >= 0) out[name].push(elapsed);
@@ -53,7 +54,7 @@ export function interleaveSync<K extends string>(warmup: number, samples: number
     const order = round % 2 === 0 ? names : [...names].reverse();
     for (const name of order) {
       const started = performance.now();
-      operations[name](round);
+      operations[name](round + warmup);
       const elapsed = performance.now() - started;
       if (round >= 0) out[name].push(elapsed);
     }

@@ -35,7 +35,7 @@ export interface IsolatePoolOptions {
   idleTimeoutMs?: number;
   /**
    * How long a call with no idle isolate waits for one that is being made ready after its last
-   * call, before it creates a new one (which costs more), in ms. Default 2.
+   * call, before it creates a new one (which costs more: a new isolate needs a new context too), in ms. Default 10.
    */
   recycleWaitMs?: number;
   /**

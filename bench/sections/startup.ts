@@ -25,7 +25,7 @@ export const startupSection: BenchSection = {
   name: 'startup',
   title: 'CLI load, worker start, and what `warden run` adds to a task',
   async run(context) {
-    const runs = context.quick ? 3 : 8;
+    const runs = context.quick ? 3 : 5;
     const cli = join(context.root, 'bin', 'warden.js');
     const env = { ...process.env, WARDEN_STATE_DIR: context.stateDir };
     const help: number[] = [];
@@ -36,7 +36,7 @@ export const startupSection: BenchSection = {
     }
 
     await temporalBench(context);
-    const workerRuns = context.quick ? 1 : 3;
+    const workerRuns = context.quick ? 1 : 2;
     const guardedStart: number[] = [];
     const bareStart: number[] = [];
     for (let i = 0; i < workerRuns; i += 1) {
@@ -62,7 +62,7 @@ export const startupSection: BenchSection = {
     const { guarded } = await benchWorkers(context);
     const wardenRun: number[] = [];
     const inProcess: number[] = [];
-    for (let i = 0; i < runs; i += 1) {
+    for (let i = 0; i < Math.min(runs, 3); i += 1) {
       wardenRun.push(timeProcess([cli, 'run', taskFile, '--json'], env));
       inProcess.push((await runGuardedTask(context, guarded, 1)).wallMs);
     }
@@ -76,7 +76,7 @@ export const startupSection: BenchSection = {
           baseline: { label: 'same task from a running client and worker', summary: summarize(inProcess) },
         }),
       ],
-      notes: [`${runs} CLI runs and ${workerRuns} worker starts per side; the Temporal server is already running; workflow bundles come from the cache.`],
+      notes: [`${runs} CLI runs, ${Math.min(runs, 3)} runs of warden run and ${workerRuns} worker starts per side; the Temporal server is already running; workflow bundles come from the cache.`],
     };
   },
 };

@@ -55,7 +55,7 @@ export const stepSection: BenchSection = {
   name: 'step',
   title: 'a 10-step guarded task vs a bare Temporal workflow running the same trivial activities',
   async run(context) {
-    const rounds = context.quick ? 3 : 12;
+    const rounds = context.quick ? 3 : 10;
     const samples = await measureSteps(context, rounds);
     context.shared.set('step-samples', samples);
     return {
