@@ -96,6 +96,7 @@ export function formatTable(sections: ReadonlyMap<string, SectionResult>, titles
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
     const row = (cells: string[]) => `  ${cells.map((c, i) => pad(c, widths[i] as number, i !== 0 && i !== 3)).join('  ')}`.trimEnd();
     lines.push(row(header), row(widths.map((w) => '-'.repeat(w))), ...rows.map(row));
+    for (const f of result.figures) if (f.note !== undefined) lines.push(`  ${f.label}: ${f.note}`);
     for (const note of result.notes) lines.push(`  note: ${note}`);
   }
   lines.push('', '## targets (issue 17)');

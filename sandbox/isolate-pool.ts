@@ -193,10 +193,12 @@ export class IsolatePool {
       return;
     }
     this.#recycling.set(pooled.memoryMb, (this.#recycling.get(pooled.memoryMb) ?? 0) + 1);
-    const work = this.#recycle(pooled).finally(() => {
-      this.#recycling.set(pooled.memoryMb, (this.#recycling.get(pooled.memoryMb) ?? 1) - 1);
-      this.#pendingReturns.delete(work);
-    });
+    const work = afterThisTurn()
+      .then(() => this.#recycle(pooled))
+      .finally(() => {
+        this.#recycling.set(pooled.memoryMb, (this.#recycling.get(pooled.memoryMb) ?? 1) - 1);
+        this.#pendingReturns.delete(work);
+      });
     this.#pendingReturns.add(work);
   }
 
@@ -210,6 +212,7 @@ export class IsolatePool {
     if ((this.#idle.get(memoryMb)?.length ?? 0) > 0 || (this.#recycling.get(memoryMb) ?? 0) > 0) return;
     this.#recycling.set(memoryMb, (this.#recycling.get(memoryMb) ?? 0) + 1);
     const work = (async () => {
+      await afterThisTurn();
       let pooled: PooledIsolate;
       try {
         pooled = this.#createIsolate(memoryMb);
@@ -365,6 +368,14 @@ export class IsolatePool {
     this.#stats.retired[reason] += 1;
     if (!pooled.isolate.isDisposed) pooled.isolate.dispose();
   }
+}
+
+/**
+ * Resolves after the current turn of the event loop, so work on behalf of the next call (a new
+ * context, a spare isolate) starts after this call's answer has been sent.
+ */
+function afterThisTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Creates a new context in `pooled`'s isolate and runs the prelude in it. */

@@ -91,7 +91,9 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool): Prom
       if (callEnded.signal.aborted || typeof ticket !== 'number') return;
       const remaining = Math.max(1, Math.ceil(deadline - performance.now()));
       settle.apply(undefined, [ticket, outcome], { arguments: { copy: true }, timeout: remaining }).catch((error: unknown) => {
-        stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
+        // After the call ended the isolate may already serve another call: a late failure here
+        // (the context was released) must not dispose it.
+        if (!callEnded.signal.aborted) stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
       });
     };
     const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver });

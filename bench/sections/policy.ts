@@ -107,14 +107,23 @@ const FAMILY_TOOLS: Record<string, string[]> = {
 
 interface AgtRule {
   name: string;
+  /** Deny 2, audit 1, allow 0: the toolkit stops at the first match by priority, so denials go first (deny overrides, as in Warden and Cedar). */
+  priority: number;
   field: string;
   operator: 'eq' | 'ne' | 'gt' | 'lt' | 'in' | 'not_in' | 'matches' | 'contains';
   value: unknown;
   action: 'allow' | 'deny' | 'audit';
 }
 
+const PRIORITY = { deny: 2, audit: 1, allow: 0 } as const;
+
 /** One AGT rule testing the fact the Warden rule tests (AGT has no approvals: those audit). */
 function agtRuleOf(rule: GeneratedRule, index: number): AgtRule {
+  const condition = agtConditionOf(rule, index);
+  return { ...condition, priority: PRIORITY[condition.action] };
+}
+
+function agtConditionOf(rule: GeneratedRule, index: number): Omit<AgtRule, 'priority'> {
   const tools = FAMILY_TOOLS[rule.tools] ?? [rule.tools];
   const name = `bench:${index + 1}`;
   const escaped = rule.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -299,7 +308,7 @@ export const policySection: BenchSection = {
     }
     notes.push(
       `${samples} samples per line over ${REQUESTS.length} request shapes, after ${warmup} warm-up calls; engine and cedar interleaved, the toolkit (Python, its own process) measured before them on the same requests.`,
-      'The toolkit gets one single-condition rule per generated sentence and the facts Warden measures (row counts, amounts, rates, provenance) precomputed in its context; it evaluates first-match by priority and keeps no state.',
+      'The toolkit gets one single-condition rule per generated sentence (denials at a higher priority than audits and allows: deny overrides, as in Warden) and the facts Warden measures (row counts, amounts, rates, provenance) precomputed in its context; it stops at the first match and keeps no state.',
     );
     return { figures, notes };
   },

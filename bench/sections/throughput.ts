@@ -7,14 +7,14 @@
 import { figure, single, type BenchContext, type BenchSection, type Figure } from '../bench-section';
 import { summarize } from '../stats';
 import { benchWorkers } from '../support/bench-workers';
-import { runBareTask, runGuardedTask, samplePeakRss, type BenchWorker } from '../support/temporal-bench';
+import { runBareTask, runGuardedTask, samplePeakRss, type BenchWorker, type PeakRss } from '../support/temporal-bench';
 import { STEPS_PER_TASK } from './step';
 
 const CONCURRENCY = [1, 10, 50];
 
 interface LoadRun {
   callsPerSecond: number;
-  peakRssMb: number;
+  peakRss: PeakRss;
   taskLatencies: number[];
 }
 
@@ -24,7 +24,7 @@ async function load(context: BenchContext, worker: BenchWorker, tasks: number): 
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: tasks }, () => run(context, worker, STEPS_PER_TASK)));
   const seconds = (performance.now() - started) / 1000;
-  return { callsPerSecond: (tasks * STEPS_PER_TASK) / seconds, peakRssMb: peak(), taskLatencies: results.map((r) => r.wallMs) };
+  return { callsPerSecond: (tasks * STEPS_PER_TASK) / seconds, peakRss: peak(), taskLatencies: results.map((r) => r.wallMs) };
 }
 
 export const throughputSection: BenchSection = {
@@ -58,9 +58,10 @@ export const throughputSection: BenchSection = {
         figure(`throughput.latency.${tasks}`, `task latency, ${tasks} concurrent`, summarize(g.flatMap((r) => r.taskLatencies)), {
           baseline: { label: 'bare task latency', summary: summarize(b.flatMap((r) => r.taskLatencies)) },
         }),
-        figure(`throughput.rss.${tasks}`, `peak worker RSS incl. sandbox host, ${tasks} concurrent`, single(Math.max(...g.map((r) => r.peakRssMb))), {
+        figure(`throughput.rss.${tasks}`, `peak worker RSS incl. sandbox host, ${tasks} concurrent`, single(Math.max(...g.map((r) => r.peakRss.total))), {
           unit: 'MB',
-          baseline: { label: 'bare worker RSS', summary: single(Math.max(...b.map((r) => r.peakRssMb))) },
+          baseline: { label: 'bare worker RSS', summary: single(Math.max(...b.map((r) => r.peakRss.total))) },
+          note: `worker ${Math.max(...g.map((r) => r.peakRss.worker)).toFixed(0)} MB, sandbox host ${Math.max(...g.map((r) => r.peakRss.children)).toFixed(0)} MB (peaks)`,
         }),
       );
     }

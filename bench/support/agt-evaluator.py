@@ -1,7 +1,7 @@
 """Times Microsoft's Agent Governance Toolkit policy evaluator (PyPI agent-governance-toolkit-core,
 agent_os.policies.PolicyEvaluator) on rule sets and requests handed over by bench/sections/policy.ts.
 
-stdin: {"sets": [{"size": n, "rules": [{"name", "field", "operator", "value", "action"}]}],
+stdin: {"sets": [{"size": n, "rules": [{"name", "field", "operator", "value", "action", "priority"}]}],
         "contexts": [{...}], "samples": n, "warmup": n}
 stdout: {"version": "...", "results": [{"size": n, "samples_ms": [...], "decisions": [...]}]}
 """
@@ -28,6 +28,7 @@ def main() -> None:
                         "name": rule["name"],
                         "condition": {"field": rule["field"], "operator": rule["operator"], "value": rule["value"]},
                         "action": rule["action"],
+                        "priority": rule["priority"],
                     }
                     for rule in rule_set["rules"]
                 ],

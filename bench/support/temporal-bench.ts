@@ -50,8 +50,8 @@ export interface BenchWorker {
   pid: number;
   /** Milliseconds from spawning the process to the worker polling. */
   startMs: number;
-  /** Resident memory of the worker process and its children (the sandbox host), in MB. */
-  rssMb(): number;
+  /** Resident memory of the worker process and of its children (the sandbox host), in MB. */
+  rssMb(): { worker: number; children: number };
   stop(): Promise<void>;
 }
 
@@ -89,8 +89,8 @@ export async function startBenchWorker(context: BenchContext, kind: WorkerKind):
   return worker;
 }
 
-/** RSS of a process and its descendants, from /proc, in MB (0 where /proc is not readable). */
-export function treeRssMb(pid: number): number {
+/** RSS of a process and of its descendants, from /proc, in MB (0 where /proc is not readable). */
+export function treeRssMb(pid: number): { worker: number; children: number } {
   const children = new Map<number, number[]>();
   try {
     for (const entry of readdirSync('/proc')) {
@@ -106,31 +106,41 @@ export function treeRssMb(pid: number): number {
       }
     }
   } catch {
-    return 0;
+    return { worker: 0, children: 0 };
   }
-  let kb = 0;
-  const visit = (p: number) => {
+  const rssKb = (p: number): number => {
     try {
-      const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      kb += Number(match?.[1] ?? 0);
+      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
     } catch {
-      // gone
+      return 0; // gone
     }
-    for (const child of children.get(p) ?? []) visit(child);
   };
-  visit(pid);
-  return kb / 1024;
+  const descendants = (p: number): number => (children.get(p) ?? []).reduce((kb, child) => kb + rssKb(child) + descendants(child), 0);
+  return { worker: rssKb(pid) / 1024, children: descendants(pid) / 1024 };
 }
 
-/** Samples `worker`'s RSS every 200 ms until the returned function is called; it gives the peak. */
-export function samplePeakRss(worker: BenchWorker): () => number {
-  let peak = worker.rssMb();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, worker.rssMb());
-  }, 200);
+export interface PeakRss {
+  /** Peak of worker + children, MB. */
+  total: number;
+  worker: number;
+  children: number;
+}
+
+/** Samples `worker`'s RSS every 200 ms until the returned function is called; it gives the peaks. */
+export function samplePeakRss(worker: BenchWorker): () => PeakRss {
+  const peak: PeakRss = { total: 0, worker: 0, children: 0 };
+  const sample = () => {
+    const now = worker.rssMb();
+    peak.total = Math.max(peak.total, now.worker + now.children);
+    peak.worker = Math.max(peak.worker, now.worker);
+    peak.children = Math.max(peak.children, now.children);
+  };
+  sample();
+  const timer = setInterval(sample, 200);
   return () => {
     clearInterval(timer);
-    return Math.max(peak, worker.rssMb());
+    sample();
+    return peak;
   };
 }
 

@@ -145,6 +145,15 @@ const CARRY_ATTEMPTS: CarryAttempt[] = [
     clean: ['undefined', 'undefined', 'function'],
   },
   {
+    name: 'a rejected dynamic import handled after the call',
+    plant: `import("node:fs").catch(() => ${burn(5000)}); return "planted";`,
+    plantLimits: { timeoutMs: 500 },
+    // The rejection is delivered inside the call (which then times out) or not at all.
+    planted: { codes: ['ERR_SANDBOX_TIMEOUT', 'ok: "planted"'] },
+    probe: 'return "on time";',
+    clean: 'on time',
+  },
+  {
     name: 'heap left full by an earlier call',
     plant: 'globalThis.hoard = []; for (let i = 0; i < 16000; i += 1) hoard.push("x".repeat(1000) + i); return hoard.length;',
     planted: { output: 16000 },
