@@ -25,6 +25,8 @@ import { PRELUDE_SOURCE } from './isolate-prelude';
 export interface IsolatePoolOptions {
   /** Idle isolates kept per memory limit. Default 4. */
   maxIdlePerLimit?: number;
+  /** Idle isolates kept in all (tasks choose their memory limits, so limits can be many). Default 16. */
+  maxIdle?: number;
   /** Calls one isolate serves before it is disposed. Default 500. */
   maxCallsPerIsolate?: number;
   /** Share of the memory limit (heap + external memory) in use after a call above which the isolate is disposed. Default 0.5. */
@@ -99,6 +101,7 @@ interface IdleIsolate {
 
 const DEFAULTS = {
   maxIdlePerLimit: 4,
+  maxIdle: 16,
   maxCallsPerIsolate: 500,
   retireHeapFraction: 0.5,
   fenceTimeoutMs: 1000,
@@ -127,6 +130,7 @@ export class IsolatePool {
   constructor(options: IsolatePoolOptions = {}) {
     this.#options = {
       maxIdlePerLimit: options.maxIdlePerLimit ?? DEFAULTS.maxIdlePerLimit,
+      maxIdle: options.maxIdle ?? DEFAULTS.maxIdle,
       maxCallsPerIsolate: options.maxCallsPerIsolate ?? DEFAULTS.maxCallsPerIsolate,
       retireHeapFraction: options.retireHeapFraction ?? DEFAULTS.retireHeapFraction,
       fenceTimeoutMs: options.fenceTimeoutMs ?? DEFAULTS.fenceTimeoutMs,
@@ -337,7 +341,7 @@ export class IsolatePool {
       return;
     }
     const list = this.#idle.get(pooled.memoryMb) ?? [];
-    if (list.length >= this.#options.maxIdlePerLimit) {
+    if (list.length >= this.#options.maxIdlePerLimit || this.stats.idle >= this.#options.maxIdle) {
       this.#retire(pooled, 'surplus', handles);
       return;
     }

@@ -317,6 +317,20 @@ describe('a reused isolate carries nothing from one call to the next', () => {
     }
   });
 
+  it('idle isolates are capped per memory limit and in all', async () => {
+    const capped = new IsolatePool({ keepSpare: false, maxIdlePerLimit: 2, maxIdle: 3 });
+    try {
+      // Four concurrent calls per limit, on three limits: twelve isolates in use at once.
+      const calls = [16, 24, 32].flatMap((memoryMb) => Array.from({ length: 4 }, () => runInIsolate(request('await null; return 1;', {}, { memoryMb }), capped)));
+      expect((await Promise.all(calls)).map(outputOf)).toEqual(Array(12).fill(1));
+      await capped.drain();
+      expect(capped.stats.idle).toBe(3);
+      expect(capped.stats.retired.surplus).toBe(capped.stats.created - 3);
+    } finally {
+      capped.close();
+    }
+  });
+
   it('isolates are per memory limit: a call never runs under another call\'s limit', async () => {
     const limits = new IsolatePool();
     try {
