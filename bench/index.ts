@@ -94,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
     quick: context.quick,
     sectionsRun: selected.map((s) => s.name),
     ...env,
+    loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
     sections: Object.fromEntries(results),
     targets,
   };
@@ -105,7 +106,10 @@ async function main(argv: string[]): Promise<number> {
   else {
     const titles = new Map(SECTIONS.map((s) => [s.name, s.title]));
     process.stdout.write(formatTable(results, titles, targets));
-    process.stdout.write(`\n${output.durationS} s on ${os.cpus().length} cores (${process.version}); written to ${file}\n`);
+    const load = (values: number[]) => values.map((l) => l.toFixed(1)).join(' ');
+    process.stdout.write(
+      `\n${output.durationS} s on ${os.cpus().length} cores (${process.version}), load average ${load((env.machine as { loadAverage: number[] }).loadAverage)} at the start, ${load(output.loadAverageAtEnd)} at the end; written to ${file}\n`,
+    );
   }
   return failed ? 1 : 0;
 }

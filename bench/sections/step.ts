@@ -8,7 +8,7 @@
 import { figure, type BenchContext, type BenchSection, type SectionResult } from '../bench-section';
 import { summarize } from '../stats';
 import { benchWorkers } from '../support/bench-workers';
-import { runBareTask, runGuardedTask, type TaskRun } from '../support/temporal-bench';
+import { historyShape, runBareTask, runGuardedTask, type HistoryShape, type TaskRun } from '../support/temporal-bench';
 
 export const STEPS_PER_TASK = 10;
 
@@ -51,6 +51,11 @@ export function stepFigures(samples: StepSamples): SectionResult['figures'] {
   ];
 }
 
+function describeShape(shape: HistoryShape): string {
+  const per = (n: number) => (n / STEPS_PER_TASK).toFixed(1);
+  return `${per(shape.events)} events, ${per(shape.workflowTasks)} workflow tasks, ${per(shape.activityTasks)} activities, ${per(shape.localActivityMarkers)} local activities, ${per(shape.timers)} timers, ${(shape.bytes / STEPS_PER_TASK / 1024).toFixed(1)} KiB per step`;
+}
+
 export const stepSection: BenchSection = {
   name: 'step',
   title: 'a 10-step guarded task vs a bare Temporal workflow running the same trivial activities',
@@ -58,9 +63,12 @@ export const stepSection: BenchSection = {
     const rounds = context.quick ? 3 : 10;
     const samples = await measureSteps(context, rounds);
     context.shared.set('step-samples', samples);
+    const guardedShape = await historyShape(context, (samples.guarded[0] as TaskRun).workflowId);
+    const bareShape = await historyShape(context, (samples.bare[0] as TaskRun).workflowId);
     return {
       figures: stepFigures(samples),
       notes: [
+        `History of one task: guarded ${describeShape(guardedShape)}; bare ${describeShape(bareShape)}.`,
         `${rounds} tasks each, alternating; per-step figures are the ${STEPS_PER_TASK - 1} cycles between consecutive tool steps of each task (workflow time, 1 ms resolution).`,
         'The guarded worker is what `warden worker` runs (custody ledger on); the bare worker runs the scripted turn and the tool in one activity per step.',
       ],

@@ -145,6 +145,7 @@ export function samplePeakRss(worker: BenchWorker): () => PeakRss {
 }
 
 export interface TaskRun {
+  workflowId: string;
   /** Milliseconds from the start request to the result, at the client. */
   wallMs: number;
   /** Cycle of each step (time from one tool step's start to the next), in ms of workflow time. */
@@ -184,7 +185,33 @@ export async function runGuardedTask(context: BenchContext, worker: BenchWorker,
   const wallMs = performance.now() - started;
   if (result.status !== 'completed' || result.steps.length !== steps) throw new Error(`a guarded bench task ended ${result.status} after ${result.steps.length} steps`);
   if (result.steps.some((s, i) => s.output !== i + 1)) throw new Error('a guarded bench task returned wrong tool outputs');
-  return { wallMs, stepCycles: cycles(result.steps.map((s) => Date.parse(s.startedAt))), toolCalls: steps };
+  return { workflowId: handle.workflowId, wallMs, stepCycles: cycles(result.steps.map((s) => Date.parse(s.startedAt))), toolCalls: steps };
+}
+
+export interface HistoryShape {
+  events: number;
+  workflowTasks: number;
+  activityTasks: number;
+  localActivityMarkers: number;
+  timers: number;
+  bytes: number;
+}
+
+/** What a finished workflow's history holds: events, workflow and activity tasks, markers, timers, size. */
+export async function historyShape(context: BenchContext, workflowId: string): Promise<HistoryShape> {
+  const { client } = await temporalBench(context);
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const count = (key: string) => events.filter((e) => (e as Record<string, unknown>)[key] != null).length;
+  const { temporal } = await import('@temporalio/proto');
+  return {
+    events: events.length,
+    workflowTasks: count('workflowTaskCompletedEventAttributes'),
+    activityTasks: count('activityTaskScheduledEventAttributes'),
+    localActivityMarkers: count('markerRecordedEventAttributes'),
+    timers: count('timerStartedEventAttributes'),
+    bytes: temporal.api.history.v1.History.encode(history).finish().length,
+  };
 }
 
 /** Runs one bare task of `steps` tool calls on `worker`. */
@@ -199,5 +226,5 @@ export async function runBareTask(context: BenchContext, worker: BenchWorker, st
   const result = (await handle.result()) as BareTaskResult;
   const wallMs = performance.now() - started;
   if (result.outputs.length !== steps || result.outputs.some((o, i) => o !== i + 1)) throw new Error('a bare bench task returned wrong outputs');
-  return { wallMs, stepCycles: cycles(result.startedAt), toolCalls: steps };
+  return { workflowId: handle.workflowId, wallMs, stepCycles: cycles(result.startedAt), toolCalls: steps };
 }
