@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { startAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
@@ -203,7 +204,6 @@ export async function historyShape(context: BenchContext, workflowId: string): P
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const events = history.events ?? [];
   const count = (key: string) => events.filter((e) => (e as Record<string, unknown>)[key] != null).length;
-  const { temporal } = await import('@temporalio/proto');
   return {
     events: events.length,
     workflowTasks: count('workflowTaskCompletedEventAttributes'),
