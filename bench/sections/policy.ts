@@ -261,6 +261,7 @@ export const policySection: BenchSection = {
     }
 
     const figures: Figure[] = [];
+    const sampleCounts: string[] = [];
     for (const size of SIZES) {
       const generated = rulesBySize.get(size) as GeneratedRule[];
       const rules = generated.map((rule, i) => compileRule(rule.sentence, `bench:${i + 1}`));
@@ -284,7 +285,16 @@ export const policySection: BenchSection = {
         const engineCedarMatched = decision.matched.some((m) => m.kind === 'cedar' && m.effect !== 'allow');
         if ((direct.response.decision === 'deny') !== engineCedarMatched) throw new Error(`engine and Cedar disagree on request ${i} at ${size} rules`);
       }
-      const timings = interleaveSync(warmup, samples, {
+      // Slow configurations get fewer samples, so the section stays within minutes on any engine.
+      for (let i = 0; i < 20; i += 1) engine.decide(REQUESTS[i % REQUESTS.length] as PolicyRequestInput, state);
+      const probeStarted = performance.now();
+      for (let i = 0; i < 20; i += 1) engine.decide(REQUESTS[i % REQUESTS.length] as PolicyRequestInput, state);
+      const perCall = (performance.now() - probeStarted) / 20;
+      const budgetMs = quick ? 1500 : 6000;
+      const sizeSamples = Math.max(100, Math.min(samples, Math.floor(budgetMs / Math.max(perCall, 1e-3) / 2)));
+      const sizeWarmup = Math.min(warmup, Math.ceil(sizeSamples / 4));
+      sampleCounts.push(`${sizeSamples} at ${size} rules`);
+      const timings = interleaveSync(sizeWarmup, sizeSamples, {
         engine: (i) => engine.decide(REQUESTS[i % REQUESTS.length] as PolicyRequestInput, state),
         cedar: (i) => {
           const input = inputs[i % inputs.length] as (typeof inputs)[number];
@@ -307,7 +317,7 @@ export const policySection: BenchSection = {
       }
     }
     notes.push(
-      `${samples} samples per line over ${REQUESTS.length} request shapes, after ${warmup} warm-up calls; engine and cedar interleaved, the toolkit (Python, its own process) measured before them on the same requests.`,
+      `Samples per line (${sampleCounts.join(', ')}; the toolkit ${samples}) over ${REQUESTS.length} request shapes, after a quarter as many warm-up calls (at most ${warmup}); engine and cedar interleaved, the toolkit (Python, its own process) measured before them on the same requests.`,
       'The toolkit gets one single-condition rule per generated sentence (denials at a higher priority than audits and allows: deny overrides, as in Warden) and the facts Warden measures (row counts, amounts, rates, provenance) precomputed in its context; it stops at the first match and keeps no state.',
     );
     return { figures, notes };

@@ -19,7 +19,7 @@ export const sqlSection: BenchSection = {
   name: 'sql',
   title: 'brokered sql.exec vs direct better-sqlite3; overlay write + commit vs fs.writeFile',
   async run({ quick, tmpDir }) {
-    const samples = quick ? 100 : 500;
+    const samples = quick ? 100 : 300;
     const root = fs.realpathSync(fs.mkdtempSync(path.join(tmpDir, 'sql-')));
     const file = path.join(root, 'shop.db');
     const setup = new Database(file);
