@@ -7,24 +7,46 @@
 import { figure, single, type BenchContext, type BenchSection, type Figure } from '../bench-section';
 import { summarize } from '../stats';
 import { benchWorkers } from '../support/bench-workers';
-import { runBareTask, runGuardedTask, samplePeakRss, type BenchWorker, type PeakRss } from '../support/temporal-bench';
+import { runBareTask, runGuardedTask, samplePeakRss, temporalBench, treeCpuMs, type BenchWorker, type PeakRss } from '../support/temporal-bench';
 import { STEPS_PER_TASK } from './step';
 
 const CONCURRENCY = [1, 10, 50];
 
 interface LoadRun {
   callsPerSecond: number;
+  /** CPU per tool call, ms: the worker process, its children (the sandbox host), the Temporal server. */
+  cpuPerCall: { worker: number; host: number; server: number };
   peakRss: PeakRss;
   taskLatencies: number[];
 }
 
 async function load(context: BenchContext, worker: BenchWorker, tasks: number): Promise<LoadRun> {
   const run = worker.kind === 'guarded' ? runGuardedTask : runBareTask;
+  const { serverPid } = await temporalBench(context);
+  const serverCpu = () => (serverPid === undefined ? 0 : ((c) => c.self + c.children)(treeCpuMs(serverPid)));
   const peak = samplePeakRss(worker);
+  const cpuBefore = treeCpuMs(worker.pid);
+  const serverBefore = serverCpu();
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: tasks }, () => run(context, worker, STEPS_PER_TASK)));
   const seconds = (performance.now() - started) / 1000;
-  return { callsPerSecond: (tasks * STEPS_PER_TASK) / seconds, peakRss: peak(), taskLatencies: results.map((r) => r.wallMs) };
+  const cpuAfter = treeCpuMs(worker.pid);
+  const calls = tasks * STEPS_PER_TASK;
+  return {
+    callsPerSecond: calls / seconds,
+    cpuPerCall: { worker: (cpuAfter.self - cpuBefore.self) / calls, host: (cpuAfter.children - cpuBefore.children) / calls, server: (serverCpu() - serverBefore) / calls },
+    peakRss: peak(),
+    taskLatencies: results.map((r) => r.wallMs),
+  };
+}
+
+/** Mean CPU per call over runs, all processes. */
+function cpuTotal(runs: LoadRun[]): number {
+  return runs.reduce((ms, r) => ms + r.cpuPerCall.worker + r.cpuPerCall.host + r.cpuPerCall.server, 0) / runs.length;
+}
+
+function cpuPart(runs: LoadRun[], part: keyof LoadRun['cpuPerCall']): string {
+  return (runs.reduce((ms, r) => ms + r.cpuPerCall[part], 0) / runs.length).toFixed(1);
 }
 
 export const throughputSection: BenchSection = {
@@ -32,6 +54,9 @@ export const throughputSection: BenchSection = {
   title: 'guarded vs bare tool calls per second at 1, 10 and 50 concurrent tasks on one worker',
   async run(context) {
     const { guarded, bare } = await benchWorkers(context);
+    // One untimed task each first: JIT, caches, the sandbox host's first isolates.
+    await runGuardedTask(context, guarded, STEPS_PER_TASK);
+    await runBareTask(context, bare, STEPS_PER_TASK);
     const figures: Figure[] = [];
     for (const tasks of CONCURRENCY) {
       // Alternating runs where they are short (one task); one each above (10 and 50 tasks take minutes on a loaded machine).
@@ -57,6 +82,10 @@ export const throughputSection: BenchSection = {
         }),
         figure(`throughput.latency.${tasks}`, `task latency, ${tasks} concurrent`, summarize(g.flatMap((r) => r.taskLatencies)), {
           baseline: { label: 'bare task latency', summary: summarize(b.flatMap((r) => r.taskLatencies)) },
+        }),
+        figure(`throughput.cpu.${tasks}`, `CPU per tool call (worker + sandbox host + Temporal server), ${tasks} concurrent`, single(cpuTotal(g)), {
+          baseline: { label: 'bare (worker + server)', summary: single(cpuTotal(b)) },
+          note: `guarded: worker ${cpuPart(g, 'worker')}, sandbox host ${cpuPart(g, 'host')}, server ${cpuPart(g, 'server')} ms; bare: worker ${cpuPart(b, 'worker')}, server ${cpuPart(b, 'server')} ms per call`,
         }),
         figure(`throughput.rss.${tasks}`, `peak worker RSS incl. sandbox host, ${tasks} concurrent`, single(Math.max(...g.map((r) => r.peakRss.total))), {
           unit: 'MB',

@@ -23,6 +23,8 @@ export interface TemporalBench {
   address: string;
   namespace: string;
   client: Client;
+  /** The embedded server's process, when it is one (for its CPU time). */
+  serverPid?: number;
 }
 
 /** The shared server and client, started on first use and closed when the run ends. */
@@ -37,7 +39,7 @@ export async function temporalBench(context: BenchContext): Promise<TemporalBenc
       await connection.close();
       if (server.started) await stopEmbeddedServer(context.stateDir);
     });
-    return { address: server.address, namespace: server.namespace, client };
+    return { address: server.address, namespace: server.namespace, client, ...(server.pid === undefined ? {} : { serverPid: server.pid }) };
   })();
   context.shared.set('temporal', starting);
   return starting;
@@ -90,8 +92,8 @@ export async function startBenchWorker(context: BenchContext, kind: WorkerKind):
   return worker;
 }
 
-/** RSS of a process and of its descendants, from /proc, in MB (0 where /proc is not readable). */
-export function treeRssMb(pid: number): { worker: number; children: number } {
+/** Parent pid -> child pids of every process, from /proc (empty where /proc is not readable). */
+function processTree(): Map<number, number[]> {
   const children = new Map<number, number[]>();
   try {
     for (const entry of readdirSync('/proc')) {
@@ -107,8 +109,33 @@ export function treeRssMb(pid: number): { worker: number; children: number } {
       }
     }
   } catch {
-    return { worker: 0, children: 0 };
+    // no /proc
   }
+  return children;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** CPU time (user + system) of a process and of its live descendants, in ms. */
+export function treeCpuMs(pid: number): { self: number; children: number } {
+  const tree = processTree();
+  const cpu = (p: number): number => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+    } catch {
+      return 0;
+    }
+  };
+  const descendants = (p: number): number => (tree.get(p) ?? []).reduce((ms, child) => ms + cpu(child) + descendants(child), 0);
+  return { self: cpu(pid), children: descendants(pid) };
+}
+
+/** RSS of a process and of its descendants, from /proc, in MB (0 where /proc is not readable). */
+export function treeRssMb(pid: number): { worker: number; children: number } {
+  const children = processTree();
   const rssKb = (p: number): number => {
     try {
       return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
