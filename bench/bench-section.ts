@@ -67,6 +67,8 @@ export interface BenchSection {
   name: string;
   /** One line saying what it compares. */
   title: string;
+  /** false: runs only when named on the command line (it needs extra services or takes long). Default true. */
+  runByDefault?: boolean;
   run(context: BenchContext): Promise<SectionResult>;
 }
 

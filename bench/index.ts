@@ -14,7 +14,7 @@ import { SECTIONS } from './sections';
 
 const USAGE = `usage: npm run bench -- [--quick] [--json] [--list] [section ...]
 
-Sections (default: all, in this order): ${SECTIONS.map((s) => s.name).join(', ')}
+Sections (default: all but those marked *, in this order): ${SECTIONS.map((s) => `${s.name}${s.runByDefault === false ? '*' : ''}`).join(', ')}
   --quick   fewer samples (same figures), for a quick look
   --json    print one JSON object on stdout instead of the table
   --list    list the sections and what each compares`;
@@ -33,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.list) {
-    for (const s of SECTIONS) process.stdout.write(`${s.name.padEnd(18)} ${s.title}\n`);
+    for (const s of SECTIONS) process.stdout.write(`${s.name.padEnd(18)} ${s.title}${s.runByDefault === false ? ' (only when named)' : ''}\n`);
     return 0;
   }
   const unknown = positionals.filter((name) => !SECTIONS.some((s) => s.name === name));
@@ -41,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`bench: unknown section${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}\n${USAGE}\n`);
     return 2;
   }
-  const selected = positionals.length === 0 ? SECTIONS : SECTIONS.filter((s) => positionals.includes(s.name));
+  const selected = positionals.length === 0 ? SECTIONS.filter((s) => s.runByDefault !== false) : SECTIONS.filter((s) => positionals.includes(s.name));
 
   const root = join(__dirname, '..');
   const tmpDir = mkdtempSync(join(os.tmpdir(), 'warden-bench-'));

@@ -8,7 +8,7 @@
  * starts serving only when it is the main module of a process with an IPC channel, so importing
  * this file (e.g. from a test runner that itself uses IPC) does nothing.
  */
-import { SANDBOX_IDENTITY_DIR_ENV, SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
 import { IsolatePool } from './isolate-pool';
 import { createCredentialGate, type CredentialGate } from './credential-gate';
@@ -73,7 +73,14 @@ export function serveOverIpc(): void {
   const pool = new IsolatePool({ onCatastrophicError: abortHostProcess });
   const services: HostServices = {
     pool,
-    ...(identityDir ? { gate: createCredentialGate(identityDir) } : {}),
+    ...(identityDir
+      ? {
+          gate: createCredentialGate(identityDir, {
+            ...(process.env[SANDBOX_DATABASE_URL_ENV] ? { databaseUrl: process.env[SANDBOX_DATABASE_URL_ENV] } : {}),
+            ...(process.env[SANDBOX_JWKS_FILE_ENV] ? { jwksFile: process.env[SANDBOX_JWKS_FILE_ENV] } : {}),
+          }),
+        }
+      : {}),
   };
   process.on('message', (raw: unknown) => {
     void handleHostMessage(raw, send, services);

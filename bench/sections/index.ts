@@ -12,6 +12,7 @@ import { sqlSection } from './sql';
 import { startupSection } from './startup';
 import { stepSection } from './step';
 import { throughputSection } from './throughput';
+import { workersSection } from './workers';
 
 export const SECTIONS: readonly BenchSection[] = [
   stepSection,
@@ -23,4 +24,5 @@ export const SECTIONS: readonly BenchSection[] = [
   sqlSection,
   startupSection,
   modelTurnShareSection,
+  workersSection,
 ];

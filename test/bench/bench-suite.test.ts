@@ -23,7 +23,7 @@ describe('npm run bench: command line', () => {
     const run = bench('step', 'no-such-section');
     expect(run.status).toBe(2);
     expect(run.stderr).toContain('unknown section "no-such-section"');
-    expect(run.stderr).toContain('Sections (default: all');
+    expect(run.stderr).toContain('Sections (default: all but those marked *');
     expect(run.stderr).not.toContain('bench: step:');
   });
 
@@ -37,7 +37,8 @@ describe('npm run bench: command line', () => {
     const run = bench('--list');
     expect(run.status).toBe(0);
     for (const section of SECTIONS) expect(run.stdout).toContain(section.name);
-    expect(SECTIONS.map((s) => s.name)).toEqual(['step', 'throughput', 'policy', 'sandbox', 'credential', 'custody', 'sql', 'startup', 'model-turn-share']);
+    expect(SECTIONS.map((s) => s.name)).toEqual(['step', 'throughput', 'policy', 'sandbox', 'credential', 'custody', 'sql', 'startup', 'model-turn-share', 'workers']);
+    expect(run.stdout).toMatch(/workers .*\(only when named\)/);
   });
 });
 
