@@ -33,6 +33,10 @@ export function refuseStep(run: AgentRun, step: StepRecord, code: ErrorCode | st
   if (run.task.limits.onDeny === 'stop') throw new TaskEnded('denied', reason);
 }
 
+function mcpDescriptionsOf(task: AgentRun['task']): string[] {
+  return (task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
+}
+
 /** Records the action as a step and runs it past every guard; undefined when it must not run. */
 export async function guardAction(run: AgentRun, action: StepAction, turn: number, began: number): Promise<GuardedStep | undefined> {
   const { task } = run;
@@ -54,9 +58,13 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     chain: [...run.agentChain],
     tool: policyTool,
     args: policyArgs,
-    priorOutputs: run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output),
-    // What each output is: the user's own trusted data, or untrusted content from outside.
-    priorSteps: run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
+    // MCP servers' tool descriptions are their words, untrusted like any tool output.
+    priorOutputs: [...mcpDescriptionsOf(task), ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    // What each output is: the user's own trusted data, or untrusted content from outside (MCP descriptions included).
+    priorSteps: [
+      ...mcpDescriptionsOf(task).map((output) => ({ output })),
+      ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
+    ],
     ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),

@@ -4,7 +4,6 @@
  * every compensation runs, newest first, and a pre-task snapshot is restored if something could
  * not be undone.
  */
-import { patched } from '@temporalio/workflow';
 import { compensationFor, compensationOf, overlayCompensation, type Compensation } from '../recovery/compensation';
 import { resolveTool } from '../tools/tool-catalog';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
@@ -20,8 +19,8 @@ export interface SagaScope {
   isRoot: boolean;
 }
 
-/** Sub-agents undo their overlay writes per call when they do not complete. */
-export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+export { SUBAGENT_FS_UNDO_PATCH } from './workflow-patches';
+import type { WorkflowPatches } from './workflow-patches';
 
 export class TaskSaga {
   /** How to undo each effect so far, oldest first. */
@@ -31,7 +30,15 @@ export class TaskSaga {
   /** Whether the root took a pre-task snapshot (`snapshot: true`). */
   snapshotTaken = false;
 
-  constructor(private readonly scope: SagaScope) {}
+  constructor(
+    private readonly scope: SagaScope,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'>,
+  ) {}
+
+  /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors. */
+  useTask(task: Task): void {
+    this.scope.task = task;
+  }
 
   /** The task tree's overlay is thrown away as a whole when the task does not complete. */
   registerOverlay(taskKey: string): void {
@@ -43,11 +50,10 @@ export class TaskSaga {
    * @param callId the call's idempotency key (`<workflowId>:<stepIndex>`)
    */
   registerToolCall(tool: string, stepIndex: number, callId: string, args: Record<string, unknown>, output: unknown): void {
-    // A sub-agent's file writes are undone per call; histories from before keep their commands.
-    const overlayUndo = !this.scope.isRoot && patched(SUBAGENT_FS_UNDO_PATCH);
-    const context = { callId, args, journaled: true, ...(overlayUndo ? { overlayUndo: true } : {}) };
-    // The tool's descriptor says how it is undone (and when it cannot be).
+    // The tool's descriptor says how it is undone (and when it cannot be), whatever runs it.
     const descriptor = resolveTool(this.scope.task, tool);
+    // A sub-agent's file writes are undone per call; histories from before keep their commands.
+    const context = { callId, args, journaled: true, ...(this.patches.subagentFsUndo ? { overlayUndo: true } : {}) };
     const plan = descriptor === undefined ? compensationFor(tool, output, context) : compensationOf(descriptor, output, context);
     this.compensations.push(...plan.compensations);
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
@@ -64,8 +70,8 @@ export class TaskSaga {
     const { task, rootWorkflowId, isRoot } = this.scope;
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files } = await commitTask({ rootWorkflowId, task });
-      return { committed: files, rolledBack: [], notUndoable: this.notUndoable };
+      const { files, skipped } = await commitTask({ rootWorkflowId, task });
+      return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {
