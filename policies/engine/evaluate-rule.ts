@@ -12,7 +12,7 @@
  */
 import { normalizeArgText } from './normalize-text';
 import { agentKey, isUserGiven, type Measured, type PendingFact, type PolicyRequest } from './policy-request';
-import { callsWithin, counterOf, totalOf, privateReadsIn, type PolicyState } from './policy-state';
+import { counterOf, privateReadsIn, type PolicyState } from './policy-state';
 import { argumentLeaves } from './provenance';
 import {
   AMOUNT_KEYS,
@@ -37,6 +37,12 @@ export interface CheckContext {
   m: Measured;
   state: PolicyState;
   memo: Map<string, number>;
+  /** Bound values per kind, found once per decision. */
+  bound?: Map<BoundValue, ReturnType<typeof boundValues>>;
+  /** Argument leaves by pointer, found once per decision. */
+  leaves?: Map<string, string | number>;
+  /** Per-tool aggregates of the state, computed once per decision. */
+  perTool?: Map<string, Map<string, number>>;
 }
 
 /** A detail ("measured 42 rows") when the rule matches, undefined when it does not. */
@@ -59,6 +65,8 @@ interface CompiledScope {
   globs: readonly string[];
   tags: readonly string[];
   networkWrite: boolean;
+  /** Whether a recorded tool (with the tags recorded for it) is covered, remembered. */
+  recorded: Map<string, { tags: readonly string[] | undefined; covered: boolean }>;
 }
 
 function compileScope(scope: ToolScope): CompiledScope {
@@ -70,6 +78,7 @@ function compileScope(scope: ToolScope): CompiledScope {
     globs: patterns.filter((p) => p.includes('*') && p !== '*'),
     tags: scope.tags ?? [],
     networkWrite: scope.networkWrite === true,
+    recorded: new Map(),
   };
 }
 
@@ -122,10 +131,15 @@ function describeMeasure(measure: string, value: number | string | undefined, m:
   }
 }
 
-function conditionHolds(condition: ArgCondition, request: PolicyRequest): boolean {
-  const leaf = argumentLeaves(request.args).find((l) => l.pointer === condition.pointer);
-  if (leaf === undefined) return false;
-  const text = normalizeArgText(String(leaf.value), condition.pointer);
+function conditionHolds(condition: ArgCondition, context: CheckContext): boolean {
+  let leaves = context.leaves;
+  if (leaves === undefined) {
+    leaves = new Map(argumentLeaves(context.request.args).map((l) => [l.pointer, l.value]));
+    context.leaves = leaves;
+  }
+  const value = leaves.get(condition.pointer);
+  if (value === undefined) return false;
+  const text = normalizeArgText(String(value), condition.pointer);
   switch (condition.op) {
     case 'is':
       return text === condition.value;
@@ -140,15 +154,17 @@ function conditionHolds(condition: ArgCondition, request: PolicyRequest): boolea
 
 const METRIC_FACT: Readonly<Record<'rows' | 'amount' | 'files' | 'bytes', PendingFact | undefined>> = { rows: 'rows', amount: undefined, files: 'files', bytes: 'bytes' };
 
-/** The measured value of a per-call metric, honouring a rows operation like the Cedar text does. */
-function metricValue(metric: 'rows' | 'amount' | 'files' | 'bytes', m: Measured, rowsOperation?: 'delete' | 'insert' | 'update'): { value?: number; applies: boolean } {
+/** Marks a measurement for another rows operation than the rule's (the rule does not apply). */
+const OTHER_OPERATION = -1;
+
+/** The measured value of a per-call metric (undefined: not measured), honouring a rows operation like the Cedar text does. */
+function metricValue(metric: 'rows' | 'amount' | 'files' | 'bytes', m: Measured, rowsOperation?: 'delete' | 'insert' | 'update'): number | undefined {
   if (metric === 'rows' && rowsOperation !== undefined) {
-    if (m.rowsByOperation !== undefined) return { value: m.rowsByOperation[rowsOperation], applies: true };
-    if (m.rows !== undefined) return { value: m.rows, applies: m.operation === undefined || m.operation === rowsOperation };
-    return { applies: true };
+    if (m.rowsByOperation !== undefined) return m.rowsByOperation[rowsOperation];
+    if (m.rows !== undefined) return m.operation === undefined || m.operation === rowsOperation ? m.rows : OTHER_OPERATION;
+    return undefined;
   }
-  const value = metric === 'rows' ? m.rows : metric === 'amount' ? m.amountCents : metric === 'files' ? m.files : m.bytes;
-  return value === undefined ? { applies: true } : { value, applies: true };
+  return metric === 'rows' ? m.rows : metric === 'amount' ? m.amountCents : metric === 'files' ? m.files : m.bytes;
 }
 
 function limitCheck(rule: Extract<ParsedRule, { form: 'limit' }>): RuleCheck {
@@ -158,8 +174,8 @@ function limitCheck(rule: Extract<ParsedRule, { form: 'limit' }>): RuleCheck {
   const scope = compileScope(rule.tools);
   return ({ request, m }) => {
     if (!subjectCovers(rule.subject, request)) return undefined;
-    const { value, applies } = metricValue(metric, m, rule.rowsOperation);
-    if (!applies) return undefined;
+    const value = metricValue(metric, m, rule.rowsOperation);
+    if (value === OTHER_OPERATION) return undefined;
     const over = value === undefined ? fact === undefined || missing(m, fact) : value > rule.max;
     if (!over) return undefined;
     const inScope = covers(scope, request, m);
@@ -168,28 +184,38 @@ function limitCheck(rule: Extract<ParsedRule, { form: 'limit' }>): RuleCheck {
   };
 }
 
-function pathInside(path: string, prefix: string): boolean {
-  if (prefix.includes('*')) return globMatch(prefix, path);
-  if (prefix === '/') return true;
-  return path === prefix || path.startsWith(`${prefix}/`);
-}
 
 function pathCheck(rule: Extract<ParsedRule, { form: 'path' }>): RuleCheck {
   const scope = compileScope(rule.tools);
+  const globs = rule.paths.filter((p) => p.includes('*'));
+  const folders = rule.paths.filter((p) => !p.includes('*'));
+  const anywhere = folders.includes('/');
+  const prefixes = folders.map((p) => `${p}/`);
+  const inside = (path: string): boolean => {
+    if (anywhere) return true;
+    for (let i = 0; i < folders.length; i += 1) if (path === folders[i] || path.startsWith(prefixes[i] as string)) return true;
+    for (const g of globs) if (globMatch(g, path)) return true;
+    return false;
+  };
   return ({ request, m }) => {
     if (!subjectCovers(rule.subject, request) || !covers(scope, request, m)) return undefined;
     if (m.paths.length === 0) return missing(m, 'path') ? describeMeasure('path', undefined, m) : undefined;
     for (const { path, access } of m.paths) {
       if (rule.access !== undefined && access !== undefined && access !== rule.access) continue;
-      const inside = rule.paths.some((p) => pathInside(path, p));
-      if (rule.mode === 'outside' ? !inside : inside) return describeMeasure('path', path, m);
+      if (rule.mode === 'outside' ? !inside(path) : inside(path)) return describeMeasure('path', path, m);
     }
     return undefined;
   };
 }
 
 function hostCheck(rule: Extract<ParsedRule, { form: 'host' }>): RuleCheck {
-  const listed = (host: string) => rule.hosts.some((h) => (h.includes('*') ? globMatch(h, host) : h === host));
+  const exact = new Set(rule.hosts.filter((h) => !h.includes('*')));
+  const globs = rule.hosts.filter((h) => h.includes('*'));
+  const listed = (host: string): boolean => {
+    if (exact.has(host)) return true;
+    for (const g of globs) if (globMatch(g, host)) return true;
+    return false;
+  };
   const scope = compileScope(rule.tools);
   return ({ request, m }) => {
     if (!subjectCovers(rule.subject, request) || !covers(scope, request, m)) return undefined;
@@ -218,9 +244,10 @@ function toolCheck(rule: Extract<ParsedRule, { form: 'tool' }>): RuleCheck {
       return coversTool(scope, request.tool, m.tagSet) ? undefined : '';
     };
   }
-  return ({ request, m }) => {
+  return (context) => {
+    const { request, m } = context;
     if (!subjectCovers(rule.subject, request) || !covers(scope, request, m)) return undefined;
-    if (rule.condition !== undefined && !conditionHolds(rule.condition, request)) return undefined;
+    if (rule.condition !== undefined && !conditionHolds(rule.condition, context)) return undefined;
     return '';
   };
 }
@@ -242,10 +269,65 @@ function scopeKey(scope: ToolScope): string {
 }
 
 
+/** Per tool, what the state holds (calls in a window, or a counter's total), computed once per decision and shared by every rule. */
+function perTool(context: CheckContext, key: string, compute: () => Map<string, number>): Map<string, number> {
+  const cache = (context.perTool ??= new Map());
+  let map = cache.get(key);
+  if (map === undefined) {
+    map = compute();
+    cache.set(key, map);
+  }
+  return map;
+}
+
+/** Calls in the window ending now, by tool. */
+function callsByTool(state: PolicyState, nowMs: number, windowMs: number, onlyAgent: string | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const call of state.recent) {
+    if (call.at <= nowMs - windowMs || call.at > nowMs) continue;
+    if (onlyAgent !== undefined && call.agent !== onlyAgent) continue;
+    out.set(call.tool, (out.get(call.tool) ?? 0) + 1);
+  }
+  return out;
+}
+
+/** A counter's total, by tool, over every agent (or one). */
+function totalsByTool(state: PolicyState, counter: string, onlyAgent: string | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [key, agent] of Object.entries(state.agents)) {
+    if (onlyAgent !== undefined && key !== onlyAgent) continue;
+    for (const [tool, values] of Object.entries(agent.tools)) {
+      const value = values[counter];
+      if (value !== undefined) out.set(tool, (out.get(tool) ?? 0) + value);
+    }
+  }
+  return out;
+}
+
+/** The sum over the tools a scope covers (each tool judged with the tags recorded for it, remembered per scope). */
+function sumCovered(scope: CompiledScope, byTool: Map<string, number>, state: PolicyState, everyTool = false): number {
+  let sum = 0;
+  for (const [tool, count] of byTool) {
+    if (everyTool) {
+      sum += count;
+      continue;
+    }
+    const tags = state.toolTags?.[tool];
+    const known = scope.recorded.get(tool);
+    let covered: boolean;
+    if (known !== undefined && known.tags === tags) covered = known.covered;
+    else {
+      covered = coversTool(scope, tool, tags);
+      if (scope.recorded.size < 4096) scope.recorded.set(tool, { tags, covered });
+    }
+    if (covered) sum += count;
+  }
+  return sum;
+}
+
 function rateCheck(rule: Extract<ParsedRule, { form: 'rate' }>): RuleCheck {
   const scope = compileScope(rule.tools);
   const memoKey = `rate|${scopeKey(rule.tools)}|${rule.windowMs}|`;
-  const coversRecorded = (tool: string, tags?: readonly string[]) => coversTool(scope, tool, tags);
   return (context) => {
     const { request, m, state } = context;
     if (!subjectCovers(rule.subject, request) || !covers(scope, request, m)) return undefined;
@@ -253,7 +335,8 @@ function rateCheck(rule: Extract<ParsedRule, { form: 'rate' }>): RuleCheck {
     const key = onlyAgent === undefined ? memoKey : memoKey + onlyAgent;
     let count = context.memo.get(key);
     if (count === undefined) {
-      count = callsWithin(state, m.nowMs, rule.windowMs, coversRecorded, onlyAgent);
+      const byTool = perTool(context, `w|${rule.windowMs}|${onlyAgent ?? ''}`, () => callsByTool(state, m.nowMs, rule.windowMs, onlyAgent));
+      count = sumCovered(scope, byTool, state);
       context.memo.set(key, count);
     }
     const where = onlyAgent === undefined ? 'across the task' : 'by this agent';
@@ -265,8 +348,6 @@ function totalCheck(rule: Extract<ParsedRule, { form: 'limit' }>): RuleCheck {
   const key = scopeKey(rule.tools);
   const counter = counterOf(rule.metric, rule.rowsOperation);
   const scope = compileScope(rule.tools);
-  const coversRecorded = (tool: string, tags?: readonly string[]) => coversTool(scope, tool, tags);
-  const everyTool = () => true;
   const callsKey = `total|calls|${key}|`;
   const metricKey = `total|${counter}|${rule.tools.named ? key : '*'}|`;
   return (context) => {
@@ -280,23 +361,22 @@ function totalCheck(rule: Extract<ParsedRule, { form: 'limit' }>): RuleCheck {
       const memoKey = onlyAgent === undefined ? callsKey : callsKey + onlyAgent;
       let sofar = context.memo.get(memoKey);
       if (sofar === undefined) {
-        sofar = totalOf(state, 'calls', coversRecorded, onlyAgent);
+        sofar = sumCovered(scope, perTool(context, `t|calls|${onlyAgent ?? ''}`, () => totalsByTool(state, 'calls', onlyAgent)), state);
         context.memo.set(memoKey, sofar);
       }
       return sofar + 1 > rule.max ? `${sofar} ${rule.tools.spawn === true ? 'sub-agents spawned' : 'calls'} ${where} so far, limit ${rule.max}` : undefined;
     }
     const metric = rule.metric;
-    const { value, applies } = metricValue(metric, m, rule.rowsOperation);
-    if (!applies) return undefined;
+    const value = metricValue(metric, m, rule.rowsOperation);
+    if (value === OTHER_OPERATION) return undefined;
     const fact = METRIC_FACT[metric];
     if (value === undefined) return inScope && (fact === undefined || missing(m, fact)) ? `the tool did not declare its ${metric}, so the rule applies` : undefined;
     if (!inScope && rule.tools.named) return undefined;
-    // A verb's default tools: every tool's measured amount counts towards the total.
-    const countsTool = rule.tools.named ? coversRecorded : everyTool;
+    // A verb's default tools: every tool's measured amount counts towards the total (sumCovered's last argument).
     const memoKey = onlyAgent === undefined ? metricKey : metricKey + onlyAgent;
     let sofar = context.memo.get(memoKey);
     if (sofar === undefined) {
-      sofar = totalOf(state, counter, countsTool, onlyAgent);
+      sofar = sumCovered(scope, perTool(context, `t|${counter}|${onlyAgent ?? ''}`, () => totalsByTool(state, counter, onlyAgent)), state, !rule.tools.named);
       context.memo.set(memoKey, sofar);
     }
     return sofar + value > rule.max ? `${formatTotal(metric, sofar)} ${where} so far + ${formatTotal(metric, value)} now, limit ${formatTotal(metric, rule.max)}` : undefined;
@@ -377,16 +457,22 @@ function fromWhere(source: string | undefined): string {
 
 function intentCheck(rule: Extract<ParsedRule, { form: 'intent' }>): RuleCheck {
   const scope = compileScope(rule.tools);
-  return ({ request, m }) => {
+  return (context) => {
+    const { request, m } = context;
     if (!subjectCovers(rule.subject, request) || !covers(scope, request, m)) return undefined;
     if (rule.value === 'url' && m.pending.has('url')) return undefined;
     if (rule.value === 'path' && m.pending.has('path')) return undefined;
-    const bound = boundValues(rule.value, request);
+    const cache = (context.bound ??= new Map());
+    let bound = cache.get(rule.value);
+    if (bound === undefined && !cache.has(rule.value)) {
+      bound = boundValues(rule.value, request);
+      cache.set(rule.value, bound);
+    }
     if (bound === undefined) return undefined;
     if (bound === 'unknown') return `no ${NOUNS[rule.value]} argument found to check, so the rule applies`;
-    const untrusted = bound.filter((b) => !isUserGiven(request.provenance[b.pointer]));
+    const untrusted = bound.filter((b: { pointer: string; value: string }) => !isUserGiven(request.provenance[b.pointer]));
     if (untrusted.length === 0) return undefined;
-    return untrusted.map((b) => `${b.pointer} = ${JSON.stringify(shorten(b.value))} ${fromWhere(request.provenance[b.pointer])}`).join('; ');
+    return untrusted.map((b: { pointer: string; value: string }) => `${b.pointer} = ${JSON.stringify(shorten(b.value))} ${fromWhere(request.provenance[b.pointer])}`).join('; ');
   };
 }
 

@@ -190,12 +190,15 @@ function verdictOf(matched: readonly MatchedRule[]): PolicyDecision['decision'] 
   return matched.some((m) => m.effect === 'deny') ? 'deny' : matched.some((m) => m.effect === 'approval') ? 'approval' : 'allow';
 }
 
+const NO_RULE_MATCHED = ['no rule matched: allowed (the task grants the action)'];
+
 /** Enforced rules decide; shadow rules are reported apart with what they would have decided. */
 function decisionOf(all: MatchedRule[], shadowIds: ReadonlySet<string>): PolicyDecision {
   const matched = shadowIds.size === 0 ? all : all.filter((m) => !shadowIds.has(m.id));
   const decision = verdictOf(matched);
-  const deciding = matched.filter((m) => m.effect === decision);
-  const out: PolicyDecision = { decision, matched, reasons: deciding.length > 0 ? deciding.map((m) => m.reason) : ['no rule matched: allowed (the task grants the action)'] };
+  const reasons: string[] = [];
+  for (const m of matched) if (m.effect === decision) reasons.push(m.reason);
+  const out: PolicyDecision = { decision, matched, reasons: reasons.length > 0 ? reasons : [...NO_RULE_MATCHED] };
   if (shadowIds.size > 0) {
     const shadow = all.filter((m) => shadowIds.has(m.id));
     if (shadow.length > 0) out.shadow = { decision: verdictOf(shadow), matched: shadow };

@@ -219,7 +219,7 @@ const READ_METHODS = ['GET', 'HEAD', 'OPTIONS'];
 /** The effect tags of a request: from its descriptor and effect, else from the tool's name. */
 export function tagsOf(request: PolicyRequest): EffectTag[] {
   const d = request.descriptor;
-  if (d === undefined) return legacyTagsOf(request.tool);
+  if (d === undefined) return [...legacyTagsOf(request.tool)];
   const e = request.effect ?? {};
   const tags = new Set<EffectTag>(d.families as EffectTag[]);
   // Undeclared and not bounded by capabilities: could be anything.
@@ -250,7 +250,7 @@ export function tagsOf(request: PolicyRequest): EffectTag[] {
 export function measureRequest(request: PolicyRequest, effect: ToolEffect | undefined = request.effect): Measured {
   const { tool, args } = request;
   const e = effect ?? {};
-  const nowMs = Date.parse(request.now);
+  const nowMs = parseNow(request.now);
   const tags = tagsOf(effect === request.effect ? request : { ...request, effect });
   const measured: Measured = {
     isSpawn: tool.startsWith('spawn:'),
@@ -283,30 +283,30 @@ export function measureRequest(request: PolicyRequest, effect: ToolEffect | unde
   if (e.bytes !== undefined) measured.bytes = e.bytes;
   else if ((tool === 'fs.write' || (request.descriptor !== undefined && writes.length > 0)) && typeof args.content === 'string') measured.bytes = utf8Length(args.content);
 
-  const paths = new Map<string, MeasuredPath>();
-  const addPath = (path: string, access?: PathAccess) => {
-    const key = `${access ?? ''}:${normalizePath(path)}`;
-    if (!paths.has(key)) paths.set(key, { path: normalizePath(path), ...(access === undefined ? {} : { access }) });
-  };
-  for (const p of e.paths ?? []) addPath(p.path, p.access);
-  if (e.path !== undefined) addPath(e.path, legacyAccess(tool));
+  const raw: { path: string; access?: PathAccess }[] = [];
+  for (const p of e.paths ?? []) raw.push({ path: p.path, access: p.access });
+  if (e.path !== undefined) raw.push({ path: e.path, ...accessOf(legacyAccess(tool)) });
   if (legacy && e.path === undefined && tool.startsWith('fs.')) {
-    if (typeof args.path === 'string') addPath(args.path, legacyAccess(tool));
-    else if (tool === 'fs.list' && args.path === undefined) addPath('.', 'list');
+    if (typeof args.path === 'string') raw.push({ path: args.path, ...accessOf(legacyAccess(tool)) });
+    else if (tool === 'fs.list' && args.path === undefined) raw.push({ path: '.', access: 'list' });
   }
-  if (legacy) for (const p of request.resources.paths) addPath(p, legacyAccess(tool));
-  measured.paths = [...paths.values()];
+  if (legacy) for (const p of request.resources.paths) raw.push({ path: p, ...accessOf(legacyAccess(tool)) });
+  const seenPaths = new Set<string>();
+  for (const p of raw) {
+    const path = normalizePath(p.path);
+    const key = `${p.access ?? ''}:${path}`;
+    if (seenPaths.has(key)) continue;
+    seenPaths.add(key);
+    measured.paths.push(p.access === undefined ? { path } : { path, access: p.access });
+  }
 
   const hosts = new Set<string>();
   for (const u of e.urls ?? []) hosts.add(normalizeHost(u.host));
   for (const h of e.hosts ?? []) hosts.add(normalizeHost(h.host));
   if (e.host !== undefined) hosts.add(normalizeHost(e.host));
   else if (legacy && typeof args.url === 'string') {
-    try {
-      hosts.add(normalizeHost(new URL(args.url).hostname));
-    } catch {
-      // not a URL: no host
-    }
+    const host = urlHost(args.url);
+    if (host !== undefined) hosts.add(normalizeHost(host));
   }
   for (const h of request.resources.hosts) hosts.add(normalizeHost(h));
   measured.hosts = [...hosts];
@@ -318,6 +318,28 @@ export function measureRequest(request: PolicyRequest, effect: ToolEffect | unde
   if (measured.method !== undefined) measured.networkWrite = !READ_METHODS.includes(measured.method);
   else if (request.descriptor !== undefined && measured.tags.includes('network') && !measured.pending.has('method')) measured.networkWrite = !request.descriptor.readOnly;
   return measured;
+}
+
+function accessOf(access: PathAccess | undefined): { access?: PathAccess } {
+  return access === undefined ? {} : { access };
+}
+
+/** The host of an http(s) URL, read without a full URL parse (the authority between "//" and the path). */
+function urlHost(url: string): string | undefined {
+  const match = /^https?:\/\/(?:[^@/?#]*@)?(\[[^\]/?#]*\]|[^:/?#]*)/i.exec(url);
+  return match === null || match[1] === '' ? undefined : (match[1] as string);
+}
+
+let lastNow = '';
+let lastNowMs = Number.NaN;
+
+/** `Date.parse` of the request clock, remembered for the last value (decisions come in bursts at one time). */
+function parseNow(now: string): number {
+  if (now !== lastNow) {
+    lastNowMs = Date.parse(now);
+    lastNow = now;
+  }
+  return lastNowMs;
 }
 
 function legacyAccess(tool: string): PathAccess | undefined {

@@ -335,9 +335,17 @@ export function globMatch(pattern: string, value: string): boolean {
   return p === pattern.length;
 }
 
-/** The tags a tool has by name alone (`LEGACY_NAME_TAGS`). */
+const legacyTagCache = new Map<string, EffectTag[]>();
+
+/** The tags a tool has by name alone (`LEGACY_NAME_TAGS`); cached per name (do not mutate the result). */
 export function legacyTagsOf(tool: string): EffectTag[] {
-  return LEGACY_NAME_TAGS.filter((entry) => entry.patterns.some((p) => globMatch(p, tool))).map((entry) => entry.tag);
+  let tags = legacyTagCache.get(tool);
+  if (tags === undefined) {
+    tags = LEGACY_NAME_TAGS.filter((entry) => entry.patterns.some((p) => globMatch(p, tool))).map((entry) => entry.tag);
+    if (legacyTagCache.size > 10_000) legacyTagCache.clear();
+    legacyTagCache.set(tool, tags);
+  }
+  return tags;
 }
 
 /**
