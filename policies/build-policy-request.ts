@@ -11,7 +11,7 @@ import type { Task } from '../task/task-schema';
 import { callEffectsOf, hostOfUrl, type CallEffects } from '../tools/call-effects';
 import { scopeOfCall } from '../tools/call-scope';
 import { resolveTool } from '../tools/tool-catalog';
-import { isCapabilityBound, type ToolDescriptor } from '../tools/tool-descriptor';
+import { isCapabilityBound, isSandboxConfined, workspaceReachOf, type ToolDescriptor } from '../tools/tool-descriptor';
 import { parsePolicyRequest, type PendingFact, type PolicyRequest, type ToolEffect, type ToolSummary, type ValueSource } from './engine/policy-request';
 import { buildProvenanceIndex, classifyArguments, classifyValue, type ProvenanceIndex } from './engine/provenance';
 import { userValuesOf, type ProvenanceSeed } from './provenance-seed';
@@ -42,6 +42,7 @@ export function toolSummaryOf(descriptor: ToolDescriptor): ToolSummary {
   const declares = (['recipients', 'payees', 'amounts', 'urls', 'hosts', 'paths', 'sql'] as const).filter((k) => e[k].length > 0);
   return {
     executor: descriptor.executor.kind,
+    ...(isSandboxConfined(descriptor) ? { confined: true } : {}),
     capabilityBound: isCapabilityBound(descriptor.executor),
     capabilities: [...descriptor.capabilities],
     families: [...p.families],
@@ -86,6 +87,9 @@ export function declaredEffectOf(descriptor: ToolDescriptor, args: Record<string
   if (effects.paths.length > 0) effect.paths = effects.paths;
   if (effects.sql.length > 0) effect.sql = effects.sql;
   if (effects.unreadable.length > 0) effect.unreadable = effects.unreadable;
+  // A program or an MCP server that sees the workspace can touch any path of it, whatever it declares.
+  const reach = workspaceReachOf(descriptor);
+  if (reach !== 'none') effect.workspace = reach;
   const pending = pendingFactsOf(descriptor);
   if (pending.length > 0) effect.pending = pending;
   return effect;

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { PolicyError } from '../../errors';
 import { parseRule } from './parse-rule';
-import type { LimitScope, Metric, ParsedRule, RuleSubject, ToolScope } from './rule-syntax';
+import { pathRuleMatchesTree, reachAccessOf, WORKSPACE_ROOT, type LimitScope, type Metric, type ParsedRule, type RuleSubject, type ToolScope } from './rule-syntax';
 
 export const RuleEffectSchema = z.enum(['allow', 'deny', 'approval']);
 
@@ -220,6 +220,8 @@ function toolCondition(scope: ToolScope): string {
   if (!scope.patterns.includes('*')) {
     const alternatives = [...scope.patterns.map(toolPatternMatches)];
     if (scope.tags !== undefined && scope.tags.length > 0) alternatives.push(`context.tags.containsAny([${scope.tags.map(cedarString).join(', ')}])`);
+    // An fs built-in named: a call reaching the whole workspace unseen with that access is covered too.
+    for (const access of reachAccessOf(scope.patterns)) alternatives.push(`(context has pathTree && context has pathAccess && context.pathAccess == ${cedarString(access)})`);
     parts.push(alternatives.length === 0 ? 'false' : anyOf(alternatives));
   }
   if (scope.networkWrite === true) parts.push('(if context has networkWrite then context.networkWrite else !context.pending.contains("method"))');
@@ -450,7 +452,8 @@ export function compileParsedRule(rule: ParsedRule, id: string, source?: string)
       return { ...common, kind: 'stateful', spec: { type: 'table', tables: rule.tables, operation: rule.operation, ...(rule.max === undefined ? {} : { max: rule.max }), tools: rule.tools } };
     case 'path': {
       const inside = anyOf(rule.paths.map(pathMatches));
-      const where = rule.mode === 'outside' ? not(inside) : inside;
+      // A call that reaches every path of the workspace: whether some path there is one the rule is about, decided here.
+      const where = `(if context has pathTree then ${pathRuleMatchesTree(rule.paths, rule.mode, WORKSPACE_ROOT)} else ${rule.mode === 'outside' ? not(inside) : inside})`;
       // Each context holds one path and the access the call has to it.
       const access = rule.access === undefined ? where : `(if context has pathAccess then context.pathAccess == ${cedarString(rule.access)} else true) && ${where}`;
       return cedar(allOf([toolCondition(rule.tools), subject, measuredOr('path', access, 'path')]), 'path');

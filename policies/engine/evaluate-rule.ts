@@ -15,6 +15,8 @@ import { agentKey, isUserGiven, type Measured, type PendingFact, type PolicyRequ
 import { counterOf, privateReadsIn, type PolicyState } from './policy-state';
 import { argumentLeaves } from './provenance';
 import {
+  pathRuleMatchesTree,
+  reachAccessOf,
   AMOUNT_KEYS,
   EMAIL_RECIPIENT_KEYS,
   globMatch,
@@ -65,6 +67,8 @@ interface CompiledScope {
   globs: readonly string[];
   tags: readonly string[];
   networkWrite: boolean;
+  /** Path accesses of the fs built-ins the scope names: a call that can make them anywhere in the workspace unseen is covered too. */
+  reach: readonly string[];
   /** Whether a recorded tool (with the tags recorded for it) is covered, remembered. */
   recorded: Map<string, { tags: readonly string[] | undefined; covered: boolean }>;
 }
@@ -78,6 +82,7 @@ function compileScope(scope: ToolScope): CompiledScope {
     globs: patterns.filter((p) => p.includes('*') && p !== '*'),
     tags: scope.tags ?? [],
     networkWrite: scope.networkWrite === true,
+    reach: reachAccessOf(patterns),
     recorded: new Map(),
   };
 }
@@ -97,9 +102,16 @@ function coversTool(scope: CompiledScope, tool: string, tags: ReadonlySet<string
 
 /** Does the scope cover this call (name, tags, and for network writes the method)? */
 function covers(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
-  if (!coversTool(scope, request.tool, m.tagSet)) return false;
+  if (!coversTool(scope, request.tool, m.tagSet) && !reaches(scope, m)) return false;
   if (scope.networkWrite) return m.networkWrite ?? !m.pending.has('method');
   return true;
+}
+
+/** Does the call reach, unseen, the workspace with an access of an fs built-in the scope names (a program writing files is "fs.write")? */
+function reaches(scope: CompiledScope, m: Measured): boolean {
+  if (scope.reach.length === 0 || m.isSpawn) return false;
+  for (const p of m.paths) if (p.tree === true && p.access !== undefined && scope.reach.includes(p.access)) return true;
+  return false;
 }
 
 /** Does the scope cover this call? (For callers outside the engine.) */
@@ -197,11 +209,17 @@ function pathCheck(rule: Extract<ParsedRule, { form: 'path' }>): RuleCheck {
     for (const g of globs) if (globMatch(g, path)) return true;
     return false;
   };
+  // A call that can touch every path under a folder (its workspace reach) matches when some path there would.
+  const treeMatches = (root: string): boolean => pathRuleMatchesTree(rule.paths, rule.mode, root);
   return ({ request, m }) => {
     if (!subjectCovers(rule.subject, request) || !covers(scope, request, m)) return undefined;
     if (m.paths.length === 0) return missing(m, 'path') ? describeMeasure('path', undefined, m) : undefined;
-    for (const { path, access } of m.paths) {
+    for (const { path, access, tree } of m.paths) {
       if (rule.access !== undefined && access !== undefined && access !== rule.access) continue;
+      if (tree === true) {
+        if (treeMatches(path)) return `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies`;
+        continue;
+      }
       if (rule.mode === 'outside' ? !inside(path) : inside(path)) return describeMeasure('path', path, m);
     }
     return undefined;

@@ -241,11 +241,11 @@ function cedarContexts(request: PolicyRequest, m: Measured): Record<string, unkn
   if (m.bytes !== undefined) base.bytes = m.bytes;
   if (m.method !== undefined) base.method = m.method;
   if (m.networkWrite !== undefined) base.networkWrite = m.networkWrite;
-  const paths: ({ path: string; access?: string } | undefined)[] = m.paths.length > 0 ? m.paths : [undefined];
+  const paths: ({ path: string; access?: string; tree?: true } | undefined)[] = m.paths.length > 0 ? m.paths : [undefined];
   const hosts: (string | undefined)[] = m.hosts.length > 0 ? m.hosts : [undefined];
-  const withResource = (path: { path: string; access?: string } | undefined, host: string | undefined): Record<string, unknown> => ({
+  const withResource = (path: { path: string; access?: string; tree?: true } | undefined, host: string | undefined): Record<string, unknown> => ({
     ...base,
-    ...(path === undefined ? {} : { path: path.path, ...(path.access === undefined ? {} : { pathAccess: path.access }) }),
+    ...(path === undefined ? {} : { path: path.path, ...(path.access === undefined ? {} : { pathAccess: path.access }), ...(path.tree === true ? { pathTree: true } : {}) }),
     ...(host === undefined ? {} : { host }),
   });
   if (paths.length * hosts.length <= MAX_CONTEXTS) return paths.flatMap((p) => hosts.map((h) => withResource(p, h)));

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { PolicyError } from '../../errors';
-import { globMatch, legacyTagsOf, normalizeHost, normalizePath, type EffectTag, type PathAccess } from './rule-syntax';
+import { globMatch, legacyTagsOf, normalizeHost, normalizePath, WORKSPACE_ROOT, type EffectTag, type PathAccess } from './rule-syntax';
 
 /**
  * Where an argument value came from: the user's words or declared values (`user`), data the task
@@ -61,6 +61,12 @@ export const ToolEffectSchema = z.looseObject({
   /** Declared effects whose arguments could not be read: rules about them apply (fail closed). */
   unreadable: z.array(z.string()).optional(),
   /**
+   * The call can reach every path of the workspace without Warden seeing which (a program, an MCP
+   * server that sees the workspace): `read`, or `write` (read, list, write and delete). Path rules
+   * judge it as touching every path under /workspace.
+   */
+  workspace: z.enum(['read', 'write']).optional(),
+  /**
    * Facts measured only where the call is applied (in the sandbox host): rules that need them are
    * decided there, with the measurement, not before the call.
    */
@@ -74,6 +80,8 @@ export const ToolSummarySchema = z.strictObject({
   executor: z.enum(['builtin', 'isolate', 'process', 'mcp']),
   /** Built-in and isolate tools act only through host capabilities. */
   capabilityBound: z.boolean(),
+  /** Everything a call can change stays in Warden's sandbox (a program; a stdio MCP server without hosts): not a destructive tool. */
+  confined: z.boolean().optional(),
   capabilities: z.array(z.string()),
   families: z.array(z.string()),
   declared: z.boolean(),
@@ -169,6 +177,8 @@ export interface MeasuredPath {
   path: string;
   /** `undefined` for paths known only as resources (a legacy request). */
   access?: PathAccess;
+  /** The call can touch every path under `path` (its whole workspace reach), not only `path`. */
+  tree?: true;
 }
 
 /** The measurable facts of one request, as rules see them. */
@@ -225,7 +235,8 @@ export function tagsOf(request: PolicyRequest): EffectTag[] {
   // Undeclared and not bounded by capabilities: could be anything.
   const anything = !d.declared && !d.capabilityBound;
   const caps = d.capabilities;
-  const accesses = new Set((e.paths ?? []).map((p) => p.access));
+  const accesses = new Set<string>((e.paths ?? []).map((p) => p.access));
+  for (const access of e.workspace === undefined ? [] : WORKSPACE_ACCESS[e.workspace]) accesses.add(access);
   const fsCaps = caps.filter((c) => c.startsWith('fs.'));
   if (anything || accesses.size > 0 || fsCaps.length > 0 || d.declares.includes('paths')) tags.add('file');
   for (const access of ['read', 'list', 'write', 'delete'] as const) {
@@ -237,10 +248,13 @@ export function tagsOf(request: PolicyRequest): EffectTag[] {
     const kinds = (e.recipients ?? []).map((r) => r.kind);
     if (!d.declares.includes('recipients') || kinds.length === 0 || kinds.some((k) => k === 'email' || k === 'any')) tags.add('email');
   }
-  if (d.destructive && !d.undoable && !d.capabilityBound) tags.add('destructive');
+  // A program's or sandboxed server's reach is the sandbox: files in the task's overlay (path
+  // rules, workspace reach) and the hosts granted; it is judged by those, not denied as destructive.
+  if (d.destructive && !d.undoable && !d.capabilityBound && d.confined !== true) tags.add('destructive');
   if (d.readOnly) {
     // A tool that changes nothing pays and sends nothing, whatever family its data is about.
-    for (const tag of ['payment', 'messaging', 'email', 'sql-write', 'file-write', 'file-delete'] as const) tags.delete(tag);
+    // (Except the files it can reach unseen: a server's hint does not bound what its process writes.)
+    for (const tag of ['payment', 'messaging', 'email', 'sql-write', ...(e.workspace === 'write' ? [] : (['file-write', 'file-delete'] as const))] as const) tags.delete(tag);
     tags.add('read-only');
   }
   return [...tags];
@@ -292,6 +306,12 @@ export function measureRequest(request: PolicyRequest, effect: ToolEffect | unde
   }
   if (legacy) for (const p of request.resources.paths) raw.push({ path: p, ...accessOf(legacyAccess(tool)) });
   const seenPaths = new Set<string>();
+  if (e.workspace !== undefined) {
+    for (const access of WORKSPACE_ACCESS[e.workspace]) {
+      seenPaths.add(`tree:${access}`);
+      measured.paths.push({ path: WORKSPACE_ROOT, access, tree: true });
+    }
+  }
   for (const p of raw) {
     const path = normalizePath(p.path);
     const key = `${p.access ?? ''}:${path}`;
@@ -319,6 +339,8 @@ export function measureRequest(request: PolicyRequest, effect: ToolEffect | unde
   else if (request.descriptor !== undefined && measured.tags.includes('network') && !measured.pending.has('method')) measured.networkWrite = !request.descriptor.readOnly;
   return measured;
 }
+
+const WORKSPACE_ACCESS: Readonly<Record<'read' | 'write', readonly PathAccess[]>> = { read: ['read', 'list'], write: ['read', 'list', 'write', 'delete'] };
 
 function accessOf(access: PathAccess | undefined): { access?: PathAccess } {
   return access === undefined ? {} : { access };

@@ -9,7 +9,7 @@
  */
 import type { CompiledRule } from './compile-rule';
 import type { Measured, PolicyRequest } from './policy-request';
-import { globMatch, type ParsedRule, type ToolScope } from './rule-syntax';
+import { globMatch, reachAccessOf, type ParsedRule, type ToolScope } from './rule-syntax';
 
 /** Keys a request has; a rule listed under any of them is a candidate. */
 function requestKeys(request: PolicyRequest, m: Measured): string[] {
@@ -19,6 +19,7 @@ function requestKeys(request: PolicyRequest, m: Measured): string[] {
   if (m.amountCents !== undefined) keys.push('fact:amount');
   if (m.files !== undefined) keys.push('fact:files');
   if (m.bytes !== undefined) keys.push('fact:bytes');
+  for (const p of m.paths) if (p.tree === true && p.access !== undefined) keys.push(`reach:${p.access}`);
   return keys;
 }
 
@@ -33,6 +34,7 @@ function scopeKeys(scope: ToolScope): { keys: string[]; globs: string[] } {
     else keys.push(`tool:${pattern}`);
   }
   for (const tag of scope.tags ?? []) keys.push(`tag:${tag}`);
+  for (const access of reachAccessOf(scope.patterns)) keys.push(`reach:${access}`);
   return { keys, globs };
 }
 

@@ -383,3 +383,27 @@ export function normalizeHost(host: string): string {
   while (h.endsWith('.')) h = h.slice(0, -1);
   return h;
 }
+
+/**
+ * Whether a path rule (`never <verb> inside|outside <paths>`) matches a call that can touch every
+ * path under `root` (a program or MCP server's whole workspace reach): `inside` when some rule path
+ * lies under `root` or contains it, `outside` unless one rule path contains all of `root`. Globs
+ * count by their literal prefix (conservatively: a glob never contains a whole tree).
+ */
+export function pathRuleMatchesTree(paths: readonly string[], mode: 'inside' | 'outside', root: string): boolean {
+  const under = (path: string, folder: string) => folder === '/' || path === folder || path.startsWith(`${folder}/`);
+  if (mode === 'outside') return !paths.some((p) => !p.includes('*') && under(root, p));
+  return paths.some((p) => {
+    if (!p.includes('*')) return under(p, root) || under(root, p);
+    const prefix = p.slice(0, p.indexOf('*'));
+    return prefix.startsWith(root) || root.startsWith(prefix);
+  });
+}
+
+/** The path access of each fs built-in, for rules that name it: "fs.write" covers every call that writes files. */
+const FS_BUILTIN_ACCESS: Readonly<Record<string, PathAccess>> = { 'fs.read': 'read', 'fs.write': 'write', 'fs.list': 'list' };
+
+/** The path accesses of the fs built-ins among a scope's patterns (exact names only). */
+export function reachAccessOf(patterns: readonly string[]): PathAccess[] {
+  return patterns.flatMap((p) => (Object.hasOwn(FS_BUILTIN_ACCESS, p) ? [FS_BUILTIN_ACCESS[p] as PathAccess] : []));
+}

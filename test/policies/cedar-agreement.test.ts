@@ -12,6 +12,7 @@ import type { PolicyRequest } from '../../policies/engine/policy-request';
 import { RULE_TEMPLATES } from '../../policies/engine/rule-templates';
 import { TaskSchema } from '../../task/task-schema';
 import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { getProcessTool } from '../../tools/process-tools';
 import { defineTool, type ToolDescriptor } from '../../tools/tool-descriptor';
 
 const EXTRA_SENTENCES = [
@@ -32,12 +33,20 @@ const EXTRA_SENTENCES = [
   'never run sql.exec outside 22:00-06:00 UTC',
   'deny http.fetch when argument url starts with "http://"',
   'deny sql.exec when argument sql contains "drop   TABLE"',
+  'never read inside /workspace/secrets',
+  'never write outside /workspace/out',
+  'never read inside /workspace/*.env',
+  'never use fs.write without approval',
+  'deny fs.read for sub-agents',
 ];
 
 const task = TaskSchema.parse({ user: 'u@example.com', intent: 'test', agent: { name: 'a', model: { driver: 'scripted', script: [{ final: 'x' }] } } });
 const index = provenanceIndexOf({ task, priorOutputs: ['eve@evil.example'] });
 
 const mcp = (name: string, definition: Record<string, unknown>): ToolDescriptor => defineTool({ name, description: name, executor: { kind: 'mcp', server: 's', tool: name }, ...definition });
+const mcpOn = (name: string, workspace: string, definition: Record<string, unknown>): ToolDescriptor =>
+  defineTool({ name, description: name, executor: { kind: 'mcp', server: 's', tool: name, workspace }, ...definition });
+const PROCESS_TOOLS_FOR_GRID = getProcessTool('proc.run') as ToolDescriptor;
 const TOOLS: { name: string; descriptor?: ToolDescriptor; args: Record<string, unknown>; measured?: Record<string, unknown>[] }[] = [
   { name: 'fs.read', descriptor: BUILTIN_TOOLS['fs.read'], args: { path: 'notes.txt' } },
   { name: 'fs.read', descriptor: BUILTIN_TOOLS['fs.read'], args: { path: '/etc/passwd' } },
@@ -55,6 +64,11 @@ const TOOLS: { name: string; descriptor?: ToolDescriptor; args: Record<string, u
   { name: 'bank.pay', descriptor: mcp('bank.pay', { effects: { payees: ['to'], amounts: [{ arg: 'amount', currency: 'EUR' }] }, annotations: { destructiveHint: false } }), args: { to: 'DE89370400440532013000', amount: 30 } },
   { name: 'chat.post', descriptor: mcp('chat.post', { effects: { recipients: [{ arg: 'channel', kind: 'channel' }] } }), args: { channel: '#general', text: 'hi' } },
   { name: 'mystery', descriptor: mcp('mystery', {}), args: { anything: 1 } },
+  // Reaching the workspace unseen: a program, MCP servers on the overlay, read-only, and not seeing it.
+  { name: 'proc.run', descriptor: PROCESS_TOOLS_FOR_GRID, args: { command: 'cat', args: ['secrets/k.txt'] } },
+  { name: 'files.read', descriptor: mcpOn('files.read', 'overlay', { annotations: { readOnlyHint: true } }), args: { path: '/workspace/secrets/k.txt' } },
+  { name: 'files.read', descriptor: mcpOn('files.read', 'read-only', { annotations: { readOnlyHint: true } }), args: { path: '/workspace/secrets/k.txt' } },
+  { name: 'remote.search', descriptor: mcpOn('remote.search', 'none', { annotations: { readOnlyHint: true } }), args: { q: 'x' } },
   { name: 'run.py', descriptor: mcp('run.py', { effects: { families: ['code-execution'] } }), args: { code: 'print(1)' } },
   { name: 'weather', descriptor: defineTool({ name: 'weather', description: 'w', executor: { kind: 'isolate', source: 'x' }, capabilities: ['http.fetch'], effects: { families: ['network'] } }), args: { city: 'x' } },
   { name: 'payments.transfer', args: { recipient: 'acct_1', amount: 500 }, measured: [{ amount: 500, currency: 'USD' }] },
