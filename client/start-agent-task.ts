@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { durationToMs } from '../task/duration';
-import type { StepRecord, TaskResult, TaskState } from '../task/task-run';
+import type { PendingApproval, StepRecord, TaskResult, TaskState } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { agentTask } from '../workflows/agent-task';
 import { TASK_QUEUE, taskStateQuery } from '../workflows/definitions';
@@ -25,22 +25,33 @@ export async function startAgentTask(client: Client, task: Task, options: StartA
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowId: options.workflowId ?? newTaskWorkflowId(task),
     args: [{ task, depth: 0, lineage: [] }],
+    // Shown by `warden list` without reading each history.
+    memo: { agent: task.agent.name, user: task.user },
     // Backstop only: the workflow ends itself at the task deadline and reports why.
     workflowExecutionTimeout: durationToMs(task.limits.deadline) + 5 * 60_000,
   });
 }
 
-/** One new step or child event seen while following a task. */
-export type ProgressEvent = { kind: 'step'; step: StepRecord; path: string[] };
+/** Something new seen while following a task: a finished step, or an action now held for approval. */
+export type ProgressEvent =
+  | { kind: 'step'; step: StepRecord; path: string[] }
+  | { kind: 'approval'; pending: PendingApproval; workflowId: string; path: string[] };
 
-function collectSteps(state: TaskState | TaskResult, path: string[], out: { step: StepRecord; path: string[] }[]): void {
-  for (const step of state.steps) out.push({ step, path });
-  for (const child of state.children) collectSteps(child, [...path, child.agent], out);
+function collectEvents(state: TaskState | TaskResult, path: string[], out: ProgressEvent[]): void {
+  for (const step of state.steps) if (step.executed || step.decision === 'deny') out.push({ kind: 'step', step, path });
+  for (const pending of 'pendingApprovals' in state ? (state.pendingApprovals ?? []) : []) out.push({ kind: 'approval', pending, workflowId: state.workflowId, path });
+  for (const child of state.children) collectEvents(child, [...path, child.agent], out);
+}
+
+function eventKey(event: ProgressEvent): string {
+  return event.kind === 'step' ? `${event.path.join('/')}#${event.step.index}` : `${event.workflowId}?${event.pending.requestId}`;
 }
 
 /**
- * Waits for the task's result, calling `onProgress` for each step that finished since the last
- * poll (by querying the running workflow). Queries are best-effort; the result is authoritative.
+ * Waits for the task's result, calling `onProgress` once for each step that finished and each
+ * action that became held for approval since the last poll (by querying the running workflow;
+ * a running sub-agent is seen once it reports to its parent). Queries are best-effort; the
+ * result is authoritative.
  */
 export async function followAgentTask(
   handle: WorkflowHandle<typeof agentTask>,
@@ -49,19 +60,20 @@ export async function followAgentTask(
 ): Promise<TaskResult> {
   const seen = new Set<string>();
   const report = (state: TaskState | TaskResult) => {
-    const all: { step: StepRecord; path: string[] }[] = [];
-    collectSteps(state, [], all);
-    for (const { step, path } of all) {
-      const key = `${path.join('/')}#${step.index}`;
-      if (!seen.has(key) && (step.executed || step.decision === 'deny')) {
+    const events: ProgressEvent[] = [];
+    collectEvents(state, [], events);
+    for (const event of events) {
+      const key = eventKey(event);
+      if (!seen.has(key)) {
         seen.add(key);
-        onProgress?.({ kind: 'step', step, path });
+        onProgress?.(event);
       }
     }
   };
   const resultPromise = handle.result();
   if (onProgress === undefined) return resultPromise;
   let done = false;
+  let wake: (() => void) | undefined;
   const poller = (async () => {
     while (!done) {
       try {
@@ -69,7 +81,10 @@ export async function followAgentTask(
       } catch {
         // The workflow may not have started yet, or has just closed.
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, pollMs);
+      });
     }
   })();
   try {
@@ -78,6 +93,7 @@ export async function followAgentTask(
     return result;
   } finally {
     done = true;
+    wake?.();
     await poller;
   }
 }

@@ -184,6 +184,8 @@ export interface PendingApproval {
   tool: string;
   args: Record<string, unknown>;
   rules: string[];
+  /** The effect Warden measured before holding it (e.g. `{ rowsChanged, operation }`), when known. */
+  effect?: Record<string, unknown>;
   requestedAt: string;
   expiresAt: string;
 }

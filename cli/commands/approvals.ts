@@ -9,7 +9,7 @@ import { WardenError } from '../../errors';
 import { AGENT_TASK_WORKFLOW, approvalSignal, taskStateQuery } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { withCliClient } from '../temporal-client';
+import { withRunningServer } from '../temporal-client';
 
 export const APPROVALS_USAGE = `usage: warden approvals [--json]
        warden approve <workflowId> <requestId> [--reason <text>]
@@ -34,7 +34,7 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
   if (typeof args === 'number') return args;
   const { values } = args;
   try {
-    const pending = await withCliClient(io, async (client) => {
+    const pending = await withRunningServer(io, async (client) => {
       const ids: string[] = [];
       const running = client.workflow.list({ query: `WorkflowType = "${AGENT_TASK_WORKFLOW}" AND ExecutionStatus = "Running"` });
       for await (const execution of running) ids.push(execution.workflowId);
@@ -81,7 +81,7 @@ function decisionCommand(approved: boolean) {
     }
     const approver = approverOf(io.env);
     try {
-      const outcome = await withCliClient(io, async (client) => {
+      const outcome = await withRunningServer(io, async (client) => {
         const handle = client.workflow.getHandle(workflowId);
         const state = await handle.query(taskStateQuery);
         if (!(state.pendingApprovals ?? []).some((p) => p.requestId === requestId)) return 'not-pending' as const;
