@@ -8,7 +8,7 @@
  */
 import { followAgentTask, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
 import { TaskFileError, WardenError } from '../../errors';
-import { loadTaskFile } from '../../task/load-task-file';
+import { loadTaskFile, taskNotices } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
@@ -67,6 +67,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
   const stateDir = stateDirOf(io.env);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   let interrupted = false;
