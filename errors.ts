@@ -50,6 +50,8 @@ export const ERROR_CODES = [
   'ERR_TEMPORAL_CLI_BUILD',
   'ERR_TEMPORAL_START',
   'ERR_TEMPORAL_UNREACHABLE',
+  // notifications
+  'ERR_WEBHOOK_FAILED',
   // identity: the credential authority's keys
   'ERR_KEYSTORE_INVALID',
   'ERR_KEYSTORE_LOCKED',

@@ -4,6 +4,7 @@
  */
 import type { SandboxClient } from '../sandbox/sandbox-client';
 import { createCheckPolicy } from './check-policy';
+import { createNotifyApproval } from './notify-approval';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
     checkPolicy: createCheckPolicy(deps),
+    notifyApproval: createNotifyApproval(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
   };

@@ -8,7 +8,10 @@ import { durationToMs } from '../task/duration';
 import type { PendingApproval, StepRecord, TaskResult, TaskState } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { agentTask } from '../workflows/agent-task';
-import { TASK_QUEUE, taskStateQuery } from '../workflows/definitions';
+import { subagentWorkflowId, TASK_QUEUE, taskStateQuery } from '../workflows/definitions';
+
+/** How deep `followAgentTask` looks into running sub-agents. */
+const MAX_FOLLOW_DEPTH = 10;
 
 export interface StartAgentTaskOptions {
   workflowId?: string;
@@ -49,9 +52,8 @@ function eventKey(event: ProgressEvent): string {
 
 /**
  * Waits for the task's result, calling `onProgress` once for each step that finished and each
- * action that became held for approval since the last poll (by querying the running workflow;
- * a running sub-agent is seen once it reports to its parent). Queries are best-effort; the
- * result is authoritative.
+ * action that became held for approval since the last poll, its running sub-agents' included
+ * (by querying the running workflows). Queries are best-effort; the result is authoritative.
  */
 export async function followAgentTask(
   handle: WorkflowHandle<typeof agentTask>,
@@ -72,12 +74,31 @@ export async function followAgentTask(
   };
   const resultPromise = handle.result();
   if (onProgress === undefined) return resultPromise;
+  const workflows = handle.client;
+  /** The state of a task and, for its sub-agents still running, theirs (they report to the parent only when done). */
+  const stateWithRunning = async (workflowId: string, depth: number): Promise<TaskState> => {
+    const state = await workflows.getHandle(workflowId).query(taskStateQuery);
+    if (depth >= MAX_FOLLOW_DEPTH) return state;
+    const running = state.steps.filter((s: StepRecord) => s.kind === 'spawn' && !s.executed && s.error === undefined && s.decision === 'allow');
+    const children: TaskResult[] = [...state.children];
+    for (const step of running) {
+      const subagent = step.tool.slice('spawn:'.length);
+      try {
+        const child = await stateWithRunning(subagentWorkflowId(workflowId, subagent, step.index), depth + 1);
+        // A running child has no run id to show yet; the events read only its steps and approvals.
+        children.push({ ...child, runId: '', agent: subagent });
+      } catch {
+        // Not started yet, or just finished: seen on a later poll.
+      }
+    }
+    return { ...state, children };
+  };
   let done = false;
   let wake: (() => void) | undefined;
   const poller = (async () => {
     while (!done) {
       try {
-        report(await handle.query(taskStateQuery));
+        report(await stateWithRunning(handle.workflowId, 0));
       } catch {
         // The workflow may not have started yet, or has just closed.
       }

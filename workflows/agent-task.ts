@@ -18,6 +18,7 @@ import { TaskEnded, stepErrorOf } from './task-ended';
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
   const result = await runLoop(run);
+  await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
   if (!run.isRoot) result.policyState = run.policyState;

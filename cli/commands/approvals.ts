@@ -10,12 +10,15 @@ import { AGENT_TASK_WORKFLOW, approvalSignal, taskStateQuery } from '../../workf
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
+import { formatPendingApproval } from '../format-summary';
 
 export const APPROVALS_USAGE = `usage: warden approvals [--json]
        warden approve <workflowId> <requestId> [--reason <text>]
        warden deny <workflowId> <requestId> [--reason <text>]
 
-  approvals  list the actions waiting for a human, across running tasks
+  approvals  list the actions waiting for a human, across running tasks: the action, the effect
+             Warden measured, the rules that held it, its deadline, and the command that decides
+             (--json: one array of { workflowId, requestId, tool, args, effect?, rules, expiresAt })
   approve    let the held action run;  deny: refuse it (the task then stops or goes on, per onDeny)
   The approver is WARDEN_APPROVER, else user:<login name>.`;
 
@@ -55,9 +58,7 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
     if (values.json) io.stdout(`${JSON.stringify(pending, null, 2)}\n`);
     else if (pending.length === 0) io.stdout('no actions are waiting for approval\n');
     else {
-      for (const p of pending) {
-        io.stdout(`${p.workflowId} ${p.requestId}: ${p.tool} ${JSON.stringify(p.args)}\n  rules: ${p.rules.join('; ')}\n  waits until ${p.expiresAt}\n`);
-      }
+      for (const p of pending) io.stdout(`${formatPendingApproval(p.workflowId, p)}\n`);
     }
     return EXIT.ok;
   } catch (error) {
