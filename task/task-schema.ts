@@ -46,20 +46,57 @@ export const ScriptedModelSchema = z.strictObject({
   script: z.array(ScriptedActionSchema).min(1, 'a scripted model needs at least one action'),
 });
 
+/** Name of the environment variable holding an API key; the key itself never enters a file or history. */
+const ApiKeyEnvSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+const HttpUrlSchema = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
+/** Which OpenAI API a driver speaks: Chat Completions or the Responses API. */
+export const OpenAIApiSchema = z.enum(['chat', 'responses'], { error: 'an OpenAI API: "chat" (Chat Completions) or "responses"' });
+
+/** Any server that speaks OpenAI's protocol (vLLM, llama.cpp, Ollama's /v1...), through the official `openai` package. */
 export const OpenAICompatibleModelSchema = z.strictObject({
   driver: z.literal('openai-compatible'),
   id: z.string().min(1),
   version: z.string().min(1).default('unversioned'),
-  /** e.g. "http://127.0.0.1:11434/v1"; "/chat/completions" is appended. */
-  baseUrl: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }),
-  /** Name of the environment variable holding the API key; the key itself never enters a file or history. */
-  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+  /** e.g. "http://127.0.0.1:11434/v1"; "/chat/completions" or "/responses" is appended. */
+  baseUrl: HttpUrlSchema,
+  api: OpenAIApiSchema.default('chat'),
+  /** No key is sent when unset (local servers). */
+  apiKeyEnv: ApiKeyEnvSchema.optional(),
   temperature: z.number().min(0).max(2).default(0),
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
   requestTimeout: DurationSchema.default('60s'),
 });
 
-export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema], {
-  error: 'a model with driver "scripted" or "openai-compatible"',
+/** OpenAI's own API (Responses API by default), through the official `openai` package. */
+export const OpenAIModelSchema = z.strictObject({
+  driver: z.literal('openai'),
+  id: z.string().min(1),
+  version: z.string().min(1).default('unversioned'),
+  baseUrl: HttpUrlSchema.default('https://api.openai.com/v1'),
+  api: OpenAIApiSchema.default('responses'),
+  apiKeyEnv: ApiKeyEnvSchema.default('OPENAI_API_KEY'),
+  /** Not sent unless set (reasoning models refuse it). */
+  temperature: z.number().min(0).max(2).optional(),
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
+  requestTimeout: DurationSchema.default('60s'),
+});
+
+/** Anthropic's Messages API, through the official `@anthropic-ai/sdk` package. */
+export const AnthropicModelSchema = z.strictObject({
+  driver: z.literal('anthropic'),
+  id: z.string().min(1),
+  version: z.string().min(1).default('unversioned'),
+  /** "/v1/messages" is appended. */
+  baseUrl: HttpUrlSchema.default('https://api.anthropic.com'),
+  apiKeyEnv: ApiKeyEnvSchema.default('ANTHROPIC_API_KEY'),
+  temperature: z.number().min(0).max(1).optional(),
+  /** Anthropic requires a limit on each answer. */
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).default(4096),
+  requestTimeout: DurationSchema.default('60s'),
+});
+
+export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema, OpenAIModelSchema, AnthropicModelSchema], {
+  error: 'a model with driver "scripted", "openai", "openai-compatible" or "anthropic"',
 });
 
 export const AgentSchema = z.strictObject({

@@ -117,6 +117,7 @@ export function finishRun(run: AgentRun, status: TaskStatus, reason?: string): T
     status,
     ...(reason === undefined ? {} : { reason }),
     steps: state.steps,
+    ...(state.turns === undefined ? {} : { turns: state.turns }),
     children: state.children,
     final: state.final,
   };

@@ -52,6 +52,7 @@ async function runLoop(run: AgentRun): Promise<TaskResult> {
       const modelTurn: ModelTurn = await run.deadline.within(() => proposeTurn({ task, turn, steps: state.steps, workflowId: run.workflowId }));
       state.turn += 1;
       state.model = modelTurn.model;
+      (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
       for (const action of modelTurn.actions) {
         if (action.type === 'final') {
           state.final = { answer: action.answer, claims: action.claims };
