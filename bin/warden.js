@@ -52,7 +52,9 @@ if (entry === 'build') {
   ({ main } = require('../build/cli/main.js'));
 } else if (entry === 'source') {
   if (process.stderr.isTTY && existsSync(STAMP)) process.stderr.write('warden: the sources changed since the last build (npm run build); running them through tsx\n');
+  // Both loaders: the CLI loads each command with a dynamic import().
   require('tsx/cjs');
+  require('node:module').register('tsx/esm', { parentURL: require('node:url').pathToFileURL(__filename), data: {} });
   ({ main } = require('../cli/main.ts'));
 } else {
   process.stderr.write('warden: this installation has no compiled CLI (build/cli/main.js); run `npm run build` in the package folder\n');

@@ -122,10 +122,13 @@ export async function createWardenWorkerFromConfig(
   options: Omit<WardenWorkerOptions, 'connection' | 'namespace'> & { stateDir: string },
 ): Promise<WardenWorker> {
   const connecting = Promise.resolve(config).then(connectWorkerConnection);
+  const namespace = Promise.resolve(config).then((c) => c.namespace);
+  // Awaited later (or never, when an earlier part fails): not an unhandled rejection meanwhile.
   connecting.catch(() => undefined);
+  namespace.catch(() => undefined);
   let wardenWorker: WardenWorker;
   try {
-    wardenWorker = await createWardenWorker({ cacheDir: join(options.stateDir, 'cache'), ...options, connection: connecting, namespace: Promise.resolve(config).then((c) => c.namespace) });
+    wardenWorker = await createWardenWorker({ cacheDir: join(options.stateDir, 'cache'), ...options, connection: connecting, namespace: namespace });
   } catch (error) {
     await (await connecting.catch(() => undefined))?.close();
     throw error;
