@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ModelError } from '../errors';
+import { redactSecrets } from '../secrets/redact-values';
 import type { Action, ModelTurn, ModelUsage, StepRecord } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { DriverInput, ToolSpec } from './model-driver';
@@ -54,34 +55,9 @@ export function decodeToolName(functionName: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Secrets
+// Secrets: one redaction for the drivers and the sandbox host (secrets/redact-values.ts).
 
-/** Replaces the secret, and any 8-character run of it (servers echo masked keys), in `text`. */
-export function redactSecret(text: string, secret: string | undefined): string {
-  if (secret === undefined || secret === '') return text;
-  let out = text.replaceAll(secret, '[redacted]');
-  const run = Math.min(8, secret.length);
-  for (let i = 0; i + run <= secret.length; i++) out = out.replaceAll(secret.slice(i, i + run), '[redacted]');
-  return out;
-}
-
-/** {@link redactSecret} for every secret, over every string of a JSON value (keys included). */
-export function redactSecrets<T>(value: T, secrets: readonly (string | undefined)[]): T {
-  const live = secrets.filter((s): s is string => s !== undefined && s !== '');
-  if (live.length === 0) return value;
-  const clean = (text: string) => live.reduce((out, secret) => redactSecret(out, secret), text);
-  const walk = (v: unknown): unknown => {
-    if (typeof v === 'string') return clean(v);
-    if (Array.isArray(v)) return v.map(walk);
-    if (v !== null && typeof v === 'object') {
-      const out: Record<string, unknown> = {};
-      for (const [key, inner] of Object.entries(v)) Object.defineProperty(out, clean(key), { value: walk(inner), enumerable: true, writable: true, configurable: true });
-      return out;
-    }
-    return v;
-  };
-  return walk(value) as T;
-}
+export { redactSecret, redactSecrets } from '../secrets/redact-values';
 
 // ---------------------------------------------------------------------------------------------
 // Request side

@@ -13,7 +13,7 @@
  *   every message passes through `redactSecret` before it leaves.
  */
 import { ModelError, type ErrorCode } from '../errors';
-import { redactSecret } from './model-transcript';
+import { redactSecret } from '../secrets/redact-values';
 
 /** Successful responses above this size are refused rather than buffered without bound. */
 export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;

@@ -4,6 +4,7 @@
  * types are derived from the schemas so the file format and the code cannot drift apart.
  */
 import { z } from 'zod';
+import { parseSecretTemplate, RESERVED_SECRET_HEADERS } from '../secrets/secret-template';
 import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
 import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
 
@@ -154,6 +155,18 @@ export const GrantsSchema = z.strictObject({
   databases: z.array(z.string().min(1)).default([]),
 });
 
+/** A header a secret may set: an HTTP token, not one the client owns (host, content-length...). */
+const SecretHeaderNameSchema = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name')
+  .refine((name) => !RESERVED_SECRET_HEADERS.has(name.toLowerCase()), 'a header the HTTP client sets itself cannot come from a secret');
+/** A header value naming its secret: `Bearer ${env:TOKEN}`, `${file:path}`, `${warden:credential}`. */
+const SecretTemplateSchema = z.string().min(1).superRefine((template, ctx) => {
+  const parsed = parseSecretTemplate(template);
+  if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+  else if (!parsed.parts.some((p) => typeof p !== 'string')) ctx.addIssue({ code: 'custom', message: 'a secret header names where its value comes from: ${env:NAME}, ${file:path} or ${warden:credential}' });
+});
+
 export const ResourcesSchema = z.strictObject({
   /** Folder the fs tools see, relative to the task file. */
   workspace: z.string().min(1).optional(),
@@ -161,6 +174,13 @@ export const ResourcesSchema = z.strictObject({
   databases: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a database name'), z.string().min(1)).default({}),
   /** Hosts the task knows about; the grant selects which of them the agent may reach. */
   hosts: z.array(z.string().min(1)).default([]),
+  /**
+   * Headers the HTTP capability adds to requests to a granted host (`host` or `host:port`, as in
+   * `hosts`), after the grant and policy checks, from secret templates: `${env:NAME}`,
+   * `${file:path}` (relative to this file), `${warden:credential}` (the call's Warden JWT). The
+   * values never reach the model, the sandbox, history, custody or tool output.
+   */
+  secrets: z.record(z.string().min(1), z.record(SecretHeaderNameSchema, SecretTemplateSchema)).default({}),
 });
 
 export const LimitsSchema = z.strictObject({
@@ -207,7 +227,7 @@ export const TaskSchema = z.strictObject({
     approvalTimeout: '15m',
     maxDepth: 3,
   }),
-  resources: ResourcesSchema.default({ databases: {}, hosts: [] }),
+  resources: ResourcesSchema.default({ databases: {}, hosts: [], secrets: {} }),
   subagents: z.record(SubagentNameSchema, SubagentSchema).default({}),
   /** Take an immutable snapshot of the workspace and databases before the task starts. */
   snapshot: z.boolean().default(false),

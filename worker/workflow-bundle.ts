@@ -21,9 +21,29 @@ import { ConfigError } from '../errors';
 /** `.ts` when running from the sources (tsx, vitest), `.js` when running the build. */
 const SOURCE_EXT = extname(__filename) === '.ts' ? '.ts' : '.js';
 const PROJECT_ROOT = join(__dirname, '..');
-/** Folders whose files a workflow may import (directly or transitively). */
-const WORKFLOW_SOURCE_DIRS = ['workflows', 'permissions', 'task', 'recovery', 'policies/engine'];
-const WORKFLOW_SOURCE_FILES = [`errors${SOURCE_EXT}`];
+/**
+ * Every source folder: a workflow may import (directly or transitively) from many of them, and a
+ * missed one would serve a stale bundle; hashing all costs milliseconds.
+ */
+const WORKFLOW_SOURCE_DIRS = ['workflows', 'activities', 'permissions', 'task', 'recovery', 'policies', 'tools', 'secrets', 'identity', 'custody', 'telemetry', 'drivers', 'sandbox'];
+const WORKFLOW_SOURCE_FILES = [`errors${SOURCE_EXT}`, `state-dir${SOURCE_EXT}`];
+
+/** Source files under `dir` (recursively), relative to the project root, sorted. */
+async function sourceFilesUnder(dir: string): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(join(PROJECT_ROOT, dir), { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const files: string[] = [];
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) files.push(...(await sourceFilesUnder(path)));
+    else if (entry.name.endsWith(SOURCE_EXT) && !entry.name.endsWith('.d.ts')) files.push(path);
+  }
+  return files;
+}
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', `index${SOURCE_EXT}`);
 /** Where `npm run build` puts the pre-built bundles (only in the compiled package). */
@@ -67,11 +87,7 @@ async function sourceFingerprint(interceptorModules: readonly string[]): Promise
   hash.update(`sdk:${sdk.version}\n`);
   hash.update(`variant:${await bundleVariantName(interceptorModules)}\n`);
   const files = [...WORKFLOW_SOURCE_FILES];
-  for (const dir of WORKFLOW_SOURCE_DIRS) {
-    for (const entry of (await readdir(join(PROJECT_ROOT, dir))).sort()) {
-      if (entry.endsWith(SOURCE_EXT) && !entry.endsWith('.d.ts')) files.push(join(dir, entry));
-    }
-  }
+  for (const dir of WORKFLOW_SOURCE_DIRS) files.push(...(await sourceFilesUnder(dir)));
   for (const file of files) {
     hash.update(`${file}\n`);
     hash.update(await readFile(join(PROJECT_ROOT, file)));
