@@ -38,6 +38,8 @@ export class ApprovalGate {
   private readonly decisions = new Map<string, ApprovalDecision>();
   /** Notices on their way: the task waits for them before it ends, so none is dropped. */
   private readonly notices: Promise<unknown>[] = [];
+  /** Whether this run sends notices (runs recorded before they existed replay without). */
+  private readonly announcing: boolean;
 
   /**
    * @param approvalTimeout the task's `limits.approvalTimeout` (e.g. "15m")
@@ -49,6 +51,9 @@ export class ApprovalGate {
     private readonly approvalTimeout: string,
     private readonly context?: ApprovalContext,
   ) {
+    // Decided when the run starts, not when an action is held: a patch marker recorded right
+    // after a local activity (the policy check) in the same workflow task cannot be replayed.
+    this.announcing = context !== undefined && patched(APPROVAL_NOTICE_PATCH);
     setHandler(approvalSignal, (decision) => {
       // The first decision counts; later ones for the same request are ignored.
       if (!this.decisions.has(decision.requestId)) this.decisions.set(decision.requestId, decision);
@@ -72,7 +77,7 @@ export class ApprovalGate {
       expiresAt: new Date(Date.now() + waitMs).toISOString(),
     };
     this.state.pendingApprovals.push(pending);
-    const announce = this.context !== undefined && patched(APPROVAL_NOTICE_PATCH);
+    const announce = this.announcing;
     if (announce) this.announce(pending, 'held');
     let outcome: StepApproval | undefined;
     try {
