@@ -31,12 +31,13 @@ const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 function describeParseError(error: unknown, known: readonly string[]): string {
   const message = (error as Error).message;
   const code = (error as { code?: string }).code;
-  const option = /'(-{1,2}[^' ]+)'/.exec(message)?.[1];
+  // Node quotes the option as '--name', '--name <value>' or '-n, --name <value>': take the long name.
+  const option = /(--[A-Za-z0-9][A-Za-z0-9-]*)/.exec(message)?.[1] ?? /'(-[A-Za-z0-9])/.exec(message)?.[1];
   if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) {
     return `unknown option ${option}${known.length > 0 ? ` (options: ${known.map((k) => `--${k}`).join(', ')})` : ' (this command takes no options)'}`;
   }
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option !== undefined) {
-    return /argument missing/.test(message) ? `option ${option.replace(/^-\w, /, '')} needs a value` : `option ${option} takes no value`;
+    return /argument missing/.test(message) ? `option ${option} needs a value` : `option ${option} takes no value`;
   }
   if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return message.replace(/^Unexpected argument/, 'unexpected argument');
   return message;

@@ -5,6 +5,7 @@
  * does, so looking at tasks never leaves a server behind.
  */
 import type { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { TemporalServerError } from '../errors';
 import { stateDirOf } from '../state-dir';
 import { connectClient } from '../temporal/connect';
@@ -58,7 +59,6 @@ export async function withRunningServer<T>(io: CliIo, use: (client: Client, conf
 
 /** Workers that polled `taskQueue` for workflow tasks within the last `withinMs` (Temporal's own record). */
 export async function recentPollers(client: Client, taskQueue: string, withinMs = 90_000): Promise<string[]> {
-  const { temporal } = await import('@temporalio/proto');
   const response = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },

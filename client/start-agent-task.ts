@@ -54,12 +54,18 @@ function eventKey(event: ProgressEvent): string {
  * Waits for the task's result, calling `onProgress` once for each step that finished and each
  * action that became held for approval since the last poll, its running sub-agents' included
  * (by querying the running workflows). Queries are best-effort; the result is authoritative.
+ * Aborting `options.signal` aborts every call in flight and rejects with the abort.
  */
 export async function followAgentTask(
   handle: WorkflowHandle<typeof agentTask>,
   onProgress?: (event: ProgressEvent) => void,
-  pollMs = 250,
+  options: { pollMs?: number; signal?: AbortSignal } = {},
 ): Promise<TaskResult> {
+  const pollMs = options.pollMs ?? 250;
+  // With a signal, every call of this follower is aborted with it: a caller that stops
+  // following can then close its connection with nothing of ours still in flight on it.
+  const signal = options.signal;
+  const bounded = <T>(call: () => Promise<T>): Promise<T> => (signal === undefined ? call() : handle.client.withAbortSignal(signal, call));
   const seen = new Set<string>();
   const report = (state: TaskState | TaskResult) => {
     const events: ProgressEvent[] = [];
@@ -72,12 +78,12 @@ export async function followAgentTask(
       }
     }
   };
-  const resultPromise = handle.result();
+  const resultPromise = bounded(() => handle.result());
   if (onProgress === undefined) return resultPromise;
   const workflows = handle.client;
   /** The state of a task and, for its sub-agents still running, theirs (they report to the parent only when done). */
   const stateWithRunning = async (workflowId: string, depth: number): Promise<TaskState> => {
-    const state = await workflows.getHandle(workflowId).query(taskStateQuery);
+    const state = await bounded(() => workflows.getHandle(workflowId).query(taskStateQuery));
     if (depth >= MAX_FOLLOW_DEPTH) return state;
     const running = state.steps.filter((s: StepRecord) => s.kind === 'spawn' && !s.executed && s.error === undefined && s.decision === 'allow');
     const children: TaskResult[] = [...state.children];
@@ -96,7 +102,7 @@ export async function followAgentTask(
   let done = false;
   let wake: (() => void) | undefined;
   const poller = (async () => {
-    while (!done) {
+    while (!done && signal?.aborted !== true) {
       try {
         report(await stateWithRunning(handle.workflowId, 0));
       } catch {

@@ -102,11 +102,12 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
       let abandon!: () => void;
       const abandoned = new Promise<'abandoned'>((resolve) => (abandon = () => resolve('abandoned')));
+      let cancelling: Promise<unknown> = Promise.resolve();
       const onSigint = () => {
         if (!interrupted) {
           interrupted = true;
           log('cancelling the task; its compensations run now (Ctrl-C again to stop waiting and leave them to the next worker)');
-          handle.cancel().catch((error: unknown) => log(`could not cancel: ${(error as Error).message}`));
+          cancelling = handle.cancel().catch((error: unknown) => log(`could not cancel: ${(error as Error).message}`));
           return;
         }
         abandon();
@@ -117,8 +118,9 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         if (event.kind === 'approval') io.stderr(`${formatPendingApproval(event.workflowId, event.pending)}\n`);
         else if (!json) io.stderr(`${formatStep(event.step, event.path)}\n`);
       };
-      const follow = followAgentTask(handle, onProgress);
-      const stopWatching = useWorker ? () => undefined : watchForWorker(client, taskQueue, log);
+      const following = new AbortController();
+      const follow = followAgentTask(handle, onProgress, { signal: following.signal });
+      const stopWatching = useWorker ? async () => undefined : watchForWorker(client, taskQueue, log);
       let outcome: TaskResult | 'abandoned';
       try {
         const finished = Promise.race([follow, abandoned]);
@@ -126,8 +128,12 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         outcome = await finished;
       } finally {
         process.off('SIGINT', onSigint);
-        stopWatching();
-        follow.catch(() => undefined);
+        await stopWatching();
+        // Nothing may still be in flight when the connection closes below (a call retried on a
+        // closed channel throws from a timer): stop following, and let a cancel request finish.
+        following.abort();
+        await follow.catch(() => undefined);
+        await cancelling;
       }
 
       if (outcome === 'abandoned') {
@@ -162,10 +168,11 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
  * With standalone workers only: says when no worker polls the task queue (the task would wait
  * silently), and again when one shows up. Returns a function that stops watching.
  */
-function watchForWorker(client: Parameters<typeof recentPollers>[0], taskQueue: string, log: (line: string) => void): () => void {
+function watchForWorker(client: Parameters<typeof recentPollers>[0], taskQueue: string, log: (line: string) => void): () => Promise<void> {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let warned = false;
+  let inFlight: Promise<void> = Promise.resolve();
   const check = async () => {
     let pollers: string[];
     try {
@@ -181,11 +188,12 @@ function watchForWorker(client: Parameters<typeof recentPollers>[0], taskQueue: 
       log(`a worker is polling ${taskQueue} now (${pollers[0]})`);
       return;
     } else if (pollers.length > 0) return;
-    timer = setTimeout(() => void check(), WORKER_CHECK_MS);
+    timer = setTimeout(() => void (inFlight = check()), WORKER_CHECK_MS);
   };
-  void check();
-  return () => {
+  inFlight = check();
+  return async () => {
     stopped = true;
     clearTimeout(timer);
+    await inFlight;
   };
 }
