@@ -39,6 +39,7 @@ const GROUPS: Record<string, Record<string, CommandEntry>> = {
     policy: { summary: 'compile rules, or backtest packs on past runs', load: async () => ((m) => ({ run: m.policyCommand, usage: m.POLICY_USAGE }))(await import('./commands/policy.js')) },
     keys: { summary: "the credential authority's keys: jwks, list, rotate", load: async () => ((m) => ({ run: m.keysCommand, usage: m.KEYS_USAGE }))(await import('./commands/keys.js')) },
     credentials: { summary: 'explain and verify a Warden token', load: async () => ((m) => ({ run: m.credentialsCommand, usage: m.CREDENTIALS_USAGE }))(await import('./commands/credentials.js')) },
+    approvers: { summary: 'who may decide approvals: add, list, remove approver keys', load: async () => ((m) => ({ run: m.approversCommand, usage: m.APPROVERS_USAGE }))(await import('./commands/approvers.js')) },
   },
   Recovery: {
     snapshots: { summary: "what a task's commit replaced, and its SQL journal", load: async () => ((m) => ({ run: m.snapshotsCommand, usage: m.SNAPSHOTS_USAGE }))(await import('./commands/snapshots.js')) },
@@ -51,6 +52,7 @@ const GROUPS: Record<string, Record<string, CommandEntry>> = {
   },
   Server: {
     server: { summary: 'the embedded Temporal server: start, stop, status', load: async () => ((m) => ({ run: m.serverCommand, usage: m.SERVER_USAGE }))(await import('./commands/server.js')) },
+    db: { summary: 'the shared state database: migrate, status', load: async () => ((m) => ({ run: m.dbCommand, usage: m.DB_USAGE }))(await import('./commands/db.js')) },
   },
 };
 

@@ -1,18 +1,25 @@
 /**
  * A Warden worker: the agent workflows, the activities, and the sandbox host process the
  * activities run tools in. The sandbox host is owned here and closed with the worker.
+ *
+ * With `WARDEN_DATABASE_URL` (or a shared `state` store) the worker keeps grants, revocations,
+ * the jti replay store and its published public keys in the shared database, and refuses to start
+ * when that database's schema is not the one this code knows (`warden db migrate`).
  */
 import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
 import { TASK_QUEUE } from '../workflows/definitions';
-import { openKeystore } from '../identity/keystore';
-import { openCredentialStores } from '../identity/credential-stores';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
+import { openApproverStore } from '../identity/approver-registry';
 import { stateDirOf } from '../state-dir';
+import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
 import { workflowBundle } from './workflow-bundle';
-import { join } from 'node:path';
+import { wardenResourcesOf } from './warden-resources';
 import { connectWorkerConnection } from '../temporal/connect';
 import type { TemporalConfig } from '../temporal/temporal-config';
 
@@ -28,6 +35,13 @@ export interface WardenWorkerOptions {
   stateDir?: string;
   /** Environment model drivers read API keys from. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Environment the worker's own configuration is read from (`WARDEN_DATABASE_URL`,
+   * `WARDEN_SIGNING_KEY_FILE`, `WARDEN_WORKER_ID`); default `process.env`.
+   */
+  configEnv?: NodeJS.ProcessEnv;
+  /** An open shared state store to use (the caller closes it); default: opened from `configEnv` when it names a database. */
+  state?: StateStore;
   /**
    * Tracing (`setupTelemetry`): workflow, activity and child-workflow spans go to its custody
    * ledger. The caller owns it and shuts it down after the worker.
@@ -70,13 +84,41 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   // Loaded while the sandbox host boots: the two are most of a worker's start-up time.
   const bundle = workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] });
   bundle.catch(() => undefined);
-  const keystore = await openKeystore({ stateDir });
-  const stores = openCredentialStores({ stateDir });
+  const configEnv = options.configEnv ?? process.env;
+  const ownedState = options.state === undefined && usesSharedDatabase(configEnv) ? await openStateStore({ stateDir, env: configEnv }) : undefined;
+  const state = options.state ?? ownedState;
+  const closeState = async () => {
+    await ownedState?.close();
+  };
+  let authority: Awaited<ReturnType<typeof openCredentialAuthority>>;
+  try {
+    authority = await openCredentialAuthority({ stateDir, env: configEnv, ...(state === undefined ? {} : { state }) });
+  } catch (error) {
+    await closeState();
+    throw error;
+  }
+  const { keystore, stores } = authority;
+  const approvers = openApproverStore({ stateDir });
+  const release = async () => {
+    approvers.close();
+    await authority.close();
+    await closeState();
+  };
   let sandbox: SandboxClient;
   try {
-    sandbox = await SandboxClient.start({ identityStateDir: stateDir });
+    // With one key from a key source, the host verifies with that key's public part only.
+    let jwksFile: string | undefined;
+    if (signingKeyFileOf(configEnv) !== undefined) {
+      jwksFile = join(stateDir, 'key-source-jwks.json');
+      writeFileSync(jwksFile, `${JSON.stringify(keystore.jwks())}\n`, { mode: 0o644 });
+    }
+    sandbox = await SandboxClient.start({
+      identityStateDir: stateDir,
+      ...(state?.shared === true && state.config.mode === 'postgres' ? { identityDatabaseUrl: state.config.url } : {}),
+      ...(jwksFile === undefined ? {} : { identityJwksFile: jwksFile }),
+    });
   } catch (error) {
-    stores.close();
+    await release();
     throw error;
   }
   try {
@@ -86,12 +128,16 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       taskQueue: options.taskQueue ?? TASK_QUEUE,
       workflowBundle: await bundle,
       ...(traced === undefined ? {} : { interceptors: traced.interceptors, sinks: traced.sinks }),
-      activities: createActivities({ sandbox, stateDir, identity: { keystore, stores }, ...(options.env === undefined ? {} : { env: options.env }) }),
+      activities: createActivities({
+        sandbox,
+        stateDir,
+        identity: { keystore, stores },
+        ...(options.env === undefined ? {} : { env: options.env }),
+        ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
+        approvers,
+        wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
+      }),
     });
-    const release = async () => {
-      await sandbox.close();
-      stores.close();
-    };
     return {
       worker,
       sandbox,
@@ -99,14 +145,18 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
         try {
           await (until === undefined ? worker.run() : worker.runUntil(until));
         } finally {
+          await sandbox.close();
           await release();
         }
       },
-      close: release,
+      async close() {
+        await sandbox.close();
+        await release();
+      },
     };
   } catch (error) {
     await sandbox.close();
-    stores.close();
+    await release();
     throw error;
   }
 }
@@ -128,7 +178,7 @@ export async function createWardenWorkerFromConfig(
   namespace.catch(() => undefined);
   let wardenWorker: WardenWorker;
   try {
-    wardenWorker = await createWardenWorker({ cacheDir: join(options.stateDir, 'cache'), ...options, connection: connecting, namespace: namespace });
+    wardenWorker = await createWardenWorker({ cacheDir: join(options.stateDir, 'cache'), ...options, connection: connecting, namespace });
   } catch (error) {
     await (await connecting.catch(() => undefined))?.close();
     throw error;

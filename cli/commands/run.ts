@@ -6,15 +6,18 @@
  * compensations, then prints one line saying what was undone and exits 130. A second Ctrl-C
  * stops waiting: the task stays cancel-requested for the next worker to finish.
  */
+import { join } from 'node:path';
 import { followAgentTask, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
 import { TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile, taskNotices } from '../../task/load-task-file';
+import { wardenResourceIssues } from '../../permissions/warden-resources';
+import { stateDirOf } from '../../state-dir';
+import { realTaskPathsOf, wardenResourcesOf } from '../../worker/warden-resources';
 import type { TaskResult } from '../../task/task-run';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
 import { connectClient } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
-import { stateDirOf } from '../../state-dir';
 import type { WardenWorker } from '../../worker/create-warden-worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -57,6 +60,11 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   let task;
   try {
     task = await loadTaskFile(file);
+    // Refused here with exit 2 (and again by every worker, for tasks started another way).
+    const stateDir = stateDirOf(io.env);
+    const resources = wardenResourcesOf({ env: io.env, stateDir, cacheDirs: [join(stateDir, 'cache')] });
+    const issues = wardenResourceIssues(task, realTaskPathsOf(task), resources);
+    if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
   } catch (error) {
     if (error instanceof TaskFileError) {
       io.stderr(`warden run: ${error.code}: ${error.message}\n`);
@@ -84,7 +92,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       installQuietRuntime();
       worker = createWardenWorkerFromConfig(
         resolving.then((resolved) => resolved.config),
-        { stateDir, env: io.env, ...(args.values['task-queue'] === undefined ? {} : { taskQueue: args.values['task-queue'] }), ...(telemetry === undefined ? {} : { telemetry }) },
+        { stateDir, env: io.env, configEnv: io.env, ...(args.values['task-queue'] === undefined ? {} : { taskQueue: args.values['task-queue'] }), ...(telemetry === undefined ? {} : { telemetry }) },
       );
       worker.catch(() => undefined);
     }

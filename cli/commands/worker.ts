@@ -24,7 +24,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     const { config, server, stateDir } = await resolveTemporal(io);
     const taskQueue = values['task-queue'] ?? TASK_QUEUE;
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
-    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, env: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
+    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
