@@ -62,7 +62,8 @@ let runtimeInstalled = false;
 
 /**
  * Keeps the SDK's own logging to errors, for commands whose output is the task's steps (a failed
- * tool call is an outcome there, reported in the step, not a warning), and leaves signals to the
+ * tool call is an outcome there, reported in the step, not a warning), keeps the native core's
+ * logs off stdout, and leaves signals to the
  * program: the SDK would otherwise shut every worker down on the first Ctrl-C, before a cancelled
  * task could run its compensations.
  * Must run before the first connection, which installs the SDK's default runtime.
@@ -71,7 +72,13 @@ export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      // The native core's own logs go through the same logger (stderr, errors only): written to
+      // the console directly they would land on stdout, inside `warden run --json`.
+      telemetryOptions: { logging: { forward: {}, filter: { core: 'ERROR', other: 'ERROR' } } },
+      shutdownSignals: [],
+    });
   } catch {
     // A runtime was already installed by the host program; keep it.
   }

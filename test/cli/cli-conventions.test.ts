@@ -97,7 +97,7 @@ describe('help and version', () => {
 });
 
 describe('read-only commands never start a server', () => {
-  it.each([['list'], ['status', 'x'], ['logs', 'x'], ['approvals'], ['cancel', 'x'], ['approve', 'x', '0'], ['policy', 'test', 'foundation', '--against', 'x']])(
+  it.each([['list'], ['status', 'x'], ['logs', 'x'], ['approvals'], ['cancel', 'x'], ['policy', 'test', 'foundation', '--against', 'x']])(
     'warden %j says none is running, and none is started',
     async (...argv) => {
       const stateDir = await mkdtemp(join(tmpdir(), 'warden-readonly-'));
@@ -146,10 +146,10 @@ async function heldTask() {
   const handle = await env.start(task);
   for (;;) {
     const state = await handle.query(taskStateQuery).catch(() => undefined);
-    if ((state?.pendingApprovals.length ?? 0) > 0) break;
+    const requestId = state?.pendingApprovals[0]?.requestId;
+    if (requestId !== undefined) return { workflowId: handle.workflowId, handle, db, requestId };
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { workflowId: handle.workflowId, handle, db };
 }
 
 function deleteTask(db: string) {
@@ -186,7 +186,7 @@ describe('list, status, logs, cancel', () => {
     const text = await cli(['status', held.workflowId]);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('status:  RUNNING');
-    expect(text.stdout).toContain(`waiting for approval: warden approve ${held.workflowId} 0`);
+    expect(text.stdout).toContain(`waiting for approval: warden approve ${held.workflowId} ${held.requestId}`);
     const json = JSON.parse((await cli(['status', held.workflowId, '--json'])).stdout) as { status: string; state: { pendingApprovals: unknown[] } };
     expect(json.status).toBe('running');
     expect(json.state.pendingApprovals).toHaveLength(1);

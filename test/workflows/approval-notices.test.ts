@@ -7,7 +7,7 @@
  * than 10 rows without explicit approval".
  */
 import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +17,7 @@ import Database from 'better-sqlite3';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalsCommand, approveCommand, denyCommand } from '../../cli/commands/approvals';
+import { approversCommand } from '../../cli/commands/approvers';
 import type { CliIo } from '../../cli/cli-io';
 import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
@@ -47,6 +48,9 @@ interface Notice {
 }
 
 let env: WardenTestEnv;
+/** A registered approver (unique per run: the test registry outlives runs) and its key file. */
+const approver = `sec-lead-${randomUUID().slice(0, 8)}`;
+let keyFile: string;
 let receiver: Server;
 let receiverUrl: string;
 const notices: Notice[] = [];
@@ -80,6 +84,9 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/warden`;
   env = await startWardenTestEnv({ ...process.env, WARDEN_APPROVAL_WEBHOOK: receiverUrl, WARDEN_APPROVAL_WEBHOOK_SECRET: SECRET });
+  keyFile = join(await mkdtemp(join(tmpdir(), 'warden-approver-')), `${approver}.json`);
+  const add = cli();
+  expect(await approversCommand(['add', approver, '--out', keyFile], add.io), add.out.join('')).toBe(0);
 });
 afterAll(async () => {
   await env?.close();
@@ -114,7 +121,7 @@ function cli(): { io: CliIo; out: string[] } {
   const port = testTemporalAddress().address.split(':').pop();
   return {
     out,
-    io: { stdout: (t) => out.push(t), stderr: (t) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, WARDEN_APPROVER: 'sec-lead' } },
+    io: { stdout: (t) => out.push(t), stderr: (t) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, ...(keyFile === undefined ? {} : { WARDEN_APPROVER_KEY: keyFile }) } },
   };
 }
 
@@ -156,7 +163,7 @@ describe('the approval webhook', () => {
     const approve = cli();
     expect(await approveCommand([handle.workflowId, held.body.requestId, '--reason', 'quarterly cleanup'], approve.io), approve.out.join('')).toBe(0);
     const decided = await notice((n) => n.body.workflowId === handle.workflowId && n.body.event === 'decided');
-    expect(decided.body).toMatchObject({ type: 'warden.approval.decided', decision: { status: 'approved', approver: 'user:sec-lead', reason: 'quarterly cleanup' } });
+    expect(decided.body).toMatchObject({ type: 'warden.approval.decided', decision: { status: 'approved', approver, reason: 'quarterly cleanup' } });
     expect(decided.body.commands).toBeUndefined();
     expect((await followAgentTask(handle)).status).toBe('completed');
   });
