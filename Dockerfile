@@ -10,27 +10,8 @@ WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
-COPY scripts ./scripts
-COPY *.ts ./
-COPY activities ./activities
-COPY cli ./cli
-COPY client ./client
-COPY custody ./custody
-COPY drivers ./drivers
-COPY identity ./identity
-COPY permissions ./permissions
-COPY policies ./policies
-COPY recovery ./recovery
-COPY sandbox ./sandbox
-COPY secrets ./secrets
-COPY state ./state
-COPY task ./task
-COPY telemetry ./telemetry
-COPY temporal ./temporal
-COPY tools ./tools
-COPY worker ./worker
-COPY workflows ./workflows
+# Everything but what .dockerignore leaves out (node_modules, build/, state folders).
+COPY . .
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime
