@@ -16,6 +16,11 @@ RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime
 WORKDIR /app
+# bubblewrap: the OS sandbox of proc.run and stdio MCP servers (it also needs the container to
+# allow user namespaces; see deploy/README.md).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap \
+ && rm -rf /var/lib/apt/lists/*
 # Owned by root: the worker (user `node`) can read but not modify its own code.
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules

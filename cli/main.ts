@@ -29,6 +29,7 @@ const GROUPS: Record<string, Record<string, CommandEntry>> = {
     logs: { summary: "a task's steps as they happen (--follow) and its outcome", load: async () => ((m) => ({ run: m.logsCommand, usage: m.LOGS_USAGE }))(await import('./commands/logs.js')) },
     cancel: { summary: 'cancel a running task; its compensations run and are reported', load: async () => ((m) => ({ run: m.cancelCommand, usage: m.CANCEL_USAGE }))(await import('./commands/cancel.js')) },
     worker: { summary: 'run a standalone worker for a Temporal cluster or the embedded server', load: async () => ((m) => ({ run: m.workerCommand, usage: m.WORKER_USAGE }))(await import('./commands/worker.js')) },
+    mcp: { summary: 'serve a task to an existing agent (IDE, CLI agent) as an MCP server', load: async () => ((m) => ({ run: m.mcpCommand, usage: m.MCP_USAGE }))(await import('./commands/mcp.js')) },
   },
   Approvals: {
     approvals: { summary: 'actions waiting for a human: effect, rules, deadline', load: async () => ((m) => ({ run: m.approvalsCommand, usage: m.APPROVALS_USAGE }))(await import('./commands/approvals.js')) },

@@ -4,6 +4,7 @@
  */
 import type { Model } from '../task/task-schema';
 import { AnthropicDriver } from './anthropic-driver';
+import { ModelError } from '../errors';
 import type { ModelDriver } from './model-driver';
 import { OpenAIDriver } from './openai-driver';
 import { ScriptedDriver } from './scripted-driver';
@@ -24,6 +25,9 @@ export function createDriver(model: Model, options: CreateDriverOptions = {}): M
       return new OpenAIDriver(model, options);
     case 'anthropic':
       return new AnthropicDriver(model, options);
+    case 'mcp-client':
+      // Its actions arrive as tool calls through `warden mcp serve`; nobody asks it for a turn.
+      throw new ModelError('ERR_MODEL_CONFIG', 'an "mcp-client" agent is driven by its MCP client (warden mcp serve), not by a model driver');
     default: {
       // A new driver kind in the schema must be handled here; this fails to compile otherwise.
       const unknown: never = model;

@@ -18,7 +18,11 @@ import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
+import { heartbeatInterceptorFactory } from './heartbeat-interceptor';
 import { workflowBundle } from './workflow-bundle';
+import { McpConnectionPool } from '../executors/mcp-connection-pool';
+import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
+import { defaultCacheDir } from '../temporal/temporal-cli';
 import { wardenResourcesOf } from './warden-resources';
 import { connectWorkerConnection } from '../temporal/connect';
 import type { TemporalConfig } from '../temporal/temporal-config';
@@ -47,11 +51,20 @@ export interface WardenWorkerOptions {
    * ledger. The caller owns it and shuts it down after the worker.
    */
   telemetry?: Telemetry;
+  /**
+   * Folder whose node_modules holds installed MCP server packages (`warden mcp install`);
+   * default `WARDEN_MCP_PACKAGES`, else `<cache>/mcp-packages`.
+   */
+  mcpPackagesDir?: string;
+  /** More host folders stdio MCP servers see read-only (e.g. a folder of server scripts). */
+  sandboxReadOnlyPaths?: readonly string[];
 }
 
 export interface WardenWorker {
   worker: Worker;
   sandbox: SandboxClient;
+  /** The worker's MCP connections (closed with the worker). */
+  mcp: McpConnectionPool;
   /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
   run(until?: Promise<unknown>): Promise<void>;
   /** Lets go of a worker that will never run: the sandbox host, the stores (and its own connection). */
@@ -91,6 +104,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   // Loaded while the sandbox host boots: the two are most of a worker's start-up time.
   const bundle = workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] });
   bundle.catch(() => undefined);
+  const mcpPool = new McpConnectionPool();
   const configEnv = options.configEnv ?? process.env;
   const ownedState = options.state === undefined && usesSharedDatabase(configEnv) ? await openStateStore({ stateDir, env: configEnv }) : undefined;
   const state = options.state ?? ownedState;
@@ -129,16 +143,24 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   try {
+    const env = options.env ?? process.env;
+    const mcp = {
+      pool: mcpPool,
+      packagesDir: options.mcpPackagesDir ?? (env.WARDEN_MCP_PACKAGES ? env.WARDEN_MCP_PACKAGES : defaultMcpPackagesDir(defaultCacheDir(env))),
+      ...(options.sandboxReadOnlyPaths === undefined ? {} : { extraReadOnlyPaths: options.sandboxReadOnlyPaths }),
+    };
     const worker = await Worker.create({
       connection: await options.connection,
       namespace: await options.namespace,
       taskQueue: options.taskQueue ?? TASK_QUEUE,
       workflowBundle: await bundle,
-      ...(traced === undefined ? {} : { interceptors: traced.interceptors, sinks: traced.sinks }),
+      interceptors: { ...traced?.interceptors, activity: [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory] },
+      ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities: createActivities({
         sandbox,
         stateDir,
         identity: { keystore, stores },
+        mcp,
         ...(options.env === undefined ? {} : { env: options.env }),
         ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
         approvers,
@@ -148,10 +170,12 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     return {
       worker,
       sandbox,
+      mcp: mcpPool,
       async run(until) {
         try {
           await (until === undefined ? worker.run() : worker.runUntil(until));
         } finally {
+          await mcpPool.close();
           await sandbox.close();
           await release();
         }

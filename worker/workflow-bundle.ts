@@ -22,27 +22,24 @@ import { ConfigError } from '../errors';
 const SOURCE_EXT = extname(__filename) === '.ts' ? '.ts' : '.js';
 const PROJECT_ROOT = join(__dirname, '..');
 /**
- * Every source folder: a workflow may import (directly or transitively) from many of them, and a
- * missed one would serve a stale bundle; hashing all costs milliseconds.
+ * Folders never part of a workflow bundle. Everything else is fingerprinted, whole: listing the
+ * folders a workflow imports missed one (tools/) and let a stale cached bundle run old code.
  */
-const WORKFLOW_SOURCE_DIRS = ['workflows', 'activities', 'permissions', 'task', 'recovery', 'policies', 'tools', 'secrets', 'identity', 'custody', 'telemetry', 'drivers', 'sandbox'];
-const WORKFLOW_SOURCE_FILES = [`errors${SOURCE_EXT}`, `state-dir${SOURCE_EXT}`];
+const NOT_WORKFLOW_SOURCE = new Set(['node_modules', 'test', 'bench', 'dist', 'build', 'examples', 'deploy', 'docs']);
 
-/** Source files under `dir` (recursively), relative to the project root, sorted. */
-async function sourceFilesUnder(dir: string): Promise<string[]> {
-  let entries;
-  try {
-    entries = await readdir(join(PROJECT_ROOT, dir), { withFileTypes: true });
-  } catch {
-    return [];
+/** Every source file (.ts, or .js in the build) under the project root, outside `NOT_WORKFLOW_SOURCE` and dot-folders, sorted. */
+export async function workflowSourceFiles(dir = '', out: string[] = []): Promise<string[]> {
+  const entries = (await readdir(join(PROJECT_ROOT, dir), { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue;
+    const path = dir === '' ? entry.name : join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (!(dir === '' && NOT_WORKFLOW_SOURCE.has(entry.name))) await workflowSourceFiles(path, out);
+    } else if (entry.isFile() && entry.name.endsWith(SOURCE_EXT) && !entry.name.endsWith('.d.ts')) {
+      out.push(path);
+    }
   }
-  const files: string[] = [];
-  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...(await sourceFilesUnder(path)));
-    else if (entry.name.endsWith(SOURCE_EXT) && !entry.name.endsWith('.d.ts')) files.push(path);
-  }
-  return files;
+  return out;
 }
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', `index${SOURCE_EXT}`);
@@ -86,9 +83,7 @@ async function sourceFingerprint(interceptorModules: readonly string[]): Promise
   const sdk = JSON.parse(await readFile(require.resolve('@temporalio/worker/package.json'), 'utf8')) as { version: string };
   hash.update(`sdk:${sdk.version}\n`);
   hash.update(`variant:${await bundleVariantName(interceptorModules)}\n`);
-  const files = [...WORKFLOW_SOURCE_FILES];
-  for (const dir of WORKFLOW_SOURCE_DIRS) files.push(...(await sourceFilesUnder(dir)));
-  for (const file of files) {
+  for (const file of await workflowSourceFiles()) {
     hash.update(`${file}\n`);
     hash.update(await readFile(join(PROJECT_ROOT, file)));
   }

@@ -17,7 +17,7 @@
  * `warden run`), and each hold and each decision is announced through the `notifyApproval`
  * activity (the worker's approval webhook), for runs started since that patch.
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, condition, patched, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, setHandler } from '@temporalio/workflow';
 import type { ApprovalNotice } from '../activities/notify-approval';
 import { callDigestOf } from '../recovery/call-key';
 import { durationToMs } from '../task/duration';
@@ -26,10 +26,7 @@ import { notifyApproval, verifyApproval } from './activity-stubs';
 import { approvalSignal, approvalUpdate, ApprovalDecisionSchema, type ApprovalDecision, type ApprovalOutcome } from './definitions';
 import type { TaskDeadline } from './task-deadline';
 
-/** Tasks started before this patch take unauthenticated signals (their histories must replay). */
-export const APPROVAL_UPDATE_PATCH = 'approval-update';
-/** Runs recorded before approval notices existed replay without them. */
-export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
+export { APPROVAL_NOTICE_PATCH, APPROVAL_UPDATE_PATCH } from './workflow-patches';
 
 /** The run a gate belongs to: for decisions (workflow and run id) and for notices (the rest). */
 export interface ApprovalRun {
@@ -70,8 +67,6 @@ export class ApprovalGate {
   /** Requests waiting now, with the digest of their action (what an approver signs). */
   private readonly pending = new Map<string, { action: string }>();
   private readonly authenticated: boolean;
-  /** Whether this run sends notices (runs recorded before they existed replay without). */
-  private readonly announcing: boolean;
   /** Notices on their way: the task waits for them before it ends, so none is dropped. */
   private readonly notices: Promise<unknown>[] = [];
 
@@ -84,11 +79,11 @@ export class ApprovalGate {
     private readonly deadline: TaskDeadline,
     private readonly approvalTimeout: string,
     private readonly run: ApprovalRun,
+    authenticated: boolean,
+    /** Whether this run sends approval notices (runs recorded before they existed replay without). */
+    private readonly announcing = false,
   ) {
-    this.authenticated = patched(APPROVAL_UPDATE_PATCH);
-    // Decided when the run starts, not when an action is held: a patch marker recorded right
-    // after a local activity (the policy check) in the same workflow task cannot be replayed.
-    this.announcing = run.user !== undefined && patched(APPROVAL_NOTICE_PATCH);
+    this.authenticated = authenticated;
     if (this.authenticated) {
       setHandler(approvalUpdate, (decision) => this.decide(decision), { validator: (decision) => this.validate(decision) });
     } else {
