@@ -33,7 +33,7 @@ import { freePort } from '../temporal/ports';
 const BIN = join(REPO_ROOT, 'bin/warden.js');
 
 /** Every command `warden --help` lists. */
-const COMMANDS = ['run', 'list', 'status', 'logs', 'cancel', 'worker', 'approvals', 'approve', 'deny', 'policy', 'keys', 'credentials', 'snapshots', 'rollback', 'audit', 'trace', 'replay', 'server'];
+const COMMANDS = ['run', 'list', 'status', 'logs', 'cancel', 'worker', 'mcp', 'approvals', 'approve', 'deny', 'policy', 'keys', 'credentials', 'approvers', 'snapshots', 'rollback', 'audit', 'trace', 'replay', 'server', 'db'];
 
 let env: WardenTestEnv;
 beforeAll(async () => {
