@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run build` (also run by `npm ci` / `npm install` in a checkout, through `prepare`):
 // compiles the TypeScript sources to build/ (JavaScript, .d.ts), copies the data files the code
-// reads at run time (policy packs, the Cedar schema), pre-builds the workflow bundles from the
+// reads at run time (policy packs, the Cedar schema, the OS sandbox's scripts), pre-builds the workflow bundles from the
 // compiled code, and writes build/BUILD_STAMP last, so a half-finished build is never taken for
 // a finished one (bin/warden.js checks the stamp).
 'use strict';
