@@ -11,7 +11,7 @@ import { ModelError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
-import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
 import { WARDEN_ATTR } from '../custody/attributes';
 
 export interface ProposeTurnInput {
@@ -39,14 +39,16 @@ export function createProposeTurn(deps: ActivityDeps) {
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
       const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
-      // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
-      annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
+      // The custody record of this model call (its `chat <model>` span, which already says who,
+      // for what and which model): the hash of the exact prompt context.
+      annotateActiveSpan(promptAttributes(driverInput));
       const turn = await driver.proposeTurn(driverInput, Context.current().cancellationSignal);
       // The driver is untrusted: its answer is re-validated before it enters history.
       const parsed = ModelTurnSchema.safeParse(turn);
       if (!parsed.success) {
         throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
+      annotateActiveSpan(modelResponseAttributes(parsed.data));
       return parsed.data;
     });
   }

@@ -17,7 +17,7 @@ import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
-import { annotateActiveSpan, outcomeOfError, resourceAttributes, toolCallAttributes } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, outcomeOfError, resourceAttributes } from '../telemetry/warden-span-attributes';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -34,6 +34,8 @@ export interface RunToolInput {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** The model's own id for this call, when it gave one (`gen_ai.tool.call.id`). */
+  modelCallId?: string;
 }
 
 async function workspaceRootOf(task: Task): Promise<string | undefined> {
@@ -116,9 +118,11 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   };
 }
 
-/** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
+/**
+ * Span attributes the grant and the call's scope add to the `execute_tool` span (which already
+ * carries the task, tool and argument hash): the agent and its delegation chain, the resources.
+ */
 function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
-  annotateActiveSpan(toolCallAttributes(input.task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
   const grant = deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;

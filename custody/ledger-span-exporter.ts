@@ -22,6 +22,7 @@ import { SimpleSpanProcessor, type ReadableSpan, type Span, type SpanExporter } 
 import { WARDEN_ATTR } from './attributes';
 import type { AppendInput, CustodyLedger } from './ledger';
 import { spanRecordJson, type SpanRecordOptions } from './span-record';
+import { spanRoleOf } from './span-roles';
 
 /** `kind` of the ledger records this exporter writes. */
 export const SPAN_RECORD_KIND = 'span';
@@ -30,8 +31,6 @@ export const UNASSIGNED_TASK = 'unassigned';
 
 /** Attribute the Temporal interceptors put on client and activity spans. */
 const TEMPORAL_WORKFLOW_ID_ATTR = 'temporalWorkflowId';
-/** Prefix of the span the Temporal workflow interceptor wraps a workflow run in. */
-const RUN_WORKFLOW_PREFIX = 'RunWorkflow:';
 const MAX_REMEMBERED_TRACES = 10_000;
 const MAX_REMEMBERED_SPANS = 100_000;
 
@@ -73,11 +72,12 @@ export function workflowIdOfSpan(span: ReadableSpan): string {
 }
 
 /**
- * Default end-of-task test: the `RunWorkflow:*` span of a workflow that has no parent (a root
- * task's run), as the Temporal workflow interceptor records it.
+ * Default end-of-task test: the run span of a workflow that has no parent (a root task's
+ * `invoke_agent <agent>`, or `RunWorkflow:<type>` for other workflows), as the workflow span
+ * sink hands it over.
  */
 export function isRootWorkflowRunSpan(span: ReadableSpan): boolean {
-  if (!span.name.startsWith(RUN_WORKFLOW_PREFIX)) return false;
+  if (spanRoleOf(span.name, span.attributes) !== 'agent-run') return false;
   const info = sinkInfo(span);
   return info.workflowId !== undefined && !info.hasParent && (info.rootWorkflowId === undefined || info.rootWorkflowId === info.workflowId);
 }

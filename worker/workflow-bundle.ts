@@ -12,7 +12,8 @@ import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporali
 const PROJECT_ROOT = join(__dirname, '..');
 /** Folders whose files a workflow may import (directly or transitively). */
 const WORKFLOW_SOURCE_DIRS = ['workflows', 'permissions', 'task', 'recovery', 'policies/engine'];
-const WORKFLOW_SOURCE_FILES = ['errors.ts'];
+// custody/attributes.ts: imported by Warden's workflow interceptor module (telemetry/workflow-interceptors.ts).
+const WORKFLOW_SOURCE_FILES = ['errors.ts', 'custody/attributes.ts'];
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', 'index.ts');
 
@@ -38,7 +39,11 @@ async function sourceFingerprint(interceptorModules: readonly string[]): Promise
   const hash = createHash('sha256');
   const sdk = JSON.parse(await readFile(require.resolve('@temporalio/worker/package.json'), 'utf8')) as { version: string };
   hash.update(`sdk:${sdk.version}\n`);
-  for (const module of interceptorModules) hash.update(`interceptor:${module}:${await packageVersionOf(module)}\n`);
+  for (const module of interceptorModules) {
+    hash.update(`interceptor:${module}:${await packageVersionOf(module)}\n`);
+    // A module of this project changes without its package version changing: hash its text too.
+    if (module.startsWith(PROJECT_ROOT)) hash.update(await readFile(module));
+  }
   const files = [...WORKFLOW_SOURCE_FILES];
   for (const dir of WORKFLOW_SOURCE_DIRS) {
     for (const entry of (await readdir(join(PROJECT_ROOT, dir))).sort()) {
