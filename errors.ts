@@ -10,6 +10,7 @@ export const ERROR_CODES = [
   // task files and configuration
   'ERR_TASK_FILE_UNREADABLE',
   'ERR_TASK_FILE_INVALID',
+  'ERR_TASK_INPUT_INVALID',
   'ERR_CONFIG_INVALID',
   // permissions
   'ERR_TOOL_NOT_GRANTED',

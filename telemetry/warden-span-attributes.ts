@@ -18,6 +18,8 @@ import { parseScope } from '../identity/call-scope';
 import { hashIntent } from '../identity/task-grant';
 import type { ModelTurn } from '../task/task-run';
 import type { Model, Task } from '../task/task-schema';
+import { resolveTool } from '../tools/tool-catalog';
+import { resolvedAnnotations, type ToolDescriptor } from '../tools/tool-descriptor';
 
 type Attributes = Record<string, AttributeValue | undefined>;
 
@@ -146,7 +148,7 @@ export function modelResponseAttributes(turn: ModelTurn): Attributes {
 
 /** Attributes of a tool call: a GenAI `execute_tool` with its arguments hashed and the model's call id when it gave one. */
 export function toolCallAttributes(task: Task, rootWorkflowId: string, workflowId: string, tool: string, args: unknown, modelCallId?: string): Attributes {
-  const custom = task.tools.custom.find((t) => t.name === tool);
+  const descriptor = resolveTool(task, tool);
   return {
     ...taskAttributes(task, rootWorkflowId, workflowId),
     ...agentAttributes(task, rootWorkflowId, workflowId),
@@ -154,9 +156,25 @@ export function toolCallAttributes(task: Task, rootWorkflowId: string, workflowI
     [GEN_AI_ATTR.toolName]: tool,
     // Every Warden tool, built-in or the user's, is a function the model asks the agent side to run.
     [GEN_AI_ATTR.toolType]: 'function',
-    [GEN_AI_ATTR.toolDescription]: custom?.description,
+    [GEN_AI_ATTR.toolDescription]: descriptor?.description,
     [GEN_AI_ATTR.toolCallId]: modelCallId,
     [WARDEN_ATTR.toolArgsSha256]: sha256OfJson(args),
+    ...descriptorAttributes(descriptor),
+  };
+}
+
+/** Custody attributes of a tool's descriptor: executor kind, families, resolved hints, whether it declared anything and can be undone. */
+export function descriptorAttributes(descriptor: ToolDescriptor | undefined): Attributes {
+  if (descriptor === undefined) return {};
+  const hints = Object.entries(resolvedAnnotations(descriptor))
+    .filter(([, on]) => on)
+    .map(([hint]) => hint);
+  return {
+    [WARDEN_ATTR.toolExecutor]: descriptor.executor.kind,
+    [WARDEN_ATTR.toolFamilies]: [...descriptor.profile.families],
+    [WARDEN_ATTR.toolHints]: hints,
+    [WARDEN_ATTR.toolDeclared]: descriptor.profile.declared,
+    [WARDEN_ATTR.toolUndoable]: descriptor.profile.undoable,
   };
 }
 

@@ -6,7 +6,7 @@ import { parseCommandArgs } from '../parse-command-args';
 import { join } from 'node:path';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { TaskFileError, WardenError } from '../../errors';
-import { loadTaskFile } from '../../task/load-task-file';
+import { loadTaskFile, taskNotices } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
@@ -54,6 +54,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     const { config: effective, server, stateDir } = await resolveTemporal(io);

@@ -1,0 +1,123 @@
+/**
+ * One run of the agent workflow: the task, where it sits in the task tree, its deadline, saga,
+ * approval gate and the state the `warden.taskState` query shows. The step modules read and
+ * update it; nothing here does I/O.
+ */
+import { setHandler, workflowInfo } from '@temporalio/workflow';
+import type { ActionCheck } from '../permissions/check-action';
+import { emptyPolicyState, type PolicyState } from '../policies/engine/policy-state';
+import { durationToMs } from '../task/duration';
+import type { Action, AgentTaskInput, StepRecord, TaskIdentity, TaskResult, TaskState, TaskStatus } from '../task/task-run';
+import type { Task } from '../task/task-schema';
+import { toolActivities, type ToolActivities } from './activity-stubs';
+import { ApprovalGate } from './approval-gate';
+import { taskStateQuery } from './definitions';
+import { TaskDeadline } from './task-deadline';
+import { TaskSaga } from './task-saga';
+
+/** A tool call or a spawn: the actions that become steps. */
+export type StepAction = Action & { type: 'tool' | 'spawn' };
+
+export interface AgentRun {
+  readonly task: Task;
+  /** 0 for the task the user started. */
+  readonly depth: number;
+  /** Workflow ids from the root task down to this one's parent. */
+  readonly lineage: readonly string[];
+  readonly workflowId: string;
+  readonly runId: string;
+  readonly rootWorkflowId: string;
+  readonly isRoot: boolean;
+  /** Agent names from the root down to this one's parent (for policy rules on the tree). */
+  readonly agentChain: readonly string[];
+  readonly deadline: TaskDeadline;
+  readonly state: TaskState;
+  readonly saga: TaskSaga;
+  readonly approvals: ApprovalGate;
+  readonly tools: ToolActivities;
+  /** The task's grant: issued by `beginTask`, or by the parent for a sub-agent. */
+  identity: TaskIdentity | undefined;
+  /** Policy counters (rates, totals, budgets), merged back from sub-agents. */
+  policyState: PolicyState;
+}
+
+/** Sets up a run from the workflow input; installs the state query and the approval handler. */
+export function startAgentRun(input: AgentTaskInput): AgentRun {
+  const { task } = input;
+  const depth = input.depth ?? 0;
+  const lineage = input.lineage ?? [];
+  const info = workflowInfo();
+  const ownDeadline = Date.now() + durationToMs(task.limits.deadline);
+  const deadlineAt = input.deadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, input.deadlineAt);
+  const deadline = new TaskDeadline(deadlineAt, task.limits.deadline);
+  const rootWorkflowId = lineage[0] ?? info.workflowId;
+  const isRoot = lineage.length === 0;
+  const state: TaskState = {
+    workflowId: info.workflowId,
+    agent: task.agent.name,
+    model: { id: task.agent.model.id, version: task.agent.model.version },
+    depth,
+    status: 'running',
+    steps: [],
+    children: [],
+    final: null,
+    turn: 0,
+    pendingApprovals: [],
+  };
+  setHandler(taskStateQuery, () => state);
+  return {
+    task,
+    depth,
+    lineage,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    rootWorkflowId,
+    isRoot,
+    agentChain: [...lineage.map((id) => id.split('/').pop()!.replace(/-\d+$/, '')), task.agent.name].slice(0, -1),
+    deadline,
+    state,
+    saga: new TaskSaga({ task, rootWorkflowId, isRoot }),
+    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout),
+    tools: toolActivities(task),
+    identity: input.identity,
+    policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+  };
+}
+
+/** Appends the step for a proposed action, with the grant check's decision. */
+export function recordStep(run: AgentRun, action: StepAction, turn: number, check: ActionCheck, began: number): StepRecord {
+  const step: StepRecord = {
+    index: run.state.steps.length,
+    turn,
+    kind: action.type,
+    tool: action.type === 'tool' ? action.tool : `spawn:${action.subagent}`,
+    args: action.type === 'tool' ? action.args : { subagent: action.subagent, ...(action.intent === undefined ? {} : { intent: action.intent }) },
+    ...(action.callId === undefined ? {} : { callId: action.callId }),
+    decision: check.decision,
+    reason: check.reason,
+    executed: false,
+    startedAt: new Date(began).toISOString(),
+    durationMs: 0,
+  };
+  run.state.steps.push(step);
+  return step;
+}
+
+/** The run's result with its final status. */
+export function finishRun(run: AgentRun, status: TaskStatus, reason?: string): TaskResult {
+  const { state } = run;
+  state.status = status;
+  return {
+    workflowId: state.workflowId,
+    runId: run.runId,
+    agent: state.agent,
+    model: state.model,
+    depth: run.depth,
+    ...(run.identity === undefined ? {} : { identity: run.identity }),
+    status,
+    ...(reason === undefined ? {} : { reason }),
+    steps: state.steps,
+    children: state.children,
+    final: state.final,
+  };
+}

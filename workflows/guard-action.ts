@@ -1,0 +1,82 @@
+/**
+ * The guards every proposed action passes before it runs, in order: the grant check (in the
+ * workflow, deterministic), the policy engine on the measured effect (a local activity), and a
+ * human when the policy holds the action for approval. A refused action is recorded in its step;
+ * with `onDeny: stop` it ends the task.
+ */
+import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
+import type { PolicyRequest } from '../policies/engine/policy-request';
+import type { ErrorCode } from '../errors';
+import type { StepRecord } from '../task/task-run';
+import { checkPolicy } from './activity-stubs';
+import { recordStep, type AgentRun, type StepAction } from './agent-run';
+import { TaskEnded } from './task-ended';
+
+/** A step the guards let through, with the policy request to count once it has run. */
+export interface GuardedStep {
+  step: StepRecord;
+  policyRequest: PolicyRequest;
+}
+
+/** Marks the step refused; ends the task when the task stops on a denial. */
+export function refuseStep(run: AgentRun, step: StepRecord, code: ErrorCode | string, reason: string): void {
+  step.decision = 'deny';
+  step.reason = reason;
+  step.error = { code, message: reason };
+  if (run.task.limits.onDeny === 'stop') throw new TaskEnded('denied', reason);
+}
+
+/** Records the action as a step and runs it past every guard; undefined when it must not run. */
+export async function guardAction(run: AgentRun, action: StepAction, turn: number, began: number): Promise<GuardedStep | undefined> {
+  const { task } = run;
+  const check = action.type === 'tool' ? checkToolAction(task, action) : checkSpawnAction(task, action, run.depth);
+  const step = recordStep(run, action, turn, check, began);
+  if (check.decision === 'deny') {
+    refuseStep(run, step, check.code, check.reason);
+    return undefined;
+  }
+  const policyTool = action.type === 'tool' ? action.tool : `spawn:${action.subagent}`;
+  const policyArgs = action.type === 'tool' ? action.args : { intent: action.intent ?? task.subagents[action.subagent]?.intent ?? '' };
+  // Not raced against the deadline timer: a local activity's marker is recorded after a timer
+  // started in the same workflow task, which a replay from scratch cannot match. It is quick and
+  // bounded by its own timeout instead.
+  const { decision: verdict, request: policyRequest } = await checkPolicy({
+    task,
+    workflowId: run.workflowId,
+    depth: run.depth,
+    chain: [...run.agentChain],
+    tool: policyTool,
+    args: policyArgs,
+    priorOutputs: run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output),
+    state: run.policyState,
+    now: new Date(Date.now()).toISOString(),
+  });
+  step.policy = { decision: verdict.decision, matched: verdict.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })) };
+  if (verdict.decision === 'deny') {
+    const rule = verdict.matched.find((m) => m.effect === 'deny');
+    refuseStep(run, step, 'ERR_POLICY_DENIED', `denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? verdict.reasons.join('; ')}`);
+    return undefined;
+  }
+  if (verdict.decision === 'approval') {
+    const approval = await run.approvals.hold({
+      stepIndex: step.index,
+      tool: policyTool,
+      args: policyArgs,
+      rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
+    });
+    step.approval = approval;
+    if (approval.status !== 'approved') {
+      refuseStep(
+        run,
+        step,
+        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
+        approval.status === 'timed_out'
+          ? `no approval within ${task.limits.approvalTimeout}`
+          : `denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
+      );
+      return undefined;
+    }
+    step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
+  }
+  return { step, policyRequest };
+}

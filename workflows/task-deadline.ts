@@ -1,0 +1,51 @@
+/**
+ * The task's deadline: a sub-agent inherits its parent's when that is sooner. Operations that can
+ * outlast it are raced against a timer and cancelled when the deadline wins.
+ */
+import { CancellationScope, sleep } from '@temporalio/workflow';
+import { TaskEnded } from './task-ended';
+
+export class TaskDeadline {
+  /**
+   * @param deadlineAt epoch ms (workflow clock) by which the task must end
+   * @param limit the task file's deadline as written (e.g. "10m"), for messages
+   */
+  constructor(
+    readonly deadlineAt: number,
+    private readonly limit: string,
+  ) {}
+
+  /** Milliseconds left (negative once past). */
+  remainingMs(): number {
+    return this.deadlineAt - Date.now();
+  }
+
+  /** The error that ends a task whose deadline passed. */
+  exceeded(): TaskEnded {
+    return new TaskEnded('timed_out', `deadline of ${this.limit} exceeded`);
+  }
+
+  /** Runs an operation under the deadline: when the deadline wins, the operation is cancelled. */
+  async within<T>(operation: () => Promise<T>): Promise<T> {
+    const ms = this.remainingMs();
+    if (ms <= 0) throw this.exceeded();
+    const scope = new CancellationScope();
+    let expired = false;
+    try {
+      return await scope.run(() =>
+        Promise.race([
+          operation(),
+          sleep(ms).then(() => {
+            expired = true;
+            throw this.exceeded();
+          }),
+        ]),
+      );
+    } catch (error) {
+      if (expired) throw this.exceeded();
+      throw error;
+    } finally {
+      scope.cancel();
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The task's saga: after each effect, how to undo it; when the task ends, either the root commits
+ * the task tree's files (a completed sub-agent hands its compensations to its parent instead), or
+ * every compensation runs, newest first, and a pre-task snapshot is restored if something could
+ * not be undone.
+ */
+import { compensationFor, overlayCompensation, type Compensation } from '../recovery/compensation';
+import type { TaskRecovery, TaskResult } from '../task/task-run';
+import type { Task } from '../task/task-schema';
+import { commitTask, compensate, restorePreTaskSnapshot } from './activity-stubs';
+import { stepErrorOf } from './task-ended';
+
+/** Where the saga's effects live: the task tree and this task's grant. */
+export interface SagaScope {
+  task: Task;
+  rootWorkflowId: string;
+  /** True for the task the user started (it owns the tree's overlay and snapshot). */
+  isRoot: boolean;
+}
+
+export class TaskSaga {
+  /** How to undo each effect so far, oldest first. */
+  readonly compensations: Compensation[] = [];
+  /** Effects that cannot be undone, as `#<step> <tool>: <why>`. */
+  readonly notUndoable: string[] = [];
+  /** Whether the root took a pre-task snapshot (`snapshot: true`). */
+  snapshotTaken = false;
+
+  constructor(private readonly scope: SagaScope) {}
+
+  /** The task tree's overlay is thrown away as a whole when the task does not complete. */
+  registerOverlay(taskKey: string): void {
+    this.compensations.push(overlayCompensation(taskKey));
+  }
+
+  /**
+   * Registers how to undo one tool call, also a failed one: it may have changed rows before failing.
+   * @param callId the call's idempotency key (`<workflowId>:<stepIndex>`)
+   */
+  registerToolCall(tool: string, stepIndex: number, callId: string, args: Record<string, unknown>, output: unknown): void {
+    const custom = this.scope.task.tools.custom.find((t) => t.name === tool);
+    const plan = compensationFor(tool, output, {
+      callId,
+      args,
+      journaled: true,
+      ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
+    });
+    this.compensations.push(...plan.compensations);
+    if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
+  }
+
+  /** A completed sub-agent's effects become the parent's to undo. */
+  adoptChild(subagent: string, child: TaskResult): void {
+    this.compensations.push(...((child.compensations ?? []) as Compensation[]));
+    this.notUndoable.push(...(child.recovery?.notUndoable ?? []).map((n) => `${subagent} ${n}`));
+  }
+
+  /** Commits or rolls back, as the task's status says; never cancelled (run it non-cancellable). */
+  async settle(result: TaskResult, grantId: string | undefined): Promise<TaskRecovery> {
+    const { task, rootWorkflowId, isRoot } = this.scope;
+    if (result.status === 'completed') {
+      if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
+      const { files } = await commitTask({ rootWorkflowId, task });
+      return { committed: files, rolledBack: [], notUndoable: this.notUndoable };
+    }
+    const rolledBack: TaskRecovery['rolledBack'] = [];
+    for (const compensation of [...this.compensations].reverse()) {
+      const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
+      try {
+        const outcome = await compensate({ rootWorkflowId, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
+        rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
+      } catch (error) {
+        const failure = stepErrorOf(error);
+        rolledBack.push({ kind: compensation.kind, ...of, status: 'failed', detail: `${failure.code}: ${failure.message}` });
+      }
+    }
+    const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
+    if (isRoot && this.snapshotTaken && incomplete) {
+      await restorePreTaskSnapshot({ rootWorkflowId, task });
+      return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
+    }
+    return { rolledBack, notUndoable: this.notUndoable };
+  }
+}
