@@ -7,6 +7,8 @@ export { AGENT_TASK_WORKFLOW, TASK_QUEUE, taskStateQuery } from './workflows/def
 export { TaskSchema, type Task, type TaskFileInput } from './task/task-schema';
 export { AgentTaskInputSchema, TaskResultSchema, type AgentTaskInput, type TaskResult, type TaskState, type StepRecord, type TaskStatus } from './task/task-run';
 export { loadTaskFile, parseTask } from './task/load-task-file';
-export { startAgentTask, followAgentTask, newTaskWorkflowId } from './client/start-agent-task';
+export { startAgentTask, followAgentTask, newTaskWorkflowId, agentTaskResult } from './client/start-agent-task';
+export { taskResultOfFailure, TASK_FAILURE_TYPES } from './workflows/task-close';
+export { WARDEN_SEARCH_ATTRIBUTES } from './workflows/search-attributes';
 export { createWardenWorker, type WardenWorker, type WardenWorkerOptions } from './worker/create-warden-worker';
 export { WardenError, TaskFileError, ERROR_CODES, type ErrorCode } from './errors';

@@ -8,12 +8,15 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
-import { beginTask, endTask, prepareTask, proposeTurn } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
 import { TaskEnded, stepErrorOf } from './task-ended';
+import { modelTurnSummary } from './ui-summaries';
+import { CLOSE_PATCHES, taskEndFailure } from './task-close';
+import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
@@ -24,8 +27,22 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   if (run.identity !== undefined) {
     const grantId = run.identity.grantId;
     // Ending the grant is part of ending the task, also when it was cancelled.
-    await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
+    await CancellationScope.nonCancellable(() => summarized.endTask(`revoke grant (${result.status})`)({ grantId, status: result.status }));
   }
+  return close(result);
+}
+
+/**
+ * Ends the workflow the way Temporal should show it (`task-close.ts`): `WardenStatus` set to the
+ * status, and a task that did not complete fails, carrying its result.
+ */
+function close(result: TaskResult): TaskResult {
+  const { status } = WARDEN_SEARCH_ATTRIBUTES;
+  // Set by the starter only when the namespace has the attribute: upserting an unknown one would fail the task.
+  if (workflowInfo().typedSearchAttributes.get(status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute)) {
+    upsertSearchAttributes([{ key: status, value: result.status }]);
+  }
+  if (result.status !== 'completed' && patched(CLOSE_PATCHES.closeAsFailed)) throw taskEndFailure(result);
   return result;
 }
 
@@ -48,7 +65,7 @@ async function runLoop(run: AgentRun): Promise<TaskResult> {
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
-      const modelTurn: ModelTurn = await run.deadline.within(() => proposeTurn({ task, turn, steps: state.steps, workflowId: run.workflowId }));
+      const modelTurn: ModelTurn = await run.deadline.within(() => summarized.proposeTurn(modelTurnSummary(task, turn))({ task, turn, steps: state.steps, workflowId: run.workflowId }));
       state.turn += 1;
       state.model = modelTurn.model;
       for (const action of modelTurn.actions) {
@@ -71,9 +88,9 @@ async function runLoop(run: AgentRun): Promise<TaskResult> {
 /** The task's grant (a sub-agent's comes from its parent) and, at the root, the workspace overlay. */
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
-  run.identity ??= await deadline.within(() => beginTask({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
+  run.identity ??= await deadline.within(() => summarized.beginTask(`grant: ${task.agent.name} for ${task.user}`)({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
   if (!run.isRoot) return;
-  const prepared = await deadline.within(() => prepareTask({ rootWorkflowId: run.rootWorkflowId, task }));
+  const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ rootWorkflowId: run.rootWorkflowId, task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
 }

@@ -17,6 +17,8 @@ export interface ApprovalRequest {
   args: Record<string, unknown>;
   /** The rules that asked for approval, as `id: sentence`. */
   rules: string[];
+  /** What the wait is shown as in the Temporal UI (`approval: sql.exec 42 rows`). */
+  summary?: string;
 }
 
 export class ApprovalGate {
@@ -53,7 +55,7 @@ export class ApprovalGate {
       expiresAt: new Date(Date.now() + waitMs).toISOString(),
     });
     try {
-      const decided = await condition(() => this.decisions.has(requestId), waitMs);
+      const decided = await condition(() => this.decisions.has(requestId), waitMs, { summary: request.summary ?? `approval: ${request.tool}` });
       const decision = this.decisions.get(requestId);
       if (!decided || decision === undefined) {
         if (this.deadline.remainingMs() <= 0) throw this.deadline.exceeded();

@@ -6,6 +6,7 @@ import { recordExecution } from '../policies/engine/policy-state';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepRecord, ToolAction } from '../task/task-run';
 import type { AgentRun } from './agent-run';
+import { toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -18,7 +19,7 @@ export function toolCallId(run: AgentRun, stepIndex: number): string {
 export async function runToolStep(run: AgentRun, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest): Promise<void> {
   const grantId = run.identity!.grantId;
   const call = await run.deadline.within(() =>
-    run.tools.runTool({
+    run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
       rootWorkflowId: run.rootWorkflowId,
       workflowId: run.workflowId,
       stepIndex: step.index,
@@ -27,6 +28,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, step: StepR
       task: run.task,
       tool: action.tool,
       args: action.args,
+      ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
     }),
   );
   step.output = call.output;
