@@ -2,6 +2,7 @@
 import { processIo, type CliIo } from './cli-io';
 import { approvalsCommand, approveCommand, APPROVALS_USAGE, denyCommand } from './commands/approvals';
 import { auditCommand, AUDIT_USAGE } from './commands/audit';
+import { consoleCommand, CONSOLE_USAGE } from './commands/console';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
 import { policyCommand, POLICY_USAGE } from './commands/policy';
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   audit: { run: auditCommand, usage: AUDIT_USAGE },
   trace: { run: traceCommand, usage: TRACE_USAGE },
   replay: { run: replayCommand, usage: REPLAY_USAGE },
+  console: { run: consoleCommand, usage: CONSOLE_USAGE },
 };
 
 const USAGE = `warden: a zero-trust runtime for AI agents on Temporal

@@ -1,0 +1,271 @@
+/**
+ * What the console shows, gathered from Temporal (tasks, their state or result, pending
+ * approvals) and the custody ledger (records, their verification). The same sources `warden
+ * trace`, `warden approvals` and `warden audit verify` read; nothing here writes anything except
+ * {@link ConsoleData.decide}, which sends an approval decision through the CLI's path.
+ */
+import type { Client } from '@temporalio/client';
+import { z } from 'zod';
+import { agentTaskResult } from '../client/start-agent-task';
+import { listPendingApprovals, type PendingApprovalOfTask } from '../client/pending-approvals';
+import { LedgerReader } from '../custody/ledger-reader';
+import type { LedgerRecord } from '../custody/ledger-record';
+import { buildTaskTimeline, type TimelineEntry } from '../custody/task-timeline';
+import { verifyLedger, type VerifyReport } from '../custody/verify-ledger';
+import { CustodyError } from '../errors';
+import type { TaskResult, TaskState } from '../task/task-run';
+import { rootWorkflowIdOf, sha256OfJson } from '../telemetry/warden-span-attributes';
+import { AGENT_TASK_WORKFLOW, taskStateQuery } from '../workflows/definitions';
+import { WARDEN_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { decideApproval as cliDecideApproval, type ApprovalOutcome, type DecideApproval } from './decide-approval';
+
+/** How many tasks the list shows (newest first). */
+export const TASK_LIST_LIMIT = 100;
+/** How long a running task may take to answer its state query. */
+const STATE_QUERY_MS = 3000;
+
+export interface TaskListItem {
+  workflowId: string;
+  /** Temporal's execution status (`RUNNING`, `COMPLETED`, `FAILED`, ...). */
+  execution: string;
+  /** Warden's status (`WardenStatus`), else derived from the execution status. */
+  status: string;
+  user: string | null;
+  agent: string | null;
+  model: string | null;
+  startTime: string | null;
+  closeTime: string | null;
+}
+
+/** How far a custody record is verified: under a signed checkpoint, signed and chained only, after a break, or absent. */
+export type RecordVerification = 'checkpointed' | 'signed' | 'broken' | 'no-record';
+
+export interface ConsoleTimelineEntry extends TimelineEntry {
+  verification: RecordVerification;
+  /** Hex hash of the record (its id in the chain), when there is one. */
+  hash: string | null;
+}
+
+export interface TaskDetail {
+  workflowId: string;
+  execution: string;
+  status: string;
+  summary: string | null;
+  user: string | null;
+  agent: string | null;
+  model: string | null;
+  startTime: string | null;
+  closeTime: string | null;
+  reason: string | null;
+  final: TaskResult['final'];
+  /** Sub-agents, depth first: id, agent and status. */
+  subagents: { workflowId: string; agent: string; status: string; depth: number }[];
+  timeline: ConsoleTimelineEntry[];
+  custody: {
+    /** Records of the task in the ledger. */
+    records: number;
+    /** Whole-ledger verification: signatures, hash chain, checkpoints. */
+    ok: boolean | null;
+    problem: { seq: number; kind: string; message: string } | null;
+    /** The latest checkpoint covers every record of the task. */
+    checkpointed: boolean;
+    latestCheckpoint: { treeSize: number; timestamp: string } | null;
+    /** Why there is no verification (no ledger yet). */
+    note: string | null;
+  };
+  /** This task in the Temporal UI, when it is the embedded server's. */
+  temporalUiUrl: string | null;
+}
+
+/** What the page may send to decide an approval; anything else is refused with its issues. */
+export const DecisionRequestSchema = z.strictObject({
+  workflowId: z.string().min(1).max(1000),
+  requestId: z.string().min(1).max(100),
+  approved: z.boolean(),
+  reason: z.string().max(2000).optional(),
+});
+export type DecisionRequest = z.infer<typeof DecisionRequestSchema>;
+
+export interface ConsoleDataOptions {
+  client: Client;
+  /** State folder whose custody ledger is read. */
+  stateDir: string;
+  /** Who decides approvals made from this console (`user:alice`). */
+  approver: string;
+  /** Base of the Temporal web UI (embedded server), for links. */
+  temporalUiUrl?: string;
+  namespace?: string;
+  /** The approval action (default: the CLI's). */
+  decideApproval?: DecideApproval;
+}
+
+const keyValue = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+const iso = (date: Date | undefined): string | null => (date === undefined ? null : date.toISOString());
+
+function statusOf(execution: string, wardenStatus: unknown): string {
+  if (typeof wardenStatus === 'string' && !(wardenStatus === 'running' && execution !== 'RUNNING')) return wardenStatus;
+  return execution === 'RUNNING' ? 'running' : execution.toLowerCase();
+}
+
+export class ConsoleData {
+  private verifyCache: { size: number; taskId: string; report: VerifyReport | undefined; note: string | null } | undefined;
+
+  constructor(private readonly options: ConsoleDataOptions) {}
+
+  get approver(): string {
+    return this.options.approver;
+  }
+
+  /** Root agent tasks, newest first, running and past. */
+  async tasks(): Promise<TaskListItem[]> {
+    const out: TaskListItem[] = [];
+    const { user, agent, model, status } = WARDEN_SEARCH_ATTRIBUTES;
+    for await (const execution of this.options.client.workflow.list({ query: `WorkflowType = "${AGENT_TASK_WORKFLOW}"` })) {
+      // Sub-agents are shown inside their task.
+      if (execution.parentExecution !== undefined) continue;
+      const attributes = execution.typedSearchAttributes;
+      out.push({
+        workflowId: execution.workflowId,
+        execution: execution.status.name,
+        status: statusOf(execution.status.name, attributes.get(status)),
+        user: keyValue(attributes.get(user)),
+        agent: keyValue(attributes.get(agent)),
+        model: keyValue(attributes.get(model)),
+        startTime: iso(execution.startTime),
+        closeTime: iso(execution.closeTime),
+      });
+      if (out.length >= TASK_LIST_LIMIT) break;
+    }
+    return out;
+  }
+
+  /** Actions waiting for a human, across running tasks. */
+  approvals(): Promise<PendingApprovalOfTask[]> {
+    return listPendingApprovals(this.options.client);
+  }
+
+  /** Decides an approval as this console's approver. */
+  decide(request: DecisionRequest): Promise<ApprovalOutcome> {
+    return (this.options.decideApproval ?? cliDecideApproval)(this.options.client, this.options.approver, request);
+  }
+
+  /**
+   * One task (a root workflow id, or a sub-agent's, which shows its root) with its timeline and
+   * custody. Undefined when Temporal does not know the workflow.
+   */
+  async task(workflowId: string): Promise<TaskDetail | undefined> {
+    const taskId = rootWorkflowIdOf(workflowId);
+    const handle = this.options.client.workflow.getHandle(taskId);
+    let description;
+    try {
+      description = await handle.describe();
+    } catch (error) {
+      if ((error as { name?: string }).name === 'WorkflowNotFoundError') return undefined;
+      throw error;
+    }
+    const execution = description.status.name;
+    const outcome = await this.outcomeOf(handle, execution);
+    const records = this.records(taskId);
+    const timeline = buildTaskTimeline(taskId, records, { ...(outcome === undefined ? {} : { result: outcome }), argsSha256: sha256OfJson });
+    const { report, note } = this.verification(taskId);
+    const bySeq = new Map(records.map((r) => [r.seq, r]));
+    const attributes = description.typedSearchAttributes;
+    const { user, agent, model, status } = WARDEN_SEARCH_ATTRIBUTES;
+    const subagents: TaskDetail['subagents'] = [];
+    const walk = (state: TaskResult | TaskState, depth: number) => {
+      for (const child of state.children) {
+        subagents.push({ workflowId: child.workflowId, agent: child.agent, status: child.status, depth });
+        walk(child, depth + 1);
+      }
+    };
+    if (outcome !== undefined) walk(outcome, 1);
+    return {
+      workflowId: taskId,
+      execution,
+      status: outcome !== undefined && 'status' in outcome ? outcome.status : statusOf(execution, attributes.get(status)),
+      summary: (await description.staticSummary().catch(() => undefined)) ?? null,
+      user: keyValue(attributes.get(user)),
+      agent: keyValue(attributes.get(agent)) ?? outcome?.agent ?? null,
+      model: keyValue(attributes.get(model)) ?? outcome?.model.id ?? null,
+      startTime: iso(description.startTime),
+      closeTime: iso(description.closeTime),
+      reason: outcome?.reason ?? null,
+      final: outcome?.final ?? null,
+      subagents,
+      timeline: timeline.entries.map((entry) => ({
+        ...entry,
+        hash: entry.seq === null ? null : (bySeq.get(entry.seq)?.hash ?? null),
+        verification: verificationOf(entry.seq, report),
+      })),
+      custody: {
+        records: records.length,
+        ok: report?.ok ?? null,
+        problem: report?.firstProblem === undefined ? null : { seq: report.firstProblem.seq, kind: report.firstProblem.kind, message: report.firstProblem.message },
+        checkpointed: report?.taskCheckpointed === true,
+        latestCheckpoint: report?.latestCheckpoint == null ? null : { treeSize: report.latestCheckpoint.treeSize, timestamp: report.latestCheckpoint.timestamp },
+        note,
+      },
+      temporalUiUrl:
+        this.options.temporalUiUrl === undefined ? null : `${this.options.temporalUiUrl}/namespaces/${encodeURIComponent(this.options.namespace ?? 'default')}/workflows/${encodeURIComponent(taskId)}`,
+    };
+  }
+
+  /** A running task's state (asked briefly), or a closed task's result; undefined when neither can be had. */
+  private async outcomeOf(handle: ReturnType<Client['workflow']['getHandle']>, execution: string): Promise<TaskResult | TaskState | undefined> {
+    try {
+      if (execution === 'RUNNING') return await this.options.client.withDeadline(Date.now() + STATE_QUERY_MS, () => handle.query(taskStateQuery));
+      if (execution === 'COMPLETED' || execution === 'FAILED') return await agentTaskResult(handle);
+    } catch {
+      // A running task whose worker is gone, or a workflow that failed before it had a result.
+    }
+    return undefined;
+  }
+
+  private records(taskId: string): LedgerRecord[] {
+    let reader: LedgerReader;
+    try {
+      reader = LedgerReader.open({ stateDir: this.options.stateDir });
+    } catch (error) {
+      if (error instanceof CustodyError) return [];
+      throw error;
+    }
+    try {
+      return reader.records(taskId);
+    } finally {
+      reader.close();
+    }
+  }
+
+  /** The ledger verified for `taskId`; re-verified only when the ledger grew or the task changed. */
+  private verification(taskId: string): { report: VerifyReport | undefined; note: string | null } {
+    let size: number;
+    try {
+      const reader = LedgerReader.open({ stateDir: this.options.stateDir });
+      try {
+        size = reader.count();
+      } finally {
+        reader.close();
+      }
+    } catch {
+      return { report: undefined, note: 'no custody ledger in this state folder' };
+    }
+    if (this.verifyCache !== undefined && this.verifyCache.size === size && this.verifyCache.taskId === taskId) return this.verifyCache;
+    let report: VerifyReport | undefined;
+    let note: string | null = null;
+    try {
+      report = verifyLedger({ stateDir: this.options.stateDir }, { taskId });
+    } catch (error) {
+      note = error instanceof CustodyError ? error.message : String(error);
+    }
+    this.verifyCache = { size, taskId, report, note };
+    return { report, note };
+  }
+}
+
+/** How far the record `seq` is verified by `report`. */
+export function verificationOf(seq: number | null, report: VerifyReport | undefined): RecordVerification {
+  if (seq === null || report === undefined) return 'no-record';
+  if (report.firstProblem !== undefined && seq >= report.firstProblem.seq) return 'broken';
+  if (report.latestCheckpoint !== null && seq < report.latestCheckpoint.treeSize) return 'checkpointed';
+  return 'signed';
+}
