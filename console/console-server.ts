@@ -184,9 +184,12 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: options.port ?? 0, host: CONSOLE_HOST, exclusive: true }, () => resolve());
+    server.listen({ port: options.port ?? 0, host: CONSOLE_HOST, exclusive: true }, () => {
+      // Known before the first request is read: the Host check compares against it.
+      port = (server.address() as AddressInfo).port;
+      resolve();
+    });
   });
-  port = (server.address() as AddressInfo).port;
   const url = `http://${CONSOLE_HOST}:${port}`;
   return {
     url,

@@ -21,6 +21,16 @@ export function oneLine(text: string, max = MAX_SUMMARY): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
+/**
+ * Text with Markdown's special characters escaped: the Temporal UI renders summaries and details
+ * as Markdown, and intents, user ids and arguments are not Warden's to trust (a sub-agent's intent
+ * is written by its parent's model). A link or image in them stays text.
+ */
+export function escapeMarkdown(text: string): string {
+  // The characters that open emphasis, code, links, images, HTML and tables anywhere in a line.
+  return text.replace(/[\\`*_[\]<>!|]/g, (c) => `\\${c}`);
+}
+
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 
 /** A URL without credentials, query or fragment: `https://api.example.com/v1/items`. */
@@ -57,7 +67,7 @@ export function callTarget(tool: string, args: Record<string, unknown>): string 
 
 /** `fs.write out/report.md`: a tool call (activity summary). */
 export function toolCallSummary(tool: string, args: Record<string, unknown>): string {
-  return oneLine(`${tool} ${callTarget(tool, args)}`);
+  return oneLine(escapeMarkdown(`${tool} ${callTarget(tool, args)}`));
 }
 
 /** The measured effect in a few words: `42 rows`, `1.2 kB`, `POST api.example.com`. */
@@ -73,33 +83,35 @@ export function effectSummary(effect: ToolEffect | undefined): string {
 /** `approval: sql.exec 42 rows`: the wait for a human (timer summary). */
 export function approvalSummary(tool: string, args: Record<string, unknown>, effect: ToolEffect | undefined): string {
   const measured = effectSummary(effect);
-  return oneLine(`approval: ${tool} ${measured !== '' ? measured : callTarget(tool, args)}`);
+  return oneLine(escapeMarkdown(`approval: ${tool} ${measured !== '' ? measured : callTarget(tool, args)}`));
 }
 
 /** `policy: fs.write out/report.md`: the policy check of a proposed call. */
 export function policyCheckSummary(tool: string, args: Record<string, unknown>): string {
-  return oneLine(`policy: ${tool} ${callTarget(tool, args)}`);
+  return oneLine(escapeMarkdown(`policy: ${tool} ${callTarget(tool, args)}`));
 }
 
 /** `chat gpt-4o-mini, turn 3`: asking the model. */
 export function modelTurnSummary(task: Task, turn: number): string {
-  return oneLine(`chat ${task.agent.model.id}, turn ${turn}`);
+  return oneLine(escapeMarkdown(`chat ${task.agent.model.id}, turn ${turn}`));
 }
 
 /** The workflow's one-line summary: `scribe for alice@example.com: Count the words…`. */
 export function taskSummary(task: Task): string {
-  return oneLine(`${task.agent.name} for ${task.user}: ${task.intent}`);
+  return oneLine(escapeMarkdown(`${task.agent.name} for ${task.user}: ${task.intent}`));
 }
 
 /** The workflow's details (Temporal markdown): who, what, which model, grants, packs and limits. */
 export function taskDetails(task: Task, parentWorkflowId?: string): string {
-  const list = (items: readonly string[]) => (items.length === 0 ? 'none' : items.map((i) => `\`${i}\``).join(', '));
+  // Code spans cannot hold a backtick; everything else in them is literal.
+  const code = (text: string) => `\`${text.replace(/`/g, "'")}\``;
+  const list = (items: readonly string[]) => (items.length === 0 ? 'none' : items.map(code).join(', '));
   const lines = [
-    `**Agent** \`${task.agent.name}\` acting for **${task.user}**${parentWorkflowId === undefined ? '' : ` (sub-agent of \`${parentWorkflowId}\`)`}`,
+    `**Agent** ${code(task.agent.name)} acting for **${escapeMarkdown(oneLine(task.user, 200))}**${parentWorkflowId === undefined ? '' : ` (sub-agent of ${code(parentWorkflowId)})`}`,
     '',
-    `**Intent:** ${oneLine(task.intent, 2000)}`,
+    `**Intent:** ${escapeMarkdown(oneLine(task.intent, 2000))}`,
     '',
-    `- model: \`${task.agent.model.id}\` version \`${task.agent.model.version}\` (${task.agent.model.driver})`,
+    `- model: ${code(task.agent.model.id)} version ${code(task.agent.model.version)} (${task.agent.model.driver})`,
     `- granted tools: ${list(task.grants.tools)}`,
     `- granted sub-agents: ${list(task.grants.subagents)}`,
     ...(task.grants.hosts.length > 0 ? [`- granted hosts: ${list(task.grants.hosts)}`] : []),

@@ -159,7 +159,14 @@ describe('OTLP export of a real run', () => {
 
     const read = one('execute_tool fs.read');
     expect(read.kind).toBe('INTERNAL');
-    expect(read.attributes).toMatchObject({ 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 'fs.read', 'gen_ai.tool.type': 'function', 'warden.credential.jti': result.steps[0]?.credential?.jti });
+    expect(read.attributes).toMatchObject({
+      'gen_ai.operation.name': 'execute_tool',
+      'gen_ai.tool.name': 'fs.read',
+      'gen_ai.tool.type': 'function',
+      // The model's own id for the call, as the OpenAI-compatible endpoint gave it.
+      'gen_ai.tool.call.id': 'call_read_1',
+      'warden.credential.jti': result.steps[0]?.credential?.jti,
+    });
     expect(ancestorNamed(read, 'invoke_agent ')).toBe(planner);
     expect(ancestorNamed(one('execute_tool fs.list'), 'invoke_agent ')).toBe(reviewer);
   });
