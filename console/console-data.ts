@@ -21,6 +21,8 @@ import { decideApproval as cliDecideApproval, type ApprovalOutcome, type DecideA
 
 /** How many tasks the list shows (newest first). */
 export const TASK_LIST_LIMIT = 100;
+/** Shortest interval between two whole-ledger verifications for one task while the ledger grows. */
+const REVERIFY_MS = 15_000;
 /** How long a running task may take to answer its state query. */
 const STATE_QUERY_MS = 3000;
 
@@ -72,6 +74,8 @@ export interface TaskDetail {
     latestCheckpoint: { treeSize: number; timestamp: string } | null;
     /** Why there is no verification (no ledger yet). */
     note: string | null;
+    /** When the ledger was verified (verification is redone as it grows, at most every 15 s). */
+    verifiedAt: string | null;
   };
   /** This task in the Temporal UI, when it is the embedded server's. */
   temporalUiUrl: string | null;
@@ -108,7 +112,7 @@ function statusOf(execution: string, wardenStatus: unknown): string {
 }
 
 export class ConsoleData {
-  private verifyCache: { size: number; taskId: string; report: VerifyReport | undefined; note: string | null } | undefined;
+  private verifyCache: { size: number; taskId: string; report: VerifyReport | undefined; note: string | null; at: number; verifiedAt: string } | undefined;
 
   constructor(private readonly options: ConsoleDataOptions) {}
 
@@ -167,7 +171,7 @@ export class ConsoleData {
     const outcome = await this.outcomeOf(handle, execution);
     const records = this.records(taskId);
     const timeline = buildTaskTimeline(taskId, records, { ...(outcome === undefined ? {} : { result: outcome }), argsSha256: sha256OfJson });
-    const { report, note } = this.verification(taskId);
+    const { report, note, verifiedAt } = this.verification(taskId);
     const bySeq = new Map(records.map((r) => [r.seq, r]));
     const attributes = description.typedSearchAttributes;
     const { user, agent, model, status } = WARDEN_SEARCH_ATTRIBUTES;
@@ -204,6 +208,7 @@ export class ConsoleData {
         checkpointed: report?.taskCheckpointed === true,
         latestCheckpoint: report?.latestCheckpoint == null ? null : { treeSize: report.latestCheckpoint.treeSize, timestamp: report.latestCheckpoint.timestamp },
         note,
+        verifiedAt,
       },
       temporalUiUrl:
         this.options.temporalUiUrl === undefined ? null : `${this.options.temporalUiUrl}/namespaces/${encodeURIComponent(this.options.namespace ?? 'default')}/workflows/${encodeURIComponent(taskId)}`,
@@ -236,8 +241,12 @@ export class ConsoleData {
     }
   }
 
-  /** The ledger verified for `taskId`; re-verified only when the ledger grew or the task changed. */
-  private verification(taskId: string): { report: VerifyReport | undefined; note: string | null } {
+  /**
+   * The ledger verified for `taskId`. Verification reads the whole chain (a gap anywhere could
+   * hide the task's records), so it is redone only when the ledger changed and at most every
+   * {@link REVERIFY_MS} for the same task; `verifiedAt` says how fresh it is.
+   */
+  private verification(taskId: string): { report: VerifyReport | undefined; note: string | null; verifiedAt: string | null } {
     let size: number;
     try {
       const reader = LedgerReader.open({ stateDir: this.options.stateDir });
@@ -247,9 +256,10 @@ export class ConsoleData {
         reader.close();
       }
     } catch {
-      return { report: undefined, note: 'no custody ledger in this state folder' };
+      return { report: undefined, note: 'no custody ledger in this state folder', verifiedAt: null };
     }
-    if (this.verifyCache !== undefined && this.verifyCache.size === size && this.verifyCache.taskId === taskId) return this.verifyCache;
+    const cached = this.verifyCache;
+    if (cached !== undefined && cached.taskId === taskId && (cached.size === size || Date.now() - cached.at < REVERIFY_MS)) return cached;
     let report: VerifyReport | undefined;
     let note: string | null = null;
     try {
@@ -257,8 +267,9 @@ export class ConsoleData {
     } catch (error) {
       note = error instanceof CustodyError ? error.message : String(error);
     }
-    this.verifyCache = { size, taskId, report, note };
-    return { report, note };
+    const at = Date.now();
+    this.verifyCache = { size, taskId, report, note, at, verifiedAt: new Date(at).toISOString() };
+    return this.verifyCache;
   }
 }
 

@@ -182,8 +182,8 @@ function renderTask(t) {
     c.ok === null
       ? el('span', { className: 'muted' }, c.note ?? 'not verified')
       : c.ok
-        ? el('span', {}, badge('verified', 'checkpointed'), ` ${c.records} records; signatures, hash chain and checkpoints intact${c.checkpointed ? '; every record of this task is under a signed checkpoint' : '; the newest records are not yet under a checkpoint'}`)
-        : el('span', {}, badge('tampered', 'broken'), ` ${c.records} records; ${c.problem.kind} at record ${c.problem.seq}: ${c.problem.message}`),
+        ? el('span', {}, badge('verified', 'checkpointed'), ` ${c.records} records; signatures, hash chain and checkpoints intact${c.checkpointed ? '; every record of this task is under a signed checkpoint' : '; the newest records are not yet under a checkpoint'} (verified ${when(c.verifiedAt)})`)
+        : el('span', {}, badge('tampered', 'broken'), ` ${c.records} records; ${c.problem.kind} at record ${c.problem.seq}: ${c.problem.message} (verified ${when(c.verifiedAt)})`),
   );
   $('task-subagents').replaceChildren(
     ...(t.subagents.length === 0

@@ -5,7 +5,7 @@
  * the page (and one denied), agent-written markup shown as text, signing out.
  * The test saves a screenshot: .warden-test/console/console.png.
  */
-import { mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,6 +205,41 @@ describe('the web console in Chromium', () => {
     expect(result).toMatchObject({ status: 'denied', steps: [{ executed: false, approval: { status: 'denied', approver: 'user:sec-lead', reason: 'not this quarter' } }] });
     expect(leadCount(dbFile)).toBe(50);
     await page.locator(`[data-testid=task-row][data-workflow-id="${handle.workflowId}"] .badge.denied`).waitFor({ timeout: 15_000 });
+  });
+
+  it('shows a tampered ledger as tampered, and the records from the break on as broken', async () => {
+    // A copy of the ledger with one byte of one of the task's records changed.
+    const copy = await mkdtemp(join(tmpdir(), 'warden-console-tampered-'));
+    const source = new Database(join(TEST_STATE_DIR, 'custody.db'), { readonly: true });
+    await source.backup(join(copy, 'custody.db'));
+    source.close();
+    cpSync(join(TEST_STATE_DIR, 'custody-keys'), join(copy, 'custody-keys'), { recursive: true });
+    const db = new Database(join(copy, 'custody.db'));
+    const victim = db.prepare("SELECT seq FROM records WHERE task_id = ? AND body LIKE '%execute_tool fs.write%' ORDER BY seq LIMIT 1").get(reviewedId) as { seq: number };
+    db.prepare("UPDATE records SET body = replace(body, 'out/report.md', 'out/report.me') WHERE seq = ?").run(victim.seq);
+    db.close();
+
+    const tampered = await startConsoleServer({ data: new ConsoleData({ client: env.client, stateDir: copy, approver: 'user:sec-lead' }) });
+    try {
+      const detail = (await (await fetch(`${tampered.url}/api/tasks/${encodeURIComponent(reviewedId)}`, { headers: { authorization: `Bearer ${tampered.token}` } })).json()) as {
+        task: { custody: { ok: boolean; problem: { seq: number; kind: string } }; timeline: { seq: number | null; verification: string }[] };
+      };
+      expect(detail.task.custody).toMatchObject({ ok: false, problem: { seq: victim.seq, kind: 'changed' } });
+      for (const entry of detail.task.timeline) {
+        if (entry.seq === null) continue;
+        expect(entry.verification).toBe(entry.seq >= victim.seq ? 'broken' : 'checkpointed');
+      }
+      const other = await browser.context.newPage();
+      await other.goto(`${tampered.url}/#token=${tampered.token}`);
+      await other.locator(`[data-testid=task-row][data-workflow-id="${reviewedId}"] button`).click();
+      await other.locator('[data-testid=task-custody] .badge.broken').waitFor();
+      expect(await other.textContent('[data-testid=task-custody]')).toContain(`changed at record ${victim.seq}`);
+      expect(await other.locator(`[data-testid=timeline-entry][data-seq="${victim.seq}"][data-verification=broken]`).count()).toBeGreaterThan(0);
+      await other.close();
+    } finally {
+      await tampered.close();
+      rmSync(copy, { recursive: true, force: true });
+    }
   });
 
   it('signs out: the token is gone and the page asks for it again', async () => {

@@ -183,8 +183,10 @@ describe('tasks that did not complete', () => {
   it.each([
     ['failed', 'ERR_TASK_FAILED', { driver: 'scripted', script: [{ tool: 'fs.read', args: { path: 'notes.txt' } }] }, {}],
     ['limit_exceeded', 'ERR_TASK_LIMIT_EXCEEDED', { driver: 'scripted', script: [{ tool: 'fs.read', args: { path: 'notes.txt' } }, { tool: 'fs.read', args: { path: 'notes.txt' } }, { final: 'x' }] }, { maxSteps: 1 }],
+    ['timed_out', 'ERR_TASK_TIMED_OUT', { driver: 'scripted', script: [{ tool: 'busy', args: {} }, { final: 'x' }] }, { deadline: '1s', toolTimeout: '10s' }],
   ])('a task ending %s closes as Failed with %s', async (ended, type, agentModel, limits) => {
-    const handle = await env.start(task({ agent: { name: 'worker', model: agentModel }, tools: { builtin: ['fs.read'] }, grants: { tools: ['fs.read'] }, limits }));
+    const busy = { name: 'busy', description: 'busy for a while', source: 'const end = Date.now() + 4000; while (Date.now() < end) {} return 1;' };
+    const handle = await env.start(task({ agent: { name: 'worker', model: agentModel }, tools: { builtin: ['fs.read'], custom: [busy] }, grants: { tools: ['fs.read', 'busy'] }, limits }));
     await expect(handle.result()).rejects.toMatchObject({ cause: { type } });
     expect((await agentTaskResult(handle)).status).toBe(ended);
     const description = await handle.describe();
