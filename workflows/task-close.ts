@@ -29,6 +29,12 @@ export const TASK_FAILURE_TYPES = {
 
 const FAILURE_TYPE_SET: ReadonlySet<string> = new Set(Object.values(TASK_FAILURE_TYPES));
 
+/**
+ * The message of a task's closing failure (`<status>: <reason>`). Logs see the failure only as
+ * a copy (the workflow runs in a worker thread), its type lost: they recognise it by this.
+ */
+export const TASK_END_MESSAGE = new RegExp(`^(${Object.keys(TASK_FAILURE_TYPES).join('|')}): `);
+
 /** `patched()` ids of the two changes to how a task closes. */
 export const CLOSE_PATCHES = {
   statusSearchAttribute: 'warden-status-search-attribute',

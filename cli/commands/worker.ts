@@ -4,7 +4,7 @@ import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { connectWorkerConnection } from '../../temporal/connect';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
-import { createWardenWorker } from '../../worker/create-warden-worker';
+import { createWardenWorker, installWorkerRuntime } from '../../worker/create-warden-worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
@@ -26,6 +26,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
+    installWorkerRuntime();
     const { config, server, stateDir } = await resolveTemporal(io);
     const connection = await connectWorkerConnection(config);
     const taskQueue = values['task-queue'] ?? TASK_QUEUE;

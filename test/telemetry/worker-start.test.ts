@@ -7,10 +7,13 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
+import { agentTaskResult, startAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import { connectClient } from '../../temporal/connect';
 import { telemetryWorkerOptions } from '../../telemetry/temporal-interceptors';
 import { setupTelemetry } from '../../telemetry/setup-telemetry';
-import { testTemporalAddress } from '../support/temporal';
+import { testTemporalAddress, testTemporalConfig } from '../support/temporal';
 import { REPO_ROOT } from '../support/warden-test-env';
 
 it('the worker options carry no workflow interceptor modules (they are bundled)', async () => {
@@ -24,12 +27,13 @@ it('the worker options carry no workflow interceptor modules (they are bundled)'
   }
 });
 
-it('`warden worker` with tracing on logs no SDK warning at start', async () => {
+it('`warden worker` with tracing on logs no SDK warning, at start or for a task that was denied', async () => {
   const { address, namespace } = testTemporalAddress();
   const stateDir = join(REPO_ROOT, '.warden-test', `worker-start-${randomUUID()}`);
   const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, WARDEN_STATE_DIR: stateDir };
   delete env.WARDEN_TELEMETRY; // tracing on, as by default
-  const worker = spawn(process.execPath, [join(REPO_ROOT, 'bin/warden.js'), 'worker', '--task-queue', `warden-start-${randomUUID()}`], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const taskQueue = `warden-start-${randomUUID()}`;
+  const worker = spawn(process.execPath, [join(REPO_ROOT, 'bin/warden.js'), 'worker', '--task-queue', taskQueue], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   worker.stdout.on('data', (d: Buffer) => (output += d.toString()));
   worker.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -42,11 +46,26 @@ it('`warden worker` with tracing on logs no SDK warning at start', async () => {
       worker.stderr.on('data', check);
       void exited.then((code) => reject(new Error(`worker exited (${code}) before polling:\n${output}`)));
     });
+    // A denied task closes as failed in Temporal; for the worker it is an outcome, not a warning.
+    const { client, connection } = await connectClient(testTemporalConfig());
+    try {
+      const task = parseTask(
+        { user: 'kim@example.com', intent: 'write', agent: { name: 'writer', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'x', content: 'y' } }] } }, tools: { builtin: ['fs.write'] }, resources: { workspace: '.' } },
+        'task.yaml',
+        REPO_ROOT,
+      );
+      const handle = await startAgentTask(client, task, { taskQueue });
+      expect((await agentTaskResult(handle)).status).toBe('denied');
+      await vi.waitFor(() => expect(output).toContain(`task ${handle.workflowId} ended: denied:`), { timeout: 10_000, interval: 100 });
+    } finally {
+      await connection.close();
+    }
   } finally {
     worker.kill('SIGTERM');
   }
   expect(await exited).toBe(0);
   expect(output).not.toMatch(/Ignoring WorkerOptions/);
   expect(output).not.toMatch(/\bWARN\b/);
+  expect(output).not.toContain('Workflow failed');
   rmSync(stateDir, { recursive: true, force: true });
 }, 180_000);
