@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'ERR_SUBAGENT_UNKNOWN',
   'ERR_SUBAGENT_NOT_GRANTED',
   'ERR_SUBAGENT_DEPTH',
+  'ERR_RESOURCE_PROTECTED',
   // tool execution
   'ERR_TOOL_INPUT_INVALID',
   'ERR_TOOL_THREW',
@@ -83,6 +84,10 @@ export const ERROR_CODES = [
   'ERR_POLICY_DENIED',
   'ERR_APPROVAL_DENIED',
   'ERR_APPROVAL_TIMEOUT',
+  // approvals: decisions must come from a registered approver, for a request that is pending
+  'ERR_APPROVAL_UNAUTHENTICATED',
+  'ERR_APPROVAL_NOT_PENDING',
+  'ERR_APPROVER_INVALID',
   // custody ledger
   'ERR_CUSTODY_BROKEN',
   'ERR_CUSTODY_NOT_FOUND',
@@ -97,6 +102,11 @@ export const ERROR_CODES = [
   'ERR_SNAPSHOT_TOO_LARGE',
   'ERR_UNDO_FAILED',
   'ERR_COMPENSATION_FAILED',
+  // shared state store (PostgreSQL or SQLite)
+  'ERR_STATE_UNAVAILABLE',
+  'ERR_STATE_SCHEMA_OUTDATED',
+  'ERR_STATE_SCHEMA_UNKNOWN',
+  'ERR_STATE_CONFIG',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -196,6 +206,9 @@ export class PolicyParseError extends WardenError {
   }
 }
 
+/** An approver cannot be registered or used: a bad or taken name, an unreadable key file (`ERR_APPROVER_INVALID`). */
+export class ApproverError extends WardenError {}
+
 /** Policies that were read but cannot be loaded: Cedar validation failed, a pack is missing, or a request is malformed. */
 export class PolicyError extends WardenError {}
 
@@ -211,3 +224,11 @@ export class CustodyError extends WardenError {}
  * Conflicts name the paths or rows in `details` and are never retryable: a human decides.
  */
 export class RecoveryError extends WardenError {}
+
+/**
+ * The state store: the database cannot be reached (`ERR_STATE_UNAVAILABLE`, retryable), its
+ * schema is older than this code (`ERR_STATE_SCHEMA_OUTDATED`: run `warden db migrate`) or newer
+ * (`ERR_STATE_SCHEMA_UNKNOWN`: this worker is too old for it), or its configuration is wrong
+ * (`ERR_STATE_CONFIG`, e.g. a malformed `WARDEN_DATABASE_URL`).
+ */
+export class StateStoreError extends WardenError {}

@@ -7,14 +7,17 @@ import { realpath } from 'node:fs/promises';
 import { CapabilityError, CredentialError, isErrorCode, ToolError } from '../errors';
 import { mintCallCredential } from '../identity/credential';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
-import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
 import { validateToolInput } from '../tools/tool-input-validator';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
+import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes } from '../telemetry/warden-span-attributes';
@@ -27,6 +30,12 @@ export interface RunToolInput {
   rootWorkflowId: string;
   workflowId: string;
   stepIndex: number;
+  /**
+   * The call's idempotency key (recovery/call-key.ts: run id, step and a digest of the call), the
+   * same the workflow registers its compensation under. Absent in inputs recorded before keys
+   * named the run; then `<workflowId>:<stepIndex>`.
+   */
+  callId?: string;
   /** The task grant the call's credential is minted from. */
   grantId: string;
   /** Upper bound of the credential's lifetime (the activity's timeout). */
@@ -36,6 +45,8 @@ export interface RunToolInput {
   args: Record<string, unknown>;
   /** The model's own id for this call, when it gave one (`gen_ai.tool.call.id`). */
   modelCallId?: string;
+  /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
+  pathsResolved?: boolean;
 }
 
 async function workspaceRootOf(task: Task): Promise<string | undefined> {
@@ -62,6 +73,10 @@ export interface ToolExecution {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** Keep what this call's overlay writes replace, so they can be undone (a sub-agent's call). */
+  fsUndo?: boolean;
+  /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
+  noSymlinks?: boolean;
 }
 
 /**
@@ -90,7 +105,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     });
   }
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
-  const grant = deps.identity.stores.grants.getGrant(call.grantId);
+  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
   const taskKey = taskKeyOf(call.rootWorkflowId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
@@ -101,6 +116,16 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   });
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
+    if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
+    if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
+    // Warden's own folders and key files are never served, whatever path or link leads there.
+    const resources = deps.wardenResources;
+    capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
+    capabilities.fs.protectedFiles = [
+      ...wardenKeyFiles(deps.stateDir, deps.env ?? process.env),
+      ...(resources?.files.map((f) => f.path) ?? []),
+      ...(deps.approvers === undefined ? [] : approverKeyFiles(deps.approvers)),
+    ];
   }
   if (capabilities.sql !== undefined) {
     capabilities.sql.journal = journalPathOf(deps.stateDir, taskKey);
@@ -119,6 +144,10 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     capabilities,
     credential: credential.token,
   });
+  // Even a tool that failed may have committed SQL before failing: its images must reach every worker.
+  if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
+    await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
+  }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
     throw new ToolError(code, result.error.message);
@@ -133,8 +162,8 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
  * Span attributes the grant and the call's scope add to the `execute_tool` span (which already
  * carries the task, tool and argument hash): the agent and its delegation chain, the resources.
  */
-function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
-  const grant = deps.identity?.stores.grants.getGrant(input.grantId);
+async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promise<void> {
+  const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;
     try {
@@ -153,7 +182,7 @@ function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
 
 export function createRunTool(deps: ActivityDeps) {
   return async function runTool(input: RunToolInput): Promise<ToolCallResult> {
-    annotateToolCall(deps, input);
+    await annotateToolCall(deps, input);
     try {
       const result = await runToolOnce(input);
       // The credential's id, never its token.
@@ -170,7 +199,10 @@ export function createRunTool(deps: ActivityDeps) {
       executeToolCall(deps, {
         rootWorkflowId: input.rootWorkflowId,
         // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
-        callId: `${input.workflowId}:${input.stepIndex}`,
+        callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
+        // A sub-agent's writes must be undoable on their own (its parent may go on without them).
+        fsUndo: input.workflowId !== input.rootWorkflowId,
+        noSymlinks: input.pathsResolved === true,
         grantId: input.grantId,
         maxCredentialTtlMs: input.maxCredentialTtlMs,
         task: input.task,

@@ -8,6 +8,7 @@
  */
 import { RecoveryError } from '../errors';
 import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { hydrateJournal } from '../recovery/shared-journal';
 import type { Compensation } from '../recovery/compensation';
 import { runCompensation, type CompensationOutcome } from '../recovery/run-compensation';
 import { commitOverlay } from '../recovery/workspace-overlay';
@@ -67,6 +68,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
       return atActivityBoundary(async () => {
         const stateDir = stateDirOfDeps(deps);
         const taskKey = taskKeyOf(input.rootWorkflowId);
+        // The SQL may have run on another worker: take its journaled images first.
+        if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
         return runCompensation(input.compensation, {
           stateDir,
           taskKey,

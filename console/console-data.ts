@@ -2,22 +2,23 @@
  * What the console shows, gathered from Temporal (tasks, their state or result, pending
  * approvals) and the custody ledger (records, their verification). The same sources `warden
  * trace`, `warden approvals` and `warden audit verify` read; nothing here writes anything except
- * {@link ConsoleData.decide}, which sends an approval decision through the CLI's path.
+ * {@link ConsoleData.decide}, which signs and sends an approval decision with the approver's key
+ * through the one call `warden approve|deny` makes (`client/approvals.ts`).
  */
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 import { agentTaskResult } from '../client/start-agent-task';
-import { listPendingApprovals, type PendingApprovalOfTask } from '../client/pending-approvals';
+import { decideApproval, listPendingApprovals, type DecideApprovalOptions, type PendingApprovalEntry } from '../client/approvals';
+import type { ApproverKeyFile } from '../identity/approval-decision';
 import { LedgerReader } from '../custody/ledger-reader';
 import type { LedgerRecord } from '../custody/ledger-record';
 import { buildTaskTimeline, type TimelineEntry } from '../custody/task-timeline';
 import { verifyLedger, type VerifyReport } from '../custody/verify-ledger';
-import { CustodyError } from '../errors';
+import { CustodyError, WardenError } from '../errors';
 import type { TaskResult, TaskState } from '../task/task-run';
 import { rootWorkflowIdOf, sha256OfJson } from '../telemetry/warden-span-attributes';
-import { AGENT_TASK_WORKFLOW, taskStateQuery } from '../workflows/definitions';
+import { AGENT_TASK_WORKFLOW, taskStateQuery, type ApprovalOutcome } from '../workflows/definitions';
 import { WARDEN_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import { decideApproval as cliDecideApproval, type ApprovalOutcome, type DecideApproval } from './decide-approval';
 
 /** How many tasks the list shows (newest first). */
 export const TASK_LIST_LIMIT = 100;
@@ -90,17 +91,33 @@ export const DecisionRequestSchema = z.strictObject({
 });
 export type DecisionRequest = z.infer<typeof DecisionRequestSchema>;
 
+/** The approval call (`client/approvals.ts` `decideApproval`; tests may watch it). */
+export type DecideApproval = (client: Client, options: DecideApprovalOptions) => Promise<ApprovalOutcome>;
+
 export interface ConsoleDataOptions {
   client: Client;
   /** State folder whose custody ledger is read. */
   stateDir: string;
-  /** Who decides approvals made from this console (`user:alice`). */
-  approver: string;
+  /**
+   * The key of the registered approver this console decides as (`warden approvers add`); without
+   * one the console shows approvals and decides none.
+   */
+  approverKey?: ApproverKeyFile;
   /** Base of the Temporal web UI (embedded server), for links. */
   temporalUiUrl?: string;
   namespace?: string;
-  /** The approval action (default: the CLI's). */
+  /** The approval call (default: the CLI's, `decideApproval`). */
   decideApproval?: DecideApproval;
+}
+
+/** Why a decision was not made: no approver key, or what the task said. */
+export class DecisionRefused extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 const keyValue = (value: unknown): string | null => (typeof value === 'string' ? value : null);
@@ -116,8 +133,9 @@ export class ConsoleData {
 
   constructor(private readonly options: ConsoleDataOptions) {}
 
-  get approver(): string {
-    return this.options.approver;
+  /** The approver's name, or null when this console decides nothing. */
+  get approver(): string | null {
+    return this.options.approverKey?.name ?? null;
   }
 
   /** Root agent tasks, newest first, running and past. */
@@ -143,14 +161,25 @@ export class ConsoleData {
     return out;
   }
 
-  /** Actions waiting for a human, across running tasks. */
-  approvals(): Promise<PendingApprovalOfTask[]> {
-    return listPendingApprovals(this.options.client);
+  /** Actions waiting for a human, across running tasks, oldest request first. */
+  async approvals(): Promise<PendingApprovalEntry[]> {
+    return (await listPendingApprovals(this.options.client)).sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
   }
 
-  /** Decides an approval as this console's approver. */
-  decide(request: DecisionRequest): Promise<ApprovalOutcome> {
-    return (this.options.decideApproval ?? cliDecideApproval)(this.options.client, this.options.approver, request);
+  /**
+   * Decides an approval as this console's approver, signed with its key.
+   * @throws DecisionRefused `ERR_CONSOLE_READ_ONLY` without a key, else the code the task gave
+   *   (`ERR_APPROVAL_NOT_PENDING`, `ERR_APPROVAL_UNAUTHENTICATED`, ...).
+   */
+  async decide(request: DecisionRequest): Promise<ApprovalOutcome> {
+    const key = this.options.approverKey;
+    if (key === undefined) throw new DecisionRefused('ERR_CONSOLE_READ_ONLY', 'this console was started without an approver key (warden console --approver <name>); it decides nothing');
+    try {
+      return await (this.options.decideApproval ?? decideApproval)(this.options.client, { ...request, key });
+    } catch (error) {
+      if (error instanceof WardenError) throw new DecisionRefused(error.code, error.message);
+      throw error;
+    }
   }
 
   /**

@@ -11,14 +11,15 @@
  * - The page's Content-Security-Policy allows its own script and style only (no inline code, no
  *   other origin, no framing), and the page renders all task data as text: an agent's arguments
  *   or outputs cannot become markup.
- * - The only write is an approval decision, made as the approver the console was started for;
- *   its body is validated (`DecisionRequestSchema`) before anything is sent.
+ * - The only write is an approval decision, signed with the key of the approver the console was
+ *   started for (none: read-only); its body is validated (`DecisionRequestSchema`) before
+ *   anything is signed or sent.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { ConsoleData, DecisionRequestSchema } from './console-data';
+import { ConsoleData, DecisionRefused, DecisionRequestSchema } from './console-data';
 import { bearerTokenOf, newConsoleToken, tokenMatches } from './console-token';
 
 export const CONSOLE_HOST = '127.0.0.1';
@@ -122,7 +123,7 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     const method = req.method ?? 'GET';
     if (path === '/api/session') {
       if (method !== 'GET') throw new HttpError(405, 'ERR_CONSOLE_METHOD', `${method} ${path} is not allowed`, { allow: 'GET' });
-      return sendJson(res, 200, { approver: data.approver });
+      return sendJson(res, 200, { approver: data.approver, readOnly: data.approver === null });
     }
     if (path === '/api/tasks') {
       if (method !== 'GET') throw new HttpError(405, 'ERR_CONSOLE_METHOD', `${method} ${path} is not allowed`, { allow: 'GET' });
@@ -156,9 +157,15 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
       if (!parsed.success) {
         throw new HttpError(400, 'ERR_CONSOLE_BAD_REQUEST', parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; '));
       }
-      const outcome = await data.decide(parsed.data);
-      if (outcome === 'not-pending') throw new HttpError(409, 'ERR_CONSOLE_NOT_PENDING', `${parsed.data.workflowId} has no action ${parsed.data.requestId} waiting for approval`);
-      return sendJson(res, 200, { decided: parsed.data.approved ? 'approved' : 'denied', approver: data.approver, ...parsed.data });
+      let outcome;
+      try {
+        outcome = await data.decide(parsed.data);
+      } catch (error) {
+        if (!(error instanceof DecisionRefused)) throw error;
+        const status = error.code === 'ERR_APPROVAL_NOT_PENDING' ? 409 : 403;
+        throw new HttpError(status, error.code, error.message);
+      }
+      return sendJson(res, 200, { decided: outcome.status, approver: outcome.approver, workflowId: parsed.data.workflowId, requestId: outcome.requestId });
     }
     throw new HttpError(404, 'ERR_CONSOLE_NOT_FOUND', `no API route ${path}`);
   };

@@ -1,19 +1,28 @@
 /**
- * Tracing for a Warden process: an OpenTelemetry tracer provider whose spans go, synchronously,
- * to the custody ledger (a `SimpleSpanProcessor` subclass, so a span that ended is recorded before the
- * code that ended it continues, and nothing sits in a buffer a crash could lose) and, when an
- * OTLP endpoint is configured, also to it in batches (the Jaeger of `docker-compose.yml`), with
- * the GenAI metrics derived from the spans (`gen-ai-metrics.ts`) sent to the same collector.
+ * Tracing for a Warden process: an OpenTelemetry tracer provider whose spans go to the custody
+ * ledger and, when an OTLP endpoint is configured, also to it in batches (the Jaeger of
+ * `docker-compose.yml`).
  *
- * The standard environment variables are honoured: `OTEL_SERVICE_NAME` and
- * `OTEL_RESOURCE_ATTRIBUTES` (resource), `OTEL_EXPORTER_OTLP_ENDPOINT` and the per-signal
- * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`,
- * `OTEL_TRACES_EXPORTER=none` / `OTEL_METRICS_EXPORTER=none` / `OTEL_SDK_DISABLED=true` (no OTLP
- * export), `OTEL_METRIC_EXPORT_INTERVAL` (ms). None of them turns the custody ledger off
- * (`WARDEN_TELEMETRY=0` does, see `process-telemetry.ts`).
+ * The ledger is the state folder's SQLite file, or the shared ledger in PostgreSQL when
+ * `WARDEN_DATABASE_URL` is set (one chain for every worker). Spans reach it by group commit by
+ * default (`commit: 'group'`: `span.end()` only queues; batches are appended off the hot path and
+ * flushed before Temporal hears of the activity or workflow task that made them, see
+ * custody/ledger-span-exporter.ts); `commit: 'sync'` appends inside `span.end()` (SQLite only).
  *
- * The OTLP side is best effort; the ledger is the record. `shutdown()` flushes everything, closes
- * the ledger if it was opened here and undoes the global registration it made.
+ * Every checkpoint the ledger signs is published as a signed tree head outside the ledger: to
+ * the witness file or folder `WARDEN_CUSTODY_WITNESS` names (custody/checkpoint-witness.ts), and
+ * as a `warden.custody.checkpoint` span to the OTLP endpoint (never to the ledger itself).
+ *
+ * GenAI metrics derived from the spans (`gen-ai-metrics.ts`) go to the same collector. The standard
+ * environment variables are honoured: `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`
+ * (resource), `OTEL_EXPORTER_OTLP_ENDPOINT` and the per-signal `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
+ * `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_TRACES_EXPORTER=none` / `OTEL_METRICS_EXPORTER=none` /
+ * `OTEL_SDK_DISABLED=true` (no OTLP export), `OTEL_METRIC_EXPORT_INTERVAL` (ms). None of them
+ * turns the custody ledger off (`WARDEN_TELEMETRY=0` does, see `process-telemetry.ts`).
+ *
+ * The OTLP side is best effort (a failed export is reported, never thrown); the ledger is the
+ * record. `shutdown()` flushes everything, closes the ledger if it was opened here and undoes the
+ * global registration it made.
  */
 import { context, propagation, ProxyTracerProvider, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -24,8 +33,16 @@ import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import { GenAiMetricsSpanProcessor } from './gen-ai-metrics';
-import { CustodyLedger } from '../custody/ledger';
+import { join } from 'node:path';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { openCheckpointWitness, type CheckpointWitness } from '../custody/checkpoint-witness';
+import { CustodyLedger, KEY_DIR } from '../custody/ledger';
+import type { Checkpoint } from '../custody/ledger-record';
 import { LedgerSpanExporter, LedgerSpanProcessor, type LedgerSpanExporterOptions } from '../custody/ledger-span-exporter';
+import { SharedCustodyLedger } from '../custody/shared-ledger';
+import type { PublicJwk } from '../custody/signing-key';
+import { openPostgresDatabase } from '../state/postgres-database';
+import { workerIdOf } from '../state/state-store';
 
 export const TRACER_NAME = 'warden';
 
@@ -41,8 +58,15 @@ export interface TelemetryOptions {
    */
   otlpEndpoint?: string;
   env?: NodeJS.ProcessEnv;
-  /** An open ledger to record into (left open on shutdown); default: opened here, closed on shutdown. */
-  ledger?: CustodyLedger;
+  /**
+   * An open ledger to record into (left open on shutdown); default: opened here, closed on
+   * shutdown: the shared ledger when `env` has `WARDEN_DATABASE_URL`, else `<stateDir>/custody.db`.
+   */
+  ledger?: CustodyLedger | SharedCustodyLedger;
+  /** `group` (default) or `sync` commit of spans (see the module header; `sync` needs the SQLite ledger). */
+  commit?: 'group' | 'sync';
+  /** Witness file or folder for signed tree heads; default `WARDEN_CUSTODY_WITNESS` of `env`; none when unset. */
+  witness?: string;
   /** Interval checkpoints of a ledger opened here (default 100). */
   checkpointEvery?: number;
   /**
@@ -75,8 +99,10 @@ export interface Telemetry {
   resource: Resource;
   /** Every processor as one: what the Temporal workflow span sink must feed. */
   spanProcessor: SpanProcessor;
-  ledger: CustodyLedger;
+  ledger: CustodyLedger | SharedCustodyLedger;
   ledgerExporter: LedgerSpanExporter;
+  /** Where signed tree heads are published, if anywhere. */
+  witness: CheckpointWitness | undefined;
   /** Where OTLP spans go, if anywhere. */
   otlpUrl: string | undefined;
   /** Where OTLP metrics go, if anywhere. */
@@ -187,22 +213,19 @@ export class FanOutSpanProcessor implements SpanProcessor {
 
 /** Sets up tracing for this process (see the module header). */
 export function setupTelemetry(options: TelemetryOptions): Telemetry {
-  const ownsLedger = options.ledger === undefined;
-  const ledger =
-    options.ledger ?? CustodyLedger.open({ stateDir: options.stateDir, ...(options.checkpointEvery === undefined ? {} : { checkpointEvery: options.checkpointEvery }) });
   const env = options.env ?? process.env;
+  const ownsLedger = options.ledger === undefined;
+  const ledger = options.ledger ?? openProcessLedger(options, env);
   const resource = new Resource({
     ...Resource.default().attributes,
     ...options.resourceAttributes,
     ...parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES),
     [ATTR_SERVICE_NAME]: serviceNameOf(options.serviceName, env),
   });
-  const ledgerExporter = new LedgerSpanExporter({ ...options.exporter, ledger });
-  const processors: SpanProcessor[] = [new LedgerSpanProcessor(ledgerExporter)];
   const sdkDisabled = isTrue(env.OTEL_SDK_DISABLED);
-  const otlpUrl = sdkDisabled || isNone(env.OTEL_TRACES_EXPORTER) ? undefined : otlpSignalUrl('traces', options.otlpEndpoint, env);
   const onOtlpError = options.onOtlpError ?? (() => undefined);
-  if (otlpUrl !== undefined) processors.push(new BestEffortSpanProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl })), onOtlpError));
+  const otlpUrl = sdkDisabled || isNone(env.OTEL_TRACES_EXPORTER) ? undefined : otlpSignalUrl('traces', options.otlpEndpoint, env);
+  const otlpProcessor = otlpUrl === undefined ? undefined : new BestEffortSpanProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl })), onOtlpError);
   const otlpMetricsUrl = sdkDisabled || isNone(env.OTEL_METRICS_EXPORTER) ? undefined : otlpSignalUrl('metrics', options.otlpEndpoint, env);
   const readers =
     options.metricReaders ??
@@ -215,6 +238,27 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
           }),
         ]);
   const meterProvider = readers.length === 0 ? undefined : new MeterProvider({ resource, readers });
+  const witnessLocation = options.witness ?? (env.WARDEN_CUSTODY_WITNESS?.trim() || undefined);
+  const witness = witnessLocation === undefined ? undefined : openCheckpointWitness(witnessLocation);
+  // Signed tree heads go to OTLP through a provider of their own: never into the ledger they describe.
+  const headTracer = otlpProcessor === undefined ? undefined : new BasicTracerProvider({ resource, spanProcessors: [otlpProcessor] }).getTracer(TRACER_NAME);
+  const publishHead = (checkpoint: Checkpoint, signer: PublicJwk | undefined) => {
+    if (witness !== undefined) {
+      if (signer !== undefined) witness.publishKey(signer);
+      witness.publish(ledger.path, checkpoint);
+    }
+    headTracer?.startSpan('warden.custody.checkpoint', { attributes: signedTreeHeadAttributes(ledger.path, checkpoint) }).end();
+  };
+  const ledgerExporter = new LedgerSpanExporter({
+    // Failures of the custody side must be visible even when the caller passed no handler.
+    onError: (error) => process.stderr.write(`warden: custody: ${error instanceof Error ? error.message : String(error)}\n`),
+    ...options.exporter,
+    ledger,
+    commit: options.commit ?? 'group',
+    onCheckpoint: publishHead,
+  });
+  const processors: SpanProcessor[] = [new LedgerSpanProcessor(ledgerExporter)];
+  if (otlpProcessor !== undefined) processors.push(otlpProcessor);
   if (meterProvider !== undefined) processors.push(new GenAiMetricsSpanProcessor(meterProvider.getMeter(TRACER_NAME)));
   const spanProcessor = new FanOutSpanProcessor(processors);
   const tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
@@ -236,6 +280,7 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
     spanProcessor,
     ledger,
     ledgerExporter,
+    witness,
     otlpUrl,
     otlpMetricsUrl: options.metricReaders === undefined ? otlpMetricsUrl : undefined,
     meterProvider,
@@ -253,7 +298,7 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
             // After the spans: the metrics derived from the last spans go out with the final export.
             await meterProvider?.shutdown().catch(onOtlpError);
           } finally {
-            if (ownsLedger) ledger.close();
+            if (ownsLedger) await ledger.close();
             if (registered) {
               trace.disable();
               context.disable();
@@ -264,5 +309,36 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
       })();
       return shutdownPromise;
     },
+  };
+}
+
+/** The ledger a process records into when none is given: shared (PostgreSQL) or the state folder's file. */
+function openProcessLedger(options: TelemetryOptions, env: NodeJS.ProcessEnv): CustodyLedger | SharedCustodyLedger {
+  const checkpointEvery = options.checkpointEvery === undefined ? {} : { checkpointEvery: options.checkpointEvery };
+  const url = env.WARDEN_DATABASE_URL?.trim();
+  if (url !== undefined && url !== '') {
+    return SharedCustodyLedger.open({
+      db: openPostgresDatabase(url, { maxConnections: 4, applicationName: 'warden-custody' }),
+      keyDir: join(options.stateDir, KEY_DIR),
+      workerId: workerIdOf(options.stateDir, env),
+      closeDatabase: true,
+      ...checkpointEvery,
+    });
+  }
+  return CustodyLedger.open({ stateDir: options.stateDir, ...checkpointEvery });
+}
+
+/** A signed tree head as span attributes (`warden.custody.*`), for the OTLP export. */
+export function signedTreeHeadAttributes(ledger: string, checkpoint: Checkpoint): Record<string, string | number> {
+  return {
+    'warden.custody.ledger': ledger,
+    'warden.custody.checkpoint.id': checkpoint.id,
+    'warden.custody.tree_size': checkpoint.treeSize,
+    'warden.custody.root_hash': checkpoint.rootHash,
+    'warden.custody.timestamp': checkpoint.timestamp,
+    'warden.custody.reason': checkpoint.reason,
+    ...(checkpoint.taskId === null ? {} : { 'warden.custody.task_id': checkpoint.taskId }),
+    'warden.custody.kid': checkpoint.kid,
+    'warden.custody.signature': checkpoint.signature,
   };
 }

@@ -14,6 +14,12 @@
  * which feeds them to the same span processor as everything else (so they reach the ledger too).
  * Sinks are not called during replay, and workflow span ids are deterministic, so a replayed
  * workflow neither loses nor duplicates records.
+ *
+ * Durability with group commit (custody/ledger-span-exporter.ts): the outermost activity
+ * interceptor awaits the ledger flush after the activity (and its span) ended and before its
+ * result or failure goes back to Temporal, and the workflow sink awaits it before the worker
+ * sends the workflow task's completion (the SDK awaits sink calls first). So Temporal never
+ * records an activity or workflow task whose spans are not in the ledger yet.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -114,11 +120,15 @@ export class WardenWorkflowClientInterceptor extends OpenTelemetryWorkflowClient
  *   workflowBundle: await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }) });
  * ```
  */
-export function telemetryWorkerOptions(telemetry: Pick<Telemetry, 'tracer' | 'spanProcessor' | 'resource'>): TelemetryWorkerOptions {
+export function telemetryWorkerOptions(telemetry: Pick<Telemetry, 'tracer' | 'spanProcessor' | 'resource'> & Partial<Pick<Telemetry, 'ledgerExporter'>>): TelemetryWorkerOptions {
   const { tracer } = telemetry;
+  const flush = telemetry.ledgerExporter === undefined ? undefined : () => telemetry.ledgerExporter!.flush();
+  const exporter = makeWorkflowExporter(telemetry.spanProcessor, telemetry.resource);
   return {
     interceptors: {
       activity: [
+        // First, so outermost: runs after the span interceptor has ended the activity's span.
+        ...(flush === undefined ? [] : [() => ({ inbound: new CustodyFlushInterceptor(flush) })]),
         (ctx) => ({
           inbound: new GenAiActivityInboundInterceptor(ctx, tracer),
           outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
@@ -127,8 +137,34 @@ export function telemetryWorkerOptions(telemetry: Pick<Telemetry, 'tracer' | 'sp
       // The Client the worker hands to activities: workflows they start join the trace.
       client: { workflow: [new WardenWorkflowClientInterceptor({ tracer })] },
     },
-    sinks: { exporter: makeWorkflowExporter(telemetry.spanProcessor, telemetry.resource) },
+    sinks:
+      flush === undefined
+        ? { exporter }
+        : {
+            exporter: {
+              export: {
+                ...exporter.export,
+                fn: async (info, spans) => {
+                  exporter.export.fn(info, spans);
+                  await flush();
+                },
+              },
+            },
+          },
   };
+}
+
+/** Holds an activity's result (or failure) until its spans are in the custody ledger. */
+class CustodyFlushInterceptor implements ActivityInboundCallsInterceptor {
+  constructor(private readonly flush: () => Promise<void>) {}
+
+  async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+    try {
+      return await next(input);
+    } finally {
+      await this.flush();
+    }
+  }
 }
 
 /** Interceptors for `new Client({ connection, interceptors })`: starting a workflow opens the task's trace; polling makes no spans. */

@@ -17,6 +17,8 @@ import { approvalSummary, policyCheckSummary } from './ui-summaries';
 export interface GuardedStep {
   step: StepRecord;
   policyRequest: PolicyRequest;
+  /** A built-in fs call's arguments with the path the rules judged (resolved inside the workspace). */
+  resolvedArgs?: Record<string, unknown>;
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -41,7 +43,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest } = await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -61,6 +63,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   if (verdict.decision === 'approval') {
     const approval = await run.approvals.hold({
       stepIndex: step.index,
+      ...(approvalRequestId === undefined ? {} : { requestId: approvalRequestId }),
       tool: policyTool,
       args: policyArgs,
       rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
@@ -80,5 +83,5 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
-  return { step, policyRequest };
+  return { step, policyRequest, ...(resolvedArgs === undefined ? {} : { resolvedArgs }) };
 }

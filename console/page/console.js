@@ -9,6 +9,8 @@ const $ = (id) => document.getElementById(id);
 
 let selected = null;
 let timer = null;
+/** No approver key: approvals are shown, not decided. */
+let readOnly = true;
 
 /** An element with attributes and children (strings become text nodes). */
 function el(tag, attributes = {}, ...children) {
@@ -73,7 +75,9 @@ async function start() {
     $('login').hidden = true;
     $('main').hidden = false;
     $('sign-out').hidden = false;
-    $('who').textContent = `deciding approvals as ${session.approver}`;
+    readOnly = session.readOnly;
+    approvalKeys = '';
+    $('who').textContent = readOnly ? 'read-only: started without an approver key' : `deciding approvals as approver ${session.approver}`;
     await refresh();
     clearInterval(timer);
     timer = setInterval(() => void refresh(), POLL_MS);
@@ -128,11 +132,13 @@ function approvalCard(a) {
   return el(
     'div',
     { className: 'approval', 'data-testid': 'approval', 'data-workflow-id': a.workflowId, 'data-request-id': a.requestId },
-    el('div', {}, el('strong', {}, a.tool), ' proposed by ', el('code', {}, a.agent), ' in ', el('button', { type: 'button', className: 'link', onclick: () => select(a.workflowId) }, a.workflowId), ` (request ${a.requestId})`),
+    el('div', {}, el('strong', {}, a.tool), ' in ', el('button', { type: 'button', className: 'link', onclick: () => select(a.workflowId) }, a.workflowId), ` (request ${a.requestId})`),
     el('div', { className: 'args mono', 'data-testid': 'approval-args' }, JSON.stringify(a.args, null, 2)),
     el('div', { className: 'muted' }, `rules: ${a.rules.join('; ')}`),
     el('div', { className: 'muted' }, `waits until ${when(a.expiresAt)}; nobody deciding by then denies it`),
-    el('div', {}, reason, approve, deny, ' ', outcome),
+    readOnly
+      ? el('div', { className: 'muted', 'data-testid': 'approval-read-only' }, 'Decide with warden approve|deny, or start the console with --approver <name>.')
+      : el('div', {}, reason, approve, deny, ' ', outcome),
   );
 }
 

@@ -11,12 +11,16 @@ import { Client } from '@temporalio/client';
 import { ConsoleData, verificationOf } from '../../console/console-data';
 import { CONSOLE_API_ROUTES, startConsoleServer, type ConsoleServer } from '../../console/console-server';
 import { bearerTokenOf, newConsoleToken, tokenMatches } from '../../console/console-token';
+import { CredentialError } from '../../errors';
 import { connectClient } from '../../temporal/connect';
 import { testTemporalConfig } from '../support/temporal';
 import { TEST_STATE_DIR } from '../support/warden-test-env';
 
 let server: ConsoleServer;
+let readOnly: ConsoleServer;
 let close: () => Promise<void>;
+/** The key the console would sign with (the decision call is replaced here, so it signs nothing). */
+const FAKE_KEY = { type: 'warden-approver-key', name: 'sec-lead', kid: 'k1', privateJwk: { kty: 'OKP', crv: 'Ed25519', x: 'AAAA', d: 'AAAA' } } as const;
 const decisions: unknown[] = [];
 
 beforeAll(async () => {
@@ -24,16 +28,18 @@ beforeAll(async () => {
   const data = new ConsoleData({
     client,
     stateDir: TEST_STATE_DIR,
-    approver: 'user:sec-lead',
+    approverKey: FAKE_KEY,
     // Records what would be decided; nothing here is pending.
-    decideApproval: async (_client, approver, decision) => {
-      decisions.push({ approver, ...decision });
-      return 'not-pending';
+    decideApproval: async (_client, { key, ...decision }) => {
+      decisions.push({ approver: key.name, ...decision });
+      throw new CredentialError('ERR_APPROVAL_NOT_PENDING', `${decision.workflowId} has no action ${decision.requestId} waiting for approval`);
     },
   });
   server = await startConsoleServer({ data });
+  readOnly = await startConsoleServer({ data: new ConsoleData({ client, stateDir: TEST_STATE_DIR }) });
   close = async () => {
     await server.close();
+    await readOnly.close();
     await connection.close();
   };
 });
@@ -88,7 +94,7 @@ describe('the console server', () => {
     });
   }
   it('refused calls decided nothing', () => {
-    expect(decisions.every((d) => (d as { approver: string }).approver === 'user:sec-lead')).toBe(true);
+    expect(decisions.every((d) => (d as { approver: string }).approver === 'sec-lead')).toBe(true);
     expect(decisions).toHaveLength(1);
   });
 
@@ -122,12 +128,27 @@ describe('the console server', () => {
   it('names a decision on nothing pending (409), and wrong methods and paths', async () => {
     const res = await call('POST', '/api/approvals/decide', { ...bearer(), 'content-type': 'application/json', origin: server.url }, JSON.stringify({ workflowId: 'w-x', requestId: '3', approved: false, reason: 'no' }));
     expect(res.status).toBe(409);
-    expect(decisions.at(-1)).toEqual({ approver: 'user:sec-lead', workflowId: 'w-x', requestId: '3', approved: false, reason: 'no' });
+    expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'ERR_APPROVAL_NOT_PENDING' } });
+    expect(decisions.at(-1)).toEqual({ approver: 'sec-lead', workflowId: 'w-x', requestId: '3', approved: false, reason: 'no' });
     expect((await call('DELETE', '/api/tasks', bearer())).status).toBe(405);
     expect((await call('GET', '/api/approvals/decide', bearer())).status).toBe(405);
     expect((await call('GET', '/api/nothing', bearer())).status).toBe(404);
     expect((await call('GET', '/etc/passwd')).status).toBe(404);
     expect((await call('GET', '/../console/console-server.ts')).status).toBe(404);
+  });
+
+  it('without an approver key, shows the session as read-only and decides nothing (403)', async () => {
+    const session = await fetch(`${readOnly.url}/api/session`, { headers: { authorization: `Bearer ${readOnly.token}` } });
+    expect(await session.json()).toEqual({ approver: null, readOnly: true });
+    const res = await fetch(`${readOnly.url}/api/approvals/decide`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${readOnly.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ workflowId: 'w', requestId: '0', approved: true }),
+    });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: { code: 'ERR_CONSOLE_READ_ONLY' } });
+    // A token of one console opens no other.
+    expect((await fetch(`${readOnly.url}/api/session`, { headers: { authorization: `Bearer ${server.token}` } })).status).toBe(401);
   });
 
   it('serves the page without data, under a strict Content-Security-Policy', async () => {

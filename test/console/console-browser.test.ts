@@ -6,12 +6,15 @@
  * The test saves a screenshot: .warden-test/console/console.png.
  */
 import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { approversCommand } from '../../cli/commands/approvers';
+import { readApproverKeyFile } from '../../client/approvals';
 import { ConsoleData } from '../../console/console-data';
 import { startConsoleServer, type ConsoleServer } from '../../console/console-server';
 import { agentTaskResult, followAgentTask } from '../../client/start-agent-task';
@@ -21,6 +24,7 @@ import { launchHeadlessChromium, type HeadlessChromium } from '../support/headle
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 export const SCREENSHOT = join(REPO_ROOT, '.warden-test', 'console', 'console.png');
+const APPROVER = `sec-lead-${randomUUID().slice(0, 8)}`;
 const XSS = '<img src=x onerror="window.__wardenXss = 1"><script>window.__wardenXss = 2</script>';
 
 let env: WardenTestEnv;
@@ -106,7 +110,14 @@ beforeAll(async () => {
   expect(xss.status).toBe('denied');
   xssId = xss.workflowId;
 
-  consoleServer = await startConsoleServer({ data: new ConsoleData({ client: env.client, stateDir: TEST_STATE_DIR, approver: 'user:sec-lead', temporalUiUrl: 'http://127.0.0.1:8233' }) });
+  // A registered approver, as `warden approvers add` makes one (unique per run: the registry outlives runs).
+  const keyFile = join(await mkdtemp(join(tmpdir(), 'warden-approver-')), `${APPROVER}.json`);
+  const out: string[] = [];
+  const add = await approversCommand(['add', APPROVER, '--out', keyFile], { stdout: (t) => out.push(t), stderr: (t) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR } });
+  expect(add, out.join('')).toBe(0);
+  consoleServer = await startConsoleServer({
+    data: new ConsoleData({ client: env.client, stateDir: TEST_STATE_DIR, approverKey: await readApproverKeyFile(keyFile), temporalUiUrl: 'http://127.0.0.1:8233' }),
+  });
   browser = await launchHeadlessChromium();
   page = await browser.context.newPage();
   page.on('dialog', (dialog) => void dialog.dismiss());
@@ -134,7 +145,7 @@ describe('the web console in Chromium', () => {
     expect(await page.isVisible('#main')).toBe(false);
 
     await page.goto(`${consoleServer.url}/#token=${consoleServer.token}`);
-    await page.locator('[data-testid=who]', { hasText: 'user:sec-lead' }).waitFor();
+    await page.locator('[data-testid=who]', { hasText: `deciding approvals as approver ${APPROVER}` }).waitFor();
     // The token left the address bar at once; it lives in this tab's session storage only.
     expect(page.url()).toBe(`${consoleServer.url}/`);
     // The page's own calls carry it; a call without it is refused.
@@ -183,10 +194,10 @@ describe('the web console in Chromium', () => {
 
     await card.locator('[data-testid=approval-reason]').fill('quarterly cleanup');
     await card.locator('[data-testid=approve]').click();
-    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent()).toBe('approved as user:sec-lead');
+    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent()).toBe(`approved as ${APPROVER}`);
     const result = await followAgentTask(handle);
     expect(result.status).toBe('completed');
-    expect(result.steps[0]).toMatchObject({ executed: true, approval: { status: 'approved', approver: 'user:sec-lead', reason: 'quarterly cleanup' } });
+    expect(result.steps[0]).toMatchObject({ executed: true, approval: { status: 'approved', approver: APPROVER, reason: 'quarterly cleanup' } });
     expect(leadCount(dbFile)).toBe(8);
     // Decided, it leaves the list.
     await expect.poll(() => page.locator(`[data-testid=approval][data-workflow-id="${handle.workflowId}"]`).count(), { timeout: 15_000 }).toBe(0);
@@ -200,9 +211,9 @@ describe('the web console in Chromium', () => {
     await card.waitFor({ timeout: 30_000 });
     await card.locator('[data-testid=approval-reason]').fill('not this quarter');
     await card.locator('[data-testid=deny]').click();
-    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent()).toBe('denied as user:sec-lead');
+    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent()).toBe(`denied as ${APPROVER}`);
     const result = await agentTaskResult(handle);
-    expect(result).toMatchObject({ status: 'denied', steps: [{ executed: false, approval: { status: 'denied', approver: 'user:sec-lead', reason: 'not this quarter' } }] });
+    expect(result).toMatchObject({ status: 'denied', steps: [{ executed: false, approval: { status: 'denied', approver: APPROVER, reason: 'not this quarter' } }] });
     expect(leadCount(dbFile)).toBe(50);
     await page.locator(`[data-testid=task-row][data-workflow-id="${handle.workflowId}"] .badge.denied`).waitFor({ timeout: 15_000 });
   });
@@ -219,7 +230,7 @@ describe('the web console in Chromium', () => {
     db.prepare("UPDATE records SET body = replace(body, 'out/report.md', 'out/report.me') WHERE seq = ?").run(victim.seq);
     db.close();
 
-    const tampered = await startConsoleServer({ data: new ConsoleData({ client: env.client, stateDir: copy, approver: 'user:sec-lead' }) });
+    const tampered = await startConsoleServer({ data: new ConsoleData({ client: env.client, stateDir: copy }) });
     try {
       const detail = (await (await fetch(`${tampered.url}/api/tasks/${encodeURIComponent(reviewedId)}`, { headers: { authorization: `Bearer ${tampered.token}` } })).json()) as {
         task: { custody: { ok: boolean; problem: { seq: number; kind: string } }; timeline: { seq: number | null; verification: string }[] };

@@ -24,7 +24,7 @@ function startConsole(args: string[]) {
 }
 
 it('prints the link and token, serves on loopback with the token required, and stops on SIGTERM', async () => {
-  const run = startConsole(['--approver', 'dora']);
+  const run = startConsole([]);
   try {
     await new Promise<void>((resolve, reject) => {
       run.child.stdout.on('data', () => /#token=/.test(run.out()) && resolve());
@@ -34,11 +34,11 @@ it('prints the link and token, serves on loopback with the token required, and s
     expect(match, run.out()).not.toBeNull();
     const [, base, , token] = match as RegExpExecArray;
     expect(run.err()).toContain(`login token: ${token}`);
-    expect(run.err()).toContain('approvals decided here are made as user:dora');
+    expect(run.err()).toContain('read-only: no approver key');
     expect((await fetch(`${base}/api/session`)).status).toBe(401);
     const session = await fetch(`${base}/api/session`, { headers: { authorization: `Bearer ${token}` } });
     expect(session.status).toBe(200);
-    expect(await session.json()).toEqual({ approver: 'user:dora' });
+    expect(await session.json()).toEqual({ approver: null, readOnly: true });
     expect((await fetch(`${base}/api/tasks`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
   } finally {
     run.child.kill('SIGTERM');
@@ -52,6 +52,8 @@ it.each([
   [['--port=-1'], '--port must be a port number'],
   [['extra'], 'unexpected argument "extra"'],
   [['--bogus'], "Unknown option '--bogus'"],
+  [['--approver', 'nobody-registered'], 'ERR_APPROVER_INVALID'],
+  [['--key', '/nonexistent/key.json'], 'cannot read the approver key file /nonexistent/key.json'],
 ])('warden console %j exits 2: %s', async (args, message) => {
   let out = '';
   let err = '';
