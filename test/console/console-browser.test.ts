@@ -141,7 +141,7 @@ describe('the web console in Chromium', () => {
     await page.locator('#login').waitFor();
     await page.fill('#token', 'not-the-token');
     await page.click('#login-form button[type=submit]');
-    await expect.poll(() => page.textContent('[data-testid=login-error]')).toContain('not accepted');
+    await expect.poll(() => page.textContent('[data-testid=login-error]'), { timeout: 10_000 }).toContain('not accepted');
     expect(await page.isVisible('#main')).toBe(false);
 
     await page.goto(`${consoleServer.url}/#token=${consoleServer.token}`);
@@ -194,7 +194,7 @@ describe('the web console in Chromium', () => {
 
     await card.locator('[data-testid=approval-reason]').fill('quarterly cleanup');
     await card.locator('[data-testid=approve]').click();
-    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent()).toBe(`approved as ${APPROVER}`);
+    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent(), { timeout: 20_000 }).toBe(`approved as ${APPROVER}`);
     const result = await followAgentTask(handle);
     expect(result.status).toBe('completed');
     expect(result.steps[0]).toMatchObject({ executed: true, approval: { status: 'approved', approver: APPROVER, reason: 'quarterly cleanup' } });
@@ -211,7 +211,7 @@ describe('the web console in Chromium', () => {
     await card.waitFor({ timeout: 30_000 });
     await card.locator('[data-testid=approval-reason]').fill('not this quarter');
     await card.locator('[data-testid=deny]').click();
-    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent()).toBe(`denied as ${APPROVER}`);
+    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent(), { timeout: 20_000 }).toBe(`denied as ${APPROVER}`);
     const result = await agentTaskResult(handle);
     expect(result).toMatchObject({ status: 'denied', steps: [{ executed: false, approval: { status: 'denied', approver: APPROVER, reason: 'not this quarter' } }] });
     expect(leadCount(dbFile)).toBe(50);

@@ -47,7 +47,7 @@ describe('OpenTelemetry environment', () => {
   ])('exporters with %j: traces %s, metrics %s; the ledger records anyway', async (env, traces, metrics) => {
     const stateDir = tempStateDir();
     const failures: unknown[] = [];
-    const telemetry = setupTelemetry({ stateDir, serviceName: 'warden-test', env, register: false, onOtlpError: (error) => failures.push(error) });
+    const telemetry = setupTelemetry({ stateDir, serviceName: 'warden-test', env, register: false, commit: 'sync', onOtlpError: (error) => failures.push(error) });
     try {
       expect(telemetry.otlpUrl).toBe(traces);
       expect(telemetry.otlpMetricsUrl).toBe(metrics);

@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it, vi } from 'vitest';
 import { agentTaskResult, startAgentTask } from '../../client/start-agent-task';
@@ -49,13 +50,15 @@ it('`warden worker` with tracing on logs no SDK warning, at start or for a task 
     // A denied task closes as failed in Temporal; for the worker it is an outcome, not a warning.
     const { client, connection } = await connectClient(testTemporalConfig());
     try {
+      const workspace = mkdtempSync(join(tmpdir(), 'warden-worker-start-'));
       const task = parseTask(
-        { user: 'kim@example.com', intent: 'write', agent: { name: 'writer', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'x', content: 'y' } }] } }, tools: { builtin: ['fs.write'] }, resources: { workspace: '.' } },
+        { user: 'kim@example.com', intent: 'write', agent: { name: 'writer', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'x', content: 'y' } }] } }, tools: { builtin: ['fs.write'] }, resources: { workspace } },
         'task.yaml',
         REPO_ROOT,
       );
       const handle = await startAgentTask(client, task, { taskQueue });
-      expect((await agentTaskResult(handle)).status).toBe('denied');
+      const result = await agentTaskResult(handle);
+      expect(result.status, JSON.stringify(result)).toBe('denied');
       await vi.waitFor(() => expect(output).toContain(`task ${handle.workflowId} ended: denied:`), { timeout: 10_000, interval: 100 });
     } finally {
       await connection.close();
