@@ -9,6 +9,7 @@
  * - a task that did not complete closes as Failed (`ERR_TASK_<STATUS>`), never as a clean
  *   Completed, and still hands its result to the client and to a parent.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { approveCommand } from '../../cli/commands/approvals';
+import { approversCommand } from '../../cli/commands/approvers';
 import type { CliIo } from '../../cli/cli-io';
 import { agentTaskResult, followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
@@ -249,12 +251,18 @@ describe('the approval wait', () => {
       }),
     );
     await vi.waitFor(async () => expect((await handle.query(taskStateQuery)).pendingApprovals).toHaveLength(1), { timeout: 30_000, interval: 100 });
+    // A registered approver decides, as `warden approve` does (unique per run: the registry outlives runs).
+    const approver = `sec-lead-${randomUUID().slice(0, 8)}`;
+    const keyFile = join(await mkdtemp(join(tmpdir(), 'warden-approver-')), `${approver}.json`);
+    const out: string[] = [];
     const io: CliIo = {
-      stdout: () => undefined,
-      stderr: () => undefined,
-      env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: testTemporalAddress().address.split(':').pop(), WARDEN_APPROVER: 'sec-lead' },
+      stdout: (t) => void out.push(t),
+      stderr: (t) => void out.push(t),
+      env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: testTemporalAddress().address.split(':').pop(), WARDEN_APPROVER_KEY: keyFile },
     };
-    expect(await approveCommand([handle.workflowId, '0'], io)).toBe(0);
+    expect(await approversCommand(['add', approver, '--out', keyFile], io), out.join('')).toBe(0);
+    const pendingId = (await handle.query(taskStateQuery)).pendingApprovals[0]!.requestId;
+    expect(await approveCommand([handle.workflowId, pendingId], io), out.join('')).toBe(0);
     expect((await followAgentTask(handle)).status).toBe('completed');
     const summaries = await summariesOf(handle);
     expect(summaries.EVENT_TYPE_TIMER_STARTED).toContain('approval: sql.exec 42 rows');
