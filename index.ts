@@ -14,3 +14,9 @@ export { taskResultOfFailure, TASK_FAILURE_TYPES } from './workflows/task-close'
 export { WARDEN_SEARCH_ATTRIBUTES } from './workflows/search-attributes';
 export { createWardenWorker, type WardenWorker, type WardenWorkerOptions } from './worker/create-warden-worker';
 export { WardenError, TaskFileError, ERROR_CODES, type ErrorCode } from './errors';
+// MCP and programs: an existing agent behind Warden, and the OS sandbox on its own.
+export { createTaskSession, serveTaskOverHttp, type TaskSession, type TaskSessionOptions, type HttpTaskServer } from './mcp/task-session-server';
+export { sessionCallUpdate, endSessionSignal, sessionToolsQuery, type SessionCall, type SessionTool } from './workflows/definitions';
+export { runSandboxed, type SandboxedRunResult, type SandboxedRunOptions } from './sandbox/os/run-sandboxed';
+export { startSandboxedProcess, osSandboxProblem, type SandboxedProcess, type SandboxExit } from './sandbox/os/sandboxed-process';
+export { type OsSandboxSpecInput } from './sandbox/os/os-sandbox-spec';

@@ -7,6 +7,7 @@ import { consoleCommand, CONSOLE_USAGE } from './commands/console';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
 import { dbCommand, DB_USAGE } from './commands/db';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
+import { mcpCommand, MCP_USAGE } from './commands/mcp';
 import { policyCommand, POLICY_USAGE } from './commands/policy';
 import { replayCommand, REPLAY_USAGE } from './commands/replay';
 import { rollbackCommand, ROLLBACK_USAGE } from './commands/rollback';
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   replay: { run: replayCommand, usage: REPLAY_USAGE },
   console: { run: consoleCommand, usage: CONSOLE_USAGE },
   db: { run: dbCommand, usage: DB_USAGE },
+  mcp: { run: mcpCommand, usage: MCP_USAGE },
 };
 
 const USAGE = `warden: a zero-trust runtime for AI agents on Temporal

@@ -10,6 +10,9 @@ import type { Task } from '../task/task-schema';
 /** Asking the model, issuing a task's grant, delegating to a sub-agent. */
 const MODEL_AND_GRANT: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
+  // The worker heartbeats for every activity (worker/heartbeat-interceptor.ts): a dead worker's
+  // model call is retried after this, not after the whole start-to-close timeout.
+  heartbeatTimeout: '20 seconds',
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
 };
 
@@ -35,9 +38,17 @@ const POLICY: LocalActivityOptions = {
 /** Preparing the workspace overlay, committing it, and the saga's compensations. */
 const RECOVERY: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '20 seconds',
   // Recovery is idempotent and must finish: retry through transient failures.
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
 };
+
+/** Opening a task's MCP servers (start, initialise, list and pin) and closing them. */
+const TOOL_SOURCES: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+};
+export const { openToolSources, closeToolSources } = proxyActivities<WardenActivities>(TOOL_SOURCES);
 
 export const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenActivities>(MODEL_AND_GRANT);
 export const { endTask } = proxyActivities<WardenActivities>(REVOCATION);
@@ -59,7 +70,10 @@ export const summarized = {
   commitTask: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).commitTask,
   compensate: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).compensate,
   restorePreTaskSnapshot: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).restorePreTaskSnapshot,
+  openToolSources: (summary: string) => proxyActivities<WardenActivities>({ ...TOOL_SOURCES, summary }).openToolSources,
+  closeToolSources: (summary: string) => proxyActivities<WardenActivities>({ ...TOOL_SOURCES, summary }).closeToolSources,
 };
+
 
 /** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
 const TOOL_ACTIVITY_MARGIN_MS = 10_000;
@@ -79,6 +93,7 @@ export function toolActivities(task: Task): ToolActivities {
   const activityTimeoutMs = durationToMs(task.limits.toolTimeout) + TOOL_ACTIVITY_MARGIN_MS;
   const options: ActivityOptions = {
     startToCloseTimeout: activityTimeoutMs,
+    heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
   };
   const { runTool } = proxyActivities<WardenActivities>(options);

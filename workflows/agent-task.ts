@@ -8,20 +8,29 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { ApplicationFailure, CancellationScope, isCancellation, patched, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { summarized } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
+import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { modelTurnSummary } from './ui-summaries';
-import { CLOSE_PATCHES, taskEndFailure } from './task-close';
+import { taskEndFailure } from './task-close';
 import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
-  const result = await runLoop(run);
+  // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
+  const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
+  const result = await runLoop(run, session);
+  session?.close();
+  // A completed task's MCP servers stop writing into the overlay before it is committed; a task
+  // that rolls back keeps them until its compensations (which may call them) have run.
+  const closeFirst = result.status === 'completed';
+  if (run.toolSourcesOpened && closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
+  if (run.toolSourcesOpened && !closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
   if (!run.isRoot) result.policyState = run.policyState;
   if (run.identity !== undefined) {
@@ -29,20 +38,19 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() => summarized.endTask(`revoke grant (${result.status})`)({ grantId, status: result.status }));
   }
-  return close(result);
+  // Every session call has its answer before the workflow completes.
+  if (session !== undefined) await condition(allHandlersFinished);
+  return close(run, result);
 }
 
 /**
  * Ends the workflow the way Temporal should show it (`task-close.ts`): `WardenStatus` set to the
- * status, and a task that did not complete fails, carrying its result.
+ * status, and a task that did not complete fails, carrying its result. Both behind patches
+ * decided at the start (`workflow-patches.ts`).
  */
-function close(result: TaskResult): TaskResult {
-  const { status } = WARDEN_SEARCH_ATTRIBUTES;
-  // Set by the starter only when the namespace has the attribute: upserting an unknown one would fail the task.
-  if (workflowInfo().typedSearchAttributes.get(status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute)) {
-    upsertSearchAttributes([{ key: status, value: result.status }]);
-  }
-  if (result.status !== 'completed' && patched(CLOSE_PATCHES.closeAsFailed)) throw taskEndFailure(result);
+function close(run: AgentRun, result: TaskResult): TaskResult {
+  if (run.patches.statusSearchAttribute) upsertSearchAttributes([{ key: WARDEN_SEARCH_ATTRIBUTES.status, value: result.status }]);
+  if (result.status !== 'completed' && run.patches.closeAsFailed) throw taskEndFailure(result);
   return result;
 }
 
@@ -57,11 +65,14 @@ function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
 }
 
 /** Begin, then ask the model and run its actions until a final answer, a limit or the deadline. */
-async function runLoop(run: AgentRun): Promise<TaskResult> {
-  const { task, state } = run;
-  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
+async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promise<TaskResult> {
+  const { state } = run;
+  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${run.task.limits.maxSteps} reached`);
   try {
     await begin(run);
+    if (session !== undefined) return await session.serve();
+    // After begin: the task now holds its MCP servers' pinned tool lists.
+    const task = run.task;
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
@@ -93,4 +104,19 @@ async function begin(run: AgentRun): Promise<void> {
   const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ rootWorkflowId: run.rootWorkflowId, task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
+  if (Object.keys(task.tools.mcp ?? {}).length > 0) {
+    run.toolSourcesOpened = true;
+    const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
+    run.saga.useTask(run.task);
+  }
+}
+
+/** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
+async function closeSources(run: AgentRun): Promise<void> {
+  try {
+    await summarized.closeToolSources('close MCP servers')({ rootWorkflowId: run.rootWorkflowId });
+  } catch {
+    // The worker kills its servers at the task's deadline anyway.
+  }
 }

@@ -2,7 +2,6 @@
  * Runs a granted tool call as an activity in the sandbox, under a credential minted for exactly
  * this call, and registers how to undo it.
  */
-import { patched } from '@temporalio/workflow';
 import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
@@ -13,15 +12,14 @@ import { toolCallSummary } from './ui-summaries';
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
 
-/** Histories recorded before call keys named the run and the call keep their old keys on replay. */
-export const CALL_KEY_PATCH = 'call-key-run-and-call';
+export { CALL_KEY_PATCH } from './workflow-patches';
 
 /**
  * The call's idempotency key: a retried activity applies its effects once; another run under
  * the same workflow id, or another call at the same step, gets its own (recovery/call-key.ts).
  */
 export function toolCallId(run: AgentRun, stepIndex: number, tool: string, args: Record<string, unknown>): string {
-  if (!patched(CALL_KEY_PATCH)) return `${run.workflowId}:${stepIndex}`;
+  if (!run.patches.callKeys) return `${run.workflowId}:${stepIndex}`;
   return callKeyOf({ workflowId: run.workflowId, runId: run.runId, stepIndex, tool, args });
 }
 
