@@ -5,6 +5,7 @@
 import type { BenchSection } from '../bench-section';
 import { credentialSection } from './credential';
 import { custodySection } from './custody';
+import { mcpSection } from './mcp-and-programs';
 import { modelTurnShareSection } from './model-turn-share';
 import { policySection } from './policy';
 import { sandboxSection } from './sandbox';
@@ -25,4 +26,5 @@ export const SECTIONS: readonly BenchSection[] = [
   startupSection,
   modelTurnShareSection,
   workersSection,
+  mcpSection,
 ];
