@@ -11,7 +11,8 @@
  * The result is never lost: `taskResultOfFailure` recovers it from the failure, for the parent of
  * a sub-agent (`ChildWorkflowFailure`) and for clients (`WorkflowFailedError`) alike. Histories
  * recorded before this (the task completed whatever its status) replay unchanged: both the status
- * update and the failing close sit behind `patched()`.
+ * update and the failing close sit behind patches decided in the first activation
+ * (`workflow-patches.ts`).
  *
  * Deterministic; also imported by client code (no workflow-only APIs in `taskResultOfFailure`).
  */
@@ -35,7 +36,7 @@ const FAILURE_TYPE_SET: ReadonlySet<string> = new Set(Object.values(TASK_FAILURE
  */
 export const TASK_END_MESSAGE = new RegExp(`^(${Object.keys(TASK_FAILURE_TYPES).join('|')}): `);
 
-/** `patched()` ids of the two changes to how a task closes. */
+/** `patched()` ids of the two changes to how a task closes (decided in `workflow-patches.ts`). */
 export const CLOSE_PATCHES = {
   statusSearchAttribute: 'warden-status-search-attribute',
   closeAsFailed: 'warden-close-not-completed-as-failed',
