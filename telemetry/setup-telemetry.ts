@@ -190,6 +190,38 @@ export class BestEffortSpanProcessor implements SpanProcessor {
   }
 }
 
+const isPrimitive = (value: unknown) => typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+
+/**
+ * Hands on spans whose attributes are what OpenTelemetry allows (primitives and arrays of them).
+ * Temporal's workflow span sink merges the whole workflow info into span attributes: objects
+ * such as the memo, the search attributes and the worker's internals, which are no attribute
+ * values, and need not leave the process. The ledger has its own rules (`custody/span-record.ts`).
+ */
+export class ValidAttributesSpanProcessor implements SpanProcessor {
+  constructor(private readonly inner: SpanProcessor) {}
+
+  onStart(span: Span, parentContext: Context): void {
+    this.inner.onStart(span, parentContext);
+  }
+
+  onEnd(span: ReadableSpan): void {
+    const entries = Object.entries(span.attributes);
+    const valid = entries.filter(([, value]) => isPrimitive(value) || (Array.isArray(value) && value.every((item) => item === null || item === undefined || isPrimitive(item))));
+    if (valid.length === entries.length) return this.inner.onEnd(span);
+    // The span with the valid attributes only; everything else is read through to it.
+    this.inner.onEnd(Object.create(span, { attributes: { value: Object.fromEntries(valid), enumerable: true } }) as ReadableSpan);
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+}
+
 /** Hands every span to several processors, in order (the ledger first). */
 export class FanOutSpanProcessor implements SpanProcessor {
   constructor(private readonly processors: readonly SpanProcessor[]) {}
@@ -225,7 +257,7 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   const sdkDisabled = isTrue(env.OTEL_SDK_DISABLED);
   const onOtlpError = options.onOtlpError ?? (() => undefined);
   const otlpUrl = sdkDisabled || isNone(env.OTEL_TRACES_EXPORTER) ? undefined : otlpSignalUrl('traces', options.otlpEndpoint, env);
-  const otlpProcessor = otlpUrl === undefined ? undefined : new BestEffortSpanProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl })), onOtlpError);
+  const otlpProcessor = otlpUrl === undefined ? undefined : new BestEffortSpanProcessor(new ValidAttributesSpanProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl }))), onOtlpError);
   const otlpMetricsUrl = sdkDisabled || isNone(env.OTEL_METRICS_EXPORTER) ? undefined : otlpSignalUrl('metrics', options.otlpEndpoint, env);
   const readers =
     options.metricReaders ??

@@ -185,6 +185,9 @@ describe('OTLP export of a real run', () => {
     expect(new Set(receiver.spans.map((s) => s.resource['service.name']))).toEqual(new Set(['warden-otlp-e2e']));
     expect(receiver.spans.every((s) => s.resource['deployment.environment.name'] === 'ci')).toBe(true);
     expect(receiver.spans.filter((s) => /^(QueryWorkflow|HandleQuery|DescribeWorkflow)/.test(s.name))).toEqual([]);
+    // Attribute values are what OpenTelemetry allows: no workflow info objects (memo, search attributes) leave the process.
+    const objects = receiver.spans.flatMap((s) => Object.entries(s.attributes).filter(([, v]) => typeof v === 'object' && !Array.isArray(v)).map(([k]) => `${s.name}: ${k}`));
+    expect(objects).toEqual([]);
     // A bounded number of spans: the task's own work, not one per poll (the CLI polls every 250 ms).
     expect(receiver.spans.length).toBeLessThan(60);
   });
