@@ -23,7 +23,7 @@ import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import { resolveTool } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
-import { annotateActiveSpan, rootWorkflowIdOf, toolCallAttributes } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
 
 /** An earlier step as provenance needs it: what it returned and whether that is trusted data. */
@@ -136,8 +136,8 @@ export function createCheckPolicy(_deps: ActivityDeps) {
       };
       const request = buildPolicyRequest(context);
       const decision = engine.decide(request, input.state);
+      // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
       annotateActiveSpan({
-        ...toolCallAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, input.tool, input.args),
         [WARDEN_ATTR.policyDecision]: decision.decision,
         [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
         ...(decision.shadow === undefined ? {} : { [WARDEN_ATTR.policyShadow]: decision.shadow.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`) }),

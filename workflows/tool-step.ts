@@ -14,6 +14,7 @@ import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import type { AgentRun } from './agent-run';
 import { refuseStep, type GuardedStep } from './guard-action';
+import { toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -47,7 +48,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   const approvedEffects: string[] = [];
   for (let hold = 1; ; hold += 1) {
     const call = await run.deadline.within(() =>
-      run.tools.runTool({
+      run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
         rootWorkflowId: run.rootWorkflowId,
         workflowId: run.workflowId,
         stepIndex: step.index,
@@ -58,6 +59,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         tool: action.tool,
         args: resolvedArgs ?? action.args,
         ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
+        ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
         policy: {
           state: run.policyState,
           agent: policyRequest.agent,
