@@ -34,6 +34,8 @@ import {
   type SnapshotManifest,
 } from './snapshot-store';
 import { readUpperLayer } from './overlay-layer';
+import { BARE_REPOSITORY_CONFIG, hostCodeAllowed, hostCodeReasonOf } from './host-code-files';
+import { heldDirOf } from './recovery-paths';
 import { walkFiles } from './walk-files';
 
 export const OverlayManifestSchema = z.strictObject({
@@ -112,6 +114,11 @@ export interface CommitOptions {
   workspace: string;
   onProgress?: (event: CommitProgress) => void;
   now?: () => Date;
+  /**
+   * Files on the host-code list (recovery/host-code-files.ts) the task may commit: paths, or
+   * folders ending in `/` (the task file's `resources.allowHostCode`). Others are held.
+   */
+  allowHostCode?: readonly string[];
 }
 
 export interface CommitResult {
@@ -122,6 +129,11 @@ export interface CommitResult {
    * regular files and deletions only, so these are left out, never followed or recreated.
    */
   skipped: string[];
+  /**
+   * Files that would make host tools run code (`path (why)`), not committed: copied to
+   * `<stateDir>/held/<taskKey>/` for review instead (recovery/host-code-files.ts).
+   */
+  held: string[];
   /** Paths replaced or created by this run (an earlier interrupted run may have done others). */
   replaced: string[];
   /** True when the commit had already completed before this call. */
@@ -145,12 +157,15 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     });
   }
   const skipped = await skippedEntries(paths.upper);
+  const held = await holdHostCode(options, paths.upper, workspace);
+  const heldPaths = new Set(held.map((h) => h.path));
+  const heldReport = held.map((h) => `${h.path} (held: ${h.why}; to commit it, name it in resources.allowHostCode)`);
   let manifest = await readManifest(manifestFile);
   if (manifest !== undefined && overlay !== undefined && manifest.overlayId !== undefined && manifest.overlayId !== overlay.overlayId) {
     if ((await walkFiles(paths.upper)).length === 0) {
       // A later run under the same key that wrote nothing: nothing to commit, nothing to refuse.
       await fsp.rm(paths.dir, { recursive: true, force: true });
-      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
+      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped, held: heldReport };
     }
     throw new RecoveryError(
       'ERR_OVERLAY_INVALID',
@@ -160,13 +175,13 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   }
   if (manifest !== undefined && manifest.status !== 'committing') {
     await fsp.rm(paths.dir, { recursive: true, force: true });
-    return { manifest, replaced: [], alreadyCommitted: true, skipped };
+    return { manifest, replaced: [], alreadyCommitted: true, skipped, held: heldReport };
   }
   if (manifest === undefined) {
-    manifest = await planCommit(options, paths, workspace, overlay?.overlayId);
+    manifest = await planCommit(options, paths, workspace, overlay?.overlayId, heldPaths);
     if (manifest === undefined) {
       await fsp.rm(paths.dir, { recursive: true, force: true });
-      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
+      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped, held: heldReport };
     }
     await writeManifest(manifestFile, manifest);
     options.onProgress?.({ stage: 'manifest-written', entries: manifest.entries.length });
@@ -202,11 +217,17 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   await writeManifest(manifestFile, committed);
   options.onProgress?.({ stage: 'committed' });
   await fsp.rm(paths.dir, { recursive: true, force: true });
-  return { manifest: committed, replaced, alreadyCommitted: false, skipped };
+  return { manifest: committed, replaced, alreadyCommitted: false, skipped, held: heldReport };
 }
 
 /** Reads the upper folder and the workspace and builds the `committing` manifest (undefined: nothing changed). */
-async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace: string, overlayId: string | undefined): Promise<SnapshotManifest | undefined> {
+async function planCommit(
+  options: CommitOptions,
+  paths: OverlayPaths,
+  workspace: string,
+  overlayId: string | undefined,
+  held: ReadonlySet<string>,
+): Promise<SnapshotManifest | undefined> {
   const upperExists = await fsp
     .lstat(paths.upper)
     .then((s) => s.isDirectory())
@@ -219,6 +240,7 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
   const entries: SnapshotEntry[] = [];
   const createdDirs = new Set<string>();
   for (const path of layer.files) {
+    if (held.has(path)) continue;
     const source = resolveConfined(upper, path, 'refuse');
     const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
     const target = resolveConfined(workspace, path, 'refuse');
@@ -256,6 +278,36 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     createdDirs: [...createdDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)),
     ...(overlayId === undefined ? {} : { overlayId }),
   };
+}
+
+/**
+ * The upper folder's files on the host-code list and not allowed by the task: each is copied to
+ * `<stateDir>/held/<taskKey>/<path>` (for the user to review) and left out of the commit. A
+ * `config` next to a `HEAD` (in the overlay or the workspace) is a bare repository's config.
+ */
+async function holdHostCode(options: CommitOptions, upper: string, workspace: string): Promise<{ path: string; why: string }[]> {
+  const real = await fsp.realpath(upper).catch(() => undefined);
+  if (real === undefined) return [];
+  const layer = readUpperLayer(real);
+  const files = new Set(layer.files);
+  const held: { path: string; why: string }[] = [];
+  for (const path of layer.files) {
+    let why = hostCodeReasonOf(path);
+    if (why === undefined && /(^|\/)config$/i.test(path)) {
+      const head = `${path.slice(0, path.length - 'config'.length)}HEAD`;
+      const headInWorkspace = await fsp
+        .lstat(resolveConfined(workspace, head, 'refuse').absolute)
+        .then(() => true)
+        .catch(() => false);
+      if (files.has(head) || headInWorkspace) why = BARE_REPOSITORY_CONFIG;
+    }
+    if (why === undefined || hostCodeAllowed(path, options.allowHostCode)) continue;
+    const target = resolveConfined(heldDirOf(options.stateDir, options.taskKey), path, 'refuse');
+    await fsp.mkdir(dirname(target.absolute), { recursive: true, mode: 0o700 });
+    await fsp.copyFile(resolveConfined(real, path, 'refuse').absolute, target.absolute);
+    held.push({ path, why });
+  }
+  return held;
 }
 
 /** What a commit leaves out of the upper folder (symbolic links, devices other than whiteouts, sockets, FIFOs). */

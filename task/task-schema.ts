@@ -218,6 +218,15 @@ export const ResourcesSchema = z.strictObject({
    * values never reach the model, the sandbox, history, custody or tool output.
    */
   secrets: z.record(text(MAX.shortText).min(1), z.record(SecretHeaderNameSchema, SecretTemplateSchema)).default({}),
+  /**
+   * Workspace files that make host tools run code (`.git/config`, `.git/hooks/...`, `.npmrc`...,
+   * the list in recovery/host-code-files.ts) the task may commit: a path, or a folder ending in
+   * `/`. Without it such files are held, never committed (recovery.notCommitted says so).
+   */
+  allowHostCode: z
+    .array(text(MAX.shortText).min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'a workspace-relative path without ".."'))
+    .max(MAX.grantEntries)
+    .optional(),
 });
 
 export const LimitsSchema = z.strictObject({
