@@ -18,6 +18,7 @@ import { describeListingChange, pinToolListing, type McpToolListing, type RawMcp
 import { resolveServerCommand } from './resolve-server-command';
 import { MAX_MESSAGE_BYTES, SandboxedStdioTransport } from './sandboxed-stdio-transport';
 import { boundedFetch, ResponseTooLargeError } from './bounded-fetch';
+import { deniedEnvReason } from '../secrets/reserved-env';
 
 export const WARDEN_CLIENT_INFO = { name: 'warden', version: '0.1.0' } as const;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
@@ -177,6 +178,8 @@ function transportFor(server: string, config: McpServer, context: McpStartContex
   if (!isStdioServer(config)) {
     const headers: Record<string, string> = {};
     if (config.bearerTokenEnv !== undefined) {
+      const denied = deniedEnvReason(config.bearerTokenEnv, context.env);
+      if (denied !== undefined) throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: bearerTokenEnv ${denied}`, { details: { server, variable: config.bearerTokenEnv } });
       const token = context.env[config.bearerTokenEnv];
       if (token === undefined || token === '') {
         throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: environment variable ${config.bearerTokenEnv} (its bearer token) is not set`, { details: { server } });
@@ -195,6 +198,8 @@ function transportFor(server: string, config: McpServer, context: McpStartContex
   }
   const env: Record<string, string> = { ...config.setEnv };
   for (const name of config.env) {
+    const denied = deniedEnvReason(name, context.env);
+    if (denied !== undefined) throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: env ${denied}`, { details: { server, variable: name } });
     const value = context.env[name];
     if (value === undefined) {
       throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: environment variable ${name} is declared but not set in the worker's environment`, { details: { server, variable: name } });
