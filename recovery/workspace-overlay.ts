@@ -37,6 +37,7 @@ import { readUpperLayer } from './overlay-layer';
 import { BARE_REPOSITORY_CONFIG, hostCodeAllowed, hostCodeReasonOf } from './host-code-files';
 import { heldDirOf } from './recovery-paths';
 import { walkFiles } from './walk-files';
+import { rollbackTask } from './workspace-rollback';
 
 export const OverlayManifestSchema = z.strictObject({
   version: z.literal(1),
@@ -173,6 +174,9 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
       { details: { taskKey } },
     );
   }
+  if (manifest !== undefined && manifest.status === 'rolled-back' && overlay !== undefined && manifest.overlayId === overlay.overlayId) {
+    throw new RecoveryError('ERR_COMMIT_FAILED', `the commit of ${taskKey} failed and was undone; it is not tried again`, { details: { taskKey } });
+  }
   if (manifest !== undefined && manifest.status !== 'committing') {
     await fsp.rm(paths.dir, { recursive: true, force: true });
     return { manifest, replaced: [], alreadyCommitted: true, skipped, held: heldReport };
@@ -194,7 +198,8 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     const target = resolveConfined(root, entry.path, 'refuse');
     const state = await fileStateOf(target.absolute);
     if (state === entry.after) continue;
-    if (state === entry.before) pending.push({ entry, absolute: target.absolute });
+    // A folder where a new file goes: the folder the task replaced (emptied by its deletions).
+    if (state === entry.before || (state === 'other:folder' && entry.before === null)) pending.push({ entry, absolute: target.absolute });
     else conflicts.push(entry.path);
   }
   if (conflicts.length > 0) {
@@ -203,12 +208,27 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     });
   }
   const replaced: string[] = [];
+  // Deletions first: a file a program replaced by a folder (or a folder by a file) must be gone
+  // before its replacement is written.
+  pending.sort((a, b) => Number(a.entry.after !== null) - Number(b.entry.after !== null));
   for (const { entry, absolute } of pending) {
-    if (entry.after === null) {
-      await fsp.rm(absolute, { force: true });
-    } else {
-      await fsp.mkdir(dirname(absolute), { recursive: true });
-      await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+    try {
+      if (entry.after === null) {
+        await fsp.rm(absolute, { force: true });
+      } else {
+        await replaceFolderChain(root, absolute);
+        await fsp.mkdir(dirname(absolute), { recursive: true });
+        await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+      }
+    } catch (cause) {
+      // All or nothing: what this commit replaced goes back, and the commit is refused for good.
+      // (A crash, by contrast, leaves the manifest `committing`: running again finishes it.)
+      await rollbackTask({ stateDir, taskKey, workspace: root, force: true }).catch(() => undefined);
+      const why = cause instanceof Error ? cause.message : String(cause);
+      throw new RecoveryError('ERR_COMMIT_FAILED', `cannot commit ${JSON.stringify(entry.path)} (${why}); the workspace is left as it was before the task`, {
+        details: { taskKey, path: entry.path },
+        cause,
+      });
     }
     replaced.push(entry.path);
     options.onProgress?.({ stage: 'file-replaced', path: entry.path });
@@ -239,12 +259,19 @@ async function planCommit(
   const layer = readUpperLayer(upper);
   const entries: SnapshotEntry[] = [];
   const createdDirs = new Set<string>();
+  const replacedFolders: string[] = [];
   for (const path of layer.files) {
     if (held.has(path)) continue;
     const source = resolveConfined(upper, path, 'refuse');
     const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
     const target = resolveConfined(workspace, path, 'refuse');
-    const before = await storeFileAt(options.stateDir, target.absolute);
+    let before = await storeFileAt(options.stateDir, target.absolute);
+    if (before === 'other:folder') {
+      // A program replaced a folder by a file (`rm -r build; touch build`): like the kernel
+      // overlay, the file hides everything the workspace has under it, which is deleted first.
+      replacedFolders.push(path);
+      before = null;
+    }
     if (before !== null && before.startsWith('other:')) {
       throw new RecoveryError('ERR_COMMIT_CONFLICT', `cannot commit ${JSON.stringify(path)}: the workspace has a ${before.slice(6)} there`, {
         details: { taskKey: options.taskKey, paths: [path] },
@@ -260,6 +287,7 @@ async function planCommit(
   const deletions = new Set<string>();
   for (const gone of layer.deleted) for (const file of await workspaceFilesAt(workspace, gone)) deletions.add(file);
   for (const folder of layer.opaque) for (const file of await workspaceFilesAt(workspace, folder)) if (!written.has(file)) deletions.add(file);
+  for (const folder of replacedFolders) for (const file of await workspaceFilesAt(workspace, folder)) deletions.add(file);
   for (const path of [...deletions].sort()) {
     const target = resolveConfined(workspace, path, 'refuse');
     const before = await storeFileAt(options.stateDir, target.absolute);
@@ -327,16 +355,43 @@ async function workspaceFilesAt(workspace: string, relative: string): Promise<st
   return (await walkFiles(target.absolute)).map((file) => `${relative}/${file}`);
 }
 
+/**
+ * Before a file is written at `absolute`: an empty folder there (one the commit's deletions
+ * emptied) is removed, and so is a regular file standing where one of its folders goes (a
+ * program replaced a file by a folder; the commit deleted it already unless its content was
+ * unchanged). A non-empty folder stays, and the write fails (the commit is then undone).
+ */
+async function replaceFolderChain(root: string, absolute: string): Promise<void> {
+  const stat = await fsp.lstat(absolute).catch(() => undefined);
+  if (stat?.isDirectory() === true) {
+    // Only folders are left under it once the deletions ran; a file there fails the commit.
+    let others = 0;
+    const files = await walkFiles(absolute, { onOther: () => (others += 1) });
+    if (files.length > 0 || others > 0) throw new Error(`${absolute} still holds files`);
+    await fsp.rm(absolute, { recursive: true });
+  }
+  const parts = relative(root, dirname(absolute)).split(sep).filter((p) => p !== '');
+  let current = root;
+  for (const part of parts) {
+    current = `${current}${sep}${part}`;
+    const parent = await fsp.lstat(current).catch(() => undefined);
+    if (parent === undefined) return;
+    if (parent.isFile()) await fsp.rm(current);
+    else if (!parent.isDirectory()) return;
+  }
+}
+
 /** Workspace-relative folders between `root` and `folder` (inclusive) that do not exist yet. */
 async function missingFolders(root: string, folder: string): Promise<string[]> {
   const missing: string[] = [];
   let current = folder;
   while (current !== root && current.startsWith(root + sep)) {
-    const exists = await fsp
+    // A file where the task needs a folder (a program replaced it) is replaced too: the folder is the task's.
+    const isFolder = await fsp
       .lstat(current)
-      .then(() => true)
+      .then((stat) => stat.isDirectory())
       .catch(() => false);
-    if (exists) break;
+    if (isFolder) break;
     missing.push(relative(root, current).split(sep).join('/'));
     current = dirname(current);
   }

@@ -32,7 +32,7 @@ export class TaskSaga {
 
   constructor(
     private readonly scope: SagaScope,
-    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'>,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult'>>,
   ) {}
 
   /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors. */
@@ -78,8 +78,20 @@ export class TaskSaga {
     const { task, rootWorkflowId, isRoot } = this.scope;
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files, skipped } = await commitTask({ rootWorkflowId, task });
-      return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      if (this.patches.commitFailureResult !== true) {
+        const { files, skipped } = await commitTask({ rootWorkflowId, task });
+        return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      }
+      try {
+        const { files, skipped } = await commitTask({ rootWorkflowId, task });
+        return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      } catch (error) {
+        // The commit is all or nothing (it undid what it had applied): the task failed, and
+        // its effects are rolled back like any failed task's, so it still ends with a result.
+        const failure = stepErrorOf(error);
+        result.status = 'failed';
+        result.reason = `the task's files could not be committed: ${failure.code}: ${failure.message}`;
+      }
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {

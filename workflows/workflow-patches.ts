@@ -17,12 +17,15 @@ export const CALL_KEY_PATCH = 'call-key-run-and-call';
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
 /** Held actions and their decisions are announced (`notifyApproval`, the approval webhook). */
 export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
+/** A commit that fails ends the task `failed` with the reason, and rolls back (older runs failed the workflow). */
+export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
 
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
   subagentFsUndo: boolean;
   approvalNotices: boolean;
+  commitFailureResult: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -33,5 +36,7 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
     approvalNotices: patched(APPROVAL_NOTICE_PATCH),
+    // Only the root commits; a sub-agent records no marker.
+    commitFailureResult: isRoot && patched(COMMIT_FAILURE_RESULT_PATCH),
   };
 }

@@ -139,7 +139,7 @@ describe('the host-code list, at commit (no Temporal)', () => {
 
   it('the task file refuses allowHostCode entries outside the workspace', () => {
     for (const bad of ['/etc/gitconfig', '../.git/config', 'a/../../.git/config']) {
-      expect(() => parseTask({ user: 'u@example.com', intent: 'i', agent: { name: 'a', model: { driver: 'scripted', script: [] } }, resources: { allowHostCode: [bad] } }, 't.yaml', ws)).toThrow(/allowHostCode/);
+      expect(() => parseTask({ user: 'u@example.com', intent: 'i', agent: { name: 'a', model: { driver: 'scripted', script: [{ final: 'done' }] } }, resources: { allowHostCode: [bad] } }, 't.yaml', ws)).toThrow(/allowHostCode/);
     }
   });
 });
