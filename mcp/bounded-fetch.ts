@@ -11,7 +11,7 @@
  */
 
 export class ResponseTooLargeError extends Error {
-  readonly name = 'ResponseTooLargeError';
+  override readonly name = 'ResponseTooLargeError';
 }
 
 export interface BoundedFetchOptions {
@@ -48,7 +48,7 @@ export function boundedFetch(options: BoundedFetchOptions): typeof fetch {
     let lastWasCr = false;
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        let chunk: ReadableStreamReadResult<Uint8Array>;
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
         try {
           chunk = await reader.read();
         } catch (error) {
