@@ -12,8 +12,8 @@ import { ModelError, WardenError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
-import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
-import { GEN_AI_ATTR, WARDEN_ATTR } from '../custody/attributes';
+import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
+import { WARDEN_ATTR } from '../custody/attributes';
 
 export interface ProposeTurnInput {
   workflowId: string;
@@ -41,8 +41,9 @@ export function createProposeTurn(deps: ActivityDeps) {
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
       const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
-      // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
-      annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
+      // The custody record of this model call (its `chat <model>` span, which already says who,
+      // for what and which model): the hash of the exact prompt context.
+      annotateActiveSpan(promptAttributes(driverInput));
       // Every driver's answer passes here on its way into history: whatever a driver forgot, no
       // secret it sends (its API key) leaves in a turn, even if the server echoed it back.
       const secrets = driverSecrets(input.task.agent.model, env);
@@ -57,13 +58,7 @@ export function createProposeTurn(deps: ActivityDeps) {
       if (!parsed.success) {
         throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
-      if (parsed.data.usage !== undefined) {
-        annotateActiveSpan({
-          [GEN_AI_ATTR.responseModel]: parsed.data.model.id,
-          [GEN_AI_ATTR.usageInputTokens]: parsed.data.usage.inputTokens,
-          [GEN_AI_ATTR.usageOutputTokens]: parsed.data.usage.outputTokens,
-        });
-      }
+      annotateActiveSpan(modelResponseAttributes(parsed.data));
       return parsed.data;
     });
   }

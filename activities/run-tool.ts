@@ -25,7 +25,7 @@ import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
-import { annotateActiveSpan, outcomeOfError, resourceAttributes, toolCallAttributes } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, outcomeOfError, resourceAttributes } from '../telemetry/warden-span-attributes';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -48,6 +48,8 @@ export interface RunToolInput {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** The model's own id for this call, when it gave one (`gen_ai.tool.call.id`). */
+  modelCallId?: string;
   /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
   pathsResolved?: boolean;
 }
@@ -225,9 +227,11 @@ function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): 
   return [];
 }
 
-/** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
+/**
+ * Span attributes the grant and the call's scope add to the `execute_tool` span (which already
+ * carries the task, tool and argument hash): the agent and its delegation chain, the resources.
+ */
 async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promise<void> {
-  annotateActiveSpan(toolCallAttributes(input.task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
   const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;
