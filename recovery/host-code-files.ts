@@ -10,6 +10,7 @@
  * (deleting runs nothing). Matching is case-insensitive (workspaces on case-insensitive file
  * systems).
  *
+ * Files under the workspace repository's `core.hooksPath` folder are held too (workspace-overlay.ts).
  * The list is documented in recovery/README.md ("Files that run code on the host"); keep both in
  * step. Source files the user runs on purpose (Makefile, package.json scripts, tests) are the
  * task's output and are not on it.

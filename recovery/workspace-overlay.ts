@@ -319,8 +319,10 @@ async function holdHostCode(options: CommitOptions, upper: string, workspace: st
   const layer = readUpperLayer(real);
   const files = new Set(layer.files);
   const held: { path: string; why: string }[] = [];
+  const hooksPath = await configuredHooksPath(workspace);
   for (const path of layer.files) {
     let why = hostCodeReasonOf(path);
+    if (why === undefined && hooksPath !== undefined && path.toLowerCase().startsWith(hooksPath)) why = `git runs hooks from core.hooksPath (${hooksPath})`;
     if (why === undefined && /(^|\/)config$/i.test(path)) {
       const head = `${path.slice(0, path.length - 'config'.length)}HEAD`;
       const headInWorkspace = await fsp
@@ -336,6 +338,19 @@ async function holdHostCode(options: CommitOptions, upper: string, workspace: st
     held.push({ path, why });
   }
   return held;
+}
+
+/**
+ * The workspace repository's `core.hooksPath` when it names a folder inside the workspace
+ * (`.githooks/`, lower-case, `/`-terminated): git runs the hooks there, so they are host code too.
+ */
+async function configuredHooksPath(workspace: string): Promise<string | undefined> {
+  const config = await fsp.readFile(`${workspace}${sep}.git${sep}config`, 'utf8').catch(() => undefined);
+  const value = config === undefined ? undefined : /^\s*hookspath\s*=\s*("?)(.+?)\1\s*$/im.exec(config)?.[2];
+  if (value === undefined || value.startsWith('/') || value.startsWith('~')) return undefined;
+  const folder = value.replace(/^\.\//, '').replace(/\/+$/, '');
+  if (folder === '' || folder.split('/').includes('..')) return undefined;
+  return `${folder.toLowerCase()}/`;
 }
 
 /** What a commit leaves out of the upper folder (symbolic links, devices other than whiteouts, sockets, FIFOs). */

@@ -130,6 +130,14 @@ describe('the host-code list, at commit (no Temporal)', () => {
     expect(read(ws, file)).toBe('content\n');
   });
 
+  it.each(['.githooks', './.githooks/', '"tools/hooks"'])('a file under the repository\'s core.hooksPath (%s) is held', async (hooksPath) => {
+    const folder = hooksPath.replace(/"/g, '').replace(/^\.\//, '').replace(/\/$/, '');
+    writeTree(ws, { '.git/config': `[core]\n\thooksPath = ${hooksPath}\n` });
+    const result = await commitWrites({ [`${folder}/pre-commit`]: 'x = evil\n', 'src/ok.ts': 'ok' });
+    expect(result.held).toEqual([expect.stringMatching(/core\.hooksPath/)]);
+    expect(read(ws, `${folder}/pre-commit`)).toBeUndefined();
+  });
+
   it('commits a listed file the task names in allowHostCode, by path or by folder', async () => {
     const result = await commitWrites({ '.git/hooks/pre-commit': 'new hook', '.husky/pre-push': 'x', '.envrc': 'y' }, ['.git/hooks/pre-commit', '.husky/']);
     expect(result.held).toEqual([expect.stringMatching(/^\.envrc \(held/)]);
