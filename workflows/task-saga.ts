@@ -32,7 +32,7 @@ export class TaskSaga {
 
   constructor(
     private readonly scope: SagaScope,
-    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult'>>,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult' | 'subagentProgramUndo'>>,
   ) {}
 
   /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors. */
@@ -63,6 +63,11 @@ export class TaskSaga {
       ...(this.patches.subagentFsUndo ? { overlayUndo: true } : {}),
       ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
     });
+    if (descriptor?.executor.kind === 'process' && this.patches.subagentProgramUndo === true) {
+      // A sub-agent's program: what it changed in the overlay was recorded per call (run-tool).
+      this.compensations.push({ kind: 'fs-overlay-undo', callId, forTool: tool });
+      return;
+    }
     this.compensations.push(...plan.compensations);
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
   }

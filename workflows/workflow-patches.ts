@@ -21,6 +21,8 @@ export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
 export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
 /** A commit that fails ends the task `failed` with the reason, and rolls back (older runs failed the workflow). */
 export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
+/** A sub-agent's program (`proc.run`) writes are undone per call, like its fs.write calls. */
+export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
 
 export interface WorkflowPatches {
   approvalUpdate: boolean;
@@ -33,6 +35,8 @@ export interface WorkflowPatches {
   closeAsFailed: boolean;
   /** A failed commit ends the task failed and rolled back, with a result (task-saga.ts). */
   commitFailureResult: boolean;
+  /** A sub-agent's proc.run writes are undone when it does not complete (task-saga.ts). */
+  subagentProgramUndo: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -48,5 +52,6 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     closeAsFailed: patched(CLOSE_PATCHES.closeAsFailed),
     // Only the root commits; a sub-agent records no marker.
     commitFailureResult: isRoot && patched(COMMIT_FAILURE_RESULT_PATCH),
+    subagentProgramUndo: !isRoot && patched(SUBAGENT_PROGRAM_UNDO_PATCH),
   };
 }
