@@ -1,7 +1,7 @@
 /**
  * Attack on the model driver's secrets (issue 9 item 9 and its kind):
  *  - an OpenAI-compatible endpoint that echoes the Authorization header back, in its answer text
- *    or inside a tool call's arguments, puts the API key into the model turn, the steps, the
+ *    inside a tool call's arguments or in the response's `model` field, puts the API key into the model turn, the steps, the
  *    result and the workflow history (only error messages are redacted today);
  *  - `apiKeyEnv` may name any variable of the worker's environment, and `baseUrl` any host: a
  *    task file (or a co-tenant starting a workflow) names `WARDEN_DATABASE_URL` and its own
@@ -61,6 +61,14 @@ describe('an endpoint that echoes the Authorization header', () => {
       limits: { onDeny: 'continue' },
     });
     expect(JSON.stringify(result.steps)).not.toContain(API_KEY);
+    expect(await historyText(result.workflowId)).not.toContain(API_KEY);
+  });
+
+  it("in the response's model field: the key reaches neither the result nor the history", async () => {
+    model.enqueue((request) => textReply('hello', { model: `gpt-test (caller ${String(request.headers.authorization)})` }));
+    const result = await env.runTask({ user: 'dana@example.com', intent: 'say hello', agent: agent('ATTACK_MODEL_KEY') });
+    expect(result.status).toBe('completed');
+    expect(JSON.stringify(result)).not.toContain(API_KEY);
     expect(await historyText(result.workflowId)).not.toContain(API_KEY);
   });
 });
