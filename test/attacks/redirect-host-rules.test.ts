@@ -1,0 +1,85 @@
+/**
+ * Attack on "rules judge where an action really goes" for the network (the kind of issue 9 items
+ * 7 and 8): host rules are decided on the URL the agent wrote, but `http.fetch` follows redirects
+ * to any granted host without asking the policy again. With two hosts granted (one for another
+ * purpose) and `never fetch from any host except 127.0.0.1`, a page on 127.0.0.1 redirects the
+ * fetch to 127.0.0.2, with the agent's POST body (307), and nothing refuses it.
+ *
+ * Expected: each hop is judged like the first request (or a redirect to a host the rules would
+ * refuse ends the call): 127.0.0.2 never sees the request.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TaskResult } from '../../task/task-run';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+
+let env: WardenTestEnv;
+let first: Server;
+let second: Server;
+let a: string;
+let b: string;
+const seenByB: { method: string; url: string; body: string }[] = [];
+
+async function listen(server: Server, host: string): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return `${host}:${(server.address() as AddressInfo).port}`;
+}
+
+beforeAll(async () => {
+  env = await startWardenTestEnv();
+  second = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      seenByB.push({ method: req.method ?? '', url: req.url ?? '', body });
+      res.end('stored');
+    });
+  });
+  b = await listen(second, '127.0.0.2');
+  first = createServer((req, res) => {
+    req.resume();
+    res.writeHead(307, { location: `http://${b}/collect` }).end();
+  });
+  a = await listen(first, '127.0.0.1');
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => first.close(() => resolve()));
+  await new Promise<void>((resolve) => second.close(() => resolve()));
+  await env?.close();
+});
+
+describe('a redirect to a granted host the rules exclude', () => {
+  let result: TaskResult;
+  beforeAll(async () => {
+    result = await env.runTask({
+      user: 'alice@example.com',
+      intent: `post my notes to http://${a}/notes`,
+      agent: {
+        name: 'poster',
+        model: {
+          driver: 'scripted',
+          script: [
+            { tool: 'http.fetch', args: { url: `http://${a}/notes`, method: 'POST', body: 'private notes' } },
+            { tool: 'http.fetch', args: { url: `http://${b}/direct` } },
+            { final: 'posted' },
+          ],
+        },
+      },
+      tools: { builtin: ['http.fetch'] },
+      grants: { tools: ['http.fetch'], hosts: [a, b] },
+      policies: ['never fetch from any host except 127.0.0.1'],
+      limits: { onDeny: 'continue' },
+      resources: { hosts: [a, b] },
+    });
+  });
+
+  it('lets the first hop through (the rule allows 127.0.0.1) and denies a direct fetch from 127.0.0.2 (the rule works)', () => {
+    expect(result.steps[0]?.policy?.decision).toBe('allow');
+    expect(result.steps[1]?.error?.code).toBe('ERR_POLICY_DENIED');
+  });
+
+  it('never delivers the request to 127.0.0.2', () => {
+    expect(seenByB).toEqual([]);
+  });
+});
