@@ -20,7 +20,7 @@ import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../e
 import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
-import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
+import { protectedSetOf, realPathOf, wardenKeyFiles, wardenResourcesOf } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
@@ -114,22 +114,23 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     scope: requiredScopeOf(tool, call.args, capabilities),
     maxTtlMs: call.maxCredentialTtlMs,
   });
+  // Warden's own folders and key files are never served, and the task's controls never changed,
+  // whatever path or link leads there (checked on what each call opens).
+  const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
     if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
     if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
-    // Warden's own folders and key files are never served, whatever path or link leads there.
-    const resources = deps.wardenResources;
-    capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
-    capabilities.fs.protectedFiles = [
-      ...wardenKeyFiles(deps.stateDir, deps.env ?? process.env),
-      ...(resources?.files.map((f) => f.path) ?? []),
-      ...(deps.approvers === undefined ? [] : approverKeyFiles(deps.approvers)),
-    ];
+    capabilities.fs.protectedPaths = guarded!.folders;
+    capabilities.fs.protectedFiles = guarded!.files;
+    capabilities.fs.readOnlyPaths = guarded!.readOnly;
   }
   if (capabilities.sql !== undefined) {
     capabilities.sql.journal = journalPathOf(deps.stateDir, taskKey);
     capabilities.sql.callId = call.callId;
+    capabilities.sql.protectedPaths = guarded!.folders;
+    capabilities.sql.protectedFiles = guarded!.files;
+    capabilities.sql.readOnlyPaths = guarded!.readOnly;
   }
   const result = await deps.sandbox.run({
     toolName: tool.name,
@@ -159,6 +160,19 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
 }
 
 /**
+ * What a call of `task` may never open or change, as the capabilities and the OS sandbox take it
+ * (worker/warden-resources.ts): the state folder and the worker's other resources, the key files
+ * and approver key files as they are now (keys rotate), and the task's own controls.
+ */
+export async function protectedSetForCall(deps: ActivityDeps, task: Task): Promise<{ folders: string[]; files: string[]; readOnly: string[] }> {
+  const stateDir = deps.stateDir!;
+  const resources = deps.wardenResources ?? wardenResourcesOf({ stateDir, env: deps.env ?? process.env });
+  const keyFiles = [...wardenKeyFiles(stateDir, deps.env ?? process.env), ...(deps.approvers === undefined ? [] : await approverKeyFiles(deps.approvers))];
+  const set = protectedSetOf(resources, keyFiles, task);
+  return { ...set, folders: [...new Set([realPathOf(stateDir), ...set.folders])] };
+}
+
+/**
  * A call whose executor is not an isolate: a program in the OS sandbox (`process`) or a tool of an
  * MCP server (`mcp`). The same credential discipline applies: minted for exactly this call (the
  * program is part of a `proc.run` scope, so an ungranted program gets no credential), then
@@ -175,13 +189,13 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   let output: unknown;
   if (tool.executor.kind === 'process') {
-    const result = await executeProcessCall({ rootWorkflowId: call.rootWorkflowId, task: call.task, args: call.args as unknown as ProcRunArgs, stateDir });
+    const result = await executeProcessCall({ rootWorkflowId: call.rootWorkflowId, task: call.task, args: call.args as unknown as ProcRunArgs, stateDir, protected: await protectedSetForCall(deps, call.task) });
     annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.exitCode ?? -1 });
     output = result;
   } else {
     if (deps.mcp === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" is an MCP tool, and this worker has no MCP support`);
     annotateActiveSpan({ [WARDEN_ATTR.mcpPin]: mcpTargetOf(tool).pin });
-    output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir }, tool, {
+    output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) }, tool, {
       rootWorkflowId: call.rootWorkflowId,
       task: call.task,
       deadlineAt: grant.claims.exp * 1000,

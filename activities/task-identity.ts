@@ -26,8 +26,8 @@ function keyFilesNow(deps: ActivityDeps): string[] {
 }
 
 /** Warden's resources with the approver key files registered by now. */
-function resourcesNow(deps: ActivityDeps, resources: WardenResources): WardenResources {
-  return deps.approvers === undefined ? resources : withApproverKeyFiles(resources, approverKeyFiles(deps.approvers));
+async function resourcesNow(deps: ActivityDeps, resources: WardenResources): Promise<WardenResources> {
+  return deps.approvers === undefined ? resources : withApproverKeyFiles(resources, await approverKeyFiles(deps.approvers));
 }
 
 export interface IdentityServices {
@@ -96,7 +96,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
         // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
-        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+        if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(input.task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
         await stores.grants.saveGrant(grant);
         return identityOf(grant);
@@ -110,7 +110,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
-        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+        if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(input.task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const parent = await stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });

@@ -15,7 +15,7 @@ import { commitOverlay } from '../recovery/workspace-overlay';
 import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapshot';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
-import { executeToolCall } from './run-tool';
+import { executeToolCall, protectedSetForCall } from './run-tool';
 import { atActivityBoundary } from './to-application-failure';
 import { mcpCompensationArgs } from '../executors/mcp-executor';
 
@@ -59,7 +59,12 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async commitTask(input: RecoveryTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
       return atActivityBoundary(async () => {
         if (input.task.resources.workspace === undefined) return { files: [] };
-        const result = await commitOverlay({ stateDir: stateDirOfDeps(deps), taskKey: taskKeyOf(input.rootWorkflowId), workspace: input.task.resources.workspace });
+        const result = await commitOverlay({
+          stateDir: stateDirOfDeps(deps),
+          taskKey: taskKeyOf(input.rootWorkflowId),
+          workspace: input.task.resources.workspace,
+          protected: await protectedSetForCall(deps, input.task),
+        });
         return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
       });
     },

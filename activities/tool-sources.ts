@@ -12,6 +12,7 @@ import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { protectedSetForCall } from './run-tool';
 
 export interface OpenToolSourcesInput {
   rootWorkflowId: string;
@@ -33,7 +34,12 @@ export function createToolSourceActivities(deps: ActivityDeps) {
         if (mcp === undefined || deps.stateDir === undefined) {
           throw new McpError('ERR_MCP_UNAVAILABLE', 'this worker was created without MCP support (no connection pool or state folder)');
         }
-        const listings = await openTaskServers({ ...mcp, env: deps.env ?? process.env, stateDir: deps.stateDir }, input.task, input.rootWorkflowId, input.deadlineAt);
+        const listings = await openTaskServers(
+          { ...mcp, env: deps.env ?? process.env, stateDir: deps.stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) },
+          input.task,
+          input.rootWorkflowId,
+          input.deadlineAt,
+        );
         annotateActiveSpan({
           [WARDEN_ATTR.mcpServers]: listings.map((l) => l.server),
           [WARDEN_ATTR.mcpPins]: listings.map((l) => `${l.server}:${l.hash}`),

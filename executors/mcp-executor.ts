@@ -31,6 +31,8 @@ export interface McpExecutorDeps {
   /** The worker's environment: the only source of the variables servers declare. */
   env: NodeJS.ProcessEnv;
   stateDir: string;
+  /** What a task's servers may never see or change (worker/warden-resources.ts `protectedSetOf`). */
+  protectedSetOf?: (task: Task) => Promise<{ folders: string[]; files: string[]; readOnly: string[] }>;
 }
 
 export interface McpCallInput {
@@ -60,7 +62,7 @@ export async function startContextOf(deps: McpExecutorDeps, task: Task, rootWork
     });
     const taskKey = taskKeyOf(rootWorkflowId);
     await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: root });
-    workspace = { root, overlayDir: overlayPathsOf(deps.stateDir, taskKey).dir };
+    workspace = { root, overlayDir: overlayPathsOf(deps.stateDir, taskKey).dir, ...(deps.protectedSetOf === undefined ? {} : { protected: await deps.protectedSetOf(task) }) };
   }
   const allowedHosts = isStdioServer(config) ? config.hosts.filter((h) => task.grants.hosts.includes(h) && task.resources.hosts.includes(h)) : [];
   return {

@@ -87,6 +87,8 @@ export interface ProcessCallInput {
   task: Task;
   args: ProcRunArgs;
   stateDir: string;
+  /** What the program may never see or change (worker/warden-resources.ts `protectedSetOf`). */
+  protected?: { folders: string[]; files: string[]; readOnly: string[] };
 }
 
 /** Runs one `proc.run` call to its end. */
@@ -96,14 +98,14 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<ProcR
   const executable = resolveCommand(args.command);
   const taskTimeoutMs = durationToMs(task.limits.toolTimeout);
   const wallTimeMs = Math.min(args.timeout === undefined ? taskTimeoutMs : durationToMs(args.timeout), taskTimeoutMs);
-  let workspace: { mode: 'overlay'; root: string; overlayDir: string } | undefined;
+  let workspace: { mode: 'overlay'; root: string; overlayDir: string; protected?: ProcessCallInput['protected'] } | undefined;
   if (task.resources.workspace !== undefined) {
     const root = await realpath(task.resources.workspace).catch(() => {
       throw new ToolError('ERR_PATH_NOT_FOUND', `the workspace ${task.resources.workspace} does not exist`);
     });
     const taskKey = taskKeyOf(input.rootWorkflowId);
     await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root });
-    workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir };
+    workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir, ...(input.protected === undefined ? {} : { protected: input.protected }) };
   }
   let run;
   try {

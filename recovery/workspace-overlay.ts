@@ -14,6 +14,9 @@
  *   refusing any symbolic link on the way: a commit never writes outside the workspace.
  * - A file changed by someone else between planning and replacing is not overwritten
  *   (ERR_COMMIT_CONFLICT).
+ * - A path no agent may change (Warden's own resources, the task file, its policy packs: see
+ *   sandbox/capabilities/protected-guard.ts) is never written or deleted; it is reported as not
+ *   committed.
  */
 import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
@@ -35,6 +38,7 @@ import {
 } from './snapshot-store';
 import { readUpperLayer } from './overlay-layer';
 import { walkFiles } from './walk-files';
+import { createProtectedGuard, type ProtectedSet } from '../sandbox/capabilities/protected-guard';
 
 export const OverlayManifestSchema = z.strictObject({
   version: z.literal(1),
@@ -112,6 +116,11 @@ export interface CommitOptions {
   workspace: string;
   onProgress?: (event: CommitProgress) => void;
   now?: () => Date;
+  /**
+   * Warden's own resources and the task's controls (worker/warden-resources.ts): a path the fs
+   * capability would refuse to write is not committed either, whoever wrote it into the overlay.
+   */
+  protected?: ProtectedSet;
 }
 
 export interface CommitResult {
@@ -163,7 +172,7 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     return { manifest, replaced: [], alreadyCommitted: true, skipped };
   }
   if (manifest === undefined) {
-    manifest = await planCommit(options, paths, workspace, overlay?.overlayId);
+    manifest = await planCommit(options, paths, workspace, overlay?.overlayId, skipped);
     if (manifest === undefined) {
       await fsp.rm(paths.dir, { recursive: true, force: true });
       return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
@@ -206,7 +215,14 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
 }
 
 /** Reads the upper folder and the workspace and builds the `committing` manifest (undefined: nothing changed). */
-async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace: string, overlayId: string | undefined): Promise<SnapshotManifest | undefined> {
+async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace: string, overlayId: string | undefined, skipped: string[]): Promise<SnapshotManifest | undefined> {
+  const guard = createProtectedGuard(options.protected ?? { folders: [], files: [] });
+  /** Left out (and reported) when the workspace path is one no agent may change. */
+  const refused = (path: string, absolute: string): boolean => {
+    const refusal = guard.refusalOfPath(absolute, 'write');
+    if (refusal !== undefined) skipped.push(`${path} (${refusal.what}: not committed)`);
+    return refusal !== undefined;
+  };
   const upperExists = await fsp
     .lstat(paths.upper)
     .then((s) => s.isDirectory())
@@ -222,6 +238,7 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     const source = resolveConfined(upper, path, 'refuse');
     const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
     const target = resolveConfined(workspace, path, 'refuse');
+    if (refused(path, target.absolute)) continue;
     const before = await storeFileAt(options.stateDir, target.absolute);
     if (before !== null && before.startsWith('other:')) {
       throw new RecoveryError('ERR_COMMIT_CONFLICT', `cannot commit ${JSON.stringify(path)}: the workspace has a ${before.slice(6)} there`, {
@@ -240,6 +257,7 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
   for (const folder of layer.opaque) for (const file of await workspaceFilesAt(workspace, folder)) if (!written.has(file)) deletions.add(file);
   for (const path of [...deletions].sort()) {
     const target = resolveConfined(workspace, path, 'refuse');
+    if (refused(path, target.absolute)) continue;
     const before = await storeFileAt(options.stateDir, target.absolute);
     if (before === null || before.startsWith('other:')) continue;
     entries.push({ path, before, after: null });

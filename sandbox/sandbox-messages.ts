@@ -42,6 +42,8 @@ export const CapabilityGrantSchema = z.strictObject({
       protectedPaths: z.array(z.string()).optional(),
       /** Absolute paths of Warden's key files and credential stores: never opened, also not through a hard link. */
       protectedFiles: z.array(z.string()).optional(),
+      /** The task's own controls (its task file, its policy pack folders): read, never written (also not through the overlay's commit). */
+      readOnlyPaths: z.array(z.string()).optional(),
       /** `refuse`: no symbolic link is followed anywhere on a path (it was resolved when the policy decided). Default `follow-inside`. */
       symlinks: z.enum(['follow-inside', 'refuse']).optional(),
       /** With `overlay`: where this call keeps what its writes replaced in the upper folder, so they can be undone (a sub-agent's). */
@@ -70,6 +72,12 @@ export const CapabilityGrantSchema = z.strictObject({
       callId: z.string().min(1).max(200).optional(),
       /** `exec` runs the statement, measures `{ changes, table }` and rolls back. */
       dryRun: z.boolean().optional(),
+      /** Warden's own folders: no database at or under them is opened (checked on the file SQLite opened). */
+      protectedPaths: z.array(z.string()).optional(),
+      /** Warden's key files and credential stores: never opened as a database, under any name. */
+      protectedFiles: z.array(z.string()).optional(),
+      /** The task's own controls: never opened for `exec`. */
+      readOnlyPaths: z.array(z.string()).optional(),
     })
     .optional(),
 });

@@ -28,6 +28,7 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { CapabilityError } from '../../errors';
 import type { CapabilityGrant, HostGrantEntry } from '../sandbox-messages';
 import { capabilityError } from './capability-error';
+import { parseHostEntry as parseCanonicalHostEntry } from '../../permissions/host-entry';
 
 /** Largest response body returned to a tool, and largest request body accepted. */
 export const MAX_HTTP_BODY_BYTES = 4 * 1024 * 1024;
@@ -149,19 +150,9 @@ export function parseHostGrant(entry: HostGrantEntry): HostRule | undefined {
   };
 }
 
-/** `host` or `host:port` (IPv6 as `[addr]` or `[addr]:port`); undefined for a malformed entry, which then matches nothing. */
+/** `host` or `host:port`, canonicalised as a URL would be (permissions/host-entry.ts, shared with Warden's own endpoint checks). */
 export function parseHostEntry(entry: string): HostRule | undefined {
-  const match = /^(\[[0-9A-Fa-f:.]+\]|[^:/?#@[\]\s]+)(?::(\d{1,5}))?$/.exec(entry.trim());
-  if (match === null || match[1] === undefined) return undefined;
-  let host: string;
-  try {
-    host = new URL(`http://${match[1]}/`).hostname;
-  } catch {
-    return undefined;
-  }
-  const port = match[2] === undefined ? undefined : Number(match[2]);
-  if (port !== undefined && (port < 1 || port > 65535)) return undefined;
-  return { host, port };
+  return parseCanonicalHostEntry(entry);
 }
 
 /**
