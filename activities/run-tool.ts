@@ -32,6 +32,8 @@ export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
 export interface RunToolInput {
   /** The workflow id of the task the user started (names the task tree's overlay and journal). */
   rootWorkflowId: string;
+  /** The root's first run id: with it, recovery state is the run's own (absent in trees started before). */
+  rootRunId?: string;
   workflowId: string;
   stepIndex: number;
   /**
@@ -69,6 +71,7 @@ export interface ToolCallResult {
 /** One tool call as the executor needs it; `callId` is its idempotency key. */
 export interface ToolExecution {
   rootWorkflowId: string;
+  rootRunId?: string;
   callId: string;
   grantId: string;
   maxCredentialTtlMs: number;
@@ -107,7 +110,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
   const grant = await deps.identity.stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
-  const taskKey = taskKeyOf(call.rootWorkflowId);
+  const taskKey = taskKeyOf(call.rootWorkflowId, call.rootRunId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
     tool: tool.name,
@@ -189,7 +192,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   let output: unknown;
   if (tool.executor.kind === 'process') {
-    const result = await executeProcessCall({ rootWorkflowId: call.rootWorkflowId, task: call.task, args: call.args as unknown as ProcRunArgs, stateDir, protected: await protectedSetForCall(deps, call.task) });
+    const result = await executeProcessCall({ rootWorkflowId: call.rootWorkflowId, ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }), task: call.task, args: call.args as unknown as ProcRunArgs, stateDir, protected: await protectedSetForCall(deps, call.task) });
     annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.exitCode ?? -1 });
     output = result;
   } else {
@@ -197,6 +200,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
     annotateActiveSpan({ [WARDEN_ATTR.mcpPin]: mcpTargetOf(tool).pin });
     output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) }, tool, {
       rootWorkflowId: call.rootWorkflowId,
+      ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
       deadlineAt: grant.claims.exp * 1000,
       args: call.args,
@@ -271,6 +275,7 @@ export function createRunTool(deps: ActivityDeps) {
     return atActivityBoundary(() =>
       executeToolCall(deps, {
         rootWorkflowId: input.rootWorkflowId,
+        ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
         // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
         callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
         // A sub-agent's writes must be undoable on their own (its parent may go on without them).

@@ -5,7 +5,7 @@
  * kills the stdio servers' process trees, before the task's files are committed or rolled back.
  */
 import { McpError } from '../errors';
-import { openTaskServers } from '../executors/mcp-executor';
+import { mcpSessionKeyOf, openTaskServers } from '../executors/mcp-executor';
 import type { McpToolListing } from '../mcp/mcp-tool-listing';
 import type { Task } from '../task/task-schema';
 import { WARDEN_ATTR } from '../custody/attributes';
@@ -16,6 +16,7 @@ import { protectedSetForCall } from './run-tool';
 
 export interface OpenToolSourcesInput {
   rootWorkflowId: string;
+  rootRunId?: string;
   task: Task;
   /** Epoch ms: the task's deadline, after which every server is closed. */
   deadlineAt: number;
@@ -23,6 +24,7 @@ export interface OpenToolSourcesInput {
 
 export interface CloseToolSourcesInput {
   rootWorkflowId: string;
+  rootRunId?: string;
 }
 
 export function createToolSourceActivities(deps: ActivityDeps) {
@@ -39,6 +41,7 @@ export function createToolSourceActivities(deps: ActivityDeps) {
           input.task,
           input.rootWorkflowId,
           input.deadlineAt,
+          input.rootRunId,
         );
         annotateActiveSpan({
           [WARDEN_ATTR.mcpServers]: listings.map((l) => l.server),
@@ -51,7 +54,7 @@ export function createToolSourceActivities(deps: ActivityDeps) {
 
     /** Closes the task's MCP servers on this worker (idempotent; other workers close theirs at the deadline). */
     async closeToolSources(input: CloseToolSourcesInput): Promise<{ closed: string[] }> {
-      return atActivityBoundary(async () => ({ closed: (await deps.mcp?.pool.closeSession(input.rootWorkflowId)) ?? [] }));
+      return atActivityBoundary(async () => ({ closed: (await deps.mcp?.pool.closeSession(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId))) ?? [] }));
     },
   };
 }

@@ -24,7 +24,7 @@ export async function startAgentTask(client: Client, task: Task, options: StartA
   return client.workflow.start<typeof agentTask>('agentTask', {
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowId: options.workflowId ?? newTaskWorkflowId(task),
-    args: [{ task, depth: 0, lineage: [] }],
+    args: [{ task }],
     // Backstop only: the workflow ends itself at the task deadline and reports why.
     workflowExecutionTimeout: durationToMs(task.limits.deadline) + 5 * 60_000,
   });

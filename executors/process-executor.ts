@@ -84,6 +84,7 @@ export function resolveCommand(command: string): string {
 
 export interface ProcessCallInput {
   rootWorkflowId: string;
+  rootRunId?: string;
   task: Task;
   args: ProcRunArgs;
   stateDir: string;
@@ -103,7 +104,7 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<ProcR
     const root = await realpath(task.resources.workspace).catch(() => {
       throw new ToolError('ERR_PATH_NOT_FOUND', `the workspace ${task.resources.workspace} does not exist`);
     });
-    const taskKey = taskKeyOf(input.rootWorkflowId);
+    const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
     await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root });
     workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir, ...(input.protected === undefined ? {} : { protected: input.protected }) };
   }

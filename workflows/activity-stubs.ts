@@ -7,8 +7,8 @@ import type { WardenActivities } from '../activities';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 
-/** Asking the model, issuing a task's grant, delegating to a sub-agent. */
-export const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenActivities>({
+/** Asking the model, issuing a task's grant, delegating to a sub-agent, accepting a sub-agent's handoff. */
+export const { proposeTurn, beginTask, delegateGrant, beginSubagent } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '2 minutes',
   // The worker heartbeats for every activity (worker/heartbeat-interceptor.ts): a dead worker's
   // model call is retried after this, not after the whole start-to-close timeout.

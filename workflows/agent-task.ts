@@ -10,14 +10,15 @@
  */
 import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation } from '@temporalio/workflow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
-import { beginTask, closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
-import { finishRun, startAgentRun, type AgentRun } from './agent-run';
+import { closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
+import { finishRun, startAgentRun, treeOf, type AgentRun } from './agent-run';
+import { beginIdentity } from './subagent-handoff';
 import { runAction } from './run-action';
 import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
-  const run = startAgentRun(parseInput(rawInput));
+  const run = startAgentRun(parseInput(rawInput), rawInput);
   // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
   const result = await runLoop(run, session);
@@ -82,17 +83,17 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
   }
 }
 
-/** The task's grant (a sub-agent's comes from its parent) and, at the root, the workspace overlay. */
+/** The task's grant (a sub-agent's is its parent's verified delegation) and, at the root, the workspace overlay. */
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
-  run.identity ??= await deadline.within(() => beginTask({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
+  run.identity ??= await beginIdentity(run, task);
   if (!run.isRoot) return;
-  const prepared = await deadline.within(() => prepareTask({ rootWorkflowId: run.rootWorkflowId, task }));
+  const prepared = await deadline.within(() => prepareTask({ ...treeOf(run), task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
   if (Object.keys(task.tools.mcp ?? {}).length > 0) {
     run.toolSourcesOpened = true;
-    const listings = await deadline.within(() => openToolSources({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    const listings = await deadline.within(() => openToolSources({ ...treeOf(run), task, deadlineAt: deadline.deadlineAt }));
     run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
     run.saga.useTask(run.task);
   }
@@ -101,7 +102,7 @@ async function begin(run: AgentRun): Promise<void> {
 /** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
 async function closeSources(run: AgentRun): Promise<void> {
   try {
-    await closeToolSources({ rootWorkflowId: run.rootWorkflowId });
+    await closeToolSources(treeOf(run));
   } catch {
     // The worker kills its servers at the task's deadline anyway.
   }

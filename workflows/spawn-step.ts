@@ -12,6 +12,7 @@ import type { agentTask } from './agent-task';
 import type { AgentRun } from './agent-run';
 import { AGENT_TASK_WORKFLOW } from './definitions';
 import { stepErrorOf } from './task-ended';
+import { handoffFor } from './subagent-handoff';
 
 /** Delegation refusals: recorded as a denied spawn, after which the parent goes on. */
 const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', 'ERR_DELEGATION_DEPTH'];
@@ -24,10 +25,12 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
   const childId = `${run.workflowId}/${action.subagent}-${step.index}`;
   const deadlineAt = run.deadline.deadlineAt;
+  // What only a parent hands its child, bound to the grant delegated to exactly this child workflow.
+  const handoff = handoffFor(run);
   let childIdentity: TaskIdentity;
   try {
     childIdentity = await run.deadline.within(() =>
-      delegateGrant({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId }),
+      delegateGrant({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId, handoff }),
     );
   } catch (error) {
     const refusal = stepErrorOf(error);
@@ -40,16 +43,7 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
   const child = await run.deadline.within(() =>
     executeChild<typeof agentTask>(AGENT_TASK_WORKFLOW, {
       workflowId: childId,
-      args: [
-        {
-          task: childTask,
-          depth: run.depth + 1,
-          lineage: [...run.lineage, run.workflowId],
-          deadlineAt,
-          identity: childIdentity,
-          policyState: run.policyState,
-        },
-      ],
+      args: [{ task: childTask, handoff: { grantId: childIdentity.grantId, ...handoff } }],
     }),
   );
   const { compensations: _handedOver, policyState: childPolicyState, ...childResult } = child;

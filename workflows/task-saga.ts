@@ -15,6 +15,8 @@ import { stepErrorOf } from './task-ended';
 export interface SagaScope {
   task: Task;
   rootWorkflowId: string;
+  /** The root's first run id, when the tree's recovery state is keyed by run. */
+  rootRunId?: string;
   /** True for the task the user started (it owns the tree's overlay and snapshot). */
   isRoot: boolean;
 }
@@ -75,17 +77,18 @@ export class TaskSaga {
 
   /** Commits or rolls back, as the task's status says; never cancelled (run it non-cancellable). */
   async settle(result: TaskResult, grantId: string | undefined): Promise<TaskRecovery> {
-    const { task, rootWorkflowId, isRoot } = this.scope;
+    const { task, isRoot } = this.scope;
+    const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files, skipped } = await commitTask({ rootWorkflowId, task });
+      const { files, skipped } = await commitTask({ ...tree, task });
       return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {
       const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
       try {
-        const outcome = await compensate({ rootWorkflowId, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
+        const outcome = await compensate({ ...tree, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
         rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
       } catch (error) {
         const failure = stepErrorOf(error);
@@ -94,7 +97,7 @@ export class TaskSaga {
     }
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
-      await restorePreTaskSnapshot({ rootWorkflowId, task });
+      await restorePreTaskSnapshot({ ...tree, task });
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

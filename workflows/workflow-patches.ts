@@ -15,11 +15,19 @@ export const APPROVAL_UPDATE_PATCH = 'approval-update';
 export const CALL_KEY_PATCH = 'call-key-run-and-call';
 /** A sub-agent's file writes are undone per call. */
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+/** A sub-agent's handoff (identity, lineage, deadline, policy state) is verified, not trusted from the input. */
+export const SUBAGENT_HANDOFF_PATCH = 'subagent-handoff-verified';
+/** The task tree's recovery state (overlay, journal, snapshots) is keyed by its root's run, not its workflow id alone. */
+export const RECOVERY_BY_RUN_PATCH = 'recovery-keyed-by-run';
 
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
   subagentFsUndo: boolean;
+  /** Only for a run that claims a parent's handoff. */
+  subagentHandoff: boolean;
+  /** Only for a root task (its sub-agents take the choice from their handoff). */
+  recoveryByRun: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -29,5 +37,7 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     callKeys: patched(CALL_KEY_PATCH),
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
+    subagentHandoff: !isRoot && patched(SUBAGENT_HANDOFF_PATCH),
+    recoveryByRun: isRoot && patched(RECOVERY_BY_RUN_PATCH),
   };
 }

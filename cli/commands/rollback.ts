@@ -6,19 +6,22 @@ import { WardenError } from '../../errors';
 import { undoAllSqlCalls } from '../../recovery/sql-undo-journal';
 import { hydrateJournal } from '../../recovery/shared-journal';
 import { journalPathOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { RUN_SEPARATOR_TEXT } from '../../recovery/recovery-paths';
 import { openStateStore, usesSharedDatabase } from '../../state/state-store';
-import { findTaskRecords } from '../../recovery/task-records';
+import { lookUpTaskRecords } from '../../recovery/task-records';
 import { restoreSnapshot } from '../../recovery/workspace-snapshot';
 import { rollbackTask } from '../../recovery/workspace-rollback';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 
-export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--force] [--snapshot] [--json]
+export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
   restores every workspace file the task's commit wrote to what it replaced (files the task
   created are deleted) and undoes the task's journaled SQL calls, newest first
 
+  --run       the run to roll back (its first run id), when the workflow id was used by several
+              runs (each run's files and SQL are kept apart; without --run that is refused)
   --force     also overwrite files and rows changed since the task (otherwise refused)
   --snapshot  restore the pre-task snapshot instead (workspace files and databases), for tasks
               run with snapshot: true`;
@@ -30,30 +33,59 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     io.stdout(`${ROLLBACK_USAGE}\n`);
     return EXIT.ok;
   }
-  const positional = argv.filter((a) => !FLAGS.has(a));
-  if (positional.length !== 1 || positional[0]!.startsWith('-')) {
-    io.stderr(`warden rollback: expected one workflow id and the flags --force, --snapshot, --json\n${ROLLBACK_USAGE}\n`);
+  let runId: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]!;
+    if (arg === '--run') {
+      runId = argv[i + 1];
+      i += 1;
+      if (runId === undefined || runId.startsWith('-') || runId === '') {
+        io.stderr(`warden rollback: --run needs a run id\n${ROLLBACK_USAGE}\n`);
+        return EXIT.usage;
+      }
+    } else if (arg.startsWith('--run=')) runId = arg.slice('--run='.length);
+    else rest.push(arg);
+  }
+  const positional = rest.filter((a) => !FLAGS.has(a));
+  if (positional.length !== 1 || positional[0]!.startsWith('-') || runId === '') {
+    io.stderr(`warden rollback: expected one workflow id and the flags --run <runId>, --force, --snapshot, --json\n${ROLLBACK_USAGE}\n`);
     return EXIT.usage;
   }
   const workflowId = positional[0]!;
   const force = argv.includes('--force');
   const stateDir = stateDirOf(io.env);
   try {
-    // With a shared database the task's SQL may have run on another worker: take its journal first.
+    // With a shared database the task's SQL may have run on another worker: take its journals first
+    // (every run's of this root, each into its own journal; the lookup below picks one run).
     if (usesSharedDatabase(io.env)) {
       const state = await openStateStore({ stateDir, env: io.env });
       try {
-        const taskKey = taskKeyOf(workflowId.split('/')[0]!);
-        await hydrateJournal(state.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
+        const root = workflowId.split('/')[0]!;
+        const legacy = taskKeyOf(root);
+        const prefix = `${legacy}${RUN_SEPARATOR_TEXT}`;
+        const rows = await state.db.all<{ journal_key: string }>(
+          'SELECT DISTINCT journal_key FROM warden_undo_calls WHERE journal_key = $1 OR substr(journal_key, 1, $2) = $3',
+          [legacy, prefix.length, prefix],
+        );
+        for (const { journal_key: taskKey } of rows) await hydrateJournal(state.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
       } finally {
         await state.close();
       }
     }
-    const records = await findTaskRecords(stateDir, workflowId);
-    if (records === undefined) {
-      io.stderr(`warden rollback: nothing recorded for ${workflowId} under ${stateDir}\n`);
+    const lookup = await lookUpTaskRecords(stateDir, workflowId, runId);
+    if (lookup === undefined) {
+      io.stderr(`warden rollback: nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${stateDir}\n`);
       return EXIT.failed;
     }
+    if ('ambiguous' in lookup) {
+      const runs = lookup.ambiguous.taskKeys.map((k) => (k.includes(RUN_SEPARATOR_TEXT) ? k.slice(k.indexOf(RUN_SEPARATOR_TEXT) + RUN_SEPARATOR_TEXT.length) : '(a run from before runs were kept apart)'));
+      io.stderr(
+        `warden rollback: ${lookup.ambiguous.workflowId} was used by ${runs.length} runs with recorded changes; name one with --run <runId> (nothing was rolled back):\n${runs.map((r) => `  ${r}`).join('\n')}\n`,
+      );
+      return EXIT.usage;
+    }
+    const records = lookup.found;
     const { taskKey } = records;
     if (argv.includes('--snapshot')) {
       const restored = await restoreSnapshot({ stateDir, taskKey, force, databases: true });
