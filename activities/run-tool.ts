@@ -117,6 +117,8 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     scope: requiredScopeOf(tool, call.args, capabilities),
     maxTtlMs: call.maxCredentialTtlMs,
   });
+  // The policy judged the call's `url`: a redirect may not take the request to another host.
+  if (capabilities.http !== undefined && typeof call.args['url'] === 'string') capabilities.http.followRedirectsTo = judgedHostsOf(call.args['url']);
   // Warden's own folders and key files are never served, and the task's controls never changed,
   // whatever path or link leads there (checked on what each call opens).
   const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
@@ -288,5 +290,14 @@ export function createRunTool(deps: ActivityDeps) {
         args: input.args,
       }),
     );
+  }
+}
+
+/** The canonical host name of the URL a policy judged ([] when it is no URL: then no redirect is followed). */
+function judgedHostsOf(url: string): string[] {
+  try {
+    return [new URL(url).hostname];
+  } catch {
+    return [];
   }
 }

@@ -54,6 +54,13 @@ export const CapabilityGrantSchema = z.strictObject({
     .strictObject({
       /** `host` or `host:port` entries (optionally narrowed to methods and path prefixes); everything else is refused. */
       allowedHosts: z.array(HostGrantEntrySchema),
+      /**
+       * Host names (WHATWG-canonical) a redirect is followed to within this call: the host of the
+       * URL the policy judged. A redirect anywhere else is returned to the tool (status and
+       * Location), not followed, so the next hop is a new call the policy judges. Absent: any
+       * granted host.
+       */
+      followRedirectsTo: z.array(z.string()).optional(),
     })
     .optional(),
   sql: z

@@ -5,6 +5,8 @@
  * - A request (and every redirect hop) goes only to an http(s) URL whose host and port match an
  *   entry of the grant's `allowedHosts`, with a method and path that entry allows. Redirects are
  *   followed here, never by the HTTP client: each hop is re-checked, at most MAX_REDIRECTS.
+ *   With `followRedirectsTo` (the host of the URL the policy judged), a redirect to any other
+ *   host is returned to the tool, not followed: policy rules judge every host a request reaches.
  * - A granted *name* that resolves to a loopback, link-local, private, shared or unspecified
  *   address (127/8, ::1, 169.254/16, fe80::/10, 10/8, 172.16/12, 192.168/16, 100.64/10,
  *   fc00::/7, 0/8, ::, and IPv4-mapped forms of these) is refused unless its entry says
@@ -112,9 +114,13 @@ export function createHttpCapability(grant: HttpGrant, options: HttpCapabilityOp
           if (!REDIRECT_STATUSES.has(response.status) || location === undefined) {
             return { status: response.status, headers: response.headers, body: await readCappedText(response.body) };
           }
+          const next = parseRedirect(location, url);
+          if (grant.followRedirectsTo !== undefined && !grant.followRedirectsTo.includes(next.hostname)) {
+            // The policy judged this call's host only: the hop elsewhere is the tool's next call.
+            return { status: response.status, headers: response.headers, body: await readCappedText(response.body) };
+          }
           response.body.destroy();
           if (hop >= MAX_REDIRECTS) throw capabilityError('ERR_NETWORK_FAILED', `more than ${MAX_REDIRECTS} redirects`);
-          const next = parseRedirect(location, url);
           request = requestForRedirect(request, response.status, url, next);
           url = next;
         }

@@ -27,13 +27,13 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(async () => pg?.drop());
 
-function io(): CliIo & { out: string; err: string } {
+function io(stateDir = workerState, extraEnv: Record<string, string> = {}): CliIo & { out: string; err: string } {
   const captured = {
     out: '',
     err: '',
     stdout: (text: string) => void (captured.out += text),
     stderr: (text: string) => void (captured.err += text),
-    env: { WARDEN_STATE_DIR: workerState, WARDEN_DATABASE_URL: pg.url },
+    env: { WARDEN_STATE_DIR: stateDir, WARDEN_DATABASE_URL: pg.url, ...extraEnv },
   };
   return captured;
 }
@@ -43,6 +43,8 @@ const event = (task: string, i: number, what: string) => ({ recordKey: `${task}-
 describe('a shared ledger rewritten under a key only the database vouches for', () => {
   let before: { code: number; out: string };
   let after: { code: number; out: string };
+  const elsewhere: Record<string, { code: number; out: string }> = {};
+  let afterPinned: { code: number; out: string };
 
   beforeAll(async () => {
     // The worker records two tasks; one of them did something someone wants forgotten.
@@ -53,6 +55,17 @@ describe('a shared ledger rewritten under a key only the database vouches for', 
     await worker.close();
     const ok = io();
     before = { code: await auditCommand(['verify'], ok), out: ok.out + ok.err };
+    // From a machine without the worker's key folder: only pinned keys make it verified.
+    const keyDir = join(workerState, 'custody-keys');
+    const other = mkdtempSync(join(tmpdir(), 'warden-attack-ledger-auditor-'));
+    for (const [name, argv, extraEnv] of [
+      ['unpinned', ['verify'], {}],
+      ['--keys folder', ['verify', '--keys', keyDir], {}],
+      ['WARDEN_CUSTODY_TRUSTED_KEYS', ['verify'], { WARDEN_CUSTODY_TRUSTED_KEYS: keyDir }],
+    ] as const) {
+      const c = io(other, extraEnv);
+      elsewhere[name] = { code: await auditCommand([...argv], c), out: c.out + c.err };
+    }
 
     // The database writer: copy what to keep, wipe, append it again with its own key.
     const kept = (await pg.db.all<{ record_key: string; task_id: string; workflow_id: string; kind: string; body: string }>('SELECT * FROM warden_custody_records ORDER BY seq')).filter(
@@ -67,6 +80,8 @@ describe('a shared ledger rewritten under a key only the database vouches for', 
     await forger.close();
     const rewritten = io();
     after = { code: await auditCommand(['verify'], rewritten), out: rewritten.out + rewritten.err };
+    const pinnedCheck = io(mkdtempSync(join(tmpdir(), 'warden-attack-ledger-auditor-')));
+    afterPinned = { code: await auditCommand(['verify', '--keys', join(workerState, 'custody-keys')], pinnedCheck), out: pinnedCheck.out + pinnedCheck.err };
   });
 
   it('verifies the honest ledger (the check works)', () => {
@@ -77,5 +92,24 @@ describe('a shared ledger rewritten under a key only the database vouches for', 
   it('does not call the rewritten ledger intact', () => {
     expect(after.out).not.toMatch(/intact/);
     expect(after.code).not.toBe(0);
+  });
+
+  it('says NOT VERIFIED (exit 1), naming the reason, where only the database vouches for the keys', () => {
+    expect(after.out).toMatch(/NOT VERIFIED: internally consistent/);
+    expect(after.out).toMatch(/only the shared database vouches for/);
+    expect(elsewhere['unpinned']?.code).toBe(1);
+    expect(elsewhere['unpinned']?.out).toMatch(/NOT VERIFIED/);
+  });
+
+  it('verifies the honest ledger against pinned keys (--keys, WARDEN_CUSTODY_TRUSTED_KEYS)', () => {
+    for (const name of ['--keys folder', 'WARDEN_CUSTODY_TRUSTED_KEYS']) {
+      expect(elsewhere[name]?.out, name).toMatch(/intact, 5 records/);
+      expect(elsewhere[name]?.code, name).toBe(0);
+    }
+  });
+
+  it('does not verify the rewritten ledger against the pinned keys', () => {
+    expect(afterPinned.out).not.toMatch(/intact/);
+    expect(afterPinned.code).toBe(1);
   });
 });

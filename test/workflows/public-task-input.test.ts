@@ -8,6 +8,11 @@
  *
  * Expected: a task started by a client is checked like any other (or a client cannot pass a
  * parent's fields at all): refused with ERR_RESOURCE_PROTECTED before any tool runs.
+ *
+ * Held now: the public input is `{ task }`; anything else is a claimed sub-agent handoff, which
+ * `beginSubagent` accepts only when it is exactly what a parent delegated (by grant and digest)
+ * to that very workflow. The table below is the kind: every way a client may claim a place in
+ * another task's tree, on a harmless task, is refused (ERR_DELEGATION_FORGED) before a tool runs.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -24,18 +29,20 @@ import type { TaskIdentity, TaskResult } from '../../task/task-run';
 import { TaskSchema } from '../../task/task-schema';
 import type { agentTask } from '../../workflows/agent-task';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
-import { activityResults, startHoldingServer, type HoldingServer } from './attack-kit';
+import { activityResults, startHoldingServer, type HoldingServer } from '../support/attack-kit';
 
 let env: WardenTestEnv;
 let server: HoldingServer;
 let dir: string;
 let harmless: string;
+let harmlessDb: string;
 
 beforeAll(async () => {
   env = await startWardenTestEnv();
   server = await startHoldingServer();
   dir = mkdtempSync(join(tmpdir(), 'warden-attack-identity-'));
   harmless = join(dir, 'crm.db');
+  harmlessDb = harmless;
   const db = new Database(harmless);
   db.exec('CREATE TABLE leads (id INTEGER PRIMARY KEY, stale INTEGER NOT NULL)');
   for (let i = 0; i < 20; i++) db.prepare('INSERT INTO leads (stale) VALUES (1)').run();
@@ -51,6 +58,7 @@ describe('a client passes a live grant as `identity` to reach the state database
   let carrierResult: TaskResult;
   let stolen: TaskResult;
   let forged: { record: ApproverRecord; keyFile: ApproverKeyFile };
+  const forgedClaims: { name: string; result: TaskResult }[] = [];
 
   beforeAll(async () => {
     // 1. An ordinary task that passes every check and stays alive on a held fetch.
@@ -103,6 +111,22 @@ describe('a client passes a live grant as `identity` to reach the state database
       args: [{ task, identity }],
     });
     stolen = await followAgentTask(handle);
+    // The kind: every child-only field a client can write, on a task that passes every other check.
+    const harmlessTask = { ...task, resources: { databases: { crm: harmlessDb } } };
+    const live = { grantId: identity.grantId, depth: 1, lineage: [carrierHandle.workflowId], deadlineAt: Date.now() + 60_000 };
+    const claims: [string, Record<string, unknown>][] = [
+      ['a live grant as identity', { identity }],
+      ['a live grant as the handoff', { handoff: live }],
+      ['a live grant as identity, with a root\'s depth and lineage', { identity, depth: 0, lineage: [] }],
+      ['an unknown grant', { handoff: { ...live, grantId: 'g-forged' } }],
+      ['older top-level fields', { depth: 1, lineage: [carrierHandle.workflowId], deadlineAt: live.deadlineAt }],
+    ];
+    for (const [name, fields] of claims) {
+      const id = `attack-identity-${randomUUID()}`;
+      env.workflowIds.push(id);
+      const started = await env.client.workflow.start<typeof agentTask>('agentTask', { taskQueue: env.taskQueue, workflowId: id, args: [{ task: harmlessTask, ...fields } as never] });
+      forgedClaims.push({ name, result: await followAgentTask(started) });
+    }
     server.release();
     carrierResult = await followAgentTask(carrierHandle);
   });
@@ -110,6 +134,15 @@ describe('a client passes a live grant as `identity` to reach the state database
   it('is refused before any tool runs, like the same task started without `identity`', () => {
     expect(stolen.reason ?? '').toMatch(/ERR_RESOURCE_PROTECTED/);
     expect(stolen.steps.filter((s) => s.executed)).toEqual([]);
+  });
+
+  it('refuses every handoff a client writes (ERR_DELEGATION_FORGED) before any tool runs', () => {
+    expect(forgedClaims.map((c) => c.name)).toHaveLength(5);
+    for (const { name, result } of forgedClaims) {
+      expect(result.status, name).not.toBe('completed');
+      expect(result.reason ?? '', name).toMatch(/ERR_DELEGATION_FORGED/);
+      expect(result.steps.filter((s) => s.executed), name).toEqual([]);
+    }
   });
 
   it('puts no grant token into the tool output, the result or the history', async () => {

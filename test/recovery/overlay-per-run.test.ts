@@ -17,7 +17,7 @@ import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
-import { startHoldingServer, type HoldingServer } from './attack-kit';
+import { startHoldingServer, type HoldingServer } from '../support/attack-kit';
 
 let env: WardenTestEnv;
 let server: HoldingServer;

@@ -6,6 +6,10 @@
  *
  * Expected: a rollback names one run (the latest, or one chosen) and undoes only its calls, or
  * refuses as ambiguous; an earlier completed run's rows stay as it left them.
+ *
+ * Held now: each run's records sit under its own key (workflow id + the root's first run id);
+ * `warden rollback <id>` refuses as ambiguous (exit 2, listing the runs) and `--run <runId>`
+ * undoes exactly that run.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -54,6 +58,9 @@ const run = (workflowId: string, id: number, label: string) =>
 describe('rollback of a workflow id used by two runs', () => {
   let code: number;
   let out: string;
+  let secondRunId: string;
+  let runCode: number;
+  let runOut: string;
 
   beforeAll(async () => {
     const workflowId = `attack-rollback-${randomUUID()}`;
@@ -68,6 +75,21 @@ describe('rollback of a workflow id used by two runs', () => {
     };
     code = await rollbackCommand([workflowId], io);
     out = io.text;
+    secondRunId = (await env.client.workflow.getHandle(workflowId).describe()).runId;
+    const chosen: CliIo & { text: string } = { ...io, text: '', stdout: (t) => void (chosen.text += t), stderr: (t) => void (chosen.text += t) };
+    runCode = await rollbackCommand([workflowId, '--run', secondRunId], chosen);
+    runOut = chosen.text;
+  });
+
+  it('refuses the ambiguous id, naming the runs and --run, and changes nothing', () => {
+    expect(code, out).toBe(2);
+    expect(out).toMatch(/--run/);
+    expect(out).toContain(secondRunId);
+  });
+
+  it('with --run undoes exactly that run', () => {
+    expect(runCode, runOut).toBe(0);
+    expect(labels()).toEqual(['first-run', 'b']);
   });
 
   it("leaves the earlier run's completed change alone", () => {

@@ -7,9 +7,13 @@
  *
  * Expected: each hop is judged like the first request (or a redirect to a host the rules would
  * refuse ends the call): 127.0.0.2 never sees the request.
+ *
+ * Held now: a call whose `url` the policy judged follows redirects only on that host; a redirect
+ * elsewhere is returned to the agent (status, Location), whose next fetch the policy judges.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createHttpCapability } from '../../sandbox/capabilities/http-capability';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
@@ -82,4 +86,23 @@ describe('a redirect to a granted host the rules exclude', () => {
   it('never delivers the request to 127.0.0.2', () => {
     expect(seenByB).toEqual([]);
   });
+});
+
+describe('the http capability follows redirects only to the judged host', () => {
+  const cases: { name: string; follow: string[] | undefined; path: string; status: number; reachesB: boolean }[] = [
+    { name: 'no judged host (a call the policy judged no URL of): any granted host', follow: undefined, path: '/notes', status: 200, reachesB: true },
+    { name: 'judged 127.0.0.1, redirect to 127.0.0.2: returned, not followed', follow: ['127.0.0.1'], path: '/notes', status: 307, reachesB: false },
+    { name: 'judged 127.0.0.1, redirect on the same host: followed', follow: ['127.0.0.1'], path: '/same-host', status: 200, reachesB: false },
+    { name: 'judged nothing parseable: no redirect followed', follow: [], path: '/notes', status: 307, reachesB: false },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      seenByB.length = 0;
+      const http = createHttpCapability({ allowedHosts: [a, b], ...(c.follow === undefined ? {} : { followRedirectsTo: c.follow }) });
+      const response = await http.fetch(`http://${a}${c.path}`, { method: 'POST', body: 'private notes' });
+      expect(response.status).toBe(c.status);
+      if (c.status === 307) expect(response.headers['location']).toBe(`http://${b}/collect`);
+      expect(seenByB.length > 0).toBe(c.reachesB);
+    });
+  }
 });

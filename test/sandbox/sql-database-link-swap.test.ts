@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findSecretsIn } from '../../identity/redact';
 import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
-import { startHoldingServer, type HoldingServer } from './attack-kit';
+import { startHoldingServer, type HoldingServer } from '../support/attack-kit';
 
 let env: WardenTestEnv;
 let server: HoldingServer;
