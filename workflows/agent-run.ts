@@ -97,7 +97,7 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     state,
     patches,
     saga: new TaskSaga({ task, rootWorkflowId, isRoot, ...(origin.rootRunId === undefined ? {} : { rootRunId: origin.rootRunId }) }, patches),
-    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId }, patches.approvalUpdate),
+    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId, rootWorkflowId, user: task.user }, patches.approvalUpdate, patches.approvalNotices),
     tools: toolActivities(task),
     // A sub-agent's identity is the verified handoff's (set in begin), never the input's.
     identity: origin.trustedIdentity,
@@ -141,6 +141,7 @@ export function finishRun(run: AgentRun, status: TaskStatus, reason?: string): T
     status,
     ...(reason === undefined ? {} : { reason }),
     steps: state.steps,
+    ...(state.turns === undefined ? {} : { turns: state.turns }),
     children: state.children,
     final: state.final,
   };

@@ -14,7 +14,7 @@
 import { workflowInfo } from '@temporalio/workflow';
 import { claimedHandoffOf, type AgentTaskInput, type SubagentHandoff, type TaskIdentity } from '../task/task-run';
 import type { Task } from '../task/task-schema';
-import { beginSubagent, beginTask } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import type { WorkflowPatches } from './workflow-patches';
 
 /** A run's place in its task tree, as its input claims it (verified in `beginIdentity`). */
@@ -104,6 +104,8 @@ export async function beginIdentity(
   task: Task,
 ): Promise<TaskIdentity> {
   const { claim } = run.origin;
-  if (run.isRoot || claim === undefined) return run.deadline.within(() => beginTask({ workflowId: run.workflowId, task, deadlineAt: run.deadline.deadlineAt }));
-  return run.deadline.within(() => beginSubagent({ task: claim.task as Task, handoff: claim.handoff }));
+  if (run.isRoot || claim === undefined) {
+    return run.deadline.within(() => summarized.beginTask(`grant: ${task.agent.name} for ${task.user}`)({ workflowId: run.workflowId, task, deadlineAt: run.deadline.deadlineAt }));
+  }
+  return run.deadline.within(() => summarized.beginSubagent(`accept handoff: ${task.agent.name}`)({ task: claim.task as Task, handoff: claim.handoff }));
 }

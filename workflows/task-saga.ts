@@ -8,7 +8,7 @@ import { compensationFor, compensationOf, overlayCompensation, type Compensation
 import { resolveTool } from '../tools/tool-catalog';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
-import { commitTask, compensate, restorePreTaskSnapshot } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import { stepErrorOf } from './task-ended';
 
 /** Where the saga's effects live: the task tree and this task's grant. */
@@ -81,14 +81,15 @@ export class TaskSaga {
     const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files, skipped } = await commitTask({ ...tree, task });
+      const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task });
       return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {
       const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
       try {
-        const outcome = await compensate({ ...tree, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
+        const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
+        const outcome = await summarized.compensate(`compensate: ${undo}`)({ ...tree, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
         rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
       } catch (error) {
         const failure = stepErrorOf(error);
@@ -97,7 +98,7 @@ export class TaskSaga {
     }
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
-      await restorePreTaskSnapshot({ ...tree, task });
+      await summarized.restorePreTaskSnapshot('restore pre-task snapshot')({ ...tree, task });
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

@@ -7,7 +7,9 @@
  * makes the server start a new one), and the replay then fails with a nondeterminism error. The
  * first activation is the same in every run.
  */
-import { patched } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
+import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
+import { CLOSE_PATCHES } from './task-close';
 
 /** Approvals are an authenticated Update (older runs take the unauthenticated signal). */
 export const APPROVAL_UPDATE_PATCH = 'approval-update';
@@ -19,6 +21,8 @@ export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
 export const SUBAGENT_HANDOFF_PATCH = 'subagent-handoff-verified';
 /** The task tree's recovery state (overlay, journal, snapshots) is keyed by its root's run, not its workflow id alone. */
 export const RECOVERY_BY_RUN_PATCH = 'recovery-keyed-by-run';
+/** Held actions and their decisions are announced (`notifyApproval`, the approval webhook). */
+export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
 
 export interface WorkflowPatches {
   approvalUpdate: boolean;
@@ -28,6 +32,11 @@ export interface WorkflowPatches {
   subagentHandoff: boolean;
   /** Only for a root task (its sub-agents take the choice from their handoff). */
   recoveryByRun: boolean;
+  approvalNotices: boolean;
+  /** Set `WardenStatus` at the end (only when the task started with it: the namespace has it). */
+  statusSearchAttribute: boolean;
+  /** A task that did not complete closes as failed, carrying its result (task-close.ts). */
+  closeAsFailed: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -39,5 +48,9 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
     subagentHandoff: !isRoot && patched(SUBAGENT_HANDOFF_PATCH),
     recoveryByRun: isRoot && patched(RECOVERY_BY_RUN_PATCH),
+    approvalNotices: patched(APPROVAL_NOTICE_PATCH),
+    // Upserting an attribute the namespace does not know would fail the task: only when the starter set it.
+    statusSearchAttribute: workflowInfo().typedSearchAttributes.get(WARDEN_SEARCH_ATTRIBUTES.status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute),
+    closeAsFailed: patched(CLOSE_PATCHES.closeAsFailed),
   };
 }

@@ -14,6 +14,7 @@ import { rollbackTask } from '../../recovery/workspace-rollback';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { parseCommandArgs, usageError } from '../parse-command-args';
 
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
@@ -24,36 +25,18 @@ export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId
               runs (each run's files and SQL are kept apart; without --run that is refused)
   --force     also overwrite files and rows changed since the task (otherwise refused)
   --snapshot  restore the pre-task snapshot instead (workspace files and databases), for tasks
-              run with snapshot: true`;
-
-const FLAGS = new Set(['--force', '--snapshot', '--json']);
+              run with snapshot: true
+  --json      one JSON object with what was restored, deleted and undone`;
 
 export async function rollbackCommand(argv: string[], io: CliIo): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout(`${ROLLBACK_USAGE}\n`);
-    return EXIT.ok;
-  }
-  let runId: string | undefined;
-  const rest: string[] = [];
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i]!;
-    if (arg === '--run') {
-      runId = argv[i + 1];
-      i += 1;
-      if (runId === undefined || runId.startsWith('-') || runId === '') {
-        io.stderr(`warden rollback: --run needs a run id\n${ROLLBACK_USAGE}\n`);
-        return EXIT.usage;
-      }
-    } else if (arg.startsWith('--run=')) runId = arg.slice('--run='.length);
-    else rest.push(arg);
-  }
-  const positional = rest.filter((a) => !FLAGS.has(a));
-  if (positional.length !== 1 || positional[0]!.startsWith('-') || runId === '') {
-    io.stderr(`warden rollback: expected one workflow id and the flags --run <runId>, --force, --snapshot, --json\n${ROLLBACK_USAGE}\n`);
-    return EXIT.usage;
-  }
-  const workflowId = positional[0]!;
-  const force = argv.includes('--force');
+  const args = parseCommandArgs('rollback', ROLLBACK_USAGE, argv, io, { run: { type: 'string' }, force: { type: 'boolean' }, snapshot: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (typeof args === 'number') return args;
+  const [workflowId, ...extra] = args.positionals;
+  if (workflowId === undefined || extra.length > 0) return usageError('rollback', ROLLBACK_USAGE, io, 'expected one workflow id');
+  const runId = args.values.run;
+  if (runId !== undefined && (runId === '' || runId.startsWith('-'))) return usageError('rollback', ROLLBACK_USAGE, io, '--run needs a run id');
+  const force = args.values.force === true;
+  const json = args.values.json === true;
   const stateDir = stateDirOf(io.env);
   try {
     // With a shared database the task's SQL may have run on another worker: take its journals first
@@ -87,10 +70,10 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     }
     const records = lookup.found;
     const { taskKey } = records;
-    if (argv.includes('--snapshot')) {
+    if (args.values.snapshot === true) {
       const restored = await restoreSnapshot({ stateDir, taskKey, force, databases: true });
       io.stdout(
-        argv.includes('--json')
+        json
           ? `${JSON.stringify({ workflowId, taskKey, snapshot: restored })}\n`
           : `restored the pre-task snapshot of ${workflowId}: ${restored.restored.length} file(s) restored, ${restored.deleted.length} deleted, ${restored.databases.length} database(s)\n`,
       );
@@ -98,7 +81,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     }
     const files = await rollbackTask({ stateDir, taskKey, force });
     const sql = undoAllSqlCalls({ journal: records.journal, force });
-    if (argv.includes('--json')) {
+    if (json) {
       io.stdout(`${JSON.stringify({ workflowId, taskKey, files, sql })}\n`);
       return EXIT.ok;
     }

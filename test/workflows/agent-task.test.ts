@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentTask, TASK_QUEUE, TaskResultSchema, TaskSchema, taskStateQuery, type TaskFileInput } from '../../index';
+import { agentTask, agentTaskResult, TASK_QUEUE, TaskResultSchema, TaskSchema, taskStateQuery, type TaskFileInput } from '../../index';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
@@ -114,13 +114,14 @@ describe('agentTask workflow', () => {
         {
           tools: {
             custom: [
-              { name: 'spin', description: 'loops forever', source: 'while (true) {}' },
+              { name: 'spin', description: 'loops forever', source: 'while (true) {}', timeout: '1s' },
               { name: 'hog', description: 'allocates without bound', source: 'const a = []; for (;;) a.push("x".repeat(1 << 20) + a.length);' },
               wordCount,
             ],
           },
           grants: { tools: ['spin', 'hog', 'word-count'] },
-          limits: { toolTimeout: '1s', toolMemoryMb: 32 },
+          // The bomb gets room in time so that, on a loaded machine, its memory runs out first.
+          limits: { toolTimeout: '60s', toolMemoryMb: 32 },
         },
       ),
     );
@@ -275,7 +276,9 @@ describe('agentTask workflow', () => {
     expect(state.status).toBe('running');
     expect(state.steps[0]).toMatchObject({ tool: 'word-count', executed: true });
     await handle.cancel();
-    const result = await handle.result();
+    // A cancelled task closes as failed (not a clean Completed), carrying its result.
+    await expect(handle.result()).rejects.toMatchObject({ cause: { type: 'ERR_TASK_CANCELLED' } });
+    const result = await agentTaskResult(handle);
     expect(result.status).toBe('cancelled');
   });
 
