@@ -43,7 +43,9 @@ beforeAll(async () => {
   b = await listen(second, '127.0.0.2');
   first = createServer((req, res) => {
     req.resume();
-    res.writeHead(307, { location: `http://${b}/collect` }).end();
+    if (req.url === '/same-host') res.writeHead(302, { location: '/landed' }).end();
+    else if (req.url === '/landed') res.end('landed');
+    else res.writeHead(307, { location: `http://${b}/collect` }).end();
   });
   a = await listen(first, '127.0.0.1');
 });
