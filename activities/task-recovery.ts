@@ -66,8 +66,11 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
           taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId),
           workspace: input.task.resources.workspace,
           protected: await protectedSetForCall(deps, input.task),
+          ...(input.task.resources.allowHostCode === undefined ? {} : { allowHostCode: input.task.resources.allowHostCode }),
         });
-        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
+        // Held host-code files are reported with what a commit leaves out (recovery.notCommitted).
+        const skipped = [...result.skipped, ...result.held];
+        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(skipped.length === 0 ? {} : { skipped }) };
       });
     },
 
