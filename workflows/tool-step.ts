@@ -12,7 +12,7 @@ import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepRecord, ToolAction } from '../task/task-run';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
-import type { AgentRun } from './agent-run';
+import { treeOf, type AgentRun } from './agent-run';
 import { refuseStep, type GuardedStep } from './guard-action';
 import { toolCallSummary } from './ui-summaries';
 
@@ -49,7 +49,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   for (let hold = 1; ; hold += 1) {
     const call = await run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
-        rootWorkflowId: run.rootWorkflowId,
+        ...treeOf(run),
         workflowId: run.workflowId,
         stepIndex: step.index,
         callId,
