@@ -97,6 +97,15 @@ export const ERROR_CODES = [
   'ERR_SNAPSHOT_TOO_LARGE',
   'ERR_UNDO_FAILED',
   'ERR_COMPENSATION_FAILED',
+  // attestation (claims verified, envelopes and receipts checked offline)
+  'ERR_ATTESTATION_MALFORMED',
+  'ERR_ATTESTATION_PAYLOAD_TYPE',
+  'ERR_ATTESTATION_KEY_UNKNOWN',
+  'ERR_ATTESTATION_SIGNATURE',
+  'ERR_ATTESTATION_SUBJECT',
+  'ERR_CLAIM_INVALID',
+  'ERR_RECEIPT_MALFORMED',
+  'ERR_RECEIPT_PROOF',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -211,3 +220,10 @@ export class CustodyError extends WardenError {}
  * Conflicts name the paths or rows in `details` and are never retryable: a human decides.
  */
 export class RecoveryError extends WardenError {}
+
+/**
+ * Attestation: an envelope or receipt that is malformed, signed by no trusted key, altered after
+ * signing (`ERR_ATTESTATION_SIGNATURE`), or whose subject no longer matches (`ERR_ATTESTATION_SUBJECT`);
+ * a claim that cannot be read (`ERR_CLAIM_INVALID`); a receipt whose custody proofs do not check.
+ */
+export class AttestationError extends WardenError {}
