@@ -89,6 +89,8 @@ export const StructuredClaimSchema = z.discriminatedUnion(
 /** A claim as a task file or a model writes it: a sentence, or a structured claim. */
 export const ClaimSchema = z.union([z.string().min(1).max(4096), StructuredClaimSchema]);
 export type Claim = z.infer<typeof ClaimSchema>;
+/** A claim before defaults (as written in a task file or by a model). */
+export type ClaimInput = z.input<typeof ClaimSchema>;
 export type StructuredClaim = z.infer<typeof StructuredClaimSchema>;
 export type ClaimKind = StructuredClaim['kind'];
 

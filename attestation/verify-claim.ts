@@ -8,7 +8,7 @@
  * credential; nothing here sees the agent's sandbox or its outputs.
  */
 import { createHash } from 'node:crypto';
-import { describeClaim, normalizeClaim, type Claim, type ClaimVerdict, type StructuredClaim } from './claim-schema';
+import { ClaimSchema, describeClaim, normalizeClaim, type ClaimInput, type ClaimVerdict, type StructuredClaim } from './claim-schema';
 import { compileCountQuery } from './sql-count-query';
 import { findToolCall } from './tool-called';
 import type { TaskResult } from '../task/task-run';
@@ -66,8 +66,14 @@ function failureReason(error: unknown): string {
  * Checks one claim. Never throws for the claim's sake: a check that cannot be made is
  * `unverified` with the reason (the verifier is missing, the file does not exist is a refutation).
  */
-export async function verifyClaim(input: Claim, means: ClaimVerifierMeans): Promise<ClaimCheck> {
-  const claim = normalizeClaim(input);
+export async function verifyClaim(input: ClaimInput | unknown, means: ClaimVerifierMeans): Promise<ClaimCheck> {
+  const parsed = ClaimSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const text = typeof input === 'string' ? input : JSON.stringify(input).slice(0, 200);
+    return { claim: { kind: 'text', text }, text, verdict: 'unverified', reason: `ERR_CLAIM_INVALID: ${issue?.path.join('.') || '(claim)'}: ${issue?.message}`, subjects: [] };
+  }
+  const claim = normalizeClaim(parsed.data);
   try {
     switch (claim.kind) {
       case 'text':
