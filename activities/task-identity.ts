@@ -16,6 +16,19 @@ import { durationToMs } from '../task/duration';
 import { CredentialError } from '../errors';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { assertTaskSparesWardenResources, wardenKeyFiles, withApproverKeyFiles } from '../worker/warden-resources';
+import { approverKeyFiles } from '../identity/approver-registry';
+import type { WardenResources } from '../permissions/warden-resources';
+
+/** Warden's key files and credential stores as they are now. */
+function keyFilesNow(deps: ActivityDeps): string[] {
+  return deps.stateDir === undefined ? [] : wardenKeyFiles(deps.stateDir, deps.env ?? process.env);
+}
+
+/** Warden's resources with the approver key files registered by now. */
+function resourcesNow(deps: ActivityDeps, resources: WardenResources): WardenResources {
+  return deps.approvers === undefined ? resources : withApproverKeyFiles(resources, approverKeyFiles(deps.approvers));
+}
 
 export interface IdentityServices {
   keystore: Keystore;
@@ -49,6 +62,7 @@ function grantRequestOf(input: BeginTaskInput) {
       subagents: task.grants.subagents,
       hosts: task.grants.hosts,
       databases: task.grants.databases,
+      ...(task.grants.commands === undefined || task.grants.commands.length === 0 ? {} : { commands: task.grants.commands }),
     },
     limits: {
       maxSteps: task.limits.maxSteps,
@@ -81,8 +95,10 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async beginTask(input: BeginTaskInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
+        // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
-        stores.grants.saveGrant(grant);
+        await stores.grants.saveGrant(grant);
         return identityOf(grant);
       });
     },
@@ -94,10 +110,11 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
-        const parent = stores.grants.getGrant(input.parentGrantId);
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+        const parent = await stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
-        stores.grants.saveGrant(grant);
+        await stores.grants.saveGrant(grant);
         return identityOf(grant);
       });
     },
@@ -106,7 +123,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async endTask(input: EndTaskInput): Promise<void> {
       return atActivityBoundary(async () => {
         const { stores } = requireIdentity(deps);
-        const grant = stores.grants.getGrant(input.grantId);
+        const grant = await stores.grants.getGrant(input.grantId);
         await stores.revocation.revokeGrant(input.grantId, `task ${input.status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
       });
     },

@@ -8,6 +8,7 @@
  */
 import { RecoveryError } from '../errors';
 import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { hydrateJournal } from '../recovery/shared-journal';
 import type { Compensation } from '../recovery/compensation';
 import { runCompensation, type CompensationOutcome } from '../recovery/run-compensation';
 import { commitOverlay } from '../recovery/workspace-overlay';
@@ -16,6 +17,7 @@ import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { executeToolCall } from './run-tool';
 import { atActivityBoundary } from './to-application-failure';
+import { mcpCompensationArgs } from '../executors/mcp-executor';
 
 export interface RecoveryTaskInput {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
@@ -54,11 +56,11 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     },
 
     /** Makes the overlay's files real (atomically per file, snapshotting what they replace). */
-    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[] }> {
+    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
       return atActivityBoundary(async () => {
         if (input.task.resources.workspace === undefined) return { files: [] };
         const result = await commitOverlay({ stateDir: stateDirOfDeps(deps), taskKey: taskKeyOf(input.rootWorkflowId), workspace: input.task.resources.workspace });
-        return { files: result.manifest?.entries.map((e) => e.path) ?? [] };
+        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
       });
     },
 
@@ -67,6 +69,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
       return atActivityBoundary(async () => {
         const stateDir = stateDirOfDeps(deps);
         const taskKey = taskKeyOf(input.rootWorkflowId);
+        // The SQL may have run on another worker: take its journaled images first.
+        if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
         return runCompensation(input.compensation, {
           stateDir,
           taskKey,
@@ -81,7 +85,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
               maxCredentialTtlMs: 60_000,
               task: input.task,
               tool,
-              args: toolInput as Record<string, unknown>,
+              // An MCP tool's undo takes its own arguments, mapped from the original call by the task file.
+              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(input.task, input.compensation.input.original) : undefined) ?? (toolInput as Record<string, unknown>),
             });
             return call.output;
           },

@@ -54,6 +54,16 @@ export const WARDEN_ATTR = {
   promptSha256: 'warden.prompt.sha256',
   /** Hash of the tool's arguments (canonical JSON). */
   toolArgsSha256: 'warden.tool.args.sha256',
+  /** The tool's executor kind (`builtin`, `isolate`, `process`, `mcp`), from its descriptor. */
+  toolExecutor: 'warden.tool.executor',
+  /** The tool's effect families (`payment`, `messaging`, `network`, `storage`, `code-execution`), as a string array. */
+  toolFamilies: 'warden.tool.families',
+  /** The tool's resolved MCP hints, as a string array of the true ones (`readOnlyHint`, `destructiveHint`, ...). */
+  toolHints: 'warden.tool.hints',
+  /** False when the tool declared no effects and is treated as doing anything (fail closed). */
+  toolDeclared: 'warden.tool.declared',
+  /** Whether a call of the tool can be undone (its descriptor's compensation). */
+  toolUndoable: 'warden.tool.undoable',
   /** The `jti` of the credential a tool call used. Never the token itself. */
   credentialJti: 'warden.credential.jti',
   /** `allow` or `deny`. */
@@ -63,8 +73,25 @@ export const WARDEN_ATTR = {
   resourcesFiles: 'warden.resources.files',
   resourcesHosts: 'warden.resources.hosts',
   resourcesTables: 'warden.resources.tables',
+  /** An approval request's id, and how it was decided (`approved`, `denied`). */
+  approvalRequestId: 'warden.approval.request_id',
+  approvalDecision: 'warden.approval.decision',
+  /** The registered approver whose key signed the decision, and that key's id. */
+  approvalApprover: 'warden.approval.approver',
+  approvalApproverKey: 'warden.approval.approver_key',
   /** `ok`, `denied`, `failed`, or a task status at the end of a task. */
   outcome: 'warden.outcome',
+  /** MCP servers whose tool lists a task pinned, as a string array. */
+  mcpServers: 'warden.mcp.servers',
+  /** The pins: `<server>:<sha256 of the canonical tool list>`, as a string array. */
+  mcpPins: 'warden.mcp.pins',
+  /** Every pinned MCP tool (`<server>.<tool>`), as a string array. */
+  mcpTools: 'warden.mcp.tools',
+  /** On an MCP tool call: the pin its server's list was checked against. */
+  mcpPin: 'warden.mcp.pin',
+  /** On a `proc.run` call: the program and its exit status. */
+  processCommand: 'warden.process.command',
+  processExitCode: 'warden.process.exit_code',
 } as const;
 
 /**

@@ -4,17 +4,23 @@
  *
  * Deliberately free of side effects and Node imports: workflow code may import this file.
  *
- * What each built-in needs:
- * - `fs.write`: nothing per call. Every write of the task tree lands in its overlay, which one
- *   `fs-overlay-discard` (registered once per task, `overlayCompensation`) throws away whole.
- * - `sql.exec`: `sql-undo` of the call id (journaled calls only).
- * - `http.fetch`: none; a request that reached a server cannot be taken back by Warden. The plan
- *   says so (`undoable: false`) so the result can report it.
- * - reads (`fs.read`, `fs.list`, `sql.query`): nothing to undo.
- * A user-defined tool that declares `compensate: <tool>` is undone by running that tool with the
- * original arguments and output; otherwise by what its capabilities imply (as above).
+ * The plan follows the tool's descriptor (`profile.undo`, tools/tool-descriptor.ts), so a new tool
+ * kind needs no change here:
+ * - `overlay` (fs.write, tools with that capability): nothing per call at the root. Every write
+ *   of the task tree lands in its overlay, which one `fs-overlay-discard` (registered once per
+ *   task, `overlayCompensation`) throws away whole. A sub-agent's call is undone on its own
+ *   (`fs-overlay-undo`, with `overlayUndo`), so a sub-agent that does not complete leaves no file
+ *   behind while its parent goes on.
+ * - `sql-journal` (sql.exec, tools with that capability): `sql-undo` of the call id, when the
+ *   call ran with the undo journal; without it the change cannot be undone.
+ * - `tool`: the declared compensating tool runs with the original arguments and output.
+ * - `impossible` (an HTTP request, an MCP or process tool with no compensating tool): nothing
+ *   can undo it, and the plan says so (`undoable: false`) so the result can report it.
+ * - no mechanism: a read-only tool; nothing to undo.
  */
 import { z } from 'zod';
+import { getBuiltinTool } from '../tools/builtin-tools';
+import { CAPABILITY_NAMES, defineTool, type CapabilityName, type ToolDescriptor } from '../tools/tool-descriptor';
 
 export const OriginalCallSchema = z.strictObject({ tool: z.string(), args: z.unknown(), output: z.unknown() });
 
@@ -23,6 +29,12 @@ export const CompensationSchema = z.discriminatedUnion('kind', [
     kind: z.literal('fs-overlay-discard'),
     /** The task tree whose overlay is thrown away (see recovery-paths `taskKeyOf`). */
     taskKey: z.string(),
+  }),
+  z.strictObject({
+    kind: z.literal('fs-overlay-undo'),
+    /** The tool call whose overlay writes are undone (a sub-agent's: the root's overlay is discarded whole). */
+    callId: z.string(),
+    forTool: z.string(),
   }),
   z.strictObject({
     kind: z.literal('sql-undo'),
@@ -65,66 +77,93 @@ export interface CompensationContext {
   compensate?: string;
   /** Whether `sql.exec` ran with an undo journal. */
   journaled?: boolean;
+  /**
+   * Whether the call's overlay writes are undone one by one (`fs-overlay-undo`): for a sub-agent,
+   * whose writes must go when it does not complete while the rest of the tree goes on.
+   */
+  overlayUndo?: boolean;
 }
-
-const READ_ONLY = new Set(['fs.read', 'fs.list', 'sql.query']);
-const BUILTINS = new Set(['fs.read', 'fs.write', 'fs.list', 'http.fetch', 'sql.query', 'sql.exec']);
 
 /** The compensation of the task tree's overlay: registered once, before the first tool runs. */
 export function overlayCompensation(taskKey: string): Compensation {
   return { kind: 'fs-overlay-discard', taskKey };
 }
 
-/** How to undo one successful call of `toolName` that returned `output`. */
-export function compensationFor(toolName: string, output: unknown, context: CompensationContext): CompensationPlan {
-  if (BUILTINS.has(toolName)) return builtinPlan(toolName, output, context);
-  if (context.compensate !== undefined) {
+/** How to undo one call of `descriptor` (also a failed one: it may have changed rows before failing) that returned `output`. */
+export function compensationOf(descriptor: ToolDescriptor, output: unknown, context: CompensationContext): CompensationPlan {
+  const undo = descriptor.profile.undo;
+  if (undo.length === 0) return { compensations: [], undoable: true, note: 'read-only' };
+  const compensator = undo.find((u) => u.kind === 'tool');
+  const overlayUndo: Compensation[] =
+    context.overlayUndo === true && undo.some((u) => u.kind === 'overlay') ? [{ kind: 'fs-overlay-undo', callId: context.callId, forTool: descriptor.name }] : [];
+  if (compensator !== undefined) {
     return {
       compensations: [
+        ...overlayUndo,
         {
           kind: 'tool',
-          tool: context.compensate,
-          forTool: toolName,
+          tool: compensator.tool,
+          forTool: descriptor.name,
           callId: context.callId,
-          input: { compensationId: `${context.compensate}:${context.callId}`, original: { tool: toolName, args: context.args ?? null, output: output ?? null } },
+          input: { compensationId: `${compensator.tool}:${context.callId}`, original: { tool: descriptor.name, args: context.args ?? null, output: output ?? null } },
         },
       ],
       undoable: true,
-      note: `undone by its compensating tool ${context.compensate}`,
+      note: `undone by its compensating tool ${compensator.tool}`,
     };
   }
-  const capabilities = new Set(context.capabilities ?? []);
+  const builtin = descriptor.executor.kind === 'builtin';
   const compensations: Compensation[] = [];
   const notes: string[] = [];
   let undoable = true;
-  if (capabilities.has('fs.write')) notes.push('file writes are in the overlay');
-  if (capabilities.has('sql.exec')) {
-    if (context.journaled === true) {
-      compensations.push({ kind: 'sql-undo', callId: context.callId, forTool: toolName });
-      notes.push('SQL changes are undone from the journal');
-    } else {
-      undoable = false;
-      notes.push('SQL changes were not journaled');
+  for (const mechanism of undo) {
+    switch (mechanism.kind) {
+      case 'overlay':
+        if (overlayUndo.length > 0) {
+          compensations.push(...overlayUndo);
+          notes.push('in the overlay; undone if the sub-agent does not complete');
+        } else {
+          notes.push(builtin ? 'in the overlay, discarded as a whole' : 'file writes are in the overlay');
+        }
+        break;
+      case 'sql-journal': {
+        const result = typeof output === 'object' && output !== null ? (output as { changes?: unknown; rowsChanged?: unknown }) : {};
+        if (builtin && result.changes === 0 && (result.rowsChanged === undefined || result.rowsChanged === 0)) {
+          notes.push('changed no rows');
+        } else if (context.journaled === true) {
+          compensations.push({ kind: 'sql-undo', callId: context.callId, forTool: descriptor.name });
+          notes.push(builtin ? 'undone from the SQL journal' : 'SQL changes are undone from the journal');
+        } else {
+          undoable = false;
+          notes.push(builtin ? 'ran without an undo journal' : 'SQL changes were not journaled');
+        }
+        break;
+      }
+      case 'impossible':
+        undoable = false;
+        notes.push(builtin ? 'an HTTP request cannot be undone' : `${mechanism.why} (declare a compensating tool)`);
+        break;
+      case 'tool':
+        break;
     }
   }
-  if (capabilities.has('http.fetch')) {
-    undoable = false;
-    notes.push('HTTP requests cannot be undone (declare a compensating tool)');
-  }
-  return { compensations, undoable, note: notes.length === 0 ? 'no side effects' : notes.join('; ') };
+  return { compensations, undoable, note: notes.join('; ') };
 }
 
-function builtinPlan(toolName: string, output: unknown, context: CompensationContext): CompensationPlan {
-  if (READ_ONLY.has(toolName)) return { compensations: [], undoable: true, note: 'read-only' };
-  if (toolName === 'fs.write') return { compensations: [], undoable: true, note: 'in the overlay, discarded as a whole' };
-  if (toolName === 'http.fetch') return { compensations: [], undoable: false, note: 'an HTTP request cannot be undone' };
-  // sql.exec
-  const result = typeof output === 'object' && output !== null ? (output as { changes?: unknown; rowsChanged?: unknown }) : {};
-  if (result.changes === 0 && (result.rowsChanged === undefined || result.rowsChanged === 0)) {
-    return { compensations: [], undoable: true, note: 'changed no rows' };
-  }
-  if (context.journaled !== true) {
-    return { compensations: [], undoable: false, note: 'ran without an undo journal' };
-  }
-  return { compensations: [{ kind: 'sql-undo', callId: context.callId, forTool: toolName }], undoable: true, note: 'undone from the SQL journal' };
+/**
+ * How to undo one call of `toolName`: a built-in by its descriptor, any other tool by a
+ * descriptor built from the context (its capabilities and compensating tool). Prefer
+ * `compensationOf` with the task's catalog entry.
+ */
+export function compensationFor(toolName: string, output: unknown, context: CompensationContext): CompensationPlan {
+  const descriptor =
+    getBuiltinTool(toolName) ??
+    defineTool({
+      name: toolName,
+      description: toolName,
+      executor: { kind: 'isolate', source: 'return null;' },
+      capabilities: (context.capabilities ?? []).filter((c): c is CapabilityName => (CAPABILITY_NAMES as readonly string[]).includes(c)),
+      ...(context.compensate === undefined ? {} : { compensate: context.compensate }),
+    });
+  return compensationOf(descriptor, output, context);
 }

@@ -6,7 +6,8 @@
  * - `run` always resolves with a SandboxRunResponse (it rejects only on misuse or after close):
  *   if the host exits, every call it owed gets ERR_SANDBOX_CRASHED; if a call overruns its
  *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
- *   ERR_SANDBOX_TIMEOUT. The next call transparently starts a new host.
+ *   ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
+ *   lost one had booted; otherwise the next call starts one.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
  *   the host killed. Responses are matched to calls by id and by the host that was asked.
  * - The host gets a scrubbed environment (by default only PATH, TMPDIR, TZ and locale), so worker
@@ -15,7 +16,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
-import { SANDBOX_IDENTITY_DIR_ENV, SANDBOX_PROBE_CALL, SandboxRunRequestSchema, SandboxRunResponseSchema, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SandboxRunRequestSchema, SandboxRunResponseSchema, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -32,11 +33,15 @@ export interface SandboxClientOptions {
    * the host runs nothing (but the fixed start-up probe) without a valid per-call credential.
    */
   identityStateDir?: string;
+  /** The shared state database (PostgreSQL URL) holding the revocation and replay stores, when workers share one. */
+  identityDatabaseUrl?: string;
+  /** A public JWKS file to verify with instead of the state folder's (one key from a key source). */
+  identityJwksFile?: string;
 }
 
 /** Counters for monitoring and tests. */
 export interface SandboxClientStats {
-  /** Host processes started, including the first. */
+  /** Host processes started, including the first and warm replacements. */
   hostStarts: number;
   /** Host processes that ended while the client was open (crashed, or killed by the client). */
   hostExits: number;
@@ -84,6 +89,8 @@ export class SandboxClient {
     this.#env = {
       ...(options.env ?? scrubbedEnv(process.env)),
       ...(options.identityStateDir === undefined ? {} : { [SANDBOX_IDENTITY_DIR_ENV]: options.identityStateDir }),
+      ...(options.identityDatabaseUrl === undefined ? {} : { [SANDBOX_DATABASE_URL_ENV]: options.identityDatabaseUrl }),
+      ...(options.identityJwksFile === undefined ? {} : { [SANDBOX_JWKS_FILE_ENV]: options.identityJwksFile }),
     };
   }
 
@@ -205,7 +212,8 @@ export class SandboxClient {
   }
 
   #onHostGone(host: HostHandle, reason: string): void {
-    if (!host.gone) {
+    const firstNotice = !host.gone;
+    if (firstNotice) {
       host.gone = true;
       if (!this.#closed) this.#hostExits += 1;
     }
@@ -213,6 +221,15 @@ export class SandboxClient {
     for (const [id, pending] of [...this.#pending]) {
       if (pending.host === host) this.#answer(id, failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call`));
     }
+    // A host that had booted is replaced at once, so the next call does not pay for a boot; one
+    // that died before answering anything is not (a host that cannot start would loop).
+    if (firstNotice && host.answered && !this.#closed) setImmediate(() => this.#warmReplacement());
+  }
+
+  /** Starts a host if none runs and sends it the probe call, so its first isolate is ready too. */
+  #warmReplacement(): void {
+    if (this.#closed || this.#host !== undefined) return;
+    void this.run(SANDBOX_PROBE_CALL).catch(() => undefined);
   }
 
   #answer(id: string, response: SandboxRunResponse): void {
