@@ -7,6 +7,7 @@ import { createDriver } from '../drivers/create-driver';
 import type { ToolSpec } from '../drivers/model-driver';
 import { ModelTurnSchema, type ModelTurn, type StepRecord } from '../task/task-run';
 import type { Task } from '../task/task-schema';
+import type { StatedClaimRecord } from '../attestation/claim-outcome';
 import { ModelError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
@@ -16,6 +17,8 @@ import { WARDEN_ATTR } from '../custody/attributes';
 
 export interface ProposeTurnInput {
   workflowId: string;
+  /** Claims stated so far with `state_claim` (absent when none: inputs recorded before claims were stated). */
+  claims?: StatedClaimRecord[];
   task: Task;
   turn: number;
   steps: StepRecord[];
@@ -38,7 +41,7 @@ export function createProposeTurn(deps: ActivityDeps) {
       const driver = createDriver(input.task.agent.model, { env: deps.env ?? process.env });
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
-      const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
+      const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents, ...(input.claims === undefined ? {} : { claims: input.claims }) };
       // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
       annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
       const turn = await driver.proposeTurn(driverInput, Context.current().cancellationSignal);

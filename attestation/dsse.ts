@@ -8,29 +8,14 @@
  * and never which bytes differed.
  */
 import { createPublicKey, sign as nodeSign, verify as nodeVerify, KeyObject } from 'node:crypto';
-import { z } from 'zod';
+import { DsseEnvelopeSchema, type DsseEnvelope } from './dsse-envelope-schema';
 import type { Jwks, PublicJwk } from '../identity/claims';
 import { AttestationError } from '../errors';
 
 /** The payload type of an in-toto Statement (in-toto attestation spec, envelope layer). */
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 
-const Base64Schema = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'standard base64');
-
-export const DsseSignatureSchema = z.strictObject({
-  /** The signing key's JWK thumbprint (its `kid` in Warden's published JWKS). */
-  keyid: z.string().min(1).max(128),
-  /** Base64 of the raw signature: Ed25519 (64 bytes) or ECDSA P-256 (ASN.1 DER). */
-  sig: Base64Schema,
-});
-
-export const DsseEnvelopeSchema = z.strictObject({
-  /** Base64 of the payload bytes. */
-  payload: Base64Schema,
-  payloadType: z.string().min(1),
-  signatures: z.array(DsseSignatureSchema).min(1).max(16),
-});
-export type DsseEnvelope = z.infer<typeof DsseEnvelopeSchema>;
+export { DsseEnvelopeSchema, DsseSignatureSchema, type DsseEnvelope } from './dsse-envelope-schema';
 
 /**
  * PAE(type, body) = "DSSEv1" SP LEN(type) SP type SP LEN(body) SP body, LEN being the byte length

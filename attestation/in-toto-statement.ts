@@ -19,13 +19,8 @@ export function claimPredicateType(kind: string): string {
 }
 export const RECEIPT_PREDICATE_TYPE = `${PREDICATE_BASE}/task-receipt/v1`;
 
-/** A ResourceDescriptor as a subject: a name and at least one digest (lower-case hex). */
-export const SubjectSchema = z.strictObject({
-  name: z.string().min(1),
-  digest: z.record(z.string().regex(/^[a-z0-9-]+$/), z.string().regex(/^[0-9a-f]+$/)).refine((d) => Object.keys(d).length > 0, 'at least one digest'),
-  annotations: z.record(z.string(), z.unknown()).optional(),
-});
-export type Subject = z.infer<typeof SubjectSchema>;
+import { SubjectSchema, type Subject } from './in-toto-subject';
+export { SubjectSchema, type Subject };
 
 export const StatementSchema = z.strictObject({
   _type: z.literal(STATEMENT_TYPE),

@@ -85,7 +85,11 @@ export async function verifyClaim(input: ClaimInput | unknown, means: ClaimVerif
         try {
           bytes = await means.readFile(claim.path);
         } catch (error) {
-          return decided(claim, false, `cannot read ${claim.path} in the committed workspace (${failureReason(error)})`, { exists: false });
+          // A file that is not there refutes the claim; one Warden may not or cannot read leaves it open.
+          if ((error as { code?: unknown })?.code === 'ERR_PATH_NOT_FOUND') {
+            return decided(claim, false, `${claim.path} does not exist in the committed workspace`, { exists: false });
+          }
+          return unverified(claim, `cannot read ${claim.path} in the committed workspace: ${failureReason(error)}`);
         }
         const digest = sha256(bytes);
         const subjects = [{ name: `file:${claim.path}`, digest: { sha256: digest } }];

@@ -11,6 +11,8 @@
  * - The response is untrusted. It is validated for shape only: a tool name the model made up is
  *   decoded and passed on, because permissions are decided by the workflow, not here.
  */
+import { CLAIMS_GUIDANCE, STATE_CLAIM_FUNCTION, claimActionOf, pastClaimCalls, stateClaimFunction } from './state-claim-function';
+import type { StatedClaimRecord } from '../attestation/claim-outcome';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ModelError, type ErrorCode } from '../errors';
@@ -37,7 +39,7 @@ export const FINAL_ANSWER_FUNCTION = 'final_answer';
 /** The function the model calls to start a sub-agent: `{ name, intent? }`. */
 export const SPAWN_SUBAGENT_FUNCTION = 'spawn_subagent';
 
-const RESERVED_FUNCTIONS: ReadonlySet<string> = new Set([FINAL_ANSWER_FUNCTION, SPAWN_SUBAGENT_FUNCTION]);
+const RESERVED_FUNCTIONS: ReadonlySet<string> = new Set([FINAL_ANSWER_FUNCTION, SPAWN_SUBAGENT_FUNCTION, STATE_CLAIM_FUNCTION]);
 
 /** Successful responses above this size are refused rather than buffered without bound. */
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
@@ -110,6 +112,7 @@ function systemPrompt(task: Task, canSpawn: boolean): string {
     `You are an AI agent acting on behalf of the user "${task.user}".`,
     "Work on the user's request by calling the tools provided. Every call is checked against the permissions the user granted; a call that is not allowed is denied and its result says why.",
     ...(canSpawn ? [`You may hand part of the work to a sub-agent with ${SPAWN_SUBAGENT_FUNCTION}.`] : []),
+    CLAIMS_GUIDANCE,
     `When you are done, call ${FINAL_ANSWER_FUNCTION} with "answer" (your answer to the user) and "claims" (short factual statements about what you did; they will be verified).`,
   ];
   const instructions = task.agent.instructions?.trim();
@@ -133,6 +136,7 @@ function offeredFunctions(input: DriverInput): OfferedFunctions {
     tools.push(toolFunction(spec, name));
   }
   if (input.subagents.length > 0) tools.push(spawnFunction(input.subagents));
+  tools.push({ type: 'function', function: stateClaimFunction() });
   tools.push(finalAnswerFunction());
   return { tools, decode };
 }
@@ -171,7 +175,11 @@ function finalAnswerFunction(): ChatTool {
         type: 'object',
         properties: {
           answer: { type: 'string', description: 'Your answer to the user.' },
-          claims: { type: 'array', items: { type: 'string' }, description: 'Short factual statements about what you did.' },
+          claims: {
+            type: 'array',
+            items: { anyOf: [{ type: 'string' }, { type: 'object' }] },
+            description: `Short factual statements about what you did, or structured claims as ${STATE_CLAIM_FUNCTION} takes them.`,
+          },
         },
         required: ['answer', 'claims'],
         additionalProperties: false,
@@ -185,8 +193,12 @@ function finalAnswerFunction(): ChatTool {
  * that turn's calls, then one tool message per call. Call ids come from the model but must be
  * unique in a transcript, so a repeated or missing id is replaced deterministically.
  */
-function transcript(steps: readonly StepRecord[]): ChatMessage[] {
-  const ordered = [...steps].sort((a, b) => a.turn - b.turn || a.index - b.index);
+function transcript(steps: readonly StepRecord[], claims?: readonly StatedClaimRecord[]): ChatMessage[] {
+  // A turn's steps, then the claims it stated (state_claim calls are not steps).
+  const entries = [
+    ...steps.map((step) => ({ turn: step.turn, order: step.index, step })),
+    ...pastClaimCalls(claims).map((claim, i) => ({ turn: claim.turn, order: Number.MAX_SAFE_INTEGER - 100_000 + i, claim })),
+  ].sort((a, b) => a.turn - b.turn || a.order - b.order);
   const used = new Set<string>();
   const messages: ChatMessage[] = [];
   let turn: number | undefined;
@@ -195,16 +207,26 @@ function transcript(steps: readonly StepRecord[]): ChatMessage[] {
   const flush = (): void => {
     if (assistant) messages.push(assistant, ...results);
   };
-  for (const step of ordered) {
-    if (step.turn !== turn) {
+  let claimCount = 0;
+  for (const entry of entries) {
+    if (entry.turn !== turn) {
       flush();
-      turn = step.turn;
+      turn = entry.turn;
       assistant = { role: 'assistant', content: null, tool_calls: [] };
       results = [];
     }
-    const id = uniqueCallId(step, used);
-    assistant?.tool_calls.push({ id, type: 'function', function: functionCallOf(step) });
-    results.push({ role: 'tool', tool_call_id: id, content: resultOf(step) });
+    if ('step' in entry && entry.step !== undefined) {
+      const id = uniqueCallId(entry.step, used);
+      assistant?.tool_calls.push({ id, type: 'function', function: functionCallOf(entry.step) });
+      results.push({ role: 'tool', tool_call_id: id, content: resultOf(entry.step) });
+    } else if ('claim' in entry && entry.claim !== undefined) {
+      let id = entry.claim.callId !== undefined && entry.claim.callId !== '' && !used.has(entry.claim.callId) ? entry.claim.callId : `claim_${claimCount}`;
+      for (let n = 1; used.has(id); n++) id = `claim_${claimCount}_${n}`;
+      used.add(id);
+      claimCount++;
+      assistant?.tool_calls.push({ id, type: 'function', function: { name: STATE_CLAIM_FUNCTION, arguments: JSON.stringify(entry.claim.arguments) } });
+      results.push({ role: 'tool', tool_call_id: id, content: entry.claim.result });
+    }
   }
   flush();
   return messages;
@@ -261,7 +283,7 @@ const ChatCompletionSchema = z.object({
     .min(1),
 });
 
-const FinalArgsSchema = z.object({ answer: z.string(), claims: z.array(z.string()).default([]) });
+const FinalArgsSchema = z.object({ answer: z.string(), claims: z.array(z.union([z.string(), z.record(z.string(), z.unknown())])).default([]) });
 const SpawnArgsSchema = z.object({ name: z.string().min(1), intent: z.string().optional() });
 
 /** A name from the model, safe to quote in a message. */
@@ -297,9 +319,10 @@ function toAction(call: ResponseToolCall, decode: ReadonlyMap<string, string>): 
   const callId = call.id !== undefined && call.id !== '' ? { callId: call.id } : {};
   if (name === FINAL_ANSWER_FUNCTION) {
     const parsed = FinalArgsSchema.safeParse(args);
-    if (!parsed.success) throw protocolError(`the model called ${FINAL_ANSWER_FUNCTION} without a string "answer" and string "claims"`);
+    if (!parsed.success) throw protocolError(`the model called ${FINAL_ANSWER_FUNCTION} without a string "answer" and "claims" (strings or claim objects)`);
     return { type: 'final', answer: parsed.data.answer, claims: parsed.data.claims };
   }
+  if (name === STATE_CLAIM_FUNCTION) return claimActionOf(args, call.id);
   if (name === SPAWN_SUBAGENT_FUNCTION) {
     const parsed = SpawnArgsSchema.safeParse(args);
     if (!parsed.success) throw protocolError(`the model called ${SPAWN_SUBAGENT_FUNCTION} without a string "name"`);
@@ -391,7 +414,7 @@ export class OpenAICompatibleDriver implements ModelDriver {
       messages: [
         { role: 'system', content: systemPrompt(input.task, canSpawn) },
         { role: 'user', content: input.task.intent },
-        ...transcript(input.steps),
+        ...transcript(input.steps, input.claims),
       ] satisfies ChatMessage[],
       tools: offered.tools,
       tool_choice: 'auto',

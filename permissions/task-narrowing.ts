@@ -124,6 +124,8 @@ export const TASK_FIELD_NARROWING: { readonly [K in keyof Task]-?: FieldCheck<K>
   subagents: (child, parent) => (jsonEqual(child, parent) ? [] : ['sub-agent declarations differ from the parent\'s']),
   // Only the root takes the pre-task snapshot.
   snapshot: (child) => (child ? ['takes its own snapshot'] : []),
+  // Claims are verified by the root, with the root's verifiers: a sub-agent has no say in how.
+  attestation: (child, parent) => (jsonEqual(child ?? null, parent ?? null) ? [] : ["attestation differs from the parent's"]),
 };
 
 /** Every way `child` is wider than `parent`, as `<field>: <why>` (empty when it is within). */

@@ -15,6 +15,8 @@ import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
 import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
+import { attestClaims } from './attest-claims';
+import { claimsOfFinalAnswer, stateClaim, statedClaimsOf } from './stated-claims';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
@@ -35,6 +37,8 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
   }
+  // The root checks every claim of the task tree against what was committed (attest-claims.ts).
+  if (run.patches.attestClaims) await CancellationScope.nonCancellable(() => attestClaims(run, result));
   // Every session call has its answer before the workflow completes.
   if (session !== undefined) await condition(allHandlersFinished);
   return result;
@@ -62,13 +66,20 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
-      const modelTurn: ModelTurn = await run.deadline.within(() => proposeTurn({ task, turn, steps: state.steps, workflowId: run.workflowId }));
+      const claims = statedClaimsOf(run);
+      const modelTurn: ModelTurn = await run.deadline.within(() =>
+        proposeTurn({ task, turn, steps: state.steps, workflowId: run.workflowId, ...(claims.length === 0 ? {} : { claims: [...claims] }) }),
+      );
       state.turn += 1;
       state.model = modelTurn.model;
       for (const action of modelTurn.actions) {
         if (action.type === 'final') {
-          state.final = { answer: action.answer, claims: action.claims };
+          state.final = { answer: action.answer, claims: claimsOfFinalAnswer(run, action.claims) };
           return finishRun(run, 'completed');
+        }
+        if (action.type === 'claim') {
+          stateClaim(run, action, turn);
+          continue;
         }
         if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
         await runAction(run, action, turn);

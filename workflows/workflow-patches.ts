@@ -16,10 +16,14 @@ export const CALL_KEY_PATCH = 'call-key-run-and-call';
 /** A sub-agent's file writes are undone per call. */
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
 
+/** The root task verifies its tree's claims after the commit (older runs end without). */
+export const ATTEST_CLAIMS_PATCH = 'attest-claims';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
   subagentFsUndo: boolean;
+  attestClaims: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -29,5 +33,7 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     callKeys: patched(CALL_KEY_PATCH),
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
+    // Only the root verifies (its sub-agents' claims too); a sub-agent records no marker.
+    attestClaims: isRoot && patched(ATTEST_CLAIMS_PATCH),
   };
 }
