@@ -31,6 +31,9 @@ export interface StatedClaimRecord {
   claim: StatedClaim;
 }
 
+/** The custody record kind of a claim's verdict. */
+export const CLAIM_VERDICT_RECORD = 'claim-verdict';
+
 /** Most claims one agent may state in a task (final answer and `state_claim` together). */
 export const MAX_CLAIMS_PER_AGENT = 100;
 

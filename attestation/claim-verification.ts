@@ -28,7 +28,7 @@ import type { TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { durationToMs } from '../task/duration';
 import { attestClaim, claimCheckId, VERIFIER_VERSION, type AttestedRun } from './claim-attestation';
-import type { ClaimOutcome } from './claim-outcome';
+import { CLAIM_VERDICT_RECORD, type ClaimOutcome } from './claim-outcome';
 import { ClaimSchema, describeClaim, normalizeClaim, type StructuredClaim } from './claim-schema';
 import { committedStateMeans } from './committed-state-means';
 import { DEFAULT_VERIFICATION_TIMEOUT } from './attestation-config';
@@ -37,8 +37,7 @@ import { verifierAccessOf, VerifierAccessRefused, type VerifierAccess } from './
 import { issueVerifierCredential } from './verifier-credential';
 import { verifyClaim, type ClaimCheck } from './verify-claim';
 
-/** The custody record kind of a claim's verdict. */
-export const CLAIM_VERDICT_RECORD = 'claim-verdict';
+export { CLAIM_VERDICT_RECORD };
 
 /** What the activity is given by the workflow (all of it recorded in history; no secret). */
 export interface AttestClaimInput {

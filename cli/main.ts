@@ -2,12 +2,14 @@
 import { processIo, type CliIo } from './cli-io';
 import { approvalsCommand, approveCommand, APPROVALS_USAGE, denyCommand } from './commands/approvals';
 import { approversCommand, APPROVERS_USAGE } from './commands/approvers';
+import { attestCommand, ATTEST_USAGE } from './commands/attest';
 import { auditCommand, AUDIT_USAGE } from './commands/audit';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
 import { dbCommand, DB_USAGE } from './commands/db';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
 import { mcpCommand, MCP_USAGE } from './commands/mcp';
 import { policyCommand, POLICY_USAGE } from './commands/policy';
+import { receiptCommand, RECEIPT_USAGE } from './commands/receipt';
 import { replayCommand, REPLAY_USAGE } from './commands/replay';
 import { rollbackCommand, ROLLBACK_USAGE } from './commands/rollback';
 import { runCommand, RUN_USAGE } from './commands/run';
@@ -35,6 +37,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   rollback: { run: rollbackCommand, usage: ROLLBACK_USAGE },
   audit: { run: auditCommand, usage: AUDIT_USAGE },
   trace: { run: traceCommand, usage: TRACE_USAGE },
+  attest: { run: attestCommand, usage: ATTEST_USAGE },
+  receipt: { run: receiptCommand, usage: RECEIPT_USAGE },
   replay: { run: replayCommand, usage: REPLAY_USAGE },
   db: { run: dbCommand, usage: DB_USAGE },
   mcp: { run: mcpCommand, usage: MCP_USAGE },
