@@ -87,12 +87,23 @@ export const StructuredClaimSchema = z.discriminatedUnion(
 );
 
 /** A claim as a task file or a model writes it: a sentence, or a structured claim. */
-export const ClaimSchema = z.union([z.string().min(1).max(4096), StructuredClaimSchema]);
+export const ClaimSchema = z.union([z.string().min(1).max(4096), StructuredClaimSchema], { error: 'a claim: a sentence, or { kind, ... } (a structured claim)' });
 export type Claim = z.infer<typeof ClaimSchema>;
 /** A claim before defaults (as written in a task file or by a model). */
 export type ClaimInput = z.input<typeof ClaimSchema>;
 export type StructuredClaim = z.infer<typeof StructuredClaimSchema>;
 export type ClaimKind = StructuredClaim['kind'];
+
+/**
+ * What is wrong with a claim, as `path: message` lines (empty when it reads): an object is
+ * explained against the structured kinds (which field is missing or malformed), not as "not a
+ * string either".
+ */
+export function claimProblems(raw: unknown): string[] {
+  const parsed = (typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? StructuredClaimSchema : ClaimSchema).safeParse(raw);
+  if (parsed.success) return [];
+  return parsed.error.issues.map((i) => `${i.path.join('.') || '(claim)'}: ${i.message.replace(/^Invalid input: /, '')}`);
+}
 
 /** Every claim as a structured one (a string becomes `{ kind: 'text' }`). */
 export function normalizeClaim(claim: Claim): StructuredClaim {

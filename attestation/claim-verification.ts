@@ -29,7 +29,7 @@ import type { Task } from '../task/task-schema';
 import { durationToMs } from '../task/duration';
 import { attestClaim, claimCheckId, VERIFIER_VERSION, type AttestedRun } from './claim-attestation';
 import { CLAIM_VERDICT_RECORD, type ClaimOutcome } from './claim-outcome';
-import { ClaimSchema, describeClaim, normalizeClaim, type StructuredClaim } from './claim-schema';
+import { ClaimSchema, claimProblems, describeClaim, normalizeClaim, type StructuredClaim } from './claim-schema';
 import { committedStateMeans } from './committed-state-means';
 import { DEFAULT_VERIFICATION_TIMEOUT } from './attestation-config';
 import { sha256Hex } from './in-toto-statement';
@@ -100,9 +100,8 @@ function codeOf(error: unknown): string {
 function readClaim(raw: unknown): { claim: StructuredClaim; invalid?: string } {
   const parsed = ClaimSchema.safeParse(raw);
   if (parsed.success) return { claim: normalizeClaim(parsed.data) };
-  const issue = parsed.error.issues[0];
   const text = typeof raw === 'string' ? raw : (JSON.stringify(raw) ?? String(raw)).slice(0, 500);
-  return { claim: { kind: 'text', text: text === '' ? '(empty)' : text }, invalid: `ERR_CLAIM_INVALID: ${issue?.path.join('.') || '(claim)'}: ${issue?.message}` };
+  return { claim: { kind: 'text', text: text === '' ? '(empty)' : text.slice(0, 4096) }, invalid: `ERR_CLAIM_INVALID: ${claimProblems(raw).slice(0, 3).join('; ')}` };
 }
 
 /** Checks, records and (when verified) signs one claim. Never throws for the claim's sake. */

@@ -7,7 +7,7 @@
  * Provider-neutral: a driver maps `stateClaimFunction()` to its wire format, decodes a call with
  * `claimActionOf`, and adds `pastClaimCalls` to its transcript.
  */
-import { ClaimSchema } from '../attestation/claim-schema';
+import { claimProblems } from '../attestation/claim-schema';
 import type { StatedClaimRecord } from '../attestation/claim-outcome';
 import type { Action } from '../task/task-run';
 
@@ -72,10 +72,11 @@ export interface PastClaimCall {
 export function pastClaimCalls(claims: readonly StatedClaimRecord[] | undefined): PastClaimCall[] {
   return (claims ?? []).map((stated) => {
     const args = typeof stated.claim === 'string' ? { kind: 'text', text: stated.claim } : stated.claim;
-    const parsed = ClaimSchema.safeParse(stated.claim);
-    const result = parsed.success
-      ? JSON.stringify({ recorded: true, note: 'Warden will verify this claim after the task ends' })
-      : JSON.stringify({ error: { code: 'ERR_CLAIM_INVALID', message: parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(claim)'}: ${i.message}`).join('; ') } });
+    const problems = claimProblems(stated.claim);
+    const result =
+      problems.length === 0
+        ? JSON.stringify({ recorded: true, note: 'Warden will verify this claim after the task ends' })
+        : JSON.stringify({ error: { code: 'ERR_CLAIM_INVALID', message: `${problems.slice(0, 3).join('; ')}; state it again, corrected` } });
     return { turn: stated.turn, callId: stated.callId, arguments: args, result };
   });
 }

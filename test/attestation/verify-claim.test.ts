@@ -5,10 +5,11 @@
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, symlinkSync, realpathSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve, sep } from 'node:path';
+import { join } from 'node:path';
+import { readConfinedFileBytes } from '../../sandbox/capabilities/fs-capability';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attestClaim, type AttestedRun } from '../../attestation/claim-attestation';
@@ -17,7 +18,7 @@ import { openStatement, sha256Hex } from '../../attestation/in-toto-statement';
 import { verifyClaim, type ClaimVerifierMeans } from '../../attestation/verify-claim';
 import type { PublicJwk } from '../../identity/claims';
 
-const dir = mkdtempSync(join(tmpdir(), 'warden-claims-'));
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'warden-claims-')));
 const workspace = join(dir, 'workspace');
 let server: Server;
 let base = '';
@@ -29,6 +30,8 @@ beforeAll(async () => {
   writeFileSync(join(workspace, 'passing.test.js'), 'process.exit(require("./report-ok") ? 0 : 1)\n');
   writeFileSync(join(workspace, 'report-ok.js'), 'module.exports = true\n');
   writeFileSync(join(workspace, 'failing.test.js'), 'console.error("1 failed"); process.exit(3)\n');
+  writeFileSync(join(dir, 'outside.md'), '# Report\n42 rows deleted\n');
+  symlinkSync(join(dir, 'outside.md'), join(workspace, 'link-out.md'));
   const db = new Database(join(dir, 'app.db'));
   db.exec("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT); INSERT INTO items (status) VALUES ('open'), ('open'), ('closed')");
   db.close();
@@ -40,11 +43,8 @@ beforeAll(async () => {
   const address = server.address();
   base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
   means = {
-    readFile: async (path) => {
-      const absolute = resolve(workspace, path);
-      if (!absolute.startsWith(workspace + sep)) throw new Error('outside the workspace');
-      return readFileSync(absolute);
-    },
+    // The fs capability's confined open, as Warden's verifier reads committed files.
+    readFile: async (path) => readConfinedFileBytes({ root: workspace, read: true, write: false, list: false }, path),
     countRows: async (_database, sql, params) => {
       const d = new Database(join(dir, 'app.db'), { readonly: true });
       try {
@@ -75,6 +75,8 @@ describe('claims checked against real state', () => {
     ['file digest, true', { kind: 'file.sha256', path: 'report.md', sha256: reportDigest }, 'verified'],
     ['file digest, false', { kind: 'file.sha256', path: 'report.md', sha256: '0'.repeat(64) }, 'refuted'],
     ['file digest of a missing file', { kind: 'file.sha256', path: 'nope.md', sha256: reportDigest }, 'refuted'],
+    ['file digest through a link out of the workspace', { kind: 'file.sha256', path: 'link-out.md', sha256: reportDigest }, 'unverified'],
+    ['file digest of a folder', { kind: 'file.sha256', path: '.', sha256: reportDigest }, 'unverified'],
     ['file text, true', { kind: 'file.contains', path: 'report.md', text: '42 rows deleted' }, 'verified'],
     ['file text, false', { kind: 'file.contains', path: 'report.md', text: '43 rows deleted' }, 'refuted'],
     ['row count, true', { kind: 'sql.count', database: 'app', table: 'items', where: { status: 'open' }, equals: 2 }, 'verified'],
