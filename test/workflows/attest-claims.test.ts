@@ -15,22 +15,38 @@ import { readJwksFile } from '../../identity/keystore';
 import { LedgerReader } from '../../custody/ledger-reader';
 import type { ClaimOutcome, TaskResult } from '../../task/task-run';
 import { replayHistories } from '../mcp/mcp-test-kit';
+import { startFakeOpenAIServer, toolCall, toolCallsReply, type FakeOpenAIServer } from '../support/fake-openai-server';
 import { makeTempDir, startLoopbackServer, type LoopbackServer } from '../sandbox/sandbox-test-kit';
 import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
 let web: LoopbackServer;
+/** A host no agent of this file is granted: the verifier must never reach it. */
+let elsewhere: LoopbackServer;
+let model: FakeOpenAIServer;
 
 beforeAll(async () => {
   env = await startWardenTestEnv();
+  elsewhere = await startLoopbackServer((_req, res) => {
+    res.statusCode = 200;
+    res.end('elsewhere');
+  });
   web = await startLoopbackServer((req, res) => {
+    if (req.url === '/bounce') {
+      res.writeHead(302, { location: `http://127.0.0.1:${elsewhere.port}/health` });
+      res.end();
+      return;
+    }
     res.statusCode = req.url === '/health' ? 200 : 503;
     res.end('ok');
   });
+  model = await startFakeOpenAIServer();
 });
 afterAll(async () => {
   await env?.close();
   await web?.close();
+  await elsewhere?.close();
+  await model?.close();
 });
 
 const PASSING_TEST = `const test = require('node:test');
@@ -244,6 +260,39 @@ describe('claims checked after the commit', () => {
     expect(web.hits.length).toBe(hitsBefore);
   });
 
+  it('does not follow a redirect of a granted host to one that is not granted', async () => {
+    const w = world();
+    const result = await env.runTask(task(w, [{ final: 'done', claims: [{ kind: 'http.status', url: `http://127.0.0.1:${web.port}/bounce`, status: 200 }] }]));
+    expect(result.claims?.[0]).toMatchObject({ verdict: 'unverified', reason: expect.stringMatching(/ERR_NETWORK_DENIED/) });
+    expect(elsewhere.hits).toEqual([]);
+  });
+
+  it('judges a claim on the state the task committed, not on the moment the agent stated it', async () => {
+    const w = world();
+    // A model states true claims mid-task (state_claim), then changes the rows and the file they are about.
+    model.enqueue(
+      toolCallsReply([toolCall('sql__exec', { database: 'app', sql: "DELETE FROM items WHERE status = 'closed'", params: [] }, 'c1'), toolCall('fs__write', { path: 'report.md', content: REPORT }, 'c2')]),
+      toolCallsReply([
+        toolCall('state_claim', { kind: 'sql.count', database: 'app', table: 'items', equals: 3 }, 'k1'),
+        toolCall('state_claim', { kind: 'file.sha256', path: 'report.md', sha256: sha256Hex(REPORT) }, 'k2'),
+      ]),
+      toolCallsReply([toolCall('sql__exec', { database: 'app', sql: "INSERT INTO items (status) VALUES ('open')", params: [] }, 'c3'), toolCall('fs__write', { path: 'report.md', content: 'changed' }, 'c4')]),
+      toolCallsReply([toolCall('final_answer', { answer: 'done', claims: [{ kind: 'tool.called', tool: 'sql.exec', args: { sql: "DELETE FROM items WHERE status = 'closed'" } }] }, 'c5')]),
+    );
+    const t = task(w, []);
+    const result = await env.runTask({ ...t, agent: { name: 'tidier', model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: model.url } } });
+    expect(result.status).toBe('refuted');
+    expect(result.final?.claims).toHaveLength(3);
+    const claims = result.claims ?? [];
+    expect(claims.map((c) => [c.claim.kind, c.verdict])).toEqual([
+      ['sql.count', 'refuted'],
+      ['file.sha256', 'refuted'],
+      ['tool.called', 'verified'],
+    ]);
+    expect(claims[0]?.observed).toEqual({ count: 4 });
+    expect(claims[1]?.reason).toBe(`report.md hashes to ${sha256Hex('changed')}`);
+  });
+
   it('reports claims of a task that did not complete as unverified, without checking them', async () => {
     const w = world();
     const result = await env.runTask(
@@ -272,6 +321,9 @@ describe('user-defined verifiers', () => {
         { kind: 'custom', verifier: 'writer', params: {} },
         { kind: 'custom', verifier: 'invoice-total', params: { file: 1 } },
         { kind: 'custom', verifier: 'nobody', params: {} },
+        { kind: 'custom', verifier: 'prober', params: { url: `http://127.0.0.1:${web.port}/health` } },
+        { kind: 'custom', verifier: 'prober', params: { url: `http://127.0.0.1:${elsewhere.port}/health` } },
+        { kind: 'custom', verifier: 'prober', params: { url: 'http://169.254.169.254/latest/meta-data/' } },
       ] }], {
         attestation: {
           verifiers: {
@@ -281,6 +333,11 @@ describe('user-defined verifiers', () => {
               source: `const invoice = JSON.parse(await warden.fs.read(input.path));
                 const sum = invoice.lines.reduce((a, l) => a + l.amount, 0);
                 return { holds: sum === invoice.total, reason: 'lines add up to ' + sum, observed: { sum } };`,
+            },
+            prober: {
+              capabilities: ['http.fetch'],
+              params: { type: 'object', required: ['url'], properties: { url: { type: 'string' } } },
+              source: `const r = await warden.http.fetch(input.url); return { holds: r.status === 200, reason: 'answered ' + r.status };`,
             },
             writer: {
               capabilities: ['fs.read'],
@@ -292,8 +349,12 @@ describe('user-defined verifiers', () => {
     );
     expect(result.status, result.reason).toBe('completed');
     const claims = result.claims ?? [];
-    expect(claims.map((c) => c.verdict)).toEqual(['verified', 'unverified', 'unverified', 'unverified']);
+    expect(claims.map((c) => c.verdict)).toEqual(['verified', 'unverified', 'unverified', 'unverified', 'verified', 'unverified', 'unverified']);
     expect(claims[0]).toMatchObject({ reason: 'lines add up to 5', observed: { sum: 5 } });
+    // A user verifier reaches only the hosts the agent was granted.
+    expect(claims[5]?.reason).toMatch(/ERR_NETWORK_DENIED/);
+    expect(claims[6]?.reason).toMatch(/ERR_NETWORK_DENIED/);
+    expect(elsewhere.hits).toEqual([]);
     expect(claims[2]?.reason).toMatch(/ERR_CLAIM_INVALID/);
     expect(claims[3]?.reason).toMatch(/no verifier "nobody"/);
     expect(fs.existsSync(path.join(w.workspace, 'pwned.txt'))).toBe(false);
