@@ -207,7 +207,10 @@ async function check(
   const result = await verifyClaim(claim, means);
   if (claim.kind === 'tests.pass' && result.verdict !== 'unverified') {
     // What the tests ran on: files the task changed (an agent that edited the tests shows here).
-    result.observed = { ...(result.observed as object), committedByTask: input.committedFiles ?? [] };
+    const changed = input.committedFiles ?? [];
+    result.observed = { ...(result.observed as object), committedByTask: changed };
+    // A green re-run of tests the agent itself edited proves less: the reason says so, not only `observed`.
+    if (changed.length > 0) result.reason += `, on files of which the task changed ${changed.length}: ${changed.slice(0, 10).join(', ')}${changed.length > 10 ? ', …' : ''}`;
   }
   return { check: result, verifiedAt: at(), credential: credential.jti };
 }

@@ -128,6 +128,7 @@ describe('claims checked after the commit', () => {
     const file = claims[0]!;
     expect(openStatement(file.envelope, jwks).statement.subject[0]).toEqual({ name: 'file:report.md', digest: { sha256: sha256Hex(REPORT) } });
     expect(claims[4]?.observed).toMatchObject({ exitCode: 0, committedByTask: ['report.md'] });
+    expect(claims[4]?.reason).toBe('Warden re-ran the tests: exit code 0, on files of which the task changed 1: report.md');
     expect(claims[7]?.envelope).toBeUndefined();
     // The ledger holds one claim-verdict record per claim, with the verdict the result shows.
     const reader = LedgerReader.open({ stateDir: TEST_STATE_DIR });
@@ -190,6 +191,21 @@ describe('claims checked after the commit', () => {
     expect(result.status).toBe('refuted');
     expect(result.claims?.[0]).toMatchObject({ verdict: 'refuted', observed: { exitCode: 1 } });
     expect(fs.readFileSync(path.join(w.workspace, 'broken.test.js'), 'utf8')).toBe(FAILING_TEST);
+  });
+
+  it('names the test files an agent rewrote when the committed tests pass', async () => {
+    const w = world();
+    const result = await env.runTask(
+      task(w, [
+        { tool: 'fs.write', args: { path: 'broken.test.js', content: PASSING_TEST } },
+        { final: 'fixed', claims: [{ kind: 'tests.pass', command: 'node', args: ['--test', 'broken.test.js'] }] },
+      ]),
+    );
+    // The committed tests do pass (that is what is attested), and the attestation says the task changed them.
+    expect(result.status, result.reason).toBe('completed');
+    expect(result.claims?.[0]).toMatchObject({ verdict: 'verified', reason: expect.stringMatching(/the task changed 1: broken\.test\.js$/), observed: { committedByTask: ['broken.test.js'] } });
+    const { statement } = openStatement(result.claims?.[0]?.envelope, readJwksFile(TEST_STATE_DIR));
+    expect(statement.predicate).toMatchObject({ observed: { committedByTask: ['broken.test.js'] } });
   });
 
   it("checks a sub-agent's claims with the sub-agent's own grants", async () => {
