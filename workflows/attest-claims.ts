@@ -9,7 +9,7 @@
  *
  * Deterministic code only.
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import type { AttestClaimInput } from '../attestation/claim-verification';
 import { refutationReason, type ClaimOutcome, type StatedClaim } from '../attestation/claim-outcome';
@@ -19,6 +19,7 @@ import { durationToMs } from '../task/duration';
 import type { TaskResult } from '../task/task-run';
 import type { AgentRun } from './agent-run';
 import { stepErrorOf } from './task-ended';
+import { callTarget, escapeMarkdown, oneLine } from './ui-summaries';
 
 /** Room past the verification's own time limit for the credential, the custody append and signing. */
 const ATTEST_ACTIVITY_MARGIN_MS = 30_000;
@@ -63,17 +64,49 @@ function failedOutcome(item: TreeClaim, reason: string): ClaimOutcome {
   };
 }
 
+/**
+ * `claim of tidier: sql.count app.items`: the check as the Temporal UI shows it. What the history
+ * already holds, cut to one line; a URL without credentials, query or fragment.
+ */
+export function claimCheckSummary(agent: string, raw: StatedClaim): string {
+  const parsed = ClaimSchema.safeParse(raw);
+  const claim = parsed.success ? normalizeClaim(parsed.data) : undefined;
+  let target = '';
+  switch (claim?.kind) {
+    case 'file.sha256':
+    case 'file.contains':
+      target = claim.path;
+      break;
+    case 'sql.count':
+      target = `${claim.database}.${claim.table}`;
+      break;
+    case 'http.status':
+      target = callTarget('http.fetch', { url: claim.url, method: claim.method });
+      break;
+    case 'tests.pass':
+      target = claim.command;
+      break;
+    case 'tool.called':
+      target = claim.tool;
+      break;
+    case 'custom':
+      target = claim.verifier;
+      break;
+  }
+  return oneLine(escapeMarkdown(`claim of ${agent}: ${claim?.kind ?? 'malformed'}${target === '' ? '' : ` ${target}`}`));
+}
+
 /** Checks the tree's claims and records the verdicts in `result` (and its status). */
 export async function attestClaims(run: AgentRun, result: TaskResult): Promise<void> {
   const claims = claimsOfTree(result);
   if (claims.length === 0) return;
   const timeoutMs = durationToMs(run.task.attestation?.timeout ?? DEFAULT_VERIFICATION_TIMEOUT);
-  const { attestClaim } = proxyActivities<WardenActivities>({
+  const options: ActivityOptions = {
     startToCloseTimeout: timeoutMs + ATTEST_ACTIVITY_MARGIN_MS,
     heartbeatTimeout: '20 seconds',
     // A check that failed for a transient reason is tried again; the verdict is recorded once.
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
-  });
+  };
   const committed = result.status === 'completed';
   const outcomes: ClaimOutcome[] = [];
   // One at a time: a test re-run can take the machine's cores.
@@ -98,6 +131,8 @@ export async function attestClaims(run: AgentRun, result: TaskResult): Promise<v
       ...(result.recovery?.committed === undefined ? {} : { committedFiles: result.recovery.committed }),
     };
     try {
+      // The summary is user metadata for the UI: it does not change the command sequence.
+      const { attestClaim } = proxyActivities<WardenActivities>({ ...options, summary: claimCheckSummary(item.node.agent, item.claim) });
       outcomes.push(await attestClaim(input));
     } catch (error) {
       const failure = stepErrorOf(error);

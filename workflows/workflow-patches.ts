@@ -7,7 +7,9 @@
  * makes the server start a new one), and the replay then fails with a nondeterminism error. The
  * first activation is the same in every run.
  */
-import { patched } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
+import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
+import { CLOSE_PATCHES } from './task-close';
 
 /** Approvals are an authenticated Update (older runs take the unauthenticated signal). */
 export const APPROVAL_UPDATE_PATCH = 'approval-update';
@@ -15,6 +17,8 @@ export const APPROVAL_UPDATE_PATCH = 'approval-update';
 export const CALL_KEY_PATCH = 'call-key-run-and-call';
 /** A sub-agent's file writes are undone per call. */
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+/** Held actions and their decisions are announced (`notifyApproval`, the approval webhook). */
+export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
 
 /** The root task verifies its tree's claims after the commit (older runs end without). */
 export const ATTEST_CLAIMS_PATCH = 'attest-claims';
@@ -23,6 +27,11 @@ export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
   subagentFsUndo: boolean;
+  approvalNotices: boolean;
+  /** Set `WardenStatus` at the end (only when the task started with it: the namespace has it). */
+  statusSearchAttribute: boolean;
+  /** A task that did not complete closes as failed, carrying its result (task-close.ts). */
+  closeAsFailed: boolean;
   attestClaims: boolean;
 }
 
@@ -33,6 +42,10 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     callKeys: patched(CALL_KEY_PATCH),
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
+    approvalNotices: patched(APPROVAL_NOTICE_PATCH),
+    // Upserting an attribute the namespace does not know would fail the task: only when the starter set it.
+    statusSearchAttribute: workflowInfo().typedSearchAttributes.get(WARDEN_SEARCH_ATTRIBUTES.status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute),
+    closeAsFailed: patched(CLOSE_PATCHES.closeAsFailed),
     // Only the root verifies (its sub-agents' claims too); a sub-agent records no marker.
     attestClaims: isRoot && patched(ATTEST_CLAIMS_PATCH),
   };

@@ -15,6 +15,7 @@ import { stateDirOf } from '../../state-dir';
 import { openStateStore, usesSharedDatabase } from '../../state/state-store';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
+import { taskResultOfFailure } from '../../workflows/task-close';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
@@ -42,10 +43,11 @@ async function finishedTask(io: CliIo, workflowId: string): Promise<{ result: Ta
   try {
     const handle = client.workflow.getHandle(workflowId);
     const description = await handle.describe();
-    if (description.status.name !== 'COMPLETED') {
+    // A task that did not complete closes as failed, carrying its result (workflows/task-close.ts).
+    const result = description.status.name === 'COMPLETED' || description.status.name === 'FAILED' ? await handle.result().then((r) => r as TaskResult, (error: unknown) => taskResultOfFailure(error)) : undefined;
+    if (result === undefined) {
       throw new AttestationError('ERR_ATTESTATION_MALFORMED', `task ${workflowId} is ${description.status.name.toLowerCase()}: a receipt is written for a task that has ended with a result`);
     }
-    const result = (await handle.result()) as TaskResult;
     const history = await handle.fetchHistory();
     const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
     const input = started?.input?.payloads?.[0] === undefined ? undefined : (defaultPayloadConverter.fromPayload(started.input.payloads[0]) as { task?: { user?: unknown; intent?: unknown } });

@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStatement, sha256Hex } from '../../attestation/in-toto-statement';
 import { readJwksFile } from '../../identity/keystore';
@@ -171,6 +172,19 @@ describe('claims checked after the commit', () => {
     expect(claims[5]?.observed).toEqual({ status: 503 });
     // The effects were committed all the same: refuted says the agent lied, not that nothing happened.
     expect(fs.readFileSync(path.join(w.workspace, 'report.md'), 'utf8')).toBe(REPORT);
+    // The Temporal UI shows each check by what it is about (a URL without its query), and the task closed as failed.
+    const history = await env.client.workflow.getHandle(result.workflowId).fetchHistory();
+    const summaries = (history.events ?? []).flatMap((e) => (e.userMetadata?.summary ? [defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary)] : [])).filter((t) => t.startsWith('claim of'));
+    expect(summaries).toEqual([
+      'claim of tidier: file.sha256 report.md',
+      'claim of tidier: file.contains report.md',
+      'claim of tidier: file.sha256 missing.md',
+      'claim of tidier: sql.count app.items',
+      'claim of tidier: tests.pass node',
+      `claim of tidier: http.status GET http://127.0.0.1:${web.port}/down`,
+      'claim of tidier: tool.called sql.exec',
+    ]);
+    expect((await env.client.workflow.getHandle(result.workflowId).describe()).status.name).toBe('FAILED');
   });
 
   it('refutes an agent that fakes test output in its own sandbox run', async () => {
