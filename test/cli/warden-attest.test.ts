@@ -97,6 +97,18 @@ describe('warden run with claims', () => {
     expect(result.claims?.[0]?.envelope?.payloadType).toBe('application/vnd.in-toto+json');
   });
 
+  it('shows each verdict in the task timeline (warden trace, the console), backed by its custody record', async () => {
+    const out = await warden(['trace', result.workflowId, '--json']);
+    expect(out.code, out.stderr).toBe(0);
+    const timeline = JSON.parse(out.stdout) as { entries: { kind: string; seq: number | null; text: string }[] };
+    const claims = timeline.entries.filter((e) => e.kind === 'claim');
+    expect(claims.map((e) => e.text.split(':')[0])).toEqual(['verified', 'refuted', 'unverified']);
+    expect(claims.map((e) => e.seq)).toEqual(result.claims?.map((c) => c.custody?.seq));
+    expect(claims[1]?.text).toMatch(/writer claimed .*all bad.* — report\.md does not contain the text/);
+    // After the outcome: the verdicts come from checks made once the task had committed.
+    expect(timeline.entries.findIndex((e) => e.kind === 'claim')).toBeGreaterThan(timeline.entries.findIndex((e) => e.kind === 'outcome'));
+  });
+
   it('publishes one JWKS holding the signing and the custody keys', () => {
     const jwks = JSON.parse(fs.readFileSync(jwksFile, 'utf8')) as { keys: { kid: string }[] };
     expect(jwks.keys.map((k) => k.kid)).toContain(result.claims?.[0]?.envelope?.signatures[0]?.keyid);
