@@ -140,7 +140,7 @@ export const attestSection: BenchSection = {
         { kind: 'http.status', claim: { kind: 'http.status', url: `http://${host}/health`, status: 200 }, bare: async () => (await fetch(`http://${host}/health`)).status, samples: 200 },
         { kind: 'tool.called', claim: { kind: 'tool.called', tool: 'sql.exec', args: { sql: 'DELETE FROM items WHERE id = 199' } }, bare: () => findToolCall(recorded, 'sql.exec', { sql: 'DELETE FROM items WHERE id = 199' }), samples: 200 },
         ...(hasBwrap
-          ? [{ kind: 'tests.pass', claim: { kind: 'tests.pass', command: 'node', args: ['--test', 'sum.test.js'] }, bare: () => run(process.execPath, ['--test', 'sum.test.js'], { cwd: workspace }), samples: 20 }]
+          ? [{ kind: 'tests.pass', claim: { kind: 'tests.pass', command: 'node', args: ['--test', 'sum.test.js'] }, bare: () => run(process.execPath, ['--test', 'sum.test.js'], { cwd: workspace, env: { PATH: process.env['PATH'] ?? '' } }), samples: 20 }]
           : []),
       ];
       const figures: Figure[] = [];
@@ -169,7 +169,7 @@ export const attestSection: BenchSection = {
         figures,
         notes: [
           `file claims on a 256 KiB committed file; sql.count over 10,000 rows (indexed condition); http.status to a loopback server; tool.called over 200 recorded steps; tests.pass re-runs \`node --test\` of one file in bubblewrap (an overlay per run).`,
-          hasBwrap ? 'tests.pass baseline: the same `node --test` outside the sandbox.' : `tests.pass skipped: ${sandboxProblem}`,
+          hasBwrap ? 'tests.pass baseline: the same `node --test` outside the sandbox, with a clean environment as in it.' : `tests.pass skipped: ${sandboxProblem}`,
           'custom (user-defined) verifiers are not measured here: their cost is the sandbox section\'s call plus the check they run.',
         ],
       };
