@@ -35,6 +35,11 @@ export interface AttestationCheck {
 export interface VerifyAttestationOptions {
   /** The workspace the `file:` subjects are relative to; without it they are `not-checked`. */
   workspace?: string;
+  /**
+   * The task the attestation must be about: its `workflow:` subject names this workflow or one of
+   * its sub-agents (`<id>/...`). Without it any run signed by the JWKS passes.
+   */
+  task?: string;
 }
 
 const CLAIM_PREDICATE = new RegExp(`^${PREDICATE_BASE.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/claim/[a-z][a-z0-9.]*/v1$`);
@@ -79,6 +84,12 @@ export function verifyClaimAttestation(envelope: unknown, jwks: Jwks, options: V
     // custody:<seq>: checked against the ledger's proofs (a task receipt carries them).
     return { name: subject.name, status: 'not-checked', detail: 'checked with a task receipt (`warden receipt verify`)' };
   });
+  if (options.task !== undefined) {
+    const runs = statement.subject.filter((s) => s.name.startsWith('workflow:')).map((s) => s.name.slice('workflow:'.length));
+    if (!runs.some((id) => id === options.task || id.startsWith(`${options.task}/`))) {
+      problems.push(`ERR_ATTESTATION_SUBJECT: the attestation is about ${runs.length === 0 ? 'no run' : `run ${runs.join(', ')}`}, not task ${options.task}`);
+    }
+  }
   for (const s of subjects) {
     if (s.status === 'changed' || s.status === 'missing') problems.push(`ERR_ATTESTATION_SUBJECT: subject ${s.name} ${s.status === 'missing' ? 'cannot be read' : 'does not match'}: ${s.detail}`);
   }

@@ -13,7 +13,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 
-export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] [--workspace <dir>] [--json]
+export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] [--workspace <dir>] [--task <workflowId>] [--json]
 
   verify       checks claim attestations offline. <file> holds one DSSE envelope, a JSON array of
                them, or the output of \`warden run --json\` (every signed claim in it). Each must be
@@ -23,6 +23,8 @@ export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] 
                Exit 0 when all verify, 1 when one does not, 2 for bad usage or an unreadable file.
   --jwks       the published JWKS to trust (and nothing else)
   --workspace  folder the attested files are relative to (re-hashed; without it they are not checked)
+  --task       the task each attestation must be about (its workflow or a sub-agent's); without it,
+               any run signed by the JWKS passes
   --json       one JSON object per envelope checked, in an array`;
 
 /** Reads a JSON file, or says (exit 2) why it cannot. */
@@ -83,6 +85,7 @@ export async function attestCommand(argv: string[], io: CliIo): Promise<number> 
   const args = parseCommandArgs('attest', ATTEST_USAGE, argv, io, {
     jwks: { type: 'string' },
     workspace: { type: 'string' },
+    task: { type: 'string' },
     json: { type: 'boolean', default: false },
   });
   if (typeof args === 'number') return args;
@@ -106,7 +109,7 @@ export async function attestCommand(argv: string[], io: CliIo): Promise<number> 
     const jwks = await trustedJwks(io, 'attest', args.values.jwks);
     if (jwks === undefined) return EXIT.usage;
     const workspace = args.values.workspace === undefined ? undefined : resolve(args.values.workspace);
-    const checks = envelopes.map(({ label, envelope }) => ({ label, check: verifyClaimAttestation(envelope, jwks, workspace === undefined ? {} : { workspace }) }));
+    const checks = envelopes.map(({ label, envelope }) => ({ label, check: verifyClaimAttestation(envelope, jwks, { ...(workspace === undefined ? {} : { workspace }), ...(args.values.task === undefined ? {} : { task: args.values.task }) }) }));
     if (args.values.json) {
       io.stdout(`${JSON.stringify(checks.map(({ label, check }) => ({ label, ok: check.ok, keyids: check.keyids, problems: check.problems, subjects: check.subjects, statement: check.statement })), null, 2)}\n`);
     } else {

@@ -75,6 +75,26 @@ describe('verifyClaimAttestation', () => {
     expect(result.problems.join('\n')).toMatch(problem);
   });
 
+  it.each<[string, string, boolean]>([
+    ['the task itself', 'wf-1', true],
+    ['another task', 'wf-2', false],
+    ['a task whose id the run id merely starts with', 'wf', false],
+  ])('with a task given, passes only an attestation about it (%s)', async (_name, task, ok) => {
+    const envelope = await signStatement(statement(), signer);
+    const result = verifyClaimAttestation(envelope, jwks, { task });
+    expect(result.ok).toBe(ok);
+    if (!ok) expect(result.problems.join('\n')).toMatch(/ERR_ATTESTATION_SUBJECT: the attestation is about run wf-1, not task/);
+  });
+
+  it("with a task given, passes a sub-agent's attestation of that task", async () => {
+    const sub = { workflowId: 'wf-1/helper-0', runId: 'run-9' };
+    const envelope = await signStatement(statement((s) => {
+      s.subject[1] = jsonSubject('workflow:wf-1/helper-0', sub);
+      s.predicate['run'] = sub;
+    }), signer);
+    expect(verifyClaimAttestation(envelope, jwks, { task: 'wf-1' }).ok).toBe(true);
+  });
+
   it('reports a bad signature as a problem, never throwing', async () => {
     const other = byteSignerFromKey(generateKeyPairSync('ed25519').privateKey, 'k1');
     const result = verifyClaimAttestation(await signStatement(statement(), other), jwks);

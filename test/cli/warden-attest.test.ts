@@ -144,6 +144,13 @@ describe('warden attest verify', () => {
     expect(out.stdout).toMatch(message);
   });
 
+  it('with --task, fails an attestation about another task', async () => {
+    expect((await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--task', result.workflowId])).code).toBe(0);
+    const out = await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--task', 'warden-someone-else']);
+    expect(out.code).toBe(1);
+    expect(out.stdout).toMatch(/ERR_ATTESTATION_SUBJECT: the attestation is about run .*, not task warden-someone-else/);
+  });
+
   it('fails with the JWKS of another deployment', async () => {
     const other = makeTempDir('attest-other');
     const keys = await warden(['keys', 'jwks'], { WARDEN_STATE_DIR: other });
