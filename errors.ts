@@ -123,6 +123,15 @@ export const ERROR_CODES = [
   'ERR_STATE_SCHEMA_OUTDATED',
   'ERR_STATE_SCHEMA_UNKNOWN',
   'ERR_STATE_CONFIG',
+  // attestation (claims verified, envelopes and receipts checked offline)
+  'ERR_ATTESTATION_MALFORMED',
+  'ERR_ATTESTATION_PAYLOAD_TYPE',
+  'ERR_ATTESTATION_KEY_UNKNOWN',
+  'ERR_ATTESTATION_SIGNATURE',
+  'ERR_ATTESTATION_SUBJECT',
+  'ERR_CLAIM_INVALID',
+  'ERR_RECEIPT_MALFORMED',
+  'ERR_RECEIPT_PROOF',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -250,3 +259,10 @@ export class RecoveryError extends WardenError {}
  * (`ERR_STATE_CONFIG`, e.g. a malformed `WARDEN_DATABASE_URL`).
  */
 export class StateStoreError extends WardenError {}
+
+/**
+ * Attestation: an envelope or receipt that is malformed, signed by no trusted key, altered after
+ * signing (`ERR_ATTESTATION_SIGNATURE`), or whose subject no longer matches (`ERR_ATTESTATION_SUBJECT`);
+ * a claim that cannot be read (`ERR_CLAIM_INVALID`); a receipt whose custody proofs do not check.
+ */
+export class AttestationError extends WardenError {}

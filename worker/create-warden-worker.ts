@@ -201,6 +201,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
         ...(options.env === undefined ? {} : { env: options.env }),
         ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
         approvers,
+        ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
         wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
       }),
     });

@@ -28,6 +28,9 @@ export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
 /** A sub-agent's program (`proc.run`) writes are undone per call, like its fs.write calls. */
 export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
 
+/** The root task verifies its tree's claims after the commit (older runs end without). */
+export const ATTEST_CLAIMS_PATCH = 'attest-claims';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -45,6 +48,7 @@ export interface WorkflowPatches {
   commitFailureResult: boolean;
   /** A sub-agent's proc.run writes are undone when it does not complete (task-saga.ts). */
   subagentProgramUndo: boolean;
+  attestClaims: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -63,5 +67,7 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     // Only the root commits; a sub-agent records no marker.
     commitFailureResult: isRoot && patched(COMMIT_FAILURE_RESULT_PATCH),
     subagentProgramUndo: !isRoot && patched(SUBAGENT_PROGRAM_UNDO_PATCH),
+    // Only the root verifies (its sub-agents' claims too); a sub-agent records no marker.
+    attestClaims: isRoot && patched(ATTEST_CLAIMS_PATCH),
   };
 }

@@ -3,6 +3,7 @@
  * under bench/sections/ that exports a `BenchSection` and listing it here (see bench/README.md).
  */
 import type { BenchSection } from '../bench-section';
+import { attestSection } from './attest';
 import { credentialSection } from './credential';
 import { custodySection } from './custody';
 import { mcpSection } from './mcp-and-programs';
@@ -27,4 +28,5 @@ export const SECTIONS: readonly BenchSection[] = [
   modelTurnShareSection,
   workersSection,
   mcpSection,
+  attestSection,
 ];
