@@ -96,6 +96,7 @@ export const ERROR_CODES = [
   'ERR_POLICY_PACK_NOT_FOUND',
   'ERR_POLICY_REQUEST_INVALID',
   'ERR_POLICY_DENIED',
+  'ERR_APPROVAL_REQUIRED',
   'ERR_APPROVAL_DENIED',
   'ERR_APPROVAL_TIMEOUT',
   // approvals: decisions must come from a registered approver, for a request that is pending

@@ -119,6 +119,8 @@ export const WARDEN_ATTR = {
   policyDecision: 'warden.policy.decision',
   /** Ids of the policy rules that matched, as a string array. */
   policyRules: 'warden.policy.rules',
+  /** Rules in shadow mode that matched (recorded, not enforced), as a string array. */
+  policyShadow: 'warden.policy.shadow',
   resourcesFiles: 'warden.resources.files',
   resourcesHosts: 'warden.resources.hosts',
   resourcesTables: 'warden.resources.tables',

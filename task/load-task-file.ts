@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
 import { effectivePolicyPacks } from '../permissions/task-narrowing';
-import { resolvePackFolder } from '../policies/engine/load-pack';
+import { packEntryOf, resolvePackFolder } from '../policies/engine/load-pack';
 import { loadPolicyEngine } from '../policies/engine/policy-engine';
 import { compileToolSchema } from '../tools/tool-input-validator';
 import { ungrantedCapabilities } from '../tools/tool-catalog';
@@ -138,6 +138,11 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
   grants.databases.forEach((db, i) => {
     if (task.resources.databases[db] === undefined) issues.push({ path: `${prefix}grants.databases.${i}`, message: `grants database "${db}", which is not listed under resources.databases` });
   });
+  (grants.tables ?? []).forEach((entry, i) => {
+    const table = typeof entry === 'string' ? entry : entry.table;
+    const database = table.slice(0, table.indexOf('.'));
+    if (!grants.databases.includes(database)) issues.push({ path: `${prefix}grants.tables.${i}`, message: `grants table "${table}" of database "${database}", which is not granted under grants.databases` });
+  });
 }
 
 /** MCP servers (no shadowing, hosts granted, no pinned lists in files) and `proc.run`'s programs. */
@@ -226,7 +231,7 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   for (const { packs, at } of packLists) {
     packs.forEach((pack, i) => {
       try {
-        resolvePackFolder(pack);
+        resolvePackFolder(packEntryOf(pack).pack);
       } catch (error) {
         if (error instanceof WardenError) issues.push({ path: `${at}.${i}`, message: error.message });
         else throw error;

@@ -9,6 +9,7 @@ import { emptyPolicyState, type PolicyState } from '../policies/engine/policy-st
 import { durationToMs } from '../task/duration';
 import type { Action, AgentTaskInput, StepRecord, TaskIdentity, TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import type { Task } from '../task/task-schema';
+import type { ProvenanceSeed } from '../policies/provenance-seed';
 import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
@@ -46,6 +47,8 @@ export interface AgentRun {
   identity: TaskIdentity | undefined;
   /** Policy counters (rates, totals, budgets), merged back from sub-agents. */
   policyState: PolicyState;
+  /** A sub-agent's provenance: the root user's values and what its parent had from trusted data. */
+  readonly seed: ProvenanceSeed | undefined;
   /** Where the run sits in its task tree, as its input claims it (subagent-handoff.ts). */
   readonly origin: RunOrigin;
   /** The root task's first run id, which names the tree's recovery state (undefined: keyed by workflow id, older trees). */
@@ -103,6 +106,8 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     identity: origin.trustedIdentity,
     toolSourcesOpened: false,
     policyState: (origin.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+    // A sub-agent's provenance comes with its verified handoff (histories from before: the input's).
+    seed: origin.isRoot ? undefined : patches.subagentHandoff ? input.handoff?.provenance : (input.provenance ?? input.handoff?.provenance),
     origin,
     rootRunId: origin.rootRunId,
   };

@@ -44,11 +44,14 @@ export interface ApprovalRequest {
   /** The request's unguessable id (from the policy check); the step index for older histories. */
   requestId?: string;
   tool: string;
+  /** What the approver signs with the tool (for an effect held where it was applied, this includes its digest). */
   args: Record<string, unknown>;
   /** The rules that asked for approval, as `id: sentence`. */
   rules: string[];
-  /** The effect Warden measured for the policy check (rows a statement would change...). */
-  effect?: Record<string, unknown>;
+  /** The effect Warden measured: for the policy check (rows a statement would change...), or for an effect held where it was applied. */
+  effect?: PendingApproval['effect'];
+  /** What the tool is, from its descriptor. */
+  descriptor?: PendingApproval['descriptor'];
   /** What the wait is shown as in the Temporal UI (`approval: sql.exec 42 rows`). */
   summary?: string;
 }
@@ -150,6 +153,7 @@ export class ApprovalGate {
       args: request.args,
       rules: request.rules,
       ...(request.effect === undefined ? {} : { effect: request.effect }),
+      ...(request.descriptor === undefined ? {} : { descriptor: request.descriptor }),
       requestedAt: new Date(Date.now()).toISOString(),
       expiresAt: new Date(Date.now() + waitMs).toISOString(),
     };

@@ -14,11 +14,11 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number)
   const began = Date.now();
   const guarded = await guardAction(run, action, turn, began);
   if (guarded === undefined) return;
-  const { step, policyRequest, resolvedArgs } = guarded;
+  const { step } = guarded;
   try {
     if (action.type === 'tool') {
-      await runToolStep(run, action, step, policyRequest, resolvedArgs);
-    } else if (!(await runSpawnStep(run, action, step))) {
+      if (!(await runToolStep(run, action, guarded))) return;
+    } else if (!(await runSpawnStep(run, action, step, guarded.inherit))) {
       return;
     }
     step.executed = true;
