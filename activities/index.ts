@@ -9,6 +9,7 @@ import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
 import { createTaskRecoveryActivities } from './task-recovery';
+import { createMonitorActivities, type MonitorServices } from './monitor-activities';
 
 export interface ActivityDeps {
   sandbox: SandboxClient;
@@ -20,6 +21,8 @@ export interface ActivityDeps {
   stateDir?: string;
   /** The state database workers share (PostgreSQL), when there is one: SQL undo journals are shipped to it. */
   shared?: { db: SqlDatabase; workerId: string };
+  /** Baselines, alerts and where alerts go (monitoring/); without them alerts are not recorded. */
+  monitor?: MonitorServices;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -29,6 +32,7 @@ export function createActivities(deps: ActivityDeps) {
     checkPolicy: createCheckPolicy(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
+    ...createMonitorActivities(deps),
   };
 }
 

@@ -35,6 +35,8 @@ export interface RunToolInput {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** The monitor's anomaly score of this call and why (workflows/monitor-step.ts), for its custody record. */
+  monitor?: { score: number; reasons: string[] };
 }
 
 async function workspaceRootOf(task: Task): Promise<string | undefined> {
@@ -145,6 +147,7 @@ async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promis
     }
     annotateActiveSpan({ [WARDEN_ATTR.agentId]: grant.claims.sub, [WARDEN_ATTR.agentChain]: chain });
   }
+  if (input.monitor !== undefined) annotateActiveSpan({ [WARDEN_ATTR.monitorScore]: input.monitor.score, [WARDEN_ATTR.monitorReasons]: input.monitor.reasons });
   try {
     annotateActiveSpan(resourceAttributes(scopeOfCall(input.tool, input.args)));
   } catch {

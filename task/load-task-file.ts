@@ -9,8 +9,10 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
+import { isResponseRule, parseResponseRule } from '../policies/engine/parse-response-rule';
 import { resolvePackFolder } from '../policies/engine/load-pack';
 import { loadPolicyEngine } from '../policies/engine/policy-engine';
+import { loadResponseRules } from '../monitoring/load-response-rules';
 import { compileToolSchema } from '../tools/tool-input-validator';
 import { ungrantedCapabilities } from '../tools/tool-catalog';
 import { redefinitionOf } from '../tools/subagent-tools';
@@ -118,7 +120,8 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   }
   for (const { sentence, path } of sentences) {
     try {
-      parseRule(sentence);
+      if (isResponseRule(sentence)) parseResponseRule(sentence);
+      else parseRule(sentence);
     } catch (error) {
       if (error instanceof WardenError) issues.push({ path, message: error.message });
       else throw error;
@@ -135,6 +138,7 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   if (issues.length === 0) {
     try {
       loadPolicyEngine({ packs: task.policyPacks ?? ['foundation'], sentences: task.policies });
+      loadResponseRules({ packs: task.policyPacks ?? ['foundation'] });
     } catch (error) {
       if (error instanceof WardenError) issues.push({ path: 'policies', message: error.message });
       else throw error;

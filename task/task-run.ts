@@ -4,8 +4,10 @@
  */
 import { z } from 'zod';
 import { TaskSchema, type Task } from './task-schema';
+import { AlertSchema, ScoreReasonSchema, type Alert } from '../monitoring/alert';
+import { ResponseSchema } from '../monitoring/response-rule';
 
-export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded'] as const;
+export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded', 'blocked'] as const;
 export const TaskStatusSchema = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
@@ -87,6 +89,10 @@ export const StepRecordSchema = z.strictObject({
     .optional(),
   startedAt: z.string(),
   durationMs: z.number(),
+  /** The monitor's anomaly score of the action (0-100), why, and what it did about it (monitoring/). */
+  monitor: z
+    .strictObject({ score: z.number().int().min(0).max(100), reasons: z.array(ScoreReasonSchema), response: ResponseSchema.optional(), alertId: z.string().optional() })
+    .optional(),
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
 
@@ -134,6 +140,8 @@ export interface TaskResult {
   compensations?: unknown[];
   /** A sub-agent's policy counters, merged into its parent's (budgets span the whole tree). */
   policyState?: unknown;
+  /** What the monitor raised about this agent (sub-agents' alerts are in their own results). */
+  alerts?: Alert[];
 }
 
 export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
@@ -152,6 +160,7 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     recovery: TaskRecoverySchema.optional(),
     compensations: z.array(z.unknown()).optional(),
     policyState: z.unknown().optional(),
+    alerts: z.array(AlertSchema).optional(),
   }),
 );
 

@@ -13,6 +13,7 @@ import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
+import { TaskMonitor } from './monitor-step';
 import { TaskSaga } from './task-saga';
 
 /** A tool call or a spawn: the actions that become steps. */
@@ -39,6 +40,8 @@ export interface AgentRun {
   identity: TaskIdentity | undefined;
   /** Policy counters (rates, totals, budgets), merged back from sub-agents. */
   policyState: PolicyState;
+  /** Scores every action and carries out the response rules (monitor-step.ts). */
+  readonly monitor: TaskMonitor;
 }
 
 /** Sets up a run from the workflow input; installs the state query and the approval handler. */
@@ -65,7 +68,7 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     pendingApprovals: [],
   };
   setHandler(taskStateQuery, () => state);
-  return {
+  const run: AgentRun = {
     task,
     depth,
     lineage,
@@ -81,7 +84,10 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     tools: toolActivities(task),
     identity: input.identity,
     policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+    monitor: new TaskMonitor(),
   };
+  run.monitor.install(run);
+  return run;
 }
 
 /** Appends the step for a proposed action, with the grant check's decision. */

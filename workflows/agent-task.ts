@@ -17,7 +17,7 @@ import { TaskEnded, stepErrorOf } from './task-ended';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
-  const result = await runLoop(run);
+  const result = await run.monitor.settle(run, await runLoop(run));
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
   if (!run.isRoot) result.policyState = run.policyState;
@@ -26,6 +26,7 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
   }
+  await run.monitor.finish(result);
   return result;
 }
 
@@ -72,6 +73,7 @@ async function runLoop(run: AgentRun): Promise<TaskResult> {
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
   run.identity ??= await deadline.within(() => beginTask({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
+  await run.monitor.begin(run);
   if (!run.isRoot) return;
   const prepared = await deadline.within(() => prepareTask({ rootWorkflowId: run.rootWorkflowId, task }));
   run.saga.snapshotTaken = prepared.snapshot;

@@ -21,6 +21,8 @@ export interface ApprovalRequest {
 
 export class ApprovalGate {
   private readonly decisions = new Map<string, ApprovalDecision>();
+  /** Set when the task is blocked: whatever waits is denied at once (see `interrupt`). */
+  private interrupted: string | undefined;
 
   /**
    * @param approvalTimeout the task's `limits.approvalTimeout` (e.g. "15m")
@@ -35,6 +37,11 @@ export class ApprovalGate {
       // The first decision counts; later ones for the same request are ignored.
       if (!this.decisions.has(decision.requestId)) this.decisions.set(decision.requestId, decision);
     });
+  }
+
+  /** Ends every wait, now and later, as denied by Warden with `reason` (the task was blocked). */
+  interrupt(reason: string): void {
+    this.interrupted ??= reason;
   }
 
   /**
@@ -53,7 +60,10 @@ export class ApprovalGate {
       expiresAt: new Date(Date.now() + waitMs).toISOString(),
     });
     try {
-      const decided = await condition(() => this.decisions.has(requestId), waitMs);
+      const decided = await condition(() => this.decisions.has(requestId) || this.interrupted !== undefined, waitMs);
+      if (this.interrupted !== undefined && !this.decisions.has(requestId)) {
+        return { requestId, status: 'denied', approver: 'warden', reason: this.interrupted, decidedAt: new Date(Date.now()).toISOString() };
+      }
       const decision = this.decisions.get(requestId);
       if (!decided || decision === undefined) {
         if (this.deadline.remainingMs() <= 0) throw this.deadline.exceeded();

@@ -16,13 +16,18 @@ import { stepErrorOf } from './task-ended';
 /** Delegation refusals: recorded as a denied spawn, after which the parent goes on. */
 const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', 'ERR_DELEGATION_DEPTH'];
 
+/** A sub-agent's workflow id: `<parent>/<sub-agent>-<step index>`. */
+export function childWorkflowIdOf(parentWorkflowId: string, subagent: string, stepIndex: number): string {
+  return `${parentWorkflowId}/${subagent}-${stepIndex}`;
+}
+
 /**
  * Runs the sub-agent to its end. Returns false when its grant was refused (the step is then a
  * denied spawn and nothing ran).
  */
 export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: StepRecord): Promise<boolean> {
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
-  const childId = `${run.workflowId}/${action.subagent}-${step.index}`;
+  const childId = childWorkflowIdOf(run.workflowId, action.subagent, step.index);
   const deadlineAt = run.deadline.deadlineAt;
   let childIdentity: TaskIdentity;
   try {

@@ -27,6 +27,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, step: StepR
       task: run.task,
       tool: action.tool,
       args: action.args,
+      // The monitor's score goes into the call's custody record.
+      ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
     }),
   );
   step.output = call.output;

@@ -17,6 +17,7 @@ import { formatStep, formatSummary } from '../format-summary';
 import type { CliIo } from '../cli-io';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
+import { alertTextLine } from '../../activities/monitor-activities';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -90,6 +91,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
               cacheDir: join(stateDir, 'cache'),
               env: io.env,
               configEnv: io.env,
+              // Alerts are part of the progress on stderr; stdout keeps the summary (or the one JSON object).
+              printAlert: (alert) => io.stderr(alertTextLine(alert)),
               ...(telemetry === undefined ? {} : { telemetry }),
             });
             await worker.run(follow);
