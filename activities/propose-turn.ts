@@ -38,7 +38,9 @@ export function createProposeTurn(deps: ActivityDeps) {
       const driver = createDriver(input.task.agent.model, { env: deps.env ?? process.env });
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
-      const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
+      // The monitor's scores stay out of the model's context: an agent must not learn how it is watched.
+      const steps = input.steps.map(({ monitor: _monitor, ...step }) => step);
+      const driverInput = { task: input.task, turn: input.turn, steps, tools, subagents };
       // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
       annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
       const turn = await driver.proposeTurn(driverInput, Context.current().cancellationSignal);

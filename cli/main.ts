@@ -13,6 +13,9 @@ import { serverCommand, SERVER_USAGE } from './commands/server';
 import { snapshotsCommand, SNAPSHOTS_USAGE } from './commands/snapshots';
 import { traceCommand, TRACE_USAGE } from './commands/trace';
 import { workerCommand, WORKER_USAGE } from './commands/worker';
+import { alertsCommand, ALERTS_USAGE } from './commands/alerts';
+import { baselineCommand, BASELINE_USAGE } from './commands/baseline';
+import { killCommand, KILL_USAGE } from './commands/kill';
 import { EXIT } from './exit-codes';
 
 type Command = (argv: string[], io: CliIo) => Promise<number>;
@@ -34,6 +37,9 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   trace: { run: traceCommand, usage: TRACE_USAGE },
   replay: { run: replayCommand, usage: REPLAY_USAGE },
   db: { run: dbCommand, usage: DB_USAGE },
+  kill: { run: killCommand, usage: KILL_USAGE },
+  alerts: { run: alertsCommand, usage: ALERTS_USAGE },
+  baseline: { run: baselineCommand, usage: BASELINE_USAGE },
 };
 
 const USAGE = `warden: a zero-trust runtime for AI agents on Temporal

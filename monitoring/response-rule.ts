@@ -146,9 +146,13 @@ export function triggerHolds(trigger: ResponseTrigger, ctx: ResponseContext): st
   }
 }
 
-/** Triggers about counts in a window fire when they become true, not again while they stay true. */
+/**
+ * Triggers about counts (in a window, in the run, in a row) fire when they become true, not again
+ * while they stay true; triggers about the action itself (its score, a signal, its size) fire for
+ * every action they hold for.
+ */
 function isLevel(trigger: ResponseTrigger): boolean {
-  return trigger.kind === 'denied' || trigger.kind === 'failed' || trigger.kind === 'rows' || (trigger.kind === 'calls' && trigger.windowMs !== undefined);
+  return trigger.kind !== 'score' && trigger.kind !== 'signal' && trigger.kind !== 'usual';
 }
 
 /**

@@ -52,6 +52,8 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     now: new Date(Date.now()).toISOString(),
   });
   step.policy = { decision: verdict.decision, matched: verdict.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })) };
+  // Scored on the measured effect before anything waits or runs: a block stops it here (monitor-step.ts).
+  await run.monitor.observe(run, action, step, policyRequest);
   if (verdict.decision === 'deny') {
     const rule = verdict.matched.find((m) => m.effect === 'deny');
     refuseStep(run, step, 'ERR_POLICY_DENIED', `denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? verdict.reasons.join('; ')}`);

@@ -147,12 +147,13 @@ export class TaskMonitor {
   }
 
   /**
-   * Scores an action that passed the guards, before it runs, and acts on the rules. Returns false
-   * when a step-up approval refused it (the step is then refused like any denial).
+   * Scores a proposed action on the effect the policy check measured, before the policy's verdict
+   * is carried out (a refusal, a wait for approval, the call), and acts on the rules: a block
+   * refuses the step and ends the task here.
    */
-  async beforeRun(run: AgentRun, action: StepAction, step: StepRecord, request: PolicyRequest | undefined): Promise<boolean> {
+  async observe(run: AgentRun, action: StepAction, step: StepRecord, request: PolicyRequest | undefined): Promise<void> {
     this.assertRunning();
-    if (!this.active) return true;
+    if (!this.active) return;
     const features = featuresOfAction(step.tool, step.args, request?.effect, request?.provenance);
     const entry = this.track(step, features);
     if (action.type === 'spawn') this.runningChildren.add(childWorkflowIdOf(run.workflowId, action.subagent, step.index));
@@ -162,32 +163,49 @@ export class TaskMonitor {
       this.refuse(step, `blocked by the monitor: ${this.blocked.reason}`);
       throw new TaskEnded('blocked', this.blocked.reason);
     }
-    if (this.stepUp !== undefined && step.approval === undefined) {
-      const approval = await run.approvals.hold({ stepIndex: step.index, tool: step.tool, args: step.args, rules: [`monitor: ${this.stepUp}`] });
-      step.approval = approval;
-      this.assertRunningAfterWait(step, entry);
-      if (approval.status !== 'approved') {
-        entry.event.refused = true;
-        refuseStep(
-          run,
-          step,
-          approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
-          approval.status === 'timed_out' ? `no approval within ${run.task.limits.approvalTimeout} (held by the monitor)` : `denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
-        );
-        return false;
-      }
-      step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''} (held by the monitor)`;
+  }
+
+  /**
+   * Just before an action that passed every guard runs: after a step-up, it waits for a human
+   * first. Returns false when that approval was refused (the step is then refused like any denial).
+   */
+  async beforeRun(run: AgentRun, step: StepRecord): Promise<boolean> {
+    this.assertRunning();
+    const entry = this.steps.get(step.index);
+    if (!this.active || entry === undefined || this.stepUp === undefined || step.approval !== undefined) return true;
+    const approval = await run.approvals.hold({ stepIndex: step.index, tool: step.tool, args: step.args, rules: [`monitor: ${this.stepUp}`] });
+    step.approval = approval;
+    this.assertRunningAfterWait(step, entry);
+    if (approval.status !== 'approved') {
+      entry.event.refused = true;
+      refuseStep(
+        run,
+        step,
+        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
+        approval.status === 'timed_out' ? `no approval within ${run.task.limits.approvalTimeout}` : `denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
+      );
+      return false;
     }
+    step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''} (held by the monitor)`;
     return true;
   }
 
-  /** Scores an action the guards refused (it counts towards denial bursts). */
+  /** Counts an action the guards refused (towards denial bursts), scoring it if it was not yet. */
   async refused(run: AgentRun, step: StepRecord | undefined): Promise<void> {
-    if (!this.active || step === undefined || step.decision !== 'deny' || this.blocked !== undefined || this.steps.has(step.index)) return;
-    const features = featuresOfAction(step.tool, step.args);
-    const entry = this.track(step, features);
-    recordOutcome(entry.event, { refused: true });
-    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    if (!this.active || step === undefined || step.decision !== 'deny' || this.blocked !== undefined) return;
+    const known = this.steps.get(step.index);
+    if (known === undefined) {
+      // Refused by the grant check, before the policy check measured anything.
+      const features = featuresOfAction(step.tool, step.args);
+      const entry = this.track(step, features);
+      recordOutcome(entry.event, { refused: true });
+      await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    } else {
+      recordOutcome(known.event, { refused: true });
+      const before = step.monitor?.reasons ?? [];
+      const extra = scoreOutcome(this.history, this.baseline, known.features, { refused: true }, Date.now(), before);
+      if (extra.length > 0) await this.evaluate(run, step, known, [...before, ...extra]);
+    }
     this.assertRunning();
   }
 

@@ -26,7 +26,7 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number)
     return;
   }
   const { step, policyRequest } = guarded;
-  if (!(await run.monitor.beforeRun(run, action, step, policyRequest))) return;
+  if (!(await run.monitor.beforeRun(run, step))) return;
   try {
     if (action.type === 'tool') {
       await runToolStep(run, action, step, policyRequest);

@@ -17,6 +17,7 @@ import type { Telemetry } from '../../telemetry/setup-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
 import { createWardenWorker, installQuietRuntime, type WardenWorker } from '../../worker/create-warden-worker';
 import { testTemporalAddress } from './temporal';
+import type { Alert } from '../../monitoring/alert';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
 export const TEST_STATE_DIR = join(REPO_ROOT, '.warden-test');
@@ -35,7 +36,15 @@ export interface WardenTestEnv {
   close(): Promise<void>;
 }
 
-export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): Promise<WardenTestEnv> {
+/** Worker settings a test file may change. */
+export interface WardenTestEnvOptions {
+  /** The worker's own configuration (WARDEN_ALERT_WEBHOOK, WARDEN_DATABASE_URL, ...); default process.env. */
+  configEnv?: NodeJS.ProcessEnv;
+  /** Where alerts are printed (default: stdout). */
+  printAlert?: (alert: Alert) => void;
+}
+
+export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env, options: WardenTestEnvOptions = {}): Promise<WardenTestEnv> {
   installQuietRuntime();
   const { address, namespace } = testTemporalAddress();
   const config = { ...loadTemporalConfig({}), address, namespace };
@@ -54,6 +63,8 @@ export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): 
     stateDir: TEST_STATE_DIR,
     cacheDir: join(TEST_STATE_DIR, 'cache'),
     env,
+    ...(options.configEnv === undefined ? {} : { configEnv: options.configEnv }),
+    ...(options.printAlert === undefined ? {} : { printAlert: options.printAlert }),
     ...(telemetry === undefined ? {} : { telemetry }),
   });
   let stop!: () => void;

@@ -1,0 +1,213 @@
+/**
+ * `warden kill` against running tasks on the real Temporal server: a task waiting for approval,
+ * a task between tool calls, a task the monitor blocked and holds for a human. Each is blocked
+ * (no action after the kill, credentials revoked) and remediated (effects undone); a kill that
+ * cannot apply is refused with ERR_KILL_REFUSED. Also: a blocked sub-agent blocks its parent even
+ * when the parent's packs hold no response rule.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { killCommand } from '../../cli/commands/kill';
+import { killTask } from '../../client/kill-task';
+import { followAgentTask } from '../../client/start-agent-task';
+import { openCredentialStores } from '../../identity/credential-stores';
+import type { Alert } from '../../monitoring/alert';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskResult } from '../../task/task-run';
+import { taskStateQuery } from '../../workflows/definitions';
+import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { makeShop, replayTaskQueue, type ShopFixture } from '../support/monitor-kit';
+import { testTemporalAddress } from '../support/temporal';
+
+let env: WardenTestEnv;
+let shop: ShopFixture;
+const printed: Alert[] = [];
+
+beforeAll(async () => {
+  env = await startWardenTestEnv(process.env, { printAlert: (alert) => printed.push(alert) });
+  shop = await makeShop();
+});
+afterAll(async () => env?.close());
+
+const cliIo = (out: string[]) => ({
+  stdout: (t: string) => out.push(t),
+  stderr: (t: string) => out.push(t),
+  env: { ...process.env, TEMPORAL_ADDRESS: testTemporalAddress().address, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_APPROVER: 'sec-oncall' },
+});
+
+function task(script: unknown[], extra: Record<string, unknown> = {}) {
+  const agent = `ops-${randomUUID().slice(0, 8)}`;
+  return parseTask(
+    {
+      user: 'erin@example.com',
+      intent: 'tidy the orders',
+      agent: { name: agent, model: { driver: 'scripted', script } },
+      tools: {
+        builtin: ['fs.write', 'sql.exec'],
+        custom: [{ name: 'tick', description: 'takes a while', input: { type: 'object' }, source: 'const end = Date.now() + 250; while (Date.now() < end) {} return input.n;' }],
+      },
+      grants: { tools: ['fs.write', 'sql.exec', 'tick'], databases: ['shop'] },
+      resources: { workspace: shop.workspace, databases: { shop: shop.dbFile } },
+      ...extra,
+    },
+    'kill-test.yaml',
+    REPO_ROOT,
+  );
+}
+
+async function waitForState(workflowId: string, ready: (state: Awaited<ReturnType<typeof queryState>>) => boolean): Promise<void> {
+  for (;;) {
+    const state = await queryState(workflowId).catch(() => undefined);
+    if (state !== undefined && ready(state)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function queryState(workflowId: string) {
+  return env.client.workflow.getHandle(workflowId).query(taskStateQuery);
+}
+
+function revocationOf(result: TaskResult) {
+  const stores = openCredentialStores({ stateDir: TEST_STATE_DIR });
+  try {
+    return stores.revocation.isRevoked([result.identity!.grantId]);
+  } finally {
+    stores.close();
+  }
+}
+
+it('kills a task waiting for approval: blocked now, credentials revoked, its write discarded and its update undone', async () => {
+  const before = shop.rows();
+  const handle = await env.start(
+    task([
+      { tool: 'fs.write', args: { path: 'plan.txt', content: 'hijacked' } },
+      { tool: 'sql.exec', args: { database: 'shop', sql: 'UPDATE orders SET qty = 0 WHERE id = 3' } },
+      { tool: 'sql.exec', args: { database: 'shop', sql: 'DELETE FROM orders WHERE id > 15' } },
+      { final: 'never' },
+    ]),
+  );
+  await waitForState(handle.workflowId, (s) => s.pendingApprovals.length > 0);
+  const out: string[] = [];
+  expect(await killCommand([handle.workflowId, '--reason', 'suspicious delete', '--json'], cliIo(out)), out.join('')).toBe(0);
+  const { kill, killToBlockMs, result } = JSON.parse(out.join('')) as { kill: { status: string; operator: string; alertId: string }; killToBlockMs: number; result: TaskResult };
+  expect(kill).toMatchObject({ status: 'blocked', operator: 'user:sec-oncall' });
+  expect(killToBlockMs).toBeGreaterThanOrEqual(0);
+  expect(result.status).toBe('blocked');
+  expect(result.reason).toBe('killed by user:sec-oncall: suspicious delete');
+  // The held delete was never run; the approval wait ended as denied by Warden.
+  expect(result.steps[2]).toMatchObject({ executed: false, approval: { status: 'denied', approver: 'warden' } });
+  expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
+    ['sql-undo', 'done'],
+    ['fs-overlay-discard', 'done'],
+  ]);
+  expect(shop.rows()).toEqual(before);
+  expect(existsSync(join(shop.workspace, 'plan.txt'))).toBe(false);
+  const alert = result.alerts!.find((a) => a.id === kill.alertId)!;
+  expect(alert).toMatchObject({ source: 'kill', response: 'remediate', operator: 'user:sec-oncall', reason: 'suspicious delete' });
+  expect(printed.map((a) => a.id)).toContain(alert.id);
+  expect(revocationOf(result)?.reason).toBe('killed by user:sec-oncall');
+});
+
+it('kills a task between tool calls: nothing starts after the kill', async () => {
+  const handle = await env.start(task([...Array.from({ length: 40 }, (_, n) => ({ tool: 'tick', args: { n } })), { final: 'never' }], { limits: { maxSteps: 50 } }));
+  await waitForState(handle.workflowId, (s) => s.steps.filter((step) => step.executed).length >= 2);
+  const kill = await killTask(env.client, { workflowId: handle.workflowId, operator: 'user:alice', reason: 'runaway' });
+  expect(kill.status).toBe('blocked');
+  const result = await followAgentTask(handle);
+  expect(result.status).toBe('blocked');
+  expect(result.steps.length).toBeLessThan(40);
+  // At most the call in flight when the kill arrived ran after it; its credential was minted before.
+  const blockedAt = Date.parse(kill.blockedAt!);
+  const startedAfter = result.steps.filter((s) => Date.parse(s.startedAt) > blockedAt && s.executed);
+  expect(startedAfter).toEqual([]);
+  expect(revocationOf(result)?.reason).toBe('killed by user:alice');
+});
+
+it('a block without remediation holds the task until `warden kill` remediates it', async () => {
+  const before = shop.rows();
+  const same = { tool: 'sql.exec', args: { database: 'shop', sql: 'UPDATE orders SET qty = qty + 1 WHERE id = 7' } };
+  const handle = await env.start(task([same, same, same, same, { final: 'never' }], { policies: ['block the task when it makes the same call 3 times in a row'] }));
+  await waitForState(handle.workflowId, (s) => s.status === 'blocked');
+  // Held: two updates ran and are still in place while a human looks.
+  expect(shop.rows().find((r) => r.id === 7)!.qty).toBe(before.find((r) => r.id === 7)!.qty + 2);
+  const out: string[] = [];
+  expect(await killCommand([handle.workflowId], cliIo(out)), out.join('')).toBe(0);
+  expect(out.join('')).toContain(`${handle.workflowId} was already blocked; remediating it now`);
+  expect(out.join('')).toMatch(/ended blocked[\s\S]*undone: sql-undo/);
+  const result = await followAgentTask(handle);
+  expect(result.steps).toHaveLength(3);
+  expect(result.alerts?.map((a) => [a.source, a.response])).toEqual([
+    ['monitor', 'block'],
+    ['kill', 'remediate'],
+  ]);
+  expect(shop.rows()).toEqual(before);
+});
+
+it('refuses kills that cannot apply, saying why', async () => {
+  const done = await env.runTask({
+    user: 'erin@example.com',
+    intent: 'nothing',
+    agent: { name: `ops-${randomUUID().slice(0, 8)}`, model: { driver: 'scripted', script: [{ final: 'ok' }] } },
+  });
+  expect(done.status).toBe('completed');
+  const out: string[] = [];
+  expect(await killCommand([done.workflowId], cliIo(out))).toBe(1);
+  expect(out.join('')).toMatch(/ERR_KILL_REFUSED: .*not running/);
+  const unknown: string[] = [];
+  expect(await killCommand(['no-such-task-xyz'], cliIo(unknown))).toBe(1);
+  expect(unknown.join('')).toContain('ERR_KILL_REFUSED: no running task no-such-task-xyz');
+  const usage: string[] = [];
+  expect(await killCommand([], cliIo(usage))).toBe(2);
+
+  const handle = await env.start(task([{ tool: 'sql.exec', args: { database: 'shop', sql: 'DELETE FROM orders WHERE id > 10' } }, { final: 'x' }]));
+  await waitForState(handle.workflowId, (s) => s.pendingApprovals.length > 0);
+  await expect(killTask(env.client, { workflowId: handle.workflowId, operator: 'nobody' })).rejects.toMatchObject({ code: 'ERR_KILL_REFUSED' });
+  await expect(killTask(env.client, { workflowId: handle.workflowId, operator: '' })).rejects.toMatchObject({ code: 'ERR_KILL_REFUSED' });
+  // Refused kills changed nothing: the task still waits.
+  expect((await queryState(handle.workflowId)).status).toBe('running');
+  expect((await killTask(env.client, { workflowId: handle.workflowId, operator: 'user:bob' })).status).toBe('blocked');
+  expect((await followAgentTask(handle)).status).toBe('blocked');
+});
+
+it('a blocked sub-agent blocks and remediates its parent even when the parent\'s packs hold no response rule', async () => {
+  const pack = await mkdtemp(join(tmpdir(), 'warden-pack-'));
+  await writeFile(join(pack, 'rules.txt'), 'deny destructive tools\n');
+  const before = shop.rows();
+  const child = `child-${randomUUID().slice(0, 8)}`;
+  const loop = Array.from({ length: 6 }, () => ({ tool: 'tick', args: { n: 1 } }));
+  const result = await env.runTask(
+    {
+      user: 'erin@example.com',
+      intent: 'tidy',
+      agent: { name: `ops-${randomUUID().slice(0, 8)}`, model: { driver: 'scripted', script: [{ tool: 'sql.exec', args: { database: 'shop', sql: 'UPDATE orders SET qty = 50 WHERE id = 9' } }, { spawn: child }, { final: 'never' }] } },
+      tools: { builtin: ['sql.exec'], custom: [{ name: 'tick', description: 'ticks', input: { type: 'object' }, source: 'return 1;' }] },
+      grants: { tools: ['sql.exec', 'tick'], databases: ['shop'], subagents: [child] },
+      resources: { workspace: shop.workspace, databases: { shop: shop.dbFile } },
+      policyPacks: [pack],
+      subagents: {
+        [child]: {
+          intent: 'tick',
+          agent: { name: child, model: { driver: 'scripted', script: [...loop, { final: 'never' }] } },
+          tools: { custom: [{ name: 'tick', description: 'ticks', input: { type: 'object' }, source: 'return 1;' }] },
+          grants: { tools: ['tick'] },
+          policies: ['block the task and roll it back when it makes the same call 3 times in a row'],
+        },
+      },
+    },
+    { baseDir: REPO_ROOT },
+  );
+  expect(result.status, result.reason).toBe('blocked');
+  expect(result.children[0]?.status).toBe('blocked');
+  expect(result.alerts).toEqual([expect.objectContaining({ source: 'subagent', response: 'remediate', stepIndex: 1, reason: `sub-agent ${child} was blocked` })]);
+  expect(shop.rows()).toEqual(before);
+});
+
+it('replays every history of this file (kills, holds, signals to sub-agents) deterministically', async () => {
+  const { replayed, failures } = await replayTaskQueue(env);
+  expect(failures).toEqual([]);
+  expect(replayed).toBeGreaterThanOrEqual(7);
+});
