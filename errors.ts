@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'ERR_SUBAGENT_UNKNOWN',
   'ERR_SUBAGENT_NOT_GRANTED',
   'ERR_SUBAGENT_DEPTH',
+  'ERR_RESOURCE_PROTECTED',
   // tool execution
   'ERR_TOOL_INPUT_INVALID',
   'ERR_TOOL_THREW',
@@ -83,6 +84,10 @@ export const ERROR_CODES = [
   'ERR_POLICY_DENIED',
   'ERR_APPROVAL_DENIED',
   'ERR_APPROVAL_TIMEOUT',
+  // approvals: decisions must come from a registered approver, for a request that is pending
+  'ERR_APPROVAL_UNAUTHENTICATED',
+  'ERR_APPROVAL_NOT_PENDING',
+  'ERR_APPROVER_INVALID',
   // custody ledger
   'ERR_CUSTODY_BROKEN',
   'ERR_CUSTODY_NOT_FOUND',
@@ -205,6 +210,9 @@ export class PolicyParseError extends WardenError {
     this.suggestions = info.suggestions;
   }
 }
+
+/** An approver cannot be registered or used: a bad or taken name, an unreadable key file (`ERR_APPROVER_INVALID`). */
+export class ApproverError extends WardenError {}
 
 /** Policies that were read but cannot be loaded: Cedar validation failed, a pack is missing, or a request is malformed. */
 export class PolicyError extends WardenError {}

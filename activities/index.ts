@@ -2,9 +2,12 @@
  * Activities: everything with a side effect or a nondeterministic answer. Built by a factory so
  * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
  */
+import type { WardenResources } from '../permissions/warden-resources';
 import type { SandboxClient } from '../sandbox/sandbox-client';
 import type { SqlDatabase } from '../state/sql-database';
+import type { ApproverStore } from '../identity/approver-registry';
 import { createCheckPolicy } from './check-policy';
+import { createVerifyApproval } from './verify-approval';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
@@ -23,6 +26,10 @@ export interface ActivityDeps {
   shared?: { db: SqlDatabase; workerId: string };
   /** Baselines, alerts and where alerts go (monitoring/); without them alerts are not recorded. */
   monitor?: MonitorServices;
+  /** Registered approvers: only their signed decisions count. */
+  approvers?: ApproverStore;
+  /** Warden's own folders, key files and endpoints: refused to every task, never served to a tool. */
+  wardenResources?: WardenResources;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -30,6 +37,7 @@ export function createActivities(deps: ActivityDeps) {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
     checkPolicy: createCheckPolicy(deps),
+    verifyApproval: createVerifyApproval(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
     ...createMonitorActivities(deps),

@@ -7,7 +7,7 @@ import { realpath } from 'node:fs/promises';
 import { CapabilityError, CredentialError, isErrorCode, ToolError } from '../errors';
 import { mintCallCredential } from '../identity/credential';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
-import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
@@ -16,6 +16,8 @@ import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools
 import { validateToolInput } from '../tools/tool-input-validator';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
+import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, toolCallAttributes } from '../telemetry/warden-span-attributes';
@@ -28,6 +30,12 @@ export interface RunToolInput {
   rootWorkflowId: string;
   workflowId: string;
   stepIndex: number;
+  /**
+   * The call's idempotency key (recovery/call-key.ts: run id, step and a digest of the call), the
+   * same the workflow registers its compensation under. Absent in inputs recorded before keys
+   * named the run; then `<workflowId>:<stepIndex>`.
+   */
+  callId?: string;
   /** The task grant the call's credential is minted from. */
   grantId: string;
   /** Upper bound of the credential's lifetime (the activity's timeout). */
@@ -37,6 +45,8 @@ export interface RunToolInput {
   args: Record<string, unknown>;
   /** The monitor's anomaly score of this call and why (workflows/monitor-step.ts), for its custody record. */
   monitor?: { score: number; reasons: string[] };
+  /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
+  pathsResolved?: boolean;
 }
 
 async function workspaceRootOf(task: Task): Promise<string | undefined> {
@@ -63,6 +73,10 @@ export interface ToolExecution {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** Keep what this call's overlay writes replace, so they can be undone (a sub-agent's call). */
+  fsUndo?: boolean;
+  /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
+  noSymlinks?: boolean;
 }
 
 /**
@@ -102,6 +116,16 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   });
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
+    if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
+    if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
+    // Warden's own folders and key files are never served, whatever path or link leads there.
+    const resources = deps.wardenResources;
+    capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
+    capabilities.fs.protectedFiles = [
+      ...wardenKeyFiles(deps.stateDir, deps.env ?? process.env),
+      ...(resources?.files.map((f) => f.path) ?? []),
+      ...(deps.approvers === undefined ? [] : approverKeyFiles(deps.approvers)),
+    ];
   }
   if (capabilities.sql !== undefined) {
     capabilities.sql.journal = journalPathOf(deps.stateDir, taskKey);
@@ -174,7 +198,10 @@ export function createRunTool(deps: ActivityDeps) {
       executeToolCall(deps, {
         rootWorkflowId: input.rootWorkflowId,
         // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
-        callId: `${input.workflowId}:${input.stepIndex}`,
+        callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
+        // A sub-agent's writes must be undoable on their own (its parent may go on without them).
+        fsUndo: input.workflowId !== input.rootWorkflowId,
+        noSymlinks: input.pathsResolved === true,
         grantId: input.grantId,
         maxCredentialTtlMs: input.maxCredentialTtlMs,
         task: input.task,

@@ -16,6 +16,19 @@ import { durationToMs } from '../task/duration';
 import { CredentialError } from '../errors';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { assertTaskSparesWardenResources, wardenKeyFiles, withApproverKeyFiles } from '../worker/warden-resources';
+import { approverKeyFiles } from '../identity/approver-registry';
+import type { WardenResources } from '../permissions/warden-resources';
+
+/** Warden's key files and credential stores as they are now. */
+function keyFilesNow(deps: ActivityDeps): string[] {
+  return deps.stateDir === undefined ? [] : wardenKeyFiles(deps.stateDir, deps.env ?? process.env);
+}
+
+/** Warden's resources with the approver key files registered by now. */
+function resourcesNow(deps: ActivityDeps, resources: WardenResources): WardenResources {
+  return deps.approvers === undefined ? resources : withApproverKeyFiles(resources, approverKeyFiles(deps.approvers));
+}
 
 export interface IdentityServices {
   keystore: Keystore;
@@ -81,6 +94,8 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async beginTask(input: BeginTaskInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
+        // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
         await stores.grants.saveGrant(grant);
         return identityOf(grant);
@@ -94,6 +109,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const parent = await stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });

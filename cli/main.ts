@@ -1,6 +1,7 @@
 /** The `warden` command line: parses the sub-command and hands over. Commands return exit codes. */
 import { processIo, type CliIo } from './cli-io';
 import { approvalsCommand, approveCommand, APPROVALS_USAGE, denyCommand } from './commands/approvals';
+import { approversCommand, APPROVERS_USAGE } from './commands/approvers';
 import { auditCommand, AUDIT_USAGE } from './commands/audit';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
 import { dbCommand, DB_USAGE } from './commands/db';
@@ -28,6 +29,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   keys: { run: keysCommand, usage: KEYS_USAGE },
   credentials: { run: credentialsCommand, usage: CREDENTIALS_USAGE },
   policy: { run: policyCommand, usage: POLICY_USAGE },
+  approvers: { run: approversCommand, usage: APPROVERS_USAGE },
   approvals: { run: approvalsCommand, usage: APPROVALS_USAGE },
   approve: { run: approveCommand, usage: '' },
   deny: { run: denyCommand, usage: '' },

@@ -73,6 +73,12 @@ export const WARDEN_ATTR = {
   resourcesFiles: 'warden.resources.files',
   resourcesHosts: 'warden.resources.hosts',
   resourcesTables: 'warden.resources.tables',
+  /** An approval request's id, and how it was decided (`approved`, `denied`). */
+  approvalRequestId: 'warden.approval.request_id',
+  approvalDecision: 'warden.approval.decision',
+  /** The registered approver whose key signed the decision, and that key's id. */
+  approvalApprover: 'warden.approval.approver',
+  approvalApproverKey: 'warden.approval.approver_key',
   /** `ok`, `denied`, `failed`, or a task status at the end of a task. */
   outcome: 'warden.outcome',
   /** The monitor's anomaly score of the action (0-100), on its tool call and on a response. */

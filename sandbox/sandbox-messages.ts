@@ -38,6 +38,14 @@ export const CapabilityGrantSchema = z.strictObject({
        * tool works on `root` directly.
        */
       overlay: z.string().optional(),
+      /** Real absolute paths of Warden's own folders (state, caches): never served, whatever the path. */
+      protectedPaths: z.array(z.string()).optional(),
+      /** Absolute paths of Warden's key files and credential stores: never opened, also not through a hard link. */
+      protectedFiles: z.array(z.string()).optional(),
+      /** `refuse`: no symbolic link is followed anywhere on a path (it was resolved when the policy decided). Default `follow-inside`. */
+      symlinks: z.enum(['follow-inside', 'refuse']).optional(),
+      /** With `overlay`: where this call keeps what its writes replaced in the upper folder, so they can be undone (a sub-agent's). */
+      undo: z.string().optional(),
     })
     .optional(),
   http: z

@@ -55,6 +55,8 @@ export const StepApprovalSchema = z.strictObject({
   requestId: z.string(),
   status: z.enum(['approved', 'denied', 'timed_out']),
   approver: z.string().optional(),
+  /** Id (RFC 7638 thumbprint) of the registered approver key that signed the decision. */
+  approverKey: z.string().optional(),
   reason: z.string().optional(),
   decidedAt: z.string(),
 });

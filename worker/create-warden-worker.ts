@@ -13,6 +13,7 @@ import { TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
+import { openApproverStore } from '../identity/approver-registry';
 import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
@@ -23,6 +24,7 @@ import type { Alert } from '../monitoring/alert';
 import { createAlertStore } from '../monitoring/alert-store';
 import { alertWebhookOf } from '../monitoring/alert-webhook';
 import { createBaselineStore } from '../monitoring/baseline-store';
+import { wardenResourcesOf } from './warden-resources';
 
 export interface WardenWorkerOptions {
   connection: NativeConnection;
@@ -107,7 +109,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   const { keystore, stores } = authority;
+  const approvers = openApproverStore({ stateDir });
   const release = async () => {
+    approvers.close();
     await authority.close();
     await closeState();
   };
@@ -149,6 +153,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
           print: options.printAlert ?? ((alert) => process.stdout.write(alertJsonLine(alert))),
           ...(alertWebhook === undefined ? {} : { webhook: alertWebhook }),
         },
+        approvers,
+        wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
       }),
     });
     return {

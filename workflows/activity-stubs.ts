@@ -13,6 +13,12 @@ export const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenA
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
 });
 
+/** Checking an approver's signed decision (run from the approval Update's handler). */
+export const { verifyApproval } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 3, initialInterval: '1s' },
+});
+
 /** Revoking the task's grant when it ends. */
 export const { endTask } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '30 seconds',

@@ -80,7 +80,7 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     deadline,
     state,
     saga: new TaskSaga({ task, rootWorkflowId, isRoot }),
-    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout),
+    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId }),
     tools: toolActivities(task),
     identity: input.identity,
     policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),

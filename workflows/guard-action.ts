@@ -16,6 +16,8 @@ import { TaskEnded } from './task-ended';
 export interface GuardedStep {
   step: StepRecord;
   policyRequest: PolicyRequest;
+  /** A built-in fs call's arguments with the path the rules judged (resolved inside the workspace). */
+  resolvedArgs?: Record<string, unknown>;
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -40,7 +42,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest } = await checkPolicy({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = await checkPolicy({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -62,6 +64,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   if (verdict.decision === 'approval') {
     const approval = await run.approvals.hold({
       stepIndex: step.index,
+      ...(approvalRequestId === undefined ? {} : { requestId: approvalRequestId }),
       tool: policyTool,
       args: policyArgs,
       rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
@@ -80,5 +83,5 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
-  return { step, policyRequest };
+  return { step, policyRequest, ...(resolvedArgs === undefined ? {} : { resolvedArgs }) };
 }

@@ -16,7 +16,7 @@
  * answer can complete the task); a blocked task never completes or commits; a block revokes
  * before the workflow goes on.
  */
-import { allHandlersFinished, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures } from '../monitoring/action-features';
 import type { Alert } from '../monitoring/alert';
@@ -173,7 +173,8 @@ export class TaskMonitor {
     this.assertRunning();
     const entry = this.steps.get(step.index);
     if (!this.active || entry === undefined || this.stepUp === undefined || step.approval !== undefined) return true;
-    const approval = await run.approvals.hold({ stepIndex: step.index, tool: step.tool, args: step.args, rules: [`monitor: ${this.stepUp}`] });
+    // A random id, as for policy holds: nobody can name the request before it exists.
+    const approval = await run.approvals.hold({ stepIndex: step.index, requestId: uuid4(), tool: step.tool, args: step.args, rules: [`monitor: ${this.stepUp}`] });
     step.approval = approval;
     this.assertRunningAfterWait(step, entry);
     if (approval.status !== 'approved') {

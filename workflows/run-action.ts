@@ -25,11 +25,11 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number)
     await run.monitor.refused(run, run.state.steps[run.state.steps.length - 1]);
     return;
   }
-  const { step, policyRequest } = guarded;
+  const { step, policyRequest, resolvedArgs } = guarded;
   if (!(await run.monitor.beforeRun(run, step))) return;
   try {
     if (action.type === 'tool') {
-      await runToolStep(run, action, step, policyRequest);
+      await runToolStep(run, action, step, policyRequest, resolvedArgs);
     } else if (!(await runSpawnStep(run, action, step))) {
       return;
     }
@@ -37,7 +37,7 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number)
   } catch (error) {
     if (error instanceof TaskEnded || isCancellation(error)) throw error;
     step.error = stepErrorOf(error);
-    if (action.type === 'tool') run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, undefined);
+    if (action.type === 'tool') run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index, action.tool, action.args), action.args, undefined);
     // The call ran (and failed) unless the failure says it never started.
     step.executed = true;
   } finally {

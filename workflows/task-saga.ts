@@ -4,6 +4,7 @@
  * every compensation runs, newest first, and a pre-task snapshot is restored if something could
  * not be undone.
  */
+import { patched } from '@temporalio/workflow';
 import { compensationFor, overlayCompensation, type Compensation } from '../recovery/compensation';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
@@ -17,6 +18,9 @@ export interface SagaScope {
   /** True for the task the user started (it owns the tree's overlay and snapshot). */
   isRoot: boolean;
 }
+
+/** Sub-agents undo their overlay writes per call when they do not complete. */
+export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
 
 export class TaskSaga {
   /** How to undo each effect so far, oldest first. */
@@ -43,6 +47,8 @@ export class TaskSaga {
       callId,
       args,
       journaled: true,
+      // A sub-agent's file writes are undone per call; histories from before keep their commands.
+      ...(!this.scope.isRoot && patched(SUBAGENT_FS_UNDO_PATCH) ? { overlayUndo: true } : {}),
       ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
     });
     this.compensations.push(...plan.compensations);

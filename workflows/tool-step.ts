@@ -2,7 +2,9 @@
  * Runs a granted tool call as an activity in the sandbox, under a credential minted for exactly
  * this call, and registers how to undo it.
  */
+import { patched } from '@temporalio/workflow';
 import { recordExecution } from '../policies/engine/policy-state';
+import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepRecord, ToolAction } from '../task/task-run';
 import type { AgentRun } from './agent-run';
@@ -10,29 +12,43 @@ import type { AgentRun } from './agent-run';
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
 
-/** The call's idempotency key: a retried activity applies its effects once. */
-export function toolCallId(run: AgentRun, stepIndex: number): string {
-  return `${run.workflowId}:${stepIndex}`;
+/** Histories recorded before call keys named the run and the call keep their old keys on replay. */
+export const CALL_KEY_PATCH = 'call-key-run-and-call';
+
+/**
+ * The call's idempotency key: a retried activity applies its effects once; another run under
+ * the same workflow id, or another call at the same step, gets its own (recovery/call-key.ts).
+ */
+export function toolCallId(run: AgentRun, stepIndex: number, tool: string, args: Record<string, unknown>): string {
+  if (!patched(CALL_KEY_PATCH)) return `${run.workflowId}:${stepIndex}`;
+  return callKeyOf({ workflowId: run.workflowId, runId: run.runId, stepIndex, tool, args });
 }
 
-export async function runToolStep(run: AgentRun, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest): Promise<void> {
+/**
+ * Runs the call. `resolvedArgs` (a built-in fs call) carry the path the policy judged; the call
+ * then opens exactly that path and follows no link.
+ */
+export async function runToolStep(run: AgentRun, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest, resolvedArgs?: Record<string, unknown>): Promise<void> {
   const grantId = run.identity!.grantId;
+  const callId = toolCallId(run, step.index, action.tool, action.args);
   const call = await run.deadline.within(() =>
     run.tools.runTool({
       rootWorkflowId: run.rootWorkflowId,
       workflowId: run.workflowId,
       stepIndex: step.index,
+      callId,
       grantId,
       maxCredentialTtlMs: run.tools.activityTimeoutMs,
       task: run.task,
       tool: action.tool,
-      args: action.args,
+      args: resolvedArgs ?? action.args,
+      ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
       // The monitor's score goes into the call's custody record.
       ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
     }),
   );
   step.output = call.output;
   step.credential = call.credential;
-  run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, call.output);
+  run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
   run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
 }

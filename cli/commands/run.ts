@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile, taskNotices } from '../../task/load-task-file';
+import { wardenResourceIssues } from '../../permissions/warden-resources';
+import { stateDirOf } from '../../state-dir';
+import { realTaskPathsOf, wardenResourcesOf } from '../../worker/warden-resources';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
@@ -45,6 +48,11 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   let task;
   try {
     task = await loadTaskFile(file);
+    // Refused here with exit 2 (and again by every worker, for tasks started another way).
+    const stateDir = stateDirOf(io.env);
+    const resources = wardenResourcesOf({ env: io.env, stateDir, cacheDirs: [join(stateDir, 'cache')] });
+    const issues = wardenResourceIssues(task, realTaskPathsOf(task), resources);
+    if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
   } catch (error) {
     if (error instanceof TaskFileError) {
       io.stderr(`warden run: ${error.code}: ${error.message}\n`);

@@ -9,7 +9,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import Database from 'better-sqlite3';
+import { workflowBundle } from '../../worker/workflow-bundle';
 
 export interface ReceivedRequest {
   method: string;
@@ -175,9 +178,7 @@ export function clerkTask(setup: ClerkSetup, script: unknown[], extra: Record<st
  * Replays every workflow (tasks and sub-agents) a test file ran on its task queue against the
  * current workflow code; returns the failures (empty when every history replays).
  */
-export async function replayTaskQueue(env: { client: import('@temporalio/client').Client; taskQueue: string }): Promise<{ replayed: number; failures: string[] }> {
-  const { Worker } = await import('@temporalio/worker');
-  const { workflowBundle } = await import('../../worker/workflow-bundle');
+export async function replayTaskQueue(env: { client: Client; taskQueue: string }): Promise<{ replayed: number; failures: string[] }> {
   const ids: string[] = [];
   for await (const execution of env.client.workflow.list({ query: `TaskQueue = "${env.taskQueue}"` })) ids.push(execution.workflowId);
   const histories = (async function* () {

@@ -71,10 +71,10 @@ function queryState(workflowId: string) {
   return env.client.workflow.getHandle(workflowId).query(taskStateQuery);
 }
 
-function revocationOf(result: TaskResult) {
+async function revocationOf(result: TaskResult) {
   const stores = openCredentialStores({ stateDir: TEST_STATE_DIR });
   try {
-    return stores.revocation.isRevoked([result.identity!.grantId]);
+    return await stores.revocation.isRevoked([result.identity!.grantId]);
   } finally {
     stores.close();
   }
@@ -109,7 +109,7 @@ it('kills a task waiting for approval: blocked now, credentials revoked, its wri
   const alert = result.alerts!.find((a) => a.id === kill.alertId)!;
   expect(alert).toMatchObject({ source: 'kill', response: 'remediate', operator: 'user:sec-oncall', reason: 'suspicious delete' });
   expect(printed.map((a) => a.id)).toContain(alert.id);
-  expect(revocationOf(result)?.reason).toBe('killed by user:sec-oncall');
+  expect((await revocationOf(result))?.reason).toBe('killed by user:sec-oncall');
 });
 
 it('kills a task between tool calls: nothing starts after the kill', async () => {
@@ -124,7 +124,7 @@ it('kills a task between tool calls: nothing starts after the kill', async () =>
   const blockedAt = Date.parse(kill.blockedAt!);
   const startedAfter = result.steps.filter((s) => Date.parse(s.startedAt) > blockedAt && s.executed);
   expect(startedAfter).toEqual([]);
-  expect(revocationOf(result)?.reason).toBe('killed by user:alice');
+  expect((await revocationOf(result))?.reason).toBe('killed by user:alice');
 });
 
 it('a block without remediation holds the task until `warden kill` remediates it', async () => {

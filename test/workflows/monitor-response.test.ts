@@ -75,10 +75,10 @@ async function expectBlockAlert(result: TaskResult, response: 'block' | 'remedia
 }
 
 /** The grant of the task stopped verifying when it was blocked, not when the task ended. */
-function expectRevokedByBlock(result: TaskResult, alert: Alert): void {
+async function expectRevokedByBlock(result: TaskResult, alert: Alert): Promise<void> {
   const stores = openCredentialStores({ stateDir: TEST_STATE_DIR });
   try {
-    const revocation = stores.revocation.isRevoked([result.identity!.grantId]);
+    const revocation = await stores.revocation.isRevoked([result.identity!.grantId]);
     expect(revocation?.reason).toMatch(/^blocked by the monitor|^killed by/);
     expect(revocation!.revokedAt).toBeLessThanOrEqual(Date.parse(alert.blockedAt!));
   } finally {
@@ -123,7 +123,7 @@ describe('runs that turn rogue mid-way are blocked and rolled back', () => {
     const alert = await expectBlockAlert(result);
     expect(alert).toMatchObject({ source: 'monitor', stepIndex: 3, tool: 'sql.exec' });
     expect(alert.rules.map((r) => r.sentence)).toContain('block the task and roll it back when the anomaly score is above 80');
-    expectRevokedByBlock(result, alert);
+    await expectRevokedByBlock(result, alert);
   });
 
   it('an exfiltration attempt to a new host: blocked before the request leaves, nothing reaches the host', async () => {
@@ -148,7 +148,7 @@ describe('runs that turn rogue mid-way are blocked and rolled back', () => {
     // The report written before the block is never committed.
     expect(result.recovery?.rolledBack.map((r) => r.kind)).toContain('fs-overlay-discard');
     expect(existsSync(join(setup.shop.workspace, 'report.txt')) ? await readFile(join(setup.shop.workspace, 'report.txt'), 'utf8') : 'absent').not.toBe('restocked');
-    expectRevokedByBlock(result, await expectBlockAlert(result));
+    await expectRevokedByBlock(result, await expectBlockAlert(result));
   });
 
   it('a runaway loop: the same call over and over is blocked at the rule\'s count', async () => {
@@ -180,7 +180,7 @@ describe('runs that turn rogue mid-way are blocked and rolled back', () => {
     expect(result.steps[4]!.monitor!.reasons.map((r) => r.signal)).toContain('fan-out');
     const alert = await expectBlockAlert(result);
     expect(alert.rules).toContainEqual(expect.objectContaining({ id: 'task:1', detail: '4 sub-agents spawned in this run' }));
-    expectRevokedByBlock(result, alert);
+    await expectRevokedByBlock(result, alert);
   });
 
   it('a sub-agent that turns rogue blocks the whole task: its parent is blocked and rolled back too', async () => {
@@ -202,7 +202,7 @@ describe('runs that turn rogue mid-way are blocked and rolled back', () => {
     expect(result.alerts![0]!.reasons.map((r) => r.signal)).toContain('subagent-blocked');
     expect(setup.shop.rows()).toEqual(before);
     await expectBlockAlert(result.children[0]!);
-    expectRevokedByBlock(result, result.alerts![0]!);
+    await expectRevokedByBlock(result, result.alerts![0]!);
   });
 });
 
