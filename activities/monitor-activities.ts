@@ -11,7 +11,8 @@
  */
 import { trace } from '@opentelemetry/api';
 import { MONITOR_ALERT_EVENT, WARDEN_ATTR } from '../custody/attributes';
-import { MonitorError } from '../errors';
+import { MonitorError, WardenError } from '../errors';
+import { verifyApprovalDecision } from '../identity/approval-decision';
 import { formatAlert, AlertSchema, type Alert } from '../monitoring/alert';
 import { deliverAlertWebhook, type AlertWebhook } from '../monitoring/alert-webhook';
 import type { AlertStore } from '../monitoring/alert-store';
@@ -20,7 +21,7 @@ import type { BaselineStore } from '../monitoring/baseline-store';
 import { loadResponseRules } from '../monitoring/load-response-rules';
 import type { ResponseRule } from '../monitoring/response-rule';
 import { annotateActiveSpan, rootWorkflowIdOf } from '../telemetry/warden-span-attributes';
-import type { KillRequest } from '../workflows/definitions';
+import { KILL_ACTION, KILL_REQUEST_ID, type KillRequest } from '../workflows/definitions';
 import { DEFAULT_POLICY_PACKS } from './check-policy';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
@@ -64,18 +65,17 @@ export interface AuthorizeKillInput {
 }
 
 export interface AuthorizedKill {
+  /** The registered approver who signed the kill. */
   operator: string;
-  /** The key the request was signed with, once kills are signed (see authorizeKill). */
-  operatorKey?: string;
-  authenticated: boolean;
+  /** Their key's id. */
+  operatorKey: string;
+  authenticated: true;
 }
 
 function monitorOf(deps: ActivityDeps): MonitorServices {
   if (deps.monitor === undefined) throw new TypeError('this worker was created without monitor services');
   return deps.monitor;
 }
-
-const OPERATOR = /^[a-z][a-z0-9+.-]*:[^\s]{1,200}$/i;
 
 export function createMonitorActivities(deps: ActivityDeps) {
   return {
@@ -160,20 +160,31 @@ export function createMonitorActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Checks the operator of a `warden kill`. Today the operator is the name the CLI sends
-     * (`WARDEN_APPROVER`, else `user:<login>`): anyone who can send Temporal Updates to the task can
-     * kill it, as they could cancel or terminate it. Every kill is recorded with that name. This
-     * is the one function that will verify a signature with the approver registry (issue 9's
-     * approver keys) once it is available, refusing with ERR_KILL_REFUSED.
+     * Checks a `warden kill`: it must be signed by a registered, unremoved approver's key over
+     * exactly this run, the kill request id and action, and its reason, within the approval
+     * signature's lifetime (identity/approval-decision.ts). Throws MonitorError ERR_KILL_REFUSED
+     * saying which check failed.
      */
     async authorizeKill(input: AuthorizeKillInput): Promise<AuthorizedKill> {
       return atActivityBoundary(async () => {
-        const operator = input.request.operator?.trim() ?? '';
-        if (!OPERATOR.test(operator)) {
-          throw new MonitorError('ERR_KILL_REFUSED', `a kill must name its operator as <kind>:<name> (e.g. user:alice), not ${JSON.stringify(operator.slice(0, 80))}`);
+        annotateActiveSpan({ [WARDEN_ATTR.taskId]: rootWorkflowIdOf(input.workflowId) });
+        if (deps.approvers === undefined) throw new MonitorError('ERR_KILL_REFUSED', 'this worker has no approver registry, so no kill can be verified');
+        let verified: { approver: string; kid: string };
+        try {
+          verified = await verifyApprovalDecision(deps.approvers, input.request.signature, {
+            workflowId: input.workflowId,
+            runId: input.runId,
+            requestId: KILL_REQUEST_ID,
+            action: KILL_ACTION,
+            approved: true,
+            ...(input.request.reason === undefined ? {} : { reason: input.request.reason }),
+          });
+        } catch (error) {
+          if (error instanceof WardenError) throw new MonitorError('ERR_KILL_REFUSED', `the kill is not authenticated: ${error.message}`, { details: error.details as Record<string, unknown> });
+          throw error;
         }
-        annotateActiveSpan({ [WARDEN_ATTR.taskId]: rootWorkflowIdOf(input.workflowId), [WARDEN_ATTR.monitorOperator]: operator });
-        return { operator, authenticated: false };
+        annotateActiveSpan({ [WARDEN_ATTR.monitorOperator]: verified.approver });
+        return { operator: verified.approver, operatorKey: verified.kid, authenticated: true };
       });
     },
 

@@ -14,6 +14,7 @@ import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
 import { TaskMonitor } from './monitor-step';
+import { callKeysFromStart } from './tool-step';
 import { TaskSaga } from './task-saga';
 
 /** A tool call or a spawn: the actions that become steps. */
@@ -42,6 +43,8 @@ export interface AgentRun {
   policyState: PolicyState;
   /** Scores every action and carries out the response rules (monitor-step.ts). */
   readonly monitor: TaskMonitor;
+  /** Call keys name the run and the call, decided at the start (tool-step.ts `CALL_KEY_AT_START_PATCH`). */
+  readonly callKeysFromStart: boolean;
 }
 
 /** Sets up a run from the workflow input; installs the state query and the approval handler. */
@@ -85,6 +88,7 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     identity: input.identity,
     policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
     monitor: new TaskMonitor(),
+    callKeysFromStart: callKeysFromStart(),
   };
   run.monitor.install(run);
   return run;

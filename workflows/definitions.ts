@@ -57,24 +57,29 @@ export const approvalSignal = defineSignal<[LegacyApprovalDecision]>('warden.app
 
 /**
  * `warden kill`: block the task now (no more actions; its credentials and its sub-agents' stop
- * verifying) and remediate it (run its compensations). The operator is checked in an activity
- * before anything happens (activities/monitor-activities.ts `authorizeKill`).
+ * verifying) and remediate it (run its compensations). Signed like an approval decision by a
+ * registered approver's key (identity/approval-decision.ts) over this run, the request id
+ * `KILL_REQUEST_ID`, the action `KILL_ACTION` and the reason; verified in an activity
+ * (`authorizeKill`) before anything happens.
  */
 export interface KillRequest {
-  /** Who asks, as they claim it (`user:alice`); checked by `authorizeKill`. */
-  operator: string;
   reason?: string;
   /** When the operator sent it (ISO 8601), for the kill-to-block time. */
   requestedAt: string;
-  /** Reserved for the operator's signature over this request (approver keys, issue 9). */
-  signature?: unknown;
+  /** A flattened JWS by a registered approver's key; verified in an activity, never trusted here. */
+  signature: unknown;
 }
+
+/** The request id and action a kill's signature names (no held action can have them: those ids are random UUIDs). */
+export const KILL_REQUEST_ID = 'warden.kill';
+export const KILL_ACTION = 'warden.kill';
 
 /** What a kill did. */
 export interface KillOutcome {
   workflowId: string;
   /** `blocked`: it stopped now; `already-blocked`: it was blocked before (now remediating); `ended`: it had already finished its work. */
   status: 'blocked' | 'already-blocked' | 'ended';
+  /** The registered approver whose key signed the kill. */
   operator: string;
   alertId?: string;
   /** When its credentials stopped verifying (ISO 8601). */
@@ -83,10 +88,9 @@ export interface KillOutcome {
 
 /** The shape the kill Update's validator accepts (anything else is rejected before it is stored). */
 export const KillRequestSchema = z.strictObject({
-  operator: z.string().min(1).max(256),
   reason: z.string().max(2000).optional(),
   requestedAt: z.iso.datetime({ offset: true }),
-  signature: z.unknown().optional(),
+  signature: z.strictObject({ protected: z.string(), payload: z.string(), signature: z.string() }, { error: 'a kill must be signed with a registered approver key (warden kill --key)' }),
 });
 
 export const killUpdate = defineUpdate<KillOutcome, [KillRequest]>('warden.kill');

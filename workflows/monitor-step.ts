@@ -16,7 +16,7 @@
  * answer can complete the task); a blocked task never completes or commits; a block revokes
  * before the workflow goes on.
  */
-import { allHandlersFinished, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures } from '../monitoring/action-features';
 import type { Alert } from '../monitoring/alert';
@@ -94,11 +94,20 @@ export class TaskMonitor {
     setHandler(
       killUpdate,
       async (request): Promise<KillOutcome> => {
-        const who = await authorizeKill({ workflowId: run.workflowId, runId: run.runId, request });
+        let who: Awaited<ReturnType<typeof authorizeKill>>;
+        try {
+          who = await authorizeKill({ workflowId: run.workflowId, runId: run.runId, request });
+        } catch (error) {
+          // The kill fails with the refusal itself (ERR_KILL_REFUSED and why), not a wrapped activity failure.
+          const cause = error instanceof ActivityFailure ? error.cause : error;
+          if (cause instanceof ApplicationFailure) throw ApplicationFailure.create({ type: cause.type ?? 'ERR_KILL_REFUSED', message: cause.message, nonRetryable: true });
+          throw error;
+        }
         const alert = this.newAlert(run, {
           source: 'kill',
           response: 'remediate',
           operator: who.operator,
+          operatorKey: who.operatorKey,
           reason: request.reason ?? 'killed by hand',
           actionAt: request.requestedAt,
         });
@@ -112,8 +121,12 @@ export class TaskMonitor {
         return { workflowId: run.workflowId, status: 'blocked', operator: who.operator, alertId: done.id, ...(done.blockedAt === undefined ? {} : { blockedAt: done.blockedAt }) };
       },
       {
+        // Rejected here, a malformed or unsigned kill is never stored in history.
         validator: (request) => {
-          KillRequestSchema.parse(request);
+          const parsed = KillRequestSchema.safeParse(request);
+          if (!parsed.success) {
+            throw ApplicationFailure.create({ type: 'ERR_KILL_REFUSED', message: `not a kill request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`, nonRetryable: true });
+          }
         },
       },
     );
@@ -312,7 +325,7 @@ export class TaskMonitor {
 
   private newAlert(
     run: AgentRun,
-    init: { source: Alert['source']; response: Response; step?: StepRecord; score?: number; reasons?: ScoreReason[]; rules?: FiredRule[]; operator?: string; reason?: string; actionAt?: string },
+    init: { source: Alert['source']; response: Response; step?: StepRecord; score?: number; reasons?: ScoreReason[]; rules?: FiredRule[]; operator?: string; operatorKey?: string; reason?: string; actionAt?: string },
   ): Alert {
     this.alertCount += 1;
     const reasons = init.reasons ?? [];
@@ -330,6 +343,7 @@ export class TaskMonitor {
       rules: init.rules ?? [],
       response: init.response,
       ...(init.operator === undefined ? {} : { operator: init.operator }),
+      ...(init.operatorKey === undefined ? {} : { operatorKey: init.operatorKey }),
       ...(init.reason === undefined ? {} : { reason: init.reason }),
       ...(init.actionAt === undefined ? {} : { actionAt: init.actionAt }),
       detectedAt: new Date(Date.now()).toISOString(),

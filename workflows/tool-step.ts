@@ -16,11 +16,24 @@ const POLICY_RETAIN_MS = 24 * 3_600_000;
 export const CALL_KEY_PATCH = 'call-key-run-and-call';
 
 /**
+ * The same change, decided when the run starts (`callKeysFromStart`). Deciding it at the first
+ * tool call put its marker right after the policy local activity, and a query answered in between
+ * (what `warden run` does every 250 ms) splits that workflow task differently than a replay does:
+ * the history then no longer replays. Runs recorded with the late marker keep deciding it late.
+ */
+export const CALL_KEY_AT_START_PATCH = 'call-key-run-and-call-at-start';
+
+/** Whether call keys name the run and the call, decided once at the start of the run (see CALL_KEY_AT_START_PATCH). */
+export function callKeysFromStart(): boolean {
+  return patched(CALL_KEY_AT_START_PATCH);
+}
+
+/**
  * The call's idempotency key: a retried activity applies its effects once; another run under
  * the same workflow id, or another call at the same step, gets its own (recovery/call-key.ts).
  */
 export function toolCallId(run: AgentRun, stepIndex: number, tool: string, args: Record<string, unknown>): string {
-  if (!patched(CALL_KEY_PATCH)) return `${run.workflowId}:${stepIndex}`;
+  if (!run.callKeysFromStart && !patched(CALL_KEY_PATCH)) return `${run.workflowId}:${stepIndex}`;
   return callKeyOf({ workflowId: run.workflowId, runId: run.runId, stepIndex, tool, args });
 }
 

@@ -2,26 +2,34 @@
  * `warden kill <workflowId>`: block a running task now (no more actions; its credentials and its
  * sub-agents' stop verifying) and remediate it (its compensations run), by hand.
  */
-import { killedTaskResult, killTask, operatorOf } from '../../client/kill-task';
+import { findApproverKeyFile } from '../../client/approvals';
+import { killedTaskResult, killTask } from '../../client/kill-task';
 import { WardenError } from '../../errors';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { withCliClient } from '../temporal-client';
 
-export const KILL_USAGE = `usage: warden kill <workflowId> [--reason <text>] [--no-wait] [--json]
+export const KILL_USAGE = `usage: warden kill <workflowId> [--key <file>] [--reason <text>] [--no-wait] [--json]
 
   blocks the task now: it starts no more actions, its grant is revoked (its credentials and its
   sub-agents' stop verifying), running sub-agents are stopped; then its compensations run (files
   discarded, SQL undone, compensating tools run). A task the monitor blocked and holds for a
-  human is remediated. The operator is WARDEN_APPROVER, else user:<login name>.
+  human is remediated. The kill is signed with a registered approver's key, like an approval.
 
+  --key <file>     the approver key file (default: WARDEN_APPROVER_KEY, else
+                   <approver key folder>/<WARDEN_APPROVER>.json; see warden approvers)
   --reason <text>  why, recorded in the alert, the custody ledger and the task's result
   --no-wait        return once the task is blocked, without waiting for its compensations
   --json           print one JSON object: the kill (and the task's result unless --no-wait)`;
 
 export async function killCommand(argv: string[], io: CliIo): Promise<number> {
-  const args = parseCommandArgs('kill', KILL_USAGE, argv, io, { reason: { type: 'string' }, 'no-wait': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
+  const args = parseCommandArgs('kill', KILL_USAGE, argv, io, {
+    key: { type: 'string' },
+    reason: { type: 'string' },
+    'no-wait': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
   if (typeof args === 'number') return args;
   const [workflowId, ...extra] = args.positionals;
   if (workflowId === undefined || extra.length > 0) {
@@ -29,8 +37,9 @@ export async function killCommand(argv: string[], io: CliIo): Promise<number> {
     return EXIT.usage;
   }
   try {
+    const key = await findApproverKeyFile(io.env, args.values.key);
     return await withCliClient(io, async (client) => {
-      const kill = await killTask(client, { workflowId, operator: operatorOf(io.env), ...(args.values.reason === undefined ? {} : { reason: args.values.reason }) });
+      const kill = await killTask(client, { workflowId, key, ...(args.values.reason === undefined ? {} : { reason: args.values.reason }) });
       const sent = Date.parse(kill.requestedAt);
       const toBlock = kill.blockedAt === undefined ? undefined : Date.parse(kill.blockedAt) - sent;
       if (!args.values.json) {

@@ -1,9 +1,11 @@
 /**
  * `warden kill` against running tasks on the real Temporal server: a task waiting for approval,
  * a task between tool calls, a task the monitor blocked and holds for a human. Each is blocked
- * (no action after the kill, credentials revoked) and remediated (effects undone); a kill that
- * cannot apply is refused with ERR_KILL_REFUSED. Also: a blocked sub-agent blocks its parent even
- * when the parent's packs hold no response rule.
+ * (no action after the kill, credentials revoked) and remediated (effects undone). A kill is
+ * authenticated like an approval (a registered approver's key over exactly this run): unsigned,
+ * forged, removed-approver and replayed kills, and kills of tasks that are not running, are
+ * refused with ERR_KILL_REFUSED and change nothing. Also: a blocked sub-agent blocks its parent
+ * even when the parent's packs hold no response rule.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -18,7 +20,9 @@ import { openCredentialStores } from '../../identity/credential-stores';
 import type { Alert } from '../../monitoring/alert';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
-import { taskStateQuery } from '../../workflows/definitions';
+import { issueApproverKey, signApprovalDecision, type ApproverKeyFile } from '../../identity/approval-decision';
+import { openApproverStore } from '../../identity/approver-registry';
+import { KILL_ACTION, KILL_REQUEST_ID, killUpdate, taskStateQuery } from '../../workflows/definitions';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { makeShop, replayTaskQueue, type ShopFixture } from '../support/monitor-kit';
 import { testTemporalAddress } from '../support/temporal';
@@ -26,17 +30,33 @@ import { testTemporalAddress } from '../support/temporal';
 let env: WardenTestEnv;
 let shop: ShopFixture;
 const printed: Alert[] = [];
+let oncall: ApproverKeyFile;
+let oncallKeyFile: string;
+let removed: ApproverKeyFile;
+/** A key under the on-call name that this Warden never issued. */
+let impostor: ApproverKeyFile;
 
 beforeAll(async () => {
   env = await startWardenTestEnv(process.env, { printAlert: (alert) => printed.push(alert) });
   shop = await makeShop();
+  const suffix = randomUUID().slice(0, 8);
+  const store = openApproverStore({ stateDir: TEST_STATE_DIR });
+  oncall = (await issueApproverKey(store, { name: `oncall-${suffix}` })).keyFile;
+  removed = (await issueApproverKey(store, { name: `gone-${suffix}` })).keyFile;
+  store.remove(removed.name);
+  store.close();
+  const elsewhere = openApproverStore({ stateDir: await mkdtemp(join(tmpdir(), 'warden-elsewhere-')) });
+  impostor = (await issueApproverKey(elsewhere, { name: oncall.name })).keyFile;
+  elsewhere.close();
+  oncallKeyFile = join(await mkdtemp(join(tmpdir(), 'warden-keys-')), 'oncall.json');
+  await writeFile(oncallKeyFile, JSON.stringify(oncall), { mode: 0o600 });
 });
 afterAll(async () => env?.close());
 
 const cliIo = (out: string[]) => ({
   stdout: (t: string) => out.push(t),
   stderr: (t: string) => out.push(t),
-  env: { ...process.env, TEMPORAL_ADDRESS: testTemporalAddress().address, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_APPROVER: 'sec-oncall' },
+  env: { ...process.env, TEMPORAL_ADDRESS: testTemporalAddress().address, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_APPROVER_KEY: oncallKeyFile },
 });
 
 function task(script: unknown[], extra: Record<string, unknown> = {}) {
@@ -94,10 +114,10 @@ it('kills a task waiting for approval: blocked now, credentials revoked, its wri
   const out: string[] = [];
   expect(await killCommand([handle.workflowId, '--reason', 'suspicious delete', '--json'], cliIo(out)), out.join('')).toBe(0);
   const { kill, killToBlockMs, result } = JSON.parse(out.join('')) as { kill: { status: string; operator: string; alertId: string }; killToBlockMs: number; result: TaskResult };
-  expect(kill).toMatchObject({ status: 'blocked', operator: 'user:sec-oncall' });
+  expect(kill).toMatchObject({ status: 'blocked', operator: oncall.name });
   expect(killToBlockMs).toBeGreaterThanOrEqual(0);
   expect(result.status).toBe('blocked');
-  expect(result.reason).toBe('killed by user:sec-oncall: suspicious delete');
+  expect(result.reason).toBe(`killed by ${oncall.name}: suspicious delete`);
   // The held delete was never run; the approval wait ended as denied by Warden.
   expect(result.steps[2]).toMatchObject({ executed: false, approval: { status: 'denied', approver: 'warden' } });
   expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
@@ -107,15 +127,15 @@ it('kills a task waiting for approval: blocked now, credentials revoked, its wri
   expect(shop.rows()).toEqual(before);
   expect(existsSync(join(shop.workspace, 'plan.txt'))).toBe(false);
   const alert = result.alerts!.find((a) => a.id === kill.alertId)!;
-  expect(alert).toMatchObject({ source: 'kill', response: 'remediate', operator: 'user:sec-oncall', reason: 'suspicious delete' });
+  expect(alert).toMatchObject({ source: 'kill', response: 'remediate', operator: oncall.name, operatorKey: oncall.kid, reason: 'suspicious delete' });
   expect(printed.map((a) => a.id)).toContain(alert.id);
-  expect((await revocationOf(result))?.reason).toBe('killed by user:sec-oncall');
+  expect((await revocationOf(result))?.reason).toBe(`killed by ${oncall.name}`);
 });
 
 it('kills a task between tool calls: nothing starts after the kill', async () => {
   const handle = await env.start(task([...Array.from({ length: 40 }, (_, n) => ({ tool: 'tick', args: { n } })), { final: 'never' }], { limits: { maxSteps: 50 } }));
   await waitForState(handle.workflowId, (s) => s.steps.filter((step) => step.executed).length >= 2);
-  const kill = await killTask(env.client, { workflowId: handle.workflowId, operator: 'user:alice', reason: 'runaway' });
+  const kill = await killTask(env.client, { workflowId: handle.workflowId, key: oncall, reason: 'runaway' });
   expect(kill.status).toBe('blocked');
   const result = await followAgentTask(handle);
   expect(result.status).toBe('blocked');
@@ -124,7 +144,7 @@ it('kills a task between tool calls: nothing starts after the kill', async () =>
   const blockedAt = Date.parse(kill.blockedAt!);
   const startedAfter = result.steps.filter((s) => Date.parse(s.startedAt) > blockedAt && s.executed);
   expect(startedAfter).toEqual([]);
-  expect((await revocationOf(result))?.reason).toBe('killed by user:alice');
+  expect((await revocationOf(result))?.reason).toBe(`killed by ${oncall.name}`);
 });
 
 it('a block without remediation holds the task until `warden kill` remediates it', async () => {
@@ -164,12 +184,32 @@ it('refuses kills that cannot apply, saying why', async () => {
   expect(await killCommand([], cliIo(usage))).toBe(2);
 
   const handle = await env.start(task([{ tool: 'sql.exec', args: { database: 'shop', sql: 'DELETE FROM orders WHERE id > 10' } }, { final: 'x' }]));
+  const other = await env.start(task([{ tool: 'sql.exec', args: { database: 'shop', sql: 'DELETE FROM orders WHERE id > 20' } }, { final: 'x' }]));
   await waitForState(handle.workflowId, (s) => s.pendingApprovals.length > 0);
-  await expect(killTask(env.client, { workflowId: handle.workflowId, operator: 'nobody' })).rejects.toMatchObject({ code: 'ERR_KILL_REFUSED' });
-  await expect(killTask(env.client, { workflowId: handle.workflowId, operator: '' })).rejects.toMatchObject({ code: 'ERR_KILL_REFUSED' });
-  // Refused kills changed nothing: the task still waits.
+  await waitForState(other.workflowId, (s) => s.pendingApprovals.length > 0);
+  // A key Warden never issued, a removed approver's key.
+  await expect(killTask(env.client, { workflowId: handle.workflowId, key: impostor })).rejects.toMatchObject({ code: 'ERR_KILL_REFUSED', message: expect.stringContaining('not signed with the key issued') });
+  await expect(killTask(env.client, { workflowId: handle.workflowId, key: removed })).rejects.toMatchObject({ code: 'ERR_KILL_REFUSED', message: expect.stringContaining('was removed') });
+  // No signature at all: the validator rejects it before anything is recorded.
+  await expect(env.client.workflow.getHandle(handle.workflowId).executeUpdate(killUpdate, { args: [{ requestedAt: new Date().toISOString() } as never] })).rejects.toMatchObject({
+    cause: { type: 'ERR_KILL_REFUSED', message: expect.stringContaining('signature: a kill must be signed with a registered approver key') },
+  });
+  // A valid kill of one task replayed against another.
+  const otherRun = (await env.client.workflow.getHandle(other.workflowId).describe()).runId;
+  const signature = await signApprovalDecision(oncall, { workflowId: other.workflowId, runId: otherRun, requestId: KILL_REQUEST_ID, action: KILL_ACTION, approved: true });
+  await expect(
+    env.client.workflow.getHandle(handle.workflowId).executeUpdate(killUpdate, { args: [{ requestedAt: new Date().toISOString(), signature }] }),
+  ).rejects.toMatchObject({ cause: { type: 'ERR_KILL_REFUSED', message: expect.stringContaining('another decision (workflowId, runId differ)') } });
+  // A signature over another reason does not carry over.
+  await expect(
+    env.client.workflow.getHandle(other.workflowId).executeUpdate(killUpdate, { args: [{ requestedAt: new Date().toISOString(), signature, reason: 'something else' }] }),
+  ).rejects.toMatchObject({ cause: { type: 'ERR_KILL_REFUSED', message: expect.stringContaining('reason differ') } });
+  // Refused kills changed nothing: both tasks still wait.
   expect((await queryState(handle.workflowId)).status).toBe('running');
-  expect((await killTask(env.client, { workflowId: handle.workflowId, operator: 'user:bob' })).status).toBe('blocked');
+  expect((await queryState(other.workflowId)).status).toBe('running');
+  expect((await killTask(env.client, { workflowId: handle.workflowId, key: oncall })).status).toBe('blocked');
+  expect((await env.client.workflow.getHandle(other.workflowId).executeUpdate(killUpdate, { args: [{ requestedAt: new Date().toISOString(), signature }] })).status).toBe('blocked');
+  expect((await followAgentTask(other)).status).toBe('blocked');
   expect((await followAgentTask(handle)).status).toBe('blocked');
 });
 
