@@ -524,8 +524,45 @@ export function parseResponseRule(sentence: string, options: { id?: string; sour
   }
 }
 
+const windowWords = (ms: number | undefined): string => {
+  if (ms === undefined) return 'in the run';
+  for (const [unit, size] of [['day', 86_400_000], ['hour', 3_600_000], ['minute', 60_000], ['second', 1_000]] as const) {
+    if (ms % size === 0) return ms === size ? `within a ${unit}` : `within ${ms / size} ${unit}s`;
+  }
+  return `within ${ms} ms`;
+};
+
+/** A trigger in words (`warden policy compile`, alert details). */
+export function describeTrigger(trigger: ResponseTrigger): string {
+  switch (trigger.kind) {
+    case 'score':
+      return `the action's anomaly score is above ${trigger.above}`;
+    case 'denied':
+      return `at least ${trigger.count} actions are refused ${windowWords(trigger.windowMs)}`;
+    case 'failed':
+      return `at least ${trigger.count} actions fail ${windowWords(trigger.windowMs)}`;
+    case 'signal':
+      return `the action's score has the signal ${trigger.signal}`;
+    case 'identical-calls':
+      return `the same call is made ${trigger.count} times in a row`;
+    case 'spawns':
+      return `more than ${trigger.more} sub-agents are spawned ${windowWords(trigger.windowMs)}`;
+    case 'calls':
+      return `more than ${trigger.more} actions${trigger.tools === undefined ? '' : ` of ${trigger.tools.join(', ')}`} are made ${windowWords(trigger.windowMs)}`;
+    case 'rows':
+      return `more than ${trigger.more} rows are ${trigger.operation === undefined ? 'changed' : { delete: 'deleted', update: 'updated', insert: 'inserted' }[trigger.operation]} ${windowWords(trigger.windowMs)}`;
+    case 'usual':
+      return `one call ${trigger.metric === 'rows' ? `${trigger.operation === undefined ? 'changes' : `${trigger.operation}s`} rows` : 'writes or sends bytes'} more than ${trigger.factor} times the most its baseline learnt`;
+  }
+}
+
 /** What a response rule does, in words (`warden policy compile`). */
 export function describeResponseRule(rule: ResponseRule): string {
-  const action = { alert: 'raises an alert', 'step-up': 'holds this and every later action for approval', block: 'blocks the task (no more actions, credentials revoked) and waits for remediation', remediate: 'blocks the task and runs its compensations' }[rule.response];
-  return `response rule, ${action} when ${JSON.stringify(rule.trigger)}`;
+  const action = {
+    alert: 'raises an alert',
+    'step-up': 'holds this and every later action for approval',
+    block: 'blocks the task (no more actions, credentials revoked) and holds it for `warden kill`',
+    remediate: 'blocks the task and runs its compensations',
+  }[rule.response];
+  return `response rule, ${action} when ${describeTrigger(rule.trigger)}`;
 }
