@@ -16,7 +16,8 @@
  * The OTLP side is best effort; the ledger is the record. `shutdown()` flushes both, closes the
  * ledger if it was opened here and undoes the global registration it made.
  */
-import { context, propagation, ProxyTracerProvider, trace, type Context, type Tracer } from '@opentelemetry/api';
+import { context, metrics, propagation, ProxyTracerProvider, trace, type Context, type Meter, type Tracer } from '@opentelemetry/api';
+import { MonitorMetricsSpanProcessor } from './monitor-metrics';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type Span, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -69,6 +70,8 @@ export interface TelemetryOptions {
   resourceAttributes?: Record<string, string>;
   /** Passed to the ledger exporter (task resolution, task-end test, deny-list). */
   exporter?: Omit<LedgerSpanExporterOptions, 'ledger' | 'closeLedgerOnShutdown'>;
+  /** Where the monitor's metrics go (telemetry/monitor-metrics.ts); default the global meter provider's. */
+  meter?: Meter;
 }
 
 export interface Telemetry {
@@ -149,6 +152,8 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   });
   const processors: SpanProcessor[] = [new LedgerSpanProcessor(ledgerExporter)];
   if (otlpProcessor !== undefined) processors.push(otlpProcessor);
+  // Monitor metrics go to the meter provider the process registered (none: no-op).
+  processors.push(new MonitorMetricsSpanProcessor(options.meter ?? metrics.getMeter(TRACER_NAME)));
   const spanProcessor = new FanOutSpanProcessor(processors);
   const tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
 

@@ -369,7 +369,8 @@ export class TaskMonitor {
       await this.record(alert);
       return alert;
     }
-    const reason = alert.source === 'kill' ? `killed by ${alert.operator}: ${alert.reason}` : (alert.reason ?? alert.rules.map((r) => `${r.id} (${r.detail})`).join('; '));
+    const blocking = alert.rules.filter((r) => r.response === 'block' || r.response === 'remediate');
+    const reason = alert.source === 'kill' ? `killed by ${alert.operator}: ${alert.reason}` : (alert.reason ?? blocking.map((r) => `${r.id} (${r.detail})`).join('; '));
     this.blocked = { reason, remediate, alertId: alert.id };
     if (remediate) this.remediateRequested = true;
     run.state.status = 'blocked';

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { baselineCommand } from '../../cli/commands/baseline';
 import { alertsCommand } from '../../cli/commands/alerts';
+import { traceCommand } from '../../cli/commands/trace';
+import { testTemporalAddress } from '../support/temporal';
 import { readTaskRecords } from '../../custody/process-ledger';
 import { openCredentialStores } from '../../identity/credential-stores';
 import type { Alert } from '../../monitoring/alert';
@@ -219,6 +221,23 @@ describe('visible', () => {
     const response = bodies.find((b) => b.name === 'RunActivity:respondToAnomaly');
     expect(response?.attributes).toMatchObject({ 'warden.monitor.response': 'alert', 'warden.monitor.alert.id': result.alerts![0]!.id, 'warden.monitor.rules': ['task:1'] });
     expect(JSON.stringify(response)).toContain('warden.monitor.alert');
+  });
+
+  it('warden trace shows each scored step and each response, backed by their custody records', async () => {
+    const call = { tool: 'fs.read', args: { path: 'notes.txt' } };
+    const result = await env.runTask(clerkTask(setup, [call, call, call, call, { final: 'never' }], { policies: ['block the task and roll it back when it makes the same call 4 times in a row'] }));
+    expect(result.status).toBe('blocked');
+    const out: string[] = [];
+    const traceIo = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, TEMPORAL_ADDRESS: testTemporalAddress().address } };
+    expect(await traceCommand([result.workflowId, '--json'], traceIo), out.join('')).toBe(0);
+    const timeline = JSON.parse(out.join('')) as { entries: { kind: string; seq: number | null; text: string }[] };
+    const monitor = timeline.entries.filter((e) => e.kind === 'monitor');
+    expect(monitor.map((e) => e.text)).toEqual([expect.stringMatching(/^#2 anomaly score 30 \(identical-loop: the same call 3 times in a row/), expect.stringMatching(/^#3 anomaly score \d+ .* -> remediate \[alert a-/)]);
+    expect(monitor.every((e) => e.seq !== null)).toBe(true);
+    expect(timeline.entries.at(-1)?.text).toMatch(/^blocked: task:1/);
+    const text: string[] = [];
+    expect(await traceCommand([result.workflowId], { ...traceIo, stdout: (t: string) => text.push(t) })).toBe(0);
+    expect(text.join('')).toMatch(/monitor +#3 anomaly score/);
   });
 });
 
