@@ -28,6 +28,10 @@ export const ERROR_CODES = [
   'ERR_SANDBOX_MEMORY',
   'ERR_SANDBOX_CRASHED',
   'ERR_SANDBOX_COMPILE',
+  // OS sandbox (bubblewrap) and programs
+  'ERR_OS_SANDBOX_UNAVAILABLE',
+  'ERR_COMMAND_NOT_GRANTED',
+  'ERR_COMMAND_NOT_FOUND',
   // capabilities handed to tools
   'ERR_PATH_OUTSIDE_WORKSPACE',
   'ERR_PATH_NOT_FOUND',
@@ -38,6 +42,13 @@ export const ERROR_CODES = [
   'ERR_SQL_DENIED',
   'ERR_SQL_FAILED',
   'ERR_CAPABILITY_NOT_GRANTED',
+  // MCP servers as tool sources
+  'ERR_MCP_UNAVAILABLE',
+  'ERR_MCP_PROTOCOL',
+  'ERR_MCP_TOOLS_CHANGED',
+  'ERR_MCP_TOOL_FAILED',
+  'ERR_MCP_NOT_INSTALLED',
+  'ERR_MCP_NAME_CONFLICT',
   // model drivers
   'ERR_MODEL_UNAVAILABLE',
   'ERR_MODEL_PROTOCOL',
@@ -167,6 +178,8 @@ export class ModelError extends WardenError {}
 export class TaskLimitError extends WardenError {}
 export class TemporalServerError extends WardenError {}
 export class ConfigError extends WardenError {}
+/** An MCP server could not be started or reached, broke the protocol, or changed its pinned tool list. */
+export class McpError extends WardenError {}
 
 /** A plain `{ code, message }` as it crosses processes and Temporal payloads. */
 export interface SerializedError {

@@ -11,3 +11,9 @@ export { startAgentTask, followAgentTask, newTaskWorkflowId } from './client/sta
 export { decideApproval, listPendingApprovals, readApproverKeyFile, findApproverKeyFile, type DecideApprovalOptions, type PendingApprovalEntry } from './client/approvals';
 export { createWardenWorker, type WardenWorker, type WardenWorkerOptions } from './worker/create-warden-worker';
 export { WardenError, TaskFileError, ERROR_CODES, type ErrorCode } from './errors';
+// MCP and programs: an existing agent behind Warden, and the OS sandbox on its own.
+export { createTaskSession, serveTaskOverHttp, type TaskSession, type TaskSessionOptions, type HttpTaskServer } from './mcp/task-session-server';
+export { sessionCallUpdate, endSessionSignal, sessionToolsQuery, type SessionCall, type SessionTool } from './workflows/definitions';
+export { runSandboxed, type SandboxedRunResult, type SandboxedRunOptions } from './sandbox/os/run-sandboxed';
+export { startSandboxedProcess, osSandboxProblem, type SandboxedProcess, type SandboxExit } from './sandbox/os/sandboxed-process';
+export { type OsSandboxSpecInput } from './sandbox/os/os-sandbox-spec';

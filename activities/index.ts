@@ -4,6 +4,8 @@
  */
 import type { WardenResources } from '../permissions/warden-resources';
 import type { SandboxClient } from '../sandbox/sandbox-client';
+import type { McpConnectionPool } from '../executors/mcp-connection-pool';
+import { createToolSourceActivities } from './tool-sources';
 import type { SqlDatabase } from '../state/sql-database';
 import type { ApproverStore } from '../identity/approver-registry';
 import { createCheckPolicy } from './check-policy';
@@ -30,6 +32,16 @@ export interface ActivityDeps {
   approvers?: ApproverStore;
   /** Warden's own folders, key files and endpoints: refused to every task, never served to a tool. */
   wardenResources?: WardenResources;
+  /** MCP servers as tool sources: the worker's connection pool and where server packages are installed. */
+  mcp?: WorkerMcpOptions;
+}
+
+export interface WorkerMcpOptions {
+  pool: McpConnectionPool;
+  /** Folder whose node_modules holds installed MCP server packages (`warden mcp install`). */
+  packagesDir?: string;
+  /** More host folders stdio servers see read-only. */
+  extraReadOnlyPaths?: readonly string[];
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -41,6 +53,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
     ...createMonitorActivities(deps),
+    ...createToolSourceActivities(deps),
   };
 }
 

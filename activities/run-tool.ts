@@ -13,7 +13,11 @@ import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
-import { validateToolInput } from '../tools/tool-input-validator';
+import { validateToolInput, type SchemaProblem } from '../tools/tool-input-validator';
+import type { ToolDescriptor } from '../tools/tool-descriptor';
+import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
+import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../executors/process-executor';
+import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
 import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
@@ -86,7 +90,7 @@ export interface ToolExecution {
 export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): Promise<ToolCallResult> {
   const tool = resolveTool(call.task, call.tool);
   if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${call.tool}" is not declared by this task`);
-  const problems = validateToolInput(tool.inputSchema, call.args);
+  const problems = tool.executor.kind === 'mcp' ? serverSchemaProblems(tool.inputSchema, call.args) : validateToolInput(tool.inputSchema, call.args);
   if (problems.length > 0) {
     throw new ToolError(
       'ERR_TOOL_INPUT_INVALID',
@@ -94,9 +98,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
       { details: { problems } },
     );
   }
-  if (tool.executor.kind !== 'builtin' && tool.executor.kind !== 'isolate') {
-    throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" runs on a ${tool.executor.kind} executor, which this worker does not have`);
-  }
+  if (tool.executor.kind === 'mcp' || tool.executor.kind === 'process') return executeOutsideIsolate(deps, call, tool);
   // Checked when the task loaded, and again here: a capability the task does not grant is never handed out.
   const ungranted = ungrantedCapabilities(call.task, tool);
   if (ungranted.length > 0) {
@@ -156,6 +158,67 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     output: result.output,
     credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
   };
+}
+
+/**
+ * A call whose executor is not an isolate: a program in the OS sandbox (`process`) or a tool of an
+ * MCP server (`mcp`). The same credential discipline applies: minted for exactly this call (the
+ * program is part of a `proc.run` scope, so an ungranted program gets no credential), then
+ * verified and consumed before anything starts, as the sandbox host does for isolate calls.
+ */
+async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor): Promise<ToolCallResult> {
+  if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
+  const stateDir = deps.stateDir;
+  if (tool.executor.kind === 'process') assertCommandGranted(call.task, String(call.args['command']));
+  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
+  if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
+  const scope = requiredScopeOf(tool, call.args, {});
+  const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
+  await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
+  let output: unknown;
+  if (tool.executor.kind === 'process') {
+    const result = await executeProcessCall({ rootWorkflowId: call.rootWorkflowId, task: call.task, args: call.args as unknown as ProcRunArgs, stateDir });
+    annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.exitCode ?? -1 });
+    output = result;
+  } else {
+    if (deps.mcp === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" is an MCP tool, and this worker has no MCP support`);
+    annotateActiveSpan({ [WARDEN_ATTR.mcpPin]: mcpTargetOf(tool).pin });
+    output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir }, tool, {
+      rootWorkflowId: call.rootWorkflowId,
+      task: call.task,
+      deadlineAt: grant.claims.exp * 1000,
+      args: call.args,
+      maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
+    });
+  }
+  return {
+    output,
+    credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
+  };
+}
+
+const gates = new WeakMap<ActivityDeps, CredentialVerifier>();
+
+/** The worker's own credential gate for executors that run outside the sandbox host (public keys only). */
+function gateOf(deps: ActivityDeps): CredentialVerifier {
+  let gate = gates.get(deps);
+  if (gate === undefined) {
+    const { keystore, stores } = deps.identity!;
+    // The worker's own authority's public keys (whichever key source it uses).
+    gate = createCredentialVerifier({ keys: keystore, replayStore: stores.replay, revocationStore: stores.revocation });
+    gates.set(deps, gate);
+  }
+  return gate;
+}
+
+/**
+ * Problems of `args` for an MCP tool. The server's schema is not run in the worker: it is the
+ * server's (untrusted) code, and a hostile `pattern` could stall the worker's event loop
+ * (catastrophic backtracking). The server validates its own input; Warden checks the shape only.
+ */
+function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): SchemaProblem[] {
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return [{ path: '', message: 'must be an object' }];
+  return [];
 }
 
 /** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */

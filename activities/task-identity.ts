@@ -62,6 +62,7 @@ function grantRequestOf(input: BeginTaskInput) {
       subagents: task.grants.subagents,
       hosts: task.grants.hosts,
       databases: task.grants.databases,
+      ...(task.grants.commands === undefined || task.grants.commands.length === 0 ? {} : { commands: task.grants.commands }),
     },
     limits: {
       maxSteps: task.limits.maxSteps,

@@ -17,6 +17,7 @@ import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { executeToolCall } from './run-tool';
 import { atActivityBoundary } from './to-application-failure';
+import { mcpCompensationArgs } from '../executors/mcp-executor';
 
 export interface RecoveryTaskInput {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
@@ -55,11 +56,11 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     },
 
     /** Makes the overlay's files real (atomically per file, snapshotting what they replace). */
-    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[] }> {
+    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
       return atActivityBoundary(async () => {
         if (input.task.resources.workspace === undefined) return { files: [] };
         const result = await commitOverlay({ stateDir: stateDirOfDeps(deps), taskKey: taskKeyOf(input.rootWorkflowId), workspace: input.task.resources.workspace });
-        return { files: result.manifest?.entries.map((e) => e.path) ?? [] };
+        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
       });
     },
 
@@ -84,7 +85,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
               maxCredentialTtlMs: 60_000,
               task: input.task,
               tool,
-              args: toolInput as Record<string, unknown>,
+              // An MCP tool's undo takes its own arguments, mapped from the original call by the task file.
+              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(input.task, input.compensation.input.original) : undefined) ?? (toolInput as Record<string, unknown>),
             });
             return call.output;
           },

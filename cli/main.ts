@@ -6,6 +6,7 @@ import { auditCommand, AUDIT_USAGE } from './commands/audit';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
 import { dbCommand, DB_USAGE } from './commands/db';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
+import { mcpCommand, MCP_USAGE } from './commands/mcp';
 import { policyCommand, POLICY_USAGE } from './commands/policy';
 import { replayCommand, REPLAY_USAGE } from './commands/replay';
 import { rollbackCommand, ROLLBACK_USAGE } from './commands/rollback';
@@ -42,6 +43,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   kill: { run: killCommand, usage: KILL_USAGE },
   alerts: { run: alertsCommand, usage: ALERTS_USAGE },
   baseline: { run: baselineCommand, usage: BASELINE_USAGE },
+  mcp: { run: mcpCommand, usage: MCP_USAGE },
 };
 
 const USAGE = `warden: a zero-trust runtime for AI agents on Temporal

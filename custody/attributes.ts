@@ -94,6 +94,17 @@ export const WARDEN_ATTR = {
   monitorDetectionToBlockMs: 'warden.monitor.detection_to_block_ms',
   /** Who killed the task (`warden kill`). */
   monitorOperator: 'warden.monitor.operator',
+  /** MCP servers whose tool lists a task pinned, as a string array. */
+  mcpServers: 'warden.mcp.servers',
+  /** The pins: `<server>:<sha256 of the canonical tool list>`, as a string array. */
+  mcpPins: 'warden.mcp.pins',
+  /** Every pinned MCP tool (`<server>.<tool>`), as a string array. */
+  mcpTools: 'warden.mcp.tools',
+  /** On an MCP tool call: the pin its server's list was checked against. */
+  mcpPin: 'warden.mcp.pin',
+  /** On a `proc.run` call: the program and its exit status. */
+  processCommand: 'warden.process.command',
+  processExitCode: 'warden.process.exit_code',
 } as const;
 
 /** Name of the span event a response adds to its span (with the alert's id, response and score). */

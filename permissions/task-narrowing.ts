@@ -9,6 +9,7 @@
 import { durationToMs } from '../task/duration';
 import { DEFAULT_POLICY_PACKS, type Limits, type Task, type Tools } from '../task/task-schema';
 import { redefinitionOf } from '../tools/subagent-tools';
+import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
 
 interface LimitRule<V> {
   /** The narrower of the two values (what a sub-agent runs under). */
@@ -26,6 +27,14 @@ const shorterDuration: LimitRule<string> = {
   within: (child, parent) => durationToMs(child) <= durationToMs(parent),
 };
 
+/** A number limit that may be left out, meaning `fallback`. */
+function smallerOptional(fallback: number): LimitRule<number | undefined> {
+  return {
+    narrower: (parent, child) => (child === undefined ? parent : Math.min(parent ?? fallback, child)),
+    within: (child, parent) => (child ?? fallback) <= (parent ?? fallback),
+  };
+}
+
 /** How each limit narrows: budgets and times only shrink; `stop` on a denial beats `continue`. */
 export const LIMIT_NARROWING: { readonly [K in keyof Limits]-?: LimitRule<Limits[K]> } = {
   maxSteps: smallerNumber,
@@ -38,6 +47,8 @@ export const LIMIT_NARROWING: { readonly [K in keyof Limits]-?: LimitRule<Limits
   },
   approvalTimeout: shorterDuration,
   maxDepth: smallerNumber,
+  processMemoryMb: smallerOptional(PROCESS_LIMIT_DEFAULTS.memoryMb),
+  processMaxProcesses: smallerOptional(PROCESS_LIMIT_DEFAULTS.maxProcesses),
 };
 
 /** The sub-agent's limits: its own where it names them, each narrowed by the parent's. */
@@ -46,7 +57,8 @@ export function narrowLimits(parent: Limits, child: Partial<Limits>): Limits {
   for (const key of Object.keys(LIMIT_NARROWING) as (keyof Limits)[]) {
     const rule = LIMIT_NARROWING[key] as LimitRule<unknown>;
     const asked = child[key];
-    out[key] = asked === undefined ? parent[key] : rule.narrower(parent[key], asked);
+    const narrowed = asked === undefined ? parent[key] : rule.narrower(parent[key], asked);
+    if (narrowed !== undefined) out[key] = narrowed;
   }
   return out as Limits;
 }
@@ -62,6 +74,8 @@ function missingFrom(child: readonly string[], parent: readonly string[], what: 
 
 function toolsWiderThan(child: Tools, parent: Tools): string[] {
   const out = missingFrom(child.builtin, parent.builtin, 'built-in tool');
+  // MCP servers are the root task's: a sub-agent never gets one of its own.
+  for (const server of Object.keys(child.mcp ?? {})) out.push(`MCP server "${server}" is not the parent's to hand down`);
   for (const tool of child.custom) {
     const own = parent.custom.find((t) => t.name === tool.name);
     if (own === undefined) out.push(`tool "${tool.name}" is not the parent's`);
@@ -96,6 +110,7 @@ export const TASK_FIELD_NARROWING: { readonly [K in keyof Task]-?: FieldCheck<K>
     ...missingFrom(child.subagents, parent.subagents, 'granted sub-agent'),
     ...missingFrom(child.hosts, parent.hosts, 'granted host'),
     ...missingFrom(child.databases, parent.databases, 'granted database'),
+    ...missingFrom(child.commands ?? [], parent.commands ?? [], 'granted program'),
   ],
   // More rules is narrower: every rule of the parent must still apply.
   policies: (child, parent) => missingFrom(parent, child, 'rule').map((m) => m.replace('is not the parent\'s', 'of the parent is dropped')),

@@ -6,7 +6,8 @@
  * - `run` always resolves with a SandboxRunResponse (it rejects only on misuse or after close):
  *   if the host exits, every call it owed gets ERR_SANDBOX_CRASHED; if a call overruns its
  *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
- *   ERR_SANDBOX_TIMEOUT. The next call transparently starts a new host.
+ *   ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
+ *   lost one had booted; otherwise the next call starts one.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
  *   the host killed. Responses are matched to calls by id and by the host that was asked.
  * - The host gets a scrubbed environment (by default only PATH, TMPDIR, TZ and locale), so worker
@@ -40,7 +41,7 @@ export interface SandboxClientOptions {
 
 /** Counters for monitoring and tests. */
 export interface SandboxClientStats {
-  /** Host processes started, including the first. */
+  /** Host processes started, including the first and warm replacements. */
   hostStarts: number;
   /** Host processes that ended while the client was open (crashed, or killed by the client). */
   hostExits: number;
@@ -211,7 +212,8 @@ export class SandboxClient {
   }
 
   #onHostGone(host: HostHandle, reason: string): void {
-    if (!host.gone) {
+    const firstNotice = !host.gone;
+    if (firstNotice) {
       host.gone = true;
       if (!this.#closed) this.#hostExits += 1;
     }
@@ -219,6 +221,15 @@ export class SandboxClient {
     for (const [id, pending] of [...this.#pending]) {
       if (pending.host === host) this.#answer(id, failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call`));
     }
+    // A host that had booted is replaced at once, so the next call does not pay for a boot; one
+    // that died before answering anything is not (a host that cannot start would loop).
+    if (firstNotice && host.answered && !this.#closed) setImmediate(() => this.#warmReplacement());
+  }
+
+  /** Starts a host if none runs and sends it the probe call, so its first isolate is ready too. */
+  #warmReplacement(): void {
+    if (this.#closed || this.#host !== undefined) return;
+    void this.run(SANDBOX_PROBE_CALL).catch(() => undefined);
   }
 
   #answer(id: string, response: SandboxRunResponse): void {

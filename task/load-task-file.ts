@@ -19,6 +19,8 @@ import { ungrantedCapabilities } from '../tools/tool-catalog';
 import { redefinitionOf } from '../tools/subagent-tools';
 import { descriptorOfUserTool } from '../tools/user-tools';
 import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
+import { fromWardenToolPart } from '../mcp/mcp-tool-names';
+import { mcpServerNameProblem } from '../mcp/mcp-server-config';
 import {
   bracketDepthExceeded,
   checkDocumentLimits,
@@ -78,8 +80,18 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
       issues.push({ path: `${prefix}tools.custom.${i}.compensate`, message: `compensating tool "${tool.compensate}" must be granted (it runs under the task's grant)` });
     }
   });
+  checkMcpAndCommands(tools, grants, task, prefix, issues);
+  const servers = Object.keys(tools.mcp ?? {});
   grants.tools.forEach((name, i) => {
-    if (!declared.has(name)) issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools` });
+    if (declared.has(name)) return;
+    const server = servers.find((s) => name.startsWith(`${s}.`));
+    // An MCP server's tools are listed when the task starts; the grant names one in Warden's form.
+    if (server !== undefined && fromWardenToolPart(name.slice(server.length + 1)) !== undefined) return;
+    if (server !== undefined) {
+      issues.push({ path: `${prefix}grants.tools.${i}`, message: `"${name}" is not the Warden form of an MCP tool name of server "${server}" (e.g. createIssue is "${server}.create-issue")` });
+      return;
+    }
+    issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools` });
   });
   // A tool receives only the capabilities the task grants: a granted tool that declares more is refused.
   tools.custom.forEach((tool, i) => {
@@ -103,6 +115,51 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
   });
 }
 
+/** MCP servers (no shadowing, hosts granted, no pinned lists in files) and `proc.run`'s programs. */
+function checkMcpAndCommands(tools: Tools, grants: Grants, task: Task, prefix: string, issues: TaskFileIssue[]): void {
+  if (tools.mcpPinned !== undefined) {
+    issues.push({ path: `${prefix}tools.mcpPinned`, message: 'is set by Warden when the task starts (the pinned tool lists); a task file cannot set it' });
+  }
+  const servers = Object.entries(tools.mcp ?? {});
+  if (prefix !== '' && servers.length > 0) {
+    issues.push({ path: `${prefix}tools.mcp`, message: 'MCP servers are declared by the root task only; sub-agents cannot start or reach their own' });
+  }
+  for (const [server, config] of servers) {
+    const problem = mcpServerNameProblem(server);
+    if (problem !== undefined) issues.push({ path: `${prefix}tools.mcp.${server}`, message: `"${server}" is not ${problem.replace(/^an? /, 'a valid ')}` });
+    tools.custom.forEach((tool, i) => {
+      if (tool.name.startsWith(`${server}.`)) {
+        issues.push({ path: `${prefix}tools.custom.${i}.name`, message: `"${tool.name}" is in the namespace of MCP server "${server}"; pick another name` });
+      }
+    });
+    for (const [toolName, override] of Object.entries(config.tools)) {
+      if (override.compensate !== undefined && !grants.tools.includes(override.compensate.tool)) {
+        issues.push({
+          path: `${prefix}tools.mcp.${server}.tools.${toolName}.compensate.tool`,
+          message: `compensating tool "${override.compensate.tool}" must be granted (it runs under the task's grant)`,
+        });
+      }
+    }
+    if ('command' in config) {
+      config.hosts.forEach((host, i) => {
+        if (!grants.hosts.includes(host)) {
+          issues.push({ path: `${prefix}tools.mcp.${server}.hosts.${i}`, message: `host "${host}" must also be granted (grants.hosts) for the server to reach it` });
+        }
+      });
+      if (config.workspace !== 'none' && task.resources.workspace === undefined && config.cwd !== '.') {
+        issues.push({ path: `${prefix}tools.mcp.${server}.cwd`, message: 'a working folder needs resources.workspace' });
+      }
+    }
+  }
+  const procRun = tools.builtin.includes('proc.run') && grants.tools.includes('proc.run');
+  if (procRun && (grants.commands ?? []).length === 0) {
+    issues.push({ path: `${prefix}grants.commands`, message: 'proc.run is granted but grants.commands names no program it may run (e.g. [node, npm])' });
+  }
+  if (!procRun && (grants.commands ?? []).length > 0) {
+    issues.push({ path: `${prefix}grants.commands`, message: 'names programs, but proc.run is not declared under tools.builtin and granted' });
+  }
+}
+
 /**
  * A sub-agent's tool with the name of one of its parent's tools is the parent's definition, with
  * at most fewer capabilities: anything else (another source, input, effects, annotations,
@@ -111,6 +168,9 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
  */
 function checkSubagentTools(task: Task, issues: TaskFileIssue[]): void {
   for (const [name, sub] of Object.entries(task.subagents)) {
+    if (sub.agent.model.driver === 'mcp-client') {
+      issues.push({ path: `subagents.${name}.agent.model.driver`, message: 'a sub-agent cannot be an "mcp-client" agent (only the task warden mcp serve runs is)' });
+    }
     sub.tools.custom.forEach((tool, i) => {
       const parent = task.tools.custom.find((t) => t.name === tool.name);
       if (parent === undefined) return;

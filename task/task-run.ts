@@ -113,6 +113,8 @@ export type TaskIdentity = z.infer<typeof TaskIdentitySchema>;
 export const TaskRecoverySchema = z.strictObject({
   /** Workspace paths made real by the commit (root task, completed). */
   committed: z.array(z.string()).optional(),
+  /** Symbolic links and special files programs left in the workspace overlay, not committed (`path (kind)`). */
+  notCommitted: z.array(z.string()).optional(),
   /** Compensations run, newest first, with what each did. */
   rolledBack: z.array(
     z.strictObject({ kind: z.string(), forTool: z.string().optional(), callId: z.string().optional(), status: z.string(), detail: z.string() }),

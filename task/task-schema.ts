@@ -8,6 +8,9 @@ import { durationToMs } from './duration';
 import { MAX_DURATION_MS, TASK_FIELD_LIMITS as MAX } from './task-file-limits';
 import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
 import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
+import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
+import { McpServerSchema } from '../mcp/mcp-server-config';
+import { McpToolListingSchema } from '../mcp/pinned-tool-list';
 
 /** A string field with a length limit (task/task-file-limits.ts), saying the limit when broken. */
 const text = (max: number) => z.string().max(max, `at most ${max} characters`);
@@ -64,8 +67,19 @@ export const OpenAICompatibleModelSchema = z.strictObject({
   requestTimeout: DurationSchema.default('60s'),
 });
 
-export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema], {
-  error: 'a model with driver "scripted" or "openai-compatible"',
+/**
+ * An agent Warden does not drive: an existing agent (an IDE, a CLI agent, an SDK) connected
+ * through `warden mcp serve`, whose every tool call is a step of the task (workflows/session-run.ts).
+ */
+export const McpClientModelSchema = z.strictObject({
+  driver: z.literal('mcp-client'),
+  /** Set from the connecting client's `clientInfo` when the session starts. */
+  id: z.string().min(1).default('mcp-client'),
+  version: z.string().min(1).default('unversioned'),
+});
+
+export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema, McpClientModelSchema], {
+  error: 'a model with driver "scripted", "openai-compatible" or "mcp-client"',
 });
 
 export const AgentSchema = z.strictObject({
@@ -77,7 +91,8 @@ export const AgentSchema = z.strictObject({
 
 /** The built-in tools (tools/builtin-tools.ts holds their descriptors). */
 export { BUILTIN_TOOL_NAMES, type BuiltinToolName };
-export const BuiltinToolNameSchema = z.enum(BUILTIN_TOOL_NAMES, { error: `a built-in tool: ${BUILTIN_TOOL_NAMES.join(', ')}` });
+const ALL_BUILTIN_NAMES = [...BUILTIN_TOOL_NAMES, ...PROCESS_TOOL_NAMES] as const;
+export const BuiltinToolNameSchema = z.enum(ALL_BUILTIN_NAMES, { error: `a built-in tool: ${ALL_BUILTIN_NAMES.join(', ')}` });
 
 /** Capabilities a user-defined tool may ask the host for; each must also be granted to the task (its tool in grants.tools). */
 export { CapabilityNameSchema };
@@ -110,7 +125,22 @@ export const UserToolSchema = z.strictObject({
 export const ToolsSchema = z.strictObject({
   builtin: z.array(BuiltinToolNameSchema).default([]),
   custom: z.array(UserToolSchema).max(MAX.customTools).default([]),
+  /**
+   * MCP servers whose tools the agent is offered as `<server>.<tool>` (mcp/mcp-server-config.ts):
+   * `{ command, args }` runs a stdio server in the OS sandbox, `{ url }` reaches a streamable-HTTP one.
+   */
+  mcp: z.record(z.string(), McpServerSchema).optional(),
+  /**
+   * Set by Warden when the task starts, never in a task file: each server's tool list as pinned
+   * (names, descriptions, schemas, annotations, and their hash).
+   */
+  mcpPinned: z.array(McpToolListingSchema).optional(),
 });
+
+/** A program name (no "/") or an absolute path, as `grants.commands` and `proc.run` name programs. */
+export const CommandNameSchema = z
+  .string()
+  .regex(/^([A-Za-z0-9_][A-Za-z0-9_.+-]*|\/[^\0]+)$/, 'a program name such as "node" or "pytest", or an absolute path such as "/usr/bin/git"');
 
 export const GrantsSchema = z.strictObject({
   /** Tools the agent may call (built-in or user-defined). Anything else is denied. */
@@ -121,6 +151,8 @@ export const GrantsSchema = z.strictObject({
   hosts: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
   /** Databases (names under resources.databases) the sql tools may use. */
   databases: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
+  /** Programs `proc.run` may start, by name on the OS sandbox's PATH (`node`, `npm`, `pytest`) or absolute path. */
+  commands: z.array(CommandNameSchema).optional(),
 });
 
 export const ResourcesSchema = z.strictObject({
@@ -143,6 +175,10 @@ export const LimitsSchema = z.strictObject({
   /** How long an action held for approval waits for a human before it is denied. */
   approvalTimeout: DurationSchema.default('15m'),
   maxDepth: z.number().int().min(0).max(10).default(3),
+  /** Programs (`proc.run`) and stdio MCP servers: memory of the whole process tree (default 1024). */
+  processMemoryMb: z.number().int().min(32).max(65_536).optional(),
+  /** Programs (`proc.run`): processes and threads alive at once (default 256). */
+  processMaxProcesses: z.number().int().min(1).max(4096).optional(),
 });
 
 /** A sub-agent declaration: its own agent, tools and grants; the user is inherited from the parent. */

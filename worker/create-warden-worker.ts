@@ -18,12 +18,16 @@ import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
+import { heartbeatInterceptorFactory } from './heartbeat-interceptor';
 import { workflowBundle } from './workflow-bundle';
 import { alertJsonLine } from '../activities/monitor-activities';
 import type { Alert } from '../monitoring/alert';
 import { createAlertStore } from '../monitoring/alert-store';
 import { alertWebhookOf } from '../monitoring/alert-webhook';
 import { createBaselineStore } from '../monitoring/baseline-store';
+import { McpConnectionPool } from '../executors/mcp-connection-pool';
+import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
+import { defaultCacheDir } from '../temporal/temporal-cli';
 import { wardenResourcesOf } from './warden-resources';
 
 export interface WardenWorkerOptions {
@@ -53,11 +57,20 @@ export interface WardenWorkerOptions {
    * recorded in the state store, in the task's result and custody, and sent to `WARDEN_ALERT_WEBHOOK`.
    */
   printAlert?: (alert: Alert) => void;
+  /**
+   * Folder whose node_modules holds installed MCP server packages (`warden mcp install`);
+   * default `WARDEN_MCP_PACKAGES`, else `<cache>/mcp-packages`.
+   */
+  mcpPackagesDir?: string;
+  /** More host folders stdio MCP servers see read-only (e.g. a folder of server scripts). */
+  sandboxReadOnlyPaths?: readonly string[];
 }
 
 export interface WardenWorker {
   worker: Worker;
   sandbox: SandboxClient;
+  /** The worker's MCP connections (closed with the worker). */
+  mcp: McpConnectionPool;
   /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
   run(until?: Promise<unknown>): Promise<void>;
 }
@@ -81,6 +94,7 @@ export function installQuietRuntime(): void {
 
 export async function createWardenWorker(options: WardenWorkerOptions): Promise<WardenWorker> {
   const stateDir = options.stateDir ?? stateDirOf();
+  const mcpPool = new McpConnectionPool();
   const configEnv = options.configEnv ?? process.env;
   const ownedState = options.state === undefined && usesSharedDatabase(configEnv) ? await openStateStore({ stateDir, env: configEnv }) : undefined;
   const state = options.state ?? ownedState;
@@ -133,6 +147,12 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   try {
+    const env = options.env ?? process.env;
+    const mcp = {
+      pool: mcpPool,
+      packagesDir: options.mcpPackagesDir ?? (env.WARDEN_MCP_PACKAGES ? env.WARDEN_MCP_PACKAGES : defaultMcpPackagesDir(defaultCacheDir(env))),
+      ...(options.sandboxReadOnlyPaths === undefined ? {} : { extraReadOnlyPaths: options.sandboxReadOnlyPaths }),
+    };
     const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
     const worker = await Worker.create({
       connection: options.connection,
@@ -140,11 +160,13 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       taskQueue: options.taskQueue ?? TASK_QUEUE,
       // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
       workflowBundle: await workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
-      ...(traced === undefined ? {} : { interceptors: traced.interceptors, sinks: traced.sinks }),
+      interceptors: { ...traced?.interceptors, activity: [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory] },
+      ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities: createActivities({
         sandbox,
         stateDir,
         identity: { keystore, stores },
+        mcp,
         ...(options.env === undefined ? {} : { env: options.env }),
         ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
         monitor: {
@@ -160,10 +182,12 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     return {
       worker,
       sandbox,
+      mcp: mcpPool,
       async run(until) {
         try {
           await (until === undefined ? worker.run() : worker.runUntil(until));
         } finally {
+          await mcpPool.close();
           await sandbox.close();
           await release();
         }

@@ -14,14 +14,17 @@ import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
 import { TaskMonitor } from './monitor-step';
-import { callKeysFromStart } from './tool-step';
 import { TaskSaga } from './task-saga';
+import { decidePatches, type WorkflowPatches } from './workflow-patches';
 
 /** A tool call or a spawn: the actions that become steps. */
 export type StepAction = Action & { type: 'tool' | 'spawn' };
 
 export interface AgentRun {
-  readonly task: Task;
+  /** The task; replaced once, when the MCP servers' tool lists are pinned into `tools.mcpPinned`. */
+  task: Task;
+  /** Set before the task's MCP servers are opened, so they are closed however the task ends. */
+  toolSourcesOpened: boolean;
   /** 0 for the task the user started. */
   readonly depth: number;
   /** Workflow ids from the root task down to this one's parent. */
@@ -34,6 +37,8 @@ export interface AgentRun {
   readonly agentChain: readonly string[];
   readonly deadline: TaskDeadline;
   readonly state: TaskState;
+  /** Behaviour changes, decided once at the start (see workflow-patches.ts). */
+  readonly patches: WorkflowPatches;
   readonly saga: TaskSaga;
   readonly approvals: ApprovalGate;
   readonly tools: ToolActivities;
@@ -43,8 +48,6 @@ export interface AgentRun {
   policyState: PolicyState;
   /** Scores every action and carries out the response rules (monitor-step.ts). */
   readonly monitor: TaskMonitor;
-  /** Call keys name the run and the call, decided at the start (tool-step.ts `CALL_KEY_AT_START_PATCH`). */
-  readonly callKeysFromStart: boolean;
 }
 
 /** Sets up a run from the workflow input; installs the state query and the approval handler. */
@@ -71,6 +74,7 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     pendingApprovals: [],
   };
   setHandler(taskStateQuery, () => state);
+  const patches = decidePatches(isRoot);
   const run: AgentRun = {
     task,
     depth,
@@ -82,13 +86,14 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     agentChain: [...lineage.map((id) => id.split('/').pop()!.replace(/-\d+$/, '')), task.agent.name].slice(0, -1),
     deadline,
     state,
-    saga: new TaskSaga({ task, rootWorkflowId, isRoot }),
-    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId }),
+    patches,
+    saga: new TaskSaga({ task, rootWorkflowId, isRoot }, patches),
+    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId }, patches.approvalUpdate),
     tools: toolActivities(task),
     identity: input.identity,
+    toolSourcesOpened: false,
     policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
-    monitor: new TaskMonitor(),
-    callKeysFromStart: callKeysFromStart(),
+    monitor: new TaskMonitor(patches.monitor),
   };
   run.monitor.install(run);
   return run;

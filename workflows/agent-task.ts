@@ -8,17 +8,26 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation } from '@temporalio/workflow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
-import { beginTask, endTask, prepareTask, proposeTurn } from './activity-stubs';
+import { beginTask, closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
+import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
-  const result = await run.monitor.settle(run, await runLoop(run));
+  // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
+  const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
+  const result = await run.monitor.settle(run, await runLoop(run, session));
+  session?.close();
+  // A completed task's MCP servers stop writing into the overlay before it is committed; a task
+  // that rolls back keeps them until its compensations (which may call them) have run.
+  const closeFirst = result.status === 'completed';
+  if (run.toolSourcesOpened && closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
+  if (run.toolSourcesOpened && !closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
   if (!run.isRoot) result.policyState = run.policyState;
   if (run.identity !== undefined) {
@@ -26,6 +35,8 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
   }
+  // Every session call has its answer before the workflow completes.
+  if (session !== undefined) await condition(allHandlersFinished);
   await run.monitor.finish(result);
   return result;
 }
@@ -41,11 +52,14 @@ function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
 }
 
 /** Begin, then ask the model and run its actions until a final answer, a limit or the deadline. */
-async function runLoop(run: AgentRun): Promise<TaskResult> {
-  const { task, state } = run;
-  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
+async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promise<TaskResult> {
+  const { state } = run;
+  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${run.task.limits.maxSteps} reached`);
   try {
     await begin(run);
+    if (session !== undefined) return await session.serve();
+    // After begin: the task now holds its MCP servers' pinned tool lists.
+    const task = run.task;
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
@@ -78,4 +92,19 @@ async function begin(run: AgentRun): Promise<void> {
   const prepared = await deadline.within(() => prepareTask({ rootWorkflowId: run.rootWorkflowId, task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
+  if (Object.keys(task.tools.mcp ?? {}).length > 0) {
+    run.toolSourcesOpened = true;
+    const listings = await deadline.within(() => openToolSources({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
+    run.saga.useTask(run.task);
+  }
+}
+
+/** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
+async function closeSources(run: AgentRun): Promise<void> {
+  try {
+    await closeToolSources({ rootWorkflowId: run.rootWorkflowId });
+  } catch {
+    // The worker kills its servers at the task's deadline anyway.
+  }
 }

@@ -13,7 +13,7 @@
  *    the Update and the request stays pending;
  *  - the first verified decision wins; the approver's name and key id are recorded in the step.
  */
-import { ActivityFailure, ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
 import { callDigestOf } from '../recovery/call-key';
 import { durationToMs } from '../task/duration';
 import type { StepApproval, TaskState } from '../task/task-run';
@@ -21,8 +21,7 @@ import { verifyApproval } from './activity-stubs';
 import { approvalSignal, approvalUpdate, ApprovalDecisionSchema, type ApprovalDecision, type ApprovalOutcome } from './definitions';
 import type { TaskDeadline } from './task-deadline';
 
-/** Tasks started before this patch take unauthenticated signals (their histories must replay). */
-export const APPROVAL_UPDATE_PATCH = 'approval-update';
+export { APPROVAL_UPDATE_PATCH } from './workflow-patches';
 
 /** What is held, as a human sees it in the approval listing. */
 export interface ApprovalRequest {
@@ -64,8 +63,9 @@ export class ApprovalGate {
     private readonly deadline: TaskDeadline,
     private readonly approvalTimeout: string,
     private readonly run: { workflowId: string; runId: string },
+    authenticated: boolean,
   ) {
-    this.authenticated = patched(APPROVAL_UPDATE_PATCH);
+    this.authenticated = authenticated;
     if (this.authenticated) {
       setHandler(approvalUpdate, (decision) => this.decide(decision), { validator: (decision) => this.validate(decision) });
     } else {

@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { TaskState } from '../task/task-run';
+import type { StepRecord, TaskState } from '../task/task-run';
 
 /** The task queue Warden's workers poll for agent tasks. */
 export const TASK_QUEUE = 'warden-agent-tasks';
@@ -54,6 +54,35 @@ export interface LegacyApprovalDecision {
 
 /** @deprecated Ignored by tasks started since approvals became an authenticated Update; kept so older histories replay. */
 export const approvalSignal = defineSignal<[LegacyApprovalDecision]>('warden.approval');
+
+/** A tool call an external agent makes through `warden mcp serve`. */
+export interface SessionCall {
+  tool: string;
+  args: Record<string, unknown>;
+  /** The MCP request id, for the record. */
+  callId?: string;
+}
+
+/**
+ * Runs one tool call of an `mcp-client` task as a step (guards, approval, execution) and returns
+ * the step. Rejected (by the validator, before anything is recorded) when the session has ended
+ * or the call is malformed.
+ */
+export const sessionCallUpdate = defineUpdate<StepRecord, [SessionCall]>('warden.sessionCall');
+
+/** Ends an `mcp-client` task: its client disconnected. */
+export const endSessionSignal = defineSignal<[{ reason?: string }]>('warden.endSession');
+
+/** A tool an `mcp-client` task offers its client. */
+export interface SessionTool {
+  name: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+  annotations: { readOnlyHint: boolean; destructiveHint: boolean; idempotentHint: boolean; openWorldHint: boolean };
+}
+
+/** The granted tools of an `mcp-client` task, or null until the task has begun (its MCP servers are pinned). */
+export const sessionToolsQuery = defineQuery<SessionTool[] | null>('warden.sessionTools');
 
 /**
  * `warden kill`: block the task now (no more actions; its credentials and its sub-agents' stop

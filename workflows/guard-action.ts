@@ -28,6 +28,10 @@ export function refuseStep(run: AgentRun, step: StepRecord, code: ErrorCode | st
   if (run.task.limits.onDeny === 'stop') throw new TaskEnded('denied', reason);
 }
 
+function mcpDescriptionsOf(task: AgentRun['task']): string[] {
+  return (task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
+}
+
 /** Records the action as a step and runs it past every guard; undefined when it must not run. */
 export async function guardAction(run: AgentRun, action: StepAction, turn: number, began: number): Promise<GuardedStep | undefined> {
   const { task } = run;
@@ -49,7 +53,8 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     chain: [...run.agentChain],
     tool: policyTool,
     args: policyArgs,
-    priorOutputs: run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output),
+    // MCP servers' tool descriptions are their words, untrusted like any tool output.
+    priorOutputs: [...mcpDescriptionsOf(task), ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),
   });

@@ -16,7 +16,7 @@
  * answer can complete the task); a blocked task never completes or commits; a block revokes
  * before the workflow goes on.
  */
-import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures } from '../monitoring/action-features';
 import type { Alert } from '../monitoring/alert';
@@ -34,8 +34,8 @@ import { refuseStep } from './guard-action';
 import { childWorkflowIdOf } from './spawn-step';
 import { TaskEnded } from './task-ended';
 
-/** Tasks whose history has this marker are monitored. */
-export const MONITOR_PATCH = 'warden-monitor-1';
+/** Tasks whose history has this marker are monitored (decided with every patch, workflow-patches.ts). */
+export { MONITOR_PATCH } from './workflow-patches';
 
 const { beginMonitoring, respondToAnomaly, authorizeKill, checkRevoked, recordAlertDelivery } = proxyLocalActivities<WardenActivities>({
   startToCloseTimeout: '30 seconds',
@@ -84,8 +84,9 @@ export class TaskMonitor {
   private readonly runningChildren = new Set<string>();
   private alertCount = 0;
 
-  constructor() {
-    this.enabled = patched(MONITOR_PATCH);
+  /** @param enabled the run's `patches.monitor` (workflow-patches.ts) */
+  constructor(enabled: boolean) {
+    this.enabled = enabled;
   }
 
   /** Installs the kill Update and the block signal; call once, when the workflow starts. */

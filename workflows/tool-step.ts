@@ -2,7 +2,6 @@
  * Runs a granted tool call as an activity in the sandbox, under a credential minted for exactly
  * this call, and registers how to undo it.
  */
-import { patched } from '@temporalio/workflow';
 import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
@@ -12,28 +11,14 @@ import type { AgentRun } from './agent-run';
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
 
-/** Histories recorded before call keys named the run and the call keep their old keys on replay. */
-export const CALL_KEY_PATCH = 'call-key-run-and-call';
-
-/**
- * The same change, decided when the run starts (`callKeysFromStart`). Deciding it at the first
- * tool call put its marker right after the policy local activity, and a query answered in between
- * (what `warden run` does every 250 ms) splits that workflow task differently than a replay does:
- * the history then no longer replays. Runs recorded with the late marker keep deciding it late.
- */
-export const CALL_KEY_AT_START_PATCH = 'call-key-run-and-call-at-start';
-
-/** Whether call keys name the run and the call, decided once at the start of the run (see CALL_KEY_AT_START_PATCH). */
-export function callKeysFromStart(): boolean {
-  return patched(CALL_KEY_AT_START_PATCH);
-}
+export { CALL_KEY_PATCH } from './workflow-patches';
 
 /**
  * The call's idempotency key: a retried activity applies its effects once; another run under
  * the same workflow id, or another call at the same step, gets its own (recovery/call-key.ts).
  */
 export function toolCallId(run: AgentRun, stepIndex: number, tool: string, args: Record<string, unknown>): string {
-  if (!run.callKeysFromStart && !patched(CALL_KEY_PATCH)) return `${run.workflowId}:${stepIndex}`;
+  if (!run.patches.callKeys) return `${run.workflowId}:${stepIndex}`;
   return callKeyOf({ workflowId: run.workflowId, runId: run.runId, stepIndex, tool, args });
 }
 

@@ -14,6 +14,7 @@ import type { TaskResult } from '../../task/task-run';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
 import { EXIT } from '../exit-codes';
+import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
 import { resolveTemporal } from '../temporal-client';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import { formatStep, formatSummary } from '../format-summary';
@@ -61,6 +62,16 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     throw error;
   }
 
+  if (task.agent.model.driver === 'mcp-client') {
+    io.stderr(`warden run: ${file}: an "mcp-client" agent is an MCP client that connects to Warden; run it with: warden mcp serve ${file}\n`);
+    return EXIT.usage;
+  }
+  // Programs and stdio MCP servers run only in the OS sandbox: say so before anything starts.
+  const sandboxProblem = taskNeedsOsSandbox(task) ? osSandboxProblem(io.env) : undefined;
+  if (sandboxProblem !== undefined) {
+    io.stderr(`warden run: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}\n`);
+    return EXIT.failed;
+  }
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);

@@ -20,13 +20,16 @@
  * is never written: a path is resolved once against the real workspace as above, and that
  * canonical path names the file in the upper folder too. Reads take the upper file when it exists
  * and fall through otherwise, writes land only in the upper folder, listings merge both. Inside the
- * upper folder no symbolic link is followed at all (Warden never creates one there).
+ * upper folder no symbolic link is followed at all (Warden never creates one there). Deletions
+ * programs make through the kernel overlay (whiteouts, opaque folders) are honoured by every
+ * operation (recovery/overlay-layer.ts).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CapabilityError } from '../../errors';
 import type { CapabilityGrant } from '../sandbox-messages';
+import { coverOf, isWhiteout, markOpaque } from '../../recovery/overlay-layer';
 import { capabilityError } from './capability-error';
 
 /** Largest file `fs.read` returns and `fs.write` accepts. */
@@ -155,7 +158,11 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
     read(relativePath) {
       const { root, lower, upperRoot, upper } = locate(relativePath, false);
       return withFsErrors(lower.display, () => {
-        if (upperRoot !== undefined && upper !== undefined && existsNoFollow(upper.absolute)) return readTextFile(upperRoot, upper, guard, lower.display);
+        // Programs in the OS sandbox delete through the kernel overlay: whiteouts and opaque folders.
+        const cover = upperRoot === undefined ? NO_COVER : coverOf(upperRoot, lower.display);
+        if (cover.kind === 'deleted') throw Object.assign(new Error('deleted in the overlay'), { code: 'ENOENT' });
+        if (cover.kind === 'other') throw Object.assign(new Error('a special file in the overlay'), { code: 'ELOOP' });
+        if (upperRoot !== undefined && upper !== undefined && cover.kind !== 'none') return readTextFile(upperRoot, upper, guard, lower.display);
         return readTextFile(root, lower, guard);
       });
     },
@@ -165,8 +172,13 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
       if (upperRoot === undefined || upper === undefined) throw capabilityError('ERR_FS_FAILED', 'the overlay folder cannot be created');
       if (lower.absolute === root) throw capabilityError('ERR_FS_FAILED', 'fs.write: cannot write the workspace folder itself');
       withFsErrors(lower.display, () => {
-        // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
-        assertWritableInWorkspace(root, lower.absolute);
+        if (coverOf(upperRoot, lower.display).kind === 'deleted') {
+          // A program deleted this path (or a folder above it): writing brings back only this file.
+          undoDeletion(upperRoot, lower.display);
+        } else {
+          // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
+          assertWritableInWorkspace(root, lower.absolute);
+        }
         if (grant.undo !== undefined) recordOverlayUndo(grant.undo, upper.absolute, lower.display);
         writeTextFile(upperRoot, upper, content as string, guard, lower.display);
       });
@@ -175,12 +187,20 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
     list(relativePath = '.') {
       const { root, lower, upperRoot, upper } = locate(relativePath, false);
       return withFsErrors(lower.display, () => {
-        const lowerEntries = existsNoFollow(lower.absolute) ? listConfined(root, lower, guard) : undefined;
-        const upperEntries = upperRoot === undefined || upper === undefined || !existsNoFollow(upper.absolute) ? undefined : listConfined(upperRoot, upper, guard, lower.display);
+        const cover = upperRoot === undefined ? NO_COVER : coverOf(upperRoot, lower.display);
+        if (cover.kind === 'deleted') throw Object.assign(new Error('deleted in the overlay'), { code: 'ENOENT' });
+        if (cover.kind === 'other') throw Object.assign(new Error('a special file in the overlay'), { code: 'ELOOP' });
+        if (cover.kind === 'file') return listConfined(upperRoot!, upper!, guard, lower.display); // raises ENOTDIR
+        // An opaque folder hides the workspace's folder of that name.
+        const lowerEntries = cover.kind === 'folder' && cover.opaque ? undefined : existsNoFollow(lower.absolute) ? listConfined(root, lower, guard) : undefined;
+        const upperEntries = cover.kind === 'folder' && upperRoot !== undefined && upper !== undefined ? listConfined(upperRoot, upper, guard, lower.display) : undefined;
         if (lowerEntries === undefined && upperEntries === undefined) return listConfined(root, lower, guard); // raises ENOENT
         const merged = new Map<string, FsEntry>();
         for (const entry of lowerEntries ?? []) merged.set(entry.name, entry);
-        for (const entry of upperEntries ?? []) merged.set(entry.name, entry);
+        for (const entry of upperEntries ?? []) {
+          if (entry.type === 'other' && cover.kind === 'folder' && isWhiteoutAt(path.join(cover.absolute, entry.name))) merged.delete(entry.name);
+          else merged.set(entry.name, entry);
+        }
         if (merged.size > MAX_LIST_ENTRIES) {
           throw capabilityError('ERR_FS_FAILED', `fs.list: folder has ${merged.size} entries, more than ${MAX_LIST_ENTRIES}`);
         }
@@ -188,6 +208,35 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
       });
     },
   };
+}
+
+const NO_COVER = { kind: 'none' } as const;
+
+function isWhiteoutAt(absolute: string): boolean {
+  const stat = lstatOrUndefined(absolute);
+  return stat !== undefined && isWhiteout(stat);
+}
+
+/**
+ * Makes `display` writable again in an upper layer where it, or a folder above it, is deleted:
+ * a whiteout on the path is removed; a whiteout folder above it becomes an opaque folder (the
+ * workspace's old contents stay deleted, as the kernel does it).
+ */
+function undoDeletion(upperRoot: string, display: string): void {
+  const parts = display.split('/');
+  let current = upperRoot;
+  for (const [index, part] of parts.entries()) {
+    current = path.join(current, part);
+    const stat = lstatOrUndefined(current);
+    if (stat === undefined) return;
+    if (!isWhiteout(stat)) continue;
+    fs.unlinkSync(current);
+    if (index < parts.length - 1) {
+      fs.mkdirSync(current);
+      markOpaque(current);
+    }
+    return;
+  }
 }
 
 /**

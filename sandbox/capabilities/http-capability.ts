@@ -172,6 +172,24 @@ export function isUrlAllowed(url: URL, allowedHosts: readonly HostGrantEntry[], 
   return matchingRules(url, method, rulesOf(allowedHosts)).allowed.length > 0;
 }
 
+/**
+ * The checks `fetch` makes before it connects, for Warden's other way out (the OS sandbox's
+ * egress proxy), so both apply the same host rules: scheme, host and port, method and path, and
+ * the private-address check on every DNS answer. Returns the checked addresses to connect to
+ * (pinned); throws ERR_NETWORK_DENIED or ERR_NETWORK_FAILED as `fetch` does. `opaque`: the
+ * method and path cannot be seen (an HTTPS tunnel), so only entries that narrow neither allow it.
+ */
+export async function authorizeEgress(
+  url: URL,
+  method: string | undefined,
+  allowedHosts: readonly HostGrantEntry[],
+  options: { opaque?: boolean; resolve?: Resolver } = {},
+): Promise<{ address: string; family: number }[]> {
+  const rules = rulesOf(allowedHosts).filter((rule) => options.opaque !== true || (rule.methods === undefined && rule.pathPrefixes === undefined));
+  const matched = assertAllowed(url, method ?? 'GET', rules);
+  return checkedAddresses(url, matched, options.resolve ?? resolveAll);
+}
+
 function defaultPortOf(protocol: string): number {
   return protocol === 'https:' ? 443 : 80;
 }

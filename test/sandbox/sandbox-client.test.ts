@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import { codeOf, outputOf, toolCall } from './sandbox-test-kit';
 
@@ -176,6 +176,20 @@ describe('host process failures', () => {
     expect(outputOf(await client.run(toolCall('return "back";')))).toBe('back');
     expect(client.pid).not.toBe(before);
     expect(client.stats.hostExits).toBe(exitsBefore + 1);
+  });
+
+  it('a host that dies is replaced at once, before any further call (warm for the next one)', async () => {
+    const before = client.pid!;
+    const starts = client.stats.hostStarts;
+    process.kill(before, 'SIGKILL');
+    await vi.waitFor(() => {
+      expect(client.stats.hostStarts).toBe(starts + 1);
+      expect(client.pid).toBeTypeOf('number');
+    }, { timeout: 30_000, interval: 20 });
+    const replacement = client.pid;
+    expect(replacement).not.toBe(before);
+    expect(outputOf(await client.run(toolCall('return "warm";')))).toBe('warm');
+    expect(client.pid).toBe(replacement);
   });
 
   it('a wedged host is killed by the worker-side deadline: ERR_SANDBOX_TIMEOUT, then a new host', async () => {

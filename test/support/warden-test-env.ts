@@ -15,9 +15,8 @@ import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import type { Telemetry } from '../../telemetry/setup-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
-import { createWardenWorker, installQuietRuntime, type WardenWorker } from '../../worker/create-warden-worker';
+import { createWardenWorker, installQuietRuntime, type WardenWorker, type WardenWorkerOptions } from '../../worker/create-warden-worker';
 import { testTemporalAddress } from './temporal';
-import type { Alert } from '../../monitoring/alert';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
 export const TEST_STATE_DIR = join(REPO_ROOT, '.warden-test');
@@ -36,15 +35,10 @@ export interface WardenTestEnv {
   close(): Promise<void>;
 }
 
-/** Worker settings a test file may change. */
-export interface WardenTestEnvOptions {
-  /** The worker's own configuration (WARDEN_ALERT_WEBHOOK, WARDEN_DATABASE_URL, ...); default process.env. */
-  configEnv?: NodeJS.ProcessEnv;
-  /** Where alerts are printed (default: stdout). */
-  printAlert?: (alert: Alert) => void;
-}
+/** Worker settings a test file may change (`configEnv`: WARDEN_ALERT_WEBHOOK, ...; `printAlert`: default stdout). */
+export type WardenTestEnvOptions = Pick<WardenWorkerOptions, 'mcpPackagesDir' | 'sandboxReadOnlyPaths' | 'configEnv' | 'printAlert'>;
 
-export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env, options: WardenTestEnvOptions = {}): Promise<WardenTestEnv> {
+export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env, workerOptions: WardenTestEnvOptions = {}): Promise<WardenTestEnv> {
   installQuietRuntime();
   const { address, namespace } = testTemporalAddress();
   const config = { ...loadTemporalConfig({}), address, namespace };
@@ -63,8 +57,7 @@ export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env, o
     stateDir: TEST_STATE_DIR,
     cacheDir: join(TEST_STATE_DIR, 'cache'),
     env,
-    ...(options.configEnv === undefined ? {} : { configEnv: options.configEnv }),
-    ...(options.printAlert === undefined ? {} : { printAlert: options.printAlert }),
+    ...workerOptions,
     ...(telemetry === undefined ? {} : { telemetry }),
   });
   let stop!: () => void;
