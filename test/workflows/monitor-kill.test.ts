@@ -5,7 +5,8 @@
  * authenticated like an approval (a registered approver's key over exactly this run): unsigned,
  * forged, removed-approver and replayed kills, and kills of tasks that are not running, are
  * refused with ERR_KILL_REFUSED and change nothing. Also: a blocked sub-agent blocks its parent
- * even when the parent's packs hold no response rule.
+ * even when the parent's packs hold no response rule; a forged block signal changes nothing; the
+ * model never sees scores, reasons or alerts.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -22,7 +23,8 @@ import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
 import { issueApproverKey, signApprovalDecision, type ApproverKeyFile } from '../../identity/approval-decision';
 import { openApproverStore } from '../../identity/approver-registry';
-import { KILL_ACTION, KILL_REQUEST_ID, killUpdate, taskStateQuery } from '../../workflows/definitions';
+import { blockSignal, KILL_ACTION, KILL_REQUEST_ID, killUpdate, taskStateQuery } from '../../workflows/definitions';
+import { startFakeOpenAIServer, toolCall, toolCallsReply } from '../support/fake-openai-server';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { makeShop, replayTaskQueue, type ShopFixture } from '../support/monitor-kit';
 import { testTemporalAddress } from '../support/temporal';
@@ -244,6 +246,59 @@ it('a blocked sub-agent blocks and remediates its parent even when the parent\'s
   expect(result.children[0]?.status).toBe('blocked');
   expect(result.alerts).toEqual([expect.objectContaining({ source: 'subagent', response: 'remediate', stepIndex: 1, reason: `sub-agent ${child} was blocked` })]);
   expect(shop.rows()).toEqual(before);
+});
+
+it('a block signal sent by anyone but a parent whose block revoked the grant is ignored', async () => {
+  const before = shop.rows();
+  // 25 rows: the foundation pack holds the delete for approval, so the task waits with its grant live.
+  const handle = await env.start(task([{ tool: 'tick', args: { n: 1 } }, { tool: 'sql.exec', args: { database: 'shop', sql: 'DELETE FROM orders WHERE id > 15' } }, { final: 'done' }]));
+  await waitForState(handle.workflowId, (s) => s.pendingApprovals.length > 0);
+  // Anyone who reaches the frontend can signal; the grant is not revoked, so the task goes on.
+  await handle.signal(blockSignal, { reason: 'forged', remediate: true });
+  await waitForSignalHandled(handle.workflowId);
+  const state = await queryState(handle.workflowId);
+  expect(state.status).toBe('running');
+  expect(state.pendingApprovals).toHaveLength(1);
+  await killTask(env.client, { workflowId: handle.workflowId, key: oncall });
+  const result = await followAgentTask(handle);
+  // The only alert is the kill's: the forged block raised nothing and blocked nothing.
+  expect(result.alerts?.map((a) => a.source)).toEqual(['kill']);
+  expect(result.status).toBe('blocked');
+  expect(result.reason).toContain(`killed by ${oncall.name}`);
+  expect(shop.rows()).toEqual(before);
+});
+
+/** Waits until the workflow has run the block signal's handler: its revocation check is recorded after the signal. */
+async function waitForSignalHandled(workflowId: string): Promise<void> {
+  for (;;) {
+    const { events } = await env.client.workflow.getHandle(workflowId).fetchHistory();
+    const signalled = (events ?? []).findIndex((e) => e.workflowExecutionSignaledEventAttributes != null);
+    if (signalled >= 0 && (events ?? []).slice(signalled).some((e) => e.markerRecordedEventAttributes != null)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+it('the model never sees the monitor: no score, reason or alert reaches its prompts', async () => {
+  const model = await startFakeOpenAIServer();
+  try {
+    const call = (id: string) => toolCallsReply([toolCall('tick', { n: 7 }, id)]);
+    model.enqueue(call('c1'), call('c2'), call('c3'), call('c4'), toolCallsReply([toolCall('final_answer', { answer: 'done', claims: [] }, 'c5')]));
+    const result = await env.runTask({
+      user: 'erin@example.com',
+      intent: 'tick',
+      agent: { name: `llm-${randomUUID().slice(0, 8)}`, model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: model.url } },
+      tools: { custom: [{ name: 'tick', description: 'ticks', input: { type: 'object' }, source: 'return input.n;' }] },
+      grants: { tools: ['tick'] },
+      policies: ['alert when it makes the same call 3 times in a row'],
+    });
+    expect(result.status).toBe('completed');
+    expect(result.steps.map((s) => s.monitor?.score)).toEqual([0, 0, 30, 45]);
+    expect(result.alerts?.length).toBeGreaterThanOrEqual(1);
+    expect(model.requests.length).toBe(5);
+    for (const request of model.requests) expect(request.rawBody).not.toMatch(/anomaly|identical-loop|monitor|"score"|alert/i);
+  } finally {
+    await model.close();
+  }
 });
 
 it('replays every history of this file (kills, holds, signals to sub-agents) deterministically', async () => {
