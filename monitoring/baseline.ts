@@ -6,8 +6,8 @@
  *
  * Learning is a pure function of task results (`warden run --json` / the workflow's result), so
  * `warden baseline learn` can read them from Temporal histories or from files alike. Runs that
- * raised a monitor alert, were blocked, or did not complete are left out: an anomaly must not
- * become normal by being learnt.
+ * raised a monitor alert, were blocked, did not complete, or hold an action scored above 40
+ * (`LEARN_MAX_SCORE`) are left out: an anomaly must not become normal by being learnt.
  *
  * Deterministic and free of Node imports: workflow code reads baselines.
  */
@@ -72,6 +72,9 @@ export const AgentBaselineSchema = z.strictObject({
   maxDepthBelow: z.number().int().min(0),
   /** Most calls (tool calls and spawns) in any 60-second window of one run. */
   callsPerMinute: StatSchema,
+  /** Rows changed and bytes written or sent over a whole run (absent in baselines learnt before they were). */
+  rowsPerTask: StatSchema.optional(),
+  bytesOutPerTask: StatSchema.optional(),
   refusalsPerTask: StatSchema,
   failuresPerTask: StatSchema,
   maxIdenticalRun: z.number().int().min(0),
@@ -87,11 +90,42 @@ export function statOf(values: readonly number[]): Stat {
   return { n: sorted.length, mean: Math.round(mean * 1000) / 1000, p95: rank(0.95), p99: rank(0.99), max: sorted[sorted.length - 1]! };
 }
 
+/**
+ * Runs with an action scored above this are not learnt (default of `warden baseline learn
+ * --max-score`): the foundation pack alerts above 40. A run the rules let through, because its
+ * task named packs without response rules or its baseline was still young, must not widen the
+ * baseline either.
+ */
+export const LEARN_MAX_SCORE = 40;
+
+export interface LearnOptions {
+  /** Skip runs with an action (in any sub-agent too) scored above this (0-100; default 40). */
+  maxScore?: number;
+}
+
 /** Why a run was not learnt from, or undefined when it was. */
-export function skipReasonOf(result: TaskResult): string | undefined {
+export function skipReasonOf(result: TaskResult, options: LearnOptions = {}): string | undefined {
   if (result.status !== 'completed') return `it ended ${result.status}`;
   if (hasAlerts(result)) return 'it raised monitor alerts';
+  const scored = highestScored(result);
+  const maxScore = options.maxScore ?? LEARN_MAX_SCORE;
+  if (scored !== undefined && scored.score > maxScore) {
+    return `step ${scored.step.index} of ${scored.agent} (${scored.step.tool}) scored ${scored.score} (${scored.step.monitor!.reasons.map((r) => r.signal).join(', ')}), above ${maxScore}`;
+  }
   return undefined;
+}
+
+function highestScored(result: TaskResult): { agent: string; step: StepRecord; score: number } | undefined {
+  let best: { agent: string; step: StepRecord; score: number } | undefined;
+  for (const step of result.steps) {
+    const score = step.monitor?.score ?? 0;
+    if (score > (best?.score ?? 0)) best = { agent: result.agent, step, score };
+  }
+  for (const child of result.children) {
+    const inner = highestScored(child);
+    if (inner !== undefined && inner.score > (best?.score ?? 0)) best = inner;
+  }
+  return best;
 }
 
 function hasAlerts(result: TaskResult): boolean {
@@ -126,6 +160,8 @@ interface AgentSamples {
   subagents: Set<string>;
   maxDepthBelow: number;
   callsPerMinute: number[];
+  rows: number[];
+  bytesOut: number[];
   refusals: number[];
   failures: number[];
   maxIdenticalRun: number;
@@ -154,7 +190,7 @@ function depthBelow(result: TaskResult): number {
 function addRun(agents: Map<string, AgentSamples>, run: TaskResult): void {
   let a = agents.get(run.agent);
   if (a === undefined) {
-    a = { tasks: 0, models: new Set(), tools: new Map(), steps: [], spawns: [], subagents: new Set(), maxDepthBelow: 0, callsPerMinute: [], refusals: [], failures: [], maxIdenticalRun: 0 };
+    a = { tasks: 0, models: new Set(), tools: new Map(), steps: [], spawns: [], subagents: new Set(), maxDepthBelow: 0, callsPerMinute: [], rows: [], bytesOut: [], refusals: [], failures: [], maxIdenticalRun: 0 };
     agents.set(run.agent, a);
   }
   a.tasks += 1;
@@ -170,6 +206,8 @@ function addRun(agents: Map<string, AgentSamples>, run: TaskResult): void {
   a.callsPerMinute.push(maxInWindow(run.steps.map((s) => Date.parse(s.startedAt)).filter(Number.isFinite), 60_000));
   let refusals = 0;
   let failures = 0;
+  let rows = 0;
+  let bytesOut = 0;
   const perTask = new Map<string, number>();
   let previousDigest: string | undefined;
   let identical = 0;
@@ -179,7 +217,12 @@ function addRun(agents: Map<string, AgentSamples>, run: TaskResult): void {
     if (outcome.refused) refusals += 1;
     if (outcome.failed !== undefined) failures += 1;
     if (step.kind === 'spawn') a.subagents.add(step.tool.slice('spawn:'.length));
-    const digest = featuresOfStep(step).digest;
+    const features = featuresOfStep(step);
+    if (step.executed) {
+      rows += features.rows ?? 0;
+      bytesOut += features.bytesOut ?? 0;
+    }
+    const digest = features.digest;
     identical = digest === previousDigest ? identical + 1 : 1;
     previousDigest = digest;
     a.maxIdenticalRun = Math.max(a.maxIdenticalRun, identical);
@@ -189,6 +232,8 @@ function addRun(agents: Map<string, AgentSamples>, run: TaskResult): void {
   for (const [tool, n] of perTask) a.tools.get(tool)!.perTask.push(n);
   a.refusals.push(refusals);
   a.failures.push(failures);
+  a.rows.push(rows);
+  a.bytesOut.push(bytesOut);
   for (const child of run.children) addRun(agents, child);
 }
 
@@ -220,15 +265,16 @@ const capped = (values: Set<string>, limit = MAX_REMEMBERED): string[] => [...va
 
 /**
  * Baselines of every agent in `results` (task trees: sub-agents are learnt under their own names).
- * Runs whose tree did not complete or raised an alert are skipped and counted in `skipped`.
+ * Runs whose tree did not complete, raised an alert or holds an action scored above
+ * `options.maxScore` are skipped and counted in `skipped`.
  * @param learnedAt ISO 8601 time stamped on the baselines
  */
-export function learnBaselines(results: readonly TaskResult[], learnedAt: string): { baselines: AgentBaseline[]; learnt: number; skipped: { workflowId: string; reason: string }[] } {
+export function learnBaselines(results: readonly TaskResult[], learnedAt: string, options: LearnOptions = {}): { baselines: AgentBaseline[]; learnt: number; skipped: { workflowId: string; reason: string }[] } {
   const agents = new Map<string, AgentSamples>();
   const skipped: { workflowId: string; reason: string }[] = [];
   let learnt = 0;
   for (const result of results) {
-    const reason = skipReasonOf(result);
+    const reason = skipReasonOf(result, options);
     if (reason !== undefined) {
       skipped.push({ workflowId: result.workflowId, reason });
       continue;
@@ -275,6 +321,8 @@ export function learnBaselines(results: readonly TaskResult[], learnedAt: string
         subagents: capped(a.subagents),
         maxDepthBelow: a.maxDepthBelow,
         callsPerMinute: statOf(a.callsPerMinute),
+        rowsPerTask: statOf(a.rows),
+        bytesOutPerTask: statOf(a.bytesOut),
         refusalsPerTask: statOf(a.refusals),
         failuresPerTask: statOf(a.failures),
         maxIdenticalRun: a.maxIdenticalRun,

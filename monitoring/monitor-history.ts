@@ -4,7 +4,7 @@
  * changed. Windows and runs of identical calls are counted from it.
  *
  * Plain data updated in place by the workflow (deterministic: times are the workflow's clock);
- * only the most recent events are kept, with running totals for the rest.
+ * every event of the run is kept (up to the most steps a run may take), with running totals.
  */
 import type { ActionFeatures, ActionOutcome } from './action-features';
 
@@ -20,11 +20,18 @@ export interface MonitorEvent {
   failed?: string;
   operation?: string;
   rows?: number;
+  /** Bytes it writes or sends. */
+  bytesOut?: number;
   childStatus?: string;
 }
 
-/** Events kept for windows and loops; older ones only count in the totals. */
-export const MAX_EVENTS = 512;
+/**
+ * Events kept: as many as a run may take steps (task-schema.ts, `limits.maxSteps` at most
+ * 10,000), so every count rule, over a window or the whole run, counts every action. A smaller
+ * buffer let an agent dilute its refusals, rows or calls below a whole-run threshold by doing
+ * enough other things first.
+ */
+export const MAX_EVENTS = 10_000;
 
 export interface MonitorHistory {
   events: MonitorEvent[];
@@ -43,6 +50,7 @@ export function recordProposed(history: MonitorHistory, features: ActionFeatures
   const event: MonitorEvent = { at, stepIndex, tool: features.tool, digest: features.digest, spawn: features.kind === 'spawn', refused: false };
   if (features.operation !== undefined) event.operation = features.operation;
   if (features.rows !== undefined) event.rows = features.rows;
+  if (features.bytesOut !== undefined) event.bytesOut = features.bytesOut;
   history.events.push(event);
   if (history.events.length > MAX_EVENTS) history.events.splice(0, history.events.length - MAX_EVENTS);
   history.calls += 1;
@@ -59,10 +67,14 @@ export function recordOutcome(event: MonitorEvent, outcome: ActionOutcome): void
   if (outcome.childStatus !== undefined) event.childStatus = outcome.childStatus;
 }
 
-/** Events proposed within the last `windowMs` before (and at) `now`. */
+/** Events proposed within the last `windowMs` before (and at) `now`; every event without a window. */
 export function eventsWithin(history: MonitorHistory, now: number, windowMs: number | undefined): MonitorEvent[] {
   if (windowMs === undefined) return history.events;
-  return history.events.filter((e) => now - e.at < windowMs);
+  // Events are in the order they were proposed (workflow time never goes back): scan from the newest.
+  const events = history.events;
+  let first = events.length;
+  while (first > 0 && now - events[first - 1]!.at < windowMs) first -= 1;
+  return events.slice(first);
 }
 
 /** How many of the latest events, counting back from the newest, have the newest one's digest. */
@@ -73,4 +85,16 @@ export function identicalRun(history: MonitorHistory): number {
   let n = 0;
   for (let i = events.length - 1; i >= 0 && events[i]!.digest === last.digest; i -= 1) n += 1;
   return n;
+}
+
+/** Rows changed and bytes written or sent by the run's actions that were not refused (the action being scored included). */
+export function runVolume(history: MonitorHistory): { rows: number; bytesOut: number } {
+  let rows = 0;
+  let bytesOut = 0;
+  for (const e of history.events) {
+    if (e.refused) continue;
+    rows += e.rows ?? 0;
+    bytesOut += e.bytesOut ?? 0;
+  }
+  return { rows, bytesOut };
 }

@@ -7,7 +7,8 @@
  * Two kinds of signal:
  *  - against the baseline (needs at least `minTasks` learnt runs of the agent): a tool, sub-agent,
  *    host, database or SQL operation never seen; rows or bytes far above the usual; more calls
- *    of a tool, more calls a minute, more steps or more sub-agents than any learnt run;
+ *    of a tool, more calls a minute, more steps or more sub-agents than any learnt run; more rows
+ *    or bytes over the run than any learnt run (an agent that keeps each call small);
  *  - hard signals, with or without a baseline: a burst of denials or failures, a loop of identical
  *    calls, sub-agent fan-out, tool output sent over the network, revoked credentials, a blocked
  *    sub-agent.
@@ -17,7 +18,7 @@
  */
 import type { ActionFeatures, ActionOutcome } from './action-features';
 import type { AgentBaseline, Stat } from './baseline';
-import { eventsWithin, identicalRun, type MonitorHistory } from './monitor-history';
+import { eventsWithin, identicalRun, runVolume, type MonitorHistory } from './monitor-history';
 
 export const SIGNALS = [
   'new-tool',
@@ -27,6 +28,8 @@ export const SIGNALS = [
   'new-operation',
   'rows-jump',
   'bytes-jump',
+  'rows-total-jump',
+  'bytes-total-jump',
   'bytes-in-jump',
   'calls-jump',
   'rate-jump',
@@ -130,6 +133,7 @@ export function scoreProposed(history: MonitorHistory, baseline: AgentBaseline |
       const usualCalls = tool.callsPerTask.max;
       if (calls > Math.max(usualCalls * 2, usualCalls + 5)) add('calls-jump', 25, `call ${calls} of ${features.tool} in this run; the most in a learnt run is ${usualCalls}`);
     }
+    addRunVolume(history, b, features, reasons, add);
     const lastMinute = eventsWithin(history, now, BURST_WINDOW_MS).length;
     const usualRate = b.callsPerMinute.max;
     if (lastMinute > Math.max(usualRate * 2, usualRate + 10)) add('rate-jump', 30, `${lastMinute} actions in the last minute; the most in a learnt run is ${usualRate}`);
@@ -149,6 +153,23 @@ export function scoreProposed(history: MonitorHistory, baseline: AgentBaseline |
   if (features.networkWrite && features.carriesToolOutput) add('tool-output-sent', 20, `sends a value that came from a tool's output to ${features.hosts.join(', ')}`);
   addBursts(history, b, now, add);
   return reasons;
+}
+
+/**
+ * The run's rows or bytes so far against the most of any learnt run, when no single call jumped:
+ * an agent that keeps every call just under the per-call threshold still adds up.
+ */
+function addRunVolume(history: MonitorHistory, b: AgentBaseline, features: ActionFeatures, reasons: readonly ScoreReason[], add: (signal: Signal, points: number, detail: string) => void): void {
+  if (features.rows === undefined && features.bytesOut === undefined) return;
+  const volume = runVolume(history);
+  if (features.rows !== undefined && !reasons.some((r) => r.signal === 'rows-jump')) {
+    const j = jump(volume.rows, b.rowsPerTask, 20);
+    if (j !== undefined) add('rows-total-jump', jumpPoints(j.ratio, 20, 60), `brings the rows changed in this run to ${volume.rows}; the most in a learnt run is ${j.usual}`);
+  }
+  if (features.bytesOut !== undefined && !reasons.some((r) => r.signal === 'bytes-jump')) {
+    const j = jump(volume.bytesOut, b.bytesOutPerTask, 16 * 1024);
+    if (j !== undefined) add('bytes-total-jump', jumpPoints(j.ratio, 10, 60), `brings the bytes written or sent in this run to ${volume.bytesOut}; the most in a learnt run is ${j.usual}`);
+  }
 }
 
 function addBursts(history: MonitorHistory, b: AgentBaseline | undefined, now: number, add: (signal: Signal, points: number, detail: string) => void): void {

@@ -3,7 +3,7 @@
  * runs and kept in the state store, where every worker's monitor reads it when a task begins.
  */
 import { WardenError } from '../../errors';
-import { learnBaselines, type AgentBaseline } from '../../monitoring/baseline';
+import { LEARN_MAX_SCORE, learnBaselines, type AgentBaseline } from '../../monitoring/baseline';
 import { createBaselineStore } from '../../monitoring/baseline-store';
 import { collectTaskResults, readTaskResultsFile } from '../../monitoring/collect-task-results';
 import { DEFAULT_MIN_TASKS } from '../../monitoring/score-action';
@@ -17,14 +17,15 @@ import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { withCliClient } from '../temporal-client';
 
-export const BASELINE_USAGE = `usage: warden baseline learn [--since <duration>] [--limit <n>] [--agent <name>]... [--from <results.json>]... [--json]
+export const BASELINE_USAGE = `usage: warden baseline learn [--since <duration>] [--limit <n>] [--agent <name>]... [--from <results.json>]... [--max-score <0-100>] [--json]
        warden baseline list [--json]
        warden baseline show <agent> [--json]
        warden baseline forget <agent>
 
   learn   learns each agent's baseline from past runs: the results of completed tasks in Temporal
-          (default), or files of \`warden run --json\` results (--from). Runs that did not complete
-          or raised an alert are left out. Replaces the baselines of the agents it saw.
+          (default), or files of \`warden run --json\` results (--from). Runs that did not complete,
+          raised an alert or hold an action scored above --max-score are left out (each is listed).
+          Replaces the baselines of the agents it saw.
   list    the agents with a baseline: runs learnt, tools, hosts
   show    one agent's baseline
   forget  removes one agent's baseline (its tasks then get the hard signals only)
@@ -35,7 +36,8 @@ export const BASELINE_USAGE = `usage: warden baseline learn [--since <duration>]
   --since <duration>  only runs started in the last 12h, 7d, 30d... (learn)
   --limit <n>         at most n tasks, newest first (learn; default 1000)
   --agent <name>      keep only these agents' baselines (learn; repeatable)
-  --from <file>       learn from this file of results instead of Temporal (repeatable)`;
+  --from <file>       learn from this file of results instead of Temporal (repeatable)
+  --max-score <n>     leave out runs with an action scored above n (learn; default ${LEARN_MAX_SCORE})`;
 
 function sinceOf(text: string): number {
   const days = /^(\d+)d$/.exec(text);
@@ -55,6 +57,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
     limit: { type: 'string' },
     agent: { type: 'string', multiple: true },
     from: { type: 'string', multiple: true },
+    'max-score': { type: 'string' },
     json: { type: 'boolean', default: false },
   });
   if (typeof args === 'number') return args;
@@ -68,7 +71,12 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
   if ((action === 'show' || action === 'forget') && rest.length !== 1) return usage(`${action} takes one agent name`);
   let since: string | undefined;
   let limit: number | undefined;
+  let maxScore: number | undefined;
   try {
+    if (args.values['max-score'] !== undefined) {
+      maxScore = Number(args.values['max-score']);
+      if (!Number.isInteger(maxScore) || maxScore < 0 || maxScore > 100) throw new RangeError(`--max-score takes a whole number from 0 to 100, not "${args.values['max-score']}"`);
+    }
     if (args.values.since !== undefined) since = new Date(Date.now() - sinceOf(args.values.since)).toISOString();
     if (args.values.limit !== undefined) {
       limit = Number(args.values.limit);
@@ -87,7 +95,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
       } else {
         ({ results, unreadable } = await withCliClient(io, (client) => collectTaskResults(client, { ...(since === undefined ? {} : { since }), ...(limit === undefined ? {} : { limit }) })));
       }
-      const learnt = learnBaselines(results, new Date().toISOString());
+      const learnt = learnBaselines(results, new Date().toISOString(), maxScore === undefined ? {} : { maxScore });
       const wanted = args.values.agent;
       const baselines = wanted === undefined ? learnt.baselines : learnt.baselines.filter((b) => wanted.includes(b.agent));
       const state = await openStateStore({ stateDir, env: io.env });
@@ -101,6 +109,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
       } else {
         io.stdout(`learnt from ${learnt.learnt} run(s); skipped ${learnt.skipped.length}${unreadable.length > 0 ? `; ${unreadable.length} unreadable` : ''}\n`);
         for (const b of baselines) io.stdout(`  ${summary(b)}\n`);
+        for (const skip of learnt.skipped) io.stdout(`  skipped ${skip.workflowId}: ${skip.reason}\n`);
         if (baselines.length === 0) io.stdout('  no agent baselines (nothing to learn from)\n');
       }
       return EXIT.ok;

