@@ -3,15 +3,16 @@
  * history by Temporal, which is what makes a run replayable even though models are not.
  */
 import { Context } from '@temporalio/activity';
-import { createDriver } from '../drivers/create-driver';
+import { createDriver, driverSecrets } from '../drivers/create-driver';
+import { redactSecrets } from '../drivers/model-transcript';
 import type { ToolSpec } from '../drivers/model-driver';
 import { ModelTurnSchema, type ModelTurn, type StepRecord } from '../task/task-run';
 import type { Task } from '../task/task-schema';
-import { ModelError } from '../errors';
+import { ModelError, WardenError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
-import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
 import { WARDEN_ATTR } from '../custody/attributes';
 
 export interface ProposeTurnInput {
@@ -35,21 +36,46 @@ export function createProposeTurn(deps: ActivityDeps) {
 
   function proposeTurnOnce(input: ProposeTurnInput): Promise<ModelTurn> {
     return atActivityBoundary(async () => {
-      const driver = createDriver(input.task.agent.model, { env: deps.env ?? process.env });
+      const env = deps.env ?? process.env;
+      const driver = createDriver(input.task.agent.model, { env });
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
       // The monitor's scores stay out of the model's context: an agent must not learn how it is watched.
       const steps = input.steps.map(({ monitor: _monitor, ...step }) => step);
       const driverInput = { task: input.task, turn: input.turn, steps, tools, subagents };
-      // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
-      annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
-      const turn = await driver.proposeTurn(driverInput, Context.current().cancellationSignal);
+      // The custody record of this model call (its `chat <model>` span, which already says who,
+      // for what and which model): the hash of the exact prompt context.
+      annotateActiveSpan(promptAttributes(driverInput));
+      // Every driver's answer passes here on its way into history: whatever a driver forgot, no
+      // secret it sends (its API key) leaves in a turn, even if the server echoed it back.
+      const secrets = driverSecrets(input.task.agent.model, env);
+      let turn: ModelTurn;
+      try {
+        turn = redactSecrets(await driver.proposeTurn(driverInput, Context.current().cancellationSignal), secrets);
+      } catch (error) {
+        throw withoutSecrets(error, secrets);
+      }
       // The driver is untrusted: its answer is re-validated before it enters history.
       const parsed = ModelTurnSchema.safeParse(turn);
       if (!parsed.success) {
         throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
+      annotateActiveSpan(modelResponseAttributes(parsed.data));
       return parsed.data;
     });
   }
+}
+
+/** The same failure with every secret removed from its message and details (cancellation passes as is). */
+function withoutSecrets(error: unknown, secrets: readonly string[]): unknown {
+  if (secrets.length === 0) return error;
+  if (error instanceof WardenError) {
+    return new ModelError(error.code, redactSecrets(error.message, secrets), { details: redactSecrets({ ...error.details }, secrets), retryable: error.retryable });
+  }
+  if (error instanceof Error && error.name !== 'CancelledFailure' && error.name !== 'AbortError') {
+    const copy = new Error(redactSecrets(error.message, secrets));
+    copy.name = error.name;
+    return copy;
+  }
+  return error;
 }

@@ -6,6 +6,7 @@
 import { realpath } from 'node:fs/promises';
 import { CapabilityError, CredentialError, isErrorCode, ToolError } from '../errors';
 import { mintCallCredential } from '../identity/credential';
+import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
@@ -24,7 +25,7 @@ import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
-import { annotateActiveSpan, outcomeOfError, resourceAttributes, toolCallAttributes } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, outcomeOfError, resourceAttributes } from '../telemetry/warden-span-attributes';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -49,6 +50,8 @@ export interface RunToolInput {
   args: Record<string, unknown>;
   /** The monitor's anomaly score of this call and why (workflows/monitor-step.ts), for its custody record. */
   monitor?: { score: number; reasons: string[] };
+  /** The model's own id for this call, when it gave one (`gen_ai.tool.call.id`). */
+  modelCallId?: string;
   /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
   pathsResolved?: boolean;
 }
@@ -116,6 +119,11 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     scope: requiredScopeOf(tool, call.args, capabilities),
     maxTtlMs: call.maxCredentialTtlMs,
   });
+  if (capabilities.http !== undefined && Object.keys(call.task.resources.secrets).length > 0) {
+    // Resolved only now, on the worker, for the hosts this call may reach; the sandbox host adds
+    // them after its own checks and removes them from responses.
+    Object.assign(capabilities.http, await resolveOutboundSecrets(call.task.resources.secrets, { env: deps.env ?? process.env, credential: credential.token, allowedHosts: capabilities.http.allowedHosts }));
+  }
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
     if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
@@ -221,9 +229,11 @@ function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): 
   return [];
 }
 
-/** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
+/**
+ * Span attributes the grant and the call's scope add to the `execute_tool` span (which already
+ * carries the task, tool and argument hash): the agent and its delegation chain, the resources.
+ */
 async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promise<void> {
-  annotateActiveSpan(toolCallAttributes(input.task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
   const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;

@@ -15,6 +15,8 @@ import { isErrorCode, MonitorError, WardenError } from '../errors';
 import { signApprovalDecision, type ApproverKeyFile } from '../identity/approval-decision';
 import type { TaskResult } from '../task/task-run';
 import { KILL_ACTION, KILL_REQUEST_ID, killUpdate, type KillOutcome } from '../workflows/definitions';
+import type { agentTask } from '../workflows/agent-task';
+import { agentTaskResult } from './start-agent-task';
 
 export interface KillTaskOptions {
   workflowId: string;
@@ -72,5 +74,6 @@ export async function killTask(client: Client, options: KillTaskOptions): Promis
 
 /** The killed task's result, once its compensations ran. */
 export async function killedTaskResult(client: Client, workflowId: string): Promise<TaskResult> {
-  return (await client.workflow.getHandle(workflowId).result()) as TaskResult;
+  // A task that did not complete closes as failed, carrying its result (workflows/task-close.ts).
+  return agentTaskResult(client.workflow.getHandle<typeof agentTask>(workflowId));
 }

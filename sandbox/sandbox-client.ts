@@ -64,7 +64,10 @@ interface PendingCall {
   timer: NodeJS.Timeout;
 }
 
-const HOST_MODULE = path.join(__dirname, 'sandbox-host.ts');
+// The compiled package forks the compiled host; the TypeScript sources fork the source through tsx.
+const FROM_SOURCE = path.extname(__filename) === '.ts';
+const HOST_MODULE = path.join(__dirname, FROM_SOURCE ? 'sandbox-host.ts' : 'sandbox-host.js');
+const HOST_EXEC_ARGV = FROM_SOURCE ? ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')] : ['--no-node-snapshot'];
 const DEFAULT_DEADLINE_GRACE_MS = 2000;
 const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
 const STOP_TIMEOUT_MS = 2000;
@@ -171,7 +174,7 @@ export class SandboxClient {
   #currentHost(): HostHandle {
     if (this.#host !== undefined && !this.#host.gone) return this.#host;
     const child = fork(HOST_MODULE, [], {
-      execArgv: ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')],
+      execArgv: HOST_EXEC_ARGV,
       serialization: 'json',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: this.#env,

@@ -6,10 +6,12 @@
  * the jti replay store and its published public keys in the shared database, and refuses to start
  * when that database's schema is not the one this code knows (`warden db migrate`).
  */
-import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import { inspect } from 'node:util';
+import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry } from '@temporalio/worker';
+import { TASK_END_MESSAGE, TASK_FAILURE_TYPES } from '../workflows/task-close';
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
-import { TASK_QUEUE } from '../workflows/definitions';
+import { AGENT_TASK_WORKFLOW, TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
@@ -29,10 +31,14 @@ import { McpConnectionPool } from '../executors/mcp-connection-pool';
 import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
 import { defaultCacheDir } from '../temporal/temporal-cli';
 import { wardenResourcesOf } from './warden-resources';
+import { connectWorkerConnection } from '../temporal/connect';
+import type { TemporalConfig } from '../temporal/temporal-config';
 
 export interface WardenWorkerOptions {
-  connection: NativeConnection;
-  namespace: string;
+  /** The worker's connection; a promise lets it connect while the sandbox host boots. */
+  connection: NativeConnection | Promise<NativeConnection>;
+  /** The namespace; a promise when it is still being resolved (see createWardenWorkerFromConfig). */
+  namespace: string | Promise<string>;
   taskQueue?: string;
   /** Where the workflow bundle is cached; no disk cache when omitted. */
   cacheDir?: string;
@@ -73,20 +79,65 @@ export interface WardenWorker {
   mcp: McpConnectionPool;
   /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
   run(until?: Promise<unknown>): Promise<void>;
+  /** Lets go of a worker that will never run: the sandbox host, the stores (and its own connection). */
+  close(): Promise<void>;
 }
 
 let runtimeInstalled = false;
 
 /**
  * Keeps the SDK's own logging to errors, for commands whose output is the task's steps (a failed
- * tool call is an outcome there, reported in the step, not a warning).
+ * tool call is an outcome there, reported in the step, not a warning), keeps the native core's
+ * logs off stdout, and leaves signals to the
+ * program: the SDK would otherwise shut every worker down on the first Ctrl-C, before a cancelled
+ * task could run its compensations.
  * Must run before the first connection, which installs the SDK's default runtime.
  */
 export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      // The native core's own logs go through the same logger (stderr, errors only): written to
+      // the console directly they would land on stdout, inside `warden run --json`.
+      telemetryOptions: { logging: { forward: {}, filter: { core: 'ERROR', other: 'ERROR' } } },
+      shutdownSignals: [],
+    });
+  } catch {
+    // A runtime was already installed by the host program; keep it.
+  }
+}
+
+/** Whether a log entry is the SDK's "Workflow failed" for a task that closed with `ERR_TASK_<STATUS>` (task-close.ts). */
+function isTaskEndLog(entry: LogEntry): boolean {
+  if (entry.message !== 'Workflow failed' || entry.meta?.workflowType !== AGENT_TASK_WORKFLOW) return false;
+  const error = entry.meta?.error as { name?: unknown; type?: unknown; message?: unknown } | undefined;
+  if (typeof error?.type === 'string') return (Object.values(TASK_FAILURE_TYPES) as string[]).includes(error.type);
+  // Copied out of the workflow thread, the failure is a plain Error: its message says what it was.
+  return typeof error?.message === 'string' && TASK_END_MESSAGE.test(error.message);
+}
+
+/**
+ * The runtime of a standalone worker: the SDK's logging at INFO, except that a task which ended
+ * other than completed (denied, timed out, ... : an outcome, carried in its result) is one INFO
+ * line, not the SDK's WARN "Workflow failed" with a stack trace. Call before the first connection.
+ */
+export function installWorkerRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const write = (entry: LogEntry) => {
+    const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
+    process.stderr.write(`${time} [${entry.level}] ${entry.message}${entry.meta === undefined ? '' : ` ${inspect(entry.meta, { depth: 4, breakLength: Infinity })}`}\n`);
+  };
+  try {
+    Runtime.install({
+      logger: new DefaultLogger('INFO', (entry) => {
+        if (!isTaskEndLog(entry)) return write(entry);
+        const error = entry.meta?.error as { message?: string };
+        write({ ...entry, level: 'INFO', message: `task ${String(entry.meta?.workflowId ?? '')} ended: ${error.message ?? ''}`, meta: undefined });
+      }),
+    });
   } catch {
     // A runtime was already installed by the host program; keep it.
   }
@@ -94,6 +145,11 @@ export function installQuietRuntime(): void {
 
 export async function createWardenWorker(options: WardenWorkerOptions): Promise<WardenWorker> {
   const stateDir = options.stateDir ?? stateDirOf();
+  const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
+  // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
+  // Loaded while the sandbox host boots: the two are most of a worker's start-up time.
+  const bundle = workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] });
+  bundle.catch(() => undefined);
   const mcpPool = new McpConnectionPool();
   const configEnv = options.configEnv ?? process.env;
   const ownedState = options.state === undefined && usesSharedDatabase(configEnv) ? await openStateStore({ stateDir, env: configEnv }) : undefined;
@@ -153,13 +209,11 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       packagesDir: options.mcpPackagesDir ?? (env.WARDEN_MCP_PACKAGES ? env.WARDEN_MCP_PACKAGES : defaultMcpPackagesDir(defaultCacheDir(env))),
       ...(options.sandboxReadOnlyPaths === undefined ? {} : { extraReadOnlyPaths: options.sandboxReadOnlyPaths }),
     };
-    const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
     const worker = await Worker.create({
-      connection: options.connection,
-      namespace: options.namespace,
+      connection: await options.connection,
+      namespace: await options.namespace,
       taskQueue: options.taskQueue ?? TASK_QUEUE,
-      // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
-      workflowBundle: await workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
+      workflowBundle: await bundle,
       interceptors: { ...traced?.interceptors, activity: [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory] },
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities: createActivities({
@@ -192,10 +246,53 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
           await release();
         }
       },
+      async close() {
+        await sandbox.close();
+        await release();
+      },
     };
   } catch (error) {
     await sandbox.close();
     await release();
     throw error;
   }
+}
+
+/**
+ * A worker on its own connection to the server `config` names (the embedded one or a cluster);
+ * the connection is made while the worker's parts start (`config` may still be being resolved),
+ * and closed when the worker stops.
+ * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`.
+ */
+export async function createWardenWorkerFromConfig(
+  config: TemporalConfig | Promise<TemporalConfig>,
+  options: Omit<WardenWorkerOptions, 'connection' | 'namespace'> & { stateDir: string },
+): Promise<WardenWorker> {
+  const connecting = Promise.resolve(config).then(connectWorkerConnection);
+  const namespace = Promise.resolve(config).then((c) => c.namespace);
+  // Awaited later (or never, when an earlier part fails): not an unhandled rejection meanwhile.
+  connecting.catch(() => undefined);
+  namespace.catch(() => undefined);
+  let wardenWorker: WardenWorker;
+  try {
+    wardenWorker = await createWardenWorker({ cacheDir: join(options.stateDir, 'cache'), ...options, connection: connecting, namespace });
+  } catch (error) {
+    await (await connecting.catch(() => undefined))?.close();
+    throw error;
+  }
+  const connection = await connecting;
+  return {
+    ...wardenWorker,
+    async run(until) {
+      try {
+        await wardenWorker.run(until);
+      } finally {
+        await connection.close();
+      }
+    },
+    async close() {
+      await wardenWorker.close();
+      await connection.close();
+    },
+  };
 }

@@ -8,13 +8,16 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
-import { beginTask, closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
 import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
+import { modelTurnSummary } from './ui-summaries';
+import { taskEndFailure } from './task-close';
+import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput));
@@ -22,6 +25,7 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
   const result = await run.monitor.settle(run, await runLoop(run, session));
   session?.close();
+  await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
   // A completed task's MCP servers stop writing into the overlay before it is committed; a task
   // that rolls back keeps them until its compensations (which may call them) have run.
   const closeFirst = result.status === 'completed';
@@ -33,11 +37,22 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   if (run.identity !== undefined) {
     const grantId = run.identity.grantId;
     // Ending the grant is part of ending the task, also when it was cancelled.
-    await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
+    await CancellationScope.nonCancellable(() => summarized.endTask(`revoke grant (${result.status})`)({ grantId, status: result.status }));
   }
   // Every session call has its answer before the workflow completes.
   if (session !== undefined) await condition(allHandlersFinished);
   await run.monitor.finish(result);
+  return close(run, result);
+}
+
+/**
+ * Ends the workflow the way Temporal should show it (`task-close.ts`): `WardenStatus` set to the
+ * status, and a task that did not complete fails, carrying its result. Both behind patches
+ * decided at the start (`workflow-patches.ts`).
+ */
+function close(run: AgentRun, result: TaskResult): TaskResult {
+  if (run.patches.statusSearchAttribute) upsertSearchAttributes([{ key: WARDEN_SEARCH_ATTRIBUTES.status, value: result.status }]);
+  if (result.status !== 'completed' && run.patches.closeAsFailed) throw taskEndFailure(result);
   return result;
 }
 
@@ -63,9 +78,10 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
-      const modelTurn: ModelTurn = await run.deadline.within(() => proposeTurn({ task, turn, steps: state.steps, workflowId: run.workflowId }));
+      const modelTurn: ModelTurn = await run.deadline.within(() => summarized.proposeTurn(modelTurnSummary(task, turn))({ task, turn, steps: state.steps, workflowId: run.workflowId }));
       state.turn += 1;
       state.model = modelTurn.model;
+      (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
       for (const action of modelTurn.actions) {
         if (action.type === 'final') {
           state.final = { answer: action.answer, claims: action.claims };
@@ -86,15 +102,15 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
 /** The task's grant (a sub-agent's comes from its parent) and, at the root, the workspace overlay. */
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
-  run.identity ??= await deadline.within(() => beginTask({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
+  run.identity ??= await deadline.within(() => summarized.beginTask(`grant: ${task.agent.name} for ${task.user}`)({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
   await run.monitor.begin(run);
   if (!run.isRoot) return;
-  const prepared = await deadline.within(() => prepareTask({ rootWorkflowId: run.rootWorkflowId, task }));
+  const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ rootWorkflowId: run.rootWorkflowId, task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
   if (Object.keys(task.tools.mcp ?? {}).length > 0) {
     run.toolSourcesOpened = true;
-    const listings = await deadline.within(() => openToolSources({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
     run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
     run.saga.useTask(run.task);
   }
@@ -103,7 +119,7 @@ async function begin(run: AgentRun): Promise<void> {
 /** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
 async function closeSources(run: AgentRun): Promise<void> {
   try {
-    await closeToolSources({ rootWorkflowId: run.rootWorkflowId });
+    await summarized.closeToolSources('close MCP servers')({ rootWorkflowId: run.rootWorkflowId });
   } catch {
     // The worker kills its servers at the task's deadline anyway.
   }

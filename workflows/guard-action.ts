@@ -8,9 +8,10 @@ import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { ErrorCode } from '../errors';
 import type { StepRecord } from '../task/task-run';
-import { checkPolicy } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import { recordStep, type AgentRun, type StepAction } from './agent-run';
 import { TaskEnded } from './task-ended';
+import { approvalSummary, policyCheckSummary } from './ui-summaries';
 
 /** A step the guards let through, with the policy request to count once it has run. */
 export interface GuardedStep {
@@ -46,7 +47,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = await checkPolicy({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -73,6 +74,8 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
       tool: policyTool,
       args: policyArgs,
       rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
+      ...(policyRequest.effect === undefined ? {} : { effect: { ...policyRequest.effect } }),
+      summary: approvalSummary(policyTool, policyArgs, policyRequest.effect),
     });
     step.approval = approval;
     if (approval.status !== 'approved') {

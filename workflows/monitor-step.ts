@@ -29,9 +29,8 @@ import { durationToMs } from '../task/duration';
 import type { StepRecord, TaskResult } from '../task/task-run';
 import type { AgentRun, StepAction } from './agent-run';
 import { finishRun } from './agent-run';
-import { blockSignal, killUpdate, KillRequestSchema, type KillOutcome } from './definitions';
+import { blockSignal, killUpdate, KillRequestSchema, subagentWorkflowId, type KillOutcome } from './definitions';
 import { refuseStep } from './guard-action';
-import { childWorkflowIdOf } from './spawn-step';
 import { TaskEnded } from './task-ended';
 
 /** Tasks whose history has this marker are monitored (decided with every patch, workflow-patches.ts). */
@@ -170,7 +169,7 @@ export class TaskMonitor {
     if (!this.active) return;
     const features = featuresOfAction(step.tool, step.args, request?.effect, request?.provenance);
     const entry = this.track(step, features);
-    if (action.type === 'spawn') this.runningChildren.add(childWorkflowIdOf(run.workflowId, action.subagent, step.index));
+    if (action.type === 'spawn') this.runningChildren.add(subagentWorkflowId(run.workflowId, action.subagent, step.index));
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
     if (this.blocked !== undefined) {
       entry.event.refused = true;
@@ -228,7 +227,7 @@ export class TaskMonitor {
   async afterRun(run: AgentRun, step: StepRecord): Promise<void> {
     const entry = this.steps.get(step.index);
     if (!this.active || entry === undefined) return;
-    if (step.kind === 'spawn') this.runningChildren.delete(childWorkflowIdOf(run.workflowId, step.tool.slice('spawn:'.length), step.index));
+    if (step.kind === 'spawn') this.runningChildren.delete(subagentWorkflowId(run.workflowId, step.tool.slice('spawn:'.length), step.index));
     const outcome = outcomeOfStep(step);
     recordOutcome(entry.event, outcome);
     if (this.blocked !== undefined) {

@@ -3,23 +3,21 @@
  * one, its grant is delegated from this task's grant, and a completed child's compensations and
  * policy counters come back to the parent.
  */
-import { executeChild } from '@temporalio/workflow';
+import { executeChild, workflowInfo } from '@temporalio/workflow';
 import { deriveSubagentTask } from '../permissions/derive-subagent-task';
 import { mergePolicyStates, type PolicyState } from '../policies/engine/policy-state';
 import type { SpawnAction, StepRecord, TaskIdentity } from '../task/task-run';
-import { delegateGrant } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import type { agentTask } from './agent-task';
 import type { AgentRun } from './agent-run';
-import { AGENT_TASK_WORKFLOW } from './definitions';
+import { AGENT_TASK_WORKFLOW, subagentWorkflowId } from './definitions';
 import { stepErrorOf } from './task-ended';
+import { taskResultOfFailure } from './task-close';
+import { taskSearchAttributes } from './search-attributes';
+import { taskDetails, taskSummary } from './ui-summaries';
 
 /** Delegation refusals: recorded as a denied spawn, after which the parent goes on. */
 const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', 'ERR_DELEGATION_DEPTH'];
-
-/** A sub-agent's workflow id: `<parent>/<sub-agent>-<step index>`. */
-export function childWorkflowIdOf(parentWorkflowId: string, subagent: string, stepIndex: number): string {
-  return `${parentWorkflowId}/${subagent}-${stepIndex}`;
-}
 
 /**
  * Runs the sub-agent to its end. Returns false when its grant was refused (the step is then a
@@ -27,12 +25,12 @@ export function childWorkflowIdOf(parentWorkflowId: string, subagent: string, st
  */
 export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: StepRecord): Promise<boolean> {
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
-  const childId = childWorkflowIdOf(run.workflowId, action.subagent, step.index);
+  const childId = subagentWorkflowId(run.workflowId, action.subagent, step.index);
   const deadlineAt = run.deadline.deadlineAt;
   let childIdentity: TaskIdentity;
   try {
     childIdentity = await run.deadline.within(() =>
-      delegateGrant({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId }),
+      summarized.delegateGrant(`delegate to ${action.subagent}`)({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId }),
     );
   } catch (error) {
     const refusal = stepErrorOf(error);
@@ -42,9 +40,14 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
     step.error = refusal;
     return false;
   }
+  // The child gets the search attributes this task started with (the ones the namespace has).
+  const registered = new Set(workflowInfo().typedSearchAttributes.getAll().map((pair) => pair.key.name));
   const child = await run.deadline.within(() =>
     executeChild<typeof agentTask>(AGENT_TASK_WORKFLOW, {
       workflowId: childId,
+      staticSummary: taskSummary(childTask),
+      staticDetails: taskDetails(childTask, run.workflowId),
+      typedSearchAttributes: taskSearchAttributes(childTask, registered),
       args: [
         {
           task: childTask,
@@ -55,6 +58,11 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
           policyState: run.policyState,
         },
       ],
+    }).catch((error: unknown) => {
+      // A sub-agent that did not complete closes as failed, carrying its result (task-close.ts).
+      const ended = taskResultOfFailure(error);
+      if (ended === undefined) throw error;
+      return ended;
     }),
   );
   const { compensations: _handedOver, policyState: childPolicyState, ...childResult } = child;

@@ -7,6 +7,7 @@ import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepRecord, ToolAction } from '../task/task-run';
 import type { AgentRun } from './agent-run';
+import { toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -30,7 +31,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, step: StepR
   const grantId = run.identity!.grantId;
   const callId = toolCallId(run, step.index, action.tool, action.args);
   const call = await run.deadline.within(() =>
-    run.tools.runTool({
+    run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
       rootWorkflowId: run.rootWorkflowId,
       workflowId: run.workflowId,
       stepIndex: step.index,
@@ -43,6 +44,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, step: StepR
       ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
       // The monitor's score goes into the call's custody record.
       ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
+      ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
     }),
   );
   step.output = call.output;

@@ -7,7 +7,9 @@
  * makes the server start a new one), and the replay then fails with a nondeterminism error. The
  * first activation is the same in every run.
  */
-import { patched } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
+import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
+import { CLOSE_PATCHES } from './task-close';
 
 /** Approvals are an authenticated Update (older runs take the unauthenticated signal). */
 export const APPROVAL_UPDATE_PATCH = 'approval-update';
@@ -15,6 +17,8 @@ export const APPROVAL_UPDATE_PATCH = 'approval-update';
 export const CALL_KEY_PATCH = 'call-key-run-and-call';
 /** A sub-agent's file writes are undone per call. */
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+/** Held actions and their decisions are announced (`notifyApproval`, the approval webhook). */
+export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
 /** Every action is scored and the response rules apply (monitor-step.ts); older runs are not monitored. */
 export const MONITOR_PATCH = 'warden-monitor-1';
 
@@ -22,6 +26,11 @@ export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
   subagentFsUndo: boolean;
+  approvalNotices: boolean;
+  /** Set `WardenStatus` at the end (only when the task started with it: the namespace has it). */
+  statusSearchAttribute: boolean;
+  /** A task that did not complete closes as failed, carrying its result (task-close.ts). */
+  closeAsFailed: boolean;
   monitor: boolean;
 }
 
@@ -32,6 +41,10 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     callKeys: patched(CALL_KEY_PATCH),
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
+    approvalNotices: patched(APPROVAL_NOTICE_PATCH),
+    // Upserting an attribute the namespace does not know would fail the task: only when the starter set it.
+    statusSearchAttribute: workflowInfo().typedSearchAttributes.get(WARDEN_SEARCH_ATTRIBUTES.status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute),
+    closeAsFailed: patched(CLOSE_PATCHES.closeAsFailed),
     monitor: patched(MONITOR_PATCH),
   };
 }

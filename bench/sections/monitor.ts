@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { createActivities } from '../../activities';
 import { killTask } from '../../client/kill-task';
-import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
+import { agentTaskResult, followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { issueApproverKey } from '../../identity/approval-decision';
 import { openApproverStore } from '../../identity/approver-registry';
 import { featuresOfAction, outcomeOfStep } from '../../monitoring/action-features';
@@ -126,7 +126,7 @@ async function onTheServer(context: BenchContext, rogue: number, kills: number):
   for (let i = 0; i < rogue; i += 1) {
     const loop = Array.from({ length: 8 }, () => ({ tool: 'tick', args: { n: 1 } }));
     const handle = await startAgentTask(client, task([{ tool: 'tick', args: { n: 0 } }, ...loop, { final: 'x' }], ['block the task and roll it back when it makes the same call 4 times in a row']), { taskQueue: guarded.taskQueue });
-    const result = (await handle.result()) as TaskResult;
+    const result = await agentTaskResult(handle);
     const alert = result.alerts?.find((a) => a.response === 'remediate');
     if (result.status !== 'blocked' || alert?.detectionToBlockMs === undefined || result.steps.length !== 5) throw new Error(`a rogue bench task ended ${result.status} after ${result.steps.length} steps`);
     out.detection.push(alert.detectionToBlockMs);

@@ -15,7 +15,7 @@ import { DurationSchema } from '../../task/task-schema';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
-import { withCliClient } from '../temporal-client';
+import { withRunningServer } from '../temporal-client';
 
 export const BASELINE_USAGE = `usage: warden baseline learn [--since <duration>] [--limit <n>] [--agent <name>]... [--from <results.json>]... [--max-score <0-100>] [--json]
        warden baseline list [--json]
@@ -93,7 +93,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
       if (args.values.from !== undefined && args.values.from.length > 0) {
         results = (await Promise.all(args.values.from.map(readTaskResultsFile))).flat();
       } else {
-        ({ results, unreadable } = await withCliClient(io, (client) => collectTaskResults(client, { ...(since === undefined ? {} : { since }), ...(limit === undefined ? {} : { limit }) })));
+        ({ results, unreadable } = await withRunningServer(io, (client) => collectTaskResults(client, { ...(since === undefined ? {} : { since }), ...(limit === undefined ? {} : { limit }) })));
       }
       const learnt = learnBaselines(results, new Date().toISOString(), maxScore === undefined ? {} : { maxScore });
       const wanted = args.values.agent;

@@ -8,7 +8,7 @@ import { WardenError } from '../../errors';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
-import { withCliClient } from '../temporal-client';
+import { withRunningServer } from '../temporal-client';
 
 export const KILL_USAGE = `usage: warden kill <workflowId> [--key <file>] [--reason <text>] [--no-wait] [--json]
 
@@ -38,7 +38,7 @@ export async function killCommand(argv: string[], io: CliIo): Promise<number> {
   }
   try {
     const key = await findApproverKeyFile(io.env, args.values.key);
-    return await withCliClient(io, async (client) => {
+    return await withRunningServer(io, async (client) => {
       const kill = await killTask(client, { workflowId, key, ...(args.values.reason === undefined ? {} : { reason: args.values.reason }) });
       const sent = Date.parse(kill.requestedAt);
       const toBlock = kill.blockedAt === undefined ? undefined : Date.parse(kill.blockedAt) - sent;

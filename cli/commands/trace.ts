@@ -12,6 +12,7 @@ import { stateDirOf } from '../../state-dir';
 import type { TaskResult, TaskState } from '../../task/task-run';
 import { sha256OfJson, rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
 import { connectClient } from '../../temporal/connect';
+import { agentTaskResult } from '../../client/start-agent-task';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { taskStateQuery } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -36,10 +37,10 @@ async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<
   try {
     const handle = connected.client.workflow.getHandle(workflowId);
     const description = await handle.describe();
-    if (description.status.name === 'COMPLETED') return (await handle.result()) as TaskResult;
+    if (description.status.name === 'COMPLETED' || description.status.name === 'FAILED') return await agentTaskResult(handle);
     if (description.status.name === 'RUNNING') {
-      const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000).unref());
-      return await Promise.race([handle.query(taskStateQuery), timeout]);
+      // A deadline on the call itself, not a race: the connection closes below only once it ended.
+      return await connected.client.withDeadline(Date.now() + 5_000, () => handle.query(taskStateQuery));
     }
     return undefined;
   } catch {
