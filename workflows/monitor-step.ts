@@ -10,7 +10,7 @@
  * Determinism: the baseline and the rules are read once per run by a local activity whose result
  * is in history; scoring and rule evaluation are pure functions of recorded data and the
  * workflow clock; responses are activities. Tasks started before monitoring existed
- * (`patched(MONITOR_PATCH)` false on replay) are not monitored.
+ * (no `MONITOR_PATCH` marker in their history) are not monitored.
  *
  * Invariants: once blocked, no action starts (checked before every action and before a final
  * answer can complete the task); a blocked task never completes or commits; a block revokes

@@ -155,6 +155,12 @@ describe('warden kill, policy compile, help', () => {
   it('warden help lists kill, alerts and baseline', async () => {
     const run = io();
     expect(await main(['help'], run.io)).toBe(0);
-    for (const command of ['warden kill <workflowId>', 'warden alerts', 'warden baseline learn']) expect(run.out.join('')).toContain(command);
+    expect(run.out.join('')).toMatch(/Monitoring:\n\s+alerts\s+\S.*\n\s+kill\s+\S.*\n\s+baseline\s+\S/);
+    // Each command's own usage, through `warden help <command>`.
+    for (const [name, usage] of [['kill', 'warden kill <workflowId>'], ['alerts', 'warden alerts'], ['baseline', 'warden baseline learn']]) {
+      const one = io();
+      expect(await main(['help', name!], one.io)).toBe(0);
+      expect(one.out.join('')).toContain(usage);
+    }
   });
 });
