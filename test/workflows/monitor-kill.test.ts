@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killCommand } from '../../cli/commands/kill';
-import { killTask } from '../../client/kill-task';
+import { WorkflowFailedError } from '@temporalio/client';
+import { killedTaskResult, killTask } from '../../client/kill-task';
 import { followAgentTask } from '../../client/start-agent-task';
 import { openCredentialStores } from '../../identity/credential-stores';
 import type { Alert } from '../../monitoring/alert';
@@ -147,6 +148,14 @@ it('kills a task between tool calls: nothing starts after the kill', async () =>
   const startedAfter = result.steps.filter((s) => Date.parse(s.startedAt) > blockedAt && s.executed);
   expect(startedAfter).toEqual([]);
   expect((await revocationOf(result))?.reason).toBe(`killed by ${oncall.name}`);
+  // In Temporal the blocked task closes as Failed (a guardrail outcome), its result intact.
+  const failure = await handle.result().then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'ERR_TASK_BLOCKED', nonRetryable: true, category: 'BENIGN', message: expect.stringMatching(/^blocked: killed by/) });
+  expect((await killedTaskResult(env.client, handle.workflowId)).steps).toEqual(result.steps);
 });
 
 it('a block without remediation holds the task until `warden kill` remediates it', async () => {
