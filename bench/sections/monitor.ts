@@ -19,7 +19,7 @@ import { featuresOfAction, outcomeOfStep } from '../../monitoring/action-feature
 import { learnBaselines, type AgentBaseline } from '../../monitoring/baseline';
 import { createBaselineStore } from '../../monitoring/baseline-store';
 import { loadResponseRules } from '../../monitoring/load-response-rules';
-import { emptyHistory, recordOutcome, recordProposed } from '../../monitoring/monitor-history';
+import { emptyHistory, MAX_EVENTS, recordOutcome, recordProposed } from '../../monitoring/monitor-history';
 import { fireRules, type ResponseRule } from '../../monitoring/response-rule';
 import { scoreOf, scoreOutcome, scoreProposed } from '../../monitoring/score-action';
 import { openStateStore } from '../../state/state-store';
@@ -32,8 +32,10 @@ import { benchWorkers } from '../support/bench-workers';
 import { temporalBench } from '../support/temporal-bench';
 
 const T0 = Date.parse('2026-11-30T10:00:00Z');
-/** Steps of one scored run: long enough that the history the monitor keeps (512 events) fills up. */
+/** Steps of one scored run (a long one: a task's default limit is 50). */
 const RUN_STEPS = 600;
+/** The longest run a task may make (`limits.maxSteps` at most): the monitor keeps every event of it. */
+const LONGEST_RUN = MAX_EVENTS;
 
 function step(index: number, tool: string, args: Record<string, unknown>, output: unknown): StepRecord {
   return { index, turn: index, kind: tool.startsWith('spawn:') ? 'spawn' : 'tool', tool, args, decision: 'allow', reason: 'granted', executed: true, output, startedAt: new Date(T0 + index * 1500).toISOString(), durationMs: 20 };
@@ -57,15 +59,15 @@ function normalStep(i: number): StepRecord {
   }
 }
 
-function learntBaseline(agent: string): AgentBaseline {
-  const runs: TaskResult[] = Array.from({ length: 20 }, (_, r) => ({
+function learntBaseline(agent: string, steps = RUN_STEPS, count = 20): AgentBaseline {
+  const runs: TaskResult[] = Array.from({ length: count }, (_, r) => ({
     workflowId: `w-${r}`,
     runId: 'r',
     agent,
     model: { id: 'm', version: '1' },
     depth: 0,
     status: 'completed',
-    steps: Array.from({ length: RUN_STEPS }, (_, i) => ({ ...normalStep(r * 7 + i), index: i, startedAt: new Date(T0 + i * 1500).toISOString() })),
+    steps: Array.from({ length: steps }, (_, i) => ({ ...normalStep(r * 7 + i), index: i, startedAt: new Date(T0 + i * 1500).toISOString() })),
     children: [],
     final: null,
   }));
@@ -73,11 +75,11 @@ function learntBaseline(agent: string): AgentBaseline {
 }
 
 /** Times what monitor-step.ts does per action (observe, then afterRun) over one normal run; checks it raised nothing. */
-function scoreRun(baseline: AgentBaseline, rules: ResponseRule[], r: number): number[] {
+function scoreRun(baseline: AgentBaseline, rules: ResponseRule[], r: number, steps = RUN_STEPS, keepFrom = 0): number[] {
   const history = emptyHistory();
   const armed: Record<string, boolean> = {};
   const samples: number[] = [];
-  for (let i = 0; i < RUN_STEPS; i += 1) {
+  for (let i = 0; i < steps; i += 1) {
     const s = normalStep(r * 3 + i);
     const now = T0 + i * 1500;
     const started = performance.now();
@@ -88,7 +90,7 @@ function scoreRun(baseline: AgentBaseline, rules: ResponseRule[], r: number): nu
     const outcome = outcomeOfStep(s);
     recordOutcome(event, outcome);
     const extra = scoreOutcome(history, baseline, features, outcome, now, reasons);
-    samples.push(performance.now() - started);
+    if (i >= keepFrom) samples.push(performance.now() - started);
     if (fired.length > 0 || extra.length > 0) throw new Error(`normal step ${i} raised ${JSON.stringify(fired)} ${JSON.stringify(extra)}`);
   }
   return samples;
@@ -157,6 +159,22 @@ export const monitorSection: BenchSection = {
     scoreRun(baseline, rules, 0); // warm-up
     const runs = context.quick ? 5 : 30;
     const perStep = Array.from({ length: runs }, (_, r) => scoreRun(baseline, rules, r + 1)).flat();
+    // Whole-run count rules read every event of the run: the cost grows with its length.
+    // (The foundation's score and window rules; its "more than 20 sub-agents" holds for any run this long.)
+    const wholeRun = loadResponseRules({
+      packs: [],
+      sentences: [
+        'alert when the anomaly score is above 40',
+        'block the task and roll it back when it is denied 5 times in a minute',
+        'block the task and roll it back when it makes the same call 10 times in a row',
+        `block the task when it changes more than ${LONGEST_RUN} rows`,
+        'alert when it is denied 100 times',
+        `alert when it makes more than ${LONGEST_RUN} calls of sql.exec`,
+      ],
+    });
+    const longRuns = context.quick ? 1 : 2;
+    const longBaseline = learntBaseline('clerk', LONGEST_RUN, 5);
+    const lastSteps = Array.from({ length: longRuns }, (_, r) => scoreRun(longBaseline, wholeRun, r + 1, LONGEST_RUN, LONGEST_RUN - 1000)).flat();
     const step = context.results.get('step')?.figures.find((f) => f.id === 'step.ratio');
     const rogue = context.quick ? 5 : 20;
     const kills = context.quick ? 3 : 10;
@@ -167,13 +185,15 @@ export const monitorSection: BenchSection = {
         figure('monitor.score', 'anomaly scoring per step (added to each step)', summarize(perStep), {
           ...(step === undefined ? {} : { baseline: { label: 'guarded step cycle (step section)', summary: { n: step.n, median: step.median, p99: step.p99, min: step.median, max: step.p99 } } }),
         }),
+        figure('monitor.score_longest', `scoring per step at steps ${LONGEST_RUN - 1000}-${LONGEST_RUN} of a ${LONGEST_RUN}-step run, with whole-run count rules`, summarize(lastSteps)),
         figure('monitor.begin', 'monitor begin per task (baseline + response rules)', summarize(await beginPerTask(context, context.quick ? 10 : 50))),
         figure('monitor.detection_to_block', 'detection (rule fired) -> grant revoked', summarize(server.detection)),
         figure('monitor.action_to_block', 'anomalous action proposed -> grant revoked', summarize(server.action)),
         figure('monitor.kill_to_block', '`warden kill` sent -> grant revoked (running task)', summarize(server.kill)),
       ],
       notes: [
-        `scoring: ${perStep.length} normal actions in runs of ${RUN_STEPS} (the monitor keeps 512 events), in-process; in the workflow it is the same pure code and adds no history event`,
+        `scoring: ${perStep.length} normal actions in runs of ${RUN_STEPS} (the monitor keeps every event of a run, up to ${MAX_EVENTS}), in-process; in the workflow it is the same pure code and adds no history event`,
+        `longest run: the last 1,000 actions of ${longRuns} run(s) of ${LONGEST_RUN}, the foundation's score, denial and loop rules plus three whole-run count rules (rows, refusals, calls of a tool), which scan the run's events`,
         'detection to block: a rule ("the same call 4 times in a row") fires in the workflow, a local activity revokes the grant; the times are from the workflow time of detection (or the action\'s proposal) to the revocation committed',
         'kill to block: from the client sending the signed kill Update to the revocation committed (authorizeKill verifies the approver signature first)',
       ],
