@@ -185,7 +185,14 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   let output: unknown;
   if (tool.executor.kind === 'process') {
-    const result = await executeProcessCall({ rootWorkflowId: call.rootWorkflowId, task: call.task, args: call.args as unknown as ProcRunArgs, stateDir });
+    const result = await executeProcessCall({
+      rootWorkflowId: call.rootWorkflowId,
+      task: call.task,
+      args: call.args as unknown as ProcRunArgs,
+      stateDir,
+      // A sub-agent's program writes are undoable on their own, like its fs.write calls.
+      ...(call.fsUndo === true ? { undoDir: overlayUndoDirOf(stateDir, taskKeyOf(call.rootWorkflowId), call.callId) } : {}),
+    });
     annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.exitCode ?? -1 });
     output = result;
   } else {

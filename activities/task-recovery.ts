@@ -59,8 +59,15 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async commitTask(input: RecoveryTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
       return atActivityBoundary(async () => {
         if (input.task.resources.workspace === undefined) return { files: [] };
-        const result = await commitOverlay({ stateDir: stateDirOfDeps(deps), taskKey: taskKeyOf(input.rootWorkflowId), workspace: input.task.resources.workspace });
-        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
+        const result = await commitOverlay({
+          stateDir: stateDirOfDeps(deps),
+          taskKey: taskKeyOf(input.rootWorkflowId),
+          workspace: input.task.resources.workspace,
+          ...(input.task.resources.allowHostCode === undefined ? {} : { allowHostCode: input.task.resources.allowHostCode }),
+        });
+        // Held host-code files are reported with what a commit leaves out (recovery.notCommitted).
+        const skipped = [...result.skipped, ...result.held];
+        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(skipped.length === 0 ? {} : { skipped }) };
       });
     },
 

@@ -23,6 +23,7 @@ import { systemView } from '../sandbox/os/system-view';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
+import { captureUpper, recordUpperChanges } from '../recovery/overlay-undo';
 
 /** Default memory of a program's process tree, MiB (`limits.processMemoryMb`). */
 export const DEFAULT_PROCESS_MEMORY_MB = PROCESS_LIMIT_DEFAULTS.memoryMb;
@@ -87,6 +88,11 @@ export interface ProcessCallInput {
   task: Task;
   args: ProcRunArgs;
   stateDir: string;
+  /**
+   * A sub-agent's call: where to record what its program changes in the overlay, so the change
+   * can be undone on its own (recovery/overlay-undo.ts).
+   */
+  undoDir?: string;
 }
 
 /** Runs one `proc.run` call to its end. */
@@ -105,6 +111,8 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<ProcR
     await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root });
     workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir };
   }
+  const upper = workspace === undefined || input.undoDir === undefined ? undefined : overlayPathsOf(input.stateDir, taskKeyOf(input.rootWorkflowId)).upper;
+  const captured = upper === undefined ? undefined : await captureUpper(upper);
   let run;
   try {
     run = await runSandboxed(
@@ -126,6 +134,8 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<ProcR
   } catch (error) {
     if (error instanceof TypeError) throw new ToolError('ERR_TOOL_INPUT_INVALID', `proc.run: ${error.message}`);
     throw error;
+  } finally {
+    if (upper !== undefined && captured !== undefined) await recordUpperChanges(upper, input.undoDir!, captured);
   }
   if (run.reason === 'setup-failed' && /warden-sandbox: no such folder/.test(run.stderr)) {
     throw new ToolError('ERR_PATH_NOT_FOUND', `proc.run: the working folder ${JSON.stringify(args.cwd ?? '.')} does not exist in the workspace`);

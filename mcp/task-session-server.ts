@@ -9,7 +9,7 @@
  *
  * Built with the SDK's own `Server`; stdio and streamable-HTTP transports both carry it.
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -170,20 +170,52 @@ export function stdioServerTransport(): StdioServerTransport {
 export interface HttpTaskServer {
   url: string;
   port: number;
+  /**
+   * The bearer token every request must carry (`Authorization: Bearer <token>`): the one given, or
+   * a generated one (256 random bits, base64url). Undefined only with `allowUnauthenticated`.
+   */
+  readonly bearerToken: string | undefined;
   /** Sessions open now. */
   readonly sessions: number;
   close(): Promise<void>;
 }
 
+/** Shortest bearer token `serveTaskOverHttp` accepts (characters). */
+export const MIN_BEARER_TOKEN_CHARS = 16;
+
+export interface HttpServeOptions {
+  port?: number;
+  path?: string;
+  /** The token clients must present; generated when absent. At least MIN_BEARER_TOKEN_CHARS characters. */
+  bearerToken?: string;
+  /**
+   * Serve without any credential: any local process (other users, containers on the host network,
+   * other tools' sandboxes reaching loopback) can then open sessions of the task. Explicit only.
+   */
+  allowUnauthenticated?: boolean;
+}
+
+/** A fresh bearer token: 256 random bits, base64url (RFC 6750 `b64token` characters). */
+export function generateBearerToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
 /**
  * Serves `options.task` over MCP streamable HTTP on loopback: each MCP session is one task.
- * Only `127.0.0.1` is listened on, and the Host header must name it (DNS-rebinding protection);
- * with `bearerToken`, every request must carry `Authorization: Bearer <token>` (other local users
- * and processes cannot drive the task).
+ * Only `127.0.0.1` is listened on, and the Host header must name it (DNS-rebinding protection).
+ * Every request must carry `Authorization: Bearer <token>` (RFC 6750), compared in constant time:
+ * the given token or a generated one (`HttpTaskServer.bearerToken`), so other local users and
+ * processes cannot drive the task; only `allowUnauthenticated: true` serves without one.
+ * Throws TypeError for a token shorter than MIN_BEARER_TOKEN_CHARS or both options at once.
  */
-export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: number; path?: string; bearerToken?: string }): Promise<HttpTaskServer> {
+export async function serveTaskOverHttp(options: TaskSessionOptions & HttpServeOptions): Promise<HttpTaskServer> {
   const path = options.path ?? '/mcp';
-  const expected = options.bearerToken === undefined ? undefined : Buffer.from(`Bearer ${options.bearerToken}`, 'utf8');
+  if (options.allowUnauthenticated === true && options.bearerToken !== undefined) throw new TypeError('serveTaskOverHttp: bearerToken and allowUnauthenticated exclude each other');
+  if (options.bearerToken !== undefined && options.bearerToken.length < MIN_BEARER_TOKEN_CHARS) {
+    throw new TypeError(`serveTaskOverHttp: a bearer token needs at least ${MIN_BEARER_TOKEN_CHARS} characters`);
+  }
+  const bearerToken = options.allowUnauthenticated === true ? undefined : (options.bearerToken ?? generateBearerToken());
+  const expected = bearerToken === undefined ? undefined : Buffer.from(`Bearer ${bearerToken}`, 'utf8');
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; session: TaskSession }>();
   let port = 0;
   const httpServer = http.createServer((req, res) => {
@@ -242,6 +274,7 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: n
   return {
     url: `http://127.0.0.1:${port}${path}`,
     port,
+    bearerToken,
     get sessions() {
       return sessions.size;
     },

@@ -82,3 +82,9 @@ export function overlayUndoDirOf(stateDir: string, taskKey: string, callId: stri
   const digest = createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
   return join(overlayPathsOf(stateDir, taskKey).dir, 'undo', digest);
 }
+
+/** `<stateDir>/held/<taskKey>`: files a commit held back because they run code on the host (host-code-files.ts). */
+export function heldDirOf(stateDir: string, taskKey: string): string {
+  assertTaskKey(taskKey);
+  return join(stateDir, 'held', taskKey);
+}

@@ -136,7 +136,10 @@ export type TaskIdentity = z.infer<typeof TaskIdentitySchema>;
 export const TaskRecoverySchema = z.strictObject({
   /** Workspace paths made real by the commit (root task, completed). */
   committed: z.array(z.string()).optional(),
-  /** Symbolic links and special files programs left in the workspace overlay, not committed (`path (kind)`). */
+  /**
+   * Not committed (`path (why)`): symbolic links and special files programs left in the workspace
+   * overlay, and files held because they make host tools run code (recovery/host-code-files.ts).
+   */
   notCommitted: z.array(z.string()).optional(),
   /** Compensations run, newest first, with what each did. */
   rolledBack: z.array(

@@ -32,7 +32,7 @@ export class TaskSaga {
 
   constructor(
     private readonly scope: SagaScope,
-    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'>,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult' | 'subagentProgramUndo'>>,
   ) {}
 
   /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors. */
@@ -63,6 +63,11 @@ export class TaskSaga {
       ...(this.patches.subagentFsUndo ? { overlayUndo: true } : {}),
       ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
     });
+    if (descriptor?.executor.kind === 'process' && this.patches.subagentProgramUndo === true) {
+      // A sub-agent's program: what it changed in the overlay was recorded per call (run-tool).
+      this.compensations.push({ kind: 'fs-overlay-undo', callId, forTool: tool });
+      return;
+    }
     this.compensations.push(...plan.compensations);
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
   }
@@ -78,8 +83,20 @@ export class TaskSaga {
     const { task, rootWorkflowId, isRoot } = this.scope;
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files, skipped } = await summarized.commitTask('commit workspace changes')({ rootWorkflowId, task });
-      return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      if (this.patches.commitFailureResult !== true) {
+        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ rootWorkflowId, task });
+        return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      }
+      try {
+        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ rootWorkflowId, task });
+        return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      } catch (error) {
+        // The commit is all or nothing (it undid what it had applied): the task failed, and
+        // its effects are rolled back like any failed task's, so it still ends with a result.
+        const failure = stepErrorOf(error);
+        result.status = 'failed';
+        result.reason = `the task's files could not be committed: ${failure.code}: ${failure.message}`;
+      }
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {

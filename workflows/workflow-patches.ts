@@ -19,6 +19,10 @@ export const CALL_KEY_PATCH = 'call-key-run-and-call';
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
 /** Held actions and their decisions are announced (`notifyApproval`, the approval webhook). */
 export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
+/** A commit that fails ends the task `failed` with the reason, and rolls back (older runs failed the workflow). */
+export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
+/** A sub-agent's program (`proc.run`) writes are undone per call, like its fs.write calls. */
+export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
 /** Every action is scored and the response rules apply (monitor-step.ts); older runs are not monitored. */
 export const MONITOR_PATCH = 'warden-monitor-1';
 
@@ -31,6 +35,10 @@ export interface WorkflowPatches {
   statusSearchAttribute: boolean;
   /** A task that did not complete closes as failed, carrying its result (task-close.ts). */
   closeAsFailed: boolean;
+  /** A failed commit ends the task failed and rolled back, with a result (task-saga.ts). */
+  commitFailureResult: boolean;
+  /** A sub-agent's proc.run writes are undone when it does not complete (task-saga.ts). */
+  subagentProgramUndo: boolean;
   monitor: boolean;
 }
 
@@ -45,6 +53,9 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     // Upserting an attribute the namespace does not know would fail the task: only when the starter set it.
     statusSearchAttribute: workflowInfo().typedSearchAttributes.get(WARDEN_SEARCH_ATTRIBUTES.status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute),
     closeAsFailed: patched(CLOSE_PATCHES.closeAsFailed),
+    // Only the root commits; a sub-agent records no marker.
+    commitFailureResult: isRoot && patched(COMMIT_FAILURE_RESULT_PATCH),
+    subagentProgramUndo: !isRoot && patched(SUBAGENT_PROGRAM_UNDO_PATCH),
     monitor: patched(MONITOR_PATCH),
   };
 }

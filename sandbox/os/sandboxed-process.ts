@@ -203,6 +203,8 @@ function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: 
     '--clearenv',
     ...system.args,
     '--proc', '/proc',
+    // Root-only kernel files (slab layout, timers, vmalloc areas): what an unprivileged host user reads, no more.
+    ...system.procMasks,
     // The sandbox's user maps to the host's Warden user (root on CI): kernel settings and the
     // SysRq trigger check only file modes, so they are covered read-only (bubblewrap's own cover
     // skips /proc/sys when its mode already looks read-only).
