@@ -24,9 +24,14 @@ export const WARDEN_CLIENT_INFO = { name: 'warden', version: '0.1.0' } as const;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 const MAX_LIST_PAGES = 16;
 
+/** The workspace's protected set, for the OS sandbox to check and mount read-only (when given). */
+function guardOf(workspace: NonNullable<McpStartContext['workspace']>) {
+  return workspace.protected === undefined ? {} : { protected: workspace.protected };
+}
+
 export interface McpStartContext {
   /** The task's workspace (real path) and its overlay folder, for servers that see the workspace. */
-  workspace?: { root: string; overlayDir: string };
+  workspace?: { root: string; overlayDir: string; protected?: { folders: string[]; files: string[]; readOnly: string[] } };
   /** The worker's environment: the only source of the variables a server declares. */
   env: NodeJS.ProcessEnv;
   /** Hosts a stdio server may reach, already narrowed to the task's grants. */
@@ -211,8 +216,8 @@ function transportFor(server: string, config: McpServer, context: McpStartContex
     config.workspace === 'none' || context.workspace === undefined
       ? undefined
       : config.workspace === 'overlay'
-        ? { mode: 'overlay' as const, root: context.workspace.root, overlayDir: context.workspace.overlayDir }
-        : { mode: 'read-only' as const, root: context.workspace.root };
+        ? { mode: 'overlay' as const, root: context.workspace.root, overlayDir: context.workspace.overlayDir, ...guardOf(context.workspace) }
+        : { mode: 'read-only' as const, root: context.workspace.root, ...guardOf(context.workspace) };
   const transport = new SandboxedStdioTransport({
     command: resolved.command,
     args: resolved.args,

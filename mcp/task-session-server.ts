@@ -18,7 +18,7 @@ import type { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdi
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { mcpSdk } from './mcp-sdk';
-import { startAgentTask } from '../client/start-agent-task';
+import { agentTaskResult, startAgentTask } from '../client/start-agent-task';
 import type { StepRecord, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { agentTask } from '../workflows/agent-task';
@@ -102,7 +102,8 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
         const workflow = await started.catch(() => undefined);
         if (workflow === undefined) return undefined;
         await workflow.signal(endSessionSignal, { reason }).catch(() => undefined);
-        const result = await workflow.result();
+        // A task that did not complete closes as Failed and carries its result: the session's result either way.
+        const result = await agentTaskResult(workflow);
         options.onEnded?.(result);
         return result;
       })();
@@ -141,7 +142,7 @@ async function grantedTools(handle: WorkflowHandle<typeof agentTask>): Promise<S
       // Not started yet (no worker has run its first task), or already closed.
       const description = await handle.describe().catch(() => undefined);
       if (description !== undefined && description.status.name !== 'RUNNING') {
-        const result = await handle.result().catch((e: unknown) => ({ status: 'failed', reason: messageOf(e) }));
+        const result = await agentTaskResult(handle).catch((e: unknown) => ({ status: 'failed', reason: messageOf(e) }));
         throw new Error(`the task ended (${result.status}${'reason' in result && result.reason ? `: ${result.reason}` : ''}) before it offered tools`);
       }
       if (Date.now() > until) throw error;
@@ -252,12 +253,12 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & HttpServeO
         },
         onsessionclosed: (sessionId) => {
           sessions.delete(sessionId);
-          void session.end('the client closed the session');
+          void session.end('the client closed the session').catch(() => undefined); // an end that fails must not end the server
         },
       });
       transport.onclose = () => {
         if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
-        void session.end('the session closed');
+        void session.end('the session closed').catch(() => undefined);
       };
       await session.server.connect(transport);
       await transport.handleRequest(req, res);

@@ -14,6 +14,9 @@
  *   refusing any symbolic link on the way: a commit never writes outside the workspace.
  * - A file changed by someone else between planning and replacing is not overwritten
  *   (ERR_COMMIT_CONFLICT).
+ * - A path no agent may change (Warden's own resources, the task file, its policy packs: see
+ *   sandbox/capabilities/protected-guard.ts) is never written or deleted; it is reported as not
+ *   committed.
  */
 import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
@@ -37,6 +40,7 @@ import { readUpperLayer } from './overlay-layer';
 import { BARE_REPOSITORY_CONFIG, hostCodeAllowed, hostCodeReasonOf } from './host-code-files';
 import { heldDirOf } from './recovery-paths';
 import { walkFiles } from './walk-files';
+import { createProtectedGuard, type ProtectedSet } from '../sandbox/capabilities/protected-guard';
 import { rollbackTask } from './workspace-rollback';
 
 export const OverlayManifestSchema = z.strictObject({
@@ -116,6 +120,11 @@ export interface CommitOptions {
   onProgress?: (event: CommitProgress) => void;
   now?: () => Date;
   /**
+   * Warden's own resources and the task's controls (worker/warden-resources.ts): a path the fs
+   * capability would refuse to write is not committed either, whoever wrote it into the overlay.
+   */
+  protected?: ProtectedSet;
+  /**
    * Files on the host-code list (recovery/host-code-files.ts) the task may commit: paths, or
    * folders ending in `/` (the task file's `resources.allowHostCode`). Others are held.
    */
@@ -182,7 +191,7 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     return { manifest, replaced: [], alreadyCommitted: true, skipped, held: heldReport };
   }
   if (manifest === undefined) {
-    manifest = await planCommit(options, paths, workspace, overlay?.overlayId, heldPaths);
+    manifest = await planCommit(options, paths, workspace, overlay?.overlayId, heldPaths, skipped);
     if (manifest === undefined) {
       await fsp.rm(paths.dir, { recursive: true, force: true });
       return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped, held: heldReport };
@@ -247,7 +256,15 @@ async function planCommit(
   workspace: string,
   overlayId: string | undefined,
   held: ReadonlySet<string>,
+  skipped: string[],
 ): Promise<SnapshotManifest | undefined> {
+  const guard = createProtectedGuard(options.protected ?? { folders: [], files: [] });
+  /** Left out (and reported) when the workspace path is one no agent may change. */
+  const refused = (path: string, absolute: string): boolean => {
+    const refusal = guard.refusalOfPath(absolute, 'write');
+    if (refusal !== undefined) skipped.push(`${path} (${refusal.what}: not committed)`);
+    return refusal !== undefined;
+  };
   const upperExists = await fsp
     .lstat(paths.upper)
     .then((s) => s.isDirectory())
@@ -265,6 +282,7 @@ async function planCommit(
     const source = resolveConfined(upper, path, 'refuse');
     const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
     const target = resolveConfined(workspace, path, 'refuse');
+    if (refused(path, target.absolute)) continue;
     let before = await storeFileAt(options.stateDir, target.absolute);
     if (before === 'other:folder') {
       // A program replaced a folder by a file (`rm -r build; touch build`): like the kernel
@@ -290,6 +308,7 @@ async function planCommit(
   for (const folder of replacedFolders) for (const file of await workspaceFilesAt(workspace, folder)) deletions.add(file);
   for (const path of [...deletions].sort()) {
     const target = resolveConfined(workspace, path, 'refuse');
+    if (refused(path, target.absolute)) continue;
     const before = await storeFileAt(options.stateDir, target.absolute);
     if (before === null || before.startsWith('other:')) continue;
     entries.push({ path, before, after: null });

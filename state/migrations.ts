@@ -176,6 +176,21 @@ CREATE INDEX warden_alerts_task ON warden_alerts (root_workflow_id, detected_at)
 CREATE INDEX warden_alerts_time ON warden_alerts (detected_at);
 `;
 
+/**
+ * Version 4: the approver registry (identity/approver-registry.ts): public keys only; a removal
+ * keeps the row (revoked_at) so a name is never issued twice. (Version 3 is the monitor's.)
+ */
+const V4_APPROVERS = `
+CREATE TABLE warden_approvers (
+  name TEXT PRIMARY KEY,
+  kid TEXT NOT NULL,
+  public_jwk TEXT NOT NULL,
+  key_file TEXT,
+  added_at BIGINT NOT NULL,
+  revoked_at BIGINT
+);
+`;
+
 /** Every migration, oldest first. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -186,6 +201,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   { version: 2, name: 'SQL undo journal shared across workers', sqlite: V2_UNDO_JOURNAL, postgres: V2_UNDO_JOURNAL },
   { version: 3, name: 'monitoring: agent baselines and alerts', sqlite: V3_MONITORING, postgres: V3_MONITORING },
+  { version: 4, name: 'approver registry shared across workers', sqlite: V4_APPROVERS, postgres: V4_APPROVERS },
 ];
 
 /** The schema version this code reads and writes. */

@@ -293,6 +293,11 @@ export const TaskSchema = z.strictObject({
   subagents: z.record(SubagentNameSchema, SubagentSchema).default({}),
   /** Take an immutable snapshot of the workspace and databases before the task starts. */
   snapshot: z.boolean().default(false),
+  /**
+   * Set by the loader, not written in a task file: the absolute path of the file the task came
+   * from. Like its policy packs, it is kept from agents (readable, never written).
+   */
+  source: text(MAX.shortText).optional(),
 });
 
 /** The task as written in a file (before defaults). */

@@ -15,6 +15,8 @@ import { stepErrorOf } from './task-ended';
 export interface SagaScope {
   task: Task;
   rootWorkflowId: string;
+  /** The root's first run id, when the tree's recovery state is keyed by run. */
+  rootRunId?: string;
   /** True for the task the user started (it owns the tree's overlay and snapshot). */
   isRoot: boolean;
 }
@@ -80,15 +82,16 @@ export class TaskSaga {
 
   /** Commits or rolls back, as the task's status says; never cancelled (run it non-cancellable). */
   async settle(result: TaskResult, grantId: string | undefined): Promise<TaskRecovery> {
-    const { task, rootWorkflowId, isRoot } = this.scope;
+    const { task, isRoot } = this.scope;
+    const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
       if (this.patches.commitFailureResult !== true) {
-        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ rootWorkflowId, task });
+        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task });
         return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
       }
       try {
-        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ rootWorkflowId, task });
+        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task });
         return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
       } catch (error) {
         // The commit is all or nothing (it undid what it had applied): the task failed, and
@@ -103,7 +106,7 @@ export class TaskSaga {
       const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
       try {
         const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
-        const outcome = await summarized.compensate(`compensate: ${undo}`)({ rootWorkflowId, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
+        const outcome = await summarized.compensate(`compensate: ${undo}`)({ ...tree, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
         rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
       } catch (error) {
         const failure = stepErrorOf(error);
@@ -112,7 +115,7 @@ export class TaskSaga {
     }
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
-      await summarized.restorePreTaskSnapshot('restore pre-task snapshot')({ rootWorkflowId, task });
+      await summarized.restorePreTaskSnapshot('restore pre-task snapshot')({ ...tree, task });
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

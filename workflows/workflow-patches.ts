@@ -17,6 +17,10 @@ export const APPROVAL_UPDATE_PATCH = 'approval-update';
 export const CALL_KEY_PATCH = 'call-key-run-and-call';
 /** A sub-agent's file writes are undone per call. */
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+/** A sub-agent's handoff (identity, lineage, deadline, policy state) is verified, not trusted from the input. */
+export const SUBAGENT_HANDOFF_PATCH = 'subagent-handoff-verified';
+/** The task tree's recovery state (overlay, journal, snapshots) is keyed by its root's run, not its workflow id alone. */
+export const RECOVERY_BY_RUN_PATCH = 'recovery-keyed-by-run';
 /** Held actions and their decisions are announced (`notifyApproval`, the approval webhook). */
 export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
 /** A commit that fails ends the task `failed` with the reason, and rolls back (older runs failed the workflow). */
@@ -30,6 +34,10 @@ export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
   subagentFsUndo: boolean;
+  /** Only for a run that claims a parent's handoff. */
+  subagentHandoff: boolean;
+  /** Only for a root task (its sub-agents take the choice from their handoff). */
+  recoveryByRun: boolean;
   approvalNotices: boolean;
   /** Set `WardenStatus` at the end (only when the task started with it: the namespace has it). */
   statusSearchAttribute: boolean;
@@ -49,6 +57,8 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     callKeys: patched(CALL_KEY_PATCH),
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
+    subagentHandoff: !isRoot && patched(SUBAGENT_HANDOFF_PATCH),
+    recoveryByRun: isRoot && patched(RECOVERY_BY_RUN_PATCH),
     approvalNotices: patched(APPROVAL_NOTICE_PATCH),
     // Upserting an attribute the namespace does not know would fail the task: only when the starter set it.
     statusSearchAttribute: workflowInfo().typedSearchAttributes.get(WARDEN_SEARCH_ATTRIBUTES.status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute),
