@@ -127,6 +127,15 @@ export const ERROR_CODES = [
   'ERR_KILL_REFUSED',
   'ERR_MONITOR_RECORD_INVALID',
   'ERR_ALERT_WEBHOOK_FAILED',
+  // attestation (claims verified, envelopes and receipts checked offline)
+  'ERR_ATTESTATION_MALFORMED',
+  'ERR_ATTESTATION_PAYLOAD_TYPE',
+  'ERR_ATTESTATION_KEY_UNKNOWN',
+  'ERR_ATTESTATION_SIGNATURE',
+  'ERR_ATTESTATION_SUBJECT',
+  'ERR_CLAIM_INVALID',
+  'ERR_RECEIPT_MALFORMED',
+  'ERR_RECEIPT_PROOF',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -262,3 +271,10 @@ export class StateStoreError extends WardenError {}
  * the alert webhook cannot be reached (`ERR_ALERT_WEBHOOK_FAILED`, retryable).
  */
 export class MonitorError extends WardenError {}
+
+/**
+ * Attestation: an envelope or receipt that is malformed, signed by no trusted key, altered after
+ * signing (`ERR_ATTESTATION_SIGNATURE`), or whose subject no longer matches (`ERR_ATTESTATION_SUBJECT`);
+ * a claim that cannot be read (`ERR_CLAIM_INVALID`); a receipt whose custody proofs do not check.
+ */
+export class AttestationError extends WardenError {}

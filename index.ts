@@ -23,3 +23,9 @@ export { sessionCallUpdate, endSessionSignal, sessionToolsQuery, type SessionCal
 export { runSandboxed, type SandboxedRunResult, type SandboxedRunOptions } from './sandbox/os/run-sandboxed';
 export { startSandboxedProcess, osSandboxProblem, type SandboxedProcess, type SandboxExit } from './sandbox/os/sandboxed-process';
 export { type OsSandboxSpecInput } from './sandbox/os/os-sandbox-spec';
+// Attestation: claims, and checking Warden's signed results offline with only a published JWKS.
+export { ClaimSchema, StructuredClaimSchema, type Claim, type StructuredClaim } from './attestation/claim-schema';
+export { type ClaimOutcome } from './attestation/claim-outcome';
+export { verifyClaimAttestation, type AttestationCheck } from './attestation/verify-attestation';
+export { verifyTaskReceipt, TaskReceiptSchema, type TaskReceipt, type ReceiptCheck } from './attestation/task-receipt';
+export { verifyEnvelope, type DsseEnvelope } from './attestation/dsse';

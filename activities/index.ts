@@ -16,6 +16,9 @@ import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
 import { createTaskRecoveryActivities } from './task-recovery';
 import { createMonitorActivities, type MonitorServices } from './monitor-activities';
+import { createAttestClaim } from './attest-claim';
+import type { CustodyLedger } from '../custody/ledger';
+import type { SharedCustodyLedger } from '../custody/shared-ledger';
 
 export interface ActivityDeps {
   sandbox: SandboxClient;
@@ -35,6 +38,8 @@ export interface ActivityDeps {
   wardenResources?: WardenResources;
   /** MCP servers as tool sources: the worker's connection pool and where server packages are installed. */
   mcp?: WorkerMcpOptions;
+  /** The custody ledger the worker's telemetry records into: claim verdicts are appended to it. */
+  custody?: CustodyLedger | SharedCustodyLedger;
 }
 
 export interface WorkerMcpOptions {
@@ -52,6 +57,7 @@ export function createActivities(deps: ActivityDeps) {
     checkPolicy: createCheckPolicy(deps),
     notifyApproval: createNotifyApproval(deps),
     verifyApproval: createVerifyApproval(deps),
+    attestClaim: createAttestClaim(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
     ...createMonitorActivities(deps),

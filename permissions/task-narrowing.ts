@@ -126,6 +126,8 @@ export const TASK_FIELD_NARROWING: { readonly [K in keyof Task]-?: FieldCheck<K>
   snapshot: (child) => (child ? ['takes its own snapshot'] : []),
   // The task file is a control the whole tree is kept from; a sub-agent names its root's.
   source: (child, parent) => (child === parent ? [] : ['names another task file']),
+  // Claims are verified by the root, with the root's verifiers: a sub-agent has no say in how.
+  attestation: (child, parent) => (jsonEqual(child ?? null, parent ?? null) ? [] : ["attestation differs from the parent's"]),
 };
 
 /** Every way `child` is wider than `parent`, as `<field>: <why>` (empty when it is within). */

@@ -6,8 +6,13 @@ import { z } from 'zod';
 import { TaskSchema, type Task } from './task-schema';
 import { AlertSchema, ScoreReasonSchema, type Alert } from '../monitoring/alert';
 import { ResponseSchema } from '../monitoring/response-rule';
+import { ClaimOutcomeSchema, MAX_CLAIMS_PER_AGENT, StatedClaimSchema, type ClaimOutcome, type StatedClaim } from '../attestation/claim-outcome';
 
-export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded', 'blocked'] as const;
+/**
+ * `refuted`: the task ran to its end and its effects were committed, but Warden refuted at least
+ * one claim an agent of the task made (see attestation/claim-outcome.ts); not a success.
+ */
+export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded', 'refuted', 'blocked'] as const;
 export const TaskStatusSchema = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
@@ -27,12 +32,21 @@ export const SpawnActionSchema = z.strictObject({
 export const FinalActionSchema = z.strictObject({
   type: z.literal('final'),
   answer: z.string(),
-  claims: z.array(z.string()),
+  /** Sentences or structured claims; checked by Warden after the task commits, never trusted. */
+  claims: z.array(StatedClaimSchema).max(MAX_CLAIMS_PER_AGENT),
 });
-export const ActionSchema = z.discriminatedUnion('type', [ToolActionSchema, SpawnActionSchema, FinalActionSchema]);
+/** A claim a model states while it works (the `state_claim` function), verified with the final answer's. */
+export const ClaimActionSchema = z.strictObject({
+  type: z.literal('claim'),
+  claim: StatedClaimSchema,
+  callId: z.string().optional(),
+});
+export const ActionSchema = z.discriminatedUnion('type', [ToolActionSchema, SpawnActionSchema, FinalActionSchema, ClaimActionSchema]);
 export type Action = z.infer<typeof ActionSchema>;
 export type ToolAction = z.infer<typeof ToolActionSchema>;
 export type SpawnAction = z.infer<typeof SpawnActionSchema>;
+export type ClaimAction = z.infer<typeof ClaimActionSchema>;
+export type { ClaimOutcome, StatedClaim };
 
 /** Tokens one model call used, as the provider counted them (OpenTelemetry GenAI `gen_ai.usage.*`). */
 export const ModelUsageSchema = z.strictObject({
@@ -166,8 +180,13 @@ export interface TaskResult {
   /** Each model turn: model, number of actions, token usage. */
   turns?: TurnRecord[];
   children: TaskResult[];
-  final: { answer: string; claims: string[] } | null;
+  final: { answer: string; claims: StatedClaim[] } | null;
   recovery?: TaskRecovery;
+  /**
+   * The root task only: Warden's verdict on every claim of the task tree (its own agent's and
+   * every sub-agent's), checked after the commit; verified ones carry a signed in-toto Statement.
+   */
+  claims?: ClaimOutcome[];
   /** A completed sub-agent's compensations, handed to its parent's saga (not run yet). */
   compensations?: unknown[];
   /** A sub-agent's policy counters, merged into its parent's (budgets span the whole tree). */
@@ -189,8 +208,9 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     steps: z.array(StepRecordSchema),
     turns: z.array(TurnRecordSchema).optional(),
     children: z.array(TaskResultSchema),
-    final: z.strictObject({ answer: z.string(), claims: z.array(z.string()) }).nullable(),
+    final: z.strictObject({ answer: z.string(), claims: z.array(StatedClaimSchema) }).nullable(),
     recovery: TaskRecoverySchema.optional(),
+    claims: z.array(ClaimOutcomeSchema).optional(),
     compensations: z.array(z.unknown()).optional(),
     policyState: z.unknown().optional(),
     alerts: z.array(AlertSchema).optional(),

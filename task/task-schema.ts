@@ -13,6 +13,8 @@ import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
 import { McpServerSchema } from '../mcp/mcp-server-config';
 import { McpToolListingSchema } from '../mcp/pinned-tool-list';
 import { reservedEnvReason } from '../secrets/reserved-env';
+import { ClaimSchema } from '../attestation/claim-schema';
+import { AttestationConfigSchema } from '../attestation/attestation-config';
 
 /** A string field with a length limit (task/task-file-limits.ts), saying the limit when broken. */
 const text = (max: number) => z.string().max(max, `at most ${max} characters`);
@@ -42,8 +44,12 @@ export const ScriptedSpawnSchema = z.strictObject({
 });
 export const ScriptedFinalSchema = z.strictObject({
   final: text(MAX.finalAnswer),
-  /** Claims the agent makes about its work ("the tests pass"); later verified, never trusted. */
-  claims: z.array(text(MAX.claim)).max(MAX.claims).default([]),
+  /**
+   * Claims the agent makes about its work, verified by Warden after the task commits, never
+   * trusted: a sentence ("the tests pass", kept as an `unverified` text claim) or a structured
+   * claim (attestation/claim-schema.ts), e.g. `{ kind: sql.count, database: app, table: items, equals: 3 }`.
+   */
+  claims: z.array(ClaimSchema).max(MAX.claims).default([]),
 });
 export const ScriptedActionSchema = z.union([ScriptedToolCallSchema, ScriptedSpawnSchema, ScriptedFinalSchema], {
   error: 'an action: { tool, args } or { spawn, intent } or { final, claims }',
@@ -298,6 +304,8 @@ export const TaskSchema = z.strictObject({
    * from. Like its policy packs, it is kept from agents (readable, never written).
    */
   source: text(MAX.shortText).optional(),
+  /** How agents' claims are verified: user-defined verifiers and the time one check may take (attestation/attestation-config.ts). */
+  attestation: AttestationConfigSchema.optional(),
 });
 
 /** The task as written in a file (before defaults). */

@@ -231,6 +231,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
           ...(alertWebhook === undefined ? {} : { webhook: alertWebhook }),
         },
         approvers,
+        ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
         wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
       }),
     });

@@ -19,6 +19,8 @@ import { TaskEnded, stepErrorOf } from './task-ended';
 import { modelTurnSummary } from './ui-summaries';
 import { taskEndFailure } from './task-close';
 import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
+import { attestClaims } from './attest-claims';
+import { claimsOfFinalAnswer, stateClaim, statedClaimsOf } from './stated-claims';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput), rawInput);
@@ -40,6 +42,8 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() => summarized.endTask(`revoke grant (${result.status})`)({ grantId, status: result.status }));
   }
+  // The root checks every claim of the task tree against what was committed (attest-claims.ts).
+  if (run.patches.attestClaims) await CancellationScope.nonCancellable(() => attestClaims(run, result));
   // Every session call has its answer before the workflow completes.
   if (session !== undefined) await condition(allHandlersFinished);
   await run.monitor.finish(result);
@@ -79,14 +83,21 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
-      const modelTurn: ModelTurn = await run.deadline.within(() => summarized.proposeTurn(modelTurnSummary(task, turn))({ task, turn, steps: state.steps, workflowId: run.workflowId }));
+      const claims = statedClaimsOf(run);
+      const modelTurn: ModelTurn = await run.deadline.within(() =>
+        summarized.proposeTurn(modelTurnSummary(task, turn))({ task, turn, steps: state.steps, workflowId: run.workflowId, ...(claims.length === 0 ? {} : { claims: [...claims] }) }),
+      );
       state.turn += 1;
       state.model = modelTurn.model;
       (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
       for (const action of modelTurn.actions) {
         if (action.type === 'final') {
-          state.final = { answer: action.answer, claims: action.claims };
+          state.final = { answer: action.answer, claims: claimsOfFinalAnswer(run, action.claims) };
           return finishRun(run, 'completed');
+        }
+        if (action.type === 'claim') {
+          stateClaim(run, action, turn);
+          continue;
         }
         if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
         await runAction(run, action, turn);

@@ -30,6 +30,9 @@ export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
 /** Every action is scored and the response rules apply (monitor-step.ts); older runs are not monitored. */
 export const MONITOR_PATCH = 'warden-monitor-1';
 
+/** The root task verifies its tree's claims after the commit (older runs end without). */
+export const ATTEST_CLAIMS_PATCH = 'attest-claims';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -47,6 +50,7 @@ export interface WorkflowPatches {
   commitFailureResult: boolean;
   /** A sub-agent's proc.run writes are undone when it does not complete (task-saga.ts). */
   subagentProgramUndo: boolean;
+  attestClaims: boolean;
   monitor: boolean;
 }
 
@@ -66,6 +70,8 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     // Only the root commits; a sub-agent records no marker.
     commitFailureResult: isRoot && patched(COMMIT_FAILURE_RESULT_PATCH),
     subagentProgramUndo: !isRoot && patched(SUBAGENT_PROGRAM_UNDO_PATCH),
+    // Only the root verifies (its sub-agents' claims too); a sub-agent records no marker.
+    attestClaims: isRoot && patched(ATTEST_CLAIMS_PATCH),
     monitor: patched(MONITOR_PATCH),
   };
 }

@@ -3,6 +3,7 @@
  * under bench/sections/ that exports a `BenchSection` and listing it here (see bench/README.md).
  */
 import type { BenchSection } from '../bench-section';
+import { attestSection } from './attest';
 import { credentialSection } from './credential';
 import { custodySection } from './custody';
 import { mcpSection } from './mcp-and-programs';
@@ -29,4 +30,5 @@ export const SECTIONS: readonly BenchSection[] = [
   workersSection,
   mcpSection,
   monitorSection,
+  attestSection,
 ];

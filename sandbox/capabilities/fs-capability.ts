@@ -507,6 +507,30 @@ function readTextFile(root: string, target: ResolvedPath, guard: ProtectedFsGuar
   }
 }
 
+/**
+ * The bytes of one workspace file, opened as `fs.read` opens it (confined, no link out, never a
+ * protected file, a FIFO refused), for Warden's own checks of committed files (attestation).
+ * Reads the workspace itself: `grant.overlay` must be absent. At most `maxBytes`
+ * (ERR_FS_FAILED beyond). @throws CapabilityError as `read` does.
+ */
+export function readConfinedFileBytes(grant: FsGrant, relativePath: unknown, maxBytes: number = MAX_FILE_BYTES): Buffer {
+  if (grant.overlay !== undefined) throw capabilityError('ERR_FS_FAILED', 'readConfinedFileBytes reads the workspace itself, not an overlay');
+  const guard = guardOf(grant);
+  const root = realRootOf(grant.root);
+  const target = resolveUnprotected(grant, root, relativePath);
+  return withFsErrors(target.display, () => {
+    const fd = openConfined(root, target, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      const stat = assertNotProtected(fd, target.display, guard, 'read', 'workspace');
+      if (!stat.isFile()) throw capabilityError('ERR_FS_FAILED', `${JSON.stringify(target.display)} is not a regular file`, { path: target.display });
+      if (stat.size > maxBytes) throw capabilityError('ERR_FS_FAILED', `${JSON.stringify(target.display)} is ${stat.size} bytes, more than ${maxBytes}`, { path: target.display });
+      return fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+}
+
 function writeTextFile(root: string, target: ResolvedPath, content: string, guard: ProtectedFsGuard, display?: string, layer: Layer = display === undefined ? 'workspace' : 'upper'): void {
   if (layer === 'workspace') {
     // Before anything is created: a new file under a protected or read-only folder is never made.

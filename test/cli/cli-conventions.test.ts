@@ -34,7 +34,7 @@ import { freePort } from '../temporal/ports';
 const BIN = join(REPO_ROOT, 'bin/warden.js');
 
 /** Every command `warden --help` lists. */
-const COMMANDS = ['run', 'list', 'status', 'logs', 'cancel', 'worker', 'mcp', 'approvals', 'approve', 'deny', 'policy', 'keys', 'credentials', 'approvers', 'snapshots', 'rollback', 'audit', 'trace', 'replay', 'server', 'db', 'alerts', 'kill', 'baseline'];
+const COMMANDS = ['run', 'list', 'status', 'logs', 'cancel', 'worker', 'mcp', 'approvals', 'approve', 'deny', 'policy', 'keys', 'credentials', 'approvers', 'snapshots', 'rollback', 'audit', 'trace', 'replay', 'attest', 'receipt', 'server', 'db', 'alerts', 'kill', 'baseline'];
 
 let env: WardenTestEnv;
 beforeAll(async () => {

@@ -122,13 +122,14 @@ describe('OpenAICompatibleDriver: one tool call round trip', () => {
     expect(system).toContain('final_answer');
     expect(system.endsWith('\n\nBe brief.')).toBe(true);
     expect(body.messages[1]).toStrictEqual({ role: 'user', content: 'Summarise notes.md' });
-    expect(body.tools.map((t) => t.function.name)).toStrictEqual(['fs__read', 'fs__write', 'spawn_subagent', 'final_answer']);
+    expect(body.tools.map((t) => t.function.name)).toStrictEqual(['fs__read', 'fs__write', 'spawn_subagent', 'state_claim', 'final_answer']);
     expect(body.tools[0]).toStrictEqual({
       type: 'function',
       function: { name: 'fs__read', description: 'Read a file in the workspace.', parameters: TOOLS[0]!.inputSchema },
     });
     expect(body.tools[2]!.function.parameters).toMatchObject({ properties: { name: { enum: ['researcher'] } }, required: ['name'] });
-    expect(body.tools[3]!.function.parameters).toMatchObject({ required: ['answer', 'claims'] });
+    expect(body.tools[3]!.function.parameters).toMatchObject({ required: ['kind'] });
+    expect(body.tools[4]!.function.parameters).toMatchObject({ required: ['answer', 'claims'] });
   });
 
   it('falls back to the configured id when the response has no model, and sends the temperature', async () => {
@@ -143,7 +144,7 @@ describe('OpenAICompatibleDriver: one tool call round trip', () => {
     server.enqueue(textReply('done'));
     const task = makeTask();
     await driverFor(task).proposeTurn(input(task, 0, [], { subagents: [] }));
-    expect(sent(0).tools.map((t) => t.function.name)).toStrictEqual(['fs__read', 'fs__write', 'final_answer']);
+    expect(sent(0).tools.map((t) => t.function.name)).toStrictEqual(['fs__read', 'fs__write', 'state_claim', 'final_answer']);
     expect(sent(0).messages[0]!.content).not.toContain('spawn_subagent');
   });
 
@@ -268,6 +269,40 @@ describe('OpenAICompatibleDriver: transcript reconstruction', () => {
     const calls = sent(0).messages.flatMap((m) => ((m as { tool_calls?: { id: string; function: { name: string } }[] }).tool_calls ?? []));
     expect(calls.map((c) => c.id)).toStrictEqual(['dup', 'call_2', 'call_2_1']);
     expect(calls.map((c) => c.function.name)).toStrictEqual([encodeToolName('Bad Name!'), encodeToolName(long), 'fs__read']);
+  });
+});
+
+describe('OpenAICompatibleDriver: state_claim', () => {
+  it('maps state_claim calls to claim actions and structured final claims through unchanged', async () => {
+    const task = makeTask();
+    const claim = { kind: 'sql.count', database: 'app', table: 'items', equals: 3 };
+    server.enqueue(toolCallsReply([toolCall('state_claim', claim, 'c1'), toolCall('final_answer', { answer: 'done', claims: ['a sentence', { kind: 'file.contains', path: 'a', text: 'b' }] }, 'c2')]));
+    const turn = await driverFor(task).proposeTurn(input(task));
+    expect(turn.actions).toStrictEqual([
+      { type: 'claim', claim, callId: 'c1' },
+      { type: 'final', answer: 'done', claims: ['a sentence', { kind: 'file.contains', path: 'a', text: 'b' }] },
+    ]);
+  });
+
+  it('answers each stated claim in the transcript, in its turn, and tells a malformed one why', async () => {
+    const task = makeTask();
+    server.enqueue(textReply('done'));
+    await driverFor(task).proposeTurn(
+      input(task, 2, [step({ index: 0, turn: 0, tool: 'fs.read', args: { path: 'a' }, callId: 'r1', output: 'x' })], {
+        claims: [
+          { turn: 0, callId: 'k1', claim: { kind: 'file.contains', path: 'a', text: 'x' } },
+          { turn: 1, claim: { kind: 'sql.count', table: 'items' } },
+        ],
+      }),
+    );
+    const messages = sent(0).messages as { role: string; tool_calls?: { id: string; function: { name: string; arguments: string } }[]; tool_call_id?: string; content: unknown }[];
+    const assistants = messages.filter((m) => m.role === 'assistant');
+    expect(assistants.map((m) => m.tool_calls?.map((c) => `${c.function.name}:${c.id}`))).toEqual([['fs__read:r1', 'state_claim:k1'], ['state_claim:claim_1']]);
+    const answers = Object.fromEntries(messages.filter((m) => m.role === 'tool').map((m) => [m.tool_call_id, JSON.parse(m.content as string)]));
+    expect(answers['k1']).toEqual({ recorded: true, note: 'Warden will verify this claim after the task ends' });
+    expect(answers['claim_1'].error.code).toBe('ERR_CLAIM_INVALID');
+    expect(answers['claim_1'].error.message).toMatch(/database/);
+    expect(sent(0).messages[0]!.content).toContain('state_claim');
   });
 });
 

@@ -180,6 +180,30 @@ describe.each(PROVIDERS)('$name driver', (provider) => {
     expect(last().rawBody).toContain('ERR_PATH_NOT_FOUND');
   });
 
+  it('offers state_claim, decodes a call to a claim action, and answers past claims in a transcript the server accepts', async () => {
+    const task = taskFor(provider);
+    const claim = { kind: 'sql.count', database: 'app', table: 'items', equals: 3 };
+    provider.callReply('state_claim', claim, 'call_k');
+    const turn = await propose(task);
+    expect(turn.actions).toStrictEqual([{ type: 'claim', claim, callId: 'call_k' }]);
+    expect(last().rawBody).toContain('state_claim');
+    // Turn 0: a tool call and a claim; turn 1: a malformed claim alone (its answer says what is missing).
+    provider.textReply('done');
+    await createDriver(task.agent.model, { env: ENV }).proposeTurn({
+      ...input(task, [step({ index: 0, turn: 0, tool: 'fs.read', args: { path: 'a' }, callId: 'call_a', output: 'A' })]),
+      turn: 2,
+      claims: [
+        { turn: 0, callId: 'call_k', claim },
+        { turn: 1, claim: { kind: 'file.sha256', path: 'a' } },
+      ],
+    });
+    const ids = provider.transcriptIds(last());
+    expect(ids.calls).toStrictEqual(['call_a', 'call_k', 'claim_1']);
+    expect(ids.results).toStrictEqual(ids.calls);
+    expect(last().rawBody).toContain('Warden will verify this claim');
+    expect(last().rawBody).toMatch(/ERR_CLAIM_INVALID.*sha256/);
+  });
+
   it('removes the key from everything a turn carries when the server echoes it back', async () => {
     const task = taskFor(provider);
     provider.echoReply((request) => {
