@@ -62,6 +62,8 @@ export interface RunToolInput {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** The monitor's anomaly score of this call and why (workflows/monitor-step.ts), for its custody record. */
+  monitor?: { score: number; reasons: string[] };
   /** The model's own id for this call, when it gave one (`gen_ai.tool.call.id`). */
   modelCallId?: string;
   /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
@@ -419,6 +421,7 @@ async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promis
     }
     annotateActiveSpan({ [WARDEN_ATTR.agentId]: grant.claims.sub, [WARDEN_ATTR.agentChain]: chain });
   }
+  if (input.monitor !== undefined) annotateActiveSpan({ [WARDEN_ATTR.monitorScore]: input.monitor.score, [WARDEN_ATTR.monitorReasons]: input.monitor.reasons });
   try {
     annotateActiveSpan(resourceAttributes(scopeOfCall(input.tool, input.args)));
   } catch {

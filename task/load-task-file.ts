@@ -9,9 +9,11 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
+import { isResponseRule, parseResponseRule } from '../policies/engine/parse-response-rule';
 import { effectivePolicyPacks } from '../permissions/task-narrowing';
 import { packEntryOf, resolvePackFolder } from '../policies/engine/load-pack';
 import { loadPolicyEngine } from '../policies/engine/policy-engine';
+import { loadResponseRules } from '../monitoring/load-response-rules';
 import { compileToolSchema } from '../tools/tool-input-validator';
 import { ungrantedCapabilities } from '../tools/tool-catalog';
 import { redefinitionOf } from '../tools/subagent-tools';
@@ -220,7 +222,8 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   }
   for (const { sentence, path } of sentences) {
     try {
-      parseRule(sentence);
+      if (isResponseRule(sentence)) parseResponseRule(sentence);
+      else parseRule(sentence);
     } catch (error) {
       if (error instanceof WardenError) issues.push({ path, message: error.message });
       else throw error;
@@ -248,6 +251,8 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   for (const { packs, sentences, at } of engines) {
     try {
       loadPolicyEngine({ packs, sentences });
+      // The packs' response rules too (the sentences were read above).
+      loadResponseRules({ packs });
     } catch (error) {
       if (error instanceof WardenError) issues.push({ path: at, message: error.message });
       else throw error;

@@ -5,13 +5,15 @@
 import { z } from 'zod';
 import { TaskSchema, type Task } from './task-schema';
 import { ProvenanceSeedSchema, type ProvenanceSeed } from '../policies/provenance-seed';
+import { AlertSchema, ScoreReasonSchema, type Alert } from '../monitoring/alert';
+import { ResponseSchema } from '../monitoring/response-rule';
 import { ClaimOutcomeSchema, MAX_CLAIMS_PER_AGENT, StatedClaimSchema, type ClaimOutcome, type StatedClaim } from '../attestation/claim-outcome';
 
 /**
  * `refuted`: the task ran to its end and its effects were committed, but Warden refuted at least
  * one claim an agent of the task made (see attestation/claim-outcome.ts); not a success.
  */
-export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded', 'refuted'] as const;
+export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded', 'refuted', 'blocked'] as const;
 export const TaskStatusSchema = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
@@ -156,6 +158,10 @@ export const StepRecordSchema = z.strictObject({
     .optional(),
   startedAt: z.string(),
   durationMs: z.number(),
+  /** The monitor's anomaly score of the action (0-100), why, and what it did about it (monitoring/). */
+  monitor: z
+    .strictObject({ score: z.number().int().min(0).max(100), reasons: z.array(ScoreReasonSchema), response: ResponseSchema.optional(), alertId: z.string().optional() })
+    .optional(),
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
 
@@ -215,6 +221,8 @@ export interface TaskResult {
   compensations?: unknown[];
   /** A sub-agent's policy counters, merged into its parent's (budgets span the whole tree). */
   policyState?: unknown;
+  /** What the monitor raised about this agent (sub-agents' alerts are in their own results). */
+  alerts?: Alert[];
 }
 
 export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
@@ -235,6 +243,7 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     claims: z.array(ClaimOutcomeSchema).optional(),
     compensations: z.array(z.unknown()).optional(),
     policyState: z.unknown().optional(),
+    alerts: z.array(AlertSchema).optional(),
   }),
 );
 

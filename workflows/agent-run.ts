@@ -14,6 +14,7 @@ import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
+import { TaskMonitor } from './monitor-step';
 import { TaskSaga } from './task-saga';
 import { decidePatches, type WorkflowPatches } from './workflow-patches';
 import { claimsHandoff, originOf, type RunOrigin } from './subagent-handoff';
@@ -49,6 +50,8 @@ export interface AgentRun {
   policyState: PolicyState;
   /** A sub-agent's provenance: the root user's values and what its parent had from trusted data. */
   readonly seed: ProvenanceSeed | undefined;
+  /** Scores every action and carries out the response rules (monitor-step.ts). */
+  readonly monitor: TaskMonitor;
   /** Where the run sits in its task tree, as its input claims it (subagent-handoff.ts). */
   readonly origin: RunOrigin;
   /** The root task's first run id, which names the tree's recovery state (undefined: keyed by workflow id, older trees). */
@@ -87,7 +90,7 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     pendingApprovals: [],
   };
   setHandler(taskStateQuery, () => state);
-  return {
+  const run: AgentRun = {
     task,
     depth,
     lineage,
@@ -110,7 +113,10 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     seed: origin.isRoot ? undefined : patches.subagentHandoff ? input.handoff?.provenance : (input.provenance ?? input.handoff?.provenance),
     origin,
     rootRunId: origin.rootRunId,
+    monitor: new TaskMonitor(patches.monitor),
   };
+  run.monitor.install(run);
+  return run;
 }
 
 /** Appends the step for a proposed action, with the grant check's decision. */

@@ -72,6 +72,8 @@ export class ApprovalGate {
   /** Requests waiting now, with the digest of their action (what an approver signs). */
   private readonly pending = new Map<string, { action: string }>();
   private readonly authenticated: boolean;
+  /** Set when the task is blocked: whatever waits is denied at once (see `interrupt`). */
+  private interrupted: string | undefined;
   /** Notices on their way: the task waits for them before it ends, so none is dropped. */
   private readonly notices: Promise<unknown>[] = [];
 
@@ -139,6 +141,11 @@ export class ApprovalGate {
     return { requestId: decision.requestId, status: decision.approved ? 'approved' : 'denied', approver: verified.approver };
   }
 
+  /** Ends every wait, now and later, as denied by Warden with `reason` (the task was blocked). */
+  interrupt(reason: string): void {
+    this.interrupted ??= reason;
+  }
+
   /**
    * Waits for a decision on `request`. Resolves `approved`, `denied` or `timed_out`; throws the
    * deadline's `TaskEnded` when the task's own deadline passes first.
@@ -161,7 +168,11 @@ export class ApprovalGate {
     if (this.announcing) this.announce(pending, 'held');
     let outcome: StepApproval | undefined;
     try {
-      const decided = await condition(() => this.decisions.has(requestId), waitMs, { summary: request.summary ?? `approval: ${request.tool}` });
+      const decided = await condition(() => this.decisions.has(requestId) || this.interrupted !== undefined, waitMs, { summary: request.summary ?? `approval: ${request.tool}` });
+      if (this.interrupted !== undefined && !this.decisions.has(requestId)) {
+        outcome = { requestId, status: 'denied', approver: 'warden', reason: this.interrupted, decidedAt: new Date(Date.now()).toISOString() };
+        return outcome;
+      }
       const decision = this.decisions.get(requestId);
       if (!decided || decision === undefined) {
         if (this.deadline.remainingMs() <= 0) throw this.deadline.exceeded();

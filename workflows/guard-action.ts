@@ -77,6 +77,8 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     // Shadow rules: what they would have decided is recorded, nothing is held or denied for them.
     ...(verdict.shadow === undefined ? {} : { shadow: { decision: verdict.shadow.decision, matched: verdict.shadow.matched.map(inStep) } }),
   };
+  // Scored on the measured effect before anything waits or runs: a block stops it here (monitor-step.ts).
+  await run.monitor.observe(run, action, step, policyRequest);
   if (verdict.decision === 'deny') {
     const rule = verdict.matched.find((m) => m.effect === 'deny');
     refuseStep(run, step, 'ERR_POLICY_DENIED', `denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? verdict.reasons.join('; ')}`);

@@ -59,6 +59,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         tool: action.tool,
         args: resolvedArgs ?? action.args,
         ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
+        // The monitor's score goes into the call's custody record.
+        ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
         ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
         policy: {
           state: run.policyState,

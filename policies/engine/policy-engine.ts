@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import { PolicyError } from '../../errors';
 import { cedar, cedarPolicies, compileRule, CompiledRuleSchema, validateCedarRules, WARDEN_CEDAR_SCHEMA, type CedarRule, type CompiledRule, type StatefulRule } from './compile-rule';
 import { readPacks } from './load-pack';
+import { isResponseRule } from './parse-response-rule';
 import {
   ExecutionOutcomeSchema,
   measureRequest,
@@ -89,8 +90,11 @@ function preparseSchemaOnce(): void {
  */
 export function loadPolicyEngine(options: LoadPolicyEngineOptions = {}): PolicyEngine {
   const rules: CompiledRule[] = [];
-  for (const s of readPacks(options.packs ?? [])) rules.push(compileRule(s.sentence, s.id, s.source, s.enforcement));
-  (options.sentences ?? []).forEach((sentence, i) => rules.push(compileRule(sentence, `task:${i + 1}`, `task policies[${i}]`)));
+  // Response rules (parse-response-rule.ts) share the packs and the task's sentences; the monitor reads them.
+  for (const s of readPacks(options.packs ?? [])) if (!isResponseRule(s.sentence)) rules.push(compileRule(s.sentence, s.id, s.source, s.enforcement));
+  (options.sentences ?? []).forEach((sentence, i) => {
+    if (!isResponseRule(sentence)) rules.push(compileRule(sentence, `task:${i + 1}`, `task policies[${i}]`));
+  });
   for (const rule of options.rules ?? []) rules.push(CompiledRuleSchema.parse(rule));
   return createPolicyEngine(rules);
 }
