@@ -18,7 +18,7 @@
  */
 import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
-import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures } from '../monitoring/action-features';
+import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures, type MeasuredEffect } from '../monitoring/action-features';
 import type { Alert } from '../monitoring/alert';
 import type { AgentBaseline } from '../monitoring/baseline';
 import { emptyHistory, recordOutcome, recordProposed, type MonitorEvent } from '../monitoring/monitor-history';
@@ -170,6 +170,29 @@ export class TaskMonitor {
     const features = featuresOfAction(step.tool, step.args, request?.effect, request?.provenance);
     const entry = this.track(step, features);
     if (action.type === 'spawn') this.runningChildren.add(subagentWorkflowId(run.workflowId, action.subagent, step.index));
+    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    if (this.blocked !== undefined) {
+      entry.event.refused = true;
+      this.refuse(step, `blocked by the monitor: ${this.blocked.reason}`);
+      throw new TaskEnded('blocked', this.blocked.reason);
+    }
+  }
+
+  /**
+   * Scores a step again on the effect measured where it is applied: the sandbox host measures SQL
+   * inside its transaction (issue 10), so the check before the call may have seen no rows. Called
+   * when the host's policy gate stopped the call on that effect, before anyone is asked to approve
+   * it; a block ends the task here, the effect never applied.
+   */
+  async measured(run: AgentRun, step: StepRecord, effect: { rowsChanged?: unknown; operation?: unknown } | undefined): Promise<void> {
+    this.assertRunning();
+    const entry = this.steps.get(step.index);
+    if (!this.active || entry === undefined || typeof effect?.rowsChanged !== 'number' || entry.features.rows === effect.rowsChanged) return;
+    const measured: MeasuredEffect = { rowsChanged: effect.rowsChanged, ...(typeof effect.operation === 'string' ? { operation: effect.operation } : {}) };
+    const features = featuresOfAction(step.tool, step.args, measured);
+    entry.features = features;
+    entry.event.rows = features.rows;
+    if (features.operation !== undefined) entry.event.operation = features.operation;
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
     if (this.blocked !== undefined) {
       entry.event.refused = true;

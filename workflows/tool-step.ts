@@ -92,6 +92,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     if (step.policy !== undefined) {
       step.policy.applied = { decision: call.held === undefined ? 'deny' : 'approval', matched: stopped.matched.map((m: Matched) => ({ ...m })), tool: stopped.tool };
     }
+    // The monitor sees the measured effect before a refusal or a wait for a human (a block ends the task here).
+    await run.monitor.measured(run, step, stopped.measured as { rowsChanged?: unknown } | undefined);
     if (call.denied !== undefined || hold > MAX_EFFECT_HOLDS) {
       const rule = stopped.matched.find((m: Matched) => m.effect === 'deny') ?? stopped.matched[0];
       const why = call.denied !== undefined ? `${stopped.tool} denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? ''}` : `more than ${MAX_EFFECT_HOLDS} effects of one call held for approval`;
