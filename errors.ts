@@ -109,6 +109,7 @@ export const ERROR_CODES = [
   'ERR_CUSTODY_WRITE',
   // recovery: overlay commits, snapshots, rollback, SQL undo, compensation
   'ERR_COMMIT_CONFLICT',
+  'ERR_COMMIT_FAILED',
   'ERR_ROLLBACK_CONFLICT',
   'ERR_OVERLAY_INVALID',
   'ERR_SNAPSHOT_NOT_FOUND',

@@ -13,6 +13,7 @@ import { buildPolicyRequest, effectFromArgs, type PolicyRequestContext } from '.
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
 import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
+import { protectedSetForCall } from './run-tool';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
@@ -57,13 +58,20 @@ export function policyEngineFor(task: Task): PolicyEngine {
 }
 
 /** What the call would do, measured without doing it; undefined where Warden cannot tell. */
-function measureEffect(task: Task, tool: string, args: Record<string, unknown>): ToolEffect | undefined {
+function measureEffect(task: Task, tool: string, args: Record<string, unknown>, guarded?: { folders: string[]; files: string[]; readOnly: string[] }): ToolEffect | undefined {
   if (tool === 'sql.exec' && typeof args.database === 'string' && typeof args.sql === 'string') {
     const path = task.grants.databases.includes(args.database) ? task.resources.databases[args.database] : undefined;
     if (path === undefined) return undefined;
     try {
       // The broker runs the statement in a transaction and rolls it back: rows counted, nothing changed.
-      const sql = createSqlCapability({ databases: { [args.database]: path }, query: false, exec: true, dryRun: true });
+      // Checked on the file opened, like the call itself: a dry run never runs on Warden's own state.
+      const sql = createSqlCapability({
+        databases: { [args.database]: path },
+        query: false,
+        exec: true,
+        dryRun: true,
+        ...(guarded === undefined ? {} : { protectedPaths: guarded.folders, protectedFiles: guarded.files, readOnlyPaths: guarded.readOnly }),
+      });
       const measured = sql.exec(args.database, args.sql, Array.isArray(args.params) ? args.params : []) as { changes: number };
       const operation = /^\s*(\w+)/.exec(args.sql)?.[1]?.toLowerCase();
       return { rowsChanged: measured.changes, ...(operation === undefined ? {} : { operation }) };
@@ -99,11 +107,12 @@ function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, un
   }
 }
 
-export function createCheckPolicy(_deps: ActivityDeps) {
+export function createCheckPolicy(deps: ActivityDeps) {
   return async function checkPolicy(input: CheckPolicyInput): Promise<PolicyCheck> {
     return atActivityBoundary(async () => {
       const engine = policyEngineFor(input.task);
-      const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args) });
+      const guarded = input.tool === 'sql.exec' && deps.stateDir !== undefined ? await protectedSetForCall(deps, input.task) : undefined;
+      const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args, guarded) });
       const decision = engine.decide(request, input.state);
       // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
       annotateActiveSpan({

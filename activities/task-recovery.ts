@@ -15,13 +15,15 @@ import { commitOverlay } from '../recovery/workspace-overlay';
 import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapshot';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
-import { executeToolCall } from './run-tool';
+import { executeToolCall, protectedSetForCall } from './run-tool';
 import { atActivityBoundary } from './to-application-failure';
 import { mcpCompensationArgs } from '../executors/mcp-executor';
 
 export interface RecoveryTaskInput {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
   rootWorkflowId: string;
+  /** The root's first run id: names the run's own recovery state (absent in trees started before). */
+  rootRunId?: string;
   task: Task;
 }
 
@@ -42,7 +44,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async prepareTask(input: RecoveryTaskInput): Promise<{ taskKey: string; snapshot: boolean }> {
       return atActivityBoundary(async () => {
         const stateDir = stateDirOfDeps(deps);
-        const taskKey = taskKeyOf(input.rootWorkflowId);
+        const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
         if (input.task.snapshot) {
           await snapshotWorkspace({
             stateDir,
@@ -59,8 +61,16 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async commitTask(input: RecoveryTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
       return atActivityBoundary(async () => {
         if (input.task.resources.workspace === undefined) return { files: [] };
-        const result = await commitOverlay({ stateDir: stateDirOfDeps(deps), taskKey: taskKeyOf(input.rootWorkflowId), workspace: input.task.resources.workspace });
-        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
+        const result = await commitOverlay({
+          stateDir: stateDirOfDeps(deps),
+          taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId),
+          workspace: input.task.resources.workspace,
+          protected: await protectedSetForCall(deps, input.task),
+          ...(input.task.resources.allowHostCode === undefined ? {} : { allowHostCode: input.task.resources.allowHostCode }),
+        });
+        // Held host-code files are reported with what a commit leaves out (recovery.notCommitted).
+        const skipped = [...result.skipped, ...result.held];
+        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(skipped.length === 0 ? {} : { skipped }) };
       });
     },
 
@@ -68,7 +78,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async compensate(input: CompensateInput): Promise<CompensationOutcome> {
       return atActivityBoundary(async () => {
         const stateDir = stateDirOfDeps(deps);
-        const taskKey = taskKeyOf(input.rootWorkflowId);
+        const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
         // The SQL may have run on another worker: take its journaled images first.
         if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
         return runCompensation(input.compensation, {
@@ -80,6 +90,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
             if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
             const call = await executeToolCall(deps, {
               rootWorkflowId: input.rootWorkflowId,
+              ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
               callId: `compensate:${input.compensation.kind === 'tool' ? input.compensation.callId : tool}`,
               grantId: input.grantId,
               maxCredentialTtlMs: 60_000,
@@ -99,7 +110,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
       return atActivityBoundary(async () => {
         const result = await restoreSnapshot({
           stateDir: stateDirOfDeps(deps),
-          taskKey: taskKeyOf(input.rootWorkflowId),
+          taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId),
           ...(input.task.resources.workspace === undefined ? {} : { workspace: input.task.resources.workspace }),
           databases: true,
           force: true,

@@ -45,7 +45,10 @@ export function formatSummary(result: TaskResult): string {
 export function formatRecovery(result: TaskResult): string {
   const recovery = result.recovery;
   if (recovery === undefined) return 'nothing to undo was recorded';
-  if (recovery.committed !== undefined) return `committed ${recovery.committed.length} file(s)`;
+  if (recovery.committed !== undefined) {
+    const left = recovery.notCommitted ?? [];
+    return `committed ${recovery.committed.length} file(s)${left.length === 0 ? '' : `; not committed: ${left.join('; ')}`}`;
+  }
   const undone = recovery.rolledBack.filter((r) => r.status !== 'failed');
   const failed = recovery.rolledBack.filter((r) => r.status === 'failed');
   const parts: string[] = [];

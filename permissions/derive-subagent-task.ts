@@ -35,5 +35,6 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     subagents: parent.subagents,
     // The task tree has one pre-task snapshot, taken by the root.
     snapshot: false,
+    ...(parent.source === undefined ? {} : { source: parent.source }),
   };
 }

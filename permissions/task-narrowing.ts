@@ -124,6 +124,8 @@ export const TASK_FIELD_NARROWING: { readonly [K in keyof Task]-?: FieldCheck<K>
   subagents: (child, parent) => (jsonEqual(child, parent) ? [] : ['sub-agent declarations differ from the parent\'s']),
   // Only the root takes the pre-task snapshot.
   snapshot: (child) => (child ? ['takes its own snapshot'] : []),
+  // The task file is a control the whole tree is kept from; a sub-agent names its root's.
+  source: (child, parent) => (child === parent ? [] : ['names another task file']),
 };
 
 /** Every way `child` is wider than `parent`, as `<field>: <why>` (empty when it is within). */

@@ -425,5 +425,6 @@ export async function readTaskFileText(file: string): Promise<string> {
 /** Loads, validates and resolves a task file. Throws TaskFileError (exit code 2 in the CLI). */
 export async function loadTaskFile(file: string): Promise<Task> {
   const text = await readTaskFileText(file);
-  return parseTask(parseTaskText(text, file), file, dirname(resolve(file)));
+  // Where the task came from: kept from its agents like its policy packs (worker/warden-resources.ts).
+  return { ...parseTask(parseTaskText(text, file), file, dirname(resolve(file))), source: resolve(file) };
 }

@@ -15,7 +15,7 @@ import { AGENT_TASK_WORKFLOW, TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
-import { openApproverStore } from '../identity/approver-registry';
+import { openApproverStore, openSqlApproverStore } from '../identity/approver-registry';
 import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
@@ -155,9 +155,10 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   const { keystore, stores } = authority;
-  const approvers = openApproverStore({ stateDir });
+  // Shared with every worker when the state is (a key registered anywhere verifies here).
+  const approvers = state?.shared === true ? openSqlApproverStore(state.db) : openApproverStore({ stateDir });
   const release = async () => {
-    approvers.close();
+    await approvers.close();
     await authority.close();
     await closeState();
   };

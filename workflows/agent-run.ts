@@ -15,6 +15,7 @@ import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
 import { TaskSaga } from './task-saga';
 import { decidePatches, type WorkflowPatches } from './workflow-patches';
+import { claimsHandoff, originOf, type RunOrigin } from './subagent-handoff';
 
 /** A tool call or a spawn: the actions that become steps. */
 export type StepAction = Action & { type: 'tool' | 'spawn' };
@@ -45,19 +46,31 @@ export interface AgentRun {
   identity: TaskIdentity | undefined;
   /** Policy counters (rates, totals, budgets), merged back from sub-agents. */
   policyState: PolicyState;
+  /** Where the run sits in its task tree, as its input claims it (subagent-handoff.ts). */
+  readonly origin: RunOrigin;
+  /** The root task's first run id, which names the tree's recovery state (undefined: keyed by workflow id, older trees). */
+  readonly rootRunId: string | undefined;
 }
 
-/** Sets up a run from the workflow input; installs the state query and the approval handler. */
-export function startAgentRun(input: AgentTaskInput): AgentRun {
+/** The task tree's key for recovery activities: the root's workflow id and, for newer trees, its run. */
+export function treeOf(run: Pick<AgentRun, 'rootWorkflowId' | 'rootRunId'>): { rootWorkflowId: string; rootRunId?: string } {
+  return { rootWorkflowId: run.rootWorkflowId, ...(run.rootRunId === undefined ? {} : { rootRunId: run.rootRunId }) };
+}
+
+/**
+ * Sets up a run from the workflow input; installs the state query and the approval handler. `raw`
+ * is the input as received (a sub-agent's handoff is verified on it).
+ */
+export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input): AgentRun {
   const { task } = input;
-  const depth = input.depth ?? 0;
-  const lineage = input.lineage ?? [];
+  const patches = decidePatches(!claimsHandoff(input));
+  const origin = originOf(input, raw, patches);
+  const { depth, lineage, isRoot } = origin;
   const info = workflowInfo();
   const ownDeadline = Date.now() + durationToMs(task.limits.deadline);
-  const deadlineAt = input.deadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, input.deadlineAt);
+  const deadlineAt = origin.inheritedDeadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, origin.inheritedDeadlineAt);
   const deadline = new TaskDeadline(deadlineAt, task.limits.deadline);
   const rootWorkflowId = lineage[0] ?? info.workflowId;
-  const isRoot = lineage.length === 0;
   const state: TaskState = {
     workflowId: info.workflowId,
     agent: task.agent.name,
@@ -71,7 +84,6 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     pendingApprovals: [],
   };
   setHandler(taskStateQuery, () => state);
-  const patches = decidePatches(isRoot);
   return {
     task,
     depth,
@@ -84,12 +96,15 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     deadline,
     state,
     patches,
-    saga: new TaskSaga({ task, rootWorkflowId, isRoot }, patches),
+    saga: new TaskSaga({ task, rootWorkflowId, isRoot, ...(origin.rootRunId === undefined ? {} : { rootRunId: origin.rootRunId }) }, patches),
     approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId, rootWorkflowId, user: task.user }, patches.approvalUpdate, patches.approvalNotices),
     tools: toolActivities(task),
-    identity: input.identity,
+    // A sub-agent's identity is the verified handoff's (set in begin), never the input's.
+    identity: origin.trustedIdentity,
     toolSourcesOpened: false,
-    policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+    policyState: (origin.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+    origin,
+    rootRunId: origin.rootRunId,
   };
 }
 

@@ -11,7 +11,8 @@
 import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { summarized } from './activity-stubs';
-import { finishRun, startAgentRun, type AgentRun } from './agent-run';
+import { finishRun, startAgentRun, treeOf, type AgentRun } from './agent-run';
+import { beginIdentity } from './subagent-handoff';
 import { runAction } from './run-action';
 import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
@@ -20,7 +21,7 @@ import { taskEndFailure } from './task-close';
 import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
-  const run = startAgentRun(parseInput(rawInput));
+  const run = startAgentRun(parseInput(rawInput), rawInput);
   // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
   const result = await runLoop(run, session);
@@ -98,17 +99,17 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
   }
 }
 
-/** The task's grant (a sub-agent's comes from its parent) and, at the root, the workspace overlay. */
+/** The task's grant (a sub-agent's is its parent's verified delegation) and, at the root, the workspace overlay. */
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
-  run.identity ??= await deadline.within(() => summarized.beginTask(`grant: ${task.agent.name} for ${task.user}`)({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
+  run.identity ??= await beginIdentity(run, task);
   if (!run.isRoot) return;
-  const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ rootWorkflowId: run.rootWorkflowId, task }));
+  const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ ...treeOf(run), task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
   if (Object.keys(task.tools.mcp ?? {}).length > 0) {
     run.toolSourcesOpened = true;
-    const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ ...treeOf(run), task, deadlineAt: deadline.deadlineAt }));
     run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
     run.saga.useTask(run.task);
   }
@@ -117,7 +118,7 @@ async function begin(run: AgentRun): Promise<void> {
 /** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
 async function closeSources(run: AgentRun): Promise<void> {
   try {
-    await summarized.closeToolSources('close MCP servers')({ rootWorkflowId: run.rootWorkflowId });
+    await summarized.closeToolSources('close MCP servers')(treeOf(run));
   } catch {
     // The worker kills its servers at the task's deadline anyway.
   }

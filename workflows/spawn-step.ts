@@ -12,6 +12,7 @@ import type { agentTask } from './agent-task';
 import type { AgentRun } from './agent-run';
 import { AGENT_TASK_WORKFLOW, subagentWorkflowId } from './definitions';
 import { stepErrorOf } from './task-ended';
+import { handoffFor } from './subagent-handoff';
 import { taskResultOfFailure } from './task-close';
 import { taskSearchAttributes } from './search-attributes';
 import { taskDetails, taskSummary } from './ui-summaries';
@@ -27,10 +28,12 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
   const childId = subagentWorkflowId(run.workflowId, action.subagent, step.index);
   const deadlineAt = run.deadline.deadlineAt;
+  // What only a parent hands its child, bound to the grant delegated to exactly this child workflow.
+  const handoff = handoffFor(run);
   let childIdentity: TaskIdentity;
   try {
     childIdentity = await run.deadline.within(() =>
-      summarized.delegateGrant(`delegate to ${action.subagent}`)({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId }),
+      summarized.delegateGrant(`delegate to ${action.subagent}`)({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId, handoff }),
     );
   } catch (error) {
     const refusal = stepErrorOf(error);
@@ -48,16 +51,7 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
       staticSummary: taskSummary(childTask),
       staticDetails: taskDetails(childTask, run.workflowId),
       typedSearchAttributes: taskSearchAttributes(childTask, registered),
-      args: [
-        {
-          task: childTask,
-          depth: run.depth + 1,
-          lineage: [...run.lineage, run.workflowId],
-          deadlineAt,
-          identity: childIdentity,
-          policyState: run.policyState,
-        },
-      ],
+      args: [{ task: childTask, handoff: { grantId: childIdentity.grantId, ...handoff } }],
     }).catch((error: unknown) => {
       // A sub-agent that did not complete closes as failed, carrying its result (task-close.ts).
       const ended = taskResultOfFailure(error);

@@ -36,7 +36,7 @@ const FAILURE_TYPE_SET: ReadonlySet<string> = new Set(Object.values(TASK_FAILURE
  */
 export const TASK_END_MESSAGE = new RegExp(`^(${Object.keys(TASK_FAILURE_TYPES).join('|')}): `);
 
-/** `patched()` ids of the two changes to how a task closes (decided in `workflow-patches.ts`). */
+/** Patch ids of the two changes to how a task closes (decided in `workflow-patches.ts`). */
 export const CLOSE_PATCHES = {
   statusSearchAttribute: 'warden-status-search-attribute',
   closeAsFailed: 'warden-close-not-completed-as-failed',

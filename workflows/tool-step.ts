@@ -6,7 +6,7 @@ import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepRecord, ToolAction } from '../task/task-run';
-import type { AgentRun } from './agent-run';
+import { treeOf, type AgentRun } from './agent-run';
 import { toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
@@ -32,7 +32,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, step: StepR
   const callId = toolCallId(run, step.index, action.tool, action.args);
   const call = await run.deadline.within(() =>
     run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
-      rootWorkflowId: run.rootWorkflowId,
+      ...treeOf(run),
       workflowId: run.workflowId,
       stepIndex: step.index,
       callId,

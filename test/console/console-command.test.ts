@@ -51,7 +51,7 @@ it.each([
   [['--port', '70000'], '--port must be a port number'],
   [['--port=-1'], '--port must be a port number'],
   [['extra'], 'unexpected argument "extra"'],
-  [['--bogus'], "Unknown option '--bogus'"],
+  [['--bogus'], 'unknown option --bogus'],
   [['--approver', 'nobody-registered'], 'ERR_APPROVER_INVALID'],
   [['--key', '/nonexistent/key.json'], 'cannot read the approver key file /nonexistent/key.json'],
 ])('warden console %j exits 2: %s', async (args, message) => {

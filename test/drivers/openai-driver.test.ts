@@ -16,7 +16,7 @@ import {
 } from '../support/fake-openai-server';
 
 const KEY = 'sk-test-4f9a8b7c6d5e4f3a2b1c0d9e';
-const ENV = { WARDEN_TEST_KEY: KEY };
+const ENV = { TEST_MODEL_API_KEY: KEY };
 
 const TOOLS: ToolSpec[] = [
   { name: 'fs.read', description: 'Read a file in the workspace.', inputSchema: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } },
@@ -39,7 +39,7 @@ function makeTask(model: Record<string, unknown> = {}, extra: Record<string, unk
     agent: {
       name: 'main',
       instructions: 'Be brief.',
-      model: { driver: 'openai-compatible', id: 'gpt-test', version: '2025-01', baseUrl: server.url, apiKeyEnv: 'WARDEN_TEST_KEY', requestTimeout: '5s', ...model },
+      model: { driver: 'openai-compatible', id: 'gpt-test', version: '2025-01', baseUrl: server.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: '5s', ...model },
     },
     tools: { builtin: ['fs.read', 'fs.write'] },
     grants: { tools: ['fs.read'], subagents: ['researcher'] },
@@ -385,7 +385,7 @@ describe('OpenAICompatibleDriver: the API key', () => {
     expect(error.code).toBe('ERR_MODEL_PROTOCOL');
     expect(error.retryable).toBe(false);
     expect(error.message).toContain('401');
-    expect(error.message).toContain('WARDEN_TEST_KEY');
+    expect(error.message).toContain('TEST_MODEL_API_KEY');
     for (const text of [error.message, JSON.stringify(error), String(error.stack), JSON.stringify(error.details)]) {
       expect(text).not.toContain(KEY);
       expect(text).not.toContain(KEY.slice(-10));
@@ -412,10 +412,10 @@ describe('OpenAICompatibleDriver: the API key', () => {
 
   it('fails with ERR_MODEL_CONFIG naming the variable when it is missing, without calling the server', async () => {
     const task = makeTask();
-    for (const env of [{}, { WARDEN_TEST_KEY: '' }]) {
+    for (const env of [{}, { TEST_MODEL_API_KEY: '' }]) {
       const error = await failure(driverFor(task, env).proposeTurn(input(task)));
       expect(error.code).toBe('ERR_MODEL_CONFIG');
-      expect(error.message).toContain('WARDEN_TEST_KEY');
+      expect(error.message).toContain('TEST_MODEL_API_KEY');
     }
     expect(server.requests).toHaveLength(0);
   });
@@ -425,7 +425,7 @@ describe('OpenAICompatibleDriver: the API key', () => {
     const env: Record<string, string | undefined> = {};
     const driver = driverFor(task, env);
     expect((await failure(driver.proposeTurn(input(task)))).code).toBe('ERR_MODEL_CONFIG');
-    env['WARDEN_TEST_KEY'] = 'sk-rotated';
+    env['TEST_MODEL_API_KEY'] = 'sk-rotated';
     server.enqueue(textReply('ok'));
     await driver.proposeTurn(input(task));
     expect(server.requests[0]!.headers['authorization']).toBe('Bearer sk-rotated');

@@ -23,7 +23,7 @@ import {
 import { httpReply, startFakeOpenAIServer, textReply, toolCall, toolCallsReply, type FakeOpenAIServer, type RecordedRequest as OpenAIRequest } from '../support/fake-openai-server';
 
 const KEY = 'sk-provider-test-9c8b7a6d5e4f3a2b1c0d';
-const ENV = { WARDEN_TEST_KEY: KEY };
+const ENV = { TEST_MODEL_API_KEY: KEY };
 const TOOLS: ToolSpec[] = [{ name: 'fs.read', description: 'Read a file.', inputSchema: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } }];
 
 type Request = OpenAIRequest | AnthropicRequest;
@@ -60,7 +60,7 @@ afterAll(async () => {
 function openaiProvider(api: 'chat' | 'responses'): Provider {
   return {
     name: `openai ${api}`,
-    model: () => ({ driver: 'openai', api, id: 'gpt-test', baseUrl: openai.url, apiKeyEnv: 'WARDEN_TEST_KEY', requestTimeout: '2s' }),
+    model: () => ({ driver: 'openai', api, id: 'gpt-test', baseUrl: openai.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: '2s' }),
     requests: () => openai.requests,
     path: api === 'chat' ? '/v1/chat/completions' : '/v1/responses',
     authHeader: ['authorization', `Bearer ${KEY}`],
@@ -90,7 +90,7 @@ function openaiProvider(api: 'chat' | 'responses'): Provider {
 
 const anthropicProvider: Provider = {
   name: 'anthropic',
-  model: () => ({ driver: 'anthropic', id: 'claude-test', baseUrl: anthropic.url, apiKeyEnv: 'WARDEN_TEST_KEY', requestTimeout: '2s' }),
+  model: () => ({ driver: 'anthropic', id: 'claude-test', baseUrl: anthropic.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: '2s' }),
   requests: () => anthropic.requests,
   path: '/v1/messages',
   // @anthropic-ai/sdk 1.x sends an API key as a bearer token.
@@ -221,7 +221,7 @@ describe.each(PROVIDERS)('$name driver', (provider) => {
     provider.rawReply(401, JSON.stringify({ error: { message: `invalid key ${KEY}` } }));
     const error = await failure(propose(task));
     expect(error.code).toBe('ERR_MODEL_PROTOCOL');
-    expect(error.message).toContain('$WARDEN_TEST_KEY');
+    expect(error.message).toContain('$TEST_MODEL_API_KEY');
     expect(error.message).not.toContain('invalid key');
   });
 
@@ -238,7 +238,7 @@ describe.each(PROVIDERS)('$name driver', (provider) => {
     const before = provider.requests().length;
     const error = await failure(propose(task, [], {}));
     expect(error.code).toBe('ERR_MODEL_CONFIG');
-    expect(error.message).toContain('WARDEN_TEST_KEY');
+    expect(error.message).toContain('TEST_MODEL_API_KEY');
     expect(provider.requests()).toHaveLength(before);
   });
 
