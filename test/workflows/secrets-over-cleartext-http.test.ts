@@ -1,5 +1,6 @@
 /**
- * Attack (issue 15 item 4): a secret is bound to a host, not to a scheme. For an entry without a
+ * Regression (was an attack by newcomer 15; fixed in secrets/secret-origin.ts and the http
+ * capability; the scheme table is test/sandbox/http-secrets-scheme.test.ts). A secret used to be bound to a host, not to a scheme. For an entry without a
  * port (`api.example.com`, the README's own example) the HTTP capability adds the secret to any
  * request whose port is the default port of *its* scheme, so an agent that writes `http://`
  * instead of `https://` sends the API key in cleartext on port 80 (to any on-path observer); the

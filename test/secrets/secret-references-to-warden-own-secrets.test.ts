@@ -1,5 +1,9 @@
 /**
- * Attack (issue 15 item 4): a task file's `resources.secrets` may name any file the worker can
+ * Regression (was an attack by newcomer 15, now fixed: worker/warden-resources.ts refuses
+ * `${file:}` references to Warden's files when the task enters, secrets/resolve-outbound-secrets.ts
+ * again on the file a call opens; the full table is secret-file-references.test.ts).
+ *
+ * Issue 15 item 4: a task file's `resources.secrets` may name any file the worker can
  * read and any variable of the worker's environment. Nothing stops `${file:...}` from naming
  * Warden's own signing keys (which the fs capability refuses to serve, and which no workspace may
  * contain) or `${env:...}` from naming the worker's own configuration secrets (the approval
@@ -8,7 +12,7 @@
  * lets them mint credentials, the webhook key lets them forge approval notices.
  *
  * Main now refuses `${env:WARDEN_*}` / `${env:TEMPORAL_*}` (secrets/reserved-env.ts; the webhook
- * case below is the control), but `${file:...}` is read with no check at all.
+ * case below is the control), and `${file:...}` used to be read with no check at all.
  *
  * Expected: such references are refused (task file: exit 2; worker: ERR_RESOURCE_PROTECTED),
  * and the host receives none of them. Real Temporal, a real loopback HTTP receiver.
@@ -79,7 +83,7 @@ describe('secret references to Warden\'s own secrets', () => {
     const secret = secretOf();
     const leaked = received.slice(before).some((headers) => String(headers[header] ?? '').includes(secret));
     expect(leaked, `the host received ${header} holding the secret (task ${result?.status ?? 'refused'})`).toBe(false);
-    // Either the task file is refused or the call fails naming the protected resource.
-    if (refused === undefined) expect(result?.steps[0]?.error?.code).toBe('ERR_RESOURCE_PROTECTED');
+    // Either the task file is refused, the task is refused when it enters (naming the field), or the call fails.
+    if (refused === undefined) expect(`${result?.reason ?? ''} ${result?.steps[0]?.error?.code ?? ''}`).toMatch(/ERR_RESOURCE_PROTECTED/);
   }, 120_000);
 });
