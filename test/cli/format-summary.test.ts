@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatStep, formatSummary } from '../../cli/format-summary';
-import type { ClaimOutcome, TaskResult } from '../../task/task-run';
+import type { ClaimOutcome, StepRecord, TaskResult } from '../../task/task-run';
 
 function outcome(index: number, verdict: ClaimOutcome['verdict'], text: string, reason: string, signed = false): ClaimOutcome {
   return {
@@ -68,7 +68,7 @@ describe('formatSummary with claims', () => {
 });
 
 describe('a step line, by how the action was decided', () => {
-  const base = { index: 0, turn: 0, kind: 'tool' as const, tool: 'sql.exec', args: { sql: 'DELETE FROM leads' }, decision: 'allow' as const, reason: 'allowed', executed: false };
+  const base = { index: 0, turn: 0, kind: 'tool' as const, tool: 'sql.exec', args: { sql: 'DELETE FROM leads' }, decision: 'allow' as const, reason: 'allowed', executed: false, startedAt: '2026-11-30T00:00:00.000Z', durationMs: 1 };
   const held = { decision: 'approval' as const, matched: [] };
   const decided = { requestId: 'r', decidedAt: '2026-11-30T00:00:00.000Z' };
   it.each([
@@ -76,7 +76,7 @@ describe('a step line, by how the action was decided', () => {
     ['approved and run', { ...base, executed: true, output: 1, policy: held, approval: { ...decided, status: 'approved' as const } }, '-> allowed; ok 1'],
     ['held, then withdrawn (task ended first)', { ...base, policy: held }, '-> held for approval, withdrawn undecided; not run'],
     ['held, then denied', { ...base, decision: 'deny' as const, reason: 'denied by ann', policy: held, approval: { ...decided, status: 'denied' as const }, error: { code: 'ERR_APPROVAL_DENIED', message: 'denied by ann' } }, '-> DENIED (denied by ann); not run: ERR_APPROVAL_DENIED'],
-  ])('%s', (_what, step, expected) => {
+  ] as [string, StepRecord, string][])('%s', (_what, step, expected) => {
     expect(formatStep(step)).toContain(expected);
   });
 });
