@@ -6,7 +6,8 @@
  * Invariant: resolved values live only in this call's capability grant, on their way to the
  * sandbox host process; they are never returned, logged or put on a span.
  */
-import { constants } from 'node:fs';
+import { constants, readlinkSync, realpathSync } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
 import { open } from 'node:fs/promises';
 import { CapabilityError } from '../errors';
 import { createProtectedGuard, describeRefusal, type ProtectedSet } from '../sandbox/capabilities/protected-guard';
@@ -21,6 +22,36 @@ export interface OutboundSecrets {
   secrets: { host: string; headers: Record<string, string> }[];
   /** Every value to remove from what comes back (each resolved reference and each whole header value). */
   redact: string[];
+}
+
+/**
+ * The worker's own limit on `${file:}` references: folders (separated by `:`, like PATH) that
+ * secret files must lie in, by the real path of the file opened. Unset: any file that is not
+ * Warden's own.
+ */
+export const SECRET_FILE_DIRS_ENV = 'WARDEN_SECRET_FILE_DIRS';
+
+/** The allowed folders as one string when the opened file `fd` lies in none of them; undefined when allowed (or no limit is set). */
+function outsideSecretFileDirs(fd: number, env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const dirs = (env[SECRET_FILE_DIRS_ENV] ?? '').split(':').map((d) => d.trim()).filter((d) => d !== '');
+  if (dirs.length === 0) return undefined;
+  let real: string;
+  try {
+    real = readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return dirs.join(':'); // the opened file cannot be named: refuse rather than guess
+  }
+  const inside = dirs.some((dir) => {
+    let root: string;
+    try {
+      root = realpathSync(dir);
+    } catch {
+      return false;
+    }
+    const rel = relative(root, real);
+    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  });
+  return inside ? undefined : dirs.join(':');
 }
 
 /** A secret file is a token or a key, never a large file (64 KiB). */
@@ -100,6 +131,13 @@ async function resolveReference(
         const refusal = options.protected === undefined ? undefined : createProtectedGuard(options.protected).refusalOfDescriptor(handle.fd, 'read');
         if (refusal !== undefined) {
           throw new CapabilityError('ERR_RESOURCE_PROTECTED', `the secret header ${what} is not read: ${describeRefusal(reference.path, refusal)}; a secret reference may not read Warden's own files`, {
+            details: { path: reference.path },
+            retryable: false,
+          });
+        }
+        const outside = outsideSecretFileDirs(handle.fd, options.env);
+        if (outside !== undefined) {
+          throw new CapabilityError('ERR_RESOURCE_PROTECTED', `the secret header ${what} is not read: ${reference.path} is outside the folders ${SECRET_FILE_DIRS_ENV} allows (${outside})`, {
             details: { path: reference.path },
             retryable: false,
           });

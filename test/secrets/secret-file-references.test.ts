@@ -114,6 +114,18 @@ describe('an ordinary secret file', () => {
     expect(resolved.secrets).toEqual([{ host: HOST, headers: { authorization: 'Bearer tok-ordinary-1234' } }]);
   });
 
+  it('outside the folders WARDEN_SECRET_FILE_DIRS allows is refused (by the real path opened); inside is read', async () => {
+    mkdirSync(join(root, 'task-secrets'), { recursive: true });
+    writeFileSync(join(root, 'task-secrets', 'tok'), 'tok-in-allowed-dir');
+    symlinkSync(join(root, 'api-token'), join(root, 'task-secrets', 'link-out'));
+    const workerEnv = { WARDEN_SECRET_FILE_DIRS: `/nonexistent:${join(root, 'task-secrets')}` };
+    const resolve = (path: string) => resolveOutboundSecrets({ [HOST]: { 'x-key': `\${file:${path}}` } }, { env: workerEnv, credential: 'jwt', allowedHosts: [HOST] });
+    expect((await resolve(join(root, 'task-secrets', 'tok'))).secrets[0]?.headers['x-key']).toBe('tok-in-allowed-dir');
+    for (const path of [join(root, 'api-token'), join(root, 'task-secrets', 'link-out'), join(root, 'task-secrets', '..', 'api-token')]) {
+      await expect(resolve(path)).rejects.toMatchObject({ code: 'ERR_RESOURCE_PROTECTED', message: expect.stringContaining('WARDEN_SECRET_FILE_DIRS') });
+    }
+  });
+
   it('that is not a regular file (a folder, /dev/zero) is refused without reading it', async () => {
     for (const path of [root, '/dev/zero']) {
       await expect(resolveOutboundSecrets({ [HOST]: { 'x-key': `\${file:${path}}` } }, { env: {}, credential: 'jwt', allowedHosts: [HOST] })).rejects.toMatchObject({ code: 'ERR_SECRET_UNAVAILABLE' });
