@@ -106,7 +106,14 @@ export function approvalWebhookOf(env: NodeJS.ProcessEnv): ApprovalWebhook | und
   const redact = secretPartsOf(url);
   let authorization: string | undefined;
   if (url.username !== '' || url.password !== '') {
-    const credentials = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    const decoded = (part: string) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part; // not valid percent-encoding: sent as written
+      }
+    };
+    const credentials = `${decoded(url.username)}:${decoded(url.password)}`;
     authorization = `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
     redact.push(credentials, authorization);
     url = new URL(url.href);

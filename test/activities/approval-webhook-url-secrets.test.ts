@@ -69,6 +69,7 @@ describe('secret parts of the approval webhook URL', () => {
     ['userinfo, receiver answers 500', () => `http://warden:${PASSWORD}@127.0.0.1:${port}/fail`, [PASSWORD]],
     ['userinfo, nothing listening', () => `http://warden:${PASSWORD}@127.0.0.1:${closedPort}/hooks`, [PASSWORD]],
     ['percent-encoded userinfo, nothing listening', () => `http://warden:${encodeURIComponent(`${PASSWORD}/@:`)}@127.0.0.1:${closedPort}/hooks`, [PASSWORD]],
+    ['userinfo with broken percent-encoding, receiver answers 500', () => `http://warden:${PASSWORD}%zz@127.0.0.1:${port}/fail`, [PASSWORD]],
     ['a query token, receiver answers 500', () => `http://127.0.0.1:${port}/fail?token=${TOKEN}`, [TOKEN]],
     ['a query token, nothing listening', () => `http://127.0.0.1:${closedPort}/hooks?sig=${TOKEN}&x=1`, [TOKEN]],
     ['a URL that does not parse', () => `http://warden:${PASSWORD}@[::1/hooks?token=${TOKEN}`, [PASSWORD, TOKEN]],
