@@ -99,6 +99,9 @@ export const ERROR_CODES = [
   'ERR_APPROVAL_REQUIRED',
   'ERR_APPROVAL_DENIED',
   'ERR_APPROVAL_TIMEOUT',
+  // CLI task commands (status, logs, cancel): the workflow id is unknown, or the task already ended
+  'ERR_TASK_NOT_FOUND',
+  'ERR_TASK_NOT_RUNNING',
   // approvals: decisions must come from a registered approver, for a request that is pending
   'ERR_APPROVAL_UNAUTHENTICATED',
   'ERR_APPROVAL_NOT_PENDING',

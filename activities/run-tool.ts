@@ -186,7 +186,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   if (capabilities.http !== undefined && Object.keys(call.task.resources.secrets).length > 0) {
     // Resolved only now, on the worker, for the hosts this call may reach; the sandbox host adds
     // them after its own checks and removes them from responses.
-    Object.assign(capabilities.http, await resolveOutboundSecrets(call.task.resources.secrets, { env: deps.env ?? process.env, credential: credential.token, allowedHosts: capabilities.http.allowedHosts }));
+    Object.assign(capabilities.http, await resolveOutboundSecrets(call.task.resources.secrets, { env: deps.env ?? process.env, credential: credential.token, allowedHosts: capabilities.http.allowedHosts, protected: await protectedSetForCall(deps, call.task) }));
   }
   // The policy judged the call's `url`: a redirect may not take the request to another host.
   if (capabilities.http !== undefined && typeof call.args['url'] === 'string') capabilities.http.followRedirectsTo = judgedHostsOf(call.args['url']);

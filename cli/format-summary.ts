@@ -14,7 +14,9 @@ function compact(value: unknown): string {
 /** One line for one step: index, tool, arguments, decision, outcome. */
 export function formatStep(step: StepRecord, path: readonly string[] = []): string {
   const who = path.length > 0 ? `[${path.join(' > ')}] ` : '';
-  const decision = step.decision === 'allow' ? 'allowed' : 'DENIED';
+  // Held for approval and never decided (the task was cancelled or reached its deadline first).
+  const withdrawn = step.policy?.decision === 'approval' && step.approval === undefined && !step.executed && step.error === undefined;
+  const decision = withdrawn ? 'held for approval, withdrawn undecided' : step.decision === 'allow' ? 'allowed' : 'DENIED';
   const outcome = step.error
     ? `${step.executed ? 'failed' : 'not run'}: ${step.error.code} ${step.error.message}`
     : step.executed

@@ -111,8 +111,15 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.stdout(overview());
     return EXIT.ok;
   }
-  if (name === '--version' || name === '-V' || name === 'version') {
-    io.stdout(`warden ${packageVersion()}\n`);
+  const VERSION_FLAGS = ['--version', '-V', 'version'];
+  if (VERSION_FLAGS.includes(name) || (name === '--json' && rest.length === 1 && VERSION_FLAGS.includes(rest[0]!))) {
+    const json = name === '--json' || rest.includes('--json');
+    const extra = (name === '--json' ? [] : rest).filter((arg) => arg !== '--json');
+    if (extra.length > 0) {
+      io.stderr(`warden: --version takes no arguments but --json (got ${extra.join(' ')})\n`);
+      return EXIT.usage;
+    }
+    io.stdout(json ? `${JSON.stringify({ version: packageVersion() })}\n` : `warden ${packageVersion()}\n`);
     return EXIT.ok;
   }
   if (name === 'help') {

@@ -19,6 +19,7 @@ import { ungrantedCapabilities } from '../tools/tool-catalog';
 import { redefinitionOf } from '../tools/subagent-tools';
 import { descriptorOfUserTool } from '../tools/user-tools';
 import { mapFilePaths, parseSecretTemplate } from '../secrets/secret-template';
+import { secretOriginOf } from '../secrets/secret-origin';
 import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
 import { fromWardenToolPart } from '../mcp/mcp-tool-names';
 import { mcpServerNameProblem } from '../mcp/mcp-server-config';
@@ -264,7 +265,7 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
 function checkOutboundSecrets(task: Task, issues: TaskFileIssue[]): void {
   const listed = new Set(task.resources.hosts.map((h) => h.trim().toLowerCase()));
   for (const host of Object.keys(task.resources.secrets)) {
-    if (!listed.has(host.trim().toLowerCase())) issues.push({ path: `resources.secrets.${host}`, message: `secrets for host "${host}", which is not listed under resources.hosts` });
+    if (!listed.has(secretOriginOf(host).host)) issues.push({ path: `resources.secrets.${host}`, message: `secrets for host "${host}", which is not listed under resources.hosts` });
   }
 }
 
