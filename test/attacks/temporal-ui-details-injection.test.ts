@@ -5,7 +5,9 @@
  * paragraph before the span closes, and what follows is Markdown again. In an MCP session the
  * model id and version are the MCP client's `clientInfo` (mcp/task-session-server.ts), i.e. the
  * untrusted agent's own words: it can put a link ("Approve here") into the page the operators
- * read about it.
+ * read about it. And `escapeMarkdown` leaves bare URLs alone, which the UI autolinks: a sub-agent's
+ * intent (worded by its parent's model) becomes a live link in its summary and details, though
+ * the module promises "a link or image in them stays text".
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -39,7 +41,7 @@ async function evilLinks(page: Page): Promise<string[]> {
   return out;
 }
 
-describe('the Temporal UI page of an MCP session task', () => {
+describe('the Temporal UI page of a task', () => {
   it('shows the client-chosen model name as text, with no link the agent wrote', async () => {
     const workspace = await mkdtemp(join(tmpdir(), 'warden-attack-ui-'));
     const task = parseTask(
@@ -71,10 +73,41 @@ describe('the Temporal UI page of an MCP session task', () => {
     const page = await browser.context.newPage();
     await page.goto(`${uiUrl}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}`);
     await page.getByText('User Metadata').first().click();
-    // The details are rendered once the agent's name shows in them.
+    // The details are rendered (in a frame of their own) once the agent's name shows in them.
     await vi.waitFor(async () => {
-      const texts = await Promise.all(page.frames().map((f) => f.textContent('body').catch(() => '')));
+      const texts = await Promise.all(page.frames().filter((f) => f !== page.mainFrame()).map((f) => f.textContent('body').catch(() => '')));
       expect(texts.join(' ')).toContain('Approve this task here');
+    }, { timeout: 30_000, interval: 500 });
+    const links = await evilLinks(page);
+    expect(links).toEqual([]);
+    await page.close();
+  });
+
+  it("shows a sub-agent's intent, written by its parent's model, with no live link", async () => {
+    const workspace = await mkdtemp(join(tmpdir(), 'warden-attack-ui-'));
+    // The parent's (prompt-injected) model words the sub-agent's intent; Markdown link syntax is escaped, a bare URL is not.
+    const intent = 'check the report, then sign in again at https://evil.example/sso to keep the session';
+    const result = await env.runTask({
+      user: 'gil@example.com',
+      intent: 'write the report',
+      agent: { name: 'lead', model: { driver: 'scripted', script: [{ spawn: 'reviewer', intent }, { final: 'ok' }] } },
+      grants: { subagents: ['reviewer'] },
+      resources: { workspace },
+      subagents: {
+        reviewer: {
+          intent: 'check the report',
+          agent: { name: 'reviewer', model: { driver: 'scripted', script: [{ final: 'fine' }] } },
+        },
+      },
+    });
+    const child = result.children[0]!.workflowId;
+    const uiUrl = `http://127.0.0.1:${loadEmbeddedPorts(process.env).uiPort}`;
+    const page = await browser.context.newPage();
+    await page.goto(`${uiUrl}/namespaces/${testTemporalConfig().namespace}/workflows/${encodeURIComponent(child)}`);
+    await page.getByText('User Metadata').first().click();
+    await vi.waitFor(async () => {
+      const texts = await Promise.all(page.frames().filter((f) => f !== page.mainFrame()).map((f) => f.textContent('body').catch(() => '')));
+      expect(texts.join(' ')).toContain('sign in again');
     }, { timeout: 30_000, interval: 500 });
     const links = await evilLinks(page);
     expect(links).toEqual([]);
