@@ -29,7 +29,7 @@ afterAll(async () => {
 describe('warden run when the embedded server port is taken', () => {
   it('says so and exits 1', async () => {
     const port = (squatter.address() as AddressInfo).port;
-    const env = { ...process.env, WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: String(port), WARDEN_TEMPORAL_UI_PORT: String(port + 1), WARDEN_TEMPORAL_HTTP_PORT: String(port + 2) };
+    const env: NodeJS.ProcessEnv = { ...process.env, WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: String(port), WARDEN_TEMPORAL_UI_PORT: String(port + 1), WARDEN_TEMPORAL_HTTP_PORT: String(port + 2) };
     delete env.TEMPORAL_ADDRESS;
     const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/warden.js'), 'run', 'examples/hello.yaml'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
