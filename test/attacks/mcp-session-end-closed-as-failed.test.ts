@@ -71,7 +71,9 @@ describe('an MCP session whose task was denied', () => {
     const ended: TaskResult[] = [];
     const server = await serveTaskOverHttp({ client: env.client, taskQueue: env.taskQueue, task: await deniedTask(), onEnded: (r) => ended.push(r) });
     try {
-      const transport = new StreamableHTTPClientTransport(new URL(server.url));
+      // Later versions of the server require a bearer token by default (generated when none is given).
+      const token = (server as { bearerToken?: string }).bearerToken;
+      const transport = new StreamableHTTPClientTransport(new URL(server.url), token === undefined ? {} : { requestInit: { headers: { authorization: `Bearer ${token}` } } });
       const client = new McpClient({ name: 'attacker-ide', version: '1' });
       await client.connect(transport);
       const call = await client.callTool({ name: 'fs.write', arguments: { path: 'x.txt', content: 'hi' } });
