@@ -1,11 +1,10 @@
 /**
- * Attack on the OpenTelemetry export: the custody ledger's second line of defence (drop attributes
- * whose key names a secret, `*.token`, `*.password`, `http.request.header.authorization`...; hash
- * every compact JWS found in names, values, status messages and events) is applied to the ledger
- * only. The OTLP processor (setup-telemetry.ts) hands the collector the raw span: any span in a
- * Warden process (Warden's own, a library's, an instrumentation the embedding program adds; the
- * provider is registered globally) that carries a token or a grant JWS is exported as is, to a
- * third-party collector, while the ledger next to it is clean.
+ * What reaches an OTLP collector is scrubbed as the custody ledger is (telemetry/scrubbed-span-
+ * processor.ts): attributes whose key names a secret (`*.token`, `*.api_key`,
+ * `http.request.header.authorization`...) are dropped and listed, and every compact JWS in names,
+ * values, status messages and events is hashed. Any span of the process counts (Warden's, a
+ * library's, an embedding program's instrumentation), since the provider may be the global one.
+ * (Found by the issue-16 attack: the OTLP processor exported spans raw.)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,5 +58,8 @@ describe('what reaches the OTLP collector', () => {
     const text = JSON.stringify(exported);
     expect(text).not.toContain(JWS);
     expect(text).not.toContain(API_KEY);
+    expect(text).toContain('jws-sha256:');
+    expect(text).toContain('warden.redacted_attributes');
+    expect(text).toContain('llm.api_key');
   });
 });
