@@ -1,27 +1,30 @@
 /**
- * A newcomer's first `warden run` while something else holds the embedded server's port (another
- * checkout's server, any program): Warden prints a clear ERR_TEMPORAL_PORT_IN_USE and then never
- * exits; the terminal hangs until Ctrl-C. (Found following the README; also on main before
- * issue 16.) The command must exit, with code 1, after saying why.
+ * `warden run` while something else holds the embedded server's port (another checkout's server,
+ * any program): it says ERR_TEMPORAL_PORT_IN_USE and exits 1. (Found by the issue-16 attack: the
+ * SDK runtime installed for the run's worker, whose connection was never made, held the process
+ * open forever; cli/commands/run.ts now shuts an idle runtime down.)
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/warden-test-env';
 
 let squatter: Server;
+// The squatter never reads: its ends of the probes stay open until destroyed here.
+const accepted = new Set<Socket>();
 let stateDir: string;
 
 beforeAll(async () => {
-  squatter = createServer(() => undefined);
+  squatter = createServer((socket) => void accepted.add(socket));
   await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
   stateDir = mkdtempSync(join(tmpdir(), 'warden-attack-port-'));
 });
 afterAll(async () => {
+  for (const socket of accepted) socket.destroy();
   await new Promise((resolve) => squatter.close(resolve));
   rmSync(stateDir, { recursive: true, force: true });
 });

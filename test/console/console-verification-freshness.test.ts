@@ -1,10 +1,8 @@
 /**
- * Attack on the console's custody badge: the page polls a task every 2 s and shows "verified"
- * with the custody records' verification. The console caches the whole-ledger verification and
- * redoes it only when the ledger's record count changes (console-data.ts `verification`). An
- * attacker who edits a record in place after the console first verified it (same count) is never
- * shown: the console keeps saying "signatures, hash chain and checkpoints intact". The README
- * promises verification redone "at most every 15 s"; this waits well past that.
+ * The console's custody badge stays true to the ledger (found by the issue-16 attack, when the
+ * whole-ledger verification was cached by record count): a record edited in place after the
+ * console verified it (same count, same head) shows as "changed" within the 15 s the console
+ * promises, since a cached verification is reused only for the same ledger head and for 15 s.
  */
 import { cpSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 /**
- * Attack on the Temporal UI summaries (workflows/ui-summaries.ts): they promise "a URL without
+ * Activity summaries in the Temporal UI hold no URL credentials (found by the issue-16 attack; the table of spellings is test/workflows/ui-summaries.test.ts). The summaries promise "a URL without
  * credentials, query or fragment". `bareUrl` strips them with a regex that expects
  * `scheme://userinfo@host` exactly, while URLs are parsed by the WHATWG rules (what http.fetch and
  * every browser use): `https:user:pw@host`, `https:/user:pw@host`, `https:\\user:pw@host`, a

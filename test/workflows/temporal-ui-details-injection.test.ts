@@ -1,5 +1,5 @@
 /**
- * Attack on the Temporal UI details (workflows/ui-summaries.ts `taskDetails`), rendered by the
+ * Agent- and client-written text cannot make links in the Temporal UI (found by the issue-16 attack; the table over many inputs is test/workflows/ui-summaries.test.ts). The details (workflows/ui-summaries.ts `taskDetails`) are rendered by the
  * real Temporal UI of the test server in Debian's Chromium. The details put the model id and
  * version in Markdown code spans, which only replace backticks: a value with a blank line ends the
  * paragraph before the span closes, and what follows is Markdown again. In an MCP session the
