@@ -1,35 +1,52 @@
 /**
- * The controls layer at the moment of action: measures what a proposed call would do (rows a
- * statement would change, bytes a write would put), classifies where each argument value came
- * from (the user's intent or a tool's output), and asks the policy engine for a decision.
+ * The controls layer before an action runs: builds the policy request of the proposed call from
+ * its tool's descriptor (which arguments carry recipients, payees, amounts, URLs, paths, SQL),
+ * classifies where each argument value came from (the user's words and declared values, trusted
+ * data, or tool outputs from outside) and asks the policy engine.
  *
  * Invariant: rules about effects are decided on the effect Warden measured, never on what the
- * agent says it will do; a measurement that fails leaves the effect unknown, and rules fail closed.
+ * agent says it will do. Effects only the executor can measure (rows a statement changes,
+ * cascades and triggers included; what a tool's capabilities touch) are `pending` here and
+ * decided by the same engine where they are applied, in the sandbox host (sandbox/policy-gate.ts),
+ * before they take effect. No agent SQL runs in the worker.
  */
 import { randomUUID } from 'node:crypto';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
 import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
-import { buildPolicyRequest, effectFromArgs, type PolicyRequestContext } from '../policies/build-policy-request';
+import { buildPolicyRequest, provenanceIndexOf, type PolicyRequestContext } from '../policies/build-policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
-import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
-import { protectedSetForCall } from './run-tool';
+import { trustedAtomsIn } from '../policies/engine/provenance';
+import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
+import { resolveTool } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
 
-/** The action to decide on (the effect is measured here, not given) and the task's counters so far. */
-export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect'> {
+/** An earlier step as provenance needs it: what it returned and whether that is trusted data. */
+export interface PriorStep {
+  output: unknown;
+  trust?: 'trusted' | 'untrusted';
+}
+
+/** The action to decide on and the task's counters so far. */
+export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect' | 'trustedOutputs' | 'seed'> {
   state: PolicyState;
+  /** Earlier steps with their trust; when given, outputs labelled trusted are trusted data (priorOutputs is then ignored). */
+  priorSteps?: PriorStep[];
+  /** A sub-agent's inherited provenance (from its parent's spawn). */
+  seed?: ProvenanceSeed;
 }
 
 export interface PolicyCheck {
   decision: PolicyDecision;
   /** The request as evaluated (what `recordExecution` needs after the call ran). */
   request: PolicyRequest;
+  /** For a spawn: the provenance the sub-agent starts from. */
+  inherit?: ProvenanceSeed;
   /** When the decision is `approval`: the held request's id, random so nobody can name it before it exists. */
   approvalRequestId?: string;
   /**
@@ -45,7 +62,7 @@ export { DEFAULT_POLICY_PACKS };
 
 const engines = new Map<string, PolicyEngine>();
 
-/** The engine of a task's packs and sentences, compiled once per worker. */
+/** The engine of a task's packs and sentences, compiled once per worker (and per sandbox host). */
 export function policyEngineFor(task: Task): PolicyEngine {
   const packs = task.policyPacks ?? [...DEFAULT_POLICY_PACKS];
   const key = JSON.stringify([packs, task.policies]);
@@ -57,37 +74,9 @@ export function policyEngineFor(task: Task): PolicyEngine {
   return engine;
 }
 
-/** What the call would do, measured without doing it; undefined where Warden cannot tell. */
-function measureEffect(task: Task, tool: string, args: Record<string, unknown>, guarded?: { folders: string[]; files: string[]; readOnly: string[] }): ToolEffect | undefined {
-  if (tool === 'sql.exec' && typeof args.database === 'string' && typeof args.sql === 'string') {
-    const path = task.grants.databases.includes(args.database) ? task.resources.databases[args.database] : undefined;
-    if (path === undefined) return undefined;
-    try {
-      // The broker runs the statement in a transaction and rolls it back: rows counted, nothing changed.
-      // Checked on the file opened, like the call itself: a dry run never runs on Warden's own state.
-      const sql = createSqlCapability({
-        databases: { [args.database]: path },
-        query: false,
-        exec: true,
-        dryRun: true,
-        ...(guarded === undefined ? {} : { protectedPaths: guarded.folders, protectedFiles: guarded.files, readOnlyPaths: guarded.readOnly }),
-      });
-      const measured = sql.exec(args.database, args.sql, Array.isArray(args.params) ? args.params : []) as { changes: number };
-      const operation = /^\s*(\w+)/.exec(args.sql)?.[1]?.toLowerCase();
-      return { rowsChanged: measured.changes, ...(operation === undefined ? {} : { operation }) };
-    } catch {
-      // The statement would fail or is refused by the broker: the call itself will say so.
-      return undefined;
-    }
-  }
-  const effect = effectFromArgs(tool, args);
-  const resolved = resolvedWorkspacePath(task, tool, args);
-  return resolved === undefined ? effect : { ...effect, path: resolved };
-}
-
 /** A built-in fs tool the task declares (a user tool named like one is refused when the task loads). */
 function isBuiltinFsTool(task: Task, tool: string): boolean {
-  return (tool === 'fs.read' || tool === 'fs.write' || tool === 'fs.list') && (task.tools.builtin as readonly string[]).includes(tool);
+  return resolveTool(task, tool)?.executor.kind === 'builtin' && (tool === 'fs.read' || tool === 'fs.write' || tool === 'fs.list');
 }
 
 /**
@@ -107,25 +96,60 @@ function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, un
   }
 }
 
-export function createCheckPolicy(deps: ActivityDeps) {
+/** The resolved path of a built-in fs call as its measured path effect (the descriptor says the access). */
+function resolvedPathEffect(task: Task, tool: string, args: Record<string, unknown>): { effect?: ToolEffect; resolved?: string } {
+  if (!isBuiltinFsTool(task, tool)) return {};
+  const resolved = resolvedWorkspacePath(task, tool, args);
+  const descriptor = resolveTool(task, tool);
+  const ref = descriptor?.effects.paths[0];
+  if (resolved === undefined || ref === undefined) return {};
+  return { resolved, effect: { paths: [{ path: resolved, access: ref.access, pointer: ref.arg }] } };
+}
+
+/** Splits earlier outputs into trusted data and the rest. */
+export function outputsByTrust(input: Pick<CheckPolicyInput, 'priorSteps' | 'priorOutputs'>): { trusted: unknown[]; untrusted: unknown[] } {
+  if (input.priorSteps === undefined) return { trusted: [], untrusted: input.priorOutputs };
+  const trusted: unknown[] = [];
+  const untrusted: unknown[] = [];
+  for (const step of input.priorSteps) (step.trust === 'trusted' ? trusted : untrusted).push(step.output);
+  return { trusted, untrusted };
+}
+
+export function createCheckPolicy(_deps: ActivityDeps) {
   return async function checkPolicy(input: CheckPolicyInput): Promise<PolicyCheck> {
     return atActivityBoundary(async () => {
       const engine = policyEngineFor(input.task);
-      const guarded = input.tool === 'sql.exec' && deps.stateDir !== undefined ? await protectedSetForCall(deps, input.task) : undefined;
-      const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args, guarded) });
+      const { trusted, untrusted } = outputsByTrust(input);
+      const { effect, resolved } = resolvedPathEffect(input.task, input.tool, input.args);
+      const context: PolicyRequestContext = {
+        task: input.task,
+        workflowId: input.workflowId,
+        depth: input.depth,
+        chain: input.chain,
+        tool: input.tool,
+        args: input.args,
+        priorOutputs: untrusted,
+        trustedOutputs: trusted,
+        ...(input.seed === undefined ? {} : { seed: input.seed }),
+        effect,
+        now: input.now,
+      };
+      const request = buildPolicyRequest(context);
       const decision = engine.decide(request, input.state);
       // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
       annotateActiveSpan({
         [WARDEN_ATTR.policyDecision]: decision.decision,
         [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
+        ...(decision.shadow === undefined ? {} : { [WARDEN_ATTR.policyShadow]: decision.shadow.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`) }),
       });
-      const resolved = isBuiltinFsTool(input.task, input.tool) ? resolvedWorkspacePath(input.task, input.tool, input.args) : undefined;
-      return {
-        decision,
-        request,
-        ...(decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {}),
-        ...(resolved === undefined ? {} : { resolvedArgs: { ...input.args, path: resolved } }),
-      };
+      const approval = decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {};
+      if (!input.tool.startsWith('spawn:')) return { decision, request, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...input.args, path: resolved } }) };
+      // A sub-agent starts from the root user's values; what its parent wrote into its intent is
+      // trusted only where the parent had it from trusted data.
+      const seed = seedOf(input.task, input.seed);
+      const intent = typeof input.args.intent === 'string' ? input.args.intent : '';
+      const inherited = trustedAtomsIn(provenanceIndexOf(context), intent);
+      return { decision, request, ...approval, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
     });
   };
 }

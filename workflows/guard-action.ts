@@ -6,6 +6,7 @@
  */
 import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
+import type { ProvenanceSeed } from '../policies/provenance-seed';
 import type { ErrorCode } from '../errors';
 import type { StepRecord } from '../task/task-run';
 import { summarized } from './activity-stubs';
@@ -19,6 +20,10 @@ export interface GuardedStep {
   policyRequest: PolicyRequest;
   /** A built-in fs call's arguments with the path the rules judged (resolved inside the workspace). */
   resolvedArgs?: Record<string, unknown>;
+  /** Rules a human approved for this step (they carry over to a built-in's own call where it applies). */
+  approvedRules: string[];
+  /** For a spawn: the provenance the sub-agent starts from. */
+  inherit?: ProvenanceSeed;
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -47,7 +52,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit } = await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -56,10 +61,24 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     args: policyArgs,
     // MCP servers' tool descriptions are their words, untrusted like any tool output.
     priorOutputs: [...mcpDescriptionsOf(task), ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    // What each output is: the user's own trusted data, or untrusted content from outside (MCP descriptions included).
+    priorSteps: [
+      ...mcpDescriptionsOf(task).map((output) => ({ output })),
+      ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
+    ],
+    ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),
   });
-  step.policy = { decision: verdict.decision, matched: verdict.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })) };
+  const inStep = (m: { id: string; sentence: string; effect: string; reason: string }) => ({ id: m.id, sentence: m.sentence, effect: m.effect, reason: m.reason });
+  step.policy = {
+    decision: verdict.decision,
+    matched: verdict.matched.map(inStep),
+    // Shadow rules: what they would have decided is recorded, nothing is held or denied for them.
+    ...(verdict.shadow === undefined ? {} : { shadow: { decision: verdict.shadow.decision, matched: verdict.shadow.matched.map(inStep) } }),
+  };
+  // Scored on the measured effect before anything waits or runs: a block stops it here (monitor-step.ts).
+  await run.monitor.observe(run, action, step, policyRequest);
   if (verdict.decision === 'deny') {
     const rule = verdict.matched.find((m) => m.effect === 'deny');
     refuseStep(run, step, 'ERR_POLICY_DENIED', `denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? verdict.reasons.join('; ')}`);
@@ -89,5 +108,6 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
-  return { step, policyRequest, ...(resolvedArgs === undefined ? {} : { resolvedArgs }) };
+  const approvedRules = verdict.decision === 'approval' ? verdict.matched.filter((m) => m.effect === 'approval').map((m) => m.id) : [];
+  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }) };
 }

@@ -11,14 +11,26 @@ import { TaskEnded, stepErrorOf } from './task-ended';
 import { runToolStep, toolCallId } from './tool-step';
 
 export async function runAction(run: AgentRun, action: StepAction, turn: number): Promise<void> {
+  run.monitor.assertRunning();
   const began = Date.now();
-  const guarded = await guardAction(run, action, turn, began);
-  if (guarded === undefined) return;
-  const { step, policyRequest, resolvedArgs } = guarded;
+  let guarded;
+  try {
+    guarded = await guardAction(run, action, turn, began);
+  } catch (error) {
+    // A refusal that ends the task (onDeny: stop) is still scored: it may be worth an alert.
+    if (error instanceof TaskEnded) await run.monitor.refused(run, run.state.steps[run.state.steps.length - 1]);
+    throw error;
+  }
+  if (guarded === undefined) {
+    await run.monitor.refused(run, run.state.steps[run.state.steps.length - 1]);
+    return;
+  }
+  const { step } = guarded;
+  if (!(await run.monitor.beforeRun(run, step))) return;
   try {
     if (action.type === 'tool') {
-      await runToolStep(run, action, step, policyRequest, resolvedArgs);
-    } else if (!(await runSpawnStep(run, action, step))) {
+      if (!(await runToolStep(run, action, guarded))) return;
+    } else if (!(await runSpawnStep(run, action, step, guarded.inherit))) {
       return;
     }
     step.executed = true;
@@ -31,4 +43,5 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number)
   } finally {
     step.durationMs = Date.now() - began;
   }
+  await run.monitor.afterRun(run, step);
 }

@@ -7,6 +7,7 @@ import { attestSection } from './attest';
 import { credentialSection } from './credential';
 import { custodySection } from './custody';
 import { mcpSection } from './mcp-and-programs';
+import { monitorSection } from './monitor';
 import { modelTurnShareSection } from './model-turn-share';
 import { policySection } from './policy';
 import { sandboxSection } from './sandbox';
@@ -28,5 +29,6 @@ export const SECTIONS: readonly BenchSection[] = [
   modelTurnShareSection,
   workersSection,
   mcpSection,
+  monitorSection,
   attestSection,
 ];
