@@ -14,7 +14,7 @@ import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
 import { refuseStep, type GuardedStep } from './guard-action';
-import { toolCallSummary } from './ui-summaries';
+import { approvalSummary, toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -111,6 +111,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       args: { ...action.args, effectDigest: stopped.digest },
       rules: stopped.matched.filter((m: Matched) => m.effect === 'approval').map((m: Matched) => `${m.id}: ${m.sentence}`),
       effect: { tool: stopped.tool, measured: stopped.measured, ...(stopped.via === undefined ? {} : { via: stopped.via }) },
+      // Named in the Temporal UI by the measured effect (`approval: sql.exec 42 rows`).
+      summary: approvalSummary(stopped.tool, action.args, stopped.measured as Parameters<typeof approvalSummary>[2]),
       ...(descriptor === undefined
         ? {}
         : {

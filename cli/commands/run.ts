@@ -188,6 +188,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   } finally {
     // Flushes OTLP and closes the ledger; the task-end checkpoint was taken when the task ended.
     await telemetry?.shutdown();
+    if (worker !== undefined) await (await import('../../worker/create-warden-worker.js')).releaseIdleRuntime();
   }
 }
 

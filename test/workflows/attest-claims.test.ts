@@ -181,7 +181,7 @@ describe('claims checked after the commit', () => {
       'claim of tidier: file.sha256 missing.md',
       'claim of tidier: sql.count app.items',
       'claim of tidier: tests.pass node',
-      `claim of tidier: http.status GET http://127.0.0.1:${web.port}/down`,
+      `claim of tidier: http.status GET http:\u200b//127.0.0.1:${web.port}/down`,
       'claim of tidier: tool.called sql.exec',
     ]);
     expect((await env.client.workflow.getHandle(result.workflowId).describe()).status.name).toBe('FAILED');
