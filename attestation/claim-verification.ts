@@ -119,6 +119,7 @@ export async function verifyAndAttestClaim(deps: ClaimVerificationDeps, input: A
     intentHash: grant?.claims.intent_hash ?? hashIntent(input.task.intent),
     agentId: grant?.claims.sub ?? `agent:${claimant.agent}@${claimant.workflowId}`,
     model: claimant.model,
+    task: { workflowId: input.rootWorkflowId, runId: input.rootRunId },
   };
 
   // Retried: the verdict already recorded is the verdict.

@@ -10,12 +10,12 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../cli/main';
-import type { CliIo } from '../../../cli/cli-io';
-import { sha256Hex } from '../../../attestation/in-toto-statement';
-import { makeTempDir } from '../../sandbox/sandbox-test-kit';
-import { TEST_STATE_DIR } from '../../support/warden-test-env';
-import { testTemporalAddress } from '../../support/temporal';
+import { main } from '../../cli/main';
+import type { CliIo } from '../../cli/cli-io';
+import { sha256Hex } from '../../attestation/in-toto-statement';
+import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { TEST_STATE_DIR } from '../support/warden-test-env';
+import { testTemporalAddress } from '../support/temporal';
 
 async function warden(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
