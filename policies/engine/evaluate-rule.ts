@@ -11,7 +11,7 @@
  * to every call of a tool that may have it without saying where (fail closed).
  */
 import { normalizeArgText } from './normalize-text';
-import { agentKey, isUserGiven, type Measured, type PendingFact, type PolicyRequest } from './policy-request';
+import { agentKey, isUserGiven, type Measured, type PendingFact, type PolicyRequest, type ValueSource } from './policy-request';
 import { counterOf, privateReadsIn, type PolicyState } from './policy-state';
 import { argumentLeaves } from './provenance';
 import {
@@ -495,7 +495,7 @@ function intentCheck(rule: Extract<ParsedRule, { form: 'intent' }>): RuleCheck {
   };
 }
 
-const SOURCE_RANK: Readonly<Record<string, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
+const SOURCE_RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
 
 /**
  * Where a bound value came from: its argument's source, or, when the argument holds several
@@ -503,12 +503,12 @@ const SOURCE_RANK: Readonly<Record<string, number>> = { 'tool-output': 0, litera
  * argument is classified by its recognisable atoms, so a bare name listed after a user-given
  * handle would otherwise inherit the handle's trust.
  */
-function boundSource(value: BoundValue, b: { pointer: string; value: string }, request: PolicyRequest): string | undefined {
+function boundSource(value: BoundValue, b: { pointer: string; value: string }, request: PolicyRequest): ValueSource | undefined {
   const whole = request.provenance[b.pointer];
   if (value !== 'email' && value !== 'message') return whole;
   const own = request.destinations.find((d) => d.kind === 'recipient' && d.value === b.value)?.source;
   if (own === undefined || whole === undefined) return whole;
-  return (SOURCE_RANK[own] ?? 0) < (SOURCE_RANK[whole] ?? 0) ? own : whole;
+  return SOURCE_RANK[own] < SOURCE_RANK[whole] ? own : whole;
 }
 
 function flowCheck(rule: Extract<ParsedRule, { form: 'flow' }>): RuleCheck {
