@@ -110,7 +110,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       // The approver signs the action together with the digest of the measured effect.
       args: { ...action.args, effectDigest: stopped.digest },
       rules: stopped.matched.filter((m: Matched) => m.effect === 'approval').map((m: Matched) => `${m.id}: ${m.sentence}`),
-      effect: { tool: stopped.tool, measured: stopped.measured, ...(stopped.via === undefined ? {} : { via: stopped.via }) },
+      // What the host measured, in the shape every approval listing reads (rowsChanged...), and which capability.
+      effect: { ...(typeof stopped.measured === 'object' && stopped.measured !== null ? (stopped.measured as Record<string, unknown>) : {}), tool: stopped.tool, ...(stopped.via === undefined ? {} : { via: stopped.via }) },
       // Named in the Temporal UI by the measured effect (`approval: sql.exec 42 rows`).
       summary: approvalSummary(stopped.tool, action.args, stopped.measured as Parameters<typeof approvalSummary>[2]),
       ...(descriptor === undefined
