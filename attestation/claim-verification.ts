@@ -205,6 +205,7 @@ async function check(
     ...(deps.sandbox === undefined ? {} : { sandbox: deps.sandbox }),
   });
   if (input.recorded !== undefined) means.recorded = input.recorded;
+  means.testCommands = task.attestation?.tests ?? [];
   const result = await verifyClaim(claim, means);
   if (claim.kind === 'tests.pass' && result.verdict !== 'unverified') {
     // What the tests ran on: files the task changed (an agent that edited the tests shows here).

@@ -81,6 +81,8 @@ function task(w: { workspace: string; database: string }, script: unknown[], ext
     grants: { tools: ['fs.write', 'fs.read', 'sql.exec', 'proc.run', 'http.fetch'], databases: ['app'], hosts: [host], commands: ['node', 'sh'] },
     resources: { workspace: w.workspace, databases: { app: w.database }, hosts: [host] },
     limits: { toolTimeout: '60s' },
+    // The commands that are this task's tests: the only ones a tests.pass claim may name.
+    attestation: { tests: [{ command: 'node', args: ['--test', 'sum.test.js'] }, { command: 'node', args: ['--test', 'broken.test.js'] }] },
     ...extra,
   };
 }

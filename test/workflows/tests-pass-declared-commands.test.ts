@@ -1,5 +1,5 @@
 /**
- * Attack: a signed `tests.pass` for tests that fail. The agent names the test command and its
+ * Regression (attack on issue 13): a signed `tests.pass` for tests that fail. The agent names the test command and its
  * arguments in the claim, and the verifier runs exactly that: any invocation of a granted program
  * that exits 0 is "the tests pass". The workspace's only test fails (`node --test broken.test.js`
  * exits 1); the agent changes no file and claims `tests.pass` with `node -e 0`, or with a name
@@ -7,14 +7,14 @@
  * file the reason carries no warning (`committedByTask` is empty): to a reader of the task result
  * or the attestation, "Warden re-ran the tests: exit code 0".
  *
- * Expected: the command that counts as the tests is not the claimant's to choose (the task file
- * names it, e.g. `attestation.tests`), or a run that executes no test does not verify.
+ * Now: the command that counts as the tests is the task file's to name (`attestation.tests`); a
+ * claim naming any other command, or made in a task that declares none, is `unverified` and unsigned.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir } from '../../sandbox/sandbox-test-kit';
-import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 const FAILING_TEST = "const test = require('node:test');\nconst assert = require('node:assert');\ntest('sum', () => assert.strictEqual(1 + 1, 3));\n";
 
@@ -28,7 +28,7 @@ describe('tests.pass on a workspace whose tests fail', () => {
   it.each([
     ['node -e 0', ['-e', '0']],
     ['a name pattern that selects no test', ['--test', '--test-name-pattern=^no such test$', 'broken.test.js']],
-  ])('is not verified when the claimed command is %s', async (_what, args) => {
+  ])("is not verified when the claimed command is %s, not the task's declared test command", async (_what, args) => {
     const workspace = makeTempDir('tests-pass-any');
     fs.writeFileSync(path.join(workspace, 'broken.test.js'), FAILING_TEST);
     const result = await env.runTask({
@@ -39,6 +39,7 @@ describe('tests.pass on a workspace whose tests fail', () => {
       grants: { tools: ['proc.run'], commands: ['node'] },
       resources: { workspace },
       limits: { toolTimeout: '60s' },
+      attestation: { tests: [{ command: 'node', args: ['--test', 'broken.test.js'] }] },
     });
     const claim = result.claims?.[0];
     expect(claim, JSON.stringify(result.claims)).toBeDefined();
