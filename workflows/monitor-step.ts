@@ -30,7 +30,7 @@ import type { StepRecord, TaskResult } from '../task/task-run';
 import type { AgentRun, StepAction } from './agent-run';
 import { finishRun } from './agent-run';
 import { blockSignal, killUpdate, KillRequestSchema, subagentWorkflowId, type KillOutcome } from './definitions';
-import { refuseStep } from './guard-action';
+import { refuseUnapproved } from './guard-action';
 import { TaskEnded } from './task-ended';
 
 /** Tasks whose history has this marker are monitored (decided with every patch, workflow-patches.ts). */
@@ -215,12 +215,7 @@ export class TaskMonitor {
     this.assertRunningAfterWait(step, entry);
     if (approval.status !== 'approved') {
       entry.event.refused = true;
-      refuseStep(
-        run,
-        step,
-        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
-        approval.status === 'timed_out' ? `no approval within ${run.task.limits.approvalTimeout}` : `denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
-      );
+      refuseUnapproved(run, step, approval);
       return false;
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''} (held by the monitor)`;

@@ -13,7 +13,7 @@ import type { StepEffect, StepRecord, ToolAction } from '../task/task-run';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
-import { refuseStep, type GuardedStep } from './guard-action';
+import { refuseStep, refuseUnapproved, type GuardedStep } from './guard-action';
 import { approvalSummary, toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
@@ -130,14 +130,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     if (first) step.approval = approval;
     else step.effectApprovals = [...(step.effectApprovals ?? []), approval];
     if (approval.status !== 'approved') {
-      refuseStep(
-        run,
-        step,
-        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
-        approval.status === 'timed_out'
-          ? `no approval within ${run.task.limits.approvalTimeout} for ${stopped.tool}`
-          : `${stopped.tool} denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
-      );
+      refuseUnapproved(run, step, approval, stopped.tool);
       return false;
     }
     approvedEffects.push(stopped.digest);
