@@ -20,6 +20,7 @@ import { createAttestClaim } from './attest-claim';
 import type { CustodyLedger } from '../custody/ledger';
 import type { SharedCustodyLedger } from '../custody/shared-ledger';
 import type { McpListingStore } from '../mcp/mcp-listing-store';
+import type { BlobStore } from '../state/blob-store';
 import { withPinnedListings } from './pinned-listings';
 
 export interface ActivityDeps {
@@ -44,6 +45,8 @@ export interface ActivityDeps {
   custody?: CustodyLedger | SharedCustodyLedger;
   /** Pinned MCP tool lists by digest (the state database's blob store): tasks carry only the digests. */
   listings?: McpListingStore;
+  /** The state database's content-addressed blobs: the steps a model was shown (model-context-store.ts). */
+  blobs?: BlobStore;
 }
 
 export interface WorkerMcpOptions {

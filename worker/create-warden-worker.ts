@@ -245,6 +245,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
         },
         approvers,
         listings: createMcpListingStore(createBlobStore(monitorDb)),
+        blobs: createBlobStore(monitorDb),
         ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
         wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
       }),

@@ -10,6 +10,7 @@ import { durationToMs } from '../task/duration';
 import type { Action, AgentTaskInput, StepRecord, TaskIdentity, TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { ProvenanceSeed } from '../policies/provenance-seed';
+import type { StepsRef } from '../activities/model-context-store';
 import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
@@ -31,6 +32,8 @@ export interface AgentRun {
    * what a server lists (older runs: `task` itself).
    */
   activityTask: Task;
+  /** The steps the model has been shown, stored by the last turn (model-turn-input.ts). */
+  modelShown?: StepsRef;
   /** Set before the task's MCP servers are opened, so they are closed however the task ends. */
   toolSourcesOpened: boolean;
   /** 0 for the task the user started. */

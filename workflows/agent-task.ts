@@ -22,6 +22,7 @@ import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
 import { attestClaims } from './attest-claims';
 import { claimsOfFinalAnswer, stateClaim, statedClaimsOf } from './stated-claims';
 import { listingRefOf } from '../mcp/pinned-tool-list';
+import { modelTurnInput, rememberShown } from './model-turn-input';
 
 export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   const run = startAgentRun(parseInput(rawInput), rawInput);
@@ -85,9 +86,11 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
       const claims = statedClaimsOf(run);
-      const modelTurn: ModelTurn = await run.deadline.within(() =>
-        summarized.proposeTurn(modelTurnSummary(task, turn))({ task: run.activityTask, turn, steps: state.steps, workflowId: run.workflowId, ...(claims.length === 0 ? {} : { claims: [...claims] }) }),
-      );
+      const modelTurn: ModelTurn = await run.deadline.within(async () => {
+        const answer = await summarized.proposeTurn(modelTurnSummary(task, turn))(modelTurnInput(run, turn, claims));
+        rememberShown(run, answer);
+        return answer;
+      });
       state.turn += 1;
       state.model = modelTurn.model;
       (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });

@@ -37,6 +37,9 @@ export const MONITOR_PATCH = 'warden-monitor-1';
  */
 export const MCP_PINS_BY_DIGEST_PATCH = 'mcp-pins-by-digest';
 
+/** A model turn gets the steps since the last turn and the earlier ones by digest (model-turn-input.ts); older runs send every step to every turn. */
+export const MODEL_STEPS_BY_DIGEST_PATCH = 'model-steps-by-digest';
+
 /** The root task verifies its tree's claims after the commit (older runs end without). */
 export const ATTEST_CLAIMS_PATCH = 'attest-claims';
 
@@ -61,6 +64,7 @@ export interface WorkflowPatches {
   monitor: boolean;
   /** Only for a task with MCP servers: their lists travel by digest (agent-task.ts `begin`). */
   mcpPinsByDigest: boolean;
+  modelStepsByDigest: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -84,5 +88,6 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false): WorkflowP
     monitor: patched(MONITOR_PATCH),
     // Only a task that declares MCP servers has lists to pin; others record no marker.
     mcpPinsByDigest: hasMcpServers && patched(MCP_PINS_BY_DIGEST_PATCH),
+    modelStepsByDigest: patched(MODEL_STEPS_BY_DIGEST_PATCH),
   };
 }
