@@ -76,7 +76,8 @@ function forged(message: string, details: Record<string, unknown> = {}): Delegat
  * crash between the two marks). Marks live in the shared replay store until the grant expires.
  */
 async function takeHandoffOnce(stores: CredentialStores, grantId: string, exp: number, workflowId: string): Promise<void> {
-  const runId = Context.current().info.workflowExecution.runId;
+  const runId = Context.current().info.workflowExecution?.runId;
+  if (runId === undefined) throw new TypeError('beginSubagent runs only as an activity of a workflow');
   const thisRunTookItBefore = !(await stores.replay.markUsed(`handoff-run:${grantId}:${runId}`, exp));
   const firstTaker = await stores.replay.markUsed(`handoff:${grantId}`, exp);
   if (!firstTaker && !thisRunTookItBefore) {
