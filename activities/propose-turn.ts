@@ -75,7 +75,7 @@ export function createProposeTurn(deps: ActivityDeps) {
       }
       annotateActiveSpan(modelResponseAttributes(parsed.data));
       // Stored only once the turn is good: the next turn sends the reference and the new steps.
-      if (input.stepsByDigest === true && deps.blobs !== undefined) return { ...parsed.data, shown: await storeModelSteps(deps.blobs, allSteps) };
+      if (input.stepsByDigest === true && deps.blobs !== undefined) return { ...parsed.data, shown: await storeModelSteps(deps.blobs, input.earlier, input.steps) };
       return parsed.data;
     });
   }
