@@ -115,13 +115,13 @@ function worse(a: ValueSource, b: ValueSource | undefined): ValueSource {
 }
 
 /**
- * The sources of the arguments a descriptor declares as amounts, recipients, payees and hosts,
+ * The sources of the arguments a descriptor declares as amounts, recipients, payees, hosts and paths,
  * each value judged as its kind (a pointer holding several recipients: its least trusted one),
  * never better than a source already recorded for the pointer (`inherited`: a capability call's
  * values from its tool's arguments). A declared amount in minor units is judged as the amount it
  * stands for, in the currency the call states.
  */
-function typedSourcesOf(effects: CallEffects, index: ProvenanceIndex, inherited: Record<string, ValueSource>): Record<string, ValueSource> {
+function typedSourcesOf(effects: CallEffects, index: ProvenanceIndex, inherited: Record<string, ValueSource>, present: Record<string, ValueSource>): Record<string, ValueSource> {
   const out: Record<string, ValueSource> = {};
   const put = (pointer: string, source: ValueSource) => {
     out[pointer] = worse(worse(source, out[pointer]), inherited[pointer]);
@@ -130,6 +130,8 @@ function typedSourcesOf(effects: CallEffects, index: ProvenanceIndex, inherited:
   for (const r of effects.recipients) put(r.pointer, classifyAs(index, { kind: 'party', as: r.kind }, r.value));
   for (const p of effects.payees) put(p.pointer, classifyAs(index, { kind: 'party', as: p.kind }, p.value));
   for (const h of effects.hosts) put(h.pointer, classifyAs(index, { kind: 'host' }, h.host));
+  // A path the descriptor fills in by default (`fs.list` of the workspace) is no value of the agent's.
+  for (const p of effects.paths) if (present[p.pointer] !== undefined) put(p.pointer, classifyAs(index, { kind: 'path' }, p.path));
   return out;
 }
 
@@ -184,8 +186,8 @@ export function policyRequestOf(parts: RequestParts): PolicyRequest {
   if (descriptor !== undefined) {
     const effects = callEffectsOf(descriptor, args);
     effect = declaredEffectOf(descriptor, args, effects);
-    // Declared amounts, recipients, payees and hosts bind only to values the user gave as that kind.
-    Object.assign(provenance, typedSourcesOf(effects, parts.index, parts.argSources ?? {}));
+    // Declared amounts, recipients, payees, hosts and paths bind only to values the user gave as that kind.
+    Object.assign(provenance, typedSourcesOf(effects, parts.index, parts.argSources ?? {}, provenance));
     destinations = destinationsOf(effects, parts.argSources ?? {}, parts.index);
   }
   if (parts.measured !== undefined) {

@@ -15,7 +15,9 @@
  *    followed by it (`amount 20`, `amount of 20`, `amount: 20`, `amount is 20`, `sum of 20`), or a
  *    payment verb directly followed by it, the number ending the phrase (`pay 20`, `pay 20 to`,
  *    `transfer 20 now`; not `pay 3 invoices`, nor `pay invoice 77`). Numbers: `1234.56`,
- *    `1,234.56`, `1.234,56`, `20,50` (a comma with two digits is a decimal comma).
+ *    `1,234.56`, `1.234,56`, `20,50` (a comma with two digits is a decimal comma). Money right
+ *    after a bound or a state (`budget of $500`, `up to $100`, `my balance is $90`) is not given
+ *    as an amount to pay.
  *  - recipients: the object of a messaging verb (`message Alice`, `DM bob`, `tell Carol`, `ping`,
  *    `text`, `email`, `notify`, `ask`, `cc`, `invite`, `remind`, `contact`, `pay Alice $20`), and
  *    `to <name>` after a sending verb in the same clause (`send the report to Bob`); lists
@@ -30,10 +32,13 @@
  * Atoms this module makes (next to provenance.ts's form atoms `email:`, `iban:`, `channel:`,
  * `handle:`, `host:`, `url:`): `money:<n>` (any currency), `money:<n>:<CUR>` (currency stated),
  * `money:<n>:?` (currency not stated or ambiguous, e.g. `$`), `name:<n>` (a chat user or person),
- * `acct:<digits>`, `tel:<digits>`.
+ * `acct:<digits>`, `tel:<digits>`, `path:<normal path>` (a token written as a path: with a `/`, or
+ * a file name with an extension; a path under a folder the user gave is given too).
  *
  * Pure: workflow code may import this file.
  */
+
+import { normalizePath } from './rule-syntax';
 
 /** ISO 4217 active codes: in upper case any of them marks money. */
 const ISO_4217 = new Set(
@@ -184,7 +189,7 @@ function gluedMoney(text: string): { value: string; currency: string } | undefin
   }
   const prefixed = /^([A-Za-z]{3})(\d[\d.,']*)$/.exec(text);
   if (prefixed !== null) {
-    const code = codeOf(prefixed[1] as string);
+    const code = WORD_CODES.has(prefixed[1] as string) ? undefined : codeOf(prefixed[1] as string);
     const value = parseMoneyNumber(prefixed[2] as string);
     if (code !== undefined && value !== undefined) return { value, currency: code };
   }
@@ -197,9 +202,13 @@ function gluedMoney(text: string): { value: string; currency: string } | undefin
   return undefined;
 }
 
-/** A currency marker standing alone (`$`, `EUR`, `usd`, `dollars`), with the currency it says. */
-function standaloneCurrency(token: Token): string | undefined {
+/** Codes that are also English words: money only after the number ("20 TRY"), never before it ("PAY ALL 77 INVOICES"). */
+const WORD_CODES = new Set(['ALL', 'TOP', 'TRY', 'CUP', 'MOP', 'MAD', 'GEL', 'BAM', 'PEN', 'SOS', 'LAK', 'BOB', 'PAB', 'GIP', 'NIO']);
+
+/** A currency marker standing alone (`$`, `EUR`, `usd`, `dollars`), with the currency it says; `before`: it precedes the number. */
+function standaloneCurrency(token: Token, before = false): string | undefined {
   for (const [sign, currency] of SIGNS) if (token.text === sign) return currency;
+  if (before && WORD_CODES.has(token.text)) return undefined;
   return codeOf(token.text) ?? CURRENCY_WORDS[token.lower];
 }
 
@@ -212,11 +221,23 @@ export function moneyAtoms(value: string, currency: string): string[] {
   return [`money:${value}`, `money:${value}:${currency}`];
 }
 
+/** A token written as a path: with a `/`, or a file name with an extension (`out/status.md`, `notes.txt`); not a URL or an address. */
+function isPathForm(text: string): boolean {
+  if (text.includes('://') || text.includes('@') || text.startsWith('#') || text.length > 4096) return false;
+  return (text.includes('/') && /[\p{L}\p{N}]/u.test(text)) || /^[\p{L}\p{N}_][\p{L}\p{N}_.-]*\.[A-Za-z][A-Za-z0-9]{0,7}$/u.test(text);
+}
+
+/** The atom of a path the user gave: its normal form inside the workspace (rule-syntax.ts `normalizePath`). */
+export function pathAtom(text: string): string {
+  return `path:${normalizePath(text.trim())}`;
+}
+
 /** A chat user or person's name in one form: lower case, `@` dropped, runs of spaces, dots, `_` and `-` as one dot. */
 export function normalizeName(text: string): string {
   return text
     .trim()
     .replace(/^@/, '')
+    .replace(/['’]s$/i, '')
     .toLowerCase()
     .replace(/[\s._-]+/g, '.')
     .replace(/^\.|\.$/g, '');
@@ -312,8 +333,22 @@ function roleListAt(tokens: Token[], i: number, out: Set<string>, kind: 'name' |
   }
 }
 
-/** Money, in any of the grammar's forms, starting at token `i`; marks the tokens it used. */
+/** Words that make the money after them a bound or a state, not an amount to pay ("a budget of $500", "up to $100", "my balance is $90"). */
+const NOT_AN_AMOUNT = new Set(['balance', 'budget', 'limit', 'max', 'maximum', 'cap', 'up', 'under', 'below', 'above', 'over', 'than', 'most', 'least', 'threshold', 'exceed', 'exceeds', 'exceeding', 'within']);
+
+/** Whether one of the two words before token `i` (in its clause) makes its money a bound or a state. */
+function boundedBefore(tokens: Token[], i: number): boolean {
+  for (let back = i - 1; back >= 0 && back >= i - 2; back -= 1) {
+    const t = tokens[back] as Token;
+    if (t.endsClause) return false;
+    if (NOT_AN_AMOUNT.has(t.lower)) return true;
+  }
+  return false;
+}
+
+/** Money, in any of the grammar's forms, starting at token `i`. */
 function moneyAt(tokens: Token[], i: number, out: Set<string>): void {
+  if (boundedBefore(tokens, i)) return;
   const token = tokens[i] as Token;
   const glued = gluedMoney(token.text);
   if (glued !== undefined) {
@@ -324,7 +359,7 @@ function moneyAt(tokens: Token[], i: number, out: Set<string>): void {
   if (value === undefined) return;
   const prev = tokens[i - 1];
   const next = tokens[i + 1];
-  const before = prev !== undefined && !prev.endsClause ? standaloneCurrency(prev) : undefined;
+  const before = prev !== undefined && !prev.endsClause ? standaloneCurrency(prev, true) : undefined;
   const after = next !== undefined && !token.endsClause ? standaloneCurrency(next) : undefined;
   const currency = after ?? (before === 'cents' ? undefined : before);
   if (currency !== undefined) {
@@ -367,6 +402,7 @@ export function givenAtomsOfText(text: string): Set<string> {
     const prevEnded = i === 0 || (tokens[i - 1] as Token).endsClause;
     if (prevEnded) sendVerbInClause = false;
     moneyAt(tokens, i, out);
+    if (isPathForm(token.text)) out.add(pathAtom(token.text));
     if (token.text.startsWith('@') && token.text.length > 1) out.add(`name:${normalizeName(token.text)}`);
     // "the finance channel": the word before the marker.
     if (token.lower === 'channel' && i > 0 && !(tokens[i - 1] as Token).endsClause) roleValueAt(tokens, i - 1, out, 'channel');
@@ -418,6 +454,7 @@ export function givenAtomsOfValue(value: string | number, as: 'party' | 'amount'
     numberRoleAtoms({ digits, plus: text.startsWith('+') }, 'any', out);
     return out;
   }
+  if (isPathForm(text)) out.add(pathAtom(text));
   if (text.startsWith('#') && text.length > 1) out.add(`channel:${normalizeName(text.slice(1))}`);
   else if (/^@?[\p{L}\p{N}][\p{L}\p{N}\s._'-]*$/u.test(text) && /\p{L}/u.test(text) && text.length <= 64) out.add(`name:${normalizeName(text)}`);
   return out;

@@ -23,7 +23,7 @@
  * trusted data is trusted even when an injection chose it. Every laundering form and how it is
  * classified today: policies/README.md, "What provenance tracks, and what it does not".
  */
-import { givenAtomsOfData, givenAtomsOfText, givenAtomsOfValue, normalizeName } from './given-values';
+import { givenAtomsOfData, givenAtomsOfText, givenAtomsOfValue, normalizeName, pathAtom } from './given-values';
 import type { ValueSource } from './policy-request';
 
 /** A source of values, indexed: normalised atoms and the normalised full texts. */
@@ -296,10 +296,16 @@ export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceInde
   return { user: indexTexts(userTexts, userTyped), trusted: indexTexts(trustedTexts, trustedTyped), tools: indexTexts(toolTexts) };
 }
 
-/** A declared host ("db.internal:5432", "intranet"), as a host atom's value; undefined if not host-like. */
+/**
+ * A declared host with a port ("intranet:8080", "10.0.0.5:5432") or `localhost`, as a host atom's
+ * value (host names with a dot are host atoms already); undefined otherwise. A bare word is not a
+ * host: a declared value may be any word the user's argument held (sandbox/policy-gate.ts).
+ */
 function declaredHost(value: string): string | undefined {
-  const match = /^([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)\.?(?::\d{1,5})?$/.exec(value.trim());
-  return match === null ? undefined : (match[1] as string).toLowerCase();
+  const text = value.trim().toLowerCase();
+  if (text === 'localhost') return text;
+  const match = /^([a-z0-9-]+(?:\.[a-z0-9-]+)*)\.?:\d{1,5}$/.exec(text);
+  return match === null ? undefined : (match[1] as string);
 }
 
 const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
@@ -406,10 +412,10 @@ export function trustedAtomsIn(index: ProvenanceIndex, text: string): string[] {
 /**
  * The kind a binding rule checks a value as: an amount (with the currency the call states), a
  * party (recipient or payee; `as` is the descriptor's kind, which reads a bare value: a bare
- * name of a `channel` argument is a channel, digits of an `account` argument an account), or a
- * host.
+ * name of a `channel` argument is a channel, digits of an `account` argument an account), a
+ * host, or a path.
  */
-export type BindingKind = { kind: 'amount'; currency?: string } | { kind: 'party'; as?: string } | { kind: 'host' };
+export type BindingKind = { kind: 'amount'; currency?: string } | { kind: 'party'; as?: string } | { kind: 'host' } | { kind: 'path' };
 
 const AMOUNT_ARGUMENT_KEYS = new Set(['amount', 'sum', 'total', 'price', 'value', 'usd', 'eur', 'cents']);
 const PARTY_ARGUMENT_KEYS = new Set([
@@ -425,6 +431,7 @@ export function bindingKindOfKey(pointer: string, value: string | number): Bindi
     if (key === 'cents') return { kind: 'amount', currency: 'cents' };
     return { kind: 'amount' };
   }
+  if (key === 'path' || key === 'file' || key === 'filename') return typeof value === 'string' ? { kind: 'path' } : undefined;
   if (PARTY_ARGUMENT_KEYS.has(key)) {
     const as = key === 'channel' || key === 'channels' ? 'channel' : key === 'iban' ? 'iban' : key.startsWith('account') ? 'account' : key === 'phone' || key === 'number' ? 'phone' : 'any';
     return { kind: 'party', as };
@@ -486,12 +493,20 @@ function bestOf(index: ProvenanceIndex, atoms: readonly string[]): ValueSource |
   return undefined;
 }
 
+/** Whether the texts hold a path atom equal to `atom` or a folder above it ("out/" gives "out/status.md"). */
+function holdsPath(texts: IndexedTexts, atom: string): boolean {
+  if (texts.atoms.has(atom)) return true;
+  for (const a of texts.atoms) if (a.startsWith('path:') && atom.startsWith(`${a}/`)) return true;
+  return false;
+}
+
 /**
  * Where a value of a typed effect field came from, judged only against values given AS that
  * kind (given-values.ts): an amount binds to money the user wrote (in the call's currency, or
  * with none stated), a recipient or payee to a recognisable address, handle, channel, IBAN or
  * international number anywhere in the user's words, or to a name, account or number they wrote
- * in a recipient role; a host to a host they named. A number the user wrote for something else
+ * in a recipient role; a host to a host they named; a path to a path they wrote (or one under a
+ * folder they wrote). A number the user wrote for something else
  * (an invoice number, a date) and a word of their request are not given as amounts or
  * recipients. Falls back to `tool-output` (an untrusted output holds the value) or `literal`.
  */
@@ -510,6 +525,12 @@ export function classifyAs(index: ProvenanceIndex, binding: BindingKind, value: 
   }
   const text = String(value);
   if (text.trim() === '') return 'literal';
+  if (binding.kind === 'path') {
+    const atom = pathAtom(text);
+    if (holdsPath(index.user, atom)) return 'user';
+    if (holdsPath(index.trusted, atom)) return 'trusted';
+    return inToolOutputs(index, value) ? 'tool-output' : 'literal';
+  }
   atoms = binding.kind === 'host' ? [hostAtomOf(text)] : partyAtomsOf(text, binding.as);
   return bestOf(index, atoms) ?? (inToolOutputs(index, value) ? 'tool-output' : 'literal');
 }

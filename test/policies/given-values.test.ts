@@ -81,6 +81,12 @@ describe('amounts: a number binds only when the user wrote it as money', () => {
     ['Update to version 2.5 and pay $20.', 2.5, undefined],
     ['Pay order #4471 ($20).', 4471, undefined],
     ['Pay $20 with a 10% tip.', 10, undefined],
+    ['PAY ALL 77 INVOICES AND $20 TO BOB.', 77, undefined],
+    // money the user wrote as a bound or a state, not as an amount to pay
+    ['Pay the invoice; my balance is $90.', 90, 'USD'],
+    ['Book a hotel with a budget of $500.', 500, 'USD'],
+    ['Pay the plumber, up to $100.', 100, 'USD'],
+    ['Pay the plumber, no more than 80 EUR.', 80, 'EUR'],
     ['Pay the 2026 fee of 20 EUR.', 2026, 'EUR'],
     // the currency must agree when both are stated
     ['Send €20 to my sister.', 20, 'USD'],
@@ -138,6 +144,7 @@ describe('recipients and payees: a name binds only where the user wrote it as on
     ['Pay $20 to account 12345678.', 'account', '12345678'],
     ['Pay $20 to account number: 1234-5678.', 'account', '12345678'],
     ['Wire $20 to 12345678.', 'account', '1234 5678'],
+    ["Send the notes to Bob's inbox.", 'chat-user', 'bob'],
     ['Call 415-555-0100 and tell them I am late.', 'phone', '415 555 0100'],
   ] as const)('%s → %s %s binds', (intent, as, value) => {
     expect(bindsAs(intent, party(as), value)).toBe('user');
@@ -189,8 +196,35 @@ describe('hosts: a host binds only to a host the user named', () => {
     expect(bindsAs(intent, { kind: 'host' }, host)).toBe(expected);
   });
 
-  it('a host the task lists binds, single-label ones included', () => {
+  it('a host the task lists binds, single-label ones with a port included; a bare declared word is not a host', () => {
     expect(bindsAs('Check the intranet page.', { kind: 'host' }, 'intranet', ['intranet:8080'])).toBe('user');
+    expect(bindsAs('Check the intranet page.', { kind: 'host' }, 'localhost', ['localhost'])).toBe('user');
+    expect(bindsAs('Check the intranet page.', { kind: 'host' }, 'intranet', ['intranet'])).toBe('literal');
+  });
+});
+
+describe('paths: a path binds only to a path the user wrote, or one under a folder they wrote', () => {
+  it.each([
+    ['Write a short status report to out/status.md.', 'out/status.md', 'user'],
+    ['Write a short status report to out/status.md.', '/workspace/out/status.md', 'user'],
+    ['Write a short status report to out/status.md.', './out//status.md', 'user'],
+    ['Summarise notes.txt for me.', 'notes.txt', 'user'],
+    ['Put the reports into `reports/2026/`.', 'reports/2026/march.md', 'user'],
+    ['Write a short status report to out/status.md.', 'out/other.md', 'literal'],
+    ['Write a short status report to out/status.md.', 'out/status.md/../../secrets.env', 'literal'],
+    ['Check the invoice status.', 'invoice', 'literal'],
+    ['Check the invoice status.', 'status', 'literal'],
+  ] as const)('%s → %s is %s', (intent, path, expected) => {
+    expect(bindsAs(intent, { kind: 'path' }, path)).toBe(expected);
+  });
+
+  it('a path rule holds a file named like a word of the request, and lets the file the user named through', () => {
+    const engine = loadPolicyEngine({ packs: [], sentences: ['never write to a file the user did not give without approval'] });
+    const task = TaskSchema.parse({ user: 'dana@example.com', intent: 'Check the invoice status and write it to out/status.md.', agent: { name: 'clerk', model: { driver: 'scripted', script: [{ final: 'x' }] } }, tools: { builtin: ['fs.write'] } });
+    const decide = (path: string) =>
+      engine.decide(buildPolicyRequest({ task, workflowId: 'wf', depth: 0, chain: [], tool: 'fs.write', args: { path, content: 'x' }, priorOutputs: [], trustedOutputs: [], effect: undefined, now: '2026-03-02T10:00:00Z' })).decision;
+    expect(decide('out/status.md')).toBe('allow');
+    expect(decide('invoice')).toBe('approval');
   });
 });
 
