@@ -98,11 +98,13 @@ export function declaredEffectOf(descriptor: ToolDescriptor, args: Record<string
 /**
  * The destinations of a call and where each came from, each judged as its kind (a host only
  * against hosts the user named or listed, a recipient or payee only against recipients the user
- * gave: provenance.ts `classifyAs`), and no better than the source its argument inherited.
+ * gave: provenance.ts `classifyAs`); a declared host, recipient or payee no better than the
+ * source its argument inherited.
  */
 export function destinationsOf(effects: CallEffects, inherited: Record<string, ValueSource>, index: ProvenanceIndex): PolicyRequest['destinations'] {
   const out: PolicyRequest['destinations'] = [];
-  for (const u of effects.urls) out.push({ kind: 'host', value: u.host, source: worse(classifyAs(index, { kind: 'host' }, u.host), inherited[u.pointer]) });
+  // A URL's host is judged by itself: a URL the user did not give may still go to a host they did.
+  for (const u of effects.urls) out.push({ kind: 'host', value: u.host, source: classifyAs(index, { kind: 'host' }, u.host) });
   for (const h of effects.hosts) out.push({ kind: 'host', value: h.host, source: worse(classifyAs(index, { kind: 'host' }, h.host), inherited[h.pointer]) });
   for (const r of effects.recipients) out.push({ kind: 'recipient', value: r.value, source: worse(classifyAs(index, { kind: 'party', as: r.kind }, r.value), inherited[r.pointer]) });
   for (const p of effects.payees) out.push({ kind: 'payee', value: p.value, source: worse(classifyAs(index, { kind: 'party', as: p.kind }, p.value), inherited[p.pointer]) });

@@ -32,7 +32,7 @@
  * Atoms this module makes (next to provenance.ts's form atoms `email:`, `iban:`, `channel:`,
  * `handle:`, `host:`, `url:`): `money:<n>` (any currency), `money:<n>:<CUR>` (currency stated),
  * `money:<n>:?` (currency not stated or ambiguous, e.g. `$`), `name:<n>` (a chat user or person),
- * `acct:<digits>`, `tel:<digits>`, `path:<normal path>` (a token written as a path: with a `/`, or
+ * `acct:<digits>`, `tel:<digits>`, `host:<name>` (a host with a port, or `localhost`), `path:<normal path>` (a token written as a path: with a `/`, or
  * a file name with an extension; a path under a folder the user gave is given too).
  *
  * Pure: workflow code may import this file.
@@ -221,6 +221,9 @@ export function moneyAtoms(value: string, currency: string): string[] {
   return [`money:${value}`, `money:${value}:${currency}`];
 }
 
+/** A host with a port, maybe a path after it (`localhost:3000`, `intranet:8080/status`), not a URL. */
+const HOST_PORT = /^([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*):\d{1,5}(?:\/\S*)?$/;
+
 /** A token written as a path: with a `/`, or a file name with an extension (`out/status.md`, `notes.txt`); not a URL or an address. */
 function isPathForm(text: string): boolean {
   if (text.includes('://') || text.includes('@') || text.startsWith('#') || text.length > 4096) return false;
@@ -402,7 +405,19 @@ export function givenAtomsOfText(text: string): Set<string> {
     const prevEnded = i === 0 || (tokens[i - 1] as Token).endsClause;
     if (prevEnded) sendVerbInClause = false;
     moneyAt(tokens, i, out);
-    if (isPathForm(token.text)) out.add(pathAtom(token.text));
+    if (isPathForm(token.text) && !HOST_PORT.test(token.text)) out.add(pathAtom(token.text));
+    // Hosts the URL and host-name forms do not catch: `localhost`, `intranet:8080`, `10.0.0.5:5432/db`.
+    const hostPort = HOST_PORT.exec(token.text);
+    if (hostPort !== null) out.add(`host:${(hostPort[1] as string).toLowerCase()}`);
+    else if (token.lower === 'localhost') out.add('host:localhost');
+    else if (token.lower.startsWith('http://') || token.lower.startsWith('https://')) {
+      // A URL on a single-label host ("http://intranet:8080/x"), which the URL atoms leave out.
+      try {
+        out.add(`host:${new URL(token.text).hostname.toLowerCase().replace(/^\[|\]$/g, '')}`);
+      } catch {
+        // Not a URL: nothing given.
+      }
+    }
     if (token.text.startsWith('@') && token.text.length > 1) out.add(`name:${normalizeName(token.text)}`);
     // "the finance channel": the word before the marker.
     if (token.lower === 'channel' && i > 0 && !(tokens[i - 1] as Token).endsClause) roleValueAt(tokens, i - 1, out, 'channel');

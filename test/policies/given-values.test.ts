@@ -192,6 +192,11 @@ describe('hosts: a host binds only to a host the user named', () => {
     ['Fetch https://api.example.com/v1/rates.', 'API.example.com:443', 'user'],
     ['Check the invoice status.', 'invoice', 'literal'],
     ['Check the intranet page.', 'intranet', 'literal'],
+    ['Fetch the health page of localhost:3000.', 'localhost', 'user'],
+    ['Fetch intranet:8080/status for me.', 'intranet', 'user'],
+    ['Run the tests on localhost.', 'localhost', 'user'],
+    ['Fetch intranet:8080/status for me.', 'status', 'literal'],
+    ['Fetch http://intranet:8080/status for me.', 'intranet', 'user'],
   ] as const)('%s → %s is %s', (intent, host, expected) => {
     expect(bindsAs(intent, { kind: 'host' }, host)).toBe(expected);
   });
