@@ -29,6 +29,8 @@ export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
 export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
 /** Every action is scored and the response rules apply (monitor-step.ts); older runs are not monitored. */
 export const MONITOR_PATCH = 'warden-monitor-1';
+/** The monitor scores what a call does on the network (declared URLs, measured requests) and holds new hosts at the egress (monitor-step.ts). */
+export const MONITOR_NETWORK_PATCH = 'warden-monitor-network';
 
 /** The root task verifies its tree's claims after the commit (older runs end without). */
 export const ATTEST_CLAIMS_PATCH = 'attest-claims';
@@ -52,6 +54,7 @@ export interface WorkflowPatches {
   subagentProgramUndo: boolean;
   attestClaims: boolean;
   monitor: boolean;
+  monitorNetwork: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -73,5 +76,6 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     // Only the root verifies (its sub-agents' claims too); a sub-agent records no marker.
     attestClaims: isRoot && patched(ATTEST_CLAIMS_PATCH),
     monitor: patched(MONITOR_PATCH),
+    monitorNetwork: patched(MONITOR_NETWORK_PATCH),
   };
 }
