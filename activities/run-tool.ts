@@ -378,7 +378,8 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   } else {
     if (deps.mcp === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" is an MCP tool, and this worker has no MCP support`);
     annotateActiveSpan({ [WARDEN_ATTR.mcpPin]: mcpTargetOf(tool).pin });
-    output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) }, tool, {
+    const result = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) }, tool, {
+      ...(call.egressWatch === undefined ? {} : { egressWatch: call.egressWatch }),
       rootWorkflowId: call.rootWorkflowId,
       ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
@@ -386,6 +387,8 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
     });
+    output = result.output;
+    egress = egressEffectsOf(result.egress);
   }
   return {
     output,

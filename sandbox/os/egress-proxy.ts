@@ -68,6 +68,8 @@ export interface EgressProxyOptions {
   maxDecisions?: number;
   /** Asked before each granted connection (see EgressGate). */
   gate?: EgressGate;
+  /** Told of each decision as it is made (the object is live: `bytesOut` grows while the request streams). */
+  onDecision?: (decision: EgressDecision) => void;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -79,6 +81,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   const note = (decision: EgressDecision) => {
     decisions.push(decision);
     if (decisions.length > max) decisions.shift();
+    options.onDecision?.(decision);
   };
   const sockets = new Set<Duplex>();
   const server = http.createServer({ requestTimeout: 120_000 }, (request, response) => {

@@ -113,6 +113,8 @@ export function osSandboxProblem(env: NodeJS.ProcessEnv = process.env): string |
 export interface SandboxedProcessOptions {
   /** Asked before the egress proxy opens each granted connection (the monitor's egress watch). */
   egressGate?: EgressGate;
+  /** Told of each egress decision as it is made (a long-lived server's requests, attributed to the call in flight). */
+  onEgress?: (decision: EgressDecision) => void;
 }
 
 /**
@@ -133,7 +135,7 @@ export async function startSandboxedProcess(input: OsSandboxSpecInput, options: 
     const overlay = prepareOverlay(spec, runId, runDir, cleanups);
     let proxy: EgressProxy | undefined;
     if (spec.allowedHosts.length > 0) {
-      proxy = await startEgressProxy({ socketPath: path.join(runDir, 'egress.sock'), allowedHosts: spec.allowedHosts, ...(options.egressGate === undefined ? {} : { gate: options.egressGate }) });
+      proxy = await startEgressProxy({ socketPath: path.join(runDir, 'egress.sock'), allowedHosts: spec.allowedHosts, ...(options.egressGate === undefined ? {} : { gate: options.egressGate }), ...(options.onEgress === undefined ? {} : { onDecision: options.onEgress }) });
       const started = proxy;
       cleanups.unshift(() => started.close());
     }
