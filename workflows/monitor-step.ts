@@ -214,11 +214,13 @@ export class TaskMonitor {
    * asking the response rules (without firing them). Undefined without a usable baseline (no host
    * is new then) or once the task is blocked.
    */
-  egressWatch(step: StepRecord): EgressWatch | undefined {
+  egressWatch(run: AgentRun, step: StepRecord): EgressWatch | undefined {
     const entry = this.steps.get(step.index);
     const b = usableBaseline(this.baseline);
     if (!this.networkEnabled || !this.active || entry === undefined || b === undefined || this.blocked !== undefined) return undefined;
-    const knownHosts = [...new Set([...b.hosts, ...entry.features.hosts])].sort();
+    // Only hosts the task grants can be reached at all: the rest of the baseline stays out of history.
+    const granted = new Set(run.task.grants.hosts.map(hostnameOf));
+    const knownHosts = [...new Set([...b.hosts, ...entry.features.hosts])].filter((h) => granted.has(hostnameOf(h))).sort();
     const holds = (write: boolean): boolean => {
       // A name no URL can have: the probe is a host the baseline cannot know.
       const probe: ActionFeatures = { ...entry.features, hosts: [...entry.features.hosts, '(a new host)'], networkWrite: entry.features.networkWrite || write };
@@ -482,4 +484,11 @@ export class TaskMonitor {
       }),
     );
   }
+}
+
+/** The name part of `host[:port]`, lower-cased; an IPv6 literal without its brackets (grants may spell it bare). */
+function hostnameOf(host: string): string {
+  const lower = host.toLowerCase();
+  if (lower.startsWith('[')) return lower.slice(1, Math.max(1, lower.indexOf(']')));
+  return (lower.match(/:/g) ?? []).length > 1 ? lower : lower.split(':')[0]!;
 }

@@ -47,7 +47,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   const descriptor = resolveTool(run.task, action.tool);
   const builtin = descriptor?.executor.kind === 'builtin';
   const approvedEffects: string[] = [];
-  const egressWatch = run.monitor.egressWatch(step);
+  // A built-in's one request is the step the monitor already scored: only other tools get a watch.
+  const egressWatch = builtin ? undefined : run.monitor.egressWatch(run, step);
   for (let hold = 1; ; hold += 1) {
     const call = await run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
