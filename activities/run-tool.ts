@@ -490,10 +490,14 @@ export function createRunTool(deps: ActivityDeps) {
   }
 }
 
-/** The canonical host name of the URL a policy judged ([] when it is no URL: then no redirect is followed). */
+/**
+ * The canonical WHATWG `host` (name, and port unless the scheme's default) of the URL a policy
+ * judged; [] when it is no URL: then no redirect is followed. The port counts: another service on
+ * the same machine is another destination.
+ */
 function judgedHostsOf(url: string): string[] {
   try {
-    return [new URL(url).hostname];
+    return [new URL(url).host];
   } catch {
     return [];
   }

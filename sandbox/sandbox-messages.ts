@@ -59,8 +59,8 @@ export const CapabilityGrantSchema = z.strictObject({
       /** `host` or `host:port` entries (optionally narrowed to methods and path prefixes); everything else is refused. */
       allowedHosts: z.array(HostGrantEntrySchema),
       /**
-       * Host names (WHATWG-canonical) a redirect is followed to within this call: the host of the
-       * URL the policy judged. A redirect anywhere else is returned to the tool (status and
+       * Hosts (WHATWG `URL.host`: canonical name, plus the port unless it is the scheme's default)
+       * a redirect is followed to within this call: the host and port of the URL the policy judged. A redirect anywhere else is returned to the tool (status and
        * Location), not followed, so the next hop is a new call the policy judges. Absent: any
        * granted host.
        */
