@@ -199,6 +199,9 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
   }
   // The policy judged the call's `url`: a redirect may not take the request to another host.
   if (capabilities.http !== undefined && typeof call.args['url'] === 'string') capabilities.http.followRedirectsTo = judgedHostsOf(call.args['url']);
+  // Under the monitor's watch, a redirect to a host it does not know is returned to the tool: the
+  // tool's next request to it is its own capability call, which the gate asks the watch about.
+  if (capabilities.http !== undefined && call.egressWatch !== undefined && capabilities.http.followRedirectsTo === undefined) capabilities.http.followRedirectsTo = [...call.egressWatch.knownHosts];
   // Warden's own folders and key files are never served, and the task's controls never changed,
   // whatever path or link leads there (checked on what each call opens).
   const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
