@@ -20,7 +20,7 @@ import { baselineCommand } from '../../cli/commands/baseline';
 import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
+import { clerkTask, makeShop, normalClerkScript, replayTaskQueue, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
 
 let env: WardenTestEnv;
 let api: LoopbackServer;
@@ -189,4 +189,10 @@ describe('exfiltration of secrets.env to a granted host the clerk never used, by
     // What the program did on the network is in the step, in the http.fetch vocabulary.
     expect(step.effects, seen).toContainEqual(expect.objectContaining({ tool: 'http.fetch', decision: 'allow', effect: expect.objectContaining({ urls: [{ url: api.url, host: '127.0.0.1', method: 'GET' }] }) }));
   });
+
+  it('every run above replays against the current workflow code (the egress watch is derived deterministically)', async () => {
+    const { replayed, failures } = await replayTaskQueue(env);
+    expect(failures).toEqual([]);
+    expect(replayed).toBeGreaterThanOrEqual(ROUTES.length + 7);
+  }, 300_000);
 });
