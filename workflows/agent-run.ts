@@ -123,7 +123,7 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     seed: origin.isRoot ? undefined : patches.subagentHandoff ? input.handoff?.provenance : (input.provenance ?? input.handoff?.provenance),
     origin,
     rootRunId: origin.rootRunId,
-    monitor: new TaskMonitor(patches.monitor),
+    monitor: new TaskMonitor(patches.monitor, patches.monitorNetwork),
   };
   run.monitor.install(run);
   return run;

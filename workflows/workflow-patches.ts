@@ -29,6 +29,8 @@ export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
 export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
 /** Every action is scored and the response rules apply (monitor-step.ts); older runs are not monitored. */
 export const MONITOR_PATCH = 'warden-monitor-1';
+/** The monitor scores what a call does on the network (declared URLs, measured requests) and holds new hosts at the egress (monitor-step.ts). */
+export const MONITOR_NETWORK_PATCH = 'warden-monitor-network';
 
 /**
  * A task's MCP tool lists reach its activities by digest (`tools.mcpPins`), read back from the
@@ -65,6 +67,7 @@ export interface WorkflowPatches {
   /** Only for a task with MCP servers: their lists travel by digest (agent-task.ts `begin`). */
   mcpPinsByDigest: boolean;
   modelStepsByDigest: boolean;
+  monitorNetwork: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -89,5 +92,6 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false): WorkflowP
     // Only a task that declares MCP servers has lists to pin; others record no marker.
     mcpPinsByDigest: hasMcpServers && patched(MCP_PINS_BY_DIGEST_PATCH),
     modelStepsByDigest: patched(MODEL_STEPS_BY_DIGEST_PATCH),
+    monitorNetwork: patched(MONITOR_NETWORK_PATCH),
   };
 }
