@@ -83,6 +83,33 @@ const REQUESTS: PolicyRequestInput[] = [
   { tool: 'spawn:helper', args: {}, agent: { name: 'helper', depth: 2, chain: ['assistant', 'buyer'] }, now: NOW },
 ];
 
+/** Consecutive calls of one side before the other side runs (interleaveBlocksSync). */
+const BLOCK = 50;
+
+/**
+ * Like `interleaveSync`, but each side runs `block` consecutive calls before the other's turn
+ * (a, a, ..., b, b, ..., b, b, ..., a, a, ...): load spreads over both alike while each call is
+ * timed in a run of its own kind, as the comparison engine's loop times its own.
+ */
+function interleaveBlocksSync<K extends string>(warmup: number, samples: number, block: number, operations: Record<K, (i: number) => unknown>): Record<K, number[]> {
+  const names = Object.keys(operations) as K[];
+  const out = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<K, number[]>;
+  const next = Object.fromEntries(names.map((name) => [name, 0])) as Record<K, number>;
+  for (let round = 0; names.some((name) => out[name].length < samples); round += 1) {
+    for (const name of round % 2 === 0 ? names : [...names].reverse()) {
+      for (let k = 0; k < block && out[name].length < samples; k += 1) {
+        const i = next[name];
+        next[name] += 1;
+        const started = performance.now();
+        operations[name](i);
+        const elapsed = performance.now() - started;
+        if (i >= warmup) out[name].push(elapsed);
+      }
+    }
+  }
+  return out;
+}
+
 /** 50 calls over the last minute, some spending: the history every request is decided against. */
 const HISTORY_CALLS = 50;
 
@@ -297,13 +324,16 @@ export const policySection: BenchSection = {
       const sizeSamples = Math.max(100, Math.min(samples, Math.floor(budgetMs / Math.max(perCall, 1e-3) / 2)));
       const sizeWarmup = Math.min(warmup, Math.ceil(sizeSamples / 4));
       sampleCounts.push(`${sizeSamples} at ${size} rules`);
-      const timings = interleaveSync(sizeWarmup, sizeSamples, {
-        engine: (i) => engine.decide(parsed[i % parsed.length] as PolicyRequest, state),
-        cedar: (i) => {
-          const input = inputs[i % inputs.length] as (typeof inputs)[number];
-          cedar.statefulIsAuthorized({ ...input, preparsedSchemaName: 'bench', validateRequest: true, preparsedPolicySetId: setId });
-        },
-      });
+      const decideOne = (i: number) => engine.decide(parsed[i % parsed.length] as PolicyRequest, state);
+      const cedarOne = (i: number) => {
+        const input = inputs[i % inputs.length] as (typeof inputs)[number];
+        cedar.statefulIsAuthorized({ ...input, preparsedSchemaName: 'bench', validateRequest: true, preparsedPolicySetId: setId });
+      };
+      // Engine and cedar alternate in blocks of consecutive calls, as the toolkit is timed (a loop
+      // over the request shapes): load still falls on both alike, and a 6 ms cedar-wasm call at
+      // 1,000 rules does not evict the engine's data before every single decision. That cold case
+      // is timed apart below (policy.decide.<n>.cold), one decision right after each cedar call.
+      const timings = interleaveBlocksSync(sizeWarmup, sizeSamples, BLOCK, { engine: decideOne, cedar: cedarOne });
       const agtSamples = agt?.results.find((r) => r.size === size)?.samples_ms;
       const cedarSummary = summarize(timings.cedar);
       const label = `engine.decide, ${size} rules (${cedarRules} Cedar, ${size - cedarRules} stateful)`;
@@ -318,10 +348,17 @@ export const policySection: BenchSection = {
       if (agtSamples !== undefined) {
         figures.push(figure(`policy.cedar.${size}`, `cedar-wasm statefulIsAuthorized (direct), ${size} rules`, cedarSummary));
       }
+      if (size === SIZES[SIZES.length - 1]) {
+        // Each decision right after a cedar-wasm call over the same rules: caches cold, as between other work in a worker.
+        const coldSamples = Math.max(50, Math.min(quick ? 100 : 400, Math.floor(budgetMs / Math.max(cedarSummary.median, 1e-3) / 4)));
+        const cold = interleaveSync(Math.ceil(coldSamples / 10), coldSamples, { cedar: cedarOne, engine: decideOne });
+        figures.push(figure(`policy.decide.${size}.cold`, `engine.decide, ${size} rules, each right after a cedar-wasm call (cold caches)`, summarize(cold.engine)));
+        sampleCounts.push(`${coldSamples} cold at ${size} rules`);
+      }
     }
     notes.push(
-      `Samples per line (${sampleCounts.join(', ')}; the toolkit ${samples}) over ${REQUESTS.length} request shapes, after a quarter as many warm-up calls (at most ${warmup}); engine and cedar interleaved, the toolkit (Python, its own process) measured before them on the same requests.`,
-      'engine.decide is timed on requests validated once (as buildPolicyRequest hands them to it); candidate rules come from the index by tool, effect tag and measured fact, and each is decided by its native check (Cedar is the checked reference, timed apart).',
+      `Samples per line (${sampleCounts.join(', ')}; the toolkit ${samples}) over ${REQUESTS.length} request shapes, after a quarter as many warm-up calls (at most ${warmup}); engine and cedar interleaved in blocks of ${BLOCK} calls, the toolkit (Python, its own process, one loop) measured before them on the same requests; the cold line times each decision right after a cedar-wasm call.`,
+      'engine.decide is timed on requests validated once (as buildPolicyRequest hands them to it); candidate rules come from the index by tool, effect tag and measured fact, rules asking the same question (equal parsed forms, or equal but for a threshold) are evaluated once per group (rule-groups.ts), each rule by its native check (Cedar is the checked reference, timed apart).',
       'The toolkit gets one single-condition rule per generated sentence (denials at a higher priority than audits and allows: deny overrides, as in Warden) and the facts Warden measures (row counts, amounts, rates, provenance) precomputed in its context; it stops at the first match and keeps no state.',
     );
     return { figures, notes };

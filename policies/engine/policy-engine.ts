@@ -38,6 +38,7 @@ import { emptyPolicyState, PolicyStateSchema, recordExecution as recordInState, 
 import { argumentLeaves } from './provenance';
 import { checkOf, type RuleCheck } from './evaluate-rule';
 import { normalizeArgText } from './normalize-text';
+import { buildRuleGroups } from './rule-groups';
 import { buildRuleIndex } from './rule-index';
 
 export { boundArguments } from './evaluate-rule';
@@ -138,6 +139,7 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
 
   const checks: RuleCheck[] = rules.map((rule) => checkOf(rule));
   const index = buildRuleIndex(rules);
+  const groups = buildRuleGroups(rules);
   const shadowIds = new Set(rules.filter((r) => r.enforcement === 'shadow').map((r) => r.id));
 
   const decide = (input: PolicyRequestInput, stateInput?: PolicyState): PolicyDecision => {
@@ -145,14 +147,7 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
     const state = stateInput ?? emptyPolicyState();
     const measured = measureRequest(request);
     const context = { request, m: measured, state, memo: new Map<string, number>() };
-    const matched: MatchedRule[] = [];
-    for (const position of index.candidates(request, measured)) {
-      const detail = (checks[position] as RuleCheck)(context);
-      if (detail === undefined) continue;
-      const rule = rules[position] as CompiledRule;
-      matched.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: detail === '' ? rule.reason : `${rule.reason} (${detail})`, kind: rule.kind });
-    }
-    return decisionOf(matched, shadowIds);
+    return decisionOf(groups.matched(context, index.candidates(request, measured)), shadowIds);
   };
 
   const decideWithCedar = (input: PolicyRequestInput, stateInput?: PolicyState): PolicyDecision => {
@@ -188,6 +183,23 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
       return recordInState(PolicyStateSchema.parse(state), parsePolicyRequest(input), outcome, { retainMs });
     },
   };
+}
+
+/**
+ * The decision every rule's own check makes, one rule after the other in load order, with no
+ * index and no grouping: the plain definition `decide` must equal (test/policies/rule-groups.test.ts).
+ * Slow by design; throws like `decide`.
+ */
+export function decideRuleByRule(rules: readonly CompiledRule[], input: PolicyRequestInput, stateInput?: PolicyState): PolicyDecision {
+  const request = parsePolicyRequest(input);
+  const state = stateInput ?? emptyPolicyState();
+  const context = { request, m: measureRequest(request), state, memo: new Map<string, number>() };
+  const matched: MatchedRule[] = [];
+  for (const rule of rules) {
+    const detail = checkOf(rule)(context);
+    if (detail !== undefined) matched.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: detail === '' ? rule.reason : `${rule.reason} (${detail})`, kind: rule.kind });
+  }
+  return decisionOf(matched, new Set(rules.filter((r) => r.enforcement === 'shadow').map((r) => r.id)));
 }
 
 function verdictOf(matched: readonly MatchedRule[]): PolicyDecision['decision'] {
