@@ -18,6 +18,8 @@ import {
   checkOf,
   compileScope,
   covers,
+  coversTool,
+  describeMeasure,
   formatTotal,
   metricValue,
   missing,
@@ -31,9 +33,9 @@ import {
   type CompiledScope,
   type RuleCheck,
 } from './evaluate-rule';
-import { agentKey, type MatchedRule } from './policy-request';
+import { agentKey, type MatchedRule, type MeasuredPath } from './policy-request';
 import { counterOf } from './policy-state';
-import type { ParsedRule } from './rule-syntax';
+import { globMatch, pathRuleMatchesTree, type ParsedRule } from './rule-syntax';
 
 type LimitRule = Extract<ParsedRule, { form: 'limit' }>;
 type RateRule = Extract<ParsedRule, { form: 'rate' }>;
@@ -43,6 +45,7 @@ const NONE = 0; // no member matches
 const ALL = 1; // every member matches, with the shared detail
 const ABOVE = 2; // a member matches when the measured quantity exceeds its threshold
 const AT_LEAST = 3; // ... when the quantity reaches its threshold
+const EACH = 4; // the shared part holds; each member asks its own part (`member`)
 
 interface Group {
   /** Sets `mode`, `detail`, `quantity` (and `withTail`) for the decision in `context`. */
@@ -54,6 +57,12 @@ interface Group {
   quantity: number;
   /** Whether each member's reason ends with its own limit (`tail`) after the shared detail. */
   withTail: boolean;
+  /** In mode EACH: the member's detail, undefined when it does not match. */
+  member?: (group: Group, position: number) => string | undefined;
+  /** In mode EACH: the decision's context, and what the shared part found. */
+  context?: CheckContext;
+  paths?: MeasuredPath[];
+  pathDetails?: (string | undefined)[];
 }
 
 export interface RuleGroups {
@@ -137,6 +146,38 @@ function rateGroup(parsed: RateRule): Group['evaluate'] {
   };
 }
 
+/** Per decision: every counter's total by tool over the whole task tree, in one pass over the state. */
+type TreeTotals = Map<string, Map<string, number>>;
+const treeTotals = new WeakMap<CheckContext, TreeTotals>();
+const NO_TOTALS: Map<string, number> = new Map();
+
+/**
+ * A counter's total by tool over every agent: evaluate-rule.ts `totalsByTool(state, counter)`,
+ * for all counters at once (same agents and tools, in the same order), computed once per decision.
+ */
+function treeTotalsOf(context: CheckContext, counter: string): Map<string, number> {
+  let all = treeTotals.get(context);
+  if (all === undefined) {
+    all = new Map();
+    const agents = context.state.agents;
+    for (const key of Object.keys(agents)) {
+      const tools = (agents[key] as (typeof agents)[string]).tools;
+      for (const tool of Object.keys(tools)) {
+        const values = tools[tool] as Record<string, number>;
+        for (const name of Object.keys(values)) {
+          const value = values[name];
+          if (value === undefined) continue;
+          let byTool = all.get(name);
+          if (byTool === undefined) all.set(name, (byTool = new Map()));
+          byTool.set(tool, (byTool.get(tool) ?? 0) + value);
+        }
+      }
+    }
+    treeTotals.set(context, all);
+  }
+  return all.get(counter) ?? NO_TOTALS;
+}
+
 /** Running totals (evaluate-rule.ts `totalCheck`): the total so far is summed once per group. */
 function totalGroup(parsed: LimitRule): Group['evaluate'] {
   const scope: CompiledScope = compileScope(parsed.tools);
@@ -151,7 +192,8 @@ function totalGroup(parsed: LimitRule): Group['evaluate'] {
     const inScope = covers(scope, request, m);
     if (parsed.metric === 'calls') {
       if (!inScope) return;
-      const sofar = sumCovered(scope, perTool(context, `t|calls|${onlyAgent ?? ''}`, () => totalsByTool(state, 'calls', onlyAgent)), state);
+      const byTool = onlyAgent === undefined ? treeTotalsOf(context, 'calls') : perTool(context, `t|calls|${onlyAgent}`, () => totalsByTool(state, 'calls', onlyAgent));
+      const sofar = sumCovered(scope, byTool, state);
       group.mode = ABOVE;
       group.quantity = sofar + 1;
       group.detail = `${sofar} ${parsed.tools.spawn === true ? 'sub-agents spawned' : 'calls'} ${where} so far, limit `;
@@ -171,10 +213,121 @@ function totalGroup(parsed: LimitRule): Group['evaluate'] {
     }
     if (!inScope && parsed.tools.named) return;
     // A verb's default tools: every tool's measured amount counts towards the total.
-    const sofar = sumCovered(scope, perTool(context, `t|${counter}|${onlyAgent ?? ''}`, () => totalsByTool(state, counter, onlyAgent)), state, !parsed.tools.named);
+    const byTool = onlyAgent === undefined ? treeTotalsOf(context, counter) : perTool(context, `t|${counter}|${onlyAgent}`, () => totalsByTool(state, counter, onlyAgent));
+    const sofar = sumCovered(scope, byTool, state, !parsed.tools.named);
     group.mode = ABOVE;
     group.quantity = sofar + value;
     group.detail = `${formatTotal(metric, sofar)} ${where} so far + ${formatTotal(metric, value)} now, limit `;
+  };
+}
+
+/** Tool rules without an argument condition that differ only in their tools: the subject once, each member's scope on its own. */
+function toolFamily(parsed: Extract<ParsedRule, { form: 'tool' }>, scopes: readonly (CompiledScope | undefined)[]): Group['evaluate'] {
+  const member: Group['member'] = parsed.only
+    ? (group, position) => {
+        const { request, m } = group.context as CheckContext;
+        return coversTool(scopes[position] as CompiledScope, request.tool, m.tagSet) ? undefined : '';
+      }
+    : (group, position) => {
+        const { request, m } = group.context as CheckContext;
+        return covers(scopes[position] as CompiledScope, request, m) ? '' : undefined;
+      };
+  return (group, context) => {
+    group.withTail = false;
+    // evaluate-rule.ts `toolCheck`: "allow only" never applies to spawns.
+    if ((parsed.only && context.m.isSpawn) || !subjectCovers(parsed.subject, context.request)) {
+      group.mode = NONE;
+      return;
+    }
+    group.mode = EACH;
+    group.context = context;
+    group.member = member;
+  };
+}
+
+/** A path rule's folders and globs, prepared as evaluate-rule.ts `pathCheck` prepares them. */
+interface PathMatcher {
+  /** Whether `path` is one of the folders or under one (`folders` holds the path and each folder above it), or matches a glob. */
+  inside(path: string, folders: ReadonlySet<string>): boolean;
+  tree(root: string): boolean;
+}
+
+function pathMatcher(parsed: Extract<ParsedRule, { form: 'path' }>): PathMatcher {
+  const globs = parsed.paths.filter((p) => p.includes('*'));
+  const folders = parsed.paths.filter((p) => !p.includes('*'));
+  const anywhere = folders.includes('/');
+  return {
+    inside(path, above) {
+      if (anywhere) return true;
+      // `path === folder || path.startsWith(folder + '/')`, as one lookup per folder.
+      for (let i = 0; i < folders.length; i += 1) if (above.has(folders[i] as string)) return true;
+      for (const g of globs) if (globMatch(g, path)) return true;
+      return false;
+    },
+    tree: (root) => pathRuleMatchesTree(parsed.paths, parsed.mode, root),
+  };
+}
+
+/** A path and every prefix of it that ends before a "/" (the folders it is under), except the empty one. */
+const foldersAbove = new WeakMap<MeasuredPath, ReadonlySet<string>>();
+function foldersOf(measured: MeasuredPath): ReadonlySet<string> {
+  let set = foldersAbove.get(measured);
+  if (set === undefined) {
+    const path = measured.path;
+    const out = new Set<string>([path]);
+    for (let i = path.indexOf('/', 1); i > 0; i = path.indexOf('/', i + 1)) out.add(path.slice(0, i));
+    foldersAbove.set(measured, (set = out));
+  }
+  return set;
+}
+
+/** Path rules that differ only in their paths: scope, subject and the measured paths once; each member's folders on their own; details per path shared. */
+function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: readonly (PathMatcher | undefined)[]): Group['evaluate'] {
+  const scope = compileScope(parsed.tools);
+  const outside = parsed.mode === 'outside';
+  const detailAt = (group: Group, k: number): string => {
+    const details = group.pathDetails as (string | undefined)[];
+    let detail = details[k];
+    if (detail === undefined) {
+      const { path, access, tree } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
+      detail = tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, (group.context as CheckContext).m);
+      details[k] = detail;
+    }
+    return detail;
+  };
+  const member: Group['member'] = (group, position) => {
+    const matcher = matchers[position] as PathMatcher;
+    const paths = group.paths as MeasuredPath[];
+    for (let k = 0; k < paths.length; k += 1) {
+      const measured = paths[k] as MeasuredPath;
+      if (measured.tree === true) {
+        if (matcher.tree(measured.path)) return detailAt(group, k);
+        continue;
+      }
+      const inside = matcher.inside(measured.path, foldersOf(measured));
+      if (outside ? !inside : inside) return detailAt(group, k);
+    }
+    return undefined;
+  };
+  return (group, context) => {
+    const { request, m } = context;
+    group.withTail = false;
+    group.mode = NONE;
+    if (!subjectCovers(parsed.subject, request) || !covers(scope, request, m)) return;
+    if (m.paths.length === 0) {
+      if (missing(m, 'path')) {
+        group.mode = ALL;
+        group.detail = describeMeasure('path', undefined, m);
+      }
+      return;
+    }
+    // The paths of another access than the rule's are not its business.
+    const paths = parsed.access === undefined ? m.paths : m.paths.filter((p) => p.access === undefined || p.access === parsed.access);
+    group.mode = EACH;
+    group.context = context;
+    group.paths = paths;
+    group.pathDetails = new Array<string | undefined>(paths.length);
+    group.member = member;
   };
 }
 
@@ -190,6 +343,9 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
   /** `reason (` and, for rules whose reason ends with their limit, `limit)`. */
   const head: string[] = [];
   const tail: string[] = [];
+  /** Per member of a tool or path family: its own scope or folders. */
+  const scopes: (CompiledScope | undefined)[] = new Array(rules.length);
+  const matchers: (PathMatcher | undefined)[] = new Array(rules.length);
   /** Each rule's entry when it matches with its reason as written (no detail): built once, frozen, shared by every decision. */
   const plain: MatchedRule[] = rules.map((rule) => Object.freeze({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: rule.reason, kind: rule.kind }));
 
@@ -219,6 +375,16 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
       tail.push('');
       key = `depth:${questionKey(parsed, ['maxLevels'])}`;
       make = () => depthGroup(parsed, rule);
+    } else if (parsed.form === 'tool' && parsed.condition === undefined) {
+      tail.push('');
+      scopes[position] = compileScope(parsed.tools);
+      key = `tool:${questionKey(parsed, ['tools'])}`;
+      make = () => toolFamily(parsed, scopes);
+    } else if (parsed.form === 'path') {
+      tail.push('');
+      matchers[position] = pathMatcher(parsed);
+      key = `path:${questionKey(parsed, ['paths'])}`;
+      make = () => pathFamily(parsed, matchers);
     } else {
       tail.push('');
       key = `same:${questionKey(parsed, [])}`;
@@ -250,6 +416,16 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
         }
         const mode = group.mode;
         if (mode === NONE) continue;
+        if (mode === EACH) {
+          const detail = (group.member as NonNullable<Group['member']>)(group, position);
+          if (detail === undefined) continue;
+          if (detail === '') out.push(plain[position] as MatchedRule);
+          else {
+            const rule = rules[position] as CompiledRule;
+            out.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: `${head[position] as string}${detail})`, kind: rule.kind });
+          }
+          continue;
+        }
         if (mode === ABOVE ? !(group.quantity > (threshold[position] as number)) : mode === AT_LEAST ? !(group.quantity >= (threshold[position] as number)) : false) continue;
         if (!group.withTail && group.detail === '') {
           out.push(plain[position] as MatchedRule);
