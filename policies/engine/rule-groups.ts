@@ -62,6 +62,7 @@ interface Group {
   /** In mode EACH: the decision's context, and what the shared part found. */
   context?: CheckContext;
   paths?: MeasuredPath[];
+  /** Details per measured path (or host), built when a member first needs one. */
   pathDetails?: (string | undefined)[];
 }
 
@@ -331,6 +332,49 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
   };
 }
 
+/** Host rules that differ only in their hosts: scope and subject once; each member's list on its own; details per host shared (evaluate-rule.ts `hostCheck`). */
+function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readonly (((host: string) => boolean) | undefined)[]): Group['evaluate'] {
+  const scope = compileScope(parsed.tools);
+  const allowList = parsed.mode === 'allow-list';
+  const member: Group['member'] = (group, position) => {
+    const listed = lists[position] as (host: string) => boolean;
+    const { m } = group.context as CheckContext;
+    const details = group.pathDetails as (string | undefined)[];
+    for (let k = 0; k < m.hosts.length; k += 1) {
+      const host = m.hosts[k] as string;
+      if (allowList ? !listed(host) : listed(host)) return (details[k] ??= describeMeasure('host', host, m));
+    }
+    return undefined;
+  };
+  return (group, context) => {
+    const { request, m } = context;
+    group.withTail = false;
+    group.mode = NONE;
+    if (!subjectCovers(parsed.subject, request) || !covers(scope, request, m)) return;
+    if (m.hosts.length === 0) {
+      if (missing(m, 'host')) {
+        group.mode = ALL;
+        group.detail = describeMeasure('host', undefined, m);
+      }
+      return;
+    }
+    group.mode = EACH;
+    group.context = context;
+    group.pathDetails = new Array<string | undefined>(m.hosts.length);
+    group.member = member;
+  };
+}
+
+function hostList(parsed: Extract<ParsedRule, { form: 'host' }>): (host: string) => boolean {
+  const exact = new Set(parsed.hosts.filter((h) => !h.includes('*')));
+  const globs = parsed.hosts.filter((h) => h.includes('*'));
+  return (host) => {
+    if (exact.has(host)) return true;
+    for (const g of globs) if (globMatch(g, host)) return true;
+    return false;
+  };
+}
+
 /**
  * Groups the rules (in load order) by the question they ask. Throws TypeError, like `checkOf`,
  * for a rule without a parsed form.
@@ -346,6 +390,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
   /** Per member of a tool or path family: its own scope or folders. */
   const scopes: (CompiledScope | undefined)[] = new Array(rules.length);
   const matchers: (PathMatcher | undefined)[] = new Array(rules.length);
+  const hostLists: (((host: string) => boolean) | undefined)[] = new Array(rules.length);
   /** Each rule's entry when it matches with its reason as written (no detail): built once, frozen, shared by every decision. */
   const plain: MatchedRule[] = rules.map((rule) => Object.freeze({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: rule.reason, kind: rule.kind }));
 
@@ -385,6 +430,11 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
       matchers[position] = pathMatcher(parsed);
       key = `path:${questionKey(parsed, ['paths'])}`;
       make = () => pathFamily(parsed, matchers);
+    } else if (parsed.form === 'host') {
+      tail.push('');
+      hostLists[position] = hostList(parsed);
+      key = `host:${questionKey(parsed, ['hosts'])}`;
+      make = () => hostFamily(parsed, hostLists);
     } else {
       tail.push('');
       key = `same:${questionKey(parsed, [])}`;
