@@ -184,6 +184,29 @@ describe('grouped decisions equal every rule decided on its own', () => {
     expect(partial).toBeGreaterThan(150);
   });
 
+  it('families that differ only in their tools, paths or hosts (names, globs, tags, folders, trees, lists)', () => {
+    const sentences: string[] = [];
+    for (const folder of ['/workspace', '/workspace/area3', '/workspace/out', '/', '/etc', '/workspace/*.md', '/workspace/area12/deep']) {
+      sentences.push(`never write outside ${folder}`, `never write inside ${folder}`, `never read outside ${folder}`, `never read inside ${folder}`, `never access outside ${folder}`, `never list inside ${folder}`, `never delete inside ${folder}`);
+    }
+    for (const hosts of ['api.example.com', 'h3.example.com', '*.example.com', 'evil.example or api.example.com', 'pastebin.com']) {
+      sentences.push(`never fetch from any host except ${hosts}`, `never fetch from ${hosts}`, `never post to hosts other than ${hosts}`, `never connect to ${hosts}`);
+    }
+    for (const tools of ['fs.write', 'fs.*', 'file tools', 'network tools', 'custom3.op1', 'email tools and fs.read', 'payment tools', 'sql.exec', 'destructive tools', 'any tool']) {
+      sentences.push(`deny ${tools}`, `allow only ${tools}`, `require approval for ${tools}`, `deny ${tools} for sub-agents`, `allow ${tools}`, `deny ${tools} for agent buyer`);
+    }
+    const rules = sentences.flatMap((sentence, i) => {
+      try {
+        return [compileRule(sentence, `f:${i + 1}`, undefined, i % 11 === 3 ? 'shadow' : undefined)];
+      } catch {
+        return []; // a combination the grammar does not read
+      }
+    });
+    expect(rules.length).toBeGreaterThan(sentences.length * 0.8);
+    const { partial } = expectSameDecisions(rules, 11, 250, [0, 20]);
+    expect(partial).toBeGreaterThan(250);
+  });
+
   it('every template example, repeated with other effects, subjects and load positions', () => {
     const sentences = RULE_TEMPLATES.map((t) => t.example);
     const rules = [...sentences, ...sentences.map((s) => s.replace(/^deny /, 'require approval for ')), ...sentences.map((s) => `sub-agents: ${s}`)]
