@@ -4,7 +4,10 @@
  *
  * A decision evaluates only the rules that can apply to its request (rule-index.ts: by tool,
  * effect tag, spawning and measured fact), each through the check built once from its parsed
- * form (evaluate-rule.ts), so its cost does not grow with the size of the packs. Cedar holds the
+ * form (evaluate-rule.ts), and asks each question once (rule-groups.ts: rules equal but for a
+ * threshold, a tool list, paths or hosts share one evaluation), so its cost follows the distinct
+ * questions about the call, not the size of the packs; `decideRuleByRule` is the plain definition
+ * it must equal. Cedar holds the
  * reviewable, schema-validated form of every stateless rule: each engine validates its rules'
  * policies when it is built, and `decideWithCedar` decides through cedar-wasm, which the tests
  * use to check that both agree.
