@@ -58,9 +58,8 @@ interface Group {
   /** Whether each member's reason ends with its own limit (`tail`) after the shared detail. */
   withTail: boolean;
   /** In mode EACH: the member's detail, undefined when it does not match. */
-  member?: (group: Group, position: number) => string | undefined;
-  /** In mode EACH: the decision's context, and what the shared part found. */
-  context?: CheckContext;
+  member?: (group: Group, position: number, context: CheckContext) => string | undefined;
+  /** In mode EACH: what the shared part found. */
   paths?: MeasuredPath[];
   /** Details per measured path (or host), built when a member first needs one. */
   pathDetails?: (string | undefined)[];
@@ -76,8 +75,11 @@ export interface RuleGroups {
 /** A stable text of a parsed rule without the fields that do not change what its check asks. */
 function questionKey(parsed: ParsedRule, without: readonly string[]): string {
   const skip = new Set(['sentence', 'effect', 'enforcement', ...without]);
-  // Non-finite numbers would all print as null; keep them apart.
-  return JSON.stringify(parsed, (key, value: unknown) => (skip.has(key) ? undefined : typeof value === 'number' && !Number.isFinite(value) ? `#${String(value)}` : value));
+  // Only the rule's own fields are left out (a nested field of the same name still counts); non-finite numbers would all print as null.
+  return JSON.stringify(parsed, function (this: unknown, key: string, value: unknown) {
+    if (this === parsed && skip.has(key)) return undefined;
+    return typeof value === 'number' && !Number.isFinite(value) ? `#${String(value)}` : value;
+  });
 }
 
 /** A group whose members' checks are the same function: one evaluation, one shared detail. */
@@ -225,12 +227,10 @@ function totalGroup(parsed: LimitRule): Group['evaluate'] {
 /** Tool rules without an argument condition that differ only in their tools: the subject once, each member's scope on its own. */
 function toolFamily(parsed: Extract<ParsedRule, { form: 'tool' }>, scopes: readonly (CompiledScope | undefined)[]): Group['evaluate'] {
   const member: Group['member'] = parsed.only
-    ? (group, position) => {
-        const { request, m } = group.context as CheckContext;
+    ? (_group, position, { request, m }) => {
         return coversTool(scopes[position] as CompiledScope, request.tool, m.tagSet) ? undefined : '';
       }
-    : (group, position) => {
-        const { request, m } = group.context as CheckContext;
+    : (_group, position, { request, m }) => {
         return covers(scopes[position] as CompiledScope, request, m) ? '' : undefined;
       };
   return (group, context) => {
@@ -241,7 +241,6 @@ function toolFamily(parsed: Extract<ParsedRule, { form: 'tool' }>, scopes: reado
       return;
     }
     group.mode = EACH;
-    group.context = context;
     group.member = member;
   };
 }
@@ -286,27 +285,27 @@ function foldersOf(measured: MeasuredPath): ReadonlySet<string> {
 function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: readonly (PathMatcher | undefined)[]): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   const outside = parsed.mode === 'outside';
-  const detailAt = (group: Group, k: number): string => {
+  const detailAt = (group: Group, k: number, m: CheckContext['m']): string => {
     const details = group.pathDetails as (string | undefined)[];
     let detail = details[k];
     if (detail === undefined) {
       const { path, access, tree } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
-      detail = tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, (group.context as CheckContext).m);
+      detail = tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, m);
       details[k] = detail;
     }
     return detail;
   };
-  const member: Group['member'] = (group, position) => {
+  const member: Group['member'] = (group, position, { m }) => {
     const matcher = matchers[position] as PathMatcher;
     const paths = group.paths as MeasuredPath[];
     for (let k = 0; k < paths.length; k += 1) {
       const measured = paths[k] as MeasuredPath;
       if (measured.tree === true) {
-        if (matcher.tree(measured.path)) return detailAt(group, k);
+        if (matcher.tree(measured.path)) return detailAt(group, k, m);
         continue;
       }
       const inside = matcher.inside(measured.path, foldersOf(measured));
-      if (outside ? !inside : inside) return detailAt(group, k);
+      if (outside ? !inside : inside) return detailAt(group, k, m);
     }
     return undefined;
   };
@@ -325,7 +324,6 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
     // The paths of another access than the rule's are not its business.
     const paths = parsed.access === undefined ? m.paths : m.paths.filter((p) => p.access === undefined || p.access === parsed.access);
     group.mode = EACH;
-    group.context = context;
     group.paths = paths;
     group.pathDetails = new Array<string | undefined>(paths.length);
     group.member = member;
@@ -336,9 +334,8 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
 function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readonly (((host: string) => boolean) | undefined)[]): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   const allowList = parsed.mode === 'allow-list';
-  const member: Group['member'] = (group, position) => {
+  const member: Group['member'] = (group, position, { m }) => {
     const listed = lists[position] as (host: string) => boolean;
-    const { m } = group.context as CheckContext;
     const details = group.pathDetails as (string | undefined)[];
     for (let k = 0; k < m.hosts.length; k += 1) {
       const host = m.hosts[k] as string;
@@ -359,7 +356,6 @@ function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readon
       return;
     }
     group.mode = EACH;
-    group.context = context;
     group.pathDetails = new Array<string | undefined>(m.hosts.length);
     group.member = member;
   };
@@ -467,7 +463,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
         const mode = group.mode;
         if (mode === NONE) continue;
         if (mode === EACH) {
-          const detail = (group.member as NonNullable<Group['member']>)(group, position);
+          const detail = (group.member as NonNullable<Group['member']>)(group, position, context);
           if (detail === undefined) continue;
           if (detail === '') out.push(plain[position] as MatchedRule);
           else {
