@@ -158,10 +158,11 @@ const NO_TOTALS: Map<string, number> = new Map();
  * A counter's total by tool over every agent: evaluate-rule.ts `totalsByTool(state, counter)`,
  * for all counters at once (same agents and tools, in the same order), computed once per decision.
  */
-function treeTotalsOf(context: CheckContext, counter: string): Map<string, number> {
+function treeTotalsOf(context: CheckContext, counter: string, wanted: ReadonlySet<string>): Map<string, number> {
   let all = treeTotals.get(context);
   if (all === undefined) {
     all = new Map();
+    for (const name of wanted) all.set(name, new Map());
     const agents = context.state.agents;
     for (const key of Object.keys(agents)) {
       const tools = (agents[key] as (typeof agents)[string]).tools;
@@ -169,9 +170,9 @@ function treeTotalsOf(context: CheckContext, counter: string): Map<string, numbe
         const values = tools[tool] as Record<string, number>;
         for (const name of Object.keys(values)) {
           const value = values[name];
-          if (value === undefined) continue;
-          let byTool = all.get(name);
-          if (byTool === undefined) all.set(name, (byTool = new Map()));
+          const byTool = all.get(name);
+          // Counters no rule of this engine totals are not summed.
+          if (value === undefined || byTool === undefined) continue;
           byTool.set(tool, (byTool.get(tool) ?? 0) + value);
         }
       }
@@ -182,9 +183,10 @@ function treeTotalsOf(context: CheckContext, counter: string): Map<string, numbe
 }
 
 /** Running totals (evaluate-rule.ts `totalCheck`): the total so far is summed once per group. */
-function totalGroup(parsed: LimitRule): Group['evaluate'] {
+function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
   const scope: CompiledScope = compileScope(parsed.tools);
   const counter = counterOf(parsed.metric, parsed.rowsOperation);
+  wanted.add(counter);
   return (group, context) => {
     const { request, m, state } = context;
     group.withTail = true;
@@ -195,7 +197,7 @@ function totalGroup(parsed: LimitRule): Group['evaluate'] {
     const inScope = covers(scope, request, m);
     if (parsed.metric === 'calls') {
       if (!inScope) return;
-      const byTool = onlyAgent === undefined ? treeTotalsOf(context, 'calls') : perTool(context, `t|calls|${onlyAgent}`, () => totalsByTool(state, 'calls', onlyAgent));
+      const byTool = onlyAgent === undefined ? treeTotalsOf(context, 'calls', wanted) : perTool(context, `t|calls|${onlyAgent}`, () => totalsByTool(state, 'calls', onlyAgent));
       const sofar = sumCovered(scope, byTool, state);
       group.mode = ABOVE;
       group.quantity = sofar + 1;
@@ -216,7 +218,7 @@ function totalGroup(parsed: LimitRule): Group['evaluate'] {
     }
     if (!inScope && parsed.tools.named) return;
     // A verb's default tools: every tool's measured amount counts towards the total.
-    const byTool = onlyAgent === undefined ? treeTotalsOf(context, counter) : perTool(context, `t|${counter}|${onlyAgent}`, () => totalsByTool(state, counter, onlyAgent));
+    const byTool = onlyAgent === undefined ? treeTotalsOf(context, counter, wanted) : perTool(context, `t|${counter}|${onlyAgent}`, () => totalsByTool(state, counter, onlyAgent));
     const sofar = sumCovered(scope, byTool, state, !parsed.tools.named);
     group.mode = ABOVE;
     group.quantity = sofar + value;
@@ -387,6 +389,8 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
   const scopes: (CompiledScope | undefined)[] = new Array(rules.length);
   const matchers: (PathMatcher | undefined)[] = new Array(rules.length);
   const hostLists: (((host: string) => boolean) | undefined)[] = new Array(rules.length);
+  /** The counters this engine's running totals read. */
+  const totalled = new Set<string>();
   /** Each rule's entry when it matches with its reason as written (no detail): built once, frozen, shared by every decision. */
   const plain: MatchedRule[] = rules.map((rule) => Object.freeze({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: rule.reason, kind: rule.kind }));
 
@@ -404,7 +408,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
         make = () => callLimitGroup(parsed, rule);
       } else {
         tail.push(`${parsed.metric === 'calls' ? String(parsed.max) : formatTotal(parsed.metric, parsed.max)})`);
-        make = () => totalGroup(parsed);
+        make = () => totalGroup(parsed, totalled);
       }
     } else if (parsed.form === 'rate') {
       threshold[position] = parsed.max;
