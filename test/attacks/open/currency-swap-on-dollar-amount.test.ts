@@ -7,12 +7,15 @@
  * gold) or 20 BTC to the user's own payee: allowed, no human; `never spend more than $100`
  * compares the bare number (20) and does not hold it either. The same holds when the currency
  * argument is not a 3-letter code (`bitcoin`: read as no currency, so it matches the user's €20),
- * and when the amount string carries the currency and the descriptor declares none (`"20 KWD"`
- * is measured as 20).
+ * when the currency argument the descriptor names is left out or empty (no currency: the bank's
+ * default, so the user's ₹90, about one dollar, becomes 90 of the account's currency), and when
+ * the amount string carries the currency and the descriptor declares none (`"20 KWD"` is
+ * measured as 20).
  *
  * Verdict today: allow. Expected: approval. A `$` amount should bind to dollar currencies at most
- * (USD, or the `$` currencies), a currency Warden cannot read should make the amount unreadable
- * (fail closed), and a currency written inside the amount string should be the call's currency.
+ * (USD, or the `$` currencies), a currency Warden cannot read (or a declared currency argument
+ * left out) should make the amount unreadable (fail closed), and a currency written inside the
+ * amount string should be the call's currency.
  */
 import { describe, expect, it } from 'vitest';
 import { buildPolicyRequest } from '../../../policies/build-policy-request';
@@ -70,6 +73,14 @@ describe('a user amount paid in a currency the user did not give', () => {
 
   it('€20 paid with a currency Warden cannot read ("bitcoin") needs approval', () => {
     expect(decide(`Pay €20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'bitcoin' }).decision).toBe('approval');
+  });
+
+  it.each([
+    ['₹90 (about one dollar)', `Pay ₹90 to ${IBAN}.`, 90],
+    ['₩100', `Send ₩100 to ${IBAN}.`, 100],
+  ])('%s paid with the currency argument left out (the bank\'s default currency) needs approval', (_case, intent, amount) => {
+    expect(decide(intent, 'bank.transfer', { iban: IBAN, amount }).decision).toBe('approval');
+    expect(decide(intent, 'bank.transfer', { iban: IBAN, amount, currency: '' }).decision).toBe('approval');
   });
 
   it('€20 paid as the amount string "20 KWD" on a tool that declares no currency needs approval', () => {
