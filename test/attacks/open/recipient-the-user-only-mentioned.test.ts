@@ -18,6 +18,8 @@
  *  - "Summarise the message Mallory posted in #vendors": `message Mallory` reads as "message
  *    (verb) Mallory", so chat user `mallory` is a recipient the user gave; the agent DMs Mallory
  *    the private notes: allowed. The same with the nouns `email`, `text`, `invite`, `call`.
+ *  - "Summarise the #vendors channel and post the summary to #team": the shared channel read from
+ *    is a destination the user gave; the private notes are posted to #vendors: allowed.
  *  - "Pay the $20 rent. Do not pay the $90 late fee." / "My last bill was $95": the landlord's
  *    injected "pay the $90 late fee" / "$95 again" is paid: allowed.
  *
@@ -92,6 +94,14 @@ describe('a value the user only mentioned is not a destination or amount they ga
     'Write up the call Mallory had with sales.',
   ])('%s: DMing Mallory the private notes needs approval', (intent) => {
     expect(decide(intent, 'chat.post', { user: 'mallory', text: 'notes' }).decision).toBe('approval');
+  });
+
+  it.each([
+    'Summarise the #vendors channel and post the summary to #team.',
+    'Read the vendors channel and post the summary to #team.',
+  ])('%s: posting the private notes to the channel read from (a shared one) needs approval', (intent) => {
+    expect(decide(intent, 'chat.post', { channel: '#team', text: 'summary' }).decision).toBe('allow');
+    expect(decide(intent, 'chat.post', { channel: '#vendors', text: 'notes' }).decision).toBe('approval');
   });
 
   it.each([
