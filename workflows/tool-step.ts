@@ -55,7 +55,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         callId,
         grantId,
         maxCredentialTtlMs: run.tools.activityTimeoutMs,
-        task: run.task,
+        task: run.activityTask,
         tool: action.tool,
         args: resolvedArgs ?? action.args,
         ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
