@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { CompiledRuleSchema } from '../policies/engine/compile-rule';
 import { MatchedRuleSchema, PolicyAgentSchema, PolicyRequestSchema, ValueSourceSchema } from '../policies/engine/policy-request';
 import { ProvenanceSeedSchema } from '../policies/provenance-seed';
+import { EgressWatchSchema } from '../monitoring/egress-watch';
 
 /**
  * One entry of an http grant: `host` / `host:port` as a string, or an object narrowing it to some
@@ -135,6 +136,8 @@ export const PolicyGateSpecSchema = z.strictObject({
   approvedRules: z.array(z.string()).default([]),
   /** Digests of measured effects a human approved (policy-gate.ts `effectDigest`). */
   approvedEffects: z.array(z.string()).default([]),
+  /** The monitor's egress watch: a user tool's request to a host it holds is stopped before it connects (monitoring/egress-watch.ts). */
+  egressWatch: EgressWatchSchema.optional(),
 });
 export type PolicyGateSpec = z.infer<typeof PolicyGateSpecSchema>;
 
