@@ -98,7 +98,7 @@ export function osSandboxProblem(env: NodeJS.ProcessEnv = process.env): string |
   if (!has('bwrap')) {
     return 'bubblewrap is not installed (no "bwrap" on PATH): programs and stdio MCP servers run only in its OS sandbox. Install it with: apt-get install -y bubblewrap';
   }
-  const missing = ['unshare', 'prlimit', 'mount'].filter((tool) => !has(tool));
+  const missing = ['unshare', 'prlimit', 'mount', 'nsenter'].filter((tool) => !has(tool));
   if (missing.length > 0) return `the OS sandbox needs ${missing.join(', ')} (Debian packages util-linux and mount)`;
   const probe = spawnSync('bwrap', ['--unshare-all', '--unshare-user', '--die-with-parent', '--ro-bind', '/', '/', '--', '/bin/true'], {
     encoding: 'utf8',
