@@ -6,6 +6,7 @@
  * approval bound to it (its earlier SQL is applied once, by call id); a refused effect refuses
  * the step.
  */
+import { networkEffectsOf } from '../monitoring/action-features';
 import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
@@ -46,6 +47,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   const descriptor = resolveTool(run.task, action.tool);
   const builtin = descriptor?.executor.kind === 'builtin';
   const approvedEffects: string[] = [];
+  // A built-in's one request is the step the monitor already scored: only other tools get a watch.
+  const egressWatch = builtin ? undefined : run.monitor.egressWatch(run, step);
   for (let hold = 1; ; hold += 1) {
     const call = await run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
@@ -55,13 +58,15 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         callId,
         grantId,
         maxCredentialTtlMs: run.tools.activityTimeoutMs,
-        task: run.task,
+        task: run.activityTask,
         tool: action.tool,
         args: resolvedArgs ?? action.args,
         ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
         // The monitor's score goes into the call's custody record.
         ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
         ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
+        // Hosts the monitor holds are refused at the egress before they connect.
+        ...(egressWatch === undefined ? {} : { egressWatch }),
         policy: {
           state: run.policyState,
           agent: policyRequest.agent,
@@ -78,13 +83,22 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     const effects = call.effects ?? [];
     if (!builtin) for (const e of effects) run.policyState = recordExecution(run.policyState, e.request as PolicyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
     if (effects.length > 0) step.effects = [...(step.effects ?? []), ...effects.map(stepEffectOf)];
+    // What a program or MCP server did through the egress proxy, in the same vocabulary.
+    if (call.egress !== undefined && call.egress.length > 0) step.effects = [...(step.effects ?? []), ...call.egress];
     const stopped = call.held ?? call.denied;
+    // Every request the call made or tried, wherever it left, is scored (hosts, writes, bytes).
+    const requests = networkEffectsOf([
+      ...effects.map(stepEffectOf),
+      ...(call.egress ?? []),
+      ...(stopped === undefined ? [] : [{ tool: stopped.tool, effect: stopped.measured, decision: 'deny' }]),
+    ]);
     if (stopped === undefined) {
       step.output = call.output;
       if (call.trust !== undefined) step.trust = call.trust;
       if (call.effect !== undefined) step.effect = call.effect;
       run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
       run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs: POLICY_RETAIN_MS });
+      await run.monitor.network(run, step, requests);
       return true;
     }
     // Stopped where the effect was measured: what ran before the stop (SQL applied by earlier calls of a user tool) stays undoable.
@@ -93,6 +107,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       step.policy.applied = { decision: call.held === undefined ? 'deny' : 'approval', matched: stopped.matched.map((m: Matched) => ({ ...m })), tool: stopped.tool };
     }
     // The monitor sees the measured effect before a refusal or a wait for a human (a block ends the task here).
+    await run.monitor.network(run, step, requests);
     await run.monitor.measured(run, step, stopped.measured as { rowsChanged?: unknown } | undefined);
     if (call.denied !== undefined || hold > MAX_EFFECT_HOLDS) {
       const rule = stopped.matched.find((m: Matched) => m.effect === 'deny') ?? stopped.matched[0];
