@@ -20,6 +20,7 @@ import type { AgentBaseline } from '../monitoring/baseline';
 import type { BaselineStore } from '../monitoring/baseline-store';
 import { loadResponseRules } from '../monitoring/load-response-rules';
 import type { ResponseRule } from '../monitoring/response-rule';
+import { usableBaseline, type TreeHosts } from '../monitoring/score-action';
 import { annotateActiveSpan, rootWorkflowIdOf } from '../telemetry/warden-span-attributes';
 import { KILL_ACTION, KILL_REQUEST_ID, type KillRequest } from '../workflows/definitions';
 import { DEFAULT_POLICY_PACKS } from './check-policy';
@@ -42,6 +43,8 @@ export interface BeginMonitoringInput {
   /** The task's policy packs (default: the packs every task gets). */
   packs?: string[];
   sentences: string[];
+  /** A sub-agent's ancestors' agent names, root first: when its own baseline is not usable, the nearest usable one's hosts watch it (`treeHosts`). */
+  ancestors?: string[];
 }
 
 export interface MonitorSetup {
@@ -50,6 +53,8 @@ export interface MonitorSetup {
   rules: ResponseRule[];
   /** Why the baseline is missing, when it is for a reason other than never having been learnt. */
   note?: string;
+  /** Without a usable baseline of its own, a sub-agent's nearest ancestor's hosts (score-action.ts `TreeHosts`). */
+  treeHosts?: TreeHosts;
 }
 
 export interface RespondInput {
@@ -87,7 +92,14 @@ export function createMonitorActivities(deps: ActivityDeps) {
         const monitor = deps.monitor;
         if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines' };
         try {
-          return { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules };
+          const baseline = (await monitor.baselines.get(input.agent)) ?? null;
+          if (usableBaseline(baseline ?? undefined) !== undefined) return { baseline, rules };
+          // The tree is watched as a whole: the nearest ancestor with a usable baseline knows its hosts.
+          for (const ancestor of [...(input.ancestors ?? [])].reverse()) {
+            const found = usableBaseline((await monitor.baselines.get(ancestor).catch(() => undefined)) ?? undefined);
+            if (found !== undefined) return { baseline, rules, treeHosts: { agent: found.agent, tasks: found.tasks, hosts: [...found.hosts].sort() } };
+          }
+          return { baseline, rules };
         } catch (error) {
           // A baseline that does not parse mutes the baseline signals, not the task: hard signals still count.
           if (error instanceof MonitorError) return { baseline: null, rules, note: error.message };

@@ -404,8 +404,8 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
 
 /** The monitor's watch as the egress proxy asks it, before each granted connection. */
 function egressGateOf(watch: EgressWatch): EgressGate {
-  return ({ host, method }) => {
-    const reason = egressHoldReason(watch, host, method);
+  return ({ host, method, sendsBody }) => {
+    const reason = egressHoldReason(watch, host, method, sendsBody === true);
     return reason === undefined ? undefined : { heldBy: 'monitor', reason };
   };
 }

@@ -13,6 +13,20 @@ import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
 import { protectedSetForCall } from './run-tool';
+import type { EgressWatch } from '../monitoring/egress-watch';
+import { usableBaseline } from '../monitoring/score-action';
+
+/**
+ * The watch a task's stdio MCP servers are judged by before their first call: the hosts the
+ * agent's learnt baseline knows; any other host is held (nothing could score it yet) and reported
+ * with the server's next call. None without a usable baseline (no host is new then). Read here,
+ * by the worker: it never enters history.
+ */
+async function sessionWatchOf(deps: ActivityDeps, task: Task): Promise<EgressWatch | undefined> {
+  if (deps.monitor === undefined) return undefined;
+  const baseline = usableBaseline((await deps.monitor.baselines.get(task.agent.name).catch(() => undefined)) ?? undefined);
+  return baseline === undefined ? undefined : { knownHosts: [...baseline.hosts].sort(), hold: 'all', agent: baseline.agent };
+}
 
 export interface OpenToolSourcesInput {
   rootWorkflowId: string;
@@ -42,6 +56,7 @@ export function createToolSourceActivities(deps: ActivityDeps) {
           input.rootWorkflowId,
           input.deadlineAt,
           input.rootRunId,
+          await sessionWatchOf(deps, input.task),
         );
         // Stored once, by pin: later activities get the task with the digests only (pinned-listings.ts).
         if (deps.listings !== undefined) for (const listing of listings) await deps.listings.put(listing);

@@ -91,11 +91,11 @@ export async function startContextOf(deps: McpExecutorDeps, task: Task, rootWork
 }
 
 /** Opens (or finds) every server the task declares and returns their pinned tool lists. */
-export async function openTaskServers(deps: McpExecutorDeps, task: Task, rootWorkflowId: string, deadlineAt: number, rootRunId?: string): Promise<McpToolListing[]> {
+export async function openTaskServers(deps: McpExecutorDeps, task: Task, rootWorkflowId: string, deadlineAt: number, rootRunId?: string, sessionWatch?: EgressWatch): Promise<McpToolListing[]> {
   const listings: McpToolListing[] = [];
   for (const [server, config] of Object.entries(task.tools.mcp ?? {})) {
     const context = await startContextOf(deps, task, rootWorkflowId, config, rootRunId);
-    const connection = await deps.pool.connection(mcpSessionKeyOf(rootWorkflowId, rootRunId), server, config, { ...context, lifetimeMs: 0 }, deadlineAt);
+    const connection = await deps.pool.connection(mcpSessionKeyOf(rootWorkflowId, rootRunId), server, config, { ...context, lifetimeMs: 0, ...(sessionWatch === undefined ? {} : { sessionWatch }) }, deadlineAt);
     listings.push(connection.listing);
   }
   return listings;
@@ -107,7 +107,8 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
   const config = input.task.tools.mcp?.[target.server];
   if (config === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `MCP server "${target.server}" is not declared by this task`);
   const context = await startContextOf(deps, input.task, input.rootWorkflowId, config, input.rootRunId);
-  const connection = await deps.pool.connection(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId), target.server, config, { ...context, lifetimeMs: 0 }, input.deadlineAt);
+  // A server (re)started by this call is judged by its watch until the call is in flight.
+  const connection = await deps.pool.connection(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId), target.server, config, { ...context, lifetimeMs: 0, ...(input.egressWatch === undefined ? {} : { sessionWatch: input.egressWatch }) }, input.deadlineAt);
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
   const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }) });
   const output = { content: result.content, ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };

@@ -47,6 +47,12 @@ export interface McpStartContext {
   lifetimeMs: number;
   /** Time to start, initialise and list tools. Default 30 s. */
   startTimeoutMs?: number;
+  /**
+   * The watch a stdio server's requests are judged by before its first call (the session's
+   * baseline: its hosts known, any other host held, mcp/server-egress.ts); without it nothing is
+   * held before the first call (no usable baseline: no host is new).
+   */
+  sessionWatch?: EgressWatch;
 }
 
 /** The result of `tools/call` as Warden records it: plain JSON. */
@@ -87,7 +93,7 @@ export class McpConnection {
    */
   static async open(server: string, config: McpServer, context: McpStartContext): Promise<McpConnection> {
     const overflow: Overflow = {};
-    const egress = new ServerEgress();
+    const egress = new ServerEgress(context.sessionWatch);
     const { transport, name } = transportFor(server, config, context, overflow, egress);
     const client = new (mcpSdk.client().Client)({ ...WARDEN_CLIENT_INFO }, { capabilities: {} });
     // An HTTP response past the message bound ends the session: the pending request fails now.
@@ -244,7 +250,7 @@ function transportFor(server: string, config: McpServer, context: McpStartContex
       memoryMb: config.memoryMb,
       maxProcesses: config.maxProcesses,
     },
-  }, { egressGate: egress.gate, onEgress: egress.record });
+  }, { egressGate: egress.gate, onEgress: egress.record, onEgressBytes: egress.grow });
   return { transport, name: 'stdio' };
 }
 

@@ -117,6 +117,8 @@ export interface NetworkEffect {
   method: string;
   /** Bytes sent towards the host. */
   bytes?: number;
+  /** It sent a body whatever its method (`write` on its `urls` entry): scored as a network write. */
+  write?: boolean;
   held?: boolean;
 }
 
@@ -148,6 +150,7 @@ export function networkEffectsOf(effects: readonly { tool: string; effect?: unkn
       if (host === undefined) continue;
       const method = typeof (u as { method?: unknown }).method === 'string' ? (u as { method: string }).method.toUpperCase() : 'GET';
       const network: NetworkEffect = { host, method };
+      if ((u as { write?: unknown }).write === true) network.write = true;
       if (typeof effect.bytes === 'number' && effect.urls.length === 1) network.bytes = effect.bytes;
       if (entry.decision !== undefined && entry.decision !== 'allow') network.held = true;
       out.push(network);
@@ -189,7 +192,7 @@ export function featuresOfAction(
   for (const request of effect?.network ?? []) {
     hosts.add(request.host.toLowerCase());
     // CONNECT (an opaque tunnel) counts: what goes through it cannot be seen.
-    if (!READ_METHODS.includes(request.method.toUpperCase())) measuredWrite = true;
+    if (request.write === true || !READ_METHODS.includes(request.method.toUpperCase())) measuredWrite = true;
     measuredBytes += request.bytes ?? 0;
   }
   if (typeof args.database === 'string') databases.add(args.database);

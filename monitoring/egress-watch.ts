@@ -14,7 +14,7 @@ import { z } from 'zod';
 export const EgressWatchSchema = z.strictObject({
   /** `host[:port]` (WHATWG `host`, lower-case, the scheme's default port left out) the monitor does not score as new. */
   knownHosts: z.array(z.string()),
-  /** Which contacts of any other host are held: `all`, `writes` (a method other than GET, HEAD, OPTIONS; every opaque tunnel), or `none`. */
+  /** Which contacts of any other host are held: `all`, `writes` (a method other than GET, HEAD, OPTIONS, any request that sends a body; every opaque tunnel), or `none`. */
   hold: z.enum(['none', 'writes', 'all']),
   /** The agent whose baseline it is (for the refusal's message). */
   agent: z.string(),
@@ -25,19 +25,21 @@ export type EgressWatch = z.infer<typeof EgressWatchSchema>;
 export const EGRESS_HOLD_RULE = 'monitor:new-host';
 
 /**
- * Whether a request with `method` may carry data to its host. An HTTPS tunnel (`CONNECT`) is
- * opaque: Warden cannot see what goes through it, so it counts as a write.
+ * Whether a request may carry data to its host: any method but GET, HEAD, OPTIONS, and any
+ * request that sends a body whatever its method (`sendsBody`: a `content-length` above 0 or any
+ * `transfer-encoding`, RFC 9112 §6; a GET with a body carries it as well as a POST). An HTTPS
+ * tunnel (`CONNECT`) is opaque: Warden cannot see what goes through it, so it counts as a write.
  */
-export function isNetworkWrite(method: string): boolean {
-  return !['GET', 'HEAD', 'OPTIONS'].includes(method.toUpperCase());
+export function isNetworkWrite(method: string, sendsBody = false): boolean {
+  return sendsBody || !['GET', 'HEAD', 'OPTIONS'].includes(method.toUpperCase());
 }
 
-/** Why `watch` holds a contact of `host` with `method`, or undefined when it lets it through. */
-export function egressHoldReason(watch: EgressWatch | undefined, host: string, method: string): string | undefined {
+/** Why `watch` holds a contact of `host` with `method` (sending a body when `sendsBody`), or undefined when it lets it through. */
+export function egressHoldReason(watch: EgressWatch | undefined, host: string, method: string, sendsBody = false): string | undefined {
   if (watch === undefined || watch.hold === 'none') return undefined;
   const key = host.toLowerCase();
   if (watch.knownHosts.includes(key)) return undefined;
-  const write = isNetworkWrite(method);
+  const write = isNetworkWrite(method, sendsBody);
   if (watch.hold === 'writes' && !write) return undefined;
-  return `held by the monitor: ${key} is a host agent ${watch.agent} never reached, and the task's response rules answer ${write ? 'sending data to' : 'contacting'} a new host (${method.toUpperCase()})`;
+  return `held by the monitor: ${key} is a host agent ${watch.agent} never reached, and the task's response rules answer ${write ? 'sending data to' : 'contacting'} a new host (${method.toUpperCase()}${sendsBody ? ' with a body' : ''})`;
 }

@@ -60,6 +60,19 @@ export interface ActionScore {
 export interface ScoringOptions {
   /** Learnt runs a baseline needs before its signals count (default 5). */
   minTasks?: number;
+  /**
+   * For an agent without a usable baseline of its own (a sub-agent never learnt): the hosts of its
+   * nearest ancestor's usable baseline. The tree is watched as a whole: a host new to it is
+   * `new-host` for the sub-agent too (its other signals wait for its own baseline).
+   */
+  treeHosts?: TreeHosts;
+}
+
+/** The hosts of the nearest ancestor with a usable baseline (`MonitorSetup.treeHosts`). */
+export interface TreeHosts {
+  agent: string;
+  tasks: number;
+  hosts: string[];
 }
 
 export const DEFAULT_MIN_TASKS = 5;
@@ -114,6 +127,14 @@ export function scoreProposed(history: MonitorHistory, baseline: AgentBaseline |
     if (newHosts.length > 0) {
       add('new-host', features.networkWrite ? 70 : 50, `${features.networkWrite ? 'sends data to' : 'contacts'} ${newHosts.join(', ')}, never reached in ${b.tasks} learnt runs`);
     }
+  } else if (options.treeHosts !== undefined) {
+    const t = options.treeHosts;
+    const newHosts = features.hosts.filter((h) => !t.hosts.includes(h));
+    if (newHosts.length > 0) {
+      add('new-host', features.networkWrite ? 70 : 50, `${features.networkWrite ? 'sends data to' : 'contacts'} ${newHosts.join(', ')}, never reached by its task tree (agent ${t.agent}, the nearest with a baseline: ${t.tasks} learnt runs)`);
+    }
+  }
+  if (b !== undefined) {
     if (tool !== undefined) {
       const newDatabases = features.databases.filter((d) => !tool.databases.includes(d));
       if (newDatabases.length > 0) add('new-database', 20, `uses database ${newDatabases.join(', ')} with ${features.tool} for the first time`);

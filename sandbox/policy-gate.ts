@@ -165,7 +165,9 @@ export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): Po
     } catch {
       return undefined;
     }
-    return egressHoldReason(spec.egressWatch, url.host, typeof args.method === 'string' ? args.method : 'GET');
+    const body = args.body;
+    const sendsBody = body !== undefined && body !== null && body !== '' && !(body instanceof Uint8Array && body.length === 0);
+    return egressHoldReason(spec.egressWatch, url.host, typeof args.method === 'string' ? args.method : 'GET', sendsBody);
   }
 
   /**

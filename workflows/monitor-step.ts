@@ -24,7 +24,7 @@ import type { Alert } from '../monitoring/alert';
 import type { AgentBaseline } from '../monitoring/baseline';
 import { emptyHistory, recordOutcome, recordProposed, type MonitorEvent } from '../monitoring/monitor-history';
 import { fireRules, strongerResponse, type FiredRule, type Response, type ResponseRule } from '../monitoring/response-rule';
-import { scoreOf, scoreOutcome, scoreProposed, usableBaseline, type ScoreReason } from '../monitoring/score-action';
+import { scoreOf, scoreOutcome, scoreProposed, usableBaseline, type ScoreReason, type ScoringOptions, type TreeHosts } from '../monitoring/score-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import { durationToMs } from '../task/duration';
 import type { StepRecord, TaskResult } from '../task/task-run';
@@ -73,6 +73,8 @@ export class TaskMonitor {
   /** True once the baseline and rules are loaded. */
   private active = false;
   private baseline: AgentBaseline | undefined;
+  /** A sub-agent without a usable baseline: its nearest ancestor's hosts (network scoring only). */
+  private treeHosts: TreeHosts | undefined;
   private rules: ResponseRule[] = [];
   private readonly history = emptyHistory();
   private readonly armed: Record<string, boolean> = {};
@@ -155,8 +157,11 @@ export class TaskMonitor {
       agent: run.task.agent.name,
       ...(run.task.policyPacks === undefined ? {} : { packs: [...run.task.policyPacks] }),
       sentences: [...run.task.policies],
+      ...(this.networkEnabled && run.agentChain.length > 0 ? { ancestors: [...run.agentChain] } : {}),
     });
     this.baseline = setup.baseline ?? undefined;
+    // Runs recorded before it have no treeHosts in their marker: they replay as they ran.
+    if (this.networkEnabled && setup.treeHosts !== undefined) this.treeHosts = setup.treeHosts;
     this.rules = setup.rules;
     this.active = true;
     this.assertRunning();
@@ -182,7 +187,7 @@ export class TaskMonitor {
     if (effect !== undefined) entry.effect = effect;
     if (request?.provenance !== undefined) entry.provenance = request.provenance;
     if (action.type === 'spawn') this.runningChildren.add(subagentWorkflowId(run.workflowId, action.subagent, step.index));
-    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now(), this.scoring()));
     this.endIfBlocked(step, entry, 'blocked by the monitor');
   }
 
@@ -203,28 +208,31 @@ export class TaskMonitor {
     entry.features = features;
     entry.event.rows = features.rows;
     if (features.operation !== undefined) entry.event.operation = features.operation;
-    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now(), this.scoring()));
     this.endIfBlocked(step, entry, 'blocked by the monitor');
   }
 
   /**
    * What the ways out of this step's call ask before they connect (monitoring/egress-watch.ts):
-   * the hosts the agent's baseline knows (and those the step was already scored for), and whether
+   * the hosts the agent's baseline knows (never those the step itself names), and whether
    * a contact of any other host is held, decided by scoring the step as if it contacted one and
    * asking the response rules (without firing them). Undefined without a usable baseline (no host
    * is new then) or once the task is blocked.
    */
   egressWatch(run: AgentRun, step: StepRecord): EgressWatch | undefined {
     const entry = this.steps.get(step.index);
-    const b = usableBaseline(this.baseline);
+    // Known hosts: the agent's own usable baseline, else (a sub-agent) its nearest ancestor's.
+    const b = usableBaseline(this.baseline) ?? this.treeHosts;
     if (!this.networkEnabled || !this.active || entry === undefined || b === undefined || this.blocked !== undefined) return undefined;
     // Only hosts the task grants can be reached at all: the rest of the baseline stays out of history.
     const granted = new Set(run.task.grants.hosts.map(hostnameOf));
-    const knownHosts = [...new Set([...b.hosts, ...entry.features.hosts])].filter((h) => granted.has(hostnameOf(h))).sort();
+    // Known hosts come from the learnt baseline only, never from the step watched: a host its
+    // arguments name is as new as any other (it would otherwise whitelist itself).
+    const knownHosts = [...new Set(b.hosts)].filter((h) => granted.has(hostnameOf(h))).sort();
     const holds = (write: boolean): boolean => {
       // A name no URL can have: the probe is a host the baseline cannot know.
       const probe: ActionFeatures = { ...entry.features, hosts: [...entry.features.hosts, '(a new host)'], networkWrite: entry.features.networkWrite || write };
-      const reasons = scoreProposed(this.history, this.baseline, probe, Date.now());
+      const reasons = scoreProposed(this.history, this.baseline, probe, Date.now(), this.scoring());
       // Copies: asking the rules must not arm or disarm them.
       const fired = fireRules(this.rules, { history: this.history, baseline: this.baseline, features: probe, score: scoreOf(reasons), reasons, now: Date.now() }, { ...this.armed }, new Set(entry.fired));
       const response = fired.map((f) => f.response).reduce<Response | undefined>(strongerResponse, undefined);
@@ -252,7 +260,7 @@ export class TaskMonitor {
     entry.features = features;
     if (features.bytesOut !== undefined) entry.event.bytesOut = features.bytesOut;
     if (features.hosts.join(' ') === before.hosts.join(' ') && features.networkWrite === before.networkWrite && features.bytesOut === before.bytesOut) return;
-    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now(), this.scoring()));
     this.endIfBlocked(step, entry, 'blocked by the monitor');
   }
 
@@ -286,7 +294,7 @@ export class TaskMonitor {
       const features = featuresOfAction(step.tool, step.args);
       const entry = this.track(step, features);
       recordOutcome(entry.event, { refused: true });
-      await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+      await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now(), this.scoring()));
     } else {
       recordOutcome(known.event, { refused: true });
       const before = step.monitor?.reasons ?? [];
@@ -355,6 +363,10 @@ export class TaskMonitor {
   }
 
   // --- internals ----------------------------------------------------------------------------
+
+  private scoring(): ScoringOptions {
+    return this.treeHosts === undefined ? {} : { treeHosts: this.treeHosts };
+  }
 
   private track(step: StepRecord, features: ActionFeatures): StepEntry {
     const event = recordProposed(this.history, features, step.index, Date.now());

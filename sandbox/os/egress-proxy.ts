@@ -10,8 +10,10 @@
  * - `CONNECT` (HTTPS) tunnels are opaque: they are allowed only by entries that narrow neither
  *   methods nor paths. Plain HTTP requests are checked with their method and path, one by one
  *   (a keep-alive connection cannot carry a second request to another host unchecked).
- * - Every decision is recorded (`decisions`) so a run can report what it tried to reach, with the
- *   host contacted and the bytes sent to it (a request's body; everything sent into a tunnel).
+ * - Every decision is recorded (`decisions`, per destination: egress-tally.ts) so a run can report
+ *   everything it tried to reach, with the host contacted, how often, and the bytes sent to it (a
+ *   request's body; everything sent into a tunnel). No destination is ever dropped: past the
+ *   tally's cap, a new destination is held before it connects (fail closed) and counted.
  * - A granted destination is also put to the caller's `gate` (the monitor's egress watch) before
  *   the connection is opened: what it holds never connects, so nothing reaches that host.
  */
@@ -21,6 +23,7 @@ import type { Duplex } from 'node:stream';
 import { CapabilityError } from '../../errors';
 import { authorizeEgress, type Resolver } from '../capabilities/http-capability';
 import type { HostGrantEntry } from '../sandbox-messages';
+import { EgressTally } from './egress-tally';
 
 /** One request the sandbox made through the proxy. */
 export interface EgressDecision {
@@ -32,6 +35,10 @@ export interface EgressDecision {
   host?: string;
   /** Bytes sent towards the host: a plain request's body, or everything the program sent into a tunnel (TLS included). */
   bytesOut?: number;
+  /** The request announced a body (`content-length` above 0 or a `transfer-encoding`): a write whatever its method. */
+  sendsBody?: boolean;
+  /** How many requests this decision stands for (a tally's destination; 1 when absent). */
+  requests?: number;
   /** Who refused it when it was not the grant (`monitor`: the egress gate held it before it connected). */
   heldBy?: string;
   /** The refusal's code and message when not allowed. */
@@ -44,6 +51,8 @@ export interface EgressQuestion {
   host: string;
   /** The request's method; `CONNECT` for a tunnel (whose requests cannot be seen). */
   method: string;
+  /** The request sends a body (a write whatever its method). */
+  sendsBody?: boolean;
 }
 
 /**
@@ -64,25 +73,42 @@ export interface EgressProxyOptions {
   allowedHosts: readonly HostGrantEntry[];
   /** Name resolution (the system resolver by default). */
   resolve?: Resolver;
-  /** Most decisions kept (oldest dropped). Default 1000. */
-  maxDecisions?: number;
+  /** Most distinct destinations kept (egress-tally.ts; past it, new destinations are held). */
+  maxDestinations?: number;
+  /**
+   * False: the proxy keeps no tally (`decisions` stays empty) and holds nothing for the cap: a
+   * long-lived server's requests are tallied per call by the caller (`onDecision`), who must cap
+   * them in `gate`.
+   */
+  tally?: boolean;
   /** Asked before each granted connection (see EgressGate). */
   gate?: EgressGate;
-  /** Told of each decision as it is made (the object is live: `bytesOut` grows while the request streams). */
+  /** Told of each decision as it is made (the object is live: `bytesOut` grows while the request streams, see `onBytes`). */
   onDecision?: (decision: EgressDecision) => void;
+  /** Told of bytes a request told of before sent afterwards (its body or tunnel streaming). */
+  onBytes?: (decision: EgressDecision, bytes: number) => void;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
 /** Starts the proxy listening on `options.socketPath` (mode 0600 is the caller's business via its folder). */
 export async function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy> {
-  const decisions: EgressDecision[] = [];
-  const max = options.maxDecisions ?? 1000;
+  const tally = options.tally === false ? undefined : new EgressTally(options.maxDestinations);
   const note = (decision: EgressDecision) => {
-    decisions.push(decision);
-    if (decisions.length > max) decisions.shift();
+    tally?.add(decision);
     options.onDecision?.(decision);
   };
+  const grow = (decision: EgressDecision, bytes: number) => {
+    decision.bytesOut = (decision.bytesOut ?? 0) + bytes;
+    tally?.grow(decision, bytes);
+    options.onBytes?.(decision, bytes);
+  };
+  /** The gate, then the tally's cap: a new destination past it is held (never dropped unseen). */
+  const hold = (question: EgressQuestion): { heldBy: string; reason: string } | undefined =>
+    options.gate?.(question) ??
+    (tally === undefined || tally.admits(question.host, question.method, question.sendsBody === true)
+      ? undefined
+      : { heldBy: 'monitor', reason: `held: the call reached more than ${tally.max} destinations, so a new one cannot be scored` });
   const sockets = new Set<Duplex>();
   const server = http.createServer({ requestTimeout: 120_000 }, (request, response) => {
     void forward(request, response);
@@ -105,16 +131,15 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       refuse(response, method, url.href, error, url.host);
       return;
     }
-    const held = options.gate?.({ host: url.host, method: method.toUpperCase() });
+    const sendsBody = sendsBodyOf(request.headers);
+    const held = hold({ host: url.host, method: method.toUpperCase(), ...(sendsBody ? { sendsBody } : {}) });
     if (held !== undefined) {
-      refuse(response, method, url.href, new CapabilityError('ERR_NETWORK_DENIED', held.reason), url.host, held.heldBy);
+      refuse(response, method, url.href, new CapabilityError('ERR_NETWORK_DENIED', held.reason), url.host, held.heldBy, sendsBody);
       return;
     }
-    const decision: EgressDecision = { method, target: url.href, allowed: true, host: url.host, bytesOut: 0 };
+    const decision: EgressDecision = { method, target: url.href, allowed: true, host: url.host, bytesOut: 0, ...(sendsBody ? { sendsBody } : {}) };
     note(decision);
-    request.on('data', (chunk: Buffer) => {
-      decision.bytesOut! += chunk.length;
-    });
+    request.on('data', (chunk: Buffer) => grow(decision, chunk.length));
     const headers: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(request.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
     headers['host'] = url.host;
@@ -143,10 +168,10 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     request.pipe(outgoing);
   }
 
-  function refuse(response: http.ServerResponse, method: string, target: string, error: unknown, host?: string, heldBy?: string): void {
+  function refuse(response: http.ServerResponse, method: string, target: string, error: unknown, host?: string, heldBy?: string, sendsBody = false): void {
     const code = error instanceof CapabilityError ? error.code : 'ERR_NETWORK_FAILED';
     const message = error instanceof Error ? error.message : String(error);
-    note({ method, target, allowed: false, ...(host === undefined ? {} : { host }), ...(heldBy === undefined ? {} : { heldBy }), error: { code, message } });
+    note({ method, target, allowed: false, ...(host === undefined ? {} : { host }), ...(heldBy === undefined ? {} : { heldBy }), ...(sendsBody ? { sendsBody } : {}), error: { code, message } });
     response.writeHead(code === 'ERR_NETWORK_DENIED' ? 403 : 502, { 'content-type': 'text/plain', connection: 'close' });
     response.end(`warden egress: ${code}: ${message}\n`);
   }
@@ -173,7 +198,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       client.end(`HTTP/1.1 ${code === 'ERR_NETWORK_DENIED' ? '403 Forbidden' : '502 Bad Gateway'}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nwarden egress: ${code}: ${message}\n`);
       return;
     }
-    const held = options.gate?.({ host: url.host, method: 'CONNECT' });
+    const held = hold({ host: url.host, method: 'CONNECT' });
     if (held !== undefined) {
       note({ method: 'CONNECT', target, allowed: false, host: url.host, heldBy: held.heldBy, error: { code: 'ERR_NETWORK_DENIED', message: held.reason } });
       client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nwarden egress: ERR_NETWORK_DENIED: ${held.reason}\n`);
@@ -188,9 +213,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     upstream.once('connect', () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
-      client.on('data', (chunk: Buffer) => {
-        decision.bytesOut! += chunk.length;
-      });
+      client.on('data', (chunk: Buffer) => grow(decision, chunk.length));
       upstream.pipe(client);
       client.pipe(upstream);
     });
@@ -214,13 +237,22 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   });
   return {
     socketPath: options.socketPath,
-    decisions,
+    get decisions() {
+      return tally?.decisions ?? [];
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),
   };
+}
+
+/** Whether a request announces a body (RFC 9112 §6.3: a `transfer-encoding`, or a `content-length` above 0). */
+function sendsBodyOf(headers: http.IncomingHttpHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const length = headers['content-length'];
+  return length !== undefined && !/^0*$/.test(String(length).trim());
 }
 
 function resolverOption(resolve: Resolver | undefined): { resolve?: Resolver } {

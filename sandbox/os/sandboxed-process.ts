@@ -113,8 +113,10 @@ export function osSandboxProblem(env: NodeJS.ProcessEnv = process.env): string |
 export interface SandboxedProcessOptions {
   /** Asked before the egress proxy opens each granted connection (the monitor's egress watch). */
   egressGate?: EgressGate;
-  /** Told of each egress decision as it is made (a long-lived server's requests, attributed to the call in flight). */
+  /** Told of each egress decision as it is made (a long-lived server's requests, attributed to the call in flight); the proxy then keeps no tally of its own (the caller caps, egress-tally.ts). */
   onEgress?: (decision: EgressDecision) => void;
+  /** Told of bytes a decision told of before sent afterwards (with `onEgress`: the caller tallies, egress-tally.ts). */
+  onEgressBytes?: (decision: EgressDecision, bytes: number) => void;
 }
 
 /**
@@ -146,7 +148,7 @@ export async function startSandboxedProcess(input: OsSandboxSpecInput, options: 
     }
     let proxy: EgressProxy | undefined;
     if (spec.allowedHosts.length > 0) {
-      proxy = await startEgressProxy({ socketPath: path.join(runDir, 'egress.sock'), allowedHosts: spec.allowedHosts, ...(options.egressGate === undefined ? {} : { gate: options.egressGate }), ...(options.onEgress === undefined ? {} : { onDecision: options.onEgress }) });
+      proxy = await startEgressProxy({ socketPath: path.join(runDir, 'egress.sock'), allowedHosts: spec.allowedHosts, ...(options.egressGate === undefined ? {} : { gate: options.egressGate }), ...(options.onEgress === undefined ? {} : { onDecision: options.onEgress, tally: false }), ...(options.onEgressBytes === undefined ? {} : { onBytes: options.onEgressBytes }) });
       const started = proxy;
       cleanups.unshift(() => started.close());
     }

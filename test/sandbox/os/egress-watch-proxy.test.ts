@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { egressHoldReason, type EgressWatch } from '../../../monitoring/egress-watch';
-import { egressEffectsOf, MAX_EGRESS_EFFECTS } from '../../../sandbox/os/egress-effects';
+import { egressEffectsOf } from '../../../sandbox/os/egress-effects';
+import { MAX_EGRESS_DESTINATIONS, OVERFLOW_HOST } from '../../../sandbox/os/egress-tally';
 import { startEgressProxy, type EgressDecision, type EgressGate, type EgressProxy } from '../../../sandbox/os/egress-proxy';
 import { startLoopbackServer, type LoopbackServer } from '../../support/monitor-kit';
 import { makeTempDir } from '../sandbox-test-kit';
@@ -32,8 +33,8 @@ afterEach(async () => {
 });
 
 function watchGate(watch: EgressWatch): EgressGate {
-  return ({ host, method }) => {
-    const reason = egressHoldReason(watch, host, method);
+  return ({ host, method, sendsBody }) => {
+    const reason = egressHoldReason(watch, host, method, sendsBody === true);
     return reason === undefined ? undefined : { heldBy: 'monitor', reason };
   };
 }
@@ -49,9 +50,9 @@ async function start(gate: EgressGate | undefined, seen: EgressDecision[] = []):
 }
 
 /** A plain request through the proxy: status and body. */
-function viaProxy(p: EgressProxy, method: string, url: string, body?: string): Promise<{ status: number; body: string }> {
+function viaProxy(p: EgressProxy, method: string, url: string, body?: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: p.socketPath, method, path: url }, (res) => {
+    const req = http.request({ socketPath: p.socketPath, method, path: url, headers }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
@@ -108,6 +109,57 @@ describe('the egress gate, asked before the proxy connects', () => {
       expect(fresh.received).toHaveLength(1);
       expect(p.decisions).toEqual([expect.objectContaining({ allowed: true, host: fresh.host, bytesOut: method === 'POST' ? SECRET.length : 0 })]);
     }
+  });
+
+  // A request that sends bytes is a write whatever its method (RFC 9112 §6: a body is announced by content-length or transfer-encoding).
+  it.each([
+    ['a GET with a body (content-length)', 'GET', SECRET, { 'content-length': String(SECRET.length) }, true],
+    ['a GET with a chunked body (transfer-encoding)', 'GET', SECRET, { 'transfer-encoding': 'chunked' }, true],
+    ['an OPTIONS with a body', 'OPTIONS', SECRET, { 'content-length': String(SECRET.length) }, true],
+    ['a GET announcing content-length 0', 'GET', '', { 'content-length': '0' }, false],
+    ['a GET without a body', 'GET', undefined, {}, false],
+  ] as const)('%s to an unknown host, watch holds writes: held %s', async (_what, method, body, headers, held) => {
+    const p = await start(watchGate({ ...watch('writes'), knownHosts: [known.host] }));
+    const answer = await viaProxy(p, method, `${fresh.url}/collect`, body, { ...headers });
+    expect(answer.status).toBe(held ? 403 : 200);
+    expect(fresh.received).toHaveLength(held ? 0 : 1);
+    if (held) {
+      expect(answer.body).toContain('sending data to a new host');
+      expect(egressEffectsOf(p.decisions)).toEqual([expect.objectContaining({ decision: 'deny', effect: expect.objectContaining({ urls: [expect.objectContaining({ method, write: true })] }) })]);
+    }
+  });
+
+  it('reports every destination however many requests follow it (counted per destination, none pushed out)', async () => {
+    const p = await start(undefined);
+    expect((await viaProxy(p, 'GET', `${fresh.url}/collect?k=secret`)).status).toBe(200);
+    for (let batch = 0; batch < 11; batch += 1) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => viaProxy(p, 'GET', `${known.url}/status?n=${batch * 100 + i}`)));
+    }
+    await viaProxy(p, 'GET', `${known.url}/status?n=last`);
+    const effects = egressEffectsOf(p.decisions);
+    expect(effects.map((e) => [(e.effect as { urls: { host: string }[] }).urls[0]!.host, (e.effect as { requests: number }).requests])).toEqual([
+      ['127.0.0.1', 1],
+      ['127.0.0.1', 1101],
+    ]);
+    expect(p.decisions.map((d) => [d.host, d.requests])).toEqual([
+      [fresh.host, 1],
+      [known.host, 1101],
+    ]);
+  });
+
+  it(`past ${MAX_EGRESS_DESTINATIONS} destinations (here 3), holds a new destination before it connects and reports the overflow`, async () => {
+    proxy = await startEgressProxy({ socketPath: path.join(makeTempDir('egress-watch'), 'egress.sock'), allowedHosts: [known.host, fresh.host], maxDestinations: 3 });
+    const p = proxy;
+    expect((await viaProxy(p, 'GET', `${known.url}/a`)).status).toBe(200);
+    expect((await viaProxy(p, 'POST', `${known.url}/b`, 'x')).status).toBe(200);
+    expect((await viaProxy(p, 'GET', `${fresh.url}/c`)).status).toBe(200);
+    expect((await viaProxy(p, 'GET', `${known.url}/again`)).status).toBe(200); // a destination already counted
+    const held = await viaProxy(p, 'POST', `${fresh.url}/collect`, SECRET);
+    expect(held.status).toBe(403);
+    expect(held.body).toContain('more than 3 destinations');
+    expect(fresh.received.map((r) => r.method)).toEqual(['GET']);
+    expect(p.decisions.at(-1)).toMatchObject({ host: OVERFLOW_HOST, allowed: false, heldBy: 'monitor', requests: 1 });
+    expect(egressEffectsOf(p.decisions).at(-1)).toMatchObject({ decision: 'deny', rules: ['monitor:new-host'], effect: { urls: [{ host: OVERFLOW_HOST, method: 'CONNECT' }] } });
   });
 
   it('lets a known host through whatever the watch holds, and measures the body sent', async () => {
@@ -168,10 +220,10 @@ describe('egress decisions as step effects', () => {
     expect(JSON.stringify(effects)).not.toContain('pk_live');
   });
 
-  it(`reports at most ${MAX_EGRESS_EFFECTS} destinations, allowed ones first (refused noise cannot push a real contact out)`, () => {
+  it('reports every destination, allowed ones first (refused noise cannot push a real contact out)', () => {
     const noise = Array.from({ length: 100 }, (_, i) => decision({ host: `nope-${i}.example`, allowed: false }));
     const effects = egressEffectsOf([...noise, decision({ method: 'POST', host: 'exfil.example', bytesOut: 40 })]);
-    expect(effects).toHaveLength(MAX_EGRESS_EFFECTS);
+    expect(effects).toHaveLength(101);
     expect(effects[0]).toMatchObject({ decision: 'allow', effect: { urls: [{ host: 'exfil.example' }] } });
   });
 });
