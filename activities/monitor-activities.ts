@@ -13,6 +13,7 @@ import { trace } from '@opentelemetry/api';
 import { MONITOR_ALERT_EVENT, WARDEN_ATTR } from '../custody/attributes';
 import { MonitorError, WardenError } from '../errors';
 import { verifyApprovalDecision } from '../identity/approval-decision';
+import { actChainOf } from '../identity/agent-identity';
 import { formatAlert, AlertSchema, type Alert } from '../monitoring/alert';
 import { deliverAlertWebhook, type AlertWebhook } from '../monitoring/alert-webhook';
 import type { AlertStore } from '../monitoring/alert-store';
@@ -43,8 +44,12 @@ export interface BeginMonitoringInput {
   /** The task's policy packs (default: the packs every task gets). */
   packs?: string[];
   sentences: string[];
-  /** A sub-agent's ancestors' agent names, root first: when its own baseline is not usable, the nearest usable one's hosts watch it (`treeHosts`). */
-  ancestors?: string[];
+  /**
+   * A sub-agent's grant: its `act` chain (RFC 8693, user → agent → sub-agents, signed by Warden)
+   * names its ancestors; when its own baseline is not usable, the nearest usable one's hosts
+   * watch it (`treeHosts`).
+   */
+  grantId?: string;
 }
 
 export interface MonitorSetup {
@@ -82,6 +87,17 @@ function monitorOf(deps: ActivityDeps): MonitorServices {
   return deps.monitor;
 }
 
+/** The agent names of a grant's ancestors (its `act` chain without the user and itself), root first; none when it is unknown. */
+async function ancestorsOf(deps: ActivityDeps, grantId: string | undefined): Promise<string[]> {
+  if (grantId === undefined || deps.identity === undefined) return [];
+  const grant = await deps.identity.stores.grants.getGrant(grantId);
+  if (grant === undefined) return [];
+  return actChainOf(grant.claims.act)
+    .slice(0, -1)
+    .filter((id) => id.startsWith('agent:'))
+    .map((id) => id.slice('agent:'.length, id.indexOf('@')));
+}
+
 export function createMonitorActivities(deps: ActivityDeps) {
   return {
     /** The agent's baseline and the task's response rules, read once when the task (or sub-agent) begins. */
@@ -95,7 +111,7 @@ export function createMonitorActivities(deps: ActivityDeps) {
           const baseline = (await monitor.baselines.get(input.agent)) ?? null;
           if (usableBaseline(baseline ?? undefined) !== undefined) return { baseline, rules };
           // The tree is watched as a whole: the nearest ancestor with a usable baseline knows its hosts.
-          for (const ancestor of [...(input.ancestors ?? [])].reverse()) {
+          for (const ancestor of (await ancestorsOf(deps, input.grantId)).reverse()) {
             const found = usableBaseline((await monitor.baselines.get(ancestor).catch(() => undefined)) ?? undefined);
             if (found !== undefined) return { baseline, rules, treeHosts: { agent: found.agent, tasks: found.tasks, hosts: [...found.hosts].sort() } };
           }

@@ -157,7 +157,7 @@ export class TaskMonitor {
       agent: run.task.agent.name,
       ...(run.task.policyPacks === undefined ? {} : { packs: [...run.task.policyPacks] }),
       sentences: [...run.task.policies],
-      ...(this.networkEnabled && run.agentChain.length > 0 ? { ancestors: [...run.agentChain] } : {}),
+      ...(this.networkEnabled && !run.isRoot && run.identity !== undefined ? { grantId: run.identity.grantId } : {}),
     });
     this.baseline = setup.baseline ?? undefined;
     // Runs recorded before it have no treeHosts in their marker: they replay as they ran.

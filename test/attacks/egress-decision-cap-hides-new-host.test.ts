@@ -10,20 +10,21 @@
  * Same class for stdio MCP servers (mcp/server-egress.ts keeps a call's first 1,000 requests):
  * 1,000 GETs to the usual host first, then the GET with the secret (second test).
  *
- * Verdict: WORKS (open). Expected: every destination a run contacted is reported and scored,
- * however many requests it made (count per destination, not a window of requests), so this step
- * scores new-host, as the same GET without the padding does (second test, passes today).
+ * Fixed (regression test): the proxy and a stdio server's calls tally requests per destination
+ * (sandbox/os/egress-tally.ts: host, method class, decision, count, bytes), so every destination
+ * a call contacted is reported and scored however many requests it made; past the cap a new
+ * destination is held before it connects. The padded step scores new-host like the plain GET.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baselineCommand } from '../../../cli/commands/baseline';
-import type { TaskResult } from '../../../task/task-run';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
-import { FIXTURES, REPO_ROOT } from '../../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../../support/monitor-kit';
+import { baselineCommand } from '../../cli/commands/baseline';
+import type { TaskResult } from '../../task/task-run';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
+import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;

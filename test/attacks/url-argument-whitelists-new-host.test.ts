@@ -13,20 +13,20 @@
  * in flight: judged by "the last watch", which now lists the new host): the request is attributed
  * to no step, the task's only signal is the alert at 50, and the host has the secret.
  *
- * Verdict: WORKS (open). Expected: a host the step was scored for only as a read does not make
- * a write to it known (the watch keeps the baseline's hosts, or the step's hosts with the kind of
- * contact they were scored for), so the POST is held and the new host receives nothing.
+ * Fixed (regression test): the watch's known hosts come from the learnt baseline (intersected
+ * with the task's grants) only, never from the step watched: a host the step names is new unless
+ * the baseline knows it, so the POST is held and the new host receives nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baselineCommand } from '../../../cli/commands/baseline';
-import type { TaskResult } from '../../../task/task-run';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
-import { FIXTURES, REPO_ROOT } from '../../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../../support/monitor-kit';
+import { baselineCommand } from '../../cli/commands/baseline';
+import type { TaskResult } from '../../task/task-run';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
+import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;

@@ -7,20 +7,21 @@
  * Warden lists its tools) and POSTs it to a granted host the clerk's learnt baseline never
  * reached: the host receives the secret, no step scores new-host, no alert, the task completes.
  *
- * Verdict: WORKS (open). Expected: a request made while no call is in flight and no watch was
- * ever given is held like one to a host the last watch did not know (the workflow's watch, or
- * "nothing is known", must reach the connection when it opens), so the new host receives nothing.
+ * Fixed (regression test): the task's servers are opened with the session's watch (the agent's
+ * learnt baseline hosts, read by the worker: activities/tool-sources.ts), so before the first
+ * call any other host is held, and the held request is reported with the server's next call and
+ * scored on its step: the new host receives nothing and the task is not scored 30 and done.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baselineCommand } from '../../../cli/commands/baseline';
-import type { TaskResult } from '../../../task/task-run';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
-import { FIXTURES, REPO_ROOT } from '../../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../../support/monitor-kit';
+import { baselineCommand } from '../../cli/commands/baseline';
+import type { TaskResult } from '../../task/task-run';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
+import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
@@ -62,5 +63,8 @@ describe('a stdio MCP server that exfiltrates before the first tools/call', () =
     const result = await env.runTask(task);
     const seen = `status ${result.status}; steps ${JSON.stringify(result.steps.map((s) => ({ tool: s.tool, monitor: s.monitor, effects: s.effects, output: s.output }))).slice(0, 1500)}; exfil got ${JSON.stringify(exfil.received.map((r) => `${r.method} ${r.url} ${r.body}`))}`;
     expect(exfil.received.map((r) => r.body), seen).toEqual([]);
+    const ping = result.steps.find((s) => s.tool === 'helper.ping');
+    expect(ping?.effects ?? [], seen).toContainEqual(expect.objectContaining({ decision: 'deny', rules: ['monitor:new-host'] }));
+    expect(ping?.monitor?.reasons.map((r) => r.signal) ?? [], seen).toContain('new-host');
   });
 });

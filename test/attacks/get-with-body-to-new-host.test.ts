@@ -7,19 +7,19 @@
  * step scores new-host 50 as a read (not the 70 of a write), which the foundation pack answers
  * with an alert only: no hold, no step-up, no block, the task completes.
  *
- * Verdict: WORKS (open). Expected: a request that carries a body (Content-Length > 0 or
- * chunked) is a write whatever its method, so the watch holds it and the new host receives
- * nothing (as the same POST is held).
+ * Fixed (regression test): a request that carries a body (Content-Length > 0 or any
+ * Transfer-Encoding) is a write whatever its method (`isNetworkWrite(method, sendsBody)`), so
+ * the watch holds it and the new host receives nothing (as the same POST is held).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baselineCommand } from '../../../cli/commands/baseline';
-import type { TaskResult } from '../../../task/task-run';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../../support/monitor-kit';
+import { baselineCommand } from '../../cli/commands/baseline';
+import type { TaskResult } from '../../task/task-run';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
 
 let env: WardenTestEnv;
 let api: LoopbackServer;
