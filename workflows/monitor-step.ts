@@ -227,8 +227,10 @@ export class TaskMonitor {
     // Only hosts the task grants can be reached at all: the rest of the baseline stays out of history.
     const granted = new Set(run.task.grants.hosts.map(hostnameOf));
     // Known hosts come from the learnt baseline only, never from the step watched: a host its
-    // arguments name is as new as any other (it would otherwise whitelist itself).
-    const knownHosts = [...new Set(b.hosts)].filter((h) => granted.has(hostnameOf(h))).sort();
+    // arguments name is as new as any other (it would otherwise whitelist itself). Unless a human
+    // approved this very call (policy or monitor hold): then the hosts it was scored for were shown.
+    const approved = step.approval?.status === 'approved' ? entry.features.hosts : [];
+    const knownHosts = [...new Set([...b.hosts, ...approved])].filter((h) => granted.has(hostnameOf(h))).sort();
     const holds = (write: boolean): boolean => {
       // A name no URL can have: the probe is a host the baseline cannot know.
       const probe: ActionFeatures = { ...entry.features, hosts: [...entry.features.hosts, '(a new host)'], networkWrite: entry.features.networkWrite || write };
