@@ -30,8 +30,8 @@
  *    `call 415-555-0100`), so a date or an invoice number is not an account.
  *
  * Atoms this module makes (next to provenance.ts's form atoms `email:`, `iban:`, `channel:`,
- * `handle:`, `host:`, `url:`): `money:<n>` (any currency), `money:<n>:<CUR>` (currency stated),
- * `money:<n>:?` (currency not stated or ambiguous, e.g. `$`), `name:<n>` (a chat user or person),
+ * `handle:`, `host:`, `url:`): `money:<n>` (any currency), `money:<n>:<CUR>` (currency stated;
+ * `$`, `dollars` and `bucks` state USD, `¥` states JPY and CNY), `money:<n>:?` (no currency stated), `name:<n>` (a chat user or person),
  * `acct:<digits>`, `tel:<digits>`, `host:<name>` (a host with a port, or `localhost`), `path:<normal path>` (a token written as a path: with a `/`, or
  * a file name with an extension; a path under a folder the user gave is given too).
  *
@@ -52,7 +52,10 @@ const ISO_4217 = new Set(
 );
 /** Codes also read in lower case: common enough, and not English words ("all", "top", "try" are not here). */
 const LOWER_CASE_CODES = new Set(['usd', 'eur', 'gbp', 'chf', 'jpy', 'cad', 'aud', 'nzd', 'sek', 'nok', 'dkk', 'pln', 'czk', 'inr', 'cny', 'hkd', 'sgd', 'mxn', 'brl', 'zar']);
-/** Currency signs and what they say of the currency (`?`: ambiguous, e.g. `$`). */
+/**
+ * Currency signs and the currencies they say: `$` alone is the US dollar (a user who means
+ * another dollar writes `CA$`, `A$`, `20 CAD`...); `¥` is the yen or the yuan (either binds).
+ */
 const SIGNS: readonly [string, string][] = [
   ['US$', 'USD'],
   ['CA$', 'CAD'],
@@ -62,17 +65,17 @@ const SIGNS: readonly [string, string][] = [
   ['C$', 'CAD'],
   ['A$', 'AUD'],
   ['S$', 'SGD'],
-  ['$', '?'],
+  ['$', 'USD'],
   ['€', 'EUR'],
   ['£', 'GBP'],
-  ['¥', '?'],
+  ['¥', 'JPY|CNY'],
   ['₹', 'INR'],
   ['₩', 'KRW'],
   ['₽', 'RUB'],
   ['₺', 'TRY'],
   ['₪', 'ILS'],
 ];
-const CURRENCY_WORDS: Readonly<Record<string, string>> = { dollar: '?', dollars: '?', bucks: '?', euro: 'EUR', euros: 'EUR', cents: 'cents' };
+const CURRENCY_WORDS: Readonly<Record<string, string>> = { dollar: 'USD', dollars: 'USD', bucks: 'USD', euro: 'EUR', euros: 'EUR', cents: 'cents' };
 /** Verbs a payment amount directly follows ("pay 20"). */
 const PAY_VERBS = new Set(['pay', 'send', 'transfer', 'wire', 'refund', 'tip', 'remit', 'give', 'charge', 'reimburse', 'deposit']);
 /** What may follow an amount after a payment verb: the end of the phrase. */
@@ -212,13 +215,16 @@ function standaloneCurrency(token: Token, before = false): string | undefined {
   return codeOf(token.text) ?? CURRENCY_WORDS[token.lower];
 }
 
-/** Money atoms for an amount: any-currency, and the stated (or unknown `?`) currency. */
+/**
+ * Money atoms for an amount: any-currency, and the stated currency (`?`: none stated; `A|B`:
+ * either of two, as `¥` says). Cents are US cents.
+ */
 export function moneyAtoms(value: string, currency: string): string[] {
   if (currency === 'cents') {
     const dollars = String(Number(value) / 100);
-    return [`money:${dollars}`, `money:${dollars}:?`];
+    return [`money:${dollars}`, `money:${dollars}:USD`];
   }
-  return [`money:${value}`, `money:${value}:${currency}`];
+  return [`money:${value}`, ...currency.split('|').map((c) => `money:${value}:${c}`)];
 }
 
 /** A host with a port, maybe a path after it (`localhost:3000`, `intranet:8080/status`), not a URL. */

@@ -382,19 +382,36 @@ export function argumentLeaves(args: unknown, base = ''): { pointer: string; val
   return out;
 }
 
+/** The value at a JSON pointer of `args` (RFC 6901), or undefined. */
+function valueAtPointer(args: unknown, pointer: string): unknown {
+  let at: unknown = args;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (at === null || typeof at !== 'object' || !Object.hasOwn(at, key)) return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
+}
+
 /**
  * Classifies every string and number in `args`: JSON pointer (relative to args) → source.
  * Accepts the sources or an index built from them. An argument whose name says it is an amount
  * (`amount`, `sum`, `total`, `price`, `value`, `cents`...) or a recipient or payee (`to`, `cc`,
  * `recipient`, `channel`, `user`, `payee`, `iban`, `account`...) is classified as that kind
- * (`classifyAs`); a tool's descriptor, where it declares its effects, says better
+ * (`classifyAs`; an amount in the currency of a `currency` argument next to it, else in none);
+ * a tool's descriptor, where it declares its effects, says better
  * (policies/build-policy-request.ts).
  */
 export function classifyArguments(args: Record<string, unknown>, sources: ProvenanceSources | ProvenanceIndex): Record<string, ValueSource> {
   const index = 'user' in sources ? sources : buildProvenanceIndex(sources);
   const out: Record<string, ValueSource> = {};
   for (const { pointer, value } of argumentLeaves(args)) {
-    const kind = bindingKindOfKey(pointer, value);
+    let kind = bindingKindOfKey(pointer, value);
+    // An amount's currency, for a tool that declares none: the `currency` argument next to it.
+    if (kind?.kind === 'amount' && kind.currency === undefined) {
+      const sibling = valueAtPointer(args, `${pointer.slice(0, pointer.lastIndexOf('/'))}/currency`);
+      if (typeof sibling === 'string' && sibling.trim() !== '') kind = { kind: 'amount', currency: sibling.trim() };
+    }
     out[pointer] = kind === undefined ? classifyValue(index, value) : classifyAs(index, kind, value);
   }
   return out;
@@ -406,7 +423,12 @@ export function classifyArguments(args: Record<string, unknown>, sources: Proven
  */
 export function trustedAtomsIn(index: ProvenanceIndex, text: string): string[] {
   const atoms = new Set([...extractAtoms(text), ...givenAtomsOfText(text)]);
-  return [...atoms].filter((atom) => sourceOfAtom(index, atom) === 'trusted');
+  return [...atoms].filter((atom) => {
+    if (sourceOfAtom(index, atom) === 'trusted') return true;
+    // "$20" for trusted money of no stated currency (a row's `amount: 20`): the currency the parent wrote narrows it.
+    const money = /^(money:[^:]+):[A-Z]{3}$/.exec(atom);
+    return money !== null && sourceOfAtom(index, `${money[1]}:?`) === 'trusted';
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,8 +527,9 @@ function holdsPath(texts: IndexedTexts, atom: string): boolean {
 
 /**
  * Where a value of a typed effect field came from, judged only against values given AS that
- * kind (given-values.ts): an amount binds to money the user wrote (in the call's currency, or
- * with none stated), a recipient or payee to a recognisable address, handle, channel, IBAN or
+ * kind (given-values.ts): an amount binds to money the user wrote in the call's currency, or
+ * with no currency stated (a call with no currency, or one Warden cannot read, binds no money the
+ * user wrote in a currency), a recipient or payee to a recognisable address, handle, channel, IBAN or
  * international number anywhere in the user's words, or to a name, account or number they wrote
  * in a recipient role; a host to a host they named; a path to a path they wrote (or one under a
  * folder they wrote). A number the user wrote for something else
@@ -521,9 +544,15 @@ export function classifyAs(index: ProvenanceIndex, binding: BindingKind, value: 
     if (amount === undefined) return inToolOutputs(index, value) ? 'tool-output' : 'literal';
     const n = amount.slice('money:'.length);
     const v = binding.currency === 'cents' ? String(Number(n) / 100) : n;
-    const stated = parsed.find((a) => a.split(':').length === 3 && !a.endsWith(':?'))?.split(':')[2];
-    const currency = binding.currency === 'cents' ? undefined : (binding.currency ?? stated);
-    atoms = currency === undefined ? [`money:${v}`] : [`money:${v}:${currency.toUpperCase()}`, `money:${v}:?`];
+    const stated = parsed.filter((a) => a.split(':').length === 3 && !a.endsWith(':?')).map((a) => a.split(':')[2] as string);
+    const declared = binding.currency === 'cents' ? 'USD' : binding.currency?.toUpperCase();
+    // The call's currency: declared, or written in the amount ("20 KWD"); both must agree.
+    const currencies = declared === undefined ? stated : stated.length === 0 || stated.includes(declared) ? [declared] : ['?conflict'];
+    // Fail closed: a currency Warden cannot read ("bitcoin", two that disagree) binds nothing; a
+    // call with no currency binds only money the user wrote with none ("amount 20", "pay 20"); a
+    // call in a currency binds money the user wrote in that currency or with none.
+    if (currencies.length > 1 || currencies.some((c) => !/^[A-Z]{3}$/.test(c))) atoms = [];
+    else atoms = [`money:${v}:?`, ...currencies.map((c) => `money:${v}:${c}`)];
     return bestOf(index, atoms) ?? (inToolOutputs(index, Number(v)) || inToolOutputs(index, value) ? 'tool-output' : 'literal');
   }
   const text = String(value);

@@ -259,7 +259,7 @@ describe('trusted data binds by kind too', () => {
 
   it('a sub-agent inherits as trusted the typed values its parent had from trusted data', () => {
     const typed = (text: string) => trustedAtomsIn(index, text).filter((a) => a.startsWith('money:') || a.startsWith('name:')).sort();
-    expect(typed('Pay Bob $20 now.')).toEqual(['money:20', 'money:20:?', 'name:bob']);
+    expect(typed('Pay Bob $20 now.')).toEqual(['money:20', 'money:20:USD', 'name:bob']);
     expect(typed('Pay invoice 77 now.')).toEqual([]);
   });
 });
@@ -314,7 +314,7 @@ describe('the grammar reads roles, not words', () => {
     expect([...givenAtomsOfText('Pay invoice 77 ($20.00) to IBAN DE89 3704 0044 0532 0130 00, then message Alice and post it to #finance.')].sort()).toEqual([
       'channel:finance',
       'money:20',
-      'money:20:?',
+      'money:20:USD',
       'name:alice',
     ]);
   });
