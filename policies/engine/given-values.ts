@@ -23,7 +23,8 @@
  *    `to <name>` after a sending verb in the same clause (`send the report to Bob`); lists
  *    (`Alice, Bob and Carol`) and capitalised full names (`Alice Smith`) continue a role. Marker
  *    nouns name the kind: `user X`, `channel X` / `the X channel`, `account X`, `IBAN X`,
- *    `phone X` / `number X`. Articles, pronouns and determiners are never names (`to the team`,
+ *    `phone X` / `number X`. A full name gives only the full name. Names and channels compare
+ *    case-insensitively and otherwise exactly (`.`, `_`, `-` kept). Articles, pronouns and determiners are never names (`to the team`,
  *    `message my manager` give nothing), nor is a word followed by a number (`email invoice 77`).
  *  - accounts (6 or more digits, spaces and dashes dropped) and phone numbers written without `+`
  *    count only in a recipient or account role (`account 12345678`, `to 0044 20 7946 0958`,
@@ -241,15 +242,18 @@ export function pathAtom(text: string): string {
   return `path:${normalizePath(text.trim())}`;
 }
 
-/** A chat user or person's name in one form: lower case, `@` dropped, runs of spaces, dots, `_` and `-` as one dot. */
+/**
+ * A chat user, channel or person's name in one form: lower case, `@` dropped, a possessive `'s`
+ * dropped, runs of spaces as one space. Dots, `_` and `-` are part of the name: on chat systems
+ * `alice.smith`, `alice_smith`, `alice-smith` and `alice_` are different accounts.
+ */
 export function normalizeName(text: string): string {
   return text
     .trim()
     .replace(/^@/, '')
     .replace(/['’]s$/i, '')
     .toLowerCase()
-    .replace(/[\s._-]+/g, '.')
-    .replace(/^\.|\.$/g, '');
+    .replace(/\s+/g, ' ');
 }
 
 function isNameToken(token: Token): boolean {
@@ -290,7 +294,7 @@ function roleValueAt(tokens: Token[], i: number, out: Set<string>, kind: 'name' 
   const token = tokens[i];
   if (token === undefined) return 0;
   if (token.text.startsWith('#') && token.text.length > 1) {
-    out.add(`channel:${token.lower.slice(1)}`);
+    out.add(`channel:${normalizeName(token.text.slice(1))}`);
     return 1;
   }
   if (isNumberToken(token) || token.text.startsWith('+')) {
@@ -317,8 +321,8 @@ function roleValueAt(tokens: Token[], i: number, out: Set<string>, kind: 'name' 
     parts.push(next.text);
     span += 1;
   }
-  out.add(`name:${normalizeName(token.text)}`);
-  if (parts.length > 1) out.add(`name:${normalizeName(parts.join(' '))}`);
+  // A full name gives the full name only: "Alice Smith" is not any Alice.
+  out.add(`name:${normalizeName(parts.join(' '))}`);
   return span;
 }
 

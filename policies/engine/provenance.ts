@@ -205,7 +205,8 @@ export function extractAtoms(text: string): Set<string> {
     }
     if (/^\+?\d{8,15}$/.test(chunk)) atoms.add(`phone:${chunk.replace(/^\+/, '').replace(/^00/, '')}`);
     // IBANs are often written in groups of four: join the groups that follow.
-    const upper = chunk.toUpperCase();
+    // "DE89-3704-0044-0532-0130-00": an IBAN written in dashed groups.
+    const upper = /^[A-Za-z]{2}\d{2}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+$/.test(chunk) ? chunk.toUpperCase().replace(/-/g, '') : chunk.toUpperCase();
     if (upper.length >= 4 && isLetter(upper[0] as string) && isLetter(upper[1] as string) && isDigit(upper[2] as string) && isDigit(upper[3] as string)) {
       // The longest run of groups that forms a valid IBAN (the check digits decide).
       let compact = upper;
