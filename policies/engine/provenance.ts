@@ -99,6 +99,26 @@ export function isHostName(text: string): boolean {
   return tld.length >= 2 && [...tld].every(isLetter);
 }
 
+/**
+ * File extensions read as a file name rather than a host when a bare name ends in one: common
+ * document, archive, source, script and media extensions, several of them top-level domains too
+ * (`.md`, `.zip`, `.py`, `.sh`, `.mov`, `.rs`, `.so`, `.app`). Not `.pl`, `.io`, `.ai`: hosts far
+ * more often than files.
+ */
+const FILE_EXTENSIONS = new Set(
+  (
+    'md markdown txt rst csv tsv json jsonl yaml yml toml ini cfg conf env log xml html htm pdf doc docx xls xlsx ppt pptx odt ods rtf ' +
+    'zip tar gz tgz bz2 xz 7z rar bak db sqlite sql png jpg jpeg gif svg webp mov mp4 mp3 wav avi mkv ' +
+    'py sh bash zsh js mjs cjs ts tsx jsx rs go java kt rb php c h cpp hpp cs swift so dll exe bin app lock ipynb patch diff'
+  ).split(' '),
+);
+
+/** A bare name whose last label is a file extension ("readme.md"): a file, not a host. */
+export function isFileName(text: string): boolean {
+  const dot = text.lastIndexOf('.');
+  return dot > 0 && FILE_EXTENSIONS.has(text.slice(dot + 1).toLowerCase());
+}
+
 function isIPv4(text: string): boolean {
   const parts = text.split('.');
   return parts.length === 4 && parts.every((p) => p !== '' && p.length <= 3 && [...p].every(isDigit) && Number(p) <= 255);
@@ -233,7 +253,9 @@ export function extractAtoms(text: string): Set<string> {
         continue;
       }
     }
-    if (isHostName(lower) || isIPv4(lower)) {
+    // "README.md", "backup.zip", "setup.py": a file name, though `.md`, `.zip`, `.py` are top-level
+    // domains; a host the user means is written as a URL ("https://readme.md").
+    if ((isHostName(lower) && !isFileName(lower)) || isIPv4(lower)) {
       atoms.add(`host:${lower}`);
       atoms.add(`url:${lower}`);
       continue;
@@ -487,8 +509,9 @@ function partyAtomsOf(raw: string, as: string | undefined): string[] {
     if (as === 'account' || as === 'iban') return [`acct:${digits}`];
     return [`acct:${digits}`, tel];
   }
-  // A webhook-like recipient ("https://hooks.example.org/in") is judged by its URL and host.
-  const atoms = text.includes('://') ? [...extractAtoms(text)].filter((a) => a.startsWith('url:') || a.startsWith('host:')) : [];
+  // A webhook-like recipient ("https://hooks.example.org/in") is judged by its whole URL (or a URL
+  // prefix the user wrote), never by its host: every webhook of a chat service shares one host.
+  const atoms = text.includes('://') ? [...extractAtoms(text)].filter((a) => a.startsWith('url:')) : [];
   if (atoms.length > 0 && !/\s/.test(text)) return atoms;
   const name = normalizeName(text);
   if (name === '') return [];
