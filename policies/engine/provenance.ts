@@ -23,7 +23,7 @@
  * trusted data is trusted even when an injection chose it. Every laundering form and how it is
  * classified today: policies/README.md, "What provenance tracks, and what it does not".
  */
-import { givenAtomsOfData, givenAtomsOfText, givenAtomsOfValue, normalizeName, pathAtom } from './given-values';
+import { givenAtomsOfData, givenAtomsOfText, givenAtomsOfValue, normalizeName, pathAtom, withoutMentions } from './given-values';
 import type { ValueSource } from './policy-request';
 
 /** A source of values, indexed: normalised atoms and the normalised full texts. */
@@ -294,9 +294,9 @@ function leavesOf(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-function indexTexts(texts: readonly string[], extraAtoms: Iterable<string> = []): IndexedTexts {
+function indexTexts(texts: readonly string[], extraAtoms: Iterable<string> = [], atomTexts: readonly string[] = texts): IndexedTexts {
   const atoms = new Set<string>(extraAtoms);
-  for (const t of texts) for (const a of extractAtoms(t)) atoms.add(a);
+  for (const t of atomTexts) for (const a of extractAtoms(t)) atoms.add(a);
   // A URL with a path stands for everything under it ("https://api.example.com/v1" covers ".../v1/items").
   const urlPrefixes = [...atoms].filter((a) => a.startsWith('url:') && a.slice(4).includes('/')).map((a) => a.slice(4).replace(/\?.*$/, ''));
   return { atoms, text: ` ${texts.map(normalizeText).join(' \u0000 ')} `, urlPrefixes };
@@ -310,8 +310,11 @@ export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceInde
   const toolTexts = leavesOf(sources.toolOutputs ?? []);
   // What the user gave by kind: their words read with the grammar (given-values.ts), and each
   // value they declared as the whole value its form says it is.
+  // The request's values come from what it does not only mention ("is it a scam?", "do not pay
+  // the $90 fee", "the mail from X": given-values.ts `withoutMentions`); declared values are whole.
+  const userAtomTexts = [withoutMentions(sources.intent), ...declared];
   const userTyped = new Set<string>();
-  for (const text of userTexts) for (const a of givenAtomsOfText(text)) userTyped.add(a);
+  for (const text of userAtomTexts) for (const a of givenAtomsOfText(text)) userTyped.add(a);
   for (const value of declared) {
     for (const a of givenAtomsOfValue(value)) userTyped.add(a);
     const host = declaredHost(value);
@@ -319,7 +322,7 @@ export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceInde
   }
   const trustedTyped = givenAtomsOfData(sources.trusted ?? []);
   for (const a of sources.trustedAtoms ?? []) trustedTyped.add(a);
-  return { user: indexTexts(userTexts, userTyped), trusted: indexTexts(trustedTexts, trustedTyped), tools: indexTexts(toolTexts) };
+  return { user: indexTexts(userTexts, userTyped, userAtomTexts), trusted: indexTexts(trustedTexts, trustedTyped), tools: indexTexts(toolTexts) };
 }
 
 /**
