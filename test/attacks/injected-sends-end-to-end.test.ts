@@ -16,8 +16,8 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ATTACKER, USER, makeWorkspace, serviceTools, startServices, type ServicesServer } from '../../injection/injection-world';
-import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { ATTACKER, USER, makeWorkspace, serviceTools, startServices, type ServicesServer } from '../injection/injection-world';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
 let services: ServicesServer;
