@@ -142,6 +142,7 @@ export function createCheckPolicy(_deps: ActivityDeps) {
         ...(input.seed === undefined ? {} : { seed: input.seed }),
         effect,
         now: input.now,
+        ...(input.state === undefined ? {} : { state: input.state }),
       };
       const request = buildPolicyRequest(context);
       const decision = engine.decide(request, input.state);

@@ -293,7 +293,7 @@ const rulesKeys = new WeakMap<object, string>();
 /**
  * Whether a call's output is the user's own trusted data (task `trust`): a tool the task trusts,
  * or a built-in that read only trusted sources (a trusted workspace path, a trusted database or
- * table, a trusted host) that nothing in the task tree has written since the task began.
+ * table whose column values a query returns as-is, a trusted host) that nothing in the task tree has written since the task began.
  */
 export function outputTrustOf(task: Task, tool: ToolDescriptor, args: Record<string, unknown>, effects: readonly AppliedEffect[], state: PolicyState | undefined): 'trusted' | 'untrusted' {
   const trust = task.trust;
@@ -312,8 +312,10 @@ export function outputTrustOf(task: Task, tool: ToolDescriptor, args: Record<str
   }
   if (capability === 'sql.query') {
     const database = typeof args.database === 'string' ? args.database : '';
-    const read = effects[0]?.request.effect?.tablesRead ?? [];
-    if (read.length === 0) return 'untrusted';
+    const measured = effects[0]?.request.effect;
+    const read = measured?.tablesRead ?? [];
+    // Values the query's own text computes (literals, expressions, aggregates, UNION arms) are the agent's, not the table's.
+    if (read.length === 0 || measured?.columnsFromTables !== true) return 'untrusted';
     const ok = read.every((table) => {
       // Tables as the broker measured them: "<database>.<table>".
       const qualified = (table.includes('.') ? table : `${database}.${table}`).toLowerCase();

@@ -15,6 +15,7 @@ import { isCapabilityBound, isSandboxConfined, workspaceReachOf, type ToolDescri
 import { parsePolicyRequest, type PendingFact, type PolicyRequest, type ToolEffect, type ToolSummary, type ValueSource } from './engine/policy-request';
 import { buildProvenanceIndex, classifyArguments, classifyAs, type ProvenanceIndex } from './engine/provenance';
 import { userValuesOf, type ProvenanceSeed } from './provenance-seed';
+import { paymentKeysOf, type PolicyState } from './engine/policy-state';
 
 export interface PolicyRequestContext {
   task: Task;
@@ -33,6 +34,8 @@ export interface PolicyRequestContext {
   /** What the call does or did, as Warden measured it (never the agent's claim), merged over what the descriptor declares. */
   effect: ToolEffect | undefined;
   now: string;
+  /** The task's policy state: a payment already made (`paid`) no longer binds to what the user gave. */
+  state?: PolicyState;
 }
 
 /** What rules need of a descriptor. */
@@ -175,9 +178,27 @@ export interface RequestParts {
   /** Measured where the call is applied; replaces the matching pending facts. */
   measured?: ToolEffect;
   via?: string;
+  /** Payments made so far in the task (policy state `paid`). */
+  paid?: readonly string[];
 }
 
 const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
+
+/**
+ * A payment the user gave binds once per task: an amount bound to the user's (or trusted) words
+ * whose payment (same payee, amount and currency) was already made is judged `literal`, so
+ * `never pay an amount the user did not give` holds the repeat ("payment failed, retry") for a
+ * human. A payment that failed is not counted (policy-state.ts `paymentKeysOf`).
+ */
+function spendGivenPayments(effects: CallEffects, provenance: Record<string, ValueSource>, paid: readonly string[]): void {
+  if (paid.length === 0) return;
+  const done = new Set(paid);
+  for (const a of effects.amounts) {
+    const source = provenance[a.pointer];
+    if (source !== 'user' && source !== 'trusted') continue;
+    if (paymentKeysOf({ amounts: [a], payees: effects.payees }).some((k) => done.has(k))) provenance[a.pointer] = 'literal';
+  }
+}
 
 /** A validated policy request from its parts (see `buildPolicyRequest` for a step of a task). */
 export function policyRequestOf(parts: RequestParts): PolicyRequest {
@@ -190,6 +211,7 @@ export function policyRequestOf(parts: RequestParts): PolicyRequest {
     effect = declaredEffectOf(descriptor, args, effects);
     // Declared amounts, recipients, payees, hosts and paths bind only to values the user gave as that kind.
     Object.assign(provenance, typedSourcesOf(effects, parts.index, parts.argSources ?? {}, provenance));
+    spendGivenPayments(effects, provenance, parts.paid ?? []);
     destinations = destinationsOf(effects, parts.argSources ?? {}, parts.index);
   }
   if (parts.measured !== undefined) {
@@ -238,6 +260,7 @@ export function buildPolicyRequest(context: PolicyRequestContext): PolicyRequest
     now: context.now,
     index: provenanceIndexOf(context),
     ...(context.effect === undefined ? {} : { measured: context.effect }),
+    ...(context.state?.paid === undefined ? {} : { paid: context.state.paid }),
   });
 }
 

@@ -65,7 +65,10 @@ describe('classifyArguments', () => {
       { to: ['bob@example.com', 'attacker@evil.example'], subject: 'Markets rallied', meta: { 'a/b': 'x', amount: 1200 } },
       { intent: INTENT, toolOutputs: [FETCHED_PAGE] },
     );
-    expect(provenance).toEqual({ '/to/0': 'user', '/to/1': 'tool-output', '/subject': 'tool-output', '/meta/a~1b': 'literal', '/meta/amount': 'user' });
+    expect(provenance).toEqual({ '/to/0': 'user', '/to/1': 'tool-output', '/subject': 'tool-output', '/meta/a~1b': 'literal', '/meta/amount': 'literal' });
+    // The user's $1,200.00 is US dollars: it binds an amount in USD (a `currency` argument next to it), not one in no currency.
+    const inUsd = classifyArguments({ meta: { amount: 1200, currency: 'usd' } }, { intent: INTENT, toolOutputs: [FETCHED_PAGE] });
+    expect(inUsd).toEqual({ '/meta/amount': 'user', '/meta/currency': 'literal' });
   });
 
   it('is pure and deterministic', () => {
@@ -125,7 +128,7 @@ describe('intent binding end to end (foundation pack)', () => {
     expect(decide('pay.send', { recipient: 'DE89370400440532013000', amount: 1200 }, { amount: 1200, currency: 'USD' }).decision).toBe('approval'); // over $100
     // The foundation pack binds the amount too: $40 is not the $1,200.00 the user asked to pay.
     expect(decide('pay.send', { recipient: 'DE89370400440532013000', amount: 40 }, { amount: 40, currency: 'USD' }).decision).toBe('approval');
-    expect(decide('pay.send', { recipient: 'DE89370400440532013000', amount: 1200 }, { amount: 1200, currency: 'USD' }).matched.map((m) => m.sentence)).not.toContain(
+    expect(decide('pay.send', { recipient: 'DE89370400440532013000', amount: 1200, currency: 'USD' }, { amount: 1200, currency: 'USD' }).matched.map((m) => m.sentence)).not.toContain(
       'never pay an amount the user did not give without approval',
     );
     expect(decide('pay.send', { recipient: 'GB33BUKB20201555555555', amount: 40 }, { amount: 40, currency: 'USD' }).decision).toBe('deny');
