@@ -2,8 +2,11 @@
  * Activities: everything with a side effect or a nondeterministic answer. Built by a factory so
  * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
  */
+import type { DataPlaneServices } from '../dataplane/data-plane-services';
 import type { SandboxClient } from '../sandbox/sandbox-client';
+import { createArchiveRun } from './archive-run';
 import { createCheckPolicy } from './check-policy';
+import { createPlaceTask } from './place-task';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
@@ -15,8 +18,10 @@ export interface ActivityDeps {
   env?: NodeJS.ProcessEnv;
   /** The credential authority and its stores; without them tasks cannot start. */
   identity?: IdentityServices;
-  /** State folder: overlays, undo journals, snapshots. */
+  /** State folder: this worker's overlays (and, without a shared folder, journals and snapshots). */
   stateDir?: string;
+  /** This worker's data-plane queue and the shared stores (blobs, placements); see dataplane/. */
+  dataPlane?: DataPlaneServices;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -24,6 +29,8 @@ export function createActivities(deps: ActivityDeps) {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
     checkPolicy: createCheckPolicy(deps),
+    placeTask: createPlaceTask(deps),
+    archiveRun: createArchiveRun(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
   };

@@ -4,7 +4,13 @@
  * grants, and a fresh isolate with the task's time and memory limits.
  */
 import { realpath } from 'node:fs/promises';
-import { CapabilityError, CredentialError, isErrorCode, ToolError } from '../errors';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { CapabilityError, CredentialError, isErrorCode, ToolError, WardenError } from '../errors';
+import { claimCheckJson, resolveClaimChecks } from '../dataplane/claim-check';
+import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
+import type { FileWrite, Transcript } from '../task/data-flow';
+import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
 import { scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
@@ -14,10 +20,12 @@ import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool } from '../tools/tool-catalog';
 import { validateToolInput } from '../tools/tool-input-validator';
 import type { ActivityDeps } from './index';
-import { atActivityBoundary } from './to-application-failure';
+import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
-import { annotateActiveSpan, outcomeOfError, resourceAttributes, toolCallAttributes } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson, toolCallAttributes } from '../telemetry/warden-span-attributes';
+import { dataPlaneOf, recoveryDirOf, taskOf } from './flow-deps';
+import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -45,6 +53,31 @@ async function workspaceRootOf(task: Task): Promise<string | undefined> {
   }
 }
 
+/**
+ * The data flow's form of a tool call: the task by reference, arguments that may hold claim
+ * checks, and optionally the next model turn folded into the same activity (`next`: the turn to
+ * ask for and the transcript, whose pending steps end with this call's own step, not yet run).
+ */
+export interface RunToolRefInput {
+  rootWorkflowId: string;
+  workflowId: string;
+  stepIndex: number;
+  grantId: string;
+  maxCredentialTtlMs: number;
+  taskRef: string;
+  tool: string;
+  args: Record<string, unknown>;
+  next?: { turn: number; transcript: Transcript };
+}
+
+/** A call of the data flow: output (a claim check when large), files it wrote, the folded turn. */
+export interface ToolStepResult extends ToolCallResult {
+  /** Files the call left in the task tree's overlay (path and content hash). */
+  writes?: FileWrite[];
+  /** The next model turn, or why asking for it failed (the workflow then asks on its own). */
+  next?: ProposedTurn | { error: StepError };
+}
+
 /** What a tool call returns to the workflow: its output and the credential it ran under (no token). */
 export interface ToolCallResult {
   output: unknown;
@@ -66,9 +99,12 @@ export interface ToolExecution {
  * Validates, mints the call's credential and runs the tool in the sandbox host with its
  * capabilities: file writes into the task tree's overlay, SQL changes journaled under `callId`.
  */
-export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): Promise<ToolCallResult> {
+export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecution): Promise<ToolCallResult> {
+  let call = toolCall;
   const tool = resolveTool(call.task, call.tool);
   if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${call.tool}" is not declared by this task`);
+  // Long arguments proposed by the model were kept out of history: the tool gets the real values.
+  if (deps.dataPlane !== undefined) call = { ...call, args: (await resolveClaimChecks(deps.dataPlane.blobs, call.args)) as Record<string, unknown> };
   const problems = validateToolInput(tool.inputSchema, call.args);
   if (problems.length > 0) {
     throw new ToolError(
@@ -91,7 +127,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
   }
   if (capabilities.sql !== undefined) {
-    capabilities.sql.journal = journalPathOf(deps.stateDir, taskKey);
+    capabilities.sql.journal = journalPathOf(recoveryDirOf(deps), taskKey);
     capabilities.sql.callId = call.callId;
   }
   const result = await deps.sandbox.run({
@@ -117,8 +153,8 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
 }
 
 /** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
-function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
-  annotateActiveSpan(toolCallAttributes(input.task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
+function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown> }): void {
+  annotateActiveSpan(toolCallAttributes(task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
   const grant = deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;
@@ -136,11 +172,33 @@ function annotateToolCall(deps: ActivityDeps, input: RunToolInput): void {
   }
 }
 
-export function createRunTool(deps: ActivityDeps) {
-  return async function runTool(input: RunToolInput): Promise<ToolCallResult> {
-    annotateToolCall(deps, input);
+/** How often a running call tells Temporal it is alive (its heartbeat timeout is a few times this). */
+const HEARTBEAT_EVERY_MS = 2_000;
+
+/** A Warden failure of a call that wrote files: the writes go with it, so the workflow knows them. */
+function failureWithWrites(error: unknown, writes: readonly FileWrite[]): unknown {
+  const failure = toApplicationFailure(error);
+  if (writes.length === 0 || !(failure instanceof ApplicationFailure) || !(error instanceof WardenError)) return failure;
+  return ApplicationFailure.create({
+    type: failure.type ?? error.code,
+    message: failure.message,
+    nonRetryable: failure.nonRetryable === true,
+    details: [{ ...error.details, writes }],
+  });
+}
+
+
+export interface RunTool {
+  (input: RunToolInput): Promise<ToolCallResult>;
+  (input: RunToolRefInput): Promise<ToolStepResult>;
+}
+
+export function createRunTool(deps: ActivityDeps): RunTool {
+  async function runTool(input: RunToolInput | RunToolRefInput): Promise<ToolCallResult | ToolStepResult> {
+    const task = await taskOf(deps, input);
+    annotateToolCall(deps, task, input);
     try {
-      const result = await runToolOnce(input);
+      const result = 'taskRef' in input ? await runToolStep(input, task) : await runToolOnce(input);
       // The credential's id, never its token.
       annotateActiveSpan({ [WARDEN_ATTR.credentialJti]: result.credential.jti, [WARDEN_ATTR.outcome]: 'ok' });
       return result;
@@ -148,11 +206,12 @@ export function createRunTool(deps: ActivityDeps) {
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
       throw error;
     }
-  };
+  }
+  return runTool as RunTool;
 
   function runToolOnce(input: RunToolInput): Promise<ToolCallResult> {
-    return atActivityBoundary(() =>
-      executeToolCall(deps, {
+    return atActivityBoundary(async () => {
+      const result = await executeToolCall(deps, {
         rootWorkflowId: input.rootWorkflowId,
         // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
         callId: `${input.workflowId}:${input.stepIndex}`,
@@ -161,7 +220,54 @@ export function createRunTool(deps: ActivityDeps) {
         task: input.task,
         tool: input.tool,
         args: input.args,
-      }),
-    );
+      });
+      annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: sha256OfJson(result.output) });
+      return result;
+    });
+  }
+
+  /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
+  async function runToolStep(input: RunToolRefInput, task: Task): Promise<ToolStepResult> {
+    const dp = dataPlaneOf(deps);
+    const context = Context.current();
+    const heartbeat = setInterval(() => context.heartbeat(), HEARTBEAT_EVERY_MS);
+    try {
+      const callId = `${input.workflowId}:${input.stepIndex}`;
+      const tool = resolveTool(task, input.tool);
+      const workspace = task.resources.workspace;
+      const writesFiles = workspace !== undefined && tool !== undefined && tool.capabilities.includes('fs.write');
+      const taskKey = taskKeyOf(input.rootWorkflowId);
+      const overlay = { taskKey, callId, workspace: workspace ?? '', workerId: dp.workerId, placements: dp.placements };
+      if (writesFiles) await beginOverlayCall(overlay);
+      let result: ToolCallResult;
+      try {
+        result = await executeToolCall(deps, { ...input, callId, task });
+      } catch (error) {
+        const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
+        throw failureWithWrites(error, writes);
+      }
+      const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
+      const checked = await claimCheckJson(dp.blobs, result.output);
+      annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: checked.sha256 });
+      // The model sees this call's step as done, with the output as history will hold it.
+      const next =
+        input.next === undefined
+          ? undefined
+          : await proposeFoldedTurn(deps, {
+              workflowId: input.workflowId,
+              task,
+              taskRef: input.taskRef,
+              turn: input.next.turn,
+              transcript: {
+                ref: input.next.transcript.ref,
+                pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: checked.value, credential: result.credential } : s)),
+              },
+            });
+      return { output: checked.value, credential: result.credential, ...(writes.length === 0 ? {} : { writes }), ...(next === undefined ? {} : { next }) };
+    } catch (error) {
+      throw toApplicationFailure(error);
+    } finally {
+      clearInterval(heartbeat);
+    }
   }
 }

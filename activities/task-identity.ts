@@ -13,8 +13,9 @@ import { hashIntent, issueTaskGrant, type IssuedGrant } from '../identity/task-g
 import type { TaskIdentity } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { durationToMs } from '../task/duration';
-import { CredentialError } from '../errors';
+import { CredentialError, DataPlaneError } from '../errors';
 import type { ActivityDeps } from './index';
+import { dataPlaneOf } from './flow-deps';
 import { atActivityBoundary } from './to-application-failure';
 
 export interface IdentityServices {
@@ -33,12 +34,20 @@ export interface DelegateGrantInput extends BeginTaskInput {
   parentGrantId: string;
 }
 
+/** The data flow's delegation: the sub-agent's task is stored, and passed on by reference. */
+export interface DelegateTaskResult {
+  identity: TaskIdentity;
+  taskRef: string;
+}
+
 export interface EndTaskInput {
   grantId: string;
   status: string;
+  /** Run only on this worker (a local activity meant for the data plane), else ERR_DATA_PLANE_ELSEWHERE. */
+  onWorker?: string;
 }
 
-function grantRequestOf(input: BeginTaskInput) {
+export function grantRequestOf(input: BeginTaskInput) {
   const { task } = input;
   return {
     workflowId: input.workflowId,
@@ -60,7 +69,7 @@ function grantRequestOf(input: BeginTaskInput) {
   };
 }
 
-function identityOf(grant: IssuedGrant): TaskIdentity {
+export function identityOf(grant: IssuedGrant): TaskIdentity {
   return {
     agentId: grant.claims.sub,
     grantId: grant.id,
@@ -102,14 +111,33 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
       });
     },
 
+    /** As `delegateGrant`, and stores the sub-agent's task so its activities take it by reference. */
+    async delegateTask(input: DelegateGrantInput): Promise<DelegateTaskResult> {
+      return atActivityBoundary(async () => {
+        const { keystore, stores } = requireIdentity(deps);
+        const parent = stores.grants.getGrant(input.parentGrantId);
+        if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
+        const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
+        stores.grants.saveGrant(grant);
+        return { identity: identityOf(grant), taskRef: await dataPlaneOf(deps).tasks.put(input.task) };
+      });
+    },
+
     /** Ends a grant: every credential of the task and its sub-agents stops verifying now. */
     async endTask(input: EndTaskInput): Promise<void> {
       return atActivityBoundary(async () => {
-        const { stores } = requireIdentity(deps);
-        const grant = stores.grants.getGrant(input.grantId);
-        await stores.revocation.revokeGrant(input.grantId, `task ${input.status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
+        if (input.onWorker !== undefined && input.onWorker !== deps.dataPlane?.workerId) {
+          throw new DataPlaneError('ERR_DATA_PLANE_ELSEWHERE', `this is worker ${deps.dataPlane?.workerId ?? '?'}, not ${input.onWorker} which holds the task's data plane`);
+        }
+        await revokeGrant(deps, input.grantId, input.status);
       });
     },
   };
 }
 
+/** Revokes grant `grantId` (and with it its sub-agents' grants) as the task ended with `status`. */
+export async function revokeGrant(deps: ActivityDeps, grantId: string, status: string): Promise<void> {
+  const { stores } = requireIdentity(deps);
+  const grant = stores.grants.getGrant(grantId);
+  await stores.revocation.revokeGrant(grantId, `task ${status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
+}

@@ -3,75 +3,124 @@
  * workspace until the task tree completes, and SQL changes are journaled with before-images; a
  * task that ends any other way is rolled back by compensations, run in reverse as activities.
  *
- * Invariant: every function here is idempotent, because Temporal may run an activity again after
- * a worker dies at any point.
+ * Where things live: the overlay's working copy in this worker's state folder (the data plane);
+ * journals, snapshots and the compensation ledger in the shared folder (flow-deps.ts), so the
+ * worker a task moves to can still undo what an earlier one did.
+ *
+ * Invariants: every function here is idempotent, because Temporal may run an activity again after
+ * a worker dies at any point. A commit that is given the files the task's steps wrote reports
+ * success only when the workspace ends up holding exactly those (a missing or different overlay
+ * is ERR_OVERLAY_MISSING / ERR_COMMIT_MISMATCH and nothing is written).
  */
-import { RecoveryError } from '../errors';
-import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { DataPlaneError, RecoveryError } from '../errors';
+import { dropOverlayCopy, expectedFiles, verifyOverlay } from '../dataplane/overlay-copy';
+import { commitManifestPathOf, journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
 import type { Compensation } from '../recovery/compensation';
 import { runCompensation, type CompensationOutcome } from '../recovery/run-compensation';
+import { fileStateOf, readManifest } from '../recovery/snapshot-store';
 import { commitOverlay } from '../recovery/workspace-overlay';
 import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapshot';
+import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
+import type { FileWrite } from '../task/data-refs';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
+import { recoveryDirOf, stateDirOfDeps, taskOf, type TaskInput } from './flow-deps';
 import { executeToolCall } from './run-tool';
+import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
 
-export interface RecoveryTaskInput {
+export type RecoveryTaskInput = {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
   rootWorkflowId: string;
-  task: Task;
-}
+} & TaskInput;
 
-export interface CompensateInput extends RecoveryTaskInput {
+export type CommitTaskInput = RecoveryTaskInput & {
+  /**
+   * Every file the task tree's steps reported writing, in order (the data flow). With it the
+   * commit proves the overlay holds exactly these before writing anything, and the workspace
+   * holds them after.
+   */
+  expected?: FileWrite[];
+};
+
+export type FinishTaskInput = CommitTaskInput & {
+  /** The grant to revoke once committed, and the status to record. */
+  grantId?: string;
+  status: string;
+  /** Run only on this worker (a local activity meant for the data plane). */
+  onWorker?: string;
+};
+
+export type CompensateInput = RecoveryTaskInput & {
   compensation: Compensation;
   /** The task's grant, for compensating tools (they run in the sandbox like any call). */
   grantId?: string;
-}
-
-function stateDirOfDeps(deps: ActivityDeps): string {
-  if (deps.stateDir === undefined) throw new TypeError('this worker was created without a state folder');
-  return deps.stateDir;
-}
+};
 
 export function createTaskRecoveryActivities(deps: ActivityDeps) {
+  /** The commit (see `commitTask`); idempotent. */
+  async function commit(input: CommitTaskInput): Promise<{ files: string[] }> {
+    const task = await taskOf(deps, input);
+    const taskKey = taskKeyOf(input.rootWorkflowId);
+    const workspace = task.resources.workspace;
+    if (workspace === undefined) {
+      if ((input.expected ?? []).length > 0) throw new DataPlaneError('ERR_COMMIT_MISMATCH', 'the task has no workspace, yet its steps reported writing files', { details: { taskKey } });
+      return { files: [] };
+    }
+    const stateDir = stateDirOfDeps(deps);
+    // A retry after the commit finished (and removed the overlay) has nothing left to verify
+    // beforehand; the check of the workspace afterwards still proves what was written.
+    const finished = (await readManifest(commitManifestPathOf(recoveryDirOf(deps), taskKey)))?.status === 'committed';
+    if (input.expected !== undefined && !finished) await verifyOverlay({ stateDir, taskKey, expected: input.expected, workerId: deps.dataPlane?.workerId ?? 'this worker' });
+    const result = await commitOverlay({ stateDir: recoveryDirOf(deps), overlayStateDir: stateDir, taskKey, workspace });
+    if (input.expected !== undefined) await checkCommitted(taskKey, workspace, input.expected);
+    if (deps.dataPlane !== undefined) await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
+    return { files: result.manifest?.entries.map((e) => e.path) ?? [] };
+  }
+
   return {
     /** Names the task tree's recovery state and, for `snapshot: true`, takes the pre-task snapshot. */
     async prepareTask(input: RecoveryTaskInput): Promise<{ taskKey: string; snapshot: boolean }> {
       return atActivityBoundary(async () => {
-        const stateDir = stateDirOfDeps(deps);
+        const task = await taskOf(deps, input);
         const taskKey = taskKeyOf(input.rootWorkflowId);
-        if (input.task.snapshot) {
-          await snapshotWorkspace({
-            stateDir,
-            taskKey,
-            ...(input.task.resources.workspace === undefined ? {} : { workspace: input.task.resources.workspace }),
-            databases: input.task.resources.databases,
-          });
-        }
-        return { taskKey, snapshot: input.task.snapshot };
+        if (task.snapshot) await takePreTaskSnapshot(deps, taskKey, task);
+        return { taskKey, snapshot: task.snapshot };
       });
     },
 
     /** Makes the overlay's files real (atomically per file, snapshotting what they replace). */
-    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[] }> {
+    async commitTask(input: CommitTaskInput): Promise<{ files: string[] }> {
+      return atActivityBoundary(() => commit(input));
+    },
+
+    /**
+     * Ends a completed task in one call: commits (as `commitTask`) and then revokes its grant (as
+     * `endTask`). Meant to run as a local activity on the task's data plane: with `onWorker` it
+     * refuses (ERR_DATA_PLANE_ELSEWHERE, doing nothing) on any other worker.
+     */
+    async finishTask(input: FinishTaskInput): Promise<{ files: string[] }> {
       return atActivityBoundary(async () => {
-        if (input.task.resources.workspace === undefined) return { files: [] };
-        const result = await commitOverlay({ stateDir: stateDirOfDeps(deps), taskKey: taskKeyOf(input.rootWorkflowId), workspace: input.task.resources.workspace });
-        return { files: result.manifest?.entries.map((e) => e.path) ?? [] };
+        assertOnWorker(deps, input.onWorker);
+        const committed = await commit(input);
+        if (input.grantId !== undefined) await revokeGrant(deps, input.grantId, input.status);
+        return committed;
       });
     },
 
     /** Runs one compensation; running it again is a no-op. */
     async compensate(input: CompensateInput): Promise<CompensationOutcome> {
       return atActivityBoundary(async () => {
+        const task = await taskOf(deps, input);
+        const recoveryDir = recoveryDirOf(deps);
         const stateDir = stateDirOfDeps(deps);
         const taskKey = taskKeyOf(input.rootWorkflowId);
-        return runCompensation(input.compensation, {
-          stateDir,
+        const outcome = await runCompensation(input.compensation, {
+          stateDir: recoveryDir,
+          overlayStateDir: stateDir,
           taskKey,
-          journal: journalPathOf(stateDir, taskKey),
-          databases: input.task.resources.databases,
+          journal: journalPathOf(recoveryDir, taskKey),
+          databases: task.resources.databases,
           runTool: async (tool, toolInput) => {
             if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
             const call = await executeToolCall(deps, {
@@ -79,23 +128,28 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
               callId: `compensate:${input.compensation.kind === 'tool' ? input.compensation.callId : tool}`,
               grantId: input.grantId,
               maxCredentialTtlMs: 60_000,
-              task: input.task,
+              task,
               tool,
               args: toolInput as Record<string, unknown>,
             });
             return call.output;
           },
         });
+        if (input.compensation.kind === 'fs-overlay-discard' && deps.dataPlane !== undefined) {
+          await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
+        }
+        return outcome;
       });
     },
 
     /** Puts the workspace and databases back to the pre-task snapshot (when compensation alone cannot). */
     async restorePreTaskSnapshot(input: RecoveryTaskInput): Promise<{ restored: number; deleted: number; databases: number }> {
       return atActivityBoundary(async () => {
+        const task = await taskOf(deps, input);
         const result = await restoreSnapshot({
-          stateDir: stateDirOfDeps(deps),
+          stateDir: recoveryDirOf(deps),
           taskKey: taskKeyOf(input.rootWorkflowId),
-          ...(input.task.resources.workspace === undefined ? {} : { workspace: input.task.resources.workspace }),
+          ...(task.resources.workspace === undefined ? {} : { workspace: task.resources.workspace }),
           databases: true,
           force: true,
         });
@@ -103,4 +157,38 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
       });
     },
   };
+}
+
+/** The pre-task snapshot of the task's workspace and databases, in the shared folder. */
+export async function takePreTaskSnapshot(deps: ActivityDeps, taskKey: string, task: Task): Promise<void> {
+  await snapshotWorkspace({
+    stateDir: recoveryDirOf(deps),
+    taskKey,
+    ...(task.resources.workspace === undefined ? {} : { workspace: task.resources.workspace }),
+    databases: task.resources.databases,
+  });
+}
+
+/** After a commit: every file the steps wrote holds what they wrote (else the commit lied). */
+async function checkCommitted(taskKey: string, workspace: string, writes: readonly FileWrite[]): Promise<void> {
+  const root = realRootOf(workspace);
+  const wrong: string[] = [];
+  for (const [path, sha256] of expectedFiles(writes)) {
+    if ((await fileStateOf(resolveConfined(root, path, 'refuse').absolute)) !== sha256) wrong.push(path);
+  }
+  if (wrong.length > 0) {
+    throw new DataPlaneError('ERR_COMMIT_MISMATCH', `after the commit of task ${taskKey} the workspace does not hold what its steps wrote to ${wrong.slice(0, 5).join(', ')}`, {
+      details: { taskKey, paths: wrong },
+    });
+  }
+}
+
+/**
+ * A local activity meant for the data plane ran on the worker of the workflow task, which may be
+ * another: it must then do nothing, and say so, so the workflow sends it to the data plane's queue.
+ */
+export function assertOnWorker(deps: ActivityDeps, workerId: string | undefined): void {
+  if (workerId === undefined) return;
+  const here = deps.dataPlane?.workerId;
+  if (here !== workerId) throw new DataPlaneError('ERR_DATA_PLANE_ELSEWHERE', `this is worker ${here ?? '?'}, not ${workerId} which holds the task's data plane`);
 }

@@ -3,9 +3,11 @@
  * uses, and what users' own programs can use instead of calling the client by hand.
  */
 import { randomUUID } from 'node:crypto';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { durationToMs } from '../task/duration';
+import type { BlobStore } from '../dataplane/blob-store';
 import type { StepRecord, TaskResult, TaskState } from '../task/task-run';
+import { assembleTaskResult, type AssembleOptions } from './assemble-task-result';
 import type { Task } from '../task/task-schema';
 import type { agentTask } from '../workflows/agent-task';
 import { TASK_QUEUE, taskStateQuery } from '../workflows/definitions';
@@ -20,7 +22,7 @@ export function newTaskWorkflowId(task: Task): string {
   return `warden-${task.agent.name}-${randomUUID()}`;
 }
 
-export async function startAgentTask(client: Client, task: Task, options: StartAgentTaskOptions = {}): Promise<WorkflowHandle<typeof agentTask>> {
+export async function startAgentTask(client: Client, task: Task, options: StartAgentTaskOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof agentTask>> {
   return client.workflow.start<typeof agentTask>('agentTask', {
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowId: options.workflowId ?? newTaskWorkflowId(task),
@@ -38,14 +40,24 @@ function collectSteps(state: TaskState | TaskResult, path: string[], out: { step
   for (const child of state.children) collectSteps(child, [...path, child.agent], out);
 }
 
+export interface FollowOptions extends AssembleOptions {
+  /**
+   * The deployment's blob store (`openBlobStore(sharedDirOf(env, stateDir))`): with it the result
+   * is assembled (earlier runs' steps put back, claim checks resolved, see assemble-task-result.ts).
+   */
+  blobs?: BlobStore;
+}
+
 /**
  * Waits for the task's result, calling `onProgress` for each step that finished since the last
  * poll (by querying the running workflow). Queries are best-effort; the result is authoritative.
+ * A task that continued as new is followed to its last run.
  */
 export async function followAgentTask(
   handle: WorkflowHandle<typeof agentTask>,
   onProgress?: (event: ProgressEvent) => void,
   pollMs = 250,
+  options: FollowOptions = {},
 ): Promise<TaskResult> {
   const seen = new Set<string>();
   const report = (state: TaskState | TaskResult) => {
@@ -59,7 +71,8 @@ export async function followAgentTask(
       }
     }
   };
-  const resultPromise = handle.result();
+  const blobs = options.blobs;
+  const resultPromise = handle.result().then((result) => (blobs === undefined ? result : assembleTaskResult(result, blobs, options)));
   if (onProgress === undefined) return resultPromise;
   let done = false;
   const poller = (async () => {

@@ -65,6 +65,10 @@ export const WARDEN_ATTR = {
   resourcesTables: 'warden.resources.tables',
   /** `ok`, `denied`, `failed`, or a task status at the end of a task. */
   outcome: 'warden.outcome',
+  /** The model turn (0-based) a model call answered. */
+  turn: 'warden.turn',
+  /** Hash of a tool's output (canonical JSON): the digest a claim check in history names too. */
+  toolOutputSha256: 'warden.tool.output.sha256',
 } as const;
 
 /**

@@ -70,7 +70,8 @@ class WorkflowRecords {
 
   add(record: LedgerRecord): void {
     const { name } = bodyOf(record);
-    if (name === 'RunActivity:proposeTurn') this.turns.push(record);
+    // A model call is its own activity, or (the data flow) a GenAI `chat` span inside the tool call it was folded into.
+    if (name === 'RunActivity:proposeTurn' || (name.startsWith('chat ') && bodyOf(record).attributes[GEN_AI_ATTR.operationName] === 'chat')) this.turns.push(record);
     else if (name === 'RunActivity:runTool') this.tools.push(record);
     else if (name.startsWith('RunWorkflow:')) this.run ??= record;
     else if (name.startsWith('StartWorkflow:') || name.startsWith('StartChildWorkflow:')) this.start ??= record;
@@ -80,7 +81,9 @@ class WorkflowRecords {
   turnRecords(): LedgerRecord[] {
     const seen = new Map<string, LedgerRecord>();
     for (const record of this.turns) {
-      const id = str(bodyOf(record).attributes.temporalActivityId) ?? `seq${record.seq}`;
+      const attributes = bodyOf(record).attributes;
+      const turn = attributes[WARDEN_ATTR.turn];
+      const id = typeof turn === 'number' ? `turn${turn}` : (str(attributes.temporalActivityId) ?? `seq${record.seq}`);
       seen.set(id, record); // the last attempt is the one whose answer counted
     }
     return [...seen.values()].sort((a, b) => a.seq - b.seq);

@@ -20,7 +20,10 @@ import { discardOverlay } from './workspace-overlay';
 import { rollbackTask } from './workspace-rollback';
 
 export interface CompensationDeps {
+  /** Where recovery records live (journals, snapshots, the compensation ledger). */
   stateDir: string;
+  /** The state folder holding the task's overlay, when it is not `stateDir`. */
+  overlayStateDir?: string;
   taskKey: string;
   /** The undo journal; defaults to `journalPathOf(stateDir, taskKey)`. */
   journal?: string;
@@ -44,7 +47,7 @@ export async function runCompensation(compensation: Compensation, deps: Compensa
   try {
     switch (parsed.kind) {
       case 'fs-overlay-discard': {
-        const discarded = await discardOverlay({ stateDir: deps.stateDir, taskKey: parsed.taskKey });
+        const discarded = await discardOverlay({ stateDir: deps.stateDir, taskKey: parsed.taskKey, ...(deps.overlayStateDir === undefined ? {} : { overlayStateDir: deps.overlayStateDir }) });
         if (discarded.interruptedCommit) {
           const rollback = await rollbackTask({ stateDir: deps.stateDir, taskKey: parsed.taskKey, ...(deps.force === true ? { force: true } : {}) });
           return { kind: parsed.kind, status: 'done', detail: `overlay discarded; interrupted commit rolled back (${rollback.restored.length} restored, ${rollback.deleted.length} deleted)` };

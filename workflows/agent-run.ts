@@ -13,6 +13,7 @@ import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
+import type { TaskFlow } from './task-flow';
 import { TaskSaga } from './task-saga';
 
 /** A tool call or a spawn: the actions that become steps. */
@@ -39,17 +40,27 @@ export interface AgentRun {
   identity: TaskIdentity | undefined;
   /** Policy counters (rates, totals, budgets), merged back from sub-agents. */
   policyState: PolicyState;
+  /** Steps taken in earlier runs of this task (continue-as-new): step indices continue from here. */
+  readonly stepBase: number;
+  /** The data flow (placement, references, continue-as-new); undefined on the original path. */
+  flow?: TaskFlow;
+}
+
+export interface AgentRunOptions {
+  /** False for the data flow: the deadline is enforced by activity timeouts, not timers. */
+  deadlineTimers?: boolean;
+  stepBase?: number;
 }
 
 /** Sets up a run from the workflow input; installs the state query and the approval handler. */
-export function startAgentRun(input: AgentTaskInput): AgentRun {
+export function startAgentRun(input: AgentTaskInput, options: AgentRunOptions = {}): AgentRun {
   const { task } = input;
   const depth = input.depth ?? 0;
   const lineage = input.lineage ?? [];
   const info = workflowInfo();
   const ownDeadline = Date.now() + durationToMs(task.limits.deadline);
   const deadlineAt = input.deadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, input.deadlineAt);
-  const deadline = new TaskDeadline(deadlineAt, task.limits.deadline);
+  const deadline = new TaskDeadline(deadlineAt, task.limits.deadline, options.deadlineTimers ?? true);
   const rootWorkflowId = lineage[0] ?? info.workflowId;
   const isRoot = lineage.length === 0;
   const state: TaskState = {
@@ -81,13 +92,19 @@ export function startAgentRun(input: AgentTaskInput): AgentRun {
     tools: toolActivities(task),
     identity: input.identity,
     policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+    stepBase: options.stepBase ?? 0,
   };
+}
+
+/** Steps this task took so far, in every run. */
+export function stepCount(run: AgentRun): number {
+  return run.stepBase + run.state.steps.length;
 }
 
 /** Appends the step for a proposed action, with the grant check's decision. */
 export function recordStep(run: AgentRun, action: StepAction, turn: number, check: ActionCheck, began: number): StepRecord {
   const step: StepRecord = {
-    index: run.state.steps.length,
+    index: stepCount(run),
     turn,
     kind: action.type,
     tool: action.type === 'tool' ? action.tool : `spawn:${action.subagent}`,

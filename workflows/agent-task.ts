@@ -8,14 +8,25 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
+import { AgentTaskFlowInputSchema, type AgentTaskFlowInput } from '../task/data-flow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
+import { runFlowTask } from './agent-task-flow';
 import { beginTask, endTask, prepareTask, proposeTurn } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
 import { TaskEnded, stepErrorOf } from './task-ended';
 
-export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
+/**
+ * The data flow (issue 12/17: data-plane affinity, references, one round trip per step,
+ * continue-as-new). Histories recorded before it keep replaying on the original path below.
+ */
+export const DATA_FLOW_PATCH = 'warden-data-flow-1';
+
+export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResult> {
+  // A sub-agent started by a parent on the original path (during an upgrade) stays on it too.
+  const childOfOriginal = (rawInput.lineage?.length ?? 0) > 0 && rawInput.placement === undefined;
+  if (!childOfOriginal && patched(DATA_FLOW_PATCH)) return runFlowTask(parseFlowInput(rawInput));
   const run = startAgentRun(parseInput(rawInput));
   const result = await runLoop(run);
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
@@ -32,11 +43,19 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
 /** The input as its schema defines it; a malformed input fails the workflow, it is not retried. */
 function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
   const parsed = AgentTaskInputSchema.safeParse(rawInput);
-  if (!parsed.success) {
-    const where = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
-    throw ApplicationFailure.nonRetryable(`invalid agentTask input: ${where.join('; ')}`, 'ERR_TASK_INPUT_INVALID');
-  }
+  if (!parsed.success) throw invalidInput(parsed.error.issues);
   return parsed.data as AgentTaskInput;
+}
+
+function parseFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {
+  const parsed = AgentTaskFlowInputSchema.safeParse(rawInput);
+  if (!parsed.success) throw invalidInput(parsed.error.issues);
+  return parsed.data as AgentTaskFlowInput;
+}
+
+function invalidInput(issues: readonly { path: readonly PropertyKey[]; message: string }[]): ApplicationFailure {
+  const where = issues.slice(0, 5).map((i) => `${i.path.map(String).join('.') || '(input)'}: ${i.message}`);
+  return ApplicationFailure.nonRetryable(`invalid agentTask input: ${where.join('; ')}`, 'ERR_TASK_INPUT_INVALID');
 }
 
 /** Begin, then ask the model and run its actions until a final answer, a limit or the deadline. */

@@ -10,14 +10,19 @@ import { runSpawnStep } from './spawn-step';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { runToolStep, toolCallId } from './tool-step';
 
-export async function runAction(run: AgentRun, action: StepAction, turn: number): Promise<void> {
+export interface RunActionOptions {
+  /** Ask for the model's next turn in the same activity as the tool call (the data flow). */
+  foldNextTurn?: boolean;
+}
+
+export async function runAction(run: AgentRun, action: StepAction, turn: number, options: RunActionOptions = {}): Promise<void> {
   const began = Date.now();
   const guarded = await guardAction(run, action, turn, began);
   if (guarded === undefined) return;
   const { step, policyRequest } = guarded;
   try {
     if (action.type === 'tool') {
-      await runToolStep(run, action, step, policyRequest);
+      await runToolStep(run, action, step, policyRequest, options.foldNextTurn === true);
     } else if (!(await runSpawnStep(run, action, step))) {
       return;
     }

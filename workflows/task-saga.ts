@@ -8,7 +8,9 @@ import { compensationFor, overlayCompensation, type Compensation } from '../reco
 import type { TaskRecovery, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { commitTask, compensate, restorePreTaskSnapshot } from './activity-stubs';
-import { stepErrorOf } from './task-ended';
+import type { AgentRun } from './agent-run';
+import { stepErrorOf, TaskEnded } from './task-ended';
+import { DataPlaneLost, SAGA_CALL } from './task-flow';
 
 /** Where the saga's effects live: the task tree and this task's grant. */
 export interface SagaScope {
@@ -25,6 +27,8 @@ export class TaskSaga {
   readonly notUndoable: string[] = [];
   /** Whether the root took a pre-task snapshot (`snapshot: true`). */
   snapshotTaken = false;
+  /** The data flow revoked the task's grant together with its commit. */
+  revoked = false;
 
   constructor(private readonly scope: SagaScope) {}
 
@@ -77,6 +81,69 @@ export class TaskSaga {
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
       await restorePreTaskSnapshot({ rootWorkflowId, task });
+      return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
+    }
+    return { rolledBack, notUndoable: this.notUndoable };
+  }
+
+  /**
+   * The data flow's settle. A completed root commits on its data plane, and the commit must prove
+   * the overlay holds exactly what the steps wrote: a commit that cannot (overlay missing or
+   * different, ERR_OVERLAY_MISSING / ERR_COMMIT_MISMATCH) fails the task, and everything is rolled
+   * back instead. Compensations run on the data plane, which moves to another worker when its own
+   * is gone; a sub-agent that loses it hands the compensations not yet run up to its parent.
+   */
+  async settleFlow(result: TaskResult, run: AgentRun): Promise<TaskRecovery> {
+    const flow = run.flow!;
+    const { rootWorkflowId, isRoot } = this.scope;
+    if (result.status === 'completed') {
+      if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
+      try {
+        // Commit and revoke in one call, on the data plane's worker (locally when the workflow runs there).
+        const grantId = run.identity?.grantId;
+        const { files } = await flow.callHere(run, SAGA_CALL, 'rebuild', (a, onWorker) =>
+          a.finishTask({
+            rootWorkflowId,
+            taskRef: flow.taskRef!,
+            expected: flow.writes,
+            status: result.status,
+            ...(grantId === undefined ? {} : { grantId }),
+            ...(onWorker === undefined ? {} : { onWorker }),
+          }),
+        );
+        this.revoked = grantId !== undefined && grantId === run.identity?.grantId;
+        return { committed: files, rolledBack: [], notUndoable: this.notUndoable };
+      } catch (error) {
+        const failure = error instanceof TaskEnded ? { code: '', message: error.reason } : stepErrorOf(error);
+        result.status = 'failed';
+        result.reason = `${failure.code === '' ? '' : `${failure.code}: `}${failure.message}`;
+        run.state.status = 'failed';
+      }
+    }
+    if (!isRoot && flow.dataPlaneLost) return { rolledBack: [], notUndoable: this.notUndoable };
+    const rolledBack: TaskRecovery['rolledBack'] = [];
+    const pending = [...this.compensations].reverse();
+    for (const [i, compensation] of pending.entries()) {
+      const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
+      try {
+        const outcome = await flow.call(run, SAGA_CALL, 'rollback', (a) =>
+          a.compensate({ rootWorkflowId, taskRef: flow.taskRef!, compensation, ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
+        );
+        rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
+      } catch (error) {
+        if (error instanceof DataPlaneLost) {
+          // A sub-agent cannot move the tree's data plane: its parent runs the rest.
+          flow.dataPlaneLost = true;
+          this.compensations.splice(0, this.compensations.length, ...pending.slice(i).reverse());
+          return { rolledBack, notUndoable: this.notUndoable };
+        }
+        const failure = stepErrorOf(error);
+        rolledBack.push({ kind: compensation.kind, ...of, status: 'failed', detail: `${failure.code}: ${failure.message}` });
+      }
+    }
+    const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
+    if (isRoot && this.snapshotTaken && incomplete) {
+      await flow.call(run, SAGA_CALL, 'rollback', (a) => a.restorePreTaskSnapshot({ rootWorkflowId, taskRef: flow.taskRef! }));
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

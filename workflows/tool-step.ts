@@ -5,7 +5,10 @@
 import { recordExecution } from '../policies/engine/policy-state';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepRecord, ToolAction } from '../task/task-run';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import { FileWriteSchema, type FileWrite } from '../task/data-flow';
 import type { AgentRun } from './agent-run';
+import { assertFits, type CallTimeouts, type TaskFlow } from './task-flow';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -15,7 +18,8 @@ export function toolCallId(run: AgentRun, stepIndex: number): string {
   return `${run.workflowId}:${stepIndex}`;
 }
 
-export async function runToolStep(run: AgentRun, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest): Promise<void> {
+export async function runToolStep(run: AgentRun, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest, foldNextTurn = false): Promise<void> {
+  if (run.flow !== undefined) return runFlowToolStep(run, run.flow, action, step, policyRequest, foldNextTurn);
   const grantId = run.identity!.grantId;
   const call = await run.deadline.within(() =>
     run.tools.runTool({
@@ -33,4 +37,68 @@ export async function runToolStep(run: AgentRun, action: ToolAction, step: StepR
   step.credential = call.credential;
   run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, call.output);
   run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
+}
+
+/** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
+const TOOL_MARGIN_MS = 10_000;
+/** Room for a model turn folded into the call. */
+const FOLDED_TURN_MS = 120_000;
+/** The call heartbeats every 2 s: silence this long means its worker is gone. */
+const TOOL_HEARTBEAT_MS = 10_000;
+
+/** The tool call's activity timeouts: its own limit, plus a folded model turn. */
+function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
+  return {
+    startToCloseMs: run.tools.activityTimeoutMs + (fold ? FOLDED_TURN_MS : 0),
+    heartbeatMs: TOOL_HEARTBEAT_MS,
+    retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+    deadline: true,
+  };
+}
+
+/** Files a failed call reported writing (in its failure's details), so the commit check knows them. */
+function writesOfFailure(error: unknown): FileWrite[] {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (!(cause instanceof ApplicationFailure)) return [];
+  const detail = (cause.details?.[0] ?? {}) as { writes?: unknown };
+  const parsed = FileWriteSchema.array().safeParse(detail.writes);
+  return parsed.success ? parsed.data : [];
+}
+
+/**
+ * The data flow's tool call: on the data plane, the task by reference, the files written
+ * reported, and (when this is the turn's last action) the model's next turn folded in: one
+ * workflow task and one activity per step.
+ */
+async function runFlowToolStep(run: AgentRun, flow: TaskFlow, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest, fold: boolean): Promise<void> {
+  assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
+  const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run) } : undefined;
+  let call;
+  try {
+    call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
+      a.runTool({
+        rootWorkflowId: run.rootWorkflowId,
+        workflowId: run.workflowId,
+        stepIndex: step.index,
+        grantId: run.identity!.grantId,
+        maxCredentialTtlMs: run.tools.activityTimeoutMs,
+        taskRef: flow.taskRef!,
+        tool: action.tool,
+        args: action.args,
+        ...(next === undefined ? {} : { next }),
+      }),
+    );
+  } catch (error) {
+    flow.recordWrites(writesOfFailure(error));
+    throw error;
+  }
+  step.output = call.output;
+  step.credential = call.credential;
+  flow.recordWrites(call.writes);
+  run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, call.output);
+  run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
+  if (next !== undefined && call.next !== undefined && 'turn' in call.next) {
+    flow.transcriptAppended(run, call.next.transcriptRef);
+    flow.foldedTurn = { turn: next.turn, modelTurn: call.next.turn };
+  }
 }

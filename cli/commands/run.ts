@@ -5,6 +5,8 @@
 import { parseCommandArgs } from '../parse-command-args';
 import { join } from 'node:path';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
+import { openBlobStore } from '../../dataplane/blob-store';
+import { sharedDirOf } from '../../dataplane/shared-storage';
 import { TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
@@ -74,7 +76,9 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         handle.cancel().catch(() => undefined);
       };
       process.on('SIGINT', interrupt);
-      const follow = followAgentTask(handle, json ? undefined : ({ step, path }) => io.stderr(`${formatStep(step, path)}\n`));
+      // Earlier runs' steps and claim-checked outputs come back from the shared blob store.
+      const blobs = openBlobStore(sharedDirOf(io.env, stateDir));
+      const follow = followAgentTask(handle, json ? undefined : ({ step, path }) => io.stderr(`${formatStep(step, path)}\n`), 250, { blobs });
       let result: TaskResult;
       try {
         if (useWorker) {

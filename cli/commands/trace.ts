@@ -6,6 +6,9 @@
  */
 import { parseCommandArgs } from '../parse-command-args';
 import { LedgerReader } from '../../custody/ledger-reader';
+import { assembleTaskResult } from '../../client/assemble-task-result';
+import { openBlobStore } from '../../dataplane/blob-store';
+import { sharedDirOf } from '../../dataplane/shared-storage';
 import { buildTaskTimeline, formatTaskTimeline } from '../../custody/task-timeline';
 import { WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
@@ -36,7 +39,11 @@ async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<
   try {
     const handle = connected.client.workflow.getHandle(workflowId);
     const description = await handle.describe();
-    if (description.status.name === 'COMPLETED') return (await handle.result()) as TaskResult;
+    if (description.status.name === 'COMPLETED') {
+      // A long task's earlier runs are archived in the shared blob store: put them back.
+      const blobs = openBlobStore(sharedDirOf(env, stateDirOf(env)));
+      return await assembleTaskResult((await handle.result()) as TaskResult, blobs, { resolveClaimChecks: false }).catch(async () => (await handle.result()) as TaskResult);
+    }
     if (description.status.name === 'RUNNING') {
       const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000).unref());
       return await Promise.race([handle.query(taskStateQuery), timeout]);

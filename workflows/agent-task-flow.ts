@@ -1,0 +1,122 @@
+/**
+ * The agent loop on the data flow (behind the `warden-data-flow-1` patch, see agent-task.ts):
+ * begin (place the data plane), then per step one workflow task and one activity: the policy check
+ * runs as a local activity in the workflow task, the tool call goes to the data plane and brings
+ * the model's next turn back with it (folded), references stand in for large values, and a long
+ * task continues as new at turn boundaries. When the loop ends the saga commits (proving the
+ * overlay holds what the steps wrote) or rolls back, and the grant is revoked.
+ *
+ * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
+ */
+import { CancellationScope, ContinueAsNew, isCancellation } from '@temporalio/workflow';
+import type { AgentTaskFlowInput } from '../task/data-flow';
+import type { ModelTurn, TaskResult } from '../task/task-run';
+import { finishRun, startAgentRun, stepCount, type AgentRun } from './agent-run';
+import { runAction } from './run-action';
+import { TaskEnded, stepErrorOf } from './task-ended';
+import { END_CALL, MODEL_CALL, placingHere, TaskFlow } from './task-flow';
+
+export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult> {
+  const carried = input.carried;
+  const run = startAgentRun(input, { deadlineTimers: false, stepBase: carried?.steps ?? 0 });
+  const flow = new TaskFlow(input);
+  run.flow = flow;
+  if (carried !== undefined) {
+    run.state.turn = carried.turn;
+    run.state.model = carried.model;
+    run.saga.compensations.push(...(carried.saga.compensations as typeof run.saga.compensations));
+    run.saga.notUndoable.push(...carried.saga.notUndoable);
+    run.saga.snapshotTaken = carried.saga.snapshotTaken;
+  }
+  const result = await runLoop(run, input);
+  if (flow.archive !== undefined) result.earlier = flow.archive;
+  result.recovery = await CancellationScope.nonCancellable(() => run.saga.settleFlow(result, run));
+  if (!run.isRoot) {
+    if (result.status === 'completed' || flow.dataPlaneLost) result.compensations = run.saga.compensations;
+    result.policyState = run.policyState;
+    if (flow.writes.length > 0) result.writes = flow.writes;
+    if (flow.dataPlaneLost) result.dataPlaneLost = true;
+  }
+  if (run.identity !== undefined && !run.saga.revoked) {
+    const grantId = run.identity.grantId;
+    // Ending the grant is part of ending the task, also when it was cancelled.
+    await CancellationScope.nonCancellable(() =>
+      flow.callHere(run, END_CALL, 'shared', (a, onWorker) => a.endTask({ grantId, status: result.status, ...(onWorker === undefined ? {} : { onWorker }) })),
+    );
+  }
+  return result;
+}
+
+/** Begin, then act on the model's turns until a final answer, a limit, the deadline or a hand-over. */
+async function runLoop(run: AgentRun, input: AgentTaskFlowInput): Promise<TaskResult> {
+  const { task, state } = run;
+  const flow = run.flow!;
+  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
+  try {
+    await begin(run);
+    for (;;) {
+      if (stepCount(run) >= task.limits.maxSteps) return stepLimitReached();
+      if (flow.shouldContinueAsNew()) await flow.continueAsNew(run, input);
+      const { turn, modelTurn } = flow.foldedTurn ?? (await proposeTurn(run));
+      flow.foldedTurn = undefined;
+      state.turn = turn + 1;
+      state.model = modelTurn.model;
+      for (const [i, action] of modelTurn.actions.entries()) {
+        if (action.type === 'final') {
+          state.final = { answer: action.answer, claims: action.claims };
+          return finishRun(run, 'completed');
+        }
+        if (stepCount(run) >= task.limits.maxSteps) return stepLimitReached();
+        // The last action of a turn brings the next turn back with its result.
+        await runAction(run, action, turn, { foldNextTurn: i === modelTurn.actions.length - 1 });
+        const step = state.steps[state.steps.length - 1];
+        if (step !== undefined) flow.runStepBytes += JSON.stringify(step).length;
+        if (run.deadline.remainingMs() <= 0) throw run.deadline.exceeded();
+      }
+    }
+  } catch (error) {
+    if (error instanceof ContinueAsNew) throw error;
+    if (error instanceof TaskEnded) {
+      if (error.reason.startsWith('ERR_DATA_PLANE_LOST') && !run.isRoot) flow.dataPlaneLost = true;
+      return finishRun(run, error.status, error.reason);
+    }
+    if (isCancellation(error)) return finishRun(run, 'cancelled', 'the task was cancelled');
+    const failure = stepErrorOf(error);
+    return finishRun(run, 'failed', `${failure.code}: ${failure.message}`);
+  }
+}
+
+/** The model's next turn, asked for on its own (no call to fold it into, or folding failed). */
+async function proposeTurn(run: AgentRun): Promise<{ turn: number; modelTurn: ModelTurn }> {
+  const flow = run.flow!;
+  const turn = run.state.turn;
+  const transcript = flow.transcript(run);
+  const proposed = await run.deadline.within(() =>
+    flow.call(run, MODEL_CALL, 'rebuild', (a) => a.proposeTurn({ workflowId: run.workflowId, taskRef: flow.taskRef!, turn, transcript })),
+  );
+  flow.transcriptAppended(run, proposed.transcriptRef);
+  return { turn, modelTurn: proposed.turn };
+}
+
+/**
+ * The root places the task tree's data plane (grant, snapshot, task by reference); a sub-agent
+ * and a continued run get theirs from their input.
+ */
+async function begin(run: AgentRun): Promise<void> {
+  const flow = run.flow!;
+  if (flow.placement !== undefined && flow.taskRef !== undefined) return;
+  const { deadline } = run;
+  // The worker running this workflow task becomes the data plane, and asks for the first turn.
+  const placed = await deadline.within(() =>
+    placingHere(run, true).placeTask({ rootWorkflowId: run.rootWorkflowId, workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
+  );
+  flow.placement = placed.placement;
+  flow.taskRef = placed.taskRef;
+  if (placed.turn !== undefined && 'turn' in placed.turn) {
+    flow.transcriptAppended(run, placed.turn.transcriptRef);
+    flow.foldedTurn = { turn: 0, modelTurn: placed.turn.turn };
+  }
+  if (placed.identity !== undefined) run.identity = placed.identity;
+  run.saga.snapshotTaken = placed.snapshot;
+  if (run.task.resources.workspace !== undefined) run.saga.registerOverlay(placed.placement.taskKey);
+}
