@@ -12,12 +12,12 @@ import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
 import type { FileWrite, Transcript } from '../task/data-flow';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
-import { scopeOfCall } from '../tools/call-scope';
+import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
-import { capabilityGrantFor, resolveTool } from '../tools/tool-catalog';
+import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
 import { validateToolInput } from '../tools/tool-input-validator';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
@@ -113,16 +113,26 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
       { details: { problems } },
     );
   }
+  if (tool.executor.kind !== 'builtin' && tool.executor.kind !== 'isolate') {
+    throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" runs on a ${tool.executor.kind} executor, which this worker does not have`);
+  }
+  // Checked when the task loaded, and again here: a capability the task does not grant is never handed out.
+  const ungranted = ungrantedCapabilities(call.task, tool);
+  if (ungranted.length > 0) {
+    throw new ToolError('ERR_CAPABILITY_NOT_GRANTED', `tool ${tool.name} declares capabilities the task does not grant: ${ungranted.map((u) => u.why).join('; ')}`, {
+      details: { capabilities: ungranted.map((u) => u.capability) },
+    });
+  }
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
   const grant = deps.identity.stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
-  const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
-    tool: tool.name,
-    scope: scopeOfCall(tool.name, call.args),
-    maxTtlMs: call.maxCredentialTtlMs,
-  });
   const taskKey = taskKeyOf(call.rootWorkflowId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
+  const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
+    tool: tool.name,
+    scope: requiredScopeOf(tool, call.args, capabilities),
+    maxTtlMs: call.maxCredentialTtlMs,
+  });
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
   }
@@ -132,10 +142,11 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   }
   const result = await deps.sandbox.run({
     toolName: tool.name,
-    source: tool.source,
+    source: tool.executor.source,
     input: call.args,
     limits: {
-      timeoutMs: durationToMs(tool.timeout ?? call.task.limits.toolTimeout),
+      // A tool's own timeout can only shorten the task's per-call limit.
+      timeoutMs: Math.min(durationToMs(tool.timeout ?? call.task.limits.toolTimeout), durationToMs(call.task.limits.toolTimeout)),
       memoryMb: Math.min(tool.memoryMb ?? call.task.limits.toolMemoryMb, call.task.limits.toolMemoryMb),
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
     },

@@ -54,6 +54,16 @@ export const WARDEN_ATTR = {
   promptSha256: 'warden.prompt.sha256',
   /** Hash of the tool's arguments (canonical JSON). */
   toolArgsSha256: 'warden.tool.args.sha256',
+  /** The tool's executor kind (`builtin`, `isolate`, `process`, `mcp`), from its descriptor. */
+  toolExecutor: 'warden.tool.executor',
+  /** The tool's effect families (`payment`, `messaging`, `network`, `storage`, `code-execution`), as a string array. */
+  toolFamilies: 'warden.tool.families',
+  /** The tool's resolved MCP hints, as a string array of the true ones (`readOnlyHint`, `destructiveHint`, ...). */
+  toolHints: 'warden.tool.hints',
+  /** False when the tool declared no effects and is treated as doing anything (fail closed). */
+  toolDeclared: 'warden.tool.declared',
+  /** Whether a call of the tool can be undone (its descriptor's compensation). */
+  toolUndoable: 'warden.tool.undoable',
   /** The `jti` of the credential a tool call used. Never the token itself. */
   credentialJti: 'warden.credential.jti',
   /** `allow` or `deny`. */

@@ -7,6 +7,7 @@
  * apply to the child.
  */
 import type { Task } from '../task/task-schema';
+import { narrowSubagentTools } from '../tools/subagent-tools';
 
 export function deriveSubagentTask(parent: Task, name: string, intent: string | undefined): Task {
   const sub = parent.subagents[name];
@@ -16,7 +17,8 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     user: parent.user,
     intent: intent ?? sub.intent,
     agent: sub.agent,
-    tools: sub.tools,
+    // A tool named like one of the parent's is the parent's definition, never wider.
+    tools: narrowSubagentTools(parent.tools, sub.tools),
     grants: sub.grants,
     policies: [...parent.policies, ...sub.policies],
     limits: {

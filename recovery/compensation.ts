@@ -4,17 +4,21 @@
  *
  * Deliberately free of side effects and Node imports: workflow code may import this file.
  *
- * What each built-in needs:
- * - `fs.write`: nothing per call. Every write of the task tree lands in its overlay, which one
- *   `fs-overlay-discard` (registered once per task, `overlayCompensation`) throws away whole.
- * - `sql.exec`: `sql-undo` of the call id (journaled calls only).
- * - `http.fetch`: none; a request that reached a server cannot be taken back by Warden. The plan
- *   says so (`undoable: false`) so the result can report it.
- * - reads (`fs.read`, `fs.list`, `sql.query`): nothing to undo.
- * A user-defined tool that declares `compensate: <tool>` is undone by running that tool with the
- * original arguments and output; otherwise by what its capabilities imply (as above).
+ * The plan follows the tool's descriptor (`profile.undo`, tools/tool-descriptor.ts), so a new tool
+ * kind needs no change here:
+ * - `overlay` (fs.write, tools with that capability): nothing per call. Every write of the task
+ *   tree lands in its overlay, which one `fs-overlay-discard` (registered once per task,
+ *   `overlayCompensation`) throws away whole.
+ * - `sql-journal` (sql.exec, tools with that capability): `sql-undo` of the call id, when the
+ *   call ran with the undo journal; without it the change cannot be undone.
+ * - `tool`: the declared compensating tool runs with the original arguments and output.
+ * - `impossible` (an HTTP request, an MCP or process tool with no compensating tool): nothing
+ *   can undo it, and the plan says so (`undoable: false`) so the result can report it.
+ * - no mechanism: a read-only tool; nothing to undo.
  */
 import { z } from 'zod';
+import { getBuiltinTool } from '../tools/builtin-tools';
+import { CAPABILITY_NAMES, defineTool, type CapabilityName, type ToolDescriptor } from '../tools/tool-descriptor';
 
 export const OriginalCallSchema = z.strictObject({ tool: z.string(), args: z.unknown(), output: z.unknown() });
 
@@ -67,64 +71,78 @@ export interface CompensationContext {
   journaled?: boolean;
 }
 
-const READ_ONLY = new Set(['fs.read', 'fs.list', 'sql.query']);
-const BUILTINS = new Set(['fs.read', 'fs.write', 'fs.list', 'http.fetch', 'sql.query', 'sql.exec']);
-
 /** The compensation of the task tree's overlay: registered once, before the first tool runs. */
 export function overlayCompensation(taskKey: string): Compensation {
   return { kind: 'fs-overlay-discard', taskKey };
 }
 
-/** How to undo one successful call of `toolName` that returned `output`. */
-export function compensationFor(toolName: string, output: unknown, context: CompensationContext): CompensationPlan {
-  if (BUILTINS.has(toolName)) return builtinPlan(toolName, output, context);
-  if (context.compensate !== undefined) {
+/** How to undo one call of `descriptor` (also a failed one: it may have changed rows before failing) that returned `output`. */
+export function compensationOf(descriptor: ToolDescriptor, output: unknown, context: CompensationContext): CompensationPlan {
+  const undo = descriptor.profile.undo;
+  if (undo.length === 0) return { compensations: [], undoable: true, note: 'read-only' };
+  const compensator = undo.find((u) => u.kind === 'tool');
+  if (compensator !== undefined) {
     return {
       compensations: [
         {
           kind: 'tool',
-          tool: context.compensate,
-          forTool: toolName,
+          tool: compensator.tool,
+          forTool: descriptor.name,
           callId: context.callId,
-          input: { compensationId: `${context.compensate}:${context.callId}`, original: { tool: toolName, args: context.args ?? null, output: output ?? null } },
+          input: { compensationId: `${compensator.tool}:${context.callId}`, original: { tool: descriptor.name, args: context.args ?? null, output: output ?? null } },
         },
       ],
       undoable: true,
-      note: `undone by its compensating tool ${context.compensate}`,
+      note: `undone by its compensating tool ${compensator.tool}`,
     };
   }
-  const capabilities = new Set(context.capabilities ?? []);
+  const builtin = descriptor.executor.kind === 'builtin';
   const compensations: Compensation[] = [];
   const notes: string[] = [];
   let undoable = true;
-  if (capabilities.has('fs.write')) notes.push('file writes are in the overlay');
-  if (capabilities.has('sql.exec')) {
-    if (context.journaled === true) {
-      compensations.push({ kind: 'sql-undo', callId: context.callId, forTool: toolName });
-      notes.push('SQL changes are undone from the journal');
-    } else {
-      undoable = false;
-      notes.push('SQL changes were not journaled');
+  for (const mechanism of undo) {
+    switch (mechanism.kind) {
+      case 'overlay':
+        notes.push(builtin ? 'in the overlay, discarded as a whole' : 'file writes are in the overlay');
+        break;
+      case 'sql-journal': {
+        const result = typeof output === 'object' && output !== null ? (output as { changes?: unknown; rowsChanged?: unknown }) : {};
+        if (builtin && result.changes === 0 && (result.rowsChanged === undefined || result.rowsChanged === 0)) {
+          notes.push('changed no rows');
+        } else if (context.journaled === true) {
+          compensations.push({ kind: 'sql-undo', callId: context.callId, forTool: descriptor.name });
+          notes.push(builtin ? 'undone from the SQL journal' : 'SQL changes are undone from the journal');
+        } else {
+          undoable = false;
+          notes.push(builtin ? 'ran without an undo journal' : 'SQL changes were not journaled');
+        }
+        break;
+      }
+      case 'impossible':
+        undoable = false;
+        notes.push(builtin ? 'an HTTP request cannot be undone' : `${mechanism.why} (declare a compensating tool)`);
+        break;
+      case 'tool':
+        break;
     }
   }
-  if (capabilities.has('http.fetch')) {
-    undoable = false;
-    notes.push('HTTP requests cannot be undone (declare a compensating tool)');
-  }
-  return { compensations, undoable, note: notes.length === 0 ? 'no side effects' : notes.join('; ') };
+  return { compensations, undoable, note: notes.join('; ') };
 }
 
-function builtinPlan(toolName: string, output: unknown, context: CompensationContext): CompensationPlan {
-  if (READ_ONLY.has(toolName)) return { compensations: [], undoable: true, note: 'read-only' };
-  if (toolName === 'fs.write') return { compensations: [], undoable: true, note: 'in the overlay, discarded as a whole' };
-  if (toolName === 'http.fetch') return { compensations: [], undoable: false, note: 'an HTTP request cannot be undone' };
-  // sql.exec
-  const result = typeof output === 'object' && output !== null ? (output as { changes?: unknown; rowsChanged?: unknown }) : {};
-  if (result.changes === 0 && (result.rowsChanged === undefined || result.rowsChanged === 0)) {
-    return { compensations: [], undoable: true, note: 'changed no rows' };
-  }
-  if (context.journaled !== true) {
-    return { compensations: [], undoable: false, note: 'ran without an undo journal' };
-  }
-  return { compensations: [{ kind: 'sql-undo', callId: context.callId, forTool: toolName }], undoable: true, note: 'undone from the SQL journal' };
+/**
+ * How to undo one call of `toolName`: a built-in by its descriptor, any other tool by a
+ * descriptor built from the context (its capabilities and compensating tool). Prefer
+ * `compensationOf` with the task's catalog entry.
+ */
+export function compensationFor(toolName: string, output: unknown, context: CompensationContext): CompensationPlan {
+  const descriptor =
+    getBuiltinTool(toolName) ??
+    defineTool({
+      name: toolName,
+      description: toolName,
+      executor: { kind: 'isolate', source: 'return null;' },
+      capabilities: (context.capabilities ?? []).filter((c): c is CapabilityName => (CAPABILITY_NAMES as readonly string[]).includes(c)),
+      ...(context.compensate === undefined ? {} : { compensate: context.compensate }),
+    });
+  return compensationOf(descriptor, output, context);
 }

@@ -9,7 +9,8 @@ import { isErrorCode, type ErrorCode } from '../errors';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
 import { openCredentialStores } from '../identity/credential-stores';
 import { readJwksFile } from '../identity/keystore';
-import { scopeOfCall } from '../tools/call-scope';
+import { requiredScopeOf } from '../tools/call-scope';
+import { getBuiltinTool } from '../tools/builtin-tools';
 import { SANDBOX_PROBE_CALL, type SandboxRunRequest } from './sandbox-messages';
 
 export type GateResult = { ok: true } | { ok: false; code: ErrorCode; message: string };
@@ -33,7 +34,12 @@ export function createCredentialGate(stateDir: string): CredentialGate {
       }
       try {
         const args = typeof request.input === 'object' && request.input !== null ? (request.input as Record<string, unknown>) : {};
-        await verifier.verify(request.credential, { tool: request.toolName, requiredScope: scopeOfCall(request.toolName, args) });
+        // A built-in's name runs only the built-in's own source.
+        const builtin = getBuiltinTool(request.toolName);
+        if (builtin !== undefined && request.source !== builtin.executor.source) {
+          return { ok: false, code: 'ERR_CREDENTIAL_SCOPE', message: `a call named ${request.toolName} must run the built-in's source` };
+        }
+        await verifier.verify(request.credential, { tool: request.toolName, requiredScope: requiredScopeOf(request.toolName, args, request.capabilities) });
         return { ok: true };
       } catch (error) {
         const code = (error as { code?: unknown }).code;

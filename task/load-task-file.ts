@@ -12,6 +12,9 @@ import { parseRule } from '../policies/engine/parse-rule';
 import { resolvePackFolder } from '../policies/engine/load-pack';
 import { loadPolicyEngine } from '../policies/engine/policy-engine';
 import { compileToolSchema } from '../tools/tool-input-validator';
+import { ungrantedCapabilities } from '../tools/tool-catalog';
+import { redefinitionOf } from '../tools/subagent-tools';
+import { descriptorOfUserTool } from '../tools/user-tools';
 import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -66,6 +69,17 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
   grants.tools.forEach((name, i) => {
     if (!declared.has(name)) issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools` });
   });
+  // A tool receives only the capabilities the task grants: a granted tool that declares more is refused.
+  tools.custom.forEach((tool, i) => {
+    if (!grants.tools.includes(tool.name)) return;
+    for (const { capability, why } of ungrantedCapabilities({ grants, resources: task.resources }, descriptorOfUserTool(tool))) {
+      if (capability.startsWith('fs.') && task.resources.workspace === undefined) continue; // reported above
+      issues.push({
+        path: `${prefix}tools.custom.${i}.capabilities.${tool.capabilities.indexOf(capability)}`,
+        message: `tool "${tool.name}" declares capability "${capability}", but ${why}; a tool receives only capabilities the task grants`,
+      });
+    }
+  });
   grants.subagents.forEach((name, i) => {
     if (task.subagents[name] === undefined) issues.push({ path: `${prefix}grants.subagents.${i}`, message: `grants sub-agent "${name}", which is not declared under subagents` });
   });
@@ -75,6 +89,25 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
   grants.databases.forEach((db, i) => {
     if (task.resources.databases[db] === undefined) issues.push({ path: `${prefix}grants.databases.${i}`, message: `grants database "${db}", which is not listed under resources.databases` });
   });
+}
+
+/**
+ * A sub-agent's tool with the name of one of its parent's tools is the parent's definition, with
+ * at most fewer capabilities: anything else (another source, input, effects, annotations,
+ * compensation, or a longer timeout or more memory) would let a sub-agent redefine what a name
+ * the parent granted does.
+ */
+function checkSubagentTools(task: Task, issues: TaskFileIssue[]): void {
+  for (const [name, sub] of Object.entries(task.subagents)) {
+    sub.tools.custom.forEach((tool, i) => {
+      const parent = task.tools.custom.find((t) => t.name === tool.name);
+      if (parent === undefined) return;
+      const problem = redefinitionOf(parent, tool);
+      if (problem !== undefined) {
+        issues.push({ path: `subagents.${name}.tools.custom.${i}`, message: `tool "${tool.name}" is the parent's tool of that name, so it must be its definition (or narrower): ${problem}` });
+      }
+    });
+  }
 }
 
 /** Every rule sentence must read, and every named pack must exist: a rule is never silently dropped. */
@@ -114,10 +147,40 @@ export function checkTaskReferences(task: Task): TaskFileIssue[] {
   const issues: TaskFileIssue[] = [];
   checkPolicies(task, issues);
   checkToolsAndGrants(task.tools, task.grants, task, '', issues);
+  checkSubagentTools(task, issues);
   for (const [name, sub] of Object.entries(task.subagents)) {
     checkToolsAndGrants(sub.tools, sub.grants, task, `subagents.${name}`, issues);
   }
   return issues;
+}
+
+/** Something about a valid task its user should know before it runs (printed by `warden run`). */
+export interface TaskNotice {
+  path: string;
+  message: string;
+}
+
+/**
+ * What the loader tells the user about a valid task: tools that declare no effects and are
+ * therefore treated as doing anything their executor allows (fail closed).
+ */
+export function taskNotices(task: Task): TaskNotice[] {
+  const notices: TaskNotice[] = [];
+  const scan = (tools: Tools, at: string) =>
+    tools.custom.forEach((tool, i) => {
+      const { profile } = descriptorOfUserTool(tool);
+      if (profile.declared || (profile.readOnly && !profile.openWorld)) return;
+      notices.push({
+        path: `${at}tools.custom.${i}`,
+        message:
+          `tool "${tool.name}" declares no effects or annotations, so Warden treats it as doing anything its capabilities ` +
+          `(${tool.capabilities.join(', ')}) allow: ${profile.destructive ? 'destructive, ' : ''}${profile.openWorld ? 'open-world, ' : ''}` +
+          `in the ${profile.families.join(', ')} families; rules about those effects apply to it. Declare \`effects\` and \`annotations\` to narrow this.`,
+      });
+    });
+  scan(task.tools, '');
+  for (const [name, sub] of Object.entries(task.subagents)) scan(sub.tools, `subagents.${name}.`);
+  return notices;
 }
 
 /** Makes resource paths absolute, relative to `baseDir`. */

@@ -4,11 +4,11 @@
  * types are derived from the schemas so the file format and the code cannot drift apart.
  */
 import { z } from 'zod';
+import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
+import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
 
 /** Tool names: lower-case words joined by dots, underscores or dashes (`fs.read`, `summarize`). */
-export const ToolNameSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/, 'a tool name: lower-case letters, digits, "_" or "-", parts joined by "." (e.g. "fs.read")');
+export { ToolNameSchema };
 
 export const SubagentNameSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a sub-agent name: lower-case letters, digits, "_" or "-"');
 
@@ -69,12 +69,12 @@ export const AgentSchema = z.strictObject({
   instructions: z.string().optional(),
 });
 
-export const BUILTIN_TOOL_NAMES = ['fs.read', 'fs.write', 'fs.list', 'http.fetch', 'sql.query', 'sql.exec'] as const;
-export type BuiltinToolName = (typeof BUILTIN_TOOL_NAMES)[number];
+/** The built-in tools (tools/builtin-tools.ts holds their descriptors). */
+export { BUILTIN_TOOL_NAMES, type BuiltinToolName };
 export const BuiltinToolNameSchema = z.enum(BUILTIN_TOOL_NAMES, { error: `a built-in tool: ${BUILTIN_TOOL_NAMES.join(', ')}` });
 
-/** Capabilities a user-defined tool may ask the host for; each must also be granted to the task. */
-export const CapabilityNameSchema = BuiltinToolNameSchema;
+/** Capabilities a user-defined tool may ask the host for; each must also be granted to the task (its tool in grants.tools). */
+export { CapabilityNameSchema };
 
 export const UserToolSchema = z.strictObject({
   name: ToolNameSchema,
@@ -87,6 +87,14 @@ export const UserToolSchema = z.strictObject({
    */
   source: z.string().min(1),
   capabilities: z.array(CapabilityNameSchema).default([]),
+  /**
+   * What the tool does, by argument (tools/tool-descriptor.ts): families, recipients, payees,
+   * amounts, URLs, hosts, paths, SQL, and what its output holds. Left out, the tool is treated as
+   * doing anything its capabilities allow (fail closed), and the task loader says so.
+   */
+  effects: DeclaredEffectsSchema.optional(),
+  /** MCP tool annotations: readOnlyHint, destructiveHint, idempotentHint, openWorldHint (capabilities bound them). */
+  annotations: ToolAnnotationsSchema.optional(),
   /** A user-defined tool that undoes this one; it receives { compensationId, original: { tool, args, output } }. */
   compensate: ToolNameSchema.optional(),
   timeout: DurationSchema.optional(),

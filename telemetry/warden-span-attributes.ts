@@ -15,6 +15,8 @@ import { WardenError } from '../errors';
 import { parseScope } from '../identity/call-scope';
 import { hashIntent } from '../identity/task-grant';
 import type { Task } from '../task/task-schema';
+import { resolveTool } from '../tools/tool-catalog';
+import { resolvedAnnotations, type ToolDescriptor } from '../tools/tool-descriptor';
 
 type Attributes = Record<string, AttributeValue | undefined>;
 
@@ -63,13 +65,29 @@ export function modelCallAttributes(task: Task, workflowId: string, driverInput:
   };
 }
 
-/** Attributes of a tool call: a GenAI `execute_tool` with its arguments hashed. */
+/** Attributes of a tool call: a GenAI `execute_tool` with its arguments hashed, and what its descriptor says it is. */
 export function toolCallAttributes(task: Task, rootWorkflowId: string, workflowId: string, tool: string, args: unknown): Attributes {
   return {
     ...taskAttributes(task, rootWorkflowId, workflowId),
     [GEN_AI_ATTR.operationName]: GEN_AI_OPERATION.executeTool,
     [GEN_AI_ATTR.toolName]: tool,
     [WARDEN_ATTR.toolArgsSha256]: sha256OfJson(args),
+    ...descriptorAttributes(resolveTool(task, tool)),
+  };
+}
+
+/** Custody attributes of a tool's descriptor: executor kind, families, resolved hints, whether it declared anything and can be undone. */
+export function descriptorAttributes(descriptor: ToolDescriptor | undefined): Attributes {
+  if (descriptor === undefined) return {};
+  const hints = Object.entries(resolvedAnnotations(descriptor))
+    .filter(([, on]) => on)
+    .map(([hint]) => hint);
+  return {
+    [WARDEN_ATTR.toolExecutor]: descriptor.executor.kind,
+    [WARDEN_ATTR.toolFamilies]: [...descriptor.profile.families],
+    [WARDEN_ATTR.toolHints]: hints,
+    [WARDEN_ATTR.toolDeclared]: descriptor.profile.declared,
+    [WARDEN_ATTR.toolUndoable]: descriptor.profile.undoable,
   };
 }
 

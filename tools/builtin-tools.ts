@@ -1,22 +1,26 @@
 /**
- * The six built-in tools, as data. They are ordinary sandboxed tools: each is the body of
- * `async function (input, warden)` run in a fresh isolate, and reaches the host only through the
- * capability it declares. Being built in grants nothing extra: the task must still grant the tool
- * and the resources (workspace, hosts, databases) behind it.
+ * The six built-in tools, each one `defineTool` descriptor: what the model is shown, the fixed
+ * isolate source the sandbox host runs, the one capability it calls, and what it does, by
+ * argument. Adding a built-in is adding one entry here (and its capability in the sandbox host).
+ *
+ * Being built in grants nothing extra: the task must still grant the tool and the resources
+ * (workspace, hosts, databases) behind it.
  */
-import type { BuiltinToolName } from '../task/task-schema';
+import { deepFreeze, defineTool, type CapabilityName, type ToolDescriptor } from './tool-descriptor';
 
-/** A built-in tool: what the model is shown, what the sandbox runs, what it needs. */
-export interface BuiltinTool {
+/** The built-in tools' names; each is also the one capability that tool holds. */
+export const BUILTIN_TOOL_NAMES = ['fs.read', 'fs.write', 'fs.list', 'http.fetch', 'sql.query', 'sql.exec'] as const satisfies readonly CapabilityName[];
+export type BuiltinToolName = (typeof BUILTIN_TOOL_NAMES)[number];
+
+/**
+ * A built-in tool's descriptor (its executor is always `builtin`), plus `source`: the same text as
+ * `executor.source`, for callers that run a built-in directly in a sandbox (tests, benchmarks).
+ */
+export type BuiltinTool = ToolDescriptor & {
   readonly name: BuiltinToolName;
-  readonly description: string;
-  /** JSON Schema of the arguments, checked before the sandbox starts. */
-  readonly inputSchema: Record<string, unknown>;
-  /** Body of `async function (input, warden)`. */
+  readonly executor: { readonly kind: 'builtin'; readonly capability: CapabilityName; readonly source: string };
   readonly source: string;
-  /** Host capabilities the source calls; the call receives these, narrowed to the task's grants. */
-  readonly capabilities: readonly BuiltinToolName[];
-}
+};
 
 const sqlParams = {
   type: 'array',
@@ -24,8 +28,8 @@ const sqlParams = {
   description: 'Values for the ? placeholders, in order.',
 } as const;
 
-const TOOLS: readonly BuiltinTool[] = [
-  {
+const TOOLS: Readonly<Record<BuiltinToolName, ToolDescriptor>> = {
+  'fs.read': defineTool({
     name: 'fs.read',
     description: 'Read a UTF-8 text file from the workspace. Returns its content as a string.',
     inputSchema: {
@@ -34,10 +38,12 @@ const TOOLS: readonly BuiltinTool[] = [
       required: ['path'],
       additionalProperties: false,
     },
-    source: 'return warden.fs.read(input.path);',
+    executor: { kind: 'builtin', capability: 'fs.read', source: 'return warden.fs.read(input.path);' },
     capabilities: ['fs.read'],
-  },
-  {
+    effects: { families: ['storage'], paths: [{ arg: '/path', access: 'read' }], reads: { source: 'workspace', private: true } },
+    annotations: { title: 'Read a workspace file', readOnlyHint: true, openWorldHint: false },
+  }),
+  'fs.write': defineTool({
     name: 'fs.write',
     description: 'Create or replace a UTF-8 text file in the workspace (missing folders are created). Returns { path, bytes }.',
     inputSchema: {
@@ -49,10 +55,13 @@ const TOOLS: readonly BuiltinTool[] = [
       required: ['path', 'content'],
       additionalProperties: false,
     },
-    source: 'return warden.fs.write(input.path, input.content);',
+    executor: { kind: 'builtin', capability: 'fs.write', source: 'return warden.fs.write(input.path, input.content);' },
     capabilities: ['fs.write'],
-  },
-  {
+    effects: { families: ['storage'], paths: [{ arg: '/path', access: 'write' }], reads: { source: 'workspace', private: false } },
+    // Replacing a file is a destructive update; the overlay makes it undoable.
+    annotations: { title: 'Write a workspace file', readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+  }),
+  'fs.list': defineTool({
     name: 'fs.list',
     description: 'List a folder of the workspace. Returns [{ name, type: "file" | "dir" | "other", size }].',
     inputSchema: {
@@ -60,10 +69,12 @@ const TOOLS: readonly BuiltinTool[] = [
       properties: { path: { type: 'string', description: 'Folder relative to the workspace folder; defaults to the workspace itself.' } },
       additionalProperties: false,
     },
-    source: 'return warden.fs.list(input.path === undefined ? "." : input.path);',
+    executor: { kind: 'builtin', capability: 'fs.list', source: 'return warden.fs.list(input.path === undefined ? "." : input.path);' },
     capabilities: ['fs.list'],
-  },
-  {
+    effects: { families: ['storage'], paths: [{ arg: '/path', access: 'list', default: '.' }], reads: { source: 'workspace', private: true } },
+    annotations: { title: 'List a workspace folder', readOnlyHint: true, openWorldHint: false },
+  }),
+  'http.fetch': defineTool({
     name: 'http.fetch',
     description: 'Make an HTTP(S) request to a granted host. Returns { status, headers, body } with the body as text.',
     inputSchema: {
@@ -77,10 +88,16 @@ const TOOLS: readonly BuiltinTool[] = [
       required: ['url'],
       additionalProperties: false,
     },
-    source: 'return await warden.http.fetch(input.url, { method: input.method, headers: input.headers, body: input.body });',
+    executor: {
+      kind: 'builtin',
+      capability: 'http.fetch',
+      source: 'return await warden.http.fetch(input.url, { method: input.method, headers: input.headers, body: input.body });',
+    },
     capabilities: ['http.fetch'],
-  },
-  {
+    effects: { families: ['network'], urls: [{ arg: '/url', method: '/method' }], reads: { source: 'web', private: false } },
+    annotations: { title: 'HTTP request', readOnlyHint: false, destructiveHint: true, openWorldHint: true },
+  }),
+  'sql.query': defineTool({
     name: 'sql.query',
     description: 'Run one read-only SQL statement (SELECT) on a granted SQLite database. Returns the rows.',
     inputSchema: {
@@ -93,10 +110,16 @@ const TOOLS: readonly BuiltinTool[] = [
       required: ['database', 'sql'],
       additionalProperties: false,
     },
-    source: 'return warden.sql.query(input.database, input.sql, input.params === undefined ? [] : input.params);',
+    executor: {
+      kind: 'builtin',
+      capability: 'sql.query',
+      source: 'return warden.sql.query(input.database, input.sql, input.params === undefined ? [] : input.params);',
+    },
     capabilities: ['sql.query'],
-  },
-  {
+    effects: { families: ['storage'], sql: [{ database: '/database', statement: '/sql', params: '/params', access: 'read' }], reads: { source: 'database', private: true } },
+    annotations: { title: 'SQL query', readOnlyHint: true, openWorldHint: false },
+  }),
+  'sql.exec': defineTool({
     name: 'sql.exec',
     description: 'Run one INSERT, UPDATE or DELETE on a granted SQLite database, in a transaction. Returns { changes }.',
     inputSchema: {
@@ -109,27 +132,35 @@ const TOOLS: readonly BuiltinTool[] = [
       required: ['database', 'sql'],
       additionalProperties: false,
     },
-    source: 'return warden.sql.exec(input.database, input.sql, input.params === undefined ? [] : input.params);',
+    executor: {
+      kind: 'builtin',
+      capability: 'sql.exec',
+      source: 'return warden.sql.exec(input.database, input.sql, input.params === undefined ? [] : input.params);',
+    },
     capabilities: ['sql.exec'],
-  },
-];
+    effects: { families: ['storage'], sql: [{ database: '/database', statement: '/sql', params: '/params', access: 'write' }], reads: { source: 'database', private: false } },
+    annotations: { title: 'SQL change', readOnlyHint: false, destructiveHint: true, openWorldHint: false },
+  }),
+};
 
 /** Every built-in tool by name. Frozen: callers cannot alter what a built-in does. */
-export const BUILTIN_TOOLS: Readonly<Record<BuiltinToolName, BuiltinTool>> = Object.freeze(
-  Object.fromEntries(TOOLS.map((tool) => [tool.name, deepFreeze(tool)])) as Record<BuiltinToolName, BuiltinTool>,
+export const BUILTIN_TOOLS: Readonly<Record<BuiltinToolName, BuiltinTool>> = deepFreeze(
+  Object.fromEntries(
+    Object.entries(TOOLS).map(([name, tool]) => {
+      if (tool.executor.kind !== 'builtin') throw new TypeError(`built-in ${name} must have a builtin executor`);
+      return [name, { ...tool, source: tool.executor.source }];
+    }),
+  ) as Record<BuiltinToolName, BuiltinTool>,
 );
+
+/** Whether `name` is a built-in tool's name (own keys only: `constructor` is not a tool). */
+export function isBuiltinToolName(name: string): name is BuiltinToolName {
+  return Object.hasOwn(BUILTIN_TOOLS, name);
+}
 
 /** The built-in tool called `name`; undefined when `name` is not a built-in. */
 export function getBuiltinTool(name: BuiltinToolName): BuiltinTool;
 export function getBuiltinTool(name: string): BuiltinTool | undefined;
 export function getBuiltinTool(name: string): BuiltinTool | undefined {
-  return Object.hasOwn(BUILTIN_TOOLS, name) ? BUILTIN_TOOLS[name as BuiltinToolName] : undefined;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
+  return isBuiltinToolName(name) ? BUILTIN_TOOLS[name] : undefined;
 }

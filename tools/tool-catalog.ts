@@ -1,61 +1,86 @@
 /**
- * The tools one task can see, in a single shape whether built-in or user-defined: what a model is
- * shown, what the sandbox runs, and which host capabilities the call receives.
+ * The tool catalog of one task: the descriptor of every tool it declares, built-in or
+ * user-defined (and, as their executors arrive, MCP and process tools), in one place every guard
+ * reads: the grant check, the credential scope, the capability grant, the policy request,
+ * compensation, custody attributes, the approval listing and the model's tool list.
  *
- * Invariant: a call's capabilities are the tool's declared ones narrowed to the task's resources
- * and grants; nothing the agent passes as arguments can widen them.
+ * Invariant: a call's capabilities are the tool's declared ones that the task also grants (the
+ * capability's own tool in `grants.tools`, and the workspace, hosts and databases behind it);
+ * nothing the agent passes as arguments can widen them. The task loader refuses a task whose
+ * granted tool declares an ungranted capability, and every call checks again
+ * (`ungrantedCapabilities`), so a task that slipped past the loader fails closed.
+ *
+ * Pure (no Node APIs): workflow code may import this file.
  */
 import type { CapabilityGrant } from '../sandbox/sandbox-messages';
-import type { BuiltinToolName, Task } from '../task/task-schema';
+import type { Task, Tools } from '../task/task-schema';
 import type { ToolSpec } from '../drivers/model-driver';
 import { getBuiltinTool } from './builtin-tools';
+import type { CapabilityName, ToolDescriptor } from './tool-descriptor';
+import { descriptorOfUserTool } from './user-tools';
 
-export interface ResolvedTool {
-  name: string;
-  description: string;
-  inputSchema: Record<string, unknown>;
-  source: string;
-  capabilities: readonly BuiltinToolName[];
-  builtin: boolean;
-  timeout?: string;
-  memoryMb?: number;
+/** Every tool a task declares, by name. */
+export interface ToolCatalog {
+  /** The declared tool called `name`; undefined when the task does not declare it. */
+  get(name: string): ToolDescriptor | undefined;
+  /** Declared tools in declaration order (built-ins first). */
+  readonly tools: readonly ToolDescriptor[];
+}
+
+const catalogs = new WeakMap<Tools, ToolCatalog>();
+
+/** The catalog of a task's (or sub-agent's) `tools` section; cached per section object. */
+export function toolCatalogOf(task: Pick<Task, 'tools'>): ToolCatalog {
+  let catalog = catalogs.get(task.tools);
+  if (catalog === undefined) {
+    const tools: ToolDescriptor[] = [];
+    for (const name of task.tools.builtin) {
+      const builtin = getBuiltinTool(name);
+      if (builtin !== undefined && !tools.some((t) => t.name === name)) tools.push(builtin);
+    }
+    for (const custom of task.tools.custom) if (!tools.some((t) => t.name === custom.name)) tools.push(descriptorOfUserTool(custom));
+    // MCP servers' and process programs' tools join here, as descriptors, when their executors exist.
+    const byName = new Map(tools.map((t) => [t.name, t]));
+    catalog = Object.freeze({ get: (name: string) => byName.get(name), tools: Object.freeze(tools) });
+    catalogs.set(task.tools, catalog);
+  }
+  return catalog;
 }
 
 /** The declared tool named `name`, or undefined when the task does not declare it. */
-export function resolveTool(task: Task, name: string): ResolvedTool | undefined {
-  if ((task.tools.builtin as readonly string[]).includes(name)) {
-    const tool = getBuiltinTool(name as BuiltinToolName);
-    return { ...tool, capabilities: tool.capabilities, builtin: true };
-  }
-  const custom = task.tools.custom.find((t) => t.name === name);
-  if (custom === undefined) return undefined;
-  return {
-    name: custom.name,
-    description: custom.description,
-    inputSchema: custom.input,
-    source: custom.source,
-    capabilities: custom.capabilities,
-    builtin: false,
-    ...(custom.timeout === undefined ? {} : { timeout: custom.timeout }),
-    ...(custom.memoryMb === undefined ? {} : { memoryMb: custom.memoryMb }),
-  };
+export function resolveTool(task: Pick<Task, 'tools'>, name: string): ToolDescriptor | undefined {
+  return toolCatalogOf(task).get(name);
 }
 
 /** What a model driver offers the agent: every declared tool (grants are enforced, not hidden). */
-export function toolSpecsOf(task: Task): ToolSpec[] {
-  const names = [...task.tools.builtin, ...task.tools.custom.map((t) => t.name)];
-  return names.map((name) => {
-    const tool = resolveTool(task, name)!;
-    return { name: tool.name, description: tool.description, inputSchema: tool.inputSchema };
-  });
+export function toolSpecsOf(task: Pick<Task, 'tools'>): ToolSpec[] {
+  return toolCatalogOf(task).tools.map((tool) => ({ name: tool.name, description: tool.description, inputSchema: tool.inputSchema }));
 }
 
 /**
- * The host capabilities one call of `tool` receives. `workspaceRoot` is the real path of the task's
- * workspace (resolved by the caller, which owns the file system).
+ * The capabilities `tool` declares that `task` does not grant: the capability's tool is not in
+ * `grants.tools`, or nothing behind it is granted (no workspace for fs, no granted host for http,
+ * no granted database for sql). Empty when the tool receives everything it declares.
  */
-export function capabilityGrantFor(task: Task, tool: ResolvedTool, workspaceRoot: string | undefined): CapabilityGrant {
-  const has = (c: BuiltinToolName) => tool.capabilities.includes(c);
+export function ungrantedCapabilities(task: Pick<Task, 'grants' | 'resources'>, tool: ToolDescriptor): { capability: CapabilityName; why: string }[] {
+  const out: { capability: CapabilityName; why: string }[] = [];
+  for (const capability of tool.capabilities) {
+    if (!task.grants.tools.includes(capability)) {
+      out.push({ capability, why: `the task does not grant "${capability}" (add it to grants.tools)` });
+    } else if (capability.startsWith('fs.') && task.resources.workspace === undefined) {
+      out.push({ capability, why: `"${capability}" needs resources.workspace` });
+    }
+  }
+  return out;
+}
+
+/**
+ * The host capabilities one call of `tool` receives: its declared capabilities that the task
+ * grants, narrowed to the granted workspace, hosts and databases. `workspaceRoot` is the real
+ * path of the task's workspace (resolved by the caller, which owns the file system).
+ */
+export function capabilityGrantFor(task: Task, tool: ToolDescriptor, workspaceRoot: string | undefined): CapabilityGrant {
+  const has = (c: CapabilityName) => tool.capabilities.includes(c) && task.grants.tools.includes(c);
   const grant: CapabilityGrant = {};
   if ((has('fs.read') || has('fs.write') || has('fs.list')) && workspaceRoot !== undefined) {
     grant.fs = { root: workspaceRoot, read: has('fs.read'), write: has('fs.write'), list: has('fs.list') };

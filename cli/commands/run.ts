@@ -8,7 +8,7 @@ import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { openBlobStore } from '../../dataplane/blob-store';
 import { sharedDirOf } from '../../dataplane/shared-storage';
 import { TaskFileError, WardenError } from '../../errors';
-import { loadTaskFile } from '../../task/load-task-file';
+import { loadTaskFile, taskNotices } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
@@ -56,6 +56,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     const { config: effective, server, stateDir } = await resolveTemporal(io);

@@ -82,7 +82,7 @@ async function setup() {
         },
       },
       tools: {
-        builtin: ['fs.write'],
+        builtin: ['fs.write', 'sql.exec'],
         custom: [
           {
             name: 'bump',
@@ -94,7 +94,8 @@ async function setup() {
           { name: 'pause', description: 'works a while', source: 'const end = Date.now() + 1500; while (Date.now() < end) {} return "ok";' },
         ],
       },
-      grants: { tools: ['bump', 'fs.write', 'pause'], databases: ['ledger'] },
+      // bump's sql.exec capability is granted like the built-in itself.
+      grants: { tools: ['bump', 'fs.write', 'pause', 'sql.exec'], databases: ['ledger'] },
       limits: { toolTimeout: '3s' },
       resources: { workspace, databases: { ledger: dbFile } },
     },

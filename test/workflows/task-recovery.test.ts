@@ -125,7 +125,8 @@ it('runs a user tool\'s declared compensating tool when the task fails', async (
           },
         ],
       },
-      grants: { tools: ['reserve', 'release', 'sql.query'], databases: ['shop'] },
+      // The tools' sql.exec capability must be granted like the built-in itself.
+      grants: { tools: ['reserve', 'release', 'sql.query', 'sql.exec'], databases: ['shop'] },
     }),
   );
   // The script runs out after a failing query: the task fails and is compensated.
