@@ -1,0 +1,315 @@
+/**
+ * The agent workflow's data flow on the real Temporal server (issue 12 items 3 and 4):
+ * - a commit that cannot lie: a task whose overlay vanished, changed or gained a file nobody
+ *   wrote is not `completed`; it fails with a typed error and its compensations run;
+ * - claim checks: outputs of 900 KB and long arguments stay out of history (their digests are in
+ *   history and custody) and come back in the assembled result;
+ * - a payload that would still exceed a limit fails the task with ERR_PAYLOAD_TOO_LARGE and the
+ *   saga runs;
+ * - a long task continues as new, transparently to the result, replay, trace and custody;
+ * - history grows linearly (bytes per step flat);
+ * and every run of every history of this file replays.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { temporal } from '@temporalio/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assembleTaskResult } from '../../client/assemble-task-result';
+import { followAgentTask } from '../../client/start-agent-task';
+import { replayCommand } from '../../cli/commands/replay';
+import { traceCommand } from '../../cli/commands/trace';
+import type { CliIo } from '../../cli/cli-io';
+import { WARDEN_ATTR } from '../../custody/attributes';
+import { LedgerReader } from '../../custody/ledger-reader';
+import { openBlobStore } from '../../dataplane/blob-store';
+import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { isClaimCheckRef, type DataFlowOptions } from '../../task/data-flow';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskResult, TaskState } from '../../task/task-run';
+import { taskStateQuery } from '../../workflows/definitions';
+import { historiesOfRuns, replayAllRuns } from '../support/replay-runs';
+import { testTemporalAddress } from '../support/temporal';
+import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+
+const { History } = temporal.api.history.v1;
+let env: WardenTestEnv;
+const blobs = openBlobStore(TEST_STATE_DIR);
+
+beforeAll(async () => {
+  env = await startWardenTestEnv();
+});
+afterAll(async () => env?.close());
+
+async function fixture() {
+  const workspace = await mkdtemp(join(tmpdir(), 'warden-flow-'));
+  const dbFile = join(workspace, 'app.db');
+  const db = new Database(dbFile);
+  db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
+  db.close();
+  const rows = () => {
+    const d = new Database(dbFile, { readonly: true });
+    try {
+      return (d.prepare('SELECT count(*) AS n FROM notes').get() as { n: number }).n;
+    } finally {
+      d.close();
+    }
+  };
+  return { workspace, dbFile, rows };
+}
+
+const add = { name: 'add', description: 'adds', input: { type: 'object' }, source: 'return input.a + input.b;' };
+
+function task(workspace: string, dbFile: string, script: unknown[], extra: Record<string, unknown> = {}) {
+  return parseTask(
+    {
+      user: 'dana@example.com',
+      intent: 'exercise the data flow',
+      agent: { name: 'flow', model: { driver: 'scripted', script } },
+      tools: {
+        builtin: ['fs.read', 'fs.write', 'sql.exec'],
+        custom: [
+          add,
+          // Waits (busy, inside its isolate) until the test puts go.txt in the workspace.
+          { name: 'wait-for-go', description: 'waits for go.txt', capabilities: ['fs.read'], source: "for (;;) { try { return warden.fs.read('go.txt'); } catch (e) {} }" },
+          { name: 'big', description: '900 KB of output', input: { type: 'object' }, source: "return 'x'.repeat(900 * 1024 - 16) + String(input.n).padStart(16, '0');" },
+        ],
+      },
+      grants: { tools: ['fs.read', 'fs.write', 'sql.exec', 'add', 'wait-for-go', 'big'], databases: ['app'] },
+      limits: { toolTimeout: '60s', maxSteps: 500, deadline: '15m' },
+      resources: { workspace, databases: { app: dbFile } },
+      ...extra,
+    },
+    'flow-task.yaml',
+    REPO_ROOT,
+  );
+}
+
+async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promise<TaskState> }, predicate: (s: TaskState) => boolean): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    try {
+      if (predicate(await handle.query(taskStateQuery))) return;
+    } catch {
+      // not answering yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the task never reached the expected state');
+}
+
+function cli(): { io: CliIo; out: string[] } {
+  const out: string[] = [];
+  const port = testTemporalAddress().address.split(':').pop();
+  return { out, io: { stdout: (t) => out.push(t), stderr: (t) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port } } };
+}
+
+async function start(t: ReturnType<typeof task>, workflowId: string, flow?: DataFlowOptions) {
+  const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args: [{ task: t, ...(flow === undefined ? {} : { flow }) }] });
+  env.workflowIds.push(workflowId);
+  return handle;
+}
+
+describe('a commit that cannot lie', () => {
+  const damages: [string, (upper: string, overlayDir: string) => Promise<void>, string][] = [
+    ['the overlay vanished', (_upper, dir) => rm(dir, { recursive: true, force: true }), 'ERR_OVERLAY_MISSING'],
+    ['a written file changed behind the task', (upper) => writeFile(join(upper, 'report.txt'), 'tampered'), 'ERR_COMMIT_MISMATCH'],
+    ['a file no step wrote appeared', (upper) => writeFile(join(upper, 'smuggled.txt'), 'x'), 'ERR_COMMIT_MISMATCH'],
+  ];
+
+  it.each(damages)('when %s, the task fails, commits nothing and rolls back', async (_what, damage, code) => {
+    const { workspace, dbFile, rows } = await fixture();
+    const workflowId = `flow-lie-${code}-${Date.now()}`;
+    const handle = await start(
+      task(workspace, dbFile, [
+        { tool: 'fs.write', args: { path: 'report.txt', content: 'the report' } },
+        { tool: 'sql.exec', args: { database: 'app', sql: "INSERT INTO notes (body) VALUES ('written')" } },
+        { tool: 'wait-for-go', args: {} },
+        { final: 'done' },
+      ]),
+      workflowId,
+    );
+    await waitForState(handle, (s) => s.steps.length >= 3 && s.steps[1]!.executed);
+    expect(rows()).toBe(1);
+    const overlay = overlayPathsOf(TEST_STATE_DIR, taskKeyOf(workflowId));
+    await damage(overlay.upper, overlay.dir);
+    await writeFile(join(workspace, 'go.txt'), 'go');
+    const result = await followAgentTask(handle);
+    expect(result.status).toBe('failed');
+    expect(result.reason).toContain(code);
+    expect(result.recovery?.committed).toBeUndefined();
+    expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
+      ['sql-undo', 'done'],
+      ['fs-overlay-discard', expect.stringMatching(/done|nothing-to-do/)],
+    ]);
+    await expect(readFile(join(workspace, 'report.txt'))).rejects.toThrow();
+    await expect(readFile(join(workspace, 'smuggled.txt'))).rejects.toThrow();
+    expect(rows()).toBe(0);
+  });
+
+  it('commits exactly what the steps wrote, also files written by a sub-agent and by a failed call', async () => {
+    const { workspace, dbFile } = await fixture();
+    const t = task(
+      workspace,
+      dbFile,
+      [
+        { tool: 'fs.write', args: { path: 'a.txt', content: 'first' } },
+        { tool: 'fs.write', args: { path: 'a.txt', content: 'second' } },
+        { tool: 'half-done', args: {} },
+        { spawn: 'scribe' },
+        { final: 'done' },
+      ],
+      {
+        tools: {
+          builtin: ['fs.write'],
+          custom: [{ name: 'half-done', description: 'writes, then fails', capabilities: ['fs.write'], source: "warden.fs.write('partial.txt', 'partial'); throw new Error('gave up');" }],
+        },
+        grants: { tools: ['fs.write', 'half-done'], subagents: ['scribe'] },
+        limits: { onDeny: 'continue' },
+        subagents: {
+          scribe: { intent: 'write notes', agent: { name: 'scribe', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'notes/by-scribe.txt', content: 'sub' } }, { final: 'ok' }] } }, tools: { builtin: ['fs.write'] }, grants: { tools: ['fs.write'] } },
+        },
+      },
+    );
+    const result = await followAgentTask(await start(t, `flow-honest-${Date.now()}`));
+    expect(result.status).toBe('completed');
+    expect(result.steps[2]?.error?.code).toBe('ERR_TOOL_THREW');
+    expect([...(result.recovery?.committed ?? [])].sort()).toEqual(['a.txt', 'notes/by-scribe.txt', 'partial.txt']);
+    expect(await readFile(join(workspace, 'a.txt'), 'utf8')).toBe('second');
+    expect(await readFile(join(workspace, 'notes/by-scribe.txt'), 'utf8')).toBe('sub');
+  });
+});
+
+describe('claim checks and payload limits', () => {
+  it('keeps 900 KB outputs and long arguments out of history, with their digests in history and custody', async () => {
+    const { workspace, dbFile } = await fixture();
+    const longText = 'line of text\n'.repeat(20_000);
+    const workflowId = `flow-claims-${Date.now()}`;
+    const handle = await start(
+      task(workspace, dbFile, [...[1, 2, 3, 4].map((n) => ({ tool: 'big', args: { n } })), { tool: 'fs.write', args: { path: 'long.txt', content: longText } }, { final: 'done' }]),
+      workflowId,
+    );
+    const raw = await followAgentTask(handle);
+    expect(raw.status).toBe('completed');
+    expect(raw.steps.slice(0, 4).every((s) => isClaimCheckRef(s.output))).toBe(true);
+    expect(isClaimCheckRef(raw.steps[4]?.args.content)).toBe(true);
+    // After the start (whose input is the task file, script included), no event carries much.
+    const history = await handle.fetchHistory();
+    const largest = Math.max(...(history.events ?? []).slice(1).map((e) => History.encode({ events: [e] }).finish().length));
+    expect(largest).toBeLessThan(64 * 1024);
+    const result = await assembleTaskResult(raw, blobs);
+    expect((result.steps[0]?.output as string).length).toBe(900 * 1024);
+    expect((result.steps[3]?.output as string).endsWith('4')).toBe(true);
+    expect(result.steps[4]?.args.content).toBe(longText);
+    expect(await readFile(join(workspace, 'long.txt'), 'utf8')).toBe(longText);
+    if (env.telemetry !== undefined) {
+      await env.telemetry.forceFlush();
+      const reader = LedgerReader.open({ stateDir: TEST_STATE_DIR });
+      try {
+        const digests = reader
+          .records(workflowId)
+          .map((r) => (r.body as { name?: string; attributes?: Record<string, unknown> }))
+          .filter((b) => b.name === 'RunActivity:runTool')
+          .map((b) => b.attributes?.[WARDEN_ATTR.toolOutputSha256]);
+        for (const step of raw.steps.slice(0, 4)) expect(digests).toContain((step.output as { sha256: string }).sha256);
+      } finally {
+        reader.close();
+      }
+    }
+  });
+
+  it('fails the task with ERR_PAYLOAD_TOO_LARGE when a turn cannot be made small enough, and runs the saga', async () => {
+    const { workspace, dbFile, rows } = await fixture();
+    const numbers = Array.from({ length: 60_000 }, (_, i) => 100_000 + i);
+    const result = await followAgentTask(
+      await start(
+        task(workspace, dbFile, [
+          { tool: 'sql.exec', args: { database: 'app', sql: "INSERT INTO notes (body) VALUES ('kept?')" } },
+          { tool: 'add', args: { a: numbers, b: 1 } },
+          { final: 'never' },
+        ]),
+        `flow-too-large-${Date.now()}`,
+      ),
+    );
+    expect(result.status).toBe('failed');
+    expect(result.reason).toContain('ERR_PAYLOAD_TOO_LARGE');
+    expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
+      ['sql-undo', 'done'],
+      ['fs-overlay-discard', expect.stringMatching(/done|nothing-to-do/)],
+    ]);
+    expect(rows()).toBe(0);
+  });
+});
+
+describe('long tasks', () => {
+  it('continue as new transparently: result, query, trace, replay and custody see one task', async () => {
+    const { workspace, dbFile, rows } = await fixture();
+    const adds = (from: number) => Array.from({ length: 10 }, (_, i) => ({ tool: 'add', args: { a: from + i, b: 1 } }));
+    const script = [
+      ...adds(0),
+      { tool: 'sql.exec', args: { database: 'app', sql: "INSERT INTO notes (body) VALUES ('long')" } },
+      { spawn: 'scribe' },
+      { tool: 'fs.write', args: { path: 'root.txt', content: 'root' } },
+      ...adds(100),
+      { final: 'long done' },
+    ];
+    const t = task(workspace, dbFile, script, {
+      grants: { tools: ['fs.read', 'fs.write', 'sql.exec', 'add', 'wait-for-go', 'big'], databases: ['app'], subagents: ['scribe'] },
+      subagents: {
+        scribe: { intent: 'write notes', agent: { name: 'scribe', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'sub.txt', content: 'sub' } }, { final: 'ok' }] } }, tools: { builtin: ['fs.write'] }, grants: { tools: ['fs.write'] } },
+      },
+    });
+    const workflowId = `flow-long-${Date.now()}`;
+    const handle = await start(t, workflowId, { maxRunEvents: 60 });
+    let seen = 0;
+    const raw = await followAgentTask(handle, () => (seen += 1), 100);
+    expect(raw.status).toBe('completed');
+    expect(raw.earlier?.steps).toBeGreaterThan(0);
+    const runs = await historiesOfRuns(env.client, workflowId);
+    expect(runs.length).toBeGreaterThan(2);
+    const result = await assembleTaskResult(raw, blobs);
+    expect(result.steps.map((s) => s.index)).toEqual(Array.from({ length: 23 }, (_, i) => i));
+    expect(result.steps.every((s) => s.executed && s.error === undefined)).toBe(true);
+    expect(result.steps[22]?.output).toBe(110);
+    expect(result.children.map((c) => [c.agent, c.status])).toEqual([['scribe', 'completed']]);
+    expect([...(result.recovery?.committed ?? [])].sort()).toEqual(['root.txt', 'sub.txt']);
+    expect(rows()).toBe(1);
+    expect(seen).toBeGreaterThanOrEqual(20);
+
+    const replay = cli();
+    expect(await replayCommand([workflowId], replay.io), replay.out.join('')).toBe(0);
+    expect(replay.out.join('').match(new RegExp(`${workflowId}: \\d+ events replay`, 'g'))?.length).toBeGreaterThanOrEqual(runs.length);
+    const trace = cli();
+    expect(await traceCommand([workflowId], trace.io), trace.out.join('')).toBe(0);
+    expect(trace.out.join('')).toContain('#22 proposed add');
+    expect(trace.out.join('')).toContain('long done');
+  });
+
+  it('grows its history linearly: bytes per step do not rise with the step count', async () => {
+    const { workspace, dbFile } = await fixture();
+    const perStep = async (steps: number) => {
+      const workflowId = `flow-linear-${steps}-${Date.now()}`;
+      const script = [...Array.from({ length: steps }, (_, i) => ({ tool: 'add', args: { a: i, b: 1 } })), { final: 'done' }];
+      const result = await followAgentTask(await start(task(workspace, dbFile, script), workflowId));
+      expect(result.status).toBe('completed');
+      const bytes = (await historiesOfRuns(env.client, workflowId)).reduce((sum, h) => sum + History.encode(h).finish().length, 0);
+      return bytes / steps;
+    };
+    const short = await perStep(20);
+    const long = await perStep(80);
+    expect(long).toBeLessThanOrEqual(short * 1.05);
+    expect(long).toBeLessThan(6 * 1024);
+  });
+});
+
+describe('replay', () => {
+  it('replays every run of every history of this file', async () => {
+    const { runs, workflows, failures } = await replayAllRuns(env.client, env.taskQueue);
+    expect(failures).toEqual([]);
+    expect(workflows).toEqual(expect.objectContaining({ size: expect.any(Number) }));
+    for (const id of env.workflowIds) expect(workflows.has(id), id).toBe(true);
+    expect(runs).toBeGreaterThan(env.workflowIds.length);
+  });
+});
+
+export type { TaskResult };
