@@ -4,7 +4,6 @@
  * grants, and a fresh isolate with the task's time and memory limits.
  */
 import { realpath } from 'node:fs/promises';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { CapabilityError, CredentialError, isErrorCode, ToolError, WardenError } from '../errors';
 import { claimCheckJson, resolveClaimChecks } from '../dataplane/claim-check';
@@ -24,7 +23,7 @@ import { atActivityBoundary, toApplicationFailure } from './to-application-failu
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson, toolCallAttributes } from '../telemetry/warden-span-attributes';
-import { dataPlaneOf, recoveryDirOf, taskOf } from './flow-deps';
+import { dataPlaneOf, recoveryDirOf, taskOf, whileHeartbeating } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 
 /** Largest JSON output a tool may return into the workflow history. */
@@ -183,9 +182,6 @@ function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowI
   }
 }
 
-/** How often a running call tells Temporal it is alive (its heartbeat timeout is a few times this). */
-const HEARTBEAT_EVERY_MS = 2_000;
-
 /** A Warden failure of a call that wrote files: the writes go with it, so the workflow knows them. */
 function failureWithWrites(error: unknown, writes: readonly FileWrite[]): unknown {
   const failure = toApplicationFailure(error);
@@ -240,9 +236,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
   async function runToolStep(input: RunToolRefInput, task: Task): Promise<ToolStepResult> {
     const dp = dataPlaneOf(deps);
-    const context = Context.current();
-    const heartbeat = setInterval(() => context.heartbeat(), HEARTBEAT_EVERY_MS);
-    try {
+    return whileHeartbeating(async () => {
       const callId = `${input.workflowId}:${input.stepIndex}`;
       const tool = resolveTool(task, input.tool);
       const workspace = task.resources.workspace;
@@ -275,10 +269,8 @@ export function createRunTool(deps: ActivityDeps): RunTool {
               },
             });
       return { output: checked.value, credential: result.credential, ...(writes.length === 0 ? {} : { writes }), ...(next === undefined ? {} : { next }) };
-    } catch (error) {
+    }).catch((error: unknown) => {
       throw toApplicationFailure(error);
-    } finally {
-      clearInterval(heartbeat);
-    }
+    });
   }
 }

@@ -15,7 +15,7 @@ import type { Task } from '../task/task-schema';
 import { durationToMs } from '../task/duration';
 import { CredentialError, DataPlaneError } from '../errors';
 import type { ActivityDeps } from './index';
-import { dataPlaneOf } from './flow-deps';
+import { dataPlaneOf, whileHeartbeating } from './flow-deps';
 import { atActivityBoundary } from './to-application-failure';
 
 export interface IdentityServices {
@@ -117,9 +117,11 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
         const { keystore, stores } = requireIdentity(deps);
         const parent = stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
-        const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
-        stores.grants.saveGrant(grant);
-        return { identity: identityOf(grant), taskRef: await dataPlaneOf(deps).tasks.put(input.task) };
+        return whileHeartbeating(async () => {
+          const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
+          stores.grants.saveGrant(grant);
+          return { identity: identityOf(grant), taskRef: await dataPlaneOf(deps).tasks.put(input.task) };
+        });
       });
     },
 

@@ -24,7 +24,7 @@ import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capabili
 import type { FileWrite } from '../task/data-refs';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
-import { recoveryDirOf, stateDirOfDeps, taskOf, type TaskInput } from './flow-deps';
+import { recoveryDirOf, stateDirOfDeps, taskOf, whileHeartbeating, type TaskInput } from './flow-deps';
 import { executeToolCall } from './run-tool';
 import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
@@ -91,7 +91,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
 
     /** Makes the overlay's files real (atomically per file, snapshotting what they replace). */
     async commitTask(input: CommitTaskInput): Promise<{ files: string[] }> {
-      return atActivityBoundary(() => commit(input));
+      return atActivityBoundary(() => whileHeartbeating(() => commit(input)));
     },
 
     /**
@@ -102,7 +102,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async finishTask(input: FinishTaskInput): Promise<{ files: string[] }> {
       return atActivityBoundary(async () => {
         assertOnWorker(deps, input.onWorker);
-        const committed = await commit(input);
+        const committed = await whileHeartbeating(() => commit(input));
         if (input.grantId !== undefined) await revokeGrant(deps, input.grantId, input.status);
         return committed;
       });
@@ -115,7 +115,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
         const recoveryDir = recoveryDirOf(deps);
         const stateDir = stateDirOfDeps(deps);
         const taskKey = taskKeyOf(input.rootWorkflowId);
-        const outcome = await runCompensation(input.compensation, {
+        const outcome = await whileHeartbeating(() => runCompensation(input.compensation, {
           stateDir: recoveryDir,
           overlayStateDir: stateDir,
           taskKey,
@@ -134,7 +134,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
             });
             return call.output;
           },
-        });
+        }));
         if (input.compensation.kind === 'fs-overlay-discard' && deps.dataPlane !== undefined) {
           await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
         }
@@ -146,13 +146,13 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async restorePreTaskSnapshot(input: RecoveryTaskInput): Promise<{ restored: number; deleted: number; databases: number }> {
       return atActivityBoundary(async () => {
         const task = await taskOf(deps, input);
-        const result = await restoreSnapshot({
+        const result = await whileHeartbeating(() => restoreSnapshot({
           stateDir: recoveryDirOf(deps),
           taskKey: taskKeyOf(input.rootWorkflowId),
           ...(task.resources.workspace === undefined ? {} : { workspace: task.resources.workspace }),
           databases: true,
           force: true,
-        });
+        }));
         return { restored: result.restored.length, deleted: result.deleted.length, databases: result.databases.length };
       });
     },

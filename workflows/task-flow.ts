@@ -63,9 +63,12 @@ export interface CallTimeouts {
   deadline: boolean;
 }
 
-export const MODEL_CALL: CallTimeouts = { startToCloseMs: 120_000, retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 }, deadline: true };
-export const SAGA_CALL: CallTimeouts = { startToCloseMs: 300_000, retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' }, deadline: false };
-export const END_CALL: CallTimeouts = { startToCloseMs: 30_000, retry: { maximumAttempts: 20, initialInterval: '1s', maximumInterval: '10s' }, deadline: false };
+/** Data-plane activities heartbeat every 2 s: silence this long means their worker is gone. */
+export const DATA_PLANE_HEARTBEAT_MS = 10_000;
+
+export const MODEL_CALL: CallTimeouts = { startToCloseMs: 120_000, heartbeatMs: DATA_PLANE_HEARTBEAT_MS, retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 }, deadline: true };
+export const SAGA_CALL: CallTimeouts = { startToCloseMs: 300_000, heartbeatMs: DATA_PLANE_HEARTBEAT_MS, retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' }, deadline: false };
+export const END_CALL: CallTimeouts = { startToCloseMs: 30_000, heartbeatMs: DATA_PLANE_HEARTBEAT_MS, retry: { maximumAttempts: 20, initialInterval: '1s', maximumInterval: '10s' }, deadline: false };
 
 /**
  * Placing the task (as a local activity: the worker running the workflow task becomes the data
@@ -85,8 +88,10 @@ export function placingHere(run: AgentRun, bounded: boolean): WardenActivities {
 const placing = proxyActivities<WardenActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 } });
 const archiving = proxyActivities<WardenActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '10s' } });
 
+/** A local activity's refusal (local activity failures arrive unwrapped, activity ones in an ActivityFailure). */
 function isElsewhere(error: unknown): boolean {
-  return error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ERR_DATA_PLANE_ELSEWHERE';
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof ApplicationFailure && cause.type === 'ERR_DATA_PLANE_ELSEWHERE';
 }
 
 function isScheduleToStartTimeout(error: unknown): boolean {
@@ -176,8 +181,8 @@ export class TaskFlow {
         if (timeouts.deadline && !(error instanceof TaskEnded) && run.deadline.remainingMs() <= 0) throw run.deadline.exceeded();
         if (!isScheduleToStartTimeout(error)) throw error;
         const lost = `worker ${this.placement?.workerId ?? '?'} holding the task's data plane did not take work for ${this.options.dataPlaneStartTimeoutSeconds}s`;
-        if (onLost === 'hand-up' || !run.isRoot) throw new DataPlaneLost(lost);
         if (onLost === 'shared') return operation(proxyActivities<WardenActivities>({ startToCloseTimeout: timeouts.startToCloseMs, retry: timeouts.retry }));
+        if (onLost === 'hand-up' || !run.isRoot) throw new DataPlaneLost(lost);
         await this.takeOver(run, onLost === 'rebuild', lost);
       }
     }

@@ -8,7 +8,7 @@ import type { StepRecord, ToolAction } from '../task/task-run';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import { FileWriteSchema, type FileWrite } from '../task/data-flow';
 import type { AgentRun } from './agent-run';
-import { assertFits, type CallTimeouts, type TaskFlow } from './task-flow';
+import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -43,14 +43,12 @@ export async function runToolStep(run: AgentRun, action: ToolAction, step: StepR
 const TOOL_MARGIN_MS = 10_000;
 /** Room for a model turn folded into the call. */
 const FOLDED_TURN_MS = 120_000;
-/** The call heartbeats every 2 s: silence this long means its worker is gone. */
-const TOOL_HEARTBEAT_MS = 10_000;
 
 /** The tool call's activity timeouts: its own limit, plus a folded model turn. */
 function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
   return {
     startToCloseMs: run.tools.activityTimeoutMs + (fold ? FOLDED_TURN_MS : 0),
-    heartbeatMs: TOOL_HEARTBEAT_MS,
+    heartbeatMs: DATA_PLANE_HEARTBEAT_MS,
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
     deadline: true,
   };
