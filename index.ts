@@ -10,3 +10,6 @@ export { loadTaskFile, parseTask } from './task/load-task-file';
 export { startAgentTask, followAgentTask, newTaskWorkflowId } from './client/start-agent-task';
 export { createWardenWorker, type WardenWorker, type WardenWorkerOptions } from './worker/create-warden-worker';
 export { WardenError, TaskFileError, ERROR_CODES, type ErrorCode } from './errors';
+export { assembleTaskResult } from './client/assemble-task-result';
+export { openBlobStore, type BlobStore } from './dataplane/blob-store';
+export { sharedDirOf } from './dataplane/shared-storage';
