@@ -17,6 +17,8 @@ import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan, rootWorkflowIdOf, toolCallAttributes } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
+import { resolveClaimChecks } from '../dataplane/claim-check';
+import { containsClaimCheck } from '../task/data-refs';
 
 /** The action to decide on (the effect is measured here, not given) and the task's counters so far. */
 export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect'> {
@@ -65,18 +67,35 @@ function measureEffect(task: Task, tool: string, args: Record<string, unknown>):
   return effectFromArgs(tool, args);
 }
 
-export function createCheckPolicy(_deps: ActivityDeps) {
+/**
+ * Whether a task's decisions can depend on its counters (totals or rates): then only the workflow,
+ * which holds the counters, can ask. Without such rules a decision depends on the action, the
+ * measured effect, provenance and the clock only, and may be made ahead (see `decidePolicy`).
+ */
+export function policyNeedsState(task: Task): boolean {
+  return policyEngineFor(task).rules.some((rule) => rule.kind === 'stateful' && (rule.spec.type === 'total' || rule.spec.type === 'rate'));
+}
+
+/** The decision on one action: its effect measured here, then the engine. Sets the policy attributes on the active span. */
+export function decidePolicy(input: CheckPolicyInput): PolicyCheck {
+  const engine = policyEngineFor(input.task);
+  const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args) });
+  const decision = engine.decide(request, input.state);
+  annotateActiveSpan({
+    ...toolCallAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, input.tool, input.args),
+    [WARDEN_ATTR.policyDecision]: decision.decision,
+    [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
+  });
+  return { decision, request };
+}
+
+export function createCheckPolicy(deps: ActivityDeps) {
   return async function checkPolicy(input: CheckPolicyInput): Promise<PolicyCheck> {
     return atActivityBoundary(async () => {
-      const engine = policyEngineFor(input.task);
-      const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args) });
-      const decision = engine.decide(request, input.state);
-      annotateActiveSpan({
-        ...toolCallAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, input.tool, input.args),
-        [WARDEN_ATTR.policyDecision]: decision.decision,
-        [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
-      });
-      return { decision, request };
+      if (deps.dataPlane === undefined || !containsClaimCheck(input.args)) return decidePolicy(input);
+      // Decided on the real values; recorded with the claim checks (long values stay out of history).
+      const check = decidePolicy({ ...input, args: (await resolveClaimChecks(deps.dataPlane.blobs, input.args)) as Record<string, unknown> });
+      return { decision: check.decision, request: { ...check.request, args: input.args } };
     });
   };
 }

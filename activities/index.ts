@@ -2,6 +2,7 @@
  * Activities: everything with a side effect or a nondeterministic answer. Built by a factory so
  * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
  */
+import type { Tracer } from '@opentelemetry/api';
 import type { DataPlaneServices } from '../dataplane/data-plane-services';
 import type { SandboxClient } from '../sandbox/sandbox-client';
 import { createArchiveRun } from './archive-run';
@@ -22,6 +23,8 @@ export interface ActivityDeps {
   stateDir?: string;
   /** This worker's data-plane queue and the shared stores (blobs, placements); see dataplane/. */
   dataPlane?: DataPlaneServices;
+  /** The tracer of the worker's telemetry, for spans activities open themselves (folded model calls). */
+  tracer?: Tracer;
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -105,7 +105,7 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
  */
 export async function proposeFoldedTurn(deps: ActivityDeps, input: NextTurnInput): Promise<ProposedTurn | { error: StepError }> {
   // Named as the custody ledger files it: the workflow the model call belongs to.
-  return trace.getTracer('warden').startActiveSpan(genAiSpanName.chat(input.task.agent.model.id), { attributes: { temporalWorkflowId: input.workflowId } }, async (span) => {
+  return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(genAiSpanName.chat(input.task.agent.model.id), { attributes: { temporalWorkflowId: input.workflowId } }, async (span) => {
     try {
       const proposed = await proposeNextTurn(deps, input, activitySignal());
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: 'ok' });

@@ -25,7 +25,9 @@ import type { StepError, TaskIdentity } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { dataPlaneOf, stateDirOfDeps } from './flow-deps';
+import type { PolicyCheck } from './check-policy';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
+import { precheckPolicy } from './precheck-policy';
 import { grantRequestOf, identityOf } from './task-identity';
 import { takePreTaskSnapshot } from './task-recovery';
 import { atActivityBoundary } from './to-application-failure';
@@ -59,7 +61,7 @@ export interface PlaceTaskResult {
   /** Overlay files restored from the shared copy (takeover). */
   restored?: number;
   /** The first model turn (`firstTurn`), or why asking for it failed (the workflow asks again on its own). */
-  turn?: ProposedTurn | { error: StepError };
+  turn?: (ProposedTurn & { policy?: PolicyCheck }) | { error: StepError };
 }
 
 export function createPlaceTask(deps: ActivityDeps) {
@@ -98,7 +100,12 @@ export function createPlaceTask(deps: ActivityDeps) {
         ...(task.resources.workspace === undefined ? {} : { workspace: realRootOf(task.resources.workspace) }),
         updatedAt: new Date().toISOString(),
       });
-      const turn = input.firstTurn === true ? await proposeFoldedTurn(deps, { workflowId: input.workflowId, task, taskRef, turn: 0, transcript: { ref: null, pending: [] } }) : undefined;
+      let turn: PlaceTaskResult['turn'] = input.firstTurn === true ? await proposeFoldedTurn(deps, { workflowId: input.workflowId, task, taskRef, turn: 0, transcript: { ref: null, pending: [] } }) : undefined;
+      if (turn !== undefined && 'turn' in turn) {
+        // The root task: depth 0, no agents above it.
+        const policy = await precheckPolicy(deps, { workflowId: input.workflowId, task, next: turn, depth: 0, chain: [] });
+        if (policy !== undefined) turn = { ...turn, policy };
+      }
       return {
         placement,
         taskRef,

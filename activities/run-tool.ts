@@ -25,6 +25,8 @@ import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson, toolCallAttributes } from '../telemetry/warden-span-attributes';
 import { dataPlaneOf, recoveryDirOf, taskOf, whileHeartbeating } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
+import type { PolicyCheck } from './check-policy';
+import { precheckPolicy } from './precheck-policy';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -66,15 +68,24 @@ export interface RunToolRefInput {
   taskRef: string;
   tool: string;
   args: Record<string, unknown>;
-  next?: { turn: number; transcript: Transcript };
+  next?: {
+    turn: number;
+    transcript: Transcript;
+    /** Where the agent sits in the task tree, for a policy decision on the next turn's first action. */
+    policy?: { depth: number; chain: string[] };
+  };
 }
 
 /** A call of the data flow: output (a claim check when large), files it wrote, the folded turn. */
 export interface ToolStepResult extends ToolCallResult {
   /** Files the call left in the task tree's overlay (path and content hash). */
   writes?: FileWrite[];
-  /** The next model turn, or why asking for it failed (the workflow then asks on its own). */
-  next?: ProposedTurn | { error: StepError };
+  /**
+   * The next model turn, or why asking for it failed (the workflow then asks on its own). With
+   * it, when the task's rules do not depend on its counters, the policy decision on the turn's
+   * first action, made here (so the workflow need not ask in a local activity of its own).
+   */
+  next?: (ProposedTurn & { policy?: PolicyCheck }) | { error: StepError };
 }
 
 /** What a tool call returns to the workflow: its output and the credential it ran under (no token). */
@@ -268,7 +279,13 @@ export function createRunTool(deps: ActivityDeps): RunTool {
                 pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: checked.value, credential: result.credential } : s)),
               },
             });
-      return { output: checked.value, credential: result.credential, ...(writes.length === 0 ? {} : { writes }), ...(next === undefined ? {} : { next }) };
+      const policy = next !== undefined && 'turn' in next && input.next?.policy !== undefined ? await precheckPolicy(deps, { workflowId: input.workflowId, task, next, ...input.next.policy }) : undefined;
+      return {
+        output: checked.value,
+        credential: result.credential,
+        ...(writes.length === 0 ? {} : { writes }),
+        ...(next === undefined ? {} : { next: policy === undefined ? next : { ...next, policy } }),
+      };
     }).catch((error: unknown) => {
       throw toApplicationFailure(error);
     });

@@ -83,7 +83,14 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   }
   try {
     const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
-    const activities = createActivities({ sandbox, stateDir, identity: { keystore, stores }, dataPlane, ...(options.env === undefined ? {} : { env: options.env }) });
+    const activities = createActivities({
+      sandbox,
+      stateDir,
+      identity: { keystore, stores },
+      dataPlane,
+      ...(options.telemetry === undefined ? {} : { tracer: options.telemetry.tracer }),
+      ...(options.env === undefined ? {} : { env: options.env }),
+    });
     const worker = await Worker.create({
       connection: options.connection,
       namespace: options.namespace,

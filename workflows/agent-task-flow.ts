@@ -115,6 +115,7 @@ async function begin(run: AgentRun): Promise<void> {
   if (placed.turn !== undefined && 'turn' in placed.turn) {
     flow.transcriptAppended(run, placed.turn.transcriptRef);
     flow.foldedTurn = { turn: 0, modelTurn: placed.turn.turn };
+    flow.holdPolicyCheck(placed.turn.turn.actions[0], placed.turn.policy);
   }
   if (placed.identity !== undefined) run.identity = placed.identity;
   run.saga.snapshotTaken = placed.snapshot;

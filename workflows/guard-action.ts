@@ -40,7 +40,9 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest } = await checkPolicy({
+  // On the data flow the tool call that brought this action may have decided on it already.
+  const prechecked = action.type === 'tool' ? run.flow?.takePolicyCheck(action) : undefined;
+  const { decision: verdict, request: policyRequest } = prechecked ?? await checkPolicy({
     task,
     workflowId: run.workflowId,
     depth: run.depth,

@@ -29,7 +29,8 @@ import {
   type StepArchive,
   type Transcript,
 } from '../task/data-flow';
-import type { ModelTurn, StepRecord } from '../task/task-run';
+import type { PolicyCheck } from '../activities/check-policy';
+import type { Action, ModelTurn, StepRecord } from '../task/task-run';
 import type { AgentRun } from './agent-run';
 import { stepErrorOf, TaskEnded } from './task-ended';
 
@@ -108,6 +109,8 @@ export class TaskFlow {
   private transcriptCursor = 0;
   /** A turn the last tool call folded in, not acted on yet. */
   foldedTurn: { turn: number; modelTurn: ModelTurn } | undefined;
+  /** The policy decision the last tool call made on the folded turn's first action. */
+  private prechecked: { action: Action; check: PolicyCheck } | undefined;
   /** Steps and children of earlier runs, in the blob store. */
   archive: StepArchive | undefined;
   readonly runs: number;
@@ -142,6 +145,18 @@ export class TaskFlow {
     this.transcriptRef = ref;
     this.carriedPending = [];
     this.transcriptCursor = run.state.steps.length;
+  }
+
+  /** Keeps the decision a call made ahead on `action` (the first of the turn it folded in). */
+  holdPolicyCheck(action: Action | undefined, check: PolicyCheck | undefined): void {
+    this.prechecked = action === undefined || check === undefined ? undefined : { action, check };
+  }
+
+  /** The decision made ahead on exactly this action (the same object), once; else undefined. */
+  takePolicyCheck(action: Action): PolicyCheck | undefined {
+    const held = this.prechecked;
+    this.prechecked = undefined;
+    return held !== undefined && held.action === action ? held.check : undefined;
   }
 
   recordWrites(writes: readonly FileWrite[] | undefined): void {

@@ -70,7 +70,7 @@ function writesOfFailure(error: unknown): FileWrite[] {
  */
 async function runFlowToolStep(run: AgentRun, flow: TaskFlow, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest, fold: boolean): Promise<void> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
-  const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run) } : undefined;
+  const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), policy: { depth: run.depth, chain: [...run.agentChain] } } : undefined;
   let call;
   try {
     call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
@@ -98,5 +98,6 @@ async function runFlowToolStep(run: AgentRun, flow: TaskFlow, action: ToolAction
   if (next !== undefined && call.next !== undefined && 'turn' in call.next) {
     flow.transcriptAppended(run, call.next.transcriptRef);
     flow.foldedTurn = { turn: next.turn, modelTurn: call.next.turn };
+    flow.holdPolicyCheck(call.next.turn.actions[0], call.next.policy);
   }
 }
