@@ -14,6 +14,11 @@ RUN npm ci --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime
 WORKDIR /app
+# bubblewrap: the OS sandbox of proc.run and stdio MCP servers (it also needs the container to
+# allow user namespaces; see deploy/README.md).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=deps /app/node_modules ./node_modules
 # Sources stay owned by root: the worker (user `node`) can read but not modify its own code.
 COPY . .

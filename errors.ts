@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'ERR_SUBAGENT_UNKNOWN',
   'ERR_SUBAGENT_NOT_GRANTED',
   'ERR_SUBAGENT_DEPTH',
+  'ERR_RESOURCE_PROTECTED',
   // tool execution
   'ERR_TOOL_INPUT_INVALID',
   'ERR_TOOL_THREW',
@@ -27,6 +28,10 @@ export const ERROR_CODES = [
   'ERR_SANDBOX_MEMORY',
   'ERR_SANDBOX_CRASHED',
   'ERR_SANDBOX_COMPILE',
+  // OS sandbox (bubblewrap) and programs
+  'ERR_OS_SANDBOX_UNAVAILABLE',
+  'ERR_COMMAND_NOT_GRANTED',
+  'ERR_COMMAND_NOT_FOUND',
   // capabilities handed to tools
   'ERR_PATH_OUTSIDE_WORKSPACE',
   'ERR_PATH_NOT_FOUND',
@@ -37,6 +42,13 @@ export const ERROR_CODES = [
   'ERR_SQL_DENIED',
   'ERR_SQL_FAILED',
   'ERR_CAPABILITY_NOT_GRANTED',
+  // MCP servers as tool sources
+  'ERR_MCP_UNAVAILABLE',
+  'ERR_MCP_PROTOCOL',
+  'ERR_MCP_TOOLS_CHANGED',
+  'ERR_MCP_TOOL_FAILED',
+  'ERR_MCP_NOT_INSTALLED',
+  'ERR_MCP_NAME_CONFLICT',
   // model drivers
   'ERR_MODEL_UNAVAILABLE',
   'ERR_MODEL_PROTOCOL',
@@ -83,6 +95,10 @@ export const ERROR_CODES = [
   'ERR_POLICY_DENIED',
   'ERR_APPROVAL_DENIED',
   'ERR_APPROVAL_TIMEOUT',
+  // approvals: decisions must come from a registered approver, for a request that is pending
+  'ERR_APPROVAL_UNAUTHENTICATED',
+  'ERR_APPROVAL_NOT_PENDING',
+  'ERR_APPROVER_INVALID',
   // custody ledger
   'ERR_CUSTODY_BROKEN',
   'ERR_CUSTODY_NOT_FOUND',
@@ -97,6 +113,11 @@ export const ERROR_CODES = [
   'ERR_SNAPSHOT_TOO_LARGE',
   'ERR_UNDO_FAILED',
   'ERR_COMPENSATION_FAILED',
+  // shared state store (PostgreSQL or SQLite)
+  'ERR_STATE_UNAVAILABLE',
+  'ERR_STATE_SCHEMA_OUTDATED',
+  'ERR_STATE_SCHEMA_UNKNOWN',
+  'ERR_STATE_CONFIG',
   // data plane: worker placement, shared storage, claim checks, payload limits
   'ERR_DATA_PLANE_LOST',
   'ERR_DATA_PLANE_ELSEWHERE',
@@ -161,6 +182,8 @@ export class ModelError extends WardenError {}
 export class TaskLimitError extends WardenError {}
 export class TemporalServerError extends WardenError {}
 export class ConfigError extends WardenError {}
+/** An MCP server could not be started or reached, broke the protocol, or changed its pinned tool list. */
+export class McpError extends WardenError {}
 
 /** A plain `{ code, message }` as it crosses processes and Temporal payloads. */
 export interface SerializedError {
@@ -205,6 +228,9 @@ export class PolicyParseError extends WardenError {
   }
 }
 
+/** An approver cannot be registered or used: a bad or taken name, an unreadable key file (`ERR_APPROVER_INVALID`). */
+export class ApproverError extends WardenError {}
+
 /** Policies that were read but cannot be loaded: Cedar validation failed, a pack is missing, or a request is malformed. */
 export class PolicyError extends WardenError {}
 
@@ -220,6 +246,14 @@ export class CustodyError extends WardenError {}
  * Conflicts name the paths or rows in `details` and are never retryable: a human decides.
  */
 export class RecoveryError extends WardenError {}
+
+/**
+ * The state store: the database cannot be reached (`ERR_STATE_UNAVAILABLE`, retryable), its
+ * schema is older than this code (`ERR_STATE_SCHEMA_OUTDATED`: run `warden db migrate`) or newer
+ * (`ERR_STATE_SCHEMA_UNKNOWN`: this worker is too old for it), or its configuration is wrong
+ * (`ERR_STATE_CONFIG`, e.g. a malformed `WARDEN_DATABASE_URL`).
+ */
+export class StateStoreError extends WardenError {}
 
 /**
  * The data plane of a task (its overlay, grants and sandbox host on one worker) and the shared

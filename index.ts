@@ -3,13 +3,20 @@
  * or host Warden workers themselves.
  */
 export { agentTask } from './workflows/agent-task';
-export { AGENT_TASK_WORKFLOW, TASK_QUEUE, taskStateQuery } from './workflows/definitions';
+export { AGENT_TASK_WORKFLOW, TASK_QUEUE, taskStateQuery, approvalUpdate, type ApprovalOutcome } from './workflows/definitions';
 export { TaskSchema, type Task, type TaskFileInput } from './task/task-schema';
 export { AgentTaskInputSchema, TaskResultSchema, type AgentTaskInput, type TaskResult, type TaskState, type StepRecord, type TaskStatus } from './task/task-run';
 export { loadTaskFile, parseTask } from './task/load-task-file';
 export { startAgentTask, followAgentTask, newTaskWorkflowId } from './client/start-agent-task';
+export { decideApproval, listPendingApprovals, readApproverKeyFile, findApproverKeyFile, type DecideApprovalOptions, type PendingApprovalEntry } from './client/approvals';
 export { createWardenWorker, type WardenWorker, type WardenWorkerOptions } from './worker/create-warden-worker';
 export { WardenError, TaskFileError, ERROR_CODES, type ErrorCode } from './errors';
+// MCP and programs: an existing agent behind Warden, and the OS sandbox on its own.
+export { createTaskSession, serveTaskOverHttp, type TaskSession, type TaskSessionOptions, type HttpTaskServer } from './mcp/task-session-server';
+export { sessionCallUpdate, endSessionSignal, sessionToolsQuery, type SessionCall, type SessionTool } from './workflows/definitions';
+export { runSandboxed, type SandboxedRunResult, type SandboxedRunOptions } from './sandbox/os/run-sandboxed';
+export { startSandboxedProcess, osSandboxProblem, type SandboxedProcess, type SandboxExit } from './sandbox/os/sandboxed-process';
+export { type OsSandboxSpecInput } from './sandbox/os/os-sandbox-spec';
 export { assembleTaskResult } from './client/assemble-task-result';
 export { openBlobStore, type BlobStore } from './dataplane/blob-store';
 export { sharedDirOf } from './dataplane/shared-storage';

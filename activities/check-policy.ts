@@ -6,13 +6,15 @@
  * Invariant: rules about effects are decided on the effect Warden measured, never on what the
  * agent says it will do; a measurement that fails leaves the effect unknown, and rules fail closed.
  */
+import { randomUUID } from 'node:crypto';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
 import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
 import { buildPolicyRequest, effectFromArgs, type PolicyRequestContext } from '../policies/build-policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
 import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
-import type { Task } from '../task/task-schema';
+import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
+import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan, rootWorkflowIdOf, toolCallAttributes } from '../telemetry/warden-span-attributes';
@@ -29,10 +31,18 @@ export interface PolicyCheck {
   decision: PolicyDecision;
   /** The request as evaluated (what `recordExecution` needs after the call ran). */
   request: PolicyRequest;
+  /** When the decision is `approval`: the held request's id, random so nobody can name it before it exists. */
+  approvalRequestId?: string;
+  /**
+   * For a built-in fs tool: its arguments with `path` resolved inside the workspace, the path the
+   * rules judged. The call then runs on exactly that path, following no link (the decision and the
+   * file opened cannot drift apart, also when a link changes while an approval waits).
+   */
+  resolvedArgs?: Record<string, unknown>;
 }
 
 /** Packs every task gets unless it names its own. */
-export const DEFAULT_POLICY_PACKS = ['foundation'] as const;
+export { DEFAULT_POLICY_PACKS };
 
 const engines = new Map<string, PolicyEngine>();
 
@@ -64,29 +74,63 @@ function measureEffect(task: Task, tool: string, args: Record<string, unknown>):
       return undefined;
     }
   }
-  return effectFromArgs(tool, args);
+  const effect = effectFromArgs(tool, args);
+  const resolved = resolvedWorkspacePath(task, tool, args);
+  return resolved === undefined ? effect : { ...effect, path: resolved };
+}
+
+/** A built-in fs tool the task declares (a user tool named like one is refused when the task loads). */
+function isBuiltinFsTool(task: Task, tool: string): boolean {
+  return (tool === 'fs.read' || tool === 'fs.write' || tool === 'fs.list') && (task.tools.builtin as readonly string[]).includes(tool);
+}
+
+/**
+ * Where an fs tool's path really leads inside the workspace, links followed (the sandbox resolves
+ * it the same way), so path rules judge the file that would be touched, not the text naming it:
+ * with `docs -> secrets`, `docs/key.txt` is `secrets/key.txt`. Undefined when there is no path or
+ * it does not resolve inside the workspace (the call itself is then refused).
+ */
+function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, unknown>): string | undefined {
+  if (!tool.startsWith('fs.') || task.resources.workspace === undefined) return undefined;
+  const path = args.path ?? (tool === 'fs.list' ? '.' : undefined);
+  if (typeof path !== 'string') return undefined;
+  try {
+    return resolveInsideWorkspace(realRootOf(task.resources.workspace), path).display;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * Whether a task's decisions can depend on its counters (totals or rates): then only the workflow,
  * which holds the counters, can ask. Without such rules a decision depends on the action, the
- * measured effect, provenance and the clock only, and may be made ahead (see `decidePolicy`).
+ * measured effect, provenance and the clock only, and may be made ahead (precheck-policy.ts).
  */
 export function policyNeedsState(task: Task): boolean {
   return policyEngineFor(task).rules.some((rule) => rule.kind === 'stateful' && (rule.spec.type === 'total' || rule.spec.type === 'rate'));
 }
 
-/** The decision on one action: its effect measured here, then the engine. Sets the policy attributes on the active span. */
-export function decidePolicy(input: CheckPolicyInput): PolicyCheck {
+/**
+ * The decision on one action: its effect measured here, then the engine; sets the policy
+ * attributes on the active span. `recorded` are the arguments as history holds them (long values
+ * as claim checks, see the data flow): what the request and resolved arguments keep.
+ */
+export function decidePolicy(input: CheckPolicyInput, recorded: Record<string, unknown> = input.args): PolicyCheck {
   const engine = policyEngineFor(input.task);
   const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args) });
   const decision = engine.decide(request, input.state);
   annotateActiveSpan({
-    ...toolCallAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, input.tool, input.args),
+    ...toolCallAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, input.tool, recorded),
     [WARDEN_ATTR.policyDecision]: decision.decision,
     [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
   });
-  return { decision, request };
+  const resolved = isBuiltinFsTool(input.task, input.tool) ? resolvedWorkspacePath(input.task, input.tool, input.args) : undefined;
+  return {
+    decision,
+    request: recorded === input.args ? request : { ...request, args: recorded },
+    ...(decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {}),
+    ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }),
+  };
 }
 
 export function createCheckPolicy(deps: ActivityDeps) {
@@ -94,8 +138,7 @@ export function createCheckPolicy(deps: ActivityDeps) {
     return atActivityBoundary(async () => {
       if (deps.dataPlane === undefined || !containsClaimCheck(input.args)) return decidePolicy(input);
       // Decided on the real values; recorded with the claim checks (long values stay out of history).
-      const check = decidePolicy({ ...input, args: (await resolveClaimChecks(deps.dataPlane.blobs, input.args)) as Record<string, unknown> });
-      return { decision: check.decision, request: { ...check.request, args: input.args } };
+      return decidePolicy({ ...input, args: (await resolveClaimChecks(deps.dataPlane.blobs, input.args)) as Record<string, unknown> }, input.args);
     });
   };
 }

@@ -2,7 +2,6 @@
  * What the activities of the data flow take from the worker: its data-plane services, the folder
  * recovery records live in (shared by every worker), and a task given by reference or inline.
  */
-import { Context } from '@temporalio/activity';
 import type { DataPlaneServices } from '../dataplane/data-plane-services';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
@@ -33,29 +32,4 @@ export async function taskOf(deps: ActivityDeps, input: { task?: Task | undefine
   if (input.task !== undefined) return input.task;
   if (input.taskRef === undefined) throw new TypeError('an activity input names neither a task nor a task reference');
   return dataPlaneOf(deps).tasks.get(input.taskRef);
-}
-
-/** How often a data-plane activity tells Temporal its worker is alive (its heartbeat timeout is several times this). */
-export const HEARTBEAT_EVERY_MS = 2_000;
-
-/**
- * Runs `fn` while heartbeating, so a worker that dies mid-call is noticed within the call's
- * heartbeat timeout rather than its start-to-close timeout (then the task moves, see
- * workflows/task-flow.ts). Local activities cannot heartbeat and do not need to.
- */
-export async function whileHeartbeating<T>(fn: () => Promise<T>): Promise<T> {
-  let context: Context | undefined;
-  try {
-    context = Context.current();
-  } catch {
-    context = undefined;
-  }
-  if (context === undefined || context.info.isLocal) return fn();
-  const beat = context;
-  const timer = setInterval(() => beat.heartbeat(), HEARTBEAT_EVERY_MS);
-  try {
-    return await fn();
-  } finally {
-    clearInterval(timer);
-  }
 }

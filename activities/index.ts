@@ -2,11 +2,17 @@
  * Activities: everything with a side effect or a nondeterministic answer. Built by a factory so
  * a worker (or a test) hands in the real parts it owns: the sandbox host, the environment.
  */
+import type { WardenResources } from '../permissions/warden-resources';
+import type { SandboxClient } from '../sandbox/sandbox-client';
+import type { McpConnectionPool } from '../executors/mcp-connection-pool';
+import { createToolSourceActivities } from './tool-sources';
+import type { SqlDatabase } from '../state/sql-database';
+import type { ApproverStore } from '../identity/approver-registry';
+import { createCheckPolicy } from './check-policy';
+import { createVerifyApproval } from './verify-approval';
 import type { Tracer } from '@opentelemetry/api';
 import type { DataPlaneServices } from '../dataplane/data-plane-services';
-import type { SandboxClient } from '../sandbox/sandbox-client';
 import { createArchiveRun } from './archive-run';
-import { createCheckPolicy } from './check-policy';
 import { createPlaceTask } from './place-task';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
@@ -25,6 +31,22 @@ export interface ActivityDeps {
   dataPlane?: DataPlaneServices;
   /** The tracer of the worker's telemetry, for spans activities open themselves (folded model calls). */
   tracer?: Tracer;
+  /** The state database workers share (PostgreSQL), when there is one: SQL undo journals are shipped to it. */
+  shared?: { db: SqlDatabase; workerId: string };
+  /** Registered approvers: only their signed decisions count. */
+  approvers?: ApproverStore;
+  /** Warden's own folders, key files and endpoints: refused to every task, never served to a tool. */
+  wardenResources?: WardenResources;
+  /** MCP servers as tool sources: the worker's connection pool and where server packages are installed. */
+  mcp?: WorkerMcpOptions;
+}
+
+export interface WorkerMcpOptions {
+  pool: McpConnectionPool;
+  /** Folder whose node_modules holds installed MCP server packages (`warden mcp install`). */
+  packagesDir?: string;
+  /** More host folders stdio servers see read-only. */
+  extraReadOnlyPaths?: readonly string[];
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -32,10 +54,12 @@ export function createActivities(deps: ActivityDeps) {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
     checkPolicy: createCheckPolicy(deps),
+    verifyApproval: createVerifyApproval(deps),
     placeTask: createPlaceTask(deps),
     archiveRun: createArchiveRun(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
+    ...createToolSourceActivities(deps),
   };
 }
 

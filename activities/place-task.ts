@@ -28,7 +28,7 @@ import { dataPlaneOf, stateDirOfDeps } from './flow-deps';
 import type { PolicyCheck } from './check-policy';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import { precheckPolicy } from './precheck-policy';
-import { grantRequestOf, identityOf } from './task-identity';
+import { assertTaskSparesWarden, grantRequestOf, identityOf } from './task-identity';
 import { takePreTaskSnapshot } from './task-recovery';
 import { atActivityBoundary } from './to-application-failure';
 
@@ -82,6 +82,8 @@ export function createPlaceTask(deps: ActivityDeps) {
           );
         }
       }
+      // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
+      assertTaskSparesWarden(deps, task);
       await checkTaskResources({ workspace: task.resources.workspace, databases: task.resources.databases, stateDir, explicitShared: dp.explicitShared });
       let restored: number | undefined;
       if (takeover?.rebuild === true && task.resources.workspace !== undefined) {
@@ -122,9 +124,9 @@ export function createPlaceTask(deps: ActivityDeps) {
 async function grantFor(deps: ActivityDeps, input: PlaceTaskInput): Promise<TaskIdentity | undefined> {
   if (deps.identity === undefined) throw new TypeError('this worker was created without identity services');
   const { keystore, stores } = deps.identity;
-  const known = input.takeover?.grantId === undefined ? undefined : stores.grants.getGrant(input.takeover.grantId);
+  const known = input.takeover?.grantId === undefined ? undefined : await stores.grants.getGrant(input.takeover.grantId);
   if (known !== undefined) return undefined;
   const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
-  stores.grants.saveGrant(grant);
+  await stores.grants.saveGrant(grant);
   return identityOf(grant);
 }

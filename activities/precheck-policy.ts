@@ -36,9 +36,8 @@ export async function precheckPolicy(deps: ActivityDeps, input: { workflowId: st
   // A span of its own: the span of the activity this runs in keeps describing that activity.
   return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(`check_policy ${first.tool}`, { attributes: { temporalWorkflowId: input.workflowId } }, (span) => {
     try {
-      const check = decidePolicy({ task: input.task, workflowId: input.workflowId, depth: input.depth, chain: input.chain, tool: first.tool, args, priorOutputs, state: emptyPolicyState(), now: new Date().toISOString() });
       // History keeps the arguments as the turn has them (long values as claim checks).
-      return { decision: check.decision, request: { ...check.request, args: first.args } };
+      return decidePolicy({ task: input.task, workflowId: input.workflowId, depth: input.depth, chain: input.chain, tool: first.tool, args, priorOutputs, state: emptyPolicyState(), now: new Date().toISOString() }, first.args);
     } finally {
       span.end();
     }

@@ -15,7 +15,7 @@ import type { Task } from '../task/task-schema';
 import { ModelError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
-import { taskOf, whileHeartbeating } from './flow-deps';
+import { taskOf } from './flow-deps';
 import { proposeNextTurn, type ProposedTurn } from './next-turn';
 import { atActivityBoundary } from './to-application-failure';
 import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
@@ -47,7 +47,7 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
       const result = await atActivityBoundary(async () => {
         if ('taskRef' in input) {
           const task = await taskOf(deps, { taskRef: input.taskRef });
-          return whileHeartbeating(() => proposeNextTurn(deps, { ...input, task }, Context.current().cancellationSignal));
+          return proposeNextTurn(deps, { ...input, task }, Context.current().cancellationSignal);
         }
         return proposeTurnOnce(input);
       });

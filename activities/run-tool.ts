@@ -12,18 +12,25 @@ import type { FileWrite, Transcript } from '../task/data-flow';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
-import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
-import { validateToolInput } from '../tools/tool-input-validator';
+import { validateToolInput, type SchemaProblem } from '../tools/tool-input-validator';
+import type { ToolDescriptor } from '../tools/tool-descriptor';
+import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
+import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../executors/process-executor';
+import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
+import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
+import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson, toolCallAttributes } from '../telemetry/warden-span-attributes';
-import { dataPlaneOf, recoveryDirOf, taskOf, whileHeartbeating } from './flow-deps';
+import { dataPlaneOf, recoveryDirOf, taskOf } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
 import { precheckPolicy } from './precheck-policy';
@@ -36,6 +43,12 @@ export interface RunToolInput {
   rootWorkflowId: string;
   workflowId: string;
   stepIndex: number;
+  /**
+   * The call's idempotency key (recovery/call-key.ts: run id, step and a digest of the call), the
+   * same the workflow registers its compensation under. Absent in inputs recorded before keys
+   * named the run; then `<workflowId>:<stepIndex>`.
+   */
+  callId?: string;
   /** The task grant the call's credential is minted from. */
   grantId: string;
   /** Upper bound of the credential's lifetime (the activity's timeout). */
@@ -43,6 +56,8 @@ export interface RunToolInput {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
+  pathsResolved?: boolean;
 }
 
 async function workspaceRootOf(task: Task): Promise<string | undefined> {
@@ -63,11 +78,15 @@ export interface RunToolRefInput {
   rootWorkflowId: string;
   workflowId: string;
   stepIndex: number;
+  /** The call's idempotency key, as the workflow registers its compensation (recovery/call-key.ts). */
+  callId?: string;
   grantId: string;
   maxCredentialTtlMs: number;
   taskRef: string;
   tool: string;
   args: Record<string, unknown>;
+  /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
+  pathsResolved?: boolean;
   next?: {
     turn: number;
     transcript: Transcript;
@@ -103,6 +122,10 @@ export interface ToolExecution {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** Keep what this call's overlay writes replace, so they can be undone (a sub-agent's call). */
+  fsUndo?: boolean;
+  /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
+  noSymlinks?: boolean;
 }
 
 /**
@@ -115,7 +138,7 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${call.tool}" is not declared by this task`);
   // Long arguments proposed by the model were kept out of history: the tool gets the real values.
   if (deps.dataPlane !== undefined) call = { ...call, args: (await resolveClaimChecks(deps.dataPlane.blobs, call.args)) as Record<string, unknown> };
-  const problems = validateToolInput(tool.inputSchema, call.args);
+  const problems = tool.executor.kind === 'mcp' ? serverSchemaProblems(tool.inputSchema, call.args) : validateToolInput(tool.inputSchema, call.args);
   if (problems.length > 0) {
     throw new ToolError(
       'ERR_TOOL_INPUT_INVALID',
@@ -123,9 +146,7 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
       { details: { problems } },
     );
   }
-  if (tool.executor.kind !== 'builtin' && tool.executor.kind !== 'isolate') {
-    throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" runs on a ${tool.executor.kind} executor, which this worker does not have`);
-  }
+  if (tool.executor.kind === 'mcp' || tool.executor.kind === 'process') return executeOutsideIsolate(deps, call, tool);
   // Checked when the task loaded, and again here: a capability the task does not grant is never handed out.
   const ungranted = ungrantedCapabilities(call.task, tool);
   if (ungranted.length > 0) {
@@ -134,7 +155,7 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     });
   }
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
-  const grant = deps.identity.stores.grants.getGrant(call.grantId);
+  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
   const taskKey = taskKeyOf(call.rootWorkflowId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
@@ -145,6 +166,16 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   });
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
+    if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
+    if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
+    // Warden's own folders and key files are never served, whatever path or link leads there.
+    const resources = deps.wardenResources;
+    capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
+    capabilities.fs.protectedFiles = [
+      ...wardenKeyFiles(deps.stateDir, deps.env ?? process.env),
+      ...(resources?.files.map((f) => f.path) ?? []),
+      ...(deps.approvers === undefined ? [] : approverKeyFiles(deps.approvers)),
+    ];
   }
   if (capabilities.sql !== undefined) {
     capabilities.sql.journal = journalPathOf(recoveryDirOf(deps), taskKey);
@@ -163,6 +194,10 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     capabilities,
     credential: credential.token,
   });
+  // Even a tool that failed may have committed SQL before failing: its images must reach every worker.
+  if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
+    await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
+  }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
     throw new ToolError(code, result.error.message);
@@ -173,10 +208,71 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   };
 }
 
+/**
+ * A call whose executor is not an isolate: a program in the OS sandbox (`process`) or a tool of an
+ * MCP server (`mcp`). The same credential discipline applies: minted for exactly this call (the
+ * program is part of a `proc.run` scope, so an ungranted program gets no credential), then
+ * verified and consumed before anything starts, as the sandbox host does for isolate calls.
+ */
+async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor): Promise<ToolCallResult> {
+  if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
+  const stateDir = deps.stateDir;
+  if (tool.executor.kind === 'process') assertCommandGranted(call.task, String(call.args['command']));
+  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
+  if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
+  const scope = requiredScopeOf(tool, call.args, {});
+  const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
+  await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
+  let output: unknown;
+  if (tool.executor.kind === 'process') {
+    const result = await executeProcessCall({ rootWorkflowId: call.rootWorkflowId, task: call.task, args: call.args as unknown as ProcRunArgs, stateDir });
+    annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.exitCode ?? -1 });
+    output = result;
+  } else {
+    if (deps.mcp === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" is an MCP tool, and this worker has no MCP support`);
+    annotateActiveSpan({ [WARDEN_ATTR.mcpPin]: mcpTargetOf(tool).pin });
+    output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir }, tool, {
+      rootWorkflowId: call.rootWorkflowId,
+      task: call.task,
+      deadlineAt: grant.claims.exp * 1000,
+      args: call.args,
+      maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
+    });
+  }
+  return {
+    output,
+    credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
+  };
+}
+
+const gates = new WeakMap<ActivityDeps, CredentialVerifier>();
+
+/** The worker's own credential gate for executors that run outside the sandbox host (public keys only). */
+function gateOf(deps: ActivityDeps): CredentialVerifier {
+  let gate = gates.get(deps);
+  if (gate === undefined) {
+    const { keystore, stores } = deps.identity!;
+    // The worker's own authority's public keys (whichever key source it uses).
+    gate = createCredentialVerifier({ keys: keystore, replayStore: stores.replay, revocationStore: stores.revocation });
+    gates.set(deps, gate);
+  }
+  return gate;
+}
+
+/**
+ * Problems of `args` for an MCP tool. The server's schema is not run in the worker: it is the
+ * server's (untrusted) code, and a hostile `pattern` could stall the worker's event loop
+ * (catastrophic backtracking). The server validates its own input; Warden checks the shape only.
+ */
+function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): SchemaProblem[] {
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return [{ path: '', message: 'must be an object' }];
+  return [];
+}
+
 /** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
-function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown> }): void {
+async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown> }): Promise<void> {
   annotateActiveSpan(toolCallAttributes(task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
-  const grant = deps.identity?.stores.grants.getGrant(input.grantId);
+  const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;
     try {
@@ -205,6 +301,12 @@ function failureWithWrites(error: unknown, writes: readonly FileWrite[]): unknow
   });
 }
 
+/** Whether a call of `tool` may change the task tree's overlay (its shared copy is then synced). */
+function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
+  if (task.resources.workspace === undefined || tool === undefined) return false;
+  // Programs and MCP servers in the OS sandbox write through the kernel overlay.
+  return tool.capabilities.includes('fs.write') || tool.executor.kind === 'process' || tool.executor.kind === 'mcp';
+}
 
 export interface RunTool {
   (input: RunToolInput): Promise<ToolCallResult>;
@@ -214,7 +316,7 @@ export interface RunTool {
 export function createRunTool(deps: ActivityDeps): RunTool {
   async function runTool(input: RunToolInput | RunToolRefInput): Promise<ToolCallResult | ToolStepResult> {
     const task = await taskOf(deps, input);
-    annotateToolCall(deps, task, input);
+    await annotateToolCall(deps, task, input);
     try {
       const result = 'taskRef' in input ? await runToolStep(input, task) : await runToolOnce(input);
       // The credential's id, never its token.
@@ -227,18 +329,25 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   }
   return runTool as RunTool;
 
+  function executionOf(input: RunToolInput | RunToolRefInput, task: Task): ToolExecution {
+    return {
+      rootWorkflowId: input.rootWorkflowId,
+      // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
+      callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
+      // A sub-agent's writes must be undoable on their own (its parent may go on without them).
+      fsUndo: input.workflowId !== input.rootWorkflowId,
+      noSymlinks: input.pathsResolved === true,
+      grantId: input.grantId,
+      maxCredentialTtlMs: input.maxCredentialTtlMs,
+      task,
+      tool: input.tool,
+      args: input.args,
+    };
+  }
+
   function runToolOnce(input: RunToolInput): Promise<ToolCallResult> {
     return atActivityBoundary(async () => {
-      const result = await executeToolCall(deps, {
-        rootWorkflowId: input.rootWorkflowId,
-        // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
-        callId: `${input.workflowId}:${input.stepIndex}`,
-        grantId: input.grantId,
-        maxCredentialTtlMs: input.maxCredentialTtlMs,
-        task: input.task,
-        tool: input.tool,
-        args: input.args,
-      });
+      const result = await executeToolCall(deps, executionOf(input, input.task));
       annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: sha256OfJson(result.output) });
       return result;
     });
@@ -246,18 +355,15 @@ export function createRunTool(deps: ActivityDeps): RunTool {
 
   /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
   async function runToolStep(input: RunToolRefInput, task: Task): Promise<ToolStepResult> {
-    const dp = dataPlaneOf(deps);
-    return whileHeartbeating(async () => {
-      const callId = `${input.workflowId}:${input.stepIndex}`;
-      const tool = resolveTool(task, input.tool);
-      const workspace = task.resources.workspace;
-      const writesFiles = workspace !== undefined && tool !== undefined && tool.capabilities.includes('fs.write');
-      const taskKey = taskKeyOf(input.rootWorkflowId);
-      const overlay = { taskKey, callId, workspace: workspace ?? '', workerId: dp.workerId, placements: dp.placements };
+    try {
+      const dp = dataPlaneOf(deps);
+      const execution = executionOf(input, task);
+      const writesFiles = mayWriteFiles(task, resolveTool(task, input.tool));
+      const overlay = { taskKey: taskKeyOf(input.rootWorkflowId), callId: execution.callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
       if (writesFiles) await beginOverlayCall(overlay);
       let result: ToolCallResult;
       try {
-        result = await executeToolCall(deps, { ...input, callId, task });
+        result = await executeToolCall(deps, execution);
       } catch (error) {
         const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
         throw failureWithWrites(error, writes);
@@ -286,8 +392,8 @@ export function createRunTool(deps: ActivityDeps): RunTool {
         ...(writes.length === 0 ? {} : { writes }),
         ...(next === undefined ? {} : { next: policy === undefined ? next : { ...next, policy } }),
       };
-    }).catch((error: unknown) => {
+    } catch (error) {
       throw toApplicationFailure(error);
-    });
+    }
   }
 }

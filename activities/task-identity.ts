@@ -15,8 +15,21 @@ import type { Task } from '../task/task-schema';
 import { durationToMs } from '../task/duration';
 import { CredentialError, DataPlaneError } from '../errors';
 import type { ActivityDeps } from './index';
-import { dataPlaneOf, whileHeartbeating } from './flow-deps';
+import { dataPlaneOf } from './flow-deps';
 import { atActivityBoundary } from './to-application-failure';
+import { assertTaskSparesWardenResources, wardenKeyFiles, withApproverKeyFiles } from '../worker/warden-resources';
+import { approverKeyFiles } from '../identity/approver-registry';
+import type { WardenResources } from '../permissions/warden-resources';
+
+/** Warden's key files and credential stores as they are now. */
+function keyFilesNow(deps: ActivityDeps): string[] {
+  return deps.stateDir === undefined ? [] : wardenKeyFiles(deps.stateDir, deps.env ?? process.env);
+}
+
+/** Warden's resources with the approver key files registered by now. */
+function resourcesNow(deps: ActivityDeps, resources: WardenResources): WardenResources {
+  return deps.approvers === undefined ? resources : withApproverKeyFiles(resources, approverKeyFiles(deps.approvers));
+}
 
 export interface IdentityServices {
   keystore: Keystore;
@@ -58,6 +71,7 @@ export function grantRequestOf(input: BeginTaskInput) {
       subagents: task.grants.subagents,
       hosts: task.grants.hosts,
       databases: task.grants.databases,
+      ...(task.grants.commands === undefined || task.grants.commands.length === 0 ? {} : { commands: task.grants.commands }),
     },
     limits: {
       maxSteps: task.limits.maxSteps,
@@ -90,8 +104,10 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async beginTask(input: BeginTaskInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
+        // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
-        stores.grants.saveGrant(grant);
+        await stores.grants.saveGrant(grant);
         return identityOf(grant);
       });
     },
@@ -103,10 +119,11 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
-        const parent = stores.grants.getGrant(input.parentGrantId);
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+        const parent = await stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
-        stores.grants.saveGrant(grant);
+        await stores.grants.saveGrant(grant);
         return identityOf(grant);
       });
     },
@@ -115,13 +132,12 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateTask(input: DelegateGrantInput): Promise<DelegateTaskResult> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
-        const parent = stores.grants.getGrant(input.parentGrantId);
+        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+        const parent = await stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
-        return whileHeartbeating(async () => {
-          const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
-          stores.grants.saveGrant(grant);
-          return { identity: identityOf(grant), taskRef: await dataPlaneOf(deps).tasks.put(input.task) };
-        });
+        const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
+        await stores.grants.saveGrant(grant);
+        return { identity: identityOf(grant), taskRef: await dataPlaneOf(deps).tasks.put(input.task) };
       });
     },
 
@@ -140,6 +156,11 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
 /** Revokes grant `grantId` (and with it its sub-agents' grants) as the task ended with `status`. */
 export async function revokeGrant(deps: ActivityDeps, grantId: string, status: string): Promise<void> {
   const { stores } = requireIdentity(deps);
-  const grant = stores.grants.getGrant(grantId);
+  const grant = await stores.grants.getGrant(grantId);
   await stores.revocation.revokeGrant(grantId, `task ${status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
+}
+
+/** Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts. */
+export function assertTaskSparesWarden(deps: ActivityDeps, task: Task): void {
+  if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
 }

@@ -13,21 +13,23 @@
  * is ERR_OVERLAY_MISSING / ERR_COMMIT_MISMATCH and nothing is written).
  */
 import { DataPlaneError, RecoveryError } from '../errors';
-import { dropOverlayCopy, expectedFiles, verifyOverlay } from '../dataplane/overlay-copy';
+import { dropOverlayCopy, expectedFiles, syncOverlayCopy, verifyOverlay } from '../dataplane/overlay-copy';
 import { commitManifestPathOf, journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
-import type { Compensation } from '../recovery/compensation';
-import { runCompensation, type CompensationOutcome } from '../recovery/run-compensation';
 import { fileStateOf, readManifest } from '../recovery/snapshot-store';
-import { commitOverlay } from '../recovery/workspace-overlay';
-import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapshot';
 import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
 import type { FileWrite } from '../task/data-refs';
+import { hydrateJournal } from '../recovery/shared-journal';
+import type { Compensation } from '../recovery/compensation';
+import { runCompensation, type CompensationOutcome } from '../recovery/run-compensation';
+import { commitOverlay } from '../recovery/workspace-overlay';
+import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapshot';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
-import { recoveryDirOf, stateDirOfDeps, taskOf, whileHeartbeating, type TaskInput } from './flow-deps';
+import { recoveryDirOf, stateDirOfDeps, taskOf, type TaskInput } from './flow-deps';
 import { executeToolCall } from './run-tool';
 import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
+import { mcpCompensationArgs } from '../executors/mcp-executor';
 
 export type RecoveryTaskInput = {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
@@ -59,7 +61,7 @@ export type CompensateInput = RecoveryTaskInput & {
 
 export function createTaskRecoveryActivities(deps: ActivityDeps) {
   /** The commit (see `commitTask`); idempotent. */
-  async function commit(input: CommitTaskInput): Promise<{ files: string[] }> {
+  async function commit(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
     const task = await taskOf(deps, input);
     const taskKey = taskKeyOf(input.rootWorkflowId);
     const workspace = task.resources.workspace;
@@ -75,7 +77,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     const result = await commitOverlay({ stateDir: recoveryDirOf(deps), overlayStateDir: stateDir, taskKey, workspace });
     if (input.expected !== undefined) await checkCommitted(taskKey, workspace, input.expected);
     if (deps.dataPlane !== undefined) await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
-    return { files: result.manifest?.entries.map((e) => e.path) ?? [] };
+    return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
   }
 
   return {
@@ -90,8 +92,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     },
 
     /** Makes the overlay's files real (atomically per file, snapshotting what they replace). */
-    async commitTask(input: CommitTaskInput): Promise<{ files: string[] }> {
-      return atActivityBoundary(() => whileHeartbeating(() => commit(input)));
+    async commitTask(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
+      return atActivityBoundary(() => commit(input));
     },
 
     /**
@@ -99,10 +101,10 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
      * `endTask`). Meant to run as a local activity on the task's data plane: with `onWorker` it
      * refuses (ERR_DATA_PLANE_ELSEWHERE, doing nothing) on any other worker.
      */
-    async finishTask(input: FinishTaskInput): Promise<{ files: string[] }> {
+    async finishTask(input: FinishTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
       return atActivityBoundary(async () => {
         assertOnWorker(deps, input.onWorker);
-        const committed = await whileHeartbeating(() => commit(input));
+        const committed = await commit(input);
         if (input.grantId !== undefined) await revokeGrant(deps, input.grantId, input.status);
         return committed;
       });
@@ -112,10 +114,12 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async compensate(input: CompensateInput): Promise<CompensationOutcome> {
       return atActivityBoundary(async () => {
         const task = await taskOf(deps, input);
-        const recoveryDir = recoveryDirOf(deps);
         const stateDir = stateDirOfDeps(deps);
+        const recoveryDir = recoveryDirOf(deps);
         const taskKey = taskKeyOf(input.rootWorkflowId);
-        const outcome = await whileHeartbeating(() => runCompensation(input.compensation, {
+        // The SQL may have run on another worker: take its journaled images first.
+        if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(recoveryDir, taskKey), journalKey: taskKey });
+        const outcome = await runCompensation(input.compensation, {
           stateDir: recoveryDir,
           overlayStateDir: stateDir,
           taskKey,
@@ -130,13 +134,17 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
               maxCredentialTtlMs: 60_000,
               task,
               tool,
-              args: toolInput as Record<string, unknown>,
+              // An MCP tool's undo takes its own arguments, mapped from the original call by the task file.
+              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(task, input.compensation.input.original) : undefined) ?? (toolInput as Record<string, unknown>),
             });
             return call.output;
           },
-        }));
-        if (input.compensation.kind === 'fs-overlay-discard' && deps.dataPlane !== undefined) {
-          await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
+        });
+        // The overlay changed: its shared copy follows (discarded, or a sub-agent's writes undone).
+        if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-discard') await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
+        if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined) {
+          const dp = deps.dataPlane;
+          await syncOverlayCopy({ stateDir, taskKey, callId: `undo:${input.compensation.callId}`, workspace: task.resources.workspace, workerId: dp.workerId, blobs: dp.blobs, placements: dp.placements });
         }
         return outcome;
       });
@@ -146,13 +154,13 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async restorePreTaskSnapshot(input: RecoveryTaskInput): Promise<{ restored: number; deleted: number; databases: number }> {
       return atActivityBoundary(async () => {
         const task = await taskOf(deps, input);
-        const result = await whileHeartbeating(() => restoreSnapshot({
+        const result = await restoreSnapshot({
           stateDir: recoveryDirOf(deps),
           taskKey: taskKeyOf(input.rootWorkflowId),
           ...(task.resources.workspace === undefined ? {} : { workspace: task.resources.workspace }),
           databases: true,
           force: true,
-        }));
+        });
         return { restored: result.restored.length, deleted: result.deleted.length, databases: result.databases.length };
       });
     },
@@ -169,12 +177,14 @@ export async function takePreTaskSnapshot(deps: ActivityDeps, taskKey: string, t
   });
 }
 
-/** After a commit: every file the steps wrote holds what they wrote (else the commit lied). */
+/** After a commit: every file the steps wrote holds what they wrote, every deletion is gone (else the commit lied). */
 async function checkCommitted(taskKey: string, workspace: string, writes: readonly FileWrite[]): Promise<void> {
   const root = realRootOf(workspace);
   const wrong: string[] = [];
   for (const [path, sha256] of expectedFiles(writes)) {
-    if ((await fileStateOf(resolveConfined(root, path, 'refuse').absolute)) !== sha256) wrong.push(path);
+    if (sha256 === 'opaque') continue;
+    const state = await fileStateOf(resolveConfined(root, path, 'refuse').absolute);
+    if (sha256 === 'deleted' ? state !== null : state !== sha256) wrong.push(path);
   }
   if (wrong.length > 0) {
     throw new DataPlaneError('ERR_COMMIT_MISMATCH', `after the commit of task ${taskKey} the workspace does not hold what its steps wrote to ${wrong.slice(0, 5).join(', ')}`, {

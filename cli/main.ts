@@ -1,9 +1,12 @@
 /** The `warden` command line: parses the sub-command and hands over. Commands return exit codes. */
 import { processIo, type CliIo } from './cli-io';
 import { approvalsCommand, approveCommand, APPROVALS_USAGE, denyCommand } from './commands/approvals';
+import { approversCommand, APPROVERS_USAGE } from './commands/approvers';
 import { auditCommand, AUDIT_USAGE } from './commands/audit';
 import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
+import { dbCommand, DB_USAGE } from './commands/db';
 import { keysCommand, KEYS_USAGE } from './commands/keys';
+import { mcpCommand, MCP_USAGE } from './commands/mcp';
 import { policyCommand, POLICY_USAGE } from './commands/policy';
 import { replayCommand, REPLAY_USAGE } from './commands/replay';
 import { rollbackCommand, ROLLBACK_USAGE } from './commands/rollback';
@@ -24,6 +27,7 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   keys: { run: keysCommand, usage: KEYS_USAGE },
   credentials: { run: credentialsCommand, usage: CREDENTIALS_USAGE },
   policy: { run: policyCommand, usage: POLICY_USAGE },
+  approvers: { run: approversCommand, usage: APPROVERS_USAGE },
   approvals: { run: approvalsCommand, usage: APPROVALS_USAGE },
   approve: { run: approveCommand, usage: '' },
   deny: { run: denyCommand, usage: '' },
@@ -32,6 +36,8 @@ const COMMANDS: Record<string, { run: Command; usage: string }> = {
   audit: { run: auditCommand, usage: AUDIT_USAGE },
   trace: { run: traceCommand, usage: TRACE_USAGE },
   replay: { run: replayCommand, usage: REPLAY_USAGE },
+  db: { run: dbCommand, usage: DB_USAGE },
+  mcp: { run: mcpCommand, usage: MCP_USAGE },
 };
 
 const USAGE = `warden: a zero-trust runtime for AI agents on Temporal

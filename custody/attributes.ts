@@ -73,8 +73,25 @@ export const WARDEN_ATTR = {
   resourcesFiles: 'warden.resources.files',
   resourcesHosts: 'warden.resources.hosts',
   resourcesTables: 'warden.resources.tables',
+  /** An approval request's id, and how it was decided (`approved`, `denied`). */
+  approvalRequestId: 'warden.approval.request_id',
+  approvalDecision: 'warden.approval.decision',
+  /** The registered approver whose key signed the decision, and that key's id. */
+  approvalApprover: 'warden.approval.approver',
+  approvalApproverKey: 'warden.approval.approver_key',
   /** `ok`, `denied`, `failed`, or a task status at the end of a task. */
   outcome: 'warden.outcome',
+  /** MCP servers whose tool lists a task pinned, as a string array. */
+  mcpServers: 'warden.mcp.servers',
+  /** The pins: `<server>:<sha256 of the canonical tool list>`, as a string array. */
+  mcpPins: 'warden.mcp.pins',
+  /** Every pinned MCP tool (`<server>.<tool>`), as a string array. */
+  mcpTools: 'warden.mcp.tools',
+  /** On an MCP tool call: the pin its server's list was checked against. */
+  mcpPin: 'warden.mcp.pin',
+  /** On a `proc.run` call: the program and its exit status. */
+  processCommand: 'warden.process.command',
+  processExitCode: 'warden.process.exit_code',
   /** The model turn (0-based) a model call answered. */
   turn: 'warden.turn',
   /** Hash of a tool's output (canonical JSON): the digest a claim check in history names too. */

@@ -10,7 +10,26 @@ import { ledgerPaths, rowToCheckpoint, rowToRecord, type CheckpointRow, type Cus
 import type { Checkpoint, LedgerRecord } from './ledger-record';
 import { recordLeafHash } from './ledger-record';
 
-export class LedgerReader {
+/** What verification and proofs read from a ledger: a SQLite file ({@link LedgerReader}) or a loaded snapshot of the shared one (ledger-snapshot.ts). */
+export interface LedgerRows {
+  readonly path: string;
+  readonly keyDir: string;
+  rows(): IterableIterator<RecordRow>;
+  row(seq: number): RecordRow | undefined;
+  record(seq: number): LedgerRecord;
+  records(taskId?: string): LedgerRecord[];
+  copyOf(row: Pick<RecordRow, 'kind' | 'body' | 'prev_hash' | 'seq'>): number | undefined;
+  count(): number;
+  countForTask(taskId: string): { count: number; maxSeq: number | null };
+  checkpointRows(): CheckpointRow[];
+  checkpoints(): Checkpoint[];
+  latestCheckpoint(): Checkpoint | undefined;
+  checkpointAt(treeSize: number): Checkpoint | undefined;
+  leafHashes(treeSize: number): Buffer[];
+  close(): void;
+}
+
+export class LedgerReader implements LedgerRows {
   readonly path: string;
   readonly keyDir: string;
   private readonly db: Database.Database;

@@ -4,9 +4,19 @@
  * signed checkpoint when the span that ends a task ends. Read-only Temporal calls (queries,
  * describes) are left out by default: following a task must not fill its record.
  *
- * Use it behind a {@link LedgerSpanProcessor} (a `SimpleSpanProcessor`): the append then happens
- * synchronously inside `span.end()`, so a span that ended is on disk before the code that ended
- * it goes on.
+ * Use it behind a {@link LedgerSpanProcessor} (a `SimpleSpanProcessor`). Two commit modes:
+ * - `sync` (default, SQLite ledger only): the append happens inside `span.end()`, so a span that
+ *   ended is on disk before the code that ended it goes on.
+ * - `group` (what workers use; required for the shared ledger): `span.end()` only queues the span
+ *   (microseconds); queued spans are appended in batches, one transaction each, off the hot path.
+ *   Durability is kept at the points where it matters, by awaiting {@link LedgerSpanExporter.flush}:
+ *   before an activity's result is handed to Temporal (an activity interceptor, see
+ *   telemetry/temporal-interceptors.ts), before a workflow task's completion is sent (the workflow
+ *   span sink), and on `forceFlush`/`shutdown`. So, as in `sync` mode, Temporal never learns of an
+ *   activity or workflow task whose spans are not in the ledger yet.
+ *
+ * Every checkpoint an append or a task end produces is handed to `onCheckpoint` (witness
+ * publication, checkpoint-witness.ts, and the OpenTelemetry export of signed tree heads).
  *
  * Which task a span belongs to (the root workflow id) is, in order: its `warden.task.id`
  * attribute; for spans from the Temporal workflow sink, the `root` (or, for a root workflow,
@@ -20,8 +30,27 @@ import { ExportResultCode } from '@opentelemetry/core';
 import { trace, type Context } from '@opentelemetry/api';
 import { SimpleSpanProcessor, type ReadableSpan, type Span, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { WARDEN_ATTR } from './attributes';
-import type { AppendInput, CustodyLedger } from './ledger';
+import type { AppendInput, AppendResult } from './ledger';
+import type { Checkpoint } from './ledger-record';
+import type { PublicJwk } from './signing-key';
 import { spanRecordJson, type SpanRecordOptions } from './span-record';
+
+/**
+ * What the exporter writes to: the SQLite ledger (`CustodyLedger`, answers at once) or the shared
+ * one (`SharedCustodyLedger`, answers with promises).
+ */
+export interface CustodyLedgerWriter {
+  readonly path: string;
+  readonly kid: string;
+  appendMany(inputs: readonly AppendInput[]): AppendResult[] | Promise<AppendResult[]>;
+  checkpoint(taskId?: string): Checkpoint | Promise<Checkpoint>;
+  taskIdOfTrace(traceId: string): string | undefined | Promise<string | undefined>;
+  publicKeys(): PublicJwk[];
+  close(): void | Promise<void>;
+}
+
+/** Tries of a failed group write before its spans are reported as failed (with these pauses). */
+const GROUP_RETRY_DELAYS_MS = [50, 250, 1000];
 
 /** `kind` of the ledger records this exporter writes. */
 export const SPAN_RECORD_KIND = 'span';
@@ -36,7 +65,11 @@ const MAX_REMEMBERED_TRACES = 10_000;
 const MAX_REMEMBERED_SPANS = 100_000;
 
 export interface LedgerSpanExporterOptions extends SpanRecordOptions {
-  ledger: CustodyLedger;
+  ledger: CustodyLedgerWriter;
+  /** `sync` (default; SQLite ledger only) or `group` commit: see the module header. */
+  commit?: 'sync' | 'group';
+  /** Called with every checkpoint the exporter's appends and task ends produce (after they committed). */
+  onCheckpoint?: (checkpoint: Checkpoint, signer: PublicJwk | undefined) => void | Promise<void>;
   /** Overrides the task resolution described in the module header; return undefined to fall back to it. */
   resolveTaskId?: (span: ReadableSpan) => string | undefined;
   /** Which spans are recorded (default {@link isCustodyRelevant}: everything but read-only queries). */
@@ -97,9 +130,15 @@ export class LedgerSpanExporter implements SpanExporter {
   /** spanId -> workflow id inherited from the parent at start, for spans that do not carry one. */
   private readonly spanWorkflows = new Map<string, string>();
   private stopped = false;
+  /** group mode: spans waiting to be written, with the callbacks of their exports. */
+  private queue: { spans: ReadableSpan[]; done: (result: ExportResult) => void }[] = [];
+  private draining: Promise<void> | undefined;
+  private scheduled = false;
 
   constructor(options: LedgerSpanExporterOptions) {
     this.options = options;
+    const sync = options.commit !== 'group';
+    if (sync && (options.ledger as { shared?: unknown }).shared === true) throw new TypeError('the shared custody ledger answers asynchronously: use commit: "group"');
   }
 
   /**
@@ -126,21 +165,24 @@ export class LedgerSpanExporter implements SpanExporter {
     if (this.traceTasks.size > MAX_REMEMBERED_TRACES) this.traceTasks.delete(this.traceTasks.keys().next().value as string);
   }
 
-  get ledger(): CustodyLedger {
+  get ledger(): CustodyLedgerWriter {
     return this.options.ledger;
   }
 
-  /** The task a span belongs to (see the module header). */
-  taskIdOf(span: ReadableSpan): string {
+  /** The task a span belongs to (see the module header); a promise only when the shared ledger must be asked. */
+  taskIdOf(span: ReadableSpan): string | Promise<string> {
     const traceId = span.spanContext().traceId;
     const explicit = this.options.resolveTaskId?.(span) ?? stringAttr(span, WARDEN_ATTR.taskId);
     if (explicit !== undefined) return explicit;
     const info = sinkInfo(span);
     const fromSink = info.rootWorkflowId ?? (info.hasParent ? undefined : info.workflowId);
     if (fromSink !== undefined) return fromSink;
-    const known = this.traceTasks.get(traceId) ?? this.options.ledger.taskIdOfTrace(traceId);
-    if (known !== undefined && known !== UNASSIGNED_TASK) return known;
-    return stringAttr(span, TEMPORAL_WORKFLOW_ID_ATTR) ?? info.workflowId ?? UNASSIGNED_TASK;
+    const fallback = (known: string | undefined) =>
+      known !== undefined && known !== UNASSIGNED_TASK ? known : (stringAttr(span, TEMPORAL_WORKFLOW_ID_ATTR) ?? info.workflowId ?? UNASSIGNED_TASK);
+    const memo = this.traceTasks.get(traceId);
+    if (memo !== undefined) return fallback(memo);
+    const stored = this.options.ledger.taskIdOfTrace(traceId);
+    return stored instanceof Promise ? stored.then(fallback) : fallback(stored);
   }
 
   /** The workflow a span ran in: its own attributes, else what it inherited from its parent at start. */
@@ -157,29 +199,14 @@ export class LedgerSpanExporter implements SpanExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new Error('LedgerSpanExporter is shut down') });
       return;
     }
+    if (this.options.commit === 'group') {
+      this.queue.push({ spans, done: resultCallback });
+      this.schedule();
+      return;
+    }
     try {
-      const inputs: AppendInput[] = [];
-      const taskEnds: string[] = [];
-      for (const span of spans) {
-        if (!(this.options.shouldRecord ?? isCustodyRelevant)(span)) continue;
-        const context = span.spanContext();
-        const taskId = this.taskIdOf(span);
-        if (taskId !== UNASSIGNED_TASK) this.remember(context.traceId, taskId);
-        inputs.push({
-          recordKey: `${context.traceId}:${context.spanId}`,
-          taskId,
-          workflowId: this.workflowIdOf(span),
-          kind: SPAN_RECORD_KIND,
-          body: spanRecordJson(span, this.options),
-        });
-        if ((this.options.isTaskEnd ?? isRootWorkflowRunSpan)(span)) taskEnds.push(taskId);
-      }
-      this.options.ledger.appendMany(inputs);
-      for (const taskId of taskEnds) {
-        this.options.ledger.checkpoint(taskId);
-        // The task is over: its trace will not be seen again.
-        for (const [traceId, task] of this.traceTasks) if (task === taskId) this.traceTasks.delete(traceId);
-      }
+      const outcome = this.write(spans);
+      if (outcome instanceof Promise) throw new TypeError('the custody ledger answered asynchronously in sync mode');
       resultCallback({ code: ExportResultCode.SUCCESS });
     } catch (error) {
       this.options.onError?.(error);
@@ -187,14 +214,144 @@ export class LedgerSpanExporter implements SpanExporter {
     }
   }
 
+  /**
+   * Resolves once every span exported before the call is in the ledger (or has definitively
+   * failed, reported through `onError`). Immediate in `sync` mode.
+   */
+  async flush(): Promise<void> {
+    while (this.queue.length > 0 || this.draining !== undefined) {
+      if (this.draining === undefined) this.draining = this.drain();
+      await this.draining;
+    }
+  }
+
+  /** Starts a drain on the next turn of the event loop, so spans ending together share a transaction. */
+  private schedule(): void {
+    if (this.scheduled || this.draining !== undefined) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (this.draining === undefined && this.queue.length > 0) this.draining = this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        const spans = batch.flatMap((entry) => entry.spans);
+        let failure: unknown;
+        for (let attempt = 0; ; attempt += 1) {
+          try {
+            await this.write(spans);
+            failure = undefined;
+            break;
+          } catch (error) {
+            failure = error;
+            if (error instanceof TypeError || attempt >= GROUP_RETRY_DELAYS_MS.length) break;
+            await new Promise((resolve) => setTimeout(resolve, GROUP_RETRY_DELAYS_MS[attempt]));
+          }
+        }
+        if (failure !== undefined) this.options.onError?.(failure);
+        const result: ExportResult =
+          failure === undefined ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: failure instanceof Error ? failure : new Error(String(failure)) };
+        for (const entry of batch) entry.done(result);
+      }
+    } finally {
+      this.draining = undefined;
+    }
+  }
+
+  /**
+   * Appends `spans` (one transaction), then checkpoints the tasks they end, then hands every new
+   * checkpoint to `onCheckpoint`. Synchronous when the ledger is; a promise otherwise.
+   */
+  private write(spans: readonly ReadableSpan[]): void | Promise<void> {
+    const ledger = this.options.ledger;
+    const inputs: AppendInput[] = [];
+    const taskEnds: string[] = [];
+    const checkpoints: Checkpoint[] = [];
+    // A head that cannot be published (witness unwritable) is reported, but the spans are in the
+    // ledger: it must not turn into a failed export that retries appends already made.
+    const publish = (): void | Promise<void> => {
+      const hook = this.options.onCheckpoint;
+      if (hook === undefined || checkpoints.length === 0) return;
+      const signer = ledger.publicKeys().find((k) => k.kid === ledger.kid);
+      const pending: Promise<void>[] = [];
+      for (const checkpoint of checkpoints) {
+        try {
+          const result = hook(checkpoint, signer);
+          if (result instanceof Promise) pending.push(result.catch((error: unknown) => this.options.onError?.(error)));
+        } catch (error) {
+          this.options.onError?.(error);
+        }
+      }
+      if (pending.length > 0) return Promise.all(pending).then(() => undefined);
+    };
+    const afterAppend = (results: AppendResult[]): void | Promise<void> => {
+      for (const r of results) if (r.checkpoint !== undefined) checkpoints.push(r.checkpoint);
+      let chain: Promise<void> | undefined;
+      for (const taskId of taskEnds) {
+        const step = (checkpoint: Checkpoint) => {
+          checkpoints.push(checkpoint);
+          // The task is over: its trace will not be seen again.
+          for (const [traceId, task] of this.traceTasks) if (task === taskId) this.traceTasks.delete(traceId);
+        };
+        if (chain !== undefined) {
+          chain = chain.then(async () => step(await ledger.checkpoint(taskId)));
+          continue;
+        }
+        const checkpoint = ledger.checkpoint(taskId);
+        if (checkpoint instanceof Promise) chain = checkpoint.then(step);
+        else step(checkpoint);
+      }
+      return chain === undefined ? publish() : chain.then(publish);
+    };
+    const collect = (span: ReadableSpan, taskId: string) => {
+      const context = span.spanContext();
+      if (taskId !== UNASSIGNED_TASK) this.remember(context.traceId, taskId);
+      inputs.push({
+        recordKey: `${context.traceId}:${context.spanId}`,
+        taskId,
+        workflowId: this.workflowIdOf(span),
+        kind: SPAN_RECORD_KIND,
+        body: spanRecordJson(span, this.options),
+      });
+      if ((this.options.isTaskEnd ?? isRootWorkflowRunSpan)(span)) taskEnds.push(taskId);
+    };
+    const relevant = spans.filter((span) => (this.options.shouldRecord ?? isCustodyRelevant)(span));
+    let index = 0;
+    const collectAll = (): void | Promise<void> => {
+      for (; index < relevant.length; index += 1) {
+        const span = relevant[index] as ReadableSpan;
+        const taskId = this.taskIdOf(span);
+        if (taskId instanceof Promise) {
+          return taskId.then((id) => {
+            collect(span, id);
+            index += 1;
+            return collectAll();
+          });
+        }
+        collect(span, taskId);
+      }
+    };
+    const appendAll = (): void | Promise<void> => {
+      const results = ledger.appendMany(inputs);
+      return results instanceof Promise ? results.then(afterAppend) : afterAppend(results);
+    };
+    const collected = collectAll();
+    return collected instanceof Promise ? collected.then(appendAll) : appendAll();
+  }
+
   async forceFlush(): Promise<void> {
-    // Appends are synchronous: nothing is buffered.
+    await this.flush();
   }
 
   async shutdown(): Promise<void> {
     if (this.stopped) return;
+    await this.flush();
     this.stopped = true;
-    if (this.options.closeLedgerOnShutdown === true) this.options.ledger.close();
+    if (this.options.closeLedgerOnShutdown === true) await this.options.ledger.close();
   }
 }
 

@@ -12,7 +12,7 @@
 import type { KeyObject } from 'node:crypto';
 import { CustodyError } from '../errors';
 import type { CustodyLedger, CustodyLedgerOptions, RecordRow } from './ledger';
-import { LedgerReader } from './ledger-reader';
+import { LedgerReader, type LedgerRows } from './ledger-reader';
 import {
   ConsistencyProofSchema,
   GENESIS_HASH,
@@ -50,6 +50,9 @@ export interface VerifyReport {
   latestCheckpoint: Pick<Checkpoint, 'id' | 'treeSize' | 'rootHash' | 'timestamp'> | null;
   /** Records after the latest checkpoint: a cut there would go unnoticed until the next one. */
   uncheckpointed: number;
+  /** With published heads: how many there are, and how many records none of them covers yet. */
+  publishedHeads?: number;
+  unpublished?: number;
   taskId?: string;
   /** With `taskId`: whether the latest checkpoint covers every record of the task. */
   taskCheckpointed?: boolean;
@@ -65,19 +68,32 @@ export interface VerifyOptions {
   trustedKeys?: TrustedKeys;
   /** Signed checkpoints kept elsewhere (published, mailed, printed) the ledger must still match. */
   anchors?: readonly Checkpoint[];
+  /**
+   * The anchors are the published signed tree heads of a witness (checkpoint-witness.ts): the
+   * report then says how many records no published head covers yet (`unpublished`).
+   */
+  published?: boolean;
 }
 
-/** A ledger file path, an open ledger, or where to find one. */
-export type LedgerSource = string | CustodyLedger | Pick<CustodyLedgerOptions, 'stateDir' | 'path' | 'keyDir'>;
+/** A ledger file path, an open ledger, where to find one, or an open reader (e.g. a snapshot of the shared ledger). */
+export type LedgerSource = string | CustodyLedger | Pick<CustodyLedgerOptions, 'stateDir' | 'path' | 'keyDir'> | LedgerRows;
 
-function openReader(source: LedgerSource): LedgerReader {
-  if (typeof source === 'string') return LedgerReader.open(source);
-  if ('checkpointEvery' in source) return LedgerReader.open({ path: source.path, keyDir: source.keyDir });
-  return LedgerReader.open(source);
+function isReader(source: object): source is LedgerRows {
+  return typeof (source as Partial<LedgerRows>).rows === 'function' && typeof (source as Partial<LedgerRows>).leafHashes === 'function';
 }
 
-function withReader<T>(source: LedgerSource, fn: (reader: LedgerReader) => T): T {
-  const reader = openReader(source);
+function withReader<T>(source: LedgerSource, fn: (reader: LedgerRows) => T): T {
+  // A reader handed in belongs to the caller: it is used, not closed.
+  if (typeof source !== 'string' && isReader(source)) return fn(source);
+  if (typeof source !== 'string' && (source as { shared?: unknown }).shared === true) {
+    throw new TypeError('the shared custody ledger is read through a snapshot: verifyLedger(await loadLedgerSnapshot(db, keyDir))');
+  }
+  const reader =
+    typeof source === 'string'
+      ? LedgerReader.open(source)
+      : 'checkpointEvery' in source
+        ? LedgerReader.open({ path: source.path, keyDir: source.keyDir })
+        : LedgerReader.open(source);
   try {
     return fn(reader);
   } finally {
@@ -133,7 +149,7 @@ function originalSeq(row: RecordRow, hashIndex: Map<string, { position: number; 
   return undefined;
 }
 
-function classify(failure: Failure, hashIndex: Map<string, { position: number; seq: number }>, reader: LedgerReader, keys: TrustedKeys): LedgerProblem {
+function classify(failure: Failure, hashIndex: Map<string, { position: number; seq: number }>, reader: LedgerRows, keys: TrustedKeys): LedgerProblem {
   const { row, next, position, expectedSeq: e, expectedPrev: prev, selfOk, sigOk } = failure;
   const before = e === 0 ? 'the start of the ledger' : `record ${e - 1}`;
   // A copy of an earlier record.
@@ -180,11 +196,11 @@ function classify(failure: Failure, hashIndex: Map<string, { position: number; s
   return { seq: e, kind: 'changed', message: `record ${e} does not chain to ${before} (its prevHash differs): the record before it was replaced` };
 }
 
-function trustedKeysFor(reader: LedgerReader, options: VerifyOptions): TrustedKeys {
+function trustedKeysFor(reader: LedgerRows, options: VerifyOptions): TrustedKeys {
   return options.trustedKeys ?? loadTrustedKeys(options.keyDir ?? reader.keyDir);
 }
 
-function verifyWith(reader: LedgerReader, options: VerifyOptions): VerifyReport {
+function verifyWith(reader: LedgerRows, options: VerifyOptions): VerifyReport {
   const keys = trustedKeysFor(reader, options);
   const checkpoints = reader.checkpoints();
   const latest = checkpoints.at(-1);
@@ -198,6 +214,11 @@ function verifyWith(reader: LedgerReader, options: VerifyOptions): VerifyReport 
     latestCheckpoint: latest === undefined ? null : { id: latest.id, treeSize: latest.treeSize, rootHash: latest.rootHash, timestamp: latest.timestamp },
     uncheckpointed: Math.max(0, totalRecords - (latest?.treeSize ?? 0)),
   };
+  if (options.published === true) {
+    const anchors = options.anchors ?? [];
+    report.publishedHeads = anchors.length;
+    report.unpublished = Math.max(0, totalRecords - anchors.reduce((max, a) => Math.max(max, a.treeSize), 0));
+  }
   if (options.taskId !== undefined) {
     const { count, maxSeq } = reader.countForTask(options.taskId);
     report.taskId = options.taskId;

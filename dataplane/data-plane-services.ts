@@ -6,7 +6,9 @@
 import { TaskSchema, type Task } from '../task/task-schema';
 import { canonicalBytes } from '../custody/canonical-json';
 import { BlobChains } from './blob-chain';
-import { openBlobStore, type BlobStore } from './blob-store';
+import { CachedBlobStore, openBlobStore, type BlobStore } from './blob-store';
+import { DatabaseBlobStore, DatabasePlacementStore } from './shared-database-stores';
+import type { SqlDatabase } from '../state/sql-database';
 import { FilePlacementStore, type PlacementStore } from './placement-store';
 import { dataPlaneQueueOf, SHARED_DIR_ENV, sharedDirOf, workerIdOf } from './shared-storage';
 
@@ -16,7 +18,9 @@ export interface DataPlaneServices {
   taskQueue: string;
   /** The folder every worker shares (WARDEN_SHARED_DIR, else the state folder). */
   sharedDir: string;
-  /** True when WARDEN_SHARED_DIR names the shared folder (several machines). */
+  /** True when WARDEN_SHARED_DIR names the shared folder (it must then exist; it is never created). */
+  sharedFolderNamed: boolean;
+  /** True when other workers may take this worker's tasks over (a named shared folder or a shared database). */
   explicitShared: boolean;
   blobs: BlobStore;
   chains: BlobChains;
@@ -52,20 +56,26 @@ export class TaskRefs {
   }
 }
 
-/** The data-plane services of a worker with state folder `stateDir` serving `taskQueue`. */
-export function openDataPlaneServices(options: { stateDir: string; taskQueue: string; env?: NodeJS.ProcessEnv; sharedDir?: string }): DataPlaneServices {
+/**
+ * The data-plane services of a worker with state folder `stateDir` serving `taskQueue`. With the
+ * shared state database (`db`), blobs and placements live there; otherwise in the shared folder.
+ */
+export function openDataPlaneServices(options: { stateDir: string; taskQueue: string; env?: NodeJS.ProcessEnv; sharedDir?: string; db?: SqlDatabase }): DataPlaneServices {
   const env = options.env ?? process.env;
   const sharedDir = options.sharedDir ?? sharedDirOf(env, options.stateDir);
   const workerId = workerIdOf(options.stateDir, env);
-  const blobs = openBlobStore(sharedDir);
+  const sharedFolderNamed = options.sharedDir !== undefined ? options.sharedDir !== options.stateDir : Boolean(env[SHARED_DIR_ENV]?.trim());
+  const blobs = options.db === undefined ? openBlobStore(sharedDir) : new CachedBlobStore(new DatabaseBlobStore(options.db));
   return {
     workerId,
     taskQueue: dataPlaneQueueOf(options.taskQueue, workerId),
     sharedDir,
-    explicitShared: options.sharedDir !== undefined ? options.sharedDir !== options.stateDir : Boolean(env[SHARED_DIR_ENV]?.trim()),
+    sharedFolderNamed,
+    // A shared database is shared storage too: resources must then be reachable by every worker.
+    explicitShared: options.db !== undefined || sharedFolderNamed,
     blobs,
     chains: new BlobChains(blobs),
-    placements: new FilePlacementStore(sharedDir),
+    placements: options.db === undefined ? new FilePlacementStore(sharedDir) : new DatabasePlacementStore(options.db, blobs),
     tasks: new TaskRefs(blobs),
   };
 }

@@ -16,7 +16,7 @@ import * as fsp from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DataPlaneError } from '../errors';
 import { overlayPathsOf } from '../recovery/recovery-paths';
-import { walkFiles } from '../recovery/walk-files';
+import { readUpperLayer } from '../recovery/overlay-layer';
 import { openOverlay } from '../recovery/workspace-overlay';
 import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
 import type { FileWrite } from '../task/data-refs';
@@ -37,7 +37,11 @@ interface CachedStat {
 /** Per worker: what each overlay file hashed to, by task key and path. */
 const statCache = new Map<string, Map<string, CachedStat>>();
 
-/** The overlay's files (path → SHA-256), storing each changed one in `blobs` when given. */
+/**
+ * The overlay's entries: path → SHA-256 of each regular file (stored in `blobs` when given), or
+ * `deleted` for a whiteout and `opaque` for an opaque folder (what programs in the OS sandbox
+ * leave through the kernel overlay, recovery/overlay-layer.ts).
+ */
 async function hashOverlay(stateDir: string, taskKey: string, blobs: BlobStore | undefined): Promise<{ exists: boolean; files: Record<string, string> }> {
   const { upper } = overlayPathsOf(stateDir, taskKey);
   const exists = await fsp
@@ -50,7 +54,10 @@ async function hashOverlay(stateDir: string, taskKey: string, blobs: BlobStore |
   statCache.set(cacheKey, cache);
   const files: Record<string, string> = {};
   const now = Date.now();
-  for (const path of await walkFiles(upper)) {
+  const layer = readUpperLayer(upper);
+  for (const path of layer.deleted) files[path] = 'deleted';
+  for (const path of layer.opaque) files[path] = 'opaque';
+  for (const path of layer.files) {
     const absolute = join(upper, path);
     const stat = await fsp.lstat(absolute);
     const known = cache.get(path);
@@ -198,6 +205,13 @@ export async function rebuildOverlay(options: {
   if (lacking.length > 0) {
     throw new DataPlaneError('ERR_OVERLAY_MISSING', `the shared copy of the overlay of task ${taskKey} lacks what its steps wrote to ${lacking.slice(0, 5).join(', ')}`, {
       details: { taskKey, paths: lacking },
+    });
+  }
+  const unbuildable = Object.entries(copy.files).filter(([, sha]) => sha === 'deleted' || sha === 'opaque').map(([path]) => path);
+  if (unbuildable.length > 0) {
+    // Whiteouts are device files only the kernel overlay (or a privileged process) makes.
+    throw new DataPlaneError('ERR_OVERLAY_MISSING', `the overlay of task ${taskKey} holds deletions made by programs (${unbuildable.slice(0, 5).join(', ')}), which cannot be rebuilt on another worker`, {
+      details: { taskKey, paths: unbuildable },
     });
   }
   const opened = await openOverlay({ stateDir: options.stateDir, taskKey, workspace });

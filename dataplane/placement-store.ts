@@ -31,8 +31,8 @@ export const OverlayCopySchema = z.strictObject({
   version: z.literal(1),
   taskKey: z.string(),
   workspace: z.string(),
-  /** Workspace-relative path → SHA-256 of the file's content in the overlay. */
-  files: z.record(z.string(), Sha256Schema),
+  /** Workspace-relative path → SHA-256 of the file's content in the overlay, or `deleted` / `opaque` (see FileWriteSchema). */
+  files: z.record(z.string(), z.union([Sha256Schema, z.literal('deleted'), z.literal('opaque')])),
   updatedAt: z.string(),
   /** The worker that wrote this copy. */
   workerId: z.string(),
@@ -40,7 +40,7 @@ export const OverlayCopySchema = z.strictObject({
    * The overlay as it was before the call in flight (or the last call) first ran: what a call
    * wrote is measured against it, so a retried call reports the same writes as a first attempt.
    */
-  call: z.strictObject({ callId: z.string(), before: z.record(z.string(), Sha256Schema) }).optional(),
+  call: z.strictObject({ callId: z.string(), before: z.record(z.string(), z.union([Sha256Schema, z.literal('deleted'), z.literal('opaque')])) }).optional(),
 });
 export type OverlayCopy = z.infer<typeof OverlayCopySchema>;
 

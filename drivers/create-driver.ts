@@ -3,6 +3,7 @@
  * so activities need not.
  */
 import type { Model } from '../task/task-schema';
+import { ModelError } from '../errors';
 import type { ModelDriver } from './model-driver';
 import { OpenAICompatibleDriver, type OpenAICompatibleDriverOptions } from './openai-compatible-driver';
 import { ScriptedDriver } from './scripted-driver';
@@ -17,6 +18,9 @@ export function createDriver(model: Model, options: CreateDriverOptions = {}): M
       return new ScriptedDriver(model);
     case 'openai-compatible':
       return new OpenAICompatibleDriver(model, options);
+    case 'mcp-client':
+      // Its actions arrive as tool calls through `warden mcp serve`; nobody asks it for a turn.
+      throw new ModelError('ERR_MODEL_CONFIG', 'an "mcp-client" agent is driven by its MCP client (warden mcp serve), not by a model driver');
     default: {
       // A new driver kind in the schema must be handled here; this fails to compile otherwise.
       const unknown: never = model;

@@ -6,6 +6,7 @@
  *   fs.read:notes.txt                         fs.<read|write|list>:<normalized relative path>
  *   http.fetch:GET:api.example.com/v1/items   http.fetch:<METHOD>:<host[:port]><path>  (no query)
  *   sql.exec:db:inventory                     sql.<query|exec>:db:<database name>
+ *   proc.run:pytest                           proc.run:<program as granted>
  *   word-count:invoke                         <tool>:<anything>  (user-defined tools)
  *
  * Invariant: a credential is never minted for a scope its task grant does not cover (the tool and
@@ -62,6 +63,8 @@ export interface ParsedScope {
   host?: string;
   /** For `sql.*`: the database name. */
   database?: string;
+  /** For `proc.run`: the program started. */
+  command?: string;
 }
 
 export function parseScope(scope: string): ParsedScope {
@@ -75,6 +78,7 @@ export function parseScope(scope: string): ParsedScope {
     if (match === null) throw new TypeError(`not an http.fetch scope: ${JSON.stringify(scope.slice(0, 100))}`);
     return { action, resource, host: match[2] as string };
   }
+  if (action === 'proc.run') return { action, resource, command: resource };
   if (action === 'sql.query' || action === 'sql.exec') {
     if (!resource.startsWith('db:') || resource.length === 3) throw new TypeError(`not a ${action} scope: ${JSON.stringify(scope.slice(0, 100))}`);
     return { action, resource, database: resource.slice(3) };
@@ -97,6 +101,7 @@ export function scopeOutsideGrant(grants: GrantSet, tool: string, scope: readonl
     }
     if (!grants.tools.includes(parsed.action)) return `scope "${entry}": "${parsed.action}" is not granted`;
     if (parsed.host !== undefined && !grants.hosts.includes(parsed.host)) return `scope "${entry}": host "${parsed.host}" is not granted`;
+    if (parsed.command !== undefined && !(grants.commands ?? []).includes(parsed.command)) return `scope "${entry}": program "${parsed.command}" is not granted`;
     if (parsed.database !== undefined && !grants.databases.includes(parsed.database)) {
       return `scope "${entry}": database "${parsed.database}" is not granted`;
     }

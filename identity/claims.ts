@@ -30,12 +30,14 @@ export const TokenIdSchema = z.uuid();
 const NumericDateSchema = z.number().int().nonnegative();
 const ListSchema = <T extends z.ZodType>(item: T) => z.array(item).max(256);
 
-/** What a grant allows; the same four lists as a task file's `grants`. */
+/** What a grant allows; the same lists as a task file's `grants`. */
 export const GrantSetSchema = z.strictObject({
   tools: ListSchema(ToolNameSchema),
   subagents: ListSchema(SubagentNameSchema),
   hosts: ListSchema(z.string().min(1).max(255)),
   databases: ListSchema(z.string().min(1).max(128)),
+  /** Programs `proc.run` may start (grants without it predate programs and grant none). */
+  commands: ListSchema(z.string().min(1).max(4096)).optional(),
 });
 export type GrantSet = z.infer<typeof GrantSetSchema>;
 

@@ -18,7 +18,7 @@ import type { IssuedGrant } from './task-grant';
 
 export const IDENTITY_DB_FILE = 'identity.db';
 /** Used `jti`s are kept this long past their `exp`, beyond any verifier's clock tolerance. */
-const REPLAY_GRACE_SEC = 300;
+export const REPLAY_GRACE_SEC = 300;
 /** Expired `jti`s are pruned after this many inserts (and on open). */
 const PRUNE_EVERY = 500;
 
@@ -28,7 +28,7 @@ export interface ReplayStore {
   /** Whether `jti` was used (for explaining a token without consuming it). */
   isUsed(jti: string): boolean | Promise<boolean>;
   /** Forgets `jti`s whose credentials have expired; returns how many. */
-  prune(now?: number): number;
+  prune(now?: number): number | Promise<number>;
 }
 
 export interface RevocationRecord {
@@ -48,31 +48,51 @@ export interface RevocationStore {
   /** The revocation of any of `grantIds` (a credential's grant and its ancestors), or undefined. */
   isRevoked(grantIds: readonly string[]): RevocationRecord | undefined | Promise<RevocationRecord | undefined>;
   /** Forgets revocations of grants that have expired; returns how many. */
-  prune(now?: number): number;
+  prune(now?: number): number | Promise<number>;
 }
 
 /**
  * Issued grants by id, so workflow history can carry only ids and hashes: an activity that mints
  * or delegates loads the grant here, and an auditor rebuilds a delegation chain from its leaf.
  * A grant token cannot call a tool by itself (tools accept only call credentials), but it is
- * still kept only in this 0600 file.
+ * still kept only in this 0600 file (or the shared state database, see sql-credential-stores.ts).
+ * Callers `await` every method: the shared stores answer asynchronously.
  */
 export interface GrantStore {
-  saveGrant(grant: IssuedGrant): void;
-  getGrant(grantId: string): IssuedGrant | undefined;
+  saveGrant(grant: IssuedGrant): void | Promise<void>;
+  getGrant(grantId: string): IssuedGrant | undefined | Promise<IssuedGrant | undefined>;
   /** The tokens from the root grant down to `grantId` (for `verifyDelegationChain`); empty when unknown. */
-  chainTokens(grantId: string): string[];
+  chainTokens(grantId: string): string[] | Promise<string[]>;
   /** Forgets grants that expired before `now` (epoch ms); returns how many. */
-  prune(now?: number): number;
+  prune(now?: number): number | Promise<number>;
 }
 
 export interface CredentialStores {
   replay: ReplayStore;
   revocation: RevocationStore;
   grants: GrantStore;
-  /** The SQLite file, or undefined for the in-memory stores. */
+  /** The SQLite file, the shared database's description, or undefined for the in-memory stores. */
   readonly file: string | undefined;
+  close(): void | Promise<void>;
+}
+
+/** The stores of one SQLite file or of memory: every answer is immediate. */
+export interface LocalCredentialStores extends CredentialStores {
+  replay: ReplayStore & { markUsed(jti: string, exp: number): boolean; isUsed(jti: string): boolean; prune(now?: number): number };
+  revocation: RevocationStore & {
+    revokeGrant(grantId: string, reason: string, at?: number, options?: { expiresAt?: number }): void;
+    isRevoked(grantIds: readonly string[]): RevocationRecord | undefined;
+    prune(now?: number): number;
+  };
+  grants: LocalGrantStore;
   close(): void;
+}
+
+export interface LocalGrantStore extends GrantStore {
+  saveGrant(grant: IssuedGrant): void;
+  getGrant(grantId: string): IssuedGrant | undefined;
+  chainTokens(grantId: string): string[];
+  prune(now?: number): number;
 }
 
 export interface OpenCredentialStoresOptions {
@@ -81,7 +101,7 @@ export interface OpenCredentialStoresOptions {
 }
 
 /** Opens (creating) `<stateDir>/identity.db`; safe to open from several processes at once. */
-export function openCredentialStores(options: OpenCredentialStoresOptions): CredentialStores {
+export function openCredentialStores(options: OpenCredentialStoresOptions): LocalCredentialStores {
   const clock = options.clock ?? systemClock;
   fs.mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const file = join(options.stateDir, IDENTITY_DB_FILE);
@@ -135,7 +155,7 @@ export function openCredentialStores(options: OpenCredentialStoresOptions): Cred
   const pruneGrants = db.prepare<[number]>('DELETE FROM grants WHERE expires_at < ?');
 
   let insertsSincePrune = 0;
-  const replay: ReplayStore = {
+  const replay: LocalCredentialStores['replay'] = {
     markUsed(jti, exp) {
       checkJti(jti, exp);
       const fresh = insertJti.run(jti, exp).changes === 1;
@@ -151,7 +171,7 @@ export function openCredentialStores(options: OpenCredentialStoresOptions): Cred
       return pruneJti.run(toNumericDate(now) - REPLAY_GRACE_SEC).changes;
     },
   };
-  const revocation: RevocationStore = {
+  const revocation: LocalCredentialStores['revocation'] = {
     revokeGrant(grantId, reason, at = clock(), revokeOptions = {}) {
       checkGrantId(grantId);
       insertRevocation.run(grantId, reason, Math.trunc(at), revokeOptions.expiresAt === undefined ? null : Math.trunc(revokeOptions.expiresAt));
@@ -182,10 +202,10 @@ export function openCredentialStores(options: OpenCredentialStoresOptions): Cred
 }
 
 /** Process-local stores with the same semantics; for unit tests and single-process tools only. */
-export function createMemoryCredentialStores(clock: Clock = systemClock): CredentialStores {
+export function createMemoryCredentialStores(clock: Clock = systemClock): LocalCredentialStores {
   const used = new Map<string, number>();
   const revoked = new Map<string, RevocationRecord & { expiresAt?: number }>();
-  const replay: ReplayStore = {
+  const replay: LocalCredentialStores['replay'] = {
     markUsed(jti, exp) {
       checkJti(jti, exp);
       if (used.has(jti)) return false;
@@ -199,7 +219,7 @@ export function createMemoryCredentialStores(clock: Clock = systemClock): Creden
       return n;
     },
   };
-  const revocation: RevocationStore = {
+  const revocation: LocalCredentialStores['revocation'] = {
     revokeGrant(grantId, reason, at = clock(), options = {}) {
       checkGrantId(grantId);
       if (!revoked.has(grantId)) revoked.set(grantId, { grantId, reason, revokedAt: Math.trunc(at), ...(options.expiresAt === undefined ? {} : { expiresAt: options.expiresAt }) });
@@ -241,7 +261,7 @@ function grantStoreOver(
   get: (grantId: string) => IssuedGrant | undefined,
   prune: (now: number) => number,
   clock: Clock,
-): GrantStore {
+): LocalGrantStore {
   return {
     saveGrant(grant) {
       checkGrantId(grant.id);
@@ -262,11 +282,11 @@ function grantStoreOver(
   };
 }
 
-function checkJti(jti: string, exp: number): void {
+export function checkJti(jti: string, exp: number): void {
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new TypeError('jti must be a non-empty string of at most 256 characters');
   if (!Number.isInteger(exp)) throw new TypeError('exp must be a NumericDate (integer seconds)');
 }
 
-function checkGrantId(grantId: string): void {
+export function checkGrantId(grantId: string): void {
   if (typeof grantId !== 'string' || grantId.length === 0 || grantId.length > 256) throw new TypeError('grantId must be a non-empty string of at most 256 characters');
 }

@@ -16,7 +16,7 @@ import { toNumericDate } from './clock';
 /** Sub-agent nesting allowed when nothing else says (the task file's `limits.maxDepth` default). */
 export const DEFAULT_MAX_DEPTH = 3;
 
-const GRANT_LISTS = ['tools', 'subagents', 'hosts', 'databases'] as const satisfies readonly (keyof GrantSet)[];
+const GRANT_LISTS = ['tools', 'subagents', 'hosts', 'databases', 'commands'] as const satisfies readonly (keyof GrantSet)[];
 
 /** The parts of a parent grant the rule looks at. */
 export type DelegationParent = Pick<GrantClaims, 'jti' | 'grants' | 'limits' | 'exp' | 'depth'>;
@@ -54,8 +54,8 @@ export interface DelegationViolation {
 export function wideningsOf(parent: DelegationParent, requested: DelegationRequest): Widening[] {
   const out: Widening[] = [];
   for (const list of GRANT_LISTS) {
-    for (const entry of requested.grants[list]) {
-      if (!parent.grants[list].includes(entry)) {
+    for (const entry of requested.grants[list] ?? []) {
+      if (!(parent.grants[list] ?? []).includes(entry)) {
         out.push({ scope: list, entry, message: `${list}: "${entry}" is not granted to the parent` });
       }
     }

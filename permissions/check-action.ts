@@ -8,13 +8,15 @@
 import type { ErrorCode } from '../errors';
 import type { SpawnAction, ToolAction } from '../task/task-run';
 import type { Task } from '../task/task-schema';
+import { toolCatalogOf } from '../tools/tool-catalog';
 
 export type ActionCheck =
   | { decision: 'allow'; reason: string }
   | { decision: 'deny'; reason: string; code: ErrorCode };
 
 export function declaredToolNames(task: Task): string[] {
-  return [...task.tools.builtin, ...task.tools.custom.map((t) => t.name)];
+  // The catalog: built-ins, user tools and the MCP tools pinned when the task started.
+  return toolCatalogOf(task).tools.map((t) => t.name);
 }
 
 export function checkToolAction(task: Task, action: ToolAction): ActionCheck {

@@ -1,33 +1,36 @@
 /**
  * Builds the task a sub-agent runs under. Pure: it runs in the workflow.
  *
- * The sub-agent asks for exactly the grants it declares; whether the parent may delegate them is
- * decided when its grant is issued (identity/delegation.ts), which refuses any widening by name
- * instead of silently narrowing. Limits can only shrink here, and the parent's policies always
- * apply to the child.
+ * Invariant: the derived task is never wider than its parent on any field
+ * (permissions/task-narrowing.ts says what that means per field): it is judged by every pack and
+ * rule of every ancestor plus its own, every limit is the narrower of its own and the parent's,
+ * its tools are the parent's (a same-named tool keeps the parent's definition, narrowed), it
+ * works on the parent's resources and takes no snapshot of its own. Its grants are the ones it
+ * declares: a request wider than the parent's is refused by name when its grant is delegated
+ * (identity/delegation.ts), never silently narrowed.
  */
 import type { Task } from '../task/task-schema';
 import { narrowSubagentTools } from '../tools/subagent-tools';
+import { effectivePolicyPacks, narrowLimits } from './task-narrowing';
 
 export function deriveSubagentTask(parent: Task, name: string, intent: string | undefined): Task {
   const sub = parent.subagents[name];
   if (sub === undefined) throw new TypeError(`sub-agent "${name}" is not declared`);
-  const limits = { ...parent.limits, ...sub.limits };
+  const tools = narrowSubagentTools(parent.tools, sub.tools);
+  const parentPacks = effectivePolicyPacks(parent);
   return {
     user: parent.user,
     intent: intent ?? sub.intent,
     agent: sub.agent,
-    // A tool named like one of the parent's is the parent's definition, never wider.
-    tools: narrowSubagentTools(parent.tools, sub.tools),
+    // Only tools the parent declares: one it does not have could never be granted anyway.
+    tools: {
+      builtin: tools.builtin.filter((t) => parent.tools.builtin.includes(t)),
+      custom: tools.custom.filter((t) => parent.tools.custom.some((own) => own.name === t.name)),
+    },
     grants: sub.grants,
     policies: [...parent.policies, ...sub.policies],
-    limits: {
-      ...limits,
-      maxSteps: Math.min(limits.maxSteps, parent.limits.maxSteps),
-      toolMemoryMb: Math.min(limits.toolMemoryMb, parent.limits.toolMemoryMb),
-      maxDepth: Math.min(limits.maxDepth, parent.limits.maxDepth),
-      onDeny: parent.limits.onDeny === 'stop' ? 'stop' : limits.onDeny,
-    },
+    policyPacks: [...parentPacks, ...(sub.policyPacks ?? []).filter((p) => !parentPacks.includes(p))],
+    limits: narrowLimits(parent.limits, sub.limits),
     resources: parent.resources,
     subagents: parent.subagents,
     // The task tree has one pre-task snapshot, taken by the root.

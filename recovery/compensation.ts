@@ -6,9 +6,11 @@
  *
  * The plan follows the tool's descriptor (`profile.undo`, tools/tool-descriptor.ts), so a new tool
  * kind needs no change here:
- * - `overlay` (fs.write, tools with that capability): nothing per call. Every write of the task
- *   tree lands in its overlay, which one `fs-overlay-discard` (registered once per task,
- *   `overlayCompensation`) throws away whole.
+ * - `overlay` (fs.write, tools with that capability): nothing per call at the root. Every write
+ *   of the task tree lands in its overlay, which one `fs-overlay-discard` (registered once per
+ *   task, `overlayCompensation`) throws away whole. A sub-agent's call is undone on its own
+ *   (`fs-overlay-undo`, with `overlayUndo`), so a sub-agent that does not complete leaves no file
+ *   behind while its parent goes on.
  * - `sql-journal` (sql.exec, tools with that capability): `sql-undo` of the call id, when the
  *   call ran with the undo journal; without it the change cannot be undone.
  * - `tool`: the declared compensating tool runs with the original arguments and output.
@@ -27,6 +29,12 @@ export const CompensationSchema = z.discriminatedUnion('kind', [
     kind: z.literal('fs-overlay-discard'),
     /** The task tree whose overlay is thrown away (see recovery-paths `taskKeyOf`). */
     taskKey: z.string(),
+  }),
+  z.strictObject({
+    kind: z.literal('fs-overlay-undo'),
+    /** The tool call whose overlay writes are undone (a sub-agent's: the root's overlay is discarded whole). */
+    callId: z.string(),
+    forTool: z.string(),
   }),
   z.strictObject({
     kind: z.literal('sql-undo'),
@@ -69,6 +77,11 @@ export interface CompensationContext {
   compensate?: string;
   /** Whether `sql.exec` ran with an undo journal. */
   journaled?: boolean;
+  /**
+   * Whether the call's overlay writes are undone one by one (`fs-overlay-undo`): for a sub-agent,
+   * whose writes must go when it does not complete while the rest of the tree goes on.
+   */
+  overlayUndo?: boolean;
 }
 
 /** The compensation of the task tree's overlay: registered once, before the first tool runs. */
@@ -81,9 +94,12 @@ export function compensationOf(descriptor: ToolDescriptor, output: unknown, cont
   const undo = descriptor.profile.undo;
   if (undo.length === 0) return { compensations: [], undoable: true, note: 'read-only' };
   const compensator = undo.find((u) => u.kind === 'tool');
+  const overlayUndo: Compensation[] =
+    context.overlayUndo === true && undo.some((u) => u.kind === 'overlay') ? [{ kind: 'fs-overlay-undo', callId: context.callId, forTool: descriptor.name }] : [];
   if (compensator !== undefined) {
     return {
       compensations: [
+        ...overlayUndo,
         {
           kind: 'tool',
           tool: compensator.tool,
@@ -103,7 +119,12 @@ export function compensationOf(descriptor: ToolDescriptor, output: unknown, cont
   for (const mechanism of undo) {
     switch (mechanism.kind) {
       case 'overlay':
-        notes.push(builtin ? 'in the overlay, discarded as a whole' : 'file writes are in the overlay');
+        if (overlayUndo.length > 0) {
+          compensations.push(...overlayUndo);
+          notes.push('in the overlay; undone if the sub-agent does not complete');
+        } else {
+          notes.push(builtin ? 'in the overlay, discarded as a whole' : 'file writes are in the overlay');
+        }
         break;
       case 'sql-journal': {
         const result = typeof output === 'object' && output !== null ? (output as { changes?: unknown; rowsChanged?: unknown }) : {};

@@ -73,3 +73,12 @@ export function compensationLedgerPathOf(stateDir: string, taskKey: string): str
   assertTaskKey(taskKey);
   return join(stateDir, 'compensations', `${taskKey}.json`);
 }
+
+/**
+ * `<stateDir>/overlays/<taskKey>/undo/<digest of callId>`: what one call's overlay writes
+ * replaced (recovery/overlay-undo.ts). Inside the overlay folder, so a commit or discard removes it.
+ */
+export function overlayUndoDirOf(stateDir: string, taskKey: string, callId: string): string {
+  const digest = createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
+  return join(overlayPathsOf(stateDir, taskKey).dir, 'undo', digest);
+}

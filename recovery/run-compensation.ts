@@ -4,6 +4,7 @@
  *
  * - `fs-overlay-discard` removes the overlay; if a commit of the task was interrupted halfway, it
  *   also rolls that partial commit back, so a failed task leaves the workspace as it found it.
+ * - `fs-overlay-undo` gives the overlay paths one call wrote back what they held before it.
  * - `sql-undo` applies the journal's inverse in one transaction per database, recorded in the
  *   target database itself (exactly once).
  * - `tool` runs the compensating tool once per compensation id: completed ids are kept in a
@@ -17,6 +18,7 @@ import { CompensationSchema, type Compensation } from './compensation';
 import { compensationLedgerPathOf, journalPathOf } from './recovery-paths';
 import { undoSqlCall } from './sql-undo-journal';
 import { discardOverlay } from './workspace-overlay';
+import { undoOverlayCall } from './overlay-undo';
 import { rollbackTask } from './workspace-rollback';
 
 export interface CompensationDeps {
@@ -55,6 +57,12 @@ export async function runCompensation(compensation: Compensation, deps: Compensa
         return discarded.discarded
           ? { kind: parsed.kind, status: 'done', detail: 'overlay discarded' }
           : { kind: parsed.kind, status: 'nothing-to-do', detail: 'no overlay' };
+      }
+      case 'fs-overlay-undo': {
+        const undone = await undoOverlayCall({ stateDir: deps.overlayStateDir ?? deps.stateDir, taskKey: deps.taskKey, callId: parsed.callId });
+        const count = undone.restored.length + undone.removed.length;
+        if (count === 0) return { kind: parsed.kind, status: 'nothing-to-do', detail: 'no overlay write under this call id' };
+        return { kind: parsed.kind, status: 'done', detail: `undid ${count} overlay write(s)` };
       }
       case 'sql-undo': {
         const result = undoSqlCall({

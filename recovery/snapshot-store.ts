@@ -21,8 +21,8 @@ export const SnapshotEntrySchema = z.strictObject({
   path: z.string().min(1),
   /** The content the task replaced; null when the file did not exist. */
   before: Sha256Schema.nullable(),
-  /** The content the task wrote (for a pre-task snapshot: the content at snapshot time). */
-  after: Sha256Schema,
+  /** The content the task wrote (for a pre-task snapshot: the content at snapshot time); null when the task deleted the file. */
+  after: Sha256Schema.nullable(),
 });
 export type SnapshotEntry = z.infer<typeof SnapshotEntrySchema>;
 

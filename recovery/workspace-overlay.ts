@@ -33,6 +33,7 @@ import {
   type SnapshotEntry,
   type SnapshotManifest,
 } from './snapshot-store';
+import { readUpperLayer } from './overlay-layer';
 import { walkFiles } from './walk-files';
 
 export const OverlayManifestSchema = z.strictObject({
@@ -119,6 +120,11 @@ export interface CommitOptions {
 export interface CommitResult {
   /** The commit manifest; undefined when the overlay held no change. */
   manifest: SnapshotManifest | undefined;
+  /**
+   * Symbolic links and special files a program left in the overlay (`path (kind)`): Warden commits
+   * regular files and deletions only, so these are left out, never followed or recreated.
+   */
+  skipped: string[];
   /** Paths replaced or created by this run (an earlier interrupted run may have done others). */
   replaced: string[];
   /** True when the commit had already completed before this call. */
@@ -141,12 +147,13 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
       details: { taskKey, workspace: overlay.workspace },
     });
   }
+  const skipped = await skippedEntries(paths.upper);
   let manifest = await readManifest(manifestFile);
   if (manifest !== undefined && overlay !== undefined && manifest.overlayId !== undefined && manifest.overlayId !== overlay.overlayId) {
     if ((await walkFiles(paths.upper)).length === 0) {
       // A later run under the same key that wrote nothing: nothing to commit, nothing to refuse.
       await fsp.rm(paths.dir, { recursive: true, force: true });
-      return { manifest: undefined, replaced: [], alreadyCommitted: false };
+      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
     }
     throw new RecoveryError(
       'ERR_OVERLAY_INVALID',
@@ -156,13 +163,13 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   }
   if (manifest !== undefined && manifest.status !== 'committing') {
     await fsp.rm(paths.dir, { recursive: true, force: true });
-    return { manifest, replaced: [], alreadyCommitted: true };
+    return { manifest, replaced: [], alreadyCommitted: true, skipped };
   }
   if (manifest === undefined) {
     manifest = await planCommit(options, paths, workspace, overlay?.overlayId);
     if (manifest === undefined) {
       await fsp.rm(paths.dir, { recursive: true, force: true });
-      return { manifest: undefined, replaced: [], alreadyCommitted: false };
+      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
     }
     await writeManifest(manifestFile, manifest);
     options.onProgress?.({ stage: 'manifest-written', entries: manifest.entries.length });
@@ -185,8 +192,12 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   }
   const replaced: string[] = [];
   for (const { entry, absolute } of pending) {
-    await fsp.mkdir(dirname(absolute), { recursive: true });
-    await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+    if (entry.after === null) {
+      await fsp.rm(absolute, { force: true });
+    } else {
+      await fsp.mkdir(dirname(absolute), { recursive: true });
+      await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+    }
     replaced.push(entry.path);
     options.onProgress?.({ stage: 'file-replaced', path: entry.path });
   }
@@ -194,7 +205,7 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   await writeManifest(manifestFile, committed);
   options.onProgress?.({ stage: 'committed' });
   await fsp.rm(paths.dir, { recursive: true, force: true });
-  return { manifest: committed, replaced, alreadyCommitted: false };
+  return { manifest: committed, replaced, alreadyCommitted: false, skipped };
 }
 
 /** Reads the upper folder and the workspace and builds the `committing` manifest (undefined: nothing changed). */
@@ -205,16 +216,12 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     .catch(() => false);
   if (!upperExists) return undefined;
   const upper = await fsp.realpath(paths.upper);
-  const files = await walkFiles(upper, {
-    onOther: (path, kind) => {
-      throw new RecoveryError('ERR_OVERLAY_INVALID', `the overlay holds a ${kind} at ${JSON.stringify(path)}; Warden never creates one, so it is not committed`, {
-        details: { taskKey: options.taskKey, path },
-      });
-    },
-  });
+  // Programs in the OS sandbox write through a kernel overlay: deletions are whiteouts, a
+  // replaced folder is opaque (recovery/overlay-layer.ts).
+  const layer = readUpperLayer(upper);
   const entries: SnapshotEntry[] = [];
   const createdDirs = new Set<string>();
-  for (const path of files) {
+  for (const path of layer.files) {
     const source = resolveConfined(upper, path, 'refuse');
     const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
     const target = resolveConfined(workspace, path, 'refuse');
@@ -228,6 +235,18 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     if (before === null) for (const folder of await missingFolders(workspace, dirname(target.absolute))) createdDirs.add(folder);
     entries.push({ path, before, after });
   }
+  // Deleted: every workspace file at or under a whiteout, and under an opaque folder every
+  // workspace file the layer does not have.
+  const written = new Set(layer.files);
+  const deletions = new Set<string>();
+  for (const gone of layer.deleted) for (const file of await workspaceFilesAt(workspace, gone)) deletions.add(file);
+  for (const folder of layer.opaque) for (const file of await workspaceFilesAt(workspace, folder)) if (!written.has(file)) deletions.add(file);
+  for (const path of [...deletions].sort()) {
+    const target = resolveConfined(workspace, path, 'refuse');
+    const before = await storeFileAt(options.stateDir, target.absolute);
+    if (before === null || before.startsWith('other:')) continue;
+    entries.push({ path, before, after: null });
+  }
   if (entries.length === 0) return undefined;
   return {
     version: 1,
@@ -240,6 +259,23 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     createdDirs: [...createdDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)),
     ...(overlayId === undefined ? {} : { overlayId }),
   };
+}
+
+/** What a commit leaves out of the upper folder (symbolic links, devices other than whiteouts, sockets, FIFOs). */
+async function skippedEntries(upper: string): Promise<string[]> {
+  const real = await fsp.realpath(upper).catch(() => undefined);
+  if (real === undefined) return [];
+  return readUpperLayer(real).other.map((o) => `${o.path} (${o.kind})`);
+}
+
+/** The workspace's regular files at `relative` (a file) or under it (a folder), `/`-separated, relative to the workspace. */
+async function workspaceFilesAt(workspace: string, relative: string): Promise<string[]> {
+  const target = resolveConfined(workspace, relative, 'refuse');
+  const stat = await fsp.lstat(target.absolute).catch(() => undefined);
+  if (stat === undefined) return [];
+  if (stat.isFile()) return [relative];
+  if (!stat.isDirectory()) return [];
+  return (await walkFiles(target.absolute)).map((file) => `${relative}/${file}`);
 }
 
 /** Workspace-relative folders between `root` and `folder` (inclusive) that do not exist yet. */

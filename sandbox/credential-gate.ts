@@ -3,12 +3,19 @@
  * credential for exactly this tool and these resources, unused, of a task that has not ended.
  *
  * Invariant: the host holds only public keys (the JWKS file) and the shared replay/revocation
- * stores; it can verify credentials but never mint them.
+ * stores (the state folder's SQLite file, or the shared PostgreSQL database when workers share
+ * one, so a task ended on any worker stops its credentials here); it can verify credentials but
+ * never mint them. It trusts only its own worker's keys: every call credential it sees was
+ * minted by that worker.
  */
 import { isErrorCode, type ErrorCode } from '../errors';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
-import { openCredentialStores } from '../identity/credential-stores';
+import { openCredentialStores, type CredentialStores } from '../identity/credential-stores';
 import { readJwksFile } from '../identity/keystore';
+import { createSqlCredentialStores } from '../identity/sql-credential-stores';
+import { JwksSchema } from '../identity/claims';
+import { openPostgresDatabase } from '../state/postgres-database';
+import { readFileSync } from 'node:fs';
 import { requiredScopeOf } from '../tools/call-scope';
 import { getBuiltinTool } from '../tools/builtin-tools';
 import { SANDBOX_PROBE_CALL, type SandboxRunRequest } from './sandbox-messages';
@@ -19,10 +26,21 @@ export interface CredentialGate {
   check(request: SandboxRunRequest): Promise<GateResult>;
 }
 
-export function createCredentialGate(stateDir: string): CredentialGate {
-  const stores = openCredentialStores({ stateDir });
+export interface CredentialGateOptions {
+  /** The shared state database (PostgreSQL) holding the revocation and replay stores. */
+  databaseUrl?: string;
+  /** Verify with this public JWKS file instead of `<stateDir>/keys/jwks.json`. */
+  jwksFile?: string;
+}
+
+export function createCredentialGate(stateDir: string, options: CredentialGateOptions = {}): CredentialGate {
+  const stores: CredentialStores =
+    options.databaseUrl === undefined
+      ? openCredentialStores({ stateDir })
+      : createSqlCredentialStores({ db: openPostgresDatabase(options.databaseUrl, { maxConnections: 4, applicationName: 'warden-sandbox-host' }), closeDatabase: true });
+  const jwksFile = options.jwksFile;
   const verifier: CredentialVerifier = createCredentialVerifier({
-    keys: () => readJwksFile(stateDir),
+    keys: () => (jwksFile === undefined ? readJwksFile(stateDir) : JwksSchema.parse(JSON.parse(readFileSync(jwksFile, 'utf8')))),
     replayStore: stores.replay,
     revocationStore: stores.revocation,
   });

@@ -15,7 +15,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
-import { SANDBOX_IDENTITY_DIR_ENV, SANDBOX_PROBE_CALL, SandboxRunRequestSchema, SandboxRunResponseSchema, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SandboxRunRequestSchema, SandboxRunResponseSchema, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -32,6 +32,10 @@ export interface SandboxClientOptions {
    * the host runs nothing (but the fixed start-up probe) without a valid per-call credential.
    */
   identityStateDir?: string;
+  /** The shared state database (PostgreSQL URL) holding the revocation and replay stores, when workers share one. */
+  identityDatabaseUrl?: string;
+  /** A public JWKS file to verify with instead of the state folder's (one key from a key source). */
+  identityJwksFile?: string;
 }
 
 /** Counters for monitoring and tests. */
@@ -84,6 +88,8 @@ export class SandboxClient {
     this.#env = {
       ...(options.env ?? scrubbedEnv(process.env)),
       ...(options.identityStateDir === undefined ? {} : { [SANDBOX_IDENTITY_DIR_ENV]: options.identityStateDir }),
+      ...(options.identityDatabaseUrl === undefined ? {} : { [SANDBOX_DATABASE_URL_ENV]: options.identityDatabaseUrl }),
+      ...(options.identityJwksFile === undefined ? {} : { [SANDBOX_JWKS_FILE_ENV]: options.identityJwksFile }),
     };
   }
 

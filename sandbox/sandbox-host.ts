@@ -7,7 +7,7 @@
  * starts serving only when it is the main module of a process with an IPC channel, so importing
  * this file (e.g. from a test runner that itself uses IPC) does nothing.
  */
-import { SANDBOX_IDENTITY_DIR_ENV, SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
 import { runInIsolate } from './run-in-isolate';
 import { createCredentialGate, type CredentialGate } from './credential-gate';
 
@@ -61,7 +61,12 @@ export function serveOverIpc(): void {
     }
   };
   const identityDir = process.env[SANDBOX_IDENTITY_DIR_ENV];
-  const gate = identityDir ? createCredentialGate(identityDir) : undefined;
+  const gate = identityDir
+    ? createCredentialGate(identityDir, {
+        ...(process.env[SANDBOX_DATABASE_URL_ENV] ? { databaseUrl: process.env[SANDBOX_DATABASE_URL_ENV] } : {}),
+        ...(process.env[SANDBOX_JWKS_FILE_ENV] ? { jwksFile: process.env[SANDBOX_JWKS_FILE_ENV] } : {}),
+      })
+    : undefined;
   process.on('message', (raw: unknown) => {
     void handleHostMessage(raw, send, gate);
   });

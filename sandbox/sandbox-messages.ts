@@ -38,6 +38,14 @@ export const CapabilityGrantSchema = z.strictObject({
        * tool works on `root` directly.
        */
       overlay: z.string().optional(),
+      /** Real absolute paths of Warden's own folders (state, caches): never served, whatever the path. */
+      protectedPaths: z.array(z.string()).optional(),
+      /** Absolute paths of Warden's key files and credential stores: never opened, also not through a hard link. */
+      protectedFiles: z.array(z.string()).optional(),
+      /** `refuse`: no symbolic link is followed anywhere on a path (it was resolved when the policy decided). Default `follow-inside`. */
+      symlinks: z.enum(['follow-inside', 'refuse']).optional(),
+      /** With `overlay`: where this call keeps what its writes replaced in the upper folder, so they can be undone (a sub-agent's). */
+      undo: z.string().optional(),
     })
     .optional(),
   http: z
@@ -90,6 +98,10 @@ export type SandboxRunRequest = z.infer<typeof SandboxRunRequestSchema>;
 
 /** Environment variable naming the state folder whose keys and stores the host verifies calls with. */
 export const SANDBOX_IDENTITY_DIR_ENV = 'WARDEN_SANDBOX_IDENTITY_DIR';
+/** The shared state database whose revocation and replay stores the host checks (PostgreSQL mode). */
+export const SANDBOX_DATABASE_URL_ENV = 'WARDEN_SANDBOX_DATABASE_URL';
+/** A public JWKS file the host verifies with instead of `<identity dir>/keys/jwks.json` (key-source mode). */
+export const SANDBOX_JWKS_FILE_ENV = 'WARDEN_SANDBOX_JWKS_FILE';
 
 /**
  * The fixed call a client sends to check that a new host can run isolates. It has no capabilities

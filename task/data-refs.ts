@@ -49,8 +49,12 @@ export function containsClaimCheck(value: unknown): boolean {
   return false;
 }
 
-/** One file a step left in the task tree's overlay: its workspace-relative path and content hash. */
-export const FileWriteSchema = z.strictObject({ path: z.string().min(1), sha256: Sha256Schema });
+/**
+ * One path a step changed in the task tree's overlay: its workspace-relative path and the
+ * SHA-256 of its new content, or `deleted` (a program removed it: a whiteout) or `opaque` (a
+ * program replaced a folder: an opaque folder hides the workspace's).
+ */
+export const FileWriteSchema = z.strictObject({ path: z.string().min(1), sha256: z.union([Sha256Schema, z.literal('deleted'), z.literal('opaque')]) });
 export type FileWrite = z.infer<typeof FileWriteSchema>;
 
 /** Earlier runs' steps and children, archived in the blob store when a run continued as new. */

@@ -3,12 +3,13 @@
  * file's folder. Every problem is reported with the file, the field path and what was expected;
  * nothing is dropped or guessed.
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
+import { effectivePolicyPacks } from '../permissions/task-narrowing';
 import { resolvePackFolder } from '../policies/engine/load-pack';
 import { loadPolicyEngine } from '../policies/engine/policy-engine';
 import { compileToolSchema } from '../tools/tool-input-validator';
@@ -16,6 +17,17 @@ import { ungrantedCapabilities } from '../tools/tool-catalog';
 import { redefinitionOf } from '../tools/subagent-tools';
 import { descriptorOfUserTool } from '../tools/user-tools';
 import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
+import { fromWardenToolPart } from '../mcp/mcp-tool-names';
+import { mcpServerNameProblem } from '../mcp/mcp-server-config';
+import {
+  bracketDepthExceeded,
+  checkDocumentLimits,
+  firstInvalidUtf8Offset,
+  lineColumnOf,
+  MAX_TASK_FILE_BYTES,
+  MAX_TASK_NESTING,
+  MAX_YAML_ALIASES,
+} from './task-file-limits';
 
 function pathOf(path: readonly PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? String(p) : String(p))).join('.');
@@ -66,8 +78,18 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
       issues.push({ path: `${prefix}tools.custom.${i}.compensate`, message: `compensating tool "${tool.compensate}" must be granted (it runs under the task's grant)` });
     }
   });
+  checkMcpAndCommands(tools, grants, task, prefix, issues);
+  const servers = Object.keys(tools.mcp ?? {});
   grants.tools.forEach((name, i) => {
-    if (!declared.has(name)) issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools` });
+    if (declared.has(name)) return;
+    const server = servers.find((s) => name.startsWith(`${s}.`));
+    // An MCP server's tools are listed when the task starts; the grant names one in Warden's form.
+    if (server !== undefined && fromWardenToolPart(name.slice(server.length + 1)) !== undefined) return;
+    if (server !== undefined) {
+      issues.push({ path: `${prefix}grants.tools.${i}`, message: `"${name}" is not the Warden form of an MCP tool name of server "${server}" (e.g. createIssue is "${server}.create-issue")` });
+      return;
+    }
+    issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools` });
   });
   // A tool receives only the capabilities the task grants: a granted tool that declares more is refused.
   tools.custom.forEach((tool, i) => {
@@ -91,6 +113,51 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
   });
 }
 
+/** MCP servers (no shadowing, hosts granted, no pinned lists in files) and `proc.run`'s programs. */
+function checkMcpAndCommands(tools: Tools, grants: Grants, task: Task, prefix: string, issues: TaskFileIssue[]): void {
+  if (tools.mcpPinned !== undefined) {
+    issues.push({ path: `${prefix}tools.mcpPinned`, message: 'is set by Warden when the task starts (the pinned tool lists); a task file cannot set it' });
+  }
+  const servers = Object.entries(tools.mcp ?? {});
+  if (prefix !== '' && servers.length > 0) {
+    issues.push({ path: `${prefix}tools.mcp`, message: 'MCP servers are declared by the root task only; sub-agents cannot start or reach their own' });
+  }
+  for (const [server, config] of servers) {
+    const problem = mcpServerNameProblem(server);
+    if (problem !== undefined) issues.push({ path: `${prefix}tools.mcp.${server}`, message: `"${server}" is not ${problem.replace(/^an? /, 'a valid ')}` });
+    tools.custom.forEach((tool, i) => {
+      if (tool.name.startsWith(`${server}.`)) {
+        issues.push({ path: `${prefix}tools.custom.${i}.name`, message: `"${tool.name}" is in the namespace of MCP server "${server}"; pick another name` });
+      }
+    });
+    for (const [toolName, override] of Object.entries(config.tools)) {
+      if (override.compensate !== undefined && !grants.tools.includes(override.compensate.tool)) {
+        issues.push({
+          path: `${prefix}tools.mcp.${server}.tools.${toolName}.compensate.tool`,
+          message: `compensating tool "${override.compensate.tool}" must be granted (it runs under the task's grant)`,
+        });
+      }
+    }
+    if ('command' in config) {
+      config.hosts.forEach((host, i) => {
+        if (!grants.hosts.includes(host)) {
+          issues.push({ path: `${prefix}tools.mcp.${server}.hosts.${i}`, message: `host "${host}" must also be granted (grants.hosts) for the server to reach it` });
+        }
+      });
+      if (config.workspace !== 'none' && task.resources.workspace === undefined && config.cwd !== '.') {
+        issues.push({ path: `${prefix}tools.mcp.${server}.cwd`, message: 'a working folder needs resources.workspace' });
+      }
+    }
+  }
+  const procRun = tools.builtin.includes('proc.run') && grants.tools.includes('proc.run');
+  if (procRun && (grants.commands ?? []).length === 0) {
+    issues.push({ path: `${prefix}grants.commands`, message: 'proc.run is granted but grants.commands names no program it may run (e.g. [node, npm])' });
+  }
+  if (!procRun && (grants.commands ?? []).length > 0) {
+    issues.push({ path: `${prefix}grants.commands`, message: 'names programs, but proc.run is not declared under tools.builtin and granted' });
+  }
+}
+
 /**
  * A sub-agent's tool with the name of one of its parent's tools is the parent's definition, with
  * at most fewer capabilities: anything else (another source, input, effects, annotations,
@@ -99,6 +166,9 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
  */
 function checkSubagentTools(task: Task, issues: TaskFileIssue[]): void {
   for (const [name, sub] of Object.entries(task.subagents)) {
+    if (sub.agent.model.driver === 'mcp-client') {
+      issues.push({ path: `subagents.${name}.agent.model.driver`, message: 'a sub-agent cannot be an "mcp-client" agent (only the task warden mcp serve runs is)' });
+    }
     sub.tools.custom.forEach((tool, i) => {
       const parent = task.tools.custom.find((t) => t.name === tool.name);
       if (parent === undefined) return;
@@ -124,19 +194,30 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
       else throw error;
     }
   }
-  (task.policyPacks ?? []).forEach((pack, i) => {
+  const packLists: { packs: readonly string[]; at: string }[] = [{ packs: task.policyPacks ?? [], at: 'policyPacks' }];
+  for (const [name, sub] of Object.entries(task.subagents)) packLists.push({ packs: sub.policyPacks ?? [], at: `subagents.${name}.policyPacks` });
+  for (const { packs, at } of packLists) {
+    packs.forEach((pack, i) => {
+      try {
+        resolvePackFolder(pack);
+      } catch (error) {
+        if (error instanceof WardenError) issues.push({ path: `${at}.${i}`, message: error.message });
+        else throw error;
+      }
+    });
+  }
+  if (issues.length > 0) return;
+  // The engines the task and each sub-agent will run under (a sub-agent's adds to its parent's).
+  const engines = [{ packs: effectivePolicyPacks(task), sentences: task.policies, at: 'policies' }];
+  for (const [name, sub] of Object.entries(task.subagents)) {
+    const packs = effectivePolicyPacks(task);
+    engines.push({ packs: [...packs, ...(sub.policyPacks ?? []).filter((p) => !packs.includes(p))], sentences: [...task.policies, ...sub.policies], at: `subagents.${name}.policies` });
+  }
+  for (const { packs, sentences, at } of engines) {
     try {
-      resolvePackFolder(pack);
+      loadPolicyEngine({ packs, sentences });
     } catch (error) {
-      if (error instanceof WardenError) issues.push({ path: `policyPacks.${i}`, message: error.message });
-      else throw error;
-    }
-  });
-  if (issues.length === 0) {
-    try {
-      loadPolicyEngine({ packs: task.policyPacks ?? ['foundation'], sentences: task.policies });
-    } catch (error) {
-      if (error instanceof WardenError) issues.push({ path: 'policies', message: error.message });
+      if (error instanceof WardenError) issues.push({ path: at, message: error.message });
       else throw error;
     }
   }
@@ -186,6 +267,7 @@ export function taskNotices(task: Task): TaskNotice[] {
 /** Makes resource paths absolute, relative to `baseDir`. */
 export function resolveTaskPaths(task: Task, baseDir: string): Task {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const pack = (p: string) => (/[/\\]/.test(p) ? abs(p) : p);
   return {
     ...task,
     resources: {
@@ -193,6 +275,11 @@ export function resolveTaskPaths(task: Task, baseDir: string): Task {
       ...(task.resources.workspace === undefined ? {} : { workspace: abs(task.resources.workspace) }),
       databases: Object.fromEntries(Object.entries(task.resources.databases).map(([k, v]) => [k, abs(v)])),
     },
+    // A pack given as a path is found next to the task file, as resources are; bare names are bundled packs.
+    ...(task.policyPacks === undefined ? {} : { policyPacks: task.policyPacks.map(pack) }),
+    subagents: Object.fromEntries(
+      Object.entries(task.subagents).map(([name, sub]) => [name, sub.policyPacks === undefined ? sub : { ...sub, policyPacks: sub.policyPacks.map(pack) }]),
+    ),
   };
 }
 
@@ -203,42 +290,102 @@ export function resolveTaskPaths(task: Task, baseDir: string): Task {
 export function parseTask(document: unknown, file: string, baseDir: string): Task {
   const parsed = TaskSchema.safeParse(document);
   if (!parsed.success) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issuesFromZod(parsed.error));
-  const issues = checkTaskReferences(parsed.data);
+  const task = resolveTaskPaths(parsed.data, baseDir);
+  const issues = checkTaskReferences(task);
   if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
-  return resolveTaskPaths(parsed.data, baseDir);
+  return task;
 }
 
-/** Parses YAML (and therefore JSON) text, reporting syntax errors with line and column. */
+function invalid(file: string, message: string, path = ''): TaskFileError {
+  return new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path, message }]);
+}
+
+/**
+ * Parses YAML (and therefore JSON) text, reporting syntax errors with line and column. Refuses,
+ * before any parser sees it, flow nesting deeper than MAX_TASK_NESTING (parsers recurse), and
+ * afterwards alias expansion beyond MAX_YAML_ALIASES and any breach of the document limits
+ * (task/task-file-limits.ts).
+ */
 export function parseTaskText(text: string, file: string): unknown {
+  const deep = bracketDepthExceeded(text, MAX_TASK_NESTING);
+  if (deep >= 0) {
+    const at = lineColumnOf(text, deep);
+    throw invalid(file, `nested more than ${MAX_TASK_NESTING} levels deep at line ${at.line}, column ${at.column}`);
+  }
+  let document: unknown;
   if (extname(file).toLowerCase() === '.json') {
     try {
-      return JSON.parse(text) as unknown;
+      document = JSON.parse(text) as unknown;
     } catch (error) {
-      throw new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path: '', message: `not valid JSON: ${(error as Error).message}` }]);
+      throw invalid(file, `not valid JSON: ${(error as Error).message}`);
+    }
+  } else {
+    const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      throw new TaskFileError(
+        'ERR_TASK_FILE_INVALID',
+        file,
+        doc.errors.map((e) => ({
+          path: '',
+          message: `not valid YAML at line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]}`,
+        })),
+      );
+    }
+    try {
+      document = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
+    } catch (error) {
+      // The yaml package signals an alias bomb with a ReferenceError; anything else is a bug.
+      if (!(error instanceof ReferenceError)) throw error;
+      throw invalid(file, `YAML aliases expand more than the limit of ${MAX_YAML_ALIASES} allows (${error.message})`);
     }
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new TaskFileError(
-      'ERR_TASK_FILE_INVALID',
-      file,
-      doc.errors.map((e) => ({
-        path: '',
-        message: `not valid YAML at line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]}`,
-      })),
-    );
+  const breach = checkDocumentLimits(document);
+  if (breach !== undefined) throw invalid(file, breach.message, breach.path);
+  return document;
+}
+
+/**
+ * Reads a task file as UTF-8 text: at most MAX_TASK_FILE_BYTES are read (a larger file is refused
+ * from its size, without reading it), bytes that are not UTF-8 are refused naming where they are,
+ * and a leading byte-order mark is dropped.
+ */
+export async function readTaskFileText(file: string): Promise<string> {
+  let bytes: Buffer;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: 'not a regular file' }]);
+      if (stat.size > MAX_TASK_FILE_BYTES) throw invalid(file, `the file is ${stat.size} bytes, more than the limit of ${MAX_TASK_FILE_BYTES}`);
+      // Read one byte past the limit: a file that grew after fstat is still caught.
+      const buffer = Buffer.alloc(MAX_TASK_FILE_BYTES + 1);
+      let length = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+        if (length > MAX_TASK_FILE_BYTES) throw invalid(file, `the file is more than the limit of ${MAX_TASK_FILE_BYTES} bytes`);
+      }
+      bytes = buffer.subarray(0, length);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if (error instanceof TaskFileError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? 'error'})` }], error);
   }
-  return doc.toJS() as unknown;
+  const bad = firstInvalidUtf8Offset(bytes);
+  if (bad >= 0) {
+    const at = lineColumnOf(bytes.subarray(0, bad).toString('latin1'), bad);
+    throw invalid(file, `not UTF-8: byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at line ${at.line}, column ${at.column} (byte offset ${bad}) is not part of a valid UTF-8 sequence`);
+  }
+  const text = bytes.toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /** Loads, validates and resolves a task file. Throws TaskFileError (exit code 2 in the CLI). */
 export async function loadTaskFile(file: string): Promise<Task> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? 'error'})` }], error);
-  }
+  const text = await readTaskFileText(file);
   return parseTask(parseTaskText(text, file), file, dirname(resolve(file)));
 }

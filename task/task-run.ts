@@ -54,6 +54,8 @@ export const StepApprovalSchema = z.strictObject({
   requestId: z.string(),
   status: z.enum(['approved', 'denied', 'timed_out']),
   approver: z.string().optional(),
+  /** Id (RFC 7638 thumbprint) of the registered approver key that signed the decision. */
+  approverKey: z.string().optional(),
   reason: z.string().optional(),
   decidedAt: z.string(),
 });
@@ -106,6 +108,8 @@ export type TaskIdentity = z.infer<typeof TaskIdentitySchema>;
 export const TaskRecoverySchema = z.strictObject({
   /** Workspace paths made real by the commit (root task, completed). */
   committed: z.array(z.string()).optional(),
+  /** Symbolic links and special files programs left in the workspace overlay, not committed (`path (kind)`). */
+  notCommitted: z.array(z.string()).optional(),
   /** Compensations run, newest first, with what each did. */
   rolledBack: z.array(
     z.strictObject({ kind: z.string(), forTool: z.string().optional(), callId: z.string().optional(), status: z.string(), detail: z.string() }),

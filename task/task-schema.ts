@@ -4,8 +4,16 @@
  * types are derived from the schemas so the file format and the code cannot drift apart.
  */
 import { z } from 'zod';
+import { durationToMs } from './duration';
+import { MAX_DURATION_MS, TASK_FIELD_LIMITS as MAX } from './task-file-limits';
 import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
 import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
+import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
+import { McpServerSchema } from '../mcp/mcp-server-config';
+import { McpToolListingSchema } from '../mcp/pinned-tool-list';
+
+/** A string field with a length limit (task/task-file-limits.ts), saying the limit when broken. */
+const text = (max: number) => z.string().max(max, `at most ${max} characters`);
 
 /** Tool names: lower-case words joined by dots, underscores or dashes (`fs.read`, `summarize`). */
 export { ToolNameSchema };
@@ -15,7 +23,8 @@ export const SubagentNameSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a
 /** Durations as the CLI and files write them: "30s", "5m", "1h", "250ms". */
 export const DurationSchema = z
   .string()
-  .regex(/^\d+(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"');
+  .regex(/^\d{1,12}(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"')
+  .refine((d) => !/^\d{1,12}(ms|s|m|h)$/.test(d) || durationToMs(d) <= MAX_DURATION_MS, `at most ${MAX_DURATION_MS / 86_400_000} days`);
 
 const JsonObjectSchema = z.record(z.string(), z.unknown());
 
@@ -27,12 +36,12 @@ export const ScriptedToolCallSchema = z.strictObject({
 export const ScriptedSpawnSchema = z.strictObject({
   spawn: SubagentNameSchema,
   /** What the parent asks the sub-agent to do; defaults to the sub-agent's declared intent. */
-  intent: z.string().min(1).optional(),
+  intent: text(MAX.intent).min(1).optional(),
 });
 export const ScriptedFinalSchema = z.strictObject({
-  final: z.string(),
+  final: text(MAX.finalAnswer),
   /** Claims the agent makes about its work ("the tests pass"); later verified, never trusted. */
-  claims: z.array(z.string()).default([]),
+  claims: z.array(text(MAX.claim)).max(MAX.claims).default([]),
 });
 export const ScriptedActionSchema = z.union([ScriptedToolCallSchema, ScriptedSpawnSchema, ScriptedFinalSchema], {
   error: 'an action: { tool, args } or { spawn, intent } or { final, claims }',
@@ -40,16 +49,16 @@ export const ScriptedActionSchema = z.union([ScriptedToolCallSchema, ScriptedSpa
 
 export const ScriptedModelSchema = z.strictObject({
   driver: z.literal('scripted'),
-  id: z.string().min(1).default('scripted'),
-  version: z.string().min(1).default('1'),
+  id: text(MAX.shortText).min(1).default('scripted'),
+  version: text(MAX.shortText).min(1).default('1'),
   /** The agent's proposed actions in order; the stand-in for a (possibly injected) model. */
-  script: z.array(ScriptedActionSchema).min(1, 'a scripted model needs at least one action'),
+  script: z.array(ScriptedActionSchema).min(1, 'a scripted model needs at least one action').max(MAX.scriptActions),
 });
 
 export const OpenAICompatibleModelSchema = z.strictObject({
   driver: z.literal('openai-compatible'),
-  id: z.string().min(1),
-  version: z.string().min(1).default('unversioned'),
+  id: text(MAX.shortText).min(1),
+  version: text(MAX.shortText).min(1).default('unversioned'),
   /** e.g. "http://127.0.0.1:11434/v1"; "/chat/completions" is appended. */
   baseUrl: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }),
   /** Name of the environment variable holding the API key; the key itself never enters a file or history. */
@@ -58,34 +67,46 @@ export const OpenAICompatibleModelSchema = z.strictObject({
   requestTimeout: DurationSchema.default('60s'),
 });
 
-export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema], {
-  error: 'a model with driver "scripted" or "openai-compatible"',
+/**
+ * An agent Warden does not drive: an existing agent (an IDE, a CLI agent, an SDK) connected
+ * through `warden mcp serve`, whose every tool call is a step of the task (workflows/session-run.ts).
+ */
+export const McpClientModelSchema = z.strictObject({
+  driver: z.literal('mcp-client'),
+  /** Set from the connecting client's `clientInfo` when the session starts. */
+  id: z.string().min(1).default('mcp-client'),
+  version: z.string().min(1).default('unversioned'),
+});
+
+export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema, McpClientModelSchema], {
+  error: 'a model with driver "scripted", "openai-compatible" or "mcp-client"',
 });
 
 export const AgentSchema = z.strictObject({
   name: SubagentNameSchema,
   model: ModelSchema,
   /** Extra system instructions for model drivers. */
-  instructions: z.string().optional(),
+  instructions: text(MAX.instructions).optional(),
 });
 
 /** The built-in tools (tools/builtin-tools.ts holds their descriptors). */
 export { BUILTIN_TOOL_NAMES, type BuiltinToolName };
-export const BuiltinToolNameSchema = z.enum(BUILTIN_TOOL_NAMES, { error: `a built-in tool: ${BUILTIN_TOOL_NAMES.join(', ')}` });
+const ALL_BUILTIN_NAMES = [...BUILTIN_TOOL_NAMES, ...PROCESS_TOOL_NAMES] as const;
+export const BuiltinToolNameSchema = z.enum(ALL_BUILTIN_NAMES, { error: `a built-in tool: ${ALL_BUILTIN_NAMES.join(', ')}` });
 
 /** Capabilities a user-defined tool may ask the host for; each must also be granted to the task (its tool in grants.tools). */
 export { CapabilityNameSchema };
 
 export const UserToolSchema = z.strictObject({
   name: ToolNameSchema,
-  description: z.string().min(1),
+  description: text(MAX.toolDescription).min(1),
   /** JSON Schema (draft 2020-12 subset supported by Ajv) for the tool's arguments. */
   input: JsonObjectSchema.default({ type: 'object' }),
   /**
    * JavaScript run in a fresh sandbox: the body of `async function (input, warden)`; it must
    * `return` a JSON value. `warden` holds only the capabilities listed in `capabilities`.
    */
-  source: z.string().min(1),
+  source: text(MAX.toolSource).min(1),
   capabilities: z.array(CapabilityNameSchema).default([]),
   /**
    * What the tool does, by argument (tools/tool-descriptor.ts): families, recipients, payees,
@@ -103,27 +124,44 @@ export const UserToolSchema = z.strictObject({
 
 export const ToolsSchema = z.strictObject({
   builtin: z.array(BuiltinToolNameSchema).default([]),
-  custom: z.array(UserToolSchema).default([]),
+  custom: z.array(UserToolSchema).max(MAX.customTools).default([]),
+  /**
+   * MCP servers whose tools the agent is offered as `<server>.<tool>` (mcp/mcp-server-config.ts):
+   * `{ command, args }` runs a stdio server in the OS sandbox, `{ url }` reaches a streamable-HTTP one.
+   */
+  mcp: z.record(z.string(), McpServerSchema).optional(),
+  /**
+   * Set by Warden when the task starts, never in a task file: each server's tool list as pinned
+   * (names, descriptions, schemas, annotations, and their hash).
+   */
+  mcpPinned: z.array(McpToolListingSchema).optional(),
 });
+
+/** A program name (no "/") or an absolute path, as `grants.commands` and `proc.run` name programs. */
+export const CommandNameSchema = z
+  .string()
+  .regex(/^([A-Za-z0-9_][A-Za-z0-9_.+-]*|\/[^\0]+)$/, 'a program name such as "node" or "pytest", or an absolute path such as "/usr/bin/git"');
 
 export const GrantsSchema = z.strictObject({
   /** Tools the agent may call (built-in or user-defined). Anything else is denied. */
-  tools: z.array(ToolNameSchema).default([]),
+  tools: z.array(ToolNameSchema).max(MAX.grantEntries).default([]),
   /** Sub-agents this task may spawn. */
-  subagents: z.array(SubagentNameSchema).default([]),
+  subagents: z.array(SubagentNameSchema).max(MAX.grantEntries).default([]),
   /** Hosts `http.fetch` may reach (`host` or `host:port`); deny by default. */
-  hosts: z.array(z.string().min(1)).default([]),
+  hosts: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
   /** Databases (names under resources.databases) the sql tools may use. */
-  databases: z.array(z.string().min(1)).default([]),
+  databases: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
+  /** Programs `proc.run` may start, by name on the OS sandbox's PATH (`node`, `npm`, `pytest`) or absolute path. */
+  commands: z.array(CommandNameSchema).optional(),
 });
 
 export const ResourcesSchema = z.strictObject({
   /** Folder the fs tools see, relative to the task file. */
-  workspace: z.string().min(1).optional(),
+  workspace: text(MAX.shortText).min(1).optional(),
   /** SQLite databases by name, paths relative to the task file. */
-  databases: z.record(z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a database name'), z.string().min(1)).default({}),
+  databases: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a database name'), text(MAX.shortText).min(1)).default({}),
   /** Hosts the task knows about; the grant selects which of them the agent may reach. */
-  hosts: z.array(z.string().min(1)).default([]),
+  hosts: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
 });
 
 export const LimitsSchema = z.strictObject({
@@ -137,30 +175,39 @@ export const LimitsSchema = z.strictObject({
   /** How long an action held for approval waits for a human before it is denied. */
   approvalTimeout: DurationSchema.default('15m'),
   maxDepth: z.number().int().min(0).max(10).default(3),
+  /** Programs (`proc.run`) and stdio MCP servers: memory of the whole process tree (default 1024). */
+  processMemoryMb: z.number().int().min(32).max(65_536).optional(),
+  /** Programs (`proc.run`): processes and threads alive at once (default 256). */
+  processMaxProcesses: z.number().int().min(1).max(4096).optional(),
 });
 
 /** A sub-agent declaration: its own agent, tools and grants; the user is inherited from the parent. */
 export const SubagentSchema = z.strictObject({
-  intent: z.string().min(1),
+  intent: text(MAX.intent).min(1),
   agent: AgentSchema,
   tools: ToolsSchema.default({ builtin: [], custom: [] }),
   grants: GrantsSchema.default({ tools: [], subagents: [], hosts: [], databases: [] }),
-  policies: z.array(z.string().min(1)).default([]),
+  policies: z.array(text(MAX.policySentence).min(1)).max(MAX.policies).default([]),
+  /** Packs the sub-agent is judged by on top of every pack of its ancestors (never instead of them). */
+  policyPacks: z.array(text(MAX.shortText).min(1)).max(MAX.policies).optional(),
   limits: LimitsSchema.partial().default({}),
 });
 
+/** Packs a task is judged by when it names none. */
+export const DEFAULT_POLICY_PACKS: readonly string[] = ['foundation'];
+
 export const TaskSchema = z.strictObject({
   /** The human on whose behalf the agent acts. */
-  user: z.string().min(1),
+  user: text(MAX.user).min(1),
   /** What the human asked for, in their words. */
-  intent: z.string().min(1),
+  intent: text(MAX.intent).min(1),
   agent: AgentSchema,
   tools: ToolsSchema.default({ builtin: [], custom: [] }),
   grants: GrantsSchema.default({ tools: [], subagents: [], hosts: [], databases: [] }),
   /** Rule sentences, in Warden's controlled English (policies/engine/grammar.md). */
-  policies: z.array(z.string().min(1)).default([]),
+  policies: z.array(text(MAX.policySentence).min(1)).max(MAX.policies).default([]),
   /** Rule packs (bundled names or folders); the foundation pack applies when none is named. */
-  policyPacks: z.array(z.string().min(1)).optional(),
+  policyPacks: z.array(text(MAX.shortText).min(1)).max(MAX.policies).optional(),
   limits: LimitsSchema.default({
     maxSteps: 50,
     deadline: '10m',

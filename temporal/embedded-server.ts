@@ -32,6 +32,8 @@ export const EmbeddedServerRecordSchema = z.object({
   pid: z.number().int().positive(),
   port: z.number().int().min(1).max(65535),
   uiPort: z.number().int().min(1).max(65535),
+  /** Absent in records of servers started before the HTTP port was pinned. */
+  httpPort: z.number().int().min(1).max(65535).optional(),
   startedAt: z.string(),
   cliPath: z.string(),
 });
@@ -105,7 +107,7 @@ export async function ensureTemporalServer(options: EnsureTemporalServerOptions 
   const config = loadTemporalConfig(env);
   if (config.mode === 'external') return { mode: 'external', address: config.address, namespace: config.namespace, started: false, reused: false };
 
-  const { port, uiPort } = loadEmbeddedPorts(env);
+  const { port, uiPort, httpPort } = loadEmbeddedPorts(env);
   const stateDir = resolve(options.stateDir ?? stateDirOf(env));
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   await mkdir(serverDir(stateDir), { recursive: true });
@@ -115,7 +117,7 @@ export async function ensureTemporalServer(options: EnsureTemporalServerOptions 
     timeoutError: () => startError(`timed out waiting for another process to start the Temporal server of ${stateDir}`, stateDir),
   });
   try {
-    return await ensureUnderLock(config, { env, log, stateDir, port, uiPort, readyTimeoutMs, cacheDir: options.cacheDir });
+    return await ensureUnderLock(config, { env, log, stateDir, port, uiPort, httpPort, readyTimeoutMs, cacheDir: options.cacheDir });
   } finally {
     await release();
   }
@@ -127,6 +129,7 @@ interface EnsureContext {
   stateDir: string;
   port: number;
   uiPort: number;
+  httpPort: number;
   readyTimeoutMs: number;
   cacheDir: string | undefined;
 }
@@ -176,6 +179,15 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
     );
   }
 
+  if (await isPortInUse(ctx.httpPort)) {
+    throw new TemporalServerError(
+      'ERR_TEMPORAL_PORT_IN_USE',
+      `port ${ctx.httpPort} on ${EMBEDDED_TEMPORAL_HOST} (the Temporal frontend's HTTP API) is in use. ` +
+        `Choose another with WARDEN_TEMPORAL_HTTP_PORT=<port>, or point Warden at an existing cluster with TEMPORAL_ADDRESS=<host:port>.`,
+      { details: { port: ctx.httpPort, variable: 'WARDEN_TEMPORAL_HTTP_PORT' } },
+    );
+  }
+
   const cliPath = await findOrBuildTemporalCli({ env: ctx.env, cacheDir: ctx.cacheDir, log });
   return { ...base, ...(await startServer(config, cliPath, ctx)) };
 }
@@ -189,6 +201,7 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
     '--ip', EMBEDDED_TEMPORAL_HOST,
     '--port', String(port),
     '--ui-port', String(uiPort),
+    '--http-port', String(ctx.httpPort),
     '--db-filename', join(dir, 'temporal.db'),
     '--log-format', 'json',
     '--log-level', 'warn',
@@ -219,7 +232,7 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
     await new Promise((r) => setImmediate(r)); // let 'error' arrive
     throw startError(`could not run ${cliPath}: ${spawnError?.message ?? 'spawn failed'}`, stateDir, spawnError);
   }
-  const record: EmbeddedServerRecord = { pid, port, uiPort, startedAt: new Date(startedAt).toISOString(), cliPath };
+  const record: EmbeddedServerRecord = { pid, port, uiPort, httpPort: ctx.httpPort, startedAt: new Date(startedAt).toISOString(), cliPath };
   await writeServerRecord(stateDir, record);
 
   const deadline = startedAt + ctx.readyTimeoutMs;

@@ -55,11 +55,16 @@ export const TemporalConfigSchema = z.strictObject({
 export type TemporalTlsConfig = z.infer<typeof TemporalTlsSchema>;
 export type TemporalConfig = z.infer<typeof TemporalConfigSchema>;
 
-/** Ports of the embedded dev server: gRPC frontend and web UI. */
+/** Ports of the embedded dev server: gRPC frontend, web UI and the frontend's HTTP API. */
 export interface EmbeddedPorts {
   port: number;
   uiPort: number;
+  /** Pinned (the dev server would pick a random one) so Warden knows it and can keep agents away from it. */
+  httpPort: number;
 }
+
+/** The Temporal frontend's HTTP API port in Temporal's own default configuration. */
+export const DEFAULT_TEMPORAL_HTTP_PORT = 7243;
 
 const FlagSchema = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'], '1 or 0 (also true/false, yes/no, on/off)');
 
@@ -74,6 +79,7 @@ const TemporalEnvSchema = z.object({
   TEMPORAL_TLS_SERVER_NAME: z.string().trim().min(1).optional(),
   WARDEN_TEMPORAL_PORT: PortSchema.optional(),
   WARDEN_TEMPORAL_UI_PORT: PortSchema.optional(),
+  WARDEN_TEMPORAL_HTTP_PORT: PortSchema.optional(),
 });
 type TemporalEnv = z.infer<typeof TemporalEnvSchema>;
 
@@ -165,8 +171,9 @@ export function loadTemporalConfig(env: NodeJS.ProcessEnv = process.env): Tempor
 }
 
 /**
- * Ports for the embedded server: `WARDEN_TEMPORAL_PORT` (7233) and `WARDEN_TEMPORAL_UI_PORT`
- * (8233, or port + 1000 when only the gRPC port was moved, as `temporal server start-dev` does).
+ * Ports for the embedded server: `WARDEN_TEMPORAL_PORT` (7233), `WARDEN_TEMPORAL_UI_PORT`
+ * (8233, or port + 1000 when only the gRPC port was moved, as `temporal server start-dev` does) and
+ * `WARDEN_TEMPORAL_HTTP_PORT` (7243, Temporal's default, or port + 1 when the gRPC port was moved).
  */
 export function loadEmbeddedPorts(env: NodeJS.ProcessEnv = process.env): EmbeddedPorts {
   const parsed = parseEnv(env);
@@ -175,7 +182,11 @@ export function loadEmbeddedPorts(env: NodeJS.ProcessEnv = process.env): Embedde
   if (uiPort === undefined) uiPort = port === DEFAULT_TEMPORAL_PORT ? DEFAULT_TEMPORAL_UI_PORT : port + 1000 <= 65535 ? port + 1000 : undefined;
   if (uiPort === undefined) throw invalid('WARDEN_TEMPORAL_UI_PORT', `must be set when WARDEN_TEMPORAL_PORT (${port}) is above 64535`);
   if (uiPort === port) throw invalid('WARDEN_TEMPORAL_UI_PORT', `must differ from WARDEN_TEMPORAL_PORT (${port})`);
-  return { port, uiPort };
+  let httpPort = parsed.WARDEN_TEMPORAL_HTTP_PORT;
+  if (httpPort === undefined) httpPort = port === DEFAULT_TEMPORAL_PORT ? DEFAULT_TEMPORAL_HTTP_PORT : port + 1 <= 65535 ? port + 1 : undefined;
+  if (httpPort === undefined) throw invalid('WARDEN_TEMPORAL_HTTP_PORT', `must be set when WARDEN_TEMPORAL_PORT is ${port}`);
+  if (httpPort === port || httpPort === uiPort) throw invalid('WARDEN_TEMPORAL_HTTP_PORT', `must differ from WARDEN_TEMPORAL_PORT (${port}) and WARDEN_TEMPORAL_UI_PORT (${uiPort})`);
+  return { port, uiPort, httpPort };
 }
 
 type SdkTls = NonNullable<Exclude<ConnectionOptions['tls'], boolean | null>>;

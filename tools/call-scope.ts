@@ -18,7 +18,12 @@
 import { ToolError } from '../errors';
 import { fsScope, httpScope, sqlScope } from '../identity/call-scope';
 import type { CapabilityGrant } from '../sandbox/sandbox-messages';
-import { getBuiltinTool } from './builtin-tools';
+import { getBuiltinTool as getCapabilityTool } from './builtin-tools';
+import { getProcessTool } from './process-tools';
+
+function getBuiltinTool(name: string) {
+  return getCapabilityTool(name) ?? getProcessTool(name);
+}
 import type { ToolDescriptor } from './tool-descriptor';
 import { valuesAt } from './argument-values';
 
@@ -32,6 +37,7 @@ function text(args: Record<string, unknown>, pointer: string, fallback?: string)
 export function scopeOfCall(tool: string | ToolDescriptor, args: Record<string, unknown>): string[] {
   const descriptor = typeof tool === 'string' ? getBuiltinTool(tool) : tool;
   const name = typeof tool === 'string' ? tool : tool.name;
+  if (descriptor !== undefined && descriptor.executor.kind === 'process') return [`${name}:${text(args, '/command')}`];
   if (descriptor === undefined || descriptor.executor.kind !== 'builtin') return [`${name}:invoke`];
   const capability = descriptor.executor.capability;
   const effects = descriptor.effects;

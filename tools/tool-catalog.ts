@@ -18,6 +18,8 @@ import type { ToolSpec } from '../drivers/model-driver';
 import { getBuiltinTool } from './builtin-tools';
 import type { CapabilityName, ToolDescriptor } from './tool-descriptor';
 import { descriptorOfUserTool } from './user-tools';
+import { getProcessTool } from './process-tools';
+import { mcpDescriptorsOf } from './mcp-tools';
 
 /** Every tool a task declares, by name. */
 export interface ToolCatalog {
@@ -35,11 +37,13 @@ export function toolCatalogOf(task: Pick<Task, 'tools'>): ToolCatalog {
   if (catalog === undefined) {
     const tools: ToolDescriptor[] = [];
     for (const name of task.tools.builtin) {
-      const builtin = getBuiltinTool(name);
+      const builtin = getBuiltinTool(name) ?? getProcessTool(name);
       if (builtin !== undefined && !tools.some((t) => t.name === name)) tools.push(builtin);
     }
     for (const custom of task.tools.custom) if (!tools.some((t) => t.name === custom.name)) tools.push(descriptorOfUserTool(custom));
-    // MCP servers' and process programs' tools join here, as descriptors, when their executors exist.
+    // MCP servers' tools, from the lists pinned when the task started; a name already taken (a
+    // built-in or a user tool) keeps its meaning: a server cannot shadow it.
+    for (const mcp of mcpDescriptorsOf(task.tools)) if (!tools.some((t) => t.name === mcp.name)) tools.push(mcp);
     const byName = new Map(tools.map((t) => [t.name, t]));
     catalog = Object.freeze({ get: (name: string) => byName.get(name), tools: Object.freeze(tools) });
     catalogs.set(task.tools, catalog);

@@ -10,9 +10,26 @@ import { dirname, join } from 'node:path';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 
 const PROJECT_ROOT = join(__dirname, '..');
-/** Folders whose files a workflow may import (directly or transitively). */
-const WORKFLOW_SOURCE_DIRS = ['workflows', 'permissions', 'task', 'recovery', 'policies/engine'];
-const WORKFLOW_SOURCE_FILES = ['errors.ts'];
+/**
+ * Folders never part of a workflow bundle. Everything else is fingerprinted, whole: listing the
+ * folders a workflow imports missed one (tools/) and let a stale cached bundle run old code.
+ */
+const NOT_WORKFLOW_SOURCE = new Set(['node_modules', 'test', 'bench', 'dist', 'build', 'examples', 'deploy', 'docs']);
+
+/** Every .ts file under the project root, outside `NOT_WORKFLOW_SOURCE` and dot-folders, sorted. */
+export async function workflowSourceFiles(dir = '', out: string[] = []): Promise<string[]> {
+  const entries = (await readdir(join(PROJECT_ROOT, dir), { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue;
+    const path = dir === '' ? entry.name : join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (!(dir === '' && NOT_WORKFLOW_SOURCE.has(entry.name))) await workflowSourceFiles(path, out);
+    } else if (entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+      out.push(path);
+    }
+  }
+  return out;
+}
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', 'index.ts');
 
@@ -39,13 +56,7 @@ async function sourceFingerprint(interceptorModules: readonly string[]): Promise
   const sdk = JSON.parse(await readFile(require.resolve('@temporalio/worker/package.json'), 'utf8')) as { version: string };
   hash.update(`sdk:${sdk.version}\n`);
   for (const module of interceptorModules) hash.update(`interceptor:${module}:${await packageVersionOf(module)}\n`);
-  const files = [...WORKFLOW_SOURCE_FILES];
-  for (const dir of WORKFLOW_SOURCE_DIRS) {
-    for (const entry of (await readdir(join(PROJECT_ROOT, dir))).sort()) {
-      if (entry.endsWith('.ts')) files.push(join(dir, entry));
-    }
-  }
-  for (const file of files) {
+  for (const file of await workflowSourceFiles()) {
     hash.update(`${file}\n`);
     hash.update(await readFile(join(PROJECT_ROOT, file)));
   }

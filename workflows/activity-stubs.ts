@@ -10,7 +10,16 @@ import type { Task } from '../task/task-schema';
 /** Asking the model, issuing a task's grant, delegating to a sub-agent. */
 export const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '2 minutes',
+  // The worker heartbeats for every activity (worker/heartbeat-interceptor.ts): a dead worker's
+  // model call is retried after this, not after the whole start-to-close timeout.
+  heartbeatTimeout: '20 seconds',
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+});
+
+/** Checking an approver's signed decision (run from the approval Update's handler). */
+export const { verifyApproval } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 3, initialInterval: '1s' },
 });
 
 /** Revoking the task's grant when it ends. */
@@ -29,8 +38,15 @@ export const { checkPolicy } = proxyLocalActivities<WardenActivities>({
 /** Preparing the workspace overlay, committing it, and the saga's compensations. */
 export const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '20 seconds',
   // Recovery is idempotent and must finish: retry through transient failures.
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
+});
+
+/** Opening a task's MCP servers (start, initialise, list and pin) and closing them. */
+export const { openToolSources, closeToolSources } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
 });
 
 /** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
@@ -49,6 +65,7 @@ export function toolActivities(task: Task): ToolActivities {
   const activityTimeoutMs = durationToMs(task.limits.toolTimeout) + TOOL_ACTIVITY_MARGIN_MS;
   const { runTool } = proxyActivities<WardenActivities>({
     startToCloseTimeout: activityTimeoutMs,
+    heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
   });
   return { runTool, activityTimeoutMs };

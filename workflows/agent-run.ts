@@ -15,12 +15,16 @@ import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
 import type { TaskFlow } from './task-flow';
 import { TaskSaga } from './task-saga';
+import { decidePatches, type WorkflowPatches } from './workflow-patches';
 
 /** A tool call or a spawn: the actions that become steps. */
 export type StepAction = Action & { type: 'tool' | 'spawn' };
 
 export interface AgentRun {
-  readonly task: Task;
+  /** The task; replaced once, when the MCP servers' tool lists are pinned into `tools.mcpPinned`. */
+  task: Task;
+  /** Set before the task's MCP servers are opened, so they are closed however the task ends. */
+  toolSourcesOpened: boolean;
   /** 0 for the task the user started. */
   readonly depth: number;
   /** Workflow ids from the root task down to this one's parent. */
@@ -33,6 +37,8 @@ export interface AgentRun {
   readonly agentChain: readonly string[];
   readonly deadline: TaskDeadline;
   readonly state: TaskState;
+  /** Behaviour changes, decided once at the start (see workflow-patches.ts). */
+  readonly patches: WorkflowPatches;
   readonly saga: TaskSaga;
   readonly approvals: ApprovalGate;
   readonly tools: ToolActivities;
@@ -76,6 +82,7 @@ export function startAgentRun(input: AgentTaskInput, options: AgentRunOptions = 
     pendingApprovals: [],
   };
   setHandler(taskStateQuery, () => state);
+  const patches = decidePatches(isRoot);
   return {
     task,
     depth,
@@ -87,10 +94,12 @@ export function startAgentRun(input: AgentTaskInput, options: AgentRunOptions = 
     agentChain: [...lineage.map((id) => id.split('/').pop()!.replace(/-\d+$/, '')), task.agent.name].slice(0, -1),
     deadline,
     state,
-    saga: new TaskSaga({ task, rootWorkflowId, isRoot }),
-    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout),
+    patches,
+    saga: new TaskSaga({ task, rootWorkflowId, isRoot }, patches),
+    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId }, patches.approvalUpdate),
     tools: toolActivities(task),
     identity: input.identity,
+    toolSourcesOpened: false,
     policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
     stepBase: options.stepBase ?? 0,
   };

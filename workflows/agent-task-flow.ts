@@ -34,7 +34,9 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
   if (!run.isRoot) {
     if (result.status === 'completed' || flow.dataPlaneLost) result.compensations = run.saga.compensations;
     result.policyState = run.policyState;
-    if (flow.writes.length > 0) result.writes = flow.writes;
+    // A sub-agent that did not complete had its writes undone (fs-overlay-undo): only a completed
+    // one's, or one cut off from its data plane (the tree rolls back), are still in the overlay.
+    if (flow.writes.length > 0 && (result.status === 'completed' || flow.dataPlaneLost)) result.writes = flow.writes;
     if (flow.dataPlaneLost) result.dataPlaneLost = true;
   }
   if (run.identity !== undefined && !run.saga.revoked) {

@@ -8,28 +8,35 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, patched } from '@temporalio/workflow';
 import { AgentTaskFlowInputSchema, type AgentTaskFlowInput } from '../task/data-flow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { runFlowTask } from './agent-task-flow';
-import { beginTask, endTask, prepareTask, proposeTurn } from './activity-stubs';
+import { DATA_FLOW_PATCH } from './workflow-patches';
+import { beginTask, closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
+import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
 
-/**
- * The data flow (issue 12/17: data-plane affinity, references, one round trip per step,
- * continue-as-new). Histories recorded before it keep replaying on the original path below.
- */
-export const DATA_FLOW_PATCH = 'warden-data-flow-1';
+export { DATA_FLOW_PATCH };
 
 export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResult> {
-  // A sub-agent started by a parent on the original path (during an upgrade) stays on it too.
-  const childOfOriginal = (rawInput.lineage?.length ?? 0) > 0 && rawInput.placement === undefined;
-  if (!childOfOriginal && patched(DATA_FLOW_PATCH)) return runFlowTask(parseFlowInput(rawInput));
+  // The data flow (agent-task-flow.ts): decided in the first activation, like every patch. A
+  // sub-agent whose parent runs the original loop stays on it, and so do tasks with MCP tool
+  // sources or an `mcp serve` session (their servers are not part of the data plane yet).
+  if (takesDataFlow(rawInput) && patched(DATA_FLOW_PATCH)) return runFlowTask(parseFlowInput(rawInput));
   const run = startAgentRun(parseInput(rawInput));
-  const result = await runLoop(run);
+  // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
+  const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
+  const result = await runLoop(run, session);
+  session?.close();
+  // A completed task's MCP servers stop writing into the overlay before it is committed; a task
+  // that rolls back keeps them until its compensations (which may call them) have run.
+  const closeFirst = result.status === 'completed';
+  if (run.toolSourcesOpened && closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
+  if (run.toolSourcesOpened && !closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
   if (!run.isRoot) result.policyState = run.policyState;
   if (run.identity !== undefined) {
@@ -37,7 +44,17 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
   }
+  // Every session call has its answer before the workflow completes.
+  if (session !== undefined) await condition(allHandlersFinished);
   return result;
+}
+
+/** Whether a task runs on the data flow: decided from its input alone, so replays decide the same. */
+function takesDataFlow(rawInput: AgentTaskFlowInput): boolean {
+  const childOfOriginal = (rawInput.lineage?.length ?? 0) > 0 && rawInput.placement === undefined;
+  const task = rawInput.task as { agent?: { model?: { driver?: unknown } }; tools?: { mcp?: unknown } } | undefined;
+  const usesMcp = task?.agent?.model?.driver === 'mcp-client' || (typeof task?.tools?.mcp === 'object' && task.tools.mcp !== null && Object.keys(task.tools.mcp).length > 0);
+  return !childOfOriginal && !usesMcp;
 }
 
 /** The input as its schema defines it; a malformed input fails the workflow, it is not retried. */
@@ -59,11 +76,14 @@ function invalidInput(issues: readonly { path: readonly PropertyKey[]; message: 
 }
 
 /** Begin, then ask the model and run its actions until a final answer, a limit or the deadline. */
-async function runLoop(run: AgentRun): Promise<TaskResult> {
-  const { task, state } = run;
-  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${task.limits.maxSteps} reached`);
+async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promise<TaskResult> {
+  const { state } = run;
+  const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${run.task.limits.maxSteps} reached`);
   try {
     await begin(run);
+    if (session !== undefined) return await session.serve();
+    // After begin: the task now holds its MCP servers' pinned tool lists.
+    const task = run.task;
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
@@ -95,4 +115,19 @@ async function begin(run: AgentRun): Promise<void> {
   const prepared = await deadline.within(() => prepareTask({ rootWorkflowId: run.rootWorkflowId, task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
+  if (Object.keys(task.tools.mcp ?? {}).length > 0) {
+    run.toolSourcesOpened = true;
+    const listings = await deadline.within(() => openToolSources({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
+    run.saga.useTask(run.task);
+  }
+}
+
+/** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
+async function closeSources(run: AgentRun): Promise<void> {
+  try {
+    await closeToolSources({ rootWorkflowId: run.rootWorkflowId });
+  } catch {
+    // The worker kills its servers at the task's deadline anyway.
+  }
 }

@@ -1,9 +1,10 @@
 /**
  * Names shared by workflows, workers and clients. Defined once here so a client script, the CLI
- * and the workflow cannot disagree on a query name or a task queue.
+ * and the workflow cannot disagree on a query, update or signal name or a task queue.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { TaskState } from '../task/task-run';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import type { StepRecord, TaskState } from '../task/task-run';
 
 /** The task queue Warden's workers poll for agent tasks. */
 export const TASK_QUEUE = 'warden-agent-tasks';
@@ -14,14 +15,71 @@ export const AGENT_TASK_WORKFLOW = 'agentTask';
 /** Current state of a running task: steps so far, children, status. */
 export const taskStateQuery = defineQuery<TaskState>('warden.taskState');
 
-/** A human's decision on an action held for approval. */
-export interface ApprovalDecision {
+/**
+ * A human's decision on an action held for approval, as sent with `approvalUpdate`: the pending
+ * request's id and the approver's signature over exactly this decision
+ * (identity/approval-decision.ts; made by `client/approvals.ts`).
+ */
+export const ApprovalDecisionSchema = z.strictObject({
+  requestId: z.string().min(1).max(128),
+  approved: z.boolean(),
+  reason: z.string().max(2000).optional(),
+  /** A flattened JWS by a registered approver's key; verified in an activity, never trusted here. */
+  signature: z.unknown(),
+});
+export type ApprovalDecision = z.infer<typeof ApprovalDecisionSchema>;
+
+/** What an accepted decision returns to the approver. */
+export interface ApprovalOutcome {
+  requestId: string;
+  status: 'approved' | 'denied';
+  /** The registered approver whose key signed the decision. */
+  approver: string;
+}
+
+/**
+ * Decides an action held for approval. Its validator accepts only a request that is pending now
+ * (no early, late or repeated decision is ever stored); its handler verifies the approver's
+ * signature in an activity before the decision counts.
+ */
+export const approvalUpdate = defineUpdate<ApprovalOutcome, [ApprovalDecision]>('warden.decideApproval');
+
+/** The unauthenticated decision of workflows started before approvals were Updates (kept for their replay only). */
+export interface LegacyApprovalDecision {
   requestId: string;
   approved: boolean;
-  /** Who decided, e.g. `user:alice`. */
   approver: string;
   reason?: string;
 }
 
-/** Decides an action the policy engine held for approval. */
-export const approvalSignal = defineSignal<[ApprovalDecision]>('warden.approval');
+/** @deprecated Ignored by tasks started since approvals became an authenticated Update; kept so older histories replay. */
+export const approvalSignal = defineSignal<[LegacyApprovalDecision]>('warden.approval');
+
+/** A tool call an external agent makes through `warden mcp serve`. */
+export interface SessionCall {
+  tool: string;
+  args: Record<string, unknown>;
+  /** The MCP request id, for the record. */
+  callId?: string;
+}
+
+/**
+ * Runs one tool call of an `mcp-client` task as a step (guards, approval, execution) and returns
+ * the step. Rejected (by the validator, before anything is recorded) when the session has ended
+ * or the call is malformed.
+ */
+export const sessionCallUpdate = defineUpdate<StepRecord, [SessionCall]>('warden.sessionCall');
+
+/** Ends an `mcp-client` task: its client disconnected. */
+export const endSessionSignal = defineSignal<[{ reason?: string }]>('warden.endSession');
+
+/** A tool an `mcp-client` task offers its client. */
+export interface SessionTool {
+  name: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+  annotations: { readOnlyHint: boolean; destructiveHint: boolean; idempotentHint: boolean; openWorldHint: boolean };
+}
+
+/** The granted tools of an `mcp-client` task, or null until the task has begun (its MCP servers are pinned). */
+export const sessionToolsQuery = defineQuery<SessionTool[] | null>('warden.sessionTools');

@@ -16,6 +16,8 @@ import { TaskEnded } from './task-ended';
 export interface GuardedStep {
   step: StepRecord;
   policyRequest: PolicyRequest;
+  /** A built-in fs call's arguments with the path the rules judged (resolved inside the workspace). */
+  resolvedArgs?: Record<string, unknown>;
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -24,6 +26,10 @@ export function refuseStep(run: AgentRun, step: StepRecord, code: ErrorCode | st
   step.reason = reason;
   step.error = { code, message: reason };
   if (run.task.limits.onDeny === 'stop') throw new TaskEnded('denied', reason);
+}
+
+function mcpDescriptionsOf(task: AgentRun['task']): string[] {
+  return (task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
 }
 
 /** Records the action as a step and runs it past every guard; undefined when it must not run. */
@@ -42,14 +48,15 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // bounded by its own timeout instead.
   // On the data flow the tool call that brought this action may have decided on it already.
   const prechecked = action.type === 'tool' ? run.flow?.takePolicyCheck(action) : undefined;
-  const { decision: verdict, request: policyRequest } = prechecked ?? await checkPolicy({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = prechecked ?? await checkPolicy({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
     chain: [...run.agentChain],
     tool: policyTool,
     args: policyArgs,
-    priorOutputs: run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output),
+    // MCP servers' tool descriptions are their words, untrusted like any tool output.
+    priorOutputs: [...mcpDescriptionsOf(task), ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),
   });
@@ -62,6 +69,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   if (verdict.decision === 'approval') {
     const approval = await run.approvals.hold({
       stepIndex: step.index,
+      ...(approvalRequestId === undefined ? {} : { requestId: approvalRequestId }),
       tool: policyTool,
       args: policyArgs,
       rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
@@ -80,5 +88,5 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
-  return { step, policyRequest };
+  return { step, policyRequest, ...(resolvedArgs === undefined ? {} : { resolvedArgs }) };
 }

@@ -19,10 +19,10 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
   const began = Date.now();
   const guarded = await guardAction(run, action, turn, began);
   if (guarded === undefined) return;
-  const { step, policyRequest } = guarded;
+  const { step, policyRequest, resolvedArgs } = guarded;
   try {
     if (action.type === 'tool') {
-      await runToolStep(run, action, step, policyRequest, options.foldNextTurn === true);
+      await runToolStep(run, action, step, policyRequest, resolvedArgs, options.foldNextTurn === true);
     } else if (!(await runSpawnStep(run, action, step))) {
       return;
     }
@@ -30,7 +30,7 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
   } catch (error) {
     if (error instanceof TaskEnded || isCancellation(error)) throw error;
     step.error = stepErrorOf(error);
-    if (action.type === 'tool') run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, undefined);
+    if (action.type === 'tool') run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index, action.tool, action.args), action.args, undefined);
     // The call ran (and failed) unless the failure says it never started.
     step.executed = true;
   } finally {

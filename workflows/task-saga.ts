@@ -4,7 +4,8 @@
  * every compensation runs, newest first, and a pre-task snapshot is restored if something could
  * not be undone.
  */
-import { compensationFor, overlayCompensation, type Compensation } from '../recovery/compensation';
+import { compensationFor, compensationOf, overlayCompensation, type Compensation } from '../recovery/compensation';
+import { resolveTool } from '../tools/tool-catalog';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { commitTask, compensate, restorePreTaskSnapshot } from './activity-stubs';
@@ -20,6 +21,9 @@ export interface SagaScope {
   isRoot: boolean;
 }
 
+export { SUBAGENT_FS_UNDO_PATCH } from './workflow-patches';
+import type { WorkflowPatches } from './workflow-patches';
+
 export class TaskSaga {
   /** How to undo each effect so far, oldest first. */
   readonly compensations: Compensation[] = [];
@@ -30,7 +34,15 @@ export class TaskSaga {
   /** The data flow revoked the task's grant together with its commit. */
   revoked = false;
 
-  constructor(private readonly scope: SagaScope) {}
+  constructor(
+    private readonly scope: SagaScope,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'>,
+  ) {}
+
+  /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors. */
+  useTask(task: Task): void {
+    this.scope.task = task;
+  }
 
   /** The task tree's overlay is thrown away as a whole when the task does not complete. */
   registerOverlay(taskKey: string): void {
@@ -42,11 +54,17 @@ export class TaskSaga {
    * @param callId the call's idempotency key (`<workflowId>:<stepIndex>`)
    */
   registerToolCall(tool: string, stepIndex: number, callId: string, args: Record<string, unknown>, output: unknown): void {
+    const descriptor = resolveTool(this.scope.task, tool);
     const custom = this.scope.task.tools.custom.find((t) => t.name === tool);
-    const plan = compensationFor(tool, output, {
+    // MCP and process tools by their descriptor (their annotations say whether they can be undone).
+    const plan = descriptor !== undefined && (descriptor.executor.kind === 'mcp' || descriptor.executor.kind === 'process')
+      ? compensationOf(descriptor, output, { callId, args, journaled: true })
+      : compensationFor(tool, output, {
       callId,
       args,
       journaled: true,
+      // A sub-agent's file writes are undone per call; histories from before keep their commands.
+      ...(this.patches.subagentFsUndo ? { overlayUndo: true } : {}),
       ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
     });
     this.compensations.push(...plan.compensations);
@@ -64,8 +82,8 @@ export class TaskSaga {
     const { task, rootWorkflowId, isRoot } = this.scope;
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files } = await commitTask({ rootWorkflowId, task });
-      return { committed: files, rolledBack: [], notUndoable: this.notUndoable };
+      const { files, skipped } = await commitTask({ rootWorkflowId, task });
+      return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {

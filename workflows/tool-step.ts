@@ -3,6 +3,7 @@
  * this call, and registers how to undo it.
  */
 import { recordExecution } from '../policies/engine/policy-state';
+import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepRecord, ToolAction } from '../task/task-run';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
@@ -13,29 +14,50 @@ import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow }
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
 
-/** The call's idempotency key: a retried activity applies its effects once. */
-export function toolCallId(run: AgentRun, stepIndex: number): string {
-  return `${run.workflowId}:${stepIndex}`;
+export { CALL_KEY_PATCH } from './workflow-patches';
+
+/**
+ * The call's idempotency key: a retried activity applies its effects once; another run under
+ * the same workflow id, or another call at the same step, gets its own (recovery/call-key.ts).
+ */
+export function toolCallId(run: AgentRun, stepIndex: number, tool: string, args: Record<string, unknown>): string {
+  if (!run.patches.callKeys) return `${run.workflowId}:${stepIndex}`;
+  return callKeyOf({ workflowId: run.workflowId, runId: run.runId, stepIndex, tool, args });
 }
 
-export async function runToolStep(run: AgentRun, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest, foldNextTurn = false): Promise<void> {
-  if (run.flow !== undefined) return runFlowToolStep(run, run.flow, action, step, policyRequest, foldNextTurn);
+/**
+ * Runs the call. `resolvedArgs` (a built-in fs call) carry the path the policy judged; the call
+ * then opens exactly that path and follows no link. On the data flow, `foldNextTurn` asks for
+ * the model's next turn in the same activity.
+ */
+export async function runToolStep(
+  run: AgentRun,
+  action: ToolAction,
+  step: StepRecord,
+  policyRequest: PolicyRequest,
+  resolvedArgs?: Record<string, unknown>,
+  foldNextTurn = false,
+): Promise<void> {
+  if (run.flow !== undefined) return runFlowToolStep(run, run.flow, action, step, policyRequest, resolvedArgs, foldNextTurn);
   const grantId = run.identity!.grantId;
+  const callId = toolCallId(run, step.index, action.tool, action.args);
   const call = await run.deadline.within(() =>
     run.tools.runTool({
       rootWorkflowId: run.rootWorkflowId,
       workflowId: run.workflowId,
       stepIndex: step.index,
+      callId,
       grantId,
       maxCredentialTtlMs: run.tools.activityTimeoutMs,
       task: run.task,
       tool: action.tool,
-      args: action.args,
+      args: resolvedArgs ?? action.args,
+      ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
     }),
   );
   step.output = call.output;
   step.credential = call.credential;
-  run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, call.output);
+  run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
   run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
 }
 
@@ -68,8 +90,17 @@ function writesOfFailure(error: unknown): FileWrite[] {
  * reported, and (when this is the turn's last action) the model's next turn folded in: one
  * workflow task and one activity per step.
  */
-async function runFlowToolStep(run: AgentRun, flow: TaskFlow, action: ToolAction, step: StepRecord, policyRequest: PolicyRequest, fold: boolean): Promise<void> {
+async function runFlowToolStep(
+  run: AgentRun,
+  flow: TaskFlow,
+  action: ToolAction,
+  step: StepRecord,
+  policyRequest: PolicyRequest,
+  resolvedArgs: Record<string, unknown> | undefined,
+  fold: boolean,
+): Promise<void> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
+  const callId = toolCallId(run, step.index, action.tool, action.args);
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), policy: { depth: run.depth, chain: [...run.agentChain] } } : undefined;
   let call;
   try {
@@ -78,11 +109,13 @@ async function runFlowToolStep(run: AgentRun, flow: TaskFlow, action: ToolAction
         rootWorkflowId: run.rootWorkflowId,
         workflowId: run.workflowId,
         stepIndex: step.index,
+        callId,
         grantId: run.identity!.grantId,
         maxCredentialTtlMs: run.tools.activityTimeoutMs,
         taskRef: flow.taskRef!,
         tool: action.tool,
-        args: action.args,
+        args: resolvedArgs ?? action.args,
+        ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
         ...(next === undefined ? {} : { next }),
       }),
     );
@@ -93,7 +126,7 @@ async function runFlowToolStep(run: AgentRun, flow: TaskFlow, action: ToolAction
   step.output = call.output;
   step.credential = call.credential;
   flow.recordWrites(call.writes);
-  run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index), action.args, call.output);
+  run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
   run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
   if (next !== undefined && call.next !== undefined && 'turn' in call.next) {
     flow.transcriptAppended(run, call.next.transcriptRef);

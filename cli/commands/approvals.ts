@@ -1,57 +1,31 @@
 /**
  * `warden approvals`, `warden approve`, `warden deny`: the human side of actions the policy engine
- * held for approval. A decision is a Temporal signal carrying the approver's identity, recorded
- * in the task's history and in its step.
+ * held for approval. A decision is signed with the approver's key (`warden approvers add`) and
+ * sent as the task's approval Update through `client/approvals.ts`, the one client path every
+ * front end uses; the task verifies it before it counts and records who decided.
  */
-import { userInfo } from 'node:os';
 import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
-import { AGENT_TASK_WORKFLOW, approvalSignal, taskStateQuery } from '../../workflows/definitions';
+import { decideApproval, findApproverKeyFile, listPendingApprovals } from '../../client/approvals';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { withCliClient } from '../temporal-client';
 
 export const APPROVALS_USAGE = `usage: warden approvals [--json]
-       warden approve <workflowId> <requestId> [--reason <text>]
-       warden deny <workflowId> <requestId> [--reason <text>]
+       warden approve <workflowId> <requestId> [--reason <text>] [--key <file>]
+       warden deny <workflowId> <requestId> [--reason <text>] [--key <file>]
 
   approvals  list the actions waiting for a human, across running tasks
   approve    let the held action run;  deny: refuse it (the task then stops or goes on, per onDeny)
-  The approver is WARDEN_APPROVER, else user:<login name>.`;
-
-/** How long `warden approvals` waits for one task to answer. */
-const QUERY_DEADLINE_MS = 2000;
-
-/** Who is deciding: `WARDEN_APPROVER`, else the login name. */
-export function approverOf(env: NodeJS.ProcessEnv): string {
-  const named = env.WARDEN_APPROVER?.trim();
-  if (named) return named.includes(':') ? named : `user:${named}`;
-  return `user:${userInfo().username}`;
-}
+  --key      the approver key file \`warden approvers add <name>\` wrote (default: WARDEN_APPROVER_KEY,
+             else <approver key folder>/<WARDEN_APPROVER>.json); the decision is signed with it`;
 
 export async function approvalsCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('approvals', APPROVALS_USAGE, argv, io, { json: { type: 'boolean', default: false } });
   if (typeof args === 'number') return args;
   const { values } = args;
   try {
-    const pending = await withCliClient(io, async (client) => {
-      const ids: string[] = [];
-      const running = client.workflow.list({ query: `WorkflowType = "${AGENT_TASK_WORKFLOW}" AND ExecutionStatus = "Running"` });
-      for await (const execution of running) ids.push(execution.workflowId);
-      // Asked in parallel, each briefly: a task whose worker is gone cannot answer, and must not
-      // hold up the list.
-      const answers = await Promise.all(
-        ids.map(async (workflowId) => {
-          try {
-            const state = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(taskStateQuery));
-            return (state.pendingApprovals ?? []).map((p) => ({ workflowId, ...p }));
-          } catch {
-            return [];
-          }
-        }),
-      );
-      return answers.flat();
-    });
+    const pending = await withCliClient(io, (client) => listPendingApprovals(client));
     if (values.json) io.stdout(`${JSON.stringify(pending, null, 2)}\n`);
     else if (pending.length === 0) io.stdout('no actions are waiting for approval\n');
     else {
@@ -72,32 +46,23 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
 function decisionCommand(approved: boolean) {
   const name = approved ? 'approve' : 'deny';
   return async function (argv: string[], io: CliIo): Promise<number> {
-    const parsed = parseCommandArgs(name, APPROVALS_USAGE, argv, io, { reason: { type: 'string' } });
+    const parsed = parseCommandArgs(name, APPROVALS_USAGE, argv, io, { reason: { type: 'string' }, key: { type: 'string' } });
     if (typeof parsed === 'number') return parsed;
     const [workflowId, requestId, ...extra] = parsed.positionals;
     if (workflowId === undefined || requestId === undefined || extra.length > 0) {
       io.stderr(`warden ${name}: expected <workflowId> <requestId>\n${APPROVALS_USAGE}\n`);
       return EXIT.usage;
     }
-    const approver = approverOf(io.env);
     try {
-      const outcome = await withCliClient(io, async (client) => {
-        const handle = client.workflow.getHandle(workflowId);
-        const state = await handle.query(taskStateQuery);
-        if (!(state.pendingApprovals ?? []).some((p) => p.requestId === requestId)) return 'not-pending' as const;
-        await handle.signal(approvalSignal, { requestId, approved, approver, ...(parsed.values.reason === undefined ? {} : { reason: parsed.values.reason }) });
-        return 'sent' as const;
-      });
-      if (outcome === 'not-pending') {
-        io.stderr(`warden ${name}: ${workflowId} has no action ${requestId} waiting for approval (see warden approvals)\n`);
-        return EXIT.failed;
-      }
-      io.stdout(`${approved ? 'approved' : 'denied'} ${workflowId} ${requestId} as ${approver}\n`);
+      const key = await findApproverKeyFile(io.env, parsed.values.key);
+      const reason = parsed.values.reason;
+      const outcome = await withCliClient(io, (client) => decideApproval(client, { workflowId, requestId, approved, key, ...(reason === undefined ? {} : { reason }) }));
+      io.stdout(`${outcome.status} ${workflowId} ${requestId} as ${outcome.approver}\n`);
       return EXIT.ok;
     } catch (error) {
       if (error instanceof WardenError) {
         io.stderr(`warden ${name}: ${error.code}: ${error.message}\n`);
-        return EXIT.failed;
+        return error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed;
       }
       io.stderr(`warden ${name}: ${(error as Error).message}\n`);
       return EXIT.failed;

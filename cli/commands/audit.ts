@@ -1,19 +1,39 @@
 /** `warden audit verify|proof|consistency`: checks the custody ledger and prints proofs from it. */
+import { join } from 'node:path';
 import { WardenError } from '../../errors';
-import { ledgerPaths } from '../../custody/ledger';
-import { loadTrustedKeys } from '../../custody/signing-key';
-import { consistencyProof, inclusionProof, verifyConsistencyProof, verifyInclusionProof, verifyLedger, type VerifyReport } from '../../custody/verify-ledger';
+import { readPublishedHeads } from '../../custody/checkpoint-witness';
+import { KEY_DIR, ledgerPaths } from '../../custody/ledger';
+import type { LedgerRows } from '../../custody/ledger-reader';
+import { loadLedgerSnapshot } from '../../custody/ledger-snapshot';
+import { publishedCustodyKeys } from '../../custody/shared-ledger';
+import { loadTrustedKeys, type TrustedKeys } from '../../custody/signing-key';
+import {
+  consistencyProof,
+  inclusionProof,
+  trustedKeysFromJwks,
+  verifyConsistencyProof,
+  verifyInclusionProof,
+  verifyLedger,
+  type LedgerSource,
+  type VerifyReport,
+} from '../../custody/verify-ledger';
 import { stateDirOf } from '../../state-dir';
+import { openPostgresDatabase } from '../../state/postgres-database';
+import { stateStoreConfigOf } from '../../state/state-store';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 
-export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--json]
+export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--checkpoint <file|folder>] [--json]
        warden audit proof <seq>
        warden audit consistency <size1> <size2>
 
-  verify       check the custody ledger (<state folder>/custody.db): record signatures, the
-               hash chain, checkpoints; names the first record changed, removed, inserted or
-               reordered, or a truncation after a checkpoint (exit 0 intact, 1 tampered)
+  verify       check the custody ledger (<state folder>/custody.db, or the shared ledger in
+               WARDEN_DATABASE_URL): record signatures, the hash chain, checkpoints; names the
+               first record changed, removed, inserted or reordered, or a truncation after a
+               checkpoint (exit 0 intact, 1 tampered)
+               --checkpoint: also check it against the signed tree heads published to that
+               witness (default WARDEN_CUSTODY_WITNESS), trusting only the keys the witness
+               published, and say how many records no published head covers yet
   proof        inclusion proof (JSON) of record <seq> against the latest signed checkpoint
   consistency  proof (JSON) that the first <size1> records are unchanged in the first <size2>`;
 
@@ -35,6 +55,11 @@ function describe(report: VerifyReport): string {
         (latest === null ? '' : ` (latest #${latest.id}: ${latest.treeSize} records, root ${latest.rootHash.slice(0, 16)}…, ${latest.timestamp})`),
     );
     if (report.uncheckpointed > 0) lines.push(`  ${report.uncheckpointed} record${report.uncheckpointed === 1 ? ' is' : 's are'} after the latest checkpoint (a cut there would not show yet)`);
+    if (report.publishedHeads !== undefined) {
+      lines.push(
+        `  consistent with ${report.publishedHeads} published signed tree head${report.publishedHeads === 1 ? '' : 's'}; ${report.unpublished ?? 0} record${report.unpublished === 1 ? ' is' : 's are'} not yet covered by a published head`,
+      );
+    }
   } else {
     lines.push(`custody ledger ${report.path}: TAMPERED`);
     const problem = report.firstProblem;
@@ -46,22 +71,60 @@ function describe(report: VerifyReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-function verifyAction(argv: string[], io: CliIo, stateDir: string): number {
+/** The ledger of this state folder or of the shared database, with the keys its own store vouches for. */
+async function openLedgerForAudit(stateDir: string, env: NodeJS.ProcessEnv): Promise<{ source: LedgerSource & object; keys: TrustedKeys; close(): Promise<void> }> {
+  const config = stateStoreConfigOf(stateDir, env);
+  if (config.mode === 'sqlite') {
+    const source = { stateDir };
+    return { source, keys: loadTrustedKeys(ledgerPaths(source).keyDir), close: async () => undefined };
+  }
+  const db = openPostgresDatabase(config.url, { maxConnections: 2, applicationName: 'warden-audit' });
+  try {
+    const keyDir = join(stateDir, KEY_DIR);
+    const snapshot: LedgerRows = await loadLedgerSnapshot(db, keyDir);
+    // Published keys are what the database says; only a witness pins keys independently of it.
+    const keys = new Map([...loadTrustedKeys(keyDir), ...trustedKeysFromJwks(await publishedCustodyKeys(db))]);
+    return { source: snapshot, keys, close: () => db.close() };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
+async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promise<number> {
   let taskId: string | undefined;
+  let witness = io.env.WARDEN_CUSTODY_WITNESS?.trim() || undefined;
   let json = false;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '--json') json = true;
-    else if (arg === '--task') {
-      taskId = argv[i + 1];
+    else if (arg === '--task' || arg === '--checkpoint') {
+      const value = argv[i + 1];
       i += 1;
-      if (taskId === undefined || taskId.startsWith('--')) return usage(io, '--task needs a workflow id');
+      if (value === undefined || value.startsWith('--')) return usage(io, `${arg} needs ${arg === '--task' ? 'a workflow id' : 'a witness file or folder'}`);
+      if (arg === '--task') taskId = value;
+      else witness = value;
     } else if (arg?.startsWith('--task=')) taskId = arg.slice('--task='.length);
+    else if (arg?.startsWith('--checkpoint=')) witness = arg.slice('--checkpoint='.length);
     else return usage(io, `unexpected argument "${arg}"`);
   }
-  const report = verifyLedger({ stateDir }, taskId === undefined ? {} : { taskId });
-  io.stdout(json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
-  return report.ok ? EXIT.ok : EXIT.failed;
+  const published = witness === undefined ? undefined : readPublishedHeads(witness);
+  if (published !== undefined && published.keys.length === 0) {
+    io.stderr(`warden audit: ERR_CUSTODY_NOT_FOUND: the witness ${published.location} published no keys to pin\n`);
+    return EXIT.failed;
+  }
+  const ledger = await openLedgerForAudit(stateDir, io.env);
+  try {
+    const report = verifyLedger(ledger.source, {
+      ...(taskId === undefined ? {} : { taskId }),
+      trustedKeys: published === undefined ? ledger.keys : trustedKeysFromJwks(published.keys),
+      ...(published === undefined ? {} : { anchors: published.heads.map((h) => h.checkpoint), published: true }),
+    });
+    io.stdout(json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
+    return report.ok ? EXIT.ok : EXIT.failed;
+  } finally {
+    await ledger.close();
+  }
 }
 
 function proofAction(argv: string[], io: CliIo, stateDir: string): number {
@@ -103,7 +166,7 @@ export async function auditCommand(argv: string[], io: CliIo): Promise<number> {
   try {
     switch (action) {
       case 'verify':
-        return verifyAction(rest, io, stateDir);
+        return await verifyAction(rest, io, stateDir);
       case 'proof':
         return proofAction(rest, io, stateDir);
       case 'consistency':

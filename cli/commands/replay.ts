@@ -8,14 +8,12 @@
  * format of test/history-files/ and replay offline with `--file`.
  */
 import { parseCommandArgs } from '../parse-command-args';
-import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { childWorkflowIdsOf, crossCheckHistory, deriveMissingRecords, type CrossCheckReport } from '../../custody/history-cross-check';
-import { CustodyLedger, ledgerPaths } from '../../custody/ledger';
-import { LedgerReader } from '../../custody/ledger-reader';
+import { ledgerLocation, openCommandLedger, readTaskRecords } from '../../custody/process-ledger';
 import type { LedgerRecord } from '../../custody/ledger-record';
 import { WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
@@ -141,20 +139,14 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
     installQuietRuntime();
     const bundle = await workflowBundle(join(stateDir, 'cache'));
 
-    const ledgerPath = ledgerPaths({ stateDir }).path;
-    const hasLedger = existsSync(ledgerPath);
+    const location = ledgerLocation(stateDir, io.env);
+    const ledgerPath = location.description;
+    const hasLedger = location.exists;
     if (!hasLedger && file === undefined) {
       io.stderr(`warden replay: ERR_CUSTODY_NOT_FOUND: no custody ledger at ${ledgerPath} to cross-check the history against\n`);
       return EXIT.failed;
     }
-    const recordsOf = (taskId: string): LedgerRecord[] => {
-      const reader = LedgerReader.open({ stateDir });
-      try {
-        return reader.records(taskId);
-      } finally {
-        reader.close();
-      }
-    };
+    const recordsOf = (taskId: string): Promise<LedgerRecord[]> => readTaskRecords(stateDir, io.env, taskId);
 
     const workflows: WorkflowReplayReport[] = [];
     for (const { workflowId: id, history } of histories) {
@@ -166,16 +158,16 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
       }
       if (hasLedger) {
         const taskId = rootWorkflowIdOf(id);
-        let custody = crossCheckHistory(id, history, recordsOf(taskId));
+        let custody = crossCheckHistory(id, history, await recordsOf(taskId));
         if (args.values.repair && custody.mismatches.some((m) => m.kind === 'missing-record')) {
-          const ledger = CustodyLedger.open({ stateDir });
+          const ledger = openCommandLedger(stateDir, io.env);
           try {
-            report.repaired = ledger.appendMany(deriveMissingRecords(custody, history, taskId)).map((r) => r.record.seq);
-            ledger.checkpoint(taskId);
+            report.repaired = (await ledger.appendMany(deriveMissingRecords(custody, history, taskId))).map((r) => r.record.seq);
+            await ledger.checkpoint(taskId);
           } finally {
-            ledger.close();
+            await ledger.close();
           }
-          custody = crossCheckHistory(id, history, recordsOf(taskId));
+          custody = crossCheckHistory(id, history, await recordsOf(taskId));
         }
         report.custody = custody;
       }

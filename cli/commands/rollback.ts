@@ -4,6 +4,9 @@
  */
 import { WardenError } from '../../errors';
 import { undoAllSqlCalls } from '../../recovery/sql-undo-journal';
+import { hydrateJournal } from '../../recovery/shared-journal';
+import { journalPathOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { openStateStore, usesSharedDatabase } from '../../state/state-store';
 import { findTaskRecords } from '../../recovery/task-records';
 import { restoreSnapshot } from '../../recovery/workspace-snapshot';
 import { rollbackTask } from '../../recovery/workspace-rollback';
@@ -36,6 +39,16 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
   const force = argv.includes('--force');
   const stateDir = stateDirOf(io.env);
   try {
+    // With a shared database the task's SQL may have run on another worker: take its journal first.
+    if (usesSharedDatabase(io.env)) {
+      const state = await openStateStore({ stateDir, env: io.env });
+      try {
+        const taskKey = taskKeyOf(workflowId.split('/')[0]!);
+        await hydrateJournal(state.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
+      } finally {
+        await state.close();
+      }
+    }
     const records = await findTaskRecords(stateDir, workflowId);
     if (records === undefined) {
       io.stderr(`warden rollback: nothing recorded for ${workflowId} under ${stateDir}\n`);

@@ -9,10 +9,14 @@ import { openBlobStore } from '../../dataplane/blob-store';
 import { sharedDirOf } from '../../dataplane/shared-storage';
 import { TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile, taskNotices } from '../../task/load-task-file';
+import { wardenResourceIssues } from '../../permissions/warden-resources';
+import { stateDirOf } from '../../state-dir';
+import { realTaskPathsOf, wardenResourcesOf } from '../../worker/warden-resources';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
 import { EXIT } from '../exit-codes';
+import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
 import { resolveTemporal } from '../temporal-client';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import { formatStep, formatSummary } from '../format-summary';
@@ -46,6 +50,11 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   let task;
   try {
     task = await loadTaskFile(file);
+    // Refused here with exit 2 (and again by every worker, for tasks started another way).
+    const stateDir = stateDirOf(io.env);
+    const resources = wardenResourcesOf({ env: io.env, stateDir, cacheDirs: [join(stateDir, 'cache')] });
+    const issues = wardenResourceIssues(task, realTaskPathsOf(task), resources);
+    if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
   } catch (error) {
     if (error instanceof TaskFileError) {
       io.stderr(`warden run: ${error.code}: ${error.message}\n`);
@@ -54,6 +63,16 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     throw error;
   }
 
+  if (task.agent.model.driver === 'mcp-client') {
+    io.stderr(`warden run: ${file}: an "mcp-client" agent is an MCP client that connects to Warden; run it with: warden mcp serve ${file}\n`);
+    return EXIT.usage;
+  }
+  // Programs and stdio MCP servers run only in the OS sandbox: say so before anything starts.
+  const sandboxProblem = taskNeedsOsSandbox(task) ? osSandboxProblem(io.env) : undefined;
+  if (sandboxProblem !== undefined) {
+    io.stderr(`warden run: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}\n`);
+    return EXIT.failed;
+  }
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
@@ -93,6 +112,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
               stateDir,
               cacheDir: join(stateDir, 'cache'),
               env: io.env,
+              configEnv: io.env,
               ...(telemetry === undefined ? {} : { telemetry }),
             });
             await worker.run(follow);

@@ -5,7 +5,7 @@
  * Temporal server can be reached; without it the timeline shows what the ledger alone holds.
  */
 import { parseCommandArgs } from '../parse-command-args';
-import { LedgerReader } from '../../custody/ledger-reader';
+import { readTaskRecords } from '../../custody/process-ledger';
 import { assembleTaskResult } from '../../client/assemble-task-result';
 import { openBlobStore } from '../../dataplane/blob-store';
 import { sharedDirOf } from '../../dataplane/shared-storage';
@@ -66,13 +66,7 @@ export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
   }
   try {
     const taskId = rootWorkflowIdOf(workflowId);
-    const reader = LedgerReader.open({ stateDir: stateDirOf(io.env) });
-    let records;
-    try {
-      records = reader.records(taskId);
-    } finally {
-      reader.close();
-    }
+    const records = await readTaskRecords(stateDirOf(io.env), io.env, taskId);
     const result = await taskOutcome(io.env, taskId);
     if (records.length === 0 && result === undefined) {
       io.stderr(`warden trace: ERR_CUSTODY_NOT_FOUND: no custody records of task ${taskId}, and Temporal does not know it\n`);

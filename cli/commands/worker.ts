@@ -37,6 +37,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
       stateDir,
       cacheDir: join(stateDir, 'cache'),
       env: io.env,
+      configEnv: io.env,
       ...(telemetry === undefined ? {} : { telemetry }),
     });
     const stop = () => worker.worker.shutdown();

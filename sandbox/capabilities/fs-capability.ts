@@ -5,19 +5,31 @@
  * symbolic links are followed; anything else is refused with ERR_PATH_OUTSIDE_WORKSPACE before
  * the file system is touched for reading or writing. Paths are resolved component by component:
  * `..` is applied lexically and must stay inside the root, and every existing component that is a
- * symlink must resolve (realpath) inside the root too. The final open uses O_NOFOLLOW, so a link
- * swapped in after the check is not followed. Tools themselves cannot create symlinks.
+ * symlink must resolve (realpath) inside the root too. The resolved path (free of links) is then
+ * opened one component at a time from the root, each with O_NOFOLLOW (through the descriptor of
+ * the folder before it, `/proc/self/fd/<fd>/<name>`), and the opened descriptor's real path must
+ * be the resolved one: a folder swapped for a symlink, or moved, by another process while the call
+ * runs is refused, never followed. Tools themselves cannot create symlinks.
+ *
+ * Warden's own state (`grant.protectedPaths`: the state and cache folders) is never served under
+ * any path, nor is any of `grant.protectedFiles` (private keys, credential stores) under another
+ * name (a hard link): the opened file's device and inode are compared before a byte is read or
+ * written.
  *
  * With `grant.overlay` (a copy-on-write upper folder owned by Warden, see recovery/) the workspace
  * is never written: a path is resolved once against the real workspace as above, and that
  * canonical path names the file in the upper folder too. Reads take the upper file when it exists
  * and fall through otherwise, writes land only in the upper folder, listings merge both. Inside the
- * upper folder no symbolic link is followed at all (Warden never creates one there).
+ * upper folder no symbolic link is followed at all (Warden never creates one there). Deletions
+ * programs make through the kernel overlay (whiteouts, opaque folders) are honoured by every
+ * operation (recovery/overlay-layer.ts).
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CapabilityError } from '../../errors';
 import type { CapabilityGrant } from '../sandbox-messages';
+import { coverOf, isWhiteout, markOpaque } from '../../recovery/overlay-layer';
 import { capabilityError } from './capability-error';
 
 /** Largest file `fs.read` returns and `fs.write` accepts. */
@@ -45,52 +57,113 @@ export interface FsCapability {
 }
 
 /** The workspace-confined file operations for `grant.root`. Whether each is granted is the caller's business. */
-export function createFsCapability(grant: FsGrant): FsCapability {
-  if (grant.overlay !== undefined) return createOverlayFsCapability(grant.root, grant.overlay);
+export function createFsCapability(grant: FsGrant, hooks: FsCapabilityHooks = {}): FsCapability {
+  const guard = guardOf(grant);
+  if (grant.overlay !== undefined) return createOverlayFsCapability(grant, grant.overlay, guard, hooks);
   return {
     read(relativePath) {
       const root = realRootOf(grant.root);
-      const target = resolveInsideWorkspace(root, relativePath);
-      return withFsErrors(target.display, () => readTextFile(target.absolute));
+      const target = resolveUnprotected(grant, root, relativePath);
+      hooks.afterResolve?.(target);
+      return withFsErrors(target.display, () => readTextFile(root, target, guard));
     },
     write(relativePath, content) {
       const bytes = checkedContentBytes(content);
       const root = realRootOf(grant.root);
-      const target = resolveInsideWorkspace(root, relativePath);
+      const target = resolveUnprotected(grant, root, relativePath);
       if (target.absolute === root) throw capabilityError('ERR_FS_FAILED', 'fs.write: cannot write the workspace folder itself');
-      withFsErrors(target.display, () => {
-        makeParentFolders(root, path.dirname(target.absolute));
-        writeTextFile(target.absolute, content as string);
-      });
+      hooks.afterResolve?.(target);
+      withFsErrors(target.display, () => writeTextFile(root, target, content as string, guard));
       return { path: target.display, bytes };
     },
     list(relativePath = '.') {
       const root = realRootOf(grant.root);
-      const target = resolveInsideWorkspace(root, relativePath);
-      return withFsErrors(target.display, () => listFolder(target.absolute));
+      const target = resolveUnprotected(grant, root, relativePath);
+      hooks.afterResolve?.(target);
+      return withFsErrors(target.display, () => listConfined(root, target, guard));
     },
   };
+}
+
+/** Seams for tests that must act at an exact moment of a call (e.g. swap a folder for a link). */
+export interface FsCapabilityHooks {
+  /** Called after a path is resolved and before anything is opened. */
+  afterResolve?(target: ResolvedPath): void;
+}
+
+/** What no call may touch: Warden's folders (by path) and key files (by device and inode, so also through a hard link). */
+interface ProtectedGuard {
+  paths: readonly string[];
+  /** `dev:ino` of each protected file that exists now. */
+  inodes(): ReadonlySet<string>;
+}
+
+function guardOf(grant: FsGrant): ProtectedGuard {
+  const paths = grant.protectedPaths ?? [];
+  const files = grant.protectedFiles ?? [];
+  let inodes: Set<string> | undefined;
+  return {
+    paths,
+    inodes() {
+      // Looked up once per call, when first needed: keys rotate, so never cached across calls.
+      if (inodes === undefined) {
+        inodes = new Set();
+        for (const file of files) {
+          try {
+            const stat = fs.statSync(file);
+            inodes.add(`${stat.dev}:${stat.ino}`);
+          } catch {
+            // A key file that does not exist cannot be opened under another name either.
+          }
+        }
+      }
+      return inodes;
+    },
+  };
+}
+
+function protectedRefusal(display: string): CapabilityError {
+  return outside(display, "it is part of Warden's own state");
+}
+
+/** resolveInsideWorkspace, refusing anything at or under a protected folder (for when the state folder sits in the workspace). */
+function resolveUnprotected(grant: FsGrant, root: string, relativePath: unknown): ResolvedPath {
+  const target = resolveConfined(root, relativePath, grant.symlinks ?? 'follow-inside');
+  if ((grant.protectedPaths ?? []).some((p) => isInside(p, target.absolute))) throw protectedRefusal(target.display);
+  return target;
+}
+
+/** Refuses an open descriptor whose file is one of the protected files (under whatever name). */
+function assertNotProtectedFile(fd: number, display: string, guard: ProtectedGuard): fs.Stats {
+  const stat = fs.fstatSync(fd);
+  if (guard.inodes().has(`${stat.dev}:${stat.ino}`)) throw protectedRefusal(display);
+  return stat;
 }
 
 /**
  * The same operations seen through a copy-on-write overlay: `upperDir` (absolute) holds every file
  * the task wrote, keyed by the canonical workspace-relative path; the workspace is only read.
  */
-function createOverlayFsCapability(workspaceRoot: string, upperDir: string): FsCapability {
+function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: ProtectedGuard, hooks: FsCapabilityHooks): FsCapability {
   /** The canonical path of `relativePath` in the workspace and its location in the upper folder. */
   const locate = (relativePath: unknown, createUpper: boolean) => {
-    const root = realRootOf(workspaceRoot);
-    const lower = resolveInsideWorkspace(root, relativePath);
+    const root = realRootOf(grant.root);
+    const lower = resolveUnprotected(grant, root, relativePath);
     const upperRoot = upperRootOf(upperDir, createUpper);
     const upper = upperRoot === undefined ? undefined : resolveConfined(upperRoot, lower.display, 'refuse');
+    hooks.afterResolve?.(lower);
     return { root, lower, upperRoot, upper };
   };
   return {
     read(relativePath) {
-      const { lower, upper } = locate(relativePath, false);
+      const { root, lower, upperRoot, upper } = locate(relativePath, false);
       return withFsErrors(lower.display, () => {
-        if (upper !== undefined && existsNoFollow(upper.absolute)) return readTextFile(upper.absolute);
-        return readTextFile(lower.absolute);
+        // Programs in the OS sandbox delete through the kernel overlay: whiteouts and opaque folders.
+        const cover = upperRoot === undefined ? NO_COVER : coverOf(upperRoot, lower.display);
+        if (cover.kind === 'deleted') throw Object.assign(new Error('deleted in the overlay'), { code: 'ENOENT' });
+        if (cover.kind === 'other') throw Object.assign(new Error('a special file in the overlay'), { code: 'ELOOP' });
+        if (upperRoot !== undefined && upper !== undefined && cover.kind !== 'none') return readTextFile(upperRoot, upper, guard, lower.display);
+        return readTextFile(root, lower, guard);
       });
     },
     write(relativePath, content) {
@@ -99,22 +172,35 @@ function createOverlayFsCapability(workspaceRoot: string, upperDir: string): FsC
       if (upperRoot === undefined || upper === undefined) throw capabilityError('ERR_FS_FAILED', 'the overlay folder cannot be created');
       if (lower.absolute === root) throw capabilityError('ERR_FS_FAILED', 'fs.write: cannot write the workspace folder itself');
       withFsErrors(lower.display, () => {
-        // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
-        assertWritableInWorkspace(root, lower.absolute);
-        makeParentFolders(upperRoot, path.dirname(upper.absolute));
-        writeTextFile(upper.absolute, content as string);
+        if (coverOf(upperRoot, lower.display).kind === 'deleted') {
+          // A program deleted this path (or a folder above it): writing brings back only this file.
+          undoDeletion(upperRoot, lower.display);
+        } else {
+          // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
+          assertWritableInWorkspace(root, lower.absolute);
+        }
+        if (grant.undo !== undefined) recordOverlayUndo(grant.undo, upper.absolute, lower.display);
+        writeTextFile(upperRoot, upper, content as string, guard, lower.display);
       });
       return { path: lower.display, bytes };
     },
     list(relativePath = '.') {
-      const { lower, upper } = locate(relativePath, false);
+      const { root, lower, upperRoot, upper } = locate(relativePath, false);
       return withFsErrors(lower.display, () => {
-        const lowerEntries = listIfFolder(lower.absolute);
-        const upperEntries = upper === undefined ? undefined : listIfFolder(upper.absolute);
-        if (lowerEntries === undefined && upperEntries === undefined) return listFolder(lower.absolute); // raises ENOENT
+        const cover = upperRoot === undefined ? NO_COVER : coverOf(upperRoot, lower.display);
+        if (cover.kind === 'deleted') throw Object.assign(new Error('deleted in the overlay'), { code: 'ENOENT' });
+        if (cover.kind === 'other') throw Object.assign(new Error('a special file in the overlay'), { code: 'ELOOP' });
+        if (cover.kind === 'file') return listConfined(upperRoot!, upper!, guard, lower.display); // raises ENOTDIR
+        // An opaque folder hides the workspace's folder of that name.
+        const lowerEntries = cover.kind === 'folder' && cover.opaque ? undefined : existsNoFollow(lower.absolute) ? listConfined(root, lower, guard) : undefined;
+        const upperEntries = cover.kind === 'folder' && upperRoot !== undefined && upper !== undefined ? listConfined(upperRoot, upper, guard, lower.display) : undefined;
+        if (lowerEntries === undefined && upperEntries === undefined) return listConfined(root, lower, guard); // raises ENOENT
         const merged = new Map<string, FsEntry>();
         for (const entry of lowerEntries ?? []) merged.set(entry.name, entry);
-        for (const entry of upperEntries ?? []) merged.set(entry.name, entry);
+        for (const entry of upperEntries ?? []) {
+          if (entry.type === 'other' && cover.kind === 'folder' && isWhiteoutAt(path.join(cover.absolute, entry.name))) merged.delete(entry.name);
+          else merged.set(entry.name, entry);
+        }
         if (merged.size > MAX_LIST_ENTRIES) {
           throw capabilityError('ERR_FS_FAILED', `fs.list: folder has ${merged.size} entries, more than ${MAX_LIST_ENTRIES}`);
         }
@@ -122,6 +208,56 @@ function createOverlayFsCapability(workspaceRoot: string, upperDir: string): FsC
       });
     },
   };
+}
+
+const NO_COVER = { kind: 'none' } as const;
+
+function isWhiteoutAt(absolute: string): boolean {
+  const stat = lstatOrUndefined(absolute);
+  return stat !== undefined && isWhiteout(stat);
+}
+
+/**
+ * Makes `display` writable again in an upper layer where it, or a folder above it, is deleted:
+ * a whiteout on the path is removed; a whiteout folder above it becomes an opaque folder (the
+ * workspace's old contents stay deleted, as the kernel does it).
+ */
+function undoDeletion(upperRoot: string, display: string): void {
+  const parts = display.split('/');
+  let current = upperRoot;
+  for (const [index, part] of parts.entries()) {
+    current = path.join(current, part);
+    const stat = lstatOrUndefined(current);
+    if (stat === undefined) return;
+    if (!isWhiteout(stat)) continue;
+    fs.unlinkSync(current);
+    if (index < parts.length - 1) {
+      fs.mkdirSync(current);
+      markOpaque(current);
+    }
+    return;
+  }
+}
+
+/**
+ * Before the first write of a call to an overlay path, keeps what the upper folder held there
+ * (the file's bytes, or that there was none) under `undoDir`, one JSON file per path named by a
+ * digest of it, so the call's writes can be undone (recovery/overlay-undo.ts). Later writes of the
+ * same call keep the first record: undo returns to the state before the call.
+ */
+function recordOverlayUndo(undoDir: string, upperAbsolute: string, display: string): void {
+  if (!path.isAbsolute(undoDir)) throw capabilityError('ERR_FS_FAILED', 'the undo folder is not an absolute path');
+  const entry = path.join(undoDir, `${createHash('sha256').update(display, 'utf8').digest('hex').slice(0, 32)}.json`);
+  if (existsNoFollow(entry)) return;
+  fs.mkdirSync(undoDir, { recursive: true, mode: 0o700 });
+  const before = lstatOrUndefined(upperAbsolute);
+  const record =
+    before !== undefined && before.isFile()
+      ? { path: display, existed: true, content: fs.readFileSync(upperAbsolute).toString('base64') }
+      : { path: display, existed: false };
+  const temporary = `${entry}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, JSON.stringify(record), { mode: 0o600 });
+  fs.renameSync(temporary, entry);
 }
 
 function checkedContentBytes(content: unknown): number {
@@ -162,6 +298,7 @@ function assertWritableInWorkspace(root: string, absolute: string): void {
     current = path.join(current, component);
     const parent = lstatOrUndefined(current);
     if (parent === undefined) return;
+    if (parent.isSymbolicLink()) throw changedDuringCall(path.relative(root, absolute).split(path.sep).join('/'));
     if (!parent.isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
   }
 }
@@ -177,12 +314,6 @@ function lstatOrUndefined(absolute: string): fs.Stats | undefined {
 
 function existsNoFollow(absolute: string): boolean {
   return lstatOrUndefined(absolute) !== undefined;
-}
-
-/** The listing of `absolute`, or undefined when nothing is there (a file there is an error). */
-function listIfFolder(absolute: string): FsEntry[] | undefined {
-  if (!existsNoFollow(absolute)) return undefined;
-  return listFolder(absolute);
 }
 
 function byName(a: FsEntry, b: FsEntry): number {
@@ -279,10 +410,106 @@ export function resolveConfined(root: string, relativePath: unknown, symlinks: S
   return { absolute: current, display: display === '' ? '.' : display };
 }
 
-function readTextFile(absolute: string): string {
-  const fd = fs.openSync(absolute, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+/** Where the kernel shows each open descriptor as a link to its file (Linux). */
+const PROC_FD = '/proc/self/fd';
+const HAS_PROC_FD = fs.existsSync(PROC_FD);
+
+function changedDuringCall(display: string): CapabilityError {
+  return outside(display, 'a folder on its way was replaced by a symbolic link or moved while the call ran');
+}
+
+/**
+ * Opens `target` (a real path inside the real folder `root`, as resolveConfined returns it) one
+ * component at a time: every folder through the descriptor of the one before it with
+ * O_DIRECTORY | O_NOFOLLOW, then the last component with `flags` | O_NOFOLLOW. A link met on the
+ * way means the tree changed since resolution. With `createFolders`, missing folders are made
+ * (mkdir never follows a link in the last component). Finally the descriptor's real path must
+ * still be `target.absolute`. Without /proc (not Linux) the path is opened directly and its real
+ * path compared afterwards.
+ */
+function openConfined(root: string, target: ResolvedPath, flags: number, options: { mode?: number; createFolders?: boolean; display?: string } = {}): number {
+  const display = options.display ?? target.display;
+  const components = path.relative(root, target.absolute).split(path.sep).filter((c) => c !== '');
+  if (!HAS_PROC_FD) {
+    if (options.createFolders === true) fs.mkdirSync(path.dirname(target.absolute), { recursive: true });
+    const fd = fs.openSync(target.absolute, flags | fs.constants.O_NOFOLLOW, options.mode);
+    if (fs.realpathSync(target.absolute) !== target.absolute) {
+      fs.closeSync(fd);
+      throw changedDuringCall(display);
+    }
+    return fd;
+  }
+  const openFolder = (at: string): number => {
+    try {
+      return fs.openSync(at, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+    } catch (error) {
+      // Linux says ENOTDIR (not ELOOP) for a link opened with O_DIRECTORY | O_NOFOLLOW.
+      if (isNodeError(error) && (error.code === 'ELOOP' || (error.code === 'ENOTDIR' && lstatOrUndefined(at)?.isSymbolicLink() === true))) {
+        throw changedDuringCall(display);
+      }
+      throw error;
+    }
+  };
+  let dirFd = fs.openSync(root, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   try {
-    const stat = fs.fstatSync(fd);
+    if (components.length === 0) {
+      // The root itself (a listing): reopened through its own descriptor.
+      return checkedDescriptor(fs.openSync(`${PROC_FD}/${dirFd}`, flags), target.absolute, display);
+    }
+    for (const component of components.slice(0, -1)) {
+      const at = `${PROC_FD}/${dirFd}/${component}`;
+      let next: number;
+      try {
+        next = openFolder(at);
+      } catch (error) {
+        if (!(isNodeError(error) && error.code === 'ENOENT' && options.createFolders === true)) throw error;
+        try {
+          fs.mkdirSync(at);
+        } catch (mkdirError) {
+          if (!isNodeError(mkdirError) || mkdirError.code !== 'EEXIST') throw mkdirError;
+        }
+        next = openFolder(at);
+      }
+      fs.closeSync(dirFd);
+      dirFd = next;
+    }
+    const last = `${PROC_FD}/${dirFd}/${components[components.length - 1]!}`;
+    let fd: number;
+    try {
+      fd = fs.openSync(last, flags | fs.constants.O_NOFOLLOW, options.mode);
+    } catch (error) {
+      // The resolved path has no link in it: a link here was put there after resolution.
+      if (isNodeError(error) && (error.code === 'ELOOP' || error.code === 'ENOTDIR') && lstatOrUndefined(last)?.isSymbolicLink() === true) {
+        throw changedDuringCall(display);
+      }
+      throw error;
+    }
+    return checkedDescriptor(fd, target.absolute, display);
+  } finally {
+    fs.closeSync(dirFd);
+  }
+}
+
+/** Keeps `fd` only when the kernel says it is the file at `absolute` (else closes it and refuses). */
+function checkedDescriptor(fd: number, absolute: string, display: string): number {
+  let real: string;
+  try {
+    real = fs.readlinkSync(`${PROC_FD}/${fd}`);
+  } catch {
+    real = '';
+  }
+  if (real !== absolute) {
+    fs.closeSync(fd);
+    throw changedDuringCall(display);
+  }
+  return fd;
+}
+
+function readTextFile(root: string, target: ResolvedPath, guard: ProtectedGuard, display?: string): string {
+  // O_NONBLOCK: a FIFO planted in the workspace must not hang the call; regular files ignore it.
+  const fd = openConfined(root, target, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK, display === undefined ? {} : { display });
+  try {
+    const stat = assertNotProtectedFile(fd, display ?? target.display, guard);
     if (!stat.isFile()) throw capabilityError('ERR_FS_FAILED', 'fs.read: not a regular file');
     if (stat.size > MAX_FILE_BYTES) throw capabilityError('ERR_FS_FAILED', `fs.read: file is ${stat.size} bytes, more than ${MAX_FILE_BYTES}`);
     return fs.readFileSync(fd, 'utf8');
@@ -291,20 +518,29 @@ function readTextFile(absolute: string): string {
   }
 }
 
-function writeTextFile(absolute: string, content: string): void {
-  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW;
-  const fd = fs.openSync(absolute, flags, 0o644);
+function writeTextFile(root: string, target: ResolvedPath, content: string, guard: ProtectedGuard, display?: string): void {
+  // No O_TRUNC at open: a protected file reached under another name must be refused before it changes.
+  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NONBLOCK;
+  const fd = openConfined(root, target, flags, { mode: 0o644, createFolders: true, ...(display === undefined ? {} : { display }) });
   try {
+    const stat = assertNotProtectedFile(fd, display ?? target.display, guard);
+    if (!stat.isFile()) throw capabilityError('ERR_FS_FAILED', 'fs.write: not a regular file');
+    fs.ftruncateSync(fd, 0);
     fs.writeFileSync(fd, content, 'utf8');
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** mkdir -p for a folder already proven (by resolution) to be inside the root. */
-function makeParentFolders(root: string, folder: string): void {
-  if (!isInside(root, folder)) throw capabilityError('ERR_PATH_OUTSIDE_WORKSPACE', 'parent folder is outside the workspace');
-  fs.mkdirSync(folder, { recursive: true });
+/** The listing of the folder `target`, read through a descriptor opened by openConfined; protected entries are left out. */
+function listConfined(root: string, target: ResolvedPath, guard: ProtectedGuard, display?: string): FsEntry[] {
+  const fd = openConfined(root, target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, display === undefined ? {} : { display });
+  try {
+    const folder = HAS_PROC_FD ? `${PROC_FD}/${fd}` : target.absolute;
+    return listFolder(folder).filter((entry) => !guard.paths.includes(path.join(target.absolute, entry.name)));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export function listFolder(absolute: string): FsEntry[] {

@@ -77,7 +77,13 @@ interface OutgoingRequest {
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
+/**
+ * The only headers a tool's request keeps when a redirect leaves its origin: content negotiation
+ * and the body's description (the CORS-safelisted request headers of the Fetch standard, plus
+ * user-agent). Everything else may be a credential under some name (x-api-key, x-auth-token,
+ * private-token, ...), so an allow-list, not a deny-list, decides.
+ */
+export const CROSS_ORIGIN_SAFE_HEADERS: ReadonlySet<string> = new Set(['accept', 'accept-language', 'content-language', 'content-type', 'user-agent']);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** `http.fetch` restricted to `grant.allowedHosts`. */
@@ -164,6 +170,24 @@ export function parseHostEntry(entry: string): HostRule | undefined {
  */
 export function isUrlAllowed(url: URL, allowedHosts: readonly HostGrantEntry[], method?: string): boolean {
   return matchingRules(url, method, rulesOf(allowedHosts)).allowed.length > 0;
+}
+
+/**
+ * The checks `fetch` makes before it connects, for Warden's other way out (the OS sandbox's
+ * egress proxy), so both apply the same host rules: scheme, host and port, method and path, and
+ * the private-address check on every DNS answer. Returns the checked addresses to connect to
+ * (pinned); throws ERR_NETWORK_DENIED or ERR_NETWORK_FAILED as `fetch` does. `opaque`: the
+ * method and path cannot be seen (an HTTPS tunnel), so only entries that narrow neither allow it.
+ */
+export async function authorizeEgress(
+  url: URL,
+  method: string | undefined,
+  allowedHosts: readonly HostGrantEntry[],
+  options: { opaque?: boolean; resolve?: Resolver } = {},
+): Promise<{ address: string; family: number }[]> {
+  const rules = rulesOf(allowedHosts).filter((rule) => options.opaque !== true || (rule.methods === undefined && rule.pathPrefixes === undefined));
+  const matched = assertAllowed(url, method ?? 'GET', rules);
+  return checkedAddresses(url, matched, options.resolve ?? resolveAll);
 }
 
 function defaultPortOf(protocol: string): number {
@@ -331,7 +355,7 @@ function parseInit(raw: unknown): OutgoingRequest {
   return { method: method.toUpperCase(), headers, body: typeof body === 'string' ? body : undefined };
 }
 
-/** The request for the next hop, as browsers do it: 303 (and 301/302 after POST) become GET without body; credentials stay on their origin. */
+/** The request for the next hop, as browsers do it: 303 (and 301/302 after POST) become GET without body; only safe headers leave their origin. */
 function requestForRedirect(request: OutgoingRequest, status: number, from: URL, to: URL): OutgoingRequest {
   const headers = { ...request.headers };
   let { method, body } = request;
@@ -341,7 +365,9 @@ function requestForRedirect(request: OutgoingRequest, status: number, from: URL,
     delete headers['content-type'];
     delete headers['content-length'];
   }
-  if (from.origin !== to.origin) for (const name of CREDENTIAL_HEADERS) delete headers[name];
+  if (from.origin !== to.origin) {
+    for (const name of Object.keys(headers)) if (!CROSS_ORIGIN_SAFE_HEADERS.has(name)) delete headers[name];
+  }
   return { method, headers, body };
 }
 

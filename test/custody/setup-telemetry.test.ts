@@ -52,7 +52,7 @@ describe('setupTelemetry', () => {
     const collector = await fakeCollector();
     cleanups.push(() => collector.close());
     const stateDir = tempStateDir();
-    const telemetry = track(setupTelemetry({ stateDir, serviceName: 'warden-test', otlpEndpoint: collector.url, env: {} }), stateDir);
+    const telemetry = track(setupTelemetry({ stateDir, serviceName: 'warden-test', otlpEndpoint: collector.url, env: {}, commit: 'sync' }), stateDir);
     expect(telemetry.registered).toBe(true);
     expect(telemetry.otlpUrl).toBe(`${collector.url}/v1/traces`);
 
@@ -61,13 +61,13 @@ describe('setupTelemetry', () => {
     await tracer.startActiveSpan('invoke_agent scribe', { attributes: { [WARDEN_ATTR.taskId]: 'wf-otlp' } }, async (root) => {
       await new Promise((resolve) => setTimeout(resolve, 5));
       const child = tracer.startSpan('execute_tool fs.read');
-      expect(telemetry.ledger.size()).toBe(0);
+      expect(await telemetry.ledger.size()).toBe(0);
       child.end();
       // Synchronous: on disk as soon as end() returns.
-      expect(telemetry.ledger.size()).toBe(1);
+      expect(await telemetry.ledger.size()).toBe(1);
       root.end();
     });
-    const [child, root] = telemetry.ledger.records();
+    const [child, root] = await telemetry.ledger.records();
     expect((child?.body as { parentSpanId: string }).parentSpanId).toBe((root?.body as { spanId: string }).spanId);
     expect(child?.taskId).toBe('wf-otlp');
     expect((root?.body as { service: string }).service).toBe('warden-test');
@@ -95,5 +95,28 @@ describe('setupTelemetry', () => {
     await second.shutdown();
     expect(first.ledger.size()).toBe(1);
     await first.shutdown();
+  });
+
+  it('publishes every signed tree head to OTLP as a warden.custody.checkpoint span, and never into the ledger itself', async () => {
+    const collector = await fakeCollector();
+    cleanups.push(() => collector.close());
+    const stateDir = tempStateDir();
+    const telemetry = track(
+      setupTelemetry({ stateDir, serviceName: 'warden-test', otlpEndpoint: collector.url, env: {}, register: false, checkpointEvery: 3, exporter: { isTaskEnd: (s) => s.name === 'end' } }),
+      stateDir,
+    );
+    for (const name of ['a', 'b', 'c', 'd', 'end']) telemetry.tracer.startSpan(name, { attributes: { [WARDEN_ATTR.taskId]: 'wf-heads' } }).end();
+    await telemetry.forceFlush();
+    const checkpoints = await telemetry.ledger.checkpoints();
+    expect(checkpoints.map((c) => c.treeSize)).toEqual([3, 5]);
+    const records = await telemetry.ledger.records();
+    expect(records.map((r) => (r.body as { name: string }).name)).toEqual(['a', 'b', 'c', 'd', 'end']);
+    await telemetry.shutdown();
+    const posted = collector.requests.filter((r) => r.path === '/v1/traces').map((r) => r.body).join('');
+    expect(posted.split('warden.custody.checkpoint"').length - 1).toBeGreaterThanOrEqual(2);
+    for (const checkpoint of checkpoints) {
+      expect(posted).toContain(checkpoint.rootHash);
+      expect(posted).toContain(checkpoint.signature);
+    }
   });
 });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CustodyLedger } from '../../custody/ledger';
 import { verifyLedger } from '../../custody/verify-ledger';
 import { setupTelemetry, type Telemetry } from '../../telemetry/setup-telemetry';
 import { telemetryClientInterceptors, telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../../telemetry/temporal-interceptors';
@@ -69,7 +70,7 @@ describe('tracing Temporal tasks into the custody ledger', () => {
     }
     await telemetry.forceFlush();
 
-    const records = telemetry.ledger.records();
+    const records = await telemetry.ledger.records();
     const spans = records.map((r) => r.body as unknown as SpanBody);
     const names = spans.map((s) => s.name);
     for (const name of [
@@ -103,11 +104,11 @@ describe('tracing Temporal tasks into the custody ledger', () => {
     expect(spans.filter((s) => s.name === 'RunActivity:greet')).toHaveLength(2);
 
     // The root run's end took a task-end checkpoint; the ledger verifies.
-    const checkpoints = telemetry.ledger.checkpoints();
+    const checkpoints = await telemetry.ledger.checkpoints();
     expect(checkpoints).toContainEqual(expect.objectContaining({ reason: 'task-end', taskId: workflowId }));
     const runRoot = records.find((r) => (r.body as unknown as SpanBody).name === 'RunWorkflow:tracedTask');
     const taskEnd = checkpoints.find((c) => c.taskId === workflowId);
     expect((taskEnd?.treeSize ?? 0) > (runRoot?.seq ?? Infinity)).toBe(true);
-    expect(verifyLedger(telemetry.ledger, { taskId: workflowId })).toMatchObject({ ok: true, records: records.length });
+    expect(verifyLedger(telemetry.ledger as CustodyLedger, { taskId: workflowId })).toMatchObject({ ok: true, records: records.length });
   }, 180_000);
 });

@@ -461,9 +461,75 @@ function checkWorkerHardening(compose: Compose, dockerfile: string): string[] {
   if (!tmpfs.some((entry) => entry.split(':')[0] === '/tmp')) problems.push('worker has no tmpfs on /tmp (tsx caches compiled files there)');
   const stateDir = envOf(worker).WARDEN_STATE_DIR;
   if (stateDir === undefined) problems.push('worker WARDEN_STATE_DIR is not set');
-  else if (!mountsOf(worker).some((m) => m.type === 'volume' && m.target === stateDir)) problems.push(`worker WARDEN_STATE_DIR=${stateDir} is not a named volume (the filesystem is read-only)`);
+  else if (!mountsOf(worker).some((m) => m.type === 'anonymous' && m.target === stateDir)) {
+    problems.push(`worker WARDEN_STATE_DIR=${stateDir} is not a per-replica (anonymous) volume (the filesystem is read-only, and replicas must not share it)`);
+  }
   const dependsOn = dependsOnOf(worker);
   if (dependsOn.temporal !== 'service_healthy') problems.push('worker does not wait for temporal to be healthy');
+  return problems;
+}
+
+/** The parts of a postgres:// URL, or undefined. */
+function databaseUrlParts(url: string | undefined): { user: string; password: string; host: string; port: number; database: string } | undefined {
+  if (url === undefined) return undefined;
+  try {
+    // Compose interpolation (${VAR:-default}) stands in for the password: resolve to the default.
+    const parsed = new URL(url.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1'));
+    if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') return undefined;
+    return { user: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password), host: parsed.hostname, port: Number(parsed.port || 5432), database: parsed.pathname.slice(1) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** With `${VAR:-default}` resolved to its default. */
+function resolved(value: string | undefined): string | undefined {
+  return value?.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1');
+}
+
+/**
+ * Workers share state through the stack's PostgreSQL in a database and under a user of their own
+ * (never Temporal's), created by the mounted init script, migrated by a one-shot service they wait
+ * for; and they share no volume.
+ */
+function checkSharedState(compose: Compose, initScript: string): string[] {
+  const problems: string[] = [];
+  const worker = compose.services.worker ?? {};
+  const migrate = compose.services['warden-migrate'];
+  const postgres = compose.services.postgres ?? {};
+  const pgEnv = envOf(postgres);
+  const temporal = envOf(compose.services.temporal ?? {});
+  const url = envOf(worker).WARDEN_DATABASE_URL;
+  const parts = databaseUrlParts(url);
+  if (parts === undefined) return [`worker WARDEN_DATABASE_URL=${JSON.stringify(url)} is not a postgres:// URL`];
+  const address = addressProblem(compose, 'worker WARDEN_DATABASE_URL', `${parts.host}:${parts.port}`, 'postgres');
+  if (address) problems.push(address);
+  const temporalDatabases = new Set([temporal.DBNAME ?? 'temporal', temporal.VISIBILITY_DBNAME ?? 'temporal_visibility', 'postgres']);
+  if (parts.user === (temporal.POSTGRES_USER ?? pgEnv.POSTGRES_USER)) problems.push(`workers connect as Temporal's database user "${parts.user}"`);
+  if (temporalDatabases.has(parts.database)) problems.push(`workers use the database "${parts.database}", which is Temporal's`);
+  if (parts.password !== '' && parts.password === resolved(pgEnv.POSTGRES_PASSWORD)) problems.push("workers use Temporal's database password");
+  if (resolved(pgEnv.WARDEN_DB_USER) !== parts.user || resolved(pgEnv.WARDEN_DB_NAME) !== parts.database || resolved(pgEnv.WARDEN_DB_PASSWORD) !== parts.password) {
+    problems.push('the postgres service WARDEN_DB_USER / WARDEN_DB_NAME / WARDEN_DB_PASSWORD do not match the workers\' WARDEN_DATABASE_URL');
+  }
+  if (!mountsOf(postgres).some((m) => m.type === 'bind' && m.source === './deploy/postgres-init' && m.target === '/docker-entrypoint-initdb.d')) {
+    problems.push('deploy/postgres-init is not mounted at /docker-entrypoint-initdb.d of the postgres service');
+  }
+  if (!/CREATE ROLE :"warden_user" LOGIN/.test(initScript) || !/CREATE DATABASE :"warden_db" OWNER :"warden_user"/.test(initScript)) {
+    problems.push('the init script does not create the Warden user and a database it owns');
+  }
+  if (migrate === undefined) problems.push('no warden-migrate service runs `warden db migrate`');
+  else {
+    const command = strings(migrate.command);
+    if (command.slice(-3).join(' ') !== 'bin/warden.js db migrate') problems.push(`warden-migrate runs ${command.join(' ')}, not bin/warden.js db migrate`);
+    if (envOf(migrate).WARDEN_DATABASE_URL !== url) problems.push('warden-migrate migrates another database than the workers use');
+    if (dependsOnOf(migrate).postgres !== 'service_healthy') problems.push('warden-migrate does not wait for postgres to be healthy');
+    if (JSON.stringify(migrate.build) !== JSON.stringify(worker.build)) problems.push('warden-migrate is not built like the workers (its schema version would differ)');
+    if (migrate.restart !== 'no') problems.push('warden-migrate is restarted: it is a one-shot');
+  }
+  if (dependsOnOf(worker)['warden-migrate'] !== 'service_completed_successfully') problems.push('worker does not wait for warden-migrate to complete');
+  for (const mount of mountsOf(worker)) {
+    if (mount.type !== 'anonymous') problems.push(`worker mounts ${mount.source ?? '?'} at ${mount.target}: replicas would share it`);
+  }
   return problems;
 }
 
@@ -481,7 +547,7 @@ describe('docker-compose.yml and friends, checked without a Docker engine', () =
   const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
 
   it('has the expected services', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['jaeger', 'otel-collector', 'postgres', 'temporal', 'temporal-ui', 'worker']);
+    expect(Object.keys(compose.services).sort()).toEqual(['jaeger', 'otel-collector', 'postgres', 'temporal', 'temporal-ui', 'warden-migrate', 'worker']);
     expect(String(compose.services.postgres?.image)).toMatch(/^postgres:16(\b|$)/);
     expect(String(compose.services.temporal?.image)).toMatch(/^temporalio\/auto-setup:1\.2\d\./);
     expect(strings(obj(compose.services.postgres?.healthcheck).test).join(' ')).toContain('pg_isready');
@@ -524,8 +590,12 @@ describe('docker-compose.yml and friends, checked without a Docker engine', () =
     expect(checkDockerfile(dockerfile)).toEqual([]);
   });
 
-  it('worker: 2 replicas, non-root, read-only root filesystem, tmpfs /tmp, state on a named volume', () => {
+  it('worker: 2 replicas, non-root, read-only root filesystem, tmpfs /tmp, state on a per-replica volume', () => {
     expect(checkWorkerHardening(compose, dockerfile)).toEqual([]);
+  });
+
+  it('workers share state through their own PostgreSQL database and user, migrated before they start, and share no volume', () => {
+    expect(checkSharedState(compose, readFileSync(join(ROOT, 'deploy', 'postgres-init', '10-warden-database.sh'), 'utf8'))).toEqual([]);
   });
 
   it('.dockerignore keeps node_modules, .git and Warden state out of the build context', () => {
@@ -584,13 +654,16 @@ describe('the checks catch mistakes', () => {
 
   it('an undeclared named volume', () => {
     const broken = mutated((c) => {
+      c.volumes = { ...obj(c.volumes), 'warden-state': null };
       service(c, 'worker').volumes = ['warden-stat:/var/lib/warden'];
     });
     expect(checkVolumes(broken)).toEqual([
       'worker: named volume "warden-stat" is not declared under top-level volumes',
       'volume "warden-state" is declared but no service mounts it',
     ]);
-    expect(checkWorkerHardening(broken, dockerfile)).toEqual([]);
+    expect(checkWorkerHardening(broken, dockerfile)).toEqual([
+      'worker WARDEN_STATE_DIR=/var/lib/warden is not a per-replica (anonymous) volume (the filesystem is read-only, and replicas must not share it)',
+    ]);
   });
 
   it('a duplicated host port and a published port on a replicated service', () => {
@@ -677,6 +750,34 @@ describe('the checks catch mistakes', () => {
       'worker root filesystem is not read_only',
       'worker has no tmpfs on /tmp (tsx caches compiled files there)',
     ]);
+  });
+
+  it('workers on Temporal\'s database or user, a shared volume, no migration step', () => {
+    const script = readFileSync(join(ROOT, 'deploy', 'postgres-init', '10-warden-database.sh'), 'utf8');
+    const onTemporals = mutated((c) => {
+      service(c, 'worker').environment = { ...envOf(service(c, 'worker')), WARDEN_DATABASE_URL: 'postgres://temporal:temporal@postgres:5432/temporal' };
+    });
+    expect(checkSharedState(onTemporals, script)).toEqual([
+      'workers connect as Temporal\'s database user "temporal"',
+      'workers use the database "temporal", which is Temporal\'s',
+      "workers use Temporal's database password",
+      "the postgres service WARDEN_DB_USER / WARDEN_DB_NAME / WARDEN_DB_PASSWORD do not match the workers' WARDEN_DATABASE_URL",
+      'warden-migrate migrates another database than the workers use',
+    ]);
+    const sharedVolume = mutated((c) => {
+      service(c, 'worker').volumes = ['warden-state:/var/lib/warden'];
+      delete obj(service(c, 'worker').depends_on)['warden-migrate'];
+      delete c.services['warden-migrate'];
+    });
+    expect(checkSharedState(sharedVolume, script)).toEqual([
+      'no warden-migrate service runs `warden db migrate`',
+      'worker does not wait for warden-migrate to complete',
+      'worker mounts warden-state at /var/lib/warden: replicas would share it',
+    ]);
+    expect(checkWorkerHardening(sharedVolume, dockerfile)).toEqual([
+      'worker WARDEN_STATE_DIR=/var/lib/warden is not a per-replica (anonymous) volume (the filesystem is read-only, and replicas must not share it)',
+    ]);
+    expect(checkSharedState(original, script.replace('OWNER :"warden_user"', ''))).toEqual(['the init script does not create the Warden user and a database it owns']);
   });
 
   it('a .dockerignore that ships node_modules', () => {

@@ -121,10 +121,18 @@ describe('paths that look odd but stay inside are fine', () => {
 });
 
 describe('commit never follows links either', () => {
-  it('refuses an upper folder holding a planted link (ERR_OVERLAY_INVALID) and writes nothing', async () => {
-    fsCap.write('fine.txt', 'fine');
-    expect(await codeOf(() => commitOverlay({ stateDir, taskKey, workspace }))).toBe('ERR_OVERLAY_INVALID');
-    expect(read(workspace, 'fine.txt')).toBeUndefined();
+  it('leaves links planted in the upper folder out of the commit, never following or recreating them', async () => {
+    // On a copy of the state folder: the links stay planted for the tests below.
+    const copy = makeTempDir('esc-state-copy');
+    fs.cpSync(stateDir, copy, { recursive: true, verbatimSymlinks: true });
+    const copyCap = createFsCapability({ root: workspace, read: true, write: true, list: true, overlay: path.join(copy, 'overlays', taskKey, 'upper') });
+    copyCap.write('fine.txt', 'fine');
+    const commit = await commitOverlay({ stateDir: copy, taskKey, workspace });
+    expect(commit.skipped).toEqual(['inner-upper-link.txt (symlink)', 'planted-dir (symlink)', 'planted-file.txt (symlink)']);
+    expect(commit.replaced).toEqual(['fine.txt', 'sub/real.txt']);
+    for (const name of ['inner-upper-link.txt', 'planted-dir', 'planted-file.txt']) expect(fs.existsSync(path.join(workspace, name))).toBe(false);
+    fs.rmSync(path.join(workspace, 'fine.txt'));
+    fs.rmSync(path.join(workspace, 'sub'), { recursive: true });
     outsideUntouched();
   });
 

@@ -15,7 +15,7 @@ import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import type { Telemetry } from '../../telemetry/setup-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
-import { createWardenWorker, installQuietRuntime, type WardenWorker } from '../../worker/create-warden-worker';
+import { createWardenWorker, installQuietRuntime, type WardenWorker, type WardenWorkerOptions } from '../../worker/create-warden-worker';
 import { testTemporalAddress } from './temporal';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
@@ -35,7 +35,10 @@ export interface WardenTestEnv {
   close(): Promise<void>;
 }
 
-export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): Promise<WardenTestEnv> {
+export async function startWardenTestEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  workerOptions: Pick<WardenWorkerOptions, 'mcpPackagesDir' | 'sandboxReadOnlyPaths'> = {},
+): Promise<WardenTestEnv> {
   installQuietRuntime();
   const { address, namespace } = testTemporalAddress();
   const config = { ...loadTemporalConfig({}), address, namespace };
@@ -54,6 +57,7 @@ export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env): 
     stateDir: TEST_STATE_DIR,
     cacheDir: join(TEST_STATE_DIR, 'cache'),
     env,
+    ...workerOptions,
     ...(telemetry === undefined ? {} : { telemetry }),
   });
   let stop!: () => void;

@@ -86,9 +86,12 @@ describe('loadTemporalConfig: bad environment names the variable', () => {
   });
 
   it('the UI port defaults to 8233, or port + 1000 when the gRPC port moved (as start-dev does)', () => {
-    expect(loadEmbeddedPorts({})).toEqual({ port: 7233, uiPort: 8233 });
-    expect(loadEmbeddedPorts({ WARDEN_TEMPORAL_PORT: '17233' })).toEqual({ port: 17233, uiPort: 18233 });
-    expect(loadEmbeddedPorts({ WARDEN_TEMPORAL_PORT: '17233', WARDEN_TEMPORAL_UI_PORT: '9999' })).toEqual({ port: 17233, uiPort: 9999 });
+    expect(loadEmbeddedPorts({})).toEqual({ port: 7233, uiPort: 8233, httpPort: 7243 });
+    expect(loadEmbeddedPorts({ WARDEN_TEMPORAL_PORT: '17233' })).toEqual({ port: 17233, uiPort: 18233, httpPort: 17234 });
+    expect(loadEmbeddedPorts({ WARDEN_TEMPORAL_PORT: '17233', WARDEN_TEMPORAL_UI_PORT: '9999' })).toEqual({ port: 17233, uiPort: 9999, httpPort: 17234 });
+    // The HTTP API port is pinned (start-dev would pick a random one), so agents can be kept away from it.
+    expect(loadEmbeddedPorts({ WARDEN_TEMPORAL_HTTP_PORT: '7777' })).toMatchObject({ httpPort: 7777 });
+    expect(() => loadEmbeddedPorts({ WARDEN_TEMPORAL_HTTP_PORT: '8233' })).toThrow(/WARDEN_TEMPORAL_HTTP_PORT: must differ/);
   });
 });
 

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import { approvalsCommand, approveCommand, denyCommand } from '../../cli/commands/approvals';
+import { approversCommand } from '../../cli/commands/approvers';
 import { policyCommand } from '../../cli/commands/policy';
 import type { CliIo } from '../../cli/cli-io';
 import { parseTask } from '../../task/load-task-file';
@@ -21,9 +23,15 @@ import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } fro
 let env: WardenTestEnv;
 let workspace: string;
 let dbFile: string;
+/** A registered approver (its name is unique per run: the test registry outlives runs). */
+const approver = `sec-lead-${randomUUID().slice(0, 8)}`;
+let keyFile: string;
 
 beforeAll(async () => {
   env = await startWardenTestEnv();
+  keyFile = join(await mkdtemp(join(tmpdir(), 'warden-approver-')), `${approver}.json`);
+  const add = cli();
+  expect(await approversCommand(['add', approver, '--out', keyFile], add.io), add.out.join('')).toBe(0);
 });
 afterAll(async () => env?.close());
 
@@ -54,7 +62,7 @@ function cli(): { io: CliIo; out: string[] } {
     io: {
       stdout: (t) => out.push(t),
       stderr: (t) => out.push(t),
-      env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, WARDEN_APPROVER: 'sec-lead' },
+      env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, ...(keyFile === undefined ? {} : { WARDEN_APPROVER_KEY: keyFile }) },
     },
   };
 }
@@ -87,39 +95,41 @@ async function waitForApproval(handle: { query: (q: typeof taskStateQuery) => Pr
 it('holds a 42-row delete for approval; approved, it runs and the task completes', async () => {
   const handle = await env.start(deleteTask());
   const pending = await waitForApproval(handle);
-  expect(pending).toMatchObject({ requestId: '0', tool: 'sql.exec' });
+  expect(pending).toMatchObject({ tool: 'sql.exec' });
+  // Request ids are random, not step numbers.
+  expect(pending.requestId).toMatch(/^[0-9a-f-]{36}$/);
   expect(pending.rules.join()).toContain('never delete more than 10 rows without explicit approval');
   expect(count()).toBe(50);
 
   const listing = cli();
   expect(await approvalsCommand([], listing.io)).toBe(0);
-  expect(listing.out.join('')).toContain(`${handle.workflowId} 0: sql.exec`);
+  expect(listing.out.join('')).toContain(`${handle.workflowId} ${pending.requestId}: sql.exec`);
 
   const approve = cli();
-  expect(await approveCommand([handle.workflowId, '0', '--reason', 'quarterly cleanup'], approve.io), approve.out.join('')).toBe(0);
+  expect(await approveCommand([handle.workflowId, pending.requestId, '--reason', 'quarterly cleanup'], approve.io), approve.out.join('')).toBe(0);
   const result = await followAgentTask(handle);
   expect(result.status).toBe('completed');
   expect(result.steps[0]).toMatchObject({
     decision: 'allow',
     executed: true,
     policy: { decision: 'approval' },
-    approval: { status: 'approved', approver: 'user:sec-lead', reason: 'quarterly cleanup' },
+    approval: { status: 'approved', approver, reason: 'quarterly cleanup' },
   });
   expect(count()).toBe(8);
 });
 
 it('denied, leaves the database unchanged and stops the task', async () => {
   const handle = await env.start(deleteTask());
-  await waitForApproval(handle);
+  const pending = await waitForApproval(handle);
   const deny = cli();
-  expect(await denyCommand([handle.workflowId, '0', '--reason', 'too many'], deny.io)).toBe(0);
+  expect(await denyCommand([handle.workflowId, pending.requestId, '--reason', 'too many'], deny.io), deny.out.join('')).toBe(0);
   const result = await followAgentTask(handle);
   expect(result.status).toBe('denied');
-  expect(result.steps[0]).toMatchObject({ decision: 'deny', executed: false, error: { code: 'ERR_APPROVAL_DENIED' }, approval: { status: 'denied', approver: 'user:sec-lead' } });
+  expect(result.steps[0]).toMatchObject({ decision: 'deny', executed: false, error: { code: 'ERR_APPROVAL_DENIED' }, approval: { status: 'denied', approver } });
   expect(count()).toBe(50);
   // Nothing waits any more, and a late decision is refused.
   const late = cli();
-  expect(await approveCommand([handle.workflowId, '0'], late.io)).toBe(1);
+  expect(await approveCommand([handle.workflowId, pending.requestId], late.io)).toBe(1);
 });
 
 it('denies when nobody decides before the approval timeout', async () => {

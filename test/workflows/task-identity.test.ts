@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { mintCallCredential } from '../../identity/credential';
-import { openCredentialStores, type CredentialStores } from '../../identity/credential-stores';
+import { openCredentialStores, type LocalCredentialStores } from '../../identity/credential-stores';
 import { openKeystore, readJwksFile, type Keystore } from '../../identity/keystore';
 import { findSecretsIn } from '../../identity/redact';
 import { hashIntent } from '../../identity/task-grant';
@@ -19,7 +19,7 @@ import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../suppo
 let env: WardenTestEnv;
 let workspace: string;
 let keystore: Keystore;
-let stores: CredentialStores;
+let stores: LocalCredentialStores;
 let result: TaskResult;
 
 beforeAll(async () => {

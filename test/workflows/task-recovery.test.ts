@@ -99,7 +99,9 @@ it('rolls back every effect, newest first, when a denied action stops the task',
     ['fs-overlay-discard', null, 'done'],
   ]);
   // The later change is undone before the earlier one.
-  expect(result.recovery?.rolledBack.map((r) => r.callId)).toEqual([`${result.workflowId}:2`, `${result.workflowId}:1`, undefined]);
+  // Call keys name the run, the step and what the call is (recovery/call-key.ts).
+  const key = (step: number) => expect.stringMatching(new RegExp(`^${result.workflowId}:${result.runId}:${step}:[0-9a-f]{32}$`));
+  expect(result.recovery?.rolledBack.map((r) => r.callId)).toEqual([key(2), key(1), undefined]);
   expect(await readFile(join(workspace, 'plan.txt'), 'utf8')).toBe('original plan');
   expect(rows()).toEqual(ORIGINAL_ROWS);
 });

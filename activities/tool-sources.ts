@@ -1,0 +1,51 @@
+/**
+ * Tool sources a task brings besides Warden's own: its MCP servers. Opening them starts (stdio,
+ * in the OS sandbox) or reaches (HTTP) each server and pins its tool list; the pins go to the
+ * workflow (history) and onto this activity's span (custody). Closing them ends the sessions and
+ * kills the stdio servers' process trees, before the task's files are committed or rolled back.
+ */
+import { McpError } from '../errors';
+import { openTaskServers } from '../executors/mcp-executor';
+import type { McpToolListing } from '../mcp/mcp-tool-listing';
+import type { Task } from '../task/task-schema';
+import { WARDEN_ATTR } from '../custody/attributes';
+import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
+import type { ActivityDeps } from './index';
+import { atActivityBoundary } from './to-application-failure';
+
+export interface OpenToolSourcesInput {
+  rootWorkflowId: string;
+  task: Task;
+  /** Epoch ms: the task's deadline, after which every server is closed. */
+  deadlineAt: number;
+}
+
+export interface CloseToolSourcesInput {
+  rootWorkflowId: string;
+}
+
+export function createToolSourceActivities(deps: ActivityDeps) {
+  return {
+    /** Opens every MCP server of the task and returns the pinned tool lists. */
+    async openToolSources(input: OpenToolSourcesInput): Promise<McpToolListing[]> {
+      return atActivityBoundary(async () => {
+        const mcp = deps.mcp;
+        if (mcp === undefined || deps.stateDir === undefined) {
+          throw new McpError('ERR_MCP_UNAVAILABLE', 'this worker was created without MCP support (no connection pool or state folder)');
+        }
+        const listings = await openTaskServers({ ...mcp, env: deps.env ?? process.env, stateDir: deps.stateDir }, input.task, input.rootWorkflowId, input.deadlineAt);
+        annotateActiveSpan({
+          [WARDEN_ATTR.mcpServers]: listings.map((l) => l.server),
+          [WARDEN_ATTR.mcpPins]: listings.map((l) => `${l.server}:${l.hash}`),
+          [WARDEN_ATTR.mcpTools]: listings.flatMap((l) => l.tools.map((t) => t.name)),
+        });
+        return listings;
+      });
+    },
+
+    /** Closes the task's MCP servers on this worker (idempotent; other workers close theirs at the deadline). */
+    async closeToolSources(input: CloseToolSourcesInput): Promise<{ closed: string[] }> {
+      return atActivityBoundary(async () => ({ closed: (await deps.mcp?.pool.closeSession(input.rootWorkflowId)) ?? [] }));
+    },
+  };
+}

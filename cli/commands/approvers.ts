@@ -1,0 +1,84 @@
+/**
+ * `warden approvers add|list|remove`: who may decide held actions. `add` has Warden issue a person
+ * an approver key: the public half is registered in the state folder, the private half is written
+ * to a key file (0600) for that person, who signs decisions with it (`warden approve --key`).
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseCommandArgs } from '../parse-command-args';
+import { WardenError } from '../../errors';
+import { issueApproverKey } from '../../identity/approval-decision';
+import { defaultApproverKeyDir, openApproverStore } from '../../identity/approver-registry';
+import { stateDirOf } from '../../state-dir';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+
+export const APPROVERS_USAGE = `usage: warden approvers add <name> [--out <file>]
+       warden approvers list [--json]
+       warden approvers remove <name>
+
+  add     issue <name> an approver key: registered here, written to --out (default
+          <approver key folder>/<name>.json; the folder is WARDEN_APPROVER_DIR, else
+          ~/.config/warden/approvers). Give the file to that person only; keep it out of workspaces.
+  list    the registered approvers: name, key id, when added, active or removed
+  remove  revoke <name>: decisions signed with its key no longer count`;
+
+export async function approversCommand(argv: string[], io: CliIo): Promise<number> {
+  const args = parseCommandArgs('approvers', APPROVERS_USAGE, argv, io, { out: { type: 'string' }, json: { type: 'boolean', default: false } });
+  if (typeof args === 'number') return args;
+  const [action, name, ...extra] = args.positionals;
+  const needsName = action === 'add' || action === 'remove';
+  if (extra.length > 0 || !(needsName ? name !== undefined : action === 'list' && name === undefined)) {
+    io.stderr(`warden approvers: expected add <name>, list or remove <name>\n${APPROVERS_USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (args.values.out !== undefined && action !== 'add') {
+    io.stderr(`warden approvers: --out applies to add only\n${APPROVERS_USAGE}\n`);
+    return EXIT.usage;
+  }
+  const store = openApproverStore({ stateDir: stateDirOf(io.env) });
+  try {
+    if (action === 'list') {
+      const records = store.list();
+      if (args.values.json) io.stdout(`${JSON.stringify(records, null, 2)}\n`);
+      else if (records.length === 0) io.stdout('no approvers; add one with `warden approvers add <name>`\n');
+      else {
+        for (const r of records) {
+          const status = r.revokedAt === undefined ? 'active' : `removed ${new Date(r.revokedAt).toISOString()}`;
+          io.stdout(`${r.name}  ${r.kid}  added ${new Date(r.addedAt).toISOString()}  ${status}${r.keyFile === undefined ? '' : `  ${r.keyFile}`}\n`);
+        }
+      }
+      return EXIT.ok;
+    }
+    if (action === 'remove') {
+      if (!store.remove(name!)) {
+        io.stderr(`warden approvers: no approver named "${name}"\n`);
+        return EXIT.failed;
+      }
+      io.stdout(`removed ${name}: decisions signed with its key no longer count\n`);
+      return EXIT.ok;
+    }
+    if (store.get(name!) !== undefined) {
+      io.stderr(`warden approvers: an approver named "${name}" is already registered (remove it and add another name to issue a new key)\n`);
+      return EXIT.usage;
+    }
+    const out = resolve(args.values.out ?? join(defaultApproverKeyDir(io.env), `${name}.json`));
+    if (existsSync(out)) {
+      io.stderr(`warden approvers: ${out} exists; choose another --out (a key file is never overwritten)\n`);
+      return EXIT.usage;
+    }
+    const { record, keyFile } = await issueApproverKey(store, { name: name!, keyFile: out });
+    mkdirSync(dirname(out), { recursive: true, mode: 0o700 });
+    writeFileSync(out, `${JSON.stringify(keyFile, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    io.stdout(`added approver ${record.name} (key ${record.kid})\nkey file: ${out}\ndecide with: warden approve <workflowId> <requestId> --key ${out}\n`);
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden approvers: ${error.code}: ${error.message}\n`);
+      return error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed;
+    }
+    throw error;
+  } finally {
+    store.close();
+  }
+}

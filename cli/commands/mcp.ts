@@ -1,0 +1,259 @@
+/**
+ * `warden mcp …`: put an existing agent behind Warden (`serve`), install MCP server packages for
+ * stdio servers (`install`), and show what a task's servers offer (`tools`).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TaskFileError, WardenError } from '../../errors';
+import { McpConnection } from '../../mcp/mcp-connection';
+import { createTaskSession, serveTaskOverHttp, stdioServerTransport, type TaskSessionOptions } from '../../mcp/task-session-server';
+import { defaultMcpPackagesDir } from '../../mcp/resolve-server-command';
+import { loadTaskFile } from '../../task/load-task-file';
+import type { Task } from '../../task/task-schema';
+import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
+import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
+import { connectClient, connectWorkerConnection } from '../../temporal/connect';
+import { defaultCacheDir } from '../../temporal/temporal-cli';
+import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
+import { TASK_QUEUE } from '../../workflows/definitions';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
+import { formatSummary } from '../format-summary';
+import { parseCommandArgs } from '../parse-command-args';
+import { resolveTemporal } from '../temporal-client';
+
+export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http [--port <n>] [--token-env <NAME>]] [--task-queue <name>] [--worker | --no-worker]
+       warden mcp install <package>... [--allow-scripts]
+       warden mcp tools <task-file>
+
+  serve     expose the task's granted tools as an MCP server, for an existing agent (IDE, CLI agent,
+            SDK client): each MCP session is one Warden task (agent.model.driver: mcp-client), each
+            tools/call one guarded step. stdio by default; --http serves streamable HTTP on
+            127.0.0.1 (--port, default a free one; the URL is printed on stderr); --token-env NAME
+            requires "Authorization: Bearer <value of NAME>" on every request
+  install   install MCP server packages for stdio servers (they run without network, so nothing is
+            fetched when a task starts); into WARDEN_MCP_PACKAGES, default <cache>/mcp-packages.
+            Install scripts are not run unless --allow-scripts
+  tools     start the task's MCP servers, print each one's tools under their Warden names and the pin`;
+
+export async function mcpCommand(argv: string[], io: CliIo): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'serve':
+      return serveCommand(rest, io);
+    case 'install':
+      return installCommand(rest, io);
+    case 'tools':
+      return toolsCommand(rest, io);
+    case '--help':
+    case '-h':
+    case 'help':
+      io.stdout(`${MCP_USAGE}\n`);
+      return EXIT.ok;
+    default:
+      io.stderr(`warden mcp: ${sub === undefined ? 'missing sub-command' : `unknown sub-command "${sub}"`}\n${MCP_USAGE}\n`);
+      return EXIT.usage;
+  }
+}
+
+/** The MCP packages folder the worker and `install` use. */
+export function mcpPackagesDirOf(env: NodeJS.ProcessEnv): string {
+  return env.WARDEN_MCP_PACKAGES ? env.WARDEN_MCP_PACKAGES : defaultMcpPackagesDir(defaultCacheDir(env));
+}
+
+async function loadTask(command: string, file: string | undefined, extra: string[], io: CliIo): Promise<Task | number> {
+  if (file === undefined || extra.length > 0) {
+    io.stderr(`warden mcp ${command}: expected exactly one task file\n${MCP_USAGE}\n`);
+    return EXIT.usage;
+  }
+  try {
+    return await loadTaskFile(file);
+  } catch (error) {
+    if (error instanceof TaskFileError) {
+      io.stderr(`warden mcp ${command}: ${error.code}: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+}
+
+async function serveCommand(argv: string[], io: CliIo): Promise<number> {
+  const args = parseCommandArgs('mcp serve', MCP_USAGE, argv, io, {
+    http: { type: 'boolean', default: false },
+    port: { type: 'string' },
+    'token-env': { type: 'string' },
+    'task-queue': { type: 'string' },
+    worker: { type: 'boolean' },
+    'no-worker': { type: 'boolean' },
+  });
+  if (typeof args === 'number') return args;
+  const [file, ...extra] = args.positionals;
+  const task = await loadTask('serve', file, extra, io);
+  if (typeof task === 'number') return task;
+  if (task.agent.model.driver !== 'mcp-client') {
+    io.stderr(`warden mcp serve: ${file}: agent.model.driver must be "mcp-client" (the connecting MCP client is the agent), not "${task.agent.model.driver}"\n`);
+    return EXIT.usage;
+  }
+  const sandboxProblem = taskNeedsOsSandbox(task) ? osSandboxProblem(io.env) : undefined;
+  if (sandboxProblem !== undefined) {
+    io.stderr(`warden mcp serve: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}\n`);
+    return EXIT.failed;
+  }
+  const port = args.values.port === undefined ? undefined : Number(args.values.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    io.stderr(`warden mcp serve: --port must be a port number, not "${args.values.port}"\n`);
+    return EXIT.usage;
+  }
+  if ((port !== undefined || args.values['token-env'] !== undefined) && args.values.http !== true) {
+    io.stderr('warden mcp serve: --port and --token-env need --http\n');
+    return EXIT.usage;
+  }
+  const tokenEnv = args.values['token-env'];
+  const bearerToken = tokenEnv === undefined ? undefined : io.env[tokenEnv];
+  if (tokenEnv !== undefined && (bearerToken === undefined || bearerToken.length < 16)) {
+    io.stderr(`warden mcp serve: --token-env ${tokenEnv}: the variable must hold a token of at least 16 characters\n`);
+    return EXIT.usage;
+  }
+  // stdout may be the MCP channel: everything else goes to stderr.
+  const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  let telemetry: ReturnType<typeof setupProcessTelemetry>;
+  try {
+    const { config, server, stateDir } = await resolveTemporal({ ...io, stdout: io.stderr });
+    const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || server.mode === 'embedded';
+    telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-mcp', env: io.env });
+    const { client, connection } = await connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
+    const taskQueue = args.values['task-queue'] ?? TASK_QUEUE;
+    let stopWorker: () => void = () => undefined;
+    let workerDone: Promise<void> = Promise.resolve();
+    if (useWorker) {
+      installQuietRuntime();
+      const workerConnection = await connectWorkerConnection(config);
+      const worker = await createWardenWorker({
+        connection: workerConnection,
+        namespace: config.namespace,
+        taskQueue,
+        stateDir,
+        cacheDir: join(stateDir, 'cache'),
+        env: io.env,
+        mcpPackagesDir: mcpPackagesDirOf(io.env),
+        ...(telemetry === undefined ? {} : { telemetry }),
+      });
+      const stopped = new Promise<void>((resolve) => (stopWorker = resolve));
+      workerDone = worker.run(stopped).finally(() => workerConnection.close());
+    }
+    try {
+      const sessionOptions = {
+        client,
+        taskQueue,
+        task,
+        log,
+        onStarted: (workflowId: string) => log(`session started task ${workflowId}`),
+        onEnded: (result: Parameters<NonNullable<TaskSessionOptions['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
+      };
+      if (args.values.http === true) {
+        const httpServer = await serveTaskOverHttp({ ...sessionOptions, ...(port === undefined ? {} : { port }), ...(bearerToken === undefined ? {} : { bearerToken }) });
+        log(`serving ${file} over MCP streamable HTTP at ${httpServer.url} (Ctrl-C to stop)`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await httpServer.close();
+        return EXIT.ok;
+      }
+      const session = createTaskSession(sessionOptions);
+      const transport = stdioServerTransport();
+      const closed = new Promise<void>((resolve) => {
+        transport.onclose = () => resolve();
+        process.stdin.once('end', () => resolve());
+      });
+      await session.server.connect(transport);
+      log(`serving ${file} over MCP stdio`);
+      await closed;
+      const result = await session.end('the client disconnected');
+      return result === undefined || result.status === 'completed' ? EXIT.ok : EXIT.failed;
+    } finally {
+      stopWorker();
+      await workerDone;
+      await connection.close();
+    }
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  } finally {
+    await telemetry?.shutdown();
+  }
+}
+
+async function installCommand(argv: string[], io: CliIo): Promise<number> {
+  const args = parseCommandArgs('mcp install', MCP_USAGE, argv, io, { 'allow-scripts': { type: 'boolean', default: false } });
+  if (typeof args === 'number') return args;
+  if (args.positionals.length === 0) {
+    io.stderr(`warden mcp install: name at least one package\n${MCP_USAGE}\n`);
+    return EXIT.usage;
+  }
+  const bad = args.positionals.find((p) => !/^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(@[A-Za-z0-9._^~<>=|* -]+)?$/.test(p));
+  if (bad !== undefined) {
+    io.stderr(`warden mcp install: "${bad}" is not an npm package name (optionally with @version)\n`);
+    return EXIT.usage;
+  }
+  const dir = mcpPackagesDirOf(io.env);
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(join(dir, 'package.json'))) writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'warden-mcp-packages', private: true }, null, 2)}\n`);
+  const npmArgs = ['install', '--prefix', dir, '--no-audit', '--no-fund', ...(args.values['allow-scripts'] === true ? [] : ['--ignore-scripts']), ...args.positionals];
+  io.stderr(`warden: npm ${npmArgs.join(' ')}\n`);
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn('npm', npmArgs, { stdio: ['ignore', 'inherit', 'inherit'], env: io.env });
+    child.on('error', () => resolve(1));
+    child.on('exit', (status) => resolve(status ?? 1));
+  });
+  if (code !== 0) {
+    io.stderr(`warden mcp install: npm failed (exit ${code})\n`);
+    return EXIT.failed;
+  }
+  io.stdout(`installed ${args.positionals.join(', ')} in ${dir}\n`);
+  return EXIT.ok;
+}
+
+async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
+  const args = parseCommandArgs('mcp tools', MCP_USAGE, argv, io, {});
+  if (typeof args === 'number') return args;
+  const [file, ...extra] = args.positionals;
+  const task = await loadTask('tools', file, extra, io);
+  if (typeof task === 'number') return task;
+  const servers = Object.entries(task.tools.mcp ?? {});
+  if (servers.length === 0) {
+    io.stderr(`warden mcp tools: ${file} declares no MCP servers (tools.mcp)\n`);
+    return EXIT.usage;
+  }
+  let status: number = EXIT.ok;
+  for (const [name, config] of servers) {
+    try {
+      const connection = await McpConnection.open(name, config, {
+        env: io.env,
+        allowedHosts: [],
+        packagesDir: mcpPackagesDirOf(io.env),
+        // Listing only: no workspace is shown to the servers.
+        lifetimeMs: 60_000,
+      });
+      try {
+        io.stdout(`${name} (${connection.listing.serverInfo?.name ?? 'unnamed'} ${connection.listing.serverInfo?.version ?? ''}) pin ${connection.listing.hash}\n`);
+        for (const tool of connection.listing.tools) {
+          const granted = task.grants.tools.includes(tool.name) ? 'granted' : '       ';
+          io.stdout(`  ${granted}  ${tool.name.padEnd(40)} ${JSON.stringify(tool.annotations ?? {})}\n`);
+        }
+      } finally {
+        await connection.close();
+      }
+    } catch (error) {
+      if (!(error instanceof WardenError)) throw error;
+      io.stderr(`warden mcp tools: ${name}: ${error.code}: ${error.message}\n`);
+      status = EXIT.failed;
+    }
+  }
+  return status;
+}

@@ -1,0 +1,131 @@
+/**
+ * The client side of approvals, for every front end (the CLI, a web console, a webhook): list
+ * what waits, and decide one request with a registered approver's key. A decision is signed here
+ * over exactly this run, request, action and verdict, and sent as the task's approval Update,
+ * whose validator and verifying activity decide whether it counts (workflows/approval-gate.ts).
+ *
+ * Invariant: the approver's private key never leaves this process; what travels (and lands in
+ * history) is the signature over one decision.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { ApproverError, CredentialError, isErrorCode, WardenError } from '../errors';
+import { ApproverKeyFileSchema, signApprovalDecision, type ApproverKeyFile } from '../identity/approval-decision';
+import { ApproverNameSchema, defaultApproverKeyDir } from '../identity/approver-registry';
+import { callDigestOf } from '../recovery/call-key';
+import type { PendingApproval } from '../task/task-run';
+import { AGENT_TASK_WORKFLOW, approvalUpdate, taskStateQuery, type ApprovalOutcome } from '../workflows/definitions';
+
+/** One action waiting for a human, with the task it belongs to. */
+export interface PendingApprovalEntry extends PendingApproval {
+  workflowId: string;
+}
+
+/** How long one task may take to answer the listing's query. */
+const QUERY_DEADLINE_MS = 2000;
+
+/**
+ * Every action waiting for approval across running agent tasks (each task asked briefly, in
+ * parallel: one whose worker is gone must not hold up the list).
+ */
+export async function listPendingApprovals(client: Client): Promise<PendingApprovalEntry[]> {
+  const ids: string[] = [];
+  for await (const execution of client.workflow.list({ query: `WorkflowType = "${AGENT_TASK_WORKFLOW}" AND ExecutionStatus = "Running"` })) ids.push(execution.workflowId);
+  const answers = await Promise.all(
+    ids.map(async (workflowId) => {
+      try {
+        const state = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(taskStateQuery));
+        return (state.pendingApprovals ?? []).map((p) => ({ workflowId, ...p }));
+      } catch {
+        return [];
+      }
+    }),
+  );
+  return answers.flat();
+}
+
+/**
+ * Reads an approver key file (`warden approvers add` wrote it). Throws ApproverError
+ * ERR_APPROVER_INVALID naming the file when it is missing or not a key file; the key itself is
+ * never quoted.
+ */
+export async function readApproverKeyFile(file: string): Promise<ApproverKeyFile> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new ApproverError('ERR_APPROVER_INVALID', `cannot read the approver key file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { details: { file } });
+  }
+  let parsed: ReturnType<typeof ApproverKeyFileSchema.safeParse>;
+  try {
+    parsed = ApproverKeyFileSchema.safeParse(JSON.parse(text));
+  } catch {
+    throw new ApproverError('ERR_APPROVER_INVALID', `${file} is not an approver key file (not JSON)`, { details: { file } });
+  }
+  if (!parsed.success) throw new ApproverError('ERR_APPROVER_INVALID', `${file} is not an approver key file (made by \`warden approvers add\`)`, { details: { file } });
+  return parsed.data;
+}
+
+/**
+ * The key file to decide with: `file` when given, else `WARDEN_APPROVER_KEY`, else
+ * `<approver key folder>/<WARDEN_APPROVER>.json`. Throws ApproverError ERR_APPROVER_INVALID
+ * saying what to do when none is found.
+ */
+export async function findApproverKeyFile(env: NodeJS.ProcessEnv, file?: string): Promise<ApproverKeyFile> {
+  if (file !== undefined) return readApproverKeyFile(file);
+  if (env.WARDEN_APPROVER_KEY) return readApproverKeyFile(env.WARDEN_APPROVER_KEY);
+  const name = env.WARDEN_APPROVER?.trim().replace(/^user:/, '');
+  if (name && ApproverNameSchema.safeParse(name).success) return readApproverKeyFile(join(defaultApproverKeyDir(env), `${name}.json`));
+  throw new ApproverError(
+    'ERR_APPROVER_INVALID',
+    'no approver key: pass --key <file>, or set WARDEN_APPROVER_KEY, or WARDEN_APPROVER=<name> for the key `warden approvers add <name>` wrote',
+  );
+}
+
+export interface DecideApprovalOptions {
+  workflowId: string;
+  requestId: string;
+  approved: boolean;
+  reason?: string;
+  key: ApproverKeyFile;
+}
+
+/** A rejected or failed Update as the Warden error it stands for. */
+function decisionError(error: unknown): WardenError {
+  const cause = error instanceof WorkflowUpdateFailedError ? error.cause : error;
+  if (cause instanceof ApplicationFailure && isErrorCode(cause.type)) return new CredentialError(cause.type, cause.message);
+  if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return new CredentialError('ERR_APPROVAL_NOT_PENDING', 'the task did not take the decision in time; see `warden approvals`');
+  return new CredentialError('ERR_APPROVAL_NOT_PENDING', (cause as Error)?.message ?? String(cause));
+}
+
+/**
+ * Signs and sends one decision. Resolves with the outcome the task recorded; throws a
+ * WardenError `ERR_APPROVAL_NOT_PENDING` (no such request waits now) or
+ * `ERR_APPROVAL_UNAUTHENTICATED` (the key is not a registered approver's, or was removed).
+ */
+export async function decideApproval(client: Client, options: DecideApprovalOptions): Promise<ApprovalOutcome> {
+  const described = await client.workflow.getHandle(options.workflowId).describe();
+  const handle = client.workflow.getHandle(options.workflowId, described.runId);
+  const state = await handle.query(taskStateQuery);
+  const pending = (state.pendingApprovals ?? []).find((p) => p.requestId === options.requestId);
+  if (pending === undefined) {
+    throw new CredentialError('ERR_APPROVAL_NOT_PENDING', `${options.workflowId} has no action ${options.requestId} waiting for approval (see warden approvals)`);
+  }
+  const signature = await signApprovalDecision(options.key, {
+    workflowId: options.workflowId,
+    runId: described.runId,
+    requestId: options.requestId,
+    action: callDigestOf(pending.tool, pending.args),
+    approved: options.approved,
+    ...(options.reason === undefined ? {} : { reason: options.reason }),
+  });
+  try {
+    return await handle.executeUpdate(approvalUpdate, {
+      args: [{ requestId: options.requestId, approved: options.approved, ...(options.reason === undefined ? {} : { reason: options.reason }), signature }],
+    });
+  } catch (error) {
+    throw decisionError(error);
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The `mcp` executor: one `tools/call` on the server a pinned descriptor names, after the
+ * server's current tool list has been checked against the pin (McpConnection.callTool).
+ *
+ * Invariant: only a tool of a pinned list, granted to the task, reaches a server, and only with
+ * arguments that passed the tool's pinned input schema (when Warden can compile it; otherwise the
+ * server's own validation is all there is, and the step says so in its error when it fails).
+ * The result is returned as data to the agent (untrusted, like any tool output), bounded in size.
+ */
+import { realpath } from 'node:fs/promises';
+import { McpError, RecoveryError, ToolError } from '../errors';
+import { parseMcpWardenToolName } from '../mcp/mcp-tool-names';
+import { valuesAt } from '../tools/argument-values';
+import type { McpToolListing } from '../mcp/mcp-tool-listing';
+import type { McpStartContext } from '../mcp/mcp-connection';
+import { isStdioServer, type McpServer } from '../mcp/mcp-server-config';
+import { overlayPathsOf, taskKeyOf } from '../recovery/recovery-paths';
+import { openOverlay } from '../recovery/workspace-overlay';
+import { durationToMs } from '../task/duration';
+import type { Task } from '../task/task-schema';
+import type { ToolDescriptor } from '../tools/tool-descriptor';
+import type { McpConnectionPool } from './mcp-connection-pool';
+
+/** Worker-side settings of the MCP executor. */
+export interface McpExecutorDeps {
+  pool: McpConnectionPool;
+  /** Folder whose node_modules holds installed MCP server packages (`warden mcp install`). */
+  packagesDir?: string;
+  /** More host folders stdio servers see read-only. */
+  extraReadOnlyPaths?: readonly string[];
+  /** The worker's environment: the only source of the variables servers declare. */
+  env: NodeJS.ProcessEnv;
+  stateDir: string;
+}
+
+export interface McpCallInput {
+  rootWorkflowId: string;
+  task: Task;
+  /** Epoch ms of the task's deadline: the servers' lifetime. */
+  deadlineAt: number;
+  args: Record<string, unknown>;
+  maxOutputBytes: number;
+}
+
+/** The server a descriptor's executor names, its MCP tool name and pin. */
+export function mcpTargetOf(descriptor: ToolDescriptor): { server: string; tool: string; pin: string } {
+  const executor = descriptor.executor as { kind: string; server?: unknown; tool?: unknown; pin?: unknown };
+  if (executor.kind !== 'mcp' || typeof executor.server !== 'string' || typeof executor.tool !== 'string' || typeof executor.pin !== 'string') {
+    throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${descriptor.name}" is not a pinned MCP tool`);
+  }
+  return { server: executor.server, tool: executor.tool, pin: executor.pin };
+}
+
+/** How a task's servers are started: its workspace overlay and the hosts a stdio server may reach. */
+export async function startContextOf(deps: McpExecutorDeps, task: Task, rootWorkflowId: string, config: McpServer): Promise<Omit<McpStartContext, 'lifetimeMs'>> {
+  let workspace: McpStartContext['workspace'];
+  if (task.resources.workspace !== undefined && isStdioServer(config) && config.workspace !== 'none') {
+    const root = await realpath(task.resources.workspace).catch(() => {
+      throw new McpError('ERR_MCP_UNAVAILABLE', `the workspace ${task.resources.workspace} does not exist`);
+    });
+    const taskKey = taskKeyOf(rootWorkflowId);
+    await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: root });
+    workspace = { root, overlayDir: overlayPathsOf(deps.stateDir, taskKey).dir };
+  }
+  const allowedHosts = isStdioServer(config) ? config.hosts.filter((h) => task.grants.hosts.includes(h) && task.resources.hosts.includes(h)) : [];
+  return {
+    ...(workspace === undefined ? {} : { workspace }),
+    env: deps.env,
+    allowedHosts,
+    ...(deps.packagesDir === undefined ? {} : { packagesDir: deps.packagesDir }),
+    ...(deps.extraReadOnlyPaths === undefined ? {} : { extraReadOnlyPaths: deps.extraReadOnlyPaths }),
+  };
+}
+
+/** Opens (or finds) every server the task declares and returns their pinned tool lists. */
+export async function openTaskServers(deps: McpExecutorDeps, task: Task, rootWorkflowId: string, deadlineAt: number): Promise<McpToolListing[]> {
+  const listings: McpToolListing[] = [];
+  for (const [server, config] of Object.entries(task.tools.mcp ?? {})) {
+    const context = await startContextOf(deps, task, rootWorkflowId, config);
+    const connection = await deps.pool.connection(rootWorkflowId, server, config, { ...context, lifetimeMs: 0 }, deadlineAt);
+    listings.push(connection.listing);
+  }
+  return listings;
+}
+
+/** Runs one call of a pinned MCP tool; returns `{ content, structuredContent? }`. */
+export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDescriptor, input: McpCallInput): Promise<unknown> {
+  const target = mcpTargetOf(descriptor);
+  const config = input.task.tools.mcp?.[target.server];
+  if (config === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `MCP server "${target.server}" is not declared by this task`);
+  const context = await startContextOf(deps, input.task, input.rootWorkflowId, config);
+  const connection = await deps.pool.connection(input.rootWorkflowId, target.server, config, { ...context, lifetimeMs: 0 }, input.deadlineAt);
+  const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
+  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify });
+  const output = { content: result.content, ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };
+  const size = Buffer.byteLength(JSON.stringify(output), 'utf8');
+  if (size > input.maxOutputBytes) {
+    throw new ToolError('ERR_TOOL_OUTPUT_TOO_LARGE', `MCP tool ${descriptor.name} returned ${size} bytes, more than ${input.maxOutputBytes}`);
+  }
+  if (result.isError) {
+    const text = result.content
+      .map((c) => (typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'text' ? String((c as { text?: unknown }).text) : ''))
+      .join(' ')
+      .trim();
+    throw new McpError('ERR_MCP_TOOL_FAILED', `MCP tool ${descriptor.name} reported an error: ${text.slice(0, 2000) || '(no text)'}`, { details: { output } });
+  }
+  return output;
+}
+
+/**
+ * The arguments of a compensating call for an MCP tool whose task file maps them
+ * (`tools.mcp.<server>.tools.<tool>.compensate.args`), from the original call's `args` and
+ * `output`; undefined when the original tool maps none (the compensating tool then gets Warden's
+ * usual `{ compensationId, original }`). Throws RecoveryError ERR_COMPENSATION_FAILED when a
+ * pointer finds nothing.
+ */
+export function mcpCompensationArgs(task: Task, original: { tool: string; args: unknown; output: unknown }): Record<string, unknown> | undefined {
+  const target = parseMcpWardenToolName(original.tool);
+  if (target === undefined) return undefined;
+  const mapping = task.tools.mcp?.[target.server]?.tools[target.mcpName]?.compensate?.args;
+  if (mapping === undefined || Object.keys(mapping).length === 0) return undefined;
+  const source = { args: original.args, output: original.output };
+  const args: Record<string, unknown> = {};
+  for (const [name, pointer] of Object.entries(mapping)) {
+    const values = valuesAt(source, pointer);
+    if (values.length === 0) {
+      throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot undo ${original.tool}: ${pointer} finds nothing in the original call (for argument "${name}")`, {
+        details: { tool: original.tool, pointer },
+      });
+    }
+    args[name] = pointer.includes('/*') ? values : values[0];
+  }
+  return args;
+}

@@ -1,0 +1,144 @@
+/**
+ * The `process` executor: `proc.run {command, args, cwd?, stdin?, timeout?}` starts one granted
+ * program in the OS sandbox (sandbox/os/) and returns its exit status and bounded output.
+ *
+ * Invariants:
+ * - the program is one the task grants by name (`grants.commands`), looked up only in the
+ *   sandbox's read-only system folders, so nothing in the workspace can stand in for it; an
+ *   absolute path is run only when granted as that exact path;
+ * - it sees the workspace through the task tree's copy-on-write overlay (its writes are
+ *   committed or rolled back with the task), reaches only the task's granted hosts through the
+ *   egress proxy, and gets no environment variable of the worker;
+ * - wall time is at most the task's tool timeout; memory, processes and CPU are bounded; the
+ *   whole process tree is gone when the call returns.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { realpath } from 'node:fs/promises';
+import { SandboxError, ToolError } from '../errors';
+import { overlayPathsOf, taskKeyOf } from '../recovery/recovery-paths';
+import { openOverlay } from '../recovery/workspace-overlay';
+import { runSandboxed } from '../sandbox/os/run-sandboxed';
+import { systemView } from '../sandbox/os/system-view';
+import { durationToMs } from '../task/duration';
+import type { Task } from '../task/task-schema';
+import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
+
+/** Default memory of a program's process tree, MiB (`limits.processMemoryMb`). */
+export const DEFAULT_PROCESS_MEMORY_MB = PROCESS_LIMIT_DEFAULTS.memoryMb;
+/** Default processes alive at once (`limits.processMaxProcesses`). */
+export const DEFAULT_PROCESS_COUNT = PROCESS_LIMIT_DEFAULTS.maxProcesses;
+/** Most bytes kept of stdout and of stderr each. */
+export const MAX_PROCESS_OUTPUT_BYTES = 64 * 1024;
+
+export interface ProcRunArgs {
+  command: string;
+  args?: string[];
+  cwd?: string;
+  stdin?: string;
+  timeout?: string;
+}
+
+/** What `proc.run` returns to the agent. */
+export interface ProcRunOutput {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  truncated: { stdout: boolean; stderr: boolean };
+  /** `exited`, or the limit that stopped it: `wall-time`, `cpu-time`, `memory`. */
+  reason: string;
+  durationMs: number;
+}
+
+/**
+ * Whether `command` may run under `task`: granted by exact name or path. Throws ToolError
+ * ERR_COMMAND_NOT_GRANTED naming the grant to add.
+ */
+export function assertCommandGranted(task: Task, command: string): void {
+  const granted = task.grants.commands ?? [];
+  if (!granted.includes(command)) {
+    throw new ToolError('ERR_COMMAND_NOT_GRANTED', `program "${command}" is not granted to this task (grants.commands: [${granted.join(', ')}])`, {
+      details: { command, granted },
+    });
+  }
+  if (!command.startsWith('/') && command.includes('/')) {
+    throw new ToolError('ERR_COMMAND_NOT_GRANTED', `program "${command}" must be a bare name looked up on the sandbox's PATH, or an absolute path`);
+  }
+}
+
+/** The absolute path of `command` in the sandbox's read-only system folders; ERR_COMMAND_NOT_FOUND when there is none. */
+export function resolveCommand(command: string): string {
+  const candidates = command.startsWith('/') ? [command] : systemView().path.map((folder) => path.join(folder, command));
+  for (const candidate of candidates) {
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  throw new ToolError('ERR_COMMAND_NOT_FOUND', `program "${command}" is not installed on this worker (looked in ${command.startsWith('/') ? command : systemView().path.join(':')})`, {
+    details: { command },
+  });
+}
+
+export interface ProcessCallInput {
+  rootWorkflowId: string;
+  task: Task;
+  args: ProcRunArgs;
+  stateDir: string;
+}
+
+/** Runs one `proc.run` call to its end. */
+export async function executeProcessCall(input: ProcessCallInput): Promise<ProcRunOutput> {
+  const { task, args } = input;
+  assertCommandGranted(task, args.command);
+  const executable = resolveCommand(args.command);
+  const taskTimeoutMs = durationToMs(task.limits.toolTimeout);
+  const wallTimeMs = Math.min(args.timeout === undefined ? taskTimeoutMs : durationToMs(args.timeout), taskTimeoutMs);
+  let workspace: { mode: 'overlay'; root: string; overlayDir: string } | undefined;
+  if (task.resources.workspace !== undefined) {
+    const root = await realpath(task.resources.workspace).catch(() => {
+      throw new ToolError('ERR_PATH_NOT_FOUND', `the workspace ${task.resources.workspace} does not exist`);
+    });
+    const taskKey = taskKeyOf(input.rootWorkflowId);
+    await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root });
+    workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir };
+  }
+  let run;
+  try {
+    run = await runSandboxed(
+      {
+        command: executable,
+        args: args.args ?? [],
+        cwd: args.cwd ?? '.',
+        ...(workspace === undefined ? {} : { workspace }),
+        allowedHosts: task.grants.hosts.filter((h) => task.resources.hosts.includes(h)),
+        limits: {
+          wallTimeMs,
+          cpuTimeMs: wallTimeMs,
+          memoryMb: task.limits.processMemoryMb ?? DEFAULT_PROCESS_MEMORY_MB,
+          maxProcesses: task.limits.processMaxProcesses ?? DEFAULT_PROCESS_COUNT,
+        },
+      },
+      { ...(args.stdin === undefined ? {} : { stdin: args.stdin }), maxOutputBytes: MAX_PROCESS_OUTPUT_BYTES },
+    );
+  } catch (error) {
+    if (error instanceof TypeError) throw new ToolError('ERR_TOOL_INPUT_INVALID', `proc.run: ${error.message}`);
+    throw error;
+  }
+  if (run.reason === 'setup-failed' && /warden-sandbox: no such folder/.test(run.stderr)) {
+    throw new ToolError('ERR_PATH_NOT_FOUND', `proc.run: the working folder ${JSON.stringify(args.cwd ?? '.')} does not exist in the workspace`);
+  }
+  if (run.reason === 'setup-failed') {
+    throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the OS sandbox could not start ${args.command}: ${run.stderr.trim().slice(-500)}`);
+  }
+  return {
+    exitCode: run.exitCode,
+    stdout: run.stdout,
+    stderr: run.stderr,
+    truncated: run.truncated,
+    reason: run.reason,
+    durationMs: run.durationMs,
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * One signing key from a key source every worker mounts (`WARDEN_SIGNING_KEY_FILE`: a private JWK
+ * file, e.g. a Kubernetes secret), instead of a key per worker. All workers sign with it and
+ * verify with it alone: keys published in the shared database are ignored, so write access to
+ * the database cannot add a trusted key.
+ *
+ * Invariants: the file must be a private Ed25519 or P-256 JWK readable by the owner only (mode
+ * 0600 or stricter, refused otherwise); the key is imported non-extractable and only a signer
+ * leaves this module; `kid` is the RFC 7638 thumbprint. Rotation is done by replacing the file
+ * (`rotate` refuses): outstanding credentials signed by the old key stop verifying then.
+ */
+import * as fs from 'node:fs';
+import { calculateJwkThumbprint, importJWK, SignJWT } from 'jose';
+import { z } from 'zod';
+import { KeystoreError } from '../errors';
+import type { Jwks, PublicJwk } from './claims';
+import { systemClock, type Clock } from './clock';
+import type { JwtSigner, KeyInfo, Keystore } from './keystore';
+
+const B64 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
+const SourceJwkSchema = z.union([
+  z.object({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: B64, d: B64 }),
+  z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: B64, y: B64, d: B64 }),
+]);
+
+interface Loaded {
+  stamp: string;
+  info: KeyInfo;
+  publicJwk: PublicJwk;
+  signer: JwtSigner;
+}
+
+function stampOf(file: string): string {
+  const stat = fs.statSync(file);
+  return `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
+}
+
+async function load(file: string): Promise<Loaded> {
+  let stat: fs.Stats;
+  let parsed: unknown;
+  try {
+    stat = fs.statSync(file);
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    // Deliberately generic: nothing about the key material in the message.
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the signing key file ${file}`, { details: { file }, cause: error });
+  }
+  if ((stat.mode & 0o077) !== 0) {
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `the signing key file ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); chmod 600 it`, { details: { file } });
+  }
+  const result = SourceJwkSchema.safeParse(parsed);
+  if (!result.success) throw new KeystoreError('ERR_KEYSTORE_INVALID', `the signing key file ${file} is not a private Ed25519 or P-256 JWK`, { details: { file } });
+  const jwk = result.data;
+  const alg = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256';
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  const key = await importJWK(jwk, alg, { extractable: false });
+  const publicJwk: PublicJwk =
+    jwk.kty === 'OKP' ? { kty: 'OKP', crv: 'Ed25519', x: jwk.x, kid, alg: 'EdDSA', use: 'sig' } : { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, kid, alg: 'ES256', use: 'sig' };
+  return {
+    stamp: stampOf(file),
+    info: { kid, alg, createdAt: new Date(stat.mtimeMs).toISOString(), status: 'active' },
+    publicJwk,
+    signer: { kid, alg, sign: (payload, typ) => new SignJWT(payload).setProtectedHeader({ alg, kid, typ }).sign(key) },
+  };
+}
+
+/** The keystore of the key file at `file`. @throws KeystoreError ERR_KEYSTORE_INVALID. */
+export async function openKeySourceKeystore(file: string, clock: Clock = systemClock): Promise<Keystore> {
+  let current = await load(file);
+  return {
+    dir: file,
+    clock,
+    activeKid: () => current.info.kid,
+    list: () => [{ ...current.info }],
+    jwks: (): Jwks => ({ keys: [{ ...current.publicJwk }] }),
+    signer: () => ({
+      get kid() {
+        return current.signer.kid;
+      },
+      get alg() {
+        return current.signer.alg;
+      },
+      sign: (payload, typ) => current.signer.sign(payload, typ),
+    }),
+    async rotate() {
+      throw new KeystoreError('ERR_KEYSTORE_INVALID', `the signing key comes from ${file}: rotate it by replacing that file on every worker`, { details: { file } });
+    },
+    async reload() {
+      current = await load(file);
+    },
+    async refresh() {
+      let stamp: string;
+      try {
+        stamp = stampOf(file);
+      } catch {
+        return false;
+      }
+      if (stamp === current.stamp) return false;
+      current = await load(file);
+      return true;
+    },
+  };
+}

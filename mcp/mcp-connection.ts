@@ -1,0 +1,247 @@
+/**
+ * One connection to one MCP server, through the official SDK client: a stdio server started in
+ * the OS sandbox, or a streamable-HTTP server. Opening it lists and pins the tool list; every
+ * call first lists again and refuses (ERR_MCP_TOOLS_CHANGED) if the list no longer matches the
+ * pin, so a server cannot change a tool's description, schema or annotations after the task has
+ * been set up, whether or not it announces the change.
+ *
+ * The client declares no capabilities (no roots, sampling or elicitation): a server cannot ask
+ * Warden, or through it the model or the user, for anything.
+ */
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { mcpSdk } from './mcp-sdk';
+import { McpError } from '../errors';
+import type { HostGrantEntry } from '../sandbox/sandbox-messages';
+import { isStdioServer, type McpServer } from './mcp-server-config';
+import { describeListingChange, pinToolListing, type McpToolListing, type RawMcpTool } from './mcp-tool-listing';
+import { resolveServerCommand } from './resolve-server-command';
+import { SandboxedStdioTransport } from './sandboxed-stdio-transport';
+
+export const WARDEN_CLIENT_INFO = { name: 'warden', version: '0.1.0' } as const;
+const DEFAULT_START_TIMEOUT_MS = 30_000;
+const MAX_LIST_PAGES = 16;
+
+export interface McpStartContext {
+  /** The task's workspace (real path) and its overlay folder, for servers that see the workspace. */
+  workspace?: { root: string; overlayDir: string };
+  /** The worker's environment: the only source of the variables a server declares. */
+  env: NodeJS.ProcessEnv;
+  /** Hosts a stdio server may reach, already narrowed to the task's grants. */
+  allowedHosts: readonly HostGrantEntry[];
+  /** Folder whose node_modules holds installed MCP server packages. */
+  packagesDir?: string;
+  /** More host folders stdio servers see read-only (e.g. a folder of server scripts). */
+  extraReadOnlyPaths?: readonly string[];
+  /** How long a stdio server may live (until the task's deadline), in ms. */
+  lifetimeMs: number;
+  /** Time to start, initialise and list tools. Default 30 s. */
+  startTimeoutMs?: number;
+}
+
+/** The result of `tools/call` as Warden records it: plain JSON. */
+export interface McpCallResult {
+  content: unknown[];
+  structuredContent?: Record<string, unknown>;
+  isError: boolean;
+}
+
+export class McpConnection {
+  readonly server: string;
+  /** The listing pinned when the connection opened. */
+  readonly listing: McpToolListing;
+  readonly #client: Client;
+  readonly #transport: Transport;
+  readonly #transportName: string;
+  #closed = false;
+  #listChanged = false;
+
+  private constructor(server: string, client: Client, transport: Transport, transportName: string, listing: McpToolListing) {
+    this.server = server;
+    this.#client = client;
+    this.#transport = transport;
+    this.#transportName = transportName;
+    this.listing = listing;
+  }
+
+  /**
+   * Starts (stdio, in the OS sandbox) or reaches (HTTP) `server`, initialises an MCP session and
+   * pins its tool list. Throws McpError ERR_MCP_UNAVAILABLE / ERR_MCP_NOT_INSTALLED /
+   * ERR_MCP_PROTOCOL / ERR_MCP_NAME_CONFLICT, or SandboxError ERR_OS_SANDBOX_UNAVAILABLE.
+   */
+  static async open(server: string, config: McpServer, context: McpStartContext): Promise<McpConnection> {
+    const { transport, name } = transportFor(server, config, context);
+    const client = new (mcpSdk.client().Client)({ ...WARDEN_CLIENT_INFO }, { capabilities: {} });
+    const timeout = context.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+    let connection: McpConnection | undefined;
+    client.setNotificationHandler(mcpSdk.types().ToolListChangedNotificationSchema, () => {
+      if (connection !== undefined) connection.#listChanged = true;
+    });
+    try {
+      await client.connect(transport, { timeout });
+      const listing = await listAll(server, name, client, timeout);
+      connection = new McpConnection(server, client, transport, name, listing);
+      transport.onclose = chain(transport.onclose, () => {
+        if (connection !== undefined) connection.#closed = true;
+      });
+      return connection;
+    } catch (error) {
+      await client.close().catch(() => undefined);
+      throw asMcpError(error, server, 'ERR_MCP_UNAVAILABLE', `cannot start or reach MCP server ${server}`, transport);
+    }
+  }
+
+  /** False once the server is gone (exited, killed, disconnected). */
+  get open(): boolean {
+    return !this.#closed;
+  }
+
+  /** Whether the server announced `notifications/tools/list_changed` since the pin. */
+  get announcedChange(): boolean {
+    return this.#listChanged;
+  }
+
+  /** Lists the tools again and throws ERR_MCP_TOOLS_CHANGED unless they hash to `pin`. */
+  async verify(pin: string, timeoutMs: number): Promise<void> {
+    this.#assertOpen();
+    let fresh: McpToolListing;
+    try {
+      fresh = await listAll(this.server, this.#transportName, this.#client, timeoutMs);
+    } catch (error) {
+      throw asMcpError(error, this.server, 'ERR_MCP_PROTOCOL', `MCP server ${this.server} did not list its tools`, this.#transport);
+    }
+    // An announced change that turns out to change nothing is forgotten.
+    if (fresh.hash === pin) this.#listChanged = false;
+    if (fresh.hash !== pin) {
+      const pinned = pin === this.listing.hash ? this.listing : { ...this.listing, tools: [] };
+      throw new McpError(
+        'ERR_MCP_TOOLS_CHANGED',
+        `MCP server ${this.server} changed its tool list after it was pinned (${describeListingChange(pinned, fresh)}); its tools are refused for the rest of the task`,
+        { details: { server: this.server, pinned: pin, current: fresh.hash } },
+      );
+    }
+  }
+
+  /**
+   * Calls `mcpName` after checking the list against `pin`. Resolves with the server's result
+   * (also when it says `isError`); throws McpError for a changed list, a dead server, a timeout
+   * or a protocol failure.
+   */
+  async callTool(mcpName: string, args: Record<string, unknown>, options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change' }): Promise<McpCallResult> {
+    // `on-change`: the list this connection pinned when it opened must be the task's, and the
+    // server must not have announced a change since; otherwise it is listed again.
+    if (options.verify !== 'on-change' || this.#listChanged || this.listing.hash !== options.pin) await this.verify(options.pin, options.timeoutMs);
+    else this.#assertOpen();
+    try {
+      const result = await this.#client.callTool({ name: mcpName, arguments: args }, undefined, { timeout: options.timeoutMs });
+      const content = Array.isArray(result.content) ? (result.content as unknown[]) : [];
+      const structured = result.structuredContent;
+      return {
+        content,
+        ...(structured !== undefined && structured !== null && typeof structured === 'object' ? { structuredContent: structured as Record<string, unknown> } : {}),
+        isError: result.isError === true,
+      };
+    } catch (error) {
+      throw asMcpError(error, this.server, 'ERR_MCP_TOOL_FAILED', `MCP tool ${mcpName} on ${this.server} failed`, this.#transport);
+    }
+  }
+
+  /** Ends the session; a stdio server's sandbox (its whole process tree) is killed. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#client.close().catch(() => undefined);
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      const exit = this.#transport instanceof SandboxedStdioTransport ? this.#transport.exit : undefined;
+      const why = exit === undefined ? '' : ` (${exit.reason}${exit.exitCode === null ? '' : `, exit ${exit.exitCode}`}${tail(exit.stderrTail)})`;
+      throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${this.server} is no longer running${why}`, { details: { server: this.server }, retryable: true });
+    }
+  }
+}
+
+function transportFor(server: string, config: McpServer, context: McpStartContext): { transport: Transport; name: string } {
+  if (!isStdioServer(config)) {
+    const headers: Record<string, string> = {};
+    if (config.bearerTokenEnv !== undefined) {
+      const token = context.env[config.bearerTokenEnv];
+      if (token === undefined || token === '') {
+        throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: environment variable ${config.bearerTokenEnv} (its bearer token) is not set`, { details: { server } });
+      }
+      headers['authorization'] = `Bearer ${token}`;
+    }
+    const transport = new (mcpSdk.httpClient().StreamableHTTPClientTransport)(new URL(config.url), { requestInit: { headers } });
+    return { transport, name: config.url };
+  }
+  const env: Record<string, string> = { ...config.setEnv };
+  for (const name of config.env) {
+    const value = context.env[name];
+    if (value === undefined) {
+      throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: environment variable ${name} is declared but not set in the worker's environment`, { details: { server, variable: name } });
+    }
+    env[name] = value;
+  }
+  const resolved = resolveServerCommand(server, config.command, config.args, context.packagesDir);
+  const workspace =
+    config.workspace === 'none' || context.workspace === undefined
+      ? undefined
+      : config.workspace === 'overlay'
+        ? { mode: 'overlay' as const, root: context.workspace.root, overlayDir: context.workspace.overlayDir }
+        : { mode: 'read-only' as const, root: context.workspace.root };
+  const transport = new SandboxedStdioTransport({
+    command: resolved.command,
+    args: resolved.args,
+    cwd: config.cwd,
+    env,
+    ...(workspace === undefined ? {} : { workspace }),
+    readOnlyPaths: [...resolved.readOnlyPaths, ...(context.extraReadOnlyPaths ?? [])],
+    pathPrepend: resolved.pathPrepend,
+    allowedHosts: [...context.allowedHosts],
+    limits: {
+      wallTimeMs: Math.max(1000, context.lifetimeMs),
+      cpuTimeMs: Math.max(1000, context.lifetimeMs),
+      memoryMb: config.memoryMb,
+      maxProcesses: config.maxProcesses,
+    },
+  });
+  return { transport, name: 'stdio' };
+}
+
+async function listAll(server: string, transport: string, client: Client, timeout: number): Promise<McpToolListing> {
+  const tools: RawMcpTool[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_LIST_PAGES; page += 1) {
+    const result = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout });
+    tools.push(...(result.tools as RawMcpTool[]));
+    cursor = result.nextCursor;
+    if (cursor === undefined) break;
+  }
+  if (cursor !== undefined) throw new McpError('ERR_MCP_PROTOCOL', `MCP server ${server} lists tools over more than ${MAX_LIST_PAGES} pages`, { details: { server } });
+  const info = client.getServerVersion();
+  return pinToolListing(server, transport, tools, info === undefined ? undefined : { name: String(info.name), version: String(info.version) });
+}
+
+function asMcpError(error: unknown, server: string, code: 'ERR_MCP_UNAVAILABLE' | 'ERR_MCP_PROTOCOL' | 'ERR_MCP_TOOL_FAILED', prefix: string, transport: Transport): Error {
+  if (error instanceof McpError || (error as { code?: unknown })?.code === 'ERR_OS_SANDBOX_UNAVAILABLE') return error as Error;
+  const exit = transport instanceof SandboxedStdioTransport ? transport.exit : undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  const timedOut = /timed out|timeout/i.test(message);
+  return new McpError(exit !== undefined ? 'ERR_MCP_UNAVAILABLE' : code, `${prefix}: ${message}${exit === undefined ? '' : ` (server ${exit.reason}${exit.exitCode === null ? '' : `, exit ${exit.exitCode}`}${tail(exit.stderrTail)})`}`, {
+    details: { server },
+    retryable: timedOut,
+    cause: error,
+  });
+}
+
+function tail(stderr: string): string {
+  const text = stderr.trim().split('\n').slice(-3).join(' / ');
+  return text === '' ? '' : `: ${text.slice(-500)}`;
+}
+
+function chain(first: (() => void) | undefined, second: () => void): () => void {
+  return () => {
+    first?.();
+    second();
+  };
+}

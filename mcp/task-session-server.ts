@@ -1,0 +1,256 @@
+/**
+ * Warden as an MCP server in front of an existing agent (`warden mcp serve`): one MCP session is
+ * one Warden task. The session's `initialize` starts the task workflow (its agent recorded as the
+ * connecting client, by `clientInfo`); `tools/list` offers the task's granted tools (built-in,
+ * user-defined and its MCP servers' pinned tools); each `tools/call` is a step of the workflow
+ * (an Update), guarded like any model action: grant check, policy, approval (the call waits for a
+ * human), per-call credential, custody, compensation. Closing the session ends the task, which
+ * then commits or rolls back as usual.
+ *
+ * Built with the SDK's own `Server`; stdio and streamable-HTTP transports both carry it.
+ */
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { mcpSdk } from './mcp-sdk';
+import { startAgentTask } from '../client/start-agent-task';
+import type { StepRecord, TaskResult } from '../task/task-run';
+import type { Task } from '../task/task-schema';
+import type { agentTask } from '../workflows/agent-task';
+import { endSessionSignal, sessionCallUpdate, sessionToolsQuery, type SessionTool } from '../workflows/definitions';
+
+export const WARDEN_SERVER_INFO = { name: 'warden', version: '0.1.0' } as const;
+const TOOLS_POLL_MS = 100;
+const TOOLS_WAIT_MS = 120_000;
+
+export interface TaskSessionOptions {
+  client: Client;
+  taskQueue: string;
+  /** The task, with `agent.model.driver: mcp-client`. */
+  task: Task;
+  /** Called with the workflow id once the task has started, and with its result when it ends. */
+  onStarted?: (workflowId: string) => void;
+  onEnded?: (result: TaskResult) => void;
+  log?: (line: string) => void;
+}
+
+export interface TaskSession {
+  server: Server;
+  /** The task's workflow, once the client has initialised the session. */
+  readonly handle: WorkflowHandle<typeof agentTask> | undefined;
+  /** Ends the task (as if the client disconnected) and resolves with its result; undefined when it never started. */
+  end(reason: string): Promise<TaskResult | undefined>;
+}
+
+/** An MCP server for one session of `options.task`. Connect it to a transport; the task starts on `initialize`. */
+export function createTaskSession(options: TaskSessionOptions): TaskSession {
+  const { CallToolRequestSchema, ListToolsRequestSchema } = mcpSdk.types();
+  const server = new (mcpSdk.server().Server)({ ...WARDEN_SERVER_INFO }, { capabilities: { tools: {} }, instructions: instructionsOf(options.task) });
+  let handle: WorkflowHandle<typeof agentTask> | undefined;
+  let started: Promise<WorkflowHandle<typeof agentTask>> | undefined;
+  let ended: Promise<TaskResult | undefined> | undefined;
+
+  const start = (): Promise<WorkflowHandle<typeof agentTask>> => {
+    started ??= (async () => {
+      const clientInfo = server.getClientVersion();
+      const model = { driver: 'mcp-client' as const, id: clientInfo?.name?.slice(0, 200) || 'mcp-client', version: clientInfo?.version?.slice(0, 100) || 'unversioned' };
+      const task: Task = { ...options.task, agent: { ...options.task.agent, model } };
+      handle = await startAgentTask(options.client, task, { taskQueue: options.taskQueue, workflowId: `warden-mcp-${task.agent.name}-${randomUUID()}` });
+      options.onStarted?.(handle.workflowId);
+      return handle;
+    })();
+    return started;
+  };
+
+  server.oninitialized = () => {
+    start().catch((error) => options.log?.(`cannot start the task: ${(error as Error).message}`));
+  };
+
+  server.setRequestHandler(ListToolsRequestSchema, async () => {
+    const tools = await grantedTools(await start());
+    return {
+      tools: tools.map((tool) => ({ name: tool.name, description: tool.description, inputSchema: tool.inputSchema as { type: 'object' }, annotations: tool.annotations })),
+    };
+  });
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const workflow = await start();
+    let step: StepRecord;
+    try {
+      step = await workflow.executeUpdate(sessionCallUpdate, {
+        args: [{ tool: request.params.name, args: (request.params.arguments ?? {}) as Record<string, unknown>, callId: String(extra.requestId) }],
+      });
+    } catch (error) {
+      return { isError: true, content: [{ type: 'text', text: `the call was not run: ${messageOf(error)}` }] };
+    }
+    return callResultOf(step, workflow.workflowId);
+  });
+
+  const session: TaskSession = {
+    server,
+    get handle() {
+      return handle;
+    },
+    end(reason) {
+      ended ??= (async () => {
+        if (started === undefined) return undefined;
+        const workflow = await started.catch(() => undefined);
+        if (workflow === undefined) return undefined;
+        await workflow.signal(endSessionSignal, { reason }).catch(() => undefined);
+        const result = await workflow.result();
+        options.onEnded?.(result);
+        return result;
+      })();
+      return ended;
+    },
+  };
+  return session;
+}
+
+/** The step as an MCP tool result: denied or failed steps are tool errors the agent reads. */
+export function callResultOf(step: StepRecord, workflowId: string): CallToolResult {
+  const meta = { 'warden/workflowId': workflowId, 'warden/step': step.index, 'warden/decision': step.decision };
+  if (step.decision === 'deny' || step.error !== undefined) {
+    const code = step.error?.code ?? 'ERR_POLICY_DENIED';
+    return { isError: true, content: [{ type: 'text', text: `${code}: ${step.error?.message ?? step.reason}` }], _meta: meta };
+  }
+  const output = step.output;
+  if (isMcpOutput(output)) {
+    return { content: output.content as CallToolResult['content'], ...(output.structuredContent === undefined ? {} : { structuredContent: output.structuredContent }), _meta: meta };
+  }
+  return { content: [{ type: 'text', text: typeof output === 'string' ? output : JSON.stringify(output ?? null) }], _meta: meta };
+}
+
+function isMcpOutput(output: unknown): output is { content: unknown[]; structuredContent?: Record<string, unknown> } {
+  return typeof output === 'object' && output !== null && Array.isArray((output as { content?: unknown }).content);
+}
+
+/** The task's granted tools, once it has begun (its MCP servers pinned). */
+async function grantedTools(handle: WorkflowHandle<typeof agentTask>): Promise<SessionTool[]> {
+  const until = Date.now() + TOOLS_WAIT_MS;
+  for (;;) {
+    let tools: SessionTool[] | null = null;
+    try {
+      tools = await handle.query(sessionToolsQuery);
+    } catch (error) {
+      // Not started yet (no worker has run its first task), or already closed.
+      const description = await handle.describe().catch(() => undefined);
+      if (description !== undefined && description.status.name !== 'RUNNING') {
+        const result = await handle.result().catch((e: unknown) => ({ status: 'failed', reason: messageOf(e) }));
+        throw new Error(`the task ended (${result.status}${'reason' in result && result.reason ? `: ${result.reason}` : ''}) before it offered tools`);
+      }
+      if (Date.now() > until) throw error;
+    }
+    if (tools !== null) return tools;
+    if (Date.now() > until) throw new Error('the task did not begin in time');
+    await new Promise((resolve) => setTimeout(resolve, TOOLS_POLL_MS));
+  }
+}
+
+function instructionsOf(task: Task): string {
+  return `Every tool call you make here is a step of a Warden task for ${task.user}: "${task.intent}". Calls are checked against the task's grants and policies; some wait for a human's approval; file writes are kept apart until the session ends.`;
+}
+
+function messageOf(error: unknown): string {
+  const cause = (error as { cause?: unknown })?.cause;
+  if (cause instanceof Error && cause.message !== '') return cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The SDK's stdio server transport on this process's stdin and stdout. */
+export function stdioServerTransport(): StdioServerTransport {
+  return new (mcpSdk.stdioServer().StdioServerTransport)();
+}
+
+export interface HttpTaskServer {
+  url: string;
+  port: number;
+  /** Sessions open now. */
+  readonly sessions: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves `options.task` over MCP streamable HTTP on loopback: each MCP session is one task.
+ * Only `127.0.0.1` is listened on, and the Host header must name it (DNS-rebinding protection);
+ * with `bearerToken`, every request must carry `Authorization: Bearer <token>` (other local users
+ * and processes cannot drive the task).
+ */
+export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: number; path?: string; bearerToken?: string }): Promise<HttpTaskServer> {
+  const path = options.path ?? '/mcp';
+  const expected = options.bearerToken === undefined ? undefined : Buffer.from(`Bearer ${options.bearerToken}`, 'utf8');
+  const sessions = new Map<string, { transport: StreamableHTTPServerTransport; session: TaskSession }>();
+  let port = 0;
+  const httpServer = http.createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+      if (url.pathname !== path) {
+        res.writeHead(404).end();
+        return;
+      }
+      if (expected !== undefined) {
+        const given = Buffer.from(req.headers.authorization ?? '', 'utf8');
+        if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+          res.writeHead(401, { 'www-authenticate': 'Bearer', 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'unauthorized' }, id: null }));
+          return;
+        }
+      }
+      const id = req.headers['mcp-session-id'];
+      const known = typeof id === 'string' ? sessions.get(id) : undefined;
+      if (known !== undefined) {
+        await known.transport.handleRequest(req, res);
+        return;
+      }
+      if (id !== undefined || req.method !== 'POST') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'unknown session' }, id: null }));
+        return;
+      }
+      const session = createTaskSession(options);
+      const transport: StreamableHTTPServerTransport = new (mcpSdk.httpServer().StreamableHTTPServerTransport)({
+        sessionIdGenerator: () => randomUUID(),
+        enableDnsRebindingProtection: true,
+        allowedHosts: [`127.0.0.1:${port}`, `localhost:${port}`],
+        onsessioninitialized: (sessionId) => {
+          sessions.set(sessionId, { transport, session });
+        },
+        onsessionclosed: (sessionId) => {
+          sessions.delete(sessionId);
+          void session.end('the client closed the session');
+        },
+      });
+      transport.onclose = () => {
+        if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+        void session.end('the session closed');
+      };
+      await session.server.connect(transport);
+      await transport.handleRequest(req, res);
+    })().catch((error) => {
+      options.log?.(`MCP request failed: ${messageOf(error)}`);
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  port = (httpServer.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}${path}`,
+    port,
+    get sessions() {
+      return sessions.size;
+    },
+    async close() {
+      const open = [...sessions.values()];
+      sessions.clear();
+      await Promise.all(open.map(({ session, transport }) => Promise.all([session.end('the server stopped'), transport.close()])));
+      httpServer.closeAllConnections();
+      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * The only way out of an OS sandbox: an HTTP proxy on a Unix socket that is bound into the
+ * sandbox (whose own network namespace has nothing but loopback). It applies exactly the host
+ * rules of `http.fetch` (`authorizeEgress`): granted host and port, method and path where they
+ * can be seen, and no name resolving to a private or loopback address unless granted as such.
+ *
+ * Invariants:
+ * - Every connection it opens goes to an address `authorizeEgress` returned for that request
+ *   (DNS is resolved and checked here, never inside the sandbox, and the connection is pinned).
+ * - `CONNECT` (HTTPS) tunnels are opaque: they are allowed only by entries that narrow neither
+ *   methods nor paths. Plain HTTP requests are checked with their method and path, one by one
+ *   (a keep-alive connection cannot carry a second request to another host unchecked).
+ * - Every decision is recorded (`decisions`) so a run can report what it tried to reach.
+ */
+import * as http from 'node:http';
+import * as net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { CapabilityError } from '../../errors';
+import { authorizeEgress, type Resolver } from '../capabilities/http-capability';
+import type { HostGrantEntry } from '../sandbox-messages';
+
+/** One request the sandbox made through the proxy. */
+export interface EgressDecision {
+  method: string;
+  /** `host:port` for tunnels, the URL for plain requests. */
+  target: string;
+  allowed: boolean;
+  /** The refusal's code and message when not allowed. */
+  error?: { code: string; message: string };
+}
+
+export interface EgressProxy {
+  readonly socketPath: string;
+  readonly decisions: readonly EgressDecision[];
+  close(): Promise<void>;
+}
+
+export interface EgressProxyOptions {
+  socketPath: string;
+  allowedHosts: readonly HostGrantEntry[];
+  /** Name resolution (the system resolver by default). */
+  resolve?: Resolver;
+  /** Most decisions kept (oldest dropped). Default 1000. */
+  maxDecisions?: number;
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+/** Starts the proxy listening on `options.socketPath` (mode 0600 is the caller's business via its folder). */
+export async function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy> {
+  const decisions: EgressDecision[] = [];
+  const max = options.maxDecisions ?? 1000;
+  const note = (decision: EgressDecision) => {
+    decisions.push(decision);
+    if (decisions.length > max) decisions.shift();
+  };
+  const sockets = new Set<Duplex>();
+  const server = http.createServer({ requestTimeout: 120_000 }, (request, response) => {
+    void forward(request, response);
+  });
+
+  async function forward(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    const method = request.method ?? 'GET';
+    let url: URL;
+    try {
+      url = new URL(request.url ?? '');
+    } catch {
+      refuse(response, method, request.url ?? '', new CapabilityError('ERR_NETWORK_DENIED', 'a proxy request needs an absolute http:// URL'));
+      return;
+    }
+    let addresses: { address: string; family: number }[];
+    try {
+      if (url.protocol !== 'http:') throw new CapabilityError('ERR_NETWORK_DENIED', `only http:// requests or CONNECT tunnels go through the proxy, not ${url.protocol}`);
+      addresses = await authorizeEgress(url, method, options.allowedHosts, resolverOption(options.resolve));
+    } catch (error) {
+      refuse(response, method, url.href, error);
+      return;
+    }
+    note({ method, target: url.href, allowed: true });
+    const headers: http.OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(request.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
+    headers['host'] = url.host;
+    const first = addresses[0]!;
+    const outgoing = http.request(
+      {
+        host: first.address,
+        family: first.family,
+        port: url.port === '' ? 80 : Number(url.port),
+        method,
+        path: `${url.pathname}${url.search}`,
+        headers,
+        agent: false,
+      },
+      (incoming) => {
+        const back: http.OutgoingHttpHeaders = {};
+        for (const [name, value] of Object.entries(incoming.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) back[name] = value;
+        response.writeHead(incoming.statusCode ?? 502, back);
+        incoming.pipe(response);
+      },
+    );
+    outgoing.on('error', (error: NodeJS.ErrnoException) => {
+      if (!response.headersSent) response.writeHead(502, { 'content-type': 'text/plain' });
+      response.end(`warden egress: ERR_NETWORK_FAILED: request to ${url.host} failed: ${error.code ?? error.message}\n`);
+    });
+    request.pipe(outgoing);
+  }
+
+  function refuse(response: http.ServerResponse, method: string, target: string, error: unknown): void {
+    const code = error instanceof CapabilityError ? error.code : 'ERR_NETWORK_FAILED';
+    const message = error instanceof Error ? error.message : String(error);
+    note({ method, target, allowed: false, error: { code, message } });
+    response.writeHead(code === 'ERR_NETWORK_DENIED' ? 403 : 502, { 'content-type': 'text/plain', connection: 'close' });
+    response.end(`warden egress: ${code}: ${message}\n`);
+  }
+
+  server.on('connect', (request: http.IncomingMessage, client: Duplex, head: Buffer) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => client.destroy());
+    void tunnel(request, client, head);
+  });
+
+  async function tunnel(request: http.IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+    const target = request.url ?? '';
+    let url: URL;
+    let addresses: { address: string; family: number }[];
+    try {
+      url = new URL(`https://${target}`);
+      if (url.port === '' && !/:443$/.test(target)) throw new CapabilityError('ERR_NETWORK_DENIED', `CONNECT needs host:port, got ${JSON.stringify(target)}`);
+      addresses = await authorizeEgress(url, undefined, options.allowedHosts, { opaque: true, ...resolverOption(options.resolve) });
+    } catch (error) {
+      const code = error instanceof CapabilityError ? error.code : 'ERR_NETWORK_FAILED';
+      const message = `${error instanceof Error ? error.message : String(error)} (an HTTPS tunnel is allowed only by a host entry without methods or paths)`;
+      note({ method: 'CONNECT', target, allowed: false, error: { code, message } });
+      client.end(`HTTP/1.1 ${code === 'ERR_NETWORK_DENIED' ? '403 Forbidden' : '502 Bad Gateway'}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nwarden egress: ${code}: ${message}\n`);
+      return;
+    }
+    note({ method: 'CONNECT', target, allowed: true });
+    const first = addresses[0]!;
+    const upstream = net.connect({ host: first.address, family: first.family, port: url.port === '' ? 443 : Number(url.port) });
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.once('connect', () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', (error: NodeJS.ErrnoException) => {
+      if (client.writable && upstream.connecting) client.end(`HTTP/1.1 502 Bad Gateway\r\nconnection: close\r\n\r\nwarden egress: ERR_NETWORK_FAILED: ${error.code ?? error.message}\n`);
+      else client.destroy();
+    });
+    client.on('close', () => upstream.destroy());
+  }
+
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    socketPath: options.socketPath,
+    decisions,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function resolverOption(resolve: Resolver | undefined): { resolve?: Resolver } {
+  return resolve === undefined ? {} : { resolve };
+}

@@ -1,0 +1,348 @@
+/**
+ * Starts one program in the OS sandbox (bubblewrap) and owns its whole life.
+ *
+ * What the program gets (and nothing else):
+ * - new user, mount, PID, IPC, UTS and network namespaces (cgroup too where the kernel has it); it
+ *   runs as an unprivileged id with no capabilities and cannot create further user namespaces;
+ * - the host's system folders read-only (`system-view.ts`), a private /tmp and HOME, a fresh /proc
+ *   showing only its own processes, a minimal /dev;
+ * - the task's workspace at /workspace: read-only, or through a kernel overlay whose upper layer
+ *   is the task tree's copy-on-write folder, so every write lands where Warden's rollback and
+ *   commit already look, and the real workspace is never written;
+ * - no network at all, or, when hosts are granted, only Warden's egress proxy (same host rules as
+ *   `http.fetch`) at HTTP_PROXY=http://127.0.0.1:3128;
+ * - exactly the environment variables in `spec.env` plus PATH, HOME, TMPDIR, LANG (and the proxy
+ *   variables): nothing of the worker's environment;
+ * - limits on wall time, CPU time, memory, processes and file size (`resource-limits.ts`).
+ *
+ * Invariant: when the run ends (exit, limit, `kill`, or the worker dying: --die-with-parent), the
+ * whole process tree is gone: killing bubblewrap ends the PID namespace's init, which makes the
+ * kernel kill every process in the namespace; the control group is then emptied and removed.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { SandboxError } from '../../errors';
+import { startEgressProxy, type EgressDecision, type EgressProxy } from './egress-proxy';
+import { OsSandboxSpecSchema, SANDBOX_HOME, SANDBOX_PROXY_PORT, SANDBOX_WORKSPACE, type OsSandboxSpec, type OsSandboxSpecInput } from './os-sandbox-spec';
+import { createSandboxCgroup, enforcementOf, rlimitArgs, type LimitEnforcement, type SandboxCgroup } from './resource-limits';
+import { systemView } from './system-view';
+
+const SCRIPTS = path.join(__dirname, 'scripts');
+const LAUNCHER = path.join(SCRIPTS, 'launch-sandbox.sh');
+const INIT = path.join(SCRIPTS, 'sandbox-init.sh');
+const FORWARDER = path.join(SCRIPTS, 'egress-forwarder.cjs');
+/** Exit status the launcher and init script use for their own failures (with a "warden-sandbox:" line on stderr). */
+const SETUP_FAILURE_STATUS = 125;
+const CPU_POLL_MS = 100;
+const STDERR_TAIL_BYTES = 16 * 1024;
+/** Characters the kernel's overlay option parser treats specially. */
+const OVERLAY_UNSAFE = /[,:\\\s]/;
+
+/** Why a sandboxed run ended. */
+export type SandboxEndReason = 'exited' | 'wall-time' | 'cpu-time' | 'memory' | 'killed' | 'setup-failed';
+
+export interface SandboxExit {
+  reason: SandboxEndReason;
+  /** The program's exit status (bubblewrap reports 128 + n for a signal n); null when killed by Warden. */
+  exitCode: number | null;
+  durationMs: number;
+  /** CPU time of the whole tree in ms, when a control group measured it. */
+  cpuMs?: number;
+  /** What the sandbox's stderr ended with (for setup failures and diagnostics). */
+  stderrTail: string;
+  /** How memory, process and CPU limits were enforced. */
+  enforcement: LimitEnforcement;
+  /** Requests made through the egress proxy. */
+  egress: EgressDecision[];
+}
+
+export interface SandboxedProcess {
+  readonly runId: string;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** The program's stderr. Read it, or it is drained into `stderrTail` only. */
+  readonly stderr: Readable;
+  /** Resolves once, when the run has ended and everything is cleaned up. Never rejects. */
+  readonly exited: Promise<SandboxExit>;
+  /** Kills the whole tree now (idempotent); resolves with the exit. */
+  kill(reason?: SandboxEndReason): Promise<SandboxExit>;
+}
+
+let availability: string | undefined;
+
+/**
+ * Checks once per process that bubblewrap, unshare and prlimit are installed and that namespaces
+ * can be created; throws SandboxError ERR_OS_SANDBOX_UNAVAILABLE naming what is missing and how
+ * to install it.
+ */
+export function assertOsSandboxAvailable(): void {
+  availability ??= osSandboxProblem() ?? 'ok';
+  if (availability !== 'ok') throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', availability);
+}
+
+/** Whether a task needs the OS sandbox: it declares `proc.run` or a stdio MCP server. */
+export function taskNeedsOsSandbox(task: { tools: { builtin: readonly string[]; mcp?: Record<string, object> | undefined } }): boolean {
+  return task.tools.builtin.includes('proc.run') || Object.values(task.tools.mcp ?? {}).some((server) => 'command' in server);
+}
+
+/** What keeps the OS sandbox from working with the programs on `env.PATH`, or undefined when it works. */
+export function osSandboxProblem(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const has = (tool: string) => spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { stdio: 'ignore', env: { PATH: env.PATH ?? '' } }).status === 0;
+  if (!has('bwrap')) {
+    return 'bubblewrap is not installed (no "bwrap" on PATH): programs and stdio MCP servers run only in its OS sandbox. Install it with: apt-get install -y bubblewrap';
+  }
+  const missing = ['unshare', 'prlimit', 'mount'].filter((tool) => !has(tool));
+  if (missing.length > 0) return `the OS sandbox needs ${missing.join(', ')} (Debian packages util-linux and mount)`;
+  const probe = spawnSync('bwrap', ['--unshare-all', '--unshare-user', '--die-with-parent', '--ro-bind', '/', '/', '--', '/bin/true'], {
+    encoding: 'utf8',
+    env: { PATH: env.PATH ?? '' },
+  });
+  if (probe.status === 0) return undefined;
+  const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim();
+  return `bubblewrap cannot create namespaces here (${why}); user namespaces may be disabled (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone)`;
+}
+
+/**
+ * Starts `spec` in a new sandbox. Throws TypeError for a malformed spec, SandboxError
+ * ERR_OS_SANDBOX_UNAVAILABLE when bubblewrap is missing; failures after the start (including a
+ * sandbox that could not be set up) come back in `exited` with reason `setup-failed`.
+ */
+export async function startSandboxedProcess(input: OsSandboxSpecInput): Promise<SandboxedProcess> {
+  const parsed = OsSandboxSpecSchema.safeParse(input);
+  if (!parsed.success) throw new TypeError(`invalid sandbox spec: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(spec)'}: ${i.message}`).join('; ')}`);
+  const spec = parsed.data;
+  assertOsSandboxAvailable();
+  const runId = randomUUID().replace(/-/g, '').slice(0, 16);
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-run-'));
+  const cleanups: (() => void | Promise<void>)[] = [() => fs.rmSync(runDir, { recursive: true, force: true })];
+  try {
+    const overlay = prepareOverlay(spec, runId, runDir, cleanups);
+    let proxy: EgressProxy | undefined;
+    if (spec.allowedHosts.length > 0) {
+      proxy = await startEgressProxy({ socketPath: path.join(runDir, 'egress.sock'), allowedHosts: spec.allowedHosts });
+      const started = proxy;
+      cleanups.unshift(() => started.close());
+    }
+    const cgroup = createSandboxCgroup(`w${runId}`, spec.limits);
+    if (cgroup !== undefined) cleanups.unshift(() => cgroup.remove());
+    const args = [
+      cgroup === undefined ? '-' : cgroup.procsFiles.join(':'),
+      overlay === undefined ? '-' : overlay.launchArg,
+      ...bubblewrapArgs(spec, overlay?.merged, proxy, cgroup),
+    ];
+    const child = spawn('/bin/sh', [LAUNCHER, ...args], {
+      // fd 3: bubblewrap's JSON status (it reports the child's pid once the sandbox is set up).
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      detached: true,
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    });
+    return supervise(child, spec, runId, cgroup, proxy, cleanups);
+  } catch (error) {
+    await runCleanups(cleanups);
+    throw error;
+  }
+}
+
+interface PreparedOverlay {
+  merged: string;
+  launchArg: string;
+}
+
+/** Creates the overlay's upper folder, a work folder for this run and the mount point. */
+function prepareOverlay(spec: OsSandboxSpec, runId: string, runDir: string, cleanups: (() => void | Promise<void>)[]): PreparedOverlay | undefined {
+  const workspace = spec.workspace;
+  if (workspace === undefined || workspace.mode !== 'overlay') return undefined;
+  const lower = fs.realpathSync(workspace.root);
+  fs.mkdirSync(path.join(workspace.overlayDir, 'upper'), { recursive: true, mode: 0o700 });
+  const overlayDir = fs.realpathSync(workspace.overlayDir);
+  const upper = path.join(overlayDir, 'upper');
+  // The kernel needs a work folder on the upper layer's file system; one per run, removed after.
+  const work = path.join(overlayDir, `work-${runId}`);
+  const merged = path.join(runDir, 'workspace');
+  for (const [name, value] of [['workspace', lower], ['overlay folder', overlayDir], ['run folder', runDir]] as const) {
+    if (OVERLAY_UNSAFE.test(value)) throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the ${name} path ${JSON.stringify(value)} contains a character a kernel overlay cannot name (",", ":", "\\" or white space)`);
+  }
+  fs.mkdirSync(work, { mode: 0o700 });
+  fs.mkdirSync(merged, { mode: 0o700 });
+  cleanups.push(() => removeWorkFolder(work));
+  const xattr = process.getuid?.() === 0 ? 'trusted' : 'user';
+  return { merged, launchArg: [lower, upper, work, merged, xattr].join(':') };
+}
+
+/** The overlay's work folder holds a mode-000 folder the kernel made; open it up before removing. */
+function removeWorkFolder(work: string): void {
+  try {
+    for (const entry of fs.readdirSync(work)) fs.chmodSync(path.join(work, entry), 0o700);
+  } catch {
+    // absent or already open
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: EgressProxy | undefined, cgroup: SandboxCgroup | undefined): string[] {
+  const system = systemView();
+  const args = [
+    '--unshare-user',
+    '--unshare-ipc',
+    '--unshare-pid',
+    '--unshare-net',
+    '--unshare-uts',
+    '--unshare-cgroup-try',
+    '--uid', '1000',
+    '--gid', '1000',
+    '--disable-userns',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop', 'ALL',
+    '--json-status-fd', '3',
+    '--hostname', 'warden-sandbox',
+    '--clearenv',
+    ...system.args,
+    '--proc', '/proc',
+    // The sandbox's user maps to the host's Warden user (root on CI): kernel settings and the
+    // SysRq trigger check only file modes, so they are covered read-only (bubblewrap's own cover
+    // skips /proc/sys when its mode already looks read-only).
+    '--ro-bind-try', '/proc/sys', '/proc/sys',
+    '--ro-bind-try', '/proc/sysrq-trigger', '/proc/sysrq-trigger',
+    '--dev', '/dev',
+    '--tmpfs', '/tmp',
+    '--tmpfs', '/run',
+    '--dir', '/run/warden',
+    '--tmpfs', '/home',
+    '--dir', SANDBOX_HOME,
+    '--ro-bind', INIT, '/run/warden/init.sh',
+  ];
+  for (const folder of spec.readOnlyPaths) args.push('--ro-bind', folder, folder);
+  const workspace = spec.workspace;
+  if (workspace !== undefined) {
+    if (merged !== undefined) args.push('--bind', merged, SANDBOX_WORKSPACE);
+    else args.push('--ro-bind', workspace.root, SANDBOX_WORKSPACE);
+  }
+  if (proxy !== undefined) args.push('--bind', proxy.socketPath, '/run/warden/egress.sock', '--ro-bind', FORWARDER, '/run/warden/egress-forwarder.cjs');
+  // Everything is mounted: the root folder itself becomes read-only too.
+  args.push('--remount-ro', '/');
+  const env: Record<string, string> = {
+    ...spec.env,
+    PATH: [...spec.pathPrepend, ...system.path].join(':'),
+    HOME: SANDBOX_HOME,
+    TMPDIR: '/tmp',
+    LANG: 'C.UTF-8',
+  };
+  if (proxy !== undefined) {
+    const address = `http://127.0.0.1:${SANDBOX_PROXY_PORT}`;
+    for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy']) env[name] = address;
+    env['NO_PROXY'] = '';
+    env['no_proxy'] = '';
+  }
+  for (const [name, value] of Object.entries(env)) args.push('--setenv', name, value);
+  const cwd = workspace === undefined ? '/tmp' : path.posix.resolve(SANDBOX_WORKSPACE, spec.cwd);
+  if (workspace !== undefined && cwd !== SANDBOX_WORKSPACE && !cwd.startsWith(`${SANDBOX_WORKSPACE}/`)) {
+    throw new TypeError(`the working folder ${JSON.stringify(spec.cwd)} is outside the workspace`);
+  }
+  args.push('--', '/bin/sh', '/run/warden/init.sh', cwd, proxy === undefined ? '0' : '1', ...rlimitArgs(spec.limits, cgroup), '--', spec.command, ...spec.args);
+  return args;
+}
+
+function supervise(
+  child: ChildProcess,
+  spec: OsSandboxSpec,
+  runId: string,
+  cgroup: SandboxCgroup | undefined,
+  proxy: EgressProxy | undefined,
+  cleanups: (() => void | Promise<void>)[],
+): SandboxedProcess {
+  const started = Date.now();
+  let stderrTail = '';
+  const stderr = child.stderr!;
+  stderr.on('data', (chunk: Buffer) => {
+    stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+  });
+  // A program that never reads stdin must not make our writes throw.
+  child.stdin!.on('error', () => undefined);
+  let sandboxStarted = false;
+  const status = child.stdio[3] as Readable | undefined;
+  status?.on('data', (chunk: Buffer) => {
+    if (chunk.toString('utf8').includes('"child-pid"')) sandboxStarted = true;
+  });
+  status?.on('error', () => undefined);
+  let forcedReason: SandboxEndReason | undefined;
+  let gone = false;
+  const killTree = (reason: SandboxEndReason) => {
+    forcedReason ??= reason;
+    if (!gone) {
+      try {
+        // The launcher became bubblewrap in the same process group; --die-with-parent and the
+        // PID namespace take the rest.
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    cgroup?.killAll();
+  };
+  const wallTimer = setTimeout(() => killTree('wall-time'), spec.limits.wallTimeMs);
+  const cpuTimer =
+    cgroup === undefined
+      ? undefined
+      : setInterval(() => {
+          const used = cgroup.cpuUsageMs();
+          if (used !== undefined && used > spec.limits.cpuTimeMs) killTree('cpu-time');
+        }, CPU_POLL_MS);
+  const exited = new Promise<SandboxExit>((resolve) => {
+    let settled = false;
+    const finish = async (code: number | null, spawnError?: Error) => {
+      if (settled) return;
+      settled = true;
+      gone = true;
+      clearTimeout(wallTimer);
+      if (cpuTimer !== undefined) clearInterval(cpuTimer);
+      // Whatever is left of the tree goes now (the namespace normally took it with bubblewrap).
+      cgroup?.killAll();
+      const cpuMs = cgroup?.cpuUsageMs();
+      const oom = cgroup?.oomKilled() ?? false;
+      await new Promise((r) => setImmediate(r));
+      await runCleanups(cleanups);
+      let reason: SandboxEndReason = forcedReason ?? 'exited';
+      if (spawnError !== undefined) reason = 'setup-failed';
+      else if (reason === 'exited' && (!sandboxStarted || (code === SETUP_FAILURE_STATUS && /^warden-sandbox: /m.test(stderrTail)))) reason = 'setup-failed';
+      if (oom && (reason === 'exited' || reason === 'killed')) reason = 'memory';
+      resolve({
+        reason,
+        exitCode: forcedReason === undefined || forcedReason === 'exited' ? code : null,
+        durationMs: Date.now() - started,
+        ...(cpuMs === undefined ? {} : { cpuMs: Math.round(cpuMs) }),
+        stderrTail: spawnError === undefined ? stderrTail : `${stderrTail}${spawnError.message}`,
+        enforcement: enforcementOf(cgroup),
+        egress: proxy === undefined ? [] : [...proxy.decisions],
+      });
+    };
+    child.once('error', (error) => void finish(null, error));
+    // 'close', not 'exit': every pipe has delivered its last bytes (the status pipe included).
+    child.once('close', (code, signal) => void finish(code ?? (signal === null ? null : 128 + (os.constants.signals[signal] ?? 0))));
+  });
+  return {
+    runId,
+    stdin: child.stdin!,
+    stdout: child.stdout!,
+    stderr,
+    exited,
+    kill(reason = 'killed') {
+      killTree(reason);
+      return exited;
+    },
+  };
+}
+
+async function runCleanups(cleanups: (() => void | Promise<void>)[]): Promise<void> {
+  for (const cleanup of cleanups.splice(0)) {
+    try {
+      await cleanup();
+    } catch {
+      // best effort: a cleanup failing must not hide the run's outcome
+    }
+  }
+}

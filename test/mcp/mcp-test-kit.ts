@@ -1,0 +1,91 @@
+/**
+ * Real MCP servers for tests: the npm packages installed as devDependencies (so nothing is
+ * fetched at run time) and the fixtures in ./fixtures, plus a streamable-HTTP server on loopback.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import type { McpStartContext } from '../../mcp/mcp-connection';
+import { workflowBundle } from '../../worker/workflow-bundle';
+
+export const REPO_ROOT = path.join(__dirname, '..', '..');
+export const FIXTURES = path.join(__dirname, 'fixtures');
+
+/** A start context for tests: the repository's node_modules as the MCP packages folder. */
+export function testStartContext(extra: Partial<McpStartContext> = {}): McpStartContext {
+  return { env: {}, allowedHosts: [], packagesDir: REPO_ROOT, extraReadOnlyPaths: [FIXTURES], lifetimeMs: 120_000, ...extra };
+}
+
+export interface HttpMcpServer {
+  url: string;
+  port: number;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** `@modelcontextprotocol/server-everything` in streamable-HTTP mode on a free loopback port. */
+export async function startEverythingHttpServer(): Promise<HttpMcpServer> {
+  const port = await freePort();
+  const entry = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-everything', 'dist', 'index.js');
+  const child = spawn(process.execPath, [entry, 'streamableHttp'], { env: { PATH: process.env.PATH ?? '', PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes(`listening on port ${port}`)) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`server-everything exited (${code}): ${output}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    port,
+    process: child,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+/** The text of the first text content item of a call result. */
+export function textOf(result: { content: unknown[] }): string {
+  const item = result.content.find((c): c is { type: 'text'; text: string } => typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'text');
+  return item?.text ?? '';
+}
+
+/**
+ * Replays the histories of `workflowIds` (or of every workflow on `taskQueue`) against the current
+ * workflow code; returns the failures ("<id>: <error>") and how many were replayed.
+ */
+export async function replayHistories(client: Client, source: { taskQueue: string } | { workflowIds: string[] }): Promise<{ failures: string[]; replayed: number }> {
+  const ids: string[] = [];
+  if ('workflowIds' in source) ids.push(...source.workflowIds);
+  else for await (const execution of client.workflow.list({ query: `TaskQueue = "${source.taskQueue}"` })) ids.push(execution.workflowId);
+  const histories = (async function* () {
+    for (const workflowId of ids) yield { workflowId, history: await client.workflow.getHandle(workflowId).fetchHistory() };
+  })();
+  const failures: string[] = [];
+  let replayed = 0;
+  for await (const result of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) {
+    replayed += 1;
+    if (result.error) failures.push(`${result.workflowId}: ${String(result.error)}`);
+  }
+  return { failures, replayed };
+}

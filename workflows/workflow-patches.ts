@@ -1,0 +1,38 @@
+/**
+ * Every `patched()` decision of the agent workflow, taken once, in its first activation.
+ *
+ * Why at the start: during replay `patched()` only returns true for a marker in the workflow task
+ * being replayed. Asked later (say, right after a local activity), the original run and a replay
+ * from scratch can disagree on which workflow task the question falls in (a slow local activity
+ * makes the server start a new one), and the replay then fails with a nondeterminism error. The
+ * first activation is the same in every run.
+ */
+import { patched } from '@temporalio/workflow';
+
+/** Approvals are an authenticated Update (older runs take the unauthenticated signal). */
+export const APPROVAL_UPDATE_PATCH = 'approval-update';
+/** Call keys name the run and the call (older runs keep `<workflowId>:<step>`). */
+export const CALL_KEY_PATCH = 'call-key-run-and-call';
+/**
+ * The data flow (agent-task-flow.ts): data-plane affinity, references in history, one round trip
+ * per step, continue-as-new. Decided in `agentTask` itself, first thing, from the input.
+ */
+export const DATA_FLOW_PATCH = 'warden-data-flow-1';
+/** A sub-agent's file writes are undone per call. */
+export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+
+export interface WorkflowPatches {
+  approvalUpdate: boolean;
+  callKeys: boolean;
+  subagentFsUndo: boolean;
+}
+
+/** Decides every patch; call once, before the workflow's first command. */
+export function decidePatches(isRoot: boolean): WorkflowPatches {
+  return {
+    approvalUpdate: patched(APPROVAL_UPDATE_PATCH),
+    callKeys: patched(CALL_KEY_PATCH),
+    // Only sub-agents have a use for it; a root task records no marker.
+    subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
+  };
+}
