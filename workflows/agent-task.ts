@@ -8,11 +8,11 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, patched } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation } from '@temporalio/workflow';
 import { AgentTaskFlowInputSchema, type AgentTaskFlowInput } from '../task/data-flow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { runFlowTask } from './agent-task-flow';
-import { DATA_FLOW_PATCH } from './workflow-patches';
+import { DATA_FLOW_PATCH, decideDataFlow } from './workflow-patches';
 import { beginTask, closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
@@ -25,7 +25,7 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   // The data flow (agent-task-flow.ts): decided in the first activation, like every patch. A
   // sub-agent whose parent runs the original loop stays on it, and so do tasks with MCP tool
   // sources or an `mcp serve` session (their servers are not part of the data plane yet).
-  if (takesDataFlow(rawInput) && patched(DATA_FLOW_PATCH)) return runFlowTask(parseFlowInput(rawInput));
+  if (takesDataFlow(rawInput) && decideDataFlow()) return runFlowTask(parseFlowInput(rawInput));
   const run = startAgentRun(parseInput(rawInput));
   // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;

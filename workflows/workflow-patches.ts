@@ -36,3 +36,8 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
   };
 }
+
+/** Decides the data flow; `agentTask` asks first thing, and only for inputs that can take it. */
+export function decideDataFlow(): boolean {
+  return patched(DATA_FLOW_PATCH);
+}
