@@ -14,7 +14,7 @@ import type { ModelTurn, TaskResult } from '../task/task-run';
 import { finishRun, startAgentRun, stepCount, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
 import { TaskEnded, stepErrorOf } from './task-ended';
-import { END_CALL, MODEL_CALL, placingHere, TaskFlow } from './task-flow';
+import { END_CALL, MODEL_CALL, placing, TaskFlow } from './task-flow';
 
 export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult> {
   const carried = input.carried;
@@ -108,9 +108,9 @@ async function begin(run: AgentRun): Promise<void> {
   const flow = run.flow!;
   if (flow.placement !== undefined && flow.taskRef !== undefined) return;
   const { deadline } = run;
-  // The worker running this workflow task becomes the data plane, and asks for the first turn.
+  // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
-    placingHere(run, true).placeTask({ rootWorkflowId: run.rootWorkflowId, workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
+    placing(run, true).placeTask({ rootWorkflowId: run.rootWorkflowId, workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
   );
   flow.placement = placed.placement;
   flow.taskRef = placed.taskRef;

@@ -72,21 +72,23 @@ export const SAGA_CALL: CallTimeouts = { startToCloseMs: 300_000, heartbeatMs: D
 export const END_CALL: CallTimeouts = { startToCloseMs: 30_000, heartbeatMs: DATA_PLANE_HEARTBEAT_MS, retry: { maximumAttempts: 20, initialInterval: '1s', maximumInterval: '10s' }, deadline: false };
 
 /**
- * Placing the task (as a local activity: the worker running the workflow task becomes the data
- * plane, which is also where the workflow's later tasks stick), bounded by the time left.
+ * Placing the task: an activity on the shared task queue, so the worker that picks it up (with
+ * eager dispatch, the one that ran this workflow task) becomes the data plane. Not a local
+ * activity: one re-run after a workflow task timed out would issue a second grant. Bounded by the
+ * time left at the start; a take-over (which may happen in the saga, after the deadline) is not.
  */
-export function placingHere(run: AgentRun, bounded: boolean): WardenActivities {
+export function placing(run: AgentRun, bounded: boolean): WardenActivities {
   const remaining = run.deadline.remainingMs();
   if (bounded && remaining <= 0) throw run.deadline.exceeded();
-  return proxyLocalActivities<WardenActivities>({
+  return proxyActivities<WardenActivities>({
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: DATA_PLANE_HEARTBEAT_MS,
     ...(bounded ? { scheduleToCloseTimeout: remaining } : {}),
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
   });
 }
 
 /** Activities any worker of the shared task queue may run. */
-const placing = proxyActivities<WardenActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 } });
 const archiving = proxyActivities<WardenActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '10s' } });
 
 /** A local activity's refusal (local activity failures arrive unwrapped, activity ones in an ActivityFailure). */
@@ -240,7 +242,7 @@ export class TaskFlow {
     const previous = this.placement;
     if (previous === undefined) throw new TypeError('nothing to take over');
     try {
-      const placed = await placingHere(run, false).placeTask({
+      const placed = await placing(run, false).placeTask({
         rootWorkflowId: run.rootWorkflowId,
         workflowId: run.workflowId,
         task: run.task,
