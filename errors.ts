@@ -42,6 +42,7 @@ export const ERROR_CODES = [
   'ERR_SQL_DENIED',
   'ERR_SQL_FAILED',
   'ERR_CAPABILITY_NOT_GRANTED',
+  'ERR_SECRET_UNAVAILABLE',
   // MCP servers as tool sources
   'ERR_MCP_UNAVAILABLE',
   'ERR_MCP_PROTOCOL',
@@ -62,6 +63,8 @@ export const ERROR_CODES = [
   'ERR_TEMPORAL_CLI_BUILD',
   'ERR_TEMPORAL_START',
   'ERR_TEMPORAL_UNREACHABLE',
+  // notifications
+  'ERR_WEBHOOK_FAILED',
   // identity: the credential authority's keys
   'ERR_KEYSTORE_INVALID',
   'ERR_KEYSTORE_LOCKED',

@@ -7,9 +7,12 @@ export { AGENT_TASK_WORKFLOW, TASK_QUEUE, taskStateQuery, approvalUpdate, type A
 export { TaskSchema, type Task, type TaskFileInput } from './task/task-schema';
 export { AgentTaskInputSchema, TaskResultSchema, type AgentTaskInput, type TaskResult, type TaskState, type StepRecord, type TaskStatus } from './task/task-run';
 export { loadTaskFile, parseTask } from './task/load-task-file';
-export { startAgentTask, followAgentTask, newTaskWorkflowId } from './client/start-agent-task';
+export { startAgentTask, followAgentTask, newTaskWorkflowId, type ProgressEvent, type StartAgentTaskOptions } from './client/start-agent-task';
 export { decideApproval, listPendingApprovals, readApproverKeyFile, findApproverKeyFile, type DecideApprovalOptions, type PendingApprovalEntry } from './client/approvals';
-export { createWardenWorker, type WardenWorker, type WardenWorkerOptions } from './worker/create-warden-worker';
+export { createWardenWorker, createWardenWorkerFromConfig, installQuietRuntime, type WardenWorker, type WardenWorkerOptions } from './worker/create-warden-worker';
+export { connectClient, connectWorkerConnection, type ConnectedClient } from './temporal/connect';
+export { loadTemporalConfig, type TemporalConfig } from './temporal/temporal-config';
+export { ensureTemporalServer, type TemporalServerInfo } from './temporal/embedded-server';
 export { WardenError, TaskFileError, ERROR_CODES, type ErrorCode } from './errors';
 // MCP and programs: an existing agent behind Warden, and the OS sandbox on its own.
 export { createTaskSession, serveTaskOverHttp, type TaskSession, type TaskSessionOptions, type HttpTaskServer } from './mcp/task-session-server';

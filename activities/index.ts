@@ -9,6 +9,7 @@ import { createToolSourceActivities } from './tool-sources';
 import type { SqlDatabase } from '../state/sql-database';
 import type { ApproverStore } from '../identity/approver-registry';
 import { createCheckPolicy } from './check-policy';
+import { createNotifyApproval } from './notify-approval';
 import { createVerifyApproval } from './verify-approval';
 import type { Tracer } from '@opentelemetry/api';
 import type { DataPlaneServices } from '../dataplane/data-plane-services';
@@ -54,6 +55,7 @@ export function createActivities(deps: ActivityDeps) {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
     checkPolicy: createCheckPolicy(deps),
+    notifyApproval: createNotifyApproval(deps),
     verifyApproval: createVerifyApproval(deps),
     placeTask: createPlaceTask(deps),
     archiveRun: createArchiveRun(deps),

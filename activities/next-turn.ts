@@ -8,7 +8,9 @@
  * (claim checks), and a turn that would still be too large for history is refused with
  * ERR_PAYLOAD_TOO_LARGE rather than letting Temporal terminate the workflow.
  */
-import { createDriver } from '../drivers/create-driver';
+import { createDriver, driverSecrets } from '../drivers/create-driver';
+import { redactSecrets } from '../drivers/model-transcript';
+import { withoutSecrets } from './propose-turn';
 import type { ToolSpec } from '../drivers/model-driver';
 import { claimCheckStrings, resolveClaimChecks } from '../dataplane/claim-check';
 import { Context } from '@temporalio/activity';
@@ -20,7 +22,7 @@ import { ModelTurnSchema, type ModelTurn, type StepError, type StepRecord } from
 import type { Task } from '../task/task-schema';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
-import { genAiSpanName, WARDEN_ATTR } from '../custody/attributes';
+import { GEN_AI_ATTR, genAiSpanName, WARDEN_ATTR } from '../custody/attributes';
 import { dataPlaneOf } from './flow-deps';
 import type { ActivityDeps } from './index';
 
@@ -71,16 +73,31 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
   const { blobs } = dataPlaneOf(deps);
   const { task } = input;
   const { steps, ref } = await transcriptOf(deps, input.transcript);
-  const driver = createDriver(task.agent.model, { env: deps.env ?? process.env });
+  const env = deps.env ?? process.env;
+  const driver = createDriver(task.agent.model, { env });
   const tools: ToolSpec[] = toolSpecsOf(task);
   const subagents = Object.entries(task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
   // The custody record commits to the exact prompt context through digests: the task's and the
   // transcript head's (a hash chain over every step before this turn).
   annotateActiveSpan({ ...modelCallAttributes(task, input.workflowId, { taskRef: input.taskRef, turn: input.turn, transcriptRef: ref }), [WARDEN_ATTR.turn]: input.turn });
-  const proposed = await driver.proposeTurn({ task, turn: input.turn, steps, tools, subagents }, signal);
+  // Whatever a driver forgot, no secret it sends (its API key) leaves in a turn (as proposeTurn does).
+  const secrets = driverSecrets(task.agent.model, env);
+  let proposed: ModelTurn;
+  try {
+    proposed = redactSecrets(await driver.proposeTurn({ task, turn: input.turn, steps, tools, subagents }, signal), secrets);
+  } catch (error) {
+    throw withoutSecrets(error, secrets);
+  }
   const parsed = ModelTurnSchema.safeParse(proposed);
   if (!parsed.success) {
     throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  if (parsed.data.usage !== undefined) {
+    annotateActiveSpan({
+      [GEN_AI_ATTR.responseModel]: parsed.data.model.id,
+      [GEN_AI_ATTR.usageInputTokens]: parsed.data.usage.inputTokens,
+      [GEN_AI_ATTR.usageOutputTokens]: parsed.data.usage.outputTokens,
+    });
   }
   const turn: ModelTurn = {
     ...parsed.data,

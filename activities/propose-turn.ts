@@ -3,23 +3,23 @@
  * history by Temporal, which is what makes a run replayable even though models are not.
  *
  * Two input forms: the data flow's (task and transcript by reference, see next-turn.ts) and the
- * original one (the whole task and every step), which workflows started before the data flow
- * still send.
+ * original one (the whole task and every step), which workflows on the original loop send.
  */
 import { Context } from '@temporalio/activity';
-import { createDriver } from '../drivers/create-driver';
+import { createDriver, driverSecrets } from '../drivers/create-driver';
+import { redactSecrets } from '../drivers/model-transcript';
 import type { ToolSpec } from '../drivers/model-driver';
 import { ModelTurnSchema, type ModelTurn, type StepRecord } from '../task/task-run';
-import type { Transcript } from '../task/data-flow';
 import type { Task } from '../task/task-schema';
-import { ModelError } from '../errors';
+import { ModelError, WardenError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
+import type { Transcript } from '../task/data-flow';
 import { taskOf } from './flow-deps';
 import { proposeNextTurn, type ProposedTurn } from './next-turn';
 import { atActivityBoundary } from './to-application-failure';
 import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
-import { WARDEN_ATTR } from '../custody/attributes';
+import { GEN_AI_ATTR, WARDEN_ATTR } from '../custody/attributes';
 
 export interface ProposeTurnInput {
   workflowId: string;
@@ -44,13 +44,10 @@ export interface ProposeTurn {
 export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
   async function proposeTurn(input: ProposeTurnInput | ProposeTurnRefInput): Promise<ModelTurn | ProposedTurn> {
     try {
-      const result = await atActivityBoundary(async () => {
-        if ('taskRef' in input) {
-          const task = await taskOf(deps, { taskRef: input.taskRef });
-          return proposeNextTurn(deps, { ...input, task }, Context.current().cancellationSignal);
-        }
-        return proposeTurnOnce(input);
-      });
+      const result =
+        'taskRef' in input
+          ? await atActivityBoundary(async () => proposeNextTurn(deps, { ...input, task: await taskOf(deps, { taskRef: input.taskRef }) }, Context.current().cancellationSignal))
+          : await proposeTurnOnce(input);
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: 'ok' });
       return result;
     } catch (error) {
@@ -60,19 +57,51 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
   }
   return proposeTurn as ProposeTurn;
 
-  async function proposeTurnOnce(input: ProposeTurnInput): Promise<ModelTurn> {
-    const driver = createDriver(input.task.agent.model, { env: deps.env ?? process.env });
-    const tools: ToolSpec[] = toolSpecsOf(input.task);
-    const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
-    const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
-    // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
-    annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
-    const turn = await driver.proposeTurn(driverInput, Context.current().cancellationSignal);
-    // The driver is untrusted: its answer is re-validated before it enters history.
-    const parsed = ModelTurnSchema.safeParse(turn);
-    if (!parsed.success) {
-      throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    }
-    return parsed.data;
+  function proposeTurnOnce(input: ProposeTurnInput): Promise<ModelTurn> {
+    return atActivityBoundary(async () => {
+      const env = deps.env ?? process.env;
+      const driver = createDriver(input.task.agent.model, { env });
+      const tools: ToolSpec[] = toolSpecsOf(input.task);
+      const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
+      const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
+      // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
+      annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
+      // Every driver's answer passes here on its way into history: whatever a driver forgot, no
+      // secret it sends (its API key) leaves in a turn, even if the server echoed it back.
+      const secrets = driverSecrets(input.task.agent.model, env);
+      let turn: ModelTurn;
+      try {
+        turn = redactSecrets(await driver.proposeTurn(driverInput, Context.current().cancellationSignal), secrets);
+      } catch (error) {
+        throw withoutSecrets(error, secrets);
+      }
+      // The driver is untrusted: its answer is re-validated before it enters history.
+      const parsed = ModelTurnSchema.safeParse(turn);
+      if (!parsed.success) {
+        throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      }
+      if (parsed.data.usage !== undefined) {
+        annotateActiveSpan({
+          [GEN_AI_ATTR.responseModel]: parsed.data.model.id,
+          [GEN_AI_ATTR.usageInputTokens]: parsed.data.usage.inputTokens,
+          [GEN_AI_ATTR.usageOutputTokens]: parsed.data.usage.outputTokens,
+        });
+      }
+      return parsed.data;
+    });
   }
+}
+
+/** The same failure with every secret removed from its message and details (cancellation passes as is). */
+export function withoutSecrets(error: unknown, secrets: readonly string[]): unknown {
+  if (secrets.length === 0) return error;
+  if (error instanceof WardenError) {
+    return new ModelError(error.code, redactSecrets(error.message, secrets), { details: redactSecrets({ ...error.details }, secrets), retryable: error.retryable });
+  }
+  if (error instanceof Error && error.name !== 'CancelledFailure' && error.name !== 'AbortError') {
+    const copy = new Error(redactSecrets(error.message, secrets));
+    copy.name = error.name;
+    return copy;
+  }
+  return error;
 }

@@ -11,6 +11,7 @@ import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
 import type { FileWrite, Transcript } from '../task/data-flow';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
+import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
@@ -164,6 +165,11 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     scope: requiredScopeOf(tool, call.args, capabilities),
     maxTtlMs: call.maxCredentialTtlMs,
   });
+  if (capabilities.http !== undefined && Object.keys(call.task.resources.secrets).length > 0) {
+    // Resolved only now, on the worker, for the hosts this call may reach; the sandbox host adds
+    // them after its own checks and removes them from responses.
+    Object.assign(capabilities.http, await resolveOutboundSecrets(call.task.resources.secrets, { env: deps.env ?? process.env, credential: credential.token, allowedHosts: capabilities.http.allowedHosts }));
+  }
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
     if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);

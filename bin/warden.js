@@ -1,8 +1,66 @@
 #!/usr/bin/env node
-// Entry point of `npx warden`: loads the TypeScript sources through tsx, then hands over to the CLI.
+// Entry point of `warden`: runs the compiled CLI from build/ (made by `npm run build`, which
+// `npm ci` runs through `prepare`). In a checkout whose sources changed since the last build,
+// or that was never built, it runs the TypeScript sources through tsx instead (a development
+// dependency), so what runs is always what the sources say.
 'use strict';
-require('tsx/cjs');
-const { main } = require('../cli/main.ts');
+const { existsSync, readdirSync, statSync } = require('node:fs');
+const { extname, join } = require('node:path');
+
+const ROOT = join(__dirname, '..');
+const STAMP = join(ROOT, 'build', 'BUILD_STAMP');
+
+/** True when some source or data file under `dir` changed after `since` (ms). */
+function changedSince(dir, since) {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (changedSince(path, since)) return true;
+    } else if (extname(entry.name) !== '.md' && statSync(path).mtimeMs > since) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** 'build' | 'source' | 'none': what this installation can run. */
+function pickEntry() {
+  const built = existsSync(STAMP) ? statSync(STAMP).mtimeMs : undefined;
+  const isCheckout = existsSync(join(ROOT, 'cli', 'main.ts'));
+  if (!isCheckout) return built === undefined ? 'none' : 'build';
+  if (built !== undefined) {
+    const { include } = require('../tsconfig.build.json');
+    if (!include.some((entry) => (entry.endsWith('.ts') ? statSync(join(ROOT, entry)).mtimeMs > built : changedSince(join(ROOT, entry), built)))) return 'build';
+  }
+  try {
+    require.resolve('tsx/cjs');
+    return 'source';
+  } catch {
+    return 'none';
+  }
+}
+
+let main;
+const entry = pickEntry();
+if (entry === 'build') {
+  ({ main } = require('../build/cli/main.js'));
+} else if (entry === 'source') {
+  if (process.stderr.isTTY && existsSync(STAMP)) process.stderr.write('warden: the sources changed since the last build (npm run build); running them through tsx\n');
+  // Both loaders: the CLI loads each command with a dynamic import().
+  require('tsx/cjs');
+  require('node:module').register('tsx/esm', { parentURL: require('node:url').pathToFileURL(__filename), data: {} });
+  ({ main } = require('../cli/main.ts'));
+} else {
+  process.stderr.write('warden: this installation has no compiled CLI (build/cli/main.js); run `npm run build` in the package folder\n');
+  process.exit(1);
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -1,5 +1,5 @@
 /** Human-readable rendering of a task's steps and result, for `warden run` without `--json`. */
-import type { StepRecord, TaskResult } from '../task/task-run';
+import type { PendingApproval, StepRecord, TaskResult } from '../task/task-run';
 
 const MAX_VALUE_CHARS = 160;
 
@@ -36,4 +36,44 @@ export function formatSummary(result: TaskResult): string {
   const lines: string[] = [];
   formatTask(result, [], lines);
   return lines.join('\n');
+}
+
+/**
+ * One line saying what recovery did when a task did not complete: what was undone, what failed
+ * to undo, what nobody can undo (an HTTP request already sent).
+ */
+export function formatRecovery(result: TaskResult): string {
+  const recovery = result.recovery;
+  if (recovery === undefined) return 'nothing to undo was recorded';
+  if (recovery.committed !== undefined) return `committed ${recovery.committed.length} file(s)`;
+  const undone = recovery.rolledBack.filter((r) => r.status !== 'failed');
+  const failed = recovery.rolledBack.filter((r) => r.status === 'failed');
+  const parts: string[] = [];
+  parts.push(undone.length === 0 ? 'nothing needed undoing' : `undid ${undone.length} effect(s): ${undone.map((r) => `${r.kind}${r.forTool ? ` of ${r.forTool}` : ''} (${r.detail})`).join('; ')}`);
+  if (failed.length > 0) parts.push(`could not undo ${failed.length}: ${failed.map((r) => `${r.kind}${r.forTool ? ` of ${r.forTool}` : ''} (${r.detail})`).join('; ')}`);
+  if (recovery.notUndoable.length > 0) parts.push(`cannot be undone: ${recovery.notUndoable.join('; ')}`);
+  if (recovery.restoredSnapshot === true) parts.push('the pre-task snapshot was restored');
+  return parts.join('; ');
+}
+
+/** A held action as people should see it: what, its measured effect, why, until when, and how to decide. */
+export function formatPendingApproval(workflowId: string, pending: PendingApproval): string {
+  const lines = [`waiting for approval: warden approve ${workflowId} ${pending.requestId}   (or: warden deny ${workflowId} ${pending.requestId})`];
+  lines.push(`  action:   ${pending.tool} ${compact(pending.args)}`);
+  if (pending.effect !== undefined && Object.keys(pending.effect).length > 0) lines.push(`  effect:   ${describeEffect(pending.effect)}`);
+  if (pending.rules.length > 0) lines.push(`  rules:    ${pending.rules.join('; ')}`);
+  lines.push(`  deadline: ${pending.expiresAt} (then it is denied)`);
+  return lines.join('\n');
+}
+
+/** The measured effect of an action in words: "would change 12 row(s) (delete)". */
+export function describeEffect(effect: Record<string, unknown>): string {
+  const parts: string[] = [];
+  const rows = effect['rowsChanged'];
+  if (typeof rows === 'number') parts.push(`would change ${rows} row(s)${typeof effect['operation'] === 'string' ? ` (${effect['operation']})` : ''}`);
+  for (const [key, value] of Object.entries(effect)) {
+    if (key === 'rowsChanged' || key === 'operation') continue;
+    parts.push(`${key} ${compact(value)}`);
+  }
+  return parts.join(', ');
 }

@@ -1,62 +1,131 @@
-/** The `warden` command line: parses the sub-command and hands over. Commands return exit codes. */
+/**
+ * The `warden` command line: finds the sub-command and hands over. Commands return exit codes.
+ *
+ * Start-up cost is part of the interface: this module imports nothing heavy, and each command's
+ * module (with the Temporal SDK, isolated-vm, Cedar...) is loaded only when that command runs, so
+ * `warden --help` and `warden --version` answer in a few tens of milliseconds.
+ */
 import { processIo, type CliIo } from './cli-io';
-import { approvalsCommand, approveCommand, APPROVALS_USAGE, denyCommand } from './commands/approvals';
-import { approversCommand, APPROVERS_USAGE } from './commands/approvers';
-import { auditCommand, AUDIT_USAGE } from './commands/audit';
-import { credentialsCommand, CREDENTIALS_USAGE } from './commands/credentials';
-import { dbCommand, DB_USAGE } from './commands/db';
-import { keysCommand, KEYS_USAGE } from './commands/keys';
-import { mcpCommand, MCP_USAGE } from './commands/mcp';
-import { policyCommand, POLICY_USAGE } from './commands/policy';
-import { replayCommand, REPLAY_USAGE } from './commands/replay';
-import { rollbackCommand, ROLLBACK_USAGE } from './commands/rollback';
-import { runCommand, RUN_USAGE } from './commands/run';
-import { serverCommand, SERVER_USAGE } from './commands/server';
-import { snapshotsCommand, SNAPSHOTS_USAGE } from './commands/snapshots';
-import { traceCommand, TRACE_USAGE } from './commands/trace';
-import { workerCommand, WORKER_USAGE } from './commands/worker';
 import { EXIT } from './exit-codes';
+import { packageVersion } from './package-version';
 
 type Command = (argv: string[], io: CliIo) => Promise<number>;
+interface LoadedCommand {
+  run: Command;
+  usage: string;
+}
+interface CommandEntry {
+  /** One line for `warden --help`. */
+  summary: string;
+  load(): Promise<LoadedCommand>;
+}
 
-/** Every sub-command with its usage text, in the order `warden help` lists them. */
-const COMMANDS: Record<string, { run: Command; usage: string }> = {
-  run: { run: runCommand, usage: RUN_USAGE },
-  worker: { run: workerCommand, usage: WORKER_USAGE },
-  server: { run: serverCommand, usage: SERVER_USAGE },
-  keys: { run: keysCommand, usage: KEYS_USAGE },
-  credentials: { run: credentialsCommand, usage: CREDENTIALS_USAGE },
-  policy: { run: policyCommand, usage: POLICY_USAGE },
-  approvers: { run: approversCommand, usage: APPROVERS_USAGE },
-  approvals: { run: approvalsCommand, usage: APPROVALS_USAGE },
-  approve: { run: approveCommand, usage: '' },
-  deny: { run: denyCommand, usage: '' },
-  snapshots: { run: snapshotsCommand, usage: SNAPSHOTS_USAGE },
-  rollback: { run: rollbackCommand, usage: ROLLBACK_USAGE },
-  audit: { run: auditCommand, usage: AUDIT_USAGE },
-  trace: { run: traceCommand, usage: TRACE_USAGE },
-  replay: { run: replayCommand, usage: REPLAY_USAGE },
-  db: { run: dbCommand, usage: DB_USAGE },
-  mcp: { run: mcpCommand, usage: MCP_USAGE },
+/** Every sub-command, grouped as `warden --help` lists them. Modules load on first use only. */
+const GROUPS: Record<string, Record<string, CommandEntry>> = {
+  Tasks: {
+    run: { summary: 'run a task file and follow it to its end (Ctrl-C cancels it and undoes its effects)', load: async () => ((m) => ({ run: m.runCommand, usage: m.RUN_USAGE }))(await import('./commands/run.js')) },
+    list: { summary: 'list tasks, newest first (--status running|completed|failed|...)', load: async () => ((m) => ({ run: m.listCommand, usage: m.LIST_USAGE }))(await import('./commands/list.js')) },
+    status: { summary: "one task's status, steps so far and what waits for approval", load: async () => ((m) => ({ run: m.statusCommand, usage: m.STATUS_USAGE }))(await import('./commands/status.js')) },
+    logs: { summary: "a task's steps as they happen (--follow) and its outcome", load: async () => ((m) => ({ run: m.logsCommand, usage: m.LOGS_USAGE }))(await import('./commands/logs.js')) },
+    cancel: { summary: 'cancel a running task; its compensations run and are reported', load: async () => ((m) => ({ run: m.cancelCommand, usage: m.CANCEL_USAGE }))(await import('./commands/cancel.js')) },
+    worker: { summary: 'run a standalone worker for a Temporal cluster or the embedded server', load: async () => ((m) => ({ run: m.workerCommand, usage: m.WORKER_USAGE }))(await import('./commands/worker.js')) },
+    mcp: { summary: 'serve a task to an existing agent (IDE, CLI agent) as an MCP server', load: async () => ((m) => ({ run: m.mcpCommand, usage: m.MCP_USAGE }))(await import('./commands/mcp.js')) },
+  },
+  Approvals: {
+    approvals: { summary: 'actions waiting for a human: effect, rules, deadline', load: async () => ((m) => ({ run: m.approvalsCommand, usage: m.APPROVALS_USAGE }))(await import('./commands/approvals.js')) },
+    approve: { summary: 'let a held action run', load: async () => ((m) => ({ run: m.approveCommand, usage: m.APPROVALS_USAGE }))(await import('./commands/approvals.js')) },
+    deny: { summary: 'refuse a held action', load: async () => ((m) => ({ run: m.denyCommand, usage: m.APPROVALS_USAGE }))(await import('./commands/approvals.js')) },
+  },
+  'Policies and identity': {
+    policy: { summary: 'compile rules, or backtest packs on past runs', load: async () => ((m) => ({ run: m.policyCommand, usage: m.POLICY_USAGE }))(await import('./commands/policy.js')) },
+    keys: { summary: "the credential authority's keys: jwks, list, rotate", load: async () => ((m) => ({ run: m.keysCommand, usage: m.KEYS_USAGE }))(await import('./commands/keys.js')) },
+    credentials: { summary: 'explain and verify a Warden token', load: async () => ((m) => ({ run: m.credentialsCommand, usage: m.CREDENTIALS_USAGE }))(await import('./commands/credentials.js')) },
+    approvers: { summary: 'who may decide approvals: add, list, remove approver keys', load: async () => ((m) => ({ run: m.approversCommand, usage: m.APPROVERS_USAGE }))(await import('./commands/approvers.js')) },
+  },
+  Recovery: {
+    snapshots: { summary: "what a task's commit replaced, and its SQL journal", load: async () => ((m) => ({ run: m.snapshotsCommand, usage: m.SNAPSHOTS_USAGE }))(await import('./commands/snapshots.js')) },
+    rollback: { summary: "undo a task's files and SQL, also after it completed", load: async () => ((m) => ({ run: m.rollbackCommand, usage: m.ROLLBACK_USAGE }))(await import('./commands/rollback.js')) },
+  },
+  'Chain of custody': {
+    audit: { summary: 'verify the custody ledger; inclusion and consistency proofs', load: async () => ((m) => ({ run: m.auditCommand, usage: m.AUDIT_USAGE }))(await import('./commands/audit.js')) },
+    trace: { summary: "a task's timeline from its custody records", load: async () => ((m) => ({ run: m.traceCommand, usage: m.TRACE_USAGE }))(await import('./commands/trace.js')) },
+    replay: { summary: 'replay a history against this code and cross-check the ledger', load: async () => ((m) => ({ run: m.replayCommand, usage: m.REPLAY_USAGE }))(await import('./commands/replay.js')) },
+  },
+  Server: {
+    server: { summary: 'the embedded Temporal server: start, stop, status', load: async () => ((m) => ({ run: m.serverCommand, usage: m.SERVER_USAGE }))(await import('./commands/server.js')) },
+    db: { summary: 'the shared state database: migrate, status', load: async () => ((m) => ({ run: m.dbCommand, usage: m.DB_USAGE }))(await import('./commands/db.js')) },
+  },
 };
 
-const USAGE = `warden: a zero-trust runtime for AI agents on Temporal
+const COMMANDS: Record<string, CommandEntry> = Object.assign({}, ...Object.values(GROUPS));
 
-${Object.values(COMMANDS)
-  .map((c) => c.usage)
-  .filter((usage) => usage !== '')
-  .join('\n\n')}`;
+/** `warden --help`: one line per command. */
+export function overview(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length)) + 2;
+  const lines = [`warden ${packageVersion()}: a zero-trust runtime for AI agents on Temporal`, '', 'usage: warden <command> [options]', ''];
+  for (const [group, commands] of Object.entries(GROUPS)) {
+    lines.push(`${group}:`);
+    for (const [name, entry] of Object.entries(commands)) lines.push(`  ${name.padEnd(width)}${entry.summary}`);
+    lines.push('');
+  }
+  lines.push('warden <command> --help   usage of one command', 'warden --version          the installed version', '');
+  lines.push('Environment: TEMPORAL_ADDRESS (a cluster; otherwise an embedded server on 127.0.0.1), WARDEN_STATE_DIR (default ./.warden).');
+  return `${lines.join('\n')}\n`;
+}
+
+/** The known command nearest to a mistyped one, when it is close enough to be a typo. */
+function nearest(name: string): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of Object.keys(COMMANDS)) {
+    const distance = editDistance(name, candidate);
+    if (best === undefined || distance < best.distance) best = { name: candidate, distance };
+  }
+  return best !== undefined && best.distance <= Math.max(1, Math.floor(name.length / 3)) ? best.name : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    row = next;
+  }
+  return row[b.length]!;
+}
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
-    io.stdout(`${USAGE}\n`);
-    return name === undefined ? EXIT.usage : EXIT.ok;
-  }
-  const command = COMMANDS[name];
-  if (command === undefined) {
-    io.stderr(`warden: unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
+  if (name === undefined) {
+    io.stderr(overview());
     return EXIT.usage;
   }
+  if (name === '--help' || name === '-h') {
+    io.stdout(overview());
+    return EXIT.ok;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    io.stdout(`warden ${packageVersion()}\n`);
+    return EXIT.ok;
+  }
+  if (name === 'help') {
+    const [topic] = rest;
+    if (topic === undefined) {
+      io.stdout(overview());
+      return EXIT.ok;
+    }
+    const entry = COMMANDS[topic];
+    if (entry === undefined) return unknown(topic, io);
+    io.stdout(`${(await entry.load()).usage}\n`);
+    return EXIT.ok;
+  }
+  const entry = COMMANDS[name];
+  if (entry === undefined) return unknown(name, io);
+  const command = await entry.load();
   return command.run(rest, io);
+}
+
+function unknown(name: string, io: CliIo): number {
+  const guess = nearest(name);
+  io.stderr(`warden: unknown command "${name}"${guess === undefined ? '' : `; did you mean "${guess}"?`} (warden --help lists the commands)\n`);
+  return EXIT.usage;
 }

@@ -1,26 +1,69 @@
 /**
- * The argument handling every sub-command shares: unknown or malformed options print the error
- * and the usage (exit 2), `--help` prints the usage (exit 0); anything else is the parsed result.
+ * The argument handling every sub-command shares: unknown or malformed options print one clear
+ * line and the usage (exit 2), `--help` prints the usage (exit 0); anything else is the parsed
+ * result. Node's own parser messages ("To specify a positional argument starting with a '-'...")
+ * are rephrased: they describe the parser, not the command.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import type { CliIo } from './cli-io';
 import { EXIT } from './exit-codes';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+/** One option as `node:util` parseArgs takes it. */
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  multiple?: boolean;
+  default?: string | boolean | string[] | boolean[];
+}
+type OptionValue<S> = S extends { type: 'boolean'; multiple: true } ? boolean[] : S extends { type: 'boolean' } ? boolean : S extends { multiple: true } ? string[] : string;
+export type OptionValues<O> = { [K in keyof O]?: OptionValue<O[K]> } & { help?: boolean };
+
+export interface ParsedCommandArgs<O> {
+  values: OptionValues<O>;
+  positionals: string[];
+  /** Options and positionals in command-line order (for options that take a list, like --against). */
+  tokens: ReadonlyArray<{ kind: 'option'; name: string; value?: string } | { kind: 'positional'; value: string } | { kind: 'option-terminator' }>;
+}
+
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 
+/** Node's parser error as one line that names the option. */
+function describeParseError(error: unknown, known: readonly string[]): string {
+  const message = (error as Error).message;
+  const code = (error as { code?: string }).code;
+  // Node quotes the option as '--name', '--name <value>' or '-n, --name <value>': take the long name.
+  const option = /(--[A-Za-z0-9][A-Za-z0-9-]*)/.exec(message)?.[1] ?? /'(-[A-Za-z0-9])/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined) {
+    return `unknown option ${option}${known.length > 0 ? ` (options: ${known.map((k) => `--${k}`).join(', ')})` : ' (this command takes no options)'}`;
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option !== undefined) {
+    return /argument missing/.test(message) ? `option ${option} needs a value` : `option ${option} takes no value`;
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return message.replace(/^Unexpected argument/, 'unexpected argument');
+  return message;
+}
+
 /** Parsed arguments, or the exit code when the command is already answered (bad usage, --help). */
-export function parseCommandArgs<const O extends Options>(command: string, usage: string, argv: string[], io: CliIo, options: O) {
+export function parseCommandArgs<const O extends Record<string, OptionSpec>>(command: string, usage: string, argv: string[], io: CliIo, options: O): ParsedCommandArgs<O> | number {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...options, ...HELP } as O & typeof HELP });
+    parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, tokens: true, options: { ...options, ...HELP } });
   } catch (error) {
-    io.stderr(`warden ${command}: ${(error as Error).message}\n${usage}\n`);
+    io.stderr(`warden ${command}: ${describeParseError(error, Object.keys(options))}\n${usage}\n`);
     return EXIT.usage;
   }
   if ((parsed.values as { help?: boolean }).help === true) {
     io.stdout(`${usage}\n`);
     return EXIT.ok;
   }
-  return parsed;
+  const tokens = (parsed.tokens ?? []).map((t) =>
+    t.kind === 'option' ? { kind: 'option' as const, name: t.name, ...(t.value === undefined ? {} : { value: t.value }) } : t.kind === 'positional' ? { kind: 'positional' as const, value: t.value } : { kind: 'option-terminator' as const },
+  );
+  return { values: parsed.values as OptionValues<O>, positionals: parsed.positionals, tokens };
+}
+
+/** Prints `message` and the usage to stderr; returns the usage exit code. */
+export function usageError(command: string, usage: string, io: CliIo, message: string): number {
+  io.stderr(`warden ${command}: ${message}\n${usage}\n`);
+  return EXIT.usage;
 }

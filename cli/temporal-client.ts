@@ -1,9 +1,16 @@
-/** The Temporal server CLI commands talk to (embedded server or TEMPORAL_ADDRESS), resolved one way for all. */
+/**
+ * The Temporal server CLI commands talk to (embedded server or TEMPORAL_ADDRESS), resolved one
+ * way for all. Only commands that run tasks (`run`, `worker`, `server start`) may start the
+ * embedded server; every other command uses a server that already runs and says so when none
+ * does, so looking at tasks never leaves a server behind.
+ */
 import type { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { TemporalServerError } from '../errors';
 import { stateDirOf } from '../state-dir';
 import { connectClient } from '../temporal/connect';
-import { ensureTemporalServer, type TemporalServerInfo } from '../temporal/embedded-server';
-import { loadTemporalConfig, type TemporalConfig } from '../temporal/temporal-config';
+import { ensureTemporalServer, isPortInUse, type TemporalServerInfo } from '../temporal/embedded-server';
+import { loadEmbeddedPorts, loadTemporalConfig, type TemporalConfig } from '../temporal/temporal-config';
 import type { CliIo } from './cli-io';
 
 export interface ResolvedTemporal {
@@ -21,12 +28,47 @@ export async function resolveTemporal(io: CliIo): Promise<ResolvedTemporal> {
   return { config: { ...config, address: server.address, namespace: server.namespace }, server, stateDir };
 }
 
-export async function withCliClient<T>(io: CliIo, use: (client: Client) => Promise<T>): Promise<T> {
-  const { config } = await resolveTemporal(io);
-  const { client, connection }: { client: Client; connection: Connection } = await connectClient(config);
+/**
+ * The configuration of a server that is already there: TEMPORAL_ADDRESS, or the embedded
+ * server's port when something listens on it. Starts nothing.
+ * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE` when no embedded server runs.
+ */
+export async function runningServerConfig(env: NodeJS.ProcessEnv): Promise<TemporalConfig> {
+  const config = loadTemporalConfig(env);
+  if (config.mode === 'embedded' && !(await isPortInUse(loadEmbeddedPorts(env).port))) {
+    throw new TemporalServerError(
+      'ERR_TEMPORAL_UNREACHABLE',
+      `no Temporal server is running on ${config.address}, so there are no tasks to show. ` +
+        'Start one with `warden server start` (or run a task with `warden run`), or set TEMPORAL_ADDRESS to use a cluster.',
+      { details: { address: config.address } },
+    );
+  }
+  return config;
+}
+
+/** Runs `use` with a client of the server that already runs (see {@link runningServerConfig}). */
+export async function withRunningServer<T>(io: CliIo, use: (client: Client, config: TemporalConfig) => Promise<T>): Promise<T> {
+  const config = await runningServerConfig(io.env);
+  const { client, connection }: { client: Client; connection: Connection } = await connectClient(config, { connectTimeoutMs: 5_000 });
   try {
-    return await use(client);
+    return await use(client, config);
   } finally {
     await connection.close();
   }
+}
+
+/** Workers that polled `taskQueue` for workflow tasks within the last `withinMs` (Temporal's own record). */
+export async function recentPollers(client: Client, taskQueue: string, withinMs = 90_000): Promise<string[]> {
+  const response = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  const now = Date.now();
+  return (response.pollers ?? [])
+    .filter((p) => {
+      const seconds = Number(p.lastAccessTime?.seconds ?? 0);
+      return seconds > 0 && now - seconds * 1000 <= withinMs;
+    })
+    .map((p) => p.identity ?? 'unknown');
 }

@@ -4,13 +4,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { durationToMs } from '../task/duration';
 import type { BlobStore } from '../dataplane/blob-store';
-import type { StepRecord, TaskResult, TaskState } from '../task/task-run';
 import { assembleTaskResult, type AssembleOptions } from './assemble-task-result';
+import { durationToMs } from '../task/duration';
+import type { PendingApproval, StepRecord, TaskResult, TaskState } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { agentTask } from '../workflows/agent-task';
-import { TASK_QUEUE, taskStateQuery } from '../workflows/definitions';
+import { subagentWorkflowId, TASK_QUEUE, taskStateQuery } from '../workflows/definitions';
+
+/** How deep `followAgentTask` looks into running sub-agents. */
+const MAX_FOLLOW_DEPTH = 10;
 
 export interface StartAgentTaskOptions {
   workflowId?: string;
@@ -27,62 +30,102 @@ export async function startAgentTask(client: Client, task: Task, options: StartA
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowId: options.workflowId ?? newTaskWorkflowId(task),
     args: [{ task, depth: 0, lineage: [] }],
+    // Shown by `warden list` without reading each history.
+    memo: { agent: task.agent.name, user: task.user },
     // Backstop only: the workflow ends itself at the task deadline and reports why.
     workflowExecutionTimeout: durationToMs(task.limits.deadline) + 5 * 60_000,
   });
 }
 
-/** One new step or child event seen while following a task. */
-export type ProgressEvent = { kind: 'step'; step: StepRecord; path: string[] };
+/** Something new seen while following a task: a finished step, or an action now held for approval. */
+export type ProgressEvent =
+  | { kind: 'step'; step: StepRecord; path: string[] }
+  | { kind: 'approval'; pending: PendingApproval; workflowId: string; path: string[] };
 
-function collectSteps(state: TaskState | TaskResult, path: string[], out: { step: StepRecord; path: string[] }[]): void {
-  for (const step of state.steps) out.push({ step, path });
-  for (const child of state.children) collectSteps(child, [...path, child.agent], out);
+function collectEvents(state: TaskState | TaskResult, path: string[], out: ProgressEvent[]): void {
+  for (const step of state.steps) if (step.executed || step.decision === 'deny') out.push({ kind: 'step', step, path });
+  for (const pending of 'pendingApprovals' in state ? (state.pendingApprovals ?? []) : []) out.push({ kind: 'approval', pending, workflowId: state.workflowId, path });
+  for (const child of state.children) collectEvents(child, [...path, child.agent], out);
 }
 
+function eventKey(event: ProgressEvent): string {
+  return event.kind === 'step' ? `${event.path.join('/')}#${event.step.index}` : `${event.workflowId}?${event.pending.requestId}`;
+}
+
+/**
+ * Waits for the task's result, calling `onProgress` once for each step that finished and each
+ * action that became held for approval since the last poll, its running sub-agents' included
+ * (by querying the running workflows). Queries are best-effort; the result is authoritative.
+ * Aborting `options.signal` aborts every call in flight and rejects with the abort.
+ */
 export interface FollowOptions extends AssembleOptions {
+  pollMs?: number;
+  signal?: AbortSignal;
   /**
    * The deployment's blob store (`openBlobStore(sharedDirOf(env, stateDir))`): with it the result
-   * is assembled (earlier runs' steps put back, claim checks resolved, see assemble-task-result.ts).
+   * is assembled (a long task's earlier runs' steps put back, claim checks resolved; see
+   * assemble-task-result.ts). A task that continued as new is followed to its last run either way.
    */
   blobs?: BlobStore;
 }
 
-/**
- * Waits for the task's result, calling `onProgress` for each step that finished since the last
- * poll (by querying the running workflow). Queries are best-effort; the result is authoritative.
- * A task that continued as new is followed to its last run.
- */
 export async function followAgentTask(
   handle: WorkflowHandle<typeof agentTask>,
   onProgress?: (event: ProgressEvent) => void,
-  pollMs = 250,
   options: FollowOptions = {},
 ): Promise<TaskResult> {
+  const pollMs = options.pollMs ?? 250;
+  // With a signal, every call of this follower is aborted with it: a caller that stops
+  // following can then close its connection with nothing of ours still in flight on it.
+  const signal = options.signal;
+  const bounded = <T>(call: () => Promise<T>): Promise<T> => (signal === undefined ? call() : handle.client.withAbortSignal(signal, call));
   const seen = new Set<string>();
   const report = (state: TaskState | TaskResult) => {
-    const all: { step: StepRecord; path: string[] }[] = [];
-    collectSteps(state, [], all);
-    for (const { step, path } of all) {
-      const key = `${path.join('/')}#${step.index}`;
-      if (!seen.has(key) && (step.executed || step.decision === 'deny')) {
+    const events: ProgressEvent[] = [];
+    collectEvents(state, [], events);
+    for (const event of events) {
+      const key = eventKey(event);
+      if (!seen.has(key)) {
         seen.add(key);
-        onProgress?.({ kind: 'step', step, path });
+        onProgress?.(event);
       }
     }
   };
   const blobs = options.blobs;
-  const resultPromise = handle.result().then((result) => (blobs === undefined ? result : assembleTaskResult(result, blobs, options)));
+  const resultPromise = bounded(() => handle.result()).then((result) => (blobs === undefined ? result : assembleTaskResult(result, blobs, options)));
   if (onProgress === undefined) return resultPromise;
-  let done = false;
-  const poller = (async () => {
-    while (!done) {
+  const workflows = handle.client;
+  /** The state of a task and, for its sub-agents still running, theirs (they report to the parent only when done). */
+  const stateWithRunning = async (workflowId: string, depth: number): Promise<TaskState> => {
+    const state = await bounded(() => workflows.getHandle(workflowId).query(taskStateQuery));
+    if (depth >= MAX_FOLLOW_DEPTH) return state;
+    const running = state.steps.filter((s: StepRecord) => s.kind === 'spawn' && !s.executed && s.error === undefined && s.decision === 'allow');
+    const children: TaskResult[] = [...state.children];
+    for (const step of running) {
+      const subagent = step.tool.slice('spawn:'.length);
       try {
-        report(await handle.query(taskStateQuery));
+        const child = await stateWithRunning(subagentWorkflowId(workflowId, subagent, step.index), depth + 1);
+        // A running child has no run id to show yet; the events read only its steps and approvals.
+        children.push({ ...child, runId: '', agent: subagent });
+      } catch {
+        // Not started yet, or just finished: seen on a later poll.
+      }
+    }
+    return { ...state, children };
+  };
+  let done = false;
+  let wake: (() => void) | undefined;
+  const poller = (async () => {
+    while (!done && signal?.aborted !== true) {
+      try {
+        report(await stateWithRunning(handle.workflowId, 0));
       } catch {
         // The workflow may not have started yet, or has just closed.
       }
-      await new Promise((r) => setTimeout(r, pollMs));
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, pollMs);
+      });
     }
   })();
   try {
@@ -91,6 +134,7 @@ export async function followAgentTask(
     return result;
   } finally {
     done = true;
+    wake?.();
     await poller;
   }
 }

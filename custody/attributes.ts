@@ -19,6 +19,9 @@ export const GEN_AI_ATTR = {
   toolCallId: 'gen_ai.tool.call.id',
   agentName: 'gen_ai.agent.name',
   agentId: 'gen_ai.agent.id',
+  /** Tokens of the prompt and of the answer, as the provider counted them. */
+  usageInputTokens: 'gen_ai.usage.input_tokens',
+  usageOutputTokens: 'gen_ai.usage.output_tokens',
 } as const;
 
 /** Values of `gen_ai.operation.name`. */

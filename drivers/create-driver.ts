@@ -3,21 +3,28 @@
  * so activities need not.
  */
 import type { Model } from '../task/task-schema';
+import { AnthropicDriver } from './anthropic-driver';
 import { ModelError } from '../errors';
 import type { ModelDriver } from './model-driver';
-import { OpenAICompatibleDriver, type OpenAICompatibleDriverOptions } from './openai-compatible-driver';
+import { OpenAIDriver } from './openai-driver';
 import { ScriptedDriver } from './scripted-driver';
 
 /** Options handed to whichever driver is picked; drivers ignore what does not concern them. */
-export type CreateDriverOptions = OpenAICompatibleDriverOptions;
+export interface CreateDriverOptions {
+  /** Where API key variables are looked up, at every call. Defaults to `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
 
 /** Returns the driver for `model.driver`. Creating a driver does no I/O; problems surface on the first turn. */
 export function createDriver(model: Model, options: CreateDriverOptions = {}): ModelDriver {
   switch (model.driver) {
     case 'scripted':
       return new ScriptedDriver(model);
+    case 'openai':
     case 'openai-compatible':
-      return new OpenAICompatibleDriver(model, options);
+      return new OpenAIDriver(model, options);
+    case 'anthropic':
+      return new AnthropicDriver(model, options);
     case 'mcp-client':
       // Its actions arrive as tool calls through `warden mcp serve`; nobody asks it for a turn.
       throw new ModelError('ERR_MODEL_CONFIG', 'an "mcp-client" agent is driven by its MCP client (warden mcp serve), not by a model driver');
@@ -27,4 +34,11 @@ export function createDriver(model: Model, options: CreateDriverOptions = {}): M
       throw new TypeError(`unknown model driver: ${JSON.stringify((unknown as { driver?: unknown }).driver)}`);
     }
   }
+}
+
+/** The secrets a model's driver sends (its API key), read from `env`: what no turn may carry. */
+export function driverSecrets(model: Model, env: Readonly<Record<string, string | undefined>>): string[] {
+  if (!('apiKeyEnv' in model) || model.apiKeyEnv === undefined) return [];
+  const value = env[model.apiKeyEnv];
+  return value === undefined || value === '' ? [] : [value];
 }

@@ -1,14 +1,16 @@
 /**
- * Runs one tool call in a fresh V8 isolate (isolated-vm). Meant to run inside the sandbox host
- * process, never in the worker: a V8 failure here may end the process.
+ * Runs one tool call in a fresh V8 context of a warm isolate (isolated-vm, see isolate-pool.ts).
+ * Meant to run inside the sandbox host process, never in the worker: a V8 failure here may end
+ * the process.
  *
  * Security invariants:
  * - No host object reference enters the isolate. What goes in is strings, numbers, a deep copy of
  *   the input, and `ivm.Callback` functions whose arguments and results are copied both ways.
- *   The host holds References *into* the isolate (the bootstrap's `run` and `settle`), never the
+ *   The host holds References *into* the context (the prelude's `run` and `settle`), never the
  *   reverse, so tool code can reach no host object, prototype or constructor.
- * - Every call gets a new isolate and context, disposed at the end: nothing a tool does (globals,
- *   prototype pollution, pending promises) is visible to any other call.
+ * - Every call gets a new context, used by no other call and released at the end, in an isolate
+ *   no other call is using: nothing a tool does (globals, prototype pollution, pending promises)
+ *   is visible to any other call. An isolate that timed out or ran out of memory is disposed.
  * - `warden` holds only the capabilities the request grants; there is no `require`, `process`,
  *   timer, file or network access otherwise (isolated-vm contexts have none).
  * - Nothing coming out of the isolate is trusted: the host receives one string, checks its size,
@@ -21,12 +23,11 @@ import { failedOutcome, toCapabilityError, type CapabilityOutcome } from './capa
 import { createFsCapability } from './capabilities/fs-capability';
 import { createHttpCapability } from './capabilities/http-capability';
 import { createSqlCapability } from './capabilities/sql-capability';
+import type { IsolateLease, IsolatePool } from './isolate-pool';
 import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './sandbox-messages';
 
 /** Longest error message reported for one call. */
 const MAX_ERROR_MESSAGE_CHARS = 2000;
-/** Time allowed to set up `warden` before tool code runs. */
-const BOOTSTRAP_TIMEOUT_MS = 1000;
 /** Deepest nesting of a tool result. */
 const MAX_RESULT_DEPTH = 256;
 
@@ -34,12 +35,13 @@ const MAX_RESULT_DEPTH = 256;
 type CallOutcome = { ok: true; output: unknown } | { ok: false; code: ErrorCode; message: string };
 
 /**
- * Runs `request.source` as `async function (input, warden)` in a new isolate with the request's
- * limits and capabilities. Never throws: every failure is a response with an error code.
+ * Runs `request.source` as `async function (input, warden)` in a new context of an isolate from
+ * `pool` with the request's limits (`memoryMb` picks the isolate's heap limit) and capabilities.
+ * Never throws: every failure is a response with an error code.
  */
-export async function runInIsolate(request: SandboxRunRequest): Promise<SandboxRunResponse> {
+export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool): Promise<SandboxRunResponse> {
   const startedAt = performance.now();
-  const outcome = await runToOutcome(request);
+  const outcome = await runToOutcome(request, pool);
   const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
   return outcome.ok
     ? { type: 'result', id: request.id, ok: true, output: outcome.output, durationMs }
@@ -52,7 +54,7 @@ interface IsolateTrouble {
   outOfMemory: boolean;
 }
 
-async function runToOutcome(request: SandboxRunRequest): Promise<CallOutcome> {
+async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool): Promise<CallOutcome> {
   const { timeoutMs, memoryMb, maxOutputBytes } = request.limits;
   let input: ivm.Copy<unknown>;
   try {
@@ -61,9 +63,18 @@ async function runToOutcome(request: SandboxRunRequest): Promise<CallOutcome> {
     return { ok: false, code: 'ERR_TOOL_INPUT_INVALID', message: 'the tool input cannot be copied into the sandbox' };
   }
 
-  const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: abortHostProcess });
   const deadline = performance.now() + timeoutMs;
+  let lease: IsolateLease;
+  try {
+    lease = await pool.lease(memoryMb);
+  } catch (error) {
+    return { ok: false, code: 'ERR_SANDBOX_CRASHED', message: `cannot create an isolate: ${messageOf(error)}` };
+  }
+  const { isolate, run, settle } = lease;
   const trouble: IsolateTrouble = { timedOut: false, outOfMemory: false };
+  // Set only when the call ended by the prelude's own answer: any other ending (a time-out, the
+  // memory limit, isolated-vm failing) leaves the isolate in a state it is not trusted in again.
+  let answered = false;
   const issuedCodes = new Set<ErrorCode>();
   const callEnded = new AbortController();
   const stop = (reason: keyof IsolateTrouble) => {
@@ -73,30 +84,25 @@ async function runToOutcome(request: SandboxRunRequest): Promise<CallOutcome> {
   };
   // Wall clock for everything, including time spent awaiting host capabilities; isolated-vm's
   // own `timeout` below only covers synchronous runs.
-  const wallClock = setTimeout(() => stop('timedOut'), timeoutMs);
+  const wallClock = setTimeout(() => stop('timedOut'), Math.max(1, Math.ceil(deadline - performance.now())));
 
   try {
-    const context = await isolate.createContext();
-    let settle: ivm.Reference<(ticket: number, outcome: CapabilityOutcome<unknown>) => void> | undefined;
     const deliver = (ticket: unknown, outcome: CapabilityOutcome<unknown>) => {
-      if (settle === undefined || callEnded.signal.aborted || typeof ticket !== 'number') return;
+      if (callEnded.signal.aborted || typeof ticket !== 'number') return;
       const remaining = Math.max(1, Math.ceil(deadline - performance.now()));
       settle.apply(undefined, [ticket, outcome], { arguments: { copy: true }, timeout: remaining }).catch((error: unknown) => {
-        stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
+        // After the call ended the isolate may already serve another call: a late failure here
+        // (the context was released) must not dispose it.
+        if (!callEnded.signal.aborted) stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
       });
     };
     const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver });
-    const bootstrap = await context.evalClosure(BOOTSTRAP_SOURCE, callbacks, {
-      timeout: BOOTSTRAP_TIMEOUT_MS,
-      result: { reference: true },
-    });
-    const run = await bootstrap.get('run', { reference: true });
-    settle = await bootstrap.get('settle', { reference: true });
-    const envelope: unknown = await run.apply(undefined, [request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
-      timeout: timeoutMs,
+    const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
+      timeout: Math.max(1, Math.ceil(deadline - performance.now())),
       result: { promise: true, copy: true },
     });
     if (trouble.timedOut || trouble.outOfMemory) return troubleOutcome(trouble, timeoutMs, memoryMb);
+    answered = true;
     return decodeEnvelope(envelope, issuedCodes, maxOutputBytes);
   } catch (error) {
     if (isMemoryFailure(error)) trouble.outOfMemory = true;
@@ -107,7 +113,7 @@ async function runToOutcome(request: SandboxRunRequest): Promise<CallOutcome> {
   } finally {
     clearTimeout(wallClock);
     callEnded.abort();
-    if (!isolate.isDisposed) isolate.dispose();
+    pool.giveBack(lease, !answered);
   }
 }
 
@@ -134,7 +140,7 @@ function truncate(text: string): string {
 }
 
 /** isolated-vm's advice when V8 loses control of an isolate: end the process (the client restarts it). */
-function abortHostProcess(message: string): void {
+export function abortHostProcess(message: string): void {
   process.stderr.write(`sandbox host: catastrophic isolate failure: ${message}\n`);
   process.abort();
 }
@@ -184,7 +190,7 @@ interface CallbackBridge {
 }
 
 /**
- * The capability callbacks in the order the bootstrap expects them (fs.read, fs.write, fs.list,
+ * The capability callbacks in the order the prelude's `run` expects them (fs.read, fs.write, fs.list,
  * http.fetch, sql.query, sql.exec); `undefined` for anything not granted, so it is never installed.
  */
 function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (ivm.Callback | undefined)[] {
@@ -229,235 +235,3 @@ function recordFailure(error: unknown, fallback: ErrorCode, issuedCodes: Set<Err
   issuedCodes.add(failure.code);
   return failedOutcome(failure);
 }
-
-/**
- * Evaluated first in every new context, before any tool code, as a closure over the capability
- * callbacks ($0..$5). It captures the intrinsics it needs while they are still pristine, builds
- * the frozen `warden` object, and returns `{ run, settle }` to the host (as References).
- *
- * `run(source, input, maxChars, maxDepth)` compiles `source` with the AsyncFunction constructor
- * (global scope: tool code cannot see this closure), awaits it, and resolves to one string:
- * `ok:<json>`, `threw:<message>`, `compile:<message>`, `notjson:<why>` or `toolarge:`.
- * The result is serialised by a strict walker: only null, booleans, finite numbers, strings,
- * plain arrays without holes and plain objects with data properties, no cycles.
- */
-const BOOTSTRAP_SOURCE = String.raw`
-'use strict';
-const fsRead = $0, fsWrite = $1, fsList = $2, httpStart = $3, sqlQuery = $4, sqlExec = $5;
-const ReflectApply = Reflect.apply;
-const ReflectGetPrototypeOf = Reflect.getPrototypeOf;
-const ObjectFreeze = Object.freeze;
-const ObjectKeys = Object.keys;
-const ObjectHasOwn = Object.hasOwn;
-const ObjectDefineProperty = Object.defineProperty;
-const ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
-const ObjectPrototype = Object.prototype;
-const ArrayPrototype = Array.prototype;
-const ArrayIsArray = Array.isArray;
-const JSONStringify = JSON.stringify;
-const NumberIsFinite = Number.isFinite;
-const StringCtor = String;
-const StringPrototypeSlice = String.prototype.slice;
-const ErrorCtor = Error;
-const PromiseCtor = Promise;
-const MapCtor = Map, MapGet = Map.prototype.get, MapSet = Map.prototype.set, MapDelete = Map.prototype.delete;
-const SetCtor = Set, SetHas = Set.prototype.has, SetAdd = Set.prototype.add, SetDelete = Set.prototype.delete;
-const AsyncFunction = (async function () {}).constructor;
-const MAX_MESSAGE_CHARS = 2000;
-
-function capabilityFailure(code, message) {
-  const error = new ErrorCtor(code + ': ' + message);
-  ObjectDefineProperty(error, 'code', { value: code, writable: true, enumerable: true, configurable: true });
-  return error;
-}
-
-// An outcome is a fresh copy made by isolated-vm, so its fields are own data properties.
-function unwrap(outcome) {
-  if (outcome.ok === true) return outcome.value;
-  throw capabilityFailure(StringCtor(outcome.code), StringCtor(outcome.message));
-}
-
-const pendingHostCalls = new MapCtor();
-let nextTicket = 0;
-function startHostCall(start, args) {
-  nextTicket += 1;
-  const ticket = nextTicket;
-  return new PromiseCtor((resolve, reject) => {
-    ReflectApply(MapSet, pendingHostCalls, [ticket, { resolve, reject }]);
-    ReflectApply(start, undefined, [ticket, args[0], args[1]]);
-  });
-}
-function settle(ticket, outcome) {
-  const pending = ReflectApply(MapGet, pendingHostCalls, [ticket]);
-  if (pending === undefined) return;
-  ReflectApply(MapDelete, pendingHostCalls, [ticket]);
-  let value;
-  try {
-    value = unwrap(outcome);
-  } catch (error) {
-    pending.reject(error);
-    return;
-  }
-  pending.resolve(value);
-}
-
-const warden = {};
-if (fsRead !== undefined || fsWrite !== undefined || fsList !== undefined) {
-  const fs = {};
-  if (fsRead !== undefined) fs.read = function read(path) { return unwrap(fsRead(path)); };
-  if (fsWrite !== undefined) fs.write = function write(path, content) { return unwrap(fsWrite(path, content)); };
-  if (fsList !== undefined) fs.list = function list(path) { return unwrap(fsList(path)); };
-  warden.fs = ObjectFreeze(fs);
-}
-if (httpStart !== undefined) {
-  warden.http = ObjectFreeze({ fetch: function fetch(url, init) { return startHostCall(httpStart, [url, init]); } });
-}
-if (sqlQuery !== undefined || sqlExec !== undefined) {
-  const sql = {};
-  if (sqlQuery !== undefined) sql.query = function query(database, text, params) { return unwrap(sqlQuery(database, text, params)); };
-  if (sqlExec !== undefined) sql.exec = function exec(database, text, params) { return unwrap(sqlExec(database, text, params)); };
-  warden.sql = ObjectFreeze(sql);
-}
-ObjectFreeze(warden);
-
-function describeThrown(thrown) {
-  let text;
-  try {
-    if (thrown !== null && (typeof thrown === 'object' || typeof thrown === 'function')) {
-      const message = thrown.message;
-      if (typeof message === 'string') {
-        const name = thrown.name;
-        text = typeof name === 'string' && name !== '' && name !== 'Error' ? name + ': ' + message : message;
-      } else {
-        text = StringCtor(thrown);
-      }
-    } else {
-      text = StringCtor(thrown);
-    }
-  } catch (ignored) {
-    text = 'a value that cannot be shown as text';
-  }
-  if (typeof text !== 'string') text = 'a value that cannot be shown as text';
-  return text.length > MAX_MESSAGE_CHARS ? ReflectApply(StringPrototypeSlice, text, [0, MAX_MESSAGE_CHARS]) + '…' : text;
-}
-
-const NOT_JSON = ObjectFreeze({});
-const TOO_LARGE = ObjectFreeze({});
-let notJsonReason = '';
-function notJson(reason) {
-  notJsonReason = reason;
-  throw NOT_JSON;
-}
-
-function kindOf(value) {
-  try {
-    const prototype = ReflectGetPrototypeOf(value);
-    const constructor = prototype === null ? undefined : prototype.constructor;
-    if (typeof constructor === 'function' && typeof constructor.name === 'string' && constructor.name !== '') return 'a ' + constructor.name;
-  } catch (ignored) {}
-  return 'not a plain object';
-}
-
-function toStrictJson(root, maxChars, maxDepth) {
-  const ancestors = new SetCtor();
-  let out = '';
-  function emit(text) {
-    out += text;
-    if (out.length > maxChars) throw TOO_LARGE;
-  }
-  function dataValue(container, key, where) {
-    const descriptor = ObjectGetOwnPropertyDescriptor(container, key);
-    if (descriptor === undefined) notJson(where + ' is missing (a hole in an array)');
-    if (ObjectHasOwn(descriptor, 'get') || ObjectHasOwn(descriptor, 'set')) notJson(where + ' is a getter/setter, not a value');
-    return descriptor.value;
-  }
-  function write(value, where, depth) {
-    switch (typeof value) {
-      case 'string':
-        emit(JSONStringify(value));
-        return;
-      case 'boolean':
-        emit(value ? 'true' : 'false');
-        return;
-      case 'number':
-        if (!NumberIsFinite(value)) notJson(where + ' is ' + StringCtor(value));
-        emit(JSONStringify(value));
-        return;
-      case 'undefined':
-        return notJson(where + ' is undefined');
-      case 'function':
-        return notJson(where + ' is a function');
-      case 'symbol':
-        return notJson(where + ' is a symbol');
-      case 'bigint':
-        return notJson(where + ' is a BigInt');
-      case 'object':
-        break;
-      default:
-        return notJson(where + ' has an unsupported type');
-    }
-    if (value === null) {
-      emit('null');
-      return;
-    }
-    if (depth >= maxDepth) notJson(where + ' is nested more than ' + maxDepth + ' levels deep');
-    if (ReflectApply(SetHas, ancestors, [value])) notJson(where + ' refers back to itself (a cycle)');
-    ReflectApply(SetAdd, ancestors, [value]);
-    if (ArrayIsArray(value)) {
-      if (ReflectGetPrototypeOf(value) !== ArrayPrototype) notJson(where + ' is not a plain array');
-      const length = value.length;
-      emit('[');
-      for (let index = 0; index < length; index += 1) {
-        if (index > 0) emit(',');
-        const itemWhere = where + '[' + index + ']';
-        write(dataValue(value, index, itemWhere), itemWhere, depth + 1);
-      }
-      emit(']');
-    } else {
-      const prototype = ReflectGetPrototypeOf(value);
-      if (prototype !== ObjectPrototype && prototype !== null) notJson(where + ' is ' + kindOf(value) + ', not a plain object');
-      const keys = ObjectKeys(value);
-      emit('{');
-      for (let index = 0; index < keys.length; index += 1) {
-        const key = keys[index];
-        if (index > 0) emit(',');
-        emit(JSONStringify(key) + ':');
-        const keyWhere = where + '.' + key;
-        write(dataValue(value, key, keyWhere), keyWhere, depth + 1);
-      }
-      emit('}');
-    }
-    ReflectApply(SetDelete, ancestors, [value]);
-  }
-  write(root, 'the result', 0);
-  return out;
-}
-
-function encodeResult(value, maxChars, maxDepth) {
-  try {
-    return 'ok:' + toStrictJson(value, maxChars, maxDepth);
-  } catch (error) {
-    if (error === TOO_LARGE) return 'toolarge:';
-    if (error === NOT_JSON) return 'notjson:' + notJsonReason;
-    return 'notjson:the result cannot be serialised (' + describeThrown(error) + ')';
-  }
-}
-
-async function run(source, input, maxChars, maxDepth) {
-  let tool;
-  try {
-    tool = new AsyncFunction('input', 'warden', source);
-  } catch (error) {
-    return 'compile:' + describeThrown(error);
-  }
-  let value;
-  try {
-    value = await ReflectApply(tool, undefined, [input, warden]);
-  } catch (error) {
-    return 'threw:' + describeThrown(error);
-  }
-  return encodeResult(value, maxChars, maxDepth);
-}
-
-return { run, settle };
-`;

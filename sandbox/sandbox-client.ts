@@ -6,7 +6,8 @@
  * - `run` always resolves with a SandboxRunResponse (it rejects only on misuse or after close):
  *   if the host exits, every call it owed gets ERR_SANDBOX_CRASHED; if a call overruns its
  *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
- *   ERR_SANDBOX_TIMEOUT. The next call transparently starts a new host.
+ *   ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
+ *   lost one had booted; otherwise the next call starts one.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
  *   the host killed. Responses are matched to calls by id and by the host that was asked.
  * - The host gets a scrubbed environment (by default only PATH, TMPDIR, TZ and locale), so worker
@@ -40,7 +41,7 @@ export interface SandboxClientOptions {
 
 /** Counters for monitoring and tests. */
 export interface SandboxClientStats {
-  /** Host processes started, including the first. */
+  /** Host processes started, including the first and warm replacements. */
   hostStarts: number;
   /** Host processes that ended while the client was open (crashed, or killed by the client). */
   hostExits: number;
@@ -63,7 +64,10 @@ interface PendingCall {
   timer: NodeJS.Timeout;
 }
 
-const HOST_MODULE = path.join(__dirname, 'sandbox-host.ts');
+// The compiled package forks the compiled host; the TypeScript sources fork the source through tsx.
+const FROM_SOURCE = path.extname(__filename) === '.ts';
+const HOST_MODULE = path.join(__dirname, FROM_SOURCE ? 'sandbox-host.ts' : 'sandbox-host.js');
+const HOST_EXEC_ARGV = FROM_SOURCE ? ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')] : ['--no-node-snapshot'];
 const DEFAULT_DEADLINE_GRACE_MS = 2000;
 const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
 const STOP_TIMEOUT_MS = 2000;
@@ -170,7 +174,7 @@ export class SandboxClient {
   #currentHost(): HostHandle {
     if (this.#host !== undefined && !this.#host.gone) return this.#host;
     const child = fork(HOST_MODULE, [], {
-      execArgv: ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')],
+      execArgv: HOST_EXEC_ARGV,
       serialization: 'json',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: this.#env,
@@ -211,7 +215,8 @@ export class SandboxClient {
   }
 
   #onHostGone(host: HostHandle, reason: string): void {
-    if (!host.gone) {
+    const firstNotice = !host.gone;
+    if (firstNotice) {
       host.gone = true;
       if (!this.#closed) this.#hostExits += 1;
     }
@@ -219,6 +224,15 @@ export class SandboxClient {
     for (const [id, pending] of [...this.#pending]) {
       if (pending.host === host) this.#answer(id, failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call`));
     }
+    // A host that had booted is replaced at once, so the next call does not pay for a boot; one
+    // that died before answering anything is not (a host that cannot start would loop).
+    if (firstNotice && host.answered && !this.#closed) setImmediate(() => this.#warmReplacement());
+  }
+
+  /** Starts a host if none runs and sends it the probe call, so its first isolate is ready too. */
+  #warmReplacement(): void {
+    if (this.#closed || this.#host !== undefined) return;
+    void this.run(SANDBOX_PROBE_CALL).catch(() => undefined);
   }
 
   #answer(id: string, response: SandboxRunResponse): void {

@@ -1,6 +1,7 @@
 /**
  * Entry point of the sandbox host: a child process of the worker that runs tool calls in
- * isolates, so a V8 crash or an out-of-memory in one cannot take the worker down.
+ * isolates, so a V8 crash or an out-of-memory in one cannot take the worker down. The host keeps
+ * its isolates warm (isolate-pool.ts): each call gets a new context in an idle isolate.
  *
  * Invariant: the host acts only on messages that validate against SandboxRunRequestSchema, and
  * answers every message it receives (a malformed one gets an error reply, never a crash). It
@@ -8,13 +9,21 @@
  * this file (e.g. from a test runner that itself uses IPC) does nothing.
  */
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
-import { runInIsolate } from './run-in-isolate';
+import { abortHostProcess, runInIsolate } from './run-in-isolate';
+import { IsolatePool } from './isolate-pool';
 import { createCredentialGate, type CredentialGate } from './credential-gate';
 
 type Send = (message: SandboxRunResponse) => void;
 
+export interface HostServices {
+  /** Warm isolates the calls run in. */
+  pool: IsolatePool;
+  /** When present, no call runs without a valid per-call credential. */
+  gate?: CredentialGate;
+}
+
 /** Handles one raw IPC message: validates it, runs it, and replies through `send`. */
-export async function handleHostMessage(raw: unknown, send: Send, gate?: CredentialGate): Promise<void> {
+export async function handleHostMessage(raw: unknown, send: Send, { pool, gate }: HostServices): Promise<void> {
   const parsed = SandboxRunRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : '';
@@ -37,7 +46,7 @@ export async function handleHostMessage(raw: unknown, send: Send, gate?: Credent
   }
   let response: SandboxRunResponse;
   try {
-    response = await runInIsolate(parsed.data);
+    response = await runInIsolate(parsed.data, pool);
   } catch (error) {
     // runInIsolate does not throw; this guards the host against its own bugs.
     response = {
@@ -61,16 +70,25 @@ export function serveOverIpc(): void {
     }
   };
   const identityDir = process.env[SANDBOX_IDENTITY_DIR_ENV];
-  const gate = identityDir
-    ? createCredentialGate(identityDir, {
-        ...(process.env[SANDBOX_DATABASE_URL_ENV] ? { databaseUrl: process.env[SANDBOX_DATABASE_URL_ENV] } : {}),
-        ...(process.env[SANDBOX_JWKS_FILE_ENV] ? { jwksFile: process.env[SANDBOX_JWKS_FILE_ENV] } : {}),
-      })
-    : undefined;
+  const pool = new IsolatePool({ onCatastrophicError: abortHostProcess });
+  const services: HostServices = {
+    pool,
+    ...(identityDir
+      ? {
+          gate: createCredentialGate(identityDir, {
+            ...(process.env[SANDBOX_DATABASE_URL_ENV] ? { databaseUrl: process.env[SANDBOX_DATABASE_URL_ENV] } : {}),
+            ...(process.env[SANDBOX_JWKS_FILE_ENV] ? { jwksFile: process.env[SANDBOX_JWKS_FILE_ENV] } : {}),
+          }),
+        }
+      : {}),
+  };
   process.on('message', (raw: unknown) => {
-    void handleHostMessage(raw, send, gate);
+    void handleHostMessage(raw, send, services);
   });
-  process.on('disconnect', () => process.exit(0));
+  process.on('disconnect', () => {
+    pool.close();
+    process.exit(0);
+  });
 }
 
 if (require.main === module && typeof process.send === 'function') serveOverIpc();

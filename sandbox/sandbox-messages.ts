@@ -52,6 +52,10 @@ export const CapabilityGrantSchema = z.strictObject({
     .strictObject({
       /** `host` or `host:port` entries (optionally narrowed to methods and path prefixes); everything else is refused. */
       allowedHosts: z.array(HostGrantEntrySchema),
+      /** Headers added to requests to a host (`host` / `host:port`) after the checks: the task's outbound secrets, resolved. */
+      secrets: z.array(z.strictObject({ host: z.string(), headers: z.record(z.string(), z.string()) })).optional(),
+      /** Values removed from every response before the tool sees it (the secrets above). */
+      redact: z.array(z.string()).optional(),
     })
     .optional(),
   sql: z

@@ -4,7 +4,7 @@
  * nothing is dropped or guessed.
  */
 import { open } from 'node:fs/promises';
-import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
@@ -16,6 +16,7 @@ import { compileToolSchema } from '../tools/tool-input-validator';
 import { ungrantedCapabilities } from '../tools/tool-catalog';
 import { redefinitionOf } from '../tools/subagent-tools';
 import { descriptorOfUserTool } from '../tools/user-tools';
+import { mapFilePaths, parseSecretTemplate } from '../secrets/secret-template';
 import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
 import { fromWardenToolPart } from '../mcp/mcp-tool-names';
 import { mcpServerNameProblem } from '../mcp/mcp-server-config';
@@ -38,6 +39,10 @@ export function issuesFromZod(error: z.ZodError): TaskFileIssue[] {
   return error.issues.map((issue) => {
     if (issue.code === 'unrecognized_keys') {
       return { path: pathOf(issue.path), message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
+    }
+    if (issue.code === 'invalid_key') {
+      // A record key that breaks its rule: say which rule, not "Invalid key in record".
+      return { path: pathOf(issue.path), message: `the key is invalid: ${issue.issues.map((i) => i.message.replace(/^Invalid input: /, '')).join('; ')}` };
     }
     if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
       return { path: pathOf(issue.path), message: `required field is missing (expected ${issue.expected})` };
@@ -223,9 +228,18 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   }
 }
 
+/** Outbound secrets are for hosts the task lists (a secret for a host it cannot reach is a typo). */
+function checkOutboundSecrets(task: Task, issues: TaskFileIssue[]): void {
+  const listed = new Set(task.resources.hosts.map((h) => h.trim().toLowerCase()));
+  for (const host of Object.keys(task.resources.secrets)) {
+    if (!listed.has(host.trim().toLowerCase())) issues.push({ path: `resources.secrets.${host}`, message: `secrets for host "${host}", which is not listed under resources.hosts` });
+  }
+}
+
 /** Cross-field rules the schema alone cannot express: every grant names something declared. */
 export function checkTaskReferences(task: Task): TaskFileIssue[] {
   const issues: TaskFileIssue[] = [];
+  checkOutboundSecrets(task, issues);
   checkPolicies(task, issues);
   checkToolsAndGrants(task.tools, task.grants, task, '', issues);
   checkSubagentTools(task, issues);
@@ -274,6 +288,9 @@ export function resolveTaskPaths(task: Task, baseDir: string): Task {
       ...task.resources,
       ...(task.resources.workspace === undefined ? {} : { workspace: abs(task.resources.workspace) }),
       databases: Object.fromEntries(Object.entries(task.resources.databases).map(([k, v]) => [k, abs(v)])),
+      secrets: Object.fromEntries(
+        Object.entries(task.resources.secrets).map(([host, headers]) => [host, Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, mapFilePaths(value, abs)]))]),
+      ),
     },
     // A pack given as a path is found next to the task file, as resources are; bare names are bundled packs.
     ...(task.policyPacks === undefined ? {} : { policyPacks: task.policyPacks.map(pack) }),
@@ -281,6 +298,27 @@ export function resolveTaskPaths(task: Task, baseDir: string): Task {
       Object.entries(task.subagents).map(([name, sub]) => [name, sub.policyPacks === undefined ? sub : { ...sub, policyPacks: sub.policyPacks.map(pack) }]),
     ),
   };
+}
+
+/** Secret files must not be where a tool can read them: outside the workspace. */
+function secretFilesInWorkspace(task: Task): TaskFileIssue[] {
+  const workspace = task.resources.workspace;
+  if (workspace === undefined) return [];
+  const issues: TaskFileIssue[] = [];
+  for (const [host, headers] of Object.entries(task.resources.secrets)) {
+    for (const [name, value] of Object.entries(headers)) {
+      const parsed = parseSecretTemplate(value);
+      if ('error' in parsed) continue;
+      for (const part of parsed.parts) {
+        if (typeof part === 'string' || part.kind !== 'file') continue;
+        const inside = relative(workspace, part.path);
+        if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+          issues.push({ path: `resources.secrets.${host}.${name}`, message: `the secret file ${part.path} is inside the workspace, where tools can read it` });
+        }
+      }
+    }
+  }
+  return issues;
 }
 
 /**
@@ -291,7 +329,7 @@ export function parseTask(document: unknown, file: string, baseDir: string): Tas
   const parsed = TaskSchema.safeParse(document);
   if (!parsed.success) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issuesFromZod(parsed.error));
   const task = resolveTaskPaths(parsed.data, baseDir);
-  const issues = checkTaskReferences(task);
+  const issues = [...checkTaskReferences(task), ...secretFilesInWorkspace(task)];
   if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
   return task;
 }

@@ -33,14 +33,37 @@ export type Action = z.infer<typeof ActionSchema>;
 export type ToolAction = z.infer<typeof ToolActionSchema>;
 export type SpawnAction = z.infer<typeof SpawnActionSchema>;
 
+/** Tokens one model call used, as the provider counted them (OpenTelemetry GenAI `gen_ai.usage.*`). */
+export const ModelUsageSchema = z.strictObject({
+  inputTokens: z.number().int().min(0),
+  outputTokens: z.number().int().min(0),
+  /** Input tokens served from the provider's prompt cache, when it says. */
+  cachedInputTokens: z.number().int().min(0).optional(),
+  /** Output tokens spent on reasoning, when the provider says. */
+  reasoningTokens: z.number().int().min(0).optional(),
+});
+export type ModelUsage = z.infer<typeof ModelUsageSchema>;
+
 /** What a model driver returns for one turn: one or more actions, and the model that produced them. */
 export const ModelTurnSchema = z.strictObject({
   actions: z.array(ActionSchema).min(1),
   model: z.strictObject({ id: z.string(), version: z.string() }),
   /** Raw assistant text, if any, for the transcript. */
   text: z.string().optional(),
+  /** Tokens the call used (model drivers that call a provider). */
+  usage: ModelUsageSchema.optional(),
 });
 export type ModelTurn = z.infer<typeof ModelTurnSchema>;
+
+/** One model turn of a task as its result records it: which model answered, how many actions, the tokens used. */
+export const TurnRecordSchema = z.strictObject({
+  /** 0-based turn index (steps name the turn that proposed them). */
+  index: z.number().int().min(0),
+  model: z.strictObject({ id: z.string(), version: z.string() }),
+  actions: z.number().int().min(0),
+  usage: ModelUsageSchema.optional(),
+});
+export type TurnRecord = z.infer<typeof TurnRecordSchema>;
 
 export const DecisionSchema = z.enum(['allow', 'deny']);
 
@@ -132,6 +155,8 @@ export interface TaskResult {
   /** Why the task ended other than by completing. */
   reason?: string;
   steps: StepRecord[];
+  /** Each model turn: model, number of actions, token usage. */
+  turns?: TurnRecord[];
   children: TaskResult[];
   final: { answer: string; claims: string[] } | null;
   recovery?: TaskRecovery;
@@ -161,6 +186,7 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     status: TaskStatusSchema,
     reason: z.string().optional(),
     steps: z.array(StepRecordSchema),
+    turns: z.array(TurnRecordSchema).optional(),
     children: z.array(TaskResultSchema),
     final: z.strictObject({ answer: z.string(), claims: z.array(z.string()) }).nullable(),
     recovery: TaskRecoverySchema.optional(),
@@ -201,6 +227,8 @@ export interface PendingApproval {
   tool: string;
   args: Record<string, unknown>;
   rules: string[];
+  /** The effect Warden measured before holding it (e.g. `{ rowsChanged, operation }`), when known. */
+  effect?: Record<string, unknown>;
   requestedAt: string;
   expiresAt: string;
 }

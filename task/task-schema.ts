@@ -4,6 +4,7 @@
  * types are derived from the schemas so the file format and the code cannot drift apart.
  */
 import { z } from 'zod';
+import { parseSecretTemplate, RESERVED_SECRET_HEADERS } from '../secrets/secret-template';
 import { durationToMs } from './duration';
 import { MAX_DURATION_MS, TASK_FIELD_LIMITS as MAX } from './task-file-limits';
 import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
@@ -55,15 +56,52 @@ export const ScriptedModelSchema = z.strictObject({
   script: z.array(ScriptedActionSchema).min(1, 'a scripted model needs at least one action').max(MAX.scriptActions),
 });
 
+/** Name of the environment variable holding an API key; the key itself never enters a file or history. */
+const ApiKeyEnvSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+const HttpUrlSchema = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
+/** Which OpenAI API a driver speaks: Chat Completions or the Responses API. */
+export const OpenAIApiSchema = z.enum(['chat', 'responses'], { error: 'an OpenAI API: "chat" (Chat Completions) or "responses"' });
+
+/** Any server that speaks OpenAI's protocol (vLLM, llama.cpp, Ollama's /v1...), through the official `openai` package. */
 export const OpenAICompatibleModelSchema = z.strictObject({
   driver: z.literal('openai-compatible'),
   id: text(MAX.shortText).min(1),
   version: text(MAX.shortText).min(1).default('unversioned'),
-  /** e.g. "http://127.0.0.1:11434/v1"; "/chat/completions" is appended. */
-  baseUrl: z.url({ protocol: /^https?$/, error: 'an http(s) URL' }),
-  /** Name of the environment variable holding the API key; the key itself never enters a file or history. */
-  apiKeyEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+  /** e.g. "http://127.0.0.1:11434/v1"; "/chat/completions" or "/responses" is appended. */
+  baseUrl: HttpUrlSchema,
+  api: OpenAIApiSchema.default('chat'),
+  /** No key is sent when unset (local servers). */
+  apiKeyEnv: ApiKeyEnvSchema.optional(),
   temperature: z.number().min(0).max(2).default(0),
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
+  requestTimeout: DurationSchema.default('60s'),
+});
+
+/** OpenAI's own API (Responses API by default), through the official `openai` package. */
+export const OpenAIModelSchema = z.strictObject({
+  driver: z.literal('openai'),
+  id: text(MAX.shortText).min(1),
+  version: text(MAX.shortText).min(1).default('unversioned'),
+  baseUrl: HttpUrlSchema.default('https://api.openai.com/v1'),
+  api: OpenAIApiSchema.default('responses'),
+  apiKeyEnv: ApiKeyEnvSchema.default('OPENAI_API_KEY'),
+  /** Not sent unless set (reasoning models refuse it). */
+  temperature: z.number().min(0).max(2).optional(),
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
+  requestTimeout: DurationSchema.default('60s'),
+});
+
+/** Anthropic's Messages API, through the official `@anthropic-ai/sdk` package. */
+export const AnthropicModelSchema = z.strictObject({
+  driver: z.literal('anthropic'),
+  id: text(MAX.shortText).min(1),
+  version: text(MAX.shortText).min(1).default('unversioned'),
+  /** "/v1/messages" is appended. */
+  baseUrl: HttpUrlSchema.default('https://api.anthropic.com'),
+  apiKeyEnv: ApiKeyEnvSchema.default('ANTHROPIC_API_KEY'),
+  temperature: z.number().min(0).max(1).optional(),
+  /** Anthropic requires a limit on each answer. */
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).default(4096),
   requestTimeout: DurationSchema.default('60s'),
 });
 
@@ -78,8 +116,8 @@ export const McpClientModelSchema = z.strictObject({
   version: z.string().min(1).default('unversioned'),
 });
 
-export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema, McpClientModelSchema], {
-  error: 'a model with driver "scripted", "openai-compatible" or "mcp-client"',
+export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, OpenAICompatibleModelSchema, OpenAIModelSchema, AnthropicModelSchema, McpClientModelSchema], {
+  error: 'a model with driver "scripted", "openai", "openai-compatible", "anthropic" or "mcp-client"',
 });
 
 export const AgentSchema = z.strictObject({
@@ -155,6 +193,17 @@ export const GrantsSchema = z.strictObject({
   commands: z.array(CommandNameSchema).optional(),
 });
 
+/** A header a secret may set: an HTTP token, not one the client owns (host, content-length...). */
+const SecretHeaderNameSchema = text(256)
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an HTTP header name')
+  .refine((name) => !RESERVED_SECRET_HEADERS.has(name.toLowerCase()), 'a header the HTTP client sets itself cannot come from a secret');
+/** A header value naming its secret: `Bearer ${env:TOKEN}`, `${file:path}`, `${warden:credential}`. */
+const SecretTemplateSchema = text(MAX.shortText).min(1).superRefine((template, ctx) => {
+  const parsed = parseSecretTemplate(template);
+  if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+  else if (!parsed.parts.some((p) => typeof p !== 'string')) ctx.addIssue({ code: 'custom', message: 'a secret header names where its value comes from: ${env:NAME}, ${file:path} or ${warden:credential}' });
+});
+
 export const ResourcesSchema = z.strictObject({
   /** Folder the fs tools see, relative to the task file. */
   workspace: text(MAX.shortText).min(1).optional(),
@@ -162,6 +211,13 @@ export const ResourcesSchema = z.strictObject({
   databases: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a database name'), text(MAX.shortText).min(1)).default({}),
   /** Hosts the task knows about; the grant selects which of them the agent may reach. */
   hosts: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
+  /**
+   * Headers the HTTP capability adds to requests to a granted host (`host` or `host:port`, as in
+   * `hosts`), after the grant and policy checks, from secret templates: `${env:NAME}`,
+   * `${file:path}` (relative to this file), `${warden:credential}` (the call's Warden JWT). The
+   * values never reach the model, the sandbox, history, custody or tool output.
+   */
+  secrets: z.record(text(MAX.shortText).min(1), z.record(SecretHeaderNameSchema, SecretTemplateSchema)).default({}),
 });
 
 export const LimitsSchema = z.strictObject({
@@ -217,7 +273,7 @@ export const TaskSchema = z.strictObject({
     approvalTimeout: '15m',
     maxDepth: 3,
   }),
-  resources: ResourcesSchema.default({ databases: {}, hosts: [] }),
+  resources: ResourcesSchema.default({ databases: {}, hosts: [], secrets: {} }),
   subagents: z.record(SubagentNameSchema, SubagentSchema).default({}),
   /** Take an immutable snapshot of the workspace and databases before the task starts. */
   snapshot: z.boolean().default(false),

@@ -25,6 +25,8 @@ import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnec
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
 const PROBE_TIMEOUT_MS = 3_000;
+/** The second, last chance of a server that did not answer within PROBE_TIMEOUT_MS (a loaded machine). */
+const PATIENT_PROBE_TIMEOUT_MS = 12_000;
 const LOG_TAIL_LINES = 25;
 
 /** What `<stateDir>/temporal/server.json` holds about the server this state folder started. */
@@ -149,7 +151,7 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
           stateDir,
         );
       }
-      if (await probeTemporal(address, { timeoutMs: PROBE_TIMEOUT_MS * 2 })) {
+      if (await probePatiently(address)) {
         return { ...base, uiUrl: uiUrlOf(record.uiPort), started: false, reused: true, pid: record.pid };
       }
       log(`the recorded Temporal server (pid ${record.pid}) does not answer on ${address}; restarting it`);
@@ -159,7 +161,7 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
   }
 
   if (await isPortInUse(port)) {
-    if (await probeTemporal(address, { timeoutMs: PROBE_TIMEOUT_MS })) {
+    if (await probePatiently(address)) {
       log(`reusing the Temporal server already listening on ${address}`);
       return { ...base, started: false, reused: true };
     }
@@ -315,25 +317,45 @@ export async function probeTemporal(
   options: { timeoutMs: number; config?: TemporalConfig; namespace?: string } = { timeoutMs: PROBE_TIMEOUT_MS },
 ): Promise<boolean> {
   const connectionOptions = options.config ? { ...toConnectionOptions(options.config), address } : { address };
-  const connection = Connection.lazy({ ...connectionOptions, connectTimeout: options.timeoutMs });
+  // No retry interceptor: a probe asks once. The SDK's default retries on UNAVAILABLE from a
+  // timer, and a retry that fires after the connection below is closed throws "Channel has been
+  // shut down" as an uncaught exception.
+  const connection = Connection.lazy({ ...connectionOptions, connectTimeout: options.timeoutMs, interceptors: [] });
   let timer: NodeJS.Timeout | undefined;
+  const call = connection.withDeadline(Date.now() + options.timeoutMs, async () => {
+    await connection.workflowService.getSystemInfo({});
+    if (options.namespace !== undefined) await connection.workflowService.describeNamespace({ namespace: options.namespace });
+  });
+  const settled = call.then(
+    () => true,
+    () => false,
+  );
   try {
-    const call = connection.withDeadline(Date.now() + options.timeoutMs, async () => {
-      await connection.workflowService.getSystemInfo({});
-      if (options.namespace !== undefined) await connection.workflowService.describeNamespace({ namespace: options.namespace });
+    // The deadline bounds the call; the timer bounds everything else (channel setup).
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), options.timeoutMs + 500);
     });
-    // The deadline bounds the call; the timer bounds everything else (channel setup, retries).
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('probe timed out')), options.timeoutMs + 500);
-    });
-    await Promise.race([call, timeout]);
-    return true;
-  } catch {
-    return false;
+    return await Promise.race([settled, timeout]);
   } finally {
     clearTimeout(timer);
+    // Closed only once the call has settled (its deadline guarantees it does), so nothing of it
+    // can touch the closed channel.
+    await settled;
     await connection.close().catch(() => {});
   }
+}
+
+/**
+ * {@link probeTemporal} for deciding whether a listening port is a Temporal server: a server
+ * that answered "no" (an HTTP/1 reply, a reset) is not one; a probe that merely ran out of time
+ * may have met a Temporal server on a busy machine, so it is asked once more with a longer
+ * deadline before anyone is told the port belongs to something else.
+ */
+async function probePatiently(address: string): Promise<boolean> {
+  const started = Date.now();
+  if (await probeTemporal(address, { timeoutMs: PROBE_TIMEOUT_MS })) return true;
+  if (Date.now() - started < PROBE_TIMEOUT_MS) return false;
+  return probeTemporal(address, { timeoutMs: PATIENT_PROBE_TIMEOUT_MS });
 }
 
 /** Something accepts connections on 127.0.0.1:port, or the port cannot be bound there. */

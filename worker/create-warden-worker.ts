@@ -31,10 +31,14 @@ import { defaultCacheDir } from '../temporal/temporal-cli';
 import { wardenResourcesOf } from './warden-resources';
 import { openDataPlaneServices, type DataPlaneServices } from '../dataplane/data-plane-services';
 import { checkSharedStorage } from '../dataplane/shared-storage';
+import { connectWorkerConnection } from '../temporal/connect';
+import type { TemporalConfig } from '../temporal/temporal-config';
 
 export interface WardenWorkerOptions {
-  connection: NativeConnection;
-  namespace: string;
+  /** The worker's connection; a promise lets it connect while the sandbox host boots. */
+  connection: NativeConnection | Promise<NativeConnection>;
+  /** The namespace; a promise when it is still being resolved (see createWardenWorkerFromConfig). */
+  namespace: string | Promise<string>;
   taskQueue?: string;
   /** Where the workflow bundle is cached; no disk cache when omitted. */
   cacheDir?: string;
@@ -75,20 +79,31 @@ export interface WardenWorker {
   mcp: McpConnectionPool;
   /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
   run(until?: Promise<unknown>): Promise<void>;
+  /** Lets go of a worker that will never run: the sandbox host, the stores (and its own connection). */
+  close(): Promise<void>;
 }
 
 let runtimeInstalled = false;
 
 /**
  * Keeps the SDK's own logging to errors, for commands whose output is the task's steps (a failed
- * tool call is an outcome there, reported in the step, not a warning).
+ * tool call is an outcome there, reported in the step, not a warning), keeps the native core's
+ * logs off stdout, and leaves signals to the
+ * program: the SDK would otherwise shut every worker down on the first Ctrl-C, before a cancelled
+ * task could run its compensations.
  * Must run before the first connection, which installs the SDK's default runtime.
  */
 export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      // The native core's own logs go through the same logger (stderr, errors only): written to
+      // the console directly they would land on stdout, inside `warden run --json`.
+      telemetryOptions: { logging: { forward: {}, filter: { core: 'ERROR', other: 'ERROR' } } },
+      shutdownSignals: [],
+    });
   } catch {
     // A runtime was already installed by the host program; keep it.
   }
@@ -96,6 +111,11 @@ export function installQuietRuntime(): void {
 
 export async function createWardenWorker(options: WardenWorkerOptions): Promise<WardenWorker> {
   const stateDir = options.stateDir ?? stateDirOf();
+  const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
+  // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
+  // Loaded while the sandbox host boots: the two are most of a worker's start-up time.
+  const bundle = workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] });
+  bundle.catch(() => undefined);
   const mcpPool = new McpConnectionPool();
   const configEnv = options.configEnv ?? process.env;
   const ownedState = options.state === undefined && usesSharedDatabase(configEnv) ? await openStateStore({ stateDir, env: configEnv }) : undefined;
@@ -150,7 +170,6 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       packagesDir: options.mcpPackagesDir ?? (env.WARDEN_MCP_PACKAGES ? env.WARDEN_MCP_PACKAGES : defaultMcpPackagesDir(defaultCacheDir(env))),
       ...(options.sandboxReadOnlyPaths === undefined ? {} : { extraReadOnlyPaths: options.sandboxReadOnlyPaths }),
     };
-    const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
     const activities = createActivities({
       sandbox,
       stateDir,
@@ -164,23 +183,18 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
     });
     const activityInterceptors = [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory];
+    const connection = await options.connection;
+    const namespace = await options.namespace;
     const worker = await Worker.create({
-      connection: options.connection,
-      namespace: options.namespace,
+      connection,
+      namespace,
       taskQueue,
-      // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
-      workflowBundle: await workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
+      workflowBundle: await bundle,
       interceptors: { ...traced?.interceptors, activity: activityInterceptors },
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities,
     });
-    const dataPlaneWorker = await Worker.create({
-      connection: options.connection,
-      namespace: options.namespace,
-      taskQueue: dataPlane.taskQueue,
-      interceptors: { activity: activityInterceptors },
-      activities,
-    });
+    const dataPlaneWorker = await Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, interceptors: { activity: activityInterceptors }, activities });
     return {
       worker,
       dataPlaneWorker,
@@ -203,10 +217,53 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
           await release();
         }
       },
+      async close() {
+        await sandbox.close();
+        await release();
+      },
     };
   } catch (error) {
     await sandbox.close();
     await release();
     throw error;
   }
+}
+
+/**
+ * A worker on its own connection to the server `config` names (the embedded one or a cluster);
+ * the connection is made while the worker's parts start (`config` may still be being resolved),
+ * and closed when the worker stops.
+ * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`.
+ */
+export async function createWardenWorkerFromConfig(
+  config: TemporalConfig | Promise<TemporalConfig>,
+  options: Omit<WardenWorkerOptions, 'connection' | 'namespace'> & { stateDir: string },
+): Promise<WardenWorker> {
+  const connecting = Promise.resolve(config).then(connectWorkerConnection);
+  const namespace = Promise.resolve(config).then((c) => c.namespace);
+  // Awaited later (or never, when an earlier part fails): not an unhandled rejection meanwhile.
+  connecting.catch(() => undefined);
+  namespace.catch(() => undefined);
+  let wardenWorker: WardenWorker;
+  try {
+    wardenWorker = await createWardenWorker({ cacheDir: join(options.stateDir, 'cache'), ...options, connection: connecting, namespace });
+  } catch (error) {
+    await (await connecting.catch(() => undefined))?.close();
+    throw error;
+  }
+  const connection = await connecting;
+  return {
+    ...wardenWorker,
+    async run(until) {
+      try {
+        await wardenWorker.run(until);
+      } finally {
+        await connection.close();
+      }
+    },
+    async close() {
+      await wardenWorker.close();
+      await connection.close();
+    },
+  };
 }

@@ -1,14 +1,25 @@
 /**
- * The workflow bundle, built once per code version. Bundling takes seconds on a small machine, so
- * a bundle is cached under the state folder keyed by a hash of every source file it can contain
- * and the SDK version; any edit to workflow code produces a new bundle. A bundle with workflow
- * interceptor modules (tracing) is a separate variant, cached and memoized under its own key.
+ * The workflow bundle, built once per code version.
+ *
+ * Installed (compiled) Warden ships its bundles pre-built under `build/workflow-bundles/`, made
+ * by `npm run build` from the compiled JavaScript, so a worker never runs webpack in a user's
+ * `node_modules`. Running from the TypeScript sources (tests, a checkout without a build), a
+ * bundle is built on demand and cached under the state folder, keyed by a hash of every source
+ * file it can contain and the SDK version; any edit to workflow code produces a new bundle.
+ *
+ * A bundle with workflow interceptor modules (tracing) is a separate variant, named by the
+ * packages and paths of those modules (never by absolute paths, so a pre-built variant is found
+ * wherever the package is installed). Bundling failures carry webpack's own messages.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { dirname, extname, join, relative, sep } from 'node:path';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { ConfigError } from '../errors';
 
+/** `.ts` when running from the sources (tsx, vitest), `.js` when running the build. */
+const SOURCE_EXT = extname(__filename) === '.ts' ? '.ts' : '.js';
 const PROJECT_ROOT = join(__dirname, '..');
 /**
  * Folders never part of a workflow bundle. Everything else is fingerprinted, whole: listing the
@@ -16,7 +27,7 @@ const PROJECT_ROOT = join(__dirname, '..');
  */
 const NOT_WORKFLOW_SOURCE = new Set(['node_modules', 'test', 'bench', 'dist', 'build', 'examples', 'deploy', 'docs']);
 
-/** Every .ts file under the project root, outside `NOT_WORKFLOW_SOURCE` and dot-folders, sorted. */
+/** Every source file (.ts, or .js in the build) under the project root, outside `NOT_WORKFLOW_SOURCE` and dot-folders, sorted. */
 export async function workflowSourceFiles(dir = '', out: string[] = []): Promise<string[]> {
   const entries = (await readdir(join(PROJECT_ROOT, dir), { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
   for (const entry of entries) {
@@ -24,38 +35,54 @@ export async function workflowSourceFiles(dir = '', out: string[] = []): Promise
     const path = dir === '' ? entry.name : join(dir, entry.name);
     if (entry.isDirectory()) {
       if (!(dir === '' && NOT_WORKFLOW_SOURCE.has(entry.name))) await workflowSourceFiles(path, out);
-    } else if (entry.isFile() && entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+    } else if (entry.isFile() && entry.name.endsWith(SOURCE_EXT) && !entry.name.endsWith('.d.ts')) {
       out.push(path);
     }
   }
   return out;
 }
 
-export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', 'index.ts');
+export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', `index${SOURCE_EXT}`);
+/** Where `npm run build` puts the pre-built bundles (only in the compiled package). */
+export const PREBUILT_BUNDLE_DIR = join(PROJECT_ROOT, 'workflow-bundles');
 
 export interface WorkflowBundleOptions {
   /** Workflow interceptor modules to bundle in (e.g. `WORKFLOW_INTERCEPTOR_MODULES` for tracing). */
   workflowInterceptorModules?: readonly string[];
 }
 
-/** Version of the package a module file belongs to (the nearest package.json up from it), or ''. */
-async function packageVersionOf(modulePath: string): Promise<string> {
+/** The package a module file belongs to (nearest package.json with a name) and the file's path inside it. */
+async function packageOf(modulePath: string): Promise<{ id: string; path: string }> {
   for (let dir = dirname(modulePath); dir !== dirname(dir); dir = dirname(dir)) {
     try {
       const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name !== undefined) return `${pkg.name}@${pkg.version ?? ''}`;
+      if (pkg.name !== undefined) return { id: `${pkg.name}@${pkg.version ?? ''}`, path: relative(dir, modulePath).split(sep).join('/') };
     } catch {
       // no package.json here: look further up
     }
   }
-  return '';
+  return { id: '', path: modulePath };
+}
+
+/**
+ * Name of a bundle variant: `plain` without interceptors, else a hash of each module's package,
+ * version and path inside the package (the same wherever the package is installed).
+ */
+export async function bundleVariantName(interceptorModules: readonly string[]): Promise<string> {
+  if (interceptorModules.length === 0) return 'plain';
+  const hash = createHash('sha256');
+  for (const module of interceptorModules) {
+    const { id, path } = await packageOf(module);
+    hash.update(`${id}:${path}\n`);
+  }
+  return `with-interceptors-${hash.digest('hex').slice(0, 16)}`;
 }
 
 async function sourceFingerprint(interceptorModules: readonly string[]): Promise<string> {
   const hash = createHash('sha256');
   const sdk = JSON.parse(await readFile(require.resolve('@temporalio/worker/package.json'), 'utf8')) as { version: string };
   hash.update(`sdk:${sdk.version}\n`);
-  for (const module of interceptorModules) hash.update(`interceptor:${module}:${await packageVersionOf(module)}\n`);
+  hash.update(`variant:${await bundleVariantName(interceptorModules)}\n`);
   for (const file of await workflowSourceFiles()) {
     hash.update(`${file}\n`);
     hash.update(await readFile(join(PROJECT_ROOT, file)));
@@ -63,10 +90,49 @@ async function sourceFingerprint(interceptorModules: readonly string[]): Promise
   return hash.digest('hex').slice(0, 24);
 }
 
+/**
+ * Runs webpack (through the SDK's bundler) on the workflow code. The bundler's log is kept, and
+ * a failure is reported with its errors: "Webpack finished with errors" alone names no cause.
+ * @throws ConfigError `ERR_CONFIG_INVALID` with webpack's messages.
+ */
+export async function buildWorkflowBundle(interceptorModules: readonly string[] = []): Promise<WorkflowBundleWithSourceMap> {
+  const { bundleWorkflowCode } = await import('@temporalio/worker');
+  const problems: string[] = [];
+  const keep = (message: string) => void problems.push(message);
+  const noop = () => undefined;
+  try {
+    return await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      logger: { log: noop, trace: noop, debug: noop, info: noop, warn: keep, error: keep },
+      ...(interceptorModules.length === 0 ? {} : { workflowInterceptorModules: [...interceptorModules] }),
+    });
+  } catch (error) {
+    const detail = problems.length > 0 ? `:\n${problems.join('\n')}` : `: ${(error as Error).message}`;
+    throw new ConfigError('ERR_CONFIG_INVALID', `building the workflow bundle from ${WORKFLOWS_PATH} failed${detail}`, { cause: error });
+  }
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${randomUUID()}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+/** The pre-built bundle of this variant, when this is the compiled package and it has one. */
+async function prebuilt(interceptorModules: readonly string[]): Promise<WorkflowBundleWithSourceMap | undefined> {
+  if (SOURCE_EXT !== '.js') return undefined;
+  const file = join(PREBUILT_BUNDLE_DIR, `${await bundleVariantName(interceptorModules)}.json`);
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(await readFile(file, 'utf8')) as WorkflowBundleWithSourceMap;
+}
+
 /** One build per variant (interceptor modules) per process. */
 const memo = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
 
 async function buildOrLoad(cacheDir: string | undefined, interceptorModules: readonly string[]): Promise<WorkflowBundleWithSourceMap> {
+  const shipped = await prebuilt(interceptorModules);
+  if (shipped !== undefined) return shipped;
   const fingerprint = cacheDir === undefined ? undefined : await sourceFingerprint(interceptorModules);
   const cacheFile = cacheDir === undefined ? undefined : join(cacheDir, `workflow-bundle-${fingerprint}.json`);
   if (cacheFile !== undefined) {
@@ -76,24 +142,16 @@ async function buildOrLoad(cacheDir: string | undefined, interceptorModules: rea
       // not cached yet (or unreadable): build below
     }
   }
-  const bundle = await bundleWorkflowCode({
-    workflowsPath: WORKFLOWS_PATH,
-    logger: silentLogger,
-    ...(interceptorModules.length === 0 ? {} : { workflowInterceptorModules: [...interceptorModules] }),
-  });
-  if (cacheFile !== undefined && cacheDir !== undefined) {
-    await mkdir(cacheDir, { recursive: true });
-    const tmp = `${cacheFile}.${randomUUID()}.tmp`;
-    await writeFile(tmp, JSON.stringify(bundle));
-    await rename(tmp, cacheFile);
-  }
+  const bundle = await buildWorkflowBundle(interceptorModules);
+  if (cacheFile !== undefined) await writeAtomically(cacheFile, JSON.stringify(bundle));
   return bundle;
 }
 
 /**
- * The workflow bundle for this code; `cacheDir` enables the on-disk cache. With
- * `workflowInterceptorModules` the bundle includes them (a pre-built bundle is the only way a
- * worker gets workflow interceptors: `Worker.create` ignores `interceptors.workflowModules` then).
+ * The workflow bundle for this code: the pre-built one of the compiled package, else from the
+ * on-disk cache (`cacheDir`), else freshly built. With `workflowInterceptorModules` the bundle
+ * includes them (a pre-built bundle is the only way a worker gets workflow interceptors:
+ * `Worker.create` ignores `interceptors.workflowModules` then).
  */
 export function workflowBundle(cacheDir?: string, options: WorkflowBundleOptions = {}): Promise<WorkflowBundleWithSourceMap> {
   const modules = [...(options.workflowInterceptorModules ?? [])];
@@ -109,5 +167,16 @@ export function workflowBundle(cacheDir?: string, options: WorkflowBundleOptions
   return bundle;
 }
 
-const noop = () => undefined;
-const silentLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
+/**
+ * Builds every bundle variant a worker can ask for into `outDir` (`npm run build` calls this on
+ * the compiled code). Returns the files written.
+ */
+export async function prebuildWorkflowBundles(outDir: string, variants: readonly (readonly string[])[]): Promise<string[]> {
+  const written: string[] = [];
+  for (const modules of variants) {
+    const file = join(outDir, `${await bundleVariantName(modules)}.json`);
+    await writeAtomically(file, JSON.stringify(await buildWorkflowBundle(modules)));
+    written.push(file);
+  }
+  return written;
+}

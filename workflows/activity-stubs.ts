@@ -35,6 +35,12 @@ export const { checkPolicy } = proxyLocalActivities<WardenActivities>({
   retry: { maximumAttempts: 3 },
 });
 
+/** Approval notices (the worker's webhook): retried for a few minutes, then given up on. */
+export const { notifyApproval } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 6, initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
 /** Preparing the workspace overlay, committing it, and the saga's compensations. */
 export const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = proxyActivities<WardenActivities>({
   startToCloseTimeout: '5 minutes',

@@ -96,7 +96,7 @@ export function startAgentRun(input: AgentTaskInput, options: AgentRunOptions = 
     state,
     patches,
     saga: new TaskSaga({ task, rootWorkflowId, isRoot }, patches),
-    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId }, patches.approvalUpdate),
+    approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId, rootWorkflowId, user: task.user }, patches.approvalUpdate, patches.approvalNotices),
     tools: toolActivities(task),
     identity: input.identity,
     toolSourcesOpened: false,
@@ -143,6 +143,7 @@ export function finishRun(run: AgentRun, status: TaskStatus, reason?: string): T
     status,
     ...(reason === undefined ? {} : { reason }),
     steps: state.steps,
+    ...(state.turns === undefined ? {} : { turns: state.turns }),
     children: state.children,
     final: state.final,
   };

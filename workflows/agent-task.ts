@@ -31,6 +31,7 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
   const result = await runLoop(run, session);
   session?.close();
+  await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
   // A completed task's MCP servers stop writing into the overlay before it is committed; a task
   // that rolls back keeps them until its compensations (which may call them) have run.
   const closeFirst = result.status === 'completed';
@@ -90,6 +91,7 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
       const modelTurn: ModelTurn = await run.deadline.within(() => proposeTurn({ task, turn, steps: state.steps, workflowId: run.workflowId }));
       state.turn += 1;
       state.model = modelTurn.model;
+      (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
       for (const action of modelTurn.actions) {
         if (action.type === 'final') {
           state.final = { answer: action.answer, claims: action.claims };

@@ -12,16 +12,30 @@
  *    signature over this run, this request, this action and this verdict; a failed check fails
  *    the Update and the request stays pending;
  *  - the first verified decision wins; the approver's name and key id are recorded in the step.
+ *
+ * People notice: each pending request carries the effect Warden measured (`warden approvals`,
+ * `warden run`), and each hold and each decision is announced through the `notifyApproval`
+ * activity (the worker's approval webhook), for runs started since that patch.
  */
-import { ActivityFailure, ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, setHandler } from '@temporalio/workflow';
+import type { ApprovalNotice } from '../activities/notify-approval';
 import { callDigestOf } from '../recovery/call-key';
 import { durationToMs } from '../task/duration';
-import type { StepApproval, TaskState } from '../task/task-run';
-import { verifyApproval } from './activity-stubs';
+import type { PendingApproval, StepApproval, TaskState } from '../task/task-run';
+import { notifyApproval, verifyApproval } from './activity-stubs';
 import { approvalSignal, approvalUpdate, ApprovalDecisionSchema, type ApprovalDecision, type ApprovalOutcome } from './definitions';
 import type { TaskDeadline } from './task-deadline';
 
-export { APPROVAL_UPDATE_PATCH } from './workflow-patches';
+export { APPROVAL_NOTICE_PATCH, APPROVAL_UPDATE_PATCH } from './workflow-patches';
+
+/** The run a gate belongs to: for decisions (workflow and run id) and for notices (the rest). */
+export interface ApprovalRun {
+  workflowId: string;
+  runId: string;
+  /** The workflow id of the task the user started. */
+  rootWorkflowId?: string;
+  user?: string;
+}
 
 /** What is held, as a human sees it in the approval listing. */
 export interface ApprovalRequest {
@@ -33,6 +47,8 @@ export interface ApprovalRequest {
   args: Record<string, unknown>;
   /** The rules that asked for approval, as `id: sentence`. */
   rules: string[];
+  /** The effect Warden measured for the policy check (rows a statement would change...). */
+  effect?: Record<string, unknown>;
 }
 
 interface Decided {
@@ -51,6 +67,8 @@ export class ApprovalGate {
   /** Requests waiting now, with the digest of their action (what an approver signs). */
   private readonly pending = new Map<string, { action: string }>();
   private readonly authenticated: boolean;
+  /** Notices on their way: the task waits for them before it ends, so none is dropped. */
+  private readonly notices: Promise<unknown>[] = [];
 
   /**
    * @param approvalTimeout the task's `limits.approvalTimeout` (e.g. "15m")
@@ -60,8 +78,10 @@ export class ApprovalGate {
     private readonly state: TaskState,
     private readonly deadline: TaskDeadline,
     private readonly approvalTimeout: string,
-    private readonly run: { workflowId: string; runId: string },
+    private readonly run: ApprovalRun,
     authenticated: boolean,
+    /** Whether this run sends approval notices (runs recorded before they existed replay without). */
+    private readonly announcing = false,
   ) {
     this.authenticated = authenticated;
     if (this.authenticated) {
@@ -122,22 +142,27 @@ export class ApprovalGate {
     const requestId = this.authenticated ? (request.requestId ?? `${request.stepIndex}`) : `${request.stepIndex}`;
     const waitMs = Math.min(durationToMs(this.approvalTimeout), Math.max(0, this.deadline.remainingMs()));
     this.pending.set(requestId, { action: callDigestOf(request.tool, request.args) });
-    this.state.pendingApprovals.push({
+    const pending: PendingApproval = {
       requestId,
       tool: request.tool,
       args: request.args,
       rules: request.rules,
+      ...(request.effect === undefined ? {} : { effect: request.effect }),
       requestedAt: new Date(Date.now()).toISOString(),
       expiresAt: new Date(Date.now() + waitMs).toISOString(),
-    });
+    };
+    this.state.pendingApprovals.push(pending);
+    if (this.announcing) this.announce(pending, 'held');
+    let outcome: StepApproval | undefined;
     try {
       const decided = await condition(() => this.decisions.has(requestId), waitMs);
       const decision = this.decisions.get(requestId);
       if (!decided || decision === undefined) {
         if (this.deadline.remainingMs() <= 0) throw this.deadline.exceeded();
-        return { requestId, status: 'timed_out', decidedAt: new Date(Date.now()).toISOString() };
+        outcome = { requestId, status: 'timed_out', decidedAt: new Date(Date.now()).toISOString() };
+        return outcome;
       }
-      return {
+      outcome = {
         requestId,
         status: decision.approved ? 'approved' : 'denied',
         approver: decision.approver,
@@ -145,9 +170,54 @@ export class ApprovalGate {
         ...(decision.reason === undefined ? {} : { reason: decision.reason }),
         decidedAt: new Date(Date.now()).toISOString(),
       };
+      return outcome;
     } finally {
       this.pending.delete(requestId);
       this.state.pendingApprovals = this.state.pendingApprovals.filter((p) => p.requestId !== requestId);
+      if (this.announcing) {
+        // Not decided (the task was cancelled, or its deadline came first): withdrawn.
+        this.announce(
+          pending,
+          'decided',
+          outcome === undefined
+            ? { status: 'withdrawn', decidedAt: new Date(Date.now()).toISOString() }
+            : {
+                status: outcome.status,
+                ...(outcome.approver === undefined ? {} : { approver: outcome.approver }),
+                ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+                decidedAt: outcome.decidedAt,
+              },
+        );
+      }
     }
+  }
+
+  /** Waits for every notice sent so far (delivered, or given up on after its retries). */
+  async flushNotices(): Promise<void> {
+    await Promise.all(this.notices);
+  }
+
+  /**
+   * Sends a notice without holding the step up for it. Not cancellable: a cancelled task still
+   * says its held action is withdrawn. A webhook that keeps failing never fails the task.
+   */
+  private announce(pending: PendingApproval, event: ApprovalNotice['event'], decision?: ApprovalNotice['decision']): void {
+    const notice: ApprovalNotice = {
+      event,
+      workflowId: this.run.workflowId,
+      runId: this.run.runId,
+      rootWorkflowId: this.run.rootWorkflowId ?? this.run.workflowId,
+      requestId: pending.requestId,
+      agent: this.state.agent,
+      user: this.run.user ?? '',
+      tool: pending.tool,
+      args: pending.args,
+      ...(pending.effect === undefined ? {} : { effect: pending.effect }),
+      rules: pending.rules,
+      requestedAt: pending.requestedAt,
+      expiresAt: pending.expiresAt,
+      ...(decision === undefined ? {} : { decision }),
+    };
+    this.notices.push(CancellationScope.nonCancellable(() => notifyApproval(notice)).catch(() => undefined));
   }
 }

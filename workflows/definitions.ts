@@ -12,6 +12,11 @@ export const TASK_QUEUE = 'warden-agent-tasks';
 /** Workflow type name of an agent task (the exported function is `agentTask`). */
 export const AGENT_TASK_WORKFLOW = 'agentTask';
 
+/** The workflow id of the sub-agent a spawn step starts: `<parent>/<sub-agent>-<step index>`. */
+export function subagentWorkflowId(parentWorkflowId: string, subagent: string, stepIndex: number): string {
+  return `${parentWorkflowId}/${subagent}-${stepIndex}`;
+}
+
 /** Current state of a running task: steps so far, children, status. */
 export const taskStateQuery = defineQuery<TaskState>('warden.taskState');
 

@@ -73,6 +73,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
       tool: policyTool,
       args: policyArgs,
       rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
+      ...(policyRequest.effect === undefined ? {} : { effect: { ...policyRequest.effect } }),
     });
     step.approval = approval;
     if (approval.status !== 'approved') {

@@ -10,7 +10,7 @@ import type { SpawnAction, StepRecord, TaskIdentity } from '../task/task-run';
 import { delegateGrant } from './activity-stubs';
 import type { agentTask } from './agent-task';
 import type { AgentRun } from './agent-run';
-import { AGENT_TASK_WORKFLOW } from './definitions';
+import { AGENT_TASK_WORKFLOW, subagentWorkflowId } from './definitions';
 import { stepErrorOf, TaskEnded } from './task-ended';
 import { DataPlaneLost, MODEL_CALL, type TaskFlow } from './task-flow';
 
@@ -24,7 +24,7 @@ const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', '
 export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: StepRecord): Promise<boolean> {
   if (run.flow !== undefined) return runFlowSpawnStep(run, run.flow, action, step);
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
-  const childId = `${run.workflowId}/${action.subagent}-${step.index}`;
+  const childId = subagentWorkflowId(run.workflowId, action.subagent, step.index);
   const deadlineAt = run.deadline.deadlineAt;
   let childIdentity: TaskIdentity;
   try {
@@ -71,7 +71,7 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
  */
 async function runFlowSpawnStep(run: AgentRun, flow: TaskFlow, action: SpawnAction, step: StepRecord): Promise<boolean> {
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
-  const childId = `${run.workflowId}/${action.subagent}-${step.index}`;
+  const childId = subagentWorkflowId(run.workflowId, action.subagent, step.index);
   const deadlineAt = run.deadline.deadlineAt;
   let delegated;
   try {

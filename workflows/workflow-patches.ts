@@ -20,11 +20,14 @@ export const CALL_KEY_PATCH = 'call-key-run-and-call';
 export const DATA_FLOW_PATCH = 'warden-data-flow-1';
 /** A sub-agent's file writes are undone per call. */
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+/** Held actions and their decisions are announced (`notifyApproval`, the approval webhook). */
+export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
 
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
   subagentFsUndo: boolean;
+  approvalNotices: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -34,6 +37,7 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     callKeys: patched(CALL_KEY_PATCH),
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
+    approvalNotices: patched(APPROVAL_NOTICE_PATCH),
   };
 }
 

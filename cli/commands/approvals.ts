@@ -9,13 +9,16 @@ import { WardenError } from '../../errors';
 import { decideApproval, findApproverKeyFile, listPendingApprovals } from '../../client/approvals';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { withCliClient } from '../temporal-client';
+import { withRunningServer } from '../temporal-client';
+import { formatPendingApproval } from '../format-summary';
 
 export const APPROVALS_USAGE = `usage: warden approvals [--json]
        warden approve <workflowId> <requestId> [--reason <text>] [--key <file>]
        warden deny <workflowId> <requestId> [--reason <text>] [--key <file>]
 
-  approvals  list the actions waiting for a human, across running tasks
+  approvals  list the actions waiting for a human, across running tasks: the action, the effect
+             Warden measured, the rules that held it, its deadline, and the command that decides
+             (--json: one array of { workflowId, requestId, tool, args, effect?, rules, expiresAt })
   approve    let the held action run;  deny: refuse it (the task then stops or goes on, per onDeny)
   --key      the approver key file \`warden approvers add <name>\` wrote (default: WARDEN_APPROVER_KEY,
              else <approver key folder>/<WARDEN_APPROVER>.json); the decision is signed with it`;
@@ -25,13 +28,11 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
   if (typeof args === 'number') return args;
   const { values } = args;
   try {
-    const pending = await withCliClient(io, (client) => listPendingApprovals(client));
+    const pending = await withRunningServer(io, (client) => listPendingApprovals(client));
     if (values.json) io.stdout(`${JSON.stringify(pending, null, 2)}\n`);
     else if (pending.length === 0) io.stdout('no actions are waiting for approval\n');
     else {
-      for (const p of pending) {
-        io.stdout(`${p.workflowId} ${p.requestId}: ${p.tool} ${JSON.stringify(p.args)}\n  rules: ${p.rules.join('; ')}\n  waits until ${p.expiresAt}\n`);
-      }
+      for (const p of pending) io.stdout(`${formatPendingApproval(p.workflowId, p)}\n`);
     }
     return EXIT.ok;
   } catch (error) {
@@ -56,7 +57,7 @@ function decisionCommand(approved: boolean) {
     try {
       const key = await findApproverKeyFile(io.env, parsed.values.key);
       const reason = parsed.values.reason;
-      const outcome = await withCliClient(io, (client) => decideApproval(client, { workflowId, requestId, approved, key, ...(reason === undefined ? {} : { reason }) }));
+      const outcome = await withRunningServer(io, (client) => decideApproval(client, { workflowId, requestId, approved, key, ...(reason === undefined ? {} : { reason }) }));
       io.stdout(`${outcome.status} ${workflowId} ${requestId} as ${outcome.approver}\n`);
       return EXIT.ok;
     } catch (error) {

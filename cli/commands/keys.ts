@@ -11,18 +11,20 @@ import { EXIT } from '../exit-codes';
 /** How long a retired key keeps verifying unless `--verify-for` says otherwise: past any task deadline. */
 export const DEFAULT_VERIFY_FOR = '24h';
 
-export const KEYS_USAGE = `usage: warden keys jwks|list|rotate [--alg EdDSA|ES256] [--verify-for <duration>]
+export const KEYS_USAGE = `usage: warden keys jwks|list|rotate [--alg EdDSA|ES256] [--verify-for <duration>] [--json]
 
   jwks     print the public JWKS (the keys that verify Warden's tokens)
   list     list the keys: id, algorithm, created, active or retired until when
   rotate   make a new key active; the old one keeps verifying for --verify-for
            (default ${DEFAULT_VERIFY_FOR}: longer than any task deadline), then is deleted
-  --alg    algorithm of the new key (default: the active key's; the first key is EdDSA)`;
+  --alg    algorithm of the new key (default: the active key's; the first key is EdDSA)
+  --json   list and rotate as JSON (jwks always is)`;
 
 export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('keys', KEYS_USAGE, argv, io, {
     alg: { type: 'string' },
     'verify-for': { type: 'string' },
+    json: { type: 'boolean' },
   });
   if (typeof args === 'number') return args;
   const [action, ...extra] = args.positionals;
@@ -57,10 +59,18 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
       const previous = keystore.activeKid();
       const created = await keystore.rotate({ maxTokenLifetimeMs: verifyForMs, ...(alg?.success ? { alg: alg.data } : {}) });
       const retired = keystore.list().find((k) => k.kid === previous);
+      if (args.values.json === true) {
+        io.stdout(`${JSON.stringify({ active: { kid: created.kid, alg: created.alg }, retired: { kid: previous, verifyUntil: retired?.verifyUntil ?? null } }, null, 2)}\n`);
+        return EXIT.ok;
+      }
       io.stdout(`active key: ${created.kid} (${created.alg})\nretired:    ${previous}, verifies until ${retired?.verifyUntil ?? 'now'}\n`);
       return EXIT.ok;
     }
     const now = Date.now();
+    if (args.values.json === true) {
+      io.stdout(`${JSON.stringify(keystore.list().map((key) => ({ ...key, verifies: key.status === 'active' || (key.verifyUntil !== undefined && Date.parse(key.verifyUntil) > now) })), null, 2)}\n`);
+      return EXIT.ok;
+    }
     for (const key of keystore.list()) {
       const status =
         key.status === 'active'

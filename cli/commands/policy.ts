@@ -1,14 +1,14 @@
 /** `warden policy compile <file | pack | sentence>`: show what each rule became (Cedar policy or stateful spec). */
 import { policyTestCommand } from './policy-test';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, extname } from 'node:path';
-import { parseArgs } from 'node:util';
+import { basename, dirname, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../../errors';
 import { compileRule, validateCedarRules, type CompiledRule } from '../../policies/engine/compile-rule';
-import { readPacks, readRuleFile, type PackSentence } from '../../policies/engine/load-pack';
+import { PACKS_DIR, readPacks, readRuleFile, type PackSentence } from '../../policies/engine/load-pack';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { parseCommandArgs } from '../parse-command-args';
 
 export const POLICY_USAGE = `usage: warden policy test <pack...> --against <workflowId>... [--json]
        warden policy compile <rules-file | pack-folder | task-file | sentence...> [--json]
@@ -17,35 +17,59 @@ export const POLICY_USAGE = `usage: warden policy test <pack...> --against <work
             spec Warden's own evaluator runs (rates, running totals, budgets, intent binding).
             A pack folder (or a bundled pack name: foundation, enterprise, advanced) includes the
             packs it @extends; a task file (.yaml, .yml, .json) contributes its policies: list.
+            Each quoted argument is one rule; unquoted words together are one rule.
             An unreadable rule prints where reading failed and exits with code 2.
   --json    print the compiled rules as one JSON array`;
 
-/** The sentences named on the command line: a pack, a rules file, a task file's policies, or one sentence. */
-function sentencesOf(positionals: readonly string[]): PackSentence[] {
-  const [first] = positionals;
-  if (positionals.length === 1 && first !== undefined && existsSync(first)) {
-    if (statSync(first).isDirectory()) return readPacks([first]);
-    const extension = extname(first).toLowerCase();
-    if (extension === '.yaml' || extension === '.yml' || extension === '.json') {
-      const document: unknown = parseYaml(readFileSync(first, 'utf8'));
-      const policies = document !== null && typeof document === 'object' ? (document as { policies?: unknown }).policies : undefined;
-      if (policies === undefined) return [];
-      if (!Array.isArray(policies) || !policies.every((p) => typeof p === 'string')) {
-        throw new WardenError('ERR_TASK_FILE_INVALID', `${first}: policies must be a list of rule sentences`);
-      }
-      return policies.map((sentence: string, i) => ({ id: `task:${i + 1}`, sentence, source: `${first} policies[${i}]` }));
+/** The sentences of one file or folder named on the command line. */
+function sentencesOfPath(path: string): PackSentence[] {
+  if (statSync(path).isDirectory()) return readPacks([path]);
+  const extension = extname(path).toLowerCase();
+  if (extension === '.yaml' || extension === '.yml' || extension === '.json') {
+    const document: unknown = parseYaml(readFileSync(path, 'utf8'));
+    const policies = document !== null && typeof document === 'object' ? (document as { policies?: unknown }).policies : undefined;
+    if (policies === undefined) return [];
+    if (!Array.isArray(policies) || !policies.every((p) => typeof p === 'string')) {
+      throw new WardenError('ERR_TASK_FILE_INVALID', `${path}: policies must be a list of rule sentences`);
     }
-    const file = readRuleFile(first, basename(first, extension));
-    return [...readPacks(file.extends, dirname(first)), ...file.sentences];
+    return policies.map((sentence: string, i) => ({ id: `task:${i + 1}`, sentence, source: `${path} policies[${i}]` }));
   }
-  if (positionals.length === 1 && first !== undefined && !first.includes(' ') && (first.includes('/') || first.endsWith('.txt'))) {
-    throw new WardenError('ERR_POLICY_PACK_NOT_FOUND', `no such file or folder: ${first}`);
+  const file = readRuleFile(path, basename(path, extension));
+  return [...readPacks(file.extends, dirname(path)), ...file.sentences];
+}
+
+/** A bare word naming a bundled pack ("foundation"). */
+function isBundledPack(word: string): boolean {
+  return /^[a-z][a-z0-9_-]*$/.test(word) && existsSync(join(PACKS_DIR, word, 'rules.txt'));
+}
+
+/**
+ * The sentences named on the command line. Each argument is a rules file, pack folder, task
+ * file, bundled pack name, or one quoted sentence; several unquoted words that are none of
+ * those (\`warden policy compile never delete files\`) are one sentence.
+ */
+export function sentencesOf(positionals: readonly string[]): PackSentence[] {
+  const isSource = (arg: string) => existsSync(arg) || isBundledPack(arg);
+  if (positionals.length > 1 && positionals.every((arg) => !/\s/.test(arg)) && !positionals.every(isSource)) {
+    return [{ id: 'cli:1', sentence: positionals.join(' '), source: 'command line' }];
   }
-  if (positionals.length === 1 && first !== undefined && /^[a-z]+$/.test(first)) {
-    // A bare word: a bundled pack name ("foundation"); a one-word sentence is never a rule anyway.
-    return readPacks([first]);
+  const sentences: PackSentence[] = [];
+  let quoted = 0;
+  for (const arg of positionals) {
+    if (existsSync(arg)) sentences.push(...sentencesOfPath(arg));
+    else if (/\s/.test(arg)) {
+      quoted += 1;
+      sentences.push({ id: `cli:${quoted}`, sentence: arg.trim(), source: `command line, argument ${positionals.indexOf(arg) + 1}` });
+    } else if (arg.includes('/') || arg.endsWith('.txt') || arg.endsWith('.yaml') || arg.endsWith('.yml') || arg.endsWith('.json')) {
+      throw new WardenError('ERR_POLICY_PACK_NOT_FOUND', `no such file or folder: ${arg}`);
+    } else if (/^[a-z][a-z0-9_-]*$/.test(arg)) {
+      // A bare word: a bundled pack name; a one-word sentence is never a rule anyway.
+      sentences.push(...readPacks([arg]));
+    } else {
+      throw new WardenError('ERR_POLICY_UNREADABLE', `"${arg}" is not a file, a pack or a rule; quote each rule as one argument`);
+    }
   }
-  return [{ id: 'cli:1', sentence: positionals.join(' '), source: 'command line' }];
+  return sentences;
 }
 
 function indent(text: string, by = '    '): string {
@@ -63,18 +87,9 @@ function describe(rule: CompiledRule): string {
 
 export async function policyCommand(argv: string[], io: CliIo): Promise<number> {
   if (argv[0] === 'test') return policyTestCommand(argv.slice(1), io);
-  let args;
-  try {
-    args = parseArgs({ args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
-  } catch (error) {
-    io.stderr(`warden policy: ${(error as Error).message}\n${POLICY_USAGE}\n`);
-    return EXIT.usage;
-  }
+  const args = parseCommandArgs('policy', POLICY_USAGE, argv, io, { json: { type: 'boolean' } });
+  if (typeof args === 'number') return args;
   const [action, ...rest] = args.positionals;
-  if (args.values.help === true) {
-    io.stdout(`${POLICY_USAGE}\n`);
-    return EXIT.ok;
-  }
   if (action !== 'compile' || rest.length === 0) {
     io.stderr(`warden policy: expected "compile" and a rules file, pack folder, task file or sentence\n${POLICY_USAGE}\n`);
     return EXIT.usage;

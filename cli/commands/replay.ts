@@ -15,7 +15,7 @@ import { Worker } from '@temporalio/worker';
 import { childWorkflowIdsOf, crossCheckHistory, deriveMissingRecords, type CrossCheckReport } from '../../custody/history-cross-check';
 import { ledgerLocation, openCommandLedger, readTaskRecords } from '../../custody/process-ledger';
 import type { LedgerRecord } from '../../custody/ledger-record';
-import { WardenError } from '../../errors';
+import { ConfigError, WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
 import { rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
 import { connectClient } from '../../temporal/connect';
@@ -23,6 +23,7 @@ import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { installQuietRuntime } from '../../worker/create-warden-worker';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import type { CliIo } from '../cli-io';
+import { readHistoryFile } from '../history-file';
 import { EXIT } from '../exit-codes';
 
 export const REPLAY_USAGE = `usage: warden replay <workflowId> [--export <file>] [--repair] [--json]
@@ -32,7 +33,8 @@ export const REPLAY_USAGE = `usage: warden replay <workflowId> [--export <file>]
   code, then cross-checks every proposeTurn/runTool activity in the history against the custody
   ledger (<state folder>/custody.db). Exit 0 when both agree, 1 naming each disagreement.
   --export <file>  also write the history as JSON ({ workflowId, history }) for offline replay
-  --file <file>    replay an exported history instead of fetching one from Temporal
+  --file <file>    replay a history file instead of fetching one from Temporal: Warden's export, or
+                   Temporal's JSON (temporal workflow show --output json, the Web UI's download)
   --repair         append records re-derived from the history (kind derived-from-history) for
                    activities that ran but whose span never reached the ledger
   --json           print the report as one JSON object`;
@@ -64,13 +66,7 @@ export interface ReplayReport {
 }
 
 async function loadHistories(io: CliIo, workflowId: string | undefined, file: string | undefined): Promise<{ workflowId: string; history: IHistory }[]> {
-  if (file !== undefined) {
-    const stored = JSON.parse(await readFile(file, 'utf8')) as { workflowId?: unknown; history?: unknown };
-    if (typeof stored.workflowId !== 'string' || typeof stored.history !== 'object' || stored.history === null) {
-      throw new TypeError(`${file} is not an exported history ({ workflowId, history })`);
-    }
-    return [{ workflowId: stored.workflowId, history: History.fromObject(stored.history as Record<string, unknown>) }];
-  }
+  if (file !== undefined) return [await readHistoryFile(file)];
   const { client, connection } = await connectClient(loadTemporalConfig(io.env));
   try {
     const out: { workflowId: string; history: IHistory }[] = [];
@@ -130,7 +126,17 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
   }
   const stateDir = stateDirOf(io.env);
   try {
-    const histories = await loadHistories(io, workflowId, file);
+    let histories;
+    try {
+      histories = await loadHistories(io, workflowId, file);
+    } catch (error) {
+      // A history file that is not one is bad input: exit 2, as for a bad task file.
+      if (file !== undefined && error instanceof ConfigError) {
+        io.stderr(`warden replay: ${error.code}: ${error.message}\n`);
+        return EXIT.usage;
+      }
+      throw error;
+    }
     if (args.values.export !== undefined) {
       const first = histories[0];
       if (first !== undefined) await writeFile(args.values.export, exportHistoryJson(first.workflowId, first.history));

@@ -13,6 +13,7 @@ import { rollbackTask } from '../../recovery/workspace-rollback';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { parseCommandArgs, usageError } from '../parse-command-args';
 
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--force] [--snapshot] [--json]
 
@@ -21,22 +22,16 @@ export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--force] [--
 
   --force     also overwrite files and rows changed since the task (otherwise refused)
   --snapshot  restore the pre-task snapshot instead (workspace files and databases), for tasks
-              run with snapshot: true`;
-
-const FLAGS = new Set(['--force', '--snapshot', '--json']);
+              run with snapshot: true
+  --json      one JSON object with what was restored, deleted and undone`;
 
 export async function rollbackCommand(argv: string[], io: CliIo): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout(`${ROLLBACK_USAGE}\n`);
-    return EXIT.ok;
-  }
-  const positional = argv.filter((a) => !FLAGS.has(a));
-  if (positional.length !== 1 || positional[0]!.startsWith('-')) {
-    io.stderr(`warden rollback: expected one workflow id and the flags --force, --snapshot, --json\n${ROLLBACK_USAGE}\n`);
-    return EXIT.usage;
-  }
-  const workflowId = positional[0]!;
-  const force = argv.includes('--force');
+  const args = parseCommandArgs('rollback', ROLLBACK_USAGE, argv, io, { force: { type: 'boolean' }, snapshot: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (typeof args === 'number') return args;
+  const [workflowId, ...extra] = args.positionals;
+  if (workflowId === undefined || extra.length > 0) return usageError('rollback', ROLLBACK_USAGE, io, 'expected one workflow id');
+  const force = args.values.force === true;
+  const json = args.values.json === true;
   const stateDir = stateDirOf(io.env);
   try {
     // With a shared database the task's SQL may have run on another worker: take its journal first.
@@ -55,10 +50,10 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
       return EXIT.failed;
     }
     const { taskKey } = records;
-    if (argv.includes('--snapshot')) {
+    if (args.values.snapshot === true) {
       const restored = await restoreSnapshot({ stateDir, taskKey, force, databases: true });
       io.stdout(
-        argv.includes('--json')
+        json
           ? `${JSON.stringify({ workflowId, taskKey, snapshot: restored })}\n`
           : `restored the pre-task snapshot of ${workflowId}: ${restored.restored.length} file(s) restored, ${restored.deleted.length} deleted, ${restored.databases.length} database(s)\n`,
       );
@@ -66,7 +61,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     }
     const files = await rollbackTask({ stateDir, taskKey, force });
     const sql = undoAllSqlCalls({ journal: records.journal, force });
-    if (argv.includes('--json')) {
+    if (json) {
       io.stdout(`${JSON.stringify({ workflowId, taskKey, files, sql })}\n`);
       return EXIT.ok;
     }

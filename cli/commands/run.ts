@@ -1,10 +1,13 @@
 /**
  * `warden run <task-file>`: validate the task, make sure a Temporal server is there (embedded by
  * default), run a worker in-process unless pointed at a cluster, start the task and follow it.
+ *
+ * Ctrl-C cancels the task and keeps the in-process worker running until the task has run its
+ * compensations, then prints one line saying what was undone and exits 130. A second Ctrl-C
+ * stops waiting: the task stays cancel-requested for the next worker to finish.
  */
-import { parseCommandArgs } from '../parse-command-args';
 import { join } from 'node:path';
-import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
+import { followAgentTask, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
 import { openBlobStore } from '../../dataplane/blob-store';
 import { sharedDirOf } from '../../dataplane/shared-storage';
 import { TaskFileError, WardenError } from '../../errors';
@@ -13,28 +16,40 @@ import { wardenResourceIssues } from '../../permissions/warden-resources';
 import { stateDirOf } from '../../state-dir';
 import { realTaskPathsOf, wardenResourcesOf } from '../../worker/warden-resources';
 import type { TaskResult } from '../../task/task-run';
-import { connectClient, connectWorkerConnection } from '../../temporal/connect';
-import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
-import { EXIT } from '../exit-codes';
 import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
-import { resolveTemporal } from '../temporal-client';
-import { TASK_QUEUE } from '../../workflows/definitions';
-import { formatStep, formatSummary } from '../format-summary';
-import type { CliIo } from '../cli-io';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
+import { connectClient } from '../../temporal/connect';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import type { WardenWorker } from '../../worker/create-warden-worker';
+import { TASK_QUEUE } from '../../workflows/definitions';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+import { formatPendingApproval, formatRecovery, formatStep, formatSummary } from '../format-summary';
+import { parseCommandArgs, usageError } from '../parse-command-args';
+import { recentPollers, resolveTemporal } from '../temporal-client';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
+  Runs the task and prints each step as it finishes, each action held for approval (with the
+  command that decides it), then a summary. Ctrl-C cancels the task: its compensations run and
+  one line says what was undone (exit 130); Ctrl-C again leaves it to the next worker.
   --json              print one JSON object with the result on stdout
   --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>)
   --task-queue <name> task queue to start the task on (default: warden-agent-tasks)
   --worker            run a worker in this process even with TEMPORAL_ADDRESS set
-  --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)`;
+  --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)
+  Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file or usage,
+  130 when interrupted.`;
+
+/** Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
+export const EXIT_INTERRUPTED = 130;
+/** How often `run` looks again for a worker when none polled the task queue. */
+const WORKER_CHECK_MS = 5_000;
 
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('run', RUN_USAGE, argv, io, {
-    json: { type: 'boolean', default: false },
+    json: { type: 'boolean' },
     'workflow-id': { type: 'string' },
     'task-queue': { type: 'string' },
     worker: { type: 'boolean' },
@@ -42,10 +57,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   });
   if (typeof args === 'number') return args;
   const [file, ...extra] = args.positionals;
-  if (file === undefined || extra.length > 0) {
-    io.stderr(`warden run: expected exactly one task file\n${RUN_USAGE}\n`);
-    return EXIT.usage;
-  }
+  if (file === undefined || extra.length > 0) return usageError('run', RUN_USAGE, io, 'expected exactly one task file');
+  if (args.values.worker === true && args.values['no-worker'] === true) return usageError('run', RUN_USAGE, io, '--worker and --no-worker exclude each other');
 
   let task;
   try {
@@ -76,60 +89,93 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const json = args.values.json === true;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
+  const stateDir = stateDirOf(io.env);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
+  let interrupted = false;
+  let worker: Promise<WardenWorker> | undefined;
   try {
-    const { config: effective, server, stateDir } = await resolveTemporal(io);
-    const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || server.mode === 'embedded';
     // One trace per task, from this client's StartWorkflow down; spans go to the custody ledger.
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-cli', env: io.env });
+    const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || loadTemporalConfig(io.env).mode === 'embedded';
+    const resolving = resolveTemporal(io);
+    if (useWorker) {
+      // The worker's parts (sandbox host, workflow bundle, native connection) start while the
+      // server is found and the task is started: they are most of a run's start-up time.
+      const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
+      installQuietRuntime();
+      worker = createWardenWorkerFromConfig(
+        resolving.then((resolved) => resolved.config),
+        { stateDir, env: io.env, configEnv: io.env, ...(args.values['task-queue'] === undefined ? {} : { taskQueue: args.values['task-queue'] }), ...(telemetry === undefined ? {} : { telemetry }) },
+      );
+      worker.catch(() => undefined);
+    }
+    const { config: effective, server } = await resolving;
     const { client, connection } = await connectClient(effective, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
     try {
       const taskQueue = args.values['task-queue'] ?? TASK_QUEUE;
+      // A worker that cannot start must fail the run before the task exists, not leave it waiting.
+      const ready = worker === undefined ? undefined : await worker;
       const handle = await startAgentTask(client, task, {
         taskQueue,
         ...(args.values['workflow-id'] === undefined ? {} : { workflowId: args.values['workflow-id'] }),
       });
       log(`started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
-      const interrupt = () => {
-        log('cancelling the task (Ctrl-C again to leave it running)');
-        process.off('SIGINT', interrupt);
-        handle.cancel().catch(() => undefined);
-      };
-      process.on('SIGINT', interrupt);
-      // Earlier runs' steps and claim-checked outputs come back from the shared blob store.
-      const blobs = openBlobStore(sharedDirOf(io.env, stateDir));
-      const follow = followAgentTask(handle, json ? undefined : ({ step, path }) => io.stderr(`${formatStep(step, path)}\n`), 250, { blobs });
-      let result: TaskResult;
-      try {
-        if (useWorker) {
-          installQuietRuntime();
-          const workerConnection = await connectWorkerConnection(effective);
-          try {
-            const worker = await createWardenWorker({
-              connection: workerConnection,
-              namespace: effective.namespace,
-              taskQueue,
-              stateDir,
-              cacheDir: join(stateDir, 'cache'),
-              env: io.env,
-              configEnv: io.env,
-              ...(telemetry === undefined ? {} : { telemetry }),
-            });
-            await worker.run(follow);
-          } finally {
-            await workerConnection.close();
-          }
+
+      let abandon!: () => void;
+      const abandoned = new Promise<'abandoned'>((resolve) => (abandon = () => resolve('abandoned')));
+      let cancelling: Promise<unknown> = Promise.resolve();
+      const onSigint = () => {
+        if (!interrupted) {
+          interrupted = true;
+          log('cancelling the task; its compensations run now (Ctrl-C again to stop waiting and leave them to the next worker)');
+          cancelling = handle.cancel().catch((error: unknown) => log(`could not cancel: ${(error as Error).message}`));
+          return;
         }
-        result = await follow;
+        abandon();
+      };
+      process.on('SIGINT', onSigint);
+
+      const onProgress = (event: ProgressEvent) => {
+        if (event.kind === 'approval') io.stderr(`${formatPendingApproval(event.workflowId, event.pending)}\n`);
+        else if (!json) io.stderr(`${formatStep(event.step, event.path)}\n`);
+      };
+      const following = new AbortController();
+      // A long task's earlier steps and claim-checked outputs come back from the shared blob store.
+      const blobs = openBlobStore(sharedDirOf(io.env, stateDir));
+      const follow = followAgentTask(handle, onProgress, { signal: following.signal, blobs });
+      const stopWatching = useWorker ? async () => undefined : watchForWorker(client, taskQueue, log);
+      let outcome: TaskResult | 'abandoned';
+      try {
+        const finished = Promise.race([follow, abandoned]);
+        if (ready !== undefined) await ready.run(finished);
+        outcome = await finished;
       } finally {
-        process.off('SIGINT', interrupt);
+        process.off('SIGINT', onSigint);
+        await stopWatching();
+        // Nothing may still be in flight when the connection closes below (a call retried on a
+        // closed channel throws from a timer): stop following, and let a cancel request finish.
+        following.abort();
+        await follow.catch(() => undefined);
+        await cancelling;
       }
+
+      if (outcome === 'abandoned') {
+        log(`left ${handle.workflowId} cancel-requested: the next worker on ${taskQueue} runs its compensations (warden worker; warden status ${handle.workflowId})`);
+        return EXIT_INTERRUPTED;
+      }
+      const result = outcome;
       io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result)}\n`);
+      if (interrupted) {
+        log(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${handle.workflowId}: ${formatRecovery(result)}`);
+        return EXIT_INTERRUPTED;
+      }
       return result.status === 'completed' ? EXIT.ok : EXIT.failed;
     } finally {
       await connection.close();
     }
   } catch (error) {
+    // A worker made for a task that never started must still let go of its sandbox host.
+    await worker?.then((w) => w.close(), () => undefined);
     if (error instanceof WardenError) {
       io.stderr(`warden run: ${error.code}: ${error.message}\n`);
       return EXIT.failed;
@@ -139,4 +185,38 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     // Flushes OTLP and closes the ledger; the task-end checkpoint was taken when the task ended.
     await telemetry?.shutdown();
   }
+}
+
+/**
+ * With standalone workers only: says when no worker polls the task queue (the task would wait
+ * silently), and again when one shows up. Returns a function that stops watching.
+ */
+function watchForWorker(client: Parameters<typeof recentPollers>[0], taskQueue: string, log: (line: string) => void): () => Promise<void> {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let warned = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  const check = async () => {
+    let pollers: string[];
+    try {
+      pollers = await recentPollers(client, taskQueue);
+    } catch {
+      return; // the server cannot say; the task's own progress will
+    }
+    if (stopped) return;
+    if (pollers.length === 0 && !warned) {
+      warned = true;
+      log(`no worker is polling task queue ${taskQueue}: the task waits until one does (start one with: warden worker --task-queue ${taskQueue})`);
+    } else if (pollers.length > 0 && warned) {
+      log(`a worker is polling ${taskQueue} now (${pollers[0]})`);
+      return;
+    } else if (pollers.length > 0) return;
+    timer = setTimeout(() => void (inFlight = check()), WORKER_CHECK_MS);
+  };
+  inFlight = check();
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await inFlight;
+  };
 }

@@ -4,23 +4,23 @@ import { stateDirOf } from '../../state-dir';
 import { embeddedServerStatus, ensureTemporalServer, stopEmbeddedServer } from '../../temporal/embedded-server';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { parseCommandArgs, usageError } from '../parse-command-args';
 
-export const SERVER_USAGE = `usage: warden server start|stop|status
+export const SERVER_USAGE = `usage: warden server start|stop|status [--json]
 
   start   start (or reuse) the embedded Temporal server and leave it running
   stop    stop the embedded server this state folder started
-  status  say whether it runs, where, and where its log is`;
+  status  say whether it runs, where, and where its log is (exit 0 running, 1 not)
+  --json  status as one JSON object: { running, answering, address?, uiUrl?, pid?, logFile, stateDir }`;
 
 export async function serverCommand(argv: string[], io: CliIo): Promise<number> {
-  const [action, ...extra] = argv;
-  if (action === '--help' || action === '-h') {
-    io.stdout(`${SERVER_USAGE}\n`);
-    return EXIT.ok;
-  }
+  const args = parseCommandArgs('server', SERVER_USAGE, argv, io, { json: { type: 'boolean' } });
+  if (typeof args === 'number') return args;
+  const [action, ...extra] = args.positionals;
   if (extra.length > 0 || (action !== 'start' && action !== 'stop' && action !== 'status')) {
-    io.stderr(`warden server: expected start, stop or status\n${SERVER_USAGE}\n`);
-    return EXIT.usage;
+    return usageError('server', SERVER_USAGE, io, 'expected start, stop or status');
   }
+  if (args.values.json === true && action !== 'status') return usageError('server', SERVER_USAGE, io, '--json applies to status only');
   const stateDir = stateDirOf(io.env);
   try {
     if (action === 'start') {
@@ -36,6 +36,11 @@ export async function serverCommand(argv: string[], io: CliIo): Promise<number> 
       return EXIT.ok;
     }
     const status = await embeddedServerStatus(stateDir);
+    if (args.values.json === true) {
+      const { record, ...rest } = status;
+      io.stdout(`${JSON.stringify({ ...rest, ...(record === undefined ? {} : { pid: record.pid, startedAt: record.startedAt }) }, null, 2)}\n`);
+      return status.running ? EXIT.ok : EXIT.failed;
+    }
     io.stdout(
       status.running
         ? `running: ${status.address} (pid ${status.record?.pid}), ${status.answering ? 'answering' : 'NOT answering'}${status.uiUrl ? `, UI ${status.uiUrl}` : ''}\nlog: ${status.logFile}\n`

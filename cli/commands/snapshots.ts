@@ -4,24 +4,20 @@ import { findTaskRecords, type TaskRecords } from '../../recovery/task-records';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { parseCommandArgs, usageError } from '../parse-command-args';
 
 export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
 
   lists the snapshots of a task (pre-task copy, the commit of its overlay with what each file
-  replaced) and its journaled SQL calls`;
+  replaced) and its journaled SQL calls
+  --json  one JSON object with the records`;
 
 export async function snapshotsCommand(argv: string[], io: CliIo): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout(`${SNAPSHOTS_USAGE}\n`);
-    return EXIT.ok;
-  }
-  const json = argv.includes('--json');
-  const positional = argv.filter((a) => a !== '--json');
-  if (positional.length !== 1 || positional[0]!.startsWith('-')) {
-    io.stderr(`warden snapshots: expected one workflow id\n${SNAPSHOTS_USAGE}\n`);
-    return EXIT.usage;
-  }
-  const workflowId = positional[0]!;
+  const args = parseCommandArgs('snapshots', SNAPSHOTS_USAGE, argv, io, { json: { type: 'boolean' } });
+  if (typeof args === 'number') return args;
+  const json = args.values.json === true;
+  const [workflowId, ...extra] = args.positionals;
+  if (workflowId === undefined || extra.length > 0) return usageError('snapshots', SNAPSHOTS_USAGE, io, 'expected one workflow id');
   const stateDir = stateDirOf(io.env);
   try {
     const records = await findTaskRecords(stateDir, workflowId);

@@ -45,8 +45,8 @@ async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<
       return await assembleTaskResult((await handle.result()) as TaskResult, blobs, { resolveClaimChecks: false }).catch(async () => (await handle.result()) as TaskResult);
     }
     if (description.status.name === 'RUNNING') {
-      const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 5_000).unref());
-      return await Promise.race([handle.query(taskStateQuery), timeout]);
+      // A deadline on the call itself, not a race: the connection closes below only once it ended.
+      return await connected.client.withDeadline(Date.now() + 5_000, () => handle.query(taskStateQuery));
     }
     return undefined;
   } catch {

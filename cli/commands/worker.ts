@@ -1,10 +1,8 @@
 /** `warden worker`: a standalone worker for a Temporal cluster (or the embedded server). */
-import { join } from 'node:path';
-import { parseCommandArgs } from '../parse-command-args';
+import { parseCommandArgs, usageError } from '../parse-command-args';
 import { WardenError } from '../../errors';
-import { connectWorkerConnection } from '../../temporal/connect';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
-import { createWardenWorker } from '../../worker/create-warden-worker';
+import { createWardenWorkerFromConfig } from '../../worker/create-warden-worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
@@ -18,28 +16,15 @@ starts or reuses the embedded server.`;
 export async function workerCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('worker', WORKER_USAGE, argv, io, { 'task-queue': { type: 'string' } });
   if (typeof args === 'number') return args;
-  if (args.positionals.length > 0) {
-    io.stderr(`warden worker: unexpected argument "${args.positionals[0]}"\n${WORKER_USAGE}\n`);
-    return EXIT.usage;
-  }
+  if (args.positionals.length > 0) return usageError('worker', WORKER_USAGE, io, `unexpected argument "${args.positionals[0]}"`);
   const { values } = args;
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     const { config, server, stateDir } = await resolveTemporal(io);
-    const connection = await connectWorkerConnection(config);
     const taskQueue = values['task-queue'] ?? TASK_QUEUE;
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
-    const worker = await createWardenWorker({
-      connection,
-      namespace: server.namespace,
-      taskQueue,
-      stateDir,
-      cacheDir: join(stateDir, 'cache'),
-      env: io.env,
-      configEnv: io.env,
-      ...(telemetry === undefined ? {} : { telemetry }),
-    });
+    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
@@ -49,7 +34,6 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      await connection.close();
     }
     return EXIT.ok;
   } catch (error) {

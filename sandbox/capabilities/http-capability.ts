@@ -28,6 +28,7 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { CapabilityError } from '../../errors';
 import type { CapabilityGrant, HostGrantEntry } from '../sandbox-messages';
 import { capabilityError } from './capability-error';
+import { redactText } from '../../secrets/redact-values';
 
 /** Largest response body returned to a tool, and largest request body accepted. */
 export const MAX_HTTP_BODY_BYTES = 4 * 1024 * 1024;
@@ -89,6 +90,7 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** `http.fetch` restricted to `grant.allowedHosts`. */
 export function createHttpCapability(grant: HttpGrant, options: HttpCapabilityOptions = {}): HttpCapability {
   const rules = rulesOf(grant.allowedHosts);
+  const outbound = outboundSecretsOf(grant);
   const resolve = options.resolve ?? resolveAll;
   // Each request in flight listens on the call's signal.
   if (options.signal !== undefined) setMaxListeners(MAX_CONCURRENT_REQUESTS + 8, options.signal);
@@ -106,10 +108,11 @@ export function createHttpCapability(grant: HttpGrant, options: HttpCapabilityOp
         for (let hop = 0; ; hop += 1) {
           const matched = assertAllowed(url, request.method, rules);
           const addresses = await checkedAddresses(url, matched, resolve);
-          const response = await send(url, request, addresses, options.signal);
+          // Secrets join the request only here, after every check, and only for their own host.
+          const response = await send(url, outbound.addTo(url, request), addresses, options.signal);
           const location = response.headers['location'];
           if (!REDIRECT_STATUSES.has(response.status) || location === undefined) {
-            return { status: response.status, headers: response.headers, body: await readCappedText(response.body) };
+            return outbound.removeFrom({ status: response.status, headers: response.headers, body: await readCappedText(response.body) });
           }
           response.body.destroy();
           if (hop >= MAX_REDIRECTS) throw capabilityError('ERR_NETWORK_FAILED', `more than ${MAX_REDIRECTS} redirects`);
@@ -457,4 +460,35 @@ async function readCappedText(body: http.IncomingMessage): Promise<string> {
     throw capabilityError('ERR_NETWORK_FAILED', 'reading the response body failed');
   }
   return text + decoder.decode();
+}
+
+/**
+ * The task's outbound secrets in the host process: headers added to a request for the host they
+ * belong to (per hop, so a redirect elsewhere never carries them), and their values removed from
+ * every response before the tool sees it (servers that echo headers).
+ */
+function outboundSecretsOf(grant: HttpGrant): { addTo(url: URL, request: OutgoingRequest): OutgoingRequest; removeFrom(response: HttpResponse): HttpResponse } {
+  const entries = (grant.secrets ?? []).flatMap((s) => {
+    const rule = parseHostEntry(s.host);
+    return rule === undefined ? [] : [{ rule, headers: s.headers }];
+  });
+  const values = grant.redact ?? [];
+  return {
+    addTo(url, request) {
+      const port = portOf(url);
+      const mine = entries.filter(({ rule }) => rule.host === url.hostname && (rule.port === undefined ? port === defaultPortOf(url.protocol) : rule.port === port));
+      if (mine.length === 0) return request;
+      const headers = { ...request.headers };
+      for (const { headers: secretHeaders } of mine) for (const [name, value] of Object.entries(secretHeaders)) headers[name.toLowerCase()] = value;
+      return { ...request, headers };
+    },
+    removeFrom(response) {
+      if (values.length === 0) return response;
+      const headers: Record<string, string> = {};
+      for (const [name, value] of Object.entries(response.headers)) {
+        Object.defineProperty(headers, redactText(name, values), { value: redactText(value, values), enumerable: true, writable: true, configurable: true });
+      }
+      return { status: response.status, headers, body: redactText(response.body, values) };
+    },
+  };
 }

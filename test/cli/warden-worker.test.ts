@@ -10,6 +10,7 @@ import { expect, it } from 'vitest';
 import type { TaskResult } from '../../task/task-run';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT } from '../support/warden-test-env';
+import { collectOutput, exitOf, waitForOutput } from '../support/child-output';
 
 const run = promisify(execFile);
 
@@ -19,12 +20,11 @@ it('a standalone worker serves tasks started with TEMPORAL_ADDRESS, and stops cl
   // A state folder that has no server: external mode must not start one.
   const env = { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace, WARDEN_STATE_DIR: join(REPO_ROOT, '.warden-test', `external-${randomUUID()}`) };
   const worker = spawn(process.execPath, [join(REPO_ROOT, 'bin/warden.js'), 'worker', '--task-queue', taskQueue], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  worker.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => worker.on('exit', (code) => resolve(code)));
+  const output = collectOutput(worker);
+  const exited = exitOf(worker);
   try {
-    for (let i = 0; i < 200 && !stderr.includes('worker polling'); i++) await new Promise((r) => setTimeout(r, 100));
-    expect(stderr).toContain(`worker polling ${taskQueue} on ${address}`);
+    // The line is awaited as an event: a slow machine only makes it later.
+    await waitForOutput(worker, output, 'stderr', `worker polling ${taskQueue} on ${address}`);
 
     const { stdout } = await run(process.execPath, [join(REPO_ROOT, 'bin/warden.js'), 'run', 'examples/hello.yaml', '--json', '--task-queue', taskQueue], { cwd: REPO_ROOT, env });
     const result = JSON.parse(stdout) as TaskResult;
@@ -33,6 +33,6 @@ it('a standalone worker serves tasks started with TEMPORAL_ADDRESS, and stops cl
   } finally {
     worker.kill('SIGTERM');
   }
-  expect(await exited).toBe(0);
-  expect(stderr).not.toContain('started the Temporal server');
-}, 120_000);
+  expect((await exited).code).toBe(0);
+  expect(output.stderr).not.toContain('started the Temporal server');
+}, 300_000);

@@ -18,6 +18,7 @@ import { connectClient } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { taskStateQuery } from '../../workflows/definitions';
 import { testTemporalAddress } from '../support/temporal';
+import { collectOutput, waitForOutput } from '../support/child-output';
 import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 import type { Client, Connection } from '@temporalio/client';
 
@@ -42,10 +43,8 @@ async function startWorker(taskQueue: string): Promise<ChildProcess> {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   workers.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  for (let i = 0; i < 300 && !stderr.includes('worker polling'); i++) await new Promise((r) => setTimeout(r, 100));
-  if (!stderr.includes('worker polling')) throw new Error(`worker did not start: ${stderr}`);
+  // Awaited as an event (rejects with the worker's output if it exits first).
+  await waitForOutput(child, collectOutput(child), 'stderr', 'worker polling');
   return child;
 }
 
@@ -117,9 +116,9 @@ async function resultOf(handle: Parameters<typeof followAgentTask>[0]) {
   return Promise.race([followAgentTask(handle), stall]);
 }
 
-/** Polls the running task until `predicate` holds for its state. */
+/** Polls the running task until `predicate` holds for its state (the test's timeout bounds it). */
 async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promise<TaskState> }, predicate: (s: TaskState) => boolean): Promise<void> {
-  for (let i = 0; i < 300; i++) {
+  for (;;) {
     try {
       if (predicate(await handle.query(taskStateQuery))) return;
     } catch {
@@ -127,7 +126,11 @@ async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promi
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error('task never reached the expected state');
+}
+
+/** Waits until `condition` holds, checking every few milliseconds (the test's timeout bounds it). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 25));
 }
 
 describe('SIGKILL of the worker', () => {
@@ -137,7 +140,7 @@ describe('SIGKILL of the worker', () => {
     let worker = await startWorker(taskQueue);
     const handle = await startAgentTask(client, task, { taskQueue });
     // The bump's UPDATE has committed once the counter moves; the tool is then still busy.
-    for (let i = 0; i < 200 && counter() === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    await until(() => counter() > 0);
     expect(counter()).toBe(1);
     await kill(worker);
     worker = await startWorker(taskQueue);

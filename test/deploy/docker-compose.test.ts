@@ -458,7 +458,7 @@ function checkWorkerHardening(compose: Compose, dockerfile: string): string[] {
   if (worker.user === undefined && checkDockerfile(dockerfile).some((p) => p.includes('USER'))) problems.push('worker has no non-root user');
   if (worker.read_only !== true) problems.push('worker root filesystem is not read_only');
   const tmpfs = Array.isArray(worker.tmpfs) ? strings(worker.tmpfs) : worker.tmpfs === undefined ? [] : [String(worker.tmpfs)];
-  if (!tmpfs.some((entry) => entry.split(':')[0] === '/tmp')) problems.push('worker has no tmpfs on /tmp (tsx caches compiled files there)');
+  if (!tmpfs.some((entry) => entry.split(':')[0] === '/tmp')) problems.push('worker has no tmpfs on /tmp (SQLite and Node write temporary files there)');
   const stateDir = envOf(worker).WARDEN_STATE_DIR;
   if (stateDir === undefined) problems.push('worker WARDEN_STATE_DIR is not set');
   else if (!mountsOf(worker).some((m) => m.type === 'anonymous' && m.target === stateDir)) {
@@ -748,7 +748,7 @@ describe('the checks catch mistakes', () => {
       'worker deploy.replicas is 1, not 2',
       'worker runs as root',
       'worker root filesystem is not read_only',
-      'worker has no tmpfs on /tmp (tsx caches compiled files there)',
+      'worker has no tmpfs on /tmp (SQLite and Node write temporary files there)',
     ]);
   });
 

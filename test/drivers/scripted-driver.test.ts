@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createDriver } from '../../drivers/create-driver';
 import type { DriverInput } from '../../drivers/model-driver';
-import { OpenAICompatibleDriver } from '../../drivers/openai-compatible-driver';
+import { OpenAIDriver as OpenAICompatibleDriver } from '../../drivers/openai-driver';
 import { ScriptedDriver, type ScriptedModel } from '../../drivers/scripted-driver';
 import { TaskSchema, type Task } from '../../task/task-schema';
 

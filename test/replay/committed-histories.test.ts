@@ -42,7 +42,8 @@ describe('committed histories', () => {
     }
     expect(failures).toEqual([]);
     expect(replayed).toBe(files.length);
-  });
+    // Bundling the workflow code (webpack) takes most of this; a loaded machine makes it slow, not wrong.
+  }, 600_000);
 
   describe.runIf(RECORD)('recording (WARDEN_RECORD_HISTORIES=1)', () => {
     let env: WardenTestEnv;

@@ -1,6 +1,7 @@
 /**
- * A real HTTP server on 127.0.0.1 that speaks enough of the OpenAI Chat Completions protocol to
- * test model drivers end to end: headers, JSON, status codes, timeouts and sockets are real.
+ * A real HTTP server on 127.0.0.1 that speaks enough of OpenAI's Chat Completions and Responses
+ * protocols to test model drivers end to end: headers, JSON, status codes, timeouts and sockets
+ * are real. Token usage is counted (roughly, 4 bytes a token) so drivers have usage to report.
  *
  * It checks each request the way OpenAI does where a driver is most likely to go wrong (missing
  * `messages`, tool messages that answer no prior call, unanswered calls, bad function names) and
@@ -35,6 +36,8 @@ export type FakeReply =
       message: { content: string | null; tool_calls?: WireToolCall[] };
       /** `model` field of the response; defaults to the requested model. */
       model?: string;
+      /** Token counts to report; default: counted from the request and the answer. */
+      usage?: { input: number; output: number };
       delayMs?: number;
     }
   | {
@@ -45,6 +48,9 @@ export type FakeReply =
       headers?: Record<string, string>;
       delayMs?: number;
     };
+
+/** A scripted answer with content and tool calls. */
+export type CompletionReply = Extract<FakeReply, { kind: 'completion' }>;
 
 /** A reply, or a function of the request that computes one (e.g. to echo a header). */
 export type ScriptedReply = FakeReply | ((request: RecordedRequest) => FakeReply);
@@ -69,7 +75,7 @@ export function toolCall(name: string, args: Record<string, unknown> | string = 
 }
 
 /** An assistant message that calls tools. */
-export function toolCallsReply(calls: WireToolCall[], options: { content?: string | null; model?: string } = {}): FakeReply {
+export function toolCallsReply(calls: WireToolCall[], options: { content?: string | null; model?: string } = {}): CompletionReply {
   return {
     kind: 'completion',
     message: { content: options.content ?? null, tool_calls: calls },
@@ -78,7 +84,7 @@ export function toolCallsReply(calls: WireToolCall[], options: { content?: strin
 }
 
 /** An assistant message with text only. */
-export function textReply(content: string | null, options: { model?: string } = {}): FakeReply {
+export function textReply(content: string | null, options: { model?: string } = {}): CompletionReply {
   return { kind: 'completion', message: { content }, ...(options.model === undefined ? {} : { model: options.model }) };
 }
 
@@ -221,8 +227,18 @@ export function validateChatRequest(body: unknown): void {
   requireAnswered();
 }
 
-function completionBody(reply: Extract<FakeReply, { kind: 'completion' }>, requestedModel: string, n: number): string {
+/** Tokens as the fake counts them: a quarter of the bytes, at least 1. */
+export function fakeTokens(text: string): number {
+  return Math.max(1, Math.ceil(Buffer.byteLength(text) / 4));
+}
+
+function usageOf(reply: Extract<FakeReply, { kind: 'completion' }>, rawRequest: string): { input: number; output: number } {
+  return reply.usage ?? { input: fakeTokens(rawRequest), output: fakeTokens(JSON.stringify(reply.message)) };
+}
+
+function completionBody(reply: Extract<FakeReply, { kind: 'completion' }>, requestedModel: string, n: number, rawRequest: string): string {
   const calls = reply.message.tool_calls;
+  const usage = usageOf(reply, rawRequest);
   return JSON.stringify({
     id: `chatcmpl-fake-${n}`,
     object: 'chat.completion',
@@ -236,8 +252,79 @@ function completionBody(reply: Extract<FakeReply, { kind: 'completion' }>, reque
         finish_reason: calls !== undefined && calls.length > 0 ? 'tool_calls' : 'stop',
       },
     ],
-    usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+    usage: { prompt_tokens: usage.input, completion_tokens: usage.output, total_tokens: usage.input + usage.output },
   });
+}
+
+/** The same reply in the Responses API's shape: function_call items and one message item. */
+function responseBody(reply: Extract<FakeReply, { kind: 'completion' }>, requestedModel: string, n: number, rawRequest: string): string {
+  const usage = usageOf(reply, rawRequest);
+  const output: unknown[] = [];
+  if (reply.message.content !== null) {
+    output.push({ type: 'message', id: `msg_fake_${n}`, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: reply.message.content, annotations: [] }] });
+  }
+  for (const call of reply.message.tool_calls ?? []) {
+    output.push({ type: 'function_call', id: `fc_fake_${n}_${call.id}`, call_id: call.id, name: call.function.name, arguments: call.function.arguments, status: 'completed' });
+  }
+  return JSON.stringify({
+    id: `resp_fake_${n}`,
+    object: 'response',
+    created_at: 1_700_000_000 + n,
+    status: 'completed',
+    model: reply.model ?? requestedModel,
+    output,
+    usage: { input_tokens: usage.input, output_tokens: usage.output, total_tokens: usage.input + usage.output, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } },
+  });
+}
+
+/**
+ * Throws `InvalidRequest` where the Responses API would answer 400: a missing model or input,
+ * bad function tools, a function_call_output that answers no earlier function_call, or a
+ * function_call left without its output.
+ */
+export function validateResponsesRequest(body: unknown): void {
+  if (!isObject(body)) throw new InvalidRequest('We could not parse the JSON body of your request.');
+  if (typeof body['model'] !== 'string' || body['model'] === '') throw new InvalidRequest('Missing required parameter: \'model\'.', 'model');
+  const tools = body['tools'];
+  if (tools !== undefined) {
+    if (!Array.isArray(tools)) throw new InvalidRequest(`Invalid type for 'tools': expected an array.`, 'tools');
+    const names = new Set<string>();
+    tools.forEach((tool: unknown, i) => {
+      if (!isObject(tool) || tool['type'] !== 'function') throw new InvalidRequest(`Invalid 'tools[${i}]': expected { type: 'function', name, parameters }.`, `tools[${i}]`);
+      const name = tool['name'];
+      if (typeof name !== 'string' || !FUNCTION_NAME.test(name)) throw new InvalidRequest(`Invalid 'tools[${i}].name': string does not match pattern.`, `tools[${i}].name`);
+      if (names.has(name)) throw new InvalidRequest(`Invalid 'tools': duplicate function name '${name}'.`, 'tools');
+      names.add(name);
+    });
+  }
+  const input = body['input'];
+  if (typeof input === 'string') return;
+  if (!Array.isArray(input) || input.length === 0) throw new InvalidRequest(`Missing required parameter: 'input'.`, 'input');
+  const calls = new Set<string>();
+  const answered = new Set<string>();
+  input.forEach((item: unknown, i) => {
+    const at = `input[${i}]`;
+    if (!isObject(item)) throw new InvalidRequest(`Invalid type for '${at}': expected an object.`, at);
+    if (item['type'] === 'function_call') {
+      const id = item['call_id'];
+      if (typeof id !== 'string' || id === '') throw new InvalidRequest(`Missing required parameter: '${at}.call_id'.`, `${at}.call_id`);
+      if (typeof item['name'] !== 'string' || !FUNCTION_NAME.test(item['name'])) throw new InvalidRequest(`Invalid '${at}.name'.`, `${at}.name`);
+      if (typeof item['arguments'] !== 'string') throw new InvalidRequest(`Invalid type for '${at}.arguments': expected a string.`, `${at}.arguments`);
+      if (calls.has(id)) throw new InvalidRequest(`Duplicate call_id '${id}'.`, `${at}.call_id`);
+      calls.add(id);
+    } else if (item['type'] === 'function_call_output') {
+      const id = item['call_id'];
+      if (typeof id !== 'string' || !calls.has(id)) throw new InvalidRequest(`No tool call found for function call output with call_id ${String(id)}.`, `${at}.call_id`);
+      if (typeof item['output'] !== 'string') throw new InvalidRequest(`Invalid type for '${at}.output': expected a string.`, `${at}.output`);
+      answered.add(id);
+    } else if (item['role'] === 'user' || item['role'] === 'system' || item['role'] === 'developer' || item['role'] === 'assistant') {
+      if (typeof item['content'] !== 'string' && !Array.isArray(item['content'])) throw new InvalidRequest(`Invalid type for '${at}.content'.`, `${at}.content`);
+    } else {
+      throw new InvalidRequest(`Invalid value for '${at}': unknown item.`, at);
+    }
+  });
+  const open = [...calls].filter((id) => !answered.has(id));
+  if (open.length > 0) throw new InvalidRequest(`No tool output found for function call ${open[0]}.`, 'input');
 }
 
 function sendJson(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
@@ -270,12 +357,14 @@ export async function startFakeOpenAIServer(): Promise<FakeOpenAIServer> {
       const recorded: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, rawBody };
       requests.push(recorded);
 
-      if (recorded.method !== 'POST' || recorded.path !== '/v1/chat/completions') {
+      const api = recorded.path === '/v1/chat/completions' ? 'chat' : recorded.path === '/v1/responses' ? 'responses' : undefined;
+      if (recorded.method !== 'POST' || api === undefined) {
         sendJson(res, 404, errorBody(`Unknown request URL: ${recorded.method} ${recorded.path}.`, 'invalid_request_error', null, 'unknown_url'));
         return;
       }
       try {
-        validateChatRequest(body);
+        if (api === 'chat') validateChatRequest(body);
+        else validateResponsesRequest(body);
       } catch (error) {
         if (!(error instanceof InvalidRequest)) throw error;
         sendJson(res, 400, errorBody(error.message, 'invalid_request_error', error.param));
@@ -290,7 +379,10 @@ export async function startFakeOpenAIServer(): Promise<FakeOpenAIServer> {
       const n = ++served;
       const send = (): void => {
         if (res.destroyed) return;
-        if (reply.kind === 'completion') sendJson(res, 200, completionBody(reply, (body as { model: string }).model, n));
+        if (reply.kind === 'completion') {
+          const model = (body as { model: string }).model;
+          sendJson(res, 200, api === 'chat' ? completionBody(reply, model, n, rawBody) : responseBody(reply, model, n, rawBody));
+        }
         else sendJson(res, reply.status, reply.body, reply.headers);
       };
       if (reply.delayMs === undefined) return send();

@@ -114,13 +114,14 @@ describe('agentTask workflow', () => {
         {
           tools: {
             custom: [
-              { name: 'spin', description: 'loops forever', source: 'while (true) {}' },
+              { name: 'spin', description: 'loops forever', source: 'while (true) {}', timeout: '1s' },
               { name: 'hog', description: 'allocates without bound', source: 'const a = []; for (;;) a.push("x".repeat(1 << 20) + a.length);' },
               wordCount,
             ],
           },
           grants: { tools: ['spin', 'hog', 'word-count'] },
-          limits: { toolTimeout: '1s', toolMemoryMb: 32 },
+          // The bomb gets room in time so that, on a loaded machine, its memory runs out first.
+          limits: { toolTimeout: '60s', toolMemoryMb: 32 },
         },
       ),
     );

@@ -265,7 +265,7 @@ describe('long tasks', () => {
     const workflowId = `flow-long-${Date.now()}`;
     const handle = await start(t, workflowId, { maxRunEvents: 60 });
     let seen = 0;
-    const raw = await followAgentTask(handle, () => (seen += 1), 100);
+    const raw = await followAgentTask(handle, () => (seen += 1), { pollMs: 100 });
     expect(raw.status).toBe('completed');
     expect(raw.earlier?.steps).toBeGreaterThan(0);
     const runs = await historiesOfRuns(env.client, workflowId);

@@ -42,7 +42,7 @@ async function run(name: string, steps: unknown[], tool: Record<string, unknown>
   );
   const workflowId = `long-${name}-${Date.now()}`;
   const handle = await env.start(task, workflowId);
-  return { workflowId, result: await followAgentTask(handle, undefined, 250, { blobs: openBlobStore(TEST_STATE_DIR) }) };
+  return { workflowId, result: await followAgentTask(handle, undefined, { blobs: openBlobStore(TEST_STATE_DIR) }) };
 }
 
 describe('long tasks', () => {

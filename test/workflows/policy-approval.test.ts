@@ -103,7 +103,8 @@ it('holds a 42-row delete for approval; approved, it runs and the task completes
 
   const listing = cli();
   expect(await approvalsCommand([], listing.io)).toBe(0);
-  expect(listing.out.join('')).toContain(`${handle.workflowId} ${pending.requestId}: sql.exec`);
+  expect(listing.out.join('')).toContain(`waiting for approval: warden approve ${handle.workflowId} ${pending.requestId}`);
+  expect(listing.out.join('')).toContain('action:   sql.exec');
 
   const approve = cli();
   expect(await approveCommand([handle.workflowId, pending.requestId, '--reason', 'quarterly cleanup'], approve.io), approve.out.join('')).toBe(0);
@@ -191,8 +192,13 @@ it('backtests a finished run under another pack before it goes live', async () =
   const dir = await mkdtemp(join(tmpdir(), 'warden-pack-'));
   await writeFile(join(dir, 'rules.txt'), 'deny sql.exec\n');
   const run = cli();
-  expect(await policyCommand(['test', dir, '--against', result.workflowId, '--json'], run.io), run.out.join('')).toBe(0);
-  const report = JSON.parse(run.out.find((t) => t.startsWith('{'))!) as { counts: Record<string, number>; steps: { tool: string; decision: string; recorded: { policy?: string } }[] };
+  // A decision changed: exit 1, so a pipeline stops before the pack goes live.
+  expect(await policyCommand(['test', dir, '--against', result.workflowId, '--json'], run.io), run.out.join('')).toBe(1);
+  const report = JSON.parse(run.out.find((t) => t.startsWith('{'))!) as { counts: Record<string, number>; changed: number; steps: { tool: string; decision: string; recorded: { policy?: string } }[] };
   expect(report.counts).toEqual({ allow: 0, deny: 1, approval: 0 });
+  expect(report.changed).toBe(1);
+  // The pack the run was recorded under changes nothing: exit 0.
+  const same = cli();
+  expect(await policyCommand(['test', 'foundation', '--against', result.workflowId], same.io), same.out.join('')).toBe(0);
   expect(report.steps[0]).toMatchObject({ tool: 'sql.exec', decision: 'deny', recorded: { policy: 'allow' } });
 });

@@ -15,7 +15,7 @@
  * The server is @modelcontextprotocol/server-filesystem (`list_allowed_directories`), the program
  * `/bin/true` (so the figures are the overhead itself). Needs bubblewrap and a Temporal server
  * (the embedded one is started or reused).
- * Run: node --require tsx/cjs bench/mcp-and-programs.bench.ts [calls]
+ * Section `mcp` of `npm run bench` (only when named: it needs bubblewrap).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,19 +23,20 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { followAgentTask, startAgentTask } from '../client/start-agent-task';
-import { McpConnection } from '../mcp/mcp-connection';
-import { McpStdioServerSchema } from '../mcp/mcp-server-config';
-import { runSandboxed } from '../sandbox/os/run-sandboxed';
-import { stateDirOf } from '../state-dir';
-import { parseTask } from '../task/load-task-file';
-import { connectClient, connectWorkerConnection } from '../temporal/connect';
-import { ensureTemporalServer } from '../temporal/embedded-server';
-import { loadTemporalConfig } from '../temporal/temporal-config';
-import { createWardenWorker, installQuietRuntime } from '../worker/create-warden-worker';
-import { summarize } from './stats';
+import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
+import { McpConnection } from '../../mcp/mcp-connection';
+import { McpStdioServerSchema } from '../../mcp/mcp-server-config';
+import { runSandboxed } from '../../sandbox/os/run-sandboxed';
+import { stateDirOf } from '../../state-dir';
+import { parseTask } from '../../task/load-task-file';
+import { connectClient, connectWorkerConnection } from '../../temporal/connect';
+import { ensureTemporalServer } from '../../temporal/embedded-server';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
+import { figure, type BenchSection } from '../bench-section';
+import { summarize } from '../stats';
 
-const REPO_ROOT = path.join(__dirname, '..');
+const REPO_ROOT = path.join(__dirname, '..', '..');
 const SERVER_ENTRY = path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server-filesystem', 'dist', 'index.js');
 const WARMUP = 5;
 
@@ -144,30 +145,35 @@ async function guardedSteps(workspace: string, steps: number): Promise<{ mcp: nu
   };
 }
 
-async function main(): Promise<void> {
-  const calls = Number(process.argv[2] ?? 100);
-  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-bench-ws-'));
-  fs.writeFileSync(path.join(workspace, 'notes.txt'), 'bench');
-  try {
-    const direct = await mcpDirect(workspace, calls);
-    const guarded = await mcpConnection(workspace, calls, 'every-call');
-    const onChange = await mcpConnection(workspace, calls, 'on-change');
-    console.log(summarize('MCP call, direct (SDK client, plain stdio server)', direct));
-    console.log(summarize('MCP call, Warden connection (server in the OS sandbox, list re-checked before the call)', guarded));
-    console.log(summarize('MCP call, Warden connection (server in the OS sandbox, verify: on-change)', onChange));
-    const programs = await programDirect(calls);
-    const sandboxed = await programSandboxed(workspace, calls);
-    console.log(summarize('program /bin/true, direct (spawn)', programs));
-    console.log(summarize('program /bin/true, OS sandbox (bubblewrap + cgroup + overlay)', sandboxed));
-    const steps = await guardedSteps(workspace, Math.min(calls, 50));
-    console.log(summarize('MCP call as a guarded step on Temporal (workflow time)', steps.mcp));
-    console.log(summarize('proc.run as a guarded step on Temporal (workflow time)', steps.program));
-  } finally {
-    fs.rmSync(workspace, { recursive: true, force: true });
-  }
-}
-
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+export const mcpSection: BenchSection = {
+  name: 'mcp',
+  title: 'an MCP call and a program (proc.run) through Warden vs directly',
+  runByDefault: false,
+  async run({ quick }) {
+    const calls = quick ? 30 : 100;
+    const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-bench-ws-'));
+    fs.writeFileSync(path.join(workspace, 'notes.txt'), 'bench');
+    try {
+      const direct = summarize(await mcpDirect(workspace, calls));
+      const guarded = summarize(await mcpConnection(workspace, calls, 'every-call'));
+      const onChange = summarize(await mcpConnection(workspace, calls, 'on-change'));
+      const programs = summarize(await programDirect(calls));
+      const sandboxed = summarize(await programSandboxed(workspace, calls));
+      const steps = await guardedSteps(workspace, Math.min(calls, 50));
+      const mcpBaseline = { label: 'SDK client, plain stdio server', summary: direct };
+      const programBaseline = { label: 'spawn /bin/true', summary: programs };
+      return {
+        figures: [
+          figure('mcp.call.checked', 'MCP call, server in the OS sandbox, tool list re-checked per call', guarded, { baseline: mcpBaseline }),
+          figure('mcp.call.on-change', 'MCP call, server in the OS sandbox, verify: on-change', onChange, { baseline: mcpBaseline }),
+          figure('mcp.step', 'MCP call as a guarded step on Temporal', summarize(steps.mcp), { baseline: mcpBaseline }),
+          figure('proc.sandboxed', 'program in the OS sandbox (bubblewrap, cgroup, overlay)', sandboxed, { baseline: programBaseline }),
+          figure('proc.step', 'proc.run as a guarded step on Temporal', summarize(steps.program), { baseline: programBaseline }),
+        ],
+        notes: ['server: @modelcontextprotocol/server-filesystem list_allowed_directories; program: /bin/true, so the figures are the overhead itself'],
+      };
+    } finally {
+      fs.rmSync(workspace, { recursive: true, force: true });
+    }
+  },
+};

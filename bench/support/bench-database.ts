@@ -5,15 +5,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { migrate } from '../state/migrations';
-import { openPostgresDatabase } from '../state/postgres-database';
-import type { SqlDatabase } from '../state/sql-database';
+import { migrate } from '../../state/migrations';
+import { openPostgresDatabase } from '../../state/postgres-database';
+import type { SqlDatabase } from '../../state/sql-database';
 
 export async function benchDatabase(): Promise<{ url: string; db: SqlDatabase; drop(): Promise<void> } | undefined> {
   let server = process.env.WARDEN_BENCH_DATABASE_URL?.trim();
   if (!server) {
     try {
-      server = execFileSync('bash', [join(__dirname, '..', '.ci', 'postgres.sh'), 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop();
+      server = execFileSync('bash', [join(__dirname, '..', '..', '.ci', 'postgres.sh'), 'start'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n').pop();
     } catch {
       return undefined;
     }

@@ -1,12 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DriverInput, ToolSpec } from '../../drivers/model-driver';
-import {
-  decodeToolName,
-  encodeToolName,
-  OpenAICompatibleDriver,
-  redactSecret,
-  type OpenAICompatibleModel,
-} from '../../drivers/openai-compatible-driver';
+import { decodeToolName, encodeToolName, redactSecret } from '../../drivers/model-transcript';
+import { OpenAIDriver as OpenAICompatibleDriver, type OpenAIModel as OpenAICompatibleModel } from '../../drivers/openai-driver';
 import { createDriver } from '../../drivers/create-driver';
 import type { StepRecord } from '../../task/task-run';
 import { TaskSchema, type Task } from '../../task/task-schema';
@@ -102,12 +97,13 @@ const sent = (i: number): SentBody => server.requests[i]!.body as SentBody;
 
 describe('OpenAICompatibleDriver: one tool call round trip', () => {
   it('sends a well-formed request and maps the call back to a Warden tool action', async () => {
-    server.enqueue(toolCallsReply([toolCall('fs__read', { path: 'notes.md' }, 'call_abc')], { model: 'gpt-test-2025-01-01' }));
+    server.enqueue({ ...(toolCallsReply([toolCall('fs__read', { path: 'notes.md' }, 'call_abc')], { model: 'gpt-test-2025-01-01' })), usage: { input: 321, output: 12 } });
     const turn = await driverFor(makeTask()).proposeTurn(input(makeTask()));
 
     expect(turn).toStrictEqual({
       actions: [{ type: 'tool', tool: 'fs.read', args: { path: 'notes.md' }, callId: 'call_abc' }],
       model: { id: 'gpt-test-2025-01-01', version: '2025-01' },
+      usage: { inputTokens: 321, outputTokens: 12 },
     });
     expect(server.requests).toHaveLength(1);
     const request = server.requests[0]!;
@@ -297,12 +293,13 @@ describe('OpenAICompatibleDriver: spawn, final and text', () => {
 
   it('turns plain text into a final answer without claims', async () => {
     const task = makeTask();
-    server.enqueue(textReply('The notes say hello.'));
+    server.enqueue({ ...(textReply('The notes say hello.')), usage: { input: 40, output: 5 } });
     const turn = await driverFor(task).proposeTurn(input(task));
     expect(turn).toStrictEqual({
       actions: [{ type: 'final', answer: 'The notes say hello.', claims: [] }],
       model: { id: 'gpt-test', version: '2025-01' },
       text: 'The notes say hello.',
+      usage: { inputTokens: 40, outputTokens: 5 },
     });
   });
 

@@ -1,0 +1,82 @@
+/**
+ * `startup`: loading the CLI (`warden --help`) vs starting Node itself; a worker process from
+ * spawn to polling, guarded (`warden worker`'s setup: keys, ledger, workflow bundle from cache,
+ * sandbox host) vs a bare Temporal worker; and `warden run` of a one-call task with the server
+ * already up vs the same task started by an already-running client on an already-running worker.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { figure, type BenchSection } from '../bench-section';
+import { summarize } from '../stats';
+import { ADD_TOOL_SOURCE } from '../support/bare-activities';
+import { benchWorkers } from '../support/bench-workers';
+import { runGuardedTask, startBenchWorker, temporalBench } from '../support/temporal-bench';
+
+function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
+  const started = performance.now();
+  const result = spawnSync(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+  const elapsed = performance.now() - started;
+  if (result.status !== 0) throw new Error(`${args.join(' ')} exited ${result.status}: ${result.stderr.toString().trim().split('\n').slice(-3).join(' | ')}`);
+  return elapsed;
+}
+
+export const startupSection: BenchSection = {
+  name: 'startup',
+  title: 'CLI load, worker start, and what `warden run` adds to a task',
+  async run(context) {
+    const runs = context.quick ? 3 : 5;
+    const cli = join(context.root, 'bin', 'warden.js');
+    const env = { ...process.env, WARDEN_STATE_DIR: context.stateDir };
+    const help: number[] = [];
+    const node: number[] = [];
+    for (let i = 0; i < runs; i += 1) {
+      help.push(timeProcess([cli, '--help'], env));
+      node.push(timeProcess(['-e', ''], env));
+    }
+
+    await temporalBench(context);
+    const workerRuns = context.quick ? 1 : 2;
+    const guardedStart: number[] = [];
+    const bareStart: number[] = [];
+    for (let i = 0; i < workerRuns; i += 1) {
+      for (const kind of i % 2 === 0 ? (['guarded', 'bare'] as const) : (['bare', 'guarded'] as const)) {
+        const worker = await startBenchWorker(context, kind);
+        (kind === 'guarded' ? guardedStart : bareStart).push(worker.startMs);
+        await worker.stop();
+      }
+    }
+
+    // `warden run` on a one-call task (embedded server already up, so it runs its own worker).
+    const taskFile = join(context.tmpDir, 'one-call.json');
+    writeFileSync(
+      taskFile,
+      JSON.stringify({
+        user: 'bench@example.com',
+        intent: 'benchmark: add numbers',
+        agent: { name: 'bench', model: { driver: 'scripted', script: [{ tool: 'add', args: { a: 1, b: 2 } }, { final: 'done' }] } },
+        tools: { custom: [{ name: 'add', description: 'adds', input: { type: 'object' }, source: ADD_TOOL_SOURCE }] },
+        grants: { tools: ['add'] },
+      }),
+    );
+    const { guarded } = await benchWorkers(context);
+    const wardenRun: number[] = [];
+    const inProcess: number[] = [];
+    for (let i = 0; i < Math.min(runs, 3); i += 1) {
+      wardenRun.push(timeProcess([cli, 'run', taskFile, '--json'], env));
+      inProcess.push((await runGuardedTask(context, guarded, 1)).wallMs);
+    }
+    return {
+      figures: [
+        figure('startup.cli', '`warden --help`, spawn to exit', summarize(help), { baseline: { label: 'node -e ""', summary: summarize(node) } }),
+        figure('startup.worker', 'guarded worker, spawn to polling', summarize(guardedStart), {
+          baseline: { label: 'bare Temporal worker', summary: summarize(bareStart) },
+        }),
+        figure('startup.run', '`warden run` of a one-call task, spawn to exit', summarize(wardenRun), {
+          baseline: { label: 'same task from a running client and worker', summary: summarize(inProcess) },
+        }),
+      ],
+      notes: [`${runs} CLI runs, ${Math.min(runs, 3)} runs of warden run and ${workerRuns} worker starts per side; the Temporal server is already running; workflow bundles come from the cache.`],
+    };
+  },
+};

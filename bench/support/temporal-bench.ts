@@ -1,0 +1,257 @@
+/**
+ * What the Temporal sections share: the embedded server of the bench's state folder (started or
+ * reused, stopped after the run only if this run started it), one client, worker processes, and
+ * the two tasks they compare (a guarded scripted task and the bare workflow).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { startAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskResult } from '../../task/task-run';
+import { connectClient } from '../../temporal/connect';
+import { ensureTemporalServer, stopEmbeddedServer } from '../../temporal/embedded-server';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import type { BenchContext } from '../bench-section';
+import { ADD_TOOL_SOURCE } from './bare-activities';
+import type { BareTaskResult } from './bare-workflow';
+
+export interface TemporalBench {
+  address: string;
+  namespace: string;
+  client: Client;
+  /** The embedded server's process, when it is one (for its CPU time). */
+  serverPid?: number;
+}
+
+/** The shared server and client, started on first use and closed when the run ends. */
+export async function temporalBench(context: BenchContext): Promise<TemporalBench> {
+  const existing = context.shared.get('temporal') as Promise<TemporalBench> | undefined;
+  if (existing !== undefined) return existing;
+  const starting = (async () => {
+    const server = await ensureTemporalServer({ stateDir: context.stateDir, log: (line) => context.log(`temporal: ${line}`) });
+    const config = { ...loadTemporalConfig(), address: server.address, namespace: server.namespace };
+    const { client, connection } = await connectClient(config);
+    context.onClose(async () => {
+      await connection.close();
+      if (server.started) await stopEmbeddedServer(context.stateDir);
+    });
+    return { address: server.address, namespace: server.namespace, client, ...(server.pid === undefined ? {} : { serverPid: server.pid }) };
+  })();
+  context.shared.set('temporal', starting);
+  return starting;
+}
+
+export type WorkerKind = 'guarded' | 'bare';
+
+export interface BenchWorker {
+  kind: WorkerKind;
+  taskQueue: string;
+  pid: number;
+  /** Milliseconds from spawning the process to the worker polling. */
+  startMs: number;
+  /** Resident memory of the worker process and of its children (the sandbox host), in MB. */
+  rssMb(): { worker: number; children: number };
+  stop(): Promise<void>;
+}
+
+/** Starts a worker process of `kind` on a task queue of its own and waits until it polls. */
+export async function startBenchWorker(context: BenchContext, kind: WorkerKind): Promise<BenchWorker> {
+  const temporal = await temporalBench(context);
+  const taskQueue = `warden-bench-${kind}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    ['--require', require.resolve('tsx/cjs'), join(__dirname, 'bench-worker.ts'), kind, temporal.address, temporal.namespace, taskQueue, context.stateDir],
+    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, WARDEN_STATE_DIR: context.stateDir } },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the ${kind} bench worker exited (code ${code}) before it polled`)));
+  });
+  const startMs = performance.now() - started;
+  const worker: BenchWorker = {
+    kind,
+    taskQueue,
+    pid: child.pid!,
+    startMs,
+    rssMb: () => treeRssMb(child.pid!),
+    async stop() {
+      child.stdin?.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  context.onClose(() => worker.stop());
+  return worker;
+}
+
+/** Parent pid -> child pids of every process, from /proc (empty where /proc is not readable). */
+function processTree(): Map<number, number[]> {
+  const children = new Map<number, number[]>();
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        const list = children.get(ppid) ?? [];
+        list.push(Number(entry));
+        children.set(ppid, list);
+      } catch {
+        // the process ended while we looked
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return children;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** CPU time (user + system) of a process and of its live descendants, in ms. */
+export function treeCpuMs(pid: number): { self: number; children: number } {
+  const tree = processTree();
+  const cpu = (p: number): number => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+    } catch {
+      return 0;
+    }
+  };
+  const descendants = (p: number): number => (tree.get(p) ?? []).reduce((ms, child) => ms + cpu(child) + descendants(child), 0);
+  return { self: cpu(pid), children: descendants(pid) };
+}
+
+/** RSS of a process and of its descendants, from /proc, in MB (0 where /proc is not readable). */
+export function treeRssMb(pid: number): { worker: number; children: number } {
+  const children = processTree();
+  const rssKb = (p: number): number => {
+    try {
+      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      return 0; // gone
+    }
+  };
+  const descendants = (p: number): number => (children.get(p) ?? []).reduce((kb, child) => kb + rssKb(child) + descendants(child), 0);
+  return { worker: rssKb(pid) / 1024, children: descendants(pid) / 1024 };
+}
+
+export interface PeakRss {
+  /** Peak of worker + children, MB. */
+  total: number;
+  worker: number;
+  children: number;
+}
+
+/** Samples `worker`'s RSS every 200 ms until the returned function is called; it gives the peaks. */
+export function samplePeakRss(worker: BenchWorker): () => PeakRss {
+  const peak: PeakRss = { total: 0, worker: 0, children: 0 };
+  const sample = () => {
+    const now = worker.rssMb();
+    peak.total = Math.max(peak.total, now.worker + now.children);
+    peak.worker = Math.max(peak.worker, now.worker);
+    peak.children = Math.max(peak.children, now.children);
+  };
+  sample();
+  const timer = setInterval(sample, 200);
+  return () => {
+    clearInterval(timer);
+    sample();
+    return peak;
+  };
+}
+
+export interface TaskRun {
+  workflowId: string;
+  /** Milliseconds from the start request to the result, at the client. */
+  wallMs: number;
+  /** Cycle of each step (time from one tool step's start to the next), in ms of workflow time. */
+  stepCycles: number[];
+  toolCalls: number;
+}
+
+/** A scripted Warden task making `steps` calls of the trivial `add` tool, then answering. */
+function guardedTask(steps: number, stateDir: string) {
+  return parseTask(
+    {
+      user: 'bench@example.com',
+      intent: 'benchmark: add numbers',
+      agent: {
+        name: 'bench',
+        model: { driver: 'scripted', script: [...Array.from({ length: steps }, (_, i) => ({ tool: 'add', args: { a: i, b: 1 } })), { final: 'done' }] },
+      },
+      tools: { custom: [{ name: 'add', description: 'adds', input: { type: 'object' }, source: ADD_TOOL_SOURCE }] },
+      grants: { tools: ['add'] },
+      limits: { maxSteps: steps + 1, deadline: '10m' },
+    },
+    'bench',
+    stateDir,
+  );
+}
+
+function cycles(startedAt: number[]): number[] {
+  return startedAt.slice(1).map((t, i) => t - (startedAt[i] as number));
+}
+
+/** Runs one guarded task of `steps` tool calls on `worker` and checks it completed. */
+export async function runGuardedTask(context: BenchContext, worker: BenchWorker, steps: number): Promise<TaskRun> {
+  const { client } = await temporalBench(context);
+  const started = performance.now();
+  const handle = await startAgentTask(client, guardedTask(steps, context.stateDir), { taskQueue: worker.taskQueue });
+  const result = (await handle.result()) as TaskResult;
+  const wallMs = performance.now() - started;
+  if (result.status !== 'completed' || result.steps.length !== steps) throw new Error(`a guarded bench task ended ${result.status} after ${result.steps.length} steps`);
+  if (result.steps.some((s, i) => s.output !== i + 1)) throw new Error('a guarded bench task returned wrong tool outputs');
+  return { workflowId: handle.workflowId, wallMs, stepCycles: cycles(result.steps.map((s) => Date.parse(s.startedAt))), toolCalls: steps };
+}
+
+export interface HistoryShape {
+  events: number;
+  workflowTasks: number;
+  activityTasks: number;
+  localActivityMarkers: number;
+  timers: number;
+  bytes: number;
+}
+
+/** What a finished workflow's history holds: events, workflow and activity tasks, markers, timers, size. */
+export async function historyShape(context: BenchContext, workflowId: string): Promise<HistoryShape> {
+  const { client } = await temporalBench(context);
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const count = (key: string) => events.filter((e) => (e as Record<string, unknown>)[key] != null).length;
+  return {
+    events: events.length,
+    workflowTasks: count('workflowTaskCompletedEventAttributes'),
+    activityTasks: count('activityTaskScheduledEventAttributes'),
+    localActivityMarkers: count('markerRecordedEventAttributes'),
+    timers: count('timerStartedEventAttributes'),
+    bytes: temporal.api.history.v1.History.encode(history).finish().length,
+  };
+}
+
+/** Runs one bare task of `steps` tool calls on `worker`. */
+export async function runBareTask(context: BenchContext, worker: BenchWorker, steps: number): Promise<TaskRun> {
+  const { client } = await temporalBench(context);
+  const started = performance.now();
+  const handle = await client.workflow.start('bareAgentTask', {
+    taskQueue: worker.taskQueue,
+    workflowId: `warden-bench-bare-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`,
+    args: [steps],
+  });
+  const result = (await handle.result()) as BareTaskResult;
+  const wallMs = performance.now() - started;
+  if (result.outputs.length !== steps || result.outputs.some((o, i) => o !== i + 1)) throw new Error('a bare bench task returned wrong outputs');
+  return { workflowId: handle.workflowId, wallMs, stepCycles: cycles(result.startedAt), toolCalls: steps };
+}

@@ -1,0 +1,267 @@
+/**
+ * The runtime prelude of every sandbox context: the only Warden code that runs inside an isolate.
+ *
+ * It is compiled once per isolate (an `ivm.Script`) and run once in each new context, before any
+ * tool code, so no call pays for parsing it. Running it:
+ * - captures the intrinsics it needs while they are still pristine (tool code may replace any
+ *   global afterwards without affecting the checks below);
+ * - removes the entry points that let code run after its call returned outside the microtask
+ *   queue (FinalizationRegistry callbacks, Atomics.waitAsync time-outs, asynchronous WebAssembly
+ *   compilation), so nothing of a finished call can run during a later call in the same isolate;
+ * - evaluates to `{ run, settle }`, which the host holds as References.
+ *
+ * `run(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, source, input, maxChars, maxDepth)`
+ * takes the call's capability callbacks (`ivm.Callback`, or `undefined` when not granted), builds
+ * the frozen `warden` object from them, compiles `source` with the AsyncFunction constructor
+ * (global scope: tool code cannot see this closure), awaits it, and resolves to one string:
+ * `ok:<json>`, `threw:<message>`, `compile:<message>`, `notjson:<why>` or `toolarge:`. It runs at
+ * most once per context. The result is serialised by a strict walker: only null, booleans, finite
+ * numbers, strings, plain arrays without holes and plain objects with data properties, no cycles.
+ *
+ * `settle(ticket, outcome)` hands the outcome of an asynchronous capability call (http.fetch)
+ * back to the promise the tool is awaiting.
+ */
+export const PRELUDE_SOURCE = String.raw`(function prelude() {
+'use strict';
+// Entry points through which code can be scheduled to run after its call has returned, as a
+// platform task rather than a microtask: a finished call's code could otherwise run (and burn
+// CPU or memory) during a later call that reuses this isolate. Removed before any tool code runs;
+// tool code has no other path to them.
+const DEFERRED_ENTRY_POINTS = [
+  [globalThis, 'FinalizationRegistry'],
+  [Atomics, 'waitAsync'],
+  [WebAssembly, 'compile'],
+  [WebAssembly, 'instantiate'],
+  [WebAssembly, 'compileStreaming'],
+  [WebAssembly, 'instantiateStreaming'],
+];
+for (let index = 0; index < DEFERRED_ENTRY_POINTS.length; index += 1) {
+  const entry = DEFERRED_ENTRY_POINTS[index];
+  if (!Reflect.deleteProperty(entry[0], entry[1])) throw new Error('cannot remove ' + entry[1]);
+}
+
+const ReflectApply = Reflect.apply;
+const ReflectGetPrototypeOf = Reflect.getPrototypeOf;
+const ObjectFreeze = Object.freeze;
+const ObjectKeys = Object.keys;
+const ObjectHasOwn = Object.hasOwn;
+const ObjectDefineProperty = Object.defineProperty;
+const ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+const ObjectPrototype = Object.prototype;
+const ArrayPrototype = Array.prototype;
+const ArrayIsArray = Array.isArray;
+const JSONStringify = JSON.stringify;
+const NumberIsFinite = Number.isFinite;
+const StringCtor = String;
+const StringPrototypeSlice = String.prototype.slice;
+const ErrorCtor = Error;
+const PromiseCtor = Promise;
+const MapCtor = Map, MapGet = Map.prototype.get, MapSet = Map.prototype.set, MapDelete = Map.prototype.delete;
+const SetCtor = Set, SetHas = Set.prototype.has, SetAdd = Set.prototype.add, SetDelete = Set.prototype.delete;
+const AsyncFunction = (async function () {}).constructor;
+const MAX_MESSAGE_CHARS = 2000;
+
+function capabilityFailure(code, message) {
+  const error = new ErrorCtor(code + ': ' + message);
+  ObjectDefineProperty(error, 'code', { value: code, writable: true, enumerable: true, configurable: true });
+  return error;
+}
+
+// An outcome is a fresh copy made by isolated-vm, so its fields are own data properties.
+function unwrap(outcome) {
+  if (outcome.ok === true) return outcome.value;
+  throw capabilityFailure(StringCtor(outcome.code), StringCtor(outcome.message));
+}
+
+const pendingHostCalls = new MapCtor();
+let nextTicket = 0;
+function startHostCall(start, args) {
+  nextTicket += 1;
+  const ticket = nextTicket;
+  return new PromiseCtor((resolve, reject) => {
+    ReflectApply(MapSet, pendingHostCalls, [ticket, { resolve, reject }]);
+    ReflectApply(start, undefined, [ticket, args[0], args[1]]);
+  });
+}
+function settle(ticket, outcome) {
+  const pending = ReflectApply(MapGet, pendingHostCalls, [ticket]);
+  if (pending === undefined) return;
+  ReflectApply(MapDelete, pendingHostCalls, [ticket]);
+  let value;
+  try {
+    value = unwrap(outcome);
+  } catch (error) {
+    pending.reject(error);
+    return;
+  }
+  pending.resolve(value);
+}
+
+function buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec) {
+  const warden = {};
+  if (fsRead !== undefined || fsWrite !== undefined || fsList !== undefined) {
+    const fs = {};
+    if (fsRead !== undefined) fs.read = function read(path) { return unwrap(fsRead(path)); };
+    if (fsWrite !== undefined) fs.write = function write(path, content) { return unwrap(fsWrite(path, content)); };
+    if (fsList !== undefined) fs.list = function list(path) { return unwrap(fsList(path)); };
+    warden.fs = ObjectFreeze(fs);
+  }
+  if (httpStart !== undefined) {
+    warden.http = ObjectFreeze({ fetch: function fetch(url, init) { return startHostCall(httpStart, [url, init]); } });
+  }
+  if (sqlQuery !== undefined || sqlExec !== undefined) {
+    const sql = {};
+    if (sqlQuery !== undefined) sql.query = function query(database, text, params) { return unwrap(sqlQuery(database, text, params)); };
+    if (sqlExec !== undefined) sql.exec = function exec(database, text, params) { return unwrap(sqlExec(database, text, params)); };
+    warden.sql = ObjectFreeze(sql);
+  }
+  return ObjectFreeze(warden);
+}
+
+function describeThrown(thrown) {
+  let text;
+  try {
+    if (thrown !== null && (typeof thrown === 'object' || typeof thrown === 'function')) {
+      const message = thrown.message;
+      if (typeof message === 'string') {
+        const name = thrown.name;
+        text = typeof name === 'string' && name !== '' && name !== 'Error' ? name + ': ' + message : message;
+      } else {
+        text = StringCtor(thrown);
+      }
+    } else {
+      text = StringCtor(thrown);
+    }
+  } catch (ignored) {
+    text = 'a value that cannot be shown as text';
+  }
+  if (typeof text !== 'string') text = 'a value that cannot be shown as text';
+  return text.length > MAX_MESSAGE_CHARS ? ReflectApply(StringPrototypeSlice, text, [0, MAX_MESSAGE_CHARS]) + '…' : text;
+}
+
+const NOT_JSON = ObjectFreeze({});
+const TOO_LARGE = ObjectFreeze({});
+let notJsonReason = '';
+function notJson(reason) {
+  notJsonReason = reason;
+  throw NOT_JSON;
+}
+
+function kindOf(value) {
+  try {
+    const prototype = ReflectGetPrototypeOf(value);
+    const constructor = prototype === null ? undefined : prototype.constructor;
+    if (typeof constructor === 'function' && typeof constructor.name === 'string' && constructor.name !== '') return 'a ' + constructor.name;
+  } catch (ignored) {}
+  return 'not a plain object';
+}
+
+function toStrictJson(root, maxChars, maxDepth) {
+  const ancestors = new SetCtor();
+  let out = '';
+  function emit(text) {
+    out += text;
+    if (out.length > maxChars) throw TOO_LARGE;
+  }
+  function dataValue(container, key, where) {
+    const descriptor = ObjectGetOwnPropertyDescriptor(container, key);
+    if (descriptor === undefined) notJson(where + ' is missing (a hole in an array)');
+    if (ObjectHasOwn(descriptor, 'get') || ObjectHasOwn(descriptor, 'set')) notJson(where + ' is a getter/setter, not a value');
+    return descriptor.value;
+  }
+  function write(value, where, depth) {
+    switch (typeof value) {
+      case 'string':
+        emit(JSONStringify(value));
+        return;
+      case 'boolean':
+        emit(value ? 'true' : 'false');
+        return;
+      case 'number':
+        if (!NumberIsFinite(value)) notJson(where + ' is ' + StringCtor(value));
+        emit(JSONStringify(value));
+        return;
+      case 'undefined':
+        return notJson(where + ' is undefined');
+      case 'function':
+        return notJson(where + ' is a function');
+      case 'symbol':
+        return notJson(where + ' is a symbol');
+      case 'bigint':
+        return notJson(where + ' is a BigInt');
+      case 'object':
+        break;
+      default:
+        return notJson(where + ' has an unsupported type');
+    }
+    if (value === null) {
+      emit('null');
+      return;
+    }
+    if (depth >= maxDepth) notJson(where + ' is nested more than ' + maxDepth + ' levels deep');
+    if (ReflectApply(SetHas, ancestors, [value])) notJson(where + ' refers back to itself (a cycle)');
+    ReflectApply(SetAdd, ancestors, [value]);
+    if (ArrayIsArray(value)) {
+      if (ReflectGetPrototypeOf(value) !== ArrayPrototype) notJson(where + ' is not a plain array');
+      const length = value.length;
+      emit('[');
+      for (let index = 0; index < length; index += 1) {
+        if (index > 0) emit(',');
+        const itemWhere = where + '[' + index + ']';
+        write(dataValue(value, index, itemWhere), itemWhere, depth + 1);
+      }
+      emit(']');
+    } else {
+      const prototype = ReflectGetPrototypeOf(value);
+      if (prototype !== ObjectPrototype && prototype !== null) notJson(where + ' is ' + kindOf(value) + ', not a plain object');
+      const keys = ObjectKeys(value);
+      emit('{');
+      for (let index = 0; index < keys.length; index += 1) {
+        const key = keys[index];
+        if (index > 0) emit(',');
+        emit(JSONStringify(key) + ':');
+        const keyWhere = where + '.' + key;
+        write(dataValue(value, key, keyWhere), keyWhere, depth + 1);
+      }
+      emit('}');
+    }
+    ReflectApply(SetDelete, ancestors, [value]);
+  }
+  write(root, 'the result', 0);
+  return out;
+}
+
+function encodeResult(value, maxChars, maxDepth) {
+  try {
+    return 'ok:' + toStrictJson(value, maxChars, maxDepth);
+  } catch (error) {
+    if (error === TOO_LARGE) return 'toolarge:';
+    if (error === NOT_JSON) return 'notjson:' + notJsonReason;
+    return 'notjson:the result cannot be serialised (' + describeThrown(error) + ')';
+  }
+}
+
+let called = false;
+async function run(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, source, input, maxChars, maxDepth) {
+  // One call per context: a second call would share this context's state with the first.
+  if (called) return 'threw:this sandbox context has already run a call';
+  called = true;
+  const warden = buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec);
+  let tool;
+  try {
+    tool = new AsyncFunction('input', 'warden', source);
+  } catch (error) {
+    return 'compile:' + describeThrown(error);
+  }
+  let value;
+  try {
+    value = await ReflectApply(tool, undefined, [input, warden]);
+  } catch (error) {
+    return 'threw:' + describeThrown(error);
+  }
+  return encodeResult(value, maxChars, maxDepth);
+}
+
+return { run, settle };
+})();
+`;

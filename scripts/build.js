@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// `npm run build` (also run by `npm ci` / `npm install` in a checkout, through `prepare`):
+// compiles the TypeScript sources to build/ (JavaScript, .d.ts), copies the data files the code
+// reads at run time (policy packs, the Cedar schema, the OS sandbox's scripts), pre-builds the workflow bundles from the
+// compiled code, and writes build/BUILD_STAMP last, so a half-finished build is never taken for
+// a finished one (bin/warden.js checks the stamp).
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } = require('node:fs');
+const { extname, join, relative } = require('node:path');
+
+const ROOT = join(__dirname, '..');
+const OUT = join(ROOT, 'build');
+/** Source folders of the package (tsconfig.build.json includes the same). */
+const SOURCE_DIRS = require('../tsconfig.build.json').include.filter((entry) => !entry.endsWith('.ts'));
+/** Example folders of the policy packs are test data, not something the code reads. */
+const NOT_SHIPPED_DIRS = new Set(['ALLOW', 'DENY', 'APPROVAL']);
+
+function log(line) {
+  if (process.env.WARDEN_BUILD_QUIET !== '1') process.stderr.write(`warden build: ${line}\n`);
+}
+
+/** Every file under `dir` the code may read at run time: anything but TypeScript and Markdown. */
+function dataFiles(dir, out = []) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (!NOT_SHIPPED_DIRS.has(entry.name)) dataFiles(path, out);
+    } else if (!['.ts', '.md'].includes(extname(entry.name))) {
+      out.push(path);
+    }
+  }
+  return out;
+}
+
+function main() {
+  const started = Date.now();
+  // A fresh output folder: nothing of a deleted source file survives.
+  rmSync(OUT, { recursive: true, force: true });
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+  log(`compiled TypeScript in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+
+  let copied = 0;
+  for (const dir of SOURCE_DIRS) {
+    for (const file of dataFiles(join(ROOT, dir))) {
+      const target = join(OUT, relative(ROOT, file));
+      mkdirSync(join(target, '..'), { recursive: true });
+      copyFileSync(file, target);
+      copied += 1;
+    }
+  }
+  log(`copied ${copied} data file(s)`);
+
+  const bundlesStarted = Date.now();
+  // The compiled modules build the bundles: the same code a worker from this build runs.
+  const { prebuildWorkflowBundles, PREBUILT_BUNDLE_DIR } = require(join(OUT, 'worker', 'workflow-bundle.js'));
+  const { WORKFLOW_INTERCEPTOR_MODULES } = require(join(OUT, 'telemetry', 'temporal-interceptors.js'));
+  prebuildWorkflowBundles(PREBUILT_BUNDLE_DIR, [[], WORKFLOW_INTERCEPTOR_MODULES]).then(
+    (files) => {
+      log(`pre-built ${files.length} workflow bundle(s) in ${((Date.now() - bundlesStarted) / 1000).toFixed(1)}s`);
+      writeFileSync(join(OUT, 'BUILD_STAMP'), `${new Date().toISOString()}\n`);
+      log(`done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    },
+    (error) => {
+      process.stderr.write(`warden build: ${error && error.message ? error.message : String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+main();

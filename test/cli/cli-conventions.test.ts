@@ -1,0 +1,286 @@
+/**
+ * The `warden` command line follows the conventions of gh, kubectl and temporal: `--version`,
+ * a one-line-per-command `--help`, `<cmd> --help`, `--json` on every read command, clear errors
+ * for bad options (exit 2), read-only commands that never start a server, list/status/logs/cancel,
+ * `policy test` failing when a decision changes, `replay --file` reading Temporal's own JSON, a
+ * clean Ctrl-C, and `run` saying when no worker polls its queue.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../cli/cli-io';
+import { packsAndRuns } from '../../cli/commands/policy-test';
+import { sentencesOf } from '../../cli/commands/policy';
+import { main, overview } from '../../cli/main';
+import { parseCommandArgs } from '../../cli/parse-command-args';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskResult } from '../../task/task-run';
+import { isPortInUse } from '../../temporal/embedded-server';
+import { findOrBuildTemporalCli } from '../../temporal/temporal-cli';
+import { taskStateQuery } from '../../workflows/definitions';
+import { collectOutput, exitOf, waitForOutput } from '../support/child-output';
+import { testTemporalAddress } from '../support/temporal';
+import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { freePort } from '../temporal/ports';
+
+const BIN = join(REPO_ROOT, 'bin/warden.js');
+
+/** Every command `warden --help` lists. */
+const COMMANDS = ['run', 'list', 'status', 'logs', 'cancel', 'worker', 'mcp', 'approvals', 'approve', 'deny', 'policy', 'keys', 'credentials', 'approvers', 'snapshots', 'rollback', 'audit', 'trace', 'replay', 'server', 'db'];
+
+let env: WardenTestEnv;
+beforeAll(async () => {
+  env = await startWardenTestEnv();
+});
+afterAll(async () => env?.close());
+
+function testEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const port = testTemporalAddress().address.split(':').pop()!;
+  return { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, WARDEN_APPROVER: 'ops', ...extra };
+}
+
+async function cli(argv: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env: testEnv(extraEnv) };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
+}
+
+describe('help and version', () => {
+  it('--version prints the package version (the installed CLI, as a process)', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, '--version']);
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(stdout).toBe(`warden ${version}\n`);
+  });
+
+  it('--help lists every command on one line each, and nothing else at length', async () => {
+    const { code, stdout } = await cli(['--help']);
+    expect(code).toBe(0);
+    for (const name of COMMANDS) expect(stdout).toMatch(new RegExp(`^  ${name} +\\S.*$`, 'm'));
+    expect(stdout.split('\n').length).toBeLessThan(45);
+    expect(stdout).toBe(overview());
+  });
+
+  it.each(COMMANDS)('warden %s --help prints that command\'s usage (exit 0)', async (name) => {
+    const { code, stdout } = await cli([name, '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^usage: warden /);
+    expect(stdout).toContain(name === 'approve' || name === 'deny' ? `warden ${name} <workflowId>` : `warden ${name}`);
+  });
+
+  it('an unknown command suggests the nearest one (exit 2)', async () => {
+    const { code, stderr } = await cli(['stauts']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('did you mean "status"?');
+  });
+
+  it.each([
+    [['keys', 'list', '--jsn'], 'unknown option --jsn (options: --alg, --verify-for, --json)'],
+    [['list', '--limit'], 'option --limit needs a value'],
+    [['status'], 'expected one workflow id'],
+    [['list', '--status', 'weird'], '--status must be one of'],
+    [['run', 'a.yaml', '--worker', '--no-worker'], '--worker and --no-worker exclude each other'],
+  ])('bad usage %j: one clear line and the usage, exit 2', async (argv, message) => {
+    const { code, stderr } = await cli(argv);
+    expect(code).toBe(2);
+    expect(stderr).toContain(message);
+    expect(stderr).not.toContain('To specify a positional argument');
+  });
+});
+
+describe('read-only commands never start a server', () => {
+  it.each([['list'], ['status', 'x'], ['logs', 'x'], ['approvals'], ['cancel', 'x'], ['policy', 'test', 'foundation', '--against', 'x']])(
+    'warden %j says none is running, and none is started',
+    async (...argv) => {
+      const stateDir = await mkdtemp(join(tmpdir(), 'warden-readonly-'));
+      const port = String(await freePort());
+      const { code, stderr } = await cli(argv, { WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: port, WARDEN_TEMPORAL_UI_PORT: String(await freePort()) });
+      expect(code).toBe(1);
+      expect(stderr).toContain(`no Temporal server is running on 127.0.0.1:${port}`);
+      expect(await isPortInUse(Number(port))).toBe(false);
+      expect(existsSync(join(stateDir, 'temporal', 'server.json'))).toBe(false);
+    },
+  );
+});
+
+describe('arguments', () => {
+  it('policy test: packs first, every word after --against is a run', () => {
+    const parse = (argv: string[]) => {
+      const args = parseCommandArgs('policy test', '', argv, { stdout: () => {}, stderr: () => {}, env: {} }, { against: { type: 'string', multiple: true }, json: { type: 'boolean' } });
+      if (typeof args === 'number') throw new Error('usage');
+      return packsAndRuns(args.tokens);
+    };
+    expect(parse(['foundation', '--against', 'a', 'b'])).toEqual({ packs: ['foundation'], against: ['a', 'b'] });
+    expect(parse(['foundation', 'enterprise', '--against', 'a', '--against', 'b', 'c'])).toEqual({ packs: ['foundation', 'enterprise'], against: ['a', 'b', 'c'] });
+    expect(parse(['--against=a', 'b', '--json'])).toEqual({ packs: [], against: ['a', 'b'] });
+  });
+
+  it('policy compile: each quoted argument is one rule; unquoted words are one rule', () => {
+    expect(sentencesOf(['never delete files', 'never fetch a URL the user did not give']).map((s) => s.sentence)).toEqual([
+      'never delete files',
+      'never fetch a URL the user did not give',
+    ]);
+    expect(sentencesOf(['never', 'delete', 'files']).map((s) => s.sentence)).toEqual(['never delete files']);
+    expect(sentencesOf(['foundation']).length).toBeGreaterThan(1);
+  });
+});
+
+/** A task that waits for approval (a 42-row delete), started on the test worker. */
+async function heldTask() {
+  const dir = await mkdtemp(join(tmpdir(), 'warden-conv-'));
+  const db = join(dir, 'crm.db');
+  const database = new Database(db);
+  database.exec('CREATE TABLE leads (id INTEGER PRIMARY KEY, stale INTEGER NOT NULL)');
+  const insert = database.prepare('INSERT INTO leads (stale) VALUES (1)');
+  for (let i = 0; i < 42; i++) insert.run();
+  database.close();
+  const task = parseTask(deleteTask(db), 'task.yaml', REPO_ROOT);
+  const handle = await env.start(task);
+  for (;;) {
+    const state = await handle.query(taskStateQuery).catch(() => undefined);
+    const requestId = state?.pendingApprovals[0]?.requestId;
+    if (requestId !== undefined) return { workflowId: handle.workflowId, handle, db, requestId };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function deleteTask(db: string) {
+  return {
+    user: 'fay@example.com',
+    intent: 'clean up the stale leads',
+    agent: { name: 'janitor', model: { driver: 'scripted', script: [{ tool: 'sql.exec', args: { database: 'crm', sql: 'DELETE FROM leads WHERE stale = 1' } }, { final: 'cleaned' }] } },
+    tools: { builtin: ['sql.exec'] },
+    grants: { tools: ['sql.exec'], databases: ['crm'] },
+    resources: { databases: { crm: db } },
+  };
+}
+
+describe('list, status, logs, cancel', () => {
+  let held: Awaited<ReturnType<typeof heldTask>>;
+  let done: TaskResult;
+
+  beforeAll(async () => {
+    done = await env.runTask({ user: 'u', intent: 'nothing', agent: { name: 'idler', model: { driver: 'scripted', script: [{ final: 'ok' }] } } });
+    held = await heldTask();
+  }, 120_000);
+
+  it('list --status running --json shows the running task, not the finished one', async () => {
+    const { code, stdout } = await cli(['list', '--status', 'running', '--limit', '200', '--json']);
+    expect(code).toBe(0);
+    const tasks = JSON.parse(stdout) as { workflowId: string; status: string; agent?: string; user?: string }[];
+    expect(tasks.find((t) => t.workflowId === held.workflowId)).toMatchObject({ status: 'running', agent: 'janitor', user: 'fay@example.com' });
+    expect(tasks.some((t) => t.workflowId === done.workflowId)).toBe(false);
+    const completed = JSON.parse((await cli(['list', '--status', 'completed', '--limit', '200', '--json'])).stdout) as { workflowId: string }[];
+    expect(completed.some((t) => t.workflowId === done.workflowId)).toBe(true);
+  });
+
+  it('status shows the pending approval with its command; --json is one object', async () => {
+    const text = await cli(['status', held.workflowId]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('status:  RUNNING');
+    expect(text.stdout).toContain(`waiting for approval: warden approve ${held.workflowId} ${held.requestId}`);
+    const json = JSON.parse((await cli(['status', held.workflowId, '--json'])).stdout) as { status: string; state: { pendingApprovals: unknown[] } };
+    expect(json.status).toBe('running');
+    expect(json.state.pendingApprovals).toHaveLength(1);
+    const finished = JSON.parse((await cli(['status', done.workflowId, '--json'])).stdout) as { status: string; result: TaskResult };
+    expect(finished.result.final?.answer).toBe('ok');
+    expect((await cli(['status', 'no-such-task'])).stderr).toContain('no task with workflow id no-such-task');
+  });
+
+  it('logs prints the steps and held actions; --json one event a line', async () => {
+    const { stdout } = await cli(['logs', held.workflowId]);
+    expect(stdout).toContain('#0 sql.exec');
+    expect(stdout).toContain('waiting for approval');
+    const lines = (await cli(['logs', done.workflowId, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
+    expect(lines.at(-1)).toMatchObject({ kind: 'result', result: { status: 'completed' } });
+  });
+
+  it('cancel ends the task, runs its compensations and says what was undone; logs --follow ends with it', async () => {
+    const follower = cli(['logs', held.workflowId, '--follow']);
+    const { code, stdout } = await cli(['cancel', held.workflowId]);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^cancelled ${held.workflowId}: `));
+    const followed = await follower;
+    expect(followed.stdout).toContain(`task ${held.workflowId}: CANCELLED`);
+    expect((await cli(['status', held.workflowId])).code).toBe(1);
+    expect((await cli(['cancel', held.workflowId])).stderr).toContain('is not running');
+  }, 120_000);
+});
+
+describe('replay --file', () => {
+  it("reads Temporal's own JSON export (temporal workflow show --output json)", async () => {
+    const result = await env.runTask({ user: 'u', intent: 'nothing', agent: { name: 'idler', model: { driver: 'scripted', script: [{ final: 'ok' }] } } });
+    const temporalCli = await findOrBuildTemporalCli({ env: process.env, log: () => {} });
+    const { address, namespace } = testTemporalAddress();
+    const { stdout } = await promisify(execFile)(temporalCli, ['workflow', 'show', '--address', address, '--namespace', namespace, '--workflow-id', result.workflowId, '--output', 'json'], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const file = join(await mkdtemp(join(tmpdir(), 'warden-history-')), 'history.json');
+    await writeFile(file, stdout);
+    const replay = await cli(['replay', '--file', file, '--json']);
+    expect(replay.code, replay.stderr + replay.stdout).toBe(0);
+    expect(JSON.parse(replay.stdout)).toMatchObject({ ok: true, workflows: [{ workflowId: result.workflowId }] });
+  });
+
+  it('a file that is not a history is bad input (exit 2), named', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'warden-history-')), 'nope.json');
+    await writeFile(file, '{"hello":"world"}');
+    const { code, stderr } = await cli(['replay', '--file', file]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(`${file} is not a workflow history`);
+  });
+});
+
+describe('warden run as a process', () => {
+  async function heldTaskFile(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'warden-sigint-'));
+    const db = join(dir, 'crm.db');
+    const database = new Database(db);
+    database.exec('CREATE TABLE leads (id INTEGER PRIMARY KEY, stale INTEGER NOT NULL)');
+    for (let i = 0; i < 42; i++) database.prepare('INSERT INTO leads (stale) VALUES (1)').run();
+    database.close();
+    const file = join(dir, 'task.yaml');
+    await writeFile(file, stringify(deleteTask(db)));
+    return file;
+  }
+
+  it('Ctrl-C cancels the task, its compensations run, one line says what was undone, exit 130, no stack trace', async () => {
+    const child = spawn(process.execPath, [BIN, 'run', await heldTaskFile()], { cwd: REPO_ROOT, env: testEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = collectOutput(child);
+    const exited = exitOf(child);
+    const stderr = await waitForOutput(child, output, 'stderr', /waiting for approval: warden approve (\S+) /);
+    const workflowId = /waiting for approval: warden approve (\S+) /.exec(stderr)![1]!;
+    child.kill('SIGINT');
+    expect((await exited).code, output.stderr).toBe(130);
+    expect(output.stderr).toContain('cancelling the task; its compensations run now');
+    expect(output.stderr).toMatch(new RegExp(`warden: cancelled ${workflowId}: `));
+    expect(output.stderr).not.toMatch(/\n\s+at /);
+    expect(output.stderr).not.toContain('PromiseCompletionTimeoutError');
+    const result = (await env.client.workflow.getHandle(workflowId).result()) as TaskResult;
+    expect(result.status).toBe('cancelled');
+    expect(result.recovery).toBeDefined();
+  }, 240_000);
+
+  it('with --no-worker and nobody polling, says so; Ctrl-C twice leaves the task cancel-requested (exit 130)', async () => {
+    const taskQueue = `nobody-polls-${randomUUID()}`;
+    const child = spawn(process.execPath, [BIN, 'run', await heldTaskFile(), '--no-worker', '--task-queue', taskQueue], { cwd: REPO_ROOT, env: testEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = collectOutput(child);
+    const exited = exitOf(child);
+    const stderr = await waitForOutput(child, output, 'stderr', `no worker is polling task queue ${taskQueue}`);
+    const workflowId = /started (\S+) on/.exec(stderr)![1]!;
+    child.kill('SIGINT');
+    await waitForOutput(child, output, 'stderr', 'cancelling the task');
+    child.kill('SIGINT');
+    expect((await exited).code, output.stderr).toBe(130);
+    expect(output.stderr).toContain(`left ${workflowId} cancel-requested`);
+    await env.client.workflow.getHandle(workflowId).terminate('test cleanup');
+  }, 240_000);
+});
