@@ -12,7 +12,7 @@ import { STEP_ARCHIVE_KIND } from '../activities/archive-run';
 import { BlobChains } from '../dataplane/blob-chain';
 import type { BlobStore } from '../dataplane/blob-store';
 import { resolveClaimChecks } from '../dataplane/claim-check';
-import type { StepRecord, TaskResult } from '../task/task-run';
+import type { StepRecord, TaskResult, TurnRecord } from '../task/task-run';
 
 export interface AssembleOptions {
   /** Replace claim checks in step outputs and arguments by their values (default true). */
@@ -27,12 +27,15 @@ export async function assembleTaskResult(result: TaskResult, blobs: BlobStore, o
 async function assemble(result: TaskResult, blobs: BlobStore, chains: BlobChains, resolve: boolean): Promise<TaskResult> {
   let steps = result.steps;
   let children = result.children;
+  let turns = result.turns;
   const { earlier, ...rest } = result;
   if (earlier !== undefined) {
-    const runs = await chains.read<{ steps: StepRecord[]; children: TaskResult[] }>(STEP_ARCHIVE_KIND, earlier.ref);
+    const runs = await chains.read<{ steps: StepRecord[]; children: TaskResult[]; turns?: TurnRecord[] }>(STEP_ARCHIVE_KIND, earlier.ref);
     steps = [...runs.flatMap((r) => r.steps), ...steps];
     children = [...runs.flatMap((r) => r.children), ...children];
+    const earlierTurns = runs.flatMap((r) => r.turns ?? []);
+    if (earlierTurns.length > 0 || turns !== undefined) turns = [...earlierTurns, ...(turns ?? [])];
   }
   if (resolve) steps = (await resolveClaimChecks(blobs, steps)) as StepRecord[];
-  return { ...rest, steps, children: await Promise.all(children.map((c) => assemble(c, blobs, chains, resolve))) };
+  return { ...rest, steps, ...(turns === undefined ? {} : { turns }), children: await Promise.all(children.map((c) => assemble(c, blobs, chains, resolve))) };
 }

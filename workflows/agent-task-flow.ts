@@ -29,6 +29,8 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
     run.saga.snapshotTaken = carried.saga.snapshotTaken;
   }
   const result = await runLoop(run, input);
+  // Every approval notice sent is delivered (or given up on) before the task settles and ends.
+  await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
   if (flow.archive !== undefined) result.earlier = flow.archive;
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settleFlow(result, run));
   if (!run.isRoot) {
@@ -63,6 +65,8 @@ async function runLoop(run: AgentRun, input: AgentTaskFlowInput): Promise<TaskRe
       flow.foldedTurn = undefined;
       state.turn = turn + 1;
       state.model = modelTurn.model;
+      // Per turn, as on the original loop: model, actions, token usage (archived with the steps).
+      (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
       for (const [i, action] of modelTurn.actions.entries()) {
         if (action.type === 'final') {
           state.final = { answer: action.answer, claims: action.claims };

@@ -16,7 +16,7 @@
  *
  * Deterministic: workflow code.
  */
-import { ActivityFailure, ApplicationFailure, continueAsNew, proxyActivities, proxyLocalActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, continueAsNew, proxyActivities, proxyLocalActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import {
   jsonBytes,
@@ -277,7 +277,9 @@ export class TaskFlow {
    * Temporal refuse it.
    */
   async continueAsNew(run: AgentRun, input: AgentTaskFlowInput): Promise<never> {
-    const archive = await archiving.archiveRun({ previous: this.archive, steps: run.state.steps, children: run.state.children });
+    // A notice still on its way would be dropped with this run.
+    await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
+    const archive = await archiving.archiveRun({ previous: this.archive, steps: run.state.steps, children: run.state.children, turns: run.state.turns ?? [] });
     const carried: CarriedState = {
       runs: this.runs,
       archive,

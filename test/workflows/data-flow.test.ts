@@ -274,6 +274,9 @@ describe('long tasks', () => {
     expect(result.steps.map((s) => s.index)).toEqual(Array.from({ length: 23 }, (_, i) => i));
     expect(result.steps.every((s) => s.executed && s.error === undefined)).toBe(true);
     expect(result.steps[22]?.output).toBe(110);
+    // Every model turn, earlier runs' from the archive: one per scripted entry, numbered without a gap.
+    expect(raw.turns?.length ?? 0).toBeLessThan(24);
+    expect(result.turns?.map((turn) => turn.index)).toEqual(Array.from({ length: 24 }, (_, i) => i));
     expect(result.children.map((c) => [c.agent, c.status])).toEqual([['scribe', 'completed']]);
     expect([...(result.recovery?.committed ?? [])].sort()).toEqual(['root.txt', 'sub.txt']);
     expect(rows()).toBe(1);
