@@ -152,18 +152,19 @@ function allSteps(result: TaskResult): StepRecord[] {
 
 /**
  * Where the task's data plane is, as its history says (the result of its latest `placeTask`
- * local activity). The history is authoritative: a placement record in the shared folder is
- * advisory (a workflow task that timed out on one worker can finish its local activity there late).
+ * activity). The history is authoritative: a placement record in the shared folder is advisory
+ * (a `placeTask` attempt that timed out on one worker can finish there late).
  */
 async function placementOf(workflowId: string): Promise<{ workerId: string; generation: number } | undefined> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const placeTaskScheduled = new Set<string>();
   let placement: { workerId: string; generation: number } | undefined;
   for (const event of history.events ?? []) {
-    const details = event.markerRecordedEventAttributes?.details;
-    const data = details?.data?.payloads?.[0]?.data;
-    const result = details?.result?.payloads?.[0]?.data;
-    if (data === undefined || data === null || result === undefined || result === null) continue;
-    if ((JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type !== 'placeTask') continue;
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'placeTask') placeTaskScheduled.add(String(event.eventId));
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed === undefined || completed === null || !placeTaskScheduled.has(String(completed.scheduledEventId))) continue;
+    const result = completed.result?.payloads?.[0]?.data;
+    if (result === undefined || result === null) continue;
     placement = (JSON.parse(Buffer.from(result).toString('utf8')) as { placement: { workerId: string; generation: number } }).placement;
   }
   return placement;
