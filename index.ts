@@ -13,6 +13,9 @@ export { createWardenWorker, createWardenWorkerFromConfig, installQuietRuntime, 
 export { connectClient, connectWorkerConnection, type ConnectedClient } from './temporal/connect';
 export { loadTemporalConfig, type TemporalConfig } from './temporal/temporal-config';
 export { ensureTemporalServer, type TemporalServerInfo } from './temporal/embedded-server';
+export { agentTaskResult } from './client/start-agent-task';
+export { taskResultOfFailure, TASK_FAILURE_TYPES } from './workflows/task-close';
+export { WARDEN_SEARCH_ATTRIBUTES } from './workflows/search-attributes';
 export { WardenError, TaskFileError, ERROR_CODES, type ErrorCode } from './errors';
 // MCP and programs: an existing agent behind Warden, and the OS sandbox on its own.
 export { createTaskSession, serveTaskOverHttp, type TaskSession, type TaskSessionOptions, type HttpTaskServer } from './mcp/task-session-server';

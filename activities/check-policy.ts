@@ -17,7 +17,7 @@ import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-c
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
-import { annotateActiveSpan, rootWorkflowIdOf, toolCallAttributes } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
 import { resolveClaimChecks } from '../dataplane/claim-check';
 import { containsClaimCheck } from '../task/data-refs';
@@ -119,8 +119,8 @@ export function decidePolicy(input: CheckPolicyInput, recorded: Record<string, u
   const engine = policyEngineFor(input.task);
   const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args) });
   const decision = engine.decide(request, input.state);
+  // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
   annotateActiveSpan({
-    ...toolCallAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, input.tool, recorded),
     [WARDEN_ATTR.policyDecision]: decision.decision,
     [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
   });

@@ -15,14 +15,14 @@ import type { ToolSpec } from '../drivers/model-driver';
 import { claimCheckStrings, resolveClaimChecks } from '../dataplane/claim-check';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { trace } from '@opentelemetry/api';
+import { SpanKind, trace } from '@opentelemetry/api';
 import { ModelError, WardenError } from '../errors';
 import { jsonBytes, type Transcript } from '../task/data-flow';
 import { ModelTurnSchema, type ModelTurn, type StepError, type StepRecord } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { toolSpecsOf } from '../tools/tool-catalog';
-import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
-import { GEN_AI_ATTR, genAiSpanName, WARDEN_ATTR } from '../custody/attributes';
+import { annotateActiveSpan, modelCallAttributes, modelResponseAttributes, outcomeOfError, promptAttributes, rootWorkflowIdOf } from '../telemetry/warden-span-attributes';
+import { genAiSpanName, TEMPORAL_ATTR, WARDEN_ATTR } from '../custody/attributes';
 import { dataPlaneOf } from './flow-deps';
 import type { ActivityDeps } from './index';
 
@@ -79,7 +79,11 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
   const subagents = Object.entries(task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
   // The custody record commits to the exact prompt context through digests: the task's and the
   // transcript head's (a hash chain over every step before this turn).
-  annotateActiveSpan({ ...modelCallAttributes(task, input.workflowId, { taskRef: input.taskRef, turn: input.turn, transcriptRef: ref }), [WARDEN_ATTR.turn]: input.turn });
+  annotateActiveSpan({
+    ...modelCallAttributes(task, rootWorkflowIdOf(input.workflowId), input.workflowId),
+    ...promptAttributes({ taskRef: input.taskRef, turn: input.turn, transcriptRef: ref }),
+    [WARDEN_ATTR.turn]: input.turn,
+  });
   // Whatever a driver forgot, no secret it sends (its API key) leaves in a turn (as proposeTurn does).
   const secrets = driverSecrets(task.agent.model, env);
   let proposed: ModelTurn;
@@ -92,13 +96,7 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
   if (!parsed.success) {
     throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
-  if (parsed.data.usage !== undefined) {
-    annotateActiveSpan({
-      [GEN_AI_ATTR.responseModel]: parsed.data.model.id,
-      [GEN_AI_ATTR.usageInputTokens]: parsed.data.usage.inputTokens,
-      [GEN_AI_ATTR.usageOutputTokens]: parsed.data.usage.outputTokens,
-    });
-  }
+  annotateActiveSpan(modelResponseAttributes(parsed.data));
   const turn: ModelTurn = {
     ...parsed.data,
     actions: await Promise.all(
@@ -122,7 +120,7 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
  */
 export async function proposeFoldedTurn(deps: ActivityDeps, input: NextTurnInput): Promise<ProposedTurn | { error: StepError }> {
   // Named as the custody ledger files it: the workflow the model call belongs to.
-  return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(genAiSpanName.chat(input.task.agent.model.id), { attributes: { temporalWorkflowId: input.workflowId } }, async (span) => {
+  return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(genAiSpanName.chat(input.task.agent.model.id), { kind: SpanKind.CLIENT, attributes: { [TEMPORAL_ATTR.workflowId]: input.workflowId } }, async (span) => {
     try {
       const proposed = await proposeNextTurn(deps, input, activitySignal());
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: 'ok' });

@@ -9,7 +9,9 @@
  * history with the activity's result, and the workflow uses it only for that very action object
  * (workflows/task-flow.ts `takePolicyCheck`).
  */
-import { trace } from '@opentelemetry/api';
+import { trace, type AttributeValue } from '@opentelemetry/api';
+import { genAiSpanName, TEMPORAL_ATTR } from '../custody/attributes';
+import { policyCheckAttributes, rootWorkflowIdOf } from '../telemetry/warden-span-attributes';
 import { resolveClaimChecks } from '../dataplane/claim-check';
 import { emptyPolicyState } from '../policies/engine/policy-state';
 import type { StepRecord } from '../task/task-run';
@@ -34,7 +36,9 @@ export async function precheckPolicy(deps: ActivityDeps, input: { workflowId: st
   const priorOutputs = steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output);
   const args = (await resolveClaimChecks(dp.blobs, first.args)) as Record<string, unknown>;
   // A span of its own: the span of the activity this runs in keeps describing that activity.
-  return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(`check_policy ${first.tool}`, { attributes: { temporalWorkflowId: input.workflowId } }, (span) => {
+  const attributes = { ...policyCheckAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, first.tool, first.args), [TEMPORAL_ATTR.workflowId]: input.workflowId };
+  const defined = Object.fromEntries(Object.entries(attributes).filter(([, value]) => value !== undefined)) as Record<string, AttributeValue>;
+  return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(genAiSpanName.checkPolicy(first.tool), { attributes: defined }, (span) => {
     try {
       // History keeps the arguments as the turn has them (long values as claim checks).
       return decidePolicy({ task: input.task, workflowId: input.workflowId, depth: input.depth, chain: input.chain, tool: first.tool, args, priorOutputs, state: emptyPolicyState(), now: new Date().toISOString() }, first.args);

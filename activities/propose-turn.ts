@@ -15,11 +15,12 @@ import { ModelError, WardenError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import type { Transcript } from '../task/data-flow';
+import { shapeActivitySpan } from './by-reference-span';
 import { taskOf } from './flow-deps';
 import { proposeNextTurn, type ProposedTurn } from './next-turn';
 import { atActivityBoundary } from './to-application-failure';
-import { annotateActiveSpan, modelCallAttributes, outcomeOfError } from '../telemetry/warden-span-attributes';
-import { GEN_AI_ATTR, WARDEN_ATTR } from '../custody/attributes';
+import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
+import { WARDEN_ATTR } from '../custody/attributes';
 
 export interface ProposeTurnInput {
   workflowId: string;
@@ -46,7 +47,11 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
     try {
       const result =
         'taskRef' in input
-          ? await atActivityBoundary(async () => proposeNextTurn(deps, { ...input, task: await taskOf(deps, { taskRef: input.taskRef }) }, Context.current().cancellationSignal))
+          ? await atActivityBoundary(async () => {
+              const task = await taskOf(deps, { taskRef: input.taskRef });
+              shapeActivitySpan('proposeTurn', { task, workflowId: input.workflowId });
+              return proposeNextTurn(deps, { ...input, task }, Context.current().cancellationSignal);
+            })
           : await proposeTurnOnce(input);
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: 'ok' });
       return result;
@@ -64,8 +69,9 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
       const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
-      // The custody record of this model call: who, for what, which model, and the hash of the exact prompt context.
-      annotateActiveSpan(modelCallAttributes(input.task, input.workflowId, driverInput));
+      // The custody record of this model call (its `chat <model>` span, which already says who,
+      // for what and which model): the hash of the exact prompt context.
+      annotateActiveSpan(promptAttributes(driverInput));
       // Every driver's answer passes here on its way into history: whatever a driver forgot, no
       // secret it sends (its API key) leaves in a turn, even if the server echoed it back.
       const secrets = driverSecrets(input.task.agent.model, env);
@@ -80,13 +86,7 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
       if (!parsed.success) {
         throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
-      if (parsed.data.usage !== undefined) {
-        annotateActiveSpan({
-          [GEN_AI_ATTR.responseModel]: parsed.data.model.id,
-          [GEN_AI_ATTR.usageInputTokens]: parsed.data.usage.inputTokens,
-          [GEN_AI_ATTR.usageOutputTokens]: parsed.data.usage.outputTokens,
-        });
-      }
+      annotateActiveSpan(modelResponseAttributes(parsed.data));
       return parsed.data;
     });
   }

@@ -30,7 +30,8 @@ import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
-import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson, toolCallAttributes } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } from '../telemetry/warden-span-attributes';
+import { shapeActivitySpan } from './by-reference-span';
 import { dataPlaneOf, recoveryDirOf, taskOf } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
@@ -57,6 +58,8 @@ export interface RunToolInput {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** The model's own id for this call, when it gave one (`gen_ai.tool.call.id`). */
+  modelCallId?: string;
   /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
   pathsResolved?: boolean;
 }
@@ -88,6 +91,8 @@ export interface RunToolRefInput {
   args: Record<string, unknown>;
   /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
   pathsResolved?: boolean;
+  /** The model's id of this call (`gen_ai.tool.call.id`), when it gave one. */
+  modelCallId?: string;
   next?: {
     turn: number;
     transcript: Transcript;
@@ -275,9 +280,13 @@ function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): 
   return [];
 }
 
-/** Span attributes known before the call runs: task, agent (from its grant), tool, argument hash, resources. */
-async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown> }): Promise<void> {
-  annotateActiveSpan(toolCallAttributes(task, input.rootWorkflowId, input.workflowId, input.tool, input.args));
+/**
+ * Span attributes the grant and the call's scope add to the `execute_tool` span (which already
+ * carries the task, tool and argument hash; a call given its task by reference gets them here):
+ * the agent and its delegation chain, the resources.
+ */
+async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown>; taskRef?: string; modelCallId?: string }): Promise<void> {
+  if (input.taskRef !== undefined) shapeActivitySpan('runTool', { task, workflowId: input.workflowId, rootWorkflowId: input.rootWorkflowId, tool: input.tool, args: input.args, ...(input.modelCallId === undefined ? {} : { modelCallId: input.modelCallId }) });
   const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;

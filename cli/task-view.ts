@@ -8,6 +8,7 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import { WardenError } from '../errors';
 import type { TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import { taskStateQuery } from '../workflows/definitions';
+import { agentTaskResult } from '../client/start-agent-task';
 
 /** How long a running task may take to answer the state query (its worker may be gone). */
 export const STATE_QUERY_TIMEOUT_MS = 3_000;
@@ -85,8 +86,7 @@ export async function readTaskView(client: Client, workflowId: string, options: 
     } catch {
       view.note = `no worker answered within ${((options.queryTimeoutMs ?? STATE_QUERY_TIMEOUT_MS) / 1000).toFixed(0)}s: is a worker polling task queue ${description.taskQueue}? (warden worker)`;
     }
-  } else if (description.status.name === 'COMPLETED') {
-    view.result = (await handle.result()) as TaskResult;
+  } else if ((view.result = await closedTaskResult(handle, description.status.name)) !== undefined) {
     view.status = view.result.status;
     view.agent ??= view.result.agent;
   } else {
@@ -96,4 +96,18 @@ export async function readTaskView(client: Client, workflowId: string, options: 
     else view.status = 'failed';
   }
   return view;
+}
+
+/**
+ * The Warden result of a closed task: a completed workflow's return value, or the result a task
+ * that did not complete carries in its closing failure (`ERR_TASK_<STATUS>`). Undefined when the
+ * workflow closed without one (terminated, failed on a bad input, an unreadable payload).
+ */
+export async function closedTaskResult(handle: { result(): Promise<unknown> }, status: string): Promise<TaskResult | undefined> {
+  if (status !== 'COMPLETED' && status !== 'FAILED') return undefined;
+  try {
+    return await agentTaskResult(handle as Parameters<typeof agentTaskResult>[0]);
+  } catch {
+    return undefined;
+  }
 }

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
 import type { BlobStore } from '../dataplane/blob-store';
 import { assembleTaskResult, type AssembleOptions } from './assemble-task-result';
 import { durationToMs } from '../task/duration';
@@ -11,6 +12,10 @@ import type { PendingApproval, StepRecord, TaskResult, TaskState } from '../task
 import type { Task } from '../task/task-schema';
 import type { agentTask } from '../workflows/agent-task';
 import { subagentWorkflowId, TASK_QUEUE, taskStateQuery } from '../workflows/definitions';
+import { taskSearchAttributes } from '../workflows/search-attributes';
+import { taskResultOfFailure } from '../workflows/task-close';
+import { taskDetails, taskSummary } from '../workflows/ui-summaries';
+import { registeredSearchAttributes } from './registered-search-attributes';
 
 /** How deep `followAgentTask` looks into running sub-agents. */
 const MAX_FOLLOW_DEPTH = 10;
@@ -18,6 +23,12 @@ const MAX_FOLLOW_DEPTH = 10;
 export interface StartAgentTaskOptions {
   workflowId?: string;
   taskQueue?: string;
+  /**
+   * Set Warden's search attributes (`WardenUser`, `WardenAgent`, `WardenModel`, `WardenPacks`,
+   * `WardenStatus`) on the task: `auto` (default) sets those the namespace has registered,
+   * `false` none.
+   */
+  searchAttributes?: 'auto' | false;
 }
 
 /** A fresh workflow id that says whose task it is: `warden-<agent>-<uuid>`. */
@@ -25,7 +36,12 @@ export function newTaskWorkflowId(task: Task): string {
   return `warden-${task.agent.name}-${randomUUID()}`;
 }
 
+/**
+ * Starts `task` as an `agentTask` workflow, named for the Temporal UI (static summary and
+ * details) and searchable by user, agent, model, packs and status (see `options.searchAttributes`).
+ */
 export async function startAgentTask(client: Client, task: Task, options: StartAgentTaskOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof agentTask>> {
+  const registered = options.searchAttributes === false ? new Set<string>() : await registeredSearchAttributes(client);
   return client.workflow.start<typeof agentTask>('agentTask', {
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowId: options.workflowId ?? newTaskWorkflowId(task),
@@ -34,7 +50,26 @@ export async function startAgentTask(client: Client, task: Task, options: StartA
     memo: { agent: task.agent.name, user: task.user },
     // Backstop only: the workflow ends itself at the task deadline and reports why.
     workflowExecutionTimeout: durationToMs(task.limits.deadline) + 5 * 60_000,
+    staticSummary: taskSummary(task),
+    staticDetails: taskDetails(task),
+    typedSearchAttributes: taskSearchAttributes(task, registered),
   });
+}
+
+/**
+ * The task's result, however its workflow closed: a completed task's return value, or the result
+ * a task that did not complete carries in its closing failure (`workflows/task-close.ts`), so
+ * callers see the same shape (`warden run --json`) for every status.
+ * @throws WorkflowFailedError when the workflow failed for another reason (e.g. a bad input).
+ */
+export async function agentTaskResult(handle: Pick<WorkflowHandle<typeof agentTask>, 'result'>): Promise<TaskResult> {
+  try {
+    return await handle.result();
+  } catch (error) {
+    const result = error instanceof WorkflowFailedError ? taskResultOfFailure(error) : undefined;
+    if (result === undefined) throw error;
+    return result;
+  }
 }
 
 /** Something new seen while following a task: a finished step, or an action now held for approval. */
@@ -92,7 +127,8 @@ export async function followAgentTask(
     }
   };
   const blobs = options.blobs;
-  const resultPromise = bounded(() => handle.result()).then((result) => (blobs === undefined ? result : assembleTaskResult(result, blobs, options)));
+  // A task that did not complete closes as failed, carrying its result (agentTaskResult).
+  const resultPromise = bounded(() => agentTaskResult(handle)).then((result) => (blobs === undefined ? result : assembleTaskResult(result, blobs, options)));
   if (onProgress === undefined) return resultPromise;
   const workflows = handle.client;
   /** The state of a task and, for its sub-agents still running, theirs (they report to the parent only when done). */

@@ -19,9 +19,42 @@ export const GEN_AI_ATTR = {
   toolCallId: 'gen_ai.tool.call.id',
   agentName: 'gen_ai.agent.name',
   agentId: 'gen_ai.agent.id',
-  /** Tokens of the prompt and of the answer, as the provider counted them. */
+  /** Who serves the model, as the client knows it (`openai`, `anthropic`, `warden.scripted`). */
+  providerName: 'gen_ai.provider.name',
+  /** The task's root workflow id: every model call of one task tree shares it. */
+  conversationId: 'gen_ai.conversation.id',
+  /** Tokens the provider billed for the prompt / the answer, when it reports usage. */
   usageInputTokens: 'gen_ai.usage.input_tokens',
   usageOutputTokens: 'gen_ai.usage.output_tokens',
+  /** The provider's id of the completion. */
+  responseId: 'gen_ai.response.id',
+  /** Why the model stopped, one per choice (`stop`, `tool_calls`, ...). */
+  responseFinishReasons: 'gen_ai.response.finish_reasons',
+  /** `function` for user-defined tools, `extension` for Warden's built-in ones. */
+  toolType: 'gen_ai.tool.type',
+  toolDescription: 'gen_ai.tool.description',
+  /** `input` or `output`, on the token usage metric. */
+  tokenType: 'gen_ai.token.type',
+} as const;
+
+/** General OpenTelemetry attributes Warden sets on GenAI spans and metrics. */
+export const OTEL_ATTR = {
+  /** Low-cardinality class of the error an operation ended with (Warden's `ERR_*` code). */
+  errorType: 'error.type',
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
+} as const;
+
+/**
+ * Attributes the Temporal interceptors put on spans (`@temporalio/interceptors-opentelemetry`),
+ * plus the activity type, which Warden adds so a span renamed to GenAI terms still says which
+ * activity it ran (the history cross-check matches on it).
+ */
+export const TEMPORAL_ATTR = {
+  workflowId: 'temporalWorkflowId',
+  runId: 'run_id',
+  activityId: 'temporalActivityId',
+  activityType: 'temporalActivityType',
 } as const;
 
 /** Values of `gen_ai.operation.name`. */
@@ -31,11 +64,22 @@ export const GEN_AI_OPERATION = {
   invokeAgent: 'invoke_agent',
 } as const;
 
+/**
+ * Operations of Warden's own that are not GenAI operations (`warden.operation.name`): a policy
+ * check is not a tool execution, so it must not carry `gen_ai.operation.name` (tools that count
+ * `execute_tool` spans would count every call twice).
+ */
+export const WARDEN_OPERATION = {
+  checkPolicy: 'check_policy',
+} as const;
+
 /** Span names the GenAI conventions prescribe: `{operation} {model or tool or agent}`. */
 export const genAiSpanName = {
   chat: (model: string): string => `${GEN_AI_OPERATION.chat} ${model}`,
   executeTool: (tool: string): string => `${GEN_AI_OPERATION.executeTool} ${tool}`,
   invokeAgent: (agent: string): string => `${GEN_AI_OPERATION.invokeAgent} ${agent}`,
+  /** Warden's policy check of a proposed call, named like the GenAI spans: `check_policy fs.write`. */
+  checkPolicy: (tool: string): string => `${WARDEN_OPERATION.checkPolicy} ${tool}`,
 };
 
 /** Warden's own attributes. Hashes are lower-case hex SHA-256 of the canonical JSON (or UTF-8 text). */
@@ -69,7 +113,9 @@ export const WARDEN_ATTR = {
   toolUndoable: 'warden.tool.undoable',
   /** The `jti` of the credential a tool call used. Never the token itself. */
   credentialJti: 'warden.credential.jti',
-  /** `allow` or `deny`. */
+  /** The tool (or `spawn:<sub-agent>`) a policy check decided on. */
+  policyTool: 'warden.policy.tool',
+  /** `allow`, `deny` or `approval`. */
   policyDecision: 'warden.policy.decision',
   /** Ids of the policy rules that matched, as a string array. */
   policyRules: 'warden.policy.rules',
@@ -84,6 +130,10 @@ export const WARDEN_ATTR = {
   approvalApproverKey: 'warden.approval.approver_key',
   /** `ok`, `denied`, `failed`, or a task status at the end of a task. */
   outcome: 'warden.outcome',
+  /** Warden's own operation (`check_policy`), for spans that are not GenAI operations. */
+  operationName: 'warden.operation.name',
+  /** Nesting depth of the agent: 0 for the task the user started. */
+  agentDepth: 'warden.agent.depth',
   /** MCP servers whose tool lists a task pinned, as a string array. */
   mcpServers: 'warden.mcp.servers',
   /** The pins: `<server>:<sha256 of the canonical tool list>`, as a string array. */

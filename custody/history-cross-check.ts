@@ -1,7 +1,8 @@
 /**
  * History versus ledger: every `proposeTurn` and `runTool` activity that ran to an end in a
- * workflow's Temporal history must have a custody record (the `RunActivity:<type>` span the
- * worker recorded as the attempt ended, or a record re-derived from history), and every such
+ * workflow's Temporal history must have a custody record (the activity's span the worker
+ * recorded as the attempt ended: `chat <model>` / `execute_tool <tool>` with `temporalActivityType`,
+ * or `RunActivity:<type>` in older ledgers; or a record re-derived from history), and every such
  * record must belong to an activity of that history. Matching is by workflow id, run id,
  * activity type and activity id (Temporal's per-run activity sequence), so order and count are
  * both checked.
@@ -14,9 +15,11 @@
  */
 import { createHash } from 'node:crypto';
 import { temporal } from '@temporalio/proto';
+import { TEMPORAL_ATTR } from './attributes';
 import { canonicalSha256 } from './canonical-json';
 import type { AppendInput } from './ledger';
 import type { LedgerRecord } from './ledger-record';
+import { activityTypeOfSpan } from './span-roles';
 
 /** Activity types whose execution must be on record. */
 export const CUSTODY_ACTIVITY_TYPES: readonly string[] = ['proposeTurn', 'runTool'];
@@ -164,11 +167,13 @@ export function activityOfRecord(record: LedgerRecord): { activityType: string; 
     if (typeof body.activityType !== 'string' || typeof body.activityId !== 'string') return undefined;
     return { activityType: body.activityType, activityId: body.activityId, runId: typeof body.runId === 'string' ? body.runId : undefined };
   }
-  if (typeof body.name !== 'string' || !body.name.startsWith('RunActivity:')) return undefined;
-  const activityId = body.attributes?.temporalActivityId;
-  if (typeof activityId !== 'string') return undefined;
-  const runId = body.attributes?.run_id;
-  return { activityType: body.name.slice('RunActivity:'.length), activityId, runId: typeof runId === 'string' ? runId : undefined };
+  if (typeof body.name !== 'string') return undefined;
+  const attributes = body.attributes ?? {};
+  const activityType = activityTypeOfSpan(body.name, attributes);
+  const activityId = attributes[TEMPORAL_ATTR.activityId];
+  if (activityType === undefined || typeof activityId !== 'string') return undefined;
+  const runId = attributes[TEMPORAL_ATTR.runId];
+  return { activityType, activityId, runId: typeof runId === 'string' ? runId : undefined };
 }
 
 /**

@@ -34,6 +34,7 @@ import type { AppendInput, AppendResult } from './ledger';
 import type { Checkpoint } from './ledger-record';
 import type { PublicJwk } from './signing-key';
 import { spanRecordJson, type SpanRecordOptions } from './span-record';
+import { spanRoleOf } from './span-roles';
 
 /**
  * What the exporter writes to: the SQLite ledger (`CustodyLedger`, answers at once) or the shared
@@ -59,8 +60,6 @@ export const UNASSIGNED_TASK = 'unassigned';
 
 /** Attribute the Temporal interceptors put on client and activity spans. */
 const TEMPORAL_WORKFLOW_ID_ATTR = 'temporalWorkflowId';
-/** Prefix of the span the Temporal workflow interceptor wraps a workflow run in. */
-const RUN_WORKFLOW_PREFIX = 'RunWorkflow:';
 const MAX_REMEMBERED_TRACES = 10_000;
 const MAX_REMEMBERED_SPANS = 100_000;
 
@@ -106,11 +105,12 @@ export function workflowIdOfSpan(span: ReadableSpan): string {
 }
 
 /**
- * Default end-of-task test: the `RunWorkflow:*` span of a workflow that has no parent (a root
- * task's run), as the Temporal workflow interceptor records it.
+ * Default end-of-task test: the run span of a workflow that has no parent (a root task's
+ * `invoke_agent <agent>`, or `RunWorkflow:<type>` for other workflows), as the workflow span
+ * sink hands it over.
  */
 export function isRootWorkflowRunSpan(span: ReadableSpan): boolean {
-  if (!span.name.startsWith(RUN_WORKFLOW_PREFIX)) return false;
+  if (spanRoleOf(span.name, span.attributes) !== 'agent-run') return false;
   const info = sinkInfo(span);
   return info.workflowId !== undefined && !info.hasParent && (info.rootWorkflowId === undefined || info.rootWorkflowId === info.workflowId);
 }

@@ -9,9 +9,10 @@
  * (`seq: null`): on a healthy ledger only decisions that ran nothing lack a record of their own.
  */
 import type { StepRecord, TaskResult, TaskState } from '../task/task-run';
-import { GEN_AI_ATTR, WARDEN_ATTR } from './attributes';
+import { GEN_AI_ATTR, TEMPORAL_ATTR, WARDEN_ATTR } from './attributes';
 import { DERIVED_RECORD_KIND } from './history-cross-check';
 import type { LedgerRecord } from './ledger-record';
+import { spanRoleOf } from './span-roles';
 
 export type TimelineKind = 'intent' | 'model-turn' | 'action' | 'decision' | 'tool-effect' | 'subagent' | 'outcome';
 
@@ -46,6 +47,7 @@ function bodyOf(record: LedgerRecord): SpanBody {
     return {
       name: `RunActivity:${String(body.activityType)}`,
       attributes: {
+        [TEMPORAL_ATTR.activityType]: String(body.activityType),
         'warden.derived': true,
         [WARDEN_ATTR.outcome]: body.outcome === 'completed' ? 'ok' : String(body.failureType ?? 'failed'),
         ...(typeof body.toolName === 'string' ? { [GEN_AI_ATTR.toolName]: body.toolName } : {}),
@@ -69,21 +71,19 @@ class WorkflowRecords {
   private readonly usedTools = new Set<number>();
 
   add(record: LedgerRecord): void {
-    const { name } = bodyOf(record);
-    // A model call is its own activity, or (the data flow) a GenAI `chat` span inside the tool call it was folded into.
-    if (name === 'RunActivity:proposeTurn' || (name.startsWith('chat ') && bodyOf(record).attributes[GEN_AI_ATTR.operationName] === 'chat')) this.turns.push(record);
-    else if (name === 'RunActivity:runTool') this.tools.push(record);
-    else if (name.startsWith('RunWorkflow:')) this.run ??= record;
-    else if (name.startsWith('StartWorkflow:') || name.startsWith('StartChildWorkflow:')) this.start ??= record;
+    const { name, attributes } = bodyOf(record);
+    const role = spanRoleOf(name, attributes);
+    if (role === 'model-turn') this.turns.push(record);
+    else if (role === 'tool-call') this.tools.push(record);
+    else if (role === 'agent-run') this.run ??= record;
+    else if (role === 'task-start') this.start ??= record;
   }
 
   /** The model-call records, one per turn (retried attempts of a turn share its activity id). */
   turnRecords(): LedgerRecord[] {
     const seen = new Map<string, LedgerRecord>();
     for (const record of this.turns) {
-      const attributes = bodyOf(record).attributes;
-      const turn = attributes[WARDEN_ATTR.turn];
-      const id = typeof turn === 'number' ? `turn${turn}` : (str(attributes.temporalActivityId) ?? `seq${record.seq}`);
+      const id = str(bodyOf(record).attributes.temporalActivityId) ?? `seq${record.seq}`;
       seen.set(id, record); // the last attempt is the one whose answer counted
     }
     return [...seen.values()].sort((a, b) => a.seq - b.seq);

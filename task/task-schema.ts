@@ -292,3 +292,8 @@ export type Limits = z.infer<typeof LimitsSchema>;
 export type Resources = z.infer<typeof ResourcesSchema>;
 export type Subagent = z.infer<typeof SubagentSchema>;
 export type ScriptedAction = z.infer<typeof ScriptedActionSchema>;
+
+/** The rule packs that apply to a task: its own, else {@link DEFAULT_POLICY_PACKS}. */
+export function policyPacksOf(task: Pick<Task, 'policyPacks'>): string[] {
+  return [...(task.policyPacks ?? DEFAULT_POLICY_PACKS)];
+}

@@ -9,6 +9,8 @@ export interface ProcessTelemetryOptions {
   stateDir: string;
   serviceName: 'warden-worker' | 'warden-cli' | (string & {});
   env: NodeJS.ProcessEnv;
+  /** Where a failed OTLP export is reported, once per process (default: a line on stderr). */
+  log?: (line: string) => void;
 }
 
 /** Whether `env` turns tracing off (`WARDEN_TELEMETRY=0|false|off`). */
@@ -19,5 +21,16 @@ export function telemetryDisabled(env: NodeJS.ProcessEnv): boolean {
 /** Sets up this process's tracing, or returns undefined when `WARDEN_TELEMETRY=0`. Shut it down when done. */
 export function setupProcessTelemetry(options: ProcessTelemetryOptions): Telemetry | undefined {
   if (telemetryDisabled(options.env)) return undefined;
-  return setupTelemetry({ stateDir: options.stateDir, serviceName: options.serviceName, env: options.env });
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  let reported = false;
+  return setupTelemetry({
+    stateDir: options.stateDir,
+    serviceName: options.serviceName,
+    env: options.env,
+    onOtlpError(error) {
+      if (reported) return;
+      reported = true;
+      log(`warden: OpenTelemetry export failed (${error instanceof Error ? error.message : String(error)}); the custody ledger is unaffected`);
+    },
+  });
 }

@@ -13,8 +13,16 @@
  * the witness file or folder `WARDEN_CUSTODY_WITNESS` names (custody/checkpoint-witness.ts), and
  * as a `warden.custody.checkpoint` span to the OTLP endpoint (never to the ledger itself).
  *
- * The OTLP side is best effort; the ledger is the record. `shutdown()` flushes both, closes the
- * ledger if it was opened here and undoes the global registration it made.
+ * GenAI metrics derived from the spans (`gen-ai-metrics.ts`) go to the same collector. The standard
+ * environment variables are honoured: `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`
+ * (resource), `OTEL_EXPORTER_OTLP_ENDPOINT` and the per-signal `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
+ * `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `OTEL_TRACES_EXPORTER=none` / `OTEL_METRICS_EXPORTER=none` /
+ * `OTEL_SDK_DISABLED=true` (no OTLP export), `OTEL_METRIC_EXPORT_INTERVAL` (ms). None of them
+ * turns the custody ledger off (`WARDEN_TELEMETRY=0` does, see `process-telemetry.ts`).
+ *
+ * The OTLP side is best effort (a failed export is reported, never thrown); the ledger is the
+ * record. `shutdown()` flushes everything, closes the ledger if it was opened here and undoes the
+ * global registration it made.
  */
 import { context, propagation, ProxyTracerProvider, trace, type Context, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -22,6 +30,9 @@ import { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type Span, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
+import { GenAiMetricsSpanProcessor } from './gen-ai-metrics';
 import { join } from 'node:path';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { openCheckpointWitness, type CheckpointWitness } from '../custody/checkpoint-witness';
@@ -65,8 +76,18 @@ export interface TelemetryOptions {
    * provider is already registered.
    */
   register?: boolean;
-  /** Extra resource attributes. */
+  /** Extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES` of `env` override them). */
   resourceAttributes?: Record<string, string>;
+  /**
+   * Where GenAI metrics go, instead of OTLP (tests, embedding programs). Default: a periodic OTLP
+   * reader when an OTLP metrics endpoint is configured, else no metrics.
+   */
+  metricReaders?: MetricReader[];
+  /**
+   * Called when an OTLP export (spans or metrics) fails, e.g. the collector is down. OTLP is best
+   * effort: a failure never fails the process's work or its shutdown. Default: ignored.
+   */
+  onOtlpError?: (error: unknown) => void;
   /** Passed to the ledger exporter (task resolution, task-end test, deny-list). */
   exporter?: Omit<LedgerSpanExporterOptions, 'ledger' | 'closeLedgerOnShutdown'>;
 }
@@ -84,19 +105,121 @@ export interface Telemetry {
   witness: CheckpointWitness | undefined;
   /** Where OTLP spans go, if anywhere. */
   otlpUrl: string | undefined;
+  /** Where OTLP metrics go, if anywhere. */
+  otlpMetricsUrl: string | undefined;
+  /** The GenAI metrics' meter provider, when metrics go anywhere. */
+  meterProvider: MeterProvider | undefined;
   /** Whether this telemetry is the process's global one. */
   registered: boolean;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
-/** The OTLP traces URL from an explicit base endpoint or the standard environment variables. */
-export function otlpTracesUrl(otlpEndpoint: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const base = otlpEndpoint ?? (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? undefined : env.OTEL_EXPORTER_OTLP_ENDPOINT);
-  if (otlpEndpoint === undefined && env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+const isTrue = (value: string | undefined) => (value ?? '').trim().toLowerCase() === 'true';
+const isNone = (value: string | undefined) => (value ?? '').trim().toLowerCase() === 'none';
+
+/**
+ * The OTLP/HTTP URL of one signal: an explicit base endpoint, else the signal's own variable
+ * (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, used as is), else `OTEL_EXPORTER_OTLP_ENDPOINT` plus
+ * `/v1/<signal>` (OTLP exporter spec, "Endpoint URLs for OTLP/HTTP").
+ */
+export function otlpSignalUrl(signal: 'traces' | 'metrics', otlpEndpoint: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const own = signal === 'traces' ? env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT : env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT;
+  if (otlpEndpoint === undefined && own) return own;
+  const base = otlpEndpoint ?? env.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (base === undefined || base === '') return undefined;
   const trimmed = base.replace(/\/+$/, '');
-  return trimmed.endsWith('/v1/traces') ? trimmed : `${trimmed}/v1/traces`;
+  return trimmed.endsWith(`/v1/${signal}`) ? trimmed : `${trimmed}/v1/${signal}`;
+}
+
+/** The OTLP traces URL from an explicit base endpoint or the standard environment variables. */
+export function otlpTracesUrl(otlpEndpoint: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return otlpSignalUrl('traces', otlpEndpoint, env);
+}
+
+/**
+ * `OTEL_RESOURCE_ATTRIBUTES` (`key=value,key2=value2`, values percent-encoded, W3C Baggage
+ * octet rules); malformed entries are skipped, as the SDK's own detector does.
+ */
+export function parseResourceAttributes(value: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of (value ?? '').split(',')) {
+    const at = entry.indexOf('=');
+    if (at <= 0) continue;
+    const key = entry.slice(0, at).trim();
+    try {
+      out[key] = decodeURIComponent(entry.slice(at + 1).trim());
+    } catch {
+      // not valid percent-encoding: skipped
+    }
+  }
+  return out;
+}
+
+/** `service.name`: `OTEL_SERVICE_NAME`, else `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else the process's own default. */
+export function serviceNameOf(defaultName: string, env: NodeJS.ProcessEnv = process.env): string {
+  const named = env.OTEL_SERVICE_NAME?.trim();
+  if (named) return named;
+  return parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES)[ATTR_SERVICE_NAME] || defaultName;
+}
+
+/**
+ * A processor whose flush and shutdown failures are reported, not thrown: for OTLP, which must
+ * never fail the work it observes (the ledger processor is not wrapped: its failures matter).
+ */
+export class BestEffortSpanProcessor implements SpanProcessor {
+  constructor(
+    private readonly inner: SpanProcessor,
+    private readonly onError: (error: unknown) => void = () => undefined,
+  ) {}
+
+  onStart(span: Span, parentContext: Context): void {
+    this.inner.onStart(span, parentContext);
+  }
+
+  onEnd(span: ReadableSpan): void {
+    this.inner.onEnd(span);
+  }
+
+  async forceFlush(): Promise<void> {
+    await this.inner.forceFlush().catch(this.onError);
+  }
+
+  async shutdown(): Promise<void> {
+    await this.inner.shutdown().catch(this.onError);
+  }
+}
+
+const isPrimitive = (value: unknown) => typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+
+/**
+ * Hands on spans whose attributes are what OpenTelemetry allows (primitives and arrays of them).
+ * Temporal's workflow span sink merges the whole workflow info into span attributes: objects
+ * such as the memo, the search attributes and the worker's internals, which are no attribute
+ * values, and need not leave the process. The ledger has its own rules (`custody/span-record.ts`).
+ */
+export class ValidAttributesSpanProcessor implements SpanProcessor {
+  constructor(private readonly inner: SpanProcessor) {}
+
+  onStart(span: Span, parentContext: Context): void {
+    this.inner.onStart(span, parentContext);
+  }
+
+  onEnd(span: ReadableSpan): void {
+    const entries = Object.entries(span.attributes);
+    const valid = entries.filter(([, value]) => isPrimitive(value) || (Array.isArray(value) && value.every((item) => item === null || item === undefined || isPrimitive(item))));
+    if (valid.length === entries.length) return this.inner.onEnd(span);
+    // The span with the valid attributes only; everything else is read through to it.
+    this.inner.onEnd(Object.create(span, { attributes: { value: Object.fromEntries(valid), enumerable: true } }) as ReadableSpan);
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
 }
 
 /** Hands every span to several processors, in order (the ledger first). */
@@ -125,9 +248,28 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   const env = options.env ?? process.env;
   const ownsLedger = options.ledger === undefined;
   const ledger = options.ledger ?? openProcessLedger(options, env);
-  const resource = new Resource({ ...Resource.default().attributes, ...options.resourceAttributes, [ATTR_SERVICE_NAME]: options.serviceName });
-  const otlpUrl = otlpTracesUrl(options.otlpEndpoint, env);
-  const otlpProcessor = otlpUrl === undefined ? undefined : new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl }));
+  const resource = new Resource({
+    ...Resource.default().attributes,
+    ...options.resourceAttributes,
+    ...parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES),
+    [ATTR_SERVICE_NAME]: serviceNameOf(options.serviceName, env),
+  });
+  const sdkDisabled = isTrue(env.OTEL_SDK_DISABLED);
+  const onOtlpError = options.onOtlpError ?? (() => undefined);
+  const otlpUrl = sdkDisabled || isNone(env.OTEL_TRACES_EXPORTER) ? undefined : otlpSignalUrl('traces', options.otlpEndpoint, env);
+  const otlpProcessor = otlpUrl === undefined ? undefined : new BestEffortSpanProcessor(new ValidAttributesSpanProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl }))), onOtlpError);
+  const otlpMetricsUrl = sdkDisabled || isNone(env.OTEL_METRICS_EXPORTER) ? undefined : otlpSignalUrl('metrics', options.otlpEndpoint, env);
+  const readers =
+    options.metricReaders ??
+    (otlpMetricsUrl === undefined
+      ? []
+      : [
+          new PeriodicExportingMetricReader({
+            exporter: new OTLPMetricExporter({ url: otlpMetricsUrl }),
+            exportIntervalMillis: Number(env.OTEL_METRIC_EXPORT_INTERVAL) > 0 ? Number(env.OTEL_METRIC_EXPORT_INTERVAL) : 60_000,
+          }),
+        ]);
+  const meterProvider = readers.length === 0 ? undefined : new MeterProvider({ resource, readers });
   const witnessLocation = options.witness ?? (env.WARDEN_CUSTODY_WITNESS?.trim() || undefined);
   const witness = witnessLocation === undefined ? undefined : openCheckpointWitness(witnessLocation);
   // Signed tree heads go to OTLP through a provider of their own: never into the ledger they describe.
@@ -149,6 +291,7 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   });
   const processors: SpanProcessor[] = [new LedgerSpanProcessor(ledgerExporter)];
   if (otlpProcessor !== undefined) processors.push(otlpProcessor);
+  if (meterProvider !== undefined) processors.push(new GenAiMetricsSpanProcessor(meterProvider.getMeter(TRACER_NAME)));
   const spanProcessor = new FanOutSpanProcessor(processors);
   const tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
 
@@ -171,18 +314,28 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
     ledgerExporter,
     witness,
     otlpUrl,
+    otlpMetricsUrl: options.metricReaders === undefined ? otlpMetricsUrl : undefined,
+    meterProvider,
     registered,
-    forceFlush: () => tracerProvider.forceFlush(),
+    async forceFlush() {
+      await tracerProvider.forceFlush();
+      await meterProvider?.forceFlush().catch(onOtlpError);
+    },
     shutdown() {
       shutdownPromise ??= (async () => {
         try {
           await tracerProvider.shutdown();
         } finally {
-          if (ownsLedger) await ledger.close();
-          if (registered) {
-            trace.disable();
-            context.disable();
-            propagation.disable();
+          try {
+            // After the spans: the metrics derived from the last spans go out with the final export.
+            await meterProvider?.shutdown().catch(onOtlpError);
+          } finally {
+            if (ownsLedger) await ledger.close();
+            if (registered) {
+              trace.disable();
+              context.disable();
+              propagation.disable();
+            }
           }
         }
       })();

@@ -1,8 +1,10 @@
 /**
- * The Warden attributes of the activity spans a task's work runs in (`RunActivity:proposeTurn`,
- * `RunActivity:runTool`): which task, user, intent, agent, model, prompt, tool, arguments and
- * credential an effect belongs to, what it touched and how it ended. Set on the active span, so
- * without tracing (no active span) this costs nothing.
+ * Warden's span attributes: which task, user, intent, agent, model, prompt, tool, arguments and
+ * credential an effect belongs to, what it touched and how it ended, in the OpenTelemetry GenAI
+ * conventions' terms (`gen_ai.*`) where they have one and `warden.*` where they do not. Set on
+ * the spans a task's activities run in (`chat <model>`, `execute_tool <tool>`,
+ * `check_policy <tool>`, see `gen-ai-spans.ts`); set on the active span, so without tracing (no
+ * active span) this costs nothing.
  *
  * Invariant: only ids and hashes of secrets are set, never a token: the credential appears as
  * its `jti`. (The ledger's deny-list and JWS scrubbing are the second line, not the first.)
@@ -10,11 +12,12 @@
 import { trace, type AttributeValue } from '@opentelemetry/api';
 import { ApplicationFailure } from '@temporalio/common';
 import { canonicalSha256 } from '../custody/canonical-json';
-import { GEN_AI_ATTR, GEN_AI_OPERATION, WARDEN_ATTR } from '../custody/attributes';
+import { GEN_AI_ATTR, GEN_AI_OPERATION, OTEL_ATTR, WARDEN_ATTR, WARDEN_OPERATION } from '../custody/attributes';
 import { WardenError } from '../errors';
 import { parseScope } from '../identity/call-scope';
 import { hashIntent } from '../identity/task-grant';
-import type { Task } from '../task/task-schema';
+import type { ModelTurn } from '../task/task-run';
+import type { Model, Task } from '../task/task-schema';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations, type ToolDescriptor } from '../tools/tool-descriptor';
 
@@ -42,7 +45,7 @@ export function annotateActiveSpan(attributes: Attributes): void {
   for (const [key, value] of Object.entries(attributes)) if (value !== undefined) span.setAttribute(key, value);
 }
 
-/** What a task says about whom and what for: task id, user, intent hash, agent, model. */
+/** What a task says about whom and what for: task id, user, intent hash, agent, model version (Warden's own attributes). */
 export function taskAttributes(task: Task, rootWorkflowId: string, workflowId: string): Attributes {
   return {
     [WARDEN_ATTR.taskId]: rootWorkflowId,
@@ -50,29 +53,113 @@ export function taskAttributes(task: Task, rootWorkflowId: string, workflowId: s
     // Hex, as every hash attribute; the grant's `intent_hash` is the same digest prefixed `sha256:`.
     [WARDEN_ATTR.intentSha256]: hashIntent(task.intent).replace(/^sha256:/, ''),
     [WARDEN_ATTR.agentId]: `agent:${task.agent.name}@${workflowId}`,
-    [GEN_AI_ATTR.agentName]: task.agent.name,
-    [GEN_AI_ATTR.requestModel]: task.agent.model.id,
     [WARDEN_ATTR.modelVersion]: task.agent.model.version,
   };
 }
 
-/** Attributes of a model call: a GenAI `chat` whose prompt context is `driverInput`, hashed. */
-export function modelCallAttributes(task: Task, workflowId: string, driverInput: unknown): Attributes {
+/**
+ * `gen_ai.provider.name` of a model block: the provider whose API the driver speaks (the GenAI
+ * conventions ask for the client's best knowledge: an OpenAI-compatible endpoint is `openai`,
+ * whoever hosts it). The scripted stand-in is `warden.scripted`; an unknown driver is named as is.
+ */
+export function providerNameOf(model: Pick<Model, 'driver'>): string {
+  const driver: string = model.driver;
+  if (driver === 'openai-compatible' || driver === 'openai') return 'openai';
+  if (driver === 'anthropic') return 'anthropic';
+  if (driver === 'scripted') return 'warden.scripted';
+  return driver;
+}
+
+/** `server.address` and `server.port` of a model reached over HTTP (`baseUrl`), else nothing. */
+export function modelServerAttributes(model: Model): Attributes {
+  const baseUrl = (model as { baseUrl?: unknown }).baseUrl;
+  if (typeof baseUrl !== 'string') return {};
+  try {
+    const url = new URL(baseUrl);
+    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+    return { [OTEL_ATTR.serverAddress]: url.hostname.replace(/^\[|\]$/g, ''), [OTEL_ATTR.serverPort]: port };
+  } catch {
+    return {};
+  }
+}
+
+/** GenAI attributes of the agent a span works for: name, id (its workflow id), conversation (the task). */
+export function agentAttributes(task: Task, rootWorkflowId: string, workflowId: string): Attributes {
   return {
-    ...taskAttributes(task, rootWorkflowIdOf(workflowId), workflowId),
-    [GEN_AI_ATTR.operationName]: GEN_AI_OPERATION.chat,
-    [WARDEN_ATTR.promptSha256]: sha256OfJson(driverInput),
+    [GEN_AI_ATTR.agentName]: task.agent.name,
+    [GEN_AI_ATTR.agentId]: workflowId,
+    [GEN_AI_ATTR.conversationId]: rootWorkflowId,
   };
 }
 
-/** Attributes of a tool call: a GenAI `execute_tool` with its arguments hashed, and what its descriptor says it is. */
-export function toolCallAttributes(task: Task, rootWorkflowId: string, workflowId: string, tool: string, args: unknown): Attributes {
+/** Attributes of a model call known before it is made: a GenAI `chat` (the prompt hash is added once the prompt is built). */
+export function modelCallAttributes(task: Task, rootWorkflowId: string, workflowId: string): Attributes {
   return {
     ...taskAttributes(task, rootWorkflowId, workflowId),
+    ...agentAttributes(task, rootWorkflowId, workflowId),
+    [GEN_AI_ATTR.operationName]: GEN_AI_OPERATION.chat,
+    [GEN_AI_ATTR.providerName]: providerNameOf(task.agent.model),
+    [GEN_AI_ATTR.requestModel]: task.agent.model.id,
+    ...modelServerAttributes(task.agent.model),
+  };
+}
+
+/** Hash of the exact prompt context sent to the model (`warden.prompt.sha256`). */
+export function promptAttributes(driverInput: unknown): Attributes {
+  return { [WARDEN_ATTR.promptSha256]: sha256OfJson(driverInput) };
+}
+
+const nonNegativeInt = (value: unknown): number | undefined => (typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined);
+const nonEmptyString = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+
+/**
+ * Token usage a driver reported for one turn, read tolerantly from the turn (`usage` with
+ * `inputTokens`/`outputTokens`, or the providers' `input_tokens`/`output_tokens`,
+ * `prompt_tokens`/`completion_tokens`): a turn without usage yields nothing, never zeros.
+ */
+export function usageOfTurn(turn: unknown): { inputTokens?: number; outputTokens?: number } {
+  const usage = (turn as { usage?: unknown } | null)?.usage;
+  if (typeof usage !== 'object' || usage === null) return {};
+  const u = usage as Record<string, unknown>;
+  const inputTokens = nonNegativeInt(u.inputTokens) ?? nonNegativeInt(u.input_tokens) ?? nonNegativeInt(u.promptTokens) ?? nonNegativeInt(u.prompt_tokens);
+  const outputTokens = nonNegativeInt(u.outputTokens) ?? nonNegativeInt(u.output_tokens) ?? nonNegativeInt(u.completionTokens) ?? nonNegativeInt(u.completion_tokens);
+  return { ...(inputTokens === undefined ? {} : { inputTokens }), ...(outputTokens === undefined ? {} : { outputTokens }) };
+}
+
+/**
+ * What the model's answer says about itself: `gen_ai.response.model` (the model the driver says
+ * answered), `gen_ai.response.id` and `gen_ai.response.finish_reasons` when the driver passes them
+ * on (`responseId`/`finishReasons`, or `response: { id, finishReasons }`), and token usage.
+ */
+export function modelResponseAttributes(turn: ModelTurn): Attributes {
+  const loose = turn as ModelTurn & { responseId?: unknown; finishReasons?: unknown; response?: { id?: unknown; finishReasons?: unknown; model?: unknown } };
+  const responseId = nonEmptyString(loose.responseId) ?? nonEmptyString(loose.response?.id);
+  const reasons = loose.finishReasons ?? loose.response?.finishReasons;
+  const finishReasons = Array.isArray(reasons) ? reasons.filter((r): r is string => typeof r === 'string') : typeof reasons === 'string' ? [reasons] : undefined;
+  const usage = usageOfTurn(turn);
+  return {
+    [GEN_AI_ATTR.responseModel]: nonEmptyString(loose.response?.model) ?? turn.model.id,
+    [GEN_AI_ATTR.responseId]: responseId,
+    [GEN_AI_ATTR.responseFinishReasons]: finishReasons !== undefined && finishReasons.length > 0 ? finishReasons : undefined,
+    [GEN_AI_ATTR.usageInputTokens]: usage.inputTokens,
+    [GEN_AI_ATTR.usageOutputTokens]: usage.outputTokens,
+  };
+}
+
+/** Attributes of a tool call: a GenAI `execute_tool` with its arguments hashed and the model's call id when it gave one. */
+export function toolCallAttributes(task: Task, rootWorkflowId: string, workflowId: string, tool: string, args: unknown, modelCallId?: string): Attributes {
+  const descriptor = resolveTool(task, tool);
+  return {
+    ...taskAttributes(task, rootWorkflowId, workflowId),
+    ...agentAttributes(task, rootWorkflowId, workflowId),
     [GEN_AI_ATTR.operationName]: GEN_AI_OPERATION.executeTool,
     [GEN_AI_ATTR.toolName]: tool,
+    // Every Warden tool, built-in or the user's, is a function the model asks the agent side to run.
+    [GEN_AI_ATTR.toolType]: 'function',
+    [GEN_AI_ATTR.toolDescription]: descriptor?.description,
+    [GEN_AI_ATTR.toolCallId]: modelCallId,
     [WARDEN_ATTR.toolArgsSha256]: sha256OfJson(args),
-    ...descriptorAttributes(resolveTool(task, tool)),
+    ...descriptorAttributes(descriptor),
   };
 }
 
@@ -88,6 +175,19 @@ export function descriptorAttributes(descriptor: ToolDescriptor | undefined): At
     [WARDEN_ATTR.toolHints]: hints,
     [WARDEN_ATTR.toolDeclared]: descriptor.profile.declared,
     [WARDEN_ATTR.toolUndoable]: descriptor.profile.undoable,
+  };
+}
+
+/**
+ * Attributes of a policy check: Warden's `check_policy` operation, deliberately without any
+ * `gen_ai.*` operation or tool attribute (it is not a tool execution, and must not count as one).
+ */
+export function policyCheckAttributes(task: Task, rootWorkflowId: string, workflowId: string, tool: string, args: unknown): Attributes {
+  return {
+    ...taskAttributes(task, rootWorkflowId, workflowId),
+    [WARDEN_ATTR.operationName]: WARDEN_OPERATION.checkPolicy,
+    [WARDEN_ATTR.policyTool]: tool,
+    [WARDEN_ATTR.toolArgsSha256]: sha256OfJson(args),
   };
 }
 

@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { TemporalServerError } from '../errors';
 import { acquireFileLock, findOrBuildTemporalCli, formatDuration, isProcessAlive, type LogFn } from './temporal-cli';
 import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnectionOptions, type TemporalConfig } from './temporal-config';
+import { ensureSearchAttributes, startDevSearchAttributeFlags } from './search-attribute-registry';
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
 const PROBE_TIMEOUT_MS = 3_000;
@@ -152,6 +153,7 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
         );
       }
       if (await probePatiently(address)) {
+        await registerSearchAttributes(address, config.namespace, log);
         return { ...base, uiUrl: uiUrlOf(record.uiPort), started: false, reused: true, pid: record.pid };
       }
       log(`the recorded Temporal server (pid ${record.pid}) does not answer on ${address}; restarting it`);
@@ -163,6 +165,7 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
   if (await isPortInUse(port)) {
     if (await probePatiently(address)) {
       log(`reusing the Temporal server already listening on ${address}`);
+      await registerSearchAttributes(address, config.namespace, log);
       return { ...base, started: false, reused: true };
     }
     throw new TemporalServerError(
@@ -191,7 +194,11 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
   }
 
   const cliPath = await findOrBuildTemporalCli({ env: ctx.env, cacheDir: ctx.cacheDir, log });
-  return { ...base, ...(await startServer(config, cliPath, ctx)) };
+  const started = await startServer(config, cliPath, ctx);
+  // start-dev registers its --search-attribute flags only when it creates the database: a server
+  // restarted on an older database gets them here.
+  await registerSearchAttributes(address, config.namespace, log);
+  return { ...base, ...started };
 }
 
 async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureContext): Promise<Pick<TemporalServerInfo, 'uiUrl' | 'started' | 'reused' | 'pid'>> {
@@ -209,6 +216,8 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
     '--log-level', 'warn',
     '--color', 'never',
     ...(config.namespace !== 'default' ? ['--namespace', config.namespace] : []),
+    // Warden's search attributes (WardenUser, WardenStatus, ...), so the UI can filter tasks.
+    ...startDevSearchAttributeFlags(),
   ];
   // The CLI reads TEMPORAL_* as client settings; none of them is meant for the dev server.
   const childEnv = Object.fromEntries(Object.entries(ctx.env).filter(([key]) => !key.startsWith('TEMPORAL_')));
@@ -256,6 +265,24 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
   }
   log(`started the Temporal server on ${address} (web UI ${uiUrlOf(uiPort)}) in ${((Date.now() - startedAt) / 1000).toFixed(1)}s, state in ${dir}`);
   return { uiUrl: uiUrlOf(uiPort), started: true, reused: false, pid };
+}
+
+/**
+ * Makes sure the embedded server (started now or earlier, or someone else's on the port) has
+ * Warden's search attributes in the namespace. Best effort: a server that refuses is reported,
+ * and tasks then run without search attributes.
+ */
+async function registerSearchAttributes(address: string, namespace: string, log: LogFn): Promise<void> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: PROBE_TIMEOUT_MS });
+    const { added } = await ensureSearchAttributes(connection, namespace);
+    if (added.length > 0) log(`registered search attributes ${added.join(', ')} on ${address} (namespace ${namespace})`);
+  } catch (error) {
+    log(`could not register Warden's search attributes on ${address}: ${error instanceof Error ? error.message : String(error)}; tasks run without them`);
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
 }
 
 /**

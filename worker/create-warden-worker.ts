@@ -11,10 +11,12 @@
  * the jti replay store and its published public keys in the shared database, and refuses to start
  * when that database's schema is not the one this code knows (`warden db migrate`).
  */
-import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import { inspect } from 'node:util';
+import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry } from '@temporalio/worker';
+import { TASK_END_MESSAGE, TASK_FAILURE_TYPES } from '../workflows/task-close';
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
-import { TASK_QUEUE } from '../workflows/definitions';
+import { AGENT_TASK_WORKFLOW, TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
@@ -103,6 +105,40 @@ export function installQuietRuntime(): void {
       // the console directly they would land on stdout, inside `warden run --json`.
       telemetryOptions: { logging: { forward: {}, filter: { core: 'ERROR', other: 'ERROR' } } },
       shutdownSignals: [],
+    });
+  } catch {
+    // A runtime was already installed by the host program; keep it.
+  }
+}
+
+/** Whether a log entry is the SDK's "Workflow failed" for a task that closed with `ERR_TASK_<STATUS>` (task-close.ts). */
+function isTaskEndLog(entry: LogEntry): boolean {
+  if (entry.message !== 'Workflow failed' || entry.meta?.workflowType !== AGENT_TASK_WORKFLOW) return false;
+  const error = entry.meta?.error as { name?: unknown; type?: unknown; message?: unknown } | undefined;
+  if (typeof error?.type === 'string') return (Object.values(TASK_FAILURE_TYPES) as string[]).includes(error.type);
+  // Copied out of the workflow thread, the failure is a plain Error: its message says what it was.
+  return typeof error?.message === 'string' && TASK_END_MESSAGE.test(error.message);
+}
+
+/**
+ * The runtime of a standalone worker: the SDK's logging at INFO, except that a task which ended
+ * other than completed (denied, timed out, ... : an outcome, carried in its result) is one INFO
+ * line, not the SDK's WARN "Workflow failed" with a stack trace. Call before the first connection.
+ */
+export function installWorkerRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const write = (entry: LogEntry) => {
+    const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
+    process.stderr.write(`${time} [${entry.level}] ${entry.message}${entry.meta === undefined ? '' : ` ${inspect(entry.meta, { depth: 4, breakLength: Infinity })}`}\n`);
+  };
+  try {
+    Runtime.install({
+      logger: new DefaultLogger('INFO', (entry) => {
+        if (!isTaskEndLog(entry)) return write(entry);
+        const error = entry.meta?.error as { message?: string };
+        write({ ...entry, level: 'INFO', message: `task ${String(entry.meta?.workflowId ?? '')} ended: ${error.message ?? ''}`, meta: undefined });
+      }),
     });
   } catch {
     // A runtime was already installed by the host program; keep it.

@@ -2,19 +2,19 @@
  * The activities the agent workflow calls, with the timeouts and retries each needs. One place, so
  * the retry semantics of every side effect can be read together.
  */
-import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 
 /** Asking the model, issuing a task's grant, delegating to a sub-agent. */
-export const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenActivities>({
+const MODEL_AND_GRANT: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   // The worker heartbeats for every activity (worker/heartbeat-interceptor.ts): a dead worker's
   // model call is retried after this, not after the whole start-to-close timeout.
   heartbeatTimeout: '20 seconds',
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
-});
+};
 
 /** Checking an approver's signed decision (run from the approval Update's handler). */
 export const { verifyApproval } = proxyActivities<WardenActivities>({
@@ -23,17 +23,17 @@ export const { verifyApproval } = proxyActivities<WardenActivities>({
 });
 
 /** Revoking the task's grant when it ends. */
-export const { endTask } = proxyActivities<WardenActivities>({
+const REVOCATION: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   // Revocation must happen: keep retrying well past transient failures.
   retry: { maximumAttempts: 20, initialInterval: '1s', maximumInterval: '10s' },
-});
+};
 
 /** Policy decisions run as local activities: fast, and recorded in history like any result. */
-export const { checkPolicy } = proxyLocalActivities<WardenActivities>({
+const POLICY: LocalActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { maximumAttempts: 3 },
-});
+};
 
 /** Approval notices (the worker's webhook): retried for a few minutes, then given up on. */
 export const { notifyApproval } = proxyActivities<WardenActivities>({
@@ -42,24 +42,52 @@ export const { notifyApproval } = proxyActivities<WardenActivities>({
 });
 
 /** Preparing the workspace overlay, committing it, and the saga's compensations. */
-export const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = proxyActivities<WardenActivities>({
+const RECOVERY: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '20 seconds',
   // Recovery is idempotent and must finish: retry through transient failures.
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '30s' },
-});
+};
 
 /** Opening a task's MCP servers (start, initialise, list and pin) and closing them. */
-export const { openToolSources, closeToolSources } = proxyActivities<WardenActivities>({
+const TOOL_SOURCES: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
-});
+};
+export const { openToolSources, closeToolSources } = proxyActivities<WardenActivities>(TOOL_SOURCES);
+
+export const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenActivities>(MODEL_AND_GRANT);
+export const { endTask } = proxyActivities<WardenActivities>(REVOCATION);
+export const { checkPolicy } = proxyLocalActivities<WardenActivities>(POLICY);
+export const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = proxyActivities<WardenActivities>(RECOVERY);
+
+/**
+ * The same activities, with a one-line summary the Temporal UI shows on this call instead of the
+ * bare activity type (`chat gpt-4o, turn 2`, `policy: fs.write out/report.md`; see
+ * `ui-summaries.ts`). A summary is user metadata: it does not change the command sequence.
+ */
+export const summarized = {
+  proposeTurn: (summary: string) => proxyActivities<WardenActivities>({ ...MODEL_AND_GRANT, summary }).proposeTurn,
+  beginTask: (summary: string) => proxyActivities<WardenActivities>({ ...MODEL_AND_GRANT, summary }).beginTask,
+  delegateGrant: (summary: string) => proxyActivities<WardenActivities>({ ...MODEL_AND_GRANT, summary }).delegateGrant,
+  endTask: (summary: string) => proxyActivities<WardenActivities>({ ...REVOCATION, summary }).endTask,
+  checkPolicy: (summary: string) => proxyLocalActivities<WardenActivities>({ ...POLICY, summary }).checkPolicy,
+  prepareTask: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).prepareTask,
+  commitTask: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).commitTask,
+  compensate: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).compensate,
+  restorePreTaskSnapshot: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).restorePreTaskSnapshot,
+  openToolSources: (summary: string) => proxyActivities<WardenActivities>({ ...TOOL_SOURCES, summary }).openToolSources,
+  closeToolSources: (summary: string) => proxyActivities<WardenActivities>({ ...TOOL_SOURCES, summary }).closeToolSources,
+};
+
 
 /** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
 const TOOL_ACTIVITY_MARGIN_MS = 10_000;
 
 export interface ToolActivities {
   runTool: WardenActivities['runTool'];
+  /** `runTool` with a summary for the UI on this call (`fs.write out/report.md`). */
+  runToolSummarized(summary: string): WardenActivities['runTool'];
   /** The activity's start-to-close timeout, also the ceiling of the call's credential lifetime. */
   activityTimeoutMs: number;
 }
@@ -69,10 +97,11 @@ export function toolActivities(task: Task): ToolActivities {
   // The sandbox enforces the real limit; this is the backstop if a worker dies mid-call, and how
   // soon another worker retries the call (idempotently, by call id).
   const activityTimeoutMs = durationToMs(task.limits.toolTimeout) + TOOL_ACTIVITY_MARGIN_MS;
-  const { runTool } = proxyActivities<WardenActivities>({
+  const options: ActivityOptions = {
     startToCloseTimeout: activityTimeoutMs,
     heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
-  });
-  return { runTool, activityTimeoutMs };
+  };
+  const { runTool } = proxyActivities<WardenActivities>(options);
+  return { runTool, runToolSummarized: (summary) => proxyActivities<WardenActivities>({ ...options, summary }).runTool, activityTimeoutMs };
 }

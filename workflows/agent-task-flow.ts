@@ -12,6 +12,7 @@ import { CancellationScope, ContinueAsNew, isCancellation } from '@temporalio/wo
 import type { AgentTaskFlowInput } from '../task/data-flow';
 import type { ModelTurn, TaskResult } from '../task/task-run';
 import { finishRun, startAgentRun, stepCount, type AgentRun } from './agent-run';
+import { closeRun } from './close-run';
 import { runAction } from './run-action';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { END_CALL, MODEL_CALL, placing, TaskFlow } from './task-flow';
@@ -48,7 +49,7 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
       flow.callHere(run, END_CALL, 'shared', (a, onWorker) => a.endTask({ grantId, status: result.status, ...(onWorker === undefined ? {} : { onWorker }) })),
     );
   }
-  return result;
+  return closeRun(run, result);
 }
 
 /** Begin, then act on the model's turns until a final answer, a limit, the deadline or a hand-over. */

@@ -13,11 +13,13 @@ import { AgentTaskFlowInputSchema, type AgentTaskFlowInput } from '../task/data-
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { runFlowTask } from './agent-task-flow';
 import { DATA_FLOW_PATCH, decideDataFlow } from './workflow-patches';
-import { beginTask, closeToolSources, endTask, openToolSources, prepareTask, proposeTurn } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import { finishRun, startAgentRun, type AgentRun } from './agent-run';
 import { runAction } from './run-action';
 import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
+import { modelTurnSummary } from './ui-summaries';
+import { closeRun } from './close-run';
 
 export { DATA_FLOW_PATCH };
 
@@ -43,11 +45,11 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   if (run.identity !== undefined) {
     const grantId = run.identity.grantId;
     // Ending the grant is part of ending the task, also when it was cancelled.
-    await CancellationScope.nonCancellable(() => endTask({ grantId, status: result.status }));
+    await CancellationScope.nonCancellable(() => summarized.endTask(`revoke grant (${result.status})`)({ grantId, status: result.status }));
   }
   // Every session call has its answer before the workflow completes.
   if (session !== undefined) await condition(allHandlersFinished);
-  return result;
+  return closeRun(run, result);
 }
 
 /** Whether a task runs on the data flow: decided from its input alone, so replays decide the same. */
@@ -88,7 +90,7 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
-      const modelTurn: ModelTurn = await run.deadline.within(() => proposeTurn({ task, turn, steps: state.steps, workflowId: run.workflowId }));
+      const modelTurn: ModelTurn = await run.deadline.within(() => summarized.proposeTurn(modelTurnSummary(task, turn))({ task, turn, steps: state.steps, workflowId: run.workflowId }));
       state.turn += 1;
       state.model = modelTurn.model;
       (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
@@ -112,14 +114,14 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
 /** The task's grant (a sub-agent's comes from its parent) and, at the root, the workspace overlay. */
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
-  run.identity ??= await deadline.within(() => beginTask({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
+  run.identity ??= await deadline.within(() => summarized.beginTask(`grant: ${task.agent.name} for ${task.user}`)({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
   if (!run.isRoot) return;
-  const prepared = await deadline.within(() => prepareTask({ rootWorkflowId: run.rootWorkflowId, task }));
+  const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ rootWorkflowId: run.rootWorkflowId, task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
   if (Object.keys(task.tools.mcp ?? {}).length > 0) {
     run.toolSourcesOpened = true;
-    const listings = await deadline.within(() => openToolSources({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
     run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
     run.saga.useTask(run.task);
   }
@@ -128,7 +130,7 @@ async function begin(run: AgentRun): Promise<void> {
 /** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
 async function closeSources(run: AgentRun): Promise<void> {
   try {
-    await closeToolSources({ rootWorkflowId: run.rootWorkflowId });
+    await summarized.closeToolSources('close MCP servers')({ rootWorkflowId: run.rootWorkflowId });
   } catch {
     // The worker kills its servers at the task's deadline anyway.
   }

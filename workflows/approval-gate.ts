@@ -49,6 +49,8 @@ export interface ApprovalRequest {
   rules: string[];
   /** The effect Warden measured for the policy check (rows a statement would change...). */
   effect?: Record<string, unknown>;
+  /** What the wait is shown as in the Temporal UI (`approval: sql.exec 42 rows`). */
+  summary?: string;
 }
 
 interface Decided {
@@ -155,7 +157,7 @@ export class ApprovalGate {
     if (this.announcing) this.announce(pending, 'held');
     let outcome: StepApproval | undefined;
     try {
-      const decided = await condition(() => this.decisions.has(requestId), waitMs);
+      const decided = await condition(() => this.decisions.has(requestId), waitMs, { summary: request.summary ?? `approval: ${request.tool}` });
       const decision = this.decisions.get(requestId);
       if (!decided || decision === undefined) {
         if (this.deadline.remainingMs() <= 0) throw this.deadline.exceeded();

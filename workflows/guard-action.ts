@@ -8,9 +8,10 @@ import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { ErrorCode } from '../errors';
 import type { StepRecord } from '../task/task-run';
-import { checkPolicy } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import { recordStep, type AgentRun, type StepAction } from './agent-run';
 import { TaskEnded } from './task-ended';
+import { approvalSummary, policyCheckSummary } from './ui-summaries';
 
 /** A step the guards let through, with the policy request to count once it has run. */
 export interface GuardedStep {
@@ -48,7 +49,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // bounded by its own timeout instead.
   // On the data flow the tool call that brought this action may have decided on it already.
   const prechecked = action.type === 'tool' ? run.flow?.takePolicyCheck(action) : undefined;
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = prechecked ?? await checkPolicy({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -74,6 +75,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
       args: policyArgs,
       rules: verdict.matched.filter((m) => m.effect === 'approval').map((m) => `${m.id}: ${m.sentence}`),
       ...(policyRequest.effect === undefined ? {} : { effect: { ...policyRequest.effect } }),
+      summary: approvalSummary(policyTool, policyArgs, policyRequest.effect),
     });
     step.approval = approval;
     if (approval.status !== 'approved') {

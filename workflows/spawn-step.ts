@@ -3,16 +3,19 @@
  * one, its grant is delegated from this task's grant, and a completed child's compensations and
  * policy counters come back to the parent.
  */
-import { executeChild } from '@temporalio/workflow';
+import { executeChild, workflowInfo } from '@temporalio/workflow';
 import { deriveSubagentTask } from '../permissions/derive-subagent-task';
 import { mergePolicyStates, type PolicyState } from '../policies/engine/policy-state';
 import type { SpawnAction, StepRecord, TaskIdentity } from '../task/task-run';
-import { delegateGrant } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import type { agentTask } from './agent-task';
 import type { AgentRun } from './agent-run';
 import { AGENT_TASK_WORKFLOW, subagentWorkflowId } from './definitions';
 import { stepErrorOf, TaskEnded } from './task-ended';
 import { DataPlaneLost, MODEL_CALL, type TaskFlow } from './task-flow';
+import { taskResultOfFailure } from './task-close';
+import { taskSearchAttributes } from './search-attributes';
+import { taskDetails, taskSummary } from './ui-summaries';
 
 /** Delegation refusals: recorded as a denied spawn, after which the parent goes on. */
 const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', 'ERR_DELEGATION_DEPTH'];
@@ -29,7 +32,7 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
   let childIdentity: TaskIdentity;
   try {
     childIdentity = await run.deadline.within(() =>
-      delegateGrant({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId }),
+      summarized.delegateGrant(`delegate to ${action.subagent}`)({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId }),
     );
   } catch (error) {
     const refusal = stepErrorOf(error);
@@ -39,9 +42,14 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
     step.error = refusal;
     return false;
   }
+  // The child gets the search attributes this task started with (the ones the namespace has).
+  const registered = new Set(workflowInfo().typedSearchAttributes.getAll().map((pair) => pair.key.name));
   const child = await run.deadline.within(() =>
     executeChild<typeof agentTask>(AGENT_TASK_WORKFLOW, {
       workflowId: childId,
+      staticSummary: taskSummary(childTask),
+      staticDetails: taskDetails(childTask, run.workflowId),
+      typedSearchAttributes: taskSearchAttributes(childTask, registered),
       args: [
         {
           task: childTask,
@@ -52,6 +60,11 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
           policyState: run.policyState,
         },
       ],
+    }).catch((error: unknown) => {
+      // A sub-agent that did not complete closes as failed, carrying its result (task-close.ts).
+      const ended = taskResultOfFailure(error);
+      if (ended === undefined) throw error;
+      return ended;
     }),
   );
   const { compensations: _handedOver, policyState: childPolicyState, ...childResult } = child;
@@ -85,9 +98,14 @@ async function runFlowSpawnStep(run: AgentRun, flow: TaskFlow, action: SpawnActi
     step.error = refusal;
     return false;
   }
+  // The child gets the search attributes this task started with (the ones the namespace has).
+  const registered = new Set(workflowInfo().typedSearchAttributes.getAll().map((pair) => pair.key.name));
   const child = await run.deadline.within(() =>
     executeChild<typeof agentTask>(AGENT_TASK_WORKFLOW, {
       workflowId: childId,
+      staticSummary: taskSummary(childTask),
+      staticDetails: taskDetails(childTask, run.workflowId),
+      typedSearchAttributes: taskSearchAttributes(childTask, registered),
       args: [
         {
           task: childTask,
@@ -101,6 +119,11 @@ async function runFlowSpawnStep(run: AgentRun, flow: TaskFlow, action: SpawnActi
           flow: flow.options,
         },
       ],
+    }).catch((error: unknown) => {
+      // A sub-agent that did not complete closes as failed, carrying its result (task-close.ts).
+      const ended = taskResultOfFailure(error);
+      if (ended === undefined) throw error;
+      return ended;
     }),
   );
   const { compensations: _handedOver, policyState: childPolicyState, writes, dataPlaneLost, ...childResult } = child;

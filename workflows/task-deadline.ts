@@ -48,7 +48,7 @@ export class TaskDeadline {
       return await scope.run(() =>
         Promise.race([
           operation(),
-          sleep(ms).then(() => {
+          sleep(ms, { summary: `deadline ${this.limit}` }).then(() => {
             expired = true;
             throw this.exceeded();
           }),

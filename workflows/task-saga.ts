@@ -8,7 +8,7 @@ import { compensationFor, compensationOf, overlayCompensation, type Compensation
 import { resolveTool } from '../tools/tool-catalog';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
-import { commitTask, compensate, restorePreTaskSnapshot } from './activity-stubs';
+import { summarized } from './activity-stubs';
 import type { AgentRun } from './agent-run';
 import { stepErrorOf, TaskEnded } from './task-ended';
 import { DataPlaneLost, SAGA_CALL } from './task-flow';
@@ -82,14 +82,15 @@ export class TaskSaga {
     const { task, rootWorkflowId, isRoot } = this.scope;
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files, skipped } = await commitTask({ rootWorkflowId, task });
+      const { files, skipped } = await summarized.commitTask('commit workspace changes')({ rootWorkflowId, task });
       return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {
       const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
       try {
-        const outcome = await compensate({ rootWorkflowId, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
+        const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
+        const outcome = await summarized.compensate(`compensate: ${undo}`)({ rootWorkflowId, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
         rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
       } catch (error) {
         const failure = stepErrorOf(error);
@@ -98,7 +99,7 @@ export class TaskSaga {
     }
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
-      await restorePreTaskSnapshot({ rootWorkflowId, task });
+      await summarized.restorePreTaskSnapshot('restore pre-task snapshot')({ rootWorkflowId, task });
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

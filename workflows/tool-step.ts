@@ -10,6 +10,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import { FileWriteSchema, type FileWrite } from '../task/data-flow';
 import type { AgentRun } from './agent-run';
 import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
+import { toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -42,7 +43,7 @@ export async function runToolStep(
   const grantId = run.identity!.grantId;
   const callId = toolCallId(run, step.index, action.tool, action.args);
   const call = await run.deadline.within(() =>
-    run.tools.runTool({
+    run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
       rootWorkflowId: run.rootWorkflowId,
       workflowId: run.workflowId,
       stepIndex: step.index,
@@ -53,6 +54,7 @@ export async function runToolStep(
       tool: action.tool,
       args: resolvedArgs ?? action.args,
       ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
+      ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
     }),
   );
   step.output = call.output;
@@ -116,6 +118,7 @@ async function runFlowToolStep(
         tool: action.tool,
         args: resolvedArgs ?? action.args,
         ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
+        ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
         ...(next === undefined ? {} : { next }),
       }),
     );

@@ -7,7 +7,9 @@
  * makes the server start a new one), and the replay then fails with a nondeterminism error. The
  * first activation is the same in every run.
  */
-import { patched } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
+import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
+import { CLOSE_PATCHES } from './task-close';
 
 /** Approvals are an authenticated Update (older runs take the unauthenticated signal). */
 export const APPROVAL_UPDATE_PATCH = 'approval-update';
@@ -28,6 +30,10 @@ export interface WorkflowPatches {
   callKeys: boolean;
   subagentFsUndo: boolean;
   approvalNotices: boolean;
+  /** Set `WardenStatus` at the end (only when the task started with it: the namespace has it). */
+  statusSearchAttribute: boolean;
+  /** A task that did not complete closes as failed, carrying its result (task-close.ts). */
+  closeAsFailed: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -38,6 +44,9 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
     approvalNotices: patched(APPROVAL_NOTICE_PATCH),
+    // Upserting an attribute the namespace does not know would fail the task: only when the starter set it.
+    statusSearchAttribute: workflowInfo().typedSearchAttributes.get(WARDEN_SEARCH_ATTRIBUTES.status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute),
+    closeAsFailed: patched(CLOSE_PATCHES.closeAsFailed),
   };
 }
 

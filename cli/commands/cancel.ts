@@ -11,6 +11,7 @@ import { EXIT } from '../exit-codes';
 import { formatRecovery } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView } from '../task-view';
+import { agentTaskResult } from '../../client/start-agent-task';
 import { recentPollers, withRunningServer } from '../temporal-client';
 
 export const CANCEL_USAGE = `usage: warden cancel <workflowId> [--no-wait] [--json]
@@ -47,7 +48,7 @@ export async function cancelTask(client: Client, workflowId: string, options: { 
       note: `no worker polls task queue ${view.taskQueue}: the task ends and runs its compensations when one does (warden worker)`,
     };
   }
-  return { workflowId, requested: true, waited: true, result: (await handle.result()) as TaskResult };
+  return { workflowId, requested: true, waited: true, result: await agentTaskResult(handle) };
 }
 
 export async function cancelCommand(argv: string[], io: CliIo): Promise<number> {

@@ -11,6 +11,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { withRunningServer } from '../temporal-client';
+import { closedTaskResult } from '../task-view';
 
 export const LIST_USAGE = `usage: warden list [--status <status>] [--limit <n>] [--all] [--json]
 
@@ -58,15 +59,12 @@ export async function listTasks(client: Client, options: { status?: TaskStatus; 
       startTime: execution.startTime.toISOString(),
       ...(execution.closeTime === undefined ? {} : { closeTime: execution.closeTime.toISOString() }),
     };
-    if (execution.status.name === 'COMPLETED') {
-      try {
-        const result = (await client.workflow.getHandle(execution.workflowId, execution.runId).result()) as TaskResult;
-        task.status = result.status;
-        task.agent ??= result.agent;
-        if (result.reason !== undefined) task.reason = result.reason;
-      } catch {
-        // Unreadable result (e.g. a payload codec this client lacks): listed as unknown.
-      }
+    // Completed tasks return their result; tasks that did not complete carry it in their failure.
+    const result = await closedTaskResult(client.workflow.getHandle(execution.workflowId, execution.runId), execution.status.name);
+    if (result !== undefined) {
+      task.status = result.status;
+      task.agent ??= result.agent;
+      if (result.reason !== undefined) task.reason = result.reason;
     } else if (execution.status.name !== 'RUNNING') {
       task.status = execution.status.name === 'CANCELLED' ? 'cancelled' : execution.status.name === 'TIMED_OUT' ? 'timed_out' : 'failed';
       task.reason = `workflow ${execution.status.name.toLowerCase()}`;

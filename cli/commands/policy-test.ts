@@ -2,6 +2,7 @@
  * `warden policy test <pack> --against <workflowId...>`: what a pack would have decided on the
  * actions of past runs, before it goes live. Runs are read from Temporal (input and result).
  */
+import { agentTaskResult } from '../../client/start-agent-task';
 import { parseCommandArgs, type ParsedCommandArgs } from '../parse-command-args';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { WardenError } from '../../errors';
@@ -69,7 +70,8 @@ export async function policyTestCommand(argv: string[], io: CliIo): Promise<numb
         const payload = started?.input?.payloads?.[0];
         if (payload === undefined) throw new WardenError('ERR_CONFIG_INVALID', `${workflowId} has no recorded task input`);
         const input = defaultPayloadConverter.fromPayload<AgentTaskInput>(payload);
-        const result = (await handle.result()) as TaskResult;
+        // A run that did not complete closes as failed and carries its result (workflows/task-close.ts).
+        const result = await agentTaskResult(handle);
         all.push(...backtestRun(engine, input.task, result).steps);
       }
       return all;

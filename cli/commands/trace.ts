@@ -15,6 +15,7 @@ import { stateDirOf } from '../../state-dir';
 import type { TaskResult, TaskState } from '../../task/task-run';
 import { sha256OfJson, rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
 import { connectClient } from '../../temporal/connect';
+import { agentTaskResult } from '../../client/start-agent-task';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { taskStateQuery } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -39,10 +40,11 @@ async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<
   try {
     const handle = connected.client.workflow.getHandle(workflowId);
     const description = await handle.describe();
-    if (description.status.name === 'COMPLETED') {
+    if (description.status.name === 'COMPLETED' || description.status.name === 'FAILED') {
       // A long task's earlier runs are archived in the shared blob store: put them back.
       const blobs = openBlobStore(sharedDirOf(env, stateDirOf(env)));
-      return await assembleTaskResult((await handle.result()) as TaskResult, blobs, { resolveClaimChecks: false }).catch(async () => (await handle.result()) as TaskResult);
+      const result = await agentTaskResult(handle);
+      return await assembleTaskResult(result, blobs, { resolveClaimChecks: false }).catch(() => result);
     }
     if (description.status.name === 'RUNNING') {
       // A deadline on the call itself, not a race: the connection closes below only once it ended.

@@ -2,7 +2,7 @@
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
-import { createWardenWorkerFromConfig } from '../../worker/create-warden-worker';
+import { createWardenWorkerFromConfig, installWorkerRuntime } from '../../worker/create-warden-worker';
 import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
@@ -21,6 +21,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
+    installWorkerRuntime();
     const { config, server, stateDir } = await resolveTemporal(io);
     const taskQueue = values['task-queue'] ?? TASK_QUEUE;
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });

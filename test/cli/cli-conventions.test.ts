@@ -22,6 +22,7 @@ import { main, overview } from '../../cli/main';
 import { parseCommandArgs } from '../../cli/parse-command-args';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
+import { agentTaskResult } from '../../client/start-agent-task';
 import { isPortInUse } from '../../temporal/embedded-server';
 import { findOrBuildTemporalCli } from '../../temporal/temporal-cli';
 import { taskStateQuery } from '../../workflows/definitions';
@@ -264,7 +265,7 @@ describe('warden run as a process', () => {
     expect(output.stderr).toMatch(new RegExp(`warden: cancelled ${workflowId}: `));
     expect(output.stderr).not.toMatch(/\n\s+at /);
     expect(output.stderr).not.toContain('PromiseCompletionTimeoutError');
-    const result = (await env.client.workflow.getHandle(workflowId).result()) as TaskResult;
+    const result = await agentTaskResult(env.client.workflow.getHandle(workflowId));
     expect(result.status).toBe('cancelled');
     expect(result.recovery).toBeDefined();
   }, 240_000);

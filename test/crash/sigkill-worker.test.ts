@@ -170,7 +170,10 @@ describe('SIGKILL of the worker', () => {
     const taskQueue = `warden-crash-${randomUUID()}`;
     let worker = await startWorker(taskQueue);
     const handle = await startAgentTask(client, task, { taskQueue });
-    await waitForState(handle, (s) => s.steps.length >= 2 && s.steps[1]!.executed);
+    // After the write, and after the next model turn answered: the kill then lands in the next
+    // step's short tool call (retried after its 13 s timeout), not in a model call in flight,
+    // whose 2-minute timeout would outlast this test's patience.
+    await waitForState(handle, (s) => s.steps.length >= 2 && s.steps[1]!.executed && s.turn >= 3);
     await kill(worker);
     // The write is not real yet: it waits in the overlay for the task to complete.
     expect(await readFile(join(workspace, 'status.txt'), 'utf8')).toBe('before');

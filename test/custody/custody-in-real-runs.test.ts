@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CliIo } from '../../cli/cli-io';
 import { replayCommand } from '../../cli/commands/replay';
 import { traceCommand } from '../../cli/commands/trace';
-import { GEN_AI_ATTR, WARDEN_ATTR } from '../../custody/attributes';
+import { GEN_AI_ATTR, TEMPORAL_ATTR, WARDEN_ATTR } from '../../custody/attributes';
 import { crossCheckHistory, DERIVED_RECORD_KIND } from '../../custody/history-cross-check';
 import { LedgerReader } from '../../custody/ledger-reader';
 import type { LedgerRecord } from '../../custody/ledger-record';
@@ -96,7 +96,7 @@ beforeAll(async () => {
   await vi.waitFor(
     () => {
       records = readRecords(result.workflowId);
-      expect(records.some((r) => bodyOf(r).name === 'RunWorkflow:agentTask' && r.workflowId === result.workflowId)).toBe(true);
+      expect(records.some((r) => bodyOf(r).name === 'invoke_agent lead' && r.workflowId === result.workflowId)).toBe(true);
     },
     { timeout: 20_000, interval: 200 },
   );
@@ -124,8 +124,12 @@ describe('custody ledger in real runs', () => {
       [rootId, 'scripted-lead', result.steps[0]],
       [childId, 'scripted-reviewer', child?.steps[0]],
     ] as const) {
-      const [turn] = spans('RunActivity:proposeTurn', workflowId);
+      const [turn] = spans(`chat ${model}`, workflowId);
       expect(turn).toMatchObject({
+        [TEMPORAL_ATTR.activityType]: 'proposeTurn',
+        [GEN_AI_ATTR.providerName]: 'warden.scripted',
+        [GEN_AI_ATTR.responseModel]: model,
+        [GEN_AI_ATTR.conversationId]: rootId,
         [WARDEN_ATTR.taskId]: rootId,
         [WARDEN_ATTR.user]: 'alice@example.com',
         [GEN_AI_ATTR.operationName]: 'chat',
@@ -135,10 +139,11 @@ describe('custody ledger in real runs', () => {
       expect(turn?.[WARDEN_ATTR.promptSha256]).toMatch(/^[0-9a-f]{64}$/);
       expect(turn?.[WARDEN_ATTR.intentSha256]).toMatch(/^[0-9a-f]{64}$/);
 
-      const tools = spans('RunActivity:runTool', workflowId);
+      const tools = spans(`execute_tool ${step?.tool}`, workflowId);
       expect(tools).toHaveLength(1);
       expect(step?.credential?.jti).toMatch(/\S/);
       expect(tools[0]).toMatchObject({
+        [TEMPORAL_ATTR.activityType]: 'runTool',
         [WARDEN_ATTR.taskId]: rootId,
         [GEN_AI_ATTR.operationName]: 'execute_tool',
         [GEN_AI_ATTR.toolName]: step?.tool,
@@ -148,13 +153,18 @@ describe('custody ledger in real runs', () => {
       expect(tools[0]?.[WARDEN_ATTR.toolArgsSha256]).toMatch(/^[0-9a-f]{64}$/);
       expect(tools[0]?.[WARDEN_ATTR.agentChain]).toEqual(expect.arrayContaining(['user:alice@example.com']));
     }
-    expect(spans('RunActivity:runTool', rootId)[0]?.[WARDEN_ATTR.resourcesFiles]).toEqual(['notes.txt']);
-    // The policy decision before each call is on record too, with the rules that were evaluated.
-    const [policy] = spans('RunActivity:checkPolicy', rootId);
-    expect(policy).toMatchObject({ [WARDEN_ATTR.taskId]: rootId, [WARDEN_ATTR.policyDecision]: 'allow', [GEN_AI_ATTR.toolName]: result.steps[0]?.tool });
+    expect(spans('execute_tool fs.read', rootId)[0]?.[WARDEN_ATTR.resourcesFiles]).toEqual(['notes.txt']);
+    // The policy decision before each call is on record too, with the rules that were evaluated,
+    // as Warden's own operation: not a GenAI tool execution (which would count every call twice).
+    const [policy] = spans('check_policy fs.read', rootId);
+    expect(policy).toMatchObject({ [WARDEN_ATTR.taskId]: rootId, [WARDEN_ATTR.policyDecision]: 'allow', [WARDEN_ATTR.policyTool]: 'fs.read', [WARDEN_ATTR.operationName]: 'check_policy' });
+    expect(Object.keys(policy ?? {}).filter((k) => k.startsWith('gen_ai.'))).toEqual([]);
     expect(Array.isArray(policy?.[WARDEN_ATTR.policyRules])).toBe(true);
+    expect(records.filter((r) => bodyOf(r).attributes[GEN_AI_ATTR.operationName] === 'execute_tool')).toHaveLength(2);
+    // Each agent's run is its invoke_agent span, the sub-agent's under the parent's trace.
+    expect(spans('invoke_agent reviewer', childId)[0]).toMatchObject({ [GEN_AI_ATTR.operationName]: 'invoke_agent', [GEN_AI_ATTR.agentId]: childId, [WARDEN_ATTR.outcome]: 'completed', [WARDEN_ATTR.agentDepth]: 1 });
     // The child's intent differs from the parent's.
-    expect(spans('RunActivity:proposeTurn', childId)[0]?.[WARDEN_ATTR.intentSha256]).not.toBe(spans('RunActivity:proposeTurn', rootId)[0]?.[WARDEN_ATTR.intentSha256]);
+    expect(spans('chat scripted-reviewer', childId)[0]?.[WARDEN_ATTR.intentSha256]).not.toBe(spans('chat scripted-lead', rootId)[0]?.[WARDEN_ATTR.intentSha256]);
     expect(findSecretsIn(records)).toEqual([]);
   });
 
@@ -162,7 +172,7 @@ describe('custody ledger in real runs', () => {
     const io = cliIo();
     expect(await traceCommand([result.workflowId], io), io.err()).toBe(0);
     const text = io.out();
-    const toolSeqs = records.filter((r) => bodyOf(r).name === 'RunActivity:runTool').map((r) => r.seq);
+    const toolSeqs = records.filter((r) => bodyOf(r).name.startsWith('execute_tool ')).map((r) => r.seq);
     for (const seq of toolSeqs) expect(text).toContain(`[${String(seq).padStart(4)}]`);
     expect(text).toMatch(/intent\s+intent sha256:/);
     expect(text).toMatch(/decision\s+#0 allow/);
@@ -185,10 +195,21 @@ describe('custody ledger in real runs', () => {
 
     // A record of an activity the history does not have is named too.
     const history = await env.client.workflow.getHandle(result.workflowId).fetchHistory();
+    // Both forms of activity record count: GenAI-named (temporalActivityType) and the older RunActivity:<type>.
     const forged = { ...records[0], seq: 99_999, workflowId: result.workflowId, kind: 'span', body: { name: 'RunActivity:runTool', attributes: { temporalActivityId: '999' } } } as LedgerRecord;
-    const report = crossCheckHistory(result.workflowId, history, [...records, forged]);
+    const forgedGenAi = {
+      ...records[0],
+      seq: 99_998,
+      workflowId: result.workflowId,
+      kind: 'span',
+      body: { name: 'execute_tool fs.read', attributes: { temporalActivityType: 'runTool', temporalActivityId: '998' } },
+    } as LedgerRecord;
+    const report = crossCheckHistory(result.workflowId, history, [...records, forgedGenAi, forged]);
     expect(report.ok).toBe(false);
-    expect(report.mismatches).toEqual([expect.objectContaining({ kind: 'record-without-history', activityType: 'runTool', activityId: '999', seqs: [99_999] })]);
+    expect(report.mismatches).toEqual([
+      expect.objectContaining({ kind: 'record-without-history', activityType: 'runTool', activityId: '998', seqs: [99_998] }),
+      expect.objectContaining({ kind: 'record-without-history', activityType: 'runTool', activityId: '999', seqs: [99_999] }),
+    ]);
   }, 120_000);
 
   it('names a history/ledger mismatch when a record is missing, and --repair re-derives it from history', async () => {
@@ -199,7 +220,7 @@ describe('custody ledger in real runs', () => {
     source.close();
     cpSync(join(TEST_STATE_DIR, 'custody-keys'), join(copy, 'custody-keys'), { recursive: true });
     const childId = `${result.workflowId}/reviewer-1`;
-    const victim = records.find((r) => bodyOf(r).name === 'RunActivity:runTool' && r.workflowId === childId) as LedgerRecord;
+    const victim = records.find((r) => bodyOf(r).name === 'execute_tool fs.list' && r.workflowId === childId) as LedgerRecord;
     const activityId = bodyOf(victim).attributes.temporalActivityId as string;
     const db = new Database(join(copy, 'custody.db'));
     db.prepare('DELETE FROM records WHERE seq = ?').run(victim.seq);

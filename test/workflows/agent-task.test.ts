@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentTask, TASK_QUEUE, TaskResultSchema, TaskSchema, taskStateQuery, type TaskFileInput } from '../../index';
+import { agentTask, agentTaskResult, TASK_QUEUE, TaskResultSchema, TaskSchema, taskStateQuery, type TaskFileInput } from '../../index';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
@@ -276,7 +276,9 @@ describe('agentTask workflow', () => {
     expect(state.status).toBe('running');
     expect(state.steps[0]).toMatchObject({ tool: 'word-count', executed: true });
     await handle.cancel();
-    const result = await handle.result();
+    // A cancelled task closes as failed (not a clean Completed), carrying its result.
+    await expect(handle.result()).rejects.toMatchObject({ cause: { type: 'ERR_TASK_CANCELLED' } });
+    const result = await agentTaskResult(handle);
     expect(result.status).toBe('cancelled');
   });
 
