@@ -21,10 +21,17 @@ import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
 import { resolveClaimChecks } from '../dataplane/claim-check';
 import { containsClaimCheck } from '../task/data-refs';
+import type { StepRecord } from '../task/task-run';
 
 /** The action to decide on (the effect is measured here, not given) and the task's counters so far. */
 export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect'> {
   state: PolicyState;
+  /**
+   * The data flow's transcript head (blob-chain digest): the outputs of the steps in it are prior
+   * outputs too. The workflow then sends in `priorOutputs` only the steps not in it yet (a long
+   * task's earlier runs are there and nowhere else in the workflow).
+   */
+  priorOutputsRef?: string;
 }
 
 export interface PolicyCheck {
@@ -136,9 +143,21 @@ export function decidePolicy(input: CheckPolicyInput, recorded: Record<string, u
 export function createCheckPolicy(deps: ActivityDeps) {
   return async function checkPolicy(input: CheckPolicyInput): Promise<PolicyCheck> {
     return atActivityBoundary(async () => {
-      if (deps.dataPlane === undefined || !containsClaimCheck(input.args)) return decidePolicy(input);
-      // Decided on the real values; recorded with the claim checks (long values stay out of history).
-      return decidePolicy({ ...input, args: (await resolveClaimChecks(deps.dataPlane.blobs, input.args)) as Record<string, unknown> }, input.args);
+      const dataPlane = deps.dataPlane;
+      const { priorOutputsRef, ...request } = input;
+      if (dataPlane === undefined) return decidePolicy(request);
+      // Decided on the real values: the arguments' and every earlier output's (a value copied out
+      // of a claim-checked output, or out of an earlier run, still counts as a tool's). Recorded
+      // with the claim checks (long values stay out of history).
+      const earlier = priorOutputsRef === undefined ? [] : outputsOf(await dataPlane.chains.read<StepRecord>('transcript', priorOutputsRef));
+      const priorOutputs = (await resolveClaimChecks(dataPlane.blobs, [...earlier, ...request.priorOutputs])) as unknown[];
+      const args = containsClaimCheck(request.args) ? ((await resolveClaimChecks(dataPlane.blobs, request.args)) as Record<string, unknown>) : request.args;
+      return decidePolicy({ ...request, args, priorOutputs }, request.args);
     });
   };
+}
+
+/** The outputs of the steps that ran (what provenance counts as tools' words). */
+export function outputsOf(steps: readonly StepRecord[]): unknown[] {
+  return steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output);
 }

@@ -16,7 +16,7 @@ import { resolveClaimChecks } from '../dataplane/claim-check';
 import { emptyPolicyState } from '../policies/engine/policy-state';
 import type { StepRecord } from '../task/task-run';
 import type { Task } from '../task/task-schema';
-import { decidePolicy, policyNeedsState, type PolicyCheck } from './check-policy';
+import { decidePolicy, outputsOf, policyNeedsState, type PolicyCheck } from './check-policy';
 import { dataPlaneOf } from './flow-deps';
 import type { ActivityDeps } from './index';
 import type { ProposedTurn } from './next-turn';
@@ -33,7 +33,8 @@ export async function precheckPolicy(deps: ActivityDeps, input: { workflowId: st
   if (first?.type !== 'tool' || policyNeedsState(input.task)) return undefined;
   const dp = dataPlaneOf(deps);
   const steps = await dp.chains.read<StepRecord>('transcript', input.next.transcriptRef);
-  const priorOutputs = steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output);
+  // Provenance on the real values, claim-checked outputs included (as checkPolicy does).
+  const priorOutputs = (await resolveClaimChecks(dp.blobs, outputsOf(steps))) as unknown[];
   const args = (await resolveClaimChecks(dp.blobs, first.args)) as Record<string, unknown>;
   // A span of its own: the span of the activity this runs in keeps describing that activity.
   const attributes = { ...policyCheckAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, first.tool, first.args), [TEMPORAL_ATTR.workflowId]: input.workflowId };

@@ -239,14 +239,29 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       mcp: mcpPool,
       async run(until) {
         try {
-          // Both stop together: whichever ends first (or fails) shuts the other down.
-          let stopOther!: () => void;
-          const stopped = new Promise<void>((resolve) => (stopOther = resolve));
-          const end = until === undefined ? stopped : Promise.race([until, stopped]);
-          const runs = [worker.runUntil(end), dataPlaneWorker.runUntil(end)].map((p) => p.finally(() => stopOther()));
+          // Both stop together: `until`, a shutdown signal or a failure of either shuts both down.
+          // (Not runUntil: a worker stopped by a signal before `until` settled would throw
+          // PromiseCompletionTimeoutError, and `warden worker` would exit failed on SIGTERM.)
+          const workers = [worker, dataPlaneWorker];
+          const stopAll = () => {
+            for (const w of workers) {
+              try {
+                if (w.getState() === 'RUNNING') w.shutdown();
+              } catch {
+                // Already stopping.
+              }
+            }
+          };
+          const runs = workers.map((w) => w.run().finally(stopAll));
+          let untilFailure: { error: unknown } | undefined;
+          until?.then(stopAll, (error: unknown) => {
+            untilFailure = { error };
+            stopAll();
+          });
           const results = await Promise.allSettled(runs);
           const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed !== undefined) throw failed.reason;
+          if (untilFailure !== undefined) throw untilFailure.error;
         } finally {
           await mcpPool.close();
           await sandbox.close();

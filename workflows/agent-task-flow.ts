@@ -13,6 +13,7 @@ import type { AgentTaskFlowInput } from '../task/data-flow';
 import type { ModelTurn, TaskResult } from '../task/task-run';
 import { finishRun, startAgentRun, stepCount, type AgentRun } from './agent-run';
 import { closeRun } from './close-run';
+import { modelTurnSummary, oneLine } from './ui-summaries';
 import { runAction } from './run-action';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { END_CALL, MODEL_CALL, placing, TaskFlow } from './task-flow';
@@ -46,7 +47,7 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
     const grantId = run.identity.grantId;
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() =>
-      flow.callHere(run, END_CALL, 'shared', (a, onWorker) => a.endTask({ grantId, status: result.status, ...(onWorker === undefined ? {} : { onWorker }) })),
+      flow.callHere(run, END_CALL, 'shared', (a, onWorker) => a.endTask({ grantId, status: result.status, ...(onWorker === undefined ? {} : { onWorker }) }), `revoke grant (${result.status})`),
     );
   }
   return closeRun(run, result);
@@ -99,7 +100,7 @@ async function proposeTurn(run: AgentRun): Promise<{ turn: number; modelTurn: Mo
   const turn = run.state.turn;
   const transcript = flow.transcript(run);
   const proposed = await run.deadline.within(() =>
-    flow.call(run, MODEL_CALL, 'rebuild', (a) => a.proposeTurn({ workflowId: run.workflowId, taskRef: flow.taskRef!, turn, transcript })),
+    flow.call(run, MODEL_CALL, 'rebuild', (a) => a.proposeTurn({ workflowId: run.workflowId, taskRef: flow.taskRef!, turn, transcript }), modelTurnSummary(run.task, turn)),
   );
   flow.transcriptAppended(run, proposed.transcriptRef);
   return { turn, modelTurn: proposed.turn };
@@ -115,7 +116,7 @@ async function begin(run: AgentRun): Promise<void> {
   const { deadline } = run;
   // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
-    placing(run, true).placeTask({ rootWorkflowId: run.rootWorkflowId, workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
+    placing(run, true, placeSummary(run)).placeTask({ rootWorkflowId: run.rootWorkflowId, workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
   );
   flow.placement = placed.placement;
   flow.taskRef = placed.taskRef;
@@ -127,4 +128,10 @@ async function begin(run: AgentRun): Promise<void> {
   if (placed.identity !== undefined) run.identity = placed.identity;
   run.saga.snapshotTaken = placed.snapshot;
   if (run.task.resources.workspace !== undefined) run.saga.registerOverlay(placed.placement.taskKey);
+}
+
+/** `place: grant, workspace overlay, chat gpt-4o, turn 0`: what placing a root task does. */
+function placeSummary(run: AgentRun): string {
+  const parts = ['grant', ...(run.task.resources.workspace === undefined ? [] : ['workspace overlay']), modelTurnSummary(run.task, 0)];
+  return oneLine(`place: ${parts.join(', ')}`);
 }

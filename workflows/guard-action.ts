@@ -49,6 +49,8 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // bounded by its own timeout instead.
   // On the data flow the tool call that brought this action may have decided on it already.
   const prechecked = action.type === 'tool' ? run.flow?.takePolicyCheck(action) : undefined;
+  // On the data flow earlier steps (earlier runs' too) are in the transcript: sent by its head.
+  const transcript = prechecked === undefined ? run.flow?.transcript(run) : undefined;
   const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task,
     workflowId: run.workflowId,
@@ -57,7 +59,8 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     tool: policyTool,
     args: policyArgs,
     // MCP servers' tool descriptions are their words, untrusted like any tool output.
-    priorOutputs: [...mcpDescriptionsOf(task), ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    priorOutputs: [...mcpDescriptionsOf(task), ...(transcript?.pending ?? run.state.steps).filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    ...(transcript === undefined || transcript.ref === null ? {} : { priorOutputsRef: transcript.ref }),
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),
   });

@@ -88,7 +88,7 @@ async function runFlowSpawnStep(run: AgentRun, flow: TaskFlow, action: SpawnActi
   const deadlineAt = run.deadline.deadlineAt;
   let delegated;
   try {
-    delegated = await flow.call(run, MODEL_CALL, 'rebuild', (a) => a.delegateTask({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId }));
+    delegated = await flow.call(run, MODEL_CALL, 'rebuild', (a) => a.delegateTask({ workflowId: childId, task: childTask, deadlineAt, parentGrantId: run.identity!.grantId }), `delegate to ${action.subagent}`);
   } catch (error) {
     if (error instanceof TaskEnded) throw error;
     const refusal = stepErrorOf(error);

@@ -77,7 +77,7 @@ export const END_CALL: CallTimeouts = { startToCloseMs: 30_000, heartbeatMs: DAT
  * activity: one re-run after a workflow task timed out would issue a second grant. Bounded by the
  * time left at the start; a take-over (which may happen in the saga, after the deadline) is not.
  */
-export function placing(run: AgentRun, bounded: boolean): WardenActivities {
+export function placing(run: AgentRun, bounded: boolean, summary?: string): WardenActivities {
   const remaining = run.deadline.remainingMs();
   if (bounded && remaining <= 0) throw run.deadline.exceeded();
   return proxyActivities<WardenActivities>({
@@ -85,11 +85,12 @@ export function placing(run: AgentRun, bounded: boolean): WardenActivities {
     heartbeatTimeout: DATA_PLANE_HEARTBEAT_MS,
     ...(bounded ? { scheduleToCloseTimeout: remaining } : {}),
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+    ...(summary === undefined ? {} : { summary }),
   });
 }
 
 /** Activities any worker of the shared task queue may run. */
-const archiving = proxyActivities<WardenActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '10s' } });
+const archiving = proxyActivities<WardenActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '10s' }, summary: 'archive this run\'s steps' });
 
 /** A local activity's refusal (local activity failures arrive unwrapped, activity ones in an ActivityFailure). */
 function isElsewhere(error: unknown): boolean {
@@ -166,7 +167,7 @@ export class TaskFlow {
   }
 
   /** Activities on the data plane's queue with `timeouts`, bounded by the deadline where it applies. */
-  private activities(run: AgentRun, timeouts: CallTimeouts): WardenActivities {
+  private activities(run: AgentRun, timeouts: CallTimeouts, summary: string | undefined): WardenActivities {
     const placement = this.placement;
     if (placement === undefined) throw new TypeError('the task has no data plane yet');
     let scheduleToCloseMs: number | undefined;
@@ -182,6 +183,7 @@ export class TaskFlow {
       ...(scheduleToCloseMs === undefined ? {} : { scheduleToCloseTimeout: scheduleToCloseMs }),
       ...(timeouts.heartbeatMs === undefined ? {} : { heartbeatTimeout: timeouts.heartbeatMs }),
       retry: timeouts.retry,
+      ...(summary === undefined ? {} : { summary }),
     });
   }
 
@@ -189,16 +191,17 @@ export class TaskFlow {
    * Runs `operation` on the data plane. When its worker is gone, does what `onLost` says and (for
    * a take-over) runs the operation again on the new worker: every data-plane activity is
    * idempotent by its call id, so a call the lost worker may have started is not applied twice.
+   * `summary` is what the Temporal UI shows on the call (user metadata: no effect on replay).
    */
-  async call<T>(run: AgentRun, timeouts: CallTimeouts, onLost: OnLost, operation: (activities: WardenActivities) => Promise<T>): Promise<T> {
+  async call<T>(run: AgentRun, timeouts: CallTimeouts, onLost: OnLost, operation: (activities: WardenActivities) => Promise<T>, summary?: string): Promise<T> {
     for (;;) {
       try {
-        return await operation(this.activities(run, timeouts));
+        return await operation(this.activities(run, timeouts, summary));
       } catch (error) {
         if (timeouts.deadline && !(error instanceof TaskEnded) && run.deadline.remainingMs() <= 0) throw run.deadline.exceeded();
         if (!isScheduleToStartTimeout(error)) throw error;
         const lost = `worker ${this.placement?.workerId ?? '?'} holding the task's data plane did not take work for ${this.options.dataPlaneStartTimeoutSeconds}s`;
-        if (onLost === 'shared') return operation(proxyActivities<WardenActivities>({ startToCloseTimeout: timeouts.startToCloseMs, retry: timeouts.retry }));
+        if (onLost === 'shared') return operation(proxyActivities<WardenActivities>({ startToCloseTimeout: timeouts.startToCloseMs, retry: timeouts.retry, ...(summary === undefined ? {} : { summary }) }));
         if (onLost === 'hand-up' || !run.isRoot) throw new DataPlaneLost(lost);
         await this.takeOver(run, onLost === 'rebuild', lost);
       }
@@ -211,7 +214,7 @@ export class TaskFlow {
    * The local attempt is told the data plane's worker (`onWorker`) and refuses to act anywhere
    * else (ERR_DATA_PLANE_ELSEWHERE); its refusal is recorded, so replay takes the same path.
    */
-  async callHere<T>(run: AgentRun, timeouts: CallTimeouts, onLost: OnLost, operation: (activities: WardenActivities, onWorker: string | undefined) => Promise<T>): Promise<T> {
+  async callHere<T>(run: AgentRun, timeouts: CallTimeouts, onLost: OnLost, operation: (activities: WardenActivities, onWorker: string | undefined) => Promise<T>, summary?: string): Promise<T> {
     const placement = this.placement;
     if (placement === undefined) throw new TypeError('the task has no data plane yet');
     let scheduleToCloseMs: number | undefined;
@@ -223,13 +226,14 @@ export class TaskFlow {
       startToCloseTimeout: timeouts.startToCloseMs,
       ...(scheduleToCloseMs === undefined ? {} : { scheduleToCloseTimeout: scheduleToCloseMs }),
       retry: timeouts.retry,
+      ...(summary === undefined ? {} : { summary }),
     });
     try {
       return await operation(local, placement.workerId);
     } catch (error) {
       if (!isElsewhere(error)) throw error;
     }
-    return this.call(run, timeouts, onLost, (a) => operation(a, undefined));
+    return this.call(run, timeouts, onLost, (a) => operation(a, undefined), summary);
   }
 
   /**
@@ -242,7 +246,7 @@ export class TaskFlow {
     const previous = this.placement;
     if (previous === undefined) throw new TypeError('nothing to take over');
     try {
-      const placed = await placing(run, false).placeTask({
+      const placed = await placing(run, false, `take over the data plane${rebuild ? '' : ' (roll back)'}`).placeTask({
         rootWorkflowId: run.rootWorkflowId,
         workflowId: run.workflowId,
         task: run.task,

@@ -129,6 +129,7 @@ export class TaskSaga {
             ...(grantId === undefined ? {} : { grantId }),
             ...(onWorker === undefined ? {} : { onWorker }),
           }),
+          'commit workspace changes, revoke grant',
         );
         this.revoked = grantId !== undefined && grantId === run.identity?.grantId;
         return { committed: files, rolledBack: [], notUndoable: this.notUndoable };
@@ -145,8 +146,13 @@ export class TaskSaga {
     for (const [i, compensation] of pending.entries()) {
       const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
       try {
-        const outcome = await flow.call(run, SAGA_CALL, 'rollback', (a) =>
-          a.compensate({ rootWorkflowId, taskRef: flow.taskRef!, compensation, ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
+        const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
+        const outcome = await flow.call(
+          run,
+          SAGA_CALL,
+          'rollback',
+          (a) => a.compensate({ rootWorkflowId, taskRef: flow.taskRef!, compensation, ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
+          `compensate: ${undo}`,
         );
         rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
       } catch (error) {
@@ -162,7 +168,7 @@ export class TaskSaga {
     }
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
-      await flow.call(run, SAGA_CALL, 'rollback', (a) => a.restorePreTaskSnapshot({ rootWorkflowId, taskRef: flow.taskRef! }));
+      await flow.call(run, SAGA_CALL, 'rollback', (a) => a.restorePreTaskSnapshot({ rootWorkflowId, taskRef: flow.taskRef! }), 'restore pre-task snapshot');
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

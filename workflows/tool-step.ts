@@ -10,7 +10,7 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import { FileWriteSchema, type FileWrite } from '../task/data-flow';
 import type { AgentRun } from './agent-run';
 import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
-import { toolCallSummary } from './ui-summaries';
+import { modelTurnSummary, toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -121,6 +121,8 @@ async function runFlowToolStep(
         ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
         ...(next === undefined ? {} : { next }),
       }),
+      // The model's next turn comes back with the call: the UI says so.
+      fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),
     );
   } catch (error) {
     flow.recordWrites(writesOfFailure(error));

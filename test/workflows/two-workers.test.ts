@@ -21,6 +21,7 @@ import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
 import { LedgerReader } from '../../custody/ledger-reader';
+import { activityTypeOfSpan } from '../../custody/span-roles';
 import { FilePlacementStore } from '../../dataplane/placement-store';
 import { taskKeyOf } from '../../recovery/recovery-paths';
 import { parseTask } from '../../task/load-task-file';
@@ -189,7 +190,10 @@ async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promi
 function toolRecordsIn(stateDir: string, taskId: string): number {
   const reader = LedgerReader.open({ stateDir });
   try {
-    return reader.records(taskId).filter((r) => (r.body as { name?: string }).name === 'RunActivity:runTool').length;
+    return reader.records(taskId).filter((r) => {
+      const body = r.body as { name?: string; attributes?: Record<string, unknown> };
+      return activityTypeOfSpan(body.name ?? '', body.attributes ?? {}) === 'runTool';
+    }).length;
   } finally {
     reader.close();
   }
