@@ -8,7 +8,7 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
 import { AgentTaskFlowInputSchema, type AgentTaskFlowInput } from '../task/data-flow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { runFlowTask } from './agent-task-flow';
@@ -27,7 +27,7 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   // The data flow (agent-task-flow.ts): decided in the first activation, like every patch. A
   // sub-agent whose parent runs the original loop stays on it, and so do tasks with MCP tool
   // sources or an `mcp serve` session (their servers are not part of the data plane yet).
-  if (takesDataFlow(rawInput) && decideDataFlow()) return runFlowTask(parseFlowInput(rawInput));
+  if (takesDataFlow(rawInput) && decideDataFlow()) return runFlowTask(parseFlowInput(trustedFlowInput(rawInput)));
   const run = startAgentRun(parseInput(rawInput));
   // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
@@ -65,6 +65,26 @@ function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
   const parsed = AgentTaskInputSchema.safeParse(rawInput);
   if (!parsed.success) throw invalidInput(parsed.error.issues);
   return parsed.data as AgentTaskInput;
+}
+
+/**
+ * A client that starts a task gives `{ task }` (and tuning in `flow`); everything else in the
+ * input (grant, place in a task tree, data plane, carried state) is Warden's, and is accepted only
+ * from where Temporal itself vouches for the sender: a parent workflow (`workflowInfo().parent`,
+ * the last of the lineage) or this task's previous run (`continuedFromExecutionRunId`). Otherwise a
+ * starter could hand a task another task's grant, or a data plane and state it made up.
+ */
+function trustedFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {
+  const given = rawInput as unknown as Record<string, unknown>;
+  // A root's own defaults (depth 0, no lineage) say nothing; anything else is Warden's to set.
+  const rootDefault = (key: string) => (key === 'depth' && given[key] === 0) || (key === 'lineage' && Array.isArray(given[key]) && (given[key] as unknown[]).length === 0);
+  const wardens = Object.keys(given).filter((key) => key !== 'task' && key !== 'flow' && given[key] !== undefined && !rootDefault(key));
+  if (wardens.length === 0) return rawInput;
+  const info = workflowInfo();
+  const lineage = Array.isArray(rawInput.lineage) ? rawInput.lineage : [];
+  const fromParent = info.parent !== undefined && lineage.length > 0 && lineage[lineage.length - 1] === info.parent.workflowId;
+  if (fromParent || info.continuedFromExecutionRunId !== undefined) return rawInput;
+  throw ApplicationFailure.nonRetryable(`invalid agentTask input: ${wardens.join(', ')} may only come from a parent task or the task's previous run; start a task with { task }`, 'ERR_TASK_INPUT_INVALID');
 }
 
 function parseFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {

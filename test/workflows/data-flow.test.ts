@@ -350,6 +350,35 @@ describe('provenance on the data flow', () => {
   });
 });
 
+describe('what only Warden may set', () => {
+  // A starter gives { task }: a grant, a place in a tree, a data plane or carried state in a
+  // start input would let it act under another task's grant, or on a data plane it made up.
+  const forged: [string, Record<string, unknown>][] = [
+    ['a grant', { identity: { agentId: 'agent:x', grantId: 'someone-elses-grant', grantHash: 'b'.repeat(64), chain: ['user:dana@example.com', 'agent:x'], expiresAt: '2099-01-01T00:00:00Z' } }],
+    ['a data plane and a task reference', { placement: { taskQueue: 'elsewhere', workerId: 'w', taskKey: 'k', generation: 0 }, taskRef: 'a'.repeat(64) }],
+    ['a deadline and policy counters', { deadlineAt: Date.now() + 3_600_000, policyState: { calls: [] } }],
+    [
+      'carried state',
+      { carried: { runs: 1, turn: 3, model: { id: 'm', version: '1' }, steps: 3, transcript: { ref: null, pending: [] }, saga: { compensations: [], notUndoable: [], snapshotTaken: false, writes: [] } } },
+    ],
+  ];
+
+  it.each(forged)('refuses a start input that sets %s, before anything runs', async (_what, fields) => {
+    const { workspace, dbFile, rows } = await fixture();
+    const t = task(workspace, dbFile, [{ tool: 'sql.exec', args: { database: 'app', sql: "INSERT INTO notes (body) VALUES ('forged')" } }, { final: 'done' }]);
+    const workflowId = `flow-forged-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
+    const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args: [{ task: t, ...fields }] });
+    env.workflowIds.push(workflowId);
+    const failure = await handle.result().then(
+      () => undefined,
+      (error: unknown) => error as { cause?: { type?: string; message?: string } },
+    );
+    expect(failure?.cause?.type).toBe('ERR_TASK_INPUT_INVALID');
+    expect(failure?.cause?.message).toContain('may only come from a parent task');
+    expect(rows()).toBe(0);
+  });
+});
+
 describe('replay', () => {
   it('replays every run of every history of this file', async () => {
     const { runs, workflows, failures } = await replayAllRuns(env.client, env.taskQueue);
