@@ -109,6 +109,7 @@ export const ERROR_CODES = [
   'ERR_CUSTODY_WRITE',
   // recovery: overlay commits, snapshots, rollback, SQL undo, compensation
   'ERR_COMMIT_CONFLICT',
+  'ERR_COMMIT_FAILED',
   'ERR_ROLLBACK_CONFLICT',
   'ERR_OVERLAY_INVALID',
   'ERR_SNAPSHOT_NOT_FOUND',
@@ -130,6 +131,15 @@ export const ERROR_CODES = [
   'ERR_BLOB_MISSING',
   'ERR_BLOB_CORRUPT',
   'ERR_PAYLOAD_TOO_LARGE',
+  // attestation (claims verified, envelopes and receipts checked offline)
+  'ERR_ATTESTATION_MALFORMED',
+  'ERR_ATTESTATION_PAYLOAD_TYPE',
+  'ERR_ATTESTATION_KEY_UNKNOWN',
+  'ERR_ATTESTATION_SIGNATURE',
+  'ERR_ATTESTATION_SUBJECT',
+  'ERR_CLAIM_INVALID',
+  'ERR_RECEIPT_MALFORMED',
+  'ERR_RECEIPT_PROOF',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -268,3 +278,10 @@ export class StateStoreError extends WardenError {}
  * payload limit even after claim checks (`ERR_PAYLOAD_TOO_LARGE`). None is retryable as is.
  */
 export class DataPlaneError extends WardenError {}
+
+/**
+ * Attestation: an envelope or receipt that is malformed, signed by no trusted key, altered after
+ * signing (`ERR_ATTESTATION_SIGNATURE`), or whose subject no longer matches (`ERR_ATTESTATION_SUBJECT`);
+ * a claim that cannot be read (`ERR_CLAIM_INVALID`); a receipt whose custody proofs do not check.
+ */
+export class AttestationError extends WardenError {}

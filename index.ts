@@ -26,3 +26,9 @@ export { type OsSandboxSpecInput } from './sandbox/os/os-sandbox-spec';
 export { assembleTaskResult } from './client/assemble-task-result';
 export { openBlobStore, type BlobStore } from './dataplane/blob-store';
 export { sharedDirOf } from './dataplane/shared-storage';
+// Attestation: claims, and checking Warden's signed results offline with only a published JWKS.
+export { ClaimSchema, StructuredClaimSchema, type Claim, type StructuredClaim } from './attestation/claim-schema';
+export { type ClaimOutcome } from './attestation/claim-outcome';
+export { verifyClaimAttestation, type AttestationCheck } from './attestation/verify-attestation';
+export { verifyTaskReceipt, TaskReceiptSchema, type TaskReceipt, type ReceiptCheck } from './attestation/task-receipt';
+export { verifyEnvelope, type DsseEnvelope } from './attestation/dsse';

@@ -13,6 +13,7 @@ import { buildPolicyRequest, effectFromArgs, type PolicyRequestContext } from '.
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
 import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
+import { protectedSetForCall } from './run-tool';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
@@ -66,13 +67,20 @@ export function policyEngineFor(task: Task): PolicyEngine {
 }
 
 /** What the call would do, measured without doing it; undefined where Warden cannot tell. */
-function measureEffect(task: Task, tool: string, args: Record<string, unknown>): ToolEffect | undefined {
+function measureEffect(task: Task, tool: string, args: Record<string, unknown>, guarded?: { folders: string[]; files: string[]; readOnly: string[] }): ToolEffect | undefined {
   if (tool === 'sql.exec' && typeof args.database === 'string' && typeof args.sql === 'string') {
     const path = task.grants.databases.includes(args.database) ? task.resources.databases[args.database] : undefined;
     if (path === undefined) return undefined;
     try {
       // The broker runs the statement in a transaction and rolls it back: rows counted, nothing changed.
-      const sql = createSqlCapability({ databases: { [args.database]: path }, query: false, exec: true, dryRun: true });
+      // Checked on the file opened, like the call itself: a dry run never runs on Warden's own state.
+      const sql = createSqlCapability({
+        databases: { [args.database]: path },
+        query: false,
+        exec: true,
+        dryRun: true,
+        ...(guarded === undefined ? {} : { protectedPaths: guarded.folders, protectedFiles: guarded.files, readOnlyPaths: guarded.readOnly }),
+      });
       const measured = sql.exec(args.database, args.sql, Array.isArray(args.params) ? args.params : []) as { changes: number };
       const operation = /^\s*(\w+)/.exec(args.sql)?.[1]?.toLowerCase();
       return { rowsChanged: measured.changes, ...(operation === undefined ? {} : { operation }) };
@@ -122,9 +130,9 @@ export function policyNeedsState(task: Task): boolean {
  * attributes on the active span. `recorded` are the arguments as history holds them (long values
  * as claim checks, see the data flow): what the request and resolved arguments keep.
  */
-export function decidePolicy(input: CheckPolicyInput, recorded: Record<string, unknown> = input.args): PolicyCheck {
+export function decidePolicy(input: CheckPolicyInput, recorded: Record<string, unknown> = input.args, guarded?: ProtectedSet): PolicyCheck {
   const engine = policyEngineFor(input.task);
-  const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args) });
+  const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args, guarded) });
   const decision = engine.decide(request, input.state);
   // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
   annotateActiveSpan({
@@ -140,19 +148,28 @@ export function decidePolicy(input: CheckPolicyInput, recorded: Record<string, u
   };
 }
 
+type ProtectedSet = { folders: string[]; files: string[]; readOnly: string[] };
+
+/** The protected set a `sql.exec` effect is measured against (undefined for other tools or without a state folder). */
+export async function guardedFor(deps: ActivityDeps, task: Task, tool: string): Promise<ProtectedSet | undefined> {
+  return tool === 'sql.exec' && deps.stateDir !== undefined ? protectedSetForCall(deps, task) : undefined;
+}
+
 export function createCheckPolicy(deps: ActivityDeps) {
   return async function checkPolicy(input: CheckPolicyInput): Promise<PolicyCheck> {
     return atActivityBoundary(async () => {
       const dataPlane = deps.dataPlane;
       const { priorOutputsRef, ...request } = input;
-      if (dataPlane === undefined) return decidePolicy(request);
+      // Warden's own files, judged on what `sql.exec` would open (protected-guard).
+      const guarded = await guardedFor(deps, request.task, request.tool);
+      if (dataPlane === undefined) return decidePolicy(request, request.args, guarded);
       // Decided on the real values: the arguments' and every earlier output's (a value copied out
       // of a claim-checked output, or out of an earlier run, still counts as a tool's). Recorded
       // with the claim checks (long values stay out of history).
       const earlier = priorOutputsRef === undefined ? [] : outputsOf(await dataPlane.chains.read<StepRecord>('transcript', priorOutputsRef));
       const priorOutputs = (await resolveClaimChecks(dataPlane.blobs, [...earlier, ...request.priorOutputs])) as unknown[];
       const args = containsClaimCheck(request.args) ? ((await resolveClaimChecks(dataPlane.blobs, request.args)) as Record<string, unknown>) : request.args;
-      return decidePolicy({ ...request, args, priorOutputs }, request.args);
+      return decidePolicy({ ...request, args, priorOutputs }, request.args, guarded);
     });
   };
 }

@@ -19,6 +19,9 @@ import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
 import { createTaskRecoveryActivities } from './task-recovery';
+import { createAttestClaim } from './attest-claim';
+import type { CustodyLedger } from '../custody/ledger';
+import type { SharedCustodyLedger } from '../custody/shared-ledger';
 
 export interface ActivityDeps {
   sandbox: SandboxClient;
@@ -40,6 +43,8 @@ export interface ActivityDeps {
   wardenResources?: WardenResources;
   /** MCP servers as tool sources: the worker's connection pool and where server packages are installed. */
   mcp?: WorkerMcpOptions;
+  /** The custody ledger the worker's telemetry records into: claim verdicts are appended to it. */
+  custody?: CustodyLedger | SharedCustodyLedger;
 }
 
 export interface WorkerMcpOptions {
@@ -59,6 +64,7 @@ export function createActivities(deps: ActivityDeps) {
     verifyApproval: createVerifyApproval(deps),
     placeTask: createPlaceTask(deps),
     archiveRun: createArchiveRun(deps),
+    attestClaim: createAttestClaim(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
     ...createToolSourceActivities(deps),

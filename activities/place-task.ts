@@ -34,6 +34,8 @@ import { atActivityBoundary } from './to-application-failure';
 
 export interface PlaceTaskInput {
   rootWorkflowId: string;
+  /** The root's first run id: names the tree's recovery state, as on the original loop. */
+  rootRunId?: string;
   workflowId: string;
   task: Task;
   /** Epoch ms: the task's deadline, which is also its grant's expiry. */
@@ -70,7 +72,7 @@ export function createPlaceTask(deps: ActivityDeps) {
       const dp = dataPlaneOf(deps);
       const stateDir = stateDirOfDeps(deps);
       const { task } = input;
-      const taskKey = taskKeyOf(input.rootWorkflowId);
+      const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
       const takeover = input.takeover;
       if (takeover !== undefined) {
         const record = await dp.placements.loadPlacement(taskKey);
@@ -83,7 +85,7 @@ export function createPlaceTask(deps: ActivityDeps) {
         }
       }
       // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
-      assertTaskSparesWarden(deps, task);
+      await assertTaskSparesWarden(deps, task);
       await checkTaskResources({ workspace: task.resources.workspace, databases: task.resources.databases, stateDir, explicitShared: dp.explicitShared });
       let restored: number | undefined;
       if (takeover?.rebuild === true && task.resources.workspace !== undefined) {

@@ -16,7 +16,7 @@ import { resolveClaimChecks } from '../dataplane/claim-check';
 import { emptyPolicyState } from '../policies/engine/policy-state';
 import type { StepRecord } from '../task/task-run';
 import type { Task } from '../task/task-schema';
-import { decidePolicy, outputsOf, policyNeedsState, type PolicyCheck } from './check-policy';
+import { decidePolicy, guardedFor, outputsOf, policyNeedsState, type PolicyCheck } from './check-policy';
 import { dataPlaneOf } from './flow-deps';
 import type { ActivityDeps } from './index';
 import type { ProposedTurn } from './next-turn';
@@ -36,13 +36,14 @@ export async function precheckPolicy(deps: ActivityDeps, input: { workflowId: st
   // Provenance on the real values, claim-checked outputs included (as checkPolicy does).
   const priorOutputs = (await resolveClaimChecks(dp.blobs, outputsOf(steps))) as unknown[];
   const args = (await resolveClaimChecks(dp.blobs, first.args)) as Record<string, unknown>;
+  const guarded = await guardedFor(deps, input.task, first.tool);
   // A span of its own: the span of the activity this runs in keeps describing that activity.
   const attributes = { ...policyCheckAttributes(input.task, rootWorkflowIdOf(input.workflowId), input.workflowId, first.tool, first.args), [TEMPORAL_ATTR.workflowId]: input.workflowId };
   const defined = Object.fromEntries(Object.entries(attributes).filter(([, value]) => value !== undefined)) as Record<string, AttributeValue>;
   return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(genAiSpanName.checkPolicy(first.tool), { attributes: defined }, (span) => {
     try {
       // History keeps the arguments as the turn has them (long values as claim checks).
-      return decidePolicy({ task: input.task, workflowId: input.workflowId, depth: input.depth, chain: input.chain, tool: first.tool, args, priorOutputs, state: emptyPolicyState(), now: new Date().toISOString() }, first.args);
+      return decidePolicy({ task: input.task, workflowId: input.workflowId, depth: input.depth, chain: input.chain, tool: first.tool, args, priorOutputs, state: emptyPolicyState(), now: new Date().toISOString() }, first.args, guarded);
     } finally {
       span.end();
     }

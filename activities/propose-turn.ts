@@ -11,6 +11,7 @@ import { redactSecrets } from '../drivers/model-transcript';
 import type { ToolSpec } from '../drivers/model-driver';
 import { ModelTurnSchema, type ModelTurn, type StepRecord } from '../task/task-run';
 import type { Task } from '../task/task-schema';
+import type { StatedClaimRecord } from '../attestation/claim-outcome';
 import { ModelError, WardenError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
@@ -24,6 +25,8 @@ import { WARDEN_ATTR } from '../custody/attributes';
 
 export interface ProposeTurnInput {
   workflowId: string;
+  /** Claims stated so far with `state_claim` (absent when none: inputs recorded before claims were stated). */
+  claims?: StatedClaimRecord[];
   task: Task;
   turn: number;
   steps: StepRecord[];
@@ -68,7 +71,7 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
       const driver = createDriver(input.task.agent.model, { env });
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
-      const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents };
+      const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents, ...(input.claims === undefined ? {} : { claims: input.claims }) };
       // The custody record of this model call (its `chat <model>` span, which already says who,
       // for what and which model): the hash of the exact prompt context.
       annotateActiveSpan(promptAttributes(driverInput));

@@ -26,7 +26,7 @@ import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../e
 import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
-import { realPathOf, wardenKeyFiles } from '../worker/warden-resources';
+import { protectedSetOf, realPathOf, wardenKeyFiles, wardenResourcesOf } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
@@ -43,6 +43,8 @@ export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
 export interface RunToolInput {
   /** The workflow id of the task the user started (names the task tree's overlay and journal). */
   rootWorkflowId: string;
+  /** The root's first run id: with it, recovery state is the run's own (absent in trees started before). */
+  rootRunId?: string;
   workflowId: string;
   stepIndex: number;
   /**
@@ -80,6 +82,8 @@ async function workspaceRootOf(task: Task): Promise<string | undefined> {
  */
 export interface RunToolRefInput {
   rootWorkflowId: string;
+  /** The root's first run id: names the tree's recovery state (absent in trees started before). */
+  rootRunId?: string;
   workflowId: string;
   stepIndex: number;
   /** The call's idempotency key, as the workflow registers its compensation (recovery/call-key.ts). */
@@ -122,6 +126,7 @@ export interface ToolCallResult {
 /** One tool call as the executor needs it; `callId` is its idempotency key. */
 export interface ToolExecution {
   rootWorkflowId: string;
+  rootRunId?: string;
   callId: string;
   grantId: string;
   maxCredentialTtlMs: number;
@@ -163,7 +168,7 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
   const grant = await deps.identity.stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
-  const taskKey = taskKeyOf(call.rootWorkflowId);
+  const taskKey = taskKeyOf(call.rootWorkflowId, call.rootRunId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
     tool: tool.name,
@@ -175,22 +180,25 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     // them after its own checks and removes them from responses.
     Object.assign(capabilities.http, await resolveOutboundSecrets(call.task.resources.secrets, { env: deps.env ?? process.env, credential: credential.token, allowedHosts: capabilities.http.allowedHosts }));
   }
+  // The policy judged the call's `url`: a redirect may not take the request to another host.
+  if (capabilities.http !== undefined && typeof call.args['url'] === 'string') capabilities.http.followRedirectsTo = judgedHostsOf(call.args['url']);
+  // Warden's own folders and key files are never served, and the task's controls never changed,
+  // whatever path or link leads there (checked on what each call opens).
+  const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
     if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
     if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
-    // Warden's own folders and key files are never served, whatever path or link leads there.
-    const resources = deps.wardenResources;
-    capabilities.fs.protectedPaths = [realPathOf(deps.stateDir), ...(resources?.folders.map((f) => f.path) ?? [])];
-    capabilities.fs.protectedFiles = [
-      ...wardenKeyFiles(deps.stateDir, deps.env ?? process.env),
-      ...(resources?.files.map((f) => f.path) ?? []),
-      ...(deps.approvers === undefined ? [] : approverKeyFiles(deps.approvers)),
-    ];
+    capabilities.fs.protectedPaths = guarded!.folders;
+    capabilities.fs.protectedFiles = guarded!.files;
+    capabilities.fs.readOnlyPaths = guarded!.readOnly;
   }
   if (capabilities.sql !== undefined) {
     capabilities.sql.journal = journalPathOf(recoveryDirOf(deps), taskKey);
     capabilities.sql.callId = call.callId;
+    capabilities.sql.protectedPaths = guarded!.folders;
+    capabilities.sql.protectedFiles = guarded!.files;
+    capabilities.sql.readOnlyPaths = guarded!.readOnly;
   }
   const result = await deps.sandbox.run({
     toolName: tool.name,
@@ -220,6 +228,19 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
 }
 
 /**
+ * What a call of `task` may never open or change, as the capabilities and the OS sandbox take it
+ * (worker/warden-resources.ts): the state folder and the worker's other resources, the key files
+ * and approver key files as they are now (keys rotate), and the task's own controls.
+ */
+export async function protectedSetForCall(deps: ActivityDeps, task: Task): Promise<{ folders: string[]; files: string[]; readOnly: string[] }> {
+  const stateDir = deps.stateDir!;
+  const resources = deps.wardenResources ?? wardenResourcesOf({ stateDir, env: deps.env ?? process.env });
+  const keyFiles = [...wardenKeyFiles(stateDir, deps.env ?? process.env), ...(deps.approvers === undefined ? [] : await approverKeyFiles(deps.approvers))];
+  const set = protectedSetOf(resources, keyFiles, task);
+  return { ...set, folders: [...new Set([realPathOf(stateDir), ...set.folders])] };
+}
+
+/**
  * A call whose executor is not an isolate: a program in the OS sandbox (`process`) or a tool of an
  * MCP server (`mcp`). The same credential discipline applies: minted for exactly this call (the
  * program is part of a `proc.run` scope, so an ungranted program gets no credential), then
@@ -236,14 +257,24 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   let output: unknown;
   if (tool.executor.kind === 'process') {
-    const result = await executeProcessCall({ rootWorkflowId: call.rootWorkflowId, task: call.task, args: call.args as unknown as ProcRunArgs, stateDir });
+    const result = await executeProcessCall({
+      rootWorkflowId: call.rootWorkflowId,
+      ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
+      task: call.task,
+      args: call.args as unknown as ProcRunArgs,
+      stateDir,
+      protected: await protectedSetForCall(deps, call.task),
+      // A sub-agent's program writes are undoable on their own, like its fs.write calls.
+      ...(call.fsUndo === true ? { undoDir: overlayUndoDirOf(stateDir, taskKeyOf(call.rootWorkflowId, call.rootRunId), call.callId) } : {}),
+    });
     annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.exitCode ?? -1 });
     output = result;
   } else {
     if (deps.mcp === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" is an MCP tool, and this worker has no MCP support`);
     annotateActiveSpan({ [WARDEN_ATTR.mcpPin]: mcpTargetOf(tool).pin });
-    output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir }, tool, {
+    output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) }, tool, {
       rootWorkflowId: call.rootWorkflowId,
+      ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
       deadlineAt: grant.claims.exp * 1000,
       args: call.args,
@@ -347,6 +378,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   function executionOf(input: RunToolInput | RunToolRefInput, task: Task): ToolExecution {
     return {
       rootWorkflowId: input.rootWorkflowId,
+      ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
       // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
       callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
       // A sub-agent's writes must be undoable on their own (its parent may go on without them).
@@ -374,7 +406,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       const dp = dataPlaneOf(deps);
       const execution = executionOf(input, task);
       const writesFiles = mayWriteFiles(task, resolveTool(task, input.tool));
-      const overlay = { taskKey: taskKeyOf(input.rootWorkflowId), callId: execution.callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
+      const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId: execution.callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
       if (writesFiles) await beginOverlayCall(overlay);
       let result: ToolCallResult;
       try {
@@ -410,5 +442,14 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     } catch (error) {
       throw toApplicationFailure(error);
     }
+  }
+}
+
+/** The canonical host name of the URL a policy judged ([] when it is no URL: then no redirect is followed). */
+function judgedHostsOf(url: string): string[] {
+  try {
+    return [new URL(url).hostname];
+  } catch {
+    return [];
   }
 }

@@ -9,13 +9,15 @@
 import type { Keystore } from '../identity/keystore';
 import type { CredentialStores } from '../identity/credential-stores';
 import { actChainOf } from '../identity/agent-identity';
-import { hashIntent, issueTaskGrant, type IssuedGrant } from '../identity/task-grant';
+import { hashIntent, issueTaskGrant, verifyTaskGrant, type IssuedGrant } from '../identity/task-grant';
 import type { TaskIdentity } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { durationToMs } from '../task/duration';
-import { CredentialError, DataPlaneError } from '../errors';
+import { CredentialError, DataPlaneError, DelegationError } from '../errors';
+import { Context } from '@temporalio/activity';
+import { canonicalSha256 } from '../custody/canonical-json';
+import { SubagentHandoffSchema, type SubagentHandoff } from '../task/task-run';
 import type { ActivityDeps } from './index';
-import { dataPlaneOf } from './flow-deps';
 import { atActivityBoundary } from './to-application-failure';
 import { assertTaskSparesWardenResources, wardenKeyFiles, withApproverKeyFiles } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
@@ -27,8 +29,8 @@ function keyFilesNow(deps: ActivityDeps): string[] {
 }
 
 /** Warden's resources with the approver key files registered by now. */
-function resourcesNow(deps: ActivityDeps, resources: WardenResources): WardenResources {
-  return deps.approvers === undefined ? resources : withApproverKeyFiles(resources, approverKeyFiles(deps.approvers));
+async function resourcesNow(deps: ActivityDeps, resources: WardenResources): Promise<WardenResources> {
+  return deps.approvers === undefined ? resources : withApproverKeyFiles(resources, await approverKeyFiles(deps.approvers));
 }
 
 export interface IdentityServices {
@@ -45,12 +47,37 @@ export interface BeginTaskInput {
 
 export interface DelegateGrantInput extends BeginTaskInput {
   parentGrantId: string;
+  /** What the parent will hand the child workflow besides the task and the grant id (absent in histories from before). */
+  handoff?: Omit<SubagentHandoff, 'grantId'>;
 }
 
-/** The data flow's delegation: the sub-agent's task is stored, and passed on by reference. */
-export interface DelegateTaskResult {
-  identity: TaskIdentity;
-  taskRef: string;
+export interface BeginSubagentInput {
+  /** The task as the workflow received it. */
+  task: Task;
+  /** The handoff as the workflow received it (unverified: anyone who can start a workflow can write it). */
+  handoff: unknown;
+}
+
+/** `sha256:<hex>` of the task and handoff (all but the grant id), in canonical JSON (RFC 8785). */
+export function handoffDigestOf(task: unknown, handoff: Omit<SubagentHandoff, 'grantId'>): string {
+  const { grantId: _grantId, ...rest } = handoff as SubagentHandoff;
+  return `sha256:${canonicalSha256({ task, handoff: rest })}`;
+}
+
+function forged(message: string, details: Record<string, unknown> = {}): DelegationError {
+  return new DelegationError('ERR_DELEGATION_FORGED', `not a sub-agent's handoff: ${message}`, { details });
+}
+
+/** The id of the workflow running the current activity, as the server says (never from an input). */
+function callingWorkflowId(): string {
+  let workflowId: string | undefined;
+  try {
+    workflowId = Context.current().info.workflowExecution?.workflowId;
+  } catch {
+    workflowId = undefined;
+  }
+  if (workflowId === undefined) throw new TypeError('beginSubagent runs only as an activity of a workflow');
+  return workflowId;
 }
 
 export interface EndTaskInput {
@@ -105,10 +132,45 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
         // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
-        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+        if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(input.task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
         await stores.grants.saveGrant(grant);
         return identityOf(grant);
+      });
+    },
+
+    /**
+     * Accepts a sub-agent's handoff, or refuses the task. Every task passes the same resource
+     * checks as a root task first. Then the handoff must name a grant this authority signed,
+     * unrevoked (nor any ancestor), delegated by a parent to exactly the workflow running this
+     * activity, whose `handoff` digest is that of the task and handoff received: nothing a client
+     * can write (a grant id from a history, fields of its choosing) passes. ERR_DELEGATION_FORGED
+     * names the check that failed.
+     */
+    async beginSubagent(input: BeginSubagentInput): Promise<TaskIdentity> {
+      return atActivityBoundary(async () => {
+        const { keystore, stores } = requireIdentity(deps);
+        if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(input.task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+        const workflowId = callingWorkflowId();
+        const parsed = SubagentHandoffSchema.safeParse(input.handoff);
+        if (!parsed.success) throw forged('the input carries sub-agent fields that no parent handed over (a client may start a task with { task } only)', { workflowId });
+        const handoff = parsed.data;
+        const grant = await stores.grants.getGrant(handoff.grantId);
+        if (grant === undefined) throw forged(`no grant ${handoff.grantId} was delegated by this authority`, { workflowId });
+        let verified;
+        try {
+          verified = await verifyTaskGrant(grant.token, keystore, { clock: keystore.clock });
+        } catch (error) {
+          throw forged(`grant ${handoff.grantId} does not verify (${error instanceof CredentialError ? error.code : 'invalid'})`, { workflowId });
+        }
+        const claims = verified.claims;
+        const revoked = await stores.revocation.isRevoked([claims.jti, ...claims.lineage]);
+        if (revoked !== undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${revoked.grantId} was ended (${revoked.reason}): its sub-agents cannot start`, { details: { workflowId } });
+        if (claims.workflow_id !== workflowId) throw forged(`grant ${claims.jti} was delegated to workflow ${claims.workflow_id}, not ${workflowId}`, { workflowId });
+        if (claims.parent === undefined || claims.handoff === undefined) throw forged(`grant ${claims.jti} is not a parent's delegation to a sub-agent`, { workflowId });
+        if (claims.depth !== handoff.depth) throw forged(`the handoff says depth ${handoff.depth}, the grant ${claims.depth}`, { workflowId });
+        if (handoffDigestOf(input.task, handoff) !== claims.handoff) throw forged('the task or the handoff differs from what the parent delegated', { workflowId });
+        return identityOf(verified);
       });
     },
 
@@ -119,25 +181,16 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async delegateGrant(input: DelegateGrantInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
-        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+        if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(input.task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const parent = await stores.grants.getGrant(input.parentGrantId);
         if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
-        const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
+        const grant = await issueTaskGrant(keystore, {
+          ...grantRequestOf(input),
+          parent: { token: parent.token },
+          ...(input.handoff === undefined ? {} : { handoffDigest: handoffDigestOf(input.task, input.handoff) }),
+        });
         await stores.grants.saveGrant(grant);
         return identityOf(grant);
-      });
-    },
-
-    /** As `delegateGrant`, and stores the sub-agent's task so its activities take it by reference. */
-    async delegateTask(input: DelegateGrantInput): Promise<DelegateTaskResult> {
-      return atActivityBoundary(async () => {
-        const { keystore, stores } = requireIdentity(deps);
-        if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(input.task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
-        const parent = await stores.grants.getGrant(input.parentGrantId);
-        if (parent === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `the parent grant ${input.parentGrantId} is unknown to this worker`);
-        const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), parent: { token: parent.token } });
-        await stores.grants.saveGrant(grant);
-        return { identity: identityOf(grant), taskRef: await dataPlaneOf(deps).tasks.put(input.task) };
       });
     },
 
@@ -161,6 +214,6 @@ export async function revokeGrant(deps: ActivityDeps, grantId: string, status: s
 }
 
 /** Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts. */
-export function assertTaskSparesWarden(deps: ActivityDeps, task: Task): void {
-  if (deps.wardenResources !== undefined) assertTaskSparesWardenResources(task, resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+export async function assertTaskSparesWarden(deps: ActivityDeps, task: Task): Promise<void> {
+  if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
 }

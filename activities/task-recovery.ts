@@ -26,7 +26,7 @@ import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapsh
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 import { recoveryDirOf, stateDirOfDeps, taskOf, type TaskInput } from './flow-deps';
-import { executeToolCall } from './run-tool';
+import { executeToolCall, protectedSetForCall } from './run-tool';
 import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
 import { mcpCompensationArgs } from '../executors/mcp-executor';
@@ -34,6 +34,8 @@ import { mcpCompensationArgs } from '../executors/mcp-executor';
 export type RecoveryTaskInput = {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
   rootWorkflowId: string;
+  /** The root's first run id: names the run's own recovery state (absent in trees started before). */
+  rootRunId?: string;
 } & TaskInput;
 
 export type CommitTaskInput = RecoveryTaskInput & {
@@ -63,7 +65,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
   /** The commit (see `commitTask`); idempotent. */
   async function commit(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
     const task = await taskOf(deps, input);
-    const taskKey = taskKeyOf(input.rootWorkflowId);
+    const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
     const workspace = task.resources.workspace;
     if (workspace === undefined) {
       if ((input.expected ?? []).length > 0) throw new DataPlaneError('ERR_COMMIT_MISMATCH', 'the task has no workspace, yet its steps reported writing files', { details: { taskKey } });
@@ -74,10 +76,21 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     // beforehand; the check of the workspace afterwards still proves what was written.
     const finished = (await readManifest(commitManifestPathOf(recoveryDirOf(deps), taskKey)))?.status === 'committed';
     if (input.expected !== undefined && !finished) await verifyOverlay({ stateDir, taskKey, expected: input.expected, workerId: deps.dataPlane?.workerId ?? 'this worker' });
-    const result = await commitOverlay({ stateDir: recoveryDirOf(deps), overlayStateDir: stateDir, taskKey, workspace });
-    if (input.expected !== undefined) await checkCommitted(taskKey, workspace, input.expected);
+    const result = await commitOverlay({
+      stateDir: recoveryDirOf(deps),
+      overlayStateDir: stateDir,
+      taskKey,
+      workspace,
+      protected: await protectedSetForCall(deps, task),
+      ...(task.resources.allowHostCode === undefined ? {} : { allowHostCode: task.resources.allowHostCode }),
+    });
+    // Held host-code files are reported with what a commit leaves out (recovery.notCommitted).
+    const skipped = [...result.skipped, ...result.held];
+    // What the commit held or skipped on purpose is not in the workspace, and is reported instead.
+    const notCommitted = new Set([...result.skipped.map((r) => r.slice(0, r.lastIndexOf(' ('))), ...result.held.map((r) => r.slice(0, r.lastIndexOf(' (held: ')))]);
+    if (input.expected !== undefined) await checkCommitted(taskKey, workspace, input.expected, notCommitted);
     if (deps.dataPlane !== undefined) await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
-    return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(result.skipped.length === 0 ? {} : { skipped: result.skipped }) };
+    return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(skipped.length === 0 ? {} : { skipped }) };
   }
 
   return {
@@ -85,7 +98,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     async prepareTask(input: RecoveryTaskInput): Promise<{ taskKey: string; snapshot: boolean }> {
       return atActivityBoundary(async () => {
         const task = await taskOf(deps, input);
-        const taskKey = taskKeyOf(input.rootWorkflowId);
+        const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
         if (task.snapshot) await takePreTaskSnapshot(deps, taskKey, task);
         return { taskKey, snapshot: task.snapshot };
       });
@@ -116,7 +129,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
         const task = await taskOf(deps, input);
         const stateDir = stateDirOfDeps(deps);
         const recoveryDir = recoveryDirOf(deps);
-        const taskKey = taskKeyOf(input.rootWorkflowId);
+        const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
         // The SQL may have run on another worker: take its journaled images first.
         if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(recoveryDir, taskKey), journalKey: taskKey });
         const outcome = await runCompensation(input.compensation, {
@@ -129,6 +142,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
             if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
             const call = await executeToolCall(deps, {
               rootWorkflowId: input.rootWorkflowId,
+              ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
               callId: `compensate:${input.compensation.kind === 'tool' ? input.compensation.callId : tool}`,
               grantId: input.grantId,
               maxCredentialTtlMs: 60_000,
@@ -156,7 +170,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
         const task = await taskOf(deps, input);
         const result = await restoreSnapshot({
           stateDir: recoveryDirOf(deps),
-          taskKey: taskKeyOf(input.rootWorkflowId),
+          taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId),
           ...(task.resources.workspace === undefined ? {} : { workspace: task.resources.workspace }),
           databases: true,
           force: true,
@@ -178,11 +192,11 @@ export async function takePreTaskSnapshot(deps: ActivityDeps, taskKey: string, t
 }
 
 /** After a commit: every file the steps wrote holds what they wrote, every deletion is gone (else the commit lied). */
-async function checkCommitted(taskKey: string, workspace: string, writes: readonly FileWrite[]): Promise<void> {
+async function checkCommitted(taskKey: string, workspace: string, writes: readonly FileWrite[], notCommitted: ReadonlySet<string>): Promise<void> {
   const root = realRootOf(workspace);
   const wrong: string[] = [];
   for (const [path, sha256] of expectedFiles(writes)) {
-    if (sha256 === 'opaque') continue;
+    if (sha256 === 'opaque' || notCommitted.has(path)) continue;
     const state = await fileStateOf(resolveConfined(root, path, 'refuse').absolute);
     if (sha256 === 'deleted' ? state !== null : state !== sha256) wrong.push(path);
   }

@@ -5,16 +5,18 @@
  * kills the stdio servers' process trees, before the task's files are committed or rolled back.
  */
 import { McpError } from '../errors';
-import { openTaskServers } from '../executors/mcp-executor';
+import { mcpSessionKeyOf, openTaskServers } from '../executors/mcp-executor';
 import type { McpToolListing } from '../mcp/mcp-tool-listing';
 import type { Task } from '../task/task-schema';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { protectedSetForCall } from './run-tool';
 
 export interface OpenToolSourcesInput {
   rootWorkflowId: string;
+  rootRunId?: string;
   task: Task;
   /** Epoch ms: the task's deadline, after which every server is closed. */
   deadlineAt: number;
@@ -22,6 +24,7 @@ export interface OpenToolSourcesInput {
 
 export interface CloseToolSourcesInput {
   rootWorkflowId: string;
+  rootRunId?: string;
 }
 
 export function createToolSourceActivities(deps: ActivityDeps) {
@@ -33,7 +36,13 @@ export function createToolSourceActivities(deps: ActivityDeps) {
         if (mcp === undefined || deps.stateDir === undefined) {
           throw new McpError('ERR_MCP_UNAVAILABLE', 'this worker was created without MCP support (no connection pool or state folder)');
         }
-        const listings = await openTaskServers({ ...mcp, env: deps.env ?? process.env, stateDir: deps.stateDir }, input.task, input.rootWorkflowId, input.deadlineAt);
+        const listings = await openTaskServers(
+          { ...mcp, env: deps.env ?? process.env, stateDir: deps.stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) },
+          input.task,
+          input.rootWorkflowId,
+          input.deadlineAt,
+          input.rootRunId,
+        );
         annotateActiveSpan({
           [WARDEN_ATTR.mcpServers]: listings.map((l) => l.server),
           [WARDEN_ATTR.mcpPins]: listings.map((l) => `${l.server}:${l.hash}`),
@@ -45,7 +54,7 @@ export function createToolSourceActivities(deps: ActivityDeps) {
 
     /** Closes the task's MCP servers on this worker (idempotent; other workers close theirs at the deadline). */
     async closeToolSources(input: CloseToolSourcesInput): Promise<{ closed: string[] }> {
-      return atActivityBoundary(async () => ({ closed: (await deps.mcp?.pool.closeSession(input.rootWorkflowId)) ?? [] }));
+      return atActivityBoundary(async () => ({ closed: (await deps.mcp?.pool.closeSession(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId))) ?? [] }));
     },
   };
 }

@@ -1,5 +1,7 @@
 /** Human-readable rendering of a task's steps and result, for `warden run` without `--json`. */
 import type { PendingApproval, StepRecord, TaskResult } from '../task/task-run';
+import { tallyClaims } from '../attestation/claim-outcome';
+import { ClaimSchema, describeClaim } from '../attestation/claim-schema';
 
 const MAX_VALUE_CHARS = 160;
 
@@ -28,13 +30,34 @@ function formatTask(result: TaskResult, path: string[], lines: string[]): void {
   for (const child of result.children) formatTask(child, [...path, child.agent], lines);
   if (result.final) {
     lines.push(`${indent}  final: ${result.final.answer}`);
-    for (const claim of result.final.claims) lines.push(`${indent}    claim: ${claim}`);
+    for (const claim of result.final.claims) lines.push(`${indent}    claim: ${claimText(claim)}`);
+  }
+}
+
+/** A claim as stated, in words (a malformed structured claim as its JSON). */
+function claimText(claim: unknown): string {
+  const parsed = ClaimSchema.safeParse(claim);
+  return parsed.success ? describeClaim(parsed.data) : compact(claim);
+}
+
+const VERDICT_LABEL = { verified: 'VERIFIED  ', refuted: 'REFUTED   ', unverified: 'unverified' } as const;
+
+/** Warden's verdicts on the task tree's claims: one line each, with why and, when signed, by which key. */
+function formatClaims(result: TaskResult, lines: string[]): void {
+  const claims = result.claims ?? [];
+  if (claims.length === 0) return;
+  const tally = tallyClaims(claims);
+  lines.push(`claims checked by Warden: ${tally.verified} verified, ${tally.refuted} refuted, ${tally.unverified} unverified`);
+  for (const c of claims) {
+    const signed = c.envelope === undefined ? '' : ` [signed ${c.envelope.signatures[0]?.keyid.slice(0, 12)}…${c.custody === undefined ? '' : `, custody #${c.custody.seq}`}]`;
+    lines.push(`  ${VERDICT_LABEL[c.verdict]} ${c.agent}: ${c.text.slice(0, MAX_VALUE_CHARS)} -- ${c.reason.slice(0, MAX_VALUE_CHARS)}${signed}`);
   }
 }
 
 export function formatSummary(result: TaskResult): string {
   const lines: string[] = [];
   formatTask(result, [], lines);
+  formatClaims(result, lines);
   return lines.join('\n');
 }
 
@@ -45,7 +68,10 @@ export function formatSummary(result: TaskResult): string {
 export function formatRecovery(result: TaskResult): string {
   const recovery = result.recovery;
   if (recovery === undefined) return 'nothing to undo was recorded';
-  if (recovery.committed !== undefined) return `committed ${recovery.committed.length} file(s)`;
+  if (recovery.committed !== undefined) {
+    const left = recovery.notCommitted ?? [];
+    return `committed ${recovery.committed.length} file(s)${left.length === 0 ? '' : `; not committed: ${left.join('; ')}`}`;
+  }
   const undone = recovery.rolledBack.filter((r) => r.status !== 'failed');
   const failed = recovery.rolledBack.filter((r) => r.status === 'failed');
   const parts: string[] = [];

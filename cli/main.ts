@@ -50,6 +50,8 @@ const GROUPS: Record<string, Record<string, CommandEntry>> = {
     audit: { summary: 'verify the custody ledger; inclusion and consistency proofs', load: async () => ((m) => ({ run: m.auditCommand, usage: m.AUDIT_USAGE }))(await import('./commands/audit.js')) },
     trace: { summary: "a task's timeline from its custody records", load: async () => ((m) => ({ run: m.traceCommand, usage: m.TRACE_USAGE }))(await import('./commands/trace.js')) },
     replay: { summary: 'replay a history against this code and cross-check the ledger', load: async () => ((m) => ({ run: m.replayCommand, usage: m.REPLAY_USAGE }))(await import('./commands/replay.js')) },
+    attest: { summary: 'verify signed claim attestations offline with the published JWKS', load: async () => ((m) => ({ run: m.attestCommand, usage: m.ATTEST_USAGE }))(await import('./commands/attest.js')) },
+    receipt: { summary: "a task's signed receipt (actions, decisions, claims, custody proofs); verify one offline", load: async () => ((m) => ({ run: m.receiptCommand, usage: m.RECEIPT_USAGE }))(await import('./commands/receipt.js')) },
     console: { summary: 'a local web page: tasks, timelines with custody records, approvals', load: async () => ((m) => ({ run: m.consoleCommand, usage: m.CONSOLE_USAGE }))(await import('./commands/console.js')) },
   },
   Server: {

@@ -45,7 +45,7 @@ export async function startAgentTask(client: Client, task: Task, options: StartA
   return client.workflow.start<typeof agentTask>('agentTask', {
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     workflowId: options.workflowId ?? newTaskWorkflowId(task),
-    args: [{ task, depth: 0, lineage: [] }],
+    args: [{ task }],
     // Shown by `warden list` without reading each history.
     memo: { agent: task.agent.name, user: task.user },
     // Backstop only: the workflow ends itself at the task deadline and reports why.

@@ -127,7 +127,8 @@ export function openCheckpointWitness(location: string): CheckpointWitness {
   };
 }
 
-function readJwksFile(file: string): PublicJwk[] {
+/** The Ed25519 keys of a JWKS file (`{ keys: [...] }`); [] when it cannot be read. @throws CustodyError ERR_CUSTODY_BROKEN when it is not one. */
+export function readJwksFile(file: string): PublicJwk[] {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

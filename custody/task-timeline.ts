@@ -14,7 +14,10 @@ import { DERIVED_RECORD_KIND } from './history-cross-check';
 import type { LedgerRecord } from './ledger-record';
 import { spanRoleOf } from './span-roles';
 
-export type TimelineKind = 'intent' | 'model-turn' | 'action' | 'decision' | 'tool-effect' | 'subagent' | 'outcome';
+export type TimelineKind = 'intent' | 'model-turn' | 'action' | 'decision' | 'tool-effect' | 'subagent' | 'outcome' | 'claim';
+
+/** Kind of the custody record of Warden's verdict on a claim (attestation/claim-outcome.ts). */
+const CLAIM_VERDICT_KIND = 'claim-verdict';
 
 export interface TimelineEntry {
   kind: TimelineKind;
@@ -196,6 +199,12 @@ export function buildTaskTimeline(taskId: string, records: readonly LedgerRecord
     });
   };
   walk(taskId, 0, options.result);
+  // After the outcome: Warden's verdict on each claim of the tree, checked after the commit.
+  for (const record of records.filter((r) => r.kind === CLAIM_VERDICT_KIND).sort((a, b) => a.seq - b.seq)) {
+    const body = record.body as { agent?: unknown; text?: unknown; verdict?: unknown; reason?: unknown };
+    const depth = Math.max(0, record.workflowId.split('/').length - taskId.split('/').length);
+    push({ kind: 'claim', seq: record.seq, workflowId: record.workflowId, depth, text: `${str(body.verdict) ?? '?'}: ${str(body.agent) ?? '?'} claimed ${str(body.text)?.slice(0, 160) ?? '?'} — ${str(body.reason)?.slice(0, 200) ?? ''}` });
+  }
   return { taskId, records: records.length, withDecisions: options.result !== undefined, entries };
 }
 

@@ -36,7 +36,7 @@ export type AnthropicMessage =
 
 function messagesOf(input: DriverInput): AnthropicMessage[] {
   const messages: AnthropicMessage[] = [{ role: 'user', content: input.task.intent }];
-  for (const turn of pastTurns(input.steps, TOOL_USE_ID)) {
+  for (const turn of pastTurns(input.steps, TOOL_USE_ID, input.claims)) {
     messages.push({ role: 'assistant', content: turn.calls.map((c) => ({ type: 'tool_use', id: c.id, name: c.name, input: c.input })) });
     messages.push({ role: 'user', content: turn.results.map((r) => ({ type: 'tool_result', tool_use_id: r.id, content: r.content })) });
   }

@@ -4,6 +4,7 @@
  * returns is executed before the workflow has checked it.
  */
 import type { ModelTurn, StepRecord } from '../task/task-run';
+import type { StatedClaimRecord } from '../attestation/claim-outcome';
 import type { Task } from '../task/task-schema';
 
 /** A tool as offered to a model: name, description and JSON-Schema input. */
@@ -24,6 +25,8 @@ export interface DriverInput {
   tools: ToolSpec[];
   /** Sub-agents declared for this task, with their intents. */
   subagents: { name: string; intent: string }[];
+  /** Claims the model stated so far with `state_claim` (each answered in the transcript), oldest first. */
+  claims?: StatedClaimRecord[];
 }
 
 export interface ModelDriver {

@@ -19,15 +19,17 @@ import { redactSecrets } from '../secrets/redact-values';
 import type { Action, ModelTurn, ModelUsage, StepRecord } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { DriverInput, ToolSpec } from './model-driver';
+import type { StatedClaimRecord } from '../attestation/claim-outcome';
+import { CLAIMS_GUIDANCE, STATE_CLAIM_FUNCTION, claimActionOf, pastClaimCalls, stateClaimFunction } from './state-claim-function';
 
 /** Function names every provider accepts (OpenAI's rule; Anthropic's is wider). */
 export const FUNCTION_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,64}$/;
-/** The function the model calls to finish: `{ answer: string, claims: string[] }`. */
+/** The function the model calls to finish: `{ answer: string, claims: (string | claim object)[] }`. */
 export const FINAL_ANSWER_FUNCTION = 'final_answer';
 /** The function the model calls to start a sub-agent: `{ name, intent? }`. */
 export const SPAWN_SUBAGENT_FUNCTION = 'spawn_subagent';
 
-const RESERVED_FUNCTIONS: ReadonlySet<string> = new Set([FINAL_ANSWER_FUNCTION, SPAWN_SUBAGENT_FUNCTION]);
+const RESERVED_FUNCTIONS: ReadonlySet<string> = new Set([FINAL_ANSWER_FUNCTION, SPAWN_SUBAGENT_FUNCTION, STATE_CLAIM_FUNCTION]);
 
 /**
  * Maps a Warden tool name to a function name.
@@ -82,6 +84,7 @@ export function systemPrompt(task: Task, canSpawn: boolean): string {
     `You are an AI agent acting on behalf of the user "${task.user}".`,
     "Work on the user's request by calling the tools provided. Every call is checked against the permissions the user granted; a call that is not allowed is denied and its result says why.",
     ...(canSpawn ? [`You may hand part of the work to a sub-agent with ${SPAWN_SUBAGENT_FUNCTION}.`] : []),
+    CLAIMS_GUIDANCE,
     `When you are done, call ${FINAL_ANSWER_FUNCTION} with "answer" (your answer to the user) and "claims" (short factual statements about what you did; they will be verified).`,
   ];
   const instructions = task.agent.instructions?.trim();
@@ -109,6 +112,7 @@ export function offeredFunctions(input: DriverInput): OfferedFunctions {
     functions.push(toolFunction(spec, name));
   }
   if (input.subagents.length > 0) functions.push(spawnFunction(input.subagents));
+  functions.push(stateClaimFunction());
   functions.push(finalAnswerFunction());
   return { functions, decode };
 }
@@ -142,7 +146,11 @@ function finalAnswerFunction(): OfferedFunction {
       type: 'object',
       properties: {
         answer: { type: 'string', description: 'Your answer to the user.' },
-        claims: { type: 'array', items: { type: 'string' }, description: 'Short factual statements about what you did.' },
+        claims: {
+          type: 'array',
+          items: { anyOf: [{ type: 'string' }, { type: 'object' }] },
+          description: `Short factual statements about what you did, or structured claims as ${STATE_CLAIM_FUNCTION} takes them.`,
+        },
       },
       required: ['answer', 'claims'],
       additionalProperties: false,
@@ -167,25 +175,39 @@ export interface PastTurn {
 }
 
 /**
- * Rebuilds the conversation from the step records: per past turn, its calls and their results.
+ * Rebuilds the conversation from the step records and the claims stated with `state_claim`: per
+ * past turn, its calls (the turn's steps, then its claims, which are not steps) and their results.
  * Call ids come from the model but must be unique in a transcript (and, with `idPattern`, match
  * the provider's rule), so a repeated, missing or unusable id is replaced deterministically.
  */
-export function pastTurns(steps: readonly StepRecord[], idPattern?: RegExp): PastTurn[] {
-  const ordered = [...steps].sort((a, b) => a.turn - b.turn || a.index - b.index);
+export function pastTurns(steps: readonly StepRecord[], idPattern?: RegExp, claims?: readonly StatedClaimRecord[]): PastTurn[] {
+  const entries = [
+    ...steps.map((step) => ({ turn: step.turn, order: 0, index: step.index, step })),
+    ...pastClaimCalls(claims).map((claim, index) => ({ turn: claim.turn, order: 1, index, claim })),
+  ].sort((a, b) => a.turn - b.turn || a.order - b.order || a.index - b.index);
   const used = new Set<string>();
   const turns: PastTurn[] = [];
   let turn: number | undefined;
   let current: PastTurn | undefined;
-  for (const step of ordered) {
-    if (step.turn !== turn || current === undefined) {
-      turn = step.turn;
+  for (const entry of entries) {
+    if (entry.turn !== turn || current === undefined) {
+      turn = entry.turn;
       current = { calls: [], results: [] };
       turns.push(current);
     }
-    const id = uniqueCallId(step, used, idPattern);
-    current.calls.push({ id, ...functionCallOf(step) });
-    current.results.push({ id, content: resultOf(step) });
+    if ('step' in entry) {
+      const id = uniqueCallId(entry.step, used, idPattern);
+      current.calls.push({ id, ...functionCallOf(entry.step) });
+      current.results.push({ id, content: resultOf(entry.step) });
+    } else {
+      const claim = entry.claim;
+      const usable = claim.callId !== undefined && claim.callId !== '' && !used.has(claim.callId) && (idPattern === undefined || idPattern.test(claim.callId));
+      let id = usable ? claim.callId! : `claim_${entry.index}`;
+      for (let n = 1; used.has(id); n++) id = `claim_${entry.index}_${n}`;
+      used.add(id);
+      current.calls.push({ id, name: STATE_CLAIM_FUNCTION, arguments: JSON.stringify(claim.arguments), input: claim.arguments });
+      current.results.push({ id, content: claim.result });
+    }
   }
   return turns;
 }
@@ -225,7 +247,7 @@ export interface ModelCall {
   arguments?: string | Record<string, unknown> | undefined;
 }
 
-const FinalArgsSchema = z.object({ answer: z.string(), claims: z.array(z.string()).default([]) });
+const FinalArgsSchema = z.object({ answer: z.string(), claims: z.array(z.union([z.string(), z.record(z.string(), z.unknown())])).default([]) });
 const SpawnArgsSchema = z.object({ name: z.string().min(1), intent: z.string().optional() });
 
 /** A name from the model, safe to quote in a message. */
@@ -266,9 +288,10 @@ export function actionOf(call: ModelCall, decode: ReadonlyMap<string, string>): 
   const callId = call.id !== undefined && call.id !== '' ? { callId: call.id } : {};
   if (name === FINAL_ANSWER_FUNCTION) {
     const parsed = FinalArgsSchema.safeParse(args);
-    if (!parsed.success) throw protocolError(`the model called ${FINAL_ANSWER_FUNCTION} without a string "answer" and string "claims"`);
+    if (!parsed.success) throw protocolError(`the model called ${FINAL_ANSWER_FUNCTION} without a string "answer" and "claims" (strings or claim objects)`);
     return { type: 'final', answer: parsed.data.answer, claims: parsed.data.claims };
   }
+  if (name === STATE_CLAIM_FUNCTION) return claimActionOf(args, call.id);
   if (name === SPAWN_SUBAGENT_FUNCTION) {
     const parsed = SpawnArgsSchema.safeParse(args);
     if (!parsed.success) throw protocolError(`the model called ${SPAWN_SUBAGENT_FUNCTION} without a string "name"`);

@@ -43,7 +43,7 @@ function chatMessages(input: DriverInput): ChatMessage[] {
     { role: 'system', content: systemPrompt(input.task, input.subagents.length > 0) },
     { role: 'user', content: input.task.intent },
   ];
-  for (const turn of pastTurns(input.steps)) {
+  for (const turn of pastTurns(input.steps, undefined, input.claims)) {
     messages.push({ role: 'assistant', content: null, tool_calls: turn.calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) });
     for (const result of turn.results) messages.push({ role: 'tool', tool_call_id: result.id, content: result.content });
   }
@@ -111,7 +111,7 @@ export type ResponsesInputItem =
 
 function responsesInput(input: DriverInput): ResponsesInputItem[] {
   const items: ResponsesInputItem[] = [{ role: 'user', content: input.task.intent }];
-  for (const turn of pastTurns(input.steps)) {
+  for (const turn of pastTurns(input.steps, undefined, input.claims)) {
     for (const call of turn.calls) items.push({ type: 'function_call', call_id: call.id, name: call.name, arguments: call.arguments });
     for (const result of turn.results) items.push({ type: 'function_call_output', call_id: result.id, output: result.content });
   }

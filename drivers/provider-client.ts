@@ -14,6 +14,7 @@
  */
 import { ModelError, type ErrorCode } from '../errors';
 import { redactSecret } from '../secrets/redact-values';
+import { deniedEnvReason } from '../secrets/reserved-env';
 
 /** Successful responses above this size are refused rather than buffered without bound. */
 export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
@@ -129,6 +130,8 @@ export function providerError(failure: ProviderFailure, context: FailureContext,
 /** The key named by `apiKeyEnv`, read now; `undefined` when the model needs none. */
 export function readApiKey(modelId: string, apiKeyEnv: string | undefined, env: Readonly<Record<string, string | undefined>>): string | undefined {
   if (apiKeyEnv === undefined) return undefined;
+  const denied = deniedEnvReason(apiKeyEnv, env);
+  if (denied !== undefined) throw new ModelError('ERR_MODEL_CONFIG', `model "${modelId}": apiKeyEnv ${denied}`, { details: { model: modelId, apiKeyEnv } });
   const value = env[apiKeyEnv];
   if (value === undefined || value === '') {
     throw new ModelError('ERR_MODEL_CONFIG', `model "${modelId}" needs an API key in the environment variable ${apiKeyEnv}, which is not set`, {

@@ -31,10 +31,13 @@ export interface McpExecutorDeps {
   /** The worker's environment: the only source of the variables servers declare. */
   env: NodeJS.ProcessEnv;
   stateDir: string;
+  /** What a task's servers may never see or change (worker/warden-resources.ts `protectedSetOf`). */
+  protectedSetOf?: (task: Task) => Promise<{ folders: string[]; files: string[]; readOnly: string[] }>;
 }
 
 export interface McpCallInput {
   rootWorkflowId: string;
+  rootRunId?: string;
   task: Task;
   /** Epoch ms of the task's deadline: the servers' lifetime. */
   deadlineAt: number;
@@ -52,15 +55,20 @@ export function mcpTargetOf(descriptor: ToolDescriptor): { server: string; tool:
 }
 
 /** How a task's servers are started: its workspace overlay and the hosts a stdio server may reach. */
-export async function startContextOf(deps: McpExecutorDeps, task: Task, rootWorkflowId: string, config: McpServer): Promise<Omit<McpStartContext, 'lifetimeMs'>> {
+/** The pool's session of a task tree: its root workflow and, for trees keyed by run, the root's run. */
+export function mcpSessionKeyOf(rootWorkflowId: string, rootRunId?: string): string {
+  return rootRunId === undefined ? rootWorkflowId : `${rootWorkflowId}#${rootRunId}`;
+}
+
+export async function startContextOf(deps: McpExecutorDeps, task: Task, rootWorkflowId: string, config: McpServer, rootRunId?: string): Promise<Omit<McpStartContext, 'lifetimeMs'>> {
   let workspace: McpStartContext['workspace'];
   if (task.resources.workspace !== undefined && isStdioServer(config) && config.workspace !== 'none') {
     const root = await realpath(task.resources.workspace).catch(() => {
       throw new McpError('ERR_MCP_UNAVAILABLE', `the workspace ${task.resources.workspace} does not exist`);
     });
-    const taskKey = taskKeyOf(rootWorkflowId);
+    const taskKey = taskKeyOf(rootWorkflowId, rootRunId);
     await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: root });
-    workspace = { root, overlayDir: overlayPathsOf(deps.stateDir, taskKey).dir };
+    workspace = { root, overlayDir: overlayPathsOf(deps.stateDir, taskKey).dir, ...(deps.protectedSetOf === undefined ? {} : { protected: await deps.protectedSetOf(task) }) };
   }
   const allowedHosts = isStdioServer(config) ? config.hosts.filter((h) => task.grants.hosts.includes(h) && task.resources.hosts.includes(h)) : [];
   return {
@@ -73,11 +81,11 @@ export async function startContextOf(deps: McpExecutorDeps, task: Task, rootWork
 }
 
 /** Opens (or finds) every server the task declares and returns their pinned tool lists. */
-export async function openTaskServers(deps: McpExecutorDeps, task: Task, rootWorkflowId: string, deadlineAt: number): Promise<McpToolListing[]> {
+export async function openTaskServers(deps: McpExecutorDeps, task: Task, rootWorkflowId: string, deadlineAt: number, rootRunId?: string): Promise<McpToolListing[]> {
   const listings: McpToolListing[] = [];
   for (const [server, config] of Object.entries(task.tools.mcp ?? {})) {
-    const context = await startContextOf(deps, task, rootWorkflowId, config);
-    const connection = await deps.pool.connection(rootWorkflowId, server, config, { ...context, lifetimeMs: 0 }, deadlineAt);
+    const context = await startContextOf(deps, task, rootWorkflowId, config, rootRunId);
+    const connection = await deps.pool.connection(mcpSessionKeyOf(rootWorkflowId, rootRunId), server, config, { ...context, lifetimeMs: 0 }, deadlineAt);
     listings.push(connection.listing);
   }
   return listings;
@@ -88,8 +96,8 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
   const target = mcpTargetOf(descriptor);
   const config = input.task.tools.mcp?.[target.server];
   if (config === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `MCP server "${target.server}" is not declared by this task`);
-  const context = await startContextOf(deps, input.task, input.rootWorkflowId, config);
-  const connection = await deps.pool.connection(input.rootWorkflowId, target.server, config, { ...context, lifetimeMs: 0 }, input.deadlineAt);
+  const context = await startContextOf(deps, input.task, input.rootWorkflowId, config, input.rootRunId);
+  const connection = await deps.pool.connection(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId), target.server, config, { ...context, lifetimeMs: 0 }, input.deadlineAt);
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
   const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify });
   const output = { content: result.content, ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };

@@ -23,6 +23,7 @@ import { systemView } from '../sandbox/os/system-view';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
+import { captureUpper, recordUpperChanges } from '../recovery/overlay-undo';
 
 /** Default memory of a program's process tree, MiB (`limits.processMemoryMb`). */
 export const DEFAULT_PROCESS_MEMORY_MB = PROCESS_LIMIT_DEFAULTS.memoryMb;
@@ -84,9 +85,17 @@ export function resolveCommand(command: string): string {
 
 export interface ProcessCallInput {
   rootWorkflowId: string;
+  rootRunId?: string;
   task: Task;
   args: ProcRunArgs;
   stateDir: string;
+  /** What the program may never see or change (worker/warden-resources.ts `protectedSetOf`). */
+  protected?: { folders: string[]; files: string[]; readOnly: string[] };
+  /**
+   * A sub-agent's call: where to record what its program changes in the overlay, so the change
+   * can be undone on its own (recovery/overlay-undo.ts).
+   */
+  undoDir?: string;
 }
 
 /** Runs one `proc.run` call to its end. */
@@ -96,15 +105,17 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<ProcR
   const executable = resolveCommand(args.command);
   const taskTimeoutMs = durationToMs(task.limits.toolTimeout);
   const wallTimeMs = Math.min(args.timeout === undefined ? taskTimeoutMs : durationToMs(args.timeout), taskTimeoutMs);
-  let workspace: { mode: 'overlay'; root: string; overlayDir: string } | undefined;
+  let workspace: { mode: 'overlay'; root: string; overlayDir: string; protected?: ProcessCallInput['protected'] } | undefined;
   if (task.resources.workspace !== undefined) {
     const root = await realpath(task.resources.workspace).catch(() => {
       throw new ToolError('ERR_PATH_NOT_FOUND', `the workspace ${task.resources.workspace} does not exist`);
     });
-    const taskKey = taskKeyOf(input.rootWorkflowId);
+    const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
     await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root });
-    workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir };
+    workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir, ...(input.protected === undefined ? {} : { protected: input.protected }) };
   }
+  const upper = workspace === undefined || input.undoDir === undefined ? undefined : overlayPathsOf(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId)).upper;
+  const captured = upper === undefined ? undefined : await captureUpper(upper);
   let run;
   try {
     run = await runSandboxed(
@@ -126,6 +137,8 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<ProcR
   } catch (error) {
     if (error instanceof TypeError) throw new ToolError('ERR_TOOL_INPUT_INVALID', `proc.run: ${error.message}`);
     throw error;
+  } finally {
+    if (upper !== undefined && captured !== undefined) await recordUpperChanges(upper, input.undoDir!, captured);
   }
   if (run.reason === 'setup-failed' && /warden-sandbox: no such folder/.test(run.stderr)) {
     throw new ToolError('ERR_PATH_NOT_FOUND', `proc.run: the working folder ${JSON.stringify(args.cwd ?? '.')} does not exist in the workspace`);

@@ -75,7 +75,7 @@ export async function issueApproverKey(store: ApproverStore, options: { name: st
   const privateJwk = pick(await exportJWK(privateKey), ['kty', 'crv', 'x', 'd']);
   const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
   const record: ApproverRecord = { name: name.data, kid, publicJwk, addedAt: options.now ?? Date.now(), ...(options.keyFile === undefined ? {} : { keyFile: options.keyFile }) };
-  store.add(record);
+  await store.add(record);
   return { record, keyFile: ApproverKeyFileSchema.parse({ type: 'warden-approver-key', name: name.data, kid, privateJwk }) };
 }
 
@@ -126,7 +126,7 @@ export async function verifyApprovalDecision(
   }
   const claims = ApprovalClaimsSchema.safeParse(decodeJson(jws.payload, 'payload'));
   if (!claims.success) throw refused('the signed decision does not have the shape of an approval');
-  const record = store.get(claims.data.approver);
+  const record = await store.get(claims.data.approver);
   if (record === undefined) throw refused(`"${claims.data.approver}" is not a registered approver`, { approver: claims.data.approver });
   if (record.revokedAt !== undefined) throw refused(`approver "${record.name}" was removed`, { approver: record.name });
   if (record.kid !== header.kid) throw refused(`the decision is not signed with the key issued to "${record.name}"`, { approver: record.name });

@@ -87,6 +87,12 @@ export const GrantClaimsSchema = z.strictObject({
   lineage: z.array(TokenIdSchema).max(16),
   /** 0 for the task the user started, parent's + 1 for a sub-agent. */
   depth: z.number().int().min(0).max(16),
+  /**
+   * Sub-agents: `sha256:<hex>` of what the parent handed the child workflow (its task, depth,
+   * lineage, deadline, policy counters; task-run.ts SubagentHandoffSchema), so the child can
+   * accept only exactly that (activities/task-identity.ts `beginSubagent`).
+   */
+  handoff: Sha256Schema.optional(),
 });
 export type GrantClaims = z.infer<typeof GrantClaimsSchema>;
 

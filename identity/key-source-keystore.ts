@@ -9,13 +9,14 @@
  * leaves this module; `kid` is the RFC 7638 thumbprint. Rotation is done by replacing the file
  * (`rotate` refuses): outstanding credentials signed by the old key stop verifying then.
  */
+import { webcrypto } from 'node:crypto';
 import * as fs from 'node:fs';
 import { calculateJwkThumbprint, importJWK, SignJWT } from 'jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import type { Jwks, PublicJwk } from './claims';
 import { systemClock, type Clock } from './clock';
-import type { JwtSigner, KeyInfo, Keystore } from './keystore';
+import { byteSignerOf, signRawBytes, type JwtSigner, type KeyInfo, type Keystore } from './keystore';
 
 const B64 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
 const SourceJwkSchema = z.union([
@@ -60,14 +61,19 @@ async function load(file: string): Promise<Loaded> {
     stamp: stampOf(file),
     info: { kid, alg, createdAt: new Date(stat.mtimeMs).toISOString(), status: 'active' },
     publicJwk,
-    signer: { kid, alg, sign: (payload, typ) => new SignJWT(payload).setProtectedHeader({ alg, kid, typ }).sign(key) },
+    signer: {
+      kid,
+      alg,
+      sign: (payload, typ) => new SignJWT(payload).setProtectedHeader({ alg, kid, typ }).sign(key),
+      signBytes: (message) => signRawBytes(key as webcrypto.CryptoKey, alg, message),
+    },
   };
 }
 
 /** The keystore of the key file at `file`. @throws KeystoreError ERR_KEYSTORE_INVALID. */
 export async function openKeySourceKeystore(file: string, clock: Clock = systemClock): Promise<Keystore> {
   let current = await load(file);
-  return {
+  const keystore: Keystore = {
     dir: file,
     clock,
     activeKid: () => current.info.kid,
@@ -81,7 +87,9 @@ export async function openKeySourceKeystore(file: string, clock: Clock = systemC
         return current.signer.alg;
       },
       sign: (payload, typ) => current.signer.sign(payload, typ),
+      signBytes: (message) => current.signer.signBytes(message),
     }),
+    byteSigner: () => byteSignerOf(keystore),
     async rotate() {
       throw new KeystoreError('ERR_KEYSTORE_INVALID', `the signing key comes from ${file}: rotate it by replacing that file on every worker`, { details: { file } });
     },
@@ -100,4 +108,5 @@ export async function openKeySourceKeystore(file: string, clock: Clock = systemC
       return true;
     },
   };
+  return keystore;
 }

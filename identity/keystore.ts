@@ -9,18 +9,20 @@
  *
  * Invariants:
  * - A private key never leaves this module: it is imported as a non-extractable CryptoKey and
- *   only a `sign` function is handed out. `jwks()` copies the public members field by field.
+ *   only `sign` functions are handed out (JWTs, and raw bytes for DSSE attestations through
+ *   `byteSigner()`). `jwks()` copies the public members field by field.
  * - Exactly one key is active. The first open creates it under an exclusive lock, so processes
  *   opening a fresh state folder at once agree on one key.
  * - A retired key keeps verifying until `retiredAt + maxTokenLifetime` (every token it signed has
  *   expired by then) and is deleted by the next open or rotation after that.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, webcrypto } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
+import type { ByteSigner } from '../attestation/dsse';
 import { JwksSchema, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import { systemClock, type Clock } from './clock';
 
@@ -77,6 +79,12 @@ export interface JwtSigner {
   readonly alg: SigningAlg;
   /** A compact JWS of `payload` with protected header `{ alg, kid, typ }`. */
   sign(payload: JWTPayload, typ: string): Promise<string>;
+  /**
+   * A raw signature of `message` (DSSE's PAE bytes): Ed25519 (64 bytes) or ECDSA P-256 over
+   * SHA-256, ASN.1 DER encoded. Never called with JWS signing input: DSSE's "DSSEv1 " prefix
+   * keeps the two kinds of signed bytes apart.
+   */
+  signBytes(message: Uint8Array): Promise<Uint8Array>;
 }
 
 export interface Keystore {
@@ -91,6 +99,8 @@ export interface Keystore {
   jwks(): Jwks;
   /** A signer for the key active now. */
   signer(): JwtSigner;
+  /** Raw-byte signatures (DSSE envelopes) with the key active at each call; published in `jwks()` like every key. */
+  byteSigner(): ByteSigner;
   /**
    * Makes a new key active. The old active key is retired and keeps verifying for
    * `maxTokenLifetimeMs` (the longest lifetime of any token it signed: the longest task deadline).
@@ -193,7 +203,15 @@ class FileKeystore implements Keystore {
         if (performance.now() - keystore.lastRefreshCheck > REFRESH_INTERVAL_MS) await keystore.refresh();
         return keystore.currentSigner().sign(payload, typ);
       },
+      async signBytes(message) {
+        if (performance.now() - keystore.lastRefreshCheck > REFRESH_INTERVAL_MS) await keystore.refresh();
+        return keystore.currentSigner().signBytes(message);
+      },
     };
+  }
+
+  byteSigner(): ByteSigner {
+    return byteSignerOf(this);
   }
 
   async rotate(options: { maxTokenLifetimeMs: number; alg?: SigningAlg }): Promise<KeyInfo> {
@@ -283,6 +301,46 @@ async function signerFor(file: PrivateJwkFile): Promise<JwtSigner> {
     kid,
     alg,
     sign: (payload, typ) => new SignJWT(payload).setProtectedHeader({ alg, kid, typ }).sign(key),
+    signBytes: (message) => signRawBytes(key as webcrypto.CryptoKey, alg, message),
+  };
+}
+
+/**
+ * A raw signature with a non-extractable WebCrypto key: Ed25519 as is, ECDSA P-256 converted from
+ * WebCrypto's IEEE P1363 form (r || s) to ASN.1 DER, the encoding DSSE verifiers (and node:crypto's
+ * default) expect.
+ */
+export async function signRawBytes(key: webcrypto.CryptoKey, alg: SigningAlg, message: Uint8Array): Promise<Uint8Array> {
+  const data = new Uint8Array(message);
+  if (alg === 'EdDSA') return new Uint8Array(await webcrypto.subtle.sign({ name: 'Ed25519' }, key, data));
+  return p1363ToDer(new Uint8Array(await webcrypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key, data)));
+}
+
+/** `r || s` (two 32-byte big-endian integers) as DER `SEQUENCE { INTEGER r, INTEGER s }`. */
+export function p1363ToDer(signature: Uint8Array): Uint8Array {
+  if (signature.length !== 64) throw new TypeError(`an ECDSA P-256 signature has 64 bytes, not ${signature.length}`);
+  const integer = (bytes: Uint8Array): number[] => {
+    let start = 0;
+    while (start < bytes.length - 1 && bytes[start] === 0) start++;
+    const trimmed = [...bytes.subarray(start)];
+    // A leading 1 bit would read as negative: DER prepends a zero byte.
+    return (trimmed[0] as number) & 0x80 ? [0x02, trimmed.length + 1, 0, ...trimmed] : [0x02, trimmed.length, ...trimmed];
+  };
+  const body = [...integer(signature.subarray(0, 32)), ...integer(signature.subarray(32))];
+  return new Uint8Array([0x30, body.length, ...body]);
+}
+
+/** A ByteSigner that signs with whatever key `keystore` has active when it signs (a rotation in between is picked up). */
+export function byteSignerOf(keystore: Pick<Keystore, 'signer'>): ByteSigner {
+  const signer = keystore.signer();
+  return {
+    get kid() {
+      return signer.kid;
+    },
+    get alg() {
+      return signer.alg;
+    },
+    signBytes: (message) => signer.signBytes(message),
   };
 }
 

@@ -16,6 +16,7 @@ import { JwksSchema, PublicJwkSchema, type Jwks, type PublicJwk, type SigningAlg
 import type { Clock } from './clock';
 import type { JwtSigner, KeyInfo, Keystore } from './keystore';
 import type { SqlDatabase } from '../state/sql-database';
+import type { ByteSigner } from '../attestation/dsse';
 
 /** Publishes the local keystore's public keys (insert, or update their verification window). */
 export async function publishCredentialKeys(db: SqlDatabase, keystore: Keystore, workerId: string): Promise<void> {
@@ -78,6 +79,10 @@ class SharedKeystore implements Keystore {
 
   signer(): JwtSigner {
     return this.local.signer();
+  }
+
+  byteSigner(): ByteSigner {
+    return this.local.byteSigner();
   }
 
   async rotate(options: { maxTokenLifetimeMs: number; alg?: SigningAlg }): Promise<KeyInfo> {

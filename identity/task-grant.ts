@@ -48,6 +48,8 @@ export interface IssueTaskGrantInput {
   parent?: ParentGrant;
   /** Deepest allowed sub-agent level for the delegation check (default: parent's limits.maxDepth, else 3). */
   maxDepth?: number;
+  /** Sub-agents: `sha256:<hex>` of what the parent hands the child workflow (the `handoff` claim). */
+  handoffDigest?: string;
 }
 
 /** An issued or verified grant. `token` is a bearer secret for Warden's own use: keep it out of prompts, logs and history. */
@@ -124,6 +126,7 @@ export async function issueTaskGrant(keystore: Keystore, input: IssueTaskGrantIn
       ...(parentClaims === undefined ? {} : { parent: { id: parentClaims.jti, hash: parentHash } }),
       lineage: parentClaims === undefined ? [] : [...parentClaims.lineage, parentClaims.jti],
       depth: parentClaims === undefined ? 0 : parentClaims.depth + 1,
+      ...(input.handoffDigest === undefined ? {} : { handoff: input.handoffDigest }),
     },
     'grant claims',
   );

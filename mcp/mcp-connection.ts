@@ -16,15 +16,22 @@ import type { HostGrantEntry } from '../sandbox/sandbox-messages';
 import { isStdioServer, type McpServer } from './mcp-server-config';
 import { describeListingChange, pinToolListing, type McpToolListing, type RawMcpTool } from './mcp-tool-listing';
 import { resolveServerCommand } from './resolve-server-command';
-import { SandboxedStdioTransport } from './sandboxed-stdio-transport';
+import { MAX_MESSAGE_BYTES, SandboxedStdioTransport } from './sandboxed-stdio-transport';
+import { boundedFetch, ResponseTooLargeError } from './bounded-fetch';
+import { deniedEnvReason } from '../secrets/reserved-env';
 
 export const WARDEN_CLIENT_INFO = { name: 'warden', version: '0.1.0' } as const;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 const MAX_LIST_PAGES = 16;
 
+/** The workspace's protected set, for the OS sandbox to check and mount read-only (when given). */
+function guardOf(workspace: NonNullable<McpStartContext['workspace']>) {
+  return workspace.protected === undefined ? {} : { protected: workspace.protected };
+}
+
 export interface McpStartContext {
   /** The task's workspace (real path) and its overlay folder, for servers that see the workspace. */
-  workspace?: { root: string; overlayDir: string };
+  workspace?: { root: string; overlayDir: string; protected?: { folders: string[]; files: string[]; readOnly: string[] } };
   /** The worker's environment: the only source of the variables a server declares. */
   env: NodeJS.ProcessEnv;
   /** Hosts a stdio server may reach, already narrowed to the task's grants. */
@@ -53,11 +60,13 @@ export class McpConnection {
   readonly #client: Client;
   readonly #transport: Transport;
   readonly #transportName: string;
+  readonly #overflow: Overflow;
   #closed = false;
   #listChanged = false;
 
-  private constructor(server: string, client: Client, transport: Transport, transportName: string, listing: McpToolListing) {
+  private constructor(server: string, client: Client, transport: Transport, transportName: string, listing: McpToolListing, overflow: Overflow) {
     this.server = server;
+    this.#overflow = overflow;
     this.#client = client;
     this.#transport = transport;
     this.#transportName = transportName;
@@ -70,8 +79,11 @@ export class McpConnection {
    * ERR_MCP_PROTOCOL / ERR_MCP_NAME_CONFLICT, or SandboxError ERR_OS_SANDBOX_UNAVAILABLE.
    */
   static async open(server: string, config: McpServer, context: McpStartContext): Promise<McpConnection> {
-    const { transport, name } = transportFor(server, config, context);
+    const overflow: Overflow = {};
+    const { transport, name } = transportFor(server, config, context, overflow);
     const client = new (mcpSdk.client().Client)({ ...WARDEN_CLIENT_INFO }, { capabilities: {} });
+    // An HTTP response past the message bound ends the session: the pending request fails now.
+    overflow.onOverflow = () => void client.close().catch(() => undefined);
     const timeout = context.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     let connection: McpConnection | undefined;
     client.setNotificationHandler(mcpSdk.types().ToolListChangedNotificationSchema, () => {
@@ -80,14 +92,14 @@ export class McpConnection {
     try {
       await client.connect(transport, { timeout });
       const listing = await listAll(server, name, client, timeout);
-      connection = new McpConnection(server, client, transport, name, listing);
+      connection = new McpConnection(server, client, transport, name, listing, overflow);
       transport.onclose = chain(transport.onclose, () => {
         if (connection !== undefined) connection.#closed = true;
       });
       return connection;
     } catch (error) {
       await client.close().catch(() => undefined);
-      throw asMcpError(error, server, 'ERR_MCP_UNAVAILABLE', `cannot start or reach MCP server ${server}`, transport);
+      throw asMcpError(overflow.error ?? error, server, 'ERR_MCP_UNAVAILABLE', `cannot start or reach MCP server ${server}`, transport);
     }
   }
 
@@ -108,7 +120,7 @@ export class McpConnection {
     try {
       fresh = await listAll(this.server, this.#transportName, this.#client, timeoutMs);
     } catch (error) {
-      throw asMcpError(error, this.server, 'ERR_MCP_PROTOCOL', `MCP server ${this.server} did not list its tools`, this.#transport);
+      throw asMcpError(this.#overflow.error ?? error, this.server, 'ERR_MCP_PROTOCOL', `MCP server ${this.server} did not list its tools`, this.#transport);
     }
     // An announced change that turns out to change nothing is forgotten.
     if (fresh.hash === pin) this.#listChanged = false;
@@ -142,7 +154,7 @@ export class McpConnection {
         isError: result.isError === true,
       };
     } catch (error) {
-      throw asMcpError(error, this.server, 'ERR_MCP_TOOL_FAILED', `MCP tool ${mcpName} on ${this.server} failed`, this.#transport);
+      throw asMcpError(this.#overflow.error ?? error, this.server, 'ERR_MCP_TOOL_FAILED', `MCP tool ${mcpName} on ${this.server} failed`, this.#transport);
     }
   }
 
@@ -161,21 +173,38 @@ export class McpConnection {
   }
 }
 
-function transportFor(server: string, config: McpServer, context: McpStartContext): { transport: Transport; name: string } {
+/** What the bounded fetch reports: the first response past the bound, and who to tell. */
+interface Overflow {
+  error?: ResponseTooLargeError;
+  onOverflow?: () => void;
+}
+
+function transportFor(server: string, config: McpServer, context: McpStartContext, overflow: Overflow): { transport: Transport; name: string } {
   if (!isStdioServer(config)) {
     const headers: Record<string, string> = {};
     if (config.bearerTokenEnv !== undefined) {
+      const denied = deniedEnvReason(config.bearerTokenEnv, context.env);
+      if (denied !== undefined) throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: bearerTokenEnv ${denied}`, { details: { server, variable: config.bearerTokenEnv } });
       const token = context.env[config.bearerTokenEnv];
       if (token === undefined || token === '') {
         throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: environment variable ${config.bearerTokenEnv} (its bearer token) is not set`, { details: { server } });
       }
       headers['authorization'] = `Bearer ${token}`;
     }
-    const transport = new (mcpSdk.httpClient().StreamableHTTPClientTransport)(new URL(config.url), { requestInit: { headers } });
+    const fetch = boundedFetch({
+      maxBytes: MAX_MESSAGE_BYTES,
+      onOverflow: (error) => {
+        overflow.error ??= error;
+        overflow.onOverflow?.();
+      },
+    });
+    const transport = new (mcpSdk.httpClient().StreamableHTTPClientTransport)(new URL(config.url), { requestInit: { headers }, fetch });
     return { transport, name: config.url };
   }
   const env: Record<string, string> = { ...config.setEnv };
   for (const name of config.env) {
+    const denied = deniedEnvReason(name, context.env);
+    if (denied !== undefined) throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: env ${denied}`, { details: { server, variable: name } });
     const value = context.env[name];
     if (value === undefined) {
       throw new McpError('ERR_MCP_UNAVAILABLE', `MCP server ${server}: environment variable ${name} is declared but not set in the worker's environment`, { details: { server, variable: name } });
@@ -187,8 +216,8 @@ function transportFor(server: string, config: McpServer, context: McpStartContex
     config.workspace === 'none' || context.workspace === undefined
       ? undefined
       : config.workspace === 'overlay'
-        ? { mode: 'overlay' as const, root: context.workspace.root, overlayDir: context.workspace.overlayDir }
-        : { mode: 'read-only' as const, root: context.workspace.root };
+        ? { mode: 'overlay' as const, root: context.workspace.root, overlayDir: context.workspace.overlayDir, ...guardOf(context.workspace) }
+        : { mode: 'read-only' as const, root: context.workspace.root, ...guardOf(context.workspace) };
   const transport = new SandboxedStdioTransport({
     command: resolved.command,
     args: resolved.args,
@@ -224,6 +253,7 @@ async function listAll(server: string, transport: string, client: Client, timeou
 
 function asMcpError(error: unknown, server: string, code: 'ERR_MCP_UNAVAILABLE' | 'ERR_MCP_PROTOCOL' | 'ERR_MCP_TOOL_FAILED', prefix: string, transport: Transport): Error {
   if (error instanceof McpError || (error as { code?: unknown })?.code === 'ERR_OS_SANDBOX_UNAVAILABLE') return error as Error;
+  if (error instanceof ResponseTooLargeError) return new McpError('ERR_MCP_PROTOCOL', `${prefix}: ${error.message}`, { details: { server }, cause: error });
   const exit = transport instanceof SandboxedStdioTransport ? transport.exit : undefined;
   const message = error instanceof Error ? error.message : String(error);
   const timedOut = /timed out|timeout/i.test(message);

@@ -4,6 +4,7 @@
  * schema, and so workflow code, includes it.
  */
 import { z } from 'zod';
+import { reservedEnvReason } from '../secrets/reserved-env';
 
 /** Names a server cannot take: the built-in tool families and Warden's own prefixes (no shadowing). */
 export const RESERVED_SERVER_NAMES = ['fs', 'http', 'sql', 'proc', 'spawn', 'warden', 'mcp'] as const;
@@ -24,7 +25,13 @@ export function mcpServerNameProblem(name: string): string | undefined {
 
 export const McpServerNameSchema = z.string().refine((name) => mcpServerNameProblem(name) === undefined, { error: (issue) => mcpServerNameProblem(String(issue.input)) ?? 'an MCP server name' });
 
-const EnvNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+const EnvNameSchema = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+  .superRefine((name, ctx) => {
+    const reserved = reservedEnvReason(name);
+    if (reserved !== undefined) ctx.addIssue({ code: 'custom', message: reserved });
+  });
 const DurationSchema = z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"');
 
 /** MCP's tool annotations (2025-06-18): hints about what a tool does, used by policies as its declared effects. */

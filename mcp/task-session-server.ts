@@ -9,7 +9,7 @@
  *
  * Built with the SDK's own `Server`; stdio and streamable-HTTP transports both carry it.
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -18,7 +18,7 @@ import type { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdi
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { mcpSdk } from './mcp-sdk';
-import { startAgentTask } from '../client/start-agent-task';
+import { agentTaskResult, startAgentTask } from '../client/start-agent-task';
 import type { StepRecord, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { agentTask } from '../workflows/agent-task';
@@ -102,7 +102,8 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
         const workflow = await started.catch(() => undefined);
         if (workflow === undefined) return undefined;
         await workflow.signal(endSessionSignal, { reason }).catch(() => undefined);
-        const result = await workflow.result();
+        // A task that did not complete closes as Failed and carries its result: the session's result either way.
+        const result = await agentTaskResult(workflow);
         options.onEnded?.(result);
         return result;
       })();
@@ -141,7 +142,7 @@ async function grantedTools(handle: WorkflowHandle<typeof agentTask>): Promise<S
       // Not started yet (no worker has run its first task), or already closed.
       const description = await handle.describe().catch(() => undefined);
       if (description !== undefined && description.status.name !== 'RUNNING') {
-        const result = await handle.result().catch((e: unknown) => ({ status: 'failed', reason: messageOf(e) }));
+        const result = await agentTaskResult(handle).catch((e: unknown) => ({ status: 'failed', reason: messageOf(e) }));
         throw new Error(`the task ended (${result.status}${'reason' in result && result.reason ? `: ${result.reason}` : ''}) before it offered tools`);
       }
       if (Date.now() > until) throw error;
@@ -170,20 +171,52 @@ export function stdioServerTransport(): StdioServerTransport {
 export interface HttpTaskServer {
   url: string;
   port: number;
+  /**
+   * The bearer token every request must carry (`Authorization: Bearer <token>`): the one given, or
+   * a generated one (256 random bits, base64url). Undefined only with `allowUnauthenticated`.
+   */
+  readonly bearerToken: string | undefined;
   /** Sessions open now. */
   readonly sessions: number;
   close(): Promise<void>;
 }
 
+/** Shortest bearer token `serveTaskOverHttp` accepts (characters). */
+export const MIN_BEARER_TOKEN_CHARS = 16;
+
+export interface HttpServeOptions {
+  port?: number;
+  path?: string;
+  /** The token clients must present; generated when absent. At least MIN_BEARER_TOKEN_CHARS characters. */
+  bearerToken?: string;
+  /**
+   * Serve without any credential: any local process (other users, containers on the host network,
+   * other tools' sandboxes reaching loopback) can then open sessions of the task. Explicit only.
+   */
+  allowUnauthenticated?: boolean;
+}
+
+/** A fresh bearer token: 256 random bits, base64url (RFC 6750 `b64token` characters). */
+export function generateBearerToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
 /**
  * Serves `options.task` over MCP streamable HTTP on loopback: each MCP session is one task.
- * Only `127.0.0.1` is listened on, and the Host header must name it (DNS-rebinding protection);
- * with `bearerToken`, every request must carry `Authorization: Bearer <token>` (other local users
- * and processes cannot drive the task).
+ * Only `127.0.0.1` is listened on, and the Host header must name it (DNS-rebinding protection).
+ * Every request must carry `Authorization: Bearer <token>` (RFC 6750), compared in constant time:
+ * the given token or a generated one (`HttpTaskServer.bearerToken`), so other local users and
+ * processes cannot drive the task; only `allowUnauthenticated: true` serves without one.
+ * Throws TypeError for a token shorter than MIN_BEARER_TOKEN_CHARS or both options at once.
  */
-export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: number; path?: string; bearerToken?: string }): Promise<HttpTaskServer> {
+export async function serveTaskOverHttp(options: TaskSessionOptions & HttpServeOptions): Promise<HttpTaskServer> {
   const path = options.path ?? '/mcp';
-  const expected = options.bearerToken === undefined ? undefined : Buffer.from(`Bearer ${options.bearerToken}`, 'utf8');
+  if (options.allowUnauthenticated === true && options.bearerToken !== undefined) throw new TypeError('serveTaskOverHttp: bearerToken and allowUnauthenticated exclude each other');
+  if (options.bearerToken !== undefined && options.bearerToken.length < MIN_BEARER_TOKEN_CHARS) {
+    throw new TypeError(`serveTaskOverHttp: a bearer token needs at least ${MIN_BEARER_TOKEN_CHARS} characters`);
+  }
+  const bearerToken = options.allowUnauthenticated === true ? undefined : (options.bearerToken ?? generateBearerToken());
+  const expected = bearerToken === undefined ? undefined : Buffer.from(`Bearer ${bearerToken}`, 'utf8');
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; session: TaskSession }>();
   let port = 0;
   const httpServer = http.createServer((req, res) => {
@@ -220,12 +253,12 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: n
         },
         onsessionclosed: (sessionId) => {
           sessions.delete(sessionId);
-          void session.end('the client closed the session');
+          void session.end('the client closed the session').catch(() => undefined); // an end that fails must not end the server
         },
       });
       transport.onclose = () => {
         if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
-        void session.end('the session closed');
+        void session.end('the session closed').catch(() => undefined);
       };
       await session.server.connect(transport);
       await transport.handleRequest(req, res);
@@ -242,6 +275,7 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & { port?: n
   return {
     url: `http://127.0.0.1:${port}${path}`,
     port,
+    bearerToken,
     get sessions() {
       return sessions.size;
     },

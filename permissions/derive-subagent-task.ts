@@ -35,5 +35,8 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     subagents: parent.subagents,
     // The task tree has one pre-task snapshot, taken by the root.
     snapshot: false,
+    ...(parent.source === undefined ? {} : { source: parent.source }),
+    // Claims of the whole tree are verified by the root, with the root's verifiers.
+    ...(parent.attestation === undefined ? {} : { attestation: parent.attestation }),
   };
 }

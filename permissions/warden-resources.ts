@@ -9,7 +9,8 @@
  * refused before anything runs. Pure: paths are compared as given, so callers pass real paths.
  */
 import type { TaskFileIssue } from '../errors';
-import type { Grants, Task } from '../task/task-schema';
+import type { Task } from '../task/task-schema';
+import { parseHostEntry, portsOf, unbracketedHost } from './host-entry';
 
 export interface ProtectedPath {
   /** Absolute real path. */
@@ -47,59 +48,52 @@ export function isPathInside(folder: string, candidate: string): boolean {
 
 const LOOPBACK_NAMES = new Set(['localhost', 'localhost.localdomain', 'ip6-localhost', 'ip6-loopback']);
 
-/** Lower-case host without brackets or trailing dot. */
-function normalizeHost(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
-  while (h.endsWith('.')) h = h.slice(0, -1);
-  return h;
-}
-
-/** Every spelling that reaches this machine: loopback names and addresses, the unspecified address. */
-function isThisMachine(host: string): boolean {
-  const h = normalizeHost(host);
+/**
+ * Whether a canonical host (as `parseHostEntry` gives it: every IPv4 spelling already dotted
+ * decimal, IPv6 compressed) reaches this machine without any name lookup: loopback names, 127/8,
+ * 0/8 (the unspecified address connects to this machine), ::1, ::, and their IPv4-mapped forms.
+ */
+export function isLoopbackHost(canonicalHost: string): boolean {
+  const h = unbracketedHost(canonicalHost).toLowerCase().replace(/\.+$/, '');
   if (LOOPBACK_NAMES.has(h) || h.endsWith('.localhost')) return true;
-  if (h === '::1' || h === '::' || h === '0:0:0:0:0:0:0:1' || h === '0:0:0:0:0:0:0:0') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice('::ffff:'.length) : h;
-  if (/^127(\.\d{1,3}){0,3}$/.test(v4) || /^0+(\.0+){0,3}$/.test(v4)) return true;
-  // 2130706433 is 127.0.0.1 written as one number (URLs accept it).
-  if (/^\d+$/.test(v4) && Number(v4) >>> 24 === 127) return true;
-  return false;
+  if (h === '::1' || h === '::') return true;
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+  const v4 = mapped === null ? (h.startsWith('::ffff:') ? h.slice(7) : h) : `${parseInt(mapped[1]!, 16) >> 8}.0.0.0`;
+  const first = /^(\d{1,3})\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.exec(v4)?.[1];
+  return first === '127' || first === '0';
 }
 
-function sameHost(a: string, b: string): boolean {
-  const x = normalizeHost(a);
-  const y = normalizeHost(b);
-  return x === y || (isThisMachine(x) && isThisMachine(y));
+/** True when the two canonical hosts are the same host, or both reach this machine. */
+export function sameEndpointHost(a: string, b: string): boolean {
+  return a === b || (isLoopbackHost(a) && isLoopbackHost(b));
 }
 
-/** `host`, `host:port`, `[v6]:port`; a plain host covers the default ports of http and https. */
-function parseHostEntry(entry: string): { host: string; ports: number[] } | undefined {
-  const trimmed = entry.trim();
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(trimmed);
-  if (bracketed !== null) return { host: bracketed[1]!, ports: bracketed[2] === undefined ? [80, 443] : [Number(bracketed[2])] };
-  const colons = trimmed.split(':').length - 1;
-  if (colons === 1) {
-    const [host, port] = trimmed.split(':') as [string, string];
-    return /^\d+$/.test(port) ? { host, ports: [Number(port)] } : undefined;
-  }
-  return { host: trimmed, ports: [80, 443] };
+/** A protected endpoint's host, canonicalised like a granted one. */
+export function canonicalEndpointHost(endpoint: ProtectedEndpoint): string {
+  return parseHostEntry(endpoint.host.includes(':') && !endpoint.host.startsWith('[') ? `[${endpoint.host}]` : endpoint.host)?.host ?? endpoint.host.toLowerCase();
 }
 
-function grantedEndpointIssues(grants: Grants, at: string, endpoints: readonly ProtectedEndpoint[]): TaskFileIssue[] {
+/**
+ * Granted hosts that reach a protected endpoint, compared after the http capability's own
+ * canonicalisation (`0x7f.1`, `0177.1`, `2130706433` are 127.0.0.1). Name resolution is the
+ * worker's addition (worker/protected-endpoints.ts).
+ */
+export function grantedEndpointIssues(hosts: readonly string[], at: string, endpoints: readonly ProtectedEndpoint[]): TaskFileIssue[] {
   const issues: TaskFileIssue[] = [];
-  grants.hosts.forEach((entry, i) => {
+  hosts.forEach((entry, i) => {
     const parsed = parseHostEntry(entry);
     if (parsed === undefined) return;
-    const hit = endpoints.find((e) => parsed.ports.includes(e.port) && sameHost(parsed.host, e.host));
-    if (hit !== undefined) {
-      issues.push({
-        path: `${at}grants.hosts.${i}`,
-        message: `grants "${entry}", which is ${hit.what} (${hit.host}:${hit.port}); an agent that reaches it could act on Warden's own workflows`,
-      });
-    }
+    const hit = endpoints.find((e) => portsOf(parsed).includes(e.port) && sameEndpointHost(parsed.host, canonicalEndpointHost(e)));
+    if (hit !== undefined) issues.push(endpointIssue(`${at}grants.hosts.${i}`, entry, hit));
   });
   return issues;
+}
+
+export function endpointIssue(path: string, entry: string, hit: ProtectedEndpoint, via?: string): TaskFileIssue {
+  return {
+    path,
+    message: `grants "${entry}", which ${via === undefined ? 'is' : `reaches (${via})`} ${hit.what} (${hit.host}:${hit.port}); an agent that reaches it could act on Warden's own workflows`,
+  };
 }
 
 /**
@@ -127,7 +121,7 @@ export function wardenResourceIssues(task: Task, real: RealTaskPaths, resources:
     const hit = folder ?? file;
     if (hit !== undefined) issues.push({ path: `resources.databases.${name}`, message: `${database} is ${folder === undefined ? '' : 'inside '}${hit.what} (${hit.path})` });
   }
-  issues.push(...grantedEndpointIssues(task.grants, '', resources.endpoints));
-  for (const [name, sub] of Object.entries(task.subagents)) issues.push(...grantedEndpointIssues(sub.grants, `subagents.${name}.`, resources.endpoints));
+  issues.push(...grantedEndpointIssues(task.grants.hosts, '', resources.endpoints));
+  for (const [name, sub] of Object.entries(task.subagents)) issues.push(...grantedEndpointIssues(sub.grants.hosts, `subagents.${name}.`, resources.endpoints));
   return issues;
 }

@@ -10,23 +10,42 @@ import { join } from 'node:path';
 /** Ids that are already safe file names are used as they are; others are made safe and hashed. */
 const SAFE_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
-/**
- * The file-system key of a task tree, from its root workflow id. A safe id is its own key;
- * anything else becomes a readable part plus `~` and a hash of the id (`~` never occurs in a safe
- * id, so the two forms cannot collide).
- */
-export function taskKeyOf(rootWorkflowId: string): string {
-  if (typeof rootWorkflowId !== 'string' || rootWorkflowId === '') throw new TypeError('a workflow id must be a non-empty string');
-  if (SAFE_KEY.test(rootWorkflowId)) return rootWorkflowId;
-  const readable = rootWorkflowId.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._-]+/, '').slice(0, 60);
-  const digest = createHash('sha256').update(rootWorkflowId, 'utf8').digest('hex').slice(0, 16);
+/** Separates a tree's workflow part from its run part; never part of a workflow key (`~` only precedes a 16-hex digest there). */
+const RUN_SEPARATOR = '~run~';
+/** The text between a task key's workflow part and its run part. */
+export const RUN_SEPARATOR_TEXT = RUN_SEPARATOR;
+
+function safePart(id: string, what: string): string {
+  if (typeof id !== 'string' || id === '') throw new TypeError(`${what} must be a non-empty string`);
+  if (SAFE_KEY.test(id)) return id;
+  const readable = id.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._-]+/, '').slice(0, 60);
+  const digest = createHash('sha256').update(id, 'utf8').digest('hex').slice(0, 16);
   return `${readable === '' ? 'task' : readable}~${digest}`;
+}
+
+/**
+ * The file-system key of a task tree: its root workflow id and, for trees started since recovery
+ * state is kept per run, the root's first run id (`<workflow key>~run~<run key>`), so two runs
+ * under a reused workflow id never share an overlay, journal or snapshot. A safe id is its own
+ * key; anything else becomes a readable part plus `~` and a hash of the id (`~` never occurs in a
+ * safe id, so the forms cannot collide).
+ */
+export function taskKeyOf(rootWorkflowId: string, rootRunId?: string): string {
+  const workflowKey = safePart(rootWorkflowId, 'a workflow id');
+  return rootRunId === undefined ? workflowKey : `${workflowKey}${RUN_SEPARATOR}${safePart(rootRunId, 'a run id')}`;
+}
+
+/** The task keys of `rootWorkflowId`'s runs among `keys` (those with a run part), and its key from before runs were kept apart. */
+export function runKeysAmong(rootWorkflowId: string, keys: Iterable<string>): { runs: string[]; legacy: string } {
+  const legacy = taskKeyOf(rootWorkflowId);
+  const prefix = `${legacy}${RUN_SEPARATOR}`;
+  return { runs: [...keys].filter((k) => k.startsWith(prefix) && !k.slice(prefix.length).includes('~run~')), legacy };
 }
 
 /** Throws TypeError when `taskKey` is not something `taskKeyOf` could have produced. */
 export function assertTaskKey(taskKey: string): void {
-  if (typeof taskKey !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._~-]{0,120}$/.test(taskKey)) {
-    throw new TypeError(`not a task key: ${JSON.stringify(taskKey)} (use taskKeyOf(workflowId))`);
+  if (typeof taskKey !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._~-]{0,220}$/.test(taskKey)) {
+    throw new TypeError(`not a task key: ${JSON.stringify(taskKey)} (use taskKeyOf(workflowId, runId))`);
   }
 }
 
@@ -81,4 +100,10 @@ export function compensationLedgerPathOf(stateDir: string, taskKey: string): str
 export function overlayUndoDirOf(stateDir: string, taskKey: string, callId: string): string {
   const digest = createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
   return join(overlayPathsOf(stateDir, taskKey).dir, 'undo', digest);
+}
+
+/** `<stateDir>/held/<taskKey>`: files a commit held back because they run code on the host (host-code-files.ts). */
+export function heldDirOf(stateDir: string, taskKey: string): string {
+  assertTaskKey(taskKey);
+  return join(stateDir, 'held', taskKey);
 }

@@ -14,6 +14,9 @@
  *   refusing any symbolic link on the way: a commit never writes outside the workspace.
  * - A file changed by someone else between planning and replacing is not overwritten
  *   (ERR_COMMIT_CONFLICT).
+ * - A path no agent may change (Warden's own resources, the task file, its policy packs: see
+ *   sandbox/capabilities/protected-guard.ts) is never written or deleted; it is reported as not
+ *   committed.
  */
 import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
@@ -34,7 +37,11 @@ import {
   type SnapshotManifest,
 } from './snapshot-store';
 import { readUpperLayer } from './overlay-layer';
+import { BARE_REPOSITORY_CONFIG, hostCodeAllowed, hostCodeReasonOf } from './host-code-files';
+import { heldDirOf } from './recovery-paths';
 import { walkFiles } from './walk-files';
+import { createProtectedGuard, type ProtectedSet } from '../sandbox/capabilities/protected-guard';
+import { rollbackTask } from './workspace-rollback';
 
 export const OverlayManifestSchema = z.strictObject({
   version: z.literal(1),
@@ -115,6 +122,16 @@ export interface CommitOptions {
   workspace: string;
   onProgress?: (event: CommitProgress) => void;
   now?: () => Date;
+  /**
+   * Warden's own resources and the task's controls (worker/warden-resources.ts): a path the fs
+   * capability would refuse to write is not committed either, whoever wrote it into the overlay.
+   */
+  protected?: ProtectedSet;
+  /**
+   * Files on the host-code list (recovery/host-code-files.ts) the task may commit: paths, or
+   * folders ending in `/` (the task file's `resources.allowHostCode`). Others are held.
+   */
+  allowHostCode?: readonly string[];
 }
 
 export interface CommitResult {
@@ -125,6 +142,11 @@ export interface CommitResult {
    * regular files and deletions only, so these are left out, never followed or recreated.
    */
   skipped: string[];
+  /**
+   * Files that would make host tools run code (`path (why)`), not committed: copied to
+   * `<stateDir>/held/<taskKey>/` for review instead (recovery/host-code-files.ts).
+   */
+  held: string[];
   /** Paths replaced or created by this run (an earlier interrupted run may have done others). */
   replaced: string[];
   /** True when the commit had already completed before this call. */
@@ -148,12 +170,15 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     });
   }
   const skipped = await skippedEntries(paths.upper);
+  const held = await holdHostCode(options, paths.upper, workspace);
+  const heldPaths = new Set(held.map((h) => h.path));
+  const heldReport = held.map((h) => `${h.path} (held: ${h.why}; to commit it, name it in resources.allowHostCode)`);
   let manifest = await readManifest(manifestFile);
   if (manifest !== undefined && overlay !== undefined && manifest.overlayId !== undefined && manifest.overlayId !== overlay.overlayId) {
     if ((await walkFiles(paths.upper)).length === 0) {
       // A later run under the same key that wrote nothing: nothing to commit, nothing to refuse.
       await fsp.rm(paths.dir, { recursive: true, force: true });
-      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
+      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped, held: heldReport };
     }
     throw new RecoveryError(
       'ERR_OVERLAY_INVALID',
@@ -161,15 +186,18 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
       { details: { taskKey } },
     );
   }
+  if (manifest !== undefined && manifest.status === 'rolled-back' && overlay !== undefined && manifest.overlayId === overlay.overlayId) {
+    throw new RecoveryError('ERR_COMMIT_FAILED', `the commit of ${taskKey} failed and was undone; it is not tried again`, { details: { taskKey } });
+  }
   if (manifest !== undefined && manifest.status !== 'committing') {
     await fsp.rm(paths.dir, { recursive: true, force: true });
-    return { manifest, replaced: [], alreadyCommitted: true, skipped };
+    return { manifest, replaced: [], alreadyCommitted: true, skipped, held: heldReport };
   }
   if (manifest === undefined) {
-    manifest = await planCommit(options, paths, workspace, overlay?.overlayId);
+    manifest = await planCommit(options, paths, workspace, overlay?.overlayId, heldPaths, skipped);
     if (manifest === undefined) {
       await fsp.rm(paths.dir, { recursive: true, force: true });
-      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped };
+      return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped, held: heldReport };
     }
     await writeManifest(manifestFile, manifest);
     options.onProgress?.({ stage: 'manifest-written', entries: manifest.entries.length });
@@ -182,7 +210,8 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     const target = resolveConfined(root, entry.path, 'refuse');
     const state = await fileStateOf(target.absolute);
     if (state === entry.after) continue;
-    if (state === entry.before) pending.push({ entry, absolute: target.absolute });
+    // A folder where a new file goes: the folder the task replaced (emptied by its deletions).
+    if (state === entry.before || (state === 'other:folder' && entry.before === null)) pending.push({ entry, absolute: target.absolute });
     else conflicts.push(entry.path);
   }
   if (conflicts.length > 0) {
@@ -191,12 +220,27 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     });
   }
   const replaced: string[] = [];
+  // Deletions first: a file a program replaced by a folder (or a folder by a file) must be gone
+  // before its replacement is written.
+  pending.sort((a, b) => Number(a.entry.after !== null) - Number(b.entry.after !== null));
   for (const { entry, absolute } of pending) {
-    if (entry.after === null) {
-      await fsp.rm(absolute, { force: true });
-    } else {
-      await fsp.mkdir(dirname(absolute), { recursive: true });
-      await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+    try {
+      if (entry.after === null) {
+        await fsp.rm(absolute, { force: true });
+      } else {
+        await replaceFolderChain(root, absolute);
+        await fsp.mkdir(dirname(absolute), { recursive: true });
+        await writeFileAtomic(absolute, await readObject(stateDir, entry.after));
+      }
+    } catch (cause) {
+      // All or nothing: what this commit replaced goes back, and the commit is refused for good.
+      // (A crash, by contrast, leaves the manifest `committing`: running again finishes it.)
+      await rollbackTask({ stateDir, taskKey, workspace: root, force: true }).catch(() => undefined);
+      const why = cause instanceof Error ? cause.message : String(cause);
+      throw new RecoveryError('ERR_COMMIT_FAILED', `cannot commit ${JSON.stringify(entry.path)} (${why}); the workspace is left as it was before the task`, {
+        details: { taskKey, path: entry.path },
+        cause,
+      });
     }
     replaced.push(entry.path);
     options.onProgress?.({ stage: 'file-replaced', path: entry.path });
@@ -205,11 +249,25 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   await writeManifest(manifestFile, committed);
   options.onProgress?.({ stage: 'committed' });
   await fsp.rm(paths.dir, { recursive: true, force: true });
-  return { manifest: committed, replaced, alreadyCommitted: false, skipped };
+  return { manifest: committed, replaced, alreadyCommitted: false, skipped, held: heldReport };
 }
 
 /** Reads the upper folder and the workspace and builds the `committing` manifest (undefined: nothing changed). */
-async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace: string, overlayId: string | undefined): Promise<SnapshotManifest | undefined> {
+async function planCommit(
+  options: CommitOptions,
+  paths: OverlayPaths,
+  workspace: string,
+  overlayId: string | undefined,
+  held: ReadonlySet<string>,
+  skipped: string[],
+): Promise<SnapshotManifest | undefined> {
+  const guard = createProtectedGuard(options.protected ?? { folders: [], files: [] });
+  /** Left out (and reported) when the workspace path is one no agent may change. */
+  const refused = (path: string, absolute: string): boolean => {
+    const refusal = guard.refusalOfPath(absolute, 'write');
+    if (refusal !== undefined) skipped.push(`${path} (${refusal.what}: not committed)`);
+    return refusal !== undefined;
+  };
   const upperExists = await fsp
     .lstat(paths.upper)
     .then((s) => s.isDirectory())
@@ -221,11 +279,20 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
   const layer = readUpperLayer(upper);
   const entries: SnapshotEntry[] = [];
   const createdDirs = new Set<string>();
+  const replacedFolders: string[] = [];
   for (const path of layer.files) {
+    if (held.has(path)) continue;
     const source = resolveConfined(upper, path, 'refuse');
     const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
     const target = resolveConfined(workspace, path, 'refuse');
-    const before = await storeFileAt(options.stateDir, target.absolute);
+    if (refused(path, target.absolute)) continue;
+    let before = await storeFileAt(options.stateDir, target.absolute);
+    if (before === 'other:folder') {
+      // A program replaced a folder by a file (`rm -r build; touch build`): like the kernel
+      // overlay, the file hides everything the workspace has under it, which is deleted first.
+      replacedFolders.push(path);
+      before = null;
+    }
     if (before !== null && before.startsWith('other:')) {
       throw new RecoveryError('ERR_COMMIT_CONFLICT', `cannot commit ${JSON.stringify(path)}: the workspace has a ${before.slice(6)} there`, {
         details: { taskKey: options.taskKey, paths: [path] },
@@ -241,8 +308,10 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
   const deletions = new Set<string>();
   for (const gone of layer.deleted) for (const file of await workspaceFilesAt(workspace, gone)) deletions.add(file);
   for (const folder of layer.opaque) for (const file of await workspaceFilesAt(workspace, folder)) if (!written.has(file)) deletions.add(file);
+  for (const folder of replacedFolders) for (const file of await workspaceFilesAt(workspace, folder)) deletions.add(file);
   for (const path of [...deletions].sort()) {
     const target = resolveConfined(workspace, path, 'refuse');
+    if (refused(path, target.absolute)) continue;
     const before = await storeFileAt(options.stateDir, target.absolute);
     if (before === null || before.startsWith('other:')) continue;
     entries.push({ path, before, after: null });
@@ -259,6 +328,51 @@ async function planCommit(options: CommitOptions, paths: OverlayPaths, workspace
     createdDirs: [...createdDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)),
     ...(overlayId === undefined ? {} : { overlayId }),
   };
+}
+
+/**
+ * The upper folder's files on the host-code list and not allowed by the task: each is copied to
+ * `<stateDir>/held/<taskKey>/<path>` (for the user to review) and left out of the commit. A
+ * `config` next to a `HEAD` (in the overlay or the workspace) is a bare repository's config.
+ */
+async function holdHostCode(options: CommitOptions, upper: string, workspace: string): Promise<{ path: string; why: string }[]> {
+  const real = await fsp.realpath(upper).catch(() => undefined);
+  if (real === undefined) return [];
+  const layer = readUpperLayer(real);
+  const files = new Set(layer.files);
+  const held: { path: string; why: string }[] = [];
+  const hooksPath = await configuredHooksPath(workspace);
+  for (const path of layer.files) {
+    let why = hostCodeReasonOf(path);
+    if (why === undefined && hooksPath !== undefined && path.toLowerCase().startsWith(hooksPath)) why = `git runs hooks from core.hooksPath (${hooksPath})`;
+    if (why === undefined && /(^|\/)config$/i.test(path)) {
+      const head = `${path.slice(0, path.length - 'config'.length)}HEAD`;
+      const headInWorkspace = await fsp
+        .lstat(resolveConfined(workspace, head, 'refuse').absolute)
+        .then(() => true)
+        .catch(() => false);
+      if (files.has(head) || headInWorkspace) why = BARE_REPOSITORY_CONFIG;
+    }
+    if (why === undefined || hostCodeAllowed(path, options.allowHostCode)) continue;
+    const target = resolveConfined(heldDirOf(options.stateDir, options.taskKey), path, 'refuse');
+    await fsp.mkdir(dirname(target.absolute), { recursive: true, mode: 0o700 });
+    await fsp.copyFile(resolveConfined(real, path, 'refuse').absolute, target.absolute);
+    held.push({ path, why });
+  }
+  return held;
+}
+
+/**
+ * The workspace repository's `core.hooksPath` when it names a folder inside the workspace
+ * (`.githooks/`, lower-case, `/`-terminated): git runs the hooks there, so they are host code too.
+ */
+async function configuredHooksPath(workspace: string): Promise<string | undefined> {
+  const config = await fsp.readFile(`${workspace}${sep}.git${sep}config`, 'utf8').catch(() => undefined);
+  const value = config === undefined ? undefined : /^\s*hookspath\s*=\s*("?)(.+?)\1\s*$/im.exec(config)?.[2];
+  if (value === undefined || value.startsWith('/') || value.startsWith('~')) return undefined;
+  const folder = value.replace(/^\.\//, '').replace(/\/+$/, '');
+  if (folder === '' || folder.split('/').includes('..')) return undefined;
+  return `${folder.toLowerCase()}/`;
 }
 
 /** What a commit leaves out of the upper folder (symbolic links, devices other than whiteouts, sockets, FIFOs). */
@@ -278,16 +392,43 @@ async function workspaceFilesAt(workspace: string, relative: string): Promise<st
   return (await walkFiles(target.absolute)).map((file) => `${relative}/${file}`);
 }
 
+/**
+ * Before a file is written at `absolute`: an empty folder there (one the commit's deletions
+ * emptied) is removed, and so is a regular file standing where one of its folders goes (a
+ * program replaced a file by a folder; the commit deleted it already unless its content was
+ * unchanged). A non-empty folder stays, and the write fails (the commit is then undone).
+ */
+async function replaceFolderChain(root: string, absolute: string): Promise<void> {
+  const stat = await fsp.lstat(absolute).catch(() => undefined);
+  if (stat?.isDirectory() === true) {
+    // Only folders are left under it once the deletions ran; a file there fails the commit.
+    let others = 0;
+    const files = await walkFiles(absolute, { onOther: () => (others += 1) });
+    if (files.length > 0 || others > 0) throw new Error(`${absolute} still holds files`);
+    await fsp.rm(absolute, { recursive: true });
+  }
+  const parts = relative(root, dirname(absolute)).split(sep).filter((p) => p !== '');
+  let current = root;
+  for (const part of parts) {
+    current = `${current}${sep}${part}`;
+    const parent = await fsp.lstat(current).catch(() => undefined);
+    if (parent === undefined) return;
+    if (parent.isFile()) await fsp.rm(current);
+    else if (!parent.isDirectory()) return;
+  }
+}
+
 /** Workspace-relative folders between `root` and `folder` (inclusive) that do not exist yet. */
 async function missingFolders(root: string, folder: string): Promise<string[]> {
   const missing: string[] = [];
   let current = folder;
   while (current !== root && current.startsWith(root + sep)) {
-    const exists = await fsp
+    // A file where the task needs a folder (a program replaced it) is replaced too: the folder is the task's.
+    const isFolder = await fsp
       .lstat(current)
-      .then(() => true)
+      .then((stat) => stat.isDirectory())
       .catch(() => false);
-    if (exists) break;
+    if (isFolder) break;
     missing.push(relative(root, current).split(sep).join('/'));
     current = dirname(current);
   }

@@ -59,8 +59,11 @@ export async function rollbackTask(options: RollbackOptions): Promise<RollbackRe
       continue;
     }
     const state = await fileStateOf(absolute);
-    if (state === entry.before) unchanged.push(entry.path);
+    // A folder where the task's new file was never written (its commit was cut short) is not the task's.
+    if (state === entry.before || (entry.before === null && state === 'other:folder')) unchanged.push(entry.path);
     else if (state === entry.after) plan.push({ entry, absolute, forced: false });
+    // A file the task replaced by a folder: the folder's files are the task's (restored first).
+    else if (entry.after === null && entry.before !== null && state === 'other:folder' && (manifest.createdDirs ?? []).includes(entry.path)) plan.push({ entry, absolute, forced: false });
     else if (options.force === true && (state === null || !state.startsWith('other:'))) plan.push({ entry, absolute, forced: true });
     else conflicts.push(entry.path);
   }
@@ -76,24 +79,39 @@ export async function rollbackTask(options: RollbackOptions): Promise<RollbackRe
   for (const { entry } of plan) if (entry.before !== null) await readObject(options.stateDir, entry.before);
 
   const result: RollbackResult = { status: 'rolled-back', restored: [], deleted: [], unchanged, forced: [] };
+  // Files the task created go first, then the folders it created: a file it replaced by a folder
+  // (or a folder by a file) can then be put back.
+  plan.sort((a, b) => Number(a.entry.before !== null) - Number(b.entry.before !== null));
+  let foldersRemoved = false;
   for (const { entry, absolute, forced } of plan) {
+    if (entry.before !== null && !foldersRemoved) {
+      await removeCreatedDirs(root, manifest.createdDirs ?? []);
+      foldersRemoved = true;
+    }
     if (entry.before === null) {
       await fsp.rm(absolute, { force: true });
       result.deleted.push(entry.path);
     } else {
       await fsp.mkdir(join(absolute, '..'), { recursive: true });
+      // A folder the task put where this file was (emptied by the deletions before it) goes.
+      if ((await fsp.lstat(absolute).catch(() => undefined))?.isDirectory() === true) await fsp.rmdir(absolute);
       await writeFileAtomic(absolute, await readObject(options.stateDir, entry.before));
       result.restored.push(entry.path);
     }
     if (forced) result.forced.push(entry.path);
   }
-  for (const folder of [...(manifest.createdDirs ?? [])].reverse()) {
+  await removeCreatedDirs(root, manifest.createdDirs ?? []);
+  await writeManifest(manifestFile, { ...manifest, status: 'rolled-back', rolledBackAt: (options.now?.() ?? new Date()).toISOString() });
+  return result;
+}
+
+/** Removes the folders a commit created, deepest first, when empty. */
+async function removeCreatedDirs(root: string, createdDirs: readonly string[]): Promise<void> {
+  for (const folder of [...createdDirs].reverse()) {
     try {
       await fsp.rmdir(resolveConfined(root, folder, 'refuse').absolute);
     } catch {
       // Not empty (someone put a file there since) or already gone: leave it.
     }
   }
-  await writeManifest(manifestFile, { ...manifest, status: 'rolled-back', rolledBackAt: (options.now?.() ?? new Date()).toISOString() });
-  return result;
 }

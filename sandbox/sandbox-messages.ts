@@ -42,6 +42,8 @@ export const CapabilityGrantSchema = z.strictObject({
       protectedPaths: z.array(z.string()).optional(),
       /** Absolute paths of Warden's key files and credential stores: never opened, also not through a hard link. */
       protectedFiles: z.array(z.string()).optional(),
+      /** The task's own controls (its task file, its policy pack folders): read, never written (also not through the overlay's commit). */
+      readOnlyPaths: z.array(z.string()).optional(),
       /** `refuse`: no symbolic link is followed anywhere on a path (it was resolved when the policy decided). Default `follow-inside`. */
       symlinks: z.enum(['follow-inside', 'refuse']).optional(),
       /** With `overlay`: where this call keeps what its writes replaced in the upper folder, so they can be undone (a sub-agent's). */
@@ -52,6 +54,13 @@ export const CapabilityGrantSchema = z.strictObject({
     .strictObject({
       /** `host` or `host:port` entries (optionally narrowed to methods and path prefixes); everything else is refused. */
       allowedHosts: z.array(HostGrantEntrySchema),
+      /**
+       * Host names (WHATWG-canonical) a redirect is followed to within this call: the host of the
+       * URL the policy judged. A redirect anywhere else is returned to the tool (status and
+       * Location), not followed, so the next hop is a new call the policy judges. Absent: any
+       * granted host.
+       */
+      followRedirectsTo: z.array(z.string()).optional(),
       /** Headers added to requests to a host (`host` / `host:port`) after the checks: the task's outbound secrets, resolved. */
       secrets: z.array(z.strictObject({ host: z.string(), headers: z.record(z.string(), z.string()) })).optional(),
       /** Values removed from every response before the tool sees it (the secrets above). */
@@ -74,6 +83,12 @@ export const CapabilityGrantSchema = z.strictObject({
       callId: z.string().min(1).max(200).optional(),
       /** `exec` runs the statement, measures `{ changes, table }` and rolls back. */
       dryRun: z.boolean().optional(),
+      /** Warden's own folders: no database at or under them is opened (checked on the file SQLite opened). */
+      protectedPaths: z.array(z.string()).optional(),
+      /** Warden's key files and credential stores: never opened as a database, under any name. */
+      protectedFiles: z.array(z.string()).optional(),
+      /** The task's own controls: never opened for `exec`. */
+      readOnlyPaths: z.array(z.string()).optional(),
     })
     .optional(),
 });

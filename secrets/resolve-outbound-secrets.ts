@@ -11,6 +11,7 @@ import { CapabilityError } from '../errors';
 import type { HostGrantEntry } from '../sandbox/sandbox-messages';
 import type { Task } from '../task/task-schema';
 import { parseSecretTemplate, type SecretReference } from './secret-template';
+import { deniedEnvReason } from './reserved-env';
 
 export interface OutboundSecrets {
   /** Headers to add, per granted host entry (`host` or `host:port`). */
@@ -66,6 +67,8 @@ async function resolveReference(
 ): Promise<string> {
   switch (reference.kind) {
     case 'env': {
+      const denied = deniedEnvReason(reference.name, options.env);
+      if (denied !== undefined) throw new CapabilityError('ERR_SECRET_UNAVAILABLE', `the secret header ${what}: ${denied}`, { details: { variable: reference.name } });
       const value = options.env[reference.name];
       if (value === undefined || value === '') throw new CapabilityError('ERR_SECRET_UNAVAILABLE', `the secret header ${what} needs the environment variable ${reference.name}, which is not set on the worker`, { details: { variable: reference.name } });
       return value;

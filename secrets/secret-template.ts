@@ -7,6 +7,7 @@
  *
  * Pure parsing, no I/O: the task file loader checks templates with it.
  */
+import { reservedEnvReason } from './reserved-env';
 
 /** One reference inside a template. */
 export type SecretReference = { kind: 'env'; name: string } | { kind: 'file'; path: string } | { kind: 'warden'; what: 'credential' };
@@ -30,6 +31,8 @@ export function parseSecretTemplate(template: string): { parts: SecretTemplatePa
     const value = colon === -1 ? '' : body.slice(colon + 1);
     if (kind === 'env') {
       if (!ENV_NAME.test(value)) return { error: `\${env:${value}} does not name an environment variable` };
+      const reserved = reservedEnvReason(value);
+      if (reserved !== undefined) return { error: `\${env:${value}}: ${reserved}` };
       parts.push({ kind: 'env', name: value });
     } else if (kind === 'file') {
       if (value.trim() === '') return { error: '${file:} needs a path' };

@@ -149,6 +149,21 @@ CREATE TABLE warden_undo_rows (
 );
 `;
 
+/**
+ * Version 4: the approver registry (identity/approver-registry.ts): public keys only; a removal
+ * keeps the row (revoked_at) so a name is never issued twice. (Version 3 is the monitor's.)
+ */
+const V4_APPROVERS = `
+CREATE TABLE warden_approvers (
+  name TEXT PRIMARY KEY,
+  kid TEXT NOT NULL,
+  public_jwk TEXT NOT NULL,
+  key_file TEXT,
+  added_at BIGINT NOT NULL,
+  revoked_at BIGINT
+);
+`;
+
 /** Every migration, oldest first. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -158,6 +173,7 @@ export const MIGRATIONS: readonly Migration[] = [
     postgres: V1_COMMON({ blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }),
   },
   { version: 2, name: 'SQL undo journal shared across workers', sqlite: V2_UNDO_JOURNAL, postgres: V2_UNDO_JOURNAL },
+  { version: 4, name: 'approver registry shared across workers', sqlite: V4_APPROVERS, postgres: V4_APPROVERS },
 ];
 
 /** The schema version this code reads and writes. */

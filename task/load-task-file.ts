@@ -34,9 +34,31 @@ function pathOf(path: readonly PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? String(p) : String(p))).join('.');
 }
 
+const atRoot = (i: z.core.$ZodIssue) => i.path.length === 0 && i.code !== 'invalid_union';
+const missingField = (i: z.core.$ZodIssue) => i.path.length === 1 && i.code === 'invalid_type' && / received undefined$/.test(i.message);
+
+/**
+ * A union issue whose value plainly is one option (the others fail at the value itself, and it
+ * either is of no other option's type or has every field that option needs) is that option's
+ * issues, so `script.0` becomes `script.0.claims.1.database: required field is missing`;
+ * otherwise (the value could be meant as several options) the union's own message.
+ */
+function expandUnions(issues: readonly z.core.$ZodIssue[], base: readonly PropertyKey[] = []): z.core.$ZodIssue[] {
+  return issues.flatMap((issue) => {
+    const path = [...base, ...issue.path];
+    if (issue.code !== 'invalid_union' || !Array.isArray(issue.errors)) return [{ ...issue, path }];
+    const fitting = issue.errors.filter((branch) => branch.length > 0 && !branch.some(atRoot));
+    const chosen = fitting[0];
+    if (fitting.length !== 1 || chosen === undefined) return [{ ...issue, path }];
+    const othersAreOtherTypes = issue.errors.every((branch) => branch === chosen || branch.some((i) => atRoot(i) && i.code === 'invalid_type'));
+    if (!othersAreOtherTypes && chosen.some(missingField)) return [{ ...issue, path }];
+    return expandUnions(chosen, path);
+  });
+}
+
 /** Turns zod issues into readable ones: unions say which shapes were possible. */
 export function issuesFromZod(error: z.ZodError): TaskFileIssue[] {
-  return error.issues.map((issue) => {
+  return expandUnions(error.issues).map((issue) => {
     if (issue.code === 'unrecognized_keys') {
       return { path: pathOf(issue.path), message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
     }
@@ -425,5 +447,6 @@ export async function readTaskFileText(file: string): Promise<string> {
 /** Loads, validates and resolves a task file. Throws TaskFileError (exit code 2 in the CLI). */
 export async function loadTaskFile(file: string): Promise<Task> {
   const text = await readTaskFileText(file);
-  return parseTask(parseTaskText(text, file), file, dirname(resolve(file)));
+  // Where the task came from: kept from its agents like its policy packs (worker/warden-resources.ts).
+  return { ...parseTask(parseTaskText(text, file), file, dirname(resolve(file))), source: resolve(file) };
 }

@@ -5,8 +5,13 @@
 import { z } from 'zod';
 import { FileWriteSchema, StepArchiveSchema, type FileWrite, type StepArchive } from './data-refs';
 import { TaskSchema, type Task } from './task-schema';
+import { ClaimOutcomeSchema, MAX_CLAIMS_PER_AGENT, StatedClaimSchema, type ClaimOutcome, type StatedClaim } from '../attestation/claim-outcome';
 
-export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded'] as const;
+/**
+ * `refuted`: the task ran to its end and its effects were committed, but Warden refuted at least
+ * one claim an agent of the task made (see attestation/claim-outcome.ts); not a success.
+ */
+export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded', 'refuted'] as const;
 export const TaskStatusSchema = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
@@ -26,12 +31,21 @@ export const SpawnActionSchema = z.strictObject({
 export const FinalActionSchema = z.strictObject({
   type: z.literal('final'),
   answer: z.string(),
-  claims: z.array(z.string()),
+  /** Sentences or structured claims; checked by Warden after the task commits, never trusted. */
+  claims: z.array(StatedClaimSchema).max(MAX_CLAIMS_PER_AGENT),
 });
-export const ActionSchema = z.discriminatedUnion('type', [ToolActionSchema, SpawnActionSchema, FinalActionSchema]);
+/** A claim a model states while it works (the `state_claim` function), verified with the final answer's. */
+export const ClaimActionSchema = z.strictObject({
+  type: z.literal('claim'),
+  claim: StatedClaimSchema,
+  callId: z.string().optional(),
+});
+export const ActionSchema = z.discriminatedUnion('type', [ToolActionSchema, SpawnActionSchema, FinalActionSchema, ClaimActionSchema]);
 export type Action = z.infer<typeof ActionSchema>;
 export type ToolAction = z.infer<typeof ToolActionSchema>;
 export type SpawnAction = z.infer<typeof SpawnActionSchema>;
+export type ClaimAction = z.infer<typeof ClaimActionSchema>;
+export type { ClaimOutcome, StatedClaim };
 
 /** Tokens one model call used, as the provider counted them (OpenTelemetry GenAI `gen_ai.usage.*`). */
 export const ModelUsageSchema = z.strictObject({
@@ -131,7 +145,10 @@ export type TaskIdentity = z.infer<typeof TaskIdentitySchema>;
 export const TaskRecoverySchema = z.strictObject({
   /** Workspace paths made real by the commit (root task, completed). */
   committed: z.array(z.string()).optional(),
-  /** Symbolic links and special files programs left in the workspace overlay, not committed (`path (kind)`). */
+  /**
+   * Not committed (`path (why)`): symbolic links and special files programs left in the workspace
+   * overlay, and files held because they make host tools run code (recovery/host-code-files.ts).
+   */
   notCommitted: z.array(z.string()).optional(),
   /** Compensations run, newest first, with what each did. */
   rolledBack: z.array(
@@ -158,8 +175,13 @@ export interface TaskResult {
   /** Each model turn: model, number of actions, token usage. */
   turns?: TurnRecord[];
   children: TaskResult[];
-  final: { answer: string; claims: string[] } | null;
+  final: { answer: string; claims: StatedClaim[] } | null;
   recovery?: TaskRecovery;
+  /**
+   * The root task only: Warden's verdict on every claim of the task tree (its own agent's and
+   * every sub-agent's), checked after the commit; verified ones carry a signed in-toto Statement.
+   */
+  claims?: ClaimOutcome[];
   /** A completed sub-agent's compensations, handed to its parent's saga (not run yet). */
   compensations?: unknown[];
   /** A sub-agent's policy counters, merged into its parent's (budgets span the whole tree). */
@@ -188,8 +210,9 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     steps: z.array(StepRecordSchema),
     turns: z.array(TurnRecordSchema).optional(),
     children: z.array(TaskResultSchema),
-    final: z.strictObject({ answer: z.string(), claims: z.array(z.string()) }).nullable(),
+    final: z.strictObject({ answer: z.string(), claims: z.array(StatedClaimSchema) }).nullable(),
     recovery: TaskRecoverySchema.optional(),
+    claims: z.array(ClaimOutcomeSchema).optional(),
     compensations: z.array(z.unknown()).optional(),
     policyState: z.unknown().optional(),
     writes: z.array(FileWriteSchema).optional(),
@@ -198,26 +221,82 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
   }),
 );
 
-/** Input of the `agentTask` workflow. `depth` is 0 for the task the user started. */
+/**
+ * What a client may start `agentTask` with: the task, nothing else. Who the agent is, where it
+ * sits in a task tree, its deadline and its policy counters are Warden's to decide: the root's in
+ * `beginTask`, a sub-agent's handed over by its parent (`SubagentHandoffSchema`) and verified.
+ */
+export const PublicTaskInputSchema = z.strictObject({ task: TaskSchema });
+export type PublicTaskInput = z.infer<typeof PublicTaskInputSchema>;
+
+/**
+ * What only a parent hands its sub-agent. Unforgeable: the parent's `delegateGrant` signs a grant
+ * for exactly the child's workflow id whose `handoff` claim is the SHA-256 of the task and these
+ * fields (all but `grantId`), and the child's `beginSubagent` activity accepts the handoff only
+ * when that grant is one it can verify, unrevoked, delegated to the workflow asking, and its digest
+ * matches; a client that passes these fields (or the older top-level ones) is refused.
+ */
+export const SubagentHandoffSchema = z.strictObject({
+  /** The grant the parent delegated to this child. */
+  grantId: z.string().min(1).max(64),
+  depth: z.number().int().min(1).max(16),
+  /** Workflow ids from the root task down to this one's parent. */
+  lineage: z.array(z.string().min(1)).min(1).max(16),
+  /** Epoch ms by which the sub-agent must end (never after its parent). */
+  deadlineAt: z.number().int(),
+  /** The root task's first run id: names the task tree's recovery state (absent in trees started before). */
+  rootRunId: z.string().min(1).max(128).optional(),
+  /** The parent's policy counters when it spawned the sub-agent. */
+  policyState: z.unknown().optional(),
+});
+export type SubagentHandoff = z.infer<typeof SubagentHandoffSchema>;
+
+/**
+ * Input of the `agentTask` workflow: the public input, or a parent's handoff. The top-level
+ * `depth`, `lineage`, `deadlineAt`, `identity` and `policyState` are how parents passed the
+ * handoff before it was verified: accepted so recorded histories replay; in a new run they are a
+ * claimed handoff like any other, and verified (a client cannot use them to skip a check).
+ */
 export const AgentTaskInputSchema = z.strictObject({
   task: TaskSchema,
-  depth: z.number().int().min(0).default(0),
-  /** Workflow ids from the root task down to this one's parent. */
-  lineage: z.array(z.string()).default([]),
-  /** Epoch ms by which the task must end; a sub-agent inherits its parent's if that is sooner. */
+  handoff: SubagentHandoffSchema.optional(),
+  depth: z.number().int().min(0).optional(),
+  lineage: z.array(z.string()).optional(),
   deadlineAt: z.number().int().optional(),
   identity: TaskIdentitySchema.optional(),
   policyState: z.unknown().optional(),
 });
 export interface AgentTaskInput {
   task: Task;
+  /** A sub-agent's handoff from its parent (see SubagentHandoffSchema). */
+  handoff?: SubagentHandoff;
+  /** @deprecated recorded histories only: see AgentTaskInputSchema. */
   depth?: number;
+  /** @deprecated */
   lineage?: string[];
+  /** @deprecated */
   deadlineAt?: number;
-  /** A sub-agent's grant, issued by its parent when it was spawned. */
+  /** @deprecated */
   identity?: TaskIdentity;
-  /** The parent's policy counters when the sub-agent was spawned. */
+  /** @deprecated */
   policyState?: unknown;
+}
+
+/** The handoff an input claims: its own, or the older top-level fields as one; undefined for a task a client started. */
+export function claimedHandoffOf(input: AgentTaskInput): (Omit<SubagentHandoff, 'grantId'> & { grantId: string | undefined; legacy: boolean }) | undefined {
+  if (input.handoff !== undefined) return { ...input.handoff, legacy: false };
+  // Clients used to start a root task with `depth: 0, lineage: []` (recorded histories hold it):
+  // a root still. Anything naming a place below a root, or an identity, claims a parent's handoff.
+  const legacy = input.identity !== undefined || (input.lineage ?? []).length > 0 || (input.depth ?? 0) > 0;
+  if (!legacy) return undefined;
+  return {
+    grantId: input.identity?.grantId,
+    depth: input.depth ?? 0,
+    lineage: input.lineage ?? [],
+    deadlineAt: input.deadlineAt ?? 0,
+    ...(input.policyState === undefined ? {} : { policyState: input.policyState }),
+    legacy: true,
+  };
 }
 
 /** What the `state` query returns while a task runs. */

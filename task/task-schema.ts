@@ -12,6 +12,9 @@ import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, Too
 import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
 import { McpServerSchema } from '../mcp/mcp-server-config';
 import { McpToolListingSchema } from '../mcp/pinned-tool-list';
+import { reservedEnvReason } from '../secrets/reserved-env';
+import { ClaimSchema } from '../attestation/claim-schema';
+import { AttestationConfigSchema } from '../attestation/attestation-config';
 
 /** A string field with a length limit (task/task-file-limits.ts), saying the limit when broken. */
 const text = (max: number) => z.string().max(max, `at most ${max} characters`);
@@ -41,8 +44,12 @@ export const ScriptedSpawnSchema = z.strictObject({
 });
 export const ScriptedFinalSchema = z.strictObject({
   final: text(MAX.finalAnswer),
-  /** Claims the agent makes about its work ("the tests pass"); later verified, never trusted. */
-  claims: z.array(text(MAX.claim)).max(MAX.claims).default([]),
+  /**
+   * Claims the agent makes about its work, verified by Warden after the task commits, never
+   * trusted: a sentence ("the tests pass", kept as an `unverified` text claim) or a structured
+   * claim (attestation/claim-schema.ts), e.g. `{ kind: sql.count, database: app, table: items, equals: 3 }`.
+   */
+  claims: z.array(ClaimSchema).max(MAX.claims).default([]),
 });
 export const ScriptedActionSchema = z.union([ScriptedToolCallSchema, ScriptedSpawnSchema, ScriptedFinalSchema], {
   error: 'an action: { tool, args } or { spawn, intent } or { final, claims }',
@@ -57,7 +64,13 @@ export const ScriptedModelSchema = z.strictObject({
 });
 
 /** Name of the environment variable holding an API key; the key itself never enters a file or history. */
-const ApiKeyEnvSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+const ApiKeyEnvSchema = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+  .superRefine((name, ctx) => {
+    const reserved = reservedEnvReason(name);
+    if (reserved !== undefined) ctx.addIssue({ code: 'custom', message: reserved });
+  });
 const HttpUrlSchema = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
 /** Which OpenAI API a driver speaks: Chat Completions or the Responses API. */
 export const OpenAIApiSchema = z.enum(['chat', 'responses'], { error: 'an OpenAI API: "chat" (Chat Completions) or "responses"' });
@@ -218,6 +231,15 @@ export const ResourcesSchema = z.strictObject({
    * values never reach the model, the sandbox, history, custody or tool output.
    */
   secrets: z.record(text(MAX.shortText).min(1), z.record(SecretHeaderNameSchema, SecretTemplateSchema)).default({}),
+  /**
+   * Workspace files that make host tools run code (`.git/config`, `.git/hooks/...`, `.npmrc`...,
+   * the list in recovery/host-code-files.ts) the task may commit: a path, or a folder ending in
+   * `/`. Without it such files are held, never committed (recovery.notCommitted says so).
+   */
+  allowHostCode: z
+    .array(text(MAX.shortText).min(1).refine((p) => !p.startsWith('/') && !p.split('/').includes('..'), 'a workspace-relative path without ".."'))
+    .max(MAX.grantEntries)
+    .optional(),
 });
 
 export const LimitsSchema = z.strictObject({
@@ -277,6 +299,19 @@ export const TaskSchema = z.strictObject({
   subagents: z.record(SubagentNameSchema, SubagentSchema).default({}),
   /** Take an immutable snapshot of the workspace and databases before the task starts. */
   snapshot: z.boolean().default(false),
+  /**
+   * Opt in to the data flow (data-plane affinity, claim checks, continue-as-new, one round trip
+   * per step: dataplane/README.md). Taken only by a root task with no sub-agents, MCP tool sources,
+   * `mcp serve` session or `resources.allowHostCode`; any other task runs on the original loop.
+   */
+  dataFlow: z.boolean().optional(),
+  /**
+   * Set by the loader, not written in a task file: the absolute path of the file the task came
+   * from. Like its policy packs, it is kept from agents (readable, never written).
+   */
+  source: text(MAX.shortText).optional(),
+  /** How agents' claims are verified: user-defined verifiers and the time one check may take (attestation/attestation-config.ts). */
+  attestation: AttestationConfigSchema.optional(),
 });
 
 /** The task as written in a file (before defaults). */

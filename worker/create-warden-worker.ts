@@ -20,7 +20,7 @@ import { AGENT_TASK_WORKFLOW, TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
-import { openApproverStore } from '../identity/approver-registry';
+import { openApproverStore, openSqlApproverStore } from '../identity/approver-registry';
 import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
@@ -176,9 +176,10 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     await closeState();
     throw error;
   }
-  const approvers = openApproverStore({ stateDir });
+  // Shared with every worker when the state is (a key registered anywhere verifies here).
+  const approvers = state?.shared === true ? openSqlApproverStore(state.db) : openApproverStore({ stateDir });
   const release = async () => {
-    approvers.close();
+    await approvers.close();
     await authority.close();
     await closeState();
   };
@@ -216,6 +217,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       ...(options.env === undefined ? {} : { env: options.env }),
       ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
       approvers,
+      ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
       wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
     });
     const activityInterceptors = [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory];

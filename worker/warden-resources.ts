@@ -1,17 +1,25 @@
 /**
  * Finds Warden's own resources on this machine (see permissions/warden-resources.ts): the state
- * and cache folders, the key files, the Temporal endpoints this process is configured for. Used
- * where a task enters (`warden run`, and every worker's `beginTask`) and by each file tool call.
+ * and cache folders, the key files and key sources, the custody witness, kernel file systems, the
+ * Temporal endpoints this process is configured for, and a task's own controls (its task file and
+ * policy packs). Used where a task enters (`warden run`, `warden mcp serve`, and every worker's
+ * `beginTask` and sub-agent check) and, as a `ProtectedSet`, by each file, SQL and program call
+ * (sandbox/capabilities/protected-guard.ts checks it on what is actually opened).
  */
 import * as fs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { sharedDirOf } from '../dataplane/shared-storage';
-import { PermissionDeniedError } from '../errors';
+import { PermissionDeniedError, type TaskFileIssue } from '../errors';
 import { IDENTITY_DB_FILE } from '../identity/credential-stores';
 import { defaultApproverKeyDir } from '../identity/approver-registry';
 import { KEYS_DIR } from '../identity/keystore';
 import { KEY_DIR as CUSTODY_KEY_DIR } from '../custody/ledger';
 import { wardenResourceIssues, type ProtectedEndpoint, type RealTaskPaths, type WardenResources } from '../permissions/warden-resources';
+import { createProtectedGuard, describeRefusal, KERNEL_FOLDERS, type ProtectedSet } from '../sandbox/capabilities/protected-guard';
+import { witnessKindOf } from '../custody/checkpoint-witness';
+import { readPackFile, resolvePackFolder } from '../policies/engine/load-pack';
+import { DEFAULT_POLICY_PACKS } from '../task/task-schema';
+import { grantedEndpointIssues } from './protected-endpoints';
 import type { Task } from '../task/task-schema';
 import { defaultCacheDir } from '../temporal/temporal-cli';
 import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig } from '../temporal/temporal-config';
@@ -89,6 +97,13 @@ export function wardenKeyFiles(stateDir: string, env: NodeJS.ProcessEnv = proces
   return files;
 }
 
+/** Environment variables naming Warden's key files and key sources outside the state folder. */
+const KEY_FILE_VARIABLES: readonly [string, string][] = [
+  ['TEMPORAL_TLS_KEY', 'the Temporal client key (TEMPORAL_TLS_KEY)'],
+  ['WARDEN_SIGNING_KEY_FILE', 'the fleet signing key (WARDEN_SIGNING_KEY_FILE)'],
+  ['WARDEN_CUSTODY_TRUSTED_KEYS', 'the pinned custody keys (WARDEN_CUSTODY_TRUSTED_KEYS)'],
+];
+
 /** Warden's resources for this process's configuration. */
 export function wardenResourcesOf(options: WardenResourcesOptions): WardenResources {
   const env = options.env ?? process.env;
@@ -99,10 +114,61 @@ export function wardenResourcesOf(options: WardenResourcesOptions): WardenResour
     { path: realPathOf(defaultApproverKeyDir(env)), what: "the approvers' key folder" },
     // Blobs, placements, journals and overlay copies of every task: no task may read another's.
     ...(env.WARDEN_SHARED_DIR?.trim() ? [{ path: realPathOf(sharedDirOf(env, options.stateDir)), what: "Warden's shared folder (WARDEN_SHARED_DIR)" }] : []),
+    ...KERNEL_FOLDERS.map((path) => ({ path, what: 'a kernel file system' })),
   ];
   const files = [];
-  if (env.TEMPORAL_TLS_KEY) files.push({ path: realPathOf(env.TEMPORAL_TLS_KEY), what: 'the Temporal client key (TEMPORAL_TLS_KEY)' });
+  for (const [name, what] of KEY_FILE_VARIABLES) if (env[name]?.trim()) files.push({ path: realPathOf(env[name]!.trim()), what });
+  // The witness holds the keys and heads a verifier pins: no agent may rewrite it.
+  const witness = env.WARDEN_CUSTODY_WITNESS?.trim();
+  if (witness) {
+    const entry = { path: realPathOf(witness), what: 'the custody witness (WARDEN_CUSTODY_WITNESS)' };
+    if (witnessKindOf(witness) === 'folder') folders.push(entry);
+    else files.push(entry);
+  }
   return { folders, files, endpoints: temporalEndpointsOf(env) };
+}
+
+/**
+ * The task's own controls: its task file (`source`, set by the loader) and the folders of every
+ * policy pack it and its sub-agents are judged by (with the packs they `@extends`). A workspace may
+ * hold them; no agent may change them.
+ */
+export function controlPathsOf(task: Task): string[] {
+  const paths = new Set<string>();
+  if (task.source !== undefined) paths.add(realPathOf(task.source));
+  const visit = (pack: string, relativeTo: string | undefined, seen: Set<string>) => {
+    let folder: string;
+    try {
+      folder = resolvePackFolder(pack, relativeTo);
+    } catch {
+      return; // a pack that does not exist fails the task elsewhere
+    }
+    if (seen.has(folder)) return;
+    seen.add(folder);
+    paths.add(folder);
+    try {
+      for (const parent of readPackFile(folder).extends) visit(parent, dirname(folder), seen);
+    } catch {
+      // unreadable: the policy check says so
+    }
+  };
+  const seen = new Set<string>();
+  for (const pack of task.policyPacks ?? DEFAULT_POLICY_PACKS) visit(pack, undefined, seen);
+  for (const sub of Object.values(task.subagents)) for (const pack of sub.policyPacks ?? []) visit(pack, undefined, seen);
+  return [...paths];
+}
+
+/**
+ * What a tool call of `task` may never open (`files`, `folders`) or change (`readOnly`), as the
+ * capabilities and the OS sandbox take it: `resources`, the key files as they are now, and the
+ * task's own controls.
+ */
+export function protectedSetOf(resources: WardenResources, keyFiles: readonly string[], task?: Task): { folders: string[]; files: string[]; readOnly: string[] } {
+  return {
+    folders: resources.folders.map((f) => f.path),
+    files: [...new Set([...keyFiles, ...resources.files.map((f) => f.path)])],
+    readOnly: task === undefined ? [] : controlPathsOf(task),
+  };
 }
 
 /** The task's workspace and databases as real paths. */
@@ -142,13 +208,48 @@ function databasesLinkedTo(task: Task, keyFiles: readonly string[]): { path: str
 }
 
 /**
- * Refuses (PermissionDeniedError `ERR_RESOURCE_PROTECTED`, not retryable) a task that would hand
- * any of `resources` to an agent; `details.issues` lists each field and why. `keyFiles` (the
- * key files and credential stores as they are now) are also refused as databases under another
- * name.
+ * The same checks on what the paths are now, by device and inode (protected-guard.ts): a
+ * workspace that is, lies in or contains a protected folder or file (also through a bind mount,
+ * or a hard link of a key file as a database), or sits on a kernel file system (/proc/self).
  */
-export function assertTaskSparesWardenResources(task: Task, resources: WardenResources, keyFiles: readonly string[] = []): void {
-  const issues = [...wardenResourceIssues(task, realTaskPathsOf(task), resources), ...databasesLinkedTo(task, [...keyFiles, ...resources.files.map((f) => f.path)])];
+function openedResourceIssues(task: Task, set: ProtectedSet): TaskFileIssue[] {
+  const guard = createProtectedGuard(set);
+  const issues: TaskFileIssue[] = [];
+  if (task.resources.workspace !== undefined) {
+    const refusal = guard.refusalOfFolder(realPathOf(task.resources.workspace));
+    if (refusal !== undefined) issues.push({ path: 'resources.workspace', message: describeRefusal(task.resources.workspace, refusal) });
+  }
+  for (const [name, path] of Object.entries(task.resources.databases)) {
+    // A database is written by sql.exec: the task's controls are refused too.
+    const refusal = guard.refusalOfPath(path, 'write');
+    if (refusal !== undefined) issues.push({ path: `resources.databases.${name}`, message: describeRefusal(path, refusal) });
+  }
+  return issues;
+}
+
+/**
+ * Every way `task` would hand Warden's own resources to an agent, as task-file issues (field and
+ * why): its paths by name and by identity, and its granted hosts after the http capability's
+ * canonicalisation and name resolution. `keyFiles`: the key files and credential stores as they
+ * are now. One finding per field.
+ */
+export async function taskResourceIssues(task: Task, resources: WardenResources, keyFiles: readonly string[] = []): Promise<TaskFileIssue[]> {
+  const byName = wardenResourceIssues({ ...task, grants: { ...task.grants, hosts: [] }, subagents: {} }, realTaskPathsOf(task), resources);
+  const byIdentity = [...openedResourceIssues(task, protectedSetOf(resources, keyFiles)), ...databasesLinkedTo(task, [...keyFiles, ...resources.files.map((f) => f.path)])];
+  const fields = new Set(byName.map((i) => i.path));
+  const endpoints = [
+    ...(await grantedEndpointIssues(task.grants.hosts, '', resources.endpoints)),
+    ...(await Promise.all(Object.entries(task.subagents).map(([name, sub]) => grantedEndpointIssues(sub.grants.hosts, `subagents.${name}.`, resources.endpoints)))).flat(),
+  ];
+  return [...byName, ...byIdentity.filter((i) => !fields.has(i.path) && (fields.add(i.path), true)), ...endpoints];
+}
+
+/**
+ * Refuses (PermissionDeniedError `ERR_RESOURCE_PROTECTED`, not retryable) a task that would hand
+ * any of `resources` to an agent; `details.issues` lists each field and why (taskResourceIssues).
+ */
+export async function assertTaskSparesWardenResources(task: Task, resources: WardenResources, keyFiles: readonly string[] = []): Promise<void> {
+  const issues = await taskResourceIssues(task, resources, keyFiles);
   if (issues.length === 0) return;
   throw new PermissionDeniedError('ERR_RESOURCE_PROTECTED', `the task would hand Warden's own resources to an agent: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, {
     details: { issues },

@@ -7,7 +7,7 @@ import type { WardenActivities } from '../activities';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 
-/** Asking the model, issuing a task's grant, delegating to a sub-agent. */
+/** Asking the model, issuing a task's grant, delegating to a sub-agent, accepting a sub-agent's handoff. */
 const MODEL_AND_GRANT: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   // The worker heartbeats for every activity (worker/heartbeat-interceptor.ts): a dead worker's
@@ -56,7 +56,7 @@ const TOOL_SOURCES: ActivityOptions = {
 };
 export const { openToolSources, closeToolSources } = proxyActivities<WardenActivities>(TOOL_SOURCES);
 
-export const { proposeTurn, beginTask, delegateGrant } = proxyActivities<WardenActivities>(MODEL_AND_GRANT);
+export const { proposeTurn, beginTask, delegateGrant, beginSubagent } = proxyActivities<WardenActivities>(MODEL_AND_GRANT);
 export const { endTask } = proxyActivities<WardenActivities>(REVOCATION);
 export const { checkPolicy } = proxyLocalActivities<WardenActivities>(POLICY);
 export const { prepareTask, commitTask, compensate, restorePreTaskSnapshot } = proxyActivities<WardenActivities>(RECOVERY);
@@ -70,6 +70,7 @@ export const summarized = {
   proposeTurn: (summary: string) => proxyActivities<WardenActivities>({ ...MODEL_AND_GRANT, summary }).proposeTurn,
   beginTask: (summary: string) => proxyActivities<WardenActivities>({ ...MODEL_AND_GRANT, summary }).beginTask,
   delegateGrant: (summary: string) => proxyActivities<WardenActivities>({ ...MODEL_AND_GRANT, summary }).delegateGrant,
+  beginSubagent: (summary: string) => proxyActivities<WardenActivities>({ ...MODEL_AND_GRANT, summary }).beginSubagent,
   endTask: (summary: string) => proxyActivities<WardenActivities>({ ...REVOCATION, summary }).endTask,
   checkPolicy: (summary: string) => proxyLocalActivities<WardenActivities>({ ...POLICY, summary }).checkPolicy,
   prepareTask: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).prepareTask,

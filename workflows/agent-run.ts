@@ -16,6 +16,7 @@ import { TaskDeadline } from './task-deadline';
 import type { TaskFlow } from './task-flow';
 import { TaskSaga } from './task-saga';
 import { decidePatches, type WorkflowPatches } from './workflow-patches';
+import { claimsHandoff, originOf, type RunOrigin } from './subagent-handoff';
 
 /** A tool call or a spawn: the actions that become steps. */
 export type StepAction = Action & { type: 'tool' | 'spawn' };
@@ -50,25 +51,44 @@ export interface AgentRun {
   readonly stepBase: number;
   /** The data flow (placement, references, continue-as-new); undefined on the original path. */
   flow?: TaskFlow;
+  /** Where the run sits in its task tree, as its input claims it (subagent-handoff.ts). */
+  readonly origin: RunOrigin;
+  /** The root task's first run id, which names the tree's recovery state (undefined: keyed by workflow id, older trees). */
+  readonly rootRunId: string | undefined;
 }
 
 export interface AgentRunOptions {
   /** False for the data flow: the deadline is enforced by activity timeouts, not timers. */
   deadlineTimers?: boolean;
   stepBase?: number;
+  /**
+   * A data-flow root's continued run: the deadline its first run set (epoch ms). The flow runs
+   * roots only (agent-task.ts), and its carried identity is set by runFlowTask after Temporal
+   * vouched for the previous run.
+   */
+  continuedDeadlineAt?: number;
 }
 
-/** Sets up a run from the workflow input; installs the state query and the approval handler. */
-export function startAgentRun(input: AgentTaskInput, options: AgentRunOptions = {}): AgentRun {
+/** The task tree's key for recovery activities: the root's workflow id and, for newer trees, its run. */
+export function treeOf(run: Pick<AgentRun, 'rootWorkflowId' | 'rootRunId'>): { rootWorkflowId: string; rootRunId?: string } {
+  return { rootWorkflowId: run.rootWorkflowId, ...(run.rootRunId === undefined ? {} : { rootRunId: run.rootRunId }) };
+}
+
+/**
+ * Sets up a run from the workflow input; installs the state query and the approval handler. `raw`
+ * is the input as received (a sub-agent's handoff is verified on it).
+ */
+export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input, options: AgentRunOptions = {}): AgentRun {
   const { task } = input;
-  const depth = input.depth ?? 0;
-  const lineage = input.lineage ?? [];
+  const patches = decidePatches(!claimsHandoff(input));
+  const origin = originOf(input, raw, patches);
+  const { depth, lineage, isRoot } = origin;
   const info = workflowInfo();
   const ownDeadline = Date.now() + durationToMs(task.limits.deadline);
-  const deadlineAt = input.deadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, input.deadlineAt);
+  const inherited = options.continuedDeadlineAt ?? origin.inheritedDeadlineAt;
+  const deadlineAt = inherited === undefined ? ownDeadline : Math.min(ownDeadline, inherited);
   const deadline = new TaskDeadline(deadlineAt, task.limits.deadline, options.deadlineTimers ?? true);
   const rootWorkflowId = lineage[0] ?? info.workflowId;
-  const isRoot = lineage.length === 0;
   const state: TaskState = {
     workflowId: info.workflowId,
     agent: task.agent.name,
@@ -82,7 +102,6 @@ export function startAgentRun(input: AgentTaskInput, options: AgentRunOptions = 
     pendingApprovals: [],
   };
   setHandler(taskStateQuery, () => state);
-  const patches = decidePatches(isRoot);
   return {
     task,
     depth,
@@ -95,13 +114,16 @@ export function startAgentRun(input: AgentTaskInput, options: AgentRunOptions = 
     deadline,
     state,
     patches,
-    saga: new TaskSaga({ task, rootWorkflowId, isRoot }, patches),
+    saga: new TaskSaga({ task, rootWorkflowId, isRoot, ...(origin.rootRunId === undefined ? {} : { rootRunId: origin.rootRunId }) }, patches),
     approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId, rootWorkflowId, user: task.user }, patches.approvalUpdate, patches.approvalNotices),
     tools: toolActivities(task),
-    identity: input.identity,
+    // A sub-agent's identity is the verified handoff's (set in begin), never the input's.
+    identity: origin.trustedIdentity,
     toolSourcesOpened: false,
-    policyState: (input.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+    policyState: (origin.policyState as PolicyState | undefined) ?? emptyPolicyState(),
     stepBase: options.stepBase ?? 0,
+    origin,
+    rootRunId: origin.rootRunId,
   };
 }
 

@@ -11,8 +11,10 @@
 import { CancellationScope, ContinueAsNew, isCancellation } from '@temporalio/workflow';
 import type { AgentTaskFlowInput } from '../task/data-flow';
 import type { ModelTurn, TaskResult } from '../task/task-run';
-import { finishRun, startAgentRun, stepCount, type AgentRun } from './agent-run';
+import { finishRun, startAgentRun, stepCount, treeOf, type AgentRun } from './agent-run';
 import { closeRun } from './close-run';
+import { attestClaims } from './attest-claims';
+import { claimsOfFinalAnswer, stateClaim, statedClaimsOf } from './stated-claims';
 import { modelTurnSummary, oneLine } from './ui-summaries';
 import { runAction } from './run-action';
 import { TaskEnded, stepErrorOf } from './task-ended';
@@ -20,7 +22,16 @@ import { END_CALL, MODEL_CALL, placing, TaskFlow } from './task-flow';
 
 export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult> {
   const carried = input.carried;
-  const run = startAgentRun(input, { deadlineTimers: false, stepBase: carried?.steps ?? 0 });
+  // A data-flow run is a root (agent-task.ts: takesDataFlow): its place is a root's, and what its
+  // previous run carried (grant, deadline, counters) comes only from that run (trustedFlowInput).
+  const root = { task: input.task };
+  const run = startAgentRun(root, root, {
+    deadlineTimers: false,
+    stepBase: carried?.steps ?? 0,
+    ...(input.deadlineAt === undefined ? {} : { continuedDeadlineAt: input.deadlineAt }),
+  });
+  if (input.identity !== undefined) run.identity = input.identity;
+  if (input.policyState !== undefined) run.policyState = input.policyState as typeof run.policyState;
   const flow = new TaskFlow(input);
   run.flow = flow;
   if (carried !== undefined) {
@@ -50,6 +61,8 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
       flow.callHere(run, END_CALL, 'shared', (a, onWorker) => a.endTask({ grantId, status: result.status, ...(onWorker === undefined ? {} : { onWorker }) }), `revoke grant (${result.status})`),
     );
   }
+  // The root checks its claims against what was committed, as on the original loop (attest-claims.ts).
+  if (run.patches.attestClaims) await CancellationScope.nonCancellable(() => attestClaims(run, result));
   return closeRun(run, result);
 }
 
@@ -62,7 +75,9 @@ async function runLoop(run: AgentRun, input: AgentTaskFlowInput): Promise<TaskRe
     await begin(run);
     for (;;) {
       if (stepCount(run) >= task.limits.maxSteps) return stepLimitReached();
-      if (flow.shouldContinueAsNew()) await flow.continueAsNew(run, input);
+      // Stated claims live in this run only: a run that holds some does not hand over (it is bounded
+      // by the claim limit), so every claim reaches the final answer and is attested.
+      if (flow.shouldContinueAsNew() && statedClaimsOf(run).length === 0) await flow.continueAsNew(run, input);
       const { turn, modelTurn } = flow.foldedTurn ?? (await proposeTurn(run));
       flow.foldedTurn = undefined;
       state.turn = turn + 1;
@@ -71,8 +86,12 @@ async function runLoop(run: AgentRun, input: AgentTaskFlowInput): Promise<TaskRe
       (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
       for (const [i, action] of modelTurn.actions.entries()) {
         if (action.type === 'final') {
-          state.final = { answer: action.answer, claims: action.claims };
+          state.final = { answer: action.answer, claims: claimsOfFinalAnswer(run, action.claims) };
           return finishRun(run, 'completed');
+        }
+        if (action.type === 'claim') {
+          stateClaim(run, action, turn);
+          continue;
         }
         if (stepCount(run) >= task.limits.maxSteps) return stepLimitReached();
         // The last action of a turn brings the next turn back with its result.
@@ -116,7 +135,7 @@ async function begin(run: AgentRun): Promise<void> {
   const { deadline } = run;
   // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
-    placing(run, true, placeSummary(run)).placeTask({ rootWorkflowId: run.rootWorkflowId, workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
+    placing(run, true, placeSummary(run)).placeTask({ ...treeOf(run), workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
   );
   flow.placement = placed.placement;
   flow.taskRef = placed.taskRef;

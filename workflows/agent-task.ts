@@ -12,23 +12,26 @@ import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, 
 import { AgentTaskFlowInputSchema, type AgentTaskFlowInput } from '../task/data-flow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { runFlowTask } from './agent-task-flow';
+import { takesDataFlow } from './data-flow-choice';
 import { DATA_FLOW_PATCH, decideDataFlow } from './workflow-patches';
 import { summarized } from './activity-stubs';
-import { finishRun, startAgentRun, type AgentRun } from './agent-run';
+import { finishRun, startAgentRun, treeOf, type AgentRun } from './agent-run';
+import { beginIdentity } from './subagent-handoff';
 import { runAction } from './run-action';
 import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { modelTurnSummary } from './ui-summaries';
 import { closeRun } from './close-run';
+import { attestClaims } from './attest-claims';
+import { claimsOfFinalAnswer, stateClaim, statedClaimsOf } from './stated-claims';
 
 export { DATA_FLOW_PATCH };
 
 export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResult> {
-  // The data flow (agent-task-flow.ts): decided in the first activation, like every patch. A
-  // sub-agent whose parent runs the original loop stays on it, and so do tasks with MCP tool
-  // sources or an `mcp serve` session (their servers are not part of the data plane yet).
+  // The data flow (agent-task-flow.ts) is opt-in, for tasks that use only what it supports; decided
+  // from the input alone and in the first activation (like every patch), so replays decide the same.
   if (takesDataFlow(rawInput) && decideDataFlow()) return runFlowTask(parseFlowInput(trustedFlowInput(rawInput)));
-  const run = startAgentRun(parseInput(rawInput));
+  const run = startAgentRun(parseInput(rawInput), rawInput);
   // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
   const result = await runLoop(run, session);
@@ -47,17 +50,11 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
     // Ending the grant is part of ending the task, also when it was cancelled.
     await CancellationScope.nonCancellable(() => summarized.endTask(`revoke grant (${result.status})`)({ grantId, status: result.status }));
   }
+  // The root checks every claim of the task tree against what was committed (attest-claims.ts).
+  if (run.patches.attestClaims) await CancellationScope.nonCancellable(() => attestClaims(run, result));
   // Every session call has its answer before the workflow completes.
   if (session !== undefined) await condition(allHandlersFinished);
   return closeRun(run, result);
-}
-
-/** Whether a task runs on the data flow: decided from its input alone, so replays decide the same. */
-function takesDataFlow(rawInput: AgentTaskFlowInput): boolean {
-  const childOfOriginal = (rawInput.lineage?.length ?? 0) > 0 && rawInput.placement === undefined;
-  const task = rawInput.task as { agent?: { model?: { driver?: unknown } }; tools?: { mcp?: unknown } } | undefined;
-  const usesMcp = task?.agent?.model?.driver === 'mcp-client' || (typeof task?.tools?.mcp === 'object' && task.tools.mcp !== null && Object.keys(task.tools.mcp).length > 0);
-  return !childOfOriginal && !usesMcp;
 }
 
 /** The input as its schema defines it; a malformed input fails the workflow, it is not retried. */
@@ -69,22 +66,18 @@ function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
 
 /**
  * A client that starts a task gives `{ task }` (and tuning in `flow`); everything else in the
- * input (grant, place in a task tree, data plane, carried state) is Warden's, and is accepted only
- * from where Temporal itself vouches for the sender: a parent workflow (`workflowInfo().parent`,
- * the last of the lineage) or this task's previous run (`continuedFromExecutionRunId`). Otherwise a
- * starter could hand a task another task's grant, or a data plane and state it made up.
+ * input (grant, data plane, carried state) is Warden's, and is accepted only from where Temporal
+ * itself vouches for the sender: this task's previous run (`continuedFromExecutionRunId`). The data
+ * flow runs roots only (takesDataFlow), so no parent ever hands a data-flow run anything. Otherwise
+ * a starter could hand a task another task's grant, or a data plane and state it made up.
  */
 function trustedFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {
   const given = rawInput as unknown as Record<string, unknown>;
   // A root's own defaults (depth 0, no lineage) say nothing; anything else is Warden's to set.
   const rootDefault = (key: string) => (key === 'depth' && given[key] === 0) || (key === 'lineage' && Array.isArray(given[key]) && (given[key] as unknown[]).length === 0);
   const wardens = Object.keys(given).filter((key) => key !== 'task' && key !== 'flow' && given[key] !== undefined && !rootDefault(key));
-  if (wardens.length === 0) return rawInput;
-  const info = workflowInfo();
-  const lineage = Array.isArray(rawInput.lineage) ? rawInput.lineage : [];
-  const fromParent = info.parent !== undefined && lineage.length > 0 && lineage[lineage.length - 1] === info.parent.workflowId;
-  if (fromParent || info.continuedFromExecutionRunId !== undefined) return rawInput;
-  throw ApplicationFailure.nonRetryable(`invalid agentTask input: ${wardens.join(', ')} may only come from a parent task or the task's previous run; start a task with { task }`, 'ERR_TASK_INPUT_INVALID');
+  if (wardens.length === 0 || workflowInfo().continuedFromExecutionRunId !== undefined) return rawInput;
+  throw ApplicationFailure.nonRetryable(`invalid agentTask input: ${wardens.join(', ')} may only come from the task's previous run; start a task with { task }`, 'ERR_TASK_INPUT_INVALID');
 }
 
 function parseFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {
@@ -110,14 +103,21 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
-      const modelTurn: ModelTurn = await run.deadline.within(() => summarized.proposeTurn(modelTurnSummary(task, turn))({ task, turn, steps: state.steps, workflowId: run.workflowId }));
+      const claims = statedClaimsOf(run);
+      const modelTurn: ModelTurn = await run.deadline.within(() =>
+        summarized.proposeTurn(modelTurnSummary(task, turn))({ task, turn, steps: state.steps, workflowId: run.workflowId, ...(claims.length === 0 ? {} : { claims: [...claims] }) }),
+      );
       state.turn += 1;
       state.model = modelTurn.model;
       (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
       for (const action of modelTurn.actions) {
         if (action.type === 'final') {
-          state.final = { answer: action.answer, claims: action.claims };
+          state.final = { answer: action.answer, claims: claimsOfFinalAnswer(run, action.claims) };
           return finishRun(run, 'completed');
+        }
+        if (action.type === 'claim') {
+          stateClaim(run, action, turn);
+          continue;
         }
         if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
         await runAction(run, action, turn);
@@ -131,17 +131,17 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
   }
 }
 
-/** The task's grant (a sub-agent's comes from its parent) and, at the root, the workspace overlay. */
+/** The task's grant (a sub-agent's is its parent's verified delegation) and, at the root, the workspace overlay. */
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
-  run.identity ??= await deadline.within(() => summarized.beginTask(`grant: ${task.agent.name} for ${task.user}`)({ workflowId: run.workflowId, task, deadlineAt: deadline.deadlineAt }));
+  run.identity ??= await beginIdentity(run, task);
   if (!run.isRoot) return;
-  const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ rootWorkflowId: run.rootWorkflowId, task }));
+  const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ ...treeOf(run), task }));
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
   if (Object.keys(task.tools.mcp ?? {}).length > 0) {
     run.toolSourcesOpened = true;
-    const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ rootWorkflowId: run.rootWorkflowId, task, deadlineAt: deadline.deadlineAt }));
+    const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ ...treeOf(run), task, deadlineAt: deadline.deadlineAt }));
     run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
     run.saga.useTask(run.task);
   }
@@ -150,7 +150,7 @@ async function begin(run: AgentRun): Promise<void> {
 /** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
 async function closeSources(run: AgentRun): Promise<void> {
   try {
-    await summarized.closeToolSources('close MCP servers')({ rootWorkflowId: run.rootWorkflowId });
+    await summarized.closeToolSources('close MCP servers')(treeOf(run));
   } catch {
     // The worker kills its servers at the task's deadline anyway.
   }

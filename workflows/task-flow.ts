@@ -31,7 +31,7 @@ import {
 } from '../task/data-flow';
 import type { PolicyCheck } from '../activities/check-policy';
 import type { Action, ModelTurn, StepRecord } from '../task/task-run';
-import type { AgentRun } from './agent-run';
+import { treeOf, type AgentRun } from './agent-run';
 import { stepErrorOf, TaskEnded } from './task-ended';
 
 /** The default hand-over points of a run (see DataFlowOptions). */
@@ -247,7 +247,7 @@ export class TaskFlow {
     if (previous === undefined) throw new TypeError('nothing to take over');
     try {
       const placed = await placing(run, false, `take over the data plane${rebuild ? '' : ' (roll back)'}`).placeTask({
-        rootWorkflowId: run.rootWorkflowId,
+        ...treeOf(run),
         workflowId: run.workflowId,
         task: run.task,
         deadlineAt: run.deadline.deadlineAt,

@@ -17,6 +17,8 @@ import { DataPlaneLost, SAGA_CALL } from './task-flow';
 export interface SagaScope {
   task: Task;
   rootWorkflowId: string;
+  /** The root's first run id, when the tree's recovery state is keyed by run. */
+  rootRunId?: string;
   /** True for the task the user started (it owns the tree's overlay and snapshot). */
   isRoot: boolean;
 }
@@ -36,7 +38,7 @@ export class TaskSaga {
 
   constructor(
     private readonly scope: SagaScope,
-    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'>,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult' | 'subagentProgramUndo'>>,
   ) {}
 
   /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors. */
@@ -67,6 +69,11 @@ export class TaskSaga {
       ...(this.patches.subagentFsUndo ? { overlayUndo: true } : {}),
       ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
     });
+    if (descriptor?.executor.kind === 'process' && this.patches.subagentProgramUndo === true) {
+      // A sub-agent's program: what it changed in the overlay was recorded per call (run-tool).
+      this.compensations.push({ kind: 'fs-overlay-undo', callId, forTool: tool });
+      return;
+    }
     this.compensations.push(...plan.compensations);
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
   }
@@ -79,18 +86,31 @@ export class TaskSaga {
 
   /** Commits or rolls back, as the task's status says; never cancelled (run it non-cancellable). */
   async settle(result: TaskResult, grantId: string | undefined): Promise<TaskRecovery> {
-    const { task, rootWorkflowId, isRoot } = this.scope;
+    const { task, isRoot } = this.scope;
+    const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
-      const { files, skipped } = await summarized.commitTask('commit workspace changes')({ rootWorkflowId, task });
-      return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      if (this.patches.commitFailureResult !== true) {
+        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task });
+        return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      }
+      try {
+        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task });
+        return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      } catch (error) {
+        // The commit is all or nothing (it undid what it had applied): the task failed, and
+        // its effects are rolled back like any failed task's, so it still ends with a result.
+        const failure = stepErrorOf(error);
+        result.status = 'failed';
+        result.reason = `the task's files could not be committed: ${failure.code}: ${failure.message}`;
+      }
     }
     const rolledBack: TaskRecovery['rolledBack'] = [];
     for (const compensation of [...this.compensations].reverse()) {
       const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
       try {
         const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
-        const outcome = await summarized.compensate(`compensate: ${undo}`)({ rootWorkflowId, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
+        const outcome = await summarized.compensate(`compensate: ${undo}`)({ ...tree, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
         rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
       } catch (error) {
         const failure = stepErrorOf(error);
@@ -99,7 +119,7 @@ export class TaskSaga {
     }
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
-      await summarized.restorePreTaskSnapshot('restore pre-task snapshot')({ rootWorkflowId, task });
+      await summarized.restorePreTaskSnapshot('restore pre-task snapshot')({ ...tree, task });
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };
@@ -114,15 +134,16 @@ export class TaskSaga {
    */
   async settleFlow(result: TaskResult, run: AgentRun): Promise<TaskRecovery> {
     const flow = run.flow!;
-    const { rootWorkflowId, isRoot } = this.scope;
+    const { isRoot } = this.scope;
+    const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
       try {
         // Commit and revoke in one call, on the data plane's worker (locally when the workflow runs there).
         const grantId = run.identity?.grantId;
-        const { files } = await flow.callHere(run, SAGA_CALL, 'rebuild', (a, onWorker) =>
+        const { files, skipped } = await flow.callHere(run, SAGA_CALL, 'rebuild', (a, onWorker) =>
           a.finishTask({
-            rootWorkflowId,
+            ...tree,
             taskRef: flow.taskRef!,
             expected: flow.writes,
             status: result.status,
@@ -132,11 +153,14 @@ export class TaskSaga {
           'commit workspace changes, revoke grant',
         );
         this.revoked = grantId !== undefined && grantId === run.identity?.grantId;
-        return { committed: files, rolledBack: [], notUndoable: this.notUndoable };
+        // Held host-code files and what a commit skips are reported, as on the original loop.
+        return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
       } catch (error) {
+        // The commit is all or nothing (it undid what it had applied): the task failed, and its
+        // effects are rolled back like any failed task's (as commit-failure-result on the original loop).
         const failure = error instanceof TaskEnded ? { code: '', message: error.reason } : stepErrorOf(error);
         result.status = 'failed';
-        result.reason = `${failure.code === '' ? '' : `${failure.code}: `}${failure.message}`;
+        result.reason = failure.code === '' ? failure.message : `the task's files could not be committed: ${failure.code}: ${failure.message}`;
         run.state.status = 'failed';
       }
     }
@@ -151,7 +175,7 @@ export class TaskSaga {
           run,
           SAGA_CALL,
           'rollback',
-          (a) => a.compensate({ rootWorkflowId, taskRef: flow.taskRef!, compensation, ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
+          (a) => a.compensate({ ...tree, taskRef: flow.taskRef!, compensation, ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
           `compensate: ${undo}`,
         );
         rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
@@ -168,7 +192,7 @@ export class TaskSaga {
     }
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
-      await flow.call(run, SAGA_CALL, 'rollback', (a) => a.restorePreTaskSnapshot({ rootWorkflowId, taskRef: flow.taskRef! }), 'restore pre-task snapshot');
+      await flow.call(run, SAGA_CALL, 'rollback', (a) => a.restorePreTaskSnapshot({ ...tree, taskRef: flow.taskRef! }), 'restore pre-task snapshot');
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

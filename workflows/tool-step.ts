@@ -8,7 +8,7 @@ import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepRecord, ToolAction } from '../task/task-run';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import { FileWriteSchema, type FileWrite } from '../task/data-flow';
-import type { AgentRun } from './agent-run';
+import { treeOf, type AgentRun } from './agent-run';
 import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
 import { modelTurnSummary, toolCallSummary } from './ui-summaries';
 
@@ -44,7 +44,7 @@ export async function runToolStep(
   const callId = toolCallId(run, step.index, action.tool, action.args);
   const call = await run.deadline.within(() =>
     run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
-      rootWorkflowId: run.rootWorkflowId,
+      ...treeOf(run),
       workflowId: run.workflowId,
       stepIndex: step.index,
       callId,
@@ -108,7 +108,7 @@ async function runFlowToolStep(
   try {
     call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
       a.runTool({
-        rootWorkflowId: run.rootWorkflowId,
+        ...treeOf(run),
         workflowId: run.workflowId,
         stepIndex: step.index,
         callId,

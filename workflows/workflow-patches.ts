@@ -22,18 +22,38 @@ export const CALL_KEY_PATCH = 'call-key-run-and-call';
 export const DATA_FLOW_PATCH = 'warden-data-flow-1';
 /** A sub-agent's file writes are undone per call. */
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
+/** A sub-agent's handoff (identity, lineage, deadline, policy state) is verified, not trusted from the input. */
+export const SUBAGENT_HANDOFF_PATCH = 'subagent-handoff-verified';
+/** The task tree's recovery state (overlay, journal, snapshots) is keyed by its root's run, not its workflow id alone. */
+export const RECOVERY_BY_RUN_PATCH = 'recovery-keyed-by-run';
 /** Held actions and their decisions are announced (`notifyApproval`, the approval webhook). */
 export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
+/** A commit that fails ends the task `failed` with the reason, and rolls back (older runs failed the workflow). */
+export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
+/** A sub-agent's program (`proc.run`) writes are undone per call, like its fs.write calls. */
+export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
+
+/** The root task verifies its tree's claims after the commit (older runs end without). */
+export const ATTEST_CLAIMS_PATCH = 'attest-claims';
 
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
   subagentFsUndo: boolean;
+  /** Only for a run that claims a parent's handoff. */
+  subagentHandoff: boolean;
+  /** Only for a root task (its sub-agents take the choice from their handoff). */
+  recoveryByRun: boolean;
   approvalNotices: boolean;
   /** Set `WardenStatus` at the end (only when the task started with it: the namespace has it). */
   statusSearchAttribute: boolean;
   /** A task that did not complete closes as failed, carrying its result (task-close.ts). */
   closeAsFailed: boolean;
+  /** A failed commit ends the task failed and rolled back, with a result (task-saga.ts). */
+  commitFailureResult: boolean;
+  /** A sub-agent's proc.run writes are undone when it does not complete (task-saga.ts). */
+  subagentProgramUndo: boolean;
+  attestClaims: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -43,10 +63,17 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     callKeys: patched(CALL_KEY_PATCH),
     // Only sub-agents have a use for it; a root task records no marker.
     subagentFsUndo: !isRoot && patched(SUBAGENT_FS_UNDO_PATCH),
+    subagentHandoff: !isRoot && patched(SUBAGENT_HANDOFF_PATCH),
+    recoveryByRun: isRoot && patched(RECOVERY_BY_RUN_PATCH),
     approvalNotices: patched(APPROVAL_NOTICE_PATCH),
     // Upserting an attribute the namespace does not know would fail the task: only when the starter set it.
     statusSearchAttribute: workflowInfo().typedSearchAttributes.get(WARDEN_SEARCH_ATTRIBUTES.status) !== undefined && patched(CLOSE_PATCHES.statusSearchAttribute),
     closeAsFailed: patched(CLOSE_PATCHES.closeAsFailed),
+    // Only the root commits; a sub-agent records no marker.
+    commitFailureResult: isRoot && patched(COMMIT_FAILURE_RESULT_PATCH),
+    subagentProgramUndo: !isRoot && patched(SUBAGENT_PROGRAM_UNDO_PATCH),
+    // Only the root verifies (its sub-agents' claims too); a sub-agent records no marker.
+    attestClaims: isRoot && patched(ATTEST_CLAIMS_PATCH),
   };
 }
 

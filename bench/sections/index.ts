@@ -3,6 +3,7 @@
  * under bench/sections/ that exports a `BenchSection` and listing it here (see bench/README.md).
  */
 import type { BenchSection } from '../bench-section';
+import { attestSection } from './attest';
 import { credentialSection } from './credential';
 import { historySection } from './history';
 import { custodySection } from './custody';
@@ -29,4 +30,5 @@ export const SECTIONS: readonly BenchSection[] = [
   modelTurnShareSection,
   workersSection,
   mcpSection,
+  attestSection,
 ];

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { issueApproverKey } from '../../identity/approval-decision';
-import { defaultApproverKeyDir, openApproverStore } from '../../identity/approver-registry';
+import { defaultApproverKeyDir, openApproverRegistry } from '../../identity/approver-registry';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
@@ -36,10 +36,11 @@ export async function approversCommand(argv: string[], io: CliIo): Promise<numbe
     io.stderr(`warden approvers: --out applies to add only\n${APPROVERS_USAGE}\n`);
     return EXIT.usage;
   }
-  const store = openApproverStore({ stateDir: stateDirOf(io.env) });
+  // The shared registry when WARDEN_DATABASE_URL is set: every worker verifies against it.
+  const store = await openApproverRegistry({ stateDir: stateDirOf(io.env), env: io.env });
   try {
     if (action === 'list') {
-      const records = store.list();
+      const records = await store.list();
       if (args.values.json) io.stdout(`${JSON.stringify(records, null, 2)}\n`);
       else if (records.length === 0) io.stdout('no approvers; add one with `warden approvers add <name>`\n');
       else {
@@ -51,14 +52,14 @@ export async function approversCommand(argv: string[], io: CliIo): Promise<numbe
       return EXIT.ok;
     }
     if (action === 'remove') {
-      if (!store.remove(name!)) {
+      if (!(await store.remove(name!))) {
         io.stderr(`warden approvers: no approver named "${name}"\n`);
         return EXIT.failed;
       }
       io.stdout(`removed ${name}: decisions signed with its key no longer count\n`);
       return EXIT.ok;
     }
-    if (store.get(name!) !== undefined) {
+    if ((await store.get(name!)) !== undefined) {
       io.stderr(`warden approvers: an approver named "${name}" is already registered (remove it and add another name to issue a new key)\n`);
       return EXIT.usage;
     }
@@ -79,6 +80,6 @@ export async function approversCommand(argv: string[], io: CliIo): Promise<numbe
     }
     throw error;
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -6,6 +6,7 @@ import { KEY_DIR, ledgerPaths } from '../../custody/ledger';
 import type { LedgerRows } from '../../custody/ledger-reader';
 import { loadLedgerSnapshot } from '../../custody/ledger-snapshot';
 import { publishedCustodyKeys } from '../../custody/shared-ledger';
+import { loadPinnedKeys } from '../../custody/pinned-keys';
 import { loadTrustedKeys, type TrustedKeys } from '../../custody/signing-key';
 import {
   consistencyProof,
@@ -23,7 +24,7 @@ import { stateStoreConfigOf } from '../../state/state-store';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 
-export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--checkpoint <file|folder>] [--json]
+export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--checkpoint <file|folder>] [--keys <jwks|folder>] [--json]
        warden audit proof <seq>
        warden audit consistency <size1> <size2>
 
@@ -71,33 +72,58 @@ function describe(report: VerifyReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The ledger of this state folder or of the shared database, with the keys its own store vouches for. */
-async function openLedgerForAudit(stateDir: string, env: NodeJS.ProcessEnv): Promise<{ source: LedgerSource & object; keys: TrustedKeys; close(): Promise<void> }> {
+/**
+ * The ledger of this state folder or of the shared database, with the keys pinned outside the
+ * database (this state folder's key folder, `pinned`) and, apart, the keys only the database
+ * publishes (never trusted on their own: see custody/pinned-keys.ts).
+ */
+async function openLedgerForAudit(
+  stateDir: string,
+  env: NodeJS.ProcessEnv,
+  pinned: TrustedKeys,
+): Promise<{ source: LedgerSource & object; keys: TrustedKeys; databaseKeys: TrustedKeys; close(): Promise<void> }> {
   const config = stateStoreConfigOf(stateDir, env);
   if (config.mode === 'sqlite') {
     const source = { stateDir };
-    return { source, keys: loadTrustedKeys(ledgerPaths(source).keyDir), close: async () => undefined };
+    return { source, keys: new Map([...loadTrustedKeys(ledgerPaths(source).keyDir), ...pinned]), databaseKeys: new Map(), close: async () => undefined };
   }
   const db = openPostgresDatabase(config.url, { maxConnections: 2, applicationName: 'warden-audit' });
   try {
     const keyDir = join(stateDir, KEY_DIR);
     const snapshot: LedgerRows = await loadLedgerSnapshot(db, keyDir);
-    // Published keys are what the database says; only a witness pins keys independently of it.
-    const keys = new Map([...loadTrustedKeys(keyDir), ...trustedKeysFromJwks(await publishedCustodyKeys(db))]);
-    return { source: snapshot, keys, close: () => db.close() };
+    const keys = new Map([...loadTrustedKeys(keyDir), ...pinned]);
+    const databaseKeys = new Map([...trustedKeysFromJwks(await publishedCustodyKeys(db))].filter(([kid]) => !keys.has(kid)));
+    return { source: snapshot, keys, databaseKeys, close: () => db.close() };
   } catch (error) {
     await db.close();
     throw error;
   }
 }
 
+/** What `verify` says of a ledger that verifies only with keys the shared database publishes. */
+function describeUnpinned(report: VerifyReport, kids: string[]): string {
+  return (
+    `custody ledger ${report.path}: NOT VERIFIED: internally consistent (${report.totalRecords} record${report.totalRecords === 1 ? '' : 's'}, ${report.checkpoints} checkpoint${report.checkpoints === 1 ? '' : 's'}), ` +
+    `but signed by key${kids.length === 1 ? '' : 's'} only the shared database vouches for (${kids.join(', ')}).\n` +
+    '  Whoever can write that database could have rewritten the ledger under a key of their own. Pin the\n' +
+    "  workers' custody keys (--keys <jwks|folder>, WARDEN_CUSTODY_TRUSTED_KEYS) or check a witness (--checkpoint).\n"
+  );
+}
+
 async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promise<number> {
   let taskId: string | undefined;
   let witness = io.env.WARDEN_CUSTODY_WITNESS?.trim() || undefined;
+  let pinnedAt = io.env.WARDEN_CUSTODY_TRUSTED_KEYS?.trim() || undefined;
   let json = false;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     if (arg === '--json') json = true;
+    else if (arg === '--keys' || arg?.startsWith('--keys=')) {
+      const value = arg === '--keys' ? argv[i + 1] : arg.slice('--keys='.length);
+      if (arg === '--keys') i += 1;
+      if (value === undefined || value === '' || value.startsWith('--')) return usage(io, '--keys needs a JWKS file or a key folder');
+      pinnedAt = value;
+    }
     else if (arg === '--task' || arg === '--checkpoint') {
       const value = argv[i + 1];
       i += 1;
@@ -113,13 +139,23 @@ async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promis
     io.stderr(`warden audit: ERR_CUSTODY_NOT_FOUND: the witness ${published.location} published no keys to pin\n`);
     return EXIT.failed;
   }
-  const ledger = await openLedgerForAudit(stateDir, io.env);
+  const pinned = pinnedAt === undefined ? new Map() : loadPinnedKeys(pinnedAt);
+  const ledger = await openLedgerForAudit(stateDir, io.env, pinned);
   try {
-    const report = verifyLedger(ledger.source, {
+    const options = {
       ...(taskId === undefined ? {} : { taskId }),
-      trustedKeys: published === undefined ? ledger.keys : trustedKeysFromJwks(published.keys),
       ...(published === undefined ? {} : { anchors: published.heads.map((h) => h.checkpoint), published: true }),
-    });
+    };
+    const report = verifyLedger(ledger.source, { ...options, trustedKeys: published === undefined ? ledger.keys : trustedKeysFromJwks(published.keys) });
+    if (!report.ok && published === undefined && ledger.databaseKeys.size > 0) {
+      // Would the database's own keys make it verify? Then say exactly that, and no more.
+      const withDatabaseKeys = verifyLedger(ledger.source, { ...options, trustedKeys: new Map([...ledger.keys, ...ledger.databaseKeys]) });
+      if (withDatabaseKeys.ok) {
+        const kids = [...ledger.databaseKeys.keys()];
+        io.stdout(json ? `${JSON.stringify({ ...withDatabaseKeys, ok: false, verified: false, internallyConsistent: true, unpinnedKeys: kids }, null, 2)}\n` : describeUnpinned(withDatabaseKeys, kids));
+        return EXIT.failed;
+      }
+    }
     io.stdout(json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
     return report.ok ? EXIT.ok : EXIT.failed;
   } finally {

@@ -3,6 +3,7 @@ import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { SIGNING_ALGS, SigningAlgSchema } from '../../identity/claims';
 import { openKeystore } from '../../identity/keystore';
+import { publishedJwks } from '../../attestation/published-jwks';
 import { stateDirOf } from '../../state-dir';
 import { durationToMs } from '../../task/duration';
 import type { CliIo } from '../cli-io';
@@ -13,7 +14,10 @@ export const DEFAULT_VERIFY_FOR = '24h';
 
 export const KEYS_USAGE = `usage: warden keys jwks|list|rotate [--alg EdDSA|ES256] [--verify-for <duration>] [--json]
 
-  jwks     print the public JWKS (the keys that verify Warden's tokens)
+  jwks     print the public JWKS: the keys that verify Warden's tokens, claim attestations and
+           task receipts (every worker's, with WARDEN_DATABASE_URL), and the custody ledger's
+           keys (records and tree heads); what \`warden attest verify\` and
+           \`warden receipt verify\` take as --jwks
   list     list the keys: id, algorithm, created, active or retired until when
   rotate   make a new key active; the old one keeps verifying for --verify-for
            (default ${DEFAULT_VERIFY_FOR}: longer than any task deadline), then is deleted
@@ -50,11 +54,11 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
   }
 
   try {
-    const keystore = await openKeystore({ stateDir: stateDirOf(io.env) });
     if (action === 'jwks') {
-      io.stdout(`${JSON.stringify(keystore.jwks(), null, 2)}\n`);
+      io.stdout(`${JSON.stringify(await publishedJwks(stateDirOf(io.env), io.env), null, 2)}\n`);
       return EXIT.ok;
     }
+    const keystore = await openKeystore({ stateDir: stateDirOf(io.env) });
     if (action === 'rotate') {
       const previous = keystore.activeKid();
       const created = await keystore.rotate({ maxTokenLifetimeMs: verifyForMs, ...(alg?.success ? { alg: alg.data } : {}) });

@@ -7,7 +7,7 @@ import { mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskFileError, WardenError } from '../../errors';
 import { McpConnection } from '../../mcp/mcp-connection';
-import { createTaskSession, serveTaskOverHttp, stdioServerTransport, type TaskSessionOptions } from '../../mcp/task-session-server';
+import { createTaskSession, MIN_BEARER_TOKEN_CHARS, serveTaskOverHttp, stdioServerTransport, type TaskSessionOptions } from '../../mcp/task-session-server';
 import { defaultMcpPackagesDir } from '../../mcp/resolve-server-command';
 import { loadTaskFile } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
@@ -24,15 +24,17 @@ import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
 import { resolveTemporal } from '../temporal-client';
 
-export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http [--port <n>] [--token-env <NAME>]] [--task-queue <name>] [--worker | --no-worker]
+export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http [--port <n>] [--token-env <NAME> | --no-auth]] [--task-queue <name>] [--worker | --no-worker]
        warden mcp install <package>... [--allow-scripts]
        warden mcp tools <task-file>
 
   serve     expose the task's granted tools as an MCP server, for an existing agent (IDE, CLI agent,
             SDK client): each MCP session is one Warden task (agent.model.driver: mcp-client), each
             tools/call one guarded step. stdio by default; --http serves streamable HTTP on
-            127.0.0.1 (--port, default a free one; the URL is printed on stderr); --token-env NAME
-            requires "Authorization: Bearer <value of NAME>" on every request
+            127.0.0.1 (--port, default a free one; the URL is printed on stderr). Every HTTP request
+            must carry "Authorization: Bearer <token>": the value of --token-env NAME, or else a
+            token generated at start and printed once on stderr. --no-auth serves without any
+            credential (any local process can then drive the task)
   install   install MCP server packages for stdio servers (they run without network, so nothing is
             fetched when a task starts); into WARDEN_MCP_PACKAGES, default <cache>/mcp-packages.
             Install scripts are not run unless --allow-scripts
@@ -84,6 +86,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     http: { type: 'boolean', default: false },
     port: { type: 'string' },
     'token-env': { type: 'string' },
+    'no-auth': { type: 'boolean', default: false },
     'task-queue': { type: 'string' },
     worker: { type: 'boolean' },
     'no-worker': { type: 'boolean' },
@@ -106,14 +109,19 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`warden mcp serve: --port must be a port number, not "${args.values.port}"\n`);
     return EXIT.usage;
   }
-  if ((port !== undefined || args.values['token-env'] !== undefined) && args.values.http !== true) {
-    io.stderr('warden mcp serve: --port and --token-env need --http\n');
+  const noAuth = args.values['no-auth'] === true;
+  if ((port !== undefined || args.values['token-env'] !== undefined || noAuth) && args.values.http !== true) {
+    io.stderr('warden mcp serve: --port, --token-env and --no-auth need --http\n');
     return EXIT.usage;
   }
   const tokenEnv = args.values['token-env'];
+  if (tokenEnv !== undefined && noAuth) {
+    io.stderr('warden mcp serve: --token-env and --no-auth exclude each other\n');
+    return EXIT.usage;
+  }
   const bearerToken = tokenEnv === undefined ? undefined : io.env[tokenEnv];
-  if (tokenEnv !== undefined && (bearerToken === undefined || bearerToken.length < 16)) {
-    io.stderr(`warden mcp serve: --token-env ${tokenEnv}: the variable must hold a token of at least 16 characters\n`);
+  if (tokenEnv !== undefined && (bearerToken === undefined || bearerToken.length < MIN_BEARER_TOKEN_CHARS)) {
+    io.stderr(`warden mcp serve: --token-env ${tokenEnv}: the variable must hold a token of at least ${MIN_BEARER_TOKEN_CHARS} characters\n`);
     return EXIT.usage;
   }
   // stdout may be the MCP channel: everything else goes to stderr.
@@ -153,8 +161,17 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         onEnded: (result: Parameters<NonNullable<TaskSessionOptions['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
       };
       if (args.values.http === true) {
-        const httpServer = await serveTaskOverHttp({ ...sessionOptions, ...(port === undefined ? {} : { port }), ...(bearerToken === undefined ? {} : { bearerToken }) });
+        const httpServer = await serveTaskOverHttp({
+          ...sessionOptions,
+          ...(port === undefined ? {} : { port }),
+          ...(bearerToken === undefined ? {} : { bearerToken }),
+          ...(noAuth ? { allowUnauthenticated: true } : {}),
+        });
         log(`serving ${file} over MCP streamable HTTP at ${httpServer.url} (Ctrl-C to stop)`);
+        if (noAuth) log('WARNING: --no-auth: any local process can open sessions of this task');
+        // Printed once, on this terminal only (like a notebook server's token): it is never logged elsewhere.
+        else if (tokenEnv === undefined) log(`clients must send "Authorization: Bearer ${httpServer.bearerToken}" (a token made for this run; set --token-env NAME to choose it)`);
+        else log(`clients must send "Authorization: Bearer <value of ${tokenEnv}>"`);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);

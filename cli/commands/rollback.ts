@@ -6,8 +6,9 @@ import { WardenError } from '../../errors';
 import { undoAllSqlCalls } from '../../recovery/sql-undo-journal';
 import { hydrateJournal } from '../../recovery/shared-journal';
 import { journalPathOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { RUN_SEPARATOR_TEXT } from '../../recovery/recovery-paths';
 import { openStateStore, usesSharedDatabase } from '../../state/state-store';
-import { findTaskRecords } from '../../recovery/task-records';
+import { lookUpTaskRecords } from '../../recovery/task-records';
 import { restoreSnapshot } from '../../recovery/workspace-snapshot';
 import { rollbackTask } from '../../recovery/workspace-rollback';
 import { stateDirOf } from '../../state-dir';
@@ -15,40 +16,59 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 
-export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--force] [--snapshot] [--json]
+export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
   restores every workspace file the task's commit wrote to what it replaced (files the task
   created are deleted) and undoes the task's journaled SQL calls, newest first
 
+  --run       the run to roll back (its first run id), when the workflow id was used by several
+              runs (each run's files and SQL are kept apart; without --run that is refused)
   --force     also overwrite files and rows changed since the task (otherwise refused)
   --snapshot  restore the pre-task snapshot instead (workspace files and databases), for tasks
               run with snapshot: true
   --json      one JSON object with what was restored, deleted and undone`;
 
 export async function rollbackCommand(argv: string[], io: CliIo): Promise<number> {
-  const args = parseCommandArgs('rollback', ROLLBACK_USAGE, argv, io, { force: { type: 'boolean' }, snapshot: { type: 'boolean' }, json: { type: 'boolean' } });
+  const args = parseCommandArgs('rollback', ROLLBACK_USAGE, argv, io, { run: { type: 'string' }, force: { type: 'boolean' }, snapshot: { type: 'boolean' }, json: { type: 'boolean' } });
   if (typeof args === 'number') return args;
   const [workflowId, ...extra] = args.positionals;
   if (workflowId === undefined || extra.length > 0) return usageError('rollback', ROLLBACK_USAGE, io, 'expected one workflow id');
+  const runId = args.values.run;
+  if (runId !== undefined && (runId === '' || runId.startsWith('-'))) return usageError('rollback', ROLLBACK_USAGE, io, '--run needs a run id');
   const force = args.values.force === true;
   const json = args.values.json === true;
   const stateDir = stateDirOf(io.env);
   try {
-    // With a shared database the task's SQL may have run on another worker: take its journal first.
+    // With a shared database the task's SQL may have run on another worker: take its journals first
+    // (every run's of this root, each into its own journal; the lookup below picks one run).
     if (usesSharedDatabase(io.env)) {
       const state = await openStateStore({ stateDir, env: io.env });
       try {
-        const taskKey = taskKeyOf(workflowId.split('/')[0]!);
-        await hydrateJournal(state.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
+        const root = workflowId.split('/')[0]!;
+        const legacy = taskKeyOf(root);
+        const prefix = `${legacy}${RUN_SEPARATOR_TEXT}`;
+        const rows = await state.db.all<{ journal_key: string }>(
+          'SELECT DISTINCT journal_key FROM warden_undo_calls WHERE journal_key = $1 OR substr(journal_key, 1, $2) = $3',
+          [legacy, prefix.length, prefix],
+        );
+        for (const { journal_key: taskKey } of rows) await hydrateJournal(state.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
       } finally {
         await state.close();
       }
     }
-    const records = await findTaskRecords(stateDir, workflowId);
-    if (records === undefined) {
-      io.stderr(`warden rollback: nothing recorded for ${workflowId} under ${stateDir}\n`);
+    const lookup = await lookUpTaskRecords(stateDir, workflowId, runId);
+    if (lookup === undefined) {
+      io.stderr(`warden rollback: nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${stateDir}\n`);
       return EXIT.failed;
     }
+    if ('ambiguous' in lookup) {
+      const runs = lookup.ambiguous.taskKeys.map((k) => (k.includes(RUN_SEPARATOR_TEXT) ? k.slice(k.indexOf(RUN_SEPARATOR_TEXT) + RUN_SEPARATOR_TEXT.length) : '(a run from before runs were kept apart)'));
+      io.stderr(
+        `warden rollback: ${lookup.ambiguous.workflowId} was used by ${runs.length} runs with recorded changes; name one with --run <runId> (nothing was rolled back):\n${runs.map((r) => `  ${r}`).join('\n')}\n`,
+      );
+      return EXIT.usage;
+    }
+    const records = lookup.found;
     const { taskKey } = records;
     if (args.values.snapshot === true) {
       const restored = await restoreSnapshot({ stateDir, taskKey, force, databases: true });

@@ -12,9 +12,8 @@ import { openBlobStore } from '../../dataplane/blob-store';
 import { sharedDirOf } from '../../dataplane/shared-storage';
 import { TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile, taskNotices } from '../../task/load-task-file';
-import { wardenResourceIssues } from '../../permissions/warden-resources';
 import { stateDirOf } from '../../state-dir';
-import { realTaskPathsOf, wardenResourcesOf } from '../../worker/warden-resources';
+import { taskResourceIssues, wardenKeyFiles, wardenResourcesOf } from '../../worker/warden-resources';
 import type { TaskResult } from '../../task/task-run';
 import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
@@ -66,7 +65,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     // Refused here with exit 2 (and again by every worker, for tasks started another way).
     const stateDir = stateDirOf(io.env);
     const resources = wardenResourcesOf({ env: io.env, stateDir, cacheDirs: [join(stateDir, 'cache')] });
-    const issues = wardenResourceIssues(task, realTaskPathsOf(task), resources);
+    const issues = await taskResourceIssues(task, resources, wardenKeyFiles(stateDir, io.env));
     if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
   } catch (error) {
     if (error instanceof TaskFileError) {

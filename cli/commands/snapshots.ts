@@ -1,6 +1,6 @@
 /** `warden snapshots <workflowId>`: what recovery recorded for a task (snapshots, commit, SQL journal). */
 import { WardenError } from '../../errors';
-import { findTaskRecords, type TaskRecords } from '../../recovery/task-records';
+import { findTaskRecordsOfKey, lookUpTaskRecords, type TaskRecords } from '../../recovery/task-records';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
@@ -20,12 +20,15 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
   if (workflowId === undefined || extra.length > 0) return usageError('snapshots', SNAPSHOTS_USAGE, io, 'expected one workflow id');
   const stateDir = stateDirOf(io.env);
   try {
-    const records = await findTaskRecords(stateDir, workflowId);
+    const lookup = await lookUpTaskRecords(stateDir, workflowId);
+    // A workflow id reused by several runs: each run's records, apart.
+    const all = lookup === undefined ? [] : 'found' in lookup ? [lookup.found] : await Promise.all(lookup.ambiguous.taskKeys.map(async (key) => (await findTaskRecordsOfKey(stateDir, lookup.ambiguous.workflowId, key))!));
+    const records = all[0];
     if (records === undefined) {
       io.stderr(`warden snapshots: nothing recorded for ${workflowId} under ${stateDir}\n`);
       return EXIT.failed;
     }
-    io.stdout(json ? `${JSON.stringify(records)}\n` : formatRecords(records));
+    io.stdout(json ? `${JSON.stringify(all.length === 1 ? records : all)}\n` : all.map(formatRecords).join(''));
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {

@@ -31,6 +31,7 @@ import { CapabilityError } from '../../errors';
 import type { CapabilityGrant } from '../sandbox-messages';
 import { coverOf, isWhiteout, markOpaque } from '../../recovery/overlay-layer';
 import { capabilityError } from './capability-error';
+import { createProtectedGuard, type Access, type ProtectedGuard, type Refusal } from './protected-guard';
 
 /** Largest file `fs.read` returns and `fs.write` accepts. */
 export const MAX_FILE_BYTES = 8 * 1024 * 1024;
@@ -91,39 +92,16 @@ export interface FsCapabilityHooks {
   afterResolve?(target: ResolvedPath): void;
 }
 
-/** What no call may touch: Warden's folders (by path) and key files (by device and inode, so also through a hard link). */
-interface ProtectedGuard {
-  paths: readonly string[];
-  /** `dev:ino` of each protected file that exists now. */
-  inodes(): ReadonlySet<string>;
+/** What no call may touch (protected-guard.ts), for one call: identities are looked up once, when first needed. */
+type ProtectedFsGuard = ProtectedGuard;
+
+function guardOf(grant: FsGrant): ProtectedFsGuard {
+  return createProtectedGuard({ folders: grant.protectedPaths ?? [], files: grant.protectedFiles ?? [], readOnly: grant.readOnlyPaths ?? [] });
 }
 
-function guardOf(grant: FsGrant): ProtectedGuard {
-  const paths = grant.protectedPaths ?? [];
-  const files = grant.protectedFiles ?? [];
-  let inodes: Set<string> | undefined;
-  return {
-    paths,
-    inodes() {
-      // Looked up once per call, when first needed: keys rotate, so never cached across calls.
-      if (inodes === undefined) {
-        inodes = new Set();
-        for (const file of files) {
-          try {
-            const stat = fs.statSync(file);
-            inodes.add(`${stat.dev}:${stat.ino}`);
-          } catch {
-            // A key file that does not exist cannot be opened under another name either.
-          }
-        }
-      }
-      return inodes;
-    },
-  };
-}
-
-function protectedRefusal(display: string): CapabilityError {
-  return outside(display, "it is part of Warden's own state");
+function protectedRefusal(display: string, refusal?: Refusal): CapabilityError {
+  if (refusal?.what.startsWith('the task') === true) return outside(display, `it is ${refusal.what}, which the agent may read but not change`);
+  return outside(display, refusal?.what.startsWith('a kernel') === true ? `it is on ${refusal.what}` : "it is part of Warden's own state");
 }
 
 /** resolveInsideWorkspace, refusing anything at or under a protected folder (for when the state folder sits in the workspace). */
@@ -133,10 +111,15 @@ function resolveUnprotected(grant: FsGrant, root: string, relativePath: unknown)
   return target;
 }
 
-/** Refuses an open descriptor whose file is one of the protected files (under whatever name). */
-function assertNotProtectedFile(fd: number, display: string, guard: ProtectedGuard): fs.Stats {
+/**
+ * Refuses an open descriptor that is (or, in the workspace, lies under) something protected for
+ * `access`, under whatever name it was reached. In the overlay's upper folder (which lies in the
+ * state folder by design, and holds only files Warden made) only the file's own identity counts.
+ */
+function assertNotProtected(fd: number, display: string, guard: ProtectedFsGuard, access: Access, layer: 'workspace' | 'upper'): fs.Stats {
   const stat = fs.fstatSync(fd);
-  if (guard.inodes().has(`${stat.dev}:${stat.ino}`)) throw protectedRefusal(display);
+  const refusal = layer === 'workspace' ? guard.refusalOfDescriptor(fd, access) : guard.refusalOfFileIdentity(fd, access);
+  if (refusal !== undefined) throw protectedRefusal(display, refusal);
   return stat;
 }
 
@@ -144,7 +127,7 @@ function assertNotProtectedFile(fd: number, display: string, guard: ProtectedGua
  * The same operations seen through a copy-on-write overlay: `upperDir` (absolute) holds every file
  * the task wrote, keyed by the canonical workspace-relative path; the workspace is only read.
  */
-function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: ProtectedGuard, hooks: FsCapabilityHooks): FsCapability {
+function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: ProtectedFsGuard, hooks: FsCapabilityHooks): FsCapability {
   /** The canonical path of `relativePath` in the workspace and its location in the upper folder. */
   const locate = (relativePath: unknown, createUpper: boolean) => {
     const root = realRootOf(grant.root);
@@ -179,6 +162,9 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
           // What the real folder would refuse, the overlay refuses too, so a commit cannot fail on it.
           assertWritableInWorkspace(root, lower.absolute);
         }
+        // The commit writes the workspace path: a protected or read-only one is refused here, not there.
+        const refusal = guard.refusalOfPath(lower.absolute, 'write');
+        if (refusal !== undefined) throw protectedRefusal(lower.display, refusal);
         if (grant.undo !== undefined) recordOverlayUndo(grant.undo, upper.absolute, lower.display);
         writeTextFile(upperRoot, upper, content as string, guard, lower.display);
       });
@@ -505,11 +491,14 @@ function checkedDescriptor(fd: number, absolute: string, display: string): numbe
   return fd;
 }
 
-function readTextFile(root: string, target: ResolvedPath, guard: ProtectedGuard, display?: string): string {
+/** Which tree a file is opened in: the task's workspace, or the overlay's upper folder (Warden's own, in the state folder). */
+type Layer = 'workspace' | 'upper';
+
+function readTextFile(root: string, target: ResolvedPath, guard: ProtectedFsGuard, display?: string, layer: Layer = display === undefined ? 'workspace' : 'upper'): string {
   // O_NONBLOCK: a FIFO planted in the workspace must not hang the call; regular files ignore it.
   const fd = openConfined(root, target, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK, display === undefined ? {} : { display });
   try {
-    const stat = assertNotProtectedFile(fd, display ?? target.display, guard);
+    const stat = assertNotProtected(fd, display ?? target.display, guard, 'read', layer);
     if (!stat.isFile()) throw capabilityError('ERR_FS_FAILED', 'fs.read: not a regular file');
     if (stat.size > MAX_FILE_BYTES) throw capabilityError('ERR_FS_FAILED', `fs.read: file is ${stat.size} bytes, more than ${MAX_FILE_BYTES}`);
     return fs.readFileSync(fd, 'utf8');
@@ -518,12 +507,41 @@ function readTextFile(root: string, target: ResolvedPath, guard: ProtectedGuard,
   }
 }
 
-function writeTextFile(root: string, target: ResolvedPath, content: string, guard: ProtectedGuard, display?: string): void {
+/**
+ * The bytes of one workspace file, opened as `fs.read` opens it (confined, no link out, never a
+ * protected file, a FIFO refused), for Warden's own checks of committed files (attestation).
+ * Reads the workspace itself: `grant.overlay` must be absent. At most `maxBytes`
+ * (ERR_FS_FAILED beyond). @throws CapabilityError as `read` does.
+ */
+export function readConfinedFileBytes(grant: FsGrant, relativePath: unknown, maxBytes: number = MAX_FILE_BYTES): Buffer {
+  if (grant.overlay !== undefined) throw capabilityError('ERR_FS_FAILED', 'readConfinedFileBytes reads the workspace itself, not an overlay');
+  const guard = guardOf(grant);
+  const root = realRootOf(grant.root);
+  const target = resolveUnprotected(grant, root, relativePath);
+  return withFsErrors(target.display, () => {
+    const fd = openConfined(root, target, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      const stat = assertNotProtected(fd, target.display, guard, 'read', 'workspace');
+      if (!stat.isFile()) throw capabilityError('ERR_FS_FAILED', `${JSON.stringify(target.display)} is not a regular file`, { path: target.display });
+      if (stat.size > maxBytes) throw capabilityError('ERR_FS_FAILED', `${JSON.stringify(target.display)} is ${stat.size} bytes, more than ${maxBytes}`, { path: target.display });
+      return fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+}
+
+function writeTextFile(root: string, target: ResolvedPath, content: string, guard: ProtectedFsGuard, display?: string, layer: Layer = display === undefined ? 'workspace' : 'upper'): void {
+  if (layer === 'workspace') {
+    // Before anything is created: a new file under a protected or read-only folder is never made.
+    const refusal = guard.refusalOfPath(target.absolute, 'write');
+    if (refusal !== undefined) throw protectedRefusal(target.display, refusal);
+  }
   // No O_TRUNC at open: a protected file reached under another name must be refused before it changes.
   const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NONBLOCK;
   const fd = openConfined(root, target, flags, { mode: 0o644, createFolders: true, ...(display === undefined ? {} : { display }) });
   try {
-    const stat = assertNotProtectedFile(fd, display ?? target.display, guard);
+    const stat = assertNotProtected(fd, display ?? target.display, guard, 'write', layer);
     if (!stat.isFile()) throw capabilityError('ERR_FS_FAILED', 'fs.write: not a regular file');
     fs.ftruncateSync(fd, 0);
     fs.writeFileSync(fd, content, 'utf8');
@@ -533,11 +551,12 @@ function writeTextFile(root: string, target: ResolvedPath, content: string, guar
 }
 
 /** The listing of the folder `target`, read through a descriptor opened by openConfined; protected entries are left out. */
-function listConfined(root: string, target: ResolvedPath, guard: ProtectedGuard, display?: string): FsEntry[] {
+function listConfined(root: string, target: ResolvedPath, guard: ProtectedFsGuard, display?: string, layer: Layer = display === undefined ? 'workspace' : 'upper'): FsEntry[] {
   const fd = openConfined(root, target, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, display === undefined ? {} : { display });
   try {
+    assertNotProtected(fd, display ?? target.display, guard, 'read', layer);
     const folder = HAS_PROC_FD ? `${PROC_FD}/${fd}` : target.absolute;
-    return listFolder(folder).filter((entry) => !guard.paths.includes(path.join(target.absolute, entry.name)));
+    return listFolder(folder).filter((entry) => !guard.hidesPath(path.join(target.absolute, entry.name)));
   } finally {
     fs.closeSync(fd);
   }

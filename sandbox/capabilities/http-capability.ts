@@ -5,6 +5,8 @@
  * - A request (and every redirect hop) goes only to an http(s) URL whose host and port match an
  *   entry of the grant's `allowedHosts`, with a method and path that entry allows. Redirects are
  *   followed here, never by the HTTP client: each hop is re-checked, at most MAX_REDIRECTS.
+ *   With `followRedirectsTo` (the host of the URL the policy judged), a redirect to any other
+ *   host is returned to the tool, not followed: policy rules judge every host a request reaches.
  * - A granted *name* that resolves to a loopback, link-local, private, shared or unspecified
  *   address (127/8, ::1, 169.254/16, fe80::/10, 10/8, 172.16/12, 192.168/16, 100.64/10,
  *   fc00::/7, 0/8, ::, and IPv4-mapped forms of these) is refused unless its entry says
@@ -28,6 +30,7 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { CapabilityError } from '../../errors';
 import type { CapabilityGrant, HostGrantEntry } from '../sandbox-messages';
 import { capabilityError } from './capability-error';
+import { parseHostEntry as parseCanonicalHostEntry } from '../../permissions/host-entry';
 import { redactText } from '../../secrets/redact-values';
 
 /** Largest response body returned to a tool, and largest request body accepted. */
@@ -114,9 +117,13 @@ export function createHttpCapability(grant: HttpGrant, options: HttpCapabilityOp
           if (!REDIRECT_STATUSES.has(response.status) || location === undefined) {
             return outbound.removeFrom({ status: response.status, headers: response.headers, body: await readCappedText(response.body) });
           }
+          const next = parseRedirect(location, url);
+          if (grant.followRedirectsTo !== undefined && !grant.followRedirectsTo.includes(next.hostname)) {
+            // The policy judged this call's host only: the hop elsewhere is the tool's next call.
+            return { status: response.status, headers: response.headers, body: await readCappedText(response.body) };
+          }
           response.body.destroy();
           if (hop >= MAX_REDIRECTS) throw capabilityError('ERR_NETWORK_FAILED', `more than ${MAX_REDIRECTS} redirects`);
-          const next = parseRedirect(location, url);
           request = requestForRedirect(request, response.status, url, next);
           url = next;
         }
@@ -152,19 +159,9 @@ export function parseHostGrant(entry: HostGrantEntry): HostRule | undefined {
   };
 }
 
-/** `host` or `host:port` (IPv6 as `[addr]` or `[addr]:port`); undefined for a malformed entry, which then matches nothing. */
+/** `host` or `host:port`, canonicalised as a URL would be (permissions/host-entry.ts, shared with Warden's own endpoint checks). */
 export function parseHostEntry(entry: string): HostRule | undefined {
-  const match = /^(\[[0-9A-Fa-f:.]+\]|[^:/?#@[\]\s]+)(?::(\d{1,5}))?$/.exec(entry.trim());
-  if (match === null || match[1] === undefined) return undefined;
-  let host: string;
-  try {
-    host = new URL(`http://${match[1]}/`).hostname;
-  } catch {
-    return undefined;
-  }
-  const port = match[2] === undefined ? undefined : Number(match[2]);
-  if (port !== undefined && (port < 1 || port > 65535)) return undefined;
-  return { host, port };
+  return parseCanonicalHostEntry(entry);
 }
 
 /**

@@ -7,7 +7,8 @@
  * `exec` runs exactly one INSERT/UPDATE/DELETE/REPLACE (optionally behind WITH) in a
  * transaction. Schema changes, ATTACH/DETACH, PRAGMA (also as `pragma_*` table functions),
  * transaction control and multiple statements are refused with ERR_SQL_DENIED, and so is any
- * statement naming Warden's `warden_applied_calls` ledger.
+ * statement naming Warden's `warden_applied_calls` ledger. The file opened is checked against
+ * Warden's own resources (`open-database.ts`), whatever link the path has become since the task began.
  *
  * Brokered mode (the grant has `journal`, `callId` or `dryRun`): `exec` also captures the exact
  * before-image of every row it changes, journals it before committing and records the call id in
@@ -23,6 +24,7 @@ import { CapabilityError } from '../../errors';
 import { brokeredExec } from '../../recovery/sql-row-capture';
 import type { CapabilityGrant } from '../sandbox-messages';
 import { capabilityError } from './capability-error';
+import { openUnprotected } from './open-database';
 
 /** Most rows `sql.query` returns. */
 export const MAX_QUERY_ROWS = 10_000;
@@ -149,12 +151,8 @@ function withDatabase<T>(grant: SqlGrant, database: unknown, readonly: boolean, 
     });
   }
   const file = grant.databases[database] as string;
-  let db: Database.Database;
-  try {
-    db = new Database(file, { readonly, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-  } catch {
-    throw capabilityError('ERR_SQL_FAILED', `database ${JSON.stringify(database)} cannot be opened`, { database });
-  }
+  // Checked on the file SQLite opened: a database swapped for a link to Warden's own state is never read.
+  const db = openUnprotected(grant, database, file, readonly, BUSY_TIMEOUT_MS);
   try {
     return use(db, file);
   } catch (error) {

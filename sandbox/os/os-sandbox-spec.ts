@@ -28,6 +28,17 @@ export const OsSandboxLimitsSchema = z.strictObject({
 });
 export type OsSandboxLimits = z.infer<typeof OsSandboxLimitsSchema>;
 
+/**
+ * Warden's own resources and the task's controls (sandbox/capabilities/protected-guard.ts): a
+ * workspace that is, lies in or contains a protected folder or file, or sits on a kernel file
+ * system, is never mounted; read-only items inside it are mounted read-only over the workspace.
+ */
+export const OsSandboxProtectedSchema = z.strictObject({
+  folders: z.array(z.string().startsWith('/')).default([]),
+  files: z.array(z.string().startsWith('/')).default([]),
+  readOnly: z.array(z.string().startsWith('/')).default([]),
+});
+
 export const OsSandboxWorkspaceSchema = z.discriminatedUnion('mode', [
   /** Reads see the workspace plus the task's earlier writes; writes land in the overlay's `upper/`. */
   z.strictObject({
@@ -36,9 +47,10 @@ export const OsSandboxWorkspaceSchema = z.discriminatedUnion('mode', [
     root: z.string().startsWith('/'),
     /** The task tree's overlay folder (`<stateDir>/overlays/<taskKey>`), holding `upper/`. */
     overlayDir: z.string().startsWith('/'),
+    protected: OsSandboxProtectedSchema.optional(),
   }),
   /** The workspace read-only. */
-  z.strictObject({ mode: z.literal('read-only'), root: z.string().startsWith('/') }),
+  z.strictObject({ mode: z.literal('read-only'), root: z.string().startsWith('/'), protected: OsSandboxProtectedSchema.optional() }),
 ]);
 export type OsSandboxWorkspace = z.infer<typeof OsSandboxWorkspaceSchema>;
 

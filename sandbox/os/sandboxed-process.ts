@@ -8,7 +8,9 @@
  *   showing only its own processes, a minimal /dev;
  * - the task's workspace at /workspace: read-only, or through a kernel overlay whose upper layer
  *   is the task tree's copy-on-write folder, so every write lands where Warden's rollback and
- *   commit already look, and the real workspace is never written;
+ *   commit already look, and the real workspace is never written; a workspace that is, holds or
+ *   lies in Warden's own resources or a kernel file system is never mounted, and the task's own
+ *   controls (task file, policy packs) inside it are mounted read-only;
  * - no network at all, or, when hosts are granted, only Warden's egress proxy (same host rules as
  *   `http.fetch`) at HTTP_PROXY=http://127.0.0.1:3128;
  * - exactly the environment variables in `spec.env` plus PATH, HOME, TMPDIR, LANG (and the proxy
@@ -30,6 +32,7 @@ import { startEgressProxy, type EgressDecision, type EgressProxy } from './egres
 import { OsSandboxSpecSchema, SANDBOX_HOME, SANDBOX_PROXY_PORT, SANDBOX_WORKSPACE, type OsSandboxSpec, type OsSandboxSpecInput } from './os-sandbox-spec';
 import { createSandboxCgroup, enforcementOf, rlimitArgs, type LimitEnforcement, type SandboxCgroup } from './resource-limits';
 import { systemView } from './system-view';
+import { createProtectedGuard, describeRefusal } from '../capabilities/protected-guard';
 
 const SCRIPTS = path.join(__dirname, 'scripts');
 const LAUNCHER = path.join(SCRIPTS, 'launch-sandbox.sh');
@@ -116,6 +119,7 @@ export async function startSandboxedProcess(input: OsSandboxSpecInput): Promise<
   if (!parsed.success) throw new TypeError(`invalid sandbox spec: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(spec)'}: ${i.message}`).join('; ')}`);
   const spec = parsed.data;
   assertOsSandboxAvailable();
+  const readOnlyInWorkspace = spec.workspace === undefined ? [] : checkedWorkspace(spec.workspace);
   const runId = randomUUID().replace(/-/g, '').slice(0, 16);
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-run-'));
   const cleanups: (() => void | Promise<void>)[] = [() => fs.rmSync(runDir, { recursive: true, force: true })];
@@ -132,7 +136,7 @@ export async function startSandboxedProcess(input: OsSandboxSpecInput): Promise<
     const args = [
       cgroup === undefined ? '-' : cgroup.procsFiles.join(':'),
       overlay === undefined ? '-' : overlay.launchArg,
-      ...bubblewrapArgs(spec, overlay?.merged, proxy, cgroup),
+      ...bubblewrapArgs(spec, overlay?.merged, proxy, cgroup, readOnlyInWorkspace),
     ];
     const child = spawn('/bin/sh', [LAUNCHER, ...args], {
       // fd 3: bubblewrap's JSON status (it reports the child's pid once the sandbox is set up).
@@ -183,7 +187,25 @@ function removeWorkFolder(work: string): void {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: EgressProxy | undefined, cgroup: SandboxCgroup | undefined): string[] {
+/**
+ * Refuses (SandboxError ERR_RESOURCE_PROTECTED) a workspace that would show Warden's own
+ * resources or a kernel file system to the program, checked on the folder as it is now (by device
+ * and inode); returns the task's controls inside it (real paths), to be mounted read-only.
+ */
+function checkedWorkspace(workspace: NonNullable<OsSandboxSpec['workspace']>): string[] {
+  const guard = createProtectedGuard(workspace.protected ?? { folders: [], files: [] });
+  let root: string;
+  try {
+    root = fs.realpathSync(workspace.root);
+  } catch {
+    return []; // the launcher reports a missing workspace
+  }
+  const refusal = guard.refusalOfFolder(root);
+  if (refusal !== undefined) throw new SandboxError('ERR_RESOURCE_PROTECTED', `the workspace is not mounted: ${describeRefusal(root, refusal)}`, { details: { workspace: root } });
+  return guard.readOnlyInside(root).map((item) => path.relative(root, item)).filter((rel) => rel !== '' && !rel.startsWith('..'));
+}
+
+function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: EgressProxy | undefined, cgroup: SandboxCgroup | undefined, readOnlyInWorkspace: readonly string[] = []): string[] {
   const system = systemView();
   const args = [
     '--unshare-user',
@@ -203,6 +225,8 @@ function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: 
     '--clearenv',
     ...system.args,
     '--proc', '/proc',
+    // Root-only kernel files (slab layout, timers, vmalloc areas): what an unprivileged host user reads, no more.
+    ...system.procMasks,
     // The sandbox's user maps to the host's Warden user (root on CI): kernel settings and the
     // SysRq trigger check only file modes, so they are covered read-only (bubblewrap's own cover
     // skips /proc/sys when its mode already looks read-only).
@@ -221,6 +245,9 @@ function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: 
   if (workspace !== undefined) {
     if (merged !== undefined) args.push('--bind', merged, SANDBOX_WORKSPACE);
     else args.push('--ro-bind', workspace.root, SANDBOX_WORKSPACE);
+    // The task's own controls (task file, policy packs) stay as the user wrote them: read-only
+    // over the workspace, from the real workspace (so not even the overlay's copy can differ).
+    for (const rel of readOnlyInWorkspace) args.push('--ro-bind', path.join(fs.realpathSync(workspace.root), rel), path.posix.join(SANDBOX_WORKSPACE, rel.split(path.sep).join('/')));
   }
   if (proxy !== undefined) args.push('--bind', proxy.socketPath, '/run/warden/egress.sock', '--ro-bind', FORWARDER, '/run/warden/egress-forwarder.cjs');
   // Everything is mounted: the root folder itself becomes read-only too.

@@ -21,6 +21,8 @@ const MAX_SCANNED_ENTRIES = 50_000;
 export interface SystemView {
   /** bwrap arguments mounting the read-only system. */
   args: string[];
+  /** bwrap arguments masking root-only entries of the sandbox's fresh /proc (given after `--proc /proc`). */
+  procMasks: string[];
   /** Folders put on PATH inside, in order. */
   path: string[];
 }
@@ -57,9 +59,14 @@ function buildSystemView(): SystemView {
       else args.push('--ro-bind', empty, absolute);
     }
   }
+  const procMasks: string[] = [];
+  for (const { absolute, folder } of unreadableProcEntries()) {
+    if (folder) procMasks.push('--tmpfs', absolute, '--remount-ro', absolute);
+    else procMasks.push('--ro-bind', empty, absolute);
+  }
   const pathFolders = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
   if (!pathFolders.includes(nodeBin)) pathFolders.push(nodeBin);
-  return { args, path: pathFolders };
+  return { args, procMasks, path: pathFolders };
 }
 
 /** Entries under `root` that "others" may not read (files) or enter (folders); their contents are not visited. */
@@ -89,6 +96,38 @@ export function unreadableEntries(root: string): { absolute: string; folder: boo
     }
   };
   visit(root);
+  return found;
+}
+
+/** /proc entries that are not the kernel's view of processes, nor covered read-only as a whole. */
+const PROC_SKIPPED = new Set(['self', 'thread-self', 'sys', 'sysrq-trigger']);
+
+/**
+ * Root-only entries of /proc (`slabinfo`, `timer_list`, `vmallocinfo`, `pagetypeinfo`, `kmsg`,
+ * `kpage*`, `tty/driver`, ...): mode bits are all the kernel checks for most of them, and the
+ * sandbox's user owns them (it is the host's Warden user in a user namespace). Per-process folders
+ * are left out: the sandbox's PID namespace shows only its own processes.
+ */
+export function unreadableProcEntries(procRoot = '/proc'): { absolute: string; folder: boolean }[] {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(procRoot, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const found: { absolute: string; folder: boolean }[] = [];
+  for (const entry of entries) {
+    if (/^\d+$/.test(entry.name) || PROC_SKIPPED.has(entry.name)) continue;
+    const absolute = path.join(procRoot, entry.name);
+    const stat = lstatOrUndefined(absolute);
+    if (stat === undefined || stat.isSymbolicLink()) continue;
+    if (stat.isDirectory()) {
+      if ((stat.mode & 0o005) !== 0o005) found.push({ absolute, folder: true });
+      else found.push(...unreadableEntries(absolute));
+    } else if ((stat.mode & 0o004) === 0) {
+      found.push({ absolute, folder: false });
+    }
+  }
   return found;
 }
 

@@ -38,6 +38,17 @@ describe('warden mcp', () => {
     expect(cli.err()).toMatch(/agent\.model\.driver must be "mcp-client"/);
   });
 
+  it.each([
+    [['--no-auth'], /--no-auth need --http/],
+    [['--http', '--no-auth', '--token-env', 'WARDEN_TEST_TOKEN'], /exclude each other/],
+    [['--http', '--token-env', 'WARDEN_TEST_TOKEN'], /at least 16 characters/],
+  ])('serve %j is a usage error: the HTTP transport is authenticated unless opted out explicitly', async (flags, message) => {
+    const cli = io({ ...process.env, WARDEN_TEST_TOKEN: 'short' });
+    const file = taskFile({ agent: { name: 'ide', model: { driver: 'mcp-client' } }, tools: { builtin: ['fs.read'] }, grants: { tools: ['fs.read'] } });
+    expect(await main(['mcp', 'serve', file, ...flags], cli)).toBe(2);
+    expect(cli.err()).toMatch(message);
+  });
+
   it('run refuses an mcp-client task and names the command to use', async () => {
     const cli = io();
     const file = taskFile({ agent: { name: 'ide', model: { driver: 'mcp-client' } } });

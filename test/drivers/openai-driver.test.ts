@@ -16,7 +16,7 @@ import {
 } from '../support/fake-openai-server';
 
 const KEY = 'sk-test-4f9a8b7c6d5e4f3a2b1c0d9e';
-const ENV = { WARDEN_TEST_KEY: KEY };
+const ENV = { TEST_MODEL_API_KEY: KEY };
 
 const TOOLS: ToolSpec[] = [
   { name: 'fs.read', description: 'Read a file in the workspace.', inputSchema: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } },
@@ -39,7 +39,7 @@ function makeTask(model: Record<string, unknown> = {}, extra: Record<string, unk
     agent: {
       name: 'main',
       instructions: 'Be brief.',
-      model: { driver: 'openai-compatible', id: 'gpt-test', version: '2025-01', baseUrl: server.url, apiKeyEnv: 'WARDEN_TEST_KEY', requestTimeout: '5s', ...model },
+      model: { driver: 'openai-compatible', id: 'gpt-test', version: '2025-01', baseUrl: server.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: '5s', ...model },
     },
     tools: { builtin: ['fs.read', 'fs.write'] },
     grants: { tools: ['fs.read'], subagents: ['researcher'] },
@@ -122,13 +122,14 @@ describe('OpenAICompatibleDriver: one tool call round trip', () => {
     expect(system).toContain('final_answer');
     expect(system.endsWith('\n\nBe brief.')).toBe(true);
     expect(body.messages[1]).toStrictEqual({ role: 'user', content: 'Summarise notes.md' });
-    expect(body.tools.map((t) => t.function.name)).toStrictEqual(['fs__read', 'fs__write', 'spawn_subagent', 'final_answer']);
+    expect(body.tools.map((t) => t.function.name)).toStrictEqual(['fs__read', 'fs__write', 'spawn_subagent', 'state_claim', 'final_answer']);
     expect(body.tools[0]).toStrictEqual({
       type: 'function',
       function: { name: 'fs__read', description: 'Read a file in the workspace.', parameters: TOOLS[0]!.inputSchema },
     });
     expect(body.tools[2]!.function.parameters).toMatchObject({ properties: { name: { enum: ['researcher'] } }, required: ['name'] });
-    expect(body.tools[3]!.function.parameters).toMatchObject({ required: ['answer', 'claims'] });
+    expect(body.tools[3]!.function.parameters).toMatchObject({ required: ['kind'] });
+    expect(body.tools[4]!.function.parameters).toMatchObject({ required: ['answer', 'claims'] });
   });
 
   it('falls back to the configured id when the response has no model, and sends the temperature', async () => {
@@ -143,7 +144,7 @@ describe('OpenAICompatibleDriver: one tool call round trip', () => {
     server.enqueue(textReply('done'));
     const task = makeTask();
     await driverFor(task).proposeTurn(input(task, 0, [], { subagents: [] }));
-    expect(sent(0).tools.map((t) => t.function.name)).toStrictEqual(['fs__read', 'fs__write', 'final_answer']);
+    expect(sent(0).tools.map((t) => t.function.name)).toStrictEqual(['fs__read', 'fs__write', 'state_claim', 'final_answer']);
     expect(sent(0).messages[0]!.content).not.toContain('spawn_subagent');
   });
 
@@ -271,6 +272,40 @@ describe('OpenAICompatibleDriver: transcript reconstruction', () => {
   });
 });
 
+describe('OpenAICompatibleDriver: state_claim', () => {
+  it('maps state_claim calls to claim actions and structured final claims through unchanged', async () => {
+    const task = makeTask();
+    const claim = { kind: 'sql.count', database: 'app', table: 'items', equals: 3 };
+    server.enqueue(toolCallsReply([toolCall('state_claim', claim, 'c1'), toolCall('final_answer', { answer: 'done', claims: ['a sentence', { kind: 'file.contains', path: 'a', text: 'b' }] }, 'c2')]));
+    const turn = await driverFor(task).proposeTurn(input(task));
+    expect(turn.actions).toStrictEqual([
+      { type: 'claim', claim, callId: 'c1' },
+      { type: 'final', answer: 'done', claims: ['a sentence', { kind: 'file.contains', path: 'a', text: 'b' }] },
+    ]);
+  });
+
+  it('answers each stated claim in the transcript, in its turn, and tells a malformed one why', async () => {
+    const task = makeTask();
+    server.enqueue(textReply('done'));
+    await driverFor(task).proposeTurn(
+      input(task, 2, [step({ index: 0, turn: 0, tool: 'fs.read', args: { path: 'a' }, callId: 'r1', output: 'x' })], {
+        claims: [
+          { turn: 0, callId: 'k1', claim: { kind: 'file.contains', path: 'a', text: 'x' } },
+          { turn: 1, claim: { kind: 'sql.count', table: 'items' } },
+        ],
+      }),
+    );
+    const messages = sent(0).messages as { role: string; tool_calls?: { id: string; function: { name: string; arguments: string } }[]; tool_call_id?: string; content: unknown }[];
+    const assistants = messages.filter((m) => m.role === 'assistant');
+    expect(assistants.map((m) => m.tool_calls?.map((c) => `${c.function.name}:${c.id}`))).toEqual([['fs__read:r1', 'state_claim:k1'], ['state_claim:claim_1']]);
+    const answers = Object.fromEntries(messages.filter((m) => m.role === 'tool').map((m) => [m.tool_call_id, JSON.parse(m.content as string)]));
+    expect(answers['k1']).toEqual({ recorded: true, note: 'Warden will verify this claim after the task ends' });
+    expect(answers['claim_1'].error.code).toBe('ERR_CLAIM_INVALID');
+    expect(answers['claim_1'].error.message).toMatch(/database/);
+    expect(sent(0).messages[0]!.content).toContain('state_claim');
+  });
+});
+
 describe('OpenAICompatibleDriver: spawn, final and text', () => {
   it('maps spawn_subagent and final_answer calls', async () => {
     const task = makeTask();
@@ -385,7 +420,7 @@ describe('OpenAICompatibleDriver: the API key', () => {
     expect(error.code).toBe('ERR_MODEL_PROTOCOL');
     expect(error.retryable).toBe(false);
     expect(error.message).toContain('401');
-    expect(error.message).toContain('WARDEN_TEST_KEY');
+    expect(error.message).toContain('TEST_MODEL_API_KEY');
     for (const text of [error.message, JSON.stringify(error), String(error.stack), JSON.stringify(error.details)]) {
       expect(text).not.toContain(KEY);
       expect(text).not.toContain(KEY.slice(-10));
@@ -412,10 +447,10 @@ describe('OpenAICompatibleDriver: the API key', () => {
 
   it('fails with ERR_MODEL_CONFIG naming the variable when it is missing, without calling the server', async () => {
     const task = makeTask();
-    for (const env of [{}, { WARDEN_TEST_KEY: '' }]) {
+    for (const env of [{}, { TEST_MODEL_API_KEY: '' }]) {
       const error = await failure(driverFor(task, env).proposeTurn(input(task)));
       expect(error.code).toBe('ERR_MODEL_CONFIG');
-      expect(error.message).toContain('WARDEN_TEST_KEY');
+      expect(error.message).toContain('TEST_MODEL_API_KEY');
     }
     expect(server.requests).toHaveLength(0);
   });
@@ -425,7 +460,7 @@ describe('OpenAICompatibleDriver: the API key', () => {
     const env: Record<string, string | undefined> = {};
     const driver = driverFor(task, env);
     expect((await failure(driver.proposeTurn(input(task)))).code).toBe('ERR_MODEL_CONFIG');
-    env['WARDEN_TEST_KEY'] = 'sk-rotated';
+    env['TEST_MODEL_API_KEY'] = 'sk-rotated';
     server.enqueue(textReply('ok'));
     await driver.proposeTurn(input(task));
     expect(server.requests[0]!.headers['authorization']).toBe('Bearer sk-rotated');

@@ -23,7 +23,7 @@ import {
 import { httpReply, startFakeOpenAIServer, textReply, toolCall, toolCallsReply, type FakeOpenAIServer, type RecordedRequest as OpenAIRequest } from '../support/fake-openai-server';
 
 const KEY = 'sk-provider-test-9c8b7a6d5e4f3a2b1c0d';
-const ENV = { WARDEN_TEST_KEY: KEY };
+const ENV = { TEST_MODEL_API_KEY: KEY };
 const TOOLS: ToolSpec[] = [{ name: 'fs.read', description: 'Read a file.', inputSchema: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } }];
 
 type Request = OpenAIRequest | AnthropicRequest;
@@ -60,7 +60,7 @@ afterAll(async () => {
 function openaiProvider(api: 'chat' | 'responses'): Provider {
   return {
     name: `openai ${api}`,
-    model: () => ({ driver: 'openai', api, id: 'gpt-test', baseUrl: openai.url, apiKeyEnv: 'WARDEN_TEST_KEY', requestTimeout: '2s' }),
+    model: () => ({ driver: 'openai', api, id: 'gpt-test', baseUrl: openai.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: '2s' }),
     requests: () => openai.requests,
     path: api === 'chat' ? '/v1/chat/completions' : '/v1/responses',
     authHeader: ['authorization', `Bearer ${KEY}`],
@@ -90,7 +90,7 @@ function openaiProvider(api: 'chat' | 'responses'): Provider {
 
 const anthropicProvider: Provider = {
   name: 'anthropic',
-  model: () => ({ driver: 'anthropic', id: 'claude-test', baseUrl: anthropic.url, apiKeyEnv: 'WARDEN_TEST_KEY', requestTimeout: '2s' }),
+  model: () => ({ driver: 'anthropic', id: 'claude-test', baseUrl: anthropic.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: '2s' }),
   requests: () => anthropic.requests,
   path: '/v1/messages',
   // @anthropic-ai/sdk 1.x sends an API key as a bearer token.
@@ -180,6 +180,30 @@ describe.each(PROVIDERS)('$name driver', (provider) => {
     expect(last().rawBody).toContain('ERR_PATH_NOT_FOUND');
   });
 
+  it('offers state_claim, decodes a call to a claim action, and answers past claims in a transcript the server accepts', async () => {
+    const task = taskFor(provider);
+    const claim = { kind: 'sql.count', database: 'app', table: 'items', equals: 3 };
+    provider.callReply('state_claim', claim, 'call_k');
+    const turn = await propose(task);
+    expect(turn.actions).toStrictEqual([{ type: 'claim', claim, callId: 'call_k' }]);
+    expect(last().rawBody).toContain('state_claim');
+    // Turn 0: a tool call and a claim; turn 1: a malformed claim alone (its answer says what is missing).
+    provider.textReply('done');
+    await createDriver(task.agent.model, { env: ENV }).proposeTurn({
+      ...input(task, [step({ index: 0, turn: 0, tool: 'fs.read', args: { path: 'a' }, callId: 'call_a', output: 'A' })]),
+      turn: 2,
+      claims: [
+        { turn: 0, callId: 'call_k', claim },
+        { turn: 1, claim: { kind: 'file.sha256', path: 'a' } },
+      ],
+    });
+    const ids = provider.transcriptIds(last());
+    expect(ids.calls).toStrictEqual(['call_a', 'call_k', 'claim_1']);
+    expect(ids.results).toStrictEqual(ids.calls);
+    expect(last().rawBody).toContain('Warden will verify this claim');
+    expect(last().rawBody).toMatch(/ERR_CLAIM_INVALID.*sha256/);
+  });
+
   it('removes the key from everything a turn carries when the server echoes it back', async () => {
     const task = taskFor(provider);
     provider.echoReply((request) => {
@@ -221,7 +245,7 @@ describe.each(PROVIDERS)('$name driver', (provider) => {
     provider.rawReply(401, JSON.stringify({ error: { message: `invalid key ${KEY}` } }));
     const error = await failure(propose(task));
     expect(error.code).toBe('ERR_MODEL_PROTOCOL');
-    expect(error.message).toContain('$WARDEN_TEST_KEY');
+    expect(error.message).toContain('$TEST_MODEL_API_KEY');
     expect(error.message).not.toContain('invalid key');
   });
 
@@ -238,7 +262,7 @@ describe.each(PROVIDERS)('$name driver', (provider) => {
     const before = provider.requests().length;
     const error = await failure(propose(task, [], {}));
     expect(error.code).toBe('ERR_MODEL_CONFIG');
-    expect(error.message).toContain('WARDEN_TEST_KEY');
+    expect(error.message).toContain('TEST_MODEL_API_KEY');
     expect(provider.requests()).toHaveLength(before);
   });
 

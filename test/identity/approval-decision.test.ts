@@ -110,8 +110,8 @@ describe('the approver registry', () => {
     expect((bad as WardenError).code).toBe('ERR_APPROVER_INVALID');
   });
 
-  it('lists approvers with their status', () => {
-    expect(store.list().map((r) => [r.name, r.revokedAt === undefined])).toEqual([
+  it('lists approvers with their status', async () => {
+    expect((await store.list()).map((r) => [r.name, r.revokedAt === undefined])).toEqual([
       ['alice', true],
       ['bob', false],
     ]);

@@ -197,8 +197,8 @@ describe('failures', () => {
   });
 
   it('refuses a declared environment variable the worker does not have', async () => {
-    const open = McpConnection.open('needs-key', stdio({ command: 'node', args: ['-e', ''], env: ['WARDEN_TEST_ABSENT_KEY'] }), testStartContext());
-    await expect(open).rejects.toThrow(/WARDEN_TEST_ABSENT_KEY is declared but not set/);
+    const open = McpConnection.open('needs-key', stdio({ command: 'node', args: ['-e', ''], env: ['TEST_ABSENT_KEY'] }), testStartContext());
+    await expect(open).rejects.toThrow(/TEST_ABSENT_KEY is declared but not set/);
   });
 });
 

@@ -141,7 +141,7 @@ describe('warden mcp serve', () => {
     const server = await serveTaskOverHttp({ client: env.client, taskQueue: env.taskQueue, task });
     try {
       expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
-      const transport = new StreamableHTTPClientTransport(new URL(server.url));
+      const transport = new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers: { authorization: `Bearer ${server.bearerToken}` } } });
       const client = new McpClient({ name: 'test-ide', version: '1.0.0' });
       await client.connect(transport);
       const workflowId = await driveSession(client);
@@ -184,7 +184,7 @@ describe('warden mcp serve', () => {
       const status = await new Promise<number>((resolve, reject) => {
         const request = http.request(
           server.url,
-          { method: 'POST', headers: { host: `evil.example:${server.port}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' } },
+          { method: 'POST', headers: { host: `evil.example:${server.port}`, authorization: `Bearer ${server.bearerToken}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' } },
           (response) => {
             response.resume();
             resolve(response.statusCode ?? 0);

@@ -232,7 +232,7 @@ describe('commit, snapshot and rollback', () => {
     fsCap.write('notes.txt', 'first run');
     const first = await commitOverlay({ stateDir, taskKey, workspace });
     await openOverlay({ stateDir, taskKey, workspace });
-    expect(await commitOverlay({ stateDir, taskKey, workspace })).toEqual({ manifest: undefined, replaced: [], alreadyCommitted: false, skipped: [] });
+    expect(await commitOverlay({ stateDir, taskKey, workspace })).toEqual({ manifest: undefined, replaced: [], alreadyCommitted: false, skipped: [], held: [] });
     expect(await readManifest(commitManifestPathOf(stateDir, taskKey))).toEqual(first.manifest);
   });
 });

@@ -49,9 +49,10 @@ describe('committed histories', () => {
     let env: WardenTestEnv;
     afterAll(async () => env?.close());
 
-    it.each(['hello', 'injected-agent', 'inventory'])('records examples/%s.yaml with its sub-agents', async (name) => {
+    // The data flow is opt-in (`dataFlow: true`) and runs tasks without sub-agents (data-flow-choice.ts).
+    it.each(['injected-agent', 'inventory'])('records examples/%s.yaml on the data flow', async (name) => {
       env ??= await startWardenTestEnv();
-      const task = await loadTaskFile(join(REPO_ROOT, 'examples', `${name}.yaml`));
+      const task = { ...(await loadTaskFile(join(REPO_ROOT, 'examples', `${name}.yaml`))), dataFlow: true };
       // Named after the workflow code path they exercise (the data flow, patch warden-data-flow-1):
       // histories of earlier paths stay committed under their own names and keep replaying.
       const result = await followAgentTask(await env.start(task, `history-flow1-${name}`));

@@ -80,6 +80,25 @@ describe('loadTaskFile', () => {
       path: 'tools.custom.0.name',
       message: /built-in/,
     },
+    {
+      name: 'claim missing a field',
+      text: valid.replace('- final: hi', '- final: hi\n        claims: ["a sentence", { kind: sql.count, table: items, equals: 3 }]'),
+      path: 'agent.model.script.0.claims.1.database',
+      message: /required field is missing/,
+    },
+    {
+      name: 'claim of an unknown kind',
+      text: valid.replace('- final: hi', '- final: hi\n        claims: [{ kind: vibes }]'),
+      path: 'agent.model.script.0.claims.0.kind',
+      message: /tests\.pass \| file\.sha256/,
+    },
+    {
+      name: 'claim with a malformed digest',
+      text: valid.replace('- final: hi', '- final: hi\n        claims: [{ kind: file.sha256, path: a, sha256: zz }]'),
+      path: 'agent.model.script.0.claims.0.sha256',
+      message: /SHA-256/,
+    },
+    { name: 'claim of neither shape', text: valid.replace('- final: hi', '- final: hi\n        claims: [3]'), path: 'agent.model.script.0.claims.0', message: /a sentence, or \{ kind/ },
     { name: 'YAML syntax', text: 'user: [unclosed\n', path: '', message: /not valid YAML at line \d+/ },
   ];
 

@@ -29,7 +29,7 @@ let workspace: string;
 beforeAll(async () => {
   openai = await startFakeOpenAIServer();
   anthropic = await startFakeAnthropicServer();
-  env = await startWardenTestEnv({ ...process.env, WARDEN_ECHO_KEY: KEY });
+  env = await startWardenTestEnv({ ...process.env, ECHO_MODEL_KEY: KEY });
   workspace = await mkdtemp(join(tmpdir(), 'warden-echo-'));
   await writeFile(join(workspace, 'notes.txt'), 'hello');
 });
@@ -54,7 +54,7 @@ interface Case {
 const CASES: Case[] = [
   ...(['chat', 'responses'] as const).map((api) => ({
     name: `openai ${api}`,
-    model: () => ({ driver: 'openai', api, id: 'gpt-echo', baseUrl: openai.url, apiKeyEnv: 'WARDEN_ECHO_KEY' }),
+    model: () => ({ driver: 'openai', api, id: 'gpt-echo', baseUrl: openai.url, apiKeyEnv: 'ECHO_MODEL_KEY' }),
     script: () =>
       openai.enqueue(
         (request) => {
@@ -69,7 +69,7 @@ const CASES: Case[] = [
   })),
   {
     name: 'anthropic',
-    model: () => ({ driver: 'anthropic', id: 'claude-echo', baseUrl: anthropic.url, apiKeyEnv: 'WARDEN_ECHO_KEY' }),
+    model: () => ({ driver: 'anthropic', id: 'claude-echo', baseUrl: anthropic.url, apiKeyEnv: 'ECHO_MODEL_KEY' }),
     script: () =>
       anthropic.enqueue(
         (request) => {
@@ -133,7 +133,7 @@ describe('warden run --json with an echoing endpoint', () => {
         'intent: Read my notes',
         'agent:',
         '  name: reader',
-        `  model: { driver: openai-compatible, id: gpt-echo, baseUrl: "${openai.url}", apiKeyEnv: WARDEN_ECHO_KEY }`,
+        `  model: { driver: openai-compatible, id: gpt-echo, baseUrl: "${openai.url}", apiKeyEnv: ECHO_MODEL_KEY }`,
         'tools: { builtin: [fs.read] }',
         'grants: { tools: [fs.read] }',
         `resources: { workspace: "${workspace}" }`,
@@ -145,7 +145,7 @@ describe('warden run --json with an echoing endpoint', () => {
     const port = testTemporalAddress().address.split(':').pop();
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(REPO_ROOT, 'bin/warden.js'), 'run', file, '--json'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, WARDEN_ECHO_KEY: KEY },
+      env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, ECHO_MODEL_KEY: KEY },
       maxBuffer: 16 * 1024 * 1024,
     });
     expectNoKey('stdout', stdout);

@@ -16,7 +16,7 @@ let workspace: string;
 
 beforeAll(async () => {
   model = await startFakeOpenAIServer();
-  env = await startWardenTestEnv({ ...process.env, WARDEN_TEST_MODEL_KEY: API_KEY });
+  env = await startWardenTestEnv({ ...process.env, TEST_MODEL_KEY: API_KEY });
   workspace = await mkdtemp(join(tmpdir(), 'warden-openai-'));
   await writeFile(join(workspace, 'todo.txt'), 'buy milk');
 });
@@ -37,7 +37,7 @@ it('runs tool calls proposed by the model, feeds results back, and ends at final
     intent: 'What is on my todo list?',
     agent: {
       name: 'assistant',
-      model: { driver: 'openai-compatible', id: 'gpt-test', version: '2026-01', baseUrl: model.url, apiKeyEnv: 'WARDEN_TEST_MODEL_KEY' },
+      model: { driver: 'openai-compatible', id: 'gpt-test', version: '2026-01', baseUrl: model.url, apiKeyEnv: 'TEST_MODEL_KEY' },
     },
     tools: { builtin: ['fs.read', 'http.fetch'] },
     grants: { tools: ['fs.read'] },

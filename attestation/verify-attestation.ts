@@ -1,0 +1,97 @@
+/**
+ * Offline verification of a claim attestation (what `warden attest verify` runs): the DSSE
+ * signature with a key of the published JWKS only, the Statement's shape and predicate type, that
+ * it attests a verified claim, that its run subject is the digest of the run its predicate names,
+ * and, given the workspace, that every `file:<path>` subject still hashes to its digest.
+ *
+ * Invariant: nothing in the envelope is trusted before its signature checked out with a key the
+ * caller gave; a subject that cannot be re-checked is reported as such, never as matching.
+ */
+import { canonicalBytes } from '../custody/canonical-json';
+import { AttestationError } from '../errors';
+import type { Jwks } from '../identity/claims';
+import { readConfinedFileBytes } from '../sandbox/capabilities/fs-capability';
+import { ClaimVerdictSchema } from './claim-schema';
+import { openStatement, PREDICATE_BASE, sha256Hex, type Statement } from './in-toto-statement';
+
+export type SubjectStatus = 'matched' | 'changed' | 'missing' | 'not-checked';
+
+export interface SubjectCheck {
+  name: string;
+  status: SubjectStatus;
+  detail: string;
+}
+
+export interface AttestationCheck {
+  ok: boolean;
+  /** Present once the signature verified. */
+  statement?: Statement;
+  keyids: string[];
+  subjects: SubjectCheck[];
+  /** What failed, with its error code first; empty when `ok`. */
+  problems: string[];
+}
+
+export interface VerifyAttestationOptions {
+  /** The workspace the `file:` subjects are relative to; without it they are `not-checked`. */
+  workspace?: string;
+  /**
+   * The task the attestation must be about: its `workflow:` subject names this workflow or one of
+   * its sub-agents (`<id>/...`). Without it any run signed by the JWKS passes.
+   */
+  task?: string;
+}
+
+const CLAIM_PREDICATE = new RegExp(`^${PREDICATE_BASE.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/claim/[a-z][a-z0-9.]*/v1$`);
+
+/** Checks one claim attestation envelope; never throws for the envelope's sake. */
+export function verifyClaimAttestation(envelope: unknown, jwks: Jwks, options: VerifyAttestationOptions = {}): AttestationCheck {
+  let opened: ReturnType<typeof openStatement>;
+  try {
+    opened = openStatement(envelope, jwks);
+  } catch (error) {
+    if (error instanceof AttestationError) return { ok: false, keyids: [], subjects: [], problems: [`${error.code}: ${error.message}`] };
+    throw error;
+  }
+  const { statement, keyids } = opened;
+  const problems: string[] = [];
+  if (!CLAIM_PREDICATE.test(statement.predicateType)) problems.push(`ERR_ATTESTATION_MALFORMED: predicate type ${statement.predicateType} is not a Warden claim verification`);
+  const predicate = statement.predicate as { verdict?: unknown; run?: { workflowId?: unknown; runId?: unknown } };
+  const verdict = ClaimVerdictSchema.safeParse(predicate.verdict);
+  if (!verdict.success || verdict.data !== 'verified') problems.push(`ERR_ATTESTATION_MALFORMED: the predicate's verdict is ${JSON.stringify(predicate.verdict)}, and Warden signs only verified claims`);
+  const subjects = statement.subject.map((subject): SubjectCheck => {
+    const digest = subject.digest['sha256'];
+    if (subject.name.startsWith('workflow:')) {
+      const run = predicate.run;
+      if (typeof run?.workflowId !== 'string' || typeof run.runId !== 'string' || `workflow:${run.workflowId}` !== subject.name) {
+        return { name: subject.name, status: 'changed', detail: 'the predicate names another run' };
+      }
+      const expected = sha256Hex(canonicalBytes({ workflowId: run.workflowId, runId: run.runId }));
+      return expected === digest ? { name: subject.name, status: 'matched', detail: `run ${run.runId}` } : { name: subject.name, status: 'changed', detail: 'the digest is not that of the run the predicate names' };
+    }
+    if (subject.name.startsWith('file:')) {
+      const path = subject.name.slice('file:'.length);
+      if (options.workspace === undefined) return { name: subject.name, status: 'not-checked', detail: 'no --workspace given' };
+      let bytes: Buffer;
+      try {
+        bytes = readConfinedFileBytes({ root: options.workspace, read: true, write: false, list: false }, path, Number.MAX_SAFE_INTEGER);
+      } catch (error) {
+        return { name: subject.name, status: 'missing', detail: `${(error as { code?: string }).code ?? 'ERR_FS_FAILED'}: ${(error as Error).message}` };
+      }
+      const actual = sha256Hex(bytes);
+      return actual === digest ? { name: subject.name, status: 'matched', detail: `sha256 ${actual}` } : { name: subject.name, status: 'changed', detail: `now hashes to ${actual}` };
+    }
+    // custody:<seq>: checked against the ledger's proofs (a task receipt carries them).
+    return { name: subject.name, status: 'not-checked', detail: 'checked with a task receipt (`warden receipt verify`)' };
+  });
+  if (options.task !== undefined) {
+    const runs = statement.subject.filter((s) => s.name.startsWith('workflow:')).map((s) => s.name.slice('workflow:'.length));
+    if (!runs.some((id) => id === options.task || id.startsWith(`${options.task}/`))) {
+      problems.push(`ERR_ATTESTATION_SUBJECT: the attestation is about ${runs.length === 0 ? 'no run' : `run ${runs.join(', ')}`}, not task ${options.task}`);
+    }
+  }
+  for (const s of subjects) {
+    if (s.status === 'changed' || s.status === 'missing') problems.push(`ERR_ATTESTATION_SUBJECT: subject ${s.name} ${s.status === 'missing' ? 'cannot be read' : 'does not match'}: ${s.detail}`);
+  }
+  return { ok: problems.length === 0, statement, keyids, subjects, problems };
+}

@@ -1,0 +1,126 @@
+/**
+ * `warden attest verify <file>`: checks claim attestations offline, with only a published JWKS
+ * (attestation/verify-attestation.ts). Reading files is all it does: no server, no state.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { publishedJwks, PublishedJwksSchema } from '../../attestation/published-jwks';
+import { verifyClaimAttestation, type AttestationCheck } from '../../attestation/verify-attestation';
+import { WardenError } from '../../errors';
+import type { Jwks } from '../../identity/claims';
+import { stateDirOf } from '../../state-dir';
+import type { CliIo } from '../cli-io';
+import { EXIT } from '../exit-codes';
+import { parseCommandArgs } from '../parse-command-args';
+
+export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] [--workspace <dir>] [--task <workflowId>] [--json]
+
+  verify       checks claim attestations offline. <file> holds one DSSE envelope, a JSON array of
+               them, or the output of \`warden run --json\` (every signed claim in it). Each must be
+               signed by a key of --jwks (default: this state folder's, as \`warden keys jwks\`
+               prints it), attest a verified claim, name the run it belongs to, and with
+               --workspace every file it attests must still hash to the attested digest.
+               Exit 0 when all verify, 1 when one does not, 2 for bad usage or an unreadable file.
+  --jwks       the published JWKS to trust (and nothing else)
+  --workspace  folder the attested files are relative to (re-hashed; without it they are not checked)
+  --task       the task each attestation must be about (its workflow or a sub-agent's); without it,
+               any run signed by the JWKS passes
+  --json       one JSON object per envelope checked, in an array`;
+
+/** Reads a JSON file, or says (exit 2) why it cannot. */
+export function readJsonFile(io: CliIo, command: string, file: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    io.stderr(`warden ${command}: cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+    return undefined;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    io.stderr(`warden ${command}: ${what} ${file} is not JSON\n`);
+    return undefined;
+  }
+}
+
+/** The JWKS of `--jwks`, or this state folder's published set; undefined (after saying why) when unusable. */
+export async function trustedJwks(io: CliIo, command: string, file: string | undefined): Promise<Jwks | undefined> {
+  if (file === undefined) return publishedJwks(stateDirOf(io.env), io.env);
+  const json = readJsonFile(io, command, file, 'JWKS');
+  if (json === undefined) return undefined;
+  const parsed = PublishedJwksSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    io.stderr(`warden ${command}: ${file} is not a JWKS of Ed25519 / P-256 signing keys: ${issue?.path.join('.') || '(top level)'}: ${issue?.message}\n`);
+    return undefined;
+  }
+  return parsed.data;
+}
+
+/** The envelopes a file holds: one, an array, or the signed claims of a task result. */
+function envelopesIn(json: unknown): { label: string; envelope: unknown }[] | undefined {
+  if (Array.isArray(json)) return json.map((envelope, i) => ({ label: `[${i}]`, envelope }));
+  if (typeof json !== 'object' || json === null) return undefined;
+  const object = json as Record<string, unknown>;
+  if ('payload' in object && 'signatures' in object) return [{ label: 'envelope', envelope: object }];
+  if (Array.isArray(object['claims'])) {
+    return (object['claims'] as { envelope?: unknown; text?: unknown; id?: unknown }[])
+      .filter((c) => typeof c === 'object' && c !== null && c.envelope !== undefined)
+      .map((c) => ({ label: typeof c.id === 'string' ? c.id : String(c.text), envelope: c.envelope }));
+  }
+  return undefined;
+}
+
+function describe(label: string, check: AttestationCheck): string {
+  const predicate = check.statement?.predicate as { claim?: { kind?: string }; verifiedAt?: string } | undefined;
+  const head = check.ok
+    ? `OK      ${label}: ${predicate?.claim?.kind ?? '?'} verified at ${predicate?.verifiedAt ?? '?'}, signed by ${check.keyids.join(', ')}`
+    : `FAILED  ${label}: ${check.problems.join('; ')}`;
+  const subjects = check.subjects.map((s) => `        ${s.status.padEnd(11)} ${s.name}: ${s.detail}`);
+  return [head, ...subjects].join('\n');
+}
+
+export async function attestCommand(argv: string[], io: CliIo): Promise<number> {
+  const args = parseCommandArgs('attest', ATTEST_USAGE, argv, io, {
+    jwks: { type: 'string' },
+    workspace: { type: 'string' },
+    task: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
+  if (typeof args === 'number') return args;
+  const [action, file, ...extra] = args.positionals;
+  if (action !== 'verify' || file === undefined || extra.length > 0) {
+    io.stderr(`warden attest: expected: verify <file>\n${ATTEST_USAGE}\n`);
+    return EXIT.usage;
+  }
+  try {
+    const json = readJsonFile(io, 'attest', file, 'file');
+    if (json === undefined) return EXIT.usage;
+    const envelopes = envelopesIn(json);
+    if (envelopes === undefined) {
+      io.stderr(`warden attest: ${file} holds no DSSE envelope (an envelope, an array of them, or \`warden run --json\` output)\n`);
+      return EXIT.usage;
+    }
+    if (envelopes.length === 0) {
+      io.stderr(`warden attest: ${file} holds no signed claim (only verified claims are signed)\n`);
+      return EXIT.failed;
+    }
+    const jwks = await trustedJwks(io, 'attest', args.values.jwks);
+    if (jwks === undefined) return EXIT.usage;
+    const workspace = args.values.workspace === undefined ? undefined : resolve(args.values.workspace);
+    const checks = envelopes.map(({ label, envelope }) => ({ label, check: verifyClaimAttestation(envelope, jwks, { ...(workspace === undefined ? {} : { workspace }), ...(args.values.task === undefined ? {} : { task: args.values.task }) }) }));
+    if (args.values.json) {
+      io.stdout(`${JSON.stringify(checks.map(({ label, check }) => ({ label, ok: check.ok, keyids: check.keyids, problems: check.problems, subjects: check.subjects, statement: check.statement })), null, 2)}\n`);
+    } else {
+      io.stdout(`${checks.map(({ label, check }) => describe(label, check)).join('\n')}\n`);
+    }
+    return checks.every((c) => c.check.ok) ? EXIT.ok : EXIT.failed;
+  } catch (error) {
+    if (error instanceof WardenError) {
+      io.stderr(`warden attest: ${error.code}: ${error.message}\n`);
+      return EXIT.failed;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * `warden run`'s summary shows Warden's verdict on every claim, not the agent's word: a tally, one
+ * line per claim with its verdict and why, and for a signed one the key and custody record.
+ */
+import { describe, expect, it } from 'vitest';
+import { formatSummary } from '../../cli/format-summary';
+import type { ClaimOutcome, TaskResult } from '../../task/task-run';
+
+function outcome(index: number, verdict: ClaimOutcome['verdict'], text: string, reason: string, signed = false): ClaimOutcome {
+  return {
+    id: `wf#claim-${index}`,
+    workflowId: 'wf',
+    agent: 'writer',
+    index,
+    claim: { kind: 'text', text },
+    text,
+    verdict,
+    reason,
+    subjects: [],
+    ...(signed
+      ? {
+          custody: { seq: 41, hash: 'a'.repeat(64) },
+          envelope: { payloadType: 'application/vnd.in-toto+json', payload: 'e30', signatures: [{ keyid: 'kid-0123456789abcdef', sig: 'c2ln' }] },
+        }
+      : {}),
+    verifier: { id: 'warden/verifier/file.sha256', version: '1' },
+    verifiedAt: '2026-11-30T00:00:00.000Z',
+  };
+}
+
+const result: TaskResult = {
+  workflowId: 'wf',
+  runId: 'run',
+  agent: 'writer',
+  model: { id: 'scripted', version: '1' },
+  depth: 0,
+  status: 'refuted',
+  reason: '1 claim refuted',
+  steps: [],
+  children: [],
+  final: { answer: 'done', claims: [{ kind: 'sql.count', database: 'app', table: 'items', equals: 3 }, 'the report is good', { kind: 'sql.count' } as never] },
+  claims: [
+    outcome(0, 'verified', 'report.md has SHA-256 abc', 'report.md hashes to the claimed digest', true),
+    outcome(1, 'refuted', 'items in app has 3 rows', '5 row(s) match in app.items'),
+    outcome(2, 'unverified', 'the report is good', 'a claim in words'),
+  ],
+};
+
+describe('formatSummary with claims', () => {
+  const lines = formatSummary(result).split('\n');
+
+  it('shows the claims as stated, in words (a malformed one as its JSON)', () => {
+    expect(lines).toContain('    claim: the report is good');
+    expect(lines.some((l) => /claim: .*items.*3/.test(l))).toBe(true);
+    expect(lines).toContain('    claim: {"kind":"sql.count"}');
+  });
+
+  it("tallies Warden's verdicts and gives each with its reason, signed ones with key and custody record", () => {
+    expect(lines).toContain('claims checked by Warden: 1 verified, 1 refuted, 1 unverified');
+    expect(lines).toContain('  VERIFIED   writer: report.md has SHA-256 abc -- report.md hashes to the claimed digest [signed kid-01234567…, custody #41]');
+    expect(lines).toContain('  REFUTED    writer: items in app has 3 rows -- 5 row(s) match in app.items');
+    expect(lines).toContain('  unverified writer: the report is good -- a claim in words');
+  });
+
+  it('prints no claim section for a task without claims', () => {
+    expect(formatSummary({ ...result, claims: undefined, final: { answer: 'done', claims: [] } })).not.toContain('claims checked');
+  });
+});
