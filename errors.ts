@@ -96,8 +96,12 @@ export const ERROR_CODES = [
   'ERR_POLICY_PACK_NOT_FOUND',
   'ERR_POLICY_REQUEST_INVALID',
   'ERR_POLICY_DENIED',
+  'ERR_APPROVAL_REQUIRED',
   'ERR_APPROVAL_DENIED',
   'ERR_APPROVAL_TIMEOUT',
+  // CLI task commands (status, logs, cancel): the workflow id is unknown, or the task already ended
+  'ERR_TASK_NOT_FOUND',
+  'ERR_TASK_NOT_RUNNING',
   // approvals: decisions must come from a registered approver, for a request that is pending
   'ERR_APPROVAL_UNAUTHENTICATED',
   'ERR_APPROVAL_NOT_PENDING',
@@ -131,6 +135,11 @@ export const ERROR_CODES = [
   'ERR_BLOB_MISSING',
   'ERR_BLOB_CORRUPT',
   'ERR_PAYLOAD_TOO_LARGE',
+  // monitoring and incident response
+  'ERR_TASK_BLOCKED',
+  'ERR_KILL_REFUSED',
+  'ERR_MONITOR_RECORD_INVALID',
+  'ERR_ALERT_WEBHOOK_FAILED',
   // attestation (claims verified, envelopes and receipts checked offline)
   'ERR_ATTESTATION_MALFORMED',
   'ERR_ATTESTATION_PAYLOAD_TYPE',
@@ -278,6 +287,14 @@ export class StateStoreError extends WardenError {}
  * payload limit even after claim checks (`ERR_PAYLOAD_TOO_LARGE`). None is retryable as is.
  */
 export class DataPlaneError extends WardenError {}
+
+/**
+ * Monitoring and incident response: a task was blocked (`ERR_TASK_BLOCKED`, the error of the
+ * action it was blocked at), a kill was refused (`ERR_KILL_REFUSED`: not running, or the operator
+ * is not authenticated), a stored baseline or alert does not parse (`ERR_MONITOR_RECORD_INVALID`),
+ * the alert webhook cannot be reached (`ERR_ALERT_WEBHOOK_FAILED`, retryable).
+ */
+export class MonitorError extends WardenError {}
 
 /**
  * Attestation: an envelope or receipt that is malformed, signed by no trusted key, altered after

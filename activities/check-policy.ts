@@ -1,21 +1,26 @@
 /**
- * The controls layer at the moment of action: measures what a proposed call would do (rows a
- * statement would change, bytes a write would put), classifies where each argument value came
- * from (the user's intent or a tool's output), and asks the policy engine for a decision.
+ * The controls layer before an action runs: builds the policy request of the proposed call from
+ * its tool's descriptor (which arguments carry recipients, payees, amounts, URLs, paths, SQL),
+ * classifies where each argument value came from (the user's words and declared values, trusted
+ * data, or tool outputs from outside) and asks the policy engine.
  *
  * Invariant: rules about effects are decided on the effect Warden measured, never on what the
- * agent says it will do; a measurement that fails leaves the effect unknown, and rules fail closed.
+ * agent says it will do. Effects only the executor can measure (rows a statement changes,
+ * cascades and triggers included; what a tool's capabilities touch) are `pending` here and
+ * decided by the same engine where they are applied, in the sandbox host (sandbox/policy-gate.ts),
+ * before they take effect. No agent SQL runs in the worker.
  */
 import { randomUUID } from 'node:crypto';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
 import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
-import { buildPolicyRequest, effectFromArgs, type PolicyRequestContext } from '../policies/build-policy-request';
+import { buildPolicyRequest, provenanceIndexOf, type PolicyRequestContext } from '../policies/build-policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
-import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
-import { protectedSetForCall } from './run-tool';
+import { trustedAtomsIn } from '../policies/engine/provenance';
+import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
+import { resolveTool } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
@@ -24,8 +29,14 @@ import { resolveClaimChecks } from '../dataplane/claim-check';
 import { containsClaimCheck } from '../task/data-refs';
 import type { StepRecord } from '../task/task-run';
 
-/** The action to decide on (the effect is measured here, not given) and the task's counters so far. */
-export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect'> {
+/** An earlier step as provenance needs it: what it returned and whether that is trusted data. */
+export interface PriorStep {
+  output: unknown;
+  trust?: 'trusted' | 'untrusted';
+}
+
+/** The action to decide on and the task's counters so far. */
+export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect' | 'trustedOutputs' | 'seed'> {
   state: PolicyState;
   /**
    * The data flow's transcript head (blob-chain digest): the outputs of the steps in it are prior
@@ -33,12 +44,18 @@ export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect'> {
    * task's earlier runs are there and nowhere else in the workflow).
    */
   priorOutputsRef?: string;
+  /** Earlier steps with their trust; when given, outputs labelled trusted are trusted data (priorOutputs is then ignored). */
+  priorSteps?: PriorStep[];
+  /** A sub-agent's inherited provenance (from its parent's spawn). */
+  seed?: ProvenanceSeed;
 }
 
 export interface PolicyCheck {
   decision: PolicyDecision;
   /** The request as evaluated (what `recordExecution` needs after the call ran). */
   request: PolicyRequest;
+  /** For a spawn: the provenance the sub-agent starts from. */
+  inherit?: ProvenanceSeed;
   /** When the decision is `approval`: the held request's id, random so nobody can name it before it exists. */
   approvalRequestId?: string;
   /**
@@ -54,7 +71,7 @@ export { DEFAULT_POLICY_PACKS };
 
 const engines = new Map<string, PolicyEngine>();
 
-/** The engine of a task's packs and sentences, compiled once per worker. */
+/** The engine of a task's packs and sentences, compiled once per worker (and per sandbox host). */
 export function policyEngineFor(task: Task): PolicyEngine {
   const packs = task.policyPacks ?? [...DEFAULT_POLICY_PACKS];
   const key = JSON.stringify([packs, task.policies]);
@@ -66,37 +83,9 @@ export function policyEngineFor(task: Task): PolicyEngine {
   return engine;
 }
 
-/** What the call would do, measured without doing it; undefined where Warden cannot tell. */
-function measureEffect(task: Task, tool: string, args: Record<string, unknown>, guarded?: { folders: string[]; files: string[]; readOnly: string[] }): ToolEffect | undefined {
-  if (tool === 'sql.exec' && typeof args.database === 'string' && typeof args.sql === 'string') {
-    const path = task.grants.databases.includes(args.database) ? task.resources.databases[args.database] : undefined;
-    if (path === undefined) return undefined;
-    try {
-      // The broker runs the statement in a transaction and rolls it back: rows counted, nothing changed.
-      // Checked on the file opened, like the call itself: a dry run never runs on Warden's own state.
-      const sql = createSqlCapability({
-        databases: { [args.database]: path },
-        query: false,
-        exec: true,
-        dryRun: true,
-        ...(guarded === undefined ? {} : { protectedPaths: guarded.folders, protectedFiles: guarded.files, readOnlyPaths: guarded.readOnly }),
-      });
-      const measured = sql.exec(args.database, args.sql, Array.isArray(args.params) ? args.params : []) as { changes: number };
-      const operation = /^\s*(\w+)/.exec(args.sql)?.[1]?.toLowerCase();
-      return { rowsChanged: measured.changes, ...(operation === undefined ? {} : { operation }) };
-    } catch {
-      // The statement would fail or is refused by the broker: the call itself will say so.
-      return undefined;
-    }
-  }
-  const effect = effectFromArgs(tool, args);
-  const resolved = resolvedWorkspacePath(task, tool, args);
-  return resolved === undefined ? effect : { ...effect, path: resolved };
-}
-
 /** A built-in fs tool the task declares (a user tool named like one is refused when the task loads). */
 function isBuiltinFsTool(task: Task, tool: string): boolean {
-  return (tool === 'fs.read' || tool === 'fs.write' || tool === 'fs.list') && (task.tools.builtin as readonly string[]).includes(tool);
+  return resolveTool(task, tool)?.executor.kind === 'builtin' && (tool === 'fs.read' || tool === 'fs.write' || tool === 'fs.list');
 }
 
 /**
@@ -117,59 +106,80 @@ function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, un
 }
 
 /**
- * Whether a task's decisions can depend on its counters (totals or rates): then only the workflow,
- * which holds the counters, can ask. Without such rules a decision depends on the action, the
- * measured effect, provenance and the clock only, and may be made ahead (precheck-policy.ts).
+ * On the data flow, decided on the real values: claim-checked arguments resolved, and every
+ * earlier output counted (those of the steps in the transcript chain, `priorOutputsRef`, i.e. of
+ * earlier runs too, as untrusted: their trust labels are not carried over). Elsewhere unchanged.
  */
-export function policyNeedsState(task: Task): boolean {
-  return policyEngineFor(task).rules.some((rule) => rule.kind === 'stateful' && (rule.spec.type === 'total' || rule.spec.type === 'rate'));
+async function withDataPlaneValues(deps: ActivityDeps, input: CheckPolicyInput): Promise<CheckPolicyInput> {
+  const { priorOutputsRef, ...request } = input;
+  const dataPlane = deps.dataPlane;
+  if (dataPlane === undefined) return request;
+  const earlier = priorOutputsRef === undefined ? [] : ((await resolveClaimChecks(dataPlane.blobs, outputsOf(await dataPlane.chains.read<StepRecord>('transcript', priorOutputsRef)))) as unknown[]);
+  const args = containsClaimCheck(request.args) ? ((await resolveClaimChecks(dataPlane.blobs, request.args)) as Record<string, unknown>) : request.args;
+  const priorOutputs = [...earlier, ...((await resolveClaimChecks(dataPlane.blobs, request.priorOutputs)) as unknown[])];
+  const priorSteps = request.priorSteps === undefined ? undefined : [...earlier.map((output) => ({ output })), ...((await resolveClaimChecks(dataPlane.blobs, request.priorSteps)) as PriorStep[])];
+  return { ...request, args, priorOutputs, ...(priorSteps === undefined ? {} : { priorSteps }) };
 }
 
-/**
- * The decision on one action: its effect measured here, then the engine; sets the policy
- * attributes on the active span. `recorded` are the arguments as history holds them (long values
- * as claim checks, see the data flow): what the request and resolved arguments keep.
- */
-export function decidePolicy(input: CheckPolicyInput, recorded: Record<string, unknown> = input.args, guarded?: ProtectedSet): PolicyCheck {
-  const engine = policyEngineFor(input.task);
-  const request = buildPolicyRequest({ ...input, effect: measureEffect(input.task, input.tool, input.args, guarded) });
-  const decision = engine.decide(request, input.state);
-  // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
-  annotateActiveSpan({
-    [WARDEN_ATTR.policyDecision]: decision.decision,
-    [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
-  });
-  const resolved = isBuiltinFsTool(input.task, input.tool) ? resolvedWorkspacePath(input.task, input.tool, input.args) : undefined;
-  return {
-    decision,
-    request: recorded === input.args ? request : { ...request, args: recorded },
-    ...(decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {}),
-    ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }),
-  };
+/** The resolved path of a built-in fs call as its measured path effect (the descriptor says the access). */
+function resolvedPathEffect(task: Task, tool: string, args: Record<string, unknown>): { effect?: ToolEffect; resolved?: string } {
+  if (!isBuiltinFsTool(task, tool)) return {};
+  const resolved = resolvedWorkspacePath(task, tool, args);
+  const descriptor = resolveTool(task, tool);
+  const ref = descriptor?.effects.paths[0];
+  if (resolved === undefined || ref === undefined) return {};
+  return { resolved, effect: { paths: [{ path: resolved, access: ref.access, pointer: ref.arg }] } };
 }
 
-type ProtectedSet = { folders: string[]; files: string[]; readOnly: string[] };
-
-/** The protected set a `sql.exec` effect is measured against (undefined for other tools or without a state folder). */
-export async function guardedFor(deps: ActivityDeps, task: Task, tool: string): Promise<ProtectedSet | undefined> {
-  return tool === 'sql.exec' && deps.stateDir !== undefined ? protectedSetForCall(deps, task) : undefined;
+/** Splits earlier outputs into trusted data and the rest. */
+export function outputsByTrust(input: Pick<CheckPolicyInput, 'priorSteps' | 'priorOutputs'>): { trusted: unknown[]; untrusted: unknown[] } {
+  if (input.priorSteps === undefined) return { trusted: [], untrusted: input.priorOutputs };
+  const trusted: unknown[] = [];
+  const untrusted: unknown[] = [];
+  for (const step of input.priorSteps) (step.trust === 'trusted' ? trusted : untrusted).push(step.output);
+  return { trusted, untrusted };
 }
 
 export function createCheckPolicy(deps: ActivityDeps) {
-  return async function checkPolicy(input: CheckPolicyInput): Promise<PolicyCheck> {
+  return async function checkPolicy(given: CheckPolicyInput): Promise<PolicyCheck> {
     return atActivityBoundary(async () => {
-      const dataPlane = deps.dataPlane;
-      const { priorOutputsRef, ...request } = input;
-      // Warden's own files, judged on what `sql.exec` would open (protected-guard).
-      const guarded = await guardedFor(deps, request.task, request.tool);
-      if (dataPlane === undefined) return decidePolicy(request, request.args, guarded);
-      // Decided on the real values: the arguments' and every earlier output's (a value copied out
-      // of a claim-checked output, or out of an earlier run, still counts as a tool's). Recorded
-      // with the claim checks (long values stay out of history).
-      const earlier = priorOutputsRef === undefined ? [] : outputsOf(await dataPlane.chains.read<StepRecord>('transcript', priorOutputsRef));
-      const priorOutputs = (await resolveClaimChecks(dataPlane.blobs, [...earlier, ...request.priorOutputs])) as unknown[];
-      const args = containsClaimCheck(request.args) ? ((await resolveClaimChecks(dataPlane.blobs, request.args)) as Record<string, unknown>) : request.args;
-      return decidePolicy({ ...request, args, priorOutputs }, request.args, guarded);
+      const input = await withDataPlaneValues(deps, given);
+      const engine = policyEngineFor(input.task);
+      const { trusted, untrusted } = outputsByTrust(input);
+      const { effect, resolved } = resolvedPathEffect(input.task, input.tool, input.args);
+      const context: PolicyRequestContext = {
+        task: input.task,
+        workflowId: input.workflowId,
+        depth: input.depth,
+        chain: input.chain,
+        tool: input.tool,
+        args: input.args,
+        priorOutputs: untrusted,
+        trustedOutputs: trusted,
+        ...(input.seed === undefined ? {} : { seed: input.seed }),
+        effect,
+        now: input.now,
+      };
+      const request = buildPolicyRequest(context);
+      const decision = engine.decide(request, input.state);
+      // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
+      annotateActiveSpan({
+        [WARDEN_ATTR.policyDecision]: decision.decision,
+        [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
+        ...(decision.shadow === undefined ? {} : { [WARDEN_ATTR.policyShadow]: decision.shadow.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`) }),
+      });
+      const approval = decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {};
+      // History keeps the arguments as the workflow sent them (long values as claim checks: the data flow).
+      const recorded = given.args;
+      if (!input.tool.startsWith('spawn:')) {
+        return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }) };
+      }
+      // A sub-agent starts from the root user's values; what its parent wrote into its intent is
+      // trusted only where the parent had it from trusted data.
+      const seed = seedOf(input.task, input.seed);
+      const intent = typeof input.args.intent === 'string' ? input.args.intent : '';
+      const inherited = trustedAtomsIn(provenanceIndexOf(context), intent);
+      return { decision, request, ...approval, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
     });
   };
 }

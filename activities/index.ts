@@ -19,6 +19,7 @@ import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
 import { createTaskRecoveryActivities } from './task-recovery';
+import { createMonitorActivities, type MonitorServices } from './monitor-activities';
 import { createAttestClaim } from './attest-claim';
 import type { CustodyLedger } from '../custody/ledger';
 import type { SharedCustodyLedger } from '../custody/shared-ledger';
@@ -37,6 +38,8 @@ export interface ActivityDeps {
   tracer?: Tracer;
   /** The state database workers share (PostgreSQL), when there is one: SQL undo journals are shipped to it. */
   shared?: { db: SqlDatabase; workerId: string };
+  /** Baselines, alerts and where alerts go (monitoring/); without them alerts are not recorded. */
+  monitor?: MonitorServices;
   /** Registered approvers: only their signed decisions count. */
   approvers?: ApproverStore;
   /** Warden's own folders, key files and endpoints: refused to every task, never served to a tool. */
@@ -67,6 +70,7 @@ export function createActivities(deps: ActivityDeps) {
     attestClaim: createAttestClaim(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
+    ...createMonitorActivities(deps),
     ...createToolSourceActivities(deps),
   };
 }

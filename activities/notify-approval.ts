@@ -16,6 +16,8 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError, WardenError } from '../errors';
+import { redactText } from '../secrets/redact-values';
+import { redactUrlSecrets, secretPartsOf } from '../secrets/redact-url';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
 
@@ -73,13 +75,21 @@ export function signWebhook(secret: string, id: string, timestamp: number, body:
 }
 
 export interface ApprovalWebhook {
+  /** Without userinfo: credentials in the configured URL travel as `authorization` instead. */
   url: URL;
   secret?: string;
+  /** `Basic <base64(user:password)>` (RFC 7617) from the configured URL's userinfo. */
+  authorization?: string;
+  /** Parts of the configured URL that may be secret (userinfo, query): never in a message. */
+  redact: string[];
 }
 
 /**
  * The webhook the environment configures, or undefined.
- * @throws ConfigError `ERR_CONFIG_INVALID` naming the variable when the URL is not http(s).
+ * A URL with userinfo (`https://user:password@host/path`, which `fetch` refuses) is sent to
+ * without it, with the credentials as HTTP Basic authentication (RFC 7617).
+ * @throws ConfigError `ERR_CONFIG_INVALID` naming the variable when the URL is not http(s) (the
+ *   URL itself is never in the message).
  */
 export function approvalWebhookOf(env: NodeJS.ProcessEnv): ApprovalWebhook | undefined {
   const raw = env[APPROVAL_WEBHOOK_ENV]?.trim();
@@ -93,8 +103,25 @@ export function approvalWebhookOf(env: NodeJS.ProcessEnv): ApprovalWebhook | und
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConfigError('ERR_CONFIG_INVALID', `${APPROVAL_WEBHOOK_ENV} must be an http(s) URL, not ${url.protocol}`, { details: { variable: APPROVAL_WEBHOOK_ENV } });
   }
+  const redact = secretPartsOf(url);
+  let authorization: string | undefined;
+  if (url.username !== '' || url.password !== '') {
+    const decoded = (part: string) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        return part; // not valid percent-encoding: sent as written
+      }
+    };
+    const credentials = `${decoded(url.username)}:${decoded(url.password)}`;
+    authorization = `Basic ${Buffer.from(credentials, 'utf8').toString('base64')}`;
+    redact.push(credentials, authorization);
+    url = new URL(url.href);
+    url.username = '';
+    url.password = '';
+  }
   const secret = env[APPROVAL_WEBHOOK_SECRET_ENV];
-  return { url, ...(secret ? { secret } : {}) };
+  return { url, redact, ...(secret ? { secret } : {}), ...(authorization === undefined ? {} : { authorization }) };
 }
 
 /**
@@ -114,6 +141,7 @@ export async function deliverApprovalNotice(webhook: ApprovalWebhook | undefined
     'webhook-timestamp': String(timestamp),
   };
   if (webhook.secret !== undefined) headers['webhook-signature'] = signWebhook(webhook.secret, id, timestamp, body);
+  if (webhook.authorization !== undefined) headers['authorization'] = webhook.authorization;
   let status: number;
   try {
     const response = await fetch(webhook.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
@@ -121,7 +149,8 @@ export async function deliverApprovalNotice(webhook: ApprovalWebhook | undefined
     await response.body?.cancel();
   } catch (error) {
     const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${DELIVERY_TIMEOUT_MS / 1000}s` : ((error as Error).cause as Error | undefined)?.message ?? (error as Error).message;
-    throw new WardenError('ERR_WEBHOOK_FAILED', `the approval webhook at ${webhook.url.host} cannot be reached: ${reason}`, { retryable: true });
+    // Whatever the client put in its message (some quote the URL), no part of the URL that may be secret.
+    throw new WardenError('ERR_WEBHOOK_FAILED', `the approval webhook at ${webhook.url.host} cannot be reached: ${redactUrlSecrets(redactText(reason, webhook.redact), webhook.url)}`, { retryable: true });
   }
   if (status < 200 || status > 299) {
     throw new WardenError('ERR_WEBHOOK_FAILED', `the approval webhook at ${webhook.url.host} answered HTTP ${status}`, { retryable: true, details: { status } });

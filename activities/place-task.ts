@@ -27,7 +27,6 @@ import type { ActivityDeps } from './index';
 import { dataPlaneOf, stateDirOfDeps } from './flow-deps';
 import type { PolicyCheck } from './check-policy';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
-import { precheckPolicy } from './precheck-policy';
 import { assertTaskSparesWarden, grantRequestOf, identityOf } from './task-identity';
 import { takePreTaskSnapshot } from './task-recovery';
 import { atActivityBoundary } from './to-application-failure';
@@ -104,12 +103,8 @@ export function createPlaceTask(deps: ActivityDeps) {
         ...(task.resources.workspace === undefined ? {} : { workspace: realRootOf(task.resources.workspace) }),
         updatedAt: new Date().toISOString(),
       });
-      let turn: PlaceTaskResult['turn'] = input.firstTurn === true ? await proposeFoldedTurn(deps, { workflowId: input.workflowId, task, taskRef, turn: 0, transcript: { ref: null, pending: [] } }) : undefined;
-      if (turn !== undefined && 'turn' in turn) {
-        // The root task: depth 0, no agents above it.
-        const policy = await precheckPolicy(deps, { workflowId: input.workflowId, task, next: turn, depth: 0, chain: [] });
-        if (policy !== undefined) turn = { ...turn, policy };
-      }
+      // The policy decides on its first action in the workflow, with the provenance main's check uses.
+      const turn: PlaceTaskResult['turn'] = input.firstTurn === true ? await proposeFoldedTurn(deps, { workflowId: input.workflowId, task, taskRef, turn: 0, transcript: { ref: null, pending: [] } }) : undefined;
       return {
         placement,
         taskRef,

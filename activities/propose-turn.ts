@@ -71,7 +71,9 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
       const driver = createDriver(input.task.agent.model, { env });
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
-      const driverInput = { task: input.task, turn: input.turn, steps: input.steps, tools, subagents, ...(input.claims === undefined ? {} : { claims: input.claims }) };
+      // The monitor's scores stay out of the model's context: an agent must not learn how it is watched.
+      const steps = input.steps.map(({ monitor: _monitor, ...step }) => step);
+      const driverInput = { task: input.task, turn: input.turn, steps, tools, subagents, ...(input.claims === undefined ? {} : { claims: input.claims }) };
       // The custody record of this model call (its `chat <model>` span, which already says who,
       // for what and which model): the hash of the exact prompt context.
       annotateActiveSpan(promptAttributes(driverInput));

@@ -1,12 +1,17 @@
 /**
  * Runs one granted tool call in the sandbox host. Arguments are validated against the tool's
  * schema first; the call gets only the capabilities the tool declares, narrowed to the task's
- * grants, and a fresh isolate with the task's time and memory limits.
+ * grants, and a fresh isolate with the task's time and memory limits. With the step's policy
+ * context, every capability call the tool makes is decided by the task's policy engine in the
+ * host before it applies (sandbox/policy-gate.ts); a call the gate stops comes back `held`
+ * (a human must approve the measured effect) or `denied`, never as an ordinary failure, so the
+ * workflow decides what happens next.
  */
+import { createHash, randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { CapabilityError, CredentialError, isErrorCode, ToolError, WardenError } from '../errors';
-import { claimCheckJson, resolveClaimChecks } from '../dataplane/claim-check';
+import { claimCheckJson, claimCheckStrings, resolveClaimChecks } from '../dataplane/claim-check';
 import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
 import type { FileWrite, Transcript } from '../task/data-flow';
 import type { StepError } from '../task/task-run';
@@ -24,6 +29,13 @@ import type { ToolDescriptor } from '../tools/tool-descriptor';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
 import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../executors/process-executor';
 import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
+import { callEffectsOf } from '../tools/call-effects';
+import type { PolicyRequest, ToolEffect, ValueSource } from '../policies/engine/policy-request';
+import type { PolicyState } from '../policies/engine/policy-state';
+import { normalizePath } from '../policies/engine/rule-syntax';
+import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
+import type { PolicyGateSpec } from '../sandbox/sandbox-messages';
+import { policyEngineFor } from './check-policy';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
 import { protectedSetOf, realPathOf, wardenKeyFiles, wardenResourcesOf } from '../worker/warden-resources';
@@ -35,7 +47,6 @@ import { shapeActivitySpan } from './by-reference-span';
 import { dataPlaneOf, recoveryDirOf, taskOf } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
-import { precheckPolicy } from './precheck-policy';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -60,10 +71,28 @@ export interface RunToolInput {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  /** The monitor's anomaly score of this call and why (workflows/monitor-step.ts), for its custody record. */
+  monitor?: { score: number; reasons: string[] };
   /** The model's own id for this call, when it gave one (`gen_ai.tool.call.id`). */
   modelCallId?: string;
   /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
   pathsResolved?: boolean;
+  /** The step's policy context: capability calls are decided in the sandbox host with it. Absent: no gate. */
+  policy?: ToolPolicyContext;
+}
+
+/** What the host's policy gate needs from the workflow for one step. */
+export interface ToolPolicyContext {
+  state: PolicyState;
+  agent: PolicyRequest['agent'];
+  now: string;
+  /** Where the step's argument values came from (its policy check). */
+  argSources: Record<string, ValueSource>;
+  seed?: ProvenanceSeed;
+  /** Rules a human approved for the step before it ran. */
+  approvedRules?: string[];
+  /** Digests of measured effects a human approved (held by an earlier run of this step). */
+  approvedEffects?: string[];
 }
 
 async function workspaceRootOf(task: Task): Promise<string | undefined> {
@@ -97,6 +126,11 @@ export interface RunToolRefInput {
   pathsResolved?: boolean;
   /** The model's id of this call (`gen_ai.tool.call.id`), when it gave one. */
   modelCallId?: string;
+  /** The step's policy context: capability calls are decided in the sandbox host with it (as RunToolInput's). */
+  policy?: ToolPolicyContext;
+  /** The monitor's score of the step, for the call's custody record (as RunToolInput's). */
+  monitor?: { score: number; reasons: string[] };
+  /** Asked for only when the call is not stopped by the host's gate (held or denied: no next turn). */
   next?: {
     turn: number;
     transcript: Transcript;
@@ -110,17 +144,49 @@ export interface ToolStepResult extends ToolCallResult {
   /** Files the call left in the task tree's overlay (path and content hash). */
   writes?: FileWrite[];
   /**
-   * The next model turn, or why asking for it failed (the workflow then asks on its own). With
-   * it, when the task's rules do not depend on its counters, the policy decision on the turn's
-   * first action, made here (so the workflow need not ask in a local activity of its own).
+   * The next model turn, or why asking for it failed (the workflow then asks on its own). Its
+   * first action is decided by the workflow's policy check (`policy` is found only in histories
+   * recorded before: decided here then).
    */
   next?: (ProposedTurn & { policy?: PolicyCheck }) | { error: StepError };
 }
 
-/** What a tool call returns to the workflow: its output and the credential it ran under (no token). */
+/** A capability call the host's gate stopped: what it was, what was measured, which rules. */
+export interface StoppedEffect {
+  tool: string;
+  via?: string;
+  args: Record<string, unknown>;
+  measured: unknown;
+  matched: { id: string; sentence: string; effect: string; reason: string }[];
+  /** What a human approves (bound to this exact effect). */
+  digest: string;
+}
+
+/**
+ * What a tool call returns to the workflow: its output and the credential it ran under (no
+ * token), the capability calls it made as the gate decided them (`effects`, with the requests
+ * the workflow counts), whether its output is trusted data, and, when the gate stopped it,
+ * `held` (needs a human) or `denied`.
+ */
 export interface ToolCallResult {
   output: unknown;
   credential: { jti: string; scope: string[]; expiresAt: string };
+  trust?: 'trusted' | 'untrusted';
+  /** The step's own effect as measured where applied (a built-in's call). */
+  effect?: ToolEffect;
+  effects?: AppliedEffect[];
+  held?: StoppedEffect;
+  denied?: StoppedEffect;
+  /** For a held effect: the approval request's id, random so nobody can name it before it exists. */
+  holdId?: string;
+}
+
+/** One capability call the gate let through, with the request the workflow counts. */
+export interface AppliedEffect {
+  request: PolicyRequest;
+  decision: 'allow' | 'deny' | 'approval';
+  rules: string[];
+  shadow?: string[];
 }
 
 /** One tool call as the executor needs it; `callId` is its idempotency key. */
@@ -133,6 +199,7 @@ export interface ToolExecution {
   task: Task;
   tool: string;
   args: Record<string, unknown>;
+  policy?: ToolPolicyContext;
   /** Keep what this call's overlay writes replace, so they can be undone (a sub-agent's call). */
   fsUndo?: boolean;
   /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
@@ -178,7 +245,7 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   if (capabilities.http !== undefined && Object.keys(call.task.resources.secrets).length > 0) {
     // Resolved only now, on the worker, for the hosts this call may reach; the sandbox host adds
     // them after its own checks and removes them from responses.
-    Object.assign(capabilities.http, await resolveOutboundSecrets(call.task.resources.secrets, { env: deps.env ?? process.env, credential: credential.token, allowedHosts: capabilities.http.allowedHosts }));
+    Object.assign(capabilities.http, await resolveOutboundSecrets(call.task.resources.secrets, { env: deps.env ?? process.env, credential: credential.token, allowedHosts: capabilities.http.allowedHosts, protected: await protectedSetForCall(deps, call.task) }));
   }
   // The policy judged the call's `url`: a redirect may not take the request to another host.
   if (capabilities.http !== undefined && typeof call.args['url'] === 'string') capabilities.http.followRedirectsTo = judgedHostsOf(call.args['url']);
@@ -200,10 +267,12 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     capabilities.sql.protectedFiles = guarded!.files;
     capabilities.sql.readOnlyPaths = guarded!.readOnly;
   }
+  const gate = call.policy === undefined ? undefined : gateSpecOf(call, tool);
   const result = await deps.sandbox.run({
     toolName: tool.name,
     source: tool.executor.source,
     input: call.args,
+    ...(gate === undefined ? {} : { policy: gate }),
     limits: {
       // A tool's own timeout can only shorten the task's per-call limit.
       timeoutMs: Math.min(durationToMs(tool.timeout ?? call.task.limits.toolTimeout), durationToMs(call.task.limits.toolTimeout)),
@@ -213,18 +282,101 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     capabilities,
     credential: credential.token,
   });
-  // Even a tool that failed may have committed SQL before failing: its images must reach every worker.
+  // Even a tool that failed, or that the gate stopped, may have committed SQL before: its images must reach every worker.
   if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
     await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
+  }
+  const ran = { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() };
+  const report = result.policy;
+  const effects: AppliedEffect[] = report?.applied ?? [];
+  const own = tool.executor.kind === 'builtin' ? effects[0]?.request.effect : undefined;
+  const extra = { ...(effects.length > 0 ? { effects } : {}), ...(own === undefined ? {} : { effect: own }) };
+  // Stopped by policy: whatever the tool code made of the refusal, the step is held or denied.
+  if (report?.stopped !== undefined) {
+    const stopped = report.stopped;
+    const via = stopped.request.via;
+    const summary: StoppedEffect = {
+      tool: stopped.request.tool,
+      ...(via === undefined ? {} : { via }),
+      args: stopped.request.args,
+      measured: stopped.request.effect ?? null,
+      matched: stopped.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })),
+      digest: stopped.digest,
+    };
+    return { output: null, credential: ran, ...extra, ...(stopped.decision === 'approval' ? { held: summary, holdId: randomUUID() } : { denied: summary }) };
   }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
     throw new ToolError(code, result.error.message);
   }
+  return { output: result.output, credential: ran, ...extra, trust: outputTrustOf(call.task, tool, call.args, effects, call.policy?.state) };
+}
+
+/** The gate's spec for one call: the task's rules (compiled once per worker), the step's context. */
+function gateSpecOf(call: ToolExecution, tool: ToolDescriptor): PolicyGateSpec {
+  const policy = call.policy!;
+  const engine = policyEngineFor(call.task);
+  let rulesKey = rulesKeys.get(engine);
+  if (rulesKey === undefined) {
+    rulesKey = createHash('sha256').update(JSON.stringify(engine.rules)).digest('hex');
+    rulesKeys.set(engine, rulesKey);
+  }
   return {
-    output: result.output,
-    credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
+    rulesKey,
+    rules: [...engine.rules],
+    state: policy.state,
+    agent: policy.agent,
+    now: policy.now,
+    seed: seedOf(call.task, policy.seed),
+    caller: { tool: tool.name, builtin: tool.executor.kind === 'builtin', args: call.args, argSources: policy.argSources },
+    approvedRules: policy.approvedRules ?? [],
+    approvedEffects: policy.approvedEffects ?? [],
   };
+}
+
+const rulesKeys = new WeakMap<object, string>();
+
+/**
+ * Whether a call's output is the user's own trusted data (task `trust`): a tool the task trusts,
+ * or a built-in that read only trusted sources (a trusted workspace path, a trusted database or
+ * table, a trusted host) that nothing in the task tree has written since the task began.
+ */
+export function outputTrustOf(task: Task, tool: ToolDescriptor, args: Record<string, unknown>, effects: readonly AppliedEffect[], state: PolicyState | undefined): 'trusted' | 'untrusted' {
+  const trust = task.trust;
+  if (trust === undefined) return 'untrusted';
+  if (trust.tools.includes(tool.name)) return 'trusted';
+  if (tool.executor.kind !== 'builtin') return 'untrusted';
+  const written = state?.written ?? { paths: [], tables: [] };
+  const capability = tool.executor.capability;
+  if (capability === 'fs.read' || capability === 'fs.list') {
+    const [path] = callEffectsOf(tool, args).paths;
+    if (path === undefined) return 'untrusted';
+    const normalized = normalizePath(path.path);
+    const covered = trust.workspace === true || (Array.isArray(trust.workspace) && trust.workspace.some((p) => within(normalized, normalizePath(p))));
+    const touched = written.paths.some((w) => within(w, normalized) || within(normalized, w));
+    return covered && !touched ? 'trusted' : 'untrusted';
+  }
+  if (capability === 'sql.query') {
+    const database = typeof args.database === 'string' ? args.database : '';
+    const read = effects[0]?.request.effect?.tablesRead ?? [];
+    if (read.length === 0) return 'untrusted';
+    const ok = read.every((table) => {
+      // Tables as the broker measured them: "<database>.<table>".
+      const qualified = (table.includes('.') ? table : `${database}.${table}`).toLowerCase();
+      const trusted = trust.databases.includes(database) || trust.databases.map((t) => t.toLowerCase()).includes(qualified);
+      return trusted && !written.tables.includes(qualified);
+    });
+    return ok ? 'trusted' : 'untrusted';
+  }
+  if (capability === 'http.fetch') {
+    const [url] = callEffectsOf(tool, args).urls;
+    return url !== undefined && trust.hosts.map((h) => h.toLowerCase()).includes(url.host) ? 'trusted' : 'untrusted';
+  }
+  return 'untrusted';
+}
+
+function within(path: string, folder: string): boolean {
+  return path === folder || path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
 }
 
 /**
@@ -284,6 +436,8 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   return {
     output,
     credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
+    // An MCP or program output is the user's trusted data only if the task names the tool under trust.tools.
+    trust: outputTrustOf(call.task, tool, call.args, [], call.policy?.state),
   };
 }
 
@@ -316,7 +470,7 @@ function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): 
  * carries the task, tool and argument hash; a call given its task by reference gets them here):
  * the agent and its delegation chain, the resources.
  */
-async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown>; taskRef?: string; modelCallId?: string }): Promise<void> {
+async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown>; taskRef?: string; modelCallId?: string; monitor?: { score: number; reasons: string[] } }): Promise<void> {
   if (input.taskRef !== undefined) shapeActivitySpan('runTool', { task, workflowId: input.workflowId, rootWorkflowId: input.rootWorkflowId, tool: input.tool, args: input.args, ...(input.modelCallId === undefined ? {} : { modelCallId: input.modelCallId }) });
   const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
@@ -328,6 +482,7 @@ async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWor
     }
     annotateActiveSpan({ [WARDEN_ATTR.agentId]: grant.claims.sub, [WARDEN_ATTR.agentChain]: chain });
   }
+  if (input.monitor !== undefined) annotateActiveSpan({ [WARDEN_ATTR.monitorScore]: input.monitor.score, [WARDEN_ATTR.monitorReasons]: input.monitor.reasons });
   try {
     annotateActiveSpan(resourceAttributes(scopeOfCall(input.tool, input.args)));
   } catch {
@@ -389,6 +544,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       task,
       tool: input.tool,
       args: input.args,
+      ...(input.policy === undefined ? {} : { policy: input.policy }),
     };
   }
 
@@ -416,6 +572,13 @@ export function createRunTool(deps: ActivityDeps): RunTool {
         throw failureWithWrites(error, writes);
       }
       const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
+      // What the host's gate reports (capability calls with their arguments, measured effects) goes
+      // to history too: long values in it as claim checks, like the output.
+      const { effect, effects, held, denied } = result;
+      const gate = (await claimCheckStrings(dp.blobs, { effect, effects, held, denied })) as Pick<ToolCallResult, 'effect' | 'effects' | 'held' | 'denied'>;
+      result = { ...result, ...gate };
+      // Stopped by the host's gate (held for a human or denied): the workflow decides what follows; no turn is folded in.
+      if (result.held !== undefined || result.denied !== undefined) return { ...result, ...(writes.length === 0 ? {} : { writes }) };
       const checked = await claimCheckJson(dp.blobs, result.output);
       annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: checked.sha256 });
       // The model sees this call's step as done, with the output as history will hold it.
@@ -432,12 +595,11 @@ export function createRunTool(deps: ActivityDeps): RunTool {
                 pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: checked.value, credential: result.credential } : s)),
               },
             });
-      const policy = next !== undefined && 'turn' in next && input.next?.policy !== undefined ? await precheckPolicy(deps, { workflowId: input.workflowId, task, next, ...input.next.policy }) : undefined;
       return {
+        ...result,
         output: checked.value,
-        credential: result.credential,
         ...(writes.length === 0 ? {} : { writes }),
-        ...(next === undefined ? {} : { next: policy === undefined ? next : { ...next, policy } }),
+        ...(next === undefined ? {} : { next }),
       };
     } catch (error) {
       throw toApplicationFailure(error);

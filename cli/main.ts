@@ -54,6 +54,11 @@ const GROUPS: Record<string, Record<string, CommandEntry>> = {
     receipt: { summary: "a task's signed receipt (actions, decisions, claims, custody proofs); verify one offline", load: async () => ((m) => ({ run: m.receiptCommand, usage: m.RECEIPT_USAGE }))(await import('./commands/receipt.js')) },
     console: { summary: 'a local web page: tasks, timelines with custody records, approvals', load: async () => ((m) => ({ run: m.consoleCommand, usage: m.CONSOLE_USAGE }))(await import('./commands/console.js')) },
   },
+  Monitoring: {
+    alerts: { summary: 'what the monitor raised: scores, reasons, responses, detection-to-block times', load: async () => ((m) => ({ run: m.alertsCommand, usage: m.ALERTS_USAGE }))(await import('./commands/alerts.js')) },
+    kill: { summary: 'block a running task and roll it back now (signed by an approver key)', load: async () => ((m) => ({ run: m.killCommand, usage: m.KILL_USAGE }))(await import('./commands/kill.js')) },
+    baseline: { summary: 'what normal looks like per agent: learn, list, show, forget', load: async () => ((m) => ({ run: m.baselineCommand, usage: m.BASELINE_USAGE }))(await import('./commands/baseline.js')) },
+  },
   Server: {
     server: { summary: 'the embedded Temporal server: start, stop, status', load: async () => ((m) => ({ run: m.serverCommand, usage: m.SERVER_USAGE }))(await import('./commands/server.js')) },
     db: { summary: 'the shared state database: migrate, status', load: async () => ((m) => ({ run: m.dbCommand, usage: m.DB_USAGE }))(await import('./commands/db.js')) },
@@ -106,8 +111,15 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.stdout(overview());
     return EXIT.ok;
   }
-  if (name === '--version' || name === '-V' || name === 'version') {
-    io.stdout(`warden ${packageVersion()}\n`);
+  const VERSION_FLAGS = ['--version', '-V', 'version'];
+  if (VERSION_FLAGS.includes(name) || (name === '--json' && rest.length === 1 && VERSION_FLAGS.includes(rest[0]!))) {
+    const json = name === '--json' || rest.includes('--json');
+    const extra = (name === '--json' ? [] : rest).filter((arg) => arg !== '--json');
+    if (extra.length > 0) {
+      io.stderr(`warden: --version takes no arguments but --json (got ${extra.join(' ')})\n`);
+      return EXIT.usage;
+    }
+    io.stdout(json ? `${JSON.stringify({ version: packageVersion() })}\n` : `warden ${packageVersion()}\n`);
     return EXIT.ok;
   }
   if (name === 'help') {

@@ -37,7 +37,7 @@ export interface TaskView {
 /** A workflow id Temporal does not know: a clear line instead of the SDK's error. */
 export class TaskNotFoundError extends WardenError {
   constructor(workflowId: string) {
-    super('ERR_CONFIG_INVALID', `no task with workflow id ${workflowId} on this Temporal server (warden list shows the tasks)`, { details: { workflowId } });
+    super('ERR_TASK_NOT_FOUND', `no task with workflow id ${workflowId} on this Temporal server (warden list shows the tasks)`, { details: { workflowId } });
   }
 }
 

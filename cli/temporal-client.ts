@@ -38,7 +38,7 @@ export async function runningServerConfig(env: NodeJS.ProcessEnv): Promise<Tempo
   if (config.mode === 'embedded' && !(await isPortInUse(loadEmbeddedPorts(env).port))) {
     throw new TemporalServerError(
       'ERR_TEMPORAL_UNREACHABLE',
-      `no Temporal server is running on ${config.address}, so there are no tasks to show. ` +
+      `no Temporal server is running on ${config.address} (this command starts none), so there is no task to show, cancel or decide. ` +
         'Start one with `warden server start` (or run a task with `warden run`), or set TEMPORAL_ADDRESS to use a cluster.',
       { details: { address: config.address } },
     );

@@ -119,6 +119,8 @@ export const WARDEN_ATTR = {
   policyDecision: 'warden.policy.decision',
   /** Ids of the policy rules that matched, as a string array. */
   policyRules: 'warden.policy.rules',
+  /** Rules in shadow mode that matched (recorded, not enforced), as a string array. */
+  policyShadow: 'warden.policy.shadow',
   resourcesFiles: 'warden.resources.files',
   resourcesHosts: 'warden.resources.hosts',
   resourcesTables: 'warden.resources.tables',
@@ -134,6 +136,19 @@ export const WARDEN_ATTR = {
   operationName: 'warden.operation.name',
   /** Nesting depth of the agent: 0 for the task the user started. */
   agentDepth: 'warden.agent.depth',
+  /** The monitor's anomaly score of the action (0-100), on its tool call and on a response. */
+  monitorScore: 'warden.monitor.score',
+  /** Why, one `<signal>: <detail>` string each, as a string array. */
+  monitorReasons: 'warden.monitor.reasons',
+  /** What the monitor did: `alert`, `step-up`, `block`, `remediate`. */
+  monitorResponse: 'warden.monitor.response',
+  /** Ids of the response rules that fired, as a string array. */
+  monitorRules: 'warden.monitor.rules',
+  monitorAlertId: 'warden.monitor.alert.id',
+  /** Milliseconds from detection (or the kill) to the task's credentials no longer verifying. */
+  monitorDetectionToBlockMs: 'warden.monitor.detection_to_block_ms',
+  /** Who killed the task (`warden kill`). */
+  monitorOperator: 'warden.monitor.operator',
   /** MCP servers whose tool lists a task pinned, as a string array. */
   mcpServers: 'warden.mcp.servers',
   /** The pins: `<server>:<sha256 of the canonical tool list>`, as a string array. */
@@ -150,6 +165,9 @@ export const WARDEN_ATTR = {
   /** Hash of a tool's output (canonical JSON): the digest a claim check in history names too. */
   toolOutputSha256: 'warden.tool.output.sha256',
 } as const;
+
+/** Name of the span event a response adds to its span (with the alert's id, response and score). */
+export const MONITOR_ALERT_EVENT = 'warden.monitor.alert';
 
 /**
  * Attribute keys dropped before a span is recorded, whatever their value: bearer material has

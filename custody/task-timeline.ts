@@ -12,9 +12,9 @@ import type { StepRecord, TaskResult, TaskState } from '../task/task-run';
 import { GEN_AI_ATTR, TEMPORAL_ATTR, WARDEN_ATTR } from './attributes';
 import { DERIVED_RECORD_KIND } from './history-cross-check';
 import type { LedgerRecord } from './ledger-record';
-import { spanRoleOf } from './span-roles';
+import { activityTypeOfSpan, spanRoleOf } from './span-roles';
 
-export type TimelineKind = 'intent' | 'model-turn' | 'action' | 'decision' | 'tool-effect' | 'subagent' | 'outcome' | 'claim';
+export type TimelineKind = 'intent' | 'model-turn' | 'action' | 'decision' | 'tool-effect' | 'subagent' | 'outcome' | 'claim' | 'monitor' | 'response';
 
 /** Kind of the custody record of Warden's verdict on a claim (attestation/claim-outcome.ts). */
 const CLAIM_VERDICT_KIND = 'claim-verdict';
@@ -69,6 +69,8 @@ const short = (hash: unknown): string => (typeof hash === 'string' ? `${hash.sli
 class WorkflowRecords {
   readonly turns: LedgerRecord[] = [];
   readonly tools: LedgerRecord[] = [];
+  /** The monitor's responses (alerts, blocks, kills), by alert id. */
+  readonly responses = new Map<string, LedgerRecord>();
   run: LedgerRecord | undefined;
   start: LedgerRecord | undefined;
   private readonly usedTools = new Set<number>();
@@ -78,7 +80,10 @@ class WorkflowRecords {
     const role = spanRoleOf(name, attributes);
     if (role === 'model-turn') this.turns.push(record);
     else if (role === 'tool-call') this.tools.push(record);
-    else if (role === 'agent-run') this.run ??= record;
+    else if (activityTypeOfSpan(name, attributes) === 'respondToAnomaly') {
+      const id = str(attributes[WARDEN_ATTR.monitorAlertId]);
+      if (id !== undefined) this.responses.set(id, record);
+    } else if (role === 'agent-run') this.run ??= record;
     else if (role === 'task-start') this.start ??= record;
   }
 
@@ -175,8 +180,13 @@ export function buildTaskTimeline(taskId: string, records: readonly LedgerRecord
           depth,
           text: `#${step.index} ${step.decision}: ${step.reason}${rules.length > 0 ? ` (rules ${rules.join(', ')})` : ''}${step.approval === undefined ? '' : ` [approval ${step.approval.status}${step.approval.approver ? ` by ${step.approval.approver}` : ''}]`}`,
         });
+        let call: LedgerRecord | undefined;
+        if (step.kind === 'tool' && step.executed) call = w.toolRecordFor(step, options.argsSha256?.(step.args));
+        if (step.monitor !== undefined && (step.monitor.score > 0 || step.monitor.response !== undefined)) {
+          const response = step.monitor.alertId === undefined ? undefined : w.responses.get(step.monitor.alertId);
+          push({ kind: 'monitor', seq: response?.seq ?? call?.seq ?? w.run?.seq ?? null, workflowId, depth, text: monitorText(step) });
+        }
         if (step.kind === 'tool' && step.executed) {
-          const call = w.toolRecordFor(step, options.argsSha256?.(step.args));
           push({ kind: 'tool-effect', seq: call?.seq ?? null, workflowId, depth, text: `#${step.index} ${effectText(call)}${step.error === undefined ? '' : ` (${step.error.code})`}` });
         }
         if (step.kind === 'spawn') {
@@ -188,6 +198,12 @@ export function buildTaskTimeline(taskId: string, records: readonly LedgerRecord
           }
         }
       }
+    }
+    for (const alert of ('alerts' in state ? (state.alerts ?? []) : []).filter((a) => a.stepIndex === undefined || a.source !== 'monitor')) {
+      const record = w.responses.get(alert.id);
+      const by = alert.operator === undefined ? '' : ` by ${alert.operator}`;
+      const blocked = alert.blockedAt === undefined ? '' : `, credentials revoked ${Math.round(alert.detectionToBlockMs ?? 0)} ms after detection`;
+      push({ kind: 'response', seq: record?.seq ?? null, workflowId, depth, text: `${alert.response} (${alert.source}${by})${alert.reason === undefined ? '' : `: ${alert.reason}`}${blocked} [alert ${alert.id}]` });
     }
     const status = 'status' in state ? state.status : 'running';
     push({
@@ -206,6 +222,13 @@ export function buildTaskTimeline(taskId: string, records: readonly LedgerRecord
     push({ kind: 'claim', seq: record.seq, workflowId: record.workflowId, depth, text: `${str(body.verdict) ?? '?'}: ${str(body.agent) ?? '?'} claimed ${str(body.text)?.slice(0, 160) ?? '?'} — ${str(body.reason)?.slice(0, 200) ?? ''}` });
   }
   return { taskId, records: records.length, withDecisions: options.result !== undefined, entries };
+}
+
+/** A scored step in words: `#3 anomaly score 95 (rows-jump: ..., new-operation: ...) -> remediate [alert a-...]`. */
+function monitorText(step: StepRecord): string {
+  const m = step.monitor!;
+  const why = m.reasons.map((r) => `${r.signal}: ${r.detail}`).join('; ');
+  return `#${step.index} anomaly score ${m.score}${why === '' ? '' : ` (${why})`}${m.response === undefined ? '' : ` -> ${m.response}`}${m.alertId === undefined ? '' : ` [alert ${m.alertId}]`}`;
 }
 
 /** The timeline as text, one entry a line: `[seq] kind  text`, indented by depth. */

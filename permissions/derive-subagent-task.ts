@@ -10,7 +10,7 @@
  * (identity/delegation.ts), never silently narrowed.
  */
 import type { Task } from '../task/task-schema';
-import { narrowSubagentTools } from '../tools/subagent-tools';
+import { narrowSubagentTables, narrowSubagentTools } from '../tools/subagent-tools';
 import { effectivePolicyPacks, narrowLimits } from './task-narrowing';
 
 export function deriveSubagentTask(parent: Task, name: string, intent: string | undefined): Task {
@@ -27,7 +27,9 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
       builtin: tools.builtin.filter((t) => parent.tools.builtin.includes(t)),
       custom: tools.custom.filter((t) => parent.tools.custom.some((own) => own.name === t.name)),
     },
-    grants: sub.grants,
+    // Table grants only narrow; the trust the user declared holds for the whole task tree.
+    grants: withTables(sub.grants, narrowSubagentTables(parent.grants, sub.grants)),
+    ...(parent.trust === undefined ? {} : { trust: parent.trust }),
     policies: [...parent.policies, ...sub.policies],
     policyPacks: [...parentPacks, ...(sub.policyPacks ?? []).filter((p) => !parentPacks.includes(p))],
     limits: narrowLimits(parent.limits, sub.limits),
@@ -39,4 +41,9 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     // Claims of the whole tree are verified by the root, with the root's verifiers.
     ...(parent.attestation === undefined ? {} : { attestation: parent.attestation }),
   };
+}
+
+function withTables(grants: Task['grants'], tables: Task['grants']['tables']): Task['grants'] {
+  const { tables: _own, ...rest } = grants;
+  return tables === undefined ? rest : { ...rest, tables };
 }

@@ -87,6 +87,28 @@ function toolsWiderThan(child: Tools, parent: Tools): string[] {
   return out;
 }
 
+/** Table grants: a database the parent grants table by table is never granted wider to the child. */
+function tablesWiderThan(child: Task['grants'], parent: Task['grants']): string[] {
+  const entries = (grants: Task['grants']) =>
+    (grants.tables ?? []).map((e) => (typeof e === 'string' ? { table: e.toLowerCase(), access: 'write' as const } : { table: e.table.toLowerCase(), access: e.access }));
+  const parentTables = entries(parent);
+  const childTables = entries(child);
+  const out: string[] = [];
+  for (const database of child.databases) {
+    const prefix = `${database.toLowerCase()}.`;
+    const allowed = parentTables.filter((t) => t.table.startsWith(prefix));
+    if (allowed.length === 0) continue;
+    const own = childTables.filter((t) => t.table.startsWith(prefix));
+    if (own.length === 0) out.push(`database "${database}" is granted whole, the parent only table by table`);
+    for (const t of own) {
+      const p = allowed.find((a) => a.table === t.table);
+      if (p === undefined) out.push(`table "${t.table}" is not the parent's`);
+      else if (p.access === 'read' && t.access === 'write') out.push(`table "${t.table}" is granted for writing, the parent's only for reading`);
+    }
+  }
+  return out;
+}
+
 function jsonEqual(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -111,7 +133,10 @@ export const TASK_FIELD_NARROWING: { readonly [K in keyof Task]-?: FieldCheck<K>
     ...missingFrom(child.hosts, parent.hosts, 'granted host'),
     ...missingFrom(child.databases, parent.databases, 'granted database'),
     ...missingFrom(child.commands ?? [], parent.commands ?? [], 'granted program'),
+    ...tablesWiderThan(child, parent),
   ],
+  // Trusting more sources than the parent would let a sub-agent steer actions with data the user never vouched for.
+  trust: (child, parent) => (jsonEqual(child ?? null, parent ?? null) ? [] : ['trusts other sources than the parent']),
   // More rules is narrower: every rule of the parent must still apply.
   policies: (child, parent) => missingFrom(parent, child, 'rule').map((m) => m.replace('is not the parent\'s', 'of the parent is dropped')),
   policyPacks: (child, parent) =>

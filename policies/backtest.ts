@@ -6,7 +6,7 @@
 import type { StepRecord, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { deriveSubagentTask } from '../permissions/derive-subagent-task';
-import { buildPolicyRequest, effectFromArgs } from './build-policy-request';
+import { buildPolicyRequest } from './build-policy-request';
 import type { PolicyEngine } from './engine/policy-engine';
 import type { ToolEffect } from './engine/policy-request';
 import { emptyPolicyState, recordExecution, type PolicyState } from './engine/policy-state';
@@ -24,15 +24,14 @@ export interface BacktestStep {
   rules: string[];
 }
 
-/** The effect a recorded step had, read from its output (rows changed) or its arguments. */
+/** The effect a recorded step had: what Warden measured where it was applied, else (older runs) rows read off its output. */
 function recordedEffect(step: StepRecord): ToolEffect | undefined {
+  if (step.effect !== undefined) return step.effect as ToolEffect;
   if (step.tool === 'sql.exec' && typeof step.output === 'object' && step.output !== null) {
-    const changes = (step.output as { changes?: unknown }).changes;
-    const operation = typeof step.args.sql === 'string' ? /^\s*(\w+)/.exec(step.args.sql)?.[1]?.toLowerCase() : undefined;
-    if (typeof changes === 'number') return { rowsChanged: changes, ...(operation === undefined ? {} : { operation }) };
-    return undefined;
+    const changes = (step.output as { changes?: unknown; rowsChanged?: unknown }).rowsChanged ?? (step.output as { changes?: unknown }).changes;
+    if (typeof changes === 'number') return { rowsChanged: changes };
   }
-  return effectFromArgs(step.tool, step.args);
+  return undefined;
 }
 
 export function backtestRun(engine: PolicyEngine, task: Task, result: TaskResult, chain: string[] = [], state: PolicyState = emptyPolicyState()): { steps: BacktestStep[]; state: PolicyState } {

@@ -1,12 +1,20 @@
 /**
- * The policy request of one proposed action, built the same way when the workflow asks before a
- * call and when a backtest replays recorded calls under another pack.
+ * The policy request of one action, built the same way when the workflow asks before a call, when
+ * the sandbox host asks before a capability call made from inside a tool, and when a backtest
+ * replays recorded calls under another pack: the tool's descriptor says which arguments carry
+ * which effects (tools/call-effects.ts), the provenance index says where each value came from.
+ *
+ * Pure (no Node APIs): the sandbox host and workflow-side code may import it.
  */
 import { parseScope } from '../identity/call-scope';
 import type { Task } from '../task/task-schema';
+import { callEffectsOf, hostOfUrl, type CallEffects } from '../tools/call-effects';
 import { scopeOfCall } from '../tools/call-scope';
-import { PolicyRequestSchema, type PolicyRequest, type ToolEffect } from './engine/policy-request';
-import { classifyArguments } from './engine/provenance';
+import { resolveTool } from '../tools/tool-catalog';
+import { isCapabilityBound, isSandboxConfined, workspaceReachOf, type ToolDescriptor } from '../tools/tool-descriptor';
+import { parsePolicyRequest, type PendingFact, type PolicyRequest, type ToolEffect, type ToolSummary, type ValueSource } from './engine/policy-request';
+import { buildProvenanceIndex, classifyArguments, classifyValue, type ProvenanceIndex } from './engine/provenance';
+import { userValuesOf, type ProvenanceSeed } from './provenance-seed';
 
 export interface PolicyRequestContext {
   task: Task;
@@ -16,27 +24,89 @@ export interface PolicyRequestContext {
   chain: string[];
   tool: string;
   args: Record<string, unknown>;
-  /** Outputs of earlier steps: values found only there did not come from the user. */
+  /** Outputs of earlier steps from untrusted sources: values found only there did not come from the user. */
   priorOutputs: unknown[];
-  /** What the call does or did, as Warden measured it (never the agent's claim). */
+  /** Outputs of earlier steps the task marks as the user's own (trusted). */
+  trustedOutputs?: unknown[];
+  /** A sub-agent's inherited provenance: the root user's values and the atoms its parent had from trusted data. */
+  seed?: ProvenanceSeed;
+  /** What the call does or did, as Warden measured it (never the agent's claim), merged over what the descriptor declares. */
   effect: ToolEffect | undefined;
   now: string;
 }
 
-/** The effect Warden can read off the arguments alone (writes and fetches); undefined otherwise. */
-export function effectFromArgs(tool: string, args: Record<string, unknown>): ToolEffect | undefined {
-  if (tool === 'fs.write' && typeof args.path === 'string' && typeof args.content === 'string') {
-    return { path: args.path, bytes: Buffer.byteLength(args.content), files: 1 };
+/** What rules need of a descriptor. */
+export function toolSummaryOf(descriptor: ToolDescriptor): ToolSummary {
+  const p = descriptor.profile;
+  const e = descriptor.effects;
+  const declares = (['recipients', 'payees', 'amounts', 'urls', 'hosts', 'paths', 'sql'] as const).filter((k) => e[k].length > 0);
+  return {
+    executor: descriptor.executor.kind,
+    ...(isSandboxConfined(descriptor) ? { confined: true } : {}),
+    capabilityBound: isCapabilityBound(descriptor.executor),
+    capabilities: [...descriptor.capabilities],
+    families: [...p.families],
+    declared: p.declared,
+    readOnly: p.readOnly,
+    destructive: p.destructive,
+    openWorld: p.openWorld,
+    undoable: p.undoable,
+    readsPrivate: p.readsPrivate,
+    declares,
+  };
+}
+
+/**
+ * Facts of a call of `descriptor` that are measured only where it is applied: the SQL effect of
+ * the sql.exec capability (rows, operation, tables), and for tools acting through capabilities,
+ * whatever those capabilities measure that the tool does not declare by argument.
+ */
+export function pendingFactsOf(descriptor: ToolDescriptor): PendingFact[] {
+  if (!isCapabilityBound(descriptor.executor)) return [];
+  const pending = new Set<PendingFact>();
+  const caps = descriptor.capabilities;
+  const e = descriptor.effects;
+  if (caps.includes('sql.exec')) for (const f of ['rows', 'operation', 'tables'] as const) pending.add(f);
+  if (caps.includes('sql.query') && descriptor.executor.kind !== 'builtin') pending.add('tables');
+  if (descriptor.executor.kind === 'isolate') {
+    if (caps.some((c) => c.startsWith('fs.')) && e.paths.length === 0) pending.add('path');
+    if (caps.includes('fs.write') && e.paths.length === 0) for (const f of ['bytes', 'files'] as const) pending.add(f);
+    if (caps.includes('http.fetch') && e.urls.length === 0 && e.hosts.length === 0) for (const f of ['host', 'url', 'method'] as const) pending.add(f);
   }
-  if (tool === 'http.fetch' && typeof args.url === 'string') {
-    try {
-      const url = new URL(args.url);
-      return { host: url.host, method: typeof args.method === 'string' ? args.method.toUpperCase() : 'GET' };
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
+  return [...pending];
+}
+
+/** The effect a descriptor declares for a call, as the request carries it. */
+export function declaredEffectOf(descriptor: ToolDescriptor, args: Record<string, unknown>, effects: CallEffects = callEffectsOf(descriptor, args)): ToolEffect {
+  const effect: ToolEffect = {};
+  if (effects.recipients.length > 0) effect.recipients = effects.recipients;
+  if (effects.payees.length > 0) effect.payees = effects.payees;
+  if (effects.amounts.length > 0) effect.amounts = effects.amounts;
+  if (effects.urls.length > 0) effect.urls = effects.urls;
+  if (effects.hosts.length > 0) effect.hosts = effects.hosts;
+  if (effects.paths.length > 0) effect.paths = effects.paths;
+  if (effects.sql.length > 0) effect.sql = effects.sql;
+  if (effects.unreadable.length > 0) effect.unreadable = effects.unreadable;
+  // A program or an MCP server that sees the workspace can touch any path of it, whatever it declares.
+  const reach = workspaceReachOf(descriptor);
+  if (reach !== 'none') effect.workspace = reach;
+  const pending = pendingFactsOf(descriptor);
+  if (pending.length > 0) effect.pending = pending;
+  return effect;
+}
+
+/**
+ * The destinations of a call and where each came from: hosts by their host atom (a host the user
+ * named or listed under resources is the user's), recipients and payees value by value.
+ */
+export function destinationsOf(effects: CallEffects, provenance: Record<string, ValueSource>, index: ProvenanceIndex): PolicyRequest['destinations'] {
+  const out: PolicyRequest['destinations'] = [];
+  const sourceOf = (pointer: string, value: string, whole: boolean): ValueSource => (whole && provenance[pointer] !== undefined ? provenance[pointer] : classifyValue(index, value));
+  for (const u of effects.urls) out.push({ kind: 'host', value: u.host, source: classifyValue(index, u.host) });
+  for (const h of effects.hosts) out.push({ kind: 'host', value: h.host, source: sourceOf(h.pointer, h.host, true) });
+  for (const r of effects.recipients) out.push({ kind: 'recipient', value: r.value, source: sourceOf(r.pointer, r.value, false) });
+  for (const p of effects.payees) out.push({ kind: 'payee', value: p.value, source: sourceOf(p.pointer, p.value, true) });
+  return out;
 }
 
 function resourcesOf(tool: string, args: Record<string, unknown>) {
@@ -45,9 +115,7 @@ function resourcesOf(tool: string, args: Record<string, unknown>) {
   try {
     for (const scope of scopeOfCall(tool, args)) {
       const parsed = parseScope(scope);
-      if (parsed.host !== undefined) resources.hosts.push(parsed.host);
-      else if (parsed.database !== undefined) resources.databases.push(parsed.database);
-      else if (parsed.action.startsWith('fs.')) resources.paths.push(parsed.resource);
+      if (parsed.database !== undefined) resources.databases.push(parsed.database);
     }
   } catch {
     // Arguments that name no valid resource are rejected when the tool runs.
@@ -55,14 +123,98 @@ function resourcesOf(tool: string, args: Record<string, unknown>) {
   return resources;
 }
 
-export function buildPolicyRequest(context: PolicyRequestContext): PolicyRequest {
-  return PolicyRequestSchema.parse({
-    tool: context.tool,
-    args: context.args,
-    resources: resourcesOf(context.tool, context.args),
-    agent: { name: context.task.agent.name, depth: context.depth, chain: context.chain, id: context.workflowId },
-    ...(context.effect === undefined ? {} : { effect: context.effect }),
-    provenance: classifyArguments(context.args, { intent: context.task.intent, toolOutputs: context.priorOutputs }),
-    now: context.now,
+/** The provenance index of a task's decisions: user values (root's for a sub-agent), trusted outputs and atoms, other outputs. */
+export function provenanceIndexOf(context: Pick<PolicyRequestContext, 'task' | 'seed' | 'priorOutputs' | 'trustedOutputs'>): ProvenanceIndex {
+  const user = context.seed?.userTexts ?? userValuesOf(context.task);
+  return buildProvenanceIndex({
+    intent: user[0] ?? '',
+    taskValues: user.slice(1),
+    trusted: context.trustedOutputs ?? [],
+    trustedAtoms: context.seed?.trustedAtoms ?? [],
+    toolOutputs: context.priorOutputs,
   });
 }
+
+export interface RequestParts {
+  tool: string;
+  args: Record<string, unknown>;
+  descriptor?: ToolDescriptor;
+  agent: PolicyRequest['agent'];
+  now: string;
+  index: ProvenanceIndex;
+  /** Sources already known for argument pointers (a capability call's values inherited from its tool's arguments). */
+  argSources?: Record<string, ValueSource>;
+  /** Measured where the call is applied; replaces the matching pending facts. */
+  measured?: ToolEffect;
+  via?: string;
+}
+
+const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
+
+/** A validated policy request from its parts (see `buildPolicyRequest` for a step of a task). */
+export function policyRequestOf(parts: RequestParts): PolicyRequest {
+  const { tool, args, descriptor } = parts;
+  const provenance = { ...classifyArguments(args, parts.index), ...(parts.argSources ?? {}) };
+  let effect: ToolEffect | undefined;
+  let destinations: PolicyRequest['destinations'] = [];
+  if (descriptor !== undefined) {
+    const effects = callEffectsOf(descriptor, args);
+    effect = declaredEffectOf(descriptor, args, effects);
+    // An amount in minor units (cents) is matched as the amount it stands for.
+    for (const a of effects.amounts) {
+      const converted = classifyValue(parts.index, a.value);
+      if (RANK[converted] > RANK[provenance[a.pointer] ?? 'literal']) provenance[a.pointer] = converted;
+    }
+    destinations = destinationsOf(effects, provenance, parts.index);
+  }
+  if (parts.measured !== undefined) {
+    const measuredKeys = Object.keys(parts.measured);
+    const pending = (effect?.pending ?? []).filter((f) => !measuredFacts(parts.measured as ToolEffect).includes(f));
+    effect = { ...(effect ?? {}), ...parts.measured };
+    if (pending.length > 0) effect.pending = pending;
+    else delete effect.pending;
+    if (measuredKeys.length === 0) effect = effect ?? {};
+  }
+  return parsePolicyRequest({
+    tool,
+    ...(descriptor === undefined ? {} : { descriptor: toolSummaryOf(descriptor) }),
+    ...(parts.via === undefined ? {} : { via: parts.via }),
+    destinations,
+    args,
+    resources: resourcesOf(tool, args),
+    agent: parts.agent,
+    ...(effect === undefined ? {} : { effect }),
+    provenance,
+    now: parts.now,
+  });
+}
+
+/** The facts a measured effect settles. */
+function measuredFacts(effect: ToolEffect): PendingFact[] {
+  const facts: PendingFact[] = [];
+  if (effect.rowsChanged !== undefined || effect.rowsByOperation !== undefined) facts.push('rows', 'operation');
+  if (effect.tables !== undefined || effect.tablesRead !== undefined) facts.push('tables');
+  if (effect.paths !== undefined || effect.path !== undefined) facts.push('path');
+  if (effect.urls !== undefined || effect.host !== undefined || effect.hosts !== undefined) facts.push('host', 'url');
+  if (effect.method !== undefined || effect.urls !== undefined) facts.push('method');
+  if (effect.bytes !== undefined) facts.push('bytes');
+  if (effect.files !== undefined) facts.push('files');
+  return facts;
+}
+
+/** The request for a proposed step of a task (before the call), or a recorded one (a backtest). */
+export function buildPolicyRequest(context: PolicyRequestContext): PolicyRequest {
+  const descriptor = context.tool.startsWith('spawn:') ? undefined : resolveTool(context.task, context.tool);
+  return policyRequestOf({
+    tool: context.tool,
+    args: context.args,
+    ...(descriptor === undefined ? {} : { descriptor }),
+    agent: { name: context.task.agent.name, depth: context.depth, chain: context.chain, id: context.workflowId },
+    now: context.now,
+    index: provenanceIndexOf(context),
+    ...(context.effect === undefined ? {} : { measured: context.effect }),
+  });
+}
+
+/** The URL's host, for callers that only have the request module. */
+export { hostOfUrl };

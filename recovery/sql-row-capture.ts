@@ -42,6 +42,12 @@ export interface BrokeredExecInput {
   baseCallId?: string;
   dryRun?: boolean;
   now?: () => Date;
+  /**
+   * Asked inside the open transaction with the rows the statement changed, by table and
+   * operation (cascades and triggers included), before anything is journaled or committed;
+   * throwing refuses the statement and rolls it back.
+   */
+  decide?: (changes: { table: string; op: RowOp; rows: number }[]) => void;
 }
 
 export type DryRunResult = { changes: number; table: string };
@@ -53,7 +59,7 @@ export function brokeredExec(input: BrokeredExecInput): DryRunResult | BrokeredE
   const table = targetTableOf(db, input.sql, bindings);
   if (table.toLowerCase() === APPLIED_CALLS_TABLE) throw capabilityError('ERR_SQL_DENIED', `${APPLIED_CALLS_TABLE} belongs to Warden`);
 
-  if (input.dryRun === true) {
+  if (input.dryRun === true && input.decide === undefined) {
     db.exec('BEGIN IMMEDIATE');
     try {
       return { changes: statement.run(...bindings).changes, table };
@@ -80,6 +86,9 @@ export function brokeredExec(input: BrokeredExecInput): DryRunResult | BrokeredE
     const plan = capturePlan(db, table);
     installCapture(db, plan);
     const changes = statement.run(...bindings).changes;
+    // The measurement and the change are the same execution: decided here, committed only if allowed.
+    input.decide?.(changesByTable(db, plan));
+    if (input.dryRun === true) return { changes, table };
     const { count, rows } = readCapture(db, plan, input.journal !== undefined);
     const result: BrokeredExecResult = { changes, table, rowsChanged: count, ...(callId === undefined ? {} : { callId }) };
     const now = (input.now?.() ?? new Date()).toISOString();
@@ -234,6 +243,12 @@ function installCapture(db: Database.Database, plan: readonly CapturedTable[]): 
     db.exec(trigger('update', 'UPDATE', [...o, ...n], [`OLD.${table.rowid}`, `NEW.${table.rowid}`, ...olds, ...news]));
     db.exec(trigger('delete', 'DELETE', o, [`OLD.${table.rowid}`, 'NULL', ...olds]));
   }
+}
+
+/** Rows changed per table and operation, as the capture triggers saw them. */
+function changesByTable(db: Database.Database, plan: readonly CapturedTable[]): { table: string; op: RowOp; rows: number }[] {
+  const counts = db.prepare(`SELECT tbl, op, count(*) AS n FROM temp.${CAPTURE_TABLE} GROUP BY tbl, op ORDER BY tbl, op`).all() as { tbl: number; op: RowOp; n: number }[];
+  return counts.map((c) => ({ table: plan[c.tbl]!.name, op: c.op, rows: c.n }));
 }
 
 /** How many row images were captured, and (when journaled) the images themselves. */

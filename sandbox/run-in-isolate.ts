@@ -20,10 +20,13 @@
 import ivm from 'isolated-vm';
 import type { ErrorCode } from '../errors';
 import { failedOutcome, toCapabilityError, type CapabilityOutcome } from './capabilities/capability-error';
-import { createFsCapability } from './capabilities/fs-capability';
+import { createFsCapability, realRootOf, resolveInsideWorkspace } from './capabilities/fs-capability';
 import { createHttpCapability } from './capabilities/http-capability';
-import { createSqlCapability } from './capabilities/sql-capability';
+import { createSqlCapability, type SqlGate, type SqlMeasurement } from './capabilities/sql-capability';
 import type { IsolateLease, IsolatePool } from './isolate-pool';
+import { createPolicyGate, type PolicyGate } from './policy-gate';
+import type { CapabilityName } from '../tools/tool-descriptor';
+import type { ToolEffect } from '../policies/engine/policy-request';
 import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './sandbox-messages';
 
 /** Longest error message reported for one call. */
@@ -41,11 +44,18 @@ type CallOutcome = { ok: true; output: unknown } | { ok: false; code: ErrorCode;
  */
 export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool): Promise<SandboxRunResponse> {
   const startedAt = performance.now();
-  const outcome = await runToOutcome(request, pool);
+  let gate: PolicyGate | undefined;
+  try {
+    gate = request.policy === undefined ? undefined : createPolicyGate(request.policy, request.source);
+  } catch (error) {
+    return { type: 'result', id: request.id, ok: false, error: { code: 'ERR_POLICY_INVALID', message: truncate(`the policy gate cannot be set up: ${messageOf(error)}`) }, durationMs: 0 };
+  }
+  const outcome = await runToOutcome(request, pool, gate);
   const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
+  const policy = gate === undefined ? {} : { policy: gate.report() };
   return outcome.ok
-    ? { type: 'result', id: request.id, ok: true, output: outcome.output, durationMs }
-    : { type: 'result', id: request.id, ok: false, error: { code: outcome.code, message: truncate(outcome.message) }, durationMs };
+    ? { type: 'result', id: request.id, ok: true, output: outcome.output, durationMs, ...policy }
+    : { type: 'result', id: request.id, ok: false, error: { code: outcome.code, message: truncate(outcome.message) }, durationMs, ...policy };
 }
 
 /** What went wrong with the isolate itself, noticed on any path into it. */
@@ -54,7 +64,7 @@ interface IsolateTrouble {
   outOfMemory: boolean;
 }
 
-async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool): Promise<CallOutcome> {
+async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined): Promise<CallOutcome> {
   const { timeoutMs, memoryMb, maxOutputBytes } = request.limits;
   let input: ivm.Copy<unknown>;
   try {
@@ -96,7 +106,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool): Prom
         if (!callEnded.signal.aborted) stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
       });
     };
-    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver });
+    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, ...(gate === undefined ? {} : { gate }) });
     const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
       timeout: Math.max(1, Math.ceil(deadline - performance.now())),
       result: { promise: true, copy: true },
@@ -187,6 +197,8 @@ interface CallbackBridge {
   signal: AbortSignal;
   /** Hands the outcome of an asynchronous capability call back to the isolate. */
   deliver: (ticket: unknown, outcome: CapabilityOutcome<unknown>) => void;
+  /** Decides each capability call before it applies (absent: no policy, as for direct host use). */
+  gate?: PolicyGate;
 }
 
 /**
@@ -203,9 +215,18 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
       }
     });
 
+  const { gate } = bridge;
   const fs = grant.fs === undefined ? undefined : createFsCapability(grant.fs);
-  const sql = grant.sql === undefined ? undefined : createSqlCapability(grant.sql);
+  const sql = grant.sql === undefined ? undefined : createSqlCapability(grant.sql, gate === undefined ? {} : { gate: sqlGate(gate) });
   const http = grant.http === undefined ? undefined : createHttpCapability(grant.http, { signal: bridge.signal });
+  // The gate sees the call as the built-in of that capability would make it; a path is judged as
+  // the file it really leads to (links inside the workspace followed), as for the built-ins.
+  const decide = (capability: CapabilityName, args: Record<string, unknown>) => {
+    if (gate === undefined) return;
+    const resolved = capability.startsWith('fs.') && grant.fs !== undefined ? resolvedPath(grant.fs.root, args.path ?? '.') : undefined;
+    const access = capability === 'fs.write' ? 'write' : capability === 'fs.list' ? 'list' : 'read';
+    gate.check(capability, args, resolved === undefined ? undefined : { paths: [{ path: resolved, access, pointer: '/path' }] });
+  };
 
   // Asynchronous capabilities: isolated-vm cannot hand a host promise to the isolate, so the
   // callback only starts the work (returning at once) and `deliver` settles the isolate-side
@@ -214,6 +235,13 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
     http === undefined
       ? undefined
       : new ivm.Callback((ticket: unknown, url: unknown, init: unknown) => {
+          try {
+            const options = typeof init === 'object' && init !== null ? (init as Record<string, unknown>) : {};
+            decide('http.fetch', { url, ...(typeof options.method === 'string' ? { method: options.method } : {}), ...(typeof options.body === 'string' ? { body: options.body } : {}) });
+          } catch (error) {
+            bridge.deliver(ticket, recordFailure(error, 'ERR_POLICY_DENIED', bridge.issuedCodes));
+            return;
+          }
           http.fetch(url, init).then(
             (value) => bridge.deliver(ticket, { ok: true, value }),
             (error: unknown) => bridge.deliver(ticket, recordFailure(error, 'ERR_NETWORK_FAILED', bridge.issuedCodes)),
@@ -221,13 +249,61 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
         });
 
   return [
-    fs !== undefined && grant.fs?.read ? sync((path: unknown) => fs.read(path), 'ERR_FS_FAILED') : undefined,
-    fs !== undefined && grant.fs?.write ? sync((path: unknown, content: unknown) => fs.write(path, content), 'ERR_FS_FAILED') : undefined,
-    fs !== undefined && grant.fs?.list ? sync((path: unknown) => fs.list(path ?? '.'), 'ERR_FS_FAILED') : undefined,
+    fs !== undefined && grant.fs?.read
+      ? sync((path: unknown) => {
+          decide('fs.read', { path });
+          return fs.read(path);
+        }, 'ERR_FS_FAILED')
+      : undefined,
+    fs !== undefined && grant.fs?.write
+      ? sync((path: unknown, content: unknown) => {
+          decide('fs.write', { path, content });
+          return fs.write(path, content);
+        }, 'ERR_FS_FAILED')
+      : undefined,
+    fs !== undefined && grant.fs?.list
+      ? sync((path: unknown) => {
+          decide('fs.list', path === undefined || path === null ? {} : { path });
+          return fs.list(path ?? '.');
+        }, 'ERR_FS_FAILED')
+      : undefined,
     httpFetch,
     sql !== undefined && grant.sql?.query ? sync((db: unknown, text: unknown, params: unknown) => sql.query(db, text, params ?? []), 'ERR_SQL_FAILED') : undefined,
     sql !== undefined && grant.sql?.exec ? sync((db: unknown, text: unknown, params: unknown) => sql.exec(db, text, params ?? []), 'ERR_SQL_FAILED') : undefined,
   ];
+}
+
+/** Where a workspace path really leads (links inside the workspace followed); undefined when it does not resolve (the capability then refuses the call). */
+function resolvedPath(root: string, path: unknown): string | undefined {
+  try {
+    return resolveInsideWorkspace(realRootOf(root), path).display;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The SQL broker's questions, put to the gate as sql.query / sql.exec calls with what was measured. */
+function sqlGate(gate: PolicyGate): SqlGate {
+  const args = (m: SqlMeasurement) => ({ database: m.database, sql: m.sql, params: [...m.params] });
+  return {
+    query: (m) => gate.check('sql.query', args(m), { tablesRead: m.tablesRead.map((t) => `${m.database}.${t}`) }),
+    exec: (m) => gate.check('sql.exec', args(m), sqlEffectOf(m)),
+  };
+}
+
+/** The measured effect of an executed statement: rows by operation and by table, cascades and triggers included. */
+export function sqlEffectOf(m: SqlMeasurement): ToolEffect {
+  const changes = m.changes ?? [];
+  const byOp = { delete: 0, insert: 0, update: 0 };
+  for (const c of changes) byOp[c.op] += c.rows;
+  const ops = (['delete', 'insert', 'update'] as const).filter((op) => byOp[op] > 0);
+  return {
+    rowsChanged: byOp.delete + byOp.insert + byOp.update,
+    rowsByOperation: byOp,
+    operation: ops.length === 1 ? ops[0] : ops.length === 0 ? 'none' : 'mixed',
+    tables: changes.map((c) => ({ table: c.table, database: m.database, op: c.op, rows: c.rows })),
+    tablesRead: m.tablesRead.map((t) => `${m.database}.${t}`),
+  };
 }
 
 function recordFailure(error: unknown, fallback: ErrorCode, issuedCodes: Set<ErrorCode>): CapabilityOutcome<never> {

@@ -137,6 +137,7 @@ export class SandboxClient {
       limits: call.limits,
       capabilities: call.capabilities,
       ...(call.credential === undefined ? {} : { credential: call.credential }),
+      ...(call.policy === undefined ? {} : { policy: call.policy }),
     };
     const checked = SandboxRunRequestSchema.safeParse(request);
     if (!checked.success) return Promise.reject(new TypeError(`invalid sandbox call: ${checked.error.message}`));

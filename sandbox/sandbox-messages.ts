@@ -4,6 +4,9 @@
  * trusts nothing the host (which runs untrusted code) sends back beyond this shape.
  */
 import { z } from 'zod';
+import { CompiledRuleSchema } from '../policies/engine/compile-rule';
+import { MatchedRuleSchema, PolicyAgentSchema, PolicyRequestSchema, ValueSourceSchema } from '../policies/engine/policy-request';
+import { ProvenanceSeedSchema } from '../policies/provenance-seed';
 
 /**
  * One entry of an http grant: `host` / `host:port` as a string, or an object narrowing it to some
@@ -71,6 +74,12 @@ export const CapabilityGrantSchema = z.strictObject({
     .strictObject({
       /** Database name -> absolute path of its SQLite file. */
       databases: z.record(z.string(), z.string()),
+      /**
+       * Databases granted table by table: database name -> table (lower-case) -> access. A
+       * statement on such a database runs only if every table it touches (views, triggers and
+       * cascades included) is granted; other databases are granted whole.
+       */
+      tables: z.record(z.string(), z.record(z.string(), z.enum(['read', 'write']))).optional(),
       query: z.boolean(),
       exec: z.boolean(),
       /**
@@ -101,6 +110,57 @@ export const SandboxLimitsSchema = z.strictObject({
 });
 export type SandboxLimits = z.infer<typeof SandboxLimitsSchema>;
 
+/**
+ * What the host's policy gate needs to decide a tool call's capability calls (sandbox/policy-gate.ts):
+ * the task's compiled rules (cached by `rulesKey`), its counters, the deciding agent and clock,
+ * where the tool's arguments came from, and what a human already approved.
+ */
+export const PolicyGateSpecSchema = z.strictObject({
+  rulesKey: z.string().min(1),
+  rules: z.array(CompiledRuleSchema),
+  state: z.unknown(),
+  agent: PolicyAgentSchema,
+  now: z.iso.datetime({ offset: true }),
+  seed: ProvenanceSeedSchema,
+  caller: z.strictObject({
+    /** The tool whose code makes the calls. */
+    tool: z.string(),
+    /** A built-in: its one capability call is the step itself (the step's approvals carry over to it). */
+    builtin: z.boolean(),
+    args: z.record(z.string(), z.unknown()),
+    /** Argument pointer → where its value came from, as the step's policy check classified it. */
+    argSources: z.record(z.string(), ValueSourceSchema),
+  }),
+  /** Rules a human approved for this step (before it ran). */
+  approvedRules: z.array(z.string()).default([]),
+  /** Digests of measured effects a human approved (policy-gate.ts `effectDigest`). */
+  approvedEffects: z.array(z.string()).default([]),
+});
+export type PolicyGateSpec = z.infer<typeof PolicyGateSpecSchema>;
+
+/** What the gate let through and what stopped the call. */
+export const GateReportSchema = z.strictObject({
+  applied: z.array(
+    z.strictObject({
+      request: PolicyRequestSchema,
+      decision: z.enum(['allow', 'deny', 'approval']),
+      /** Ids of the deny and approval rules that matched (an approval a human gave). */
+      rules: z.array(z.string()),
+      /** Shadow-mode rules that matched. */
+      shadow: z.array(z.string()).optional(),
+    }),
+  ),
+  stopped: z
+    .strictObject({
+      decision: z.enum(['deny', 'approval']),
+      request: PolicyRequestSchema,
+      matched: z.array(MatchedRuleSchema),
+      digest: z.string(),
+    })
+    .optional(),
+});
+export type GateReport = z.infer<typeof GateReportSchema>;
+
 export const SandboxRunRequestSchema = z.strictObject({
   type: z.literal('run'),
   id: z.string(),
@@ -112,6 +172,8 @@ export const SandboxRunRequestSchema = z.strictObject({
   capabilities: CapabilityGrantSchema,
   /** The call's credential (compact JWS); required when the host runs with a credential gate. */
   credential: z.string().max(16_384).optional(),
+  /** Decide every capability call with the task's policy engine before it applies. */
+  policy: PolicyGateSpecSchema.optional(),
 });
 export type SandboxRunRequest = z.infer<typeof SandboxRunRequestSchema>;
 
@@ -141,6 +203,7 @@ export const SandboxRunResponseSchema = z.discriminatedUnion('ok', [
     ok: z.literal(true),
     output: z.unknown(),
     durationMs: z.number(),
+    policy: GateReportSchema.optional(),
   }),
   z.strictObject({
     type: z.literal('result'),
@@ -148,6 +211,7 @@ export const SandboxRunResponseSchema = z.discriminatedUnion('ok', [
     ok: z.literal(false),
     error: z.strictObject({ code: z.string(), message: z.string() }),
     durationMs: z.number(),
+    policy: GateReportSchema.optional(),
   }),
 ]);
 export type SandboxRunResponse = z.infer<typeof SandboxRunResponseSchema>;

@@ -149,6 +149,33 @@ CREATE TABLE warden_undo_rows (
 );
 `;
 
+/** Version 3: what the monitor learns and raises (monitoring/baseline-store.ts, monitoring/alert-store.ts). */
+const V3_MONITORING = `
+CREATE TABLE warden_baselines (
+  agent TEXT PRIMARY KEY,
+  tasks BIGINT NOT NULL,
+  baseline TEXT NOT NULL,
+  learned_at TEXT NOT NULL,
+  learned_by TEXT NOT NULL
+);
+CREATE TABLE warden_alerts (
+  alert_id TEXT PRIMARY KEY,
+  root_workflow_id TEXT NOT NULL,
+  workflow_id TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  step_index INTEGER,
+  score INTEGER NOT NULL,
+  response TEXT NOT NULL,
+  source TEXT NOT NULL,
+  alert TEXT NOT NULL,
+  detected_at TEXT NOT NULL,
+  blocked_at TEXT,
+  delivery TEXT
+);
+CREATE INDEX warden_alerts_task ON warden_alerts (root_workflow_id, detected_at);
+CREATE INDEX warden_alerts_time ON warden_alerts (detected_at);
+`;
+
 /**
  * Version 4: the approver registry (identity/approver-registry.ts): public keys only; a removal
  * keeps the row (revoked_at) so a name is never issued twice. (Version 3 is the monitor's.)
@@ -173,6 +200,7 @@ export const MIGRATIONS: readonly Migration[] = [
     postgres: V1_COMMON({ blob: 'BYTEA', serial: 'BIGSERIAL PRIMARY KEY' }),
   },
   { version: 2, name: 'SQL undo journal shared across workers', sqlite: V2_UNDO_JOURNAL, postgres: V2_UNDO_JOURNAL },
+  { version: 3, name: 'monitoring: agent baselines and alerts', sqlite: V3_MONITORING, postgres: V3_MONITORING },
   { version: 4, name: 'approver registry shared across workers', sqlite: V4_APPROVERS, postgres: V4_APPROVERS },
 ];
 

@@ -9,14 +9,17 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
+import { isResponseRule, parseResponseRule } from '../policies/engine/parse-response-rule';
 import { effectivePolicyPacks } from '../permissions/task-narrowing';
-import { resolvePackFolder } from '../policies/engine/load-pack';
+import { packEntryOf, resolvePackFolder } from '../policies/engine/load-pack';
 import { loadPolicyEngine } from '../policies/engine/policy-engine';
+import { loadResponseRules } from '../monitoring/load-response-rules';
 import { compileToolSchema } from '../tools/tool-input-validator';
 import { ungrantedCapabilities } from '../tools/tool-catalog';
 import { redefinitionOf } from '../tools/subagent-tools';
 import { descriptorOfUserTool } from '../tools/user-tools';
 import { mapFilePaths, parseSecretTemplate } from '../secrets/secret-template';
+import { secretOriginOf } from '../secrets/secret-origin';
 import { BUILTIN_TOOL_NAMES, TaskSchema, type Grants, type Task, type Tools } from './task-schema';
 import { fromWardenToolPart } from '../mcp/mcp-tool-names';
 import { mcpServerNameProblem } from '../mcp/mcp-server-config';
@@ -138,6 +141,11 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
   grants.databases.forEach((db, i) => {
     if (task.resources.databases[db] === undefined) issues.push({ path: `${prefix}grants.databases.${i}`, message: `grants database "${db}", which is not listed under resources.databases` });
   });
+  (grants.tables ?? []).forEach((entry, i) => {
+    const table = typeof entry === 'string' ? entry : entry.table;
+    const database = table.slice(0, table.indexOf('.'));
+    if (!grants.databases.includes(database)) issues.push({ path: `${prefix}grants.tables.${i}`, message: `grants table "${table}" of database "${database}", which is not granted under grants.databases` });
+  });
 }
 
 /** MCP servers (no shadowing, hosts granted, no pinned lists in files) and `proc.run`'s programs. */
@@ -215,7 +223,8 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   }
   for (const { sentence, path } of sentences) {
     try {
-      parseRule(sentence);
+      if (isResponseRule(sentence)) parseResponseRule(sentence);
+      else parseRule(sentence);
     } catch (error) {
       if (error instanceof WardenError) issues.push({ path, message: error.message });
       else throw error;
@@ -226,7 +235,7 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   for (const { packs, at } of packLists) {
     packs.forEach((pack, i) => {
       try {
-        resolvePackFolder(pack);
+        resolvePackFolder(packEntryOf(pack).pack);
       } catch (error) {
         if (error instanceof WardenError) issues.push({ path: `${at}.${i}`, message: error.message });
         else throw error;
@@ -243,6 +252,8 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   for (const { packs, sentences, at } of engines) {
     try {
       loadPolicyEngine({ packs, sentences });
+      // The packs' response rules too (the sentences were read above).
+      loadResponseRules({ packs });
     } catch (error) {
       if (error instanceof WardenError) issues.push({ path: at, message: error.message });
       else throw error;
@@ -254,7 +265,7 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
 function checkOutboundSecrets(task: Task, issues: TaskFileIssue[]): void {
   const listed = new Set(task.resources.hosts.map((h) => h.trim().toLowerCase()));
   for (const host of Object.keys(task.resources.secrets)) {
-    if (!listed.has(host.trim().toLowerCase())) issues.push({ path: `resources.secrets.${host}`, message: `secrets for host "${host}", which is not listed under resources.hosts` });
+    if (!listed.has(secretOriginOf(host).host)) issues.push({ path: `resources.secrets.${host}`, message: `secrets for host "${host}", which is not listed under resources.hosts` });
   }
 }
 

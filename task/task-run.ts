@@ -5,13 +5,16 @@
 import { z } from 'zod';
 import { FileWriteSchema, StepArchiveSchema, type FileWrite, type StepArchive } from './data-refs';
 import { TaskSchema, type Task } from './task-schema';
+import { ProvenanceSeedSchema, type ProvenanceSeed } from '../policies/provenance-seed';
+import { AlertSchema, ScoreReasonSchema, type Alert } from '../monitoring/alert';
+import { ResponseSchema } from '../monitoring/response-rule';
 import { ClaimOutcomeSchema, MAX_CLAIMS_PER_AGENT, StatedClaimSchema, type ClaimOutcome, type StatedClaim } from '../attestation/claim-outcome';
 
 /**
  * `refuted`: the task ran to its end and its effects were committed, but Warden refuted at least
  * one claim an agent of the task made (see attestation/claim-outcome.ts); not a success.
  */
-export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded', 'refuted'] as const;
+export const TASK_STATUSES = ['running', 'completed', 'failed', 'denied', 'cancelled', 'timed_out', 'limit_exceeded', 'refuted', 'blocked'] as const;
 export const TaskStatusSchema = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatusSchema>;
 
@@ -81,11 +84,32 @@ export type TurnRecord = z.infer<typeof TurnRecordSchema>;
 
 export const DecisionSchema = z.enum(['allow', 'deny']);
 
-/** What the policy engine said about a step, with the rules that matched. */
+const MatchedInStepSchema = z.strictObject({ id: z.string(), sentence: z.string(), effect: z.string(), reason: z.string() });
+
+/**
+ * What the policy engine said about a step, with the rules that matched; `shadow`: what rules in
+ * shadow mode would have decided (recorded, not enforced); `applied`: the decision where the
+ * effect was measured and applied (the sandbox host), when it held or refused the call.
+ */
 export const StepPolicySchema = z.strictObject({
   decision: z.enum(['allow', 'deny', 'approval']),
-  matched: z.array(z.strictObject({ id: z.string(), sentence: z.string(), effect: z.string(), reason: z.string() })),
+  matched: z.array(MatchedInStepSchema),
+  shadow: z.strictObject({ decision: z.enum(['allow', 'deny', 'approval']), matched: z.array(MatchedInStepSchema) }).optional(),
+  applied: z.strictObject({ decision: z.enum(['allow', 'deny', 'approval']), matched: z.array(MatchedInStepSchema), tool: z.string() }).optional(),
 });
+
+/** A capability call made while a step ran (a user tool's own calls, or a built-in's), as the policy gate decided it. */
+export const StepEffectSchema = z.strictObject({
+  /** The capability called (`sql.exec`, `http.fetch`, ...). */
+  tool: z.string(),
+  /** What Warden measured (rows by table, URL, path, ...). */
+  effect: z.unknown(),
+  decision: z.enum(['allow', 'deny', 'approval']),
+  /** Deny and approval rules that matched (an approval a human gave), and shadow rules. */
+  rules: z.array(z.string()),
+  shadow: z.array(z.string()).optional(),
+});
+export type StepEffect = z.infer<typeof StepEffectSchema>;
 /** How a step held for approval was decided, and by whom. */
 export const StepApprovalSchema = z.strictObject({
   requestId: z.string(),
@@ -121,12 +145,24 @@ export const StepRecordSchema = z.strictObject({
   error: StepErrorSchema.optional(),
   policy: StepPolicySchema.optional(),
   approval: StepApprovalSchema.optional(),
+  /** Approvals of effects the sandbox host measured and held while the step ran (bound to that effect). */
+  effectApprovals: z.array(StepApprovalSchema).optional(),
+  /** The capability calls the step made, as decided where they were applied. */
+  effects: z.array(StepEffectSchema).optional(),
+  /** The call's own effect as measured where it was applied (a built-in's rows, tables, ...). */
+  effect: z.unknown().optional(),
+  /** Whether the output is the user's own trusted data (task `trust`) or untrusted (tool output from outside). */
+  trust: z.enum(['trusted', 'untrusted']).optional(),
   /** The per-call credential the tool ran under: ids, scope and expiry, never the token. */
   credential: z
     .strictObject({ jti: z.string(), scope: z.array(z.string()), expiresAt: z.string() })
     .optional(),
   startedAt: z.string(),
   durationMs: z.number(),
+  /** The monitor's anomaly score of the action (0-100), why, and what it did about it (monitoring/). */
+  monitor: z
+    .strictObject({ score: z.number().int().min(0).max(100), reasons: z.array(ScoreReasonSchema), response: ResponseSchema.optional(), alertId: z.string().optional() })
+    .optional(),
 });
 export type StepRecord = z.infer<typeof StepRecordSchema>;
 
@@ -195,6 +231,8 @@ export interface TaskResult {
    * continued as new; `steps` then holds the last run's only. `assembleTaskResult` puts them back.
    */
   earlier?: StepArchive;
+  /** What the monitor raised about this agent (sub-agents' alerts are in their own results). */
+  alerts?: Alert[];
 }
 
 export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
@@ -218,6 +256,7 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     writes: z.array(FileWriteSchema).optional(),
     dataPlaneLost: z.boolean().optional(),
     earlier: StepArchiveSchema.optional(),
+    alerts: z.array(AlertSchema).optional(),
   }),
 );
 
@@ -248,6 +287,8 @@ export const SubagentHandoffSchema = z.strictObject({
   rootRunId: z.string().min(1).max(128).optional(),
   /** The parent's policy counters when it spawned the sub-agent. */
   policyState: z.unknown().optional(),
+  /** The sub-agent's provenance: the root user's values and what its parent had from trusted data (never its own intent). */
+  provenance: ProvenanceSeedSchema.optional(),
 });
 export type SubagentHandoff = z.infer<typeof SubagentHandoffSchema>;
 
@@ -265,6 +306,8 @@ export const AgentTaskInputSchema = z.strictObject({
   deadlineAt: z.number().int().optional(),
   identity: TaskIdentitySchema.optional(),
   policyState: z.unknown().optional(),
+  /** A sub-agent's provenance: the root user's values and what its parent had from trusted data (never its own intent). */
+  provenance: ProvenanceSeedSchema.optional(),
 });
 export interface AgentTaskInput {
   task: Task;
@@ -280,6 +323,8 @@ export interface AgentTaskInput {
   identity?: TaskIdentity;
   /** @deprecated */
   policyState?: unknown;
+  /** A sub-agent's provenance (from its parent's spawn). */
+  provenance?: ProvenanceSeed;
 }
 
 /** The handoff an input claims: its own, or the older top-level fields as one; undefined for a task a client started. */
@@ -306,8 +351,14 @@ export interface PendingApproval {
   tool: string;
   args: Record<string, unknown>;
   rules: string[];
-  /** The effect Warden measured before holding it (e.g. `{ rowsChanged, operation }`), when known. */
+  /**
+   * The effect Warden measured: for a step held by its policy check, the effect it measured
+   * (e.g. `{ rowsChanged, operation }`); for an effect held where it was applied (the sandbox
+   * host), `{ tool, measured, via? }`: the capability and what was measured (rows by table, URL, ...).
+   */
   effect?: Record<string, unknown>;
+  /** What the tool is, from its descriptor: executor, families, resolved hints. */
+  descriptor?: { executor: string; families: string[]; hints: string[]; undoable: boolean };
   requestedAt: string;
   expiresAt: string;
 }

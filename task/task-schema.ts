@@ -192,6 +192,14 @@ export const ToolsSchema = z.strictObject({
 export const CommandNameSchema = z
   .string()
   .regex(/^([A-Za-z0-9_][A-Za-z0-9_.+-]*|\/[^\0]+)$/, 'a program name such as "node" or "pytest", or an absolute path such as "/usr/bin/git"');
+/** A table granted on its own: `db.table` for read and write, or with the access spelled out. */
+export const TableGrantSchema = z.union([
+  z.string().regex(/^[a-z][a-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_$]*$/, 'a table as "<database>.<table>"'),
+  z.strictObject({
+    table: z.string().regex(/^[a-z][a-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_$]*$/, 'a table as "<database>.<table>"'),
+    access: z.enum(['read', 'write']),
+  }),
+]);
 
 export const GrantsSchema = z.strictObject({
   /** Tools the agent may call (built-in or user-defined). Anything else is denied. */
@@ -204,6 +212,30 @@ export const GrantsSchema = z.strictObject({
   databases: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
   /** Programs `proc.run` may start, by name on the OS sandbox's PATH (`node`, `npm`, `pytest`) or absolute path. */
   commands: z.array(CommandNameSchema).optional(),
+  /**
+   * Tables, when a granted database may be used only in part: a database named here is granted
+   * table by table (read and write, or `access: read`), everything else in it refused, checked
+   * against every table a statement touches (views, triggers and cascades included).
+   */
+  tables: z.array(TableGrantSchema).max(MAX.grantEntries).optional(),
+});
+
+/**
+ * What the user vouches for, so that values taken from it steer actions without a human: values
+ * they declare count as their own words; outputs of the sources named here are trusted data. Data
+ * written during the task is never trusted, whatever its source.
+ */
+export const TrustSchema = z.strictObject({
+  /** Addresses, accounts, URLs... the user declares as theirs to use (count as user-given). */
+  values: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
+  /** The workspace (true) or workspace paths whose files hold the user's own data. */
+  workspace: z.union([z.boolean(), z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries)]).default(false),
+  /** Databases (`db`) or tables (`db.table`) whose rows are the user's own data. */
+  databases: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
+  /** Hosts whose responses are trusted (the user's own services). */
+  hosts: z.array(text(MAX.shortText).min(1)).max(MAX.grantEntries).default([]),
+  /** Tools whose outputs are trusted. */
+  tools: z.array(ToolNameSchema).max(MAX.grantEntries).default([]),
 });
 
 /** A header a secret may set: an HTTP token, not one the client owns (host, content-length...). */
@@ -284,7 +316,9 @@ export const TaskSchema = z.strictObject({
   grants: GrantsSchema.default({ tools: [], subagents: [], hosts: [], databases: [] }),
   /** Rule sentences, in Warden's controlled English (policies/engine/grammar.md). */
   policies: z.array(text(MAX.policySentence).min(1)).max(MAX.policies).default([]),
-  /** Rule packs (bundled names or folders); the foundation pack applies when none is named. */
+  /** What the user vouches for: declared values and trusted sources (provenance of argument values). */
+  trust: TrustSchema.optional(),
+  /** Rule packs (bundled names or folders, `shadow:<pack>` to record without enforcing); the foundation pack applies when none is named. */
   policyPacks: z.array(text(MAX.shortText).min(1)).max(MAX.policies).optional(),
   limits: LimitsSchema.default({
     maxSteps: 50,
@@ -326,6 +360,7 @@ export type Grants = z.infer<typeof GrantsSchema>;
 export type Limits = z.infer<typeof LimitsSchema>;
 export type Resources = z.infer<typeof ResourcesSchema>;
 export type Subagent = z.infer<typeof SubagentSchema>;
+export type Trust = z.infer<typeof TrustSchema>;
 export type ScriptedAction = z.infer<typeof ScriptedActionSchema>;
 
 /** The rule packs that apply to a task: its own, else {@link DEFAULT_POLICY_PACKS}. */

@@ -24,7 +24,8 @@
  * record. `shutdown()` flushes everything, closes the ledger if it was opened here and undoes the
  * global registration it made.
  */
-import { context, propagation, ProxyTracerProvider, trace, type Context, type Tracer } from '@opentelemetry/api';
+import { context, metrics, propagation, ProxyTracerProvider, trace, type Context, type Meter, type Tracer } from '@opentelemetry/api';
+import { MonitorMetricsSpanProcessor } from './monitor-metrics';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type Span, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -90,6 +91,8 @@ export interface TelemetryOptions {
   onOtlpError?: (error: unknown) => void;
   /** Passed to the ledger exporter (task resolution, task-end test, deny-list). */
   exporter?: Omit<LedgerSpanExporterOptions, 'ledger' | 'closeLedgerOnShutdown'>;
+  /** Where the monitor's metrics go (telemetry/monitor-metrics.ts); default the global meter provider's. */
+  meter?: Meter;
 }
 
 export interface Telemetry {
@@ -292,6 +295,9 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   const processors: SpanProcessor[] = [new LedgerSpanProcessor(ledgerExporter)];
   if (otlpProcessor !== undefined) processors.push(otlpProcessor);
   if (meterProvider !== undefined) processors.push(new GenAiMetricsSpanProcessor(meterProvider.getMeter(TRACER_NAME)));
+  // Monitor metrics go with the GenAI metrics when this process exports metrics, else to the meter
+  // provider the process registered (none: no-op).
+  processors.push(new MonitorMetricsSpanProcessor(options.meter ?? meterProvider?.getMeter(TRACER_NAME) ?? metrics.getMeter(TRACER_NAME)));
   const spanProcessor = new FanOutSpanProcessor(processors);
   const tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
 

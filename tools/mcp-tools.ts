@@ -8,7 +8,7 @@
  *
  * Pure (zod only): workflow code may import this file.
  */
-import type { McpServer } from '../mcp/mcp-server-config';
+import { isStdioServer, type McpServer } from '../mcp/mcp-server-config';
 import type { McpToolListing, PinnedMcpTool } from '../mcp/pinned-tool-list';
 import { defineTool, type ToolDescriptor } from './tool-descriptor';
 
@@ -21,7 +21,17 @@ export function descriptorOfMcpTool(listing: McpToolListing, tool: PinnedMcpTool
     name: tool.name,
     description: `[MCP server "${listing.server}", tool "${tool.mcpName}"; the description below is the server's, untrusted] ${tool.description || '(no description)'}`,
     inputSchema: tool.inputSchema,
-    executor: { kind: 'mcp', server: listing.server, tool: tool.mcpName, pin: listing.hash },
+    // What of the workspace the server sees (path rules judge its calls by it): a remote server none.
+    // What of the workspace the server sees (path rules judge its calls by it; a remote server none),
+    // and whether it can reach anything outside its sandbox (a remote server, or granted hosts).
+    executor: {
+      kind: 'mcp',
+      server: listing.server,
+      tool: tool.mcpName,
+      pin: listing.hash,
+      workspace: server === undefined ? 'overlay' : isStdioServer(server) ? server.workspace : 'none',
+      egress: server === undefined || !isStdioServer(server) || server.hosts.length > 0,
+    },
     annotations,
     ...(compensate === undefined ? {} : { compensate }),
     ...(server?.timeout === undefined ? {} : { timeout: server.timeout }),

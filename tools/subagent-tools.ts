@@ -3,7 +3,7 @@
  * A sub-agent may narrow such a tool (fewer capabilities, a shorter timeout, less memory), never
  * redefine it. Pure: workflow code may import this file.
  */
-import type { Tools, UserTool } from '../task/task-schema';
+import type { Grants, Tools, UserTool } from '../task/task-schema';
 
 function same(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
@@ -50,4 +50,38 @@ export function narrowSubagentTools(parent: Tools, child: Tools): Tools {
       return narrowed;
     }),
   };
+}
+
+type TableEntry = NonNullable<Grants['tables']>[number];
+
+function entryOf(entry: TableEntry): { table: string; access: 'read' | 'write' } {
+  return typeof entry === 'string' ? { table: entry.toLowerCase(), access: 'write' } : { table: entry.table.toLowerCase(), access: entry.access };
+}
+
+/**
+ * A sub-agent's table grants, never wider than its parent's: for a database the parent has
+ * table by table, the sub-agent gets the tables both name (the narrower access), or the parent's
+ * own list when it names none; other databases keep the sub-agent's own list.
+ */
+export function narrowSubagentTables(parent: Grants, child: Grants): Grants['tables'] {
+  const parentTables = (parent.tables ?? []).map(entryOf);
+  const childTables = (child.tables ?? []).map(entryOf);
+  const restricted = new Set(parentTables.map((t) => t.table.slice(0, t.table.indexOf('.'))));
+  const out: { table: string; access: 'read' | 'write' }[] = [];
+  for (const database of child.databases) {
+    const own = childTables.filter((t) => t.table.startsWith(`${database.toLowerCase()}.`));
+    if (!restricted.has(database)) {
+      out.push(...own);
+      continue;
+    }
+    const allowed = parentTables.filter((t) => t.table.startsWith(`${database.toLowerCase()}.`));
+    if (own.length === 0) out.push(...allowed);
+    for (const t of own) {
+      const p = allowed.find((a) => a.table === t.table);
+      if (p !== undefined) out.push({ table: t.table, access: p.access === 'read' || t.access === 'read' ? 'read' : 'write' });
+    }
+    // A restricted database the sub-agent narrowed to nothing it may have: no table at all.
+    if (own.length > 0 && !out.some((t) => t.table.startsWith(`${database.toLowerCase()}.`))) out.push({ table: `${database.toLowerCase()}.__none__`, access: 'read' });
+  }
+  return out.length === 0 ? (child.tables === undefined ? undefined : []) : out.map((t) => ({ table: t.table, access: t.access }));
 }

@@ -99,6 +99,23 @@ export function capabilityGrantFor(task: Task, tool: ToolDescriptor, workspaceRo
       if (path !== undefined) databases[name] = path;
     }
     grant.sql = { databases, query: has('sql.query'), exec: has('sql.exec') };
+    const tables = tableGrantsOf(task);
+    if (tables !== undefined) grant.sql.tables = tables;
   }
   return grant;
+}
+
+/** The task's table grants (`grants.tables`) by database, as the SQL capability takes them. */
+export function tableGrantsOf(task: Pick<Task, 'grants'>): Record<string, Record<string, 'read' | 'write'>> | undefined {
+  if (task.grants.tables === undefined || task.grants.tables.length === 0) return undefined;
+  const out: Record<string, Record<string, 'read' | 'write'>> = {};
+  for (const entry of task.grants.tables) {
+    const { table, access } = typeof entry === 'string' ? { table: entry, access: 'write' as const } : entry;
+    const dot = table.indexOf('.');
+    const database = table.slice(0, dot);
+    const name = table.slice(dot + 1).toLowerCase();
+    const tables = (out[database] ??= {});
+    if (tables[name] !== 'write') tables[name] = access;
+  }
+  return out;
 }

@@ -281,6 +281,37 @@ export function isCapabilityBound(executor: Executor): boolean {
   return executor.kind === 'builtin' || executor.kind === 'isolate';
 }
 
+/**
+ * How much of the task's workspace a call can reach without Warden seeing which paths: `none` for
+ * tools acting only through host capabilities (each capability call names its path, and is
+ * decided in the sandbox host) and for MCP servers that do not see the workspace (remote ones, or
+ * `workspace: none`); `read` for an MCP server given it read-only; `write` for a program
+ * (`process`) and for an MCP server on the task's overlay, or whose view of it is not recorded
+ * (fail closed). Path rules judge a call that reaches the workspace as touching every path of it.
+ */
+export function workspaceReachOf(descriptor: Pick<ToolDescriptor, 'executor'>): 'none' | 'read' | 'write' {
+  const executor = descriptor.executor;
+  if (isCapabilityBound(executor)) return 'none';
+  if (executor.kind === 'mcp') {
+    const view = (executor as { workspace?: unknown }).workspace;
+    if (view === 'none') return 'none';
+    if (view === 'read-only') return 'read';
+  }
+  return 'write';
+}
+
+/**
+ * True when everything a call can change stays in Warden's sandbox: a program (`process`: the
+ * task's overlay, and only hosts the task grants it, judged by host rules), or a stdio MCP server
+ * recorded as having no egress (no hosts). Such a tool is judged by paths, hosts and grants, not
+ * as destructive. Remote MCP servers, and any whose egress is not recorded, are not confined.
+ */
+export function isSandboxConfined(descriptor: Pick<ToolDescriptor, 'executor'>): boolean {
+  const executor = descriptor.executor;
+  if (executor.kind === 'process') return true;
+  return executor.kind === 'mcp' && (executor as { egress?: unknown }).egress === false;
+}
+
 type ParsedDefinition = z.infer<typeof ToolDefinitionSchema>;
 
 /** Families named, plus those implied by the kinds of effect declared (a payee makes a payment tool). */

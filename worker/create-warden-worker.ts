@@ -27,6 +27,11 @@ import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
 import { heartbeatInterceptorFactory } from './heartbeat-interceptor';
 import { workflowBundle } from './workflow-bundle';
+import { alertJsonLine } from '../activities/monitor-activities';
+import type { Alert } from '../monitoring/alert';
+import { createAlertStore } from '../monitoring/alert-store';
+import { alertWebhookOf } from '../monitoring/alert-webhook';
+import { createBaselineStore } from '../monitoring/baseline-store';
 import { McpConnectionPool } from '../executors/mcp-connection-pool';
 import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
 import { defaultCacheDir } from '../temporal/temporal-cli';
@@ -62,6 +67,11 @@ export interface WardenWorkerOptions {
    * ledger. The caller owns it and shuts it down after the worker.
    */
   telemetry?: Telemetry;
+  /**
+   * Where each alert goes as it is raised (default: stdout, one JSON object a line). Alerts are also
+   * recorded in the state store, in the task's result and custody, and sent to `WARDEN_ALERT_WEBHOOK`.
+   */
+  printAlert?: (alert: Alert) => void;
   /**
    * Folder whose node_modules holds installed MCP server packages (`warden mcp install`);
    * default `WARDEN_MCP_PACKAGES`, else `<cache>/mcp-packages`.
@@ -156,9 +166,23 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const configEnv = options.configEnv ?? process.env;
   const ownedState = options.state === undefined && usesSharedDatabase(configEnv) ? await openStateStore({ stateDir, env: configEnv }) : undefined;
   const state = options.state ?? ownedState;
+  // Baselines and alerts live in the state database: the shared one, else <stateDir>/state.db.
+  const ownedMonitorState = state === undefined ? await openStateStore({ stateDir, env: configEnv }).catch(async (error: unknown) => {
+    await ownedState?.close();
+    throw error;
+  }) : undefined;
+  const monitorDb = (state ?? ownedMonitorState)!.db;
   const closeState = async () => {
+    await ownedMonitorState?.close();
     await ownedState?.close();
   };
+  let alertWebhook: ReturnType<typeof alertWebhookOf>;
+  try {
+    alertWebhook = alertWebhookOf(configEnv);
+  } catch (error) {
+    await closeState();
+    throw error;
+  }
   let authority: Awaited<ReturnType<typeof openCredentialAuthority>>;
   try {
     authority = await openCredentialAuthority({ stateDir, env: configEnv, ...(state === undefined ? {} : { state }) });
@@ -216,6 +240,12 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       ...(options.telemetry === undefined ? {} : { tracer: options.telemetry.tracer }),
       ...(options.env === undefined ? {} : { env: options.env }),
       ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
+      monitor: {
+        baselines: createBaselineStore(monitorDb),
+        alerts: createAlertStore(monitorDb),
+        print: options.printAlert ?? ((alert) => process.stdout.write(alertJsonLine(alert))),
+        ...(alertWebhook === undefined ? {} : { webhook: alertWebhook }),
+      },
       approvers,
       ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
       wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),

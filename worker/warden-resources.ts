@@ -19,6 +19,7 @@ import { createProtectedGuard, describeRefusal, KERNEL_FOLDERS, type ProtectedSe
 import { witnessKindOf } from '../custody/checkpoint-witness';
 import { readPackFile, resolvePackFolder } from '../policies/engine/load-pack';
 import { DEFAULT_POLICY_PACKS } from '../task/task-schema';
+import { parseSecretTemplate } from '../secrets/secret-template';
 import { grantedEndpointIssues } from './protected-endpoints';
 import type { Task } from '../task/task-schema';
 import { defaultCacheDir } from '../temporal/temporal-cli';
@@ -223,6 +224,29 @@ function openedResourceIssues(task: Task, set: ProtectedSet): TaskFileIssue[] {
     // A database is written by sql.exec: the task's controls are refused too.
     const refusal = guard.refusalOfPath(path, 'write');
     if (refusal !== undefined) issues.push({ path: `resources.databases.${name}`, message: describeRefusal(path, refusal) });
+  }
+  issues.push(...secretFileIssues(task, guard));
+  return issues;
+}
+
+/**
+ * `${file:...}` secret references that name Warden's own files (a key file, anything in the state
+ * folder, the approvers' keys, the witness, a kernel file system), by path and through links: the
+ * worker would read them and send them to the task's host. Checked again when each call reads them
+ * (secrets/resolve-outbound-secrets.ts), on the file actually opened.
+ */
+function secretFileIssues(task: Task, guard: ReturnType<typeof createProtectedGuard>): TaskFileIssue[] {
+  const issues: TaskFileIssue[] = [];
+  for (const [host, headers] of Object.entries(task.resources.secrets)) {
+    for (const [name, template] of Object.entries(headers)) {
+      const parsed = parseSecretTemplate(template);
+      if ('error' in parsed) continue;
+      for (const part of parsed.parts) {
+        if (typeof part === 'string' || part.kind !== 'file') continue;
+        const refusal = guard.refusalOfPath(resolve(part.path), 'read');
+        if (refusal !== undefined) issues.push({ path: `resources.secrets.${host}.${name}`, message: `the secret file ${describeRefusal(part.path, refusal)}; a secret reference may not read Warden's own files` });
+      }
+    }
   }
   return issues;
 }

@@ -9,11 +9,13 @@ import { emptyPolicyState, type PolicyState } from '../policies/engine/policy-st
 import { durationToMs } from '../task/duration';
 import type { Action, AgentTaskInput, StepRecord, TaskIdentity, TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import type { Task } from '../task/task-schema';
+import type { ProvenanceSeed } from '../policies/provenance-seed';
 import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
 import type { TaskFlow } from './task-flow';
+import { TaskMonitor } from './monitor-step';
 import { TaskSaga } from './task-saga';
 import { decidePatches, type WorkflowPatches } from './workflow-patches';
 import { claimsHandoff, originOf, type RunOrigin } from './subagent-handoff';
@@ -51,6 +53,10 @@ export interface AgentRun {
   readonly stepBase: number;
   /** The data flow (placement, references, continue-as-new); undefined on the original path. */
   flow?: TaskFlow;
+  /** A sub-agent's provenance: the root user's values and what its parent had from trusted data. */
+  readonly seed: ProvenanceSeed | undefined;
+  /** Scores every action and carries out the response rules (monitor-step.ts). */
+  readonly monitor: TaskMonitor;
   /** Where the run sits in its task tree, as its input claims it (subagent-handoff.ts). */
   readonly origin: RunOrigin;
   /** The root task's first run id, which names the tree's recovery state (undefined: keyed by workflow id, older trees). */
@@ -102,7 +108,7 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     pendingApprovals: [],
   };
   setHandler(taskStateQuery, () => state);
-  return {
+  const run: AgentRun = {
     task,
     depth,
     lineage,
@@ -122,9 +128,14 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     toolSourcesOpened: false,
     policyState: (origin.policyState as PolicyState | undefined) ?? emptyPolicyState(),
     stepBase: options.stepBase ?? 0,
+    // A sub-agent's provenance comes with its verified handoff (histories from before: the input's).
+    seed: origin.isRoot ? undefined : patches.subagentHandoff ? input.handoff?.provenance : (input.provenance ?? input.handoff?.provenance),
     origin,
     rootRunId: origin.rootRunId,
+    monitor: new TaskMonitor(patches.monitor),
   };
+  run.monitor.install(run);
+  return run;
 }
 
 /** Steps this task took so far, in every run. */

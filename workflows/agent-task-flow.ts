@@ -41,7 +41,8 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
     run.saga.notUndoable.push(...carried.saga.notUndoable);
     run.saga.snapshotTaken = carried.saga.snapshotTaken;
   }
-  const result = await runLoop(run, input);
+  // The monitor scores every action as on the original loop (monitor-step.ts); a blocked task ends blocked.
+  const result = await run.monitor.settle(run, await runLoop(run, input));
   // Every approval notice sent is delivered (or given up on) before the task settles and ends.
   await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
   if (flow.archive !== undefined) result.earlier = flow.archive;
@@ -63,6 +64,7 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
   }
   // The root checks its claims against what was committed, as on the original loop (attest-claims.ts).
   if (run.patches.attestClaims) await CancellationScope.nonCancellable(() => attestClaims(run, result));
+  await run.monitor.finish(result);
   return closeRun(run, result);
 }
 
@@ -131,7 +133,11 @@ async function proposeTurn(run: AgentRun): Promise<{ turn: number; modelTurn: Mo
  */
 async function begin(run: AgentRun): Promise<void> {
   const flow = run.flow!;
-  if (flow.placement !== undefined && flow.taskRef !== undefined) return;
+  if (flow.placement !== undefined && flow.taskRef !== undefined) {
+    // A continued run: its baseline and response rules are read again (once per run).
+    await run.monitor.begin(run);
+    return;
+  }
   const { deadline } = run;
   // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
@@ -147,6 +153,7 @@ async function begin(run: AgentRun): Promise<void> {
   if (placed.identity !== undefined) run.identity = placed.identity;
   run.saga.snapshotTaken = placed.snapshot;
   if (run.task.resources.workspace !== undefined) run.saga.registerOverlay(placed.placement.taskKey);
+  await run.monitor.begin(run);
 }
 
 /** `place: grant, workspace overlay, chat gpt-4o, turn 0`: what placing a root task does. */

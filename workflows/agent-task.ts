@@ -34,7 +34,7 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   const run = startAgentRun(parseInput(rawInput), rawInput);
   // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
-  const result = await runLoop(run, session);
+  const result = await run.monitor.settle(run, await runLoop(run, session));
   session?.close();
   await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
   // A completed task's MCP servers stop writing into the overlay before it is committed; a task
@@ -54,6 +54,7 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   if (run.patches.attestClaims) await CancellationScope.nonCancellable(() => attestClaims(run, result));
   // Every session call has its answer before the workflow completes.
   if (session !== undefined) await condition(allHandlersFinished);
+  await run.monitor.finish(result);
   return closeRun(run, result);
 }
 
@@ -135,6 +136,7 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
   run.identity ??= await beginIdentity(run, task);
+  await run.monitor.begin(run);
   if (!run.isRoot) return;
   const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ ...treeOf(run), task }));
   run.saga.snapshotTaken = prepared.snapshot;

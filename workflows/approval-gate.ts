@@ -44,11 +44,14 @@ export interface ApprovalRequest {
   /** The request's unguessable id (from the policy check); the step index for older histories. */
   requestId?: string;
   tool: string;
+  /** What the approver signs with the tool (for an effect held where it was applied, this includes its digest). */
   args: Record<string, unknown>;
   /** The rules that asked for approval, as `id: sentence`. */
   rules: string[];
-  /** The effect Warden measured for the policy check (rows a statement would change...). */
-  effect?: Record<string, unknown>;
+  /** The effect Warden measured: for the policy check (rows a statement would change...), or for an effect held where it was applied. */
+  effect?: PendingApproval['effect'];
+  /** What the tool is, from its descriptor. */
+  descriptor?: PendingApproval['descriptor'];
   /** What the wait is shown as in the Temporal UI (`approval: sql.exec 42 rows`). */
   summary?: string;
 }
@@ -69,6 +72,8 @@ export class ApprovalGate {
   /** Requests waiting now, with the digest of their action (what an approver signs). */
   private readonly pending = new Map<string, { action: string }>();
   private readonly authenticated: boolean;
+  /** Set when the task is blocked: whatever waits is denied at once (see `interrupt`). */
+  private interrupted: string | undefined;
   /** Notices on their way: the task waits for them before it ends, so none is dropped. */
   private readonly notices: Promise<unknown>[] = [];
 
@@ -136,6 +141,11 @@ export class ApprovalGate {
     return { requestId: decision.requestId, status: decision.approved ? 'approved' : 'denied', approver: verified.approver };
   }
 
+  /** Ends every wait, now and later, as denied by Warden with `reason` (the task was blocked). */
+  interrupt(reason: string): void {
+    this.interrupted ??= reason;
+  }
+
   /**
    * Waits for a decision on `request`. Resolves `approved`, `denied` or `timed_out`; throws the
    * deadline's `TaskEnded` when the task's own deadline passes first.
@@ -150,6 +160,7 @@ export class ApprovalGate {
       args: request.args,
       rules: request.rules,
       ...(request.effect === undefined ? {} : { effect: request.effect }),
+      ...(request.descriptor === undefined ? {} : { descriptor: request.descriptor }),
       requestedAt: new Date(Date.now()).toISOString(),
       expiresAt: new Date(Date.now() + waitMs).toISOString(),
     };
@@ -157,7 +168,11 @@ export class ApprovalGate {
     if (this.announcing) this.announce(pending, 'held');
     let outcome: StepApproval | undefined;
     try {
-      const decided = await condition(() => this.decisions.has(requestId), waitMs, { summary: request.summary ?? `approval: ${request.tool}` });
+      const decided = await condition(() => this.decisions.has(requestId) || this.interrupted !== undefined, waitMs, { summary: request.summary ?? `approval: ${request.tool}` });
+      if (this.interrupted !== undefined && !this.decisions.has(requestId)) {
+        outcome = { requestId, status: 'denied', approver: 'warden', reason: this.interrupted, decidedAt: new Date(Date.now()).toISOString() };
+        return outcome;
+      }
       const decision = this.decisions.get(requestId);
       if (!decided || decision === undefined) {
         if (this.deadline.remainingMs() <= 0) throw this.deadline.exceeded();

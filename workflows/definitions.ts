@@ -88,3 +88,51 @@ export interface SessionTool {
 
 /** The granted tools of an `mcp-client` task, or null until the task has begun (its MCP servers are pinned). */
 export const sessionToolsQuery = defineQuery<SessionTool[] | null>('warden.sessionTools');
+
+/**
+ * `warden kill`: block the task now (no more actions; its credentials and its sub-agents' stop
+ * verifying) and remediate it (run its compensations). Signed like an approval decision by a
+ * registered approver's key (identity/approval-decision.ts) over this run, the request id
+ * `KILL_REQUEST_ID`, the action `KILL_ACTION` and the reason; verified in an activity
+ * (`authorizeKill`) before anything happens.
+ */
+export interface KillRequest {
+  reason?: string;
+  /** When the operator sent it (ISO 8601), for the kill-to-block time. */
+  requestedAt: string;
+  /** A flattened JWS by a registered approver's key; verified in an activity, never trusted here. */
+  signature: unknown;
+}
+
+/** The request id and action a kill's signature names (no held action can have them: those ids are random UUIDs). */
+export const KILL_REQUEST_ID = 'warden.kill';
+export const KILL_ACTION = 'warden.kill';
+
+/** What a kill did. */
+export interface KillOutcome {
+  workflowId: string;
+  /** `blocked`: it stopped now; `already-blocked`: it was blocked before (now remediating); `ended`: it had already finished its work. */
+  status: 'blocked' | 'already-blocked' | 'ended';
+  /** The registered approver whose key signed the kill. */
+  operator: string;
+  alertId?: string;
+  /** When its credentials stopped verifying (ISO 8601). */
+  blockedAt?: string;
+}
+
+/** The shape the kill Update's validator accepts (anything else is rejected before it is stored). */
+export const KillRequestSchema = z.strictObject({
+  reason: z.string().max(2000).optional(),
+  requestedAt: z.iso.datetime({ offset: true }),
+  signature: z.strictObject({ protected: z.string(), payload: z.string(), signature: z.string() }, { error: 'a kill must be signed with a registered approver key (warden kill --key)' }),
+});
+
+export const killUpdate = defineUpdate<KillOutcome, [KillRequest]>('warden.kill');
+
+/** A parent's block reaching a running sub-agent; honoured only once the sub-agent's grant is revoked. */
+export interface BlockNotice {
+  reason: string;
+  remediate: boolean;
+}
+
+export const blockSignal = defineSignal<[BlockNotice]>('warden.block');

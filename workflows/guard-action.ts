@@ -6,6 +6,7 @@
  */
 import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
+import type { ProvenanceSeed } from '../policies/provenance-seed';
 import type { ErrorCode } from '../errors';
 import type { StepRecord } from '../task/task-run';
 import { summarized } from './activity-stubs';
@@ -19,6 +20,10 @@ export interface GuardedStep {
   policyRequest: PolicyRequest;
   /** A built-in fs call's arguments with the path the rules judged (resolved inside the workspace). */
   resolvedArgs?: Record<string, unknown>;
+  /** Rules a human approved for this step (they carry over to a built-in's own call where it applies). */
+  approvedRules: string[];
+  /** For a spawn: the provenance the sub-agent starts from. */
+  inherit?: ProvenanceSeed;
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -47,11 +52,13 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  // On the data flow the tool call that brought this action may have decided on it already.
+  // On the data flow a call recorded before may have brought a decision on this action with it
+  // (histories only: new calls bring none, the check below decides with main's provenance).
   const prechecked = action.type === 'tool' ? run.flow?.takePolicyCheck(action) : undefined;
   // On the data flow earlier steps (earlier runs' too) are in the transcript: sent by its head.
   const transcript = prechecked === undefined ? run.flow?.transcript(run) : undefined;
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
+  const earlierSteps = transcript?.pending ?? run.state.steps;
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -59,12 +66,26 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     tool: policyTool,
     args: policyArgs,
     // MCP servers' tool descriptions are their words, untrusted like any tool output.
-    priorOutputs: [...mcpDescriptionsOf(task), ...(transcript?.pending ?? run.state.steps).filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    priorOutputs: [...mcpDescriptionsOf(task), ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
     ...(transcript === undefined || transcript.ref === null ? {} : { priorOutputsRef: transcript.ref }),
+    // What each output is: the user's own trusted data, or untrusted content from outside (MCP descriptions included).
+    priorSteps: [
+      ...mcpDescriptionsOf(task).map((output) => ({ output })),
+      ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
+    ],
+    ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),
   });
-  step.policy = { decision: verdict.decision, matched: verdict.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })) };
+  const inStep = (m: { id: string; sentence: string; effect: string; reason: string }) => ({ id: m.id, sentence: m.sentence, effect: m.effect, reason: m.reason });
+  step.policy = {
+    decision: verdict.decision,
+    matched: verdict.matched.map(inStep),
+    // Shadow rules: what they would have decided is recorded, nothing is held or denied for them.
+    ...(verdict.shadow === undefined ? {} : { shadow: { decision: verdict.shadow.decision, matched: verdict.shadow.matched.map(inStep) } }),
+  };
+  // Scored on the measured effect before anything waits or runs: a block stops it here (monitor-step.ts).
+  await run.monitor.observe(run, action, step, policyRequest);
   if (verdict.decision === 'deny') {
     const rule = verdict.matched.find((m) => m.effect === 'deny');
     refuseStep(run, step, 'ERR_POLICY_DENIED', `denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? verdict.reasons.join('; ')}`);
@@ -94,5 +115,6 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
-  return { step, policyRequest, ...(resolvedArgs === undefined ? {} : { resolvedArgs }) };
+  const approvedRules = verdict.decision === 'approval' ? verdict.matched.filter((m) => m.effect === 'approval').map((m) => m.id) : [];
+  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }) };
 }

@@ -16,14 +16,26 @@ export interface RunActionOptions {
 }
 
 export async function runAction(run: AgentRun, action: StepAction, turn: number, options: RunActionOptions = {}): Promise<void> {
+  run.monitor.assertRunning();
   const began = Date.now();
-  const guarded = await guardAction(run, action, turn, began);
-  if (guarded === undefined) return;
-  const { step, policyRequest, resolvedArgs } = guarded;
+  let guarded;
+  try {
+    guarded = await guardAction(run, action, turn, began);
+  } catch (error) {
+    // A refusal that ends the task (onDeny: stop) is still scored: it may be worth an alert.
+    if (error instanceof TaskEnded) await run.monitor.refused(run, run.state.steps[run.state.steps.length - 1]);
+    throw error;
+  }
+  if (guarded === undefined) {
+    await run.monitor.refused(run, run.state.steps[run.state.steps.length - 1]);
+    return;
+  }
+  const { step } = guarded;
+  if (!(await run.monitor.beforeRun(run, step))) return;
   try {
     if (action.type === 'tool') {
-      await runToolStep(run, action, step, policyRequest, resolvedArgs, options.foldNextTurn === true);
-    } else if (!(await runSpawnStep(run, action, step))) {
+      if (!(await runToolStep(run, action, guarded, options.foldNextTurn === true))) return;
+    } else if (!(await runSpawnStep(run, action, step, guarded.inherit))) {
       return;
     }
     step.executed = true;
@@ -36,4 +48,5 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
   } finally {
     step.durationMs = Date.now() - began;
   }
+  await run.monitor.afterRun(run, step);
 }

@@ -7,6 +7,7 @@ import { executeChild, workflowInfo } from '@temporalio/workflow';
 import { deriveSubagentTask } from '../permissions/derive-subagent-task';
 import { mergePolicyStates, type PolicyState } from '../policies/engine/policy-state';
 import type { SpawnAction, StepRecord, TaskIdentity } from '../task/task-run';
+import type { ProvenanceSeed } from '../policies/provenance-seed';
 import { summarized } from './activity-stubs';
 import type { agentTask } from './agent-task';
 import type { AgentRun } from './agent-run';
@@ -24,15 +25,17 @@ const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', '
  * Runs the sub-agent to its end. Returns false when its grant was refused (the step is then a
  * denied spawn and nothing ran).
  */
-export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: StepRecord): Promise<boolean> {
-  // Only tasks that cannot spawn take the data flow (agent-task.ts): sub-agents' verified handoffs
-  // live on the original loop. Should one get here anyway, nothing is delegated.
+export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: StepRecord, provenance?: ProvenanceSeed): Promise<boolean> {
+  // Only tasks that cannot spawn take the data flow (data-flow-choice.ts): sub-agents' verified
+  // handoffs live on the original loop. Should one get here anyway, nothing is delegated.
   if (run.flow !== undefined) throw new TaskEnded('failed', 'sub-agents do not run on the data flow: a task that may spawn runs on the original loop');
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
   const childId = subagentWorkflowId(run.workflowId, action.subagent, step.index);
   const deadlineAt = run.deadline.deadlineAt;
   // What only a parent hands its child, bound to the grant delegated to exactly this child workflow.
-  const handoff = handoffFor(run);
+  // With it the sub-agent's provenance (its intent is the parent's words: only the root user's values
+  // count as given), so the child cannot be handed a wider one than its parent's.
+  const handoff = { ...handoffFor(run), ...(provenance === undefined ? {} : { provenance }) };
   let childIdentity: TaskIdentity;
   try {
     childIdentity = await run.deadline.within(() =>

@@ -2,7 +2,7 @@
  * How an agent task closes in Temporal, so the UI and `temporal workflow list` tell a task that
  * did what it was asked from one that did not:
  * - `completed`: the workflow completes with the task's result;
- * - any other status (`denied`, `failed`, `cancelled`, `timed_out`, `limit_exceeded`, `refuted`): the
+ * - any other status (`denied`, `failed`, `cancelled`, `timed_out`, `limit_exceeded`, `refuted`, `blocked`): the
  *   workflow fails with a non-retryable `ApplicationFailure` of type `ERR_TASK_<STATUS>` whose
  *   message is the reason and whose first detail is the task's result, unchanged. Guardrail
  *   outcomes (all but `failed`) are `BENIGN`: expected, not an error of Warden's.
@@ -28,6 +28,7 @@ export const TASK_FAILURE_TYPES = {
   limit_exceeded: 'ERR_TASK_LIMIT_EXCEEDED',
   /** Completed and committed, but Warden found a claim of its agents false (attestation/). */
   refuted: 'ERR_TASK_REFUTED',
+  blocked: 'ERR_TASK_BLOCKED',
 } as const satisfies Record<Exclude<TaskStatus, 'running' | 'completed'>, string>;
 
 const FAILURE_TYPE_SET: ReadonlySet<string> = new Set(Object.values(TASK_FAILURE_TYPES));

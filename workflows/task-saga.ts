@@ -56,19 +56,11 @@ export class TaskSaga {
    * @param callId the call's idempotency key (`<workflowId>:<stepIndex>`)
    */
   registerToolCall(tool: string, stepIndex: number, callId: string, args: Record<string, unknown>, output: unknown): void {
+    // The tool's descriptor says how it is undone (and when it cannot be), whatever runs it.
     const descriptor = resolveTool(this.scope.task, tool);
-    const custom = this.scope.task.tools.custom.find((t) => t.name === tool);
-    // MCP and process tools by their descriptor (their annotations say whether they can be undone).
-    const plan = descriptor !== undefined && (descriptor.executor.kind === 'mcp' || descriptor.executor.kind === 'process')
-      ? compensationOf(descriptor, output, { callId, args, journaled: true })
-      : compensationFor(tool, output, {
-      callId,
-      args,
-      journaled: true,
-      // A sub-agent's file writes are undone per call; histories from before keep their commands.
-      ...(this.patches.subagentFsUndo ? { overlayUndo: true } : {}),
-      ...(custom === undefined ? {} : { capabilities: custom.capabilities, ...(custom.compensate === undefined ? {} : { compensate: custom.compensate }) }),
-    });
+    // A sub-agent's file writes are undone per call; histories from before keep their commands.
+    const context = { callId, args, journaled: true, ...(this.patches.subagentFsUndo ? { overlayUndo: true } : {}) };
+    const plan = descriptor === undefined ? compensationFor(tool, output, context) : compensationOf(descriptor, output, context);
     if (descriptor?.executor.kind === 'process' && this.patches.subagentProgramUndo === true) {
       // A sub-agent's program: what it changed in the overlay was recorded per call (run-tool).
       this.compensations.push({ kind: 'fs-overlay-undo', callId, forTool: tool });

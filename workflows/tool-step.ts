@@ -1,19 +1,29 @@
 /**
  * Runs a granted tool call as an activity in the sandbox, under a credential minted for exactly
- * this call, and registers how to undo it.
+ * this call, and registers how to undo it. The sandbox host decides every capability call the
+ * tool makes with the task's policy engine before it applies: an effect held for approval comes
+ * back measured, a human decides on exactly that effect, and the call runs again with the
+ * approval bound to it (its earlier SQL is applied once, by call id); a refused effect refuses
+ * the step.
  */
 import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
-import type { StepRecord, ToolAction } from '../task/task-run';
+import type { StepEffect, StepRecord, ToolAction } from '../task/task-run';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import { FileWriteSchema, type FileWrite } from '../task/data-flow';
+import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
+import { resolveTool } from '../tools/tool-catalog';
+import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
+import { refuseStep, type GuardedStep } from './guard-action';
 import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
 import { modelTurnSummary, toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
+/** Effects of one step a human may be asked about, one after another, before the step is refused. */
+const MAX_EFFECT_HOLDS = 5;
 
 export { CALL_KEY_PATCH } from './workflow-patches';
 
@@ -26,41 +36,121 @@ export function toolCallId(run: AgentRun, stepIndex: number, tool: string, args:
   return callKeyOf({ workflowId: run.workflowId, runId: run.runId, stepIndex, tool, args });
 }
 
+type Matched = { id: string; sentence: string; effect: string; reason: string };
+
 /**
- * Runs the call. `resolvedArgs` (a built-in fs call) carry the path the policy judged; the call
- * then opens exactly that path and follows no link. On the data flow, `foldNextTurn` asks for
- * the model's next turn in the same activity.
+ * Runs the call to its end. Returns false when the policy gate refused it (the step is then
+ * refused). `resolvedArgs` (a built-in fs call) carry the path the policy judged; the call then
+ * opens exactly that path and follows no link. On the data flow the call goes to the data plane
+ * and, with `foldNextTurn` (the turn's last action), brings the model's next turn back with it.
  */
-export async function runToolStep(
-  run: AgentRun,
-  action: ToolAction,
-  step: StepRecord,
-  policyRequest: PolicyRequest,
-  resolvedArgs?: Record<string, unknown>,
-  foldNextTurn = false,
-): Promise<void> {
-  if (run.flow !== undefined) return runFlowToolStep(run, run.flow, action, step, policyRequest, resolvedArgs, foldNextTurn);
+export async function runToolStep(run: AgentRun, action: ToolAction, guarded: GuardedStep, foldNextTurn = false): Promise<boolean> {
+  const { step, policyRequest, approvedRules, resolvedArgs } = guarded;
   const grantId = run.identity!.grantId;
   const callId = toolCallId(run, step.index, action.tool, action.args);
-  const call = await run.deadline.within(() =>
-    run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
-      ...treeOf(run),
-      workflowId: run.workflowId,
+  const descriptor = resolveTool(run.task, action.tool);
+  const builtin = descriptor?.executor.kind === 'builtin';
+  const approvedEffects: string[] = [];
+  for (let hold = 1; ; hold += 1) {
+    const policy: ToolPolicyContext = {
+      state: run.policyState,
+      agent: policyRequest.agent,
+      now: policyRequest.now,
+      argSources: policyRequest.provenance,
+      ...(run.seed === undefined ? {} : { seed: run.seed }),
+      approvedRules,
+      approvedEffects: [...approvedEffects],
+    };
+    const flow = run.flow;
+    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn) : await run.deadline.within(() =>
+      run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
+        ...treeOf(run),
+        workflowId: run.workflowId,
+        stepIndex: step.index,
+        callId,
+        grantId,
+        maxCredentialTtlMs: run.tools.activityTimeoutMs,
+        task: run.task,
+        tool: action.tool,
+        args: resolvedArgs ?? action.args,
+        ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
+        // The monitor's score goes into the call's custody record.
+        ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
+        ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
+        policy,
+      }),
+    );
+    step.credential = call.credential;
+    // A user tool's own capability calls count like calls of those capabilities (a built-in's one call is the step).
+    const effects = call.effects ?? [];
+    if (!builtin) for (const e of effects) run.policyState = recordExecution(run.policyState, e.request as PolicyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
+    if (effects.length > 0) step.effects = [...(step.effects ?? []), ...effects.map(stepEffectOf)];
+    const stopped = call.held ?? call.denied;
+    if (stopped === undefined) {
+      step.output = call.output;
+      if (call.trust !== undefined) step.trust = call.trust;
+      if (call.effect !== undefined) step.effect = call.effect;
+      run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
+      run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs: POLICY_RETAIN_MS });
+      if (flow !== undefined) takeFoldedTurn(run, flow, call as ToolStepResult);
+      return true;
+    }
+    // Stopped where the effect was measured: what ran before the stop (SQL applied by earlier calls of a user tool) stays undoable.
+    run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+    if (step.policy !== undefined) {
+      step.policy.applied = { decision: call.held === undefined ? 'deny' : 'approval', matched: stopped.matched.map((m: Matched) => ({ ...m })), tool: stopped.tool };
+    }
+    // The monitor sees the measured effect before a refusal or a wait for a human (a block ends the task here).
+    await run.monitor.measured(run, step, stopped.measured as { rowsChanged?: unknown } | undefined);
+    if (call.denied !== undefined || hold > MAX_EFFECT_HOLDS) {
+      const rule = stopped.matched.find((m: Matched) => m.effect === 'deny') ?? stopped.matched[0];
+      const why = call.denied !== undefined ? `${stopped.tool} denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? ''}` : `more than ${MAX_EFFECT_HOLDS} effects of one call held for approval`;
+      refuseStep(run, step, 'ERR_POLICY_DENIED', why);
+      return false;
+    }
+    // The step's first hold is the step's approval; later ones are listed apart.
+    const first = step.approval === undefined && step.effectApprovals === undefined;
+    const approval = await run.approvals.hold({
       stepIndex: step.index,
-      callId,
-      grantId,
-      maxCredentialTtlMs: run.tools.activityTimeoutMs,
-      task: run.task,
+      // A random id the worker made when the host stopped the call (recorded in history).
+      ...(call.holdId === undefined ? {} : { requestId: call.holdId }),
       tool: action.tool,
-      args: resolvedArgs ?? action.args,
-      ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
-      ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
-    }),
-  );
-  step.output = call.output;
-  step.credential = call.credential;
-  run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
-  run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
+      // The approver signs the action together with the digest of the measured effect.
+      args: { ...action.args, effectDigest: stopped.digest },
+      rules: stopped.matched.filter((m: Matched) => m.effect === 'approval').map((m: Matched) => `${m.id}: ${m.sentence}`),
+      effect: { tool: stopped.tool, measured: stopped.measured, ...(stopped.via === undefined ? {} : { via: stopped.via }) },
+      ...(descriptor === undefined
+        ? {}
+        : {
+            descriptor: {
+              executor: descriptor.executor.kind,
+              families: [...descriptor.profile.families],
+              hints: Object.entries(resolvedAnnotations(descriptor))
+                .filter(([, on]) => on)
+                .map(([hint]) => hint),
+              undoable: descriptor.profile.undoable,
+            },
+          }),
+    });
+    if (first) step.approval = approval;
+    else step.effectApprovals = [...(step.effectApprovals ?? []), approval];
+    if (approval.status !== 'approved') {
+      refuseStep(
+        run,
+        step,
+        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
+        approval.status === 'timed_out'
+          ? `no approval within ${run.task.limits.approvalTimeout} for ${stopped.tool}`
+          : `${stopped.tool} denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
+      );
+      return false;
+    }
+    approvedEffects.push(stopped.digest);
+  }
+}
+
+function stepEffectOf(e: { request: { tool: string; effect?: unknown }; decision: 'allow' | 'deny' | 'approval'; rules: string[]; shadow?: string[] }): StepEffect {
+  return { tool: e.request.tool, effect: e.request.effect ?? null, decision: e.decision, rules: e.rules, ...(e.shadow === undefined || e.shadow.length === 0 ? {} : { shadow: e.shadow }) };
 }
 
 /** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
@@ -89,24 +179,24 @@ function writesOfFailure(error: unknown): FileWrite[] {
 
 /**
  * The data flow's tool call: on the data plane, the task by reference, the files written
- * reported, and (when this is the turn's last action) the model's next turn folded in: one
- * workflow task and one activity per step.
+ * reported, the host's policy gate as on the original loop, and (when this is the turn's last
+ * action and the gate let it run) the model's next turn folded in: one workflow task and one
+ * activity per step.
  */
-async function runFlowToolStep(
+async function runFlowCall(
   run: AgentRun,
   flow: TaskFlow,
   action: ToolAction,
   step: StepRecord,
-  policyRequest: PolicyRequest,
+  callId: string,
   resolvedArgs: Record<string, unknown> | undefined,
+  policy: ToolPolicyContext,
   fold: boolean,
-): Promise<void> {
+): Promise<ToolStepResult> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
-  const callId = toolCallId(run, step.index, action.tool, action.args);
-  const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), policy: { depth: run.depth, chain: [...run.agentChain] } } : undefined;
-  let call;
+  const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run) } : undefined;
   try {
-    call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
+    const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
       a.runTool({
         ...treeOf(run),
         workflowId: run.workflowId,
@@ -118,24 +208,27 @@ async function runFlowToolStep(
         tool: action.tool,
         args: resolvedArgs ?? action.args,
         ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
+        // The monitor's score goes into the call's custody record.
+        ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
         ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
+        policy,
         ...(next === undefined ? {} : { next }),
       }),
       // The model's next turn comes back with the call: the UI says so.
       fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),
     );
+    flow.recordWrites(call.writes);
+    return call;
   } catch (error) {
     flow.recordWrites(writesOfFailure(error));
     throw error;
   }
-  step.output = call.output;
-  step.credential = call.credential;
-  flow.recordWrites(call.writes);
-  run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
-  run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
-  if (next !== undefined && call.next !== undefined && 'turn' in call.next) {
-    flow.transcriptAppended(run, call.next.transcriptRef);
-    flow.foldedTurn = { turn: next.turn, modelTurn: call.next.turn };
-    flow.holdPolicyCheck(call.next.turn.actions[0], call.next.policy);
-  }
+}
+
+/** The model's next turn the call brought back, for the loop to act on (agent-task-flow.ts). */
+function takeFoldedTurn(run: AgentRun, flow: TaskFlow, call: ToolStepResult): void {
+  if (call.next === undefined || !('turn' in call.next)) return;
+  flow.transcriptAppended(run, call.next.transcriptRef);
+  flow.foldedTurn = { turn: run.state.turn, modelTurn: call.next.turn };
+  flow.holdPolicyCheck(call.next.turn.actions[0], call.next.policy);
 }

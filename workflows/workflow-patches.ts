@@ -32,6 +32,8 @@ export const APPROVAL_NOTICE_PATCH = 'warden-approval-notice';
 export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
 /** A sub-agent's program (`proc.run`) writes are undone per call, like its fs.write calls. */
 export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
+/** Every action is scored and the response rules apply (monitor-step.ts); older runs are not monitored. */
+export const MONITOR_PATCH = 'warden-monitor-1';
 
 /** The root task verifies its tree's claims after the commit (older runs end without). */
 export const ATTEST_CLAIMS_PATCH = 'attest-claims';
@@ -54,6 +56,7 @@ export interface WorkflowPatches {
   /** A sub-agent's proc.run writes are undone when it does not complete (task-saga.ts). */
   subagentProgramUndo: boolean;
   attestClaims: boolean;
+  monitor: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -74,6 +77,7 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     subagentProgramUndo: !isRoot && patched(SUBAGENT_PROGRAM_UNDO_PATCH),
     // Only the root verifies (its sub-agents' claims too); a sub-agent records no marker.
     attestClaims: isRoot && patched(ATTEST_CLAIMS_PATCH),
+    monitor: patched(MONITOR_PATCH),
   };
 }
 

@@ -8,6 +8,7 @@ import { credentialSection } from './credential';
 import { historySection } from './history';
 import { custodySection } from './custody';
 import { mcpSection } from './mcp-and-programs';
+import { monitorSection } from './monitor';
 import { modelTurnShareSection } from './model-turn-share';
 import { policySection } from './policy';
 import { sandboxSection } from './sandbox';
@@ -30,5 +31,6 @@ export const SECTIONS: readonly BenchSection[] = [
   modelTurnShareSection,
   workersSection,
   mcpSection,
+  monitorSection,
   attestSection,
 ];

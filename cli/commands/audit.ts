@@ -1,5 +1,5 @@
 /** `warden audit verify|proof|consistency`: checks the custody ledger and prints proofs from it. */
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { WardenError } from '../../errors';
 import { readPublishedHeads } from '../../custody/checkpoint-witness';
 import { KEY_DIR, ledgerPaths } from '../../custody/ledger';
@@ -24,7 +24,7 @@ import { stateStoreConfigOf } from '../../state/state-store';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 
-export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--checkpoint <file|folder>] [--keys <jwks|folder>] [--json]
+export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--checkpoint <file|folder>] [--keys <jwks|folder>]... [--json]
        warden audit proof <seq>
        warden audit consistency <size1> <size2>
 
@@ -113,7 +113,9 @@ function describeUnpinned(report: VerifyReport, kids: string[]): string {
 async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promise<number> {
   let taskId: string | undefined;
   let witness = io.env.WARDEN_CUSTODY_WITNESS?.trim() || undefined;
-  let pinnedAt = io.env.WARDEN_CUSTODY_TRUSTED_KEYS?.trim() || undefined;
+  // Several locations: one per worker of a fleet (`--keys` repeated, or the variable as a path list).
+  const pinnedAt: string[] = (io.env.WARDEN_CUSTODY_TRUSTED_KEYS ?? '').split(delimiter).map((p) => p.trim()).filter((p) => p !== '');
+  let keysGiven = false;
   let json = false;
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
@@ -122,7 +124,10 @@ async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promis
       const value = arg === '--keys' ? argv[i + 1] : arg.slice('--keys='.length);
       if (arg === '--keys') i += 1;
       if (value === undefined || value === '' || value.startsWith('--')) return usage(io, '--keys needs a JWKS file or a key folder');
-      pinnedAt = value;
+      // `--keys` replaces the variable's list; repeated, each adds a location.
+      if (!keysGiven) pinnedAt.length = 0;
+      keysGiven = true;
+      pinnedAt.push(value);
     }
     else if (arg === '--task' || arg === '--checkpoint') {
       const value = argv[i + 1];
@@ -139,7 +144,7 @@ async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promis
     io.stderr(`warden audit: ERR_CUSTODY_NOT_FOUND: the witness ${published.location} published no keys to pin\n`);
     return EXIT.failed;
   }
-  const pinned = pinnedAt === undefined ? new Map() : loadPinnedKeys(pinnedAt);
+  const pinned = new Map(pinnedAt.flatMap((location) => [...loadPinnedKeys(location)]));
   const ledger = await openLedgerForAudit(stateDir, io.env, pinned);
   try {
     const options = {

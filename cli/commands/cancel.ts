@@ -35,7 +35,7 @@ export interface CancelOutcome {
 export async function cancelTask(client: Client, workflowId: string, options: { wait: boolean }): Promise<CancelOutcome> {
   const view = await readTaskView(client, workflowId, { queryTimeoutMs: 1_000 });
   if (view.execution !== 'RUNNING') {
-    throw new WardenError('ERR_CONFIG_INVALID', `task ${workflowId} is not running (it ended ${view.status ?? view.execution.toLowerCase()})`, { details: { workflowId } });
+    throw new WardenError('ERR_TASK_NOT_RUNNING', `task ${workflowId} is not running (it ended ${view.status ?? view.execution.toLowerCase()})`, { details: { workflowId } });
   }
   const handle = client.workflow.getHandle(workflowId);
   await handle.cancel();

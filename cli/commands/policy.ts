@@ -6,6 +6,8 @@ import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../../errors';
 import { compileRule, validateCedarRules, type CompiledRule } from '../../policies/engine/compile-rule';
 import { PACKS_DIR, readPacks, readRuleFile, type PackSentence } from '../../policies/engine/load-pack';
+import { describeResponseRule, isResponseRule, parseResponseRule } from '../../policies/engine/parse-response-rule';
+import type { ResponseRule } from '../../monitoring/response-rule';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
@@ -79,6 +81,10 @@ function indent(text: string, by = '    '): string {
     .join('\n');
 }
 
+function describeResponse(rule: ResponseRule): string {
+  return `${rule.id}  ${rule.sentence}\n  ${describeResponseRule(rule)}\n`;
+}
+
 function describe(rule: CompiledRule): string {
   const head = `${rule.id}  ${rule.sentence}\n  ${rule.kind} rule (${rule.form}), decides: ${rule.effect}\n  reason: ${rule.reason}\n`;
   if (rule.kind === 'cedar') return `${head}${indent(rule.cedar)}\n`;
@@ -107,10 +113,12 @@ export async function policyCommand(argv: string[], io: CliIo): Promise<number> 
   }
 
   const rules: CompiledRule[] = [];
+  const responses: ResponseRule[] = [];
   const failures: WardenError[] = [];
   for (const s of sentences) {
     try {
-      rules.push(compileRule(s.sentence, s.id, s.source));
+      if (isResponseRule(s.sentence)) responses.push(parseResponseRule(s.sentence, { id: s.id, source: s.source }));
+      else rules.push(compileRule(s.sentence, s.id, s.source));
     } catch (error) {
       if (!(error instanceof WardenError)) throw error;
       failures.push(error);
@@ -130,8 +138,10 @@ export async function policyCommand(argv: string[], io: CliIo): Promise<number> 
     return EXIT.usage;
   }
 
-  if (args.values.json === true) io.stdout(`${JSON.stringify(rules, null, 2)}\n`);
-  else if (rules.length === 0) io.stdout('no rules\n');
-  else io.stdout(rules.map(describe).join('\n'));
+  // Response rules (what the monitor does on an anomaly) follow the policy rules, marked kind "response".
+  const all = [...rules, ...responses.map((r) => ({ kind: 'response' as const, ...r }))];
+  if (args.values.json === true) io.stdout(`${JSON.stringify(all, null, 2)}\n`);
+  else if (all.length === 0) io.stdout('no rules\n');
+  else io.stdout([...rules.map(describe), ...responses.map(describeResponse)].join('\n'));
   return EXIT.ok;
 }

@@ -101,10 +101,19 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       // The worker's parts (sandbox host, workflow bundle, native connection) start while the
       // server is found and the task is started: they are most of a run's start-up time.
       const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
+      const { alertTextLine } = await import('../../activities/monitor-activities.js');
       installQuietRuntime();
       worker = createWardenWorkerFromConfig(
         resolving.then((resolved) => resolved.config),
-        { stateDir, env: io.env, configEnv: io.env, ...(args.values['task-queue'] === undefined ? {} : { taskQueue: args.values['task-queue'] }), ...(telemetry === undefined ? {} : { telemetry }) },
+        {
+          stateDir,
+          env: io.env,
+          configEnv: io.env,
+          // Alerts are part of the progress on stderr; stdout keeps the summary (or the one JSON object).
+          printAlert: (alert) => io.stderr(alertTextLine(alert)),
+          ...(args.values['task-queue'] === undefined ? {} : { taskQueue: args.values['task-queue'] }),
+          ...(telemetry === undefined ? {} : { telemetry }),
+        },
       );
       worker.catch(() => undefined);
     }

@@ -3,11 +3,16 @@
  *  - `cedar`: stateless authorization (tools, arguments, agent, depth, measured effect of the one
  *    call, paths, hosts, time of day), rendered as a Cedar policy with @id/@decision/@reason
  *    annotations and validated against warden.cedarschema when loaded;
- *  - `stateful`: what needs history (rates, running totals and budgets across the sub-agent
- *    tree, where argument values came from), a typed spec Warden's own evaluator runs.
+ *  - `stateful`: what needs history or Warden's own data (rates, running totals and budgets
+ *    across the sub-agent tree, where argument values came from, where private data flows, SQL
+ *    effects per table), a typed spec Warden's own evaluator runs.
+ * Every compiled rule also keeps its parsed form (`rule`), from which evaluate-rule.ts builds the
+ * check the engine runs; the Cedar text is the reviewable, schema-validated form of the same rule,
+ * and the two are checked against each other (test/policies/cedar-agreement.test.ts).
  *
  * Invariant: every Cedar policy is written so that a missing measurement makes it match (fail
- * closed) for the tools it names, and every optional attribute is read behind `has`, so schema
+ * closed) for the tools it names, unless the measurement is pending (made where the call is
+ * applied, and decided there), and every optional attribute is read behind `has`, so schema
  * validation passes and evaluation cannot error.
  */
 import { readFileSync } from 'node:fs';
@@ -15,13 +20,14 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { PolicyError } from '../../errors';
 import { parseRule } from './parse-rule';
-import type { LimitScope, Metric, ParsedRule, RuleSubject, ToolScope } from './rule-syntax';
+import { pathRuleMatchesTree, reachAccessOf, WORKSPACE_ROOT, type LimitScope, type Metric, type ParsedRule, type RuleSubject, type ToolScope } from './rule-syntax';
 
 export const RuleEffectSchema = z.enum(['allow', 'deny', 'approval']);
 
 export const ToolScopeSchema = z.strictObject({
   label: z.string(),
   patterns: z.array(z.string()),
+  tags: z.array(z.string()).optional(),
   named: z.boolean(),
   spawn: z.boolean().optional(),
   networkWrite: z.boolean().optional(),
@@ -59,7 +65,21 @@ export const StatefulSpecSchema = z.discriminatedUnion('type', [
   /** The argument values of kind `value` must have come from the user (intent binding). */
   z.strictObject({
     type: z.literal('intent'),
-    value: z.enum(['email', 'recipient', 'url', 'path']),
+    value: z.enum(['email', 'message', 'recipient', 'amount', 'url', 'path']),
+    tools: ToolScopeSchema,
+  }),
+  /** After a private read anywhere in the task tree, every destination of a send must have come from the user. */
+  z.strictObject({
+    type: z.literal('flow'),
+    destination: z.enum(['host', 'recipient', 'any']),
+    tools: ToolScopeSchema,
+  }),
+  /** SQL effects on named tables, as the broker measured them. */
+  z.strictObject({
+    type: z.literal('table'),
+    tables: z.array(z.string()).min(1),
+    operation: z.enum(['delete', 'insert', 'update', 'write', 'read']),
+    max: z.number().int().min(0).optional(),
     tools: ToolScopeSchema,
   }),
 ]);
@@ -73,13 +93,17 @@ const RuleCommonShape = {
   /** Stable id: `<pack>:<line>` for pack rules, `task:<n>` for task sentences. */
   id: z.string().min(1),
   sentence: z.string(),
-  form: z.enum(['tool', 'limit', 'rate', 'path', 'host', 'time-window', 'subagent-depth', 'intent']),
+  form: z.enum(['tool', 'limit', 'rate', 'path', 'host', 'time-window', 'subagent-depth', 'intent', 'flow', 'table']),
   effect: RuleEffectSchema,
   /** Why the rule exists, in words; reported with every decision it takes part in. */
   reason: z.string(),
   subject: RuleSubjectSchema,
   /** Where the sentence was written, e.g. "policies/foundation/rules.txt:4". */
   source: z.string().optional(),
+  /** `shadow`: matched and recorded (step, custody, backtests), never held or denied. Absent: enforced. */
+  enforcement: z.enum(['enforce', 'shadow']).optional(),
+  /** The parsed sentence, from which the engine's check is built (rule-syntax.ts `ParsedRule`). */
+  rule: z.custom<ParsedRule>((value) => typeof value === 'object' && value !== null && typeof (value as { form?: unknown }).form === 'string').optional(),
 };
 
 export const CedarRuleSchema = z.strictObject({
@@ -193,9 +217,20 @@ function toolCondition(scope: ToolScope): string {
     return allOf(['context.kind == "spawn"', specific.length > 0 ? anyOf(specific.map((p) => `context.tool like ${likePattern(p)}`)) : 'true']);
   }
   const parts = ['context.kind == "tool"'];
-  if (!scope.patterns.includes('*')) parts.push(anyOf(scope.patterns.map(toolPatternMatches)));
-  if (scope.networkWrite === true) parts.push('(if context has method then !(context.method == "GET" || context.method == "HEAD" || context.method == "OPTIONS") else true)');
+  if (!scope.patterns.includes('*')) {
+    const alternatives = [...scope.patterns.map(toolPatternMatches)];
+    if (scope.tags !== undefined && scope.tags.length > 0) alternatives.push(`context.tags.containsAny([${scope.tags.map(cedarString).join(', ')}])`);
+    // An fs built-in named: a call reaching the whole workspace unseen with that access is covered too.
+    for (const access of reachAccessOf(scope.patterns)) alternatives.push(`(context has pathTree && context has pathAccess && context.pathAccess == ${cedarString(access)})`);
+    parts.push(alternatives.length === 0 ? 'false' : anyOf(alternatives));
+  }
+  if (scope.networkWrite === true) parts.push('(if context has networkWrite then context.networkWrite else !context.pending.contains("method"))');
   return allOf(parts);
+}
+
+/** The measured value, else fail closed unless it is measured where the call is applied. */
+function measuredOr(attribute: string, test: string, pending: string): string {
+  return `(if context has ${attribute} then ${test} else !context.pending.contains(${cedarString(pending)}))`;
 }
 
 function subjectCondition(subject: RuleSubject): string {
@@ -203,6 +238,8 @@ function subjectCondition(subject: RuleSubject): string {
   if (subject.kind === 'agent') return `context.agent == ${cedarString(subject.name)}`;
   return 'true';
 }
+
+const PENDING_OF: Readonly<Record<string, string>> = { rows: 'rows', amountCents: 'amount', files: 'files', bytes: 'bytes' };
 
 function pathMatches(path: string): string {
   if (path.includes('*')) return `context.path like ${likePattern(path)}`;
@@ -283,8 +320,17 @@ export function describeRule(rule: ParsedRule): string {
     case 'subagent-depth':
       return `spawning sub-agents more than ${rule.maxLevels} levels deep${who} ${does}`;
     case 'intent': {
-      const noun = rule.value === 'email' ? 'an email address' : rule.value === 'recipient' ? 'a recipient' : rule.value === 'url' ? 'a URL' : 'a path';
+      const noun = rule.value === 'email' ? 'an email address' : rule.value === 'message' ? 'a message recipient' : rule.value === 'recipient' ? 'a payee' : rule.value === 'amount' ? 'an amount' : rule.value === 'url' ? 'a URL' : 'a path';
       return `calling ${rule.tools.label}${who} with ${noun} the user did not give ${does}`;
+    }
+    case 'flow': {
+      const to = rule.destination === 'host' ? 'a host' : rule.destination === 'recipient' ? 'a recipient' : 'a host or recipient';
+      return `sending data${who}, after private data was read, to ${to} the user did not give ${does}`;
+    }
+    case 'table': {
+      const verb = rule.operation === 'read' ? 'reading' : rule.operation === 'write' ? 'changing' : `${rule.operation === 'delete' ? 'deleting' : rule.operation === 'insert' ? 'inserting' : 'updating'}`;
+      const amount = rule.max === undefined ? (rule.operation === 'read' ? '' : ' rows') : ` more than ${rule.max} rows`;
+      return `${verb}${amount} ${rule.operation === 'read' ? '' : rule.operation === 'insert' ? 'into ' : 'in '}table ${rule.tables.join(', ')}${who} ${does}`.replace('  ', ' ');
     }
   }
 }
@@ -306,11 +352,25 @@ function annotated(id: string, rule: ParsedRule, reason: string, body: string): 
   ].join('\n');
 }
 
-/** A metric over the limit, for the tools in scope; a missing measurement counts as over for named tools. */
-function overLimit(attribute: string, max: number, tools: ToolScope): string {
-  const inScope = `(${toolCondition(tools)} && (if context has ${attribute} then context.${attribute} > ${max} else true))`;
+/**
+ * A metric over the limit, for the tools in scope; a missing measurement counts as over (fail
+ * closed) unless it is pending. For a verb's default tools, any call that measured the metric
+ * counts too.
+ */
+function overLimit(attribute: string, max: number, tools: ToolScope, rowsOperation?: string): string {
+  let value: string;
+  let present: string;
+  if (attribute === 'rows' && rowsOperation !== undefined) {
+    const byOp = `rows${rowsOperation[0]!.toUpperCase()}${rowsOperation.slice(1)}`;
+    value = `(if context has ${byOp} then context.${byOp} > ${max} else ${measuredOr('rows', `context.rows > ${max} && (if context has operation then context.operation == ${cedarString(rowsOperation)} else true)`, 'rows')})`;
+    present = `(context has ${byOp} || context has rows)`;
+  } else {
+    value = measuredOr(attribute, `context.${attribute} > ${max}`, PENDING_OF[attribute] ?? attribute);
+    present = `context has ${attribute}`;
+  }
+  const inScope = `(${toolCondition(tools)} && ${value})`;
   if (tools.named) return inScope;
-  return `(${inScope} || (context has ${attribute} && context.${attribute} > ${max}))`;
+  return `(${inScope} || (${present} && ${value}))`;
 }
 
 function timeWindowInside(rule: Extract<ParsedRule, { form: 'time-window' }>): string {
@@ -323,7 +383,17 @@ function timeWindowInside(rule: Extract<ParsedRule, { form: 'time-window' }>): s
 /** Compiles one parsed rule under the given id. */
 export function compileParsedRule(rule: ParsedRule, id: string, source?: string): CompiledRule {
   const reason = describeRule(rule);
-  const common = { id, sentence: rule.sentence, form: rule.form, effect: rule.effect, reason, subject: rule.subject, ...(source === undefined ? {} : { source }) };
+  const common = {
+    id,
+    sentence: rule.sentence,
+    form: rule.form,
+    effect: rule.effect,
+    reason,
+    subject: rule.subject,
+    ...(source === undefined ? {} : { source }),
+    ...(rule.enforcement === 'shadow' ? { enforcement: 'shadow' as const } : {}),
+    rule,
+  };
   const cedar = (body: string, measure?: CedarMeasure, argPointers: string[] = []): CompiledRule => ({
     ...common,
     kind: 'cedar',
@@ -335,7 +405,10 @@ export function compileParsedRule(rule: ParsedRule, id: string, source?: string)
 
   switch (rule.form) {
     case 'tool': {
-      if (rule.only) return cedar(allOf(['context.kind == "tool"', not(anyOf(rule.tools.patterns.map(toolPatternMatches))), subject]));
+      if (rule.only) {
+        const allowed = [...rule.tools.patterns.map(toolPatternMatches), ...(rule.tools.tags ?? []).length > 0 ? [`context.tags.containsAny([${(rule.tools.tags ?? []).map(cedarString).join(', ')}])`] : []];
+        return cedar(allOf(['context.kind == "tool"', allowed.length === 0 ? 'true' : not(anyOf(allowed)), subject]));
+      }
       if (rule.condition === undefined) return cedar(allOf([toolCondition(rule.tools), subject]));
       const { pointer, op, value } = rule.condition;
       const tag = `resource.getTag(${cedarString(pointer)})`;
@@ -353,8 +426,7 @@ export function compileParsedRule(rule: ParsedRule, id: string, source?: string)
       if (rule.scope === 'call') {
         if (rule.metric === 'calls') throw new TypeError('a per-call limit on calls cannot be compiled');
         const attribute = METRIC_ATTRIBUTE[rule.metric];
-        const op = rule.rowsOperation === undefined ? 'true' : `(if context has operation then context.operation == ${cedarString(rule.rowsOperation)} else true)`;
-        return cedar(allOf([overLimit(attribute, rule.max, rule.tools), op, subject]), attribute);
+        return cedar(allOf([overLimit(attribute, rule.max, rule.tools, rule.rowsOperation), subject]), attribute);
       }
       return {
         ...common,
@@ -374,15 +446,22 @@ export function compileParsedRule(rule: ParsedRule, id: string, source?: string)
       return { ...common, kind: 'stateful', spec: { type: 'rate', max: rule.max, windowMs: rule.windowMs, window: rule.window, tools: rule.tools, scope: rule.scope } };
     case 'intent':
       return { ...common, kind: 'stateful', spec: { type: 'intent', value: rule.value, tools: rule.tools } };
+    case 'flow':
+      return { ...common, kind: 'stateful', spec: { type: 'flow', destination: rule.destination, tools: rule.tools } };
+    case 'table':
+      return { ...common, kind: 'stateful', spec: { type: 'table', tables: rule.tables, operation: rule.operation, ...(rule.max === undefined ? {} : { max: rule.max }), tools: rule.tools } };
     case 'path': {
       const inside = anyOf(rule.paths.map(pathMatches));
-      const test = rule.mode === 'outside' ? `(if context has path then ${not(inside)} else true)` : `(if context has path then ${inside} else true)`;
-      return cedar(allOf([toolCondition(rule.tools), subject, test]), 'path');
+      // A call that reaches every path of the workspace: whether some path there is one the rule is about, decided here.
+      const where = `(if context has pathTree then ${pathRuleMatchesTree(rule.paths, rule.mode, WORKSPACE_ROOT)} else ${rule.mode === 'outside' ? not(inside) : inside})`;
+      // Each context holds one path and the access the call has to it.
+      const access = rule.access === undefined ? where : `(if context has pathAccess then context.pathAccess == ${cedarString(rule.access)} else true) && ${where}`;
+      return cedar(allOf([toolCondition(rule.tools), subject, measuredOr('path', access, 'path')]), 'path');
     }
     case 'host': {
       const listed = anyOf(rule.hosts.map(hostMatches));
-      const test = rule.mode === 'allow-list' ? `(if context has host then ${not(listed)} else true)` : `(if context has host then ${listed} else true)`;
-      return cedar(allOf([toolCondition(rule.tools), subject, test]), 'host');
+      const test = rule.mode === 'allow-list' ? not(listed) : listed;
+      return cedar(allOf([toolCondition(rule.tools), subject, measuredOr('host', test, 'host')]), 'host');
     }
     case 'time-window':
       return cedar(allOf([toolCondition(rule.tools), subject, not(timeWindowInside(rule))]), 'minuteOfDay');
@@ -391,9 +470,9 @@ export function compileParsedRule(rule: ParsedRule, id: string, source?: string)
   }
 }
 
-/** Reads and compiles one sentence. Throws `PolicyParseError` when it cannot be read. */
-export function compileRule(sentence: string, id: string, source?: string): CompiledRule {
-  return compileParsedRule(parseRule(sentence, source === undefined ? {} : { source }), id, source);
+/** Reads and compiles one sentence (`shadow: ...` or `enforcement: 'shadow'` to record only). Throws `PolicyParseError` when it cannot be read. */
+export function compileRule(sentence: string, id: string, source?: string, enforcement?: 'enforce' | 'shadow'): CompiledRule {
+  return compileParsedRule(parseRule(sentence, { ...(source === undefined ? {} : { source }), ...(enforcement === undefined ? {} : { mode: enforcement }) }), id, source);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ export interface PackSentence {
   id: string;
   sentence: string;
   source: string;
+  /** `shadow`: recorded, never enforced (`@mode shadow` in the file, or the pack named as `shadow:<pack>`). */
+  enforcement?: 'enforce' | 'shadow';
 }
 
 export interface PackFile {
@@ -61,6 +63,7 @@ export function readRuleFile(file: string, name: string): PackFile {
     throw new PolicyError('ERR_POLICY_PACK_NOT_FOUND', `cannot read rule file ${file}: ${(error as Error).message}`, { details: { file }, cause: error });
   }
   const pack: PackFile = { name, folder: dirname(file), extends: [], sentences: [] };
+  let mode: 'enforce' | 'shadow' = 'enforce';
   text.split('\n').forEach((raw, index) => {
     const line = raw.trim();
     const lineNumber = index + 1;
@@ -74,8 +77,14 @@ export function readRuleFile(file: string, name: string): PackFile {
       pack.extends.push(parent);
       return;
     }
-    if (line.startsWith('@')) throw new PolicyError('ERR_POLICY_INVALID', `${source}: unknown directive "${line}" (only "@extends <pack>" is known)`, { details: { source, line } });
-    pack.sentences.push({ id: `${name}:${lineNumber}`, sentence: line, source });
+    if (line.startsWith('@mode')) {
+      const value = line.slice('@mode'.length).trim();
+      if (value !== 'shadow' && value !== 'enforce') throw new PolicyError('ERR_POLICY_INVALID', `${source}: "@mode" is "shadow" or "enforce"`, { details: { source, line } });
+      mode = value;
+      return;
+    }
+    if (line.startsWith('@')) throw new PolicyError('ERR_POLICY_INVALID', `${source}: unknown directive "${line}" (known: "@extends <pack>", "@mode shadow|enforce")`, { details: { source, line } });
+    pack.sentences.push({ id: `${name}:${lineNumber}`, sentence: line, source, ...(mode === 'shadow' ? { enforcement: mode } : {}) });
   });
   return pack;
 }
@@ -100,6 +109,21 @@ export function readPacks(packs: readonly string[], relativeTo?: string): PackSe
     done.add(folder);
     out.push(...pack.sentences);
   };
-  for (const pack of packs) visit(pack, relativeTo, []);
+  for (const entry of packs) {
+    // "shadow:<pack>": the pack's own rules are recorded, not enforced (packs it extends are read as usual).
+    const { pack, shadow } = packEntryOf(entry);
+    const before = out.length;
+    visit(pack, relativeTo, []);
+    if (shadow) {
+      const folder = resolvePackFolder(pack, relativeTo);
+      const own = new Set(readPackFile(folder).sentences.map((s) => s.id));
+      for (let i = before; i < out.length; i += 1) if (own.has(out[i]!.id)) out[i] = { ...out[i]!, enforcement: 'shadow' };
+    }
+  }
   return out;
+}
+
+/** A `policyPacks` entry: a pack, optionally prefixed `shadow:`. */
+export function packEntryOf(entry: string): { pack: string; shadow: boolean } {
+  return entry.startsWith('shadow:') ? { pack: entry.slice('shadow:'.length), shadow: true } : { pack: entry, shadow: false };
 }

@@ -18,6 +18,8 @@ import {
   normalizeHost,
   normalizePath,
   SPAWN_SCOPE,
+  SQL_WRITES,
+  tagScope,
   TOOL_FAMILIES,
   toolsScope,
   UNITS,
@@ -25,6 +27,9 @@ import {
   WINDOWS,
   type ArgCondition,
   type BoundValue,
+  type FlowDestination,
+  type PathAccess,
+  type RuleMode,
   type LimitScope,
   type Metric,
   type ParsedRule,
@@ -35,9 +40,10 @@ import {
   type VerbClass,
 } from './rule-syntax';
 import { tokenizeRule, TokenizeError, type Token } from './tokenize-rule';
+import { normalizeArgText } from './normalize-text';
 
 /** A rule body before the suffixes ("without approval", "for sub-agents", "when ...") are read. */
-type Body = ParsedRule extends infer R ? (R extends ParsedRule ? Omit<R, 'sentence' | 'effect' | 'subject'> & { effect?: RuleEffect } : never) : never;
+type Body = ParsedRule extends infer R ? (R extends ParsedRule ? Omit<R, 'sentence' | 'effect' | 'subject' | 'enforcement'> & { effect?: RuleEffect } : never) : never;
 
 /** Internal: this alternative does not match here; try the next (position restored by `attempt`). */
 const NO_MATCH = Symbol('no match');
@@ -148,7 +154,7 @@ class RuleParser {
 
   // --- rule ---------------------------------------------------------------------------------
 
-  parseRule(sentence: string): ParsedRule {
+  parseRule(sentence: string, mode: RuleMode): ParsedRule {
     let body: Body;
     let subject: RuleSubject = { kind: 'all' };
     if (this.accept('allow', 'permit')) body = this.parseAllow();
@@ -192,7 +198,7 @@ class RuleParser {
     }
     if (this.peek().kind !== 'end') this.fail('the end of the rule');
     const { effect: _ignored, ...rest } = body;
-    const rule = { ...rest, sentence, effect, subject } as ParsedRule;
+    const rule = { ...rest, sentence, effect, subject, ...(mode === 'shadow' ? { enforcement: mode } : {}) } as ParsedRule;
     if (condition !== undefined && rule.form === 'tool') rule.condition = condition;
     return rule;
   }
@@ -241,7 +247,7 @@ class RuleParser {
     const value = this.peek();
     if (value.kind === 'end' || value.kind === 'comma') this.fail('a quoted text, e.g. "drop table"');
     this.advance();
-    return { pointer, op, value: value.lower };
+    return { pointer, op, value: normalizeArgText(value.text, pointer) };
   }
 
   private parseArgName(): string {
@@ -312,9 +318,11 @@ class RuleParser {
         this.reject(this.peek(), 'spawning sub-agents and network writes each need a rule of their own, not a list with tools');
       }
     }
+    const tags = [...new Set(scopes.flatMap((s) => s.tags ?? []))];
     return {
       label: scopes.map((s) => s.label).join(', '),
       patterns: [...new Set(scopes.flatMap((s) => s.patterns))],
+      ...(tags.length > 0 ? { tags } : {}),
       named: true,
       ...(first.spawn === true ? { spawn: true } : {}),
       ...(first.networkWrite === true ? { networkWrite: true } : {}),
@@ -333,6 +341,12 @@ class RuleParser {
 
   private parseFamilyOrName(): ToolScope {
     const t = this.peek();
+    if (this.isWord('code') && this.peek(1).lower === 'execution' && (this.peek(2).lower === 'tools' || this.peek(2).lower === 'tool')) {
+      this.advance();
+      this.advance();
+      this.advance();
+      return familyScope('code');
+    }
     if (t.kind === 'word' && TOOL_FAMILIES[t.lower] !== undefined && (this.peek(1).lower === 'tools' || this.peek(1).lower === 'tool')) {
       this.advance();
       this.advance();
@@ -377,12 +391,22 @@ class RuleParser {
     if (verbToken.kind !== 'word' || VERBS[verbToken.lower] === undefined) return this.fail(VERB_LIST);
     this.advance();
     let cls = VERBS[verbToken.lower] as VerbClass;
+    let messages = false;
     // Nouns that only say what kind of sending is meant.
     if (cls === 'send') {
+      const flow = this.attempt(() => this.parseFlow());
+      if (flow !== undefined) return flow;
       if (this.accept('requests')) cls = 'network';
       else if (this.accept('data')) cls = 'network-write';
-      else this.accept('email', 'emails', 'mail', 'messages');
+      else if (this.accept('message', 'messages', 'a message')) messages = true;
+      else if (this.isWord('a', 'any') && (this.peek(1).lower === 'message' || this.peek(1).lower === 'messages')) {
+        this.advance();
+        this.advance();
+        messages = true;
+      } else this.accept('email', 'emails', 'mail');
     }
+    const table = this.attempt(() => this.parseTableRule(verbToken, cls));
+    if (table !== undefined) return table;
     const tools = this.attempt(() => this.parseToolList());
 
     if (this.isWord('more', 'over', 'above', 'exceeding')) {
@@ -399,12 +423,12 @@ class RuleParser {
     }
     if (this.accept('inside', 'in', 'under', 'into')) return this.parsePaths(verbToken, cls, tools, 'inside');
     if (this.isWord('from', 'to', 'with')) {
-      const intent = this.attempt(() => this.parseIntentBinding(verbToken, cls, tools, true));
+      const intent = this.attempt(() => this.parseIntentBinding(verbToken, cls, tools, true, messages));
       if (intent !== undefined) return intent;
       if (!this.isWord('with')) return this.parseHosts(verbToken, cls, tools);
     }
     if (this.isWord(...ARTICLES) || this.isWord('addresses', 'recipients', 'urls')) {
-      const intent = this.attempt(() => this.parseIntentBinding(verbToken, cls, tools, false));
+      const intent = this.attempt(() => this.parseIntentBinding(verbToken, cls, tools, false, messages));
       if (intent !== undefined) return intent;
     }
     if (tools !== undefined) return { form: 'tool', tools, only: false };
@@ -527,16 +551,16 @@ class RuleParser {
     const bad = (what: string): never => this.reject(quantity.unit ?? quantity.token, `"${verb.token.text}" and ${what} do not go together; name the tools ("... of <tools>")`);
     switch (quantity.metric) {
       case 'rows':
-        if (cls === 'delete' || cls === 'change' || cls === 'insert' || cls === 'write') return toolsScope('sql.exec', ['sql.exec'], false);
+        if (cls === 'delete' || cls === 'change' || cls === 'insert' || cls === 'write') return SQL_WRITES;
         return bad('rows');
       case 'files':
-        if (cls === 'write' || cls === 'change') return toolsScope('fs.write', ['fs.write'], false);
-        if (cls === 'delete') return toolsScope('file deletes', ['fs.delete', 'fs.remove', 'fs.rm'], false);
-        if (cls === 'read') return toolsScope('fs.read', ['fs.read'], false);
-        if (cls === 'access') return toolsScope('file tools', ['fs.*'], false);
+        if (cls === 'write' || cls === 'change') return tagScope('file writes', ['file-write']);
+        if (cls === 'delete') return tagScope('file deletes', ['file-delete']);
+        if (cls === 'read') return tagScope('file reads', ['file-read']);
+        if (cls === 'access') return tagScope('file tools', ['file']);
         return bad('files');
       case 'bytes':
-        if (cls === 'write' || cls === 'change') return toolsScope('fs.write', ['fs.write'], false);
+        if (cls === 'write' || cls === 'change') return tagScope('file writes', ['file-write']);
         if (cls === 'network-write' || cls === 'send') return { ...NETWORK_WRITES, named: false };
         return bad('bytes');
       case 'amount':
@@ -601,7 +625,8 @@ class RuleParser {
     } while (this.acceptListSeparator(() => this.peek().kind === 'path'));
     const scope = tools ?? fileTools(cls);
     if (scope === undefined) this.reject(verb, `"${verb.text}" is not about files; use read, write, list, delete or access, or name the tools`);
-    return { form: 'path', tools: scope, mode, paths };
+    const access = pathAccessOf(cls);
+    return { form: 'path', tools: scope, mode, paths, ...(access === undefined ? {} : { access }) };
   }
 
   private parseHosts(verb: Token, cls: VerbClass, tools: ToolScope | undefined): Body {
@@ -663,15 +688,17 @@ class RuleParser {
    * "send email to an address the user did not give", "pay a recipient that is not in the
    * intent", "fetch a URL the user did not give", "call email.send with an address ...".
    */
-  private parseIntentBinding(verb: Token, cls: VerbClass, tools: ToolScope | undefined, preposition: boolean): Body {
+  private parseIntentBinding(verb: Token, cls: VerbClass, tools: ToolScope | undefined, preposition: boolean, messages = false): Body {
     if (preposition) this.expect('to', 'with', 'from');
     this.accept(...ARTICLES);
     const noun = this.peek();
     let value: BoundValue | undefined;
     if (this.acceptPhrase('email', 'address') || this.acceptPhrase('email', 'addresses') || this.accept('address', 'addresses', 'email')) value = cls === 'network' ? 'url' : 'email';
-    else if (this.accept('recipient', 'recipients')) value = cls === 'money' ? 'recipient' : 'email';
+    else if (this.accept('recipient', 'recipients')) value = cls === 'money' ? 'recipient' : messages ? 'message' : 'email';
+    else if (messages && this.accept('channel', 'channels', 'user', 'users', 'number', 'numbers')) value = 'message';
     else if (this.accept('payee', 'payees', 'account', 'accounts', 'beneficiary', 'iban')) value = 'recipient';
     else if (this.accept('url', 'urls', 'link', 'links')) value = 'url';
+    else if (cls === 'money' && this.accept('amount', 'amounts', 'sum', 'sums')) value = 'amount';
     else if (this.accept('path', 'paths', 'file', 'files')) value = 'path';
     else this.fail();
     this.parseNotFromUser();
@@ -679,7 +706,9 @@ class RuleParser {
       tools ??
       (value === 'email'
         ? familyScope('email', false)
-        : value === 'recipient'
+        : value === 'message'
+          ? familyScope('messaging', false)
+          : value === 'recipient' || value === 'amount'
           ? familyScope('payment', false)
           : value === 'url'
             ? familyScope('network', false)
@@ -687,6 +716,61 @@ class RuleParser {
     if (scope === undefined) this.reject(verb, 'name the tools this rule is about');
     if (value === 'recipient' && cls !== 'money' && tools === undefined) this.reject(noun, 'a payee or account is what a payment goes to; use "pay", "transfer" or name the tools');
     return { form: 'intent', tools: scope, value };
+  }
+
+  /**
+   * "send data read from a private source to a host or recipient the user did not give",
+   * "send private data to a host the user did not give" (after "send").
+   */
+  private parseFlow(): Body {
+    if (this.accept('private')) this.expect('data');
+    else {
+      this.expect('data');
+      this.accept('that', 'which');
+      this.accept('was');
+      this.expect('read');
+      this.expect('from');
+      this.accept('a', 'any', 'the');
+      this.expect('private');
+      this.expect('source', 'sources');
+    }
+    this.expect('to');
+    this.accept(...ARTICLES);
+    let destination: FlowDestination;
+    if (this.accept('destination', 'destinations')) destination = 'any';
+    else if (this.accept('host', 'hosts')) destination = this.acceptPhrase('or', 'recipient') || this.acceptPhrase('or', 'recipients') ? 'any' : 'host';
+    else if (this.accept('recipient', 'recipients')) destination = this.acceptPhrase('or', 'host') || this.acceptPhrase('or', 'hosts') ? 'any' : 'recipient';
+    else return this.fail('"host", "recipient" or "destination"');
+    this.parseNotFromUser();
+    const scope = destination === 'host' ? familyScope('network', false) : destination === 'recipient' ? tagScope('messages and payments', ['messaging', 'payment']) : tagScope('sends', ['network', 'messaging', 'payment']);
+    return { form: 'flow', tools: scope, destination };
+  }
+
+  /**
+   * Structured SQL rules on tables, decided on what the broker measured where it applied the
+   * statement: "never delete from table items", "never change tables customers, orders",
+   * "never delete more than 100 rows from table items", "never read table salaries".
+   */
+  private parseTableRule(verb: Token, cls: VerbClass): Body {
+    const operation = tableOperation(verb.lower, cls);
+    if (operation === undefined) return this.fail();
+    let max: number | undefined;
+    if (this.acceptPhrase('more', 'than') || this.accept('over', 'above', 'exceeding')) {
+      max = this.parseCount('a number of rows');
+      this.expect('rows', 'row');
+    } else this.accept('rows', 'any');
+    this.accept('from', 'in', 'into', 'on', 'to', 'of');
+    this.accept('the');
+    this.expect('table', 'tables');
+    const tables: string[] = [];
+    do {
+      const t = this.peek();
+      if (!((t.kind === 'word' || t.kind === 'quoted') && /^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$/.test(t.lower))) this.fail('a table name (e.g. items, or inventory.items)');
+      this.advance();
+      tables.push(t.lower);
+    } while (this.acceptListSeparator(() => this.peek().kind === 'word' || this.peek().kind === 'quoted'));
+    const scope = operation === 'read' ? tagScope('SQL', ['database'], false, ['sql.query', 'sql.exec']) : SQL_WRITES;
+    return { form: 'table', tools: scope, tables, operation, ...(max === undefined ? {} : { max }) };
   }
 
   /** "(that|which)? the user did not give | is not in the intent | the user has not given | ...". */
@@ -742,17 +826,17 @@ function defaultTools(cls: VerbClass): ToolScope {
     case 'make':
       return ANY_TOOL;
     case 'delete':
-      return toolsScope('deletes', ['sql.exec', 'fs.delete', 'fs.remove', 'fs.rm'], false);
+      return tagScope('deletes', ['sql-write', 'file-delete'], false, ['sql.exec']);
     case 'change':
-      return toolsScope('changes', ['sql.exec', 'fs.write'], false);
+      return tagScope('changes', ['sql-write', 'file-write'], false, ['sql.exec']);
     case 'insert':
-      return toolsScope('sql.exec', ['sql.exec'], false);
+      return SQL_WRITES;
     case 'write':
-      return toolsScope('fs.write', ['fs.write'], false);
+      return tagScope('file writes', ['file-write']);
     case 'read':
-      return toolsScope('fs.read', ['fs.read'], false);
+      return tagScope('file reads', ['file-read']);
     case 'list':
-      return toolsScope('fs.list', ['fs.list'], false);
+      return tagScope('file listings', ['file-list']);
     case 'access':
       return familyScope('file', false);
     case 'money':
@@ -772,18 +856,45 @@ function fileTools(cls: VerbClass): ToolScope | undefined {
   switch (cls) {
     case 'write':
     case 'change':
-      return toolsScope('fs.write', ['fs.write'], false);
+      return tagScope('file writes', ['file-write']);
     case 'read':
-      return toolsScope('fs.read', ['fs.read'], false);
+      return tagScope('file reads', ['file-read']);
     case 'list':
-      return toolsScope('fs.list', ['fs.list'], false);
+      return tagScope('file listings', ['file-list']);
     case 'delete':
-      return toolsScope('file deletes', ['fs.delete', 'fs.remove', 'fs.rm'], false);
+      return tagScope('file deletes', ['file-delete']);
     case 'access':
       return familyScope('file', false);
     default:
       return undefined;
   }
+}
+
+/** The path access a verb is about; undefined for "access"/"touch" (any access). */
+function pathAccessOf(cls: VerbClass): PathAccess | undefined {
+  switch (cls) {
+    case 'write':
+    case 'change':
+      return 'write';
+    case 'read':
+      return 'read';
+    case 'list':
+      return 'list';
+    case 'delete':
+      return 'delete';
+    default:
+      return undefined;
+  }
+}
+
+/** What a verb does to a table: delete, insert, update, any write, or read. */
+function tableOperation(verb: string, cls: VerbClass): RowsOperation | 'write' | 'read' | undefined {
+  if (cls === 'delete') return 'delete';
+  if (cls === 'insert') return 'insert';
+  if (verb === 'update') return 'update';
+  if (cls === 'change' || cls === 'write') return 'write';
+  if (cls === 'read' || cls === 'access') return cls === 'read' ? 'read' : undefined;
+  return undefined;
 }
 
 function isLower(c: string): boolean {
@@ -857,8 +968,11 @@ function unreadable(sentence: string, column: number, word: string, problem: str
  * Reads one sentence. Throws `PolicyParseError` (ERR_POLICY_UNREADABLE) when it cannot; `source`
  * (e.g. "policies/foundation/rules.txt:4") is quoted in the message.
  */
-export function parseRule(sentence: string, options: { source?: string } = {}): ParsedRule {
-  const text = sentence.trim();
+export function parseRule(sentence: string, options: { source?: string; mode?: RuleMode } = {}): ParsedRule {
+  // "shadow: <rule>" is recorded, never enforced.
+  const shadowed = /^shadow\s*:\s*/i.exec(sentence.trim());
+  const mode: RuleMode = shadowed !== null ? 'shadow' : (options.mode ?? 'enforce');
+  const text = shadowed !== null ? sentence.trim().slice(shadowed[0].length) : sentence.trim();
   let tokens: Token[];
   try {
     tokens = tokenizeRule(text);
@@ -868,7 +982,7 @@ export function parseRule(sentence: string, options: { source?: string } = {}): 
   }
   const parser = new RuleParser(tokens);
   try {
-    return parser.parseRule(text);
+    return parser.parseRule(text, mode);
   } catch (error) {
     if (error instanceof Rejected) throw unreadable(text, error.token.column, error.token.text, error.message, [], options.source);
     if (error !== NO_MATCH) throw error;

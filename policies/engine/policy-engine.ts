@@ -1,13 +1,20 @@
 /**
- * The policy engine: compiled rules (from packs and task sentences) decide each proposed action.
- * Cedar rules go to cedar-wasm as one preparsed policy set (plus a default permit); stateful
- * rules are evaluated here against the running `PolicyState`.
+ * The policy engine: compiled rules (from packs and task sentences) decide each proposed action
+ * and each capability call made from inside a tool.
+ *
+ * A decision evaluates only the rules that can apply to its request (rule-index.ts: by tool,
+ * effect tag, spawning and measured fact), each through the check built once from its parsed
+ * form (evaluate-rule.ts), so its cost does not grow with the size of the packs. Cedar holds the
+ * reviewable, schema-validated form of every stateless rule: each engine validates its rules'
+ * policies when it is built, and `decideWithCedar` decides through cedar-wasm, which the tests
+ * use to check that both agree.
  *
  * Invariants:
  *  - deny beats approval beats allow; an action no rule matches is allowed (the task's grants
- *    are enforced before the engine is asked);
- *  - a Cedar policy that errors while evaluating counts as matched (fail closed), and a rule
- *    about an effect the tool did not measure matches for the tools it is about;
+ *    are enforced before the engine is asked); rules in shadow mode are matched and reported
+ *    (`decision.shadow`), never enforced;
+ *  - a rule about an effect the tool did not measure matches for the tools it is about, unless
+ *    the measurement is made where the call is applied and decided there (fail closed);
  *  - `decide` and `recordExecution` are pure functions of their inputs (the clock is the
  *    request's `now`), so decisions replay identically.
  */
@@ -15,11 +22,11 @@ import { createHash } from 'node:crypto';
 import { PolicyError } from '../../errors';
 import { cedar, cedarPolicies, compileRule, CompiledRuleSchema, validateCedarRules, WARDEN_CEDAR_SCHEMA, type CedarRule, type CompiledRule, type StatefulRule } from './compile-rule';
 import { readPacks } from './load-pack';
+import { isResponseRule } from './parse-response-rule';
 import {
   ExecutionOutcomeSchema,
   measureRequest,
-  agentKey,
-  PolicyRequestSchema,
+  parsePolicyRequest,
   type ExecutionOutcome,
   type MatchedRule,
   type Measured,
@@ -27,9 +34,13 @@ import {
   type PolicyRequest,
   type PolicyRequestInput,
 } from './policy-request';
-import { callsWithin, counterOf, emptyPolicyState, PolicyStateSchema, recordExecution as recordInState, totalOf, type PolicyState } from './policy-state';
+import { emptyPolicyState, PolicyStateSchema, recordExecution as recordInState, type PolicyState } from './policy-state';
 import { argumentLeaves } from './provenance';
-import { EMAIL_RECIPIENT_KEYS, PATH_KEYS, PAYMENT_RECIPIENT_KEYS, scopeCoversTool, URL_KEYS, type RuleSubject, type ToolScope } from './rule-syntax';
+import { checkOf, type RuleCheck } from './evaluate-rule';
+import { normalizeArgText } from './normalize-text';
+import { buildRuleIndex } from './rule-index';
+
+export { boundArguments } from './evaluate-rule';
 
 export interface LoadPolicyEngineOptions {
   /** Pack folders, or names of bundled packs ("foundation"). */
@@ -47,6 +58,8 @@ export interface PolicyEngine {
   readonly cedarText: string;
   /** Decides one proposed action. Throws `PolicyError` ERR_POLICY_REQUEST_INVALID on a malformed request. */
   decide(request: PolicyRequestInput, state?: PolicyState): PolicyDecision;
+  /** The same decision with the stateless rules evaluated by cedar-wasm (slower; for checking the engine against Cedar). */
+  decideWithCedar(request: PolicyRequestInput, state?: PolicyState): PolicyDecision;
   /** The state after the action ran (or was denied); pure. */
   recordExecution(state: PolicyState, request: PolicyRequestInput, outcome: ExecutionOutcome): PolicyState;
 }
@@ -77,8 +90,11 @@ function preparseSchemaOnce(): void {
  */
 export function loadPolicyEngine(options: LoadPolicyEngineOptions = {}): PolicyEngine {
   const rules: CompiledRule[] = [];
-  for (const s of readPacks(options.packs ?? [])) rules.push(compileRule(s.sentence, s.id, s.source));
-  (options.sentences ?? []).forEach((sentence, i) => rules.push(compileRule(sentence, `task:${i + 1}`, `task policies[${i}]`)));
+  // Response rules (parse-response-rule.ts) share the packs and the task's sentences; the monitor reads them.
+  for (const s of readPacks(options.packs ?? [])) if (!isResponseRule(s.sentence)) rules.push(compileRule(s.sentence, s.id, s.source, s.enforcement));
+  (options.sentences ?? []).forEach((sentence, i) => {
+    if (!isResponseRule(sentence)) rules.push(compileRule(sentence, `task:${i + 1}`, `task policies[${i}]`));
+  });
   for (const rule of options.rules ?? []) rules.push(CompiledRuleSchema.parse(rule));
   return createPolicyEngine(rules);
 }
@@ -120,8 +136,27 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
   }
   const retainMs = Math.max(MIN_RETAIN_MS, ...statefulRules.map((r) => (r.spec.type === 'rate' ? r.spec.windowMs : 0)));
 
+  const checks: RuleCheck[] = rules.map((rule) => checkOf(rule));
+  const index = buildRuleIndex(rules);
+  const shadowIds = new Set(rules.filter((r) => r.enforcement === 'shadow').map((r) => r.id));
+
   const decide = (input: PolicyRequestInput, stateInput?: PolicyState): PolicyDecision => {
-    const request = parseRequest(input);
+    const request = parsePolicyRequest(input);
+    const state = stateInput ?? emptyPolicyState();
+    const measured = measureRequest(request);
+    const context = { request, m: measured, state, memo: new Map<string, number>() };
+    const matched: MatchedRule[] = [];
+    for (const position of index.candidates(request, measured)) {
+      const detail = (checks[position] as RuleCheck)(context);
+      if (detail === undefined) continue;
+      const rule = rules[position] as CompiledRule;
+      matched.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: detail === '' ? rule.reason : `${rule.reason} (${detail})`, kind: rule.kind });
+    }
+    return decisionOf(matched, shadowIds);
+  };
+
+  const decideWithCedar = (input: PolicyRequestInput, stateInput?: PolicyState): PolicyDecision => {
+    const request = parsePolicyRequest(input);
     const state = stateInput ?? emptyPolicyState();
     const measured = measureRequest(request);
     const matched = new Map<string, MatchedRule>();
@@ -129,38 +164,50 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
       const inputs = cedarInputs(request, argPointers, measured);
       for (const policySetId of policySets) for (const m of evaluateCedar(policySetId, cedarRules, request, inputs)) if (!matched.has(m.id)) matched.set(m.id, m);
     }
-    for (const rule of statefulRules) {
-      const detail = evaluateStateful(rule, request, measured, state);
+    const context = { request, m: measured, state, memo: new Map<string, number>() };
+    rules.forEach((rule, position) => {
+      if (rule.kind !== 'stateful') return;
+      const detail = (checks[position] as RuleCheck)(context);
       if (detail !== undefined) matched.set(rule.id, { id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: `${rule.reason} (${detail})`, kind: 'stateful' });
-    }
-    return decisionOf([...matched.values()]);
+    });
+    const order = new Map(rules.map((r, i) => [r.id, i]));
+    return decisionOf(
+      [...matched.values()].sort((a, b) => (order.get(a.id) ?? 0) - (order.get(b.id) ?? 0)),
+      shadowIds,
+    );
   };
 
   return {
     rules,
     cedarText,
     decide,
+    decideWithCedar,
     recordExecution(state, input, outcomeInput) {
       const outcome = ExecutionOutcomeSchema.parse(outcomeInput);
       if (outcome.status === 'denied') return state;
-      return recordInState(PolicyStateSchema.parse(state), parseRequest(input), outcome, { retainMs });
+      return recordInState(PolicyStateSchema.parse(state), parsePolicyRequest(input), outcome, { retainMs });
     },
   };
 }
 
-function parseRequest(input: PolicyRequestInput): PolicyRequest {
-  const parsed = PolicyRequestSchema.safeParse(input);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-    throw new PolicyError('ERR_POLICY_REQUEST_INVALID', `invalid policy request: ${issues.map((i) => `${i.path || '(top level)'}: ${i.message}`).join('; ')}`, { details: { issues } });
-  }
-  return parsed.data;
+function verdictOf(matched: readonly MatchedRule[]): PolicyDecision['decision'] {
+  return matched.some((m) => m.effect === 'deny') ? 'deny' : matched.some((m) => m.effect === 'approval') ? 'approval' : 'allow';
 }
 
-function decisionOf(matched: MatchedRule[]): PolicyDecision {
-  const decision = matched.some((m) => m.effect === 'deny') ? 'deny' : matched.some((m) => m.effect === 'approval') ? 'approval' : 'allow';
-  const deciding = matched.filter((m) => m.effect === decision);
-  return { decision, matched, reasons: deciding.length > 0 ? deciding.map((m) => m.reason) : ['no rule matched: allowed (the task grants the action)'] };
+const NO_RULE_MATCHED = ['no rule matched: allowed (the task grants the action)'];
+
+/** Enforced rules decide; shadow rules are reported apart with what they would have decided. */
+function decisionOf(all: MatchedRule[], shadowIds: ReadonlySet<string>): PolicyDecision {
+  const matched = shadowIds.size === 0 ? all : all.filter((m) => !shadowIds.has(m.id));
+  const decision = verdictOf(matched);
+  const reasons: string[] = [];
+  for (const m of matched) if (m.effect === decision) reasons.push(m.reason);
+  const out: PolicyDecision = { decision, matched, reasons: reasons.length > 0 ? reasons : [...NO_RULE_MATCHED] };
+  if (shadowIds.size > 0) {
+    const shadow = all.filter((m) => shadowIds.has(m.id));
+    if (shadow.length > 0) out.shadow = { decision: verdictOf(shadow), matched: shadow };
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +217,7 @@ function decisionOf(matched: MatchedRule[]): PolicyDecision {
 function argTags(request: PolicyRequest, pointers: readonly string[]): Record<string, string> {
   if (pointers.length === 0) return {};
   const tags: Record<string, string> = {};
-  for (const leaf of argumentLeaves(request.args)) if (pointers.includes(leaf.pointer)) tags[leaf.pointer] = String(leaf.value).toLowerCase();
+  for (const leaf of argumentLeaves(request.args)) if (pointers.includes(leaf.pointer)) tags[leaf.pointer] = normalizeArgText(String(leaf.value), leaf.pointer);
   return tags;
 }
 
@@ -182,19 +229,27 @@ function cedarContexts(request: PolicyRequest, m: Measured): Record<string, unkn
     depth: request.agent.depth,
     chain: request.agent.chain,
     minuteOfDay: m.minuteOfDay,
+    tags: [...m.tags],
+    pending: [...m.pending],
   };
   if (m.rows !== undefined) base.rows = m.rows;
+  if (m.rowsByOperation !== undefined) {
+    base.rowsDelete = m.rowsByOperation.delete;
+    base.rowsInsert = m.rowsByOperation.insert;
+    base.rowsUpdate = m.rowsByOperation.update;
+  }
   if (m.operation !== undefined) base.operation = m.operation;
   if (m.amountCents !== undefined) base.amountCents = m.amountCents;
   if (m.currency !== undefined) base.currency = m.currency;
   if (m.files !== undefined) base.files = m.files;
   if (m.bytes !== undefined) base.bytes = m.bytes;
   if (m.method !== undefined) base.method = m.method;
-  const paths: (string | undefined)[] = m.paths.length > 0 ? m.paths : [undefined];
+  if (m.networkWrite !== undefined) base.networkWrite = m.networkWrite;
+  const paths: ({ path: string; access?: string; tree?: true } | undefined)[] = m.paths.length > 0 ? m.paths : [undefined];
   const hosts: (string | undefined)[] = m.hosts.length > 0 ? m.hosts : [undefined];
-  const withResource = (path: string | undefined, host: string | undefined): Record<string, unknown> => ({
+  const withResource = (path: { path: string; access?: string; tree?: true } | undefined, host: string | undefined): Record<string, unknown> => ({
     ...base,
-    ...(path === undefined ? {} : { path }),
+    ...(path === undefined ? {} : { path: path.path, ...(path.access === undefined ? {} : { pathAccess: path.access }), ...(path.tree === true ? { pathTree: true } : {}) }),
     ...(host === undefined ? {} : { host }),
   });
   if (paths.length * hosts.length <= MAX_CONTEXTS) return paths.flatMap((p) => hosts.map((h) => withResource(p, h)));
@@ -270,108 +325,5 @@ function evaluateCedar(policySetId: string, rules: ReadonlyMap<string, CedarRule
     }
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Stateful rules
-
-function subjectCovers(subject: RuleSubject, request: PolicyRequest): boolean {
-  if (subject.kind === 'subagents') return request.agent.depth >= 1;
-  if (subject.kind === 'agent') return request.agent.name === subject.name;
-  return true;
-}
-
-function covers(scope: ToolScope, measured: Measured | undefined, tool: string): boolean {
-  if (!scopeCoversTool(scope, tool)) return false;
-  if (scope.networkWrite === true && measured?.method !== undefined) return !['GET', 'HEAD', 'OPTIONS'].includes(measured.method);
-  return true;
-}
-
-function measuredValue(metric: 'rows' | 'amount' | 'files' | 'bytes', m: Measured): number | undefined {
-  return metric === 'rows' ? m.rows : metric === 'amount' ? m.amountCents : metric === 'files' ? m.files : m.bytes;
-}
-
-function formatTotal(metric: string, value: number): string {
-  return metric === 'amount' ? `$${(value / 100).toFixed(2)}` : `${value} ${metric}`;
-}
-
-/** A detail string when the rule matches, undefined when it does not. */
-function evaluateStateful(rule: StatefulRule, request: PolicyRequest, measured: Measured, state: PolicyState): string | undefined {
-  if (!subjectCovers(rule.subject, request)) return undefined;
-  const spec = rule.spec;
-  const onlyAgent = 'scope' in spec && spec.scope === 'agent' ? agentKey(request.agent) : undefined;
-  const where = onlyAgent === undefined ? 'across the task' : 'by this agent';
-  switch (spec.type) {
-    case 'rate': {
-      if (!covers(spec.tools, measured, request.tool)) return undefined;
-      const count = callsWithin(state, measured.nowMs, spec.windowMs, (t) => scopeCoversTool(spec.tools, t), onlyAgent);
-      return count + 1 > spec.max ? `${count} calls ${where} in the last ${spec.window}, limit ${spec.max}` : undefined;
-    }
-    case 'total': {
-      const inScope = covers(spec.tools, measured, request.tool);
-      const countsTool = (t: string): boolean => scopeCoversTool(spec.tools, t) || !spec.tools.named;
-      const counter = counterOf(spec.metric, spec.rowsOperation);
-      if (spec.metric === 'calls') {
-        if (!inScope) return undefined;
-        const sofar = totalOf(state, 'calls', (t) => scopeCoversTool(spec.tools, t), onlyAgent);
-        return sofar + 1 > spec.max ? `${sofar} ${spec.tools.spawn === true ? 'sub-agents spawned' : 'calls'} ${where} so far, limit ${spec.max}` : undefined;
-      }
-      const value = measuredValue(spec.metric, measured);
-      if (value === undefined) return inScope ? `the tool did not declare its ${spec.metric}, so the rule applies` : undefined;
-      if (!inScope && spec.tools.named) return undefined;
-      if (spec.rowsOperation !== undefined && measured.operation !== undefined && measured.operation !== spec.rowsOperation) return undefined;
-      const sofar = totalOf(state, counter, countsTool, onlyAgent);
-      return sofar + value > spec.max ? `${formatTotal(spec.metric, sofar)} ${where} so far + ${formatTotal(spec.metric, value)} now, limit ${formatTotal(spec.metric, spec.max)}` : undefined;
-    }
-    case 'intent': {
-      if (!covers(spec.tools, measured, request.tool)) return undefined;
-      const bound = boundArguments(spec.value, request.args);
-      if (bound.length === 0) return `no ${NOUNS[spec.value]} argument found to check, so the rule applies`;
-      const untrusted = bound.filter((b) => request.provenance[b.pointer] !== 'user');
-      if (untrusted.length === 0) return undefined;
-      return untrusted
-        .map((b) => {
-          const source = request.provenance[b.pointer];
-          const from = source === 'tool-output' ? 'came from an earlier tool output' : source === 'literal' ? 'was not given by the user' : 'has no recorded provenance';
-          return `${b.pointer} = ${JSON.stringify(shorten(String(b.value)))} ${from}`;
-        })
-        .join('; ');
-    }
-  }
-}
-
-const NOUNS: Readonly<Record<'email' | 'recipient' | 'url' | 'path', string>> = { email: 'recipient address', recipient: 'recipient', url: 'URL', path: 'path' };
-
-function shorten(text: string): string {
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-function keyOf(pointer: string): string {
-  const segments = pointer.split('/').filter((s) => s !== '' && !/^\d+$/.test(s));
-  const last = segments[segments.length - 1] ?? '';
-  return last.toLowerCase().replace(/[_-]/g, '');
-}
-
-function isEmailList(value: string): boolean {
-  const parts = value.split(/[,;]/).map((p) => p.trim());
-  return parts.length > 0 && parts.every((p) => p.includes('@') && !p.includes(' '));
-}
-
-/** The argument values an intent-binding rule checks, by pointer. */
-export function boundArguments(value: 'email' | 'recipient' | 'url' | 'path', args: Record<string, unknown>): { pointer: string; value: string | number }[] {
-  return argumentLeaves(args).filter((leaf) => {
-    const key = keyOf(leaf.pointer);
-    const text = String(leaf.value);
-    switch (value) {
-      case 'email':
-        return EMAIL_RECIPIENT_KEYS.includes(key) || (typeof leaf.value === 'string' && isEmailList(text));
-      case 'recipient':
-        return PAYMENT_RECIPIENT_KEYS.includes(key);
-      case 'url':
-        return URL_KEYS.includes(key) || (typeof leaf.value === 'string' && (text.startsWith('http://') || text.startsWith('https://')));
-      case 'path':
-        return PATH_KEYS.includes(key);
-    }
-  });
 }
 

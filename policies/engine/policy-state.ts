@@ -38,6 +38,15 @@ export const PolicyStateSchema = z.strictObject({
   agents: z.record(z.string(), AgentCountersSchema),
   /** Calls recent enough to matter to a rate rule, oldest first. */
   recent: z.array(RecentCallSchema),
+  /** Effect tags of each tool called so far (family scopes count totals and rates by tag). */
+  toolTags: z.record(z.string(), z.array(z.string())).optional(),
+  /**
+   * Private data read so far: agent key → what it read ("fs.read /workspace/notes.txt"), at most
+   * a few entries each. Flow rules hold sends after any private read in the task tree.
+   */
+  privateReads: z.record(z.string(), z.array(z.string())).optional(),
+  /** Workspace paths and tables written so far in the task tree: what they hold now is no longer the user's own. */
+  written: z.strictObject({ paths: z.array(z.string()), tables: z.array(z.string()) }).optional(),
 });
 export type PolicyState = z.infer<typeof PolicyStateSchema>;
 export type AgentCounters = z.infer<typeof AgentCountersSchema>;
@@ -49,7 +58,11 @@ export function emptyPolicyState(): PolicyState {
 /** Counter increments of one executed call. */
 function increments(measured: Measured): Partial<Record<Counter, number>> {
   const inc: Partial<Record<Counter, number>> = {};
-  if (measured.rows !== undefined) {
+  if (measured.rowsByOperation !== undefined) {
+    const byOp = measured.rowsByOperation;
+    inc.rows = measured.rows ?? byOp.delete + byOp.insert + byOp.update;
+    for (const o of ['delete', 'insert', 'update'] as const) if (byOp[o] > 0) inc[`rows:${o}`] = byOp[o];
+  } else if (measured.rows !== undefined) {
     inc.rows = measured.rows;
     const op = measured.operation;
     // A statement of unknown kind counts against every per-operation total: fail closed.
@@ -71,6 +84,23 @@ export function recordExecution(state: PolicyState, request: PolicyRequest, outc
   if (outcome.status === 'denied') return state;
   const key = agentKey(request.agent);
   const measured = measureRequest(request, outcome.effect ?? request.effect);
+  const extra: Pick<PolicyState, 'toolTags' | 'privateReads' | 'written'> = {};
+  const known = state.toolTags?.[request.tool];
+  extra.toolTags = known !== undefined && known.length === measured.tags.length && known.every((t) => measured.tags.includes(t as never)) ? state.toolTags : { ...(state.toolTags ?? {}), [request.tool]: [...new Set([...(known ?? []), ...measured.tags])].sort() };
+  if (state.privateReads !== undefined) extra.privateReads = state.privateReads;
+  if (outcome.status === 'ok' && readsPrivateData(request, measured)) {
+    const what = `${request.via === undefined ? '' : `${request.via} > `}${request.tool}${measured.paths[0] === undefined ? '' : ` ${measured.paths[0].path}`}`;
+    const seen = state.privateReads?.[key] ?? [];
+    // A few examples per agent say what was read; one is enough to hold later sends.
+    if (seen.length === 0 || (!seen.includes(what) && seen.length < 8)) extra.privateReads = { ...(state.privateReads ?? {}), [key]: [...seen, what] };
+  }
+  const writtenPaths = measured.paths.filter((p) => p.access === 'write' || p.access === 'delete').map((p) => p.path);
+  const writtenTables = measured.tables.map((t) => (t.database === undefined ? t.table : `${t.database}.${t.table}`).toLowerCase());
+  if (state.written !== undefined || writtenPaths.length > 0 || writtenTables.length > 0) {
+    const paths = [...new Set([...(state.written?.paths ?? []), ...writtenPaths])].sort();
+    const tables = [...new Set([...(state.written?.tables ?? []), ...writtenTables])].sort();
+    extra.written = { paths, tables };
+  }
   const previous = state.agents[key];
   const calls = (previous?.calls ?? 0) + 1;
   const toolCounters: Record<string, number> = { ...(previous?.tools[request.tool] ?? {}) };
@@ -87,7 +117,28 @@ export function recordExecution(state: PolicyState, request: PolicyRequest, outc
   const cutoff = measured.nowMs - options.retainMs;
   const recent = state.recent.filter((r) => r.at > cutoff);
   if (options.retainMs > 0) recent.push({ agent: key, seq: calls, tool: request.tool, at: measured.nowMs });
-  return { version: 1, agents: { ...state.agents, [key]: agent }, recent };
+  return { version: 1, agents: { ...state.agents, [key]: agent }, recent, ...definedOnly(extra) };
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Whether a call that ran handed private data to the agent: its tool reads private data and it is not a write. */
+function readsPrivateData(request: PolicyRequest, measured: Measured): boolean {
+  if (measured.isSpawn) return false;
+  if (request.descriptor !== undefined) {
+    if (!request.descriptor.readsPrivate) return false;
+    // A write's answer (path and size, rows changed) is not the data it wrote.
+    const writesOnly = measured.paths.length > 0 && measured.paths.every((p) => p.access === 'write' || p.access === 'delete');
+    return !writesOnly && !(request.tool === 'sql.exec');
+  }
+  return ['fs.read', 'fs.list', 'sql.query'].includes(request.tool);
+}
+
+/** What was read from private sources anywhere in the task tree the state covers. */
+export function privateReadsIn(state: PolicyState): string[] {
+  return Object.values(state.privateReads ?? {}).flat();
 }
 
 /**
@@ -113,26 +164,54 @@ export function mergePolicyStates(...states: readonly PolicyState[]): PolicyStat
     for (const call of state.recent) recent.set(`${call.agent}#${call.seq}`, call);
   }
   const merged = [...recent.values()].sort((a, b) => a.at - b.at || a.agent.localeCompare(b.agent) || a.seq - b.seq);
-  return { version: 1, agents, recent: merged };
+  const toolTags: Record<string, string[]> = {};
+  const privateReads: Record<string, string[]> = {};
+  const paths = new Set<string>();
+  const tables = new Set<string>();
+  for (const state of states) {
+    for (const [tool, tags] of Object.entries(state.toolTags ?? {})) toolTags[tool] = [...new Set([...(toolTags[tool] ?? []), ...tags])].sort();
+    for (const [agent, reads] of Object.entries(state.privateReads ?? {})) privateReads[agent] = [...new Set([...(privateReads[agent] ?? []), ...reads])].slice(0, 8);
+    for (const p of state.written?.paths ?? []) paths.add(p);
+    for (const t of state.written?.tables ?? []) tables.add(t);
+  }
+  return {
+    version: 1,
+    agents,
+    recent: merged,
+    ...(Object.keys(toolTags).length > 0 ? { toolTags } : {}),
+    ...(Object.keys(privateReads).length > 0 ? { privateReads } : {}),
+    ...(paths.size > 0 || tables.size > 0 ? { written: { paths: [...paths].sort(), tables: [...tables].sort() } } : {}),
+  };
 }
 
-/** The counter's total over the agents in scope and the tools `covers` accepts. */
-export function totalOf(state: PolicyState, counter: Counter, covers: (tool: string) => boolean, onlyAgent?: string): number {
+/** A tool's effect tags as recorded, else by its name. */
+function tagsRecorded(state: PolicyState, tool: string): readonly string[] | undefined {
+  return state.toolTags?.[tool];
+}
+
+/** The counter's total over the agents in scope and the tools `covers` accepts (given each tool's recorded tags). */
+export function totalOf(state: PolicyState, counter: Counter, covers: (tool: string, tags?: readonly string[]) => boolean, onlyAgent?: string): number {
   let total = 0;
   for (const [key, agent] of Object.entries(state.agents)) {
     if (onlyAgent !== undefined && key !== onlyAgent) continue;
-    for (const [tool, values] of Object.entries(agent.tools)) if (covers(tool)) total += values[counter] ?? 0;
+    for (const [tool, values] of Object.entries(agent.tools)) if (covers(tool, tagsRecorded(state, tool))) total += values[counter] ?? 0;
   }
   return total;
 }
 
 /** Calls in (now - windowMs, now] by tools `covers` accepts. */
-export function callsWithin(state: PolicyState, nowMs: number, windowMs: number, covers: (tool: string) => boolean, onlyAgent?: string): number {
+export function callsWithin(state: PolicyState, nowMs: number, windowMs: number, covers: (tool: string, tags?: readonly string[]) => boolean, onlyAgent?: string): number {
   let count = 0;
+  const verdicts = new Map<string, boolean>();
   for (const call of state.recent) {
     if (call.at <= nowMs - windowMs || call.at > nowMs) continue;
     if (onlyAgent !== undefined && call.agent !== onlyAgent) continue;
-    if (covers(call.tool)) count += 1;
+    let covered = verdicts.get(call.tool);
+    if (covered === undefined) {
+      covered = covers(call.tool, tagsRecorded(state, call.tool));
+      verdicts.set(call.tool, covered);
+    }
+    if (covered) count += 1;
   }
   return count;
 }

@@ -1,28 +1,51 @@
 /**
- * Where an argument value came from. Given the user's intent (and values from the task file) and
- * the outputs of earlier tool calls, classifies each string or number in a proposed action's
- * arguments as `user` (the user gave it), `tool-output` (it only appears in what tools returned,
- * which is where injected instructions live) or `literal` (neither: the agent made it up).
+ * Where an argument value came from. Given the user's words and declared values, the data the
+ * task marks as the user's own (trusted), and the outputs of earlier tool calls, classifies each
+ * string or number in a proposed action's arguments as `user` (the user gave it), `trusted` (it
+ * appears in the user's own trusted data), `tool-output` (it only appears in what tools returned,
+ * which is where injected instructions live) or `literal` (none of these: the agent made it up).
  *
  * Pure and deterministic (no clock, no I/O, no randomness), so the workflow can call it.
  * Values are compared in normalised form: e-mail addresses and host names without case, URLs
- * without scheme, `www.`-less host case or trailing slash differences, IBANs and account numbers
- * without spaces or dashes, amounts as numbers ("$1,200.00" = 1200).
+ * without scheme, `www.`-less host case or trailing slash differences (and a URL under a path the
+ * user gave counts as given), IBANs and account numbers without spaces or dashes, phone numbers
+ * as digits (a leading + or 00 dropped), chat handles and channels without `@`/`#` or case,
+ * amounts as numbers ("$1,200.00" = 1200).
+ *
+ * What is tracked: content, not data flow. A value counts as user-given or trusted only if it
+ * (or, for values holding recognisable atoms, every atom in it) occurs in those sources after
+ * normalisation; anything the agent builds (concatenation, re-encoding, arithmetic) that does not
+ * reproduce such a value is at best `literal`, so laundering through string building can only
+ * lose trust, never gain it. What is not tracked: free text (message bodies, subjects) is
+ * classified but binding rules only check destinations; a value that happens to occur in user or
+ * trusted data is trusted even when an injection chose it.
  */
 import type { ValueSource } from './policy-request';
 
 /** A source of values, indexed: normalised atoms and the normalised full texts. */
 export interface ProvenanceIndex {
-  user: { atoms: Set<string>; text: string };
-  tools: { atoms: Set<string>; text: string };
+  user: IndexedTexts;
+  trusted: IndexedTexts;
+  tools: IndexedTexts;
+}
+
+interface IndexedTexts {
+  atoms: Set<string>;
+  text: string;
+  /** Normalised URLs with a path, under which a URL counts as coming from the same source. */
+  urlPrefixes: string[];
 }
 
 export interface ProvenanceSources {
-  /** The user's request, in their words. */
+  /** The user's request, in their words (for a sub-agent: the root user's, never the parent's wording). */
   intent: string;
-  /** Other values the user wrote in the task file (their address, listed hosts, sub-agent intents). */
+  /** Other values the user wrote in the task file (their address, listed hosts, declared values). */
   taskValues?: readonly unknown[];
-  /** Outputs of earlier tool calls in this task, any JSON. */
+  /** Data the task marks as the user's own and trusted (outputs of trusted sources), any JSON. */
+  trusted?: readonly unknown[];
+  /** Atoms inherited as trusted (a sub-agent's, from what its parent had read from trusted sources). */
+  trustedAtoms?: readonly string[];
+  /** Outputs of earlier tool calls in this task from outside (untrusted), any JSON. */
   toolOutputs?: readonly unknown[];
 }
 
@@ -141,6 +164,24 @@ function isIban(compact: string): boolean {
  */
 export function extractAtoms(text: string): Set<string> {
   const atoms = new Set<string>();
+  // Phone numbers span chunks ("+1 (415) 555-0100"): read them off the whole text first.
+  for (const match of text.matchAll(/(?:\+|\b00)?\(?\d[\d\s().-]{6,}\d/g)) {
+    const raw = match[0];
+    const digits = raw.replace(/\D/g, '');
+    if (digits.length >= 8 && digits.length <= 15 && (raw.startsWith('+') || raw.startsWith('00') || /[\s().-]/.test(raw))) atoms.add(`phone:${digits.replace(/^00/, '')}`);
+  }
+  // URLs and addresses embedded in code or markup ("fetch('https://x/y' + q)", "<a@b.c>") are
+  // not whitespace-separated: read them off the whole text as well.
+  for (const match of text.matchAll(/https?:\/\/[^\s'"`<>()[\]{},;]+/gi)) {
+    const url = normalizeUrl(match[0].replace(/[.:!?]+$/, ''));
+    if (url !== undefined) {
+      atoms.add(`url:${url.url}`);
+      atoms.add(`host:${url.host}`);
+    }
+  }
+  for (const match of text.matchAll(/[A-Za-z0-9.+_%-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+/g)) {
+    if (isEmailAddress(match[0])) atoms.add(`email:${match[0].toLowerCase()}`);
+  }
   const chunks = chunksOf(text);
   for (let i = 0; i < chunks.length; i += 1) {
     let chunk = chunks[i] as string;
@@ -150,6 +191,12 @@ export function extractAtoms(text: string): Set<string> {
       atoms.add(`email:${chunk.toLowerCase()}`);
       continue;
     }
+    // Chat handles and channels: "@bob", "#general".
+    if ((chunk.startsWith('@') || chunk.startsWith('#')) && chunk.length > 1 && [...chunk.slice(1)].every((c) => isAlnum(c) || c === '_' || c === '-' || c === '.')) {
+      atoms.add(`${chunk.startsWith('@') ? 'handle' : 'channel'}:${chunk.slice(1).toLowerCase()}`);
+      continue;
+    }
+    if (/^\+?\d{8,15}$/.test(chunk)) atoms.add(`phone:${chunk.replace(/^\+/, '').replace(/^00/, '')}`);
     // IBANs are often written in groups of four: join the groups that follow.
     const upper = chunk.toUpperCase();
     if (upper.length >= 4 && isLetter(upper[0] as string) && isLetter(upper[1] as string) && isDigit(upper[2] as string) && isDigit(upper[3] as string)) {
@@ -217,20 +264,30 @@ function leavesOf(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-function indexTexts(texts: readonly string[]): { atoms: Set<string>; text: string } {
-  const atoms = new Set<string>();
+function indexTexts(texts: readonly string[], extraAtoms: readonly string[] = []): IndexedTexts {
+  const atoms = new Set<string>(extraAtoms);
   for (const t of texts) for (const a of extractAtoms(t)) atoms.add(a);
-  return { atoms, text: ` ${texts.map(normalizeText).join(' \u0000 ')} ` };
+  // A URL with a path stands for everything under it ("https://api.example.com/v1" covers ".../v1/items").
+  const urlPrefixes = [...atoms].filter((a) => a.startsWith('url:') && a.slice(4).includes('/')).map((a) => a.slice(4).replace(/\?.*$/, ''));
+  return { atoms, text: ` ${texts.map(normalizeText).join(' \u0000 ')} `, urlPrefixes };
 }
 
 /** Indexes the sources once; classify many values against it. */
 export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceIndex {
   const userTexts = [sources.intent, ...leavesOf(sources.taskValues ?? [])];
+  const trustedTexts = leavesOf(sources.trusted ?? []);
   const toolTexts = leavesOf(sources.toolOutputs ?? []);
-  return { user: indexTexts(userTexts), tools: indexTexts(toolTexts) };
+  return { user: indexTexts(userTexts), trusted: indexTexts(trustedTexts, sources.trustedAtoms ?? []), tools: indexTexts(toolTexts) };
 }
 
-const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, user: 2 };
+const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
+
+function holdsAtom(texts: IndexedTexts, atom: string): boolean {
+  if (texts.atoms.has(atom)) return true;
+  if (!atom.startsWith('url:')) return false;
+  const url = atom.slice(4);
+  return texts.urlPrefixes.some((prefix) => url.startsWith(prefix) && (url.length === prefix.length || url[prefix.length] === '/' || url[prefix.length] === '?'));
+}
 
 /** Whole-word occurrence of `needle` in the padded, normalised `haystack`. */
 function containsPhrase(haystack: string, needle: string): boolean {
@@ -247,16 +304,17 @@ function containsPhrase(haystack: string, needle: string): boolean {
 }
 
 function sourceOfAtom(index: ProvenanceIndex, atom: string): ValueSource {
-  if (index.user.atoms.has(atom)) return 'user';
+  if (holdsAtom(index.user, atom)) return 'user';
+  if (holdsAtom(index.trusted, atom)) return 'trusted';
   if (index.tools.atoms.has(atom)) return 'tool-output';
   return 'literal';
 }
 
 /**
  * Where one value came from. A value holding recognisable atoms (addresses, URLs, hosts, account
- * ids, amounts) is as trusted as its least trusted atom, unless the whole value appears in what
- * the user wrote; any other text is `user` if the user wrote it, `tool-output` if a tool returned
- * it, `literal` otherwise.
+ * ids, phone numbers, handles, amounts) is as trusted as its least trusted atom, unless the whole
+ * value appears in what the user wrote; any other text is `user` if the user wrote it, `trusted`
+ * if trusted data holds it, `tool-output` if a tool returned it, `literal` otherwise.
  */
 export function classifyValue(index: ProvenanceIndex, value: string | number): ValueSource {
   const text = String(value);
@@ -264,6 +322,7 @@ export function classifyValue(index: ProvenanceIndex, value: string | number): V
   if (normalized === '') return 'literal';
   if (containsPhrase(index.user.text, normalized)) return 'user';
   const atoms = typeof value === 'number' ? new Set([`amount:${String(value)}`]) : extractAtoms(text);
+  if (atoms.size === 0 && containsPhrase(index.trusted.text, normalized)) return 'trusted';
   if (atoms.size > 0) {
     let worst: ValueSource = 'user';
     for (const atom of atoms) {
@@ -301,4 +360,12 @@ export function classifyArguments(args: Record<string, unknown>, sources: Proven
   const out: Record<string, ValueSource> = {};
   for (const { pointer, value } of argumentLeaves(args)) out[pointer] = classifyValue(index, value);
   return out;
+}
+
+/**
+ * The atoms of `text` that the index holds as trusted and not as the user's (what a sub-agent
+ * inherits as trusted from the intent its parent wrote).
+ */
+export function trustedAtomsIn(index: ProvenanceIndex, text: string): string[] {
+  return [...extractAtoms(text)].filter((atom) => sourceOfAtom(index, atom) === 'trusted');
 }

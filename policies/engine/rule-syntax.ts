@@ -11,13 +11,17 @@ export type RuleEffect = 'allow' | 'deny' | 'approval';
 
 /**
  * The tools a rule is about. `patterns` are globs over tool names (`*` matches any run of
- * characters, including dots). `named` is true when the sentence named the tools itself (as
- * opposed to a verb's default, e.g. "delete ... rows" means sql.exec); only then does a missing
- * measurement make an effect rule fire for those tools (fail closed).
+ * characters, including dots), for tools the sentence names. `tags` are effect tags (families
+ * such as `payment`, `messaging`, `network`, and `file`, `database`, `email`, `destructive`): a
+ * call whose tool's descriptor has any of them is covered, whatever the tool is called (see
+ * `EFFECT_TAGS`). `named` is true when the sentence named the tools itself (as opposed to a
+ * verb's default, e.g. "delete ... rows" means SQL writes); only then does a missing measurement
+ * make an effect rule fire for those tools (fail closed).
  */
 export interface ToolScope {
   label: string;
   patterns: string[];
+  tags?: string[];
   named: boolean;
   /** The scope is spawning sub-agents (requests with tool `spawn:<name>`), not calling tools. */
   spawn?: boolean;
@@ -28,12 +32,16 @@ export interface ToolScope {
 /** Who the rule applies to: every agent, sub-agents only (depth >= 1), or one agent by name. */
 export type RuleSubject = { kind: 'all' } | { kind: 'subagents' } | { kind: 'agent'; name: string };
 
-/** A condition on one argument: its value (lower-cased, as a string) compared with a text. */
+/**
+ * A condition on one argument: its value compared with a text, both normalised the same way
+ * (`normalizeArgText`: case, runs of whitespace; SQL statements also lose identifier quotes,
+ * `main.` qualifiers and comments).
+ */
 export interface ArgCondition {
   /** JSON pointer into the arguments, e.g. "/sql". */
   pointer: string;
   op: 'contains' | 'is' | 'starts-with' | 'ends-with';
-  /** Lower-cased. */
+  /** Normalised (`normalizeArgText`). */
   value: string;
 }
 
@@ -44,13 +52,27 @@ export type RowsOperation = 'delete' | 'insert' | 'update';
 /** Where a limit is counted: the one call, this agent's calls so far, or the whole task tree. */
 export type LimitScope = 'call' | 'agent' | 'tree';
 
-/** Which argument values an intent-binding rule checks. */
-export type BoundValue = 'email' | 'recipient' | 'url' | 'path';
+/**
+ * Which argument values an intent-binding rule checks: e-mail recipients, any message recipient
+ * (e-mail, chat user, channel, phone), payees (`recipient`), amounts paid, URLs, paths.
+ */
+export type BoundValue = 'email' | 'message' | 'recipient' | 'amount' | 'url' | 'path';
+
+/** What a path rule is about: the access a call has to the path (any access for "access"/"touch"). */
+export type PathAccess = 'read' | 'write' | 'list' | 'delete' | 'any';
+
+/** Where a flow rule's data may not go: a host, a recipient (message or payment), or either. */
+export type FlowDestination = 'host' | 'recipient' | 'any';
+
+/** A rule is enforced, or only recorded (`shadow`: matched and reported, never held or denied). */
+export type RuleMode = 'enforce' | 'shadow';
 
 interface RuleCommon {
   sentence: string;
   effect: RuleEffect;
   subject: RuleSubject;
+  /** `shadow`: matched and recorded, never held or denied. Absent: enforced. */
+  enforcement?: RuleMode;
 }
 
 export type ParsedRule = RuleCommon &
@@ -58,11 +80,15 @@ export type ParsedRule = RuleCommon &
     | { form: 'tool'; tools: ToolScope; only: boolean; condition?: ArgCondition }
     | { form: 'limit'; metric: Metric; max: number; tools: ToolScope; scope: LimitScope; rowsOperation?: RowsOperation; currency?: string }
     | { form: 'rate'; max: number; windowMs: number; window: string; tools: ToolScope; scope: 'agent' | 'tree' }
-    | { form: 'path'; tools: ToolScope; mode: 'outside' | 'inside'; paths: string[] }
+    | { form: 'path'; tools: ToolScope; mode: 'outside' | 'inside'; paths: string[]; access?: PathAccess }
     | { form: 'host'; tools: ToolScope; mode: 'allow-list' | 'block-list'; hosts: string[] }
     | { form: 'time-window'; tools: ToolScope; fromMinute: number; toMinute: number; zone: string; offsetMinutes: number }
     | { form: 'subagent-depth'; maxLevels: number }
     | { form: 'intent'; tools: ToolScope; value: BoundValue }
+    /** After private data was read (by this agent or any in its task tree), a send to a destination the user did not give. */
+    | { form: 'flow'; tools: ToolScope; destination: FlowDestination }
+    /** SQL effects on named tables, measured where the statement is applied: any such change (or read), or more than `max` rows. */
+    | { form: 'table'; tools: ToolScope; tables: string[]; operation: RowsOperation | 'write' | 'read'; max?: number }
   );
 
 export type RuleForm = ParsedRule['form'];
@@ -70,34 +96,93 @@ export type RuleForm = ParsedRule['form'];
 // ---------------------------------------------------------------------------------------------
 // Vocabulary
 
-/** Tool families by their English name (the word before "tools"). */
-export const TOOL_FAMILIES: Readonly<Record<string, readonly string[]>> = {
-  file: ['fs.*'],
-  filesystem: ['fs.*'],
-  network: ['http.*'],
-  http: ['http.*'],
-  database: ['sql.*'],
-  sql: ['sql.*'],
-  email: ['email.*', 'mail.*', 'smtp.*'],
-  mail: ['email.*', 'mail.*', 'smtp.*'],
-  payment: ['pay', 'pay.*', 'payment.*', 'payments.*'],
-  destructive: ['*.delete', '*.remove', '*.rm', '*.drop', '*.destroy', '*.truncate', '*.wipe', '*.purge'],
+/**
+ * Effect tags a call can carry, and what puts them there. With a descriptor (every tool Warden
+ * runs has one): its families (`payment`, `messaging`, `network`, `storage`, `code-execution`),
+ * `file` (it acts on workspace paths), `database` (it runs SQL), `email` (a messaging tool whose
+ * recipients may be e-mail addresses), `file-read|list|write|delete` (the access it has to a path),
+ * `sql-write` (it can change rows),
+ * `destructive` (destructive, cannot be undone, and not
+ * bounded by host capabilities), `read-only`. A tool that declares nothing carries every tag
+ * its executor makes possible. Without a descriptor (a request written by hand, an old run) the
+ * tool's name decides, by `LEGACY_NAME_TAGS`.
+ */
+export const EFFECT_TAGS = [
+  'payment',
+  'messaging',
+  'network',
+  'storage',
+  'code-execution',
+  'file',
+  'file-read',
+  'file-list',
+  'file-write',
+  'file-delete',
+  'database',
+  'sql-write',
+  'email',
+  'destructive',
+  'read-only',
+] as const;
+export type EffectTag = (typeof EFFECT_TAGS)[number];
+
+/** Tool families by their English name (the word before "tools") → the effect tags they cover. */
+export const TOOL_FAMILIES: Readonly<Record<string, readonly EffectTag[]>> = {
+  file: ['file'],
+  filesystem: ['file'],
+  network: ['network'],
+  http: ['network'],
+  database: ['database'],
+  sql: ['database'],
+  email: ['email'],
+  mail: ['email'],
+  messaging: ['messaging'],
+  message: ['messaging'],
+  chat: ['messaging'],
+  payment: ['payment'],
+  storage: ['storage'],
+  code: ['code-execution'],
+  destructive: ['destructive'],
 };
+
+/** Tags of a tool known only by its name (no descriptor): the globs the families used to be. */
+export const LEGACY_NAME_TAGS: readonly { tag: EffectTag; patterns: readonly string[] }[] = [
+  { tag: 'file', patterns: ['fs.*'] },
+  { tag: 'file-read', patterns: ['fs.read'] },
+  { tag: 'file-list', patterns: ['fs.list'] },
+  { tag: 'file-write', patterns: ['fs.write'] },
+  { tag: 'file-delete', patterns: ['fs.delete', 'fs.remove', 'fs.rm'] },
+  { tag: 'storage', patterns: ['fs.*', 'sql.*'] },
+  { tag: 'network', patterns: ['http.*'] },
+  { tag: 'database', patterns: ['sql.*'] },
+  { tag: 'sql-write', patterns: ['sql.exec'] },
+  { tag: 'email', patterns: ['email.*', 'mail.*', 'smtp.*'] },
+  { tag: 'messaging', patterns: ['email.*', 'mail.*', 'smtp.*', 'chat.*', 'slack.*', 'sms.*'] },
+  { tag: 'payment', patterns: ['pay', 'pay.*', 'payment.*', 'payments.*'] },
+  { tag: 'destructive', patterns: ['*.delete', '*.remove', '*.rm', '*.drop', '*.destroy', '*.truncate', '*.wipe', '*.purge'] },
+];
 
 export const ANY_TOOL: ToolScope = { label: 'any tool', patterns: ['*'], named: true };
 
 export function familyScope(family: string, named = true): ToolScope {
-  const patterns = TOOL_FAMILIES[family];
-  if (patterns === undefined) throw new TypeError(`unknown tool family ${family}`);
-  return { label: `${family} tools`, patterns: [...patterns], named };
+  const tags = TOOL_FAMILIES[family];
+  if (tags === undefined) throw new TypeError(`unknown tool family ${family}`);
+  return { label: `${family === 'code' ? 'code execution' : family} tools`, patterns: [], tags: [...tags], named };
 }
 
 export function toolsScope(label: string, patterns: readonly string[], named: boolean): ToolScope {
   return { label, patterns: [...patterns], named };
 }
 
+/** The tools that carry any of `tags` (a verb's default: "write" means tools that write files). */
+export function tagScope(label: string, tags: readonly EffectTag[], named = false, patterns: readonly string[] = []): ToolScope {
+  return { label, patterns: [...patterns], tags: [...tags], named };
+}
+
 export const SPAWN_SCOPE: ToolScope = { label: 'spawning sub-agents', patterns: ['spawn:*'], named: true, spawn: true };
-export const NETWORK_WRITES: ToolScope = { label: 'network writes', patterns: ['http.*'], named: true, networkWrite: true };
+export const NETWORK_WRITES: ToolScope = { label: 'network writes', patterns: [], tags: ['network'], named: true, networkWrite: true };
+/** SQL writes: the sql.exec capability (built-in or inside a tool) and any tool that runs SQL. */
+export const SQL_WRITES: ToolScope = { label: 'SQL writes', patterns: ['sql.exec'], tags: ['sql-write'], named: false };
 
 /**
  * Verbs the "never ..." forms start with, by what they act on. A verb picks the default tools a
@@ -197,6 +282,8 @@ export const WINDOWS: Readonly<Record<string, number>> = {
 
 /** Argument names that identify who receives an email or a payment, matched without case, `_` or `-`. */
 export const EMAIL_RECIPIENT_KEYS: readonly string[] = ['to', 'cc', 'bcc', 'recipient', 'recipients', 'address', 'email', 'emails', 'replyto'];
+/** Argument names that identify who receives any message (chat, SMS, e-mail), matched like the above. */
+export const MESSAGE_RECIPIENT_KEYS: readonly string[] = [...EMAIL_RECIPIENT_KEYS, 'channel', 'channels', 'user', 'users', 'phone', 'number', 'chat', 'chatid', 'userid', 'handle', 'target'];
 export const PAYMENT_RECIPIENT_KEYS: readonly string[] = [
   'to',
   'recipient',
@@ -211,6 +298,8 @@ export const PAYMENT_RECIPIENT_KEYS: readonly string[] = [
   'counterparty',
 ];
 export const URL_KEYS: readonly string[] = ['url', 'uri', 'href', 'link', 'endpoint'];
+/** Argument names that carry an amount of money, matched like the above. */
+export const AMOUNT_KEYS: readonly string[] = ['amount', 'sum', 'total', 'price', 'value', 'usd', 'eur', 'cents'];
 export const PATH_KEYS: readonly string[] = ['path', 'file', 'filename', 'target'];
 
 /** Methods that only read; any other (or an unknown one) makes an HTTP call a network write. */
@@ -246,11 +335,28 @@ export function globMatch(pattern: string, value: string): boolean {
   return p === pattern.length;
 }
 
-/** Does the scope cover this tool name (`spawn:<name>` for spawns)? */
-export function scopeCoversTool(scope: ToolScope, tool: string): boolean {
+const legacyTagCache = new Map<string, EffectTag[]>();
+
+/** The tags a tool has by name alone (`LEGACY_NAME_TAGS`); cached per name (do not mutate the result). */
+export function legacyTagsOf(tool: string): EffectTag[] {
+  let tags = legacyTagCache.get(tool);
+  if (tags === undefined) {
+    tags = LEGACY_NAME_TAGS.filter((entry) => entry.patterns.some((p) => globMatch(p, tool))).map((entry) => entry.tag);
+    if (legacyTagCache.size > 10_000) legacyTagCache.clear();
+    legacyTagCache.set(tool, tags);
+  }
+  return tags;
+}
+
+/**
+ * Does the scope cover this tool (`spawn:<name>` for spawns) with these effect tags? A name
+ * pattern or a shared tag is enough. `tags` defaults to the tool's tags by name.
+ */
+export function scopeCoversTool(scope: ToolScope, tool: string, tags: readonly string[] = legacyTagsOf(tool)): boolean {
   const isSpawn = tool.startsWith('spawn:');
   if (isSpawn !== (scope.spawn === true)) return false;
-  return scope.patterns.some((pattern) => globMatch(pattern, tool));
+  if (scope.patterns.some((pattern) => globMatch(pattern, tool))) return true;
+  return scope.tags !== undefined && scope.tags.some((t) => tags.includes(t));
 }
 
 /** Collapse `.`/`..`, duplicate and trailing slashes; relative paths are inside the workspace. */
@@ -276,4 +382,28 @@ export function normalizeHost(host: string): string {
   if (colon >= 0 && h.indexOf(':', colon + 1) < 0) h = h.slice(0, colon);
   while (h.endsWith('.')) h = h.slice(0, -1);
   return h;
+}
+
+/**
+ * Whether a path rule (`never <verb> inside|outside <paths>`) matches a call that can touch every
+ * path under `root` (a program or MCP server's whole workspace reach): `inside` when some rule path
+ * lies under `root` or contains it, `outside` unless one rule path contains all of `root`. Globs
+ * count by their literal prefix (conservatively: a glob never contains a whole tree).
+ */
+export function pathRuleMatchesTree(paths: readonly string[], mode: 'inside' | 'outside', root: string): boolean {
+  const under = (path: string, folder: string) => folder === '/' || path === folder || path.startsWith(`${folder}/`);
+  if (mode === 'outside') return !paths.some((p) => !p.includes('*') && under(root, p));
+  return paths.some((p) => {
+    if (!p.includes('*')) return under(p, root) || under(root, p);
+    const prefix = p.slice(0, p.indexOf('*'));
+    return prefix.startsWith(root) || root.startsWith(prefix);
+  });
+}
+
+/** The path access of each fs built-in, for rules that name it: "fs.write" covers every call that writes files. */
+const FS_BUILTIN_ACCESS: Readonly<Record<string, PathAccess>> = { 'fs.read': 'read', 'fs.write': 'write', 'fs.list': 'list' };
+
+/** The path accesses of the fs built-ins among a scope's patterns (exact names only). */
+export function reachAccessOf(patterns: readonly string[]): PathAccess[] {
+  return patterns.flatMap((p) => (Object.hasOwn(FS_BUILTIN_ACCESS, p) ? [FS_BUILTIN_ACCESS[p] as PathAccess] : []));
 }

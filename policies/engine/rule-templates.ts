@@ -105,8 +105,11 @@ function templateDistance(templateWords: readonly string[], tokens: readonly Tok
 
 const TEMPLATE_WORDS = RULE_TEMPLATES.map((t) => t.template.toLowerCase().split(' '));
 
-/** The `limit` templates nearest to `sentence`, nearest first. Never throws. */
-export function nearestTemplates(sentence: string, limit = 3): string[] {
+/**
+ * The `limit` templates nearest to `sentence`, nearest first. Never throws.
+ * @param templates the forms to choose from (default: the policy rule forms)
+ */
+export function nearestTemplates(sentence: string, limit = 3, templates: readonly RuleTemplate[] = RULE_TEMPLATES): string[] {
   let tokens: Token[];
   try {
     tokens = tokenizeRule(sentence).filter((t) => t.kind !== 'end' && t.kind !== 'comma');
@@ -116,7 +119,8 @@ export function nearestTemplates(sentence: string, limit = 3): string[] {
       .filter((w) => w !== '')
       .map((w, i) => ({ kind: 'word' as const, text: w, lower: w.toLowerCase(), column: i + 1 }));
   }
-  return RULE_TEMPLATES.map((t, i) => ({ template: t.template, distance: templateDistance(TEMPLATE_WORDS[i] as string[], tokens) }))
+  const words = templates === RULE_TEMPLATES ? TEMPLATE_WORDS : templates.map((t) => t.template.toLowerCase().split(' '));
+  return templates.map((t, i) => ({ template: t.template, distance: templateDistance(words[i] as string[], tokens) }))
     .sort((a, b) => a.distance - b.distance)
     .slice(0, limit)
     .map((t) => t.template);

@@ -32,6 +32,7 @@ import type { CapabilityGrant, HostGrantEntry } from '../sandbox-messages';
 import { capabilityError } from './capability-error';
 import { parseHostEntry as parseCanonicalHostEntry } from '../../permissions/host-entry';
 import { redactText } from '../../secrets/redact-values';
+import { secretOriginOf } from '../../secrets/secret-origin';
 
 /** Largest response body returned to a tool, and largest request body accepted. */
 export const MAX_HTTP_BODY_BYTES = 4 * 1024 * 1024;
@@ -60,6 +61,8 @@ export interface HttpCapabilityOptions {
   signal?: AbortSignal;
   /** Name resolution (tests substitute one); the default is the system resolver (`dns.lookup`). */
   resolve?: Resolver;
+  /** Certificates trusted for https instead of the system's (PEM; tests with a local CA only). */
+  ca?: string;
 }
 
 export interface HostRule {
@@ -108,11 +111,12 @@ export function createHttpCapability(grant: HttpGrant, options: HttpCapabilityOp
       }
       inFlight += 1;
       try {
+        let downgraded = false;
         for (let hop = 0; ; hop += 1) {
           const matched = assertAllowed(url, request.method, rules);
           const addresses = await checkedAddresses(url, matched, resolve);
           // Secrets join the request only here, after every check, and only for their own host.
-          const response = await send(url, outbound.addTo(url, request), addresses, options.signal);
+          const response = await send(url, outbound.addTo(url, request, downgraded), addresses, options.signal, options.ca);
           const location = response.headers['location'];
           if (!REDIRECT_STATUSES.has(response.status) || location === undefined) {
             return outbound.removeFrom({ status: response.status, headers: response.headers, body: await readCappedText(response.body) });
@@ -124,6 +128,7 @@ export function createHttpCapability(grant: HttpGrant, options: HttpCapabilityOp
           }
           response.body.destroy();
           if (hop >= MAX_REDIRECTS) throw capabilityError('ERR_NETWORK_FAILED', `more than ${MAX_REDIRECTS} redirects`);
+          if (url.protocol === 'https:' && next.protocol === 'http:') downgraded = true;
           request = requestForRedirect(request, response.status, url, next);
           url = next;
         }
@@ -384,7 +389,7 @@ const MANAGED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 
  * One request over a fresh connection to one of `addresses` (the lookup is pinned to them; TLS
  * still verifies the certificate against the URL's host name).
  */
-function send(url: URL, request: OutgoingRequest, addresses: readonly { address: string; family: number }[], signal: AbortSignal | undefined): Promise<RawResponse> {
+function send(url: URL, request: OutgoingRequest, addresses: readonly { address: string; family: number }[], signal: AbortSignal | undefined, ca?: string): Promise<RawResponse> {
   if (signal?.aborted) return Promise.reject(capabilityError('ERR_NETWORK_FAILED', 'the request was aborted because the tool call ended'));
   const pinned: LookupFunction = (_hostname, options, callback) => {
     const all = typeof options === 'object' && options !== null && (options as dns.LookupOptions).all === true;
@@ -410,6 +415,7 @@ function send(url: URL, request: OutgoingRequest, addresses: readonly { address:
         headers,
         lookup: pinned,
         agent: false,
+        ...(ca === undefined || url.protocol !== 'https:' ? {} : { ca }),
         ...(signal === undefined ? {} : { signal }),
       },
       (incoming) => resolve({ status: incoming.statusCode ?? 0, headers: headersOf(incoming.rawHeaders), body: incoming }),
@@ -464,16 +470,20 @@ async function readCappedText(body: http.IncomingMessage): Promise<string> {
  * belong to (per hop, so a redirect elsewhere never carries them), and their values removed from
  * every response before the tool sees it (servers that echo headers).
  */
-function outboundSecretsOf(grant: HttpGrant): { addTo(url: URL, request: OutgoingRequest): OutgoingRequest; removeFrom(response: HttpResponse): HttpResponse } {
+function outboundSecretsOf(grant: HttpGrant): { addTo(url: URL, request: OutgoingRequest, downgraded: boolean): OutgoingRequest; removeFrom(response: HttpResponse): HttpResponse } {
   const entries = (grant.secrets ?? []).flatMap((s) => {
-    const rule = parseHostEntry(s.host);
-    return rule === undefined ? [] : [{ rule, headers: s.headers }];
+    const origin = secretOriginOf(s.host);
+    const rule = parseHostEntry(origin.host);
+    return rule === undefined ? [] : [{ rule, protocol: `${origin.scheme}:`, headers: s.headers }];
   });
   const values = grant.redact ?? [];
   return {
-    addTo(url, request) {
+    addTo(url, request, downgraded) {
+      // Never in cleartext unless the task bound the secret to an http origin, and never again
+      // once a redirect went from https to http (what curl does with Authorization).
+      if (downgraded) return request;
       const port = portOf(url);
-      const mine = entries.filter(({ rule }) => rule.host === url.hostname && (rule.port === undefined ? port === defaultPortOf(url.protocol) : rule.port === port));
+      const mine = entries.filter(({ rule, protocol }) => protocol === url.protocol && rule.host === url.hostname && (rule.port ?? defaultPortOf(protocol)) === port);
       if (mine.length === 0) return request;
       const headers = { ...request.headers };
       for (const { headers: secretHeaders } of mine) for (const [name, value] of Object.entries(secretHeaders)) headers[name.toLowerCase()] = value;

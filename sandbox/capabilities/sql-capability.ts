@@ -10,8 +10,13 @@
  * statement naming Warden's `warden_applied_calls` ledger. The file opened is checked against
  * Warden's own resources (`open-database.ts`), whatever link the path has become since the task began.
  *
- * Brokered mode (the grant has `journal`, `callId` or `dryRun`): `exec` also captures the exact
- * before-image of every row it changes, journals it before committing and records the call id in
+ * Table grants (`tables`): a database granted table by table runs only statements whose every
+ * table (with views, triggers and cascades, sql-table-access.ts) is granted.
+ *
+ * Brokered mode (the grant has `journal`, `callId` or `dryRun`, or a policy gate is given):
+ * `exec` also captures the exact before-image of every row it changes (cascades and triggers
+ * included), asks the gate with the effect measured that way inside the open transaction, and
+ * commits only if it allows; it journals the images before committing and records the call id in
  * the target database in the same transaction, so the call happens at most once and can be undone
  * (recovery/sql-row-capture.ts, recovery/sql-undo-journal.ts). `dryRun` measures and rolls back.
  *
@@ -24,6 +29,7 @@ import { CapabilityError } from '../../errors';
 import { brokeredExec } from '../../recovery/sql-row-capture';
 import type { CapabilityGrant } from '../sandbox-messages';
 import { capabilityError } from './capability-error';
+import { checkTableGrants, tableAccessOf, type TableAccess } from './sql-table-access';
 import { openUnprotected } from './open-database';
 
 /** Most rows `sql.query` returns. */
@@ -54,6 +60,23 @@ export interface SqlCapability {
   exec(database: unknown, sql: unknown, params?: unknown): SqlExecResult;
 }
 
+/** What the broker measured of one statement, as the policy gate is asked with it. */
+export interface SqlMeasurement {
+  database: string;
+  sql: string;
+  params: readonly SqlValue[];
+  /** Tables it can read (static, with views and triggers). */
+  tablesRead: string[];
+  /** exec only: rows changed, by table and operation, cascades and triggers included (measured). */
+  changes?: { table: string; op: 'insert' | 'update' | 'delete'; rows: number }[];
+}
+
+/** Decides a statement before it applies; throws a CapabilityError to refuse (an exec then rolls back). */
+export interface SqlGate {
+  query(measurement: SqlMeasurement): void;
+  exec(measurement: SqlMeasurement): void;
+}
+
 type Statement = Database.Statement<unknown[]>;
 
 const QUERY_KEYWORDS = new Set(['SELECT', 'WITH', 'VALUES']);
@@ -62,7 +85,8 @@ const PRAGMA_ANYWHERE = /\bpragma(_\w*)?\b/i;
 const LEDGER_ANYWHERE = /warden_applied_calls/i;
 
 /** `sql.query` and `sql.exec` over the databases of `grant`. Whether each is granted is the caller's business. */
-export function createSqlCapability(grant: SqlGrant): SqlCapability {
+export function createSqlCapability(grant: SqlGrant, options: { gate?: SqlGate } = {}): SqlCapability {
+  const { gate } = options;
   /** `exec` calls made through this capability (one tool call): numbers the sub-call ids. */
   let execCount = 0;
   return {
@@ -74,6 +98,8 @@ export function createSqlCapability(grant: SqlGrant): SqlCapability {
         if (!QUERY_KEYWORDS.has(leadingKeyword(text)) || !statement.reader || !statement.readonly) {
           throw capabilityError('ERR_SQL_DENIED', 'sql.query runs a single read statement (SELECT, WITH … SELECT, VALUES); use sql.exec to change data');
         }
+        const access = checkedAccess(grant, database as string, db, text, bindings);
+        gate?.query({ database: database as string, sql: text, params: bindings, tablesRead: [...access.read].sort() });
         return readRows(statement, bindings);
       });
     },
@@ -81,7 +107,7 @@ export function createSqlCapability(grant: SqlGrant): SqlCapability {
       const text = sqlText(sql);
       const bindings = bindingsOf(params);
       if (LEDGER_ANYWHERE.test(text)) throw capabilityError('ERR_SQL_DENIED', 'warden_applied_calls belongs to Warden');
-      const brokered = grant.journal !== undefined || grant.callId !== undefined || grant.dryRun === true;
+      const brokered = grant.journal !== undefined || grant.callId !== undefined || grant.dryRun === true || gate !== undefined;
       if (grant.journal !== undefined && !isAbsolute(grant.journal)) throw capabilityError('ERR_SQL_FAILED', 'the undo journal path is not absolute');
       execCount += 1;
       const callId = grant.callId === undefined ? undefined : execCount === 1 ? grant.callId : `${grant.callId}#${execCount}`;
@@ -91,6 +117,7 @@ export function createSqlCapability(grant: SqlGrant): SqlCapability {
         if (!EXEC_KEYWORDS.has(keyword) || statement.reader || statement.readonly) {
           throw capabilityError('ERR_SQL_DENIED', 'sql.exec runs a single INSERT, UPDATE, DELETE or REPLACE without RETURNING; schema changes are refused');
         }
+        const access = checkedAccess(grant, database as string, db, text, bindings);
         if (!brokered) {
           const run = db.transaction(() => statement.run(...bindings));
           return { changes: run().changes };
@@ -106,10 +133,21 @@ export function createSqlCapability(grant: SqlGrant): SqlCapability {
           ...(grant.journal === undefined ? {} : { journal: grant.journal }),
           ...(callId === undefined ? {} : { callId, baseCallId: grant.callId }),
           ...(grant.dryRun === true ? { dryRun: true } : {}),
+          ...(gate === undefined
+            ? {}
+            : { decide: (changes: NonNullable<SqlMeasurement['changes']>) => gate.exec({ database: database as string, sql: text, params: bindings, tablesRead: [...access.read].sort(), changes }) }),
         });
       });
     },
   };
+}
+
+/** The tables the statement touches, checked against the database's table grants when it has any. */
+function checkedAccess(grant: SqlGrant, database: string, db: Database.Database, text: string, bindings: readonly SqlValue[]): TableAccess {
+  const access = tableAccessOf(db, text, bindings);
+  const tables = grant.tables?.[database];
+  if (tables !== undefined) checkTableGrants(database, access, tables);
+  return access;
 }
 
 function sqlText(sql: unknown): string {

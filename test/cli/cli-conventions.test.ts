@@ -34,7 +34,7 @@ import { freePort } from '../temporal/ports';
 const BIN = join(REPO_ROOT, 'bin/warden.js');
 
 /** Every command `warden --help` lists. */
-const COMMANDS = ['run', 'list', 'status', 'logs', 'cancel', 'worker', 'mcp', 'approvals', 'approve', 'deny', 'policy', 'keys', 'credentials', 'approvers', 'snapshots', 'rollback', 'audit', 'trace', 'replay', 'attest', 'receipt', 'server', 'db'];
+const COMMANDS = ['run', 'list', 'status', 'logs', 'cancel', 'worker', 'mcp', 'approvals', 'approve', 'deny', 'policy', 'keys', 'credentials', 'approvers', 'snapshots', 'rollback', 'audit', 'trace', 'replay', 'attest', 'receipt', 'server', 'db', 'alerts', 'kill', 'baseline'];
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -62,11 +62,18 @@ describe('help and version', () => {
     expect(stdout).toBe(`warden ${version}\n`);
   });
 
+  it.each([[['--version', '--json']], [['--json', '--version']], [['-V', '--json']]])('%j prints { "version": ... } as JSON', async (argv) => {
+    const { code, stdout } = await cli(argv);
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual({ version });
+  });
+
   it('--help lists every command on one line each, and nothing else at length', async () => {
     const { code, stdout } = await cli(['--help']);
     expect(code).toBe(0);
     for (const name of COMMANDS) expect(stdout).toMatch(new RegExp(`^  ${name} +\\S.*$`, 'm'));
-    expect(stdout.split('\n').length).toBeLessThan(50);
+    expect(stdout.split('\n').length).toBeLessThan(55); // one screen: a line per command, a header and a blank line per group
     expect(stdout).toBe(overview());
   });
 
@@ -194,6 +201,12 @@ describe('list, status, logs, cancel', () => {
     const finished = JSON.parse((await cli(['status', done.workflowId, '--json'])).stdout) as { status: string; result: TaskResult };
     expect(finished.result.final?.answer).toBe('ok');
     expect((await cli(['status', 'no-such-task'])).stderr).toContain('no task with workflow id no-such-task');
+  });
+
+  it.each([['status'], ['logs'], ['cancel']])('%s with an unknown workflow id: ERR_TASK_NOT_FOUND, exit 1', async (command) => {
+    const { code, stderr } = await cli([command, 'no-such-task']);
+    expect(code).toBe(1);
+    expect(stderr).toContain('ERR_TASK_NOT_FOUND: no task with workflow id no-such-task');
   });
 
   it('logs prints the steps and held actions; --json one event a line', async () => {

@@ -3,8 +3,8 @@
  * line per claim with its verdict and why, and for a signed one the key and custody record.
  */
 import { describe, expect, it } from 'vitest';
-import { formatSummary } from '../../cli/format-summary';
-import type { ClaimOutcome, TaskResult } from '../../task/task-run';
+import { formatStep, formatSummary } from '../../cli/format-summary';
+import type { ClaimOutcome, StepRecord, TaskResult } from '../../task/task-run';
 
 function outcome(index: number, verdict: ClaimOutcome['verdict'], text: string, reason: string, signed = false): ClaimOutcome {
   return {
@@ -64,5 +64,19 @@ describe('formatSummary with claims', () => {
 
   it('prints no claim section for a task without claims', () => {
     expect(formatSummary({ ...result, claims: undefined, final: { answer: 'done', claims: [] } })).not.toContain('claims checked');
+  });
+});
+
+describe('a step line, by how the action was decided', () => {
+  const base = { index: 0, turn: 0, kind: 'tool' as const, tool: 'sql.exec', args: { sql: 'DELETE FROM leads' }, decision: 'allow' as const, reason: 'allowed', executed: false, startedAt: '2026-11-30T00:00:00.000Z', durationMs: 1 };
+  const held = { decision: 'approval' as const, matched: [] };
+  const decided = { requestId: 'r', decidedAt: '2026-11-30T00:00:00.000Z' };
+  it.each([
+    ['allowed and run', { ...base, executed: true, output: { rows: 3 } }, '-> allowed; ok {"rows":3}'],
+    ['approved and run', { ...base, executed: true, output: 1, policy: held, approval: { ...decided, status: 'approved' as const } }, '-> allowed; ok 1'],
+    ['held, then withdrawn (task ended first)', { ...base, policy: held }, '-> held for approval, withdrawn undecided; not run'],
+    ['held, then denied', { ...base, decision: 'deny' as const, reason: 'denied by ann', policy: held, approval: { ...decided, status: 'denied' as const }, error: { code: 'ERR_APPROVAL_DENIED', message: 'denied by ann' } }, '-> DENIED (denied by ann); not run: ERR_APPROVAL_DENIED'],
+  ] as [string, StepRecord, string][])('%s', (_what, step, expected) => {
+    expect(formatStep(step)).toContain(expected);
   });
 });

@@ -21,6 +21,7 @@ import { traceCommand } from '../../cli/commands/trace';
 import { GEN_AI_ATTR, TEMPORAL_ATTR, WARDEN_ATTR } from '../../custody/attributes';
 import { crossCheckHistory, DERIVED_RECORD_KIND } from '../../custody/history-cross-check';
 import { LedgerReader } from '../../custody/ledger-reader';
+import { SPAN_RECORD_KIND } from '../../custody/ledger-span-exporter';
 import type { LedgerRecord } from '../../custody/ledger-record';
 import type { TaskTimeline } from '../../custody/task-timeline';
 import { verifyLedger } from '../../custody/verify-ledger';
@@ -119,7 +120,7 @@ describe('custody ledger in real runs', () => {
     expect(verifyLedger({ stateDir: TEST_STATE_DIR }, { taskId: rootId })).toMatchObject({ ok: true, records: records.length });
     expect(new Set(records.map((r) => r.taskId))).toEqual(new Set([rootId]));
 
-    const spans = (name: string, workflowId: string) => records.filter((r) => bodyOf(r).name === name && r.workflowId === workflowId).map((r) => bodyOf(r).attributes);
+    const spans = (name: string, workflowId: string) => records.filter((r) => r.kind === SPAN_RECORD_KIND && bodyOf(r).name === name && r.workflowId === workflowId).map((r) => bodyOf(r).attributes);
     for (const [workflowId, model, step] of [
       [rootId, 'scripted-lead', result.steps[0]],
       [childId, 'scripted-reviewer', child?.steps[0]],
@@ -169,7 +170,7 @@ describe('custody ledger in real runs', () => {
     expect(policy).toMatchObject({ [WARDEN_ATTR.taskId]: rootId, [WARDEN_ATTR.policyDecision]: 'allow', [WARDEN_ATTR.policyTool]: 'fs.read', [WARDEN_ATTR.operationName]: 'check_policy' });
     expect(Object.keys(policy ?? {}).filter((k) => k.startsWith('gen_ai.'))).toEqual([]);
     expect(Array.isArray(policy?.[WARDEN_ATTR.policyRules])).toBe(true);
-    expect(records.filter((r) => bodyOf(r).attributes[GEN_AI_ATTR.operationName] === 'execute_tool')).toHaveLength(2);
+    expect(records.filter((r) => r.kind === SPAN_RECORD_KIND && bodyOf(r).attributes[GEN_AI_ATTR.operationName] === 'execute_tool')).toHaveLength(2);
     // Each agent's run is its invoke_agent span, the sub-agent's under the parent's trace.
     expect(spans('invoke_agent reviewer', childId)[0]).toMatchObject({ [GEN_AI_ATTR.operationName]: 'invoke_agent', [GEN_AI_ATTR.agentId]: childId, [WARDEN_ATTR.outcome]: 'completed', [WARDEN_ATTR.agentDepth]: 1 });
     // The child's intent differs from the parent's.
@@ -181,7 +182,7 @@ describe('custody ledger in real runs', () => {
     const io = cliIo();
     expect(await traceCommand([result.workflowId], io), io.err()).toBe(0);
     const text = io.out();
-    const toolSeqs = records.filter((r) => bodyOf(r).name.startsWith('execute_tool ')).map((r) => r.seq);
+    const toolSeqs = records.filter((r) => r.kind === SPAN_RECORD_KIND && bodyOf(r).name.startsWith('execute_tool ')).map((r) => r.seq);
     for (const seq of toolSeqs) expect(text).toContain(`[${String(seq).padStart(4)}]`);
     expect(text).toMatch(/intent\s+intent sha256:/);
     expect(text).toMatch(/decision\s+#0 allow/);
@@ -191,7 +192,8 @@ describe('custody ledger in real runs', () => {
     const json = cliIo();
     expect(await traceCommand([result.workflowId, '--json'], json)).toBe(0);
     const timeline = JSON.parse(json.out()) as TaskTimeline;
-    expect(new Set(timeline.entries.map((e) => e.kind))).toEqual(new Set(['intent', 'model-turn', 'action', 'decision', 'tool-effect', 'subagent', 'outcome']));
+    // The lead's final answer states a claim (a sentence: recorded as unverified).
+    expect(new Set(timeline.entries.map((e) => e.kind))).toEqual(new Set(['intent', 'model-turn', 'action', 'decision', 'tool-effect', 'subagent', 'claim', 'outcome']));
     expect(timeline.entries.filter((e) => e.kind === 'tool-effect').map((e) => e.seq)).toEqual(toolSeqs);
     expect(timeline.entries.filter((e) => e.kind === 'model-turn').every((e) => e.seq !== null)).toBe(true);
   });

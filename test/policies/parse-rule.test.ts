@@ -21,16 +21,16 @@ interface Expected {
 const FORMS: [string, Expected][] = [
   // allow / deny / approval for tools and families
   ['allow fs.read', { kind: 'cedar', form: 'tool', effect: 'allow', cedar: ['permit', 'context.tool == "fs.read"'] }],
-  ['allow only file tools and sql.query', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['!(context.tool like "fs.*" || context.tool == "sql.query")'] }],
+  ['allow only file tools and sql.query', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['!(context.tool == "sql.query" || context.tags.containsAny(["file"]))'] }],
   ['deny fs.*', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['forbid', 'context.tool like "fs.*"'] }],
-  ['deny file tools', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['context.tool like "fs.*"'] }],
-  ['block network tools for sub-agents', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['context.tool like "http.*"', 'context.depth >= 1'] }],
+  ['deny file tools', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['context.tags.containsAny(["file"])'] }],
+  ['block network tools for sub-agents', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['context.tags.containsAny(["network"])', 'context.depth >= 1'] }],
   ['deny tool word-count for agent scribe', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['context.tool == "word-count"', 'context.agent == "scribe"'] }],
-  ['require approval for network tools', { kind: 'cedar', form: 'tool', effect: 'approval', cedar: ['@decision("approval")', 'context.tool like "http.*"'] }],
-  ['email tools require approval', { kind: 'cedar', form: 'tool', effect: 'approval', cedar: ['context.tool like "email.*"'] }],
+  ['require approval for network tools', { kind: 'cedar', form: 'tool', effect: 'approval', cedar: ['@decision("approval")', 'context.tags.containsAny(["network"])'] }],
+  ['email tools require approval', { kind: 'cedar', form: 'tool', effect: 'approval', cedar: ['context.tags.containsAny(["email"])'] }],
   ['never use sql.exec without explicit approval', { kind: 'cedar', form: 'tool', effect: 'approval', cedar: ['context.tool == "sql.exec"'] }],
   ['deny sql.exec when argument sql contains "drop table"', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['resource.hasTag("/sql")', 'like "*drop table*"'] }],
-  ['require approval for any network write', { kind: 'cedar', form: 'tool', effect: 'approval', cedar: ['context.method == "GET"'] }],
+  ['require approval for any network write', { kind: 'cedar', form: 'tool', effect: 'approval', cedar: ['context.networkWrite', '!context.pending.contains("method")'] }],
   // counts and amounts in one call
   ['never delete more than 10 rows without explicit approval', { kind: 'cedar', form: 'limit', effect: 'approval', cedar: ['context.rows > 10', 'context.operation == "delete"'] }],
   ['never change more than 500 rows', { kind: 'cedar', form: 'limit', effect: 'deny', cedar: ['context.rows > 500'] }],
@@ -42,8 +42,8 @@ const FORMS: [string, Expected][] = [
   ['never write more than 5 files', { kind: 'stateful', form: 'limit', effect: 'deny', spec: { type: 'total', metric: 'files', max: 5, scope: 'tree' } }],
   ['never write more than 5 files per agent', { kind: 'stateful', form: 'limit', effect: 'deny', spec: { type: 'total', metric: 'files', max: 5, scope: 'agent' } }],
   // paths and hosts
-  ['never write outside /workspace', { kind: 'cedar', form: 'path', effect: 'deny', cedar: ['context.tool == "fs.write"', '!(context.path == "/workspace" || context.path like "/workspace/*")'] }],
-  ['never read inside /workspace/secrets or /etc', { kind: 'cedar', form: 'path', effect: 'deny', cedar: ['context.tool == "fs.read"', 'context.path like "/etc/*"'] }],
+  ['never write outside /workspace', { kind: 'cedar', form: 'path', effect: 'deny', cedar: ['context.tags.containsAny(["file-write"])', 'context.pathAccess == "write"', '!(context.path == "/workspace" || context.path like "/workspace/*")'] }],
+  ['never read inside /workspace/secrets or /etc', { kind: 'cedar', form: 'path', effect: 'deny', cedar: ['context.tags.containsAny(["file-read"])', 'context.path like "/etc/*"'] }],
   ['never fetch from any host except api.example.com', { kind: 'cedar', form: 'host', effect: 'deny', cedar: ['!(context.host == "api.example.com")'] }],
   ['never fetch from any host except api.example.com and *.corp.example', { kind: 'cedar', form: 'host', effect: 'deny', cedar: ['context.host like "*.corp.example"'] }],
   ['never connect to pastebin.com', { kind: 'cedar', form: 'host', effect: 'deny', cedar: ['context.host == "pastebin.com"'] }],
@@ -60,7 +60,7 @@ const FORMS: [string, Expected][] = [
   ['sub-agents may not spawn sub-agents', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['context.kind == "spawn"', 'context.depth >= 1'] }],
   ['no more than 3 levels of sub-agents', { kind: 'cedar', form: 'subagent-depth', effect: 'deny', cedar: ['context.kind == "spawn"', 'context.depth >= 3'] }],
   ['never spawn sub-agents more than 2 levels deep', { kind: 'cedar', form: 'subagent-depth', effect: 'deny', cedar: ['context.depth >= 2'] }],
-  ['sub-agents may not use payment tools', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['context.tool like "pay.*"', 'context.depth >= 1'] }],
+  ['sub-agents may not use payment tools', { kind: 'cedar', form: 'tool', effect: 'deny', cedar: ['context.tags.containsAny(["payment"])', 'context.depth >= 1'] }],
   ['never spawn more than 5 sub-agents across the task', { kind: 'stateful', form: 'limit', effect: 'deny', spec: { type: 'total', metric: 'calls', max: 5, scope: 'tree' } }],
   // budgets across the task and its sub-agents
   ['never spend more than $500 across the task and its sub-agents', { kind: 'stateful', form: 'limit', effect: 'deny', spec: { type: 'total', metric: 'amount', max: 50_000, scope: 'tree' } }],
@@ -94,9 +94,10 @@ describe('rule forms', () => {
     for (const { example } of RULE_TEMPLATES) expect(() => parseRule(example), example).not.toThrow();
   });
 
-  it('tool families expand to globs and named tools stay literal', () => {
+  it('tool families become effect tags and named tools stay literal', () => {
     const rule = parseRule('deny file tools, http.fetch or tool word-count');
-    expect(rule.form === 'tool' && rule.tools.patterns).toEqual(['fs.*', 'http.fetch', 'word-count']);
+    expect(rule.form === 'tool' && rule.tools.patterns).toEqual(['http.fetch', 'word-count']);
+    expect(rule.form === 'tool' && rule.tools.tags).toEqual(['file']);
   });
 
   it('paths in rules are normalised', () => {

@@ -83,6 +83,8 @@ describe('classifyArguments', () => {
       'email:bob@example.com',
       'host:www.example.com',
       'iban:DE89370400440532013000',
+      // Digits grouped with dashes may be a phone number as well as an account.
+      'phone:1234567890',
       'url:www.example.com/a',
     ]);
   });
@@ -103,7 +105,11 @@ describe('intent binding end to end (foundation pack)', () => {
 
   it('paying the IBAN the user gave is allowed; paying the injected one is denied', () => {
     expect(decide('pay.send', { recipient: 'DE89370400440532013000', amount: 1200 }, { amount: 1200, currency: 'USD' }).decision).toBe('approval'); // over $100
-    expect(decide('pay.send', { recipient: 'DE89370400440532013000', amount: 40 }, { amount: 40, currency: 'USD' }).decision).toBe('allow');
+    // The foundation pack binds the amount too: $40 is not the $1,200.00 the user asked to pay.
+    expect(decide('pay.send', { recipient: 'DE89370400440532013000', amount: 40 }, { amount: 40, currency: 'USD' }).decision).toBe('approval');
+    expect(decide('pay.send', { recipient: 'DE89370400440532013000', amount: 1200 }, { amount: 1200, currency: 'USD' }).matched.map((m) => m.sentence)).not.toContain(
+      'never pay an amount the user did not give without approval',
+    );
     expect(decide('pay.send', { recipient: 'GB33BUKB20201555555555', amount: 40 }, { amount: 40, currency: 'USD' }).decision).toBe('deny');
   });
 

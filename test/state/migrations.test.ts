@@ -63,7 +63,9 @@ describe.each(BACKENDS)('schema migrations on %s', (_name, make) => {
     expect(await db.get('SELECT tree_size FROM warden_custody_head WHERE id = 0')).toEqual({ tree_size: 0 });
     // A database left at version 1 (an older Warden) keeps its rows and gains what came after.
     await db.run("INSERT INTO warden_revoked_grants (grant_id, reason, revoked_at) VALUES ('g-old', 'kept', 1)");
-    await db.exec('DROP TABLE warden_undo_rows; DROP TABLE warden_undo_calls;');
+    // Every table a later migration creates goes, newest first (their indexes with them).
+    const later = MIGRATIONS.filter((m) => m.version > 1).flatMap((m) => [...(db.dialect === 'postgres' ? m.postgres : m.sqlite).matchAll(/CREATE TABLE (\w+)/g)].map((t) => t[1]!));
+    for (const table of later.reverse()) await db.exec(`DROP TABLE ${table}`);
     await db.run('DELETE FROM warden_schema_migrations WHERE version > 1');
     expect(await migrate(db)).toMatchObject({ from: 1, to: SCHEMA_VERSION, applied: MIGRATIONS.filter((m) => m.version > 1).map((m) => ({ version: m.version })) });
     expect(await db.get("SELECT reason FROM warden_revoked_grants WHERE grant_id = 'g-old'")).toEqual({ reason: 'kept' });

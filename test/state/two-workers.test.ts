@@ -14,6 +14,7 @@ import type { Client, Connection } from '@temporalio/client';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/commands/audit';
+import { ledgerPaths } from '../../custody/ledger';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
@@ -211,13 +212,19 @@ describe('two workers, separate state folders, one shared database', () => {
 
   it('the custody records of both workers are one ledger that verifies, and every task is in it', async () => {
     const run = { out: '', err: '', stdout: (t: string) => void (run.out += t), stderr: (t: string) => void (run.err += t), env: { WARDEN_DATABASE_URL: pg.url, WARDEN_STATE_DIR: workers[0]!.stateDir } };
-    expect(await auditCommand(['verify', '--json'], run)).toBe(0);
+    // Without pins the shared ledger is only internally consistent: a database writer could re-sign it.
+    expect(await auditCommand(['verify', '--json'], run)).toBe(1);
+    expect(JSON.parse(run.out)).toMatchObject({ unpinnedKeys: expect.arrayContaining([expect.any(String)]) });
+    run.out = '';
+    // Each worker's custody key pinned (`--keys` once per worker): the ledger is intact.
+    const keyFolders = workers.map((w) => ledgerPaths({ stateDir: w.stateDir }).keyDir);
+    expect(await auditCommand(['verify', '--json', ...keyFolders.flatMap((k) => ['--keys', k])], run), run.err).toBe(0);
     const report = JSON.parse(run.out) as { ok: boolean; totalRecords: number; checkpoints: number };
     expect(report.ok).toBe(true);
     expect(report.checkpoints).toBeGreaterThanOrEqual(1);
     for (const result of results) {
       const task = { ...run, out: '', stdout: (t: string) => void (task.out += t) };
-      expect(await auditCommand(['verify', '--task', result.workflowId, '--json'], task)).toBe(0);
+      expect(await auditCommand(['verify', '--task', result.workflowId, '--json', ...keyFolders.flatMap((k) => ['--keys', k])], task)).toBe(0);
       expect((JSON.parse(task.out) as { records: number }).records).toBeGreaterThan(10);
     }
   });

@@ -35,10 +35,10 @@ export interface WardenTestEnv {
   close(): Promise<void>;
 }
 
-export async function startWardenTestEnv(
-  env: NodeJS.ProcessEnv = process.env,
-  workerOptions: Pick<WardenWorkerOptions, 'mcpPackagesDir' | 'sandboxReadOnlyPaths'> = {},
-): Promise<WardenTestEnv> {
+/** Worker settings a test file may change (`configEnv`: WARDEN_ALERT_WEBHOOK, ...; `printAlert`: default stdout). */
+export type WardenTestEnvOptions = Pick<WardenWorkerOptions, 'mcpPackagesDir' | 'sandboxReadOnlyPaths' | 'configEnv' | 'printAlert'>;
+
+export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env, workerOptions: WardenTestEnvOptions = {}): Promise<WardenTestEnv> {
   installQuietRuntime();
   const { address, namespace } = testTemporalAddress();
   const config = { ...loadTemporalConfig({}), address, namespace };

@@ -85,7 +85,8 @@ function taskDocument(script: unknown[], secrets?: Record<string, Record<string,
     resources: {
       hosts,
       secrets: secrets ?? {
-        [`127.0.0.1:${apiPort}`]: {
+        // Plain http to a loopback service: the task binds the secret to that http origin explicitly.
+        [`http://127.0.0.1:${apiPort}`]: {
           authorization: 'Bearer ${env:TICKETS_TOKEN}',
           'x-api-key': '${file:./api-key.txt}',
           'x-warden-credential': '${warden:credential}',

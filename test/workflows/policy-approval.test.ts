@@ -110,11 +110,13 @@ it('holds a 42-row delete for approval; approved, it runs and the task completes
   expect(await approveCommand([handle.workflowId, pending.requestId, '--reason', 'quarterly cleanup'], approve.io), approve.out.join('')).toBe(0);
   const result = await followAgentTask(handle);
   expect(result.status).toBe('completed');
+  // The rows are measured where the statement is applied: the hold comes from there, bound to that effect.
   expect(result.steps[0]).toMatchObject({
     decision: 'allow',
     executed: true,
-    policy: { decision: 'approval' },
+    policy: { decision: 'allow', applied: { decision: 'approval', tool: 'sql.exec' } },
     approval: { status: 'approved', approver, reason: 'quarterly cleanup' },
+    effect: { rowsByOperation: { delete: 42 } },
   });
   expect(count()).toBe(8);
 });

@@ -1,0 +1,213 @@
+/**
+ * The side effects of monitoring: loading what a task's monitor needs when it begins (its agent's
+ * baseline and the response rules of its packs), and acting on what the monitor decided in the
+ * workflow: revoking the task's grant (a block), recording the alert in the state store, printing
+ * it, putting it on the span (custody ledger, OpenTelemetry), and delivering it to the webhook.
+ * `authorizeKill` is the one place a `warden kill` operator is checked.
+ *
+ * Invariants: a block revokes before anything else (the alert records when the credentials
+ * stopped verifying, measured after the revocation committed); every function is idempotent per
+ * alert id, because Temporal may run an activity again.
+ */
+import { trace } from '@opentelemetry/api';
+import { MONITOR_ALERT_EVENT, WARDEN_ATTR } from '../custody/attributes';
+import { MonitorError, WardenError } from '../errors';
+import { verifyApprovalDecision } from '../identity/approval-decision';
+import { formatAlert, AlertSchema, type Alert } from '../monitoring/alert';
+import { deliverAlertWebhook, type AlertWebhook } from '../monitoring/alert-webhook';
+import type { AlertStore } from '../monitoring/alert-store';
+import type { AgentBaseline } from '../monitoring/baseline';
+import type { BaselineStore } from '../monitoring/baseline-store';
+import { loadResponseRules } from '../monitoring/load-response-rules';
+import type { ResponseRule } from '../monitoring/response-rule';
+import { annotateActiveSpan, rootWorkflowIdOf } from '../telemetry/warden-span-attributes';
+import { KILL_ACTION, KILL_REQUEST_ID, type KillRequest } from '../workflows/definitions';
+import { DEFAULT_POLICY_PACKS } from './check-policy';
+import type { ActivityDeps } from './index';
+import { atActivityBoundary } from './to-application-failure';
+
+/** What a worker's monitor activities use. */
+export interface MonitorServices {
+  baselines: BaselineStore;
+  alerts: AlertStore;
+  /** Where each alert goes as it is raised (`warden worker`: stdout, one JSON object a line). */
+  print?: (alert: Alert) => void;
+  webhook?: AlertWebhook;
+}
+
+export interface BeginMonitoringInput {
+  workflowId: string;
+  /** The agent's name: its baseline's key. */
+  agent: string;
+  /** The task's policy packs (default: the packs every task gets). */
+  packs?: string[];
+  sentences: string[];
+}
+
+export interface MonitorSetup {
+  /** The agent's learnt baseline, or null when none was learnt (hard signals only). */
+  baseline: AgentBaseline | null;
+  rules: ResponseRule[];
+  /** Why the baseline is missing, when it is for a reason other than never having been learnt. */
+  note?: string;
+}
+
+export interface RespondInput {
+  alert: Alert;
+  /** The grant to revoke (a block): the agent's own, which ends its sub-agents' with it. */
+  revokeGrantId?: string;
+}
+
+export interface AuthorizeKillInput {
+  workflowId: string;
+  runId: string;
+  request: KillRequest;
+}
+
+export interface AuthorizedKill {
+  /** The registered approver who signed the kill. */
+  operator: string;
+  /** Their key's id. */
+  operatorKey: string;
+  authenticated: true;
+}
+
+function monitorOf(deps: ActivityDeps): MonitorServices {
+  if (deps.monitor === undefined) throw new TypeError('this worker was created without monitor services');
+  return deps.monitor;
+}
+
+export function createMonitorActivities(deps: ActivityDeps) {
+  return {
+    /** The agent's baseline and the task's response rules, read once when the task (or sub-agent) begins. */
+    async beginMonitoring(input: BeginMonitoringInput): Promise<MonitorSetup> {
+      return atActivityBoundary(async () => {
+        annotateActiveSpan({ [WARDEN_ATTR.taskId]: rootWorkflowIdOf(input.workflowId), [WARDEN_ATTR.agentId]: `agent:${input.agent}@${input.workflowId}` });
+        const rules = loadResponseRules({ packs: input.packs ?? [...DEFAULT_POLICY_PACKS], sentences: input.sentences });
+        const monitor = deps.monitor;
+        if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines' };
+        try {
+          return { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules };
+        } catch (error) {
+          // A baseline that does not parse mutes the baseline signals, not the task: hard signals still count.
+          if (error instanceof MonitorError) return { baseline: null, rules, note: error.message };
+          throw error;
+        }
+      });
+    },
+
+    /**
+     * Acts on one alert: revokes the grant first when it is a block, then records, prints and
+     * traces the alert. Returns the alert with `blockedAt` and the times to block filled in.
+     */
+    async respondToAnomaly(input: RespondInput): Promise<Alert> {
+      return atActivityBoundary(async () => {
+        const monitor = monitorOf(deps);
+        let alert = AlertSchema.parse(input.alert);
+        if (input.revokeGrantId !== undefined) {
+          if (deps.identity === undefined) throw new TypeError('this worker was created without identity services');
+          const { stores } = deps.identity;
+          const grant = await stores.grants.getGrant(input.revokeGrantId);
+          const why = alert.source === 'kill' ? `killed by ${alert.operator ?? 'an operator'}` : `blocked by the monitor (${alert.rules.map((r) => r.id).join(', ') || alert.source})`;
+          await stores.revocation.revokeGrant(input.revokeGrantId, why, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
+          const blockedAt = Date.now();
+          alert = {
+            ...alert,
+            blockedAt: new Date(blockedAt).toISOString(),
+            detectionToBlockMs: Math.max(0, blockedAt - Date.parse(alert.detectedAt)),
+            ...(alert.actionAt === undefined ? {} : { actionToBlockMs: Math.max(0, blockedAt - Date.parse(alert.actionAt)) }),
+          };
+        }
+        await monitor.alerts.record(alert);
+        monitor.print?.(alert);
+        annotateActiveSpan({
+          [WARDEN_ATTR.taskId]: alert.rootWorkflowId,
+          [WARDEN_ATTR.agentId]: `agent:${alert.agent}@${alert.workflowId}`,
+          [WARDEN_ATTR.user]: alert.user,
+          [WARDEN_ATTR.monitorAlertId]: alert.id,
+          [WARDEN_ATTR.monitorScore]: alert.score,
+          [WARDEN_ATTR.monitorResponse]: alert.response,
+          [WARDEN_ATTR.monitorReasons]: alert.reasons.map((r) => `${r.signal}: ${r.detail}`),
+          [WARDEN_ATTR.monitorRules]: alert.rules.map((r) => r.id),
+          [WARDEN_ATTR.monitorDetectionToBlockMs]: alert.detectionToBlockMs,
+          [WARDEN_ATTR.monitorOperator]: alert.operator,
+        });
+        trace.getActiveSpan()?.addEvent(MONITOR_ALERT_EVENT, {
+          [WARDEN_ATTR.monitorAlertId]: alert.id,
+          [WARDEN_ATTR.monitorResponse]: alert.response,
+          [WARDEN_ATTR.monitorScore]: alert.score,
+          ...(alert.stepIndex === undefined ? {} : { 'warden.step.index': alert.stepIndex }),
+        });
+        return alert;
+      });
+    },
+
+    /** Delivers an alert to the webhook (retried by Temporal); records how it went. */
+    async deliverAlert(input: { alert: Alert }): Promise<string> {
+      return atActivityBoundary(async () => {
+        const monitor = monitorOf(deps);
+        const alert = AlertSchema.parse(input.alert);
+        const { delivered } = await deliverAlertWebhook(monitor.webhook, alert);
+        const delivery = delivered ? 'delivered' : 'not configured';
+        await monitor.alerts.markDelivery(alert.id, delivery);
+        return delivery;
+      });
+    },
+
+    /** Records a delivery that failed for good (the workflow gave up retrying). */
+    async recordAlertDelivery(input: { alertId: string; delivery: string }): Promise<void> {
+      return atActivityBoundary(async () => monitorOf(deps).alerts.markDelivery(input.alertId, input.delivery));
+    },
+
+    /**
+     * Checks a `warden kill`: it must be signed by a registered, unremoved approver's key over
+     * exactly this run, the kill request id and action, and its reason, within the approval
+     * signature's lifetime (identity/approval-decision.ts). Throws MonitorError ERR_KILL_REFUSED
+     * saying which check failed.
+     */
+    async authorizeKill(input: AuthorizeKillInput): Promise<AuthorizedKill> {
+      return atActivityBoundary(async () => {
+        annotateActiveSpan({ [WARDEN_ATTR.taskId]: rootWorkflowIdOf(input.workflowId) });
+        if (deps.approvers === undefined) throw new MonitorError('ERR_KILL_REFUSED', 'this worker has no approver registry, so no kill can be verified');
+        let verified: { approver: string; kid: string };
+        try {
+          verified = await verifyApprovalDecision(deps.approvers, input.request.signature, {
+            workflowId: input.workflowId,
+            runId: input.runId,
+            requestId: KILL_REQUEST_ID,
+            action: KILL_ACTION,
+            approved: true,
+            ...(input.request.reason === undefined ? {} : { reason: input.request.reason }),
+          });
+        } catch (error) {
+          if (error instanceof WardenError) throw new MonitorError('ERR_KILL_REFUSED', `the kill is not authenticated: ${error.message}`, { details: error.details as Record<string, unknown> });
+          throw error;
+        }
+        annotateActiveSpan({ [WARDEN_ATTR.monitorOperator]: verified.approver });
+        return { operator: verified.approver, operatorKey: verified.kid, authenticated: true };
+      });
+    },
+
+    /** Whether a grant (or one of its ancestors) is revoked: what makes a sub-agent honour its parent's block. */
+    async checkRevoked(input: { grantId: string }): Promise<{ revoked: boolean; reason?: string }> {
+      return atActivityBoundary(async () => {
+        if (deps.identity === undefined) throw new TypeError('this worker was created without identity services');
+        const { stores } = deps.identity;
+        const grant = await stores.grants.getGrant(input.grantId);
+        const ids = [input.grantId, ...(grant?.claims.lineage ?? [])];
+        const record = await stores.revocation.isRevoked(ids);
+        return record === undefined ? { revoked: false } : { revoked: true, reason: record.reason };
+      });
+    },
+  };
+}
+
+/** `warden worker`'s alert line: the alert as one JSON object, typed `warden.alert`. */
+export function alertJsonLine(alert: Alert): string {
+  return `${JSON.stringify({ type: 'warden.alert', ...alert })}\n`;
+}
+
+/** `warden run`'s alert line, for people. */
+export function alertTextLine(alert: Alert): string {
+  return `warden: ${formatAlert(alert)}\n`;
+}

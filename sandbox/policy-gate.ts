@@ -1,0 +1,176 @@
+/**
+ * The policy gate in the sandbox host: every capability call a tool makes (a built-in's own call,
+ * or the calls a user tool makes from inside) is decided by the task's policy engine, with the
+ * same descriptors and the same request builder the workflow uses, before it takes effect:
+ * before a file is read or written, before a request leaves, and for SQL inside the open
+ * transaction, on the rows the statement actually changed (cascades and triggers included), so
+ * what is decided is what is applied.
+ *
+ * A denied call, or one that needs a human, stops the whole tool call: the capability throws
+ * (`ERR_POLICY_DENIED`, `ERR_APPROVAL_REQUIRED`), a SQL statement rolls back, and every later
+ * capability call of the same tool call is refused, so tool code cannot catch the refusal and go
+ * on. The report says what was applied (for the workflow's counters) and what was stopped, with
+ * a digest of the measured effect: a human's approval is bound to that digest, and a re-run with
+ * it lets exactly that effect through.
+ *
+ * Invariants: capability calls counted into totals and rates within one tool call as they apply;
+ * approvals of the step itself carry over only to a built-in's own call (the same action), never
+ * to the calls a user tool makes; the gate holds no credential and only the public rules.
+ */
+import { createHash } from 'node:crypto';
+import { canonicalize } from '../custody/canonical-json';
+import { CapabilityError, type ErrorCode } from '../errors';
+import { policyRequestOf } from '../policies/build-policy-request';
+import { createPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
+import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
+import { recordExecution, type PolicyState } from '../policies/engine/policy-state';
+import { argumentLeaves, buildProvenanceIndex, type ProvenanceIndex } from '../policies/engine/provenance';
+import { getBuiltinTool } from '../tools/builtin-tools';
+import type { CapabilityName } from '../tools/tool-descriptor';
+import type { GateReport, PolicyGateSpec } from './sandbox-messages';
+
+/** Most capability calls one tool call may make under a gate (each is reported and counted). */
+export const MAX_GATED_CALLS = 500;
+/** How long counters remember calls in the gate's local state (as the workflow keeps them). */
+const RETAIN_MS = 24 * 3_600_000;
+
+const engines = new Map<string, PolicyEngine>();
+
+function engineOf(spec: PolicyGateSpec): PolicyEngine {
+  let engine = engines.get(spec.rulesKey);
+  if (engine === undefined) {
+    engine = createPolicyEngine(spec.rules);
+    if (engines.size > 64) engines.clear();
+    engines.set(spec.rulesKey, engine);
+  }
+  return engine;
+}
+
+export interface PolicyGate {
+  /**
+   * Decides one capability call; returns when it may apply. Throws CapabilityError
+   * ERR_POLICY_DENIED or ERR_APPROVAL_REQUIRED (and refuses every later call) otherwise.
+   */
+  check(capability: CapabilityName, args: Record<string, unknown>, measured?: ToolEffect): void;
+  /** What was applied and what stopped the call. */
+  report(): GateReport;
+}
+
+/** Hex SHA-256 of what a human approves: the capability, its arguments and the measured effect. */
+export function effectDigest(capability: string, args: Record<string, unknown>, measured: ToolEffect | undefined): string {
+  const core = {
+    capability,
+    args: digestArgs(capability, args),
+    effect: measured === undefined ? null : { rowsByOperation: measured.rowsByOperation ?? null, tables: measured.tables ?? null },
+  };
+  return createHash('sha256').update(canonicalize(core)).digest('hex');
+}
+
+/** The arguments that make a capability call what it is; bodies and contents by hash. */
+function digestArgs(capability: string, args: Record<string, unknown>): unknown {
+  const hash = (value: unknown) => (typeof value === 'string' ? createHash('sha256').update(value).digest('hex') : null);
+  switch (capability) {
+    case 'http.fetch':
+      return { url: args.url ?? null, method: typeof args.method === 'string' ? args.method.toUpperCase() : 'GET', body: hash(args.body) };
+    case 'fs.write':
+      return { path: args.path ?? null, content: hash(args.content) };
+    default:
+      return JSON.parse(JSON.stringify(args)) as unknown;
+  }
+}
+
+/** The request as reported back: no bodies, contents or headers (they may be large or secret). */
+function compact(request: PolicyRequest): PolicyRequest {
+  const { body: _body, content: _content, headers: _headers, ...args } = request.args;
+  return { ...request, args };
+}
+
+/**
+ * A gate for one tool call. `callerSource` is the tool's own code (user-written, from the task
+ * file): values it spells out count as the user's.
+ */
+export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): PolicyGate {
+  const engine = engineOf(spec);
+  const callerArgs = spec.caller.args;
+  const index = callerIndex(spec, callerSource);
+  let state: PolicyState = spec.state as PolicyState;
+  const applied: GateReport['applied'] = [];
+  let stopped: GateReport['stopped'];
+  let stopCode: ErrorCode | undefined;
+
+  const refuse = (code: ErrorCode, message: string): never => {
+    stopCode ??= code;
+    throw new CapabilityError(code, message);
+  };
+
+  return {
+    check(capability, args, measured) {
+      if (stopCode !== undefined) refuse(stopCode, 'an earlier capability call of this tool call was stopped by policy');
+      if (applied.length >= MAX_GATED_CALLS) refuse('ERR_POLICY_DENIED', `more than ${MAX_GATED_CALLS} capability calls in one tool call`);
+      const descriptor = getBuiltinTool(capability);
+      const own = spec.caller.builtin;
+      const request = policyRequestOf({
+        tool: capability,
+        args,
+        ...(descriptor === undefined ? {} : { descriptor }),
+        agent: spec.agent,
+        now: spec.now,
+        index,
+        ...(own ? { argSources: spec.caller.argSources } : {}),
+        ...(measured === undefined ? {} : { measured }),
+        ...(own ? {} : { via: spec.caller.tool }),
+      });
+      const decision = engine.decide(request, state);
+      const matchedIds = decision.matched.filter((m) => m.effect !== 'allow').map((m) => m.id);
+      if (decision.decision === 'deny') {
+        const rule = decision.matched.find((m) => m.effect === 'deny');
+        stopped = { decision: 'deny', request: compact(request), matched: decision.matched, digest: effectDigest(capability, args, measured) };
+        refuse('ERR_POLICY_DENIED', `${capability} denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? decision.reasons.join('; ')}`);
+      }
+      if (decision.decision === 'approval') {
+        const digest = effectDigest(capability, args, measured);
+        const rules = decision.matched.filter((m) => m.effect === 'approval').map((m) => m.id);
+        const approved = spec.approvedEffects.includes(digest) || (own && rules.every((id) => spec.approvedRules.includes(id)));
+        if (!approved) {
+          stopped = { decision: 'approval', request: compact(request), matched: decision.matched, digest };
+          refuse('ERR_APPROVAL_REQUIRED', `${capability} needs approval: ${decision.reasons.join('; ')}`);
+        }
+      }
+      applied.push({
+        request: compact(request),
+        decision: decision.decision,
+        rules: matchedIds,
+        ...(decision.shadow === undefined ? {} : { shadow: decision.shadow.matched.map((m) => m.id) }),
+      });
+      state = recordExecution(state, request, { status: 'ok' }, { retainMs: RETAIN_MS });
+    },
+    report() {
+      return { applied, ...(stopped === undefined ? {} : { stopped }) };
+    },
+  };
+
+  /**
+   * Where a capability call's values came from. A built-in's own call has its tool's arguments and
+   * their recorded sources; a user tool's calls are classified against the user's values, the
+   * tool's own source, and its arguments by the source each had (a value built from untrusted
+   * arguments stays untrusted; one found nowhere came from what the tool itself read).
+   */
+  function callerIndex(gateSpec: PolicyGateSpec, source: string): ProvenanceIndex {
+    const trusted: unknown[] = [];
+    const untrusted: unknown[] = [];
+    const userArgs: unknown[] = [];
+    for (const leaf of argumentLeaves(callerArgs)) {
+      const from = gateSpec.caller.argSources[leaf.pointer];
+      if (from === 'user') userArgs.push(leaf.value);
+      else if (from === 'trusted') trusted.push(leaf.value);
+      else untrusted.push(leaf.value);
+    }
+    return buildProvenanceIndex({
+      intent: gateSpec.seed.userTexts[0] ?? '',
+      taskValues: [...gateSpec.seed.userTexts.slice(1), ...(gateSpec.caller.builtin ? [] : [source]), ...userArgs],
+      trusted,
+      trustedAtoms: gateSpec.seed.trustedAtoms,
+      toolOutputs: untrusted,
+    });
+  }
+}

@@ -1,0 +1,432 @@
+/**
+ * Detection and response in the agent loop. Every proposed action (also a refused one) is scored
+ * against the agent's baseline and the hard signals (monitoring/score-action.ts), its score and
+ * reasons are written into its step, and the task's response rules decide what happens:
+ * alert, step-up (the action and every later one wait for a human), block (the agent issues no
+ * more actions, its grant and so its sub-agents' credentials are revoked, running sub-agents are
+ * told to stop) or remediate (block, then the saga's compensations run at once). `warden kill`
+ * arrives here as the `warden.kill` Update and blocks and remediates by hand.
+ *
+ * Determinism: the baseline and the rules are read once per run by a local activity whose result
+ * is in history; scoring and rule evaluation are pure functions of recorded data and the
+ * workflow clock; responses are activities. Tasks started before monitoring existed
+ * (no `MONITOR_PATCH` marker in their history) are not monitored.
+ *
+ * Invariants: once blocked, no action starts (checked before every action and before a final
+ * answer can complete the task); a blocked task never completes or commits; a block revokes
+ * before the workflow goes on.
+ */
+import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import type { WardenActivities } from '../activities';
+import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures, type MeasuredEffect } from '../monitoring/action-features';
+import type { Alert } from '../monitoring/alert';
+import type { AgentBaseline } from '../monitoring/baseline';
+import { emptyHistory, recordOutcome, recordProposed, type MonitorEvent } from '../monitoring/monitor-history';
+import { fireRules, strongerResponse, type FiredRule, type Response, type ResponseRule } from '../monitoring/response-rule';
+import { scoreOf, scoreOutcome, scoreProposed, type ScoreReason } from '../monitoring/score-action';
+import type { PolicyRequest } from '../policies/engine/policy-request';
+import { durationToMs } from '../task/duration';
+import type { StepRecord, TaskResult } from '../task/task-run';
+import type { AgentRun, StepAction } from './agent-run';
+import { finishRun } from './agent-run';
+import { blockSignal, killUpdate, KillRequestSchema, subagentWorkflowId, type KillOutcome } from './definitions';
+import { refuseStep } from './guard-action';
+import { TaskEnded } from './task-ended';
+
+/** Tasks whose history has this marker are monitored (decided with every patch, workflow-patches.ts). */
+export { MONITOR_PATCH } from './workflow-patches';
+
+const { beginMonitoring, respondToAnomaly, authorizeKill, checkRevoked, recordAlertDelivery } = proxyLocalActivities<WardenActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, initialInterval: '200ms', maximumInterval: '5s' },
+});
+
+/** The webhook is outside Warden: retried for minutes, never in the way of a block. */
+const { deliverAlert } = proxyActivities<WardenActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 6, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+/** Steps whose monitor state is kept for their outcome; older ones are forgotten. */
+const KEPT_STEPS = 64;
+
+interface StepEntry {
+  event: MonitorEvent;
+  features: ActionFeatures;
+  /** Rules that already fired for this action. */
+  fired: Set<string>;
+}
+
+interface Blocked {
+  reason: string;
+  remediate: boolean;
+  alertId: string;
+}
+
+export class TaskMonitor {
+  /** False for runs started before monitoring existed (replayed histories). */
+  readonly enabled: boolean;
+  /** True once the baseline and rules are loaded. */
+  private active = false;
+  private baseline: AgentBaseline | undefined;
+  private rules: ResponseRule[] = [];
+  private readonly history = emptyHistory();
+  private readonly armed: Record<string, boolean> = {};
+  private readonly steps = new Map<number, StepEntry>();
+  private stepUp: string | undefined;
+  private blocked: Blocked | undefined;
+  private remediateRequested = false;
+  /** The loop is over: the task is ending. */
+  private settling = false;
+  private readonly alerts: Alert[] = [];
+  private readonly deliveries: Promise<void>[] = [];
+  private readonly runningChildren = new Set<string>();
+  private alertCount = 0;
+
+  /** @param enabled the run's `patches.monitor` (workflow-patches.ts) */
+  constructor(enabled: boolean) {
+    this.enabled = enabled;
+  }
+
+  /** Installs the kill Update and the block signal; call once, when the workflow starts. */
+  install(run: AgentRun): void {
+    if (!this.enabled) return;
+    setHandler(
+      killUpdate,
+      async (request): Promise<KillOutcome> => {
+        let who: Awaited<ReturnType<typeof authorizeKill>>;
+        try {
+          who = await authorizeKill({ workflowId: run.workflowId, runId: run.runId, request });
+        } catch (error) {
+          // The kill fails with the refusal itself (ERR_KILL_REFUSED and why), not a wrapped activity failure.
+          const cause = error instanceof ActivityFailure ? error.cause : error;
+          if (cause instanceof ApplicationFailure) throw ApplicationFailure.create({ type: cause.type ?? 'ERR_KILL_REFUSED', message: cause.message, nonRetryable: true });
+          throw error;
+        }
+        const alert = this.newAlert(run, {
+          source: 'kill',
+          response: 'remediate',
+          operator: who.operator,
+          operatorKey: who.operatorKey,
+          reason: request.reason ?? 'killed by hand',
+          actionAt: request.requestedAt,
+        });
+        if (this.blocked !== undefined) {
+          this.remediateRequested = true;
+          await this.record(alert);
+          return { workflowId: run.workflowId, status: 'already-blocked', operator: who.operator, alertId: alert.id };
+        }
+        if (this.settling) return { workflowId: run.workflowId, status: 'ended', operator: who.operator };
+        const done = await this.block(run, alert, true);
+        return { workflowId: run.workflowId, status: 'blocked', operator: who.operator, alertId: done.id, ...(done.blockedAt === undefined ? {} : { blockedAt: done.blockedAt }) };
+      },
+      {
+        // Rejected here, a malformed or unsigned kill is never stored in history.
+        validator: (request) => {
+          const parsed = KillRequestSchema.safeParse(request);
+          if (!parsed.success) {
+            throw ApplicationFailure.create({ type: 'ERR_KILL_REFUSED', message: `not a kill request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`, nonRetryable: true });
+          }
+        },
+      },
+    );
+    setHandler(blockSignal, async (notice) => {
+      if (this.blocked !== undefined || this.settling || run.identity === undefined) return;
+      // Anyone who can reach Temporal can send a signal: only a revoked grant makes it count.
+      const check = await checkRevoked({ grantId: run.identity.grantId });
+      if (!check.revoked || this.blocked !== undefined) return;
+      await this.block(run, this.newAlert(run, { source: 'parent', response: notice.remediate ? 'remediate' : 'block', reason: notice.reason }), notice.remediate);
+    });
+  }
+
+  /** Reads the agent's baseline and the task's response rules (once per run). */
+  async begin(run: AgentRun): Promise<void> {
+    if (!this.enabled || this.active) return;
+    const setup = await beginMonitoring({
+      workflowId: run.workflowId,
+      agent: run.task.agent.name,
+      ...(run.task.policyPacks === undefined ? {} : { packs: [...run.task.policyPacks] }),
+      sentences: [...run.task.policies],
+    });
+    this.baseline = setup.baseline ?? undefined;
+    this.rules = setup.rules;
+    this.active = true;
+    this.assertRunning();
+  }
+
+  /** Throws the task's end when it is blocked: no action starts after a block. */
+  assertRunning(): void {
+    if (this.blocked !== undefined) throw new TaskEnded('blocked', this.blocked.reason);
+  }
+
+  /**
+   * Scores a proposed action on the effect the policy check measured, before the policy's verdict
+   * is carried out (a refusal, a wait for approval, the call), and acts on the rules: a block
+   * refuses the step and ends the task here.
+   */
+  async observe(run: AgentRun, action: StepAction, step: StepRecord, request: PolicyRequest | undefined): Promise<void> {
+    this.assertRunning();
+    if (!this.active) return;
+    const features = featuresOfAction(step.tool, step.args, request?.effect, request?.provenance);
+    const entry = this.track(step, features);
+    if (action.type === 'spawn') this.runningChildren.add(subagentWorkflowId(run.workflowId, action.subagent, step.index));
+    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    if (this.blocked !== undefined) {
+      entry.event.refused = true;
+      this.refuse(step, `blocked by the monitor: ${this.blocked.reason}`);
+      throw new TaskEnded('blocked', this.blocked.reason);
+    }
+  }
+
+  /**
+   * Scores a step again on the effect measured where it is applied: the sandbox host measures SQL
+   * inside its transaction (issue 10), so the check before the call may have seen no rows. Called
+   * when the host's policy gate stopped the call on that effect, before anyone is asked to approve
+   * it; a block ends the task here, the effect never applied.
+   */
+  async measured(run: AgentRun, step: StepRecord, effect: { rowsChanged?: unknown; operation?: unknown } | undefined): Promise<void> {
+    this.assertRunning();
+    const entry = this.steps.get(step.index);
+    if (!this.active || entry === undefined || typeof effect?.rowsChanged !== 'number' || entry.features.rows === effect.rowsChanged) return;
+    const measured: MeasuredEffect = { rowsChanged: effect.rowsChanged, ...(typeof effect.operation === 'string' ? { operation: effect.operation } : {}) };
+    const features = featuresOfAction(step.tool, step.args, measured);
+    entry.features = features;
+    entry.event.rows = features.rows;
+    if (features.operation !== undefined) entry.event.operation = features.operation;
+    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    if (this.blocked !== undefined) {
+      entry.event.refused = true;
+      this.refuse(step, `blocked by the monitor: ${this.blocked.reason}`);
+      throw new TaskEnded('blocked', this.blocked.reason);
+    }
+  }
+
+  /**
+   * Just before an action that passed every guard runs: after a step-up, it waits for a human
+   * first. Returns false when that approval was refused (the step is then refused like any denial).
+   */
+  async beforeRun(run: AgentRun, step: StepRecord): Promise<boolean> {
+    this.assertRunning();
+    const entry = this.steps.get(step.index);
+    if (!this.active || entry === undefined || this.stepUp === undefined || step.approval !== undefined) return true;
+    // A random id, as for policy holds: nobody can name the request before it exists.
+    const approval = await run.approvals.hold({ stepIndex: step.index, requestId: uuid4(), tool: step.tool, args: step.args, rules: [`monitor: ${this.stepUp}`] });
+    step.approval = approval;
+    this.assertRunningAfterWait(step, entry);
+    if (approval.status !== 'approved') {
+      entry.event.refused = true;
+      refuseStep(
+        run,
+        step,
+        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
+        approval.status === 'timed_out' ? `no approval within ${run.task.limits.approvalTimeout}` : `denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
+      );
+      return false;
+    }
+    step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''} (held by the monitor)`;
+    return true;
+  }
+
+  /** Counts an action the guards refused (towards denial bursts), scoring it if it was not yet. */
+  async refused(run: AgentRun, step: StepRecord | undefined): Promise<void> {
+    if (!this.active || step === undefined || step.decision !== 'deny' || this.blocked !== undefined) return;
+    const known = this.steps.get(step.index);
+    if (known === undefined) {
+      // Refused by the grant check, before the policy check measured anything.
+      const features = featuresOfAction(step.tool, step.args);
+      const entry = this.track(step, features);
+      recordOutcome(entry.event, { refused: true });
+      await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    } else {
+      recordOutcome(known.event, { refused: true });
+      const before = step.monitor?.reasons ?? [];
+      const extra = scoreOutcome(this.history, this.baseline, known.features, { refused: true }, Date.now(), before);
+      if (extra.length > 0) await this.evaluate(run, step, known, [...before, ...extra]);
+    }
+    this.assertRunning();
+  }
+
+  /** Adds what the action's outcome shows (failures, revoked credentials, a blocked sub-agent) and acts on it. */
+  async afterRun(run: AgentRun, step: StepRecord): Promise<void> {
+    const entry = this.steps.get(step.index);
+    if (!this.active || entry === undefined) return;
+    if (step.kind === 'spawn') this.runningChildren.delete(subagentWorkflowId(run.workflowId, step.tool.slice('spawn:'.length), step.index));
+    const outcome = outcomeOfStep(step);
+    recordOutcome(entry.event, outcome);
+    if (this.blocked !== undefined) {
+      this.assertRunning();
+      return;
+    }
+    const before = step.monitor?.reasons ?? [];
+    const extra = scoreOutcome(this.history, this.baseline, entry.features, outcome, Date.now(), before);
+    if (extra.length > 0) await this.evaluate(run, step, entry, [...before, ...extra]);
+    if (outcome.childStatus === 'blocked' && this.blocked === undefined) {
+      // A blocked sub-agent blocks the whole task: its parent is remediated, whatever the rules say.
+      const reasons = step.monitor?.reasons ?? extra;
+      await this.block(
+        run,
+        this.newAlert(run, { source: 'subagent', response: 'remediate', step, score: step.monitor?.score ?? 100, reasons, reason: `sub-agent ${step.tool.slice('spawn:'.length)} was blocked` }),
+        true,
+      );
+    }
+    this.assertRunning();
+  }
+
+  /**
+   * After the loop: a blocked task ends `blocked` (even if the model answered); without
+   * remediation yet, it waits for `warden kill` until its approval timeout, then remediates.
+   */
+  async settle(run: AgentRun, result: TaskResult): Promise<TaskResult> {
+    this.settling = true;
+    if (this.blocked === undefined) return result;
+    const ended = result.status === 'blocked' ? result : finishRun(run, 'blocked', this.blocked.reason);
+    if (!this.remediateRequested) {
+      run.state.status = 'blocked';
+      const holdMs = Math.max(0, Math.min(durationToMs(run.task.limits.approvalTimeout), run.deadline.remainingMs()));
+      try {
+        await condition(() => this.remediateRequested, holdMs);
+      } catch (error) {
+        // Cancelled while held: remediate now.
+        if (!isCancellation(error)) throw error;
+      }
+    }
+    return ended;
+  }
+
+  /** Waits for webhook deliveries and handlers, and puts the alerts into the result. */
+  async finish(result: TaskResult): Promise<void> {
+    if (!this.enabled) return;
+    this.settling = true;
+    await CancellationScope.nonCancellable(async () => {
+      await Promise.all(this.deliveries);
+      await condition(allHandlersFinished);
+    });
+    if (this.alerts.length > 0) result.alerts = this.alerts.map((a) => ({ ...a }));
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  private track(step: StepRecord, features: ActionFeatures): StepEntry {
+    const event = recordProposed(this.history, features, step.index, Date.now());
+    const entry: StepEntry = { event, features, fired: new Set() };
+    this.steps.set(step.index, entry);
+    this.steps.delete(step.index - KEPT_STEPS);
+    return entry;
+  }
+
+  private refuse(step: StepRecord, reason: string): void {
+    step.decision = 'deny';
+    step.reason = reason;
+    step.error = { code: 'ERR_TASK_BLOCKED', message: reason };
+  }
+
+  private assertRunningAfterWait(step: StepRecord, entry: StepEntry): void {
+    if (this.blocked === undefined) return;
+    entry.event.refused = true;
+    this.refuse(step, `blocked by the monitor while it waited for approval: ${this.blocked.reason}`);
+    throw new TaskEnded('blocked', this.blocked.reason);
+  }
+
+  /** Scores the step with `reasons`, fires the rules and carries out the strongest response. */
+  private async evaluate(run: AgentRun, step: StepRecord, entry: StepEntry, reasons: ScoreReason[]): Promise<void> {
+    const score = scoreOf(reasons);
+    step.monitor = { ...(step.monitor ?? {}), score, reasons };
+    const fired = fireRules(this.rules, { history: this.history, baseline: this.baseline, features: entry.features, score, reasons, now: Date.now() }, this.armed, entry.fired);
+    if (fired.length === 0) return;
+    for (const rule of fired) entry.fired.add(rule.id);
+    const response = fired.map((f) => f.response).reduce<Response | undefined>(strongerResponse, undefined)!;
+    step.monitor.response = strongerResponse(step.monitor.response, response);
+    const alert = this.newAlert(run, { source: 'monitor', response, step, score, reasons, rules: fired });
+    step.monitor.alertId = alert.id;
+    if (response === 'block' || response === 'remediate') {
+      await this.block(run, alert, response === 'remediate');
+      return;
+    }
+    if (response === 'step-up') this.stepUp ??= fired.filter((f) => f.response === 'step-up').map((f) => `${f.id}: ${f.sentence}`)[0];
+    await this.record(alert);
+  }
+
+  private newAlert(
+    run: AgentRun,
+    init: { source: Alert['source']; response: Response; step?: StepRecord; score?: number; reasons?: ScoreReason[]; rules?: FiredRule[]; operator?: string; operatorKey?: string; reason?: string; actionAt?: string },
+  ): Alert {
+    this.alertCount += 1;
+    const reasons = init.reasons ?? [];
+    return {
+      id: `a-${hash53(`${run.runId}:${this.alertCount}`)}`,
+      rootWorkflowId: run.rootWorkflowId,
+      workflowId: run.workflowId,
+      runId: run.runId,
+      agent: run.task.agent.name,
+      user: run.task.user,
+      source: init.source,
+      ...(init.step === undefined ? {} : { stepIndex: init.step.index, tool: init.step.tool, actionAt: init.step.startedAt }),
+      score: init.score ?? scoreOf(reasons),
+      reasons,
+      rules: init.rules ?? [],
+      response: init.response,
+      ...(init.operator === undefined ? {} : { operator: init.operator }),
+      ...(init.operatorKey === undefined ? {} : { operatorKey: init.operatorKey }),
+      ...(init.reason === undefined ? {} : { reason: init.reason }),
+      ...(init.actionAt === undefined ? {} : { actionAt: init.actionAt }),
+      detectedAt: new Date(Date.now()).toISOString(),
+    };
+  }
+
+  /** An alert without a block: recorded, printed, traced, delivered. */
+  private async record(alert: Alert): Promise<void> {
+    let done = alert;
+    try {
+      done = await respondToAnomaly({ alert });
+    } catch {
+      // The alert stays in the task's result; the store and the log missed it.
+    }
+    this.alerts.push(done);
+    this.deliver(done);
+  }
+
+  /** Blocks the run: no more actions, waits interrupted, grant revoked, running sub-agents told. */
+  private async block(run: AgentRun, alert: Alert, remediate: boolean): Promise<Alert> {
+    if (this.blocked !== undefined) {
+      if (remediate) this.remediateRequested = true;
+      await this.record(alert);
+      return alert;
+    }
+    const blocking = alert.rules.filter((r) => r.response === 'block' || r.response === 'remediate');
+    const reason = alert.source === 'kill' ? `killed by ${alert.operator}: ${alert.reason}` : (alert.reason ?? blocking.map((r) => `${r.id} (${r.detail})`).join('; '));
+    this.blocked = { reason, remediate, alertId: alert.id };
+    if (remediate) this.remediateRequested = true;
+    run.state.status = 'blocked';
+    run.approvals.interrupt(`the task was blocked: ${reason}`);
+    let done = alert;
+    try {
+      done = await respondToAnomaly({ alert, ...(run.identity === undefined ? {} : { revokeGrantId: run.identity.grantId }) });
+    } catch {
+      // The block stands without it: no action starts, and the grant is revoked when the task ends.
+    }
+    this.alerts.push(done);
+    this.deliver(done);
+    for (const childId of this.runningChildren) {
+      getExternalWorkflowHandle(childId)
+        .signal(blockSignal, { reason: `the parent task was blocked: ${reason}`, remediate })
+        .catch(() => undefined);
+    }
+    return done;
+  }
+
+  private deliver(alert: Alert): void {
+    this.deliveries.push(
+      CancellationScope.nonCancellable(async () => {
+        let delivery: string;
+        try {
+          delivery = await deliverAlert({ alert });
+        } catch {
+          delivery = 'failed';
+          await recordAlertDelivery({ alertId: alert.id, delivery }).catch(() => undefined);
+        }
+        const stored = this.alerts.find((a) => a.id === alert.id);
+        if (stored !== undefined) stored.delivery = delivery;
+      }),
+    );
+  }
+}
