@@ -15,11 +15,12 @@
  */
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import { ConfigError, WardenError } from '../errors';
+import { WardenError } from '../errors';
 import { redactText } from '../secrets/redact-values';
 import { redactUrlSecrets, secretPartsOf } from '../secrets/redact-url';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { webhookUrlFromEnv } from '../secrets/webhook-url';
 
 /** The environment variables the webhook is configured by. */
 export const APPROVAL_WEBHOOK_ENV = 'WARDEN_APPROVAL_WEBHOOK';
@@ -92,17 +93,8 @@ export interface ApprovalWebhook {
  *   URL itself is never in the message).
  */
 export function approvalWebhookOf(env: NodeJS.ProcessEnv): ApprovalWebhook | undefined {
-  const raw = env[APPROVAL_WEBHOOK_ENV]?.trim();
-  if (!raw) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError('ERR_CONFIG_INVALID', `${APPROVAL_WEBHOOK_ENV} must be an http(s) URL`, { details: { variable: APPROVAL_WEBHOOK_ENV } });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError('ERR_CONFIG_INVALID', `${APPROVAL_WEBHOOK_ENV} must be an http(s) URL, not ${url.protocol}`, { details: { variable: APPROVAL_WEBHOOK_ENV } });
-  }
+  let url = webhookUrlFromEnv(env, APPROVAL_WEBHOOK_ENV);
+  if (url === undefined) return undefined;
   const redact = secretPartsOf(url);
   let authorization: string | undefined;
   if (url.username !== '' || url.password !== '') {

@@ -11,7 +11,7 @@ import type { CredentialStores } from '../identity/credential-stores';
 import { actChainOf } from '../identity/agent-identity';
 import { hashIntent, issueTaskGrant, verifyTaskGrant, type IssuedGrant } from '../identity/task-grant';
 import type { TaskIdentity } from '../task/task-run';
-import type { Task } from '../task/task-schema';
+import { TaskSchema, type Task } from '../task/task-schema';
 import { durationToMs } from '../task/duration';
 import { CredentialError, DataPlaneError, DelegationError } from '../errors';
 import { Context } from '@temporalio/activity';
@@ -150,8 +150,11 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async beginSubagent(input: BeginSubagentInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
-        if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(input.task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const workflowId = callingWorkflowId();
+        // The input is a client's until the handoff verifies: its task is checked as a task first.
+        const task = TaskSchema.safeParse(input.task);
+        if (!task.success) throw forged(`the input's task is not a task: ${task.error.issues.map((i) => `${i.path.join('.') || '(task)'}: ${i.message}`).join('; ')}`, { workflowId });
+        if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(task.data, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const parsed = SubagentHandoffSchema.safeParse(input.handoff);
         if (!parsed.success) throw forged('the input carries sub-agent fields that no parent handed over (a client may start a task with { task } only)', { workflowId });
         const handoff = parsed.data;

@@ -52,9 +52,25 @@ export type UserVerifier = z.infer<typeof UserVerifierSchema>;
 /** Default time one claim's verification may take. */
 export const DEFAULT_VERIFICATION_TIMEOUT = '2m';
 
+/** A command that counts as the task's tests: what a `tests.pass` claim must name to be checked. */
+export const TestCommandSchema = z.strictObject({
+  /** The test program (granted by `grants.commands`), e.g. `node`, `npm`, `pytest`. */
+  command: z.string().min(1).max(256),
+  args: z.array(z.string().max(4096)).max(64).default([]),
+  /** Working folder inside the workspace (default: its root). */
+  cwd: z.string().max(4096).optional(),
+});
+export type TestCommand = z.infer<typeof TestCommandSchema>;
+
 export const AttestationConfigSchema = z.strictObject({
   /** Per claim: re-running tests, a request, a user verifier (default 2m). */
   timeout: VerificationTimeoutSchema.default(DEFAULT_VERIFICATION_TIMEOUT),
   verifiers: z.record(VerifierNameSchema, UserVerifierSchema).default({}),
+  /**
+   * The commands that are the task's tests. A `tests.pass` claim is checked only when it names one
+   * of them (command, arguments and folder): which command counts as "the tests" is the task
+   * author's to say, never the claimant's (`node -e 0` exits 0 too).
+   */
+  tests: z.array(TestCommandSchema).max(16).default([]),
 });
 export type AttestationConfig = z.infer<typeof AttestationConfigSchema>;

@@ -21,6 +21,8 @@ export interface AttestedRun {
   intentHash: string;
   agentId: string;
   model: { id: string; version: string };
+  /** The task tree the claim was made in: its root workflow and first run (a sub-agent's claim names its root's). */
+  task?: { workflowId: string; runId: string };
 }
 
 /** The run as a subject: `workflow:<id>` with the digest of `{ workflowId, runId }`. */

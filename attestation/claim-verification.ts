@@ -119,6 +119,7 @@ export async function verifyAndAttestClaim(deps: ClaimVerificationDeps, input: A
     intentHash: grant?.claims.intent_hash ?? hashIntent(input.task.intent),
     agentId: grant?.claims.sub ?? `agent:${claimant.agent}@${claimant.workflowId}`,
     model: claimant.model,
+    task: { workflowId: input.rootWorkflowId, runId: input.rootRunId },
   };
 
   // Retried: the verdict already recorded is the verdict.
@@ -204,6 +205,7 @@ async function check(
     ...(deps.sandbox === undefined ? {} : { sandbox: deps.sandbox }),
   });
   if (input.recorded !== undefined) means.recorded = input.recorded;
+  means.testCommands = task.attestation?.tests ?? [];
   const result = await verifyClaim(claim, means);
   if (claim.kind === 'tests.pass' && result.verdict !== 'unverified') {
     // What the tests ran on: files the task changed (an agent that edited the tests shows here).

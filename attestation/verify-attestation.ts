@@ -37,7 +37,7 @@ export interface VerifyAttestationOptions {
   workspace?: string;
   /**
    * The task the attestation must be about: its `workflow:` subject names this workflow or one of
-   * its sub-agents (`<id>/...`). Without it any run signed by the JWKS passes.
+   * its sub-agents (the task tree the signed predicate names). Without it any run signed by the JWKS passes.
    */
   task?: string;
 }
@@ -85,9 +85,13 @@ export function verifyClaimAttestation(envelope: unknown, jwks: Jwks, options: V
     return { name: subject.name, status: 'not-checked', detail: 'checked with a task receipt (`warden receipt verify`)' };
   });
   if (options.task !== undefined) {
+    // The signed predicate names the task tree; a workflow id that merely starts with `<task>/` proves
+    // nothing (anyone may start a task under such an id). Older attestations name no tree: their run must be the task's.
+    const tree = (predicate.run as { task?: { workflowId?: unknown } } | undefined)?.task?.workflowId;
     const runs = statement.subject.filter((s) => s.name.startsWith('workflow:')).map((s) => s.name.slice('workflow:'.length));
-    if (!runs.some((id) => id === options.task || id.startsWith(`${options.task}/`))) {
-      problems.push(`ERR_ATTESTATION_SUBJECT: the attestation is about ${runs.length === 0 ? 'no run' : `run ${runs.join(', ')}`}, not task ${options.task}`);
+    const about = typeof tree === 'string' ? tree : runs.find((id) => id === options.task);
+    if (about !== options.task) {
+      problems.push(`ERR_ATTESTATION_SUBJECT: the attestation is about ${typeof tree === 'string' ? `task ${tree}` : runs.length === 0 ? 'no run' : `run ${runs.join(', ')}`}, not task ${options.task}`);
     }
   }
   for (const s of subjects) {

@@ -22,6 +22,8 @@ export interface ClaimVerifierMeans {
   countRows?: (database: string, sql: string, params: Array<string | number | null>) => Promise<number>;
   /** An HTTP request under the task's host grants (the same rules as `http.fetch`). */
   httpStatus?: (url: string, method: 'GET' | 'HEAD') => Promise<number>;
+  /** The task's declared test commands (`attestation.tests`): the only ones a `tests.pass` claim may name. */
+  testCommands?: ReadonlyArray<{ command: string; args: readonly string[]; cwd?: string | undefined }>;
   /** Runs a test command in the OS sandbox on the committed workspace. */
   runTests?: (command: string, args: string[], cwd: string | undefined) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** A user-defined verifier run in a fresh sandbox; returns whether the claim holds and why. */
@@ -119,6 +121,10 @@ export async function verifyClaim(input: ClaimInput | unknown, means: ClaimVerif
           : decided(claim, true, `called at ${match.at}`, match);
       }
       case 'tests.pass': {
+        const declared = means.testCommands ?? [];
+        if (declared.length === 0) return unverified(claim, 'the task declares no test command (attestation.tests): Warden does not run a command the claimant chose as "the tests"');
+        const named = declared.some((t) => t.command === claim.command && (t.cwd ?? '.') === (claim.cwd ?? '.') && t.args.length === claim.args.length && t.args.every((a, i) => a === claim.args[i]));
+        if (!named) return unverified(claim, `${[claim.command, ...claim.args].join(' ')} is not one of the task's test commands (attestation.tests)`);
         if (means.runTests === undefined) return unverified(claim, 'programs cannot be run for verification (no OS sandbox)');
         const run = await means.runTests(claim.command, claim.args, claim.cwd);
         const observed = { exitCode: run.exitCode, stdoutTail: run.stdout.slice(-OUTPUT_TAIL), stderrTail: run.stderr.slice(-OUTPUT_TAIL) };

@@ -77,7 +77,7 @@ export function overview(): string {
     lines.push('');
   }
   lines.push('warden <command> --help   usage of one command', 'warden --version          the installed version', '');
-  lines.push('Environment: TEMPORAL_ADDRESS (a cluster; otherwise an embedded server on 127.0.0.1), WARDEN_STATE_DIR (default ./.warden).');
+  lines.push('Environment: TEMPORAL_ADDRESS (a cluster; otherwise an embedded server on 127.0.0.1), WARDEN_STATE_DIR (default ./.warden), WARDEN_TASK_QUEUE (default warden-agent-tasks).');
   return `${lines.join('\n')}\n`;
 }
 

@@ -3,6 +3,7 @@
  * uses, and what users' own programs can use instead of calling the client by hand.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { BlobStore } from '../dataplane/blob-store';
@@ -113,7 +114,19 @@ export async function followAgentTask(
   // With a signal, every call of this follower is aborted with it: a caller that stops
   // following can then close its connection with nothing of ours still in flight on it.
   const signal = options.signal;
-  const bounded = <T>(call: () => Promise<T>): Promise<T> => (signal === undefined ? call() : handle.client.withAbortSignal(signal, call));
+  // The SDK adds an 'abort' listener to the signal for each RPC and never removes it: every poll
+  // on the caller's signal would add one (MaxListenersExceededWarning while a task waits for an
+  // approval). Each call gets a signal of its own, linked to the caller's for as long as it runs;
+  // the result's long polls (one every server long-poll timeout) stay on the one signal of that call.
+  const bounded = <T>(call: () => Promise<T>): Promise<T> => {
+    if (signal === undefined) return call();
+    if (signal.aborted) return Promise.reject(signal.reason);
+    const own = new AbortController();
+    setMaxListeners(0, own.signal);
+    const forward = () => own.abort(signal.reason);
+    signal.addEventListener('abort', forward, { once: true });
+    return handle.client.withAbortSignal(own.signal, call).finally(() => signal.removeEventListener('abort', forward));
+  };
   const seen = new Set<string>();
   const report = (state: TaskState | TaskResult) => {
     const events: ProgressEvent[] = [];

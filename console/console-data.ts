@@ -22,8 +22,10 @@ import { WARDEN_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
 
 /** How many tasks the list shows (newest first). */
 export const TASK_LIST_LIMIT = 100;
-/** Shortest interval between two whole-ledger verifications for one task while the ledger grows. */
+/** Longest time a whole-ledger verification is shown before it is redone, even if the ledger's head did not move. */
 const REVERIFY_MS = 15_000;
+/** How many tasks' verifications are kept at once. */
+const VERIFY_CACHE_TASKS = 8;
 /** How long a running task may take to answer its state query. */
 const STATE_QUERY_MS = 3000;
 
@@ -75,7 +77,7 @@ export interface TaskDetail {
     latestCheckpoint: { treeSize: number; timestamp: string } | null;
     /** Why there is no verification (no ledger yet). */
     note: string | null;
-    /** When the ledger was verified (verification is redone as it grows, at most every 15 s). */
+    /** When the ledger was verified (redone when its head moves, and at least every 15 s even if it does not). */
     verifiedAt: string | null;
   };
   /** This task in the Temporal UI, when it is the embedded server's. */
@@ -129,7 +131,7 @@ function statusOf(execution: string, wardenStatus: unknown): string {
 }
 
 export class ConsoleData {
-  private verifyCache: { size: number; taskId: string; report: VerifyReport | undefined; note: string | null; at: number; verifiedAt: string } | undefined;
+  private readonly verifyCache = new Map<string, { head: string; report: VerifyReport | undefined; note: string | null; at: number; verifiedAt: string }>();
 
   constructor(private readonly options: ConsoleDataOptions) {}
 
@@ -272,23 +274,25 @@ export class ConsoleData {
 
   /**
    * The ledger verified for `taskId`. Verification reads the whole chain (a gap anywhere could
-   * hide the task's records), so it is redone only when the ledger changed and at most every
-   * {@link REVERIFY_MS} for the same task; `verifiedAt` says how fresh it is.
+   * hide the task's records). A result is reused only while the ledger's head (hash and seq of
+   * its last record, and the latest checkpoint) is the same and for at most {@link REVERIFY_MS}:
+   * a record edited in place leaves the head as it was, so age alone forces the re-verification.
+   * `verifiedAt` says how fresh it is.
    */
   private verification(taskId: string): { report: VerifyReport | undefined; note: string | null; verifiedAt: string | null } {
-    let size: number;
+    let head: string;
     try {
       const reader = LedgerReader.open({ stateDir: this.options.stateDir });
       try {
-        size = reader.count();
+        head = reader.head();
       } finally {
         reader.close();
       }
     } catch {
       return { report: undefined, note: 'no custody ledger in this state folder', verifiedAt: null };
     }
-    const cached = this.verifyCache;
-    if (cached !== undefined && cached.taskId === taskId && (cached.size === size || Date.now() - cached.at < REVERIFY_MS)) return cached;
+    const cached = this.verifyCache.get(taskId);
+    if (cached !== undefined && cached.head === head && Date.now() - cached.at < REVERIFY_MS) return cached;
     let report: VerifyReport | undefined;
     let note: string | null = null;
     try {
@@ -297,8 +301,12 @@ export class ConsoleData {
       note = error instanceof CustodyError ? error.message : String(error);
     }
     const at = Date.now();
-    this.verifyCache = { size, taskId, report, note, at, verifiedAt: new Date(at).toISOString() };
-    return this.verifyCache;
+    const entry = { head, report, note, at, verifiedAt: new Date(at).toISOString() };
+    // A few tasks (tabs) at once; the oldest entry goes first.
+    this.verifyCache.delete(taskId);
+    this.verifyCache.set(taskId, entry);
+    if (this.verifyCache.size > VERIFY_CACHE_TASKS) this.verifyCache.delete(this.verifyCache.keys().next().value as string);
+    return entry;
   }
 }
 

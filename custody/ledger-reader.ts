@@ -91,6 +91,18 @@ export class LedgerReader implements LedgerRows {
       .get(row.kind, row.body, row.prev_hash, row.seq)?.seq;
   }
 
+  /**
+   * The ledger's head as one string: seq and hash of the last record, and size and root of the
+   * latest checkpoint; `empty` for an empty ledger. Changes whenever a record or checkpoint is
+   * appended or the last one is rewritten (not when an earlier record is edited in place).
+   */
+  head(): string {
+    const last = this.db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1').get();
+    const checkpoint = this.db.prepare<[], { tree_size: number; root_hash: string }>('SELECT tree_size, root_hash FROM checkpoints ORDER BY id DESC LIMIT 1').get();
+    if (last === undefined) return 'empty';
+    return `${last.seq}:${last.hash}:${checkpoint === undefined ? '-' : `${checkpoint.tree_size}:${checkpoint.root_hash}`}`;
+  }
+
   count(): number {
     return this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM records').get()?.n ?? 0;
   }

@@ -133,6 +133,15 @@ function recordAttributes(attributes: Attributes, denied: readonly string[] | un
   return out;
 }
 
+/**
+ * `attributes` as the ledger keeps them: deny-listed keys dropped (and added to `redacted`),
+ * compact JWS in string values replaced by `jws-sha256:<hex>`, non-JSON values left out.
+ * Shared with the OTLP export (telemetry/scrubbed-span-processor.ts), which must leak no more.
+ */
+export function scrubAttributes(attributes: Attributes, denied: readonly string[] | undefined, redacted: Set<string>): Record<string, AttributeValue> {
+  return recordAttributes(attributes, denied, redacted);
+}
+
 /** ISO 8601 UTC with all nine fractional digits of an OTel high-resolution time. */
 export function hrTimeToIso(time: HrTime): string {
   const [seconds, nanos] = time;

@@ -81,9 +81,16 @@ function utf8Length(text: string): number {
 
 /** `host[:port]` of a URL, lower-cased; undefined when it is not one. */
 export function hostOfUrl(url: string): string | undefined {
-  const match = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?([^/?#]+)/i.exec(url.trim());
-  if (match === null) return undefined;
-  return match[1]!.toLowerCase().replace(/:(80|443)$/, '');
+  // The WHATWG parser, as the http capability uses it: the host scored is the host contacted
+  // (a regular expression read `http://evil\\@api/` as api, where fetch goes to evil).
+  let parsed: URL;
+  try {
+    parsed = new URL(url.trim());
+  } catch {
+    return undefined;
+  }
+  // `host` leaves out the scheme's default port (80, 443) and lower-cases the name.
+  return parsed.host === '' ? undefined : parsed.host;
 }
 
 const URL_KEYS = ['url', 'uri', 'href', 'endpoint', 'link'];

@@ -12,8 +12,9 @@
  * not followed and the URL never appears in a message (it often carries a token).
  */
 import { createHmac } from 'node:crypto';
-import { ConfigError, MonitorError } from '../errors';
+import { MonitorError } from '../errors';
 import type { Alert } from './alert';
+import { webhookUrlFromEnv } from '../secrets/webhook-url';
 
 export const ALERT_WEBHOOK_ENV = 'WARDEN_ALERT_WEBHOOK';
 export const ALERT_WEBHOOK_SECRET_ENV = 'WARDEN_ALERT_WEBHOOK_SECRET';
@@ -26,20 +27,11 @@ export interface AlertWebhook {
 
 /**
  * The webhook `env` configures, or undefined.
- * @throws ConfigError ERR_CONFIG_INVALID naming the variable when the URL is not http(s).
+ * @throws ConfigError ERR_CONFIG_INVALID naming the variable when the URL is not http(s) (secrets/webhook-url.ts).
  */
 export function alertWebhookOf(env: NodeJS.ProcessEnv): AlertWebhook | undefined {
-  const raw = env[ALERT_WEBHOOK_ENV]?.trim();
-  if (!raw) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError('ERR_CONFIG_INVALID', `${ALERT_WEBHOOK_ENV} must be an http(s) URL`, { details: { variable: ALERT_WEBHOOK_ENV } });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError('ERR_CONFIG_INVALID', `${ALERT_WEBHOOK_ENV} must be an http(s) URL, not ${url.protocol}`, { details: { variable: ALERT_WEBHOOK_ENV } });
-  }
+  const url = webhookUrlFromEnv(env, ALERT_WEBHOOK_ENV);
+  if (url === undefined) return undefined;
   const secret = env[ALERT_WEBHOOK_SECRET_ENV];
   return { url, ...(secret ? { secret } : {}) };
 }

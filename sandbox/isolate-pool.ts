@@ -31,7 +31,7 @@ export interface IsolatePoolOptions {
   maxCallsPerIsolate?: number;
   /** Share of the memory limit (heap + external memory) in use after a call above which the isolate is disposed. Default 0.5. */
   retireHeapFraction?: number;
-  /** Time a finished call's isolate has to accept a new context before it is presumed busy and disposed, in ms. Default 1000. */
+  /** Time a finished call's isolate has to accept a new context before it is presumed busy and disposed, in ms; 0 trusts no isolate again (one call each). Default 1000. */
   fenceTimeoutMs?: number;
   /** Idle isolates unused for this long are disposed, in ms. Default 60 000. */
   idleTimeoutMs?: number;
@@ -300,9 +300,13 @@ export class IsolatePool {
     // finished call's microtasks have drained: if that does not happen in time, the call left
     // work behind and the isolate is not trusted again.
     let fenceTimer: NodeJS.Timeout | undefined;
-    const fence = new Promise<'late'>((resolve) => {
-      fenceTimer = setTimeout(() => resolve('late'), this.#options.fenceTimeoutMs);
-    });
+    // A fence of 0 ms waits for nothing: no isolate is trusted again (each serves one call).
+    const fence =
+      this.#options.fenceTimeoutMs <= 0
+        ? Promise.resolve<'late'>('late')
+        : new Promise<'late'>((resolve) => {
+            fenceTimer = setTimeout(() => resolve('late'), this.#options.fenceTimeoutMs);
+          });
     const preparing = prepareContext(pooled);
     let handles: PreludeHandles | 'late';
     try {

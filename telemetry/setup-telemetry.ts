@@ -20,8 +20,9 @@
  * `OTEL_SDK_DISABLED=true` (no OTLP export), `OTEL_METRIC_EXPORT_INTERVAL` (ms). None of them
  * turns the custody ledger off (`WARDEN_TELEMETRY=0` does, see `process-telemetry.ts`).
  *
- * The OTLP side is best effort (a failed export is reported, never thrown); the ledger is the
- * record. `shutdown()` flushes everything, closes the ledger if it was opened here and undoes the
+ * What goes to OTLP is scrubbed as the ledger is (scrubbed-span-processor.ts: deny-listed
+ * attributes dropped, compact JWS hashed in names, status messages, events and values). The OTLP
+ * side is best effort (a failed export is reported, never thrown); the ledger is the record. `shutdown()` flushes everything, closes the ledger if it was opened here and undoes the
  * global registration it made.
  */
 import { context, metrics, propagation, ProxyTracerProvider, trace, type Context, type Meter, type Tracer } from '@opentelemetry/api';
@@ -34,6 +35,7 @@ import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
 import { GenAiMetricsSpanProcessor } from './gen-ai-metrics';
+import { ScrubbedSpanProcessor } from './scrubbed-span-processor';
 import { join } from 'node:path';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { openCheckpointWitness, type CheckpointWitness } from '../custody/checkpoint-witness';
@@ -193,38 +195,6 @@ export class BestEffortSpanProcessor implements SpanProcessor {
   }
 }
 
-const isPrimitive = (value: unknown) => typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
-
-/**
- * Hands on spans whose attributes are what OpenTelemetry allows (primitives and arrays of them).
- * Temporal's workflow span sink merges the whole workflow info into span attributes: objects
- * such as the memo, the search attributes and the worker's internals, which are no attribute
- * values, and need not leave the process. The ledger has its own rules (`custody/span-record.ts`).
- */
-export class ValidAttributesSpanProcessor implements SpanProcessor {
-  constructor(private readonly inner: SpanProcessor) {}
-
-  onStart(span: Span, parentContext: Context): void {
-    this.inner.onStart(span, parentContext);
-  }
-
-  onEnd(span: ReadableSpan): void {
-    const entries = Object.entries(span.attributes);
-    const valid = entries.filter(([, value]) => isPrimitive(value) || (Array.isArray(value) && value.every((item) => item === null || item === undefined || isPrimitive(item))));
-    if (valid.length === entries.length) return this.inner.onEnd(span);
-    // The span with the valid attributes only; everything else is read through to it.
-    this.inner.onEnd(Object.create(span, { attributes: { value: Object.fromEntries(valid), enumerable: true } }) as ReadableSpan);
-  }
-
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush();
-  }
-
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-}
-
 /** Hands every span to several processors, in order (the ledger first). */
 export class FanOutSpanProcessor implements SpanProcessor {
   constructor(private readonly processors: readonly SpanProcessor[]) {}
@@ -260,7 +230,7 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   const sdkDisabled = isTrue(env.OTEL_SDK_DISABLED);
   const onOtlpError = options.onOtlpError ?? (() => undefined);
   const otlpUrl = sdkDisabled || isNone(env.OTEL_TRACES_EXPORTER) ? undefined : otlpSignalUrl('traces', options.otlpEndpoint, env);
-  const otlpProcessor = otlpUrl === undefined ? undefined : new BestEffortSpanProcessor(new ValidAttributesSpanProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl }))), onOtlpError);
+  const otlpProcessor = otlpUrl === undefined ? undefined : new BestEffortSpanProcessor(new ScrubbedSpanProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl })), options.exporter?.deniedAttributes), onOtlpError);
   const otlpMetricsUrl = sdkDisabled || isNone(env.OTEL_METRICS_EXPORTER) ? undefined : otlpSignalUrl('metrics', options.otlpEndpoint, env);
   const readers =
     options.metricReaders ??

@@ -121,6 +121,17 @@ export function installQuietRuntime(): void {
   }
 }
 
+/**
+ * Shuts the SDK's runtime down if nothing uses it any more. The runtime shuts itself down when its
+ * last native connection or worker is closed; one installed for a worker whose connection was
+ * never made (the server could not be found) would otherwise hold the process open forever.
+ * `shutdownIfIdle` is the SDK's own (internal) check.
+ */
+export async function releaseIdleRuntime(): Promise<void> {
+  const runtime = (Runtime as unknown as { _instance?: { shutdownIfIdle(): Promise<void> } })._instance;
+  await runtime?.shutdownIfIdle();
+}
+
 /** Whether a log entry is the SDK's "Workflow failed" for a task that closed with `ERR_TASK_<STATUS>` (task-close.ts). */
 function isTaskEndLog(entry: LogEntry): boolean {
   if (entry.message !== 'Workflow failed' || entry.meta?.workflowType !== AGENT_TASK_WORKFLOW) return false;

@@ -8,7 +8,7 @@ import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { ProvenanceSeed } from '../policies/provenance-seed';
 import type { ErrorCode } from '../errors';
-import type { StepRecord } from '../task/task-run';
+import type { StepApproval, StepRecord } from '../task/task-run';
 import { summarized } from './activity-stubs';
 import { recordStep, type AgentRun, type StepAction } from './agent-run';
 import { TaskEnded } from './task-ended';
@@ -32,6 +32,19 @@ export function refuseStep(run: AgentRun, step: StepRecord, code: ErrorCode | st
   step.reason = reason;
   step.error = { code, message: reason };
   if (run.task.limits.onDeny === 'stop') throw new TaskEnded('denied', reason);
+}
+
+/** Refuses a step whose approval was not given (denied or timed out); `held` names what was held when it is not the step's own call. */
+export function refuseUnapproved(run: AgentRun, step: StepRecord, approval: StepApproval, held?: string): void {
+  const timedOut = approval.status === 'timed_out';
+  refuseStep(
+    run,
+    step,
+    timedOut ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
+    timedOut
+      ? `no approval within ${run.task.limits.approvalTimeout}${held === undefined ? '' : ` for ${held}`}`
+      : `${held === undefined ? '' : `${held} `}denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
+  );
 }
 
 function mcpDescriptionsOf(task: AgentRun['task']): string[] {
@@ -103,14 +116,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     });
     step.approval = approval;
     if (approval.status !== 'approved') {
-      refuseStep(
-        run,
-        step,
-        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
-        approval.status === 'timed_out'
-          ? `no approval within ${task.limits.approvalTimeout}`
-          : `denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
-      );
+      refuseUnapproved(run, step, approval);
       return undefined;
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;

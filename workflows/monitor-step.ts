@@ -30,7 +30,7 @@ import type { StepRecord, TaskResult } from '../task/task-run';
 import type { AgentRun, StepAction } from './agent-run';
 import { finishRun } from './agent-run';
 import { blockSignal, killUpdate, KillRequestSchema, subagentWorkflowId, type KillOutcome } from './definitions';
-import { refuseStep } from './guard-action';
+import { refuseUnapproved } from './guard-action';
 import { TaskEnded } from './task-ended';
 
 /** Tasks whose history has this marker are monitored (decided with every patch, workflow-patches.ts). */
@@ -171,11 +171,7 @@ export class TaskMonitor {
     const entry = this.track(step, features);
     if (action.type === 'spawn') this.runningChildren.add(subagentWorkflowId(run.workflowId, action.subagent, step.index));
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
-    if (this.blocked !== undefined) {
-      entry.event.refused = true;
-      this.refuse(step, `blocked by the monitor: ${this.blocked.reason}`);
-      throw new TaskEnded('blocked', this.blocked.reason);
-    }
+    this.endIfBlocked(step, entry, 'blocked by the monitor');
   }
 
   /**
@@ -194,11 +190,7 @@ export class TaskMonitor {
     entry.event.rows = features.rows;
     if (features.operation !== undefined) entry.event.operation = features.operation;
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
-    if (this.blocked !== undefined) {
-      entry.event.refused = true;
-      this.refuse(step, `blocked by the monitor: ${this.blocked.reason}`);
-      throw new TaskEnded('blocked', this.blocked.reason);
-    }
+    this.endIfBlocked(step, entry, 'blocked by the monitor');
   }
 
   /**
@@ -215,12 +207,7 @@ export class TaskMonitor {
     this.assertRunningAfterWait(step, entry);
     if (approval.status !== 'approved') {
       entry.event.refused = true;
-      refuseStep(
-        run,
-        step,
-        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
-        approval.status === 'timed_out' ? `no approval within ${run.task.limits.approvalTimeout}` : `denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
-      );
+      refuseUnapproved(run, step, approval);
       return false;
     }
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''} (held by the monitor)`;
@@ -321,9 +308,14 @@ export class TaskMonitor {
   }
 
   private assertRunningAfterWait(step: StepRecord, entry: StepEntry): void {
+    this.endIfBlocked(step, entry, 'blocked by the monitor while it waited for approval');
+  }
+
+  /** Once the run is blocked, refuses `step` (saying `why`) and ends the task. */
+  private endIfBlocked(step: StepRecord, entry: StepEntry, why: string): void {
     if (this.blocked === undefined) return;
     entry.event.refused = true;
-    this.refuse(step, `blocked by the monitor while it waited for approval: ${this.blocked.reason}`);
+    this.refuse(step, `${why}: ${this.blocked.reason}`);
     throw new TaskEnded('blocked', this.blocked.reason);
   }
 

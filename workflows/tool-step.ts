@@ -16,9 +16,9 @@ import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activ
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
-import { refuseStep, type GuardedStep } from './guard-action';
+import { refuseStep, refuseUnapproved, type GuardedStep } from './guard-action';
 import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
-import { modelTurnSummary, toolCallSummary } from './ui-summaries';
+import { approvalSummary, modelTurnSummary, toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -118,7 +118,10 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       // The approver signs the action together with the digest of the measured effect.
       args: { ...action.args, effectDigest: stopped.digest },
       rules: stopped.matched.filter((m: Matched) => m.effect === 'approval').map((m: Matched) => `${m.id}: ${m.sentence}`),
-      effect: { tool: stopped.tool, measured: stopped.measured, ...(stopped.via === undefined ? {} : { via: stopped.via }) },
+      // What the host measured, in the shape every approval listing reads (rowsChanged...), and which capability.
+      effect: { ...(typeof stopped.measured === 'object' && stopped.measured !== null ? (stopped.measured as Record<string, unknown>) : {}), tool: stopped.tool, ...(stopped.via === undefined ? {} : { via: stopped.via }) },
+      // Named in the Temporal UI by the measured effect (`approval: sql.exec 42 rows`).
+      summary: approvalSummary(stopped.tool, action.args, stopped.measured as Parameters<typeof approvalSummary>[2]),
       ...(descriptor === undefined
         ? {}
         : {
@@ -135,14 +138,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     if (first) step.approval = approval;
     else step.effectApprovals = [...(step.effectApprovals ?? []), approval];
     if (approval.status !== 'approved') {
-      refuseStep(
-        run,
-        step,
-        approval.status === 'timed_out' ? 'ERR_APPROVAL_TIMEOUT' : 'ERR_APPROVAL_DENIED',
-        approval.status === 'timed_out'
-          ? `no approval within ${run.task.limits.approvalTimeout} for ${stopped.tool}`
-          : `${stopped.tool} denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
-      );
+      refuseUnapproved(run, step, approval, stopped.tool);
       return false;
     }
     approvedEffects.push(stopped.digest);

@@ -22,21 +22,52 @@ export function oneLine(text: string, max = MAX_SUMMARY): string {
 }
 
 /**
- * Text with Markdown's special characters escaped: the Temporal UI renders summaries and details
- * as Markdown, and intents, user ids and arguments are not Warden's to trust (a sub-agent's intent
- * is written by its parent's model). A link or image in them stays text.
+ * Text with Markdown's special characters escaped and bare URLs broken: the Temporal UI renders
+ * summaries and details as Markdown (GFM, with autolinks), and intents, user ids, MCP client
+ * names and arguments are not Warden's to trust (a sub-agent's intent is written by its parent's
+ * model). A link, image, HTML, emphasis, table or list in them stays text, and a bare URL, `www.`
+ * host or e-mail address is not turned into a link.
+ *
+ * Every ASCII punctuation character that opens or closes a CommonMark/GFM construct anywhere in a
+ * line is backslash-escaped (CommonMark 0.31 §2.4), a leading `1.` too; a zero-width space
+ * (U+200B) goes after a colon before `/` or `\`, after `www` and after `@`: GFM's and linkify's
+ * autolink literals (`https://`, `www.`, `user@host`) cannot match across it.
  */
 export function escapeMarkdown(text: string): string {
-  // The characters that open emphasis, code, links, images, HTML and tables anywhere in a line.
-  return text.replace(/[\\`*_[\]<>!|]/g, (c) => `\\${c}`);
+  return text
+    .replace(/[\\`*_{}[\]()<>#!|~&^]/g, (c) => `\\${c}`)
+    // List items, setext underlines and ordered lists open only at the start of a line.
+    .replace(/^(\s*)([-+=])/, '$1\\$2')
+    .replace(/^(\s*\d+)([.)])/, '$1\\$2')
+    .replace(/:(?=[\\/])/g, `:${ZWSP}`)
+    .replace(/\bwww(?=\.)/gi, `www${ZWSP}`)
+    .replace(/@/g, `@${ZWSP}`);
 }
+
+/** Zero-width space: invisible, and no autolink rule matches across it. */
+const ZWSP = '\u200b';
 
 const str = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
 
-/** A URL without credentials, query or fragment: `https://api.example.com/v1/items`. */
-function bareUrl(raw: string): string {
-  const match = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^@/?#]*@)?([^/?#]*)([^?#]*)/i.exec(raw);
-  return match === null ? raw.split(/[?#]/)[0] ?? '' : `${match[1]}${match[2]}${match[3]}`;
+/**
+ * A URL without credentials, query or fragment: `https://api.example.com/v1/items`. Parsed by
+ * the WHATWG URL Standard (what http.fetch and browsers use), so `https:alice:pw@h`,
+ * `https:\\\\alice:pw@h` and a password holding `@` lose their credentials too. What does not parse
+ * as a URL with a host keeps no query or fragment and nothing up to its last `@` (scheme included).
+ */
+export function bareUrl(raw: string): string {
+  const text = raw.trim();
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (url !== undefined && url.host !== '') return `${url.protocol}//${url.host}${url.pathname}`;
+  const cut = text.split(/[?#]/)[0] ?? '';
+  // What looks like a scheme before an `@` may be a user name (`alice:pw@host`): dropped too.
+  const at = cut.lastIndexOf('@');
+  return at === -1 ? cut : cut.slice(at + 1);
 }
 
 /** The first words of a statement that say what it does and to what (`DELETE FROM items`). */
@@ -103,8 +134,9 @@ export function taskSummary(task: Task): string {
 
 /** The workflow's details (Temporal markdown): who, what, which model, grants, packs and limits. */
 export function taskDetails(task: Task, parentWorkflowId?: string): string {
-  // Code spans cannot hold a backtick; everything else in them is literal.
-  const code = (text: string) => `\`${text.replace(/`/g, "'")}\``;
+  // Code spans cannot hold a backtick, and a blank line would end the paragraph (and the span)
+  // before it closes: one line, no backticks; everything else in a span is literal, never a link.
+  const code = (text: string) => `\`${oneLine(text, 200).replace(/`/g, "'")}\``;
   const list = (items: readonly string[]) => (items.length === 0 ? 'none' : items.map(code).join(', '));
   const lines = [
     `**Agent** ${code(task.agent.name)} acting for **${escapeMarkdown(oneLine(task.user, 200))}**${parentWorkflowId === undefined ? '' : ` (sub-agent of ${code(parentWorkflowId)})`}`,

@@ -101,6 +101,7 @@ export const attestSection: BenchSection = {
         tools: { builtin: ['fs.read', 'sql.exec', 'proc.run'] },
         grants,
         resources: { workspace, databases: { app: database }, hosts: [host] },
+        attestation: { tests: [{ command: 'node', args: ['--test', 'sum.test.js'] }] },
       });
       const recorded: Pick<TaskResult, 'workflowId' | 'steps' | 'children'> = { workflowId: 'warden-bench-attest', steps: steps(200), children: [] };
       const deps = { keystore, stores, stateDir, protectedPaths: [stateDir], protectedFiles: [], ledger };

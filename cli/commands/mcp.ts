@@ -16,9 +16,9 @@ import { telemetryClientInterceptors } from '../../telemetry/temporal-intercepto
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { defaultCacheDir } from '../../temporal/temporal-cli';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
-import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { defaultTaskQueue } from '../default-task-queue';
 import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
@@ -132,7 +132,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || server.mode === 'embedded';
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-mcp', env: io.env });
     const { client, connection } = await connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
-    const taskQueue = args.values['task-queue'] ?? TASK_QUEUE;
+    const taskQueue = args.values['task-queue'] ?? defaultTaskQueue(io.env);
     let stopWorker: () => void = () => undefined;
     let workerDone: Promise<void> = Promise.resolve();
     if (useWorker) {

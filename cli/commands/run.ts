@@ -21,9 +21,9 @@ import { telemetryClientInterceptors } from '../../telemetry/temporal-intercepto
 import { connectClient } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import type { WardenWorker } from '../../worker/create-warden-worker';
-import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { defaultTaskQueue } from '../default-task-queue';
 import { formatPendingApproval, formatRecovery, formatStep, formatSummary } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
@@ -35,7 +35,7 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   one line says what was undone (exit 130); Ctrl-C again leaves it to the next worker.
   --json              print one JSON object with the result on stdout
   --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>)
-  --task-queue <name> task queue to start the task on (default: warden-agent-tasks)
+  --task-queue <name> task queue to start the task on (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
   --worker            run a worker in this process even with TEMPORAL_ADDRESS set
   --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)
   Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file or usage,
@@ -111,7 +111,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           configEnv: io.env,
           // Alerts are part of the progress on stderr; stdout keeps the summary (or the one JSON object).
           printAlert: (alert) => io.stderr(alertTextLine(alert)),
-          ...(args.values['task-queue'] === undefined ? {} : { taskQueue: args.values['task-queue'] }),
+          taskQueue: args.values['task-queue'] ?? defaultTaskQueue(io.env),
           ...(telemetry === undefined ? {} : { telemetry }),
         },
       );
@@ -120,7 +120,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     const { config: effective, server } = await resolving;
     const { client, connection } = await connectClient(effective, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
     try {
-      const taskQueue = args.values['task-queue'] ?? TASK_QUEUE;
+      const taskQueue = args.values['task-queue'] ?? defaultTaskQueue(io.env);
       // A worker that cannot start must fail the run before the task exists, not leave it waiting.
       const ready = worker === undefined ? undefined : await worker;
       const handle = await startAgentTask(client, task, {
@@ -192,6 +192,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   } finally {
     // Flushes OTLP and closes the ledger; the task-end checkpoint was taken when the task ended.
     await telemetry?.shutdown();
+    if (worker !== undefined) await (await import('../../worker/create-warden-worker.js')).releaseIdleRuntime();
   }
 }
 

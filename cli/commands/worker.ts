@@ -3,12 +3,12 @@ import { parseCommandArgs, usageError } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { createWardenWorkerFromConfig, installWorkerRuntime } from '../../worker/create-warden-worker';
-import { TASK_QUEUE } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { defaultTaskQueue } from '../default-task-queue';
 import { resolveTemporal } from '../temporal-client';
 
-export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]
+export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
 
 Runs a Warden worker until SIGINT/SIGTERM. Connects to TEMPORAL_ADDRESS when set, otherwise
 starts or reuses the embedded server.`;
@@ -23,7 +23,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   try {
     installWorkerRuntime();
     const { config, server, stateDir } = await resolveTemporal(io);
-    const taskQueue = values['task-queue'] ?? TASK_QUEUE;
+    const taskQueue = values['task-queue'] ?? defaultTaskQueue(io.env);
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
     const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
     const stop = () => worker.worker.shutdown();

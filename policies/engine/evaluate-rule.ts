@@ -11,7 +11,7 @@
  * to every call of a tool that may have it without saying where (fail closed).
  */
 import { normalizeArgText } from './normalize-text';
-import { agentKey, isUserGiven, type Measured, type PendingFact, type PolicyRequest } from './policy-request';
+import { agentKey, isUserGiven, type Measured, type PendingFact, type PolicyRequest, type ValueSource } from './policy-request';
 import { counterOf, privateReadsIn, type PolicyState } from './policy-state';
 import { argumentLeaves } from './provenance';
 import {
@@ -488,10 +488,27 @@ function intentCheck(rule: Extract<ParsedRule, { form: 'intent' }>): RuleCheck {
     }
     if (bound === undefined) return undefined;
     if (bound === 'unknown') return `no ${NOUNS[rule.value]} argument found to check, so the rule applies`;
-    const untrusted = bound.filter((b: { pointer: string; value: string }) => !isUserGiven(request.provenance[b.pointer]));
+    const sourceOf = (b: { pointer: string; value: string }) => boundSource(rule.value, b, request);
+    const untrusted = bound.filter((b: { pointer: string; value: string }) => !isUserGiven(sourceOf(b)));
     if (untrusted.length === 0) return undefined;
-    return untrusted.map((b: { pointer: string; value: string }) => `${b.pointer} = ${JSON.stringify(shorten(b.value))} ${fromWhere(request.provenance[b.pointer])}`).join('; ');
+    return untrusted.map((b: { pointer: string; value: string }) => `${b.pointer} = ${JSON.stringify(shorten(b.value))} ${fromWhere(sourceOf(b))}`).join('; ');
   };
+}
+
+const SOURCE_RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
+
+/**
+ * Where a bound value came from: its argument's source, or, when the argument holds several
+ * recipients ("@carol, mallory"), the less trusted of that and the recipient's own source. An
+ * argument is classified by its recognisable atoms, so a bare name listed after a user-given
+ * handle would otherwise inherit the handle's trust.
+ */
+function boundSource(value: BoundValue, b: { pointer: string; value: string }, request: PolicyRequest): ValueSource | undefined {
+  const whole = request.provenance[b.pointer];
+  if (value !== 'email' && value !== 'message') return whole;
+  const own = request.destinations.find((d) => d.kind === 'recipient' && d.value === b.value)?.source;
+  if (own === undefined || whole === undefined) return whole;
+  return SOURCE_RANK[own] < SOURCE_RANK[whole] ? own : whole;
 }
 
 function flowCheck(rule: Extract<ParsedRule, { form: 'flow' }>): RuleCheck {

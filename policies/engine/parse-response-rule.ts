@@ -14,6 +14,7 @@
  * failed and suggesting the nearest response forms. Nothing is skipped or guessed.
  */
 import { PolicyParseError } from '../../errors';
+import { unreadableSentence } from './unreadable-sentence';
 import { ResponseRuleSchema, type Response, type ResponseRule, type ResponseTrigger } from '../../monitoring/response-rule';
 import { nearestTemplates, type RuleTemplate } from './rule-templates';
 import { tokenizeRule, TokenizeError, type Token } from './tokenize-rule';
@@ -477,23 +478,8 @@ export function isResponseRule(sentence: string): boolean {
   return false;
 }
 
-function caretLine(column: number, width: number): string {
-  return `${' '.repeat(Math.max(0, column - 1))}${'^'.repeat(Math.max(1, width))}`;
-}
-
 function unreadable(sentence: string, column: number, word: string, problem: string, expected: readonly string[], source: string | undefined): PolicyParseError {
-  const suggestions = nearestTemplates(sentence, 3, RESPONSE_TEMPLATES);
-  const where = source === undefined ? '' : ` (${source})`;
-  const shown = word === '' ? 'the end of the rule' : `"${word}"`;
-  const message = [
-    `cannot read response rule${where}: "${sentence}"`,
-    `  ${sentence}`,
-    `  ${caretLine(column, word.length)}`,
-    `column ${column}, at ${shown}: ${problem}`,
-    'nearest known forms:',
-    ...suggestions.map((s) => `  ${s}`),
-  ].join('\n');
-  return new PolicyParseError(message, { sentence, column, word, expected, suggestions, ...(source === undefined ? {} : { source }) });
+  return unreadableSentence('response rule', { sentence, column, word, problem, expected, source }, nearestTemplates(sentence, 3, RESPONSE_TEMPLATES));
 }
 
 /**

@@ -9,6 +9,7 @@
  * for instance, is an error, not UTC).
  */
 import { PolicyParseError } from '../../errors';
+import { unreadableSentence } from './unreadable-sentence';
 import { nearestTemplates } from './rule-templates';
 import {
   ANY_TOOL,
@@ -945,23 +946,8 @@ export function readZone(text: string): number | undefined {
   return sign * (hours * 60 + minutes);
 }
 
-function caretLine(column: number, width: number): string {
-  return `${' '.repeat(Math.max(0, column - 1))}${'^'.repeat(Math.max(1, width))}`;
-}
-
 function unreadable(sentence: string, column: number, word: string, problem: string, expected: readonly string[], source: string | undefined): PolicyParseError {
-  const suggestions = nearestTemplates(sentence);
-  const where = source === undefined ? '' : ` (${source})`;
-  const shown = word === '' ? 'the end of the rule' : `"${word}"`;
-  const message = [
-    `cannot read policy rule${where}: "${sentence}"`,
-    `  ${sentence}`,
-    `  ${caretLine(column, word.length)}`,
-    `column ${column}, at ${shown}: ${problem}`,
-    'nearest known forms:',
-    ...suggestions.map((s) => `  ${s}`),
-  ].join('\n');
-  return new PolicyParseError(message, { sentence, column, word, expected, suggestions, ...(source === undefined ? {} : { source }) });
+  return unreadableSentence('policy rule', { sentence, column, word, problem, expected, source }, nearestTemplates(sentence));
 }
 
 /**

@@ -15,10 +15,13 @@
  * What is tracked: content, not data flow. A value counts as user-given or trusted only if it
  * (or, for values holding recognisable atoms, every atom in it) occurs in those sources after
  * normalisation; anything the agent builds (concatenation, re-encoding, arithmetic) that does not
- * reproduce such a value is at best `literal`, so laundering through string building can only
- * lose trust, never gain it. What is not tracked: free text (message bodies, subjects) is
+ * reproduce such a value is at best `literal`, so laundering through string building loses
+ * trust, with one exception: a value holding atoms is judged by its atoms only, so plain words
+ * joined to a user-given atom ("@carol mallory", a user URL with "?to=mallory") ride on its
+ * trust (the binding rules judge each recipient of a list on its own). What is not tracked: free text (message bodies, subjects) is
  * classified but binding rules only check destinations; a value that happens to occur in user or
- * trusted data is trusted even when an injection chose it.
+ * trusted data is trusted even when an injection chose it. Every laundering form and how it is
+ * classified today: policies/README.md, "What provenance tracks, and what it does not".
  */
 import type { ValueSource } from './policy-request';
 

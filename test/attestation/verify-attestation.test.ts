@@ -90,9 +90,26 @@ describe('verifyClaimAttestation', () => {
     const sub = { workflowId: 'wf-1/helper-0', runId: 'run-9' };
     const envelope = await signStatement(statement((s) => {
       s.subject[1] = jsonSubject('workflow:wf-1/helper-0', sub);
-      s.predicate['run'] = sub;
+      s.predicate['run'] = { ...sub, task: { workflowId: 'wf-1', runId: 'run-1' } };
     }), signer);
     expect(verifyClaimAttestation(envelope, jwks, { task: 'wf-1' }).ok).toBe(true);
+  });
+
+  it('with a task given, does not take a workflow id that starts with the task id for the task', async () => {
+    // Anyone may start a task under the id `wf-1/helper-0`: only the signed tree says whose it is.
+    const lookalike = { workflowId: 'wf-1/helper-0', runId: 'run-9' };
+    const envelope = await signStatement(statement((s) => {
+      s.subject[1] = jsonSubject('workflow:wf-1/helper-0', lookalike);
+      s.predicate['run'] = { ...lookalike, task: { workflowId: 'wf-1/helper-0', runId: 'run-9' } };
+    }), signer);
+    expect(verifyClaimAttestation(envelope, jwks, { task: 'wf-1' }).problems).toEqual([expect.stringMatching(/^ERR_ATTESTATION_SUBJECT: the attestation is about task wf-1\/helper-0, not task wf-1/)]);
+    // An attestation naming no tree passes only for its own run.
+    const legacy = await signStatement(statement((s) => {
+      s.subject[1] = jsonSubject('workflow:wf-1/helper-0', lookalike);
+      s.predicate['run'] = lookalike;
+    }), signer);
+    expect(verifyClaimAttestation(legacy, jwks, { task: 'wf-1' }).ok).toBe(false);
+    expect(verifyClaimAttestation(legacy, jwks, { task: 'wf-1/helper-0' }).ok).toBe(true);
   });
 
   it('reports a bad signature as a problem, never throwing', async () => {

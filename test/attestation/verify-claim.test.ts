@@ -60,6 +60,11 @@ beforeAll(async () => {
           done({ exitCode: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
         });
       }),
+    // The task's tests, as its file declares them (attestation.tests).
+    testCommands: [
+      { command: process.execPath, args: ['passing.test.js'] },
+      { command: process.execPath, args: ['failing.test.js'] },
+    ],
     recorded: {
       workflowId: 'wf-1',
       steps: [{ index: 0, turn: 0, kind: 'tool', tool: 'fs.write', args: { path: 'report.md' }, decision: 'allow', reason: '', executed: true, startedAt: '', durationMs: 1 }],
@@ -86,6 +91,10 @@ describe('claims checked against real state', () => {
     ['http status, false', { kind: 'http.status', url: '/down', status: 200 }, 'refuted'],
     ['tests pass, true', { kind: 'tests.pass', command: process.execPath, args: ['passing.test.js'] }, 'verified'],
     ['tests pass, false', { kind: 'tests.pass', command: process.execPath, args: ['failing.test.js'] }, 'refuted'],
+    // Which command is "the tests" is the task file's to say: a claimant's own command is never run.
+    ['tests pass, a command the task does not declare', { kind: 'tests.pass', command: process.execPath, args: ['-e', '0'] }, 'unverified'],
+    ['tests pass, a declared command with other arguments', { kind: 'tests.pass', command: process.execPath, args: ['passing.test.js', '--test-name-pattern=^none$'] }, 'unverified'],
+    ['tests pass, a declared command in another folder', { kind: 'tests.pass', command: process.execPath, args: ['passing.test.js'], cwd: 'sub' }, 'unverified'],
     ['tool called, true', { kind: 'tool.called', tool: 'fs.write', args: { path: 'report.md' } }, 'verified'],
     ['tool called, false', { kind: 'tool.called', tool: 'sql.exec' }, 'refuted'],
     ['a sentence', 'the tests pass', 'unverified'],
@@ -95,6 +104,11 @@ describe('claims checked against real state', () => {
     const claim = typeof raw === 'object' && raw !== null && (raw as { kind?: string }).kind === 'http.status' ? { ...(raw as object), url: `${base}${(raw as { url: string }).url}`, method: 'GET' } : raw;
     const check = await verifyClaim(claim as never, means);
     expect(check.verdict, check.reason).toBe(verdict);
+  });
+
+  it('a task that declares no test command verifies no tests.pass claim', async () => {
+    const check = await verifyClaim({ kind: 'tests.pass', command: process.execPath, args: ['passing.test.js'] }, { ...means, testCommands: [] });
+    expect(check).toMatchObject({ verdict: 'unverified', reason: expect.stringMatching(/attestation\.tests/) });
   });
 
   it('a refuted test claim says what Warden saw, from its own run', async () => {

@@ -148,7 +148,7 @@ describe('warden attest verify', () => {
     expect((await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--task', result.workflowId])).code).toBe(0);
     const out = await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--task', 'warden-someone-else']);
     expect(out.code).toBe(1);
-    expect(out.stdout).toMatch(/ERR_ATTESTATION_SUBJECT: the attestation is about run .*, not task warden-someone-else/);
+    expect(out.stdout).toMatch(/ERR_ATTESTATION_SUBJECT: the attestation is about task .*, not task warden-someone-else/);
   });
 
   it('fails with the JWKS of another deployment', async () => {

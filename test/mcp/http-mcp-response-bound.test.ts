@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
-import { startHostileHttpMcpServer, textResult, type HostileServer } from '../attacks/hostile-http-mcp-server';
+import { startHostileHttpMcpServer, textResult, type HostileServer } from '../support/hostile-http-mcp-server';
 
 const MESSAGE_BOUND = 8 * 1024 * 1024;
 const SENT = 48 * 1024 * 1024;

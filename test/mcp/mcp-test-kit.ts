@@ -3,12 +3,12 @@
  * fetched at run time) and the fixtures in ./fixtures, plus a streamable-HTTP server on loopback.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import type { McpStartContext } from '../../mcp/mcp-connection';
 import { workflowBundle } from '../../worker/workflow-bundle';
+import { freePort } from '../temporal/ports';
 
 export const REPO_ROOT = path.join(__dirname, '..', '..');
 export const FIXTURES = path.join(__dirname, 'fixtures');
@@ -53,16 +53,8 @@ export async function startEverythingHttpServer(): Promise<HttpMcpServer> {
   };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
+// One port source for the whole suite: it never hands out the same port twice in a process.
+export { freePort };
 
 /** The text of the first text content item of a call result. */
 export function textOf(result: { content: unknown[] }): string {

@@ -5,6 +5,7 @@
  * `inject('temporalAddress')` (see `temporal.ts`) and WARDEN_TEST_TEMPORAL_ADDRESS. Teardown stops
  * the server only if this run started it, so a server someone left running keeps running.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureTemporalServer, stopEmbeddedServer } from '../../temporal/embedded-server';
@@ -22,6 +23,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('temporalNamespace', server.namespace);
   process.env.WARDEN_TEST_TEMPORAL_ADDRESS = server.address;
   process.env.WARDEN_TEST_TEMPORAL_NAMESPACE = server.namespace;
+  // Commands the tests run (`warden run`, `warden mcp serve`) use a task queue of this run's own:
+  // a worker left on the shared server by another run never takes this run's tasks.
+  process.env.WARDEN_TASK_QUEUE ??= `warden-test-run-${randomUUID()}`;
   return async () => {
     if (server.started) await stopEmbeddedServer(STATE_DIR);
   };

@@ -61,7 +61,7 @@ beforeAll(async () => {
 intent: Read notes.txt and have the workspace reviewed.
 agent:
   name: planner
-  model: { driver: openai-compatible, id: gpt-otlp, version: "2026-02", baseUrl: "${model.url}", apiKeyEnv: WARDEN_OTLP_TEST_KEY }
+  model: { driver: openai-compatible, id: gpt-otlp, version: "2026-02", baseUrl: "${model.url}", apiKeyEnv: OTLP_TEST_MODEL_KEY }
 tools: { builtin: [fs.read, fs.list] }
 grants: { tools: [fs.read, fs.list], subagents: [reviewer] }
 resources: { workspace: ./workspace }
@@ -84,7 +84,7 @@ subagents:
     TEMPORAL_ADDRESS: address,
     TEMPORAL_NAMESPACE: namespace,
     WARDEN_STATE_DIR: stateDir,
-    WARDEN_OTLP_TEST_KEY: API_KEY,
+    OTLP_TEST_MODEL_KEY: API_KEY,
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_SERVICE_NAME: 'warden-otlp-e2e',
     OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=ci,service.name=overridden-by-OTEL_SERVICE_NAME',

@@ -81,6 +81,8 @@ function task(w: { workspace: string; database: string }, script: unknown[], ext
     grants: { tools: ['fs.write', 'fs.read', 'sql.exec', 'proc.run', 'http.fetch'], databases: ['app'], hosts: [host], commands: ['node', 'sh'] },
     resources: { workspace: w.workspace, databases: { app: w.database }, hosts: [host] },
     limits: { toolTimeout: '60s' },
+    // The commands that are this task's tests: the only ones a tests.pass claim may name.
+    attestation: { tests: [{ command: 'node', args: ['--test', 'sum.test.js'] }, { command: 'node', args: ['--test', 'broken.test.js'] }] },
     ...extra,
   };
 }
@@ -181,7 +183,7 @@ describe('claims checked after the commit', () => {
       'claim of tidier: file.sha256 missing.md',
       'claim of tidier: sql.count app.items',
       'claim of tidier: tests.pass node',
-      `claim of tidier: http.status GET http://127.0.0.1:${web.port}/down`,
+      `claim of tidier: http.status GET http:\u200b//127.0.0.1:${web.port}/down`,
       'claim of tidier: tool.called sql.exec',
     ]);
     expect((await env.client.workflow.getHandle(result.workflowId).describe()).status.name).toBe('FAILED');

@@ -107,13 +107,13 @@ describe('agent tasks in the Temporal UI', () => {
 
   it('gives the task and its sub-agent a summary and details', async () => {
     const description = await handle.describe();
-    expect(await description.staticSummary()).toBe('scribe for gil@example.com: write the report');
+    expect(await description.staticSummary()).toBe('scribe for gil@\u200bexample.com: write the report');
     const details = await description.staticDetails();
-    expect(details).toContain('**Agent** `scribe` acting for **gil@example.com**');
+    expect(details).toContain('**Agent** `scribe` acting for **gil@\u200bexample.com**');
     expect(details).toContain('- granted tools: `fs.write`, `fs.list`');
     expect(details).toContain('- policy packs: `foundation`, `enterprise`');
     const child = await env.client.workflow.getHandle(`${handle.workflowId}/reviewer-1`).describe();
-    expect(await child.staticSummary()).toBe('reviewer for gil@example.com: look at the report');
+    expect(await child.staticSummary()).toBe('reviewer for gil@\u200bexample.com: look at the report');
     expect(await child.staticDetails()).toContain(`(sub-agent of \`${handle.workflowId}\`)`);
     expect(child.typedSearchAttributes.get(agent)).toBe('reviewer');
     expect(child.typedSearchAttributes.get(status)).toBe('completed');
@@ -132,7 +132,7 @@ describe('agent tasks in the Temporal UI', () => {
       'commit workspace changes',
       'revoke grant (completed)',
     ]);
-    expect(summaries.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED).toEqual(['reviewer for gil@example.com: look at the report']);
+    expect(summaries.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED).toEqual(['reviewer for gil@\u200bexample.com: look at the report']);
     const child = await summariesOf(env.client.workflow.getHandle(`${handle.workflowId}/reviewer-1`));
     expect(child.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED).toContain('fs.list out');
     // The deadline timers are named too.
@@ -230,7 +230,7 @@ describe('tasks that did not complete', () => {
     const description = await handle.describe();
     expect(description.status.name).toBe('FAILED');
     expect(description.typedSearchAttributes.get(status)).toBeUndefined();
-    expect(await description.staticSummary()).toBe('plain for gil@example.com: write the report');
+    expect(await description.staticSummary()).toBe('plain for gil@\u200bexample.com: write the report');
   });
 });
 

@@ -12,8 +12,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
-import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { makeTempDir } from '../../sandbox/sandbox-test-kit';
 
 let env: WardenTestEnv;
 beforeAll(async () => {

@@ -15,10 +15,10 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
-import { testTemporalAddress } from '../support/temporal';
-import { makeTempDir } from '../sandbox/sandbox-test-kit';
-import { startHostileHttpMcpServer, textResult, type HostileServer } from './hostile-http-mcp-server';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { testTemporalAddress } from '../../support/temporal';
+import { makeTempDir } from '../../sandbox/sandbox-test-kit';
+import { startHostileHttpMcpServer, textResult, type HostileServer } from '../../support/hostile-http-mcp-server';
 
 let env: WardenTestEnv;
 let server: HostileServer;

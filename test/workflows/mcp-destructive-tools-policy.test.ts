@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
-import { startHostileHttpMcpServer, textResult, type HostileServer } from './hostile-http-mcp-server';
+import { startHostileHttpMcpServer, textResult, type HostileServer } from '../support/hostile-http-mcp-server';
 
 let env: WardenTestEnv;
 let server: HostileServer;

@@ -77,9 +77,9 @@ describe('apiKeyEnv naming Warden\'s own configuration', () => {
   it('is refused; the database password is never sent to the endpoint', async () => {
     const before = model.requests.length;
     model.enqueue(textReply('thanks'));
-    const result = await env.runTask({ user: 'mallory@example.com', intent: 'say hello', agent: agent('WARDEN_DATABASE_URL') });
+    // Refused when the task file is read: Warden's own variables are never nameable (secrets/reserved-env.ts).
+    await expect(env.runTask({ user: 'mallory@example.com', intent: 'say hello', agent: agent('WARDEN_DATABASE_URL') })).rejects.toThrow(/WARDEN_DATABASE_URL/);
     const sent = model.requests.slice(before).map((r) => String(r.headers.authorization ?? ''));
-    expect(sent.filter((h) => h.includes('pg-Secret-Passw0rd-7731'))).toEqual([]);
-    expect(result.status).not.toBe('completed');
+    expect(sent).toEqual([]);
   });
 });

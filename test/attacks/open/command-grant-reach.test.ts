@@ -13,8 +13,8 @@
  * README says the grant picks the entry point only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
-import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { makeTempDir } from '../../sandbox/sandbox-test-kit';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
