@@ -88,6 +88,24 @@ describe('classifyArguments', () => {
       'url:www.example.com/a',
     ]);
   });
+
+  // A tool output is the attacker's text and can be megabytes (a claim-checked output is read
+  // back in full for the policy check): reading it must take time linear in its length. Each row
+  // is a shape that made a pattern retry every start position of a long run (the first took
+  // about 15 minutes for 900 KB before the fix, under a second after); the bound is the test's
+  // timeout, far above the linear cost even on a loaded machine.
+  const MB = 1024 * 1024;
+  it.each([
+    ['a long run of local-part letters with no @', 'x'.repeat(MB) + ' 0000000000000001', ['amount:1', 'account:0000000000000001']],
+    ['a long run of local-part letters before an address', 'x'.repeat(MB) + '@example.com', [`email:${'x'.repeat(MB)}@example.com`]],
+    ['runs each ending in @ with no domain', ('a'.repeat(1000) + '@').repeat(MB / 1000), []],
+    ['a domain with no dot', `a@${'b'.repeat(MB)}`, []],
+    ['a digit then phone punctuation', `1${'.'.repeat(MB)}`, ['amount:1']],
+    ['digits and dots', '1.'.repeat(MB / 2), []],
+    ['schemes with no host', 'http://'.repeat(MB / 7), []],
+  ])('reads %s in linear time', (_what, text, atoms) => {
+    expect([...extractAtoms(text)].sort()).toEqual([...atoms].sort());
+  }, 60_000);
 });
 
 describe('intent binding end to end (foundation pack)', () => {
