@@ -16,7 +16,7 @@ import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-reques
 import { buildPolicyRequest, provenanceIndexOf, type PolicyRequestContext } from '../policies/build-policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
-import { trustedAtomsIn } from '../policies/engine/provenance';
+import { indexToolOutput, trustedAtomsIn, type IndexedTexts } from '../policies/engine/provenance';
 import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
@@ -26,7 +26,8 @@ import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
 import { resolveClaimChecks } from '../dataplane/claim-check';
-import { containsClaimCheck } from '../task/data-refs';
+import { containsClaimCheck, isClaimCheckRef, type ClaimCheckRef } from '../task/data-refs';
+import type { BlobStore } from '../dataplane/blob-store';
 import type { StepRecord } from '../task/task-run';
 
 /** An earlier step as provenance needs it: what it returned and whether that is trusted data. */
@@ -36,7 +37,7 @@ export interface PriorStep {
 }
 
 /** The action to decide on and the task's counters so far. */
-export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect' | 'trustedOutputs' | 'seed'> {
+export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect' | 'trustedOutputs' | 'seed' | 'priorOutputIndexes'> {
   state: PolicyState;
   /**
    * The data flow's transcript head (blob-chain digest): the outputs of the steps in it are prior
@@ -110,15 +111,61 @@ function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, un
  * earlier output counted (those of the steps in the transcript chain, `priorOutputsRef`, i.e. of
  * earlier runs too, as untrusted: their trust labels are not carried over). Elsewhere unchanged.
  */
-async function withDataPlaneValues(deps: ActivityDeps, input: CheckPolicyInput): Promise<CheckPolicyInput> {
+async function withDataPlaneValues(deps: ActivityDeps, input: CheckPolicyInput): Promise<CheckPolicyInput & { priorOutputIndexes?: readonly IndexedTexts[] }> {
   const { priorOutputsRef, ...request } = input;
   const dataPlane = deps.dataPlane;
   if (dataPlane === undefined) return request;
-  const earlier = priorOutputsRef === undefined ? [] : ((await resolveClaimChecks(dataPlane.blobs, outputsOf(await dataPlane.chains.read<StepRecord>('transcript', priorOutputsRef)))) as unknown[]);
-  const args = containsClaimCheck(request.args) ? ((await resolveClaimChecks(dataPlane.blobs, request.args)) as Record<string, unknown>) : request.args;
-  const priorOutputs = [...earlier, ...((await resolveClaimChecks(dataPlane.blobs, request.priorOutputs)) as unknown[])];
-  const priorSteps = request.priorSteps === undefined ? undefined : [...earlier.map((output) => ({ output })), ...((await resolveClaimChecks(dataPlane.blobs, request.priorSteps)) as PriorStep[])];
-  return { ...request, args, priorOutputs, ...(priorSteps === undefined ? {} : { priorSteps }) };
+  const blobs = dataPlane.blobs;
+  // An untrusted claim-checked output counts through its index (the same index as its value would
+  // give, kept per worker by digest): each later check of the task does not read and index it again.
+  const indexes: IndexedTexts[] = [];
+  const untrusted = async (output: unknown): Promise<unknown[]> => {
+    if (!isClaimCheckRef(output)) return [await resolveClaimChecks(blobs, output)];
+    indexes.push(await indexOfClaimChecked(blobs, output));
+    return [];
+  };
+  const earlierRaw = priorOutputsRef === undefined ? [] : outputsOf(await dataPlane.chains.read<StepRecord>('transcript', priorOutputsRef));
+  const earlier: unknown[] = [];
+  for (const output of earlierRaw) earlier.push(...(await untrusted(output)));
+  const args = containsClaimCheck(request.args) ? ((await resolveClaimChecks(blobs, request.args)) as Record<string, unknown>) : request.args;
+  if (request.priorSteps === undefined) {
+    const priorOutputs = [...earlier];
+    for (const output of request.priorOutputs) priorOutputs.push(...(await untrusted(output)));
+    return { ...request, args, priorOutputs, priorOutputIndexes: indexes };
+  }
+  // priorOutputs is not read when priorSteps is given (outputsByTrust).
+  const priorSteps: PriorStep[] = earlier.map((output) => ({ output }));
+  for (const step of request.priorSteps) {
+    if (step.trust === 'trusted') priorSteps.push((await resolveClaimChecks(blobs, step)) as PriorStep);
+    else for (const output of await untrusted(step.output)) priorSteps.push({ ...step, output });
+  }
+  return { ...request, args, priorOutputs: [], priorSteps, priorOutputIndexes: indexes };
+}
+
+/** Provenance indexes of large untrusted outputs, by kind and digest (content-addressed: an entry never goes stale). */
+const outputIndexes = new Map<string, IndexedTexts>();
+let indexedChars = 0;
+/** At most this many characters of indexed text are kept (least recently used go first). */
+const OUTPUT_INDEX_CACHE_CHARS = 64 * 1024 * 1024;
+
+async function indexOfClaimChecked(blobs: BlobStore, ref: ClaimCheckRef): Promise<IndexedTexts> {
+  const key = `${ref.kind}:${ref.sha256}`;
+  const cached = outputIndexes.get(key);
+  if (cached !== undefined) {
+    outputIndexes.delete(key);
+    outputIndexes.set(key, cached);
+    return cached;
+  }
+  // Read through the blob store, which verifies the content against its digest.
+  const index = indexToolOutput(await resolveClaimChecks(blobs, ref));
+  outputIndexes.set(key, index);
+  indexedChars += index.text.length;
+  for (const [oldest, entry] of outputIndexes) {
+    if (indexedChars <= OUTPUT_INDEX_CACHE_CHARS || oldest === key) break;
+    outputIndexes.delete(oldest);
+    indexedChars -= entry.text.length;
+  }
+  return index;
 }
 
 /** The resolved path of a built-in fs call as its measured path effect (the descriptor says the access). */
@@ -156,6 +203,7 @@ export function createCheckPolicy(deps: ActivityDeps) {
         args: input.args,
         priorOutputs: untrusted,
         trustedOutputs: trusted,
+        ...(input.priorOutputIndexes === undefined || input.priorOutputIndexes.length === 0 ? {} : { priorOutputIndexes: input.priorOutputIndexes }),
         ...(input.seed === undefined ? {} : { seed: input.seed }),
         effect,
         now: input.now,

@@ -32,7 +32,7 @@ export interface ProvenanceIndex {
   tools: IndexedTexts;
 }
 
-interface IndexedTexts {
+export interface IndexedTexts {
   atoms: Set<string>;
   text: string;
   /** Normalised URLs with a path, under which a URL counts as coming from the same source. */
@@ -50,6 +50,8 @@ export interface ProvenanceSources {
   trustedAtoms?: readonly string[];
   /** Outputs of earlier tool calls in this task from outside (untrusted), any JSON. */
   toolOutputs?: readonly unknown[];
+  /** More such outputs, indexed beforehand (`indexToolOutput`): the data flow keeps large ones' by digest. */
+  toolOutputIndexes?: readonly IndexedTexts[];
 }
 
 const TRIM_CHARS = new Set(['<', '>', '(', ')', '[', ']', '{', '}', '"', "'", '`', ',', ';', '.', ':', '!', '?', '*']);
@@ -278,12 +280,30 @@ function indexTexts(texts: readonly string[], extraAtoms: readonly string[] = []
   return { atoms, text: ` ${texts.map(normalizeText).join(' \u0000 ')} `, urlPrefixes };
 }
 
+/**
+ * One untrusted output indexed on its own, for `toolOutputIndexes`: indexing a task's outputs
+ * output by output gives the same index as indexing them together, so a worker indexes a large
+ * output once instead of at every later policy check.
+ */
+export function indexToolOutput(output: unknown): IndexedTexts {
+  return indexTexts(leavesOf([output]));
+}
+
+/** Indexed texts as one (the texts' separator between parts, as `indexTexts` puts between texts). */
+function mergeIndexedTexts(parts: readonly IndexedTexts[]): IndexedTexts {
+  if (parts.length === 1) return parts[0] as IndexedTexts;
+  const atoms = new Set<string>();
+  for (const part of parts) for (const a of part.atoms) atoms.add(a);
+  return { atoms, text: ` ${parts.map((p) => p.text.slice(1, -1)).join(' \u0000 ')} `, urlPrefixes: parts.flatMap((p) => p.urlPrefixes) };
+}
+
 /** Indexes the sources once; classify many values against it. */
 export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceIndex {
   const userTexts = [sources.intent, ...leavesOf(sources.taskValues ?? [])];
   const trustedTexts = leavesOf(sources.trusted ?? []);
   const toolTexts = leavesOf(sources.toolOutputs ?? []);
-  return { user: indexTexts(userTexts), trusted: indexTexts(trustedTexts, sources.trustedAtoms ?? []), tools: indexTexts(toolTexts) };
+  const tools = mergeIndexedTexts([indexTexts(toolTexts), ...(sources.toolOutputIndexes ?? [])]);
+  return { user: indexTexts(userTexts), trusted: indexTexts(trustedTexts, sources.trustedAtoms ?? []), tools };
 }
 
 const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };

@@ -27,7 +27,8 @@ describe('monitor features of claim-checked values', () => {
     ['a long URL', 'http.fetch', { url: longUrl, method: 'POST' }, 'url'],
   ] as const)('%s: the same hosts and bytes as the real value', (_what, tool, args, key) => {
     const real = featuresOfAction(tool, { ...args });
-    const effect = { urls: typeof args.url === 'string' ? [{ url: args.url }] : [] };
+    const url = (args as Record<string, unknown>).url;
+    const effect = { urls: typeof url === 'string' ? [{ url }] : [] };
     const checked = featuresOfAction(tool, { ...args, [key]: ref(String((args as Record<string, unknown>)[key])) }, effect);
     expect(checked.hosts).toEqual(real.hosts);
     expect(checked.bytesOut).toEqual(real.bytesOut);
