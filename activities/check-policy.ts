@@ -65,6 +65,8 @@ export interface PolicyCheck {
    * file opened cannot drift apart, also when a link changes while an approval waits).
    */
   resolvedArgs?: Record<string, unknown>;
+  /** The longest window of the task's rate rules (ms, 0: none): recent calls older than this decide nothing (the data flow keeps no more). */
+  rateWindowMs?: number;
 }
 
 /** Packs every task gets unless it names its own. */
@@ -220,7 +222,7 @@ export function createCheckPolicy(deps: ActivityDeps) {
       // History keeps the arguments as the workflow sent them (long values as claim checks: the data flow).
       const recorded = given.args;
       if (!input.tool.startsWith('spawn:')) {
-        return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }) };
+        return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }), rateWindowMs: engine.rateWindowMs };
       }
       // A sub-agent starts from the root user's values; what its parent wrote into its intent is
       // trusted only where the parent had it from trusted data.

@@ -24,6 +24,8 @@ export interface GuardedStep {
   approvedRules: string[];
   /** For a spawn: the provenance the sub-agent starts from. */
   inherit?: ProvenanceSeed;
+  /** The longest window of the task's rate rules (ms), when the policy check said (see tool-step.ts). */
+  rateWindowMs?: number;
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -71,7 +73,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // On the data flow earlier steps (earlier runs' too) are in the transcript: sent by its head.
   const transcript = prechecked === undefined ? run.flow?.transcript(run) : undefined;
   const earlierSteps = transcript?.pending ?? run.state.steps;
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -122,5 +124,5 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
   const approvedRules = verdict.decision === 'approval' ? verdict.matched.filter((m) => m.effect === 'approval').map((m) => m.id) : [];
-  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }) };
+  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }), ...(rateWindowMs === undefined ? {} : { rateWindowMs }) };
 }

@@ -46,6 +46,10 @@ type Matched = { id: string; sentence: string; effect: string; reason: string };
  */
 export async function runToolStep(run: AgentRun, action: ToolAction, guarded: GuardedStep, foldNextTurn = false): Promise<boolean> {
   const { step, policyRequest, approvedRules, resolvedArgs } = guarded;
+  // On the data flow (no sub-agents, whose stricter rates would read the parent's older calls)
+  // recent calls are kept only as long as a rule of the task can read them: the policy state
+  // every call carries stays bounded instead of growing with every step (history linear).
+  const retainMs = run.flow !== undefined && guarded.rateWindowMs !== undefined ? guarded.rateWindowMs : POLICY_RETAIN_MS;
   const grantId = run.identity!.grantId;
   const callId = toolCallId(run, step.index, action.tool, action.args);
   const descriptor = resolveTool(run.task, action.tool);
@@ -83,7 +87,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     step.credential = call.credential;
     // A user tool's own capability calls count like calls of those capabilities (a built-in's one call is the step).
     const effects = call.effects ?? [];
-    if (!builtin) for (const e of effects) run.policyState = recordExecution(run.policyState, e.request as PolicyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
+    if (!builtin) for (const e of effects) run.policyState = recordExecution(run.policyState, e.request as PolicyRequest, { status: 'ok' }, { retainMs });
     if (effects.length > 0) step.effects = [...(step.effects ?? []), ...effects.map(stepEffectOf)];
     const stopped = call.held ?? call.denied;
     if (stopped === undefined) {
@@ -91,7 +95,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       if (call.trust !== undefined) step.trust = call.trust;
       if (call.effect !== undefined) step.effect = call.effect;
       run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
-      run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs: POLICY_RETAIN_MS });
+      run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs });
       if (flow !== undefined) takeFoldedTurn(run, flow, call as ToolStepResult);
       return true;
     }

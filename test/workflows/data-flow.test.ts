@@ -298,6 +298,39 @@ describe('long tasks', () => {
     expect(long).toBeLessThanOrEqual(short * 1.05);
     expect(long).toBeLessThan(6 * 1024);
   });
+
+  // The policy state every call carries keeps recent calls only as long as a rate rule of the task
+  // can read them (none without one): rates still hold, also across runs, and the state stays bounded.
+  it.each([
+    ['no rate rule', [], 0],
+    ['a rate rule of 3 calls per hour', ['never make more than 3 tool calls per hour'], 9],
+  ] as const)('with %s, rates hold across runs and the carried policy state stays bounded', async (_what, policies, denied) => {
+    const { workspace, dbFile } = await fixture();
+    const workflowId = `flow-rate-${denied}-${Date.now()}`;
+    const script = [...Array.from({ length: 12 }, (_, i) => ({ tool: 'add', args: { a: i, b: 1 } })), { final: 'done' }];
+    const raw = await followAgentTask(await start(task(workspace, dbFile, script, { policies: [...policies], limits: { onDeny: 'continue', maxSteps: 50, deadline: '10m' } }), workflowId, { maxRunEvents: 50 }));
+    // Every run's steps (earlier runs' are archived in the blob store).
+    const result = await assembleTaskResult(raw, blobs);
+    expect(result.status).toBe('completed');
+    const codes = result.steps.map((s) => s.error?.code ?? (s.executed ? 'ran' : 'refused'));
+    expect(codes.filter((c) => c === 'ERR_POLICY_DENIED')).toHaveLength(denied);
+    expect(codes.slice(0, 3)).toEqual(['ran', 'ran', 'ran']);
+    const runs = await historiesOfRuns(env.client, workflowId);
+    expect(runs.length).toBeGreaterThan(1);
+    // Every policy state a tool call carried: at most as many recent calls as the rule can count.
+    const recentCounts = runs.flatMap((h) =>
+      (h.events ?? [])
+        .map((e) => e.activityTaskScheduledEventAttributes)
+        .filter((a) => a?.activityType?.name === 'runTool')
+        .map((a) => {
+          const payload = a!.input!.payloads![0]!;
+          const input = JSON.parse(Buffer.from(payload.data!).toString('utf8')) as { policy: { state: { recent: unknown[] } } };
+          return input.policy.state.recent.length;
+        }),
+    );
+    expect(recentCounts.length).toBeGreaterThan(0);
+    expect(Math.max(...recentCounts)).toBeLessThanOrEqual(denied === 0 ? 0 : 3);
+  });
 });
 
 describe('provenance on the data flow', () => {
