@@ -160,6 +160,9 @@ async function indexOfClaimChecked(blobs: BlobStore, ref: ClaimCheckRef): Promis
   }
   // Read through the blob store, which verifies the content against its digest.
   const index = indexToolOutput(await resolveClaimChecks(blobs, ref));
+  // Another check of the same output may have indexed it while this one read the blob.
+  const raced = outputIndexes.get(key);
+  if (raced !== undefined) return raced;
   outputIndexes.set(key, index);
   indexedChars += index.text.length;
   for (const [oldest, entry] of outputIndexes) {
