@@ -183,6 +183,12 @@ function resolvedPathEffect(task: Task, tool: string, args: Record<string, unkno
   return { resolved, effect: { paths: [{ path: resolved, access: ref.access, pointer: ref.arg }] } };
 }
 
+/** The descriptions of a task's MCP tools when its lists came by digest (`tools.mcpPins`, read back before the activity ran). */
+function pinnedDescriptionsOf(task: Task): string[] {
+  if (task.tools.mcpPins === undefined) return [];
+  return (task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
+}
+
 /** Splits earlier outputs into trusted data and the rest. */
 export function outputsByTrust(input: Pick<CheckPolicyInput, 'priorSteps' | 'priorOutputs'>): { trusted: unknown[]; untrusted: unknown[] } {
   if (input.priorSteps === undefined) return { trusted: [], untrusted: input.priorOutputs };
@@ -197,7 +203,10 @@ export function createCheckPolicy(deps: ActivityDeps) {
     return atActivityBoundary(async () => {
       const input = await withDataPlaneValues(deps, given);
       const engine = policyEngineFor(input.task);
-      const { trusted, untrusted } = outputsByTrust(input);
+      const { trusted, untrusted: stepOutputs } = outputsByTrust(input);
+      // MCP servers' tool descriptions are their words, untrusted like any tool output (a task whose
+      // lists travel by digest leaves adding them to this activity: they are not in its input).
+      const untrusted = [...pinnedDescriptionsOf(input.task), ...stepOutputs];
       const { effect, resolved } = resolvedPathEffect(input.task, input.tool, input.args);
       const context: PolicyRequestContext = {
         task: input.task,

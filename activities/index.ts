@@ -23,6 +23,9 @@ import { createMonitorActivities, type MonitorServices } from './monitor-activit
 import { createAttestClaim } from './attest-claim';
 import type { CustodyLedger } from '../custody/ledger';
 import type { SharedCustodyLedger } from '../custody/shared-ledger';
+import type { McpListingStore } from '../mcp/mcp-listing-store';
+import type { BlobStore } from '../state/blob-store';
+import { withPinnedListings } from './pinned-listings';
 
 export interface ActivityDeps {
   sandbox: SandboxClient;
@@ -48,6 +51,10 @@ export interface ActivityDeps {
   mcp?: WorkerMcpOptions;
   /** The custody ledger the worker's telemetry records into: claim verdicts are appended to it. */
   custody?: CustodyLedger | SharedCustodyLedger;
+  /** Pinned MCP tool lists by digest (the state database's blob store): tasks carry only the digests. */
+  listings?: McpListingStore;
+  /** The state database's content-addressed blobs: the steps a model was shown (model-context-store.ts). */
+  blobs?: BlobStore;
 }
 
 export interface WorkerMcpOptions {
@@ -59,7 +66,8 @@ export interface WorkerMcpOptions {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  return {
+  // A task's MCP tool lists travel by digest; each activity gets them read back and checked.
+  return withPinnedListings(deps.listings, {
     proposeTurn: createProposeTurn(deps),
     runTool: createRunTool(deps),
     checkPolicy: createCheckPolicy(deps),
@@ -72,7 +80,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createTaskRecoveryActivities(deps),
     ...createMonitorActivities(deps),
     ...createToolSourceActivities(deps),
-  };
+  });
 }
 
 export type WardenActivities = ReturnType<typeof createActivities>;

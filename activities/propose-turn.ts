@@ -22,6 +22,7 @@ import { proposeNextTurn, type ProposedTurn } from './next-turn';
 import { atActivityBoundary } from './to-application-failure';
 import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
 import { WARDEN_ATTR } from '../custody/attributes';
+import { loadModelSteps, storeModelSteps, type StepsRef } from './model-context-store';
 
 export interface ProposeTurnInput {
   workflowId: string;
@@ -29,8 +30,16 @@ export interface ProposeTurnInput {
   claims?: StatedClaimRecord[];
   task: Task;
   turn: number;
+  /** Every step so far; with `earlier`, only the steps since (the rest are read back by digest). */
   steps: StepRecord[];
+  /** Set by runs that send steps by digest: the answer then names the steps shown (`shown`). */
+  stepsByDigest?: boolean;
+  /** The steps an earlier turn was shown (model-context-store.ts): they precede `steps`. */
+  earlier?: StepsRef;
 }
+
+/** The model's turn; with `stepsByDigest`, the steps it was shown, stored (next turn's `earlier`). */
+export type ProposeTurnResult = ModelTurn & { shown?: StepsRef };
 
 /** The data flow's form: the task and the transcript by reference. */
 export interface ProposeTurnRefInput {
@@ -41,12 +50,12 @@ export interface ProposeTurnRefInput {
 }
 
 export interface ProposeTurn {
-  (input: ProposeTurnInput): Promise<ModelTurn>;
+  (input: ProposeTurnInput): Promise<ProposeTurnResult>;
   (input: ProposeTurnRefInput): Promise<ProposedTurn>;
 }
 
 export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
-  async function proposeTurn(input: ProposeTurnInput | ProposeTurnRefInput): Promise<ModelTurn | ProposedTurn> {
+  async function proposeTurn(input: ProposeTurnInput | ProposeTurnRefInput): Promise<ProposeTurnResult | ProposedTurn> {
     try {
       const result =
         'taskRef' in input
@@ -65,14 +74,15 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
   }
   return proposeTurn as ProposeTurn;
 
-  function proposeTurnOnce(input: ProposeTurnInput): Promise<ModelTurn> {
+  function proposeTurnOnce(input: ProposeTurnInput): Promise<ProposeTurnResult> {
     return atActivityBoundary(async () => {
+      const allSteps = input.earlier === undefined ? input.steps : [...(await loadModelSteps(deps.blobs, input.earlier)), ...input.steps];
       const env = deps.env ?? process.env;
       const driver = createDriver(input.task.agent.model, { env });
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
       // The monitor's scores stay out of the model's context: an agent must not learn how it is watched.
-      const steps = input.steps.map(({ monitor: _monitor, ...step }) => step);
+      const steps = allSteps.map(({ monitor: _monitor, ...step }) => step);
       const driverInput = { task: input.task, turn: input.turn, steps, tools, subagents, ...(input.claims === undefined ? {} : { claims: input.claims }) };
       // The custody record of this model call (its `chat <model>` span, which already says who,
       // for what and which model): the hash of the exact prompt context.
@@ -92,6 +102,8 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
         throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
       annotateActiveSpan(modelResponseAttributes(parsed.data));
+      // Stored only once the turn is good: the next turn sends the reference and the new steps.
+      if (input.stepsByDigest === true && deps.blobs !== undefined) return { ...parsed.data, shown: await storeModelSteps(deps.blobs, input.earlier, input.steps) };
       return parsed.data;
     });
   }

@@ -30,6 +30,10 @@ import { createCredentialVerifier, type CredentialVerifier } from '../identity/v
 import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../executors/process-executor';
 import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
 import { callEffectsOf } from '../tools/call-effects';
+import { egressHoldReason, type EgressWatch } from '../monitoring/egress-watch';
+import { egressEffectsOf } from '../sandbox/os/egress-effects';
+import type { EgressGate } from '../sandbox/os/egress-proxy';
+import type { StepEffect } from '../task/task-run';
 import type { PolicyRequest, ToolEffect, ValueSource } from '../policies/engine/policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import { normalizePath } from '../policies/engine/rule-syntax';
@@ -79,6 +83,8 @@ export interface RunToolInput {
   pathsResolved?: boolean;
   /** The step's policy context: capability calls are decided in the sandbox host with it. Absent: no gate. */
   policy?: ToolPolicyContext;
+  /** The monitor's egress watch for this step: hosts it holds are refused before any connection (monitoring/egress-watch.ts). */
+  egressWatch?: EgressWatch;
 }
 
 /** What the host's policy gate needs from the workflow for one step. */
@@ -128,6 +134,8 @@ export interface RunToolRefInput {
   modelCallId?: string;
   /** The step's policy context: capability calls are decided in the sandbox host with it (as RunToolInput's). */
   policy?: ToolPolicyContext;
+  /** Hosts the monitor holds, refused at the egress before they connect (as RunToolInput's). */
+  egressWatch?: EgressWatch;
   /** The monitor's score of the step, for the call's custody record (as RunToolInput's). */
   monitor?: { score: number; reasons: string[] };
   /** Asked for only when the call is not stopped by the host's gate (held or denied: no next turn). */
@@ -179,6 +187,8 @@ export interface ToolCallResult {
   denied?: StoppedEffect;
   /** For a held effect: the approval request's id, random so nobody can name it before it exists. */
   holdId?: string;
+  /** What a program did on the network, through the egress proxy (origins, methods, bytes; held or refused ones too). */
+  egress?: StepEffect[];
 }
 
 /** One capability call the gate let through, with the request the workflow counts. */
@@ -204,6 +214,7 @@ export interface ToolExecution {
   fsUndo?: boolean;
   /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
   noSymlinks?: boolean;
+  egressWatch?: EgressWatch;
 }
 
 /**
@@ -249,6 +260,9 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   }
   // The policy judged the call's `url`: a redirect may not take the request to another host.
   if (capabilities.http !== undefined && typeof call.args['url'] === 'string') capabilities.http.followRedirectsTo = judgedHostsOf(call.args['url']);
+  // Under the monitor's watch, a redirect to a host it does not know is returned to the tool: the
+  // tool's next request to it is its own capability call, which the gate asks the watch about.
+  if (capabilities.http !== undefined && call.egressWatch !== undefined && capabilities.http.followRedirectsTo === undefined) capabilities.http.followRedirectsTo = [...call.egressWatch.knownHosts];
   // Warden's own folders and key files are never served, and the task's controls never changed,
   // whatever path or link leads there (checked on what each call opens).
   const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
@@ -331,6 +345,7 @@ function gateSpecOf(call: ToolExecution, tool: ToolDescriptor): PolicyGateSpec {
     caller: { tool: tool.name, builtin: tool.executor.kind === 'builtin', args: call.args, argSources: policy.argSources },
     approvedRules: policy.approvedRules ?? [],
     approvedEffects: policy.approvedEffects ?? [],
+    ...(call.egressWatch === undefined ? {} : { egressWatch: call.egressWatch }),
   };
 }
 
@@ -408,8 +423,10 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   let output: unknown;
+  let egress: StepEffect[] | undefined;
   if (tool.executor.kind === 'process') {
     const result = await executeProcessCall({
+      ...(call.egressWatch === undefined ? {} : { egressGate: egressGateOf(call.egressWatch) }),
       rootWorkflowId: call.rootWorkflowId,
       ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
@@ -419,12 +436,14 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
       // A sub-agent's program writes are undoable on their own, like its fs.write calls.
       ...(call.fsUndo === true ? { undoDir: overlayUndoDirOf(stateDir, taskKeyOf(call.rootWorkflowId, call.rootRunId), call.callId) } : {}),
     });
-    annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.exitCode ?? -1 });
-    output = result;
+    annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.output.exitCode ?? -1 });
+    output = result.output;
+    egress = egressEffectsOf(result.egress);
   } else {
     if (deps.mcp === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${tool.name}" is an MCP tool, and this worker has no MCP support`);
     annotateActiveSpan({ [WARDEN_ATTR.mcpPin]: mcpTargetOf(tool).pin });
-    output = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) }, tool, {
+    const result = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) }, tool, {
+      ...(call.egressWatch === undefined ? {} : { egressWatch: call.egressWatch }),
       rootWorkflowId: call.rootWorkflowId,
       ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
@@ -432,12 +451,23 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
     });
+    output = result.output;
+    egress = egressEffectsOf(result.egress);
   }
   return {
     output,
     credential: { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() },
     // An MCP or program output is the user's trusted data only if the task names the tool under trust.tools.
     trust: outputTrustOf(call.task, tool, call.args, [], call.policy?.state),
+    ...(egress === undefined || egress.length === 0 ? {} : { egress }),
+  };
+}
+
+/** The monitor's watch as the egress proxy asks it, before each granted connection. */
+function egressGateOf(watch: EgressWatch): EgressGate {
+  return ({ host, method }) => {
+    const reason = egressHoldReason(watch, host, method);
+    return reason === undefined ? undefined : { heldBy: 'monitor', reason };
   };
 }
 
@@ -545,6 +575,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       tool: input.tool,
       args: input.args,
       ...(input.policy === undefined ? {} : { policy: input.policy }),
+      ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }),
     };
   }
 
@@ -607,10 +638,14 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   }
 }
 
-/** The canonical host name of the URL a policy judged ([] when it is no URL: then no redirect is followed). */
+/**
+ * The canonical WHATWG `host` (name, and port unless the scheme's default) of the URL a policy
+ * judged; [] when it is no URL: then no redirect is followed. The port counts: another service on
+ * the same machine is another destination.
+ */
 function judgedHostsOf(url: string): string[] {
   try {
-    return [new URL(url).hostname];
+    return [new URL(url).host];
   } catch {
     return [];
   }

@@ -68,6 +68,23 @@ function forged(message: string, details: Record<string, unknown> = {}): Delegat
   return new DelegationError('ERR_DELEGATION_FORGED', `not a sub-agent's handoff: ${message}`, { details });
 }
 
+/**
+ * Binds a delegated handoff to the first run that takes it. The parent starts its child once (no
+ * retry policy), so a second run under the same workflow id (someone with Temporal access
+ * terminated the child and started the same id with the same input while the grant was live) is
+ * refused with ERR_DELEGATION_FORGED. The same run may take it again (an activity retry after a
+ * crash between the two marks). Marks live in the shared replay store until the grant expires.
+ */
+async function takeHandoffOnce(stores: CredentialStores, grantId: string, exp: number, workflowId: string): Promise<void> {
+  const runId = Context.current().info.workflowExecution?.runId;
+  if (runId === undefined) throw new TypeError('beginSubagent runs only as an activity of a workflow');
+  const thisRunTookItBefore = !(await stores.replay.markUsed(`handoff-run:${grantId}:${runId}`, exp));
+  const firstTaker = await stores.replay.markUsed(`handoff:${grantId}`, exp);
+  if (!firstTaker && !thisRunTookItBefore) {
+    throw forged(`grant ${grantId}'s handoff was already taken by another run of ${workflowId}: a parent's handoff starts one run only`, { workflowId });
+  }
+}
+
 /** The id of the workflow running the current activity, as the server says (never from an input). */
 function callingWorkflowId(): string {
   let workflowId: string | undefined;
@@ -173,6 +190,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
         if (claims.parent === undefined || claims.handoff === undefined) throw forged(`grant ${claims.jti} is not a parent's delegation to a sub-agent`, { workflowId });
         if (claims.depth !== handoff.depth) throw forged(`the handoff says depth ${handoff.depth}, the grant ${claims.depth}`, { workflowId });
         if (handoffDigestOf(input.task, handoff) !== claims.handoff) throw forged('the task or the handoff differs from what the parent delegated', { workflowId });
+        await takeHandoffOnce(stores, claims.jti, claims.exp, workflowId);
         return identityOf(verified);
       });
     },

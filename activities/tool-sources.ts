@@ -43,6 +43,8 @@ export function createToolSourceActivities(deps: ActivityDeps) {
           input.deadlineAt,
           input.rootRunId,
         );
+        // Stored once, by pin: later activities get the task with the digests only (pinned-listings.ts).
+        if (deps.listings !== undefined) for (const listing of listings) await deps.listings.put(listing);
         annotateActiveSpan({
           [WARDEN_ATTR.mcpServers]: listings.map((l) => l.server),
           [WARDEN_ATTR.mcpPins]: listings.map((l) => `${l.server}:${l.hash}`),

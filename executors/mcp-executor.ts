@@ -20,6 +20,8 @@ import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import type { ToolDescriptor } from '../tools/tool-descriptor';
 import type { McpConnectionPool } from './mcp-connection-pool';
+import type { EgressWatch } from '../monitoring/egress-watch';
+import type { EgressDecision } from '../sandbox/os/egress-proxy';
 
 /** Worker-side settings of the MCP executor. */
 export interface McpExecutorDeps {
@@ -43,6 +45,14 @@ export interface McpCallInput {
   deadlineAt: number;
   args: Record<string, unknown>;
   maxOutputBytes: number;
+  /** The monitor's egress watch of the call's step (a stdio server's requests meanwhile are judged by it). */
+  egressWatch?: EgressWatch;
+}
+
+/** A finished MCP call: what the agent gets, and what a stdio server did on the network meanwhile (for the monitor). */
+export interface McpExecution {
+  output: { content: unknown[]; structuredContent?: Record<string, unknown> };
+  egress: EgressDecision[];
 }
 
 /** The server a descriptor's executor names, its MCP tool name and pin. */
@@ -92,14 +102,14 @@ export async function openTaskServers(deps: McpExecutorDeps, task: Task, rootWor
 }
 
 /** Runs one call of a pinned MCP tool; returns `{ content, structuredContent? }`. */
-export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDescriptor, input: McpCallInput): Promise<unknown> {
+export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDescriptor, input: McpCallInput): Promise<McpExecution> {
   const target = mcpTargetOf(descriptor);
   const config = input.task.tools.mcp?.[target.server];
   if (config === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `MCP server "${target.server}" is not declared by this task`);
   const context = await startContextOf(deps, input.task, input.rootWorkflowId, config, input.rootRunId);
   const connection = await deps.pool.connection(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId), target.server, config, { ...context, lifetimeMs: 0 }, input.deadlineAt);
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
-  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify });
+  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }) });
   const output = { content: result.content, ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };
   const size = Buffer.byteLength(JSON.stringify(output), 'utf8');
   if (size > input.maxOutputBytes) {
@@ -112,7 +122,7 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
       .trim();
     throw new McpError('ERR_MCP_TOOL_FAILED', `MCP tool ${descriptor.name} reported an error: ${text.slice(0, 2000) || '(no text)'}`, { details: { output } });
   }
-  return output;
+  return { output, egress: result.egress ?? [] };
 }
 
 /**

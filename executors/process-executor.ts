@@ -18,6 +18,7 @@ import { realpath } from 'node:fs/promises';
 import { SandboxError, ToolError } from '../errors';
 import { overlayPathsOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import type { EgressDecision, EgressGate } from '../sandbox/os/egress-proxy';
 import { runSandboxed } from '../sandbox/os/run-sandboxed';
 import { systemView } from '../sandbox/os/system-view';
 import { durationToMs } from '../task/duration';
@@ -96,10 +97,19 @@ export interface ProcessCallInput {
    * can be undone on its own (recovery/overlay-undo.ts).
    */
   undoDir?: string;
+  /** Asked before each granted connection of the program (the monitor's egress watch). */
+  egressGate?: EgressGate;
+}
+
+/** A finished `proc.run` call: what the agent gets, and what the program did on the network (for the monitor, never the agent). */
+export interface ProcessCallResult {
+  output: ProcRunOutput;
+  /** Every request through the egress proxy: host, method, bytes sent, allowed or held. */
+  egress: EgressDecision[];
 }
 
 /** Runs one `proc.run` call to its end. */
-export async function executeProcessCall(input: ProcessCallInput): Promise<ProcRunOutput> {
+export async function executeProcessCall(input: ProcessCallInput): Promise<ProcessCallResult> {
   const { task, args } = input;
   assertCommandGranted(task, args.command);
   const executable = resolveCommand(args.command);
@@ -132,7 +142,7 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<ProcR
           maxProcesses: task.limits.processMaxProcesses ?? DEFAULT_PROCESS_COUNT,
         },
       },
-      { ...(args.stdin === undefined ? {} : { stdin: args.stdin }), maxOutputBytes: MAX_PROCESS_OUTPUT_BYTES },
+      { ...(args.stdin === undefined ? {} : { stdin: args.stdin }), maxOutputBytes: MAX_PROCESS_OUTPUT_BYTES, ...(input.egressGate === undefined ? {} : { egressGate: input.egressGate }) },
     );
   } catch (error) {
     if (error instanceof TypeError) throw new ToolError('ERR_TOOL_INPUT_INVALID', `proc.run: ${error.message}`);
@@ -147,11 +157,14 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<ProcR
     throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the OS sandbox could not start ${args.command}: ${run.stderr.trim().slice(-500)}`);
   }
   return {
-    exitCode: run.exitCode,
-    stdout: run.stdout,
-    stderr: run.stderr,
-    truncated: run.truncated,
-    reason: run.reason,
-    durationMs: run.durationMs,
+    output: {
+      exitCode: run.exitCode,
+      stdout: run.stdout,
+      stderr: run.stderr,
+      truncated: run.truncated,
+      reason: run.reason,
+      durationMs: run.durationMs,
+    },
+    egress: run.exit.egress,
   };
 }

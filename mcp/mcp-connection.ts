@@ -17,6 +17,9 @@ import { isStdioServer, type McpServer } from './mcp-server-config';
 import { describeListingChange, pinToolListing, type McpToolListing, type RawMcpTool } from './mcp-tool-listing';
 import { resolveServerCommand } from './resolve-server-command';
 import { MAX_MESSAGE_BYTES, SandboxedStdioTransport } from './sandboxed-stdio-transport';
+import { ServerEgress } from './server-egress';
+import type { EgressWatch } from '../monitoring/egress-watch';
+import type { EgressDecision } from '../sandbox/os/egress-proxy';
 import { boundedFetch, ResponseTooLargeError } from './bounded-fetch';
 import { deniedEnvReason } from '../secrets/reserved-env';
 
@@ -51,6 +54,8 @@ export interface McpCallResult {
   content: unknown[];
   structuredContent?: Record<string, unknown>;
   isError: boolean;
+  /** A stdio server's requests through its egress proxy while the call was in flight (not the agent's to see). */
+  egress?: EgressDecision[];
 }
 
 export class McpConnection {
@@ -59,6 +64,8 @@ export class McpConnection {
   readonly listing: McpToolListing;
   readonly #client: Client;
   readonly #transport: Transport;
+  /** A stdio server's requests, by call (an HTTP server's own requests are not Warden's to see). */
+  #egress = new ServerEgress();
   readonly #transportName: string;
   readonly #overflow: Overflow;
   #closed = false;
@@ -80,7 +87,8 @@ export class McpConnection {
    */
   static async open(server: string, config: McpServer, context: McpStartContext): Promise<McpConnection> {
     const overflow: Overflow = {};
-    const { transport, name } = transportFor(server, config, context, overflow);
+    const egress = new ServerEgress();
+    const { transport, name } = transportFor(server, config, context, overflow, egress);
     const client = new (mcpSdk.client().Client)({ ...WARDEN_CLIENT_INFO }, { capabilities: {} });
     // An HTTP response past the message bound ends the session: the pending request fails now.
     overflow.onOverflow = () => void client.close().catch(() => undefined);
@@ -93,6 +101,7 @@ export class McpConnection {
       await client.connect(transport, { timeout });
       const listing = await listAll(server, name, client, timeout);
       connection = new McpConnection(server, client, transport, name, listing, overflow);
+      connection.#egress = egress;
       transport.onclose = chain(transport.onclose, () => {
         if (connection !== undefined) connection.#closed = true;
       });
@@ -139,19 +148,21 @@ export class McpConnection {
    * (also when it says `isError`); throws McpError for a changed list, a dead server, a timeout
    * or a protocol failure.
    */
-  async callTool(mcpName: string, args: Record<string, unknown>, options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change' }): Promise<McpCallResult> {
+  async callTool(mcpName: string, args: Record<string, unknown>, options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch }): Promise<McpCallResult> {
     // `on-change`: the list this connection pinned when it opened must be the task's, and the
     // server must not have announced a change since; otherwise it is listed again.
     if (options.verify !== 'on-change' || this.#listChanged || this.listing.hash !== options.pin) await this.verify(options.pin, options.timeoutMs);
     else this.#assertOpen();
     try {
-      const result = await this.#client.callTool({ name: mcpName, arguments: args }, undefined, { timeout: options.timeoutMs });
+      // The server's requests while the call is in flight are judged by its step's watch and reported with it.
+      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool({ name: mcpName, arguments: args }, undefined, { timeout: options.timeoutMs }));
       const content = Array.isArray(result.content) ? (result.content as unknown[]) : [];
       const structured = result.structuredContent;
       return {
         content,
         ...(structured !== undefined && structured !== null && typeof structured === 'object' ? { structuredContent: structured as Record<string, unknown> } : {}),
         isError: result.isError === true,
+        ...(egress.length === 0 ? {} : { egress }),
       };
     } catch (error) {
       throw asMcpError(this.#overflow.error ?? error, this.server, 'ERR_MCP_TOOL_FAILED', `MCP tool ${mcpName} on ${this.server} failed`, this.#transport);
@@ -179,7 +190,7 @@ interface Overflow {
   onOverflow?: () => void;
 }
 
-function transportFor(server: string, config: McpServer, context: McpStartContext, overflow: Overflow): { transport: Transport; name: string } {
+function transportFor(server: string, config: McpServer, context: McpStartContext, overflow: Overflow, egress: ServerEgress): { transport: Transport; name: string } {
   if (!isStdioServer(config)) {
     const headers: Record<string, string> = {};
     if (config.bearerTokenEnv !== undefined) {
@@ -233,7 +244,7 @@ function transportFor(server: string, config: McpServer, context: McpStartContex
       memoryMb: config.memoryMb,
       maxProcesses: config.maxProcesses,
     },
-  });
+  }, { egressGate: egress.gate, onEgress: egress.record });
   return { transport, name: 'stdio' };
 }
 

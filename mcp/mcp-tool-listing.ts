@@ -19,7 +19,7 @@ export { McpToolListingSchema, PinnedMcpToolSchema, type McpToolListing, type Pi
 export const MAX_TOOLS_PER_SERVER = 256;
 /** The largest description kept per tool. */
 export const MAX_DESCRIPTION_CHARS = 8192;
-/** The largest pinned list of one server, in bytes of canonical JSON (it travels with every activity of the task). */
+/** The largest pinned list of one server, in bytes of canonical JSON (recorded once in history and stored once by digest; activities get the digest). */
 export const MAX_LISTING_BYTES = 256 * 1024;
 
 /** A raw `tools/list` entry as the SDK returns it. */

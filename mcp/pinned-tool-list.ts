@@ -1,7 +1,10 @@
 /**
- * The shape of a pinned MCP tool list, as it travels in the task (`tools.mcpPinned`), the
- * workflow history and custody. Pure zod: workflow code includes it. Pinning itself (hashing)
- * is in mcp-tool-listing.ts.
+ * The shape of a pinned MCP tool list, as the activity that pins it returns it (recorded once in
+ * the workflow history) and as custody records it, and the reference (`tools.mcpPins`: server,
+ * transport, digest) that travels in its place with every later activity: a server's listing is
+ * the server's to size, so it must not ride along with each step (mcp-listing-store.ts keeps it
+ * once, by digest). Pure zod: workflow code includes it. Pinning itself (hashing) is in
+ * mcp-tool-listing.ts.
  */
 import { z } from 'zod';
 import { McpToolAnnotationsSchema } from './mcp-server-config';
@@ -32,3 +35,25 @@ export const McpToolListingSchema = z.strictObject({
 });
 export type McpToolListing = z.infer<typeof McpToolListingSchema>;
 
+
+/** A lower-case hex SHA-256: the pin of a listing and the key it is stored under. */
+export const ListingDigestSchema = z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex SHA-256');
+
+/**
+ * A pinned listing by reference: what a task carries into its activities once its servers are
+ * pinned (`tools.mcpPins`). Every field is Warden's or the task file's, never the server's
+ * (`serverInfo` stays in the one history event that pinned it), so its size does not depend on
+ * what a server lists.
+ */
+export const McpListingRefSchema = z.strictObject({
+  server: z.string(),
+  transport: z.string(),
+  /** SHA-256 of the canonical JSON of the listing's `tools` (RFC 8785): the pin, and the store key. */
+  hash: ListingDigestSchema,
+});
+export type McpListingRef = z.infer<typeof McpListingRefSchema>;
+
+/** The reference that travels for `listing`. */
+export function listingRefOf(listing: McpToolListing): McpListingRef {
+  return { server: listing.server, transport: listing.transport, hash: listing.hash };
+}

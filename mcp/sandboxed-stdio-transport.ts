@@ -9,7 +9,7 @@ import type { ReadBuffer } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { OsSandboxSpecInput } from '../sandbox/os/os-sandbox-spec';
-import { startSandboxedProcess, type SandboxedProcess, type SandboxExit } from '../sandbox/os/sandboxed-process';
+import { startSandboxedProcess, type SandboxedProcess, type SandboxedProcessOptions, type SandboxExit } from '../sandbox/os/sandboxed-process';
 import { mcpSdk } from './mcp-sdk';
 
 /** Largest single JSON-RPC message accepted from a server (a bigger line is a protocol error). */
@@ -26,8 +26,11 @@ export class SandboxedStdioTransport implements Transport {
   #exit: SandboxExit | undefined;
   #closed = false;
 
-  constructor(spec: OsSandboxSpecInput) {
+  readonly #options: SandboxedProcessOptions;
+
+  constructor(spec: OsSandboxSpecInput, options: SandboxedProcessOptions = {}) {
     this.#spec = spec;
+    this.#options = options;
   }
 
   /** How the server's sandbox ended, once it has. */
@@ -37,7 +40,7 @@ export class SandboxedStdioTransport implements Transport {
 
   async start(): Promise<void> {
     if (this.#process !== undefined) throw new Error('SandboxedStdioTransport already started');
-    const proc = await startSandboxedProcess(this.#spec);
+    const proc = await startSandboxedProcess(this.#spec, this.#options);
     this.#process = proc;
     proc.stdout.on('data', (chunk: Buffer) => {
       try {

@@ -5,6 +5,11 @@
  * function reads a live action (with the effect the policy check measured) and a recorded step
  * of a past run, so what is learnt and what is scored are measured alike.
  *
+ * Hosts and bytes sent are read from what the call does on the network, whatever the tool: the
+ * URL arguments of the call, the URLs its descriptor declares (the policy check's effect), and
+ * the requests measured where they left (a user tool's http capability calls, a program's or MCP
+ * server's requests through the egress proxy: `http.fetch` entries of the step's effects).
+ *
  * Deterministic and free of Node imports: workflow code uses it.
  */
 import type { StepRecord } from '../task/task-run';
@@ -16,16 +21,16 @@ export interface ActionFeatures {
   kind: 'tool' | 'spawn';
   /** Digest of the tool and its arguments (canonical JSON): equal calls have equal digests. */
   digest: string;
-  /** `host[:port]` of every URL argument, lower-cased. */
+  /** `host[:port]` of every URL argument, declared URL and measured request, lower-cased. */
   hosts: string[];
   databases: string[];
   /** The SQL statement kind (`select`, `insert`, `update`, `delete`, ...), for sql tools. */
   operation?: string;
   /** Rows the call changes: measured before it runs (dry run), or reported after. */
   rows?: number;
-  /** UTF-8 bytes the call writes or sends (fs.write content, an HTTP body). */
+  /** UTF-8 bytes the call writes or sends (fs.write content, an HTTP body, measured request bodies). */
   bytesOut?: number;
-  /** An HTTP method other than GET, HEAD or OPTIONS. */
+  /** An HTTP method other than GET, HEAD or OPTIONS (an opaque HTTPS tunnel counts). */
   networkWrite: boolean;
   /** An argument value that appears only in an earlier tool's output (the policy check's provenance). */
   carriesToolOutput: boolean;
@@ -105,13 +110,51 @@ export function sqlOperationOf(sql: string): string | undefined {
   return words.find((w) => ['select', 'insert', 'update', 'delete', 'replace'].includes(w)) ?? 'with';
 }
 
+/** One request a call made (or tried: `held` before it connected), as measured where it left. */
+export interface NetworkEffect {
+  /** `host[:port]`, lower-case, the scheme's default port left out. */
+  host: string;
+  /** Upper-case; `CONNECT` for an HTTPS tunnel. */
+  method: string;
+  /** Bytes sent towards the host. */
+  bytes?: number;
+  held?: boolean;
+}
+
 /** The effect a policy check measured, as far as the monitor reads it. */
 export interface MeasuredEffect {
   rowsChanged?: number;
   operation?: string;
   bytes?: number;
-  /** URLs the policy check read off the real arguments (a claim-checked URL argument's host is only there). */
-  urls?: readonly { url: string }[];
+  /** URLs the call's descriptor declares (the policy check's `effect.urls`, read off the real arguments: a claim-checked URL's host is only there). */
+  urls?: readonly { url: string; method?: string }[];
+  /** Requests measured where they left (`networkEffectsOf` the step's effects). */
+  network?: readonly NetworkEffect[];
+}
+
+/**
+ * The requests among a step's measured effects: the `http.fetch` entries (a built-in's own call,
+ * a user tool's http capability calls, a program's or MCP server's requests through the egress
+ * proxy), read through their `urls` (tools/call-effects.ts vocabulary) and `bytes`.
+ */
+export function networkEffectsOf(effects: readonly { tool: string; effect?: unknown; decision?: string; rules?: readonly string[] }[] | undefined): NetworkEffect[] {
+  const out: NetworkEffect[] = [];
+  for (const entry of effects ?? []) {
+    if (entry.tool !== 'http.fetch' || entry.effect === null || typeof entry.effect !== 'object') continue;
+    const effect = entry.effect as { urls?: unknown; bytes?: unknown };
+    if (!Array.isArray(effect.urls)) continue;
+    for (const u of effect.urls as unknown[]) {
+      if (u === null || typeof u !== 'object' || typeof (u as { url?: unknown }).url !== 'string') continue;
+      const host = hostOfUrl((u as { url: string }).url);
+      if (host === undefined) continue;
+      const method = typeof (u as { method?: unknown }).method === 'string' ? (u as { method: string }).method.toUpperCase() : 'GET';
+      const network: NetworkEffect = { host, method };
+      if (typeof effect.bytes === 'number' && effect.urls.length === 1) network.bytes = effect.bytes;
+      if (entry.decision !== undefined && entry.decision !== 'allow') network.held = true;
+      out.push(network);
+    }
+  }
+  return out;
 }
 
 /**
@@ -140,6 +183,21 @@ export function featuresOfAction(
       for (const host of real.length > 0 ? real : [`claim-checked-${value.sha256.slice(0, 16)}.invalid`]) hosts.add(host);
     }
   }
+  let declaredWrite = false;
+  for (const declared of effect?.urls ?? []) {
+    const host = hostOfUrl(declared.url);
+    if (host === undefined) continue;
+    hosts.add(host);
+    if (declared.method !== undefined && !READ_METHODS.includes(declared.method.toUpperCase())) declaredWrite = true;
+  }
+  let measuredWrite = false;
+  let measuredBytes = 0;
+  for (const request of effect?.network ?? []) {
+    hosts.add(request.host.toLowerCase());
+    // CONNECT (an opaque tunnel) counts: what goes through it cannot be seen.
+    if (!READ_METHODS.includes(request.method.toUpperCase())) measuredWrite = true;
+    measuredBytes += request.bytes ?? 0;
+  }
   if (typeof args.database === 'string') databases.add(args.database);
   const features: ActionFeatures = {
     tool,
@@ -147,7 +205,7 @@ export function featuresOfAction(
     digest: hash53(`${tool}\u0000${stableJson(args)}`),
     hosts: [...hosts].sort(),
     databases: [...databases].sort(),
-    networkWrite: hosts.size > 0 && !READ_METHODS.includes(typeof args.method === 'string' ? args.method.toUpperCase() : 'GET'),
+    networkWrite: measuredWrite || declaredWrite || (hosts.size > 0 && !READ_METHODS.includes(typeof args.method === 'string' ? args.method.toUpperCase() : 'GET')),
     carriesToolOutput: Object.values(provenance ?? {}).includes('tool-output'),
   };
   const operation = effect?.operation?.toLowerCase() ?? (typeof args.sql === 'string' ? sqlOperationOf(args.sql) : undefined);
@@ -161,6 +219,7 @@ export function featuresOfAction(
     else if (isClaimCheckRef(value)) bytesOut += value.bytes;
   }
   if (effect?.bytes !== undefined) bytesOut = Math.max(bytesOut, effect.bytes);
+  bytesOut = Math.max(bytesOut, measuredBytes);
   if (bytesOut > 0) features.bytesOut = bytesOut;
   return features;
 }
@@ -193,9 +252,10 @@ export function outcomeOfStep(step: StepRecord): ActionOutcome {
   return outcome;
 }
 
-/** Features of a step of a past run (for learning): rows from what the call reported. */
+/** Features of a step of a past run (for learning): rows from what the call reported, hosts and bytes from the requests it made. */
 export function featuresOfStep(step: StepRecord): ActionFeatures {
-  const features = featuresOfAction(step.tool, step.args);
+  const network = networkEffectsOf(step.effects);
+  const features = featuresOfAction(step.tool, step.args, network.length === 0 ? undefined : { network });
   const rows = step.executed ? rowsOfOutput(step.output) : undefined;
   if (rows !== undefined) features.rows = rows;
   return features;

@@ -13,7 +13,7 @@ import { scopeOfCall } from '../tools/call-scope';
 import { resolveTool } from '../tools/tool-catalog';
 import { isCapabilityBound, isSandboxConfined, workspaceReachOf, type ToolDescriptor } from '../tools/tool-descriptor';
 import { parsePolicyRequest, type PendingFact, type PolicyRequest, type ToolEffect, type ToolSummary, type ValueSource } from './engine/policy-request';
-import { buildProvenanceIndex, classifyArguments, classifyValue, type IndexedTexts, type ProvenanceIndex } from './engine/provenance';
+import { buildProvenanceIndex, classifyArguments, classifyAs, type IndexedTexts, type ProvenanceIndex } from './engine/provenance';
 import { userValuesOf, type ProvenanceSeed } from './provenance-seed';
 
 export interface PolicyRequestContext {
@@ -98,16 +98,44 @@ export function declaredEffectOf(descriptor: ToolDescriptor, args: Record<string
 }
 
 /**
- * The destinations of a call and where each came from: hosts by their host atom (a host the user
- * named or listed under resources is the user's), recipients and payees value by value.
+ * The destinations of a call and where each came from, each judged as its kind (a host only
+ * against hosts the user named or listed, a recipient or payee only against recipients the user
+ * gave: provenance.ts `classifyAs`); a declared host, recipient or payee no better than the
+ * source its argument inherited.
  */
-export function destinationsOf(effects: CallEffects, provenance: Record<string, ValueSource>, index: ProvenanceIndex): PolicyRequest['destinations'] {
+export function destinationsOf(effects: CallEffects, inherited: Record<string, ValueSource>, index: ProvenanceIndex): PolicyRequest['destinations'] {
   const out: PolicyRequest['destinations'] = [];
-  const sourceOf = (pointer: string, value: string, whole: boolean): ValueSource => (whole && provenance[pointer] !== undefined ? provenance[pointer] : classifyValue(index, value));
-  for (const u of effects.urls) out.push({ kind: 'host', value: u.host, source: classifyValue(index, u.host) });
-  for (const h of effects.hosts) out.push({ kind: 'host', value: h.host, source: sourceOf(h.pointer, h.host, true) });
-  for (const r of effects.recipients) out.push({ kind: 'recipient', value: r.value, source: sourceOf(r.pointer, r.value, false) });
-  for (const p of effects.payees) out.push({ kind: 'payee', value: p.value, source: sourceOf(p.pointer, p.value, true) });
+  // A URL's host is judged by itself: a URL the user did not give may still go to a host they did.
+  for (const u of effects.urls) out.push({ kind: 'host', value: u.host, source: classifyAs(index, { kind: 'host' }, u.host) });
+  for (const h of effects.hosts) out.push({ kind: 'host', value: h.host, source: worse(classifyAs(index, { kind: 'host' }, h.host), inherited[h.pointer]) });
+  for (const r of effects.recipients) out.push({ kind: 'recipient', value: r.value, source: worse(classifyAs(index, { kind: 'party', as: r.kind }, r.value), inherited[r.pointer]) });
+  for (const p of effects.payees) out.push({ kind: 'payee', value: p.value, source: worse(classifyAs(index, { kind: 'party', as: p.kind }, p.value), inherited[p.pointer]) });
+  return out;
+}
+
+/** The less trusted of two sources (an absent one does not count). */
+function worse(a: ValueSource, b: ValueSource | undefined): ValueSource {
+  return b !== undefined && RANK[b] < RANK[a] ? b : a;
+}
+
+/**
+ * The sources of the arguments a descriptor declares as amounts, recipients, payees, hosts and paths,
+ * each value judged as its kind (a pointer holding several recipients: its least trusted one),
+ * never better than a source already recorded for the pointer (`inherited`: a capability call's
+ * values from its tool's arguments). A declared amount in minor units is judged as the amount it
+ * stands for, in the currency the call states.
+ */
+function typedSourcesOf(effects: CallEffects, index: ProvenanceIndex, inherited: Record<string, ValueSource>, present: Record<string, ValueSource>): Record<string, ValueSource> {
+  const out: Record<string, ValueSource> = {};
+  const put = (pointer: string, source: ValueSource) => {
+    out[pointer] = worse(worse(source, out[pointer]), inherited[pointer]);
+  };
+  for (const a of effects.amounts) put(a.pointer, classifyAs(index, { kind: 'amount', ...(a.currency === undefined ? {} : { currency: a.currency }) }, a.value));
+  for (const r of effects.recipients) put(r.pointer, classifyAs(index, { kind: 'party', as: r.kind }, r.value));
+  for (const p of effects.payees) put(p.pointer, classifyAs(index, { kind: 'party', as: p.kind }, p.value));
+  for (const h of effects.hosts) put(h.pointer, classifyAs(index, { kind: 'host' }, h.host));
+  // A path the descriptor fills in by default (`fs.list` of the workspace) is no value of the agent's.
+  for (const p of effects.paths) if (present[p.pointer] !== undefined) put(p.pointer, classifyAs(index, { kind: 'path' }, p.path));
   return out;
 }
 
@@ -163,12 +191,9 @@ export function policyRequestOf(parts: RequestParts): PolicyRequest {
   if (descriptor !== undefined) {
     const effects = callEffectsOf(descriptor, args);
     effect = declaredEffectOf(descriptor, args, effects);
-    // An amount in minor units (cents) is matched as the amount it stands for.
-    for (const a of effects.amounts) {
-      const converted = classifyValue(parts.index, a.value);
-      if (RANK[converted] > RANK[provenance[a.pointer] ?? 'literal']) provenance[a.pointer] = converted;
-    }
-    destinations = destinationsOf(effects, provenance, parts.index);
+    // Declared amounts, recipients, payees, hosts and paths bind only to values the user gave as that kind.
+    Object.assign(provenance, typedSourcesOf(effects, parts.index, parts.argSources ?? {}, provenance));
+    destinations = destinationsOf(effects, parts.argSources ?? {}, parts.index);
   }
   if (parts.measured !== undefined) {
     const measuredKeys = Object.keys(parts.measured);

@@ -26,6 +26,7 @@ import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-reques
 import { recordExecution, type PolicyState } from '../policies/engine/policy-state';
 import { argumentLeaves, buildProvenanceIndex, type ProvenanceIndex } from '../policies/engine/provenance';
 import { getBuiltinTool } from '../tools/builtin-tools';
+import { EGRESS_HOLD_RULE, egressHoldReason } from '../monitoring/egress-watch';
 import type { CapabilityName } from '../tools/tool-descriptor';
 import type { GateReport, PolicyGateSpec } from './sandbox-messages';
 
@@ -127,6 +128,13 @@ export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): Po
         stopped = { decision: 'deny', request: compact(request), matched: decision.matched, digest: effectDigest(capability, args, measured) };
         refuse('ERR_POLICY_DENIED', `${capability} denied by policy ${rule?.id ?? ''}: ${rule?.reason ?? decision.reasons.join('; ')}`);
       }
+      // A user tool's request reaches hosts its arguments may never name: the monitor's watch is
+      // asked before it connects, as the egress proxy asks it for programs.
+      const held = own || capability !== 'http.fetch' ? undefined : heldByMonitor(args);
+      if (held !== undefined) {
+        stopped = { decision: 'deny', request: compact(request), matched: [{ id: EGRESS_HOLD_RULE, sentence: 'hold a new host the response rules answer', effect: 'deny', reason: held, kind: 'stateful' }], digest: effectDigest(capability, args, measured) };
+        refuse('ERR_POLICY_DENIED', `${capability} denied by policy ${EGRESS_HOLD_RULE}: ${held}`);
+      }
       if (decision.decision === 'approval') {
         const digest = effectDigest(capability, args, measured);
         const rules = decision.matched.filter((m) => m.effect === 'approval').map((m) => m.id);
@@ -148,6 +156,17 @@ export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): Po
       return { applied, ...(stopped === undefined ? {} : { stopped }) };
     },
   };
+
+  function heldByMonitor(args: Record<string, unknown>): string | undefined {
+    if (spec.egressWatch === undefined || typeof args.url !== 'string') return undefined;
+    let url: URL;
+    try {
+      url = new URL(args.url);
+    } catch {
+      return undefined;
+    }
+    return egressHoldReason(spec.egressWatch, url.host, typeof args.method === 'string' ? args.method : 'GET');
+  }
 
   /**
    * Where a capability call's values came from. A built-in's own call has its tool's arguments and

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { CompiledRuleSchema } from '../policies/engine/compile-rule';
 import { MatchedRuleSchema, PolicyAgentSchema, PolicyRequestSchema, ValueSourceSchema } from '../policies/engine/policy-request';
 import { ProvenanceSeedSchema } from '../policies/provenance-seed';
+import { EgressWatchSchema } from '../monitoring/egress-watch';
 
 /**
  * One entry of an http grant: `host` / `host:port` as a string, or an object narrowing it to some
@@ -58,8 +59,8 @@ export const CapabilityGrantSchema = z.strictObject({
       /** `host` or `host:port` entries (optionally narrowed to methods and path prefixes); everything else is refused. */
       allowedHosts: z.array(HostGrantEntrySchema),
       /**
-       * Host names (WHATWG-canonical) a redirect is followed to within this call: the host of the
-       * URL the policy judged. A redirect anywhere else is returned to the tool (status and
+       * Hosts (WHATWG `URL.host`: canonical name, plus the port unless it is the scheme's default)
+       * a redirect is followed to within this call: the host and port of the URL the policy judged. A redirect anywhere else is returned to the tool (status and
        * Location), not followed, so the next hop is a new call the policy judges. Absent: any
        * granted host.
        */
@@ -135,6 +136,8 @@ export const PolicyGateSpecSchema = z.strictObject({
   approvedRules: z.array(z.string()).default([]),
   /** Digests of measured effects a human approved (policy-gate.ts `effectDigest`). */
   approvedEffects: z.array(z.string()).default([]),
+  /** The monitor's egress watch: a user tool's request to a host it holds is stopped before it connects (monitoring/egress-watch.ts). */
+  egressWatch: EgressWatchSchema.optional(),
 });
 export type PolicyGateSpec = z.infer<typeof PolicyGateSpecSchema>;
 

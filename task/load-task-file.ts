@@ -153,6 +153,9 @@ function checkMcpAndCommands(tools: Tools, grants: Grants, task: Task, prefix: s
   if (tools.mcpPinned !== undefined) {
     issues.push({ path: `${prefix}tools.mcpPinned`, message: 'is set by Warden when the task starts (the pinned tool lists); a task file cannot set it' });
   }
+  if (tools.mcpPins !== undefined) {
+    issues.push({ path: `${prefix}tools.mcpPins`, message: 'is set by Warden when the task starts (the pinned tool lists by digest); a task file cannot set it' });
+  }
   const servers = Object.entries(tools.mcp ?? {});
   if (prefix !== '' && servers.length > 0) {
     issues.push({ path: `${prefix}tools.mcp`, message: 'MCP servers are declared by the root task only; sub-agents cannot start or reach their own' });

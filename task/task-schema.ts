@@ -11,7 +11,7 @@ import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools
 import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
 import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
 import { McpServerSchema } from '../mcp/mcp-server-config';
-import { McpToolListingSchema } from '../mcp/pinned-tool-list';
+import { McpListingRefSchema, McpToolListingSchema } from '../mcp/pinned-tool-list';
 import { reservedEnvReason } from '../secrets/reserved-env';
 import { ClaimSchema } from '../attestation/claim-schema';
 import { AttestationConfigSchema } from '../attestation/attestation-config';
@@ -186,6 +186,12 @@ export const ToolsSchema = z.strictObject({
    * (names, descriptions, schemas, annotations, and their hash).
    */
   mcpPinned: z.array(McpToolListingSchema).optional(),
+  /**
+   * Set by Warden when the task starts, never in a task file: the pinned lists by digest, as the
+   * task travels to activities (the worker reads each listing from its state store and checks it
+   * against the digest: mcp/mcp-listing-store.ts). Replaces `mcpPinned` on the wire.
+   */
+  mcpPins: z.array(McpListingRefSchema).optional(),
 });
 
 /** A program name (no "/") or an absolute path, as `grants.commands` and `proc.run` name programs. */

@@ -23,6 +23,8 @@ import { openCredentialAuthority, signingKeyFileOf } from '../identity/credentia
 import { openApproverStore, openSqlApproverStore } from '../identity/approver-registry';
 import { stateDirOf } from '../state-dir';
 import { openStateStore, usesSharedDatabase, type StateStore } from '../state/state-store';
+import { createBlobStore } from '../state/blob-store';
+import { createMcpListingStore } from '../mcp/mcp-listing-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
 import { heartbeatInterceptorFactory } from './heartbeat-interceptor';
@@ -258,6 +260,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
         ...(alertWebhook === undefined ? {} : { webhook: alertWebhook }),
       },
       approvers,
+      listings: createMcpListingStore(createBlobStore(monitorDb)),
+      blobs: createBlobStore(monitorDb),
       ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
       wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
     });

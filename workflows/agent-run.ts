@@ -10,6 +10,7 @@ import { durationToMs } from '../task/duration';
 import type { Action, AgentTaskInput, StepRecord, TaskIdentity, TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { ProvenanceSeed } from '../policies/provenance-seed';
+import type { StepsRef } from '../activities/model-context-store';
 import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
@@ -26,6 +27,14 @@ export type StepAction = Action & { type: 'tool' | 'spawn' };
 export interface AgentRun {
   /** The task; replaced once, when the MCP servers' tool lists are pinned into `tools.mcpPinned`. */
   task: Task;
+  /**
+   * The task as activities receive it: `task`, except that once its MCP servers are pinned their
+   * lists go by digest (`tools.mcpPins`), never in full, so a step's history does not grow with
+   * what a server lists (older runs: `task` itself).
+   */
+  activityTask: Task;
+  /** The steps the model has been shown, stored by the last turn (model-turn-input.ts). */
+  modelShown?: StepsRef;
   /** Set before the task's MCP servers are opened, so they are closed however the task ends. */
   toolSourcesOpened: boolean;
   /** 0 for the task the user started. */
@@ -86,7 +95,7 @@ export function treeOf(run: Pick<AgentRun, 'rootWorkflowId' | 'rootRunId'>): { r
  */
 export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input, options: AgentRunOptions = {}): AgentRun {
   const { task } = input;
-  const patches = decidePatches(!claimsHandoff(input));
+  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0);
   const origin = originOf(input, raw, patches);
   const { depth, lineage, isRoot } = origin;
   const info = workflowInfo();
@@ -110,6 +119,7 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
   setHandler(taskStateQuery, () => state);
   const run: AgentRun = {
     task,
+    activityTask: task,
     depth,
     lineage,
     workflowId: info.workflowId,
@@ -132,7 +142,7 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     seed: origin.isRoot ? undefined : patches.subagentHandoff ? input.handoff?.provenance : (input.provenance ?? input.handoff?.provenance),
     origin,
     rootRunId: origin.rootRunId,
-    monitor: new TaskMonitor(patches.monitor),
+    monitor: new TaskMonitor(patches.monitor, patches.monitorNetwork),
   };
   run.monitor.install(run);
   return run;

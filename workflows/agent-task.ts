@@ -24,6 +24,8 @@ import { modelTurnSummary } from './ui-summaries';
 import { closeRun } from './close-run';
 import { attestClaims } from './attest-claims';
 import { claimsOfFinalAnswer, stateClaim, statedClaimsOf } from './stated-claims';
+import { listingRefOf } from '../mcp/pinned-tool-list';
+import { modelTurnInput, rememberShown } from './model-turn-input';
 
 export { DATA_FLOW_PATCH };
 
@@ -105,9 +107,11 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
       const turn = state.turn;
       const claims = statedClaimsOf(run);
-      const modelTurn: ModelTurn = await run.deadline.within(() =>
-        summarized.proposeTurn(modelTurnSummary(task, turn))({ task, turn, steps: state.steps, workflowId: run.workflowId, ...(claims.length === 0 ? {} : { claims: [...claims] }) }),
-      );
+      const modelTurn: ModelTurn = await run.deadline.within(async () => {
+        const answer = await summarized.proposeTurn(modelTurnSummary(task, turn))(modelTurnInput(run, turn, claims));
+        rememberShown(run, answer);
+        return answer;
+      });
       state.turn += 1;
       state.model = modelTurn.model;
       (state.turns ??= []).push({ index: turn, model: modelTurn.model, actions: modelTurn.actions.length, ...(modelTurn.usage === undefined ? {} : { usage: modelTurn.usage }) });
@@ -145,7 +149,10 @@ async function begin(run: AgentRun): Promise<void> {
     run.toolSourcesOpened = true;
     const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ ...treeOf(run), task, deadlineAt: deadline.deadlineAt }));
     run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
-    run.saga.useTask(run.task);
+    // Recorded once in history (this activity's result); later activities get the digests only.
+    if (run.patches.mcpPinsByDigest) run.activityTask = { ...task, tools: { ...task.tools, mcpPins: listings.map(listingRefOf) } };
+    else run.activityTask = run.task;
+    run.saga.useTask(run.task, run.activityTask);
   }
 }
 

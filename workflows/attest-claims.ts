@@ -115,7 +115,7 @@ export async function attestClaims(run: AgentRun, result: TaskResult): Promise<v
     const input: AttestClaimInput = {
       rootWorkflowId: run.rootWorkflowId,
       rootRunId: workflowInfo().runId,
-      task: run.task,
+      task: run.activityTask,
       committed,
       taskStatus: result.status,
       claimant: {

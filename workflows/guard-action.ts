@@ -49,8 +49,10 @@ export function refuseUnapproved(run: AgentRun, step: StepRecord, approval: Step
   );
 }
 
-function mcpDescriptionsOf(task: AgentRun['task']): string[] {
-  return (task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
+/** MCP descriptions the workflow sends itself (older runs; newer ones leave it to the policy activity, which reads the lists by digest). */
+function mcpDescriptionsOf(run: AgentRun): string[] {
+  if (run.activityTask.tools.mcpPins !== undefined) return [];
+  return (run.task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
 }
 
 /** Records the action as a step and runs it past every guard; undefined when it must not run. */
@@ -74,18 +76,18 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   const transcript = prechecked === undefined ? run.flow?.transcript(run) : undefined;
   const earlierSteps = transcript?.pending ?? run.state.steps;
   const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
-    task,
+    task: run.activityTask,
     workflowId: run.workflowId,
     depth: run.depth,
     chain: [...run.agentChain],
     tool: policyTool,
     args: policyArgs,
     // MCP servers' tool descriptions are their words, untrusted like any tool output.
-    priorOutputs: [...mcpDescriptionsOf(task), ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    priorOutputs: [...mcpDescriptionsOf(run), ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
     ...(transcript === undefined || transcript.ref === null ? {} : { priorOutputsRef: transcript.ref }),
     // What each output is: the user's own trusted data, or untrusted content from outside (MCP descriptions included).
     priorSteps: [
-      ...mcpDescriptionsOf(task).map((output) => ({ output })),
+      ...mcpDescriptionsOf(run).map((output) => ({ output })),
       ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
     ],
     ...(run.seed === undefined ? {} : { seed: run.seed }),

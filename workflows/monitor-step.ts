@@ -18,12 +18,13 @@
  */
 import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
-import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures, type MeasuredEffect } from '../monitoring/action-features';
+import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures, type MeasuredEffect, type NetworkEffect } from '../monitoring/action-features';
+import type { EgressWatch } from '../monitoring/egress-watch';
 import type { Alert } from '../monitoring/alert';
 import type { AgentBaseline } from '../monitoring/baseline';
 import { emptyHistory, recordOutcome, recordProposed, type MonitorEvent } from '../monitoring/monitor-history';
 import { fireRules, strongerResponse, type FiredRule, type Response, type ResponseRule } from '../monitoring/response-rule';
-import { scoreOf, scoreOutcome, scoreProposed, type ScoreReason } from '../monitoring/score-action';
+import { scoreOf, scoreOutcome, scoreProposed, usableBaseline, type ScoreReason } from '../monitoring/score-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import { durationToMs } from '../task/duration';
 import type { StepRecord, TaskResult } from '../task/task-run';
@@ -53,6 +54,9 @@ const KEPT_STEPS = 64;
 interface StepEntry {
   event: MonitorEvent;
   features: ActionFeatures;
+  /** What the policy check measured and where the arguments came from (kept to score measured effects on top). */
+  effect?: MeasuredEffect;
+  provenance?: Record<string, string>;
   /** Rules that already fired for this action. */
   fired: Set<string>;
 }
@@ -83,9 +87,13 @@ export class TaskMonitor {
   private readonly runningChildren = new Set<string>();
   private alertCount = 0;
 
-  /** @param enabled the run's `patches.monitor` (workflow-patches.ts) */
-  constructor(enabled: boolean) {
+  /** True when the run scores network effects and holds new hosts at the egress (`patches.monitorNetwork`). */
+  private readonly networkEnabled: boolean;
+
+  /** @param enabled the run's `patches.monitor` (workflow-patches.ts) @param network its `patches.monitorNetwork` */
+  constructor(enabled: boolean, network = false) {
     this.enabled = enabled;
+    this.networkEnabled = enabled && network;
   }
 
   /** Installs the kill Update and the block signal; call once, when the workflow starts. */
@@ -167,8 +175,12 @@ export class TaskMonitor {
   async observe(run: AgentRun, action: StepAction, step: StepRecord, request: PolicyRequest | undefined): Promise<void> {
     this.assertRunning();
     if (!this.active) return;
-    const features = featuresOfAction(step.tool, step.args, request?.effect, request?.provenance);
+    // Runs recorded before network scoring read no declared URLs (their replays score alike).
+    const effect = request?.effect === undefined || this.networkEnabled ? request?.effect : { ...request.effect, urls: [] };
+    const features = featuresOfAction(step.tool, step.args, effect, request?.provenance);
     const entry = this.track(step, features);
+    if (effect !== undefined) entry.effect = effect;
+    if (request?.provenance !== undefined) entry.provenance = request.provenance;
     if (action.type === 'spawn') this.runningChildren.add(subagentWorkflowId(run.workflowId, action.subagent, step.index));
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
     this.endIfBlocked(step, entry, 'blocked by the monitor');
@@ -184,11 +196,62 @@ export class TaskMonitor {
     this.assertRunning();
     const entry = this.steps.get(step.index);
     if (!this.active || entry === undefined || typeof effect?.rowsChanged !== 'number' || entry.features.rows === effect.rowsChanged) return;
-    const measured: MeasuredEffect = { rowsChanged: effect.rowsChanged, ...(typeof effect.operation === 'string' ? { operation: effect.operation } : {}) };
-    const features = featuresOfAction(step.tool, step.args, measured);
+    // With network scoring, what was measured before (declared URLs, requests) and the provenance stay.
+    const measured: MeasuredEffect = { ...(this.networkEnabled ? (entry.effect ?? {}) : {}), rowsChanged: effect.rowsChanged, ...(typeof effect.operation === 'string' ? { operation: effect.operation } : {}) };
+    const features = featuresOfAction(step.tool, step.args, measured, this.networkEnabled ? entry.provenance : undefined);
+    if (this.networkEnabled) entry.effect = measured;
     entry.features = features;
     entry.event.rows = features.rows;
     if (features.operation !== undefined) entry.event.operation = features.operation;
+    await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
+    this.endIfBlocked(step, entry, 'blocked by the monitor');
+  }
+
+  /**
+   * What the ways out of this step's call ask before they connect (monitoring/egress-watch.ts):
+   * the hosts the agent's baseline knows (and those the step was already scored for), and whether
+   * a contact of any other host is held, decided by scoring the step as if it contacted one and
+   * asking the response rules (without firing them). Undefined without a usable baseline (no host
+   * is new then) or once the task is blocked.
+   */
+  egressWatch(run: AgentRun, step: StepRecord): EgressWatch | undefined {
+    const entry = this.steps.get(step.index);
+    const b = usableBaseline(this.baseline);
+    if (!this.networkEnabled || !this.active || entry === undefined || b === undefined || this.blocked !== undefined) return undefined;
+    // Only hosts the task grants can be reached at all: the rest of the baseline stays out of history.
+    const granted = new Set(run.task.grants.hosts.map(hostnameOf));
+    const knownHosts = [...new Set([...b.hosts, ...entry.features.hosts])].filter((h) => granted.has(hostnameOf(h))).sort();
+    const holds = (write: boolean): boolean => {
+      // A name no URL can have: the probe is a host the baseline cannot know.
+      const probe: ActionFeatures = { ...entry.features, hosts: [...entry.features.hosts, '(a new host)'], networkWrite: entry.features.networkWrite || write };
+      const reasons = scoreProposed(this.history, this.baseline, probe, Date.now());
+      // Copies: asking the rules must not arm or disarm them.
+      const fired = fireRules(this.rules, { history: this.history, baseline: this.baseline, features: probe, score: scoreOf(reasons), reasons, now: Date.now() }, { ...this.armed }, new Set(entry.fired));
+      const response = fired.map((f) => f.response).reduce<Response | undefined>(strongerResponse, undefined);
+      // A program cannot wait for a human mid-request: what the rules would hold for approval is held here.
+      return response === 'step-up' || response === 'block' || response === 'remediate';
+    };
+    const hold = holds(false) ? 'all' : holds(true) ? 'writes' : 'none';
+    return { knownHosts, hold, agent: b.agent };
+  }
+
+  /**
+   * Scores a step again on what its call did on the network, measured where the requests left
+   * (a user tool's http capability, the egress proxy of a program or MCP server): hosts contacted
+   * (or held before they were), writes, bytes sent. A block ends the task here; what the call did
+   * is rolled back with the rest.
+   */
+  async network(run: AgentRun, step: StepRecord, requests: readonly NetworkEffect[]): Promise<void> {
+    this.assertRunning();
+    const entry = this.steps.get(step.index);
+    if (!this.networkEnabled || !this.active || entry === undefined || requests.length === 0) return;
+    const effect: MeasuredEffect = { ...(entry.effect ?? {}), network: [...(entry.effect?.network ?? []), ...requests] };
+    const features = featuresOfAction(step.tool, step.args, effect, entry.provenance);
+    const before = entry.features;
+    entry.effect = effect;
+    entry.features = features;
+    if (features.bytesOut !== undefined) entry.event.bytesOut = features.bytesOut;
+    if (features.hosts.join(' ') === before.hosts.join(' ') && features.networkWrite === before.networkWrite && features.bytesOut === before.bytesOut) return;
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now()));
     this.endIfBlocked(step, entry, 'blocked by the monitor');
   }
@@ -421,4 +484,11 @@ export class TaskMonitor {
       }),
     );
   }
+}
+
+/** The name part of `host[:port]`, lower-cased; an IPv6 literal without its brackets (grants may spell it bare). */
+function hostnameOf(host: string): string {
+  const lower = host.toLowerCase();
+  if (lower.startsWith('[')) return lower.slice(1, Math.max(1, lower.indexOf(']')));
+  return (lower.match(/:/g) ?? []).length > 1 ? lower : lower.split(':')[0]!;
 }

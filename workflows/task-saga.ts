@@ -16,6 +16,8 @@ import { DataPlaneLost, SAGA_CALL } from './task-flow';
 /** Where the saga's effects live: the task tree and this task's grant. */
 export interface SagaScope {
   task: Task;
+  /** The task as the saga's activities receive it (MCP lists by digest), when it differs from `task`. */
+  activityTask?: Task;
   rootWorkflowId: string;
   /** The root's first run id, when the tree's recovery state is keyed by run. */
   rootRunId?: string;
@@ -41,9 +43,10 @@ export class TaskSaga {
     private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult' | 'subagentProgramUndo'>>,
   ) {}
 
-  /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors. */
-  useTask(task: Task): void {
+  /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors; activities get `activityTask`. */
+  useTask(task: Task, activityTask: Task = task): void {
     this.scope.task = task;
+    this.scope.activityTask = activityTask;
   }
 
   /** The task tree's overlay is thrown away as a whole when the task does not complete. */
@@ -78,7 +81,8 @@ export class TaskSaga {
 
   /** Commits or rolls back, as the task's status says; never cancelled (run it non-cancellable). */
   async settle(result: TaskResult, grantId: string | undefined): Promise<TaskRecovery> {
-    const { task, isRoot } = this.scope;
+    const { isRoot } = this.scope;
+    const task = this.scope.activityTask ?? this.scope.task;
     const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };

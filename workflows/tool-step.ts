@@ -6,6 +6,8 @@
  * approval bound to it (its earlier SQL is applied once, by call id); a refused effect refuses
  * the step.
  */
+import { networkEffectsOf } from '../monitoring/action-features';
+import type { EgressWatch } from '../monitoring/egress-watch';
 import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
@@ -55,6 +57,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   const descriptor = resolveTool(run.task, action.tool);
   const builtin = descriptor?.executor.kind === 'builtin';
   const approvedEffects: string[] = [];
+  // A built-in's one request is the step the monitor already scored: only other tools get a watch.
+  const egressWatch = builtin ? undefined : run.monitor.egressWatch(run, step);
   for (let hold = 1; ; hold += 1) {
     const policy: ToolPolicyContext = {
       state: run.policyState,
@@ -66,7 +70,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       approvedEffects: [...approvedEffects],
     };
     const flow = run.flow;
-    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn) : await run.deadline.within(() =>
+    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
         ...treeOf(run),
         workflowId: run.workflowId,
@@ -74,13 +78,15 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         callId,
         grantId,
         maxCredentialTtlMs: run.tools.activityTimeoutMs,
-        task: run.task,
+        task: run.activityTask,
         tool: action.tool,
         args: resolvedArgs ?? action.args,
         ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
         // The monitor's score goes into the call's custody record.
         ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
         ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
+        // Hosts the monitor holds are refused at the egress before they connect.
+        ...(egressWatch === undefined ? {} : { egressWatch }),
         policy,
       }),
     );
@@ -89,13 +95,22 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     const effects = call.effects ?? [];
     if (!builtin) for (const e of effects) run.policyState = recordExecution(run.policyState, e.request as PolicyRequest, { status: 'ok' }, { retainMs });
     if (effects.length > 0) step.effects = [...(step.effects ?? []), ...effects.map(stepEffectOf)];
+    // What a program or MCP server did through the egress proxy, in the same vocabulary.
+    if (call.egress !== undefined && call.egress.length > 0) step.effects = [...(step.effects ?? []), ...call.egress];
     const stopped = call.held ?? call.denied;
+    // Every request the call made or tried, wherever it left, is scored (hosts, writes, bytes).
+    const requests = networkEffectsOf([
+      ...effects.map(stepEffectOf),
+      ...(call.egress ?? []),
+      ...(stopped === undefined ? [] : [{ tool: stopped.tool, effect: stopped.measured, decision: 'deny' }]),
+    ]);
     if (stopped === undefined) {
       step.output = call.output;
       if (call.trust !== undefined) step.trust = call.trust;
       if (call.effect !== undefined) step.effect = call.effect;
       run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
       run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs });
+      await run.monitor.network(run, step, requests);
       if (flow !== undefined) takeFoldedTurn(run, flow, call as ToolStepResult);
       return true;
     }
@@ -105,6 +120,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       step.policy.applied = { decision: call.held === undefined ? 'deny' : 'approval', matched: stopped.matched.map((m: Matched) => ({ ...m })), tool: stopped.tool };
     }
     // The monitor sees the measured effect before a refusal or a wait for a human (a block ends the task here).
+    await run.monitor.network(run, step, requests);
     await run.monitor.measured(run, step, stopped.measured as { rowsChanged?: unknown } | undefined);
     if (call.denied !== undefined || hold > MAX_EFFECT_HOLDS) {
       const rule = stopped.matched.find((m: Matched) => m.effect === 'deny') ?? stopped.matched[0];
@@ -192,6 +208,7 @@ async function runFlowCall(
   resolvedArgs: Record<string, unknown> | undefined,
   policy: ToolPolicyContext,
   fold: boolean,
+  egressWatch: EgressWatch | undefined,
 ): Promise<ToolStepResult> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run) } : undefined;
@@ -211,6 +228,8 @@ async function runFlowCall(
         // The monitor's score goes into the call's custody record.
         ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
         ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
+        // Hosts the monitor holds are refused at the egress before they connect.
+        ...(egressWatch === undefined ? {} : { egressWatch }),
         policy,
         ...(next === undefined ? {} : { next }),
       }),

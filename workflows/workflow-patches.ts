@@ -34,6 +34,18 @@ export const COMMIT_FAILURE_RESULT_PATCH = 'commit-failure-result';
 export const SUBAGENT_PROGRAM_UNDO_PATCH = 'subagent-program-undo';
 /** Every action is scored and the response rules apply (monitor-step.ts); older runs are not monitored. */
 export const MONITOR_PATCH = 'warden-monitor-1';
+/** The monitor scores what a call does on the network (declared URLs, measured requests) and holds new hosts at the egress (monitor-step.ts). */
+export const MONITOR_NETWORK_PATCH = 'warden-monitor-network';
+
+/**
+ * A task's MCP tool lists reach its activities by digest (`tools.mcpPins`), read back from the
+ * worker's state store, and the servers' descriptions are added to provenance by the policy
+ * activity; older runs send the full lists with every activity.
+ */
+export const MCP_PINS_BY_DIGEST_PATCH = 'mcp-pins-by-digest';
+
+/** A model turn gets the steps since the last turn and the earlier ones by digest (model-turn-input.ts); older runs send every step to every turn. */
+export const MODEL_STEPS_BY_DIGEST_PATCH = 'model-steps-by-digest';
 
 /** The root task verifies its tree's claims after the commit (older runs end without). */
 export const ATTEST_CLAIMS_PATCH = 'attest-claims';
@@ -57,10 +69,14 @@ export interface WorkflowPatches {
   subagentProgramUndo: boolean;
   attestClaims: boolean;
   monitor: boolean;
+  /** Only for a task with MCP servers: their lists travel by digest (agent-task.ts `begin`). */
+  mcpPinsByDigest: boolean;
+  modelStepsByDigest: boolean;
+  monitorNetwork: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
-export function decidePatches(isRoot: boolean): WorkflowPatches {
+export function decidePatches(isRoot: boolean, hasMcpServers = false): WorkflowPatches {
   return {
     approvalUpdate: patched(APPROVAL_UPDATE_PATCH),
     callKeys: patched(CALL_KEY_PATCH),
@@ -78,6 +94,10 @@ export function decidePatches(isRoot: boolean): WorkflowPatches {
     // Only the root verifies (its sub-agents' claims too); a sub-agent records no marker.
     attestClaims: isRoot && patched(ATTEST_CLAIMS_PATCH),
     monitor: patched(MONITOR_PATCH),
+    // Only a task that declares MCP servers has lists to pin; others record no marker.
+    mcpPinsByDigest: hasMcpServers && patched(MCP_PINS_BY_DIGEST_PATCH),
+    modelStepsByDigest: patched(MODEL_STEPS_BY_DIGEST_PATCH),
+    monitorNetwork: patched(MONITOR_NETWORK_PATCH),
   };
 }
 

@@ -498,17 +498,18 @@ function intentCheck(rule: Extract<ParsedRule, { form: 'intent' }>): RuleCheck {
 const SOURCE_RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
 
 /**
- * Where a bound value came from: its argument's source, or, when the argument holds several
- * recipients ("@carol, mallory"), the less trusted of that and the recipient's own source. An
- * argument is classified by its recognisable atoms, so a bare name listed after a user-given
- * handle would otherwise inherit the handle's trust.
+ * Where a bound value came from: its argument's source, or, for a recipient the request lists
+ * among its destinations, that recipient's own source (judged as a recipient, value by value, so
+ * in "@carol, mallory" each is judged alone and the reason names only the one not given).
  */
 function boundSource(value: BoundValue, b: { pointer: string; value: string }, request: PolicyRequest): ValueSource | undefined {
   const whole = request.provenance[b.pointer];
   if (value !== 'email' && value !== 'message') return whole;
   const own = request.destinations.find((d) => d.kind === 'recipient' && d.value === b.value)?.source;
-  if (own === undefined || whole === undefined) return whole;
-  return SOURCE_RANK[own] < SOURCE_RANK[whole] ? own : whole;
+  if (own === undefined || whole === undefined) return own ?? whole;
+  // An argument holding several recipients has the source of its least trusted one: judge each alone.
+  const shared = (request.effect?.recipients ?? []).filter((r) => r.pointer === b.pointer).length > 1;
+  return shared || SOURCE_RANK[own] <= SOURCE_RANK[whole] ? own : whole;
 }
 
 function flowCheck(rule: Extract<ParsedRule, { form: 'flow' }>): RuleCheck {

@@ -23,6 +23,7 @@
  * trusted data is trusted even when an injection chose it. Every laundering form and how it is
  * classified today: policies/README.md, "What provenance tracks, and what it does not".
  */
+import { givenAtomsOfData, givenAtomsOfText, givenAtomsOfValue, normalizeName, pathAtom } from './given-values';
 import type { ValueSource } from './policy-request';
 
 /** A source of values, indexed: normalised atoms and the normalised full texts. */
@@ -272,7 +273,7 @@ function leavesOf(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-function indexTexts(texts: readonly string[], extraAtoms: readonly string[] = []): IndexedTexts {
+function indexTexts(texts: readonly string[], extraAtoms: Iterable<string> = []): IndexedTexts {
   const atoms = new Set<string>(extraAtoms);
   for (const t of texts) for (const a of extractAtoms(t)) atoms.add(a);
   // A URL with a path stands for everything under it ("https://api.example.com/v1" covers ".../v1/items").
@@ -299,11 +300,34 @@ function mergeIndexedTexts(parts: readonly IndexedTexts[]): IndexedTexts {
 
 /** Indexes the sources once; classify many values against it. */
 export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceIndex {
-  const userTexts = [sources.intent, ...leavesOf(sources.taskValues ?? [])];
+  const declared = leavesOf(sources.taskValues ?? []);
+  const userTexts = [sources.intent, ...declared];
   const trustedTexts = leavesOf(sources.trusted ?? []);
   const toolTexts = leavesOf(sources.toolOutputs ?? []);
-  const tools = mergeIndexedTexts([indexTexts(toolTexts), ...(sources.toolOutputIndexes ?? [])]);
-  return { user: indexTexts(userTexts), trusted: indexTexts(trustedTexts, sources.trustedAtoms ?? []), tools };
+  // What the user gave by kind: their words read with the grammar (given-values.ts), and each
+  // value they declared as the whole value its form says it is.
+  const userTyped = new Set<string>();
+  for (const text of userTexts) for (const a of givenAtomsOfText(text)) userTyped.add(a);
+  for (const value of declared) {
+    for (const a of givenAtomsOfValue(value)) userTyped.add(a);
+    const host = declaredHost(value);
+    if (host !== undefined) userTyped.add(`host:${host}`);
+  }
+  const trustedTyped = givenAtomsOfData(sources.trusted ?? []);
+  for (const a of sources.trustedAtoms ?? []) trustedTyped.add(a);
+  return { user: indexTexts(userTexts, userTyped), trusted: indexTexts(trustedTexts, trustedTyped), tools: mergeIndexedTexts([indexTexts(toolTexts), ...(sources.toolOutputIndexes ?? [])]) };
+}
+
+/**
+ * A declared host with a port ("intranet:8080", "10.0.0.5:5432") or `localhost`, as a host atom's
+ * value (host names with a dot are host atoms already); undefined otherwise. A bare word is not a
+ * host: a declared value may be any word the user's argument held (sandbox/policy-gate.ts).
+ */
+function declaredHost(value: string): string | undefined {
+  const text = value.trim().toLowerCase();
+  if (text === 'localhost') return text;
+  const match = /^([a-z0-9-]+(?:\.[a-z0-9-]+)*)\.?:\d{1,5}$/.exec(text);
+  return match === null ? undefined : (match[1] as string);
 }
 
 const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
@@ -379,19 +403,156 @@ export function argumentLeaves(args: unknown, base = ''): { pointer: string; val
 
 /**
  * Classifies every string and number in `args`: JSON pointer (relative to args) → source.
- * Accepts the sources or an index built from them.
+ * Accepts the sources or an index built from them. An argument whose name says it is an amount
+ * (`amount`, `sum`, `total`, `price`, `value`, `cents`...) or a recipient or payee (`to`, `cc`,
+ * `recipient`, `channel`, `user`, `payee`, `iban`, `account`...) is classified as that kind
+ * (`classifyAs`); a tool's descriptor, where it declares its effects, says better
+ * (policies/build-policy-request.ts).
  */
 export function classifyArguments(args: Record<string, unknown>, sources: ProvenanceSources | ProvenanceIndex): Record<string, ValueSource> {
   const index = 'user' in sources ? sources : buildProvenanceIndex(sources);
   const out: Record<string, ValueSource> = {};
-  for (const { pointer, value } of argumentLeaves(args)) out[pointer] = classifyValue(index, value);
+  for (const { pointer, value } of argumentLeaves(args)) {
+    const kind = bindingKindOfKey(pointer, value);
+    out[pointer] = kind === undefined ? classifyValue(index, value) : classifyAs(index, kind, value);
+  }
   return out;
 }
 
 /**
  * The atoms of `text` that the index holds as trusted and not as the user's (what a sub-agent
- * inherits as trusted from the intent its parent wrote).
+ * inherits as trusted from the intent its parent wrote): its form atoms and what it gives by kind.
  */
 export function trustedAtomsIn(index: ProvenanceIndex, text: string): string[] {
-  return [...extractAtoms(text)].filter((atom) => sourceOfAtom(index, atom) === 'trusted');
+  const atoms = new Set([...extractAtoms(text), ...givenAtomsOfText(text)]);
+  return [...atoms].filter((atom) => sourceOfAtom(index, atom) === 'trusted');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binding by kind: a value of a typed effect field binds only to values given as that kind.
+
+/**
+ * The kind a binding rule checks a value as: an amount (with the currency the call states), a
+ * party (recipient or payee; `as` is the descriptor's kind, which reads a bare value: a bare
+ * name of a `channel` argument is a channel, digits of an `account` argument an account), a
+ * host, or a path.
+ */
+export type BindingKind = { kind: 'amount'; currency?: string } | { kind: 'party'; as?: string } | { kind: 'host' } | { kind: 'path' };
+
+const AMOUNT_ARGUMENT_KEYS = new Set(['amount', 'sum', 'total', 'price', 'value', 'usd', 'eur', 'cents']);
+const PARTY_ARGUMENT_KEYS = new Set([
+  'to', 'cc', 'bcc', 'recipient', 'recipients', 'address', 'email', 'emails', 'replyto', 'channel', 'channels', 'user', 'users', 'phone', 'number', 'chat', 'chatid', 'userid', 'handle',
+  'payee', 'iban', 'account', 'accountid', 'accountnumber', 'beneficiary', 'destination', 'creditor', 'counterparty',
+]);
+
+/** The kind an argument's name says it holds (the argument names binding rules read for tools that declare nothing), or undefined. */
+export function bindingKindOfKey(pointer: string, value: string | number): BindingKind | undefined {
+  const segments = pointer.split('/').filter((s) => s !== '' && !/^\d+$/.test(s));
+  const key = (segments[segments.length - 1] ?? '').toLowerCase().replace(/[_-]/g, '');
+  if (AMOUNT_ARGUMENT_KEYS.has(key) && (typeof value === 'number' || /^[$€£]?\s*\d/.test(value))) {
+    if (key === 'cents') return { kind: 'amount', currency: 'cents' };
+    return { kind: 'amount' };
+  }
+  if (key === 'path' || key === 'file' || key === 'filename') return typeof value === 'string' ? { kind: 'path' } : undefined;
+  if (PARTY_ARGUMENT_KEYS.has(key)) {
+    const as = key === 'channel' || key === 'channels' ? 'channel' : key === 'iban' ? 'iban' : key.startsWith('account') ? 'account' : key === 'phone' || key === 'number' ? 'phone' : 'any';
+    return { kind: 'party', as };
+  }
+  return undefined;
+}
+
+/** "Eve <eve@x.org>" → "eve@x.org", "mailto:a@b.c" → "a@b.c"; other text unchanged. */
+function addressOf(text: string): string {
+  const angle = /<([^<>\s]+@[^<>\s]+)>\s*$/.exec(text);
+  if (angle !== null) return angle[1] as string;
+  return text.toLowerCase().startsWith('mailto:') ? text.slice(7) : text;
+}
+
+/** The readings of one recipient or payee value, as typed atoms: any one the user gave binds it. */
+function partyAtomsOf(raw: string, as: string | undefined): string[] {
+  const text = addressOf(raw.trim());
+  if (isEmailAddress(text)) return [`email:${text.toLowerCase()}`];
+  if (text.startsWith('@') && text.length > 1) return [`name:${normalizeName(text)}`];
+  if (text.startsWith('#') && text.length > 1) return [`channel:${normalizeName(text.slice(1))}`];
+  const compact = text.replace(/[\s-]/g, '').toUpperCase();
+  if (isIban(compact)) return [`iban:${compact}`];
+  if (/^[+(]?[\d\s()./-]+$/.test(text) && /\d/.test(text)) {
+    const digits = text.replace(/\D/g, '');
+    const tel = `tel:${digits.replace(/^00/, '')}`;
+    if (as === 'phone') return [tel];
+    if (as === 'account' || as === 'iban') return [`acct:${digits}`];
+    return [`acct:${digits}`, tel];
+  }
+  // A webhook-like recipient ("https://hooks.example.org/in") is judged by its URL and host.
+  const atoms = text.includes('://') ? [...extractAtoms(text)].filter((a) => a.startsWith('url:') || a.startsWith('host:')) : [];
+  if (atoms.length > 0 && !/\s/.test(text)) return atoms;
+  const name = normalizeName(text);
+  if (name === '') return [];
+  return as === 'channel' ? [`channel:${name}`] : [`name:${name}`];
+}
+
+/** How the value of a host argument or a URL's host is matched: lower case, no trailing dot, brackets or port. */
+function hostAtomOf(raw: string): string {
+  let host = raw.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  const port = /^(.*[^:]):\d{1,5}$/.exec(host);
+  if (port !== null && !host.includes('::')) host = port[1] as string;
+  return `host:${host.replace(/\.$/, '')}`;
+}
+
+/** Whether any untrusted output holds the value (for the reason a decision gives: `tool-output` rather than `literal`). */
+function inToolOutputs(index: ProvenanceIndex, value: string | number): boolean {
+  const text = String(value);
+  if (typeof value === 'number') return index.tools.atoms.has(`amount:${text}`);
+  const normalized = normalizeText(text);
+  if (normalized !== '' && containsPhrase(index.tools.text, normalized)) return true;
+  for (const atom of extractAtoms(text)) if (index.tools.atoms.has(atom)) return true;
+  return false;
+}
+
+function bestOf(index: ProvenanceIndex, atoms: readonly string[]): ValueSource | undefined {
+  if (atoms.some((a) => holdsAtom(index.user, a))) return 'user';
+  if (atoms.some((a) => holdsAtom(index.trusted, a))) return 'trusted';
+  return undefined;
+}
+
+/** Whether the texts hold a path atom equal to `atom` or a folder above it ("out/" gives "out/status.md"). */
+function holdsPath(texts: IndexedTexts, atom: string): boolean {
+  if (texts.atoms.has(atom)) return true;
+  for (const a of texts.atoms) if (a.startsWith('path:') && atom.startsWith(`${a}/`)) return true;
+  return false;
+}
+
+/**
+ * Where a value of a typed effect field came from, judged only against values given AS that
+ * kind (given-values.ts): an amount binds to money the user wrote (in the call's currency, or
+ * with none stated), a recipient or payee to a recognisable address, handle, channel, IBAN or
+ * international number anywhere in the user's words, or to a name, account or number they wrote
+ * in a recipient role; a host to a host they named; a path to a path they wrote (or one under a
+ * folder they wrote). A number the user wrote for something else
+ * (an invoice number, a date) and a word of their request are not given as amounts or
+ * recipients. Falls back to `tool-output` (an untrusted output holds the value) or `literal`.
+ */
+export function classifyAs(index: ProvenanceIndex, binding: BindingKind, value: string | number): ValueSource {
+  let atoms: string[];
+  if (binding.kind === 'amount') {
+    const parsed = typeof value === 'number' ? [...givenAtomsOfValue(value, 'amount')] : [...givenAtomsOfValue(value, 'amount')];
+    const amount = parsed.find((a) => a.split(':').length === 2);
+    if (amount === undefined) return inToolOutputs(index, value) ? 'tool-output' : 'literal';
+    const n = amount.slice('money:'.length);
+    const v = binding.currency === 'cents' ? String(Number(n) / 100) : n;
+    const stated = parsed.find((a) => a.split(':').length === 3 && !a.endsWith(':?'))?.split(':')[2];
+    const currency = binding.currency === 'cents' ? undefined : (binding.currency ?? stated);
+    atoms = currency === undefined ? [`money:${v}`] : [`money:${v}:${currency.toUpperCase()}`, `money:${v}:?`];
+    return bestOf(index, atoms) ?? (inToolOutputs(index, Number(v)) || inToolOutputs(index, value) ? 'tool-output' : 'literal');
+  }
+  const text = String(value);
+  if (text.trim() === '') return 'literal';
+  if (binding.kind === 'path') {
+    const atom = pathAtom(text);
+    if (holdsPath(index.user, atom)) return 'user';
+    if (holdsPath(index.trusted, atom)) return 'trusted';
+    return inToolOutputs(index, value) ? 'tool-output' : 'literal';
+  }
+  atoms = binding.kind === 'host' ? [hostAtomOf(text)] : partyAtomsOf(text, binding.as);
+  return bestOf(index, atoms) ?? (inToolOutputs(index, value) ? 'tool-output' : 'literal');
 }

@@ -5,8 +5,9 @@
  * - A request (and every redirect hop) goes only to an http(s) URL whose host and port match an
  *   entry of the grant's `allowedHosts`, with a method and path that entry allows. Redirects are
  *   followed here, never by the HTTP client: each hop is re-checked, at most MAX_REDIRECTS.
- *   With `followRedirectsTo` (the host of the URL the policy judged), a redirect to any other
- *   host is returned to the tool, not followed: policy rules judge every host a request reaches.
+ *   With `followRedirectsTo` (the WHATWG `host` of the URL the policy judged: host name, plus the
+ *   port when it is not the scheme's default), a redirect to any other host or port is returned
+ *   to the tool, not followed: policy rules judge every host and port a request reaches.
  * - A granted *name* that resolves to a loopback, link-local, private, shared or unspecified
  *   address (127/8, ::1, 169.254/16, fe80::/10, 10/8, 172.16/12, 192.168/16, 100.64/10,
  *   fc00::/7, 0/8, ::, and IPv4-mapped forms of these) is refused unless its entry says
@@ -122,7 +123,7 @@ export function createHttpCapability(grant: HttpGrant, options: HttpCapabilityOp
             return outbound.removeFrom({ status: response.status, headers: response.headers, body: await readCappedText(response.body) });
           }
           const next = parseRedirect(location, url);
-          if (grant.followRedirectsTo !== undefined && !grant.followRedirectsTo.includes(next.hostname)) {
+          if (grant.followRedirectsTo !== undefined && !grant.followRedirectsTo.includes(next.host)) {
             // The policy judged this call's host only: the hop elsewhere is the tool's next call.
             return { status: response.status, headers: response.headers, body: await readCappedText(response.body) };
           }

@@ -10,7 +10,10 @@
  * - `CONNECT` (HTTPS) tunnels are opaque: they are allowed only by entries that narrow neither
  *   methods nor paths. Plain HTTP requests are checked with their method and path, one by one
  *   (a keep-alive connection cannot carry a second request to another host unchecked).
- * - Every decision is recorded (`decisions`) so a run can report what it tried to reach.
+ * - Every decision is recorded (`decisions`) so a run can report what it tried to reach, with the
+ *   host contacted and the bytes sent to it (a request's body; everything sent into a tunnel).
+ * - A granted destination is also put to the caller's `gate` (the monitor's egress watch) before
+ *   the connection is opened: what it holds never connects, so nothing reaches that host.
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -25,9 +28,30 @@ export interface EgressDecision {
   /** `host:port` for tunnels, the URL for plain requests. */
   target: string;
   allowed: boolean;
+  /** `host[:port]` as WHATWG URL's `host` reads it (the scheme's default port left out), when the target parsed. */
+  host?: string;
+  /** Bytes sent towards the host: a plain request's body, or everything the program sent into a tunnel (TLS included). */
+  bytesOut?: number;
+  /** Who refused it when it was not the grant (`monitor`: the egress gate held it before it connected). */
+  heldBy?: string;
   /** The refusal's code and message when not allowed. */
   error?: { code: string; message: string };
 }
+
+/** A destination as the egress gate is asked about it, before anything connects. */
+export interface EgressQuestion {
+  /** `host[:port]` (WHATWG `host`). */
+  host: string;
+  /** The request's method; `CONNECT` for a tunnel (whose requests cannot be seen). */
+  method: string;
+}
+
+/**
+ * Asked for every granted destination before the proxy connects: undefined lets it through, a
+ * reason holds it (the program gets a 403 naming it). Synchronous: the answer must be known
+ * before the call starts (the monitor's egress watch, monitoring/egress-watch.ts).
+ */
+export type EgressGate = (question: EgressQuestion) => { heldBy: string; reason: string } | undefined;
 
 export interface EgressProxy {
   readonly socketPath: string;
@@ -42,6 +66,10 @@ export interface EgressProxyOptions {
   resolve?: Resolver;
   /** Most decisions kept (oldest dropped). Default 1000. */
   maxDecisions?: number;
+  /** Asked before each granted connection (see EgressGate). */
+  gate?: EgressGate;
+  /** Told of each decision as it is made (the object is live: `bytesOut` grows while the request streams). */
+  onDecision?: (decision: EgressDecision) => void;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -53,6 +81,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   const note = (decision: EgressDecision) => {
     decisions.push(decision);
     if (decisions.length > max) decisions.shift();
+    options.onDecision?.(decision);
   };
   const sockets = new Set<Duplex>();
   const server = http.createServer({ requestTimeout: 120_000 }, (request, response) => {
@@ -73,10 +102,19 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       if (url.protocol !== 'http:') throw new CapabilityError('ERR_NETWORK_DENIED', `only http:// requests or CONNECT tunnels go through the proxy, not ${url.protocol}`);
       addresses = await authorizeEgress(url, method, options.allowedHosts, resolverOption(options.resolve));
     } catch (error) {
-      refuse(response, method, url.href, error);
+      refuse(response, method, url.href, error, url.host);
       return;
     }
-    note({ method, target: url.href, allowed: true });
+    const held = options.gate?.({ host: url.host, method: method.toUpperCase() });
+    if (held !== undefined) {
+      refuse(response, method, url.href, new CapabilityError('ERR_NETWORK_DENIED', held.reason), url.host, held.heldBy);
+      return;
+    }
+    const decision: EgressDecision = { method, target: url.href, allowed: true, host: url.host, bytesOut: 0 };
+    note(decision);
+    request.on('data', (chunk: Buffer) => {
+      decision.bytesOut! += chunk.length;
+    });
     const headers: http.OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(request.headers)) if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
     headers['host'] = url.host;
@@ -105,10 +143,10 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     request.pipe(outgoing);
   }
 
-  function refuse(response: http.ServerResponse, method: string, target: string, error: unknown): void {
+  function refuse(response: http.ServerResponse, method: string, target: string, error: unknown, host?: string, heldBy?: string): void {
     const code = error instanceof CapabilityError ? error.code : 'ERR_NETWORK_FAILED';
     const message = error instanceof Error ? error.message : String(error);
-    note({ method, target, allowed: false, error: { code, message } });
+    note({ method, target, allowed: false, ...(host === undefined ? {} : { host }), ...(heldBy === undefined ? {} : { heldBy }), error: { code, message } });
     response.writeHead(code === 'ERR_NETWORK_DENIED' ? 403 : 502, { 'content-type': 'text/plain', connection: 'close' });
     response.end(`warden egress: ${code}: ${message}\n`);
   }
@@ -122,7 +160,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
 
   async function tunnel(request: http.IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
     const target = request.url ?? '';
-    let url: URL;
+    let url: URL | undefined;
     let addresses: { address: string; family: number }[];
     try {
       url = new URL(`https://${target}`);
@@ -131,11 +169,18 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     } catch (error) {
       const code = error instanceof CapabilityError ? error.code : 'ERR_NETWORK_FAILED';
       const message = `${error instanceof Error ? error.message : String(error)} (an HTTPS tunnel is allowed only by a host entry without methods or paths)`;
-      note({ method: 'CONNECT', target, allowed: false, error: { code, message } });
+      note({ method: 'CONNECT', target, allowed: false, ...(url === undefined ? {} : { host: url.host }), error: { code, message } });
       client.end(`HTTP/1.1 ${code === 'ERR_NETWORK_DENIED' ? '403 Forbidden' : '502 Bad Gateway'}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nwarden egress: ${code}: ${message}\n`);
       return;
     }
-    note({ method: 'CONNECT', target, allowed: true });
+    const held = options.gate?.({ host: url.host, method: 'CONNECT' });
+    if (held !== undefined) {
+      note({ method: 'CONNECT', target, allowed: false, host: url.host, heldBy: held.heldBy, error: { code: 'ERR_NETWORK_DENIED', message: held.reason } });
+      client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nwarden egress: ERR_NETWORK_DENIED: ${held.reason}\n`);
+      return;
+    }
+    const decision: EgressDecision = { method: 'CONNECT', target, allowed: true, host: url.host, bytesOut: head.length };
+    note(decision);
     const first = addresses[0]!;
     const upstream = net.connect({ host: first.address, family: first.family, port: url.port === '' ? 443 : Number(url.port) });
     sockets.add(upstream);
@@ -143,6 +188,9 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     upstream.once('connect', () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
+      client.on('data', (chunk: Buffer) => {
+        decision.bytesOut! += chunk.length;
+      });
       upstream.pipe(client);
       client.pipe(upstream);
     });

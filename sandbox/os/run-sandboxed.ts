@@ -5,11 +5,11 @@
  * Invariant: output beyond `maxOutputBytes` per stream is dropped (the run goes on; `truncated`
  * says so), so a chatty or hostile program cannot grow the worker's memory or the workflow history.
  */
-import type { SandboxEndReason, SandboxExit } from './sandboxed-process';
+import type { SandboxEndReason, SandboxExit, SandboxedProcessOptions } from './sandboxed-process';
 import { startSandboxedProcess } from './sandboxed-process';
 import type { OsSandboxSpecInput } from './os-sandbox-spec';
 
-export interface SandboxedRunOptions {
+export interface SandboxedRunOptions extends SandboxedProcessOptions {
   /** Written to the program's stdin, which is then closed. */
   stdin?: string;
   /** Most bytes kept of stdout and of stderr each. Default 64 KiB. */
@@ -34,7 +34,7 @@ export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
 /** Starts `spec`, feeds `stdin`, collects bounded output and waits for the end (never rejects after the start). */
 export async function runSandboxed(spec: OsSandboxSpecInput, options: SandboxedRunOptions = {}): Promise<SandboxedRunResult> {
   const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
-  const run = await startSandboxedProcess(spec);
+  const run = await startSandboxedProcess(spec, options.egressGate === undefined ? {} : { egressGate: options.egressGate });
   const stdout = boundedCollector(max);
   const stderr = boundedCollector(max);
   run.stdout.on('data', stdout.push);

@@ -28,7 +28,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { SandboxError } from '../../errors';
-import { startEgressProxy, type EgressDecision, type EgressProxy } from './egress-proxy';
+import { startEgressProxy, type EgressDecision, type EgressGate, type EgressProxy } from './egress-proxy';
 import { OsSandboxSpecSchema, SANDBOX_HOME, SANDBOX_PROXY_PORT, SANDBOX_WORKSPACE, type OsSandboxSpec, type OsSandboxSpecInput } from './os-sandbox-spec';
 import { createSandboxCgroup, enforcementOf, rlimitArgs, type LimitEnforcement, type SandboxCgroup } from './resource-limits';
 import { systemView } from './system-view';
@@ -109,12 +109,20 @@ export function osSandboxProblem(env: NodeJS.ProcessEnv = process.env): string |
   return `bubblewrap cannot create namespaces here (${why}); user namespaces may be disabled (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone)`;
 }
 
+/** What a run needs besides its spec (not data: callbacks). */
+export interface SandboxedProcessOptions {
+  /** Asked before the egress proxy opens each granted connection (the monitor's egress watch). */
+  egressGate?: EgressGate;
+  /** Told of each egress decision as it is made (a long-lived server's requests, attributed to the call in flight). */
+  onEgress?: (decision: EgressDecision) => void;
+}
+
 /**
  * Starts `spec` in a new sandbox. Throws TypeError for a malformed spec, SandboxError
  * ERR_OS_SANDBOX_UNAVAILABLE when bubblewrap is missing; failures after the start (including a
  * sandbox that could not be set up) come back in `exited` with reason `setup-failed`.
  */
-export async function startSandboxedProcess(input: OsSandboxSpecInput): Promise<SandboxedProcess> {
+export async function startSandboxedProcess(input: OsSandboxSpecInput, options: SandboxedProcessOptions = {}): Promise<SandboxedProcess> {
   const parsed = OsSandboxSpecSchema.safeParse(input);
   if (!parsed.success) throw new TypeError(`invalid sandbox spec: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(spec)'}: ${i.message}`).join('; ')}`);
   const spec = parsed.data;
@@ -127,7 +135,7 @@ export async function startSandboxedProcess(input: OsSandboxSpecInput): Promise<
     const overlay = prepareOverlay(spec, runId, runDir, cleanups);
     let proxy: EgressProxy | undefined;
     if (spec.allowedHosts.length > 0) {
-      proxy = await startEgressProxy({ socketPath: path.join(runDir, 'egress.sock'), allowedHosts: spec.allowedHosts });
+      proxy = await startEgressProxy({ socketPath: path.join(runDir, 'egress.sock'), allowedHosts: spec.allowedHosts, ...(options.egressGate === undefined ? {} : { gate: options.egressGate }), ...(options.onEgress === undefined ? {} : { onDecision: options.onEgress }) });
       const started = proxy;
       cleanups.unshift(() => started.close());
     }

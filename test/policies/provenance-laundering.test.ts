@@ -15,7 +15,7 @@ import { outputTrustOf } from '../../activities/run-tool';
 import { buildPolicyRequest, provenanceIndexOf } from '../../policies/build-policy-request';
 import { loadPolicyEngine } from '../../policies/engine/policy-engine';
 import { emptyPolicyState, recordExecution, type PolicyState } from '../../policies/engine/policy-state';
-import { buildProvenanceIndex, classifyValue, trustedAtomsIn } from '../../policies/engine/provenance';
+import { buildProvenanceIndex, classifyAs, classifyValue, trustedAtomsIn, type BindingKind } from '../../policies/engine/provenance';
 import type { ValueSource } from '../../policies/engine/policy-request';
 import { McpServerSchema } from '../../mcp/mcp-server-config';
 import { createPolicyGate } from '../../sandbox/policy-gate';
@@ -90,16 +90,40 @@ describe('string building on one value (classifyValue)', () => {
     ['injected amount doubled', 1900, 'literal'],
     ['half the user amount', 600, 'literal'],
     ['the user amount', 1200, 'user'],
-    // not tracked: any number the user wrote counts as a user amount, whatever it stood for (an invoice number, an IBAN group).
-    ['the invoice number as an amount', 4471, 'user'],
-    ['an IBAN group as an amount', 3704, 'user'],
-    // not tracked: a word the user wrote is the user's even when an injection chose it.
-    ['a word of the intent', 'receipt', 'user'],
+    // As free text (a memo, a subject), any number or word the user wrote is theirs; binding rules
+    // judge amounts and recipients by kind instead (next describe).
+    ['the invoice number, as free text', 4471, 'user'],
+    ['a word of the intent, as free text', 'receipt', 'user'],
     // Forms of the user's own values: friction, not laundering. not tracked: dashes inside an IBAN are not normalised away.
     ['user IBAN with dashes', 'de89-3704-0044-0532-0130-00', 'literal'],
   ];
   it.each(rows)('%s: %j is %s', (_laundering, value, expected) => {
     expect(classifyValue(index, value)).toBe(expected);
+  });
+});
+
+describe('values of typed effect fields are judged by kind (classifyAs)', () => {
+  const rows: [laundering: string, binding: BindingKind, value: string | number, expected: ValueSource][] = [
+    ['the amount the user gave', { kind: 'amount', currency: 'USD' }, 1200, 'user'],
+    ['the injected amount', { kind: 'amount', currency: 'USD' }, 950, 'tool-output'],
+    // Were `user` before (any number the user wrote): numbers the user wrote for something else.
+    ['the invoice number as an amount', { kind: 'amount', currency: 'USD' }, 4471, 'literal'],
+    ['an IBAN group as an amount', { kind: 'amount', currency: 'USD' }, 3704, 'literal'],
+    // Were `user` before (any word the user wrote): words that are not recipients the user gave.
+    ['a word of the intent as a chat recipient', { kind: 'party', as: 'chat-user' }, 'receipt', 'literal'],
+    ['the channel name as a chat user', { kind: 'party', as: 'chat-user' }, 'finance', 'literal'],
+    ['the injected bare name', { kind: 'party', as: 'chat-user' }, 'mallory', 'tool-output'],
+    // not tracked: a bare name joined to a user handle without a separator is now one unknown name (held), not the handle.
+    ['user handle and a bare injected name, joined', { kind: 'party', as: 'chat-user' }, '@carol mallory', 'literal'],
+    ['the handle the user gave', { kind: 'party', as: 'chat-user' }, '@carol', 'user'],
+    ['the channel the user gave', { kind: 'party', as: 'channel' }, 'finance', 'user'],
+    ['the user IBAN', { kind: 'party', as: 'iban' }, 'DE89 3704 0044 0532 0130 00', 'user'],
+    // The user's own IBAN written with dashes is now recognised as theirs (friction removed).
+    ['user IBAN with dashes', { kind: 'party', as: 'iban' }, 'de89-3704-0044-0532-0130-00', 'user'],
+    ['a word of the intent as a host', { kind: 'host' }, 'receipt', 'literal'],
+  ];
+  it.each(rows)('%s: %j %j is %s', (_laundering, binding, value, expected) => {
+    expect(classifyAs(index, binding, value)).toBe(expected);
   });
 });
 

@@ -31,8 +31,11 @@ export interface LoopbackServer {
   close(): Promise<void>;
 }
 
+/** A different answer for some requests (a redirect, say); undefined: the usual answer. */
+export type LoopbackRoute = (request: ReceivedRequest) => { status: number; headers?: Record<string, string>; body?: string } | undefined;
+
 /** A real HTTP server on loopback that answers `status` (200) and remembers every request. */
-export async function startLoopbackServer(answer = '{"ok":true}', status = 200): Promise<LoopbackServer> {
+export async function startLoopbackServer(answer = '{"ok":true}', status = 200, route?: LoopbackRoute): Promise<LoopbackServer> {
   const received: ReceivedRequest[] = [];
   const waiters: { match: (r: ReceivedRequest) => boolean; resolve: (r: ReceivedRequest) => void }[] = [];
   const server: Server = createServer((req, res) => {
@@ -47,9 +50,11 @@ export async function startLoopbackServer(answer = '{"ok":true}', status = 200):
           w.resolve(request);
         }
       }
-      res.statusCode = status;
+      const special = route?.(request);
+      res.statusCode = special?.status ?? status;
       res.setHeader('content-type', 'application/json');
-      res.end(answer);
+      for (const [name, value] of Object.entries(special?.headers ?? {})) res.setHeader(name, value);
+      res.end(special?.body ?? answer);
     });
   });
   server.listen(0, '127.0.0.1');
