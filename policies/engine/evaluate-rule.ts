@@ -596,3 +596,6 @@ export function checkOf(rule: CompiledRule): RuleCheck {
       return tableCheck(parsed);
   }
 }
+
+/** The pieces rule-groups.ts shares with the checks above, so a group of rules decides exactly as each of its rules would. */
+export { callsByTool, compileScope, covers, coversTool, describeMeasure, formatTotal, metricValue, missing, perTool, subjectCovers, sumCovered, totalsByTool, METRIC_FACT, OTHER_OPERATION, type CompiledScope };

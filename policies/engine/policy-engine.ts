@@ -4,7 +4,10 @@
  *
  * A decision evaluates only the rules that can apply to its request (rule-index.ts: by tool,
  * effect tag, spawning and measured fact), each through the check built once from its parsed
- * form (evaluate-rule.ts), so its cost does not grow with the size of the packs. Cedar holds the
+ * form (evaluate-rule.ts), and asks each question once (rule-groups.ts: rules equal but for a
+ * threshold, a tool list, paths or hosts share one evaluation), so its cost follows the distinct
+ * questions about the call, not the size of the packs; `decideRuleByRule` is the plain definition
+ * it must equal. Cedar holds the
  * reviewable, schema-validated form of every stateless rule: each engine validates its rules'
  * policies when it is built, and `decideWithCedar` decides through cedar-wasm, which the tests
  * use to check that both agree.
@@ -38,6 +41,7 @@ import { emptyPolicyState, PolicyStateSchema, recordExecution as recordInState, 
 import { argumentLeaves } from './provenance';
 import { checkOf, type RuleCheck } from './evaluate-rule';
 import { normalizeArgText } from './normalize-text';
+import { buildRuleGroups } from './rule-groups';
 import { buildRuleIndex } from './rule-index';
 
 export { boundArguments } from './evaluate-rule';
@@ -140,6 +144,7 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
 
   const checks: RuleCheck[] = rules.map((rule) => checkOf(rule));
   const index = buildRuleIndex(rules);
+  const groups = buildRuleGroups(rules);
   const shadowIds = new Set(rules.filter((r) => r.enforcement === 'shadow').map((r) => r.id));
 
   const decide = (input: PolicyRequestInput, stateInput?: PolicyState): PolicyDecision => {
@@ -147,14 +152,7 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
     const state = stateInput ?? emptyPolicyState();
     const measured = measureRequest(request);
     const context = { request, m: measured, state, memo: new Map<string, number>() };
-    const matched: MatchedRule[] = [];
-    for (const position of index.candidates(request, measured)) {
-      const detail = (checks[position] as RuleCheck)(context);
-      if (detail === undefined) continue;
-      const rule = rules[position] as CompiledRule;
-      matched.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: detail === '' ? rule.reason : `${rule.reason} (${detail})`, kind: rule.kind });
-    }
-    return decisionOf(matched, shadowIds);
+    return decisionOf(groups.matched(context, index.candidates(request, measured)), shadowIds);
   };
 
   const decideWithCedar = (input: PolicyRequestInput, stateInput?: PolicyState): PolicyDecision => {
@@ -191,6 +189,23 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
       return recordInState(PolicyStateSchema.parse(state), parsePolicyRequest(input), outcome, { retainMs });
     },
   };
+}
+
+/**
+ * The decision every rule's own check makes, one rule after the other in load order, with no
+ * index and no grouping: the plain definition `decide` must equal (test/policies/rule-groups.test.ts).
+ * Slow by design; throws like `decide`.
+ */
+export function decideRuleByRule(rules: readonly CompiledRule[], input: PolicyRequestInput, stateInput?: PolicyState): PolicyDecision {
+  const request = parsePolicyRequest(input);
+  const state = stateInput ?? emptyPolicyState();
+  const context = { request, m: measureRequest(request), state, memo: new Map<string, number>() };
+  const matched: MatchedRule[] = [];
+  for (const rule of rules) {
+    const detail = checkOf(rule)(context);
+    if (detail !== undefined) matched.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: detail === '' ? rule.reason : `${rule.reason} (${detail})`, kind: rule.kind });
+  }
+  return decisionOf(matched, new Set(rules.filter((r) => r.enforcement === 'shadow').map((r) => r.id)));
 }
 
 function verdictOf(matched: readonly MatchedRule[]): PolicyDecision['decision'] {

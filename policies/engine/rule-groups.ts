@@ -1,0 +1,491 @@
+/**
+ * Rules grouped by what they ask, so one decision asks each question once: rules whose parsed
+ * forms are the same (say "deny file tools" from two packs) share one evaluation, and rules that
+ * differ only in a threshold ("never delete more than 10 rows", "... more than 1,000 rows") share
+ * one measurement (the rows, the calls in the window, the total so far) and each compare it with
+ * their own limit. A decision then costs one evaluation per group met plus one comparison and one
+ * reason per matched rule, whatever the number of rules that repeat a question.
+ *
+ * Invariant: a group decides exactly what each of its rules' own checks (evaluate-rule.ts
+ * `checkOf`) decides, with the same reason text, for every request and state; rules are grouped
+ * only when their parsed forms are equal but for the threshold, and a form without a threshold
+ * group is evaluated by its own check. test/policies/rule-groups.test.ts compares the grouped
+ * decision with every rule's own check over generated rule sets, requests and histories.
+ */
+import type { CompiledRule } from './compile-rule';
+import {
+  callsByTool,
+  checkOf,
+  compileScope,
+  covers,
+  coversTool,
+  describeMeasure,
+  formatTotal,
+  metricValue,
+  missing,
+  perTool,
+  subjectCovers,
+  sumCovered,
+  totalsByTool,
+  METRIC_FACT,
+  OTHER_OPERATION,
+  type CheckContext,
+  type CompiledScope,
+  type RuleCheck,
+} from './evaluate-rule';
+import { agentKey, type MatchedRule, type MeasuredPath } from './policy-request';
+import { counterOf } from './policy-state';
+import { globMatch, pathRuleMatchesTree, type ParsedRule } from './rule-syntax';
+
+type LimitRule = Extract<ParsedRule, { form: 'limit' }>;
+type RateRule = Extract<ParsedRule, { form: 'rate' }>;
+
+/** What a group's evaluation says of its members in this decision. */
+const NONE = 0; // no member matches
+const ALL = 1; // every member matches, with the shared detail
+const ABOVE = 2; // a member matches when the measured quantity exceeds its threshold
+const AT_LEAST = 3; // ... when the quantity reaches its threshold
+const EACH = 4; // the shared part holds; each member asks its own part (`member`)
+
+interface Group {
+  /** Sets `mode`, `detail`, `quantity` (and `withTail`) for the decision in `context`. */
+  evaluate(group: Group, context: CheckContext): void;
+  /** The decision these fields belong to. */
+  epoch: number;
+  mode: number;
+  detail: string;
+  quantity: number;
+  /** Whether each member's reason ends with its own limit (`tail`) after the shared detail. */
+  withTail: boolean;
+  /** In mode EACH: the member's detail, undefined when it does not match. */
+  member?: (group: Group, position: number, context: CheckContext) => string | undefined;
+  /** In mode EACH: what the shared part found. */
+  paths?: MeasuredPath[];
+  /** Details per measured path (or host), built when a member first needs one. */
+  pathDetails?: (string | undefined)[];
+}
+
+export interface RuleGroups {
+  /** The rules at the candidate positions (ascending) that match, in load order, with their reasons. */
+  matched(context: CheckContext, candidates: readonly number[]): MatchedRule[];
+  /** How many groups the rules form (for tests and the bench notes). */
+  readonly size: number;
+}
+
+/** A stable text of a parsed rule without the fields that do not change what its check asks. */
+function questionKey(parsed: ParsedRule, without: readonly string[]): string {
+  const skip = new Set(['sentence', 'effect', 'enforcement', ...without]);
+  // Only the rule's own fields are left out (a nested field of the same name still counts); non-finite numbers would all print as null.
+  return JSON.stringify(parsed, function (this: unknown, key: string, value: unknown) {
+    if (this === parsed && skip.has(key)) return undefined;
+    return typeof value === 'number' && !Number.isFinite(value) ? `#${String(value)}` : value;
+  });
+}
+
+/** A group whose members' checks are the same function: one evaluation, one shared detail. */
+function sameGroup(check: RuleCheck): Group['evaluate'] {
+  return (group, context) => {
+    const detail = check(context);
+    group.mode = detail === undefined ? NONE : ALL;
+    group.detail = detail ?? '';
+    group.withTail = false;
+  };
+}
+
+/** Per-call limits: the representative check at no limit says whether and why the rule applies; the measured value is compared per member. */
+function callLimitGroup(parsed: LimitRule, rule: CompiledRule): Group['evaluate'] {
+  const gate = checkOf({ ...rule, rule: { ...parsed, max: Number.NEGATIVE_INFINITY } });
+  const metric = parsed.metric as 'rows' | 'amount' | 'files' | 'bytes';
+  return (group, context) => {
+    const detail = gate(context);
+    group.withTail = false;
+    if (detail === undefined) {
+      group.mode = NONE;
+      return;
+    }
+    group.detail = detail;
+    const value = metricValue(metric, context.m, parsed.rowsOperation);
+    // Not measured (and not pending): the rule applies whatever its limit (fail closed).
+    if (value === undefined) group.mode = ALL;
+    else {
+      group.mode = ABOVE;
+      group.quantity = value;
+    }
+  };
+}
+
+function depthGroup(parsed: Extract<ParsedRule, { form: 'subagent-depth' }>, rule: CompiledRule): Group['evaluate'] {
+  const gate = checkOf({ ...rule, rule: { ...parsed, maxLevels: Number.NEGATIVE_INFINITY } });
+  return (group, context) => {
+    const detail = gate(context);
+    group.withTail = false;
+    if (detail === undefined) {
+      group.mode = NONE;
+      return;
+    }
+    group.mode = AT_LEAST;
+    group.detail = detail;
+    group.quantity = context.request.agent.depth;
+  };
+}
+
+/** Rates (evaluate-rule.ts `rateCheck`): the calls in the window are counted once per group. */
+function rateGroup(parsed: RateRule): Group['evaluate'] {
+  const scope = compileScope(parsed.tools);
+  return (group, context) => {
+    const { request, m, state } = context;
+    group.withTail = true;
+    if (!subjectCovers(parsed.subject, request) || !covers(scope, request, m)) {
+      group.mode = NONE;
+      return;
+    }
+    const onlyAgent = parsed.scope === 'agent' ? agentKey(request.agent) : undefined;
+    const byTool = perTool(context, `w|${parsed.windowMs}|${onlyAgent ?? ''}`, () => callsByTool(state, m.nowMs, parsed.windowMs, onlyAgent));
+    const count = sumCovered(scope, byTool, state);
+    const where = onlyAgent === undefined ? 'across the task' : 'by this agent';
+    group.mode = ABOVE;
+    group.quantity = count + 1;
+    group.detail = `${count} calls ${where} in the last ${parsed.window}, limit `;
+  };
+}
+
+/** Per decision: every counter's total by tool over the whole task tree, in one pass over the state. */
+type TreeTotals = Map<string, Map<string, number>>;
+const treeTotals = new WeakMap<CheckContext, TreeTotals>();
+const NO_TOTALS: Map<string, number> = new Map();
+
+/**
+ * A counter's total by tool over every agent: evaluate-rule.ts `totalsByTool(state, counter)`,
+ * for all counters at once (same agents and tools, in the same order), computed once per decision.
+ */
+function treeTotalsOf(context: CheckContext, counter: string, wanted: ReadonlySet<string>): Map<string, number> {
+  let all = treeTotals.get(context);
+  if (all === undefined) {
+    all = new Map();
+    for (const name of wanted) all.set(name, new Map());
+    const agents = context.state.agents;
+    for (const key of Object.keys(agents)) {
+      const tools = (agents[key] as (typeof agents)[string]).tools;
+      for (const tool of Object.keys(tools)) {
+        const values = tools[tool] as Record<string, number>;
+        for (const name of Object.keys(values)) {
+          const value = values[name];
+          const byTool = all.get(name);
+          // Counters no rule of this engine totals are not summed.
+          if (value === undefined || byTool === undefined) continue;
+          byTool.set(tool, (byTool.get(tool) ?? 0) + value);
+        }
+      }
+    }
+    treeTotals.set(context, all);
+  }
+  return all.get(counter) ?? NO_TOTALS;
+}
+
+/** Running totals (evaluate-rule.ts `totalCheck`): the total so far is summed once per group. */
+function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
+  const scope: CompiledScope = compileScope(parsed.tools);
+  const counter = counterOf(parsed.metric, parsed.rowsOperation);
+  wanted.add(counter);
+  return (group, context) => {
+    const { request, m, state } = context;
+    group.withTail = true;
+    group.mode = NONE;
+    if (!subjectCovers(parsed.subject, request)) return;
+    const onlyAgent = parsed.scope === 'agent' ? agentKey(request.agent) : undefined;
+    const where = onlyAgent === undefined ? 'across the task' : 'by this agent';
+    const inScope = covers(scope, request, m);
+    if (parsed.metric === 'calls') {
+      if (!inScope) return;
+      const byTool = onlyAgent === undefined ? treeTotalsOf(context, 'calls', wanted) : perTool(context, `t|calls|${onlyAgent}`, () => totalsByTool(state, 'calls', onlyAgent));
+      const sofar = sumCovered(scope, byTool, state);
+      group.mode = ABOVE;
+      group.quantity = sofar + 1;
+      group.detail = `${sofar} ${parsed.tools.spawn === true ? 'sub-agents spawned' : 'calls'} ${where} so far, limit `;
+      return;
+    }
+    const metric = parsed.metric;
+    const value = metricValue(metric, m, parsed.rowsOperation);
+    if (value === OTHER_OPERATION) return;
+    const fact = METRIC_FACT[metric];
+    if (value === undefined) {
+      if (inScope && (fact === undefined || missing(m, fact))) {
+        group.mode = ALL;
+        group.withTail = false;
+        group.detail = `the tool did not declare its ${metric}, so the rule applies`;
+      }
+      return;
+    }
+    if (!inScope && parsed.tools.named) return;
+    // A verb's default tools: every tool's measured amount counts towards the total.
+    const byTool = onlyAgent === undefined ? treeTotalsOf(context, counter, wanted) : perTool(context, `t|${counter}|${onlyAgent}`, () => totalsByTool(state, counter, onlyAgent));
+    const sofar = sumCovered(scope, byTool, state, !parsed.tools.named);
+    group.mode = ABOVE;
+    group.quantity = sofar + value;
+    group.detail = `${formatTotal(metric, sofar)} ${where} so far + ${formatTotal(metric, value)} now, limit `;
+  };
+}
+
+/** Tool rules without an argument condition that differ only in their tools: the subject once, each member's scope on its own. */
+function toolFamily(parsed: Extract<ParsedRule, { form: 'tool' }>, scopes: readonly (CompiledScope | undefined)[]): Group['evaluate'] {
+  const member: Group['member'] = parsed.only
+    ? (_group, position, { request, m }) => {
+        return coversTool(scopes[position] as CompiledScope, request.tool, m.tagSet) ? undefined : '';
+      }
+    : (_group, position, { request, m }) => {
+        return covers(scopes[position] as CompiledScope, request, m) ? '' : undefined;
+      };
+  return (group, context) => {
+    group.withTail = false;
+    // evaluate-rule.ts `toolCheck`: "allow only" never applies to spawns.
+    if ((parsed.only && context.m.isSpawn) || !subjectCovers(parsed.subject, context.request)) {
+      group.mode = NONE;
+      return;
+    }
+    group.mode = EACH;
+    group.member = member;
+  };
+}
+
+/** A path rule's folders and globs, prepared as evaluate-rule.ts `pathCheck` prepares them. */
+interface PathMatcher {
+  /** Whether `path` is one of the folders or under one (`folders` holds the path and each folder above it), or matches a glob. */
+  inside(path: string, folders: ReadonlySet<string>): boolean;
+  tree(root: string): boolean;
+}
+
+function pathMatcher(parsed: Extract<ParsedRule, { form: 'path' }>): PathMatcher {
+  const globs = parsed.paths.filter((p) => p.includes('*'));
+  const folders = parsed.paths.filter((p) => !p.includes('*'));
+  const anywhere = folders.includes('/');
+  return {
+    inside(path, above) {
+      if (anywhere) return true;
+      // `path === folder || path.startsWith(folder + '/')`, as one lookup per folder.
+      for (let i = 0; i < folders.length; i += 1) if (above.has(folders[i] as string)) return true;
+      for (const g of globs) if (globMatch(g, path)) return true;
+      return false;
+    },
+    tree: (root) => pathRuleMatchesTree(parsed.paths, parsed.mode, root),
+  };
+}
+
+/** A path and every prefix of it that ends before a "/" (the folders it is under), except the empty one. */
+const foldersAbove = new WeakMap<MeasuredPath, ReadonlySet<string>>();
+function foldersOf(measured: MeasuredPath): ReadonlySet<string> {
+  let set = foldersAbove.get(measured);
+  if (set === undefined) {
+    const path = measured.path;
+    const out = new Set<string>([path]);
+    for (let i = path.indexOf('/', 1); i > 0; i = path.indexOf('/', i + 1)) out.add(path.slice(0, i));
+    foldersAbove.set(measured, (set = out));
+  }
+  return set;
+}
+
+/** Path rules that differ only in their paths: scope, subject and the measured paths once; each member's folders on their own; details per path shared. */
+function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: readonly (PathMatcher | undefined)[]): Group['evaluate'] {
+  const scope = compileScope(parsed.tools);
+  const outside = parsed.mode === 'outside';
+  const detailAt = (group: Group, k: number, m: CheckContext['m']): string => {
+    const details = group.pathDetails as (string | undefined)[];
+    let detail = details[k];
+    if (detail === undefined) {
+      const { path, access, tree } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
+      detail = tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, m);
+      details[k] = detail;
+    }
+    return detail;
+  };
+  const member: Group['member'] = (group, position, { m }) => {
+    const matcher = matchers[position] as PathMatcher;
+    const paths = group.paths as MeasuredPath[];
+    for (let k = 0; k < paths.length; k += 1) {
+      const measured = paths[k] as MeasuredPath;
+      if (measured.tree === true) {
+        if (matcher.tree(measured.path)) return detailAt(group, k, m);
+        continue;
+      }
+      const inside = matcher.inside(measured.path, foldersOf(measured));
+      if (outside ? !inside : inside) return detailAt(group, k, m);
+    }
+    return undefined;
+  };
+  return (group, context) => {
+    const { request, m } = context;
+    group.withTail = false;
+    group.mode = NONE;
+    if (!subjectCovers(parsed.subject, request) || !covers(scope, request, m)) return;
+    if (m.paths.length === 0) {
+      if (missing(m, 'path')) {
+        group.mode = ALL;
+        group.detail = describeMeasure('path', undefined, m);
+      }
+      return;
+    }
+    // The paths of another access than the rule's are not its business.
+    const paths = parsed.access === undefined ? m.paths : m.paths.filter((p) => p.access === undefined || p.access === parsed.access);
+    group.mode = EACH;
+    group.paths = paths;
+    group.pathDetails = new Array<string | undefined>(paths.length);
+    group.member = member;
+  };
+}
+
+/** Host rules that differ only in their hosts: scope and subject once; each member's list on its own; details per host shared (evaluate-rule.ts `hostCheck`). */
+function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readonly (((host: string) => boolean) | undefined)[]): Group['evaluate'] {
+  const scope = compileScope(parsed.tools);
+  const allowList = parsed.mode === 'allow-list';
+  const member: Group['member'] = (group, position, { m }) => {
+    const listed = lists[position] as (host: string) => boolean;
+    const details = group.pathDetails as (string | undefined)[];
+    for (let k = 0; k < m.hosts.length; k += 1) {
+      const host = m.hosts[k] as string;
+      if (allowList ? !listed(host) : listed(host)) return (details[k] ??= describeMeasure('host', host, m));
+    }
+    return undefined;
+  };
+  return (group, context) => {
+    const { request, m } = context;
+    group.withTail = false;
+    group.mode = NONE;
+    if (!subjectCovers(parsed.subject, request) || !covers(scope, request, m)) return;
+    if (m.hosts.length === 0) {
+      if (missing(m, 'host')) {
+        group.mode = ALL;
+        group.detail = describeMeasure('host', undefined, m);
+      }
+      return;
+    }
+    group.mode = EACH;
+    group.pathDetails = new Array<string | undefined>(m.hosts.length);
+    group.member = member;
+  };
+}
+
+function hostList(parsed: Extract<ParsedRule, { form: 'host' }>): (host: string) => boolean {
+  const exact = new Set(parsed.hosts.filter((h) => !h.includes('*')));
+  const globs = parsed.hosts.filter((h) => h.includes('*'));
+  return (host) => {
+    if (exact.has(host)) return true;
+    for (const g of globs) if (globMatch(g, host)) return true;
+    return false;
+  };
+}
+
+/**
+ * Groups the rules (in load order) by the question they ask. Throws TypeError, like `checkOf`,
+ * for a rule without a parsed form.
+ */
+export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
+  const groups: Group[] = [];
+  const byKey = new Map<string, number>();
+  const groupOf = new Int32Array(rules.length);
+  const threshold = new Float64Array(rules.length);
+  /** `reason (` and, for rules whose reason ends with their limit, `limit)`. */
+  const head: string[] = [];
+  const tail: string[] = [];
+  /** Per member of a tool or path family: its own scope or folders. */
+  const scopes: (CompiledScope | undefined)[] = new Array(rules.length);
+  const matchers: (PathMatcher | undefined)[] = new Array(rules.length);
+  const hostLists: (((host: string) => boolean) | undefined)[] = new Array(rules.length);
+  /** The counters this engine's running totals read. */
+  const totalled = new Set<string>();
+  /** Each rule's entry when it matches with its reason as written (no detail): built once, frozen, shared by every decision. */
+  const plain: MatchedRule[] = rules.map((rule) => Object.freeze({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: rule.reason, kind: rule.kind }));
+
+  rules.forEach((rule, position) => {
+    const parsed = rule.rule;
+    if (parsed === undefined) throw new TypeError(`rule ${rule.id} has no parsed form; recompile it from its sentence`);
+    head.push(`${rule.reason} (`);
+    let key: string;
+    let make: () => Group['evaluate'];
+    if (parsed.form === 'limit') {
+      threshold[position] = parsed.max;
+      key = `limit:${questionKey(parsed, ['max'])}`;
+      if (parsed.scope === 'call') {
+        tail.push('');
+        make = () => callLimitGroup(parsed, rule);
+      } else {
+        tail.push(`${parsed.metric === 'calls' ? String(parsed.max) : formatTotal(parsed.metric, parsed.max)})`);
+        make = () => totalGroup(parsed, totalled);
+      }
+    } else if (parsed.form === 'rate') {
+      threshold[position] = parsed.max;
+      tail.push(`${parsed.max})`);
+      key = `rate:${questionKey(parsed, ['max'])}`;
+      make = () => rateGroup(parsed);
+    } else if (parsed.form === 'subagent-depth') {
+      threshold[position] = parsed.maxLevels;
+      tail.push('');
+      key = `depth:${questionKey(parsed, ['maxLevels'])}`;
+      make = () => depthGroup(parsed, rule);
+    } else if (parsed.form === 'tool' && parsed.condition === undefined) {
+      tail.push('');
+      scopes[position] = compileScope(parsed.tools);
+      key = `tool:${questionKey(parsed, ['tools'])}`;
+      make = () => toolFamily(parsed, scopes);
+    } else if (parsed.form === 'path') {
+      tail.push('');
+      matchers[position] = pathMatcher(parsed);
+      key = `path:${questionKey(parsed, ['paths'])}`;
+      make = () => pathFamily(parsed, matchers);
+    } else if (parsed.form === 'host') {
+      tail.push('');
+      hostLists[position] = hostList(parsed);
+      key = `host:${questionKey(parsed, ['hosts'])}`;
+      make = () => hostFamily(parsed, hostLists);
+    } else {
+      tail.push('');
+      key = `same:${questionKey(parsed, [])}`;
+      make = () => sameGroup(checkOf(rule));
+    }
+    let index = byKey.get(key);
+    if (index === undefined) {
+      index = groups.length;
+      byKey.set(key, index);
+      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false });
+    }
+    groupOf[position] = index;
+  });
+
+  let epoch = 0;
+  return {
+    size: groups.length,
+    matched(context, candidates) {
+      // Decisions never interleave (decide is synchronous), so one counter marks what this one evaluated.
+      epoch = epoch >= 0x3fffffff ? 1 : epoch + 1;
+      if (epoch === 1) for (const g of groups) g.epoch = 0;
+      const out: MatchedRule[] = [];
+      for (let i = 0; i < candidates.length; i += 1) {
+        const position = candidates[i] as number;
+        const group = groups[groupOf[position] as number] as Group;
+        if (group.epoch !== epoch) {
+          group.evaluate(group, context);
+          group.epoch = epoch;
+        }
+        const mode = group.mode;
+        if (mode === NONE) continue;
+        if (mode === EACH) {
+          const detail = (group.member as NonNullable<Group['member']>)(group, position, context);
+          if (detail === undefined) continue;
+          if (detail === '') out.push(plain[position] as MatchedRule);
+          else {
+            const rule = rules[position] as CompiledRule;
+            out.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: `${head[position] as string}${detail})`, kind: rule.kind });
+          }
+          continue;
+        }
+        if (mode === ABOVE ? !(group.quantity > (threshold[position] as number)) : mode === AT_LEAST ? !(group.quantity >= (threshold[position] as number)) : false) continue;
+        if (!group.withTail && group.detail === '') {
+          out.push(plain[position] as MatchedRule);
+          continue;
+        }
+        const rule = rules[position] as CompiledRule;
+        const reason = group.withTail ? (head[position] as string) + group.detail + (tail[position] as string) : `${head[position] as string}${group.detail})`;
+        out.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason, kind: rule.kind });
+      }
+      return out;
+    },
+  };
+}
