@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CredentialError, SandboxError } from '../errors';
 import { fsScope, httpScope, sqlScope } from '../identity/call-scope';
-import { resolveCommand, MAX_PROCESS_OUTPUT_BYTES } from '../executors/process-executor';
+import { grantedPrograms, resolveCommand, MAX_PROCESS_OUTPUT_BYTES } from '../executors/process-executor';
 import { readConfinedFileBytes } from '../sandbox/capabilities/fs-capability';
 import { createHttpCapability } from '../sandbox/capabilities/http-capability';
 import { createSqlCapability } from '../sandbox/capabilities/sql-capability';
@@ -97,6 +97,7 @@ export function committedStateMeans(options: CommittedStateOptions): ClaimVerifi
         {
           command: executable,
           args,
+          programs: grantedPrograms(task),
           cwd: cwd ?? '.',
           // A fresh overlay: the tests see exactly the committed files, and what they write is thrown away.
           ...(workspaceRoot === undefined ? {} : { workspace: { mode: 'overlay' as const, root: workspaceRoot, overlayDir } }),

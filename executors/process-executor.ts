@@ -108,6 +108,22 @@ export interface ProcessCallResult {
   egress: EgressDecision[];
 }
 
+/**
+ * The executables a task's programs may start: every program `grants.commands` names that is
+ * installed (absolute host paths). The sandbox shows only these (sandbox/os/program-view.ts).
+ */
+export function grantedPrograms(task: Task): string[] {
+  const found: string[] = [];
+  for (const command of task.grants.commands ?? []) {
+    try {
+      found.push(resolveCommand(command));
+    } catch {
+      // not installed: nothing to show
+    }
+  }
+  return found;
+}
+
 /** Runs one `proc.run` call to its end. */
 export async function executeProcessCall(input: ProcessCallInput): Promise<ProcessCallResult> {
   const { task, args } = input;
@@ -132,6 +148,7 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
       {
         command: executable,
         args: args.args ?? [],
+        programs: grantedPrograms(task),
         cwd: args.cwd ?? '.',
         ...(workspace === undefined ? {} : { workspace }),
         allowedHosts: task.grants.hosts.filter((h) => task.resources.hosts.includes(h)),
@@ -150,7 +167,7 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   } finally {
     if (upper !== undefined && captured !== undefined) await recordUpperChanges(upper, input.undoDir!, captured);
   }
-  if (run.reason === 'setup-failed' && /warden-sandbox: no such folder/.test(run.stderr)) {
+  if (run.reason === 'setup-failed' && /^bwrap: Can't chdir to /m.test(run.stderr)) {
     throw new ToolError('ERR_PATH_NOT_FOUND', `proc.run: the working folder ${JSON.stringify(args.cwd ?? '.')} does not exist in the workspace`);
   }
   if (run.reason === 'setup-failed') {

@@ -67,6 +67,13 @@ export const OsSandboxSpecSchema = z.strictObject({
   readOnlyPaths: z.array(z.string().startsWith('/')).default([]),
   /** Folders whose `bin` (or the folder itself) goes first on PATH. */
   pathPrepend: z.array(z.string().startsWith('/')).default([]),
+  /**
+   * The only programs the run may execute (absolute host paths, e.g. what `grants.commands`
+   * resolves to), plus their `#!` interpreters and their packages' own helpers
+   * (`program-view.ts`); writable places and the workspace are then mounted noexec. Absent: every
+   * program of the shown system (stdio MCP servers).
+   */
+  programs: z.array(z.string().startsWith('/')).optional(),
   /** Hosts reachable through the egress proxy; empty or absent: no network at all. */
   allowedHosts: z.array(HostGrantEntrySchema).default([]),
   limits: OsSandboxLimitsSchema,

@@ -32,11 +32,11 @@ import { startEgressProxy, type EgressDecision, type EgressGate, type EgressProx
 import { OsSandboxSpecSchema, SANDBOX_HOME, SANDBOX_PROXY_PORT, SANDBOX_WORKSPACE, type OsSandboxSpec, type OsSandboxSpecInput } from './os-sandbox-spec';
 import { createSandboxCgroup, enforcementOf, rlimitArgs, type LimitEnforcement, type SandboxCgroup } from './resource-limits';
 import { systemView } from './system-view';
+import { programView } from './program-view';
 import { createProtectedGuard, describeRefusal } from '../capabilities/protected-guard';
 
 const SCRIPTS = path.join(__dirname, 'scripts');
 const LAUNCHER = path.join(SCRIPTS, 'launch-sandbox.sh');
-const INIT = path.join(SCRIPTS, 'sandbox-init.sh');
 const FORWARDER = path.join(SCRIPTS, 'egress-forwarder.cjs');
 /** Exit status the launcher and init script use for their own failures (with a "warden-sandbox:" line on stderr). */
 const SETUP_FAILURE_STATUS = 125;
@@ -98,7 +98,7 @@ export function osSandboxProblem(env: NodeJS.ProcessEnv = process.env): string |
   if (!has('bwrap')) {
     return 'bubblewrap is not installed (no "bwrap" on PATH): programs and stdio MCP servers run only in its OS sandbox. Install it with: apt-get install -y bubblewrap';
   }
-  const missing = ['unshare', 'prlimit', 'mount'].filter((tool) => !has(tool));
+  const missing = ['unshare', 'prlimit', 'mount', 'nsenter'].filter((tool) => !has(tool));
   if (missing.length > 0) return `the OS sandbox needs ${missing.join(', ')} (Debian packages util-linux and mount)`;
   const probe = spawnSync('bwrap', ['--unshare-all', '--unshare-user', '--die-with-parent', '--ro-bind', '/', '/', '--', '/bin/true'], {
     encoding: 'utf8',
@@ -133,6 +133,17 @@ export async function startSandboxedProcess(input: OsSandboxSpecInput, options: 
   const cleanups: (() => void | Promise<void>)[] = [() => fs.rmSync(runDir, { recursive: true, force: true })];
   try {
     const overlay = prepareOverlay(spec, runId, runDir, cleanups);
+    // Only granted programs may run: everything writable (and the workspace) is mounted noexec by the launcher.
+    const scratch = spec.programs === undefined ? undefined : path.join(runDir, 'scratch');
+    if (scratch !== undefined) fs.mkdirSync(scratch, { mode: 0o700 });
+    let readOnlyWorkspace: string | undefined;
+    if (scratch !== undefined && spec.workspace?.mode === 'read-only') {
+      const source = fs.realpathSync(spec.workspace.root);
+      readOnlyWorkspace = path.join(runDir, 'workspace');
+      if (OVERLAY_UNSAFE.test(source)) throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the workspace path ${JSON.stringify(source)} contains ",", ":", "\\" or white space`);
+      fs.mkdirSync(readOnlyWorkspace, { mode: 0o700 });
+      readOnlyWorkspace = `${source}:${readOnlyWorkspace}`;
+    }
     let proxy: EgressProxy | undefined;
     if (spec.allowedHosts.length > 0) {
       proxy = await startEgressProxy({ socketPath: path.join(runDir, 'egress.sock'), allowedHosts: spec.allowedHosts, ...(options.egressGate === undefined ? {} : { gate: options.egressGate }), ...(options.onEgress === undefined ? {} : { onDecision: options.onEgress }) });
@@ -144,11 +155,14 @@ export async function startSandboxedProcess(input: OsSandboxSpecInput, options: 
     const args = [
       cgroup === undefined ? '-' : cgroup.procsFiles.join(':'),
       overlay === undefined ? '-' : overlay.launchArg,
-      ...bubblewrapArgs(spec, overlay?.merged, proxy, cgroup, readOnlyInWorkspace),
+      scratch ?? '-',
+      readOnlyWorkspace ?? '-',
+      ...bubblewrapArgs(spec, overlay?.merged ?? (readOnlyWorkspace === undefined ? undefined : path.join(runDir, 'workspace')), scratch, readOnlyInWorkspace),
     ];
     const child = spawn('/bin/sh', [LAUNCHER, ...args], {
-      // fd 3: bubblewrap's JSON status (it reports the child's pid once the sandbox is set up).
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      // fd 3: bubblewrap's JSON status (it reports the child's pid once the sandbox is set up);
+      // fd 4: bubblewrap waits on it before it starts the program (limits and egress are set up then).
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: true,
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     });
@@ -213,7 +227,7 @@ function checkedWorkspace(workspace: NonNullable<OsSandboxSpec['workspace']>): s
   return guard.readOnlyInside(root).map((item) => path.relative(root, item)).filter((rel) => rel !== '' && !rel.startsWith('..'));
 }
 
-function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: EgressProxy | undefined, cgroup: SandboxCgroup | undefined, readOnlyInWorkspace: readonly string[] = []): string[] {
+function bubblewrapArgs(spec: OsSandboxSpec, mountedWorkspace: string | undefined, scratch: string | undefined, readOnlyInWorkspace: readonly string[] = []): string[] {
   const system = systemView();
   const args = [
     '--unshare-user',
@@ -229,9 +243,11 @@ function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: 
     '--new-session',
     '--cap-drop', 'ALL',
     '--json-status-fd', '3',
+    '--block-fd', '4',
     '--hostname', 'warden-sandbox',
     '--clearenv',
     ...system.args,
+    ...(spec.programs === undefined ? [] : programView(spec.programs, system.shown, [system.nodeBin], system.emptyFile).args),
     '--proc', '/proc',
     // Root-only kernel files (slab layout, timers, vmalloc areas): what an unprivileged host user reads, no more.
     ...system.procMasks,
@@ -241,23 +257,20 @@ function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: 
     '--ro-bind-try', '/proc/sys', '/proc/sys',
     '--ro-bind-try', '/proc/sysrq-trigger', '/proc/sysrq-trigger',
     '--dev', '/dev',
-    '--tmpfs', '/tmp',
-    '--tmpfs', '/run',
-    '--dir', '/run/warden',
-    '--tmpfs', '/home',
-    '--dir', SANDBOX_HOME,
-    '--ro-bind', INIT, '/run/warden/init.sh',
+    // The scratch folder is a noexec tmpfs the launcher mounted (runs limited to granted programs).
+    ...(scratch === undefined
+      ? ['--tmpfs', '/tmp', '--tmpfs', '/run', '--tmpfs', '/home', '--dir', SANDBOX_HOME]
+      : ['--bind', path.join(scratch, 'tmp'), '/tmp', '--bind', path.join(scratch, 'run'), '/run', '--bind', path.join(scratch, 'home'), '/home', '--bind', path.join(scratch, 'shm'), '/dev/shm', '--remount-ro', '/dev']),
   ];
   for (const folder of spec.readOnlyPaths) args.push('--ro-bind', folder, folder);
   const workspace = spec.workspace;
   if (workspace !== undefined) {
-    if (merged !== undefined) args.push('--bind', merged, SANDBOX_WORKSPACE);
+    if (mountedWorkspace !== undefined) args.push(workspace.mode === 'overlay' ? '--bind' : '--ro-bind', mountedWorkspace, SANDBOX_WORKSPACE);
     else args.push('--ro-bind', workspace.root, SANDBOX_WORKSPACE);
     // The task's own controls (task file, policy packs) stay as the user wrote them: read-only
     // over the workspace, from the real workspace (so not even the overlay's copy can differ).
     for (const rel of readOnlyInWorkspace) args.push('--ro-bind', path.join(fs.realpathSync(workspace.root), rel), path.posix.join(SANDBOX_WORKSPACE, rel.split(path.sep).join('/')));
   }
-  if (proxy !== undefined) args.push('--bind', proxy.socketPath, '/run/warden/egress.sock', '--ro-bind', FORWARDER, '/run/warden/egress-forwarder.cjs');
   // Everything is mounted: the root folder itself becomes read-only too.
   args.push('--remount-ro', '/');
   const env: Record<string, string> = {
@@ -267,7 +280,7 @@ function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: 
     TMPDIR: '/tmp',
     LANG: 'C.UTF-8',
   };
-  if (proxy !== undefined) {
+  if (spec.allowedHosts.length > 0) {
     const address = `http://127.0.0.1:${SANDBOX_PROXY_PORT}`;
     for (const name of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy']) env[name] = address;
     env['NO_PROXY'] = '';
@@ -278,7 +291,7 @@ function bubblewrapArgs(spec: OsSandboxSpec, merged: string | undefined, proxy: 
   if (workspace !== undefined && cwd !== SANDBOX_WORKSPACE && !cwd.startsWith(`${SANDBOX_WORKSPACE}/`)) {
     throw new TypeError(`the working folder ${JSON.stringify(spec.cwd)} is outside the workspace`);
   }
-  args.push('--', '/bin/sh', '/run/warden/init.sh', cwd, proxy === undefined ? '0' : '1', ...rlimitArgs(spec.limits, cgroup), '--', spec.command, ...spec.args);
+  args.push('--chdir', cwd, '--', spec.command, ...spec.args);
   return args;
 }
 
@@ -299,9 +312,24 @@ function supervise(
   // A program that never reads stdin must not make our writes throw.
   child.stdin!.on('error', () => undefined);
   let sandboxStarted = false;
+  let statusText = '';
   const status = child.stdio[3] as Readable | undefined;
+  const release = child.stdio[4] as Writable | undefined;
+  release?.on('error', () => undefined);
   status?.on('data', (chunk: Buffer) => {
-    if (chunk.toString('utf8').includes('"child-pid"')) sandboxStarted = true;
+    if (sandboxStarted) return;
+    statusText += chunk.toString('utf8');
+    const pid = /"child-pid": ?(\d+)/.exec(statusText);
+    if (pid === null) return;
+    sandboxStarted = true;
+    // bubblewrap holds the program back (--block-fd 4) until its limits and egress are in place.
+    prepareStart(Number(pid[1]), spec, cgroup, proxy, cleanups).then(
+      () => release?.end('go'),
+      (error: Error) => {
+        stderrTail += `warden-sandbox: ${error.message}\n`;
+        killTree('setup-failed');
+      },
+    );
   });
   status?.on('error', () => undefined);
   let forcedReason: SandboxEndReason | undefined;
@@ -344,6 +372,8 @@ function supervise(
       let reason: SandboxEndReason = forcedReason ?? 'exited';
       if (spawnError !== undefined) reason = 'setup-failed';
       else if (reason === 'exited' && (!sandboxStarted || (code === SETUP_FAILURE_STATUS && /^warden-sandbox: /m.test(stderrTail)))) reason = 'setup-failed';
+      // bubblewrap's own last step before the program: entering the working folder.
+      else if (reason === 'exited' && code === 1 && /^bwrap: Can't chdir to /m.test(stderrTail)) reason = 'setup-failed';
       if (oom && (reason === 'exited' || reason === 'killed')) reason = 'memory';
       resolve({
         reason,
@@ -370,6 +400,45 @@ function supervise(
       return exited;
     },
   };
+}
+
+/**
+ * What happens between bubblewrap setting the sandbox up and the program starting: the rlimits
+ * are set on the sandbox's first process (inherited by every process of the tree; set inside the
+ * sandbox's user namespace, so RLIMIT_NPROC counts only the sandbox's own processes), and with
+ * granted hosts the egress forwarder starts listening on the sandbox's loopback (it joins only
+ * the sandbox's network namespace, so nothing inside can see or start the Node running it).
+ */
+async function prepareStart(pid: number, spec: OsSandboxSpec, cgroup: SandboxCgroup | undefined, proxy: EgressProxy | undefined, cleanups: (() => void | Promise<void>)[]): Promise<void> {
+  await runToEnd('prlimit', ['--pid', String(pid), ...rlimitArgs(spec.limits, cgroup)]);
+  if (proxy === undefined) return;
+  const enter = process.getuid?.() === 0 ? ['--net'] : ['--user', '--net', '--preserve-credentials'];
+  const forwarder = spawn('nsenter', ['--target', String(pid), ...enter, '--', process.execPath, FORWARDER, proxy.socketPath, String(SANDBOX_PROXY_PORT)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+  });
+  cleanups.unshift(() => {
+    forwarder.kill('SIGKILL');
+  });
+  await new Promise<void>((resolve, reject) => {
+    let errors = '';
+    forwarder.stderr!.on('data', (chunk: Buffer) => (errors = (errors + chunk.toString('utf8')).slice(-2000)));
+    forwarder.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString('utf8').includes('ready')) resolve();
+    });
+    forwarder.once('error', reject);
+    forwarder.once('exit', (code) => reject(new Error(`the egress forwarder did not start (exit ${code}): ${errors.trim()}`)));
+  });
+}
+
+function runToEnd(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const run = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    let errors = '';
+    run.stderr!.on('data', (chunk: Buffer) => (errors += chunk.toString('utf8')));
+    run.once('error', reject);
+    run.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} failed (exit ${code}): ${errors.trim()}`))));
+  });
 }
 
 async function runCleanups(cleanups: (() => void | Promise<void>)[]): Promise<void> {

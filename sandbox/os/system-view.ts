@@ -25,6 +25,12 @@ export interface SystemView {
   procMasks: string[];
   /** Folders put on PATH inside, in order. */
   path: string[];
+  /** The host folders shown read-only (real folders, not symlinks). */
+  shown: string[];
+  /** Node's `bin` folder when it lies outside the shown system folders' program folders. */
+  nodeBin: string;
+  /** An empty read-only file to mask files with. */
+  emptyFile: string;
 }
 
 let cached: SystemView | undefined;
@@ -50,7 +56,10 @@ function buildSystemView(): SystemView {
   // Node itself may live outside /usr (nvm, a tarball under /opt): show its install folder.
   const nodePrefix = path.dirname(path.dirname(fs.realpathSync(process.execPath)));
   const nodeBin = path.join(nodePrefix, 'bin');
-  if (!shown.some((f) => nodePrefix === f || nodePrefix.startsWith(`${f}/`))) args.push('--ro-bind', nodePrefix, nodePrefix);
+  if (!shown.some((f) => nodePrefix === f || nodePrefix.startsWith(`${f}/`))) {
+    args.push('--ro-bind', nodePrefix, nodePrefix);
+    shown.push(nodePrefix);
+  }
   const empty = emptyFile();
   for (const root of MASKED_SCAN_ROOTS) {
     if (!shown.includes(root)) continue;
@@ -66,7 +75,7 @@ function buildSystemView(): SystemView {
   }
   const pathFolders = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
   if (!pathFolders.includes(nodeBin)) pathFolders.push(nodeBin);
-  return { args, procMasks, path: pathFolders };
+  return { args, procMasks, path: pathFolders, shown, nodeBin, emptyFile: empty };
 }
 
 /** Entries under `root` that "others" may not read (files) or enter (folders); their contents are not visited. */

@@ -54,7 +54,7 @@ describe('program writes the commit cannot apply', () => {
         intent: 'rebuild the project',
         agent: { name: 'builder', model: { driver: 'scripted', script: [{ tool: 'proc.run', args: { command: 'sh', args: ['-c', script] } }, { final: 'done' }] } },
         tools: { builtin: ['proc.run'] },
-        grants: { tools: ['proc.run'], commands: ['sh'] },
+        grants: { tools: ['proc.run'], commands: ['sh', 'rm', 'mkdir'] },
         resources: { workspace },
         limits: { toolTimeout: '30s' },
       })
@@ -111,7 +111,7 @@ describe('a commit that cannot be applied', () => {
       intent: 'rebuild the project',
       agent: { name: 'builder', model: { driver: 'scripted', script: [{ tool: 'proc.run', args: { command: 'sh', args: ['-c', 'echo new > a.txt; rm -r dir; echo f > dir'] } }, { final: 'done' }] } },
       tools: { builtin: ['proc.run'] },
-      grants: { tools: ['proc.run'], commands: ['sh'] },
+      grants: { tools: ['proc.run'], commands: ['sh', 'rm', 'mkdir'] },
       resources: { workspace },
       limits: { toolTimeout: '30s' },
     });

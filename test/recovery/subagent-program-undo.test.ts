@@ -30,7 +30,7 @@ describe('a failed sub-agent\'s program writes', () => {
       intent: 'tidy the workspace',
       agent: { name: 'lead', model: { driver: 'scripted', script: [{ spawn: 'helper' }, { final: 'done' }] } },
       tools: { builtin: ['proc.run', 'fs.write', 'fs.read'] },
-      grants: { tools: ['proc.run', 'fs.write', 'fs.read'], commands: ['sh'], subagents: ['helper'] },
+      grants: { tools: ['proc.run', 'fs.write', 'fs.read'], commands: ['sh', 'mkdir', 'rm'], subagents: ['helper'] },
       resources: { workspace },
       limits: { toolTimeout: '60s' },
       subagents: {
@@ -50,7 +50,7 @@ describe('a failed sub-agent\'s program writes', () => {
             },
           },
           tools: { builtin: ['proc.run', 'fs.write'] },
-          grants: { tools: ['proc.run', 'fs.write'], commands: ['sh'] },
+          grants: { tools: ['proc.run', 'fs.write'], commands: ['sh', 'mkdir', 'rm'] },
         },
       },
     });

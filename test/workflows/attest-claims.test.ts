@@ -78,7 +78,7 @@ function task(w: { workspace: string; database: string }, script: unknown[], ext
     intent: 'tidy the items and write the report',
     agent: { name: 'tidier', model: { driver: 'scripted', script } },
     tools: { builtin: ['fs.write', 'fs.read', 'sql.exec', 'proc.run', 'http.fetch'] },
-    grants: { tools: ['fs.write', 'fs.read', 'sql.exec', 'proc.run', 'http.fetch'], databases: ['app'], hosts: [host], commands: ['node', 'sh'] },
+    grants: { tools: ['fs.write', 'fs.read', 'sql.exec', 'proc.run', 'http.fetch'], databases: ['app'], hosts: [host], commands: ['node', 'sh', 'cp'] },
     resources: { workspace: w.workspace, databases: { app: w.database }, hosts: [host] },
     limits: { toolTimeout: '60s' },
     // The commands that are this task's tests: the only ones a tests.pass claim may name.

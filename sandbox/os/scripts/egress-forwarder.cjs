@@ -1,11 +1,12 @@
-// Inside the sandbox (no network namespace of its own to reach anything): listens on the
-// sandbox's loopback and relays every connection to Warden's egress proxy through a Unix socket
-// bound into the sandbox. All decisions are taken by the proxy outside; this only moves bytes.
+// The sandbox's only way out (started by sandboxed-process.ts in the sandbox's network namespace,
+// and nothing else of it, before the program starts): listens on the sandbox's loopback and
+// relays every connection to Warden's egress proxy through its Unix socket on the host. All
+// decisions are taken by the proxy; this only moves bytes. It runs outside the sandbox's mount
+// and PID namespaces, so the program can neither see nor start the Node that runs it.
 'use strict';
-const fs = require('node:fs');
 const net = require('node:net');
 
-const [socketPath, port, readyFile] = process.argv.slice(2);
+const [socketPath, port] = process.argv.slice(2);
 const server = net.createServer((client) => {
   const upstream = net.connect(socketPath);
   client.pipe(upstream);
@@ -13,4 +14,4 @@ const server = net.createServer((client) => {
   client.on('error', () => upstream.destroy());
   upstream.on('error', () => client.destroy());
 });
-server.listen(Number(port), '127.0.0.1', () => fs.writeFileSync(readyFile, 'ready'));
+server.listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\n'));
