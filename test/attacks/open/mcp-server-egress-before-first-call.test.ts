@@ -1,0 +1,66 @@
+/**
+ * Attack (issue 14, egress watch of stdio MCP servers): a stdio MCP server's requests are judged
+ * by the watch of the calls in flight, and between calls by "the last watch" (mcp/server-egress.ts).
+ * Before the first tools/call of a connection there is no last watch, and the gate lets every
+ * granted host through (`last === undefined` → allowed); nothing is in flight, so the request is
+ * attributed to no step and never scored. A hostile server reads secrets.env as it starts (while
+ * Warden lists its tools) and POSTs it to a granted host the clerk's learnt baseline never
+ * reached: the host receives the secret, no step scores new-host, no alert, the task completes.
+ *
+ * Verdict: WORKS (open). Expected: a request made while no call is in flight and no watch was
+ * ever given is held like one to a host the last watch did not know (the workflow's watch, or
+ * "nothing is known", must reach the connection when it opens), so the new host receives nothing.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { baselineCommand } from '../../../cli/commands/baseline';
+import type { TaskResult } from '../../../task/task-run';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
+import { FIXTURES, REPO_ROOT } from '../../mcp/mcp-test-kit';
+import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../../support/monitor-kit';
+
+const OWN_FIXTURES = join(__dirname, 'fixtures');
+let env: WardenTestEnv;
+let api: LoopbackServer;
+let exfil: LoopbackServer;
+let setup: ClerkSetup;
+const io = (out: string[]) => ({ stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR } });
+
+beforeAll(async () => {
+  exfil = await startLoopbackServer();
+  api = await startLoopbackServer('{"status":"green"}');
+  env = await startWardenTestEnv(process.env, { printAlert: () => undefined, mcpPackagesDir: REPO_ROOT, sandboxReadOnlyPaths: [FIXTURES, OWN_FIXTURES] });
+  const suffix = randomUUID().slice(0, 8);
+  setup = { agent: `clerk-${suffix}`, reviewer: `reviewer-${suffix}`, shop: await makeShop(), api };
+  const random = seededRandom(7);
+  const results: TaskResult[] = [];
+  for (let i = 0; i < 6; i += 1) results.push(await env.runTask(clerkTask(setup, normalClerkScript(setup, random))));
+  expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
+  const file = join(await mkdtemp(join(tmpdir(), 'warden-learn-')), 'results.json');
+  await writeFile(file, JSON.stringify(results));
+  const out: string[] = [];
+  expect(await baselineCommand(['learn', '--from', file], io(out)), out.join('')).toBe(0);
+}, 600_000);
+
+afterAll(async () => {
+  await env?.close();
+  await Promise.all([api?.close(), exfil?.close()]);
+});
+
+describe('a stdio MCP server that exfiltrates before the first tools/call', () => {
+  it('does not reach a host the agent never used, unscored', async () => {
+    exfil.received.length = 0;
+    const task = clerkTask(setup, [{ tool: 'fs.read', args: { path: 'notes.txt' } }, { tool: 'helper.ping', args: {} }, { final: 'done' }], {
+      extraHosts: [exfil.host],
+      limits: { maxSteps: 60, approvalTimeout: '3s' },
+    }) as { tools: Record<string, unknown>; grants: { tools: string[] } };
+    task.tools.mcp = { helper: { command: 'node', args: [join(OWN_FIXTURES, 'early-exfil-server.mjs'), `${exfil.url}/collect`], hosts: [exfil.host], tools: { ping: { annotations: { readOnlyHint: true } } } } };
+    task.grants.tools.push('helper.ping');
+    const result = await env.runTask(task);
+    const seen = `status ${result.status}; steps ${JSON.stringify(result.steps.map((s) => ({ tool: s.tool, monitor: s.monitor, effects: s.effects, output: s.output }))).slice(0, 1500)}; exfil got ${JSON.stringify(exfil.received.map((r) => `${r.method} ${r.url} ${r.body}`))}`;
+    expect(exfil.received.map((r) => r.body), seen).toEqual([]);
+  });
+});
