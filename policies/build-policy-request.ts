@@ -13,7 +13,7 @@ import { scopeOfCall } from '../tools/call-scope';
 import { resolveTool } from '../tools/tool-catalog';
 import { isCapabilityBound, isSandboxConfined, workspaceReachOf, type ToolDescriptor } from '../tools/tool-descriptor';
 import { parsePolicyRequest, type PendingFact, type PolicyRequest, type ToolEffect, type ToolSummary, type ValueSource } from './engine/policy-request';
-import { buildProvenanceIndex, classifyArguments, classifyAs, type ProvenanceIndex } from './engine/provenance';
+import { buildProvenanceIndex, classifyArguments, classifyAs, type IndexedTexts, type ProvenanceIndex } from './engine/provenance';
 import { userValuesOf, type ProvenanceSeed } from './provenance-seed';
 import { paymentKeysOf, type PolicyState } from './engine/policy-state';
 
@@ -29,6 +29,8 @@ export interface PolicyRequestContext {
   priorOutputs: unknown[];
   /** Outputs of earlier steps the task marks as the user's own (trusted). */
   trustedOutputs?: unknown[];
+  /** More untrusted outputs, indexed beforehand (the data flow's large outputs, indexed once per worker). */
+  priorOutputIndexes?: readonly IndexedTexts[];
   /** A sub-agent's inherited provenance: the root user's values and the atoms its parent had from trusted data. */
   seed?: ProvenanceSeed;
   /** What the call does or did, as Warden measured it (never the agent's claim), merged over what the descriptor declares. */
@@ -155,7 +157,7 @@ function resourcesOf(tool: string, args: Record<string, unknown>) {
 }
 
 /** The provenance index of a task's decisions: user values (root's for a sub-agent), trusted outputs and atoms, other outputs. */
-export function provenanceIndexOf(context: Pick<PolicyRequestContext, 'task' | 'seed' | 'priorOutputs' | 'trustedOutputs'>): ProvenanceIndex {
+export function provenanceIndexOf(context: Pick<PolicyRequestContext, 'task' | 'seed' | 'priorOutputs' | 'trustedOutputs' | 'priorOutputIndexes'>): ProvenanceIndex {
   const user = context.seed?.userTexts ?? userValuesOf(context.task);
   return buildProvenanceIndex({
     intent: user[0] ?? '',
@@ -163,6 +165,7 @@ export function provenanceIndexOf(context: Pick<PolicyRequestContext, 'task' | '
     trusted: context.trustedOutputs ?? [],
     trustedAtoms: context.seed?.trustedAtoms ?? [],
     toolOutputs: context.priorOutputs,
+    ...(context.priorOutputIndexes === undefined ? {} : { toolOutputIndexes: context.priorOutputIndexes }),
   });
 }
 

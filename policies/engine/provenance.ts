@@ -33,7 +33,7 @@ export interface ProvenanceIndex {
   tools: IndexedTexts;
 }
 
-interface IndexedTexts {
+export interface IndexedTexts {
   atoms: Set<string>;
   text: string;
   /** Normalised URLs with a path, under which a URL counts as coming from the same source. */
@@ -51,6 +51,8 @@ export interface ProvenanceSources {
   trustedAtoms?: readonly string[];
   /** Outputs of earlier tool calls in this task from outside (untrusted), any JSON. */
   toolOutputs?: readonly unknown[];
+  /** More such outputs, indexed beforehand (`indexToolOutput`): the data flow keeps large ones' by digest. */
+  toolOutputIndexes?: readonly IndexedTexts[];
 }
 
 const TRIM_CHARS = new Set(['<', '>', '(', ')', '[', ']', '{', '}', '"', "'", '`', ',', ';', '.', ':', '!', '?', '*']);
@@ -302,6 +304,23 @@ function indexTexts(texts: readonly string[], extraAtoms: Iterable<string> = [],
   return { atoms, text: ` ${texts.map(normalizeText).join(' \u0000 ')} `, urlPrefixes };
 }
 
+/**
+ * One untrusted output indexed on its own, for `toolOutputIndexes`: indexing a task's outputs
+ * output by output gives the same index as indexing them together, so a worker indexes a large
+ * output once instead of at every later policy check.
+ */
+export function indexToolOutput(output: unknown): IndexedTexts {
+  return indexTexts(leavesOf([output]));
+}
+
+/** Indexed texts as one (the texts' separator between parts, as `indexTexts` puts between texts). */
+function mergeIndexedTexts(parts: readonly IndexedTexts[]): IndexedTexts {
+  if (parts.length === 1) return parts[0] as IndexedTexts;
+  const atoms = new Set<string>();
+  for (const part of parts) for (const a of part.atoms) atoms.add(a);
+  return { atoms, text: ` ${parts.map((p) => p.text.slice(1, -1)).join(' \u0000 ')} `, urlPrefixes: parts.flatMap((p) => p.urlPrefixes) };
+}
+
 /** Indexes the sources once; classify many values against it. */
 export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceIndex {
   const declared = leavesOf(sources.taskValues ?? []);
@@ -322,7 +341,7 @@ export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceInde
   }
   const trustedTyped = givenAtomsOfData(sources.trusted ?? []);
   for (const a of sources.trustedAtoms ?? []) trustedTyped.add(a);
-  return { user: indexTexts(userTexts, userTyped, userAtomTexts), trusted: indexTexts(trustedTexts, trustedTyped), tools: indexTexts(toolTexts) };
+  return { user: indexTexts(userTexts, userTyped, userAtomTexts), trusted: indexTexts(trustedTexts, trustedTyped), tools: mergeIndexedTexts([indexTexts(toolTexts), ...(sources.toolOutputIndexes ?? [])]) };
 }
 
 /**
