@@ -130,6 +130,15 @@ export const ERROR_CODES = [
   'ERR_STATE_SCHEMA_OUTDATED',
   'ERR_STATE_SCHEMA_UNKNOWN',
   'ERR_STATE_CONFIG',
+  // data plane: worker placement, shared storage, claim checks, payload limits
+  'ERR_DATA_PLANE_LOST',
+  'ERR_DATA_PLANE_ELSEWHERE',
+  'ERR_SHARED_STORAGE',
+  'ERR_OVERLAY_MISSING',
+  'ERR_COMMIT_MISMATCH',
+  'ERR_BLOB_MISSING',
+  'ERR_BLOB_CORRUPT',
+  'ERR_PAYLOAD_TOO_LARGE',
   // monitoring and incident response
   'ERR_TASK_BLOCKED',
   'ERR_KILL_REFUSED',
@@ -271,6 +280,17 @@ export class RecoveryError extends WardenError {}
  * (`ERR_STATE_CONFIG`, e.g. a malformed `WARDEN_DATABASE_URL`).
  */
 export class StateStoreError extends WardenError {}
+
+/**
+ * The data plane of a task (its overlay, grants and sandbox host on one worker) and the shared
+ * storage behind it: the worker that held it is gone (`ERR_DATA_PLANE_LOST`), a local activity
+ * meant for it ran on another worker and did nothing (`ERR_DATA_PLANE_ELSEWHERE`), shared storage is
+ * missing or not shared (`ERR_SHARED_STORAGE`), an overlay is gone or differs from what the
+ * task's steps wrote (`ERR_OVERLAY_MISSING`, `ERR_COMMIT_MISMATCH`), a claim-checked value is
+ * missing or altered (`ERR_BLOB_MISSING`, `ERR_BLOB_CORRUPT`), or a value would exceed a Temporal
+ * payload limit even after claim checks (`ERR_PAYLOAD_TOO_LARGE`). None is retryable as is.
+ */
+export class DataPlaneError extends WardenError {}
 
 /**
  * Monitoring and incident response: a task was blocked (`ERR_TASK_BLOCKED`, the error of the

@@ -23,6 +23,9 @@ export { sessionCallUpdate, endSessionSignal, sessionToolsQuery, type SessionCal
 export { runSandboxed, type SandboxedRunResult, type SandboxedRunOptions } from './sandbox/os/run-sandboxed';
 export { startSandboxedProcess, osSandboxProblem, type SandboxedProcess, type SandboxExit } from './sandbox/os/sandboxed-process';
 export { type OsSandboxSpecInput } from './sandbox/os/os-sandbox-spec';
+export { assembleTaskResult } from './client/assemble-task-result';
+export { openBlobStore, type BlobStore } from './dataplane/blob-store';
+export { sharedDirOf } from './dataplane/shared-storage';
 // Attestation: claims, and checking Warden's signed results offline with only a published JWKS.
 export { ClaimSchema, StructuredClaimSchema, type Claim, type StructuredClaim } from './attestation/claim-schema';
 export { type ClaimOutcome } from './attestation/claim-outcome';

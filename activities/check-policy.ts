@@ -16,7 +16,7 @@ import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-reques
 import { buildPolicyRequest, provenanceIndexOf, type PolicyRequestContext } from '../policies/build-policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
-import { trustedAtomsIn } from '../policies/engine/provenance';
+import { indexToolOutput, trustedAtomsIn, type IndexedTexts } from '../policies/engine/provenance';
 import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
@@ -25,6 +25,10 @@ import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { atActivityBoundary } from './to-application-failure';
+import { resolveClaimChecks } from '../dataplane/claim-check';
+import { containsClaimCheck, isClaimCheckRef, type ClaimCheckRef } from '../task/data-refs';
+import type { BlobStore } from '../dataplane/blob-store';
+import type { StepRecord } from '../task/task-run';
 
 /** An earlier step as provenance needs it: what it returned and whether that is trusted data. */
 export interface PriorStep {
@@ -33,8 +37,14 @@ export interface PriorStep {
 }
 
 /** The action to decide on and the task's counters so far. */
-export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect' | 'trustedOutputs' | 'seed'> {
+export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect' | 'trustedOutputs' | 'seed' | 'priorOutputIndexes'> {
   state: PolicyState;
+  /**
+   * The data flow's transcript head (blob-chain digest): the outputs of the steps in it are prior
+   * outputs too. The workflow then sends in `priorOutputs` only the steps not in it yet (a long
+   * task's earlier runs are there and nowhere else in the workflow).
+   */
+  priorOutputsRef?: string;
   /** Earlier steps with their trust; when given, outputs labelled trusted are trusted data (priorOutputs is then ignored). */
   priorSteps?: PriorStep[];
   /** A sub-agent's inherited provenance (from its parent's spawn). */
@@ -55,6 +65,8 @@ export interface PolicyCheck {
    * file opened cannot drift apart, also when a link changes while an approval waits).
    */
   resolvedArgs?: Record<string, unknown>;
+  /** The longest window of the task's rate rules (ms, 0: none): recent calls older than this decide nothing (the data flow keeps no more). */
+  rateWindowMs?: number;
 }
 
 /** Packs every task gets unless it names its own. */
@@ -96,6 +108,71 @@ function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, un
   }
 }
 
+/**
+ * On the data flow, decided on the real values: claim-checked arguments resolved, and every
+ * earlier output counted (those of the steps in the transcript chain, `priorOutputsRef`, i.e. of
+ * earlier runs too, as untrusted: their trust labels are not carried over). Elsewhere unchanged.
+ */
+async function withDataPlaneValues(deps: ActivityDeps, input: CheckPolicyInput): Promise<CheckPolicyInput & { priorOutputIndexes?: readonly IndexedTexts[] }> {
+  const { priorOutputsRef, ...request } = input;
+  const dataPlane = deps.dataPlane;
+  if (dataPlane === undefined) return request;
+  const blobs = dataPlane.blobs;
+  // An untrusted claim-checked output counts through its index (the same index as its value would
+  // give, kept per worker by digest): each later check of the task does not read and index it again.
+  const indexes: IndexedTexts[] = [];
+  const untrusted = async (output: unknown): Promise<unknown[]> => {
+    if (!isClaimCheckRef(output)) return [await resolveClaimChecks(blobs, output)];
+    indexes.push(await indexOfClaimChecked(blobs, output));
+    return [];
+  };
+  const earlierRaw = priorOutputsRef === undefined ? [] : outputsOf(await dataPlane.chains.read<StepRecord>('transcript', priorOutputsRef));
+  const earlier: unknown[] = [];
+  for (const output of earlierRaw) earlier.push(...(await untrusted(output)));
+  const args = containsClaimCheck(request.args) ? ((await resolveClaimChecks(blobs, request.args)) as Record<string, unknown>) : request.args;
+  if (request.priorSteps === undefined) {
+    const priorOutputs = [...earlier];
+    for (const output of request.priorOutputs) priorOutputs.push(...(await untrusted(output)));
+    return { ...request, args, priorOutputs, priorOutputIndexes: indexes };
+  }
+  // priorOutputs is not read when priorSteps is given (outputsByTrust).
+  const priorSteps: PriorStep[] = earlier.map((output) => ({ output }));
+  for (const step of request.priorSteps) {
+    if (step.trust === 'trusted') priorSteps.push((await resolveClaimChecks(blobs, step)) as PriorStep);
+    else for (const output of await untrusted(step.output)) priorSteps.push({ ...step, output });
+  }
+  return { ...request, args, priorOutputs: [], priorSteps, priorOutputIndexes: indexes };
+}
+
+/** Provenance indexes of large untrusted outputs, by kind and digest (content-addressed: an entry never goes stale). */
+const outputIndexes = new Map<string, IndexedTexts>();
+let indexedChars = 0;
+/** At most this many characters of indexed text are kept (least recently used go first). */
+const OUTPUT_INDEX_CACHE_CHARS = 64 * 1024 * 1024;
+
+async function indexOfClaimChecked(blobs: BlobStore, ref: ClaimCheckRef): Promise<IndexedTexts> {
+  const key = `${ref.kind}:${ref.sha256}`;
+  const cached = outputIndexes.get(key);
+  if (cached !== undefined) {
+    outputIndexes.delete(key);
+    outputIndexes.set(key, cached);
+    return cached;
+  }
+  // Read through the blob store, which verifies the content against its digest.
+  const index = indexToolOutput(await resolveClaimChecks(blobs, ref));
+  // Another check of the same output may have indexed it while this one read the blob.
+  const raced = outputIndexes.get(key);
+  if (raced !== undefined) return raced;
+  outputIndexes.set(key, index);
+  indexedChars += index.text.length;
+  for (const [oldest, entry] of outputIndexes) {
+    if (indexedChars <= OUTPUT_INDEX_CACHE_CHARS || oldest === key) break;
+    outputIndexes.delete(oldest);
+    indexedChars -= entry.text.length;
+  }
+  return index;
+}
+
 /** The resolved path of a built-in fs call as its measured path effect (the descriptor says the access). */
 function resolvedPathEffect(task: Task, tool: string, args: Record<string, unknown>): { effect?: ToolEffect; resolved?: string } {
   if (!isBuiltinFsTool(task, tool)) return {};
@@ -121,9 +198,10 @@ export function outputsByTrust(input: Pick<CheckPolicyInput, 'priorSteps' | 'pri
   return { trusted, untrusted };
 }
 
-export function createCheckPolicy(_deps: ActivityDeps) {
-  return async function checkPolicy(input: CheckPolicyInput): Promise<PolicyCheck> {
+export function createCheckPolicy(deps: ActivityDeps) {
+  return async function checkPolicy(given: CheckPolicyInput): Promise<PolicyCheck> {
     return atActivityBoundary(async () => {
+      const input = await withDataPlaneValues(deps, given);
       const engine = policyEngineFor(input.task);
       const { trusted, untrusted: stepOutputs } = outputsByTrust(input);
       // MCP servers' tool descriptions are their words, untrusted like any tool output (a task whose
@@ -139,9 +217,11 @@ export function createCheckPolicy(_deps: ActivityDeps) {
         args: input.args,
         priorOutputs: untrusted,
         trustedOutputs: trusted,
+        ...(input.priorOutputIndexes === undefined || input.priorOutputIndexes.length === 0 ? {} : { priorOutputIndexes: input.priorOutputIndexes }),
         ...(input.seed === undefined ? {} : { seed: input.seed }),
         effect,
         now: input.now,
+        ...(input.state === undefined ? {} : { state: input.state }),
       };
       const request = buildPolicyRequest(context);
       const decision = engine.decide(request, input.state);
@@ -152,7 +232,11 @@ export function createCheckPolicy(_deps: ActivityDeps) {
         ...(decision.shadow === undefined ? {} : { [WARDEN_ATTR.policyShadow]: decision.shadow.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`) }),
       });
       const approval = decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {};
-      if (!input.tool.startsWith('spawn:')) return { decision, request, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...input.args, path: resolved } }) };
+      // History keeps the arguments as the workflow sent them (long values as claim checks: the data flow).
+      const recorded = given.args;
+      if (!input.tool.startsWith('spawn:')) {
+        return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }), rateWindowMs: engine.rateWindowMs };
+      }
       // A sub-agent starts from the root user's values; what its parent wrote into its intent is
       // trusted only where the parent had it from trusted data.
       const seed = seedOf(input.task, input.seed);
@@ -161,4 +245,9 @@ export function createCheckPolicy(_deps: ActivityDeps) {
       return { decision, request, ...approval, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
     });
   };
+}
+
+/** The outputs of the steps that ran (what provenance counts as tools' words). */
+export function outputsOf(steps: readonly StepRecord[]): unknown[] {
+  return steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output);
 }

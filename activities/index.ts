@@ -11,6 +11,10 @@ import type { ApproverStore } from '../identity/approver-registry';
 import { createCheckPolicy } from './check-policy';
 import { createNotifyApproval } from './notify-approval';
 import { createVerifyApproval } from './verify-approval';
+import type { Tracer } from '@opentelemetry/api';
+import type { DataPlaneServices } from '../dataplane/data-plane-services';
+import { createArchiveRun } from './archive-run';
+import { createPlaceTask } from './place-task';
 import { createProposeTurn } from './propose-turn';
 import { createRunTool } from './run-tool';
 import { createTaskIdentityActivities, type IdentityServices } from './task-identity';
@@ -29,8 +33,12 @@ export interface ActivityDeps {
   env?: NodeJS.ProcessEnv;
   /** The credential authority and its stores; without them tasks cannot start. */
   identity?: IdentityServices;
-  /** State folder: overlays, undo journals, snapshots. */
+  /** State folder: this worker's overlays (and, without a shared folder, journals and snapshots). */
   stateDir?: string;
+  /** This worker's data-plane queue and the shared stores (blobs, placements); see dataplane/. */
+  dataPlane?: DataPlaneServices;
+  /** The tracer of the worker's telemetry, for spans activities open themselves (folded model calls). */
+  tracer?: Tracer;
   /** The state database workers share (PostgreSQL), when there is one: SQL undo journals are shipped to it. */
   shared?: { db: SqlDatabase; workerId: string };
   /** Baselines, alerts and where alerts go (monitoring/); without them alerts are not recorded. */
@@ -65,6 +73,8 @@ export function createActivities(deps: ActivityDeps) {
     checkPolicy: createCheckPolicy(deps),
     notifyApproval: createNotifyApproval(deps),
     verifyApproval: createVerifyApproval(deps),
+    placeTask: createPlaceTask(deps),
+    archiveRun: createArchiveRun(deps),
     attestClaim: createAttestClaim(deps),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),

@@ -1,6 +1,9 @@
 /**
  * Asks the task's model driver for the agent's next actions. The answer is recorded in workflow
  * history by Temporal, which is what makes a run replayable even though models are not.
+ *
+ * Two input forms: the data flow's (task and transcript by reference, see next-turn.ts) and the
+ * original one (the whole task and every step), which workflows on the original loop send.
  */
 import { Context } from '@temporalio/activity';
 import { createDriver, driverSecrets } from '../drivers/create-driver';
@@ -12,6 +15,10 @@ import type { StatedClaimRecord } from '../attestation/claim-outcome';
 import { ModelError, WardenError } from '../errors';
 import { toolSpecsOf } from '../tools/tool-catalog';
 import type { ActivityDeps } from './index';
+import type { Transcript } from '../task/data-flow';
+import { shapeActivitySpan } from './by-reference-span';
+import { taskOf } from './flow-deps';
+import { proposeNextTurn, type ProposedTurn } from './next-turn';
 import { atActivityBoundary } from './to-application-failure';
 import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
 import { WARDEN_ATTR } from '../custody/attributes';
@@ -34,17 +41,38 @@ export interface ProposeTurnInput {
 /** The model's turn; with `stepsByDigest`, the steps it was shown, stored (next turn's `earlier`). */
 export type ProposeTurnResult = ModelTurn & { shown?: StepsRef };
 
-export function createProposeTurn(deps: ActivityDeps) {
-  return async function proposeTurn(input: ProposeTurnInput): Promise<ProposeTurnResult> {
+/** The data flow's form: the task and the transcript by reference. */
+export interface ProposeTurnRefInput {
+  workflowId: string;
+  taskRef: string;
+  turn: number;
+  transcript: Transcript;
+}
+
+export interface ProposeTurn {
+  (input: ProposeTurnInput): Promise<ProposeTurnResult>;
+  (input: ProposeTurnRefInput): Promise<ProposedTurn>;
+}
+
+export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
+  async function proposeTurn(input: ProposeTurnInput | ProposeTurnRefInput): Promise<ProposeTurnResult | ProposedTurn> {
     try {
-      const result = await proposeTurnOnce(input);
+      const result =
+        'taskRef' in input
+          ? await atActivityBoundary(async () => {
+              const task = await taskOf(deps, { taskRef: input.taskRef });
+              shapeActivitySpan('proposeTurn', { task, workflowId: input.workflowId });
+              return proposeNextTurn(deps, { ...input, task }, Context.current().cancellationSignal);
+            })
+          : await proposeTurnOnce(input);
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: 'ok' });
       return result;
     } catch (error) {
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
       throw error;
     }
-  };
+  }
+  return proposeTurn as ProposeTurn;
 
   function proposeTurnOnce(input: ProposeTurnInput): Promise<ProposeTurnResult> {
     return atActivityBoundary(async () => {
@@ -82,7 +110,7 @@ export function createProposeTurn(deps: ActivityDeps) {
 }
 
 /** The same failure with every secret removed from its message and details (cancellation passes as is). */
-function withoutSecrets(error: unknown, secrets: readonly string[]): unknown {
+export function withoutSecrets(error: unknown, secrets: readonly string[]): unknown {
   if (secrets.length === 0) return error;
   if (error instanceof WardenError) {
     return new ModelError(error.code, redactSecrets(error.message, secrets), { details: redactSecrets({ ...error.details }, secrets), retryable: error.retryable });

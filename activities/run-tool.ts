@@ -9,7 +9,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
-import { CapabilityError, CredentialError, isErrorCode, ToolError } from '../errors';
+import { ApplicationFailure } from '@temporalio/common';
+import { CapabilityError, CredentialError, isErrorCode, ToolError, WardenError } from '../errors';
+import { claimCheckJson, claimCheckStrings, resolveClaimChecks } from '../dataplane/claim-check';
+import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
+import type { FileWrite, Transcript } from '../task/data-flow';
+import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
 import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
@@ -36,12 +41,16 @@ import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
 import type { PolicyGateSpec } from '../sandbox/sandbox-messages';
 import { policyEngineFor } from './check-policy';
 import type { ActivityDeps } from './index';
-import { atActivityBoundary } from './to-application-failure';
+import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
 import { protectedSetOf, realPathOf, wardenKeyFiles, wardenResourcesOf } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
-import { annotateActiveSpan, outcomeOfError, resourceAttributes } from '../telemetry/warden-span-attributes';
+import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } from '../telemetry/warden-span-attributes';
+import { shapeActivitySpan } from './by-reference-span';
+import { dataPlaneOf, recoveryDirOf, taskOf } from './flow-deps';
+import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
+import type { PolicyCheck } from './check-policy';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -99,6 +108,55 @@ async function workspaceRootOf(task: Task): Promise<string | undefined> {
   } catch (cause) {
     throw new CapabilityError('ERR_PATH_NOT_FOUND', `workspace ${task.resources.workspace} does not exist`, { cause });
   }
+}
+
+/**
+ * The data flow's form of a tool call: the task by reference, arguments that may hold claim
+ * checks, and optionally the next model turn folded into the same activity (`next`: the turn to
+ * ask for and the transcript, whose pending steps end with this call's own step, not yet run).
+ */
+export interface RunToolRefInput {
+  rootWorkflowId: string;
+  /** The root's first run id: names the tree's recovery state (absent in trees started before). */
+  rootRunId?: string;
+  workflowId: string;
+  stepIndex: number;
+  /** The call's idempotency key, as the workflow registers its compensation (recovery/call-key.ts). */
+  callId?: string;
+  grantId: string;
+  maxCredentialTtlMs: number;
+  taskRef: string;
+  tool: string;
+  args: Record<string, unknown>;
+  /** The fs path in `args` is the one the policy judged, resolved: open it following no link. */
+  pathsResolved?: boolean;
+  /** The model's id of this call (`gen_ai.tool.call.id`), when it gave one. */
+  modelCallId?: string;
+  /** The step's policy context: capability calls are decided in the sandbox host with it (as RunToolInput's). */
+  policy?: ToolPolicyContext;
+  /** Hosts the monitor holds, refused at the egress before they connect (as RunToolInput's). */
+  egressWatch?: EgressWatch;
+  /** The monitor's score of the step, for the call's custody record (as RunToolInput's). */
+  monitor?: { score: number; reasons: string[] };
+  /** Asked for only when the call is not stopped by the host's gate (held or denied: no next turn). */
+  next?: {
+    turn: number;
+    transcript: Transcript;
+    /** Where the agent sits in the task tree, for a policy decision on the next turn's first action. */
+    policy?: { depth: number; chain: string[] };
+  };
+}
+
+/** A call of the data flow: output (a claim check when large), files it wrote, the folded turn. */
+export interface ToolStepResult extends ToolCallResult {
+  /** Files the call left in the task tree's overlay (path and content hash). */
+  writes?: FileWrite[];
+  /**
+   * The next model turn, or why asking for it failed (the workflow then asks on its own). Its
+   * first action is decided by the workflow's policy check (`policy` is found only in histories
+   * recorded before: decided here then).
+   */
+  next?: (ProposedTurn & { policy?: PolicyCheck }) | { error: StepError };
 }
 
 /** A capability call the host's gate stopped: what it was, what was measured, which rules. */
@@ -163,9 +221,12 @@ export interface ToolExecution {
  * Validates, mints the call's credential and runs the tool in the sandbox host with its
  * capabilities: file writes into the task tree's overlay, SQL changes journaled under `callId`.
  */
-export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): Promise<ToolCallResult> {
+export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecution): Promise<ToolCallResult> {
+  let call = toolCall;
   const tool = resolveTool(call.task, call.tool);
   if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${call.tool}" is not declared by this task`);
+  // Long arguments proposed by the model were kept out of history: the tool gets the real values.
+  if (deps.dataPlane !== undefined) call = { ...call, args: (await resolveClaimChecks(deps.dataPlane.blobs, call.args)) as Record<string, unknown> };
   const problems = tool.executor.kind === 'mcp' ? serverSchemaProblems(tool.inputSchema, call.args) : validateToolInput(tool.inputSchema, call.args);
   if (problems.length > 0) {
     throw new ToolError(
@@ -214,7 +275,7 @@ export async function executeToolCall(deps: ActivityDeps, call: ToolExecution): 
     capabilities.fs.readOnlyPaths = guarded!.readOnly;
   }
   if (capabilities.sql !== undefined) {
-    capabilities.sql.journal = journalPathOf(deps.stateDir, taskKey);
+    capabilities.sql.journal = journalPathOf(recoveryDirOf(deps), taskKey);
     capabilities.sql.callId = call.callId;
     capabilities.sql.protectedPaths = guarded!.folders;
     capabilities.sql.protectedFiles = guarded!.files;
@@ -293,7 +354,7 @@ const rulesKeys = new WeakMap<object, string>();
 /**
  * Whether a call's output is the user's own trusted data (task `trust`): a tool the task trusts,
  * or a built-in that read only trusted sources (a trusted workspace path, a trusted database or
- * table, a trusted host) that nothing in the task tree has written since the task began.
+ * table whose column values a query returns as-is, a trusted host) that nothing in the task tree has written since the task began.
  */
 export function outputTrustOf(task: Task, tool: ToolDescriptor, args: Record<string, unknown>, effects: readonly AppliedEffect[], state: PolicyState | undefined): 'trusted' | 'untrusted' {
   const trust = task.trust;
@@ -312,8 +373,10 @@ export function outputTrustOf(task: Task, tool: ToolDescriptor, args: Record<str
   }
   if (capability === 'sql.query') {
     const database = typeof args.database === 'string' ? args.database : '';
-    const read = effects[0]?.request.effect?.tablesRead ?? [];
-    if (read.length === 0) return 'untrusted';
+    const measured = effects[0]?.request.effect;
+    const read = measured?.tablesRead ?? [];
+    // Values the query's own text computes (literals, expressions, aggregates, UNION arms) are the agent's, not the table's.
+    if (read.length === 0 || measured?.columnsFromTables !== true) return 'untrusted';
     const ok = read.every((table) => {
       // Tables as the broker measured them: "<database>.<table>".
       const qualified = (table.includes('.') ? table : `${database}.${table}`).toLowerCase();
@@ -436,9 +499,11 @@ function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): 
 
 /**
  * Span attributes the grant and the call's scope add to the `execute_tool` span (which already
- * carries the task, tool and argument hash): the agent and its delegation chain, the resources.
+ * carries the task, tool and argument hash; a call given its task by reference gets them here):
+ * the agent and its delegation chain, the resources.
  */
-async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promise<void> {
+async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown>; taskRef?: string; modelCallId?: string; monitor?: { score: number; reasons: string[] } }): Promise<void> {
+  if (input.taskRef !== undefined) shapeActivitySpan('runTool', { task, workflowId: input.workflowId, rootWorkflowId: input.rootWorkflowId, tool: input.tool, args: input.args, ...(input.modelCallId === undefined ? {} : { modelCallId: input.modelCallId }) });
   const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
     let chain: string[] | undefined;
@@ -457,11 +522,36 @@ async function annotateToolCall(deps: ActivityDeps, input: RunToolInput): Promis
   }
 }
 
-export function createRunTool(deps: ActivityDeps) {
-  return async function runTool(input: RunToolInput): Promise<ToolCallResult> {
-    await annotateToolCall(deps, input);
+/** A Warden failure of a call that wrote files: the writes go with it, so the workflow knows them. */
+function failureWithWrites(error: unknown, writes: readonly FileWrite[]): unknown {
+  const failure = toApplicationFailure(error);
+  if (writes.length === 0 || !(failure instanceof ApplicationFailure) || !(error instanceof WardenError)) return failure;
+  return ApplicationFailure.create({
+    type: failure.type ?? error.code,
+    message: failure.message,
+    nonRetryable: failure.nonRetryable === true,
+    details: [{ ...error.details, writes }],
+  });
+}
+
+/** Whether a call of `tool` may change the task tree's overlay (its shared copy is then synced). */
+function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
+  if (task.resources.workspace === undefined || tool === undefined) return false;
+  // Programs and MCP servers in the OS sandbox write through the kernel overlay.
+  return tool.capabilities.includes('fs.write') || tool.executor.kind === 'process' || tool.executor.kind === 'mcp';
+}
+
+export interface RunTool {
+  (input: RunToolInput): Promise<ToolCallResult>;
+  (input: RunToolRefInput): Promise<ToolStepResult>;
+}
+
+export function createRunTool(deps: ActivityDeps): RunTool {
+  async function runTool(input: RunToolInput | RunToolRefInput): Promise<ToolCallResult | ToolStepResult> {
+    const task = await taskOf(deps, input);
+    await annotateToolCall(deps, task, input);
     try {
-      const result = await runToolOnce(input);
+      const result = 'taskRef' in input ? await runToolStep(input, task) : await runToolOnce(input);
       // The credential's id, never its token.
       annotateActiveSpan({ [WARDEN_ATTR.credentialJti]: result.credential.jti, [WARDEN_ATTR.outcome]: 'ok' });
       return result;
@@ -469,27 +559,84 @@ export function createRunTool(deps: ActivityDeps) {
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
       throw error;
     }
-  };
+  }
+  return runTool as RunTool;
+
+  function executionOf(input: RunToolInput | RunToolRefInput, task: Task): ToolExecution {
+    return {
+      rootWorkflowId: input.rootWorkflowId,
+      ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
+      // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
+      callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
+      // A sub-agent's writes must be undoable on their own (its parent may go on without them).
+      fsUndo: input.workflowId !== input.rootWorkflowId,
+      noSymlinks: input.pathsResolved === true,
+      grantId: input.grantId,
+      maxCredentialTtlMs: input.maxCredentialTtlMs,
+      task,
+      tool: input.tool,
+      args: input.args,
+      ...(input.policy === undefined ? {} : { policy: input.policy }),
+      ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }),
+    };
+  }
 
   function runToolOnce(input: RunToolInput): Promise<ToolCallResult> {
-    return atActivityBoundary(() =>
-      executeToolCall(deps, {
-        rootWorkflowId: input.rootWorkflowId,
-        ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
-        // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
-        callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
-        // A sub-agent's writes must be undoable on their own (its parent may go on without them).
-        fsUndo: input.workflowId !== input.rootWorkflowId,
-        noSymlinks: input.pathsResolved === true,
-        grantId: input.grantId,
-        maxCredentialTtlMs: input.maxCredentialTtlMs,
-        task: input.task,
-        tool: input.tool,
-        args: input.args,
-        ...(input.policy === undefined ? {} : { policy: input.policy }),
-        ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }),
-      }),
-    );
+    return atActivityBoundary(async () => {
+      const result = await executeToolCall(deps, executionOf(input, input.task));
+      annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: sha256OfJson(result.output) });
+      return result;
+    });
+  }
+
+  /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
+  async function runToolStep(input: RunToolRefInput, task: Task): Promise<ToolStepResult> {
+    try {
+      const dp = dataPlaneOf(deps);
+      const execution = executionOf(input, task);
+      const writesFiles = mayWriteFiles(task, resolveTool(task, input.tool));
+      const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId: execution.callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
+      if (writesFiles) await beginOverlayCall(overlay);
+      let result: ToolCallResult;
+      try {
+        result = await executeToolCall(deps, execution);
+      } catch (error) {
+        const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
+        throw failureWithWrites(error, writes);
+      }
+      const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
+      // What the host's gate reports (capability calls with their arguments, measured effects) goes
+      // to history too: long values in it as claim checks, like the output.
+      const { effect, effects, held, denied } = result;
+      const gate = (await claimCheckStrings(dp.blobs, { effect, effects, held, denied })) as Pick<ToolCallResult, 'effect' | 'effects' | 'held' | 'denied'>;
+      result = { ...result, ...gate };
+      // Stopped by the host's gate (held for a human or denied): the workflow decides what follows; no turn is folded in.
+      if (result.held !== undefined || result.denied !== undefined) return { ...result, ...(writes.length === 0 ? {} : { writes }) };
+      const checked = await claimCheckJson(dp.blobs, result.output);
+      annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: checked.sha256 });
+      // The model sees this call's step as done, with the output as history will hold it.
+      const next =
+        input.next === undefined
+          ? undefined
+          : await proposeFoldedTurn(deps, {
+              workflowId: input.workflowId,
+              task,
+              taskRef: input.taskRef,
+              turn: input.next.turn,
+              transcript: {
+                ref: input.next.transcript.ref,
+                pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: checked.value, credential: result.credential } : s)),
+              },
+            });
+      return {
+        ...result,
+        output: checked.value,
+        ...(writes.length === 0 ? {} : { writes }),
+        ...(next === undefined ? {} : { next }),
+      };
+    } catch (error) {
+      throw toApplicationFailure(error);
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import { hashIntent, issueTaskGrant, verifyTaskGrant, type IssuedGrant } from '.
 import type { TaskIdentity } from '../task/task-run';
 import { TaskSchema, type Task } from '../task/task-schema';
 import { durationToMs } from '../task/duration';
-import { CredentialError, DelegationError } from '../errors';
+import { CredentialError, DataPlaneError, DelegationError } from '../errors';
 import { Context } from '@temporalio/activity';
 import { canonicalSha256 } from '../custody/canonical-json';
 import { SubagentHandoffSchema, type SubagentHandoff } from '../task/task-run';
@@ -100,9 +100,11 @@ function callingWorkflowId(): string {
 export interface EndTaskInput {
   grantId: string;
   status: string;
+  /** Run only on this worker (a local activity meant for the data plane), else ERR_DATA_PLANE_ELSEWHERE. */
+  onWorker?: string;
 }
 
-function grantRequestOf(input: BeginTaskInput) {
+export function grantRequestOf(input: BeginTaskInput) {
   const { task } = input;
   return {
     workflowId: input.workflowId,
@@ -125,7 +127,7 @@ function grantRequestOf(input: BeginTaskInput) {
   };
 }
 
-function identityOf(grant: IssuedGrant): TaskIdentity {
+export function identityOf(grant: IssuedGrant): TaskIdentity {
   return {
     agentId: grant.claims.sub,
     grantId: grant.id,
@@ -216,11 +218,23 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     /** Ends a grant: every credential of the task and its sub-agents stops verifying now. */
     async endTask(input: EndTaskInput): Promise<void> {
       return atActivityBoundary(async () => {
-        const { stores } = requireIdentity(deps);
-        const grant = await stores.grants.getGrant(input.grantId);
-        await stores.revocation.revokeGrant(input.grantId, `task ${input.status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
+        if (input.onWorker !== undefined && input.onWorker !== deps.dataPlane?.workerId) {
+          throw new DataPlaneError('ERR_DATA_PLANE_ELSEWHERE', `this is worker ${deps.dataPlane?.workerId ?? '?'}, not ${input.onWorker} which holds the task's data plane`);
+        }
+        await revokeGrant(deps, input.grantId, input.status);
       });
     },
   };
 }
 
+/** Revokes grant `grantId` (and with it its sub-agents' grants) as the task ended with `status`. */
+export async function revokeGrant(deps: ActivityDeps, grantId: string, status: string): Promise<void> {
+  const { stores } = requireIdentity(deps);
+  const grant = await stores.grants.getGrant(grantId);
+  await stores.revocation.revokeGrant(grantId, `task ${status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
+}
+
+/** Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts. */
+export async function assertTaskSparesWarden(deps: ActivityDeps, task: Task): Promise<void> {
+  if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
+}

@@ -3,11 +3,21 @@
  * workspace until the task tree completes, and SQL changes are journaled with before-images; a
  * task that ends any other way is rolled back by compensations, run in reverse as activities.
  *
- * Invariant: every function here is idempotent, because Temporal may run an activity again after
- * a worker dies at any point.
+ * Where things live: the overlay's working copy in this worker's state folder (the data plane);
+ * journals, snapshots and the compensation ledger in the shared folder (flow-deps.ts), so the
+ * worker a task moves to can still undo what an earlier one did.
+ *
+ * Invariants: every function here is idempotent, because Temporal may run an activity again after
+ * a worker dies at any point. A commit that is given the files the task's steps wrote reports
+ * success only when the workspace ends up holding exactly those (a missing or different overlay
+ * is ERR_OVERLAY_MISSING / ERR_COMMIT_MISMATCH and nothing is written).
  */
-import { RecoveryError } from '../errors';
-import { journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { DataPlaneError, RecoveryError } from '../errors';
+import { dropOverlayCopy, expectedFiles, syncOverlayCopy, verifyOverlay } from '../dataplane/overlay-copy';
+import { commitManifestPathOf, journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
+import { fileStateOf, readManifest } from '../recovery/snapshot-store';
+import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
+import type { FileWrite } from '../task/data-refs';
 import { hydrateJournal } from '../recovery/shared-journal';
 import type { Compensation } from '../recovery/compensation';
 import { runCompensation, type CompensationOutcome } from '../recovery/run-compensation';
@@ -15,77 +25,119 @@ import { commitOverlay } from '../recovery/workspace-overlay';
 import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapshot';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
+import { recoveryDirOf, stateDirOfDeps, taskOf, type TaskInput } from './flow-deps';
 import { executeToolCall, protectedSetForCall } from './run-tool';
+import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
 import { mcpCompensationArgs } from '../executors/mcp-executor';
 
-export interface RecoveryTaskInput {
+export type RecoveryTaskInput = {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
   rootWorkflowId: string;
   /** The root's first run id: names the run's own recovery state (absent in trees started before). */
   rootRunId?: string;
-  task: Task;
-}
+} & TaskInput;
 
-export interface CompensateInput extends RecoveryTaskInput {
+export type CommitTaskInput = RecoveryTaskInput & {
+  /**
+   * Every file the task tree's steps reported writing, in order (the data flow). With it the
+   * commit proves the overlay holds exactly these before writing anything, and the workspace
+   * holds them after.
+   */
+  expected?: FileWrite[];
+};
+
+export type FinishTaskInput = CommitTaskInput & {
+  /** The grant to revoke once committed, and the status to record. */
+  grantId?: string;
+  status: string;
+  /** Run only on this worker (a local activity meant for the data plane). */
+  onWorker?: string;
+};
+
+export type CompensateInput = RecoveryTaskInput & {
   compensation: Compensation;
   /** The task's grant, for compensating tools (they run in the sandbox like any call). */
   grantId?: string;
-}
-
-function stateDirOfDeps(deps: ActivityDeps): string {
-  if (deps.stateDir === undefined) throw new TypeError('this worker was created without a state folder');
-  return deps.stateDir;
-}
+};
 
 export function createTaskRecoveryActivities(deps: ActivityDeps) {
+  /** The commit (see `commitTask`); idempotent. */
+  async function commit(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
+    const task = await taskOf(deps, input);
+    const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
+    const workspace = task.resources.workspace;
+    if (workspace === undefined) {
+      if ((input.expected ?? []).length > 0) throw new DataPlaneError('ERR_COMMIT_MISMATCH', 'the task has no workspace, yet its steps reported writing files', { details: { taskKey } });
+      return { files: [] };
+    }
+    const stateDir = stateDirOfDeps(deps);
+    // A retry after the commit finished (and removed the overlay) has nothing left to verify
+    // beforehand; the check of the workspace afterwards still proves what was written.
+    const finished = (await readManifest(commitManifestPathOf(recoveryDirOf(deps), taskKey)))?.status === 'committed';
+    if (input.expected !== undefined && !finished) await verifyOverlay({ stateDir, taskKey, expected: input.expected, workerId: deps.dataPlane?.workerId ?? 'this worker' });
+    const result = await commitOverlay({
+      stateDir: recoveryDirOf(deps),
+      overlayStateDir: stateDir,
+      taskKey,
+      workspace,
+      protected: await protectedSetForCall(deps, task),
+      ...(task.resources.allowHostCode === undefined ? {} : { allowHostCode: task.resources.allowHostCode }),
+    });
+    // Held host-code files are reported with what a commit leaves out (recovery.notCommitted).
+    const skipped = [...result.skipped, ...result.held];
+    // What the commit held or skipped on purpose is not in the workspace, and is reported instead.
+    const notCommitted = new Set([...result.skipped.map((r) => r.slice(0, r.lastIndexOf(' ('))), ...result.held.map((r) => r.slice(0, r.lastIndexOf(' (held: ')))]);
+    if (input.expected !== undefined) await checkCommitted(taskKey, workspace, input.expected, notCommitted);
+    if (deps.dataPlane !== undefined) await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
+    return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(skipped.length === 0 ? {} : { skipped }) };
+  }
+
   return {
     /** Names the task tree's recovery state and, for `snapshot: true`, takes the pre-task snapshot. */
     async prepareTask(input: RecoveryTaskInput): Promise<{ taskKey: string; snapshot: boolean }> {
       return atActivityBoundary(async () => {
-        const stateDir = stateDirOfDeps(deps);
+        const task = await taskOf(deps, input);
         const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
-        if (input.task.snapshot) {
-          await snapshotWorkspace({
-            stateDir,
-            taskKey,
-            ...(input.task.resources.workspace === undefined ? {} : { workspace: input.task.resources.workspace }),
-            databases: input.task.resources.databases,
-          });
-        }
-        return { taskKey, snapshot: input.task.snapshot };
+        if (task.snapshot) await takePreTaskSnapshot(deps, taskKey, task);
+        return { taskKey, snapshot: task.snapshot };
       });
     },
 
     /** Makes the overlay's files real (atomically per file, snapshotting what they replace). */
-    async commitTask(input: RecoveryTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
+    async commitTask(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
+      return atActivityBoundary(() => commit(input));
+    },
+
+    /**
+     * Ends a completed task in one call: commits (as `commitTask`) and then revokes its grant (as
+     * `endTask`). Meant to run as a local activity on the task's data plane: with `onWorker` it
+     * refuses (ERR_DATA_PLANE_ELSEWHERE, doing nothing) on any other worker.
+     */
+    async finishTask(input: FinishTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
       return atActivityBoundary(async () => {
-        if (input.task.resources.workspace === undefined) return { files: [] };
-        const result = await commitOverlay({
-          stateDir: stateDirOfDeps(deps),
-          taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId),
-          workspace: input.task.resources.workspace,
-          protected: await protectedSetForCall(deps, input.task),
-          ...(input.task.resources.allowHostCode === undefined ? {} : { allowHostCode: input.task.resources.allowHostCode }),
-        });
-        // Held host-code files are reported with what a commit leaves out (recovery.notCommitted).
-        const skipped = [...result.skipped, ...result.held];
-        return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(skipped.length === 0 ? {} : { skipped }) };
+        assertOnWorker(deps, input.onWorker);
+        const committed = await commit(input);
+        if (input.grantId !== undefined) await revokeGrant(deps, input.grantId, input.status);
+        return committed;
       });
     },
 
     /** Runs one compensation; running it again is a no-op. */
     async compensate(input: CompensateInput): Promise<CompensationOutcome> {
       return atActivityBoundary(async () => {
+        const task = await taskOf(deps, input);
         const stateDir = stateDirOfDeps(deps);
+        const recoveryDir = recoveryDirOf(deps);
         const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
         // The SQL may have run on another worker: take its journaled images first.
-        if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
-        return runCompensation(input.compensation, {
-          stateDir,
+        if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(recoveryDir, taskKey), journalKey: taskKey });
+        const outcome = await runCompensation(input.compensation, {
+          stateDir: recoveryDir,
+          overlayStateDir: stateDir,
           taskKey,
-          journal: journalPathOf(stateDir, taskKey),
-          databases: input.task.resources.databases,
+          journal: journalPathOf(recoveryDir, taskKey),
+          databases: task.resources.databases,
           runTool: async (tool, toolInput) => {
             if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
             const call = await executeToolCall(deps, {
@@ -94,24 +146,32 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
               callId: `compensate:${input.compensation.kind === 'tool' ? input.compensation.callId : tool}`,
               grantId: input.grantId,
               maxCredentialTtlMs: 60_000,
-              task: input.task,
+              task,
               tool,
               // An MCP tool's undo takes its own arguments, mapped from the original call by the task file.
-              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(input.task, input.compensation.input.original) : undefined) ?? (toolInput as Record<string, unknown>),
+              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(task, input.compensation.input.original) : undefined) ?? (toolInput as Record<string, unknown>),
             });
             return call.output;
           },
         });
+        // The overlay changed: its shared copy follows (discarded, or a sub-agent's writes undone).
+        if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-discard') await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
+        if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined) {
+          const dp = deps.dataPlane;
+          await syncOverlayCopy({ stateDir, taskKey, callId: `undo:${input.compensation.callId}`, workspace: task.resources.workspace, workerId: dp.workerId, blobs: dp.blobs, placements: dp.placements });
+        }
+        return outcome;
       });
     },
 
     /** Puts the workspace and databases back to the pre-task snapshot (when compensation alone cannot). */
     async restorePreTaskSnapshot(input: RecoveryTaskInput): Promise<{ restored: number; deleted: number; databases: number }> {
       return atActivityBoundary(async () => {
+        const task = await taskOf(deps, input);
         const result = await restoreSnapshot({
-          stateDir: stateDirOfDeps(deps),
+          stateDir: recoveryDirOf(deps),
           taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId),
-          ...(input.task.resources.workspace === undefined ? {} : { workspace: input.task.resources.workspace }),
+          ...(task.resources.workspace === undefined ? {} : { workspace: task.resources.workspace }),
           databases: true,
           force: true,
         });
@@ -119,4 +179,40 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
       });
     },
   };
+}
+
+/** The pre-task snapshot of the task's workspace and databases, in the shared folder. */
+export async function takePreTaskSnapshot(deps: ActivityDeps, taskKey: string, task: Task): Promise<void> {
+  await snapshotWorkspace({
+    stateDir: recoveryDirOf(deps),
+    taskKey,
+    ...(task.resources.workspace === undefined ? {} : { workspace: task.resources.workspace }),
+    databases: task.resources.databases,
+  });
+}
+
+/** After a commit: every file the steps wrote holds what they wrote, every deletion is gone (else the commit lied). */
+async function checkCommitted(taskKey: string, workspace: string, writes: readonly FileWrite[], notCommitted: ReadonlySet<string>): Promise<void> {
+  const root = realRootOf(workspace);
+  const wrong: string[] = [];
+  for (const [path, sha256] of expectedFiles(writes)) {
+    if (sha256 === 'opaque' || notCommitted.has(path)) continue;
+    const state = await fileStateOf(resolveConfined(root, path, 'refuse').absolute);
+    if (sha256 === 'deleted' ? state !== null : state !== sha256) wrong.push(path);
+  }
+  if (wrong.length > 0) {
+    throw new DataPlaneError('ERR_COMMIT_MISMATCH', `after the commit of task ${taskKey} the workspace does not hold what its steps wrote to ${wrong.slice(0, 5).join(', ')}`, {
+      details: { taskKey, paths: wrong },
+    });
+  }
+}
+
+/**
+ * A local activity meant for the data plane ran on the worker of the workflow task, which may be
+ * another: it must then do nothing, and say so, so the workflow sends it to the data plane's queue.
+ */
+export function assertOnWorker(deps: ActivityDeps, workerId: string | undefined): void {
+  if (workerId === undefined) return;
+  const here = deps.dataPlane?.workerId;
+  if (here !== workerId) throw new DataPlaneError('ERR_DATA_PLANE_ELSEWHERE', `this is worker ${here ?? '?'}, not ${workerId} which holds the task's data plane`);
 }

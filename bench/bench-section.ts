@@ -6,7 +6,7 @@
 import type { Summary } from './stats';
 
 /** Units the table knows how to print. Times are always milliseconds in the JSON. */
-export type FigureUnit = 'ms' | 'calls/s' | 'MB' | '%' | 'x';
+export type FigureUnit = 'ms' | 'calls/s' | 'MB' | 'KiB' | '%' | 'x';
 
 /** The same thing done without Warden (or without the part measured), in the same run. */
 export interface Baseline {

@@ -63,6 +63,8 @@ export function formatValue(value: number, unit: FigureUnit): string {
       return `${value.toFixed(1)}/s`;
     case 'MB':
       return `${value.toFixed(0)} MB`;
+    case 'KiB':
+      return `${value.toFixed(2)} KiB`;
     case '%':
       return `${value.toFixed(2)} %`;
     case 'x':

@@ -4,8 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
+import type { BlobStore } from '../dataplane/blob-store';
+import { assembleTaskResult, type AssembleOptions } from './assemble-task-result';
 import { durationToMs } from '../task/duration';
 import type { PendingApproval, StepRecord, TaskResult, TaskState } from '../task/task-run';
 import type { Task } from '../task/task-schema';
@@ -39,7 +41,7 @@ export function newTaskWorkflowId(task: Task): string {
  * Starts `task` as an `agentTask` workflow, named for the Temporal UI (static summary and
  * details) and searchable by user, agent, model, packs and status (see `options.searchAttributes`).
  */
-export async function startAgentTask(client: Client, task: Task, options: StartAgentTaskOptions = {}): Promise<WorkflowHandle<typeof agentTask>> {
+export async function startAgentTask(client: Client, task: Task, options: StartAgentTaskOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof agentTask>> {
   const registered = options.searchAttributes === false ? new Set<string>() : await registeredSearchAttributes(client);
   return client.workflow.start<typeof agentTask>('agentTask', {
     taskQueue: options.taskQueue ?? TASK_QUEUE,
@@ -92,10 +94,21 @@ function eventKey(event: ProgressEvent): string {
  * (by querying the running workflows). Queries are best-effort; the result is authoritative.
  * Aborting `options.signal` aborts every call in flight and rejects with the abort.
  */
+export interface FollowOptions extends AssembleOptions {
+  pollMs?: number;
+  signal?: AbortSignal;
+  /**
+   * The deployment's blob store (`openBlobStore(sharedDirOf(env, stateDir))`): with it the result
+   * is assembled (a long task's earlier runs' steps put back, claim checks resolved; see
+   * assemble-task-result.ts). A task that continued as new is followed to its last run either way.
+   */
+  blobs?: BlobStore;
+}
+
 export async function followAgentTask(
   handle: WorkflowHandle<typeof agentTask>,
   onProgress?: (event: ProgressEvent) => void,
-  options: { pollMs?: number; signal?: AbortSignal } = {},
+  options: FollowOptions = {},
 ): Promise<TaskResult> {
   const pollMs = options.pollMs ?? 250;
   // With a signal, every call of this follower is aborted with it: a caller that stops
@@ -126,7 +139,9 @@ export async function followAgentTask(
       }
     }
   };
-  const resultPromise = bounded(() => agentTaskResult(handle));
+  const blobs = options.blobs;
+  // A task that did not complete closes as failed, carrying its result (agentTaskResult).
+  const resultPromise = bounded(() => agentTaskResult(handle)).then((result) => (blobs === undefined ? result : assembleTaskResult(result, blobs, options)));
   if (onProgress === undefined) return resultPromise;
   const workflows = handle.client;
   /** The state of a task and, for its sub-agents still running, theirs (they report to the parent only when done). */

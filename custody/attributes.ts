@@ -160,6 +160,10 @@ export const WARDEN_ATTR = {
   /** On a `proc.run` call: the program and its exit status. */
   processCommand: 'warden.process.command',
   processExitCode: 'warden.process.exit_code',
+  /** The model turn (0-based) a model call answered. */
+  turn: 'warden.turn',
+  /** Hash of a tool's output (canonical JSON): the digest a claim check in history names too. */
+  toolOutputSha256: 'warden.tool.output.sha256',
 } as const;
 
 /** Name of the span event a response adds to its span (with the alert's id, response and score). */

@@ -42,6 +42,9 @@ export function activityTypeOfSpan(name: string, attributes: Readonly<Record<str
 export function spanRoleOf(name: string, attributes: Readonly<Record<string, unknown>>): SpanRole {
   const activityType = activityTypeOfSpan(name, attributes);
   if (activityType !== undefined) return ACTIVITY_ROLES[activityType] ?? 'other';
+  // The data flow folds a model call into the activity that brings its turn (a tool call, or
+  // placing the task): a GenAI `chat` span of its own inside that activity.
+  if (attributes[GEN_AI_ATTR.operationName] === GEN_AI_OPERATION.chat) return 'model-turn';
   if (attributes[GEN_AI_ATTR.operationName] === GEN_AI_OPERATION.invokeAgent || name.startsWith(RUN_WORKFLOW_PREFIX)) return 'agent-run';
   if (START_PREFIXES.some((prefix) => name.startsWith(prefix))) return 'task-start';
   return 'other';

@@ -13,6 +13,7 @@
  * Deterministic and free of Node imports: workflow code uses it.
  */
 import type { StepRecord } from '../task/task-run';
+import { isClaimCheckRef } from '../task/data-refs';
 
 export interface ActionFeatures {
   /** Tool name, or `spawn:<sub-agent>`. */
@@ -127,7 +128,7 @@ export interface MeasuredEffect {
   rowsChanged?: number;
   operation?: string;
   bytes?: number;
-  /** URLs the call's descriptor declares (the policy check's `effect.urls`). */
+  /** URLs the call's descriptor declares (the policy check's `effect.urls`, read off the real arguments: a claim-checked URL's host is only there). */
   urls?: readonly { url: string; method?: string }[];
   /** Requests measured where they left (`networkEffectsOf` the step's effects). */
   network?: readonly NetworkEffect[];
@@ -178,6 +179,11 @@ export function featuresOfAction(
     if (typeof value === 'string') {
       const host = hostOfUrl(value);
       if (host !== undefined) hosts.add(host);
+    } else if (isClaimCheckRef(value)) {
+      // A URL too long for history (the data flow): its host as the policy check read it off the
+      // real value, else a host no baseline knows (scored as new, never as a known one).
+      const real = (effect?.urls ?? []).map((u) => hostOfUrl(u.url)).filter((h): h is string => h !== undefined);
+      for (const host of real.length > 0 ? real : [`claim-checked-${value.sha256.slice(0, 16)}.invalid`]) hosts.add(host);
     }
   }
   let declaredWrite = false;
@@ -212,6 +218,8 @@ export function featuresOfAction(
   for (const key of ['content', 'body', 'data', 'text']) {
     const value = args[key];
     if (typeof value === 'string') bytesOut += utf8Length(value);
+    // A value kept out of history (the data flow) counts with the bytes it stands for.
+    else if (isClaimCheckRef(value)) bytesOut += value.bytes;
   }
   if (effect?.bytes !== undefined) bytesOut = Math.max(bytesOut, effect.bytes);
   bytesOut = Math.max(bytesOut, measuredBytes);
@@ -239,7 +247,7 @@ export function outcomeOfStep(step: StepRecord): ActionOutcome {
   if (!step.executed && step.decision === 'deny') outcome.refused = true;
   else if (step.error !== undefined) outcome.failed = step.error.code;
   if (step.executed && step.output !== undefined) {
-    outcome.bytesIn = jsonBytes(step.output);
+    outcome.bytesIn = isClaimCheckRef(step.output) ? step.output.bytes : jsonBytes(step.output);
     const rows = rowsOfOutput(step.output);
     if (rows !== undefined) outcome.rows = rows;
     if (step.kind === 'spawn' && typeof (step.output as { status?: unknown }).status === 'string') outcome.childStatus = (step.output as { status: string }).status;

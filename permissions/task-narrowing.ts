@@ -149,6 +149,8 @@ export const TASK_FIELD_NARROWING: { readonly [K in keyof Task]-?: FieldCheck<K>
   subagents: (child, parent) => (jsonEqual(child, parent) ? [] : ['sub-agent declarations differ from the parent\'s']),
   // Only the root takes the pre-task snapshot.
   snapshot: (child) => (child ? ['takes its own snapshot'] : []),
+  // Which workflow code path runs it: no authority (a sub-agent always runs on the original loop).
+  dataFlow: () => [],
   // The task file is a control the whole tree is kept from; a sub-agent names its root's.
   source: (child, parent) => (child === parent ? [] : ['names another task file']),
   // Claims are verified by the root, with the root's verifiers: a sub-agent has no say in how.

@@ -13,8 +13,9 @@ import { scopeOfCall } from '../tools/call-scope';
 import { resolveTool } from '../tools/tool-catalog';
 import { isCapabilityBound, isSandboxConfined, workspaceReachOf, type ToolDescriptor } from '../tools/tool-descriptor';
 import { parsePolicyRequest, type PendingFact, type PolicyRequest, type ToolEffect, type ToolSummary, type ValueSource } from './engine/policy-request';
-import { buildProvenanceIndex, classifyArguments, classifyAs, type ProvenanceIndex } from './engine/provenance';
+import { buildProvenanceIndex, classifyArguments, classifyAs, type IndexedTexts, type ProvenanceIndex } from './engine/provenance';
 import { userValuesOf, type ProvenanceSeed } from './provenance-seed';
+import { paymentKeysOf, type PolicyState } from './engine/policy-state';
 
 export interface PolicyRequestContext {
   task: Task;
@@ -28,11 +29,15 @@ export interface PolicyRequestContext {
   priorOutputs: unknown[];
   /** Outputs of earlier steps the task marks as the user's own (trusted). */
   trustedOutputs?: unknown[];
+  /** More untrusted outputs, indexed beforehand (the data flow's large outputs, indexed once per worker). */
+  priorOutputIndexes?: readonly IndexedTexts[];
   /** A sub-agent's inherited provenance: the root user's values and the atoms its parent had from trusted data. */
   seed?: ProvenanceSeed;
   /** What the call does or did, as Warden measured it (never the agent's claim), merged over what the descriptor declares. */
   effect: ToolEffect | undefined;
   now: string;
+  /** The task's policy state: a payment already made (`paid`) no longer binds to what the user gave. */
+  state?: PolicyState;
 }
 
 /** What rules need of a descriptor. */
@@ -152,7 +157,7 @@ function resourcesOf(tool: string, args: Record<string, unknown>) {
 }
 
 /** The provenance index of a task's decisions: user values (root's for a sub-agent), trusted outputs and atoms, other outputs. */
-export function provenanceIndexOf(context: Pick<PolicyRequestContext, 'task' | 'seed' | 'priorOutputs' | 'trustedOutputs'>): ProvenanceIndex {
+export function provenanceIndexOf(context: Pick<PolicyRequestContext, 'task' | 'seed' | 'priorOutputs' | 'trustedOutputs' | 'priorOutputIndexes'>): ProvenanceIndex {
   const user = context.seed?.userTexts ?? userValuesOf(context.task);
   return buildProvenanceIndex({
     intent: user[0] ?? '',
@@ -160,6 +165,7 @@ export function provenanceIndexOf(context: Pick<PolicyRequestContext, 'task' | '
     trusted: context.trustedOutputs ?? [],
     trustedAtoms: context.seed?.trustedAtoms ?? [],
     toolOutputs: context.priorOutputs,
+    ...(context.priorOutputIndexes === undefined ? {} : { toolOutputIndexes: context.priorOutputIndexes }),
   });
 }
 
@@ -175,9 +181,27 @@ export interface RequestParts {
   /** Measured where the call is applied; replaces the matching pending facts. */
   measured?: ToolEffect;
   via?: string;
+  /** Payments made so far in the task (policy state `paid`). */
+  paid?: readonly string[];
 }
 
 const RANK: Readonly<Record<ValueSource, number>> = { 'tool-output': 0, literal: 1, trusted: 2, user: 3 };
+
+/**
+ * A payment the user gave binds once per task: an amount bound to the user's (or trusted) words
+ * whose payment (same payee, amount and currency) was already made is judged `literal`, so
+ * `never pay an amount the user did not give` holds the repeat ("payment failed, retry") for a
+ * human. A payment that failed is not counted (policy-state.ts `paymentKeysOf`).
+ */
+function spendGivenPayments(effects: CallEffects, provenance: Record<string, ValueSource>, paid: readonly string[]): void {
+  if (paid.length === 0) return;
+  const done = new Set(paid);
+  for (const a of effects.amounts) {
+    const source = provenance[a.pointer];
+    if (source !== 'user' && source !== 'trusted') continue;
+    if (paymentKeysOf({ amounts: [a], payees: effects.payees }).some((k) => done.has(k))) provenance[a.pointer] = 'literal';
+  }
+}
 
 /** A validated policy request from its parts (see `buildPolicyRequest` for a step of a task). */
 export function policyRequestOf(parts: RequestParts): PolicyRequest {
@@ -190,6 +214,7 @@ export function policyRequestOf(parts: RequestParts): PolicyRequest {
     effect = declaredEffectOf(descriptor, args, effects);
     // Declared amounts, recipients, payees, hosts and paths bind only to values the user gave as that kind.
     Object.assign(provenance, typedSourcesOf(effects, parts.index, parts.argSources ?? {}, provenance));
+    spendGivenPayments(effects, provenance, parts.paid ?? []);
     destinations = destinationsOf(effects, parts.argSources ?? {}, parts.index);
   }
   if (parts.measured !== undefined) {
@@ -238,6 +263,7 @@ export function buildPolicyRequest(context: PolicyRequestContext): PolicyRequest
     now: context.now,
     index: provenanceIndexOf(context),
     ...(context.effect === undefined ? {} : { measured: context.effect }),
+    ...(context.state?.paid === undefined ? {} : { paid: context.state.paid }),
   });
 }
 

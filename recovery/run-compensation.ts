@@ -22,7 +22,10 @@ import { undoOverlayCall } from './overlay-undo';
 import { rollbackTask } from './workspace-rollback';
 
 export interface CompensationDeps {
+  /** Where recovery records live (journals, snapshots, the compensation ledger). */
   stateDir: string;
+  /** The state folder holding the task's overlay, when it is not `stateDir`. */
+  overlayStateDir?: string;
   taskKey: string;
   /** The undo journal; defaults to `journalPathOf(stateDir, taskKey)`. */
   journal?: string;
@@ -46,7 +49,7 @@ export async function runCompensation(compensation: Compensation, deps: Compensa
   try {
     switch (parsed.kind) {
       case 'fs-overlay-discard': {
-        const discarded = await discardOverlay({ stateDir: deps.stateDir, taskKey: parsed.taskKey });
+        const discarded = await discardOverlay({ stateDir: deps.stateDir, taskKey: parsed.taskKey, ...(deps.overlayStateDir === undefined ? {} : { overlayStateDir: deps.overlayStateDir }) });
         if (discarded.interruptedCommit) {
           const rollback = await rollbackTask({ stateDir: deps.stateDir, taskKey: parsed.taskKey, ...(deps.force === true ? { force: true } : {}) });
           return { kind: parsed.kind, status: 'done', detail: `overlay discarded; interrupted commit rolled back (${rollback.restored.length} restored, ${rollback.deleted.length} deleted)` };
@@ -56,7 +59,7 @@ export async function runCompensation(compensation: Compensation, deps: Compensa
           : { kind: parsed.kind, status: 'nothing-to-do', detail: 'no overlay' };
       }
       case 'fs-overlay-undo': {
-        const undone = await undoOverlayCall({ stateDir: deps.stateDir, taskKey: deps.taskKey, callId: parsed.callId });
+        const undone = await undoOverlayCall({ stateDir: deps.overlayStateDir ?? deps.stateDir, taskKey: deps.taskKey, callId: parsed.callId });
         const count = undone.restored.length + undone.removed.length;
         if (count === 0) return { kind: parsed.kind, status: 'nothing-to-do', detail: 'no overlay write under this call id' };
         return { kind: parsed.kind, status: 'done', detail: `undid ${count} overlay write(s)` };

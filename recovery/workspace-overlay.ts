@@ -113,7 +113,10 @@ export type CommitProgress =
   | { stage: 'committed' };
 
 export interface CommitOptions {
+  /** Where the commit's records live: manifests and the content-addressed store (a shared folder). */
   stateDir: string;
+  /** The state folder whose `overlays/` holds the overlay (default `stateDir`). */
+  overlayStateDir?: string;
   taskKey: string;
   /** The real workspace (must be the one the overlay sits on). */
   workspace: string;
@@ -157,7 +160,7 @@ export interface CommitResult {
  */
 export async function commitOverlay(options: CommitOptions): Promise<CommitResult> {
   const { stateDir, taskKey } = options;
-  const paths = overlayPathsOf(stateDir, taskKey);
+  const paths = overlayPathsOf(options.overlayStateDir ?? stateDir, taskKey);
   const manifestFile = commitManifestPathOf(stateDir, taskKey);
   const workspace = realRootOf(options.workspace);
   const overlay = await readOverlayManifest(paths.manifest);
@@ -442,9 +445,12 @@ export interface DiscardResult {
   interruptedCommit: boolean;
 }
 
-/** Throws the overlay away (the workspace is untouched). Idempotent. */
-export async function discardOverlay(options: { stateDir: string; taskKey: string }): Promise<DiscardResult> {
-  const paths = overlayPathsOf(options.stateDir, options.taskKey);
+/**
+ * Throws the overlay away (the workspace is untouched). Idempotent. `overlayStateDir` is the state
+ * folder holding the overlay when it is not `stateDir` (where commit manifests live).
+ */
+export async function discardOverlay(options: { stateDir: string; taskKey: string; overlayStateDir?: string }): Promise<DiscardResult> {
+  const paths = overlayPathsOf(options.overlayStateDir ?? options.stateDir, options.taskKey);
   const discarded = await fsp
     .lstat(paths.dir)
     .then(() => true)

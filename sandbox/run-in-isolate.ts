@@ -286,7 +286,7 @@ function resolvedPath(root: string, path: unknown): string | undefined {
 function sqlGate(gate: PolicyGate): SqlGate {
   const args = (m: SqlMeasurement) => ({ database: m.database, sql: m.sql, params: [...m.params] });
   return {
-    query: (m) => gate.check('sql.query', args(m), { tablesRead: m.tablesRead.map((t) => `${m.database}.${t}`) }),
+    query: (m) => gate.check('sql.query', args(m), { tablesRead: m.tablesRead.map((t) => `${m.database}.${t}`), columnsFromTables: m.columnsFromTables === true }),
     exec: (m) => gate.check('sql.exec', args(m), sqlEffectOf(m)),
   };
 }

@@ -3,6 +3,7 @@
  * model driver proposes, the record of each step and the final result (`warden run --json`).
  */
 import { z } from 'zod';
+import { FileWriteSchema, StepArchiveSchema, type FileWrite, type StepArchive } from './data-refs';
 import { TaskSchema, type Task } from './task-schema';
 import { ProvenanceSeedSchema, type ProvenanceSeed } from '../policies/provenance-seed';
 import { AlertSchema, ScoreReasonSchema, type Alert } from '../monitoring/alert';
@@ -221,6 +222,15 @@ export interface TaskResult {
   compensations?: unknown[];
   /** A sub-agent's policy counters, merged into its parent's (budgets span the whole tree). */
   policyState?: unknown;
+  /** Files a sub-agent's steps left in the task tree's overlay, for its parent's commit check. */
+  writes?: FileWrite[];
+  /** A sub-agent whose data plane was lost (its worker died): its parent must recover the tree. */
+  dataPlaneLost?: boolean;
+  /**
+   * Steps (and children) of earlier runs of a long task, archived in the blob store when it
+   * continued as new; `steps` then holds the last run's only. `assembleTaskResult` puts them back.
+   */
+  earlier?: StepArchive;
   /** What the monitor raised about this agent (sub-agents' alerts are in their own results). */
   alerts?: Alert[];
 }
@@ -243,6 +253,9 @@ export const TaskResultSchema: z.ZodType<TaskResult> = z.lazy(() =>
     claims: z.array(ClaimOutcomeSchema).optional(),
     compensations: z.array(z.unknown()).optional(),
     policyState: z.unknown().optional(),
+    writes: z.array(FileWriteSchema).optional(),
+    dataPlaneLost: z.boolean().optional(),
+    earlier: StepArchiveSchema.optional(),
     alerts: z.array(AlertSchema).optional(),
   }),
 );

@@ -340,6 +340,12 @@ export const TaskSchema = z.strictObject({
   /** Take an immutable snapshot of the workspace and databases before the task starts. */
   snapshot: z.boolean().default(false),
   /**
+   * Opt in to the data flow (data-plane affinity, claim checks, continue-as-new, one round trip
+   * per step: dataplane/README.md). Taken only by a root task with no sub-agents, MCP tool sources,
+   * `mcp serve` session or `resources.allowHostCode`; any other task runs on the original loop.
+   */
+  dataFlow: z.boolean().optional(),
+  /**
    * Set by the loader, not written in a task file: the absolute path of the file the task came
    * from. Like its policy packs, it is kept from agents (readable, never written).
    */

@@ -50,11 +50,28 @@ export function amountValue(raw: unknown, minorUnits: boolean): number | undefin
   let value: number | undefined;
   if (typeof raw === 'number' && Number.isFinite(raw)) value = raw;
   else if (typeof raw === 'string') {
-    const cleaned = raw.trim().replace(/^[$€£]/, '').replace(/\s*[A-Za-z]{3}$/, '').replace(/,/g, '');
+    const cleaned = raw.trim().replace(/^[$€£]/, '').replace(/^[A-Za-z]{3}\s*(?=\d)/, '').replace(/\s*[A-Za-z]{3}$/, '').replace(/,/g, '');
     if (/^\d+(\.\d+)?$/.test(cleaned)) value = Number(cleaned);
   }
   if (value === undefined || value < 0) return undefined;
   return minorUnits ? value / 100 : value;
+}
+
+/** Signs `amountValue` reads before a number, and the currency each stands for (`$`: USD, policies/README.md). */
+const AMOUNT_SIGNS: Readonly<Record<string, string>> = { $: 'USD', '€': 'EUR', '£': 'GBP' };
+
+/**
+ * The currency an amount string states ("20 KWD" → KWD, "$20" → USD, "EUR 20" → EUR), upper
+ * case, or undefined when it states none. A currency is a *currency reading* (policies/README.md,
+ * "Amounts and currencies"): a three-letter code is returned as written, whether or not Warden
+ * knows it, so it never matches money the user gave in another currency.
+ */
+export function currencyWrittenIn(raw: string): string | undefined {
+  const text = raw.trim();
+  const sign = AMOUNT_SIGNS[text.charAt(0)];
+  if (sign !== undefined) return sign;
+  const code = /^([A-Za-z]{3})\s*\d/.exec(text)?.[1] ?? /\d\s*([A-Za-z]{3})$/.exec(text)?.[1];
+  return code?.toUpperCase();
 }
 
 /** The effects `descriptor` declares for a call with `args`. Never throws. */
@@ -82,16 +99,24 @@ export function callEffectsOf(descriptor: ToolDescriptor, args: Record<string, u
       out.unreadable.push(`amounts ${ref.arg}`);
       continue;
     }
-    let currency: string | undefined;
-    if (typeof ref.currency === 'string') currency = ref.currency;
+    let declared: string | undefined;
+    if (typeof ref.currency === 'string') declared = ref.currency.trim().toUpperCase();
     else if (ref.currency !== undefined) {
       const [code] = valuesAt(args, ref.currency.arg);
-      if (typeof code === 'string' && /^[A-Za-z]{3}$/.test(code.trim())) currency = code.trim().toUpperCase();
+      // Left out or empty: no currency (the tool's default, which Warden cannot know). Anything
+      // else that is not a three-letter code ("bitcoin", 978) is kept as written, unreadable.
+      if (code !== undefined && code !== null && String(code).trim() !== '') declared = String(code).trim().toUpperCase();
     }
     for (const leaf of entries) {
       const value = amountValue(leaf.value, ref.minorUnits);
-      if (value === undefined) out.unreadable.push(`amounts ${leaf.pointer}`);
-      else out.amounts.push({ value, ...(currency === undefined ? {} : { currency }), pointer: leaf.pointer });
+      if (value === undefined) {
+        out.unreadable.push(`amounts ${leaf.pointer}`);
+        continue;
+      }
+      // "20 KWD" / "€20": the amount's own currency; one that disagrees with the declared one leaves the currency unreadable.
+      const written = typeof leaf.value === 'string' ? currencyWrittenIn(leaf.value) : undefined;
+      const currency = written === undefined ? declared : declared === undefined || declared === written ? written : `${declared}/${written}`;
+      out.amounts.push({ value, ...(currency === undefined ? {} : { currency }), pointer: leaf.pointer });
     }
   }
   for (const ref of e.urls) {

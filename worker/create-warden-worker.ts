@@ -2,6 +2,11 @@
  * A Warden worker: the agent workflows, the activities, and the sandbox host process the
  * activities run tools in. The sandbox host is owned here and closed with the worker.
  *
+ * Two Temporal workers in one: one polls the shared task queue (workflows, and activities any
+ * worker may run); one polls this worker's own data-plane queue (`<taskQueue>@<workerId>`), where
+ * the activities of the tasks whose overlay, grants and sandbox host sit here are sent (see
+ * activities/place-task.ts). The shared folder is checked at start.
+ *
  * With `WARDEN_DATABASE_URL` (or a shared `state` store) the worker keeps grants, revocations,
  * the jti replay store and its published public keys in the shared database, and refuses to start
  * when that database's schema is not the one this code knows (`warden db migrate`).
@@ -33,6 +38,8 @@ import { McpConnectionPool } from '../executors/mcp-connection-pool';
 import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
 import { defaultCacheDir } from '../temporal/temporal-cli';
 import { wardenResourcesOf } from './warden-resources';
+import { openDataPlaneServices, type DataPlaneServices } from '../dataplane/data-plane-services';
+import { checkSharedStorage } from '../dataplane/shared-storage';
 import { connectWorkerConnection } from '../temporal/connect';
 import type { TemporalConfig } from '../temporal/temporal-config';
 
@@ -48,6 +55,8 @@ export interface WardenWorkerOptions {
   stateDir?: string;
   /** Environment model drivers read API keys from. */
   env?: NodeJS.ProcessEnv;
+  /** The folder every worker shares (default: WARDEN_SHARED_DIR of `configEnv`, else the state folder). */
+  sharedDir?: string;
   /**
    * Environment the worker's own configuration is read from (`WARDEN_DATABASE_URL`,
    * `WARDEN_SIGNING_KEY_FILE`, `WARDEN_WORKER_ID`); default `process.env`.
@@ -76,6 +85,9 @@ export interface WardenWorkerOptions {
 
 export interface WardenWorker {
   worker: Worker;
+  /** The worker polling this worker's own data-plane task queue (activities only). */
+  dataPlaneWorker: Worker;
+  dataPlane: DataPlaneServices;
   sandbox: SandboxClient;
   /** The worker's MCP connections (closed with the worker). */
   mcp: McpConnectionPool;
@@ -192,6 +204,15 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     throw error;
   }
   const { keystore, stores } = authority;
+  const taskQueue = options.taskQueue ?? TASK_QUEUE;
+  const dataPlane = openDataPlaneServices({ stateDir, taskQueue, env: configEnv, ...(options.sharedDir === undefined ? {} : { sharedDir: options.sharedDir }), ...(state?.shared === true ? { db: state.db } : {}) });
+  try {
+    await checkSharedStorage({ sharedDir: dataPlane.sharedDir, explicit: dataPlane.sharedFolderNamed, workerId: dataPlane.workerId, stateDir });
+  } catch (error) {
+    await authority.close();
+    await closeState();
+    throw error;
+  }
   // Shared with every worker when the state is (a key registered anywhere verifies here).
   const approvers = state?.shared === true ? openSqlApproverStore(state.db) : openApproverStore({ stateDir });
   const release = async () => {
@@ -223,40 +244,71 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       packagesDir: options.mcpPackagesDir ?? (env.WARDEN_MCP_PACKAGES ? env.WARDEN_MCP_PACKAGES : defaultMcpPackagesDir(defaultCacheDir(env))),
       ...(options.sandboxReadOnlyPaths === undefined ? {} : { extraReadOnlyPaths: options.sandboxReadOnlyPaths }),
     };
-    const worker = await Worker.create({
-      connection: await options.connection,
-      namespace: await options.namespace,
-      taskQueue: options.taskQueue ?? TASK_QUEUE,
-      workflowBundle: await bundle,
-      interceptors: { ...traced?.interceptors, activity: [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory] },
-      ...(traced === undefined ? {} : { sinks: traced.sinks }),
-      activities: createActivities({
-        sandbox,
-        stateDir,
-        identity: { keystore, stores },
-        mcp,
-        ...(options.env === undefined ? {} : { env: options.env }),
-        ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
-        monitor: {
-          baselines: createBaselineStore(monitorDb),
-          alerts: createAlertStore(monitorDb),
-          print: options.printAlert ?? ((alert) => process.stdout.write(alertJsonLine(alert))),
-          ...(alertWebhook === undefined ? {} : { webhook: alertWebhook }),
-        },
-        approvers,
-        listings: createMcpListingStore(createBlobStore(monitorDb)),
-        blobs: createBlobStore(monitorDb),
-        ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
-        wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
-      }),
+    const activities = createActivities({
+      sandbox,
+      stateDir,
+      identity: { keystore, stores },
+      mcp,
+      dataPlane,
+      ...(options.telemetry === undefined ? {} : { tracer: options.telemetry.tracer }),
+      ...(options.env === undefined ? {} : { env: options.env }),
+      ...(state?.shared === true ? { shared: { db: state.db, workerId: state.workerId } } : {}),
+      monitor: {
+        baselines: createBaselineStore(monitorDb),
+        alerts: createAlertStore(monitorDb),
+        print: options.printAlert ?? ((alert) => process.stdout.write(alertJsonLine(alert))),
+        ...(alertWebhook === undefined ? {} : { webhook: alertWebhook }),
+      },
+      approvers,
+      listings: createMcpListingStore(createBlobStore(monitorDb)),
+      blobs: createBlobStore(monitorDb),
+      ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
+      wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
     });
+    const activityInterceptors = [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory];
+    const connection = await options.connection;
+    const namespace = await options.namespace;
+    const worker = await Worker.create({
+      connection,
+      namespace,
+      taskQueue,
+      workflowBundle: await bundle,
+      interceptors: { ...traced?.interceptors, activity: activityInterceptors },
+      ...(traced === undefined ? {} : { sinks: traced.sinks }),
+      activities,
+    });
+    const dataPlaneWorker = await Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, interceptors: { activity: activityInterceptors }, activities });
     return {
       worker,
+      dataPlaneWorker,
+      dataPlane,
       sandbox,
       mcp: mcpPool,
       async run(until) {
         try {
-          await (until === undefined ? worker.run() : worker.runUntil(until));
+          // Both stop together: `until`, a shutdown signal or a failure of either shuts both down.
+          // (Not runUntil: a worker stopped by a signal before `until` settled would throw
+          // PromiseCompletionTimeoutError, and `warden worker` would exit failed on SIGTERM.)
+          const workers = [worker, dataPlaneWorker];
+          const stopAll = () => {
+            for (const w of workers) {
+              try {
+                if (w.getState() === 'RUNNING') w.shutdown();
+              } catch {
+                // Already stopping.
+              }
+            }
+          };
+          const runs = workers.map((w) => w.run().finally(stopAll));
+          let untilFailure: { error: unknown } | undefined;
+          until?.then(stopAll, (error: unknown) => {
+            untilFailure = { error };
+            stopAll();
+          });
+          const results = await Promise.allSettled(runs);
+          const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+          if (failed !== undefined) throw failed.reason;
+          if (untilFailure !== undefined) throw untilFailure.error;
         } finally {
           await mcpPool.close();
           await sandbox.close();

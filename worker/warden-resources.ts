@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { sharedDirOf } from '../dataplane/shared-storage';
 import { PermissionDeniedError, type TaskFileIssue } from '../errors';
 import { IDENTITY_DB_FILE } from '../identity/credential-stores';
 import { defaultApproverKeyDir } from '../identity/approver-registry';
@@ -112,6 +113,8 @@ export function wardenResourcesOf(options: WardenResourcesOptions): WardenResour
     { path: realPathOf(defaultCacheDir(env)), what: "Warden's cache folder" },
     ...(options.cacheDirs ?? []).map((dir) => ({ path: realPathOf(dir), what: "Warden's cache folder" })),
     { path: realPathOf(defaultApproverKeyDir(env)), what: "the approvers' key folder" },
+    // Blobs, placements, journals and overlay copies of every task: no task may read another's.
+    ...(env.WARDEN_SHARED_DIR?.trim() ? [{ path: realPathOf(sharedDirOf(env, options.stateDir)), what: "Warden's shared folder (WARDEN_SHARED_DIR)" }] : []),
     ...KERNEL_FOLDERS.map((path) => ({ path, what: 'a kernel file system' })),
   ];
   const files = [];

@@ -15,6 +15,7 @@ import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
 import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
+import type { TaskFlow } from './task-flow';
 import { TaskMonitor } from './monitor-step';
 import { TaskSaga } from './task-saga';
 import { decidePatches, type WorkflowPatches } from './workflow-patches';
@@ -57,6 +58,10 @@ export interface AgentRun {
   identity: TaskIdentity | undefined;
   /** Policy counters (rates, totals, budgets), merged back from sub-agents. */
   policyState: PolicyState;
+  /** Steps taken in earlier runs of this task (continue-as-new): step indices continue from here. */
+  readonly stepBase: number;
+  /** The data flow (placement, references, continue-as-new); undefined on the original path. */
+  flow?: TaskFlow;
   /** A sub-agent's provenance: the root user's values and what its parent had from trusted data. */
   readonly seed: ProvenanceSeed | undefined;
   /** Scores every action and carries out the response rules (monitor-step.ts). */
@@ -65,6 +70,18 @@ export interface AgentRun {
   readonly origin: RunOrigin;
   /** The root task's first run id, which names the tree's recovery state (undefined: keyed by workflow id, older trees). */
   readonly rootRunId: string | undefined;
+}
+
+export interface AgentRunOptions {
+  /** False for the data flow: the deadline is enforced by activity timeouts, not timers. */
+  deadlineTimers?: boolean;
+  stepBase?: number;
+  /**
+   * A data-flow root's continued run: the deadline its first run set (epoch ms). The flow runs
+   * roots only (agent-task.ts), and its carried identity is set by runFlowTask after Temporal
+   * vouched for the previous run.
+   */
+  continuedDeadlineAt?: number;
 }
 
 /** The task tree's key for recovery activities: the root's workflow id and, for newer trees, its run. */
@@ -76,15 +93,16 @@ export function treeOf(run: Pick<AgentRun, 'rootWorkflowId' | 'rootRunId'>): { r
  * Sets up a run from the workflow input; installs the state query and the approval handler. `raw`
  * is the input as received (a sub-agent's handoff is verified on it).
  */
-export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input): AgentRun {
+export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input, options: AgentRunOptions = {}): AgentRun {
   const { task } = input;
   const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0);
   const origin = originOf(input, raw, patches);
   const { depth, lineage, isRoot } = origin;
   const info = workflowInfo();
   const ownDeadline = Date.now() + durationToMs(task.limits.deadline);
-  const deadlineAt = origin.inheritedDeadlineAt === undefined ? ownDeadline : Math.min(ownDeadline, origin.inheritedDeadlineAt);
-  const deadline = new TaskDeadline(deadlineAt, task.limits.deadline);
+  const inherited = options.continuedDeadlineAt ?? origin.inheritedDeadlineAt;
+  const deadlineAt = inherited === undefined ? ownDeadline : Math.min(ownDeadline, inherited);
+  const deadline = new TaskDeadline(deadlineAt, task.limits.deadline, options.deadlineTimers ?? true);
   const rootWorkflowId = lineage[0] ?? info.workflowId;
   const state: TaskState = {
     workflowId: info.workflowId,
@@ -119,6 +137,7 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     identity: origin.trustedIdentity,
     toolSourcesOpened: false,
     policyState: (origin.policyState as PolicyState | undefined) ?? emptyPolicyState(),
+    stepBase: options.stepBase ?? 0,
     // A sub-agent's provenance comes with its verified handoff (histories from before: the input's).
     seed: origin.isRoot ? undefined : patches.subagentHandoff ? input.handoff?.provenance : (input.provenance ?? input.handoff?.provenance),
     origin,
@@ -129,10 +148,15 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
   return run;
 }
 
+/** Steps this task took so far, in every run. */
+export function stepCount(run: AgentRun): number {
+  return run.stepBase + run.state.steps.length;
+}
+
 /** Appends the step for a proposed action, with the grant check's decision. */
 export function recordStep(run: AgentRun, action: StepAction, turn: number, check: ActionCheck, began: number): StepRecord {
   const step: StepRecord = {
-    index: run.state.steps.length,
+    index: stepCount(run),
     turn,
     kind: action.type,
     tool: action.type === 'tool' ? action.tool : `spawn:${action.subagent}`,

@@ -8,8 +8,12 @@
  *
  * Deterministic code only: no Node APIs, no clocks but the workflow's, no I/O.
  */
-import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, CancellationScope, condition, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { AgentTaskFlowInputSchema, type AgentTaskFlowInput } from '../task/data-flow';
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
+import { runFlowTask } from './agent-task-flow';
+import { takesDataFlow } from './data-flow-choice';
+import { DATA_FLOW_PATCH, decideDataFlow } from './workflow-patches';
 import { summarized } from './activity-stubs';
 import { finishRun, startAgentRun, treeOf, type AgentRun } from './agent-run';
 import { beginIdentity } from './subagent-handoff';
@@ -17,14 +21,18 @@ import { runAction } from './run-action';
 import { SessionInbox } from './session-run';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { modelTurnSummary } from './ui-summaries';
-import { taskEndFailure } from './task-close';
-import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
+import { closeRun } from './close-run';
 import { attestClaims } from './attest-claims';
 import { claimsOfFinalAnswer, stateClaim, statedClaimsOf } from './stated-claims';
 import { listingRefOf } from '../mcp/pinned-tool-list';
 import { modelTurnInput, rememberShown } from './model-turn-input';
 
-export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
+export { DATA_FLOW_PATCH };
+
+export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResult> {
+  // The data flow (agent-task-flow.ts) is opt-in, for tasks that use only what it supports; decided
+  // from the input alone and in the first activation (like every patch), so replays decide the same.
+  if (takesDataFlow(rawInput) && decideDataFlow()) return runFlowTask(parseFlowInput(trustedFlowInput(rawInput)));
   const run = startAgentRun(parseInput(rawInput), rawInput);
   // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
@@ -49,28 +57,41 @@ export async function agentTask(rawInput: AgentTaskInput): Promise<TaskResult> {
   // Every session call has its answer before the workflow completes.
   if (session !== undefined) await condition(allHandlersFinished);
   await run.monitor.finish(result);
-  return close(run, result);
-}
-
-/**
- * Ends the workflow the way Temporal should show it (`task-close.ts`): `WardenStatus` set to the
- * status, and a task that did not complete fails, carrying its result. Both behind patches
- * decided at the start (`workflow-patches.ts`).
- */
-function close(run: AgentRun, result: TaskResult): TaskResult {
-  if (run.patches.statusSearchAttribute) upsertSearchAttributes([{ key: WARDEN_SEARCH_ATTRIBUTES.status, value: result.status }]);
-  if (result.status !== 'completed' && run.patches.closeAsFailed) throw taskEndFailure(result);
-  return result;
+  return closeRun(run, result);
 }
 
 /** The input as its schema defines it; a malformed input fails the workflow, it is not retried. */
 function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
   const parsed = AgentTaskInputSchema.safeParse(rawInput);
-  if (!parsed.success) {
-    const where = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
-    throw ApplicationFailure.nonRetryable(`invalid agentTask input: ${where.join('; ')}`, 'ERR_TASK_INPUT_INVALID');
-  }
+  if (!parsed.success) throw invalidInput(parsed.error.issues);
   return parsed.data as AgentTaskInput;
+}
+
+/**
+ * A client that starts a task gives `{ task }` (and tuning in `flow`); everything else in the
+ * input (grant, data plane, carried state) is Warden's, and is accepted only from where Temporal
+ * itself vouches for the sender: this task's previous run (`continuedFromExecutionRunId`). The data
+ * flow runs roots only (takesDataFlow), so no parent ever hands a data-flow run anything. Otherwise
+ * a starter could hand a task another task's grant, or a data plane and state it made up.
+ */
+function trustedFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {
+  const given = rawInput as unknown as Record<string, unknown>;
+  // A root's own defaults (depth 0, no lineage) say nothing; anything else is Warden's to set.
+  const rootDefault = (key: string) => (key === 'depth' && given[key] === 0) || (key === 'lineage' && Array.isArray(given[key]) && (given[key] as unknown[]).length === 0);
+  const wardens = Object.keys(given).filter((key) => key !== 'task' && key !== 'flow' && given[key] !== undefined && !rootDefault(key));
+  if (wardens.length === 0 || workflowInfo().continuedFromExecutionRunId !== undefined) return rawInput;
+  throw ApplicationFailure.nonRetryable(`invalid agentTask input: ${wardens.join(', ')} may only come from the task's previous run; start a task with { task }`, 'ERR_TASK_INPUT_INVALID');
+}
+
+function parseFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {
+  const parsed = AgentTaskFlowInputSchema.safeParse(rawInput);
+  if (!parsed.success) throw invalidInput(parsed.error.issues);
+  return parsed.data as AgentTaskFlowInput;
+}
+
+function invalidInput(issues: readonly { path: readonly PropertyKey[]; message: string }[]): ApplicationFailure {
+  const where = issues.slice(0, 5).map((i) => `${i.path.map(String).join('.') || '(input)'}: ${i.message}`);
+  return ApplicationFailure.nonRetryable(`invalid agentTask input: ${where.join('; ')}`, 'ERR_TASK_INPUT_INVALID');
 }
 
 /** Begin, then ask the model and run its actions until a final answer, a limit or the deadline. */

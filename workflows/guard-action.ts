@@ -24,6 +24,8 @@ export interface GuardedStep {
   approvedRules: string[];
   /** For a spawn: the provenance the sub-agent starts from. */
   inherit?: ProvenanceSeed;
+  /** The longest window of the task's rate rules (ms), when the policy check said (see tool-step.ts). */
+  rateWindowMs?: number;
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -67,7 +69,13 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit } = await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
+  // On the data flow a call recorded before may have brought a decision on this action with it
+  // (histories only: new calls bring none, the check below decides with main's provenance).
+  const prechecked = action.type === 'tool' ? run.flow?.takePolicyCheck(action) : undefined;
+  // On the data flow earlier steps (earlier runs' too) are in the transcript: sent by its head.
+  const transcript = prechecked === undefined ? run.flow?.transcript(run) : undefined;
+  const earlierSteps = transcript?.pending ?? run.state.steps;
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task: run.activityTask,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -75,11 +83,12 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     tool: policyTool,
     args: policyArgs,
     // MCP servers' tool descriptions are their words, untrusted like any tool output.
-    priorOutputs: [...mcpDescriptionsOf(run), ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    priorOutputs: [...mcpDescriptionsOf(run), ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    ...(transcript === undefined || transcript.ref === null ? {} : { priorOutputsRef: transcript.ref }),
     // What each output is: the user's own trusted data, or untrusted content from outside (MCP descriptions included).
     priorSteps: [
       ...mcpDescriptionsOf(run).map((output) => ({ output })),
-      ...run.state.steps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
+      ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
     ],
     ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
@@ -117,5 +126,5 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
   const approvedRules = verdict.decision === 'approval' ? verdict.matched.filter((m) => m.effect === 'approval').map((m) => m.id) : [];
-  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }) };
+  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }), ...(rateWindowMs === undefined ? {} : { rateWindowMs }) };
 }

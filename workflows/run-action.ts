@@ -10,7 +10,12 @@ import { runSpawnStep } from './spawn-step';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { runToolStep, toolCallId } from './tool-step';
 
-export async function runAction(run: AgentRun, action: StepAction, turn: number): Promise<void> {
+export interface RunActionOptions {
+  /** Ask for the model's next turn in the same activity as the tool call (the data flow). */
+  foldNextTurn?: boolean;
+}
+
+export async function runAction(run: AgentRun, action: StepAction, turn: number, options: RunActionOptions = {}): Promise<void> {
   run.monitor.assertRunning();
   const began = Date.now();
   let guarded;
@@ -29,7 +34,7 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number)
   if (!(await run.monitor.beforeRun(run, step))) return;
   try {
     if (action.type === 'tool') {
-      if (!(await runToolStep(run, action, guarded))) return;
+      if (!(await runToolStep(run, action, guarded, options.foldNextTurn === true))) return;
     } else if (!(await runSpawnStep(run, action, step, guarded.inherit))) {
       return;
     }

@@ -12,7 +12,7 @@ import { summarized } from './activity-stubs';
 import type { agentTask } from './agent-task';
 import type { AgentRun } from './agent-run';
 import { AGENT_TASK_WORKFLOW, subagentWorkflowId } from './definitions';
-import { stepErrorOf } from './task-ended';
+import { stepErrorOf, TaskEnded } from './task-ended';
 import { handoffFor } from './subagent-handoff';
 import { taskResultOfFailure } from './task-close';
 import { taskSearchAttributes } from './search-attributes';
@@ -26,6 +26,9 @@ const DELEGATION_REFUSALS = ['ERR_DELEGATION_WIDENS', 'ERR_DELEGATION_EXPIRY', '
  * denied spawn and nothing ran).
  */
 export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: StepRecord, provenance?: ProvenanceSeed): Promise<boolean> {
+  // Only tasks that cannot spawn take the data flow (data-flow-choice.ts): sub-agents' verified
+  // handoffs live on the original loop. Should one get here anyway, nothing is delegated.
+  if (run.flow !== undefined) throw new TaskEnded('failed', 'sub-agents do not run on the data flow: a task that may spawn runs on the original loop');
   const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
   const childId = subagentWorkflowId(run.workflowId, action.subagent, step.index);
   const deadlineAt = run.deadline.deadlineAt;

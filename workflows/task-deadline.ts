@@ -1,6 +1,8 @@
 /**
  * The task's deadline: a sub-agent inherits its parent's when that is sooner. Operations that can
- * outlast it are raced against a timer and cancelled when the deadline wins.
+ * outlast it are raced against a timer and cancelled when the deadline wins, or (the data flow,
+ * `timers: false`) bounded by the deadline through timeouts Temporal enforces itself (each
+ * activity's schedule-to-close timeout, set from `remainingMs()`), which costs no timer events.
  */
 import { CancellationScope, sleep } from '@temporalio/workflow';
 import { TaskEnded } from './task-ended';
@@ -13,6 +15,8 @@ export class TaskDeadline {
   constructor(
     readonly deadlineAt: number,
     private readonly limit: string,
+    /** False: no timer per operation; the operation must bound itself by `remainingMs()`. */
+    private readonly timers = true,
   ) {}
 
   /** Milliseconds left (negative once past). */
@@ -29,6 +33,15 @@ export class TaskDeadline {
   async within<T>(operation: () => Promise<T>): Promise<T> {
     const ms = this.remainingMs();
     if (ms <= 0) throw this.exceeded();
+    if (!this.timers) {
+      try {
+        return await operation();
+      } catch (error) {
+        // The operation's own timeout fired at the deadline: the task timed out.
+        if (this.remainingMs() <= 0 && !(error instanceof TaskEnded)) throw this.exceeded();
+        throw error;
+      }
+    }
     const scope = new CancellationScope();
     let expired = false;
     try {

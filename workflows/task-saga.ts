@@ -9,7 +9,9 @@ import { resolveTool } from '../tools/tool-catalog';
 import type { TaskRecovery, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import { summarized } from './activity-stubs';
-import { stepErrorOf } from './task-ended';
+import type { AgentRun } from './agent-run';
+import { stepErrorOf, TaskEnded } from './task-ended';
+import { DataPlaneLost, SAGA_CALL } from './task-flow';
 
 /** Where the saga's effects live: the task tree and this task's grant. */
 export interface SagaScope {
@@ -33,6 +35,8 @@ export class TaskSaga {
   readonly notUndoable: string[] = [];
   /** Whether the root took a pre-task snapshot (`snapshot: true`). */
   snapshotTaken = false;
+  /** The data flow revoked the task's grant together with its commit. */
+  revoked = false;
 
   constructor(
     private readonly scope: SagaScope,
@@ -112,6 +116,79 @@ export class TaskSaga {
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
       await summarized.restorePreTaskSnapshot('restore pre-task snapshot')({ ...tree, task });
+      return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
+    }
+    return { rolledBack, notUndoable: this.notUndoable };
+  }
+
+  /**
+   * The data flow's settle. A completed root commits on its data plane, and the commit must prove
+   * the overlay holds exactly what the steps wrote: a commit that cannot (overlay missing or
+   * different, ERR_OVERLAY_MISSING / ERR_COMMIT_MISMATCH) fails the task, and everything is rolled
+   * back instead. Compensations run on the data plane, which moves to another worker when its own
+   * is gone; a sub-agent that loses it hands the compensations not yet run up to its parent.
+   */
+  async settleFlow(result: TaskResult, run: AgentRun): Promise<TaskRecovery> {
+    const flow = run.flow!;
+    const { isRoot } = this.scope;
+    const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
+    if (result.status === 'completed') {
+      if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
+      try {
+        // Commit and revoke in one call, on the data plane's worker (locally when the workflow runs there).
+        const grantId = run.identity?.grantId;
+        const { files, skipped } = await flow.callHere(run, SAGA_CALL, 'rebuild', (a, onWorker) =>
+          a.finishTask({
+            ...tree,
+            taskRef: flow.taskRef!,
+            expected: flow.writes,
+            status: result.status,
+            ...(grantId === undefined ? {} : { grantId }),
+            ...(onWorker === undefined ? {} : { onWorker }),
+          }),
+          'commit workspace changes, revoke grant',
+        );
+        this.revoked = grantId !== undefined && grantId === run.identity?.grantId;
+        // Held host-code files and what a commit skips are reported, as on the original loop.
+        return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
+      } catch (error) {
+        // The commit is all or nothing (it undid what it had applied): the task failed, and its
+        // effects are rolled back like any failed task's (as commit-failure-result on the original loop).
+        const failure = error instanceof TaskEnded ? { code: '', message: error.reason } : stepErrorOf(error);
+        result.status = 'failed';
+        result.reason = failure.code === '' ? failure.message : `the task's files could not be committed: ${failure.code}: ${failure.message}`;
+        run.state.status = 'failed';
+      }
+    }
+    if (!isRoot && flow.dataPlaneLost) return { rolledBack: [], notUndoable: this.notUndoable };
+    const rolledBack: TaskRecovery['rolledBack'] = [];
+    const pending = [...this.compensations].reverse();
+    for (const [i, compensation] of pending.entries()) {
+      const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
+      try {
+        const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
+        const outcome = await flow.call(
+          run,
+          SAGA_CALL,
+          'rollback',
+          (a) => a.compensate({ ...tree, taskRef: flow.taskRef!, compensation, ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
+          `compensate: ${undo}`,
+        );
+        rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
+      } catch (error) {
+        if (error instanceof DataPlaneLost) {
+          // A sub-agent cannot move the tree's data plane: its parent runs the rest.
+          flow.dataPlaneLost = true;
+          this.compensations.splice(0, this.compensations.length, ...pending.slice(i).reverse());
+          return { rolledBack, notUndoable: this.notUndoable };
+        }
+        const failure = stepErrorOf(error);
+        rolledBack.push({ kind: compensation.kind, ...of, status: 'failed', detail: `${failure.code}: ${failure.message}` });
+      }
+    }
+    const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
+    if (isRoot && this.snapshotTaken && incomplete) {
+      await flow.call(run, SAGA_CALL, 'rollback', (a) => a.restorePreTaskSnapshot({ ...tree, taskRef: flow.taskRef! }), 'restore pre-task snapshot');
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

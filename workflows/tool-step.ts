@@ -7,15 +7,20 @@
  * the step.
  */
 import { networkEffectsOf } from '../monitoring/action-features';
+import type { EgressWatch } from '../monitoring/egress-watch';
 import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepRecord, ToolAction } from '../task/task-run';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import { FileWriteSchema, type FileWrite } from '../task/data-flow';
+import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
 import { refuseStep, refuseUnapproved, type GuardedStep } from './guard-action';
-import { approvalSummary, toolCallSummary } from './ui-summaries';
+import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
+import { approvalSummary, modelTurnSummary, toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
 const POLICY_RETAIN_MS = 24 * 3_600_000;
@@ -38,10 +43,15 @@ type Matched = { id: string; sentence: string; effect: string; reason: string };
 /**
  * Runs the call to its end. Returns false when the policy gate refused it (the step is then
  * refused). `resolvedArgs` (a built-in fs call) carry the path the policy judged; the call then
- * opens exactly that path and follows no link.
+ * opens exactly that path and follows no link. On the data flow the call goes to the data plane
+ * and, with `foldNextTurn` (the turn's last action), brings the model's next turn back with it.
  */
-export async function runToolStep(run: AgentRun, action: ToolAction, guarded: GuardedStep): Promise<boolean> {
+export async function runToolStep(run: AgentRun, action: ToolAction, guarded: GuardedStep, foldNextTurn = false): Promise<boolean> {
   const { step, policyRequest, approvedRules, resolvedArgs } = guarded;
+  // On the data flow (no sub-agents, whose stricter rates would read the parent's older calls)
+  // recent calls are kept only as long as a rule of the task can read them: the policy state
+  // every call carries stays bounded instead of growing with every step (history linear).
+  const retainMs = run.flow !== undefined && guarded.rateWindowMs !== undefined ? guarded.rateWindowMs : POLICY_RETAIN_MS;
   const grantId = run.identity!.grantId;
   const callId = toolCallId(run, step.index, action.tool, action.args);
   const descriptor = resolveTool(run.task, action.tool);
@@ -50,7 +60,17 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   // A built-in's one request is the step the monitor already scored: only other tools get a watch.
   const egressWatch = builtin ? undefined : run.monitor.egressWatch(run, step);
   for (let hold = 1; ; hold += 1) {
-    const call = await run.deadline.within(() =>
+    const policy: ToolPolicyContext = {
+      state: run.policyState,
+      agent: policyRequest.agent,
+      now: policyRequest.now,
+      argSources: policyRequest.provenance,
+      ...(run.seed === undefined ? {} : { seed: run.seed }),
+      approvedRules,
+      approvedEffects: [...approvedEffects],
+    };
+    const flow = run.flow;
+    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
         ...treeOf(run),
         workflowId: run.workflowId,
@@ -67,21 +87,13 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
         // Hosts the monitor holds are refused at the egress before they connect.
         ...(egressWatch === undefined ? {} : { egressWatch }),
-        policy: {
-          state: run.policyState,
-          agent: policyRequest.agent,
-          now: policyRequest.now,
-          argSources: policyRequest.provenance,
-          ...(run.seed === undefined ? {} : { seed: run.seed }),
-          approvedRules,
-          approvedEffects: [...approvedEffects],
-        },
+        policy,
       }),
     );
     step.credential = call.credential;
     // A user tool's own capability calls count like calls of those capabilities (a built-in's one call is the step).
     const effects = call.effects ?? [];
-    if (!builtin) for (const e of effects) run.policyState = recordExecution(run.policyState, e.request as PolicyRequest, { status: 'ok' }, { retainMs: POLICY_RETAIN_MS });
+    if (!builtin) for (const e of effects) run.policyState = recordExecution(run.policyState, e.request as PolicyRequest, { status: 'ok' }, { retainMs });
     if (effects.length > 0) step.effects = [...(step.effects ?? []), ...effects.map(stepEffectOf)];
     // What a program or MCP server did through the egress proxy, in the same vocabulary.
     if (call.egress !== undefined && call.egress.length > 0) step.effects = [...(step.effects ?? []), ...call.egress];
@@ -97,8 +109,9 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       if (call.trust !== undefined) step.trust = call.trust;
       if (call.effect !== undefined) step.effect = call.effect;
       run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
-      run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs: POLICY_RETAIN_MS });
+      run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs });
       await run.monitor.network(run, step, requests);
+      if (flow !== undefined) takeFoldedTurn(run, flow, call as ToolStepResult);
       return true;
     }
     // Stopped where the effect was measured: what ran before the stop (SQL applied by earlier calls of a user tool) stays undoable.
@@ -154,4 +167,87 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
 
 function stepEffectOf(e: { request: { tool: string; effect?: unknown }; decision: 'allow' | 'deny' | 'approval'; rules: string[]; shadow?: string[] }): StepEffect {
   return { tool: e.request.tool, effect: e.request.effect ?? null, decision: e.decision, rules: e.rules, ...(e.shadow === undefined || e.shadow.length === 0 ? {} : { shadow: e.shadow }) };
+}
+
+/** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
+const TOOL_MARGIN_MS = 10_000;
+/** Room for a model turn folded into the call. */
+const FOLDED_TURN_MS = 120_000;
+
+/** The tool call's activity timeouts: its own limit, plus a folded model turn. */
+function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
+  return {
+    startToCloseMs: run.tools.activityTimeoutMs + (fold ? FOLDED_TURN_MS : 0),
+    heartbeatMs: DATA_PLANE_HEARTBEAT_MS,
+    retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+    deadline: true,
+  };
+}
+
+/** Files a failed call reported writing (in its failure's details), so the commit check knows them. */
+function writesOfFailure(error: unknown): FileWrite[] {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (!(cause instanceof ApplicationFailure)) return [];
+  const detail = (cause.details?.[0] ?? {}) as { writes?: unknown };
+  const parsed = FileWriteSchema.array().safeParse(detail.writes);
+  return parsed.success ? parsed.data : [];
+}
+
+/**
+ * The data flow's tool call: on the data plane, the task by reference, the files written
+ * reported, the host's policy gate as on the original loop, and (when this is the turn's last
+ * action and the gate let it run) the model's next turn folded in: one workflow task and one
+ * activity per step.
+ */
+async function runFlowCall(
+  run: AgentRun,
+  flow: TaskFlow,
+  action: ToolAction,
+  step: StepRecord,
+  callId: string,
+  resolvedArgs: Record<string, unknown> | undefined,
+  policy: ToolPolicyContext,
+  fold: boolean,
+  egressWatch: EgressWatch | undefined,
+): Promise<ToolStepResult> {
+  assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
+  const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run) } : undefined;
+  try {
+    const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
+      a.runTool({
+        ...treeOf(run),
+        workflowId: run.workflowId,
+        stepIndex: step.index,
+        callId,
+        grantId: run.identity!.grantId,
+        maxCredentialTtlMs: run.tools.activityTimeoutMs,
+        taskRef: flow.taskRef!,
+        tool: action.tool,
+        args: resolvedArgs ?? action.args,
+        ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
+        // The monitor's score goes into the call's custody record.
+        ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
+        ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
+        // Hosts the monitor holds are refused at the egress before they connect.
+        ...(egressWatch === undefined ? {} : { egressWatch }),
+        policy,
+        ...(next === undefined ? {} : { next }),
+      }),
+      // The model's next turn comes back with the call: the UI says so.
+      fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),
+    );
+    flow.recordWrites(call.writes);
+    return call;
+  } catch (error) {
+    flow.recordWrites(writesOfFailure(error));
+    throw error;
+  }
+}
+
+/** The model's next turn the call brought back, for the loop to act on (agent-task-flow.ts). */
+function takeFoldedTurn(run: AgentRun, flow: TaskFlow, call: ToolStepResult): void {
+  if (call.next === undefined || !('turn' in call.next)) return;
+  flow.transcriptAppended(run, call.next.transcriptRef);
+  flow.foldedTurn = { turn: run.state.turn, modelTurn: call.next.turn };
+  flow.holdPolicyCheck(call.next.turn.actions[0], call.next.policy);
 }

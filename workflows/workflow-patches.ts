@@ -15,6 +15,11 @@ import { CLOSE_PATCHES } from './task-close';
 export const APPROVAL_UPDATE_PATCH = 'approval-update';
 /** Call keys name the run and the call (older runs keep `<workflowId>:<step>`). */
 export const CALL_KEY_PATCH = 'call-key-run-and-call';
+/**
+ * The data flow (agent-task-flow.ts): data-plane affinity, references in history, one round trip
+ * per step, continue-as-new. Decided in `agentTask` itself, first thing, from the input.
+ */
+export const DATA_FLOW_PATCH = 'warden-data-flow-1';
 /** A sub-agent's file writes are undone per call. */
 export const SUBAGENT_FS_UNDO_PATCH = 'subagent-fs-undo';
 /** A sub-agent's handoff (identity, lineage, deadline, policy state) is verified, not trusted from the input. */
@@ -94,4 +99,9 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false): WorkflowP
     modelStepsByDigest: patched(MODEL_STEPS_BY_DIGEST_PATCH),
     monitorNetwork: patched(MONITOR_NETWORK_PATCH),
   };
+}
+
+/** Decides the data flow; `agentTask` asks first thing, and only for inputs that can take it. */
+export function decideDataFlow(): boolean {
+  return patched(DATA_FLOW_PATCH);
 }

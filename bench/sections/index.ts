@@ -5,6 +5,7 @@
 import type { BenchSection } from '../bench-section';
 import { attestSection } from './attest';
 import { credentialSection } from './credential';
+import { historySection } from './history';
 import { custodySection } from './custody';
 import { mcpSection } from './mcp-and-programs';
 import { monitorSection } from './monitor';
@@ -20,6 +21,7 @@ import { workersSection } from './workers';
 export const SECTIONS: readonly BenchSection[] = [
   stepSection,
   throughputSection,
+  historySection,
   policySection,
   sandboxSection,
   credentialSection,

@@ -73,9 +73,18 @@ async function loadHistories(io: CliIo, workflowId: string | undefined, file: st
     const queue = [workflowId as string];
     while (queue.length > 0) {
       const id = queue.shift() as string;
-      const history = await client.workflow.getHandle(id).fetchHistory();
-      out.push({ workflowId: id, history });
-      queue.push(...childWorkflowIdsOf(history));
+      // A long task continues as new: every run of it has its own history, oldest first.
+      const runs: IHistory[] = [];
+      let history: IHistory | undefined = await client.workflow.getHandle(id).fetchHistory();
+      while (history !== undefined) {
+        runs.unshift(history);
+        const previous: string | null | undefined = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+        history = previous ? await client.workflow.getHandle(id, previous).fetchHistory() : undefined;
+      }
+      for (const run of runs) {
+        out.push({ workflowId: id, history: run });
+        queue.push(...childWorkflowIdsOf(run));
+      }
     }
     return out;
   } finally {

@@ -8,6 +8,8 @@
  */
 import { join } from 'node:path';
 import { followAgentTask, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
+import { openBlobStore } from '../../dataplane/blob-store';
+import { sharedDirOf } from '../../dataplane/shared-storage';
 import { TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile, taskNotices } from '../../task/load-task-file';
 import { stateDirOf } from '../../state-dir';
@@ -146,7 +148,9 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         else if (!json) io.stderr(`${formatStep(event.step, event.path)}\n`);
       };
       const following = new AbortController();
-      const follow = followAgentTask(handle, onProgress, { signal: following.signal });
+      // A long task's earlier steps and claim-checked outputs come back from the shared blob store.
+      const blobs = openBlobStore(sharedDirOf(io.env, stateDir));
+      const follow = followAgentTask(handle, onProgress, { signal: following.signal, blobs });
       const stopWatching = useWorker ? async () => undefined : watchForWorker(client, taskQueue, log);
       let outcome: TaskResult | 'abandoned';
       try {

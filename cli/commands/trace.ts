@@ -6,6 +6,9 @@
  */
 import { parseCommandArgs } from '../parse-command-args';
 import { readTaskRecords } from '../../custody/process-ledger';
+import { assembleTaskResult } from '../../client/assemble-task-result';
+import { openBlobStore } from '../../dataplane/blob-store';
+import { sharedDirOf } from '../../dataplane/shared-storage';
 import { buildTaskTimeline, formatTaskTimeline } from '../../custody/task-timeline';
 import { WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
@@ -37,7 +40,12 @@ async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<
   try {
     const handle = connected.client.workflow.getHandle(workflowId);
     const description = await handle.describe();
-    if (description.status.name === 'COMPLETED' || description.status.name === 'FAILED') return await agentTaskResult(handle);
+    if (description.status.name === 'COMPLETED' || description.status.name === 'FAILED') {
+      // A long task's earlier runs are archived in the shared blob store: put them back.
+      const blobs = openBlobStore(sharedDirOf(env, stateDirOf(env)));
+      const result = await agentTaskResult(handle);
+      return await assembleTaskResult(result, blobs, { resolveClaimChecks: false }).catch(() => result);
+    }
     if (description.status.name === 'RUNNING') {
       // A deadline on the call itself, not a race: the connection closes below only once it ended.
       return await connected.client.withDeadline(Date.now() + 5_000, () => handle.query(taskStateQuery));

@@ -29,7 +29,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    log(`worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); Ctrl-C stops it`);
+    log(`worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); data plane ${worker.dataPlane.taskQueue}, shared folder ${worker.dataPlane.sharedDir}; Ctrl-C stops it`);
     try {
       await worker.run();
     } finally {

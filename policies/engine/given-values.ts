@@ -23,15 +23,16 @@
  *    `to <name>` after a sending verb in the same clause (`send the report to Bob`); lists
  *    (`Alice, Bob and Carol`) and capitalised full names (`Alice Smith`) continue a role. Marker
  *    nouns name the kind: `user X`, `channel X` / `the X channel`, `account X`, `IBAN X`,
- *    `phone X` / `number X`. Articles, pronouns and determiners are never names (`to the team`,
+ *    `phone X` / `number X`. A full name gives only the full name. Names and channels compare
+ *    case-insensitively and otherwise exactly (`.`, `_`, `-` kept). Articles, pronouns and determiners are never names (`to the team`,
  *    `message my manager` give nothing), nor is a word followed by a number (`email invoice 77`).
  *  - accounts (6 or more digits, spaces and dashes dropped) and phone numbers written without `+`
  *    count only in a recipient or account role (`account 12345678`, `to 0044 20 7946 0958`,
  *    `call 415-555-0100`), so a date or an invoice number is not an account.
  *
  * Atoms this module makes (next to provenance.ts's form atoms `email:`, `iban:`, `channel:`,
- * `handle:`, `host:`, `url:`): `money:<n>` (any currency), `money:<n>:<CUR>` (currency stated),
- * `money:<n>:?` (currency not stated or ambiguous, e.g. `$`), `name:<n>` (a chat user or person),
+ * `handle:`, `host:`, `url:`): `money:<n>` (any currency), `money:<n>:<CUR>` (currency stated;
+ * `$`, `dollars` and `bucks` state USD, `¥` states JPY and CNY), `money:<n>:?` (no currency stated), `name:<n>` (a chat user or person),
  * `acct:<digits>`, `tel:<digits>`, `host:<name>` (a host with a port, or `localhost`), `path:<normal path>` (a token written as a path: with a `/`, or
  * a file name with an extension; a path under a folder the user gave is given too).
  *
@@ -52,7 +53,10 @@ const ISO_4217 = new Set(
 );
 /** Codes also read in lower case: common enough, and not English words ("all", "top", "try" are not here). */
 const LOWER_CASE_CODES = new Set(['usd', 'eur', 'gbp', 'chf', 'jpy', 'cad', 'aud', 'nzd', 'sek', 'nok', 'dkk', 'pln', 'czk', 'inr', 'cny', 'hkd', 'sgd', 'mxn', 'brl', 'zar']);
-/** Currency signs and what they say of the currency (`?`: ambiguous, e.g. `$`). */
+/**
+ * Currency signs and the currencies they say: `$` alone is the US dollar (a user who means
+ * another dollar writes `CA$`, `A$`, `20 CAD`...); `¥` is the yen or the yuan (either binds).
+ */
 const SIGNS: readonly [string, string][] = [
   ['US$', 'USD'],
   ['CA$', 'CAD'],
@@ -62,17 +66,17 @@ const SIGNS: readonly [string, string][] = [
   ['C$', 'CAD'],
   ['A$', 'AUD'],
   ['S$', 'SGD'],
-  ['$', '?'],
+  ['$', 'USD'],
   ['€', 'EUR'],
   ['£', 'GBP'],
-  ['¥', '?'],
+  ['¥', 'JPY|CNY'],
   ['₹', 'INR'],
   ['₩', 'KRW'],
   ['₽', 'RUB'],
   ['₺', 'TRY'],
   ['₪', 'ILS'],
 ];
-const CURRENCY_WORDS: Readonly<Record<string, string>> = { dollar: '?', dollars: '?', bucks: '?', euro: 'EUR', euros: 'EUR', cents: 'cents' };
+const CURRENCY_WORDS: Readonly<Record<string, string>> = { dollar: 'USD', dollars: 'USD', bucks: 'USD', euro: 'EUR', euros: 'EUR', cents: 'cents' };
 /** Verbs a payment amount directly follows ("pay 20"). */
 const PAY_VERBS = new Set(['pay', 'send', 'transfer', 'wire', 'refund', 'tip', 'remit', 'give', 'charge', 'reimburse', 'deposit']);
 /** What may follow an amount after a payment verb: the end of the phrase. */
@@ -99,6 +103,8 @@ const NOT_NAMES = new Set(
     'please to into onto via as if when while before after now today tomorrow yesterday same other another both either neither own be is are was were'
   ).split(' '),
 );
+/** Words after which a messaging verb is a noun ("the message", "her email", "this invite"). */
+const DETERMINERS = new Set(['the', 'a', 'an', 'this', 'that', 'these', 'those', 'his', 'her', 'their', 'its', 'my', 'our', 'your', 'each', 'every', 'last', 'latest', 'recent', 'first', 'next', 'previous', 'same']);
 /** Marker nouns: the next token is a value of that kind ("user invoice", "account 12345678"). */
 const MARKERS: Readonly<Record<string, 'name' | 'channel' | 'account' | 'phone' | 'iban'>> = {
   user: 'name',
@@ -212,13 +218,16 @@ function standaloneCurrency(token: Token, before = false): string | undefined {
   return codeOf(token.text) ?? CURRENCY_WORDS[token.lower];
 }
 
-/** Money atoms for an amount: any-currency, and the stated (or unknown `?`) currency. */
+/**
+ * Money atoms for an amount: any-currency, and the stated currency (`?`: none stated; `A|B`:
+ * either of two, as `¥` says). Cents are US cents.
+ */
 export function moneyAtoms(value: string, currency: string): string[] {
   if (currency === 'cents') {
     const dollars = String(Number(value) / 100);
-    return [`money:${dollars}`, `money:${dollars}:?`];
+    return [`money:${dollars}`, `money:${dollars}:USD`];
   }
-  return [`money:${value}`, `money:${value}:${currency}`];
+  return [`money:${value}`, ...currency.split('|').map((c) => `money:${value}:${c}`)];
 }
 
 /** A host with a port, maybe a path after it (`localhost:3000`, `intranet:8080/status`), not a URL. */
@@ -235,15 +244,18 @@ export function pathAtom(text: string): string {
   return `path:${normalizePath(text.trim())}`;
 }
 
-/** A chat user or person's name in one form: lower case, `@` dropped, runs of spaces, dots, `_` and `-` as one dot. */
+/**
+ * A chat user, channel or person's name in one form: lower case, `@` dropped, a possessive `'s`
+ * dropped, runs of spaces as one space. Dots, `_` and `-` are part of the name: on chat systems
+ * `alice.smith`, `alice_smith`, `alice-smith` and `alice_` are different accounts.
+ */
 export function normalizeName(text: string): string {
   return text
     .trim()
     .replace(/^@/, '')
     .replace(/['’]s$/i, '')
     .toLowerCase()
-    .replace(/[\s._-]+/g, '.')
-    .replace(/^\.|\.$/g, '');
+    .replace(/\s+/g, ' ');
 }
 
 function isNameToken(token: Token): boolean {
@@ -284,7 +296,7 @@ function roleValueAt(tokens: Token[], i: number, out: Set<string>, kind: 'name' 
   const token = tokens[i];
   if (token === undefined) return 0;
   if (token.text.startsWith('#') && token.text.length > 1) {
-    out.add(`channel:${token.lower.slice(1)}`);
+    out.add(`channel:${normalizeName(token.text.slice(1))}`);
     return 1;
   }
   if (isNumberToken(token) || token.text.startsWith('+')) {
@@ -311,8 +323,8 @@ function roleValueAt(tokens: Token[], i: number, out: Set<string>, kind: 'name' 
     parts.push(next.text);
     span += 1;
   }
-  out.add(`name:${normalizeName(token.text)}`);
-  if (parts.length > 1) out.add(`name:${normalizeName(parts.join(' '))}`);
+  // A full name gives the full name only: "Alice Smith" is not any Alice.
+  out.add(`name:${normalizeName(parts.join(' '))}`);
   return span;
 }
 
@@ -336,8 +348,8 @@ function roleListAt(tokens: Token[], i: number, out: Set<string>, kind: 'name' |
   }
 }
 
-/** Words that make the money after them a bound or a state, not an amount to pay ("a budget of $500", "up to $100", "my balance is $90"). */
-const NOT_AN_AMOUNT = new Set(['balance', 'budget', 'limit', 'max', 'maximum', 'cap', 'up', 'under', 'below', 'above', 'over', 'than', 'most', 'least', 'threshold', 'exceed', 'exceeds', 'exceeding', 'within']);
+/** Words that make the money after them a bound or a state, not an amount to pay ("a budget of $500", "up to $100", "my balance is $90", "my last bill was $95"). */
+const NOT_AN_AMOUNT = new Set(['was', 'were', 'balance', 'budget', 'limit', 'max', 'maximum', 'cap', 'up', 'under', 'below', 'above', 'over', 'than', 'most', 'least', 'threshold', 'exceed', 'exceeds', 'exceeding', 'within']);
 
 /** Whether one of the two words before token `i` (in its clause) makes its money a bound or a state. */
 function boundedBefore(tokens: Token[], i: number): boolean {
@@ -433,7 +445,9 @@ export function givenAtomsOfText(text: string): Set<string> {
       while (at < tokens.length && at < i + 3 && FILLERS.has((tokens[at] as Token).lower) && !(tokens[at - 1] as Token).endsClause) at += 1;
       roleListAt(tokens, at, out, marker);
     }
-    if (OBJECT_VERBS.has(token.lower)) {
+    // "the message Mallory posted", "an email Bob sent": after a determiner the verb is a noun.
+    const noun = i > 0 && !(tokens[i - 1] as Token).endsClause && DETERMINERS.has((tokens[i - 1] as Token).lower);
+    if (OBJECT_VERBS.has(token.lower) && !noun) {
       // "pay Alice $20" and "message Alice" name their recipient; "pay invoice 77" does not.
       if (token.lower !== 'pay' || isCapitalised(next) || gluedMoney(tokens[i + 2]?.text ?? '') !== undefined) roleListAt(tokens, i + 1, out, 'any');
     }
@@ -504,5 +518,79 @@ export function givenAtomsOfData(data: unknown, out: Set<string> = new Set(), ke
     else if (PARTY_KEY.test(k)) for (const a of givenAtomsOfValue(String(data), 'party')) out.add(a);
   } else if (Array.isArray(data)) for (const v of data) givenAtomsOfData(v, out, key, depth + 1);
   else if (data !== null && typeof data === 'object') for (const [k2, v] of Object.entries(data)) givenAtomsOfData(v, out, k2, depth + 1);
+  return out;
+}
+// ---------------------------------------------------------------------------------------------
+// Mentions: values the user names without giving them as a destination or an amount.
+
+/** Words that open a question asking about something ("Is it a scam?"), not a request ("Can you pay…?"). */
+const QUESTION_OPENERS = new Set(['is', 'are', 'was', 'were', 'am', 'does', 'do', 'did', 'should', 'shall', 'has', 'have', 'had', 'who', 'whom', 'whose', 'what', 'why', 'how', 'which', 'where', 'when', 'isn\'t', 'aren\'t', 'doesn\'t', 'didn\'t']);
+/** A clause someone else's words fill ("an e-mail asks me to pay…", "Bob says I owe…"). */
+const REPORTED = /\b(?:(?:asks?|asked|asking|wants?|wanted|tells|told|telling|urges?|urged|instructs?|instructed|demands?|demanded|reminds?|reminded)\s+(?:me|us)\s+to|(?:says?|said|saying|claims?|claimed|claiming|insists?|insisted)\s+(?:that\s+)?(?:i|we|you)\s)\b/i;
+/** A negated instruction ("do not pay", "don't e-mail", "never send"); not "don't forget to". */
+const NEGATED = /\b(do\s+not|don['’]?t|never|must\s+not|mustn['’]?t|should\s+not|shouldn['’]?t|no\s+longer|stop|avoid|refuse\s+to|decline\s+to)\b(?!\s+(forget|hesitate|wait|delay)\b)/i;
+/** A value after these is where something came from, not where it goes ("the invoice from X", "sent by X"). */
+const SOURCE_BEFORE = /\b(from|by)\s+(@?[^\s,;:!?()]+)/gi;
+/** Sentences that answer a sender, where the source is the destination ("reply to the mail from X"). */
+const ANSWERING = /\b(reply|replies|respond|answer|thank|get\s+back)\b/i;
+/** The object of a reading verb, a channel: where content comes from ("summarise the #vendors channel", "read #ops"). */
+const READ_CHANNEL = /\b(summari[sz]e|summary\s+of|read|reading|check|review|scan|skim|go\s+through|catch\s+up\s+on|look\s+at|monitor|watch|search|fetch)\s+(?:(?:the|my|our|this|that)\s+)?((?:#[^\s,;:!?()]+)(?:\s+channel)?|[^\s,;:!?()#]+\s+channel)\b/gi;
+
+/** The sentence of `text` around offset `at`. */
+function sentenceAround(text: string, at: number): string {
+  const before = text.slice(0, at).search(/[^.!?;\n]*$/);
+  const after = /[.!?;\n]/.exec(text.slice(at));
+  return text.slice(before, after === null ? text.length : at + after.index);
+}
+
+/** `text` with the span [start, end) blanked (same length, so offsets and line breaks stay). */
+function blank(text: string, start: number, end: number): string {
+  return text.slice(0, start) + text.slice(start, end).replace(/[^\n]/g, ' ') + text.slice(end);
+}
+
+/**
+ * The user's words with what they only MENTION blanked, so that it is not read as given
+ * (policies/README.md, "Mentions"): a question about something (a sentence ending in `?` that
+ * opens with `is`, `does`, `who`, `what`, `should`… — not `can`/`could`/`would you`, which ask
+ * for an action), a sentence that reports someone else's words ("an e-mail asks me to pay…"), a
+ * negated clause ("do not pay the $90 late fee"; clauses split at `,`, `and`, `but`, `then`), a
+ * value after `from`, `by` or `of` (a source: "the invoice from X", "sent by X"), and a channel
+ * that is the object of a reading verb ("summarise the #vendors channel"). Not read: pronouns
+ * ("Do not pay it" does not reach back to what "it" stands for), quotes, conditionals, and
+ * mentions phrased otherwise; those values count as given, as before. Never throws.
+ */
+export function withoutMentions(text: string): string {
+  let out = text;
+  // Sentences: up to `.`, `!`, `?`, `;` followed by a space or the end, or a line break.
+  for (const sentence of text.matchAll(/[^\n]*?(?:[.!?;](?=\s|$)|(?=\n)|$)/g)) {
+    const s = sentence[0];
+    if (s.trim() === '') continue;
+    const start = sentence.index ?? 0;
+    const first = (/^\s*["'(]*([A-Za-z'’]+)/.exec(s)?.[1] ?? '').toLowerCase();
+    if ((s.trimEnd().endsWith('?') && QUESTION_OPENERS.has(first)) || REPORTED.test(s)) {
+      out = blank(out, start, start + s.length);
+      continue;
+    }
+    // Clauses of the sentence: a negation reaches to the end of its own clause.
+    for (const clause of s.matchAll(/[^,]+?(?=,|\s(?:and|but|then)\s|$)/g)) {
+      if (NEGATED.test(clause[0])) {
+        const at = start + (clause.index ?? 0);
+        out = blank(out, at, at + clause[0].length);
+      }
+    }
+  }
+  for (const m of text.matchAll(SOURCE_BEFORE)) {
+    const value = m[2] as string;
+    // "from my account", "by Friday": only a value that names a party, not a word of the sentence.
+    if (!/[@#\d]/.test(value) && !/^\p{Lu}/u.test(value)) continue;
+    if (ANSWERING.test(sentenceAround(text, m.index ?? 0))) continue;
+    const at = (m.index ?? 0) + m[0].length - value.length;
+    out = blank(out, at, at + value.length);
+  }
+  for (const m of text.matchAll(READ_CHANNEL)) {
+    const channel = m[2] as string;
+    const at = (m.index ?? 0) + m[0].length - channel.length;
+    out = blank(out, at, at + channel.length);
+  }
   return out;
 }

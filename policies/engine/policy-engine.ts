@@ -66,6 +66,8 @@ export interface PolicyEngine {
   decideWithCedar(request: PolicyRequestInput, state?: PolicyState): PolicyDecision;
   /** The state after the action ran (or was denied); pure. */
   recordExecution(state: PolicyState, request: PolicyRequestInput, outcome: ExecutionOutcome): PolicyState;
+  /** The longest window of the engine's rate rules, in ms (0: no rate rule): no rule reads recent calls older than this. */
+  readonly rateWindowMs: number;
 }
 
 const DEFAULT_PERMIT_ID = 'warden:default-permit';
@@ -180,6 +182,7 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
     cedarText,
     decide,
     decideWithCedar,
+    rateWindowMs: Math.max(0, ...statefulRules.map((r) => (r.spec.type === 'rate' ? r.spec.windowMs : 0))),
     recordExecution(state, input, outcomeInput) {
       const outcome = ExecutionOutcomeSchema.parse(outcomeInput);
       if (outcome.status === 'denied') return state;

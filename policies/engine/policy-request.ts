@@ -44,6 +44,8 @@ export const ToolEffectSchema = z.looseObject({
   /** Tables a statement changed (with cascades and triggers) and read, by the broker's measurement. */
   tables: z.array(z.strictObject({ table: z.string(), database: z.string().optional(), op: z.enum(['insert', 'update', 'delete']), rows: z.number().int().min(0) })).optional(),
   tablesRead: z.array(z.string()).optional(),
+  /** sql.query: every result column was read as-is from a table column (no literal, expression or compound), as the broker measured it. */
+  columnsFromTables: z.boolean().optional(),
   path: z.string().optional(),
   bytes: z.number().int().min(0).optional(),
   files: z.number().int().min(0).optional(),

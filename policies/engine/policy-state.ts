@@ -47,6 +47,11 @@ export const PolicyStateSchema = z.strictObject({
   privateReads: z.record(z.string(), z.array(z.string())).optional(),
   /** Workspace paths and tables written so far in the task tree: what they hold now is no longer the user's own. */
   written: z.strictObject({ paths: z.array(z.string()), tables: z.array(z.string()) }).optional(),
+  /**
+   * Payments made so far in the task tree, as `paymentKeysOf` keys (payee, amount, currency): a
+   * payment the user asked for binds once; paying it again needs what any other amount needs.
+   */
+  paid: z.array(z.string()).optional(),
 });
 export type PolicyState = z.infer<typeof PolicyStateSchema>;
 export type AgentCounters = z.infer<typeof AgentCountersSchema>;
@@ -84,7 +89,7 @@ export function recordExecution(state: PolicyState, request: PolicyRequest, outc
   if (outcome.status === 'denied') return state;
   const key = agentKey(request.agent);
   const measured = measureRequest(request, outcome.effect ?? request.effect);
-  const extra: Pick<PolicyState, 'toolTags' | 'privateReads' | 'written'> = {};
+  const extra: Pick<PolicyState, 'toolTags' | 'privateReads' | 'written' | 'paid'> = {};
   const known = state.toolTags?.[request.tool];
   extra.toolTags = known !== undefined && known.length === measured.tags.length && known.every((t) => measured.tags.includes(t as never)) ? state.toolTags : { ...(state.toolTags ?? {}), [request.tool]: [...new Set([...(known ?? []), ...measured.tags])].sort() };
   if (state.privateReads !== undefined) extra.privateReads = state.privateReads;
@@ -100,6 +105,11 @@ export function recordExecution(state: PolicyState, request: PolicyRequest, outc
     const paths = [...new Set([...(state.written?.paths ?? []), ...writtenPaths])].sort();
     const tables = [...new Set([...(state.written?.tables ?? []), ...writtenTables])].sort();
     extra.written = { paths, tables };
+  }
+  if (state.paid !== undefined) extra.paid = state.paid;
+  if (outcome.status === 'ok') {
+    const keys = paymentKeysOf(outcome.effect ?? request.effect);
+    if (keys.length > 0) extra.paid = [...new Set([...(state.paid ?? []), ...keys])].sort();
   }
   const previous = state.agents[key];
   const calls = (previous?.calls ?? 0) + 1;
@@ -168,7 +178,9 @@ export function mergePolicyStates(...states: readonly PolicyState[]): PolicyStat
   const privateReads: Record<string, string[]> = {};
   const paths = new Set<string>();
   const tables = new Set<string>();
+  const paid = new Set<string>();
   for (const state of states) {
+    for (const k of state.paid ?? []) paid.add(k);
     for (const [tool, tags] of Object.entries(state.toolTags ?? {})) toolTags[tool] = [...new Set([...(toolTags[tool] ?? []), ...tags])].sort();
     for (const [agent, reads] of Object.entries(state.privateReads ?? {})) privateReads[agent] = [...new Set([...(privateReads[agent] ?? []), ...reads])].slice(0, 8);
     for (const p of state.written?.paths ?? []) paths.add(p);
@@ -181,7 +193,22 @@ export function mergePolicyStates(...states: readonly PolicyState[]): PolicyStat
     ...(Object.keys(toolTags).length > 0 ? { toolTags } : {}),
     ...(Object.keys(privateReads).length > 0 ? { privateReads } : {}),
     ...(paths.size > 0 || tables.size > 0 ? { written: { paths: [...paths].sort(), tables: [...tables].sort() } } : {}),
+    ...(paid.size > 0 ? { paid: [...paid].sort() } : {}),
   };
+}
+
+/**
+ * The keys of the payments a call's effect makes: one per payee and declared amount,
+ * `<payee>|<amount>|<currency>` (payee lower case without spaces or dashes, `?` for no currency,
+ * `-` for no declared payee). Empty for a call with no declared amount.
+ */
+export function paymentKeysOf(effect: { amounts?: readonly { value: number; currency?: string }[]; payees?: readonly { value: string }[] } | undefined): string[] {
+  const amounts = effect?.amounts ?? [];
+  if (amounts.length === 0) return [];
+  const payees = (effect?.payees ?? []).map((p) => p.value.replace(/[\s-]/g, '').toLowerCase());
+  const keys: string[] = [];
+  for (const payee of payees.length === 0 ? ['-'] : payees) for (const a of amounts) keys.push(`${payee}|${a.value}|${a.currency?.toUpperCase() ?? '?'}`);
+  return keys;
 }
 
 /** A tool's effect tags as recorded, else by its name. */

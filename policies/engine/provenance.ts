@@ -23,7 +23,7 @@
  * trusted data is trusted even when an injection chose it. Every laundering form and how it is
  * classified today: policies/README.md, "What provenance tracks, and what it does not".
  */
-import { givenAtomsOfData, givenAtomsOfText, givenAtomsOfValue, normalizeName, pathAtom } from './given-values';
+import { givenAtomsOfData, givenAtomsOfText, givenAtomsOfValue, normalizeName, pathAtom, withoutMentions } from './given-values';
 import type { ValueSource } from './policy-request';
 
 /** A source of values, indexed: normalised atoms and the normalised full texts. */
@@ -33,7 +33,7 @@ export interface ProvenanceIndex {
   tools: IndexedTexts;
 }
 
-interface IndexedTexts {
+export interface IndexedTexts {
   atoms: Set<string>;
   text: string;
   /** Normalised URLs with a path, under which a URL counts as coming from the same source. */
@@ -51,6 +51,8 @@ export interface ProvenanceSources {
   trustedAtoms?: readonly string[];
   /** Outputs of earlier tool calls in this task from outside (untrusted), any JSON. */
   toolOutputs?: readonly unknown[];
+  /** More such outputs, indexed beforehand (`indexToolOutput`): the data flow keeps large ones' by digest. */
+  toolOutputIndexes?: readonly IndexedTexts[];
 }
 
 const TRIM_CHARS = new Set(['<', '>', '(', ')', '[', ']', '{', '}', '"', "'", '`', ',', ';', '.', ':', '!', '?', '*']);
@@ -97,6 +99,26 @@ export function isHostName(text: string): boolean {
   }
   const tld = labels[labels.length - 1] as string;
   return tld.length >= 2 && [...tld].every(isLetter);
+}
+
+/**
+ * File extensions read as a file name rather than a host when a bare name ends in one: common
+ * document, archive, source, script and media extensions, several of them top-level domains too
+ * (`.md`, `.zip`, `.py`, `.sh`, `.mov`, `.rs`, `.so`, `.app`). Not `.pl`, `.io`, `.ai`: hosts far
+ * more often than files.
+ */
+const FILE_EXTENSIONS = new Set(
+  (
+    'md markdown txt rst csv tsv json jsonl yaml yml toml ini cfg conf env log xml html htm pdf doc docx xls xlsx ppt pptx odt ods rtf ' +
+    'zip tar gz tgz bz2 xz 7z rar bak db sqlite sql png jpg jpeg gif svg webp mov mp4 mp3 wav avi mkv ' +
+    'py sh bash zsh js mjs cjs ts tsx jsx rs go java kt rb php c h cpp hpp cs swift so dll exe bin app lock ipynb patch diff'
+  ).split(' '),
+);
+
+/** A bare name whose last label is a file extension ("readme.md"): a file, not a host. */
+export function isFileName(text: string): boolean {
+  const dot = text.lastIndexOf('.');
+  return dot > 0 && FILE_EXTENSIONS.has(text.slice(dot + 1).toLowerCase());
 }
 
 function isIPv4(text: string): boolean {
@@ -205,7 +227,8 @@ export function extractAtoms(text: string): Set<string> {
     }
     if (/^\+?\d{8,15}$/.test(chunk)) atoms.add(`phone:${chunk.replace(/^\+/, '').replace(/^00/, '')}`);
     // IBANs are often written in groups of four: join the groups that follow.
-    const upper = chunk.toUpperCase();
+    // "DE89-3704-0044-0532-0130-00": an IBAN written in dashed groups.
+    const upper = /^[A-Za-z]{2}\d{2}[A-Za-z0-9]*(?:-[A-Za-z0-9]+)+$/.test(chunk) ? chunk.toUpperCase().replace(/-/g, '') : chunk.toUpperCase();
     if (upper.length >= 4 && isLetter(upper[0] as string) && isLetter(upper[1] as string) && isDigit(upper[2] as string) && isDigit(upper[3] as string)) {
       // The longest run of groups that forms a valid IBAN (the check digits decide).
       let compact = upper;
@@ -232,7 +255,9 @@ export function extractAtoms(text: string): Set<string> {
         continue;
       }
     }
-    if (isHostName(lower) || isIPv4(lower)) {
+    // "README.md", "backup.zip", "setup.py": a file name, though `.md`, `.zip`, `.py` are top-level
+    // domains; a host the user means is written as a URL ("https://readme.md").
+    if ((isHostName(lower) && !isFileName(lower)) || isIPv4(lower)) {
       atoms.add(`host:${lower}`);
       atoms.add(`url:${lower}`);
       continue;
@@ -271,12 +296,29 @@ function leavesOf(value: unknown, out: string[] = []): string[] {
   return out;
 }
 
-function indexTexts(texts: readonly string[], extraAtoms: Iterable<string> = []): IndexedTexts {
+function indexTexts(texts: readonly string[], extraAtoms: Iterable<string> = [], atomTexts: readonly string[] = texts): IndexedTexts {
   const atoms = new Set<string>(extraAtoms);
-  for (const t of texts) for (const a of extractAtoms(t)) atoms.add(a);
+  for (const t of atomTexts) for (const a of extractAtoms(t)) atoms.add(a);
   // A URL with a path stands for everything under it ("https://api.example.com/v1" covers ".../v1/items").
   const urlPrefixes = [...atoms].filter((a) => a.startsWith('url:') && a.slice(4).includes('/')).map((a) => a.slice(4).replace(/\?.*$/, ''));
   return { atoms, text: ` ${texts.map(normalizeText).join(' \u0000 ')} `, urlPrefixes };
+}
+
+/**
+ * One untrusted output indexed on its own, for `toolOutputIndexes`: indexing a task's outputs
+ * output by output gives the same index as indexing them together, so a worker indexes a large
+ * output once instead of at every later policy check.
+ */
+export function indexToolOutput(output: unknown): IndexedTexts {
+  return indexTexts(leavesOf([output]));
+}
+
+/** Indexed texts as one (the texts' separator between parts, as `indexTexts` puts between texts). */
+function mergeIndexedTexts(parts: readonly IndexedTexts[]): IndexedTexts {
+  if (parts.length === 1) return parts[0] as IndexedTexts;
+  const atoms = new Set<string>();
+  for (const part of parts) for (const a of part.atoms) atoms.add(a);
+  return { atoms, text: ` ${parts.map((p) => p.text.slice(1, -1)).join(' \u0000 ')} `, urlPrefixes: parts.flatMap((p) => p.urlPrefixes) };
 }
 
 /** Indexes the sources once; classify many values against it. */
@@ -287,8 +329,11 @@ export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceInde
   const toolTexts = leavesOf(sources.toolOutputs ?? []);
   // What the user gave by kind: their words read with the grammar (given-values.ts), and each
   // value they declared as the whole value its form says it is.
+  // The request's values come from what it does not only mention ("is it a scam?", "do not pay
+  // the $90 fee", "the mail from X": given-values.ts `withoutMentions`); declared values are whole.
+  const userAtomTexts = [withoutMentions(sources.intent), ...declared];
   const userTyped = new Set<string>();
-  for (const text of userTexts) for (const a of givenAtomsOfText(text)) userTyped.add(a);
+  for (const text of userAtomTexts) for (const a of givenAtomsOfText(text)) userTyped.add(a);
   for (const value of declared) {
     for (const a of givenAtomsOfValue(value)) userTyped.add(a);
     const host = declaredHost(value);
@@ -296,7 +341,7 @@ export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceInde
   }
   const trustedTyped = givenAtomsOfData(sources.trusted ?? []);
   for (const a of sources.trustedAtoms ?? []) trustedTyped.add(a);
-  return { user: indexTexts(userTexts, userTyped), trusted: indexTexts(trustedTexts, trustedTyped), tools: indexTexts(toolTexts) };
+  return { user: indexTexts(userTexts, userTyped, userAtomTexts), trusted: indexTexts(trustedTexts, trustedTyped), tools: mergeIndexedTexts([indexTexts(toolTexts), ...(sources.toolOutputIndexes ?? [])]) };
 }
 
 /**
@@ -382,19 +427,36 @@ export function argumentLeaves(args: unknown, base = ''): { pointer: string; val
   return out;
 }
 
+/** The value at a JSON pointer of `args` (RFC 6901), or undefined. */
+function valueAtPointer(args: unknown, pointer: string): unknown {
+  let at: unknown = args;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (at === null || typeof at !== 'object' || !Object.hasOwn(at, key)) return undefined;
+    at = (at as Record<string, unknown>)[key];
+  }
+  return at;
+}
+
 /**
  * Classifies every string and number in `args`: JSON pointer (relative to args) → source.
  * Accepts the sources or an index built from them. An argument whose name says it is an amount
  * (`amount`, `sum`, `total`, `price`, `value`, `cents`...) or a recipient or payee (`to`, `cc`,
  * `recipient`, `channel`, `user`, `payee`, `iban`, `account`...) is classified as that kind
- * (`classifyAs`); a tool's descriptor, where it declares its effects, says better
+ * (`classifyAs`; an amount in the currency of a `currency` argument next to it, else in none);
+ * a tool's descriptor, where it declares its effects, says better
  * (policies/build-policy-request.ts).
  */
 export function classifyArguments(args: Record<string, unknown>, sources: ProvenanceSources | ProvenanceIndex): Record<string, ValueSource> {
   const index = 'user' in sources ? sources : buildProvenanceIndex(sources);
   const out: Record<string, ValueSource> = {};
   for (const { pointer, value } of argumentLeaves(args)) {
-    const kind = bindingKindOfKey(pointer, value);
+    let kind = bindingKindOfKey(pointer, value);
+    // An amount's currency, for a tool that declares none: the `currency` argument next to it.
+    if (kind?.kind === 'amount' && kind.currency === undefined) {
+      const sibling = valueAtPointer(args, `${pointer.slice(0, pointer.lastIndexOf('/'))}/currency`);
+      if (typeof sibling === 'string' && sibling.trim() !== '') kind = { kind: 'amount', currency: sibling.trim() };
+    }
     out[pointer] = kind === undefined ? classifyValue(index, value) : classifyAs(index, kind, value);
   }
   return out;
@@ -406,7 +468,12 @@ export function classifyArguments(args: Record<string, unknown>, sources: Proven
  */
 export function trustedAtomsIn(index: ProvenanceIndex, text: string): string[] {
   const atoms = new Set([...extractAtoms(text), ...givenAtomsOfText(text)]);
-  return [...atoms].filter((atom) => sourceOfAtom(index, atom) === 'trusted');
+  return [...atoms].filter((atom) => {
+    if (sourceOfAtom(index, atom) === 'trusted') return true;
+    // "$20" for trusted money of no stated currency (a row's `amount: 20`): the currency the parent wrote narrows it.
+    const money = /^(money:[^:]+):[A-Z]{3}$/.exec(atom);
+    return money !== null && sourceOfAtom(index, `${money[1]}:?`) === 'trusted';
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,8 +531,9 @@ function partyAtomsOf(raw: string, as: string | undefined): string[] {
     if (as === 'account' || as === 'iban') return [`acct:${digits}`];
     return [`acct:${digits}`, tel];
   }
-  // A webhook-like recipient ("https://hooks.example.org/in") is judged by its URL and host.
-  const atoms = text.includes('://') ? [...extractAtoms(text)].filter((a) => a.startsWith('url:') || a.startsWith('host:')) : [];
+  // A webhook-like recipient ("https://hooks.example.org/in") is judged by its whole URL (or a URL
+  // prefix the user wrote), never by its host: every webhook of a chat service shares one host.
+  const atoms = text.includes('://') ? [...extractAtoms(text)].filter((a) => a.startsWith('url:')) : [];
   if (atoms.length > 0 && !/\s/.test(text)) return atoms;
   const name = normalizeName(text);
   if (name === '') return [];
@@ -505,8 +573,9 @@ function holdsPath(texts: IndexedTexts, atom: string): boolean {
 
 /**
  * Where a value of a typed effect field came from, judged only against values given AS that
- * kind (given-values.ts): an amount binds to money the user wrote (in the call's currency, or
- * with none stated), a recipient or payee to a recognisable address, handle, channel, IBAN or
+ * kind (given-values.ts): an amount binds to money the user wrote in the call's currency, or
+ * with no currency stated (a call with no currency, or one Warden cannot read, binds no money the
+ * user wrote in a currency), a recipient or payee to a recognisable address, handle, channel, IBAN or
  * international number anywhere in the user's words, or to a name, account or number they wrote
  * in a recipient role; a host to a host they named; a path to a path they wrote (or one under a
  * folder they wrote). A number the user wrote for something else
@@ -521,9 +590,15 @@ export function classifyAs(index: ProvenanceIndex, binding: BindingKind, value: 
     if (amount === undefined) return inToolOutputs(index, value) ? 'tool-output' : 'literal';
     const n = amount.slice('money:'.length);
     const v = binding.currency === 'cents' ? String(Number(n) / 100) : n;
-    const stated = parsed.find((a) => a.split(':').length === 3 && !a.endsWith(':?'))?.split(':')[2];
-    const currency = binding.currency === 'cents' ? undefined : (binding.currency ?? stated);
-    atoms = currency === undefined ? [`money:${v}`] : [`money:${v}:${currency.toUpperCase()}`, `money:${v}:?`];
+    const stated = parsed.filter((a) => a.split(':').length === 3 && !a.endsWith(':?')).map((a) => a.split(':')[2] as string);
+    const declared = binding.currency === 'cents' ? 'USD' : binding.currency?.toUpperCase();
+    // The call's currency: declared, or written in the amount ("20 KWD"); both must agree.
+    const currencies = declared === undefined ? stated : stated.length === 0 || stated.includes(declared) ? [declared] : ['?conflict'];
+    // Fail closed: a currency Warden cannot read ("bitcoin", two that disagree) binds nothing; a
+    // call with no currency binds only money the user wrote with none ("amount 20", "pay 20"); a
+    // call in a currency binds money the user wrote in that currency or with none.
+    if (currencies.length > 1 || currencies.some((c) => !/^[A-Z]{3}$/.test(c))) atoms = [];
+    else atoms = [`money:${v}:?`, ...currencies.map((c) => `money:${v}:${c}`)];
     return bestOf(index, atoms) ?? (inToolOutputs(index, Number(v)) || inToolOutputs(index, value) ? 'tool-output' : 'literal');
   }
   const text = String(value);

@@ -31,6 +31,7 @@ import type { CapabilityGrant } from '../sandbox-messages';
 import { capabilityError } from './capability-error';
 import { checkTableGrants, tableAccessOf, type TableAccess } from './sql-table-access';
 import { openUnprotected } from './open-database';
+import { columnsReadFromTables } from './sql-result-origin';
 
 /** Most rows `sql.query` returns. */
 export const MAX_QUERY_ROWS = 10_000;
@@ -67,6 +68,8 @@ export interface SqlMeasurement {
   params: readonly SqlValue[];
   /** Tables it can read (static, with views and triggers). */
   tablesRead: string[];
+  /** query only: every result column is a column of a table it reads, as-is (sql-result-origin.ts); what lets its output be trusted. */
+  columnsFromTables?: boolean;
   /** exec only: rows changed, by table and operation, cascades and triggers included (measured). */
   changes?: { table: string; op: 'insert' | 'update' | 'delete'; rows: number }[];
 }
@@ -99,7 +102,7 @@ export function createSqlCapability(grant: SqlGrant, options: { gate?: SqlGate }
           throw capabilityError('ERR_SQL_DENIED', 'sql.query runs a single read statement (SELECT, WITH … SELECT, VALUES); use sql.exec to change data');
         }
         const access = checkedAccess(grant, database as string, db, text, bindings);
-        gate?.query({ database: database as string, sql: text, params: bindings, tablesRead: [...access.read].sort() });
+        gate?.query({ database: database as string, sql: text, params: bindings, tablesRead: [...access.read].sort(), columnsFromTables: columnsReadFromTables(statement, text, access) });
         return readRows(statement, bindings);
       });
     },

@@ -67,7 +67,7 @@ describe('fault 7: text conditions are normalised, not raw substrings', () => {
 
 describe('a rule applies to every tool with the effect it binds, and only to those', () => {
   const engine = loadPolicyEngine({ packs: ['foundation'] });
-  const bank = isolateTool({ name: 'acme.transfer', effects: { payees: [{ arg: 'account', kind: 'iban' }], amounts: [{ arg: 'cents', currency: 'EUR', minorUnits: true }] } });
+  const bank = isolateTool({ name: 'acme.transfer', effects: { payees: [{ arg: 'account', kind: 'iban' }], amounts: [{ arg: 'cents', currency: 'USD', minorUnits: true }] } });
   const chat = isolateTool({ name: 'team.post', effects: { recipients: [{ arg: 'channel', kind: 'channel' }] } });
   const weather = isolateTool({ name: 'weather.today', effects: { families: ['network'], reads: { source: 'web', private: false } }, annotations: { readOnlyHint: true } });
   const task = taskWith([bank, chat, weather]);

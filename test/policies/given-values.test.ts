@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildPolicyRequest } from '../../policies/build-policy-request';
-import { givenAtomsOfText, parseMoneyNumber } from '../../policies/engine/given-values';
+import { givenAtomsOfText, parseMoneyNumber, withoutMentions } from '../../policies/engine/given-values';
 import { loadPolicyEngine } from '../../policies/engine/policy-engine';
 import type { ValueSource } from '../../policies/engine/policy-request';
 import { buildProvenanceIndex, classifyArguments, classifyAs, trustedAtomsIn, type BindingKind } from '../../policies/engine/provenance';
@@ -134,9 +134,10 @@ describe('recipients and payees: a name binds only where the user wrote it as on
     ['Send the summary to Bob.', 'chat-user', 'bob'],
     ['Forward the invoice to erin and frank.', 'chat-user', 'frank'],
     ['Check the figures, then send them to Bob tomorrow.', 'chat-user', 'bob'],
-    ['Message Alice Smith about lunch.', 'chat-user', 'alice.smith'],
     ['Message Alice Smith about lunch.', 'chat-user', 'Alice Smith'],
-    ['Message Alice Smith about lunch.', 'chat-user', 'alice_smith'],
+    ['Message Alice Smith about lunch.', 'chat-user', 'alice  smith'],
+    ['Send @alice.smith the notes.', 'chat-user', 'Alice.Smith'],
+    ['Post the notes to #team-finance.', 'channel', '#team-finance'],
     ['Post the notes in the finance channel.', 'channel', 'finance'],
     ['Post the notes in channel ops-alerts.', 'channel', 'ops-alerts'],
     ['DM user invoice the figures.', 'chat-user', 'invoice'],
@@ -168,6 +169,14 @@ describe('recipients and payees: a name binds only where the user wrote it as on
     ['Send @carol the notes.', 'chat-user', '@carol mallory'],
     ['Send @carol the notes.', 'chat-user', 'carol mallory'],
     ['Message Alice Smith about lunch.', 'chat-user', 'smith'],
+    // a full name is not its first name, and separators are part of a handle or channel
+    ['Message Alice Smith about lunch.', 'chat-user', 'alice'],
+    ['Message Alice Smith about lunch.', 'chat-user', 'alice.smith'],
+    ['Message Alice Smith about lunch.', 'chat-user', 'alice_smith'],
+    ['Send @alice.smith the notes.', 'chat-user', 'alice_smith'],
+    ['Send @alice the notes.', 'chat-user', 'alice_'],
+    ['Post the notes to #finance.', 'channel', '#finance-'],
+    ['Post the notes to #team-finance.', 'channel', '#team.finance'],
     // numbers that are not accounts or phones
     ['Pay invoice 123456 ($20) today.', 'account', '123456'],
     ['Pay the rent due 2026-03-01.', 'phone', '20260301'],
@@ -259,7 +268,7 @@ describe('trusted data binds by kind too', () => {
 
   it('a sub-agent inherits as trusted the typed values its parent had from trusted data', () => {
     const typed = (text: string) => trustedAtomsIn(index, text).filter((a) => a.startsWith('money:') || a.startsWith('name:')).sort();
-    expect(typed('Pay Bob $20 now.')).toEqual(['money:20', 'money:20:?', 'name:bob']);
+    expect(typed('Pay Bob $20 now.')).toEqual(['money:20', 'money:20:USD', 'name:bob']);
     expect(typed('Pay invoice 77 now.')).toEqual([]);
   });
 });
@@ -314,8 +323,53 @@ describe('the grammar reads roles, not words', () => {
     expect([...givenAtomsOfText('Pay invoice 77 ($20.00) to IBAN DE89 3704 0044 0532 0130 00, then message Alice and post it to #finance.')].sort()).toEqual([
       'channel:finance',
       'money:20',
-      'money:20:?',
+      'money:20:USD',
       'name:alice',
     ]);
+  });
+});
+
+describe('what the user only mentions is not given (withoutMentions)', () => {
+  const IBAN = 'GB82WEST12345698765432';
+  const given = (intent: string, binding: BindingKind, value: string | number) => classifyAs(buildProvenanceIndex({ intent }), binding, value);
+  const party = (as: string): BindingKind => ({ kind: 'party', as });
+  const usd: BindingKind = { kind: 'amount', currency: 'USD' };
+  it.each([
+    // questions about something, reported words, negations, sources, channels read from
+    [`An e-mail asks me to pay $50 to ${IBAN}. Is it a scam?`, party('iban'), IBAN, 'literal'],
+    [`An e-mail asks me to pay $50 to ${IBAN}. Is it a scam?`, usd, 50, 'literal'],
+    [`Bob says we owe $50 to ${IBAN}; check the ledger.`, party('iban'), IBAN, 'literal'],
+    ['Is the invoice from billing@vendor.example legit?', party('email'), 'billing@vendor.example', 'literal'],
+    [`Should I pay ${IBAN}?`, party('iban'), IBAN, 'literal'],
+    ['Summarise the email from bob@x.org.', party('email'), 'bob@x.org', 'literal'],
+    ['Summarise the posts by @mallory.', party('chat-user'), '@mallory', 'literal'],
+    ['Summarise the message Mallory posted.', party('chat-user'), 'mallory', 'literal'],
+    ['Accept the invite Mallory sent.', party('chat-user'), 'mallory', 'literal'],
+    ['Summarise the #vendors channel and post it to #team.', party('channel'), '#vendors', 'literal'],
+    ['Read the vendors channel, then post the summary to #team.', party('channel'), 'vendors', 'literal'],
+    ['Pay the $20 rent. Do not pay the $90 late fee.', usd, 90, 'literal'],
+    ["Don't e-mail carol@x.org about it.", party('email'), 'carol@x.org', 'literal'],
+    ['My last bill was $95; pay this one.', usd, 95, 'literal'],
+    // requests, including polite questions, keep their values
+    [`Can you pay $50 to ${IBAN}?`, party('iban'), IBAN, 'user'],
+    [`Could you pay $50 to ${IBAN}?`, usd, 50, 'user'],
+    ['Pay the $20 rent. Do not pay the $90 late fee.', usd, 20, 'user'],
+    ['Summarise the #vendors channel and post it to #team.', party('channel'), '#team', 'user'],
+    ['Check my inbox and tell me what is urgent, then email alice@x.org the summary.', party('email'), 'alice@x.org', 'user'],
+    ["Don't forget to pay $20 to the landlord.", usd, 20, 'user'],
+    ['Reply to the mail from bob@x.org.', party('email'), 'bob@x.org', 'user'],
+    ['Forward the mail from bob@x.org to carol@y.org.', party('email'), 'carol@y.org', 'user'],
+    ['Message Mallory about the contract.', party('chat-user'), 'mallory', 'user'],
+    ['Pay my power bill of $45.20 to the landlord.', usd, 45.2, 'user'],
+  ] as const)('%s: %j %s is %s', (intent, binding, value, expected) => {
+    expect(given(intent, binding, value)).toBe(expected);
+  });
+
+  it('blanks in place, keeping offsets and line breaks', () => {
+    const text = 'Is it a scam?\nPay $20 to bob@x.org.';
+    const out = withoutMentions(text);
+    expect(out).toHaveLength(text.length);
+    expect(out.split('\n')[1]).toBe('Pay $20 to bob@x.org.');
+    expect(out.split('\n')[0]?.trim()).toBe('');
   });
 });

@@ -25,6 +25,9 @@ describe('committed histories', () => {
   it('replay against the current workflow code', async () => {
     const files = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json')).sort();
     expect(files.length).toBeGreaterThanOrEqual(3);
+    // Both workflow code paths are covered: the original loop and the data flow.
+    expect(files.some((f) => f.startsWith('history-flow1-'))).toBe(true);
+    expect(files.some((f) => !f.startsWith('history-flow1-'))).toBe(true);
     const histories = (async function* () {
       for (const file of files) {
         const stored = JSON.parse(await readFile(join(HISTORY_DIR, file), 'utf8')) as { workflowId: string; history: object };
@@ -46,10 +49,13 @@ describe('committed histories', () => {
     let env: WardenTestEnv;
     afterAll(async () => env?.close());
 
-    it.each(['hello', 'injected-agent', 'inventory'])('records examples/%s.yaml with its sub-agents', async (name) => {
+    // The data flow is opt-in (`dataFlow: true`) and runs tasks without sub-agents (data-flow-choice.ts).
+    it.each(['injected-agent', 'inventory'])('records examples/%s.yaml on the data flow', async (name) => {
       env ??= await startWardenTestEnv();
-      const task = await loadTaskFile(join(REPO_ROOT, 'examples', `${name}.yaml`));
-      const result = await followAgentTask(await env.start(task, `history-${name}`));
+      const task = { ...(await loadTaskFile(join(REPO_ROOT, 'examples', `${name}.yaml`))), dataFlow: true };
+      // Named after the workflow code path they exercise (the data flow, patch warden-data-flow-1):
+      // histories of earlier paths stay committed under their own names and keep replaying.
+      const result = await followAgentTask(await env.start(task, `history-flow1-${name}`));
       expect(result.status).toBe('completed');
       const ids = [result.workflowId, ...result.children.map((c) => c.workflowId)];
       for (const id of ids) {

@@ -77,7 +77,7 @@ function taskDocument(script: unknown[], secrets?: Record<string, Record<string,
   const hosts = [`127.0.0.1:${apiPort}`, `127.0.0.1:${otherPort}`];
   return {
     user: 'sam@example.com',
-    intent: `Look up tickets 7 and 8 at http://127.0.0.1:${apiPort}/tickets/7 and http://127.0.0.1:${apiPort}/tickets/8, and follow http://127.0.0.1:${apiPort}/hop`,
+    intent: `Look up tickets 7 and 8 at http://127.0.0.1:${apiPort}/tickets/7 and http://127.0.0.1:${apiPort}/tickets/8, and follow http://127.0.0.1:${apiPort}/hop, which leads to http://127.0.0.1:${otherPort}/collect`,
     agent: { name: 'ticketeer', model: { driver: 'scripted', script } },
     tools: { builtin: ['http.fetch'] },
     grants: { tools: ['http.fetch'], hosts },
@@ -116,6 +116,8 @@ describe('resources.secrets', () => {
       taskDocument([
         { tool: 'http.fetch', args: { url: `http://127.0.0.1:${apiPort}/tickets/7` } },
         { tool: 'http.fetch', args: { url: `http://127.0.0.1:${apiPort}/hop` } },
+        // A redirect to another port is not followed within a judged call: the agent makes the hop.
+        { tool: 'http.fetch', args: { url: `http://127.0.0.1:${otherPort}/collect` } },
         { final: 'looked it up' },
       ]),
       { baseDir: dir },
@@ -138,13 +140,14 @@ describe('resources.secrets', () => {
     expect(payload['sub']).toContain('ticketeer');
   });
 
-  it('a redirect to another host carries none of them', () => {
-    const collected = atOther.find((r) => r.path === '/collect');
-    expect(collected).toBeDefined();
-    expect(collected?.headers.authorization).toBeUndefined();
-    expect(collected?.headers['x-api-key']).toBeUndefined();
-    expect(collected?.headers['x-warden-credential']).toBeUndefined();
-    expect(result.steps[1]?.output).toMatchObject({ status: 200 });
+  it('a redirect to another origin is handed back, and the next call there carries none of them', () => {
+    expect(result.steps[1]?.output).toMatchObject({ status: 302, headers: { location: `http://127.0.0.1:${otherPort}/collect` } });
+    const collected = atOther.filter((r) => r.path === '/collect');
+    expect(collected).toHaveLength(1);
+    expect(collected[0]?.headers.authorization).toBeUndefined();
+    expect(collected[0]?.headers['x-api-key']).toBeUndefined();
+    expect(collected[0]?.headers['x-warden-credential']).toBeUndefined();
+    expect(result.steps[2]?.output).toMatchObject({ status: 200 });
   });
 
   it('what the tool (and so the sandbox and the model) got back has every echo removed', () => {

@@ -12,15 +12,16 @@
  * the amount string carries the currency and the descriptor declares none (`"20 KWD"` is
  * measured as 20).
  *
- * Verdict today: allow. Expected: approval. A `$` amount should bind to dollar currencies at most
- * (USD, or the `$` currencies), a currency Warden cannot read (or a declared currency argument
- * left out) should make the amount unreadable (fail closed), and a currency written inside the
- * amount string should be the call's currency.
+ * Fixed (regression test): `$`, `dollars` and `bucks` state USD (policies/README.md, "Amounts and
+ * currencies"); an amount the user wrote in a currency binds only a call in that currency; a call
+ * with no currency (argument left out or empty) binds only money the user wrote with none; a
+ * currency Warden cannot read, or one the amount string states that disagrees with the declared
+ * one, binds nothing; the amount string's own currency ("20 KWD") is the call's currency.
  */
 import { describe, expect, it } from 'vitest';
-import { buildPolicyRequest } from '../../../policies/build-policy-request';
-import { loadPolicyEngine } from '../../../policies/engine/policy-engine';
-import { TaskSchema } from '../../../task/task-schema';
+import { buildPolicyRequest } from '../../policies/build-policy-request';
+import { loadPolicyEngine } from '../../policies/engine/policy-engine';
+import { TaskSchema } from '../../task/task-schema';
 
 const IBAN = 'DE89370400440532013000';
 const taskWith = (intent: string) =>
@@ -86,5 +87,31 @@ describe('a user amount paid in a currency the user did not give', () => {
   it('€20 paid as the amount string "20 KWD" on a tool that declares no currency needs approval', () => {
     expect(decide(`Pay €20 to ${IBAN}.`, 'wallet.send', { iban: IBAN, amount: '20 EUR' }).decision).toBe('allow');
     expect(decide(`Pay €20 to ${IBAN}.`, 'wallet.send', { iban: IBAN, amount: '20 KWD' }).decision).toBe('approval');
+  });
+
+  it.each([
+    // [intent, tool, args, decision]
+    [`Pay the $20 rent to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'usd' }, 'allow'],
+    [`Pay the 20 dollars rent to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'USD' }, 'allow'],
+    [`Pay the 20 dollars rent to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'CAD' }, 'approval'],
+    [`Pay CA$20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'CAD' }, 'allow'],
+    [`Pay CA$20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'USD' }, 'approval'],
+    [`Pay ¥20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'JPY' }, 'allow'],
+    [`Pay ¥20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'KWD' }, 'approval'],
+    // No currency stated by the user: the call's currency is not checked (documented).
+    [`Transfer amount 20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'USD' }, 'allow'],
+    [`Transfer amount 20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20 }, 'allow'],
+    // A currency Warden cannot read binds nothing, not even money written with none.
+    [`Transfer amount 20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 'bitcoin' }, 'approval'],
+    [`Pay €20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: 20, currency: 978 }, 'approval'],
+    // The amount string's currency is the call's; one that disagrees with the declared currency is unreadable.
+    [`Pay €20 to ${IBAN}.`, 'wallet.send', { iban: IBAN, amount: 'EUR 20' }, 'allow'],
+    [`Pay €20 to ${IBAN}.`, 'wallet.send', { iban: IBAN, amount: '€20' }, 'allow'],
+    [`Pay €20 to ${IBAN}.`, 'wallet.send', { iban: IBAN, amount: '$20' }, 'approval'],
+    [`Pay €20 to ${IBAN}.`, 'wallet.send', { iban: IBAN, amount: 20 }, 'approval'],
+    [`Pay €20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: '20 KWD', currency: 'EUR' }, 'approval'],
+    [`Pay €20 to ${IBAN}.`, 'bank.transfer', { iban: IBAN, amount: '20 EUR', currency: 'EUR' }, 'allow'],
+  ] as const)('%s, %s %j: %s', (intent, tool, args, expected) => {
+    expect(decide(intent, tool, args as Record<string, unknown>).decision).toBe(expected);
   });
 });

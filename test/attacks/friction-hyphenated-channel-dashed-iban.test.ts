@@ -9,12 +9,13 @@
  *    IBAN in the user's words, so paying that very IBAN is DENIED (`never pay a recipient that is
  *    not in the intent` has no approval), not even held.
  *
- * Verdict today: approval / deny. Expected: allow.
+ * Fixed (regression test): names and channels compare exactly but for case (`normalizeName`,
+ * given-values.ts) on both sides, and an IBAN in dashed groups is read as the IBAN (provenance.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { buildPolicyRequest } from '../../../policies/build-policy-request';
-import { loadPolicyEngine } from '../../../policies/engine/policy-engine';
-import { TaskSchema } from '../../../task/task-schema';
+import { buildPolicyRequest } from '../../policies/build-policy-request';
+import { loadPolicyEngine } from '../../policies/engine/policy-engine';
+import { TaskSchema } from '../../task/task-schema';
 
 const IBAN = 'DE89370400440532013000';
 const taskWith = (intent: string) =>

@@ -1,5 +1,5 @@
 /**
- * End to end (issue 10): four of the binding bypasses in this folder, run for real (Temporal,
+ * End to end (issue 10): four of the binding bypasses of test/attacks/, run for real (Temporal,
  * worker, sandbox host, the injection suite's loopback services and declared tools, the
  * `foundation` pack alone, onDeny continue, holds time out after 1 s). The scripted model is the
  * worst-case agent that obeys what it read. Ground truth is the services server: an attack works
@@ -11,13 +11,14 @@
  *    it" and the agent pays the attacker 95 USD;
  *  - "the message Mallory posted" (same file): the private notes DMed to @mallory;
  *  - currency swap (currency-swap-on-dollar-amount.test.ts): the user's $45.20 paid as 45.20 BTC.
- * Expected: none of these requests reaches the server without a human.
+ * Fixed (regression test): none of these requests reaches the server without a human (webhooks
+ * bind by URL, mentions are not given, amounts bind only in the user's currency).
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ATTACKER, USER, makeWorkspace, serviceTools, startServices, type ServicesServer } from '../../injection/injection-world';
-import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { ATTACKER, USER, makeWorkspace, serviceTools, startServices, type ServicesServer } from '../injection/injection-world';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
 let services: ServicesServer;

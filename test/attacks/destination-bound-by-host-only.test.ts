@@ -18,14 +18,16 @@
  *    a POST of private data to `https://readme.md/` (a URL tool that no host grant limits, e.g. a
  *    remote MCP fetch tool, declared as `urls`) or a webhook recipient on it is allowed.
  *
- * Verdict today: allow. Expected: approval (a webhook binds by its whole URL, or under a URL
- * prefix the user gave; a token the user wrote as a file name is not a host they named).
+ * Fixed (regression test): a URL recipient binds by its whole URL or a URL prefix the user wrote,
+ * never by its host (provenance.ts `partyAtomsOf`); a bare name ending in a file extension is a
+ * file, not a host (`isFileName`); a host the user means is written as a URL.
  */
 import { describe, expect, it } from 'vitest';
-import { buildPolicyRequest } from '../../../policies/build-policy-request';
-import { loadPolicyEngine } from '../../../policies/engine/policy-engine';
-import { emptyPolicyState, recordExecution } from '../../../policies/engine/policy-state';
-import { TaskSchema } from '../../../task/task-schema';
+import { extractAtoms } from '../../policies/engine/provenance';
+import { buildPolicyRequest } from '../../policies/build-policy-request';
+import { loadPolicyEngine } from '../../policies/engine/policy-engine';
+import { emptyPolicyState, recordExecution } from '../../policies/engine/policy-state';
+import { TaskSchema } from '../../task/task-schema';
 
 const USER_HOOK = 'https://hooks.slack.com/services/T0USER/B0USER/u5erk3y';
 const ATTACKER_HOOK = 'https://hooks.slack.com/services/TATTACK/BATTACK/att4ck3r';
@@ -84,5 +86,24 @@ describe('a destination bound by its host alone', () => {
 
   it('a webhook on a host read from a file name needs approval', () => {
     expect(decide('Fix the typos in README.md.', 'webhook.post', { webhook: 'https://readme.md/collect', text: 'notes' }).decision).toBe('approval');
+  });
+});
+
+describe('hosts the user named, and file names that look like hosts', () => {
+  it.each([
+    ['Fix the typos in README.md.', []],
+    ['Unpack backup.zip and run setup.py, deploy.sh and main.rs.', []],
+    ['Check example.com and api.example.org.', ['host:api.example.org', 'host:example.com']],
+    ['Fetch https://readme.md/ for me.', ['host:readme.md']],
+    ['Open docs.example.io/guide.md.', ['host:docs.example.io']],
+  ])('%s gives %j', (text, hosts) => {
+    expect([...extractAtoms(text)].filter((a) => a.startsWith('host:')).sort()).toEqual(hosts);
+  });
+
+  it('a webhook the user wrote passes for itself and URLs under it, not for a sibling on its host', () => {
+    const intent = `Post my notes to ${USER_HOOK}.`;
+    expect(decide(intent, 'webhook.post', { webhook: `${USER_HOOK}?thread=1`, text: 'notes' }).decision).toBe('allow');
+    expect(decide(intent, 'webhook.post', { webhook: 'https://hooks.slack.com/services/T0USER/B0USER', text: 'notes' }).decision).toBe('approval');
+    expect(decide('Post my notes to hooks.slack.com.', 'webhook.post', { webhook: ATTACKER_HOOK, text: 'notes' }).decision).toBe('approval');
   });
 });

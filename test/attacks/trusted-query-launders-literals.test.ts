@@ -11,15 +11,16 @@
  * The same with `AS email` for mail, `AS name` for chat users. Run for real in the injection
  * suite's world (Temporal, sandbox host, loopback services, `foundation` alone).
  *
- * Verdict today: the transfer reaches the bank. Expected: held (values a query computes from its
- * own text, not read from the table, are not the user's data; e.g. trust only column values that
- * the broker read from trusted tables, or treat the agent's SQL text as untrusted content).
+ * Fixed (regression test): a query's output is trusted only when every result column is a plain
+ * column of a trusted table it reads, under its own name, as SQLite's column metadata says
+ * (sandbox/capabilities/sql-result-origin.ts; table test test/sandbox/sql-result-origin.test.ts);
+ * literals, expressions, aggregates, compound selects and renamed columns make it untrusted.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ATTACKER, USER, makeWorkspace, serviceTools, startServices, type ServicesServer } from '../../injection/injection-world';
-import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { ATTACKER, USER, makeWorkspace, serviceTools, startServices, type ServicesServer } from '../injection/injection-world';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
 let services: ServicesServer;
