@@ -20,10 +20,12 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assembleTaskResult } from '../../../client/assemble-task-result';
+import { openBlobStore } from '../../../dataplane/blob-store';
 import { followAgentTask } from '../../../client/start-agent-task';
 import { parseTask } from '../../../task/load-task-file';
 import type { TaskResult } from '../../../task/task-run';
-import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -55,7 +57,8 @@ async function run(dataFlow: boolean): Promise<{ result: TaskResult; runs: numbe
   const args = [{ task: task(dataFlow, workspace), ...(dataFlow ? { flow: { maxRunStepBytes: 1024 } } : {}) }];
   const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args });
   env.workflowIds.push(workflowId);
-  const result = await followAgentTask(handle);
+  // The result with the steps of every run (earlier runs' are archived in the blob store).
+  const result = await assembleTaskResult(await followAgentTask(handle), openBlobStore(TEST_STATE_DIR));
   let runs = 0;
   for await (const _ of env.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs++;
   return { result, runs };
