@@ -8,8 +8,8 @@
  * production every ~2,000 events) repeats one call eight times: on the original loop the
  * identical-loop signal climbs with every repeat (30, 45, 60 ...), on the data flow it never
  * reaches the loop limit because each run sees at most a few of the calls. Measured: original
- * loop, identical-loop on 4 steps, score 75, held and denied; data flow, score 0 on all eight
- * calls, completed.
+ * loop, identical-loop on 4 steps, score 75, held and denied; data flow, identical-loop on 2
+ * steps, never above 30 (each run restarts the count), completed.
  *
  * Verdict: WORKS (open). Expected: the monitor's history (or what scoring and the response rules
  * need of it: counters, the current identical run, volumes, armed rules) is carried into the next
