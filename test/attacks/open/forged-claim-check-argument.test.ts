@@ -75,7 +75,7 @@ describe('a claim check the model wrote itself', () => {
     const onFlow = await run(task('mallory@example.com', script, true, workspace), 'forged-ref-flow');
     const outputOf = (r: typeof onLoop) => JSON.stringify(r.steps[0]?.output ?? r.steps[0]?.error ?? null);
     // Neither path may hand Mallory's tool Alice's report (both do today).
-    expect({ loop: outputOf(onLoop), flow: outputOf(onFlow) }).not.toEqual(expect.objectContaining({ flow: expect.stringContaining('SECRET-OF-ALICE') }));
-    expect(outputOf(onLoop)).not.toContain('SECRET-OF-ALICE');
+    expect(outputOf(onFlow), 'data flow').not.toContain('SECRET-OF-ALICE');
+    expect(outputOf(onLoop), 'original loop').not.toContain('SECRET-OF-ALICE');
   });
 });
