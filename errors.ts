@@ -138,6 +138,7 @@ export const ERROR_CODES = [
   'ERR_COMMIT_MISMATCH',
   'ERR_BLOB_MISSING',
   'ERR_BLOB_CORRUPT',
+  'ERR_CLAIM_CHECK_FORGED',
   'ERR_PAYLOAD_TOO_LARGE',
   // monitoring and incident response
   'ERR_TASK_BLOCKED',
@@ -287,7 +288,9 @@ export class StateStoreError extends WardenError {}
  * meant for it ran on another worker and did nothing (`ERR_DATA_PLANE_ELSEWHERE`), shared storage is
  * missing or not shared (`ERR_SHARED_STORAGE`), an overlay is gone or differs from what the
  * task's steps wrote (`ERR_OVERLAY_MISSING`, `ERR_COMMIT_MISMATCH`), a claim-checked value is
- * missing or altered (`ERR_BLOB_MISSING`, `ERR_BLOB_CORRUPT`), or a value would exceed a Temporal
+ * missing or altered (`ERR_BLOB_MISSING`, `ERR_BLOB_CORRUPT`), a value from outside Warden (a model's
+ * arguments, a tool's output) is shaped like a claim-check reference (`ERR_CLAIM_CHECK_FORGED`:
+ * only Warden writes those, or they would read other tasks' blobs), or a value would exceed a Temporal
  * payload limit even after claim checks (`ERR_PAYLOAD_TOO_LARGE`). None is retryable as is.
  */
 export class DataPlaneError extends WardenError {}

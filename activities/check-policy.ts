@@ -21,6 +21,8 @@ import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import { resolveTool } from '../tools/tool-catalog';
+import { scopeOfCall } from '../tools/call-scope';
+import { scopeOutsideGrant } from '../identity/call-scope';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
@@ -224,7 +226,13 @@ export function createCheckPolicy(deps: ActivityDeps) {
         ...(input.state === undefined ? {} : { state: input.state }),
       };
       const request = buildPolicyRequest(context);
-      const decision = engine.decide(request, input.state);
+      // A resource the task does not grant is refused here, before any rule could hold the call
+      // for a human who could only approve a call its credential would then refuse.
+      const ungranted = ungrantedResourceOf(input.task, input.tool, input.args);
+      const decision: PolicyDecision =
+        ungranted === undefined
+          ? engine.decide(request, input.state)
+          : { decision: 'deny', matched: [{ id: 'grants', sentence: 'only what the task grants', effect: 'deny', reason: ungranted, kind: 'stateful' }], reasons: [ungranted] };
       // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
       annotateActiveSpan({
         [WARDEN_ATTR.policyDecision]: decision.decision,
@@ -245,6 +253,23 @@ export function createCheckPolicy(deps: ActivityDeps) {
       return { decision, request, ...approval, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
     });
   };
+}
+
+/**
+ * Why a call of a built-in or program names a resource (host, database, program) the task does
+ * not grant, as the credential's scope check would say it (identity/call-scope.ts); undefined when
+ * it names none or its arguments name no valid resource (the call then fails on them itself).
+ */
+function ungrantedResourceOf(task: Task, tool: string, args: Record<string, unknown>): string | undefined {
+  const descriptor = resolveTool(task, tool);
+  if (descriptor === undefined || (descriptor.executor.kind !== 'builtin' && descriptor.executor.kind !== 'process')) return undefined;
+  let scope: string[];
+  try {
+    scope = scopeOfCall(descriptor, args);
+  } catch {
+    return undefined;
+  }
+  return scopeOutsideGrant(task.grants, tool, scope) ?? undefined;
 }
 
 /** The outputs of the steps that ran (what provenance counts as tools' words). */

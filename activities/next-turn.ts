@@ -12,7 +12,7 @@ import { createDriver, driverSecrets } from '../drivers/create-driver';
 import { redactSecrets } from '../drivers/model-transcript';
 import { withoutSecrets } from './propose-turn';
 import type { ToolSpec } from '../drivers/model-driver';
-import { claimCheckStrings, resolveClaimChecks } from '../dataplane/claim-check';
+import { claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { SpanKind, trace } from '@opentelemetry/api';
@@ -97,6 +97,7 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
     throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   annotateActiveSpan(modelResponseAttributes(parsed.data));
+  for (const action of parsed.data.actions) if (action.type === 'tool') refuseForgedClaimChecks(action.args, `the model's arguments for ${action.tool}`);
   const turn: ModelTurn = {
     ...parsed.data,
     actions: await Promise.all(

@@ -23,6 +23,7 @@ import { atActivityBoundary } from './to-application-failure';
 import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { loadModelSteps, storeModelSteps, type StepsRef } from './model-context-store';
+import { refuseForgedClaimChecks } from '../dataplane/claim-check';
 
 export interface ProposeTurnInput {
   workflowId: string;
@@ -102,6 +103,7 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
         throw new ModelError('ERR_MODEL_PROTOCOL', `model driver returned an invalid turn: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
       }
       annotateActiveSpan(modelResponseAttributes(parsed.data));
+      for (const action of parsed.data.actions) if (action.type === 'tool') refuseForgedClaimChecks(action.args, `the model's arguments for ${action.tool}`);
       // Stored only once the turn is good: the next turn sends the reference and the new steps.
       if (input.stepsByDigest === true && deps.blobs !== undefined) return { ...parsed.data, shown: await storeModelSteps(deps.blobs, input.earlier, input.steps) };
       return parsed.data;

@@ -11,7 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { CapabilityError, CredentialError, isErrorCode, ToolError, WardenError } from '../errors';
-import { claimCheckJson, claimCheckStrings, resolveClaimChecks } from '../dataplane/claim-check';
+import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
 import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
 import type { FileWrite, Transcript } from '../task/data-flow';
 import type { StepError } from '../task/task-run';
@@ -201,6 +201,8 @@ export interface AppliedEffect {
 
 /** One tool call as the executor needs it; `callId` is its idempotency key. */
 export interface ToolExecution {
+  /** The arguments hold claim checks Warden made (the data flow's call): resolve them. */
+  argsClaimChecked?: boolean;
   rootWorkflowId: string;
   rootRunId?: string;
   callId: string;
@@ -225,8 +227,11 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   let call = toolCall;
   const tool = resolveTool(call.task, call.tool);
   if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${call.tool}" is not declared by this task`);
-  // Long arguments proposed by the model were kept out of history: the tool gets the real values.
-  if (deps.dataPlane !== undefined) call = { ...call, args: (await resolveClaimChecks(deps.dataPlane.blobs, call.args)) as Record<string, unknown> };
+  // Long arguments proposed by the model were kept out of history (the data flow's model turn,
+  // which refused any reference the model wrote): the tool gets the real values. Anywhere else a
+  // reference in the arguments came from outside Warden.
+  if (call.argsClaimChecked === true && deps.dataPlane !== undefined) call = { ...call, args: (await resolveClaimChecks(deps.dataPlane.blobs, call.args)) as Record<string, unknown> };
+  else refuseForgedClaimChecks(call.args, `the arguments of ${call.tool}`);
   const problems = tool.executor.kind === 'mcp' ? serverSchemaProblems(tool.inputSchema, call.args) : validateToolInput(tool.inputSchema, call.args);
   if (problems.length > 0) {
     throw new ToolError(
@@ -584,6 +589,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   function runToolOnce(input: RunToolInput): Promise<ToolCallResult> {
     return atActivityBoundary(async () => {
       const result = await executeToolCall(deps, executionOf(input, input.task));
+      refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
       annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: sha256OfJson(result.output) });
       return result;
     });
@@ -593,13 +599,14 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   async function runToolStep(input: RunToolRefInput, task: Task): Promise<ToolStepResult> {
     try {
       const dp = dataPlaneOf(deps);
-      const execution = executionOf(input, task);
+      const execution: ToolExecution = { ...executionOf(input, task), argsClaimChecked: true };
       const writesFiles = mayWriteFiles(task, resolveTool(task, input.tool));
       const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId: execution.callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
       if (writesFiles) await beginOverlayCall(overlay);
       let result: ToolCallResult;
       try {
         result = await executeToolCall(deps, execution);
+        refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
       } catch (error) {
         const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
         throw failureWithWrites(error, writes);

@@ -9,6 +9,7 @@
  * silently replaced by a default.
  */
 import { canonicalBytes } from '../custody/canonical-json';
+import { DataPlaneError } from '../errors';
 import { containsClaimCheck, INLINE_VALUE_MAX_BYTES, isClaimCheckRef, type ClaimCheckRef } from '../task/data-refs';
 import { sha256Hex, type BlobStore } from './blob-store';
 
@@ -62,4 +63,18 @@ async function resolveDeep(blobs: BlobStore, value: unknown): Promise<unknown> {
     return out;
   }
   return value;
+}
+
+/**
+ * Refuses a value from outside Warden (a model's proposed arguments, a tool's output) that holds
+ * an object shaped like a claim-check reference. Only Warden writes references, and every place
+ * that resolves them trusts them: a forged one would hand the tool, the model or the result the
+ * blob of any digest it names (another task's output, read from its history or custody).
+ *
+ * @throws DataPlaneError ERR_CLAIM_CHECK_FORGED, naming `where`
+ */
+export function refuseForgedClaimChecks(value: unknown, where: string): void {
+  if (containsClaimCheck(value)) {
+    throw new DataPlaneError('ERR_CLAIM_CHECK_FORGED', `${where} holds a claim-check reference ({"$warden": "claim-check", ...}); only Warden writes those`, { details: { where } });
+  }
 }
