@@ -23,7 +23,7 @@ import { usableBaseline } from '../monitoring/score-action';
  * by the worker: it never enters history.
  */
 async function sessionWatchOf(deps: ActivityDeps, task: Task): Promise<EgressWatch | undefined> {
-  if (deps.monitor === undefined) return undefined;
+  if (deps.monitor === undefined || Object.keys(task.tools.mcp ?? {}).length === 0) return undefined;
   const baseline = usableBaseline((await deps.monitor.baselines.get(task.agent.name).catch(() => undefined)) ?? undefined);
   return baseline === undefined ? undefined : { knownHosts: [...baseline.hosts].sort(), hold: 'all', agent: baseline.agent };
 }

@@ -9,7 +9,7 @@
  * 70 and is blocked (test/attacks/monitor-exfiltration-evasion.test.ts); through the courier it
  * is not held, scores 0, the task completes and the host receives the secret.
  *
- * Fixed (regression test): the task is the tree: a sub-agent without a usable baseline of its
+ * Verdict: WORKS (open). Expected (workflow side in; the activity does not fill treeHosts yet): the task is the tree: a sub-agent without a usable baseline of its
  * own is watched with its nearest baselined ancestor's hosts (named by its grant's `act` chain,
  * `beginMonitoring` → `treeHosts`), so the courier's POST is held, its step scores new-host
  * against the tree, and the new host receives nothing.
@@ -19,10 +19,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baselineCommand } from '../../cli/commands/baseline';
-import type { TaskResult } from '../../task/task-run';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
+import { baselineCommand } from '../../../cli/commands/baseline';
+import type { TaskResult } from '../../../task/task-run';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
+import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../../support/monitor-kit';
 
 let env: WardenTestEnv;
 let api: LoopbackServer;
