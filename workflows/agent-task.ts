@@ -79,8 +79,18 @@ function trustedFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {
   // A root's own defaults (depth 0, no lineage) say nothing; anything else is Warden's to set.
   const rootDefault = (key: string) => (key === 'depth' && given[key] === 0) || (key === 'lineage' && Array.isArray(given[key]) && (given[key] as unknown[]).length === 0);
   const wardens = Object.keys(given).filter((key) => key !== 'task' && key !== 'flow' && given[key] !== undefined && !rootDefault(key));
-  if (wardens.length === 0 || workflowInfo().continuedFromExecutionRunId !== undefined) return rawInput;
+  if (wardens.length === 0 || carriedFromOwnPreviousRun()) return rawInput;
   throw ApplicationFailure.nonRetryable(`invalid agentTask input: ${wardens.join(', ')} may only come from the task's previous run; start a task with { task }`, 'ERR_TASK_INPUT_INVALID');
+}
+
+/**
+ * Whether this run's input was handed over by the task's own previous run (continue-as-new).
+ * Temporal also names a previous run for a cron schedule's next run and a workflow retry, whose
+ * input is the starter's again: those carry nothing of Warden's.
+ */
+function carriedFromOwnPreviousRun(): boolean {
+  const info = workflowInfo();
+  return info.continuedFromExecutionRunId !== undefined && info.cronSchedule === undefined && info.attempt === 1;
 }
 
 function parseFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {

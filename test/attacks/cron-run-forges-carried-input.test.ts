@@ -9,19 +9,18 @@
  * (ERR_TASK_INPUT_INVALID) and believed on the second. Here it forges the policy state (negative
  * file counters): the task's own rule `never write more than 1 files` lets three writes through.
  *
- * Verdict: WORKS (open). Expected: a run takes carried fields only from its own flow's
- * continue-as-new (e.g. check the chain's initiator / a carried token the previous run signed
- * or stored, never "has a previous run"), so every cron run is refused like the first; and in any
- * case the budget rule denies the second write.
+ * Held now: carried fields are taken only from the task's own continue-as-new (a previous run,
+ * no cron schedule, first attempt), so every cron run (and a workflow retry) is refused like the
+ * first, and the budget rule holds.
  */
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { followAgentTask } from '../../../client/start-agent-task';
-import { parseTask } from '../../../task/load-task-file';
-import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { followAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
