@@ -37,7 +37,7 @@ describe('npm run bench: command line', () => {
     const run = bench('--list');
     expect(run.status).toBe(0);
     for (const section of SECTIONS) expect(run.stdout).toContain(section.name);
-    expect(SECTIONS.map((s) => s.name)).toEqual(['step', 'throughput', 'policy', 'sandbox', 'credential', 'custody', 'sql', 'startup', 'model-turn-share', 'workers', 'mcp', 'monitor', 'attest']);
+    expect(SECTIONS.map((s) => s.name)).toEqual(['step', 'throughput', 'history', 'policy', 'sandbox', 'credential', 'custody', 'sql', 'startup', 'model-turn-share', 'workers', 'mcp', 'monitor', 'attest']);
     expect(run.stdout).toMatch(/workers .*\(only when named\)/);
     expect(run.stdout).toMatch(/mcp .*\(only when named\)/);
   });
