@@ -12,21 +12,17 @@
  * new host without a single request; a program reaching the clerk's usual host is not held.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baselineCommand } from '../../cli/commands/baseline';
 import type { TaskResult } from '../../task/task-run';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, replayTaskQueue, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
+import { clerkTask, makeShop, normalClerkScript, replayTaskQueue, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 let env: WardenTestEnv;
 let api: LoopbackServer;
 let exfil: LoopbackServer;
 let setup: ClerkSetup;
-const io = (out: string[]) => ({ stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR } });
 
 beforeAll(async () => {
   exfil = await startLoopbackServer();
@@ -38,10 +34,7 @@ beforeAll(async () => {
   const results: TaskResult[] = [];
   for (let i = 0; i < 6; i += 1) results.push(await env.runTask(clerkTask(setup, normalClerkScript(setup, random))));
   expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
-  const file = join(await mkdtemp(join(tmpdir(), 'warden-learn-')), 'results.json');
-  await writeFile(file, JSON.stringify(results));
-  const out: string[] = [];
-  expect(await baselineCommand(['learn', '--from', file], io(out)), out.join('')).toBe(0);
+  await learnBaselineFrom(results);
 }, 600_000);
 
 afterAll(async () => {

@@ -18,22 +18,18 @@
  * the baseline knows it, so the POST is held and the new host receives nothing.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baselineCommand } from '../../cli/commands/baseline';
 import type { TaskResult } from '../../task/task-run';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
+import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
 let api: LoopbackServer;
 let exfil: LoopbackServer;
 let setup: ClerkSetup;
-const io = (out: string[]) => ({ stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR } });
 
 /** The clerk's task with the uploader MCP server (reaching the API and, when given, the new host). */
 function uploaderTask(script: unknown[], extraHosts: string[] = [], fixture = join(FIXTURES, 'upload-server.mjs')): Record<string, unknown> {
@@ -58,10 +54,7 @@ beforeAll(async () => {
     results.push(await env.runTask(uploaderTask(script)));
   }
   expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
-  const file = join(await mkdtemp(join(tmpdir(), 'warden-learn-')), 'results.json');
-  await writeFile(file, JSON.stringify(results));
-  const out: string[] = [];
-  expect(await baselineCommand(['learn', '--from', file], io(out)), out.join('')).toBe(0);
+  await learnBaselineFrom(results);
 }, 600_000);
 
 afterAll(async () => {

@@ -13,6 +13,9 @@ import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import Database from 'better-sqlite3';
 import { workflowBundle } from '../../worker/workflow-bundle';
+import { expect } from 'vitest';
+import { baselineCommand } from '../../cli/commands/baseline';
+import { TEST_STATE_DIR } from './warden-test-env';
 
 export interface ReceivedRequest {
   method: string;
@@ -197,4 +200,13 @@ export async function replayTaskQueue(env: { client: Client; taskQueue: string }
     if (result.error) failures.push(`${result.workflowId}: ${String(result.error)}`);
   }
   return { replayed, failures };
+}
+
+/** `warden baseline learn --from <results>` on the suite's state folder, as an operator runs it; fails the test when it does not exit 0. */
+export async function learnBaselineFrom(results: readonly unknown[]): Promise<void> {
+  const file = join(await mkdtemp(join(tmpdir(), 'warden-learn-')), 'results.json');
+  await writeFile(file, JSON.stringify(results));
+  const out: string[] = [];
+  const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR } };
+  expect(await baselineCommand(['learn', '--from', file], io), out.join('')).toBe(0);
 }
