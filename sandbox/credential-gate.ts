@@ -24,6 +24,8 @@ export type GateResult = { ok: true } | { ok: false; code: ErrorCode; message: s
 
 export interface CredentialGate {
   check(request: SandboxRunRequest): Promise<GateResult>;
+  /** Closes the replay/revocation stores (a PostgreSQL pool would keep the host alive). */
+  close(): Promise<void>;
 }
 
 export interface CredentialGateOptions {
@@ -63,6 +65,9 @@ export function createCredentialGate(stateDir: string, options: CredentialGateOp
         const code = (error as { code?: unknown }).code;
         return { ok: false, code: isErrorCode(code) ? code : 'ERR_CREDENTIAL_MALFORMED', message: (error as Error).message };
       }
+    },
+    async close() {
+      await stores.close();
     },
   };
 }

@@ -62,17 +62,25 @@ export async function handleHostMessage(raw: unknown, send: Send, { pool, gate }
 
 /** How long a closing host waits for isolate work in flight (a spare being made ready) to end. */
 const CLOSE_DRAIN_MS = 2_000;
+/** How long a closing host may take to end on its own before it is made to exit. */
+const CLOSE_DEADLINE_MS = 10_000;
 
 /**
- * Ends the host once no isolate thread is still working: exiting while a spare isolate's context
- * is being created on its own thread crashed the process (SIGSEGV) about once in forty closes.
+ * Ends the host by letting its event loop empty rather than by `process.exit`: isolated-vm
+ * disposes an isolate on one of its own threads when a task still held it, and only Node's
+ * ordinary shutdown runs the cleanup hook that waits for that thread. `process.exit` tears the
+ * platform down under it, which crashed the host (SIGSEGV/SIGABRT in
+ * NodePlatform::UnregisterIsolate) in about 1 close of 50 on a loaded machine.
  */
-async function closePoolAndExit(pool: IsolatePool): Promise<void> {
+async function closeHost(pool: IsolatePool, gate: CredentialGate | undefined): Promise<void> {
+  // Unref'd: the deadline must not itself keep the host alive.
+  setTimeout(() => process.exit(0), CLOSE_DEADLINE_MS).unref();
   pool.close();
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([pool.drain(), new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_DRAIN_MS)))]);
   clearTimeout(timer);
-  process.exit(0);
+  await gate?.close().catch(() => undefined);
+  process.exitCode = 0;
 }
 
 /** Serves requests from the parent process until the IPC channel closes. */
@@ -101,7 +109,7 @@ export function serveOverIpc(): void {
     void handleHostMessage(raw, send, services);
   });
   process.on('disconnect', () => {
-    void closePoolAndExit(pool);
+    void closeHost(pool, services.gate);
   });
 }
 
