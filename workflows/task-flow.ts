@@ -283,6 +283,7 @@ export class TaskFlow {
   async continueAsNew(run: AgentRun, input: AgentTaskFlowInput): Promise<never> {
     // A notice still on its way would be dropped with this run.
     await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
+    const monitor = run.patches.monitorCarried ? await run.monitor.handOver() : undefined;
     const archive = await archiving.archiveRun({ previous: this.archive, steps: run.state.steps, children: run.state.children, turns: run.state.turns ?? [] });
     const carried: CarriedState = {
       runs: this.runs,
@@ -293,6 +294,7 @@ export class TaskFlow {
       ...(this.foldedTurn === undefined ? {} : { pending: this.foldedTurn }),
       transcript: this.transcript(run),
       saga: { compensations: run.saga.compensations, notUndoable: run.saga.notUndoable, snapshotTaken: run.saga.snapshotTaken, writes: this.writes },
+      ...(monitor === undefined ? {} : { monitor }),
     };
     const next: AgentTaskFlowInput = {
       task: run.task,
@@ -307,6 +309,8 @@ export class TaskFlow {
       ...(input.flow === undefined ? {} : { flow: input.flow }),
     };
     assertFits(next, 'the state carried into the next run');
+    // A block that arrived while the run archived ends the task here, not in a next run that forgot it.
+    if (run.patches.monitorCarried) run.monitor.assertRunning();
     return continueAsNew<(input: AgentTaskFlowInput) => Promise<unknown>>(next);
   }
 }
