@@ -12,7 +12,8 @@
  *   the time left, so no timer is started per call.
  * - References: the task by digest, the transcript by the head of its chain plus the steps since.
  * - Continue-as-new every so many events, bytes or step bytes, carrying the loop's and the saga's
- *   state; the run's steps are archived in the blob store first.
+ *   state and the monitor's (a bounded summary, monitoring/monitor-carry.ts); the run's steps are
+ *   archived in the blob store first.
  *
  * Deterministic: workflow code.
  */
