@@ -12,25 +12,46 @@
  * (monitoring/monitor-carry.ts, `warden-monitor-carried`), taken only from the task's own
  * continue-as-new. Each row runs one task on the original loop and on the data flow with runs
  * handing over every couple of steps, and asks for the same verdict on every step, the same
- * alerts and the same end. Every piece of state is tested on its own in
- * test/monitoring/monitor-carry.test.ts.
+ * alerts and the same end; a step-up approved in one run still holds the next action in the next
+ * run; a client cannot start a task with a monitor state of its own. Every piece of state is
+ * tested on its own in test/monitoring/monitor-carry.test.ts.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approveCommand, denyCommand } from '../../cli/commands/approvals';
+import { approversCommand } from '../../cli/commands/approvers';
+import type { CliIo } from '../../cli/cli-io';
 import { assembleTaskResult } from '../../client/assemble-task-result';
 import { openBlobStore } from '../../dataplane/blob-store';
 import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
-import type { TaskResult } from '../../task/task-run';
+import type { PendingApproval, TaskResult, TaskState } from '../../task/task-run';
+import { taskStateQuery } from '../../workflows/definitions';
+import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
+/** A registered approver (unique per run: the test registry outlives runs). */
+const approver = `monitor-can-${randomUUID().slice(0, 8)}`;
+let keyFile: string;
+
 beforeAll(async () => {
   env = await startWardenTestEnv();
+  keyFile = join(await mkdtemp(join(tmpdir(), 'warden-approver-')), `${approver}.json`);
+  const add = cli();
+  expect(await approversCommand(['add', approver, '--out', keyFile], add.io), add.out.join('')).toBe(0);
 });
 afterAll(async () => env?.close());
+
+function cli(): { io: CliIo; out: string[] } {
+  const out: string[] = [];
+  const port = testTemporalAddress().address.split(':').pop();
+  const env = { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, ...(keyFile === undefined ? {} : { WARDEN_APPROVER_KEY: keyFile }) };
+  return { out, io: { stdout: (t) => out.push(t), stderr: (t) => out.push(t), env } };
+}
 
 interface Row {
   name: string;
@@ -56,7 +77,7 @@ const ROWS: Row[] = [
   },
 ];
 
-function task(row: Row, dataFlow: boolean, workspace: string) {
+function task(row: Row, dataFlow: boolean, workspace: string, approvalTimeout = '3s') {
   const script = [...row.calls.map((args) => ({ tool: 'add', args })), { final: 'done' }];
   return parseTask(
     {
@@ -65,7 +86,7 @@ function task(row: Row, dataFlow: boolean, workspace: string) {
       agent: { name: 'looper', model: { driver: 'scripted', script } },
       tools: { custom: [{ name: 'add', description: 'adds', input: { type: 'object' }, source: 'return input.a + input.b;' }] },
       grants: { tools: ['add'] },
-      limits: { toolTimeout: '60s', maxSteps: 50, deadline: '3m', approvalTimeout: '3s' },
+      limits: { toolTimeout: '60s', maxSteps: 50, deadline: '3m', approvalTimeout },
       resources: { workspace },
       ...(row.policies === undefined ? {} : { policies: row.policies }),
       dataFlow,
@@ -117,6 +138,36 @@ describe('the monitor across continue-as-new', () => {
     expect(verdicts(flow.result)).toEqual(expected);
   });
 
+  it('keeps a step-up in force in the next run: the action after an approved hold is held again', async () => {
+    // One step per run (each step's record is over `maxRunStepBytes`); the rule fires once, at the
+    // fourth call, and from then on every action waits for a human.
+    const row: Row = {
+      name: 'step-up',
+      calls: Array.from({ length: 6 }, (_, i) => ({ a: i, b: 2, note: 'x'.repeat(1100) })),
+      policies: ['require approval for the next actions when it makes more than 3 calls of tool add'],
+      loop: { status: 'denied' },
+    };
+    const outcomes: unknown[] = [];
+    for (const dataFlow of [false, true]) {
+      const workspace = await mkdtemp(join(tmpdir(), 'warden-monitor-can-stepup-'));
+      const workflowId = `monitor-can-stepup-${dataFlow}-${Date.now()}`;
+      const args = [{ task: task(row, dataFlow, workspace, '2m'), ...(dataFlow ? { flow: { maxRunStepBytes: 1024 } } : {}) }];
+      const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args });
+      env.workflowIds.push(workflowId);
+      const first = await pendingApproval(workflowId, undefined);
+      const approve = cli();
+      expect(await approveCommand([workflowId, first.requestId, '--reason', 'checked'], approve.io), approve.out.join('')).toBe(0);
+      // The next action (on the data flow, in the next run) waits too; denied, the task ends there.
+      const second = await pendingApproval(workflowId, first.requestId);
+      const deny = cli();
+      expect(await denyCommand([workflowId, second.requestId, '--reason', 'enough'], deny.io), deny.out.join('')).toBe(0);
+      const result = await assembleTaskResult(await followAgentTask(handle), openBlobStore(TEST_STATE_DIR));
+      outcomes.push({ status: result.status, holds: result.steps.map((s) => s.approval?.status ?? null), held: [first.args.a, second.args.a] });
+    }
+    expect(outcomes[0]).toEqual({ status: 'denied', holds: [null, null, null, 'approved', 'denied'], held: [3, 4] });
+    expect(outcomes[1]).toEqual(outcomes[0]);
+  });
+
   it('takes no monitor state from a client that starts a task with it', async () => {
     const workspace = await mkdtemp(join(tmpdir(), 'warden-monitor-can-forged-'));
     const workflowId = `monitor-can-forged-${Date.now()}`;
@@ -133,3 +184,20 @@ describe('the monitor across continue-as-new', () => {
     expect(failure?.cause?.message).toContain('carried');
   });
 });
+
+/** The task's pending approval other than `seen`, read from its current run; fails once the task has ended. */
+async function pendingApproval(workflowId: string, seen: string | undefined): Promise<PendingApproval> {
+  for (let i = 0; i < 1200; i++) {
+    const state: TaskState | undefined = await env.client.workflow
+      .getHandle(workflowId)
+      .query(taskStateQuery)
+      .catch(() => undefined);
+    const pending = state?.pendingApprovals.find((p) => p.requestId !== seen);
+    if (pending !== undefined) return pending;
+    // A task that ended (its last run closed, not continued) asks nobody any more.
+    const { status } = await env.client.workflow.getHandle(workflowId).describe();
+    if (status.name !== 'RUNNING' && status.name !== 'CONTINUED_AS_NEW') throw new Error(`${workflowId} ended ${status.name} without holding another action`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no approval request appeared in ${workflowId}`);
+}
