@@ -30,6 +30,7 @@ import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
 import type { PendingApproval, TaskResult, TaskState } from '../../task/task-run';
 import { taskStateQuery } from '../../workflows/definitions';
+import { replayAllRuns } from '../support/replay-runs';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
@@ -136,6 +137,13 @@ describe('the monitor across continue-as-new', () => {
     // The flow really handed over several times, and every run's steps are in the result.
     expect(flow.runs).toBeGreaterThan(2);
     expect(verdicts(flow.result)).toEqual(expected);
+  });
+
+  it('replays: every run of the tasks above (hand-overs that carried the monitor included)', async () => {
+    const { runs, failures } = await replayAllRuns(env.client, env.taskQueue);
+    expect(failures).toEqual([]);
+    // Two tasks on the original loop, and at least three runs of each on the data flow.
+    expect(runs).toBeGreaterThanOrEqual(8);
   });
 
   it('keeps a step-up in force in the next run: the action after an approved hold is held again', async () => {
