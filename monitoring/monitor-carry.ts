@@ -7,13 +7,15 @@
  *
  * Bounded, not every step: events older than the longest window the task counts over are folded
  * into totals (monitor-history.ts `foldOldest`); at most `MAX_CARRIED_EVENTS` recent events,
- * `MAX_CARRIED_TOOLS` per-tool counts and `MAX_CARRIED_ALERTS` alerts are carried. Trusted only
+ * `MAX_CARRIED_TOOLS` per-tool counts and `MAX_CARRIED_ALERTS` alerts (64 KiB) are carried, names
+ * of at most `MAX_CARRIED_NAME` characters. Trusted only
  * from the task's own continue-as-new, like the rest of the carried state (agent-task.ts
  * `trustedFlowInput`).
  *
  * Deterministic and free of Node imports: workflow code uses it.
  */
 import { z } from 'zod';
+import { hash53 } from './action-features';
 import { AlertSchema, type Alert } from './alert';
 import { emptyEarlier, foldOldest, type MonitorEvent, type MonitorHistory } from './monitor-history';
 import type { ResponseRule } from './response-rule';
@@ -28,6 +30,13 @@ export const MAX_CARRIED_EVENTS = 1_000;
 export const MAX_CARRIED_TOOLS = 256;
 /** Alerts carried into the next run's result (the newest; every alert is in the alert store). */
 export const MAX_CARRIED_ALERTS = 50;
+/** … and at most this many bytes of them (an alert quotes the call's tool name, which the model chose). */
+export const MAX_CARRIED_ALERT_BYTES = 64 * 1024;
+/**
+ * Longer tool or operation names are carried shortened, with a hash of the whole name (so two long
+ * names stay two): no granted tool has such a name; a model may make one up, and is refused.
+ */
+export const MAX_CARRIED_NAME = 200;
 
 const Count = z.number().int().min(0);
 
@@ -75,12 +84,18 @@ export function longestWindowMs(rules: readonly ResponseRule[]): number {
   return longest;
 }
 
-/** The `limit` largest entries of `counts` (ties by name, so the choice is deterministic). */
+/** `name`, or a bounded stand-in for a name longer than MAX_CARRIED_NAME. */
+export function carriedName(name: string): string {
+  return name.length <= MAX_CARRIED_NAME ? name : `${name.slice(0, MAX_CARRIED_NAME - 24)}...#${hash53(name)}`;
+}
+
+/** The `limit` largest entries of `counts` (ties by name, so the choice is deterministic), names bounded. */
 function largest(counts: Record<string, number>, limit: number): Record<string, number> {
   const entries = Object.entries(counts);
-  if (entries.length <= limit) return { ...counts };
-  entries.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return Object.fromEntries(entries.slice(0, limit));
+  if (entries.length > limit) entries.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const kept: Record<string, number> = {};
+  for (const [name, count] of entries.slice(0, limit)) kept[carriedName(name)] = (kept[carriedName(name)] ?? 0) + count;
+  return kept;
 }
 
 /**
@@ -111,7 +126,7 @@ export function carryHistory(history: MonitorHistory, now: number, windowMs: num
 /** What scoring reads of an event (a spawn's child status is read from its step, not kept). */
 function compactEvent(e: MonitorEvent): z.infer<typeof CarriedEventSchema> {
   const { childStatus: _unused, ...kept } = e;
-  return kept;
+  return { ...kept, tool: carriedName(e.tool), ...(e.operation === undefined ? {} : { operation: carriedName(e.operation) }) };
 }
 
 /** The history a continued run starts from. */
@@ -120,7 +135,14 @@ export function resumeHistory(carried: CarriedMonitor): MonitorHistory {
   return { events: carried.events.map((e) => ({ ...e })), calls: carried.calls, spawns: carried.spawns, callsByTool: { ...carried.callsByTool }, earlier };
 }
 
-/** The newest `MAX_CARRIED_ALERTS` alerts. */
+/** The newest alerts, at most `MAX_CARRIED_ALERTS` and `MAX_CARRIED_ALERT_BYTES` of them. */
 export function carriedAlerts(alerts: readonly Alert[]): Alert[] {
-  return alerts.slice(-MAX_CARRIED_ALERTS).map((a) => ({ ...a }));
+  const kept: Alert[] = [];
+  let bytes = 0;
+  for (let i = alerts.length - 1; i >= 0 && kept.length < MAX_CARRIED_ALERTS; i -= 1) {
+    bytes += JSON.stringify(alerts[i]).length;
+    if (bytes > MAX_CARRIED_ALERT_BYTES) break;
+    kept.unshift({ ...alerts[i]! });
+  }
+  return kept;
 }

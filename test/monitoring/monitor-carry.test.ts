@@ -9,7 +9,8 @@
 import { describe, expect, it } from 'vitest';
 import { featuresOfAction, type ActionOutcome, type MeasuredEffect } from '../../monitoring/action-features';
 import { learnBaselines, type AgentBaseline } from '../../monitoring/baseline';
-import { CarriedMonitorSchema, carryHistory, longestWindowMs, MAX_CARRIED_EVENTS, MAX_CARRIED_TOOLS, resumeHistory } from '../../monitoring/monitor-carry';
+import type { Alert } from '../../monitoring/alert';
+import { CarriedMonitorSchema, carriedAlerts, carryHistory, longestWindowMs, MAX_CARRIED_ALERT_BYTES, MAX_CARRIED_ALERTS, MAX_CARRIED_EVENTS, MAX_CARRIED_TOOLS, resumeHistory } from '../../monitoring/monitor-carry';
 import { emptyHistory, recordOutcome, recordProposed, type MonitorHistory } from '../../monitoring/monitor-history';
 import { fireRules, type ResponseRule } from '../../monitoring/response-rule';
 import { scoreOf, scoreOutcome, scoreProposed, type ScoreReason, type Signal } from '../../monitoring/score-action';
@@ -237,8 +238,42 @@ describe('the monitor carried across continue-as-new', () => {
     expect(carried.calls).toBe(10_000);
     const resumed = resumeHistory(carried);
     expect(resumed.earlier.rows + resumed.events.reduce((s, e) => s + (e.rows ?? 0), 0)).toBe(30_000);
+    // Names a model made up are carried bounded, each still its own.
+    const long = emptyHistory();
+    for (const name of ['x'.repeat(100_000), `${'x'.repeat(100_000)}y`]) recordProposed(long, featuresOfAction(name, {}), 0, T0);
+    const shortened = carryHistory(long, T0 + 1, MINUTE);
+    expect(JSON.stringify(shortened).length).toBeLessThan(2_000);
+    expect(Object.keys(shortened.callsByTool)).toHaveLength(2);
+    expect(new Set(shortened.events.map((e) => e.tool)).size).toBe(2);
     // Events no window reaches are not carried at all.
     expect(carryHistory(history, T0 + 10_000 + MINUTE, MINUTE).events).toHaveLength(0);
+  });
+
+  it('carries the newest alerts, bounded in number and bytes', () => {
+    const alert = (i: number, detail: string): Alert => ({
+      id: `a-${i}`,
+      rootWorkflowId: 'w',
+      workflowId: 'w',
+      runId: 'r',
+      agent: 'clerk',
+      user: 'dana@example.com',
+      source: 'monitor',
+      stepIndex: i,
+      tool: 'add',
+      score: 45,
+      reasons: [{ signal: 'identical-loop', points: 45, detail }],
+      rules: [],
+      response: 'alert',
+      detectedAt: new Date(T0 + i).toISOString(),
+    });
+    const few = Array.from({ length: 80 }, (_, i) => alert(i, 'small'));
+    expect(carriedAlerts(few).map((a) => a.id)).toEqual(few.slice(-MAX_CARRIED_ALERTS).map((a) => a.id));
+    const big = Array.from({ length: 40 }, (_, i) => alert(i, 'x'.repeat(10_000)));
+    const kept = carriedAlerts(big);
+    expect(kept.length).toBeGreaterThan(0);
+    expect(JSON.stringify(kept).length).toBeLessThanOrEqual(MAX_CARRIED_ALERT_BYTES + kept.length);
+    expect(kept[kept.length - 1]!.id).toBe('a-39');
+    for (const a of kept) expect(CarriedMonitorSchema.shape.alerts.element.safeParse(a).success).toBe(true);
   });
 
   it('refuses a summary that is not one (bad shapes, too many events)', () => {
