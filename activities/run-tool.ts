@@ -10,7 +10,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import { CapabilityError, CredentialError, isErrorCode, ToolError, WardenError } from '../errors';
+import { CapabilityError, CredentialError, isErrorCode, RecoveryError, ToolError, WardenError } from '../errors';
 import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
 import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
 import type { FileWrite, Transcript } from '../task/data-flow';
@@ -20,6 +20,7 @@ import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { discardOverlayUndo, undoOverlayCall } from '../recovery/overlay-undo';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
@@ -189,6 +190,8 @@ export interface ToolCallResult {
   holdId?: string;
   /** What a program did on the network, through the egress proxy (origins, methods, bytes; held or refused ones too). */
   egress?: StepEffect[];
+  /** Held or denied: the overlay paths the call wrote before it was stopped, taken back out (sorted). */
+  undone?: string[];
 }
 
 /** One capability call the gate let through, with the request the workflow counts. */
@@ -273,7 +276,8 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
-    if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
+    // Every call that may write keeps what it replaces: a call that does not complete is undone (below).
+    if (capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
     if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
     capabilities.fs.protectedPaths = guarded!.folders;
     capabilities.fs.protectedFiles = guarded!.files;
@@ -287,6 +291,9 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     capabilities.sql.readOnlyPaths = guarded!.readOnly;
   }
   const gate = call.policy === undefined ? undefined : gateSpecOf(call, tool);
+  const undo = capabilities.fs?.undo === undefined ? undefined : { stateDir: deps.stateDir, taskKey, callId: call.callId };
+  // Records left by an attempt that never finished (its worker died mid-call): its writes go first.
+  if (undo !== undefined) await undoIncompleteCall(undo);
   const result = await deps.sandbox.run({
     toolName: tool.name,
     source: tool.executor.source,
@@ -300,7 +307,22 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     },
     capabilities,
     credential: credential.token,
+  }).catch(async (error: unknown) => {
+    if (undo !== undefined) await undoIncompleteCall(undo);
+    throw error;
   });
+  // A call that did not complete (stopped by the gate, failed, timed out, crashed) leaves no file
+  // behind: what it wrote is taken back out of the overlay now, before the workflow goes on.
+  let undone: string[] = [];
+  if (undo !== undefined) {
+    if (result.ok && result.policy?.stopped === undefined) {
+      // A sub-agent's call stays undoable on its own (its parent may go on without it); a root call's records are done with.
+      if (call.fsUndo !== true) await discardOverlayUndo(undo);
+    } else {
+      undone = await undoIncompleteCall(undo);
+    }
+  }
+  const undoneField = undone.length === 0 ? {} : { undone };
   // Even a tool that failed, or that the gate stopped, may have committed SQL before: its images must reach every worker.
   if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
     await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
@@ -322,13 +344,30 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
       matched: stopped.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })),
       digest: stopped.digest,
     };
-    return { output: null, credential: ran, ...extra, ...(stopped.decision === 'approval' ? { held: summary, holdId: randomUUID() } : { denied: summary }) };
+    return { output: null, credential: ran, ...extra, ...undoneField, ...(stopped.decision === 'approval' ? { held: summary, holdId: randomUUID() } : { denied: summary }) };
   }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
-    throw new ToolError(code, result.error.message);
+    throw new ToolError(code, result.error.message, undone.length === 0 ? {} : { details: { undone } });
   }
   return { output: result.output, credential: ran, ...extra, trust: outputTrustOf(call.task, tool, call.args, effects, call.policy?.state) };
+}
+
+/**
+ * Takes the overlay writes of a call that did not complete back out (recovery/overlay-undo.ts)
+ * and returns the paths, sorted; the call's custody span names them (`warden.overlay.undone`).
+ * @throws RecoveryError ERR_UNDO_FAILED when the overlay cannot be put back (the call's failure is its cause)
+ */
+async function undoIncompleteCall(undo: { stateDir: string; taskKey: string; callId: string }): Promise<string[]> {
+  let paths: string[];
+  try {
+    const result = await undoOverlayCall(undo);
+    paths = [...result.restored, ...result.removed].sort();
+  } catch (cause) {
+    throw new RecoveryError('ERR_UNDO_FAILED', `the overlay writes of call ${undo.callId}, which did not complete, could not be undone: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+  if (paths.length > 0) annotateActiveSpan({ [WARDEN_ATTR.overlayUndone]: paths });
+  return paths;
 }
 
 /** The gate's spec for one call: the task's rules (compiled once per worker), the step's context. */

@@ -58,6 +58,14 @@ export async function undoOverlayCall(options: { stateDir: string; taskKey: stri
   return result;
 }
 
+/**
+ * Forgets the undo records of `callId` (a call that completed and need not be undone on its own).
+ * Idempotent.
+ */
+export async function discardOverlayUndo(options: { stateDir: string; taskKey: string; callId: string }): Promise<void> {
+  await fsp.rm(overlayUndoDirOf(options.stateDir, options.taskKey, options.callId), { recursive: true, force: true });
+}
+
 /** The most a sub-agent's program call keeps of the upper folder to undo it (bytes of files). */
 export const MAX_UPPER_CAPTURE_BYTES = 64 * 1024 * 1024;
 

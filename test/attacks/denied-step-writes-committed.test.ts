@@ -14,14 +14,20 @@
  * call that completes keeps its writes (the control), and a failed call that overwrote an earlier
  * step's file gives that file back its earlier content.
  */
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
-import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { openOverlay } from '../../recovery/workspace-overlay';
+import { callKeyOf } from '../../recovery/call-key';
+import { WARDEN_ATTR } from '../../custody/attributes';
+import { LedgerReader } from '../../custody/ledger-reader';
+import { activityTypeOfSpan } from '../../custody/span-roles';
 import { REPO_ROOT, TEST_STATE_DIR, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
@@ -42,7 +48,11 @@ interface Kind {
   earlierWrite?: boolean;
   /** Kill the sandbox host once the call's first write is in the overlay. */
   killHost?: boolean;
+  /** Before the task starts: the overlay holds `stale.txt` and the undo record an attempt of the writer's call left when its worker died mid-call. */
+  diedMidCall?: boolean;
   expected: { files: Record<string, string>; step: [string, string, boolean, string | undefined]; undone: string[] | undefined };
+  /** Paths the custody record of the call names as undone (default: `undone`). */
+  custody?: string[];
 }
 
 const kinds: Kind[] = [
@@ -80,6 +90,13 @@ const kinds: Kind[] = [
     source: `warden.fs.write('b.txt', 'changed'); warden.fs.write('a.txt', ${BIG}); throw new Error('boom');`,
     earlierWrite: true,
     expected: { files: { 'b.txt': 'kept' }, step: ['writer', 'allow', true, 'ERR_TOOL_THREW'], undone: ['a.txt', 'b.txt'] },
+  },
+  {
+    name: 'left half-done by an attempt whose worker died: the retry starts from before the call',
+    source: `warden.fs.write('a.txt', 'done'); return 'ok';`,
+    diedMidCall: true,
+    expected: { files: { 'a.txt': 'done' }, step: ['writer', 'allow', true, undefined], undone: undefined },
+    custody: ['stale.txt'],
   },
   {
     name: 'completes (control): its writes are committed',
@@ -121,14 +138,43 @@ async function filesOf(folder: string, prefix = ''): Promise<Record<string, stri
 async function runKind(kind: Kind, dataFlow: boolean) {
   const workspace = await mkdtemp(join(tmpdir(), 'warden-denied-writes-'));
   const workflowId = `denied-writes-${dataFlow}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-  const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args: [{ task: taskOf(kind, dataFlow, workspace) }] });
+  // A died attempt is set up before the workflow's first task: it starts a little later.
+  const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args: [{ task: taskOf(kind, dataFlow, workspace) }], ...(kind.diedMidCall === true ? { startDelay: '3s' } : {}) });
   env.workflowIds.push(workflowId);
+  if (kind.diedMidCall === true) await leaveDiedAttempt(workspace, workflowId, handle.firstExecutionRunId);
   let done = false;
   const killer = kind.killHost === true ? killHostAfterFirstWrite(overlayPathsOf(TEST_STATE_DIR, taskKeyOf(workflowId, handle.firstExecutionRunId)).upper, () => done) : undefined;
   const r = await followAgentTask(handle).finally(() => (done = true));
   await killer;
   const step = r.steps.find((s) => s.tool === 'writer')!;
-  return { status: r.status, files: await filesOf(workspace), step: [step.tool, step.decision, step.executed, step.error?.code], undone: step.undone };
+  return { status: r.status, files: await filesOf(workspace), step: [step.tool, step.decision, step.executed, step.error?.code], undone: step.undone, custody: await custodyUndone(workflowId, kind) };
+}
+
+/** What the writer's call (step 0) wrote before its worker died: `stale.txt`, with the fs capability's undo record of it. */
+async function leaveDiedAttempt(workspace: string, workflowId: string, runId: string): Promise<void> {
+  const taskKey = taskKeyOf(workflowId, runId);
+  const { upper } = await openOverlay({ stateDir: TEST_STATE_DIR, taskKey, workspace });
+  await writeFile(join(upper, 'stale.txt'), 'half-done');
+  const undoDir = overlayUndoDirOf(TEST_STATE_DIR, taskKey, callKeyOf({ workflowId, runId, stepIndex: 0, tool: 'writer', args: {} }));
+  await mkdir(undoDir, { recursive: true });
+  await writeFile(join(undoDir, `${createHash('sha256').update('stale.txt').digest('hex').slice(0, 32)}.json`), JSON.stringify({ path: 'stale.txt', existed: false }));
+}
+
+/** The paths the custody ledger's tool-call spans of `workflowId` name as undone (`warden.overlay.undone`). */
+async function custodyUndone(workflowId: string, kind: Kind): Promise<string[]> {
+  if (env.telemetry === undefined) return kind.custody ?? kind.expected.undone ?? [];
+  await env.telemetry.forceFlush();
+  const reader = LedgerReader.open({ stateDir: TEST_STATE_DIR });
+  try {
+    return reader
+      .records(workflowId)
+      .map((r) => r.body as { name?: string; attributes?: Record<string, unknown> })
+      .filter((b) => activityTypeOfSpan(b.name ?? '', b.attributes ?? {}) === 'runTool')
+      .flatMap((b) => (b.attributes?.[WARDEN_ATTR.overlayUndone] as string[] | undefined) ?? [])
+      .sort();
+  } finally {
+    reader.close();
+  }
 }
 
 /** Kills the sandbox host each time the call's write shows in the overlay (an event, not a guess of time), until the task ends. */
@@ -149,7 +195,7 @@ async function killHostAfterFirstWrite(upper: string, ended: () => boolean): Pro
 describe('a tool call that does not complete leaves no file behind', () => {
   it.each(kinds)('$name, on both paths', async (kind) => {
     const [original, flow] = await Promise.all([runKind(kind, false), runKind(kind, true)]);
-    const expected = { status: 'completed', ...kind.expected };
+    const expected = { status: 'completed', ...kind.expected, custody: kind.custody ?? kind.expected.undone ?? [] };
     expect({ original, flow }).toEqual({ original: expected, flow: expected });
   });
 
@@ -163,7 +209,7 @@ describe('a tool call that does not complete leaves no file behind', () => {
     // One after the other: the host is the worker's, a kill ends every call it runs.
     const original = await runKind(kind, false);
     const flow = await runKind(kind, true);
-    const expected = { status: 'completed', ...kind.expected };
+    const expected = { status: 'completed', ...kind.expected, custody: ['a.txt'] };
     expect({ original, flow }).toEqual({ original: expected, flow: expected });
   });
 });
