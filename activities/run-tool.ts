@@ -8,7 +8,9 @@
  * workflow decides what happens next.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { CapabilityError, CredentialError, isErrorCode, RecoveryError, ToolError, WardenError } from '../errors';
 import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
@@ -18,9 +20,10 @@ import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
 import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
-import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
+import { journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
-import { discardOverlayUndo, undoOverlayCall } from '../recovery/overlay-undo';
+import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, type UpperCapture } from '../recovery/overlay-undo';
+import { readUpperLayer } from '../recovery/overlay-layer';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
@@ -30,6 +33,7 @@ import type { ToolDescriptor } from '../tools/tool-descriptor';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
 import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../executors/process-executor';
 import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
+import { isStdioServer } from '../mcp/mcp-server-config';
 import { callEffectsOf } from '../tools/call-effects';
 import { egressHoldReason, type EgressWatch } from '../monitoring/egress-watch';
 import { egressEffectsOf } from '../sandbox/os/egress-effects';
@@ -468,6 +472,49 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   const scope = requiredScopeOf(tool, call.args, {});
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
+  const undo = await beginOutsideUndo(stateDir, call, tool);
+  try {
+    return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential);
+  } catch (error) {
+    if (undo === undefined) throw error;
+    // What the program or server changed in the overlay during the failed call is taken back out.
+    if (undo.captured !== undefined) await recordUpperChanges(undo.upper, undo.undoDir, undo.captured);
+    const undone = await undoIncompleteCall(undo.key);
+    throw undone.length === 0 || !(error instanceof WardenError) ? error : new WardenError(error.code, error.message, { details: { ...error.details, undone }, retryable: error.retryable, cause: error });
+  }
+}
+
+/**
+ * How a failed call outside the isolate is undone: a sub-agent's program records its own changes
+ * (executeProcessCall `undoDir`); an MCP server's call is measured here, the upper folder read
+ * before it (when it holds at most MAX_UPPER_CAPTURE_BYTES; a larger overlay goes without, and
+ * then a failed call's writes stay, and the data flow's commit proof refuses them). A root task's
+ * program has no failure after it ran (its exit, time-out or kill is its output): not measured.
+ */
+async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: ToolDescriptor): Promise<{ key: { stateDir: string; taskKey: string; callId: string }; upper: string; undoDir: string; captured?: UpperCapture } | undefined> {
+  if (call.task.resources.workspace === undefined) return undefined;
+  const taskKey = taskKeyOf(call.rootWorkflowId, call.rootRunId);
+  const key = { stateDir, taskKey, callId: call.callId };
+  const upper = overlayPathsOf(stateDir, taskKey).upper;
+  const undoDir = overlayUndoDirOf(stateDir, taskKey, call.callId);
+  if (tool.executor.kind === 'process') return call.fsUndo === true ? { key, upper, undoDir } : undefined;
+  // Only a stdio server with the workspace writes to the overlay.
+  const server = call.task.tools.mcp?.[mcpTargetOf(tool).server];
+  if (server === undefined || !isStdioServer(server) || server.workspace === 'none') return undefined;
+  if (upperBytesOf(upper) > MAX_UPPER_CAPTURE_BYTES) return undefined;
+  // A records folder of this call left by an attempt that died: its changes go first.
+  await undoIncompleteCall(key);
+  return { key, upper, undoDir, captured: await captureUpper(upper) };
+}
+
+/** Bytes of the regular files in an upper folder (0 when there is none). */
+function upperBytesOf(upper: string): number {
+  let bytes = 0;
+  for (const file of readUpperLayer(upper).files) bytes += lstatSync(join(upper, file)).size;
+  return bytes;
+}
+
+async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor, stateDir: string, expiresAt: number, credential: { claims: { jti: string; scope: string[]; exp: number } }): Promise<ToolCallResult> {
   let output: unknown;
   let egress: StepEffect[] | undefined;
   if (tool.executor.kind === 'process') {
@@ -493,7 +540,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
       rootWorkflowId: call.rootWorkflowId,
       ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
-      deadlineAt: grant.claims.exp * 1000,
+      deadlineAt: expiresAt * 1000,
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
     });

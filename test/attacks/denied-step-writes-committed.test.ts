@@ -30,9 +30,10 @@ import { LedgerReader } from '../../custody/ledger-reader';
 import { activityTypeOfSpan } from '../../custody/span-roles';
 import { REPO_ROOT, TEST_STATE_DIR, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
+const FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
 beforeAll(async () => {
-  env = await startWardenTestEnv();
+  env = await startWardenTestEnv(process.env, { mcpPackagesDir: REPO_ROOT, sandboxReadOnlyPaths: [FIXTURES] });
 });
 afterAll(async () => env?.close());
 
@@ -197,6 +198,30 @@ describe('a tool call that does not complete leaves no file behind', () => {
     const [original, flow] = await Promise.all([runKind(kind, false), runKind(kind, true)]);
     const expected = { status: 'completed', ...kind.expected, custody: kind.custody ?? kind.expected.undone ?? [] };
     expect({ original, flow }).toEqual({ original: expected, flow: expected });
+  });
+
+  // MCP tool sources run on the original loop only (task/task-schema.ts `dataFlow`).
+  it.each([
+    { fail: true, expected: { status: 'completed', files: {}, step: ['scribe.scribble', 'allow', true, 'ERR_MCP_TOOL_FAILED'], undone: ['m.txt'], custody: ['m.txt'] } },
+    { fail: false, expected: { status: 'completed', files: { 'm.txt': 20000 }, step: ['scribe.scribble', 'allow', true, undefined], undone: undefined, custody: [] } },
+  ])('a stdio MCP server that writes, then fails: $fail', async ({ fail, expected }) => {
+    const workspace = await mkdtemp(join(tmpdir(), 'warden-denied-writes-mcp-'));
+    const r = await env.runTask({
+      user: 'dana@example.com',
+      intent: 'write',
+      agent: { name: 'scribe-agent', model: { driver: 'scripted', script: [{ tool: 'scribe.scribble', args: { fail } }, { final: 'done' }] } },
+      tools: { mcp: { scribe: { command: 'node', args: [join(FIXTURES, 'write-then-fail-server.mjs')] } } },
+      grants: { tools: ['scribe.scribble'] },
+      // The foundation pack refuses an MCP tool that does not declare its effects; this one is a writer by design.
+      policyPacks: [],
+      limits: { toolTimeout: '60s', maxSteps: 50, deadline: '3m', onDeny: 'continue' },
+      resources: { workspace },
+    });
+    const step = r.steps.find((s) => s.tool === 'scribe.scribble')!;
+    const workflowId = env.workflowIds[env.workflowIds.length - 1]!;
+    const files = Object.fromEntries(Object.entries(await filesOf(workspace)).map(([path, content]) => [path, content.length]));
+    const seen = { status: r.status, files, step: [step.tool, step.decision, step.executed, step.error?.code], undone: step.undone, custody: await custodyUndone(workflowId, { expected: { undone: expected.custody } } as unknown as Kind) };
+    expect(seen, JSON.stringify(step.error)).toEqual(expected);
   });
 
   it('its sandbox host killed after the first write, on both paths', async () => {
