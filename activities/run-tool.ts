@@ -6,6 +6,11 @@
  * host before it applies (sandbox/policy-gate.ts); a call the gate stops comes back `held`
  * (a human must approve the measured effect) or `denied`, never as an ordinary failure, so the
  * workflow decides what happens next.
+ *
+ * Invariant: a call that does not complete (stopped by the gate, failed, timed out, out of memory,
+ * its sandbox host crashed, a stdio MCP server's failed call) leaves nothing in the task tree's
+ * overlay: what it wrote is undone before the activity returns or fails, and named in the result
+ * (`undone`) and the call's custody span. An attempt whose worker died is undone before the next one.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { lstatSync } from 'node:fs';
@@ -219,7 +224,10 @@ export interface ToolExecution {
   tool: string;
   args: Record<string, unknown>;
   policy?: ToolPolicyContext;
-  /** Keep what this call's overlay writes replace, so they can be undone (a sub-agent's call). */
+  /**
+   * A sub-agent's call: what its overlay writes replace is kept after it completes, so they can be
+   * undone on their own later. (Every call's writes are undone when it does not complete.)
+   */
   fsUndo?: boolean;
   /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
   noSymlinks?: boolean;
