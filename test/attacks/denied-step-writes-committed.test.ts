@@ -125,12 +125,12 @@ function taskOf(kind: Kind, dataFlow: boolean, workspace: string) {
   );
 }
 
-/** Every file in `folder` (relative path → content). */
+/** Every file in `folder` (relative path → content), and every folder (`path/` → ''). */
 async function filesOf(folder: string, prefix = ''): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const entry of await readdir(join(folder, prefix), { withFileTypes: true })) {
     const relative = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
-    if (entry.isDirectory()) Object.assign(out, await filesOf(folder, relative));
+    if (entry.isDirectory()) Object.assign(out, { [`${relative}/`]: '' }, await filesOf(folder, relative));
     else out[relative] = await readFile(join(folder, relative), 'utf8');
   }
   return out;
