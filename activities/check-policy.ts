@@ -10,7 +10,7 @@
  * decided by the same engine where they are applied, in the sandbox host (sandbox/policy-gate.ts),
  * before they take effect. No agent SQL runs in the worker.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
 import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
 import { buildPolicyRequest, type PolicyRequestContext } from '../policies/build-policy-request';
@@ -120,12 +120,11 @@ interface DecisionValues {
   trusted: unknown[];
 }
 
-/** An earlier untrusted output as the task's index takes it: keyed by its content (SHA-256), indexed only when the index does not hold it. */
+/** An earlier untrusted output as the task's index takes it: keyed by its content (its JSON; a claim check by its digest), indexed only when the index does not hold it. */
 export function untrustedPartOf(output: unknown, blobs: BlobStore | undefined): UntrustedPart {
   if (blobs !== undefined && isClaimCheckRef(output)) return { key: `ref:${output.kind}:${output.sha256}`, load: () => indexOfClaimChecked(blobs, output) };
-  const json = JSON.stringify(output) ?? 'undefined';
   return {
-    key: `sha256:${createHash('sha256').update(json).digest('hex')}`,
+    key: `json:${JSON.stringify(output) ?? 'undefined'}`,
     load: async () => {
       const value = blobs === undefined ? output : await resolveClaimChecks(blobs, output);
       return hasLeaves(value) ? indexToolOutput(value) : undefined;
@@ -166,7 +165,7 @@ async function decisionValuesOf(deps: ActivityDeps, input: CheckPolicyInput): Pr
  * Each task's provenance index, extended step by step (policies/engine/incremental-provenance.ts):
  * a check indexes only the outputs that came since the task's last check, and the user's values once.
  */
-const provenanceIndexes = new ProvenanceIndexCache();
+const provenanceIndexes = new ProvenanceIndexCache({ digest: (text) => hash('sha256', text) });
 
 /** The provenance index of a decision: the user's values (the root's for a sub-agent), trusted outputs and atoms, the task's untrusted outputs. */
 async function provenanceIndexFor(input: CheckPolicyInput, values: DecisionValues): Promise<ProvenanceIndex> {

@@ -6,8 +6,8 @@
  * The untrusted part (`ProvenanceIndex.tools`) is held per task and extended with each new
  * output; the user's part, a pure function of their words and declared values, is held by
  * content. An entry is a hint, never an authority: it is used only when the outputs it holds are,
- * in order and by content key (the caller's digest of each output), the first outputs of the
- * check at hand; anything else (another task under the same key, a retry or reset with other
+ * in order and by content (a digest over the content keys of all of them), the first outputs of
+ * the check at hand; anything else (another task under the same key, a retry or reset with other
  * outputs, a replay, an entry a concurrent check extended meanwhile) gets an index built afresh.
  * So an index answered from here is, atom for atom and character for character, the index
  * `buildProvenanceIndex` builds from the same outputs (test/policies/incremental-provenance.test.ts
@@ -16,14 +16,14 @@
  * Memory is bounded: entries go least recently used first once their indexed characters pass
  * `maxChars` or their count passes `maxTasks`.
  *
- * Pure (no Node APIs, no clock): the keys come from the caller (activities/check-policy.ts hashes
- * each output with SHA-256).
+ * Pure (no Node APIs, no clock): the keys and the digest come from the caller (activities/check-policy.ts
+ * keys an output by its JSON and digests with SHA-256).
  */
 import { indexUserValues, type IndexedTexts } from './provenance';
 
 /** One untrusted output as the index takes it: a key naming its content, and its index (`indexToolOutput`). */
 export interface UntrustedPart {
-  /** Equal keys mean equal outputs (e.g. `sha256:<hex of its JSON>`, or a claim check's digest). */
+  /** Equal keys mean equal outputs (e.g. `json:<its JSON>`, or a claim check's digest). */
   key: string;
   /** Its index (`indexToolOutput`), asked for only when the entry does not hold it; undefined for an output holding no string or number (`hasLeaves`). */
   load: () => IndexedTexts | undefined | Promise<IndexedTexts | undefined>;
@@ -31,7 +31,9 @@ export interface UntrustedPart {
 
 /** The untrusted outputs of one task so far, indexed together. */
 class ToolIndexEntry {
-  readonly keys: string[] = [];
+  /** How many outputs it holds, and the digest of their keys (`keysDigest`). */
+  count = 0;
+  digest = '';
   private readonly atoms = new Set<string>();
   private readonly urlPrefixes = new Set<string>();
   /** The indexed texts of the outputs holding any text, joined as `indexTexts` joins texts (` \u0000 `). */
@@ -39,16 +41,8 @@ class ToolIndexEntry {
   private texts = 0;
   chars = 0;
 
-  /** Whether this entry holds exactly the first `this.keys.length` of `keys`. */
-  isPrefixOf(keys: readonly string[]): boolean {
-    if (this.keys.length > keys.length) return false;
-    for (let i = 0; i < this.keys.length; i += 1) if (this.keys[i] !== keys[i]) return false;
-    return true;
-  }
-
-  add(key: string, part: IndexedTexts | undefined): void {
-    this.keys.push(key);
-    this.chars += key.length;
+  add(part: IndexedTexts | undefined): void {
+    this.count += 1;
     // An output with no string or number: `indexTexts` of all outputs has no place for it.
     if (part === undefined) return;
     const inner = part.text.slice(1, -1);
@@ -73,6 +67,8 @@ export interface ProvenanceIndexCacheOptions {
   maxChars?: number;
   /** Tasks kept; default 1,024. */
   maxTasks?: number;
+  /** A collision-resistant digest of a text (SHA-256); default: the text itself (tests). */
+  digest?: (text: string) => string;
   /** Users' indexes kept (by their words and values); default 256. */
   maxUsers?: number;
 }
@@ -91,8 +87,10 @@ export class ProvenanceIndexCache {
   private readonly maxChars: number;
   private readonly maxTasks: number;
   private readonly maxUsers: number;
+  private readonly digest: (text: string) => string;
 
   constructor(options: ProvenanceIndexCacheOptions = {}) {
+    this.digest = options.digest ?? ((text) => text);
     this.maxChars = options.maxChars ?? 64 * 1024 * 1024;
     this.maxTasks = options.maxTasks ?? 1024;
     this.maxUsers = options.maxUsers ?? 256;
@@ -105,16 +103,15 @@ export class ProvenanceIndexCache {
    * places the entry (e.g. the workflow id); it decides nothing.
    */
   async toolOutputs(taskKey: string, parts: readonly UntrustedPart[]): Promise<ToolIndexLookup> {
-    const keys = parts.map((p) => p.key);
     const seen = this.tasks.get(taskKey);
-    const start = seen !== undefined && seen.isPrefixOf(keys) ? seen.keys.length : 0;
+    const start = seen !== undefined && seen.count <= parts.length && seen.digest === this.keysDigest(parts, seen.count) ? seen.count : 0;
     const loaded: (IndexedTexts | undefined)[] = [];
     for (let i = start; i < parts.length; i += 1) loaded.push(await (parts[i] as UntrustedPart).load());
     // Synchronous from here on. A check of the same task may have changed the entry while this
     // one loaded: extend only the entry the plan was made on, still as it was.
     const now = this.tasks.get(taskKey);
     let entry: ToolIndexEntry;
-    if (start > 0 && now === seen && now !== undefined && now.keys.length === start) {
+    if (start > 0 && now === seen && now !== undefined && now.count === start) {
       entry = now;
       this.chars -= entry.chars;
     } else if (start === 0) {
@@ -123,15 +120,28 @@ export class ProvenanceIndexCache {
     } else {
       // The entry moved under this check: index everything for this check alone.
       const alone = new ToolIndexEntry();
-      for (const part of parts) alone.add(part.key, await part.load());
+      for (const part of parts) alone.add(await part.load());
       return { index: alone.view(), indexedNow: parts.length, fresh: true };
     }
-    for (let i = start; i < parts.length; i += 1) entry.add(keys[i] as string, loaded[i - start]);
+    for (const part of loaded) entry.add(part);
+    const digest = this.keysDigest(parts, parts.length);
+    entry.chars += digest.length - entry.digest.length;
+    entry.digest = digest;
     this.tasks.delete(taskKey);
     this.tasks.set(taskKey, entry);
     this.chars += entry.chars;
     this.evict(taskKey);
     return { index: entry.view(), indexedNow: parts.length - start, fresh: start === 0 };
+  }
+
+  /** The digest of the first `count` parts' keys, each length-prefixed (no two lists of keys give the same text). */
+  private keysDigest(parts: readonly UntrustedPart[], count: number): string {
+    let text = '';
+    for (let i = 0; i < count; i += 1) {
+      const key = (parts[i] as UntrustedPart).key;
+      text += `${key.length}:${key}`;
+    }
+    return this.digest(text);
   }
 
   /** The user's part of the index (`indexUserValues`), kept by content. */

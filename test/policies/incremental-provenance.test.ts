@@ -5,6 +5,7 @@
  * with tasks sharing a key, retries and resets that change earlier outputs, outputs holding no
  * text, and eviction under a small memory bound.
  */
+import { hash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createCheckPolicy, type CheckPolicyInput } from '../../activities/check-policy';
@@ -100,7 +101,7 @@ describe('the incremental provenance index', () => {
   it('equals the index built from scratch after every check of random step sequences', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 25 }), fc.integer({ min: 200, max: 100_000 }), async (actions, maxChars) => {
-        const cache = new ProvenanceIndexCache({ maxChars, maxTasks: 2 });
+        const cache = new ProvenanceIndexCache({ maxChars, maxTasks: 2, digest: (t) => hash('sha256', t) });
         const outputs = new Map<string, unknown[]>([['wf-a', []], ['wf-b', []]]);
         for (const a of actions) {
           const list = outputs.get(a.task) as unknown[];
