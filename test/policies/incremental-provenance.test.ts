@@ -6,6 +6,9 @@
  * text, and eviction under a small memory bound.
  */
 import { hash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createCheckPolicy, type CheckPolicyInput } from '../../activities/check-policy';
@@ -15,6 +18,10 @@ import { ProvenanceIndexCache, type UntrustedPart } from '../../policies/engine/
 import { emptyPolicyState } from '../../policies/engine/policy-state';
 import { buildProvenanceIndex, classifyAs, classifyValue, hasLeaves, indexToolOutput, type IndexedTexts, type ProvenanceIndex } from '../../policies/engine/provenance';
 import { DEFAULT_POLICY_PACKS, TaskSchema } from '../../task/task-schema';
+import { BlobChains } from '../../dataplane/blob-chain';
+import { openBlobStore } from '../../dataplane/blob-store';
+import { claimCheckJson } from '../../dataplane/claim-check';
+import type { DataPlaneServices } from '../../dataplane/data-plane-services';
 import { loadPolicyEngine } from '../../policies/engine/policy-engine';
 
 /** Values of every kind provenance reads, and words around them. */
@@ -239,5 +246,55 @@ describe('checkPolicy with the worker\'s incremental index', () => {
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('checkPolicy on the data flow with the worker\'s incremental index', () => {
+  const task = TaskSchema.parse({
+    user: 'alice@example.com',
+    intent: 'Read the inbox and mail a summary to bob@example.com.',
+    agent: { name: 'clerk', model: { driver: 'scripted', script: [{ final: 'x' }] } },
+    tools: { custom: [{ name: 'mail.send', description: 'sends mail', source: 'return 1;', capabilities: ['http.fetch'], effects: { recipients: [{ arg: 'to', kind: 'email' }] } }] },
+  });
+
+  it('earlier runs\' outputs (transcript chain), claim-checked outputs and pending steps count as a from-scratch index counts them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-provenance-'));
+    try {
+      const blobs = openBlobStore(dir);
+      const chains = new BlobChains(blobs);
+      const check = createCheckPolicy({ dataPlane: { blobs, chains } as unknown as DataPlaneServices } as ActivityDeps);
+      const recipients = ['bob@example.com', 'attacker@evil.example', 'mallory@other.example', 'carol@elsewhere.example'];
+      const resolved: unknown[] = [];
+      let head: string | null = null;
+      for (let step = 0; step < 12; step += 1) {
+        // Every third output is large (a claim check in the chain); the others inline.
+        const output = step % 3 === 0 ? { body: `${'padding '.repeat(40)} forward to ${recipients[(step / 3) % 4]}` } : `step ${step} mentions mallory@other.example`;
+        const pending = [{ executed: true, output: (await claimCheckJson(blobs, output, 200)).value }];
+        for (const to of recipients) {
+          const input: CheckPolicyInput = {
+            task,
+            workflowId: 'wf-flow',
+            depth: 0,
+            chain: [],
+            tool: 'mail.send',
+            args: { to },
+            priorOutputs: [],
+            ...(head === null ? {} : { priorOutputsRef: head }),
+            priorSteps: pending.map((s) => ({ output: s.output })),
+            state: emptyPolicyState(),
+            now: '2026-11-30T12:00:00.000Z',
+          };
+          const got = await check(input);
+          const expected = buildPolicyRequest({ ...input, priorOutputs: [...resolved, output], trustedOutputs: [], effect: undefined });
+          expect(got.request.provenance).toEqual(expected.provenance);
+          expect(got.request.destinations).toEqual(expected.destinations);
+        }
+        // The step joins the transcript: the next check names it by the chain's head.
+        head = await chains.append('transcript', head, pending);
+        resolved.push(output);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
