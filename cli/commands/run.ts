@@ -24,7 +24,7 @@ import type { WardenWorker } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { defaultTaskQueue } from '../default-task-queue';
-import { formatPendingApproval, formatRecovery, formatStep, formatSummary } from '../format-summary';
+import { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
 
@@ -143,9 +143,14 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       };
       process.on('SIGINT', onSigint);
 
+      // Steps printed as they run are counted, not repeated, by the summary.
+      const shown = new Set<string>();
       const onProgress = (event: ProgressEvent) => {
         if (event.kind === 'approval') io.stderr(`${formatPendingApproval(event.workflowId, event.pending)}\n`);
-        else if (!json) io.stderr(`${formatStep(event.step, event.path)}\n`);
+        else if (!json) {
+          io.stderr(`${formatStep(event.step, event.path)}\n`);
+          shown.add(shownStepKey(event.workflowId, event.step.index));
+        }
       };
       const following = new AbortController();
       // A long task's earlier steps and claim-checked outputs come back from the shared blob store.
@@ -172,7 +177,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         return EXIT_INTERRUPTED;
       }
       const result = outcome;
-      io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result)}\n`);
+      io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result, shown)}\n`);
       if (interrupted) {
         log(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${handle.workflowId}: ${formatRecovery(result)}`);
         return EXIT_INTERRUPTED;
