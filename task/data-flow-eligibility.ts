@@ -14,8 +14,8 @@ export function dataFlowIssues(task: Task): TaskFileIssue[] {
   const obstacles: { path: string; what: string }[] = [];
   if (task.agent.model.driver === 'mcp-client') obstacles.push({ path: 'agent.model.driver', what: 'an "mcp-client" agent (a `warden mcp serve` session)' });
   if (Object.keys(task.tools.mcp ?? {}).length > 0) obstacles.push({ path: 'tools.mcp', what: 'MCP servers as tool sources' });
+  // A granted sub-agent is a declared one (the loader checks), so this covers grants.subagents too.
   if (Object.keys(task.subagents).length > 0) obstacles.push({ path: 'subagents', what: 'sub-agents (their verified handoffs are not ported to it yet)' });
-  else if (task.grants.subagents.length > 0) obstacles.push({ path: 'grants.subagents', what: 'sub-agent grants' });
   if (task.resources.allowHostCode !== undefined) obstacles.push({ path: 'resources.allowHostCode', what: 'host-code files allowed into the workspace' });
   return obstacles.map(({ path, what }) => ({
     path: 'dataFlow',

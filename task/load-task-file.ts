@@ -33,7 +33,7 @@ import {
   MAX_YAML_ALIASES,
 } from './task-file-limits';
 import { locatedIssue, taskFileLocator, type TaskFileLocator } from './task-file-locations';
-import { unknownFieldMessage } from './field-suggestions';
+import { fieldsAt, unknownFieldMessage } from './field-suggestions';
 import { taskPathIssues } from './task-path-issues';
 import { dataFlowIssues } from './data-flow-eligibility';
 
@@ -71,13 +71,27 @@ const SET_BY_WARDEN = ['mcpPinned', 'mcpPins', 'source'];
  * says which field it most likely means (one issue per field). With `locator`, each issue says
  * where in the file it is (an unknown field at its key).
  */
-export function issuesFromZod(error: z.ZodError, locator?: TaskFileLocator): TaskFileIssue[] {
+export function issuesFromZod(error: z.ZodError, locator?: TaskFileLocator, document?: unknown): TaskFileIssue[] {
+  const unknownField = (path: readonly PropertyKey[], key: string) =>
+    locatedIssue({ path: pathOf(path), message: unknownFieldMessage(TaskSchema, path, key, SET_BY_WARDEN) }, locator, [...path, key]);
   return expandUnions(error.issues).flatMap((issue) => {
-    if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => locatedIssue({ path: pathOf(issue.path), message: unknownFieldMessage(TaskSchema, issue.path, key, SET_BY_WARDEN) }, locator, [...issue.path, key]));
-    }
-    return [locatedIssue(readableIssue(issue), locator, issue.path)];
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownField(issue.path, key));
+    // A value that fits none of a union's shapes: its fields no shape has are most likely typos.
+    const typos = issue.code === 'invalid_union' ? unknownFieldsOf(valueAt(document, issue.path), fieldsAt(TaskSchema, issue.path)) : [];
+    return [locatedIssue(readableIssue(issue), locator, issue.path), ...typos.map((key) => unknownField(issue.path, key))];
   });
+}
+
+function valueAt(document: unknown, path: readonly PropertyKey[]): unknown {
+  let value = document;
+  for (const key of path) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
+}
+
+/** Keys of a plain object that are none of `fields` (nothing when `fields` is empty: no object shape there). */
+function unknownFieldsOf(value: unknown, fields: readonly string[]): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || fields.length === 0) return [];
+  return Object.keys(value).filter((key) => !fields.includes(key));
 }
 
 /** One zod issue in words. */
@@ -379,7 +393,7 @@ function secretFilesInWorkspace(task: Task): TaskFileIssue[] {
  */
 export function parseTask(document: unknown, file: string, baseDir: string, locator?: TaskFileLocator): Task {
   const parsed = TaskSchema.safeParse(document);
-  if (!parsed.success) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issuesFromZod(parsed.error, locator));
+  if (!parsed.success) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issuesFromZod(parsed.error, locator, document));
   const task = resolveTaskPaths(parsed.data, baseDir);
   const issues = [...checkTaskReferences(task), ...secretFilesInWorkspace(task)];
   if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues.map((issue) => locatedIssue(issue, locator)));
