@@ -30,8 +30,10 @@ import { recentPollers, resolveTemporal } from '../temporal-client';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
-  Runs the task and prints each step as it finishes, each action held for approval (with the
-  command that decides it), then a summary. Ctrl-C cancels the task: its compensations run and
+  Checks the task file first (fields, every path it names, dataFlow): a bad file exits 2 with each
+  problem at file:line:column. Runs the task and prints each step as it finishes, each action held
+  for approval (with the command that decides it), then a summary that lists only steps not shown
+  yet (each step is printed once). Ctrl-C cancels the task: its compensations run and
   one line says what was undone (exit 130); Ctrl-C again leaves it to the next worker.
   --json              print one JSON object with the result on stdout
   --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>)
