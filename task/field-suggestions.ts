@@ -7,8 +7,20 @@ import type { z } from 'zod';
 
 type AnySchema = z.core.$ZodType;
 
-/** The schemas a value at `path` under `schema` may be checked against (several under unions). */
-function schemasAt(schema: AnySchema, path: readonly PropertyKey[], depth = 0): AnySchema[] {
+/** The literal values an object option of a discriminated union takes at `key` (`driver: scripted`). */
+function literalsOf(option: AnySchema, key: string): unknown[] {
+  const def = option._zod.def as unknown as { type: string; shape?: Record<string, AnySchema> };
+  const field = def.type === 'object' ? def.shape?.[key] : undefined;
+  const fieldDef = field?._zod.def as unknown as { type: string; values?: unknown[] } | undefined;
+  return fieldDef?.type === 'literal' ? (fieldDef.values ?? []) : [];
+}
+
+/**
+ * The schemas a value at `path` under `schema` may be checked against (several under unions;
+ * under a discriminated union, the option the document's discriminator names). `value` is the
+ * document's value at the same place, when known.
+ */
+function schemasAt(schema: AnySchema, path: readonly PropertyKey[], value?: unknown, depth = 0): AnySchema[] {
   if (depth > 64) return [];
   const def = schema._zod.def as unknown as Record<string, unknown> & { type: string };
   const inner = (key: string) => def[key] as AnySchema;
@@ -20,33 +32,40 @@ function schemasAt(schema: AnySchema, path: readonly PropertyKey[], depth = 0): 
     case 'readonly':
     case 'catch':
     case 'nonoptional':
-      return schemasAt(inner('innerType'), path, depth + 1);
+      return schemasAt(inner('innerType'), path, value, depth + 1);
     case 'pipe':
-      return schemasAt(inner('in'), path, depth + 1);
+      return schemasAt(inner('in'), path, value, depth + 1);
     case 'lazy':
-      return schemasAt((def.getter as () => AnySchema)(), path, depth + 1);
-    case 'union':
-      return (def.options as AnySchema[]).flatMap((option) => schemasAt(option, path, depth + 1));
+      return schemasAt((def.getter as () => AnySchema)(), path, value, depth + 1);
+    case 'union': {
+      let options = def.options as AnySchema[];
+      const discriminator = def.discriminator as string | undefined;
+      const given = typeof value === 'object' && value !== null && discriminator !== undefined ? (value as Record<string, unknown>)[discriminator] : undefined;
+      const named = options.filter((option) => given !== undefined && literalsOf(option, discriminator!).includes(given));
+      if (named.length > 0) options = named;
+      return options.flatMap((option) => schemasAt(option, path, value, depth + 1));
+    }
     case 'intersection':
-      return [...schemasAt(inner('left'), path, depth + 1), ...schemasAt(inner('right'), path, depth + 1)];
+      return [...schemasAt(inner('left'), path, value, depth + 1), ...schemasAt(inner('right'), path, value, depth + 1)];
     default:
       break;
   }
   if (path.length === 0) return [schema];
   const [head, ...rest] = path;
+  const child = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[head as PropertyKey] : undefined;
   if (def.type === 'object') {
     const field = (def.shape as Record<string, AnySchema>)[String(head)];
-    return field === undefined ? [] : schemasAt(field, rest, depth + 1);
+    return field === undefined ? [] : schemasAt(field, rest, child, depth + 1);
   }
-  if (def.type === 'array') return schemasAt(inner('element'), rest, depth + 1);
-  if (def.type === 'record') return schemasAt(inner('valueType'), rest, depth + 1);
+  if (def.type === 'array') return schemasAt(inner('element'), rest, child, depth + 1);
+  if (def.type === 'record') return schemasAt(inner('valueType'), rest, child, depth + 1);
   return [];
 }
 
-/** The field names an object at `path` under `schema` may have (all options' under a union). */
-export function fieldsAt(schema: AnySchema, path: readonly PropertyKey[]): string[] {
+/** The field names an object at `path` under `schema` may have (all options' under a union, but the one a discriminator names). `document`: the whole document, to read discriminators from. */
+export function fieldsAt(schema: AnySchema, path: readonly PropertyKey[], document?: unknown): string[] {
   const fields = new Set<string>();
-  for (const at of schemasAt(schema, path)) {
+  for (const at of schemasAt(schema, path, document)) {
     const def = at._zod.def as unknown as { type: string; shape?: Record<string, unknown> };
     if (def.type === 'object' && def.shape !== undefined) for (const key of Object.keys(def.shape)) fields.add(key);
   }
@@ -84,8 +103,8 @@ export function nearestName(name: string, known: readonly string[]): string | un
  * The message for an unknown field `key` of the object at `path`: with the field it most likely
  * means, else the fields allowed there (fields Warden sets itself are not offered).
  */
-export function unknownFieldMessage(schema: AnySchema, path: readonly PropertyKey[], key: string, hidden: readonly string[] = []): string {
-  const known = fieldsAt(schema, path).filter((f) => !hidden.includes(f));
+export function unknownFieldMessage(schema: AnySchema, path: readonly PropertyKey[], key: string, hidden: readonly string[] = [], document?: unknown): string {
+  const known = fieldsAt(schema, path, document).filter((f) => !hidden.includes(f));
   const guess = nearestName(key, known);
   if (guess !== undefined) return `unknown field "${key}"; did you mean "${guess}"?`;
   return known.length === 0 ? `unknown field "${key}"` : `unknown field "${key}" (the fields here are: ${known.join(', ')})`;

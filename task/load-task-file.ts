@@ -73,11 +73,11 @@ const SET_BY_WARDEN = ['mcpPinned', 'mcpPins', 'source'];
  */
 export function issuesFromZod(error: z.ZodError, locator?: TaskFileLocator, document?: unknown): TaskFileIssue[] {
   const unknownField = (path: readonly PropertyKey[], key: string) =>
-    locatedIssue({ path: pathOf(path), message: unknownFieldMessage(TaskSchema, path, key, SET_BY_WARDEN) }, locator, [...path, key]);
+    locatedIssue({ path: pathOf(path), message: unknownFieldMessage(TaskSchema, path, key, SET_BY_WARDEN, document) }, locator, [...path, key]);
   return expandUnions(error.issues).flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownField(issue.path, key));
     // A value that fits none of a union's shapes: its fields no shape has are most likely typos.
-    const typos = issue.code === 'invalid_union' ? unknownFieldsOf(valueAt(document, issue.path), fieldsAt(TaskSchema, issue.path)) : [];
+    const typos = issue.code === 'invalid_union' ? unknownFieldsOf(valueAt(document, issue.path), fieldsAt(TaskSchema, issue.path, document)) : [];
     return [locatedIssue(readableIssue(issue), locator, issue.path), ...typos.map((key) => unknownField(issue.path, key))];
   });
 }

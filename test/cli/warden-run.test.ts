@@ -79,8 +79,9 @@ describe('warden run', () => {
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr).toContain('ERR_TASK_FILE_INVALID');
-    expect(stderr).toContain(`${file}: agent.name:`);
-    expect(stderr).toContain(`${file}: agent.model.script:`);
+    // Compiler style: file:line:column, then the field.
+    expect(stderr).toContain(`${file}:4:3: agent.name:`);
+    expect(stderr).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:\\d+: agent\\.model\\.script:`));
   });
 
   it('exits 2 on usage errors', async () => {

@@ -175,6 +175,13 @@ describe('an unknown field says which field it most likely means, at any level',
     expect(issue!.excerpt!.slice(issue!.column! - 1)).toMatch(new RegExp(`^${marker.replace(':', '')}`));
   });
 
+  it("offers only the fields of the model's own driver", async () => {
+    const scripted = await failure(head.replace('    driver: scripted\n', '    driver: scripted\n    apiKeyEnv: KEY\n'));
+    expect(scripted.error.issues.map((i) => i.message)).toContain('unknown field "apiKeyEnv" (the fields here are: driver, id, version, script)');
+    const openai = await failure(head.replace(/ {4}driver: scripted\n[\s\S]*$/, '    driver: openai\n    id: gpt-4.1-mini\n    baseURL: https://example.com/v1\n'));
+    expect(openai.error.issues.map((i) => i.message)).toContain('unknown field "baseURL"; did you mean "baseUrl"?');
+  });
+
   it('never offers a field Warden sets itself', async () => {
     const { error } = await failure(`${head}sourc: x\n`);
     expect(error.issues[0]!.message).not.toMatch(/did you mean "source"/);
