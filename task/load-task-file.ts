@@ -96,6 +96,11 @@ function unknownFieldsOf(value: unknown, fields: readonly string[]): string[] {
 
 /** One zod issue in words. */
 function readableIssue(issue: z.core.$ZodIssue): TaskFileIssue {
+  if (issue.path.length === 0 && issue.code === 'invalid_type') {
+    const found = / received (\w+)$/.exec(issue.message)?.[1];
+    const what = found === undefined || found === 'null' || found === 'undefined' ? 'nothing' : `a ${found === 'array' ? 'list' : found}`;
+    return { path: '', message: `the file holds ${what}: a task file is a mapping of fields (user, intent, agent, …; examples/hello.yaml is one)` };
+  }
   if (issue.code === 'invalid_key') {
     // A record key that breaks its rule: say which rule, not "Invalid key in record".
     return { path: pathOf(issue.path), message: `the key is invalid: ${issue.issues.map((i) => i.message.replace(/^Invalid input: /, '')).join('; ')}` };
@@ -464,7 +469,10 @@ export function parseTaskText(text: string, file: string): unknown {
       // An unclosed quote is reported where the file ends: show where it opens.
       const quote = /^Missing closing (["'])quote/.exec(first.message)?.[1];
       const opened = quote === undefined ? -1 : text.lastIndexOf(quote, first.pos[0] - 1);
-      const message = first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      const message =
+        first.code === 'MULTIPLE_DOCS'
+          ? 'a task file holds one document, and this "---" starts a second'
+          : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw syntaxError(file, text, 'YAML', opened >= 0 ? opened : first.pos[0], `${message}${more > 0 ? ` (the parser found ${more} more error(s) after this one, which may follow from it)` : ''}`);
     }
     try {

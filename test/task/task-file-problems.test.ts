@@ -193,6 +193,17 @@ describe('an unknown field says which field it most likely means, at any level',
   });
 });
 
+describe('a file that is not a mapping of fields says what it holds', () => {
+  it.each([
+    ['an empty file', '', /^the file holds nothing: a task file is a mapping of fields \(user, intent, agent/],
+    ['a list', '- user: a\n', /^the file holds a list: /],
+    ['a word', 'hello\n', /^the file holds a string: /],
+  ])('%s', async (_what, text, message) => {
+    const { error } = await failure(text);
+    expect(error.issues).toEqual([{ path: '', message: expect.stringMatching(message) }]);
+  });
+});
+
 describe('a syntax error is one issue: file:line:column, what is wrong, the offending line', () => {
   // [what, text, extension, line, the offending line]
   const cases: [string, string, string, number, string][] = [
@@ -201,6 +212,7 @@ describe('a syntax error is one issue: file:line:column, what is wrong, the offe
     ['a tab as indentation', 'user: a\n\tintent: b\n', 'yaml', 2, '\tintent: b'],
     ['a key given twice', 'user: a\nintent: b\nuser: c\n', 'yaml', 3, 'user: c'],
     ['a mapping in a compact mapping', 'user: a\nagent:\n  name: x\n   model: bad\n', 'yaml', 3, '  name: x'],
+    ['two documents in one file', 'user: a\n---\nuser: b\n', 'yaml', 2, '---'],
     ['JSON with a stray comma', '{"user": "a",\n "intent": "b",,\n "agent": {}}\n', 'json', 2, ' "intent": "b",,'],
   ];
 
