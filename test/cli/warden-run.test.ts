@@ -66,9 +66,11 @@ describe('warden run', () => {
     );
     const { code, stdout, stderr } = await warden(['run', file]);
     expect(code).toBe(1);
-    expect(stderr).toContain('#0 sql.exec');
-    expect(stdout).toContain('DENIED');
-    expect(stdout).toContain('ERR_TOOL_UNKNOWN');
+    // The step as it ran (stderr), once; the summary (stdout) says how the task ended.
+    expect(stderr).toMatch(/#0 sql\.exec .*DENIED.*ERR_TOOL_UNKNOWN/);
+    expect(`${stderr}${stdout}`.split('#0 sql.exec').length - 1).toBe(1);
+    expect(stdout).toMatch(/^task rogue \(.*\): DENIED/);
+    expect(stdout).toContain('1 step(s), shown above as they ran');
   }, 120_000);
 
   it('rejects a bad task file with exit code 2, naming the file and the field', async () => {
