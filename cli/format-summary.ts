@@ -32,10 +32,11 @@ export function shownStepKey(workflowId: string, index: number): string {
   return `${workflowId}#${index}`;
 }
 
-function formatTask(result: TaskResult, path: string[], lines: string[], shown: ReadonlySet<string>): void {
+function formatTask(result: TaskResult, path: string[], lines: string[], shown: ReadonlyMap<string, string>): void {
   const indent = '  '.repeat(path.length);
   lines.push(`${indent}${path.length === 0 ? 'task' : 'sub-agent'} ${result.agent} (${result.workflowId}): ${result.status.toUpperCase()}${result.reason ? ` - ${result.reason}` : ''}`);
-  const unseen = result.steps.filter((step) => !shown.has(shownStepKey(result.workflowId, step.index)));
+  // A step shown before its record was final (a score added after it ran) is listed as it ended.
+  const unseen = result.steps.filter((step) => shown.get(shownStepKey(result.workflowId, step.index)) !== formatStep(step));
   const seen = result.steps.length - unseen.length;
   const above = seen === 0 ? '' : unseen.length === 0 ? ', shown above as they ran' : `, ${seen} shown above as they ran`;
   lines.push(`${indent}  model ${result.model.id}@${result.model.version}, ${result.steps.length} step(s)${above}`);
@@ -69,10 +70,11 @@ function formatClaims(result: TaskResult, lines: string[]): void {
 }
 
 /**
- * The summary `warden run` prints at the end. Steps in `shown` (keys from {@link shownStepKey})
- * were printed as they ran and are counted, not repeated: each step is printed once.
+ * The summary `warden run` prints at the end. `shown` holds the steps printed as they ran (key
+ * from {@link shownStepKey} → the `formatStep` line printed): those are counted, not repeated, so
+ * each step is printed once; one whose record changed after it was shown is listed as it ended.
  */
-export function formatSummary(result: TaskResult, shown: ReadonlySet<string> = new Set()): string {
+export function formatSummary(result: TaskResult, shown: ReadonlyMap<string, string> = new Map()): string {
   const lines: string[] = [];
   formatTask(result, [], lines, shown);
   formatClaims(result, lines);

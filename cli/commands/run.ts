@@ -146,12 +146,12 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       process.on('SIGINT', onSigint);
 
       // Steps printed as they run are counted, not repeated, by the summary.
-      const shown = new Set<string>();
+      const shown = new Map<string, string>();
       const onProgress = (event: ProgressEvent) => {
         if (event.kind === 'approval') io.stderr(`${formatPendingApproval(event.workflowId, event.pending)}\n`);
         else if (!json) {
           io.stderr(`${formatStep(event.step, event.path)}\n`);
-          shown.add(shownStepKey(event.workflowId, event.step.index));
+          shown.set(shownStepKey(event.workflowId, event.step.index), formatStep(event.step));
         }
       };
       const following = new AbortController();
