@@ -9,6 +9,7 @@
  * stopped verifying, measured after the revocation committed); every function is idempotent per
  * alert id, because Temporal may run an activity again.
  */
+import { randomBytes } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
 import { MONITOR_ALERT_EVENT, WARDEN_ATTR } from '../custody/attributes';
 import { MonitorError, WardenError } from '../errors';
@@ -59,6 +60,11 @@ export interface MonitorSetup {
   note?: string;
   /** Without a usable baseline of its own, a sub-agent's nearest ancestor's hosts (score-action.ts `TreeHosts`). */
   treeHosts?: TreeHosts;
+  /**
+   * 32 random bytes (base64url), drawn here so they are recorded in history: the run's monitor
+   * holds are named from them (monitoring/hold-request-id.ts). Absent in runs recorded before.
+   */
+  holdKey?: string;
 }
 
 export interface RespondInput {
@@ -94,15 +100,16 @@ export function createMonitorActivities(deps: ActivityDeps) {
         annotateActiveSpan({ [WARDEN_ATTR.taskId]: rootWorkflowIdOf(input.workflowId), [WARDEN_ATTR.agentId]: `agent:${input.agent}@${input.workflowId}` });
         const rules = loadResponseRules({ packs: input.packs ?? [...DEFAULT_POLICY_PACKS], sentences: input.sentences });
         const monitor = deps.monitor;
-        if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines' };
+        const holdKey = randomBytes(32).toString('base64url');
+        if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines', holdKey };
         try {
           // treeHosts (a sub-agent watched with its nearest ancestor's hosts, from input.grantId's act
           // chain) is not filled in yet: the lookup made test/workflows/monitor-kill.test.ts's replay
           // fail (not understood in time); the workflow side reads it when present.
-          return { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules };
+          return { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules, holdKey };
         } catch (error) {
           // A baseline that does not parse mutes the baseline signals, not the task: hard signals still count.
-          if (error instanceof MonitorError) return { baseline: null, rules, note: error.message };
+          if (error instanceof MonitorError) return { baseline: null, rules, note: error.message, holdKey };
           throw error;
         }
       });
