@@ -6,10 +6,10 @@
  * agents have a baseline; failure paths: an ancestor's baseline that does not parse is passed over,
  * a grant that cannot be read fails closed (`ERR_MONITOR_TREE_UNKNOWN`).
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
-import type { IssuedGrant } from '../../identity/claims';
-import { issueTaskGrant } from '../../identity/task-grant';
+import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
 import { learnBaselines } from '../../monitoring/baseline';
 import { createBaselineStore, type BaselineStore } from '../../monitoring/baseline-store';
 import { migrate } from '../../state/migrations';
@@ -17,7 +17,6 @@ import type { SqlDatabase } from '../../state/sql-database';
 import { openSqliteDatabase } from '../../state/sqlite-database';
 import type { TaskResult } from '../../task/task-run';
 import { childGrantInput, createAuthority, type Authority } from '../identity/identity-test-kit';
-import { join } from 'node:path';
 
 let authority: Authority;
 let db: SqlDatabase;
