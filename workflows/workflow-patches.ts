@@ -50,6 +50,9 @@ export const MODEL_STEPS_BY_DIGEST_PATCH = 'model-steps-by-digest';
 /** The root task verifies its tree's claims after the commit (older runs end without). */
 export const ATTEST_CLAIMS_PATCH = 'attest-claims';
 
+/** A run's local activities go one at a time (local-lane.ts): a handler's beside the loop's replay alike. */
+export const LOCAL_LANE_PATCH = 'warden-local-lane';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -73,6 +76,8 @@ export interface WorkflowPatches {
   mcpPinsByDigest: boolean;
   modelStepsByDigest: boolean;
   monitorNetwork: boolean;
+  /** One local activity in flight at a time (local-lane.ts). */
+  localLane: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -98,6 +103,7 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false): WorkflowP
     mcpPinsByDigest: hasMcpServers && patched(MCP_PINS_BY_DIGEST_PATCH),
     modelStepsByDigest: patched(MODEL_STEPS_BY_DIGEST_PATCH),
     monitorNetwork: patched(MONITOR_NETWORK_PATCH),
+    localLane: patched(LOCAL_LANE_PATCH),
   };
 }
 
