@@ -13,13 +13,16 @@
  * It is what made the sub-agent tree watch (`beginMonitoring` → `treeHosts`) look guilty of
  * monitor-kill's replay failure: a root task never runs that lookup, and this history is a root's.
  *
- * Verdict: WORKS (open). Tried and not kept: the handlers' activities as regular ones (their
- * results then come through history): the Update's completion message and the loop's next command
- * were then ordered differently live and on replay ("Update machine does not handle this event:
- * ActivityTaskScheduled") in 3 of 8 kill histories. Expected: one lane for local activities per
- * run (a handler's waits for the loop's, and the loop's for it; patched), or an SDK whose Core
- * resolves local activities in the order of their markers (sdk-core "resolve local activities in
- * order of history events"); this history must then replay.
+ * Verdict: WORKS (open) for histories recorded before the lane. New runs on the original loop put
+ * their local activities in one lane (workflows/local-lane.ts, patch `warden-local-lane`): one at a
+ * time, so completion order is schedule order (test/workflows/local-lane.test.ts; monitor-kill's
+ * replay, which failed 2 of 2 runs before, passes). Still open: a history like this one (no lane
+ * marker) replays only with an SDK whose Core resolves local activities in the order of their
+ * markers (sdk-core "resolve local activities in order of history events"); and the data flow's
+ * step calls (local activities on the data plane) are outside the lane. Tried and not kept: the
+ * handlers' activities as regular ones: the Update's completion and the loop's next command then
+ * replayed out of order ("Update machine does not handle this event: ActivityTaskScheduled") in 3
+ * of 8 kill histories.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
