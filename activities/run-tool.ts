@@ -85,6 +85,8 @@ export interface RunToolInput {
   policy?: ToolPolicyContext;
   /** The monitor's egress watch for this step: hosts it holds are refused before any connection (monitoring/egress-watch.ts). */
   egressWatch?: EgressWatch;
+  /** Report the files the call left in the overlay (`writes`; on failure in its details), for the commit's proof. */
+  reportWrites?: boolean;
 }
 
 /** What the host's policy gate needs from the workflow for one step. */
@@ -149,8 +151,6 @@ export interface RunToolRefInput {
 
 /** A call of the data flow: output (a claim check when large), files it wrote, the folded turn. */
 export interface ToolStepResult extends ToolCallResult {
-  /** Files the call left in the task tree's overlay (path and content hash). */
-  writes?: FileWrite[];
   /**
    * The next model turn, or why asking for it failed (the workflow then asks on its own). Its
    * first action is decided by the workflow's policy check (`policy` is found only in histories
@@ -189,6 +189,8 @@ export interface ToolCallResult {
   holdId?: string;
   /** What a program did on the network, through the egress proxy (origins, methods, bytes; held or refused ones too). */
   egress?: StepEffect[];
+  /** Files the call left in the task tree's overlay (path and content hash), when asked (`reportWrites`). */
+  writes?: FileWrite[];
 }
 
 /** One capability call the gate let through, with the request the workflow counts. */
@@ -587,12 +589,34 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   }
 
   function runToolOnce(input: RunToolInput): Promise<ToolCallResult> {
-    return atActivityBoundary(async () => {
+    const once = async () => {
       const result = await executeToolCall(deps, executionOf(input, input.task));
       refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
       annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: sha256OfJson(result.output) });
       return result;
-    });
+    };
+    if (input.reportWrites !== true) return atActivityBoundary(once);
+    return atActivityBoundary(() => withWrites(input, input.task, once));
+  }
+
+  /**
+   * Runs a call that may write files between a baseline of the overlay and a sync of its shared
+   * copy, and reports what it wrote: with its result, or (failed) in its failure's details.
+   */
+  async function withWrites<R extends ToolCallResult>(input: RunToolInput | RunToolRefInput, task: Task, call: () => Promise<R>): Promise<R> {
+    if (!mayWriteFiles(task, resolveTool(task, input.tool))) return call();
+    const dp = dataPlaneOf(deps);
+    const callId = input.callId ?? `${input.workflowId}:${input.stepIndex}`;
+    const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
+    await beginOverlayCall(overlay);
+    let result: R;
+    try {
+      result = await call();
+    } catch (error) {
+      throw failureWithWrites(error, await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }));
+    }
+    const writes = await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs });
+    return writes.length === 0 ? result : { ...result, writes };
   }
 
   /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
@@ -600,18 +624,12 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     try {
       const dp = dataPlaneOf(deps);
       const execution: ToolExecution = { ...executionOf(input, task), argsClaimChecked: true };
-      const writesFiles = mayWriteFiles(task, resolveTool(task, input.tool));
-      const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId: execution.callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
-      if (writesFiles) await beginOverlayCall(overlay);
-      let result: ToolCallResult;
-      try {
-        result = await executeToolCall(deps, execution);
-        refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
-      } catch (error) {
-        const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
-        throw failureWithWrites(error, writes);
-      }
-      const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
+      let result: ToolCallResult = await withWrites(input, task, async () => {
+        const done = await executeToolCall(deps, execution);
+        refuseForgedClaimChecks(done.output, `the output of ${input.tool}`);
+        return done;
+      });
+      const writes = result.writes ?? [];
       // What the host's gate reports (capability calls with their arguments, measured effects) goes
       // to history too: long values in it as claim checks, like the output.
       const { effect, effects, held, denied } = result;

@@ -30,6 +30,8 @@ import { executeToolCall, protectedSetForCall } from './run-tool';
 import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
 import { mcpCompensationArgs } from '../executors/mcp-executor';
+import { WARDEN_ATTR } from '../custody/attributes';
+import { annotateActiveSpan, outcomeOfError } from '../telemetry/warden-span-attributes';
 
 export type RecoveryTaskInput = {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
@@ -62,8 +64,17 @@ export type CompensateInput = RecoveryTaskInput & {
 };
 
 export function createTaskRecoveryActivities(deps: ActivityDeps) {
-  /** The commit (see `commitTask`); idempotent. */
+  /** The commit (see `commitTask`); idempotent. A commit that fails says why in its custody record. */
   async function commit(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
+    try {
+      return await commitOnce(input);
+    } catch (error) {
+      annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
+      throw error;
+    }
+  }
+
+  async function commitOnce(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
     const task = await taskOf(deps, input);
     const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
     const workspace = task.resources.workspace;

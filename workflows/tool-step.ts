@@ -70,7 +70,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       approvedEffects: [...approvedEffects],
     };
     const flow = run.flow;
-    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await run.deadline.within(() =>
+    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await recordingWrites(run, () => run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
         ...treeOf(run),
         workflowId: run.workflowId,
@@ -88,8 +88,10 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         // Hosts the monitor holds are refused at the egress before they connect.
         ...(egressWatch === undefined ? {} : { egressWatch }),
         policy,
+        // The call reports the files it wrote, for the commit's proof.
+        ...(run.patches.commitProof ? { reportWrites: true } : {}),
       }),
-    );
+    ));
     step.credential = call.credential;
     // A user tool's own capability calls count like calls of those capabilities (a built-in's one call is the step).
     const effects = call.effects ?? [];
@@ -182,6 +184,19 @@ function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
     deadline: true,
   };
+}
+
+/** The ordinary loop's call, with the files it wrote (also when it failed) recorded for the commit's proof. */
+async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult>): Promise<ToolCallResult> {
+  if (!run.patches.commitProof) return call();
+  try {
+    const result = await call();
+    run.saga.recordWrites(result.writes);
+    return result;
+  } catch (error) {
+    run.saga.recordWrites(writesOfFailure(error));
+    throw error;
+  }
 }
 
 /** Files a failed call reported writing (in its failure's details), so the commit check knows them. */

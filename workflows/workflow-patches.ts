@@ -50,6 +50,13 @@ export const MODEL_STEPS_BY_DIGEST_PATCH = 'model-steps-by-digest';
 /** The root task verifies its tree's claims after the commit (older runs end without). */
 export const ATTEST_CLAIMS_PATCH = 'attest-claims';
 
+/**
+ * The ordinary loop's commit proves the overlay holds exactly what the task tree's steps wrote
+ * (each call reports its writes, a completed sub-agent hands its own up): a missing or different
+ * overlay fails the task and rolls it back. Older runs commit whatever the overlay holds.
+ */
+export const COMMIT_PROOF_PATCH = 'warden-commit-proof';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -73,6 +80,8 @@ export interface WorkflowPatches {
   mcpPinsByDigest: boolean;
   modelStepsByDigest: boolean;
   monitorNetwork: boolean;
+  /** Calls report the files they wrote, and the root's commit proves them (task-saga.ts). */
+  commitProof: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -98,6 +107,7 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false): WorkflowP
     mcpPinsByDigest: hasMcpServers && patched(MCP_PINS_BY_DIGEST_PATCH),
     modelStepsByDigest: patched(MODEL_STEPS_BY_DIGEST_PATCH),
     monitorNetwork: patched(MONITOR_NETWORK_PATCH),
+    commitProof: patched(COMMIT_PROOF_PATCH),
   };
 }
 
