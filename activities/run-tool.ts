@@ -12,7 +12,9 @@ import { realpath } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { CapabilityError, CredentialError, isErrorCode, ToolError, WardenError } from '../errors';
 import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
-import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
+import { beginOverlayCall, localOverlayRecords, syncOverlayCopy } from '../dataplane/overlay-copy';
+import type { BlobStore } from '../dataplane/blob-store';
+import type { PlacementStore } from '../dataplane/placement-store';
 import type { FileWrite, Transcript } from '../task/data-flow';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
@@ -48,7 +50,7 @@ import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } from '../telemetry/warden-span-attributes';
 import { shapeActivitySpan } from './by-reference-span';
-import { dataPlaneOf, recoveryDirOf, taskOf } from './flow-deps';
+import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
 
@@ -596,26 +598,34 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       return result;
     };
     if (input.reportWrites !== true) return atActivityBoundary(once);
-    return atActivityBoundary(() => withWrites(input, input.task, once));
+    // The ordinary loop: measured against this worker's own record of its overlay (no shared copy).
+    const stateDir = stateDirOfDeps(deps);
+    return atActivityBoundary(() => withWrites(input, input.task, { placements: localOverlayRecords(stateDir), workerId: deps.dataPlane?.workerId ?? 'this worker' }, once));
   }
 
   /**
-   * Runs a call that may write files between a baseline of the overlay and a sync of its shared
-   * copy, and reports what it wrote: with its result, or (failed) in its failure's details.
+   * Runs a call that may write files between a baseline of the overlay and a sync of its record
+   * (`records`: the data flow's shared copy with its blobs, or this worker's own), and reports what
+   * it wrote: with its result, or (failed) in its failure's details.
    */
-  async function withWrites<R extends ToolCallResult>(input: RunToolInput | RunToolRefInput, task: Task, call: () => Promise<R>): Promise<R> {
+  async function withWrites<R extends ToolCallResult>(
+    input: RunToolInput | RunToolRefInput,
+    task: Task,
+    records: { placements: PlacementStore; blobs?: BlobStore; workerId: string },
+    call: () => Promise<R>,
+  ): Promise<R> {
     if (!mayWriteFiles(task, resolveTool(task, input.tool))) return call();
-    const dp = dataPlaneOf(deps);
     const callId = input.callId ?? `${input.workflowId}:${input.stepIndex}`;
-    const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
+    const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId, workspace: task.resources.workspace ?? '', workerId: records.workerId, placements: records.placements };
+    const sync = () => syncOverlayCopy({ ...overlay, stateDir: stateDirOfDeps(deps), ...(records.blobs === undefined ? {} : { blobs: records.blobs }) });
     await beginOverlayCall(overlay);
     let result: R;
     try {
       result = await call();
     } catch (error) {
-      throw failureWithWrites(error, await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }));
+      throw failureWithWrites(error, await sync());
     }
-    const writes = await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs });
+    const writes = await sync();
     return writes.length === 0 ? result : { ...result, writes };
   }
 
@@ -624,7 +634,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     try {
       const dp = dataPlaneOf(deps);
       const execution: ToolExecution = { ...executionOf(input, task), argsClaimChecked: true };
-      let result: ToolCallResult = await withWrites(input, task, async () => {
+      let result: ToolCallResult = await withWrites(input, task, dp, async () => {
         const done = await executeToolCall(deps, execution);
         refuseForgedClaimChecks(done.output, `the output of ${input.tool}`);
         return done;
