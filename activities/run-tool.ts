@@ -6,11 +6,18 @@
  * host before it applies (sandbox/policy-gate.ts); a call the gate stops comes back `held`
  * (a human must approve the measured effect) or `denied`, never as an ordinary failure, so the
  * workflow decides what happens next.
+ *
+ * Invariant: a call that does not complete (stopped by the gate, failed, timed out, out of memory,
+ * its sandbox host crashed, a stdio MCP server's failed call) leaves nothing in the task tree's
+ * overlay: what it wrote is undone before the activity returns or fails, and named in the result
+ * (`undone`) and the call's custody span. An attempt whose worker died is undone before the next one.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { lstatSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { CapabilityError, CredentialError, isErrorCode, ToolError, WardenError } from '../errors';
+import { CapabilityError, CredentialError, isErrorCode, RecoveryError, ToolError, WardenError } from '../errors';
 import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
 import { beginOverlayCall, localOverlayRecords, syncOverlayCopy } from '../dataplane/overlay-copy';
 import type { BlobStore } from '../dataplane/blob-store';
@@ -20,8 +27,10 @@ import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
 import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
-import { journalPathOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
+import { journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, type UpperCapture } from '../recovery/overlay-undo';
+import { readUpperLayer } from '../recovery/overlay-layer';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
@@ -31,6 +40,7 @@ import type { ToolDescriptor } from '../tools/tool-descriptor';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
 import { assertCommandGranted, executeProcessCall, type ProcRunArgs } from '../executors/process-executor';
 import { executeMcpCall, mcpTargetOf } from '../executors/mcp-executor';
+import { isStdioServer } from '../mcp/mcp-server-config';
 import { callEffectsOf } from '../tools/call-effects';
 import { egressHoldReason, type EgressWatch } from '../monitoring/egress-watch';
 import { egressEffectsOf } from '../sandbox/os/egress-effects';
@@ -193,6 +203,8 @@ export interface ToolCallResult {
   egress?: StepEffect[];
   /** Files the call left in the task tree's overlay (path and content hash), when asked (`reportWrites`). */
   writes?: FileWrite[];
+  /** Held or denied: the overlay paths the call wrote before it was stopped, taken back out (sorted). */
+  undone?: string[];
 }
 
 /** One capability call the gate let through, with the request the workflow counts. */
@@ -216,7 +228,10 @@ export interface ToolExecution {
   tool: string;
   args: Record<string, unknown>;
   policy?: ToolPolicyContext;
-  /** Keep what this call's overlay writes replace, so they can be undone (a sub-agent's call). */
+  /**
+   * A sub-agent's call: what its overlay writes replace is kept after it completes, so they can be
+   * undone on their own later. (Every call's writes are undone when it does not complete.)
+   */
   fsUndo?: boolean;
   /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
   noSymlinks?: boolean;
@@ -277,7 +292,8 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
   if (capabilities.fs !== undefined) {
     capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
-    if (call.fsUndo === true && capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
+    // Every call that may write keeps what it replaces: a call that does not complete is undone (below).
+    if (capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
     if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
     capabilities.fs.protectedPaths = guarded!.folders;
     capabilities.fs.protectedFiles = guarded!.files;
@@ -291,6 +307,9 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     capabilities.sql.readOnlyPaths = guarded!.readOnly;
   }
   const gate = call.policy === undefined ? undefined : gateSpecOf(call, tool);
+  const undo = capabilities.fs?.undo === undefined ? undefined : { stateDir: deps.stateDir, taskKey, callId: call.callId };
+  // Records left by an attempt that never finished (its worker died mid-call): its writes go first.
+  if (undo !== undefined) await undoIncompleteCall(undo);
   const result = await deps.sandbox.run({
     toolName: tool.name,
     source: tool.executor.source,
@@ -304,7 +323,22 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
     },
     capabilities,
     credential: credential.token,
+  }).catch(async (error: unknown) => {
+    if (undo !== undefined) await undoIncompleteCall(undo);
+    throw error;
   });
+  // A call that did not complete (stopped by the gate, failed, timed out, crashed) leaves no file
+  // behind: what it wrote is taken back out of the overlay now, before the workflow goes on.
+  let undone: string[] = [];
+  if (undo !== undefined) {
+    if (result.ok && result.policy?.stopped === undefined) {
+      // A sub-agent's call stays undoable on its own (its parent may go on without it); a root call's records are done with.
+      if (call.fsUndo !== true) await discardOverlayUndo(undo);
+    } else {
+      undone = await undoIncompleteCall(undo);
+    }
+  }
+  const undoneField = undone.length === 0 ? {} : { undone };
   // Even a tool that failed, or that the gate stopped, may have committed SQL before: its images must reach every worker.
   if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
     await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
@@ -326,13 +360,30 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
       matched: stopped.matched.map(({ id, sentence, effect, reason }) => ({ id, sentence, effect, reason })),
       digest: stopped.digest,
     };
-    return { output: null, credential: ran, ...extra, ...(stopped.decision === 'approval' ? { held: summary, holdId: randomUUID() } : { denied: summary }) };
+    return { output: null, credential: ran, ...extra, ...undoneField, ...(stopped.decision === 'approval' ? { held: summary, holdId: randomUUID() } : { denied: summary }) };
   }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
-    throw new ToolError(code, result.error.message);
+    throw new ToolError(code, result.error.message, undone.length === 0 ? {} : { details: { undone } });
   }
   return { output: result.output, credential: ran, ...extra, trust: outputTrustOf(call.task, tool, call.args, effects, call.policy?.state) };
+}
+
+/**
+ * Takes the overlay writes of a call that did not complete back out (recovery/overlay-undo.ts)
+ * and returns the paths, sorted; the call's custody span names them (`warden.overlay.undone`).
+ * @throws RecoveryError ERR_UNDO_FAILED when the overlay cannot be put back (the call's failure is its cause)
+ */
+async function undoIncompleteCall(undo: { stateDir: string; taskKey: string; callId: string }): Promise<string[]> {
+  let paths: string[];
+  try {
+    const result = await undoOverlayCall(undo);
+    paths = [...result.restored, ...result.removed].sort();
+  } catch (cause) {
+    throw new RecoveryError('ERR_UNDO_FAILED', `the overlay writes of call ${undo.callId}, which did not complete, could not be undone: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+  if (paths.length > 0) annotateActiveSpan({ [WARDEN_ATTR.overlayUndone]: paths });
+  return paths;
 }
 
 /** The gate's spec for one call: the task's rules (compiled once per worker), the step's context. */
@@ -433,6 +484,49 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   const scope = requiredScopeOf(tool, call.args, {});
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
+  const undo = await beginOutsideUndo(stateDir, call, tool);
+  try {
+    return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential);
+  } catch (error) {
+    if (undo === undefined) throw error;
+    // What the program or server changed in the overlay during the failed call is taken back out.
+    if (undo.captured !== undefined) await recordUpperChanges(undo.upper, undo.undoDir, undo.captured);
+    const undone = await undoIncompleteCall(undo.key);
+    throw undone.length === 0 || !(error instanceof WardenError) ? error : new WardenError(error.code, error.message, { details: { ...error.details, undone }, retryable: error.retryable, cause: error });
+  }
+}
+
+/**
+ * How a failed call outside the isolate is undone: a sub-agent's program records its own changes
+ * (executeProcessCall `undoDir`); an MCP server's call is measured here, the upper folder read
+ * before it (when it holds at most MAX_UPPER_CAPTURE_BYTES; a larger overlay goes without, and
+ * then a failed call's writes stay, and the data flow's commit proof refuses them). A root task's
+ * program has no failure after it ran (its exit, time-out or kill is its output): not measured.
+ */
+async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: ToolDescriptor): Promise<{ key: { stateDir: string; taskKey: string; callId: string }; upper: string; undoDir: string; captured?: UpperCapture } | undefined> {
+  if (call.task.resources.workspace === undefined) return undefined;
+  const taskKey = taskKeyOf(call.rootWorkflowId, call.rootRunId);
+  const key = { stateDir, taskKey, callId: call.callId };
+  const upper = overlayPathsOf(stateDir, taskKey).upper;
+  const undoDir = overlayUndoDirOf(stateDir, taskKey, call.callId);
+  if (tool.executor.kind === 'process') return call.fsUndo === true ? { key, upper, undoDir } : undefined;
+  // Only a stdio server with the workspace writes to the overlay.
+  const server = call.task.tools.mcp?.[mcpTargetOf(tool).server];
+  if (server === undefined || !isStdioServer(server) || server.workspace === 'none') return undefined;
+  if (upperBytesOf(upper) > MAX_UPPER_CAPTURE_BYTES) return undefined;
+  // A records folder of this call left by an attempt that died: its changes go first.
+  await undoIncompleteCall(key);
+  return { key, upper, undoDir, captured: await captureUpper(upper) };
+}
+
+/** Bytes of the regular files in an upper folder (0 when there is none). */
+function upperBytesOf(upper: string): number {
+  let bytes = 0;
+  for (const file of readUpperLayer(upper).files) bytes += lstatSync(join(upper, file)).size;
+  return bytes;
+}
+
+async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor, stateDir: string, expiresAt: number, credential: { claims: { jti: string; scope: string[]; exp: number } }): Promise<ToolCallResult> {
   let output: unknown;
   let egress: StepEffect[] | undefined;
   if (tool.executor.kind === 'process') {
@@ -458,7 +552,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
       rootWorkflowId: call.rootWorkflowId,
       ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
-      deadlineAt: grant.claims.exp * 1000,
+      deadlineAt: expiresAt * 1000,
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
     });

@@ -22,8 +22,9 @@ export function formatStep(step: StepRecord, path: readonly string[] = []): stri
     : step.executed
       ? `ok ${compact(step.output)}`
       : 'not run';
+  const undone = step.undone !== undefined && step.undone.length > 0 ? `; its writes undone: ${step.undone.join(', ')}` : '';
   const score = step.monitor !== undefined && step.monitor.score > 0 ? ` [anomaly score ${step.monitor.score}${step.monitor.response === undefined ? '' : `: ${step.monitor.response}`}]` : '';
-  return `  ${who}#${step.index} ${step.tool} ${compact(step.args)} -> ${decision}${step.decision === 'deny' ? ` (${step.reason})` : ''}; ${outcome}${score}`;
+  return `  ${who}#${step.index} ${step.tool} ${compact(step.args)} -> ${decision}${step.decision === 'deny' ? ` (${step.reason})` : ''}; ${outcome}${undone}${score}`;
 }
 
 function formatTask(result: TaskResult, path: string[], lines: string[]): void {

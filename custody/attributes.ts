@@ -160,6 +160,8 @@ export const WARDEN_ATTR = {
   /** On a `proc.run` call: the program and its exit status. */
   processCommand: 'warden.process.command',
   processExitCode: 'warden.process.exit_code',
+  /** On a tool call that did not complete: the overlay paths it wrote that Warden took back out (string array). */
+  overlayUndone: 'warden.overlay.undone',
   /** The model turn (0-based) a model call answered. */
   turn: 'warden.turn',
   /** Hash of a tool's output (canonical JSON): the digest a claim check in history names too. */

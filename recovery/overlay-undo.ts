@@ -19,6 +19,8 @@ import { RecoveryError } from '../errors';
 
 const UndoRecordSchema = z.union([
   z.strictObject({ path: z.string(), existed: z.literal(true), content: z.string() }),
+  /** The earlier bytes in a file of the records folder (the fs capability's records). */
+  z.strictObject({ path: z.string(), existed: z.literal(true), bytesFile: z.string().regex(/^[0-9a-f]{32}\.bytes$/) }),
   z.strictObject({ path: z.string(), existed: z.literal(false) }),
 ]);
 
@@ -47,7 +49,7 @@ export async function undoOverlayCall(options: { stateDir: string; taskKey: stri
     const target = resolveConfined(upper, record.path, 'refuse').absolute;
     if (record.existed) {
       await fsp.mkdir(dirname(target), { recursive: true });
-      await writeFileAtomic(target, Buffer.from(record.content, 'base64'));
+      await writeFileAtomic(target, 'content' in record ? Buffer.from(record.content, 'base64') : await fsp.readFile(join(dir, record.bytesFile)));
       result.restored.push(record.path);
     } else {
       await fsp.rm(target, { force: true });
@@ -56,6 +58,14 @@ export async function undoOverlayCall(options: { stateDir: string; taskKey: stri
   }
   await fsp.rm(dir, { recursive: true, force: true });
   return result;
+}
+
+/**
+ * Forgets the undo records of `callId` (a call that completed and need not be undone on its own).
+ * Idempotent.
+ */
+export async function discardOverlayUndo(options: { stateDir: string; taskKey: string; callId: string }): Promise<void> {
+  await fsp.rm(overlayUndoDirOf(options.stateDir, options.taskKey, options.callId), { recursive: true, force: true });
 }
 
 /** The most a sub-agent's program call keeps of the upper folder to undo it (bytes of files). */

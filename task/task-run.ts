@@ -151,6 +151,8 @@ export const StepRecordSchema = z.strictObject({
   effects: z.array(StepEffectSchema).optional(),
   /** The call's own effect as measured where it was applied (a built-in's rows, tables, ...). */
   effect: z.unknown().optional(),
+  /** Workspace paths the call wrote before it was stopped or failed, taken back out of the overlay (nothing of them is committed). */
+  undone: z.array(z.string()).optional(),
   /** Whether the output is the user's own trusted data (task `trust`) or untrusted (tool output from outside). */
   trust: z.enum(['trusted', 'untrusted']).optional(),
   /** The per-call credential the tool ran under: ids, scope and expiry, never the token. */

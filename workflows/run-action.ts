@@ -8,7 +8,7 @@ import type { AgentRun, StepAction } from './agent-run';
 import { guardAction } from './guard-action';
 import { runSpawnStep } from './spawn-step';
 import { TaskEnded, stepErrorOf } from './task-ended';
-import { runToolStep, toolCallId } from './tool-step';
+import { runToolStep, toolCallId, undoneOfFailure } from './tool-step';
 
 export interface RunActionOptions {
   /** Ask for the model's next turn in the same activity as the tool call (the data flow). */
@@ -42,6 +42,9 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
   } catch (error) {
     if (error instanceof TaskEnded || isCancellation(error)) throw error;
     step.error = stepErrorOf(error);
+    // What the failed call wrote was taken back out of the overlay: the record says so.
+    const undone = undoneOfFailure(error);
+    if (undone.length > 0) step.undone = undone;
     if (action.type === 'tool') run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index, action.tool, action.args), action.args, undefined);
     // The call ran (and failed) unless the failure says it never started.
     step.executed = true;

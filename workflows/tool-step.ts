@@ -13,7 +13,6 @@ import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepRecord, ToolAction } from '../task/task-run';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
-import { FileWriteSchema, type FileWrite } from '../task/data-flow';
 import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
@@ -100,6 +99,9 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     // What a program or MCP server did through the egress proxy, in the same vocabulary.
     if (call.egress !== undefined && call.egress.length > 0) step.effects = [...(step.effects ?? []), ...call.egress];
     const stopped = call.held ?? call.denied;
+    // A stopped call's writes were taken back out of the overlay: the record says so (a later approved run replaces this).
+    if (stopped !== undefined && call.undone !== undefined && call.undone.length > 0) step.undone = call.undone;
+    else delete step.undone;
     // Every request the call made or tried, wherever it left, is scored (hosts, writes, bytes).
     const requests = networkEffectsOf([
       ...effects.map(stepEffectOf),
@@ -186,26 +188,23 @@ function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
   };
 }
 
-/** The ordinary loop's call, with the files it wrote (also when it failed) recorded for the commit's proof. */
+/**
+ * The ordinary loop's call, with the files it wrote recorded for the commit's proof. Only a call
+ * that completed wrote anything: one the gate stopped, or that failed, had its writes undone (if
+ * any were left, the proof finds them: ERR_COMMIT_MISMATCH), as on the data flow.
+ */
 async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult>): Promise<ToolCallResult> {
-  if (!run.patches.commitProof) return call();
-  try {
-    const result = await call();
-    run.saga.recordWrites(result.writes);
-    return result;
-  } catch (error) {
-    run.saga.recordWrites(writesOfFailure(error));
-    throw error;
-  }
+  const result = await call();
+  if (run.patches.commitProof && result.held === undefined && result.denied === undefined) run.saga.recordWrites(result.writes);
+  return result;
 }
 
-/** Files a failed call reported writing (in its failure's details), so the commit check knows them. */
-function writesOfFailure(error: unknown): FileWrite[] {
+/** The overlay paths a failed call wrote and the worker took back out (its failure's details), for the step record. */
+export function undoneOfFailure(error: unknown): string[] {
   const cause = error instanceof ActivityFailure ? error.cause : error;
   if (!(cause instanceof ApplicationFailure)) return [];
-  const detail = (cause.details?.[0] ?? {}) as { writes?: unknown };
-  const parsed = FileWriteSchema.array().safeParse(detail.writes);
-  return parsed.success ? parsed.data : [];
+  const detail = (cause.details?.[0] ?? {}) as { undone?: unknown };
+  return Array.isArray(detail.undone) && detail.undone.every((p) => typeof p === 'string') ? (detail.undone as string[]) : [];
 }
 
 /**
@@ -227,36 +226,34 @@ async function runFlowCall(
 ): Promise<ToolStepResult> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run) } : undefined;
-  try {
-    const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
-      a.runTool({
-        ...treeOf(run),
-        workflowId: run.workflowId,
-        stepIndex: step.index,
-        callId,
-        grantId: run.identity!.grantId,
-        maxCredentialTtlMs: run.tools.activityTimeoutMs,
-        taskRef: flow.taskRef!,
-        tool: action.tool,
-        args: resolvedArgs ?? action.args,
-        ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
-        // The monitor's score goes into the call's custody record.
-        ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
-        ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
-        // Hosts the monitor holds are refused at the egress before they connect.
-        ...(egressWatch === undefined ? {} : { egressWatch }),
-        policy,
-        ...(next === undefined ? {} : { next }),
-      }),
-      // The model's next turn comes back with the call: the UI says so.
-      fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),
-    );
-    flow.recordWrites(call.writes);
-    return call;
-  } catch (error) {
-    flow.recordWrites(writesOfFailure(error));
-    throw error;
-  }
+  const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
+    a.runTool({
+      ...treeOf(run),
+      workflowId: run.workflowId,
+      stepIndex: step.index,
+      callId,
+      grantId: run.identity!.grantId,
+      maxCredentialTtlMs: run.tools.activityTimeoutMs,
+      taskRef: flow.taskRef!,
+      tool: action.tool,
+      args: resolvedArgs ?? action.args,
+      ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
+      // The monitor's score goes into the call's custody record.
+      ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
+      ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
+      // Hosts the monitor holds are refused at the egress before they connect.
+      ...(egressWatch === undefined ? {} : { egressWatch }),
+      policy,
+      ...(next === undefined ? {} : { next }),
+    }),
+    // The model's next turn comes back with the call: the UI says so.
+    fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),
+  );
+  // Only a call that completed wrote anything: one the gate stopped, or that failed, had its
+  // writes undone, and if any were left the commit proof must find them (ERR_COMMIT_MISMATCH),
+  // never count them as written.
+  if (call.held === undefined && call.denied === undefined) flow.recordWrites(call.writes);
+  return call;
 }
 
 /** The model's next turn the call brought back, for the loop to act on (agent-task-flow.ts). */

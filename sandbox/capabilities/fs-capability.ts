@@ -165,7 +165,7 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
         // The commit writes the workspace path: a protected or read-only one is refused here, not there.
         const refusal = guard.refusalOfPath(lower.absolute, 'write');
         if (refusal !== undefined) throw protectedRefusal(lower.display, refusal);
-        if (grant.undo !== undefined) recordOverlayUndo(grant.undo, upper.absolute, lower.display);
+        if (grant.undo !== undefined) recordOverlayUndo(grant.undo, upperRoot, upper, lower.display);
         writeTextFile(upperRoot, upper, content as string, guard, lower.display);
       });
       return { path: lower.display, bytes };
@@ -228,19 +228,32 @@ function undoDeletion(upperRoot: string, display: string): void {
 /**
  * Before the first write of a call to an overlay path, keeps what the upper folder held there
  * (the file's bytes, or that there was none) under `undoDir`, one JSON file per path named by a
- * digest of it, so the call's writes can be undone (recovery/overlay-undo.ts). Later writes of the
- * same call keep the first record: undo returns to the state before the call.
+ * digest of it (the bytes beside it, `<digest>.bytes`, as they were), so the call's writes can be
+ * undone (recovery/overlay-undo.ts). Later writes of the same call keep the first record: undo
+ * returns to the state before the call. The old file is opened as every upper file is (no link
+ * followed), so what is kept is never another file's bytes.
  */
-function recordOverlayUndo(undoDir: string, upperAbsolute: string, display: string): void {
+function recordOverlayUndo(undoDir: string, upperRoot: string, upper: ResolvedPath, display: string): void {
   if (!path.isAbsolute(undoDir)) throw capabilityError('ERR_FS_FAILED', 'the undo folder is not an absolute path');
-  const entry = path.join(undoDir, `${createHash('sha256').update(display, 'utf8').digest('hex').slice(0, 32)}.json`);
+  const name = createHash('sha256').update(display, 'utf8').digest('hex').slice(0, 32);
+  const entry = path.join(undoDir, `${name}.json`);
   if (existsNoFollow(entry)) return;
   fs.mkdirSync(undoDir, { recursive: true, mode: 0o700 });
-  const before = lstatOrUndefined(upperAbsolute);
-  const record =
-    before !== undefined && before.isFile()
-      ? { path: display, existed: true, content: fs.readFileSync(upperAbsolute).toString('base64') }
-      : { path: display, existed: false };
+  let record: { path: string; existed: boolean; bytesFile?: string } = { path: display, existed: false };
+  if (lstatOrUndefined(upper.absolute)?.isFile() === true) {
+    const fd = openConfined(upperRoot, upper, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK, { display });
+    try {
+      if (fs.fstatSync(fd).isFile()) {
+        const kept = path.join(undoDir, `${name}.bytes`);
+        // Through the open descriptor (the kernel copies, copy_file_range); without /proc, read and write.
+        if (HAS_PROC_FD) fs.copyFileSync(`${PROC_FD}/${fd}`, kept);
+        else fs.writeFileSync(kept, fs.readFileSync(fd), { mode: 0o600 });
+        record = { path: display, existed: true, bytesFile: `${name}.bytes` };
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
   const temporary = `${entry}.${process.pid}.tmp`;
   fs.writeFileSync(temporary, JSON.stringify(record), { mode: 0o600 });
   fs.renameSync(temporary, entry);

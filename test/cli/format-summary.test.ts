@@ -76,6 +76,7 @@ describe('a step line, by how the action was decided', () => {
     ['approved and run', { ...base, executed: true, output: 1, policy: held, approval: { ...decided, status: 'approved' as const } }, '-> allowed; ok 1'],
     ['held, then withdrawn (task ended first)', { ...base, policy: held }, '-> held for approval, withdrawn undecided; not run'],
     ['held, then denied', { ...base, decision: 'deny' as const, reason: 'denied by ann', policy: held, approval: { ...decided, status: 'denied' as const }, error: { code: 'ERR_APPROVAL_DENIED', message: 'denied by ann' } }, '-> DENIED (denied by ann); not run: ERR_APPROVAL_DENIED'],
+    ['denied part-way, its writes undone', { ...base, decision: 'deny' as const, reason: 'denied by rule 1', undone: ['a.txt', 'd/e.txt'], error: { code: 'ERR_POLICY_DENIED', message: 'no' } }, 'not run: ERR_POLICY_DENIED no; its writes undone: a.txt, d/e.txt'],
   ] as [string, StepRecord, string][])('%s', (_what, step, expected) => {
     expect(formatStep(step)).toContain(expected);
   });

@@ -158,7 +158,7 @@ describe('a commit that cannot lie, on the ordinary loop', () => {
     }
   });
 
-  it("commits exactly what the steps wrote: a failed call's file, a sub-agent's files, not a failed sub-agent's", async () => {
+  it("commits exactly what the steps wrote: a sub-agent's files, not a failed call's (undone), not a failed sub-agent's", async () => {
     const { workspace, dbFile } = await fixture();
     const result = await followAgentTask(
       await env.start(
@@ -175,7 +175,9 @@ describe('a commit that cannot lie, on the ordinary loop', () => {
     expect(result.status).toBe('completed');
     expect(result.steps[2]?.error?.code).toBe('ERR_TOOL_THREW');
     expect(result.children.map((c) => c.status)).toEqual(['completed', 'denied']);
-    expect([...(result.recovery?.committed ?? [])].sort()).toEqual(['a.txt', 'kid.txt', 'partial.txt']);
+    expect(result.steps[2]?.undone).toEqual(['partial.txt']);
+    expect([...(result.recovery?.committed ?? [])].sort()).toEqual(['a.txt', 'kid.txt']);
+    await expect(readFile(join(workspace, 'partial.txt'))).rejects.toThrow();
     expect(await readFile(join(workspace, 'a.txt'), 'utf8')).toBe('second');
     expect(await readFile(join(workspace, 'kid.txt'), 'utf8')).toBe('from the kid');
     await expect(readFile(join(workspace, 'quitter.txt'))).rejects.toThrow();

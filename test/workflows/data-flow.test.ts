@@ -150,7 +150,7 @@ describe('a commit that cannot lie', () => {
     expect(rows()).toBe(0);
   });
 
-  it('commits exactly what the steps wrote, also files written by a failed call', async () => {
+  it("commits exactly what the steps wrote; a failed call's writes are undone, never committed", async () => {
     const { workspace, dbFile } = await fixture();
     const t = task(
       workspace,
@@ -173,8 +173,10 @@ describe('a commit that cannot lie', () => {
     const result = await followAgentTask(await start(t, `flow-honest-${Date.now()}`));
     expect(result.status).toBe('completed');
     expect(result.steps[2]?.error?.code).toBe('ERR_TOOL_THREW');
-    expect([...(result.recovery?.committed ?? [])].sort()).toEqual(['a.txt', 'partial.txt']);
+    expect(result.steps[2]?.undone).toEqual(['partial.txt']);
+    expect([...(result.recovery?.committed ?? [])].sort()).toEqual(['a.txt']);
     expect(await readFile(join(workspace, 'a.txt'), 'utf8')).toBe('second');
+    await expect(readFile(join(workspace, 'partial.txt'), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 });
 
