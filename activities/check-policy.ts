@@ -10,14 +10,15 @@
  * decided by the same engine where they are applied, in the sandbox host (sandbox/policy-gate.ts),
  * before they take effect. No agent SQL runs in the worker.
  */
-import { randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
 import type { PolicyRequest, ToolEffect } from '../policies/engine/policy-request';
-import { buildPolicyRequest, provenanceIndexOf, type PolicyRequestContext } from '../policies/build-policy-request';
+import { buildPolicyRequest, type PolicyRequestContext } from '../policies/build-policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import type { PolicyDecision } from '../policies/engine/policy-request';
-import { indexToolOutput, trustedAtomsIn, type IndexedTexts } from '../policies/engine/provenance';
-import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
+import { hasLeaves, indexToolOutput, indexTrustedData, trustedAtomsIn, type IndexedTexts, type ProvenanceIndex } from '../policies/engine/provenance';
+import { ProvenanceIndexCache, type UntrustedPart } from '../policies/engine/incremental-provenance';
+import { seedOf, userValuesOf, type ProvenanceSeed } from '../policies/provenance-seed';
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import { resolveTool } from '../tools/tool-catalog';
@@ -39,7 +40,7 @@ export interface PriorStep {
 }
 
 /** The action to decide on and the task's counters so far. */
-export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect' | 'trustedOutputs' | 'seed' | 'priorOutputIndexes'> {
+export interface CheckPolicyInput extends Omit<PolicyRequestContext, 'effect' | 'trustedOutputs' | 'seed' | 'priorOutputIndexes' | 'provenanceIndex'> {
   state: PolicyState;
   /**
    * The data flow's transcript head (blob-chain digest): the outputs of the steps in it are prior
@@ -110,40 +111,71 @@ function resolvedWorkspacePath(task: Task, tool: string, args: Record<string, un
   }
 }
 
-/**
- * On the data flow, decided on the real values: claim-checked arguments resolved, and every
- * earlier output counted (those of the steps in the transcript chain, `priorOutputsRef`, i.e. of
- * earlier runs too, as untrusted: their trust labels are not carried over). Elsewhere unchanged.
- */
-async function withDataPlaneValues(deps: ActivityDeps, input: CheckPolicyInput): Promise<CheckPolicyInput & { priorOutputIndexes?: readonly IndexedTexts[] }> {
-  const { priorOutputsRef, ...request } = input;
-  const dataPlane = deps.dataPlane;
-  if (dataPlane === undefined) return request;
-  const blobs = dataPlane.blobs;
-  // An untrusted claim-checked output counts through its index (the same index as its value would
-  // give, kept per worker by digest): each later check of the task does not read and index it again.
-  const indexes: IndexedTexts[] = [];
-  const untrusted = async (output: unknown): Promise<unknown[]> => {
-    if (!isClaimCheckRef(output)) return [await resolveClaimChecks(blobs, output)];
-    indexes.push(await indexOfClaimChecked(blobs, output));
-    return [];
+/** The values a decision reads: the arguments and the earlier outputs, untrusted ones as parts of the task's index. */
+interface DecisionValues {
+  args: Record<string, unknown>;
+  /** Earlier untrusted outputs, oldest first (MCP descriptions first). */
+  untrusted: UntrustedPart[];
+  /** Earlier outputs the task marks as the user's own. */
+  trusted: unknown[];
+}
+
+/** An earlier untrusted output as the task's index takes it: keyed by its content (its JSON; a claim check by its digest), indexed only when the index does not hold it. */
+export function untrustedPartOf(output: unknown, blobs: BlobStore | undefined): UntrustedPart {
+  if (blobs !== undefined && isClaimCheckRef(output)) return { key: `ref:${output.kind}:${output.sha256}`, load: () => indexOfClaimChecked(blobs, output) };
+  return {
+    key: `json:${JSON.stringify(output) ?? 'undefined'}`,
+    load: async () => {
+      const value = blobs === undefined ? output : await resolveClaimChecks(blobs, output);
+      return hasLeaves(value) ? indexToolOutput(value) : undefined;
+    },
   };
-  const earlierRaw = priorOutputsRef === undefined ? [] : outputsOf(await dataPlane.chains.read<StepRecord>('transcript', priorOutputsRef));
-  const earlier: unknown[] = [];
-  for (const output of earlierRaw) earlier.push(...(await untrusted(output)));
-  const args = containsClaimCheck(request.args) ? ((await resolveClaimChecks(blobs, request.args)) as Record<string, unknown>) : request.args;
-  if (request.priorSteps === undefined) {
-    const priorOutputs = [...earlier];
-    for (const output of request.priorOutputs) priorOutputs.push(...(await untrusted(output)));
-    return { ...request, args, priorOutputs, priorOutputIndexes: indexes };
+}
+
+/**
+ * The arguments and earlier outputs a decision reads. On the data flow, the real values:
+ * claim-checked arguments resolved, and every earlier output counted (those of the steps in the
+ * transcript chain, `priorOutputsRef`, i.e. of earlier runs too, as untrusted: their trust labels
+ * are not carried over); a claim-checked output through its index (kept per worker by digest).
+ */
+async function decisionValuesOf(deps: ActivityDeps, input: CheckPolicyInput): Promise<DecisionValues> {
+  const blobs = deps.dataPlane?.blobs;
+  // MCP servers' tool descriptions are their words, untrusted like any tool output (a task whose
+  // lists travel by digest leaves adding them to this activity: they are not in its input).
+  const untrusted: unknown[] = [...pinnedDescriptionsOf(input.task)];
+  const trusted: unknown[] = [];
+  const dataPlane = deps.dataPlane;
+  if (dataPlane === undefined || blobs === undefined) {
+    const split = outputsByTrust(input);
+    return { args: input.args, untrusted: [...untrusted, ...split.untrusted].map((o) => untrustedPartOf(o, undefined)), trusted: split.trusted };
   }
-  // priorOutputs is not read when priorSteps is given (outputsByTrust).
-  const priorSteps: PriorStep[] = earlier.map((output) => ({ output }));
-  for (const step of request.priorSteps) {
-    if (step.trust === 'trusted') priorSteps.push((await resolveClaimChecks(blobs, step)) as PriorStep);
-    else for (const output of await untrusted(step.output)) priorSteps.push({ ...step, output });
+  if (input.priorOutputsRef !== undefined) untrusted.push(...outputsOf(await dataPlane.chains.read<StepRecord>('transcript', input.priorOutputsRef)));
+  if (input.priorSteps === undefined) untrusted.push(...input.priorOutputs);
+  else {
+    for (const step of input.priorSteps) {
+      if (step.trust === 'trusted') trusted.push(((await resolveClaimChecks(blobs, step)) as PriorStep).output);
+      else untrusted.push(step.output);
+    }
   }
-  return { ...request, args, priorOutputs: [], priorSteps, priorOutputIndexes: indexes };
+  const args = containsClaimCheck(input.args) ? ((await resolveClaimChecks(blobs, input.args)) as Record<string, unknown>) : input.args;
+  return { args, untrusted: untrusted.map((o) => untrustedPartOf(o, blobs)), trusted };
+}
+
+/**
+ * Each task's provenance index, extended step by step (policies/engine/incremental-provenance.ts):
+ * a check indexes only the outputs that came since the task's last check, and the user's values once.
+ */
+const provenanceIndexes = new ProvenanceIndexCache({ digest: (text) => hash('sha256', text) });
+
+/** The provenance index of a decision: the user's values (the root's for a sub-agent), trusted outputs and atoms, the task's untrusted outputs. */
+async function provenanceIndexFor(input: CheckPolicyInput, values: DecisionValues): Promise<ProvenanceIndex> {
+  const user = input.seed?.userTexts ?? userValuesOf(input.task);
+  const tools = await provenanceIndexes.toolOutputs(input.workflowId, values.untrusted);
+  return {
+    user: provenanceIndexes.userValues(user[0] ?? '', user.slice(1)),
+    trusted: indexTrustedData(values.trusted, input.seed?.trustedAtoms ?? []),
+    tools: tools.index,
+  };
 }
 
 /** Provenance indexes of large untrusted outputs, by kind and digest (content-addressed: an entry never goes stale). */
@@ -203,12 +235,10 @@ export function outputsByTrust(input: Pick<CheckPolicyInput, 'priorSteps' | 'pri
 export function createCheckPolicy(deps: ActivityDeps) {
   return async function checkPolicy(given: CheckPolicyInput): Promise<PolicyCheck> {
     return atActivityBoundary(async () => {
-      const input = await withDataPlaneValues(deps, given);
+      const values = await decisionValuesOf(deps, given);
+      const input = { ...given, args: values.args };
       const engine = policyEngineFor(input.task);
-      const { trusted, untrusted: stepOutputs } = outputsByTrust(input);
-      // MCP servers' tool descriptions are their words, untrusted like any tool output (a task whose
-      // lists travel by digest leaves adding them to this activity: they are not in its input).
-      const untrusted = [...pinnedDescriptionsOf(input.task), ...stepOutputs];
+      const provenanceIndex = await provenanceIndexFor(input, values);
       const { effect, resolved } = resolvedPathEffect(input.task, input.tool, input.args);
       const context: PolicyRequestContext = {
         task: input.task,
@@ -217,9 +247,9 @@ export function createCheckPolicy(deps: ActivityDeps) {
         chain: input.chain,
         tool: input.tool,
         args: input.args,
-        priorOutputs: untrusted,
-        trustedOutputs: trusted,
-        ...(input.priorOutputIndexes === undefined || input.priorOutputIndexes.length === 0 ? {} : { priorOutputIndexes: input.priorOutputIndexes }),
+        priorOutputs: [],
+        trustedOutputs: values.trusted,
+        provenanceIndex,
         ...(input.seed === undefined ? {} : { seed: input.seed }),
         effect,
         now: input.now,
@@ -249,7 +279,7 @@ export function createCheckPolicy(deps: ActivityDeps) {
       // trusted only where the parent had it from trusted data.
       const seed = seedOf(input.task, input.seed);
       const intent = typeof input.args.intent === 'string' ? input.args.intent : '';
-      const inherited = trustedAtomsIn(provenanceIndexOf(context), intent);
+      const inherited = trustedAtomsIn(provenanceIndex, intent);
       return { decision, request, ...approval, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
     });
   };

@@ -16,7 +16,7 @@
 import { z } from 'zod';
 import type { ActionFeatures } from './action-features';
 import type { AgentBaseline } from './baseline';
-import { eventsWithin, identicalRun, type MonitorHistory } from './monitor-history';
+import { countWithin, eventsWithin, identicalRun, rowsWithin, type MonitorHistory } from './monitor-history';
 import { SIGNALS, usableBaseline, type ScoreReason, type ScoringOptions } from './score-action';
 
 export const RESPONSES = ['alert', 'step-up', 'block', 'remediate'] as const;
@@ -100,11 +100,11 @@ export function triggerHolds(trigger: ResponseTrigger, ctx: ResponseContext): st
     case 'score':
       return ctx.score > trigger.above ? `anomaly score ${ctx.score} > ${trigger.above}` : undefined;
     case 'denied': {
-      const n = eventsWithin(history, now, trigger.windowMs).filter((e) => e.refused).length;
+      const n = countWithin(history, now, trigger.windowMs, 'refused');
       return n >= trigger.count ? `${n} refused ${windowText(trigger.windowMs)}` : undefined;
     }
     case 'failed': {
-      const n = eventsWithin(history, now, trigger.windowMs).filter((e) => e.failed !== undefined).length;
+      const n = countWithin(history, now, trigger.windowMs, 'failed');
       return n >= trigger.count ? `${n} failed ${windowText(trigger.windowMs)}` : undefined;
     }
     case 'signal': {
@@ -122,15 +122,19 @@ export function triggerHolds(trigger: ResponseTrigger, ctx: ResponseContext): st
     }
     case 'calls': {
       if (!matchesTool(trigger.tools, features.tool)) return undefined;
-      const events = eventsWithin(history, now, trigger.windowMs).filter((e) => matchesTool(trigger.tools, e.tool));
-      const n = trigger.windowMs === undefined && trigger.tools === undefined ? history.calls : events.length;
+      // The whole run's count comes from the running totals (they hold the folded events too).
+      const n =
+        trigger.windowMs !== undefined
+          ? eventsWithin(history, now, trigger.windowMs).filter((e) => matchesTool(trigger.tools, e.tool)).length
+          : trigger.tools === undefined
+            ? history.calls
+            : Object.entries(history.callsByTool).reduce((sum, [tool, calls]) => sum + (matchesTool(trigger.tools, tool) ? calls : 0), 0);
       return n > trigger.more ? `${n} actions ${windowText(trigger.windowMs)}` : undefined;
     }
     case 'rows': {
       if (features.rows === undefined) return undefined;
       // Refused actions changed nothing; the action about to run counts with its measured rows.
-      const events = eventsWithin(history, now, trigger.windowMs).filter((e) => !e.refused && (trigger.operation === undefined || e.operation === trigger.operation));
-      const n = events.reduce((sum, e) => sum + (e.rows ?? 0), 0);
+      const n = rowsWithin(history, now, trigger.windowMs, trigger.operation);
       return n > trigger.more ? `${n} rows${trigger.operation === undefined ? '' : ` (${trigger.operation})`} ${windowText(trigger.windowMs)}` : undefined;
     }
     case 'usual': {

@@ -33,6 +33,11 @@ export interface PolicyRequestContext {
   priorOutputIndexes?: readonly IndexedTexts[];
   /** A sub-agent's inherited provenance: the root user's values and the atoms its parent had from trusted data. */
   seed?: ProvenanceSeed;
+  /**
+   * The provenance index of the fields above, when the caller keeps one (a worker extends its
+   * task's index step by step: policies/engine/incremental-provenance.ts); built from them otherwise.
+   */
+  provenanceIndex?: ProvenanceIndex;
   /** What the call does or did, as Warden measured it (never the agent's claim), merged over what the descriptor declares. */
   effect: ToolEffect | undefined;
   now: string;
@@ -261,7 +266,7 @@ export function buildPolicyRequest(context: PolicyRequestContext): PolicyRequest
     ...(descriptor === undefined ? {} : { descriptor }),
     agent: { name: context.task.agent.name, depth: context.depth, chain: context.chain, id: context.workflowId },
     now: context.now,
-    index: provenanceIndexOf(context),
+    index: context.provenanceIndex ?? provenanceIndexOf(context),
     ...(context.effect === undefined ? {} : { measured: context.effect }),
     ...(context.state?.paid === undefined ? {} : { paid: context.state.paid }),
   });

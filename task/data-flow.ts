@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { FileWriteSchema, Sha256Schema, StepArchiveSchema } from './data-refs';
 import { AgentTaskInputSchema, ModelTurnSchema, StepRecordSchema, type AgentTaskInput } from './task-run';
+import { CarriedMonitorSchema } from '../monitoring/monitor-carry';
 
 export * from './data-refs';
 
@@ -64,6 +65,8 @@ export const CarriedStateSchema = z.strictObject({
     snapshotTaken: z.boolean(),
     writes: z.array(FileWriteSchema),
   }),
+  /** The monitor's state (bounded summary, monitoring/monitor-carry.ts); runs from before it carry none. */
+  monitor: CarriedMonitorSchema.optional(),
 });
 export type CarriedState = z.infer<typeof CarriedStateSchema>;
 

@@ -82,6 +82,8 @@ export interface AgentRunOptions {
    * vouched for the previous run.
    */
   continuedDeadlineAt?: number;
+  /** A run of the data flow (agent-task-flow.ts): it may continue as new. */
+  dataFlow?: boolean;
 }
 
 /** The task tree's key for recovery activities: the root's workflow id and, for newer trees, its run. */
@@ -95,7 +97,7 @@ export function treeOf(run: Pick<AgentRun, 'rootWorkflowId' | 'rootRunId'>): { r
  */
 export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input, options: AgentRunOptions = {}): AgentRun {
   const { task } = input;
-  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0);
+  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0, options.dataFlow ?? false);
   const origin = originOf(input, raw, patches);
   const { depth, lineage, isRoot } = origin;
   const info = workflowInfo();

@@ -27,6 +27,7 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
   const root = { task: input.task };
   const run = startAgentRun(root, root, {
     deadlineTimers: false,
+    dataFlow: true,
     stepBase: carried?.steps ?? 0,
     ...(input.deadlineAt === undefined ? {} : { continuedDeadlineAt: input.deadlineAt }),
   });
@@ -40,6 +41,8 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
     run.saga.compensations.push(...(carried.saga.compensations as typeof run.saga.compensations));
     run.saga.notUndoable.push(...carried.saga.notUndoable);
     run.saga.snapshotTaken = carried.saga.snapshotTaken;
+    // The monitor goes on from where the previous run left it (history, armed rules, step-up, alerts).
+    if (carried.monitor !== undefined) run.monitor.resume(carried.monitor);
   }
   // The monitor scores every action as on the original loop (monitor-step.ts); a blocked task ends blocked.
   const result = await run.monitor.settle(run, await runLoop(run, input));

@@ -22,6 +22,7 @@ import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures, type Meas
 import type { EgressWatch } from '../monitoring/egress-watch';
 import type { Alert } from '../monitoring/alert';
 import type { AgentBaseline } from '../monitoring/baseline';
+import { carriedAlerts, carryHistory, longestWindowMs, resumeHistory, type CarriedMonitor } from '../monitoring/monitor-carry';
 import { emptyHistory, recordOutcome, recordProposed, type MonitorEvent } from '../monitoring/monitor-history';
 import { fireRules, strongerResponse, type FiredRule, type Response, type ResponseRule } from '../monitoring/response-rule';
 import { scoreOf, scoreOutcome, scoreProposed, usableBaseline, type ScoreReason, type ScoringOptions, type TreeHosts } from '../monitoring/score-action';
@@ -76,15 +77,16 @@ export class TaskMonitor {
   /** A sub-agent without a usable baseline: its nearest ancestor's hosts (network scoring only). */
   private treeHosts: TreeHosts | undefined;
   private rules: ResponseRule[] = [];
-  private readonly history = emptyHistory();
-  private readonly armed: Record<string, boolean> = {};
+  /** The task's actions so far; a continued data-flow run starts from its previous run's summary (`resume`). */
+  private history = emptyHistory();
+  private armed: Record<string, boolean> = {};
   private readonly steps = new Map<number, StepEntry>();
   private stepUp: string | undefined;
   private blocked: Blocked | undefined;
   private remediateRequested = false;
   /** The loop is over: the task is ending. */
   private settling = false;
-  private readonly alerts: Alert[] = [];
+  private alerts: Alert[] = [];
   private readonly deliveries: Promise<void>[] = [];
   private readonly runningChildren = new Set<string>();
   private alertCount = 0;
@@ -165,6 +167,37 @@ export class TaskMonitor {
     this.rules = setup.rules;
     this.active = true;
     this.assertRunning();
+  }
+
+  /**
+   * Starts a continued data-flow run from what its previous run carried (monitor-carry.ts): the
+   * same task scores and responds as if every step had run in this one. Call before `begin`; only
+   * with a carried state Temporal vouched for (agent-task.ts `trustedFlowInput`).
+   */
+  resume(carried: CarriedMonitor): void {
+    if (!this.enabled) return;
+    this.history = resumeHistory(carried);
+    this.armed = { ...carried.armed };
+    if (carried.stepUp !== undefined) this.stepUp = carried.stepUp;
+    this.alerts = carried.alerts.map((a) => ({ ...a }));
+  }
+
+  /**
+   * Before the run continues as new: waits for alert deliveries still on their way (they would be
+   * dropped with the run), ends the task if it was blocked meanwhile, and returns what the next run
+   * needs (undefined for an unmonitored run).
+   */
+  async handOver(): Promise<CarriedMonitor | undefined> {
+    if (!this.enabled) return undefined;
+    await CancellationScope.nonCancellable(() => Promise.all(this.deliveries));
+    this.assertRunning();
+    if (!this.active) return undefined;
+    return {
+      ...carryHistory(this.history, Date.now(), longestWindowMs(this.rules)),
+      armed: { ...this.armed },
+      ...(this.stepUp === undefined ? {} : { stepUp: this.stepUp }),
+      alerts: carriedAlerts(this.alerts),
+    };
   }
 
   /** Throws the task's end when it is blocked: no action starts after a block. */

@@ -12,7 +12,8 @@
  *   the time left, so no timer is started per call.
  * - References: the task by digest, the transcript by the head of its chain plus the steps since.
  * - Continue-as-new every so many events, bytes or step bytes, carrying the loop's and the saga's
- *   state; the run's steps are archived in the blob store first.
+ *   state and the monitor's (a bounded summary, monitoring/monitor-carry.ts); the run's steps are
+ *   archived in the blob store first.
  *
  * Deterministic: workflow code.
  */
@@ -283,6 +284,7 @@ export class TaskFlow {
   async continueAsNew(run: AgentRun, input: AgentTaskFlowInput): Promise<never> {
     // A notice still on its way would be dropped with this run.
     await CancellationScope.nonCancellable(() => run.approvals.flushNotices());
+    const monitor = run.patches.monitorCarried ? await run.monitor.handOver() : undefined;
     const archive = await archiving.archiveRun({ previous: this.archive, steps: run.state.steps, children: run.state.children, turns: run.state.turns ?? [] });
     const carried: CarriedState = {
       runs: this.runs,
@@ -293,6 +295,7 @@ export class TaskFlow {
       ...(this.foldedTurn === undefined ? {} : { pending: this.foldedTurn }),
       transcript: this.transcript(run),
       saga: { compensations: run.saga.compensations, notUndoable: run.saga.notUndoable, snapshotTaken: run.saga.snapshotTaken, writes: this.writes },
+      ...(monitor === undefined ? {} : { monitor }),
     };
     const next: AgentTaskFlowInput = {
       task: run.task,
@@ -307,6 +310,8 @@ export class TaskFlow {
       ...(input.flow === undefined ? {} : { flow: input.flow }),
     };
     assertFits(next, 'the state carried into the next run');
+    // A block that arrived while the run archived ends the task here, not in a next run that forgot it.
+    if (run.patches.monitorCarried) run.monitor.assertRunning();
     return continueAsNew<(input: AgentTaskFlowInput) => Promise<unknown>>(next);
   }
 }

@@ -38,6 +38,13 @@ export const MONITOR_PATCH = 'warden-monitor-1';
 export const MONITOR_NETWORK_PATCH = 'warden-monitor-network';
 
 /**
+ * A data-flow run hands the monitor's state to its next run (monitor-carry.ts) and waits for its
+ * alert deliveries first; older runs continued as new without it (their next runs start empty,
+ * which needs no marker: a run resumes only what its input carries).
+ */
+export const MONITOR_CARRIED_PATCH = 'warden-monitor-carried';
+
+/**
  * A task's MCP tool lists reach its activities by digest (`tools.mcpPins`), read back from the
  * worker's state store, and the servers' descriptions are added to provenance by the policy
  * activity; older runs send the full lists with every activity.
@@ -80,12 +87,14 @@ export interface WorkflowPatches {
   mcpPinsByDigest: boolean;
   modelStepsByDigest: boolean;
   monitorNetwork: boolean;
+  /** Only for a data-flow run (the only kind that continues as new): task-flow.ts `continueAsNew`. */
+  monitorCarried: boolean;
   /** Calls report the files they wrote, and the root's commit proves them (task-saga.ts). */
   commitProof: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
-export function decidePatches(isRoot: boolean, hasMcpServers = false): WorkflowPatches {
+export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false): WorkflowPatches {
   return {
     approvalUpdate: patched(APPROVAL_UPDATE_PATCH),
     callKeys: patched(CALL_KEY_PATCH),
@@ -107,7 +116,10 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false): WorkflowP
     mcpPinsByDigest: hasMcpServers && patched(MCP_PINS_BY_DIGEST_PATCH),
     modelStepsByDigest: patched(MODEL_STEPS_BY_DIGEST_PATCH),
     monitorNetwork: patched(MONITOR_NETWORK_PATCH),
-    commitProof: patched(COMMIT_PROOF_PATCH),
+    // Asked last: runs recorded before it replay every earlier question in the same order.
+    monitorCarried: dataFlow && patched(MONITOR_CARRIED_PATCH),
+    // After monitorCarried, for the same reason. The data flow proves its commit already: no marker there.
+    commitProof: !dataFlow && patched(COMMIT_PROOF_PATCH),
   };
 }
 

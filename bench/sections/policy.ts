@@ -17,6 +17,7 @@ import { emptyPolicyState, type PolicyState } from '../../policies/engine/policy
 import { RULE_TEMPLATES } from '../../policies/engine/rule-templates';
 import { figure, type BenchContext, type BenchSection, type Figure } from '../bench-section';
 import { interleaveSync, summarize } from '../stats';
+import { provenanceIndexFigure } from './provenance-index';
 
 const SIZES = [10, 100, 1000];
 const AGT_PACKAGE = 'agent-governance-toolkit-core';
@@ -356,6 +357,7 @@ export const policySection: BenchSection = {
       'engine.decide is timed on requests validated once (as buildPolicyRequest hands them to it); candidate rules come from the index by tool, effect tag and measured fact, rules asking the same question (equal parsed forms, or equal but for a threshold) are evaluated once per group (rule-groups.ts), each rule by its native check (Cedar is the checked reference, timed apart).',
       'The toolkit gets one single-condition rule per generated sentence (denials at a higher priority than audits and allows: deny overrides, as in Warden) and the facts Warden measures (row counts, amounts, rates, provenance) precomputed in its context; it stops at the first match and keeps no state.',
     );
+    figures.push(await provenanceIndexFigure(quick));
     return { figures, notes };
   },
 };

@@ -63,9 +63,13 @@ export async function startBenchWorker(context: BenchContext, kind: WorkerKind):
   const temporal = await temporalBench(context);
   const taskQueue = `warden-bench-${kind}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const started = performance.now();
+  // WARDEN_BENCH_CPU_PROF=<dir>: each worker writes a V8 CPU profile there when it stops (node's
+  // --cpu-prof, which NODE_OPTIONS may not carry), to see where a guarded step's worker time goes.
+  const profileDir = process.env.WARDEN_BENCH_CPU_PROF;
+  const profile = profileDir === undefined || profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${kind}-${Date.now()}-\${pid}.cpuprofile`];
   const child = spawn(
     process.execPath,
-    ['--require', require.resolve('tsx/cjs'), join(__dirname, 'bench-worker.ts'), kind, temporal.address, temporal.namespace, taskQueue, context.stateDir],
+    [...profile, '--require', require.resolve('tsx/cjs'), join(__dirname, 'bench-worker.ts'), kind, temporal.address, temporal.namespace, taskQueue, context.stateDir],
     { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, WARDEN_STATE_DIR: context.stateDir } },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -323,15 +323,26 @@ function mergeIndexedTexts(parts: readonly IndexedTexts[]): IndexedTexts {
 
 /** Indexes the sources once; classify many values against it. */
 export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceIndex {
-  const declared = leavesOf(sources.taskValues ?? []);
-  const userTexts = [sources.intent, ...declared];
-  const trustedTexts = leavesOf(sources.trusted ?? []);
   const toolTexts = leavesOf(sources.toolOutputs ?? []);
+  return {
+    user: indexUserValues(sources.intent, sources.taskValues ?? []),
+    trusted: indexTrustedData(sources.trusted ?? [], sources.trustedAtoms ?? []),
+    tools: mergeIndexedTexts([indexTexts(toolTexts), ...(sources.toolOutputIndexes ?? [])]),
+  };
+}
+
+/**
+ * The user's part of a provenance index (`ProvenanceIndex.user`): their request and declared
+ * values. A pure function of its arguments, so a worker may keep it per task (incremental-provenance.ts).
+ */
+export function indexUserValues(intent: string, taskValues: readonly unknown[]): IndexedTexts {
+  const declared = leavesOf(taskValues);
+  const userTexts = [intent, ...declared];
   // What the user gave by kind: their words read with the grammar (given-values.ts), and each
   // value they declared as the whole value its form says it is.
   // The request's values come from what it does not only mention ("is it a scam?", "do not pay
   // the $90 fee", "the mail from X": given-values.ts `withoutMentions`); declared values are whole.
-  const userAtomTexts = [withoutMentions(sources.intent), ...declared];
+  const userAtomTexts = [withoutMentions(intent), ...declared];
   const userTyped = new Set<string>();
   for (const text of userAtomTexts) for (const a of givenAtomsOfText(text)) userTyped.add(a);
   for (const value of declared) {
@@ -339,9 +350,23 @@ export function buildProvenanceIndex(sources: ProvenanceSources): ProvenanceInde
     const host = declaredHost(value);
     if (host !== undefined) userTyped.add(`host:${host}`);
   }
-  const trustedTyped = givenAtomsOfData(sources.trusted ?? []);
-  for (const a of sources.trustedAtoms ?? []) trustedTyped.add(a);
-  return { user: indexTexts(userTexts, userTyped, userAtomTexts), trusted: indexTexts(trustedTexts, trustedTyped), tools: mergeIndexedTexts([indexTexts(toolTexts), ...(sources.toolOutputIndexes ?? [])]) };
+  return indexTexts(userTexts, userTyped, userAtomTexts);
+}
+
+/** The trusted part of a provenance index (`ProvenanceIndex.trusted`): the user's own data and inherited trusted atoms. */
+export function indexTrustedData(trusted: readonly unknown[], trustedAtoms: readonly string[]): IndexedTexts {
+  const trustedTyped = givenAtomsOfData(trusted);
+  for (const a of trustedAtoms) trustedTyped.add(a);
+  return indexTexts(leavesOf(trusted), trustedTyped);
+}
+
+/** Whether an untrusted output holds any string or number (one that holds none adds nothing to an index). */
+export function hasLeaves(output: unknown): boolean {
+  if (typeof output === 'string') return true;
+  if (typeof output === 'number') return Number.isFinite(output);
+  if (Array.isArray(output)) return output.some(hasLeaves);
+  if (output !== null && typeof output === 'object') return Object.values(output).some(hasLeaves);
+  return false;
 }
 
 /**

@@ -303,17 +303,20 @@ describe('long tasks', () => {
 
   // The policy state every call carries keeps recent calls only as long as a rate rule of the task
   // can read them (none without one): rates still hold, also across runs, and the state stays bounded.
+  // The monitor counts refusals across runs too: the foundation's "block the task and roll it back
+  // when it is denied 5 times in a minute" stops the rate-limited task at its fifth refusal, as on
+  // the original loop.
   it.each([
-    ['no rate rule', [], 0],
-    ['a rate rule of 3 calls per hour', ['never make more than 3 tool calls per hour'], 9],
-  ] as const)('with %s, rates hold across runs and the carried policy state stays bounded', async (_what, policies, denied) => {
+    ['no rate rule', [], 0, 'completed'],
+    ['a rate rule of 3 calls per hour', ['never make more than 3 tool calls per hour'], 5, 'blocked'],
+  ] as const)('with %s, rates hold across runs and the carried policy state stays bounded', async (_what, policies, denied, status) => {
     const { workspace, dbFile } = await fixture();
     const workflowId = `flow-rate-${denied}-${Date.now()}`;
     const script = [...Array.from({ length: 12 }, (_, i) => ({ tool: 'add', args: { a: i, b: 1 } })), { final: 'done' }];
     const raw = await followAgentTask(await start(task(workspace, dbFile, script, { policies: [...policies], limits: { onDeny: 'continue', maxSteps: 50, deadline: '10m' } }), workflowId, { maxRunEvents: 50 }));
     // Every run's steps (earlier runs' are archived in the blob store).
     const result = await assembleTaskResult(raw, blobs);
-    expect(result.status).toBe('completed');
+    expect(result.status).toBe(status);
     const codes = result.steps.map((s) => s.error?.code ?? (s.executed ? 'ran' : 'refused'));
     expect(codes.filter((c) => c === 'ERR_POLICY_DENIED')).toHaveLength(denied);
     expect(codes.slice(0, 3)).toEqual(['ran', 'ran', 'ran']);
