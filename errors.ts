@@ -184,6 +184,21 @@ export class WardenError extends Error {
 export interface TaskFileIssue {
   readonly path: string;
   readonly message: string;
+  /** Where in the file (1-based), when the loader could tell: printed as `file:line:column`. */
+  readonly line?: number;
+  readonly column?: number;
+  /** The offending line of the file, printed under the issue with a caret at `column`. */
+  readonly excerpt?: string;
+}
+
+/** One issue as printed: `  file:line:column: path: message`, then the offending line and a caret. */
+function taskFileIssueText(file: string, issue: TaskFileIssue): string {
+  if (issue.line === undefined) return `  ${file}: ${issue.path === '' ? '(top level)' : issue.path}: ${issue.message}`;
+  const head = `  ${file}:${issue.line}:${issue.column ?? 1}: ${issue.path === '' ? '' : `${issue.path}: `}${issue.message}`;
+  if (issue.excerpt === undefined) return head;
+  const gutter = String(issue.line).length;
+  const caret = `${' '.repeat(Math.max(0, (issue.column ?? 1) - 1))}^`;
+  return `${head}\n    ${issue.line} | ${issue.excerpt}\n    ${' '.repeat(gutter)} | ${caret}`;
 }
 
 export class TaskFileError extends WardenError {
@@ -191,7 +206,7 @@ export class TaskFileError extends WardenError {
   readonly issues: readonly TaskFileIssue[];
 
   constructor(code: 'ERR_TASK_FILE_UNREADABLE' | 'ERR_TASK_FILE_INVALID', file: string, issues: readonly TaskFileIssue[], cause?: unknown) {
-    const lines = issues.map((i) => `  ${file}: ${i.path === '' ? '(top level)' : i.path}: ${i.message}`);
+    const lines = issues.map((i) => taskFileIssueText(file, i));
     super(code, `${code === 'ERR_TASK_FILE_UNREADABLE' ? 'cannot read task file' : 'invalid task file'} ${file}\n${lines.join('\n')}`, {
       details: { file, issues },
       cause,

@@ -27,13 +27,22 @@ export function formatStep(step: StepRecord, path: readonly string[] = []): stri
   return `  ${who}#${step.index} ${step.tool} ${compact(step.args)} -> ${decision}${step.decision === 'deny' ? ` (${step.reason})` : ''}; ${outcome}${undone}${score}`;
 }
 
-function formatTask(result: TaskResult, path: string[], lines: string[]): void {
+/** How `warden run` names a step it printed as it ran (its task's workflow id and the step's index). */
+export function shownStepKey(workflowId: string, index: number): string {
+  return `${workflowId}#${index}`;
+}
+
+function formatTask(result: TaskResult, path: string[], lines: string[], shown: ReadonlyMap<string, string>): void {
   const indent = '  '.repeat(path.length);
   lines.push(`${indent}${path.length === 0 ? 'task' : 'sub-agent'} ${result.agent} (${result.workflowId}): ${result.status.toUpperCase()}${result.reason ? ` - ${result.reason}` : ''}`);
-  lines.push(`${indent}  model ${result.model.id}@${result.model.version}, ${result.steps.length} step(s)`);
-  for (const step of result.steps) lines.push(indent + formatStep(step));
+  // A step shown before its record was final (a score added after it ran) is listed as it ended.
+  const unseen = result.steps.filter((step) => shown.get(shownStepKey(result.workflowId, step.index)) !== formatStep(step));
+  const seen = result.steps.length - unseen.length;
+  const above = seen === 0 ? '' : unseen.length === 0 ? ', shown above as they ran' : `, ${seen} shown above as they ran`;
+  lines.push(`${indent}  model ${result.model.id}@${result.model.version}, ${result.steps.length} step(s)${above}`);
+  for (const step of unseen) lines.push(indent + formatStep(step));
   for (const alert of result.alerts ?? []) lines.push(`${indent}  alert ${alert.id}: ${formatAlert(alert)}`);
-  for (const child of result.children) formatTask(child, [...path, child.agent], lines);
+  for (const child of result.children) formatTask(child, [...path, child.agent], lines, shown);
   if (result.final) {
     lines.push(`${indent}  final: ${result.final.answer}`);
     for (const claim of result.final.claims) lines.push(`${indent}    claim: ${claimText(claim)}`);
@@ -60,9 +69,14 @@ function formatClaims(result: TaskResult, lines: string[]): void {
   }
 }
 
-export function formatSummary(result: TaskResult): string {
+/**
+ * The summary `warden run` prints at the end. `shown` holds the steps printed as they ran (key
+ * from {@link shownStepKey} → the `formatStep` line printed): those are counted, not repeated, so
+ * each step is printed once; one whose record changed after it was shown is listed as it ended.
+ */
+export function formatSummary(result: TaskResult, shown: ReadonlyMap<string, string> = new Map()): string {
   const lines: string[] = [];
-  formatTask(result, [], lines);
+  formatTask(result, [], lines, shown);
   formatClaims(result, lines);
   return lines.join('\n');
 }

@@ -8,6 +8,7 @@
 import { processIo, type CliIo } from './cli-io';
 import { EXIT } from './exit-codes';
 import { packageVersion } from './package-version';
+import { nearestName } from '../task/field-suggestions';
 
 type Command = (argv: string[], io: CliIo) => Promise<number>;
 interface LoadedCommand {
@@ -83,22 +84,7 @@ export function overview(): string {
 
 /** The known command nearest to a mistyped one, when it is close enough to be a typo. */
 function nearest(name: string): string | undefined {
-  let best: { name: string; distance: number } | undefined;
-  for (const candidate of Object.keys(COMMANDS)) {
-    const distance = editDistance(name, candidate);
-    if (best === undefined || distance < best.distance) best = { name: candidate, distance };
-  }
-  return best !== undefined && best.distance <= Math.max(1, Math.floor(name.length / 3)) ? best.name : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    row = next;
-  }
-  return row[b.length]!;
+  return nearestName(name, Object.keys(COMMANDS));
 }
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {

@@ -75,17 +75,18 @@ export async function agentTaskResult(handle: Pick<WorkflowHandle<typeof agentTa
 
 /** Something new seen while following a task: a finished step, or an action now held for approval. */
 export type ProgressEvent =
-  | { kind: 'step'; step: StepRecord; path: string[] }
+  /** `workflowId`: the (sub-)task the step belongs to; `path` names its agents, which repeat when a sub-agent is spawned twice. */
+  | { kind: 'step'; step: StepRecord; path: string[]; workflowId: string }
   | { kind: 'approval'; pending: PendingApproval; workflowId: string; path: string[] };
 
 function collectEvents(state: TaskState | TaskResult, path: string[], out: ProgressEvent[]): void {
-  for (const step of state.steps) if (step.executed || step.decision === 'deny') out.push({ kind: 'step', step, path });
+  for (const step of state.steps) if (step.executed || step.decision === 'deny') out.push({ kind: 'step', step, path, workflowId: state.workflowId });
   for (const pending of 'pendingApprovals' in state ? (state.pendingApprovals ?? []) : []) out.push({ kind: 'approval', pending, workflowId: state.workflowId, path });
   for (const child of state.children) collectEvents(child, [...path, child.agent], out);
 }
 
 function eventKey(event: ProgressEvent): string {
-  return event.kind === 'step' ? `${event.path.join('/')}#${event.step.index}` : `${event.workflowId}?${event.pending.requestId}`;
+  return event.kind === 'step' ? `${event.workflowId}#${event.step.index}` : `${event.workflowId}?${event.pending.requestId}`;
 }
 
 /**

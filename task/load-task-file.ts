@@ -5,7 +5,7 @@
  */
 import { open } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
@@ -32,6 +32,10 @@ import {
   MAX_TASK_NESTING,
   MAX_YAML_ALIASES,
 } from './task-file-limits';
+import { locatedIssue, taskFileLocator, type TaskFileLocator } from './task-file-locations';
+import { fieldsAt, unknownFieldMessage } from './field-suggestions';
+import { taskPathIssues } from './task-path-issues';
+import { dataFlowIssues } from './data-flow-eligibility';
 
 function pathOf(path: readonly PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? String(p) : String(p))).join('.');
@@ -59,21 +63,52 @@ function expandUnions(issues: readonly z.core.$ZodIssue[], base: readonly Proper
   });
 }
 
-/** Turns zod issues into readable ones: unions say which shapes were possible. */
-export function issuesFromZod(error: z.ZodError): TaskFileIssue[] {
-  return expandUnions(error.issues).map((issue) => {
-    if (issue.code === 'unrecognized_keys') {
-      return { path: pathOf(issue.path), message: `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` };
-    }
-    if (issue.code === 'invalid_key') {
-      // A record key that breaks its rule: say which rule, not "Invalid key in record".
-      return { path: pathOf(issue.path), message: `the key is invalid: ${issue.issues.map((i) => i.message.replace(/^Invalid input: /, '')).join('; ')}` };
-    }
-    if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
-      return { path: pathOf(issue.path), message: `required field is missing (expected ${issue.expected})` };
-    }
-    return { path: pathOf(issue.path), message: issue.message.replace(/^Invalid input: /, '') };
+/** Fields Warden sets itself: never offered as what a mistyped field meant. */
+const SET_BY_WARDEN = ['mcpPinned', 'mcpPins', 'source'];
+
+/**
+ * Turns zod issues into readable ones: unions say which shapes were possible, an unknown field
+ * says which field it most likely means (one issue per field). With `locator`, each issue says
+ * where in the file it is (an unknown field at its key).
+ */
+export function issuesFromZod(error: z.ZodError, locator?: TaskFileLocator, document?: unknown): TaskFileIssue[] {
+  const unknownField = (path: readonly PropertyKey[], key: string) =>
+    locatedIssue({ path: pathOf(path), message: unknownFieldMessage(TaskSchema, path, key, SET_BY_WARDEN, document) }, locator, [...path, key]);
+  return expandUnions(error.issues).flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownField(issue.path, key));
+    // A value that fits none of a union's shapes: its fields no shape has are most likely typos.
+    const typos = issue.code === 'invalid_union' ? unknownFieldsOf(valueAt(document, issue.path), fieldsAt(TaskSchema, issue.path, document)) : [];
+    return [locatedIssue(readableIssue(issue), locator, issue.path), ...typos.map((key) => unknownField(issue.path, key))];
   });
+}
+
+function valueAt(document: unknown, path: readonly PropertyKey[]): unknown {
+  let value = document;
+  for (const key of path) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  return value;
+}
+
+/** Keys of a plain object that are none of `fields` (nothing when `fields` is empty: no object shape there). */
+function unknownFieldsOf(value: unknown, fields: readonly string[]): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || fields.length === 0) return [];
+  return Object.keys(value).filter((key) => !fields.includes(key));
+}
+
+/** One zod issue in words. */
+function readableIssue(issue: z.core.$ZodIssue): TaskFileIssue {
+  if (issue.path.length === 0 && issue.code === 'invalid_type') {
+    const found = / received (\w+)$/.exec(issue.message)?.[1];
+    const what = found === undefined || found === 'null' || found === 'undefined' ? 'nothing' : `a ${found === 'array' ? 'list' : found}`;
+    return { path: '', message: `the file holds ${what}: a task file is a mapping of fields (user, intent, agent, …; examples/hello.yaml is one)` };
+  }
+  if (issue.code === 'invalid_key') {
+    // A record key that breaks its rule: say which rule, not "Invalid key in record".
+    return { path: pathOf(issue.path), message: `the key is invalid: ${issue.issues.map((i) => i.message.replace(/^Invalid input: /, '')).join('; ')}` };
+  }
+  if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+    return { path: pathOf(issue.path), message: `required field is missing (expected ${issue.expected})` };
+  }
+  return { path: pathOf(issue.path), message: issue.message.replace(/^Invalid input: /, '') };
 }
 
 function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: string, issues: TaskFileIssue[]): void {
@@ -359,19 +394,50 @@ function secretFilesInWorkspace(task: Task): TaskFileIssue[] {
 
 /**
  * Validates an already-parsed task document. `file` names it in errors; `baseDir` anchors
- * relative resource paths.
+ * relative resource paths; `locator` (of the file's text) adds where each problem is written.
  */
-export function parseTask(document: unknown, file: string, baseDir: string): Task {
+export function parseTask(document: unknown, file: string, baseDir: string, locator?: TaskFileLocator): Task {
   const parsed = TaskSchema.safeParse(document);
-  if (!parsed.success) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issuesFromZod(parsed.error));
+  if (!parsed.success) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issuesFromZod(parsed.error, locator, document));
   const task = resolveTaskPaths(parsed.data, baseDir);
   const issues = [...checkTaskReferences(task), ...secretFilesInWorkspace(task)];
-  if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
+  if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues.map((issue) => locatedIssue(issue, locator)));
   return task;
+}
+
+/** A locator of `text` built on first use (only a file with problems needs one). */
+function lazyLocator(text: string): TaskFileLocator {
+  let built: TaskFileLocator | undefined;
+  const get = () => (built ??= taskFileLocator(text));
+  return { locate: (path) => get().locate(path), at: (offset) => get().at(offset) };
 }
 
 function invalid(file: string, message: string, path = ''): TaskFileError {
   return new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path, message }]);
+}
+
+/** The character offset a JSON.parse error names ("at position 42", or "line 3 column 5"), else the end of the text. */
+function jsonErrorOffset(text: string, message: string): number {
+  const position = /at position (\d+)/.exec(message);
+  if (position !== null) return Number(position[1]);
+  const lineColumn = /line (\d+) column (\d+)/.exec(message);
+  if (lineColumn === null) return text.length;
+  let offset = 0;
+  for (let line = 1; line < Number(lineColumn[1]); line += 1) offset = text.indexOf('\n', offset) + 1;
+  return offset + Number(lineColumn[2]) - 1;
+}
+
+/** A syntax error as one issue: `file:line:column`, what is wrong, and the offending line under it. */
+function syntaxError(file: string, text: string, language: 'YAML' | 'JSON', offset: number, message: string): TaskFileError {
+  const where = lineExcerpt(text, offset);
+  return new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path: '', message: `not valid ${language}: ${message}`, ...where }]);
+}
+
+function lineExcerpt(text: string, offset: number): { line: number; column: number; excerpt: string } {
+  const { line, column } = lineColumnOf(text, offset);
+  const start = text.lastIndexOf('\n', offset - 1) + 1;
+  const end = text.indexOf('\n', start);
+  return { line, column, excerpt: text.slice(start, end < 0 ? text.length : end).replace(/\r$/, '') };
 }
 
 /**
@@ -391,19 +457,23 @@ export function parseTaskText(text: string, file: string): unknown {
     try {
       document = JSON.parse(text) as unknown;
     } catch (error) {
-      throw invalid(file, `not valid JSON: ${(error as Error).message}`);
+      throw syntaxError(file, text, 'JSON', jsonErrorOffset(text, (error as Error).message), (error as Error).message.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, ''));
     }
   } else {
-    const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-    if (doc.errors.length > 0) {
-      throw new TaskFileError(
-        'ERR_TASK_FILE_INVALID',
-        file,
-        doc.errors.map((e) => ({
-          path: '',
-          message: `not valid YAML at line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]}`,
-        })),
-      );
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
+    const first = doc.errors[0];
+    if (first !== undefined) {
+      // One error: the parser's later ones mostly follow from the first (an unclosed bracket).
+      const more = doc.errors.length - 1;
+      // An unclosed quote is reported where the file ends: show where it opens.
+      const quote = /^Missing closing (["'])quote/.exec(first.message)?.[1];
+      const opened = quote === undefined ? -1 : text.lastIndexOf(quote, first.pos[0] - 1);
+      const message =
+        first.code === 'MULTIPLE_DOCS'
+          ? 'a task file holds one document, and this "---" starts a second'
+          : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      throw syntaxError(file, text, 'YAML', opened >= 0 ? opened : first.pos[0], `${message}${more > 0 ? ` (the parser found ${more} more error(s) after this one, which may follow from it)` : ''}`);
     }
     try {
       document = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
@@ -458,9 +528,19 @@ export async function readTaskFileText(file: string): Promise<string> {
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
-/** Loads, validates and resolves a task file. Throws TaskFileError (exit code 2 in the CLI). */
+/**
+ * Loads, validates and resolves a task file: its syntax, fields and references, every path it
+ * names (task/task-path-issues.ts) and whether what it asks for can be honoured (`dataFlow`:
+ * task/data-flow-eligibility.ts). Every issue says where in the file it is. Throws
+ * TaskFileError (exit code 2 in the CLI).
+ */
 export async function loadTaskFile(file: string): Promise<Task> {
   const text = await readTaskFileText(file);
+  const locator = lazyLocator(text);
+  const baseDir = dirname(resolve(file));
+  const task = parseTask(parseTaskText(text, file), file, baseDir, locator);
+  const issues = [...dataFlowIssues(task), ...(await taskPathIssues(task, baseDir))];
+  if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues.map((issue) => locatedIssue(issue, locator)));
   // Where the task came from: kept from its agents like its policy packs (worker/warden-resources.ts).
-  return { ...parseTask(parseTaskText(text, file), file, dirname(resolve(file))), source: resolve(file) };
+  return { ...task, source: resolve(file) };
 }

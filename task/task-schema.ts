@@ -342,7 +342,8 @@ export const TaskSchema = z.strictObject({
   /**
    * Opt in to the data flow (data-plane affinity, claim checks, continue-as-new, one round trip
    * per step: dataplane/README.md). Taken only by a root task with no sub-agents, MCP tool sources,
-   * `mcp serve` session or `resources.allowHostCode`; any other task runs on the original loop.
+   * `mcp serve` session or `resources.allowHostCode`; a task file asking for it with any of those
+   * is refused at load (task/data-flow-eligibility.ts), a task started otherwise runs on the original loop.
    */
   dataFlow: z.boolean().optional(),
   /**

@@ -18,12 +18,12 @@ export const LOGS_USAGE = `usage: warden logs <workflowId> [--follow] [--json]
   Prints the task's steps (and its sub-agents'), the actions waiting for approval and, once the
   task ended, its outcome. Never starts a Temporal server.
   --follow  keep printing as the task goes on, until it ends
-  --json    one JSON object a line: { kind: "step", path, step }, { kind: "approval", path,
+  --json    one JSON object a line: { kind: "step", path, workflowId, step }, { kind: "approval", path,
             workflowId, pending }, and last { kind: "result", result } once the task ended
   Exit 0 when the task completed (or, without --follow, still runs), 1 otherwise.`;
 
 function eventsOf(state: TaskState | TaskResult, path: string[], out: ProgressEvent[]): void {
-  for (const step of state.steps) out.push({ kind: 'step', step, path });
+  for (const step of state.steps) out.push({ kind: 'step', step, path, workflowId: state.workflowId });
   for (const pending of 'pendingApprovals' in state ? state.pendingApprovals : []) out.push({ kind: 'approval', pending, workflowId: state.workflowId, path });
   for (const child of state.children) eventsOf(child, [...path, child.agent], out);
 }

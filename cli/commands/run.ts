@@ -24,14 +24,16 @@ import type { WardenWorker } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { defaultTaskQueue } from '../default-task-queue';
-import { formatPendingApproval, formatRecovery, formatStep, formatSummary } from '../format-summary';
+import { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
-  Runs the task and prints each step as it finishes, each action held for approval (with the
-  command that decides it), then a summary. Ctrl-C cancels the task: its compensations run and
+  Checks the task file first (fields, every path it names, dataFlow): a bad file exits 2 with each
+  problem at file:line:column. Runs the task and prints each step as it finishes, each action held
+  for approval (with the command that decides it), then a summary that lists only steps not shown
+  yet (each step is printed once). Ctrl-C cancels the task: its compensations run and
   one line says what was undone (exit 130); Ctrl-C again leaves it to the next worker.
   --json              print one JSON object with the result on stdout
   --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>)
@@ -143,9 +145,14 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       };
       process.on('SIGINT', onSigint);
 
+      // Steps printed as they run are counted, not repeated, by the summary.
+      const shown = new Map<string, string>();
       const onProgress = (event: ProgressEvent) => {
         if (event.kind === 'approval') io.stderr(`${formatPendingApproval(event.workflowId, event.pending)}\n`);
-        else if (!json) io.stderr(`${formatStep(event.step, event.path)}\n`);
+        else if (!json) {
+          io.stderr(`${formatStep(event.step, event.path)}\n`);
+          shown.set(shownStepKey(event.workflowId, event.step.index), formatStep(event.step));
+        }
       };
       const following = new AbortController();
       // A long task's earlier steps and claim-checked outputs come back from the shared blob store.
@@ -172,7 +179,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         return EXIT_INTERRUPTED;
       }
       const result = outcome;
-      io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result)}\n`);
+      io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result, shown)}\n`);
       if (interrupted) {
         log(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${handle.workflowId}: ${formatRecovery(result)}`);
         return EXIT_INTERRUPTED;

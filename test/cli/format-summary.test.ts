@@ -81,3 +81,23 @@ describe('a step line, by how the action was decided', () => {
     expect(formatStep(step)).toContain(expected);
   });
 });
+
+describe('the summary after steps were shown as they ran', () => {
+  const step = (index: number, tool: string): StepRecord => ({ index, turn: index, kind: 'tool', tool, args: {}, decision: 'allow', reason: 'allowed', executed: true, output: index, startedAt: '2026-11-30T00:00:00.000Z', durationMs: 1 });
+  const withSteps: TaskResult = { ...result, claims: undefined, steps: [step(0, 'fs.read'), step(1, 'fs.write')] };
+  const stepLines = (text: string) => text.split('\n').filter((line) => /#\d+ /.test(line));
+
+  const line0 = formatStep(step(0, 'fs.read'));
+  const line1 = formatStep(step(1, 'fs.write'));
+  it.each([
+    ['none shown: every step listed', [], ['  #0 fs.read {} -> allowed; ok 0', '  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s)\n'],
+    ['all shown: counted, none repeated', [['wf#0', line0], ['wf#1', line1]], [], ', 2 step(s), shown above as they ran\n'],
+    ['some shown: only the others listed', [['wf#0', line0]], ['  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s), 1 shown above as they ran\n'],
+    ["another task's steps shown: this one's all listed", [['wf/child-1#0', line0], ['wf/child-1#1', line1]], ['  #0 fs.read {} -> allowed; ok 0', '  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s)\n'],
+    ['shown before its record was final: listed as it ended', [['wf#0', line0], ['wf#1', line1.replace('ok 1', 'ok 0')]], ['  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s), 1 shown above as they ran\n'],
+  ] as [string, [string, string][], string[], string][])('%s', (_what, shown, listed, count) => {
+    const summary = formatSummary(withSteps, new Map(shown));
+    expect(stepLines(summary)).toEqual(listed);
+    expect(summary).toContain(count);
+  });
+});

@@ -66,9 +66,11 @@ describe('warden run', () => {
     );
     const { code, stdout, stderr } = await warden(['run', file]);
     expect(code).toBe(1);
-    expect(stderr).toContain('#0 sql.exec');
-    expect(stdout).toContain('DENIED');
-    expect(stdout).toContain('ERR_TOOL_UNKNOWN');
+    // The step as it ran (stderr), once; the summary (stdout) says how the task ended.
+    expect(stderr).toMatch(/#0 sql\.exec .*DENIED.*ERR_TOOL_UNKNOWN/);
+    expect(`${stderr}${stdout}`.split('#0 sql.exec').length - 1).toBe(1);
+    expect(stdout).toMatch(/^task rogue \(.*\): DENIED/);
+    expect(stdout).toContain('1 step(s), shown above as they ran');
   }, 120_000);
 
   it('rejects a bad task file with exit code 2, naming the file and the field', async () => {
@@ -79,8 +81,9 @@ describe('warden run', () => {
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr).toContain('ERR_TASK_FILE_INVALID');
-    expect(stderr).toContain(`${file}: agent.name:`);
-    expect(stderr).toContain(`${file}: agent.model.script:`);
+    // Compiler style: file:line:column, then the field.
+    expect(stderr).toContain(`${file}:4:3: agent.name:`);
+    expect(stderr).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:\\d+: agent\\.model\\.script:`));
   });
 
   it('exits 2 on usage errors', async () => {

@@ -1,5 +1,5 @@
 /** Bad task files: each error names the file, the field path and what was expected. */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +45,9 @@ describe('loadTaskFile', () => {
   });
 
   it('loads JSON and resolves resource paths against the file folder', async () => {
+    await mkdir(join(dir, 'ws'), { recursive: true });
+    await mkdir(join(dir, 'data'), { recursive: true });
+    await writeFile(join(dir, 'data/inv.db'), '');
     const task = await load(
       'ok.json',
       JSON.stringify({
@@ -99,7 +102,7 @@ describe('loadTaskFile', () => {
       message: /SHA-256/,
     },
     { name: 'claim of neither shape', text: valid.replace('- final: hi', '- final: hi\n        claims: [3]'), path: 'agent.model.script.0.claims.0', message: /a sentence, or \{ kind/ },
-    { name: 'YAML syntax', text: 'user: [unclosed\n', path: '', message: /not valid YAML at line \d+/ },
+    { name: 'YAML syntax', text: 'user: [unclosed\n', path: '', message: /^not valid YAML: Flow sequence/ },
   ];
 
   it.each(cases)('reports $name at "$path"', async ({ name, text, path, message }) => {
