@@ -51,7 +51,6 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   // recent calls are kept only as long as a rule of the task can read them: the policy state
   // every call carries stays bounded instead of growing with every step (history linear).
   const retainMs = run.flow !== undefined && guarded.rateWindowMs !== undefined ? guarded.rateWindowMs : POLICY_RETAIN_MS;
-  const grantId = run.identity!.grantId;
   const callId = toolCallId(run, step.index, action.tool, action.args);
   const descriptor = resolveTool(run.task, action.tool);
   const builtin = descriptor?.executor.kind === 'builtin';
@@ -71,22 +70,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     const flow = run.flow;
     const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await recordingWrites(run, () => run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
-        ...treeOf(run),
-        workflowId: run.workflowId,
-        stepIndex: step.index,
-        callId,
-        grantId,
-        maxCredentialTtlMs: run.tools.activityTimeoutMs,
+        ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
         task: run.activityTask,
-        tool: action.tool,
-        args: resolvedArgs ?? action.args,
-        ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
-        // The monitor's score goes into the call's custody record.
-        ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
-        ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
-        // Hosts the monitor holds are refused at the egress before they connect.
-        ...(egressWatch === undefined ? {} : { egressWatch }),
-        policy,
         // The call reports the files it wrote, for the commit's proof.
         ...(run.patches.commitProof ? { reportWrites: true } : {}),
       }),
@@ -207,6 +192,35 @@ export function undoneOfFailure(error: unknown): string[] {
   return Array.isArray(detail.undone) && detail.undone.every((p) => typeof p === 'string') ? (detail.undone as string[]) : [];
 }
 
+/** What a tool call's activity gets on either loop, but for how it reaches the task (inline or by reference). */
+function callFields(
+  run: AgentRun,
+  step: StepRecord,
+  callId: string,
+  action: ToolAction,
+  resolvedArgs: Record<string, unknown> | undefined,
+  policy: ToolPolicyContext,
+  egressWatch: EgressWatch | undefined,
+) {
+  return {
+    ...treeOf(run),
+    workflowId: run.workflowId,
+    stepIndex: step.index,
+    callId,
+    grantId: run.identity!.grantId,
+    maxCredentialTtlMs: run.tools.activityTimeoutMs,
+    tool: action.tool,
+    args: resolvedArgs ?? action.args,
+    ...(resolvedArgs === undefined ? {} : { pathsResolved: true as const }),
+    // The monitor's score goes into the call's custody record.
+    ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
+    ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
+    // Hosts the monitor holds are refused at the egress before they connect.
+    ...(egressWatch === undefined ? {} : { egressWatch }),
+    policy,
+  };
+}
+
 /**
  * The data flow's tool call: on the data plane, the task by reference, the files written
  * reported, the host's policy gate as on the original loop, and (when this is the turn's last
@@ -228,22 +242,8 @@ async function runFlowCall(
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run) } : undefined;
   const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
     a.runTool({
-      ...treeOf(run),
-      workflowId: run.workflowId,
-      stepIndex: step.index,
-      callId,
-      grantId: run.identity!.grantId,
-      maxCredentialTtlMs: run.tools.activityTimeoutMs,
+      ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
       taskRef: flow.taskRef!,
-      tool: action.tool,
-      args: resolvedArgs ?? action.args,
-      ...(resolvedArgs === undefined ? {} : { pathsResolved: true }),
-      // The monitor's score goes into the call's custody record.
-      ...(step.monitor === undefined ? {} : { monitor: { score: step.monitor.score, reasons: step.monitor.reasons.map((r) => `${r.signal}: ${r.detail}`) } }),
-      ...(action.callId === undefined ? {} : { modelCallId: action.callId }),
-      // Hosts the monitor holds are refused at the egress before they connect.
-      ...(egressWatch === undefined ? {} : { egressWatch }),
-      policy,
       ...(next === undefined ? {} : { next }),
     }),
     // The model's next turn comes back with the call: the UI says so.
