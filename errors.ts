@@ -144,6 +144,7 @@ export const ERROR_CODES = [
   'ERR_TASK_BLOCKED',
   'ERR_KILL_REFUSED',
   'ERR_MONITOR_RECORD_INVALID',
+  'ERR_MONITOR_TREE_UNKNOWN',
   'ERR_ALERT_WEBHOOK_FAILED',
   // attestation (claims verified, envelopes and receipts checked offline)
   'ERR_ATTESTATION_MALFORMED',
@@ -314,6 +315,7 @@ export class DataPlaneError extends WardenError {}
  * Monitoring and incident response: a task was blocked (`ERR_TASK_BLOCKED`, the error of the
  * action it was blocked at), a kill was refused (`ERR_KILL_REFUSED`: not running, or the operator
  * is not authenticated), a stored baseline or alert does not parse (`ERR_MONITOR_RECORD_INVALID`),
+ * a sub-agent's grant, which names its ancestors, cannot be read (`ERR_MONITOR_TREE_UNKNOWN`),
  * the alert webhook cannot be reached (`ERR_ALERT_WEBHOOK_FAILED`, retryable).
  */
 export class MonitorError extends WardenError {}

@@ -13,6 +13,7 @@ import { trace } from '@opentelemetry/api';
 import { MONITOR_ALERT_EVENT, WARDEN_ATTR } from '../custody/attributes';
 import { MonitorError, WardenError } from '../errors';
 import { verifyApprovalDecision } from '../identity/approval-decision';
+import { actChainOf } from '../identity/agent-identity';
 import { formatAlert, AlertSchema, type Alert } from '../monitoring/alert';
 import { deliverAlertWebhook, type AlertWebhook } from '../monitoring/alert-webhook';
 import type { AlertStore } from '../monitoring/alert-store';
@@ -20,7 +21,7 @@ import type { AgentBaseline } from '../monitoring/baseline';
 import type { BaselineStore } from '../monitoring/baseline-store';
 import { loadResponseRules } from '../monitoring/load-response-rules';
 import type { ResponseRule } from '../monitoring/response-rule';
-import type { TreeHosts } from '../monitoring/score-action';
+import { usableBaseline, type TreeHosts } from '../monitoring/score-action';
 import { annotateActiveSpan, rootWorkflowIdOf } from '../telemetry/warden-span-attributes';
 import { KILL_ACTION, KILL_REQUEST_ID, type KillRequest } from '../workflows/definitions';
 import { DEFAULT_POLICY_PACKS } from './check-policy';
@@ -86,6 +87,36 @@ function monitorOf(deps: ActivityDeps): MonitorServices {
   return deps.monitor;
 }
 
+/**
+ * The agent names of a sub-agent's ancestors, root first: its grant's `act` chain (RFC 8693
+ * section 4.1, signed by Warden: user, then each agent as `agent:<name>@<workflowId>`) without the
+ * user and itself. Throws MonitorError ERR_MONITOR_TREE_UNKNOWN when the grant cannot be read: a
+ * sub-agent whose tree is unknown must not be watched against nothing (the local activity retries,
+ * then the task fails rather than run unwatched).
+ */
+async function ancestorsOf(deps: ActivityDeps, grantId: string): Promise<string[]> {
+  const grant = deps.identity === undefined ? undefined : await deps.identity.stores.grants.getGrant(grantId);
+  if (grant === undefined) throw new MonitorError('ERR_MONITOR_TREE_UNKNOWN', `the grant ${grantId} of this sub-agent is not in this worker's grant store, so its ancestors (and their baselines) are unknown`);
+  // Agent names cannot hold "@" (SubagentNameSchema): the first one ends the name.
+  return actChainOf(grant.claims.act)
+    .slice(0, -1)
+    .filter((id) => id.startsWith('agent:') && id.includes('@'))
+    .map((id) => id.slice('agent:'.length, id.indexOf('@')));
+}
+
+/**
+ * The hosts a sub-agent without a usable baseline of its own is watched and scored against: its
+ * nearest ancestor's with a usable one (an unreadable baseline is skipped like a missing one).
+ * Undefined when no ancestor has one: the sub-agent is then a new agent, as its root is.
+ */
+async function treeHostsOf(baselines: BaselineStore, ancestors: readonly string[]): Promise<TreeHosts | undefined> {
+  for (const ancestor of [...ancestors].reverse()) {
+    const found = usableBaseline((await baselines.get(ancestor).catch(() => undefined)) ?? undefined);
+    if (found !== undefined) return { agent: found.agent, tasks: found.tasks, hosts: [...found.hosts].sort() };
+  }
+  return undefined;
+}
+
 export function createMonitorActivities(deps: ActivityDeps) {
   return {
     /** The agent's baseline and the task's response rules, read once when the task (or sub-agent) begins. */
@@ -95,16 +126,18 @@ export function createMonitorActivities(deps: ActivityDeps) {
         const rules = loadResponseRules({ packs: input.packs ?? [...DEFAULT_POLICY_PACKS], sentences: input.sentences });
         const monitor = deps.monitor;
         if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines' };
+        let setup: MonitorSetup;
         try {
-          // treeHosts (a sub-agent watched with its nearest ancestor's hosts, from input.grantId's act
-          // chain) is not filled in yet: the lookup made test/workflows/monitor-kill.test.ts's replay
-          // fail (not understood in time); the workflow side reads it when present.
-          return { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules };
+          setup = { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules };
         } catch (error) {
           // A baseline that does not parse mutes the baseline signals, not the task: hard signals still count.
-          if (error instanceof MonitorError) return { baseline: null, rules, note: error.message };
-          throw error;
+          if (!(error instanceof MonitorError)) throw error;
+          setup = { baseline: null, rules, note: error.message };
         }
+        // The task is the tree: a sub-agent never learnt is watched with its nearest baselined ancestor's hosts.
+        if (input.grantId === undefined || usableBaseline(setup.baseline ?? undefined) !== undefined) return setup;
+        const treeHosts = await treeHostsOf(monitor.baselines, await ancestorsOf(deps, input.grantId));
+        return treeHosts === undefined ? setup : { ...setup, treeHosts };
       });
     },
 

@@ -19,6 +19,7 @@ import type { TaskFlow } from './task-flow';
 import { TaskMonitor } from './monitor-step';
 import { TaskSaga } from './task-saga';
 import { decidePatches, type WorkflowPatches } from './workflow-patches';
+import { LocalLane } from './local-lane';
 import { claimsHandoff, originOf, type RunOrigin } from './subagent-handoff';
 
 /** A tool call or a spawn: the actions that become steps. */
@@ -144,7 +145,7 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     seed: origin.isRoot ? undefined : patches.subagentHandoff ? input.handoff?.provenance : (input.provenance ?? input.handoff?.provenance),
     origin,
     rootRunId: origin.rootRunId,
-    monitor: new TaskMonitor(patches.monitor, patches.monitorNetwork),
+    monitor: new TaskMonitor(patches.monitor, patches.monitorNetwork, new LocalLane(patches.localLane)),
   };
   run.monitor.install(run);
   return run;

@@ -75,7 +75,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // On the data flow earlier steps (earlier runs' too) are in the transcript: sent by its head.
   const transcript = prechecked === undefined ? run.flow?.transcript(run) : undefined;
   const earlierSteps = transcript?.pending ?? run.state.steps;
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs } = prechecked ?? await summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs } = prechecked ?? await run.monitor.lane.run(() => summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
     task: run.activityTask,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -93,7 +93,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),
-  });
+  }));
   const inStep = (m: { id: string; sentence: string; effect: string; reason: string }) => ({ id: m.id, sentence: m.sentence, effect: m.effect, reason: m.reason });
   step.policy = {
     decision: verdict.decision,

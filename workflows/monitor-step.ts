@@ -33,6 +33,7 @@ import type { AgentRun, StepAction } from './agent-run';
 import { finishRun } from './agent-run';
 import { blockSignal, killUpdate, KillRequestSchema, subagentWorkflowId, type KillOutcome } from './definitions';
 import { refuseUnapproved } from './guard-action';
+import { LocalLane } from './local-lane';
 import { TaskEnded } from './task-ended';
 
 /** Tasks whose history has this marker are monitored (decided with every patch, workflow-patches.ts). */
@@ -94,10 +95,17 @@ export class TaskMonitor {
   /** True when the run scores network effects and holds new hosts at the egress (`patches.monitorNetwork`). */
   private readonly networkEnabled: boolean;
 
-  /** @param enabled the run's `patches.monitor` (workflow-patches.ts) @param network its `patches.monitorNetwork` */
-  constructor(enabled: boolean, network = false) {
+  /** The run's lane for local activities (local-lane.ts): the loop's and the handlers' go one at a time. */
+  readonly lane: LocalLane;
+
+  /**
+   * @param enabled the run's `patches.monitor` (workflow-patches.ts) @param network its `patches.monitorNetwork`
+   * @param lane its local-activity lane (`patches.localLane`)
+   */
+  constructor(enabled: boolean, network = false, lane = new LocalLane(false)) {
     this.enabled = enabled;
     this.networkEnabled = enabled && network;
+    this.lane = lane;
   }
 
   /** Installs the kill Update and the block signal; call once, when the workflow starts. */
@@ -108,7 +116,7 @@ export class TaskMonitor {
       async (request): Promise<KillOutcome> => {
         let who: Awaited<ReturnType<typeof authorizeKill>>;
         try {
-          who = await authorizeKill({ workflowId: run.workflowId, runId: run.runId, request });
+          who = await this.lane.run(() => authorizeKill({ workflowId: run.workflowId, runId: run.runId, request }));
         } catch (error) {
           // The kill fails with the refusal itself (ERR_KILL_REFUSED and why), not a wrapped activity failure.
           const cause = error instanceof ActivityFailure ? error.cause : error;
@@ -145,7 +153,7 @@ export class TaskMonitor {
     setHandler(blockSignal, async (notice) => {
       if (this.blocked !== undefined || this.settling || run.identity === undefined) return;
       // Anyone who can reach Temporal can send a signal: only a revoked grant makes it count.
-      const check = await checkRevoked({ grantId: run.identity.grantId });
+      const check = await this.lane.run(() => checkRevoked({ grantId: run.identity!.grantId }));
       if (!check.revoked || this.blocked !== undefined) return;
       await this.block(run, this.newAlert(run, { source: 'parent', response: notice.remediate ? 'remediate' : 'block', reason: notice.reason }), notice.remediate);
     });
@@ -154,13 +162,13 @@ export class TaskMonitor {
   /** Reads the agent's baseline and the task's response rules (once per run). */
   async begin(run: AgentRun): Promise<void> {
     if (!this.enabled || this.active) return;
-    const setup = await beginMonitoring({
+    const setup = await this.lane.run(() => beginMonitoring({
       workflowId: run.workflowId,
       agent: run.task.agent.name,
       ...(run.task.policyPacks === undefined ? {} : { packs: [...run.task.policyPacks] }),
       sentences: [...run.task.policies],
       ...(this.networkEnabled && !run.isRoot && run.identity !== undefined ? { grantId: run.identity.grantId } : {}),
-    });
+    }));
     this.baseline = setup.baseline ?? undefined;
     // Runs recorded before it have no treeHosts in their marker: they replay as they ran.
     if (this.networkEnabled && setup.treeHosts !== undefined) this.treeHosts = setup.treeHosts;
@@ -479,7 +487,7 @@ export class TaskMonitor {
   private async record(alert: Alert): Promise<void> {
     let done = alert;
     try {
-      done = await respondToAnomaly({ alert });
+      done = await this.lane.run(() => respondToAnomaly({ alert }));
     } catch {
       // The alert stays in the task's result; the store and the log missed it.
     }
@@ -502,7 +510,7 @@ export class TaskMonitor {
     run.approvals.interrupt(`the task was blocked: ${reason}`);
     let done = alert;
     try {
-      done = await respondToAnomaly({ alert, ...(run.identity === undefined ? {} : { revokeGrantId: run.identity.grantId }) });
+      done = await this.lane.run(() => respondToAnomaly({ alert, ...(run.identity === undefined ? {} : { revokeGrantId: run.identity.grantId }) }));
     } catch {
       // The block stands without it: no action starts, and the grant is revoked when the task ends.
     }
@@ -524,7 +532,7 @@ export class TaskMonitor {
           delivery = await deliverAlert({ alert });
         } catch {
           delivery = 'failed';
-          await recordAlertDelivery({ alertId: alert.id, delivery }).catch(() => undefined);
+          await this.lane.run(() => recordAlertDelivery({ alertId: alert.id, delivery })).catch(() => undefined);
         }
         const stored = this.alerts.find((a) => a.id === alert.id);
         if (stored !== undefined) stored.delivery = delivery;

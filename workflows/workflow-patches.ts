@@ -57,6 +57,9 @@ export const MODEL_STEPS_BY_DIGEST_PATCH = 'model-steps-by-digest';
 /** The root task verifies its tree's claims after the commit (older runs end without). */
 export const ATTEST_CLAIMS_PATCH = 'attest-claims';
 
+/** A run's local activities go one at a time (local-lane.ts): a handler's beside the loop's replay alike. */
+export const LOCAL_LANE_PATCH = 'warden-local-lane';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -82,6 +85,8 @@ export interface WorkflowPatches {
   monitorNetwork: boolean;
   /** Only for a data-flow run (the only kind that continues as new): task-flow.ts `continueAsNew`. */
   monitorCarried: boolean;
+  /** One local activity in flight at a time (local-lane.ts). */
+  localLane: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -109,6 +114,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     monitorNetwork: patched(MONITOR_NETWORK_PATCH),
     // Asked last: runs recorded before it replay every earlier question in the same order.
     monitorCarried: dataFlow && patched(MONITOR_CARRIED_PATCH),
+    // After monitorCarried (merged first): runs recorded with it replay its question in the same place.
+    localLane: patched(LOCAL_LANE_PATCH),
   };
 }
 
