@@ -11,14 +11,19 @@
  * - A YAML collection tag that makes a mapping a Map or a Set (`!!omap`, `!!set`): zod reads it as
  *   an object with no fields, so `limits: !!omap [ maxSteps: 3 ]` loads as the defaults
  *   (maxSteps 50). Secure: refused (the limit the author wrote is not silently dropped).
+ * - A policy pack folder whose rules.txt is a FIFO: the loader checks the pack at load and reads
+ *   it with `readFileSync` (policies/engine/load-pack.ts), which blocks the whole process until a
+ *   writer comes. Secure: refused (exit 2 naming the pack), not waited on.
  */
 import { closeSync, constants, openSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTaskFile } from '../../../task/load-task-file';
+
+const REPO_ROOT = join(__dirname, '..', '..', '..');
 
 let dir: string;
 let fifo: string;
@@ -84,4 +89,27 @@ describe('a bad task file does not get past the loader', () => {
     );
     expect(outcome).toEqual({ loaded: false, code: 'ERR_TASK_FILE_INVALID', line: 11 });
   });
+
+  it('a policy pack whose rules.txt is a FIFO is refused, not waited on', async () => {
+    // In a child process: the read blocks its event loop, so only another process can see it hang.
+    const pack = join(dir, 'pack');
+    await mkdir(pack);
+    const rules = join(pack, 'rules.txt');
+    execFileSync('mkfifo', [rules]);
+    const file = join(dir, 'packed.yaml');
+    await writeFile(file, `${yamlHead}policyPacks: [./pack]\n`);
+    const script = join(dir, 'load.ts');
+    await writeFile(script, `import { loadTaskFile } from ${JSON.stringify(join(REPO_ROOT, 'task', 'load-task-file'))};\nloadTaskFile(process.argv[2]!).then(() => process.exit(0), (e) => { console.log(e.code); process.exit(2); });\n`);
+    const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [script, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // The secure loader answers in about a second (the tsx start); the bound only stops a hang.
+    const outcome = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 40_000).unref())]);
+    if (outcome === 'hung') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    expect({ outcome, out: out.trim() }).toEqual({ outcome: 2, out: 'ERR_TASK_FILE_INVALID' });
+  }, 90_000);
 });
