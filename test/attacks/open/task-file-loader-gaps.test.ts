@@ -100,7 +100,8 @@ describe('a bad task file does not get past the loader', () => {
     await writeFile(file, `${yamlHead}policyPacks: [./pack]\n`);
     const script = join(dir, 'load.ts');
     await writeFile(script, `import { loadTaskFile } from ${JSON.stringify(join(REPO_ROOT, 'task', 'load-task-file'))};\nloadTaskFile(process.argv[2]!).then(() => process.exit(0), (e) => { console.log(e.code); process.exit(2); });\n`);
-    const child = spawn(join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), [script, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', script, file], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    // One process (no tsx wrapper), so a kill leaves nothing behind.
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
