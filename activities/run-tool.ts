@@ -19,7 +19,9 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { CapabilityError, CredentialError, isErrorCode, RecoveryError, ToolError, WardenError } from '../errors';
 import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
-import { beginOverlayCall, syncOverlayCopy } from '../dataplane/overlay-copy';
+import { beginOverlayCall, localOverlayRecords, syncOverlayCopy } from '../dataplane/overlay-copy';
+import type { BlobStore } from '../dataplane/blob-store';
+import type { PlacementStore } from '../dataplane/placement-store';
 import type { FileWrite, Transcript } from '../task/data-flow';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
@@ -58,7 +60,7 @@ import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } from '../telemetry/warden-span-attributes';
 import { shapeActivitySpan } from './by-reference-span';
-import { dataPlaneOf, recoveryDirOf, taskOf } from './flow-deps';
+import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
 
@@ -95,6 +97,8 @@ export interface RunToolInput {
   policy?: ToolPolicyContext;
   /** The monitor's egress watch for this step: hosts it holds are refused before any connection (monitoring/egress-watch.ts). */
   egressWatch?: EgressWatch;
+  /** Report the files the call left in the overlay (`writes`; on failure in its details), for the commit's proof. */
+  reportWrites?: boolean;
 }
 
 /** What the host's policy gate needs from the workflow for one step. */
@@ -159,8 +163,6 @@ export interface RunToolRefInput {
 
 /** A call of the data flow: output (a claim check when large), files it wrote, the folded turn. */
 export interface ToolStepResult extends ToolCallResult {
-  /** Files the call left in the task tree's overlay (path and content hash). */
-  writes?: FileWrite[];
   /**
    * The next model turn, or why asking for it failed (the workflow then asks on its own). Its
    * first action is decided by the workflow's policy check (`policy` is found only in histories
@@ -199,6 +201,8 @@ export interface ToolCallResult {
   holdId?: string;
   /** What a program did on the network, through the egress proxy (origins, methods, bytes; held or refused ones too). */
   egress?: StepEffect[];
+  /** Files the call left in the task tree's overlay (path and content hash), when asked (`reportWrites`). */
+  writes?: FileWrite[];
   /** Held or denied: the overlay paths the call wrote before it was stopped, taken back out (sorted). */
   undone?: string[];
 }
@@ -681,12 +685,42 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   }
 
   function runToolOnce(input: RunToolInput): Promise<ToolCallResult> {
-    return atActivityBoundary(async () => {
+    const once = async () => {
       const result = await executeToolCall(deps, executionOf(input, input.task));
       refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
       annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: sha256OfJson(result.output) });
       return result;
-    });
+    };
+    if (input.reportWrites !== true) return atActivityBoundary(once);
+    // The ordinary loop: measured against this worker's own record of its overlay (no shared copy).
+    const stateDir = stateDirOfDeps(deps);
+    return atActivityBoundary(() => withWrites(input, input.task, { placements: localOverlayRecords(stateDir), workerId: deps.dataPlane?.workerId ?? 'this worker' }, once));
+  }
+
+  /**
+   * Runs a call that may write files between a baseline of the overlay and a sync of its record
+   * (`records`: the data flow's shared copy with its blobs, or this worker's own), and reports what
+   * it wrote: with its result, or (failed) in its failure's details.
+   */
+  async function withWrites<R extends ToolCallResult>(
+    input: RunToolInput | RunToolRefInput,
+    task: Task,
+    records: { placements: PlacementStore; blobs?: BlobStore; workerId: string },
+    call: () => Promise<R>,
+  ): Promise<R> {
+    if (!mayWriteFiles(task, resolveTool(task, input.tool))) return call();
+    const callId = input.callId ?? `${input.workflowId}:${input.stepIndex}`;
+    const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId, workspace: task.resources.workspace ?? '', workerId: records.workerId, placements: records.placements };
+    const sync = () => syncOverlayCopy({ ...overlay, stateDir: stateDirOfDeps(deps), ...(records.blobs === undefined ? {} : { blobs: records.blobs }) });
+    await beginOverlayCall(overlay);
+    let result: R;
+    try {
+      result = await call();
+    } catch (error) {
+      throw failureWithWrites(error, await sync());
+    }
+    const writes = await sync();
+    return writes.length === 0 ? result : { ...result, writes };
   }
 
   /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
@@ -694,18 +728,12 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     try {
       const dp = dataPlaneOf(deps);
       const execution: ToolExecution = { ...executionOf(input, task), argsClaimChecked: true };
-      const writesFiles = mayWriteFiles(task, resolveTool(task, input.tool));
-      const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId: execution.callId, workspace: task.resources.workspace ?? '', workerId: dp.workerId, placements: dp.placements };
-      if (writesFiles) await beginOverlayCall(overlay);
-      let result: ToolCallResult;
-      try {
-        result = await executeToolCall(deps, execution);
-        refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
-      } catch (error) {
-        const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
-        throw failureWithWrites(error, writes);
-      }
-      const writes = writesFiles ? await syncOverlayCopy({ ...overlay, stateDir: deps.stateDir!, blobs: dp.blobs }) : [];
+      let result: ToolCallResult = await withWrites(input, task, dp, async () => {
+        const done = await executeToolCall(deps, execution);
+        refuseForgedClaimChecks(done.output, `the output of ${input.tool}`);
+        return done;
+      });
+      const writes = result.writes ?? [];
       // What the host's gate reports (capability calls with their arguments, measured effects) goes
       // to history too: long values in it as claim checks, like the output.
       const { effect, effects, held, denied } = result;

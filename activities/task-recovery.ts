@@ -13,7 +13,7 @@
  * is ERR_OVERLAY_MISSING / ERR_COMMIT_MISMATCH and nothing is written).
  */
 import { DataPlaneError, RecoveryError } from '../errors';
-import { dropOverlayCopy, expectedFiles, syncOverlayCopy, verifyOverlay } from '../dataplane/overlay-copy';
+import { dropOverlayCopy, expectedFiles, localOverlayRecords, syncOverlayCopy, verifyOverlay } from '../dataplane/overlay-copy';
 import { commitManifestPathOf, journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
 import { fileStateOf, readManifest } from '../recovery/snapshot-store';
 import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
@@ -30,6 +30,8 @@ import { executeToolCall, protectedSetForCall } from './run-tool';
 import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
 import { mcpCompensationArgs } from '../executors/mcp-executor';
+import { WARDEN_ATTR } from '../custody/attributes';
+import { annotateActiveSpan, outcomeOfError } from '../telemetry/warden-span-attributes';
 
 export type RecoveryTaskInput = {
   /** The workflow id of the task the user started (the root of the sub-agent tree). */
@@ -62,8 +64,17 @@ export type CompensateInput = RecoveryTaskInput & {
 };
 
 export function createTaskRecoveryActivities(deps: ActivityDeps) {
-  /** The commit (see `commitTask`); idempotent. */
+  /** The commit (see `commitTask`); idempotent. A commit that fails says why in its custody record. */
   async function commit(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
+    try {
+      return await commitOnce(input);
+    } catch (error) {
+      annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
+      throw error;
+    }
+  }
+
+  async function commitOnce(input: CommitTaskInput): Promise<{ files: string[]; skipped?: string[] }> {
     const task = await taskOf(deps, input);
     const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
     const workspace = task.resources.workspace;
@@ -90,6 +101,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     const notCommitted = new Set([...result.skipped.map((r) => r.slice(0, r.lastIndexOf(' ('))), ...result.held.map((r) => r.slice(0, r.lastIndexOf(' (held: ')))]);
     if (input.expected !== undefined) await checkCommitted(taskKey, workspace, input.expected, notCommitted);
     if (deps.dataPlane !== undefined) await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
+    await dropOverlayCopy({ stateDir, taskKey, placements: localOverlayRecords(stateDir) });
     return { files: result.manifest?.entries.map((e) => e.path) ?? [], ...(skipped.length === 0 ? {} : { skipped }) };
   }
 
@@ -156,7 +168,14 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
         });
         // The overlay changed: its shared copy follows (discarded, or a sub-agent's writes undone).
         if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-discard') await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
-        if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined) {
+        // This worker's own record of the overlay (the ordinary loop's call baselines) follows it too.
+        if (input.compensation.kind === 'fs-overlay-discard') await dropOverlayCopy({ stateDir, taskKey, placements: localOverlayRecords(stateDir) });
+        if (input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined) {
+          const workerId = deps.dataPlane?.workerId ?? 'this worker';
+          await syncOverlayCopy({ stateDir, taskKey, callId: `undo:${input.compensation.callId}`, workspace: task.resources.workspace, workerId, placements: localOverlayRecords(stateDir) });
+        }
+        // Only a task with a shared copy (the data flow's) has one to follow: the ordinary loop has no placement to record it on.
+        if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined && (await deps.dataPlane.placements.loadOverlayCopy(taskKey)) !== undefined) {
           const dp = deps.dataPlane;
           await syncOverlayCopy({ stateDir, taskKey, callId: `undo:${input.compensation.callId}`, workspace: task.resources.workspace, workerId: dp.workerId, blobs: dp.blobs, placements: dp.placements });
         }

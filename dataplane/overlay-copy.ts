@@ -21,7 +21,7 @@ import { openOverlay } from '../recovery/workspace-overlay';
 import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
 import type { FileWrite } from '../task/data-refs';
 import { sha256Hex, type BlobStore } from './blob-store';
-import type { PlacementStore } from './placement-store';
+import { FilePlacementStore, type PlacementStore } from './placement-store';
 
 /** Files modified this recently (ms) are hashed again, whatever the stat cache says. */
 const RACY_MS = 2_000;
@@ -97,7 +97,8 @@ export async function beginOverlayCall(options: { taskKey: string; callId: strin
 /**
  * Brings the shared copy of the overlay up to date after call `callId` ran (or failed) and
  * returns the files whose content differs from the call's baseline (see `beginOverlayCall`):
- * what the call wrote, the same for every attempt of it.
+ * what the call wrote, the same for every attempt of it. With a store only this worker writes
+ * (and no `blobs`), it is the worker's own record of its overlay: what the ordinary loop uses.
  */
 export async function syncOverlayCopy(options: {
   stateDir: string;
@@ -105,7 +106,8 @@ export async function syncOverlayCopy(options: {
   callId: string;
   workspace: string;
   workerId: string;
-  blobs: BlobStore;
+  /** Where changed files are kept for a rebuild elsewhere; without it they are only hashed. */
+  blobs?: BlobStore;
   placements: PlacementStore;
 }): Promise<FileWrite[]> {
   const { taskKey } = options;
@@ -129,6 +131,16 @@ export async function syncOverlayCopy(options: {
     });
   }
   return writes;
+}
+
+/**
+ * This worker's own record of the task overlays in its state folder (`<stateDir>/overlay-records/`):
+ * the ordinary loop's call baselines. Only calls and undos on this worker change that overlay, so
+ * a baseline from a shared record (another worker's overlay) would report files this worker's
+ * overlay holds from earlier as written again, and could make an older content the expected one.
+ */
+export function localOverlayRecords(stateDir: string): PlacementStore {
+  return new FilePlacementStore(join(stateDir, 'overlay-records'));
 }
 
 /** The latest content hash of each path, from writes in the order they happened. */

@@ -46,6 +46,8 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
   if (run.toolSourcesOpened && !closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
+  // What its steps wrote goes up with them: the root's commit proves it (commit-proof patch).
+  if (result.status === 'completed' && !run.isRoot && run.patches.commitProof && run.saga.writes.length > 0) result.writes = run.saga.writes;
   if (!run.isRoot) result.policyState = run.policyState;
   if (run.identity !== undefined) {
     const grantId = run.identity.grantId;

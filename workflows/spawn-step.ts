@@ -65,7 +65,7 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
       return ended;
     }),
   );
-  const { compensations: _handedOver, policyState: childPolicyState, ...childResult } = child;
+  const { compensations: _handedOver, policyState: childPolicyState, writes: _written, ...childResult } = child;
   if (childPolicyState !== undefined) run.policyState = mergePolicyStates(run.policyState, childPolicyState as PolicyState);
   run.state.children.push(childResult);
   if (child.status === 'completed') run.saga.adoptChild(action.subagent, child);

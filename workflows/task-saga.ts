@@ -12,6 +12,7 @@ import { summarized } from './activity-stubs';
 import type { AgentRun } from './agent-run';
 import { stepErrorOf, TaskEnded } from './task-ended';
 import { DataPlaneLost, SAGA_CALL } from './task-flow';
+import type { FileWrite } from '../task/data-refs';
 
 /** Where the saga's effects live: the task tree and this task's grant. */
 export interface SagaScope {
@@ -37,10 +38,15 @@ export class TaskSaga {
   snapshotTaken = false;
   /** The data flow revoked the task's grant together with its commit. */
   revoked = false;
+  /**
+   * Every file this task's calls (and its completed sub-agents) reported writing, in order: what
+   * the root's commit must find in the overlay (commit-proof patch).
+   */
+  readonly writes: FileWrite[] = [];
 
   constructor(
     private readonly scope: SagaScope,
-    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult' | 'subagentProgramUndo'>>,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult' | 'subagentProgramUndo' | 'commitProof'>>,
   ) {}
 
   /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors; activities get `activityTask`. */
@@ -73,8 +79,14 @@ export class TaskSaga {
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
   }
 
-  /** A completed sub-agent's effects become the parent's to undo. */
+  /** Files a call left in the overlay (also a failed call's). */
+  recordWrites(writes: readonly FileWrite[] | undefined): void {
+    if (writes !== undefined) this.writes.push(...writes);
+  }
+
+  /** A completed sub-agent's effects become the parent's to undo, and its writes the parent's to commit. */
   adoptChild(subagent: string, child: TaskResult): void {
+    this.recordWrites(child.writes);
     this.compensations.push(...((child.compensations ?? []) as Compensation[]));
     this.notUndoable.push(...(child.recovery?.notUndoable ?? []).map((n) => `${subagent} ${n}`));
   }
@@ -86,12 +98,14 @@ export class TaskSaga {
     const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
     if (result.status === 'completed') {
       if (!isRoot) return { rolledBack: [], notUndoable: this.notUndoable };
+      // With the proof, the commit writes nothing unless the overlay holds exactly what the steps wrote.
+      const expected = this.patches.commitProof === true ? { expected: this.writes } : {};
       if (this.patches.commitFailureResult !== true) {
-        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task });
+        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task, ...expected });
         return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
       }
       try {
-        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task });
+        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task, ...expected });
         return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
       } catch (error) {
         // The commit is all or nothing (it undid what it had applied): the task failed, and

@@ -69,7 +69,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       approvedEffects: [...approvedEffects],
     };
     const flow = run.flow;
-    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await run.deadline.within(() =>
+    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await recordingWrites(run, () => run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
         ...treeOf(run),
         workflowId: run.workflowId,
@@ -87,8 +87,10 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         // Hosts the monitor holds are refused at the egress before they connect.
         ...(egressWatch === undefined ? {} : { egressWatch }),
         policy,
+        // The call reports the files it wrote, for the commit's proof.
+        ...(run.patches.commitProof ? { reportWrites: true } : {}),
       }),
-    );
+    ));
     step.credential = call.credential;
     // A user tool's own capability calls count like calls of those capabilities (a built-in's one call is the step).
     const effects = call.effects ?? [];
@@ -184,6 +186,17 @@ function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
     deadline: true,
   };
+}
+
+/**
+ * The ordinary loop's call, with the files it wrote recorded for the commit's proof. Only a call
+ * that completed wrote anything: one the gate stopped, or that failed, had its writes undone (if
+ * any were left, the proof finds them: ERR_COMMIT_MISMATCH), as on the data flow.
+ */
+async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult>): Promise<ToolCallResult> {
+  const result = await call();
+  if (run.patches.commitProof && result.held === undefined && result.denied === undefined) run.saga.recordWrites(result.writes);
+  return result;
 }
 
 /** The overlay paths a failed call wrote and the worker took back out (its failure's details), for the step record. */

@@ -60,6 +60,13 @@ export const ATTEST_CLAIMS_PATCH = 'attest-claims';
 /** A run's local activities go one at a time (local-lane.ts): a handler's beside the loop's replay alike. */
 export const LOCAL_LANE_PATCH = 'warden-local-lane';
 
+/**
+ * The ordinary loop's commit proves the overlay holds exactly what the task tree's steps wrote
+ * (each call reports its writes, a completed sub-agent hands its own up): a missing or different
+ * overlay fails the task and rolls it back. Older runs commit whatever the overlay holds.
+ */
+export const COMMIT_PROOF_PATCH = 'warden-commit-proof';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -87,6 +94,8 @@ export interface WorkflowPatches {
   monitorCarried: boolean;
   /** One local activity in flight at a time (local-lane.ts). */
   localLane: boolean;
+  /** Calls report the files they wrote, and the root's commit proves them (task-saga.ts). */
+  commitProof: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -116,6 +125,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     monitorCarried: dataFlow && patched(MONITOR_CARRIED_PATCH),
     // After monitorCarried (merged first): runs recorded with it replay its question in the same place.
     localLane: patched(LOCAL_LANE_PATCH),
+    // After localLane, for the same reason. The data flow proves its commit already: no marker there.
+    commitProof: !dataFlow && patched(COMMIT_PROOF_PATCH),
   };
 }
 
