@@ -7,12 +7,15 @@
  * failed" leaves no file behind.
  *
  * The input: a first, completed call of the server makes big.bin, a sparse file of 64 MiB + 1 byte
- * (no disk cost, lstat size is what counts). The second call writes m.txt, deletes big.bin, then
- * fails (`isError`). Seen: the task completes, m.txt (the failed call's write) is committed to the
- * workspace and big.bin (the completed call's work) is gone: no `undone` on the step.
+ * (no disk cost, lstat size is what counts). The second call writes m.txt (and, in one row, deletes
+ * big.bin), then fails (`isError`). Seen before main's ordinary-loop commit proof (224eee0): the
+ * task completed with m.txt committed and big.bin gone. Seen now: the failed call is not undone
+ * (no `undone` on the step), the commit proof then refuses the whole overlay (ERR_COMMIT_MISMATCH
+ * "written by no step: m.txt", or ERR_OVERLAY_MISSING "lacks big.bin"), the task fails and the
+ * completed call's big.bin is lost: fail-closed, but one failed call past 64 MiB sinks the task.
  * Secure: the failed call's effects are undone (or, when they cannot be measured, the call is
- * refused `ERR_UNDO_FAILED` before it runs, as a sub-agent's program call is): the workspace holds
- * big.bin and no m.txt.
+ * refused `ERR_UNDO_FAILED` before it runs, as a sub-agent's program call is), the task completes
+ * and the workspace holds big.bin and no m.txt.
  */
 import { mkdtemp, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,14 +31,17 @@ beforeAll(async () => {
 afterAll(async () => env?.close());
 
 describe('a failed stdio MCP call over a large overlay', () => {
-  it('leaves no file effects: its write is not committed, the completed call\'s file is not deleted', async () => {
+  it.each([
+    { drop: false, undone: ['m.txt'] },
+    { drop: true, undone: ['big.bin', 'm.txt'] },
+  ])('leaves no file effects (it also deletes big.bin: $drop): its write is not committed, the completed call\'s file is kept', async ({ drop, undone }) => {
     const workspace = await mkdtemp(join(tmpdir(), 'warden-failed-mcp-large-'));
     const r = await env.runTask({
       user: 'dana@example.com',
       intent: 'write',
       agent: {
         name: 'scribe-agent',
-        model: { driver: 'scripted', script: [{ tool: 'scribe.scribble', args: { big: true } }, { tool: 'scribe.scribble', args: { fail: true } }, { final: 'done' }] },
+        model: { driver: 'scripted', script: [{ tool: 'scribe.scribble', args: { big: true } }, { tool: 'scribe.scribble', args: { fail: true, drop } }, { final: 'done' }] },
       },
       tools: { mcp: { scribe: { command: 'node', args: [join(FIXTURES, 'big-overlay-server.mjs')] } } },
       grants: { tools: ['scribe.scribble'] },
@@ -47,11 +53,11 @@ describe('a failed stdio MCP call over a large overlay', () => {
     const steps = r.steps.filter((s) => s.tool === 'scribe.scribble').map((s) => ({ error: s.error?.code, undone: s.undone }));
     const files: Record<string, number> = {};
     for (const name of await readdir(workspace)) files[name] = (await stat(join(workspace, name))).size;
-    expect({ status: r.status, steps, files }).toEqual({
+    expect({ status: r.status, steps, files }, r.reason).toEqual({
       status: 'completed',
       steps: [
         { error: undefined, undone: undefined },
-        { error: 'ERR_MCP_TOOL_FAILED', undone: ['big.bin', 'm.txt'] },
+        { error: 'ERR_MCP_TOOL_FAILED', undone },
       ],
       files: { 'big.bin': 64 * 1024 * 1024 + 1 },
     });
