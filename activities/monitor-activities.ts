@@ -9,6 +9,7 @@
  * stopped verifying, measured after the revocation committed); every function is idempotent per
  * alert id, because Temporal may run an activity again.
  */
+import { randomBytes } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
 import { MONITOR_ALERT_EVENT, WARDEN_ATTR } from '../custody/attributes';
 import { MonitorError, WardenError } from '../errors';
@@ -60,6 +61,11 @@ export interface MonitorSetup {
   note?: string;
   /** Without a usable baseline of its own, a sub-agent's nearest ancestor's hosts (score-action.ts `TreeHosts`). */
   treeHosts?: TreeHosts;
+  /**
+   * 32 random bytes (base64url), drawn here so they are recorded in history: the run's monitor
+   * holds are named from them (monitoring/hold-request-id.ts). Absent in runs recorded before.
+   */
+  holdKey?: string;
 }
 
 export interface RespondInput {
@@ -125,14 +131,15 @@ export function createMonitorActivities(deps: ActivityDeps) {
         annotateActiveSpan({ [WARDEN_ATTR.taskId]: rootWorkflowIdOf(input.workflowId), [WARDEN_ATTR.agentId]: `agent:${input.agent}@${input.workflowId}` });
         const rules = loadResponseRules({ packs: input.packs ?? [...DEFAULT_POLICY_PACKS], sentences: input.sentences });
         const monitor = deps.monitor;
-        if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines' };
+        const holdKey = randomBytes(32).toString('base64url');
+        if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines', holdKey };
         let setup: MonitorSetup;
         try {
-          setup = { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules };
+          setup = { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules, holdKey };
         } catch (error) {
           // A baseline that does not parse mutes the baseline signals, not the task: hard signals still count.
           if (!(error instanceof MonitorError)) throw error;
-          setup = { baseline: null, rules, note: error.message };
+          setup = { baseline: null, rules, note: error.message, holdKey };
         }
         // The task is the tree: a sub-agent never learnt is watched with its nearest baselined ancestor's hosts.
         if (input.grantId === undefined || usableBaseline(setup.baseline ?? undefined) !== undefined) return setup;

@@ -23,6 +23,7 @@ import type { EgressWatch } from '../monitoring/egress-watch';
 import type { Alert } from '../monitoring/alert';
 import type { AgentBaseline } from '../monitoring/baseline';
 import { carriedAlerts, carryHistory, longestWindowMs, resumeHistory, type CarriedMonitor } from '../monitoring/monitor-carry';
+import { holdRequestId } from '../monitoring/hold-request-id';
 import { emptyHistory, recordOutcome, recordProposed, type MonitorEvent } from '../monitoring/monitor-history';
 import { fireRules, strongerResponse, type FiredRule, type Response, type ResponseRule } from '../monitoring/response-rule';
 import { scoreOf, scoreOutcome, scoreProposed, usableBaseline, type ScoreReason, type ScoringOptions, type TreeHosts } from '../monitoring/score-action';
@@ -83,6 +84,8 @@ export class TaskMonitor {
   private armed: Record<string, boolean> = {};
   private readonly steps = new Map<number, StepEntry>();
   private stepUp: string | undefined;
+  /** This run's key for naming its holds (`beginMonitoring`'s result, recorded in history). */
+  private holdKey: string | undefined;
   private blocked: Blocked | undefined;
   private remediateRequested = false;
   /** The loop is over: the task is ending. */
@@ -173,6 +176,8 @@ export class TaskMonitor {
     // Runs recorded before it have no treeHosts in their marker: they replay as they ran.
     if (this.networkEnabled && setup.treeHosts !== undefined) this.treeHosts = setup.treeHosts;
     this.rules = setup.rules;
+    // Runs recorded before it have no holdKey: their holds keep the id they drew (uuid4).
+    if (setup.holdKey !== undefined) this.holdKey = setup.holdKey;
     this.active = true;
     this.assertRunning();
   }
@@ -315,8 +320,11 @@ export class TaskMonitor {
     this.assertRunning();
     const entry = this.steps.get(step.index);
     if (!this.active || entry === undefined || this.stepUp === undefined || step.approval !== undefined) return true;
-    // A random id, as for policy holds: nobody can name the request before it exists.
-    const approval = await run.approvals.hold({ stepIndex: step.index, requestId: uuid4(), tool: step.tool, args: step.args, rules: [`monitor: ${this.stepUp}`] });
+    // Unguessable, as for policy holds: nobody can name the request before it exists. Never from the
+    // sandbox's random stream, which differs on replay (hold-request-id.ts); only runs recorded before
+    // `beginMonitoring` drew a key still take uuid4(), as they did when they ran.
+    const requestId = this.holdKey === undefined ? uuid4() : holdRequestId(this.holdKey, run.runId, step.index);
+    const approval = await run.approvals.hold({ stepIndex: step.index, requestId, tool: step.tool, args: step.args, rules: [`monitor: ${this.stepUp}`] });
     step.approval = approval;
     this.assertRunningAfterWait(step, entry);
     if (approval.status !== 'approved') {
