@@ -115,7 +115,7 @@ async function start(t: ReturnType<typeof task>, workflowId: string, flow?: Data
 
 describe('a commit that cannot lie', () => {
   const damages: [string, (upper: string, overlayDir: string) => Promise<void>, string][] = [
-    ['the overlay vanished', (_upper, dir) => rm(dir, { recursive: true, force: true }), 'ERR_OVERLAY_MISSING'],
+    ['the overlay vanished', (_upper, dir) => rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }), 'ERR_OVERLAY_MISSING'],
     ['a written file changed behind the task', (upper) => writeFile(join(upper, 'report.txt'), 'tampered'), 'ERR_COMMIT_MISMATCH'],
     ['a file no step wrote appeared', (upper) => writeFile(join(upper, 'smuggled.txt'), 'x'), 'ERR_COMMIT_MISMATCH'],
   ];
