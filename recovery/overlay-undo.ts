@@ -7,7 +7,7 @@
  *
  * Idempotent: the records are removed after they are applied; applying them again is harmless.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -138,14 +138,19 @@ export async function captureUpper(upper: string, options: { overBound: 'refuse'
  * still writing) are taken again, a few times, then the call is refused ERR_UNDO_FAILED.
  */
 async function settleStamps(upper: string, stamped: Map<string, FileStamp>): Promise<void> {
-  const probe = join(dirname(upper), `.stamp-probe-${process.pid}-${createHash('sha256').update(upper).digest('hex').slice(0, 8)}`);
+  // Unique: calls of one task tree may measure at once.
+  const probe = join(dirname(upper), `.stamp-probe-${randomUUID()}`);
   for (let round = 0; round < 10; round++) {
     let newest = 0n;
     for (const stamp of stamped.values()) if (stamp.ctimeNs > newest) newest = stamp.ctimeNs;
     for (;;) {
-      await fsp.writeFile(probe, '');
-      const now = (await fsp.lstat(probe, { bigint: true })).ctimeNs;
-      await fsp.rm(probe, { force: true });
+      let now: bigint;
+      try {
+        await fsp.writeFile(probe, '');
+        now = (await fsp.lstat(probe, { bigint: true })).ctimeNs;
+      } finally {
+        await fsp.rm(probe, { force: true });
+      }
       if (now > newest) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
