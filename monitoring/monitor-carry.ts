@@ -8,7 +8,8 @@
  * Bounded, not every step: events older than the longest window the task counts over are folded
  * into totals (monitor-history.ts `foldOldest`); at most `MAX_CARRIED_EVENTS` recent events,
  * `MAX_CARRIED_TOOLS` per-tool counts and `MAX_CARRIED_ALERTS` alerts (64 KiB) are carried, names
- * of at most `MAX_CARRIED_NAME` characters. Trusted only
+ * of at most `MAX_CARRIED_NAME` characters (longer ones shortened, and counted again under the full
+ * name once the next run sees it: `reclaimCarried`). Trusted only
  * from the task's own continue-as-new, like the rest of the carried state (agent-task.ts
  * `trustedFlowInput`).
  *
@@ -133,6 +134,36 @@ function compactEvent(e: MonitorEvent): z.infer<typeof CarriedEventSchema> {
 export function resumeHistory(carried: CarriedMonitor): MonitorHistory {
   const earlier = { ...emptyEarlier(), ...carried.earlier, rowsByOperation: { ...carried.earlier.rowsByOperation } };
   return { events: carried.events.map((e) => ({ ...e })), calls: carried.calls, spawns: carried.spawns, callsByTool: { ...carried.callsByTool }, earlier };
+}
+
+/**
+ * Counts what the previous run carried under `carriedName(name)` back under `name` itself (in
+ * place), for each long name in `names`: the next run counts a tool's calls (and an operation's
+ * rows) under the full name it sees, so a count carried under the shortened key would otherwise
+ * restart at every hand-over. Names of at most `MAX_CARRIED_NAME` characters are carried as they
+ * are and need nothing. Two long names stay apart unless both their prefix and their 53-bit hash
+ * collide. Call it with every name a run sees before it counts or reads that name (monitor-step.ts:
+ * the rules' and the task's tool names at the start, each action's tool and operation as it comes).
+ */
+export function reclaimCarried(history: MonitorHistory, names: Iterable<string>): void {
+  for (const name of names) {
+    if (name.length <= MAX_CARRIED_NAME) continue;
+    const key = carriedName(name);
+    const calls = history.callsByTool[key];
+    if (calls !== undefined) {
+      delete history.callsByTool[key];
+      history.callsByTool[name] = (history.callsByTool[name] ?? 0) + calls;
+    }
+    const rows = history.earlier.rowsByOperation[key];
+    if (rows !== undefined) {
+      delete history.earlier.rowsByOperation[key];
+      history.earlier.rowsByOperation[name] = (history.earlier.rowsByOperation[name] ?? 0) + rows;
+    }
+    for (const e of history.events) {
+      if (e.tool === key) e.tool = name;
+      if (e.operation === key) e.operation = name;
+    }
+  }
 }
 
 /** The newest alerts, at most `MAX_CARRIED_ALERTS` and `MAX_CARRIED_ALERT_BYTES` of them. */

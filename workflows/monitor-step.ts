@@ -22,7 +22,7 @@ import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures, type Meas
 import type { EgressWatch } from '../monitoring/egress-watch';
 import type { Alert } from '../monitoring/alert';
 import type { AgentBaseline } from '../monitoring/baseline';
-import { carriedAlerts, carryHistory, longestWindowMs, resumeHistory, type CarriedMonitor } from '../monitoring/monitor-carry';
+import { carriedAlerts, carryHistory, longestWindowMs, MAX_CARRIED_NAME, reclaimCarried, resumeHistory, type CarriedMonitor } from '../monitoring/monitor-carry';
 import { holdRequestId } from '../monitoring/hold-request-id';
 import { emptyHistory, recordOutcome, recordProposed, type MonitorEvent } from '../monitoring/monitor-history';
 import { fireRules, strongerResponse, type FiredRule, type Response, type ResponseRule } from '../monitoring/response-rule';
@@ -81,6 +81,8 @@ export class TaskMonitor {
   private rules: ResponseRule[] = [];
   /** The task's actions so far; a continued data-flow run starts from its previous run's summary (`resume`). */
   private history = emptyHistory();
+  /** Long names whose carried counts were already taken back under the full name (`reclaim`). */
+  private readonly reclaimed = new Set<string>();
   private armed: Record<string, boolean> = {};
   private readonly steps = new Map<number, StepEntry>();
   private stepUp: string | undefined;
@@ -176,6 +178,12 @@ export class TaskMonitor {
     // Runs recorded before it have no treeHosts in their marker: they replay as they ran.
     if (this.networkEnabled && setup.treeHosts !== undefined) this.treeHosts = setup.treeHosts;
     this.rules = setup.rules;
+    // Counts carried under a long name's shortened key go back under the name before anything reads them.
+    this.reclaim([
+      ...this.rules.flatMap((r) => ('tools' in r.trigger ? (r.trigger.tools ?? []) : [])),
+      ...run.task.grants.tools,
+      ...run.task.tools.custom.map((t) => t.name),
+    ]);
     // Runs recorded before it have no holdKey: their holds keep the id they drew (uuid4).
     if (setup.holdKey !== undefined) this.holdKey = setup.holdKey;
     this.active = true;
@@ -190,6 +198,7 @@ export class TaskMonitor {
   resume(carried: CarriedMonitor): void {
     if (!this.enabled) return;
     this.history = resumeHistory(carried);
+    this.reclaimed.clear();
     this.armed = { ...carried.armed };
     if (carried.stepUp !== undefined) this.stepUp = carried.stepUp;
     this.alerts = carried.alerts.map((a) => ({ ...a }));
@@ -419,7 +428,16 @@ export class TaskMonitor {
     return this.treeHosts === undefined ? {} : { treeHosts: this.treeHosts };
   }
 
+  /** Long names (monitor-carry.ts `reclaimCarried`), each once per run: later events already carry the full name. */
+  private reclaim(names: readonly (string | undefined)[]): void {
+    const fresh = names.filter((n): n is string => n !== undefined && n.length > MAX_CARRIED_NAME && !n.includes('*') && !this.reclaimed.has(n));
+    if (fresh.length === 0) return;
+    for (const n of fresh) this.reclaimed.add(n);
+    reclaimCarried(this.history, fresh);
+  }
+
   private track(step: StepRecord, features: ActionFeatures): StepEntry {
+    this.reclaim([features.tool, features.operation]);
     const event = recordProposed(this.history, features, step.index, Date.now());
     const entry: StepEntry = { event, features, fired: new Set() };
     this.steps.set(step.index, entry);

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { featuresOfAction, type ActionOutcome, type MeasuredEffect } from '../../monitoring/action-features';
 import { learnBaselines, type AgentBaseline } from '../../monitoring/baseline';
 import type { Alert } from '../../monitoring/alert';
-import { CarriedMonitorSchema, carriedAlerts, carryHistory, longestWindowMs, MAX_CARRIED_ALERT_BYTES, MAX_CARRIED_ALERTS, MAX_CARRIED_EVENTS, MAX_CARRIED_TOOLS, resumeHistory } from '../../monitoring/monitor-carry';
+import { CarriedMonitorSchema, carriedAlerts, carryHistory, longestWindowMs, MAX_CARRIED_ALERT_BYTES, MAX_CARRIED_ALERTS, MAX_CARRIED_EVENTS, MAX_CARRIED_NAME, MAX_CARRIED_TOOLS, carriedName, reclaimCarried, resumeHistory } from '../../monitoring/monitor-carry';
 import { emptyHistory, recordOutcome, recordProposed, type MonitorHistory } from '../../monitoring/monitor-history';
 import { fireRules, type ResponseRule } from '../../monitoring/response-rule';
 import { scoreOf, scoreOutcome, scoreProposed, type ScoreReason, type Signal } from '../../monitoring/score-action';
@@ -56,6 +56,8 @@ interface Case {
   /** What the unsplit run must show, so the row tests what it names. */
   signal?: Signal;
   fires?: string;
+  /** A rule the unsplit run must never fire (so a split run that fires it merged counts). */
+  quiet?: string;
 }
 
 /** What the monitor decides for one action: its reasons (with their figures) and the rules fired. */
@@ -80,9 +82,13 @@ function simulate(c: Case, handOvers: ReadonlySet<number>): Verdict[] {
       const next = CarriedMonitorSchema.parse(JSON.parse(JSON.stringify(carried)));
       history = resumeHistory(next);
       armed = { ...next.armed };
+      // As TaskMonitor.begin: the rules' tool names take back their carried counts.
+      reclaimCarried(history, rules.flatMap((r) => ('tools' in r.trigger ? (r.trigger.tools ?? []) : [])));
     }
     const now = T0 + a.at;
     const features = featuresOfAction(a.tool, a.args ?? {}, a.effect);
+    // As TaskMonitor.track: each action's names, before they are counted.
+    reclaimCarried(history, [features.tool, ...(features.operation === undefined ? [] : [features.operation])]);
     const event = recordProposed(history, features, i, now);
     const fired = new Set<string>();
     const fire = (reasons: ScoreReason[]) => {
@@ -108,6 +114,20 @@ const deleteRows = (rows: number): Omit<Action, 'at'> => ({
   effect: { operation: 'delete', rowsChanged: rows },
   outcome: { rows },
 });
+
+/** Tool names longer than MAX_CARRIED_NAME (any `[a-z][a-z0-9_-]*` is a legal tool name); the two differ only past the carried prefix. */
+const LONG = `add-${'x'.repeat(246)}`;
+const LONG_TWIN = `add-${'x'.repeat(245)}y`;
+const long = (tool: string, i: number): Omit<Action, 'at'> => ({ tool, args: { a: i, b: 2 } });
+
+/** `clerk`'s learnt runs, each also calling LONG once. */
+const longClerk: AgentBaseline = learnBaselines(
+  Array.from({ length: 8 }, (_, i) => {
+    const run = normalRun(i);
+    return { ...run, steps: [...run.steps, step(6, LONG, { a: i, b: 2 }, i + 2)] };
+  }),
+  '2026-11-30T00:00:00Z',
+).baselines.find((b) => b.agent === 'clerk')!;
 
 const CASES: Case[] = [
   // The finding: eight times the same call, runs handing over every couple of steps.
@@ -189,6 +209,31 @@ const CASES: Case[] = [
     actions: times(20, (i) => ({ tool: 'fs.read', args: { path: `n${i}.txt` }, at: i * 1000 })),
     signal: 'rate-jump',
   },
+  // The long-name finding: counts carried under `carriedName`'s shortened key count on under the full name.
+  {
+    name: 'calls of a tool with a 250-character name over the run (the long-name finding)',
+    rules: [`block the task when it makes more than 9 calls of tool ${LONG}`],
+    actions: times(12, (i) => ({ ...long(LONG, i), at: i * 2 * MINUTE })),
+    fires: 'task:1',
+  },
+  {
+    name: 'calls-jump of a tool with a 250-character name',
+    baseline: longClerk,
+    actions: times(10, (i) => ({ ...long(LONG, i), at: i * 2 * MINUTE })),
+    signal: 'calls-jump',
+  },
+  {
+    name: 'calls of a tool with a 250-character name within a window',
+    rules: [`alert when it makes more than 4 calls of tool ${LONG} within 10 minutes`],
+    actions: times(8, (i) => ({ ...long(LONG, i), at: i * MINUTE })),
+    fires: 'task:1',
+  },
+  {
+    name: 'two long names alike up to the carried prefix are not merged',
+    rules: [`alert when it makes more than 5 calls of tool ${LONG}`, `alert when it makes more than 5 calls of tool ${LONG_TWIN}`],
+    actions: times(10, (i) => ({ ...long(i % 2 === 0 ? LONG : LONG_TWIN, i), at: i * 2 * MINUTE })),
+    quiet: 'task:1',
+  },
   {
     name: 'a window rule fires once while it holds (armed)',
     rules: ['alert when it makes more than 3 calls in a minute'],
@@ -215,11 +260,26 @@ describe('the monitor carried across continue-as-new', () => {
     it('shows what it names in one run', () => {
       if (c.signal !== undefined) expect(whole.some((v) => v.reasons.some((r) => r.signal === c.signal))).toBe(true);
       if (c.fires !== undefined) expect(whole.filter((v) => v.fired.includes(c.fires!))).toHaveLength(1);
+      if (c.quiet !== undefined) expect(whole.some((v) => v.fired.includes(c.quiet!))).toBe(false);
     });
 
     it.each(schedules(c.actions.length))('scores and fires the same with a hand-over $name', ({ at }) => {
       expect(simulate(c, at)).toEqual(whole);
     });
+  });
+
+  it('carries long names under bounded keys, two names two keys, and takes them back under the full name', () => {
+    expect(carriedName(LONG)).toHaveLength(MAX_CARRIED_NAME - 24 + 3 + carriedName(LONG).split('#')[1]!.length + 1);
+    expect(carriedName(LONG).length).toBeLessThanOrEqual(MAX_CARRIED_NAME);
+    expect(carriedName(LONG)).not.toBe(carriedName(LONG_TWIN));
+    const history = emptyHistory();
+    for (let i = 0; i < 3; i++) recordProposed(history, featuresOfAction(LONG, { a: i }), i, T0 + i);
+    recordProposed(history, featuresOfAction(LONG_TWIN, {}), 3, T0 + 3);
+    const resumed = resumeHistory(CarriedMonitorSchema.parse(JSON.parse(JSON.stringify({ ...carryHistory(history, T0 + 4, MINUTE), armed: {}, alerts: [] }))));
+    expect(resumed.callsByTool).toEqual({ [carriedName(LONG)]: 3, [carriedName(LONG_TWIN)]: 1 });
+    reclaimCarried(resumed, [LONG, 'add']);
+    expect(resumed.callsByTool).toEqual({ [LONG]: 3, [carriedName(LONG_TWIN)]: 1 });
+    expect(resumed.events.map((e) => e.tool)).toEqual([LONG, LONG, LONG, carriedName(LONG_TWIN)]);
   });
 
   it('carries a bounded summary however long and varied the run', () => {

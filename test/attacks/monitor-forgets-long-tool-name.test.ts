@@ -9,20 +9,22 @@
  * The input: the same task as test/attacks/monitor-forgets-at-continue-as-new.test.ts's count-rule
  * row (12 calls, "block the task when it makes more than 9 calls of tool <name>"), with the tool
  * named `add-` + 246 × `x`; the data flow hands over every couple of steps (the client's own
- * `flow.maxRunStepBytes: 1024`). Seen: the original loop blocks the task at the 10th call; the
- * data flow completes all 12 calls (status `completed`). Secure: the same verdict on both paths
- * (blocked).
+ * `flow.maxRunStepBytes: 1024`). Seen before the fix: the original loop blocks the task at the
+ * 10th call; the data flow completed all 12 calls (status `completed`). Now the same verdict on
+ * both paths (blocked at the 10th): the next run takes a carried count back under the full name
+ * before it counts or reads it (monitor-carry.ts `reclaimCarried`, monitor-step.ts). The class,
+ * rule by rule and with names alike up to the carried prefix: test/monitoring/monitor-carry.test.ts.
  */
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assembleTaskResult } from '../../../client/assemble-task-result';
-import { openBlobStore } from '../../../dataplane/blob-store';
-import { followAgentTask } from '../../../client/start-agent-task';
-import { parseTask } from '../../../task/load-task-file';
-import type { TaskResult } from '../../../task/task-run';
-import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
+import { assembleTaskResult } from '../../client/assemble-task-result';
+import { openBlobStore } from '../../dataplane/blob-store';
+import { followAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskResult } from '../../task/task-run';
+import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
