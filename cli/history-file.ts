@@ -5,9 +5,9 @@
  * proto3 JSON, where timestamps and durations are strings and the workflow id sits in the first
  * event). Anything else is refused naming the file and what was expected.
  */
-import { readFile } from 'node:fs/promises';
 import { temporal } from '@temporalio/proto';
 import { ConfigError } from '../errors';
+import { NotRegularFileError, readRegularFile } from '../regular-file';
 
 const { History } = temporal.api.history.v1;
 type IHistory = temporal.api.history.v1.IHistory;
@@ -54,9 +54,9 @@ function fromProto3Json(value: unknown, key = ''): unknown {
 export async function readHistoryFile(file: string): Promise<{ workflowId: string; history: IHistory }> {
   let stored: unknown;
   try {
-    stored = JSON.parse(await readFile(file, 'utf8'));
+    stored = JSON.parse(await readRegularFile(file));
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    const reason = error instanceof NotRegularFileError ? 'not a regular file' : ((error as NodeJS.ErrnoException).code ?? (error as Error).message);
     throw new ConfigError('ERR_CONFIG_INVALID', `${file} cannot be read as JSON (${reason})`, { details: { file } });
   }
   const fail = (what: string) =>

@@ -3,9 +3,10 @@
  * file's folder. Every problem is reported with the file, the field path and what was expected;
  * nothing is dropped or guessed.
  */
-import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat as statPath } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
@@ -412,6 +413,10 @@ function lazyLocator(text: string): TaskFileLocator {
   return { locate: (path) => get().locate(path), at: (offset) => get().at(offset) };
 }
 
+function notRegular(file: string): TaskFileError {
+  return new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: 'not a regular file (a task file is read only from a plain file, never a FIFO, device or socket)' }]);
+}
+
 function invalid(file: string, message: string, path = ''): TaskFileError {
   return new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path, message }]);
 }
@@ -440,6 +445,99 @@ function lineExcerpt(text: string, offset: number): { line: number; column: numb
   return { line, column, excerpt: text.slice(start, end < 0 ? text.length : end).replace(/\r$/, '') };
 }
 
+/** An issue at `offset` of `text`: its line, column and the line itself. */
+function invalidAt(file: string, text: string, offset: number, message: string, path = ''): TaskFileError {
+  return new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path, message, ...lineExcerpt(text, offset) }]);
+}
+
+/** The YAML 1.2 core schema's tags (YAML 1.2.2 section 10.3): the only ones a task file may write. */
+const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`));
+
+/**
+ * The first explicit tag outside the core schema (`!!omap`, `!!set`, `!!binary`, `!!timestamp`,
+ * `!local`...), with the offset of the tag and the field path it is at; undefined when none.
+ */
+function firstNonCoreTag(doc: Document, text: string): { tag: string; offset: number; path: string } | undefined {
+  let found: { tag: string; offset: number; path: string } | undefined;
+  visit(doc, (_key, node, ancestors) => {
+    if (!isNode(node) || node.tag === undefined || CORE_TAGS.has(node.tag)) return undefined;
+    const start = node.range?.[0] ?? 0;
+    // The node's range starts at its value; its tag is the word around the nearest "!" before it.
+    let bang = text.lastIndexOf('!', start);
+    while (bang > 0 && !/[\s,[\]{}]/.test(text[bang - 1]!)) bang -= 1;
+    // The field path: each pair's key, each list item's index.
+    const chain = [...ancestors, node];
+    const keys = chain.flatMap((parent, i) => {
+      if (isPair(parent)) return isScalar(parent.key) ? [String(parent.key.value)] : [];
+      return isSeq(parent) && i + 1 < chain.length ? [String(parent.items.indexOf(chain[i + 1] as never))] : [];
+    });
+    found = { tag: node.tag.replace(/^tag:yaml\.org,2002:/, '!!'), offset: bang >= 0 ? bang : start, path: keys.join('.') };
+    return visit.BREAK;
+  });
+  return found;
+}
+
+/**
+ * The first key of valid JSON `text` that its object already has (compared decoded, so "a" and
+ * "\u0061" are one key): its decoded name, offset and the field path of its object; undefined
+ * when every object names each key once. `text` must already have parsed (JSON.parse).
+ */
+export function firstDuplicateJsonKey(text: string): { key: string; offset: number; path: string } | undefined {
+  let i = 0;
+  const space = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i += 1;
+  };
+  const string = (): string => {
+    const start = i;
+    i += 1;
+    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i += 1;
+    return JSON.parse(text.slice(start, i)) as string;
+  };
+  type Found = { key: string; offset: number; path: string } | undefined;
+  const value = (path: readonly string[]): Found => {
+    space();
+    const c = text[i];
+    if (c === '{') {
+      i += 1;
+      const seen = new Set<string>();
+      space();
+      if (text[i] === '}') return void (i += 1);
+      for (;;) {
+        space();
+        const at = i;
+        const key = string();
+        if (seen.has(key)) return { key, offset: at, path: path.join('.') };
+        seen.add(key);
+        space();
+        i += 1; // ':'
+        const inner = value([...path, key]);
+        if (inner !== undefined) return inner;
+        space();
+        if (text[i++] === '}') return undefined;
+      }
+    }
+    if (c === '[') {
+      i += 1;
+      space();
+      if (text[i] === ']') return void (i += 1);
+      for (let index = 0; ; index += 1) {
+        const inner = value([...path, String(index)]);
+        if (inner !== undefined) return inner;
+        space();
+        if (text[i++] === ']') return undefined;
+      }
+    }
+    if (c === '"') {
+      string();
+      return undefined;
+    }
+    while (i < text.length && !',]} \t\n\r'.includes(text[i]!)) i += 1; // number, true, false, null
+    return undefined;
+  };
+  return value([]);
+}
+
 /**
  * Parses YAML (and therefore JSON) text, reporting syntax errors with line and column. Refuses,
  * before any parser sees it, flow nesting deeper than MAX_TASK_NESTING (parsers recurse), and
@@ -459,6 +557,9 @@ export function parseTaskText(text: string, file: string): unknown {
     } catch (error) {
       throw syntaxError(file, text, 'JSON', jsonErrorOffset(text, (error as Error).message), (error as Error).message.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, ''));
     }
+    // JSON.parse keeps the last of a key named twice; YAML refuses it, and so does a JSON task file.
+    const duplicate = firstDuplicateJsonKey(text);
+    if (duplicate !== undefined) throw invalidAt(file, text, duplicate.offset, `the field "${duplicate.key}" is named twice in one object (a JSON task file names each field once)`, duplicate.path);
   } else {
     const lineCounter = new LineCounter();
     const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
@@ -474,6 +575,10 @@ export function parseTaskText(text: string, file: string): unknown {
           ? 'a task file holds one document, and this "---" starts a second'
           : first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
       throw syntaxError(file, text, 'YAML', opened >= 0 ? opened : first.pos[0], `${message}${more > 0 ? ` (the parser found ${more} more error(s) after this one, which may follow from it)` : ''}`);
+    }
+    const tagged = firstNonCoreTag(doc, text);
+    if (tagged !== undefined) {
+      throw invalidAt(file, text, tagged.offset, `the YAML tag "${tagged.tag}" is not allowed: a task file uses plain YAML (tags other than !!str, !!int, !!float, !!bool, !!null, !!map and !!seq make values Warden would not read as written)`, tagged.path);
     }
     try {
       document = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
@@ -496,10 +601,14 @@ export function parseTaskText(text: string, file: string): unknown {
 export async function readTaskFileText(file: string): Promise<string> {
   let bytes: Buffer;
   try {
-    const handle = await open(file, 'r');
+    // Stat'ed before it is opened, and opened without blocking: opening a FIFO (or a device) for
+    // reading waits for a writer, and the check after the open would come too late.
+    if (!(await statPath(file)).isFile()) throw notRegular(file);
+    const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const stat = await handle.stat();
-      if (!stat.isFile()) throw new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: 'not a regular file' }]);
+      // Again on what was opened: the path may have been swapped for a FIFO after the stat.
+      if (!stat.isFile()) throw notRegular(file);
       if (stat.size > MAX_TASK_FILE_BYTES) throw invalid(file, `the file is ${stat.size} bytes, more than the limit of ${MAX_TASK_FILE_BYTES}`);
       // Read one byte past the limit: a file that grew after fstat is still caught.
       const buffer = Buffer.alloc(MAX_TASK_FILE_BYTES + 1);

@@ -2,11 +2,11 @@
  * `warden attest verify <file>`: checks claim attestations offline, with only a published JWKS
  * (attestation/verify-attestation.ts). Reading files is all it does: no server, no state.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { publishedJwks, PublishedJwksSchema } from '../../attestation/published-jwks';
 import { verifyClaimAttestation, type AttestationCheck } from '../../attestation/verify-attestation';
 import { WardenError } from '../../errors';
+import { NotRegularFileError, readRegularFileSync } from '../../regular-file';
 import type { Jwks } from '../../identity/claims';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
@@ -31,9 +31,10 @@ export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] 
 export function readJsonFile(io: CliIo, command: string, file: string, what: string): unknown {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFileSync(file);
   } catch (error) {
-    io.stderr(`warden ${command}: cannot read ${what} ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`);
+    const reason = error instanceof NotRegularFileError ? 'not a regular file' : ((error as NodeJS.ErrnoException).code ?? (error as Error).message);
+    io.stderr(`warden ${command}: cannot read ${what} ${file}: ${reason}\n`);
     return undefined;
   }
   try {

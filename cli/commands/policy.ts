@@ -1,9 +1,10 @@
 /** `warden policy compile <file | pack | sentence>`: show what each rule became (Cedar policy or stateful spec). */
 import { policyTestCommand } from './policy-test';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../../errors';
+import { readRegularFileSync } from '../../regular-file';
 import { compileRule, validateCedarRules, type CompiledRule } from '../../policies/engine/compile-rule';
 import { PACKS_DIR, readPacks, readRuleFile, type PackSentence } from '../../policies/engine/load-pack';
 import { describeResponseRule, isResponseRule, parseResponseRule } from '../../policies/engine/parse-response-rule';
@@ -28,7 +29,7 @@ function sentencesOfPath(path: string): PackSentence[] {
   if (statSync(path).isDirectory()) return readPacks([path]);
   const extension = extname(path).toLowerCase();
   if (extension === '.yaml' || extension === '.yml' || extension === '.json') {
-    const document: unknown = parseYaml(readFileSync(path, 'utf8'));
+    const document: unknown = parseYaml(readRegularFileSync(path));
     const policies = document !== null && typeof document === 'object' ? (document as { policies?: unknown }).policies : undefined;
     if (policies === undefined) return [];
     if (!Array.isArray(policies) || !policies.every((p) => typeof p === 'string')) {

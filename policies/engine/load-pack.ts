@@ -3,9 +3,10 @@
  * and `@extends <pack>` lines naming a sibling pack whose rules come first. Every sentence gets
  * a stable id `<pack>:<line>` and a source `<file>:<line>` for error messages.
  */
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { PolicyError } from '../../errors';
+import { NotRegularFileError, readRegularFileSync } from '../../regular-file';
 
 /** The folder holding the bundled packs (foundation, enterprise, advanced). */
 export const PACKS_DIR = resolve(__dirname, '..');
@@ -38,7 +39,14 @@ export function resolvePackFolder(nameOrFolder: string, relativeTo?: string): st
     candidates.push(resolve(nameOrFolder));
     if (!nameOrFolder.includes('/') && !nameOrFolder.includes('\\')) candidates.push(join(PACKS_DIR, nameOrFolder));
   }
-  for (const candidate of candidates) if (isDirectory(candidate) && existsSync(join(candidate, 'rules.txt'))) return realpathSync(candidate);
+  for (const candidate of candidates) {
+    if (!isDirectory(candidate) || !existsSync(join(candidate, 'rules.txt'))) continue;
+    // Found, but a rules.txt that is a FIFO, device or folder is refused here, naming the pack, never read.
+    if (!statSync(join(candidate, 'rules.txt')).isFile()) {
+      throw new PolicyError('ERR_POLICY_INVALID', `policy pack "${nameOrFolder}": ${join(candidate, 'rules.txt')} is not a regular file`, { details: { pack: nameOrFolder, file: join(candidate, 'rules.txt') } });
+    }
+    return realpathSync(candidate);
+  }
   throw new PolicyError('ERR_POLICY_PACK_NOT_FOUND', `no policy pack "${nameOrFolder}": expected a folder with a rules.txt (looked at ${candidates.join(', ')})`, {
     details: { pack: nameOrFolder, looked: candidates },
   });
@@ -58,8 +66,9 @@ export function readPackFile(folder: string): PackFile {
 export function readRuleFile(file: string, name: string): PackFile {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFileSync(file);
   } catch (error) {
+    if (error instanceof NotRegularFileError) throw new PolicyError('ERR_POLICY_INVALID', `rule file ${file} is not a regular file`, { details: { file }, cause: error });
     throw new PolicyError('ERR_POLICY_PACK_NOT_FOUND', `cannot read rule file ${file}: ${(error as Error).message}`, { details: { file }, cause: error });
   }
   const pack: PackFile = { name, folder: dirname(file), extends: [], sentences: [] };
