@@ -13,9 +13,7 @@
  * (`undone`) and the call's custody span. An attempt whose worker died is undone before the next one.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { lstatSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { CapabilityError, CredentialError, isErrorCode, RecoveryError, ToolError, WardenError } from '../errors';
 import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
@@ -29,8 +27,7 @@ import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
-import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, type UpperCapture } from '../recovery/overlay-undo';
-import { readUpperLayer } from '../recovery/overlay-layer';
+import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
@@ -490,8 +487,13 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   } catch (error) {
     if (undo === undefined) throw error;
     // What the program or server changed in the overlay during the failed call is taken back out.
+    const unkept = undo.captured === undefined ? [] : await unkeptChangesOf(undo.upper, undo.captured);
     if (undo.captured !== undefined) await recordUpperChanges(undo.upper, undo.undoDir, undo.captured);
     const undone = await undoIncompleteCall(undo.key);
+    if (unkept.length > 0) {
+      // Never a silent partial undo: what could be taken back was, the rest is named.
+      throw new RecoveryError('ERR_UNDO_FAILED', `the overlay writes of call ${call.callId}, which did not complete, could not all be undone: it changed ${unkept.map((p) => JSON.stringify(p)).join(', ')}, larger than the ${MAX_UPPER_CAPTURE_BYTES} bytes kept before an MCP call`, { cause: error, details: { unkept, undone } });
+    }
     throw undone.length === 0 || !(error instanceof WardenError) ? error : new WardenError(error.code, error.message, { details: { ...error.details, undone }, retryable: error.retryable, cause: error });
   }
 }
@@ -499,8 +501,9 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
 /**
  * How a failed call outside the isolate is undone: a sub-agent's program records its own changes
  * (executeProcessCall `undoDir`); an MCP server's call is measured here, the upper folder read
- * before it (when it holds at most MAX_UPPER_CAPTURE_BYTES; a larger overlay goes without, and
- * then a failed call's writes stay, and the data flow's commit proof refuses them). A root task's
+ * before it: the bytes of its files up to MAX_UPPER_CAPTURE_BYTES (by lstat size, smallest first),
+ * and only the stamp (inode, size, mtime, ctime) of the others; a failed call that changed one of
+ * those fails ERR_UNDO_FAILED naming it, after the rest is undone (never a silent skip). A root task's
  * program has no failure after it ran (its exit, time-out or kill is its output): not measured.
  */
 async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: ToolDescriptor): Promise<{ key: { stateDir: string; taskKey: string; callId: string }; upper: string; undoDir: string; captured?: UpperCapture } | undefined> {
@@ -513,17 +516,9 @@ async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: Too
   // Only a stdio server with the workspace writes to the overlay.
   const server = call.task.tools.mcp?.[mcpTargetOf(tool).server];
   if (server === undefined || !isStdioServer(server) || server.workspace === 'none') return undefined;
-  if (upperBytesOf(upper) > MAX_UPPER_CAPTURE_BYTES) return undefined;
   // A records folder of this call left by an attempt that died: its changes go first.
   await undoIncompleteCall(key);
-  return { key, upper, undoDir, captured: await captureUpper(upper) };
-}
-
-/** Bytes of the regular files in an upper folder (0 when there is none). */
-function upperBytesOf(upper: string): number {
-  let bytes = 0;
-  for (const file of readUpperLayer(upper).files) bytes += lstatSync(join(upper, file)).size;
-  return bytes;
+  return { key, upper, undoDir, captured: await captureUpper(upper, { overBound: 'stamp' }) };
 }
 
 async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor, stateDir: string, expiresAt: number, credential: { claims: { jti: string; scope: string[]; exp: number } }): Promise<ToolCallResult> {

@@ -7,7 +7,7 @@
  *
  * Idempotent: the records are removed after they are applied; applying them again is harmless.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -71,31 +71,115 @@ export async function discardOverlayUndo(options: { stateDir: string; taskKey: s
 /** The most a sub-agent's program call keeps of the upper folder to undo it (bytes of files). */
 export const MAX_UPPER_CAPTURE_BYTES = 64 * 1024 * 1024;
 
-/** The upper folder's files (bytes) and whiteouts before a program call, to undo what it changes. */
-export interface UpperCapture {
-  files: Map<string, Buffer>;
-  deleted: Set<string>;
+/** What identifies one version of a file without reading it (lstat): inode, size, mtime and ctime (ns). */
+interface FileStamp {
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
 }
 
 /**
- * Reads the upper folder before a sub-agent's program runs: a program writes through the kernel
- * overlay, which the fs capability does not see, so its changes are found by comparing after.
- * Throws RecoveryError ERR_UNDO_FAILED past MAX_UPPER_CAPTURE_BYTES (the call is refused, not left
- * without undo).
+ * The upper folder's files and whiteouts before a program or MCP call, to undo what it changes:
+ * the bytes of the files that fit in MAX_UPPER_CAPTURE_BYTES, and of the others only their stamp
+ * (`stamped`): a call that changes one of those cannot be undone (unkeptChangesOf).
  */
-export async function captureUpper(upper: string): Promise<UpperCapture> {
+export interface UpperCapture {
+  files: Map<string, Buffer>;
+  deleted: Set<string>;
+  stamped: Map<string, FileStamp>;
+}
+
+async function stampOf(path: string): Promise<FileStamp | undefined> {
+  const s = await fsp.lstat(path, { bigint: true }).catch(() => undefined);
+  return s === undefined ? undefined : { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs };
+}
+
+/**
+ * Reads the upper folder before a call that writes through the kernel overlay (a sub-agent's
+ * program, a stdio MCP server), which the fs capability does not see, so its changes are found by
+ * comparing after. Sizes are taken by lstat first (a sparse file counts by its size, and is not read).
+ * Past MAX_UPPER_CAPTURE_BYTES: `overBound: 'refuse'` (a sub-agent's program) throws RecoveryError
+ * ERR_UNDO_FAILED, the call is refused; `'stamp'` (an MCP call) keeps only the stamps of the files
+ * that do not fit, largest files first, so a failed call that changes one is reported, never left
+ * silently without undo.
+ */
+export async function captureUpper(upper: string, options: { overBound: 'refuse' | 'stamp' } = { overBound: 'refuse' }): Promise<UpperCapture> {
   const layer = readUpperLayer(upper);
   const files = new Map<string, Buffer>();
+  const stamped = new Map<string, FileStamp>();
+  const sized: { path: string; size: number }[] = [];
+  for (const path of layer.files) sized.push({ path, size: (await fsp.lstat(join(upper, path))).size });
+  // Smallest first: the most files fit in the bound, the large ones are stamped.
+  sized.sort((a, b) => a.size - b.size || (a.path < b.path ? -1 : 1));
   let bytes = 0;
-  for (const path of layer.files) {
+  for (const { path, size } of sized) {
+    if (bytes + size > MAX_UPPER_CAPTURE_BYTES) {
+      if (options.overBound === 'refuse') {
+        throw new RecoveryError('ERR_UNDO_FAILED', `a sub-agent's program cannot run: the task's overlay holds more than ${MAX_UPPER_CAPTURE_BYTES} bytes, too much to keep for undoing it`);
+      }
+      const stamp = await stampOf(join(upper, path));
+      if (stamp !== undefined) stamped.set(path, stamp);
+      continue;
+    }
     const content = await fsp.readFile(join(upper, path));
     bytes += content.byteLength;
-    if (bytes > MAX_UPPER_CAPTURE_BYTES) {
-      throw new RecoveryError('ERR_UNDO_FAILED', `a sub-agent's program cannot run: the task's overlay holds more than ${MAX_UPPER_CAPTURE_BYTES} bytes, too much to keep for undoing it`);
-    }
     files.set(path, content);
   }
-  return { files, deleted: new Set(layer.deleted) };
+  if (stamped.size > 0) await settleStamps(upper, stamped);
+  return { files, deleted: new Set(layer.deleted), stamped };
+}
+
+/**
+ * Makes the stamps safe against the file system's coarse clock: a write in the same clock tick as
+ * a file's last change could leave its ctime as it was. Waits (on the file system's own clock, a
+ * probe file beside the upper folder) until the clock is past every stamped ctime, then stamps
+ * again: equal stamps are final (any later change gets a later ctime); changed ones (a process
+ * still writing) are taken again, a few times, then the call is refused ERR_UNDO_FAILED.
+ */
+async function settleStamps(upper: string, stamped: Map<string, FileStamp>): Promise<void> {
+  // Unique: calls of one task tree may measure at once.
+  const probe = join(dirname(upper), `.stamp-probe-${randomUUID()}`);
+  for (let round = 0; round < 10; round++) {
+    let newest = 0n;
+    for (const stamp of stamped.values()) if (stamp.ctimeNs > newest) newest = stamp.ctimeNs;
+    for (;;) {
+      let now: bigint;
+      try {
+        await fsp.writeFile(probe, '');
+        now = (await fsp.lstat(probe, { bigint: true })).ctimeNs;
+      } finally {
+        await fsp.rm(probe, { force: true });
+      }
+      if (now > newest) break;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    let settled = true;
+    for (const [path, was] of stamped) {
+      const now = await stampOf(join(upper, path));
+      if (now === undefined || now.ino !== was.ino || now.size !== was.size || now.mtimeNs !== was.mtimeNs || now.ctimeNs !== was.ctimeNs) {
+        settled = false;
+        if (now === undefined) stamped.delete(path);
+        else stamped.set(path, now);
+      }
+    }
+    if (settled) return;
+  }
+  throw new RecoveryError('ERR_UNDO_FAILED', `the call cannot run: files of the task's overlay over ${MAX_UPPER_CAPTURE_BYTES} bytes kept changing while the worker measured them for undoing it: ${[...stamped.keys()].map((p) => JSON.stringify(p)).join(', ')}`);
+}
+
+/**
+ * The stamped files of `before` (too large to keep) that a call changed, removed or replaced:
+ * their earlier bytes are not kept, so the call cannot be undone. Sorted.
+ */
+export async function unkeptChangesOf(upper: string, before: UpperCapture): Promise<string[]> {
+  const lost: string[] = [];
+  for (const [path, was] of before.stamped) {
+    const now = await stampOf(join(upper, path));
+    const same = now !== undefined && now.ino === was.ino && now.size === was.size && now.mtimeNs === was.mtimeNs && now.ctimeNs === was.ctimeNs;
+    if (!same) lost.push(path);
+  }
+  return lost.sort();
 }
 
 /**
@@ -110,6 +194,8 @@ export async function recordUpperChanges(upper: string, undoDir: string, before:
   const changed: string[] = [];
   const paths = new Set([...before.files.keys(), ...before.deleted, ...after.files, ...after.deleted]);
   for (const path of [...paths].sort()) {
+    // A stamped file's earlier bytes are not kept: unkeptChangesOf reports it, no record would restore it.
+    if (before.stamped.has(path)) continue;
     const previous = before.files.get(path);
     let same: boolean;
     if (previous !== undefined) {
