@@ -19,11 +19,8 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approveCommand, denyCommand } from '../../cli/commands/approvals';
-import { approversCommand } from '../../cli/commands/approvers';
-import type { CliIo } from '../../cli/cli-io';
 import { assembleTaskResult } from '../../client/assemble-task-result';
 import { openBlobStore } from '../../dataplane/blob-store';
 import { followAgentTask } from '../../client/start-agent-task';
@@ -31,28 +28,18 @@ import { parseTask } from '../../task/load-task-file';
 import type { PendingApproval, TaskResult, TaskState } from '../../task/task-run';
 import { taskStateQuery } from '../../workflows/definitions';
 import { replayAllRuns } from '../support/replay-runs';
-import { testTemporalAddress } from '../support/temporal';
+import { runCountingRuns } from '../support/monitor-kit';
+import { registeredApprover } from '../support/task-kit';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
-/** A registered approver (unique per run: the test registry outlives runs). */
-const approver = `monitor-can-${randomUUID().slice(0, 8)}`;
-let keyFile: string;
 
 beforeAll(async () => {
   env = await startWardenTestEnv();
-  keyFile = join(await mkdtemp(join(tmpdir(), 'warden-approver-')), `${approver}.json`);
-  const add = cli();
-  expect(await approversCommand(['add', approver, '--out', keyFile], add.io), add.out.join('')).toBe(0);
 });
 afterAll(async () => env?.close());
-
-function cli(): { io: CliIo; out: string[] } {
-  const out: string[] = [];
-  const port = testTemporalAddress().address.split(':').pop();
-  const env = { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, ...(keyFile === undefined ? {} : { WARDEN_APPROVER_KEY: keyFile }) };
-  return { out, io: { stdout: (t) => out.push(t), stderr: (t) => out.push(t), env } };
-}
+/** A registered approver (unique per run: the test registry outlives runs). */
+const { name: approver, cli } = registeredApprover('monitor-can');
 
 interface Row {
   name: string;
@@ -100,14 +87,7 @@ function task(row: Row, dataFlow: boolean, workspace: string, approvalTimeout = 
 async function run(row: Row, dataFlow: boolean): Promise<{ result: TaskResult; runs: number }> {
   const workspace = await mkdtemp(join(tmpdir(), 'warden-monitor-can-'));
   const workflowId = `monitor-can-${dataFlow}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
-  const args = [{ task: task(row, dataFlow, workspace), ...(dataFlow ? { flow: { maxRunStepBytes: 1024 } } : {}) }];
-  const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args });
-  env.workflowIds.push(workflowId);
-  // The result with the steps of every run (earlier runs' are archived in the blob store).
-  const result = await assembleTaskResult(await followAgentTask(handle), openBlobStore(TEST_STATE_DIR));
-  let runs = 0;
-  for await (const _ of env.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs++;
-  return { result, runs };
+  return runCountingRuns(env, workflowId, task(row, dataFlow, workspace), dataFlow);
 }
 
 /** What the monitor and the guards decided on each step, and how the task ended. */

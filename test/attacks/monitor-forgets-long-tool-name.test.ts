@@ -19,12 +19,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assembleTaskResult } from '../../client/assemble-task-result';
-import { openBlobStore } from '../../dataplane/blob-store';
-import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
-import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { runCountingRuns } from '../support/monitor-kit';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -56,13 +54,7 @@ function task(dataFlow: boolean, workspace: string) {
 async function run(dataFlow: boolean): Promise<{ result: TaskResult; runs: number }> {
   const workspace = await mkdtemp(join(tmpdir(), 'warden-monitor-long-name-'));
   const workflowId = `monitor-long-name-${dataFlow}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
-  const args = [{ task: task(dataFlow, workspace), ...(dataFlow ? { flow: { maxRunStepBytes: 1024 } } : {}) }];
-  const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args });
-  env.workflowIds.push(workflowId);
-  const result = await assembleTaskResult(await followAgentTask(handle), openBlobStore(TEST_STATE_DIR));
-  let runs = 0;
-  for await (const _ of env.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs++;
-  return { result, runs };
+  return runCountingRuns(env, workflowId, task(dataFlow, workspace), dataFlow);
 }
 
 describe('the monitor across continue-as-new, a tool with a long name', () => {

@@ -19,8 +19,9 @@ import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
+import { stopChildren } from '../support/child-output';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { testTemporalConfig } from '../support/temporal';
+import { testTemporalConfig, wardenProcessEnv } from '../support/temporal';
 import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 
 const TASKS = 6;
@@ -43,17 +44,8 @@ async function startWorker(name: string): Promise<void> {
   // Both reuse the test run's workflow bundle cache instead of building their own.
   mkdirSync(join(TEST_STATE_DIR, 'cache'), { recursive: true });
   symlinkSync(join(TEST_STATE_DIR, 'cache'), join(stateDir, 'cache'));
-  const config = testTemporalConfig();
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'warden.js'), 'worker', '--task-queue', taskQueue], {
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: config.address,
-      TEMPORAL_NAMESPACE: config.namespace,
-      WARDEN_STATE_DIR: stateDir,
-      WARDEN_DATABASE_URL: pg.url,
-      WARDEN_WORKER_ID: name,
-    },
+    env: wardenProcessEnv(stateDir, { WARDEN_DATABASE_URL: pg.url, WARDEN_WORKER_ID: name }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -159,16 +151,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await connection?.close();
-  await Promise.all(
-    workers.map(
-      ({ child }) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
+  await stopChildren(workers.map(({ child }) => child));
   await pg?.drop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }, 120_000);

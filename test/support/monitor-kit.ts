@@ -15,7 +15,11 @@ import Database from 'better-sqlite3';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { expect } from 'vitest';
 import { baselineCommand } from '../../cli/commands/baseline';
-import { TEST_STATE_DIR } from './warden-test-env';
+import { assembleTaskResult } from '../../client/assemble-task-result';
+import { followAgentTask } from '../../client/start-agent-task';
+import { openBlobStore } from '../../dataplane/blob-store';
+import type { TaskResult } from '../../task/task-run';
+import { TEST_STATE_DIR, type WardenTestEnv } from './warden-test-env';
 
 export interface ReceivedRequest {
   method: string;
@@ -209,4 +213,19 @@ export async function learnBaselineFrom(results: readonly unknown[]): Promise<vo
   const out: string[] = [];
   const io = { stdout: (t: string) => out.push(t), stderr: (t: string) => out.push(t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR } };
   expect(await baselineCommand(['learn', '--from', file], io), out.join('')).toBe(0);
+}
+
+/**
+ * Runs `task` as `workflowId` to its end: on the data flow (`dataFlow`) with runs handing over every
+ * couple of steps (`flow.maxRunStepBytes` 1024), else on the original loop. Returns the result with
+ * the steps of every run (earlier runs' are archived in the blob store) and how many runs it took.
+ */
+export async function runCountingRuns(env: WardenTestEnv, workflowId: string, task: unknown, dataFlow: boolean): Promise<{ result: TaskResult; runs: number }> {
+  const args = [{ task, ...(dataFlow ? { flow: { maxRunStepBytes: 1024 } } : {}) }];
+  const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args });
+  env.workflowIds.push(workflowId);
+  const result = await assembleTaskResult(await followAgentTask(handle), openBlobStore(TEST_STATE_DIR));
+  let runs = 0;
+  for await (const _ of env.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs++;
+  return { result, runs };
 }

@@ -27,3 +27,20 @@ export function testTemporalConfig(): TemporalConfig {
   const { address, namespace } = testTemporalAddress();
   return { ...loadTemporalConfig(process.env), address, namespace };
 }
+
+/**
+ * The whole environment of a `warden` child process (worker or CLI) on the test Temporal server:
+ * PATH and HOME, the server's address and namespace, its own state folder, then `extra`. Nothing
+ * else of this process's environment reaches the child.
+ */
+export function wardenProcessEnv(stateDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const config = testTemporalConfig();
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TEMPORAL_ADDRESS: config.address,
+    TEMPORAL_NAMESPACE: config.namespace,
+    WARDEN_STATE_DIR: stateDir,
+    ...extra,
+  };
+}

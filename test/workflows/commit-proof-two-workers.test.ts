@@ -22,9 +22,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
+import { stopChildren } from '../support/child-output';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { replayAllRuns } from '../support/replay-runs';
-import { testTemporalConfig } from '../support/temporal';
+import { testTemporalConfig, wardenProcessEnv } from '../support/temporal';
 import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 
 const TASKS = 8;
@@ -58,16 +59,7 @@ function tempDir(prefix: string): string {
 }
 
 function processEnv(stateDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const config = testTemporalConfig();
-  return {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    TEMPORAL_ADDRESS: config.address,
-    TEMPORAL_NAMESPACE: config.namespace,
-    WARDEN_STATE_DIR: stateDir,
-    WARDEN_DATABASE_URL: pg.url,
-    ...extra,
-  };
+  return wardenProcessEnv(stateDir, { WARDEN_DATABASE_URL: pg.url, ...extra });
 }
 
 async function startWorker(name: string): Promise<void> {
@@ -95,15 +87,12 @@ async function startWorker(name: string): Promise<void> {
 /** Even tasks write three files and have a sub-agent write a fourth; odd ones write one file (so some run on one worker only). */
 function taskYaml(i: number, workspace: string): string {
   const write = (path: string) => `      - { tool: fs.write, args: { path: ${path}, content: ${FILES(i)[path]} } }`;
+  const writer = ['agent:', '  name: writer', '  model:', '    driver: scripted', '    script:'];
   if (i % 2 === 1) {
     return [
       'user: alice@example.com',
       `intent: write the note of run ${i}`,
-      'agent:',
-      '  name: writer',
-      '  model:',
-      '    driver: scripted',
-      '    script:',
+      ...writer,
       write('a.txt'),
       '      - { final: done }',
       'tools: { builtin: [fs.write] }',
@@ -115,11 +104,7 @@ function taskYaml(i: number, workspace: string): string {
   return [
     'user: alice@example.com',
     `intent: write the report of run ${i}, with a helper`,
-    'agent:',
-    '  name: writer',
-    '  model:',
-    '    driver: scripted',
-    '    script:',
+    ...writer,
     write('a.txt'),
     write('b.txt'),
     '      - { spawn: kid }',
@@ -196,16 +181,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await connection?.close();
-  await Promise.all(
-    workers.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          child.kill('SIGTERM');
-        }),
-    ),
-  );
+  await stopChildren(workers);
   await pg?.drop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }, 120_000);

@@ -7,10 +7,8 @@
  * failed commit is in custody. Before the proof, each of these ended `completed` (an empty or
  * tampered commit).
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
 import { WARDEN_ATTR } from '../../custody/attributes';
@@ -18,9 +16,8 @@ import { LedgerReader } from '../../custody/ledger-reader';
 import { activityTypeOfSpan } from '../../custody/span-roles';
 import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
 import { parseTask } from '../../task/load-task-file';
-import type { TaskState } from '../../task/task-run';
-import { taskStateQuery } from '../../workflows/definitions';
 import { replayAllRuns } from '../support/replay-runs';
+import { makeNotesWorkspace, waitForTaskState } from '../support/task-kit';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
@@ -30,22 +27,7 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
-async function fixture() {
-  const workspace = await mkdtemp(join(tmpdir(), 'warden-commit-proof-'));
-  const dbFile = join(workspace, 'app.db');
-  const db = new Database(dbFile);
-  db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
-  db.close();
-  const rows = () => {
-    const d = new Database(dbFile, { readonly: true });
-    try {
-      return (d.prepare('SELECT count(*) AS n FROM notes').get() as { n: number }).n;
-    } finally {
-      d.close();
-    }
-  };
-  return { workspace, dbFile, rows };
-}
+const fixture = () => makeNotesWorkspace('warden-commit-proof-');
 
 const scripted = (name: string, script: unknown[]) => ({ name, model: { driver: 'scripted', script } });
 
@@ -85,18 +67,6 @@ function task(workspace: string, dbFile: string, script: unknown[], extra: Recor
   );
 }
 
-async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promise<TaskState> }, predicate: (s: TaskState) => boolean): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    try {
-      if (predicate(await handle.query(taskStateQuery))) return;
-    } catch {
-      // not answering yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the task never reached the expected state');
-}
-
 /** The custody records of the task's commit activity: name, status, attributes. */
 async function commitSpans(workflowId: string): Promise<{ status?: { code?: string; message?: string }; attributes?: Record<string, unknown> }[]> {
   await env.telemetry!.forceFlush();
@@ -133,7 +103,7 @@ describe('a commit that cannot lie, on the ordinary loop', () => {
       ]),
       workflowId,
     );
-    await waitForState(handle, (s) => s.steps.length >= 4 && s.steps[2]!.executed);
+    await waitForTaskState(handle, (s) => s.steps.length >= 4 && s.steps[2]!.executed);
     expect(rows()).toBe(1);
     const overlay = overlayPathsOf(TEST_STATE_DIR, taskKeyOf(workflowId, handle.firstExecutionRunId));
     expect(await readFile(join(overlay.upper, 'kid.txt'), 'utf8')).toBe('from the kid');

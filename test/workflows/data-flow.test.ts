@@ -11,10 +11,8 @@
  * - provenance sees every earlier output: claim-checked ones, and those of earlier runs;
  * and every run of every history of this file replays.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleTaskResult } from '../../client/assemble-task-result';
@@ -29,9 +27,9 @@ import { openBlobStore } from '../../dataplane/blob-store';
 import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
 import { isClaimCheckRef, type DataFlowOptions } from '../../task/data-flow';
 import { parseTask } from '../../task/load-task-file';
-import type { TaskResult, TaskState } from '../../task/task-run';
-import { taskStateQuery } from '../../workflows/definitions';
+import type { TaskResult } from '../../task/task-run';
 import { historiesOfRuns, replayAllRuns } from '../support/replay-runs';
+import { makeNotesWorkspace, waitForTaskState } from '../support/task-kit';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
@@ -44,22 +42,7 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
-async function fixture() {
-  const workspace = await mkdtemp(join(tmpdir(), 'warden-flow-'));
-  const dbFile = join(workspace, 'app.db');
-  const db = new Database(dbFile);
-  db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
-  db.close();
-  const rows = () => {
-    const d = new Database(dbFile, { readonly: true });
-    try {
-      return (d.prepare('SELECT count(*) AS n FROM notes').get() as { n: number }).n;
-    } finally {
-      d.close();
-    }
-  };
-  return { workspace, dbFile, rows };
-}
+const fixture = () => makeNotesWorkspace('warden-flow-');
 
 const add = { name: 'add', description: 'adds', input: { type: 'object' }, source: 'return input.a + input.b;' };
 
@@ -89,17 +72,7 @@ function task(workspace: string, dbFile: string, script: unknown[], extra: Recor
   );
 }
 
-async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promise<TaskState> }, predicate: (s: TaskState) => boolean): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    try {
-      if (predicate(await handle.query(taskStateQuery))) return;
-    } catch {
-      // not answering yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the task never reached the expected state');
-}
+const waitForState: typeof waitForTaskState = (handle, predicate) => waitForTaskState(handle, predicate, 600);
 
 function cli(): { io: CliIo; out: string[] } {
   const out: string[] = [];

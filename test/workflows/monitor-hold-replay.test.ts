@@ -22,8 +22,6 @@ import { randomUUID } from 'node:crypto';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approveCommand, denyCommand } from '../../cli/commands/approvals';
-import { approversCommand } from '../../cli/commands/approvers';
-import type { CliIo } from '../../cli/cli-io';
 import { followAgentTask } from '../../client/start-agent-task';
 import { holdRequestId } from '../../monitoring/hold-request-id';
 import { parseTask } from '../../task/load-task-file';
@@ -32,27 +30,16 @@ import { WORKFLOW_INTERCEPTOR_MODULES } from '../../telemetry/temporal-intercept
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { taskStateQuery } from '../../workflows/definitions';
 import { historiesOfRuns } from '../support/replay-runs';
-import { testTemporalAddress } from '../support/temporal';
-import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { registeredApprover } from '../support/task-kit';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
-const approver = `hold-replay-${randomUUID().slice(0, 8)}`;
-let keyFile: string;
 
 beforeAll(async () => {
   env = await startWardenTestEnv();
-  keyFile = join(await mkdtemp(join(tmpdir(), 'warden-approver-')), `${approver}.json`);
-  const add = cli();
-  expect(await approversCommand(['add', approver, '--out', keyFile], add.io), add.out.join('')).toBe(0);
 });
 afterAll(async () => env?.close());
-
-function cli(): { io: CliIo; out: string[] } {
-  const out: string[] = [];
-  const port = testTemporalAddress().address.split(':').pop();
-  const cliEnv = { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, ...(keyFile === undefined ? {} : { WARDEN_APPROVER_KEY: keyFile }) };
-  return { out, io: { stdout: (t) => out.push(t), stderr: (t) => out.push(t), env: cliEnv } };
-}
+const { name: approver, cli } = registeredApprover('hold-replay');
 
 function stepUpTask(dataFlow: boolean, workspace: string) {
   // The rule fires at the fourth call; from then on every action waits for a human.

@@ -8,32 +8,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
 import { approvalsCommand, approveCommand, denyCommand } from '../../cli/commands/approvals';
-import { approversCommand } from '../../cli/commands/approvers';
 import { policyCommand } from '../../cli/commands/policy';
-import type { CliIo } from '../../cli/cli-io';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskState } from '../../task/task-run';
 import { followAgentTask } from '../../client/start-agent-task';
 import { taskStateQuery } from '../../workflows/definitions';
-import { testTemporalAddress } from '../support/temporal';
-import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { registeredApprover } from '../support/task-kit';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
 let workspace: string;
 let dbFile: string;
-/** A registered approver (its name is unique per run: the test registry outlives runs). */
-const approver = `sec-lead-${randomUUID().slice(0, 8)}`;
-let keyFile: string;
 
 beforeAll(async () => {
   env = await startWardenTestEnv();
-  keyFile = join(await mkdtemp(join(tmpdir(), 'warden-approver-')), `${approver}.json`);
-  const add = cli();
-  expect(await approversCommand(['add', approver, '--out', keyFile], add.io), add.out.join('')).toBe(0);
 });
 afterAll(async () => env?.close());
+/** A registered approver (its name is unique per run: the test registry outlives runs). */
+const { name: approver, cli } = registeredApprover('sec-lead');
 
 beforeEach(async () => {
   workspace = await mkdtemp(join(tmpdir(), 'warden-policy-'));
@@ -53,19 +46,6 @@ const count = () => {
     db.close();
   }
 };
-
-function cli(): { io: CliIo; out: string[] } {
-  const out: string[] = [];
-  const port = testTemporalAddress().address.split(':').pop();
-  return {
-    out,
-    io: {
-      stdout: (t) => out.push(t),
-      stderr: (t) => out.push(t),
-      env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, ...(keyFile === undefined ? {} : { WARDEN_APPROVER_KEY: keyFile }) },
-    },
-  };
-}
 
 function deleteTask(limits: Record<string, unknown> = {}) {
   return parseTask(

@@ -26,11 +26,11 @@ import { activityTypeOfSpan } from '../../custody/span-roles';
 import { FilePlacementStore } from '../../dataplane/placement-store';
 import { taskKeyOf } from '../../recovery/recovery-paths';
 import { parseTask } from '../../task/load-task-file';
-import type { StepRecord, TaskResult, TaskState } from '../../task/task-run';
+import type { StepRecord, TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
-import { taskStateQuery } from '../../workflows/definitions';
 import { replayAllRuns } from '../support/replay-runs';
+import { waitForTaskState } from '../support/task-kit';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 
@@ -170,18 +170,6 @@ async function placementRecordOf(workflowId: string, firstRunId: string) {
   return new FilePlacementStore(shared).loadPlacement(taskKeyOf(workflowId, firstRunId));
 }
 
-async function waitForState(handle: { query: (q: typeof taskStateQuery) => Promise<TaskState> }, predicate: (s: TaskState) => boolean): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    try {
-      if (predicate(await handle.query(taskStateQuery))) return;
-    } catch {
-      // no worker answering yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the task never reached the expected state');
-}
-
 function toolRecordsIn(stateDir: string, taskId: string): number {
   const reader = LedgerReader.open({ stateDir });
   try {
@@ -251,7 +239,7 @@ describe('two workers, separate state folders, one shared folder', () => {
     ];
     const workflowId = `two-moved-${randomUUID()}`;
     const handle = await start(taskOf(workspace, dbFile, 'moved', script), workflowId);
-    await waitForState(handle, (s) => s.steps.length >= 3 && s.steps[1]!.executed);
+    await waitForTaskState(handle, (s) => s.steps.length >= 3 && s.steps[1]!.executed);
     const before = await placementOf(workflowId);
     const holder = workers.find((w) => w.workerId === before?.workerId)!;
     await kill(holder);
