@@ -231,8 +231,8 @@ describe('long tasks', () => {
     const t = task(workspace, dbFile, script);
     const workflowId = `flow-long-${Date.now()}`;
     const handle = await start(t, workflowId, { maxRunEvents: 60 });
-    let seen = 0;
-    const raw = await followAgentTask(handle, () => (seen += 1), { pollMs: 100 });
+    const seen: number[] = [];
+    const raw = await followAgentTask(handle, (event) => void (event.kind === 'step' && seen.push(event.step.index)), { pollMs: 100 });
     expect(raw.status).toBe('completed');
     expect(raw.earlier?.steps).toBeGreaterThan(0);
     const runs = await historiesOfRuns(env.client, workflowId);
@@ -247,7 +247,12 @@ describe('long tasks', () => {
     expect(result.children).toEqual([]);
     expect([...(result.recovery?.committed ?? [])].sort()).toEqual(['root.txt']);
     expect(rows()).toBe(1);
-    expect(seen).toBeGreaterThanOrEqual(20);
+    // The query answers for the task across its runs: steps numbered on from earlier runs, each
+    // reported once. How many a poll sees depends on the machine's speed (a run can end between
+    // two polls; `warden run`'s summary lists those), so only that some were seen is asserted.
+    expect(seen.length).toBeGreaterThan(0);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.every((index) => index >= 0 && index <= 21)).toBe(true);
 
     const replay = cli();
     expect(await replayCommand([workflowId], replay.io), replay.out.join('')).toBe(0);
