@@ -76,7 +76,7 @@ async function start() {
     $('main').hidden = false;
     $('sign-out').hidden = false;
     readOnly = session.readOnly;
-    approvalKeys = '';
+    approvalCards.clear();
     $('who').textContent = readOnly ? 'read-only: started without an approver key' : `deciding approvals as approver ${session.approver}`;
     await refresh();
     clearInterval(timer);
@@ -99,14 +99,29 @@ async function refresh() {
   }
 }
 
-/** Keeps what the user is typing: rows are re-rendered only when the set of requests changes. */
-let approvalKeys = '';
+/**
+ * Keeps what the user is typing and what was decided: each request keeps its own card for as long
+ * as it is pending, whatever other tasks' requests come and go meanwhile; a decided card stays
+ * DECIDED_SHOWN_MS with its outcome, then leaves.
+ */
+const DECIDED_SHOWN_MS = 5000;
+const approvalCards = new Map();
 function renderApprovals(approvals) {
-  const keys = approvals.map((a) => `${a.workflowId}#${a.requestId}`).join('\n');
-  $('approvals-empty').hidden = approvals.length > 0;
-  if (keys === approvalKeys) return;
-  approvalKeys = keys;
-  $('approval-list').replaceChildren(...approvals.map(approvalCard));
+  const now = Date.now();
+  const pendingKeys = new Set(approvals.map((a) => `${a.workflowId}#${a.requestId}`));
+  for (const [key, card] of approvalCards) {
+    if (pendingKeys.has(key)) continue;
+    const decidedAt = Number(card.dataset.decidedAt ?? 0);
+    if (decidedAt === 0 || now - decidedAt > DECIDED_SHOWN_MS) approvalCards.delete(key);
+  }
+  for (const a of approvals) {
+    const key = `${a.workflowId}#${a.requestId}`;
+    if (!approvalCards.has(key)) approvalCards.set(key, approvalCard(a));
+  }
+  $('approvals-empty').hidden = approvalCards.size > 0;
+  const cards = [...approvalCards.values()];
+  const list = $('approval-list');
+  if (cards.length !== list.children.length || cards.some((card, i) => list.children[i] !== card)) list.replaceChildren(...cards);
 }
 
 function approvalCard(a) {
@@ -118,7 +133,9 @@ function approvalCard(a) {
       const body = { workflowId: a.workflowId, requestId: a.requestId, approved, ...(reason.value.trim() ? { reason: reason.value.trim() } : {}) };
       const result = await api('/api/approvals/decide', { method: 'POST', body: JSON.stringify(body) });
       outcome.textContent = `${result.decided} as ${result.approver}`;
+      card.dataset.decidedAt = String(Date.now());
       setTimeout(() => void refresh(), 300);
+      setTimeout(() => void refresh(), DECIDED_SHOWN_MS + 300);
     } catch (error) {
       if (error instanceof Unauthenticated) return showLogin('The console no longer accepts this token.');
       outcome.textContent = `not decided: ${error.message}`;
@@ -129,7 +146,7 @@ function approvalCard(a) {
   const deny = el('button', { type: 'button', 'data-testid': 'deny' }, 'Deny');
   approve.addEventListener('click', () => void decide(true, [approve, deny]));
   deny.addEventListener('click', () => void decide(false, [approve, deny]));
-  return el(
+  const card = el(
     'div',
     { className: 'approval', 'data-testid': 'approval', 'data-workflow-id': a.workflowId, 'data-request-id': a.requestId },
     el('div', {}, el('strong', {}, a.tool), ' in ', el('button', { type: 'button', className: 'link', onclick: () => select(a.workflowId) }, a.workflowId), ` (request ${a.requestId})`),
@@ -140,6 +157,7 @@ function approvalCard(a) {
       ? el('div', { className: 'muted', 'data-testid': 'approval-read-only' }, 'Decide with warden approve|deny, or start the console with --approver <name>.')
       : el('div', {}, reason, approve, deny, ' ', outcome),
   );
+  return card;
 }
 
 function renderTasks(tasks) {

@@ -210,6 +210,15 @@ describe('the web console in Chromium', () => {
     const card = page.locator(`[data-testid=approval][data-workflow-id="${handle.workflowId}"]`);
     await card.waitFor({ timeout: 30_000 });
     await card.locator('[data-testid=approval-reason]').fill('not this quarter');
+    // Another task is held meanwhile: the card being filled in keeps what was typed.
+    const other = await env.start(cleanupTask(dbWithStaleLeads(), 'keeper'));
+    try {
+      await pending(other);
+      await page.locator(`[data-testid=approval][data-workflow-id="${other.workflowId}"]`).waitFor({ timeout: 30_000 });
+      expect(await card.locator('[data-testid=approval-reason]').inputValue()).toBe('not this quarter');
+    } finally {
+      await other.terminate('the test needed it only held');
+    }
     await card.locator('[data-testid=deny]').click();
     await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent(), { timeout: 20_000 }).toBe(`denied as ${APPROVER}`);
     const result = await agentTaskResult(handle);
