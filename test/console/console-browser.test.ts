@@ -70,7 +70,7 @@ function cleanupTask(dbFile: string, agent: string) {
 }
 
 async function pending(handle: { query: (q: typeof taskStateQuery) => Promise<{ pendingApprovals: unknown[] }> }) {
-  await vi.waitFor(async () => expect((await handle.query(taskStateQuery)).pendingApprovals).toHaveLength(1), { timeout: 30_000, interval: 100 });
+  await vi.waitFor(async () => expect((await handle.query(taskStateQuery)).pendingApprovals).toHaveLength(1), { timeout: 120_000, interval: 200 });
 }
 
 beforeAll(async () => {
@@ -185,7 +185,7 @@ describe('the web console in Chromium', () => {
     const handle = await env.start(cleanupTask(dbFile, 'janitor'));
     await pending(handle);
     const card = page.locator(`[data-testid=approval][data-workflow-id="${handle.workflowId}"]`);
-    await card.waitFor({ timeout: 30_000 });
+    await card.waitFor({ timeout: 60_000 });
     expect(await card.locator('[data-testid=approval-args]').textContent()).toContain('DELETE FROM leads WHERE stale = 1');
     expect(await card.textContent()).toContain('never delete more than 10 rows without explicit approval');
     await selectTask(reviewedId);
@@ -194,38 +194,38 @@ describe('the web console in Chromium', () => {
 
     await card.locator('[data-testid=approval-reason]').fill('quarterly cleanup');
     await card.locator('[data-testid=approve]').click();
-    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent(), { timeout: 20_000 }).toBe(`approved as ${APPROVER}`);
+    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent(), { timeout: 60_000 }).toBe(`approved as ${APPROVER}`);
     const result = await followAgentTask(handle);
     expect(result.status).toBe('completed');
     expect(result.steps[0]).toMatchObject({ executed: true, approval: { status: 'approved', approver: APPROVER, reason: 'quarterly cleanup' } });
     expect(leadCount(dbFile)).toBe(8);
     // Decided, it leaves the list.
-    await expect.poll(() => page.locator(`[data-testid=approval][data-workflow-id="${handle.workflowId}"]`).count(), { timeout: 15_000 }).toBe(0);
-  });
+    await expect.poll(() => page.locator(`[data-testid=approval][data-workflow-id="${handle.workflowId}"]`).count(), { timeout: 60_000 }).toBe(0);
+  }, 300_000);
 
   it('denies a held action from the page: nothing changes and the task ends denied', async () => {
     const dbFile = dbWithStaleLeads();
     const handle = await env.start(cleanupTask(dbFile, 'sweeper'));
     await pending(handle);
     const card = page.locator(`[data-testid=approval][data-workflow-id="${handle.workflowId}"]`);
-    await card.waitFor({ timeout: 30_000 });
+    await card.waitFor({ timeout: 60_000 });
     await card.locator('[data-testid=approval-reason]').fill('not this quarter');
     // Another task is held meanwhile: the card being filled in keeps what was typed.
     const other = await env.start(cleanupTask(dbWithStaleLeads(), 'keeper'));
     try {
       await pending(other);
-      await page.locator(`[data-testid=approval][data-workflow-id="${other.workflowId}"]`).waitFor({ timeout: 30_000 });
+      await page.locator(`[data-testid=approval][data-workflow-id="${other.workflowId}"]`).waitFor({ timeout: 60_000 });
       expect(await card.locator('[data-testid=approval-reason]').inputValue()).toBe('not this quarter');
     } finally {
       await other.terminate('the test needed it only held');
     }
     await card.locator('[data-testid=deny]').click();
-    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent(), { timeout: 20_000 }).toBe(`denied as ${APPROVER}`);
+    await expect.poll(() => card.locator('[data-testid=approval-outcome]').textContent(), { timeout: 60_000 }).toBe(`denied as ${APPROVER}`);
     const result = await agentTaskResult(handle);
     expect(result).toMatchObject({ status: 'denied', steps: [{ executed: false, approval: { status: 'denied', approver: APPROVER, reason: 'not this quarter' } }] });
     expect(leadCount(dbFile)).toBe(50);
-    await page.locator(`[data-testid=task-row][data-workflow-id="${handle.workflowId}"] .badge.denied`).waitFor({ timeout: 15_000 });
-  });
+    await page.locator(`[data-testid=task-row][data-workflow-id="${handle.workflowId}"] .badge.denied`).waitFor({ timeout: 60_000 });
+  }, 300_000);
 
   it('shows a tampered ledger as tampered, and the records from the break on as broken', async () => {
     // A copy of the ledger with one byte of one of the task's records changed.
