@@ -21,23 +21,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
+import { clerkTask, withCurl, withUploader, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
 let api: LoopbackServer;
 let exfil: LoopbackServer;
 let setup: ClerkSetup;
-const BUILTINS = ['fs.read', 'fs.write', 'sql.query', 'sql.exec', 'http.fetch', 'proc.run'];
-
 /** The clerk's task with proc.run granted for curl, and the uploader MCP server (`fixture`). */
 function curlClerkTask(script: unknown[], extra: Record<string, unknown> = {}, fixture = join(FIXTURES, 'upload-server.mjs')): Record<string, unknown> {
-  const task = clerkTask(setup, script, extra) as { tools: Record<string, unknown> & { builtin: string[] }; grants: { tools: string[]; commands?: string[] } };
-  task.tools.builtin = BUILTINS;
-  task.grants.tools.push('proc.run', 'uploader.upload');
-  task.grants.commands = ['curl'];
-  task.tools.mcp = { uploader: { command: 'node', args: [fixture], hosts: [api.host, ...((extra.extraHosts as string[] | undefined) ?? [])], tools: { upload: { annotations: { destructiveHint: false } } } } };
-  return task;
+  return withUploader(withCurl(clerkTask(setup, script, extra)), fixture, [api.host, ...((extra.extraHosts as string[] | undefined) ?? [])]);
 }
 
 beforeAll(async () => {

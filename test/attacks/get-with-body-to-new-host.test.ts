@@ -15,21 +15,15 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
+import { clerkTask, withCurl, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 let env: WardenTestEnv;
 let api: LoopbackServer;
 let exfil: LoopbackServer;
 let setup: ClerkSetup;
-const BUILTINS = ['fs.read', 'fs.write', 'sql.query', 'sql.exec', 'http.fetch', 'proc.run'];
-
 /** The clerk's task with proc.run granted for curl. */
 function curlClerkTask(script: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const task = clerkTask(setup, script, extra) as { tools: { builtin: string[] }; grants: { tools: string[]; commands?: string[] } };
-  task.tools.builtin = BUILTINS;
-  task.grants.tools.push('proc.run');
-  task.grants.commands = ['curl'];
-  return task;
+  return withCurl(clerkTask(setup, script, extra));
 }
 
 beforeAll(async () => {

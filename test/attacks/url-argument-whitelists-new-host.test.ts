@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
+import { clerkTask, withUploader, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
@@ -33,10 +33,7 @@ let setup: ClerkSetup;
 
 /** The clerk's task with the uploader MCP server (reaching the API and, when given, the new host). */
 function uploaderTask(script: unknown[], extraHosts: string[] = [], fixture = join(FIXTURES, 'upload-server.mjs')): Record<string, unknown> {
-  const task = clerkTask(setup, script, { extraHosts, limits: { maxSteps: 60, approvalTimeout: '3s' } }) as { tools: Record<string, unknown>; grants: { tools: string[] } };
-  task.tools.mcp = { uploader: { command: 'node', args: [fixture], hosts: [api.host, ...extraHosts], tools: { upload: { annotations: { destructiveHint: false } } } } };
-  task.grants.tools.push('uploader.upload');
-  return task;
+  return withUploader(clerkTask(setup, script, { extraHosts, limits: { maxSteps: 60, approvalTimeout: '3s' } }), fixture, [api.host, ...extraHosts]);
 }
 
 beforeAll(async () => {

@@ -187,6 +187,23 @@ export function clerkTask(setup: ClerkSetup, script: unknown[], extra: Record<st
   };
 }
 
+/** `task` (a clerkTask) with proc.run granted for curl. */
+export function withCurl(task: Record<string, unknown>): Record<string, unknown> {
+  const shaped = task as { tools: { builtin: string[] }; grants: { tools: string[]; commands?: string[] } };
+  shaped.tools.builtin = ['fs.read', 'fs.write', 'sql.query', 'sql.exec', 'http.fetch', 'proc.run'];
+  shaped.grants.tools.push('proc.run');
+  shaped.grants.commands = ['curl'];
+  return task;
+}
+
+/** `task` (a clerkTask) with the uploader MCP server `fixture` granted, reaching `hosts`. */
+export function withUploader(task: Record<string, unknown>, fixture: string, hosts: string[]): Record<string, unknown> {
+  const shaped = task as { tools: Record<string, unknown>; grants: { tools: string[] } };
+  shaped.tools.mcp = { uploader: { command: 'node', args: [fixture], hosts, tools: { upload: { annotations: { destructiveHint: false } } } } };
+  shaped.grants.tools.push('uploader.upload');
+  return task;
+}
+
 /**
  * Replays every workflow (tasks and sub-agents) a test file ran on its task queue against the
  * current workflow code; returns the failures (empty when every history replays).
