@@ -15,13 +15,12 @@
  * a call contacted is reported and scored however many requests it made; past the cap a new
  * destination is held before it connects. The padded step scores new-host like the plain GET.
  */
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, withCurl, withUploader, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
+import { newClerkSetup, normalClerkRuns, clerkTask, withCurl, withUploader, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
@@ -37,18 +36,13 @@ beforeAll(async () => {
   exfil = await startLoopbackServer();
   api = await startLoopbackServer('{"status":"green"}');
   env = await startWardenTestEnv(process.env, { printAlert: () => undefined, mcpPackagesDir: REPO_ROOT, sandboxReadOnlyPaths: [FIXTURES, OWN_FIXTURES] });
-  const suffix = randomUUID().slice(0, 8);
-  setup = { agent: `clerk-${suffix}`, reviewer: `reviewer-${suffix}`, shop: await makeShop(), api };
-  const random = seededRandom(7);
-  const results: TaskResult[] = [];
+  setup = await newClerkSetup(api);
   // A clerk that checks its API with curl and uploads its notes there in every run: proc.run,
   // uploader.upload and the API's host are normal.
-  for (let i = 0; i < 6; i += 1) {
-    const script = normalClerkScript(setup, random);
+  const results = await normalClerkRuns(env, setup, (script, i) => {
     script.splice(1, 0, { tool: 'proc.run', args: { command: 'curl', args: ['-s', `${api.url}/status?run=${i}`] } }, { tool: 'uploader.upload', args: { dest: `${api.url}/notes`, path: 'notes.txt' } });
-    results.push(await env.runTask(curlClerkTask(script)));
-  }
-  expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
+    return curlClerkTask(script);
+  });
   await learnBaselineFrom(results);
 }, 600_000);
 

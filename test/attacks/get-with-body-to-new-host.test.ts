@@ -11,11 +11,9 @@
  * Transfer-Encoding) is a write whatever its method (`isNetworkWrite(method, sendsBody)`), so
  * the watch holds it and the new host receives nothing (as the same POST is held).
  */
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
-import { clerkTask, withCurl, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
+import { newClerkSetup, normalClerkRuns, clerkTask, withCurl, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 let env: WardenTestEnv;
 let api: LoopbackServer;
@@ -30,17 +28,12 @@ beforeAll(async () => {
   exfil = await startLoopbackServer();
   api = await startLoopbackServer('{"status":"green"}');
   env = await startWardenTestEnv(process.env, { printAlert: () => undefined });
-  const suffix = randomUUID().slice(0, 8);
-  setup = { agent: `clerk-${suffix}`, reviewer: `reviewer-${suffix}`, shop: await makeShop(), api };
-  const random = seededRandom(7);
-  const results: TaskResult[] = [];
+  setup = await newClerkSetup(api);
   // A clerk that checks its API with curl in every run: proc.run and the API's host are normal.
-  for (let i = 0; i < 6; i += 1) {
-    const script = normalClerkScript(setup, random);
+  const results = await normalClerkRuns(env, setup, (script, i) => {
     script.splice(1, 0, { tool: 'proc.run', args: { command: 'curl', args: ['-s', `${api.url}/status?run=${i}`] } });
-    results.push(await env.runTask(curlClerkTask(script)));
-  }
-  expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
+    return curlClerkTask(script);
+  });
   await learnBaselineFrom(results);
 }, 600_000);
 

@@ -12,13 +12,11 @@
  * call any other host is held, and the held request is reported with the server's next call and
  * scored on its step: the new host receives nothing and the task is not scored 30 and done.
  */
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
+import { newClerkSetup, normalClerkRuns, clerkTask, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
@@ -30,12 +28,8 @@ beforeAll(async () => {
   exfil = await startLoopbackServer();
   api = await startLoopbackServer('{"status":"green"}');
   env = await startWardenTestEnv(process.env, { printAlert: () => undefined, mcpPackagesDir: REPO_ROOT, sandboxReadOnlyPaths: [FIXTURES, OWN_FIXTURES] });
-  const suffix = randomUUID().slice(0, 8);
-  setup = { agent: `clerk-${suffix}`, reviewer: `reviewer-${suffix}`, shop: await makeShop(), api };
-  const random = seededRandom(7);
-  const results: TaskResult[] = [];
-  for (let i = 0; i < 6; i += 1) results.push(await env.runTask(clerkTask(setup, normalClerkScript(setup, random))));
-  expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
+  setup = await newClerkSetup(api);
+  const results = await normalClerkRuns(env, setup);
   await learnBaselineFrom(results);
 }, 600_000);
 

@@ -11,13 +11,11 @@
  * like a plain `http.fetch`. Each route below must score new-host, end `blocked`, and leave the
  * new host without a single request; a program reaching the clerk's usual host is not held.
  */
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, makeShop, normalClerkScript, replayTaskQueue, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
+import { newClerkSetup, normalClerkRuns, clerkTask, replayTaskQueue, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 let env: WardenTestEnv;
 let api: LoopbackServer;
@@ -28,12 +26,8 @@ beforeAll(async () => {
   exfil = await startLoopbackServer();
   api = await startLoopbackServer('{"status":"green"}', 200, (request) => (request.method === 'POST' && request.url === '/status' ? { status: 307, headers: { location: `${exfil.url}/collect` } } : undefined));
   env = await startWardenTestEnv(process.env, { printAlert: () => undefined, mcpPackagesDir: REPO_ROOT, sandboxReadOnlyPaths: [FIXTURES] });
-  const suffix = randomUUID().slice(0, 8);
-  setup = { agent: `clerk-${suffix}`, reviewer: `reviewer-${suffix}`, shop: await makeShop(), api };
-  const random = seededRandom(7);
-  const results: TaskResult[] = [];
-  for (let i = 0; i < 6; i += 1) results.push(await env.runTask(clerkTask(setup, normalClerkScript(setup, random))));
-  expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
+  setup = await newClerkSetup(api);
+  const results = await normalClerkRuns(env, setup);
   await learnBaselineFrom(results);
 }, 600_000);
 

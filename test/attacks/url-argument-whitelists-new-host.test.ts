@@ -17,13 +17,11 @@
  * with the task's grants) only, never from the step watched: a host the step names is new unless
  * the baseline knows it, so the POST is held and the new host receives nothing.
  */
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { clerkTask, withUploader, makeShop, normalClerkScript, seededRandom, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
+import { newClerkSetup, normalClerkRuns, clerkTask, withUploader, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
 const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
@@ -40,17 +38,12 @@ beforeAll(async () => {
   exfil = await startLoopbackServer();
   api = await startLoopbackServer('{"status":"green"}');
   env = await startWardenTestEnv(process.env, { printAlert: () => undefined, mcpPackagesDir: REPO_ROOT, sandboxReadOnlyPaths: [FIXTURES, OWN_FIXTURES] });
-  const suffix = randomUUID().slice(0, 8);
-  setup = { agent: `clerk-${suffix}`, reviewer: `reviewer-${suffix}`, shop: await makeShop(), api };
-  const random = seededRandom(7);
-  const results: TaskResult[] = [];
+  setup = await newClerkSetup(api);
   // A clerk that uploads its notes to its API in every run: the uploader and the API's host are normal.
-  for (let i = 0; i < 6; i += 1) {
-    const script = normalClerkScript(setup, random);
+  const results = await normalClerkRuns(env, setup, (script) => {
     script.splice(1, 0, { tool: 'uploader.upload', args: { dest: `${api.url}/notes`, path: 'notes.txt' } });
-    results.push(await env.runTask(uploaderTask(script)));
-  }
-  expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
+    return uploaderTask(script);
+  });
   await learnBaselineFrom(results);
 }, 600_000);
 

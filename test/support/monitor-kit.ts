@@ -3,7 +3,7 @@
  * checked), a loopback HTTP server standing for a host, a workspace with a database of orders,
  * and the normal task of an agent whose baseline the tests learn before it turns rogue.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -185,6 +185,24 @@ export function clerkTask(setup: ClerkSetup, script: unknown[], extra: Record<st
     limits: { maxSteps: 60, approvalTimeout: '10m' },
     ...rest,
   };
+}
+
+/** A clerk and its reviewer under fresh names, in a fresh shop, reaching `api`. */
+export async function newClerkSetup(api: LoopbackServer): Promise<ClerkSetup> {
+  const suffix = randomUUID().slice(0, 8);
+  return { agent: `clerk-${suffix}`, reviewer: `reviewer-${suffix}`, shop: await makeShop(), api };
+}
+
+/**
+ * Six normal runs of the clerk (scripts from `normalClerkScript` with seed 7, each made a task by
+ * `taskOf(script, run)`), the results to learn a baseline from; fails the test unless all completed.
+ */
+export async function normalClerkRuns(env: WardenTestEnv, setup: ClerkSetup, taskOf: (script: unknown[], run: number) => Record<string, unknown> = (script) => clerkTask(setup, script)): Promise<TaskResult[]> {
+  const random = seededRandom(7);
+  const results: TaskResult[] = [];
+  for (let i = 0; i < 6; i += 1) results.push(await env.runTask(taskOf(normalClerkScript(setup, random), i)));
+  expect(results.map((r) => r.status)).toEqual(Array(6).fill('completed'));
+  return results;
 }
 
 /** `task` (a clerkTask) with proc.run granted for curl. */
