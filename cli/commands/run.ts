@@ -42,6 +42,8 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   --task-queue <name> task queue to start the task on (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
   --worker            run a worker in this process even with TEMPORAL_ADDRESS set
   --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)
+  Without TEMPORAL_ADDRESS, a standalone \`warden worker\` on this machine and state folder that
+  polls the queue runs the task (no worker starts here); --worker starts one here anyway.
   Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file or usage,
   130 when interrupted.`;
 
