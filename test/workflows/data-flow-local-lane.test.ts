@@ -2,13 +2,15 @@
  * A kill beside the data flow's local activities, on the real Temporal server (issue 14's open
  * finding, the part new runs hit; issues 12 and 17's data flow).
  *
- * Temporal's TypeScript SDK (its Core) replays local-activity results in the order they were
- * scheduled, while live they reach the workflow in the order they complete. The data flow runs
- * its commit (`finishTask`) and its grant's revocation (`endTask`) as local activities on the data
- * plane's worker (`TaskFlow.callHere`). A `warden kill` arriving meanwhile runs `authorizeKill`, a
- * local activity too: scheduled second, finished first, it left a history that did not replay.
+ * Two local activities of one run in flight together reach the workflow as they complete live,
+ * and may be resolved in another interleaving on replay (test/attacks/open/kill-beside-local-activity-replay.test.ts).
+ * The data flow runs its commit (`finishTask`) and its grant's revocation (`endTask`) as local
+ * activities on the data plane's worker (`TaskFlow.callHere`); a `warden kill` arriving meanwhile
+ * runs `authorizeKill`, a local activity too. Outside the lane (the old code) both were in flight
+ * together in every case here. Their histories still replayed: after the loop the kill's handler
+ * schedules nothing the run's own code races with, so the hazard was latent, one command away.
  * Now every local activity of a data-flow run goes in the run's one lane (workflows/local-lane.ts,
- * patch `warden-flow-local-lane`): the kill's waits for the commit, and the history replays.
+ * patch `warden-flow-local-lane`): the kill's waits for the commit, one at a time.
  *
  * The worker is Warden's own; a probe (an activity interceptor) holds one chosen activity of one
  * task at its start until the test lets it go, so "in flight when the kill arrives" is an event,
