@@ -69,16 +69,18 @@ function inLane(node: ts.Node): boolean {
   return false;
 }
 
-/** Names `module` imports from `from` (a workflow module's file name). */
-function importsFrom(module: Module, from: string): Set<string> {
+/** How `module` imports from `from` (a workflow module's file name): the names, and a namespace's. */
+function importsFrom(module: Module, from: string): { names: Set<string>; namespaces: string[] } {
   const names = new Set<string>();
+  const namespaces: string[] = [];
   for (const statement of module.source.statements) {
     if (!ts.isImportDeclaration(statement) || !ts.isStringLiteral(statement.moduleSpecifier)) continue;
     if (`${basename(statement.moduleSpecifier.text)}.ts` !== from) continue;
     const bindings = statement.importClause?.namedBindings;
     if (bindings !== undefined && ts.isNamedImports(bindings)) for (const e of bindings.elements) names.add(e.name.text);
+    if (bindings !== undefined && ts.isNamespaceImport(bindings)) namespaces.push(bindings.name.text);
   }
-  return names;
+  return { names, namespaces };
 }
 
 function lineOf(module: Module, node: ts.Node): number {
@@ -106,11 +108,14 @@ function scanLocalActivities(modules: Record<string, string>): Scan {
     scan.stubs.push(`${stub.file}: ${stub.name}`);
     const [head] = stub.name.split('.');
     for (const module of parsed) {
-      if (module.file !== stub.file && !importsFrom(module, stub.file).has(head!)) continue;
+      const imported = importsFrom(module, stub.file);
+      if (module.file !== stub.file && !imported.names.has(head!) && imported.namespaces.length === 0) continue;
+      // Through a namespace import (`import * as stubs`): `stubs.checkPolicy`, `stubs.summarized.checkPolicy`.
+      const spelled = [...(module.file === stub.file || imported.names.has(head!) ? [stub.name] : []), ...imported.namespaces.map((ns) => `${ns}.${stub.name}`)];
       const visit = (node: ts.Node): void => {
         const use =
-          (stub.name.includes('.') && ts.isPropertyAccessExpression(node) && node.getText() === stub.name) ||
-          (!stub.name.includes('.') && ts.isIdentifier(node) && node.text === stub.name && node !== stub.declaration && !ts.isPropertyAccessExpression(node.parent) && !ts.isPropertyAssignment(node.parent));
+          (ts.isPropertyAccessExpression(node) && spelled.includes(node.getText().replace(/\s+/g, ''))) ||
+          (!stub.name.includes('.') && ts.isIdentifier(node) && node.text === stub.name && node !== stub.declaration && !(ts.isPropertyAccessExpression(node.parent) && node.parent.name === node) && !(ts.isPropertyAssignment(node.parent) && node.parent.name === node));
         const typeOnly = (n: ts.Node) => { for (let p: ts.Node | undefined = n; p !== undefined; p = p.parent) if (ts.isTypeQueryNode(p) || ts.isImportDeclaration(p) || ts.isExportSpecifier(p)) return true; return false; };
         if (use && !typeOnly(node) && !(ts.isBindingElement(node.parent) && node.parent.name === node)) {
           (inLane(node) ? scan.laned : scan.outside).push(`${module.file}:${lineOf(module, node)}: ${stub.name}`);
@@ -154,6 +159,7 @@ describe('local activities', () => {
       modules: { 'f.ts': 'const local = proxyLocalActivities({}); async function f(op) { return await op(local, "w"); }' },
       outside: 1,
     },
+    { name: 'a proxy held in a variable, its activity called', modules: { 'f.ts': 'const local = proxyLocalActivities({}); async function f(lane) { await local.finishTask({}); await lane.run(() => local.endTask({})); }' }, outside: 1 },
     { name: 'a destructured stub called bare', modules: { 'm.ts': 'const { authorizeKill } = proxyLocalActivities({}); async function k() { await authorizeKill({}); }' }, outside: 1 },
     { name: 'a stub called in place', modules: { 'm.ts': 'async function k() { await proxyLocalActivities({}).checkPolicy({}); }' }, outside: 1 },
     {
@@ -167,6 +173,11 @@ describe('local activities', () => {
         's.ts': 'export const summarized = { checkPolicy: (s) => proxyLocalActivities({ summary: s }).checkPolicy };',
         'g.ts': "import { summarized } from './s'; async function g(run) { await summarized.checkPolicy('x')({}); await run.monitor.lane.run(() => summarized.checkPolicy('y')({})); }",
       },
+      outside: 1,
+    },
+    {
+      name: 'a stub used through a namespace import',
+      modules: { 's.ts': 'export const { checkPolicy } = proxyLocalActivities({});', 'g.ts': "import * as stubs from './s'; async function g(lane) { await stubs.checkPolicy({}); await lane.run(() => stubs.checkPolicy({})); }" },
       outside: 1,
     },
     {
