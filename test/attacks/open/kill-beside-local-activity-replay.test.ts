@@ -21,7 +21,8 @@
  * lane marker) fails on @temporalio/worker 1.24.0, although its Core resolves local activities in
  * marker order (temporalio/sdk-rust PR #1442, closing temporalio/sdk-typescript#1744): replay hands
  * both resolutions (markers 12 then 11, one workflow task) to the workflow in one activation, where
- * live each woke it on its own, and the handler's code schedules first. Tried and not kept: the
+ * live each woke it on its own; the workflow resolves every job of an activation before any
+ * awaiting code resumes, so the handler's shorter await chain schedules first. Tried and not kept: the
  * handlers' activities as regular ones: the Update's completion and the loop's next command then
  * replayed out of order ("Update machine does not handle this event: ActivityTaskScheduled") in 3
  * of 8 kill histories.
