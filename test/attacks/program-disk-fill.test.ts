@@ -15,13 +15,14 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { overlayVolumeImageOf } from '../../recovery/overlay-volume';
 import { taskKeyOf } from '../../recovery/recovery-paths';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
 import { createFsCapability } from '../../sandbox/capabilities/fs-capability';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
-  env = await startWardenTestEnv();
+  // The MCP case's filesystem server comes from the repository's node_modules.
+  env = await startWardenTestEnv(process.env, { mcpPackagesDir: REPO_ROOT });
 });
 afterAll(async () => {
   await env?.close();
@@ -112,6 +113,23 @@ describe('what one task tree adds to the host disk through its workspace', () =>
     expect(result.steps[0]?.error, JSON.stringify(result.steps[0])).toBeUndefined();
     expect(result.steps[1]?.error?.code, JSON.stringify(result.steps[1])).toBe('ERR_WORKSPACE_QUOTA');
     expect(fs.readFileSync(path.join(folder, 'a.txt'), 'utf8')).toBe('a');
+  }, 600_000);
+
+  it('bounds a stdio MCP server writing in the overlay (the same volume)', async () => {
+    const folder = workspace();
+    // A program leaves about 160 KiB; the server's 400 KiB file does not fit, and is not committed.
+    const fill = 'fallocate -l $(( $(df --output=avail -B1 . | tail -1) - 160 * 1024 )) fill && rm -f nothing';
+    const result = await env.runTask({
+      ...bounded({ tools: ['proc.run'], script: [proc(fill), { tool: 'files.write_file', args: { path: '/workspace/server.txt', content: 's'.repeat(400 * 1024) } }, { final: 'built' }], limits: { onDeny: 'continue' } }, folder),
+      tools: { builtin: ['proc.run'], mcp: { files: { command: 'npx', args: ['-y', '@modelcontextprotocol/server-filesystem', '/workspace'] } } },
+      grants: { tools: ['proc.run', 'files.write_file'], commands: COMMANDS },
+    });
+    expect(result.steps[0]?.error, JSON.stringify(result.steps[0])).toBeUndefined();
+    const step = result.steps[1];
+    expect(step, JSON.stringify(result).slice(0, 3000)).toBeDefined();
+    expect(step?.error?.code ?? JSON.stringify(step), JSON.stringify(step)).toMatch(/^ERR_(WORKSPACE_QUOTA|MCP_TOOL_FAILED)$/);
+    expect(JSON.stringify(step?.error)).toMatch(/limits\.workspaceMb|ENOSPC|no space/i);
+    expect(fs.existsSync(path.join(folder, 'server.txt')) ? fs.statSync(path.join(folder, 'server.txt')).size : 0).toBeLessThan(400 * 1024);
   }, 600_000);
 
   it('bounds fs.write alone (a tree without programs: its plain overlay is measured)', () => {
