@@ -27,6 +27,7 @@ import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { assertWorkspaceFilesWithin, workspaceLimitMbOf, workspaceVolumeMbOf } from '../recovery/overlay-volume';
 import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
@@ -288,7 +289,10 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   // whatever path or link leads there (checked on what each call opens).
   const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
   if (capabilities.fs !== undefined) {
-    capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
+    // A tree that runs programs has its overlay on a volume of its bound (recovery/overlay-volume.ts).
+    const volumeMb = workspaceVolumeMbOf(call.task);
+    capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root, ...(volumeMb === undefined ? {} : { volumeMb }) })).upper;
+    if (capabilities.fs.write) capabilities.fs.workspaceBytes = workspaceLimitMbOf(call.task) * 1024 * 1024;
     // Every call that may write keeps what it replaces: a call that does not complete is undone (below).
     if (capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
     if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
@@ -706,7 +710,11 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     if (!mayWriteFiles(task, resolveTool(task, input.tool))) return call();
     const callId = input.callId ?? `${input.workflowId}:${input.stepIndex}`;
     const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId, workspace: task.resources.workspace ?? '', workerId: records.workerId, placements: records.placements };
-    const sync = () => syncOverlayCopy({ ...overlay, stateDir: stateDirOfDeps(deps), ...(records.blobs === undefined ? {} : { blobs: records.blobs }) });
+    const sync = () => {
+      // Files longer in all than the tree's bound (sparse ones, hard links) are never read or copied.
+      if (task.resources.workspace !== undefined) assertWorkspaceFilesWithin(stateDirOfDeps(deps), overlay.taskKey, task, input.tool);
+      return syncOverlayCopy({ ...overlay, stateDir: stateDirOfDeps(deps), ...(records.blobs === undefined ? {} : { blobs: records.blobs }) });
+    };
     await beginOverlayCall(overlay);
     let result: R;
     try {

@@ -12,6 +12,7 @@
  * success only when the workspace ends up holding exactly those (a missing or different overlay
  * is ERR_OVERLAY_MISSING / ERR_COMMIT_MISMATCH and nothing is written).
  */
+import { assertWorkspaceFilesWithin, workspaceLimitMbOf } from '../recovery/overlay-volume';
 import { DataPlaneError, RecoveryError } from '../errors';
 import { dropOverlayCopy, expectedFiles, localOverlayRecords, syncOverlayCopy, verifyOverlay } from '../dataplane/overlay-copy';
 import { commitManifestPathOf, journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
@@ -86,6 +87,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     // A retry after the commit finished (and removed the overlay) has nothing left to verify
     // beforehand; the check of the workspace afterwards still proves what was written.
     const finished = (await readManifest(commitManifestPathOf(recoveryDirOf(deps), taskKey)))?.status === 'committed';
+    // Files longer in all than the tree's bound (sparse, hard links) are neither hashed nor committed.
+    if (!finished) assertWorkspaceFilesWithin(stateDir, taskKey, task, 'the commit');
     if (input.expected !== undefined && !finished) await verifyOverlay({ stateDir, taskKey, expected: input.expected, workerId: deps.dataPlane?.workerId ?? 'this worker' });
     const result = await commitOverlay({
       stateDir: recoveryDirOf(deps),
@@ -94,6 +97,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
       workspace,
       protected: await protectedSetForCall(deps, task),
       ...(task.resources.allowHostCode === undefined ? {} : { allowHostCode: task.resources.allowHostCode }),
+      workspaceLimitBytes: workspaceLimitMbOf(task) * 1024 * 1024,
     });
     // Held host-code files are reported with what a commit leaves out (recovery.notCommitted).
     const skipped = [...result.skipped, ...result.held];
