@@ -48,6 +48,8 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
     if (action.type === 'tool') run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index, action.tool, action.args), action.args, undefined);
     // The call ran (and failed) unless the failure says it never started.
     step.executed = true;
+    // A result Temporal would refuse (claim checks could not shrink it) ends the task: the saga runs.
+    if (run.patches.claimCheckOutputs && step.error.code === 'ERR_PAYLOAD_TOO_LARGE') throw new TaskEnded('failed', `${step.error.code}: ${step.error.message}`);
   } finally {
     step.durationMs = Date.now() - began;
   }

@@ -67,6 +67,14 @@ export const LOCAL_LANE_PATCH = 'warden-local-lane';
  */
 export const COMMIT_PROOF_PATCH = 'warden-commit-proof';
 
+/**
+ * The original loop's tool calls check an output over 16 KiB into the blob store and hand the
+ * workflow its claim check (the data flow's `claimCheckJson`), and an action's arguments that
+ * would not fit Temporal's payload limit fail the step (ERR_PAYLOAD_TOO_LARGE). Older runs keep
+ * outputs in history whole.
+ */
+export const CLAIM_CHECK_OUTPUTS_PATCH = 'warden-claim-check-outputs';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -96,6 +104,8 @@ export interface WorkflowPatches {
   localLane: boolean;
   /** Calls report the files they wrote, and the root's commit proves them (task-saga.ts). */
   commitProof: boolean;
+  /** Tool outputs over 16 KiB reach history as claim checks (run-tool.ts `claimCheckOutput`). */
+  claimCheckOutputs: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -127,6 +137,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     localLane: patched(LOCAL_LANE_PATCH),
     // After localLane, for the same reason. The data flow proves its commit already: no marker there.
     commitProof: !dataFlow && patched(COMMIT_PROOF_PATCH),
+    // After commitProof, for the same reason. The data flow claim-checks already: no marker there.
+    claimCheckOutputs: !dataFlow && patched(CLAIM_CHECK_OUTPUTS_PATCH),
   };
 }
 
