@@ -120,6 +120,7 @@ describe('50 outputs of 900 KB on the original loop', () => {
     const helper = {
       intent: 'read ten large outputs',
       agent: { name: 'helper', model: { driver: 'scripted', script: [...Array.from({ length: 10 }, (_, i) => ({ tool: 'big', args: { n: 100 + i } })), { final: 'helped' }] } },
+      tools: { custom: [BIG_TOOL] },
       grants: { tools: ['big'] },
     };
     const two = await run(
