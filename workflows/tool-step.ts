@@ -68,8 +68,6 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       approvedEffects: [...approvedEffects],
     };
     const flow = run.flow;
-    // Arguments Temporal would refuse end the task (the saga runs) instead of terminating it.
-    if (flow === undefined && run.patches.claimCheckOutputs) assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
     const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await recordingWrites(run, () => run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
         ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -142,8 +143,39 @@ describe('50 outputs of 900 KB on the original loop', () => {
     expect(two.historyBytes).toBeLessThan(2 * 1024 * 1024);
   }, 900_000);
 
+  it('ends a task whose arguments would still exceed the payload limit with ERR_PAYLOAD_TOO_LARGE, and rolls it back', async () => {
+    const workspace = await mkdtemp(path.join(tmpdir(), 'warden-too-large-'));
+    model.enqueue(
+      toolCallsReply([toolCall('fs__write', { path: 'first.txt', content: 'written before the large call' })]),
+      // 1.7 MB of arguments: over Warden's budget, under Temporal's 2 MiB (so the turn itself is recorded).
+      toolCallsReply([toolCall('big', { n: 1, pad: 'y'.repeat(1_700_000) })]),
+      toolCallsReply([toolCall('final_answer', { answer: 'never reached' })]),
+    );
+    const task = parseTask(
+      {
+        user: 'ops@example.com',
+        intent: 'write a file, then call a tool with huge arguments',
+        agent: { name: 'writer', model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: model.url } },
+        tools: { builtin: ['fs.write'], custom: [BIG_TOOL] },
+        grants: { tools: ['big', 'fs.write'] },
+        limits: { deadline: '1h' },
+        resources: { workspace },
+      },
+      'too-large.yaml',
+      REPO_ROOT,
+    );
+    const workflowId = `original-loop-big-too-large-${Date.now()}`;
+    const result = await followAgentTask(await env.start(task, workflowId));
+    ran.push({ workflowId, result, raw: result, historyBytes: 0, seconds: 0 });
+    expect({ status: result.status, reason: result.reason?.split(':')[0] }).toEqual({ status: 'failed', reason: 'ERR_PAYLOAD_TOO_LARGE' });
+    expect(result.steps.map((s) => s.tool)).toEqual(['fs.write']);
+    // The saga ran: the write of the step before is not committed.
+    expect(existsSync(path.join(workspace, 'first.txt'))).toBe(false);
+    expect((await env.client.workflow.getHandle(workflowId).describe()).status.name).not.toBe('TERMINATED');
+  }, 600_000);
+
   it('replays (the worker replayer and `warden replay`)', async () => {
-    expect(ran).toHaveLength(2);
+    expect(ran).toHaveLength(3);
     const { failures } = await replayAllRuns(env.client, env.taskQueue);
     expect(failures).toEqual([]);
     for (const { workflowId } of ran) {
