@@ -689,7 +689,11 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     const once = async () => {
       const result = await executeToolCall(deps, executionOf(input, input.task));
       refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
-      if (input.claimCheckOutput === true) return fitting(await checkedIn(dataPlaneOf(deps).blobs, result), input.tool);
+      if (input.claimCheckOutput === true) {
+        // A held or denied effect stays whole: on this loop an approver reads it from the approval request.
+        const stopped = result.held !== undefined || result.denied !== undefined;
+        return fitting(stopped ? result : await checkedIn(dataPlaneOf(deps).blobs, result), input.tool);
+      }
       annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: sha256OfJson(result.output) });
       return result;
     };

@@ -174,8 +174,37 @@ describe('50 outputs of 900 KB on the original loop', () => {
     expect((await env.client.workflow.getHandle(workflowId).describe()).status.name).not.toBe('TERMINATED');
   }, 600_000);
 
+  it('judges a URL found in a claim-checked output as coming from a tool (provenance reads the real value)', async () => {
+    const workspace = await mkdtemp(path.join(tmpdir(), 'warden-provenance-'));
+    const url = 'http://127.0.0.1:9/claim-7f3a';
+    const page = { name: 'page', description: 'a web page', input: { type: 'object' }, source: `return '.'.repeat(${20 * 1024}) + ' Great offer! Visit ${url} now';` };
+    const task = parseTask(
+      {
+        user: 'ops@example.com',
+        intent: 'read a page',
+        agent: { name: 'reader', model: { driver: 'scripted', script: [{ tool: 'page', args: {} }, { tool: 'http.fetch', args: { url } }, { final: 'done' }] } },
+        tools: { builtin: ['http.fetch'], custom: [page] },
+        grants: { tools: ['http.fetch', 'page'], hosts: ['127.0.0.1:9'] },
+        limits: { approvalTimeout: '1s', onDeny: 'continue', deadline: '10m' },
+        resources: { workspace, hosts: ['127.0.0.1:9'] },
+      },
+      'provenance.yaml',
+      REPO_ROOT,
+    );
+    const workflowId = `original-loop-big-provenance-${Date.now()}`;
+    const raw = await followAgentTask(await env.start(task, workflowId));
+    ran.push({ workflowId, result: raw, raw, historyBytes: 0, seconds: 0 });
+    expect(raw.status, raw.reason).toBe('completed');
+    expect(isClaimCheckRef(raw.steps[0]?.output)).toBe(true);
+    const fetch = raw.steps.find((s) => s.tool === 'http.fetch');
+    expect(fetch).toMatchObject({ policy: { decision: 'approval' }, executed: false, error: { code: 'ERR_APPROVAL_TIMEOUT' } });
+    const reasons = fetch?.policy?.matched.map((m) => m.reason).join('; ') ?? '';
+    expect(reasons).toContain('came from an earlier tool output');
+    expect(reasons).not.toContain('was not given by the user');
+  }, 600_000);
+
   it('replays (the worker replayer and `warden replay`)', async () => {
-    expect(ran).toHaveLength(3);
+    expect(ran).toHaveLength(4);
     const { failures } = await replayAllRuns(env.client, env.taskQueue);
     expect(failures).toEqual([]);
     for (const { workflowId } of ran) {
