@@ -203,8 +203,36 @@ describe('50 outputs of 900 KB on the original loop', () => {
     expect(reasons).not.toContain('was not given by the user');
   }, 600_000);
 
+  it("hands a compensating tool the original call's real output when it was claim-checked", async () => {
+    const workspace = await mkdtemp(path.join(tmpdir(), 'warden-compensate-'));
+    const task = parseTask(
+      {
+        user: 'ops@example.com',
+        intent: 'mark, then run out of script (the task fails and is compensated)',
+        agent: { name: 'marker', model: { driver: 'scripted', script: [{ tool: 'mark', args: {} }] } },
+        tools: {
+          custom: [
+            { name: 'mark', description: 'returns a 20 KB receipt', input: { type: 'object' }, compensate: 'unmark', source: "return 'R'.repeat(20000);" },
+            // Refuses unless it was given the receipt itself (not a reference to it).
+            { name: 'unmark', description: 'undoes a mark', input: { type: 'object' }, source: "if (input.original.output !== 'R'.repeat(20000)) throw new Error('not the receipt: ' + JSON.stringify(input.original.output).slice(0, 80)); return 'unmarked';" },
+          ],
+        },
+        grants: { tools: ['mark', 'unmark'] },
+        resources: { workspace },
+      },
+      'compensate.yaml',
+      REPO_ROOT,
+    );
+    const workflowId = `original-loop-big-compensate-${Date.now()}`;
+    const raw = await followAgentTask(await env.start(task, workflowId));
+    ran.push({ workflowId, result: raw, raw, historyBytes: 0, seconds: 0 });
+    expect(raw.status).toBe('failed');
+    expect(isClaimCheckRef(raw.steps[0]?.output)).toBe(true);
+    expect(raw.recovery?.rolledBack.find((r) => r.kind === 'tool')).toMatchObject({ kind: 'tool', forTool: 'mark', status: 'done' });
+  }, 600_000);
+
   it('replays (the worker replayer and `warden replay`)', async () => {
-    expect(ran).toHaveLength(4);
+    expect(ran).toHaveLength(5);
     const { failures } = await replayAllRuns(env.client, env.taskQueue);
     expect(failures).toEqual([]);
     for (const { workflowId } of ran) {
