@@ -18,7 +18,8 @@ import { dropOverlayCopy, expectedFiles, localOverlayRecords, syncOverlayCopy, v
 import { commitManifestPathOf, journalPathOf, taskKeyOf } from '../recovery/recovery-paths';
 import { fileStateOf, readManifest } from '../recovery/snapshot-store';
 import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
-import type { FileWrite } from '../task/data-refs';
+import { isClaimCheckRef, type FileWrite } from '../task/data-refs';
+import { resolveClaimChecks } from '../dataplane/claim-check';
 import { hydrateJournal } from '../recovery/shared-journal';
 import type { Compensation } from '../recovery/compensation';
 import { runCompensation, type CompensationOutcome } from '../recovery/run-compensation';
@@ -154,8 +155,10 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
           taskKey,
           journal: journalPathOf(recoveryDir, taskKey),
           databases: task.resources.databases,
-          runTool: async (tool, toolInput) => {
+          runTool: async (tool, given) => {
             if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
+            // The original output may be a claim check Warden made (over 16 KiB): the compensating tool gets the value.
+            const toolInput = await withOriginalOutput(deps, given);
             const call = await executeToolCall(deps, {
               rootWorkflowId: input.rootWorkflowId,
               ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
@@ -165,7 +168,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
               task,
               tool,
               // An MCP tool's undo takes its own arguments, mapped from the original call by the task file.
-              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(task, input.compensation.input.original) : undefined) ?? (toolInput as Record<string, unknown>),
+              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(task, toolInput.original as typeof input.compensation.input.original) : undefined) ?? toolInput,
             });
             return call.output;
           },
@@ -238,4 +241,16 @@ export function assertOnWorker(deps: ActivityDeps, workerId: string | undefined)
   if (workerId === undefined) return;
   const here = deps.dataPlane?.workerId;
   if (here !== workerId) throw new DataPlaneError('ERR_DATA_PLANE_ELSEWHERE', `this is worker ${here ?? '?'}, not ${workerId} which holds the task's data plane`);
+}
+
+/**
+ * A compensating tool's input with its original call's output as the value: a claim check there
+ * was written by Warden (a tool's own output shaped like one is refused), so it is resolved,
+ * verified against its digest, where the tool would otherwise refuse it as forged.
+ */
+async function withOriginalOutput(deps: ActivityDeps, given: unknown): Promise<Record<string, unknown>> {
+  const input = given as { original?: { output?: unknown } } & Record<string, unknown>;
+  const blobs = deps.dataPlane?.blobs;
+  if (blobs === undefined || input.original === undefined || !isClaimCheckRef(input.original.output)) return input;
+  return { ...input, original: { ...input.original, output: await resolveClaimChecks(blobs, input.original.output) } };
 }
