@@ -67,6 +67,14 @@ export const LOCAL_LANE_PATCH = 'warden-local-lane';
  */
 export const COMMIT_PROOF_PATCH = 'warden-commit-proof';
 
+/**
+ * The original loop's data-plane affinity (data-plane-affinity.ts): the activities that touch the
+ * task tree's overlay, sandbox host and MCP servers go to the queue of the worker that prepared it
+ * (a sub-agent's from its signed handoff), and a lost worker fails the task closed. Older runs
+ * send them to the shared queue.
+ */
+export const ORDINARY_AFFINITY_PATCH = 'warden-ordinary-affinity';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -96,6 +104,8 @@ export interface WorkflowPatches {
   localLane: boolean;
   /** Calls report the files they wrote, and the root's commit proves them (task-saga.ts). */
   commitProof: boolean;
+  /** Data-plane activities go to the preparing worker's queue (data-plane-affinity.ts). */
+  ordinaryAffinity: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -127,6 +137,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     localLane: patched(LOCAL_LANE_PATCH),
     // After localLane, for the same reason. The data flow proves its commit already: no marker there.
     commitProof: !dataFlow && patched(COMMIT_PROOF_PATCH),
+    // After commitProof, for the same reason. The data flow has its own affinity: no marker there.
+    ordinaryAffinity: !dataFlow && patched(ORDINARY_AFFINITY_PATCH),
   };
 }
 
