@@ -58,7 +58,8 @@ async function startWorker(name: string): Promise<void> {
   mkdirSync(join(TEST_STATE_DIR, 'cache'), { recursive: true });
   symlinkSync(join(TEST_STATE_DIR, 'cache'), join(stateDir, 'cache'));
   const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'warden.js'), 'worker', '--task-queue', taskQueue], {
-    env: wardenProcessEnv(stateDir, { WARDEN_DATABASE_URL: pg.url, WARDEN_WORKER_ID: name }),
+    // The stdio MCP server's package comes from this repository's node_modules, as in mcp-tools.test.ts.
+    env: wardenProcessEnv(stateDir, { WARDEN_DATABASE_URL: pg.url, WARDEN_WORKER_ID: name, WARDEN_MCP_PACKAGES: REPO_ROOT }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   workers.push({ name, child, stateDir });
@@ -106,6 +107,7 @@ const write = (path: string, content: string) => ({ tool: 'fs.write', args: { pa
 
 /** The files and rows task `i` must leave: every third has a sub-agent (which writes kid.txt and a row). */
 function expectedOf(i: number): { files: Record<string, string>; rows: string[] } {
+  if (i === MCP_TASK) return { files: MCP_FILES, rows: [] };
   if (i % 3 === 0) return { files: { 'a.txt': `a${i}`, 'c.txt': `c${i}`, 'kid.txt': `kid${i}` }, rows: [`t${i}`, `kid${i}`] };
   return { files: { 'a.txt': `a${i}`, 'b.txt': `b${i}` }, rows: [`t${i}`] };
 }
@@ -135,6 +137,28 @@ function taskDocument(i: number, f: Fixture) {
           },
         }
       : {}),
+  };
+}
+
+/** One task with a stdio MCP server (its process lives on the data plane's worker) writing beside a built-in call. */
+const MCP_TASK = TASKS;
+const MCP_FILES = { 'a.txt': 'a by fs.write', 'mcp.txt': 'by the MCP server' };
+
+function mcpTaskDocument(f: Fixture) {
+  return {
+    user: 'ops@example.com',
+    intent: 'write a note through an MCP server',
+    agent: {
+      name: 'scribe',
+      model: {
+        driver: 'scripted',
+        script: [write('a.txt', MCP_FILES['a.txt']), { tool: 'files.write_file', args: { path: '/workspace/mcp.txt', content: MCP_FILES['mcp.txt'] } }, { final: 'done' }],
+      },
+    },
+    tools: { builtin: ['fs.write'], mcp: { files: { command: 'npx', args: ['-y', '@modelcontextprotocol/server-filesystem', '/workspace'] } } },
+    grants: { tools: ['fs.write', 'files.write_file'] },
+    limits: { toolTimeout: '60s', deadline: '10m' },
+    resources: { workspace: f.workspace },
   };
 }
 
@@ -192,6 +216,8 @@ beforeAll(async () => {
       return { i, f, handle };
     }),
   );
+  const mcpFixture = fixture('mcp');
+  started.push({ i: MCP_TASK, f: mcpFixture, handle: await startAgentTask(client, parseTask(mcpTaskDocument(mcpFixture), 'affinity-mcp.yaml', REPO_ROOT), { taskQueue, workflowId: `affinity-mcp-${randomUUID()}` }) });
   for (const { i, f, handle } of started) {
     const result = await followAgentTask(handle);
     runs.push({ i, f, result, activities: await treeActivities(result) });
@@ -217,7 +243,7 @@ describe('two workers, the ordinary loop, data-plane affinity', () => {
     }
     const credentialErrors = runs.flatMap((r) => allSteps(r.result)).filter((s) => s.error?.code.startsWith('ERR_CREDENTIAL') === true);
     const completed = runs.filter((r) => r.result.status === 'completed').length;
-    process.stderr.write(`affinity, two workers: ${completed} of ${TASKS} tasks completed, ${lostWrites} lost writes, ${credentialErrors.length} credential errors\n`);
+    process.stderr.write(`affinity, two workers: ${completed} of ${runs.length} tasks completed, ${lostWrites} lost writes, ${credentialErrors.length} credential errors\n`);
     expect(runs.map((r) => [r.i, r.result.status, r.result.reason])).toEqual(runs.map((r) => [r.i, 'completed', undefined]));
     expect(credentialErrors).toEqual([]);
     expect(lostWrites).toBe(0);
@@ -235,7 +261,7 @@ describe('two workers, the ordinary loop, data-plane affinity', () => {
       const prepared = activities.find((a) => a.type === 'prepareTask')!;
       const dataPlane = activities.filter((a) => DATA_PLANE.has(a.type));
       // Sub-agents' calls included: the tree shares one overlay.
-      expect(dataPlane.filter((a) => a.type === 'runTool').length).toBeGreaterThanOrEqual(3);
+      expect(dataPlane.filter((a) => a.type === 'runTool').length).toBeGreaterThanOrEqual(2);
       expect(new Set(dataPlane.map((a) => a.identity)), result.workflowId).toEqual(new Set([prepared.identity]));
       const queues = new Set(dataPlane.map((a) => a.queue));
       expect(queues.size, result.workflowId).toBe(1);
@@ -245,6 +271,9 @@ describe('two workers, the ordinary loop, data-plane affinity', () => {
     }
     // The shared queue spread the tasks over both workers.
     expect(holders.size).toBe(2);
+    // The MCP server was opened and closed where its calls ran.
+    const mcp = runs.find((r) => r.i === MCP_TASK)!.activities;
+    expect(mcp.filter((a) => a.type === 'openToolSources' || a.type === 'closeToolSources').map((a) => a.type).sort()).toEqual(['closeToolSources', 'openToolSources']);
   });
 
   it('the custody records of both workers are one ledger that verifies, with every task in it', async () => {
@@ -316,7 +345,9 @@ describe('two workers, the ordinary loop, data-plane affinity', () => {
     await waitForTaskState(handle, (s) => s.steps.length >= 3 && s.steps[1]!.executed);
     const waiting = (await activitiesOf(workflowId)).filter((a) => a.type === 'runTool');
     const holderQueue = waiting[waiting.length - 1]!.queue;
-    const holder = workers.find((w) => holderQueue.endsWith(`@${w.name}`))!;
+    // Before affinity, calls went to the shared queue: no worker holds the task.
+    const holder = workers.find((w) => holderQueue.endsWith(`@${w.name}`));
+    if (holder === undefined) throw new Error(`the task's calls went to ${holderQueue}, no worker's own queue`);
     const exit = new Promise((resolve) => holder.child.once('exit', resolve));
     holder.child.kill('SIGKILL');
     await exit;
