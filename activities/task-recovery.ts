@@ -111,13 +111,19 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
   }
 
   return {
-    /** Names the task tree's recovery state and, for `snapshot: true`, takes the pre-task snapshot. */
-    async prepareTask(input: RecoveryTaskInput): Promise<{ taskKey: string; snapshot: boolean }> {
+    /**
+     * Names the task tree's recovery state and, for `snapshot: true`, takes the pre-task snapshot.
+     * Reports this worker's data-plane queue (`<taskQueue>@<workerId>`), where the original loop
+     * sends the tree's later data-plane calls (workflows/data-plane-affinity.ts).
+     */
+    async prepareTask(input: RecoveryTaskInput): Promise<{ taskKey: string; snapshot: boolean; dataPlaneQueue?: string }> {
       return atActivityBoundary(async () => {
         const task = await taskOf(deps, input);
         const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
         if (task.snapshot) await takePreTaskSnapshot(deps, taskKey, task);
-        return { taskKey, snapshot: task.snapshot };
+        // This worker's own queue (which only it polls): the tree's later data-plane calls go there.
+        const dataPlaneQueue = deps.dataPlane?.taskQueue;
+        return { taskKey, snapshot: task.snapshot, ...(dataPlaneQueue === undefined ? {} : { dataPlaneQueue }) };
       });
     },
 

@@ -82,6 +82,14 @@ export const FLOW_LOCAL_LANE_PATCH = 'warden-flow-local-lane';
  */
 export const CLAIM_CHECK_OUTPUTS_PATCH = 'warden-claim-check-outputs';
 
+/**
+ * The original loop's data-plane affinity (data-plane-affinity.ts): the activities that touch the
+ * task tree's overlay, sandbox host and MCP servers go to the queue of the worker that prepared it
+ * (a sub-agent's from its signed handoff), and a lost worker fails the task closed. Older runs
+ * send them to the shared queue.
+ */
+export const ORDINARY_AFFINITY_PATCH = 'warden-ordinary-affinity';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -115,6 +123,8 @@ export interface WorkflowPatches {
   flowLocalLane: boolean;
   /** Tool outputs over 16 KiB reach history as claim checks (run-tool.ts `claimCheckOutput`). */
   claimCheckOutputs: boolean;
+  /** Data-plane activities go to the preparing worker's queue (data-plane-affinity.ts). */
+  ordinaryAffinity: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -150,6 +160,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     flowLocalLane: dataFlow && patched(FLOW_LOCAL_LANE_PATCH),
     // After flowLocalLane, for the same reason. The data flow claim-checks already: no marker there.
     claimCheckOutputs: !dataFlow && patched(CLAIM_CHECK_OUTPUTS_PATCH),
+    // After claimCheckOutputs (merged first), for the same reason. The data flow has its own affinity: no marker there.
+    ordinaryAffinity: !dataFlow && patched(ORDINARY_AFFINITY_PATCH),
   };
 }
 
