@@ -45,6 +45,8 @@ export interface CheckContext {
   leaves?: Map<string, string | number>;
   /** Per-tool aggregates of the state, computed once per decision. */
   perTool?: Map<string, Map<string, number>>;
+  /** Every counter's total by tool over the whole task tree (rule-groups.ts), computed once per decision. */
+  treeTotals?: Map<string, Map<string, number>>;
 }
 
 /** A detail ("measured 42 rows") when the rule matches, undefined when it does not. */
@@ -71,6 +73,15 @@ interface CompiledScope {
   reach: readonly string[];
   /** Whether a recorded tool (with the tags recorded for it) is covered, remembered. */
   recorded: Map<string, { tags: readonly string[] | undefined; covered: boolean }>;
+  /**
+   * The last request signature (`Measured.signature`) this scope was asked about, and what
+   * `coversTool` and `coversTool || reaches` answered for it: both depend only on what the
+   * signature holds (tool, spawn, tags, workspace reach), so a request of the same signature
+   * gets the remembered answer. -1: none yet.
+   */
+  signature: number;
+  toolCovered: number;
+  callCovered: number;
 }
 
 function compileScope(scope: ToolScope): CompiledScope {
@@ -84,7 +95,31 @@ function compileScope(scope: ToolScope): CompiledScope {
     networkWrite: scope.networkWrite === true,
     reach: reachAccessOf(patterns),
     recorded: new Map(),
+    signature: -1,
+    toolCovered: UNKNOWN,
+    callCovered: UNKNOWN,
   };
+}
+
+const UNKNOWN = -1;
+
+/** Brings the scope's remembered answers to the request's signature (forgetting those of another). */
+function atSignature(scope: CompiledScope, m: Measured): boolean {
+  const signature = m.signature;
+  if (signature === undefined) return false;
+  if (scope.signature !== signature) {
+    scope.signature = signature;
+    scope.toolCovered = UNKNOWN;
+    scope.callCovered = UNKNOWN;
+  }
+  return true;
+}
+
+/** `coversTool` for the request's tool and tags, remembered per request signature. */
+function coversRequestTool(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
+  if (!atSignature(scope, m)) return coversTool(scope, request.tool, m.tagSet);
+  if (scope.toolCovered === UNKNOWN) scope.toolCovered = coversTool(scope, request.tool, m.tagSet) ? 1 : 0;
+  return scope.toolCovered === 1;
 }
 
 /** Whether the compiled scope covers a tool with these tags (a Set, or a recorded list). */
@@ -102,7 +137,10 @@ function coversTool(scope: CompiledScope, tool: string, tags: ReadonlySet<string
 
 /** Does the scope cover this call (name, tags, and for network writes the method)? */
 function covers(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
-  if (!coversTool(scope, request.tool, m.tagSet) && !reaches(scope, m)) return false;
+  if (atSignature(scope, m)) {
+    if (scope.callCovered === UNKNOWN) scope.callCovered = coversRequestTool(scope, request, m) || reaches(scope, m) ? 1 : 0;
+    if (scope.callCovered === 0) return false;
+  } else if (!coversTool(scope, request.tool, m.tagSet) && !reaches(scope, m)) return false;
   if (scope.networkWrite) return m.networkWrite ?? !m.pending.has('method');
   return true;
 }
@@ -259,7 +297,7 @@ function toolCheck(rule: Extract<ParsedRule, { form: 'tool' }>): RuleCheck {
   if (rule.only) {
     return ({ request, m }) => {
       if (m.isSpawn || !subjectCovers(rule.subject, request)) return undefined;
-      return coversTool(scope, request.tool, m.tagSet) ? undefined : '';
+      return coversRequestTool(scope, request, m) ? undefined : '';
     };
   }
   return (context) => {
@@ -403,7 +441,20 @@ function totalCheck(rule: Extract<ParsedRule, { form: 'limit' }>): RuleCheck {
 
 const NOUNS: Readonly<Record<BoundValue, string>> = { email: 'recipient address', message: 'recipient', recipient: 'payee', amount: 'amount', url: 'URL', path: 'path' };
 
+/** keyOf's answers by pointer (a pure function of it; pointers repeat across calls). */
+const keysOfPointers = new Map<string, string>();
+
 function keyOf(pointer: string): string {
+  let key = keysOfPointers.get(pointer);
+  if (key === undefined) {
+    key = keyOfUncached(pointer);
+    if (keysOfPointers.size >= 4096) keysOfPointers.clear();
+    keysOfPointers.set(pointer, key);
+  }
+  return key;
+}
+
+function keyOfUncached(pointer: string): string {
   const segments = pointer.split('/').filter((s) => s !== '' && !/^\d+$/.test(s));
   const last = segments[segments.length - 1] ?? '';
   return last.toLowerCase().replace(/[_-]/g, '');
@@ -598,4 +649,4 @@ export function checkOf(rule: CompiledRule): RuleCheck {
 }
 
 /** The pieces rule-groups.ts shares with the checks above, so a group of rules decides exactly as each of its rules would. */
-export { callsByTool, compileScope, covers, coversTool, describeMeasure, formatTotal, metricValue, missing, perTool, subjectCovers, sumCovered, totalsByTool, METRIC_FACT, OTHER_OPERATION, type CompiledScope };
+export { callsByTool, compileScope, covers, coversRequestTool, coversTool, describeMeasure, formatTotal, metricValue, missing, perTool, subjectCovers, sumCovered, totalsByTool, METRIC_FACT, OTHER_OPERATION, type CompiledScope };
