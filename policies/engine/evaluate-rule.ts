@@ -41,8 +41,8 @@ export interface CheckContext {
   memo: Map<string, number>;
   /** Bound values per kind, found once per decision. */
   bound?: Map<BoundValue, ReturnType<typeof boundValues>>;
-  /** Argument leaves by pointer, found once per decision. */
-  leaves?: Map<string, string | number>;
+  /** Argument conditions' text by pointer (normalised; null: no string or number leaf there), found once per decision. */
+  leaves?: Map<string, string | null>;
   /** Per-tool aggregates of the state, computed once per decision. */
   perTool?: Map<string, Map<string, number>>;
   /** Every counter's total by tool over the whole task tree (rule-groups.ts), computed once per decision. */
@@ -182,14 +182,14 @@ function describeMeasure(measure: string, value: number | string | undefined, m:
 }
 
 function conditionHolds(condition: ArgCondition, context: CheckContext): boolean {
-  let leaves = context.leaves;
-  if (leaves === undefined) {
-    leaves = new Map(argumentLeaves(context.request.args).map((l) => [l.pointer, l.value]));
-    context.leaves = leaves;
+  const leaves = (context.leaves ??= new Map());
+  let text = leaves.get(condition.pointer);
+  if (text === undefined) {
+    const value = leafAt(context.request.args, condition.pointer);
+    text = value === undefined ? null : normalizeArgText(String(value), condition.pointer);
+    leaves.set(condition.pointer, text);
   }
-  const value = leaves.get(condition.pointer);
-  if (value === undefined) return false;
-  const text = normalizeArgText(String(value), condition.pointer);
+  if (text === null) return false;
   switch (condition.op) {
     case 'is':
       return text === condition.value;
@@ -200,6 +200,52 @@ function conditionHolds(condition: ArgCondition, context: CheckContext): boolean
     case 'ends-with':
       return text.endsWith(condition.value);
   }
+}
+
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * The string or finite number `argumentLeaves(args)` lists at `pointer`, found by following the
+ * pointer instead of listing every leaf: a segment names an own enumerable key whose escaped form
+ * (provenance.ts `pointerSegment`: "~" as "~0", "/" as "~1") it is, or an array index in its
+ * canonical decimal form; anything else is not a leaf `argumentLeaves` would list.
+ */
+function leafAt(args: unknown, pointer: string): string | number | undefined {
+  let at: unknown = args;
+  let start = 0;
+  while (start < pointer.length) {
+    if (pointer.charCodeAt(start) !== 0x2f) return undefined; // every listed pointer is "" or starts with "/"
+    let end = pointer.indexOf('/', start + 1);
+    if (end === -1) end = pointer.length;
+    const segment = pointer.slice(start + 1, end);
+    start = end;
+    if (Array.isArray(at)) {
+      if (!ARRAY_INDEX.test(segment) || Number(segment) >= at.length) return undefined;
+      at = at[Number(segment)];
+    } else if (at !== null && typeof at === 'object') {
+      const key = segment.includes('~') ? unescapeSegment(segment) : segment;
+      if (key === undefined || !Object.prototype.propertyIsEnumerable.call(at, key)) return undefined;
+      at = (at as Record<string, unknown>)[key];
+    } else return undefined;
+  }
+  return typeof at === 'string' || (typeof at === 'number' && Number.isFinite(at)) ? at : undefined;
+}
+
+/** The key whose escaped form is `segment`, or undefined when no key escapes to it ("~" not followed by 0 or 1). */
+function unescapeSegment(segment: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < segment.length; i += 1) {
+    const c = segment[i] as string;
+    if (c !== '~') out += c;
+    else if (segment[i + 1] === '0') {
+      out += '~';
+      i += 1;
+    } else if (segment[i + 1] === '1') {
+      out += '/';
+      i += 1;
+    } else return undefined;
+  }
+  return out;
 }
 
 const METRIC_FACT: Readonly<Record<'rows' | 'amount' | 'files' | 'bytes', PendingFact | undefined>> = { rows: 'rows', amount: undefined, files: 'files', bytes: 'bytes' };
