@@ -74,14 +74,12 @@ interface CompiledScope {
   /** Whether a recorded tool (with the tags recorded for it) is covered, remembered. */
   recorded: Map<string, { tags: readonly string[] | undefined; covered: boolean }>;
   /**
-   * The last request signature (`Measured.signature`) this scope was asked about, and what
-   * `coversTool` and `coversTool || reaches` answered for it: both depend only on what the
-   * signature holds (tool, spawn, tags, workspace reach), so a request of the same signature
-   * gets the remembered answer. -1: none yet.
+   * What `coversTool` (bit 1 known, bit 2 covered) and `coversTool || reaches` (bits 4 and 8)
+   * answered per request signature (`Measured.signature`): both depend only on what the signature
+   * holds (tool, spawn, tags, workspace reach), so a request of the same signature gets the
+   * remembered answer.
    */
-  signature: number;
-  toolCovered: number;
-  callCovered: number;
+  bySignature: Map<number, number>;
 }
 
 function compileScope(scope: ToolScope): CompiledScope {
@@ -95,31 +93,46 @@ function compileScope(scope: ToolScope): CompiledScope {
     networkWrite: scope.networkWrite === true,
     reach: reachAccessOf(patterns),
     recorded: new Map(),
-    signature: -1,
-    toolCovered: UNKNOWN,
-    callCovered: UNKNOWN,
+    bySignature: new Map(),
   };
 }
 
-const UNKNOWN = -1;
+const TOOL_KNOWN = 1;
+const TOOL_COVERED = 2;
+const CALL_KNOWN = 4;
+const CALL_COVERED = 8;
+/** Signatures a scope remembers answers for (the distinct kinds of call a worker sees are few). */
+const MAX_SIGNATURES = 1024;
 
-/** Brings the scope's remembered answers to the request's signature (forgetting those of another). */
-function atSignature(scope: CompiledScope, m: Measured): boolean {
-  const signature = m.signature;
-  if (signature === undefined) return false;
-  if (scope.signature !== signature) {
-    scope.signature = signature;
-    scope.toolCovered = UNKNOWN;
-    scope.callCovered = UNKNOWN;
-  }
-  return true;
+function remember(scope: CompiledScope, signature: number, bits: number): void {
+  if (scope.bySignature.size >= MAX_SIGNATURES) scope.bySignature.clear();
+  scope.bySignature.set(signature, bits);
 }
 
 /** `coversTool` for the request's tool and tags, remembered per request signature. */
 function coversRequestTool(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
-  if (!atSignature(scope, m)) return coversTool(scope, request.tool, m.tagSet);
-  if (scope.toolCovered === UNKNOWN) scope.toolCovered = coversTool(scope, request.tool, m.tagSet) ? 1 : 0;
-  return scope.toolCovered === 1;
+  const signature = m.signature;
+  if (signature === undefined) return coversTool(scope, request.tool, m.tagSet);
+  let bits = scope.bySignature.get(signature) ?? 0;
+  if ((bits & TOOL_KNOWN) === 0) {
+    bits |= TOOL_KNOWN | (coversTool(scope, request.tool, m.tagSet) ? TOOL_COVERED : 0);
+    remember(scope, signature, bits);
+  }
+  return (bits & TOOL_COVERED) !== 0;
+}
+
+/** `coversTool || reaches` for the request, remembered per request signature. */
+function coversOrReaches(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
+  const signature = m.signature;
+  if (signature === undefined) return coversTool(scope, request.tool, m.tagSet) || reaches(scope, m);
+  let bits = scope.bySignature.get(signature) ?? 0;
+  if ((bits & CALL_KNOWN) === 0) {
+    const covered = coversRequestTool(scope, request, m) || reaches(scope, m);
+    // Read again: coversRequestTool may have remembered the tool bits meanwhile.
+    bits = (scope.bySignature.get(signature) ?? 0) | CALL_KNOWN | (covered ? CALL_COVERED : 0);
+    remember(scope, signature, bits);
+  }
+  return (bits & CALL_COVERED) !== 0;
 }
 
 /** Whether the compiled scope covers a tool with these tags (a Set, or a recorded list). */
@@ -137,10 +150,7 @@ function coversTool(scope: CompiledScope, tool: string, tags: ReadonlySet<string
 
 /** Does the scope cover this call (name, tags, and for network writes the method)? */
 function covers(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
-  if (atSignature(scope, m)) {
-    if (scope.callCovered === UNKNOWN) scope.callCovered = coversRequestTool(scope, request, m) || reaches(scope, m) ? 1 : 0;
-    if (scope.callCovered === 0) return false;
-  } else if (!coversTool(scope, request.tool, m.tagSet) && !reaches(scope, m)) return false;
+  if (!coversOrReaches(scope, request, m)) return false;
   if (scope.networkWrite) return m.networkWrite ?? !m.pending.has('method');
   return true;
 }
