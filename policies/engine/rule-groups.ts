@@ -57,12 +57,15 @@ interface Group {
   quantity: number;
   /** Whether each member's reason ends with its own limit (`tail`) after the shared detail. */
   withTail: boolean;
-  /** In mode EACH: the member's detail, undefined when it does not match. */
+  /** In mode EACH: the member's detail followed by ")" ('' for none), undefined when it does not match. */
   member?: (group: Group, position: number, context: CheckContext) => string | undefined;
   /** In mode EACH: what the shared part found. */
   paths?: MeasuredPath[];
-  /** Details per measured path (or host), built when a member first needs one. */
+  /** Details per measured path (or host), followed by ")", built when a member first needs one. */
   pathDetails?: (string | undefined)[];
+  /** `detail` followed by ")", built when a member first needs it in this decision (`closedEpoch`). */
+  closed: string;
+  closedEpoch: number;
 }
 
 export interface RuleGroups {
@@ -291,7 +294,7 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
     let detail = details[k];
     if (detail === undefined) {
       const { path, access, tree } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
-      detail = tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, m);
+      detail = `${tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, m)})`;
       details[k] = detail;
     }
     return detail;
@@ -340,7 +343,7 @@ function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readon
     const details = group.pathDetails as (string | undefined)[];
     for (let k = 0; k < m.hosts.length; k += 1) {
       const host = m.hosts[k] as string;
-      if (allowList ? !listed(host) : listed(host)) return (details[k] ??= describeMeasure('host', host, m));
+      if (allowList ? !listed(host) : listed(host)) return (details[k] ??= `${describeMeasure('host', host, m)})`);
     }
     return undefined;
   };
@@ -448,7 +451,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
     if (index === undefined) {
       index = groups.length;
       byKey.set(key, index);
-      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false });
+      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false, closed: '', closedEpoch: 0 });
     }
     groupOf[position] = index;
   });
@@ -467,7 +470,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
     matched(context, candidates) {
       // Decisions never interleave (decide is synchronous), so one counter marks what this one evaluated.
       epoch = epoch >= 0x3fffffff ? 1 : epoch + 1;
-      if (epoch === 1) for (const g of groups) g.epoch = 0;
+      if (epoch === 1) for (const g of groups) g.epoch = g.closedEpoch = 0;
       const out: MatchedRule[] = [];
       for (let i = 0; i < candidates.length; i += 1) {
         const position = candidates[i] as number;
@@ -481,7 +484,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
         if (mode === EACH) {
           const detail = (group.member as NonNullable<Group['member']>)(group, position, context);
           if (detail === undefined) continue;
-          out.push(detail === '' ? (plain[position] as MatchedRule) : entry(position, `${head[position] as string}${detail})`));
+          out.push(detail === '' ? (plain[position] as MatchedRule) : entry(position, (head[position] as string) + detail));
           continue;
         }
         if (mode === ABOVE ? !(group.quantity > (threshold[position] as number)) : mode === AT_LEAST ? !(group.quantity >= (threshold[position] as number)) : false) continue;
@@ -489,7 +492,15 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
           out.push(plain[position] as MatchedRule);
           continue;
         }
-        out.push(entry(position, group.withTail ? (head[position] as string) + group.detail + (tail[position] as string) : `${head[position] as string}${group.detail})`));
+        if (group.withTail) {
+          out.push(entry(position, (head[position] as string) + group.detail + (tail[position] as string)));
+          continue;
+        }
+        if (group.closedEpoch !== epoch) {
+          group.closed = `${group.detail})`;
+          group.closedEpoch = epoch;
+        }
+        out.push(entry(position, (head[position] as string) + group.closed));
       }
       return out;
     },
