@@ -41,6 +41,8 @@ export interface CheckContext {
   memo: Map<string, number>;
   /** Bound values per kind, found once per decision. */
   bound?: Map<BoundValue, ReturnType<typeof boundValues>>;
+  /** Every leaf of the arguments (provenance.ts `argumentLeaves`), listed once per decision for the binding rules. */
+  argumentLeaves?: { pointer: string; value: string | number }[];
   /** Argument conditions' text by pointer (normalised; null: no string or number leaf there), found once per decision. */
   leaves?: Map<string, string | null>;
   /** Per-tool aggregates of the state, computed once per decision. */
@@ -521,9 +523,9 @@ function isEmailList(value: string): boolean {
   return parts.length > 0 && parts.every((p) => p.includes('@') && !p.includes(' '));
 }
 
-/** The argument values a binding rule checks, found by argument name and shape (tools that do not say). */
-export function boundArguments(value: BoundValue, args: Record<string, unknown>): { pointer: string; value: string | number }[] {
-  return argumentLeaves(args).filter((leaf) => {
+/** The argument values a binding rule checks, found by argument name and shape (tools that do not say); `leaves`: the arguments' leaves when already listed. */
+export function boundArguments(value: BoundValue, args: Record<string, unknown>, leaves: readonly { pointer: string; value: string | number }[] = argumentLeaves(args)): { pointer: string; value: string | number }[] {
+  return leaves.filter((leaf) => {
     const key = keyOf(leaf.pointer);
     const text = String(leaf.value);
     switch (value) {
@@ -546,7 +548,7 @@ export function boundArguments(value: BoundValue, args: Record<string, unknown>)
 const DECLARED_KIND: Readonly<Record<BoundValue, string>> = { email: 'recipients', message: 'recipients', recipient: 'payees', amount: 'amounts', url: 'urls', path: 'paths' };
 
 /** The values a binding rule checks: what the descriptor declares, else by name and shape; `undefined` when the rule does not apply. */
-function boundValues(value: BoundValue, request: PolicyRequest): { pointer: string; value: string }[] | 'unknown' | undefined {
+function boundValues(value: BoundValue, request: PolicyRequest, context?: CheckContext): { pointer: string; value: string }[] | 'unknown' | undefined {
   const d = request.descriptor;
   const e = request.effect ?? {};
   const kind = DECLARED_KIND[value];
@@ -566,7 +568,8 @@ function boundValues(value: BoundValue, request: PolicyRequest): { pointer: stri
               : (e.paths ?? []).map((p) => ({ pointer: p.pointer ?? '', value: p.path }));
     return found.length === 0 ? undefined : found;
   }
-  const found = boundArguments(value, request.args).map((b) => ({ pointer: b.pointer, value: String(b.value) }));
+  const leaves = context === undefined ? argumentLeaves(request.args) : (context.argumentLeaves ??= argumentLeaves(request.args));
+  const found = boundArguments(value, request.args, leaves).map((b) => ({ pointer: b.pointer, value: String(b.value) }));
   // A declared tool that does not have this kind of effect: the rule is not about it.
   if (found.length === 0 && d !== undefined && d.declared) return undefined;
   return found.length === 0 ? 'unknown' : found;
@@ -590,7 +593,7 @@ function intentCheck(rule: Extract<ParsedRule, { form: 'intent' }>): RuleCheck {
     const cache = (context.bound ??= new Map());
     let bound = cache.get(rule.value);
     if (bound === undefined && !cache.has(rule.value)) {
-      bound = boundValues(rule.value, request);
+      bound = boundValues(rule.value, request, context);
       cache.set(rule.value, bound);
     }
     if (bound === undefined) return undefined;
