@@ -67,6 +67,13 @@ export const LOCAL_LANE_PATCH = 'warden-local-lane';
  */
 export const COMMIT_PROOF_PATCH = 'warden-commit-proof';
 
+/**
+ * A data-flow run's local activities on its data plane (`TaskFlow.callHere`: the commit, the
+ * grant's revocation) go in the run's lane too, beside the handlers' (local-lane.ts); older
+ * data-flow runs ran them outside it.
+ */
+export const FLOW_LOCAL_LANE_PATCH = 'warden-flow-local-lane';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -96,6 +103,8 @@ export interface WorkflowPatches {
   localLane: boolean;
   /** Calls report the files they wrote, and the root's commit proves them (task-saga.ts). */
   commitProof: boolean;
+  /** Only for a data-flow run: its data-plane local activities go in the lane (task-flow.ts `callHere`). */
+  flowLocalLane: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -127,6 +136,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     localLane: patched(LOCAL_LANE_PATCH),
     // After localLane, for the same reason. The data flow proves its commit already: no marker there.
     commitProof: !dataFlow && patched(COMMIT_PROOF_PATCH),
+    // Asked last, for the same reason; only the data flow has local activities outside the monitor.
+    flowLocalLane: dataFlow && patched(FLOW_LOCAL_LANE_PATCH),
   };
 }
 
