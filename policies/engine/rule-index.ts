@@ -11,7 +11,12 @@ import type { CompiledRule } from './compile-rule';
 import type { Measured, PolicyRequest } from './policy-request';
 import { globMatch, reachAccessOf, type ParsedRule, type ToolScope } from './rule-syntax';
 
-/** Keys a request has; a rule listed under any of them is a candidate. */
+/**
+ * Keys a request has; a rule listed under any of them is a candidate. They also make the request's
+ * signature, under which scopes remember whether they cover the call (evaluate-rule.ts
+ * `coversRequestTool`, `covers`): whatever those read of a request (spawn, tool, tags, workspace
+ * reach) must be a key here.
+ */
 function requestKeys(request: PolicyRequest, m: Measured): string[] {
   const keys = [m.isSpawn ? 'kind:spawn' : 'kind:tool', `tool:${request.tool}`];
   for (const tag of m.tags) keys.push(`tag:${tag}`);
