@@ -291,6 +291,12 @@ export const SubagentHandoffSchema = z.strictObject({
   policyState: z.unknown().optional(),
   /** The sub-agent's provenance: the root user's values and what its parent had from trusted data (never its own intent). */
   provenance: ProvenanceSeedSchema.optional(),
+  /**
+   * The task tree's data plane: the queue of the worker holding its overlay and sandbox host, and
+   * how long a call may wait there before that worker counts as lost (workflows/data-plane-affinity.ts).
+   * Signed with the rest: a starter cannot point a run at another task's worker.
+   */
+  dataPlane: z.strictObject({ taskQueue: z.string().min(1).max(300), startTimeoutSeconds: z.number().int().min(1).max(3600) }).optional(),
 });
 export type SubagentHandoff = z.infer<typeof SubagentHandoffSchema>;
 
@@ -310,6 +316,11 @@ export const AgentTaskInputSchema = z.strictObject({
   policyState: z.unknown().optional(),
   /** A sub-agent's provenance: the root user's values and what its parent had from trusted data (never its own intent). */
   provenance: ProvenanceSeedSchema.optional(),
+  /**
+   * Tuning anyone may give (the data flow's knobs, task/data-flow.ts); the original loop reads
+   * `dataPlaneStartTimeoutSeconds` only. Never a place: a root's data plane is where it was prepared.
+   */
+  flow: z.object({ dataPlaneStartTimeoutSeconds: z.number().int().min(1).max(3600).optional() }).passthrough().optional(),
 });
 export interface AgentTaskInput {
   task: Task;
@@ -327,6 +338,8 @@ export interface AgentTaskInput {
   policyState?: unknown;
   /** A sub-agent's provenance (from its parent's spawn). */
   provenance?: ProvenanceSeed;
+  /** Tuning (see AgentTaskInputSchema). */
+  flow?: { dataPlaneStartTimeoutSeconds?: number };
 }
 
 /** The handoff an input claims: its own, or the older top-level fields as one; undefined for a task a client started. */

@@ -6,6 +6,7 @@ import { proxyActivities, proxyLocalActivities, type ActivityOptions, type Local
 import type { WardenActivities } from '../activities';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
+import type { DataPlaneRoute } from './data-plane-affinity';
 
 /** Asking the model, issuing a task's grant, delegating to a sub-agent, accepting a sub-agent's handoff. */
 const MODEL_AND_GRANT: ActivityOptions = {
@@ -74,11 +75,11 @@ export const summarized = {
   endTask: (summary: string) => proxyActivities<WardenActivities>({ ...REVOCATION, summary }).endTask,
   checkPolicy: (summary: string) => proxyLocalActivities<WardenActivities>({ ...POLICY, summary }).checkPolicy,
   prepareTask: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).prepareTask,
-  commitTask: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).commitTask,
-  compensate: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).compensate,
-  restorePreTaskSnapshot: (summary: string) => proxyActivities<WardenActivities>({ ...RECOVERY, summary }).restorePreTaskSnapshot,
-  openToolSources: (summary: string) => proxyActivities<WardenActivities>({ ...TOOL_SOURCES, summary }).openToolSources,
-  closeToolSources: (summary: string) => proxyActivities<WardenActivities>({ ...TOOL_SOURCES, summary }).closeToolSources,
+  commitTask: (summary: string, on?: DataPlaneRoute) => proxyActivities<WardenActivities>({ ...RECOVERY, ...on, summary }).commitTask,
+  compensate: (summary: string, on?: DataPlaneRoute) => proxyActivities<WardenActivities>({ ...RECOVERY, ...on, summary }).compensate,
+  restorePreTaskSnapshot: (summary: string, on?: DataPlaneRoute) => proxyActivities<WardenActivities>({ ...RECOVERY, ...on, summary }).restorePreTaskSnapshot,
+  openToolSources: (summary: string, on?: DataPlaneRoute) => proxyActivities<WardenActivities>({ ...TOOL_SOURCES, ...on, summary }).openToolSources,
+  closeToolSources: (summary: string, on?: DataPlaneRoute) => proxyActivities<WardenActivities>({ ...TOOL_SOURCES, ...on, summary }).closeToolSources,
 };
 
 
@@ -87,8 +88,8 @@ const TOOL_ACTIVITY_MARGIN_MS = 10_000;
 
 export interface ToolActivities {
   runTool: WardenActivities['runTool'];
-  /** `runTool` with a summary for the UI on this call (`fs.write out/report.md`). */
-  runToolSummarized(summary: string): WardenActivities['runTool'];
+  /** `runTool` with a summary for the UI on this call (`fs.write out/report.md`), on the data plane's queue when `on` names it. */
+  runToolSummarized(summary: string, on?: DataPlaneRoute): WardenActivities['runTool'];
   /** The activity's start-to-close timeout, also the ceiling of the call's credential lifetime. */
   activityTimeoutMs: number;
 }
@@ -104,5 +105,5 @@ export function toolActivities(task: Task): ToolActivities {
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
   };
   const { runTool } = proxyActivities<WardenActivities>(options);
-  return { runTool, runToolSummarized: (summary) => proxyActivities<WardenActivities>({ ...options, summary }).runTool, activityTimeoutMs };
+  return { runTool, runToolSummarized: (summary, on) => proxyActivities<WardenActivities>({ ...options, ...on, summary }).runTool, activityTimeoutMs };
 }

@@ -21,6 +21,7 @@ import { TaskSaga } from './task-saga';
 import { decidePatches, type WorkflowPatches } from './workflow-patches';
 import { LocalLane } from './local-lane';
 import { claimsHandoff, originOf, type RunOrigin } from './subagent-handoff';
+import { DataPlaneAffinity } from './data-plane-affinity';
 
 /** A tool call or a spawn: the actions that become steps. */
 export type StepAction = Action & { type: 'tool' | 'spawn' };
@@ -71,6 +72,8 @@ export interface AgentRun {
   readonly origin: RunOrigin;
   /** The root task's first run id, which names the tree's recovery state (undefined: keyed by workflow id, older trees). */
   readonly rootRunId: string | undefined;
+  /** Where the tree's data-plane activities go on the original loop (data-plane-affinity.ts). */
+  readonly affinity: DataPlaneAffinity;
 }
 
 export interface AgentRunOptions {
@@ -146,6 +149,8 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     origin,
     rootRunId: origin.rootRunId,
     monitor: new TaskMonitor(patches.monitor, patches.monitorNetwork, new LocalLane(patches.localLane)),
+    // Pinned in `begin`: a root's where it was prepared, a sub-agent's from its verified handoff.
+    affinity: new DataPlaneAffinity(patches.ordinaryAffinity, input.flow?.dataPlaneStartTimeoutSeconds),
   };
   run.monitor.install(run);
   return run;

@@ -43,7 +43,7 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   // that rolls back keeps them until its compensations (which may call them) have run.
   const closeFirst = result.status === 'completed';
   if (run.toolSourcesOpened && closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
-  result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId));
+  result.recovery = await CancellationScope.nonCancellable(() => run.saga.settle(result, run.identity?.grantId, run.affinity));
   if (run.toolSourcesOpened && !closeFirst) await CancellationScope.nonCancellable(() => closeSources(run));
   if (result.status === 'completed' && !run.isRoot) result.compensations = run.saga.compensations;
   // What its steps wrote goes up with them: the root's commit proves it (commit-proof patch).
@@ -152,14 +152,18 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
 async function begin(run: AgentRun): Promise<void> {
   const { task, deadline } = run;
   run.identity ??= await beginIdentity(run, task);
+  // A sub-agent's handoff was verified just now: its data plane (the root's worker) is the tree's.
+  if (!run.isRoot) run.affinity.pin(run.origin.dataPlane?.taskQueue, run.origin.dataPlane?.startTimeoutSeconds);
   await run.monitor.begin(run);
   if (!run.isRoot) return;
   const prepared = await deadline.within(() => summarized.prepareTask('prepare workspace overlay')({ ...treeOf(run), task }));
+  // The worker that prepared the task holds its data plane from here on (data-plane-affinity.ts).
+  run.affinity.pin(prepared.dataPlaneQueue);
   run.saga.snapshotTaken = prepared.snapshot;
   if (task.resources.workspace !== undefined) run.saga.registerOverlay(prepared.taskKey);
   if (Object.keys(task.tools.mcp ?? {}).length > 0) {
     run.toolSourcesOpened = true;
-    const listings = await deadline.within(() => summarized.openToolSources('open MCP servers')({ ...treeOf(run), task, deadlineAt: deadline.deadlineAt }));
+    const listings = await run.affinity.loop((on) => deadline.within(() => summarized.openToolSources('open MCP servers', on)({ ...treeOf(run), task, deadlineAt: deadline.deadlineAt })));
     run.task = { ...task, tools: { ...task.tools, mcpPinned: listings } };
     // Recorded once in history (this activity's result); later activities get the digests only.
     if (run.patches.mcpPinsByDigest) run.activityTask = { ...task, tools: { ...task.tools, mcpPins: listings.map(listingRefOf) } };
@@ -171,7 +175,7 @@ async function begin(run: AgentRun): Promise<void> {
 /** Ends the task's MCP sessions (stdio servers' process trees are killed); a failure here changes nothing else. */
 async function closeSources(run: AgentRun): Promise<void> {
   try {
-    await summarized.closeToolSources('close MCP servers')(treeOf(run));
+    await run.affinity.saga((on) => summarized.closeToolSources('close MCP servers', on)(treeOf(run)));
   } catch {
     // The worker kills its servers at the task's deadline anyway.
   }

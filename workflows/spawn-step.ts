@@ -71,5 +71,11 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
   if (child.status === 'completed') run.saga.adoptChild(action.subagent, child);
   step.output = { status: child.status, final: child.final, ...(child.reason === undefined ? {} : { reason: child.reason }) };
   if (child.status !== 'completed') step.error = { code: 'ERR_SUBAGENT_FAILED', message: `sub-agent ${action.subagent} ended ${child.status}` };
+  // The tree's data plane is gone with its worker: nothing the parent does next could commit.
+  // (Only the task's end is taken from the child's word; where the saga runs is this run's own finding.)
+  if (run.affinity.enabled && child.status === 'failed' && child.reason?.startsWith('ERR_DATA_PLANE_LOST') === true) {
+    step.executed = true;
+    throw new TaskEnded('failed', `ERR_DATA_PLANE_LOST: sub-agent ${action.subagent} lost the task's data plane (${child.reason.slice('ERR_DATA_PLANE_LOST: '.length)})`);
+  }
   return true;
 }

@@ -31,6 +31,8 @@ export interface RunOrigin {
   trustedIdentity: TaskIdentity | undefined;
   /** What `beginSubagent` verifies: the task and handoff exactly as received. */
   claim: { task: unknown; handoff: unknown } | undefined;
+  /** The tree's data plane the handoff names: used only once `beginSubagent` verified the handoff. */
+  dataPlane: SubagentHandoff['dataPlane'];
 }
 
 /** Whether the input claims to be a sub-agent's (decided before any patch, which depends on it). */
@@ -55,6 +57,7 @@ export function originOf(input: AgentTaskInput, raw: AgentTaskInput, patches: Pi
       rootRunId: patches.recoveryByRun ? workflowInfo().firstExecutionRunId : undefined,
       trustedIdentity: undefined,
       claim: undefined,
+      dataPlane: undefined,
     };
   }
   return {
@@ -67,6 +70,8 @@ export function originOf(input: AgentTaskInput, raw: AgentTaskInput, patches: Pi
     rootRunId: input.handoff?.rootRunId,
     trustedIdentity: patches.subagentHandoff ? undefined : input.identity,
     claim: patches.subagentHandoff ? { task: raw.task, handoff: raw.handoff ?? legacyFieldsOf(raw) } : undefined,
+    // Only a verified handoff names it (an unverified one never reaches an activity: beginSubagent refuses it first).
+    dataPlane: patches.subagentHandoff ? input.handoff?.dataPlane : undefined,
   };
 }
 
@@ -84,13 +89,17 @@ export function handoffFor(run: {
   deadline: { deadlineAt: number };
   policyState: unknown;
   rootRunId: string | undefined;
+  affinity?: { handoff(): SubagentHandoff['dataPlane'] };
 }): Omit<SubagentHandoff, 'grantId'> {
+  // The tree's data plane goes down with the rest, signed by the grant delegated to the child.
+  const dataPlane = run.affinity?.handoff();
   return {
     depth: run.depth + 1,
     lineage: [...run.lineage, run.workflowId],
     deadlineAt: run.deadline.deadlineAt,
     ...(run.rootRunId === undefined ? {} : { rootRunId: run.rootRunId }),
     policyState: run.policyState,
+    ...(dataPlane === undefined ? {} : { dataPlane }),
   };
 }
 

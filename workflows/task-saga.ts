@@ -13,6 +13,7 @@ import type { AgentRun } from './agent-run';
 import { stepErrorOf, TaskEnded } from './task-ended';
 import { DataPlaneLost, SAGA_CALL } from './task-flow';
 import type { FileWrite } from '../task/data-refs';
+import { DataPlaneAffinity } from './data-plane-affinity';
 
 /** Where the saga's effects live: the task tree and this task's grant. */
 export interface SagaScope {
@@ -92,7 +93,7 @@ export class TaskSaga {
   }
 
   /** Commits or rolls back, as the task's status says; never cancelled (run it non-cancellable). */
-  async settle(result: TaskResult, grantId: string | undefined): Promise<TaskRecovery> {
+  async settle(result: TaskResult, grantId: string | undefined, affinity: DataPlaneAffinity = new DataPlaneAffinity(false)): Promise<TaskRecovery> {
     const { isRoot } = this.scope;
     const task = this.scope.activityTask ?? this.scope.task;
     const tree = { rootWorkflowId: this.scope.rootWorkflowId, ...(this.scope.rootRunId === undefined ? {} : { rootRunId: this.scope.rootRunId }) };
@@ -105,12 +106,13 @@ export class TaskSaga {
         return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
       }
       try {
-        const { files, skipped } = await summarized.commitTask('commit workspace changes')({ ...tree, task, ...expected });
+        // On the data plane's worker (affinity); a worker that is gone commits nothing (ERR_DATA_PLANE_LOST).
+        const { files, skipped } = await affinity.saga((on) => summarized.commitTask('commit workspace changes', on)({ ...tree, task, ...expected }), true);
         return { committed: files, ...(skipped === undefined ? {} : { notCommitted: skipped }), rolledBack: [], notUndoable: this.notUndoable };
       } catch (error) {
         // The commit is all or nothing (it undid what it had applied): the task failed, and
         // its effects are rolled back like any failed task's, so it still ends with a result.
-        const failure = stepErrorOf(error);
+        const failure = error instanceof TaskEnded ? { code: 'ERR_DATA_PLANE_LOST', message: error.reason.slice('ERR_DATA_PLANE_LOST: '.length) } : stepErrorOf(error);
         result.status = 'failed';
         result.reason = `the task's files could not be committed: ${failure.code}: ${failure.message}`;
       }
@@ -120,7 +122,8 @@ export class TaskSaga {
       const of = compensation.kind === 'fs-overlay-discard' ? {} : { forTool: compensation.forTool, callId: compensation.callId };
       try {
         const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
-        const outcome = await summarized.compensate(`compensate: ${undo}`)({ ...tree, task, compensation, ...(grantId === undefined ? {} : { grantId }) });
+        // On the data plane while it is there, else on any worker (SQL undo reads the shared journal).
+        const outcome = await affinity.saga((on) => summarized.compensate(`compensate: ${undo}`, on)({ ...tree, task, compensation, ...(grantId === undefined ? {} : { grantId }) }));
         rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
       } catch (error) {
         const failure = stepErrorOf(error);
@@ -129,7 +132,7 @@ export class TaskSaga {
     }
     const incomplete = this.notUndoable.length > 0 || rolledBack.some((r) => r.status === 'failed');
     if (isRoot && this.snapshotTaken && incomplete) {
-      await summarized.restorePreTaskSnapshot('restore pre-task snapshot')({ ...tree, task });
+      await affinity.saga((on) => summarized.restorePreTaskSnapshot('restore pre-task snapshot', on)({ ...tree, task }));
       return { rolledBack, notUndoable: this.notUndoable, restoredSnapshot: true };
     }
     return { rolledBack, notUndoable: this.notUndoable };

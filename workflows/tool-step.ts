@@ -68,14 +68,16 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       approvedEffects: [...approvedEffects],
     };
     const flow = run.flow;
-    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await recordingWrites(run, () => run.deadline.within(() =>
-      run.tools.runToolSummarized(toolCallSummary(action.tool, action.args))({
+    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() =>
+      run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on)({
         ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
         task: run.activityTask,
         // The call reports the files it wrote, for the commit's proof.
         ...(run.patches.commitProof ? { reportWrites: true } : {}),
+        // A large output reaches history as its claim check (the policy checks, the model and the client read the value).
+        ...(run.patches.claimCheckOutputs ? { claimCheckOutput: true } : {}),
       }),
-    ));
+    ), () => lostMidCall(run, action, step, callId)));
     step.credential = call.credential;
     // A user tool's own capability calls count like calls of those capabilities (a built-in's one call is the step).
     const effects = call.effects ?? [];
@@ -182,6 +184,16 @@ async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult
   const result = await call();
   if (run.patches.commitProof && result.held === undefined && result.denied === undefined) run.saga.recordWrites(result.writes);
   return result;
+}
+
+/**
+ * The worker holding the data plane died with this call scheduled or running: it may have changed
+ * rows before it died (the journal is shared), so its undo is registered before the task ends.
+ */
+function lostMidCall(run: AgentRun, action: ToolAction, step: StepRecord, callId: string): void {
+  step.error = { code: 'ERR_DATA_PLANE_LOST', message: run.affinity.lost ?? 'the data plane was lost' };
+  step.executed = true;
+  run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
 }
 
 /** The overlay paths a failed call wrote and the worker took back out (its failure's details), for the step record. */

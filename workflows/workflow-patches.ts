@@ -74,6 +74,22 @@ export const COMMIT_PROOF_PATCH = 'warden-commit-proof';
  */
 export const FLOW_LOCAL_LANE_PATCH = 'warden-flow-local-lane';
 
+/**
+ * The original loop's tool calls check an output over 16 KiB into the blob store and hand the
+ * workflow its claim check (the data flow's `claimCheckJson`), and an action's arguments that
+ * would not fit Temporal's payload limit fail the step (ERR_PAYLOAD_TOO_LARGE). Older runs keep
+ * outputs in history whole.
+ */
+export const CLAIM_CHECK_OUTPUTS_PATCH = 'warden-claim-check-outputs';
+
+/**
+ * The original loop's data-plane affinity (data-plane-affinity.ts): the activities that touch the
+ * task tree's overlay, sandbox host and MCP servers go to the queue of the worker that prepared it
+ * (a sub-agent's from its signed handoff), and a lost worker fails the task closed. Older runs
+ * send them to the shared queue.
+ */
+export const ORDINARY_AFFINITY_PATCH = 'warden-ordinary-affinity';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -105,6 +121,10 @@ export interface WorkflowPatches {
   commitProof: boolean;
   /** Only for a data-flow run: its data-plane local activities go in the lane (task-flow.ts `callHere`). */
   flowLocalLane: boolean;
+  /** Tool outputs over 16 KiB reach history as claim checks (run-tool.ts `claimCheckOutput`). */
+  claimCheckOutputs: boolean;
+  /** Data-plane activities go to the preparing worker's queue (data-plane-affinity.ts). */
+  ordinaryAffinity: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -138,6 +158,10 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     commitProof: !dataFlow && patched(COMMIT_PROOF_PATCH),
     // Asked last, for the same reason; only the data flow has local activities outside the monitor.
     flowLocalLane: dataFlow && patched(FLOW_LOCAL_LANE_PATCH),
+    // After flowLocalLane, for the same reason. The data flow claim-checks already: no marker there.
+    claimCheckOutputs: !dataFlow && patched(CLAIM_CHECK_OUTPUTS_PATCH),
+    // After claimCheckOutputs (merged first), for the same reason. The data flow has its own affinity: no marker there.
+    ordinaryAffinity: !dataFlow && patched(ORDINARY_AFFINITY_PATCH),
   };
 }
 

@@ -10,6 +10,9 @@
  * Which worker ran each activity is read from the histories (ActivityTaskStarted's identity), so
  * the expected outcome of every task is known exactly: all on one worker, the task commits exactly
  * what its steps wrote; split, it fails with the typed error. And every run replays.
+ *
+ * With data-plane affinity (`warden-ordinary-affinity`) every task tree runs on one worker and
+ * completes (affinity-two-workers.test.ts); the split outcome is what runs from before it get.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
