@@ -40,6 +40,21 @@ const TARGETS: TargetRule[] = [
   },
   { target: 'sandbox call <= 1 ms median', figure: 'sandbox.call', unit: 'ms', value: (f) => f.median, test: (v) => v <= 1 },
   { target: 'custody <= 0.1 ms added per span', figure: 'custody.added', unit: 'ms', value: (f) => f.median, test: (v) => v <= 0.1 },
+  { target: '`warden --help` < 0.3 s median', figure: 'startup.cli', unit: 'ms', value: (f) => f.median, test: (v) => v < 300 },
+  {
+    target: '`warden run` adds < 1 s to the task (own worker)',
+    figure: 'startup.run',
+    unit: 'ms',
+    value: (f) => (f.baseline === undefined ? undefined : f.median - f.baseline.median),
+    test: (v) => v < 1000,
+  },
+  {
+    target: '`warden run` adds < 1 s to the task (standalone worker running)',
+    figure: 'startup.run.standalone',
+    unit: 'ms',
+    value: (f) => (f.baseline === undefined ? undefined : f.median - f.baseline.median),
+    test: (v) => v < 1000,
+  },
 ];
 
 export function checkTargets(sections: ReadonlyMap<string, SectionResult>): TargetCheck[] {

@@ -46,8 +46,15 @@ function pickEntry() {
   }
 }
 
+/** WARDEN_TIMING=1: when each start-up phase ended, in ms since the process started (see cli/phase-timing.ts). */
+function markPhase(phase) {
+  if (process.env.WARDEN_TIMING === '1') process.stderr.write(`warden timing: ${performance.now().toFixed(1).padStart(8)} ms  ${phase}\n`);
+}
+
 let main;
+markPhase('node started, bin/warden.js running');
 const entry = pickEntry();
+markPhase(`freshness check done: running ${entry}`);
 if (entry === 'build') {
   ({ main } = require('../build/cli/main.js'));
 } else if (entry === 'source') {
@@ -61,6 +68,8 @@ if (entry === 'build') {
   process.exit(1);
 }
 
+markPhase('cli/main loaded');
+process.on('exit', () => markPhase('process exiting'));
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

@@ -6,7 +6,7 @@
 // a finished one (bin/warden.js checks the stamp).
 'use strict';
 const { execFileSync } = require('node:child_process');
-const { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } = require('node:fs');
+const { copyFileSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } = require('node:fs');
 const { extname, join, relative } = require('node:path');
 
 const ROOT = join(__dirname, '..');
@@ -58,7 +58,11 @@ function main() {
   prebuildWorkflowBundles(PREBUILT_BUNDLE_DIR, [[], WORKFLOW_INTERCEPTOR_MODULES]).then(
     (files) => {
       log(`pre-built ${files.length} workflow bundle(s) in ${((Date.now() - bundlesStarted) / 1000).toFixed(1)}s`);
-      writeFileSync(join(OUT, 'BUILD_STAMP'), `${new Date().toISOString()}\n`);
+      const stamp = join(OUT, 'BUILD_STAMP');
+      writeFileSync(stamp, `${new Date().toISOString()}\n`);
+      // The stamp's time is when the build started: a source saved while it compiled (after tsc
+      // read it) is newer than the stamp, so bin/warden.js sees the build as stale, not fresh.
+      utimesSync(stamp, new Date(started), new Date(started));
       log(`done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     },
     (error) => {

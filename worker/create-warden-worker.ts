@@ -42,6 +42,7 @@ import { openDataPlaneServices, type DataPlaneServices } from '../dataplane/data
 import { checkSharedStorage } from '../dataplane/shared-storage';
 import { connectWorkerConnection } from '../temporal/connect';
 import type { TemporalConfig } from '../temporal/temporal-config';
+import { markPhase, timedPhase } from '../cli/phase-timing';
 
 export interface WardenWorkerOptions {
   /** The worker's connection; a promise lets it connect while the sandbox host boots. */
@@ -81,6 +82,8 @@ export interface WardenWorkerOptions {
   mcpPackagesDir?: string;
   /** More host folders stdio MCP servers see read-only (e.g. a folder of server scripts). */
   sandboxReadOnlyPaths?: readonly string[];
+  /** The identity the worker polls under (default: the SDK's `<pid>@<host>`); see standalone-worker.ts. */
+  identity?: string;
   /** More activity interceptors, after Warden's own, on both task queues (a test holding an activity at a point it controls). */
   activityInterceptors?: readonly ActivityInterceptorsFactory[];
 }
@@ -175,10 +178,10 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
   // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
   // Loaded while the sandbox host boots: the two are most of a worker's start-up time.
-  const bundle = workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] });
+  const configEnv = options.configEnv ?? process.env;
+  const bundle = timedPhase('worker: workflow bundle loaded', workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }), configEnv);
   bundle.catch(() => undefined);
   const mcpPool = new McpConnectionPool();
-  const configEnv = options.configEnv ?? process.env;
   const ownedState = options.state === undefined && usesSharedDatabase(configEnv) ? await openStateStore({ stateDir, env: configEnv }) : undefined;
   const state = options.state ?? ownedState;
   // Baselines and alerts live in the state database: the shared one, else <stateDir>/state.db.
@@ -205,6 +208,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     await closeState();
     throw error;
   }
+  markPhase('worker: state store and credential authority open', configEnv);
   const { keystore, stores } = authority;
   const taskQueue = options.taskQueue ?? TASK_QUEUE;
   const dataPlane = openDataPlaneServices({ stateDir, taskQueue, env: configEnv, ...(options.sharedDir === undefined ? {} : { sharedDir: options.sharedDir }), ...(state?.shared === true ? { db: state.db } : {}) });
@@ -239,6 +243,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     await release();
     throw error;
   }
+  markPhase('worker: sandbox host ready', configEnv);
   try {
     const env = options.env ?? process.env;
     const mcp = {
@@ -268,18 +273,23 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
     });
     const activityInterceptors = [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory, ...(options.activityInterceptors ?? [])];
+    markPhase('worker: activities created', configEnv);
     const connection = await options.connection;
     const namespace = await options.namespace;
+    markPhase('worker: native connection ready', configEnv);
     const worker = await Worker.create({
       connection,
       namespace,
       taskQueue,
+      ...(options.identity === undefined ? {} : { identity: options.identity }),
       workflowBundle: await bundle,
       interceptors: { ...traced?.interceptors, activity: activityInterceptors },
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities,
     });
-    const dataPlaneWorker = await Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, interceptors: { activity: activityInterceptors }, activities });
+    markPhase('worker: task-queue worker created', configEnv);
+    const dataPlaneWorker = await Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities });
+    markPhase('worker: data-plane worker created', configEnv);
     return {
       worker,
       dataPlaneWorker,

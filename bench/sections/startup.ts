@@ -4,7 +4,7 @@
  * sandbox host) vs a bare Temporal worker; and `warden run` of a one-call task with the server
  * already up vs the same task started by an already-running client on an already-running worker.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { figure, type BenchSection } from '../bench-section';
@@ -19,6 +19,26 @@ function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
   const elapsed = performance.now() - started;
   if (result.status !== 0) throw new Error(`${args.join(' ')} exited ${result.status}: ${result.stderr.toString().trim().split('\n').slice(-3).join(' | ')}`);
   return elapsed;
+}
+
+/** `warden worker` on `taskQueue` (same state folder as the runs), resolved once it polls; kill() stops it. */
+async function startStandaloneWorker(cli: string, taskQueue: string, env: NodeJS.ProcessEnv): Promise<{ stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [cli, 'worker', '--task-queue', taskQueue], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stderr.includes(`worker polling ${taskQueue}`)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`warden worker exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`)));
+  });
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 export const startupSection: BenchSection = {
@@ -66,6 +86,17 @@ export const startupSection: BenchSection = {
       wardenRun.push(timeProcess([cli, 'run', taskFile, '--json'], env));
       inProcess.push((await runGuardedTask(context, guarded, 1)).wallMs);
     }
+    // `warden run` with a standalone `warden worker` on the same state folder already polling:
+    // the run is a client only (cli/commands/run.ts, worker/standalone-worker.ts).
+    const standaloneQueue = `warden-bench-standalone-${process.pid}`;
+    const standalone = await startStandaloneWorker(cli, standaloneQueue, env);
+    const clientRun: number[] = [];
+    try {
+      timeProcess([cli, 'run', taskFile, '--json', '--task-queue', standaloneQueue], env); // warms the worker
+      for (let i = 0; i < Math.min(runs, 3); i += 1) clientRun.push(timeProcess([cli, 'run', taskFile, '--json', '--task-queue', standaloneQueue], env));
+    } finally {
+      await standalone.stop();
+    }
     return {
       figures: [
         figure('startup.cli', '`warden --help`, spawn to exit', summarize(help), { baseline: { label: 'node -e ""', summary: summarize(node) } }),
@@ -75,8 +106,11 @@ export const startupSection: BenchSection = {
         figure('startup.run', '`warden run` of a one-call task, spawn to exit', summarize(wardenRun), {
           baseline: { label: 'same task from a running client and worker', summary: summarize(inProcess) },
         }),
+        figure('startup.run.standalone', '`warden run` of a one-call task with a `warden worker` on the same state folder, spawn to exit', summarize(clientRun), {
+          baseline: { label: 'same task from a running client and worker', summary: summarize(inProcess) },
+        }),
       ],
-      notes: [`${runs} CLI runs, ${Math.min(runs, 3)} runs of warden run and ${workerRuns} worker starts per side; the Temporal server is already running; workflow bundles come from the cache.`],
+      notes: [`${runs} CLI runs, ${Math.min(runs, 3)} runs of warden run (each way; one more warms the standalone worker) and ${workerRuns} worker starts per side; the Temporal server is already running; workflow bundles come from the cache.`],
     };
   },
 };

@@ -23,10 +23,12 @@ import { loadTemporalConfig } from '../../temporal/temporal-config';
 import type { WardenWorker } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { markPhase, timedPhase } from '../phase-timing';
 import { defaultTaskQueue } from '../default-task-queue';
 import { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
+import { liveStandaloneWorker, otherStateWorkers } from '../../worker/standalone-worker';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -40,6 +42,8 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   --task-queue <name> task queue to start the task on (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
   --worker            run a worker in this process even with TEMPORAL_ADDRESS set
   --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)
+  Without TEMPORAL_ADDRESS, a standalone \`warden worker\` on this machine and state folder that
+  polls the queue runs the task (no worker starts here); --worker starts one here anyway.
   Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file or usage,
   130 when interrupted.`;
 
@@ -57,6 +61,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     'no-worker': { type: 'boolean' },
   });
   if (typeof args === 'number') return args;
+  markPhase('run: command loaded', io.env);
   const [file, ...extra] = args.positionals;
   if (file === undefined || extra.length > 0) return usageError('run', RUN_USAGE, io, 'expected exactly one task file');
   if (args.values.worker === true && args.values['no-worker'] === true) return usageError('run', RUN_USAGE, io, '--worker and --no-worker exclude each other');
@@ -69,6 +74,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     const resources = wardenResourcesOf({ env: io.env, stateDir, cacheDirs: [join(stateDir, 'cache')] });
     const issues = await taskResourceIssues(task, resources, wardenKeyFiles(stateDir, io.env));
     if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
+    markPhase('run: task file loaded and checked', io.env);
   } catch (error) {
     if (error instanceof TaskFileError) {
       io.stderr(`warden run: ${error.code}: ${error.message}\n`);
@@ -94,17 +100,41 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   let interrupted = false;
   let worker: Promise<WardenWorker> | undefined;
+  // The client's connection; closed in `catch` when an error comes before its own try/finally.
+  let connecting: ReturnType<typeof connectClient> | undefined;
+  let connectionOwned = false;
   try {
     // One trace per task, from this client's StartWorkflow down; spans go to the custody ledger.
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-cli', env: io.env });
-    const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || loadTemporalConfig(io.env).mode === 'embedded';
-    const resolving = resolveTemporal(io);
+    markPhase('run: telemetry and custody ledger open', io.env);
+    const taskQueue = args.values['task-queue'] ?? defaultTaskQueue(io.env);
+    const workerFlag = args.values.worker === true ? true : args.values['no-worker'] === true ? false : undefined;
+    let useWorker = workerFlag ?? loadTemporalConfig(io.env).mode === 'embedded';
+    const resolving = timedPhase('run: Temporal server found', resolveTemporal(io), io.env);
+    connecting = resolving.then(({ config }) => connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) }));
+    // Awaited below (or never, when an earlier step fails): not an unhandled rejection meanwhile.
+    connecting.catch(() => undefined);
+    if (useWorker && workerFlag === undefined && !(await resolving).server.started) {
+      // A standalone `warden worker` on this machine and this state folder (the same keys, grant
+      // stores and ledger) already polls the queue: the task runs there, warm, and this process
+      // is a client only. See worker/standalone-worker.ts; --worker runs one here anyway.
+      const { client } = await connecting;
+      const pollers = await recentPollers(client, taskQueue).catch(() => []);
+      markPhase('run: task queue pollers read', io.env);
+      const standalone = liveStandaloneWorker(pollers, stateDir);
+      for (const other of otherStateWorkers(pollers, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
+      if (standalone !== undefined) {
+        useWorker = false;
+        log(`running on the standalone worker ${standalone} (same state folder; --worker runs one in this process)`);
+      }
+    }
     if (useWorker) {
       // The worker's parts (sandbox host, workflow bundle, native connection) start while the
       // server is found and the task is started: they are most of a run's start-up time.
       const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
       const { alertTextLine } = await import('../../activities/monitor-activities.js');
       installQuietRuntime();
+      markPhase('run: worker modules imported', io.env);
       worker = createWardenWorkerFromConfig(
         resolving.then((resolved) => resolved.config),
         {
@@ -113,22 +143,25 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           configEnv: io.env,
           // Alerts are part of the progress on stderr; stdout keeps the summary (or the one JSON object).
           printAlert: (alert) => io.stderr(alertTextLine(alert)),
-          taskQueue: args.values['task-queue'] ?? defaultTaskQueue(io.env),
+          taskQueue,
           ...(telemetry === undefined ? {} : { telemetry }),
         },
       );
       worker.catch(() => undefined);
     }
-    const { config: effective, server } = await resolving;
-    const { client, connection } = await connectClient(effective, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
+    const { server } = await resolving;
+    const { client, connection } = await connecting;
+    connectionOwned = true;
+    markPhase('run: client connected', io.env);
     try {
-      const taskQueue = args.values['task-queue'] ?? defaultTaskQueue(io.env);
       // A worker that cannot start must fail the run before the task exists, not leave it waiting.
       const ready = worker === undefined ? undefined : await worker;
+      if (ready !== undefined) markPhase('run: worker created', io.env);
       const handle = await startAgentTask(client, task, {
         taskQueue,
         ...(args.values['workflow-id'] === undefined ? {} : { workflowId: args.values['workflow-id'] }),
       });
+      markPhase('run: workflow started', io.env);
       log(`started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
 
       let abandon!: () => void;
@@ -147,7 +180,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
       // Steps printed as they run are counted, not repeated, by the summary.
       const shown = new Map<string, string>();
+      let firstProgress = true;
       const onProgress = (event: ProgressEvent) => {
+        if (firstProgress) markPhase('run: first step reported', io.env);
+        firstProgress = false;
         if (event.kind === 'approval') io.stderr(`${formatPendingApproval(event.workflowId, event.pending)}\n`);
         else if (!json) {
           io.stderr(`${formatStep(event.step, event.path)}\n`);
@@ -161,9 +197,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       const stopWatching = useWorker ? async () => undefined : watchForWorker(client, taskQueue, log);
       let outcome: TaskResult | 'abandoned';
       try {
-        const finished = Promise.race([follow, abandoned]);
+        const finished = timedPhase('run: task ended (result in hand)', Promise.race([follow, abandoned]), io.env);
         if (ready !== undefined) await ready.run(finished);
         outcome = await finished;
+        markPhase('run: worker shut down', io.env);
       } finally {
         process.off('SIGINT', onSigint);
         await stopWatching();
@@ -179,6 +216,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         return EXIT_INTERRUPTED;
       }
       const result = outcome;
+      markPhase('run: printing the result', io.env);
       io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result, shown)}\n`);
       if (interrupted) {
         log(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${handle.workflowId}: ${formatRecovery(result)}`);
@@ -189,6 +227,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       await connection.close();
     }
   } catch (error) {
+    if (!connectionOwned) await (await connecting?.catch(() => undefined))?.connection.close().catch(() => undefined);
     // A worker made for a task that never started must still let go of its sandbox host.
     await worker?.then((w) => w.close(), () => undefined);
     if (error instanceof WardenError) {
@@ -198,8 +237,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     throw error;
   } finally {
     // Flushes OTLP and closes the ledger; the task-end checkpoint was taken when the task ended.
-    await telemetry?.shutdown();
-    if (worker !== undefined) await (await import('../../worker/create-warden-worker.js')).releaseIdleRuntime();
+    await timedPhase('run: telemetry shut down', Promise.resolve(telemetry?.shutdown()), io.env);
+    if (worker !== undefined) await timedPhase('run: runtime released', (await import('../../worker/create-warden-worker.js')).releaseIdleRuntime(), io.env);
   }
 }
 

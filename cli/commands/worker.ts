@@ -7,11 +7,14 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { defaultTaskQueue } from '../default-task-queue';
 import { resolveTemporal } from '../temporal-client';
+import { standaloneWorkerIdentity } from '../../worker/standalone-worker';
 
 export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
 
 Runs a Warden worker until SIGINT/SIGTERM. Connects to TEMPORAL_ADDRESS when set, otherwise
-starts or reuses the embedded server.`;
+starts or reuses the embedded server. It polls as warden-worker/<pid>@<host>/state-<hash of the
+state folder>: \`warden run\` on the same machine, state folder, server and task queue starts its
+task on this worker instead of starting a worker of its own.`;
 
 export async function workerCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('worker', WORKER_USAGE, argv, io, { 'task-queue': { type: 'string' } });
@@ -25,7 +28,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     const { config, server, stateDir } = await resolveTemporal(io);
     const taskQueue = values['task-queue'] ?? defaultTaskQueue(io.env);
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
-    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
+    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, identity: standaloneWorkerIdentity(stateDir), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
