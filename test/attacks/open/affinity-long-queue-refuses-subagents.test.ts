@@ -67,7 +67,7 @@ it('a worker whose data-plane queue is over 300 characters is refused at start, 
   const handle = await startAgentTask(client, parseTask(doc, 'long.yaml', REPO_ROOT), { taskQueue, workflowId: `attack-long-${randomUUID()}` });
   const result = await followAgentTask(handle);
   const kid = result.children[0] as { status: string; reason?: string } | undefined;
-  process.stderr.write(`long queue: ${result.status} ${result.reason ?? ''}; kid ${kid?.status} ${kid?.reason ?? ''}; files ${JSON.stringify(f.files())}; steps ${JSON.stringify(result.steps.map((s) => [s.action, s.error, s.output]))}\n`);
+  process.stderr.write(`long queue: ${result.status} ${result.reason ?? ''}; kid ${kid?.status} ${kid?.reason ?? ''}; files ${JSON.stringify(f.files())}; steps ${JSON.stringify(result.steps.map((s) => [s.tool, s.error, s.output]))}\n`);
   expect([result.status, kid?.status, kid?.reason]).toEqual(['completed', 'completed', undefined]);
   expect(f.files()).toEqual({ 'a.txt': 'a', 'kid.txt': 'kid' });
 }, 900_000);
