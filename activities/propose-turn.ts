@@ -23,7 +23,8 @@ import { atActivityBoundary } from './to-application-failure';
 import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { loadModelSteps, storeModelSteps, type StepsRef } from './model-context-store';
-import { refuseForgedClaimChecks } from '../dataplane/claim-check';
+import { refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
+import { isClaimCheckRef } from '../task/data-refs';
 
 export interface ProposeTurnInput {
   workflowId: string;
@@ -83,7 +84,13 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
       const tools: ToolSpec[] = toolSpecsOf(input.task);
       const subagents = Object.entries(input.task.subagents).map(([name, sub]) => ({ name, intent: sub.intent }));
       // The monitor's scores stay out of the model's context: an agent must not learn how it is watched.
-      const steps = allSteps.map(({ monitor: _monitor, ...step }) => step);
+      // A claim-checked output (original-loop runs with `warden-claim-check-outputs`) is shown as
+      // the value it stands for; only a step's whole output can be one Warden made (a tool's own
+      // output shaped like a reference was refused), so nothing else in a step is resolved.
+      const blobs = deps.dataPlane?.blobs;
+      const steps = await Promise.all(
+        allSteps.map(async ({ monitor: _monitor, ...step }) => (blobs !== undefined && isClaimCheckRef(step.output) ? { ...step, output: await resolveClaimChecks(blobs, step.output) } : step)),
+      );
       const driverInput = { task: input.task, turn: input.turn, steps, tools, subagents, ...(input.claims === undefined ? {} : { claims: input.claims }) };
       // The custody record of this model call (its `chat <model>` span, which already says who,
       // for what and which model): the hash of the exact prompt context.

@@ -15,18 +15,20 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import { CapabilityError, CredentialError, isErrorCode, RecoveryError, ToolError, WardenError } from '../errors';
+import { CapabilityError, CredentialError, DataPlaneError, isErrorCode, RecoveryError, ToolError, WardenError } from '../errors';
 import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
 import { beginOverlayCall, localOverlayRecords, syncOverlayCopy } from '../dataplane/overlay-copy';
 import type { BlobStore } from '../dataplane/blob-store';
 import type { PlacementStore } from '../dataplane/placement-store';
 import type { FileWrite, Transcript } from '../task/data-flow';
+import { jsonBytes, PAYLOAD_BUDGET_BYTES } from '../task/data-refs';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
 import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { assertWorkspaceFilesWithin, workspaceLimitMbOf, workspaceVolumeMbOf } from '../recovery/overlay-volume';
 import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
@@ -96,6 +98,11 @@ export interface RunToolInput {
   egressWatch?: EgressWatch;
   /** Report the files the call left in the overlay (`writes`; on failure in its details), for the commit's proof. */
   reportWrites?: boolean;
+  /**
+   * The original loop's `warden-claim-check-outputs` runs: an output over 16 KiB (and long values
+   * of what the gate reports) reach the workflow as claim checks (`checkedIn`), as on the data flow.
+   */
+  claimCheckOutput?: boolean;
 }
 
 /** What the host's policy gate needs from the workflow for one step. */
@@ -288,7 +295,10 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   // whatever path or link leads there (checked on what each call opens).
   const guarded = capabilities.fs !== undefined || capabilities.sql !== undefined ? await protectedSetForCall(deps, call.task) : undefined;
   if (capabilities.fs !== undefined) {
-    capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root })).upper;
+    // A tree that runs programs has its overlay on a volume of its bound (recovery/overlay-volume.ts).
+    const volumeMb = workspaceVolumeMbOf(call.task);
+    capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root, ...(volumeMb === undefined ? {} : { volumeMb }) })).upper;
+    if (capabilities.fs.write) capabilities.fs.workspaceBytes = workspaceLimitMbOf(call.task) * 1024 * 1024;
     // Every call that may write keeps what it replaces: a call that does not complete is undone (below).
     if (capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);
     if (call.noSymlinks === true) capabilities.fs.symlinks = 'refuse';
@@ -683,6 +693,11 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     const once = async () => {
       const result = await executeToolCall(deps, executionOf(input, input.task));
       refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
+      if (input.claimCheckOutput === true) {
+        // A held or denied effect stays whole: on this loop an approver reads it from the approval request.
+        const stopped = result.held !== undefined || result.denied !== undefined;
+        return fitting(stopped ? result : await checkedIn(dataPlaneOf(deps).blobs, result), input.tool);
+      }
       annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: sha256OfJson(result.output) });
       return result;
     };
@@ -706,7 +721,11 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     if (!mayWriteFiles(task, resolveTool(task, input.tool))) return call();
     const callId = input.callId ?? `${input.workflowId}:${input.stepIndex}`;
     const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId, workspace: task.resources.workspace ?? '', workerId: records.workerId, placements: records.placements };
-    const sync = () => syncOverlayCopy({ ...overlay, stateDir: stateDirOfDeps(deps), ...(records.blobs === undefined ? {} : { blobs: records.blobs }) });
+    const sync = () => {
+      // Files longer in all than the tree's bound (sparse ones, hard links) are never read or copied.
+      if (task.resources.workspace !== undefined) assertWorkspaceFilesWithin(stateDirOfDeps(deps), overlay.taskKey, task, input.tool);
+      return syncOverlayCopy({ ...overlay, stateDir: stateDirOfDeps(deps), ...(records.blobs === undefined ? {} : { blobs: records.blobs }) });
+    };
     await beginOverlayCall(overlay);
     let result: R;
     try {
@@ -729,15 +748,9 @@ export function createRunTool(deps: ActivityDeps): RunTool {
         return done;
       });
       const writes = result.writes ?? [];
-      // What the host's gate reports (capability calls with their arguments, measured effects) goes
-      // to history too: long values in it as claim checks, like the output.
-      const { effect, effects, held, denied } = result;
-      const gate = (await claimCheckStrings(dp.blobs, { effect, effects, held, denied })) as Pick<ToolCallResult, 'effect' | 'effects' | 'held' | 'denied'>;
-      result = { ...result, ...gate };
+      result = await checkedIn(dp.blobs, result);
       // Stopped by the host's gate (held for a human or denied): the workflow decides what follows; no turn is folded in.
       if (result.held !== undefined || result.denied !== undefined) return { ...result, ...(writes.length === 0 ? {} : { writes }) };
-      const checked = await claimCheckJson(dp.blobs, result.output);
-      annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: checked.sha256 });
       // The model sees this call's step as done, with the output as history will hold it.
       const next =
         input.next === undefined
@@ -749,12 +762,11 @@ export function createRunTool(deps: ActivityDeps): RunTool {
               turn: input.next.turn,
               transcript: {
                 ref: input.next.transcript.ref,
-                pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: checked.value, credential: result.credential } : s)),
+                pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: result.output, credential: result.credential } : s)),
               },
             });
       return {
         ...result,
-        output: checked.value,
         ...(writes.length === 0 ? {} : { writes }),
         ...(next === undefined ? {} : { next }),
       };
@@ -762,6 +774,34 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       throw toApplicationFailure(error);
     }
   }
+}
+
+/**
+ * A call's result as workflow history takes it, on either loop: long strings of what the host's
+ * gate reports (capability calls with their arguments, measured effects) as claim checks, and
+ * (when the gate let the call finish) the output as one when its canonical JSON is over 16 KiB.
+ * The custody record gets the output's SHA-256, the digest the claim check names.
+ */
+async function checkedIn(blobs: BlobStore, result: ToolCallResult): Promise<ToolCallResult> {
+  const { effect, effects, held, denied } = result;
+  const gate = (await claimCheckStrings(blobs, { effect, effects, held, denied })) as Pick<ToolCallResult, 'effect' | 'effects' | 'held' | 'denied'>;
+  if (held !== undefined || denied !== undefined) return { ...result, ...gate };
+  const checked = await claimCheckJson(blobs, result.output);
+  annotateActiveSpan({ [WARDEN_ATTR.toolOutputSha256]: checked.sha256 });
+  return { ...result, ...gate, output: checked.value };
+}
+
+/**
+ * `result` when it fits under Warden's payload budget: a result Temporal would refuse does not
+ * complete the activity (the step fails, its writes are undone, and the task's saga runs).
+ * @throws DataPlaneError ERR_PAYLOAD_TOO_LARGE, naming the tool and the size
+ */
+function fitting<R>(result: R, tool: string): R {
+  const bytes = jsonBytes(result);
+  if (bytes > PAYLOAD_BUDGET_BYTES) {
+    throw new DataPlaneError('ERR_PAYLOAD_TOO_LARGE', `the result of ${tool} is ${bytes} bytes after claim checks, more than the ${PAYLOAD_BUDGET_BYTES} Warden keeps under Temporal's payload limit`, { details: { tool, bytes } });
+  }
+  return result;
 }
 
 /**

@@ -16,6 +16,7 @@ import type { McpStartContext } from '../mcp/mcp-connection';
 import { isStdioServer, type McpServer } from '../mcp/mcp-server-config';
 import { overlayPathsOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { assertOverlayBounded, assertWithinWorkspaceQuota, workspaceLimitMbOf } from '../recovery/overlay-volume';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import type { ToolDescriptor } from '../tools/tool-descriptor';
@@ -77,7 +78,9 @@ export async function startContextOf(deps: McpExecutorDeps, task: Task, rootWork
       throw new McpError('ERR_MCP_UNAVAILABLE', `the workspace ${task.resources.workspace} does not exist`);
     });
     const taskKey = taskKeyOf(rootWorkflowId, rootRunId);
-    await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: root });
+    await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: root, volumeMb: workspaceLimitMbOf(task) });
+    // The tree's bound on disk (recovery/overlay-volume.ts): no server runs over an unbounded overlay.
+    await assertOverlayBounded(deps.stateDir, taskKey, task, `MCP server ${config.command}`);
     workspace = { root, overlayDir: overlayPathsOf(deps.stateDir, taskKey).dir, ...(deps.protectedSetOf === undefined ? {} : { protected: await deps.protectedSetOf(task) }) };
   }
   const allowedHosts = isStdioServer(config) ? config.hosts.filter((h) => task.grants.hosts.includes(h) && task.resources.hosts.includes(h)) : [];
@@ -111,6 +114,7 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
   const connection = await deps.pool.connection(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId), target.server, config, { ...context, lifetimeMs: 0, ...(input.egressWatch === undefined ? {} : { sessionWatch: input.egressWatch }) }, input.deadlineAt);
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
   const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }) });
+  if (context.workspace !== undefined) assertWithinWorkspaceQuota(deps.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId), input.task, `MCP tool ${descriptor.name}`);
   const output = { content: result.content, ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };
   const size = Buffer.byteLength(JSON.stringify(output), 'utf8');
   if (size > input.maxOutputBytes) {

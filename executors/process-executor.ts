@@ -18,6 +18,7 @@ import { realpath } from 'node:fs/promises';
 import { SandboxError, ToolError } from '../errors';
 import { overlayPathsOf, taskKeyOf } from '../recovery/recovery-paths';
 import { openOverlay } from '../recovery/workspace-overlay';
+import { assertOverlayBounded, assertWithinWorkspaceQuota, workspaceLimitMbOf } from '../recovery/overlay-volume';
 import type { EgressDecision, EgressGate } from '../sandbox/os/egress-proxy';
 import { runSandboxed } from '../sandbox/os/run-sandboxed';
 import { systemView } from '../sandbox/os/system-view';
@@ -137,7 +138,9 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
       throw new ToolError('ERR_PATH_NOT_FOUND', `the workspace ${task.resources.workspace} does not exist`);
     });
     const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
-    await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root });
+    await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root, volumeMb: workspaceLimitMbOf(task) });
+    // The tree's bound on disk (recovery/overlay-volume.ts): no program runs over an unbounded overlay.
+    await assertOverlayBounded(input.stateDir, taskKey, task, `proc.run ${args.command}`);
     workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir, ...(input.protected === undefined ? {} : { protected: input.protected }) };
   }
   const upper = workspace === undefined || input.undoDir === undefined ? undefined : overlayPathsOf(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId)).upper;
@@ -167,6 +170,8 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   } finally {
     if (upper !== undefined && captured !== undefined) await recordUpperChanges(upper, input.undoDir!, captured);
   }
+  // A program that ran into the bound fails its step (what it wrote stays in the overlay, bounded).
+  if (workspace !== undefined) assertWithinWorkspaceQuota(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId), task, `proc.run ${args.command}`);
   if (run.reason === 'setup-failed' && /^bwrap: Can't chdir to /m.test(run.stderr)) {
     throw new ToolError('ERR_PATH_NOT_FOUND', `proc.run: the working folder ${JSON.stringify(args.cwd ?? '.')} does not exist in the workspace`);
   }

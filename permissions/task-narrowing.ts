@@ -49,6 +49,7 @@ export const LIMIT_NARROWING: { readonly [K in keyof Limits]-?: LimitRule<Limits
   maxDepth: smallerNumber,
   processMemoryMb: smallerOptional(PROCESS_LIMIT_DEFAULTS.memoryMb),
   processMaxProcesses: smallerOptional(PROCESS_LIMIT_DEFAULTS.maxProcesses),
+  workspaceMb: smallerOptional(PROCESS_LIMIT_DEFAULTS.workspaceMb),
 };
 
 /** The sub-agent's limits: its own where it names them, each narrowed by the parent's. */

@@ -39,6 +39,7 @@ import {
 import { readUpperLayer } from './overlay-layer';
 import { BARE_REPOSITORY_CONFIG, hostCodeAllowed, hostCodeReasonOf } from './host-code-files';
 import { heldDirOf } from './recovery-paths';
+import { apparentBytesOf, attachOverlayVolume, ensureOverlayVolume, releaseOverlayVolume } from './overlay-volume';
 import { walkFiles } from './walk-files';
 import { createProtectedGuard, type ProtectedSet } from '../sandbox/capabilities/protected-guard';
 import { rollbackTask } from './workspace-rollback';
@@ -63,10 +64,14 @@ export interface OpenedOverlay extends OverlayPaths {
 /**
  * Creates (or finds) the overlay of `taskKey` on `workspace` and returns its paths; `upper` goes
  * into the fs grant's `overlay`. Idempotent; refuses (ERR_OVERLAY_INVALID) an existing overlay
- * of the same key on another workspace.
+ * of the same key on another workspace. With `volumeMb` the overlay folder is a volume of that
+ * many MiB (recovery/overlay-volume.ts: the tree's bound on disk); an existing volume is mounted
+ * again whatever the caller asks.
  */
-export async function openOverlay(options: { stateDir: string; taskKey: string; workspace: string; now?: () => Date }): Promise<OpenedOverlay> {
+export async function openOverlay(options: { stateDir: string; taskKey: string; workspace: string; now?: () => Date; volumeMb?: number }): Promise<OpenedOverlay> {
   const paths = overlayPathsOf(options.stateDir, options.taskKey);
+  if (options.volumeMb === undefined) await attachOverlayVolume(options.stateDir, options.taskKey);
+  else await ensureOverlayVolume(options.stateDir, options.taskKey, options.volumeMb);
   const workspace = realRootOf(options.workspace);
   const existing = await readOverlayManifest(paths.manifest);
   if (existing !== undefined) {
@@ -132,6 +137,8 @@ export interface CommitOptions {
    * folders ending in `/` (the task file's `resources.allowHostCode`). Others are held.
    */
   allowHostCode?: readonly string[];
+  /** The task tree's bound (`limits.workspaceMb`, bytes): an overlay whose files are longer in all is not committed (ERR_WORKSPACE_QUOTA). */
+  workspaceLimitBytes?: number;
 }
 
 export interface CommitResult {
@@ -161,6 +168,7 @@ export interface CommitResult {
 export async function commitOverlay(options: CommitOptions): Promise<CommitResult> {
   const { stateDir, taskKey } = options;
   const paths = overlayPathsOf(options.overlayStateDir ?? stateDir, taskKey);
+  await attachOverlayVolume(options.overlayStateDir ?? stateDir, taskKey);
   const manifestFile = commitManifestPathOf(stateDir, taskKey);
   const workspace = realRootOf(options.workspace);
   const overlay = await readOverlayManifest(paths.manifest);
@@ -177,7 +185,7 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   if (manifest !== undefined && overlay !== undefined && manifest.overlayId !== undefined && manifest.overlayId !== overlay.overlayId) {
     if ((await walkFiles(paths.upper)).length === 0) {
       // A later run under the same key that wrote nothing: nothing to commit, nothing to refuse.
-      await fsp.rm(paths.dir, { recursive: true, force: true });
+      await removeOverlayFolder(options.overlayStateDir ?? stateDir, taskKey, paths.dir);
       return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped, held: heldReport };
     }
     throw new RecoveryError(
@@ -190,13 +198,13 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
     throw new RecoveryError('ERR_COMMIT_FAILED', `the commit of ${taskKey} failed and was undone; it is not tried again`, { details: { taskKey } });
   }
   if (manifest !== undefined && manifest.status !== 'committing') {
-    await fsp.rm(paths.dir, { recursive: true, force: true });
+    await removeOverlayFolder(options.overlayStateDir ?? stateDir, taskKey, paths.dir);
     return { manifest, replaced: [], alreadyCommitted: true, skipped, held: heldReport };
   }
   if (manifest === undefined) {
     manifest = await planCommit(options, paths, workspace, overlay?.overlayId, heldPaths, skipped);
     if (manifest === undefined) {
-      await fsp.rm(paths.dir, { recursive: true, force: true });
+      await removeOverlayFolder(options.overlayStateDir ?? stateDir, taskKey, paths.dir);
       return { manifest: undefined, replaced: [], alreadyCommitted: false, skipped, held: heldReport };
     }
     await writeManifest(manifestFile, manifest);
@@ -248,7 +256,7 @@ export async function commitOverlay(options: CommitOptions): Promise<CommitResul
   const committed: SnapshotManifest = { ...manifest, status: 'committed', committedAt: (options.now?.() ?? new Date()).toISOString() };
   await writeManifest(manifestFile, committed);
   options.onProgress?.({ stage: 'committed' });
-  await fsp.rm(paths.dir, { recursive: true, force: true });
+  await removeOverlayFolder(options.overlayStateDir ?? stateDir, taskKey, paths.dir);
   return { manifest: committed, replaced, alreadyCommitted: false, skipped, held: heldReport };
 }
 
@@ -277,6 +285,14 @@ async function planCommit(
   // Programs in the OS sandbox write through a kernel overlay: deletions are whiteouts, a
   // replaced folder is opaque (recovery/overlay-layer.ts).
   const layer = readUpperLayer(upper);
+  if (options.workspaceLimitBytes !== undefined) {
+    // Sparse files cost the overlay nothing, but the workspace and the snapshot store get them whole.
+    const total = apparentBytesOf(upper);
+    if (total > options.workspaceLimitBytes) {
+      const limitMb = Math.round(options.workspaceLimitBytes / 1024 / 1024);
+      throw new RecoveryError('ERR_WORKSPACE_QUOTA', `the task's workspace changes are ${Math.ceil(total / 1024 / 1024)} MiB long, more than limits.workspaceMb (${limitMb} MiB): not committed (raise limits.workspaceMb in the task file for more)`, { details: { taskKey: options.taskKey, limitMb, apparentBytes: total } });
+    }
+  }
   const entries: SnapshotEntry[] = [];
   const createdDirs = new Set<string>();
   const replacedFolders: string[] = [];
@@ -455,12 +471,19 @@ export async function discardOverlay(options: { stateDir: string; taskKey: strin
     .lstat(paths.dir)
     .then(() => true)
     .catch(() => false);
-  await fsp.rm(paths.dir, { recursive: true, force: true });
+  await removeOverlayFolder(options.overlayStateDir ?? options.stateDir, options.taskKey, paths.dir);
   const manifest = await readManifest(commitManifestPathOf(options.stateDir, options.taskKey));
   return { discarded, interruptedCommit: manifest?.status === 'committing' };
 }
 
 /** The overlay files of a task tree not committed yet (workspace-relative paths). */
 export async function pendingOverlayFiles(options: { stateDir: string; taskKey: string }): Promise<string[]> {
+  await attachOverlayVolume(options.stateDir, options.taskKey);
   return walkFiles(overlayPathsOf(options.stateDir, options.taskKey).upper);
+}
+
+/** Removes the overlay folder after unmounting its volume and deleting the image (a mounted folder cannot go). */
+async function removeOverlayFolder(stateDir: string, taskKey: string, dir: string): Promise<void> {
+  await releaseOverlayVolume(stateDir, taskKey);
+  await fsp.rm(dir, { recursive: true, force: true });
 }

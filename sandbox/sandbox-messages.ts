@@ -52,6 +52,8 @@ export const CapabilityGrantSchema = z.strictObject({
       symlinks: z.enum(['follow-inside', 'refuse']).optional(),
       /** With `overlay`: where this call keeps what its writes replaced in the upper folder, so they can be undone (a sub-agent's). */
       undo: z.string().optional(),
+      /** With `overlay`: what the task tree's overlay may hold in all, bytes (`limits.workspaceMb`); a write past it is refused ERR_WORKSPACE_QUOTA. */
+      workspaceBytes: z.number().int().positive().optional(),
     })
     .optional(),
   http: z

@@ -295,6 +295,13 @@ export const LimitsSchema = z.strictObject({
   processMemoryMb: z.number().int().min(32).max(65_536).optional(),
   /** Programs (`proc.run`): processes and threads alive at once (default 256). */
   processMaxProcesses: z.number().int().min(1).max(4096).optional(),
+  /**
+   * What the whole task tree may add to its workspace overlay, MiB (default 1024): every step,
+   * program, stdio MCP server and `fs.write` together. A tree that runs programs gets a file
+   * system of that size (recovery/overlay-volume.ts); a sub-agent's smaller limit is checked
+   * after each of its calls.
+   */
+  workspaceMb: z.number().int().min(16).max(1_048_576).optional(),
 });
 
 /** A sub-agent declaration: its own agent, tools and grants; the user is inherited from the parent. */

@@ -10,7 +10,7 @@ import { defineTool, type ToolDescriptor } from './tool-descriptor';
 export const PROCESS_TOOL_NAMES = ['proc.run'] as const;
 
 /** Limits of a program's process tree when the task does not set them (`limits.processMemoryMb`, `limits.processMaxProcesses`). */
-export const PROCESS_LIMIT_DEFAULTS = { memoryMb: 1024, maxProcesses: 256 } as const;
+export const PROCESS_LIMIT_DEFAULTS = { memoryMb: 1024, maxProcesses: 256, workspaceMb: 1024 } as const;
 export type ProcessToolName = (typeof PROCESS_TOOL_NAMES)[number];
 
 const PROCESS_TOOLS: Readonly<Record<ProcessToolName, ToolDescriptor>> = {

@@ -12,7 +12,7 @@
  * when that database's schema is not the one this code knows (`warden db migrate`).
  */
 import { inspect } from 'node:util';
-import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import { TASK_END_MESSAGE, TASK_FAILURE_TYPES } from '../workflows/task-close';
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
@@ -81,6 +81,8 @@ export interface WardenWorkerOptions {
   mcpPackagesDir?: string;
   /** More host folders stdio MCP servers see read-only (e.g. a folder of server scripts). */
   sandboxReadOnlyPaths?: readonly string[];
+  /** More activity interceptors, after Warden's own, on both task queues (a test holding an activity at a point it controls). */
+  activityInterceptors?: readonly ActivityInterceptorsFactory[];
 }
 
 export interface WardenWorker {
@@ -265,7 +267,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
       wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
     });
-    const activityInterceptors = [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory];
+    const activityInterceptors = [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory, ...(options.activityInterceptors ?? [])];
     const connection = await options.connection;
     const namespace = await options.namespace;
     const worker = await Worker.create({

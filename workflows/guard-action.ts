@@ -7,6 +7,7 @@
 import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { ProvenanceSeed } from '../policies/provenance-seed';
+import type { PriorStep } from '../activities/check-policy';
 import type { ErrorCode } from '../errors';
 import type { StepApproval, StepRecord } from '../task/task-run';
 import { summarized } from './activity-stubs';
@@ -55,6 +56,23 @@ function mcpDescriptionsOf(run: AgentRun): string[] {
   return (run.task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
 }
 
+/**
+ * The earlier outputs a policy check reads, each once: in `priorSteps`, with its trust label
+ * (what the user gave is trusted data, everything else untrusted; MCP servers' tool descriptions
+ * are their words, untrusted like any tool output). `priorOutputs` stays empty: the check reads
+ * `priorSteps` instead whenever it is given (activities/check-policy.ts `outputsByTrust`), and
+ * sending both carried every output twice into every check.
+ */
+export function earlierOutputsOf(mcpDescriptions: readonly string[], steps: readonly StepRecord[]): { priorOutputs: unknown[]; priorSteps: PriorStep[] } {
+  return {
+    priorOutputs: [],
+    priorSteps: [
+      ...mcpDescriptions.map((output) => ({ output })),
+      ...steps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
+    ],
+  };
+}
+
 /** Records the action as a step and runs it past every guard; undefined when it must not run. */
 export async function guardAction(run: AgentRun, action: StepAction, turn: number, began: number): Promise<GuardedStep | undefined> {
   const { task } = run;
@@ -82,14 +100,8 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     chain: [...run.agentChain],
     tool: policyTool,
     args: policyArgs,
-    // MCP servers' tool descriptions are their words, untrusted like any tool output.
-    priorOutputs: [...mcpDescriptionsOf(run), ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => s.output)],
+    ...earlierOutputsOf(mcpDescriptionsOf(run), earlierSteps),
     ...(transcript === undefined || transcript.ref === null ? {} : { priorOutputsRef: transcript.ref }),
-    // What each output is: the user's own trusted data, or untrusted content from outside (MCP descriptions included).
-    priorSteps: [
-      ...mcpDescriptionsOf(run).map((output) => ({ output })),
-      ...earlierSteps.filter((s) => s.executed && s.output !== undefined).map((s) => ({ output: s.output, ...(s.trust === undefined ? {} : { trust: s.trust }) })),
-    ],
     ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
     now: new Date(Date.now()).toISOString(),

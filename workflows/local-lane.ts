@@ -3,14 +3,15 @@
  * their turn in the order they asked.
  *
  * Why: a handler (the kill Update, the block signal) runs beside the agent loop. Two local
- * activities in flight together reach the workflow in the order they complete live, but in the
- * order they were scheduled on replay (this SDK's Core), so a kill authorised while the loop
+ * activities in flight together reach the workflow as they complete live, but may be resolved
+ * together, in another interleaving, on replay (this SDK's Core), so a kill authorised while the loop
  * checked a policy left a history that did not replay
  * (test/attacks/open/kill-beside-local-activity-replay.test.ts). In one lane, completion order is
  * schedule order. The cost: a handler's local activity waits for the loop's in flight (a policy
  * check, milliseconds), and the loop's for the handler's.
  *
- * Deterministic (workflow code). Disabled (runs from before `MONITOR_LOCAL_LANE_PATCH`), `run`
+ * Deterministic (workflow code). Disabled (runs from before `LOCAL_LANE_PATCH`; the data flow's
+ * data-plane calls from before `FLOW_LOCAL_LANE_PATCH`), `run`
  * calls through untouched: the same promise, not one microtask more.
  */
 export class LocalLane {

@@ -9,6 +9,7 @@ import { guardAction } from './guard-action';
 import { runSpawnStep } from './spawn-step';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { runToolStep, toolCallId, undoneOfFailure } from './tool-step';
+import { assertFits } from './task-flow';
 
 export interface RunActionOptions {
   /** Ask for the model's next turn in the same activity as the tool call (the data flow). */
@@ -17,6 +18,9 @@ export interface RunActionOptions {
 
 export async function runAction(run: AgentRun, action: StepAction, turn: number, options: RunActionOptions = {}): Promise<void> {
   run.monitor.assertRunning();
+  // Arguments Temporal would refuse in the policy check's or the call's input end the task (the
+  // saga runs) instead of having Temporal terminate it. The data flow claim-checks them instead.
+  if (run.flow === undefined && run.patches.claimCheckOutputs && action.type === 'tool') assertFits(action.args, `the arguments of ${action.tool} (turn ${turn})`);
   const began = Date.now();
   let guarded;
   try {
@@ -48,6 +52,8 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
     if (action.type === 'tool') run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index, action.tool, action.args), action.args, undefined);
     // The call ran (and failed) unless the failure says it never started.
     step.executed = true;
+    // A result Temporal would refuse (claim checks could not shrink it) ends the task: the saga runs.
+    if (run.patches.claimCheckOutputs && step.error.code === 'ERR_PAYLOAD_TOO_LARGE') throw new TaskEnded('failed', `${step.error.code}: ${step.error.message}`);
   } finally {
     step.durationMs = Date.now() - began;
   }

@@ -33,6 +33,7 @@ import {
 import type { PolicyCheck } from '../activities/check-policy';
 import type { Action, ModelTurn, StepRecord } from '../task/task-run';
 import { treeOf, type AgentRun } from './agent-run';
+import { LocalLane } from './local-lane';
 import { stepErrorOf, TaskEnded } from './task-ended';
 
 /** The default hand-over points of a run (see DataFlowOptions). */
@@ -92,6 +93,9 @@ export function placing(run: AgentRun, bounded: boolean, summary?: string): Ward
 
 /** Activities any worker of the shared task queue may run. */
 const archiving = proxyActivities<WardenActivities>({ startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '10s' }, summary: 'archive this run\'s steps' });
+
+/** Runs from before `warden-flow-local-lane`: their data-plane local activities ran outside the lane. */
+const UNLANED = new LocalLane(false);
 
 /** A local activity's refusal (local activity failures arrive unwrapped, activity ones in an ActivityFailure). */
 function isElsewhere(error: unknown): boolean {
@@ -214,6 +218,12 @@ export class TaskFlow {
    * (no round trip through Temporal's matching), else on the data plane's queue as `call` does.
    * The local attempt is told the data plane's worker (`onWorker`) and refuses to act anywhere
    * else (ERR_DATA_PLANE_ELSEWHERE); its refusal is recorded, so replay takes the same path.
+   *
+   * The local attempt runs in the run's lane (local-lane.ts, patch `warden-flow-local-lane`): a
+   * kill's or a block's local activity arriving meanwhile waits for it, so the two complete in the
+   * order they were scheduled, live and on replay. Only for short calls (the commit, the grant's
+   * revocation, after the loop): a kill's authorisation waits behind whatever holds the lane, so a
+   * tool call here would delay every kill by the tool's run time.
    */
   async callHere<T>(run: AgentRun, timeouts: CallTimeouts, onLost: OnLost, operation: (activities: WardenActivities, onWorker: string | undefined) => Promise<T>, summary?: string): Promise<T> {
     const placement = this.placement;
@@ -229,8 +239,9 @@ export class TaskFlow {
       retry: timeouts.retry,
       ...(summary === undefined ? {} : { summary }),
     });
+    const lane = run.patches.flowLocalLane ? run.monitor.lane : UNLANED;
     try {
-      return await operation(local, placement.workerId);
+      return await lane.run(() => operation(local, placement.workerId));
     } catch (error) {
       if (!isElsewhere(error)) throw error;
     }

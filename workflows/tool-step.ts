@@ -74,6 +74,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         task: run.activityTask,
         // The call reports the files it wrote, for the commit's proof.
         ...(run.patches.commitProof ? { reportWrites: true } : {}),
+        // A large output reaches history as its claim check (the policy checks, the model and the client read the value).
+        ...(run.patches.claimCheckOutputs ? { claimCheckOutput: true } : {}),
       }),
     ), () => lostMidCall(run, action, step, callId)));
     step.credential = call.credential;

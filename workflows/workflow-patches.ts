@@ -68,6 +68,21 @@ export const LOCAL_LANE_PATCH = 'warden-local-lane';
 export const COMMIT_PROOF_PATCH = 'warden-commit-proof';
 
 /**
+ * A data-flow run's local activities on its data plane (`TaskFlow.callHere`: the commit, the
+ * grant's revocation) go in the run's lane too, beside the handlers' (local-lane.ts); older
+ * data-flow runs ran them outside it.
+ */
+export const FLOW_LOCAL_LANE_PATCH = 'warden-flow-local-lane';
+
+/**
+ * The original loop's tool calls check an output over 16 KiB into the blob store and hand the
+ * workflow its claim check (the data flow's `claimCheckJson`), and an action's arguments that
+ * would not fit Temporal's payload limit fail the step (ERR_PAYLOAD_TOO_LARGE). Older runs keep
+ * outputs in history whole.
+ */
+export const CLAIM_CHECK_OUTPUTS_PATCH = 'warden-claim-check-outputs';
+
+/**
  * The original loop's data-plane affinity (data-plane-affinity.ts): the activities that touch the
  * task tree's overlay, sandbox host and MCP servers go to the queue of the worker that prepared it
  * (a sub-agent's from its signed handoff), and a lost worker fails the task closed. Older runs
@@ -104,6 +119,10 @@ export interface WorkflowPatches {
   localLane: boolean;
   /** Calls report the files they wrote, and the root's commit proves them (task-saga.ts). */
   commitProof: boolean;
+  /** Only for a data-flow run: its data-plane local activities go in the lane (task-flow.ts `callHere`). */
+  flowLocalLane: boolean;
+  /** Tool outputs over 16 KiB reach history as claim checks (run-tool.ts `claimCheckOutput`). */
+  claimCheckOutputs: boolean;
   /** Data-plane activities go to the preparing worker's queue (data-plane-affinity.ts). */
   ordinaryAffinity: boolean;
 }
@@ -137,7 +156,11 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     localLane: patched(LOCAL_LANE_PATCH),
     // After localLane, for the same reason. The data flow proves its commit already: no marker there.
     commitProof: !dataFlow && patched(COMMIT_PROOF_PATCH),
-    // After commitProof, for the same reason. The data flow has its own affinity: no marker there.
+    // Asked last, for the same reason; only the data flow has local activities outside the monitor.
+    flowLocalLane: dataFlow && patched(FLOW_LOCAL_LANE_PATCH),
+    // After flowLocalLane, for the same reason. The data flow claim-checks already: no marker there.
+    claimCheckOutputs: !dataFlow && patched(CLAIM_CHECK_OUTPUTS_PATCH),
+    // After claimCheckOutputs (merged first), for the same reason. The data flow has its own affinity: no marker there.
     ordinaryAffinity: !dataFlow && patched(ORDINARY_AFFINITY_PATCH),
   };
 }

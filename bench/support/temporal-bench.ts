@@ -66,7 +66,9 @@ export async function startBenchWorker(context: BenchContext, kind: WorkerKind):
   // WARDEN_BENCH_CPU_PROF=<dir>: each worker writes a V8 CPU profile there when it stops (node's
   // --cpu-prof, which NODE_OPTIONS may not carry), to see where a guarded step's worker time goes.
   const profileDir = process.env.WARDEN_BENCH_CPU_PROF;
-  const profile = profileDir === undefined || profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${kind}-${Date.now()}-\${pid}.cpuprofile`];
+  // One folder per kind, node's own file names: a fixed --cpu-prof-name would have the workflow
+  // threads' profiles (written by every worker thread) overwrite the main thread's.
+  const profile = profileDir === undefined || profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, kind)}`];
   const child = spawn(
     process.execPath,
     [...profile, '--require', require.resolve('tsx/cjs'), join(__dirname, 'bench-worker.ts'), kind, temporal.address, temporal.namespace, taskQueue, context.stateDir],

@@ -41,10 +41,14 @@ export interface CheckContext {
   memo: Map<string, number>;
   /** Bound values per kind, found once per decision. */
   bound?: Map<BoundValue, ReturnType<typeof boundValues>>;
-  /** Argument leaves by pointer, found once per decision. */
-  leaves?: Map<string, string | number>;
+  /** Every leaf of the arguments (provenance.ts `argumentLeaves`), listed once per decision for the binding rules. */
+  argumentLeaves?: { pointer: string; value: string | number }[];
+  /** Argument conditions' text by pointer (normalised; null: no string or number leaf there), found once per decision. */
+  leaves?: Map<string, string | null>;
   /** Per-tool aggregates of the state, computed once per decision. */
   perTool?: Map<string, Map<string, number>>;
+  /** Every counter's total by tool over the whole task tree (rule-groups.ts), computed once per decision. */
+  treeTotals?: Map<string, Map<string, number>>;
 }
 
 /** A detail ("measured 42 rows") when the rule matches, undefined when it does not. */
@@ -71,6 +75,13 @@ interface CompiledScope {
   reach: readonly string[];
   /** Whether a recorded tool (with the tags recorded for it) is covered, remembered. */
   recorded: Map<string, { tags: readonly string[] | undefined; covered: boolean }>;
+  /**
+   * What `coversTool` (bit 1 known, bit 2 covered) and `coversTool || reaches` (bits 4 and 8)
+   * answered per request signature (`Measured.signature`): both depend only on what the signature
+   * holds (tool, spawn, tags, workspace reach), so a request of the same signature gets the
+   * remembered answer.
+   */
+  bySignature: Map<number, number>;
 }
 
 function compileScope(scope: ToolScope): CompiledScope {
@@ -84,7 +95,46 @@ function compileScope(scope: ToolScope): CompiledScope {
     networkWrite: scope.networkWrite === true,
     reach: reachAccessOf(patterns),
     recorded: new Map(),
+    bySignature: new Map(),
   };
+}
+
+const TOOL_KNOWN = 1;
+const TOOL_COVERED = 2;
+const CALL_KNOWN = 4;
+const CALL_COVERED = 8;
+/** Signatures a scope remembers answers for (the distinct kinds of call a worker sees are few). */
+const MAX_SIGNATURES = 1024;
+
+function remember(scope: CompiledScope, signature: number, bits: number): void {
+  if (scope.bySignature.size >= MAX_SIGNATURES) scope.bySignature.clear();
+  scope.bySignature.set(signature, bits);
+}
+
+/** `coversTool` for the request's tool and tags, remembered per request signature. */
+function coversRequestTool(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
+  const signature = m.signature;
+  if (signature === undefined) return coversTool(scope, request.tool, m.tagSet);
+  let bits = scope.bySignature.get(signature) ?? 0;
+  if ((bits & TOOL_KNOWN) === 0) {
+    bits |= TOOL_KNOWN | (coversTool(scope, request.tool, m.tagSet) ? TOOL_COVERED : 0);
+    remember(scope, signature, bits);
+  }
+  return (bits & TOOL_COVERED) !== 0;
+}
+
+/** `coversTool || reaches` for the request, remembered per request signature. */
+function coversOrReaches(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
+  const signature = m.signature;
+  if (signature === undefined) return coversTool(scope, request.tool, m.tagSet) || reaches(scope, m);
+  let bits = scope.bySignature.get(signature) ?? 0;
+  if ((bits & CALL_KNOWN) === 0) {
+    const covered = coversRequestTool(scope, request, m) || reaches(scope, m);
+    // Read again: coversRequestTool may have remembered the tool bits meanwhile.
+    bits = (scope.bySignature.get(signature) ?? 0) | CALL_KNOWN | (covered ? CALL_COVERED : 0);
+    remember(scope, signature, bits);
+  }
+  return (bits & CALL_COVERED) !== 0;
 }
 
 /** Whether the compiled scope covers a tool with these tags (a Set, or a recorded list). */
@@ -102,7 +152,7 @@ function coversTool(scope: CompiledScope, tool: string, tags: ReadonlySet<string
 
 /** Does the scope cover this call (name, tags, and for network writes the method)? */
 function covers(scope: CompiledScope, request: PolicyRequest, m: Measured): boolean {
-  if (!coversTool(scope, request.tool, m.tagSet) && !reaches(scope, m)) return false;
+  if (!coversOrReaches(scope, request, m)) return false;
   if (scope.networkWrite) return m.networkWrite ?? !m.pending.has('method');
   return true;
 }
@@ -144,14 +194,14 @@ function describeMeasure(measure: string, value: number | string | undefined, m:
 }
 
 function conditionHolds(condition: ArgCondition, context: CheckContext): boolean {
-  let leaves = context.leaves;
-  if (leaves === undefined) {
-    leaves = new Map(argumentLeaves(context.request.args).map((l) => [l.pointer, l.value]));
-    context.leaves = leaves;
+  const leaves = (context.leaves ??= new Map());
+  let text = leaves.get(condition.pointer);
+  if (text === undefined) {
+    const value = leafAt(context.request.args, condition.pointer);
+    text = value === undefined ? null : normalizeArgText(String(value), condition.pointer);
+    leaves.set(condition.pointer, text);
   }
-  const value = leaves.get(condition.pointer);
-  if (value === undefined) return false;
-  const text = normalizeArgText(String(value), condition.pointer);
+  if (text === null) return false;
   switch (condition.op) {
     case 'is':
       return text === condition.value;
@@ -162,6 +212,52 @@ function conditionHolds(condition: ArgCondition, context: CheckContext): boolean
     case 'ends-with':
       return text.endsWith(condition.value);
   }
+}
+
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * The string or finite number `argumentLeaves(args)` lists at `pointer`, found by following the
+ * pointer instead of listing every leaf: a segment names an own enumerable key whose escaped form
+ * (provenance.ts `pointerSegment`: "~" as "~0", "/" as "~1") it is, or an array index in its
+ * canonical decimal form; anything else is not a leaf `argumentLeaves` would list.
+ */
+function leafAt(args: unknown, pointer: string): string | number | undefined {
+  let at: unknown = args;
+  let start = 0;
+  while (start < pointer.length) {
+    if (pointer.charCodeAt(start) !== 0x2f) return undefined; // every listed pointer is "" or starts with "/"
+    let end = pointer.indexOf('/', start + 1);
+    if (end === -1) end = pointer.length;
+    const segment = pointer.slice(start + 1, end);
+    start = end;
+    if (Array.isArray(at)) {
+      if (!ARRAY_INDEX.test(segment) || Number(segment) >= at.length) return undefined;
+      at = at[Number(segment)];
+    } else if (at !== null && typeof at === 'object') {
+      const key = segment.includes('~') ? unescapeSegment(segment) : segment;
+      if (key === undefined || !Object.prototype.propertyIsEnumerable.call(at, key)) return undefined;
+      at = (at as Record<string, unknown>)[key];
+    } else return undefined;
+  }
+  return typeof at === 'string' || (typeof at === 'number' && Number.isFinite(at)) ? at : undefined;
+}
+
+/** The key whose escaped form is `segment`, or undefined when no key escapes to it ("~" not followed by 0 or 1). */
+function unescapeSegment(segment: string): string | undefined {
+  let out = '';
+  for (let i = 0; i < segment.length; i += 1) {
+    const c = segment[i] as string;
+    if (c !== '~') out += c;
+    else if (segment[i + 1] === '0') {
+      out += '~';
+      i += 1;
+    } else if (segment[i + 1] === '1') {
+      out += '/';
+      i += 1;
+    } else return undefined;
+  }
+  return out;
 }
 
 const METRIC_FACT: Readonly<Record<'rows' | 'amount' | 'files' | 'bytes', PendingFact | undefined>> = { rows: 'rows', amount: undefined, files: 'files', bytes: 'bytes' };
@@ -259,7 +355,7 @@ function toolCheck(rule: Extract<ParsedRule, { form: 'tool' }>): RuleCheck {
   if (rule.only) {
     return ({ request, m }) => {
       if (m.isSpawn || !subjectCovers(rule.subject, request)) return undefined;
-      return coversTool(scope, request.tool, m.tagSet) ? undefined : '';
+      return coversRequestTool(scope, request, m) ? undefined : '';
     };
   }
   return (context) => {
@@ -403,7 +499,20 @@ function totalCheck(rule: Extract<ParsedRule, { form: 'limit' }>): RuleCheck {
 
 const NOUNS: Readonly<Record<BoundValue, string>> = { email: 'recipient address', message: 'recipient', recipient: 'payee', amount: 'amount', url: 'URL', path: 'path' };
 
+/** keyOf's answers by pointer (a pure function of it; pointers repeat across calls). */
+const keysOfPointers = new Map<string, string>();
+
 function keyOf(pointer: string): string {
+  let key = keysOfPointers.get(pointer);
+  if (key === undefined) {
+    key = keyOfUncached(pointer);
+    if (keysOfPointers.size >= 4096) keysOfPointers.clear();
+    keysOfPointers.set(pointer, key);
+  }
+  return key;
+}
+
+function keyOfUncached(pointer: string): string {
   const segments = pointer.split('/').filter((s) => s !== '' && !/^\d+$/.test(s));
   const last = segments[segments.length - 1] ?? '';
   return last.toLowerCase().replace(/[_-]/g, '');
@@ -414,9 +523,9 @@ function isEmailList(value: string): boolean {
   return parts.length > 0 && parts.every((p) => p.includes('@') && !p.includes(' '));
 }
 
-/** The argument values a binding rule checks, found by argument name and shape (tools that do not say). */
-export function boundArguments(value: BoundValue, args: Record<string, unknown>): { pointer: string; value: string | number }[] {
-  return argumentLeaves(args).filter((leaf) => {
+/** The argument values a binding rule checks, found by argument name and shape (tools that do not say); `leaves`: the arguments' leaves when already listed. */
+export function boundArguments(value: BoundValue, args: Record<string, unknown>, leaves: readonly { pointer: string; value: string | number }[] = argumentLeaves(args)): { pointer: string; value: string | number }[] {
+  return leaves.filter((leaf) => {
     const key = keyOf(leaf.pointer);
     const text = String(leaf.value);
     switch (value) {
@@ -439,7 +548,7 @@ export function boundArguments(value: BoundValue, args: Record<string, unknown>)
 const DECLARED_KIND: Readonly<Record<BoundValue, string>> = { email: 'recipients', message: 'recipients', recipient: 'payees', amount: 'amounts', url: 'urls', path: 'paths' };
 
 /** The values a binding rule checks: what the descriptor declares, else by name and shape; `undefined` when the rule does not apply. */
-function boundValues(value: BoundValue, request: PolicyRequest): { pointer: string; value: string }[] | 'unknown' | undefined {
+function boundValues(value: BoundValue, request: PolicyRequest, context?: CheckContext): { pointer: string; value: string }[] | 'unknown' | undefined {
   const d = request.descriptor;
   const e = request.effect ?? {};
   const kind = DECLARED_KIND[value];
@@ -459,7 +568,8 @@ function boundValues(value: BoundValue, request: PolicyRequest): { pointer: stri
               : (e.paths ?? []).map((p) => ({ pointer: p.pointer ?? '', value: p.path }));
     return found.length === 0 ? undefined : found;
   }
-  const found = boundArguments(value, request.args).map((b) => ({ pointer: b.pointer, value: String(b.value) }));
+  const leaves = context === undefined ? argumentLeaves(request.args) : (context.argumentLeaves ??= argumentLeaves(request.args));
+  const found = boundArguments(value, request.args, leaves).map((b) => ({ pointer: b.pointer, value: String(b.value) }));
   // A declared tool that does not have this kind of effect: the rule is not about it.
   if (found.length === 0 && d !== undefined && d.declared) return undefined;
   return found.length === 0 ? 'unknown' : found;
@@ -483,7 +593,7 @@ function intentCheck(rule: Extract<ParsedRule, { form: 'intent' }>): RuleCheck {
     const cache = (context.bound ??= new Map());
     let bound = cache.get(rule.value);
     if (bound === undefined && !cache.has(rule.value)) {
-      bound = boundValues(rule.value, request);
+      bound = boundValues(rule.value, request, context);
       cache.set(rule.value, bound);
     }
     if (bound === undefined) return undefined;
@@ -598,4 +708,4 @@ export function checkOf(rule: CompiledRule): RuleCheck {
 }
 
 /** The pieces rule-groups.ts shares with the checks above, so a group of rules decides exactly as each of its rules would. */
-export { callsByTool, compileScope, covers, coversTool, describeMeasure, formatTotal, metricValue, missing, perTool, subjectCovers, sumCovered, totalsByTool, METRIC_FACT, OTHER_OPERATION, type CompiledScope };
+export { callsByTool, compileScope, covers, coversRequestTool, coversTool, describeMeasure, formatTotal, metricValue, missing, perTool, subjectCovers, sumCovered, totalsByTool, METRIC_FACT, OTHER_OPERATION, type CompiledScope };

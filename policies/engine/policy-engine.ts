@@ -209,7 +209,13 @@ export function decideRuleByRule(rules: readonly CompiledRule[], input: PolicyRe
 }
 
 function verdictOf(matched: readonly MatchedRule[]): PolicyDecision['decision'] {
-  return matched.some((m) => m.effect === 'deny') ? 'deny' : matched.some((m) => m.effect === 'approval') ? 'approval' : 'allow';
+  let approval = false;
+  for (let i = 0; i < matched.length; i += 1) {
+    const effect = (matched[i] as MatchedRule).effect;
+    if (effect === 'deny') return 'deny';
+    if (effect === 'approval') approval = true;
+  }
+  return approval ? 'approval' : 'allow';
 }
 
 const NO_RULE_MATCHED = ['no rule matched: allowed (the task grants the action)'];

@@ -209,6 +209,12 @@ export interface Measured {
   unreadable: string[];
   nowMs: number;
   minuteOfDay: number;
+  /**
+   * Set by the engine's rule index (rule-index.ts): a number naming what the index reads of the
+   * request (spawn or tool, tool name, tags, measured facts, workspace reach). Two requests with
+   * the same number agree on all of it, so answers that depend only on it are remembered under it.
+   */
+  signature?: number;
 }
 
 /** UTF-8 length without allocating (workflow code has no Buffer). */

@@ -18,7 +18,7 @@ import {
   checkOf,
   compileScope,
   covers,
-  coversTool,
+  coversRequestTool,
   describeMeasure,
   formatTotal,
   metricValue,
@@ -57,12 +57,15 @@ interface Group {
   quantity: number;
   /** Whether each member's reason ends with its own limit (`tail`) after the shared detail. */
   withTail: boolean;
-  /** In mode EACH: the member's detail, undefined when it does not match. */
+  /** In mode EACH: the member's detail followed by ")" ('' for none), undefined when it does not match. */
   member?: (group: Group, position: number, context: CheckContext) => string | undefined;
   /** In mode EACH: what the shared part found. */
   paths?: MeasuredPath[];
-  /** Details per measured path (or host), built when a member first needs one. */
+  /** Details per measured path (or host), followed by ")", built when a member first needs one. */
   pathDetails?: (string | undefined)[];
+  /** `detail` followed by ")", built when a member first needs it in this decision (`closedEpoch`). */
+  closed: string;
+  closedEpoch: number;
 }
 
 export interface RuleGroups {
@@ -132,6 +135,8 @@ function depthGroup(parsed: Extract<ParsedRule, { form: 'subagent-depth' }>, rul
 /** Rates (evaluate-rule.ts `rateCheck`): the calls in the window are counted once per group. */
 function rateGroup(parsed: RateRule): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
+  // evaluate-rule.ts `rateCheck`'s key of the calls by tool in the window (the agent's key appended for an agent's own rate).
+  const treeKey = `w|${parsed.windowMs}|`;
   return (group, context) => {
     const { request, m, state } = context;
     group.withTail = true;
@@ -140,7 +145,7 @@ function rateGroup(parsed: RateRule): Group['evaluate'] {
       return;
     }
     const onlyAgent = parsed.scope === 'agent' ? agentKey(request.agent) : undefined;
-    const byTool = perTool(context, `w|${parsed.windowMs}|${onlyAgent ?? ''}`, () => callsByTool(state, m.nowMs, parsed.windowMs, onlyAgent));
+    const byTool = perTool(context, onlyAgent === undefined ? treeKey : `${treeKey}${onlyAgent}`, () => callsByTool(state, m.nowMs, parsed.windowMs, onlyAgent));
     const count = sumCovered(scope, byTool, state);
     const where = onlyAgent === undefined ? 'across the task' : 'by this agent';
     group.mode = ABOVE;
@@ -149,9 +154,6 @@ function rateGroup(parsed: RateRule): Group['evaluate'] {
   };
 }
 
-/** Per decision: every counter's total by tool over the whole task tree, in one pass over the state. */
-type TreeTotals = Map<string, Map<string, number>>;
-const treeTotals = new WeakMap<CheckContext, TreeTotals>();
 const NO_TOTALS: Map<string, number> = new Map();
 
 /**
@@ -159,7 +161,7 @@ const NO_TOTALS: Map<string, number> = new Map();
  * for all counters at once (same agents and tools, in the same order), computed once per decision.
  */
 function treeTotalsOf(context: CheckContext, counter: string, wanted: ReadonlySet<string>): Map<string, number> {
-  let all = treeTotals.get(context);
+  let all = context.treeTotals;
   if (all === undefined) {
     all = new Map();
     for (const name of wanted) all.set(name, new Map());
@@ -177,7 +179,7 @@ function treeTotalsOf(context: CheckContext, counter: string, wanted: ReadonlySe
         }
       }
     }
-    treeTotals.set(context, all);
+    context.treeTotals = all;
   }
   return all.get(counter) ?? NO_TOTALS;
 }
@@ -230,7 +232,7 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
 function toolFamily(parsed: Extract<ParsedRule, { form: 'tool' }>, scopes: readonly (CompiledScope | undefined)[]): Group['evaluate'] {
   const member: Group['member'] = parsed.only
     ? (_group, position, { request, m }) => {
-        return coversTool(scopes[position] as CompiledScope, request.tool, m.tagSet) ? undefined : '';
+        return coversRequestTool(scopes[position] as CompiledScope, request, m) ? undefined : '';
       }
     : (_group, position, { request, m }) => {
         return covers(scopes[position] as CompiledScope, request, m) ? '' : undefined;
@@ -292,7 +294,7 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
     let detail = details[k];
     if (detail === undefined) {
       const { path, access, tree } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
-      detail = tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, m);
+      detail = `${tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, m)})`;
       details[k] = detail;
     }
     return detail;
@@ -341,7 +343,7 @@ function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readon
     const details = group.pathDetails as (string | undefined)[];
     for (let k = 0; k < m.hosts.length; k += 1) {
       const host = m.hosts[k] as string;
-      if (allowList ? !listed(host) : listed(host)) return (details[k] ??= describeMeasure('host', host, m));
+      if (allowList ? !listed(host) : listed(host)) return (details[k] ??= `${describeMeasure('host', host, m)})`);
     }
     return undefined;
   };
@@ -393,6 +395,11 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
   const totalled = new Set<string>();
   /** Each rule's entry when it matches with its reason as written (no detail): built once, frozen, shared by every decision. */
   const plain: MatchedRule[] = rules.map((rule) => Object.freeze({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: rule.reason, kind: rule.kind }));
+  // The fields of each rule's entry, in arrays of one shape each (read per match without touching the rule objects, whose shapes differ by kind).
+  const ids = rules.map((r) => r.id);
+  const sentences = rules.map((r) => r.sentence);
+  const effects = rules.map((r) => r.effect);
+  const kinds = rules.map((r) => r.kind);
 
   rules.forEach((rule, position) => {
     const parsed = rule.rule;
@@ -444,18 +451,26 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
     if (index === undefined) {
       index = groups.length;
       byKey.set(key, index);
-      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false });
+      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false, closed: '', closedEpoch: 0 });
     }
     groupOf[position] = index;
   });
 
   let epoch = 0;
+  /** A matched rule's entry with its own reason. */
+  const entry = (position: number, reason: string): MatchedRule => ({
+    id: ids[position] as string,
+    sentence: sentences[position] as string,
+    effect: effects[position] as MatchedRule['effect'],
+    reason,
+    kind: kinds[position] as MatchedRule['kind'],
+  });
   return {
     size: groups.length,
     matched(context, candidates) {
       // Decisions never interleave (decide is synchronous), so one counter marks what this one evaluated.
       epoch = epoch >= 0x3fffffff ? 1 : epoch + 1;
-      if (epoch === 1) for (const g of groups) g.epoch = 0;
+      if (epoch === 1) for (const g of groups) g.epoch = g.closedEpoch = 0;
       const out: MatchedRule[] = [];
       for (let i = 0; i < candidates.length; i += 1) {
         const position = candidates[i] as number;
@@ -469,11 +484,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
         if (mode === EACH) {
           const detail = (group.member as NonNullable<Group['member']>)(group, position, context);
           if (detail === undefined) continue;
-          if (detail === '') out.push(plain[position] as MatchedRule);
-          else {
-            const rule = rules[position] as CompiledRule;
-            out.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason: `${head[position] as string}${detail})`, kind: rule.kind });
-          }
+          out.push(detail === '' ? (plain[position] as MatchedRule) : entry(position, (head[position] as string) + detail));
           continue;
         }
         if (mode === ABOVE ? !(group.quantity > (threshold[position] as number)) : mode === AT_LEAST ? !(group.quantity >= (threshold[position] as number)) : false) continue;
@@ -481,9 +492,15 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
           out.push(plain[position] as MatchedRule);
           continue;
         }
-        const rule = rules[position] as CompiledRule;
-        const reason = group.withTail ? (head[position] as string) + group.detail + (tail[position] as string) : `${head[position] as string}${group.detail})`;
-        out.push({ id: rule.id, sentence: rule.sentence, effect: rule.effect, reason, kind: rule.kind });
+        if (group.withTail) {
+          out.push(entry(position, (head[position] as string) + group.detail + (tail[position] as string)));
+          continue;
+        }
+        if (group.closedEpoch !== epoch) {
+          group.closed = `${group.detail})`;
+          group.closedEpoch = epoch;
+        }
+        out.push(entry(position, (head[position] as string) + group.closed));
       }
       return out;
     },

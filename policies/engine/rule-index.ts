@@ -11,7 +11,12 @@ import type { CompiledRule } from './compile-rule';
 import type { Measured, PolicyRequest } from './policy-request';
 import { globMatch, reachAccessOf, type ParsedRule, type ToolScope } from './rule-syntax';
 
-/** Keys a request has; a rule listed under any of them is a candidate. */
+/**
+ * Keys a request has; a rule listed under any of them is a candidate. They also make the request's
+ * signature, under which scopes remember whether they cover the call (evaluate-rule.ts
+ * `coversRequestTool`, `covers`): whatever those read of a request (spawn, tool, tags, workspace
+ * reach) must be a key here.
+ */
 function requestKeys(request: PolicyRequest, m: Measured): string[] {
   const keys = [m.isSpawn ? 'kind:spawn' : 'kind:tool', `tool:${request.tool}`];
   for (const tag of m.tags) keys.push(`tag:${tag}`);
@@ -67,8 +72,27 @@ function ruleKeys(rule: ParsedRule): { keys: string[]; globs: string[] } | 'all'
 }
 
 export interface RuleIndex {
-  /** Positions (in load order) of the rules that may apply to the request. */
+  /**
+   * Positions (in load order) of the rules that may apply to the request. Sets `m.signature`
+   * to the number of the request's keys (equal keys, equal number, in every index of the process).
+   */
   candidates(request: PolicyRequest, m: Measured): number[];
+}
+
+/** Request keys → signature number, shared by every index: a number always stands for the same keys. */
+const signatures = new Map<string, number>();
+let nextSignature = 0;
+
+function signatureOf(key: string): number {
+  let signature = signatures.get(key);
+  if (signature === undefined) {
+    // Past the bound, numbers are never reused: a scope's remembered answer can only be for its own keys.
+    if (signatures.size >= 65_536) signatures.clear();
+    signature = nextSignature;
+    nextSignature += 1;
+    signatures.set(key, signature);
+  }
+  return signature;
 }
 
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
@@ -91,11 +115,12 @@ export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const globs = [...new Set(globRules.map((g) => g.glob))];
 
   // Candidates depend only on the request's keys (and glob matches of its tool): computed once per kind of request.
-  const cache = new Map<string, number[]>();
+  const cache = new Map<number, number[]>();
   return {
     candidates(request, m) {
       const keys = requestKeys(request, m);
-      const signature = keys.join('\u0000');
+      const signature = signatureOf(keys.join('\u0000'));
+      m.signature = signature;
       const cached = cache.get(signature);
       if (cached !== undefined) return cached;
       const seen = new Set<number>(always);

@@ -165,6 +165,8 @@ function createOverlayFsCapability(grant: FsGrant, upperDir: string, guard: Prot
         // The commit writes the workspace path: a protected or read-only one is refused here, not there.
         const refusal = guard.refusalOfPath(lower.absolute, 'write');
         if (refusal !== undefined) throw protectedRefusal(lower.display, refusal);
+        // A write past the tree's bound is refused before the file changes (nothing half-written).
+        if (grant.workspaceBytes !== undefined) assertRoomFor(upperRoot, upper.absolute, bytes, grant.workspaceBytes, lower.display);
         if (grant.undo !== undefined) recordOverlayUndo(grant.undo, upperRoot, upper, lower.display);
         writeTextFile(upperRoot, upper, content as string, guard, lower.display);
       });
@@ -257,6 +259,46 @@ function recordOverlayUndo(undoDir: string, upperRoot: string, upper: ResolvedPa
   const temporary = `${entry}.${process.pid}.tmp`;
   fs.writeFileSync(temporary, JSON.stringify(record), { mode: 0o600 });
   fs.renameSync(temporary, entry);
+}
+
+/** Room a write needs beyond its bytes: new folders, the file's inode, block rounding, its undo record. */
+const WRITE_SLACK_BYTES = 64 * 1024;
+
+/**
+ * Throws ERR_WORKSPACE_QUOTA when writing `bytes` to `target` (in the upper folder `upperRoot`)
+ * would take the task tree's overlay past `limitBytes`. On a volume (recovery/overlay-volume.ts)
+ * the file system's free space is the bound; a plain folder (a tree that runs no program: only
+ * Warden writes it) is measured, the file being replaced counted out.
+ */
+function assertRoomFor(upperRoot: string, target: string, bytes: number, limitBytes: number, display: string): void {
+  const limitMb = Math.round(limitBytes / 1024 / 1024);
+  const refuse = (what: string) =>
+    capabilityError('ERR_WORKSPACE_QUOTA', `fs.write: no room for ${bytes} bytes in ${JSON.stringify(display)}: ${what} (limits.workspaceMb: ${limitMb} MiB; raise limits.workspaceMb in the task file for more)`, { path: display, limitMb });
+  const overlayDir = path.dirname(upperRoot);
+  if (fs.statSync(overlayDir).dev !== fs.statSync(path.dirname(overlayDir)).dev) {
+    const stat = fs.statfsSync(overlayDir);
+    if (bytes + WRITE_SLACK_BYTES > stat.bavail * stat.bsize) throw refuse(`the task tree's workspace has ${stat.bavail * stat.bsize} bytes left`);
+    return;
+  }
+  const replaced = lstatOrUndefined(target);
+  const used = allocatedBytes(upperRoot) - (replaced?.isFile() === true ? replaced.blocks * 512 : 0);
+  if (used + bytes > limitBytes) throw refuse(`the task tree's workspace holds ${used} bytes`);
+}
+
+/** Bytes allocated on disk under `folder` (st_blocks, symbolic links not followed). */
+function allocatedBytes(folder: string): number {
+  let total = 0;
+  const pending = [folder];
+  while (pending.length > 0) {
+    const current = pending.pop()!;
+    for (const entry of fs.readdirSync(current, { withFileTypes: true })) {
+      const full = path.join(current, entry.name);
+      const stat = fs.lstatSync(full);
+      total += stat.blocks * 512;
+      if (entry.isDirectory()) pending.push(full);
+    }
+  }
+  return total;
 }
 
 function checkedContentBytes(content: unknown): number {
@@ -610,6 +652,9 @@ function withFsErrors<T>(displayPath: string, operation: () => T): T {
         throw capabilityError('ERR_FS_FAILED', `${name} is a folder`, { path: displayPath });
       case 'ENOTDIR':
         throw capabilityError('ERR_FS_FAILED', `${name}: a component is not a folder`, { path: displayPath });
+      case 'ENOSPC':
+      case 'EDQUOT':
+        throw capabilityError('ERR_WORKSPACE_QUOTA', `no room left for ${name}: the task tree's workspace is full (raise limits.workspaceMb in the task file for more)`, { path: displayPath });
       default:
         throw capabilityError('ERR_FS_FAILED', `file system error ${error.code ?? 'unknown'} on ${name}`, { path: displayPath });
     }

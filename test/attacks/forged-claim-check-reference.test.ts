@@ -58,12 +58,16 @@ async function run(t: ReturnType<typeof task>, id: string) {
 describe('a claim check the model wrote itself', () => {
   it("never hands another task's blob to this task's tool", async () => {
     const workspace = await mkdtemp(join(tmpdir(), 'warden-forged-ref-'));
-    // Alice's task: its 20 KB output is kept out of history, its digest is in history.
+    // Alice's task: its 20 KB output is kept out of history, its digest is in history (on either
+    // loop: the original loop claim-checks large outputs too, patch warden-claim-check-outputs).
     const alice = await run(task('alice@example.com', [{ tool: 'secret-report', args: {} }, { final: 'done' }], true, workspace), 'forged-ref-alice');
-    expect(alice.status).toBe('completed');
+    const aliceOnLoop = await run(task('alice@example.com', [{ tool: 'secret-report', args: {} }, { final: 'done' }], false, workspace), 'forged-ref-alice-loop');
+    expect([alice.status, aliceOnLoop.status]).toEqual(['completed', 'completed']);
     const aliceOutput = alice.steps[0]!.output;
     const digest = isClaimCheckRef(aliceOutput) ? aliceOutput.sha256 : undefined;
     expect(digest, 'the victim output is claim-checked').toBeDefined();
+    // The same output, claim-checked on the original loop under the same digest.
+    expect(aliceOnLoop.steps[0]!.output).toEqual(aliceOutput);
 
     const forged = { $warden: 'claim-check', sha256: digest, bytes: 1, kind: 'json' };
     const script = [{ tool: 'post', args: { body: forged } }, { final: 'posted' }];

@@ -6,13 +6,16 @@
  * benchmark's generated rule sets (10, 100, 1,000 rules), on threshold ladders, with shadow rules,
  * over generated requests (tools with and without descriptors, measured and pending effects,
  * provenance, agents at several depths, times of day, spawns) and state histories. The verdict,
- * the matched rules in load order with their reasons, and the shadow part must be equal.
+ * the matched rules in load order with their reasons, and the shadow part must be equal, also when
+ * the same requests are decided again in another order and by a second engine (answers remembered
+ * per request signature must never leak into another decision); argument conditions are also held
+ * to cedar-wasm, which reads arguments by listing every leaf.
  */
 import { describe, expect, it } from 'vitest';
 import { generatedRule } from '../../bench/sections/policy';
 import { compileRule, type CompiledRule } from '../../policies/engine/compile-rule';
 import { createPolicyEngine, decideRuleByRule, type PolicyEngine } from '../../policies/engine/policy-engine';
-import { parsePolicyRequest, type PolicyRequest, type PolicyRequestInput, type ToolSummary } from '../../policies/engine/policy-request';
+import { parsePolicyRequest, type PolicyDecision, type PolicyRequest, type PolicyRequestInput, type ToolSummary } from '../../policies/engine/policy-request';
 import { emptyPolicyState, type PolicyState } from '../../policies/engine/policy-state';
 import { buildRuleGroups } from '../../policies/engine/rule-groups';
 import { RULE_TEMPLATES } from '../../policies/engine/rule-templates';
@@ -126,25 +129,51 @@ function history(engine: PolicyEngine, rand: () => number, calls: number, now: n
   return state;
 }
 
-function expectSameDecisions(rules: CompiledRule[], seed: number, requests: number, histories: readonly number[]): { partial: number; matched: number } {
+/**
+ * Decides every generated request with the engine and with the reference, then again in reverse
+ * order and on a second engine over the same rules taking turns with the first: what one decision
+ * leaves behind (answers remembered per request signature, per scope, per group) must never
+ * change another.
+ */
+function expectSameDecisions(
+  rules: CompiledRule[],
+  seed: number,
+  requests: number,
+  histories: readonly number[],
+  requestOf: (rand: () => number) => PolicyRequestInput = generatedRequest,
+  /** Also compare with cedar-wasm (`decideWithCedar`), which reads arguments by listing every leaf: for stateless rules only. */
+  withCedar = false,
+): { partial: number; matched: number } {
   const engine = createPolicyEngine(rules);
   const rand = random(seed);
   let partial = 0;
   let matched = 0;
+  const decided: { request: PolicyRequest; state: PolicyState; reference: PolicyDecision; label: string }[] = [];
   for (const calls of histories) {
     const states = Array.from({ length: 3 }, () => history(engine, rand, calls, NOW));
     for (let i = 0; i < requests; i += 1) {
-      const input = generatedRequest(rand);
+      const input = requestOf(rand);
       const state = states[i % states.length] as PolicyState;
       const request: PolicyRequest = parsePolicyRequest(input);
       const grouped = engine.decide(request, state);
       const reference = decideRuleByRule(rules, request, state);
-      expect(grouped, `seed ${seed}, history ${calls}, request ${i}: ${JSON.stringify(input)}`).toEqual(reference);
+      const label = `seed ${seed}, history ${calls}, request ${i}: ${JSON.stringify(input)}`;
+      expect(grouped, label).toEqual(reference);
+      if (withCedar) {
+        const viaCedar = engine.decideWithCedar(request, state);
+        expect(grouped.decision, `cedar, ${label}`).toBe(viaCedar.decision);
+        expect(grouped.matched.map((m) => m.id), `cedar, ${label}`).toEqual(viaCedar.matched.map((m) => m.id));
+      }
+      decided.push({ request, state, reference, label });
       const count = reference.matched.length + (reference.shadow?.matched.length ?? 0);
       matched += count;
       if (count > 0 && count < rules.length) partial += 1;
     }
   }
+  const second = createPolicyEngine(rules);
+  decided.reverse().forEach(({ request, state, reference, label }, i) => {
+    expect((i % 2 === 0 ? engine : second).decide(request, state), `again, ${label}`).toEqual(reference);
+  });
   return { partial, matched };
 }
 
@@ -205,6 +234,35 @@ describe('grouped decisions equal every rule decided on its own', () => {
     expect(rules.length).toBeGreaterThan(sentences.length * 0.8);
     const { partial } = expectSameDecisions(rules, 11, 250, [0, 20]);
     expect(partial).toBeGreaterThan(250);
+  });
+
+  it('argument conditions on nested, escaped and array pointers read the leaf every argument listing would (and nothing else)', () => {
+    // Pointers that name a leaf, and look-alikes that name none: an array's "length", a
+    // non-canonical index, an escape no key has ("~2"), a key spelled unescaped, a trailing "/".
+    const pointers = ['n', 'items.0', 'items.1', 'items.2', 'items.length', 'items.01', 'a.b', 'a.b.c', '/a~1b', '/a~0b', '/a~2b', '/a~b', '/a/', 'a.__proto__', '/deep/0/x', '/deep/1', 'missing.x', 'x', '/'];
+    const sentences = pointers.flatMap((pointer, i) => [
+      `deny fs.write when argument ${pointer} contains "x"`,
+      `require approval for any tool when argument ${pointer} is "${i % 3 === 0 ? 'x' : '2'}"`,
+    ]);
+    const rules = sentences.map((sentence, i) => compileRule(sentence, `arg:${i + 1}`, undefined, i % 7 === 3 ? 'shadow' : undefined));
+    const leaf = (rand: () => number): unknown => {
+      const r = rand();
+      return r < 0.35 ? 'x' : r < 0.5 ? 'X  ' : r < 0.65 ? 2 : r < 0.72 ? Number.POSITIVE_INFINITY : r < 0.8 ? null : r < 0.9 ? ['x'] : { x: 'x' };
+    };
+    const nested = (rand: () => number): PolicyRequestInput => {
+      const args: Record<string, unknown> = {};
+      for (const key of ['n', 'items', 'a', 'a/b', 'a~b', 'a~1b', 'a~0b', 'a~2b', 'deep', 'x', '']) {
+        if (rand() < 0.4) continue;
+        if (key === 'items') args.items = Array.from({ length: Math.floor(rand() * 4) }, () => leaf(rand));
+        else if (key === 'a') args.a = rand() < 0.5 ? { b: leaf(rand), '': leaf(rand), __proto__: leaf(rand) } : leaf(rand);
+        else if (key === 'deep') args.deep = [{ x: leaf(rand) }, leaf(rand)];
+        else args[key] = leaf(rand);
+      }
+      return { ...generatedRequest(rand), tool: rand() < 0.7 ? 'fs.write' : 'fs.read', args };
+    };
+    expect(rules.every((r) => r.kind === 'cedar')).toBe(true);
+    const { partial } = expectSameDecisions(rules, 23, 300, [0], nested, true);
+    expect(partial).toBeGreaterThan(150);
   });
 
   it('every template example, repeated with other effects, subjects and load positions', () => {

@@ -6,7 +6,8 @@
  * activities on the worker that prepared it (before affinity, a task whose calls landed on both
  * workers failed closed with ERR_OVERLAY_MISSING and rolled back). A worker SIGKILLed mid-task:
  * the task fails with ERR_DATA_PLANE_LOST, its SQL is undone on the other worker, its workspace is
- * as it was, and `warden run` exits 1 saying so. A starter cannot name a data-plane queue.
+ * as it was, and `warden run` exits 1 saying so; the same with a sub-agent's call in flight (the
+ * sub-agent and its parent both fail that way and roll back). A starter cannot name a data-plane queue.
  *
  * Which worker ran each activity, and on which queue it was scheduled, is read from the histories.
  */
@@ -342,7 +343,7 @@ describe('two workers, the ordinary loop, data-plane affinity', () => {
       await new Promise((r) => setTimeout(r, 250));
     }
     handle = client.workflow.getHandle(workflowId);
-    await waitForTaskState(handle, (s) => s.steps.length >= 3 && s.steps[1]!.executed);
+    await waitForTaskState(handle, (s) => s.steps.length >= 3 && s.steps[1]!.executed, 6000);
     const waiting = (await activitiesOf(workflowId)).filter((a) => a.type === 'runTool');
     const holderQueue = waiting[waiting.length - 1]!.queue;
     // Before affinity, calls went to the shared queue: no worker holds the task.
@@ -371,6 +372,56 @@ describe('two workers, the ordinary loop, data-plane affinity', () => {
     expect(compensations.some((c) => c.queue === taskQueue)).toBe(true);
     workers.splice(workers.indexOf(holder), 1);
     expect(survivor.child.exitCode).toBeNull();
+  }, 600_000);
+
+  it("the worker holding a sub-agent's call is SIGKILLed: the sub-agent and its parent fail with ERR_DATA_PLANE_LOST, and both roll back", async () => {
+    await startWorker('worker-c');
+    const f = fixture('kid-killed');
+    writeFileSync(join(f.workspace, 'keep.txt'), 'as it was');
+    const waitForGo = { name: 'wait-for-go', description: 'waits for go.txt', capabilities: ['fs.read'], source: "for (;;) { try { return warden.fs.read('go.txt'); } catch (e) {} }" };
+    const doc = {
+      user: 'ops@example.com',
+      intent: 'record, then have a helper wait',
+      agent: { name: 'recorder', model: { driver: 'scripted', script: [write('a.txt', 'by the parent'), insert('parent'), { spawn: 'kid' }, { final: 'never' }] } },
+      tools: { builtin: ['fs.write', 'fs.read', 'sql.exec'], custom: [waitForGo] },
+      grants: { tools: ['fs.write', 'fs.read', 'sql.exec', 'wait-for-go'], databases: ['ledger'], subagents: ['kid'] },
+      limits: { toolTimeout: '120s', deadline: '15m' },
+      resources: { workspace: f.workspace, databases: { ledger: f.dbFile } },
+      subagents: {
+        kid: {
+          intent: 'record and wait',
+          agent: { name: 'kid', model: { driver: 'scripted', script: [write('kid.txt', 'by the kid'), insert('kid'), { tool: 'wait-for-go', args: {} }, { final: 'never' }] } },
+          tools: { builtin: ['fs.write', 'fs.read', 'sql.exec'], custom: [waitForGo] },
+          grants: { tools: ['fs.write', 'fs.read', 'sql.exec', 'wait-for-go'], databases: ['ledger'] },
+        },
+      },
+    };
+    const workflowId = `affinity-kid-killed-${randomUUID()}`;
+    // The start timeout reaches the sub-agent through its signed handoff.
+    const handle = await client.workflow.start('agentTask', { taskQueue, workflowId, args: [{ task: parseTask(doc, 'kid-killed.yaml', REPO_ROOT), flow: { dataPlaneStartTimeoutSeconds: 15 } }] });
+    const kidId = `${workflowId}/kid-2`;
+    await waitForTaskState(client.workflow.getHandle(kidId), (s) => s.steps.length >= 3 && s.steps[1]!.executed, 6000);
+    const calls = (await activitiesOf(kidId)).filter((a) => a.type === 'runTool');
+    const holderQueue = calls[calls.length - 1]!.queue;
+    const holder = workers.find((w) => holderQueue.endsWith(`@${w.name}`));
+    if (holder === undefined) throw new Error(`the sub-agent's calls went to ${holderQueue}, no worker's own queue`);
+    const exit = new Promise((resolve) => holder.child.once('exit', resolve));
+    holder.child.kill('SIGKILL');
+    await exit;
+    workers.splice(workers.indexOf(holder), 1);
+    const result = await followAgentTask(handle);
+    expect(result.status).toBe('failed');
+    expect(result.reason).toMatch(/^ERR_DATA_PLANE_LOST: sub-agent kid lost the task's data plane/);
+    expect(result.children[0]).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^ERR_DATA_PLANE_LOST: /) });
+    expect(result.reason).toContain('did not take work for 15s');
+    expect(filesOf(f.workspace)).toEqual({ 'keep.txt': 'as it was' });
+    expect(f.rows()).toEqual([]);
+    expect(result.recovery?.committed).toBeUndefined();
+    // Each undid its own row from the shared journal, on a worker that was alive; nothing failed.
+    for (const recovery of [(result.children[0] as TaskResult).recovery, result.recovery]) {
+      expect(recovery?.rolledBack.filter((r) => r.kind === 'sql-undo').map((r) => r.status)).toContain('done');
+      expect(recovery?.rolledBack.filter((r) => r.status === 'failed')).toEqual([]);
+    }
   }, 600_000);
 
   it('every run of every task replays', async () => {

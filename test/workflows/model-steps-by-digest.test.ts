@@ -11,6 +11,8 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assembleTaskResult } from '../../client/assemble-task-result';
+import { openBlobStore } from '../../dataplane/blob-store';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { testTemporalAddress } from '../support/temporal';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
@@ -52,7 +54,7 @@ async function run(steps: number): Promise<{ workflowId: string; bytes: number; 
     ...Array.from({ length: steps }, (_, i) => toolCallsReply([toolCall('pages__fetch', { q: `page ${i}` })])),
     toolCallsReply([toolCall('final_answer', { answer: 'done' })]),
   );
-  const result = await env.runTask({
+  const given = await env.runTask({
     user: 'sam@example.com',
     intent: 'read the pages',
     agent: { name: 'reader', model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: model.url } },
@@ -61,6 +63,8 @@ async function run(steps: number): Promise<{ workflowId: string; bytes: number; 
     resources: { workspace: makeTempDir('big-outputs') },
     limits: { toolTimeout: '20s' },
   });
+  // Outputs over 16 KiB are claim checks in history (warden-claim-check-outputs): the client reads them back, as `warden run` does.
+  const result = await assembleTaskResult(given, openBlobStore(TEST_STATE_DIR));
   expect(result.status, result.reason).toBe('completed');
   const description = await env.client.workflow.getHandle(result.workflowId).describe();
   return { workflowId: result.workflowId, bytes: Number(description.historySize), outputs: result.steps.map((s) => JSON.stringify(s.output).length) };

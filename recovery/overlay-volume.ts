@@ -1,0 +1,301 @@
+/**
+ * The bound on what one task tree may add to the host's disk through its workspace overlay.
+ *
+ * A tree that runs programs or stdio MCP servers (`proc.run`, a `command` server) gets a file
+ * system of its own for its overlay folder (`<state>/overlays/<task key>`: the upper layer, the
+ * kernel overlay's work folders, undo records): a sparse ext4 image of `limits.workspaceMb` MiB
+ * (`<state>/overlay-volumes/<task key>.ext4`) loop-mounted there by the worker. Programs, servers
+ * and `fs.write` all write into it and the kernel refuses (ENOSPC) the block past the bound while
+ * the program runs: `fallocate`, many files, sparse files, hard links and copies alike, with no
+ * race to win. The host disk holds at most the image's size (and one inode) per tree.
+ *
+ * A tree without programs keeps a plain folder: only Warden writes there (`fs.write`), and the
+ * fs capability measures the folder before each write (sandbox/capabilities/fs-capability.ts).
+ *
+ * Invariants:
+ * - the image is the truth, the mount a cache: a worker that restarts (or another on the same
+ *   state folder) mounts it again on first use; a mounted folder is never mounted twice;
+ * - a plain overlay folder that a program call finds (made by a call of the tree that runs no
+ *   program, or by a data-plane rebuild) is moved into a new volume before the program starts;
+ * - the overlay folder is removed only after its volume is unmounted, and the image with it;
+ * - a few MiB of each volume are reserved for Warden (owned by an id no sandboxed program has):
+ *   the undo records and the kernel overlay's work folder still fit when a program filled the rest.
+ *
+ * Needs root (loop devices, mounting ext4) and `mkfs.ext4`/`tune2fs` (Debian package e2fsprogs).
+ * Without them a program call over a workspace fails closed (ERR_WORKSPACE_QUOTA, naming what is
+ * missing): nothing would bound its writes.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ToolError } from '../errors';
+import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
+import { assertTaskKey, overlayPathsOf } from './recovery-paths';
+
+/** Default bound on a task tree's overlay, MiB (`limits.workspaceMb`). */
+export const DEFAULT_WORKSPACE_MB = PROCESS_LIMIT_DEFAULTS.workspaceMb;
+const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+/** Blocks only Warden may write (at most this, and at most 5% of the volume). */
+const WARDEN_RESERVE_BYTES = 8 * 1024 * 1024;
+/** Owner of the reserve: an id no sandboxed program runs as (they run as the host's Warden user without capabilities). */
+const RESERVE_OWNER = 65534;
+/** Each mkfs, mount or copy gets this long (a loaded machine included); past it the call fails, nothing hangs. */
+const COMMAND_TIMEOUT_MS = 120_000;
+
+export interface OverlayVolumeState {
+  /** `volume`: the overlay folder is its own bounded file system; `none`: a plain folder (or none yet). */
+  enforcement: 'volume' | 'none';
+  /** Bytes in use now (statfs). */
+  usedBytes?: number;
+  /** Bytes a program may still write (Warden's reserve left out). */
+  availableBytes?: number;
+}
+
+interface TreeShape {
+  tools: { builtin: readonly string[]; mcp?: Record<string, object> | undefined };
+  subagents?: Record<string, TreeShape> | undefined;
+  limits: { workspaceMb?: number | undefined };
+}
+
+/** The task's workspace bound, MiB: `limits.workspaceMb` or the default. */
+export function workspaceLimitMbOf(task: { limits: { workspaceMb?: number | undefined } }): number {
+  return task.limits.workspaceMb ?? DEFAULT_WORKSPACE_MB;
+}
+
+/**
+ * The size of the volume a task tree's overlay is made with when `task` (or a sub-agent it
+ * declares) runs programs or stdio MCP servers; undefined otherwise (a plain folder, measured).
+ */
+export function workspaceVolumeMbOf(task: TreeShape): number | undefined {
+  const runsPrograms = (node: TreeShape, depth: number): boolean =>
+    node.tools.builtin.includes('proc.run') ||
+    Object.values(node.tools.mcp ?? {}).some((server) => 'command' in server) ||
+    (depth < 12 && Object.values(node.subagents ?? {}).some((child) => runsPrograms(child, depth + 1)));
+  return runsPrograms(task, 0) ? workspaceLimitMbOf(task) : undefined;
+}
+
+/** `<stateDir>/overlay-volumes/<taskKey>.ext4`. */
+export function overlayVolumeImageOf(stateDir: string, taskKey: string): string {
+  assertTaskKey(taskKey);
+  return join(stateDir, 'overlay-volumes', `${taskKey}.ext4`);
+}
+
+const pending = new Map<string, Promise<OverlayVolumeState['enforcement']>>();
+let problem: string | null | undefined;
+
+/** What keeps this process from making volumes (not root, no e2fsprogs, no loop devices), or undefined. */
+export function overlayVolumeProblem(): string | undefined {
+  if (problem === undefined) {
+    const missing = ['mkfs.ext4', 'tune2fs', 'mount', 'umount'].filter((tool) => !['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((dir) => fs.existsSync(join(dir, tool))));
+    if (process.getuid?.() !== 0) problem = 'the worker is not root (mounting a loop device needs it)';
+    else if (missing.length > 0) problem = `${missing.join(', ')} not installed (apt-get install -y e2fsprogs mount)`;
+    else if (!fs.existsSync('/dev/loop-control')) problem = 'the kernel has no loop devices (/dev/loop-control)';
+    else problem = null;
+  }
+  return problem ?? undefined;
+}
+
+/**
+ * Makes sure the overlay folder of `taskKey` is a volume of `sizeMb` MiB (mounts an existing
+ * image; creates one, moving a plain folder's contents into it). Returns `none` when volumes are
+ * not supported here. Throws ToolError ERR_WORKSPACE_QUOTA when a plain folder's contents do not
+ * fit, plain Errors when mkfs or mount fail.
+ */
+export function ensureOverlayVolume(stateDir: string, taskKey: string, sizeMb: number): Promise<OverlayVolumeState['enforcement']> {
+  const dir = overlayPathsOf(stateDir, taskKey).dir;
+  const running = pending.get(dir);
+  if (running !== undefined) return running;
+  const work = makeVolume(stateDir, taskKey, dir, sizeMb).finally(() => pending.delete(dir));
+  pending.set(dir, work);
+  return work;
+}
+
+async function makeVolume(stateDir: string, taskKey: string, dir: string, sizeMb: number | undefined): Promise<OverlayVolumeState['enforcement']> {
+  if (isMountPoint(dir)) return 'volume';
+  if (overlayVolumeProblem() !== undefined) return 'none';
+  const image = overlayVolumeImageOf(stateDir, taskKey);
+  const aside = movedAsideOf(stateDir, taskKey);
+  if (!fs.existsSync(image)) {
+    if (sizeMb === undefined) return 'none';
+    fs.mkdirSync(dirname(image), { recursive: true, mode: 0o700 });
+    const partial = `${image}.${process.pid}.tmp`;
+    fs.writeFileSync(partial, '', { mode: 0o600 });
+    try {
+      fs.truncateSync(partial, sizeMb * 1024 * 1024);
+      // 4 KiB blocks, no root reserve, a small journal, the root folder private; then a reserve
+      // only Warden may use (it is root, CAP_SYS_RESOURCE; a sandboxed program has no capability
+      // on the host, and the reserve's owner is an id it never is).
+      await run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-m', '0', '-J', 'size=4', '-E', 'root_owner=0:0,lazy_itable_init=1', partial]);
+      const reserveBlocks = Math.ceil(Math.min(WARDEN_RESERVE_BYTES, (sizeMb * 1024 * 1024) / 20) / 4096);
+      await run('tune2fs', ['-r', String(reserveBlocks), '-u', String(RESERVE_OWNER), '-g', String(RESERVE_OWNER), partial]);
+      // A plain folder (calls of the tree that ran no program) is copied in before the image gets
+      // its name: an image under its name always holds everything the folder held.
+      if (fs.existsSync(dir)) await copyIntoImage(dir, partial, sizeMb);
+      fs.renameSync(partial, image);
+    } finally {
+      fs.rmSync(partial, { force: true });
+    }
+  }
+  if (fs.existsSync(dir)) {
+    // The plain folder (copied into the image) or the empty mount point of a volume unmounted by a reboot.
+    fs.rmSync(aside, { recursive: true, force: true });
+    fs.renameSync(dir, aside);
+  }
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  await run('mount', ['-o', 'loop,nosuid,nodev,discard', image, dir]);
+  fs.chmodSync(dir, 0o700);
+  fs.rmSync(aside, { recursive: true, force: true });
+  return 'volume';
+}
+
+function movedAsideOf(stateDir: string, taskKey: string): string {
+  return `${overlayVolumeImageOf(stateDir, taskKey).slice(0, -'.ext4'.length)}.moved`;
+}
+
+/** Copies the plain overlay folder `dir` into the new image `partial`, mounted aside for the copy. */
+async function copyIntoImage(dir: string, partial: string, sizeMb: number): Promise<void> {
+  const mountPoint = `${partial}.mnt`;
+  fs.mkdirSync(mountPoint, { recursive: true, mode: 0o700 });
+  await run('mount', ['-o', 'loop,nosuid,nodev', partial, mountPoint]);
+  try {
+    await run('cp', ['-a', '--sparse=always', `${dir}/.`, `${mountPoint}/`]).catch((error: Error) => {
+      if (/No space left/.test(error.message)) {
+        throw new ToolError('ERR_WORKSPACE_QUOTA', `the task tree's workspace writes so far do not fit in its limit (limits.workspaceMb: ${sizeMb} MiB): raise limits.workspaceMb in the task file`, { details: { limitMb: sizeMb } });
+      }
+      throw error;
+    });
+  } finally {
+    await run('umount', [mountPoint]).catch(() => run('umount', ['-l', mountPoint]));
+    fs.rmSync(mountPoint, { recursive: true, force: true });
+  }
+}
+
+/** Mounts the volume of `taskKey` again if it has one and it is not mounted (after a restart). */
+export async function attachOverlayVolume(stateDir: string, taskKey: string): Promise<void> {
+  const dir = overlayPathsOf(stateDir, taskKey).dir;
+  if (isMountPoint(dir) || !fs.existsSync(overlayVolumeImageOf(stateDir, taskKey))) return;
+  const running = pending.get(dir);
+  if (running !== undefined) {
+    await running;
+    return;
+  }
+  const work = makeVolume(stateDir, taskKey, dir, undefined).finally(() => pending.delete(dir));
+  pending.set(dir, work);
+  await work;
+}
+
+/**
+ * Unmounts the volume of `taskKey` (if mounted) and deletes its image; call before the overlay
+ * folder is removed. A program of the tree still running keeps the file system busy: it is then
+ * detached lazily (gone from the state folder now, freed when the program ends).
+ */
+export async function releaseOverlayVolume(stateDir: string, taskKey: string): Promise<void> {
+  const dir = overlayPathsOf(stateDir, taskKey).dir;
+  if (isMountPoint(dir)) await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
+  fs.rmSync(overlayVolumeImageOf(stateDir, taskKey), { force: true });
+  fs.rmSync(movedAsideOf(stateDir, taskKey), { recursive: true, force: true });
+}
+
+/** How the overlay of `taskKey` is bounded now, with its use (statfs). */
+export function overlayVolumeState(stateDir: string, taskKey: string): OverlayVolumeState {
+  return volumeStateOfFolder(overlayPathsOf(stateDir, taskKey).dir);
+}
+
+/** The same for an overlay folder (or the upper folder inside it) given by path. */
+export function volumeStateOfFolder(folder: string): OverlayVolumeState {
+  const dir = isMountPoint(folder) ? folder : dirname(folder);
+  if (!isMountPoint(dir)) return { enforcement: 'none' };
+  const stat = fs.statfsSync(dir);
+  return { enforcement: 'volume', usedBytes: (stat.blocks - stat.bfree) * stat.bsize, availableBytes: stat.bavail * stat.bsize };
+}
+
+function isMountPoint(dir: string): boolean {
+  try {
+    return fs.statSync(dir).dev !== fs.statSync(dirname(dir)).dev;
+  } catch {
+    return false;
+  }
+}
+
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { env: { PATH: SYSTEM_PATH }, timeout: COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, _stdout, stderr) => {
+      if (error === null) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} failed: ${(String(stderr) || error.message).trim()}`));
+    });
+  });
+}
+
+/** Free bytes below which a volume counts as full: a writer ran into the bound. */
+const FULL_VOLUME_SLACK_BYTES = 64 * 1024;
+
+/** ToolError ERR_WORKSPACE_QUOTA for `who`, naming the limit and where to raise it. */
+export function workspaceQuotaError(who: string, limitMb: number, what: string, details: Record<string, unknown> = {}): ToolError {
+  return new ToolError('ERR_WORKSPACE_QUOTA', `${who}: ${what} (limits.workspaceMb: ${limitMb} MiB; raise limits.workspaceMb in the task file for more)`, { details: { limitMb, ...details } });
+}
+
+/**
+ * Before a program or stdio MCP server runs over the overlay of `taskKey`: the folder is a volume
+ * of the tree's bound (made now if needed). Throws ToolError ERR_WORKSPACE_QUOTA when this worker
+ * cannot make volumes (nothing would bound the program's writes) or when what the tree wrote so
+ * far does not fit.
+ */
+export async function assertOverlayBounded(stateDir: string, taskKey: string, task: { limits: { workspaceMb?: number | undefined } }, who: string): Promise<void> {
+  const limitMb = workspaceLimitMbOf(task);
+  if ((await ensureOverlayVolume(stateDir, taskKey, limitMb)) === 'volume') return;
+  throw workspaceQuotaError(who, limitMb, `this worker cannot bound what a program writes to the workspace, so none runs over it: ${overlayVolumeProblem() ?? 'the overlay is not a volume'} (run the worker as root with e2fsprogs and loop devices; see the README, "Workspace quota")`);
+}
+
+/**
+ * After a program or MCP call of `task` over the overlay of `taskKey`: throws ToolError
+ * ERR_WORKSPACE_QUOTA when the tree's volume is full (the kernel refused a write past the bound)
+ * or the tree now holds more than `task`'s own limit (a sub-agent's smaller one).
+ */
+export function assertWithinWorkspaceQuota(stateDir: string, taskKey: string, task: { limits: { workspaceMb?: number | undefined } }, who: string): void {
+  const state = overlayVolumeState(stateDir, taskKey);
+  if (state.enforcement !== 'volume' || state.availableBytes === undefined || state.usedBytes === undefined) return;
+  const limitMb = workspaceLimitMbOf(task);
+  const usedMb = Math.ceil(state.usedBytes / 1024 / 1024);
+  if (state.availableBytes < FULL_VOLUME_SLACK_BYTES) {
+    throw workspaceQuotaError(who, limitMb, `the task tree's workspace is full (it holds ${usedMb} MiB): writes past the limit were refused`, { usedBytes: state.usedBytes });
+  }
+  if (state.usedBytes > limitMb * 1024 * 1024) {
+    throw workspaceQuotaError(who, limitMb, `the task tree's workspace holds ${usedMb} MiB, more than this task's limit`, { usedBytes: state.usedBytes });
+  }
+  assertWorkspaceFilesWithin(stateDir, taskKey, task, who);
+}
+
+/**
+ * Throws ToolError ERR_WORKSPACE_QUOTA when the files in the overlay of `taskKey` are longer in
+ * all than `task`'s limit. Sparse files and hard links take no blocks of the volume, but a
+ * commit, the snapshot store and the data plane's copy write each out whole: their sizes count.
+ * Checked before anything reads the files after a call (dataplane/overlay-copy.ts hashes them).
+ */
+export function assertWorkspaceFilesWithin(stateDir: string, taskKey: string, task: { limits: { workspaceMb?: number | undefined } }, who: string): void {
+  const limitMb = workspaceLimitMbOf(task);
+  const apparent = apparentBytesOf(overlayPathsOf(stateDir, taskKey).upper);
+  if (apparent > limitMb * 1024 * 1024) {
+    throw workspaceQuotaError(who, limitMb, `the task tree's workspace files are ${Math.ceil(apparent / 1024 / 1024)} MiB long (sparse files and hard links count at their size), more than the limit`, { apparentBytes: apparent });
+  }
+}
+
+/** The sizes of the regular files under `folder`, summed (symbolic links not followed; a missing folder is 0). */
+export function apparentBytesOf(folder: string): number {
+  let total = 0;
+  const pending = [folder];
+  while (pending.length > 0) {
+    const current = pending.pop()!;
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(current, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      const full = join(current, entry.name);
+      if (entry.isDirectory()) pending.push(full);
+      else if (entry.isFile()) total += fs.lstatSync(full).size;
+    }
+  }
+  return total;
+}
