@@ -92,6 +92,15 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     'no-worker': { type: 'boolean' },
   });
   if (typeof args === 'number') return args;
+  try {
+    taskQueueOf(args.values['task-queue'], io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
   const [file, ...extra] = args.positionals;
   const task = await loadTask('serve', file, extra, io);
   if (typeof task === 'number') return task;
@@ -108,15 +117,6 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
     io.stderr(`warden mcp serve: --port must be a port number, not "${args.values.port}"\n`);
     return EXIT.usage;
-  }
-  try {
-    taskQueueOf(args.values['task-queue'], io.env);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
-      return EXIT.usage;
-    }
-    throw error;
   }
   const noAuth = args.values['no-auth'] === true;
   if ((port !== undefined || args.values['token-env'] !== undefined || noAuth) && args.values.http !== true) {

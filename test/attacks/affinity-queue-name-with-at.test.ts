@@ -20,7 +20,7 @@ import { connectClient } from '../../temporal/connect';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { testTemporalConfig, testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
-import { TwoWorkerKit, write } from './fixtures/two-worker-kit';
+import { TwoWorkerKit } from './fixtures/two-worker-kit';
 
 let pg: TestDatabase;
 let kit: TwoWorkerKit;
@@ -85,7 +85,7 @@ describe('every task queue name a user gives is checked by the same rules', () =
           expect(stderr).toMatch(words);
         }
       }
-      const task = parseTask({ user: 'ops@example.com', intent: 'x', agent: { name: 'a', model: { driver: 'scripted', script: [write('a.txt', 'a'), { final: 'done' }] } }, tools: { builtin: ['fs.write'] }, grants: { tools: ['fs.write'] } }, 'q.yaml', REPO_ROOT);
+      const task = parseTask({ user: 'ops@example.com', intent: 'x', agent: { name: 'a', model: { driver: 'scripted', script: [{ final: 'done' }] } } }, 'q.yaml', REPO_ROOT);
       const error = await startAgentTask(client, task, { taskQueue: name, workflowId: `attack-at-api-${randomUUID()}` }).then(() => undefined, (e: unknown) => e as Error & { code?: string });
       expect(error?.code).toBe('ERR_CONFIG_INVALID');
       expect(error?.message).toMatch(words);
