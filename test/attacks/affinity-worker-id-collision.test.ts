@@ -80,3 +80,22 @@ it("a second worker under a live worker's id is refused (exit 2, naming id and h
   const successor = await kit.startWorker('twin', secondDir);
   expect(successor.log()).toContain(`${kit.taskQueue}@twin`);
 }, 900_000);
+
+it('a worker that stalled past its lease and was replaced stops polling when it wakes, naming the new holder', async () => {
+  const stalled = await kit.startWorker('sleeper');
+  const exited = new Promise<number | null>((resolve) => stalled.child.once('exit', resolve));
+  // Paused as a frozen VM or a stopped container is: no renewals.
+  stalled.child.kill('SIGSTOP');
+  // Wait for the lease to expire (an event in the database, however long the machine takes).
+  for (;;) {
+    const row = await pg.db.get<{ expires_at: string | number }>('SELECT expires_at FROM warden_worker_leases WHERE worker_id = $1', ['sleeper']);
+    if (row !== undefined && Number(row.expires_at) < Date.now()) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const successor = await kit.startWorker('sleeper');
+  stalled.child.kill('SIGCONT');
+  expect(await exited).not.toBe(0);
+  expect(stalled.log()).toMatch(/ERR_WORKER_ID_IN_USE: worker id "sleeper" is held by another live worker \(host .*, state folder /);
+  expect(stalled.log()).toContain(successor.stateDir);
+  expect(successor.child.exitCode).toBeNull();
+}, 900_000);
