@@ -53,11 +53,14 @@ describe.each(STORES)('worker-id leases in %s', (_store, storeOf) => {
   it('a live holder refuses another state folder, naming the id, the holder and when its lease ends', async () => {
     const id = fresh();
     const a = await acquireWorkerLease(options(id, 'a'));
-    const error = await acquireWorkerLease(options(id, 'b')).catch((e: unknown) => e as Error & { code: string });
+    const error = await acquireWorkerLease(options(id, 'b')).then(
+      () => undefined,
+      (e: unknown) => e as Error & { code: string },
+    );
     expect(error).toMatchObject({ code: 'ERR_WORKER_ID_IN_USE' });
-    expect(error.message).toContain(`worker id "${id}" is held by another live worker (host `);
-    expect(error.message).toContain(`state folder ${join(root, 'a')}, instance ${a.instance}) until ${new Date(clock + 30_000).toISOString()}`);
-    expect(error.message).toContain('WARDEN_WORKER_ID');
+    expect(error?.message).toContain(`worker id "${id}" is held by another live worker (host `);
+    expect(error?.message).toContain(`state folder ${join(root, 'a')}, instance ${a.instance}) until ${new Date(clock + 30_000).toISOString()}`);
+    expect(error?.message).toContain('WARDEN_WORKER_ID');
     await a.release();
   });
 
