@@ -19,6 +19,8 @@ import { createWardenWorker, installQuietRuntime } from '../../worker/create-war
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { taskQueueOf } from '../default-task-queue';
+import { stateDirOf } from '../../state-dir';
+import { checkWorkerId } from '../../dataplane/shared-storage';
 import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
@@ -94,6 +96,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   if (typeof args === 'number') return args;
   try {
     taskQueueOf(args.values['task-queue'], io.env);
+    checkWorkerId(stateDirOf(io.env), io.env);
   } catch (error) {
     if (error instanceof ConfigError) {
       io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);

@@ -25,6 +25,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
+import { checkWorkerId } from '../../dataplane/shared-storage';
 import { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
@@ -67,6 +68,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   if (args.values.worker === true && args.values['no-worker'] === true) return usageError('run', RUN_USAGE, io, '--worker and --no-worker exclude each other');
   try {
     taskQueueOf(args.values['task-queue'], io.env);
+    checkWorkerId(stateDirOf(io.env), io.env);
   } catch (error) {
     if (error instanceof ConfigError) return usageError('run', RUN_USAGE, io, `${error.code}: ${error.message}`);
     throw error;

@@ -14,13 +14,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { main } from '../../cli/main';
+import type { CliIo } from '../../cli/cli-io';
 import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { TASK_QUEUE_NAME_MAX, WORKER_ID_MAX } from '../../dataplane/worker-naming';
 import { parseTask } from '../../task/load-task-file';
 import { connectClient } from '../../temporal/connect';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { testTemporalConfig } from '../support/temporal';
-import { REPO_ROOT } from '../support/warden-test-env';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 import { fixture, TwoWorkerKit, write } from './fixtures/two-worker-kit';
 
 let pg: TestDatabase;
@@ -83,3 +85,18 @@ it('a worker at both bounds (a 200-character queue, a 128-character id) runs a t
   expect([result.status, kid?.status, kid?.reason]).toEqual(['completed', 'completed', undefined]);
   expect(f.files()).toEqual({ 'a.txt': 'a', 'kid.txt': 'kid' });
 }, 900_000);
+
+it.each([
+  ['too long', 'w'.repeat(129), /longer than 128 characters/],
+  ["'@'", 'pod@7', /may hold only letters/],
+  ['a slash', 'a/b', /may hold only letters/],
+  ['unicode', 'pöd', /may hold only letters/],
+])('a WARDEN_WORKER_ID with %s: warden worker, run and mcp serve exit 2 naming it, before anything starts', async (_what, id, words) => {
+  for (const argv of [['worker'], ['run', 'examples/hello.yaml'], ['mcp', 'serve', 'examples/hello.yaml']]) {
+    let stderr = '';
+    const io: CliIo = { stdout: () => undefined, stderr: (t) => void (stderr += t), env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_WORKER_ID: id } };
+    expect([argv[0], await main(argv, io)]).toEqual([argv[0], 2]);
+    expect(stderr).toMatch(/ERR_CONFIG_INVALID: WARDEN_WORKER_ID "/);
+    expect(stderr).toMatch(words);
+  }
+}, 120_000);
