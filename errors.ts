@@ -142,6 +142,7 @@ export const ERROR_CODES = [
   'ERR_BLOB_CORRUPT',
   'ERR_CLAIM_CHECK_FORGED',
   'ERR_PAYLOAD_TOO_LARGE',
+  'ERR_HISTORY_LIMIT',
   // monitoring and incident response
   'ERR_TASK_BLOCKED',
   'ERR_KILL_REFUSED',
