@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { FileWriteSchema, StepArchiveSchema, type FileWrite, type StepArchive } from './data-refs';
 import { TaskSchema, type Task } from './task-schema';
+import { DataPlaneQueueSchema } from '../dataplane/worker-naming';
 import { ProvenanceSeedSchema, type ProvenanceSeed } from '../policies/provenance-seed';
 import { AlertSchema, ScoreReasonSchema, type Alert } from '../monitoring/alert';
 import { ResponseSchema } from '../monitoring/response-rule';
@@ -296,7 +297,7 @@ export const SubagentHandoffSchema = z.strictObject({
    * how long a call may wait there before that worker counts as lost (workflows/data-plane-affinity.ts).
    * Signed with the rest: a starter cannot point a run at another task's worker.
    */
-  dataPlane: z.strictObject({ taskQueue: z.string().min(1).max(300), startTimeoutSeconds: z.number().int().min(1).max(3600) }).optional(),
+  dataPlane: z.strictObject({ taskQueue: DataPlaneQueueSchema, startTimeoutSeconds: z.number().int().min(1).max(3600) }).optional(),
 });
 export type SubagentHandoff = z.infer<typeof SubagentHandoffSchema>;
 
