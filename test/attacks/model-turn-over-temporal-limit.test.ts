@@ -8,18 +8,21 @@
  * model's turn itself (`MODEL_TURN_MAX_BYTES`, activities/next-turn.ts); the original loop's
  * `proposeTurn` does not: a turn of 2.5 MB cannot complete its activity at all. The task should
  * still end failed with ERR_PAYLOAD_TOO_LARGE, its earlier write rolled back, in bounded time.
- * Found: it ends `ERR_UNKNOWN: Complete result exceeds size limit.` (Temporal's words; the error
- * names neither the model, the turn nor the limit to raise).
+ * Found: it ended `ERR_UNKNOWN: Complete result exceeds size limit.` (Temporal's words; the error
+ * named neither the model, the turn nor the limit to raise). Fixed: both loops pass every turn
+ * through one cap (`refuseOversizedTurn`, activities/next-turn.ts); the original loop's is Warden's
+ * payload budget, and the reason names the turn and the limit.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { followAgentTask } from '../../../client/start-agent-task';
-import { parseTask } from '../../../task/load-task-file';
-import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
-import { startFakeOpenAIServer, toolCall, toolCallsReply, type FakeOpenAIServer } from '../../support/fake-openai-server';
+import { followAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import { PAYLOAD_BUDGET_BYTES } from '../../task/data-refs';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+import { startFakeOpenAIServer, toolCall, toolCallsReply, type FakeOpenAIServer } from '../support/fake-openai-server';
 
 let env: WardenTestEnv;
 let model: FakeOpenAIServer;
@@ -70,5 +73,6 @@ describe('a model turn larger than Temporal\'s payload limit on the original loo
       committed: false,
       modelAsked: 2,
     });
+    expect(result.reason).toMatch(new RegExp(`the model's turn 1 is \\d+ bytes as sent, more than ${PAYLOAD_BUDGET_BYTES}`));
   }, 600_000);
 });
