@@ -10,14 +10,18 @@
  * walk cannot open that folder, counts 0 bytes there, and the step passes. The tree should be
  * bounded (ERR_WORKSPACE_QUOTA) whatever the depth, the commit should not fail on a raw
  * ENAMETOOLONG, and the volume should not be left behind.
+ * Found: a raw `Error` ENAMETOOLONG naming `<state folder>/overlays/<task key>/upper/...`. Fixed:
+ * every walk of the overlay refuses a path past WORKSPACE_DEPTH_MAX folders or
+ * WORKSPACE_PATH_MAX_BYTES (recovery/overlay-layer.ts) and fails closed on a folder it cannot read,
+ * ERR_WORKSPACE_QUOTA naming the workspace-relative path (test/recovery/workspace-walk-bounds.test.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { overlayVolumeImageOf } from '../../../recovery/overlay-volume';
-import { taskKeyOf } from '../../../recovery/recovery-paths';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
-import { makeTempDir } from '../../sandbox/sandbox-test-kit';
+import { overlayVolumeImageOf } from '../../recovery/overlay-volume';
+import { taskKeyOf } from '../../recovery/recovery-paths';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { makeTempDir } from '../sandbox/sandbox-test-kit';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -51,6 +55,9 @@ describe('files past PATH_MAX in the workspace overlay', () => {
     // The program's step itself ran into the bound (2 GB of files in a 64 MiB workspace).
     expect(result.steps[0]?.error?.code, report).toBe('ERR_WORKSPACE_QUOTA');
     expect(report).not.toMatch(/ENAMETOOLONG/);
+    // The error names workspace-relative paths only: never Warden's state folder or the task key.
+    expect(report).not.toContain(TEST_STATE_DIR);
+    expect(report).not.toContain(taskKeyOf(result.workflowId, result.runId));
     expect(fs.existsSync(overlayVolumeImageOf(TEST_STATE_DIR, taskKeyOf(result.workflowId, result.runId))), report).toBe(false);
   }, 600_000);
 });
