@@ -195,6 +195,8 @@ export async function releaseOverlayVolume(stateDir: string, taskKey: string): P
   if (isMountPoint(dir)) await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
   fs.rmSync(overlayVolumeImageOf(stateDir, taskKey), { force: true });
   fs.rmSync(movedAsideOf(stateDir, taskKey), { recursive: true, force: true });
+  // The owner record the worker's sweep reads (recovery/volume-sweep.ts).
+  fs.rmSync(`${overlayVolumeImageOf(stateDir, taskKey).slice(0, -'.ext4'.length)}.owner.json`, { force: true });
 }
 
 /** How the overlay of `taskKey` is bounded now, with its use (statfs). */
