@@ -311,6 +311,17 @@ export function fullVolumeMarginBytes(): number {
 }
 
 /**
+ * Bytes Warden may still write to a volume (statfs `stat`) under a limit of `limitBytes` before
+ * a write (fs.write): what keeps the volume out of the full margin and its use within the limit;
+ * 0 at or past either. Stricter than the rule after a call (no metadata allowance), so a write
+ * Warden lets through never fails the next call's check.
+ */
+export function volumeRoomBytes(stat: { bsize: number; blocks: number; bfree: number; bavail: number }, limitBytes: number): number {
+  const used = (stat.blocks - stat.bfree) * stat.bsize;
+  return Math.max(0, Math.min(stat.bavail * stat.bsize - fullVolumeMarginBytes(), limitBytes - used));
+}
+
+/**
  * After a program or MCP call of `task` over the overlay of `taskKey`: throws ToolError
  * ERR_WORKSPACE_QUOTA when the call ran into the tree's bound: the volume ends within
  * fullVolumeMarginBytes() of full (the kernel refused a write, whatever the writer's block size,

@@ -30,7 +30,7 @@ import * as path from 'node:path';
 import { CapabilityError } from '../../errors';
 import type { CapabilityGrant } from '../sandbox-messages';
 import { coverOf, isWhiteout, markOpaque } from '../../recovery/overlay-layer';
-import { fullVolumeMarginBytes } from '../../recovery/overlay-volume';
+import { volumeRoomBytes } from '../../recovery/overlay-volume';
 import { capabilityError } from './capability-error';
 import { createProtectedGuard, type Access, type ProtectedGuard, type Refusal } from './protected-guard';
 
@@ -277,9 +277,8 @@ function assertRoomFor(upperRoot: string, target: string, bytes: number, limitBy
     capabilityError('ERR_WORKSPACE_QUOTA', `fs.write: no room for ${bytes} bytes in ${JSON.stringify(display)}: ${what} (limits.workspaceMb: ${limitMb} MiB; raise limits.workspaceMb in the task file for more)`, { path: display, limitMb });
   const overlayDir = path.dirname(upperRoot);
   if (fs.statSync(overlayDir).dev !== fs.statSync(path.dirname(overlayDir)).dev) {
-    // A write that would leave the volume within its full margin is past the limit (the margin is room above it).
-    const stat = fs.statfsSync(overlayDir);
-    const room = Math.max(0, stat.bavail * stat.bsize - fullVolumeMarginBytes());
+    // The rule of a call's end (recovery/overlay-volume.ts assertWithinWorkspaceQuota), before the write.
+    const room = volumeRoomBytes(fs.statfsSync(overlayDir), limitBytes);
     if (bytes + WRITE_SLACK_BYTES > room) throw refuse(`the task tree's workspace has ${room} bytes left`);
     return;
   }
