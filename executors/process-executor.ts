@@ -173,7 +173,7 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   } finally {
     if (upper !== undefined && captured !== undefined) await recordUpperChanges(upper, input.undoDir!, captured);
   }
-  // A program that ran into the bound fails its step (what it wrote stays in the overlay, bounded).
+  // A program that ran into the bound fails its step, and what it added is taken back out.
   // A sub-agent's call is undone by its records (activities/run-tool.ts); a root task's loses what it added.
   if (workspace !== undefined) {
     try {

@@ -3,11 +3,14 @@
  *
  * A tree that runs programs or stdio MCP servers (`proc.run`, a `command` server) gets a file
  * system of its own for its overlay folder (`<state>/overlays/<task key>`: the upper layer, the
- * kernel overlay's work folders, undo records): a sparse ext4 image of `limits.workspaceMb` MiB
- * (`<state>/overlay-volumes/<task key>.ext4`) loop-mounted there by the worker. Programs, servers
+ * kernel overlay's work folders, undo records): a sparse ext4 image a little larger than
+ * `limits.workspaceMb` MiB (makeFileSystem: the limit is usable in full, the file system's overhead,
+ * Warden's reserve and a full margin come on top; `<state>/overlay-volumes/<task key>.ext4`)
+ * loop-mounted there by the worker. Programs, servers
  * and `fs.write` all write into it and the kernel refuses (ENOSPC) the block past the bound while
  * the program runs: `fallocate`, many files, sparse files, hard links and copies alike, with no
- * race to win. The host disk holds at most the image's size (and one inode) per tree.
+ * race to win. The host disk holds at most the image's size (and one inode) per tree. A call that
+ * ends within the full margin of the bound ran into it (assertWithinWorkspaceQuota) and fails.
  *
  * A tree without programs keeps a plain folder: only Warden writes there (`fs.write`), and the
  * fs capability measures the folder before each write (sandbox/capabilities/fs-capability.ts).
