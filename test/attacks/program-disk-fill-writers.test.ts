@@ -45,6 +45,7 @@ function writers(limitMb: number): Array<[string, { command: string; args: strin
     ['dd bs=4K', sh(`dd if=/dev/zero of=big.bin bs=4K count=${limitMb * 1024}`)],
     ['dd bs=8M, one short write', sh(`dd if=/dev/zero of=big.bin bs=8M count=${limitMb / 2}`)],
     ['many files of 16 KiB', sh(`mkdir parts && head -c ${bytes} /dev/zero | split -b 16K - parts/big-`)],
+    ['empty files until no inode is left', sh('mkdir parts && cd parts && i=0; while [ $i -lt 1000000 ] && : > f$i; do i=$((i+1)); done')],
     ['python writing 100 kB at a time', { command: 'python3', args: ['-c', `f = open('big.bin', 'wb')\nfor _ in range(${Math.ceil(bytes / 100_000)}): f.write(b'x' * 100_000)`] }],
     [
       'node writing 1 MiB at a time',
