@@ -39,7 +39,8 @@ import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
 import { defaultCacheDir } from '../temporal/temporal-cli';
 import { wardenResourcesOf } from './warden-resources';
 import { openDataPlaneServices, type DataPlaneServices } from '../dataplane/data-plane-services';
-import { checkSharedStorage } from '../dataplane/shared-storage';
+import { checkSharedStorage, checkTaskQueueName, checkWorkerId } from '../dataplane/shared-storage';
+import { acquireWorkerLease, type WorkerLease } from '../dataplane/worker-lease';
 import { connectWorkerConnection } from '../temporal/connect';
 import type { TemporalConfig } from '../temporal/temporal-config';
 import { markPhase, timedPhase } from '../cli/phase-timing';
@@ -179,6 +180,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
   // Loaded while the sandbox host boots: the two are most of a worker's start-up time.
   const configEnv = options.configEnv ?? process.env;
+  // Naming rules first (dataplane/worker-naming.ts): nothing is opened for a worker that cannot run.
+  checkWorkerId(stateDir, configEnv);
+  if (options.taskQueue !== undefined) checkTaskQueueName(options.taskQueue, 'the task queue');
   const bundle = timedPhase('worker: workflow bundle loaded', workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }), configEnv);
   bundle.catch(() => undefined);
   const mcpPool = new McpConnectionPool();
@@ -212,8 +216,11 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const { keystore, stores } = authority;
   const taskQueue = options.taskQueue ?? TASK_QUEUE;
   const dataPlane = openDataPlaneServices({ stateDir, taskQueue, env: configEnv, ...(options.sharedDir === undefined ? {} : { sharedDir: options.sharedDir }), ...(state?.shared === true ? { db: state.db } : {}) });
+  let lease: WorkerLease;
   try {
     await checkSharedStorage({ sharedDir: dataPlane.sharedDir, explicit: dataPlane.sharedFolderNamed, workerId: dataPlane.workerId, stateDir });
+    // One state folder's workers per worker id: see dataplane/worker-lease.ts.
+    lease = await acquireWorkerLease({ workerId: dataPlane.workerId, stateDir, sharedDir: dataPlane.sharedDir, ...(state?.shared === true ? { db: state.db } : {}) });
   } catch (error) {
     await authority.close();
     await closeState();
@@ -222,6 +229,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   // Shared with every worker when the state is (a key registered anywhere verifies here).
   const approvers = state?.shared === true ? openSqlApproverStore(state.db) : openApproverStore({ stateDir });
   const release = async () => {
+    await lease.release();
     await approvers.close();
     await authority.close();
     await closeState();
@@ -312,6 +320,13 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
             }
           };
           const runs = workers.map((w) => w.run().finally(stopAll));
+          // Another state folder took this id (this worker stalled past its lease): stop polling
+          // its data-plane queue rather than share it.
+          let leaseLost: unknown;
+          void lease.lost.then((error) => {
+            leaseLost = error;
+            stopAll();
+          });
           let untilFailure: { error: unknown } | undefined;
           until?.then(stopAll, (error: unknown) => {
             untilFailure = { error };
@@ -320,6 +335,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
           const results = await Promise.allSettled(runs);
           const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed !== undefined) throw failed.reason;
+          if (leaseLost !== undefined) throw leaseLost;
           if (untilFailure !== undefined) throw untilFailure.error;
         } finally {
           await mcpPool.close();
