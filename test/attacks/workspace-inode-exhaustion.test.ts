@@ -9,12 +9,14 @@
  * tree's next program call cannot even make the kernel overlay's work folder. That call should
  * fail ERR_WORKSPACE_QUOTA naming the limit (as a block-full volume does), not a raw ENOSPC
  * naming Warden's state folder.
+ * Fixed (h/quotafull, recovery/overlay-volume.ts): a call that leaves fewer than 64 free inodes
+ * fails ERR_WORKSPACE_QUOTA and its added files are removed, so the tree's next calls can run.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
-import { makeTempDir } from '../../sandbox/sandbox-test-kit';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { makeTempDir } from '../sandbox/sandbox-test-kit';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -50,6 +52,8 @@ describe('a program that fills the workspace volume with inodes, not bytes', () 
     const steps = JSON.stringify(result.steps, null, 1).slice(0, 6000);
     // Every step that failed failed with the quota's error, naming the limit.
     const failed = result.steps.filter((step) => step.error !== undefined);
+    // The filling call itself ran into the bound.
+    expect(result.steps[0]?.error?.code, steps).toBe('ERR_WORKSPACE_QUOTA');
     expect(failed.length, steps).toBeGreaterThan(0);
     for (const step of failed) {
       expect(step.error?.code, steps).toBe('ERR_WORKSPACE_QUOTA');
