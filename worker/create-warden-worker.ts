@@ -148,10 +148,27 @@ function isTaskEndLog(entry: LogEntry): boolean {
   return typeof error?.message === 'string' && TASK_END_MESSAGE.test(error.message);
 }
 
+/** How long one workflow activation may run in the isolate before the SDK fails it (why: see Worker.create below). */
+export const ISOLATE_EXECUTION_TIMEOUT = '30s';
+
+const NO_WORKFLOWS_MESSAGE = 'No workflows registered, not polling for workflow tasks';
+
+/**
+ * Whether a log entry is the SDK's WARN that a worker has no workflows, from the data-plane worker
+ * (task queue `<queue>@<workerId>`, see dataplane/shared-storage.ts), which is activities-only by
+ * design. The same warning from any other worker is still a warning.
+ */
+export function isDataPlaneNoWorkflowsLog(entry: Pick<LogEntry, 'message' | 'meta'>): boolean {
+  const taskQueue = entry.meta?.taskQueue;
+  return entry.message === NO_WORKFLOWS_MESSAGE && typeof taskQueue === 'string' && taskQueue.includes('@');
+}
+
 /**
  * The runtime of a standalone worker: the SDK's logging at INFO, except that a task which ended
  * other than completed (denied, timed out, ... : an outcome, carried in its result) is one INFO
- * line, not the SDK's WARN "Workflow failed" with a stack trace. Call before the first connection.
+ * line, not the SDK's WARN "Workflow failed" with a stack trace, and the data-plane worker's
+ * expected "No workflows registered" WARN is one INFO line saying what that worker is for.
+ * Call before the first connection.
  */
 export function installWorkerRuntime(): void {
   if (runtimeInstalled) return;
@@ -163,6 +180,9 @@ export function installWorkerRuntime(): void {
   try {
     Runtime.install({
       logger: new DefaultLogger('INFO', (entry) => {
+        if (isDataPlaneNoWorkflowsLog(entry)) {
+          return write({ ...entry, level: 'INFO', message: `data-plane worker polling ${String(entry.meta?.taskQueue)} (activities of the tasks this worker holds; no workflows by design)`, meta: undefined });
+        }
         if (!isTaskEndLog(entry)) return write(entry);
         const error = entry.meta?.error as { message?: string };
         write({ ...entry, level: 'INFO', message: `task ${String(entry.meta?.workflowId ?? '')} ended: ${error.message ?? ''}`, meta: undefined });
@@ -283,6 +303,14 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       taskQueue,
       ...(options.identity === undefined ? {} : { identity: options.identity }),
       workflowBundle: await bundle,
+      // The SDK's default (5 s) guards against a workflow that loops forever; Warden's workflow
+      // code is deterministic and bounded, but on a loaded machine (2 shared cores, a full CI run)
+      // one activation of a long task (policy checks over its steps, a large history replayed on
+      // a cache miss) can exceed 5 s: the SDK then fails the activation ("Script execution timed
+      // out"), logs an ERROR, and retries the workflow task: slower, alarming, and no safer. 30 s
+      // is above the workflow task timeout (10 s, Temporal's default), so the isolate never kills
+      // an activation the server would still accept, and a real infinite loop is still stopped.
+      isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT,
       interceptors: { ...traced?.interceptors, activity: activityInterceptors },
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities,
