@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   'ERR_TASK_FILE_INVALID',
   'ERR_TASK_INPUT_INVALID',
   'ERR_CONFIG_INVALID',
+  'ERR_WORKER_ID_IN_USE',
   // permissions
   'ERR_TOOL_NOT_GRANTED',
   'ERR_TOOL_UNKNOWN',
@@ -141,6 +142,7 @@ export const ERROR_CODES = [
   'ERR_BLOB_CORRUPT',
   'ERR_CLAIM_CHECK_FORGED',
   'ERR_PAYLOAD_TOO_LARGE',
+  'ERR_HISTORY_LIMIT',
   // monitoring and incident response
   'ERR_TASK_BLOCKED',
   'ERR_KILL_REFUSED',

@@ -2,6 +2,7 @@
  * Starting and following an agent task from any Temporal client. This is what `warden run`
  * uses, and what users' own programs can use instead of calling the client by hand.
  */
+import { checkTaskQueueName } from '../dataplane/shared-storage';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
@@ -42,6 +43,8 @@ export function newTaskWorkflowId(task: Task): string {
  * details) and searchable by user, agent, model, packs and status (see `options.searchAttributes`).
  */
 export async function startAgentTask(client: Client, task: Task, options: StartAgentTaskOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof agentTask>> {
+  // '@' would name a worker's private data-plane queue (dataplane/worker-naming.ts).
+  if (options.taskQueue !== undefined) checkTaskQueueName(options.taskQueue, 'startAgentTask: taskQueue');
   const registered = options.searchAttributes === false ? new Set<string>() : await registeredSearchAttributes(client);
   return client.workflow.start<typeof agentTask>('agentTask', {
     taskQueue: options.taskQueue ?? TASK_QUEUE,

@@ -21,7 +21,8 @@ import { constants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
-import { DataPlaneError } from '../errors';
+import { ConfigError, DataPlaneError } from '../errors';
+import { showName, TASK_QUEUE_NAME_MAX, taskQueueNameProblem, WORKER_ID_MAX, workerIdProblem } from './worker-naming';
 
 export const SHARED_DIR_ENV = 'WARDEN_SHARED_DIR';
 export const WORKER_ID_ENV = 'WARDEN_WORKER_ID';
@@ -34,13 +35,46 @@ export function sharedDirOf(env: NodeJS.ProcessEnv, stateDir: string, cwd: strin
 
 /**
  * This worker's name in shared records and in its data-plane task queue: `WARDEN_WORKER_ID`, else
- * the host name and a digest of the state folder (stable across restarts of the same worker, so
- * a restarted worker picks up the tasks it held).
+ * the host name (cut to 100 characters, other characters than `[A-Za-z0-9._-]` as '_') and a digest
+ * of the state folder (stable across restarts of the same worker, so a restarted worker picks up
+ * the tasks it held). An explicit id is returned as given: `checkWorkerId` judges it.
  */
 export function workerIdOf(stateDir: string, env: NodeJS.ProcessEnv = process.env): string {
   const explicit = env[WORKER_ID_ENV]?.trim();
   if (explicit !== undefined && explicit !== '') return explicit;
-  return `${hostname()}-${createHash('sha256').update(stateDir).digest('hex').slice(0, 8)}`;
+  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100) || 'host';
+  return `${host}-${createHash('sha256').update(stateDir).digest('hex').slice(0, 8)}`;
+}
+
+/**
+ * The worker id of `stateDir` / `env`, checked against the naming rules (dataplane/worker-naming.ts).
+ * @throws ConfigError ERR_CONFIG_INVALID naming WARDEN_WORKER_ID and what is wrong
+ */
+export function checkWorkerId(stateDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  const id = workerIdOf(stateDir, env);
+  const problem = workerIdProblem(id);
+  if (problem !== undefined) {
+    const named = (env[WORKER_ID_ENV]?.trim() ?? '') !== '';
+    throw new ConfigError('ERR_CONFIG_INVALID', `${named ? WORKER_ID_ENV : 'the default worker id (host name and state-folder digest)'} ${showName(id)} ${problem}; set ${WORKER_ID_ENV} to 1..${WORKER_ID_MAX} of [A-Za-z0-9._-]`, {
+      details: { workerId: id.slice(0, 200), variable: WORKER_ID_ENV },
+    });
+  }
+  return id;
+}
+
+/**
+ * A task queue name a user gave (`--task-queue`, `WARDEN_TASK_QUEUE`, the client API), checked
+ * against the naming rules; `source` names where it came from in the error.
+ * @throws ConfigError ERR_CONFIG_INVALID
+ */
+export function checkTaskQueueName(name: string, source: string): string {
+  const problem = taskQueueNameProblem(name);
+  if (problem !== undefined) {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${source} ${showName(name)} ${problem} (a task queue name is 1..${TASK_QUEUE_NAME_MAX} printable ASCII characters without '@' or spaces)`, {
+      details: { taskQueue: name.slice(0, 200), source },
+    });
+  }
+  return name;
 }
 
 /** The task queue only worker `workerId` polls, next to the shared queue `taskQueue`. */

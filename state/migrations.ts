@@ -191,6 +191,20 @@ CREATE TABLE warden_approvers (
 );
 `;
 
+/**
+ * Version 5: worker-id leases (dataplane/worker-lease.ts): at most one state folder's workers hold
+ * a worker id (and poll its data-plane queue) at a time; a lease not renewed expires.
+ */
+const V5_WORKER_LEASES = `
+CREATE TABLE warden_worker_leases (
+  worker_id TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  instance TEXT NOT NULL,
+  description TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+`;
+
 /** Every migration, oldest first. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -202,6 +216,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 2, name: 'SQL undo journal shared across workers', sqlite: V2_UNDO_JOURNAL, postgres: V2_UNDO_JOURNAL },
   { version: 3, name: 'monitoring: agent baselines and alerts', sqlite: V3_MONITORING, postgres: V3_MONITORING },
   { version: 4, name: 'approver registry shared across workers', sqlite: V4_APPROVERS, postgres: V4_APPROVERS },
+  { version: 5, name: 'worker-id leases', sqlite: V5_WORKER_LEASES, postgres: V5_WORKER_LEASES },
 ];
 
 /** The schema version this code reads and writes. */

@@ -11,14 +11,13 @@
  * live in this database (see state/README.md); in SQLite mode those keep their own files under
  * the state folder (identity.db, keys/, custody.db) as before, and state.db holds what is new.
  */
-import { createHash } from 'node:crypto';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { StateStoreError } from '../errors';
 import { assertSchemaCurrent, migrate, schemaStatus, type SchemaStatus } from './migrations';
 import { checkDatabaseUrl, describeDatabaseUrl, openPostgresDatabase } from './postgres-database';
 import type { SqlDatabase } from './sql-database';
 import { openSqliteDatabase } from './sqlite-database';
+import { workerIdOf } from '../dataplane/shared-storage';
 
 export const STATE_DB_FILE = 'state.db';
 
@@ -40,15 +39,8 @@ export function usesSharedDatabase(env: NodeJS.ProcessEnv = process.env): boolea
   return (env.WARDEN_DATABASE_URL?.trim() ?? '') !== '';
 }
 
-/**
- * This worker's name in shared tables (who published a key): `WARDEN_WORKER_ID`, else the host
- * name and a digest of the state folder (stable across restarts of the same worker).
- */
-export function workerIdOf(stateDir: string, env: NodeJS.ProcessEnv = process.env): string {
-  const explicit = env.WARDEN_WORKER_ID?.trim();
-  if (explicit !== undefined && explicit !== '') return explicit;
-  return `${hostname()}-${createHash('sha256').update(stateDir).digest('hex').slice(0, 8)}`;
-}
+/** This worker's name in shared tables (who published a key): see dataplane/shared-storage.ts. */
+export { workerIdOf };
 
 export interface StateStore {
   readonly config: StateStoreConfig;

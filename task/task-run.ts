@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { FileWriteSchema, StepArchiveSchema, type FileWrite, type StepArchive } from './data-refs';
 import { TaskSchema, type Task } from './task-schema';
+import { DataPlaneQueueSchema } from '../dataplane/worker-naming';
 import { ProvenanceSeedSchema, type ProvenanceSeed } from '../policies/provenance-seed';
 import { AlertSchema, ScoreReasonSchema, type Alert } from '../monitoring/alert';
 import { ResponseSchema } from '../monitoring/response-rule';
@@ -296,7 +297,7 @@ export const SubagentHandoffSchema = z.strictObject({
    * how long a call may wait there before that worker counts as lost (workflows/data-plane-affinity.ts).
    * Signed with the rest: a starter cannot point a run at another task's worker.
    */
-  dataPlane: z.strictObject({ taskQueue: z.string().min(1).max(300), startTimeoutSeconds: z.number().int().min(1).max(3600) }).optional(),
+  dataPlane: z.strictObject({ taskQueue: DataPlaneQueueSchema, startTimeoutSeconds: z.number().int().min(1).max(3600) }).optional(),
 });
 export type SubagentHandoff = z.infer<typeof SubagentHandoffSchema>;
 
@@ -320,7 +321,15 @@ export const AgentTaskInputSchema = z.strictObject({
    * Tuning anyone may give (the data flow's knobs, task/data-flow.ts); the original loop reads
    * `dataPlaneStartTimeoutSeconds` only. Never a place: a root's data plane is where it was prepared.
    */
-  flow: z.object({ dataPlaneStartTimeoutSeconds: z.number().int().min(1).max(3600).optional() }).passthrough().optional(),
+  flow: z
+    .object({
+      dataPlaneStartTimeoutSeconds: z.number().int().min(1).max(3600).optional(),
+      /** The server's history limits, when lower than Temporal's defaults (workflows/history-budget.ts); only ever ends this task sooner. */
+      maxHistoryEvents: z.number().int().min(200).max(51_200).optional(),
+      maxHistoryBytes: z.number().int().min(256 * 1024).max(50 * 1024 * 1024).optional(),
+    })
+    .passthrough()
+    .optional(),
 });
 export interface AgentTaskInput {
   task: Task;
@@ -339,7 +348,7 @@ export interface AgentTaskInput {
   /** A sub-agent's provenance (from its parent's spawn). */
   provenance?: ProvenanceSeed;
   /** Tuning (see AgentTaskInputSchema). */
-  flow?: { dataPlaneStartTimeoutSeconds?: number };
+  flow?: { dataPlaneStartTimeoutSeconds?: number; maxHistoryEvents?: number; maxHistoryBytes?: number };
 }
 
 /** The handoff an input claims: its own, or the older top-level fields as one; undefined for a task a client started. */

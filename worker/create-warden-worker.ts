@@ -12,7 +12,7 @@
  * when that database's schema is not the one this code knows (`warden db migrate`).
  */
 import { inspect } from 'node:util';
-import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry, type ActivityInterceptorsFactory } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
 import { TASK_END_MESSAGE, TASK_FAILURE_TYPES } from '../workflows/task-close';
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
@@ -39,7 +39,8 @@ import { defaultMcpPackagesDir } from '../mcp/resolve-server-command';
 import { defaultCacheDir } from '../temporal/temporal-cli';
 import { wardenResourcesOf } from './warden-resources';
 import { openDataPlaneServices, type DataPlaneServices } from '../dataplane/data-plane-services';
-import { checkSharedStorage } from '../dataplane/shared-storage';
+import { checkSharedStorage, checkTaskQueueName, checkWorkerId } from '../dataplane/shared-storage';
+import { acquireWorkerLease, type WorkerLease } from '../dataplane/worker-lease';
 import { connectWorkerConnection } from '../temporal/connect';
 import type { TemporalConfig } from '../temporal/temporal-config';
 import { markPhase, timedPhase } from '../cli/phase-timing';
@@ -148,8 +149,25 @@ function isTaskEndLog(entry: LogEntry): boolean {
   return typeof error?.message === 'string' && TASK_END_MESSAGE.test(error.message);
 }
 
-/** How long one workflow activation may run in the isolate before the SDK fails it (why: see Worker.create below). */
+/**
+ * How long one workflow activation may run in the isolate before the SDK fails it. The SDK's
+ * default (5 s) guards against a workflow that loops forever; Warden's workflow code is
+ * deterministic and bounded, but on a loaded machine (2 shared cores, a full CI run) one
+ * activation of a long task (policy checks over its steps, a large history replayed on a cache
+ * miss) can exceed 5 s: the SDK then fails the activation ("Script execution timed out"), logs an
+ * ERROR, and retries the workflow task: slower, alarming, and no safer. 30 s is above the workflow
+ * task timeout (10 s, Temporal's default), so the isolate never kills an activation the server
+ * would still accept, and a real infinite loop is still stopped.
+ */
 export const ISOLATE_EXECUTION_TIMEOUT = '30s';
+
+/**
+ * Options of the workflow worker beyond the SDK's defaults. `isolateExecutionTimeout` is read by
+ * the SDK (worker-options.ts spreads the given options over its defaults) but not in its public
+ * `WorkerOptions` type, hence the cast; test/worker/worker-log-filters.test.ts checks the SDK's
+ * compiled options still carry it.
+ */
+export const WORKFLOW_WORKER_OPTIONS = { isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT } as Partial<WorkerOptions>;
 
 const NO_WORKFLOWS_MESSAGE = 'No workflows registered, not polling for workflow tasks';
 
@@ -199,6 +217,9 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
   // Loaded while the sandbox host boots: the two are most of a worker's start-up time.
   const configEnv = options.configEnv ?? process.env;
+  // Naming rules first (dataplane/worker-naming.ts): nothing is opened for a worker that cannot run.
+  checkWorkerId(stateDir, configEnv);
+  if (options.taskQueue !== undefined) checkTaskQueueName(options.taskQueue, 'the task queue');
   const bundle = timedPhase('worker: workflow bundle loaded', workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }), configEnv);
   bundle.catch(() => undefined);
   const mcpPool = new McpConnectionPool();
@@ -232,8 +253,11 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   const { keystore, stores } = authority;
   const taskQueue = options.taskQueue ?? TASK_QUEUE;
   const dataPlane = openDataPlaneServices({ stateDir, taskQueue, env: configEnv, ...(options.sharedDir === undefined ? {} : { sharedDir: options.sharedDir }), ...(state?.shared === true ? { db: state.db } : {}) });
+  let lease: WorkerLease;
   try {
     await checkSharedStorage({ sharedDir: dataPlane.sharedDir, explicit: dataPlane.sharedFolderNamed, workerId: dataPlane.workerId, stateDir });
+    // One state folder's workers per worker id: see dataplane/worker-lease.ts.
+    lease = await acquireWorkerLease({ workerId: dataPlane.workerId, stateDir, sharedDir: dataPlane.sharedDir, ...(state?.shared === true ? { db: state.db } : {}) });
   } catch (error) {
     await authority.close();
     await closeState();
@@ -242,6 +266,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   // Shared with every worker when the state is (a key registered anywhere verifies here).
   const approvers = state?.shared === true ? openSqlApproverStore(state.db) : openApproverStore({ stateDir });
   const release = async () => {
+    await lease.release();
     await approvers.close();
     await authority.close();
     await closeState();
@@ -303,14 +328,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       taskQueue,
       ...(options.identity === undefined ? {} : { identity: options.identity }),
       workflowBundle: await bundle,
-      // The SDK's default (5 s) guards against a workflow that loops forever; Warden's workflow
-      // code is deterministic and bounded, but on a loaded machine (2 shared cores, a full CI run)
-      // one activation of a long task (policy checks over its steps, a large history replayed on
-      // a cache miss) can exceed 5 s: the SDK then fails the activation ("Script execution timed
-      // out"), logs an ERROR, and retries the workflow task: slower, alarming, and no safer. 30 s
-      // is above the workflow task timeout (10 s, Temporal's default), so the isolate never kills
-      // an activation the server would still accept, and a real infinite loop is still stopped.
-      isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT,
+      // A slow activation on a loaded machine is not killed at 5 s (see ISOLATE_EXECUTION_TIMEOUT).
+      ...WORKFLOW_WORKER_OPTIONS,
       interceptors: { ...traced?.interceptors, activity: activityInterceptors },
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities,
@@ -340,6 +359,13 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
             }
           };
           const runs = workers.map((w) => w.run().finally(stopAll));
+          // Another state folder took this id (this worker stalled past its lease): stop polling
+          // its data-plane queue rather than share it.
+          let leaseLost: unknown;
+          void lease.lost.then((error) => {
+            leaseLost = error;
+            stopAll();
+          });
           let untilFailure: { error: unknown } | undefined;
           until?.then(stopAll, (error: unknown) => {
             untilFailure = { error };
@@ -348,6 +374,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
           const results = await Promise.allSettled(runs);
           const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed !== undefined) throw failed.reason;
+          if (leaseLost !== undefined) throw leaseLost;
           if (untilFailure !== undefined) throw untilFailure.error;
         } finally {
           await mcpPool.close();

@@ -22,6 +22,7 @@ import { decidePatches, type WorkflowPatches } from './workflow-patches';
 import { LocalLane } from './local-lane';
 import { claimsHandoff, originOf, type RunOrigin } from './subagent-handoff';
 import { DataPlaneAffinity } from './data-plane-affinity';
+import { HistoryBudget } from './history-budget';
 
 /** A tool call or a spawn: the actions that become steps. */
 export type StepAction = Action & { type: 'tool' | 'spawn' };
@@ -74,6 +75,8 @@ export interface AgentRun {
   readonly rootRunId: string | undefined;
   /** Where the tree's data-plane activities go on the original loop (data-plane-affinity.ts). */
   readonly affinity: DataPlaneAffinity;
+  /** Ends the original loop before Temporal's history limits (history-budget.ts). */
+  readonly historyBudget: HistoryBudget;
 }
 
 export interface AgentRunOptions {
@@ -151,6 +154,10 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     monitor: new TaskMonitor(patches.monitor, patches.monitorNetwork, new LocalLane(patches.localLane)),
     // Pinned in `begin`: a root's where it was prepared, a sub-agent's from its verified handoff.
     affinity: new DataPlaneAffinity(patches.ordinaryAffinity, input.flow?.dataPlaneStartTimeoutSeconds),
+    historyBudget: new HistoryBudget(patches.historyBudget, {
+      ...(input.flow?.maxHistoryEvents === undefined ? {} : { maxHistoryEvents: input.flow.maxHistoryEvents }),
+      ...(input.flow?.maxHistoryBytes === undefined ? {} : { maxHistoryBytes: input.flow.maxHistoryBytes }),
+    }),
   };
   run.monitor.install(run);
   return run;

@@ -110,6 +110,8 @@ function invalidInput(issues: readonly { path: readonly PropertyKey[]; message: 
 async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promise<TaskResult> {
   const { state } = run;
   const stepLimitReached = () => finishRun(run, 'limit_exceeded', `step limit of ${run.task.limits.maxSteps} reached`);
+  // Before Temporal's own history limits end the workflow without its saga (history-budget.ts).
+  const historyFull = () => run.historyBudget.exceeded(run.saga.compensations.length);
   try {
     await begin(run);
     if (session !== undefined) return await session.serve();
@@ -117,6 +119,8 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
     const task = run.task;
     for (;;) {
       if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
+      const fullBeforeTurn = historyFull();
+      if (fullBeforeTurn !== undefined) return finishRun(run, 'limit_exceeded', fullBeforeTurn);
       const turn = state.turn;
       const claims = statedClaimsOf(run);
       const modelTurn: ModelTurn = await run.deadline.within(async () => {
@@ -137,6 +141,8 @@ async function runLoop(run: AgentRun, session: SessionInbox | undefined): Promis
           continue;
         }
         if (state.steps.length >= task.limits.maxSteps) return stepLimitReached();
+        const fullBeforeAction = historyFull();
+        if (fullBeforeAction !== undefined) return finishRun(run, 'limit_exceeded', fullBeforeAction);
         await runAction(run, action, turn);
       }
     }

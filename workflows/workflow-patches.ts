@@ -90,6 +90,13 @@ export const CLAIM_CHECK_OUTPUTS_PATCH = 'warden-claim-check-outputs';
  */
 export const ORDINARY_AFFINITY_PATCH = 'warden-ordinary-affinity';
 
+/**
+ * The original loop ends a run whose history would outgrow Temporal's limits while its saga
+ * still fits (history-budget.ts: ERR_HISTORY_LIMIT, rolled back) instead of being terminated by
+ * the server. Older runs grow until the server stops them.
+ */
+export const HISTORY_BUDGET_PATCH = 'warden-history-budget';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -125,6 +132,8 @@ export interface WorkflowPatches {
   claimCheckOutputs: boolean;
   /** Data-plane activities go to the preparing worker's queue (data-plane-affinity.ts). */
   ordinaryAffinity: boolean;
+  /** The run ends itself before Temporal's history limits (history-budget.ts). */
+  historyBudget: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -162,6 +171,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     claimCheckOutputs: !dataFlow && patched(CLAIM_CHECK_OUTPUTS_PATCH),
     // After claimCheckOutputs (merged first), for the same reason. The data flow has its own affinity: no marker there.
     ordinaryAffinity: !dataFlow && patched(ORDINARY_AFFINITY_PATCH),
+    // After ordinaryAffinity (merged first), for the same reason. The data flow continues as new: no marker there.
+    historyBudget: !dataFlow && patched(HISTORY_BUDGET_PATCH),
   };
 }
 

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TaskFileError, WardenError } from '../../errors';
+import { ConfigError, TaskFileError, WardenError } from '../../errors';
 import { McpConnection } from '../../mcp/mcp-connection';
 import { createTaskSession, MIN_BEARER_TOKEN_CHARS, serveTaskOverHttp, stdioServerTransport, type TaskSessionOptions } from '../../mcp/task-session-server';
 import { defaultMcpPackagesDir } from '../../mcp/resolve-server-command';
@@ -18,7 +18,9 @@ import { defaultCacheDir } from '../../temporal/temporal-cli';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { defaultTaskQueue } from '../default-task-queue';
+import { taskQueueOf } from '../default-task-queue';
+import { stateDirOf } from '../../state-dir';
+import { checkWorkerId } from '../../dataplane/shared-storage';
 import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
@@ -92,6 +94,16 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     'no-worker': { type: 'boolean' },
   });
   if (typeof args === 'number') return args;
+  try {
+    taskQueueOf(args.values['task-queue'], io.env);
+    checkWorkerId(stateDirOf(io.env), io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
   const [file, ...extra] = args.positionals;
   const task = await loadTask('serve', file, extra, io);
   if (typeof task === 'number') return task;
@@ -132,7 +144,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     const useWorker = args.values['no-worker'] === true ? false : args.values.worker === true || server.mode === 'embedded';
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-mcp', env: io.env });
     const { client, connection } = await connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
-    const taskQueue = args.values['task-queue'] ?? defaultTaskQueue(io.env);
+    const taskQueue = taskQueueOf(args.values['task-queue'], io.env);
     let stopWorker: () => void = () => undefined;
     let workerDone: Promise<void> = Promise.resolve();
     if (useWorker) {

@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { followAgentTask, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
 import { openDeploymentBlobStore, type DeploymentBlobStore } from '../../dataplane/open-deployment-blob-store';
-import { TaskFileError, WardenError } from '../../errors';
+import { ConfigError, TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile, taskNotices } from '../../task/load-task-file';
 import { stateDirOf } from '../../state-dir';
 import { taskResourceIssues, wardenKeyFiles, wardenResourcesOf } from '../../worker/warden-resources';
@@ -23,7 +23,8 @@ import type { WardenWorker } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { markPhase, timedPhase } from '../phase-timing';
-import { defaultTaskQueue } from '../default-task-queue';
+import { taskQueueOf } from '../default-task-queue';
+import { checkWorkerId } from '../../dataplane/shared-storage';
 import { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
@@ -64,6 +65,13 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const [file, ...extra] = args.positionals;
   if (file === undefined || extra.length > 0) return usageError('run', RUN_USAGE, io, 'expected exactly one task file');
   if (args.values.worker === true && args.values['no-worker'] === true) return usageError('run', RUN_USAGE, io, '--worker and --no-worker exclude each other');
+  try {
+    taskQueueOf(args.values['task-queue'], io.env);
+    checkWorkerId(stateDirOf(io.env), io.env);
+  } catch (error) {
+    if (error instanceof ConfigError) return usageError('run', RUN_USAGE, io, `${error.code}: ${error.message}`);
+    throw error;
+  }
 
   let task;
   try {
@@ -107,7 +115,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     // One trace per task, from this client's StartWorkflow down; spans go to the custody ledger.
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-cli', env: io.env });
     markPhase('run: telemetry and custody ledger open', io.env);
-    const taskQueue = args.values['task-queue'] ?? defaultTaskQueue(io.env);
+    const taskQueue = taskQueueOf(args.values['task-queue'], io.env);
     const workerFlag = args.values.worker === true ? true : args.values['no-worker'] === true ? false : undefined;
     let useWorker = workerFlag ?? loadTemporalConfig(io.env).mode === 'embedded';
     const resolving = timedPhase('run: Temporal server found', resolveTemporal(io), io.env);

@@ -5,7 +5,9 @@ import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { createWardenWorkerFromConfig, installWorkerRuntime } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { defaultTaskQueue } from '../default-task-queue';
+import { taskQueueOf } from '../default-task-queue';
+import { checkWorkerId } from '../../dataplane/shared-storage';
+import { stateDirOf } from '../../state-dir';
 import { resolveTemporal } from '../temporal-client';
 import { standaloneWorkerIdentity } from '../../worker/standalone-worker';
 
@@ -21,12 +23,20 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   if (typeof args === 'number') return args;
   if (args.positionals.length > 0) return usageError('worker', WORKER_USAGE, io, `unexpected argument "${args.positionals[0]}"`);
   const { values } = args;
+  // Naming rules (dataplane/worker-naming.ts), before anything starts: exit 2.
+  let taskQueue: string;
+  try {
+    taskQueue = taskQueueOf(values['task-queue'], io.env);
+    checkWorkerId(stateDirOf(io.env), io.env);
+  } catch (error) {
+    if (error instanceof WardenError) return usageError('worker', WORKER_USAGE, io, `${error.code}: ${error.message}`);
+    throw error;
+  }
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     installWorkerRuntime();
     const { config, server, stateDir } = await resolveTemporal(io);
-    const taskQueue = values['task-queue'] ?? defaultTaskQueue(io.env);
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
     const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, identity: standaloneWorkerIdentity(stateDir), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
     const stop = () => worker.worker.shutdown();
@@ -43,7 +53,8 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden worker: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      // A configuration this worker cannot run with (its id held by a live worker, a bad name): exit 2.
+      return error.code === 'ERR_WORKER_ID_IN_USE' || error.code === 'ERR_CONFIG_INVALID' ? EXIT.usage : EXIT.failed;
     }
     throw error;
   } finally {

@@ -6,8 +6,9 @@
  * a slow activation on a loaded machine is not killed at the SDK's 5 s default and retried.
  */
 import { describe, expect, it } from 'vitest';
-import { msToNumber } from '@temporalio/common/lib/time';
-import { ISOLATE_EXECUTION_TIMEOUT, isDataPlaneNoWorkflowsLog } from '../../worker/create-warden-worker';
+import { DefaultLogger } from '@temporalio/worker';
+import { compileWorkerOptions } from '@temporalio/worker/lib/worker-options';
+import { WORKFLOW_WORKER_OPTIONS, isDataPlaneNoWorkflowsLog } from '../../worker/create-warden-worker';
 
 const NO_WORKFLOWS = 'No workflows registered, not polling for workflow tasks';
 
@@ -24,7 +25,12 @@ describe('isDataPlaneNoWorkflowsLog', () => {
 });
 
 describe('isolate execution timeout', () => {
-  it("is above Temporal's default workflow task timeout (10 s) and the SDK's 5 s default", () => {
-    expect(msToNumber(ISOLATE_EXECUTION_TIMEOUT)).toBeGreaterThan(10_000);
+  it("reaches the SDK's compiled options above Temporal's default workflow task timeout (10 s; the SDK's own default is 5 s)", () => {
+    const compiled = compileWorkerOptions(
+      { taskQueue: 'q', workflowsPath: __filename, ...WORKFLOW_WORKER_OPTIONS } as Parameters<typeof compileWorkerOptions>[0],
+      new DefaultLogger('ERROR'),
+      undefined as unknown as Parameters<typeof compileWorkerOptions>[2],
+    );
+    expect(compiled.isolateExecutionTimeoutMs).toBeGreaterThan(10_000);
   });
 });

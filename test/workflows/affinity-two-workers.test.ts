@@ -32,7 +32,7 @@ import { waitForTaskState } from '../support/task-kit';
 import { testTemporalConfig, wardenProcessEnv } from '../support/temporal';
 import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 
-const TASKS = 14;
+const TASKS = 20;
 /** The activities that touch a task tree's overlay, sandbox host or MCP servers. */
 const DATA_PLANE = new Set(['runTool', 'commitTask', 'compensate', 'restorePreTaskSnapshot', 'openToolSources', 'closeToolSources']);
 
