@@ -514,7 +514,8 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
  * before it: the bytes of its files up to MAX_UPPER_CAPTURE_BYTES (by lstat size, smallest first),
  * and only the stamp (inode, size, mtime, ctime) of the others; a failed call that changed one of
  * those fails ERR_UNDO_FAILED naming it, after the rest is undone (never a silent skip). A root task's
- * program has no failure after it ran (its exit, time-out or kill is its output): not measured.
+ * program has no failure after it ran (its exit, time-out or kill is its output): not measured;
+ * one that runs into the workspace bound fails, and takes out what it added itself (executors/process-executor.ts).
  */
 async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: ToolDescriptor): Promise<{ key: { stateDir: string; taskKey: string; callId: string }; upper: string; undoDir: string; captured?: UpperCapture } | undefined> {
   if (call.task.resources.workspace === undefined) return undefined;

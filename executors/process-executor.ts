@@ -25,7 +25,7 @@ import { systemView } from '../sandbox/os/system-view';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
-import { captureUpper, recordUpperChanges } from '../recovery/overlay-undo';
+import { captureUpper, listUpper, recordUpperChanges, removeAddedPaths } from '../recovery/overlay-undo';
 
 /** Default memory of a program's process tree, MiB (`limits.processMemoryMb`). */
 export const DEFAULT_PROCESS_MEMORY_MB = PROCESS_LIMIT_DEFAULTS.memoryMb;
@@ -145,6 +145,9 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   }
   const upper = workspace === undefined || input.undoDir === undefined ? undefined : overlayPathsOf(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId)).upper;
   const captured = upper === undefined ? undefined : await captureUpper(upper);
+  // A root task's program keeps no bytes for undo; what it adds is taken back out if it runs into the bound.
+  const rootUpper = workspace === undefined || input.undoDir !== undefined ? undefined : overlayPathsOf(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId)).upper;
+  const listed = rootUpper === undefined ? undefined : listUpper(rootUpper);
   let run;
   try {
     run = await runSandboxed(
@@ -170,8 +173,17 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   } finally {
     if (upper !== undefined && captured !== undefined) await recordUpperChanges(upper, input.undoDir!, captured);
   }
-  // A program that ran into the bound fails its step (what it wrote stays in the overlay, bounded).
-  if (workspace !== undefined) assertWithinWorkspaceQuota(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId), task, `proc.run ${args.command}`);
+  // A program that ran into the bound fails its step, and what it added is taken back out.
+  // A sub-agent's call is undone by its records (activities/run-tool.ts); a root task's loses what it added.
+  if (workspace !== undefined) {
+    try {
+      assertWithinWorkspaceQuota(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId), task, `proc.run ${args.command}`);
+    } catch (error) {
+      if (rootUpper === undefined || listed === undefined || !(error instanceof ToolError)) throw error;
+      const undone = await removeAddedPaths(rootUpper, listed);
+      throw undone.length === 0 ? error : new ToolError(error.code, error.message, { details: { ...error.details, undone: undone.slice(0, 100), undoneCount: undone.length } });
+    }
+  }
   if (run.reason === 'setup-failed' && /^bwrap: Can't chdir to /m.test(run.stderr)) {
     throw new ToolError('ERR_PATH_NOT_FOUND', `proc.run: the working folder ${JSON.stringify(args.cwd ?? '.')} does not exist in the workspace`);
   }

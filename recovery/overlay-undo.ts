@@ -8,6 +8,7 @@
  * Idempotent: the records are removed after they are applied; applying them again is harmless.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { readdirSync, type Dirent } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -213,4 +214,46 @@ export async function recordUpperChanges(upper: string, undoDir: string, before:
     await writeFileAtomic(entry, Buffer.from(JSON.stringify(record)));
   }
   return changed;
+}
+
+/**
+ * The paths in the upper folder (files, whiteouts, links and folders, relative, `/`-separated)
+ * before a root task's program call: a root program's call keeps no bytes for undo (its exit is
+ * its output), but one that runs into the workspace bound fails, and what it added is taken back
+ * out (removeAddedPaths). A missing folder lists empty.
+ */
+export function listUpper(upper: string): Set<string> {
+  const paths = new Set<string>();
+  const visit = (folder: string, relative: string) => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(folder, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      const path = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      paths.add(path);
+      if (entry.isDirectory()) visit(join(folder, entry.name), path);
+    }
+  };
+  visit(upper, '');
+  return paths;
+}
+
+/**
+ * Removes from the upper folder every path not in `before` (with what is under it), so the
+ * workspace shows what it showed before the call where the call only added files, folders or
+ * whiteouts. Files that were there before keep their new bytes (theirs were not kept). Returns the
+ * removed paths, sorted.
+ */
+export async function removeAddedPaths(upper: string, before: Set<string>): Promise<string[]> {
+  const removed = new Set<string>();
+  const underRemoved = (path: string) => path.split('/').some((_, i, parts) => i > 0 && removed.has(parts.slice(0, i).join('/')));
+  for (const path of [...listUpper(upper)].sort()) {
+    if (before.has(path) || underRemoved(path)) continue;
+    await fsp.rm(join(upper, path), { recursive: true, force: true });
+    removed.add(path);
+  }
+  return [...removed];
 }

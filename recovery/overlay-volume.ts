@@ -3,11 +3,14 @@
  *
  * A tree that runs programs or stdio MCP servers (`proc.run`, a `command` server) gets a file
  * system of its own for its overlay folder (`<state>/overlays/<task key>`: the upper layer, the
- * kernel overlay's work folders, undo records): a sparse ext4 image of `limits.workspaceMb` MiB
- * (`<state>/overlay-volumes/<task key>.ext4`) loop-mounted there by the worker. Programs, servers
+ * kernel overlay's work folders, undo records): a sparse ext4 image a little larger than
+ * `limits.workspaceMb` MiB (makeFileSystem: the limit is usable in full, the file system's overhead,
+ * Warden's reserve and a full margin come on top; `<state>/overlay-volumes/<task key>.ext4`)
+ * loop-mounted there by the worker. Programs, servers
  * and `fs.write` all write into it and the kernel refuses (ENOSPC) the block past the bound while
  * the program runs: `fallocate`, many files, sparse files, hard links and copies alike, with no
- * race to win. The host disk holds at most the image's size (and one inode) per tree.
+ * race to win. The host disk holds at most the image's size (and one inode) per tree. A call that
+ * ends within the full margin of the bound ran into it (assertWithinWorkspaceQuota) and fails.
  *
  * A tree without programs keeps a plain folder: only Warden writes there (`fs.write`), and the
  * fs capability measures the folder before each write (sandbox/capabilities/fs-capability.ts).
@@ -37,6 +40,16 @@ export const DEFAULT_WORKSPACE_MB = PROCESS_LIMIT_DEFAULTS.workspaceMb;
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 /** Blocks only Warden may write (at most this, and at most 5% of the volume). */
 const WARDEN_RESERVE_BYTES = 8 * 1024 * 1024;
+const BLOCK_BYTES = 4096;
+/** The journal, MiB: mkfs.ext4's smallest for 4 KiB blocks. */
+const JOURNAL_MB = 4;
+/**
+ * Room for the volume's folders (the root, lost+found, the overlay's upper, work and undo folders)
+ * and a large file's extent blocks: a workspace of exactly `limits.workspaceMb` MiB of files fits.
+ */
+export const METADATA_ALLOWANCE_BYTES = 256 * 1024;
+/** Free inodes below which a volume counts as full (Warden's undo records need a few). */
+const FULL_VOLUME_INODES = 64;
 /** Owner of the reserve: an id no sandboxed program runs as (they run as the host's Warden user without capabilities). */
 const RESERVE_OWNER = 65534;
 /** Each mkfs, mount or copy gets this long (a loaded machine included); past it the call fails, nothing hangs. */
@@ -49,6 +62,9 @@ export interface OverlayVolumeState {
   usedBytes?: number;
   /** Bytes a program may still write (Warden's reserve left out). */
   availableBytes?: number;
+  /** Inodes free now, and in use (statfs). */
+  availableInodes?: number;
+  usedInodes?: number;
 }
 
 interface TreeShape {
@@ -121,13 +137,7 @@ async function makeVolume(stateDir: string, taskKey: string, dir: string, sizeMb
     const partial = `${image}.${process.pid}.tmp`;
     fs.writeFileSync(partial, '', { mode: 0o600 });
     try {
-      fs.truncateSync(partial, sizeMb * 1024 * 1024);
-      // 4 KiB blocks, no root reserve, a small journal, the root folder private; then a reserve
-      // only Warden may use (it is root, CAP_SYS_RESOURCE; a sandboxed program has no capability
-      // on the host, and the reserve's owner is an id it never is).
-      await run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-m', '0', '-J', 'size=4', '-E', 'root_owner=0:0,lazy_itable_init=1', partial]);
-      const reserveBlocks = Math.ceil(Math.min(WARDEN_RESERVE_BYTES, (sizeMb * 1024 * 1024) / 20) / 4096);
-      await run('tune2fs', ['-r', String(reserveBlocks), '-u', String(RESERVE_OWNER), '-g', String(RESERVE_OWNER), partial]);
+      await makeFileSystem(partial, sizeMb);
       // A plain folder (calls of the tree that ran no program) is copied in before the image gets
       // its name: an image under its name always holds everything the folder held.
       if (fs.existsSync(dir)) await copyIntoImage(dir, partial, sizeMb);
@@ -150,6 +160,42 @@ async function makeVolume(stateDir: string, taskKey: string, dir: string, sizeMb
 
 function movedAsideOf(stateDir: string, taskKey: string): string {
   return `${overlayVolumeImageOf(stateDir, taskKey).slice(0, -'.ext4'.length)}.moved`;
+}
+
+/**
+ * Makes the ext4 file system of a volume for a `limitMb` MiB bound in the empty file `image`,
+ * sized so that a program may write `limitMb` MiB plus the full margin (and the metadata
+ * allowance) before the kernel refuses a block: the file system's own overhead (journal, inode
+ * tables, bitmaps, ext4's 2% reserved clusters) and Warden's reserve come on top of the limit,
+ * not out of it. mkfs reports its free blocks (`tune2fs -l`); a first guess that falls short is
+ * grown by the shortfall and made again.
+ */
+async function makeFileSystem(image: string, limitMb: number): Promise<void> {
+  const reserveBlocks = Math.ceil(Math.min(WARDEN_RESERVE_BYTES, (limitMb * 1024 * 1024) / 20) / BLOCK_BYTES);
+  const wanted = limitMb * 1024 * 1024 + fullVolumeMarginBytes() + METADATA_ALLOWANCE_BYTES;
+  let bytes = roundUpToMiB(wanted * 1.02 + reserveBlocks * BLOCK_BYTES + JOURNAL_MB * 1024 * 1024);
+  for (let attempt = 0; ; attempt += 1) {
+    fs.truncateSync(image, 0);
+    fs.truncateSync(image, bytes);
+    // 4 KiB blocks, no root reserve, the smallest journal (crash consistency of the undo records),
+    // the root folder private; then a reserve only Warden may use (it is root, CAP_SYS_RESOURCE; a
+    // sandboxed program has no capability on the host, and the reserve's owner is an id it never is).
+    await run('mkfs.ext4', ['-q', '-F', '-b', String(BLOCK_BYTES), '-m', '0', '-J', `size=${JOURNAL_MB}`, '-E', 'root_owner=0:0,lazy_itable_init=1', image]);
+    await run('tune2fs', ['-r', String(reserveBlocks), '-u', String(RESERVE_OWNER), '-g', String(RESERVE_OWNER), image]);
+    const superblock = await run('tune2fs', ['-l', image]);
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(superblock)?.[1] ?? NaN);
+    const blockCount = field('Block count');
+    // What statfs will report as f_bavail once mounted: ext4 holds back 2% of the clusters (at most 4096) for itself.
+    const available = (field('Free blocks') - reserveBlocks - Math.min(Math.floor(blockCount / 50), 4096)) * BLOCK_BYTES;
+    if (!Number.isFinite(available)) throw new Error(`tune2fs -l ${image}: no block counts in its output`);
+    if (available >= wanted) return;
+    if (attempt >= 4) throw new Error(`mkfs.ext4 left ${available} bytes for a ${limitMb} MiB workspace after ${attempt + 1} tries`);
+    bytes = roundUpToMiB(bytes + (wanted - available) * 1.1);
+  }
+}
+
+function roundUpToMiB(bytes: number): number {
+  return Math.ceil(bytes / 1024 / 1024) * 1024 * 1024;
 }
 
 /** Copies the plain overlay folder `dir` into the new image `partial`, mounted aside for the copy. */
@@ -206,7 +252,7 @@ export function volumeStateOfFolder(folder: string): OverlayVolumeState {
   const dir = isMountPoint(folder) ? folder : dirname(folder);
   if (!isMountPoint(dir)) return { enforcement: 'none' };
   const stat = fs.statfsSync(dir);
-  return { enforcement: 'volume', usedBytes: (stat.blocks - stat.bfree) * stat.bsize, availableBytes: stat.bavail * stat.bsize };
+  return { enforcement: 'volume', usedBytes: (stat.blocks - stat.bfree) * stat.bsize, availableBytes: stat.bavail * stat.bsize, availableInodes: stat.ffree, usedInodes: stat.files - stat.ffree };
 }
 
 function isMountPoint(dir: string): boolean {
@@ -217,17 +263,15 @@ function isMountPoint(dir: string): boolean {
   }
 }
 
-function run(command: string, args: string[]): Promise<void> {
+function run(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { env: { PATH: SYSTEM_PATH }, timeout: COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, _stdout, stderr) => {
-      if (error === null) resolve();
+    execFile(command, args, { env: { PATH: SYSTEM_PATH }, timeout: COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+      if (error === null) resolve(String(stdout));
       else reject(new Error(`${command} ${args.join(' ')} failed: ${(String(stderr) || error.message).trim()}`));
     });
   });
 }
 
-/** Free bytes below which a volume counts as full: a writer ran into the bound. */
-const FULL_VOLUME_SLACK_BYTES = 64 * 1024;
 
 /** ToolError ERR_WORKSPACE_QUOTA for `who`, naming the limit and where to raise it. */
 export function workspaceQuotaError(who: string, limitMb: number, what: string, details: Record<string, unknown> = {}): ToolError {
@@ -246,20 +290,61 @@ export async function assertOverlayBounded(stateDir: string, taskKey: string, ta
   throw workspaceQuotaError(who, limitMb, `this worker cannot bound what a program writes to the workspace, so none runs over it: ${overlayVolumeProblem() ?? 'the overlay is not a volume'} (run the worker as root with e2fsprogs and loop devices; see the README, "Workspace quota")`);
 }
 
+let margin: number | undefined;
+
+/**
+ * Free bytes (for a program: Warden's reserve left out) below which a volume counts as full, so a
+ * call that ends with less has run into the bound. The kernel may refuse a whole write while
+ * nearly a page-cache folio is free (ext4 allocates a buffered write a folio at a time, up to
+ * the transparent huge page size: a `dd bs=1M` stops with 0.9 MiB free), so the margin is twice
+ * that size, at least 4 MiB. The volume is made that much larger than the limit, so the limit
+ * itself stays usable. Bytes.
+ */
+export function fullVolumeMarginBytes(): number {
+  if (margin === undefined) {
+    let folio = 2 * 1024 * 1024;
+    try {
+      folio = Math.max(folio, Number(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/hpage_pmd_size', 'utf8').trim()) || 0);
+    } catch {
+      // no transparent huge pages: 2 MiB stands
+    }
+    margin = Math.max(4 * 1024 * 1024, 2 * folio);
+  }
+  return margin;
+}
+
+/**
+ * Bytes Warden may still write to a volume (statfs `stat`) under a limit of `limitBytes` before
+ * a write (fs.write): what keeps the volume out of the full margin and its use within the limit;
+ * 0 at or past either. Stricter than the rule after a call (no metadata allowance), so a write
+ * Warden lets through never fails the next call's check.
+ */
+export function volumeRoomBytes(stat: { bsize: number; blocks: number; bfree: number; bavail: number }, limitBytes: number): number {
+  const used = (stat.blocks - stat.bfree) * stat.bsize;
+  return Math.max(0, Math.min(stat.bavail * stat.bsize - fullVolumeMarginBytes(), limitBytes - used));
+}
+
 /**
  * After a program or MCP call of `task` over the overlay of `taskKey`: throws ToolError
- * ERR_WORKSPACE_QUOTA when the tree's volume is full (the kernel refused a write past the bound)
- * or the tree now holds more than `task`'s own limit (a sub-agent's smaller one).
+ * ERR_WORKSPACE_QUOTA when the call ran into the tree's bound: the volume ends within
+ * fullVolumeMarginBytes() of full (the kernel refused a write, whatever the writer's block size,
+ * or it wrote past the limit into the margin) or out of inodes; or the tree now takes more than
+ * `task`'s own limit (a sub-agent's smaller one) plus METADATA_ALLOWANCE_BYTES. The failed call's
+ * writes are undone like those of any failed call (its undo records), so nothing truncated is
+ * committed.
  */
 export function assertWithinWorkspaceQuota(stateDir: string, taskKey: string, task: { limits: { workspaceMb?: number | undefined } }, who: string): void {
   const state = overlayVolumeState(stateDir, taskKey);
   if (state.enforcement !== 'volume' || state.availableBytes === undefined || state.usedBytes === undefined) return;
   const limitMb = workspaceLimitMbOf(task);
   const usedMb = Math.ceil(state.usedBytes / 1024 / 1024);
-  if (state.availableBytes < FULL_VOLUME_SLACK_BYTES) {
-    throw workspaceQuotaError(who, limitMb, `the task tree's workspace is full (it holds ${usedMb} MiB): writes past the limit were refused`, { usedBytes: state.usedBytes });
+  if (state.availableBytes < fullVolumeMarginBytes()) {
+    throw workspaceQuotaError(who, limitMb, `the task tree's workspace is full (it holds ${usedMb} MiB): the call wrote up to or past the limit`, { usedBytes: state.usedBytes });
   }
-  if (state.usedBytes > limitMb * 1024 * 1024) {
+  if (state.availableInodes !== undefined && state.availableInodes < FULL_VOLUME_INODES) {
+    throw workspaceQuotaError(who, limitMb, `the task tree's workspace has no room for more files (it holds ${state.usedInodes ?? 0} files and folders)`, { usedBytes: state.usedBytes });
+  }
+  if (state.usedBytes > limitMb * 1024 * 1024 + METADATA_ALLOWANCE_BYTES) {
     throw workspaceQuotaError(who, limitMb, `the task tree's workspace holds ${usedMb} MiB, more than this task's limit`, { usedBytes: state.usedBytes });
   }
   assertWorkspaceFilesWithin(stateDir, taskKey, task, who);

@@ -30,6 +30,7 @@ import * as path from 'node:path';
 import { CapabilityError } from '../../errors';
 import type { CapabilityGrant } from '../sandbox-messages';
 import { coverOf, isWhiteout, markOpaque } from '../../recovery/overlay-layer';
+import { volumeRoomBytes } from '../../recovery/overlay-volume';
 import { capabilityError } from './capability-error';
 import { createProtectedGuard, type Access, type ProtectedGuard, type Refusal } from './protected-guard';
 
@@ -276,8 +277,9 @@ function assertRoomFor(upperRoot: string, target: string, bytes: number, limitBy
     capabilityError('ERR_WORKSPACE_QUOTA', `fs.write: no room for ${bytes} bytes in ${JSON.stringify(display)}: ${what} (limits.workspaceMb: ${limitMb} MiB; raise limits.workspaceMb in the task file for more)`, { path: display, limitMb });
   const overlayDir = path.dirname(upperRoot);
   if (fs.statSync(overlayDir).dev !== fs.statSync(path.dirname(overlayDir)).dev) {
-    const stat = fs.statfsSync(overlayDir);
-    if (bytes + WRITE_SLACK_BYTES > stat.bavail * stat.bsize) throw refuse(`the task tree's workspace has ${stat.bavail * stat.bsize} bytes left`);
+    // The rule of a call's end (recovery/overlay-volume.ts assertWithinWorkspaceQuota), before the write.
+    const room = volumeRoomBytes(fs.statfsSync(overlayDir), limitBytes);
+    if (bytes + WRITE_SLACK_BYTES > room) throw refuse(`the task tree's workspace has ${room} bytes left`);
     return;
   }
   const replaced = lstatOrUndefined(target);

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ensureOverlayVolume, overlayVolumeImageOf, overlayVolumeState, workspaceVolumeMbOf } from '../../recovery/overlay-volume';
+import { ensureOverlayVolume, fullVolumeMarginBytes, METADATA_ALLOWANCE_BYTES, overlayVolumeImageOf, overlayVolumeState, releaseOverlayVolume, volumeRoomBytes, workspaceVolumeMbOf } from '../../recovery/overlay-volume';
 import { overlayPathsOf } from '../../recovery/recovery-paths';
 import { commitOverlay, discardOverlay, openOverlay, pendingOverlayFiles } from '../../recovery/workspace-overlay';
 import { makeTempDir } from '../sandbox/sandbox-test-kit';
@@ -42,6 +42,25 @@ describe('a task tree\'s workspace volume', () => {
     expect(workspaceVolumeMbOf({ ...base, tools: { builtin: [], mcp: { files: { command: 'node' } } }, limits: { workspaceMb: 32 } })).toBe(32);
     expect(workspaceVolumeMbOf({ ...base, subagents: { helper: { tools: { builtin: ['proc.run'] }, limits: {} } } })).toBe(1024);
   });
+
+  // The limit is usable in full: overhead, Warden's reserve and the full margin come on top, and
+  // not much more (the image bounds what the tree adds to the host disk).
+  it.each([16, 64, 300, 1024])('leaves a program %i MiB plus the margin, and the image stays close to that', async (limitMb) => {
+    const state = stateDir();
+    expect(await ensureOverlayVolume(state, 'sized', limitMb)).toBe('volume');
+    const volume = overlayVolumeState(state, 'sized');
+    const limit = limitMb * 1024 * 1024;
+    expect(volume.availableBytes! - fullVolumeMarginBytes()).toBeGreaterThanOrEqual(limit + METADATA_ALLOWANCE_BYTES);
+    expect(volume.availableBytes! - fullVolumeMarginBytes()).toBeLessThanOrEqual(limit + 4 * 1024 * 1024);
+    // Journal (4 MiB), inode tables (up to 6%), ext4's 2% and Warden's reserve (up to 8 MiB) on top.
+    const image = fs.statSync(overlayVolumeImageOf(state, 'sized')).size;
+    expect(image).toBeLessThanOrEqual(limit * 1.15 + fullVolumeMarginBytes() + 16 * 1024 * 1024);
+    // Before a write, Warden's room is the limit less what is used, never the margin.
+    const stat = fs.statfsSync(overlayPathsOf(state, 'sized').dir);
+    expect(volumeRoomBytes(stat, limit)).toBe(limit - (stat.blocks - stat.bfree) * stat.bsize);
+    await releaseOverlayVolume(state, 'sized');
+    expect(mountsUnder([state])).toEqual([]);
+  }, 300_000);
 
   it('is mounted again after its mount went away, with what it held, and discarded without a trace', async () => {
     const state = stateDir();
