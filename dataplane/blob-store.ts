@@ -83,7 +83,7 @@ export class FileBlobStore implements BlobStore {
       content = await fsp.readFile(this.pathOf(sha256));
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause;
-      throw new DataPlaneError('ERR_BLOB_MISSING', `blob ${sha256} is not in ${this.dir} (is the shared folder shared by every worker?)`, {
+      throw new DataPlaneError('ERR_BLOB_MISSING', `blob ${sha256} is not in the shared folder ${this.dir} (looked in the folder: WARDEN_SHARED_DIR, else the state folder; is it shared by every worker? Workers with WARDEN_DATABASE_URL keep blobs in that database instead)`, {
         details: { sha256 },
         cause,
       });

@@ -38,7 +38,7 @@ export class DatabaseBlobStore implements BlobStore {
       if ((error as { code?: unknown }).code === 'ERR_SNAPSHOT_CORRUPT') throw new DataPlaneError('ERR_BLOB_CORRUPT', `blob ${sha256} in ${this.description} does not match its hash`, { details: { sha256 } });
       throw error;
     }
-    if (content === undefined) throw new DataPlaneError('ERR_BLOB_MISSING', `blob ${sha256} is not in ${this.description}`, { details: { sha256 } });
+    if (content === undefined) throw new DataPlaneError('ERR_BLOB_MISSING', `blob ${sha256} is not in the state database ${this.description} (WARDEN_DATABASE_URL; do every worker and this client use the same database?)`, { details: { sha256 } });
     return content;
   }
 

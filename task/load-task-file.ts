@@ -626,7 +626,7 @@ export async function readTaskFileText(file: string): Promise<string> {
   } catch (error) {
     if (error instanceof TaskFileError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    throw new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? 'error'})` }], error);
+    throw new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: code === 'ENOENT' ? `no such file: looked for ${resolve(file)}` : `cannot be read (${code ?? 'error'})` }], error);
   }
   const bad = firstInvalidUtf8Offset(bytes);
   if (bad >= 0) {

@@ -23,6 +23,22 @@ const text = (max: number) => z.string().max(max, `at most ${max} characters`);
 export { ToolNameSchema };
 
 export const SubagentNameSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'a sub-agent name: lower-case letters, digits, "_" or "-"');
+/** An agent's own `name` (the root's or a sub-agent's): the same form, named as what it is. */
+const AgentNameSchema = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'an agent name: lower-case letters, digits, "_" or "-" (starting with a letter)');
+
+/**
+ * A whole number from `min` to `max` (inclusive) counted in `unit`; a bad value says the bound and
+ * the unit (`must be at least 16 (MiB)`), not zod's raw `Too small: expected number to be >=16`.
+ */
+const wholeNumber = (min: number, max: number, unit: string) =>
+  z
+    .number({ error: `must be a whole number (${unit})` })
+    .int(`must be a whole number (${unit})`)
+    .min(min, `must be at least ${min} (${unit})`)
+    .max(max, `must be at most ${max} (${unit})`);
+
+/** A sampling temperature from 0 to `max` (the provider's range). */
+const temperature = (max: number) => z.number({ error: `must be a number from 0 to ${max}` }).min(0, `must be at least 0`).max(max, `must be at most ${max} (the provider's range)`);
 
 /** Durations as the CLI and files write them: "30s", "5m", "1h", "250ms". */
 export const DurationSchema = z
@@ -85,8 +101,8 @@ export const OpenAICompatibleModelSchema = z.strictObject({
   api: OpenAIApiSchema.default('chat'),
   /** No key is sent when unset (local servers). */
   apiKeyEnv: ApiKeyEnvSchema.optional(),
-  temperature: z.number().min(0).max(2).default(0),
-  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
+  temperature: temperature(2).default(0),
+  maxOutputTokens: wholeNumber(1, 1_000_000, 'tokens').optional(),
   requestTimeout: DurationSchema.default('60s'),
 });
 
@@ -99,8 +115,8 @@ export const OpenAIModelSchema = z.strictObject({
   api: OpenAIApiSchema.default('responses'),
   apiKeyEnv: ApiKeyEnvSchema.default('OPENAI_API_KEY'),
   /** Not sent unless set (reasoning models refuse it). */
-  temperature: z.number().min(0).max(2).optional(),
-  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
+  temperature: temperature(2).optional(),
+  maxOutputTokens: wholeNumber(1, 1_000_000, 'tokens').optional(),
   requestTimeout: DurationSchema.default('60s'),
 });
 
@@ -112,9 +128,9 @@ export const AnthropicModelSchema = z.strictObject({
   /** "/v1/messages" is appended. */
   baseUrl: HttpUrlSchema.default('https://api.anthropic.com'),
   apiKeyEnv: ApiKeyEnvSchema.default('ANTHROPIC_API_KEY'),
-  temperature: z.number().min(0).max(1).optional(),
+  temperature: temperature(1).optional(),
   /** Anthropic requires a limit on each answer. */
-  maxOutputTokens: z.number().int().min(1).max(1_000_000).default(4096),
+  maxOutputTokens: wholeNumber(1, 1_000_000, 'tokens').default(4096),
   requestTimeout: DurationSchema.default('60s'),
 });
 
@@ -134,7 +150,7 @@ export const ModelSchema = z.discriminatedUnion('driver', [ScriptedModelSchema, 
 });
 
 export const AgentSchema = z.strictObject({
-  name: SubagentNameSchema,
+  name: AgentNameSchema,
   model: ModelSchema,
   /** Extra system instructions for model drivers. */
   instructions: text(MAX.instructions).optional(),
@@ -170,7 +186,7 @@ export const UserToolSchema = z.strictObject({
   /** A user-defined tool that undoes this one; it receives { compensationId, original: { tool, args, output } }. */
   compensate: ToolNameSchema.optional(),
   timeout: DurationSchema.optional(),
-  memoryMb: z.number().int().min(8).max(1024).optional(),
+  memoryMb: wholeNumber(8, 1024, 'MiB').optional(),
 });
 
 export const ToolsSchema = z.strictObject({
@@ -281,27 +297,27 @@ export const ResourcesSchema = z.strictObject({
 });
 
 export const LimitsSchema = z.strictObject({
-  maxSteps: z.number().int().min(1).max(10_000).default(50),
+  maxSteps: wholeNumber(1, 10_000, 'steps').default(50),
   deadline: DurationSchema.default('10m'),
   /** Per tool call: CPU/wall time and isolate heap. */
   toolTimeout: DurationSchema.default('5s'),
-  toolMemoryMb: z.number().int().min(8).max(1024).default(64),
+  toolMemoryMb: wholeNumber(8, 1024, 'MiB').default(64),
   /** What a denied action does to the task: stop it (default) or report the denial to the agent and go on. */
   onDeny: z.enum(['stop', 'continue']).default('stop'),
   /** How long an action held for approval waits for a human before it is denied. */
   approvalTimeout: DurationSchema.default('15m'),
-  maxDepth: z.number().int().min(0).max(10).default(3),
+  maxDepth: wholeNumber(0, 10, 'levels of sub-agents').default(3),
   /** Programs (`proc.run`) and stdio MCP servers: memory of the whole process tree (default 1024). */
-  processMemoryMb: z.number().int().min(32).max(65_536).optional(),
+  processMemoryMb: wholeNumber(32, 65_536, 'MiB').optional(),
   /** Programs (`proc.run`): processes and threads alive at once (default 256). */
-  processMaxProcesses: z.number().int().min(1).max(4096).optional(),
+  processMaxProcesses: wholeNumber(1, 4096, 'processes and threads').optional(),
   /**
    * What the whole task tree may add to its workspace overlay, MiB (default 1024): every step,
    * program, stdio MCP server and `fs.write` together. A tree that runs programs gets a file
    * system of that size (recovery/overlay-volume.ts); a sub-agent's smaller limit is checked
    * after each of its calls.
    */
-  workspaceMb: z.number().int().min(16).max(1_048_576).optional(),
+  workspaceMb: wholeNumber(16, 1_048_576, 'MiB').optional(),
 });
 
 /** A sub-agent declaration: its own agent, tools and grants; the user is inherited from the parent. */

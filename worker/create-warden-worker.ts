@@ -12,7 +12,7 @@
  * when that database's schema is not the one this code knows (`warden db migrate`).
  */
 import { inspect } from 'node:util';
-import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry, type ActivityInterceptorsFactory } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
 import { TASK_END_MESSAGE, TASK_FAILURE_TYPES } from '../workflows/task-close';
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
@@ -151,9 +151,43 @@ function isTaskEndLog(entry: LogEntry): boolean {
 }
 
 /**
+ * How long one workflow activation may run in the isolate before the SDK fails it. The SDK's
+ * default (5 s) guards against a workflow that loops forever; Warden's workflow code is
+ * deterministic and bounded, but on a loaded machine (2 shared cores, a full CI run) one
+ * activation of a long task (policy checks over its steps, a large history replayed on a cache
+ * miss) can exceed 5 s: the SDK then fails the activation ("Script execution timed out"), logs an
+ * ERROR, and retries the workflow task: slower, alarming, and no safer. 30 s is above the workflow
+ * task timeout (10 s, Temporal's default), so the isolate never kills an activation the server
+ * would still accept, and a real infinite loop is still stopped.
+ */
+export const ISOLATE_EXECUTION_TIMEOUT = '30s';
+
+/**
+ * Options of the workflow worker beyond the SDK's defaults. `isolateExecutionTimeout` is read by
+ * the SDK (worker-options.ts spreads the given options over its defaults) but not in its public
+ * `WorkerOptions` type, hence the cast; test/worker/worker-log-filters.test.ts checks the SDK's
+ * compiled options still carry it.
+ */
+export const WORKFLOW_WORKER_OPTIONS = { isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT } as Partial<WorkerOptions>;
+
+const NO_WORKFLOWS_MESSAGE = 'No workflows registered, not polling for workflow tasks';
+
+/**
+ * Whether a log entry is the SDK's WARN that a worker has no workflows, from the data-plane worker
+ * (task queue `<queue>@<workerId>`, see dataplane/shared-storage.ts), which is activities-only by
+ * design. The same warning from any other worker is still a warning.
+ */
+export function isDataPlaneNoWorkflowsLog(entry: Pick<LogEntry, 'message' | 'meta'>): boolean {
+  const taskQueue = entry.meta?.taskQueue;
+  return entry.message === NO_WORKFLOWS_MESSAGE && typeof taskQueue === 'string' && taskQueue.includes('@');
+}
+
+/**
  * The runtime of a standalone worker: the SDK's logging at INFO, except that a task which ended
  * other than completed (denied, timed out, ... : an outcome, carried in its result) is one INFO
- * line, not the SDK's WARN "Workflow failed" with a stack trace. Call before the first connection.
+ * line, not the SDK's WARN "Workflow failed" with a stack trace, and the data-plane worker's
+ * expected "No workflows registered" WARN is one INFO line saying what that worker is for.
+ * Call before the first connection.
  */
 export function installWorkerRuntime(): void {
   if (runtimeInstalled) return;
@@ -165,6 +199,9 @@ export function installWorkerRuntime(): void {
   try {
     Runtime.install({
       logger: new DefaultLogger('INFO', (entry) => {
+        if (isDataPlaneNoWorkflowsLog(entry)) {
+          return write({ ...entry, level: 'INFO', message: `data-plane worker polling ${String(entry.meta?.taskQueue)} (activities of the tasks this worker holds; no workflows by design)`, meta: undefined });
+        }
         if (!isTaskEndLog(entry)) return write(entry);
         const error = entry.meta?.error as { message?: string };
         write({ ...entry, level: 'INFO', message: `task ${String(entry.meta?.workflowId ?? '')} ended: ${error.message ?? ''}`, meta: undefined });
@@ -292,6 +329,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       taskQueue,
       ...(options.identity === undefined ? {} : { identity: options.identity }),
       workflowBundle: await bundle,
+      // A slow activation on a loaded machine is not killed at 5 s (see ISOLATE_EXECUTION_TIMEOUT).
+      ...WORKFLOW_WORKER_OPTIONS,
       interceptors: { ...traced?.interceptors, activity: activityInterceptors },
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities,

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { CredentialError, DelegationError, WardenError } from '../../errors';
 import { formatActChain, type ActClaim } from '../../identity/agent-identity';
 import { CALL_CREDENTIAL_TYP, GRANT_TYP } from '../../identity/claims';
-import { openCredentialStores } from '../../identity/credential-stores';
+import { openCredentialStores, type CredentialStores } from '../../identity/credential-stores';
+import { createSqlCredentialStores } from '../../identity/sql-credential-stores';
+import { openStateStore, usesSharedDatabase } from '../../state/state-store';
 import { KEYS_DIR, readJwksFile } from '../../identity/keystore';
 import { verifyTaskGrant } from '../../identity/task-grant';
 import { decodeTokenUnverified, VerificationKeySet } from '../../identity/token-verification';
@@ -65,21 +67,29 @@ export async function credentialsCommand(argv: string[], io: CliIo): Promise<num
     verdict = { valid: false, code: 'ERR_KEYSTORE_INVALID', message: `no Warden keys under ${stateDir} (set WARDEN_STATE_DIR)`, notes: [] };
   } else {
     const keys = new VerificationKeySet(() => readJwksFile(stateDir));
-    const stores = openCredentialStores({ stateDir });
+    // Revocations and used ids live where the workers keep them: the shared database when
+    // WARDEN_DATABASE_URL is set (a grant revoked on any worker), else the state folder.
+    let stores: CredentialStores;
+    if (usesSharedDatabase(io.env)) {
+      const state = await openStateStore({ stateDir, env: io.env });
+      stores = createSqlCredentialStores({ db: state.db, closeDatabase: true });
+    } else {
+      stores = openCredentialStores({ stateDir });
+    }
     try {
       verdict = kind === 'task grant' ? await verifyGrant(token, keys, stores.revocation) : await verifyCall(token, payload, args.values, keys, stores);
     } catch (error) {
       if (!(error instanceof CredentialError || error instanceof DelegationError || (error instanceof WardenError && error.code.startsWith('ERR_KEYSTORE')))) throw error;
       verdict = { valid: false, code: error.code, message: error.message, notes: [] };
     } finally {
-      stores.close();
+      await stores.close();
     }
   }
   report(io, json, verdict, kind, decoded, now);
   return verdict.valid ? EXIT.ok : EXIT.failed;
 }
 
-async function verifyGrant(token: string, keys: VerificationKeySet, revocation: ReturnType<typeof openCredentialStores>['revocation']): Promise<Verdict> {
+async function verifyGrant(token: string, keys: VerificationKeySet, revocation: CredentialStores['revocation']): Promise<Verdict> {
   const grant = await verifyTaskGrant(token, keys);
   const revoked = await revocation.isRevoked([...grant.claims.lineage, grant.id]);
   if (revoked !== undefined) {
@@ -93,7 +103,7 @@ async function verifyCall(
   payload: Record<string, unknown>,
   options: { tool?: string | undefined; scope?: string[] | undefined },
   keys: VerificationKeySet,
-  stores: ReturnType<typeof openCredentialStores>,
+  stores: CredentialStores,
 ): Promise<Verdict> {
   const notes: string[] = [];
   let tool = options.tool;

@@ -8,8 +8,7 @@
  */
 import { join } from 'node:path';
 import { followAgentTask, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
-import { openBlobStore } from '../../dataplane/blob-store';
-import { sharedDirOf } from '../../dataplane/shared-storage';
+import { openDeploymentBlobStore, type DeploymentBlobStore } from '../../dataplane/open-deployment-blob-store';
 import { ConfigError, TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile, taskNotices } from '../../task/load-task-file';
 import { stateDirOf } from '../../state-dir';
@@ -111,6 +110,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   // The client's connection; closed in `catch` when an error comes before its own try/finally.
   let connecting: ReturnType<typeof connectClient> | undefined;
   let connectionOwned = false;
+  let deploymentBlobs: DeploymentBlobStore | undefined;
   try {
     // One trace per task, from this client's StartWorkflow down; spans go to the custody ledger.
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-cli', env: io.env });
@@ -165,6 +165,10 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       // A worker that cannot start must fail the run before the task exists, not leave it waiting.
       const ready = worker === undefined ? undefined : await worker;
       if (ready !== undefined) markPhase('run: worker created', io.env);
+      // A long task's earlier steps and claim-checked outputs come back from where the workers
+      // keep blobs: the shared database when WARDEN_DATABASE_URL is set, else the shared folder.
+      // Opened before the task starts, so a database that cannot be reached fails the run early.
+      deploymentBlobs = await openDeploymentBlobStore(io.env, stateDir);
       const handle = await startAgentTask(client, task, {
         taskQueue,
         ...(args.values['workflow-id'] === undefined ? {} : { workflowId: args.values['workflow-id'] }),
@@ -199,9 +203,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         }
       };
       const following = new AbortController();
-      // A long task's earlier steps and claim-checked outputs come back from the shared blob store.
-      const blobs = openBlobStore(sharedDirOf(io.env, stateDir));
-      const follow = followAgentTask(handle, onProgress, { signal: following.signal, blobs });
+      const follow = followAgentTask(handle, onProgress, { signal: following.signal, blobs: deploymentBlobs.blobs });
       const stopWatching = useWorker ? async () => undefined : watchForWorker(client, taskQueue, log);
       let outcome: TaskResult | 'abandoned';
       try {
@@ -232,6 +234,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       }
       return result.status === 'completed' ? EXIT.ok : EXIT.failed;
     } finally {
+      await deploymentBlobs?.close().catch(() => undefined);
       await connection.close();
     }
   } catch (error) {

@@ -7,8 +7,7 @@
 import { parseCommandArgs } from '../parse-command-args';
 import { readTaskRecords } from '../../custody/process-ledger';
 import { assembleTaskResult } from '../../client/assemble-task-result';
-import { openBlobStore } from '../../dataplane/blob-store';
-import { sharedDirOf } from '../../dataplane/shared-storage';
+import { openDeploymentBlobStore } from '../../dataplane/open-deployment-blob-store';
 import { buildTaskTimeline, formatTaskTimeline } from '../../custody/task-timeline';
 import { WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
@@ -41,10 +40,16 @@ async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<
     const handle = connected.client.workflow.getHandle(workflowId);
     const description = await handle.describe();
     if (description.status.name === 'COMPLETED' || description.status.name === 'FAILED') {
-      // A long task's earlier runs are archived in the shared blob store: put them back.
-      const blobs = openBlobStore(sharedDirOf(env, stateDirOf(env)));
+      // A long task's earlier runs are archived where the workers keep blobs (the shared database
+      // when WARDEN_DATABASE_URL is set, else the shared folder): put them back.
       const result = await agentTaskResult(handle);
-      return await assembleTaskResult(result, blobs, { resolveClaimChecks: false }).catch(() => result);
+      const deployment = await openDeploymentBlobStore(env, stateDirOf(env)).catch(() => undefined);
+      if (deployment === undefined) return result;
+      try {
+        return await assembleTaskResult(result, deployment.blobs, { resolveClaimChecks: false }).catch(() => result);
+      } finally {
+        await deployment.close();
+      }
     }
     if (description.status.name === 'RUNNING') {
       // A deadline on the call itself, not a race: the connection closes below only once it ended.

@@ -63,7 +63,7 @@ describe('loadTaskFile', () => {
 
   const cases: { name: string; text: string; path: string; message: RegExp }[] = [
     { name: 'missing user', text: valid.replace('user: alice\n', ''), path: 'user', message: /required field is missing \(expected string\)/ },
-    { name: 'wrong type', text: `${valid}limits:\n  maxSteps: ten\n`, path: 'limits.maxSteps', message: /expected number/ },
+    { name: 'wrong type', text: `${valid}limits:\n  maxSteps: ten\n`, path: 'limits.maxSteps', message: /must be a whole number \(steps\)/ },
     { name: 'unknown field', text: `${valid}colour: blue\n`, path: '', message: /unknown field "colour"/ },
     { name: 'bad duration', text: `${valid}limits:\n  deadline: soon\n`, path: 'limits.deadline', message: /duration such as/ },
     { name: 'unknown driver', text: valid.replace('driver: scripted', 'driver: telepathy'), path: 'agent.model.driver', message: /scripted|openai-compatible/ },
