@@ -29,6 +29,26 @@ import type { ActivityDeps } from './index';
 /** Largest model turn (after claim checks) that goes into history. */
 export const MODEL_TURN_MAX_BYTES = 256 * 1024;
 
+/**
+ * The one cap on a model turn before it goes into history (both loops call it): a turn of more
+ * than `limit` bytes (its JSON, UTF-8) is refused, so Temporal never sees a result over its 2 MiB
+ * payload limit (which it reports as `Complete result exceeds size limit`, naming nothing).
+ * The data flow passes `MODEL_TURN_MAX_BYTES` (its turns are claim-checked first); the original
+ * loop, whose turns go into history as the model sent them, `PAYLOAD_BUDGET_BYTES`.
+ *
+ * @param turn the turn as it would be recorded
+ * @param index 0-based index of the turn (named in the message)
+ * @throws ModelError ERR_PAYLOAD_TOO_LARGE (not retryable), naming the turn, its size and the limit
+ */
+export function refuseOversizedTurn(turn: unknown, index: number, limit: number, measured: string): void {
+  const bytes = jsonBytes(turn);
+  if (bytes > limit) {
+    throw new ModelError('ERR_PAYLOAD_TOO_LARGE', `the model's turn ${index} is ${bytes} bytes ${measured}, more than ${limit}; it is not recorded`, {
+      details: { turn: index, bytes, limit },
+    });
+  }
+}
+
 export interface NextTurnInput {
   workflowId: string;
   task: Task;
@@ -104,12 +124,7 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
       parsed.data.actions.map(async (action) => (action.type === 'tool' ? { ...action, args: (await claimCheckStrings(blobs, action.args)) as Record<string, unknown> } : action)),
     ),
   };
-  const bytes = jsonBytes(turn);
-  if (bytes > MODEL_TURN_MAX_BYTES) {
-    throw new ModelError('ERR_PAYLOAD_TOO_LARGE', `the model's turn ${input.turn} is ${bytes} bytes after claim checks, more than ${MODEL_TURN_MAX_BYTES}; it is not recorded`, {
-      details: { bytes, limit: MODEL_TURN_MAX_BYTES },
-    });
-  }
+  refuseOversizedTurn(turn, input.turn, MODEL_TURN_MAX_BYTES, 'after claim checks');
   return { turn, transcriptRef: ref };
 }
 

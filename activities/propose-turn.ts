@@ -18,7 +18,8 @@ import type { ActivityDeps } from './index';
 import type { Transcript } from '../task/data-flow';
 import { shapeActivitySpan } from './by-reference-span';
 import { taskOf } from './flow-deps';
-import { proposeNextTurn, type ProposedTurn } from './next-turn';
+import { proposeNextTurn, refuseOversizedTurn, type ProposedTurn } from './next-turn';
+import { PAYLOAD_BUDGET_BYTES } from '../task/data-refs';
 import { atActivityBoundary } from './to-application-failure';
 import { annotateActiveSpan, modelResponseAttributes, outcomeOfError, promptAttributes } from '../telemetry/warden-span-attributes';
 import { WARDEN_ATTR } from '../custody/attributes';
@@ -111,6 +112,8 @@ export function createProposeTurn(deps: ActivityDeps): ProposeTurn {
       }
       annotateActiveSpan(modelResponseAttributes(parsed.data));
       for (const action of parsed.data.actions) if (action.type === 'tool') refuseForgedClaimChecks(action.args, `the model's arguments for ${action.tool}`);
+      // This loop records the turn as sent: over Warden's payload budget it is refused here, by name.
+      refuseOversizedTurn(parsed.data, input.turn, PAYLOAD_BUDGET_BYTES, 'as sent');
       // Stored only once the turn is good: the next turn sends the reference and the new steps.
       if (input.stepsByDigest === true && deps.blobs !== undefined) return { ...parsed.data, shown: await storeModelSteps(deps.blobs, input.earlier, input.steps) };
       return parsed.data;

@@ -297,7 +297,7 @@ export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecutio
   if (capabilities.fs !== undefined) {
     // A tree that runs programs has its overlay on a volume of its bound (recovery/overlay-volume.ts).
     const volumeMb = workspaceVolumeMbOf(call.task);
-    capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root, ...(volumeMb === undefined ? {} : { volumeMb }) })).upper;
+    capabilities.fs.overlay = (await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: capabilities.fs.root, ...(volumeMb === undefined ? {} : { volumeMb }), owner: call.rootRunId === undefined ? undefined : { workflowId: call.rootWorkflowId, runId: call.rootRunId } })).upper;
     if (capabilities.fs.write) capabilities.fs.workspaceBytes = workspaceLimitMbOf(call.task) * 1024 * 1024;
     // Every call that may write keeps what it replaces: a call that does not complete is undone (below).
     if (capabilities.fs.write) capabilities.fs.undo = overlayUndoDirOf(deps.stateDir, taskKey, call.callId);

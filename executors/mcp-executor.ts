@@ -78,7 +78,7 @@ export async function startContextOf(deps: McpExecutorDeps, task: Task, rootWork
       throw new McpError('ERR_MCP_UNAVAILABLE', `the workspace ${task.resources.workspace} does not exist`);
     });
     const taskKey = taskKeyOf(rootWorkflowId, rootRunId);
-    await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: root, volumeMb: workspaceLimitMbOf(task) });
+    await openOverlay({ stateDir: deps.stateDir, taskKey, workspace: root, volumeMb: workspaceLimitMbOf(task), owner: rootRunId === undefined ? undefined : { workflowId: rootWorkflowId, runId: rootRunId } });
     // The tree's bound on disk (recovery/overlay-volume.ts): no server runs over an unbounded overlay.
     await assertOverlayBounded(deps.stateDir, taskKey, task, `MCP server ${config.command}`);
     workspace = { root, overlayDir: overlayPathsOf(deps.stateDir, taskKey).dir, ...(deps.protectedSetOf === undefined ? {} : { protected: await deps.protectedSetOf(task) }) };

@@ -138,7 +138,7 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
       throw new ToolError('ERR_PATH_NOT_FOUND', `the workspace ${task.resources.workspace} does not exist`);
     });
     const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
-    await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root, volumeMb: workspaceLimitMbOf(task) });
+    await openOverlay({ stateDir: input.stateDir, taskKey, workspace: root, volumeMb: workspaceLimitMbOf(task), owner: input.rootRunId === undefined ? undefined : { workflowId: input.rootWorkflowId, runId: input.rootRunId } });
     // The tree's bound on disk (recovery/overlay-volume.ts): no program runs over an unbounded overlay.
     await assertOverlayBounded(input.stateDir, taskKey, task, `proc.run ${args.command}`);
     workspace = { mode: 'overlay', root, overlayDir: overlayPathsOf(input.stateDir, taskKey).dir, ...(input.protected === undefined ? {} : { protected: input.protected }) };

@@ -16,6 +16,45 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
+import { ToolError } from '../errors';
+
+/**
+ * The deepest and the longest workspace-relative path Warden walks in an overlay (levels below the
+ * workspace root; bytes of UTF-8). A program may nest folders past Linux's PATH_MAX (4096 bytes)
+ * with relative paths; Warden reads the upper folder by full path (state folder in front), so a
+ * tree past these bounds cannot be measured, undone or committed, and is refused instead
+ * (workspaceWalkError), never skipped.
+ */
+export const WORKSPACE_DEPTH_MAX = 128;
+export const WORKSPACE_PATH_MAX_BYTES = 2048;
+
+/**
+ * Throws ToolError ERR_WORKSPACE_QUOTA when the workspace-relative `relative` is deeper or longer
+ * than Warden walks. Walks call it before opening a folder.
+ */
+export function assertWalkable(relative: string): void {
+  const depth = relative === '' ? 0 : relative.split('/').length;
+  const bytes = Buffer.byteLength(relative, 'utf8');
+  if (depth > WORKSPACE_DEPTH_MAX || bytes > WORKSPACE_PATH_MAX_BYTES) {
+    throw new ToolError(
+      'ERR_WORKSPACE_QUOTA',
+      `the workspace holds a path ${depth} folders and ${bytes} bytes deep (${JSON.stringify(`${relative.slice(0, 120)}...`)}), past the ${WORKSPACE_DEPTH_MAX} folders and ${WORKSPACE_PATH_MAX_BYTES} bytes Warden measures, undoes and commits`,
+      { details: { depth, bytes, depthMax: WORKSPACE_DEPTH_MAX, pathMaxBytes: WORKSPACE_PATH_MAX_BYTES } },
+    );
+  }
+}
+
+/**
+ * The typed failure for a workspace folder a walk cannot read (fails closed: an unread folder
+ * would go unmeasured and uncommitted). Names the workspace-relative path only, never the state
+ * folder the overlay lives in.
+ */
+export function workspaceWalkError(relative: string, error: unknown): ToolError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  return new ToolError('ERR_WORKSPACE_QUOTA', `the workspace folder ${JSON.stringify(relative === '' ? '.' : relative)} cannot be read (${code}), so the workspace cannot be measured or committed`, {
+    details: { path: relative === '' ? '.' : relative, cause: code },
+  });
+}
 
 /** The xattr names the kernel uses for opaque folders (mounted by root / in a user namespace). */
 export const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'] as const;
@@ -100,16 +139,21 @@ export interface UpperLayer {
   other: { path: string; kind: 'symlink' | 'special' }[];
 }
 
-/** Reads an upper layer without following links. A missing folder is an empty layer. */
+/**
+ * Reads an upper layer without following links. A missing folder is an empty layer. Throws
+ * ToolError ERR_WORKSPACE_QUOTA for a tree past WORKSPACE_DEPTH_MAX / WORKSPACE_PATH_MAX_BYTES or
+ * a folder that cannot be read.
+ */
 export function readUpperLayer(upperRoot: string): UpperLayer {
   const layer: UpperLayer = { files: [], deleted: [], opaque: [], other: [] };
   const visit = (folder: string, relative: string) => {
+    assertWalkable(relative);
     let entries: fs.Dirent[];
     try {
       entries = fs.readdirSync(folder, { withFileTypes: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' && relative === '') return;
-      throw error;
+      throw workspaceWalkError(relative, error);
     }
     for (const entry of entries) {
       const absolute = path.join(folder, entry.name);

@@ -34,6 +34,7 @@ import { dirname, join } from 'node:path';
 import { ToolError } from '../errors';
 import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
 import { assertTaskKey, overlayPathsOf } from './recovery-paths';
+import { assertWalkable, workspaceWalkError } from './overlay-layer';
 
 /** Default bound on a task tree's overlay, MiB (`limits.workspaceMb`). */
 export const DEFAULT_WORKSPACE_MB = PROCESS_LIMIT_DEFAULTS.workspaceMb;
@@ -240,6 +241,8 @@ export async function releaseOverlayVolume(stateDir: string, taskKey: string): P
   if (isMountPoint(dir)) await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
   fs.rmSync(overlayVolumeImageOf(stateDir, taskKey), { force: true });
   fs.rmSync(movedAsideOf(stateDir, taskKey), { recursive: true, force: true });
+  // The owner record the worker's sweep reads (recovery/volume-sweep.ts).
+  fs.rmSync(`${overlayVolumeImageOf(stateDir, taskKey).slice(0, -'.ext4'.length)}.owner.json`, { force: true });
 }
 
 /** How the overlay of `taskKey` is bounded now, with its use (statfs). */
@@ -364,22 +367,28 @@ export function assertWorkspaceFilesWithin(stateDir: string, taskKey: string, ta
   }
 }
 
-/** The sizes of the regular files under `folder`, summed (symbolic links not followed; a missing folder is 0). */
+/**
+ * The sizes of the regular files under `folder`, summed (symbolic links not followed; a missing
+ * folder is 0). Throws ToolError ERR_WORKSPACE_QUOTA for a tree deeper or longer than Warden walks
+ * or a folder it cannot read (recovery/overlay-layer.ts, assertWalkable): nothing is skipped.
+ */
 export function apparentBytesOf(folder: string): number {
   let total = 0;
-  const pending = [folder];
+  const pending = [''];
   while (pending.length > 0) {
-    const current = pending.pop()!;
+    const relative = pending.pop()!;
+    assertWalkable(relative);
     let entries: fs.Dirent[];
     try {
-      entries = fs.readdirSync(current, { withFileTypes: true });
-    } catch {
-      continue;
+      entries = fs.readdirSync(join(folder, relative), { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && relative === '') return 0;
+      throw workspaceWalkError(relative, error);
     }
     for (const entry of entries) {
-      const full = join(current, entry.name);
-      if (entry.isDirectory()) pending.push(full);
-      else if (entry.isFile()) total += fs.lstatSync(full).size;
+      const child = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (entry.isDirectory()) pending.push(child);
+      else if (entry.isFile()) total += fs.lstatSync(join(folder, child)).size;
     }
   }
   return total;

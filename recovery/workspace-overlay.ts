@@ -41,6 +41,7 @@ import { BARE_REPOSITORY_CONFIG, hostCodeAllowed, hostCodeReasonOf } from './hos
 import { heldDirOf } from './recovery-paths';
 import { apparentBytesOf, attachOverlayVolume, ensureOverlayVolume, releaseOverlayVolume } from './overlay-volume';
 import { walkFiles } from './walk-files';
+import { recordVolumeOwner, type VolumeOwner } from './volume-sweep';
 import { createProtectedGuard, type ProtectedSet } from '../sandbox/capabilities/protected-guard';
 import { rollbackTask } from './workspace-rollback';
 
@@ -66,10 +67,13 @@ export interface OpenedOverlay extends OverlayPaths {
  * into the fs grant's `overlay`. Idempotent; refuses (ERR_OVERLAY_INVALID) an existing overlay
  * of the same key on another workspace. With `volumeMb` the overlay folder is a volume of that
  * many MiB (recovery/overlay-volume.ts: the tree's bound on disk); an existing volume is mounted
- * again whatever the caller asks.
+ * again whatever the caller asks; `owner` (the tree's root workflow id and first run id) is
+ * recorded beside a volume so it is released once that tree is closed (recovery/volume-sweep.ts).
  */
-export async function openOverlay(options: { stateDir: string; taskKey: string; workspace: string; now?: () => Date; volumeMb?: number }): Promise<OpenedOverlay> {
+export async function openOverlay(options: { stateDir: string; taskKey: string; workspace: string; now?: () => Date; volumeMb?: number; owner?: VolumeOwner | undefined }): Promise<OpenedOverlay> {
   const paths = overlayPathsOf(options.stateDir, options.taskKey);
+  // Who owns a new volume, so a worker's sweep can release it once that tree is closed (volume-sweep.ts).
+  if (options.volumeMb !== undefined && options.owner !== undefined) recordVolumeOwner(options.stateDir, options.owner);
   if (options.volumeMb === undefined) await attachOverlayVolume(options.stateDir, options.taskKey);
   else await ensureOverlayVolume(options.stateDir, options.taskKey, options.volumeMb);
   const workspace = realRootOf(options.workspace);

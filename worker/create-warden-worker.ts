@@ -42,6 +42,7 @@ import { openDataPlaneServices, type DataPlaneServices } from '../dataplane/data
 import { checkSharedStorage, checkTaskQueueName, checkWorkerId } from '../dataplane/shared-storage';
 import { acquireWorkerLease, type WorkerLease } from '../dataplane/worker-lease';
 import { connectWorkerConnection } from '../temporal/connect';
+import { describeNewestRunVia, sweepClosedVolumes, VOLUME_SWEEP_INTERVAL_MS } from '../recovery/volume-sweep';
 import type { TemporalConfig } from '../temporal/temporal-config';
 import { markPhase, timedPhase } from '../cli/phase-timing';
 
@@ -359,6 +360,12 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
             }
           };
           const runs = workers.map((w) => w.run().finally(stopAll));
+          // Volumes of trees closed without their saga (terminated, timed out): at start and every few minutes.
+          const sweep = () => void sweepClosedVolumes(stateDir, describeNewestRunVia(connection.workflowService, namespace)).catch(() => undefined);
+          sweep();
+          const sweeping = setInterval(sweep, VOLUME_SWEEP_INTERVAL_MS);
+          sweeping.unref();
+          void Promise.allSettled(runs).then(() => clearInterval(sweeping));
           // Another state folder took this id (this worker stalled past its lease): stop polling
           // its data-plane queue rather than share it.
           let leaseLost: unknown;

@@ -147,7 +147,7 @@ describe('50 outputs of 900 KB on the original loop', () => {
     const workspace = await mkdtemp(path.join(tmpdir(), 'warden-too-large-'));
     model.enqueue(
       toolCallsReply([toolCall('fs__write', { path: 'first.txt', content: 'written before the large call' })]),
-      // 1.7 MB of arguments: over Warden's budget, under Temporal's 2 MiB (so the turn itself is recorded).
+      // 1.7 MB of arguments: over Warden's budget, under Temporal's 2 MiB (proposeTurn refuses the turn, naming it).
       toolCallsReply([toolCall('big', { n: 1, pad: 'y'.repeat(1_700_000) })]),
       toolCallsReply([toolCall('final_answer', { answer: 'never reached' })]),
     );
