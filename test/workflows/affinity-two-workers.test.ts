@@ -16,7 +16,6 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../cli/commands/audit';
@@ -26,6 +25,7 @@ import { parseTask } from '../../task/load-task-file';
 import type { StepRecord, TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
 import { stopChildren } from '../support/child-output';
+import { insert, makeLedgerWorkspace, write, type LedgerWorkspace } from '../support/ledger-workspace';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { replayAllRuns } from '../support/replay-runs';
 import { waitForTaskState } from '../support/task-kit';
@@ -76,35 +76,11 @@ async function startWorker(name: string): Promise<void> {
   });
 }
 
-interface Fixture {
-  dir: string;
-  workspace: string;
-  dbFile: string;
-  rows: () => string[];
-}
+type Fixture = LedgerWorkspace;
 
 function fixture(name: string): Fixture {
-  const dir = tempDir(`warden-affinity-${name}-`);
-  const workspace = join(dir, 'ws');
-  mkdirSync(workspace);
-  mkdirSync(join(dir, 'db'));
-  const dbFile = join(dir, 'db', 'ledger.db');
-  const db = new Database(dbFile);
-  db.exec('CREATE TABLE entries (id INTEGER PRIMARY KEY, task TEXT NOT NULL)');
-  db.close();
-  const rows = () => {
-    const d = new Database(dbFile, { readonly: true });
-    try {
-      return (d.prepare('SELECT task FROM entries ORDER BY id').all() as { task: string }[]).map((r) => r.task);
-    } finally {
-      d.close();
-    }
-  };
-  return { dir, workspace, dbFile, rows };
+  return makeLedgerWorkspace(tempDir(`warden-affinity-${name}-`));
 }
-
-const insert = (row: string) => ({ tool: 'sql.exec', args: { database: 'ledger', sql: 'INSERT INTO entries (task) VALUES (?)', params: [row] } });
-const write = (path: string, content: string) => ({ tool: 'fs.write', args: { path, content } });
 
 /** The files and rows task `i` must leave: every third has a sub-agent (which writes kid.txt and a row). */
 function expectedOf(i: number): { files: Record<string, string>; rows: string[] } {
