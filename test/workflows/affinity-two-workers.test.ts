@@ -25,6 +25,7 @@ import { parseTask } from '../../task/load-task-file';
 import type { StepRecord, TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
 import { stopChildren } from '../support/child-output';
+import { activitiesOf as activitiesOfWorkflow, type ActivityRun } from '../attacks/fixtures/two-worker-kit';
 import { insert, makeLedgerWorkspace, write, type LedgerWorkspace } from '../support/ledger-workspace';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { replayAllRuns } from '../support/replay-runs';
@@ -139,25 +140,8 @@ function mcpTaskDocument(f: Fixture) {
   };
 }
 
-interface ActivityRun {
-  type: string;
-  identity: string;
-  queue: string;
-}
-
-/** Each activity of a workflow: its type, the queue it was scheduled on and the worker that started it. */
-async function activitiesOf(workflowId: string): Promise<ActivityRun[]> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const scheduled = new Map<string, { type: string; queue: string }>();
-  const out: ActivityRun[] = [];
-  for (const event of history.events ?? []) {
-    const s = event.activityTaskScheduledEventAttributes;
-    if (s != null) scheduled.set(String(event.eventId), { type: s.activityType?.name ?? '', queue: s.taskQueue?.name ?? '' });
-    const started = event.activityTaskStartedEventAttributes;
-    if (started != null) out.push({ ...scheduled.get(String(started.scheduledEventId))!, identity: started.identity ?? '' });
-  }
-  return out;
-}
+/** Each activity of a workflow (the attack kit's reader): its type, queue and the worker that started it. */
+const activitiesOf = (workflowId: string): Promise<ActivityRun[]> => activitiesOfWorkflow(client, workflowId);
 
 /** The activities of a task tree (the root and every sub-agent). */
 async function treeActivities(result: TaskResult): Promise<ActivityRun[]> {
