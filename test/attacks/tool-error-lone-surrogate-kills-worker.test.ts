@@ -8,10 +8,10 @@
  * and the worker stops ("Worker failed"). Every task on that worker stops with it (a standalone
  * `warden worker` serves many), and the failed call is never reported to Temporal.
  *
- * Safe behaviour: the step fails ERR_TOOL_THREW with the message made well-formed (U+FFFD), the
- * task goes on to its next step, and the worker keeps running.
- * Suggested fix: mend every string Warden hands Temporal in a failure (message, stack, causes,
- * details' strings) in one activity inbound interceptor, not per tool kind.
+ * Fixed: the step fails ERR_TOOL_THREW with the message made well-formed (U+FFFD), the task goes
+ * on to its next step, and the worker keeps running: one activity inbound interceptor, outermost
+ * on both task queues, mends every failure's message, stack and name and its causes'
+ * (worker/well-formed-failure.ts), whatever kind of tool or activity raised it.
  */
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
-import type { TaskResult } from '../../../task/task-run';
-import { testTemporalAddress } from '../../support/temporal';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import type { TaskResult } from '../../task/task-run';
+import { testTemporalAddress } from '../support/temporal';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 const BIN = join(REPO_ROOT, 'bin/warden.js');
 
