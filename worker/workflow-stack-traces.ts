@@ -23,6 +23,7 @@
  * get the same limit.
  */
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ConfigError } from '../errors';
 
 export const WORKFLOW_STACK_TRACES_ENV = 'WARDEN_WORKFLOW_STACK_TRACES';
@@ -41,19 +42,19 @@ export function workflowStackTracesOf(env: NodeJS.ProcessEnv): WorkflowStackTrac
   throw new ConfigError('ERR_CONFIG_INVALID', `${WORKFLOW_STACK_TRACES_ENV} must be "on" or "off", not ${JSON.stringify(raw)}`);
 }
 
-/** V8's limit in the main realm at start-up (10, or `--stack-trace-limit` given to node), restored after an `off` creation. */
-const STARTUP_LIMIT = typeof Error.stackTraceLimit === 'number' ? Error.stackTraceLimit : 10;
-
 /**
  * Runs `create` (which must create the workflow threads and their contexts before it resolves, as
  * `Worker.create` does) with workflow stack traces as `setting` says; `on` changes nothing.
  */
 export async function withWorkflowStackTraces<T>(setting: WorkflowStackTraces, create: () => Promise<T>): Promise<T> {
   if (setting === 'on') return create();
+  // What new contexts get now (V8's 10, or node's --stack-trace-limit): a fresh context tells,
+  // whatever this realm's own Error.stackTraceLimit was set to since.
+  const before = runInNewContext('Error.stackTraceLimit') as unknown;
   setFlagsFromString('--stack-trace-limit=0');
   try {
     return await create();
   } finally {
-    setFlagsFromString(`--stack-trace-limit=${STARTUP_LIMIT}`);
+    setFlagsFromString(`--stack-trace-limit=${typeof before === 'number' && Number.isInteger(before) && before >= 0 ? before : 10}`);
   }
 }

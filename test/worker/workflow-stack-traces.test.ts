@@ -7,7 +7,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runInContext, createContext } from 'node:vm';
+import { runInContext, createContext, runInNewContext } from 'node:vm';
 import { Worker as ThreadWorker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -58,18 +58,35 @@ function threadLimits(): Promise<[number, number]> {
   });
 }
 
+/** What a context created now gets (V8's flag), whatever this realm's own limit is. */
+const freshLimit = () => runInNewContext('Error.stackTraceLimit') as number;
+
 describe('withWorkflowStackTraces', () => {
   it('off: threads and contexts created inside get no stack frames; after it, new ones get the usual limit again', async () => {
-    const usual = Error.stackTraceLimit;
+    const usual = freshLimit();
+    expect(usual).toBeGreaterThan(0);
+    const own = Error.stackTraceLimit;
     expect(await withWorkflowStackTraces('off', threadLimits)).toEqual([0, 0]);
     expect(await withWorkflowStackTraces('off', async () => runInContext('Error.stackTraceLimit', createContext({})) as number)).toBe(0);
     expect(await threadLimits()).toEqual([usual, usual]);
     expect(runInContext('Error.stackTraceLimit', createContext({}))).toBe(usual);
-    expect(Error.stackTraceLimit).toBe(usual);
+    expect(Error.stackTraceLimit).toBe(own);
+  });
+
+  it('restores the flag, not this realm\'s own limit, when the two differ', async () => {
+    const usual = freshLimit();
+    const own = Error.stackTraceLimit;
+    Error.stackTraceLimit = usual + 7;
+    try {
+      await withWorkflowStackTraces('off', async () => undefined);
+      expect(freshLimit()).toBe(usual);
+    } finally {
+      Error.stackTraceLimit = own;
+    }
   });
 
   it('on changes nothing; a failed creation still restores the limit', async () => {
-    const usual = Error.stackTraceLimit;
+    const usual = freshLimit();
     expect(await withWorkflowStackTraces('on', threadLimits)).toEqual([usual, usual]);
     await expect(withWorkflowStackTraces('off', async () => Promise.reject(new Error('no worker')))).rejects.toThrow('no worker');
     expect(await threadLimits()).toEqual([usual, usual]);
