@@ -42,19 +42,29 @@ export function workflowStackTracesOf(env: NodeJS.ProcessEnv): WorkflowStackTrac
   throw new ConfigError('ERR_CONFIG_INVALID', `${WORKFLOW_STACK_TRACES_ENV} must be "on" or "off", not ${JSON.stringify(raw)}`);
 }
 
+/** `off` creations under way, and the limit to put back when the last one ends. */
+let offCreations = 0;
+let limitBefore = 10;
+
 /**
  * Runs `create` (which must create the workflow threads and their contexts before it resolves, as
  * `Worker.create` does) with workflow stack traces as `setting` says; `on` changes nothing.
  */
 export async function withWorkflowStackTraces<T>(setting: WorkflowStackTraces, create: () => Promise<T>): Promise<T> {
   if (setting === 'on') return create();
-  // What new contexts get now (V8's 10, or node's --stack-trace-limit): a fresh context tells,
-  // whatever this realm's own Error.stackTraceLimit was set to since.
-  const before = runInNewContext('Error.stackTraceLimit') as unknown;
-  setFlagsFromString('--stack-trace-limit=0');
+  if (offCreations === 0) {
+    // What new contexts get now (V8's 10, or node's --stack-trace-limit): a fresh context tells,
+    // whatever this realm's own Error.stackTraceLimit was set to since.
+    const before = runInNewContext('Error.stackTraceLimit') as unknown;
+    limitBefore = typeof before === 'number' && Number.isInteger(before) && before >= 0 ? before : 10;
+    setFlagsFromString('--stack-trace-limit=0');
+  }
+  offCreations += 1;
   try {
     return await create();
   } finally {
-    setFlagsFromString(`--stack-trace-limit=${typeof before === 'number' && Number.isInteger(before) && before >= 0 ? before : 10}`);
+    // Overlapping `off` creations: the last one to end restores what was there before the first.
+    offCreations -= 1;
+    if (offCreations === 0) setFlagsFromString(`--stack-trace-limit=${limitBefore}`);
   }
 }

@@ -85,6 +85,18 @@ describe('withWorkflowStackTraces', () => {
     }
   });
 
+  it('overlapping off creations: contexts stay limitless until the last ends, which restores the limit from before the first', async () => {
+    const usual = freshLimit();
+    let endFirst!: () => void;
+    const first = withWorkflowStackTraces('off', () => new Promise<void>((resolve) => (endFirst = resolve)));
+    await withWorkflowStackTraces('off', async () => {
+      endFirst();
+      await first;
+      expect(freshLimit()).toBe(0);
+    });
+    expect(freshLimit()).toBe(usual);
+  });
+
   it('on changes nothing; a failed creation still restores the limit', async () => {
     const usual = freshLimit();
     expect(await withWorkflowStackTraces('on', threadLimits)).toEqual([usual, usual]);
