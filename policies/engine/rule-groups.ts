@@ -486,6 +486,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
   });
 
   let epoch = 0;
+  const scratch: MatchedRule[] = [];
   /** A matched rule's entry with its own reason. */
   const entry = (position: number, reason: string): MatchedRule => ({
     id: ids[position] as string,
@@ -500,7 +501,9 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
       // Decisions never interleave (decide is synchronous), so one counter marks what this one evaluated.
       epoch = epoch >= 0x3fffffff ? 1 : epoch + 1;
       if (epoch === 1) for (const g of groups) g.epoch = g.closedEpoch = 0;
-      const out: MatchedRule[] = [];
+      // Built in one array kept by the engine (decisions never interleave), then copied out at its exact size.
+      const out = scratch;
+      let n = 0;
       const { request, m } = context;
       const signature = m.signature;
       let answers: Int8Array | undefined;
@@ -531,30 +534,30 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
             }
             // evaluate-rule.ts `toolCheck`: "allow only" matches what its scope does not cover; the others `covers` the call (network writes: the method too).
             if (only ? answer === 2 : answer === 1 || (scope.networkWrite && !(m.networkWrite ?? !m.pending.has('method')))) continue;
-            out.push(plain[position] as MatchedRule);
+            out[n++] = plain[position] as MatchedRule;
             continue;
           }
           const detail = (group.member as NonNullable<Group['member']>)(group, position, context);
           if (detail === undefined) continue;
-          out.push(detail === '' ? (plain[position] as MatchedRule) : entry(position, (head[position] as string) + detail));
+          out[n++] = detail === '' ? (plain[position] as MatchedRule) : entry(position, (head[position] as string) + detail);
           continue;
         }
         if (mode === ABOVE ? !(group.quantity > (threshold[position] as number)) : mode === AT_LEAST ? !(group.quantity >= (threshold[position] as number)) : false) continue;
         if (!group.withTail && group.detail === '') {
-          out.push(plain[position] as MatchedRule);
+          out[n++] = plain[position] as MatchedRule;
           continue;
         }
         if (group.withTail) {
-          out.push(entry(position, (head[position] as string) + group.detail + (tail[position] as string)));
+          out[n++] = entry(position, (head[position] as string) + group.detail + (tail[position] as string));
           continue;
         }
         if (group.closedEpoch !== epoch) {
           group.closed = `${group.detail})`;
           group.closedEpoch = epoch;
         }
-        out.push(entry(position, (head[position] as string) + group.closed));
+        out[n++] = entry(position, (head[position] as string) + group.closed);
       }
-      return out;
+      return out.slice(0, n);
     },
   };
 }
