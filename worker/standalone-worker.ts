@@ -121,8 +121,8 @@ export interface StandaloneWorkerRegistration {
 }
 
 /**
- * Creates this process's record in `<stateDir>/standalone-workers/` (0700), exclusively (O_EXCL,
- * never following a link) and mode 0600, with a fresh 128-bit nonce. Records of workers that no
+ * Creates this process's record in `<stateDir>/standalone-workers/` (0700), exclusively (O_EXCL
+ * and never following a link, then linked into place whole) and mode 0600, with a fresh 128-bit nonce. Records of workers that no
  * longer run (pid gone or reused: start time differs) are removed on the way.
  * @throws Error when the folder cannot be made private or the record cannot be created.
  */
@@ -138,12 +138,20 @@ export function writeStandaloneWorkerRecord(stateDir: string): StandaloneWorkerR
   const nonce = randomBytes(16).toString('hex');
   const record: StandaloneWorkerRecord = { pid: process.pid, startTime, nonce };
   const file = join(dir, `${nonce}.json`);
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  // Written under a temporary name, then linked into place (link refuses an existing name): a
+  // record is complete whenever it exists, so another worker's sweep never takes it for garbage.
+  const tmp = join(dir, `${nonce}.tmp`);
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
   try {
-    fs.fchmodSync(fd, 0o600);
-    fs.writeFileSync(fd, `${JSON.stringify(record)}\n`);
+    try {
+      fs.fchmodSync(fd, 0o600);
+      fs.writeFileSync(fd, `${JSON.stringify(record)}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.linkSync(tmp, file);
   } finally {
-    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
   }
   let removed = false;
   return {

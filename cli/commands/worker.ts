@@ -45,7 +45,8 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     try {
       record = writeStandaloneWorkerRecord(stateDir);
     } catch (error) {
-      throw new WardenError('ERR_CONFIG_INVALID', `${(error as Error).message}`, { cause: error });
+      const message = (error as Error).message;
+      throw new WardenError('ERR_CONFIG_INVALID', message.startsWith('cannot record') ? message : `cannot record the standalone worker in ${stateDir}/standalone-workers: ${message}`, { cause: error });
     }
     const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, identity: standaloneWorkerIdentity(stateDir, record.nonce), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
     const stop = () => worker.worker.shutdown();

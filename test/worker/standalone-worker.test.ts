@@ -11,7 +11,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -219,6 +219,7 @@ describe('the worker record', () => {
     expect(statSync(s.file).mode & 0o777).toBe(0o600);
     expect(statSync(join(s.stateDir, STANDALONE_RECORDS_DIR)).mode & 0o777).toBe(0o700);
     expect(JSON.parse(readFileSync(s.file, 'utf8'))).toEqual({ pid: process.pid, startTime: processStartTime(process.pid), nonce: s.nonce });
+    expect(readdirSync(join(s.stateDir, STANDALONE_RECORDS_DIR)).filter((name) => !name.endsWith('.json'))).toEqual([]);
     const again = writeStandaloneWorkerRecord(s.stateDir);
     expect(again.nonce).not.toBe(s.nonce);
     again.remove();
