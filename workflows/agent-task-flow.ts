@@ -144,7 +144,15 @@ async function begin(run: AgentRun): Promise<void> {
   const { deadline } = run;
   // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
-    placing(run, true, placeSummary(run)).placeTask({ ...treeOf(run), workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
+    placing(run, true, placeSummary(run)).placeTask({
+      ...treeOf(run),
+      workflowId: run.workflowId,
+      task: run.task,
+      deadlineAt: deadline.deadlineAt,
+      firstTurn: true,
+      // The first action's policy decision comes back with the turn (guard-action.ts uses it when its inputs match).
+      ...(run.patches.policyPrecheck ? { policyPrecheck: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), state: run.policyState } } : {}),
+    }),
   );
   flow.placement = placed.placement;
   flow.taskRef = placed.taskRef;
