@@ -130,9 +130,10 @@ export interface CountedCall {
 }
 
 /**
- * The policy state after a tool step that completed: its capability calls counted (user tools
- * only), then the step itself with its measured effect. The workflow counts a step with this
- * (workflows/tool-step.ts) and the activity that decides ahead counts it the same way.
+ * The policy state after a tool step that completed, counted as the workflow counts it
+ * (workflows/tool-step.ts `runToolStep`): its capability calls (user tools only), then the step
+ * itself with its measured effect. Used by the activity that decides ahead; should the two ever
+ * count differently, the digests differ and the workflow asks on its own.
  */
 export function stateAfterCall(state: PolicyState, request: PolicyRequest, call: CountedCall, options: { countEffects: boolean; retainMs: number }): PolicyState {
   let next = state;

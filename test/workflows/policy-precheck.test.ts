@@ -21,12 +21,14 @@ import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
+import { WARDEN_ATTR } from '../../custody/attributes';
+import { LedgerReader } from '../../custody/ledger-reader';
 import { parseTask } from '../../task/load-task-file';
 import type { StepRecord, TaskResult } from '../../task/task-run';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { historiesOfRuns } from '../support/replay-runs';
 import { makeNotesWorkspace } from '../support/task-kit';
-import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** How the probe treats a workflow's activities. */
 type Mode = 'as-is' | 'strip' | 'digest' | 'clock' | 'seed' | 'state' | 'no-digest';
@@ -148,6 +150,20 @@ async function run(t: ReturnType<typeof task>, mode: Mode): Promise<{ workflowId
   return { workflowId, result: await followAgentTask(handle) };
 }
 
+/** The `check_policy` spans custody holds for a workflow: made ahead or not, and their verdicts. */
+function policySpans(workflowId: string): { ahead: boolean; decision: unknown }[] {
+  const reader = LedgerReader.open({ stateDir: TEST_STATE_DIR });
+  try {
+    return reader
+      .records(workflowId)
+      .map((r) => r.body as { name?: string; attributes?: Record<string, unknown> })
+      .filter((b) => (b.name ?? '').startsWith('check_policy '))
+      .map((b) => ({ ahead: b.attributes?.[WARDEN_ATTR.policyAhead] === true, decision: b.attributes?.[WARDEN_ATTR.policyDecision] }));
+  } finally {
+    reader.close();
+  }
+}
+
 async function replayFailures(workflowId: string): Promise<string[]> {
   const runs = await historiesOfRuns(env.client, workflowId);
   const histories = (async function* () {
@@ -178,6 +194,14 @@ describe('decided ahead, decided alike', () => {
     } else expect(local).toBe(c.local);
     expect(await replayFailures(folded.workflowId)).toEqual([]);
     expect(await replayFailures(asked.workflowId)).toEqual([]);
+    // Custody records every decision: made ahead (marked) or by the local activity, with its verdict.
+    if (env.telemetry !== undefined) {
+      await env.telemetry.forceFlush();
+      const checks = policySpans(folded.workflowId);
+      expect(checks.filter((c) => c.ahead).length).toBeGreaterThanOrEqual(steps - local);
+      expect(checks.filter((c) => !c.ahead).length).toBe(local);
+      for (const decision of c.policies) expect(checks.map((x) => x.decision)).toContain(decision);
+    }
   });
 });
 
