@@ -160,7 +160,8 @@ export class TaskFlow {
 
   /** The digest of `task`'s JSON (policies/policy-precheck.ts), computed once per run for the task object it holds. */
   taskDigest(task: unknown): string {
-    if (this.digestedTask?.task === task) return this.digestedTask.digest;
+    const known = this.digestedTask;
+    if (known !== undefined && known.task === task) return known.digest;
     const digest = taskDigestOf(task);
     this.digestedTask = { task, digest };
     return digest;

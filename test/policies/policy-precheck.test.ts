@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decidePolicyCheck, type CheckPolicyInput } from '../../activities/check-policy';
+import type { ActivityDeps } from '../../activities/index';
 import { clockReadingOf, precheckPolicy } from '../../activities/precheck-policy';
 import { emptyPolicyState, type PolicyState } from '../../policies/engine/policy-state';
 import { policyInputDigest, precheckHolds, taskDigestOf, validityOf } from '../../policies/policy-precheck';
@@ -18,6 +19,8 @@ import { parseTask } from '../../task/load-task-file';
 import { REPO_ROOT } from '../support/warden-test-env';
 
 const MINUTE = 60_000;
+/** A check without a data plane or sandbox: it reads what its input gives (no transcript, no blobs). */
+const noDeps = {} as ActivityDeps;
 const workspace = mkdtempSync(join(tmpdir(), 'warden-ahead-'));
 
 function task(policies: string[]) {
@@ -57,7 +60,7 @@ async function acrossTimes(policies: string[], state: PolicyState, atMs: number,
   Date.now = () => atMs;
   let ahead;
   try {
-    ahead = await precheckPolicy({}, { workflowId: 'wf-ahead', task: t, taskRef: `ref-${policies.join('|')}`, action: write, transcriptRef: null, place: { depth: 0, chain: [] }, state });
+    ahead = await precheckPolicy(noDeps, { workflowId: 'wf-ahead', task: t, taskRef: `ref-${policies.join('|')}`, action: write, transcriptRef: null, place: { depth: 0, chain: [] }, state });
   } finally {
     Date.now = realNow;
   }
@@ -66,7 +69,7 @@ async function acrossTimes(policies: string[], state: PolicyState, atMs: number,
   for (const tW of times) {
     const input = checkInput(t, state, tW);
     const digest = policyInputDigest({ ...input, taskDigest: taskDigestOf(t) });
-    const own = await decidePolicyCheck({}, input);
+    const own = await decidePolicyCheck(noDeps, input);
     rows.push({ tW, accepted: precheckHolds(ahead.precheck, digest, tW), own: own.decision.decision });
   }
   return { ahead: ahead.decision.decision, precheck: ahead.precheck, rows };
