@@ -69,6 +69,8 @@ export function taskDigestOf(task: unknown): string {
 /**
  * Hex SHA-256 of a check's inputs but the clock. JSON with members sorted (recovery/call-key.ts
  * `stableJson`): equal for two inputs exactly when the check's activity would get equal JSON.
+ * Replay computes it again on recorded results: what it covers and how (`v: 1`, `stableJson`,
+ * `taskDigestOf`) must not change under `warden-policy-precheck`; a change needs a patch of its own.
  */
 export function policyInputDigest(inputs: PolicyInputs): string {
   return sha256Hex(
