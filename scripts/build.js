@@ -51,6 +51,22 @@ function main() {
   }
   log(`copied ${copied} data file(s)`);
 
+  // The bundled packs' Cedar policies, validated now so processes of this build skip validating
+  // them again (policies/engine/prevalidated-policies.ts).
+  const engine = join(OUT, 'policies', 'engine');
+  const { cedar, cedarPolicies, compileRule, WARDEN_CEDAR_SCHEMA } = require(join(engine, 'compile-rule.js'));
+  const { PACKS_DIR, readPacks } = require(join(engine, 'load-pack.js'));
+  const { isResponseRule } = require(join(engine, 'parse-response-rule.js'));
+  const { bundledPackNames, writePrevalidatedPolicies, PREVALIDATED_FILE } = require(join(engine, 'prevalidated-policies.js'));
+  const policies = {};
+  for (const s of readPacks(bundledPackNames(PACKS_DIR))) if (!isResponseRule(s.sentence)) Object.assign(policies, cedarPolicies([compileRule(s.sentence, s.id, s.source, s.enforcement)]));
+  const recorded = writePrevalidatedPolicies(PREVALIDATED_FILE, WARDEN_CEDAR_SCHEMA, policies, (set) => {
+    const answer = cedar.validate({ schema: WARDEN_CEDAR_SCHEMA, policies: { staticPolicies: set }, validationSettings: { mode: 'strict' } });
+    if (answer.type === 'failure') return new Set(Object.keys(set));
+    return new Set(answer.validationErrors.map((e) => e.policyId));
+  });
+  log(`validated ${recorded} Cedar polic${recorded === 1 ? 'y' : 'ies'} of the bundled packs`);
+
   const bundlesStarted = Date.now();
   // The compiled modules build the bundles: the same code a worker from this build runs.
   const { prebuildWorkflowBundles, PREBUILT_BUNDLE_DIR } = require(join(OUT, 'worker', 'workflow-bundle.js'));

@@ -5,7 +5,7 @@
  * connection surfaces as a retryable `ERR_STATE_UNAVAILABLE`, never as an unhandled 'error' event
  * that would kill the worker; BIGINT columns come back as numbers and refuse to round.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { StateStoreError } from '../errors';
 import { toSafeInteger, type SqlDatabase, type SqlExecutor, type SqlParam } from './sql-database';
 
@@ -144,14 +144,16 @@ export function openPostgresDatabase(url: string, options: OpenPostgresDatabaseO
   checkDatabaseUrl(url);
   const description = describeDatabaseUrl(url);
   const max = options.maxConnections ?? (Number(process.env.WARDEN_DATABASE_POOL_MAX) || 10);
-  const pool = new pg.Pool({
+  // Loaded on first use: a process on SQLite (e.g. `warden run` as a client) never pays for `pg`.
+  const { Pool, types } = require('pg') as typeof pg;
+  const pool = new Pool({
     connectionString: url,
     max,
     application_name: options.applicationName ?? 'warden',
     connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
     types: {
       getTypeParser: ((oid: number, format?: string) =>
-        oid === INT8_OID ? (value: string) => toSafeInteger(value, 'bigint') : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === INT8_OID ? (value: string) => toSafeInteger(value, 'bigint') : types.getTypeParser(oid, format as 'text')) as typeof types.getTypeParser,
     },
   });
   // An idle connection dropped by the server must not crash the process: the next query reconnects.

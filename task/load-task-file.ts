@@ -13,7 +13,7 @@ import { parseRule } from '../policies/engine/parse-rule';
 import { isResponseRule, parseResponseRule } from '../policies/engine/parse-response-rule';
 import { effectivePolicyPacks } from '../permissions/task-narrowing';
 import { packEntryOf, resolvePackFolder } from '../policies/engine/load-pack';
-import { loadPolicyEngine } from '../policies/engine/policy-engine';
+import { checkPolicyRules } from '../policies/engine/policy-engine';
 import { loadResponseRules } from '../monitoring/load-response-rules';
 import { compileToolSchema } from '../tools/tool-input-validator';
 import { ungrantedCapabilities } from '../tools/tool-catalog';
@@ -290,7 +290,8 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
   }
   for (const { packs, sentences, at } of engines) {
     try {
-      loadPolicyEngine({ packs, sentences });
+      // What building the engine would throw, without building it (a worker builds it).
+      checkPolicyRules({ packs, sentences });
       // The packs' response rules too (the sentences were read above).
       loadResponseRules({ packs });
     } catch (error) {

@@ -27,13 +27,11 @@
  */
 import { context, metrics, propagation, ProxyTracerProvider, trace, type Context, type Meter, type Tracer } from '@opentelemetry/api';
 import { MonitorMetricsSpanProcessor } from './monitor-metrics';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type Span, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from '@opentelemetry/sdk-metrics';
+import type { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { GenAiMetricsSpanProcessor } from './gen-ai-metrics';
 import { ScrubbedSpanProcessor } from './scrubbed-span-processor';
 import { join } from 'node:path';
@@ -217,6 +215,10 @@ export class FanOutSpanProcessor implements SpanProcessor {
 }
 
 /** Sets up tracing for this process (see the module header). */
+const otlpTraceExporter = () => (require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter;
+const otlpMetricExporter = () => (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter;
+const sdkMetrics = () => require('@opentelemetry/sdk-metrics') as typeof import('@opentelemetry/sdk-metrics');
+
 export function setupTelemetry(options: TelemetryOptions): Telemetry {
   const env = options.env ?? process.env;
   const ownsLedger = options.ledger === undefined;
@@ -230,19 +232,24 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   const sdkDisabled = isTrue(env.OTEL_SDK_DISABLED);
   const onOtlpError = options.onOtlpError ?? (() => undefined);
   const otlpUrl = sdkDisabled || isNone(env.OTEL_TRACES_EXPORTER) ? undefined : otlpSignalUrl('traces', options.otlpEndpoint, env);
-  const otlpProcessor = otlpUrl === undefined ? undefined : new BestEffortSpanProcessor(new ScrubbedSpanProcessor(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpUrl })), options.exporter?.deniedAttributes), onOtlpError);
+  // The OTLP exporters and the metrics SDK load only when something is exported: a process that
+  // writes only its custody ledger (the default `warden run`) starts without them.
+  const otlpProcessor =
+    otlpUrl === undefined
+      ? undefined
+      : new BestEffortSpanProcessor(new ScrubbedSpanProcessor(new BatchSpanProcessor(new (otlpTraceExporter())({ url: otlpUrl })), options.exporter?.deniedAttributes), onOtlpError);
   const otlpMetricsUrl = sdkDisabled || isNone(env.OTEL_METRICS_EXPORTER) ? undefined : otlpSignalUrl('metrics', options.otlpEndpoint, env);
   const readers =
     options.metricReaders ??
     (otlpMetricsUrl === undefined
       ? []
       : [
-          new PeriodicExportingMetricReader({
-            exporter: new OTLPMetricExporter({ url: otlpMetricsUrl }),
+          new (sdkMetrics().PeriodicExportingMetricReader)({
+            exporter: new (otlpMetricExporter())({ url: otlpMetricsUrl }),
             exportIntervalMillis: Number(env.OTEL_METRIC_EXPORT_INTERVAL) > 0 ? Number(env.OTEL_METRIC_EXPORT_INTERVAL) : 60_000,
           }),
         ]);
-  const meterProvider = readers.length === 0 ? undefined : new MeterProvider({ resource, readers });
+  const meterProvider = readers.length === 0 ? undefined : new (sdkMetrics().MeterProvider)({ resource, readers });
   const witnessLocation = options.witness ?? (env.WARDEN_CUSTODY_WITNESS?.trim() || undefined);
   const witness = witnessLocation === undefined ? undefined : openCheckpointWitness(witnessLocation);
   // Signed tree heads go to OTLP through a provider of their own: never into the ledger they describe.

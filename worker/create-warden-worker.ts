@@ -27,6 +27,7 @@ import { createBlobStore } from '../state/blob-store';
 import { createMcpListingStore } from '../mcp/mcp-listing-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
+import { wellFormedFailureInterceptorFactory } from './well-formed-failure';
 import { heartbeatInterceptorFactory } from './heartbeat-interceptor';
 import { workflowBundle } from './workflow-bundle';
 import { alertJsonLine } from '../activities/monitor-activities';
@@ -320,7 +321,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
       wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
     });
-    const activityInterceptors = [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory, ...(options.activityInterceptors ?? [])];
+    const activityInterceptors = [wellFormedFailureInterceptorFactory, ...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory, ...(options.activityInterceptors ?? [])];
     markPhase('worker: activities created', configEnv);
     const connection = await options.connection;
     const namespace = await options.namespace;

@@ -1,5 +1,5 @@
 /**
- * Whether the workflow sandbox collects stack traces (`WARDEN_WORKFLOW_STACK_TRACES`, `on` by default).
+ * Whether the workflow sandbox collects stack traces (`WARDEN_WORKFLOW_STACK_TRACES`, `off` by default).
  *
  * Why it is a setting: the Temporal SDK (1.24, worker/lib/workflow/vm-shared.js) installs a V8
  * promise hook on the workflow thread that, for every promise created in workflow code, builds an
@@ -8,6 +8,10 @@
  * failures raised in workflow code carry in the history. It is also about a third of the workflow
  * thread's CPU per guarded step, plus the garbage it leaves (bench/README.md, "To see where a
  * guarded step's worker time goes"). The SDK has no option to turn it off.
+ *
+ * Why `off` is the default: the stacks are of Warden's own workflow code (users write tasks, not
+ * workflows), they are no security evidence, and they cost every task a third of its workflow CPU.
+ * `on` brings them back for debugging Warden itself.
  *
  * `off` creates the worker's workflow threads with V8's `--stack-trace-limit=0`, so every stack
  * captured in the workflow sandbox (and on the workflow thread) is empty: the promise hook then
@@ -31,12 +35,12 @@ export const WORKFLOW_STACK_TRACES_ENV = 'WARDEN_WORKFLOW_STACK_TRACES';
 export type WorkflowStackTraces = 'on' | 'off';
 
 /**
- * The setting in `env`: `on` (default, also for an empty value) or `off`.
+ * The setting in `env`: `off` (default, also for an empty value) or `on`.
  * @throws ConfigError `ERR_CONFIG_INVALID` for any other value, naming the variable.
  */
 export function workflowStackTracesOf(env: NodeJS.ProcessEnv): WorkflowStackTraces {
   const raw = env[WORKFLOW_STACK_TRACES_ENV];
-  if (raw === undefined || raw.trim() === '') return 'on';
+  if (raw === undefined || raw.trim() === '') return 'off';
   const value = raw.trim().toLowerCase();
   if (value === 'on' || value === 'off') return value;
   throw new ConfigError('ERR_CONFIG_INVALID', `${WORKFLOW_STACK_TRACES_ENV} must be "on" or "off", not ${JSON.stringify(raw)}`);

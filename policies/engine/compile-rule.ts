@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { PolicyError } from '../../errors';
 import { parseRule } from './parse-rule';
+import { policyDigest, prevalidatedPolicies } from './prevalidated-policies';
 import { pathRuleMatchesTree, reachAccessOf, WORKSPACE_ROOT, type LimitScope, type Metric, type ParsedRule, type RuleSubject, type ToolScope } from './rule-syntax';
 
 export const RuleEffectSchema = z.enum(['allow', 'deny', 'approval']);
@@ -479,8 +480,13 @@ export function compileRule(sentence: string, id: string, source?: string, enfor
 // Validation
 
 // cedar-wasm ships CommonJS for Node under its `nodejs` folder; the package root is ESM.
+// Loaded on first use: a process that only checks rules this build validated already (e.g.
+// `warden run` as a client, see prevalidated-policies.ts) never loads the WebAssembly module.
+type CedarWasm = typeof import('@cedar-policy/cedar-wasm/nodejs');
+let cedarModule: CedarWasm | undefined;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const cedar: typeof import('@cedar-policy/cedar-wasm/nodejs') = require('@cedar-policy/cedar-wasm/nodejs');
+const loadCedar = (): CedarWasm => (cedarModule ??= require('@cedar-policy/cedar-wasm/nodejs') as CedarWasm);
+export const cedar: CedarWasm = new Proxy({} as CedarWasm, { get: (_target, key) => loadCedar()[key as keyof CedarWasm] });
 
 /** The Cedar policies of `rules` by id, for a policy set. */
 export function cedarPolicies(rules: readonly CompiledRule[]): Record<string, string> {
@@ -494,7 +500,10 @@ export function cedarPolicies(rules: readonly CompiledRule[]): Record<string, st
  * `PolicyError` ERR_POLICY_INVALID naming each rule and Cedar's complaint.
  */
 export function validateCedarRules(rules: readonly CompiledRule[]): void {
-  const policies = cedarPolicies(rules);
+  // Policies this build validated already (the bundled packs, see prevalidated-policies.ts) are
+  // not validated again: the same text under the same schema gets the same answer.
+  const known = prevalidatedPolicies(WARDEN_CEDAR_SCHEMA);
+  const policies = known.size === 0 ? cedarPolicies(rules) : Object.fromEntries(Object.entries(cedarPolicies(rules)).filter(([, text]) => !known.has(policyDigest(WARDEN_CEDAR_SCHEMA, text))));
   if (Object.keys(policies).length === 0) return;
   const answer = cedar.validate({ schema: WARDEN_CEDAR_SCHEMA, policies: { staticPolicies: policies }, validationSettings: { mode: 'strict' } });
   const problems: { id: string; sentence: string; message: string }[] = [];

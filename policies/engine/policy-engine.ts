@@ -95,6 +95,22 @@ function preparseSchemaOnce(): void {
  * ERR_POLICY_INVALID when Cedar validation fails, ERR_POLICY_PACK_NOT_FOUND for a missing pack.
  */
 export function loadPolicyEngine(options: LoadPolicyEngineOptions = {}): PolicyEngine {
+  return createPolicyEngine(compilePolicyRules(options));
+}
+
+/**
+ * Throws what {@link loadPolicyEngine} would throw for these rules (a sentence that does not
+ * read, two rules with one id, Cedar validation), without building the engine: no Cedar policy
+ * set is parsed, and Cedar itself runs only for policies this build has not validated already
+ * (see prevalidated-policies.ts). For checking a task file where only a worker decides.
+ */
+export function checkPolicyRules(options: LoadPolicyEngineOptions = {}): void {
+  const rules = compilePolicyRules(options);
+  checkRuleIds(rules);
+  validateCedarRules(rules);
+}
+
+function compilePolicyRules(options: LoadPolicyEngineOptions): CompiledRule[] {
   const rules: CompiledRule[] = [];
   // Response rules (parse-response-rule.ts) share the packs and the task's sentences; the monitor reads them.
   for (const s of readPacks(options.packs ?? [])) if (!isResponseRule(s.sentence)) rules.push(compileRule(s.sentence, s.id, s.source, s.enforcement));
@@ -102,16 +118,20 @@ export function loadPolicyEngine(options: LoadPolicyEngineOptions = {}): PolicyE
     if (!isResponseRule(sentence)) rules.push(compileRule(sentence, `task:${i + 1}`, `task policies[${i}]`));
   });
   for (const rule of options.rules ?? []) rules.push(CompiledRuleSchema.parse(rule));
-  return createPolicyEngine(rules);
+  return rules;
 }
 
-/** An engine over already compiled rules. */
-export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine {
+function checkRuleIds(rules: readonly CompiledRule[]): void {
   const ids = new Set<string>();
   for (const rule of rules) {
     if (ids.has(rule.id)) throw new PolicyError('ERR_POLICY_INVALID', `two rules share the id "${rule.id}"`, { details: { id: rule.id } });
     ids.add(rule.id);
   }
+}
+
+/** An engine over already compiled rules. */
+export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine {
+  checkRuleIds(rules);
   validateCedarRules(rules);
   const cedarRules = new Map<string, CedarRule>();
   const statefulRules: StatefulRule[] = [];
@@ -224,9 +244,12 @@ const NO_RULE_MATCHED = ['no rule matched: allowed (the task grants the action)'
 function decisionOf(all: MatchedRule[], shadowIds: ReadonlySet<string>): PolicyDecision {
   const matched = shadowIds.size === 0 ? all : all.filter((m) => !shadowIds.has(m.id));
   const decision = verdictOf(matched);
-  const reasons: string[] = [];
-  for (const m of matched) if (m.effect === decision) reasons.push(m.reason);
-  const out: PolicyDecision = { decision, matched, reasons: reasons.length > 0 ? reasons : [...NO_RULE_MATCHED] };
+  let count = 0;
+  for (let i = 0; i < matched.length; i += 1) if ((matched[i] as MatchedRule).effect === decision) count += 1;
+  // Sized once: a decision often gives a hundred reasons.
+  const reasons: string[] = count === 0 ? [...NO_RULE_MATCHED] : new Array<string>(count);
+  if (count > 0) for (let i = 0, k = 0; i < matched.length; i += 1) if ((matched[i] as MatchedRule).effect === decision) reasons[k++] = (matched[i] as MatchedRule).reason;
+  const out: PolicyDecision = { decision, matched, reasons };
   if (shadowIds.size > 0) {
     const shadow = all.filter((m) => shadowIds.has(m.id));
     if (shadow.length > 0) out.shadow = { decision: verdictOf(shadow), matched: shadow };

@@ -41,6 +41,9 @@ const cases: [string, string, string, string][] = [
   ['a YAML syntax error', `${head}tools: { builtin: [fs.read }\n`, 'task.yaml:9:', 'tools: { builtin: [fs.read }'],
   ['dataFlow on a task with sub-agents', `${head}dataFlow: true\ngrants: { subagents: [helper] }\nsubagents:\n  helper:\n    intent: help\n    agent: { name: helper, model: { driver: scripted, script: [{ final: ok }] } }\n`, 'task.yaml:9:1: dataFlow: is true, but the data flow does not carry sub-agents', 'dataFlow: true'],
   ['a mistyped field', `${head}polcyPacks: [foundation]\n`, 'task.yaml:9:1: unknown field "polcyPacks"; did you mean "policyPacks"?', 'polcyPacks: [foundation]'],
+  // The policy checks run without building the engine (policies/engine/policy-engine.ts checkPolicyRules): the same errors.
+  ['a policy sentence that does not read', `${head}policies:\n  - deny everything forever please\n`, 'task.yaml:10:5: policies.0: cannot read policy rule: "deny everything forever please"', '  - deny everything forever please'],
+  ['a policy pack that does not exist', `${head}policyPacks: [no-such-pack]\n`, 'task.yaml:9:15: policyPacks.0: no policy pack "no-such-pack"', 'policyPacks: [no-such-pack]'],
 ];
 
 describe('a bad task file on the command line', () => {
@@ -54,6 +57,17 @@ describe('a bad task file on the command line', () => {
     expect(stderr).toContain(` | ${offending}\n`);
     expect(stderr).not.toMatch(/^\s+at \S/m);
     expect(stderr).not.toContain('started');
+  }, 90_000);
+
+  it('warden run: two policy packs whose rules share ids exit 2 naming the id', async () => {
+    for (const parent of ['one', 'two']) {
+      await mkdir(join(dir, parent, 'same'), { recursive: true });
+      await writeFile(join(dir, parent, 'same', 'rules.txt'), parent === 'one' ? 'deny fs.write\n' : 'deny http.fetch\n');
+    }
+    await writeFile(join(dir, 'task.yaml'), `${head}policyPacks: [one/same, two/same]\n`);
+    const { code, stderr } = await warden(['run', 'task.yaml', '--no-worker']);
+    expect(code, stderr).toBe(2);
+    expect(stderr).toBe('warden run: ERR_TASK_FILE_INVALID: invalid task file task.yaml\n  task.yaml: policies: two rules share the id "same:1"\n');
   }, 90_000);
 
   it('warden mcp serve refuses a missing workspace the same way', async () => {

@@ -78,7 +78,7 @@ beforeAll(async () => {
 
 describe('the npm package', () => {
   it('carries the compiled code, its types, the data and scripts it reads and the pre-built workflow bundles, and nothing else', () => {
-    for (const file of ['package.json', 'README.md', 'bin/warden.js', 'build/index.js', 'build/index.d.ts', 'build/cli/main.js', 'build/workflow-bundles/plain.json', 'build/policies/foundation/rules.txt', 'build/policies/engine/warden.cedarschema', 'build/sandbox/os/scripts/launch-sandbox.sh', 'build/BUILD_STAMP']) {
+    for (const file of ['package.json', 'README.md', 'bin/warden.js', 'build/index.js', 'build/index.d.ts', 'build/cli/main.js', 'build/workflow-bundles/plain.json', 'build/policies/foundation/rules.txt', 'build/policies/engine/warden.cedarschema', 'build/policies/engine/cedar-prevalidated.json', 'build/sandbox/os/scripts/launch-sandbox.sh', 'build/BUILD_STAMP']) {
       expect(packedFiles, file).toContain(file);
     }
     const foreign = packedFiles.filter((f) => !/^(package\.json|README\.md|bin\/warden\.js|build\/.+)$/.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts')) || /(^|\/)(test|bench|history-files|ALLOW|DENY|APPROVAL)\//.test(f));

@@ -1,7 +1,7 @@
 /**
- * `WARDEN_WORKFLOW_STACK_TRACES` (worker/workflow-stack-traces.ts): by default a Warden worker's
- * workflows answer the Temporal UI's stack-trace queries with source-mapped workflow frames; with
- * `off` the queries still answer (no frames) and the task runs on; the setting is validated, and
+ * `WARDEN_WORKFLOW_STACK_TRACES` (worker/workflow-stack-traces.ts): with `on` a Warden worker's
+ * workflows answer the Temporal UI's stack-trace queries with source-mapped workflow frames; by
+ * default (`off`) the queries still answer (no frames) and the task runs on; the setting is validated, and
  * only the contexts created inside `withWorkflowStackTraces` lose their stacks.
  */
 import { mkdtempSync } from 'node:fs';
@@ -20,8 +20,8 @@ import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/wa
 
 describe('the setting', () => {
   it.each([
-    [undefined, 'on'],
-    ['', 'on'],
+    [undefined, 'off'],
+    ['', 'off'],
     ['on', 'on'],
     ['off', 'off'],
     [' OFF ', 'off'],
@@ -166,23 +166,24 @@ async function stackTracesOfHeldTask(env: WardenTestEnv): Promise<{ plain: strin
 
 const WORKFLOW_FRAME = /workflows\/[\w-]+\.ts/;
 
-describe('on a real worker (the default first: the flag is process-wide while a worker is created)', () => {
+describe('on a real worker (`on` first: the flag is process-wide while a worker is created)', () => {
   let env: WardenTestEnv | undefined;
   afterEach(async () => {
     await env?.close();
     env = undefined;
   });
 
-  it('default: the stack-trace queries name the workflow source lines the task waits in', async () => {
-    env = await startWardenTestEnv();
+  it('on: the stack-trace queries name the workflow source lines the task waits in', async () => {
+    env = await startWardenTestEnv(process.env, { configEnv: { ...process.env, [WORKFLOW_STACK_TRACES_ENV]: 'on' } });
     const { plain, enhanced } = await stackTracesOfHeldTask(env);
     expect(plain).toMatch(WORKFLOW_FRAME);
     const files = enhanced.stacks.flatMap((s) => s.locations.map((l) => l.file_path ?? ''));
     expect(files.some((f) => WORKFLOW_FRAME.test(f))).toBe(true);
   }, 600_000);
 
-  it('off: the task runs and holds the same way, the queries answer with no frames', async () => {
-    env = await startWardenTestEnv(process.env, { configEnv: { ...process.env, [WORKFLOW_STACK_TRACES_ENV]: 'off' } });
+  it('off (the default): the task runs and holds the same way, the queries answer with no frames', async () => {
+    const { [WORKFLOW_STACK_TRACES_ENV]: _unset, ...withoutSetting } = process.env;
+    env = await startWardenTestEnv(process.env, { configEnv: withoutSetting });
     const { plain, enhanced, state } = await stackTracesOfHeldTask(env);
     expect(state.steps[0]).toMatchObject({ tool: 'sql.query', executed: true });
     expect(plain).not.toMatch(WORKFLOW_FRAME);
