@@ -100,6 +100,17 @@ describe('targets of issue 17', () => {
     expect(checkTargets(results([vsToolkit])).find((c) => c.target.includes('20 µs'))).toMatchObject({ met: true, value: 0.015 });
   });
 
+  it('a target whose section failed or skipped says so, not "not measured"', () => {
+    const sections = new Map<string, SectionResult>([
+      ['step', { figures: [], notes: [], skipped: 'failed: the guarded bench worker exited (code 1) before it polled' }],
+      ['sandbox', { figures: [], notes: [], skipped: 'no isolated-vm here' }],
+    ]);
+    const checks = checkTargets(sections);
+    expect(checks.find((c) => c.figure === 'step.ratio')).toMatchObject({ met: null, note: 'the step section failed: the guarded bench worker exited (code 1) before it polled' });
+    expect(checks.find((c) => c.figure === 'sandbox.call')).toMatchObject({ met: null, note: 'the sandbox section skipped: no isolated-vm here' });
+    expect(checks.find((c) => c.figure === 'custody.added')).toMatchObject({ met: null, note: 'not measured in this run' });
+  });
+
   it('a figure with a baseline carries the ratio of the medians', () => {
     const f = figure('x.y', 'x', summary(3), { baseline: { label: 'b', summary: summary(2) } });
     expect(f.ratio).toBe(1.5);
