@@ -13,7 +13,10 @@
  *   before an activity's result is handed to Temporal (an activity interceptor, see
  *   telemetry/temporal-interceptors.ts), before a workflow task's completion is sent (the workflow
  *   span sink), and on `forceFlush`/`shutdown`. So, as in `sync` mode, Temporal never learns of an
- *   activity or workflow task whose spans are not in the ledger yet.
+ *   activity or workflow task whose spans are not in the ledger yet, unless their write failed for
+ *   good (after retries; reported through `onError`, and then the result goes on, as in `sync`
+ *   mode). A batch the ledger refuses as not JSON is written export by export, so one span never
+ *   takes another task's spans with it.
  *
  * Every checkpoint an append or a task end produces is handed to `onCheckpoint` (witness
  * publication, checkpoint-witness.ts, and the OpenTelemetry export of signed tree heads).
@@ -219,10 +222,7 @@ export class LedgerSpanExporter implements SpanExporter {
    * failed, reported through `onError`). Immediate in `sync` mode.
    */
   async flush(): Promise<void> {
-    while (this.queue.length > 0 || this.draining !== undefined) {
-      if (this.draining === undefined) this.draining = this.drain();
-      await this.draining;
-    }
+    while (this.queue.length > 0 || this.draining !== undefined) await (this.draining ?? this.startDrain());
   }
 
   /** Starts a drain on the next turn of the event loop, so spans ending together share a transaction. */
@@ -231,34 +231,56 @@ export class LedgerSpanExporter implements SpanExporter {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (this.draining === undefined && this.queue.length > 0) this.draining = this.drain();
+      if (this.draining === undefined && this.queue.length > 0) void this.startDrain();
     });
   }
 
+  /**
+   * Starts a drain and marks it running until it settles. The mark is cleared after the
+   * assignment, whatever the drain does: a drain that ends without awaiting (a synchronous
+   * ledger refusing the batch at once) left `draining` set to a settled promise forever, so
+   * `flush` never returned and no span was written again.
+   */
+  private startDrain(): Promise<void> {
+    const run: Promise<void> = this.drain().finally(() => {
+      if (this.draining === run) this.draining = undefined;
+    });
+    this.draining = run;
+    return run;
+  }
+
   private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0);
-        const spans = batch.flatMap((entry) => entry.spans);
-        let failure: unknown;
-        for (let attempt = 0; ; attempt += 1) {
-          try {
-            await this.write(spans);
-            failure = undefined;
-            break;
-          } catch (error) {
-            failure = error;
-            if (error instanceof TypeError || attempt >= GROUP_RETRY_DELAYS_MS.length) break;
-            await new Promise((resolve) => setTimeout(resolve, GROUP_RETRY_DELAYS_MS[attempt]));
-          }
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0);
+      const spans = batch.flatMap((entry) => entry.spans);
+      const failure = await this.writeWithRetries(spans);
+      // Refused as not JSON (TypeError): one span must not take the others of its batch (other
+      // tasks' spans ended in the same turn) with it, so each export is written on its own.
+      if (failure instanceof TypeError && batch.length > 1) {
+        for (const entry of batch) {
+          const own = await this.writeWithRetries(entry.spans);
+          if (own !== undefined) this.options.onError?.(own);
+          entry.done(own === undefined ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: own instanceof Error ? own : new Error(String(own)) });
         }
-        if (failure !== undefined) this.options.onError?.(failure);
-        const result: ExportResult =
-          failure === undefined ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: failure instanceof Error ? failure : new Error(String(failure)) };
-        for (const entry of batch) entry.done(result);
+        continue;
       }
-    } finally {
-      this.draining = undefined;
+      if (failure !== undefined) this.options.onError?.(failure);
+      const result: ExportResult =
+        failure === undefined ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: failure instanceof Error ? failure : new Error(String(failure)) };
+      for (const entry of batch) entry.done(result);
+    }
+  }
+
+  /** Writes `spans` (one transaction), retrying a failure other than a TypeError; the last failure, or undefined. */
+  private async writeWithRetries(spans: readonly ReadableSpan[]): Promise<unknown> {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await this.write(spans);
+        return undefined;
+      } catch (error) {
+        if (error instanceof TypeError || attempt >= GROUP_RETRY_DELAYS_MS.length) return error;
+        await new Promise((resolve) => setTimeout(resolve, GROUP_RETRY_DELAYS_MS[attempt]));
+      }
     }
   }
 

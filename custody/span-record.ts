@@ -82,8 +82,21 @@ export function looksLikeCompactJws(value: string): boolean {
   return parts.length === 3 && parts.every((p) => /^[A-Za-z0-9_-]*$/.test(p)) && (parts[0] ?? '') !== '' && (parts[1] ?? '') !== '' && isJwsHeader(parts[0] ?? '');
 }
 
-/** `value` with every compact JWS in it replaced by `jws-sha256:<hex of its SHA-256>`. */
-export function scrubTokens(value: string): string {
+const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * `value` as well-formed Unicode: each lone surrogate (a JavaScript string may hold one; JSON
+ * "\ud800" parses to one) replaced by U+FFFD, as `String.prototype.toWellFormed` does. Canonical
+ * JSON refuses lone surrogates, and the strings a span carries come from outside (paths the model
+ * chose, tools' error messages): unmended, one would make the span, and its batch, unrecordable.
+ */
+export function wellFormed(value: string): string {
+  return value.replace(LONE_SURROGATES, '\uFFFD');
+}
+
+/** `value` well-formed ({@link wellFormed}) with every compact JWS in it replaced by `jws-sha256:<hex of its SHA-256>`. */
+export function scrubTokens(raw: string): string {
+  const value = wellFormed(raw);
   if (!value.includes('.')) return value;
   return value.replace(JWS_CANDIDATE, (match) => {
     // The token may be glued to other base64url characters (`%20eyJ...`): find where its header starts.
@@ -124,11 +137,11 @@ function recordAttributes(attributes: Attributes, denied: readonly string[] | un
   const out: Record<string, AttributeValue> = {};
   for (const [key, value] of Object.entries(attributes)) {
     if (isDeniedAttributeKey(key, denied)) {
-      redacted.add(key);
+      redacted.add(wellFormed(key));
       continue;
     }
     const converted = attributeValue(value);
-    if (converted !== undefined) out[key] = converted;
+    if (converted !== undefined) out[scrubTokens(key)] = converted;
   }
   return out;
 }

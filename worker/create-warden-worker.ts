@@ -27,6 +27,7 @@ import { createBlobStore } from '../state/blob-store';
 import { createMcpListingStore } from '../mcp/mcp-listing-store';
 import type { Telemetry } from '../telemetry/setup-telemetry';
 import { telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../telemetry/temporal-interceptors';
+import { wellFormedFailureInterceptorFactory } from './well-formed-failure';
 import { heartbeatInterceptorFactory } from './heartbeat-interceptor';
 import { workflowBundle } from './workflow-bundle';
 import { alertJsonLine } from '../activities/monitor-activities';
@@ -45,6 +46,7 @@ import { connectWorkerConnection } from '../temporal/connect';
 import { describeNewestRunVia, sweepClosedVolumes, VOLUME_SWEEP_INTERVAL_MS } from '../recovery/volume-sweep';
 import type { TemporalConfig } from '../temporal/temporal-config';
 import { markPhase, timedPhase } from '../cli/phase-timing';
+import { withWorkflowStackTraces, workflowStackTracesOf } from './workflow-stack-traces';
 
 export interface WardenWorkerOptions {
   /** The worker's connection; a promise lets it connect while the sandbox host boots. */
@@ -221,6 +223,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   // Naming rules first (dataplane/worker-naming.ts): nothing is opened for a worker that cannot run.
   checkWorkerId(stateDir, configEnv);
   if (options.taskQueue !== undefined) checkTaskQueueName(options.taskQueue, 'the task queue');
+  const stackTraces = workflowStackTracesOf(configEnv);
   const bundle = timedPhase('worker: workflow bundle loaded', workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }), configEnv);
   bundle.catch(() => undefined);
   const mcpPool = new McpConnectionPool();
@@ -318,23 +321,25 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       ...(options.telemetry === undefined ? {} : { custody: options.telemetry.ledger }),
       wardenResources: wardenResourcesOf({ env: options.env ?? process.env, stateDir, cacheDirs: options.cacheDir === undefined ? [] : [options.cacheDir] }),
     });
-    const activityInterceptors = [...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory, ...(options.activityInterceptors ?? [])];
+    const activityInterceptors = [wellFormedFailureInterceptorFactory, ...(traced?.interceptors.activity ?? []), heartbeatInterceptorFactory, ...(options.activityInterceptors ?? [])];
     markPhase('worker: activities created', configEnv);
     const connection = await options.connection;
     const namespace = await options.namespace;
     markPhase('worker: native connection ready', configEnv);
-    const worker = await Worker.create({
+    const workflowBundleLoaded = await bundle;
+    // WARDEN_WORKFLOW_STACK_TRACES=off: the workflow threads start without stack traces (workflow-stack-traces.ts).
+    const worker = await withWorkflowStackTraces(stackTraces, () => Worker.create({
       connection,
       namespace,
       taskQueue,
       ...(options.identity === undefined ? {} : { identity: options.identity }),
-      workflowBundle: await bundle,
+      workflowBundle: workflowBundleLoaded,
       // A slow activation on a loaded machine is not killed at 5 s (see ISOLATE_EXECUTION_TIMEOUT).
       ...WORKFLOW_WORKER_OPTIONS,
       interceptors: { ...traced?.interceptors, activity: activityInterceptors },
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities,
-    });
+    }));
     markPhase('worker: task-queue worker created', configEnv);
     const dataPlaneWorker = await Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities });
     markPhase('worker: data-plane worker created', configEnv);

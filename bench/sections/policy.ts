@@ -102,6 +102,25 @@ function runSync(warmup: number, samples: number, operation: (i: number) => unkn
   return out;
 }
 
+/**
+ * Runs `operation(i)` untimed until `calls` calls or `ms` milliseconds of this process's CPU time
+ * (not wall time: on a loaded machine the process runs a fraction of the wall clock, and a wall
+ * bound cut the warm-up short there); returns the calls made.
+ */
+function warmUp(calls: number, ms: number, operation: (i: number) => unknown): number {
+  const started = process.cpuUsage();
+  const cpuMs = () => {
+    const used = process.cpuUsage(started);
+    return (used.user + used.system) / 1000;
+  };
+  let i = 0;
+  while (i < calls && (i % 64 !== 0 || cpuMs() < ms)) {
+    operation(i);
+    i += 1;
+  }
+  return i;
+}
+
 /** 50 calls over the last minute, some spending: the history every request is decided against. */
 const HISTORY_CALLS = 50;
 
@@ -319,12 +338,18 @@ export const policySection: BenchSection = {
         const engineCedarMatched = decision.matched.some((m) => m.kind === 'cedar' && m.effect !== 'allow');
         if ((direct.response.decision === 'deny') !== engineCedarMatched) throw new Error(`engine and Cedar disagree on request ${i} at ${size} rules`);
       }
+      const budgetMs = quick ? 1500 : 6000;
+      // V8 optimises the engine's many small functions only after some thousand decisions (a worker
+      // deciding all day runs in that state); the toolkit's interpreter has no such warm-up. The
+      // warm-up is bounded by calls and by CPU time (the section's budget), and the per-call probe
+      // below comes after it: a probe of cold calls (slow before optimisation) used to cut the
+      // warm-up to a few hundred decisions.
+      const engineWarmup = warmUp(ENGINE_WARMUP, budgetMs, (i) => engine.decide(parsed[i % parsed.length] as PolicyRequest, state));
+      sampleCounts.push(`engine warm-up ${engineWarmup} at ${size} rules`);
       // Slow configurations get fewer samples, so the section stays within minutes on any engine.
-      for (let i = 0; i < 20; i += 1) engine.decide(parsed[i % parsed.length] as PolicyRequest, state);
       const probeStarted = performance.now();
       for (let i = 0; i < 20; i += 1) engine.decide(parsed[i % parsed.length] as PolicyRequest, state);
       const perCall = (performance.now() - probeStarted) / 20;
-      const budgetMs = quick ? 1500 : 6000;
       const sizeSamples = Math.max(100, Math.min(samples, Math.floor(budgetMs / Math.max(perCall, 1e-3) / 2)));
       const sizeWarmup = Math.min(warmup, Math.ceil(sizeSamples / 4));
       sampleCounts.push(`${sizeSamples} at ${size} rules`);
@@ -337,11 +362,7 @@ export const policySection: BenchSection = {
       // the request shapes. Alternating each decision with a cedar-wasm call (6 ms at 1,000 rules)
       // would time the engine with its data evicted and the toolkit without; that cold case is
       // timed apart below (policy.decide.<n>.cold). Cedar is timed the same way, after the engine.
-      // V8 optimises the engine's many small functions only after some thousand decisions (a worker
-      // deciding all day runs in that state); the toolkit's interpreter has no such warm-up.
-      const engineWarmup = Math.max(sizeWarmup, Math.min(ENGINE_WARMUP, Math.floor(budgetMs / Math.max(perCall, 1e-3) / 4)));
-      sampleCounts.push(`engine warm-up ${engineWarmup} at ${size} rules`);
-      const timings = { engine: runSync(engineWarmup, sizeSamples, decideOne), cedar: runSync(sizeWarmup, sizeSamples, cedarOne) };
+      const timings = { engine: runSync(sizeWarmup, sizeSamples, decideOne), cedar: runSync(sizeWarmup, sizeSamples, cedarOne) };
       const agtSamples = agt?.results.find((r) => r.size === size)?.samples_ms;
       const cedarSummary = summarize(timings.cedar);
       const label = `engine.decide, ${size} rules (${cedarRules} Cedar, ${size - cedarRules} stateful)`;

@@ -708,4 +708,4 @@ export function checkOf(rule: CompiledRule): RuleCheck {
 }
 
 /** The pieces rule-groups.ts shares with the checks above, so a group of rules decides exactly as each of its rules would. */
-export { callsByTool, compileScope, covers, coversRequestTool, coversTool, describeMeasure, formatTotal, metricValue, missing, perTool, subjectCovers, sumCovered, totalsByTool, METRIC_FACT, OTHER_OPERATION, type CompiledScope };
+export { callsByTool, compileScope, covers, coversOrReaches, coversRequestTool, coversTool, describeMeasure, formatTotal, metricValue, missing, perTool, subjectCovers, sumCovered, totalsByTool, METRIC_FACT, OTHER_OPERATION, type CompiledScope };

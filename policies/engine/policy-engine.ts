@@ -224,9 +224,12 @@ const NO_RULE_MATCHED = ['no rule matched: allowed (the task grants the action)'
 function decisionOf(all: MatchedRule[], shadowIds: ReadonlySet<string>): PolicyDecision {
   const matched = shadowIds.size === 0 ? all : all.filter((m) => !shadowIds.has(m.id));
   const decision = verdictOf(matched);
-  const reasons: string[] = [];
-  for (const m of matched) if (m.effect === decision) reasons.push(m.reason);
-  const out: PolicyDecision = { decision, matched, reasons: reasons.length > 0 ? reasons : [...NO_RULE_MATCHED] };
+  let count = 0;
+  for (let i = 0; i < matched.length; i += 1) if ((matched[i] as MatchedRule).effect === decision) count += 1;
+  // Sized once: a decision often gives a hundred reasons.
+  const reasons: string[] = count === 0 ? [...NO_RULE_MATCHED] : new Array<string>(count);
+  if (count > 0) for (let i = 0, k = 0; i < matched.length; i += 1) if ((matched[i] as MatchedRule).effect === decision) reasons[k++] = (matched[i] as MatchedRule).reason;
+  const out: PolicyDecision = { decision, matched, reasons };
   if (shadowIds.size > 0) {
     const shadow = all.filter((m) => shadowIds.has(m.id));
     if (shadow.length > 0) out.shadow = { decision: verdictOf(shadow), matched: shadow };

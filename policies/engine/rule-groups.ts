@@ -18,6 +18,7 @@ import {
   checkOf,
   compileScope,
   covers,
+  coversOrReaches,
   coversRequestTool,
   describeMeasure,
   formatTotal,
@@ -63,6 +64,10 @@ interface Group {
   paths?: MeasuredPath[];
   /** Details per measured path (or host), followed by ")", built when a member first needs one. */
   pathDetails?: (string | undefined)[];
+  /** In mode EACH of a path family: the folders each of `paths` is under (`foldersOf`), found once per decision. */
+  folders?: ReadonlySet<string>[];
+  /** A tool family (`toolFamily`): its members are decided in the loop from the answers per request signature. */
+  family: boolean;
   /** `detail` followed by ")", built when a member first needs it in this decision (`closedEpoch`). */
   closed: string;
   closedEpoch: number;
@@ -137,6 +142,8 @@ function rateGroup(parsed: RateRule): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   // evaluate-rule.ts `rateCheck`'s key of the calls by tool in the window (the agent's key appended for an agent's own rate).
   const treeKey = `w|${parsed.windowMs}|`;
+  // The detail after the count (evaluate-rule.ts `rateCheck`'s words), built once.
+  const after = ` calls ${parsed.scope === 'agent' ? 'by this agent' : 'across the task'} in the last ${parsed.window}, limit `;
   return (group, context) => {
     const { request, m, state } = context;
     group.withTail = true;
@@ -145,16 +152,19 @@ function rateGroup(parsed: RateRule): Group['evaluate'] {
       return;
     }
     const onlyAgent = parsed.scope === 'agent' ? agentKey(request.agent) : undefined;
-    const byTool = perTool(context, onlyAgent === undefined ? treeKey : `${treeKey}${onlyAgent}`, () => callsByTool(state, m.nowMs, parsed.windowMs, onlyAgent));
+    const key = onlyAgent === undefined ? treeKey : `${treeKey}${onlyAgent}`;
+    let byTool = context.perTool?.get(key);
+    if (byTool === undefined) byTool = perTool(context, key, () => callsByTool(state, m.nowMs, parsed.windowMs, onlyAgent));
     const count = sumCovered(scope, byTool, state);
-    const where = onlyAgent === undefined ? 'across the task' : 'by this agent';
     group.mode = ABOVE;
     group.quantity = count + 1;
-    group.detail = `${count} calls ${where} in the last ${parsed.window}, limit `;
+    group.detail = count + after;
   };
 }
 
 const NO_TOTALS: Map<string, number> = new Map();
+/** Request signatures an engine remembers its tool families' answers for (evaluate-rule.ts keeps as many per scope). */
+const MAX_SIGNATURES = 1024;
 
 /**
  * A counter's total by tool over every agent: evaluate-rule.ts `totalsByTool(state, counter)`,
@@ -164,17 +174,22 @@ function treeTotalsOf(context: CheckContext, counter: string, wanted: ReadonlySe
   let all = context.treeTotals;
   if (all === undefined) {
     all = new Map();
-    for (const name of wanted) all.set(name, new Map());
+    // Only the counters this engine's rules total are summed, each read as `totalsByTool` reads it.
+    const names = [...wanted];
+    const sums = names.map((name) => {
+      const byTool = new Map<string, number>();
+      (all as Map<string, Map<string, number>>).set(name, byTool);
+      return byTool;
+    });
     const agents = context.state.agents;
     for (const key of Object.keys(agents)) {
       const tools = (agents[key] as (typeof agents)[string]).tools;
       for (const tool of Object.keys(tools)) {
         const values = tools[tool] as Record<string, number>;
-        for (const name of Object.keys(values)) {
-          const value = values[name];
-          const byTool = all.get(name);
-          // Counters no rule of this engine totals are not summed.
-          if (value === undefined || byTool === undefined) continue;
+        for (let n = 0; n < names.length; n += 1) {
+          const value = values[names[n] as string];
+          if (value === undefined) continue;
+          const byTool = sums[n] as Map<string, number>;
           byTool.set(tool, (byTool.get(tool) ?? 0) + value);
         }
       }
@@ -189,6 +204,8 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
   const scope: CompiledScope = compileScope(parsed.tools);
   const counter = counterOf(parsed.metric, parsed.rowsOperation);
   wanted.add(counter);
+  // evaluate-rule.ts `totalCheck`'s words after a count of calls, built once.
+  const afterCalls = ` ${parsed.tools.spawn === true ? 'sub-agents spawned' : 'calls'} ${parsed.scope === 'agent' ? 'by this agent' : 'across the task'} so far, limit `;
   return (group, context) => {
     const { request, m, state } = context;
     group.withTail = true;
@@ -203,7 +220,7 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
       const sofar = sumCovered(scope, byTool, state);
       group.mode = ABOVE;
       group.quantity = sofar + 1;
-      group.detail = `${sofar} ${parsed.tools.spawn === true ? 'sub-agents spawned' : 'calls'} ${where} so far, limit `;
+      group.detail = sofar + afterCalls;
       return;
     }
     const metric = parsed.metric;
@@ -302,13 +319,14 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
   const member: Group['member'] = (group, position, { m }) => {
     const matcher = matchers[position] as PathMatcher;
     const paths = group.paths as MeasuredPath[];
+    const folders = group.folders as ReadonlySet<string>[];
     for (let k = 0; k < paths.length; k += 1) {
       const measured = paths[k] as MeasuredPath;
       if (measured.tree === true) {
         if (matcher.tree(measured.path)) return detailAt(group, k, m);
         continue;
       }
-      const inside = matcher.inside(measured.path, foldersOf(measured));
+      const inside = matcher.inside(measured.path, folders[k] as ReadonlySet<string>);
       if (outside ? !inside : inside) return detailAt(group, k, m);
     }
     return undefined;
@@ -330,6 +348,7 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
     group.mode = EACH;
     group.paths = paths;
     group.pathDetails = new Array<string | undefined>(paths.length);
+    group.folders = paths.map(foldersOf);
     group.member = member;
   };
 }
@@ -391,6 +410,15 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
   const scopes: (CompiledScope | undefined)[] = new Array(rules.length);
   const matchers: (PathMatcher | undefined)[] = new Array(rules.length);
   const hostLists: (((host: string) => boolean) | undefined)[] = new Array(rules.length);
+  /** Per member of a tool family: 1 for "allow only" (matches when its scope does not cover the tool). */
+  const onlyMember = new Uint8Array(rules.length);
+  /**
+   * Per request signature, what each tool family member's scope answers (0 not asked yet, 1 no,
+   * 2 yes: `coversRequestTool` for "allow only", `coversOrReaches` for the others). Both read only
+   * what the signature holds (evaluate-rule.ts `CompiledScope.bySignature`), so a member is one
+   * array read per decision instead of a lookup in its scope's map.
+   */
+  const coverage = new Map<number, Int8Array>();
   /** The counters this engine's running totals read. */
   const totalled = new Set<string>();
   /** Each rule's entry when it matches with its reason as written (no detail): built once, frozen, shared by every decision. */
@@ -430,6 +458,7 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
     } else if (parsed.form === 'tool' && parsed.condition === undefined) {
       tail.push('');
       scopes[position] = compileScope(parsed.tools);
+      onlyMember[position] = parsed.only ? 1 : 0;
       key = `tool:${questionKey(parsed, ['tools'])}`;
       make = () => toolFamily(parsed, scopes);
     } else if (parsed.form === 'path') {
@@ -451,12 +480,13 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
     if (index === undefined) {
       index = groups.length;
       byKey.set(key, index);
-      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false, closed: '', closedEpoch: 0 });
+      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false, closed: '', closedEpoch: 0, family: key.startsWith('tool:') });
     }
     groupOf[position] = index;
   });
 
   let epoch = 0;
+  const scratch: MatchedRule[] = [];
   /** A matched rule's entry with its own reason. */
   const entry = (position: number, reason: string): MatchedRule => ({
     id: ids[position] as string,
@@ -471,7 +501,19 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
       // Decisions never interleave (decide is synchronous), so one counter marks what this one evaluated.
       epoch = epoch >= 0x3fffffff ? 1 : epoch + 1;
       if (epoch === 1) for (const g of groups) g.epoch = g.closedEpoch = 0;
-      const out: MatchedRule[] = [];
+      // Built in one array kept by the engine (decisions never interleave), then copied out at its exact size.
+      const out = scratch;
+      let n = 0;
+      const { request, m } = context;
+      const signature = m.signature;
+      let answers: Int8Array | undefined;
+      if (signature !== undefined) {
+        answers = coverage.get(signature);
+        if (answers === undefined) {
+          if (coverage.size >= MAX_SIGNATURES) coverage.clear();
+          coverage.set(signature, (answers = new Int8Array(rules.length)));
+        }
+      }
       for (let i = 0; i < candidates.length; i += 1) {
         const position = candidates[i] as number;
         const group = groups[groupOf[position] as number] as Group;
@@ -482,27 +524,40 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
         const mode = group.mode;
         if (mode === NONE) continue;
         if (mode === EACH) {
+          if (group.family && answers !== undefined) {
+            let answer = answers[position] as number;
+            const scope = scopes[position] as CompiledScope;
+            const only = onlyMember[position] === 1;
+            if (answer === 0) {
+              answer = (only ? coversRequestTool(scope, request, m) : coversOrReaches(scope, request, m)) ? 2 : 1;
+              answers[position] = answer;
+            }
+            // evaluate-rule.ts `toolCheck`: "allow only" matches what its scope does not cover; the others `covers` the call (network writes: the method too).
+            if (only ? answer === 2 : answer === 1 || (scope.networkWrite && !(m.networkWrite ?? !m.pending.has('method')))) continue;
+            out[n++] = plain[position] as MatchedRule;
+            continue;
+          }
           const detail = (group.member as NonNullable<Group['member']>)(group, position, context);
           if (detail === undefined) continue;
-          out.push(detail === '' ? (plain[position] as MatchedRule) : entry(position, (head[position] as string) + detail));
+          out[n++] = detail === '' ? (plain[position] as MatchedRule) : entry(position, (head[position] as string) + detail);
           continue;
         }
         if (mode === ABOVE ? !(group.quantity > (threshold[position] as number)) : mode === AT_LEAST ? !(group.quantity >= (threshold[position] as number)) : false) continue;
         if (!group.withTail && group.detail === '') {
-          out.push(plain[position] as MatchedRule);
+          out[n++] = plain[position] as MatchedRule;
           continue;
         }
         if (group.withTail) {
-          out.push(entry(position, (head[position] as string) + group.detail + (tail[position] as string)));
+          out[n++] = entry(position, (head[position] as string) + group.detail + (tail[position] as string));
           continue;
         }
         if (group.closedEpoch !== epoch) {
           group.closed = `${group.detail})`;
           group.closedEpoch = epoch;
         }
-        out.push(entry(position, (head[position] as string) + group.closed));
+        out[n++] = entry(position, (head[position] as string) + group.closed);
       }
-      return out;
+      return out.slice(0, n);
     },
   };
 }

@@ -95,6 +95,17 @@ function signatureOf(key: string): number {
   return signature;
 }
 
+/**
+ * The text a signature is numbered by: the keys joined by U+0000, unless a key holds U+0000 itself
+ * (a tool name or family is any string), where a join could equal another request's keys
+ * ("tool:x\u0000tag:payment" alone vs "tool:x" and "tag:payment"); then their JSON array, which
+ * starts with "[" where every join starts with "kind:".
+ */
+function signatureKey(keys: readonly string[]): string {
+  for (const key of keys) if (key.includes('\u0000')) return JSON.stringify(keys);
+  return keys.join('\u0000');
+}
+
 export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   const byKey = new Map<string, number[]>();
   const globRules: { glob: string; position: number }[] = [];
@@ -119,7 +130,7 @@ export function buildRuleIndex(rules: readonly CompiledRule[]): RuleIndex {
   return {
     candidates(request, m) {
       const keys = requestKeys(request, m);
-      const signature = signatureOf(keys.join('\u0000'));
+      const signature = signatureOf(signatureKey(keys));
       m.signature = signature;
       const cached = cache.get(signature);
       if (cached !== undefined) return cached;

@@ -361,6 +361,12 @@ export function scopeCoversTool(scope: ToolScope, tool: string, tags: readonly s
 
 /** Collapse `.`/`..`, duplicate and trailing slashes; relative paths are inside the workspace. */
 export function normalizePath(path: string): string {
+  // Most paths are already normal (absolute or under the workspace, no "." or ".." segment, no
+  // empty one): those are their own normal form, without splitting and joining.
+  if (path.indexOf('\\') === -1) {
+    const absolute = path.charCodeAt(0) === 0x2f ? path : `${WORKSPACE_ROOT}/${path}`;
+    if (isNormalAbsolute(absolute)) return absolute;
+  }
   const absolute = path.replace(/\\/g, '/').startsWith('/') ? path.replace(/\\/g, '/') : `${WORKSPACE_ROOT}/${path.replace(/\\/g, '/')}`;
   const parts: string[] = [];
   for (const part of absolute.split('/')) {
@@ -369,6 +375,20 @@ export function normalizePath(path: string): string {
     else parts.push(part);
   }
   return `/${parts.join('/')}`;
+}
+
+/** Whether an absolute path with "/" separators is `normalizePath`'s answer for itself: no empty, "." or ".." segment, not "/". */
+function isNormalAbsolute(path: string): boolean {
+  if (path.length < 2 || path.charCodeAt(path.length - 1) === 0x2f) return false;
+  let start = 1;
+  for (let i = 1; i <= path.length; i += 1) {
+    if (i < path.length && path.charCodeAt(i) !== 0x2f) continue;
+    const length = i - start;
+    if (length === 0) return false;
+    if (path.charCodeAt(start) === 0x2e && (length === 1 || (length === 2 && path.charCodeAt(start + 1) === 0x2e))) return false;
+    start = i + 1;
+  }
+  return true;
 }
 
 /** Lower-case host name without port, brackets or trailing dot. */

@@ -279,3 +279,51 @@ describe('grouped decisions equal every rule decided on its own', () => {
     expectSameDecisions(rules, 3, 200, [0, 30]);
   });
 });
+
+describe('what a decision hands out cannot change another decision', () => {
+  const rules = ['deny file tools', 'require approval for any network write', 'allow only file tools and network tools', 'never make more than 1 calls per minute', 'never write outside /workspace/out']
+    .map((sentence, i) => compileRule(sentence, `h:${i + 1}`));
+  const AGENT = { name: 'assistant', depth: 0, chain: [], id: 'task-1' };
+  const at = new Date(NOW).toISOString();
+
+  it('shared matched entries are frozen: a caller that writes to one fails, and the next decision is unchanged', () => {
+    const engine = createPolicyEngine(rules);
+    const request = parsePolicyRequest({ tool: 'fs.write', args: { path: 'notes.md', content: 'x' }, agent: AGENT, now: at });
+    const reference = decideRuleByRule(rules, request);
+    const first = engine.decide(request);
+    expect(first).toEqual(reference);
+    // "deny file tools" matches with its reason as written: the entry every decision shares.
+    const shared = first.matched.find((m) => m.id === 'h:1');
+    expect(shared && Object.isFrozen(shared)).toBe(true);
+    for (const m of first.matched) {
+      if (!Object.isFrozen(m)) continue;
+      expect(() => Object.assign(m, { effect: 'allow', reason: 'rewritten' })).toThrow(TypeError);
+    }
+    // The lists are the caller's own: emptying them changes nothing for the next decision.
+    first.matched.length = 0;
+    first.reasons.length = 0;
+    expect(engine.decide(request)).toEqual(reference);
+    const none = engine.decide(parsePolicyRequest({ tool: 'fs.read', args: { path: 'out/a.md' }, agent: AGENT, now: at }));
+    none.reasons.push('added by a caller');
+    const allowed = parsePolicyRequest({ tool: 'http.fetch', args: { url: 'https://api.example.com/x' }, agent: AGENT, now: at });
+    expect(engine.decide(allowed)).toEqual(decideRuleByRule(rules, allowed));
+  });
+
+  it('tool families answer per request signature, and network writes still read each request method', () => {
+    const engine = createPolicyEngine(rules);
+    // One signature (http.fetch, no descriptor), three methods: only the writes need approval.
+    for (const method of ['POST', 'GET', 'DELETE', 'GET', 'POST']) {
+      const request = parsePolicyRequest({ tool: 'http.fetch', args: { url: 'https://api.example.com/x', method }, agent: AGENT, now: at });
+      const decision = engine.decide(request);
+      expect(decision, method).toEqual(decideRuleByRule(rules, request));
+      expect(decision.matched.some((m) => m.id === 'h:2'), method).toBe(method !== 'GET');
+    }
+    // "allow only" answers per tool: a tool outside the list, then one inside, then outside again.
+    for (const tool of ['sql.exec', 'fs.read', 'sql.exec', 'custom1.op1']) {
+      const request = parsePolicyRequest({ tool, args: {}, agent: AGENT, now: at });
+      const decision = engine.decide(request);
+      expect(decision, tool).toEqual(decideRuleByRule(rules, request));
+      expect(decision.matched.some((m) => m.id === 'h:3'), tool).toBe(!tool.startsWith('fs.'));
+    }
+  });
+});
