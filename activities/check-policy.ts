@@ -32,6 +32,7 @@ import { resolveClaimChecks } from '../dataplane/claim-check';
 import { containsClaimCheck, isClaimCheckRef, type ClaimCheckRef } from '../task/data-refs';
 import type { BlobStore } from '../dataplane/blob-store';
 import type { StepRecord } from '../task/task-run';
+import type { PolicyPrecheck } from '../policies/policy-precheck';
 
 /** An earlier step as provenance needs it: what it returned and whether that is trusted data. */
 export interface PriorStep {
@@ -70,6 +71,8 @@ export interface PolicyCheck {
   resolvedArgs?: Record<string, unknown>;
   /** The longest window of the task's rate rules (ms, 0: none): recent calls older than this decide nothing (the data flow keeps no more). */
   rateWindowMs?: number;
+  /** Made ahead by the activity that brought the action: what it was decided on (policies/policy-precheck.ts). */
+  precheck?: PolicyPrecheck;
 }
 
 /** Packs every task gets unless it names its own. */
@@ -234,55 +237,62 @@ export function outputsByTrust(input: Pick<CheckPolicyInput, 'priorSteps' | 'pri
 
 export function createCheckPolicy(deps: ActivityDeps) {
   return async function checkPolicy(given: CheckPolicyInput): Promise<PolicyCheck> {
-    return atActivityBoundary(async () => {
-      const values = await decisionValuesOf(deps, given);
-      const input = { ...given, args: values.args };
-      const engine = policyEngineFor(input.task);
-      const provenanceIndex = await provenanceIndexFor(input, values);
-      const { effect, resolved } = resolvedPathEffect(input.task, input.tool, input.args);
-      const context: PolicyRequestContext = {
-        task: input.task,
-        workflowId: input.workflowId,
-        depth: input.depth,
-        chain: input.chain,
-        tool: input.tool,
-        args: input.args,
-        priorOutputs: [],
-        trustedOutputs: values.trusted,
-        provenanceIndex,
-        ...(input.seed === undefined ? {} : { seed: input.seed }),
-        effect,
-        now: input.now,
-        ...(input.state === undefined ? {} : { state: input.state }),
-      };
-      const request = buildPolicyRequest(context);
-      // A resource the task does not grant is refused here, before any rule could hold the call
-      // for a human who could only approve a call its credential would then refuse.
-      const ungranted = ungrantedResourceOf(input.task, input.tool, input.args);
-      const decision: PolicyDecision =
-        ungranted === undefined
-          ? engine.decide(request, input.state)
-          : { decision: 'deny', matched: [{ id: 'grants', sentence: 'only what the task grants', effect: 'deny', reason: ungranted, kind: 'stateful' }], reasons: [ungranted] };
-      // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
-      annotateActiveSpan({
-        [WARDEN_ATTR.policyDecision]: decision.decision,
-        [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
-        ...(decision.shadow === undefined ? {} : { [WARDEN_ATTR.policyShadow]: decision.shadow.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`) }),
-      });
-      const approval = decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {};
-      // History keeps the arguments as the workflow sent them (long values as claim checks: the data flow).
-      const recorded = given.args;
-      if (!input.tool.startsWith('spawn:')) {
-        return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }), rateWindowMs: engine.rateWindowMs };
-      }
-      // A sub-agent starts from the root user's values; what its parent wrote into its intent is
-      // trusted only where the parent had it from trusted data.
-      const seed = seedOf(input.task, input.seed);
-      const intent = typeof input.args.intent === 'string' ? input.args.intent : '';
-      const inherited = trustedAtomsIn(provenanceIndex, intent);
-      return { decision, request, ...approval, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
-    });
+    return atActivityBoundary(() => decidePolicyCheck(deps, given));
   };
+}
+
+/**
+ * The decision on one proposed action, as `checkPolicy` makes it (and an activity deciding ahead,
+ * activities/precheck-policy.ts): effect measured, provenance indexed, then the engine. Sets the
+ * verdict on the active span.
+ */
+export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyInput): Promise<PolicyCheck> {
+  const values = await decisionValuesOf(deps, given);
+  const input = { ...given, args: values.args };
+  const engine = policyEngineFor(input.task);
+  const provenanceIndex = await provenanceIndexFor(input, values);
+  const { effect, resolved } = resolvedPathEffect(input.task, input.tool, input.args);
+  const context: PolicyRequestContext = {
+    task: input.task,
+    workflowId: input.workflowId,
+    depth: input.depth,
+    chain: input.chain,
+    tool: input.tool,
+    args: input.args,
+    priorOutputs: [],
+    trustedOutputs: values.trusted,
+    provenanceIndex,
+    ...(input.seed === undefined ? {} : { seed: input.seed }),
+    effect,
+    now: input.now,
+    ...(input.state === undefined ? {} : { state: input.state }),
+  };
+  const request = buildPolicyRequest(context);
+  // A resource the task does not grant is refused here, before any rule could hold the call
+  // for a human who could only approve a call its credential would then refuse.
+  const ungranted = ungrantedResourceOf(input.task, input.tool, input.args);
+  const decision: PolicyDecision =
+    ungranted === undefined
+      ? engine.decide(request, input.state)
+      : { decision: 'deny', matched: [{ id: 'grants', sentence: 'only what the task grants', effect: 'deny', reason: ungranted, kind: 'stateful' }], reasons: [ungranted] };
+  // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
+  annotateActiveSpan({
+    [WARDEN_ATTR.policyDecision]: decision.decision,
+    [WARDEN_ATTR.policyRules]: decision.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`),
+    ...(decision.shadow === undefined ? {} : { [WARDEN_ATTR.policyShadow]: decision.shadow.matched.map((m) => `${m.id} ${m.effect}: ${m.sentence}`) }),
+  });
+  const approval = decision.decision === 'approval' ? { approvalRequestId: randomUUID() } : {};
+  // History keeps the arguments as the workflow sent them (long values as claim checks: the data flow).
+  const recorded = given.args;
+  if (!input.tool.startsWith('spawn:')) {
+    return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }), rateWindowMs: engine.rateWindowMs };
+  }
+  // A sub-agent starts from the root user's values; what its parent wrote into its intent is
+  // trusted only where the parent had it from trusted data.
+  const seed = seedOf(input.task, input.seed);
+  const intent = typeof input.args.intent === 'string' ? input.args.intent : '';
+  const inherited = trustedAtomsIn(provenanceIndex, intent);
+  return { decision, request, ...approval, inherit: { userTexts: seed.userTexts, trustedAtoms: [...new Set([...seed.trustedAtoms, ...inherited])].sort() } };
 }
 
 /**

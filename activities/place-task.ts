@@ -27,6 +27,8 @@ import type { ActivityDeps } from './index';
 import { dataPlaneOf, stateDirOfDeps } from './flow-deps';
 import type { PolicyCheck } from './check-policy';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
+import { precheckPolicy, type PolicyPlace } from './precheck-policy';
+import type { PolicyState } from '../policies/engine/policy-state';
 import { assertTaskSparesWarden, grantRequestOf, identityOf } from './task-identity';
 import { takePreTaskSnapshot } from './task-recovery';
 import { atActivityBoundary } from './to-application-failure';
@@ -51,6 +53,8 @@ export interface PlaceTaskInput {
   };
   /** Also ask the model for the task's first turn (one call instead of two at the start). */
   firstTurn?: boolean;
+  /** With `firstTurn`: decide ahead on its first action (policies/policy-precheck.ts), in this place and with this policy state. */
+  policyPrecheck?: PolicyPlace & { state: PolicyState };
 }
 
 export interface PlaceTaskResult {
@@ -104,7 +108,20 @@ export function createPlaceTask(deps: ActivityDeps) {
         updatedAt: new Date().toISOString(),
       });
       // The policy decides on its first action in the workflow, with the provenance main's check uses.
-      const turn: PlaceTaskResult['turn'] = input.firstTurn === true ? await proposeFoldedTurn(deps, { workflowId: input.workflowId, task, taskRef, turn: 0, transcript: { ref: null, pending: [] } }) : undefined;
+      let turn: PlaceTaskResult['turn'] = input.firstTurn === true ? await proposeFoldedTurn(deps, { workflowId: input.workflowId, task, taskRef, turn: 0, transcript: { ref: null, pending: [] } }) : undefined;
+      const ahead = input.policyPrecheck;
+      if (turn !== undefined && 'turn' in turn && ahead !== undefined) {
+        const policy = await precheckPolicy(deps, {
+          workflowId: input.workflowId,
+          task,
+          taskRef,
+          action: turn.turn.actions[0],
+          transcriptRef: turn.transcriptRef,
+          place: { depth: ahead.depth, chain: ahead.chain, ...(ahead.seed === undefined ? {} : { seed: ahead.seed }) },
+          state: ahead.state,
+        });
+        if (policy !== undefined) turn = { ...turn, policy };
+      }
       return {
         placement,
         taskRef,

@@ -62,6 +62,8 @@ import { shapeActivitySpan } from './by-reference-span';
 import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
+import { precheckPolicy, type PolicyPlace } from './precheck-policy';
+import { stateAfterCall } from '../policies/policy-precheck';
 
 /** Largest JSON output a tool may return into the workflow history. */
 export const MAX_TOOL_OUTPUT_BYTES = 1024 * 1024;
@@ -160,17 +162,23 @@ export interface RunToolRefInput {
   next?: {
     turn: number;
     transcript: Transcript;
-    /** Where the agent sits in the task tree, for a policy decision on the next turn's first action. */
-    policy?: { depth: number; chain: string[] };
+    /**
+     * For deciding ahead on the next turn's first action (policies/policy-precheck.ts): where the
+     * agent sits in the task tree, and how the workflow counts this step (its policy request, the
+     * recent calls it keeps, whether a user tool's capability calls count). Histories recorded
+     * before the decision moved to the workflow (b10ff98) sent only depth and chain.
+     */
+    policy?: PolicyPlace & { request?: PolicyRequest; retainMs?: number; countEffects?: boolean };
   };
 }
 
 /** A call of the data flow: output (a claim check when large), files it wrote, the folded turn. */
 export interface ToolStepResult extends ToolCallResult {
   /**
-   * The next model turn, or why asking for it failed (the workflow then asks on its own). Its
-   * first action is decided by the workflow's policy check (`policy` is found only in histories
-   * recorded before: decided here then).
+   * The next model turn, or why asking for it failed (the workflow then asks on its own). With
+   * it (`warden-policy-precheck`), the policy decision on its first action made here with the
+   * digest of its inputs; the workflow uses it only when its own inputs digest the same
+   * (policies/policy-precheck.ts). Histories recorded around b10ff98 hold one without a digest.
    */
   next?: (ProposedTurn & { policy?: PolicyCheck }) | { error: StepError };
 }
@@ -766,10 +774,24 @@ export function createRunTool(deps: ActivityDeps): RunTool {
                 pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: result.output, credential: result.credential } : s)),
               },
             });
+      // The decision on the next turn's first action, made here with the state the workflow will hold after counting this step.
+      const ahead = input.next?.policy;
+      const policy =
+        next !== undefined && 'turn' in next && ahead?.request !== undefined && ahead.retainMs !== undefined && input.policy !== undefined
+          ? await precheckPolicy(deps, {
+              workflowId: input.workflowId,
+              task,
+              taskRef: input.taskRef,
+              action: next.turn.actions[0],
+              transcriptRef: next.transcriptRef,
+              place: { depth: ahead.depth, chain: ahead.chain, ...(ahead.seed === undefined ? {} : { seed: ahead.seed }) },
+              state: stateAfterCall(input.policy.state, ahead.request, result, { countEffects: ahead.countEffects === true, retainMs: ahead.retainMs }),
+            })
+          : undefined;
       return {
         ...result,
         ...(writes.length === 0 ? {} : { writes }),
-        ...(next === undefined ? {} : { next }),
+        ...(next === undefined ? {} : { next: policy === undefined ? next : { ...next, policy } }),
       };
     } catch (error) {
       throw toApplicationFailure(error);

@@ -63,7 +63,11 @@ export function checkTargets(sections: ReadonlyMap<string, SectionResult>): Targ
   return TARGETS.map((rule) => {
     const f = figures.get(rule.figure);
     const value = f === undefined ? undefined : rule.value(f);
-    const note = f === undefined ? 'not measured in this run' : rule.note?.(f);
+    // A section that failed or skipped says so: "not measured" would read as "not asked for".
+    const section = rule.figure.split('.')[0] as string;
+    const skipped = sections.get(section)?.skipped;
+    const why = skipped === undefined ? 'not measured in this run' : `the ${section} section ${skipped.startsWith('failed') ? skipped : `skipped: ${skipped}`}`;
+    const note = f === undefined ? why : rule.note?.(f);
     return { target: rule.target, figure: rule.figure, value: value ?? null, unit: rule.unit, met: value === undefined ? null : rule.test(value, f as Figure), ...(note === undefined ? {} : { note }) };
   });
 }

@@ -121,6 +121,8 @@ export const WARDEN_ATTR = {
   policyRules: 'warden.policy.rules',
   /** Rules in shadow mode that matched (recorded, not enforced), as a string array. */
   policyShadow: 'warden.policy.shadow',
+  /** True on a `check_policy` span made ahead by the activity that brought the action (policies/policy-precheck.ts); the workflow used it only when its own inputs digest the same. */
+  policyAhead: 'warden.policy.ahead',
   resourcesFiles: 'warden.resources.files',
   resourcesHosts: 'warden.resources.hosts',
   resourcesTables: 'warden.resources.tables',

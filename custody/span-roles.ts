@@ -12,7 +12,7 @@
  * Plain functions of `(name, attributes)` with no imports but constants: usable on a live span
  * and on a stored record body alike.
  */
-import { GEN_AI_ATTR, GEN_AI_OPERATION, TEMPORAL_ATTR } from './attributes';
+import { GEN_AI_ATTR, GEN_AI_OPERATION, TEMPORAL_ATTR, WARDEN_ATTR, WARDEN_OPERATION } from './attributes';
 
 export type SpanRole = 'agent-run' | 'model-turn' | 'tool-call' | 'policy-check' | 'task-start' | 'other';
 
@@ -45,6 +45,8 @@ export function spanRoleOf(name: string, attributes: Readonly<Record<string, unk
   // The data flow folds a model call into the activity that brings its turn (a tool call, or
   // placing the task): a GenAI `chat` span of its own inside that activity.
   if (attributes[GEN_AI_ATTR.operationName] === GEN_AI_OPERATION.chat) return 'model-turn';
+  // Likewise a policy decision made ahead on the turn's first action (policies/policy-precheck.ts).
+  if (attributes[WARDEN_ATTR.operationName] === WARDEN_OPERATION.checkPolicy) return 'policy-check';
   if (attributes[GEN_AI_ATTR.operationName] === GEN_AI_OPERATION.invokeAgent || name.startsWith(RUN_WORKFLOW_PREFIX)) return 'agent-run';
   if (START_PREFIXES.some((prefix) => name.startsWith(prefix))) return 'task-start';
   return 'other';

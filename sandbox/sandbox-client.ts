@@ -62,6 +62,8 @@ interface PendingCall {
   host: HostHandle;
   resolve: (response: SandboxRunResponse) => void;
   timer: NodeJS.Timeout;
+  /** Milliseconds the call was given before the host is presumed wedged. */
+  budgetMs: number;
 }
 
 // The compiled package forks the compiled host; the TypeScript sources fork the source through tsx.
@@ -151,7 +153,7 @@ export class SandboxClient {
     return new Promise((resolve) => {
       const budget = call.limits.timeoutMs + this.#deadlineGraceMs + (host.answered ? 0 : this.#bootAllowanceMs);
       const timer = setTimeout(() => this.#onDeadline(id), budget);
-      this.#pending.set(id, { host, resolve, timer });
+      this.#pending.set(id, { host, resolve, timer, budgetMs: budget });
       try {
         host.child.send(checked.data, (error) => {
           if (error) this.#discardHost(host, `cannot reach the sandbox host: ${error.message}`);
@@ -205,7 +207,11 @@ export class SandboxClient {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
     this.#deadlineKills += 1;
-    this.#answer(id, failure(id, 'ERR_SANDBOX_TIMEOUT', 'the tool call overran its timeout and the sandbox host did not stop it; the host was restarted'));
+    // A host that never answered was still starting (or cannot start): the call did not overrun.
+    const message = pending.host.answered
+      ? 'the tool call overran its timeout and the sandbox host did not stop it; the host was restarted'
+      : `the sandbox host did not answer its first call within ${pending.budgetMs} ms of being started (the call's timeout, ${this.#deadlineGraceMs} ms grace and a ${this.#bootAllowanceMs} ms boot allowance): a very loaded machine, or a host that cannot start; it was stopped`;
+    this.#answer(id, failure(id, 'ERR_SANDBOX_TIMEOUT', message));
     this.#discardHost(pending.host, 'the sandbox host was killed after a call overran its deadline');
   }
 

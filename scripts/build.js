@@ -8,6 +8,7 @@
 const { execFileSync } = require('node:child_process');
 const { copyFileSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } = require('node:fs');
 const { extname, join, relative } = require('node:path');
+const { prepareMaySkip } = require('./build-freshness');
 
 const ROOT = join(__dirname, '..');
 const OUT = join(ROOT, 'build');
@@ -34,6 +35,10 @@ function dataFiles(dir, out = []) {
 }
 
 function main() {
+  if (prepareMaySkip(process.env, ROOT)) {
+    log('the build is up to date (npx runs prepare when it first links this checkout); skipped');
+    return;
+  }
   const started = Date.now();
   // A fresh output folder: nothing of a deleted source file survives.
   rmSync(OUT, { recursive: true, force: true });

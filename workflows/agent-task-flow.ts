@@ -1,8 +1,9 @@
 /**
  * The agent loop on the data flow (behind the `warden-data-flow-1` patch, see agent-task.ts):
- * begin (place the data plane), then per step one workflow task and one activity: the policy check
- * runs as a local activity in the workflow task, the tool call goes to the data plane and brings
- * the model's next turn back with it (folded), references stand in for large values, and a long
+ * begin (place the data plane), then per step one workflow task and one activity: the tool call
+ * goes to the data plane and brings the model's next turn back with it (folded), with the policy
+ * decision on that turn's first action (the workflow checks it was made on its own inputs, else
+ * asks in a local activity: guard-action.ts), references stand in for large values, and a long
  * task continues as new at turn boundaries. When the loop ends the saga commits (proving the
  * overlay holds what the steps wrote) or rolls back, and the grant is revoked.
  *
@@ -144,7 +145,15 @@ async function begin(run: AgentRun): Promise<void> {
   const { deadline } = run;
   // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
-    placing(run, true, placeSummary(run)).placeTask({ ...treeOf(run), workflowId: run.workflowId, task: run.task, deadlineAt: deadline.deadlineAt, firstTurn: true }),
+    placing(run, true, placeSummary(run)).placeTask({
+      ...treeOf(run),
+      workflowId: run.workflowId,
+      task: run.task,
+      deadlineAt: deadline.deadlineAt,
+      firstTurn: true,
+      // The first action's policy decision comes back with the turn (guard-action.ts uses it when its inputs match).
+      ...(run.patches.policyPrecheck ? { policyPrecheck: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), state: run.policyState } } : {}),
+    }),
   );
   flow.placement = placed.placement;
   flow.taskRef = placed.taskRef;

@@ -7,7 +7,8 @@
 import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { ProvenanceSeed } from '../policies/provenance-seed';
-import type { PriorStep } from '../activities/check-policy';
+import type { CheckPolicyInput, PriorStep } from '../activities/check-policy';
+import { policyInputDigest, precheckHolds } from '../policies/policy-precheck';
 import type { ErrorCode } from '../errors';
 import type { StepApproval, StepRecord } from '../task/task-run';
 import { summarized } from './activity-stubs';
@@ -87,13 +88,17 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
   // Not raced against the deadline timer: a local activity's marker is recorded after a timer
   // started in the same workflow task, which a replay from scratch cannot match. It is quick and
   // bounded by its own timeout instead.
-  // On the data flow a call recorded before may have brought a decision on this action with it
-  // (histories only: new calls bring none, the check below decides with main's provenance).
-  const prechecked = action.type === 'tool' ? run.flow?.takePolicyCheck(action) : undefined;
+  // On the data flow the activity that brought this action may have decided on it already
+  // (policies/policy-precheck.ts): used only when this check's own inputs digest the same at a
+  // time the decision holds for. Runs before `warden-policy-precheck` use a decision brought
+  // along as it is (histories recorded around b10ff98 only: their calls decided without a digest).
+  const held = action.type === 'tool' ? run.flow?.takePolicyCheck(action) : undefined;
+  const legacy = run.patches.policyPrecheck ? undefined : held;
   // On the data flow earlier steps (earlier runs' too) are in the transcript: sent by its head.
-  const transcript = prechecked === undefined ? run.flow?.transcript(run) : undefined;
+  const transcript = legacy === undefined ? run.flow?.transcript(run) : undefined;
   const earlierSteps = transcript?.pending ?? run.state.steps;
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs } = prechecked ?? await run.monitor.lane.run(() => summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))({
+  const nowMs = Date.now();
+  const input: CheckPolicyInput = {
     task: run.activityTask,
     workflowId: run.workflowId,
     depth: run.depth,
@@ -104,8 +109,10 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     ...(transcript === undefined || transcript.ref === null ? {} : { priorOutputsRef: transcript.ref }),
     ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
-    now: new Date(Date.now()).toISOString(),
-  }));
+    now: new Date(nowMs).toISOString(),
+  };
+  const ahead = legacy === undefined && held?.precheck !== undefined && run.flow !== undefined && precheckHolds(held.precheck, policyInputDigest({ ...input, taskDigest: run.flow.taskDigest(input.task) }), nowMs) ? { ...held, request: { ...held.request, now: input.now } } : undefined;
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs } = legacy ?? ahead ?? await run.monitor.lane.run(() => summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))(input));
   const inStep = (m: { id: string; sentence: string; effect: string; reason: string }) => ({ id: m.id, sentence: m.sentence, effect: m.effect, reason: m.reason });
   step.policy = {
     decision: verdict.decision,

@@ -31,6 +31,7 @@ import {
   type Transcript,
 } from '../task/data-flow';
 import type { PolicyCheck } from '../activities/check-policy';
+import { taskDigestOf } from '../policies/policy-precheck';
 import type { Action, ModelTurn, StepRecord } from '../task/task-run';
 import { treeOf, type AgentRun } from './agent-run';
 import { LocalLane } from './local-lane';
@@ -153,6 +154,17 @@ export class TaskFlow {
     this.transcriptRef = ref;
     this.carriedPending = [];
     this.transcriptCursor = run.state.steps.length;
+  }
+
+  private digestedTask: { task: unknown; digest: string } | undefined;
+
+  /** The digest of `task`'s JSON (policies/policy-precheck.ts), computed once per run for the task object it holds. */
+  taskDigest(task: unknown): string {
+    const known = this.digestedTask;
+    if (known !== undefined && known.task === task) return known.digest;
+    const digest = taskDigestOf(task);
+    this.digestedTask = { task, digest };
+    return digest;
   }
 
   /** Keeps the decision a call made ahead on `action` (the first of the turn it folded in). */

@@ -68,7 +68,9 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       approvedEffects: [...approvedEffects],
     };
     const flow = run.flow;
-    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() =>
+    // How this step will be counted, for the call that decides ahead on the next turn's first action.
+    const ahead = run.patches.policyPrecheck ? { request: policyRequest, retainMs, countEffects: !builtin } : undefined;
+    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on)({
         ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
         task: run.activityTask,
@@ -249,9 +251,11 @@ async function runFlowCall(
   policy: ToolPolicyContext,
   fold: boolean,
   egressWatch: EgressWatch | undefined,
+  ahead: { request: PolicyRequest; retainMs: number; countEffects: boolean } | undefined,
 ): Promise<ToolStepResult> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
-  const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run) } : undefined;
+  const policyAhead = ahead === undefined ? {} : { policy: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), ...ahead } };
+  const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), ...policyAhead } : undefined;
   const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
     a.runTool({
       ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),

@@ -97,6 +97,14 @@ export const ORDINARY_AFFINITY_PATCH = 'warden-ordinary-affinity';
  */
 export const HISTORY_BUDGET_PATCH = 'warden-history-budget';
 
+/**
+ * The data flow's activity that brings the next turn (a tool call with the turn folded in, or
+ * `placeTask` with the first turn) also decides on the turn's first action, and the workflow uses
+ * that decision instead of its `checkPolicy` local activity when its own inputs digest the same at
+ * a time the decision holds for (policies/policy-precheck.ts). Older runs ask the local activity.
+ */
+export const POLICY_PRECHECK_PATCH = 'warden-policy-precheck';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -134,6 +142,8 @@ export interface WorkflowPatches {
   ordinaryAffinity: boolean;
   /** The run ends itself before Temporal's history limits (history-budget.ts). */
   historyBudget: boolean;
+  /** Only for a data-flow run: decisions made ahead by the activity that brings the turn (guard-action.ts). */
+  policyPrecheck: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -173,6 +183,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     ordinaryAffinity: !dataFlow && patched(ORDINARY_AFFINITY_PATCH),
     // After ordinaryAffinity (merged first), for the same reason. The data flow continues as new: no marker there.
     historyBudget: !dataFlow && patched(HISTORY_BUDGET_PATCH),
+    // Asked last, for the same reason. Only the data flow folds turns into activities: no marker elsewhere.
+    policyPrecheck: dataFlow && patched(POLICY_PRECHECK_PATCH),
   };
 }
 

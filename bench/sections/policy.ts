@@ -250,14 +250,26 @@ interface AgtResult {
 }
 
 /** A virtual environment with the toolkit installed under the bench's state folder, or why not. */
-function agtPython(context: BenchContext): { python: string } | { unavailable: string } {
+export function agtPython(context: Pick<BenchContext, 'stateDir' | 'log'>): { python: string } | { unavailable: string } {
   const venv = join(context.stateDir, 'agt-venv');
   const python = join(venv, 'bin', 'python');
   const probe = () => spawnSync(python, ['-c', 'import agent_os.policies'], { stdio: 'ignore' }).status === 0;
   if (existsSync(python) && probe()) return { python };
+  context.log(`policy: installing ${AGT_PACKAGE} into ${venv} (once)`);
   try {
-    context.log(`policy: installing ${AGT_PACKAGE} into ${venv} (once)`);
-    execFileSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' });
+    execFileSync('python3', ['-m', 'venv', venv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    // Debian's python3 has no venv/ensurepip without the python3-venv package; say so, not just "Command failed".
+    const failure = error as { code?: string; stdout?: Buffer; stderr?: Buffer; message: string };
+    if (failure.code === 'ENOENT') return { unavailable: 'python3 is not on PATH' };
+    const said = `${failure.stdout?.toString() ?? ''}\n${failure.stderr?.toString() ?? ''}`
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '');
+    const reason = [...said].reverse().find((line) => /ensurepip|No module named/.test(line)) ?? said.at(-1) ?? failure.message;
+    return { unavailable: `\`python3 -m venv\` failed (${reason}); on Debian and Ubuntu: apt-get install python3-venv` };
+  }
+  try {
     execFileSync(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', AGT_PACKAGE], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 300_000 });
   } catch (error) {
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim().split('\n').at(-1);

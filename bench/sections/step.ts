@@ -53,7 +53,7 @@ export function stepFigures(samples: StepSamples): SectionResult['figures'] {
 
 function describeShape(shape: HistoryShape): string {
   const per = (n: number) => (n / STEPS_PER_TASK).toFixed(1);
-  return `${per(shape.events)} events, ${per(shape.workflowTasks)} workflow tasks, ${per(shape.activityTasks)} activities, ${per(shape.localActivityMarkers)} local activities, ${per(shape.timers)} timers, ${(shape.bytes / STEPS_PER_TASK / 1024).toFixed(1)} KiB per step`;
+  return `${per(shape.events)} events, ${per(shape.workflowTasks)} workflow tasks, ${per(shape.activityTasks)} activities, ${per(shape.localActivityMarkers)} local activities, ${per(shape.patchMarkers)} patch markers, ${per(shape.timers)} timers, ${(shape.bytes / STEPS_PER_TASK / 1024).toFixed(1)} KiB per step`;
 }
 
 export const stepSection: BenchSection = {

@@ -17,5 +17,10 @@ export function benchWorkers(context: BenchContext): Promise<WorkerPair> {
     return { guarded, bare };
   })();
   context.shared.set('workers', starting);
+  // A pair that failed to start (a sandbox host slow to boot on a loaded machine) is not kept:
+  // the next section that needs workers starts them again instead of failing at once.
+  starting.catch(() => {
+    if (context.shared.get('workers') === starting) context.shared.delete('workers');
+  });
   return starting;
 }

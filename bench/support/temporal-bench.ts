@@ -229,6 +229,8 @@ export interface HistoryShape {
   workflowTasks: number;
   activityTasks: number;
   localActivityMarkers: number;
+  /** `patched()` markers (once per run, whatever the steps). */
+  patchMarkers: number;
   timers: number;
   bytes: number;
 }
@@ -243,7 +245,9 @@ export async function historyShape(context: BenchContext, workflowId: string): P
     events: events.length,
     workflowTasks: count('workflowTaskCompletedEventAttributes'),
     activityTasks: count('activityTaskScheduledEventAttributes'),
-    localActivityMarkers: count('markerRecordedEventAttributes'),
+    // Markers are local activities' results and patch() decisions (`core_patch`, once per run): counted apart.
+    localActivityMarkers: events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length,
+    patchMarkers: events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').length,
     timers: count('timerStartedEventAttributes'),
     bytes: temporal.api.history.v1.History.encode(history).finish().length,
   };

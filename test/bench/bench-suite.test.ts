@@ -6,10 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { figure, single, type SectionResult } from '../../bench/bench-section';
+import { figure, single, type BenchContext, type SectionResult } from '../../bench/bench-section';
 import { checkTargets, formatValue } from '../../bench/report';
 import { drawTurns } from '../../bench/sections/model-turn-share';
 import { SECTIONS } from '../../bench/sections';
+import { benchWorkers } from '../../bench/support/bench-workers';
 import { interleaveSync, percentile, summarize } from '../../bench/stats';
 
 const ROOT = join(__dirname, '..', '..');
@@ -40,6 +41,20 @@ describe('npm run bench: command line', () => {
     expect(SECTIONS.map((s) => s.name)).toEqual(['step', 'throughput', 'history', 'policy', 'sandbox', 'credential', 'custody', 'sql', 'startup', 'model-turn-share', 'workers', 'mcp', 'monitor', 'attest']);
     expect(run.stdout).toMatch(/workers .*\(only when named\)/);
     expect(run.stdout).toMatch(/mcp .*\(only when named\)/);
+  });
+});
+
+describe('shared bench workers', () => {
+  it('a pair that failed to start is started again by the next section, not failed from memory', async () => {
+    // The workers start on the shared Temporal server; a server that could not be reached here
+    // stands for any start-up failure (a sandbox host slow to boot on a loaded machine).
+    const shared = new Map<string, unknown>();
+    const context = { quick: true, log: () => undefined, tmpDir: ROOT, root: ROOT, stateDir: join(ROOT, '.warden-bench'), results: new Map(), shared, onClose: () => undefined } satisfies BenchContext;
+    shared.set('temporal', Promise.reject(new Error('first start failed')));
+    await expect(benchWorkers(context)).rejects.toThrow('first start failed');
+    expect(shared.has('workers')).toBe(false);
+    shared.set('temporal', Promise.reject(new Error('second start failed')));
+    await expect(benchWorkers(context)).rejects.toThrow('second start failed');
   });
 });
 
@@ -83,6 +98,17 @@ describe('targets of issue 17', () => {
     expect(faster(vsToolkit)).toMatchObject({ met: true });
     expect(faster(vsCedar)).toMatchObject({ met: null, note: 'the comparison engine did not run' });
     expect(checkTargets(results([vsToolkit])).find((c) => c.target.includes('20 µs'))).toMatchObject({ met: true, value: 0.015 });
+  });
+
+  it('a target whose section failed or skipped says so, not "not measured"', () => {
+    const sections = new Map<string, SectionResult>([
+      ['step', { figures: [], notes: [], skipped: 'failed: the guarded bench worker exited (code 1) before it polled' }],
+      ['sandbox', { figures: [], notes: [], skipped: 'no isolated-vm here' }],
+    ]);
+    const checks = checkTargets(sections);
+    expect(checks.find((c) => c.figure === 'step.ratio')).toMatchObject({ met: null, note: 'the step section failed: the guarded bench worker exited (code 1) before it polled' });
+    expect(checks.find((c) => c.figure === 'sandbox.call')).toMatchObject({ met: null, note: 'the sandbox section skipped: no isolated-vm here' });
+    expect(checks.find((c) => c.figure === 'custody.added')).toMatchObject({ met: null, note: 'not measured in this run' });
   });
 
   it('a figure with a baseline carries the ratio of the medians', () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import { codeOf, outputOf, toolCall } from './sandbox-test-kit';
@@ -204,11 +207,33 @@ describe('host process failures', () => {
       process.kill(before!, 'SIGSTOP');
       const response = await call;
       expect(codeOf(response)).toBe('ERR_SANDBOX_TIMEOUT');
+      expect(response.ok ? '' : response.error.message).toContain('overran its timeout');
       expect(wedgeable.stats.deadlineKills).toBe(1);
       expect(outputOf(await wedgeable.run(toolCall('return "fresh";')))).toBe('fresh');
       expect(wedgeable.pid).not.toBe(before);
     } finally {
       await wedgeable.close();
+    }
+  });
+
+  it('a host that never answers its start-up probe is named as such, not as a call that overran', async () => {
+    // The host blocks before loading anything (a preload that waits 2 minutes): on a loaded machine
+    // a host booting through tsx can take longer than the boot allowance, and the worker's error
+    // used to blame a tool call.
+    const dir = mkdtempSync(join(tmpdir(), 'warden-never-boots-'));
+    const preload = join(dir, 'block.js');
+    writeFileSync(preload, 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);\n');
+    try {
+      const starting = SandboxClient.start({ bootAllowanceMs: 0, deadlineGraceMs: 0, env: { PATH: process.env['PATH'], NODE_OPTIONS: `--require ${preload}` } });
+      const error = (await starting.then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code?: string; message?: string } | undefined;
+      expect(error?.code).toBe('ERR_SANDBOX_CRASHED');
+      expect(error?.message).toContain('ERR_SANDBOX_TIMEOUT: the sandbox host did not answer its first call within 5000 ms of being started');
+      expect(error?.message).not.toContain('overran');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
