@@ -1,72 +1,279 @@
 /**
  * Who a standalone `warden worker` is, as Temporal records its pollers, so `warden run` can tell
- * a worker that shares its state folder (the same keys, grant stores and custody ledger) from any
- * other worker on the task queue, and start its task as a client only instead of building a
+ * its own user's worker on its state folder (the same keys, grant stores and custody ledger) from
+ * any other poller on the task queue, and start its task as a client only instead of building a
  * worker of its own.
  *
- * The identity is `warden-worker/<pid>@<host>/state-<hash>`, where `<hash>` is the first 16 hex
- * digits of SHA-256 over the state folder's real path: it names the folder without writing the
- * path into the server's records. Only standalone workers carry it; `warden run`'s in-process
- * worker, which stops when its own task ends, keeps the SDK's default identity and is never reused.
+ * The identity is `warden-worker/<pid>@<host>/state-<hash>/<nonce>`: `<hash>` is the first 16 hex
+ * digits of SHA-256 over the state folder's real path (it names the folder without writing the
+ * path into the server's records), `<nonce>` 32 random hex digits. An identity is only a poller's
+ * claim: anyone who reaches the server can poll under any identity. What `warden run` trusts is
+ * the worker's record, `<stateDir>/standalone-workers/<nonce>.json`, which the worker creates
+ * exclusively at start (mode 0600, in a 0700 folder of the state folder's owner) and removes on
+ * a clean exit: it holds the worker's pid, its process start time (field 22 of /proc/<pid>/stat,
+ * so a reused pid does not match) and the nonce. A poller is reused only when its identity names
+ * a record that this user alone can have written, the pid in the identity is the record's, that
+ * process is alive, owned by this user and started at the recorded time (see
+ * {@link checkStandaloneWorker}). Only standalone workers carry such an identity; `warden run`'s
+ * in-process worker, which stops when its own task ends, keeps the SDK's default identity and is
+ * never reused.
  */
-import { createHash } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
 
 const PREFIX = 'warden-worker/';
+/** The folder of worker records inside the state folder. */
+export const STANDALONE_RECORDS_DIR = 'standalone-workers';
+const NONCE = /^[0-9a-f]{32}$/;
 
 /** The state folder's fingerprint: 16 hex digits of SHA-256 over its real path (its resolved path when it does not exist yet). */
 export function stateDirFingerprint(stateDir: string): string {
   let path: string;
   try {
-    path = realpathSync(stateDir);
+    path = fs.realpathSync(stateDir);
   } catch {
     path = resolve(stateDir);
   }
   return createHash('sha256').update(path).digest('hex').slice(0, 16);
 }
 
-/** The Temporal identity of a standalone worker of this process on `stateDir`. */
-export function standaloneWorkerIdentity(stateDir: string, pid = process.pid, host = hostname()): string {
-  return `${PREFIX}${pid}@${host}/state-${stateDirFingerprint(stateDir)}`;
+/** The Temporal identity of a standalone worker of process `pid` on `stateDir` whose record has `nonce`. */
+export function standaloneWorkerIdentity(stateDir: string, nonce: string, pid = process.pid, host = hostname()): string {
+  return `${PREFIX}${pid}@${host}/state-${stateDirFingerprint(stateDir)}/${nonce}`;
 }
 
 export interface StandaloneWorkerIdentity {
   pid: number;
   host: string;
   stateFingerprint: string;
+  /** The record's nonce; undefined for an identity without one (a worker before records, or a forgery). */
+  nonce: string | undefined;
 }
 
-/** Reads an identity made by {@link standaloneWorkerIdentity}; undefined for any other identity. */
+/** Reads an identity made by {@link standaloneWorkerIdentity} (or the older one without a nonce); undefined for any other identity. */
 export function parseStandaloneWorkerIdentity(identity: string): StandaloneWorkerIdentity | undefined {
-  const match = /^warden-worker\/(\d+)@(.+)\/state-([0-9a-f]{16})$/.exec(identity);
+  const match = /^warden-worker\/(\d+)@(.+)\/state-([0-9a-f]{16})(?:\/([0-9a-f]{32}))?$/.exec(identity);
   if (match === null) return undefined;
-  return { pid: Number(match[1]), host: match[2]!, stateFingerprint: match[3]! };
+  return { pid: Number(match[1]), host: match[2]!, stateFingerprint: match[3]!, nonce: match[4] };
 }
 
-/** Whether process `pid` exists on this machine (signal 0 checks without sending anything). */
-function processExists(pid: number): boolean {
+/** What a standalone worker writes about itself in its state folder. */
+export const StandaloneWorkerRecordSchema = z
+  .object({
+    pid: z.number().int().positive(),
+    /** Field 22 of /proc/<pid>/stat: clock ticks since boot when the process started. */
+    startTime: z.string().regex(/^\d+$/),
+    nonce: z.string().regex(NONCE),
+  })
+  .strict();
+export type StandaloneWorkerRecord = z.infer<typeof StandaloneWorkerRecordSchema>;
+
+/**
+ * The start time of process `pid`: field 22 of /proc/<pid>/stat (starttime, clock ticks after boot;
+ * proc(5)), as a decimal string; undefined when the process does not exist or /proc is not there.
+ */
+export function processStartTime(pid: number): string | undefined {
+  let stat: string;
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to another user.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
   }
+  // Field 2 (comm) is in parentheses and may hold spaces and ')': fields resume after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so field 22 is fields[19].
+  const start = fields[19];
+  return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+}
+
+function recordsDir(stateDir: string): string {
+  return join(stateDir, STANDALONE_RECORDS_DIR);
+}
+
+const uid = (): number | undefined => process.getuid?.();
+
+/**
+ * Why a folder cannot vouch for a record: not a real folder, another user's, or writable by
+ * group or others (`exact`: any group/other permission at all). undefined when it can.
+ */
+function folderProblem(dir: string, exact: boolean): string | undefined {
+  let stat: fs.Stats;
+  try {
+    stat = fs.lstatSync(dir);
+  } catch {
+    return `${dir} does not exist`;
+  }
+  if (!stat.isDirectory()) return `${dir} is not a folder`;
+  if (stat.uid !== uid()) return `${dir} belongs to uid ${stat.uid}, not this user`;
+  if ((stat.mode & (exact ? 0o077 : 0o022)) !== 0) return `${dir} is open to others (mode ${(stat.mode & 0o777).toString(8)})`;
+  return undefined;
+}
+
+/** A standalone worker's record, written by {@link writeStandaloneWorkerRecord}. */
+export interface StandaloneWorkerRegistration {
+  nonce: string;
+  file: string;
+  /** Removes the record (on a clean exit); idempotent. */
+  remove(): void;
 }
 
 /**
- * The first of `pollers` (identities Temporal saw poll recently, see cli/temporal-client.ts) that
- * is a standalone worker on this machine, on the state folder `stateDir`, whose process still runs.
- * A worker on another machine is never picked: its process cannot be checked from here.
+ * Creates this process's record in `<stateDir>/standalone-workers/` (0700), exclusively (O_EXCL
+ * and never following a link, then linked into place whole) and mode 0600, with a fresh 128-bit nonce. Records of workers that no
+ * longer run (pid gone or reused: start time differs) are removed on the way.
+ * @throws Error when the folder cannot be made private or the record cannot be created.
  */
-export function liveStandaloneWorker(pollers: readonly string[], stateDir: string, host = hostname()): string | undefined {
-  const fingerprint = stateDirFingerprint(stateDir);
-  return pollers.find((identity) => {
-    const parsed = parseStandaloneWorkerIdentity(identity);
-    return parsed !== undefined && parsed.host === host && parsed.stateFingerprint === fingerprint && processExists(parsed.pid);
-  });
+export function writeStandaloneWorkerRecord(stateDir: string): StandaloneWorkerRegistration {
+  const dir = recordsDir(stateDir);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  const problem = folderProblem(dir, true);
+  if (problem !== undefined) throw new Error(`cannot record the standalone worker: ${problem}`);
+  sweepStaleRecords(dir);
+  const startTime = processStartTime(process.pid);
+  if (startTime === undefined) throw new Error('cannot record the standalone worker: /proc/self/stat is not readable');
+  const nonce = randomBytes(16).toString('hex');
+  const record: StandaloneWorkerRecord = { pid: process.pid, startTime, nonce };
+  const file = join(dir, `${nonce}.json`);
+  // Written under a temporary name, then linked into place (link refuses an existing name): a
+  // record is complete whenever it exists, so another worker's sweep never takes it for garbage.
+  const tmp = join(dir, `${nonce}.tmp`);
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    try {
+      fs.fchmodSync(fd, 0o600);
+      fs.writeFileSync(fd, `${JSON.stringify(record)}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.linkSync(tmp, file);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  let removed = false;
+  return {
+    nonce,
+    file,
+    remove: () => {
+      if (removed) return;
+      removed = true;
+      fs.rmSync(file, { force: true });
+    },
+  };
+}
+
+function sweepStaleRecords(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const match = /^([0-9a-f]{32})\.json$/.exec(name);
+    if (match === null) continue;
+    const read = readRecord(dir, match[1]!);
+    if (typeof read === 'string' || processProblem(read.pid, read.startTime) !== undefined) fs.rmSync(join(dir, name), { force: true });
+  }
+}
+
+/** The record `<dir>/<nonce>.json`, or why it cannot be trusted. */
+function readRecord(dir: string, nonce: string): StandaloneWorkerRecord | string {
+  const file = join(dir, `${nonce}.json`);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? `no worker record ${file}` : `cannot open the worker record ${file} (${(error as NodeJS.ErrnoException).code})`;
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) return `the worker record ${file} is not a regular file`;
+    if (stat.uid !== uid()) return `the worker record ${file} belongs to uid ${stat.uid}, not this user`;
+    if ((stat.mode & 0o077) !== 0) return `the worker record ${file} is open to others (mode ${(stat.mode & 0o777).toString(8)})`;
+    if (stat.size > 4096) return `the worker record ${file} is too large`;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(fs.readFileSync(fd, 'utf8'));
+    } catch {
+      return `the worker record ${file} is not JSON`;
+    }
+    const result = StandaloneWorkerRecordSchema.safeParse(parsed);
+    if (!result.success || result.data.nonce !== nonce) return `the worker record ${file} is malformed`;
+    return result.data;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Why process `pid` is not the live process of this user that started at `startTime`; undefined when it is. */
+function processProblem(pid: number, startTime: string): string | undefined {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    // EPERM: the process exists but is another user's, so it is not our worker.
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? `process ${pid} belongs to another user` : `process ${pid} is not running`;
+  }
+  let owner: number;
+  try {
+    owner = fs.statSync(`/proc/${pid}`).uid;
+  } catch {
+    return `process ${pid} is not running`;
+  }
+  if (owner !== uid()) return `process ${pid} belongs to uid ${owner}, not this user`;
+  const actual = processStartTime(pid);
+  if (actual !== startTime) return `process ${pid} started at ${actual ?? '?'}, not at the recorded ${startTime} (another process under a reused pid)`;
+  return undefined;
+}
+
+/**
+ * Whether the poller `identity` is this user's standalone worker on `stateDir` on this host:
+ * undefined when it is, else why not (one line). Nothing the identity claims is trusted on its
+ * own: it must name a record in `<stateDir>/standalone-workers/` that only this user can have
+ * written (the state folder not writable by others, the records folder and file this user's and
+ * private), whose pid is the identity's and whose process is alive, this user's and started at
+ * the recorded time.
+ */
+export function checkStandaloneWorker(identity: string, stateDir: string, host = hostname()): string | undefined {
+  const parsed = parseStandaloneWorkerIdentity(identity);
+  if (parsed === undefined || parsed.host !== host || parsed.stateFingerprint !== stateDirFingerprint(stateDir)) return 'not a standalone worker of this state folder on this machine';
+  if (parsed.nonce === undefined) return 'its identity names no worker record of this state folder';
+  // The state folder may be named through a link (the user's choice); its real folder is checked.
+  let realStateDir: string;
+  try {
+    realStateDir = fs.realpathSync(stateDir);
+  } catch {
+    return `${stateDir} does not exist`;
+  }
+  const stateProblem = folderProblem(realStateDir, false);
+  if (stateProblem !== undefined) return stateProblem;
+  const dir = recordsDir(realStateDir);
+  const dirProblem = folderProblem(dir, true);
+  if (dirProblem !== undefined) return dirProblem;
+  const record = readRecord(dir, parsed.nonce);
+  if (typeof record === 'string') return record;
+  if (record.pid !== parsed.pid) return `its pid ${parsed.pid} is not the recorded worker's (${record.pid})`;
+  return processProblem(record.pid, record.startTime);
+}
+
+/** Whether `identity` claims to be a standalone worker on `stateDir` on this host (a claim only: see {@link checkStandaloneWorker}). */
+export function claimsStandaloneWorker(identity: string, stateDir: string, host = hostname()): boolean {
+  const parsed = parseStandaloneWorkerIdentity(identity);
+  return parsed !== undefined && parsed.host === host && parsed.stateFingerprint === stateDirFingerprint(stateDir);
+}
+
+/**
+ * Among `pollers` (identities Temporal saw poll recently, see cli/temporal-client.ts), the first
+ * that {@link checkStandaloneWorker} accepts, and why each other poller claiming to be a
+ * standalone worker of this folder on this machine was refused. A worker on another machine is
+ * never picked: its process cannot be checked from here.
+ */
+export function liveStandaloneWorker(pollers: readonly string[], stateDir: string, host = hostname()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
+  const refused: { identity: string; reason: string }[] = [];
+  for (const identity of pollers) {
+    if (!claimsStandaloneWorker(identity, stateDir, host)) continue;
+    const reason = checkStandaloneWorker(identity, stateDir, host);
+    if (reason === undefined) return { worker: identity, refused };
+    refused.push({ identity, reason });
+  }
+  return { worker: undefined, refused };
 }
 
 /** Pollers that are standalone workers on another state folder (their tasks' keys and ledger are not this run's). */

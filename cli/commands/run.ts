@@ -42,8 +42,9 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   --task-queue <name> task queue to start the task on (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
   --worker            run a worker in this process even with TEMPORAL_ADDRESS set
   --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)
-  Without TEMPORAL_ADDRESS, a standalone \`warden worker\` on this machine and state folder that
-  polls the queue runs the task (no worker starts here); --worker starts one here anyway.
+  Without TEMPORAL_ADDRESS, a standalone \`warden worker\` of this user on this machine and state
+  folder that polls the queue runs the task (no worker starts here), once its record in the state
+  folder vouches for it (README, \`warden run\`); --worker starts one here anyway.
   Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file or usage,
   130 when interrupted.`;
 
@@ -129,7 +130,9 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       const { client } = await connecting;
       const pollers = await recentPollers(client, taskQueue).catch(() => []);
       markPhase('run: task queue pollers read', io.env);
-      const standalone = liveStandaloneWorker(pollers, stateDir);
+      const { worker: standalone, refused } = liveStandaloneWorker(pollers, stateDir);
+      // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
+      for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${standalone === undefined ? '; starting a worker in this process' : ''}`);
       for (const other of otherStateWorkers(pollers, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
       if (standalone !== undefined) {
         useWorker = false;

@@ -9,14 +9,16 @@ import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
 import { stateDirOf } from '../../state-dir';
 import { resolveTemporal } from '../temporal-client';
-import { standaloneWorkerIdentity } from '../../worker/standalone-worker';
+import { standaloneWorkerIdentity, writeStandaloneWorkerRecord, type StandaloneWorkerRegistration } from '../../worker/standalone-worker';
 
 export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
 
 Runs a Warden worker until SIGINT/SIGTERM. Connects to TEMPORAL_ADDRESS when set, otherwise
-starts or reuses the embedded server. It polls as warden-worker/<pid>@<host>/state-<hash of the
-state folder>: \`warden run\` on the same machine, state folder, server and task queue starts its
-task on this worker instead of starting a worker of its own.`;
+starts or reuses the embedded server. It records itself in <state folder>/standalone-workers/
+(pid, process start time, a random nonce; mode 0600, removed on exit) and polls as
+warden-worker/<pid>@<host>/state-<hash of the state folder>/<nonce>: \`warden run\` of the same
+user on the same machine, state folder, server and task queue starts its task on this worker
+instead of starting a worker of its own, once the record vouches for it.`;
 
 export async function workerCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('worker', WORKER_USAGE, argv, io, { 'task-queue': { type: 'string' } });
@@ -34,11 +36,19 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   }
   const log = (line: string) => io.stderr(`warden: ${line}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
+  let record: StandaloneWorkerRegistration | undefined;
   try {
     installWorkerRuntime();
     const { config, server, stateDir } = await resolveTemporal(io);
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
-    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, identity: standaloneWorkerIdentity(stateDir), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
+    // The record `warden run` checks before it trusts this worker's identity (worker/standalone-worker.ts).
+    try {
+      record = writeStandaloneWorkerRecord(stateDir);
+    } catch (error) {
+      const message = (error as Error).message;
+      throw new WardenError('ERR_CONFIG_INVALID', message.startsWith('cannot record') ? message : `cannot record the standalone worker in ${stateDir}/standalone-workers: ${message}`, { cause: error });
+    }
+    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, identity: standaloneWorkerIdentity(stateDir, record.nonce), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
@@ -58,6 +68,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     }
     throw error;
   } finally {
+    record?.remove();
     await telemetry?.shutdown();
   }
 }

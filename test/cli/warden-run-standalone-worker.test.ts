@@ -4,9 +4,12 @@
  * (the workflow history shows only the standalone worker's identity), with the same output, exit
  * codes and Ctrl-C behaviour; on another state folder `run` starts its own worker, as before, and
  * says that the other folder's worker also polls the queue. `--worker` always runs one in-process.
+ * The worker is recognised by its record in the state folder (worker/standalone-worker.ts), which
+ * it removes when it stops; forged pollers: test/attacks/run-reuses-forged-standalone-worker.test.ts.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +22,7 @@ import { agentTaskResult } from '../../client/start-agent-task';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
-import { standaloneWorkerIdentity } from '../../worker/standalone-worker';
+import { runningStandaloneWorkerIdentity, standaloneWorkerNonce } from '../support/standalone-worker-record';
 import { collectOutput, exitOf, stopChildren, waitForOutput, type CollectedOutput } from '../support/child-output';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
@@ -69,12 +72,15 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  const nonce = worker.exitCode === null ? standaloneWorkerNonce(TEST_STATE_DIR, worker.pid!) : undefined;
   await stopChildren([worker]);
+  // A clean exit removes the worker's record.
+  if (nonce !== undefined) expect(existsSync(join(TEST_STATE_DIR, 'standalone-workers', `${nonce}.json`))).toBe(false);
   await connection?.close();
 });
 
 describe('warden run with a standalone worker on the same state folder', () => {
-  const identity = () => standaloneWorkerIdentity(TEST_STATE_DIR, worker.pid);
+  const identity = () => runningStandaloneWorkerIdentity(TEST_STATE_DIR, worker.pid!);
 
   it('runs the task on that worker (no worker of its own), with the same --json result and exit 0', async () => {
     const { code, stdout, stderr } = await warden(['run', 'examples/hello.yaml', '--json', '--task-queue', taskQueue]);
@@ -149,7 +155,7 @@ describe('warden run with a standalone worker on another state folder', () => {
     const other = await mkdtemp(join(tmpdir(), 'warden-other-state-'));
     const { code, stderr } = await warden(['run', 'examples/hello.yaml', '--json', '--task-queue', taskQueue], testEnv({ WARDEN_STATE_DIR: other }));
     expect(stderr).not.toContain('running on the standalone worker');
-    expect(stderr).toContain(`note: worker ${standaloneWorkerIdentity(TEST_STATE_DIR, worker.pid)} also polls ${taskQueue} from another state folder`);
+    expect(stderr).toContain(`note: worker ${runningStandaloneWorkerIdentity(TEST_STATE_DIR, worker.pid!)} also polls ${taskQueue} from another state folder`);
     // Not a usage error; which of the two workers ran it is Temporal's choice (documented).
     expect([0, 1]).toContain(code);
   }, 300_000);

@@ -1,51 +1,269 @@
 /**
- * Which pollers `warden run` treats as a standalone worker it may hand its task to: only one on
- * this machine, on this state folder (by real path), whose process runs. Every other identity,
- * including `warden run`'s own in-process workers (the SDK's `<pid>@<host>`), is never reused.
+ * Which pollers `warden run` treats as a standalone worker it may hand its task to. A poller's
+ * identity is only its own claim (anyone who reaches the server can poll under any identity): a
+ * poller is reused only when its identity names a worker record in the state folder that only
+ * this user can have written (`standalone-workers/<nonce>.json`, 0600, in a private folder), the
+ * identity's pid is the record's, and that process is alive, this user's and started at the
+ * recorded time (/proc/<pid>/stat field 22). Every other poller, including `warden run`'s own
+ * in-process workers (the SDK's `<pid>@<host>`), is never reused, and run is told why.
+ * Real files and real processes; the end-to-end attack through Temporal is
+ * test/attacks/run-reuses-forged-standalone-worker.test.ts.
  */
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
-import { liveStandaloneWorker, otherStateWorkers, parseStandaloneWorkerIdentity, standaloneWorkerIdentity, stateDirFingerprint } from '../../worker/standalone-worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  checkStandaloneWorker,
+  liveStandaloneWorker,
+  otherStateWorkers,
+  parseStandaloneWorkerIdentity,
+  processStartTime,
+  standaloneWorkerIdentity,
+  stateDirFingerprint,
+  STANDALONE_RECORDS_DIR,
+  writeStandaloneWorkerRecord,
+} from '../../worker/standalone-worker';
 
-const stateDir = mkdtempSync(join(tmpdir(), 'warden-standalone-'));
-const otherDir = mkdtempSync(join(tmpdir(), 'warden-standalone-other-'));
-const link = join(mkdtempSync(join(tmpdir(), 'warden-standalone-link-')), 'state');
-symlinkSync(stateDir, link);
+const isRoot = process.getuid?.() === 0;
 /** The pid of a process that has exited (and, right after, is not reused). */
-const deadPid = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+const deadPid = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
+let sleeper: ChildProcess;
+let foreignSleeper: ChildProcess | undefined;
 
-describe('liveStandaloneWorker', () => {
-  const cases: [string, string, boolean][] = [
-    ['this process on this folder', standaloneWorkerIdentity(stateDir), true],
-    ['the same folder through a symbolic link', standaloneWorkerIdentity(link), true],
-    ['another state folder', standaloneWorkerIdentity(otherDir), false],
-    ['a process that has exited', standaloneWorkerIdentity(stateDir, Number(deadPid)), false],
-    ['another machine', standaloneWorkerIdentity(stateDir, process.pid, `not-${hostname()}`), false],
-    ["the SDK's default identity (warden run's own worker)", `${process.pid}@${hostname()}`, false],
-    ['a forged suffix', `${standaloneWorkerIdentity(stateDir)}x`, false],
-  ];
-  it.each(cases)('%s: %s -> %s', (_name, identity, reused) => {
-    expect(liveStandaloneWorker([identity], stateDir)).toBe(reused ? identity : undefined);
+beforeAll(() => {
+  sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
+  // A live process of another user (nobody), for the "owned by another user" case.
+  if (isRoot) foreignSleeper = spawn('sleep', ['600'], { stdio: 'ignore', uid: 65534, gid: 65534 });
+});
+afterAll(() => {
+  sleeper.kill('SIGKILL');
+  foreignSleeper?.kill('SIGKILL');
+});
+
+/** A fresh state folder (0700) holding this process's genuine worker record. */
+function stateWithRecord(): { stateDir: string; nonce: string; file: string } {
+  const stateDir = mkdtempSync(join(tmpdir(), 'warden-standalone-'));
+  const { nonce, file } = writeStandaloneWorkerRecord(stateDir);
+  return { stateDir, nonce, file };
+}
+
+/** Writes a record by hand in `stateDir`'s records folder; returns its nonce. */
+function plant(stateDir: string, record: Record<string, unknown>, mode = 0o600): string {
+  const nonce = (record.nonce as string | undefined) ?? randomBytes(16).toString('hex');
+  const file = join(stateDir, STANDALONE_RECORDS_DIR, `${nonce}.json`);
+  writeFileSync(file, JSON.stringify({ ...record, nonce }), { mode });
+  chmodSync(file, mode);
+  return nonce;
+}
+
+interface Case {
+  name: string;
+  /** Builds the state folder and the poller identity to check. */
+  setup: () => { stateDir: string; identity: string };
+  /** undefined: reused; else a fragment of the reason given. */
+  refused: string | undefined;
+  rootOnly?: boolean;
+}
+
+const cases: Case[] = [
+  { name: 'the genuine worker (this process, its record)', setup: () => { const s = stateWithRecord(); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, s.nonce) }; }, refused: undefined },
+  {
+    name: 'the genuine worker, the folder named through a symbolic link',
+    setup: () => {
+      const s = stateWithRecord();
+      const link = join(mkdtempSync(join(tmpdir(), 'warden-standalone-link-')), 'state');
+      symlinkSync(s.stateDir, link);
+      return { stateDir: link, identity: standaloneWorkerIdentity(link, s.nonce) };
+    },
+    refused: undefined,
+  },
+  {
+    name: 'forged identity with the right folder digest and no nonce (pid 1, the original attack)',
+    setup: () => { const s = stateWithRecord(); return { stateDir: s.stateDir, identity: `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}` }; },
+    refused: 'names no worker record',
+  },
+  {
+    name: 'forged identity with the right digest and a made-up nonce (record missing)',
+    setup: () => { const s = stateWithRecord(); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, randomBytes(16).toString('hex'), 1) }; },
+    refused: 'no worker record',
+  },
+  {
+    name: 'the right nonce but another pid (pid 1)',
+    setup: () => { const s = stateWithRecord(); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, s.nonce, 1) }; },
+    refused: 'is not the recorded worker',
+  },
+  {
+    name: 'the right nonce but another live pid of this user',
+    setup: () => { const s = stateWithRecord(); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, s.nonce, sleeper.pid) }; },
+    refused: 'is not the recorded worker',
+  },
+  {
+    name: 'a record whose process has exited (stale pid)',
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    refused: 'is not running',
+  },
+  {
+    name: 'a record whose pid now names another process (start time differs)',
+    setup: () => {
+      const s = stateWithRecord();
+      const actual = BigInt(processStartTime(sleeper.pid!)!);
+      const nonce = plant(s.stateDir, { pid: sleeper.pid, startTime: String(actual + 1n) });
+      return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, sleeper.pid) };
+    },
+    refused: 'not at the recorded',
+  },
+  {
+    name: 'a record of a live process with its true start time, but opened to others (0644)',
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: sleeper.pid, startTime: processStartTime(sleeper.pid!) }, 0o644); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, sleeper.pid) }; },
+    refused: 'is open to others (mode 644)',
+  },
+  {
+    name: 'a record of another user (otherwise right)',
+    rootOnly: true,
+    setup: () => {
+      const s = stateWithRecord();
+      chownSync(s.file, 65534, 65534);
+      return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, s.nonce) };
+    },
+    refused: 'belongs to uid 65534',
+  },
+  {
+    name: "a record naming another user's live process with its true start time",
+    rootOnly: true,
+    setup: () => {
+      const s = stateWithRecord();
+      const nonce = plant(s.stateDir, { pid: foreignSleeper!.pid, startTime: processStartTime(foreignSleeper!.pid!) });
+      return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, foreignSleeper!.pid) };
+    },
+    refused: 'belongs to uid 65534, not this user',
+  },
+  {
+    name: 'a record that is a symbolic link to the genuine one',
+    setup: () => {
+      const s = stateWithRecord();
+      const nonce = randomBytes(16).toString('hex');
+      symlinkSync(s.file, join(s.stateDir, STANDALONE_RECORDS_DIR, `${nonce}.json`));
+      return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce) };
+    },
+    refused: 'cannot open the worker record',
+  },
+  {
+    name: "a record whose nonce field is not its file's",
+    setup: () => {
+      const s = stateWithRecord();
+      const nonce = randomBytes(16).toString('hex');
+      writeFileSync(join(s.stateDir, STANDALONE_RECORDS_DIR, `${nonce}.json`), readFileSync(s.file), { mode: 0o600 });
+      return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce) };
+    },
+    refused: 'is malformed',
+  },
+  {
+    name: 'the records folder opened to others (0755)',
+    setup: () => { const s = stateWithRecord(); chmodSync(join(s.stateDir, STANDALONE_RECORDS_DIR), 0o755); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, s.nonce) }; },
+    refused: 'is open to others (mode 755)',
+  },
+  {
+    name: 'the state folder writable by others (0777)',
+    setup: () => { const s = stateWithRecord(); chmodSync(s.stateDir, 0o777); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, s.nonce) }; },
+    refused: 'is open to others (mode 777)',
+  },
+  {
+    name: 'the records folder of another user',
+    rootOnly: true,
+    setup: () => { const s = stateWithRecord(); chownSync(join(s.stateDir, STANDALONE_RECORDS_DIR), 65534, 65534); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, s.nonce) }; },
+    refused: 'belongs to uid 65534',
+  },
+];
+
+describe('checkStandaloneWorker: the record vouches, never the identity', () => {
+  it.each(cases.filter((c) => !c.rootOnly || isRoot).map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const { stateDir, identity } = c.setup();
+    const reason = checkStandaloneWorker(identity, stateDir);
+    if (c.refused === undefined) {
+      expect(reason).toBeUndefined();
+      expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: identity, refused: [] });
+    } else {
+      expect(reason).toContain(c.refused);
+      expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: undefined, refused: [{ identity, reason }] });
+    }
   });
 
-  it('picks the matching one among other pollers', () => {
-    const mine = standaloneWorkerIdentity(stateDir);
-    expect(liveStandaloneWorker([`${process.pid}@${hostname()}`, standaloneWorkerIdentity(otherDir), mine], stateDir)).toBe(mine);
+  it('pollers that do not claim this folder on this machine are neither reused nor reported', () => {
+    const s = stateWithRecord();
+    const other = stateWithRecord();
+    const pollers = [
+      `${process.pid}@${hostname()}`, // warden run's own in-process worker (the SDK's identity)
+      standaloneWorkerIdentity(other.stateDir, other.nonce), // another state folder
+      standaloneWorkerIdentity(s.stateDir, s.nonce, process.pid, `not-${hostname()}`), // another machine
+      `${standaloneWorkerIdentity(s.stateDir, s.nonce)}x`, // a forged suffix
+    ];
+    expect(liveStandaloneWorker(pollers, s.stateDir)).toEqual({ worker: undefined, refused: [] });
+  });
+
+  it('picks the genuine one after a forged one, and reports the forged one', () => {
+    const s = stateWithRecord();
+    const forged = `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}`;
+    const mine = standaloneWorkerIdentity(s.stateDir, s.nonce);
+    const found = liveStandaloneWorker([forged, mine], s.stateDir);
+    expect(found.worker).toBe(mine);
+    expect(found.refused.map((r) => r.identity)).toEqual([forged]);
+  });
+});
+
+describe('the worker record', () => {
+  it('is created exclusively, 0600 in a 0700 folder, holds pid, start time and nonce, and is removed on exit', () => {
+    const s = stateWithRecord();
+    expect(statSync(s.file).mode & 0o777).toBe(0o600);
+    expect(statSync(join(s.stateDir, STANDALONE_RECORDS_DIR)).mode & 0o777).toBe(0o700);
+    expect(JSON.parse(readFileSync(s.file, 'utf8'))).toEqual({ pid: process.pid, startTime: processStartTime(process.pid), nonce: s.nonce });
+    expect(readdirSync(join(s.stateDir, STANDALONE_RECORDS_DIR)).filter((name) => !name.endsWith('.json'))).toEqual([]);
+    const again = writeStandaloneWorkerRecord(s.stateDir);
+    expect(again.nonce).not.toBe(s.nonce);
+    again.remove();
+    expect(existsSync(again.file)).toBe(false);
+    expect(existsSync(s.file)).toBe(true);
+  });
+
+  it('a new worker sweeps records of processes that no longer run', () => {
+    const s = stateWithRecord();
+    const stale = plant(s.stateDir, { pid: deadPid, startTime: '1' });
+    writeStandaloneWorkerRecord(s.stateDir);
+    expect(existsSync(join(s.stateDir, STANDALONE_RECORDS_DIR, `${stale}.json`))).toBe(false);
+    expect(existsSync(s.file)).toBe(true);
+  });
+
+  it("processStartTime reads field 22 past a process name holding spaces and ')'", async () => {
+    // The child reads its start time while its name is plain, then renames itself 'a) b c'.
+    const script = "const fs=require('fs');const before=fs.readFileSync('/proc/self/stat','utf8').split(' ')[21];fs.writeFileSync('/proc/self/comm','a) b c');process.stdout.write(before+' '+fs.readFileSync('/proc/self/stat','utf8').includes('(a) b c)')+'\\n');setInterval(()=>{},1000)";
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve) => child.stdout!.once('data', (data: Buffer) => resolve(data.toString().trim())));
+      const [before, renamed] = line.split(' ');
+      expect(renamed).toBe('true');
+      expect(processStartTime(child.pid!)).toBe(before);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(processStartTime(deadPid)).toBeUndefined();
   });
 });
 
 describe('identities', () => {
   it('round-trip, and name the folder by a hash, not its path', () => {
-    const identity = standaloneWorkerIdentity(stateDir, 1234, 'host-a');
-    expect(parseStandaloneWorkerIdentity(identity)).toEqual({ pid: 1234, host: 'host-a', stateFingerprint: stateDirFingerprint(stateDir) });
+    const stateDir = mkdtempSync(join(tmpdir(), 'warden-standalone-'));
+    const nonce = randomBytes(16).toString('hex');
+    const identity = standaloneWorkerIdentity(stateDir, nonce, 1234, 'host-a');
+    expect(parseStandaloneWorkerIdentity(identity)).toEqual({ pid: 1234, host: 'host-a', stateFingerprint: stateDirFingerprint(stateDir), nonce });
     expect(identity).not.toContain(stateDir);
   });
 
   it('otherStateWorkers lists standalone workers of other folders only', () => {
-    const other = standaloneWorkerIdentity(otherDir);
-    expect(otherStateWorkers([standaloneWorkerIdentity(stateDir), other, `${process.pid}@${hostname()}`], stateDir)).toEqual([other]);
+    const s = stateWithRecord();
+    const o = stateWithRecord();
+    const other = standaloneWorkerIdentity(o.stateDir, o.nonce);
+    expect(otherStateWorkers([standaloneWorkerIdentity(s.stateDir, s.nonce), other, `${process.pid}@${hostname()}`], s.stateDir)).toEqual([other]);
   });
 });
