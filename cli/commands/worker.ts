@@ -9,7 +9,7 @@ import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
 import { stateDirOf } from '../../state-dir';
 import { resolveTemporal } from '../temporal-client';
-import { standaloneWorkerIdentity, writeStandaloneWorkerRecord, type StandaloneWorkerRegistration } from '../../worker/standalone-worker';
+import { processStartTime, standaloneWorkerIdentity, writeStandaloneWorkerRecord, type StandaloneWorkerRegistration } from '../../worker/standalone-worker';
 
 export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
 
@@ -42,13 +42,17 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     const { config, server, stateDir } = await resolveTemporal(io);
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });
     // The record `warden run` checks before it trusts this worker's identity (worker/standalone-worker.ts).
-    try {
+    // Without procfs (not Linux) no record can pin the process's start time: the worker runs, and
+    // `warden run` starts its own worker rather than trust one it cannot check.
+    const procfs = processStartTime(process.pid) !== undefined;
+    if (!procfs) log('note: /proc is not readable here, so this worker keeps no record and `warden run` will not reuse it (it starts a worker of its own)');
+    if (procfs) try {
       record = writeStandaloneWorkerRecord(stateDir);
     } catch (error) {
       const message = (error as Error).message;
       throw new WardenError('ERR_CONFIG_INVALID', message.startsWith('cannot record') ? message : `cannot record the standalone worker in ${stateDir}/standalone-workers: ${message}`, { cause: error });
     }
-    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, identity: standaloneWorkerIdentity(stateDir, record.nonce), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
+    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, ...(record === undefined ? {} : { identity: standaloneWorkerIdentity(stateDir, record.nonce) }), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
     const stop = () => worker.worker.shutdown();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
