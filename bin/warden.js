@@ -4,40 +4,18 @@
 // or that was never built, it runs the TypeScript sources through tsx instead (a development
 // dependency), so what runs is always what the sources say.
 'use strict';
-const { existsSync, readdirSync, statSync } = require('node:fs');
-const { extname, join } = require('node:path');
+const { existsSync } = require('node:fs');
+const { join } = require('node:path');
 
 const ROOT = join(__dirname, '..');
 const STAMP = join(ROOT, 'build', 'BUILD_STAMP');
 
-/** True when some source or data file under `dir` changed after `since` (ms). */
-function changedSince(dir, since) {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return false;
-  }
-  for (const entry of entries) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (changedSince(path, since)) return true;
-    } else if (extname(entry.name) !== '.md' && statSync(path).mtimeMs > since) {
-      return true;
-    }
-  }
-  return false;
-}
-
 /** 'build' | 'source' | 'none': what this installation can run. */
 function pickEntry() {
-  const built = existsSync(STAMP) ? statSync(STAMP).mtimeMs : undefined;
   const isCheckout = existsSync(join(ROOT, 'cli', 'main.ts'));
-  if (!isCheckout) return built === undefined ? 'none' : 'build';
-  if (built !== undefined) {
-    const { include } = require('../tsconfig.build.json');
-    if (!include.some((entry) => (entry.endsWith('.ts') ? statSync(join(ROOT, entry)).mtimeMs > built : changedSince(join(ROOT, entry), built)))) return 'build';
-  }
+  if (!isCheckout) return existsSync(STAMP) ? 'build' : 'none';
+  // A checkout has scripts/ (an installed package does not): the same freshness test `prepare` uses.
+  if (require('../scripts/build-freshness.js').buildIsFresh(ROOT)) return 'build';
   try {
     require.resolve('tsx/cjs');
     return 'source';
