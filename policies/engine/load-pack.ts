@@ -30,14 +30,21 @@ function isDirectory(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
 }
 
-/** A pack by folder path, or by the name of a bundled pack ("foundation"). */
+/**
+ * A pack by folder path, or by the name of a bundled pack ("foundation"). The name of a bundled
+ * pack always means the bundled pack: a folder of that name in the working folder or beside the
+ * task file (a cloned repository, files an agent wrote) must not replace the default guardrails;
+ * such a folder is named by a path (`./foundation`).
+ */
 export function resolvePackFolder(nameOrFolder: string, relativeTo?: string): string {
   const candidates: string[] = [];
+  const bareName = !nameOrFolder.includes('/') && !nameOrFolder.includes('\\');
   if (isAbsolute(nameOrFolder)) candidates.push(nameOrFolder);
+  else if (bareName && nameOrFolder !== '.' && nameOrFolder !== '..' && existsSync(join(PACKS_DIR, nameOrFolder, 'rules.txt'))) candidates.push(join(PACKS_DIR, nameOrFolder));
   else {
     if (relativeTo !== undefined) candidates.push(join(relativeTo, nameOrFolder));
     candidates.push(resolve(nameOrFolder));
-    if (!nameOrFolder.includes('/') && !nameOrFolder.includes('\\')) candidates.push(join(PACKS_DIR, nameOrFolder));
+    if (bareName) candidates.push(join(PACKS_DIR, nameOrFolder));
   }
   for (const candidate of candidates) {
     if (!isDirectory(candidate) || !existsSync(join(candidate, 'rules.txt'))) continue;
