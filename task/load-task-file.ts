@@ -12,7 +12,7 @@ import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
 import { isResponseRule, parseResponseRule } from '../policies/engine/parse-response-rule';
 import { effectivePolicyPacks } from '../permissions/task-narrowing';
-import { packEntryOf, resolvePackFolder } from '../policies/engine/load-pack';
+import { isBundledPackName, packEntryOf, resolvePackFolder } from '../policies/engine/load-pack';
 import { checkPolicyRules } from '../policies/engine/policy-engine';
 import { loadResponseRules } from '../monitoring/load-response-rules';
 import { compileToolSchema } from '../tools/tool-input-validator';
@@ -354,7 +354,17 @@ export function taskNotices(task: Task): TaskNotice[] {
 /** Makes resource paths absolute, relative to `baseDir`. */
 export function resolveTaskPaths(task: Task, baseDir: string): Task {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
-  const pack = (p: string) => (/[/\\]/.test(p) ? abs(p) : p);
+  // A bare name that is no bundled pack is pinned to the folder found from here (beside the task
+  // file, else the working folder): a worker resolving the name from its own working folder could
+  // otherwise load another pack than the one this task was checked with.
+  const pinned = (name: string) => {
+    try {
+      return resolvePackFolder(name, baseDir);
+    } catch {
+      return name; // not found: the task check reports it, naming where it looked
+    }
+  };
+  const pack = (p: string) => (/[/\\]/.test(p) ? abs(p) : isBundledPackName(p) ? p : pinned(p));
   return {
     ...task,
     resources: {
@@ -365,7 +375,7 @@ export function resolveTaskPaths(task: Task, baseDir: string): Task {
         Object.entries(task.resources.secrets).map(([host, headers]) => [host, Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, mapFilePaths(value, abs)]))]),
       ),
     },
-    // A pack given as a path is found next to the task file, as resources are; bare names are bundled packs.
+    // A pack given as a path is found next to the task file, as resources are; bundled packs keep their names.
     ...(task.policyPacks === undefined ? {} : { policyPacks: task.policyPacks.map(pack) }),
     subagents: Object.fromEntries(
       Object.entries(task.subagents).map(([name, sub]) => [name, sub.policyPacks === undefined ? sub : { ...sub, policyPacks: sub.policyPacks.map(pack) }]),

@@ -30,6 +30,11 @@ function isDirectory(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
 }
 
+/** Whether `name` is a bare name (no path separator) of a pack bundled with Warden. */
+export function isBundledPackName(name: string): boolean {
+  return !/[/\\]/.test(name) && name !== '.' && name !== '..' && existsSync(join(PACKS_DIR, name, 'rules.txt'));
+}
+
 /**
  * A pack by folder path, or by the name of a bundled pack ("foundation"). The name of a bundled
  * pack always means the bundled pack: a folder of that name in the working folder or beside the
@@ -40,7 +45,7 @@ export function resolvePackFolder(nameOrFolder: string, relativeTo?: string): st
   const candidates: string[] = [];
   const bareName = !nameOrFolder.includes('/') && !nameOrFolder.includes('\\');
   if (isAbsolute(nameOrFolder)) candidates.push(nameOrFolder);
-  else if (bareName && nameOrFolder !== '.' && nameOrFolder !== '..' && existsSync(join(PACKS_DIR, nameOrFolder, 'rules.txt'))) candidates.push(join(PACKS_DIR, nameOrFolder));
+  else if (isBundledPackName(nameOrFolder)) candidates.push(join(PACKS_DIR, nameOrFolder));
   else {
     if (relativeTo !== undefined) candidates.push(join(relativeTo, nameOrFolder));
     candidates.push(resolve(nameOrFolder));

@@ -14,6 +14,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { bundledPackNames } from '../../policies/engine/prevalidated-policies';
 import { PACKS_DIR, readPacks, resolvePackFolder } from '../../policies/engine/load-pack';
 import { loadPolicyEngine } from '../../policies/engine/policy-engine';
+import { resolveTaskPaths } from '../../task/load-task-file';
+import { TaskSchema } from '../../task/task-schema';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 
 describe('a bundled pack name is not shadowed by a folder of the same name', () => {
   const cwd = process.cwd();
@@ -68,5 +72,27 @@ describe('a bundled pack name is not shadowed by a folder of the same name', () 
     expect(resolvePackFolder('mypack', at)).toBe(join(at, 'mypack'));
     process.chdir(at);
     expect(resolvePackFolder('mypack')).toBe(join(at, 'mypack'));
+  });
+
+  it('a bare name no bundled pack has is pinned to the folder found when the task file is read, so a worker in another working folder loads the same pack', () => {
+    const at = decoy('mypack');
+    // The worker's working folder holds its own "mypack" (another pack of that name).
+    const elsewhere = mkdtempSync(join(tmpdir(), 'warden-pack-worker-cwd-'));
+    mkdirSync(join(elsewhere, 'mypack'));
+    writeFileSync(join(elsewhere, 'mypack', 'rules.txt'), '# the worker folder\'s pack\n');
+    try {
+      // The README's first task, with packs of its own and its sub-agent's.
+      const hello = parseYaml(readFileSync(join(__dirname, '../../examples/hello.yaml'), 'utf8')) as Record<string, any>;
+      const withPacks = (packs: string[]) => TaskSchema.parse({ ...hello, policyPacks: packs, subagents: { reviewer: { ...hello.subagents.reviewer, policyPacks: ['mypack'] } } });
+      const task = resolveTaskPaths(withPacks(['mypack', 'foundation']), at);
+      expect(task.policyPacks).toEqual([join(at, 'mypack'), 'foundation']);
+      expect(task.subagents.reviewer?.policyPacks).toEqual([join(at, 'mypack')]);
+      process.chdir(elsewhere);
+      expect(resolvePackFolder(task.policyPacks![0]!)).toBe(join(at, 'mypack'));
+      // A name found nowhere stays as written: the task check names where it looked.
+      expect(resolveTaskPaths(withPacks(['nosuchpack']), at).policyPacks).toEqual(['nosuchpack']);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 });
