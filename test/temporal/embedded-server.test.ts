@@ -26,8 +26,10 @@ function stateDir(name: string): string {
 }
 
 async function portsEnv(): Promise<NodeJS.ProcessEnv> {
-  const { TEMPORAL_ADDRESS: _a, TEMPORAL_NAMESPACE: _n, ...env } = process.env;
-  return { ...env, WARDEN_TEMPORAL_PORT: String(await freePort()), WARDEN_TEMPORAL_UI_PORT: String(await freePort()) };
+  // Each server here gets its own ports: an HTTP port pinned in the caller's environment would be
+  // the same for all of them (and may be held by the test run's own server).
+  const { TEMPORAL_ADDRESS: _a, TEMPORAL_NAMESPACE: _n, WARDEN_TEMPORAL_HTTP_PORT: _h, ...env } = process.env;
+  return { ...env, WARDEN_TEMPORAL_PORT: String(await freePort()), WARDEN_TEMPORAL_UI_PORT: String(await freePort()), WARDEN_TEMPORAL_HTTP_PORT: String(await freePort()) };
 }
 
 async function failure(promise: Promise<unknown>): Promise<TemporalServerError> {
