@@ -60,7 +60,10 @@ describe('long tasks', () => {
     for (const history of runs) expect(history.events?.length ?? 0).toBeLessThan(2_500);
     const bytes = runs.reduce((sum, h) => sum + History.encode(h).finish().length, 0);
     process.stderr.write(`1,000-step task: ${runs.length} runs, ${bytes} history bytes, ${(bytes / 1000).toFixed(0)} B/step\n`);
-    expect(bytes / 1000).toBeLessThan(5 * 1024);
+    // Flat per step: about 4.8 KiB before the policy decision was made ahead, 5.1 KiB since (each
+    // call carries the step's policy request, which the activity counts into the state it decides
+    // the next action with). A history that grew with the step count would be far past this.
+    expect(bytes / 1000).toBeLessThan(6 * 1024);
   }, 1_200_000);
 
   it('completes with 50 outputs of 900 KB, none of them in history', async () => {
