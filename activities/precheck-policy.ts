@@ -12,7 +12,7 @@
 import { SpanKind, trace } from '@opentelemetry/api';
 import { genAiSpanName, TEMPORAL_ATTR, WARDEN_ATTR } from '../custody/attributes';
 import type { PolicyState } from '../policies/engine/policy-state';
-import { policyInputDigest, taskDigestOf, validityOf, type ClockReading } from '../policies/policy-precheck';
+import { mcpDescriptionsOf, policyInputDigest, taskDigestOf, validityOf, type ClockReading } from '../policies/policy-precheck';
 import type { ProvenanceSeed } from '../policies/provenance-seed';
 import type { Action } from '../task/task-run';
 import type { Task } from '../task/task-schema';
@@ -38,12 +38,6 @@ function taskDigestByRef(taskRef: string, task: Task): string {
     taskDigests.set(taskRef, digest);
   }
   return digest;
-}
-
-/** MCP descriptions the workflow adds to a check itself (tasks whose lists do not travel by digest; guard-action.ts `mcpDescriptionsOf`). */
-function mcpDescriptionsOf(task: Task): string[] {
-  if (task.tools.mcpPins !== undefined) return [];
-  return (task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
 }
 
 /**
@@ -93,7 +87,7 @@ export async function precheckPolicy(deps: ActivityDeps, input: PrecheckInput): 
     tool: action.tool,
     args: action.args,
     priorOutputs: [],
-    priorSteps: mcpDescriptionsOf(input.task).map((output) => ({ output })),
+    priorSteps: mcpDescriptionsOf(input.task.tools).map((output) => ({ output })),
     ...(input.transcriptRef === null ? {} : { priorOutputsRef: input.transcriptRef }),
     ...(input.place.seed === undefined ? {} : { seed: input.place.seed }),
     state: input.state,

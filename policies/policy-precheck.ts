@@ -91,6 +91,17 @@ export function policyInputDigest(inputs: PolicyInputs): string {
   );
 }
 
+/**
+ * The MCP tool descriptions a policy check carries as earlier outputs (their servers' words,
+ * untrusted): those of `pinned`'s listings, unless `sent`'s lists travel by digest (`mcpPins`),
+ * in which case the check reads them itself and none are sent. The workflow's check and the
+ * activity deciding ahead both build their input with this, so their digests can match.
+ */
+export function mcpDescriptionsOf(sent: { mcpPins?: unknown }, pinned: { mcpPinned?: readonly { tools: readonly { description: string }[] }[] } = sent as never): string[] {
+  if (sent.mcpPins !== undefined) return [];
+  return (pinned.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
+}
+
 const MINUTE_MS = 60_000;
 /** The earliest and latest times a JavaScript Date holds (epoch ms): a decision no rule's clock reading can change holds for all of them. */
 const ALL_TIME_MS = 8.64e15;

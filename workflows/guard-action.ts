@@ -8,7 +8,7 @@ import { checkSpawnAction, checkToolAction } from '../permissions/check-action';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { ProvenanceSeed } from '../policies/provenance-seed';
 import type { CheckPolicyInput, PriorStep } from '../activities/check-policy';
-import { policyInputDigest, precheckHolds } from '../policies/policy-precheck';
+import { mcpDescriptionsOf, policyInputDigest, precheckHolds } from '../policies/policy-precheck';
 import type { ErrorCode } from '../errors';
 import type { StepApproval, StepRecord } from '../task/task-run';
 import { summarized } from './activity-stubs';
@@ -49,12 +49,6 @@ export function refuseUnapproved(run: AgentRun, step: StepRecord, approval: Step
       ? `no approval within ${run.task.limits.approvalTimeout}${held === undefined ? '' : ` for ${held}`}`
       : `${held === undefined ? '' : `${held} `}denied by ${approval.approver ?? 'an approver'}${approval.reason ? `: ${approval.reason}` : ''}`,
   );
-}
-
-/** MCP descriptions the workflow sends itself (older runs; newer ones leave it to the policy activity, which reads the lists by digest). */
-function mcpDescriptionsOf(run: AgentRun): string[] {
-  if (run.activityTask.tools.mcpPins !== undefined) return [];
-  return (run.task.tools.mcpPinned ?? []).flatMap((listing) => listing.tools.map((t) => t.description)).filter((d) => d !== '');
 }
 
 /**
@@ -105,7 +99,8 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     chain: [...run.agentChain],
     tool: policyTool,
     args: policyArgs,
-    ...earlierOutputsOf(mcpDescriptionsOf(run), earlierSteps),
+    // MCP descriptions the workflow sends itself (older runs; newer ones send their lists by digest).
+    ...earlierOutputsOf(mcpDescriptionsOf(run.activityTask.tools, run.task.tools), earlierSteps),
     ...(transcript === undefined || transcript.ref === null ? {} : { priorOutputsRef: transcript.ref }),
     ...(run.seed === undefined ? {} : { seed: run.seed }),
     state: run.policyState,
