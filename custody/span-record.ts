@@ -82,7 +82,6 @@ export function looksLikeCompactJws(value: string): boolean {
   return parts.length === 3 && parts.every((p) => /^[A-Za-z0-9_-]*$/.test(p)) && (parts[0] ?? '') !== '' && (parts[1] ?? '') !== '' && isJwsHeader(parts[0] ?? '');
 }
 
-const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**
  * `value` as well-formed Unicode: each lone surrogate (a JavaScript string may hold one; JSON
@@ -91,7 +90,8 @@ const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])
  * chose, tools' error messages): unmended, one would make the span, and its batch, unrecordable.
  */
 export function wellFormed(value: string): string {
-  return value.replace(LONE_SURROGATES, '\uFFFD');
+  // ES2024's String.prototype.toWellFormed (Node 20+), typed here because the project's lib is ES2022.
+  return (value as string & { toWellFormed(): string }).toWellFormed();
 }
 
 /** `value` well-formed ({@link wellFormed}) with every compact JWS in it replaced by `jws-sha256:<hex of its SHA-256>`. */
