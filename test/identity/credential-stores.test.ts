@@ -135,7 +135,7 @@ describe('the SQLite file', () => {
     stores.grants.saveGrant(root);
     const first = stores.grants.getGrant(root.id)!;
     expect(first.claims).toEqual(root.claims);
-    first.claims.grants['fs.write'] = ['/'];
+    first.claims.grants.tools.push('fs.write');
     first.claims.act.sub = 'user:mallory';
     expect(stores.grants.getGrant(root.id)!.claims).toEqual(root.claims);
     const db = new Database(stores.file as string);
