@@ -178,6 +178,13 @@ function writeError(path: string, error: unknown): CustodyError {
   return new CustodyError('ERR_CUSTODY_WRITE', `cannot append to the custody ledger ${path}: ${reason}`, { details: { path }, retryable: true, cause: error });
 }
 
+interface ChainHead {
+  frontier: MerkleFrontier;
+  /** Hash of the last record (GENESIS_HASH when there is none). */
+  tailHash: string;
+  dataVersion: number;
+}
+
 export class CustodyLedger {
   readonly path: string;
   readonly keyDir: string;
@@ -187,6 +194,14 @@ export class CustodyLedger {
   private readonly now: () => Date;
   private readonly stmts: ReturnType<CustodyLedger['prepare']>;
   private closed = false;
+  /**
+   * The chain's head (Merkle frontier and last record hash) as this connection's last commit left
+   * it, with SQLite's `data_version` at that point. `data_version` changes exactly when another
+   * connection (another worker process, `warden audit`, an edit of the file) commits, so while it is
+   * unchanged the head need not be read back and parsed at each append. Cleared as a transaction
+   * starts and set again only once it committed: a rolled-back append never leaves a head behind.
+   */
+  private head: ChainHead | undefined;
 
   private constructor(path: string, keyDir: string, db: Database.Database, key: SigningKey, options: CustodyLedgerOptions) {
     this.path = path;
@@ -244,6 +259,7 @@ export class CustodyLedger {
       latestCheckpoint: db.prepare<[], CheckpointRow>('SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1'),
       checkpoints: db.prepare<[], CheckpointRow>('SELECT * FROM checkpoints ORDER BY id'),
       checkpointAt: db.prepare<[number], CheckpointRow>('SELECT * FROM checkpoints WHERE tree_size = ? ORDER BY id DESC LIMIT 1'),
+      dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
       taskOfTrace: db.prepare<[string], { task_id: string }>("SELECT task_id FROM records WHERE kind = 'span' AND json_extract(body, '$.traceId') = ? ORDER BY seq LIMIT 1"),
     };
   }
@@ -274,10 +290,11 @@ export class CustodyLedger {
       return { input, bodyText: canonicalize(input.body) };
     });
     const run = this.db.transaction(() => {
-      const frontier = this.loadFrontier();
+      const head = this.takeHead();
+      const frontier = head.frontier;
       const startSize = frontier.size;
       const results: AppendResult[] = [];
-      let tailHash = startSize === 0 ? GENESIS_HASH : (this.stmts.tail.get()?.hash ?? GENESIS_HASH);
+      let tailHash = head.tailHash;
       for (const { input, bodyText } of prepared) {
         const existing = this.stmts.byKey.get(input.recordKey);
         if (existing !== undefined) {
@@ -316,10 +333,13 @@ export class CustodyLedger {
         results.push(result);
       }
       if (frontier.size !== startSize) this.saveFrontier(frontier);
-      return results;
+      head.tailHash = tailHash;
+      return { results, head };
     });
     try {
-      return run.immediate();
+      const { results, head } = run.immediate();
+      this.head = head;
+      return results;
     } catch (error) {
       if (error instanceof TypeError) throw error;
       throw writeError(this.path, error);
@@ -333,13 +353,15 @@ export class CustodyLedger {
   checkpoint(taskId?: string, reason: 'task-end' | 'manual' = taskId === undefined ? 'manual' : 'task-end'): Checkpoint {
     this.assertOpen();
     const run = this.db.transaction(() => {
-      const frontier = this.loadFrontier();
+      const head = this.takeHead();
       const latest = this.stmts.latestCheckpoint.get();
-      if (latest !== undefined && latest.tree_size === frontier.size) return rowToCheckpoint(latest);
-      return this.writeCheckpoint(frontier, reason, taskId ?? null);
+      if (latest !== undefined && latest.tree_size === head.frontier.size) return { checkpoint: rowToCheckpoint(latest), head };
+      return { checkpoint: this.writeCheckpoint(head.frontier, reason, taskId ?? null), head };
     });
     try {
-      return run.immediate();
+      const { checkpoint, head } = run.immediate();
+      this.head = head;
+      return checkpoint;
     } catch (error) {
       throw writeError(this.path, error);
     }
@@ -358,6 +380,21 @@ export class CustodyLedger {
       signature,
     });
     return { id: Number(info.lastInsertRowid), ...unsigned, signature };
+  }
+
+  /**
+   * The chain's head, inside a write transaction: the one this connection's last commit left when
+   * no other connection committed since (same `data_version`), else read from the file. The kept
+   * head is cleared here; the caller sets it again after its transaction commits.
+   */
+  private takeHead(): ChainHead {
+    const dataVersion = this.stmts.dataVersion.get() as number;
+    const kept = this.head;
+    this.head = undefined;
+    if (kept !== undefined && kept.dataVersion === dataVersion) return kept;
+    const frontier = this.loadFrontier();
+    const tailHash = frontier.size === 0 ? GENESIS_HASH : (this.stmts.tail.get()?.hash ?? GENESIS_HASH);
+    return { frontier, tailHash, dataVersion };
   }
 
   /** The stored frontier when it matches the records, else rebuilt from every record hash. */

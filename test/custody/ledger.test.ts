@@ -213,3 +213,68 @@ describe('custody ledger', () => {
     expect(existsSync(t.ledger.path)).toBe(true);
   });
 });
+
+describe('custody ledger: the chain head kept between appends', () => {
+  // The ledger keeps its Merkle frontier and last hash in memory between its own commits; any
+  // commit by another connection must make it read them again, or the chain forks.
+  const otherCommits: [string, (t: TempLedger) => void][] = [
+    [
+      'another ledger on the same file appends',
+      (t) => {
+        const other = CustodyLedger.open({ stateDir: t.stateDir, checkpointEvery: 0 });
+        try {
+          fill(other, 3, 100);
+        } finally {
+          other.close();
+        }
+      },
+    ],
+    ['a raw connection deletes the last two records and the stored frontier', (t) => t.raw().exec('DELETE FROM records WHERE seq >= 4; DELETE FROM merkle_frontier;')],
+    ['a raw connection deletes the last record only (stored frontier now too large)', (t) => t.raw().exec('DELETE FROM records WHERE seq = 5')],
+  ];
+
+  it.each(otherCommits)('%s: the next append continues the chain in the file', (_name, commit) => {
+    const t = open({ checkpointEvery: 0 });
+    fill(t.ledger, 6);
+    commit(t);
+    const before = t.raw().prepare<[], { n: number; hash: string | null }>('SELECT count(*) AS n, (SELECT hash FROM records ORDER BY seq DESC LIMIT 1) AS hash FROM records').get()!;
+    const { record } = t.ledger.append({ recordKey: 'after', taskId: 'task-a', workflowId: 'task-a', kind: 'event', body: { after: true } });
+    expect(record.seq).toBe(before.n);
+    expect(record.prevHash).toBe(before.hash);
+    const checkpoint = t.ledger.checkpoint('task-a');
+    expect(checkpoint.treeSize).toBe(before.n + 1);
+    expect(checkpoint.rootHash).toBe(toHex(merkleRoot(t.ledger.leafHashes())));
+    expect(verifyLedger(t.ledger)).toMatchObject({ ok: true, totalRecords: before.n + 1 });
+  });
+
+  it('forgets the head of a batch that rolled back', () => {
+    const t = open({ checkpointEvery: 0 });
+    fill(t.ledger, 4);
+    t.raw().exec("CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.record_key = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    fill(t.ledger, 1, 4); // learns the head after the trigger's commit
+    const input = (recordKey: string) => ({ recordKey, taskId: 'task-a', workflowId: 'task-a', kind: 'event', body: { recordKey } });
+    expect(codeOf(() => t.ledger.appendMany([input('lost'), input('refused')]))).toBe('ERR_CUSTODY_WRITE');
+    // No other connection committed since: only a head dropped on rollback gives seq 5 here.
+    const { record } = t.ledger.append(input('next'));
+    expect(record.seq).toBe(5);
+    expect(record.prevHash).toBe(t.ledger.record(4)?.hash);
+    expect(t.ledger.recordByKey('lost')).toBeUndefined();
+    expect(t.ledger.checkpoint().rootHash).toBe(toHex(merkleRoot(t.ledger.leafHashes())));
+    expect(verifyLedger(t.ledger)).toMatchObject({ ok: true, totalRecords: 6 });
+  });
+
+  it('checkpoints the tree another connection grew', () => {
+    const t = open({ checkpointEvery: 0 });
+    fill(t.ledger, 3);
+    t.ledger.checkpoint();
+    const other = CustodyLedger.open({ stateDir: t.stateDir, checkpointEvery: 0 });
+    try {
+      fill(other, 2, 3);
+    } finally {
+      other.close();
+    }
+    const checkpoint = t.ledger.checkpoint();
+    expect(checkpoint.treeSize).toBe(5);
+    expect(checkpoint.rootHash).toBe(toHex(merkleRoot(t.ledger.leafHashes())));
+  });
+});
