@@ -120,7 +120,6 @@ CREATE TABLE IF NOT EXISTS records (
   appended_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_by_task ON records (task_id, seq);
-CREATE INDEX IF NOT EXISTS records_by_trace ON records (json_extract(body, '$.traceId')) WHERE kind = 'span';
 CREATE TABLE IF NOT EXISTS checkpoints (
   id INTEGER PRIMARY KEY,
   tree_size INTEGER NOT NULL,
@@ -232,6 +231,10 @@ export class CustodyLedger {
       db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       db.transaction(() => {
         db.exec(SCHEMA);
+        // Earlier versions indexed json_extract(body, '$.traceId'): SQLite parsed every span's body
+        // at each append to maintain it. A span's record key starts with its trace id, and that key
+        // is indexed already (see taskIdOfTrace). An older Warden opening the file builds it again.
+        db.exec('DROP INDEX IF EXISTS records_by_trace');
         db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('format', FORMAT_VERSION);
       }).immediate();
     } catch (error) {
@@ -260,7 +263,10 @@ export class CustodyLedger {
       checkpoints: db.prepare<[], CheckpointRow>('SELECT * FROM checkpoints ORDER BY id'),
       checkpointAt: db.prepare<[number], CheckpointRow>('SELECT * FROM checkpoints WHERE tree_size = ? ORDER BY id DESC LIMIT 1'),
       dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
-      taskOfTrace: db.prepare<[string], { task_id: string }>("SELECT task_id FROM records WHERE kind = 'span' AND json_extract(body, '$.traceId') = ? ORDER BY seq LIMIT 1"),
+      // Span record keys are `<traceId>:<spanId>`: the range [traceId + ':', traceId + ';') of the
+      // unique record_key index holds exactly the trace's records (';' follows ':' in every collation
+      // SQLite has for TEXT here: BINARY).
+      taskOfTrace: db.prepare<[string, string], { task_id: string }>("SELECT task_id FROM records WHERE record_key >= ? AND record_key < ? AND kind = 'span' ORDER BY seq LIMIT 1"),
     };
   }
 
@@ -458,10 +464,13 @@ export class CustodyLedger {
     return this.db.prepare<(string | number)[], RecordRow>(sql).all(...params).map(rowToRecord);
   }
 
-  /** The task of the first span recorded for `traceId`, if any (one trace per task). */
+  /**
+   * The task of the first span recorded for `traceId`, if any (one trace per task): the first
+   * `span` record whose key is `<traceId>:<spanId>`, as the span exporter writes them.
+   */
   taskIdOfTrace(traceId: string): string | undefined {
     this.assertOpen();
-    return this.stmts.taskOfTrace.get(traceId)?.task_id;
+    return this.stmts.taskOfTrace.get(`${traceId}:`, `${traceId};`)?.task_id;
   }
 
   latestCheckpoint(): Checkpoint | undefined {

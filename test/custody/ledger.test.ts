@@ -278,3 +278,51 @@ describe('custody ledger: the chain head kept between appends', () => {
     expect(checkpoint.rootHash).toBe(toHex(merkleRoot(t.ledger.leafHashes())));
   });
 });
+
+describe('custody ledger: the task of a trace', () => {
+  const span = (traceId: string, spanId: string, taskId: string) => ({ recordKey: `${traceId}:${spanId}`, taskId, workflowId: taskId, kind: 'span', body: { traceId, spanId } });
+
+  it('is the task of the first span record of that trace, found through the record keys', () => {
+    const t = open({ checkpointEvery: 0 });
+    t.ledger.appendMany([
+      { recordKey: 'abc:not-a-span', taskId: 'task-event', workflowId: 'w', kind: 'event', body: { traceId: 'abc' } },
+      span('abcd', 's1', 'task-longer-id'),
+      span('abc', 's2', 'task-first'),
+      span('abc', 's0', 'task-second'),
+      span('ab', 's3', 'task-shorter-id'),
+      span('abc;', 's4', 'task-after-semicolon'),
+    ]);
+    const cases: [string, string | undefined][] = [
+      ['abc', 'task-first'],
+      ['abcd', 'task-longer-id'],
+      ['ab', 'task-shorter-id'],
+      ['abc;', 'task-after-semicolon'],
+      ['a', undefined],
+      ['nobody', undefined],
+    ];
+    for (const [traceId, taskId] of cases) expect(t.ledger.taskIdOfTrace(traceId), traceId).toBe(taskId);
+    const plan = t
+      .raw()
+      .prepare("EXPLAIN QUERY PLAN SELECT task_id FROM records WHERE record_key >= ? AND record_key < ? AND kind = 'span' ORDER BY seq LIMIT 1")
+      .all('abc:', 'abc;') as { detail: string }[];
+    expect(plan.map((row) => row.detail).join('\n')).toMatch(/SEARCH records USING INDEX sqlite_autoindex_records_\d \(record_key>\? AND record_key<\?\)/);
+  });
+
+  it('drops the body-parsing trace index an earlier version made, and keeps the chain', () => {
+    const t = open({ checkpointEvery: 0 });
+    fill(t.ledger, 3);
+    t.ledger.close();
+    t.raw().exec("CREATE INDEX records_by_trace ON records (json_extract(body, '$.traceId')) WHERE kind = 'span'");
+    const reopened = CustodyLedger.open({ stateDir: t.stateDir, checkpointEvery: 0 });
+    try {
+      const indexes = t.raw().prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'").pluck().all();
+      expect(indexes).not.toContain('records_by_trace');
+      expect(indexes).toContain('records_by_task');
+      reopened.append(span('t1', 's1', 'task-a'));
+      expect(reopened.taskIdOfTrace('t1')).toBe('task-a');
+      expect(verifyLedger(reopened)).toMatchObject({ ok: true, totalRecords: 4 });
+    } finally {
+      reopened.close();
+    }
+  });
+});
