@@ -69,7 +69,7 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
  * more than the one parse it speeds up: the entry parse skips it. The same checks, the same
  * result (zod's `jitless` parse context).
  */
-const ONE_PARSE = { jitless: true } as const;
+export const ONE_PARSE = { jitless: true } as const;
 
 /** The input as its schema defines it; a malformed input fails the workflow, it is not retried. */
 function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
