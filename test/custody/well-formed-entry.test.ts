@@ -8,6 +8,8 @@
  * start and end of values, inside nested objects and arrays, and in keys. For each: the step
  * completes, the span holds the digest of the value history holds, the value is well-formed with
  * U+FFFD where the surrogates were, and the span that took the value in counts what was mended.
+ * An MCP client's arguments through `warden mcp serve` and a claim verifier's verdict are entry
+ * points too (the verdict is signed as canonical JSON: unmended, the claim failed to attest).
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -247,3 +249,16 @@ describe.each(ENTRIES)('$name', (entry) => {
     if (entry.enters === 'args') expect(attributes[WARDEN_ATTR.toolArgsMended]).toBeUndefined();
   }, 300_000);
 });
+
+it("a claim verifier's verdict holding lone surrogates is well-formed and the claim is attested", async () => {
+  const verdict = { holds: true, reason: `checked\uD800`, observed: badPayload() };
+  const result = await env.runTask({
+    ...base(scripted({ tool: 'take', args: {} }), { tools: { custom: [taker] }, grants: { tools: ['take'] } }),
+    agent: { name: 'taker', model: { driver: 'scripted', id: 'wf', script: [{ tool: 'take', args: {} }, { final: 'done', claims: [{ kind: 'custom', verifier: 'odd', params: {} }] }] } },
+    // The verifier's source is ASCII; the verdict it returns is not well-formed.
+    attestation: { verifiers: { odd: { params: { type: 'object' }, source: `return ${JSON.stringify(verdict)};` } } },
+  });
+  expect(result.status, result.reason).toBe('completed');
+  expect(allWellFormed(result)).toBe(true);
+  expect(result.claims?.[0]).toMatchObject({ verdict: 'verified', reason: 'checked\uFFFD' });
+}, 300_000);
