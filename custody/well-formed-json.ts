@@ -28,9 +28,31 @@ const isWellFormed = (value: string): boolean => (value as string & { isWellForm
  * meets a key already present gets one more U+FFFD until it is unique, so no entry is lost.
  */
 export function wellFormedJson<T>(value: T): WellFormedJson<T> {
+  // The common case, nothing to mend, is found without allocating (every tool result and turn passes here).
+  if (!holdsIllFormed(value, 0)) return { value, mended: 0 };
   const counter = { mended: 0 };
   const out = mend(value, counter, new Set());
   return { value: out as T, mended: counter.mended };
+}
+
+/** Deeper than this, the walk that copies decides (it stops at cycles). */
+const MAX_CHECK_DEPTH = 256;
+
+function holdsIllFormed(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return !isWellFormed(value);
+  if (typeof value !== 'object' || value === null) return false;
+  if (depth > MAX_CHECK_DEPTH) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (holdsIllFormed(value[i], depth + 1)) return true;
+    return false;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+    if (!isWellFormed(key) || holdsIllFormed((value as Record<string, unknown>)[key], depth + 1)) return true;
+  }
+  return false;
 }
 
 function mend(value: unknown, counter: { mended: number }, ancestors: Set<object>): unknown {
