@@ -249,12 +249,15 @@ interface AgtResult {
   results: { size: number; samples_ms: number[] }[];
 }
 
+/** The toolkit's Python (`installed`: this call installed it, the one-time setup), or why it is unavailable. */
+export type AgtPython = { python: string; installed: boolean } | { unavailable: string };
+
 /** A virtual environment with the toolkit installed under the bench's state folder, or why not. */
-export function agtPython(context: Pick<BenchContext, 'stateDir' | 'log'>): { python: string } | { unavailable: string } {
+export function agtPython(context: Pick<BenchContext, 'stateDir' | 'log'>): AgtPython {
   const venv = join(context.stateDir, 'agt-venv');
   const python = join(venv, 'bin', 'python');
   const probe = () => spawnSync(python, ['-c', 'import agent_os.policies'], { stdio: 'ignore' }).status === 0;
-  if (existsSync(python) && probe()) return { python };
+  if (existsSync(python) && probe()) return { python, installed: false };
   context.log(`policy: installing ${AGT_PACKAGE} into ${venv} (once)`);
   try {
     execFileSync('python3', ['-m', 'venv', venv], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -275,7 +278,7 @@ export function agtPython(context: Pick<BenchContext, 'stateDir' | 'log'>): { py
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim().split('\n').at(-1);
     return { unavailable: `${AGT_PACKAGE} could not be installed (${stderr || (error as Error).message})` };
   }
-  return probe() ? { python } : { unavailable: `${AGT_PACKAGE} installed but agent_os.policies does not import` };
+  return probe() ? { python, installed: true } : { unavailable: `${AGT_PACKAGE} installed but agent_os.policies does not import` };
 }
 
 function runAgt(python: string, root: string, rulesBySize: Map<number, GeneratedRule[]>, samples: number, warmup: number): AgtResult {
@@ -298,7 +301,8 @@ export const policySection: BenchSection = {
     const warmup = quick ? 100 : 500;
     const rulesBySize = new Map(SIZES.map((size) => [size, Array.from({ length: size }, (_, i) => generatedRule(i))]));
     const notes: string[] = [];
-    const agtEnv = agtPython(context);
+    // The runner prepares it before the sections (its install is one-time setup, timed apart).
+    const agtEnv = (context.shared.get('agt-python') as AgtPython | undefined) ?? agtPython(context);
     let agt: AgtResult | undefined;
     if ('python' in agtEnv) {
       try {

@@ -99,7 +99,7 @@ export async function startBenchWorker(context: BenchContext, kind: WorkerKind):
 }
 
 /** Parent pid -> child pids of every process, from /proc (empty where /proc is not readable). */
-function processTree(): Map<number, number[]> {
+export function processTree(): Map<number, number[]> {
   const children = new Map<number, number[]>();
   try {
     for (const entry of readdirSync('/proc')) {
