@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { benchTotalCheck, checkTargets } from '../../bench/report';
 import { costMeter, formatCost, runCost, treeCpuSeconds, type SectionCost } from '../../bench/run-cost';
+import type { BenchContext } from '../../bench/bench-section';
 import { defaultSections, ISSUE_17_SECTIONS, SECTIONS } from '../../bench/sections';
+import { workersWarm } from '../../bench/sections/step';
 import { interleaveWithin, samplesWithin } from '../../bench/stats';
 
 const ROOT = join(__dirname, '..', '..');
@@ -43,6 +45,22 @@ describe('the default run', () => {
     for (const name of ISSUE_17_SECTIONS) expect(run.stdout).not.toMatch(new RegExp(`^${name} .*\\(only when named\\)$`, 'm'));
     const help = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), join(ROOT, 'bench', 'index.ts'), '--help'], { encoding: 'utf8', timeout: 60_000 });
     expect(help.stdout).toContain('--setup');
+  });
+});
+
+describe('one warm-up for the shared workers', () => {
+  const contextWith = (shared: Map<string, unknown>) =>
+    ({ quick: true, log: () => undefined, tmpDir: ROOT, root: ROOT, stateDir: join(ROOT, '.warden-bench'), results: new Map(), shared, onClose: () => undefined }) satisfies BenchContext;
+
+  it('the throughput section skips its warm-up task only on the very worker pair the step section ran on', async () => {
+    const pair = { guarded: {}, bare: {} };
+    const shared = new Map<string, unknown>([['workers', Promise.resolve(pair)]]);
+    expect(await workersWarm(contextWith(shared))).toBe(false); // step did not run
+    shared.set('workers-warm', pair);
+    expect(await workersWarm(contextWith(shared))).toBe(true);
+    // The pair was started again (a failed start): new processes, cold again.
+    shared.set('workers', Promise.resolve({ guarded: {}, bare: {} }));
+    expect(await workersWarm(contextWith(shared))).toBe(false);
   });
 });
 
