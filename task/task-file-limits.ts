@@ -133,6 +133,19 @@ function pathText(path: readonly (string | number)[]): string {
   return path.map(String).join('.');
 }
 
+/** ES2024's `String.prototype.isWellFormed` (Node 20+; the project's lib is ES2022): false when the string holds a lone surrogate. */
+const isWellFormed = (value: string): boolean => (value as string & { isWellFormed(): boolean }).isWellFormed();
+/** ES2024's `String.prototype.toWellFormed`: lone surrogates as U+FFFD (so an error naming the key is itself well-formed). */
+const toWellFormed = (value: string): string => (value as string & { toWellFormed(): string }).toWellFormed();
+
+/**
+ * Why a task file's text holds something that is not a Unicode character: a lone UTF-16
+ * surrogate, which JSON (`"\ud800"`) and YAML (`"\uD800"`) escapes can write though UTF-8 bytes
+ * cannot. Such a string has no canonical JSON (RFC 8785 §3.2.2.2), so the task's intent and
+ * handoff digests could not commit to it: the file is refused rather than mended.
+ */
+const LONE_SURROGATE = 'holds a lone UTF-16 surrogate (an escape such as "\\ud800" with no pair): a task file holds only Unicode characters';
+
 /**
  * Walks a parsed document without recursion and reports the first breach of the nesting, string,
  * collection and total-size limits (one issue: past a breach the rest is not worth reading).
@@ -146,6 +159,7 @@ export function checkDocumentLimits(document: unknown): LimitIssue | undefined {
       if (value.length > MAX_TASK_STRING_CHARS) {
         return { path: pathText(path), message: `a string of ${value.length} characters, more than the limit of ${MAX_TASK_STRING_CHARS}` };
       }
+      if (!isWellFormed(value)) return { path: pathText(path), message: `the text ${LONE_SURROGATE}` };
       total += value.length;
     } else if (typeof value === 'object' && value !== null) {
       if (path.length + 1 > MAX_TASK_NESTING) {
@@ -156,6 +170,7 @@ export function checkDocumentLimits(document: unknown): LimitIssue | undefined {
         return { path: pathText(path), message: `${entries.length} entries, more than the limit of ${MAX_TASK_COLLECTION_ENTRIES}` };
       }
       for (const [key, child] of entries) {
+        if (typeof key === 'string' && !isWellFormed(key)) return { path: pathText([...path, toWellFormed(key)]), message: `the key ${LONE_SURROGATE}` };
         if (typeof key === 'string') total += key.length;
         stack.push({ value: child, path: [...path, key] });
       }

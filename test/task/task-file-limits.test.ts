@@ -77,6 +77,11 @@ const cases: Case[] = [
   { name: 'a user over its limit', file: 'user.yaml', content: valid.replace('user: alice', `user: ${'a'.repeat(400)}@example.com`), path: 'user', message: /at most 320 characters/ },
   { name: 'a string in args over the string limit', file: 'string.yaml', content: withArgs(`{ path: ${'y'.repeat(MAX_TASK_STRING_CHARS + 1)} }`), path: 'agent.model.script.0.args.path', message: /more than the limit of 262144/ },
   { name: 'an array with too many entries', file: 'wide.json', content: JSON.stringify({ user: 'a', intent: 'b', x: Array.from({ length: MAX_TASK_COLLECTION_ENTRIES + 1 }, () => 0) }), path: 'x', message: /10001 entries, more than the limit of 10000/ },
+  // Escapes can write a lone UTF-16 surrogate that no UTF-8 byte sequence can: such text has no canonical JSON (RFC 8785), so no digest could commit to it.
+  { name: 'a lone high surrogate escaped in a YAML intent', file: 'lone-high.yaml', content: valid.replace('intent: say hi', 'intent: "say \\uD800hi"'), path: 'intent', message: /lone UTF-16 surrogate/ },
+  { name: 'a lone low surrogate escaped in YAML script args', file: 'lone-low.yaml', content: withArgs('{ path: "notes\\uDC00.txt" }'), path: 'agent.model.script.0.args.path', message: /lone UTF-16 surrogate/ },
+  { name: 'a reversed surrogate pair in a JSON intent', file: 'reversed.json', content: '{"user":"a","intent":"x\\udc00\\ud800y"}', path: 'intent', message: /the text holds a lone UTF-16 surrogate/ },
+  { name: 'a lone surrogate in a JSON key', file: 'lone-key.json', content: '{"user":"a","intent":"b","extra":{"k\\ud800":1}}', path: 'extra.k\uFFFD', message: /the key holds a lone UTF-16 surrogate/ },
   { name: 'a deadline of ages', file: 'deadline.yaml', content: `${valid}limits:\n  deadline: 99999999999h\n`, path: 'limits.deadline', message: /at most 30 days/ },
   { name: 'a duration with too many digits', file: 'digits.yaml', content: `${valid}limits:\n  toolTimeout: 9999999999999999999999s\n`, path: 'limits.toolTimeout', message: /a duration such as/ },
 ];
