@@ -26,7 +26,8 @@ import type { ByteSigner } from '../attestation/dsse';
 import { JwksSchema, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import { systemClock, type Clock } from './clock';
 
-export const KEYS_DIR = 'keys';
+import { KEYS_DIR } from './keystore-location';
+export { KEYS_DIR };
 const INDEX_FILE = 'index.json';
 const JWKS_FILE = 'jwks.json';
 const LOCK_FILE = '.lock';
