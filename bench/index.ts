@@ -10,11 +10,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BenchContext, SectionResult } from './bench-section';
 import { checkTargets, environment, formatTable } from './report';
-import { SECTIONS } from './sections';
+import { costMeter, formatCost, runCost, type SectionCost } from './run-cost';
+import { defaultSections, SECTIONS } from './sections';
+import { agtPython } from './sections/policy';
 
 const USAGE = `usage: npm run bench -- [--quick] [--json] [--list] [section ...]
 
 Sections (default: all but those marked *, in this order): ${SECTIONS.map((s) => `${s.name}${s.runByDefault === false ? '*' : ''}`).join(', ')}
+  --setup   only the one-time setup (the comparison policy engine's virtual environment), then exit
   --quick   fewer samples (same figures), for a quick look
   --json    print one JSON object on stdout instead of the table
   --list    list the sections and what each compares`;
@@ -22,7 +25,7 @@ Sections (default: all but those marked *, in this order): ${SECTIONS.map((s) =>
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { quick: { type: 'boolean' }, json: { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { setup: { type: 'boolean' }, quick: { type: 'boolean' }, json: { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   } catch (error) {
     process.stderr.write(`bench: ${(error as Error).message}\n${USAGE}\n`);
     return 2;
@@ -41,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`bench: unknown section${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}\n${USAGE}\n`);
     return 2;
   }
-  const selected = positionals.length === 0 ? SECTIONS.filter((s) => s.runByDefault !== false) : SECTIONS.filter((s) => positionals.includes(s.name));
+  const selected = positionals.length === 0 ? defaultSections() : SECTIONS.filter((s) => positionals.includes(s.name));
 
   const root = join(__dirname, '..');
   const tmpDir = mkdtempSync(join(os.tmpdir(), 'warden-bench-'));
@@ -58,14 +61,31 @@ async function main(argv: string[]): Promise<number> {
     shared: new Map(),
     onClose: (cleanup) => cleanups.push(cleanup),
   };
+  if (values.setup) {
+    const agt = agtPython({ stateDir: context.stateDir, log });
+    if ('python' in agt) log(`setup: the comparison policy engine is ready (${agt.python})`);
+    else log(`setup: the comparison policy engine is unavailable: ${agt.unavailable} (the policy section will run without it)`);
+    return 0;
+  }
   const startedAt = new Date();
-  const started = performance.now();
+  const whole = costMeter();
   const env = environment(root);
+  const setupCosts: Record<string, SectionCost> = {};
+  const sectionCosts: Record<string, SectionCost> = {};
   let failed = false;
   try {
+    // One-time setup first and timed apart, so a first run's install is not read as the cost of a section.
+    if (selected.some((s) => s.name === 'policy')) {
+      const meter = costMeter();
+      const agt = agtPython({ stateDir: context.stateDir, log });
+      context.shared.set('agt-python', agt);
+      const cost = meter();
+      // Installed now, or tried and failed: either way the time is setup's, not the policy section's.
+      if (!('python' in agt) || agt.installed) setupCosts['comparison policy engine (PyPI install)'] = cost;
+    }
     for (const section of selected) {
       log(`${section.name}: ${section.title}`);
-      const sectionStarted = performance.now();
+      const meter = costMeter();
       try {
         results.set(section.name, await section.run(context));
       } catch (error) {
@@ -73,7 +93,9 @@ async function main(argv: string[]): Promise<number> {
         log(`${section.name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
         results.set(section.name, { figures: [], notes: [], skipped: `failed: ${error instanceof Error ? error.message : String(error)}` });
       }
-      log(`${section.name}: done in ${((performance.now() - sectionStarted) / 1000).toFixed(1)} s`);
+      const cost = meter();
+      sectionCosts[section.name] = cost;
+      log(`${section.name}: done in ${cost.wallS.toFixed(1)} s${cost.cpuS === null ? '' : ` (${cost.cpuS.toFixed(1)} CPU s)`}`);
     }
   } finally {
     for (const cleanup of cleanups.reverse()) {
@@ -86,13 +108,16 @@ async function main(argv: string[]): Promise<number> {
     rmSync(tmpDir, { recursive: true, force: true });
   }
 
-  const targets = checkTargets(results);
+  const cost = runCost(whole(), setupCosts, sectionCosts);
+  const fullRun = !context.quick && positionals.length === 0;
+  const targets = checkTargets(results, { benchS: cost.benchS, fullRun });
   const output = {
     schema: 'warden-bench/1',
     startedAt: startedAt.toISOString(),
-    durationS: Math.round((performance.now() - started) / 100) / 10,
+    durationS: cost.totalS,
     quick: context.quick,
     sectionsRun: selected.map((s) => s.name),
+    cost,
     ...env,
     loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
     sections: Object.fromEntries(results),
@@ -106,6 +131,7 @@ async function main(argv: string[]): Promise<number> {
   else {
     const titles = new Map(SECTIONS.map((s) => [s.name, s.title]));
     process.stdout.write(formatTable(results, titles, targets));
+    process.stdout.write(formatCost(cost));
     const load = (values: number[]) => values.map((l) => l.toFixed(1)).join(' ');
     process.stdout.write(
       `\n${output.durationS} s on ${os.cpus().length} cores (${process.version}), load average ${load((env.machine as { loadAverage: number[] }).loadAverage)} at the start, ${load(output.loadAverageAtEnd)} at the end; written to ${file}\n`,

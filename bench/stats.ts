@@ -61,3 +61,41 @@ export function interleaveSync<K extends string>(warmup: number, samples: number
   }
   return out;
 }
+
+/**
+ * How many timed rounds fit in `budgetMs` when one round costs `perRoundMs` (measured on the
+ * warm-up rounds), held between `min` and `max`. `min` is what makes the figure worth reading
+ * (a p99 needs at least 100 samples to be more than the maximum), so a slow or loaded machine
+ * takes longer rather than reporting a thinner figure; `max` is what a quiet machine runs. A
+ * per-round cost that is not a positive finite number (no warm-up measured) gives `max`.
+ */
+export function samplesWithin(budgetMs: number, perRoundMs: number, min: number, max: number): number {
+  if (!(min >= 1) || !(max >= min) || !Number.isInteger(min) || !Number.isInteger(max)) throw new RangeError(`samplesWithin: need integers 1 <= min <= max (got ${min}, ${max})`);
+  if (!(perRoundMs > 0) || !Number.isFinite(perRoundMs)) return max;
+  return Math.max(min, Math.min(max, Math.floor(budgetMs / perRoundMs)));
+}
+
+/** Sample bounds of a budgeted measurement: at least `min` and at most `max` rounds, as many as fit `budgetMs`. */
+export interface SampleBudget {
+  budgetMs: number;
+  min: number;
+  max: number;
+}
+
+/**
+ * `interleave` with the number of timed rounds sized by `budget` (samplesWithin) from the wall
+ * time of the `warmup` rounds (at least one). Operations get the round's sequence number, warm-up
+ * rounds included, as with `interleave`. Returns the samples of each operation and the count.
+ */
+export async function interleaveWithin<K extends string>(
+  warmup: number,
+  budget: SampleBudget,
+  operations: Record<K, (i: number) => unknown>,
+): Promise<{ samples: Record<K, number[]>; n: number }> {
+  const rounds = Math.max(1, warmup);
+  const started = performance.now();
+  await interleave(0, rounds, operations);
+  const n = samplesWithin(budget.budgetMs, (performance.now() - started) / rounds, budget.min, budget.max);
+  const shifted = Object.fromEntries(Object.entries(operations).map(([name, op]) => [name, (i: number) => (op as (i: number) => unknown)(i + rounds)])) as Record<K, (i: number) => unknown>;
+  return { samples: await interleave(0, n, shifted), n };
+}

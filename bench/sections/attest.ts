@@ -55,6 +55,8 @@ function steps(n: number): StepRecord[] {
 
 export const attestSection: BenchSection = {
   name: 'attest',
+  // Not one of issue 17's figures: runs when named (`npm run bench -- attest`).
+  runByDefault: false,
   title: 'check + sign one claim per kind (credential, committed state, custody, DSSE) vs the same check done bare',
   async run({ quick, tmpDir, log }) {
     const dir = join(tmpDir, 'attest');

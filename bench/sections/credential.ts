@@ -12,13 +12,14 @@ import { openKeystore } from '../../identity/keystore';
 import { hashIntent, issueTaskGrant } from '../../identity/task-grant';
 import { createCredentialVerifier } from '../../identity/verify-credential';
 import { figure, type BenchSection } from '../bench-section';
-import { interleave, summarize } from '../stats';
+import { interleaveWithin, summarize } from '../stats';
 
 export const credentialSection: BenchSection = {
   name: 'credential',
   title: 'per-call credential mint + verify (SQLite stores) vs raw node:crypto Ed25519 sign + verify',
   async run({ quick, tmpDir }) {
-    const samples = quick ? 300 : 2000;
+    // As many interleaved pairs as fit the budget, never fewer than 500 (300 with --quick).
+    const budget = quick ? { budgetMs: 1000, min: 300, max: 300 } : { budgetMs: 5000, min: 500, max: 2000 };
     const stateDir = join(tmpDir, 'credential');
     const stores = openCredentialStores({ stateDir });
     try {
@@ -37,7 +38,7 @@ export const credentialSection: BenchSection = {
       const sample = await mintCallCredential(keystore, grant, call);
       const signingInput = Buffer.from(sample.token.slice(0, sample.token.lastIndexOf('.')));
       const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-      const timings = await interleave(quick ? 50 : 200, samples, {
+      const { samples: timings, n: samples } = await interleaveWithin(quick ? 50 : 200, budget, {
         warden: async () => {
           const { token } = await mintCallCredential(keystore, grant, call);
           await verifier.verify(token, { tool: call.tool, requiredScope: call.scope });
@@ -52,7 +53,7 @@ export const credentialSection: BenchSection = {
             baseline: { label: 'node:crypto Ed25519 sign + verify', summary: summarize(timings.raw) },
           }),
         ],
-        notes: [`credential ${sample.token.length} chars, signing input ${signingInput.length} bytes; ${samples} samples each, interleaved.`],
+        notes: [`credential ${sample.token.length} chars, signing input ${signingInput.length} bytes; ${samples} samples each (as many as fit ${budget.budgetMs / 1000} s, at least ${budget.min}, at most ${budget.max}), interleaved.`],
       };
     } finally {
       stores.close();

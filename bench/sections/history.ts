@@ -69,6 +69,8 @@ async function measureGuarded(context: BenchContext, worker: BenchWorker, steps:
 
 export const historySection: BenchSection = {
   name: 'history',
+  // Not one of issue 17's figures: runs when named (`npm run bench -- history`).
+  runByDefault: false,
   title: 'history bytes and wall time per step at 10, 100, 1,000 steps (flat per step)',
   async run(context) {
     const { client } = await temporalBench(context);

@@ -18,6 +18,9 @@ import { stepSection } from './step';
 import { throughputSection } from './throughput';
 import { workersSection } from './workers';
 
+/** Issue 17's sections, in run order: what `npm run bench` runs with no section named. */
+export const ISSUE_17_SECTIONS = ['step', 'throughput', 'policy', 'sandbox', 'credential', 'custody', 'sql', 'startup', 'model-turn-share'] as const;
+
 export const SECTIONS: readonly BenchSection[] = [
   stepSection,
   throughputSection,
@@ -34,3 +37,12 @@ export const SECTIONS: readonly BenchSection[] = [
   monitorSection,
   attestSection,
 ];
+
+/**
+ * The sections `npm run bench` runs when none is named: every section not marked
+ * `runByDefault: false`, in list order. The others (history, monitor, attest: other issues'
+ * figures; workers, mcp: extra services) run when named.
+ */
+export function defaultSections(sections: readonly BenchSection[] = SECTIONS): BenchSection[] {
+  return sections.filter((s) => s.runByDefault !== false);
+}

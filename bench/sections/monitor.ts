@@ -152,6 +152,8 @@ async function onTheServer(context: BenchContext, rogue: number, kills: number):
 
 export const monitorSection: BenchSection = {
   name: 'monitor',
+  // Not one of issue 17's figures: runs when named (`npm run bench -- monitor`).
+  runByDefault: false,
   title: 'anomaly scoring per step vs a guarded step; monitor begin per task; detection-to-block and kill-to-block on the server',
   async run(context) {
     const baseline = learntBaseline('clerk');

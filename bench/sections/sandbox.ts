@@ -5,7 +5,7 @@
  */
 import { SandboxClient, type SandboxCall } from '../../sandbox/sandbox-client';
 import { figure, type BenchSection } from '../bench-section';
-import { interleave, summarize } from '../stats';
+import { interleaveWithin, summarize } from '../stats';
 import { BareIpcHost } from '../support/bare-ipc-host';
 
 const CALL: SandboxCall = {
@@ -20,11 +20,13 @@ export const sandboxSection: BenchSection = {
   name: 'sandbox',
   title: 'a trivial tool call in the sandbox vs the same function in a plain child process over IPC',
   async run({ quick }) {
-    const samples = quick ? 300 : 2000;
+    // As many interleaved pairs as fit the budget (2,000 on a quiet machine, about 1 ms a pair),
+    // never fewer than 500 (300 with --quick).
+    const budget = quick ? { budgetMs: 1000, min: 300, max: 300 } : { budgetMs: 5000, min: 500, max: 2000 };
     const client = await SandboxClient.start();
     const bare = await BareIpcHost.start();
     try {
-      const timings = await interleave(quick ? 50 : 200, samples, {
+      const { samples: timings, n: samples } = await interleaveWithin(quick ? 50 : 200, budget, {
         sandbox: async () => {
           const response = await client.run(CALL);
           if (!response.ok || response.output !== 3) throw new Error(`unexpected sandbox response: ${JSON.stringify(response)}`);
@@ -39,7 +41,7 @@ export const sandboxSection: BenchSection = {
             baseline: { label: 'plain child process over IPC', summary: summarize(timings.bare) },
           }),
         ],
-        notes: [`${samples} calls each, interleaved; isolate limits 64 MB / 5 s; no credential gate (the credential section times that).`],
+        notes: [`${samples} calls each (as many as fit ${budget.budgetMs / 1000} s, at least ${budget.min}, at most ${budget.max}), interleaved; isolate limits 64 MB / 5 s; no credential gate (the credential section times that).`],
       };
     } finally {
       await client.close();

@@ -39,6 +39,16 @@ export async function measureSteps(context: BenchContext, rounds: number): Promi
   return out;
 }
 
+/**
+ * True when this run's shared worker pair has already run guarded and bare tasks (the step
+ * section's), so a later section on the same processes needs no warm-up task of its own. A pair
+ * started again (after a failed start) is a new pair and is not warm.
+ */
+export async function workersWarm(context: BenchContext): Promise<boolean> {
+  const warm = context.shared.get('workers-warm');
+  return warm !== undefined && warm === (await benchWorkers(context));
+}
+
 export function stepFigures(samples: StepSamples): SectionResult['figures'] {
   const perStep = (runs: TaskRun[]) => summarize(runs.flatMap((r) => r.stepCycles));
   const perTask = (runs: TaskRun[]) => summarize(runs.map((r) => r.wallMs));
@@ -64,6 +74,7 @@ export const stepSection: BenchSection = {
     const rounds = context.quick ? 3 : 10;
     const samples = await measureSteps(context, rounds);
     context.shared.set('step-samples', samples);
+    context.shared.set('workers-warm', await benchWorkers(context));
     const guardedShape = await historyShape(context, (samples.guarded[0] as TaskRun).workflowId);
     const bareShape = await historyShape(context, (samples.bare[0] as TaskRun).workflowId);
     return {

@@ -8,7 +8,7 @@ import { figure, single, type BenchContext, type BenchSection, type Figure } fro
 import { summarize } from '../stats';
 import { benchWorkers } from '../support/bench-workers';
 import { runBareTask, runGuardedTask, samplePeakRss, temporalBench, treeCpuMs, type BenchWorker, type PeakRss } from '../support/temporal-bench';
-import { STEPS_PER_TASK } from './step';
+import { STEPS_PER_TASK, workersWarm } from './step';
 
 const CONCURRENCY = [1, 10, 50];
 
@@ -54,9 +54,12 @@ export const throughputSection: BenchSection = {
   title: 'guarded vs bare tool calls per second at 1, 10 and 50 concurrent tasks on one worker',
   async run(context) {
     const { guarded, bare } = await benchWorkers(context);
-    // One untimed task each first: JIT, caches, the sandbox host's first isolates.
-    await runGuardedTask(context, guarded, STEPS_PER_TASK);
-    await runBareTask(context, bare, STEPS_PER_TASK);
+    // One untimed task each first (JIT, caches, the sandbox host's first isolates), unless the
+    // step section already ran its tasks on these same worker processes in this run.
+    if (!workersWarm(context)) {
+      await runGuardedTask(context, guarded, STEPS_PER_TASK);
+      await runBareTask(context, bare, STEPS_PER_TASK);
+    }
     const figures: Figure[] = [];
     for (const tasks of CONCURRENCY) {
       // Alternating runs where they are short (one task); one each above (10 and 50 tasks take minutes on a loaded machine).
