@@ -68,9 +68,16 @@ interface Group {
   folders?: ReadonlySet<string>[];
   /** A tool family (`toolFamily`): its members are decided in the loop from the answers per request signature. */
   family: boolean;
-  /** `detail` followed by ")", built when a member first needs it in this decision (`closedEpoch`). */
-  closed: string;
-  closedEpoch: number;
+  /**
+   * Numbers what the members' reasons are made of (`detail` and `withTail`): it grows when a
+   * decision's differ from the last decision's that evaluated the group, so a member's entry made
+   * under the same number has the reason this decision would write (see `matched`).
+   */
+  version: number;
+  /** The decision `version` was brought up to date in, and what it numbers. */
+  versionEpoch: number;
+  lastDetail: string;
+  lastWithTail: boolean;
 }
 
 export interface RuleGroups {
@@ -137,8 +144,46 @@ function depthGroup(parsed: Extract<ParsedRule, { form: 'subagent-depth' }>, rul
   };
 }
 
+/**
+ * `callsByTool(state, now, w, onlyAgent)` for every window `w` of `windows` (the engine's rate
+ * windows, this one among them), in one pass over the recent calls, each kept in the decision's
+ * `perTool` under the key evaluate-rule.ts `rateCheck` uses; returns the one for `windowMs`.
+ */
+function windowCallsOf(context: CheckContext, windowMs: number, onlyAgent: string | undefined, windows: readonly number[]): Map<string, number> {
+  const { state, m } = context;
+  const nowMs = m.nowMs;
+  const slots = new Map<string, number>();
+  const tools: string[] = [];
+  const counts = windows.map(() => [] as number[]);
+  const recent = state.recent;
+  for (let i = 0; i < recent.length; i += 1) {
+    const call = recent[i] as (typeof recent)[number];
+    // The same tests as `callsByTool`, per window.
+    if (call.at > nowMs) continue;
+    if (onlyAgent !== undefined && call.agent !== onlyAgent) continue;
+    let slot = slots.get(call.tool);
+    if (slot === undefined) {
+      slot = tools.length;
+      slots.set(call.tool, slot);
+      tools.push(call.tool);
+      for (let w = 0; w < counts.length; w += 1) (counts[w] as number[]).push(0);
+    }
+    for (let w = 0; w < windows.length; w += 1) if (!(call.at <= nowMs - (windows[w] as number))) (counts[w] as number[])[slot] += 1;
+  }
+  const cache = (context.perTool ??= new Map());
+  let wanted: Map<string, number> | undefined;
+  for (let w = 0; w < windows.length; w += 1) {
+    const byTool = new Map<string, number>();
+    const row = counts[w] as number[];
+    for (let slot = 0; slot < tools.length; slot += 1) if ((row[slot] as number) > 0) byTool.set(tools[slot] as string, row[slot] as number);
+    cache.set(`w|${windows[w] as number}|${onlyAgent ?? ''}`, byTool);
+    if (windows[w] === windowMs) wanted = byTool;
+  }
+  return wanted ?? perTool(context, `w|${windowMs}|${onlyAgent ?? ''}`, () => callsByTool(state, nowMs, windowMs, onlyAgent));
+}
+
 /** Rates (evaluate-rule.ts `rateCheck`): the calls in the window are counted once per group. */
-function rateGroup(parsed: RateRule): Group['evaluate'] {
+function rateGroup(parsed: RateRule, windows: readonly number[]): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   // evaluate-rule.ts `rateCheck`'s key of the calls by tool in the window (the agent's key appended for an agent's own rate).
   const treeKey = `w|${parsed.windowMs}|`;
@@ -154,7 +199,7 @@ function rateGroup(parsed: RateRule): Group['evaluate'] {
     const onlyAgent = parsed.scope === 'agent' ? agentKey(request.agent) : undefined;
     const key = onlyAgent === undefined ? treeKey : `${treeKey}${onlyAgent}`;
     let byTool = context.perTool?.get(key);
-    if (byTool === undefined) byTool = perTool(context, key, () => callsByTool(state, m.nowMs, parsed.windowMs, onlyAgent));
+    if (byTool === undefined) byTool = windowCallsOf(context, parsed.windowMs, onlyAgent, windows);
     const count = sumCovered(scope, byTool, state);
     group.mode = ABOVE;
     group.quantity = count + 1;
@@ -419,6 +464,8 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
    * array read per decision instead of a lookup in its scope's map.
    */
   const coverage = new Map<number, Int8Array>();
+  /** The windows of this engine's rate rules, counted in one pass (`windowCallsOf`). */
+  const windows: number[] = [];
   /** The counters this engine's running totals read. */
   const totalled = new Set<string>();
   /** Each rule's entry when it matches with its reason as written (no detail): built once, frozen, shared by every decision. */
@@ -449,7 +496,8 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
       threshold[position] = parsed.max;
       tail.push(`${parsed.max})`);
       key = `rate:${questionKey(parsed, ['max'])}`;
-      make = () => rateGroup(parsed);
+      if (!windows.includes(parsed.windowMs)) windows.push(parsed.windowMs);
+      make = () => rateGroup(parsed, windows);
     } else if (parsed.form === 'subagent-depth') {
       threshold[position] = parsed.maxLevels;
       tail.push('');
@@ -480,27 +528,39 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
     if (index === undefined) {
       index = groups.length;
       byKey.set(key, index);
-      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false, closed: '', closedEpoch: 0, family: key.startsWith('tool:') });
+      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false, version: 0, versionEpoch: 0, lastDetail: '', lastWithTail: false, family: key.startsWith('tool:') });
     }
     groupOf[position] = index;
   });
 
   let epoch = 0;
   const scratch: MatchedRule[] = [];
-  /** A matched rule's entry with its own reason. */
-  const entry = (position: number, reason: string): MatchedRule => ({
-    id: ids[position] as string,
-    sentence: sentences[position] as string,
-    effect: effects[position] as MatchedRule['effect'],
-    reason,
-    kind: kinds[position] as MatchedRule['kind'],
-  });
+  /** A matched rule's entry with its own reason, frozen: it is handed to every later decision that gives the rule the same reason. */
+  const entry = (position: number, reason: string): MatchedRule =>
+    Object.freeze({
+      id: ids[position] as string,
+      sentence: sentences[position] as string,
+      effect: effects[position] as MatchedRule['effect'],
+      reason,
+      kind: kinds[position] as MatchedRule['kind'],
+    });
+  /**
+   * Entries made with a detail, kept per rule for the next decisions that give the same reason: a
+   * reason is the rule's own words around its group's detail, so the same detail (as a string:
+   * equal text) makes the same entry, and the state, clock and request that made the detail need
+   * not be compared. `byVersion*`: for the group's shared detail (`Group.version`); `byDetail*`:
+   * for a member's own detail (paths, hosts).
+   */
+  const byVersionEntry: (MatchedRule | undefined)[] = new Array(rules.length);
+  const byVersion = new Float64Array(rules.length);
+  const byDetailEntry: (MatchedRule | undefined)[] = new Array(rules.length);
+  const byDetail: (string | undefined)[] = new Array(rules.length);
   return {
     size: groups.length,
     matched(context, candidates) {
       // Decisions never interleave (decide is synchronous), so one counter marks what this one evaluated.
       epoch = epoch >= 0x3fffffff ? 1 : epoch + 1;
-      if (epoch === 1) for (const g of groups) g.epoch = g.closedEpoch = 0;
+      if (epoch === 1) for (const g of groups) g.epoch = g.versionEpoch = 0;
       // Built in one array kept by the engine (decisions never interleave), then copied out at its exact size.
       const out = scratch;
       let n = 0;
@@ -539,7 +599,15 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
           }
           const detail = (group.member as NonNullable<Group['member']>)(group, position, context);
           if (detail === undefined) continue;
-          out[n++] = detail === '' ? (plain[position] as MatchedRule) : entry(position, (head[position] as string) + detail);
+          if (detail === '') {
+            out[n++] = plain[position] as MatchedRule;
+            continue;
+          }
+          if (byDetail[position] !== detail) {
+            byDetailEntry[position] = entry(position, (head[position] as string) + detail);
+            byDetail[position] = detail;
+          }
+          out[n++] = byDetailEntry[position] as MatchedRule;
           continue;
         }
         if (mode === ABOVE ? !(group.quantity > (threshold[position] as number)) : mode === AT_LEAST ? !(group.quantity >= (threshold[position] as number)) : false) continue;
@@ -547,15 +615,19 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
           out[n++] = plain[position] as MatchedRule;
           continue;
         }
-        if (group.withTail) {
-          out[n++] = entry(position, (head[position] as string) + group.detail + (tail[position] as string));
-          continue;
+        if (group.versionEpoch !== epoch) {
+          if (group.version === 0 || group.detail !== group.lastDetail || group.withTail !== group.lastWithTail) {
+            group.version += 1;
+            group.lastDetail = group.detail;
+            group.lastWithTail = group.withTail;
+          }
+          group.versionEpoch = epoch;
         }
-        if (group.closedEpoch !== epoch) {
-          group.closed = `${group.detail})`;
-          group.closedEpoch = epoch;
+        if (byVersion[position] !== group.version) {
+          byVersionEntry[position] = entry(position, (head[position] as string) + group.detail + (group.withTail ? (tail[position] as string) : ')'));
+          byVersion[position] = group.version;
         }
-        out[n++] = entry(position, (head[position] as string) + group.closed);
+        out[n++] = byVersionEntry[position] as MatchedRule;
       }
       return out.slice(0, n);
     },
