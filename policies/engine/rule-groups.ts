@@ -64,8 +64,8 @@ interface Group {
   paths?: MeasuredPath[];
   /** Details per measured path (or host), followed by ")", built when a member first needs one. */
   pathDetails?: (string | undefined)[];
-  /** In mode EACH of a path family: the folders each of `paths` is under (`foldersOf`), found once per decision. */
-  folders?: ReadonlySet<string>[];
+  /** In mode EACH of a path family: what is known of each of `paths` (`pathFamily`). */
+  pathAnswers?: PathAnswers[];
   /** A tool family (`toolFamily`): its members are decided in the loop from the answers per request signature. */
   family: boolean;
   /**
@@ -168,7 +168,11 @@ function windowCallsOf(context: CheckContext, windowMs: number, onlyAgent: strin
       tools.push(call.tool);
       for (let w = 0; w < counts.length; w += 1) (counts[w] as number[]).push(0);
     }
-    for (let w = 0; w < windows.length; w += 1) if (!(call.at <= nowMs - (windows[w] as number))) (counts[w] as number[])[slot] += 1;
+    for (let w = 0; w < windows.length; w += 1) {
+      if (call.at <= nowMs - (windows[w] as number)) continue;
+      const row = counts[w] as number[];
+      row[slot] = (row[slot] as number) + 1;
+    }
   }
   const cache = (context.perTool ??= new Map());
   let wanted: Map<string, number> | undefined;
@@ -189,6 +193,9 @@ function rateGroup(parsed: RateRule, windows: readonly number[]): Group['evaluat
   const treeKey = `w|${parsed.windowMs}|`;
   // The detail after the count (evaluate-rule.ts `rateCheck`'s words), built once.
   const after = ` calls ${parsed.scope === 'agent' ? 'by this agent' : 'across the task'} in the last ${parsed.window}, limit `;
+  // The last detail and its count: the same count gives the same string (matched entries are reused by it, `Group.version`).
+  let lastCount = Number.NaN;
+  let lastDetail = '';
   return (group, context) => {
     const { request, m, state } = context;
     group.withTail = true;
@@ -203,7 +210,11 @@ function rateGroup(parsed: RateRule, windows: readonly number[]): Group['evaluat
     const count = sumCovered(scope, byTool, state);
     group.mode = ABOVE;
     group.quantity = count + 1;
-    group.detail = count + after;
+    if (!(count === lastCount)) {
+      lastDetail = count + after;
+      lastCount = count;
+    }
+    group.detail = lastDetail;
   };
 }
 
@@ -251,6 +262,10 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
   wanted.add(counter);
   // evaluate-rule.ts `totalCheck`'s words after a count of calls, built once.
   const afterCalls = ` ${parsed.tools.spawn === true ? 'sub-agents spawned' : 'calls'} ${parsed.scope === 'agent' ? 'by this agent' : 'across the task'} so far, limit `;
+  // The last detail and the numbers it was written from (the words around them are the group's own): equal numbers, the same string.
+  let lastSofar = Number.NaN;
+  let lastValue = Number.NaN;
+  let lastDetail = '';
   return (group, context) => {
     const { request, m, state } = context;
     group.withTail = true;
@@ -265,7 +280,12 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
       const sofar = sumCovered(scope, byTool, state);
       group.mode = ABOVE;
       group.quantity = sofar + 1;
-      group.detail = sofar + afterCalls;
+      if (!(sofar === lastSofar && Number.isNaN(lastValue))) {
+        lastDetail = sofar + afterCalls;
+        lastSofar = sofar;
+        lastValue = Number.NaN;
+      }
+      group.detail = lastDetail;
       return;
     }
     const metric = parsed.metric;
@@ -286,7 +306,12 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
     const sofar = sumCovered(scope, byTool, state, !parsed.tools.named);
     group.mode = ABOVE;
     group.quantity = sofar + value;
-    group.detail = `${formatTotal(metric, sofar)} ${where} so far + ${formatTotal(metric, value)} now, limit `;
+    if (!(sofar === lastSofar && value === lastValue)) {
+      lastDetail = `${formatTotal(metric, sofar)} ${where} so far + ${formatTotal(metric, value)} now, limit `;
+      lastSofar = sofar;
+      lastValue = value;
+    }
+    group.detail = lastDetail;
   };
 }
 
@@ -310,6 +335,14 @@ function toolFamily(parsed: Extract<ParsedRule, { form: 'tool' }>, scopes: reado
     group.member = member;
   };
 }
+
+/** A path family's members' answers for one measured path, and the detail naming it (undefined for a tree). */
+interface PathAnswers {
+  answers: Int8Array;
+  detail: string | undefined;
+}
+/** Path texts a path family remembers answers for. */
+const MAX_PATHS = 1024;
 
 /** A path rule's folders and globs, prepared as evaluate-rule.ts `pathCheck` prepares them. */
 interface PathMatcher {
@@ -351,28 +384,56 @@ function foldersOf(measured: MeasuredPath): ReadonlySet<string> {
 function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: readonly (PathMatcher | undefined)[]): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   const outside = parsed.mode === 'outside';
-  const detailAt = (group: Group, k: number, m: CheckContext['m']): string => {
+  /**
+   * Per path text (trees apart): each member's answer to "does this path make the rule match"
+   * (0 not asked yet, 1 no, 2 yes) and the detail naming the path. Both are functions of the path
+   * text, the tree flag and the member's own folders (`matcher.inside`, `matcher.tree`, and the
+   * group's mode): nothing of the request, the state or the clock, so a path met again is answered
+   * from here.
+   */
+  const known: Map<string, PathAnswers>[] = [new Map(), new Map()];
+  const answersOf = (measured: MeasuredPath, m: CheckContext['m']): PathAnswers => {
+    const byPath = known[measured.tree === true ? 1 : 0] as Map<string, PathAnswers>;
+    let found = byPath.get(measured.path);
+    if (found === undefined) {
+      if (byPath.size >= MAX_PATHS) byPath.clear();
+      found = { answers: new Int8Array(matchers.length), detail: measured.tree === true ? undefined : `${describeMeasure('path', measured.path, m)})` };
+      byPath.set(measured.path, found);
+    }
+    return found;
+  };
+  const detailAt = (group: Group, k: number): string => {
+    const found = (group.pathAnswers as PathAnswers[])[k] as PathAnswers;
+    if (found.detail !== undefined) return found.detail;
+    // A tree's detail names its access too: built per decision.
     const details = group.pathDetails as (string | undefined)[];
     let detail = details[k];
     if (detail === undefined) {
-      const { path, access, tree } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
-      detail = `${tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, m)})`;
+      const { path, access } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
+      detail = `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies)`;
       details[k] = detail;
     }
     return detail;
   };
-  const member: Group['member'] = (group, position, { m }) => {
-    const matcher = matchers[position] as PathMatcher;
+  const member: Group['member'] = (group, position) => {
     const paths = group.paths as MeasuredPath[];
-    const folders = group.folders as ReadonlySet<string>[];
+    const pathAnswers = group.pathAnswers as PathAnswers[];
     for (let k = 0; k < paths.length; k += 1) {
-      const measured = paths[k] as MeasuredPath;
-      if (measured.tree === true) {
-        if (matcher.tree(measured.path)) return detailAt(group, k, m);
-        continue;
+      const answers = (pathAnswers[k] as PathAnswers).answers;
+      let answer = answers[position] as number;
+      if (answer === 0) {
+        const matcher = matchers[position] as PathMatcher;
+        const measured = paths[k] as MeasuredPath;
+        let matches: boolean;
+        if (measured.tree === true) matches = matcher.tree(measured.path);
+        else {
+          const inside = matcher.inside(measured.path, foldersOf(measured));
+          matches = outside ? !inside : inside;
+        }
+        answer = matches ? 2 : 1;
+        answers[position] = answer;
       }
-      const inside = matcher.inside(measured.path, folders[k] as ReadonlySet<string>);
-      if (outside ? !inside : inside) return detailAt(group, k, m);
+      if (answer === 2) return detailAt(group, k);
     }
     return undefined;
   };
@@ -393,7 +454,7 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
     group.mode = EACH;
     group.paths = paths;
     group.pathDetails = new Array<string | undefined>(paths.length);
-    group.folders = paths.map(foldersOf);
+    group.pathAnswers = paths.map((p) => answersOf(p, m));
     group.member = member;
   };
 }
