@@ -64,7 +64,7 @@ interface Group {
   paths?: MeasuredPath[];
   /** Details per measured path (or host), followed by ")", built when a member first needs one. */
   pathDetails?: (string | undefined)[];
-  /** In mode EACH of a path family: what is known of each of `paths` (`pathFamily`). */
+  /** In mode EACH of a path or host family: what is known of each of `paths` (`pathFamily`) or of the request's hosts (`hostFamily`). */
   pathAnswers?: PathAnswers[];
   /** A tool family (`toolFamily`): its members are decided in the loop from the answers per request signature. */
   family: boolean;
@@ -336,12 +336,12 @@ function toolFamily(parsed: Extract<ParsedRule, { form: 'tool' }>, scopes: reado
   };
 }
 
-/** A path family's members' answers for one measured path, and the detail naming it (undefined for a tree). */
+/** A path (or host) family's members' answers for one measured path (or host), and the detail naming it (undefined for a tree). */
 interface PathAnswers {
   answers: Int8Array;
   detail: string | undefined;
 }
-/** Path texts a path family remembers answers for. */
+/** Path (or host) texts a family remembers answers for. */
 const MAX_PATHS = 1024;
 
 /** A path rule's folders and globs, prepared as evaluate-rule.ts `pathCheck` prepares them. */
@@ -463,12 +463,28 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
 function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readonly (((host: string) => boolean) | undefined)[]): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   const allowList = parsed.mode === 'allow-list';
+  /** Per host text: each member's answer (0 not asked yet, 1 no, 2 yes: a function of the host and the member's list only) and the detail naming the host. */
+  const known = new Map<string, PathAnswers>();
+  const answersOf = (host: string, m: CheckContext['m']): PathAnswers => {
+    let found = known.get(host);
+    if (found === undefined) {
+      if (known.size >= MAX_PATHS) known.clear();
+      found = { answers: new Int8Array(lists.length), detail: `${describeMeasure('host', host, m)})` };
+      known.set(host, found);
+    }
+    return found;
+  };
   const member: Group['member'] = (group, position, { m }) => {
-    const listed = lists[position] as (host: string) => boolean;
-    const details = group.pathDetails as (string | undefined)[];
-    for (let k = 0; k < m.hosts.length; k += 1) {
-      const host = m.hosts[k] as string;
-      if (allowList ? !listed(host) : listed(host)) return (details[k] ??= `${describeMeasure('host', host, m)})`);
+    const hostAnswers = group.pathAnswers as PathAnswers[];
+    for (let k = 0; k < hostAnswers.length; k += 1) {
+      const found = hostAnswers[k] as PathAnswers;
+      let answer = found.answers[position] as number;
+      if (answer === 0) {
+        const listed = (lists[position] as (host: string) => boolean)(m.hosts[k] as string);
+        answer = (allowList ? !listed : listed) ? 2 : 1;
+        found.answers[position] = answer;
+      }
+      if (answer === 2) return found.detail;
     }
     return undefined;
   };
@@ -485,7 +501,7 @@ function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readon
       return;
     }
     group.mode = EACH;
-    group.pathDetails = new Array<string | undefined>(m.hosts.length);
+    group.pathAnswers = m.hosts.map((host) => answersOf(host, m));
     group.member = member;
   };
 }
