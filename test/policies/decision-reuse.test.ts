@@ -189,13 +189,13 @@ describe('rate windows counted in one pass equal each window counted alone', () 
 
 describe('a scope of one exact name sums as the loop over every tool does', () => {
   const scopes: ToolScope[] = [
-    { patterns: ['custom1.op1'], named: true },
-    { patterns: ['spawn:helper'], named: true },
-    { patterns: ['spawn:helper'], named: true, spawn: true },
-    { patterns: ['custom1.op1'], named: true, spawn: true },
-    { patterns: ['fs.read', 'fs.write'], named: true },
-    { patterns: ['fs.*'], named: true },
-    { patterns: ['*'], named: false },
+    { label: 'custom1.op1', patterns: ['custom1.op1'], named: true },
+    { label: 'spawn:helper as a tool', patterns: ['spawn:helper'], named: true },
+    { label: 'spawning helper', patterns: ['spawn:helper'], named: true, spawn: true },
+    { label: 'a tool name in a spawn scope', patterns: ['custom1.op1'], named: true, spawn: true },
+    { label: 'two names', patterns: ['fs.read', 'fs.write'], named: true },
+    { label: 'a glob', patterns: ['fs.*'], named: true },
+    { label: 'any tool', patterns: ['*'], named: false },
   ];
   it('over generated states: every counter, every agent, all tools and each scope', () => {
     const rand = random(17);
