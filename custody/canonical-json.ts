@@ -13,69 +13,92 @@ import { createHash } from 'node:crypto';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** ES2024's `String.prototype.isWellFormed` (Node 20+): false when the string holds a lone surrogate. */
+const isWellFormed = (value: string): boolean => (value as string & { isWellFormed(): boolean }).isWellFormed();
 
-function serializeString(value: string): string {
-  if (LONE_SURROGATE.test(value)) throw new TypeError('canonical JSON: string contains a lone surrogate (not well-formed Unicode)');
+function serializeString(value: string, path: Path): string {
+  if (!isWellFormed(value)) throw new TypeError(`canonical JSON: string at ${pathText(path)} contains a lone surrogate (not well-formed Unicode)`);
   // ECMAScript's JSON.stringify escapes exactly as RFC 8785 §3.2.2.2 requires.
   return JSON.stringify(value);
 }
 
-function serializeNumber(value: number): string {
-  if (!Number.isFinite(value)) throw new TypeError(`canonical JSON: ${String(value)} is not a JSON number`);
+function serializeNumber(value: number, path: Path): string {
+  if (!Number.isFinite(value)) throw new TypeError(`canonical JSON: ${String(value)} at ${pathText(path)} is not a JSON number`);
   // Number.prototype.toString is the JCS number format; JSON.stringify also maps -0 to "0".
   return JSON.stringify(value);
 }
 
-function serialize(value: unknown, stack: Set<object>, path: string): string {
+/**
+ * Where the serialiser is: the objects it is inside (for cycles) and the member names or indexes
+ * that led there. The path is only turned into text for an error, never on the way.
+ */
+interface Path {
+  objects: Set<object>;
+  steps: (string | number)[];
+}
+
+function pathText(path: Path): string {
+  let text = '$';
+  for (const step of path.steps) text += typeof step === 'number' ? `[${step}]` : `.${step}`;
+  return text;
+}
+
+function serialize(value: unknown, path: Path): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      return serializeNumber(value);
+      return serializeNumber(value, path);
     case 'string':
-      return serializeString(value);
+      return serializeString(value, path);
     case 'object':
       break;
     default:
-      throw new TypeError(`canonical JSON: ${typeof value} at ${path} is not JSON`);
+      throw new TypeError(`canonical JSON: ${typeof value} at ${pathText(path)} is not JSON`);
   }
   const object = value as object;
   const toJSON = (object as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') return serialize((toJSON as () => unknown).call(object), stack, path);
-  if (stack.has(object)) throw new TypeError(`canonical JSON: cycle at ${path}`);
-  stack.add(object);
+  if (typeof toJSON === 'function') return serialize((toJSON as () => unknown).call(object), path);
+  if (path.objects.has(object)) throw new TypeError(`canonical JSON: cycle at ${pathText(path)}`);
+  path.objects.add(object);
   try {
     if (Array.isArray(object)) {
-      const items = object.map((item: unknown, index) => {
-        if (item === undefined) throw new TypeError(`canonical JSON: undefined at ${path}[${index}]`);
-        return serialize(item, stack, `${path}[${index}]`);
-      });
-      return `[${items.join(',')}]`;
+      let text = '[';
+      for (let index = 0; index < object.length; index += 1) {
+        const item: unknown = object[index];
+        path.steps.push(index);
+        if (item === undefined) throw new TypeError(`canonical JSON: undefined at ${pathText(path)}`);
+        text += index === 0 ? serialize(item, path) : `,${serialize(item, path)}`;
+        path.steps.pop();
+      }
+      return `${text}]`;
     }
     const proto = Object.getPrototypeOf(object) as unknown;
     if (proto !== Object.prototype && proto !== null) {
-      throw new TypeError(`canonical JSON: ${(object as { constructor?: { name?: string } }).constructor?.name ?? 'object'} at ${path} is not a plain object`);
+      throw new TypeError(`canonical JSON: ${(object as { constructor?: { name?: string } }).constructor?.name ?? 'object'} at ${pathText(path)} is not a plain object`);
     }
     const record = object as Record<string, unknown>;
     // Default sort compares UTF-16 code units, as RFC 8785 §3.2.3 requires.
     const keys = Object.keys(record).sort();
-    const members: string[] = [];
+    let text = '{';
     for (const key of keys) {
       const member = record[key];
       if (member === undefined) continue;
-      members.push(`${serializeString(key)}:${serialize(member, stack, `${path}.${key}`)}`);
+      const name = serializeString(key, path);
+      path.steps.push(key);
+      text += `${text.length === 1 ? '' : ','}${name}:${serialize(member, path)}`;
+      path.steps.pop();
     }
-    return `{${members.join(',')}}`;
+    return `${text}}`;
   } finally {
-    stack.delete(object);
+    path.objects.delete(object);
   }
 }
 
 /** The canonical JSON text of `value`. @throws TypeError when `value` is not JSON. */
 export function canonicalize(value: unknown): string {
-  return serialize(value, new Set(), '$');
+  return serialize(value, { objects: new Set(), steps: [] });
 }
 
 /** The UTF-8 bytes of {@link canonicalize}. */

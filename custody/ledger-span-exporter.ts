@@ -137,6 +137,12 @@ export class LedgerSpanExporter implements SpanExporter {
   private queue: { spans: ReadableSpan[]; done: (result: ExportResult) => void }[] = [];
   private draining: Promise<void> | undefined;
   private scheduled = false;
+  /**
+   * The signer's public JWK, found once per kid: a kid is the RFC 7638 thumbprint of its key, so
+   * the JWK found for it never changes, and reading the key folder at every checkpoint was a
+   * folder listing and PEM parse per task end.
+   */
+  private signer: { kid: string; jwk: PublicJwk } | undefined;
 
   constructor(options: LedgerSpanExporterOptions) {
     this.options = options;
@@ -298,7 +304,7 @@ export class LedgerSpanExporter implements SpanExporter {
     const publish = (): void | Promise<void> => {
       const hook = this.options.onCheckpoint;
       if (hook === undefined || checkpoints.length === 0) return;
-      const signer = ledger.publicKeys().find((k) => k.kid === ledger.kid);
+      const signer = this.signerOf(ledger);
       const pending: Promise<void>[] = [];
       for (const checkpoint of checkpoints) {
         try {
@@ -363,6 +369,15 @@ export class LedgerSpanExporter implements SpanExporter {
     };
     const collected = collectAll();
     return collected instanceof Promise ? collected.then(appendAll) : appendAll();
+  }
+
+  /** The public JWK of the key the ledger signs with (undefined while its folder does not hold it). */
+  private signerOf(ledger: CustodyLedgerWriter): PublicJwk | undefined {
+    const kid = ledger.kid;
+    if (this.signer?.kid === kid) return this.signer.jwk;
+    const jwk = ledger.publicKeys().find((k) => k.kid === kid);
+    if (jwk !== undefined) this.signer = { kid, jwk };
+    return jwk;
   }
 
   async forceFlush(): Promise<void> {

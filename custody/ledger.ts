@@ -120,7 +120,6 @@ CREATE TABLE IF NOT EXISTS records (
   appended_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_by_task ON records (task_id, seq);
-CREATE INDEX IF NOT EXISTS records_by_trace ON records (json_extract(body, '$.traceId')) WHERE kind = 'span';
 CREATE TABLE IF NOT EXISTS checkpoints (
   id INTEGER PRIMARY KEY,
   tree_size INTEGER NOT NULL,
@@ -178,6 +177,13 @@ function writeError(path: string, error: unknown): CustodyError {
   return new CustodyError('ERR_CUSTODY_WRITE', `cannot append to the custody ledger ${path}: ${reason}`, { details: { path }, retryable: true, cause: error });
 }
 
+interface ChainHead {
+  frontier: MerkleFrontier;
+  /** Hash of the last record (GENESIS_HASH when there is none). */
+  tailHash: string;
+  dataVersion: number;
+}
+
 export class CustodyLedger {
   readonly path: string;
   readonly keyDir: string;
@@ -187,6 +193,14 @@ export class CustodyLedger {
   private readonly now: () => Date;
   private readonly stmts: ReturnType<CustodyLedger['prepare']>;
   private closed = false;
+  /**
+   * The chain's head (Merkle frontier and last record hash) as this connection's last commit left
+   * it, with SQLite's `data_version` at that point. `data_version` changes exactly when another
+   * connection (another worker process, `warden audit`, an edit of the file) commits, so while it is
+   * unchanged the head need not be read back and parsed at each append. Cleared as a transaction
+   * starts and set again only once it committed: a rolled-back append never leaves a head behind.
+   */
+  private head: ChainHead | undefined;
 
   private constructor(path: string, keyDir: string, db: Database.Database, key: SigningKey, options: CustodyLedgerOptions) {
     this.path = path;
@@ -217,6 +231,10 @@ export class CustodyLedger {
       db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       db.transaction(() => {
         db.exec(SCHEMA);
+        // Earlier versions indexed json_extract(body, '$.traceId'): SQLite parsed every span's body
+        // at each append to maintain it. A span's record key starts with its trace id, and that key
+        // is indexed already (see taskIdOfTrace). An older Warden opening the file builds it again.
+        db.exec('DROP INDEX IF EXISTS records_by_trace');
         db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run('format', FORMAT_VERSION);
       }).immediate();
     } catch (error) {
@@ -244,7 +262,11 @@ export class CustodyLedger {
       latestCheckpoint: db.prepare<[], CheckpointRow>('SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1'),
       checkpoints: db.prepare<[], CheckpointRow>('SELECT * FROM checkpoints ORDER BY id'),
       checkpointAt: db.prepare<[number], CheckpointRow>('SELECT * FROM checkpoints WHERE tree_size = ? ORDER BY id DESC LIMIT 1'),
-      taskOfTrace: db.prepare<[string], { task_id: string }>("SELECT task_id FROM records WHERE kind = 'span' AND json_extract(body, '$.traceId') = ? ORDER BY seq LIMIT 1"),
+      dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
+      // Span record keys are `<traceId>:<spanId>`: the range [traceId + ':', traceId + ';') of the
+      // unique record_key index holds exactly the trace's records (';' follows ':' in every collation
+      // SQLite has for TEXT here: BINARY).
+      taskOfTrace: db.prepare<[string, string], { task_id: string }>("SELECT task_id FROM records WHERE record_key >= ? AND record_key < ? AND kind = 'span' ORDER BY seq LIMIT 1"),
     };
   }
 
@@ -274,10 +296,11 @@ export class CustodyLedger {
       return { input, bodyText: canonicalize(input.body) };
     });
     const run = this.db.transaction(() => {
-      const frontier = this.loadFrontier();
+      const head = this.takeHead();
+      const frontier = head.frontier;
       const startSize = frontier.size;
       const results: AppendResult[] = [];
-      let tailHash = startSize === 0 ? GENESIS_HASH : (this.stmts.tail.get()?.hash ?? GENESIS_HASH);
+      let tailHash = head.tailHash;
       for (const { input, bodyText } of prepared) {
         const existing = this.stmts.byKey.get(input.recordKey);
         if (existing !== undefined) {
@@ -316,10 +339,13 @@ export class CustodyLedger {
         results.push(result);
       }
       if (frontier.size !== startSize) this.saveFrontier(frontier);
-      return results;
+      head.tailHash = tailHash;
+      return { results, head };
     });
     try {
-      return run.immediate();
+      const { results, head } = run.immediate();
+      this.head = head;
+      return results;
     } catch (error) {
       if (error instanceof TypeError) throw error;
       throw writeError(this.path, error);
@@ -333,13 +359,15 @@ export class CustodyLedger {
   checkpoint(taskId?: string, reason: 'task-end' | 'manual' = taskId === undefined ? 'manual' : 'task-end'): Checkpoint {
     this.assertOpen();
     const run = this.db.transaction(() => {
-      const frontier = this.loadFrontier();
+      const head = this.takeHead();
       const latest = this.stmts.latestCheckpoint.get();
-      if (latest !== undefined && latest.tree_size === frontier.size) return rowToCheckpoint(latest);
-      return this.writeCheckpoint(frontier, reason, taskId ?? null);
+      if (latest !== undefined && latest.tree_size === head.frontier.size) return { checkpoint: rowToCheckpoint(latest), head };
+      return { checkpoint: this.writeCheckpoint(head.frontier, reason, taskId ?? null), head };
     });
     try {
-      return run.immediate();
+      const { checkpoint, head } = run.immediate();
+      this.head = head;
+      return checkpoint;
     } catch (error) {
       throw writeError(this.path, error);
     }
@@ -358,6 +386,21 @@ export class CustodyLedger {
       signature,
     });
     return { id: Number(info.lastInsertRowid), ...unsigned, signature };
+  }
+
+  /**
+   * The chain's head, inside a write transaction: the one this connection's last commit left when
+   * no other connection committed since (same `data_version`), else read from the file. The kept
+   * head is cleared here; the caller sets it again after its transaction commits.
+   */
+  private takeHead(): ChainHead {
+    const dataVersion = this.stmts.dataVersion.get() as number;
+    const kept = this.head;
+    this.head = undefined;
+    if (kept !== undefined && kept.dataVersion === dataVersion) return kept;
+    const frontier = this.loadFrontier();
+    const tailHash = frontier.size === 0 ? GENESIS_HASH : (this.stmts.tail.get()?.hash ?? GENESIS_HASH);
+    return { frontier, tailHash, dataVersion };
   }
 
   /** The stored frontier when it matches the records, else rebuilt from every record hash. */
@@ -421,10 +464,13 @@ export class CustodyLedger {
     return this.db.prepare<(string | number)[], RecordRow>(sql).all(...params).map(rowToRecord);
   }
 
-  /** The task of the first span recorded for `traceId`, if any (one trace per task). */
+  /**
+   * The task of the first span recorded for `traceId`, if any (one trace per task): the first
+   * `span` record whose key is `<traceId>:<spanId>`, as the span exporter writes them.
+   */
   taskIdOfTrace(traceId: string): string | undefined {
     this.assertOpen();
-    return this.stmts.taskOfTrace.get(traceId)?.task_id;
+    return this.stmts.taskOfTrace.get(`${traceId}:`, `${traceId};`)?.task_id;
   }
 
   latestCheckpoint(): Checkpoint | undefined {

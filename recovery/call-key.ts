@@ -18,16 +18,41 @@ export interface ToolCallIdentity {
   args: unknown;
 }
 
-/** JSON with object members sorted by name, so equal arguments give equal text whatever their order. */
+// Read once: in workflow code every global (JSON, Object, Array) is a lookup through the V8
+// context's global object interceptor, which costs more than the work done with it here.
+const toJson = JSON.stringify;
+const keysOf = Object.keys;
+const isArray = Array.isArray;
+
+/**
+ * JSON with object members sorted by name (UTF-16 code units), so equal arguments give equal text
+ * whatever their order. Members whose value is undefined are left out; undefined, functions and
+ * symbols are `null` elsewhere; `toJSON` is not called; an array's holes are empty text. Call
+ * keys and the policy precheck digest (policies/policy-precheck.ts) are computed from this text
+ * in workflow code and recomputed on replay, so its output may never change (held to the first
+ * form by test/recovery/stable-json.test.ts). Built in one pass, without an array of entries per
+ * object: the workflow runs it on every step.
+ */
 export function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : stableJson(v))).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  if (value === null || typeof value !== 'object') return toJson(value) ?? 'null';
+  if (isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i += 1) {
+      const item: unknown = value[i];
+      // A hole (never in decoded JSON) is empty text, as `map` and `join` made it.
+      out += `${i === 0 ? '' : ','}${!(i in value) ? '' : item === undefined ? 'null' : stableJson(item)}`;
+    }
+    return `${out}]`;
   }
-  return JSON.stringify(value) ?? 'null';
+  const record = value as Record<string, unknown>;
+  const names = keysOf(record).sort();
+  let out = '{';
+  for (const name of names) {
+    const member = record[name];
+    if (member === undefined) continue;
+    out += `${out.length === 1 ? '' : ','}${toJson(name)}:${stableJson(member)}`;
+  }
+  return `${out}}`;
 }
 
 /** Hex SHA-256 (first 128 bits) of the call's tool name and arguments. */

@@ -62,9 +62,18 @@ export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResul
   return closeRun(run, result);
 }
 
+/**
+ * Each workflow evaluates its own copy of the bundle's modules (the SDK's reusable V8 context
+ * shares only the SDK's), so every schema here is new to each run and parses one input. zod's
+ * fast path compiles a parser per object schema (`new Function`) on its first parse, which costs
+ * more than the one parse it speeds up: the entry parse skips it. The same checks, the same
+ * result (zod's `jitless` parse context).
+ */
+export const ONE_PARSE = { jitless: true } as const;
+
 /** The input as its schema defines it; a malformed input fails the workflow, it is not retried. */
 function parseInput(rawInput: AgentTaskInput): AgentTaskInput {
-  const parsed = AgentTaskInputSchema.safeParse(rawInput);
+  const parsed = AgentTaskInputSchema.safeParse(rawInput, ONE_PARSE);
   if (!parsed.success) throw invalidInput(parsed.error.issues);
   return parsed.data as AgentTaskInput;
 }
@@ -96,7 +105,7 @@ function carriedFromOwnPreviousRun(): boolean {
 }
 
 function parseFlowInput(rawInput: AgentTaskFlowInput): AgentTaskFlowInput {
-  const parsed = AgentTaskFlowInputSchema.safeParse(rawInput);
+  const parsed = AgentTaskFlowInputSchema.safeParse(rawInput, ONE_PARSE);
   if (!parsed.success) throw invalidInput(parsed.error.issues);
   return parsed.data as AgentTaskFlowInput;
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalize, canonicalSha256 } from '../../custody/canonical-json';
 
@@ -104,5 +105,89 @@ describe('canonical JSON (RFC 8785)', () => {
   it('hashes equal values equally, whatever their member order', () => {
     expect(canonicalSha256({ a: 1, b: [1, 2] })).toBe(canonicalSha256({ b: [1, 2], a: 1 }));
     expect(canonicalSha256({})).toBe(createHash('sha256').update('{}').digest('hex'));
+  });
+});
+
+/** The serialiser as first written (array joins, a regex for lone surrogates): the faster one must give the same text. */
+function referenceCanonicalize(value: unknown): string {
+  const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+  const str = (s: string) => {
+    if (lone.test(s)) throw new TypeError('lone surrogate');
+    return JSON.stringify(s);
+  };
+  const walk = (v: unknown, stack: Set<object>): string => {
+    if (v === null) return 'null';
+    if (typeof v === 'boolean') return v ? 'true' : 'false';
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new TypeError('number');
+      return JSON.stringify(v);
+    }
+    if (typeof v === 'string') return str(v);
+    if (typeof v !== 'object') throw new TypeError('not JSON');
+    const toJSON = (v as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function') return walk((toJSON as () => unknown).call(v), stack);
+    if (stack.has(v)) throw new TypeError('cycle');
+    stack.add(v);
+    try {
+      if (Array.isArray(v)) {
+        return `[${v.map((item: unknown) => {
+          if (item === undefined) throw new TypeError('undefined');
+          return walk(item, stack);
+        }).join(',')}]`;
+      }
+      const proto = Object.getPrototypeOf(v) as unknown;
+      if (proto !== Object.prototype && proto !== null) throw new TypeError('class');
+      const record = v as Record<string, unknown>;
+      return `{${Object.keys(record)
+        .sort()
+        .filter((k) => record[k] !== undefined)
+        .map((k) => `${str(k)}:${walk(record[k], stack)}`)
+        .join(',')}}`;
+    } finally {
+      stack.delete(v);
+    }
+  };
+  return walk(value, new Set());
+}
+
+describe('canonical JSON against the reference serialiser', () => {
+  const outcome = (f: () => string): string => {
+    try {
+      return `ok ${f()}`;
+    } catch (error) {
+      return error instanceof TypeError ? 'TypeError' : `other ${String(error)}`;
+    }
+  };
+  const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: fc.constantFrom('\ud800', '\udc00', 'a', '\ud83d\ude00', '"', '\\', '\u2028', '\u0000') }));
+  const leaf = fc.oneof(
+    fc.constant(null),
+    fc.boolean(),
+    fc.double(),
+    fc.integer(),
+    fc.constantFrom(-0, 1e21, 1e-7, 5e-324, Number.MAX_VALUE, Number.NaN, Number.POSITIVE_INFINITY),
+    text,
+    fc.constant(undefined),
+    fc.constant(new Date(0)),
+  );
+  const value = fc.letrec((tie) => ({
+    node: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('node')), fc.dictionary(text, tie('node')), fc.dictionary(fc.string({ maxLength: 2 }), tie('node'))),
+  })).node;
+
+  it('gives the same text, or the same refusal, for any value', () => {
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(outcome(() => canonicalize(v))).toBe(outcome(() => referenceCanonicalize(v)));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('names where the bad value is in its refusal', () => {
+    expect(() => canonicalize({ a: [1, { b: Number.NaN }] })).toThrow('at $.a[1].b');
+    expect(() => canonicalize({ a: ['ok', '\ud800'] })).toThrow('at $.a[1]');
+    expect(() => canonicalize([{ x: undefined }, undefined])).toThrow('undefined at $[1]');
+    const cycle: Record<string, unknown> = {};
+    cycle.self = { again: cycle };
+    expect(() => canonicalize(cycle)).toThrow('cycle at $.self.again');
   });
 });

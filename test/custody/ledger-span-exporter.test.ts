@@ -230,3 +230,35 @@ function asReadable(span: SerializableSpan): ReadableSpan {
     resource: new Resource({}),
   } as unknown as ReadableSpan;
 }
+
+describe('ledger span exporter: checkpoints handed on', () => {
+  it('hands every checkpoint its signer, reading the key folder once per kid', async () => {
+    temp = openTempLedger({ checkpointEvery: 2 });
+    const { ledger } = temp;
+    let folderReads = 0;
+    // The real ledger, with its key-folder reads counted.
+    const counted = Object.create(ledger, {
+      publicKeys: { value: () => ((folderReads += 1), ledger.publicKeys()) },
+    }) as typeof ledger;
+    const heads: { treeSize: number; signer: string | undefined }[] = [];
+    const exporter = new LedgerSpanExporter({
+      ledger: counted,
+      commit: 'group',
+      isTaskEnd: (span) => span.name.startsWith('invoke_agent'),
+      onCheckpoint: (checkpoint, signer) => void heads.push({ treeSize: checkpoint.treeSize, signer: signer?.kid }),
+    });
+    const tracer = new BasicTracerProvider({ spanProcessors: [new LedgerSpanProcessor(exporter)] }).getTracer('warden');
+    for (let task = 0; task < 3; task += 1) {
+      const root = tracer.startSpan(genAiSpanName.invokeAgent('scribe'), { attributes: { [WARDEN_ATTR.taskId]: `wf-${task}` } });
+      for (let step = 0; step < 3; step += 1) tracer.startSpan(genAiSpanName.chat('m'), {}, under(root)).end();
+      root.end();
+      await exporter.flush();
+    }
+    // Interval heads at 2, 4, ... 12 and a task-end head after each task (4, 8 and 12 are both).
+    expect(heads.map((h) => h.treeSize)).toEqual([2, 4, 4, 6, 8, 8, 10, 12, 12]);
+    expect(new Set(heads.map((h) => h.signer))).toEqual(new Set([ledger.kid]));
+    expect(ledger.publicKeys().map((k) => k.kid)).toContain(ledger.kid);
+    expect(folderReads).toBe(1);
+    expect(verifyLedger(ledger)).toMatchObject({ ok: true, totalRecords: 12 });
+  });
+});

@@ -213,3 +213,116 @@ describe('custody ledger', () => {
     expect(existsSync(t.ledger.path)).toBe(true);
   });
 });
+
+describe('custody ledger: the chain head kept between appends', () => {
+  // The ledger keeps its Merkle frontier and last hash in memory between its own commits; any
+  // commit by another connection must make it read them again, or the chain forks.
+  const otherCommits: [string, (t: TempLedger) => void][] = [
+    [
+      'another ledger on the same file appends',
+      (t) => {
+        const other = CustodyLedger.open({ stateDir: t.stateDir, checkpointEvery: 0 });
+        try {
+          fill(other, 3, 100);
+        } finally {
+          other.close();
+        }
+      },
+    ],
+    ['a raw connection deletes the last two records and the stored frontier', (t) => t.raw().exec('DELETE FROM records WHERE seq >= 4; DELETE FROM merkle_frontier;')],
+    ['a raw connection deletes the last record only (stored frontier now too large)', (t) => t.raw().exec('DELETE FROM records WHERE seq = 5')],
+  ];
+
+  it.each(otherCommits)('%s: the next append continues the chain in the file', (_name, commit) => {
+    const t = open({ checkpointEvery: 0 });
+    fill(t.ledger, 6);
+    commit(t);
+    const before = t.raw().prepare<[], { n: number; hash: string | null }>('SELECT count(*) AS n, (SELECT hash FROM records ORDER BY seq DESC LIMIT 1) AS hash FROM records').get()!;
+    const { record } = t.ledger.append({ recordKey: 'after', taskId: 'task-a', workflowId: 'task-a', kind: 'event', body: { after: true } });
+    expect(record.seq).toBe(before.n);
+    expect(record.prevHash).toBe(before.hash);
+    const checkpoint = t.ledger.checkpoint('task-a');
+    expect(checkpoint.treeSize).toBe(before.n + 1);
+    expect(checkpoint.rootHash).toBe(toHex(merkleRoot(t.ledger.leafHashes())));
+    expect(verifyLedger(t.ledger)).toMatchObject({ ok: true, totalRecords: before.n + 1 });
+  });
+
+  it('forgets the head of a batch that rolled back', () => {
+    const t = open({ checkpointEvery: 0 });
+    fill(t.ledger, 4);
+    t.raw().exec("CREATE TRIGGER refuse BEFORE INSERT ON records WHEN NEW.record_key = 'refused' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    fill(t.ledger, 1, 4); // learns the head after the trigger's commit
+    const input = (recordKey: string) => ({ recordKey, taskId: 'task-a', workflowId: 'task-a', kind: 'event', body: { recordKey } });
+    expect(codeOf(() => t.ledger.appendMany([input('lost'), input('refused')]))).toBe('ERR_CUSTODY_WRITE');
+    // No other connection committed since: only a head dropped on rollback gives seq 5 here.
+    const { record } = t.ledger.append(input('next'));
+    expect(record.seq).toBe(5);
+    expect(record.prevHash).toBe(t.ledger.record(4)?.hash);
+    expect(t.ledger.recordByKey('lost')).toBeUndefined();
+    expect(t.ledger.checkpoint().rootHash).toBe(toHex(merkleRoot(t.ledger.leafHashes())));
+    expect(verifyLedger(t.ledger)).toMatchObject({ ok: true, totalRecords: 6 });
+  });
+
+  it('checkpoints the tree another connection grew', () => {
+    const t = open({ checkpointEvery: 0 });
+    fill(t.ledger, 3);
+    t.ledger.checkpoint();
+    const other = CustodyLedger.open({ stateDir: t.stateDir, checkpointEvery: 0 });
+    try {
+      fill(other, 2, 3);
+    } finally {
+      other.close();
+    }
+    const checkpoint = t.ledger.checkpoint();
+    expect(checkpoint.treeSize).toBe(5);
+    expect(checkpoint.rootHash).toBe(toHex(merkleRoot(t.ledger.leafHashes())));
+  });
+});
+
+describe('custody ledger: the task of a trace', () => {
+  const span = (traceId: string, spanId: string, taskId: string) => ({ recordKey: `${traceId}:${spanId}`, taskId, workflowId: taskId, kind: 'span', body: { traceId, spanId } });
+
+  it('is the task of the first span record of that trace, found through the record keys', () => {
+    const t = open({ checkpointEvery: 0 });
+    t.ledger.appendMany([
+      { recordKey: 'abc:not-a-span', taskId: 'task-event', workflowId: 'w', kind: 'event', body: { traceId: 'abc' } },
+      span('abcd', 's1', 'task-longer-id'),
+      span('abc', 's2', 'task-first'),
+      span('abc', 's0', 'task-second'),
+      span('ab', 's3', 'task-shorter-id'),
+      span('abc;', 's4', 'task-after-semicolon'),
+    ]);
+    const cases: [string, string | undefined][] = [
+      ['abc', 'task-first'],
+      ['abcd', 'task-longer-id'],
+      ['ab', 'task-shorter-id'],
+      ['abc;', 'task-after-semicolon'],
+      ['a', undefined],
+      ['nobody', undefined],
+    ];
+    for (const [traceId, taskId] of cases) expect(t.ledger.taskIdOfTrace(traceId), traceId).toBe(taskId);
+    const plan = t
+      .raw()
+      .prepare("EXPLAIN QUERY PLAN SELECT task_id FROM records WHERE record_key >= ? AND record_key < ? AND kind = 'span' ORDER BY seq LIMIT 1")
+      .all('abc:', 'abc;') as { detail: string }[];
+    expect(plan.map((row) => row.detail).join('\n')).toMatch(/SEARCH records USING INDEX sqlite_autoindex_records_\d \(record_key>\? AND record_key<\?\)/);
+  });
+
+  it('drops the body-parsing trace index an earlier version made, and keeps the chain', () => {
+    const t = open({ checkpointEvery: 0 });
+    fill(t.ledger, 3);
+    t.ledger.close();
+    t.raw().exec("CREATE INDEX records_by_trace ON records (json_extract(body, '$.traceId')) WHERE kind = 'span'");
+    const reopened = CustodyLedger.open({ stateDir: t.stateDir, checkpointEvery: 0 });
+    try {
+      const indexes = t.raw().prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records'").pluck().all();
+      expect(indexes).not.toContain('records_by_trace');
+      expect(indexes).toContain('records_by_task');
+      reopened.append(span('t1', 's1', 'task-a'));
+      expect(reopened.taskIdOfTrace('t1')).toBe('task-a');
+      expect(verifyLedger(reopened)).toMatchObject({ ok: true, totalRecords: 4 });
+    } finally {
+      reopened.close();
+    }
+  });
+});

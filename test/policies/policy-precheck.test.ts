@@ -9,12 +9,16 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sha256 } from '@noble/hashes/sha256';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decidePolicyCheck, type CheckPolicyInput } from '../../activities/check-policy';
 import type { ActivityDeps } from '../../activities/index';
 import { clockReadingOf, precheckPolicy } from '../../activities/precheck-policy';
 import { emptyPolicyState, type PolicyState } from '../../policies/engine/policy-state';
-import { policyInputDigest, precheckHolds, taskDigestOf, validityOf } from '../../policies/policy-precheck';
+import { policyInputDigest, precheckHolds, taskDigestOf, validityOf, type PolicyInputs } from '../../policies/policy-precheck';
+import { referenceStableJson } from '../recovery/reference-stable-json';
 import { parseTask } from '../../task/load-task-file';
 import { REPO_ROOT } from '../support/warden-test-env';
 
@@ -145,5 +149,53 @@ describe('the digest', () => {
   it('does not change with the clock or member order', () => {
     const reordered = Object.fromEntries(Object.entries(base).reverse()) as typeof base;
     expect(policyInputDigest({ ...reordered, now: new Date(99_000).toISOString() } as typeof base)).toBe(policyInputDigest(base));
+  });
+});
+
+/**
+ * The digest's form is frozen under `warden-policy-precheck` (recorded histories recompute it on
+ * replay): whatever makes it faster must give the same hex as the form written out here, SHA-256
+ * of the UTF-8 of the stable JSON as first written (test/recovery/reference-stable-json.ts), for
+ * any text the inputs may carry (non-ASCII, astral, lone surrogates, escapes).
+ */
+describe('the digest form', () => {
+  const frozenForm = (inputs: PolicyInputs) =>
+    bytesToHex(
+      sha256(
+        utf8ToBytes(
+          referenceStableJson({
+            v: 1,
+            task: inputs.taskDigest,
+            workflowId: inputs.workflowId,
+            depth: inputs.depth,
+            chain: inputs.chain,
+            tool: inputs.tool,
+            args: inputs.args,
+            priorOutputs: inputs.priorOutputs,
+            priorSteps: inputs.priorSteps ?? null,
+            priorOutputsRef: inputs.priorOutputsRef ?? null,
+            seed: inputs.seed ?? null,
+            state: inputs.state,
+          }),
+        ),
+      ),
+    );
+  const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }), fc.string({ unit: fc.integer({ min: 0xd7f0, max: 0xe010 }).map((c) => String.fromCharCode(c)) }));
+  const t = task(['never make more than 2 calls of fs.write per minute']);
+  const base = { ...checkInput(t, stateWithCalls([1_000, 2_000]), 5_000), taskDigest: taskDigestOf(t) };
+
+  it('equals the frozen form for arguments, outputs and agent names of any text', () => {
+    fc.assert(
+      fc.property(text, text, text, fc.jsonValue(), (arg, output, name, value) => {
+        const inputs = { ...base, chain: [name], args: { ...base.args, [arg]: value, content: arg }, priorSteps: [{ output }, { output: value, trust: 'untrusted' as const }] };
+        expect(policyInputDigest(inputs)).toBe(frozenForm(inputs));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('equals the frozen form for a fixed input, the task digest too', () => {
+    expect(policyInputDigest(base)).toBe(frozenForm(base));
+    expect(taskDigestOf(t)).toBe(bytesToHex(sha256(utf8ToBytes(referenceStableJson(t)))));
   });
 });
