@@ -11,6 +11,11 @@
  * only when their parsed forms are equal but for the threshold, and a form without a threshold
  * group is evaluated by its own check. test/policies/rule-groups.test.ts compares the grouped
  * decision with every rule's own check over generated rule sets, requests and histories.
+ *
+ * Kept from one decision for the next, each keyed by everything it is a function of: a matched
+ * rule's frozen entry per reason text (`Group.version`, `byDetail`), a path or host family
+ * member's answer per path text (trees apart) or host text, a rate's or total's detail per count.
+ * Never per request object or per state (test/policies/decision-reuse.test.ts).
  */
 import type { CompiledRule } from './compile-rule';
 import {
