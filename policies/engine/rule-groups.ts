@@ -346,8 +346,8 @@ interface PathAnswers {
   answers: Int8Array;
   detail: string | undefined;
 }
-/** Path (or host) texts a family remembers answers for. */
-const MAX_PATHS = 1024;
+/** Path (or host) texts a family remembers answers for (one byte per rule each: at most 256 KB per family at 1,000 rules). */
+const MAX_PATHS = 256;
 
 /** A path rule's folders and globs, prepared as evaluate-rule.ts `pathCheck` prepares them. */
 interface PathMatcher {
