@@ -10,6 +10,7 @@
  */
 import { createDriver, driverSecrets } from '../drivers/create-driver';
 import { redactSecrets } from '../drivers/model-transcript';
+import { wellFormedJson } from '../custody/well-formed-json';
 import { withoutSecrets } from './propose-turn';
 import type { ToolSpec } from '../drivers/model-driver';
 import { claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
@@ -161,6 +162,13 @@ function activitySignal(): AbortSignal | undefined {
 
 /** A step error from anything thrown (typed errors keep their code). */
 export function stepErrorOfUnknown(error: unknown): StepError {
+  // Returned, not thrown, so the failure interceptor (worker/well-formed-failure.ts) does not see
+  // it: its message (a provider's error text) is made well-formed here.
+  const { value } = wellFormedJson(stepErrorOf(error));
+  return value;
+}
+
+function stepErrorOf(error: unknown): StepError {
   if (error instanceof WardenError) return { code: error.code, message: error.message };
   if (error instanceof ApplicationFailure) return { code: error.type ?? 'ERR_UNKNOWN', message: error.message };
   return { code: 'ERR_UNKNOWN', message: error instanceof Error ? error.message : String(error) };

@@ -58,6 +58,7 @@ import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } from '../telemetry/warden-span-attributes';
+import { wellFormedJson } from '../custody/well-formed-json';
 import { shapeActivitySpan } from './by-reference-span';
 import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
@@ -253,8 +254,21 @@ export interface ToolExecution {
 /**
  * Validates, mints the call's credential and runs the tool in the sandbox host with its
  * capabilities: file writes into the task tree's overlay, SQL changes journaled under `callId`.
+ *
+ * Every executor's result (sandboxed built-in or custom tool, MCP server, program) enters Warden
+ * here, and is made well-formed Unicode (custody/well-formed-json.ts) so its digest can be
+ * committed; so are arguments that reach a call unmended (histories from before model turns were
+ * mended at entry): the tool runs on the digested arguments. The span counts what was mended.
  */
 export async function executeToolCall(deps: ActivityDeps, toolCall: ToolExecution): Promise<ToolCallResult> {
+  const args = wellFormedJson(toolCall.args);
+  if (args.mended > 0) annotateActiveSpan({ [WARDEN_ATTR.toolArgsMended]: args.mended, [WARDEN_ATTR.toolArgsSha256]: sha256OfJson(args.value) });
+  const result = wellFormedJson(await callTool(deps, args.mended === 0 ? toolCall : { ...toolCall, args: args.value }));
+  if (result.mended > 0) annotateActiveSpan({ [WARDEN_ATTR.toolOutputMended]: result.mended });
+  return result.value;
+}
+
+async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<ToolCallResult> {
   let call = toolCall;
   const tool = resolveTool(call.task, call.tool);
   if (tool === undefined) throw new ToolError('ERR_TOOL_UNKNOWN', `tool "${call.tool}" is not declared by this task`);

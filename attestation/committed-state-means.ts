@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { wellFormedJson } from '../custody/well-formed-json';
 import { CredentialError, SandboxError } from '../errors';
 import { fsScope, httpScope, sqlScope } from '../identity/call-scope';
 import { grantedPrograms, resolveCommand, MAX_PROCESS_OUTPUT_BYTES } from '../executors/process-executor';
@@ -143,7 +144,8 @@ export function committedStateMeans(options: CommittedStateOptions): ClaimVerifi
       if (typeof output !== 'object' || output === null || typeof output.holds !== 'boolean' || typeof output.reason !== 'string') {
         throw Object.assign(new Error(`verifier "${name}" must return { holds: boolean, reason: string, observed? }`), { code: 'ERR_TOOL_OUTPUT_NOT_JSON' });
       }
-      return { holds: output.holds, reason: output.reason.slice(0, 2000), ...(output.observed === undefined ? {} : { observed: output.observed }) };
+      // Well-formed, as every tool output (custody/well-formed-json.ts): the verdict is signed as canonical JSON.
+      return wellFormedJson({ holds: output.holds, reason: output.reason.slice(0, 2000), ...(output.observed === undefined ? {} : { observed: output.observed }) }).value;
     };
   }
   return means;

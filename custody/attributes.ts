@@ -168,6 +168,14 @@ export const WARDEN_ATTR = {
   turn: 'warden.turn',
   /** Hash of a tool's output (canonical JSON): the digest a claim check in history names too. */
   toolOutputSha256: 'warden.tool.output.sha256',
+  /**
+   * How many strings (values and keys) of the model's turn, the tool's arguments or its output held
+   * a lone surrogate and were made well-formed (U+FFFD) where they entered Warden
+   * (custody/well-formed-json.ts); absent when none. The digests are of the mended values.
+   */
+  modelTurnMended: 'warden.model.turn.mended',
+  toolArgsMended: 'warden.tool.args.mended',
+  toolOutputMended: 'warden.tool.output.mended',
 } as const;
 
 /** Name of the span event a response adds to its span (with the alert's id, response and score). */

@@ -2,7 +2,10 @@
  * Picks the model driver for an agent's `model` block. The one place that knows every driver,
  * so activities need not.
  */
+import { WARDEN_ATTR } from '../custody/attributes';
+import { wellFormedJson } from '../custody/well-formed-json';
 import type { Model } from '../task/task-schema';
+import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { AnthropicDriver } from './anthropic-driver';
 import { ModelError } from '../errors';
 import type { ModelDriver } from './model-driver';
@@ -15,8 +18,31 @@ export interface CreateDriverOptions {
   env?: Readonly<Record<string, string | undefined>>;
 }
 
-/** Returns the driver for `model.driver`. Creating a driver does no I/O; problems surface on the first turn. */
+/**
+ * Returns the driver for `model.driver`, its turns made well-formed ({@link pickDriver} is the
+ * driver itself). Creating a driver does no I/O; problems surface on the first turn.
+ */
 export function createDriver(model: Model, options: CreateDriverOptions = {}): ModelDriver {
+  return wellFormedTurns(pickDriver(model, options));
+}
+
+/**
+ * Every driver's turn made well-formed where it enters Warden (custody/well-formed-json.ts): a
+ * model's arguments "\ud800" would otherwise leave the call's custody span without their digest.
+ * The model call's span counts the mended strings (`warden.model.turn.mended`).
+ */
+function wellFormedTurns(driver: ModelDriver): ModelDriver {
+  return {
+    async proposeTurn(input, signal) {
+      const { value, mended } = wellFormedJson(await driver.proposeTurn(input, signal));
+      if (mended > 0) annotateActiveSpan({ [WARDEN_ATTR.modelTurnMended]: mended });
+      return value;
+    },
+  };
+}
+
+/** The driver class for `model.driver`, as is (its turns as the provider sent them). */
+export function pickDriver(model: Model, options: CreateDriverOptions = {}): ModelDriver {
   switch (model.driver) {
     case 'scripted':
       return new ScriptedDriver(model);

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { GrantClaimsSchema } from './claims';
+import { GrantClaimsSchema, type GrantClaims } from './claims';
 import { systemClock, toNumericDate, type Clock } from './clock';
 import type { IssuedGrant } from './task-grant';
 
@@ -190,7 +190,7 @@ export function openCredentialStores(options: OpenCredentialStoresOptions): Loca
     },
     (grantId) => {
       const row = selectGrant.get(grantId) as { token: string; claims: string; hash: string } | undefined;
-      return row === undefined ? undefined : { token: row.token, claims: GrantClaimsSchema.parse(JSON.parse(row.claims)), id: grantId, hash: row.hash };
+      return row === undefined ? undefined : { token: row.token, claims: storedGrantClaims(row.claims), id: grantId, hash: row.hash };
     },
     (now) => pruneGrants.run(toNumericDate(now) - REPLAY_GRACE_SEC).changes,
     clock,
@@ -280,6 +280,25 @@ function grantStoreOver(
     },
     prune: (now = clock()) => prune(now),
   };
+}
+
+const parsedGrantClaims = new Map<string, GrantClaims>();
+const MAX_PARSED_GRANT_CLAIMS = 256;
+
+/**
+ * The grant claims a store row holds as JSON text, checked against the claim schema. Every call
+ * of a task reads its grant back (twice: for its span and to mint its credential), so the check
+ * runs once per exact text (a row edited by a byte is another text, checked anew) and each caller
+ * gets its own copy. Throws the schema's error for claims that do not match.
+ */
+export function storedGrantClaims(text: string): GrantClaims {
+  let claims = parsedGrantClaims.get(text);
+  if (claims === undefined) {
+    claims = GrantClaimsSchema.parse(JSON.parse(text));
+    if (parsedGrantClaims.size >= MAX_PARSED_GRANT_CLAIMS) parsedGrantClaims.delete(parsedGrantClaims.keys().next().value as string);
+    parsedGrantClaims.set(text, claims);
+  }
+  return structuredClone(claims);
 }
 
 export function checkJti(jti: string, exp: number): void {

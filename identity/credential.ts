@@ -15,8 +15,11 @@ import { ToolNameSchema } from '../task/task-schema';
 import { toNumericDate } from './clock';
 import type { Keystore } from './keystore';
 import { verifyTaskGrant } from './task-grant';
+import { decodeTokenUnverified } from './token-verification';
 
 export const DEFAULT_CREDENTIAL_TTL_MS = 60_000;
+/** Grant tokens per keystore whose verification is remembered (a worker runs a few tasks at a time). */
+const MAX_REMEMBERED_GRANTS = 256;
 
 export interface MintCallCredentialOptions {
   /** The one tool this credential is for. */
@@ -46,7 +49,7 @@ export async function mintCallCredential(keystore: Keystore, grant: string | { c
   if (!ToolNameSchema.safeParse(options.tool).success) throw new TypeError(`not a tool name: ${JSON.stringify(options.tool)}`);
   const ttlMs = Math.min(options.ttlMs ?? DEFAULT_CREDENTIAL_TTL_MS, options.maxTtlMs ?? Number.POSITIVE_INFINITY);
   if (!(ttlMs > 0)) throw new TypeError('ttlMs and maxTtlMs must be positive');
-  const grantClaims = typeof grant === 'string' ? (await verifyTaskGrant(grant, keystore, { clock: keystore.clock })).claims : grant.claims;
+  const grantClaims = typeof grant === 'string' ? await verifiedGrantClaims(keystore, grant) : grant.claims;
 
   const now = keystore.clock();
   if (now >= grantClaims.exp * 1000) {
@@ -78,4 +81,39 @@ export async function mintCallCredential(keystore: Keystore, grant: string | { c
   });
   const token = await keystore.signer().sign(claims, CALL_CREDENTIAL_TYP);
   return { token, claims };
+}
+
+/** What a full verification of one grant token established, kept against the token's exact text. */
+interface VerifiedGrant {
+  claims: GrantClaims;
+  kid: string;
+  alg: string;
+}
+
+const verifiedGrants = new WeakMap<Keystore, Map<string, VerifiedGrant>>();
+
+/**
+ * The claims of grant `token`, verified. A worker mints every call of a task from the same grant
+ * token (read back from its grant store each time), so the full verification (token-verification.ts:
+ * header, key, Ed25519/ES256 signature, iss/aud/exp/nbf, claim schema) runs once per exact token
+ * text and keystore; later calls with the same text re-check only what can change with time or
+ * keys: the signing key is still among the keystore's verifying keys (a key past its
+ * `verifyUntil` stops its grants at once, as before) and `nbf` has been reached (`exp` is checked
+ * by the caller on every mint). A token edited in the store, by a single byte, is another text
+ * and is verified in full. Throws what `verifyTaskGrant` throws.
+ */
+async function verifiedGrantClaims(keystore: Keystore, token: string): Promise<GrantClaims> {
+  let remembered = verifiedGrants.get(keystore);
+  const hit = remembered?.get(token);
+  if (hit !== undefined && keystore.clock() >= hit.claims.nbf * 1000 && keystore.jwks().keys.some((k) => k.kid === hit.kid && k.alg === hit.alg)) return hit.claims;
+  const verified = await verifyTaskGrant(token, keystore, { clock: keystore.clock });
+  if (remembered === undefined) {
+    remembered = new Map();
+    verifiedGrants.set(keystore, remembered);
+  }
+  if (remembered.size >= MAX_REMEMBERED_GRANTS) remembered.delete(remembered.keys().next().value as string);
+  // The header's kid and alg were verified with the signature above.
+  const { header } = decodeTokenUnverified(token);
+  remembered.set(token, { claims: verified.claims, kid: String(header['kid']), alg: String(header['alg']) });
+  return verified.claims;
 }

@@ -22,11 +22,13 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
+import { processExists } from '../process-stat';
 import type { ByteSigner } from '../attestation/dsse';
 import { JwksSchema, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import { systemClock, type Clock } from './clock';
 
-export const KEYS_DIR = 'keys';
+import { KEYS_DIR } from './keystore-location';
+export { KEYS_DIR };
 const INDEX_FILE = 'index.json';
 const JWKS_FILE = 'jwks.json';
 const LOCK_FILE = '.lock';
@@ -487,7 +489,7 @@ function clearStaleLock(lockPath: string): boolean {
     return true; // released meanwhile: try again at once
   }
   const pid = Number(content.split(':')[0]);
-  const holderGone = Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+  const holderGone = Number.isInteger(pid) && pid > 0 && !processExists(pid);
   if (!holderGone && ageMs < LOCK_STALE_MS) return false;
   const aside = `${lockPath}.${process.pid}.${randomUUID()}.stale`;
   try {
@@ -507,11 +509,3 @@ function clearStaleLock(lockPath: string): boolean {
   return true;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

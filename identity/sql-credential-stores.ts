@@ -8,9 +8,8 @@
  * wins, decided by the database's unique index; a revocation is never undone (the first reason
  * and time win); a `jti` is forgotten only after its credential expired.
  */
-import { GrantClaimsSchema } from './claims';
 import { systemClock, toNumericDate, type Clock } from './clock';
-import { checkGrantId, checkJti, REPLAY_GRACE_SEC, type CredentialStores, type GrantStore, type ReplayStore, type RevocationRecord, type RevocationStore } from './credential-stores';
+import { checkGrantId, checkJti, REPLAY_GRACE_SEC, storedGrantClaims, type CredentialStores, type GrantStore, type ReplayStore, type RevocationRecord, type RevocationStore } from './credential-stores';
 import type { IssuedGrant } from './task-grant';
 import type { SqlDatabase } from '../state/sql-database';
 
@@ -93,7 +92,7 @@ export function createSqlCredentialStores(options: SqlCredentialStoresOptions): 
 
   async function getGrant(grantId: string): Promise<IssuedGrant | undefined> {
     const row = await db.get<{ token: string; claims: string; hash: string }>('SELECT token, claims, hash FROM warden_grants WHERE grant_id = $1', [grantId]);
-    return row === undefined ? undefined : { token: row.token, claims: GrantClaimsSchema.parse(JSON.parse(row.claims)), id: grantId, hash: row.hash };
+    return row === undefined ? undefined : { token: row.token, claims: storedGrantClaims(row.claims), id: grantId, hash: row.hash };
   }
 
   const grants: SqlCredentialStores['grants'] = {

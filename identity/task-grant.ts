@@ -18,10 +18,7 @@ import { checkDelegation } from './delegation';
 import type { Keystore } from './keystore';
 import { VerificationKeySet, verifyWardenToken, type KeySource } from './token-verification';
 
-/** `sha256:<hex>` of the user's intent: what the grant binds without carrying the words. */
-export function hashIntent(intent: string): string {
-  return `sha256:${createHash('sha256').update(intent, 'utf8').digest('hex')}`;
-}
+export { hashIntent } from './intent-hash';
 
 /** `sha256:<hex>` of a grant's compact JWS: what a child grant names as its parent. */
 export function grantHash(token: string): string {

@@ -17,6 +17,7 @@ import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { wellFormedJson } from '../custody/well-formed-json';
 import { mcpSdk } from './mcp-sdk';
 import { agentTaskResult, startAgentTask } from '../client/start-agent-task';
 import type { StepRecord, TaskResult } from '../task/task-run';
@@ -82,9 +83,9 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
     const workflow = await start();
     let step: StepRecord;
     try {
-      step = await workflow.executeUpdate(sessionCallUpdate, {
-        args: [{ tool: request.params.name, args: (request.params.arguments ?? {}) as Record<string, unknown>, callId: String(extra.requestId) }],
-      });
+      // The client's call enters history here: well-formed, as a model's turn (custody/well-formed-json.ts).
+      const call = wellFormedJson({ tool: request.params.name, args: (request.params.arguments ?? {}) as Record<string, unknown>, callId: String(extra.requestId) }).value;
+      step = await workflow.executeUpdate(sessionCallUpdate, { args: [call] });
     } catch (error) {
       return { isError: true, content: [{ type: 'text', text: `the call was not run: ${messageOf(error)}` }] };
     }

@@ -56,6 +56,12 @@ function main() {
   }
   log(`copied ${copied} data file(s)`);
 
+  // JSON Schema draft-07's meta-schema as ajv standalone code: tool schemas are checked with it
+  // instead of compiling the meta-schema in every process (tools/tool-input-validator.ts).
+  const toolInput = require(join(OUT, 'tools', 'tool-input-validator.js'));
+  writeFileSync(toolInput.PRECOMPILED_META_VALIDATOR, toolInput.metaValidatorSource());
+  log('wrote the JSON Schema meta-schema validator');
+
   // The bundled packs' Cedar policies, validated now so processes of this build skip validating
   // them again (policies/engine/prevalidated-policies.ts).
   const engine = join(OUT, 'policies', 'engine');

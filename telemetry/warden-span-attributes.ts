@@ -15,7 +15,7 @@ import { canonicalSha256 } from '../custody/canonical-json';
 import { GEN_AI_ATTR, GEN_AI_OPERATION, OTEL_ATTR, WARDEN_ATTR, WARDEN_OPERATION } from '../custody/attributes';
 import { WardenError } from '../errors';
 import { parseScope } from '../identity/call-scope';
-import { hashIntent } from '../identity/task-grant';
+import { hashIntent } from '../identity/intent-hash';
 import type { ModelTurn } from '../task/task-run';
 import type { Model, Task } from '../task/task-schema';
 import { resolveTool } from '../tools/tool-catalog';

@@ -15,6 +15,7 @@ import { homedir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ConfigError, TemporalServerError } from '../errors';
+import { isProcessAlive } from '../process-stat';
 
 /** The newest CLI release whose go.mod has no `replace` directive, so `go install pkg@version` works. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -200,24 +201,8 @@ export function formatDuration(ms: number): string {
 // ---------------------------------------------------------------------------------------------
 // Process and lock helpers shared with the embedded server manager.
 
-/** True while `pid` exists and is not a zombie (a killed child its parent has not reaped yet). */
-export function isProcessAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  if (process.platform === 'linux') {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-    } catch {
-      return false;
-    }
-  }
-  return true;
-}
+// One parser of /proc/<pid>/stat for all of Warden (process-stat.ts); importers of this module keep their name.
+export { isProcessAlive };
 
 export interface FileLockOptions {
   /** Give up after this long. */

@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { readProcStat } from '../process-stat';
 
 const PREFIX = 'warden-worker/';
 /** The folder of worker records inside the state folder. */
@@ -76,17 +77,7 @@ export type StandaloneWorkerRecord = z.infer<typeof StandaloneWorkerRecordSchema
  * proc(5)), as a decimal string; undefined when the process does not exist or /proc is not there.
  */
 export function processStartTime(pid: number): string | undefined {
-  let stat: string;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // Field 2 (comm) is in parentheses and may hold spaces and ')': fields resume after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state), so field 22 is fields[19].
-  const start = fields[19];
-  return start !== undefined && /^\d+$/.test(start) ? start : undefined;
+  return readProcStat(pid)?.startTime;
 }
 
 function recordsDir(stateDir: string): string {

@@ -12,7 +12,7 @@ import { sharedDirOf } from '../dataplane/shared-storage';
 import { PermissionDeniedError, type TaskFileIssue } from '../errors';
 import { IDENTITY_DB_FILE } from '../identity/credential-stores';
 import { defaultApproverKeyDir } from '../identity/approver-registry';
-import { KEYS_DIR } from '../identity/keystore';
+import { KEYS_DIR } from '../identity/keystore-location';
 import { KEY_DIR as CUSTODY_KEY_DIR } from '../custody/ledger';
 import { wardenResourceIssues, type ProtectedEndpoint, type RealTaskPaths, type WardenResources } from '../permissions/warden-resources';
 import { createProtectedGuard, describeRefusal, KERNEL_FOLDERS, type ProtectedSet } from '../sandbox/capabilities/protected-guard';

@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { startAgentTask } from '../../client/start-agent-task';
+import { readProcStat } from '../../process-stat';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
@@ -104,15 +105,12 @@ function processTree(): Map<number, number[]> {
   try {
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        const list = children.get(ppid) ?? [];
-        list.push(Number(entry));
-        children.set(ppid, list);
-      } catch {
-        // the process ended while we looked
-      }
+      const stat = readProcStat(entry);
+      // undefined: the process ended while we looked
+      if (stat === undefined) continue;
+      const list = children.get(stat.ppid) ?? [];
+      list.push(Number(entry));
+      children.set(stat.ppid, list);
     }
   } catch {
     // no /proc
@@ -127,13 +125,8 @@ const USER_HZ = 100;
 export function treeCpuMs(pid: number): { self: number; children: number } {
   const tree = processTree();
   const cpu = (p: number): number => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
-    } catch {
-      return 0;
-    }
+    const stat = readProcStat(p);
+    return stat === undefined ? 0 : ((stat.utime + stat.stime) * 1000) / USER_HZ;
   };
   const descendants = (p: number): number => (tree.get(p) ?? []).reduce((ms, child) => ms + cpu(child) + descendants(child), 0);
   return { self: cpu(pid), children: descendants(pid) };

@@ -21,7 +21,7 @@ import { EXIT } from '../exit-codes';
 import { taskQueueOf } from '../default-task-queue';
 import { stateDirOf } from '../../state-dir';
 import { checkWorkerId } from '../../dataplane/shared-storage';
-import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
+import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbox-availability';
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
 import { resolveTemporal } from '../temporal-client';

@@ -8,13 +8,14 @@
  */
 import { join } from 'node:path';
 import { followAgentTask, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
+import { registeredSearchAttributes } from '../../client/registered-search-attributes';
 import { openDeploymentBlobStore, type DeploymentBlobStore } from '../../dataplane/open-deployment-blob-store';
 import { ConfigError, TaskFileError, WardenError } from '../../errors';
 import { loadTaskFile, taskNotices } from '../../task/load-task-file';
 import { stateDirOf } from '../../state-dir';
 import { taskResourceIssues, wardenKeyFiles, wardenResourcesOf } from '../../worker/warden-resources';
 import type { TaskResult } from '../../task/task-run';
-import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/sandboxed-process';
+import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbox-availability';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
 import { connectClient } from '../../temporal/connect';
@@ -25,7 +26,6 @@ import { EXIT } from '../exit-codes';
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
-import { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
 import { liveStandaloneWorker, otherStateWorkers } from '../../worker/standalone-worker';
@@ -120,7 +120,13 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     const workerFlag = args.values.worker === true ? true : args.values['no-worker'] === true ? false : undefined;
     let useWorker = workerFlag ?? loadTemporalConfig(io.env).mode === 'embedded';
     const resolving = timedPhase('run: Temporal server found', resolveTemporal(io), io.env);
-    connecting = resolving.then(({ config }) => connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) }));
+    connecting = resolving.then(async ({ config }) => {
+      const connected = await connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
+      // Asked now, while the pollers are read and the worker starts: the start needs the answer
+      // (cached per client, never rejects).
+      void registeredSearchAttributes(connected.client);
+      return connected;
+    });
     // Awaited below (or never, when an earlier step fails): not an unhandled rejection meanwhile.
     connecting.catch(() => undefined);
     if (useWorker && workerFlag === undefined && !(await resolving).server.started) {
@@ -178,6 +184,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       });
       markPhase('run: workflow started', io.env);
       log(`started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
+      // Needed only once the task reports: loaded while the worker runs its first step.
+      const { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } = await import('../format-summary.js');
 
       let abandon!: () => void;
       const abandoned = new Promise<'abandoned'>((resolve) => (abandon = () => resolve('abandoned')));

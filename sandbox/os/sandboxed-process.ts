@@ -21,7 +21,7 @@
  * whole process tree is gone: killing bubblewrap ends the PID namespace's init, which makes the
  * kernel kill every process in the namespace; the control group is then emptied and removed.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -33,6 +33,9 @@ import { OsSandboxSpecSchema, SANDBOX_HOME, SANDBOX_PROXY_PORT, SANDBOX_WORKSPAC
 import { createSandboxCgroup, enforcementOf, rlimitArgs, type LimitEnforcement, type SandboxCgroup } from './resource-limits';
 import { systemView } from './system-view';
 import { programView } from './program-view';
+import { osSandboxProblem } from './os-sandbox-availability';
+
+export { osSandboxProblem, taskNeedsOsSandbox } from './os-sandbox-availability';
 import { createProtectedGuard, describeRefusal } from '../capabilities/protected-guard';
 
 const SCRIPTS = path.join(__dirname, 'scripts');
@@ -85,28 +88,6 @@ let availability: string | undefined;
 export function assertOsSandboxAvailable(): void {
   availability ??= osSandboxProblem() ?? 'ok';
   if (availability !== 'ok') throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', availability);
-}
-
-/** Whether a task needs the OS sandbox: it declares `proc.run` or a stdio MCP server. */
-export function taskNeedsOsSandbox(task: { tools: { builtin: readonly string[]; mcp?: Record<string, object> | undefined } }): boolean {
-  return task.tools.builtin.includes('proc.run') || Object.values(task.tools.mcp ?? {}).some((server) => 'command' in server);
-}
-
-/** What keeps the OS sandbox from working with the programs on `env.PATH`, or undefined when it works. */
-export function osSandboxProblem(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const has = (tool: string) => spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { stdio: 'ignore', env: { PATH: env.PATH ?? '' } }).status === 0;
-  if (!has('bwrap')) {
-    return 'bubblewrap is not installed (no "bwrap" on PATH): programs and stdio MCP servers run only in its OS sandbox. Install it with: apt-get install -y bubblewrap';
-  }
-  const missing = ['unshare', 'prlimit', 'mount', 'nsenter'].filter((tool) => !has(tool));
-  if (missing.length > 0) return `the OS sandbox needs ${missing.join(', ')} (Debian packages util-linux and mount)`;
-  const probe = spawnSync('bwrap', ['--unshare-all', '--unshare-user', '--die-with-parent', '--ro-bind', '/', '/', '--', '/bin/true'], {
-    encoding: 'utf8',
-    env: { PATH: env.PATH ?? '' },
-  });
-  if (probe.status === 0) return undefined;
-  const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim();
-  return `bubblewrap cannot create namespaces here (${why}); user namespaces may be disabled (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone)`;
 }
 
 /** What a run needs besides its spec (not data: callbacks). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createDriver } from '../../drivers/create-driver';
+import { createDriver, pickDriver } from '../../drivers/create-driver';
 import type { DriverInput } from '../../drivers/model-driver';
 import { OpenAIDriver as OpenAICompatibleDriver } from '../../drivers/openai-driver';
 import { ScriptedDriver, type ScriptedModel } from '../../drivers/scripted-driver';
@@ -78,13 +78,13 @@ describe('ScriptedDriver', () => {
 describe('createDriver', () => {
   it('picks the driver by model.driver', () => {
     const task = scriptedTask([{ final: 'x' }]);
-    expect(createDriver(task.agent.model)).toBeInstanceOf(ScriptedDriver);
+    expect(pickDriver(task.agent.model)).toBeInstanceOf(ScriptedDriver);
     const openai = TaskSchema.parse({
       user: 'alice',
       intent: 'x',
       agent: { name: 'main', model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: 'http://127.0.0.1:9/v1' } },
     });
-    expect(createDriver(openai.agent.model, { env: {} })).toBeInstanceOf(OpenAICompatibleDriver);
+    expect(pickDriver(openai.agent.model, { env: {} })).toBeInstanceOf(OpenAICompatibleDriver);
   });
 
   it('builds a working scripted driver', async () => {
@@ -92,5 +92,11 @@ describe('createDriver', () => {
     const model = task.agent.model as ScriptedModel;
     const turn = await createDriver(model).proposeTurn(inputAt(task, 0));
     expect(turn.actions).toStrictEqual([{ type: 'tool', tool: 'fs.read', args: { path: 'a' } }]);
+  });
+
+  it('makes every turn well-formed: a lone surrogate in a key or value becomes U+FFFD', async () => {
+    const task = scriptedTask([{ tool: 'fs.read', args: { path: 'a\uD800', ['k\uDC00']: ['\uDC00\uD800'] } }]);
+    const turn = await createDriver(task.agent.model as ScriptedModel).proposeTurn(inputAt(task, 0));
+    expect(turn.actions).toStrictEqual([{ type: 'tool', tool: 'fs.read', args: { path: 'a\uFFFD', ['k\uFFFD']: ['\uFFFD\uFFFD'] } }]);
   });
 });

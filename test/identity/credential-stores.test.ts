@@ -127,6 +127,32 @@ describe.each(IMPLEMENTATIONS)('%s stores', (_name, make) => {
 });
 
 describe('the SQLite file', () => {
+  it('answers a grant row as it reads now: claims edited in the file are checked anew, and a caller changing its copy changes no other', async () => {
+    const time = new FrozenClock();
+    const stores = sqliteStores(time);
+    const keystore = await openKeystore({ stateDir: stores.dir, clock: time.clock });
+    const root = await issueTaskGrant(keystore, rootGrantInput());
+    stores.grants.saveGrant(root);
+    const first = stores.grants.getGrant(root.id)!;
+    expect(first.claims).toEqual(root.claims);
+    first.claims.grants.tools.push('fs.write');
+    first.claims.act.sub = 'user:mallory';
+    expect(stores.grants.getGrant(root.id)!.claims).toEqual(root.claims);
+    const db = new Database(stores.file as string);
+    try {
+      const edit = (claims: unknown) => db.prepare('UPDATE grants SET claims = ? WHERE grant_id = ?').run(JSON.stringify(claims), root.id);
+      // A schema-valid edit is read as it is now (never an earlier read of the row)...
+      edit({ ...root.claims, sub: 'agent:other@wf-2' });
+      expect(stores.grants.getGrant(root.id)!.claims.sub).toBe('agent:other@wf-2');
+      // ...and an invalid one fails the schema each time it is read.
+      edit({ ...root.claims, exp: 'never' });
+      expect(() => stores.grants.getGrant(root.id)).toThrow(/exp/);
+      expect(() => stores.grants.getGrant(root.id)).toThrow(/exp/);
+    } finally {
+      db.close();
+    }
+  });
+
   it('is <stateDir>/identity.db, mode 0600, in WAL mode', () => {
     const stores = sqliteStores(new FrozenClock());
     expect(stores.file).toBe(path.join(stores.dir, IDENTITY_DB_FILE));

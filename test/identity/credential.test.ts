@@ -2,10 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fsScope, httpScope, sqlScope } from '../../identity/call-scope';
 import { mintCallCredential } from '../../identity/credential';
 import { createMemoryCredentialStores } from '../../identity/credential-stores';
-import { readJwksFile } from '../../identity/keystore';
+import { openKeystore, readJwksFile } from '../../identity/keystore';
 import { issueTaskGrant } from '../../identity/task-grant';
 import { createCredentialVerifier } from '../../identity/verify-credential';
-import { childGrantInput, codeOf, createAuthority, decodePart, errorOf, T0, type Authority } from './identity-test-kit';
+import { b64url, childGrantInput, codeOf, createAuthority, decodePart, errorOf, T0, type Authority } from './identity-test-kit';
 
 let authority: Authority;
 beforeAll(async () => {
@@ -144,5 +144,49 @@ describe('verifying a credential', () => {
     } finally {
       es.close();
     }
+  });
+});
+
+describe('minting again from a grant token already verified (the worker mints every call of a task from one token)', () => {
+  // Each row mints once from the token (a full verification), changes one thing, and mints again:
+  // the second mint must answer exactly as a first verification of that token would now.
+  const cases: { name: string; change: (a: Authority) => Promise<string>; expected: string }[] = [
+    { name: 'the same token, nothing changed', change: async (a) => a.root.token, expected: 'ok' },
+    { name: 'the token with one byte of its signature changed', change: async (a) => `${a.root.token.slice(0, -2)}${a.root.token.at(-2) === 'A' ? 'B' : 'A'}${a.root.token.slice(-1)}`, expected: 'ERR_CREDENTIAL_SIGNATURE' },
+    { name: 'the token with its payload edited (wider grants)', change: async (a) => { const [h, , sig] = a.root.token.split('.'); return `${h}.${b64url({ ...a.root.claims, grants: { '*': ['*'] } })}.${sig}`; }, expected: 'ERR_CREDENTIAL_SIGNATURE' },
+    {
+      name: 'its signing key retired and past its verifyUntil',
+      change: async (a) => {
+        await a.keystore.rotate({ maxTokenLifetimeMs: 60_000 });
+        a.time.advance(2 * 60_000);
+        return a.root.token;
+      },
+      expected: 'ERR_CREDENTIAL_KID_UNKNOWN',
+    },
+    { name: 'its signing key retired, still within its verifyUntil', change: async (a) => { await a.keystore.rotate({ maxTokenLifetimeMs: 5 * 60_000 }); a.time.advance(60_000); return a.root.token; }, expected: 'ok' },
+    { name: 'the clock set back before the grant\'s nbf', change: async (a) => { a.time.now = a.root.claims.nbf * 1000 - 5_000; return a.root.token; }, expected: 'ERR_CREDENTIAL_NOT_YET_VALID' },
+    { name: 'the grant expired since', change: async (a) => { a.time.now = a.root.claims.exp * 1000; return a.root.token; }, expected: 'ERR_CREDENTIAL_EXPIRED' },
+  ];
+  it.each(cases)('$name: $expected', async ({ change, expected }) => {
+    const a = await createAuthority('credential-again');
+    try {
+      expect(await codeOf(mintCallCredential(a.keystore, a.root.token, { tool: 'fs.read', scope: [] }))).toBe('ok');
+      const token = await change(a);
+      expect(await codeOf(mintCallCredential(a.keystore, token, { tool: 'fs.read', scope: [] }))).toBe(expected);
+      // A keystore that never saw the token answers the same (no state of the first keystore decides).
+      const fresh = await openKeystore({ stateDir: a.stateDir, clock: a.time.clock });
+      expect(await codeOf(mintCallCredential(fresh, token, { tool: 'fs.read', scope: [] }))).toBe(expected);
+    } finally {
+      a.close();
+    }
+  });
+
+  it('mints from the remembered grant with the grant\'s claims, a fresh jti each time', async () => {
+    const { keystore, root } = authority;
+    const first = await mintCallCredential(keystore, root.token, { tool: 'fs.read', scope: [] });
+    const second = await mintCallCredential(keystore, root.token, { tool: 'fs.read', scope: [] });
+    expect({ ...second.claims, jti: '' }).toEqual({ ...first.claims, jti: '' });
+    expect(second.claims.jti).not.toBe(first.claims.jti);
+    expect(second.claims.grant).toBe(root.id);
   });
 });
