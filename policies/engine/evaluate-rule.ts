@@ -82,11 +82,15 @@ interface CompiledScope {
    * remembered answer.
    */
   bySignature: Map<number, number>;
+  /** A scope of one exact name of the other spawn-ness (see `only`): it covers no recorded tool. */
+  none: boolean;
+  /** The one tool a scope of one exact name covers (no glob, tag or "any"): `coversTool` is `tool === only` (spawn or not as the scope). */
+  only: string | undefined;
 }
 
 function compileScope(scope: ToolScope): CompiledScope {
   const patterns = scope.spawn === true ? scope.patterns.filter((p) => p !== 'spawn:*') : scope.patterns;
-  return {
+  const compiled: CompiledScope = {
     spawn: scope.spawn === true,
     any: scope.spawn === true ? patterns.length === 0 : patterns.includes('*'),
     names: new Set(patterns.filter((p) => !p.includes('*'))),
@@ -96,7 +100,16 @@ function compileScope(scope: ToolScope): CompiledScope {
     reach: reachAccessOf(patterns),
     recorded: new Map(),
     bySignature: new Map(),
+    only: undefined,
+    none: false,
   };
+  if (!compiled.any && compiled.tags.length === 0 && compiled.globs.length === 0 && compiled.names.size === 1) {
+    const [name] = compiled.names as ReadonlySet<string>;
+    // `coversTool` of another spawn-ness is false whatever the name: such a scope covers no tool.
+    compiled.only = (name as string).startsWith('spawn:') === compiled.spawn ? name : undefined;
+    if (compiled.only === undefined) compiled.none = true;
+  }
+  return compiled;
 }
 
 const TOOL_KNOWN = 1;
@@ -420,6 +433,11 @@ function totalsByTool(state: PolicyState, counter: string, onlyAgent: string | u
 
 /** The sum over the tools a scope covers (each tool judged with the tags recorded for it, remembered per scope). */
 function sumCovered(scope: CompiledScope, byTool: Map<string, number>, state: PolicyState, everyTool = false): number {
+  // One exact name: the loop below would add that tool's entry alone (to 0), whatever its recorded tags.
+  if (!everyTool) {
+    if (scope.only !== undefined) return 0 + (byTool.get(scope.only) ?? 0);
+    if (scope.none) return 0;
+  }
   let sum = 0;
   for (const [tool, count] of byTool) {
     if (everyTool) {

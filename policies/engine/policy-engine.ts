@@ -243,9 +243,16 @@ const NO_RULE_MATCHED = ['no rule matched: allowed (the task grants the action)'
 /** Enforced rules decide; shadow rules are reported apart with what they would have decided. */
 function decisionOf(all: MatchedRule[], shadowIds: ReadonlySet<string>): PolicyDecision {
   const matched = shadowIds.size === 0 ? all : all.filter((m) => !shadowIds.has(m.id));
-  const decision = verdictOf(matched);
-  let count = 0;
-  for (let i = 0; i < matched.length; i += 1) if ((matched[i] as MatchedRule).effect === decision) count += 1;
+  // verdictOf and the count of the winning effect's reasons, in one pass.
+  let denies = 0;
+  let approvals = 0;
+  for (let i = 0; i < matched.length; i += 1) {
+    const effect = (matched[i] as MatchedRule).effect;
+    if (effect === 'deny') denies += 1;
+    else if (effect === 'approval') approvals += 1;
+  }
+  const decision: PolicyDecision['decision'] = denies > 0 ? 'deny' : approvals > 0 ? 'approval' : 'allow';
+  const count = denies > 0 ? denies : approvals > 0 ? approvals : matched.length - denies - approvals;
   // Sized once: a decision often gives a hundred reasons.
   const reasons: string[] = count === 0 ? [...NO_RULE_MATCHED] : new Array<string>(count);
   if (count > 0) for (let i = 0, k = 0; i < matched.length; i += 1) if ((matched[i] as MatchedRule).effect === decision) reasons[k++] = (matched[i] as MatchedRule).reason;

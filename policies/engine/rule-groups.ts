@@ -11,6 +11,11 @@
  * only when their parsed forms are equal but for the threshold, and a form without a threshold
  * group is evaluated by its own check. test/policies/rule-groups.test.ts compares the grouped
  * decision with every rule's own check over generated rule sets, requests and histories.
+ *
+ * Kept from one decision for the next, each keyed by everything it is a function of: a matched
+ * rule's frozen entry per reason text (`Group.version`, `byDetail`), a path or host family
+ * member's answer per path text (trees apart) or host text, a rate's or total's detail per count.
+ * Never per request object or per state (test/policies/decision-reuse.test.ts).
  */
 import type { CompiledRule } from './compile-rule';
 import {
@@ -64,13 +69,20 @@ interface Group {
   paths?: MeasuredPath[];
   /** Details per measured path (or host), followed by ")", built when a member first needs one. */
   pathDetails?: (string | undefined)[];
-  /** In mode EACH of a path family: the folders each of `paths` is under (`foldersOf`), found once per decision. */
-  folders?: ReadonlySet<string>[];
+  /** In mode EACH of a path or host family: what is known of each of `paths` (`pathFamily`) or of the request's hosts (`hostFamily`). */
+  pathAnswers?: PathAnswers[];
   /** A tool family (`toolFamily`): its members are decided in the loop from the answers per request signature. */
   family: boolean;
-  /** `detail` followed by ")", built when a member first needs it in this decision (`closedEpoch`). */
-  closed: string;
-  closedEpoch: number;
+  /**
+   * Numbers what the members' reasons are made of (`detail` and `withTail`): it grows when a
+   * decision's differ from the last decision's that evaluated the group, so a member's entry made
+   * under the same number has the reason this decision would write (see `matched`).
+   */
+  version: number;
+  /** The decision `version` was brought up to date in, and what it numbers. */
+  versionEpoch: number;
+  lastDetail: string;
+  lastWithTail: boolean;
 }
 
 export interface RuleGroups {
@@ -137,13 +149,58 @@ function depthGroup(parsed: Extract<ParsedRule, { form: 'subagent-depth' }>, rul
   };
 }
 
+/**
+ * `callsByTool(state, now, w, onlyAgent)` for every window `w` of `windows` (the engine's rate
+ * windows, this one among them), in one pass over the recent calls, each kept in the decision's
+ * `perTool` under the key evaluate-rule.ts `rateCheck` uses; returns the one for `windowMs`.
+ */
+function windowCallsOf(context: CheckContext, windowMs: number, onlyAgent: string | undefined, windows: readonly number[]): Map<string, number> {
+  const { state, m } = context;
+  const nowMs = m.nowMs;
+  const slots = new Map<string, number>();
+  const tools: string[] = [];
+  const counts = windows.map(() => [] as number[]);
+  const recent = state.recent;
+  for (let i = 0; i < recent.length; i += 1) {
+    const call = recent[i] as (typeof recent)[number];
+    // The same tests as `callsByTool`, per window.
+    if (call.at > nowMs) continue;
+    if (onlyAgent !== undefined && call.agent !== onlyAgent) continue;
+    let slot = slots.get(call.tool);
+    if (slot === undefined) {
+      slot = tools.length;
+      slots.set(call.tool, slot);
+      tools.push(call.tool);
+      for (let w = 0; w < counts.length; w += 1) (counts[w] as number[]).push(0);
+    }
+    for (let w = 0; w < windows.length; w += 1) {
+      if (call.at <= nowMs - (windows[w] as number)) continue;
+      const row = counts[w] as number[];
+      row[slot] = (row[slot] as number) + 1;
+    }
+  }
+  const cache = (context.perTool ??= new Map());
+  let wanted: Map<string, number> | undefined;
+  for (let w = 0; w < windows.length; w += 1) {
+    const byTool = new Map<string, number>();
+    const row = counts[w] as number[];
+    for (let slot = 0; slot < tools.length; slot += 1) if ((row[slot] as number) > 0) byTool.set(tools[slot] as string, row[slot] as number);
+    cache.set(`w|${windows[w] as number}|${onlyAgent ?? ''}`, byTool);
+    if (windows[w] === windowMs) wanted = byTool;
+  }
+  return wanted ?? perTool(context, `w|${windowMs}|${onlyAgent ?? ''}`, () => callsByTool(state, nowMs, windowMs, onlyAgent));
+}
+
 /** Rates (evaluate-rule.ts `rateCheck`): the calls in the window are counted once per group. */
-function rateGroup(parsed: RateRule): Group['evaluate'] {
+function rateGroup(parsed: RateRule, windows: readonly number[]): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   // evaluate-rule.ts `rateCheck`'s key of the calls by tool in the window (the agent's key appended for an agent's own rate).
   const treeKey = `w|${parsed.windowMs}|`;
   // The detail after the count (evaluate-rule.ts `rateCheck`'s words), built once.
   const after = ` calls ${parsed.scope === 'agent' ? 'by this agent' : 'across the task'} in the last ${parsed.window}, limit `;
+  // The last detail and its count: the same count gives the same string (matched entries are reused by it, `Group.version`).
+  let lastCount = Number.NaN;
+  let lastDetail = '';
   return (group, context) => {
     const { request, m, state } = context;
     group.withTail = true;
@@ -154,11 +211,15 @@ function rateGroup(parsed: RateRule): Group['evaluate'] {
     const onlyAgent = parsed.scope === 'agent' ? agentKey(request.agent) : undefined;
     const key = onlyAgent === undefined ? treeKey : `${treeKey}${onlyAgent}`;
     let byTool = context.perTool?.get(key);
-    if (byTool === undefined) byTool = perTool(context, key, () => callsByTool(state, m.nowMs, parsed.windowMs, onlyAgent));
+    if (byTool === undefined) byTool = windowCallsOf(context, parsed.windowMs, onlyAgent, windows);
     const count = sumCovered(scope, byTool, state);
     group.mode = ABOVE;
     group.quantity = count + 1;
-    group.detail = count + after;
+    if (!(count === lastCount)) {
+      lastDetail = count + after;
+      lastCount = count;
+    }
+    group.detail = lastDetail;
   };
 }
 
@@ -206,6 +267,10 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
   wanted.add(counter);
   // evaluate-rule.ts `totalCheck`'s words after a count of calls, built once.
   const afterCalls = ` ${parsed.tools.spawn === true ? 'sub-agents spawned' : 'calls'} ${parsed.scope === 'agent' ? 'by this agent' : 'across the task'} so far, limit `;
+  // The last detail and the numbers it was written from (the words around them are the group's own): equal numbers, the same string.
+  let lastSofar = Number.NaN;
+  let lastValue = Number.NaN;
+  let lastDetail = '';
   return (group, context) => {
     const { request, m, state } = context;
     group.withTail = true;
@@ -220,7 +285,12 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
       const sofar = sumCovered(scope, byTool, state);
       group.mode = ABOVE;
       group.quantity = sofar + 1;
-      group.detail = sofar + afterCalls;
+      if (!(sofar === lastSofar && Number.isNaN(lastValue))) {
+        lastDetail = sofar + afterCalls;
+        lastSofar = sofar;
+        lastValue = Number.NaN;
+      }
+      group.detail = lastDetail;
       return;
     }
     const metric = parsed.metric;
@@ -241,7 +311,12 @@ function totalGroup(parsed: LimitRule, wanted: Set<string>): Group['evaluate'] {
     const sofar = sumCovered(scope, byTool, state, !parsed.tools.named);
     group.mode = ABOVE;
     group.quantity = sofar + value;
-    group.detail = `${formatTotal(metric, sofar)} ${where} so far + ${formatTotal(metric, value)} now, limit `;
+    if (!(sofar === lastSofar && value === lastValue)) {
+      lastDetail = `${formatTotal(metric, sofar)} ${where} so far + ${formatTotal(metric, value)} now, limit `;
+      lastSofar = sofar;
+      lastValue = value;
+    }
+    group.detail = lastDetail;
   };
 }
 
@@ -265,6 +340,14 @@ function toolFamily(parsed: Extract<ParsedRule, { form: 'tool' }>, scopes: reado
     group.member = member;
   };
 }
+
+/** A path (or host) family's members' answers for one measured path (or host), and the detail naming it (undefined for a tree). */
+interface PathAnswers {
+  answers: Int8Array;
+  detail: string | undefined;
+}
+/** Path (or host) texts a family remembers answers for (one byte per rule each: at most 256 KB per family at 1,000 rules). */
+const MAX_PATHS = 256;
 
 /** A path rule's folders and globs, prepared as evaluate-rule.ts `pathCheck` prepares them. */
 interface PathMatcher {
@@ -306,28 +389,56 @@ function foldersOf(measured: MeasuredPath): ReadonlySet<string> {
 function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: readonly (PathMatcher | undefined)[]): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   const outside = parsed.mode === 'outside';
-  const detailAt = (group: Group, k: number, m: CheckContext['m']): string => {
+  /**
+   * Per path text (trees apart): each member's answer to "does this path make the rule match"
+   * (0 not asked yet, 1 no, 2 yes) and the detail naming the path. Both are functions of the path
+   * text, the tree flag and the member's own folders (`matcher.inside`, `matcher.tree`, and the
+   * group's mode): nothing of the request, the state or the clock, so a path met again is answered
+   * from here.
+   */
+  const known: Map<string, PathAnswers>[] = [new Map(), new Map()];
+  const answersOf = (measured: MeasuredPath, m: CheckContext['m']): PathAnswers => {
+    const byPath = known[measured.tree === true ? 1 : 0] as Map<string, PathAnswers>;
+    let found = byPath.get(measured.path);
+    if (found === undefined) {
+      if (byPath.size >= MAX_PATHS) byPath.clear();
+      found = { answers: new Int8Array(matchers.length), detail: measured.tree === true ? undefined : `${describeMeasure('path', measured.path, m)})` };
+      byPath.set(measured.path, found);
+    }
+    return found;
+  };
+  const detailAt = (group: Group, k: number): string => {
+    const found = (group.pathAnswers as PathAnswers[])[k] as PathAnswers;
+    if (found.detail !== undefined) return found.detail;
+    // A tree's detail names its access too: built per decision.
     const details = group.pathDetails as (string | undefined)[];
     let detail = details[k];
     if (detail === undefined) {
-      const { path, access, tree } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
-      detail = `${tree === true ? `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies` : describeMeasure('path', path, m)})`;
+      const { path, access } = (group.paths as MeasuredPath[])[k] as MeasuredPath;
+      detail = `the tool can ${access ?? 'touch'} any path under ${path} without Warden seeing which, so the rule applies)`;
       details[k] = detail;
     }
     return detail;
   };
-  const member: Group['member'] = (group, position, { m }) => {
-    const matcher = matchers[position] as PathMatcher;
+  const member: Group['member'] = (group, position) => {
     const paths = group.paths as MeasuredPath[];
-    const folders = group.folders as ReadonlySet<string>[];
+    const pathAnswers = group.pathAnswers as PathAnswers[];
     for (let k = 0; k < paths.length; k += 1) {
-      const measured = paths[k] as MeasuredPath;
-      if (measured.tree === true) {
-        if (matcher.tree(measured.path)) return detailAt(group, k, m);
-        continue;
+      const answers = (pathAnswers[k] as PathAnswers).answers;
+      let answer = answers[position] as number;
+      if (answer === 0) {
+        const matcher = matchers[position] as PathMatcher;
+        const measured = paths[k] as MeasuredPath;
+        let matches: boolean;
+        if (measured.tree === true) matches = matcher.tree(measured.path);
+        else {
+          const inside = matcher.inside(measured.path, foldersOf(measured));
+          matches = outside ? !inside : inside;
+        }
+        answer = matches ? 2 : 1;
+        answers[position] = answer;
       }
-      const inside = matcher.inside(measured.path, folders[k] as ReadonlySet<string>);
-      if (outside ? !inside : inside) return detailAt(group, k, m);
+      if (answer === 2) return detailAt(group, k);
     }
     return undefined;
   };
@@ -348,7 +459,7 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
     group.mode = EACH;
     group.paths = paths;
     group.pathDetails = new Array<string | undefined>(paths.length);
-    group.folders = paths.map(foldersOf);
+    group.pathAnswers = paths.map((p) => answersOf(p, m));
     group.member = member;
   };
 }
@@ -357,12 +468,28 @@ function pathFamily(parsed: Extract<ParsedRule, { form: 'path' }>, matchers: rea
 function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readonly (((host: string) => boolean) | undefined)[]): Group['evaluate'] {
   const scope = compileScope(parsed.tools);
   const allowList = parsed.mode === 'allow-list';
+  /** Per host text: each member's answer (0 not asked yet, 1 no, 2 yes: a function of the host and the member's list only) and the detail naming the host. */
+  const known = new Map<string, PathAnswers>();
+  const answersOf = (host: string, m: CheckContext['m']): PathAnswers => {
+    let found = known.get(host);
+    if (found === undefined) {
+      if (known.size >= MAX_PATHS) known.clear();
+      found = { answers: new Int8Array(lists.length), detail: `${describeMeasure('host', host, m)})` };
+      known.set(host, found);
+    }
+    return found;
+  };
   const member: Group['member'] = (group, position, { m }) => {
-    const listed = lists[position] as (host: string) => boolean;
-    const details = group.pathDetails as (string | undefined)[];
-    for (let k = 0; k < m.hosts.length; k += 1) {
-      const host = m.hosts[k] as string;
-      if (allowList ? !listed(host) : listed(host)) return (details[k] ??= `${describeMeasure('host', host, m)})`);
+    const hostAnswers = group.pathAnswers as PathAnswers[];
+    for (let k = 0; k < hostAnswers.length; k += 1) {
+      const found = hostAnswers[k] as PathAnswers;
+      let answer = found.answers[position] as number;
+      if (answer === 0) {
+        const listed = (lists[position] as (host: string) => boolean)(m.hosts[k] as string);
+        answer = (allowList ? !listed : listed) ? 2 : 1;
+        found.answers[position] = answer;
+      }
+      if (answer === 2) return found.detail;
     }
     return undefined;
   };
@@ -379,7 +506,7 @@ function hostFamily(parsed: Extract<ParsedRule, { form: 'host' }>, lists: readon
       return;
     }
     group.mode = EACH;
-    group.pathDetails = new Array<string | undefined>(m.hosts.length);
+    group.pathAnswers = m.hosts.map((host) => answersOf(host, m));
     group.member = member;
   };
 }
@@ -419,6 +546,8 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
    * array read per decision instead of a lookup in its scope's map.
    */
   const coverage = new Map<number, Int8Array>();
+  /** The windows of this engine's rate rules, counted in one pass (`windowCallsOf`). */
+  const windows: number[] = [];
   /** The counters this engine's running totals read. */
   const totalled = new Set<string>();
   /** Each rule's entry when it matches with its reason as written (no detail): built once, frozen, shared by every decision. */
@@ -449,7 +578,8 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
       threshold[position] = parsed.max;
       tail.push(`${parsed.max})`);
       key = `rate:${questionKey(parsed, ['max'])}`;
-      make = () => rateGroup(parsed);
+      if (!windows.includes(parsed.windowMs)) windows.push(parsed.windowMs);
+      make = () => rateGroup(parsed, windows);
     } else if (parsed.form === 'subagent-depth') {
       threshold[position] = parsed.maxLevels;
       tail.push('');
@@ -480,27 +610,39 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
     if (index === undefined) {
       index = groups.length;
       byKey.set(key, index);
-      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false, closed: '', closedEpoch: 0, family: key.startsWith('tool:') });
+      groups.push({ evaluate: make(), epoch: 0, mode: NONE, detail: '', quantity: 0, withTail: false, version: 0, versionEpoch: 0, lastDetail: '', lastWithTail: false, family: key.startsWith('tool:') });
     }
     groupOf[position] = index;
   });
 
   let epoch = 0;
   const scratch: MatchedRule[] = [];
-  /** A matched rule's entry with its own reason. */
-  const entry = (position: number, reason: string): MatchedRule => ({
-    id: ids[position] as string,
-    sentence: sentences[position] as string,
-    effect: effects[position] as MatchedRule['effect'],
-    reason,
-    kind: kinds[position] as MatchedRule['kind'],
-  });
+  /** A matched rule's entry with its own reason, frozen: it is handed to every later decision that gives the rule the same reason. */
+  const entry = (position: number, reason: string): MatchedRule =>
+    Object.freeze({
+      id: ids[position] as string,
+      sentence: sentences[position] as string,
+      effect: effects[position] as MatchedRule['effect'],
+      reason,
+      kind: kinds[position] as MatchedRule['kind'],
+    });
+  /**
+   * Entries made with a detail, kept per rule for the next decisions that give the same reason: a
+   * reason is the rule's own words around its group's detail, so the same detail (as a string:
+   * equal text) makes the same entry, and the state, clock and request that made the detail need
+   * not be compared. `byVersion*`: for the group's shared detail (`Group.version`); `byDetail*`:
+   * for a member's own detail (paths, hosts).
+   */
+  const byVersionEntry: (MatchedRule | undefined)[] = new Array(rules.length);
+  const byVersion = new Float64Array(rules.length);
+  const byDetailEntry: (MatchedRule | undefined)[] = new Array(rules.length);
+  const byDetail: (string | undefined)[] = new Array(rules.length);
   return {
     size: groups.length,
     matched(context, candidates) {
       // Decisions never interleave (decide is synchronous), so one counter marks what this one evaluated.
       epoch = epoch >= 0x3fffffff ? 1 : epoch + 1;
-      if (epoch === 1) for (const g of groups) g.epoch = g.closedEpoch = 0;
+      if (epoch === 1) for (const g of groups) g.epoch = g.versionEpoch = 0;
       // Built in one array kept by the engine (decisions never interleave), then copied out at its exact size.
       const out = scratch;
       let n = 0;
@@ -539,7 +681,15 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
           }
           const detail = (group.member as NonNullable<Group['member']>)(group, position, context);
           if (detail === undefined) continue;
-          out[n++] = detail === '' ? (plain[position] as MatchedRule) : entry(position, (head[position] as string) + detail);
+          if (detail === '') {
+            out[n++] = plain[position] as MatchedRule;
+            continue;
+          }
+          if (byDetail[position] !== detail) {
+            byDetailEntry[position] = entry(position, (head[position] as string) + detail);
+            byDetail[position] = detail;
+          }
+          out[n++] = byDetailEntry[position] as MatchedRule;
           continue;
         }
         if (mode === ABOVE ? !(group.quantity > (threshold[position] as number)) : mode === AT_LEAST ? !(group.quantity >= (threshold[position] as number)) : false) continue;
@@ -547,15 +697,19 @@ export function buildRuleGroups(rules: readonly CompiledRule[]): RuleGroups {
           out[n++] = plain[position] as MatchedRule;
           continue;
         }
-        if (group.withTail) {
-          out[n++] = entry(position, (head[position] as string) + group.detail + (tail[position] as string));
-          continue;
+        if (group.versionEpoch !== epoch) {
+          if (group.version === 0 || group.detail !== group.lastDetail || group.withTail !== group.lastWithTail) {
+            group.version += 1;
+            group.lastDetail = group.detail;
+            group.lastWithTail = group.withTail;
+          }
+          group.versionEpoch = epoch;
         }
-        if (group.closedEpoch !== epoch) {
-          group.closed = `${group.detail})`;
-          group.closedEpoch = epoch;
+        if (byVersion[position] !== group.version) {
+          byVersionEntry[position] = entry(position, (head[position] as string) + group.detail + (group.withTail ? (tail[position] as string) : ')'));
+          byVersion[position] = group.version;
         }
-        out[n++] = entry(position, (head[position] as string) + group.closed);
+        out[n++] = byVersionEntry[position] as MatchedRule;
       }
       return out.slice(0, n);
     },
