@@ -197,7 +197,8 @@ export interface TaskFileIssue {
 
 /** One issue as printed: `  file:line:column: path: message`, then the offending line and a caret. */
 function taskFileIssueText(file: string, issue: TaskFileIssue): string {
-  if (issue.line === undefined) return `  ${file}: ${issue.path === '' ? '(top level)' : issue.path}: ${issue.message}`;
+  // An issue of the whole file (no such file, not YAML) is the file's: `task.yaml: no such file: …`.
+  if (issue.line === undefined) return `  ${file}: ${issue.path === '' ? '' : `${issue.path}: `}${issue.message}`;
   const head = `  ${file}:${issue.line}:${issue.column ?? 1}: ${issue.path === '' ? '' : `${issue.path}: `}${issue.message}`;
   if (issue.excerpt === undefined) return head;
   const gutter = String(issue.line).length;

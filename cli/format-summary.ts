@@ -57,14 +57,14 @@ function claimText(claim: unknown): string {
 
 const VERDICT_LABEL = { verified: 'VERIFIED  ', refuted: 'REFUTED   ', unverified: 'unverified' } as const;
 
-/** Warden's verdicts on the task tree's claims: one line each, with why and, when signed, by which key. */
+/** Warden's verdicts on the task tree's claims: one line each, with why and, when signed, by which key (its key id, cut: never read as the signature). */
 function formatClaims(result: TaskResult, lines: string[]): void {
   const claims = result.claims ?? [];
   if (claims.length === 0) return;
   const tally = tallyClaims(claims);
   lines.push(`claims checked by Warden: ${tally.verified} verified, ${tally.refuted} refuted, ${tally.unverified} unverified`);
   for (const c of claims) {
-    const signed = c.envelope === undefined ? '' : ` [signed ${c.envelope.signatures[0]?.keyid.slice(0, 12)}…${c.custody === undefined ? '' : `, custody #${c.custody.seq}`}]`;
+    const signed = c.envelope === undefined ? '' : ` [signed by key ${c.envelope.signatures[0]?.keyid.slice(0, 12)}…${c.custody === undefined ? '' : `, custody #${c.custody.seq}`}]`;
     lines.push(`  ${VERDICT_LABEL[c.verdict]} ${c.agent}: ${c.text.slice(0, MAX_VALUE_CHARS)} -- ${c.reason.slice(0, MAX_VALUE_CHARS)}${signed}`);
   }
 }

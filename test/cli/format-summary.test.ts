@@ -57,7 +57,7 @@ describe('formatSummary with claims', () => {
 
   it("tallies Warden's verdicts and gives each with its reason, signed ones with key and custody record", () => {
     expect(lines).toContain('claims checked by Warden: 1 verified, 1 refuted, 1 unverified');
-    expect(lines).toContain('  VERIFIED   writer: report.md has SHA-256 abc -- report.md hashes to the claimed digest [signed kid-01234567…, custody #41]');
+    expect(lines).toContain('  VERIFIED   writer: report.md has SHA-256 abc -- report.md hashes to the claimed digest [signed by key kid-01234567…, custody #41]');
     expect(lines).toContain('  REFUTED    writer: items in app has 3 rows -- 5 row(s) match in app.items');
     expect(lines).toContain('  unverified writer: the report is good -- a claim in words');
   });

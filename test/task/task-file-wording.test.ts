@@ -2,7 +2,8 @@
  * Messages a newcomer meets first, in words, not zod's: the root agent's `name` is an agent name
  * (it said "a sub-agent name"); every numeric field of a task file says its bound and its unit
  * (`must be at least 16 (MiB)`, not `Too small: expected number to be >=16`); a missing task file
- * names the resolved path it looked for (it said `nope.yaml: (top level): no such file`).
+ * names the resolved path it looked for and prints as `nope.yaml: no such file: looked for …` (it said
+ * `nope.yaml: (top level): no such file`).
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -102,5 +103,15 @@ describe('a missing task file names the path it looked for', () => {
     expect(error).toBeInstanceOf(TaskFileError);
     expect((error as TaskFileError).code).toBe('ERR_TASK_FILE_UNREADABLE');
     expect((error as TaskFileError).issues[0]?.message).toBe(`no such file: looked for ${join(dir, 'nope.yaml')}`);
+  });
+
+  it('prints as `<file>: no such file`, not as a field of the file', async () => {
+    const file = join(dir, 'nope.yaml');
+    const error = await loadTaskFile(file).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((error as TaskFileError).message).toBe(`cannot read task file ${file}\n  ${file}: no such file: looked for ${file}`);
+    expect((error as TaskFileError).message).not.toContain('(top level)');
   });
 });
