@@ -34,8 +34,9 @@ import {
   MAX_YAML_ALIASES,
 } from './task-file-limits';
 import { locatedIssue, taskFileLocator, type TaskFileLocator } from './task-file-locations';
-import { fieldsAt, unknownFieldMessage } from './field-suggestions';
-import { taskPathIssues } from './task-path-issues';
+import { fieldsAt, nearestName, unknownFieldMessage } from './field-suggestions';
+import { taskPathIssues, type TaskPaths } from './task-path-issues';
+import { parsedFields, taskPathsOf } from './partial-task';
 import { dataFlowIssues } from './data-flow-eligibility';
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -112,7 +113,17 @@ function readableIssue(issue: z.core.$ZodIssue): TaskFileIssue {
   return { path: pathOf(issue.path), message: issue.message.replace(/^Invalid input: /, '') };
 }
 
-function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: string, issues: TaskFileIssue[]): void {
+/** The fields the cross-field checks read: they run on these alone when other fields have errors. */
+const REFERENCE_FIELDS = ['resources', 'policies', 'policyPacks', 'subagents', 'tools', 'grants'] as const;
+type TaskReferences = Pick<Task, (typeof REFERENCE_FIELDS)[number]>;
+
+/** `; did you mean "x"?` when `name` is a likely typo of one of `known`, else nothing. */
+function didYouMean(name: string, known: Iterable<string>): string {
+  const guess = nearestName(name, [...known]);
+  return guess === undefined ? '' : `; did you mean "${guess}"?`;
+}
+
+function checkToolsAndGrants(tools: Tools, grants: Grants, task: TaskReferences, at: string, issues: TaskFileIssue[]): void {
   const prefix = at === '' ? '' : `${at}.`;
   const declared = new Set<string>(tools.builtin);
   tools.custom.forEach((tool, i) => {
@@ -155,7 +166,8 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
       issues.push({ path: `${prefix}grants.tools.${i}`, message: `"${name}" is not the Warden form of an MCP tool name of server "${server}" (e.g. createIssue is "${server}.create-issue")` });
       return;
     }
-    issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools` });
+    const builtin = (BUILTIN_TOOL_NAMES as readonly string[]).includes(name) ? `; declare it under ${prefix}tools.builtin` : didYouMean(name, declared);
+    issues.push({ path: `${prefix}grants.tools.${i}`, message: `grants tool "${name}", which is not declared under tools${builtin}` });
   });
   // A tool receives only the capabilities the task grants: a granted tool that declares more is refused.
   tools.custom.forEach((tool, i) => {
@@ -169,13 +181,13 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
     }
   });
   grants.subagents.forEach((name, i) => {
-    if (task.subagents[name] === undefined) issues.push({ path: `${prefix}grants.subagents.${i}`, message: `grants sub-agent "${name}", which is not declared under subagents` });
+    if (task.subagents[name] === undefined) issues.push({ path: `${prefix}grants.subagents.${i}`, message: `grants sub-agent "${name}", which is not declared under subagents${didYouMean(name, Object.keys(task.subagents))}` });
   });
   grants.hosts.forEach((host, i) => {
-    if (!task.resources.hosts.includes(host)) issues.push({ path: `${prefix}grants.hosts.${i}`, message: `grants host "${host}", which is not listed under resources.hosts` });
+    if (!task.resources.hosts.includes(host)) issues.push({ path: `${prefix}grants.hosts.${i}`, message: `grants host "${host}", which is not listed under resources.hosts${didYouMean(host, task.resources.hosts)}` });
   });
   grants.databases.forEach((db, i) => {
-    if (task.resources.databases[db] === undefined) issues.push({ path: `${prefix}grants.databases.${i}`, message: `grants database "${db}", which is not listed under resources.databases` });
+    if (task.resources.databases[db] === undefined) issues.push({ path: `${prefix}grants.databases.${i}`, message: `grants database "${db}", which is not listed under resources.databases${didYouMean(db, Object.keys(task.resources.databases))}` });
   });
   (grants.tables ?? []).forEach((entry, i) => {
     const table = typeof entry === 'string' ? entry : entry.table;
@@ -185,7 +197,7 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: Task, at: strin
 }
 
 /** MCP servers (no shadowing, hosts granted, no pinned lists in files) and `proc.run`'s programs. */
-function checkMcpAndCommands(tools: Tools, grants: Grants, task: Task, prefix: string, issues: TaskFileIssue[]): void {
+function checkMcpAndCommands(tools: Tools, grants: Grants, task: TaskReferences, prefix: string, issues: TaskFileIssue[]): void {
   if (tools.mcpPinned !== undefined) {
     issues.push({ path: `${prefix}tools.mcpPinned`, message: 'is set by Warden when the task starts (the pinned tool lists); a task file cannot set it' });
   }
@@ -238,7 +250,7 @@ function checkMcpAndCommands(tools: Tools, grants: Grants, task: Task, prefix: s
  * compensation, or a longer timeout or more memory) would let a sub-agent redefine what a name
  * the parent granted does.
  */
-function checkSubagentTools(task: Task, issues: TaskFileIssue[]): void {
+function checkSubagentTools(task: TaskReferences, issues: TaskFileIssue[]): void {
   for (const [name, sub] of Object.entries(task.subagents)) {
     if (sub.agent.model.driver === 'mcp-client') {
       issues.push({ path: `subagents.${name}.agent.model.driver`, message: 'a sub-agent cannot be an "mcp-client" agent (only the task warden mcp serve runs is)' });
@@ -255,7 +267,7 @@ function checkSubagentTools(task: Task, issues: TaskFileIssue[]): void {
 }
 
 /** Every rule sentence must read, and every named pack must exist: a rule is never silently dropped. */
-function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
+function checkPolicies(task: TaskReferences, issues: TaskFileIssue[]): void {
   const sentences = [...task.policies.map((sentence, i) => ({ sentence, path: `policies.${i}` }))];
   for (const [name, sub] of Object.entries(task.subagents)) {
     sub.policies.forEach((sentence, i) => sentences.push({ sentence, path: `subagents.${name}.policies.${i}` }));
@@ -302,7 +314,7 @@ function checkPolicies(task: Task, issues: TaskFileIssue[]): void {
 }
 
 /** Outbound secrets are for hosts the task lists (a secret for a host it cannot reach is a typo). */
-function checkOutboundSecrets(task: Task, issues: TaskFileIssue[]): void {
+function checkOutboundSecrets(task: TaskReferences, issues: TaskFileIssue[]): void {
   const listed = new Set(task.resources.hosts.map((h) => h.trim().toLowerCase()));
   for (const host of Object.keys(task.resources.secrets)) {
     if (!listed.has(secretOriginOf(host).host)) issues.push({ path: `resources.secrets.${host}`, message: `secrets for host "${host}", which is not listed under resources.hosts` });
@@ -310,7 +322,7 @@ function checkOutboundSecrets(task: Task, issues: TaskFileIssue[]): void {
 }
 
 /** Cross-field rules the schema alone cannot express: every grant names something declared. */
-export function checkTaskReferences(task: Task): TaskFileIssue[] {
+export function checkTaskReferences(task: TaskReferences): TaskFileIssue[] {
   const issues: TaskFileIssue[] = [];
   checkOutboundSecrets(task, issues);
   checkPolicies(task, issues);
@@ -351,8 +363,21 @@ export function taskNotices(task: Task): TaskNotice[] {
   return notices;
 }
 
+/** Makes the paths of `resources` (workspace, databases, `${file:…}` secrets) absolute, relative to `baseDir`. */
+export function resolveResourcePaths<R extends TaskPaths['resources']>(resources: R, baseDir: string): R {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  return {
+    ...resources,
+    ...(resources.workspace === undefined ? {} : { workspace: abs(resources.workspace) }),
+    databases: Object.fromEntries(Object.entries(resources.databases).map(([k, v]) => [k, abs(v)])),
+    secrets: Object.fromEntries(
+      Object.entries(resources.secrets).map(([host, headers]) => [host, Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, mapFilePaths(value, abs)]))]),
+    ),
+  };
+}
+
 /** Makes resource paths absolute, relative to `baseDir`. */
-export function resolveTaskPaths(task: Task, baseDir: string): Task {
+export function resolveTaskPaths<T extends Pick<Task, 'resources' | 'policyPacks' | 'subagents'>>(task: T, baseDir: string): T {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   // A bare name that is no bundled pack is pinned to the folder found from here (beside the task
   // file, else the working folder): a worker resolving the name from its own working folder could
@@ -367,24 +392,17 @@ export function resolveTaskPaths(task: Task, baseDir: string): Task {
   const pack = (p: string) => (/[/\\]/.test(p) ? abs(p) : isBundledPackName(p) ? p : pinned(p));
   return {
     ...task,
-    resources: {
-      ...task.resources,
-      ...(task.resources.workspace === undefined ? {} : { workspace: abs(task.resources.workspace) }),
-      databases: Object.fromEntries(Object.entries(task.resources.databases).map(([k, v]) => [k, abs(v)])),
-      secrets: Object.fromEntries(
-        Object.entries(task.resources.secrets).map(([host, headers]) => [host, Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, mapFilePaths(value, abs)]))]),
-      ),
-    },
+    resources: resolveResourcePaths(task.resources, baseDir),
     // A pack given as a path is found next to the task file, as resources are; bundled packs keep their names.
     ...(task.policyPacks === undefined ? {} : { policyPacks: task.policyPacks.map(pack) }),
     subagents: Object.fromEntries(
       Object.entries(task.subagents).map(([name, sub]) => [name, sub.policyPacks === undefined ? sub : { ...sub, policyPacks: sub.policyPacks.map(pack) }]),
     ),
-  };
+  } as T;
 }
 
 /** Secret files must not be where a tool can read them: outside the workspace. */
-function secretFilesInWorkspace(task: Task): TaskFileIssue[] {
+function secretFilesInWorkspace(task: TaskReferences): TaskFileIssue[] {
   const workspace = task.resources.workspace;
   if (workspace === undefined) return [];
   const issues: TaskFileIssue[] = [];
@@ -409,12 +427,25 @@ function secretFilesInWorkspace(task: Task): TaskFileIssue[] {
  * relative resource paths; `locator` (of the file's text) adds where each problem is written.
  */
 export function parseTask(document: unknown, file: string, baseDir: string, locator?: TaskFileLocator): Task {
-  const parsed = TaskSchema.safeParse(document);
-  if (!parsed.success) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issuesFromZod(parsed.error, locator, document));
-  const task = resolveTaskPaths(parsed.data, baseDir);
-  const issues = [...checkTaskReferences(task), ...secretFilesInWorkspace(task)];
-  if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues.map((issue) => locatedIssue(issue, locator)));
+  const { task, issues } = checkTaskDocument(document, baseDir, locator);
+  if (task === undefined || issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
   return task;
+}
+
+/**
+ * The field errors of a task document and its cross-field problems, together: where fields have
+ * errors, the cross-field checks still run when every field they read parses on its own
+ * (task/partial-task.ts), so one run reports both. `task` is the resolved task when every field
+ * parses (it may still have cross-field issues).
+ */
+function checkTaskDocument(document: unknown, baseDir: string, locator?: TaskFileLocator): { task?: Task; issues: TaskFileIssue[] } {
+  const parsed = TaskSchema.safeParse(document);
+  const fieldIssues = parsed.success ? [] : issuesFromZod(parsed.error, locator, document);
+  const task = parsed.success ? resolveTaskPaths(parsed.data, baseDir) : undefined;
+  const fields = task ?? parsedFields(document, REFERENCE_FIELDS);
+  const checked = fields === undefined ? undefined : resolveTaskPaths(fields, baseDir);
+  const crossField = checked === undefined ? [] : [...checkTaskReferences(checked), ...secretFilesInWorkspace(checked)];
+  return { task, issues: [...fieldIssues, ...crossField.map((issue) => locatedIssue(issue, locator))] };
 }
 
 /** A locator of `text` built on first use (only a file with problems needs one). */
@@ -658,9 +689,14 @@ export async function loadTaskFile(file: string): Promise<Task> {
   const text = await readTaskFileText(file);
   const locator = lazyLocator(text);
   const baseDir = dirname(resolve(file));
-  const task = parseTask(parseTaskText(text, file), file, baseDir, locator);
-  const issues = [...dataFlowIssues(task), ...(await taskPathIssues(task, baseDir))];
-  if (issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues.map((issue) => locatedIssue(issue, locator)));
+  const document = parseTaskText(text, file);
+  const { task, issues } = checkTaskDocument(document, baseDir, locator);
+  // The paths are checked whatever else is wrong: each one that parses (task/partial-task.ts).
+  const written = taskPathsOf(document);
+  const paths = task ?? { ...written, resources: resolveResourcePaths(written.resources, baseDir) };
+  const more = [...(task === undefined ? [] : dataFlowIssues(task)), ...(await taskPathIssues(paths, baseDir))];
+  issues.push(...more.map((issue) => locatedIssue(issue, locator)));
+  if (task === undefined || issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
   // Where the task came from: kept from its agents like its policy packs (worker/warden-resources.ts).
   return { ...task, source: resolve(file) };
 }

@@ -23,7 +23,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { TaskFileIssue } from '../errors';
 import { parseSecretTemplate } from '../secrets/secret-template';
 import { systemView } from '../sandbox/os/system-view';
-import type { Grants, Task } from './task-schema';
+import type { Grants, Resources, Tools } from './task-schema';
 
 type Kind = 'folder' | 'file' | 'program';
 
@@ -59,7 +59,7 @@ async function programProblem(command: string): Promise<string | undefined> {
   return `program "${command}" is not installed on this machine (looked in ${folders.join(':')})`;
 }
 
-function commandIssues(grants: Grants, at: string): Promise<TaskFileIssue | undefined>[] {
+function commandIssues(grants: Pick<Grants, 'commands'>, at: string): Promise<TaskFileIssue | undefined>[] {
   return (grants.commands ?? []).map(async (command, i) => {
     const problem = await programProblem(command);
     return problem === undefined ? undefined : { path: `${at}grants.commands.${i}`, message: `${problem}; install it or remove it from grants.commands` };
@@ -67,10 +67,21 @@ function commandIssues(grants: Grants, at: string): Promise<TaskFileIssue | unde
 }
 
 /**
- * The path problems of a loaded task (paths already absolute), one issue per field. `baseDir` is
- * the task file's folder, named in messages about relative paths.
+ * What the path checks read of a task: a whole Task is one, and so are the paths of a task
+ * document whose other fields have errors (task/partial-task.ts `taskPathsOf`).
  */
-export async function taskPathIssues(task: Task, baseDir: string): Promise<TaskFileIssue[]> {
+export interface TaskPaths {
+  resources: Pick<Resources, 'workspace' | 'databases' | 'secrets'>;
+  tools: Pick<Tools, 'mcp'>;
+  grants: Pick<Grants, 'commands'>;
+  subagents: Record<string, { grants: Pick<Grants, 'commands'> }>;
+}
+
+/**
+ * The path problems of a task (paths already absolute), one issue per field. `baseDir` is the
+ * task file's folder, named in messages about relative paths.
+ */
+export async function taskPathIssues(task: TaskPaths, baseDir: string): Promise<TaskFileIssue[]> {
   const hint = `(relative paths are read from the task file's folder, ${baseDir})`;
   const checks: Promise<TaskFileIssue | undefined>[] = [];
   const check = (path: string, kind: Kind, field: string, fix: string) =>
