@@ -32,12 +32,14 @@ export function parsedFields<K extends keyof Shape & keyof Task>(document: unkno
 
 /** The entries of a record `value` that `schema` (a record schema) accepts one by one. */
 function validEntries<T>(schema: z.ZodType<Record<string, T> | undefined>, value: unknown): Record<string, T> {
-  const out: Record<string, T> = {};
-  for (const [key, entry] of Object.entries(mapping(value))) {
-    const parsed = schema.safeParse({ [key]: entry });
-    if (parsed.success && parsed.data?.[key] !== undefined) out[key] = parsed.data[key];
-  }
-  return out;
+  // Built by fromEntries (own properties): a key named "__proto__" stays a key.
+  return Object.fromEntries(
+    Object.entries(mapping(value)).flatMap(([key, entry]) => {
+      const parsed = schema.safeParse(Object.fromEntries([[key, entry]]));
+      const data = parsed.success && parsed.data !== undefined && Object.hasOwn(parsed.data, key) ? parsed.data[key] : undefined;
+      return data === undefined ? [] : [[key, data] as const];
+    }),
+  );
 }
 
 /**
