@@ -8,6 +8,7 @@
 import { processIo, type CliIo } from './cli-io';
 import { EXIT } from './exit-codes';
 import { packageVersion } from './package-version';
+import { environmentHelp } from './environment-variables';
 import { nearestName } from '../task/field-suggestions';
 
 type Command = (argv: string[], io: CliIo) => Promise<number>;
@@ -78,7 +79,7 @@ export function overview(): string {
     lines.push('');
   }
   lines.push('warden <command> --help   usage of one command', 'warden --version          the installed version', '');
-  lines.push('Environment: TEMPORAL_ADDRESS (a cluster; otherwise an embedded server on 127.0.0.1), WARDEN_STATE_DIR (default ./.warden), WARDEN_TASK_QUEUE (default warden-agent-tasks).');
+  lines.push(...environmentHelp());
   return `${lines.join('\n')}\n`;
 }
 

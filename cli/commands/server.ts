@@ -1,17 +1,24 @@
 /** `warden server start|stop|status`: the embedded Temporal server by hand. */
 import { WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
-import { embeddedServerStatus, ensureTemporalServer, stopEmbeddedServer } from '../../temporal/embedded-server';
+import { embeddedServerStatus, ensureTemporalServer, isPortInUse, stopEmbeddedServer } from '../../temporal/embedded-server';
+import { loadEmbeddedPorts } from '../../temporal/temporal-config';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
+import { environmentHelp } from '../environment-variables';
 
 export const SERVER_USAGE = `usage: warden server start|stop|status [--json]
 
   start   start (or reuse) the embedded Temporal server and leave it running
   stop    stop the embedded server this state folder started
   status  say whether it runs, where, and where its log is (exit 0 running, 1 not)
-  --json  status as one JSON object: { running, answering, address?, uiUrl?, pid?, logFile, stateDir }`;
+  --json  status as one JSON object: { running, answering, address?, uiUrl?, pid?, logFile, stateDir }
+
+A state folder stops only the server it started: a server another state folder started (or one
+started by hand) is stopped with that folder's WARDEN_STATE_DIR, or by whoever started it.
+
+${environmentHelp({ server: true }).join('\n')}`;
 
 export async function serverCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('server', SERVER_USAGE, argv, io, { json: { type: 'boolean' } });
@@ -33,6 +40,16 @@ export async function serverCommand(argv: string[], io: CliIo): Promise<number> 
     if (action === 'stop') {
       const { stopped, pid } = await stopEmbeddedServer(stateDir);
       io.stdout(stopped ? `stopped the embedded Temporal server (pid ${pid})\n` : `no embedded Temporal server recorded under ${stateDir}\n`);
+      if (!stopped) {
+        // Nothing of this folder's, yet a server answers on the port: say whose it is not, and how to stop it.
+        const { port } = loadEmbeddedPorts(io.env);
+        if (await isPortInUse(port)) {
+          io.stdout(
+            `a server is listening on 127.0.0.1:${port}, but this state folder did not start it: stop it with the WARDEN_STATE_DIR it was started with ` +
+              `(\`warden server start\` and \`warden run\` default to ./.warden; the tests use .warden-test), or where it was started by hand\n`,
+          );
+        }
+      }
       return EXIT.ok;
     }
     const status = await embeddedServerStatus(stateDir);
