@@ -1,0 +1,111 @@
+/**
+ * The environment variables a user sets are discoverable from the command line: `warden --help`
+ * lists every one the CLI reads that README documents (it listed three, not the ports), one line
+ * each, and `warden server --help` the server's (ports, state folder). `warden server stop` on a
+ * state folder that started nothing says when a server it did not start holds the port (a
+ * newcomer's test run reused one, and `WARDEN_STATE_DIR=.warden-test … server stop` found nothing).
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { CliIo } from '../../cli/cli-io';
+import { ENVIRONMENT_VARIABLES } from '../../cli/environment-variables';
+import { main, overview } from '../../cli/main';
+import { REPO_ROOT } from '../support/warden-test-env';
+import { freePort } from '../temporal/ports';
+
+const VARIABLE = /\b(?:WARDEN|TEMPORAL)_[A-Z0-9_]*[A-Z0-9]\b/g;
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path);
+    return name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+/** The variables named in the CLI's own code (cli/, temporal/, worker/, state-dir.ts). */
+function readByCli(): Set<string> {
+  const files = [...['cli', 'temporal', 'worker'].flatMap((d) => sourceFiles(join(REPO_ROOT, d))), join(REPO_ROOT, 'state-dir.ts')];
+  return new Set(files.flatMap((file) => readFileSync(file, 'utf8').match(VARIABLE) ?? []));
+}
+
+const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+const inReadme = new Set(README.match(VARIABLE) ?? []);
+/** The README's table of variables (rows starting with a variable in backticks). */
+const readmeTable = new Set(README.split('\n').filter((line) => /^\| `(?:WARDEN|TEMPORAL)_/.test(line)).flatMap((line) => line.split(' | ')[0]!.match(VARIABLE) ?? []));
+
+async function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env };
+  const code = await main(argv, io);
+  return { code, stdout, stderr };
+}
+
+/** The variable names `text` lists one per line under `Environment:`. */
+function listed(text: string): string[] {
+  const after = text.slice(text.indexOf('\nEnvironment:\n'));
+  return [...after.matchAll(/^ {2}((?:WARDEN|TEMPORAL)_[A-Z0-9_]+) {2,}\S/gm)].map((m) => m[1]!);
+}
+
+describe('warden --help lists the environment', () => {
+  it('every variable the CLI reads that README documents, and every row of README\'s table, one line each', async () => {
+    const { code, stdout } = await cli(['--help']);
+    expect(code).toBe(0);
+    expect(stdout).toBe(overview());
+    const shown = listed(stdout);
+    expect(new Set(shown).size, 'each once').toBe(shown.length);
+    const documentedAndRead = [...readByCli()].filter((v) => inReadme.has(v));
+    expect(documentedAndRead).toEqual(expect.arrayContaining(['WARDEN_TEMPORAL_PORT', 'WARDEN_TEMPORAL_UI_PORT', 'WARDEN_STATE_DIR', 'TEMPORAL_ADDRESS']));
+    expect(documentedAndRead.filter((v) => !shown.includes(v)), 'read by the CLI, documented, not in --help').toEqual([]);
+    expect(readmeTable.size).toBeGreaterThan(10);
+    expect([...readmeTable].filter((v) => !shown.includes(v)), "in README's table, not in --help").toEqual([]);
+  });
+
+  it('lists nothing Warden does not read', () => {
+    const everywhere = new Set(
+      ['cli', 'temporal', 'worker', 'telemetry', 'custody', 'identity', 'monitoring', 'secrets', 'mcp', 'state', 'sandbox', 'dataplane', 'executors', 'attestation']
+        .flatMap((d) => sourceFiles(join(REPO_ROOT, d)))
+        .filter((file) => !file.endsWith('environment-variables.ts'))
+        .flatMap((file) => readFileSync(file, 'utf8').match(VARIABLE) ?? []),
+    );
+    expect(ENVIRONMENT_VARIABLES.map((v) => v.name).filter((name) => !everywhere.has(name))).toEqual([]);
+  });
+
+  it('warden server --help lists the ports and the state folder', async () => {
+    const { code, stdout } = await cli(['server', '--help']);
+    expect(code).toBe(0);
+    expect(listed(stdout)).toEqual(expect.arrayContaining(['WARDEN_TEMPORAL_PORT', 'WARDEN_TEMPORAL_UI_PORT', 'WARDEN_TEMPORAL_HTTP_PORT', 'WARDEN_STATE_DIR', 'TEMPORAL_ADDRESS']));
+    expect(stdout).toContain('stopped with that folder\'s WARDEN_STATE_DIR');
+  });
+});
+
+describe('warden server stop on a state folder that started nothing', () => {
+  const servers: Server[] = [];
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => new Promise((done) => s.close(done))));
+  });
+
+  it.each([
+    ['something listens on the port', true],
+    ['nothing listens on the port', false],
+  ])('%s', async (_what, listening) => {
+    const [port, uiPort] = [await freePort(), await freePort()];
+    if (listening) {
+      const server = createServer((socket) => socket.destroy());
+      servers.push(server);
+      await new Promise<void>((done) => server.listen(port, '127.0.0.1', done));
+    }
+    const stateDir = await mkdtemp(join(tmpdir(), 'warden-server-stop-'));
+    const { code, stdout } = await cli(['server', 'stop'], { WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: String(port), WARDEN_TEMPORAL_UI_PORT: String(uiPort) });
+    expect(code).toBe(0);
+    expect(stdout).toContain(`no embedded Temporal server recorded under ${stateDir}`);
+    const hint = `a server is listening on 127.0.0.1:${port}, but this state folder did not start it: stop it with the WARDEN_STATE_DIR it was started with`;
+    if (listening) expect(stdout).toContain(hint);
+    else expect(stdout).not.toContain('is listening');
+  });
+});
