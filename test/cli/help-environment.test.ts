@@ -59,6 +59,8 @@ describe('warden --help lists the environment', () => {
     expect(stdout).toBe(overview());
     const shown = listed(stdout);
     expect(new Set(shown).size, 'each once').toBe(shown.length);
+    expect(shown).toEqual(ENVIRONMENT_VARIABLES.map((v) => v.name));
+    expect(stdout.trimEnd().split('\nEnvironment:\n')[1]!.split('\n')).toHaveLength(ENVIRONMENT_VARIABLES.length);
     const documentedAndRead = [...readByCli()].filter((v) => inReadme.has(v));
     expect(documentedAndRead).toEqual(expect.arrayContaining(['WARDEN_TEMPORAL_PORT', 'WARDEN_TEMPORAL_UI_PORT', 'WARDEN_STATE_DIR', 'TEMPORAL_ADDRESS']));
     expect(documentedAndRead.filter((v) => !shown.includes(v)), 'read by the CLI, documented, not in --help').toEqual([]);
