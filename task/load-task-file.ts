@@ -696,6 +696,8 @@ export async function loadTaskFile(file: string): Promise<Task> {
   const paths = task ?? { ...written, resources: resolveResourcePaths(written.resources, baseDir) };
   const more = [...(task === undefined ? [] : dataFlowIssues(task)), ...(await taskPathIssues(paths, baseDir))];
   issues.push(...more.map((issue) => locatedIssue(issue, locator)));
+  // In file order, as a compiler lists them (issues of the whole file, with no line, first; sort is stable).
+  issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   if (task === undefined || issues.length > 0) throw new TaskFileError('ERR_TASK_FILE_INVALID', file, issues);
   // Where the task came from: kept from its agents like its policy packs (worker/warden-resources.ts).
   return { ...task, source: resolve(file) };

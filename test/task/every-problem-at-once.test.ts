@@ -150,3 +150,12 @@ describe('paths are checked one by one while their neighbours have errors', () =
     expect(issues.find((i) => i.path === 'resources.databases.Bad')?.message).toMatch(/database name/);
   });
 });
+
+describe('the problems come in file order', () => {
+  it('the four mistakes of hello.yaml, by line', async () => {
+    const issues = await issuesOf(helloWith([MISTAKES.workspace, MISTAKES.grant, MISTAKES.deadline, MISTAKES.maxSteps]));
+    const lines = issues.map((i) => i.line ?? 0);
+    expect(lines).toEqual([...lines].sort((a, b) => a - b));
+    expect(issues.map((i) => i.path)).toEqual(['grants.tools.3', 'limits.maxSteps', 'limits.deadline', 'resources.workspace']);
+  });
+});
