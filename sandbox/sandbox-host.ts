@@ -12,6 +12,7 @@ import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_E
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
 import { IsolatePool } from './isolate-pool';
 import { createCredentialGate, type CredentialGate } from './credential-gate';
+import { cutText } from '../cut-text';
 
 type Send = (message: SandboxRunResponse) => void;
 
@@ -32,7 +33,7 @@ export async function handleHostMessage(raw: unknown, send: Send, { pool, gate }
       type: 'result',
       id,
       ok: false,
-      error: { code: 'ERR_TOOL_INPUT_INVALID', message: `malformed sandbox request: ${where}`.slice(0, 2000) },
+      error: { code: 'ERR_TOOL_INPUT_INVALID', message: cutText(`malformed sandbox request: ${where}`, 2000) },
       durationMs: 0,
     });
     return;

@@ -24,14 +24,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { verifyAndAttestClaim, type AttestClaimInput } from '../../../attestation/claim-verification';
-import { CustodyLedger } from '../../../custody/ledger';
-import { verifyLedger } from '../../../custody/verify-ledger';
-import { openCredentialStores } from '../../../identity/credential-stores';
-import { openKeystore } from '../../../identity/keystore';
-import { hashIntent, issueTaskGrant } from '../../../identity/task-grant';
-import { TaskSchema } from '../../../task/task-schema';
-import { MAX_DESCRIPTION_CHARS, pinToolListing } from '../../../mcp/mcp-tool-listing';
+import { verifyAndAttestClaim, type AttestClaimInput } from '../../attestation/claim-verification';
+import { CustodyLedger } from '../../custody/ledger';
+import { verifyLedger } from '../../custody/verify-ledger';
+import { openCredentialStores } from '../../identity/credential-stores';
+import { openKeystore } from '../../identity/keystore';
+import { hashIntent, issueTaskGrant } from '../../identity/task-grant';
+import { TaskSchema } from '../../task/task-schema';
+import { MAX_DESCRIPTION_CHARS, pinToolListing } from '../../mcp/mcp-tool-listing';
 
 const EMOJI = '\u{1F600}'; // two UTF-16 units
 const PREFIX = '{"kind":"text","text":"';

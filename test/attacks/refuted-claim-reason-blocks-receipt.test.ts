@@ -23,12 +23,12 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../cli/main';
-import type { CliIo } from '../../../cli/cli-io';
-import type { TaskResult } from '../../../task/task-run';
-import { makeTempDir } from '../../sandbox/sandbox-test-kit';
-import { REPO_ROOT, TEST_STATE_DIR } from '../../support/warden-test-env';
-import { testTemporalAddress } from '../../support/temporal';
+import { main } from '../../cli/main';
+import type { CliIo } from '../../cli/cli-io';
+import type { TaskResult } from '../../task/task-run';
+import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
+import { testTemporalAddress } from '../support/temporal';
 
 const execFileAsync = promisify(execFile);
 

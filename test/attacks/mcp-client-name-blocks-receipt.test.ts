@@ -26,13 +26,13 @@ import { join } from 'node:path';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../cli/main';
-import type { CliIo } from '../../../cli/cli-io';
-import { createTaskSession } from '../../../mcp/task-session-server';
-import { parseTask } from '../../../task/load-task-file';
-import type { TaskResult } from '../../../task/task-run';
-import { REPO_ROOT, TEST_STATE_DIR, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
-import { testTemporalAddress } from '../../support/temporal';
+import { main } from '../../cli/main';
+import type { CliIo } from '../../cli/cli-io';
+import { createTaskSession } from '../../mcp/task-session-server';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskResult } from '../../task/task-run';
+import { REPO_ROOT, TEST_STATE_DIR, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+import { testTemporalAddress } from '../support/temporal';
 
 let env: WardenTestEnv;
 beforeAll(async () => {

@@ -24,11 +24,11 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import type { TaskResult } from '../../../task/task-run';
-import { osSandboxProblem } from '../../../sandbox/os/os-sandbox-availability';
-import { makeTempDir } from '../../sandbox/sandbox-test-kit';
-import { REPO_ROOT, TEST_STATE_DIR } from '../../support/warden-test-env';
-import { testTemporalAddress } from '../../support/temporal';
+import type { TaskResult } from '../../task/task-run';
+import { osSandboxProblem } from '../../sandbox/os/os-sandbox-availability';
+import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
+import { testTemporalAddress } from '../support/temporal';
 
 const execFileAsync = promisify(execFile);
 
