@@ -1,5 +1,5 @@
 /**
- * Open finding (severity: high; attestation of claims, the class of issue 17's lone-surrogate
+ * Fixed finding, now a regression test (severity: high; attestation of claims, the class of issue 17's lone-surrogate
  * work: text Warden cuts itself by UTF-16 index).
  *
  * A `tests.pass` claim is checked by re-running the task's declared test command in the OS
@@ -13,6 +13,9 @@
  * So an agent whose tests FAIL claims "tests pass", makes the failing test print one emoji and
  * 1,999 more characters, and the task ends `completed` (exit 0) instead of `refuted` (exit 1):
  * the false claim escapes refutation, and no verdict record of it reaches custody.
+ *
+ * Fixed: every cut of such text goes through cut-text.ts, which never splits a pair (at most N
+ * units, one fewer rather than half a character).
  *
  * Safe behaviour asserted: the claim is refuted and the task ends `refuted`.
  *

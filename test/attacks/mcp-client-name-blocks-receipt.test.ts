@@ -1,5 +1,6 @@
 /**
- * Open finding (severity: medium; issue 17 area, lone-surrogate handling at entry points).
+ * Fixed finding, now a regression test (severity: medium; issue 17 area, lone-surrogate
+ * handling at entry points).
  *
  * `warden mcp serve` runs a task for the connecting MCP client (an IDE's agent: untrusted) and
  * names the task's model after the client's `clientInfo` (mcp/task-session-server.ts `start`):
@@ -13,6 +14,10 @@
  * can get a signed receipt of what it did in the session. Both ways are tried: a name holding a
  * lone surrogate as sent (JSON "\ud800" over stdio or HTTP), and a well-formed name of 199
  * characters and an emoji that Warden's own cut at 200 splits.
+ *
+ * Fixed: every cut of such text goes through cut-text.ts, which never splits a pair (at most N
+ * units, one fewer rather than half a character), and the client's clientInfo is made
+ * well-formed at entry (`wellFormedJson`).
  *
  * Safe behaviour asserted: the session task's model id is well-formed and `warden receipt` writes
  * its receipt (exit 0).

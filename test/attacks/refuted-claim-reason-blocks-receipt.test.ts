@@ -1,5 +1,5 @@
 /**
- * Open finding (severity: medium; issue 17 area, lone-surrogate handling: the class of the
+ * Fixed finding, now a regression test (severity: medium; issue 17 area, lone-surrogate handling: the class of the
  * entry-point fix, text Warden cuts itself).
  *
  * A task whose agent made a false claim ends `refuted` with a reason Warden writes
@@ -14,6 +14,9 @@
  * file's path), keep the user from getting the signed receipt of its refutation: the one task
  * whose receipt matters most. Safe behaviour asserted: the reason is well-formed and
  * `warden receipt` writes the receipt (exit 0).
+ *
+ * Fixed: every cut of such text goes through cut-text.ts, which never splits a pair (at most N
+ * units, one fewer rather than half a character).
  *
  * Real parts: `warden run` (real Temporal server from test/support, real worker), the scripted
  * driver as the agent, then `warden receipt` in this process.
