@@ -81,7 +81,10 @@ const rows: Row[] = [
   },
   {
     site: 'sandbox/capabilities/capability-error.ts failedOutcome: a message at 1,000',
-    made: () => failedOutcome(capabilityError('ERR_FS_DENIED', across(999))).message,
+    made: () => {
+      const outcome = failedOutcome(capabilityError('ERR_TOOL_THREW', across(999)));
+      return outcome.ok ? '' : outcome.message;
+    },
     atLeast: 999,
   },
   {
@@ -101,7 +104,15 @@ const rows: Row[] = [
   },
   {
     site: 'task/task-file-locations.ts: an excerpt of a long line, both ends',
-    made: () => taskFileLocator(`${'a'.repeat(118)}${E}${'a'.repeat(158)}${E}${'a'.repeat(200)}`).at(199).excerpt,
+    made: () => {
+      // Offset 199 is shown with its 80 units before: from unit 119, the low half of the first emoji.
+      const line = `${'a'.repeat(118)}${E}${'a'.repeat(158)}${E}${'b'.repeat(200)}`;
+      const { excerpt, column } = taskFileLocator(line).at(199);
+      // The column still points at unit 199 of the line within the excerpt (after its leading '…').
+      expect(excerpt.slice(1)[column - 2]).toBe(line[199]);
+      expect(excerpt.slice(1, column - 1)).toBe(line.slice(120, 199));
+      return excerpt;
+    },
     atLeast: 160,
   },
 ];
