@@ -40,11 +40,29 @@ const engines = new Map<string, PolicyEngine>();
 function engineOf(spec: PolicyGateSpec): PolicyEngine {
   let engine = engines.get(spec.rulesKey);
   if (engine === undefined) {
+    // A spec without rules was filled from this cache (`withHeldRules`); never an empty rule set.
+    if (spec.rules === undefined) throw new TypeError(`the policy gate holds no rules for key ${spec.rulesKey}`);
     engine = createPolicyEngine(spec.rules);
     if (engines.size > 64) engines.clear();
     engines.set(spec.rulesKey, engine);
   }
   return engine;
+}
+
+/**
+ * The host's side of sending rules once: a spec with rules has its engine built and kept now (so a
+ * later call may leave them out, even when this one runs no capability call); a spec without them
+ * gets the rules of the engine held for its `rulesKey`, or `undefined` when none is held (the host
+ * answers SANDBOX_RULES_UNKNOWN). Filling the spec here means an engine dropped from the cache
+ * before the call runs is rebuilt from the same rules.
+ */
+export function withHeldRules(spec: PolicyGateSpec): PolicyGateSpec | undefined {
+  if (spec.rules !== undefined) {
+    engineOf(spec);
+    return spec;
+  }
+  const held = engines.get(spec.rulesKey);
+  return held === undefined ? undefined : { ...spec, rules: held.rules as PolicyGateSpec['rules'] };
 }
 
 export interface PolicyGate {

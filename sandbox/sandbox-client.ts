@@ -16,7 +16,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SandboxRunRequestSchema, SandboxRunResponseSchema, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -49,6 +49,8 @@ export interface SandboxClientStats {
   deadlineKills: number;
   /** Calls sent and not yet answered. */
   inFlight: number;
+  /** Calls sent with their policy's compiled rules in full (once per `rulesKey` and host, and again after the host dropped them). */
+  rulesSent: number;
 }
 
 interface HostHandle {
@@ -56,6 +58,8 @@ interface HostHandle {
   /** Set once the host has sent one valid response: it has booted. */
   answered: boolean;
   gone: boolean;
+  /** `rulesKey`s whose rules this host was sent: later calls leave the rules out. */
+  rulesKeys: Set<string>;
 }
 
 interface PendingCall {
@@ -87,6 +91,7 @@ export class SandboxClient {
   #hostStarts = 0;
   #hostExits = 0;
   #deadlineKills = 0;
+  #rulesSent = 0;
 
   private constructor(options: SandboxClientOptions) {
     this.#deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
@@ -117,7 +122,7 @@ export class SandboxClient {
   }
 
   get stats(): SandboxClientStats {
-    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, inFlight: this.#pending.size };
+    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, inFlight: this.#pending.size, rulesSent: this.#rulesSent };
   }
 
   /**
@@ -127,11 +132,9 @@ export class SandboxClient {
    */
   run(call: SandboxCall): Promise<SandboxRunResponse> {
     if (this.#closed) return Promise.reject(new SandboxError('ERR_SANDBOX_CRASHED', 'the sandbox client is closed'));
-    this.#nextId += 1;
-    const id = String(this.#nextId);
     const request: SandboxRunRequest = {
       type: 'run',
-      id,
+      id: '',
       toolName: call.toolName,
       source: call.source,
       // JSON has no undefined; the host requires the key.
@@ -141,21 +144,55 @@ export class SandboxClient {
       ...(call.credential === undefined ? {} : { credential: call.credential }),
       ...(call.policy === undefined ? {} : { policy: call.policy }),
     };
-    const checked = SandboxRunRequestSchema.safeParse(request);
-    if (!checked.success) return Promise.reject(new TypeError(`invalid sandbox call: ${checked.error.message}`));
+    const rulesKey = call.policy?.rules === undefined ? undefined : call.policy.rulesKey;
+    if (rulesKey === undefined) return this.#send(request, false);
+    return this.#send(request, true).then((response) => {
+      if (response.ok || response.error.code !== SANDBOX_RULES_UNKNOWN) return response;
+      // The host no longer holds the engine (its cache is bounded): once more, rules included.
+      this.#host?.rulesKeys.delete(rulesKey);
+      return this.#send(request, false).then((again) =>
+        again.ok || again.error.code !== SANDBOX_RULES_UNKNOWN ? again : failure(again.id, 'ERR_SANDBOX_CRASHED', 'the sandbox host refused rules it was sent'),
+      );
+    });
+  }
 
+  /**
+   * Checks `request` and sends it (a fresh id) to the current host, starting one if none runs.
+   * `mayOmitRules`: its policy's rules are left out when this host was sent them before (and
+   * are checked here only when sent).
+   */
+  #send(request: SandboxRunRequest, mayOmitRules: boolean): Promise<SandboxRunResponse> {
     let host: HostHandle;
     try {
       host = this.#currentHost();
     } catch (error) {
-      return Promise.resolve(failure(id, 'ERR_SANDBOX_CRASHED', `cannot start the sandbox host: ${messageOf(error)}`));
+      this.#nextId += 1;
+      return Promise.resolve(failure(String(this.#nextId), 'ERR_SANDBOX_CRASHED', `cannot start the sandbox host: ${messageOf(error)}`));
     }
+    const policy = request.policy;
+    const omit = mayOmitRules && policy !== undefined && host.rulesKeys.has(policy.rulesKey);
+    const sent = omit ? { ...request, policy: withoutRules(policy) } : request;
+    const checked = SandboxRunRequestSchema.safeParse(sent);
+    if (!checked.success) return Promise.reject(new TypeError(`invalid sandbox call: ${checked.error.message}`));
+    this.#nextId += 1;
+    const id = String(this.#nextId);
+    const message = { ...checked.data, id };
+    if (message.policy?.rules !== undefined) this.#rulesSent += 1;
     return new Promise((resolve) => {
-      const budget = call.limits.timeoutMs + this.#deadlineGraceMs + (host.answered ? 0 : this.#bootAllowanceMs);
+      const budget = message.limits.timeoutMs + this.#deadlineGraceMs + (host.answered ? 0 : this.#bootAllowanceMs);
       const timer = setTimeout(() => this.#onDeadline(id), budget);
-      this.#pending.set(id, { host, resolve, timer, budgetMs: budget });
+      this.#pending.set(id, {
+        host,
+        resolve: (response) => {
+          // The host builds and keeps the engine when it receives rules (policy-gate.ts `withHeldRules`).
+          if (policy?.rules !== undefined && !omit && response.id === id && !host.gone) host.rulesKeys.add(policy.rulesKey);
+          resolve(response);
+        },
+        timer,
+        budgetMs: budget,
+      });
       try {
-        host.child.send(checked.data, (error) => {
+        host.child.send(message, (error) => {
           if (error) this.#discardHost(host, `cannot reach the sandbox host: ${error.message}`);
         });
       } catch (error) {
@@ -182,7 +219,7 @@ export class SandboxClient {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: this.#env,
     });
-    const host: HostHandle = { child, answered: false, gone: false };
+    const host: HostHandle = { child, answered: false, gone: false, rulesKeys: new Set() };
     this.#hostStarts += 1;
     this.#host = host;
     child.on('message', (raw: unknown) => this.#onMessage(host, raw));
@@ -249,6 +286,11 @@ export class SandboxClient {
     clearTimeout(pending.timer);
     pending.resolve(response);
   }
+}
+
+function withoutRules(policy: PolicyGateSpec): PolicyGateSpec {
+  const { rules: _sent, ...rest } = policy;
+  return rest;
 }
 
 function failure(id: string, code: ErrorCode, message: string): SandboxRunResponse {

@@ -8,7 +8,8 @@
  * starts serving only when it is the main module of a process with an IPC channel, so importing
  * this file (e.g. from a test runner that itself uses IPC) does nothing.
  */
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SandboxRunRequestSchema, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxRunResponse } from './sandbox-messages';
+import { withHeldRules } from './policy-gate';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
 import { IsolatePool } from './isolate-pool';
 import { createCredentialGate, type CredentialGate } from './credential-gate';
@@ -38,27 +39,46 @@ export async function handleHostMessage(raw: unknown, send: Send, { pool, gate }
     });
     return;
   }
+  // Before the credential is checked (and its jti used): the client sends this call again, rules included.
+  let request = parsed.data;
+  if (request.policy !== undefined) {
+    // Rules that build no engine fail the call where they always did (runInIsolate's gate).
+    const policy = heldRulesOf(request.policy);
+    if (policy === undefined) {
+      send({ type: 'result', id: request.id, ok: false, error: { code: SANDBOX_RULES_UNKNOWN, message: `this sandbox host holds no rules for key ${request.policy.rulesKey}` }, durationMs: 0 });
+      return;
+    }
+    if (policy !== 'unbuilt') request = { ...request, policy };
+  }
   if (gate !== undefined) {
-    const verdict = await gate.check(parsed.data);
+    const verdict = await gate.check(request);
     if (!verdict.ok) {
-      send({ type: 'result', id: parsed.data.id, ok: false, error: { code: verdict.code, message: verdict.message }, durationMs: 0 });
+      send({ type: 'result', id: request.id, ok: false, error: { code: verdict.code, message: verdict.message }, durationMs: 0 });
       return;
     }
   }
   let response: SandboxRunResponse;
   try {
-    response = await runInIsolate(parsed.data, pool);
+    response = await runInIsolate(request, pool);
   } catch (error) {
     // runInIsolate does not throw; this guards the host against its own bugs.
     response = {
       type: 'result',
-      id: parsed.data.id,
+      id: request.id,
       ok: false,
       error: { code: 'ERR_SANDBOX_CRASHED', message: `sandbox host failed: ${error instanceof Error ? error.message : String(error)}` },
       durationMs: 0,
     };
   }
   send(response);
+}
+
+function heldRulesOf(spec: PolicyGateSpec): PolicyGateSpec | 'unbuilt' | undefined {
+  try {
+    return withHeldRules(spec);
+  } catch {
+    return 'unbuilt';
+  }
 }
 
 /** How long a closing host waits for isolate work in flight (a spare being made ready) to end. */

@@ -119,8 +119,15 @@ export type SandboxLimits = z.infer<typeof SandboxLimitsSchema>;
  * where the tool's arguments came from, and what a human already approved.
  */
 export const PolicyGateSpecSchema = z.strictObject({
+  /** SHA-256 (hex) of the compiled rules' JSON: the host keeps one engine per key. */
   rulesKey: z.string().min(1),
-  rules: z.array(CompiledRuleSchema),
+  /**
+   * The compiled rules, sent only to a host not known to hold `rulesKey` (a task's rules are
+   * about 12 KiB of JSON, serialised, sent and parsed twice per call otherwise). A host that does
+   * not hold the key answers SANDBOX_RULES_UNKNOWN before checking the credential, and the
+   * client sends the call again with the rules.
+   */
+  rules: z.array(CompiledRuleSchema).optional(),
   state: z.unknown(),
   agent: PolicyAgentSchema,
   now: z.iso.datetime({ offset: true }),
@@ -142,6 +149,13 @@ export const PolicyGateSpecSchema = z.strictObject({
   egressWatch: EgressWatchSchema.optional(),
 });
 export type PolicyGateSpec = z.infer<typeof PolicyGateSpecSchema>;
+
+/**
+ * The error code of a host's answer to a call whose policy names a `rulesKey` the host does not
+ * hold and carries no rules. The client answers it by sending the call again with the rules;
+ * it never reaches a caller of `SandboxClient.run`.
+ */
+export const SANDBOX_RULES_UNKNOWN = 'SANDBOX_RULES_UNKNOWN';
 
 /** What the gate let through and what stopped the call. */
 export const GateReportSchema = z.strictObject({
