@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { ClaimVerdictSchema } from './claim-schema';
 import { DsseEnvelopeSchema } from './dsse-envelope-schema';
 import { SubjectSchema } from './in-toto-subject';
+import { cutText } from '../cut-text';
 
 /**
  * A claim as an agent states it, before Warden reads it: a sentence, or an object meant to be a
@@ -81,5 +82,5 @@ export function refutationReason(outcomes: readonly Pick<ClaimOutcome, 'verdict'
   if (refuted.length === 0) return undefined;
   const first = refuted[0]!;
   const more = refuted.length > 1 ? ` (and ${refuted.length - 1} more)` : '';
-  return `${refuted.length} claim${refuted.length === 1 ? '' : 's'} refuted: ${first.agent} claimed "${first.text.slice(0, 120)}", but ${first.reason.slice(0, 200)}${more}`;
+  return `${refuted.length} claim${refuted.length === 1 ? '' : 's'} refuted: ${first.agent} claimed "${cutText(first.text, 120)}", but ${cutText(first.reason, 200)}${more}`;
 }

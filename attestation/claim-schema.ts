@@ -6,6 +6,7 @@
  * Pure (zod only): the workflow imports this file.
  */
 import { z } from 'zod';
+import { cutText } from '../cut-text';
 
 const RelativePathSchema = z
   .string()
@@ -121,7 +122,7 @@ export function describeClaim(claim: Claim): string {
     case 'file.sha256':
       return `${c.path} has sha256 ${c.sha256.slice(0, 12)}…`;
     case 'file.contains':
-      return `${c.path} contains ${JSON.stringify(c.text.length > 40 ? `${c.text.slice(0, 40)}…` : c.text)}`;
+      return `${c.path} contains ${JSON.stringify(c.text.length > 40 ? `${cutText(c.text, 40)}…` : c.text)}`;
     case 'sql.count': {
       const where = Object.keys(c.where).length === 0 ? '' : ` where ${JSON.stringify(c.where)}`;
       return `${c.database}.${c.table} has ${c.equals} row(s)${where}`;

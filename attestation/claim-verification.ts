@@ -36,6 +36,7 @@ import { sha256Hex } from './in-toto-statement';
 import { verifierAccessOf, VerifierAccessRefused, type VerifierAccess } from './verifier-access';
 import { issueVerifierCredential } from './verifier-credential';
 import { verifyClaim, type ClaimCheck } from './verify-claim';
+import { cutText } from '../cut-text';
 
 export { CLAIM_VERDICT_RECORD };
 
@@ -100,8 +101,8 @@ function codeOf(error: unknown): string {
 function readClaim(raw: unknown): { claim: StructuredClaim; invalid?: string } {
   const parsed = ClaimSchema.safeParse(raw);
   if (parsed.success) return { claim: normalizeClaim(parsed.data) };
-  const text = typeof raw === 'string' ? raw : (JSON.stringify(raw) ?? String(raw)).slice(0, 500);
-  return { claim: { kind: 'text', text: text === '' ? '(empty)' : text.slice(0, 4096) }, invalid: `ERR_CLAIM_INVALID: ${claimProblems(raw).slice(0, 3).join('; ')}` };
+  const text = typeof raw === 'string' ? raw : cutText(JSON.stringify(raw) ?? String(raw), 500);
+  return { claim: { kind: 'text', text: text === '' ? '(empty)' : cutText(text, 4096) }, invalid: `ERR_CLAIM_INVALID: ${claimProblems(raw).slice(0, 3).join('; ')}` };
 }
 
 /** Checks, records and (when verified) signs one claim. Never throws for the claim's sake. */

@@ -28,6 +28,7 @@ import type { Task } from '../task/task-schema';
 import type { UserVerifier } from './attestation-config';
 import type { ClaimVerifierMeans } from './verify-claim';
 import type { VerifierAccess } from './verifier-access';
+import { cutText, textTail } from '../cut-text';
 
 /** Largest committed file a claim is checked against (larger: `unverified`). */
 export const MAX_CHECKED_FILE_BYTES = 64 * 1024 * 1024;
@@ -112,7 +113,7 @@ export function committedStateMeans(options: CommittedStateOptions): ClaimVerifi
         },
         { maxOutputBytes: MAX_PROCESS_OUTPUT_BYTES },
       );
-      if (run.reason === 'setup-failed') throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the OS sandbox could not start ${command}: ${run.stderr.trim().slice(-500)}`);
+      if (run.reason === 'setup-failed') throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the OS sandbox could not start ${command}: ${textTail(run.stderr.trim(), 500)}`);
       // A run Warden stopped (time, memory) did not pass: its exit code says nothing.
       const exitCode = run.reason === 'exited' && run.exitCode !== null ? run.exitCode : -1;
       return { exitCode, stdout: run.stdout, stderr: run.reason === 'exited' ? run.stderr : `${run.stderr}\n[warden: stopped: ${run.reason}]` };
@@ -145,7 +146,7 @@ export function committedStateMeans(options: CommittedStateOptions): ClaimVerifi
         throw Object.assign(new Error(`verifier "${name}" must return { holds: boolean, reason: string, observed? }`), { code: 'ERR_TOOL_OUTPUT_NOT_JSON' });
       }
       // Well-formed, as every tool output (custody/well-formed-json.ts): the verdict is signed as canonical JSON.
-      return wellFormedJson({ holds: output.holds, reason: output.reason.slice(0, 2000), ...(output.observed === undefined ? {} : { observed: output.observed }) }).value;
+      return wellFormedJson({ holds: output.holds, reason: cutText(output.reason, 2000), ...(output.observed === undefined ? {} : { observed: output.observed }) }).value;
     };
   }
   return means;

@@ -13,6 +13,7 @@ import { compileCountQuery } from './sql-count-query';
 import { findToolCall } from './tool-called';
 import type { TaskResult } from '../task/task-run';
 import type { Subject } from './in-toto-statement';
+import { cutText, textTail } from '../cut-text';
 
 /** The means a verification may use; a missing one makes the claims that need it `unverified`. */
 export interface ClaimVerifierMeans {
@@ -72,7 +73,7 @@ export async function verifyClaim(input: ClaimInput | unknown, means: ClaimVerif
   const parsed = ClaimSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const text = typeof input === 'string' ? input : JSON.stringify(input).slice(0, 200);
+    const text = typeof input === 'string' ? input : cutText(JSON.stringify(input) ?? String(input), 200);
     return { claim: { kind: 'text', text }, text, verdict: 'unverified', reason: `ERR_CLAIM_INVALID: ${issue?.path.join('.') || '(claim)'}: ${issue?.message}`, subjects: [] };
   }
   const claim = normalizeClaim(parsed.data);
@@ -127,7 +128,7 @@ export async function verifyClaim(input: ClaimInput | unknown, means: ClaimVerif
         if (!named) return unverified(claim, `${[claim.command, ...claim.args].join(' ')} is not one of the task's test commands (attestation.tests)`);
         if (means.runTests === undefined) return unverified(claim, 'programs cannot be run for verification (no OS sandbox)');
         const run = await means.runTests(claim.command, claim.args, claim.cwd);
-        const observed = { exitCode: run.exitCode, stdoutTail: run.stdout.slice(-OUTPUT_TAIL), stderrTail: run.stderr.slice(-OUTPUT_TAIL) };
+        const observed = { exitCode: run.exitCode, stdoutTail: textTail(run.stdout, OUTPUT_TAIL), stderrTail: textTail(run.stderr, OUTPUT_TAIL) };
         return decided(claim, run.exitCode === 0, `Warden re-ran the tests: exit code ${run.exitCode}`, observed);
       }
       case 'custom': {

@@ -3,12 +3,13 @@ import { formatAlert } from '../monitoring/alert';
 import type { PendingApproval, StepRecord, TaskResult } from '../task/task-run';
 import { tallyClaims } from '../attestation/claim-outcome';
 import { ClaimSchema, describeClaim } from '../attestation/claim-schema';
+import { cutText, ellipsize } from '../cut-text';
 
 const MAX_VALUE_CHARS = 160;
 
 function compact(value: unknown): string {
   const text = JSON.stringify(value) ?? 'undefined';
-  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS - 1)}…` : text;
+  return ellipsize(text, MAX_VALUE_CHARS);
 }
 
 /** One line for one step: index, tool, arguments, decision, outcome. */
@@ -65,7 +66,7 @@ function formatClaims(result: TaskResult, lines: string[]): void {
   lines.push(`claims checked by Warden: ${tally.verified} verified, ${tally.refuted} refuted, ${tally.unverified} unverified`);
   for (const c of claims) {
     const signed = c.envelope === undefined ? '' : ` [signed by key ${c.envelope.signatures[0]?.keyid.slice(0, 12)}…${c.custody === undefined ? '' : `, custody #${c.custody.seq}`}]`;
-    lines.push(`  ${VERDICT_LABEL[c.verdict]} ${c.agent}: ${c.text.slice(0, MAX_VALUE_CHARS)} -- ${c.reason.slice(0, MAX_VALUE_CHARS)}${signed}`);
+    lines.push(`  ${VERDICT_LABEL[c.verdict]} ${c.agent}: ${cutText(c.text, MAX_VALUE_CHARS)} -- ${cutText(c.reason, MAX_VALUE_CHARS)}${signed}`);
   }
 }
 

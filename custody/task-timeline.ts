@@ -13,6 +13,7 @@ import { GEN_AI_ATTR, TEMPORAL_ATTR, WARDEN_ATTR } from './attributes';
 import { DERIVED_RECORD_KIND } from './history-cross-check';
 import type { LedgerRecord } from './ledger-record';
 import { activityTypeOfSpan, spanRoleOf } from './span-roles';
+import { cutText } from '../cut-text';
 
 export type TimelineKind = 'intent' | 'model-turn' | 'action' | 'decision' | 'tool-effect' | 'subagent' | 'outcome' | 'claim' | 'monitor' | 'response';
 
@@ -171,7 +172,7 @@ export function buildTaskTimeline(taskId: string, records: readonly LedgerRecord
       const record = turns[turn];
       push({ kind: 'model-turn', seq: record?.seq ?? null, workflowId, depth, text: record === undefined ? `model turn ${turn}: no custody record` : turnText(record, turn) });
       for (const step of state.steps.filter((s) => s.turn === turn)) {
-        push({ kind: 'action', seq: record?.seq ?? null, workflowId, depth, text: `#${step.index} proposed ${step.kind === 'spawn' ? step.tool : `${step.tool} ${JSON.stringify(step.args).slice(0, 120)}`}` });
+        push({ kind: 'action', seq: record?.seq ?? null, workflowId, depth, text: `#${step.index} proposed ${step.kind === 'spawn' ? step.tool : `${step.tool} ${cutText(JSON.stringify(step.args) ?? '', 120)}`}` });
         const rules = step.policy?.matched.map((m) => m.id) ?? [];
         push({
           kind: 'decision',
@@ -211,7 +212,7 @@ export function buildTaskTimeline(taskId: string, records: readonly LedgerRecord
       seq: w.run?.seq ?? null,
       workflowId,
       depth,
-      text: `${status}${'reason' in state && state.reason !== undefined ? `: ${state.reason}` : ''}${state.final === null ? '' : ` — final answer: ${state.final.answer.slice(0, 120)}`}`,
+      text: `${status}${'reason' in state && state.reason !== undefined ? `: ${state.reason}` : ''}${state.final === null ? '' : ` — final answer: ${cutText(state.final.answer, 120)}`}`,
     });
   };
   walk(taskId, 0, options.result);
@@ -219,7 +220,7 @@ export function buildTaskTimeline(taskId: string, records: readonly LedgerRecord
   for (const record of records.filter((r) => r.kind === CLAIM_VERDICT_KIND).sort((a, b) => a.seq - b.seq)) {
     const body = record.body as { agent?: unknown; text?: unknown; verdict?: unknown; reason?: unknown };
     const depth = Math.max(0, record.workflowId.split('/').length - taskId.split('/').length);
-    push({ kind: 'claim', seq: record.seq, workflowId: record.workflowId, depth, text: `${str(body.verdict) ?? '?'}: ${str(body.agent) ?? '?'} claimed ${str(body.text)?.slice(0, 160) ?? '?'} — ${str(body.reason)?.slice(0, 200) ?? ''}` });
+    push({ kind: 'claim', seq: record.seq, workflowId: record.workflowId, depth, text: `${str(body.verdict) ?? '?'}: ${str(body.agent) ?? '?'} claimed ${cutText(str(body.text) ?? '?', 160)} — ${cutText(str(body.reason) ?? '', 200)}` });
   }
   return { taskId, records: records.length, withDecisions: options.result !== undefined, entries };
 }

@@ -23,6 +23,7 @@ import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { ConfigError, DataPlaneError } from '../errors';
 import { showName, TASK_QUEUE_NAME_MAX, taskQueueNameProblem, WORKER_ID_MAX, workerIdProblem } from './worker-naming';
+import { cutText } from '../cut-text';
 
 export const SHARED_DIR_ENV = 'WARDEN_SHARED_DIR';
 export const WORKER_ID_ENV = 'WARDEN_WORKER_ID';
@@ -56,7 +57,7 @@ export function checkWorkerId(stateDir: string, env: NodeJS.ProcessEnv = process
   if (problem !== undefined) {
     const named = (env[WORKER_ID_ENV]?.trim() ?? '') !== '';
     throw new ConfigError('ERR_CONFIG_INVALID', `${named ? WORKER_ID_ENV : 'the default worker id (host name and state-folder digest)'} ${showName(id)} ${problem}; set ${WORKER_ID_ENV} to 1..${WORKER_ID_MAX} of [A-Za-z0-9._-]`, {
-      details: { workerId: id.slice(0, 200), variable: WORKER_ID_ENV },
+      details: { workerId: cutText(id, 200), variable: WORKER_ID_ENV },
     });
   }
   return id;
@@ -71,7 +72,7 @@ export function checkTaskQueueName(name: string, source: string): string {
   const problem = taskQueueNameProblem(name);
   if (problem !== undefined) {
     throw new ConfigError('ERR_CONFIG_INVALID', `${source} ${showName(name)} ${problem} (a task queue name is 1..${TASK_QUEUE_NAME_MAX} printable ASCII characters without '@' or spaces)`, {
-      details: { taskQueue: name.slice(0, 200), source },
+      details: { taskQueue: cutText(name, 200), source },
     });
   }
   return name;

@@ -13,6 +13,7 @@
  * Deliberately no node:* imports: task/task-run.ts (read in workflow code) derives its cap from here.
  */
 import { z } from 'zod';
+import { cutText } from '../cut-text';
 
 export const WORKER_ID_MAX = 128;
 export const TASK_QUEUE_NAME_MAX = 200;
@@ -55,5 +56,5 @@ export function taskQueueNameProblem(value: string): string | undefined {
 
 /** Shows a name in a message: quoted, cut at 80 characters with its length. */
 export function showName(value: string): string {
-  return value.length <= 80 ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, 80))}… (${value.length} characters)`;
+  return value.length <= 80 ? JSON.stringify(value) : `${JSON.stringify(cutText(value, 80))}… (${value.length} characters)`;
 }

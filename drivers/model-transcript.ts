@@ -21,6 +21,7 @@ import type { Task } from '../task/task-schema';
 import type { DriverInput, ToolSpec } from './model-driver';
 import type { StatedClaimRecord } from '../attestation/claim-outcome';
 import { CLAIMS_GUIDANCE, STATE_CLAIM_FUNCTION, claimActionOf, pastClaimCalls, stateClaimFunction } from './state-claim-function';
+import { cutText } from '../cut-text';
 
 /** Function names every provider accepts (OpenAI's rule; Anthropic's is wider). */
 export const FUNCTION_NAME_PATTERN = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -252,7 +253,7 @@ const SpawnArgsSchema = z.object({ name: z.string().min(1), intent: z.string().o
 
 /** A name from the model, safe to quote in a message. */
 function quoted(name: string): string {
-  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}...` : name);
+  return JSON.stringify(name.length > 64 ? `${cutText(name, 64)}...` : name);
 }
 
 function protocolError(message: string): ModelError {

@@ -15,6 +15,7 @@
 import { ModelError, type ErrorCode } from '../errors';
 import { redactSecret } from '../secrets/redact-values';
 import { deniedEnvReason } from '../secrets/reserved-env';
+import { cutText } from '../cut-text';
 
 /** Successful responses above this size are refused rather than buffered without bound. */
 export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
@@ -76,7 +77,7 @@ function describeCause(error: unknown): string {
 function excerpt(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   if (flat === '') return '(empty body)';
-  return flat.length > EXCERPT_CHARS ? `${flat.slice(0, EXCERPT_CHARS)}...` : flat;
+  return flat.length > EXCERPT_CHARS ? `${cutText(flat, EXCERPT_CHARS)}...` : flat;
 }
 
 /**

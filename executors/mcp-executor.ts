@@ -23,6 +23,7 @@ import type { ToolDescriptor } from '../tools/tool-descriptor';
 import type { McpConnectionPool } from './mcp-connection-pool';
 import type { EgressWatch } from '../monitoring/egress-watch';
 import type { EgressDecision } from '../sandbox/os/egress-proxy';
+import { cutText } from '../cut-text';
 
 /** Worker-side settings of the MCP executor. */
 export interface McpExecutorDeps {
@@ -125,7 +126,7 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
       .map((c) => (typeof c === 'object' && c !== null && (c as { type?: unknown }).type === 'text' ? String((c as { text?: unknown }).text) : ''))
       .join(' ')
       .trim();
-    throw new McpError('ERR_MCP_TOOL_FAILED', `MCP tool ${descriptor.name} reported an error: ${text.slice(0, 2000) || '(no text)'}`, { details: { output } });
+    throw new McpError('ERR_MCP_TOOL_FAILED', `MCP tool ${descriptor.name} reported an error: ${cutText(text, 2000) || '(no text)'}`, { details: { output } });
   }
   return { output, egress: result.egress ?? [] };
 }

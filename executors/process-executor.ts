@@ -26,6 +26,7 @@ import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import { PROCESS_LIMIT_DEFAULTS } from '../tools/process-tools';
 import { captureUpper, listUpper, recordUpperChanges, removeAddedPaths } from '../recovery/overlay-undo';
+import { textTail } from '../cut-text';
 
 /** Default memory of a program's process tree, MiB (`limits.processMemoryMb`). */
 export const DEFAULT_PROCESS_MEMORY_MB = PROCESS_LIMIT_DEFAULTS.memoryMb;
@@ -188,7 +189,7 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
     throw new ToolError('ERR_PATH_NOT_FOUND', `proc.run: the working folder ${JSON.stringify(args.cwd ?? '.')} does not exist in the workspace`);
   }
   if (run.reason === 'setup-failed') {
-    throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the OS sandbox could not start ${args.command}: ${run.stderr.trim().slice(-500)}`);
+    throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the OS sandbox could not start ${args.command}: ${textTail(run.stderr.trim(), 500)}`);
   }
   return {
     output: {

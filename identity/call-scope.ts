@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import type { GrantSet } from './claims';
+import { cutText } from '../cut-text';
 
 const MAX_SCOPE_LENGTH = 2048;
 
@@ -69,18 +70,18 @@ export interface ParsedScope {
 
 export function parseScope(scope: string): ParsedScope {
   const parsed = ScopeSchema.safeParse(scope);
-  if (!parsed.success) throw new TypeError(`not a scope: ${JSON.stringify(scope.slice(0, 100))}`);
+  if (!parsed.success) throw new TypeError(`not a scope: ${JSON.stringify(cutText(scope, 100))}`);
   const colon = scope.indexOf(':');
   const action = scope.slice(0, colon);
   const resource = scope.slice(colon + 1);
   if (action === 'http.fetch') {
     const match = /^([A-Z]+):([^/\s]+)(\/.*)?$/s.exec(resource);
-    if (match === null) throw new TypeError(`not an http.fetch scope: ${JSON.stringify(scope.slice(0, 100))}`);
+    if (match === null) throw new TypeError(`not an http.fetch scope: ${JSON.stringify(cutText(scope, 100))}`);
     return { action, resource, host: match[2] as string };
   }
   if (action === 'proc.run') return { action, resource, command: resource };
   if (action === 'sql.query' || action === 'sql.exec') {
-    if (!resource.startsWith('db:') || resource.length === 3) throw new TypeError(`not a ${action} scope: ${JSON.stringify(scope.slice(0, 100))}`);
+    if (!resource.startsWith('db:') || resource.length === 3) throw new TypeError(`not a ${action} scope: ${JSON.stringify(cutText(scope, 100))}`);
     return { action, resource, database: resource.slice(3) };
   }
   return { action, resource };

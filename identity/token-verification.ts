@@ -25,6 +25,7 @@ import { CredentialError } from '../errors';
 import { SIGNING_ALGS, JwksSchema, type Jwks, type PublicJwk } from './claims';
 import type { Clock } from './clock';
 import type { Keystore } from './keystore';
+import { cutText } from '../cut-text';
 
 export const MAX_TOKEN_LENGTH = 16 * 1024;
 const KEY_CARRYING_HEADERS = ['jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256'] as const;
@@ -172,7 +173,7 @@ export async function verifyWardenToken<S extends z.ZodType>(
   const key = typeof kid === 'string' && kid.length <= 128 ? await keys.find(kid) : undefined;
   if (key === undefined) {
     throw new CredentialError('ERR_CREDENTIAL_KID_UNKNOWN', typeof kid === 'string' ? 'the signing key id is not a Warden key' : 'the token names no key id (kid)', {
-      details: { kid: typeof kid === 'string' ? kid.slice(0, 128) : null },
+      details: { kid: typeof kid === 'string' ? cutText(kid, 128) : null },
     });
   }
   if (key.alg !== alg) {

@@ -22,6 +22,7 @@ import type { EgressWatch } from '../monitoring/egress-watch';
 import type { EgressDecision } from '../sandbox/os/egress-proxy';
 import { boundedFetch, ResponseTooLargeError } from './bounded-fetch';
 import { deniedEnvReason } from '../secrets/reserved-env';
+import { textTail } from '../cut-text';
 
 export const WARDEN_CLIENT_INFO = { name: 'warden', version: '0.1.0' } as const;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
@@ -283,7 +284,7 @@ function asMcpError(error: unknown, server: string, code: 'ERR_MCP_UNAVAILABLE' 
 
 function tail(stderr: string): string {
   const text = stderr.trim().split('\n').slice(-3).join(' / ');
-  return text === '' ? '' : `: ${text.slice(-500)}`;
+  return text === '' ? '' : `: ${textTail(text, 500)}`;
 }
 
 function chain(first: (() => void) | undefined, second: () => void): () => void {

@@ -12,6 +12,7 @@ import { McpError } from '../errors';
 import { McpToolAnnotationsSchema } from './mcp-server-config';
 import { isMcpToolName, mcpWardenToolName } from './mcp-tool-names';
 import type { McpToolListing, PinnedMcpTool } from './pinned-tool-list';
+import { cutText } from '../cut-text';
 
 export { McpToolListingSchema, PinnedMcpToolSchema, type McpToolListing, type PinnedMcpTool } from './pinned-tool-list';
 
@@ -55,7 +56,7 @@ export function pinToolListing(server: string, transport: string, raw: readonly 
       name,
       mcpName: tool.name,
       ...(typeof tool.title === 'string' ? { title: tool.title } : {}),
-      description: (typeof tool.description === 'string' ? tool.description : '').slice(0, MAX_DESCRIPTION_CHARS),
+      description: cutText(typeof tool.description === 'string' ? tool.description : '', MAX_DESCRIPTION_CHARS),
       inputSchema: tool.inputSchema,
       ...(tool.outputSchema === undefined ? {} : { outputSchema: tool.outputSchema }),
       ...(annotations.success && Object.keys(annotations.data).length > 0 ? { annotations: annotations.data } : {}),

@@ -18,6 +18,7 @@ import type { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdi
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { wellFormedJson } from '../custody/well-formed-json';
+import { cutText } from '../cut-text';
 import { mcpSdk } from './mcp-sdk';
 import { agentTaskResult, startAgentTask } from '../client/start-agent-task';
 import type { StepRecord, TaskResult } from '../task/task-run';
@@ -58,8 +59,12 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
 
   const start = (): Promise<WorkflowHandle<typeof agentTask>> => {
     started ??= (async () => {
-      const clientInfo = server.getClientVersion();
-      const model = { driver: 'mcp-client' as const, id: clientInfo?.name?.slice(0, 200) || 'mcp-client', version: clientInfo?.version?.slice(0, 100) || 'unversioned' };
+      // The client's words, untrusted: made well-formed at entry (a name may hold a lone surrogate
+      // as sent), then cut without splitting a pair; the model id reaches the grant, the result and
+      // the receipt, all canonical JSON (RFC 8785 refuses lone surrogates).
+      const clientInfo = wellFormedJson({ name: server.getClientVersion()?.name, version: server.getClientVersion()?.version }).value;
+      const text = (value: unknown, max: number): string => (typeof value === 'string' ? cutText(value, max) : '');
+      const model = { driver: 'mcp-client' as const, id: text(clientInfo.name, 200) || 'mcp-client', version: text(clientInfo.version, 100) || 'unversioned' };
       const task: Task = { ...options.task, agent: { ...options.task.agent, model } };
       handle = await startAgentTask(options.client, task, { taskQueue: options.taskQueue, workflowId: `warden-mcp-${task.agent.name}-${randomUUID()}` });
       options.onStarted?.(handle.workflowId);

@@ -21,6 +21,7 @@ import { AlertSchema, type Alert } from './alert';
 import { emptyEarlier, foldOldest, type MonitorEvent, type MonitorHistory } from './monitor-history';
 import type { ResponseRule } from './response-rule';
 import { BURST_WINDOW_MS } from './score-action';
+import { cutText } from '../cut-text';
 
 /**
  * Recent events carried: windows longer than the last this many actions (a rule over an hour of a
@@ -87,7 +88,7 @@ export function longestWindowMs(rules: readonly ResponseRule[]): number {
 
 /** `name`, or a bounded stand-in for a name longer than MAX_CARRIED_NAME. */
 export function carriedName(name: string): string {
-  return name.length <= MAX_CARRIED_NAME ? name : `${name.slice(0, MAX_CARRIED_NAME - 24)}...#${hash53(name)}`;
+  return name.length <= MAX_CARRIED_NAME ? name : `${cutText(name, MAX_CARRIED_NAME - 24)}...#${hash53(name)}`;
 }
 
 /** The `limit` largest entries of `counts` (ties by name, so the choice is deterministic), names bounded. */
@@ -148,21 +149,32 @@ export function resumeHistory(carried: CarriedMonitor): MonitorHistory {
 export function reclaimCarried(history: MonitorHistory, names: Iterable<string>): void {
   for (const name of names) {
     if (name.length <= MAX_CARRIED_NAME) continue;
-    const key = carriedName(name);
-    const calls = history.callsByTool[key];
-    if (calls !== undefined) {
-      delete history.callsByTool[key];
-      history.callsByTool[name] = (history.callsByTool[name] ?? 0) + calls;
-    }
-    const rows = history.earlier.rowsByOperation[key];
-    if (rows !== undefined) {
-      delete history.earlier.rowsByOperation[key];
-      history.earlier.rowsByOperation[name] = (history.earlier.rowsByOperation[name] ?? 0) + rows;
-    }
-    for (const e of history.events) {
-      if (e.tool === key) e.tool = name;
-      if (e.operation === key) e.operation = name;
-    }
+    for (const key of new Set([carriedName(name), legacyCarriedName(name)])) reclaimKey(history, key, name);
+  }
+}
+
+/**
+ * The stand-in a run before cut-text.ts carried: its prefix was cut by UTF-16 index and could end
+ * on half of a surrogate pair. A run continued from such a run (or its replay) still finds it.
+ */
+function legacyCarriedName(name: string): string {
+  return `${name.slice(0, MAX_CARRIED_NAME - 24)}...#${hash53(name)}`;
+}
+
+function reclaimKey(history: MonitorHistory, key: string, name: string): void {
+  const calls = history.callsByTool[key];
+  if (calls !== undefined) {
+    delete history.callsByTool[key];
+    history.callsByTool[name] = (history.callsByTool[name] ?? 0) + calls;
+  }
+  const rows = history.earlier.rowsByOperation[key];
+  if (rows !== undefined) {
+    delete history.earlier.rowsByOperation[key];
+    history.earlier.rowsByOperation[name] = (history.earlier.rowsByOperation[name] ?? 0) + rows;
+  }
+  for (const e of history.events) {
+    if (e.tool === key) e.tool = name;
+    if (e.operation === key) e.operation = name;
   }
 }
 

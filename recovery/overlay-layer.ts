@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import { ToolError } from '../errors';
+import { cutText } from '../cut-text';
 
 /**
  * The deepest and the longest workspace-relative path Warden walks in an overlay (levels below the
@@ -38,7 +39,7 @@ export function assertWalkable(relative: string): void {
   if (depth > WORKSPACE_DEPTH_MAX || bytes > WORKSPACE_PATH_MAX_BYTES) {
     throw new ToolError(
       'ERR_WORKSPACE_QUOTA',
-      `the workspace holds a path ${depth} folders and ${bytes} bytes deep (${JSON.stringify(`${relative.slice(0, 120)}...`)}), past the ${WORKSPACE_DEPTH_MAX} folders and ${WORKSPACE_PATH_MAX_BYTES} bytes Warden measures, undoes and commits`,
+      `the workspace holds a path ${depth} folders and ${bytes} bytes deep (${JSON.stringify(`${cutText(relative, 120)}...`)}), past the ${WORKSPACE_DEPTH_MAX} folders and ${WORKSPACE_PATH_MAX_BYTES} bytes Warden measures, undoes and commits`,
       { details: { depth, bytes, depthMax: WORKSPACE_DEPTH_MAX, pathMaxBytes: WORKSPACE_PATH_MAX_BYTES } },
     );
   }

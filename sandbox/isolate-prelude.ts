@@ -54,6 +54,7 @@ const JSONStringify = JSON.stringify;
 const NumberIsFinite = Number.isFinite;
 const StringCtor = String;
 const StringPrototypeSlice = String.prototype.slice;
+const StringPrototypeCharCodeAt = String.prototype.charCodeAt;
 const ErrorCtor = Error;
 const PromiseCtor = Promise;
 const MapCtor = Map, MapGet = Map.prototype.get, MapSet = Map.prototype.set, MapDelete = Map.prototype.delete;
@@ -136,7 +137,13 @@ function describeThrown(thrown) {
     text = 'a value that cannot be shown as text';
   }
   if (typeof text !== 'string') text = 'a value that cannot be shown as text';
-  return text.length > MAX_MESSAGE_CHARS ? ReflectApply(StringPrototypeSlice, text, [0, MAX_MESSAGE_CHARS]) + '…' : text;
+  if (text.length <= MAX_MESSAGE_CHARS) return text;
+  // Never between the halves of a surrogate pair (cut-text.ts, which this code cannot import): a
+  // lone surrogate is refused by canonical JSON (RFC 8785 §3.2.2.2) wherever the message lands.
+  const last = ReflectApply(StringPrototypeCharCodeAt, text, [MAX_MESSAGE_CHARS - 1]);
+  const next = ReflectApply(StringPrototypeCharCodeAt, text, [MAX_MESSAGE_CHARS]);
+  const end = last >= 0xd800 && last <= 0xdbff && next >= 0xdc00 && next <= 0xdfff ? MAX_MESSAGE_CHARS - 1 : MAX_MESSAGE_CHARS;
+  return ReflectApply(StringPrototypeSlice, text, [0, end]) + '…';
 }
 
 const NOT_JSON = ObjectFreeze({});

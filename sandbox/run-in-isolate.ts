@@ -28,6 +28,7 @@ import { createPolicyGate, type PolicyGate } from './policy-gate';
 import type { CapabilityName } from '../tools/tool-descriptor';
 import type { ToolEffect } from '../policies/engine/policy-request';
 import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './sandbox-messages';
+import { cutText } from '../cut-text';
 
 /** Longest error message reported for one call. */
 const MAX_ERROR_MESSAGE_CHARS = 2000;
@@ -146,7 +147,7 @@ function messageOf(error: unknown): string {
 }
 
 function truncate(text: string): string {
-  return text.length > MAX_ERROR_MESSAGE_CHARS ? `${text.slice(0, MAX_ERROR_MESSAGE_CHARS)}…` : text;
+  return text.length > MAX_ERROR_MESSAGE_CHARS ? `${cutText(text, MAX_ERROR_MESSAGE_CHARS)}…` : text;
 }
 
 /** isolated-vm's advice when V8 loses control of an isolate: end the process (the client restarts it). */

@@ -13,6 +13,7 @@ import { withHeldRules } from './policy-gate';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
 import { IsolatePool } from './isolate-pool';
 import { createCredentialGate, type CredentialGate } from './credential-gate';
+import { cutText } from '../cut-text';
 
 type Send = (message: SandboxRunResponse) => void;
 
@@ -33,7 +34,7 @@ export async function handleHostMessage(raw: unknown, send: Send, { pool, gate }
       type: 'result',
       id,
       ok: false,
-      error: { code: 'ERR_TOOL_INPUT_INVALID', message: `malformed sandbox request: ${where}`.slice(0, 2000) },
+      error: { code: 'ERR_TOOL_INPUT_INVALID', message: cutText(`malformed sandbox request: ${where}`, 2000) },
       durationMs: 0,
     });
     return;

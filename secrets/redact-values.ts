@@ -6,8 +6,9 @@
  * `sk-...a1b2c3d4`). What this cannot catch: a reflection transformed some other way (hashed,
  * reversed, split); grant secrets only to hosts that do not echo them.
  *
- * No imports: the sandbox host and the drivers both use it.
+ * No imports but the import-free cut-text.ts: the sandbox host and the drivers both use it.
  */
+import { sliceText } from '../cut-text';
 
 export const REDACTED = '[redacted]';
 
@@ -28,7 +29,12 @@ export function redactSecret(text: string, secret: string | undefined): string {
   let out = text;
   for (const form of formsOf(secret)) out = out.replaceAll(form, REDACTED);
   const run = Math.min(8, secret.length);
-  for (let i = 0; i + run <= secret.length; i++) out = out.replaceAll(secret.slice(i, i + run), REDACTED);
+  // A run never starts or ends inside a surrogate pair (it is one unit shorter there): replacing
+  // half a pair would leave the text's other half alone, which canonical JSON refuses.
+  for (let i = 0; i + run <= secret.length; i++) {
+    const part = sliceText(secret, i, i + run);
+    if (part !== '') out = out.replaceAll(part, REDACTED);
+  }
   return out;
 }
 

@@ -5,6 +5,7 @@
  */
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import type { TaskFileIssue } from '../errors';
+import { sliceText } from '../cut-text';
 
 /** A place in the file (1-based) and the text of its line. */
 export interface TaskFileLocation {
@@ -28,7 +29,10 @@ function excerptOf(lineText: string, column: number): { excerpt: string; column:
   const text = lineText.replace(/\r$/, '');
   if (text.length <= MAX_EXCERPT_CHARS) return { excerpt: text, column };
   const start = Math.max(0, Math.min(column - 1 - MAX_EXCERPT_CHARS / 2, text.length - MAX_EXCERPT_CHARS));
-  return { excerpt: `…${text.slice(start, start + MAX_EXCERPT_CHARS)}…`, column: column - start + 1 };
+  // Whole characters only (a cut inside a pair moves in by one unit), so the column counts from where the excerpt really starts.
+  const shown = sliceText(text, start, start + MAX_EXCERPT_CHARS);
+  const from = text.startsWith(shown, start) ? start : start + 1;
+  return { excerpt: `…${shown}…`, column: column - from + 1 };
 }
 
 /** A locator over `text`. Never throws: text the YAML parser cannot read locates nothing. */

@@ -16,6 +16,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ConfigError, TemporalServerError } from '../errors';
 import { isProcessAlive } from '../process-stat';
+import { textTail } from '../cut-text';
 
 /** The newest CLI release whose go.mod has no `replace` directive, so `go install pkg@version` works. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -174,7 +175,7 @@ function runCapturingTail(command: string, args: string[], options: { cwd: strin
   return new Promise((resolvePromise) => {
     let tail = '';
     const keep = (chunk: Buffer): void => {
-      tail = (tail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
+      tail = textTail(tail + chunk.toString('utf8'), OUTPUT_TAIL_BYTES);
     };
     const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', keep);

@@ -22,6 +22,7 @@
 import { defineSearchAttributeKey, type SearchAttributePair, type SearchAttributeType } from '@temporalio/common';
 import type { TaskStatus } from '../task/task-run';
 import { policyPacksOf, type Task } from '../task/task-schema';
+import { cutText } from '../cut-text';
 
 export const WARDEN_SEARCH_ATTRIBUTES = {
   user: defineSearchAttributeKey('WardenUser', 'KEYWORD'),
@@ -38,7 +39,7 @@ export const WARDEN_SEARCH_ATTRIBUTE_TYPES: Readonly<Record<string, SearchAttrib
 
 /** Keyword values are capped by Temporal (2 KiB by default); a user id longer than that is cut. */
 const MAX_KEYWORD = 512;
-const keyword = (value: string) => (value.length > MAX_KEYWORD ? value.slice(0, MAX_KEYWORD) : value);
+const keyword = (value: string) => cutText(value, MAX_KEYWORD);
 
 /**
  * The search attributes of a task as it starts, restricted to `registered` (the names the

@@ -11,6 +11,7 @@
 import type { ToolEffect } from '../policies/engine/policy-request';
 import type { Task } from '../task/task-schema';
 import { policyPacksOf } from '../task/task-schema';
+import { ellipsize } from '../cut-text';
 
 const MAX_SUMMARY = 120;
 
@@ -18,7 +19,7 @@ const MAX_SUMMARY = 120;
 export function oneLine(text: string, max = MAX_SUMMARY): string {
   // eslint-disable-next-line no-control-regex
   const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  return ellipsize(flat, max);
 }
 
 /**

@@ -32,6 +32,7 @@ import {
   type ToolScope,
 } from './rule-syntax';
 import type { CompiledRule } from './compile-rule';
+import { ellipsize } from '../../cut-text';
 
 /** What one check looks at. `memo` is shared by every check of one decision (totals and rates computed once). */
 export interface CheckContext {
@@ -594,7 +595,7 @@ function boundValues(value: BoundValue, request: PolicyRequest, context?: CheckC
 }
 
 function shorten(text: string): string {
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return ellipsize(text, 80, '...');
 }
 
 function fromWhere(source: string | undefined): string {

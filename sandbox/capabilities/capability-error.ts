@@ -5,6 +5,7 @@
  * is *copied* in, and unexpected failures get a generic message so host internals do not leak.
  */
 import { CapabilityError, type ErrorCode } from '../../errors';
+import { cutText } from '../../cut-text';
 
 /** Longest message of a capability failure handed to tool code. */
 const MAX_MESSAGE_CHARS = 1000;
@@ -28,6 +29,6 @@ export function toCapabilityError(error: unknown, fallbackCode: ErrorCode): Capa
 
 /** The outcome of a failed capability call, with a bounded message. */
 export function failedOutcome(error: CapabilityError): CapabilityOutcome<never> {
-  const message = error.message.length > MAX_MESSAGE_CHARS ? `${error.message.slice(0, MAX_MESSAGE_CHARS)}…` : error.message;
+  const message = error.message.length > MAX_MESSAGE_CHARS ? `${cutText(error.message, MAX_MESSAGE_CHARS)}…` : error.message;
   return { ok: false, code: error.code, message };
 }

@@ -37,6 +37,7 @@ import { osSandboxProblem } from './os-sandbox-availability';
 
 export { osSandboxProblem, taskNeedsOsSandbox } from './os-sandbox-availability';
 import { createProtectedGuard, describeRefusal } from '../capabilities/protected-guard';
+import { textTail } from '../../cut-text';
 
 const SCRIPTS = path.join(__dirname, 'scripts');
 const LAUNCHER = path.join(SCRIPTS, 'launch-sandbox.sh');
@@ -290,7 +291,7 @@ function supervise(
   let stderrTail = '';
   const stderr = child.stderr!;
   stderr.on('data', (chunk: Buffer) => {
-    stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    stderrTail = textTail(stderrTail + chunk.toString('utf8'), STDERR_TAIL_BYTES);
   });
   // A program that never reads stdin must not make our writes throw.
   child.stdin!.on('error', () => undefined);
@@ -405,7 +406,7 @@ async function prepareStart(pid: number, spec: OsSandboxSpec, cgroup: SandboxCgr
   });
   await new Promise<void>((resolve, reject) => {
     let errors = '';
-    forwarder.stderr!.on('data', (chunk: Buffer) => (errors = (errors + chunk.toString('utf8')).slice(-2000)));
+    forwarder.stderr!.on('data', (chunk: Buffer) => (errors = textTail(errors + chunk.toString('utf8'), 2000)));
     forwarder.stdout!.on('data', (chunk: Buffer) => {
       if (chunk.toString('utf8').includes('ready')) resolve();
     });

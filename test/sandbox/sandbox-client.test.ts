@@ -72,6 +72,14 @@ describe('failures have stable codes', () => {
     expect(response.ok ? 0 : response.error.message.length).toBeLessThanOrEqual(2001);
   });
 
+  it('a long thrown message is cut at a whole character, never inside a surrogate pair (cut-text.ts)', async () => {
+    // The emoji's two units are 1,999 and 2,000: a cut at 2,000 by index would keep its high half alone.
+    const response = await client.run(toolCall('throw new Error("x".repeat(1999) + "\\u{1F600}" + "y".repeat(10));'));
+    const message = response.ok ? '' : response.error.message;
+    expect(message).toBe(`${'x'.repeat(1999)}…`);
+    expect((message as string & { isWellFormed(): boolean }).isWellFormed()).toBe(true);
+  });
+
   it('a syntax error is ERR_SANDBOX_COMPILE', async () => {
     expect(codeOf(await client.run(toolCall('return {;')))).toBe('ERR_SANDBOX_COMPILE');
   });

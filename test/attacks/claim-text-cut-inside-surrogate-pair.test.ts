@@ -1,5 +1,5 @@
 /**
- * Open finding (severity: low; issue 17 area, lone-surrogate handling at entry points).
+ * Fixed finding, now a regression test (severity: low; issue 17 area, lone-surrogate handling at entry points).
  *
  * A malformed claim is kept as its text, cut to 500 characters (its JSON) or 4,096 (a sentence)
  * by UTF-16 index (attestation/claim-verification.ts `readClaim`). A cut that falls between the
@@ -15,6 +15,9 @@
  * units and then canonicalises it (a listing with an emoji across the cut is refused,
  * ERR_MCP_PROTOCOL), covered in the second test below.
  *
+ * Fixed: every cut of such text goes through cut-text.ts, which never splits a pair (at most N
+ * units, one fewer rather than half a character).
+ *
  * Safe behaviour asserted: a cut never splits a pair (or the text is made well-formed after the
  * cut), the claim gets its 'unverified' verdict, the record is in custody and the ledger verifies.
  *
@@ -24,14 +27,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { verifyAndAttestClaim, type AttestClaimInput } from '../../../attestation/claim-verification';
-import { CustodyLedger } from '../../../custody/ledger';
-import { verifyLedger } from '../../../custody/verify-ledger';
-import { openCredentialStores } from '../../../identity/credential-stores';
-import { openKeystore } from '../../../identity/keystore';
-import { hashIntent, issueTaskGrant } from '../../../identity/task-grant';
-import { TaskSchema } from '../../../task/task-schema';
-import { MAX_DESCRIPTION_CHARS, pinToolListing } from '../../../mcp/mcp-tool-listing';
+import { verifyAndAttestClaim, type AttestClaimInput } from '../../attestation/claim-verification';
+import { CustodyLedger } from '../../custody/ledger';
+import { verifyLedger } from '../../custody/verify-ledger';
+import { openCredentialStores } from '../../identity/credential-stores';
+import { openKeystore } from '../../identity/keystore';
+import { hashIntent, issueTaskGrant } from '../../identity/task-grant';
+import { TaskSchema } from '../../task/task-schema';
+import { MAX_DESCRIPTION_CHARS, pinToolListing } from '../../mcp/mcp-tool-listing';
 
 const EMOJI = '\u{1F600}'; // two UTF-16 units
 const PREFIX = '{"kind":"text","text":"';

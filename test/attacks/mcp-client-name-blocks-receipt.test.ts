@@ -1,5 +1,6 @@
 /**
- * Open finding (severity: medium; issue 17 area, lone-surrogate handling at entry points).
+ * Fixed finding, now a regression test (severity: medium; issue 17 area, lone-surrogate
+ * handling at entry points).
  *
  * `warden mcp serve` runs a task for the connecting MCP client (an IDE's agent: untrusted) and
  * names the task's model after the client's `clientInfo` (mcp/task-session-server.ts `start`):
@@ -14,6 +15,10 @@
  * lone surrogate as sent (JSON "\ud800" over stdio or HTTP), and a well-formed name of 199
  * characters and an emoji that Warden's own cut at 200 splits.
  *
+ * Fixed: every cut of such text goes through cut-text.ts, which never splits a pair (at most N
+ * units, one fewer rather than half a character), and the client's clientInfo is made
+ * well-formed at entry (`wellFormedJson`).
+ *
  * Safe behaviour asserted: the session task's model id is well-formed and `warden receipt` writes
  * its receipt (exit 0).
  *
@@ -26,13 +31,13 @@ import { join } from 'node:path';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../cli/main';
-import type { CliIo } from '../../../cli/cli-io';
-import { createTaskSession } from '../../../mcp/task-session-server';
-import { parseTask } from '../../../task/load-task-file';
-import type { TaskResult } from '../../../task/task-run';
-import { REPO_ROOT, TEST_STATE_DIR, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
-import { testTemporalAddress } from '../../support/temporal';
+import { main } from '../../cli/main';
+import type { CliIo } from '../../cli/cli-io';
+import { createTaskSession } from '../../mcp/task-session-server';
+import { parseTask } from '../../task/load-task-file';
+import type { TaskResult } from '../../task/task-run';
+import { REPO_ROOT, TEST_STATE_DIR, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+import { testTemporalAddress } from '../support/temporal';
 
 let env: WardenTestEnv;
 beforeAll(async () => {

@@ -1,5 +1,5 @@
 /**
- * Open finding (severity: high; attestation of claims, the class of issue 17's lone-surrogate
+ * Fixed finding, now a regression test (severity: high; attestation of claims, the class of issue 17's lone-surrogate
  * work: text Warden cuts itself by UTF-16 index).
  *
  * A `tests.pass` claim is checked by re-running the task's declared test command in the OS
@@ -14,6 +14,9 @@
  * 1,999 more characters, and the task ends `completed` (exit 0) instead of `refuted` (exit 1):
  * the false claim escapes refutation, and no verdict record of it reaches custody.
  *
+ * Fixed: every cut of such text goes through cut-text.ts, which never splits a pair (at most N
+ * units, one fewer rather than half a character).
+ *
  * Safe behaviour asserted: the claim is refuted and the task ends `refuted`.
  *
  * Real parts: `warden run` (real Temporal server from test/support, real worker), the scripted
@@ -24,11 +27,11 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import type { TaskResult } from '../../../task/task-run';
-import { osSandboxProblem } from '../../../sandbox/os/os-sandbox-availability';
-import { makeTempDir } from '../../sandbox/sandbox-test-kit';
-import { REPO_ROOT, TEST_STATE_DIR } from '../../support/warden-test-env';
-import { testTemporalAddress } from '../../support/temporal';
+import type { TaskResult } from '../../task/task-run';
+import { osSandboxProblem } from '../../sandbox/os/os-sandbox-availability';
+import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
+import { testTemporalAddress } from '../support/temporal';
 
 const execFileAsync = promisify(execFile);
 

@@ -1,5 +1,5 @@
 /**
- * Open finding (severity: medium; issue 17 area, lone-surrogate handling: the class of the
+ * Fixed finding, now a regression test (severity: medium; issue 17 area, lone-surrogate handling: the class of the
  * entry-point fix, text Warden cuts itself).
  *
  * A task whose agent made a false claim ends `refuted` with a reason Warden writes
@@ -15,6 +15,9 @@
  * whose receipt matters most. Safe behaviour asserted: the reason is well-formed and
  * `warden receipt` writes the receipt (exit 0).
  *
+ * Fixed: every cut of such text goes through cut-text.ts, which never splits a pair (at most N
+ * units, one fewer rather than half a character).
+ *
  * Real parts: `warden run` (real Temporal server from test/support, real worker), the scripted
  * driver as the agent, then `warden receipt` in this process.
  */
@@ -23,12 +26,12 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../../cli/main';
-import type { CliIo } from '../../../cli/cli-io';
-import type { TaskResult } from '../../../task/task-run';
-import { makeTempDir } from '../../sandbox/sandbox-test-kit';
-import { REPO_ROOT, TEST_STATE_DIR } from '../../support/warden-test-env';
-import { testTemporalAddress } from '../../support/temporal';
+import { main } from '../../cli/main';
+import type { CliIo } from '../../cli/cli-io';
+import type { TaskResult } from '../../task/task-run';
+import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
+import { testTemporalAddress } from '../support/temporal';
 
 const execFileAsync = promisify(execFile);
 
