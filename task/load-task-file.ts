@@ -268,6 +268,7 @@ function checkSubagentTools(task: TaskReferences, issues: TaskFileIssue[]): void
 
 /** Every rule sentence must read, and every named pack must exist: a rule is never silently dropped. */
 function checkPolicies(task: TaskReferences, issues: TaskFileIssue[]): void {
+  const before = issues.length;
   const sentences = [...task.policies.map((sentence, i) => ({ sentence, path: `policies.${i}` }))];
   for (const [name, sub] of Object.entries(task.subagents)) {
     sub.policies.forEach((sentence, i) => sentences.push({ sentence, path: `subagents.${name}.policies.${i}` }));
@@ -293,7 +294,8 @@ function checkPolicies(task: TaskReferences, issues: TaskFileIssue[]): void {
       }
     });
   }
-  if (issues.length > 0) return;
+  // The engines need every sentence and pack to read (problems found before these checks do not matter here).
+  if (issues.length > before) return;
   // The engines the task and each sub-agent will run under (a sub-agent's adds to its parent's).
   const engines = [{ packs: effectivePolicyPacks(task), sentences: task.policies, at: 'policies' }];
   for (const [name, sub] of Object.entries(task.subagents)) {

@@ -159,3 +159,17 @@ describe('the problems come in file order', () => {
     expect(issues.map((i) => i.path)).toEqual(['grants.tools.3', 'limits.maxSteps', 'limits.deadline', 'resources.workspace']);
   });
 });
+
+describe('cross-field checks do not wait for each other', () => {
+  it('rules sharing an id across packs are reported beside a secret for an unlisted host', async () => {
+    for (const parent of ['one', 'two']) {
+      await mkdir(join(dir, parent, 'same'), { recursive: true });
+      await writeFile(join(dir, parent, 'same', 'rules.txt'), parent === 'one' ? 'deny fs.write\n' : 'deny http.fetch\n');
+    }
+    const head = 'user: a@example.com\nintent: test\nagent:\n  name: scribe\n  model:\n    driver: scripted\n    script:\n      - final: done\n';
+    const text = `${head}policyPacks: [one/same, two/same]\nresources:\n  secrets:\n    api.example.com: { authorization: "Bearer \${env:T}" }\n`;
+    const issues = await issuesOf(text);
+    expect(issues.map((i) => i.path).sort()).toEqual(['policies', 'resources.secrets.api.example.com']);
+    expect(issues.find((i) => i.path === 'policies')?.message).toContain('two rules share the id "same:1"');
+  });
+});
