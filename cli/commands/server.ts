@@ -20,6 +20,16 @@ started by hand) is stopped with that folder's WARDEN_STATE_DIR, or by whoever s
 
 ${environmentHelp({ server: true }).join('\n')}`;
 
+/** The embedded server's gRPC port, or undefined when a cluster is configured or the port variables are bad (a hint only: `stop` never fails on it). */
+function embeddedPortOrUndefined(env: NodeJS.ProcessEnv): number | undefined {
+  if ((env['TEMPORAL_ADDRESS'] ?? '').trim() !== '') return undefined;
+  try {
+    return loadEmbeddedPorts(env).port;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function serverCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('server', SERVER_USAGE, argv, io, { json: { type: 'boolean' } });
   if (typeof args === 'number') return args;
@@ -42,8 +52,8 @@ export async function serverCommand(argv: string[], io: CliIo): Promise<number> 
       io.stdout(stopped ? `stopped the embedded Temporal server (pid ${pid})\n` : `no embedded Temporal server recorded under ${stateDir}\n`);
       if (!stopped) {
         // Nothing of this folder's, yet a server answers on the port: say whose it is not, and how to stop it.
-        const { port } = loadEmbeddedPorts(io.env);
-        if (await isPortInUse(port)) {
+        const port = embeddedPortOrUndefined(io.env);
+        if (port !== undefined && (await isPortInUse(port))) {
           io.stdout(
             `a server is listening on 127.0.0.1:${port}, but this state folder did not start it: stop it with the WARDEN_STATE_DIR it was started with ` +
               `(\`warden server start\` and \`warden run\` default to ./.warden; the tests use .warden-test), or where it was started by hand\n`,

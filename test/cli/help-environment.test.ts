@@ -110,4 +110,11 @@ describe('warden server stop on a state folder that started nothing', () => {
     if (listening) expect(stdout).toContain(hint);
     else expect(stdout).not.toContain('is listening');
   });
+
+  it('still stops (exit 0, no hint) when the port variables are bad', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'warden-server-stop-'));
+    const { code, stdout } = await cli(['server', 'stop'], { WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: 'seventy' });
+    expect(code).toBe(0);
+    expect(stdout).toBe(`no embedded Temporal server recorded under ${stateDir}\n`);
+  });
 });
