@@ -107,8 +107,14 @@ it("warden run refuses pollers that only claim to be the user's standalone worke
   const output = collectOutput(child);
   const exited = exitOf(child);
   try {
-    // Run decides before it starts the task: its notes, or a reuse, come first.
-    await Promise.race([waitForOutput(child, output, 'stderr', /running on the standalone worker|starting a worker in this process/).catch(() => undefined), exited]);
+    // Run decides before it starts the task: its notes (one line each, written separately), or a
+    // reuse, come first. Wait for every forged poller's note, not the first line that ends the
+    // same way: stopping run after one note made this test depend on how stderr was chunked.
+    const decided = Promise.race([
+      waitForOutput(child, output, 'stderr', 'running on the standalone worker'),
+      Promise.all(forged.map(([, identity]) => waitForOutput(child, output, 'stderr', `note: not reusing ${identity},`))),
+    ]);
+    await Promise.race([decided.catch(() => undefined), exited]);
   } finally {
     // The attacker's pollers may still take a workflow task from the queue (Temporal's choice
     // among pollers, which no client decides); what run must not do is rely on them.
