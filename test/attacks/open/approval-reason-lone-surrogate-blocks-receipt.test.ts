@@ -29,6 +29,7 @@ import { main } from '../../../cli/main';
 import type { CliIo } from '../../../cli/cli-io';
 import { decideApproval } from '../../../client/approvals';
 import { followAgentTask } from '../../../client/start-agent-task';
+import { killedTaskResult, killTask } from '../../../client/kill-task';
 import { issueApproverKey, type ApproverKeyFile } from '../../../identity/approval-decision';
 import { openApproverStore } from '../../../identity/approver-registry';
 import { parseTask } from '../../../task/load-task-file';
@@ -38,7 +39,6 @@ import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } fro
 import { testTemporalAddress } from '../../support/temporal';
 
 let env: WardenTestEnv;
-let dbFile: string;
 let approver: ApproverKeyFile;
 
 beforeAll(async () => {
@@ -46,11 +46,6 @@ beforeAll(async () => {
   const store = openApproverStore({ stateDir: TEST_STATE_DIR });
   approver = (await issueApproverKey(store, { name: `ops-${randomUUID().slice(0, 8)}` })).keyFile;
   store.close();
-  dbFile = join(mkdtempSync(join(tmpdir(), 'warden-approval-reason-')), 'crm.db');
-  const db = new Database(dbFile);
-  db.exec('CREATE TABLE leads (id INTEGER PRIMARY KEY, stale INTEGER NOT NULL)');
-  for (let i = 0; i < 50; i++) db.prepare('INSERT INTO leads (stale) VALUES (?)').run(i < 42 ? 1 : 0);
-  db.close();
 });
 afterAll(async () => env?.close());
 
@@ -68,8 +63,57 @@ describe('an approval whose reason holds a lone surrogate', () => {
     ['approved', true],
     ['denied', false],
   ])('(%s) leaves a task whose receipt can still be written', async (_name, approved) => {
-    const handle = await env.start(
-      parseTask(
+    const handle = await env.start(heldTask());
+    const pending = await waitForPending(handle);
+    // What the console's body `{"reason":"looks fine \ud83d"}` parses to (a browser's cut of an emoji).
+    const reason = 'looks fine \ud83d';
+    const outcome = await decideApproval(env.client, { workflowId: handle.workflowId, requestId: pending.requestId, approved, reason, key: approver });
+    expect(outcome.status).toBe(approved ? 'approved' : 'denied');
+    const result = await followAgentTask(handle);
+    const kept = result.steps[1]?.approval?.reason ?? '';
+    await expectReceipt(handle.workflowId);
+    expect((kept as string & { isWellFormed(): boolean }).isWellFormed()).toBe(true);
+  });
+});
+
+describe('a kill whose reason holds a lone surrogate', () => {
+  it('leaves a blocked task whose receipt can still be written', async () => {
+    const handle = await env.start(heldTask());
+    await waitForPending(handle);
+    await killTask(env.client, { workflowId: handle.workflowId, key: approver, reason: 'runaway \udc00' });
+    const result = await killedTaskResult(env.client, handle.workflowId);
+    await expectReceipt(handle.workflowId);
+    expect((result.reason ?? '') as string & { isWellFormed(): boolean }).toSatisfy((r: string & { isWellFormed(): boolean }) => r.isWellFormed());
+  });
+});
+
+async function expectReceipt(workflowId: string): Promise<void> {
+  const receiptFile = join(mkdtempSync(join(tmpdir(), 'warden-approval-receipt-')), 'receipt.json');
+  const out = await warden(['receipt', workflowId, '--out', receiptFile]);
+  expect(out.code, out.stderr).toBe(0);
+  expect(fs.existsSync(receiptFile)).toBe(true);
+}
+
+async function waitForPending(handle: { query: (q: typeof taskStateQuery) => Promise<{ pendingApprovals: PendingApproval[] }> }): Promise<PendingApproval> {
+  let pending: PendingApproval | undefined;
+  await vi.waitFor(
+    async () => {
+      pending = (await handle.query(taskStateQuery)).pendingApprovals[0];
+      expect(pending).toBeDefined();
+    },
+    { timeout: 90_000, interval: 100 },
+  );
+  return pending!;
+}
+
+/** A task whose second step (a 42-row delete, in a database of its own) is held for approval. */
+function heldTask() {
+  const dbFile = join(mkdtempSync(join(tmpdir(), 'warden-approval-reason-')), 'crm.db');
+  const db = new Database(dbFile);
+  db.exec('CREATE TABLE leads (id INTEGER PRIMARY KEY, stale INTEGER NOT NULL)');
+  for (let i = 0; i < 50; i++) db.prepare('INSERT INTO leads (stale) VALUES (?)').run(i < 42 ? 1 : 0);
+  db.close();
+  return parseTask(
         {
           user: 'fay@example.com',
           intent: 'clean up the stale leads',
@@ -84,26 +128,5 @@ describe('an approval whose reason holds a lone surrogate', () => {
         },
         'task.yaml',
         REPO_ROOT,
-      ),
-    );
-    let pending: PendingApproval | undefined;
-    await vi.waitFor(
-      async () => {
-        pending = (await handle.query(taskStateQuery)).pendingApprovals[0];
-        expect(pending).toBeDefined();
-      },
-      { timeout: 90_000, interval: 100 },
-    );
-    // What the console's body `{"reason":"looks fine \ud83d"}` parses to (a browser's cut of an emoji).
-    const reason = 'looks fine \ud83d';
-    const outcome = await decideApproval(env.client, { workflowId: handle.workflowId, requestId: pending!.requestId, approved, reason, key: approver });
-    expect(outcome.status).toBe(approved ? 'approved' : 'denied');
-    const result = await followAgentTask(handle);
-    const kept = result.steps[1]?.approval?.reason ?? '';
-    const receiptFile = join(mkdtempSync(join(tmpdir(), 'warden-approval-receipt-')), 'receipt.json');
-    const out = await warden(['receipt', handle.workflowId, '--out', receiptFile]);
-    expect(out.code, out.stderr).toBe(0);
-    expect(fs.existsSync(receiptFile)).toBe(true);
-    expect((kept as string & { isWellFormed(): boolean }).isWellFormed()).toBe(true);
-  });
-});
+      );
+}
