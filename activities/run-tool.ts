@@ -356,6 +356,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     if (undo !== undefined) await undoIncompleteCall(undo);
     throw error;
   });
+  if (result.capabilityArgsMended !== undefined) annotateActiveSpan({ [WARDEN_ATTR.toolCapabilityArgsMended]: result.capabilityArgsMended });
   // A call that did not complete (stopped by the gate, failed, timed out, crashed) leaves no file
   // behind: what it wrote is taken back out of the overlay now, before the workflow goes on.
   let undone: string[] = [];

@@ -37,6 +37,7 @@ import { verifierAccessOf, VerifierAccessRefused, type VerifierAccess } from './
 import { issueVerifierCredential } from './verifier-credential';
 import { verifyClaim, type ClaimCheck } from './verify-claim';
 import { cutText } from '../cut-text';
+import { wellFormedJson } from '../custody/well-formed-json';
 
 export { CLAIM_VERDICT_RECORD };
 
@@ -125,7 +126,11 @@ export async function verifyAndAttestClaim(deps: ClaimVerificationDeps, input: A
 
   // Retried: the verdict already recorded is the verdict.
   const existing = await deps.ledger?.recordByKey(recordKey);
-  const recorded: RecordedVerdict = existing !== undefined ? verdictOfRecord(existing, claim) : await check(deps, input, claim, invalid, grant?.claims.grants, id, now);
+  // A fresh verdict is made well-formed before it is recorded, signed and returned (one value for
+  // all three): any text it holds (a verifier's failure, V8's messages quoting half a surrogate pair,
+  // a claim's own text) would otherwise make canonical JSON refuse the record and keep the check out
+  // of custody.
+  const recorded: RecordedVerdict = existing !== undefined ? verdictOfRecord(existing, claim) : wellFormedJson(await check(deps, input, claim, invalid, grant?.claims.grants, id, now)).value;
   const record = existing ?? (await appendVerdict(deps, input, id, recordKey, recorded));
   const custody = record === undefined ? undefined : { seq: record.seq, hash: record.hash };
   const envelope = await attestClaim(recorded.check, run, recorded.verifiedAt, deps.keystore.byteSigner(), custody);

@@ -176,6 +176,8 @@ export const WARDEN_ATTR = {
   modelTurnMended: 'warden.model.turn.mended',
   toolArgsMended: 'warden.tool.args.mended',
   toolOutputMended: 'warden.tool.output.mended',
+  /** Strings of the capability calls a sandboxed tool made that held a lone surrogate, made well-formed at entry. */
+  toolCapabilityArgsMended: 'warden.tool.capability_args.mended',
 } as const;
 
 /** Name of the span event a response adds to its span (with the alert's id, response and score). */

@@ -19,6 +19,8 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalize } from '../custody/canonical-json';
+import { wellFormed } from '../custody/span-record';
+import { cutText } from '../cut-text';
 import { CapabilityError, type ErrorCode } from '../errors';
 import { policyRequestOf } from '../policies/build-policy-request';
 import { createPolicyEngine, type PolicyEngine } from '../policies/engine/policy-engine';
@@ -29,6 +31,13 @@ import { getBuiltinTool } from '../tools/builtin-tools';
 import { EGRESS_HOLD_RULE, egressHoldReason } from '../monitoring/egress-watch';
 import type { CapabilityName } from '../tools/tool-descriptor';
 import type { GateReport, PolicyGateSpec } from './sandbox-messages';
+
+/**
+ * The rule id a call is refused under when the gate itself failed while deciding or recording it:
+ * a sticky deny, as for any denied call (the class: a decision path that throws is never weaker
+ * than a refusal).
+ */
+export const GATE_FAILED_RULE = 'warden:policy-gate-failed';
 
 /** Most capability calls one tool call may make under a gate (each is reported and counted). */
 export const MAX_GATED_CALLS = 500;
@@ -117,15 +126,67 @@ export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): Po
   let stopped: GateReport['stopped'];
   let stopCode: ErrorCode | undefined;
 
+  // The last refusal thrown: told apart from any other error the deciding throws.
+  let lastRefusal: CapabilityError | undefined;
+
   const refuse = (code: ErrorCode, message: string): never => {
     stopCode ??= code;
-    throw new CapabilityError(code, message);
+    lastRefusal = new CapabilityError(code, message);
+    throw lastRefusal;
   };
 
   return {
     check(capability, args, measured) {
       if (stopCode !== undefined) refuse(stopCode, 'an earlier capability call of this tool call was stopped by policy');
       if (applied.length >= MAX_GATED_CALLS) refuse('ERR_POLICY_DENIED', `more than ${MAX_GATED_CALLS} capability calls in one tool call`);
+      try {
+        decideCall(capability, args, measured);
+      } catch (error) {
+        // A refusal is passed on as it is; anything else the deciding or recording threw (a value
+        // canonical JSON refuses, a BigInt, a bug) must never be weaker than a refusal: tool code
+        // could catch a plain error and have its next call decided afresh.
+        if (error === lastRefusal && stopped !== undefined) throw error;
+        failClosed(capability, args, error);
+      }
+    },
+    report() {
+      return { applied, ...(stopped === undefined ? {} : { stopped }) };
+    },
+  };
+
+  function failClosed(capability: CapabilityName, args: Record<string, unknown>, error: unknown): never {
+    const why = `the policy gate could not decide ${capability}: ${cutText(wellFormed(error instanceof Error ? `${error.name}: ${error.message}` : String(error)), 300)}`;
+    stopped = {
+      decision: 'deny',
+      request: reportableRequest(capability, args),
+      matched: [{ id: GATE_FAILED_RULE, sentence: 'refuse a capability call the policy gate cannot decide', effect: 'deny', reason: why, kind: 'stateful' }],
+      digest: createHash('sha256').update(`${GATE_FAILED_RULE}\u0000${capability}`).digest('hex'),
+    };
+    return refuse('ERR_POLICY_DENIED', `${capability} denied by policy ${GATE_FAILED_RULE}: ${why}`);
+  }
+
+  /** The call as reported when deciding it failed: its compact request when that is plain JSON, else its name alone. */
+  function reportableRequest(capability: CapabilityName, args: Record<string, unknown>): PolicyRequest {
+    const bare: PolicyRequest = {
+      tool: capability,
+      ...(spec.caller.builtin ? {} : { via: spec.caller.tool }),
+      destinations: [],
+      args: {},
+      resources: { paths: [], hosts: [], databases: [] },
+      agent: spec.agent as PolicyRequest['agent'],
+      provenance: {},
+      now: spec.now,
+    };
+    try {
+      const { body: _body, content: _content, headers: _headers, ...rest } = args;
+      canonicalize(rest);
+      return { ...bare, args: rest };
+    } catch {
+      return bare;
+    }
+  }
+
+  function decideCall(capability: CapabilityName, args: Record<string, unknown>, measured: ToolEffect | undefined): void {
       const descriptor = getBuiltinTool(capability);
       const own = spec.caller.builtin;
       const request = policyRequestOf({
@@ -162,18 +223,16 @@ export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): Po
           refuse('ERR_APPROVAL_REQUIRED', `${capability} needs approval: ${decision.reasons.join('; ')}`);
         }
       }
+      // The state is computed before anything is reported applied: a throw here refuses the call whole.
+      const next = recordExecution(state, request, { status: 'ok' }, { retainMs: RETAIN_MS });
       applied.push({
         request: compact(request),
         decision: decision.decision,
         rules: matchedIds,
         ...(decision.shadow === undefined ? {} : { shadow: decision.shadow.matched.map((m) => m.id) }),
       });
-      state = recordExecution(state, request, { status: 'ok' }, { retainMs: RETAIN_MS });
-    },
-    report() {
-      return { applied, ...(stopped === undefined ? {} : { stopped }) };
-    },
-  };
+      state = next;
+  }
 
   function heldByMonitor(args: Record<string, unknown>): string | undefined {
     if (spec.egressWatch === undefined || typeof args.url !== 'string') return undefined;

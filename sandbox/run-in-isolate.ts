@@ -29,6 +29,8 @@ import type { CapabilityName } from '../tools/tool-descriptor';
 import type { ToolEffect } from '../policies/engine/policy-request';
 import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './sandbox-messages';
 import { cutText } from '../cut-text';
+import { wellFormedJson } from '../custody/well-formed-json';
+import { wellFormed } from '../custody/span-record';
 
 /** Longest error message reported for one call. */
 const MAX_ERROR_MESSAGE_CHARS = 2000;
@@ -51,9 +53,10 @@ export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool
   } catch (error) {
     return { type: 'result', id: request.id, ok: false, error: { code: 'ERR_POLICY_INVALID', message: truncate(`the policy gate cannot be set up: ${messageOf(error)}`) }, durationMs: 0 };
   }
-  const outcome = await runToOutcome(request, pool, gate);
+  const mended = { count: 0 };
+  const outcome = await runToOutcome(request, pool, gate, mended);
   const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
-  const policy = gate === undefined ? {} : { policy: gate.report() };
+  const policy = { ...(gate === undefined ? {} : { policy: gate.report() }), ...(mended.count === 0 ? {} : { capabilityArgsMended: mended.count }) };
   return outcome.ok
     ? { type: 'result', id: request.id, ok: true, output: outcome.output, durationMs, ...policy }
     : { type: 'result', id: request.id, ok: false, error: { code: outcome.code, message: truncate(outcome.message) }, durationMs, ...policy };
@@ -65,7 +68,7 @@ interface IsolateTrouble {
   outOfMemory: boolean;
 }
 
-async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined): Promise<CallOutcome> {
+async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }): Promise<CallOutcome> {
   const { timeoutMs, memoryMb, maxOutputBytes } = request.limits;
   let input: ivm.Copy<unknown>;
   try {
@@ -107,7 +110,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
         if (!callEnded.signal.aborted) stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
       });
     };
-    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, ...(gate === undefined ? {} : { gate }) });
+    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, ...(gate === undefined ? {} : { gate }) });
     const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
       timeout: Math.max(1, Math.ceil(deadline - performance.now())),
       result: { promise: true, copy: true },
@@ -120,7 +123,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     if (isTimeoutFailure(error)) trouble.timedOut = true;
     if (trouble.timedOut || trouble.outOfMemory) return troubleOutcome(trouble, timeoutMs, memoryMb);
     if (isolate.isDisposed) return { ok: false, code: 'ERR_SANDBOX_CRASHED', message: 'the isolate was disposed unexpectedly' };
-    return { ok: false, code: 'ERR_TOOL_THREW', message: messageOf(error) };
+    return { ok: false, code: 'ERR_TOOL_THREW', message: wellFormed(messageOf(error)) };
   } finally {
     clearTimeout(wallClock);
     callEnded.abort();
@@ -164,7 +167,11 @@ function decodeEnvelope(envelope: unknown, issuedCodes: ReadonlySet<ErrorCode>, 
   if (typeof envelope !== 'string') return { ok: false, code: 'ERR_TOOL_OUTPUT_NOT_JSON', message: 'the tool result could not be read' };
   const separator = envelope.indexOf(':');
   const tag = envelope.slice(0, separator);
-  const payload = envelope.slice(separator + 1);
+  // A failure's text (a tool's or a verifier's message, name, stack; V8's own messages quote
+  // single UTF-16 units) is made well-formed here, the one place it leaves the isolate; an `ok`
+  // payload is JSON, whose escapes are mended by the caller's entry (wellFormedJson).
+  const raw = envelope.slice(separator + 1);
+  const payload = tag === 'ok' ? raw : wellFormed(raw);
   const tooLarge: CallOutcome = { ok: false, code: 'ERR_TOOL_OUTPUT_TOO_LARGE', message: `the tool result is larger than ${maxOutputBytes} bytes` };
   switch (tag) {
     case 'ok': {
@@ -200,6 +207,19 @@ interface CallbackBridge {
   deliver: (ticket: unknown, outcome: CapabilityOutcome<unknown>) => void;
   /** Decides each capability call before it applies (absent: no policy, as for direct host use). */
   gate?: PolicyGate;
+  /** How many strings of capability-call arguments were made well-formed at entry, this call. */
+  mended: { count: number };
+}
+
+/**
+ * A capability call's arguments as they cross from the isolate into the host, made well-formed
+ * (each lone surrogate U+FFFD, custody/well-formed-json.ts): the gate decides and digests exactly
+ * what is then executed, and canonical JSON never refuses them on the path that records a refusal.
+ */
+function wellFormedArgs<A extends unknown[]>(args: A, mended: { count: number }): A {
+  const good = wellFormedJson(args);
+  mended.count += good.mended;
+  return good.value;
 }
 
 /**
@@ -208,8 +228,9 @@ interface CallbackBridge {
  */
 function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (ivm.Callback | undefined)[] {
   const sync = <A extends unknown[]>(operation: (...args: A) => unknown, fallback: ErrorCode) =>
-    new ivm.Callback((...args: A): CapabilityOutcome<unknown> => {
+    new ivm.Callback((...raw: A): CapabilityOutcome<unknown> => {
       try {
+        const args = wellFormedArgs(raw, bridge.mended);
         return { ok: true, value: operation(...args) };
       } catch (error) {
         return recordFailure(error, fallback, bridge.issuedCodes);
@@ -235,8 +256,11 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
   const httpFetch =
     http === undefined
       ? undefined
-      : new ivm.Callback((ticket: unknown, url: unknown, init: unknown) => {
+      : new ivm.Callback((ticket: unknown, rawUrl: unknown, rawInit: unknown) => {
+          let url: unknown;
+          let init: unknown;
           try {
+            [url, init] = wellFormedArgs([rawUrl, rawInit], bridge.mended);
             const options = typeof init === 'object' && init !== null ? (init as Record<string, unknown>) : {};
             decide('http.fetch', { url, ...(typeof options.method === 'string' ? { method: options.method } : {}), ...(typeof options.body === 'string' ? { body: options.body } : {}) });
           } catch (error) {

@@ -223,6 +223,8 @@ export const SandboxRunResponseSchema = z.discriminatedUnion('ok', [
     output: z.unknown(),
     durationMs: z.number(),
     policy: GateReportSchema.optional(),
+    /** Strings of capability-call arguments the tool built with a lone surrogate, made well-formed at entry (U+FFFD). */
+    capabilityArgsMended: z.number().int().positive().optional(),
   }),
   z.strictObject({
     type: z.literal('result'),
@@ -231,6 +233,8 @@ export const SandboxRunResponseSchema = z.discriminatedUnion('ok', [
     error: z.strictObject({ code: z.string(), message: z.string() }),
     durationMs: z.number(),
     policy: GateReportSchema.optional(),
+    /** Strings of capability-call arguments the tool built with a lone surrogate, made well-formed at entry (U+FFFD). */
+    capabilityArgsMended: z.number().int().positive().optional(),
   }),
 ]);
 export type SandboxRunResponse = z.infer<typeof SandboxRunResponseSchema>;

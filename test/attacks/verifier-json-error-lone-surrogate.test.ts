@@ -1,5 +1,5 @@
 /**
- * Open finding (severity: medium; issue 17 area, lone-surrogate handling: text V8 cuts, not
+ * Regression test, was an open finding (severity: medium; issue 17 area, lone-surrogate handling: text V8 cuts, not
  * Warden, and an isolate error that reaches a verdict without passing an entry point).
  *
  * V8 manufactures lone surrogates in its own error messages: `JSON.parse('😀')` throws
@@ -22,6 +22,11 @@
  * unverified). The same holds for any verifier whose failure text V8 cuts (JSON.parse of agent data
  * is the common case) or that throws agent-built text.
  *
+ * Fixed for the class: every failure text that leaves an isolate (a tool's or a verifier's message,
+ * name, stack) is made well-formed in one place, `decodeEnvelope` (sandbox/run-in-isolate.ts), and
+ * a fresh verdict is made well-formed before it is recorded, signed and returned
+ * (attestation/claim-verification.ts), so no path can keep a claim's check out of custody.
+ *
  * Safe behaviour asserted: the emoji row is recorded like the ASCII row (custody record, credential,
  * the verifier's error as a well-formed reason), and `warden receipt` writes the receipt (exit 0).
  *
@@ -33,10 +38,10 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../cli/main';
-import type { CliIo } from '../../../cli/cli-io';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
-import { testTemporalAddress } from '../../support/temporal';
+import { main } from '../../cli/main';
+import type { CliIo } from '../../cli/cli-io';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+import { testTemporalAddress } from '../support/temporal';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
