@@ -77,7 +77,9 @@ export function withHeldRules(spec: PolicyGateSpec): PolicyGateSpec | undefined 
 export interface PolicyGate {
   /**
    * Decides one capability call; returns when it may apply. Throws CapabilityError
-   * ERR_POLICY_DENIED or ERR_APPROVAL_REQUIRED (and refuses every later call) otherwise.
+   * ERR_POLICY_DENIED or ERR_APPROVAL_REQUIRED (and refuses every later call) otherwise; any other
+   * error while deciding or recording becomes such a deny ({@link GATE_FAILED_RULE}), never a
+   * thrown error of its own.
    */
   check(capability: CapabilityName, args: Record<string, unknown>, measured?: ToolEffect): void;
   /** What was applied and what stopped the call. */
