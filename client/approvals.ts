@@ -14,6 +14,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ApproverError, CredentialError, isErrorCode, WardenError } from '../errors';
 import { ApproverKeyFileSchema, signApprovalDecision, type ApproverKeyFile } from '../identity/approval-decision';
 import { ApproverNameSchema, defaultApproverKeyDir } from '../identity/approver-registry';
+import { wellFormed } from '../custody/span-record';
 import { callDigestOf } from '../recovery/call-key';
 import type { PendingApproval } from '../task/task-run';
 import { AGENT_TASK_WORKFLOW, approvalUpdate, taskStateQuery, type ApprovalOutcome } from '../workflows/definitions';
@@ -113,17 +114,19 @@ export async function decideApproval(client: Client, options: DecideApprovalOpti
   if (pending === undefined) {
     throw new CredentialError('ERR_APPROVAL_NOT_PENDING', `${options.workflowId} has no action ${options.requestId} waiting for approval (see warden approvals)`);
   }
+  // Mended before it is signed (a lone surrogate becomes U+FFFD), so what is signed is what the task stores.
+  const reason = options.reason === undefined ? undefined : wellFormed(options.reason);
   const signature = await signApprovalDecision(options.key, {
     workflowId: options.workflowId,
     runId: described.runId,
     requestId: options.requestId,
     action: callDigestOf(pending.tool, pending.args),
     approved: options.approved,
-    ...(options.reason === undefined ? {} : { reason: options.reason }),
+    ...(reason === undefined ? {} : { reason }),
   });
   try {
     return await handle.executeUpdate(approvalUpdate, {
-      args: [{ requestId: options.requestId, approved: options.approved, ...(options.reason === undefined ? {} : { reason: options.reason }), signature }],
+      args: [{ requestId: options.requestId, approved: options.approved, ...(reason === undefined ? {} : { reason }), signature }],
     });
   } catch (error) {
     throw decisionError(error);

@@ -11,6 +11,7 @@
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { wellFormed } from '../custody/span-record';
 import { isErrorCode, MonitorError, WardenError } from '../errors';
 import { signApprovalDecision, type ApproverKeyFile } from '../identity/approval-decision';
 import type { TaskResult } from '../task/task-run';
@@ -52,7 +53,8 @@ export async function killTask(client: Client, options: KillTaskOptions): Promis
     throw killError(options.workflowId, error);
   }
   if (status !== 'RUNNING') throw new MonitorError('ERR_KILL_REFUSED', `${options.workflowId} is not running (it is ${status.toLowerCase()})`, { details: { workflowId: options.workflowId, status } });
-  const reason = options.reason;
+  // Mended before it is signed (a lone surrogate becomes U+FFFD), so what is signed is what the task stores.
+  const reason = options.reason === undefined ? undefined : wellFormed(options.reason);
   const signature = await signApprovalDecision(options.key, {
     workflowId: options.workflowId,
     runId,

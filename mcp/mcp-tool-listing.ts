@@ -13,6 +13,7 @@ import { McpToolAnnotationsSchema } from './mcp-server-config';
 import { isMcpToolName, mcpWardenToolName } from './mcp-tool-names';
 import type { McpToolListing, PinnedMcpTool } from './pinned-tool-list';
 import { cutText } from '../cut-text';
+import { wellFormed } from '../custody/span-record';
 
 export { McpToolListingSchema, PinnedMcpToolSchema, type McpToolListing, type PinnedMcpTool } from './pinned-tool-list';
 
@@ -35,7 +36,10 @@ export interface RawMcpTool {
 
 /**
  * Pins a server's raw tool list: validates names (MCP's rules, no two tools on one Warden name),
- * keeps only the fields that matter, sorts by name, hashes. Throws McpError ERR_MCP_PROTOCOL for
+ * keeps only the fields that matter, sorts by name, hashes. A title or description holding a lone
+ * UTF-16 surrogate (a server that cut its own text inside an emoji) is mended (U+FFFD, as
+ * `String.prototype.toWellFormed`) before the cut and the hash, so the pin commits to exactly the
+ * text the model is shown; schemas are structure and are refused instead. Throws McpError ERR_MCP_PROTOCOL for
  * a list Warden cannot offer safely, ERR_MCP_NAME_CONFLICT for colliding names.
  */
 export function pinToolListing(server: string, transport: string, raw: readonly RawMcpTool[], serverInfo?: { name: string; version: string }): McpToolListing {
@@ -55,8 +59,8 @@ export function pinToolListing(server: string, transport: string, raw: readonly 
     byName.set(name, {
       name,
       mcpName: tool.name,
-      ...(typeof tool.title === 'string' ? { title: tool.title } : {}),
-      description: cutText(typeof tool.description === 'string' ? tool.description : '', MAX_DESCRIPTION_CHARS),
+      ...(typeof tool.title === 'string' ? { title: wellFormed(tool.title) } : {}),
+      description: cutText(typeof tool.description === 'string' ? wellFormed(tool.description) : '', MAX_DESCRIPTION_CHARS),
       inputSchema: tool.inputSchema,
       ...(tool.outputSchema === undefined ? {} : { outputSchema: tool.outputSchema }),
       ...(annotations.success && Object.keys(annotations.data).length > 0 ? { annotations: annotations.data } : {}),
@@ -67,14 +71,14 @@ export function pinToolListing(server: string, transport: string, raw: readonly 
   try {
     text = canonicalize(tools);
   } catch (error) {
-    // Not JSON a hash can be taken of (a lone surrogate, a non-finite number): refused, never guessed.
+    // Not JSON a hash can be taken of (a lone surrogate in a schema, a non-finite number): refused, never guessed.
     throw new McpError('ERR_MCP_PROTOCOL', `MCP server ${server} lists tools that are not plain JSON: ${(error as Error).message}`, { details: { server } });
   }
   const size = Buffer.byteLength(text, 'utf8');
   if (size > MAX_LISTING_BYTES) {
     throw new McpError('ERR_MCP_PROTOCOL', `MCP server ${server} lists ${size} bytes of tools, more than ${MAX_LISTING_BYTES}`, { details: { server } });
   }
-  return { server, transport, ...(serverInfo === undefined ? {} : { serverInfo }), tools, hash: hashTools(tools) };
+  return { server, transport, ...(serverInfo === undefined ? {} : { serverInfo: { name: wellFormed(serverInfo.name), version: wellFormed(serverInfo.version) } }), tools, hash: hashTools(tools) };
 }
 
 /** The pin of a list of pinned tools. */

@@ -25,10 +25,21 @@ export const taskStateQuery = defineQuery<TaskState>('warden.taskState');
  * request's id and the approver's signature over exactly this decision
  * (identity/approval-decision.ts; made by `client/approvals.ts`).
  */
+/**
+ * Free text a client sends into a task (an approval's or a kill's reason): well-formed Unicode
+ * only, so what the approver signed is what the task stores and its receipt's canonical JSON
+ * (RFC 8785) can hold it. Warden's clients mend it before signing (client/approvals.ts,
+ * client/kill-task.ts); another client's lone surrogate is rejected by the validator, unstored.
+ */
+export const ClientTextSchema = z
+  .string()
+  .max(2000)
+  .refine((text) => (text as string & { isWellFormed(): boolean }).isWellFormed(), { error: 'holds a lone UTF-16 surrogate (not well-formed Unicode); send String.prototype.toWellFormed() of it' });
+
 export const ApprovalDecisionSchema = z.strictObject({
   requestId: z.string().min(1).max(128),
   approved: z.boolean(),
-  reason: z.string().max(2000).optional(),
+  reason: ClientTextSchema.optional(),
   /** A flattened JWS by a registered approver's key; verified in an activity, never trusted here. */
   signature: z.unknown(),
 });
@@ -122,7 +133,7 @@ export interface KillOutcome {
 
 /** The shape the kill Update's validator accepts (anything else is rejected before it is stored). */
 export const KillRequestSchema = z.strictObject({
-  reason: z.string().max(2000).optional(),
+  reason: ClientTextSchema.optional(),
   requestedAt: z.iso.datetime({ offset: true }),
   signature: z.strictObject({ protected: z.string(), payload: z.string(), signature: z.string() }, { error: 'a kill must be signed with a registered approver key (warden kill --key)' }),
 });

@@ -8,6 +8,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { collectTaskReceipt } from '../../attestation/collect-receipt';
 import { verifyTaskReceipt, type ReceiptCheck } from '../../attestation/task-receipt';
 import { readPublishedHeads } from '../../custody/checkpoint-witness';
+import { wellFormedJson } from '../../custody/well-formed-json';
 import { AttestationError, WardenError } from '../../errors';
 import { openCredentialAuthority } from '../../identity/credential-authority';
 import { hashIntent } from '../../identity/task-grant';
@@ -61,14 +62,33 @@ async function finishedTask(io: CliIo, workflowId: string): Promise<{ result: Ta
 }
 
 async function writeReceipt(io: CliIo, workflowId: string, out: string | undefined): Promise<number> {
+  return writeReceiptOf(io, workflowId, await finishedTask(io, workflowId), out);
+}
+
+/**
+ * Writes the signed receipt of one ended task from its result (as `handle.result()` gives it) and
+ * the user and intent it was started with, to `out` or stdout; returns the exit code. Throws
+ * AttestationError ERR_ATTESTATION_MALFORMED when the record cannot be made a receipt.
+ */
+export async function writeReceiptOf(io: CliIo, workflowId: string, finished: { result: TaskResult; user: string; intent: string }, out: string | undefined): Promise<number> {
   const stateDir = stateDirOf(io.env);
-  const { result, user, intent } = await finishedTask(io, workflowId);
+  // A history recorded before client text was made well-formed at entry (an approval's or a kill's
+  // reason) may hold a lone surrogate, which the receipt's canonical JSON refuses: the receipt is
+  // built from the text with each one replaced by U+FFFD, and says so.
+  const mended = wellFormedJson({ result: finished.result, user: finished.user });
+  const { result, user } = mended.value;
+  const { intent } = finished;
   if (result.workflowId !== workflowId) throw new AttestationError('ERR_ATTESTATION_MALFORMED', `${workflowId} is a sub-agent's workflow; write the receipt of its task ${result.workflowId}`);
   const state = usesSharedDatabase(io.env) ? await openStateStore({ stateDir, env: io.env }) : undefined;
   try {
     const authority = await openCredentialAuthority({ stateDir, env: io.env, ...(state === undefined ? {} : { state }) });
     try {
-      const receipt = await collectTaskReceipt({ stateDir, env: io.env, result, user, intentHash: hashIntent(intent), signer: authority.keystore.byteSigner() });
+      const receipt = await collectTaskReceipt({ stateDir, env: io.env, result, user, intentHash: hashIntent(intent), signer: authority.keystore.byteSigner() }).catch((error: unknown) => {
+        // Whatever else the receipt cannot hold is a typed failure naming the field, never a raw TypeError.
+        if (error instanceof TypeError && error.message.startsWith('canonical JSON:')) throw new AttestationError('ERR_ATTESTATION_MALFORMED', `task ${workflowId}: the receipt cannot hold its record: ${error.message}`);
+        throw error;
+      });
+      if (mended.mended > 0) io.stderr(`warden receipt: task ${workflowId}'s recorded result held ${mended.mended} string(s) with a lone UTF-16 surrogate (recorded before such text was mended at entry); each is written as U+FFFD\n`);
       const text = `${JSON.stringify(receipt, null, 2)}\n`;
       if (out === undefined) io.stdout(text);
       else {

@@ -29,11 +29,21 @@ describe('pinToolListing', () => {
   });
 
   it.each([
+    ['a lone high surrogate in the description', { description: 'bad \ud800 surrogate' }, { description: 'bad \ufffd surrogate' }],
+    ['a lone low surrogate in the title', { title: '\udc00List' }, { title: '\ufffdList' }],
+    ['half an emoji where the server cut its description', { description: `Searches ${'.'.repeat(10)}\ud83d` }, { description: `Searches ${'.'.repeat(10)}\ufffd` }],
+  ])('mends %s (text the model is shown), and the pin commits to the mended text', (_what, change, expected) => {
+    const pinned = pinToolListing('s', 'stdio', [tool('list', change)]);
+    expect(pinned.tools[0]).toMatchObject(expected);
+    expect(pinned.hash).toBe(pinToolListing('s', 'stdio', [tool('list', expected)]).hash);
+  });
+
+  it.each([
     ['more tools than allowed', Array.from({ length: MAX_TOOLS_PER_SERVER + 1 }, (_, i) => tool(`t${i}`)), 'ERR_MCP_PROTOCOL'],
     ['a name MCP does not allow', [tool('rm -rf')], 'ERR_MCP_PROTOCOL'],
     ['two tools with one name', [tool('list'), tool('list')], 'ERR_MCP_NAME_CONFLICT'],
     ['a listing too large to carry', Array.from({ length: 100 }, (_, i) => tool(`t${i}`, { inputSchema: { type: 'object', description: 'x'.repeat(4000) } })), 'ERR_MCP_PROTOCOL'],
-    ['text that is not well-formed Unicode', [tool('list', { description: 'bad \ud800 surrogate' })], 'ERR_MCP_PROTOCOL'],
+    ['a schema holding text that is not well-formed Unicode', [tool('list', { inputSchema: { type: 'object', description: 'bad \ud800 surrogate' } })], 'ERR_MCP_PROTOCOL'],
   ])('refuses %s', (_what, tools, code) => {
     expect(() => pinToolListing('s', 'stdio', tools)).toThrow(expect.objectContaining({ code }));
   });

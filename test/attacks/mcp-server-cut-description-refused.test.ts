@@ -1,6 +1,7 @@
 /**
- * Open finding (severity: low; issue 17 area, lone-surrogate handling: an entry point not made
- * well-formed, availability only).
+ * Fixed finding (severity: low; issue 17 area, lone-surrogate handling: an entry point not made
+ * well-formed, availability only). A listing's titles and descriptions are now mended where they
+ * enter (mcp/mcp-tool-listing.ts `pinToolListing`); a schema holding one is still refused.
  *
  * Warden now cuts MCP descriptions pair-safe (mcp/mcp-tool-listing.ts), but the listing a server
  * sends is not made well-formed where it enters. A server that cuts its own description with
@@ -19,9 +20,9 @@
  */
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { McpConnection } from '../../../mcp/mcp-connection';
-import { McpStdioServerSchema } from '../../../mcp/mcp-server-config';
-import { testStartContext } from '../../mcp/mcp-test-kit';
+import { McpConnection } from '../../mcp/mcp-connection';
+import { McpStdioServerSchema } from '../../mcp/mcp-server-config';
+import { testStartContext } from '../mcp/mcp-test-kit';
 
 const SERVER = path.join(__dirname, 'fixtures', 'cut-description-server.mjs');
 let connection: McpConnection | undefined;
