@@ -171,6 +171,9 @@ export function checkDocumentLimits(document: unknown): LimitIssue | undefined {
       }
       for (const [key, child] of entries) {
         if (typeof key === 'string' && !isWellFormed(key)) return { path: pathText([...path, toWellFormed(key)]), message: `the key ${LONE_SURROGATE}` };
+        // Parsers keep `__proto__` as an own key, but every object built from it by assignment (a
+        // schema's record, a spread) takes it as the prototype and drops the entry unseen.
+        if (key === '__proto__') return { path: pathText([...path, key]), message: 'a key named "__proto__" is not allowed: JavaScript objects built from the file would take it as their prototype and lose the entry' };
         if (typeof key === 'string') total += key.length;
         stack.push({ value: child, path: [...path, key] });
       }

@@ -82,6 +82,9 @@ const cases: Case[] = [
   { name: 'a lone low surrogate escaped in YAML script args', file: 'lone-low.yaml', content: withArgs('{ path: "notes\\uDC00.txt" }'), path: 'agent.model.script.0.args.path', message: /lone UTF-16 surrogate/ },
   { name: 'a reversed surrogate pair in a JSON intent', file: 'reversed.json', content: '{"user":"a","intent":"x\\udc00\\ud800y"}', path: 'intent', message: /the text holds a lone UTF-16 surrogate/ },
   { name: 'a lone surrogate in a JSON key', file: 'lone-key.json', content: '{"user":"a","intent":"b","extra":{"k\\ud800":1}}', path: 'extra.k\uFFFD', message: /the key holds a lone UTF-16 surrogate/ },
+  // zod records (and spreads) assign keys, so `__proto__` set the prototype and the entry vanished without a word.
+  { name: 'a __proto__ key under resources.secrets (YAML)', file: 'proto.yaml', content: `${valid}resources:\n  secrets:\n    __proto__: x\n`, path: 'resources.secrets.__proto__', message: /a key named "__proto__" is not allowed/ },
+  { name: 'a __proto__ key in script args (JSON)', file: 'proto.json', content: '{"user":"a","intent":"b","agent":{"name":"n","model":{"driver":"scripted","script":[{"tool":"fs.read","args":{"__proto__":{"path":"x"}}}]}}}', path: 'agent.model.script.0.args.__proto__', message: /a key named "__proto__" is not allowed/ },
   { name: 'a deadline of ages', file: 'deadline.yaml', content: `${valid}limits:\n  deadline: 99999999999h\n`, path: 'limits.deadline', message: /at most 30 days/ },
   { name: 'a duration with too many digits', file: 'digits.yaml', content: `${valid}limits:\n  toolTimeout: 9999999999999999999999s\n`, path: 'limits.toolTimeout', message: /a duration such as/ },
 ];
