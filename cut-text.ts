@@ -15,6 +15,11 @@
  * points' job (`wellFormedJson`), cutting never makes text worse. Pure: workflow code may call it.
  */
 
+/** ES2024's `String.prototype.isWellFormed` (Node 20+; the project's lib is ES2022): false when `text` holds a lone surrogate. */
+export const isWellFormed = (text: string): boolean => (text as string & { isWellFormed(): boolean }).isWellFormed();
+/** ES2024's `String.prototype.toWellFormed` (Node 20+): `text` with each lone surrogate replaced by U+FFFD. */
+export const toWellFormed = (text: string): string => (text as string & { toWellFormed(): string }).toWellFormed();
+
 const isHigh = (unit: number): boolean => unit >= 0xd800 && unit <= 0xdbff;
 const isLow = (unit: number): boolean => unit >= 0xdc00 && unit <= 0xdfff;
 

@@ -10,11 +10,10 @@
  * TypeScript objects canonicalise the same whether absent or undefined.
  */
 import { createHash } from 'node:crypto';
+import { isWellFormed } from '../cut-text';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
-/** ES2024's `String.prototype.isWellFormed` (Node 20+): false when the string holds a lone surrogate. */
-const isWellFormed = (value: string): boolean => (value as string & { isWellFormed(): boolean }).isWellFormed();
 
 function serializeString(value: string, path: Path): string {
   if (!isWellFormed(value)) throw new TypeError(`canonical JSON: string at ${pathText(path)} contains a lone surrogate (not well-formed Unicode)`);

@@ -14,6 +14,7 @@ import { SpanKind, SpanStatusCode, type Attributes, type HrTime } from '@opentel
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { z } from 'zod';
 import { isDeniedAttributeKey } from './attributes';
+import { toWellFormed } from '../cut-text';
 import type { JsonValue } from './canonical-json';
 
 type Scalar = string | number | boolean;
@@ -90,8 +91,7 @@ export function looksLikeCompactJws(value: string): boolean {
  * chose, tools' error messages): unmended, one would make the span, and its batch, unrecordable.
  */
 export function wellFormed(value: string): string {
-  // ES2024's String.prototype.toWellFormed (Node 20+), typed here because the project's lib is ES2022.
-  return (value as string & { toWellFormed(): string }).toWellFormed();
+  return toWellFormed(value);
 }
 
 /** `value` well-formed ({@link wellFormed}) with every compact JWS in it replaced by `jws-sha256:<hex of its SHA-256>`. */

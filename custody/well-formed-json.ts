@@ -11,6 +11,7 @@
  * (`warden.*.mended`), so the record says the value was changed at entry.
  */
 import { wellFormed } from './span-record';
+import { isWellFormed } from '../cut-text';
 
 /** A value made well-formed, and how many of its strings (values and keys) held a lone surrogate. */
 export interface WellFormedJson<T> {
@@ -19,7 +20,6 @@ export interface WellFormedJson<T> {
   mended: number;
 }
 
-const isWellFormed = (value: string): boolean => (value as string & { isWellFormed(): boolean }).isWellFormed();
 
 /**
  * `value` with every string and object key well-formed ({@link wellFormed}). Arrays and plain

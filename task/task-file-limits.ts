@@ -8,6 +8,8 @@
  * code imports.
  */
 
+import { isWellFormed, toWellFormed } from '../cut-text';
+
 /** Largest task file read, in bytes (checked before reading the whole file). */
 export const MAX_TASK_FILE_BYTES = 1024 * 1024;
 /** Deepest nesting of objects and arrays, counted from the document (the task is level 1). */
@@ -133,10 +135,6 @@ function pathText(path: readonly (string | number)[]): string {
   return path.map(String).join('.');
 }
 
-/** ES2024's `String.prototype.isWellFormed` (Node 20+; the project's lib is ES2022): false when the string holds a lone surrogate. */
-const isWellFormed = (value: string): boolean => (value as string & { isWellFormed(): boolean }).isWellFormed();
-/** ES2024's `String.prototype.toWellFormed`: lone surrogates as U+FFFD (so an error naming the key is itself well-formed). */
-const toWellFormed = (value: string): string => (value as string & { toWellFormed(): string }).toWellFormed();
 
 /**
  * Why a task file's text holds something that is not a Unicode character: a lone UTF-16

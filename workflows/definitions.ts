@@ -4,6 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
+import { isWellFormed } from '../cut-text';
 import type { StepRecord, TaskState } from '../task/task-run';
 
 /** The task queue Warden's workers poll for agent tasks. */
@@ -34,7 +35,7 @@ export const taskStateQuery = defineQuery<TaskState>('warden.taskState');
 export const ClientTextSchema = z
   .string()
   .max(2000)
-  .refine((text) => (text as string & { isWellFormed(): boolean }).isWellFormed(), { error: 'holds a lone UTF-16 surrogate (not well-formed Unicode); send String.prototype.toWellFormed() of it' });
+  .refine(isWellFormed, { error: 'holds a lone UTF-16 surrogate (not well-formed Unicode); send String.prototype.toWellFormed() of it' });
 
 export const ApprovalDecisionSchema = z.strictObject({
   requestId: z.string().min(1).max(128),
