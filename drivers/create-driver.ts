@@ -6,10 +6,8 @@ import { WARDEN_ATTR } from '../custody/attributes';
 import { wellFormedJson } from '../custody/well-formed-json';
 import type { Model } from '../task/task-schema';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
-import { AnthropicDriver } from './anthropic-driver';
 import { ModelError } from '../errors';
 import type { ModelDriver } from './model-driver';
-import { OpenAIDriver } from './openai-driver';
 import { ScriptedDriver } from './scripted-driver';
 
 /** Options handed to whichever driver is picked; drivers ignore what does not concern them. */
@@ -20,10 +18,20 @@ export interface CreateDriverOptions {
 
 /**
  * Returns the driver for `model.driver`, its turns made well-formed ({@link pickDriver} is the
- * driver itself). Creating a driver does no I/O; problems surface on the first turn.
+ * driver itself). Creating a driver does no I/O; problems surface on the first turn. A provider's
+ * driver module (and its SDK: `openai`, `@anthropic-ai/sdk`) loads at that first turn: a worker
+ * loaded both SDKs at start, about half a second of a `warden run`'s start-up (issue 17), though a
+ * task uses one driver or none.
+ * @throws ModelError `ERR_MODEL_CONFIG` for an "mcp-client" model (nobody asks it for a turn).
  */
 export function createDriver(model: Model, options: CreateDriverOptions = {}): ModelDriver {
-  return wellFormedTurns(pickDriver(model, options));
+  if (model.driver === 'mcp-client') throw mcpClientHasNoDriver();
+  let driver: Promise<ModelDriver> | undefined;
+  return wellFormedTurns({
+    async proposeTurn(input, signal) {
+      return (await (driver ??= pickDriver(model, options))).proposeTurn(input, signal);
+    },
+  });
 }
 
 /**
@@ -41,19 +49,26 @@ function wellFormedTurns(driver: ModelDriver): ModelDriver {
   };
 }
 
-/** The driver class for `model.driver`, as is (its turns as the provider sent them). */
-export function pickDriver(model: Model, options: CreateDriverOptions = {}): ModelDriver {
+function mcpClientHasNoDriver(): ModelError {
+  // Its actions arrive as tool calls through `warden mcp serve`; nobody asks it for a turn.
+  return new ModelError('ERR_MODEL_CONFIG', 'an "mcp-client" agent is driven by its MCP client (warden mcp serve), not by a model driver');
+}
+
+/**
+ * The driver class for `model.driver`, as is (its turns as the provider sent them), its module
+ * loaded on demand. Rejects with ModelError `ERR_MODEL_CONFIG` for an "mcp-client" model.
+ */
+export async function pickDriver(model: Model, options: CreateDriverOptions = {}): Promise<ModelDriver> {
   switch (model.driver) {
     case 'scripted':
       return new ScriptedDriver(model);
     case 'openai':
     case 'openai-compatible':
-      return new OpenAIDriver(model, options);
+      return new (await import('./openai-driver.js')).OpenAIDriver(model, options);
     case 'anthropic':
-      return new AnthropicDriver(model, options);
+      return new (await import('./anthropic-driver.js')).AnthropicDriver(model, options);
     case 'mcp-client':
-      // Its actions arrive as tool calls through `warden mcp serve`; nobody asks it for a turn.
-      throw new ModelError('ERR_MODEL_CONFIG', 'an "mcp-client" agent is driven by its MCP client (warden mcp serve), not by a model driver');
+      throw mcpClientHasNoDriver();
     default: {
       // A new driver kind in the schema must be handled here; this fails to compile otherwise.
       const unknown: never = model;

@@ -106,14 +106,26 @@ export class SandboxClient {
 
   /** Starts a host process and waits until it has run a probe call. Throws SandboxError if it cannot. */
   static async start(options: SandboxClientOptions = {}): Promise<SandboxClient> {
+    const { client, ready } = SandboxClient.boot(options);
+    await ready;
+    return client;
+  }
+
+  /**
+   * Starts a host process now and returns its client at once, with `ready`, which settles once the
+   * host has run a probe call: a worker builds its other parts while the host boots (issue 17).
+   * `ready` rejects with SandboxError `ERR_SANDBOX_CRASHED` (the client then closed) if the host
+   * cannot start; a caller must not hand the client out before `ready` resolved.
+   */
+  static boot(options: SandboxClientOptions = {}): { client: SandboxClient; ready: Promise<void> } {
     const client = new SandboxClient(options);
-    const probe = await client.run(SANDBOX_PROBE_CALL);
-    if (!probe.ok || probe.output !== 'ready') {
+    const ready = client.run(SANDBOX_PROBE_CALL).then(async (probe) => {
+      if (probe.ok && probe.output === 'ready') return;
       await client.close();
       const reason = probe.ok ? 'unexpected probe output' : `${probe.error.code}: ${probe.error.message}`;
       throw new SandboxError('ERR_SANDBOX_CRASHED', `the sandbox host did not start: ${reason}`, { retryable: true });
-    }
-    return client;
+    });
+    return { client, ready };
   }
 
   /** Process id of the current host, if one is running. */

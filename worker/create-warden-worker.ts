@@ -276,6 +276,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     await closeState();
   };
   let sandbox: SandboxClient;
+  let sandboxReady: Promise<void>;
   try {
     // With one key from a key source, the host verifies with that key's public part only.
     let jwksFile: string | undefined;
@@ -283,16 +284,19 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       jwksFile = join(stateDir, 'key-source-jwks.json');
       writeFileSync(jwksFile, `${JSON.stringify(keystore.jwks())}\n`, { mode: 0o644 });
     }
-    sandbox = await SandboxClient.start({
+    // The host boots (a process of its own) while the Temporal workers below are built (their
+    // workflow thread loads the bundle): the two were most of a worker's start, one after the
+    // other (issue 17). Nothing is handed out, and no worker polls, before the host answered.
+    ({ client: sandbox, ready: sandboxReady } = SandboxClient.boot({
       identityStateDir: stateDir,
       ...(state?.shared === true && state.config.mode === 'postgres' ? { identityDatabaseUrl: state.config.url } : {}),
       ...(jwksFile === undefined ? {} : { identityJwksFile: jwksFile }),
-    });
+    }));
   } catch (error) {
     await release();
     throw error;
   }
-  markPhase('worker: sandbox host ready', configEnv);
+  sandboxReady.then(() => markPhase('worker: sandbox host ready', configEnv), () => undefined);
   try {
     const env = options.env ?? process.env;
     const mcp = {
@@ -328,7 +332,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     markPhase('worker: native connection ready', configEnv);
     const workflowBundleLoaded = await bundle;
     // WARDEN_WORKFLOW_STACK_TRACES=off: the workflow threads start without stack traces (workflow-stack-traces.ts).
-    const worker = await withWorkflowStackTraces(stackTraces, () => Worker.create({
+    const creating = withWorkflowStackTraces(stackTraces, () => Worker.create({
       connection,
       namespace,
       taskQueue,
@@ -340,9 +344,17 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities,
     }));
-    markPhase('worker: task-queue worker created', configEnv);
-    const dataPlaneWorker = await Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities });
-    markPhase('worker: data-plane worker created', configEnv);
+    void creating.then(() => markPhase('worker: task-queue worker created', configEnv), () => undefined);
+    const dataPlaneCreating = Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities });
+    void dataPlaneCreating.then(() => markPhase('worker: data-plane worker created', configEnv), () => undefined);
+    const [created, dataPlaneCreated, hostBooted] = await Promise.allSettled([creating, dataPlaneCreating, sandboxReady]);
+    if (created.status === 'rejected' || dataPlaneCreated.status === 'rejected' || hostBooted.status === 'rejected') {
+      // A worker built for nothing lets go of its workflow threads and its hold on the connection.
+      await Promise.all([created, dataPlaneCreated].map((c) => (c.status === 'fulfilled' ? discardUnrunWorker(c.value) : undefined)));
+      throw [created, dataPlaneCreated, hostBooted].map((c) => (c.status === 'rejected' ? (c.reason as unknown) : undefined)).find((e) => e !== undefined);
+    }
+    const worker = created.value;
+    const dataPlaneWorker = dataPlaneCreated.value;
     return {
       worker,
       dataPlaneWorker,
@@ -404,6 +416,23 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     await release();
     throw error;
   }
+}
+
+/**
+ * Lets go of a Worker that was created but will not run (another part of the worker failed to
+ * start): the SDK has no close for a Worker that never ran, so it runs and is shut down at once,
+ * which ends its workflow threads and drops its hold on the connection (the connection cannot
+ * close while a Worker holds it). A task it might take in that instant is finished or handed back
+ * as for any worker that shuts down.
+ */
+async function discardUnrunWorker(worker: Worker): Promise<void> {
+  const running = worker.run();
+  try {
+    worker.shutdown();
+  } catch {
+    // Already stopping.
+  }
+  await running.catch(() => undefined);
 }
 
 /**

@@ -244,6 +244,23 @@ export function checkStandaloneWorker(identity: string, stateDir: string, host =
   return processProblem(record.pid, record.startTime);
 }
 
+/**
+ * Whether `<stateDir>/standalone-workers/` (of the real state folder) names any worker record.
+ * Without one, {@link checkStandaloneWorker} refuses every identity (it reads `<nonce>.json`
+ * there), so `warden run` starts its own worker without waiting for the server's list of
+ * pollers (issue 17). A pre-filter, not a check: a poller is still reused only once
+ * {@link liveStandaloneWorker} accepts it.
+ */
+export function hasStandaloneWorkerRecords(stateDir: string): boolean {
+  let names: string[];
+  try {
+    names = fs.readdirSync(recordsDir(fs.realpathSync(stateDir)));
+  } catch {
+    return false;
+  }
+  return names.some((name) => /^[0-9a-f]{32}\.json$/.test(name));
+}
+
 /** Whether `identity` claims to be a standalone worker on `stateDir` on this host (a claim only: see {@link checkStandaloneWorker}). */
 export function claimsStandaloneWorker(identity: string, stateDir: string, host = hostname()): boolean {
   const parsed = parseStandaloneWorkerIdentity(identity);

@@ -28,7 +28,7 @@ import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
-import { liveStandaloneWorker, otherStateWorkers } from '../../worker/standalone-worker';
+import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers } from '../../worker/standalone-worker';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -129,25 +129,9 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     });
     // Awaited below (or never, when an earlier step fails): not an unhandled rejection meanwhile.
     connecting.catch(() => undefined);
-    if (useWorker && workerFlag === undefined && !(await resolving).server.started) {
-      // A standalone `warden worker` on this machine and this state folder (the same keys, grant
-      // stores and ledger) already polls the queue: the task runs there, warm, and this process
-      // is a client only. See worker/standalone-worker.ts; --worker runs one here anyway.
-      const { client } = await connecting;
-      const pollers = await recentPollers(client, taskQueue).catch(() => []);
-      markPhase('run: task queue pollers read', io.env);
-      const { worker: standalone, refused } = liveStandaloneWorker(pollers, stateDir);
-      // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
-      for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${standalone === undefined ? '; starting a worker in this process' : ''}`);
-      for (const other of otherStateWorkers(pollers, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
-      if (standalone !== undefined) {
-        useWorker = false;
-        log(`running on the standalone worker ${standalone} (same state folder; --worker runs one in this process)`);
-      }
-    }
-    if (useWorker) {
-      // The worker's parts (sandbox host, workflow bundle, native connection) start while the
-      // server is found and the task is started: they are most of a run's start-up time.
+    // The worker's parts (sandbox host, workflow bundle, native connection) start while the
+    // server is found and the task is started: they are most of a run's start-up time.
+    const startWorker = async () => {
       const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
       const { alertTextLine } = await import('../../activities/monitor-activities.js');
       installQuietRuntime();
@@ -165,7 +149,30 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         },
       );
       worker.catch(() => undefined);
+    };
+    // A standalone worker is reused only when the state folder's records vouch for it: with no
+    // record there, none can, so this run's worker starts now instead of after the server's list
+    // of pollers (issue 17). The pollers are still read for the notes below.
+    const mayReuseStandalone = useWorker && workerFlag === undefined && hasStandaloneWorkerRecords(stateDir);
+    if (useWorker && !mayReuseStandalone) await startWorker();
+    if (useWorker && workerFlag === undefined && !(await resolving).server.started) {
+      // A standalone `warden worker` on this machine and this state folder (the same keys, grant
+      // stores and ledger) already polls the queue: the task runs there, warm, and this process
+      // is a client only. See worker/standalone-worker.ts; --worker runs one here anyway.
+      const { client } = await connecting;
+      const pollers = await recentPollers(client, taskQueue).catch(() => []);
+      markPhase('run: task queue pollers read', io.env);
+      const { worker: standalone, refused } = liveStandaloneWorker(pollers, stateDir);
+      const reused = standalone !== undefined && worker === undefined;
+      // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
+      for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${reused ? '' : '; starting a worker in this process'}`);
+      for (const other of otherStateWorkers(pollers, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
+      if (reused) {
+        useWorker = false;
+        log(`running on the standalone worker ${standalone} (same state folder; --worker runs one in this process)`);
+      }
     }
+    if (useWorker && worker === undefined) await startWorker();
     const { server } = await resolving;
     const { client, connection } = await connecting;
     connectionOwned = true;

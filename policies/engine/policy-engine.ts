@@ -90,6 +90,28 @@ function preparseSchemaOnce(): void {
 }
 
 /**
+ * The cedar-wasm policy set ids of an engine's forbids (with the default permit) and permits,
+ * each preparsed once per process (engines over the same rules share one).
+ * @throws PolicyError ERR_POLICY_INVALID when Cedar cannot parse the schema or a set.
+ */
+function preparsePolicySets(forbids: Record<string, string>, permits: Record<string, string>): string[] {
+  const ids: string[] = [];
+  for (const set of [forbids, permits]) {
+    if (Object.keys(set).length === 0) continue;
+    preparseSchemaOnce();
+    const staticPolicies = set === forbids ? { ...set, [DEFAULT_PERMIT_ID]: DEFAULT_PERMIT } : set;
+    const id = `warden-${createHash('sha256').update(JSON.stringify(staticPolicies)).digest('hex')}`;
+    if (!preparsedSets.has(id)) {
+      const answer = cedar.preparsePolicySet(id, { staticPolicies });
+      if (answer.type !== 'success') throw new PolicyError('ERR_POLICY_INVALID', `Cedar policies do not parse: ${answer.errors.map((e) => e.message).join('; ')}`);
+      preparsedSets.add(id);
+    }
+    ids.push(id);
+  }
+  return ids;
+}
+
+/**
  * Compiles the packs' and the given sentences into an engine. Throws `PolicyParseError`
  * (ERR_POLICY_UNREADABLE) for the first sentence that cannot be read, `PolicyError`
  * ERR_POLICY_INVALID when Cedar validation fails, ERR_POLICY_PACK_NOT_FOUND for a missing pack.
@@ -147,19 +169,12 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
   for (const [id, text] of Object.entries(all)) (cedarRules.get(id)?.effect === 'allow' ? permits : forbids)[id] = text;
   const cedarText = [...Object.values(all), DEFAULT_PERMIT].join('\n\n');
   const argPointers = [...new Set([...cedarRules.values()].flatMap((r) => r.argPointers))];
-  const policySets: string[] = [];
-  for (const set of [forbids, permits]) {
-    if (Object.keys(set).length === 0) continue;
-    preparseSchemaOnce();
-    const staticPolicies = set === forbids ? { ...set, [DEFAULT_PERMIT_ID]: DEFAULT_PERMIT } : set;
-    const id = `warden-${createHash('sha256').update(JSON.stringify(staticPolicies)).digest('hex')}`;
-    if (!preparsedSets.has(id)) {
-      const answer = cedar.preparsePolicySet(id, { staticPolicies });
-      if (answer.type !== 'success') throw new PolicyError('ERR_POLICY_INVALID', `Cedar policies do not parse: ${answer.errors.map((e) => e.message).join('; ')}`);
-      preparsedSets.add(id);
-    }
-    policySets.push(id);
-  }
+  // Preparsed for cedar-wasm when first needed (decideWithCedar), not here: `decide` never reads
+  // them, and the parse (cold WebAssembly, a few hundred ms in a new process) was on the path of
+  // every process's first engine: the worker's precheck and the sandbox host's first tool call of
+  // a `warden run` (issue 17). The policies were validated above (or by the build), so they parse.
+  let policySets: string[] | undefined;
+  const cedarPolicySets = (): string[] => (policySets ??= preparsePolicySets(forbids, permits));
   const retainMs = Math.max(MIN_RETAIN_MS, ...statefulRules.map((r) => (r.spec.type === 'rate' ? r.spec.windowMs : 0)));
 
   const checks: RuleCheck[] = rules.map((rule) => checkOf(rule));
@@ -180,9 +195,10 @@ export function createPolicyEngine(rules: readonly CompiledRule[]): PolicyEngine
     const state = stateInput ?? emptyPolicyState();
     const measured = measureRequest(request);
     const matched = new Map<string, MatchedRule>();
-    if (policySets.length > 0) {
+    const sets = cedarPolicySets();
+    if (sets.length > 0) {
       const inputs = cedarInputs(request, argPointers, measured);
-      for (const policySetId of policySets) for (const m of evaluateCedar(policySetId, cedarRules, request, inputs)) if (!matched.has(m.id)) matched.set(m.id, m);
+      for (const policySetId of sets) for (const m of evaluateCedar(policySetId, cedarRules, request, inputs)) if (!matched.has(m.id)) matched.set(m.id, m);
     }
     const context = { request, m: measured, state, memo: new Map<string, number>() };
     rules.forEach((rule, position) => {

@@ -76,15 +76,15 @@ describe('ScriptedDriver', () => {
 });
 
 describe('createDriver', () => {
-  it('picks the driver by model.driver', () => {
+  it('picks the driver by model.driver', async () => {
     const task = scriptedTask([{ final: 'x' }]);
-    expect(pickDriver(task.agent.model)).toBeInstanceOf(ScriptedDriver);
+    expect(await pickDriver(task.agent.model)).toBeInstanceOf(ScriptedDriver);
     const openai = TaskSchema.parse({
       user: 'alice',
       intent: 'x',
       agent: { name: 'main', model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: 'http://127.0.0.1:9/v1' } },
     });
-    expect(pickDriver(openai.agent.model, { env: {} })).toBeInstanceOf(OpenAICompatibleDriver);
+    expect(await pickDriver(openai.agent.model, { env: {} })).toBeInstanceOf(OpenAICompatibleDriver);
   });
 
   it('builds a working scripted driver', async () => {
