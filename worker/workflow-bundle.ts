@@ -43,6 +43,11 @@ export async function workflowSourceFiles(dir = '', out: string[] = []): Promise
 }
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', `index${SOURCE_EXT}`);
+/**
+ * Modules evaluated once per workflow thread and shared by every run on it (the SDK's
+ * `preloadModules`): stateless libraries only, see workflows/shared-modules.ts.
+ */
+export const PRELOADED_MODULES: readonly string[] = [join(PROJECT_ROOT, 'workflows', `shared-modules${SOURCE_EXT}`)];
 /** Where `npm run build` puts the pre-built bundles (only in the compiled package). */
 export const PREBUILT_BUNDLE_DIR = join(PROJECT_ROOT, 'workflow-bundles');
 
@@ -105,6 +110,7 @@ export async function buildWorkflowBundle(interceptorModules: readonly string[] 
       workflowsPath: WORKFLOWS_PATH,
       logger: { log: noop, trace: noop, debug: noop, info: noop, warn: keep, error: keep },
       ...(interceptorModules.length === 0 ? {} : { workflowInterceptorModules: [...interceptorModules] }),
+      preloadModules: [...PRELOADED_MODULES],
     });
   } catch (error) {
     const detail = problems.length > 0 ? `:\n${problems.join('\n')}` : `: ${(error as Error).message}`;
