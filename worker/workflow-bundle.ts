@@ -10,6 +10,10 @@
  * A bundle with workflow interceptor modules (tracing) is a separate variant, named by the
  * packages and paths of those modules (never by absolute paths, so a pre-built variant is found
  * wherever the package is installed). Bundling failures carry webpack's own messages.
+ *
+ * Every bundle preloads `PRELOADED_MODULES` (stateless libraries, workflows/shared-modules.ts):
+ * evaluated once per workflow thread and shared, frozen, by every run on it, instead of once per
+ * workflow run.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
