@@ -224,7 +224,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
   checkWorkerId(stateDir, configEnv);
   if (options.taskQueue !== undefined) checkTaskQueueName(options.taskQueue, 'the task queue');
   const stackTraces = workflowStackTracesOf(configEnv);
-  const bundle = timedPhase('worker: workflow bundle loaded', workflowBundle(options.cacheDir, traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }), configEnv);
+  const bundle = timedPhase('worker: workflow bundle loaded', workflowBundle(options.cacheDir, { stackTraces, ...(traced === undefined ? {} : { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }) }), configEnv);
   bundle.catch(() => undefined);
   const mcpPool = new McpConnectionPool();
   const ownedState = options.state === undefined && usesSharedDatabase(configEnv) ? await openStateStore({ stateDir, env: configEnv }) : undefined;

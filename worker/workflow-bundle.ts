@@ -11,6 +11,17 @@
  * packages and paths of those modules (never by absolute paths, so a pre-built variant is found
  * wherever the package is installed). Bundling failures carry webpack's own messages.
  *
+ * Each variant comes in two forms, by `WARDEN_WORKFLOW_STACK_TRACES` (worker/workflow-stack-traces.ts):
+ * with its inline source map (stack traces `on`: frames map to source files, and the UI's
+ * enhanced stack trace shows the sources' text), and without one (`off`, the default). The SDK's
+ * `parseWorkflowCode` decodes the inline map, re-encodes it and compiles the whole bundle on the
+ * main thread, and every workflow thread compiles it again and builds a source-map consumer: of
+ * the bundle's 5.8 MB (7.8 MB with interceptors), 3.7 MB is the base64 map (2.1 MB of it the
+ * sources' text). With stack traces off no frame is ever captured, so nothing reads the map; the
+ * bundle then carries an empty map in its place (the SDK refuses a bundle with none). The two
+ * forms are named apart in the pre-built folder and in the cache key, so neither is served for
+ * the other.
+ *
  * Every bundle preloads `PRELOADED_MODULES` (stateless libraries, workflows/shared-modules.ts):
  * evaluated once per workflow thread and shared, frozen, by every run on it, instead of once per
  * workflow run.
@@ -21,6 +32,7 @@ import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, extname, join, relative, sep } from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ConfigError } from '../errors';
+import type { WorkflowStackTraces } from './workflow-stack-traces';
 
 /** `.ts` when running from the sources (tsx, vitest), `.js` when running the build. */
 const SOURCE_EXT = extname(__filename) === '.ts' ? '.ts' : '.js';
@@ -58,6 +70,28 @@ export const PREBUILT_BUNDLE_DIR = join(PROJECT_ROOT, 'workflow-bundles');
 export interface WorkflowBundleOptions {
   /** Workflow interceptor modules to bundle in (e.g. `WORKFLOW_INTERCEPTOR_MODULES` for tracing). */
   workflowInterceptorModules?: readonly string[];
+  /**
+   * The workers' `WARDEN_WORKFLOW_STACK_TRACES` setting: `on` (default here) keeps the inline
+   * source map, `off` gives the bundle without it (see the module comment).
+   */
+  stackTraces?: WorkflowStackTraces;
+}
+
+/** The inline source map comment the SDK's bundler appends (and `parseWorkflowCode` requires). */
+const INLINE_MAP_MARK = '//# sourceMappingURL=data:';
+
+/**
+ * `bundle` with its inline source map replaced by an empty one (same `file`, no sources, no
+ * mappings): the form for workers whose workflow threads capture no stack frames.
+ * @throws ConfigError `ERR_CONFIG_INVALID` when `bundle.code` ends in no inline source map.
+ */
+export function withoutSourceMap(bundle: WorkflowBundleWithSourceMap): WorkflowBundleWithSourceMap {
+  const at = bundle.code.lastIndexOf(INLINE_MAP_MARK);
+  const base64At = at < 0 ? -1 : bundle.code.indexOf('base64,', at);
+  if (base64At < 0) throw new ConfigError('ERR_CONFIG_INVALID', 'the workflow bundle ends in no inline source map (the Temporal SDK\'s bundler appends one)');
+  const { file } = JSON.parse(Buffer.from(bundle.code.slice(base64At + 'base64,'.length).trimEnd(), 'base64').toString('utf8')) as { file?: unknown };
+  const empty = { version: 3, ...(typeof file === 'string' ? { file } : {}), sources: [], names: [], mappings: '' };
+  return { ...bundle, code: `${bundle.code.slice(0, at)}${INLINE_MAP_MARK}application/json;base64,${Buffer.from(JSON.stringify(empty)).toString('base64')}` };
 }
 
 /** The package a module file belongs to (nearest package.json with a name) and the file's path inside it. */
@@ -75,23 +109,25 @@ async function packageOf(modulePath: string): Promise<{ id: string; path: string
 
 /**
  * Name of a bundle variant: `plain` without interceptors, else a hash of each module's package,
- * version and path inside the package (the same wherever the package is installed).
+ * version and path inside the package (the same wherever the package is installed); with
+ * `stackTraces` `off`, followed by `.no-source-map`.
  */
-export async function bundleVariantName(interceptorModules: readonly string[]): Promise<string> {
-  if (interceptorModules.length === 0) return 'plain';
+export async function bundleVariantName(interceptorModules: readonly string[], stackTraces: WorkflowStackTraces = 'on'): Promise<string> {
+  const suffix = stackTraces === 'off' ? '.no-source-map' : '';
+  if (interceptorModules.length === 0) return `plain${suffix}`;
   const hash = createHash('sha256');
   for (const module of interceptorModules) {
     const { id, path } = await packageOf(module);
     hash.update(`${id}:${path}\n`);
   }
-  return `with-interceptors-${hash.digest('hex').slice(0, 16)}`;
+  return `with-interceptors-${hash.digest('hex').slice(0, 16)}${suffix}`;
 }
 
-async function sourceFingerprint(interceptorModules: readonly string[]): Promise<string> {
+async function sourceFingerprint(interceptorModules: readonly string[], stackTraces: WorkflowStackTraces): Promise<string> {
   const hash = createHash('sha256');
   const sdk = JSON.parse(await readFile(require.resolve('@temporalio/worker/package.json'), 'utf8')) as { version: string };
   hash.update(`sdk:${sdk.version}\n`);
-  hash.update(`variant:${await bundleVariantName(interceptorModules)}\n`);
+  hash.update(`variant:${await bundleVariantName(interceptorModules, stackTraces)}\n`);
   for (const file of await workflowSourceFiles()) {
     hash.update(`${file}\n`);
     hash.update(await readFile(join(PROJECT_ROOT, file)));
@@ -130,20 +166,20 @@ async function writeAtomically(file: string, text: string): Promise<void> {
 }
 
 /** The pre-built bundle of this variant, when this is the compiled package and it has one. */
-async function prebuilt(interceptorModules: readonly string[]): Promise<WorkflowBundleWithSourceMap | undefined> {
+async function prebuilt(interceptorModules: readonly string[], stackTraces: WorkflowStackTraces): Promise<WorkflowBundleWithSourceMap | undefined> {
   if (SOURCE_EXT !== '.js') return undefined;
-  const file = join(PREBUILT_BUNDLE_DIR, `${await bundleVariantName(interceptorModules)}.json`);
+  const file = join(PREBUILT_BUNDLE_DIR, `${await bundleVariantName(interceptorModules, stackTraces)}.json`);
   if (!existsSync(file)) return undefined;
   return JSON.parse(await readFile(file, 'utf8')) as WorkflowBundleWithSourceMap;
 }
 
-/** One build per variant (interceptor modules) per process. */
+/** One build per variant (interceptor modules, stack traces) per process. */
 const memo = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
 
-async function buildOrLoad(cacheDir: string | undefined, interceptorModules: readonly string[]): Promise<WorkflowBundleWithSourceMap> {
-  const shipped = await prebuilt(interceptorModules);
+async function buildOrLoad(cacheDir: string | undefined, interceptorModules: readonly string[], stackTraces: WorkflowStackTraces): Promise<WorkflowBundleWithSourceMap> {
+  const shipped = await prebuilt(interceptorModules, stackTraces);
   if (shipped !== undefined) return shipped;
-  const fingerprint = cacheDir === undefined ? undefined : await sourceFingerprint(interceptorModules);
+  const fingerprint = cacheDir === undefined ? undefined : await sourceFingerprint(interceptorModules, stackTraces);
   const cacheFile = cacheDir === undefined ? undefined : join(cacheDir, `workflow-bundle-${fingerprint}.json`);
   if (cacheFile !== undefined) {
     try {
@@ -152,7 +188,8 @@ async function buildOrLoad(cacheDir: string | undefined, interceptorModules: rea
       // not cached yet (or unreadable): build below
     }
   }
-  const bundle = await buildWorkflowBundle(interceptorModules);
+  // Without the source map: made from the bundle with it (built or cached once for both forms).
+  const bundle = stackTraces === 'off' ? withoutSourceMap(await workflowBundle(cacheDir, { workflowInterceptorModules: interceptorModules, stackTraces: 'on' })) : await buildWorkflowBundle(interceptorModules);
   if (cacheFile !== undefined) await writeAtomically(cacheFile, JSON.stringify(bundle));
   return bundle;
 }
@@ -161,14 +198,16 @@ async function buildOrLoad(cacheDir: string | undefined, interceptorModules: rea
  * The workflow bundle for this code: the pre-built one of the compiled package, else from the
  * on-disk cache (`cacheDir`), else freshly built. With `workflowInterceptorModules` the bundle
  * includes them (a pre-built bundle is the only way a worker gets workflow interceptors:
- * `Worker.create` ignores `interceptors.workflowModules` then).
+ * `Worker.create` ignores `interceptors.workflowModules` then). With `stackTraces` `off` it
+ * carries an empty source map (for workers created with workflow stack traces off only).
  */
 export function workflowBundle(cacheDir?: string, options: WorkflowBundleOptions = {}): Promise<WorkflowBundleWithSourceMap> {
   const modules = [...(options.workflowInterceptorModules ?? [])];
-  const key = modules.join('\n');
+  const stackTraces = options.stackTraces ?? 'on';
+  const key = `${stackTraces}\n${modules.join('\n')}`;
   let bundle = memo.get(key);
   if (bundle === undefined) {
-    bundle = buildOrLoad(cacheDir, modules).catch((error: unknown) => {
+    bundle = buildOrLoad(cacheDir, modules, stackTraces).catch((error: unknown) => {
       memo.delete(key);
       throw error;
     });
@@ -179,14 +218,17 @@ export function workflowBundle(cacheDir?: string, options: WorkflowBundleOptions
 
 /**
  * Builds every bundle variant a worker can ask for into `outDir` (`npm run build` calls this on
- * the compiled code). Returns the files written.
+ * the compiled code), each with and without its source map. Returns the files written.
  */
 export async function prebuildWorkflowBundles(outDir: string, variants: readonly (readonly string[])[]): Promise<string[]> {
   const written: string[] = [];
   for (const modules of variants) {
-    const file = join(outDir, `${await bundleVariantName(modules)}.json`);
-    await writeAtomically(file, JSON.stringify(await buildWorkflowBundle(modules)));
-    written.push(file);
+    const bundle = await buildWorkflowBundle(modules);
+    for (const [stackTraces, form] of [['on', bundle], ['off', withoutSourceMap(bundle)]] as const) {
+      const file = join(outDir, `${await bundleVariantName(modules, stackTraces)}.json`);
+      await writeAtomically(file, JSON.stringify(form));
+      written.push(file);
+    }
   }
   return written;
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { runInContext, createContext, runInNewContext } from 'node:vm';
 import { Worker as ThreadWorker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WardenError } from '../../errors';
 import { parseTask } from '../../task/load-task-file';
@@ -166,15 +167,30 @@ async function stackTracesOfHeldTask(env: WardenTestEnv): Promise<{ plain: strin
 
 const WORKFLOW_FRAME = /workflows\/[\w-]+\.ts/;
 
+/**
+ * The sources listed by the inline source map of the workflow bundle the spied `Worker.create`
+ * got (worker/workflow-bundle.ts: empty with stack traces off, every source with them on).
+ */
+function bundleMapSources(create: { mock: { calls: unknown[][] } }): string[] {
+  const bundles = create.mock.calls.map(([options]) => (options as WorkerOptions).workflowBundle).filter((b) => b !== undefined);
+  expect(bundles).toHaveLength(1);
+  const { code } = bundles[0] as { code: string };
+  const at = code.lastIndexOf('//# sourceMappingURL=data:');
+  return (JSON.parse(Buffer.from(code.slice(code.indexOf('base64,', at) + 7).trimEnd(), 'base64').toString('utf8')) as { sources: string[] }).sources;
+}
+
 describe('on a real worker (`on` first: the flag is process-wide while a worker is created)', () => {
   let env: WardenTestEnv | undefined;
   afterEach(async () => {
+    vi.restoreAllMocks();
     await env?.close();
     env = undefined;
   });
 
   it('on: the stack-trace queries name the workflow source lines the task waits in', async () => {
+    const create = vi.spyOn(Worker, 'create');
     env = await startWardenTestEnv(process.env, { configEnv: { ...process.env, [WORKFLOW_STACK_TRACES_ENV]: 'on' } });
+    expect(bundleMapSources(create).some((f) => WORKFLOW_FRAME.test(f))).toBe(true);
     const { plain, enhanced } = await stackTracesOfHeldTask(env);
     expect(plain).toMatch(WORKFLOW_FRAME);
     const files = enhanced.stacks.flatMap((s) => s.locations.map((l) => l.file_path ?? ''));
@@ -183,7 +199,10 @@ describe('on a real worker (`on` first: the flag is process-wide while a worker 
 
   it('off (the default): the task runs and holds the same way, the queries answer with no frames', async () => {
     const { [WORKFLOW_STACK_TRACES_ENV]: _unset, ...withoutSetting } = process.env;
+    const create = vi.spyOn(Worker, 'create');
     env = await startWardenTestEnv(process.env, { configEnv: withoutSetting });
+    // The bundle without its source map: nothing on these threads would read it.
+    expect(bundleMapSources(create)).toEqual([]);
     const { plain, enhanced, state } = await stackTracesOfHeldTask(env);
     expect(state.steps[0]).toMatchObject({ tool: 'sql.query', executed: true });
     expect(plain).not.toMatch(WORKFLOW_FRAME);
