@@ -80,6 +80,12 @@ export interface WardenWorkerOptions {
    */
   printAlert?: (alert: Alert) => void;
   /**
+   * Called once both Temporal workers' creation has begun (the bundle parsed, the workflow
+   * threads spawning): `warden run` holds its client's connection until then, so the workflow
+   * threads get the cores first. Not called when the start fails before that.
+   */
+  onWorkersCreating?: () => void;
+  /**
    * Folder whose node_modules holds installed MCP server packages (`warden mcp install`);
    * default `WARDEN_MCP_PACKAGES`, else `<cache>/mcp-packages`.
    */
@@ -347,6 +353,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     void creating.then(() => markPhase('worker: task-queue worker created', configEnv), () => undefined);
     const dataPlaneCreating = Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities });
     void dataPlaneCreating.then(() => markPhase('worker: data-plane worker created', configEnv), () => undefined);
+    // A turn later: the task-queue worker's threads have been spawned by then.
+    if (options.onWorkersCreating !== undefined) setImmediate(options.onWorkersCreating);
     const [created, dataPlaneCreated, hostBooted] = await Promise.allSettled([creating, dataPlaneCreating, sandboxReady]);
     if (created.status === 'rejected' || dataPlaneCreated.status === 'rejected' || hostBooted.status === 'rejected') {
       // A worker built for nothing lets go of its workflow threads and its hold on the connection.

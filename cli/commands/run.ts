@@ -120,7 +120,13 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     const workerFlag = args.values.worker === true ? true : args.values['no-worker'] === true ? false : undefined;
     let useWorker = workerFlag ?? loadTemporalConfig(io.env).mode === 'embedded';
     const resolving = timedPhase('run: Temporal server found', resolveTemporal(io), io.env);
+    // The client connects once this run's worker has begun creating its workers (or failed, or
+    // none starts here): the connection's CPU then does not delay the workflow threads' start.
+    let clientMayConnect!: () => void;
+    const workersCreating = new Promise<void>((resolve) => (clientMayConnect = resolve));
     connecting = resolving.then(async ({ config }) => {
+      await workersCreating;
+      markPhase('run: client connecting', io.env);
       const connected = await connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
       // Asked now, while the pollers are read and the worker starts: the start needs the answer
       // (cached per client, never rejects).
@@ -144,17 +150,20 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           configEnv: io.env,
           // Alerts are part of the progress on stderr; stdout keeps the summary (or the one JSON object).
           printAlert: (alert) => io.stderr(alertTextLine(alert)),
+          onWorkersCreating: clientMayConnect,
           taskQueue,
           ...(telemetry === undefined ? {} : { telemetry }),
         },
       );
-      worker.catch(() => undefined);
+      worker.then(clientMayConnect, clientMayConnect);
     };
     // A standalone worker is reused only when the state folder's records vouch for it: with no
     // record there, none can, so this run's worker starts now instead of after the server's list
     // of pollers (issue 17). The pollers are still read for the notes below.
     const mayReuseStandalone = useWorker && workerFlag === undefined && hasStandaloneWorkerRecords(stateDir);
     if (useWorker && !mayReuseStandalone) await startWorker();
+    // No worker started yet: the pollers (or the task) need the client now.
+    if (worker === undefined) clientMayConnect();
     if (useWorker && workerFlag === undefined && !(await resolving).server.started) {
       // A standalone `warden worker` on this machine and this state folder (the same keys, grant
       // stores and ledger) already polls the queue: the task runs there, warm, and this process

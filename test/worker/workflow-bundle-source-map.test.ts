@@ -12,12 +12,12 @@ import { join } from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 
-type BundleModule = typeof import('../../worker/workflow-bundle');
+type BundleModule = typeof import('../../worker/workflow-bundle.js');
 
 /** A fresh copy of the module: its per-process memo empty, as in a new worker process. */
 async function freshModule(): Promise<BundleModule> {
   vi.resetModules();
-  return import('../../worker/workflow-bundle');
+  return import('../../worker/workflow-bundle.js');
 }
 
 interface InlineMap {
@@ -80,7 +80,7 @@ describe('the two forms', () => {
   it('a bundle with no inline source map is refused with a clear error', async () => {
     const { withoutSourceMap } = await freshModule();
     // The errors module of the same (fresh) module graph.
-    const { WardenError } = await import('../../errors');
+    const { WardenError } = await import('../../errors.js');
     let caught: unknown;
     try {
       withoutSourceMap({ code: 'var __TEMPORAL__ = {};\n', sourceMap: '' } as unknown as WorkflowBundleWithSourceMap);
