@@ -24,6 +24,7 @@ import type { FileWrite, Transcript } from '../task/data-flow';
 import { jsonBytes, PAYLOAD_BUDGET_BYTES } from '../task/data-refs';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
+import type { IssuedGrant } from '../identity/task-grant';
 import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
@@ -236,6 +237,12 @@ export interface ToolExecution {
   rootRunId?: string;
   callId: string;
   grantId: string;
+  /**
+   * The grant `grantId` names, as this activity already read it from the grant store (its span
+   * names the agent from it): the call mints from it instead of reading the store again. Used only
+   * when its `id` is `grantId`; absent (or another id), the call reads the store itself.
+   */
+  grantRead?: IssuedGrant;
   maxCredentialTtlMs: number;
   task: Task;
   tool: string;
@@ -294,7 +301,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     });
   }
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
-  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
+  const grant = await grantOf(deps, call);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
   const taskKey = taskKeyOf(call.rootWorkflowId, call.rootRunId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
@@ -509,7 +516,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
   const stateDir = deps.stateDir;
   if (tool.executor.kind === 'process') assertCommandGranted(call.task, String(call.args['command']));
-  const grant = await deps.identity.stores.grants.getGrant(call.grantId);
+  const grant = await grantOf(deps, call);
   if (grant === undefined) throw new CredentialError('ERR_CREDENTIAL_REVOKED', `grant ${call.grantId} is unknown to this worker`);
   const scope = requiredScopeOf(tool, call.args, {});
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
@@ -597,6 +604,12 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
   };
 }
 
+/** The grant a call mints from: the one its activity read already (same id), else the grant store's. */
+async function grantOf(deps: ActivityDeps, call: ToolExecution): Promise<IssuedGrant | undefined> {
+  if (call.grantRead !== undefined && call.grantRead.id === call.grantId) return call.grantRead;
+  return deps.identity!.stores.grants.getGrant(call.grantId);
+}
+
 /** The monitor's watch as the egress proxy asks it, before each granted connection. */
 function egressGateOf(watch: EgressWatch): EgressGate {
   return ({ host, method, sendsBody }) => {
@@ -634,7 +647,7 @@ function serverSchemaProblems(_schema: Record<string, unknown>, args: unknown): 
  * carries the task, tool and argument hash; a call given its task by reference gets them here):
  * the agent and its delegation chain, the resources.
  */
-async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown>; taskRef?: string; modelCallId?: string; monitor?: { score: number; reasons: string[] } }): Promise<void> {
+async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWorkflowId: string; workflowId: string; grantId: string; tool: string; args: Record<string, unknown>; taskRef?: string; modelCallId?: string; monitor?: { score: number; reasons: string[] } }): Promise<IssuedGrant | undefined> {
   if (input.taskRef !== undefined) shapeActivitySpan('runTool', { task, workflowId: input.workflowId, rootWorkflowId: input.rootWorkflowId, tool: input.tool, args: input.args, ...(input.modelCallId === undefined ? {} : { modelCallId: input.modelCallId }) });
   const grant = await deps.identity?.stores.grants.getGrant(input.grantId);
   if (grant !== undefined) {
@@ -652,6 +665,7 @@ async function annotateToolCall(deps: ActivityDeps, task: Task, input: { rootWor
   } catch {
     // Arguments that name no valid resource: the call fails validation and says so.
   }
+  return grant;
 }
 
 /** A Warden failure of a call that wrote files: the writes go with it, so the workflow knows them. */
@@ -681,9 +695,10 @@ export interface RunTool {
 export function createRunTool(deps: ActivityDeps): RunTool {
   async function runTool(input: RunToolInput | RunToolRefInput): Promise<ToolCallResult | ToolStepResult> {
     const task = await taskOf(deps, input);
-    await annotateToolCall(deps, task, input);
+    // Read once per activity: the span names its agent, the call mints from it.
+    const grant = await annotateToolCall(deps, task, input);
     try {
-      const result = 'taskRef' in input ? await runToolStep(input, task) : await runToolOnce(input);
+      const result = 'taskRef' in input ? await runToolStep(input, task, grant) : await runToolOnce(input, grant);
       // The credential's id, never its token.
       annotateActiveSpan({ [WARDEN_ATTR.credentialJti]: result.credential.jti, [WARDEN_ATTR.outcome]: 'ok' });
       return result;
@@ -694,8 +709,9 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   }
   return runTool as RunTool;
 
-  function executionOf(input: RunToolInput | RunToolRefInput, task: Task): ToolExecution {
+  function executionOf(input: RunToolInput | RunToolRefInput, task: Task, grant: IssuedGrant | undefined): ToolExecution {
     return {
+      ...(grant === undefined ? {} : { grantRead: grant }),
       rootWorkflowId: input.rootWorkflowId,
       ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
       // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
@@ -713,9 +729,9 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     };
   }
 
-  function runToolOnce(input: RunToolInput): Promise<ToolCallResult> {
+  function runToolOnce(input: RunToolInput, grant: IssuedGrant | undefined): Promise<ToolCallResult> {
     const once = async () => {
-      const result = await executeToolCall(deps, executionOf(input, input.task));
+      const result = await executeToolCall(deps, executionOf(input, input.task, grant));
       refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
       if (input.claimCheckOutput === true) {
         // A held or denied effect stays whole: on this loop an approver reads it from the approval request.
@@ -762,10 +778,10 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   }
 
   /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
-  async function runToolStep(input: RunToolRefInput, task: Task): Promise<ToolStepResult> {
+  async function runToolStep(input: RunToolRefInput, task: Task, grant: IssuedGrant | undefined): Promise<ToolStepResult> {
     try {
       const dp = dataPlaneOf(deps);
-      const execution: ToolExecution = { ...executionOf(input, task), argsClaimChecked: true };
+      const execution: ToolExecution = { ...executionOf(input, task, grant), argsClaimChecked: true };
       let result: ToolCallResult = await withWrites(input, task, dp, async () => {
         const done = await executeToolCall(deps, execution);
         refuseForgedClaimChecks(done.output, `the output of ${input.tool}`);

@@ -153,6 +153,27 @@ export function rowToRecord(row: RecordRow): LedgerRecord {
   };
 }
 
+/**
+ * `record` with `body` parsed from its canonical text on first read (then kept). The span
+ * exporter, which appends almost every record, reads only checkpoints from the results: parsing
+ * each body back (a kilobyte of JSON per span) was work nobody used. `body` stays an enumerable,
+ * settable member in its place among the keys, so spreads, `JSON.stringify`, `structuredClone`
+ * and deep equality see the same record as before.
+ */
+function recordWithLazyBody(record: LedgerRecord, bodyText: string): LedgerRecord {
+  let parsed: { value: LedgerRecord['body'] } | undefined;
+  // Redefining the existing `body` keeps its place in the key order.
+  Object.defineProperty(record, 'body', {
+    configurable: true,
+    enumerable: true,
+    get: () => (parsed ??= { value: JSON.parse(bodyText) as LedgerRecord['body'] }).value,
+    set: (value: LedgerRecord['body']) => {
+      parsed = { value };
+    },
+  });
+  return record;
+}
+
 export function rowToCheckpoint(row: CheckpointRow): Checkpoint {
   return {
     id: row.id,
@@ -249,9 +270,12 @@ export class CustodyLedger {
       byKey: db.prepare<[string], RecordRow>('SELECT * FROM records WHERE record_key = ?'),
       bySeq: db.prepare<[number], RecordRow>('SELECT * FROM records WHERE seq = ?'),
       tail: db.prepare<[], Pick<RecordRow, 'seq' | 'hash'>>('SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1'),
-      insert: db.prepare(
+      // One statement both inserts and detects a record key already taken (no row changed), instead
+      // of a lookup before every insert: a key is new almost always. Only the record_key conflict is
+      // absorbed; any other constraint (a seq already taken) still fails the transaction.
+      insert: db.prepare<[number, string, string, string, string, string, string, string, string, string, string]>(
         `INSERT INTO records (seq, record_key, task_id, workflow_id, kind, body, prev_hash, hash, signature, kid, appended_at)
-         VALUES (@seq, @record_key, @task_id, @workflow_id, @kind, @body, @prev_hash, @hash, @signature, @kid, @appended_at)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_key) DO NOTHING`,
       ),
       allHashes: db.prepare<[], Pick<RecordRow, 'hash'>>('SELECT hash FROM records ORDER BY seq'),
       frontier: db.prepare<[], { tree_size: number; subtree_roots: string }>('SELECT tree_size, subtree_roots FROM merkle_frontier WHERE id = 0'),
@@ -302,11 +326,6 @@ export class CustodyLedger {
       const results: AppendResult[] = [];
       let tailHash = head.tailHash;
       for (const { input, bodyText } of prepared) {
-        const existing = this.stmts.byKey.get(input.recordKey);
-        if (existing !== undefined) {
-          results.push({ record: rowToRecord(existing), appended: false });
-          continue;
-        }
         const unsigned = {
           seq: frontier.size,
           recordKey: input.recordKey,
@@ -319,22 +338,29 @@ export class CustodyLedger {
         };
         const hash = recordHashWithCanonicalBody(unsigned, bodyText);
         const signature = signBytes(this.key, recordSigningInput(hash));
-        this.stmts.insert.run({
-          seq: unsigned.seq,
-          record_key: unsigned.recordKey,
-          task_id: unsigned.taskId,
-          workflow_id: unsigned.workflowId,
-          kind: unsigned.kind,
-          body: bodyText,
-          prev_hash: unsigned.prevHash,
+        const { changes } = this.stmts.insert.run(
+          unsigned.seq,
+          unsigned.recordKey,
+          unsigned.taskId,
+          unsigned.workflowId,
+          unsigned.kind,
+          bodyText,
+          unsigned.prevHash,
           hash,
           signature,
-          kid: unsigned.kid,
-          appended_at: unsigned.appendedAt,
-        });
+          unsigned.kid,
+          unsigned.appendedAt,
+        );
+        if (changes === 0) {
+          // The key was taken (earlier, or by an earlier input of this batch): that record stands.
+          const existing = this.stmts.byKey.get(input.recordKey);
+          if (existing === undefined) throw new Error(`record ${input.recordKey} was neither inserted nor found`);
+          results.push({ record: rowToRecord(existing), appended: false });
+          continue;
+        }
         frontier.append(recordLeafHash(hash));
         tailHash = hash;
-        const result: AppendResult = { record: { ...unsigned, body: JSON.parse(bodyText) as LedgerRecord['body'], hash, signature }, appended: true };
+        const result: AppendResult = { record: recordWithLazyBody({ ...unsigned, body: null, hash, signature }, bodyText), appended: true };
         if (this.checkpointEvery > 0 && frontier.size % this.checkpointEvery === 0) result.checkpoint = this.writeCheckpoint(frontier, 'interval', null);
         results.push(result);
       }

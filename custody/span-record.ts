@@ -133,15 +133,37 @@ function attributeValue(value: unknown): AttributeValue | undefined {
   return scalar(value);
 }
 
+/**
+ * What the default deny-list makes of an attribute key: undefined when it is dropped, else the key
+ * as recorded (scrubbed). Spans carry the same few dozen keys over and over, and each key cost a
+ * deny-list scan, a pattern test and a JWS scan per span; the answer depends on the key text alone.
+ * Bounded: emptied when it reaches {@link MAX_REMEMBERED_KEYS} texts (keys are caller-chosen).
+ */
+const defaultKeyVerdicts = new Map<string, { denied: boolean; recorded: string }>();
+const MAX_REMEMBERED_KEYS = 1024;
+
+function keyVerdict(key: string, denied: readonly string[] | undefined): { denied: boolean; recorded: string } {
+  if (denied !== undefined) return isDeniedAttributeKey(key, denied) ? { denied: true, recorded: wellFormed(key) } : { denied: false, recorded: scrubTokens(key) };
+  let verdict = defaultKeyVerdicts.get(key);
+  if (verdict === undefined) {
+    verdict = isDeniedAttributeKey(key) ? { denied: true, recorded: wellFormed(key) } : { denied: false, recorded: scrubTokens(key) };
+    if (defaultKeyVerdicts.size >= MAX_REMEMBERED_KEYS) defaultKeyVerdicts.clear();
+    defaultKeyVerdicts.set(key, verdict);
+  }
+  return verdict;
+}
+
 function recordAttributes(attributes: Attributes, denied: readonly string[] | undefined, redacted: Set<string>): Record<string, AttributeValue> {
   const out: Record<string, AttributeValue> = {};
-  for (const [key, value] of Object.entries(attributes)) {
-    if (isDeniedAttributeKey(key, denied)) {
-      redacted.add(wellFormed(key));
+  for (const key in attributes) {
+    if (!Object.prototype.hasOwnProperty.call(attributes, key)) continue;
+    const verdict = keyVerdict(key, denied);
+    if (verdict.denied) {
+      redacted.add(verdict.recorded);
       continue;
     }
-    const converted = attributeValue(value);
-    if (converted !== undefined) out[scrubTokens(key)] = converted;
+    const converted = attributeValue(attributes[key]);
+    if (converted !== undefined) out[verdict.recorded] = converted;
   }
   return out;
 }
@@ -158,9 +180,15 @@ export function scrubAttributes(attributes: Attributes, denied: readonly string[
 /** ISO 8601 UTC with all nine fractional digits of an OTel high-resolution time. */
 export function hrTimeToIso(time: HrTime): string {
   const [seconds, nanos] = time;
-  const iso = new Date(seconds * 1000).toISOString();
-  return `${iso.slice(0, 19)}.${String(nanos).padStart(9, '0')}Z`;
+  // A span's start, end and events mostly fall in the same second: format each second once.
+  if (seconds !== lastSecond) {
+    lastSecondIso = new Date(seconds * 1000).toISOString().slice(0, 19);
+    lastSecond = seconds;
+  }
+  return `${lastSecondIso}.${String(nanos).padStart(9, '0')}Z`;
 }
+let lastSecond = Number.NaN;
+let lastSecondIso = '';
 
 /** The span as it is recorded in the ledger (see the module header for what is left out). */
 export function spanToRecordBody(span: ReadableSpan, options: SpanRecordOptions = {}): SpanRecordBody {

@@ -45,6 +45,13 @@ function assertSha(sha256: string): void {
 export class FileBlobStore implements BlobStore {
   readonly description: string;
 
+  /**
+   * Shard folders (`<aa>`) this store made or found: a put into one skips its `mkdir` (one
+   * system call of the handful a put makes). A folder removed since is made again when the write
+   * finds it missing.
+   */
+  readonly #shards = new Set<string>();
+
   constructor(private readonly dir: string) {
     this.description = dir;
   }
@@ -64,17 +71,31 @@ export class FileBlobStore implements BlobStore {
     } catch {
       // not stored yet
     }
-    await fsp.mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true, mode: 0o700 });
+    const shard = sha256.slice(0, 2);
+    if (!this.#shards.has(shard)) await this.#makeShard(shard);
     // A temporary name of its own: two workers storing the same blob must not share one.
     const temp = `${target}.${randomUUID()}.tmp`;
     try {
-      await fsp.writeFile(temp, bytes, { mode: 0o444, flag: 'wx' });
+      try {
+        await fsp.writeFile(temp, bytes, { mode: 0o444, flag: 'wx' });
+      } catch (error) {
+        // The shard folder was removed after this store last made it: made again, written once more.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        await this.#makeShard(shard);
+        await fsp.writeFile(temp, bytes, { mode: 0o444, flag: 'wx' });
+      }
       await fsp.rename(temp, target);
     } catch (cause) {
-      await fsp.rm(temp, { force: true });
+      // A temporary file that cannot even be looked for (its folder is not one) must not hide the cause.
+      await fsp.rm(temp, { force: true }).catch(() => undefined);
       throw new DataPlaneError('ERR_SHARED_STORAGE', `cannot store blob ${sha256} in ${this.dir}: ${(cause as Error).message}`, { cause, retryable: true });
     }
     return { sha256, bytes: bytes.byteLength };
+  }
+
+  async #makeShard(shard: string): Promise<void> {
+    await fsp.mkdir(join(this.dir, shard), { recursive: true, mode: 0o700 });
+    this.#shards.add(shard);
   }
 
   async get(sha256: string): Promise<Buffer> {

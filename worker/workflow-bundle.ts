@@ -10,6 +10,10 @@
  * A bundle with workflow interceptor modules (tracing) is a separate variant, named by the
  * packages and paths of those modules (never by absolute paths, so a pre-built variant is found
  * wherever the package is installed). Bundling failures carry webpack's own messages.
+ *
+ * Every bundle preloads `PRELOADED_MODULES` (stateless libraries, workflows/shared-modules.ts):
+ * evaluated once per workflow thread and shared, frozen, by every run on it, instead of once per
+ * workflow run.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -43,6 +47,11 @@ export async function workflowSourceFiles(dir = '', out: string[] = []): Promise
 }
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', `index${SOURCE_EXT}`);
+/**
+ * Modules evaluated once per workflow thread and shared by every run on it (the SDK's
+ * `preloadModules`): stateless libraries only, see workflows/shared-modules.ts.
+ */
+export const PRELOADED_MODULES: readonly string[] = [join(PROJECT_ROOT, 'workflows', `shared-modules${SOURCE_EXT}`)];
 /** Where `npm run build` puts the pre-built bundles (only in the compiled package). */
 export const PREBUILT_BUNDLE_DIR = join(PROJECT_ROOT, 'workflow-bundles');
 
@@ -105,6 +114,7 @@ export async function buildWorkflowBundle(interceptorModules: readonly string[] 
       workflowsPath: WORKFLOWS_PATH,
       logger: { log: noop, trace: noop, debug: noop, info: noop, warn: keep, error: keep },
       ...(interceptorModules.length === 0 ? {} : { workflowInterceptorModules: [...interceptorModules] }),
+      preloadModules: [...PRELOADED_MODULES],
     });
   } catch (error) {
     const detail = problems.length > 0 ? `:\n${problems.join('\n')}` : `: ${(error as Error).message}`;

@@ -9,6 +9,39 @@ import { summarize } from '../stats';
 import { benchWorkers } from '../support/bench-workers';
 import { runBareTask, runGuardedTask, samplePeakRss, temporalBench, treeCpuMs, type BenchWorker, type PeakRss } from '../support/temporal-bench';
 import { STEPS_PER_TASK, workersWarm } from './step';
+import { readdirSync } from 'node:fs';
+import { readProcStat } from '../../process-stat';
+
+/** CPU ms of each thread of `pid` (/proc/<pid>/task), keyed by thread id, with its name. */
+function threadCpuMs(pid: number): Map<number, { comm: string; ms: number; startTime: string }> {
+  const threads = new Map<number, { comm: string; ms: number; startTime: string }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return threads;
+  }
+  for (const tid of tids) {
+    const stat = readProcStat(`${pid}/task/${tid}`);
+    if (stat !== undefined) threads.set(Number(tid), { comm: stat.comm, ms: (stat.utime + stat.stime) * 10, startTime: stat.startTime });
+  }
+  return threads;
+}
+
+/**
+ * The worker's CPU per call split by thread: the main thread (activities, the SDK's
+ * receive/complete path), Node worker threads started after the process (the workflow thread),
+ * and the rest (V8's GC and compiler helpers, libuv's pool, the SDK core's tokio threads).
+ */
+function threadSplit(pid: number, before: ReturnType<typeof threadCpuMs>, after: ReturnType<typeof threadCpuMs>, calls: number): string {
+  const parts = new Map<string, number>();
+  for (const [tid, t] of after) {
+    const delta = (t.ms - (before.get(tid)?.ms ?? 0)) / calls;
+    const key = tid === pid ? 'main' : `${t.comm}#${tid}`;
+    parts.set(key, (parts.get(key) ?? 0) + delta);
+  }
+  return [...parts].filter(([, ms]) => ms >= 0.05).sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${ms.toFixed(2)}`).join(', ');
+}
 
 const CONCURRENCY = [1, 10, 50];
 
@@ -26,12 +59,14 @@ async function load(context: BenchContext, worker: BenchWorker, tasks: number): 
   const serverCpu = () => (serverPid === undefined ? 0 : ((c) => c.self + c.children)(treeCpuMs(serverPid)));
   const peak = samplePeakRss(worker);
   const cpuBefore = treeCpuMs(worker.pid);
+  const threadsBefore = threadCpuMs(worker.pid);
   const serverBefore = serverCpu();
   const started = performance.now();
   const results = await Promise.all(Array.from({ length: tasks }, () => run(context, worker, STEPS_PER_TASK)));
   const seconds = (performance.now() - started) / 1000;
   const cpuAfter = treeCpuMs(worker.pid);
   const calls = tasks * STEPS_PER_TASK;
+  context.log(`throughput: ${worker.kind} ${tasks} tasks, worker CPU ms per call by thread: ${threadSplit(worker.pid, threadsBefore, threadCpuMs(worker.pid), calls)}`);
   return {
     callsPerSecond: calls / seconds,
     cpuPerCall: { worker: (cpuAfter.self - cpuBefore.self) / calls, host: (cpuAfter.children - cpuBefore.children) / calls, server: (serverCpu() - serverBefore) / calls },

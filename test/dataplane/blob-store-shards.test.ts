@@ -1,0 +1,85 @@
+/**
+ * The file blob store makes each shard folder (`<aa>/`) once per store, not on every put (issue 17:
+ * worker CPU per guarded call: a data-flow step stores several blobs). A shard folder removed
+ * behind the store's back is made again by the next put into it, which still stores the blob
+ * whole and readable; a shard that cannot be made is a clear ERR_SHARED_STORAGE / error, not a
+ * lost blob. Real files in a temporary folder.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FileBlobStore, sha256Hex } from '../../dataplane/blob-store';
+
+/** Every mkdir of the store, counted (the real one runs). */
+const mkdirs = vi.hoisted(() => ({ count: 0 }));
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  const mkdir = (...args: Parameters<typeof real.mkdir>) => {
+    mkdirs.count += 1;
+    return real.mkdir(...args);
+  };
+  return { ...real, mkdir, default: { ...real, mkdir } };
+});
+
+let dir: string;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-blob-shards-'));
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** `count` different contents whose SHA-256 starts with the same two hex digits (one shard). */
+function sameShard(count: number): { shard: string; contents: string[] } {
+  const byShard = new Map<string, string[]>();
+  for (let i = 0; ; i += 1) {
+    const content = `blob ${i}`;
+    const shard = sha256Hex(content).slice(0, 2);
+    const list = byShard.get(shard) ?? [];
+    list.push(content);
+    byShard.set(shard, list);
+    if (list.length === count) return { shard, contents: list };
+  }
+}
+
+describe('FileBlobStore shard folders', () => {
+  it('makes a shard folder once for several puts into it', async () => {
+    mkdirs.count = 0;
+    const store = new FileBlobStore(path.join(dir, 'blobs'));
+    const { contents } = sameShard(3);
+    for (const content of contents) await store.put(content);
+    expect(mkdirs.count).toBe(1);
+    for (const content of contents) expect((await store.get(sha256Hex(content))).toString('utf8')).toBe(content);
+  });
+
+  it.each([
+    ['the shard folder', (blobs: string, shard: string) => fs.rmSync(path.join(blobs, shard), { recursive: true })],
+    ['the whole blobs folder', (blobs: string) => fs.rmSync(blobs, { recursive: true })],
+  ])('%s removed after a put: the next put into that shard makes it again and stores the blob', async (_what, remove) => {
+    const blobs = path.join(dir, 'blobs');
+    const store = new FileBlobStore(blobs);
+    const { shard, contents } = sameShard(2);
+    await store.put(contents[0]!);
+    remove(blobs, shard);
+    const stored = await store.put(contents[1]!);
+    expect(stored).toEqual({ sha256: sha256Hex(contents[1]!), bytes: Buffer.byteLength(contents[1]!) });
+    expect((await store.get(stored.sha256)).toString('utf8')).toBe(contents[1]);
+    expect(fs.statSync(path.join(blobs, shard)).mode & 0o777).toBe(0o700);
+    // No temporary file is left beside it.
+    expect(fs.readdirSync(path.join(blobs, shard))).toEqual([stored.sha256]);
+  });
+
+  it('a shard that cannot be made again fails ERR_SHARED_STORAGE naming the blob, and leaves no temporary file', async () => {
+    const blobs = path.join(dir, 'blobs');
+    const store = new FileBlobStore(blobs);
+    const { shard, contents } = sameShard(2);
+    await store.put(contents[0]!);
+    fs.rmSync(path.join(blobs, shard), { recursive: true });
+    // A file where the shard folder should be: mkdir cannot make it.
+    fs.writeFileSync(path.join(blobs, shard), 'not a folder');
+    await expect(store.put(contents[1]!)).rejects.toMatchObject({ code: 'ERR_SHARED_STORAGE', message: expect.stringContaining(sha256Hex(contents[1]!)) });
+    expect(fs.readdirSync(blobs)).toEqual([shard]);
+  });
+});
