@@ -23,6 +23,7 @@ import { TemporalServerError } from '../errors';
 import { acquireFileLock, findOrBuildTemporalCli, formatDuration, isProcessAlive, type LogFn } from './temporal-cli';
 import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnectionOptions, type TemporalConfig } from './temporal-config';
 import { ensureSearchAttributes, startDevSearchAttributeFlags } from './search-attribute-registry';
+import { missingDevServerSettings, startDevDynamicConfigFlags } from './dev-server-settings';
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
 const PROBE_TIMEOUT_MS = 3_000;
@@ -153,6 +154,7 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
         );
       }
       if (await probePatiently(address)) {
+        noteMissingSettings(record.pid, log);
         await registerSearchAttributes(address, config.namespace, log);
         return { ...base, uiUrl: uiUrlOf(record.uiPort), started: false, reused: true, pid: record.pid };
       }
@@ -218,6 +220,8 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
     ...(config.namespace !== 'default' ? ['--namespace', config.namespace] : []),
     // Warden's search attributes (WardenUser, WardenStatus, ...), so the UI can filter tasks.
     ...startDevSearchAttributeFlags(),
+    // A one-shard server's task-queue read rates (dev-server-settings.ts): without them every step waits on a 20/s limiter.
+    ...startDevDynamicConfigFlags(),
   ];
   // The CLI reads TEMPORAL_* as client settings; none of them is meant for the dev server.
   const childEnv = Object.fromEntries(Object.entries(ctx.env).filter(([key]) => !key.startsWith('TEMPORAL_')));
@@ -406,6 +410,25 @@ export async function isPortInUse(port: number, host: string = EMBEDDED_TEMPORAL
     server.once('error', () => done(true));
     server.listen({ port, host, exclusive: true }, () => server.close(() => done(false)));
   });
+}
+
+/**
+ * Says so when the recorded server (started by an older Warden) runs without the settings this
+ * Warden starts it with: it keeps pacing tasks until restarted, which reuse never does by itself
+ * (workers and tasks may be using it).
+ */
+function noteMissingSettings(pid: number, log: LogFn): void {
+  if (process.platform !== 'linux') return;
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return; // gone meanwhile: the probe above answered, the next call sees it
+  }
+  const missing = missingDevServerSettings(argv);
+  if (missing.length > 0) {
+    log(`the Temporal server (pid ${pid}) was started without ${missing.join(', ')}; activity and workflow tasks wait on its default read rates until it restarts (\`warden server stop\`, then any command starts it again)`);
+  }
 }
 
 /** The recorded pid is alive and still a Temporal dev server (guards against recycled pids). */

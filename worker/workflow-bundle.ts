@@ -22,7 +22,7 @@
  * forms are named apart in the pre-built folder and in the cache key, so neither is served for
  * the other.
  *
- * Every bundle preloads `PRELOADED_MODULES` (stateless libraries, workflows/shared-modules.ts):
+ * Every bundle preloads `PRELOADED_MODULES` (the SHA-256 code only, workflows/shared-modules.ts says why):
  * evaluated once per workflow thread and shared, frozen, by every run on it, instead of once per
  * workflow run.
  */
