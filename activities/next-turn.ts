@@ -16,7 +16,7 @@ import type { ToolSpec } from '../drivers/model-driver';
 import { claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { context as otelContext, SpanKind, trace } from '@opentelemetry/api';
+import { SpanKind, trace } from '@opentelemetry/api';
 import { ModelError, WardenError } from '../errors';
 import { jsonBytes, type Transcript } from '../task/data-flow';
 import { ModelTurnSchema, type ModelTurn, type StepError, type StepRecord } from '../task/task-run';
@@ -74,12 +74,8 @@ function remember(ref: string, steps: StepRecord[]): void {
   while (resolvedTranscripts.size > 128) resolvedTranscripts.delete(resolvedTranscripts.keys().next().value as string);
 }
 
-/**
- * The transcript's steps as the driver sees them, and its new head (the pending steps appended).
- * With `writes`, the new chunk is written in the background and its write pushed there: the
- * caller awaits it before the head leaves the activity (BlobChains.appendAhead).
- */
-async function transcriptOf(deps: ActivityDeps, transcript: Transcript, writes?: Promise<void>[]): Promise<{ steps: StepRecord[]; ref: string | null }> {
+/** The transcript's steps as the driver sees them, and its new head (the pending steps appended). */
+async function transcriptOf(deps: ActivityDeps, transcript: Transcript): Promise<{ steps: StepRecord[]; ref: string | null }> {
   const { chains, blobs } = dataPlaneOf(deps);
   let earlier = transcript.ref === null ? [] : resolvedTranscripts.get(transcript.ref);
   if (earlier === undefined) {
@@ -87,28 +83,17 @@ async function transcriptOf(deps: ActivityDeps, transcript: Transcript, writes?:
     if (transcript.ref !== null) remember(transcript.ref, earlier);
   }
   if (transcript.pending.length === 0) return { steps: earlier, ref: transcript.ref };
-  let ref: string;
-  if (writes === undefined) {
-    ref = await chains.append('transcript', transcript.ref, transcript.pending);
-  } else {
-    const ahead = chains.appendAhead('transcript', transcript.ref, transcript.pending);
-    writes.push(ahead.written);
-    ref = ahead.head;
-  }
+  const ref = await chains.append('transcript', transcript.ref, transcript.pending);
   const steps = [...earlier, ...((await resolveClaimChecks(blobs, transcript.pending)) as StepRecord[])];
   remember(ref, steps);
   return { steps, ref };
 }
 
-/**
- * Asks the task's driver for turn `input.turn`. Sets the model-call attributes on the active span.
- * With `writes`, the transcript's new chunk is stored while the driver runs: its write is pushed
- * there, and the caller must await it (and settle it on every path) before the turn leaves the activity.
- */
-export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, signal?: AbortSignal, writes?: Promise<void>[]): Promise<ProposedTurn> {
+/** Asks the task's driver for turn `input.turn`. Sets the model-call attributes on the active span. */
+export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, signal?: AbortSignal): Promise<ProposedTurn> {
   const { blobs } = dataPlaneOf(deps);
   const { task } = input;
-  const { steps, ref } = await transcriptOf(deps, input.transcript, writes);
+  const { steps, ref } = await transcriptOf(deps, input.transcript);
   const env = deps.env ?? process.env;
   const driver = createDriver(task.agent.model, { env });
   const tools: ToolSpec[] = toolSpecsOf(task);
@@ -151,42 +136,19 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
  * then asks for the turn on its own, with that call's retries.
  */
 export async function proposeFoldedTurn(deps: ActivityDeps, input: NextTurnInput): Promise<ProposedTurn | { error: StepError }> {
-  return (await proposeFoldedTurnWith(deps, input)).next;
-}
-
-/**
- * `proposeFoldedTurn`, and `alongside` (work that needs the turn, not its transcript stored: the
- * policy decision ahead) run while the transcript's new chunk is written, in the caller's span
- * context (not the model call's). The turn comes back only once the chunk is stored; a chunk that
- * could not be stored makes the turn a failure, as before, and `alongside`'s answer is dropped.
- * `alongside` rejecting rejects this (after the write settled), as it would on its own.
- */
-export async function proposeFoldedTurnWith<T>(deps: ActivityDeps, input: NextTurnInput, alongside?: (proposed: ProposedTurn) => Promise<T>): Promise<{ next: ProposedTurn | { error: StepError }; alongside?: T }> {
-  const caller = otelContext.active();
-  let beside: PromiseSettledResult<T> | undefined;
   // Named as the custody ledger files it: the workflow the model call belongs to.
-  const next = await (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(genAiSpanName.chat(input.task.agent.model.id), { kind: SpanKind.CLIENT, attributes: { [TEMPORAL_ATTR.workflowId]: input.workflowId } }, async (span): Promise<ProposedTurn | { error: StepError }> => {
-    const writes: Promise<void>[] = [];
+  return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(genAiSpanName.chat(input.task.agent.model.id), { kind: SpanKind.CLIENT, attributes: { [TEMPORAL_ATTR.workflowId]: input.workflowId } }, async (span) => {
     try {
-      const proposed = await proposeNextTurn(deps, input, activitySignal(), writes);
-      const work = alongside === undefined ? undefined : otelContext.with(caller, () => alongside(proposed));
-      const [stored, done] = await Promise.allSettled([Promise.all(writes), work]);
-      beside = work === undefined ? undefined : (done as PromiseSettledResult<T>);
-      if (stored.status === 'rejected') throw stored.reason;
+      const proposed = await proposeNextTurn(deps, input, activitySignal());
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: 'ok' });
       return proposed;
     } catch (error) {
-      // No write goes on after the activity: the transcript's chunk settles first.
-      await Promise.allSettled(writes);
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
       return { error: stepErrorOfUnknown(error) };
     } finally {
       span.end();
     }
   });
-  if ('error' in next || beside === undefined) return { next };
-  if (beside.status === 'rejected') throw beside.reason;
-  return { next, alongside: beside.value };
 }
 
 /** The running activity's cancellation signal, if this runs in one. */

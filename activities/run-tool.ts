@@ -62,7 +62,7 @@ import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } 
 import { wellFormedJson } from '../custody/well-formed-json';
 import { shapeActivitySpan } from './by-reference-span';
 import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
-import { proposeFoldedTurnWith, type ProposedTurn } from './next-turn';
+import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
 import { precheckPolicy, type PolicyPlace } from './precheck-policy';
 import { stateAfterCall } from '../policies/policy-precheck';
@@ -791,43 +791,34 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       result = await checkedIn(dp.blobs, result);
       // Stopped by the host's gate (held for a human or denied): the workflow decides what follows; no turn is folded in.
       if (result.held !== undefined || result.denied !== undefined) return { ...result, ...(writes.length === 0 ? {} : { writes }) };
-      // The decision on the next turn's first action, made here with the state the workflow will
-      // hold after counting this step, while the turn's transcript chunk is being stored.
-      const ahead = input.next?.policy;
-      const called = result;
-      const decideAhead =
-        ahead?.request !== undefined && ahead.retainMs !== undefined && input.policy !== undefined
-          ? (proposed: ProposedTurn) =>
-              precheckPolicy(deps, {
-                workflowId: input.workflowId,
-                task,
-                taskRef: input.taskRef,
-                action: proposed.turn.actions[0],
-                transcriptRef: proposed.transcriptRef,
-                place: { depth: ahead.depth, chain: ahead.chain, ...(ahead.seed === undefined ? {} : { seed: ahead.seed }) },
-                state: stateAfterCall(input.policy!.state, ahead.request!, called, { countEffects: ahead.countEffects === true, retainMs: ahead.retainMs! }),
-              })
-          : undefined;
       // The model sees this call's step as done, with the output as history will hold it.
-      const folded =
+      const next =
         input.next === undefined
           ? undefined
-          : await proposeFoldedTurnWith(
-              deps,
-              {
-                workflowId: input.workflowId,
-                task,
-                taskRef: input.taskRef,
-                turn: input.next.turn,
-                transcript: {
-                  ref: input.next.transcript.ref,
-                  pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: result.output, credential: result.credential } : s)),
-                },
+          : await proposeFoldedTurn(deps, {
+              workflowId: input.workflowId,
+              task,
+              taskRef: input.taskRef,
+              turn: input.next.turn,
+              transcript: {
+                ref: input.next.transcript.ref,
+                pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: result.output, credential: result.credential } : s)),
               },
-              decideAhead,
-            );
-      const next = folded?.next;
-      const policy = folded?.alongside;
+            });
+      // The decision on the next turn's first action, made here with the state the workflow will hold after counting this step.
+      const ahead = input.next?.policy;
+      const policy =
+        next !== undefined && 'turn' in next && ahead?.request !== undefined && ahead.retainMs !== undefined && input.policy !== undefined
+          ? await precheckPolicy(deps, {
+              workflowId: input.workflowId,
+              task,
+              taskRef: input.taskRef,
+              action: next.turn.actions[0],
+              transcriptRef: next.transcriptRef,
+              place: { depth: ahead.depth, chain: ahead.chain, ...(ahead.seed === undefined ? {} : { seed: ahead.seed }) },
+              state: stateAfterCall(input.policy.state, ahead.request, result, { countEffects: ahead.countEffects === true, retainMs: ahead.retainMs }),
+            })
+          : undefined;
       return {
         ...result,
         ...(writes.length === 0 ? {} : { writes }),

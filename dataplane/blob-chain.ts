@@ -6,15 +6,10 @@
  *
  * Reading walks back from the head to the first chunk; recently read lists are cached in memory
  * by head, so a worker that appends to a list it read pays for the new chunk only.
- *
- * `appendAhead` names the new head before its chunk is stored (the head is the chunk's SHA-256),
- * so work that needs only the name goes on while the store writes (issue 17: a file store's put
- * is five file-system round trips). A read in this process of a head still being written waits
- * for the write; the caller awaits the write before the head leaves the process.
  */
 import { z } from 'zod';
 import { DataPlaneError } from '../errors';
-import { sha256Hex, type BlobStore } from './blob-store';
+import type { BlobStore } from './blob-store';
 
 const ChainLinkSchema = z.strictObject({
   v: z.literal(1),
@@ -25,8 +20,6 @@ const ChainLinkSchema = z.strictObject({
 
 export class BlobChains {
   private readonly cache = new Map<string, readonly unknown[]>();
-  /** Heads whose chunk `appendAhead` is still writing (settles, never rejects, when the write ends). */
-  private readonly writing = new Map<string, Promise<void>>();
 
   /** @param maxCached how many lists (by head) stay in memory */
   constructor(
@@ -51,43 +44,9 @@ export class BlobChains {
     return sha256;
   }
 
-  /**
-   * As `append`, but the new head comes back at once (the SHA-256 of the chunk's JSON bytes, the
-   * name the store gives it) with `written`, which settles when the chunk is stored and rejects
-   * as `append` would (then the head is forgotten again). The head must not leave this process
-   * (an activity's result, another worker) before `written` resolved. `written` is marked
-   * handled: a caller that stops on another error before awaiting it leaves no unhandled rejection.
-   * @throws (through `written`) what the blob store's `put` throws; DataPlaneError ERR_BLOB_CORRUPT
-   *   when the store names the chunk otherwise
-   */
-  appendAhead(kind: string, prev: string | null, items: readonly unknown[]): { head: string; written: Promise<void> } {
-    const json = JSON.stringify({ v: 1, kind, prev, items });
-    const head = sha256Hex(json);
-    const before = prev === null ? [] : this.cache.get(prev);
-    if (before !== undefined) this.remember(head, [...before, ...items]);
-    const written = this.blobs.put(json).then(({ sha256 }) => {
-      if (sha256 !== head) throw new DataPlaneError('ERR_BLOB_CORRUPT', `the blob store named a ${kind} chunk ${sha256}, not its SHA-256 ${head}`, { details: { sha256, expected: head } });
-    });
-    const settled = written.then(
-      () => undefined,
-      () => {
-        // Not stored: nothing in this process may read the head as if it were.
-        this.cache.delete(head);
-      },
-    );
-    this.writing.set(head, settled);
-    void settled.then(() => {
-      if (this.writing.get(head) === settled) this.writing.delete(head);
-    });
-    return { head, written };
-  }
-
   /** Every item of the list whose head is `head`, oldest first (empty for null). */
   async read<T>(kind: string, head: string | null): Promise<T[]> {
     if (head === null) return [];
-    // A head this process is still writing is read once written (or found missing if that failed).
-    const pending = this.cache.has(head) ? undefined : this.writing.get(head);
-    if (pending !== undefined) await pending;
     const cached = this.cache.get(head);
     if (cached !== undefined) {
       this.remember(head, cached);
