@@ -11,7 +11,7 @@
  * packages and paths of those modules (never by absolute paths, so a pre-built variant is found
  * wherever the package is installed). Bundling failures carry webpack's own messages.
  *
- * Every bundle preloads `PRELOADED_MODULES` (stateless libraries, workflows/shared-modules.ts):
+ * Every bundle preloads `PRELOADED_MODULES` (the SHA-256 code only, workflows/shared-modules.ts says why):
  * evaluated once per workflow thread and shared, frozen, by every run on it, instead of once per
  * workflow run.
  */

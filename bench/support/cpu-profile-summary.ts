@@ -7,7 +7,13 @@
  * holds a frame naming it (e.g. `runToolStep` on the main thread, `runFlowTask` on the workflow
  * thread), so module loading and bundle compilation before the first task stay out.
  *
- * Usage: node --require tsx/cjs bench/support/cpu-profile-summary.ts <file.cpuprofile> [--from <name>] [--top <n>] [--per <count>]
+ * What a task costs once is not what each step costs: `skip` leaves out every sample whose stack
+ * holds a frame naming one of its entries (e.g. `createWorkflow,startWorkflow` on the workflow
+ * thread: the sandbox and module evaluation of each new task, and the activation that starts it),
+ * so the rest is the step activations' own work. Samples on other stacks (the garbage collector,
+ * idle message ports) are counted as before.
+ *
+ * Usage: node --require tsx/cjs bench/support/cpu-profile-summary.ts <file.cpuprofile> [--from <name>] [--skip <name,name>] [--top <n>] [--per <count>]
  * (`--per 110`: figures divided by 110, e.g. the tool calls of the run: milliseconds per call).
  */
 import { readFileSync } from 'node:fs';
@@ -33,6 +39,8 @@ export interface CpuSummary {
   byFunction: [string, number][];
   /** Inclusive milliseconds per `function file:line` (each sample counted once per function on its stack), largest first. */
   inclusive: [string, number][];
+  /** Milliseconds of samples left out by `skip` (after `from`), divided by `per` like the rest. */
+  skippedMs: number;
 }
 
 function fileOf(url: string, functionName: string): string {
@@ -46,8 +54,9 @@ function sorted(map: Map<string, number>, per: number): [string, number][] {
   return [...map].map(([k, us]): [string, number] => [k, us / 1000 / per]).sort((a, b) => b[1] - a[1]);
 }
 
-/** Sums `profile` (see the module header); `per` divides every figure (default 1). */
-export function summarizeCpuProfile(profile: CpuProfile, options: { from?: string; per?: number } = {}): CpuSummary {
+/** Sums `profile` (see the module header); `per` divides every figure (default 1); `skip` names frames whose samples are left out. */
+export function summarizeCpuProfile(profile: CpuProfile, options: { from?: string; per?: number; skip?: readonly string[] } = {}): CpuSummary {
+  const skip = options.skip ?? [];
   const per = options.per ?? 1;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
@@ -70,6 +79,7 @@ export function summarizeCpuProfile(profile: CpuProfile, options: { from?: strin
   let at = profile.startTime;
   let fromUs: number | undefined = counting ? profile.startTime : undefined;
   let totalUs = 0;
+  let skippedUs = 0;
   profile.samples.forEach((id, i) => {
     const dt = profile.timeDeltas[i] ?? 0;
     at += dt;
@@ -79,6 +89,10 @@ export function summarizeCpuProfile(profile: CpuProfile, options: { from?: strin
     }
     const frame = byId.get(id)?.callFrame;
     if (!counting || frame === undefined || frame.functionName === '(idle)') return;
+    if (skip.some((name) => holds(id, name))) {
+      skippedUs += dt;
+      return;
+    }
     totalUs += dt;
     const file = fileOf(frame.url, frame.functionName);
     byFile.set(file, (byFile.get(file) ?? 0) + dt);
@@ -98,6 +112,7 @@ export function summarizeCpuProfile(profile: CpuProfile, options: { from?: strin
     byFile: sorted(byFile, per),
     byFunction: sorted(byFunction, per),
     inclusive: sorted(inclusive, per),
+    skippedMs: skippedUs / 1000 / per,
   };
 }
 
@@ -108,12 +123,18 @@ function main(argv: string[]): void {
     return i < 0 ? undefined : argv[i + 1];
   };
   if (file === undefined || file.startsWith('--')) {
-    process.stderr.write('usage: cpu-profile-summary.ts <file.cpuprofile> [--from <function>] [--top <n>] [--per <count>]\n');
+    process.stderr.write('usage: cpu-profile-summary.ts <file.cpuprofile> [--from <function>] [--skip <function,function>] [--top <n>] [--per <count>]\n');
     process.exit(2);
   }
   const top = Number(option('--top') ?? 30);
   const per = Number(option('--per') ?? 1);
   const from = option('--from');
+  const skipText = option('--skip');
+  const skip = skipText === undefined ? [] : skipText.split(',').map((name) => name.trim());
+  if (argv.includes('--skip') && (skipText === undefined || skipText.startsWith('--') || skip.some((name) => name === ''))) {
+    process.stderr.write('cpu-profile-summary: --skip takes function names separated by commas, none empty\n');
+    process.exit(2);
+  }
   if (!Number.isInteger(top) || top <= 0 || !(per > 0)) {
     process.stderr.write('cpu-profile-summary: --top takes a positive integer, --per a positive number\n');
     process.exit(2);
@@ -125,14 +146,15 @@ function main(argv: string[]): void {
     process.stderr.write(`cpu-profile-summary: ${file}: not a readable CPU profile (${error instanceof Error ? error.message : String(error)})\n`);
     process.exit(2);
   }
-  const s = summarizeCpuProfile(profile, { ...(from === undefined ? {} : { from }), per });
+  const s = summarizeCpuProfile(profile, { ...(from === undefined ? {} : { from }), per, skip });
   if (s.fromSec === undefined) {
     process.stderr.write(`cpu-profile-summary: no sample holds "${from}"\n`);
     process.exit(1);
   }
   const unit = per === 1 ? 'ms' : `ms per ${per}`;
   const show = (title: string, rows: [string, number][]) => {
-    process.stdout.write(`\n== ${title} (${unit}; ${s.totalMs.toFixed(1)} counted from ${s.fromSec!.toFixed(1)} s)\n`);
+    const skipped = skip.length === 0 ? '' : `, ${s.skippedMs.toFixed(1)} left out under ${skip.join(', ')}`;
+    process.stdout.write(`\n== ${title} (${unit}; ${s.totalMs.toFixed(1)} counted from ${s.fromSec!.toFixed(1)} s${skipped})\n`);
     for (const [k, v] of rows.slice(0, top)) process.stdout.write(`${v.toFixed(2).padStart(10)}  ${k}\n`);
   };
   show('self time by file', s.byFile);

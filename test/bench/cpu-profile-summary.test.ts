@@ -48,6 +48,21 @@ describe('cpu-profile-summary', () => {
     expect(summarizeCpuProfile(synthetic, { from: 'never-called' }).fromSec).toBeUndefined();
   });
 
+  it('leaves out the samples under a `skip` frame (what a task costs once), counting them apart', () => {
+    const s = summarizeCpuProfile(synthetic, { skip: ['work'], per: 2 });
+    // startup's 2 ms stay; work and hot (under work) are left out.
+    expect(s.totalMs).toBe(1);
+    expect(s.skippedMs).toBe(1.5);
+    expect(s.byFile.map(([f]) => f)).toEqual(['/app/boot.js']);
+    expect(s.inclusive.map(([k]) => k)).not.toContain('work npm:@scope/pkg:1');
+    // A skipped frame that is itself the `from` frame: counting still starts there.
+    const fromAndSkip = summarizeCpuProfile(synthetic, { from: 'work', skip: ['hot'] });
+    expect(fromAndSkip.fromSec).toBeCloseTo(0.003);
+    expect(fromAndSkip.totalMs).toBe(1);
+    expect(fromAndSkip.skippedMs).toBe(2);
+    expect(summarizeCpuProfile(synthetic).skippedMs).toBe(0);
+  });
+
   it('reads a profile node --cpu-prof wrote, and names the function that burnt the time', () => {
     const script = join(dir, 'burn.js');
     writeFileSync(script, 'function burnCpu() { let x = 0; const end = Date.now() + 300; while (Date.now() < end) x += Math.sqrt(x + 1); return x; }\nburnCpu();\n');
@@ -70,5 +85,10 @@ describe('cpu-profile-summary', () => {
     const missing = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), SCRIPT, join(dir, 'missing.cpuprofile')], { encoding: 'utf8' });
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('missing.cpuprofile: not a readable CPU profile');
+    for (const bad of [[], ['--top', '3'], [',work'], ['work,,hot']]) {
+      const run = spawnSync(process.execPath, ['--require', require.resolve('tsx/cjs'), SCRIPT, join(dir, 'missing.cpuprofile'), '--skip', ...bad], { encoding: 'utf8' });
+      expect(run.status, bad.join(' ')).toBe(2);
+      expect(run.stderr).toContain('--skip takes function names separated by commas, none empty');
+    }
   });
 });
