@@ -9,6 +9,9 @@
  * before the host answered"). Measured: it does not (the run-then-shutdown hands out nothing of a
  * task already waiting); this test keeps it so.
  *
+ * The premise is checked (the host was killed before it answered, and the start failed with
+ * ERR_SANDBOX_CRASHED), so a run where the kill came too late fails rather than passes vacuously.
+ *
  * Real parts: the test Temporal server, a real forked sandbox host (SIGKILLed before it answers,
  * as an OOM kill or a crash at boot would), a real agentTask waiting on the queue.
  */
@@ -28,21 +31,25 @@ import { REPO_ROOT } from '../support/warden-test-env';
 const stateDir = mkdtempSync(join(tmpdir(), 'warden-failed-host-'));
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 
-/** Kills (SIGKILL) every child of this process running the sandbox host, as soon as it appears. */
+/** Kills (SIGKILL) every child of this process running the sandbox host, as soon as it appears (its children only: /proc/<pid>/task/<tid>/children). */
 function killSandboxHostsAsTheyStart(): () => number {
   let killed = 0;
   const timer = setInterval(() => {
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
+    for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+      let children: string[];
       try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (ppid !== process.pid) continue;
-        if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('sandbox-host')) continue;
-        process.kill(Number(entry), 'SIGKILL');
-        killed += 1;
+        children = readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean);
       } catch {
-        // gone meanwhile
+        continue; // thread gone meanwhile
+      }
+      for (const child of children) {
+        try {
+          if (!readFileSync(`/proc/${child}/cmdline`, 'utf8').includes('sandbox-host')) continue;
+          process.kill(Number(child), 'SIGKILL');
+          killed += 1;
+        } catch {
+          // gone meanwhile
+        }
       }
     }
   }, 2);
