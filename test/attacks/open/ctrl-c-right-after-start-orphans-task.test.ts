@@ -13,6 +13,9 @@
  * "run: workflow started" timing line reached stderr → exit by signal, task RUNNING with no cancel
  * request (`warden list`).
  *
+ * The same holds for SIGTERM at any point of the run (no handler: a CI timeout or `kill` leaves
+ * the task part-done and uncancelled).
+ *
  * Real parts: the `warden` CLI as a child process with its own worker (--worker), the test
  * Temporal server, a copy of examples/hello.yaml.
  */
@@ -31,10 +34,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it.each([
   // The start RPC is in flight (the last phase line before it).
-  ['while the start request is in flight', 'run: worker created'],
+  ['Ctrl-C while the start request is in flight', 'run: worker created', 'SIGINT'],
   // The task exists; the SIGINT handler is not installed yet.
-  ['right after the task started', 'run: workflow started'],
-])('Ctrl-C %s leaves no task running without a cancel request', async (_when, phase) => {
+  ['Ctrl-C right after the task started', 'run: workflow started', 'SIGINT'],
+  // A process manager's or CI timeout's stop: `run` has no SIGTERM handler at all, so the task
+  // is left part-done (a step ran), uncancelled, for the next worker to carry on.
+  ['SIGTERM after the first step', 'run: first step reported', 'SIGTERM'],
+] as const)('%s leaves no task running without a cancel request', async (_when, phase, signal) => {
   const work = mkdtempSync(join(dir, 'run-'));
   cpSync(join(REPO_ROOT, 'examples', 'hello.yaml'), join(work, 'hello.yaml'));
   cpSync(join(REPO_ROOT, 'examples', 'workspace'), join(work, 'workspace'), { recursive: true });
@@ -52,7 +58,7 @@ it.each([
     // At once, in the same turn the line arrives: as a user's Ctrl-C would land.
     if (!sent && stderr.includes(phase)) {
       sent = true;
-      child.kill('SIGINT');
+      child.kill(signal);
     }
   });
   child.stdout.resume();
