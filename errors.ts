@@ -69,6 +69,7 @@ export const ERROR_CODES = [
   'ERR_TEMPORAL_CLI_BUILD',
   'ERR_TEMPORAL_START',
   'ERR_TEMPORAL_UNREACHABLE',
+  'ERR_TEMPORAL_NAMESPACE_NOT_FOUND',
   // notifications
   'ERR_WEBHOOK_FAILED',
   // identity: the credential authority's keys

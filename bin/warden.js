@@ -48,12 +48,32 @@ if (entry === 'build') {
 
 markPhase('cli/main loaded');
 process.on('exit', () => markPhase('process exiting'));
+/** Once the command returned, how long the process may take to end by itself before it is ended. */
+const EXIT_GRACE_MS = 3000;
+
+/**
+ * The command has returned, its own clean-up included (custody ledger closed, OTLP flushed,
+ * workers shut down): a handle a library left open must not keep the process alive. Seen:
+ * @temporalio/worker 1.24.0 keeps its workflow threads' MessagePort after a `Worker.create` the
+ * server refused, and `warden run` never exited. The timer is unref'd: a process with nothing
+ * left open ends as before, at once; otherwise it is ended after the grace, once stdout and
+ * stderr have flushed, with the exit code the command returned.
+ */
+function endOnceSettled() {
+  setTimeout(() => {
+    markPhase(`process still alive ${EXIT_GRACE_MS} ms after the command returned (open: ${process.getActiveResourcesInfo().join(', ')}): ending it`);
+    process.stdout.write('', () => process.stderr.write('', () => process.exit()));
+  }, EXIT_GRACE_MS).unref();
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    endOnceSettled();
   },
   (error) => {
     process.stderr.write(`warden: ${error && error.stack ? error.stack : String(error)}\n`);
     process.exitCode = 1;
+    endOnceSettled();
   },
 );

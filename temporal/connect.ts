@@ -46,16 +46,53 @@ export async function connectClient(config: TemporalConfig, options: { connectTi
   };
 }
 
+/** gRPC status NOT_FOUND (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+const GRPC_NOT_FOUND = 5;
+
 /**
- * Connects the native (Rust core) connection that `Worker.create` needs. `@temporalio/worker`
- * is loaded here, on demand, so client-only commands do not pay for the native module.
- * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`.
+ * Asks the server for `config.namespace` (WorkflowService.DescribeNamespace) and fails when the
+ * server says it has no such namespace. Any other answer passes: a server that denies the call
+ * (a key scoped without DescribeNamespace) or a proxy that does not forward it is left to the
+ * calls that follow. Run before any `Worker.create`: @temporalio/worker 1.24.0 leaks its
+ * workflow threads when the native worker is refused its namespace, and reports it as a bare
+ * `TransportError`.
+ * @throws TemporalServerError `ERR_TEMPORAL_NAMESPACE_NOT_FOUND` (not retryable) naming the
+ *   namespace and the server.
+ */
+export async function checkNamespace(service: { describeNamespace(request: { namespace: string }): Promise<unknown> }, config: Pick<TemporalConfig, 'address' | 'namespace' | 'mode'>): Promise<void> {
+  try {
+    await service.describeNamespace({ namespace: config.namespace });
+  } catch (error) {
+    if ((error as { code?: unknown } | undefined)?.code !== GRPC_NOT_FOUND) return;
+    const hint = config.mode === 'external'
+      ? 'Check TEMPORAL_NAMESPACE, or create the namespace on the cluster (temporal operator namespace create).'
+      : 'Check TEMPORAL_NAMESPACE (the embedded server creates the namespace it is started with: `warden server stop`, then run again).';
+    throw new TemporalServerError('ERR_TEMPORAL_NAMESPACE_NOT_FOUND', `the Temporal server at ${config.address} has no namespace "${config.namespace}" (TEMPORAL_NAMESPACE). ${hint}`, {
+      details: { address: config.address, namespace: config.namespace },
+      cause: error,
+    });
+  }
+}
+
+/**
+ * Connects the native (Rust core) connection that `Worker.create` needs, and checks that the
+ * server has `config.namespace` ({@link checkNamespace}). `@temporalio/worker` is loaded here, on
+ * demand, so client-only commands do not pay for the native module.
+ * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`, `ERR_TEMPORAL_NAMESPACE_NOT_FOUND`.
  */
 export async function connectWorkerConnection(config: TemporalConfig): Promise<NativeConnection> {
   const { NativeConnection } = await import('@temporalio/worker');
+  let connection: NativeConnection;
   try {
-    return await NativeConnection.connect(toNativeConnectionOptions(config));
+    connection = await NativeConnection.connect(toNativeConnectionOptions(config));
   } catch (error) {
     throw unreachable(config, error);
   }
+  try {
+    await checkNamespace(connection.workflowService, config);
+  } catch (error) {
+    await connection.close().catch(() => undefined);
+    throw error;
+  }
+  return connection;
 }

@@ -108,7 +108,7 @@ export interface WardenWorker {
   mcp: McpConnectionPool;
   /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
   run(until?: Promise<unknown>): Promise<void>;
-  /** Lets go of a worker that will never run: the sandbox host, the stores (and its own connection). */
+  /** Lets go of a worker that will never run: its Temporal workers, the sandbox host, the stores (and its own connection). */
   close(): Promise<void>;
 }
 
@@ -415,6 +415,8 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
         }
       },
       async close() {
+        // The Temporal workers too: an unrun Worker keeps its workflow threads (and the process) alive.
+        await Promise.all([worker, dataPlaneWorker].map(discardUnrunWorker));
         await sandbox.close();
         await release();
       },

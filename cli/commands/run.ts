@@ -4,10 +4,14 @@
  *
  * Ctrl-C cancels the task and keeps the in-process worker running until the task has run its
  * compensations, then prints one line saying what was undone and exits 130. A second Ctrl-C
- * stops waiting: the task stays cancel-requested for the next worker to finish.
+ * stops waiting: the task stays cancel-requested for the next worker to finish. SIGTERM and
+ * SIGHUP do the same (exit 143, 129). The handlers are installed before anything starts: a signal
+ * before the start request starts nothing; one while the request is in flight cancels the
+ * workflow id once the request settled (the id is chosen here, so it is known even when the
+ * reply is lost).
  */
 import { join } from 'node:path';
-import { followAgentTask, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
+import { followAgentTask, newTaskWorkflowId, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
 import { registeredSearchAttributes } from '../../client/registered-search-attributes';
 import { openDeploymentBlobStore, type DeploymentBlobStore } from '../../dataplane/open-deployment-blob-store';
 import { ConfigError, TaskFileError, WardenError } from '../../errors';
@@ -18,7 +22,7 @@ import type { TaskResult } from '../../task/task-run';
 import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbox-availability';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
-import { connectClient } from '../../temporal/connect';
+import { checkNamespace, connectClient } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import type { WardenWorker } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
@@ -37,6 +41,8 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   for approval (with the command that decides it), then a summary that lists only steps not shown
   yet (each step is printed once). Ctrl-C cancels the task: its compensations run and
   one line says what was undone (exit 130); Ctrl-C again leaves it to the next worker.
+  SIGTERM and SIGHUP do the same (exit 143, 129); before the task started, a signal starts
+  nothing.
   --json              print one JSON object with the result on stdout
   --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>)
   --task-queue <name> task queue to start the task on (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
@@ -45,11 +51,18 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   Without TEMPORAL_ADDRESS, a standalone \`warden worker\` of this user on this machine and state
   folder that polls the queue runs the task (no worker starts here), once its record in the state
   folder vouches for it (README, \`warden run\`); --worker starts one here anyway.
-  Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file or usage,
-  130 when interrupted.`;
+  Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file, usage or
+  a namespace the server does not have (TEMPORAL_NAMESPACE), 130 when interrupted (143 SIGTERM,
+  129 SIGHUP).`;
 
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;
+/** The signals that stop a run as Ctrl-C does, with their exit codes (128 + the signal's number). */
+export const INTERRUPT_EXIT_CODES = { SIGINT: EXIT_INTERRUPTED, SIGTERM: 143, SIGHUP: 129 } as const;
+type InterruptSignal = keyof typeof INTERRUPT_EXIT_CODES;
+
+/** Thrown at the next step of the start-up when a signal came before the start request. */
+class InterruptedBeforeStart extends Error {}
 /** How often `run` looks again for a worker when none polled the task queue. */
 const WORKER_CHECK_MS = 5_000;
 
@@ -106,12 +119,46 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
   const stateDir = stateDirOf(io.env);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
-  let interrupted = false;
   let worker: Promise<WardenWorker> | undefined;
   // The client's connection; closed in `catch` when an error comes before its own try/finally.
   let connecting: ReturnType<typeof connectClient> | undefined;
   let connectionOwned = false;
   let deploymentBlobs: DeploymentBlobStore | undefined;
+  // Signals, from here on (issue 17): Node's default action would kill the process with the task
+  // it is starting (or started) left RUNNING, uncancelled, for the next worker to carry forward.
+  let interruptedBy: InterruptSignal | undefined;
+  /** Set once the start request went out; from then on a signal cancels rather than skips. */
+  let startRequested = false;
+  /** Cancels the task; set once the start request settled. */
+  let cancelTask: (() => void) | undefined;
+  let abandon!: () => void;
+  // Created now: a second signal while the start request is in flight is not lost.
+  const abandoned = new Promise<'abandoned'>((resolve) => (abandon = () => resolve('abandoned')));
+  /** Lets the client connect (it waits for the worker's start); called on any way out too. */
+  let letClientConnect: () => void = () => undefined;
+  let stopStarting!: (error: InterruptedBeforeStart) => void;
+  const interruptedBeforeStart = new Promise<never>((_resolve, reject) => (stopStarting = reject));
+  interruptedBeforeStart.catch(() => undefined);
+  /** `step`, or the interruption when a signal comes first (only before the start request). */
+  const unlessInterrupted = <T>(step: Promise<T>): Promise<T> => Promise.race([step, interruptedBeforeStart]);
+  const onSignal = (signal: InterruptSignal) => {
+    if (interruptedBy === undefined) {
+      interruptedBy = signal;
+      if (!startRequested) {
+        log(`${signal}: stopping before the task starts; nothing is started (again to exit at once)`);
+        stopStarting(new InterruptedBeforeStart());
+        return;
+      }
+      log(`${signal}: cancelling the task; its compensations run now (Ctrl-C again to stop waiting and leave them to the next worker)`);
+      cancelTask?.();
+      return;
+    }
+    // No task exists: nothing is left behind by exiting while the start-up is being undone.
+    if (!startRequested) process.exit(INTERRUPT_EXIT_CODES[interruptedBy]);
+    abandon();
+  };
+  const signalHandlers = (Object.keys(INTERRUPT_EXIT_CODES) as InterruptSignal[]).map((signal) => [signal, () => onSignal(signal)] as const);
+  for (const [signal, handler] of signalHandlers) process.on(signal, handler);
   try {
     // One trace per task, from this client's StartWorkflow down; spans go to the custody ledger.
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-cli', env: io.env });
@@ -124,10 +171,16 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     // none starts here): the connection's CPU then does not delay the workflow threads' start.
     let clientMayConnect!: () => void;
     const workersCreating = new Promise<void>((resolve) => (clientMayConnect = resolve));
+    letClientConnect = clientMayConnect;
     connecting = resolving.then(async ({ config }) => {
       await workersCreating;
       markPhase('run: client connecting', io.env);
       const connected = await connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
+      // A namespace the server does not have fails here, typed, and not at the start (or in the worker).
+      await checkNamespace(connected.connection.workflowService, config).catch(async (error: unknown) => {
+        await connected.connection.close().catch(() => undefined);
+        throw error;
+      });
       // Asked now, while the pollers are read and the worker starts: the start needs the answer
       // (cached per client, never rejects).
       void registeredSearchAttributes(connected.client);
@@ -140,6 +193,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     const startWorker = async () => {
       const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
       const { alertTextLine } = await import('../../activities/monitor-activities.js');
+      // A signal came while the modules loaded: no worker (and no sandbox host) for a task that will not start.
+      if (interruptedBy !== undefined) return;
       installQuietRuntime();
       markPhase('run: worker modules imported', io.env);
       worker = createWardenWorkerFromConfig(
@@ -161,15 +216,15 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     // record there, none can, so this run's worker starts now instead of after the server's list
     // of pollers (issue 17). The pollers are still read for the notes below.
     const mayReuseStandalone = useWorker && workerFlag === undefined && hasStandaloneWorkerRecords(stateDir);
-    if (useWorker && !mayReuseStandalone) await startWorker();
+    if (useWorker && !mayReuseStandalone) await unlessInterrupted(startWorker());
     // No worker started yet: the pollers (or the task) need the client now.
     if (worker === undefined) clientMayConnect();
-    if (useWorker && workerFlag === undefined && !(await resolving).server.started) {
+    if (useWorker && workerFlag === undefined && !(await unlessInterrupted(resolving)).server.started) {
       // A standalone `warden worker` on this machine and this state folder (the same keys, grant
       // stores and ledger) already polls the queue: the task runs there, warm, and this process
       // is a client only. See worker/standalone-worker.ts; --worker runs one here anyway.
-      const { client } = await connecting;
-      const pollers = await recentPollers(client, taskQueue).catch(() => []);
+      const { client } = await unlessInterrupted(connecting);
+      const pollers = await unlessInterrupted(recentPollers(client, taskQueue).catch(() => []));
       markPhase('run: task queue pollers read', io.env);
       const { worker: standalone, refused } = liveStandaloneWorker(pollers, stateDir);
       const reused = standalone !== undefined && worker === undefined;
@@ -181,41 +236,48 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         log(`running on the standalone worker ${standalone} (same state folder; --worker runs one in this process)`);
       }
     }
-    if (useWorker && worker === undefined) await startWorker();
-    const { server } = await resolving;
-    const { client, connection } = await connecting;
+    if (useWorker && worker === undefined) await unlessInterrupted(startWorker());
+    const { server } = await unlessInterrupted(resolving);
+    const { client, connection } = await unlessInterrupted(connecting);
     connectionOwned = true;
     markPhase('run: client connected', io.env);
     try {
       // A worker that cannot start must fail the run before the task exists, not leave it waiting.
-      const ready = worker === undefined ? undefined : await worker;
+      const ready = worker === undefined ? undefined : await unlessInterrupted(worker);
       if (ready !== undefined) markPhase('run: worker created', io.env);
       // A long task's earlier steps and claim-checked outputs come back from where the workers
       // keep blobs: the shared database when WARDEN_DATABASE_URL is set, else the shared folder.
       // Opened before the task starts, so a database that cannot be reached fails the run early.
-      deploymentBlobs = await openDeploymentBlobStore(io.env, stateDir);
-      const handle = await startAgentTask(client, task, {
-        taskQueue,
-        ...(args.values['workflow-id'] === undefined ? {} : { workflowId: args.values['workflow-id'] }),
-      });
+      deploymentBlobs = await unlessInterrupted(openDeploymentBlobStore(io.env, stateDir));
+      // Loaded while the start request is in flight and the worker runs its first step (needed
+      // only once the task reports); awaited after the start, so no signal waits on it.
+      const formatting = import('../format-summary.js');
+      formatting.catch(() => undefined);
+      // Chosen here, not by startAgentTask: a signal during the request cancels this id even if the reply is lost.
+      const workflowId = args.values['workflow-id'] ?? newTaskWorkflowId(task);
+      let cancelling: Promise<unknown> = Promise.resolve();
+      const cancelById = () => {
+        cancelling = client.workflow.getHandle(workflowId).cancel().catch((error: unknown) => log(`could not cancel ${workflowId}: ${(error as Error).message}`));
+      };
+      if (interruptedBy !== undefined) throw new InterruptedBeforeStart();
+      startRequested = true;
+      markPhase('run: start requested', io.env);
+      let handle: Awaited<ReturnType<typeof startAgentTask>>;
+      try {
+        handle = await startAgentTask(client, task, { taskQueue, workflowId });
+      } catch (error) {
+        // The server may have created the workflow before the reply was lost.
+        if (interruptedBy !== undefined) {
+          cancelById();
+          await cancelling;
+        }
+        throw error;
+      }
+      cancelTask = cancelById;
+      if (interruptedBy !== undefined) cancelById();
       markPhase('run: workflow started', io.env);
       log(`started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
-      // Needed only once the task reports: loaded while the worker runs its first step.
-      const { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } = await import('../format-summary.js');
-
-      let abandon!: () => void;
-      const abandoned = new Promise<'abandoned'>((resolve) => (abandon = () => resolve('abandoned')));
-      let cancelling: Promise<unknown> = Promise.resolve();
-      const onSigint = () => {
-        if (!interrupted) {
-          interrupted = true;
-          log('cancelling the task; its compensations run now (Ctrl-C again to stop waiting and leave them to the next worker)');
-          cancelling = handle.cancel().catch((error: unknown) => log(`could not cancel: ${(error as Error).message}`));
-          return;
-        }
-        abandon();
-      };
-      process.on('SIGINT', onSigint);
+      const { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } = await formatting;
 
       // Steps printed as they run are counted, not repeated, by the summary.
       const shown = new Map<string, string>();
@@ -239,7 +301,6 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         outcome = await finished;
         markPhase('run: worker shut down', io.env);
       } finally {
-        process.off('SIGINT', onSigint);
         await stopWatching();
         // Nothing may still be in flight when the connection closes below (a call retried on a
         // closed channel throws from a timer): stop following, and let a cancel request finish.
@@ -250,14 +311,14 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
 
       if (outcome === 'abandoned') {
         log(`left ${handle.workflowId} cancel-requested: the next worker on ${taskQueue} runs its compensations (warden worker; warden status ${handle.workflowId})`);
-        return EXIT_INTERRUPTED;
+        return INTERRUPT_EXIT_CODES[interruptedBy ?? 'SIGINT'];
       }
       const result = outcome;
       markPhase('run: printing the result', io.env);
       io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result, shown)}\n`);
-      if (interrupted) {
+      if (interruptedBy !== undefined) {
         log(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${handle.workflowId}: ${formatRecovery(result)}`);
-        return EXIT_INTERRUPTED;
+        return INTERRUPT_EXIT_CODES[interruptedBy];
       }
       return result.status === 'completed' ? EXIT.ok : EXIT.failed;
     } finally {
@@ -265,18 +326,25 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       await connection.close();
     }
   } catch (error) {
+    letClientConnect();
     if (!connectionOwned) await (await connecting?.catch(() => undefined))?.connection.close().catch(() => undefined);
     // A worker made for a task that never started must still let go of its sandbox host.
-    await worker?.then((w) => w.close(), () => undefined);
+    await worker?.then((w) => w.close(), () => undefined).catch(() => undefined);
+    if (error instanceof InterruptedBeforeStart && interruptedBy !== undefined) {
+      log(`${interruptedBy}: stopped before the task started; nothing was started`);
+      return INTERRUPT_EXIT_CODES[interruptedBy];
+    }
     if (error instanceof WardenError) {
       io.stderr(`warden run: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      // A namespace the server does not have is configuration, like a bad task file: exit 2.
+      return error.code === 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND' ? EXIT.usage : EXIT.failed;
     }
     throw error;
   } finally {
     // Flushes OTLP and closes the ledger; the task-end checkpoint was taken when the task ended.
     await timedPhase('run: telemetry shut down', Promise.resolve(telemetry?.shutdown()), io.env);
     if (worker !== undefined) await timedPhase('run: runtime released', (await import('../../worker/create-warden-worker.js')).releaseIdleRuntime(), io.env);
+    for (const [signal, handler] of signalHandlers) process.off(signal, handler);
   }
 }
 

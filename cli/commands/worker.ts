@@ -67,8 +67,8 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden worker: ${error.code}: ${error.message}\n`);
-      // A configuration this worker cannot run with (its id held by a live worker, a bad name): exit 2.
-      return error.code === 'ERR_WORKER_ID_IN_USE' || error.code === 'ERR_CONFIG_INVALID' ? EXIT.usage : EXIT.failed;
+      // A configuration this worker cannot run with (its id held by a live worker, a bad name, a namespace the server does not have): exit 2.
+      return error.code === 'ERR_WORKER_ID_IN_USE' || error.code === 'ERR_CONFIG_INVALID' || error.code === 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND' ? EXIT.usage : EXIT.failed;
     }
     throw error;
   } finally {
