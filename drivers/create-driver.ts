@@ -7,6 +7,7 @@ import { wellFormedJson } from '../custody/well-formed-json';
 import type { Model } from '../task/task-schema';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { ModelError } from '../errors';
+import { cutText } from '../cut-text';
 import type { ModelDriver } from './model-driver';
 import { ScriptedDriver } from './scripted-driver';
 
@@ -64,9 +65,9 @@ export async function pickDriver(model: Model, options: CreateDriverOptions = {}
       return new ScriptedDriver(model);
     case 'openai':
     case 'openai-compatible':
-      return new (await import('./openai-driver.js')).OpenAIDriver(model, options);
+      return new (await loadDriverModule(model, 'openai', () => import('./openai-driver.js'), options)).OpenAIDriver(model, options);
     case 'anthropic':
-      return new (await import('./anthropic-driver.js')).AnthropicDriver(model, options);
+      return new (await loadDriverModule(model, '@anthropic-ai/sdk', () => import('./anthropic-driver.js'), options)).AnthropicDriver(model, options);
     case 'mcp-client':
       throw mcpClientHasNoDriver();
     default: {
@@ -74,6 +75,34 @@ export async function pickDriver(model: Model, options: CreateDriverOptions = {}
       const unknown: never = model;
       throw new TypeError(`unknown model driver: ${JSON.stringify((unknown as { driver?: unknown }).driver)}`);
     }
+  }
+}
+
+/** How much of the loader's reason a ModelError quotes (its first line: no require stack of paths). */
+const LOAD_REASON_MAX = 300;
+
+/**
+ * Loads a provider driver's module and, with it, its SDK `pkg`. A load that fails (the package
+ * missing from the install, a module throwing while it loads) cannot be mended by a retry: it is
+ * ModelError `ERR_MODEL_CONFIG`, not retryable, naming the driver, the package and the loader's
+ * reason (first line, cut, the model's API key replaced), so every task fails closed at once
+ * instead of `ERR_UNKNOWN` after Temporal's retries.
+ */
+async function loadDriverModule<M>(model: Model, pkg: string, load: () => Promise<M>, options: CreateDriverOptions): Promise<M> {
+  try {
+    return await load();
+  } catch (error) {
+    let reason = String((error as Error | undefined)?.message ?? error).split('\n')[0]!;
+    for (const secret of driverSecrets(model, options.env ?? process.env)) reason = reason.split(secret).join('[redacted]');
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    const missing = code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND';
+    return Promise.reject(
+      new ModelError(
+        'ERR_MODEL_CONFIG',
+        `the "${model.driver}" model driver cannot load its SDK, the npm package ${pkg}: ${missing ? 'it is not installed here' : 'it failed while loading'} (${cutText(reason, LOAD_REASON_MAX)}); install or repair it where Warden is installed (npm install ${pkg}) and restart the worker`,
+        { details: { driver: model.driver, package: pkg, ...(code === undefined ? {} : { loaderCode: String(code) }) } },
+      ),
+    );
   }
 }
 
