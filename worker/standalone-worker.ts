@@ -245,20 +245,30 @@ export function checkStandaloneWorker(identity: string, stateDir: string, host =
 }
 
 /**
- * Whether `<stateDir>/standalone-workers/` (of the real state folder) names any worker record.
- * Without one, {@link checkStandaloneWorker} refuses every identity (it reads `<nonce>.json`
- * there), so `warden run` starts its own worker without waiting for the server's list of
- * pollers (issue 17). A pre-filter, not a check: a poller is still reused only once
+ * Whether `<stateDir>/standalone-workers/` (of the real state folder) holds a record that still
+ * vouches for a worker: readable as {@link readRecord} requires, its process alive, this user's
+ * and started at the recorded time (the check {@link checkStandaloneWorker} makes). Without one,
+ * {@link checkStandaloneWorker} refuses every identity, so `warden run` starts its own worker
+ * without waiting for the server's list of pollers (issue 17). A record left by a worker that did
+ * not clean up (SIGKILL, a crash) counts for nothing and is not removed here (the next `warden
+ * worker` sweeps it). A pre-filter, not a check: a poller is still reused only once
  * {@link liveStandaloneWorker} accepts it.
  */
 export function hasStandaloneWorkerRecords(stateDir: string): boolean {
+  let dir: string;
   let names: string[];
   try {
-    names = fs.readdirSync(recordsDir(fs.realpathSync(stateDir)));
+    dir = recordsDir(fs.realpathSync(stateDir));
+    names = fs.readdirSync(dir);
   } catch {
     return false;
   }
-  return names.some((name) => /^[0-9a-f]{32}\.json$/.test(name));
+  return names.some((name) => {
+    const match = /^([0-9a-f]{32})\.json$/.exec(name);
+    if (match === null) return false;
+    const record = readRecord(dir, match[1]!);
+    return typeof record !== 'string' && processProblem(record.pid, record.startTime) === undefined;
+  });
 }
 
 /** Whether `identity` claims to be a standalone worker on `stateDir` on this host (a claim only: see {@link checkStandaloneWorker}). */
