@@ -15,8 +15,9 @@
  * a record that this user alone can have written, the pid in the identity is the record's, that
  * process is alive, owned by this user and started at the recorded time (see
  * {@link checkStandaloneWorker}). Only standalone workers carry such an identity; `warden run`'s
- * in-process worker, which stops when its own task ends, keeps the SDK's default identity and is
- * never reused.
+ * in-process worker, which stops when its own task ends, polls under `warden-run/<pid>@<host>/<nonce>`
+ * ({@link runWorkerIdentity}) and is never reused. Every other poller on the queue is named to the
+ * user ({@link unvouchedPollers}): Temporal cannot keep it from being handed the task.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -280,18 +281,20 @@ export function claimsStandaloneWorker(identity: string, stateDir: string, host 
 /**
  * Among `pollers` (identities Temporal saw poll recently, see cli/temporal-client.ts), the first
  * that {@link checkStandaloneWorker} accepts, and why each other poller claiming to be a
- * standalone worker of this folder on this machine was refused. A worker on another machine is
- * never picked: its process cannot be checked from here.
+ * standalone worker of this folder on this machine was refused (all of them, also after the one
+ * picked). A worker on another machine is never picked: its process cannot be checked from here.
  */
 export function liveStandaloneWorker(pollers: readonly string[], stateDir: string, host = hostname()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
   const refused: { identity: string; reason: string }[] = [];
+  let worker: string | undefined;
+  // Every claimant is checked, also after the one picked: a forged one still polls the queue.
   for (const identity of pollers) {
     if (!claimsStandaloneWorker(identity, stateDir, host)) continue;
     const reason = checkStandaloneWorker(identity, stateDir, host);
-    if (reason === undefined) return { worker: identity, refused };
-    refused.push({ identity, reason });
+    if (reason === undefined) worker ??= identity;
+    else refused.push({ identity, reason });
   }
-  return { worker: undefined, refused };
+  return { worker, refused };
 }
 
 /** Pollers that are standalone workers on another state folder (their tasks' keys and ledger are not this run's). */
@@ -300,5 +303,33 @@ export function otherStateWorkers(pollers: readonly string[], stateDir: string):
   return pollers.filter((identity) => {
     const parsed = parseStandaloneWorkerIdentity(identity);
     return parsed !== undefined && parsed.stateFingerprint !== fingerprint;
+  });
+}
+
+/**
+ * The identity `warden run`'s in-process worker polls under: `warden-run/<pid>@<host>/<nonce>`,
+ * 32 random hex digits of nonce, so no other poller can have listed itself under it before this
+ * run's worker polled. It vouches for nothing: {@link parseStandaloneWorkerIdentity} does not read
+ * it, and such a worker is never reused.
+ */
+export function runWorkerIdentity(pid = process.pid, host = hostname()): string {
+  return `warden-run/${pid}@${host}/${randomBytes(16).toString('hex')}`;
+}
+
+/**
+ * Among `pollers`, those no other note of `warden run` names and that are neither vouched for nor
+ * `own` (this run's worker identities): every identity except one that claims to be a standalone
+ * worker of this state folder on this machine ({@link liveStandaloneWorker} vouches for it or says
+ * why not) or of another state folder ({@link otherStateWorkers}). That is the SDK's default
+ * `<pid>@<host>`, another run's worker, a standalone worker of this folder claiming another
+ * machine, anything. Temporal cannot keep them off the queue: any of them may be handed the task's
+ * workflow task, its input with it.
+ */
+export function unvouchedPollers(pollers: readonly string[], stateDir: string, own: readonly string[] = [], host = hostname()): string[] {
+  const fingerprint = stateDirFingerprint(stateDir);
+  return pollers.filter((identity) => {
+    if (own.includes(identity)) return false;
+    const parsed = parseStandaloneWorkerIdentity(identity);
+    return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
   });
 }

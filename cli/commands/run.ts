@@ -28,7 +28,7 @@ import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
-import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers } from '../../worker/standalone-worker';
+import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, runWorkerIdentity, unvouchedPollers } from '../../worker/standalone-worker';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -137,6 +137,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     connecting.catch(() => undefined);
     // The worker's parts (sandbox host, workflow bundle, native connection) start while the
     // server is found and the task is started: they are most of a run's start-up time.
+    // This run's worker's identity: a nonce no other poller can have listed itself under before it.
+    const ownIdentity = runWorkerIdentity();
     const startWorker = async () => {
       const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
       const { alertTextLine } = await import('../../activities/monitor-activities.js');
@@ -152,6 +154,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           printAlert: (alert) => io.stderr(alertTextLine(alert)),
           onWorkersCreating: clientMayConnect,
           taskQueue,
+          identity: ownIdentity,
           ...(telemetry === undefined ? {} : { telemetry }),
         },
       );
@@ -164,7 +167,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     if (useWorker && !mayReuseStandalone) await startWorker();
     // No worker started yet: the pollers (or the task) need the client now.
     if (worker === undefined) clientMayConnect();
-    if (useWorker && workerFlag === undefined && !(await resolving).server.started) {
+    // Also with --worker (embedded server): the notes on other pollers are for that run too.
+    if (useWorker && loadTemporalConfig(io.env).mode === 'embedded' && !(await resolving).server.started) {
       // A standalone `warden worker` on this machine and this state folder (the same keys, grant
       // stores and ledger) already polls the queue: the task runs there, warm, and this process
       // is a client only. See worker/standalone-worker.ts; --worker runs one here anyway.
@@ -176,6 +180,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
       for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${reused ? '' : '; starting a worker in this process'}`);
       for (const other of otherStateWorkers(pollers, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
+      // Temporal cannot keep another poller off the queue; the user is told who else may get the task.
+      for (const other of unvouchedPollers(pollers, stateDir, [ownIdentity])) log(`note: ${other} also polls ${taskQueue} and is no worker this state folder vouches for: it may be handed this task and its input (give a queue only workers you trust; README, \`warden run\`)`);
       if (reused) {
         useWorker = false;
         log(`running on the standalone worker ${standalone} (same state folder; --worker runs one in this process)`);

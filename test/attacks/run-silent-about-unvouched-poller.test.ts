@@ -1,5 +1,5 @@
 /**
- * Finding (issue 17 area, `warden run`'s reading of the pollers, cli/commands/run.ts): a poller on
+ * Fixed finding (issue 17 area, `warden run`'s reading of the pollers, cli/commands/run.ts): a poller on
  * the user's task queue that does not claim to be a Warden worker at all (here the SDK's default
  * identity shape `<pid>@<host>`, from a bare gRPC long poll any process reaching the server's port
  * can make) gets no note. `run` reads the server's poller list (since e3f56f4 "for the notes"
@@ -16,27 +16,41 @@
  * is not vouched for by this state folder: it may be handed this task"), or refuse to start
  * (exit 2) with --strict-queue.
  *
+ * Fixed: `run` prints one note per poller on its queue that is neither vouched for nor its own
+ * (`unvouchedPollers` in worker/standalone-worker.ts; this run's worker polls under a fresh
+ * `warden-run/<pid>@<host>/<nonce>` identity), on stderr, with or without --worker and --json.
+ * Table here: the SDK's identity; a standalone worker's identity of this folder claiming another
+ * machine (no other note named it); another run's worker identity. The classification of every
+ * identity shape is in test/worker/standalone-worker.test.ts.
+ *
  * Real parts: the test Temporal server (reused by `warden run`, so it reads the pollers), a bare
  * gRPC poller, the `warden` CLI as a child process.
  */
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { expect, it } from 'vitest';
-import { connectClient } from '../../../temporal/connect';
-import { loadTemporalConfig } from '../../../temporal/temporal-config';
-import { collectOutput, exitOf, stopChildren, waitForOutput } from '../../support/child-output';
-import { testTemporalAddress } from '../../support/temporal';
-import { REPO_ROOT, TEST_STATE_DIR } from '../../support/warden-test-env';
+import { connectClient } from '../../temporal/connect';
+import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { standaloneWorkerIdentity } from '../../worker/standalone-worker';
+import { collectOutput, exitOf, stopChildren, waitForOutput } from '../support/child-output';
+import { testTemporalAddress } from '../support/temporal';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 
 const BIN = join(REPO_ROOT, 'bin/warden.js');
 
-it("warden run names a poller on its queue that it cannot vouch for", async () => {
+const ROWS: [string, () => string, string[]][] = [
+  ["the SDK's default identity", () => `4242@stranger-${randomUUID().slice(0, 8)}`, []],
+  ['a standalone worker of this state folder on another machine, --worker --json', () => standaloneWorkerIdentity(TEST_STATE_DIR, randomBytes(16).toString('hex'), 4242, `stranger-${randomUUID().slice(0, 8)}`), ['--worker', '--json']],
+  ["another warden run's worker", () => `warden-run/4242@stranger-${randomUUID().slice(0, 8)}/${randomBytes(16).toString('hex')}`, []],
+];
+
+it.each(ROWS)('warden run names a poller on its queue that it cannot vouch for: %s', async (_what, makeIdentity, flags) => {
   const { address, namespace } = testTemporalAddress();
   const { client, connection } = await connectClient({ ...loadTemporalConfig({}), address, namespace });
   const taskQueue = `warden-stranger-${randomUUID()}`;
-  const identity = `4242@stranger-${randomUUID().slice(0, 8)}`;
+  const identity = makeIdentity();
   const queue = { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL };
   const stop = new AbortController();
   const stolen: string[] = [];
@@ -60,7 +74,7 @@ it("warden run names a poller on its queue that it cannot vouch for", async () =
     const port = address.split(':').pop()!;
     const env: NodeJS.ProcessEnv = { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port };
     delete env.TEMPORAL_ADDRESS;
-    const child = spawn(process.execPath, [BIN, 'run', 'examples/hello.yaml', '--task-queue', taskQueue], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'run', 'examples/hello.yaml', '--task-queue', taskQueue, ...flags], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const output = collectOutput(child);
     const exited = exitOf(child);
     try {
@@ -69,7 +83,9 @@ it("warden run names a poller on its queue that it cannot vouch for", async () =
     } finally {
       await stopChildren([child]);
     }
-    expect(output.stderr, `the stranger took ${stolen.length} workflow task(s)`).toContain(identity);
+    const note = output.stderr.split('\n').filter((line) => line.includes(identity));
+    expect(note, `the stranger took ${stolen.length} workflow task(s)\n${output.stderr}`).toEqual([`warden: note: ${identity} also polls ${taskQueue} and is no worker this state folder vouches for: it may be handed this task and its input (give a queue only workers you trust; README, \`warden run\`)`]);
+    expect(output.stdout).not.toContain(identity);
   } finally {
     stop.abort();
     await poller;
