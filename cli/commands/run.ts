@@ -45,6 +45,7 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   Without TEMPORAL_ADDRESS, a standalone \`warden worker\` of this user on this machine and state
   folder that polls the queue runs the task (no worker starts here), once its record in the state
   folder vouches for it (README, \`warden run\`); --worker starts one here anyway.
+  Any other poller on the queue (it may be handed the task) is named in a note on stderr.
   Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file or usage,
   130 when interrupted.`;
 
