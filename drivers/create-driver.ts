@@ -22,7 +22,8 @@ export interface CreateDriverOptions {
  * driver itself). Creating a driver does no I/O; problems surface on the first turn. A provider's
  * driver module (and its SDK: `openai`, `@anthropic-ai/sdk`) loads at that first turn: a worker
  * loaded both SDKs at start, about half a second of a `warden run`'s start-up (issue 17), though a
- * task uses one driver or none.
+ * task uses one driver or none. An SDK that cannot load fails that turn, and every later one of
+ * this driver, with ModelError `ERR_MODEL_CONFIG`, not retryable (see loadDriverModule).
  * @throws ModelError `ERR_MODEL_CONFIG` for an "mcp-client" model (nobody asks it for a turn).
  */
 export function createDriver(model: Model, options: CreateDriverOptions = {}): ModelDriver {
