@@ -57,12 +57,15 @@ export async function withRunningServer<T>(io: CliIo, use: (client: Client, conf
   }
 }
 
-/** Workers that polled `taskQueue` for workflow tasks within the last `withinMs` (Temporal's own record). */
-export async function recentPollers(client: Client, taskQueue: string, withinMs = 90_000): Promise<string[]> {
+/**
+ * Workers that polled `taskQueue` for workflow tasks (or, with `kind` "activity", activity tasks)
+ * within the last `withinMs` (Temporal's own record).
+ */
+export async function recentPollers(client: Client, taskQueue: string, withinMs = 90_000, kind: 'workflow' | 'activity' = 'workflow'): Promise<string[]> {
   const response = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    taskQueueType: kind === 'activity' ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
   });
   const now = Date.now();
   return (response.pollers ?? [])

@@ -174,15 +174,18 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       // stores and ledger) already polls the queue: the task runs there, warm, and this process
       // is a client only. See worker/standalone-worker.ts; --worker runs one here anyway.
       const { client } = await connecting;
-      const pollers = await recentPollers(client, taskQueue).catch(() => []);
+      // Workflow pollers pick the worker; the notes name activity pollers too (a tool call's or a model turn's input reaches them).
+      const [pollers, activityPollers] = await Promise.all([recentPollers(client, taskQueue).catch(() => []), recentPollers(client, taskQueue, undefined, 'activity').catch(() => [])]);
+      const everyPoller = [...new Set([...pollers, ...activityPollers])];
       markPhase('run: task queue pollers read', io.env);
-      const { worker: standalone, refused } = liveStandaloneWorker(pollers, stateDir);
+      const { worker: standalone } = liveStandaloneWorker(pollers, stateDir);
+      const { refused } = liveStandaloneWorker(everyPoller, stateDir);
       const reused = standalone !== undefined && worker === undefined;
       // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
       for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${reused ? '' : '; starting a worker in this process'}`);
-      for (const other of otherStateWorkers(pollers, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
+      for (const other of otherStateWorkers(everyPoller, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
       // Temporal cannot keep another poller off the queue; the user is told who else may get the task.
-      for (const other of unvouchedPollers(pollers, stateDir, [ownIdentity])) log(`note: ${other} also polls ${taskQueue} and is no worker this state folder vouches for: it may be handed this task and its input (give a queue only workers you trust; README, \`warden run\`)`);
+      for (const other of unvouchedPollers(everyPoller, stateDir, [ownIdentity])) log(`note: ${other} also polls ${taskQueue} and is no worker this state folder vouches for: it may be handed this task and its input (give a queue only workers you trust; README, \`warden run\`)`);
       if (reused) {
         useWorker = false;
         log(`running on the standalone worker ${standalone} (same state folder; --worker runs one in this process)`);

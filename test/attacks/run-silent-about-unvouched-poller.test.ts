@@ -20,7 +20,7 @@
  * (`unvouchedPollers` in worker/standalone-worker.ts; this run's worker polls under a fresh
  * `warden-run/<pid>@<host>/<nonce>` identity), on stderr, with or without --worker and --json.
  * Table here: the SDK's identity; a standalone worker's identity of this folder claiming another
- * machine (no other note named it); another run's worker identity. The classification of every
+ * machine (no other note named it); another run's worker identity; a poller of activity tasks only. The classification of every
  * identity shape is in test/worker/standalone-worker.test.ts.
  *
  * Real parts: the test Temporal server (reused by `warden run`, so it reads the pollers), a bare
@@ -40,13 +40,15 @@ import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 
 const BIN = join(REPO_ROOT, 'bin/warden.js');
 
-const ROWS: [string, () => string, string[]][] = [
-  ["the SDK's default identity", () => `4242@stranger-${randomUUID().slice(0, 8)}`, []],
-  ['a standalone worker of this state folder on another machine, --worker --json', () => standaloneWorkerIdentity(TEST_STATE_DIR, randomBytes(16).toString('hex'), 4242, `stranger-${randomUUID().slice(0, 8)}`), ['--worker', '--json']],
-  ["another warden run's worker", () => `warden-run/4242@stranger-${randomUUID().slice(0, 8)}/${randomBytes(16).toString('hex')}`, []],
+const ROWS: [string, () => string, string[], 'workflow' | 'activity'][] = [
+  ["the SDK's default identity", () => `4242@stranger-${randomUUID().slice(0, 8)}`, [], 'workflow'],
+  ['a standalone worker of this state folder on another machine, --worker --json', () => standaloneWorkerIdentity(TEST_STATE_DIR, randomBytes(16).toString('hex'), 4242, `stranger-${randomUUID().slice(0, 8)}`), ['--worker', '--json'], 'workflow'],
+  ["another warden run's worker", () => `warden-run/4242@stranger-${randomUUID().slice(0, 8)}/${randomBytes(16).toString('hex')}`, [], 'workflow'],
+  // Activity tasks carry a model turn's or a tool call's input.
+  ["the SDK's default identity polling activity tasks only", () => `4243@stranger-${randomUUID().slice(0, 8)}`, [], 'activity'],
 ];
 
-it.each(ROWS)('warden run names a poller on its queue that it cannot vouch for: %s', async (_what, makeIdentity, flags) => {
+it.each(ROWS)('warden run names a poller on its queue that it cannot vouch for: %s', async (_what, makeIdentity, flags, kind) => {
   const { address, namespace } = testTemporalAddress();
   const { client, connection } = await connectClient({ ...loadTemporalConfig({}), address, namespace });
   const taskQueue = `warden-stranger-${randomUUID()}`;
@@ -57,8 +59,12 @@ it.each(ROWS)('warden run names a poller on its queue that it cannot vouch for: 
   const poller = (async () => {
     while (!stop.signal.aborted) {
       try {
-        const task = await connection.withAbortSignal(stop.signal, () => connection.withDeadline(Date.now() + 30_000, () => client.workflowService.pollWorkflowTaskQueue({ namespace, identity, taskQueue: queue })));
-        if (task.taskToken != null && task.taskToken.length > 0) stolen.push(task.workflowType?.name ?? '?');
+        const poll = () =>
+          kind === 'workflow'
+            ? client.workflowService.pollWorkflowTaskQueue({ namespace, identity, taskQueue: queue }).then((t) => (t.taskToken != null && t.taskToken.length > 0 ? t.workflowType?.name ?? '?' : undefined))
+            : client.workflowService.pollActivityTaskQueue({ namespace, identity, taskQueue: queue }).then((t) => (t.taskToken != null && t.taskToken.length > 0 ? t.activityType?.name ?? '?' : undefined));
+        const task = await connection.withAbortSignal(stop.signal, () => connection.withDeadline(Date.now() + 30_000, poll));
+        if (task !== undefined) stolen.push(task);
       } catch {
         if (stop.signal.aborted) return;
       }
@@ -67,7 +73,7 @@ it.each(ROWS)('warden run names a poller on its queue that it cannot vouch for: 
   try {
     // Listed by the server before the run reads the list.
     for (;;) {
-      const described = await client.workflowService.describeTaskQueue({ namespace, taskQueue: queue, taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW });
+      const described = await client.workflowService.describeTaskQueue({ namespace, taskQueue: queue, taskQueueType: kind === 'workflow' ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY });
       if ((described.pollers ?? []).some((p) => p.identity === identity)) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
