@@ -316,6 +316,27 @@ export function runWorkerIdentity(pid = process.pid, host = hostname()): string 
   return `warden-run/${pid}@${host}/${randomBytes(16).toString('hex')}`;
 }
 
+const RUN_WORKER_IDENTITY = /^warden-run\/([1-9][0-9]{0,9})@([^/]+)\/[0-9a-f]{32}$/;
+
+/**
+ * Whether `identity` is the worker of a `warden run` on this machine whose process has ended: the
+ * server lists a poller for about 90 s after its last poll, so every run soon after another would
+ * otherwise name the earlier run's worker. Nothing polls under it any more unless a stranger copies
+ * it, and a stranger with the server's poller list can copy any identity, this run's own included:
+ * the notes name accidents (a worker of the wrong folder or machine), they cannot unmask a forger.
+ * A live pid, or a pid reused since, keeps the note.
+ */
+function isEndedRunWorker(identity: string, host: string): boolean {
+  const match = RUN_WORKER_IDENTITY.exec(identity);
+  if (match === null || match[2] !== host) return false;
+  try {
+    process.kill(Number(match[1]), 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 /**
  * Among `pollers`, those no other note of `warden run` names and that are neither vouched for nor
  * `own` (this run's worker identities): every identity except one that claims to be a standalone
@@ -329,6 +350,7 @@ export function unvouchedPollers(pollers: readonly string[], stateDir: string, o
   const fingerprint = stateDirFingerprint(stateDir);
   return pollers.filter((identity) => {
     if (own.includes(identity)) return false;
+    if (isEndedRunWorker(identity, host)) return false;
     const parsed = parseStandaloneWorkerIdentity(identity);
     return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
   });
