@@ -91,6 +91,8 @@ export const ERROR_CODES = [
   'ERR_CREDENTIAL_SCOPE',
   'ERR_CREDENTIAL_REPLAYED',
   'ERR_CREDENTIAL_REVOKED',
+  // a grant this worker's state folder never issued (another state folder or keystore started the task)
+  'ERR_CREDENTIAL_GRANT_UNKNOWN',
   // identity: delegation to sub-agents
   'ERR_DELEGATION_WIDENS',
   'ERR_DELEGATION_EXPIRY',

@@ -167,7 +167,7 @@ async function check(
     return { check: unverifiedCheck(claim, `the task ended ${input.taskStatus}: nothing was committed to check the claim against`), verifiedAt: at() };
   }
   if (claim.kind === 'text') return { check: await verifyClaim(claim, {}), verifiedAt: at() };
-  if (agentGrants === undefined) return { check: unverifiedCheck(claim, `ERR_CREDENTIAL_REVOKED: the grant of ${input.claimant.agent} is unknown to this worker`), verifiedAt: at() };
+  if (agentGrants === undefined) return { check: unverifiedCheck(claim, `ERR_CREDENTIAL_GRANT_UNKNOWN: the grant of ${input.claimant.agent} is unknown to this worker (issued from another state folder; nothing was revoked)`), verifiedAt: at() };
   const task = input.task;
   let workspaceRoot: string | undefined;
   if (task.resources.workspace !== undefined) {

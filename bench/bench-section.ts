@@ -54,6 +54,11 @@ export interface BenchContext {
   root: string;
   /** The bench's state folder (Temporal server, keys, caches): `<root>/.warden-bench`. */
   stateDir: string;
+  /**
+   * This run's own task queue (support/bench-task-queue.ts), also in `WARDEN_TASK_QUEUE` of every
+   * process the bench spawns: no user's worker on a reused server polls it.
+   */
+  taskQueue: string;
   /** Results of sections that ran earlier in this run, by section name. */
   results: ReadonlyMap<string, SectionResult>;
   /** Shared, lazily started resources (the Temporal server and workers); closed after the run. */

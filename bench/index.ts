@@ -13,6 +13,7 @@ import { checkTargets, environment, formatTable } from './report';
 import { costMeter, formatCost, runCost, type SectionCost } from './run-cost';
 import { defaultSections, SECTIONS } from './sections';
 import { agtPython } from './sections/policy';
+import { benchTaskQueue } from './support/bench-task-queue';
 
 const USAGE = `usage: npm run bench -- [--quick] [--json] [--list] [section ...]
 
@@ -57,10 +58,15 @@ async function main(argv: string[]): Promise<number> {
     tmpDir,
     root,
     stateDir: join(root, '.warden-bench'),
+    taskQueue: benchTaskQueue(),
     results,
     shared: new Map(),
     onClose: (cleanup) => cleanups.push(cleanup),
   };
+  // Every process the bench spawns inherits the run's queue: a `warden run` or `warden worker` it
+  // starts without --task-queue never lands on a queue a user's worker polls on a reused server.
+  process.env['WARDEN_TASK_QUEUE'] = context.taskQueue;
+  process.env['WARDEN_STATE_DIR'] = context.stateDir;
   if (values.setup) {
     const agt = agtPython({ stateDir: context.stateDir, log });
     if ('python' in agt) log(`setup: the comparison policy engine is ready (${agt.python})`);

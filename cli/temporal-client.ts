@@ -9,7 +9,7 @@ import { temporal } from '@temporalio/proto';
 import { TemporalServerError } from '../errors';
 import { stateDirOf } from '../state-dir';
 import { connectClient } from '../temporal/connect';
-import { ensureTemporalServer, isPortInUse, type TemporalServerInfo } from '../temporal/embedded-server';
+import { embeddedServerStatus, ensureTemporalServer, isPortInUse, type TemporalServerInfo } from '../temporal/embedded-server';
 import { loadEmbeddedPorts, loadTemporalConfig, type TemporalConfig } from '../temporal/temporal-config';
 import type { CliIo } from './cli-io';
 
@@ -36,14 +36,38 @@ export async function resolveTemporal(io: CliIo): Promise<ResolvedTemporal> {
 export async function runningServerConfig(env: NodeJS.ProcessEnv): Promise<TemporalConfig> {
   const config = loadTemporalConfig(env);
   if (config.mode === 'embedded' && !(await isPortInUse(loadEmbeddedPorts(env).port))) {
+    const elsewhere = await recordedServerElsewhere(env, config.address);
     throw new TemporalServerError(
       'ERR_TEMPORAL_UNREACHABLE',
       `no Temporal server is running on ${config.address} (this command starts none), so there is no task to show, cancel or decide. ` +
-        'Start one with `warden server start` (or run a task with `warden run`), or set TEMPORAL_ADDRESS to use a cluster.',
-      { details: { address: config.address } },
+        (elsewhere === undefined
+          ? 'Start one with `warden server start` (or run a task with `warden run`), or set TEMPORAL_ADDRESS to use a cluster.'
+          : elsewhere.hint),
+      { details: { address: config.address, ...(elsewhere === undefined ? {} : { recordedAddress: elsewhere.address, stateDir: elsewhere.stateDir }) } },
     );
   }
   return config;
+}
+
+/**
+ * When the address asked for is not answering but this state folder's own embedded server is
+ * running on another port (started with other WARDEN_TEMPORAL_PORT settings), says where and
+ * which variables to set. Never connects there: the address the environment gives is the one
+ * used, so a command cannot be steered to a server the user did not name.
+ */
+async function recordedServerElsewhere(env: NodeJS.ProcessEnv, address: string): Promise<{ address: string; stateDir: string; hint: string } | undefined> {
+  const stateDir = stateDirOf(env);
+  const status = await embeddedServerStatus(stateDir).catch(() => undefined);
+  if (status?.running !== true || status.record === undefined || status.address === undefined || status.address === address) return undefined;
+  const { port, uiPort } = status.record;
+  return {
+    address: status.address,
+    stateDir,
+    hint:
+      `This state folder's (${stateDir}) embedded server is running on ${status.address} (pid ${status.record.pid}; \`warden server status\`), ` +
+      `but WARDEN_TEMPORAL_PORT ${env['WARDEN_TEMPORAL_PORT']?.trim() ? `is ${env['WARDEN_TEMPORAL_PORT'].trim()}` : 'is unset (default 7233)'}: ` +
+      `set WARDEN_TEMPORAL_PORT=${port} WARDEN_TEMPORAL_UI_PORT=${uiPort} to use it (Warden does not switch addresses by itself), or \`warden server stop\` it and start one on ${address}.`,
+  };
 }
 
 /** Runs `use` with a client of the server that already runs (see {@link runningServerConfig}). */
@@ -57,12 +81,15 @@ export async function withRunningServer<T>(io: CliIo, use: (client: Client, conf
   }
 }
 
-/** Workers that polled `taskQueue` for workflow tasks within the last `withinMs` (Temporal's own record). */
-export async function recentPollers(client: Client, taskQueue: string, withinMs = 90_000): Promise<string[]> {
+/**
+ * Workers that polled `taskQueue` for workflow tasks (or, with `kind` "activity", activity tasks)
+ * within the last `withinMs` (Temporal's own record).
+ */
+export async function recentPollers(client: Client, taskQueue: string, withinMs = 90_000, kind: 'workflow' | 'activity' = 'workflow'): Promise<string[]> {
   const response = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    taskQueueType: kind === 'activity' ? temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY : temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
   });
   const now = Date.now();
   return (response.pollers ?? [])

@@ -7,6 +7,7 @@ import { wellFormedJson } from '../custody/well-formed-json';
 import type { Model } from '../task/task-schema';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { ModelError } from '../errors';
+import { cutText } from '../cut-text';
 import type { ModelDriver } from './model-driver';
 import { ScriptedDriver } from './scripted-driver';
 
@@ -21,7 +22,8 @@ export interface CreateDriverOptions {
  * driver itself). Creating a driver does no I/O; problems surface on the first turn. A provider's
  * driver module (and its SDK: `openai`, `@anthropic-ai/sdk`) loads at that first turn: a worker
  * loaded both SDKs at start, about half a second of a `warden run`'s start-up (issue 17), though a
- * task uses one driver or none.
+ * task uses one driver or none. An SDK that cannot load fails that turn, and every later one of
+ * this driver, with ModelError `ERR_MODEL_CONFIG`, not retryable (see loadDriverModule).
  * @throws ModelError `ERR_MODEL_CONFIG` for an "mcp-client" model (nobody asks it for a turn).
  */
 export function createDriver(model: Model, options: CreateDriverOptions = {}): ModelDriver {
@@ -64,9 +66,9 @@ export async function pickDriver(model: Model, options: CreateDriverOptions = {}
       return new ScriptedDriver(model);
     case 'openai':
     case 'openai-compatible':
-      return new (await import('./openai-driver.js')).OpenAIDriver(model, options);
+      return new (await loadDriverModule(model, 'openai', () => import('./openai-driver.js'), options)).OpenAIDriver(model, options);
     case 'anthropic':
-      return new (await import('./anthropic-driver.js')).AnthropicDriver(model, options);
+      return new (await loadDriverModule(model, '@anthropic-ai/sdk', () => import('./anthropic-driver.js'), options)).AnthropicDriver(model, options);
     case 'mcp-client':
       throw mcpClientHasNoDriver();
     default: {
@@ -74,6 +76,34 @@ export async function pickDriver(model: Model, options: CreateDriverOptions = {}
       const unknown: never = model;
       throw new TypeError(`unknown model driver: ${JSON.stringify((unknown as { driver?: unknown }).driver)}`);
     }
+  }
+}
+
+/** How much of the loader's reason a ModelError quotes (its first line: no require stack of paths). */
+const LOAD_REASON_MAX = 300;
+
+/**
+ * Loads a provider driver's module and, with it, its SDK `pkg`. A load that fails (the package
+ * missing from the install, a module throwing while it loads) cannot be mended by a retry: it is
+ * ModelError `ERR_MODEL_CONFIG`, not retryable, naming the driver, the package and the loader's
+ * reason (first line, cut, the model's API key replaced), so every task fails closed at once
+ * instead of `ERR_UNKNOWN` after Temporal's retries.
+ */
+async function loadDriverModule<M>(model: Model, pkg: string, load: () => Promise<M>, options: CreateDriverOptions): Promise<M> {
+  try {
+    return await load();
+  } catch (error) {
+    let reason = String((error as Error | undefined)?.message ?? error).split('\n')[0]!;
+    for (const secret of driverSecrets(model, options.env ?? process.env)) reason = reason.split(secret).join('[redacted]');
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    const missing = code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND';
+    return Promise.reject(
+      new ModelError(
+        'ERR_MODEL_CONFIG',
+        `the "${model.driver}" model driver cannot load its SDK, the npm package ${pkg}: ${missing ? 'it is not installed here' : 'it failed while loading'} (${cutText(reason, LOAD_REASON_MAX)}); install or repair it where Warden is installed (npm install ${pkg}) and restart the worker`,
+        { details: { driver: model.driver, package: pkg, ...(code === undefined ? {} : { loaderCode: String(code) }) } },
+      ),
+    );
   }
 }
 

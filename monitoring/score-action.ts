@@ -40,6 +40,7 @@ export const SIGNALS = [
   'failure-burst',
   'tool-output-sent',
   'credentials-revoked',
+  'grant-unknown',
   'subagent-blocked',
 ] as const;
 export type Signal = (typeof SIGNALS)[number];
@@ -223,6 +224,8 @@ export function scoreOutcome(
     if (points > 0 && !before.some((r) => r.signal === signal)) reasons.push({ signal, points, detail });
   };
   if (outcome.failed === 'ERR_CREDENTIAL_REVOKED') add('credentials-revoked', 100, "the task's credentials were revoked while it ran");
+  // Refused as firmly as a revocation, but said truthfully: nothing was revoked; the grant belongs to another state folder, or it expired and was pruned.
+  if (outcome.failed === 'ERR_CREDENTIAL_GRANT_UNKNOWN') add('grant-unknown', 100, "the task's grant is unknown to the worker that ran the call: it was issued from another state folder (the task was started for a different worker set) or it expired and was pruned; nothing was revoked");
   if (outcome.childStatus === 'blocked') add('subagent-blocked', 100, `sub-agent ${features.tool.slice('spawn:'.length)} was blocked`);
   if (outcome.refused === true || outcome.failed !== undefined) addBursts(history, b, now, add);
   const tool = b?.tools[features.tool];

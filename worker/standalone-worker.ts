@@ -15,8 +15,9 @@
  * a record that this user alone can have written, the pid in the identity is the record's, that
  * process is alive, owned by this user and started at the recorded time (see
  * {@link checkStandaloneWorker}). Only standalone workers carry such an identity; `warden run`'s
- * in-process worker, which stops when its own task ends, keeps the SDK's default identity and is
- * never reused.
+ * in-process worker, which stops when its own task ends, polls under `warden-run/<pid>@<host>/<nonce>`
+ * ({@link runWorkerIdentity}) and is never reused. Every other poller on the queue is named to the
+ * user ({@link unvouchedPollers}): Temporal cannot keep it from being handed the task.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -245,20 +246,30 @@ export function checkStandaloneWorker(identity: string, stateDir: string, host =
 }
 
 /**
- * Whether `<stateDir>/standalone-workers/` (of the real state folder) names any worker record.
- * Without one, {@link checkStandaloneWorker} refuses every identity (it reads `<nonce>.json`
- * there), so `warden run` starts its own worker without waiting for the server's list of
- * pollers (issue 17). A pre-filter, not a check: a poller is still reused only once
+ * Whether `<stateDir>/standalone-workers/` (of the real state folder) holds a record that still
+ * vouches for a worker: readable as {@link readRecord} requires, its process alive, this user's
+ * and started at the recorded time (the check {@link checkStandaloneWorker} makes). Without one,
+ * {@link checkStandaloneWorker} refuses every identity, so `warden run` starts its own worker
+ * without waiting for the server's list of pollers (issue 17). A record left by a worker that did
+ * not clean up (SIGKILL, a crash) counts for nothing and is not removed here (the next `warden
+ * worker` sweeps it). A pre-filter, not a check: a poller is still reused only once
  * {@link liveStandaloneWorker} accepts it.
  */
 export function hasStandaloneWorkerRecords(stateDir: string): boolean {
+  let dir: string;
   let names: string[];
   try {
-    names = fs.readdirSync(recordsDir(fs.realpathSync(stateDir)));
+    dir = recordsDir(fs.realpathSync(stateDir));
+    names = fs.readdirSync(dir);
   } catch {
     return false;
   }
-  return names.some((name) => /^[0-9a-f]{32}\.json$/.test(name));
+  return names.some((name) => {
+    const match = /^([0-9a-f]{32})\.json$/.exec(name);
+    if (match === null) return false;
+    const record = readRecord(dir, match[1]!);
+    return typeof record !== 'string' && processProblem(record.pid, record.startTime) === undefined;
+  });
 }
 
 /** Whether `identity` claims to be a standalone worker on `stateDir` on this host (a claim only: see {@link checkStandaloneWorker}). */
@@ -270,18 +281,20 @@ export function claimsStandaloneWorker(identity: string, stateDir: string, host 
 /**
  * Among `pollers` (identities Temporal saw poll recently, see cli/temporal-client.ts), the first
  * that {@link checkStandaloneWorker} accepts, and why each other poller claiming to be a
- * standalone worker of this folder on this machine was refused. A worker on another machine is
- * never picked: its process cannot be checked from here.
+ * standalone worker of this folder on this machine was refused (all of them, also after the one
+ * picked). A worker on another machine is never picked: its process cannot be checked from here.
  */
 export function liveStandaloneWorker(pollers: readonly string[], stateDir: string, host = hostname()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
   const refused: { identity: string; reason: string }[] = [];
+  let worker: string | undefined;
+  // Every claimant is checked, also after the one picked: a forged one still polls the queue.
   for (const identity of pollers) {
     if (!claimsStandaloneWorker(identity, stateDir, host)) continue;
     const reason = checkStandaloneWorker(identity, stateDir, host);
-    if (reason === undefined) return { worker: identity, refused };
-    refused.push({ identity, reason });
+    if (reason === undefined) worker ??= identity;
+    else refused.push({ identity, reason });
   }
-  return { worker: undefined, refused };
+  return { worker, refused };
 }
 
 /** Pollers that are standalone workers on another state folder (their tasks' keys and ledger are not this run's). */
@@ -290,5 +303,55 @@ export function otherStateWorkers(pollers: readonly string[], stateDir: string):
   return pollers.filter((identity) => {
     const parsed = parseStandaloneWorkerIdentity(identity);
     return parsed !== undefined && parsed.stateFingerprint !== fingerprint;
+  });
+}
+
+/**
+ * The identity `warden run`'s in-process worker polls under: `warden-run/<pid>@<host>/<nonce>`,
+ * 32 random hex digits of nonce, so no other poller can have listed itself under it before this
+ * run's worker polled. It vouches for nothing: {@link parseStandaloneWorkerIdentity} does not read
+ * it, and such a worker is never reused.
+ */
+export function runWorkerIdentity(pid = process.pid, host = hostname()): string {
+  return `warden-run/${pid}@${host}/${randomBytes(16).toString('hex')}`;
+}
+
+const RUN_WORKER_IDENTITY = /^warden-run\/([1-9][0-9]{0,9})@([^/]+)\/[0-9a-f]{32}$/;
+
+/**
+ * Whether `identity` is the worker of a `warden run` on this machine whose process has ended: the
+ * server lists a poller for about 90 s after its last poll, so every run soon after another would
+ * otherwise name the earlier run's worker. Nothing polls under it any more unless a stranger copies
+ * it, and a stranger with the server's poller list can copy any identity, this run's own included:
+ * the notes name accidents (a worker of the wrong folder or machine), they cannot unmask a forger.
+ * A live pid, or a pid reused since, keeps the note.
+ */
+function isEndedRunWorker(identity: string, host: string): boolean {
+  const match = RUN_WORKER_IDENTITY.exec(identity);
+  if (match === null || match[2] !== host) return false;
+  try {
+    process.kill(Number(match[1]), 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Among `pollers`, those no other note of `warden run` names and that are neither vouched for nor
+ * `own` (this run's worker identities): every identity except one that claims to be a standalone
+ * worker of this state folder on this machine ({@link liveStandaloneWorker} vouches for it or says
+ * why not) or of another state folder ({@link otherStateWorkers}). That is the SDK's default
+ * `<pid>@<host>`, another run's worker, a standalone worker of this folder claiming another
+ * machine, anything. Temporal cannot keep them off the queue: any of them may be handed the task's
+ * workflow task, its input with it.
+ */
+export function unvouchedPollers(pollers: readonly string[], stateDir: string, own: readonly string[] = [], host = hostname()): string[] {
+  const fingerprint = stateDirFingerprint(stateDir);
+  return pollers.filter((identity) => {
+    if (own.includes(identity)) return false;
+    if (isEndedRunWorker(identity, host)) return false;
+    const parsed = parseStandaloneWorkerIdentity(identity);
+    return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
   });
 }

@@ -11,6 +11,7 @@ import { figure, type BenchSection } from '../bench-section';
 import { summarize } from '../stats';
 import { ADD_TOOL_SOURCE } from '../support/bare-activities';
 import { benchWorkers } from '../support/bench-workers';
+import { benchCliEnv, benchTaskQueue } from '../support/bench-task-queue';
 import { runGuardedTask, startBenchWorker, temporalBench } from '../support/temporal-bench';
 
 function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
@@ -47,7 +48,7 @@ export const startupSection: BenchSection = {
   async run(context) {
     const runs = context.quick ? 3 : 5;
     const cli = join(context.root, 'bin', 'warden.js');
-    const env = { ...process.env, WARDEN_STATE_DIR: context.stateDir };
+    const env = benchCliEnv(context);
     const help: number[] = [];
     const node: number[] = [];
     for (let i = 0; i < runs; i += 1) {
@@ -67,7 +68,8 @@ export const startupSection: BenchSection = {
       }
     }
 
-    // `warden run` on a one-call task (embedded server already up, so it runs its own worker).
+    // `warden run` on a one-call task (embedded server already up, so it runs its own worker), on the
+    // run's own queue: never the default one a user's worker on a reused server may poll.
     const taskFile = join(context.tmpDir, 'one-call.json');
     writeFileSync(
       taskFile,
@@ -83,12 +85,12 @@ export const startupSection: BenchSection = {
     const wardenRun: number[] = [];
     const inProcess: number[] = [];
     for (let i = 0; i < Math.min(runs, 3); i += 1) {
-      wardenRun.push(timeProcess([cli, 'run', taskFile, '--json'], env));
+      wardenRun.push(timeProcess([cli, 'run', taskFile, '--json', '--task-queue', context.taskQueue], env));
       inProcess.push((await runGuardedTask(context, guarded, 1)).wallMs);
     }
     // `warden run` with a standalone `warden worker` on the same state folder already polling:
     // the run is a client only (cli/commands/run.ts, worker/standalone-worker.ts).
-    const standaloneQueue = `warden-bench-standalone-${process.pid}`;
+    const standaloneQueue = benchTaskQueue('standalone');
     const standalone = await startStandaloneWorker(cli, standaloneQueue, env);
     const clientRun: number[] = [];
     try {

@@ -17,7 +17,7 @@ import { openStateStore, usesSharedDatabase } from '../../state/state-store';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
 import { taskResultOfFailure } from '../../workflows/task-close';
-import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { runningServerConfig } from '../temporal-client';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
@@ -40,7 +40,7 @@ export const RECEIPT_USAGE = `usage: warden receipt <workflowId> [--out <file>]
 
 /** The closed task's result and the user and intent its workflow was started with. */
 async function finishedTask(io: CliIo, workflowId: string): Promise<{ result: TaskResult; user: string; intent: string }> {
-  const { client, connection } = await connectClient(loadTemporalConfig(io.env), { connectTimeoutMs: 5_000 });
+  const { client, connection } = await connectClient(await runningServerConfig(io.env), { connectTimeoutMs: 5_000 });
   try {
     const handle = client.workflow.getHandle(workflowId);
     const description = await handle.describe();

@@ -19,7 +19,7 @@ import { ConfigError, WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
 import { rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
 import { connectClient } from '../../temporal/connect';
-import { loadTemporalConfig } from '../../temporal/temporal-config';
+import { runningServerConfig } from '../temporal-client';
 import { installQuietRuntime } from '../../worker/create-warden-worker';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import type { CliIo } from '../cli-io';
@@ -67,7 +67,7 @@ export interface ReplayReport {
 
 async function loadHistories(io: CliIo, workflowId: string | undefined, file: string | undefined): Promise<{ workflowId: string; history: IHistory }[]> {
   if (file !== undefined) return [await readHistoryFile(file)];
-  const { client, connection } = await connectClient(loadTemporalConfig(io.env));
+  const { client, connection } = await connectClient(await runningServerConfig(io.env));
   try {
     const out: { workflowId: string; history: IHistory }[] = [];
     const queue = [workflowId as string];

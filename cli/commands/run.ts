@@ -32,7 +32,7 @@ import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
-import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers } from '../../worker/standalone-worker';
+import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, runWorkerIdentity, unvouchedPollers } from '../../worker/standalone-worker';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -51,6 +51,7 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   Without TEMPORAL_ADDRESS, a standalone \`warden worker\` of this user on this machine and state
   folder that polls the queue runs the task (no worker starts here), once its record in the state
   folder vouches for it (README, \`warden run\`); --worker starts one here anyway.
+  Any other poller on the queue (it may be handed the task) is named in a note on stderr.
   Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file, usage or
   a namespace the server does not have (TEMPORAL_NAMESPACE), 130 when interrupted (143 SIGTERM,
   129 SIGHUP).`;
@@ -190,6 +191,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     connecting.catch(() => undefined);
     // The worker's parts (sandbox host, workflow bundle, native connection) start while the
     // server is found and the task is started: they are most of a run's start-up time.
+    // This run's worker's identity: a nonce no other poller can have listed itself under before it.
+    const ownIdentity = runWorkerIdentity();
     const startWorker = async () => {
       const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
       const { alertTextLine } = await import('../../activities/monitor-activities.js');
@@ -207,6 +210,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           printAlert: (alert) => io.stderr(alertTextLine(alert)),
           onWorkersCreating: clientMayConnect,
           taskQueue,
+          identity: ownIdentity,
           ...(telemetry === undefined ? {} : { telemetry }),
         },
       );
@@ -219,18 +223,24 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     if (useWorker && !mayReuseStandalone) await unlessInterrupted(startWorker());
     // No worker started yet: the pollers (or the task) need the client now.
     if (worker === undefined) clientMayConnect();
-    if (useWorker && workerFlag === undefined && !(await unlessInterrupted(resolving)).server.started) {
+    // Also with --worker (embedded server): the notes on other pollers are for that run too.
+    if (useWorker && loadTemporalConfig(io.env).mode === 'embedded' && !(await unlessInterrupted(resolving)).server.started) {
       // A standalone `warden worker` on this machine and this state folder (the same keys, grant
       // stores and ledger) already polls the queue: the task runs there, warm, and this process
       // is a client only. See worker/standalone-worker.ts; --worker runs one here anyway.
       const { client } = await unlessInterrupted(connecting);
-      const pollers = await unlessInterrupted(recentPollers(client, taskQueue).catch(() => []));
+      // Workflow pollers pick the worker; the notes name activity pollers too (a tool call's or a model turn's input reaches them).
+      const [pollers, activityPollers] = await unlessInterrupted(Promise.all([recentPollers(client, taskQueue).catch(() => []), recentPollers(client, taskQueue, undefined, 'activity').catch(() => [])]));
+      const everyPoller = [...new Set([...pollers, ...activityPollers])];
       markPhase('run: task queue pollers read', io.env);
-      const { worker: standalone, refused } = liveStandaloneWorker(pollers, stateDir);
+      const { worker: standalone } = liveStandaloneWorker(pollers, stateDir);
+      const { refused } = liveStandaloneWorker(everyPoller, stateDir);
       const reused = standalone !== undefined && worker === undefined;
       // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
       for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${reused ? '' : '; starting a worker in this process'}`);
-      for (const other of otherStateWorkers(pollers, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
+      for (const other of otherStateWorkers(everyPoller, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
+      // Temporal cannot keep another poller off the queue; the user is told who else may get the task.
+      for (const other of unvouchedPollers(everyPoller, stateDir, [ownIdentity])) log(`note: ${other} also polls ${taskQueue} and is no worker this state folder vouches for: it may be handed this task and its input (give a queue only workers you trust; README, \`warden run\`)`);
       if (reused) {
         useWorker = false;
         log(`running on the standalone worker ${standalone} (same state folder; --worker runs one in this process)`);

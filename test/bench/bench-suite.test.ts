@@ -49,7 +49,7 @@ describe('shared bench workers', () => {
     // The workers start on the shared Temporal server; a server that could not be reached here
     // stands for any start-up failure (a sandbox host slow to boot on a loaded machine).
     const shared = new Map<string, unknown>();
-    const context = { quick: true, log: () => undefined, tmpDir: ROOT, root: ROOT, stateDir: join(ROOT, '.warden-bench'), results: new Map(), shared, onClose: () => undefined } satisfies BenchContext;
+    const context = { quick: true, log: () => undefined, tmpDir: ROOT, root: ROOT, stateDir: join(ROOT, '.warden-bench'), taskQueue: 'warden-bench-test', results: new Map(), shared, onClose: () => undefined } satisfies BenchContext;
     shared.set('temporal', Promise.reject(new Error('first start failed')));
     await expect(benchWorkers(context)).rejects.toThrow('first start failed');
     expect(shared.has('workers')).toBe(false);

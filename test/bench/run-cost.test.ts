@@ -50,7 +50,7 @@ describe('the default run', () => {
 
 describe('one warm-up for the shared workers', () => {
   const contextWith = (shared: Map<string, unknown>) =>
-    ({ quick: true, log: () => undefined, tmpDir: ROOT, root: ROOT, stateDir: join(ROOT, '.warden-bench'), results: new Map(), shared, onClose: () => undefined }) satisfies BenchContext;
+    ({ quick: true, log: () => undefined, tmpDir: ROOT, root: ROOT, stateDir: join(ROOT, '.warden-bench'), taskQueue: 'warden-bench-test', results: new Map(), shared, onClose: () => undefined }) satisfies BenchContext;
 
   it('the throughput section skips its warm-up task only on the very worker pair the step section ran on', async () => {
     const pair = { guarded: {}, bare: {} };

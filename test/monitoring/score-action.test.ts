@@ -135,6 +135,7 @@ const DEPARTURES: [string, AgentBaseline | undefined, Proposed[], Signal[]][] = 
   ['three refusals in a minute', undefined, Array.from({ length: 3 }, (_, i) => ({ tool: 'http.fetch', args: { url: `https://api.example.com/${i}` }, outcome: { refused: true } })), ['denial-burst']],
   ['three failures in a minute', undefined, Array.from({ length: 3 }, (_, i) => ({ tool: 't.x', args: { i }, outcome: { failed: 'ERR_TOOL_THREW' } })), ['failure-burst']],
   ['revoked credentials', undefined, [{ tool: 't.x', outcome: { failed: 'ERR_CREDENTIAL_REVOKED' } }], ['credentials-revoked']],
+  ['a grant another state folder issued (not a revocation)', undefined, [{ tool: 't.x', outcome: { failed: 'ERR_CREDENTIAL_GRANT_UNKNOWN' } }], ['grant-unknown']],
   ['a blocked sub-agent', undefined, [{ tool: 'spawn:helper', args: { subagent: 'helper' }, outcome: { childStatus: 'blocked' } }], ['subagent-blocked']],
   [
     'UPDATEs of 10 rows each, none a jump, adding up past any learnt run',

@@ -18,6 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   checkStandaloneWorker,
   liveStandaloneWorker,
+  runWorkerIdentity,
+  unvouchedPollers,
   otherStateWorkers,
   parseStandaloneWorkerIdentity,
   processStartTime,
@@ -210,6 +212,46 @@ describe('checkStandaloneWorker: the record vouches, never the identity', () => 
     const found = liveStandaloneWorker([forged, mine], s.stateDir);
     expect(found.worker).toBe(mine);
     expect(found.refused.map((r) => r.identity)).toEqual([forged]);
+  });
+
+  it('reports a forged one listed after the genuine one too (it still polls the queue)', () => {
+    const s = stateWithRecord();
+    const forged = `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}/${'0'.repeat(32)}`;
+    const mine = standaloneWorkerIdentity(s.stateDir, s.nonce);
+    const found = liveStandaloneWorker([mine, forged], s.stateDir);
+    expect(found.worker).toBe(mine);
+    expect(found.refused.map((r) => r.identity)).toEqual([forged]);
+  });
+});
+
+describe('unvouchedPollers: every poller no other note of warden run names, but its own', () => {
+  const s = stateWithRecord();
+  const other = stateWithRecord();
+  const own = runWorkerIdentity();
+  it.each<[string, string, boolean]>([
+    ["the SDK's default identity", '4242@somewhere', true],
+    ["this process's SDK identity (a claim: this run's worker polls under its nonce identity)", `${process.pid}@${hostname()}`, true],
+    ['another run\'s worker', runWorkerIdentity(), true],
+    ['a live run worker on this machine, another nonce (not this run)', runWorkerIdentity(process.pid), true],
+    ['an ended run\'s worker on another machine (its process cannot be checked)', runWorkerIdentity(deadPid, `not-${hostname()}`), true],
+    ['an ended run\'s worker with a malformed nonce', runWorkerIdentity(deadPid).slice(0, -1), true],
+    ['an ended run\'s worker on this machine (the server lists pollers for 90 s after)', runWorkerIdentity(deadPid), false],
+    ['a forged copy of this run\'s identity with another nonce', `${own.slice(0, -1)}${own.endsWith('0') ? '1' : '0'}`, true],
+    ['a standalone worker of this folder on another machine', standaloneWorkerIdentity(s.stateDir, s.nonce, 4242, `not-${hostname()}`), true],
+    ['a standalone identity with a forged suffix', `${standaloneWorkerIdentity(s.stateDir, s.nonce)}x`, true],
+    ['empty', '', true],
+    ['this run\'s own worker', own, false],
+    ['the genuine standalone worker (vouched for)', standaloneWorkerIdentity(s.stateDir, s.nonce), false],
+    ['a claimant of this folder on this machine (refused in its own note)', `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}`, false],
+    ['a standalone worker of another state folder (named in its own note)', standaloneWorkerIdentity(other.stateDir, other.nonce), false],
+  ])('%s', (_what, identity, noted) => {
+    expect(unvouchedPollers([identity], s.stateDir, [own])).toEqual(noted ? [identity] : []);
+  });
+
+  it('the run worker identity is fresh each time and no standalone identity', () => {
+    expect(runWorkerIdentity()).not.toBe(runWorkerIdentity());
+    expect(runWorkerIdentity(1, 'h')).toMatch(/^warden-run\/1@h\/[0-9a-f]{32}$/);
+    expect(parseStandaloneWorkerIdentity(runWorkerIdentity())).toBeUndefined();
   });
 });
 

@@ -9,18 +9,19 @@
  *   new worker and sandbox host paid on the first tool call;
  * - the sandbox host boots while the Temporal workers are built (`SandboxClient.boot`), and a
  *   host that cannot start still fails the start;
- * - `warden run` starts its worker at once when no standalone worker record exists
- *   (`hasStandaloneWorkerRecords`: without one no poller can be vouched for).
+ * - `warden run` starts its worker at once when no standalone worker record vouches for a live worker
+ *   (`hasStandaloneWorkerRecords`: without one no poller can be vouched for; a killed worker's
+ *   left-over record counts for nothing).
  *
  * The module cases load code in a fresh Node process and read `require.cache`.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SandboxClient } from '../../sandbox/sandbox-client';
-import { hasStandaloneWorkerRecords, STANDALONE_RECORDS_DIR } from '../../worker/standalone-worker';
+import { hasStandaloneWorkerRecords, processStartTime, STANDALONE_RECORDS_DIR } from '../../worker/standalone-worker';
 import { toolCall } from '../sandbox/sandbox-test-kit';
 import { REPO_ROOT } from '../support/warden-test-env';
 
@@ -128,22 +129,37 @@ describe('standalone worker records', () => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-records-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  // A record of a process: `pid` and `startTime` as written, 0600 unless `mode` says otherwise.
+  const record = (state: string, nonce: string, fields: Record<string, unknown>, mode = 0o600) => {
+    mkdirSync(join(state, STANDALONE_RECORDS_DIR), { recursive: true, mode: 0o700 });
+    writeFileSync(join(state, STANDALONE_RECORDS_DIR, `${nonce}.json`), JSON.stringify({ ...fields, nonce }), { mode });
+  };
+  const live = () => ({ pid: process.pid, startTime: processStartTime(process.pid)! });
+  // A pid that is not running: a child that has exited and been reaped.
+  const deadPid = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+
   it.each<[string, (state: string) => void, boolean]>([
     ['no state folder', () => undefined, false],
     ['no records folder', (state) => mkdirSync(state), false],
     ['an empty records folder', (state) => mkdirSync(join(state, STANDALONE_RECORDS_DIR), { recursive: true }), false],
     ['only a temporary or foreign file', (state) => (mkdirSync(join(state, STANDALONE_RECORDS_DIR), { recursive: true }), writeFileSync(join(state, STANDALONE_RECORDS_DIR, `${'a'.repeat(32)}.tmp`), '{}'), writeFileSync(join(state, STANDALONE_RECORDS_DIR, 'notes.json'), '{}')), false],
-    ['a record', (state) => (mkdirSync(join(state, STANDALONE_RECORDS_DIR), { recursive: true }), writeFileSync(join(state, STANDALONE_RECORDS_DIR, `${'b'.repeat(32)}.json`), '{}')), true],
+    ['a record of a live worker (this process)', (state) => record(state, 'b'.repeat(32), live()), true],
     [
-      'a record, the state folder named through a link',
+      'a record of a live worker, the state folder named through a link',
       (state) => {
         const real = `${state}-real`;
-        mkdirSync(join(real, STANDALONE_RECORDS_DIR), { recursive: true });
-        writeFileSync(join(real, STANDALONE_RECORDS_DIR, `${'c'.repeat(32)}.json`), '{}');
+        record(real, 'c'.repeat(32), live());
         symlinkSync(real, state);
       },
       true,
     ],
+    // A worker killed before its clean-up (SIGKILL, a crash) leaves its record: it vouches for nothing.
+    ['only a record of a dead worker', (state) => record(state, 'd'.repeat(32), { pid: Number(deadPid), startTime: '1' }), false],
+    ['only a record whose pid was reused (start time differs)', (state) => record(state, 'e'.repeat(32), { pid: process.pid, startTime: `${live().startTime}1` }), false],
+    ['only a malformed record', (state) => record(state, 'f'.repeat(32), { pid: 'x' }), false],
+    ['only a record open to others', (state) => record(state, '1'.repeat(32), live(), 0o644), false],
+    ['only a record under another nonce than its name', (state) => (record(state, '2'.repeat(32), live()), writeFileSync(join(state, STANDALONE_RECORDS_DIR, `${'3'.repeat(32)}.json`), JSON.stringify({ ...live(), nonce: '2'.repeat(32) }), { mode: 0o600 }), rmSync(join(state, STANDALONE_RECORDS_DIR, `${'2'.repeat(32)}.json`))), false],
+    ['a dead worker\'s record beside a live one', (state) => (record(state, '4'.repeat(32), { pid: Number(deadPid), startTime: '1' }), record(state, '5'.repeat(32), live())), true],
   ])('%s', (what, make, expected) => {
     const state = join(dir, what.replace(/\W+/g, '-'));
     make(state);

@@ -265,7 +265,7 @@ describe('two workers, the ordinary loop, data-plane affinity', () => {
       args: [{ task, handoff: { grantId, depth: 1, lineage: [runs[0]!.result.workflowId], deadlineAt: Date.now() + 600_000, dataPlane: { taskQueue: victim, startTimeoutSeconds: 30 } } }],
     });
     const outcome = await followAgentTask(handle).catch((error: unknown) => error);
-    expect(JSON.stringify(outcome instanceof Error ? outcome.message : outcome)).toMatch(/ERR_DELEGATION_FORGED|ERR_CREDENTIAL_REVOKED/);
+    expect(JSON.stringify(outcome instanceof Error ? outcome.message : outcome)).toMatch(/ERR_DELEGATION_FORGED|ERR_CREDENTIAL_REVOKED|ERR_CREDENTIAL_GRANT_UNKNOWN/);
     const activities = await activitiesOf(workflowId);
     expect(activities.filter((a) => a.queue === victim)).toEqual([]);
     expect(activities.filter((a) => DATA_PLANE.has(a.type))).toEqual([]);
