@@ -49,6 +49,7 @@ beforeAll(async () => {
       grants: { tools: ['add'] },
     },
     'revoked-unknown-test',
+    stateDir,
   );
 }, 120_000);
 
@@ -63,7 +64,7 @@ it('a grant this worker recorded as revoked is refused as revoked, not as "unkno
   const grantId = 'gr_started-from-another-state-folder';
   // The task was killed (or ended) and its endTask ran on this worker: the revocation is recorded here.
   await activities.endTask({ grantId, status: 'killed' } as Parameters<typeof activities.endTask>[0]);
-  expect(stores.revocation.isRevoked([grantId])?.reason).toBe('task killed');
+  expect((await stores.revocation.isRevoked([grantId]))?.reason).toBe('task killed');
   const call: RunToolInput = { rootWorkflowId: 'w-killed', workflowId: 'w-killed', stepIndex: 3, grantId, maxCredentialTtlMs: 60_000, task, tool: 'add', args: { a: 1, b: 1 } };
   const error = (await activities.runTool(call).then(() => undefined, (e: unknown) => e)) as { type?: string; message?: string } | undefined;
   expect(error).toBeDefined();
