@@ -276,15 +276,24 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       try {
         handle = await startAgentTask(client, task, { taskQueue, workflowId });
       } catch (error) {
-        // The server may have created the workflow before the reply was lost.
+        // The server may have created the workflow before the reply was lost. Cancelled only when
+        // the id is provably this run's: never after "already started" (the id is someone
+        // else's running task), and a --workflow-id the user chose may name another task too.
         if (interruptedBy !== undefined) {
-          cancelById();
-          await cancelling;
+          if ((error as Error | undefined)?.name === 'WorkflowExecutionAlreadyStartedError') log(`${workflowId} was already running, not started by this run: left as it is`);
+          else if (args.values['workflow-id'] === undefined) {
+            cancelById();
+            await cancelling;
+          } else log(`the start of ${workflowId} may have reached the server; not cancelling an id this run cannot prove is its own: check \`warden status ${workflowId}\``);
         }
         throw error;
       }
-      cancelTask = cancelById;
-      if (interruptedBy !== undefined) cancelById();
+      // Through the handle: bound to this run's first execution, so a later run under the same id is never cancelled by it.
+      const cancelStarted = () => {
+        cancelling = handle.cancel().catch((error: unknown) => log(`could not cancel ${workflowId}: ${(error as Error).message}`));
+      };
+      cancelTask = cancelStarted;
+      if (interruptedBy !== undefined) cancelStarted();
       markPhase('run: workflow started', io.env);
       log(`started ${handle.workflowId} on ${server.address}${server.uiUrl ? ` (UI ${server.uiUrl}/namespaces/${server.namespace}/workflows/${encodeURIComponent(handle.workflowId)})` : ''}`);
       const { formatPendingApproval, formatRecovery, formatStep, formatSummary, shownStepKey } = await formatting;

@@ -21,9 +21,9 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { connectClient } from '../../../temporal/connect';
-import { testTemporalConfig, wardenProcessEnv } from '../../support/temporal';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import { connectClient } from '../../temporal/connect';
+import { testTemporalConfig, wardenProcessEnv } from '../support/temporal';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-collide-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
