@@ -24,7 +24,7 @@ import type { FileWrite, Transcript } from '../task/data-flow';
 import { jsonBytes, PAYLOAD_BUDGET_BYTES } from '../task/data-refs';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
-import { grantUnknown } from '../identity/grant-unknown';
+import { missingGrantRefusal } from '../identity/grant-unknown';
 import type { IssuedGrant } from '../identity/task-grant';
 import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
@@ -303,7 +303,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   }
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
   const grant = await grantOf(deps, call);
-  if (grant === undefined) throw grantUnknown(call.grantId);
+  if (grant === undefined) throw await missingGrantRefusal(deps.identity.stores.revocation, call.grantId);
   const taskKey = taskKeyOf(call.rootWorkflowId, call.rootRunId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
@@ -518,7 +518,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   const stateDir = deps.stateDir;
   if (tool.executor.kind === 'process') assertCommandGranted(call.task, String(call.args['command']));
   const grant = await grantOf(deps, call);
-  if (grant === undefined) throw grantUnknown(call.grantId);
+  if (grant === undefined) throw await missingGrantRefusal(deps.identity.stores.revocation, call.grantId);
   const scope = requiredScopeOf(tool, call.args, {});
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });

@@ -7,7 +7,7 @@
  * the act chain only, so workflow history never holds a token.
  */
 import type { Keystore } from '../identity/keystore';
-import { grantUnknown } from '../identity/grant-unknown';
+import { missingGrantRefusal } from '../identity/grant-unknown';
 import type { CredentialStores } from '../identity/credential-stores';
 import { actChainOf } from '../identity/agent-identity';
 import { hashIntent, issueTaskGrant, verifyTaskGrant, type IssuedGrant } from '../identity/task-grant';
@@ -205,7 +205,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
         const { keystore, stores } = requireIdentity(deps);
         if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(input.task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const parent = await stores.grants.getGrant(input.parentGrantId);
-        if (parent === undefined) throw grantUnknown(input.parentGrantId, 'parent grant');
+        if (parent === undefined) throw await missingGrantRefusal(stores.revocation, input.parentGrantId, 'parent grant');
         const grant = await issueTaskGrant(keystore, {
           ...grantRequestOf(input),
           parent: { token: parent.token },

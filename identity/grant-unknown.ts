@@ -7,6 +7,7 @@
  * (no credential is minted from a grant this worker cannot read).
  */
 import { CredentialError } from '../errors';
+import type { RevocationStore } from './credential-stores';
 
 /**
  * @param grantId the grant the task carries (`gr_...` / workflow id)
@@ -16,7 +17,24 @@ import { CredentialError } from '../errors';
 export function grantUnknown(grantId: string, what: 'grant' | 'parent grant' = 'grant'): CredentialError {
   return new CredentialError(
     'ERR_CREDENTIAL_GRANT_UNKNOWN',
-    `${what} ${grantId} is unknown to this worker: it was not issued from this worker's state folder (another keystore and grant store), so the task was started for a different worker set, or it expired and was pruned; nothing was revoked. Run the task with the workers of the state folder that started it, or give each state folder its own task queue (--task-queue or WARDEN_TASK_QUEUE)`,
+    `${what} ${grantId} is unknown to this worker: this worker has no record of it and none of its revocation; it was not issued from this worker's state folder (another keystore and grant store), so the task was started for a different worker set, or it expired and was pruned. Run the task with the workers of the state folder that started it, or give each state folder its own task queue (--task-queue or WARDEN_TASK_QUEUE)`,
     { details: { grantId } },
   );
+}
+
+/**
+ * The refusal for a grant this worker's grant store does not hold: ERR_CREDENTIAL_REVOKED when the
+ * revocation store has recorded its end (a worker can record the end of a grant it never held, e.g.
+ * the kill of a task another state folder started), so rules and alerts keyed on revocations still
+ * fire; otherwise {@link grantUnknown}.
+ *
+ * @param revocation the worker's revocation store (`isRevoked` by grant id)
+ * @returns the CredentialError to throw; never resolves to undefined
+ */
+export async function missingGrantRefusal(revocation: Pick<RevocationStore, 'isRevoked'>, grantId: string, what: 'grant' | 'parent grant' = 'grant'): Promise<CredentialError> {
+  const revoked = await revocation.isRevoked([grantId]);
+  if (revoked !== undefined) {
+    return new CredentialError('ERR_CREDENTIAL_REVOKED', `${what} ${revoked.grantId} was ended at ${new Date(revoked.revokedAt).toISOString()}: ${revoked.reason}`, { details: { grantId } });
+  }
+  return grantUnknown(grantId, what);
 }

@@ -225,7 +225,7 @@ export function scoreOutcome(
   };
   if (outcome.failed === 'ERR_CREDENTIAL_REVOKED') add('credentials-revoked', 100, "the task's credentials were revoked while it ran");
   // Refused as firmly as a revocation, but said truthfully: nothing was revoked; the grant belongs to another state folder, or it expired and was pruned.
-  if (outcome.failed === 'ERR_CREDENTIAL_GRANT_UNKNOWN') add('grant-unknown', 100, "the task's grant is unknown to the worker that ran the call: it was issued from another state folder (the task was started for a different worker set) or it expired and was pruned; nothing was revoked");
+  if (outcome.failed === 'ERR_CREDENTIAL_GRANT_UNKNOWN') add('grant-unknown', 100, "the task's grant is unknown to the worker that ran the call: it was issued from another state folder (the task was started for a different worker set) or it expired and was pruned; this worker has no record of its revocation");
   if (outcome.childStatus === 'blocked') add('subagent-blocked', 100, `sub-agent ${features.tool.slice('spawn:'.length)} was blocked`);
   if (outcome.refused === true || outcome.failed !== undefined) addBursts(history, b, now, add);
   const tool = b?.tools[features.tool];

@@ -95,7 +95,7 @@ describe('runTool reads its grant once', () => {
 
   it('a grant unknown to the store still fails closed (ERR_CREDENTIAL_GRANT_UNKNOWN, not a revocation), naming it and the likely cause', async () => {
     reads.length = 0;
-    await expect(createActivities(deps()).runTool(callOf('no-such-grant', 9))).rejects.toMatchObject({ type: 'ERR_CREDENTIAL_GRANT_UNKNOWN', message: expect.stringMatching(/no-such-grant is unknown to this worker: .*another keystore.*nothing was revoked.*WARDEN_TASK_QUEUE/) });
+    await expect(createActivities(deps()).runTool(callOf('no-such-grant', 9))).rejects.toMatchObject({ type: 'ERR_CREDENTIAL_GRANT_UNKNOWN', message: expect.stringMatching(/no-such-grant is unknown to this worker: .*no record of it and none of its revocation.*another keystore.*WARDEN_TASK_QUEUE/) });
     // Read by the span, and again by the call: nothing read stands in for a grant that is not there.
     expect(reads).toEqual(['no-such-grant', 'no-such-grant']);
   });
