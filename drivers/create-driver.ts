@@ -111,5 +111,13 @@ async function loadDriverModule<M>(model: Model, pkg: string, load: () => Promis
 export function driverSecrets(model: Model, env: Readonly<Record<string, string | undefined>>): string[] {
   if (!('apiKeyEnv' in model) || model.apiKeyEnv === undefined) return [];
   const value = env[model.apiKeyEnv];
-  return value === undefined || value === '' ? [] : [value];
+  if (value === undefined || value === '') return [];
+  // A key read from a file keeps its line end or padding, and an SDK quotes it trimmed: the
+  // trimmed form and each line are the key too (derived forms under 8 characters would redact
+  // ordinary text, and no provider's key is that short). Longest first, so the whole is replaced first.
+  const derived = [value.trim(), ...value.split(/\r?\n/).map((line) => line.trim())].filter((form) => form.length >= MIN_DERIVED_SECRET);
+  return [...new Set([value, ...derived])].sort((a, b) => b.length - a.length);
 }
+
+/** The shortest trimmed form or line of a key that {@link driverSecrets} treats as the key. */
+const MIN_DERIVED_SECRET = 8;

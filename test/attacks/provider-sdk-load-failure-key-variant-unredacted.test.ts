@@ -13,12 +13,12 @@
  * scan by `driverSecrets` sees the form that is sent).
  *
  * Real parts: a fresh Node process whose loader throws for the provider SDK
- * (../fixtures/block-provider-sdks.cjs), the real createDriver.
+ * (fixtures/block-provider-sdks.cjs), the real createDriver.
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 const KEY = 'sk-warden-test-0123456789abcdef';
 const MODEL = { driver: 'openai', id: 'gpt-test', apiKeyEnv: 'PROVIDER_TEST_KEY' };
@@ -34,7 +34,7 @@ it.each([
     `const task = TaskSchema.parse({ user: 'u', intent: 'x', agent: { name: 'a', model: ${JSON.stringify(MODEL)} } });` +
     `createDriver(task.agent.model, { env: { PROVIDER_TEST_KEY: ${JSON.stringify(envValue)} } }).proposeTurn({ task, turn: 0, steps: [], tools: [], subagents: [] })` +
     `.then(() => process.stdout.write('null'), (e) => process.stdout.write(JSON.stringify({ code: e.code, message: String(e.message) })));`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--require', join(__dirname, '..', 'fixtures', 'block-provider-sdks.cjs'), '-e', script], {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--require', join(__dirname, 'fixtures', 'block-provider-sdks.cjs'), '-e', script], {
     cwd: REPO_ROOT,
     encoding: 'utf8',
     // The SDK quotes the key as it uses it: trimmed.
