@@ -303,7 +303,6 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   }
   if (deps.identity === undefined || deps.stateDir === undefined) throw new TypeError('this worker was created without identity services or a state folder');
   const grant = await grantOf(deps, call);
-  if (grant === undefined) throw await missingGrantRefusal(deps.identity.stores.revocation, call.grantId);
   const taskKey = taskKeyOf(call.rootWorkflowId, call.rootRunId);
   const capabilities = capabilityGrantFor(call.task, tool, tool.capabilities.some((c) => c.startsWith('fs.')) ? await workspaceRootOf(call.task) : undefined);
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, {
@@ -518,7 +517,6 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   const stateDir = deps.stateDir;
   if (tool.executor.kind === 'process') assertCommandGranted(call.task, String(call.args['command']));
   const grant = await grantOf(deps, call);
-  if (grant === undefined) throw await missingGrantRefusal(deps.identity.stores.revocation, call.grantId);
   const scope = requiredScopeOf(tool, call.args, {});
   const credential = await mintCallCredential(deps.identity.keystore, grant.token, { tool: tool.name, scope, maxTtlMs: call.maxCredentialTtlMs });
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
@@ -605,10 +603,16 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
   };
 }
 
-/** The grant a call mints from: the one its activity read already (same id), else the grant store's. */
-async function grantOf(deps: ActivityDeps, call: ToolExecution): Promise<IssuedGrant | undefined> {
+/**
+ * The grant a call mints from: the one its activity read already (same id), else the grant store's.
+ * @throws CredentialError ERR_CREDENTIAL_REVOKED or ERR_CREDENTIAL_GRANT_UNKNOWN when the store does not hold it
+ */
+async function grantOf(deps: ActivityDeps, call: ToolExecution): Promise<IssuedGrant> {
   if (call.grantRead !== undefined && call.grantRead.id === call.grantId) return call.grantRead;
-  return deps.identity!.stores.grants.getGrant(call.grantId);
+  const { stores } = deps.identity!;
+  const grant = await stores.grants.getGrant(call.grantId);
+  if (grant === undefined) throw await missingGrantRefusal(stores.revocation, call.grantId);
+  return grant;
 }
 
 /** The monitor's watch as the egress proxy asks it, before each granted connection. */

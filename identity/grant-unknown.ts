@@ -8,6 +8,7 @@
  */
 import { CredentialError } from '../errors';
 import type { RevocationStore } from './credential-stores';
+import { grantEndedError } from './verify-credential';
 
 /**
  * @param grantId the grant the task carries (`gr_...` / workflow id)
@@ -33,8 +34,5 @@ export function grantUnknown(grantId: string, what: 'grant' | 'parent grant' = '
  */
 export async function missingGrantRefusal(revocation: Pick<RevocationStore, 'isRevoked'>, grantId: string, what: 'grant' | 'parent grant' = 'grant'): Promise<CredentialError> {
   const revoked = await revocation.isRevoked([grantId]);
-  if (revoked !== undefined) {
-    return new CredentialError('ERR_CREDENTIAL_REVOKED', `${what} ${revoked.grantId} was ended at ${new Date(revoked.revokedAt).toISOString()}: ${revoked.reason}`, { details: { grantId } });
-  }
-  return grantUnknown(grantId, what);
+  return revoked === undefined ? grantUnknown(grantId, what) : grantEndedError(`${what} ${revoked.grantId}`, revoked, { grantId });
 }

@@ -10,7 +10,7 @@
 import { CredentialError } from '../errors';
 import { CALL_CREDENTIAL_TYP, CallCredentialClaimsSchema, WARDEN_ISSUER, toolAudience, type CallCredentialClaims } from './claims';
 import { systemClock, type Clock } from './clock';
-import type { ReplayStore, RevocationStore } from './credential-stores';
+import type { ReplayStore, RevocationRecord, RevocationStore } from './credential-stores';
 import { VerificationKeySet, verifyWardenToken, type KeySource } from './token-verification';
 
 export interface CredentialVerifierOptions {
@@ -67,9 +67,7 @@ export function createCredentialVerifier(options: CredentialVerifierOptions): Cr
       const revoked = await options.revocationStore.isRevoked([...claims.lineage, claims.grant]);
       if (revoked !== undefined) {
         const whose = revoked.grantId === claims.grant ? 'its task grant' : 'an ancestor grant';
-        throw new CredentialError('ERR_CREDENTIAL_REVOKED', `${whose} (${revoked.grantId}) was ended at ${new Date(revoked.revokedAt).toISOString()}: ${revoked.reason}`, {
-          details: { jti: claims.jti, grant: claims.grant, revokedGrant: revoked.grantId, reason: revoked.reason, revokedAt: revoked.revokedAt },
-        });
+        throw grantEndedError(`${whose} (${revoked.grantId})`, revoked, { jti: claims.jti, grant: claims.grant, revokedGrant: revoked.grantId, reason: revoked.reason, revokedAt: revoked.revokedAt });
       }
       const fresh = call.consume === false ? !(await options.replayStore.isUsed(claims.jti)) : await options.replayStore.markUsed(claims.jti, claims.exp);
       if (!fresh) {
@@ -78,4 +76,16 @@ export function createCredentialVerifier(options: CredentialVerifierOptions): Cr
       return { header, claims };
     },
   };
+}
+
+/**
+ * The refusal of a grant the revocation store has recorded as ended: ERR_CREDENTIAL_REVOKED,
+ * `<whose> was ended at <ISO time>: <reason>`.
+ *
+ * @param whose how the message names the grant, e.g. `its task grant (gr_...)`
+ * @param revoked the revocation store's record (`revokedAt` in ms since the epoch)
+ * @param details the error's details
+ */
+export function grantEndedError(whose: string, revoked: RevocationRecord, details: Record<string, unknown>): CredentialError {
+  return new CredentialError('ERR_CREDENTIAL_REVOKED', `${whose} was ended at ${new Date(revoked.revokedAt).toISOString()}: ${revoked.reason}`, { details });
 }
