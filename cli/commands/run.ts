@@ -266,9 +266,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
       // Chosen here, not by startAgentTask: a signal during the request cancels this id even if the reply is lost.
       const workflowId = args.values['workflow-id'] ?? newTaskWorkflowId(task);
       let cancelling: Promise<unknown> = Promise.resolve();
-      const cancelById = () => {
-        cancelling = client.workflow.getHandle(workflowId).cancel().catch((error: unknown) => log(`could not cancel ${workflowId}: ${(error as Error).message}`));
-      };
+      const reportCancelFailure = (error: unknown) => log(`could not cancel ${workflowId}: ${(error as Error).message}`);
       if (interruptedBy !== undefined) throw new InterruptedBeforeStart();
       startRequested = true;
       markPhase('run: start requested', io.env);
@@ -282,15 +280,14 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
         if (interruptedBy !== undefined) {
           if ((error as Error | undefined)?.name === 'WorkflowExecutionAlreadyStartedError') log(`${workflowId} was already running, not started by this run: left as it is`);
           else if (args.values['workflow-id'] === undefined) {
-            cancelById();
-            await cancelling;
+            await client.workflow.getHandle(workflowId).cancel().catch(reportCancelFailure);
           } else log(`the start of ${workflowId} may have reached the server; not cancelling an id this run cannot prove is its own: check \`warden status ${workflowId}\``);
         }
         throw error;
       }
       // Through the handle: bound to this run's first execution, so a later run under the same id is never cancelled by it.
       const cancelStarted = () => {
-        cancelling = handle.cancel().catch((error: unknown) => log(`could not cancel ${workflowId}: ${(error as Error).message}`));
+        cancelling = handle.cancel().catch(reportCancelFailure);
       };
       cancelTask = cancelStarted;
       if (interruptedBy !== undefined) cancelStarted();
