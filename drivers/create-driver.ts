@@ -8,6 +8,7 @@ import type { Model } from '../task/task-schema';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
 import { ModelError } from '../errors';
 import { cutText } from '../cut-text';
+import { redactText } from '../secrets/redact-values';
 import type { ModelDriver } from './model-driver';
 import { ScriptedDriver } from './scripted-driver';
 
@@ -93,8 +94,7 @@ async function loadDriverModule<M>(model: Model, pkg: string, load: () => Promis
   try {
     return await load();
   } catch (error) {
-    let reason = String((error as Error | undefined)?.message ?? error).split('\n')[0]!;
-    for (const secret of driverSecrets(model, options.env ?? process.env)) reason = reason.split(secret).join('[redacted]');
+    const reason = redactText(String((error as Error | undefined)?.message ?? error).split('\n')[0]!, driverSecrets(model, options.env ?? process.env));
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
     const missing = code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND';
     return Promise.reject(
