@@ -18,6 +18,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { isGrpcNotFound } from '../temporal/grpc-status';
 import { overlayVolumeImageOf, releaseOverlayVolume } from './overlay-volume';
 import { overlayPathsOf, taskKeyOf } from './recovery-paths';
 
@@ -58,8 +59,8 @@ export function describeNewestRunVia(
       // WORKFLOW_EXECUTION_STATUS_RUNNING is 1 (temporal.api.enums.v1.WorkflowExecutionStatus).
       return { open: described.workflowExecutionInfo?.status === 1, firstRunId: described.workflowExecutionInfo?.firstRunId ?? '' };
     } catch (error) {
-      // gRPC NOT_FOUND (5): unknown here; anything else (the server unreachable) fails the sweep.
-      if ((error as { code?: unknown }).code === 5) return undefined;
+      // Unknown here; anything else (the server unreachable) fails the sweep.
+      if (isGrpcNotFound(error)) return undefined;
       throw error;
     }
   };

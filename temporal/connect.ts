@@ -7,6 +7,7 @@
 import { Client, Connection, type ClientInterceptors } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { TemporalServerError } from '../errors';
+import { isGrpcNotFound } from './grpc-status';
 import { toConnectionOptions, toNativeConnectionOptions, type TemporalConfig } from './temporal-config';
 
 export interface ConnectedClient {
@@ -46,9 +47,6 @@ export async function connectClient(config: TemporalConfig, options: { connectTi
   };
 }
 
-/** gRPC status NOT_FOUND (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
-const GRPC_NOT_FOUND = 5;
-
 /**
  * Asks the server for `config.namespace` (WorkflowService.DescribeNamespace) and fails when the
  * server says it has no such namespace. Any other answer passes: a server that denies the call
@@ -63,7 +61,7 @@ export async function checkNamespace(service: { describeNamespace(request: { nam
   try {
     await service.describeNamespace({ namespace: config.namespace });
   } catch (error) {
-    if ((error as { code?: unknown } | undefined)?.code !== GRPC_NOT_FOUND) return;
+    if (!isGrpcNotFound(error)) return;
     const hint = config.mode === 'external'
       ? 'Check TEMPORAL_NAMESPACE, or create the namespace on the cluster (temporal operator namespace create).'
       : 'Check TEMPORAL_NAMESPACE (the embedded server creates the namespace it is started with: `warden server stop`, then run again).';
