@@ -100,6 +100,17 @@ describe('runTool reads its grant once', () => {
     expect(reads).toEqual(['no-such-grant', 'no-such-grant']);
   });
 
+  it('a grant this worker recorded as revoked, though its store never held it, is refused as revoked, not as "unknown, nothing was revoked" (attack finding)', async () => {
+    const activities = createActivities(deps());
+    const grantId = 'gr_started-from-another-state-folder';
+    // The task was killed (or ended) and its endTask ran on this worker: the revocation is recorded here.
+    await activities.endTask({ grantId, status: 'killed' } as Parameters<typeof activities.endTask>[0]);
+    expect((await stores.revocation.isRevoked([grantId]))?.reason).toBe('task killed');
+    const error = (await activities.runTool(callOf(grantId, 3)).then(() => undefined, (e: unknown) => e)) as { type?: string; message?: string } | undefined;
+    expect(error).toBeDefined();
+    expect({ type: error!.type, claimsNothingRevoked: /nothing was revoked/.test(error!.message ?? '') }).toEqual({ type: 'ERR_CREDENTIAL_REVOKED', claimsNothingRevoked: false });
+  });
+
   it('a grant handed in under another id is not minted from: the call reads its own grant', async () => {
     reads.length = 0;
     const result = await executeToolCall(deps(), { rootWorkflowId: 'w-grant-read', callId: 'w-grant-read:7', grantId: grant.id, grantRead: otherGrant, maxCredentialTtlMs: 60_000, task, tool: 'add', args: { a: 7, b: 1 } });
