@@ -71,10 +71,18 @@ export class VerificationKeySet {
     return key;
   }
 
-  /** The imported public key of `key` (a JWK `find` returned), imported once per key set load. */
+  /**
+   * The imported public key of `key` (a JWK `find` returned), imported on its first use and kept
+   * until the key set changes; a key node:crypto cannot import throws (a TypeError) for the tokens
+   * it would verify, not for the others.
+   */
   publicKey(key: PublicJwk): KeyObject {
-    const imported = this.publicKeys.get(key.kid);
-    if (imported === undefined || this.byKid.get(key.kid) !== key) throw new TypeError(`key ${key.kid} is not in the loaded key set`);
+    if (this.byKid.get(key.kid) !== key) throw new TypeError(`key ${key.kid} is not in the loaded key set`);
+    let imported = this.publicKeys.get(key.kid);
+    if (imported === undefined) {
+      imported = createPublicKey({ key: { ...key }, format: 'jwk' });
+      this.publicKeys.set(key.kid, imported);
+    }
     return imported;
   }
 
@@ -92,7 +100,7 @@ export class VerificationKeySet {
     if (this.jwks !== undefined && fingerprint(this.jwks) === fingerprint(jwks)) return;
     this.jwks = jwks;
     this.byKid = new Map(jwks.keys.map((k) => [k.kid, k]));
-    this.publicKeys = new Map(jwks.keys.map((k) => [k.kid, createPublicKey({ key: { ...k }, format: 'jwk' })]));
+    this.publicKeys = new Map();
   }
 }
 
@@ -184,7 +192,7 @@ export async function verifyWardenToken<S extends z.ZodType>(
   }
   let payload: unknown;
   try {
-    payload = verifiedClaimsSet(token as string, keys.publicKey(key), key.alg, expect);
+    payload = verifiedClaimsSet(token as string, keys, key, expect);
   } catch (error) {
     throw credentialErrorOf(error, expect);
   }
@@ -221,7 +229,7 @@ const REQUIRED_CLAIMS = ['jti', 'iat', 'nbf', 'exp', 'sub'] as const;
  * `typ` (step 7 compared it exactly), `alg` (steps 3 and 9) and `crit` (step 5) were checked
  * before. Claims are looked at only after the signature verified. Returns the claims set.
  */
-function verifiedClaimsSet(token: string, publicKey: KeyObject, alg: PublicJwk['alg'], expect: TokenExpectations<z.ZodType>): Record<string, unknown> {
+function verifiedClaimsSet(token: string, keys: VerificationKeySet, key: PublicJwk, expect: TokenExpectations<z.ZodType>): Record<string, unknown> {
   const [headerPart, payloadPart, signaturePart] = token.split('.') as [string, string, string];
   const headerBytes = base64urlPartBytes(headerPart);
   let header: unknown;
@@ -233,7 +241,7 @@ function verifiedClaimsSet(token: string, publicKey: KeyObject, alg: PublicJwk['
   if (!isJsonObject(header)) throw new JWSInvalid('JWS Protected Header is invalid');
   const signature = base64urlPartBytes(signaturePart);
   if (signature === undefined) throw new JWSInvalid('Failed to base64url decode the signature');
-  if (!jwsSignatureValid(publicKey, alg, `${headerPart}.${payloadPart}`, signature)) throw new JWSSignatureVerificationFailed();
+  if (!jwsSignatureValid(keys.publicKey(key), key.alg, `${headerPart}.${payloadPart}`, signature)) throw new JWSSignatureVerificationFailed();
   const payloadBytes = base64urlPartBytes(payloadPart);
   if (payloadBytes === undefined) throw new JWSInvalid('Failed to base64url decode the payload');
   let claims: unknown;

@@ -10,6 +10,7 @@ import { createHash, generateKeyPairSync, randomUUID, sign as cryptoSign, type K
 import { createLocalJWKSet, importJWK, jwtVerify, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintCallCredential, type MintedCredential } from '../../identity/credential';
+import { createCredentialVerifier } from '../../identity/verify-credential';
 import { b64url, codeOf, createAuthority, foreignEd25519Key, privateKeyOf, signCompact, type Authority } from './identity-test-kit';
 
 const TOOL = 'fs.read';
@@ -103,6 +104,14 @@ for (const alg of ['EdDSA', 'ES256'] as const) {
       const token = await build();
       if (joseCode !== undefined) expect(await joseVerdict(a, token)).toBe(joseCode);
       expect(await codeOf(verify(token))).toBe(code);
+    });
+
+    it('a key node:crypto cannot import (a point off the curve) stops only the tokens naming it', async () => {
+      const offCurve = { kty: 'EC', crv: 'P-256', x: 'A'.repeat(43), y: 'A'.repeat(43), kid: 'off-curve', alg: 'ES256', use: 'sig' } as const;
+      const verifier = createCredentialVerifier({ keys: () => ({ keys: [offCurve, ...a.keystore.jwks().keys] }), replayStore: a.stores.replay, revocationStore: a.stores.revocation, clock: a.time.clock });
+      const naming = signCompact({ alg: 'ES256', kid: 'off-curve', typ: TYP }, (await mint()).claims, foreignP256());
+      expect(await codeOf(verifier.verify(naming, { tool: TOOL, requiredScope: SCOPE }))).toBe('ERR_CREDENTIAL_MALFORMED');
+      expect(await codeOf(verifier.verify((await mint()).token, { tool: TOOL, requiredScope: SCOPE }))).toBe('ok');
     });
 
     it('refuses a credential for another tool, an expired one, a replayed one and one of a revoked grant', async () => {
