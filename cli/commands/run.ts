@@ -32,7 +32,7 @@ import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
-import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, runWorkerIdentity, unvouchedPollers } from '../../worker/standalone-worker';
+import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -121,6 +121,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const stateDir = stateDirOf(io.env);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   let worker: Promise<WardenWorker> | undefined;
+  let runWorkerRecord: RunWorkerRegistration | undefined;
   // The client's connection; closed in `catch` when an error comes before its own try/finally.
   let connecting: ReturnType<typeof connectClient> | undefined;
   let connectionOwned = false;
@@ -194,6 +195,13 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     // This run's worker's identity: a nonce no other poller can have listed itself under before it.
     const ownIdentity = runWorkerIdentity();
     const startWorker = async () => {
+      // The state folder's record of this worker: the one thing that lets a later run skip it, once
+      // ended, in its note on other pollers. Without it (a folder it cannot write) it is noted.
+      try {
+        runWorkerRecord = recordRunWorker(stateDir, ownIdentity);
+      } catch {
+        // Stricter, not looser: later runs name this worker while the server lists it.
+      }
       const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
       const { alertTextLine } = await import('../../activities/monitor-activities.js');
       // A signal came while the modules loaded: no worker (and no sandbox host) for a task that will not start.
@@ -360,6 +368,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     // Flushes OTLP and closes the ledger; the task-end checkpoint was taken when the task ended.
     await timedPhase('run: telemetry shut down', Promise.resolve(telemetry?.shutdown()), io.env);
     if (worker !== undefined) await timedPhase('run: runtime released', (await import('../../worker/create-warden-worker.js')).releaseIdleRuntime(), io.env);
+    runWorkerRecord?.ended();
     for (const [signal, handler] of signalHandlers) process.off(signal, handler);
   }
 }
