@@ -22,11 +22,11 @@ import type { TaskResult } from '../../task/task-run';
 import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbox-availability';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
-import { checkNamespace, connectClient } from '../../temporal/connect';
+import { connectClient } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import type { WardenWorker } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } from '../exit-codes';
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
@@ -56,11 +56,7 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   a namespace the server does not have (TEMPORAL_NAMESPACE), 130 when interrupted (143 SIGTERM,
   129 SIGHUP).`;
 
-/** Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
-export const EXIT_INTERRUPTED = 130;
-/** The signals that stop a run as Ctrl-C does, with their exit codes (128 + the signal's number). */
-export const INTERRUPT_EXIT_CODES = { SIGINT: EXIT_INTERRUPTED, SIGTERM: 143, SIGHUP: 129 } as const;
-type InterruptSignal = keyof typeof INTERRUPT_EXIT_CODES;
+export { EXIT_INTERRUPTED, INTERRUPT_EXIT_CODES } from '../exit-codes';
 
 /** Thrown at the next step of the start-up when a signal came before the start request. */
 class InterruptedBeforeStart extends Error {}
@@ -177,12 +173,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     connecting = resolving.then(async ({ config }) => {
       await workersCreating;
       markPhase('run: client connecting', io.env);
+      // A namespace the server does not have fails here (connectClient asks for it), typed, and not at the start (or in the worker).
       const connected = await connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
-      // A namespace the server does not have fails here, typed, and not at the start (or in the worker).
-      await checkNamespace(connected.connection.workflowService, config).catch(async (error: unknown) => {
-        await connected.connection.close().catch(() => undefined);
-        throw error;
-      });
       // Asked now, while the pollers are read and the worker starts: the start needs the answer
       // (cached per client, never rejects).
       void registeredSearchAttributes(connected.client);
@@ -361,7 +353,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     if (error instanceof WardenError) {
       io.stderr(`warden run: ${error.code}: ${error.message}\n`);
       // A namespace the server does not have is configuration, like a bad task file: exit 2.
-      return error.code === 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND' ? EXIT.usage : EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   } finally {
