@@ -32,11 +32,11 @@ vi.mock('zod', async (importOriginal) => {
 });
 
 describe('the built-in tool descriptors, built on first use', () => {
-  let tools: typeof import('../../tools/builtin-tools');
+  let tools: typeof import('../../tools/builtin-tools.js');
 
   beforeAll(async () => {
     counted.defineTool = 0;
-    tools = await import('../../tools/builtin-tools');
+    tools = await import('../../tools/builtin-tools.js');
   });
 
   it('are not built when the module loads, nor by a name check', () => {
@@ -70,11 +70,11 @@ describe('the built-in tool descriptors, built on first use', () => {
 });
 
 describe('the approval and kill Update schemas, built on first use', () => {
-  let definitions: typeof import('../../workflows/definitions');
+  let definitions: typeof import('../../workflows/definitions.js');
 
   beforeAll(async () => {
     counted.strictObject = 0;
-    definitions = await import('../../workflows/definitions');
+    definitions = await import('../../workflows/definitions.js');
   });
 
   it('are not built when the module loads', () => {
