@@ -28,7 +28,14 @@ const sqlParams = {
   description: 'Values for the ? placeholders, in order.',
 } as const;
 
-const TOOLS: Readonly<Record<BuiltinToolName, ToolDescriptor>> = {
+/**
+ * The descriptors, each checked by `defineTool`. Built on first use, not when the module loads:
+ * every workflow run evaluates this module afresh (the SDK's reusable V8 context shares no module
+ * of Warden's, see workflows/shared-modules.ts), and a run whose task grants no built-in (only its
+ * own tools, an MCP server's, a program) never needs them. Building and checking the six
+ * descriptors with zod was about a tenth of a run's module evaluation (issue 17).
+ */
+const defineTools = (): Readonly<Record<BuiltinToolName, ToolDescriptor>> => ({
   'fs.read': defineTool({
     name: 'fs.read',
     description: 'Read a UTF-8 text file from the workspace. Returns its content as a string.',
@@ -141,21 +148,64 @@ const TOOLS: Readonly<Record<BuiltinToolName, ToolDescriptor>> = {
     effects: { families: ['storage'], sql: [{ database: '/database', statement: '/sql', params: '/params', access: 'write' }], reads: { source: 'database', private: false } },
     annotations: { title: 'SQL change', readOnlyHint: false, destructiveHint: true, openWorldHint: false },
   }),
-};
+});
 
-/** Every built-in tool by name. Frozen: callers cannot alter what a built-in does. */
-export const BUILTIN_TOOLS: Readonly<Record<BuiltinToolName, BuiltinTool>> = deepFreeze(
-  Object.fromEntries(
-    Object.entries(TOOLS).map(([name, tool]) => {
-      if (tool.executor.kind !== 'builtin') throw new TypeError(`built-in ${name} must have a builtin executor`);
-      return [name, { ...tool, source: tool.executor.source }];
-    }),
-  ) as Record<BuiltinToolName, BuiltinTool>,
-);
+function buildBuiltinTools(): Readonly<Record<BuiltinToolName, BuiltinTool>> {
+  return deepFreeze(
+    Object.fromEntries(
+      Object.entries(defineTools()).map(([name, tool]) => {
+        if (tool.executor.kind !== 'builtin') throw new TypeError(`built-in ${name} must have a builtin executor`);
+        return [name, { ...tool, source: tool.executor.source }];
+      }),
+    ) as Record<BuiltinToolName, BuiltinTool>,
+  );
+}
 
-/** Whether `name` is a built-in tool's name (own keys only: `constructor` is not a tool). */
+/**
+ * A frozen record built by `build` the first time anything reads it (a property, its keys, `in`,
+ * `Object.isFrozen`, ...), and from then on that record in every respect: the proxy's own target
+ * is filled with the built record's properties and frozen, so every operation (and every proxy
+ * invariant) is the frozen record's. A write is refused as a frozen object refuses it.
+ */
+function lazyFrozenRecord<T extends object>(build: () => T): T {
+  const target = {} as T;
+  let filled = false;
+  const fill = (): T => {
+    if (!filled) {
+      const built = build();
+      Object.setPrototypeOf(target, Object.getPrototypeOf(built) as object | null);
+      Object.defineProperties(target, Object.getOwnPropertyDescriptors(built));
+      Object.freeze(target);
+      filled = true;
+    }
+    return target;
+  };
+  return new Proxy(target, {
+    get: (_, key) => Reflect.get(fill(), key),
+    has: (_, key) => Reflect.has(fill(), key),
+    ownKeys: () => Reflect.ownKeys(fill()),
+    getOwnPropertyDescriptor: (_, key) => Reflect.getOwnPropertyDescriptor(fill(), key),
+    getPrototypeOf: () => Reflect.getPrototypeOf(fill()),
+    isExtensible: () => Reflect.isExtensible(fill()),
+    preventExtensions: () => Reflect.preventExtensions(fill()),
+    set: (_, key, value) => Reflect.set(fill(), key, value),
+    defineProperty: (_, key, descriptor) => Reflect.defineProperty(fill(), key, descriptor),
+    deleteProperty: (_, key) => Reflect.deleteProperty(fill(), key),
+    setPrototypeOf: (_, proto) => Reflect.setPrototypeOf(fill(), proto),
+  });
+}
+
+/**
+ * Every built-in tool by name. Frozen: callers cannot alter what a built-in does. Built (and each
+ * descriptor checked) on first read, see `defineTools`.
+ */
+export const BUILTIN_TOOLS: Readonly<Record<BuiltinToolName, BuiltinTool>> = lazyFrozenRecord(buildBuiltinTools);
+
+const BUILTIN_NAME_SET: ReadonlySet<string> = new Set(BUILTIN_TOOL_NAMES);
+
+/** Whether `name` is a built-in tool's name (own keys only: `constructor` is not a tool). Builds nothing. */
 export function isBuiltinToolName(name: string): name is BuiltinToolName {
-  return Object.hasOwn(BUILTIN_TOOLS, name);
+  return BUILTIN_NAME_SET.has(name);
 }
 
 /** The built-in tool called `name`; undefined when `name` is not a built-in. */

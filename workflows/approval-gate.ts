@@ -23,7 +23,7 @@ import { callDigestOf } from '../recovery/call-key';
 import { durationToMs } from '../task/duration';
 import type { PendingApproval, StepApproval, TaskState } from '../task/task-run';
 import { notifyApproval, verifyApproval } from './activity-stubs';
-import { approvalSignal, approvalUpdate, ApprovalDecisionSchema, type ApprovalDecision, type ApprovalOutcome } from './definitions';
+import { approvalSignal, approvalUpdate, approvalDecisionSchema, type ApprovalDecision, type ApprovalOutcome } from './definitions';
 import type { TaskDeadline } from './task-deadline';
 
 export { APPROVAL_NOTICE_PATCH, APPROVAL_UPDATE_PATCH } from './workflow-patches';
@@ -107,7 +107,7 @@ export class ApprovalGate {
     if (typeof decision !== 'object' || decision === null || typeof decision.requestId !== 'string') throw unauthenticated('not an approval decision');
     if (!this.pending.has(decision.requestId)) throw notPending(decision.requestId, 'unknown, already decided or expired');
     if (decision.signature === undefined || decision.signature === null) throw unauthenticated('the decision carries no approver signature (sign it with `warden approve --key`)');
-    const parsed = ApprovalDecisionSchema.safeParse(decision);
+    const parsed = approvalDecisionSchema().safeParse(decision);
     if (!parsed.success) throw unauthenticated(`not an approval decision: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
 

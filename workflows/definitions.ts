@@ -32,19 +32,34 @@ export const taskStateQuery = defineQuery<TaskState>('warden.taskState');
  * (RFC 8785) can hold it. Warden's clients mend it before signing (client/approvals.ts,
  * client/kill-task.ts); another client's lone surrogate is rejected by the validator, unstored.
  */
-export const ClientTextSchema = z
-  .string()
-  .max(2000)
-  .refine(isWellFormed, { error: 'holds a lone UTF-16 surrogate (not well-formed Unicode); send String.prototype.toWellFormed() of it' });
+const clientText = () =>
+  z
+    .string()
+    .max(2000)
+    .refine(isWellFormed, { error: 'holds a lone UTF-16 surrogate (not well-formed Unicode); send String.prototype.toWellFormed() of it' });
 
-export const ApprovalDecisionSchema = z.strictObject({
-  requestId: z.string().min(1).max(128),
-  approved: z.boolean(),
-  reason: ClientTextSchema.optional(),
-  /** A flattened JWS by a registered approver's key; verified in an activity, never trusted here. */
-  signature: z.unknown(),
-});
-export type ApprovalDecision = z.infer<typeof ApprovalDecisionSchema>;
+/**
+ * A schema built the first time it is asked for, then the same one. Each workflow run evaluates
+ * this module afresh (workflows/shared-modules.ts says why) and most runs never see an approval
+ * or a kill: their schemas are built by the run that validates one (issue 17: a run's module
+ * evaluation is a quarter of its workflow-thread CPU).
+ */
+function builtOnUse<T>(build: () => T): () => T {
+  let schema: T | undefined;
+  return () => (schema ??= build());
+}
+
+const buildApprovalDecisionSchema = () =>
+  z.strictObject({
+    requestId: z.string().min(1).max(128),
+    approved: z.boolean(),
+    reason: clientText().optional(),
+    /** A flattened JWS by a registered approver's key; verified in an activity, never trusted here. */
+    signature: z.unknown(),
+  });
+/** The approval Update's argument schema (built on first use). */
+export const approvalDecisionSchema = builtOnUse(buildApprovalDecisionSchema);
+export type ApprovalDecision = z.infer<ReturnType<typeof buildApprovalDecisionSchema>>;
 
 /** What an accepted decision returns to the approver. */
 export interface ApprovalOutcome {
@@ -133,11 +148,14 @@ export interface KillOutcome {
 }
 
 /** The shape the kill Update's validator accepts (anything else is rejected before it is stored). */
-export const KillRequestSchema = z.strictObject({
-  reason: ClientTextSchema.optional(),
-  requestedAt: z.iso.datetime({ offset: true }),
-  signature: z.strictObject({ protected: z.string(), payload: z.string(), signature: z.string() }, { error: 'a kill must be signed with a registered approver key (warden kill --key)' }),
-});
+const buildKillRequestSchema = () =>
+  z.strictObject({
+    reason: clientText().optional(),
+    requestedAt: z.iso.datetime({ offset: true }),
+    signature: z.strictObject({ protected: z.string(), payload: z.string(), signature: z.string() }, { error: 'a kill must be signed with a registered approver key (warden kill --key)' }),
+  });
+/** The kill Update's argument schema (built on first use). */
+export const killRequestSchema = builtOnUse(buildKillRequestSchema);
 
 export const killUpdate = defineUpdate<KillOutcome, [KillRequest]>('warden.kill');
 

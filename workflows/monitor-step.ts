@@ -32,7 +32,7 @@ import { durationToMs } from '../task/duration';
 import type { StepRecord, TaskResult } from '../task/task-run';
 import type { AgentRun, StepAction } from './agent-run';
 import { finishRun } from './agent-run';
-import { blockSignal, killUpdate, KillRequestSchema, subagentWorkflowId, type KillOutcome } from './definitions';
+import { blockSignal, killUpdate, killRequestSchema, subagentWorkflowId, type KillOutcome } from './definitions';
 import { refuseUnapproved } from './guard-action';
 import { LocalLane } from './local-lane';
 import { TaskEnded } from './task-ended';
@@ -148,7 +148,7 @@ export class TaskMonitor {
       {
         // Rejected here, a malformed or unsigned kill is never stored in history.
         validator: (request) => {
-          const parsed = KillRequestSchema.safeParse(request);
+          const parsed = killRequestSchema().safeParse(request);
           if (!parsed.success) {
             throw ApplicationFailure.create({ type: 'ERR_KILL_REFUSED', message: `not a kill request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(request)'}: ${i.message}`).join('; ')}`, nonRetryable: true });
           }
