@@ -12,6 +12,7 @@
  * file implementation lives in the shared folder (see shared-storage.ts).
  */
 import { createHash, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataPlaneError } from '../errors';
@@ -41,6 +42,13 @@ function assertSha(sha256: string): void {
   if (typeof sha256 !== 'string' || !SHA256.test(sha256)) throw new TypeError(`not a blob name (lower-case hex SHA-256): ${JSON.stringify(sha256)}`);
 }
 
+/** Blobs up to this size are stored with synchronous system calls (see `FileBlobStore.#putSmall`). */
+export const SYNC_PUT_MAX_BYTES = 64 * 1024;
+
+function storeFailure(sha256: string, dir: string, cause: unknown): DataPlaneError {
+  return new DataPlaneError('ERR_SHARED_STORAGE', `cannot store blob ${sha256} in ${dir}: ${(cause as Error).message}`, { cause, retryable: true });
+}
+
 /** Blobs as files `<dir>/<aa>/<sha256>` (mode 0444). */
 export class FileBlobStore implements BlobStore {
   readonly description: string;
@@ -65,6 +73,7 @@ export class FileBlobStore implements BlobStore {
     const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
     const sha256 = sha256Hex(bytes);
     const target = this.pathOf(sha256);
+    if (bytes.byteLength <= SYNC_PUT_MAX_BYTES) return this.#putSmall(sha256, target, bytes);
     try {
       const stat = await fsp.stat(target);
       if (stat.isFile() && stat.size === bytes.byteLength) return { sha256, bytes: bytes.byteLength };
@@ -88,9 +97,53 @@ export class FileBlobStore implements BlobStore {
     } catch (cause) {
       // A temporary file that cannot even be looked for (its folder is not one) must not hide the cause.
       await fsp.rm(temp, { force: true }).catch(() => undefined);
-      throw new DataPlaneError('ERR_SHARED_STORAGE', `cannot store blob ${sha256} in ${this.dir}: ${(cause as Error).message}`, { cause, retryable: true });
+      throw storeFailure(sha256, this.dir, cause);
     }
     return { sha256, bytes: bytes.byteLength };
+  }
+
+  /**
+   * `put` of a small blob (a transcript chunk, a claim-checked argument: one per data-flow step),
+   * with the same system calls (stat, an exclusive temporary file, rename) made on the calling
+   * thread: for a few KiB they take less time than handing each of them to libuv's thread pool
+   * and waiting for the answer (issue 17: 0.3 vs 1.0 ms per put on the bench machine, more when
+   * the worker is busy). Atomic as the other path: readers see the whole blob or none.
+   */
+  #putSmall(sha256: string, target: string, bytes: Uint8Array): StoredBlob {
+    const stored = { sha256, bytes: bytes.byteLength };
+    try {
+      const stat = fs.statSync(target, { throwIfNoEntry: false });
+      if (stat !== undefined && stat.isFile() && stat.size === bytes.byteLength) return stored;
+    } catch {
+      // not stored yet (its shard is no folder: the write says why)
+    }
+    const shard = sha256.slice(0, 2);
+    const temp = `${target}.${randomUUID()}.tmp`;
+    try {
+      if (!this.#shards.has(shard)) this.#makeShardNow(shard);
+      try {
+        fs.writeFileSync(temp, bytes, { mode: 0o444, flag: 'wx' });
+      } catch (error) {
+        // The shard folder was removed after this store last made it: made again, written once more.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        this.#makeShardNow(shard);
+        fs.writeFileSync(temp, bytes, { mode: 0o444, flag: 'wx' });
+      }
+      fs.renameSync(temp, target);
+    } catch (cause) {
+      try {
+        fs.rmSync(temp, { force: true });
+      } catch {
+        // A temporary file that cannot even be looked for (its folder is not one) must not hide the cause.
+      }
+      throw storeFailure(sha256, this.dir, cause);
+    }
+    return stored;
+  }
+
+  #makeShardNow(shard: string): void {
+    fs.mkdirSync(join(this.dir, shard), { recursive: true, mode: 0o700 });
+    this.#shards.add(shard);
   }
 
   async #makeShard(shard: string): Promise<void> {

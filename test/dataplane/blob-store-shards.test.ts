@@ -9,10 +9,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FileBlobStore, sha256Hex } from '../../dataplane/blob-store';
+import { FileBlobStore, sha256Hex, SYNC_PUT_MAX_BYTES } from '../../dataplane/blob-store';
 
-/** Every mkdir of the store, counted (the real one runs). */
+/** Every mkdir of the store (small blobs: mkdirSync; large: the promise one), counted (the real one runs). */
 const mkdirs = vi.hoisted(() => ({ count: 0 }));
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs')>();
+  const mkdirSync = (...args: Parameters<typeof real.mkdirSync>) => {
+    mkdirs.count += 1;
+    return real.mkdirSync(...args);
+  };
+  return { ...real, mkdirSync, default: { ...real, mkdirSync } };
+});
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
   const mkdir = (...args: Parameters<typeof real.mkdir>) => {
@@ -31,11 +39,17 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** `count` different contents whose SHA-256 starts with the same two hex digits (one shard). */
-function sameShard(count: number): { shard: string; contents: string[] } {
+/** Both ways a put stores: small blobs with synchronous calls, larger ones through the thread pool. */
+const SIZES = [
+  ['small', ''],
+  ['large', 'x'.repeat(SYNC_PUT_MAX_BYTES)],
+] as const;
+
+/** `count` different contents (each ending in `padding`) whose SHA-256 starts with the same two hex digits (one shard). */
+function sameShard(count: number, padding = ''): { shard: string; contents: string[] } {
   const byShard = new Map<string, string[]>();
   for (let i = 0; ; i += 1) {
-    const content = `blob ${i}`;
+    const content = `blob ${i}${padding}`;
     const shard = sha256Hex(content).slice(0, 2);
     const list = byShard.get(shard) ?? [];
     list.push(content);
@@ -45,22 +59,26 @@ function sameShard(count: number): { shard: string; contents: string[] } {
 }
 
 describe('FileBlobStore shard folders', () => {
-  it('makes a shard folder once for several puts into it', async () => {
+  it.each(SIZES)('makes a shard folder once for several %s puts into it', async (_size, padding) => {
     mkdirs.count = 0;
     const store = new FileBlobStore(path.join(dir, 'blobs'));
-    const { contents } = sameShard(3);
+    const { contents } = sameShard(3, padding);
     for (const content of contents) await store.put(content);
     expect(mkdirs.count).toBe(1);
     for (const content of contents) expect((await store.get(sha256Hex(content))).toString('utf8')).toBe(content);
   });
 
-  it.each([
-    ['the shard folder', (blobs: string, shard: string) => fs.rmSync(path.join(blobs, shard), { recursive: true })],
-    ['the whole blobs folder', (blobs: string) => fs.rmSync(blobs, { recursive: true })],
-  ])('%s removed after a put: the next put into that shard makes it again and stores the blob', async (_what, remove) => {
+  it.each(
+    SIZES.flatMap(([size, padding]) =>
+      [
+        ['the shard folder', (blobs: string, shard: string) => fs.rmSync(path.join(blobs, shard), { recursive: true })] as const,
+        ['the whole blobs folder', (blobs: string) => fs.rmSync(blobs, { recursive: true })] as const,
+      ].map(([what, remove]) => [what, size, padding, remove] as const),
+    ),
+  )('%s removed after a put (%s blobs): the next put into that shard makes it again and stores the blob', async (_what, _size, padding, remove) => {
     const blobs = path.join(dir, 'blobs');
     const store = new FileBlobStore(blobs);
-    const { shard, contents } = sameShard(2);
+    const { shard, contents } = sameShard(2, padding);
     await store.put(contents[0]!);
     remove(blobs, shard);
     const stored = await store.put(contents[1]!);
@@ -71,10 +89,10 @@ describe('FileBlobStore shard folders', () => {
     expect(fs.readdirSync(path.join(blobs, shard))).toEqual([stored.sha256]);
   });
 
-  it('a shard that cannot be made again fails ERR_SHARED_STORAGE naming the blob, and leaves no temporary file', async () => {
+  it.each(SIZES)('a shard that cannot be made again fails ERR_SHARED_STORAGE naming the blob (%s), and leaves no temporary file', async (_size, padding) => {
     const blobs = path.join(dir, 'blobs');
     const store = new FileBlobStore(blobs);
-    const { shard, contents } = sameShard(2);
+    const { shard, contents } = sameShard(2, padding);
     await store.put(contents[0]!);
     fs.rmSync(path.join(blobs, shard), { recursive: true });
     // A file where the shard folder should be: mkdir cannot make it.
