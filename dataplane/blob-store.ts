@@ -53,13 +53,6 @@ function storeFailure(sha256: string, dir: string, cause: unknown): DataPlaneErr
 export class FileBlobStore implements BlobStore {
   readonly description: string;
 
-  /**
-   * Shard folders (`<aa>`) this store made or found: a put into one skips its `mkdir` (one
-   * system call of the handful a put makes). A folder removed since is made again when the write
-   * finds it missing.
-   */
-  readonly #shards = new Set<string>();
-
   constructor(private readonly dir: string) {
     this.description = dir;
   }
@@ -81,14 +74,14 @@ export class FileBlobStore implements BlobStore {
       // not stored yet
     }
     const shard = sha256.slice(0, 2);
-    if (!this.#shards.has(shard)) await this.#makeShard(shard);
     // A temporary name of its own: two workers storing the same blob must not share one.
     const temp = `${target}.${randomUUID()}.tmp`;
     try {
       try {
         await fsp.writeFile(temp, bytes, { mode: 0o444, flag: 'wx' });
       } catch (error) {
-        // The shard folder was removed after this store last made it: made again, written once more.
+        // No shard folder yet (or it was removed): made, written once more. Made only then, so a
+        // put into an existing shard makes no mkdir call at all.
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
         await this.#makeShard(shard);
         await fsp.writeFile(temp, bytes, { mode: 0o444, flag: 'wx' });
@@ -120,11 +113,10 @@ export class FileBlobStore implements BlobStore {
     const shard = sha256.slice(0, 2);
     const temp = `${target}.${randomUUID()}.tmp`;
     try {
-      if (!this.#shards.has(shard)) this.#makeShardNow(shard);
       try {
         fs.writeFileSync(temp, bytes, { mode: 0o444, flag: 'wx' });
       } catch (error) {
-        // The shard folder was removed after this store last made it: made again, written once more.
+        // No shard folder yet (or it was removed): made, written once more.
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
         this.#makeShardNow(shard);
         fs.writeFileSync(temp, bytes, { mode: 0o444, flag: 'wx' });
@@ -143,12 +135,10 @@ export class FileBlobStore implements BlobStore {
 
   #makeShardNow(shard: string): void {
     fs.mkdirSync(join(this.dir, shard), { recursive: true, mode: 0o700 });
-    this.#shards.add(shard);
   }
 
   async #makeShard(shard: string): Promise<void> {
     await fsp.mkdir(join(this.dir, shard), { recursive: true, mode: 0o700 });
-    this.#shards.add(shard);
   }
 
   async get(sha256: string): Promise<Buffer> {

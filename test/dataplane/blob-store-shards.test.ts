@@ -1,6 +1,7 @@
 /**
- * The file blob store makes each shard folder (`<aa>/`) once per store, not on every put (issue 17:
- * worker CPU per guarded call: a data-flow step stores several blobs). A shard folder removed
+ * The file blob store makes a shard folder (`<aa>/`) only when a put finds it missing, not on every
+ * put, nor once per store and shard (issue 17: worker CPU per guarded call: a data-flow step stores
+ * several blobs). A shard folder removed
  * behind the store's back is made again by the next put into it, which still stores the blob
  * whole and readable; a shard that cannot be made is a clear ERR_SHARED_STORAGE / error, not a
  * lost blob. Real files in a temporary folder.
@@ -66,6 +67,17 @@ describe('FileBlobStore shard folders', () => {
     for (const content of contents) await store.put(content);
     expect(mkdirs.count).toBe(1);
     for (const content of contents) expect((await store.get(sha256Hex(content))).toString('utf8')).toBe(content);
+  });
+
+  it.each(SIZES)('makes no shard folder for a %s put into one that exists already (another store or process made it)', async (_size, padding) => {
+    const blobs = path.join(dir, 'blobs');
+    const { contents } = sameShard(2, padding);
+    await new FileBlobStore(blobs).put(contents[0]!);
+    mkdirs.count = 0;
+    // A new store on the same folder (a worker started again): the shard is there, nothing to make.
+    const stored = await new FileBlobStore(blobs).put(contents[1]!);
+    expect(mkdirs.count).toBe(0);
+    expect((await new FileBlobStore(blobs).get(stored.sha256)).toString('utf8')).toBe(contents[1]);
   });
 
   it.each(
