@@ -13,21 +13,26 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FileBlobStore, sha256Hex, SYNC_PUT_MAX_BYTES } from '../../dataplane/blob-store';
 
 /** Every mkdir of the store (small blobs: mkdirSync; large: the promise one), counted (the real one runs). */
-const mkdirs = vi.hoisted(() => ({ count: 0 }));
+const mkdirs = vi.hoisted(() => {
+  const state = {
+    count: 0,
+    counted<F extends (...args: never[]) => unknown>(call: F): F {
+      return ((...args: Parameters<F>) => {
+        state.count += 1;
+        return call(...args);
+      }) as F;
+    },
+  };
+  return state;
+});
 vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs')>();
-  const mkdirSync = (...args: Parameters<typeof real.mkdirSync>) => {
-    mkdirs.count += 1;
-    return real.mkdirSync(...args);
-  };
+  const mkdirSync = mkdirs.counted(real.mkdirSync);
   return { ...real, mkdirSync, default: { ...real, mkdirSync } };
 });
 vi.mock('node:fs/promises', async (importOriginal) => {
   const real = await importOriginal<typeof import('node:fs/promises')>();
-  const mkdir = (...args: Parameters<typeof real.mkdir>) => {
-    mkdirs.count += 1;
-    return real.mkdir(...args);
-  };
+  const mkdir = mkdirs.counted(real.mkdir);
   return { ...real, mkdir, default: { ...real, mkdir } };
 });
 
