@@ -30,9 +30,11 @@ import { EXIT } from '../exit-codes';
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
-import { parseCommandArgs, usageError } from '../parse-command-args';
+import { parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
 import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, runWorkerIdentity, unvouchedPollers } from '../../worker/standalone-worker';
+import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../worker/workflow-thread-prestart';
+import { workflowStackTracesOf } from '../../worker/workflow-stack-traces';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -67,14 +69,16 @@ class InterruptedBeforeStart extends Error {}
 /** How often `run` looks again for a worker when none polled the task queue. */
 const WORKER_CHECK_MS = 5_000;
 
+const RUN_OPTIONS = {
+  json: { type: 'boolean' },
+  'workflow-id': { type: 'string' },
+  'task-queue': { type: 'string' },
+  worker: { type: 'boolean' },
+  'no-worker': { type: 'boolean' },
+} as const;
+
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
-  const args = parseCommandArgs('run', RUN_USAGE, argv, io, {
-    json: { type: 'boolean' },
-    'workflow-id': { type: 'string' },
-    'task-queue': { type: 'string' },
-    worker: { type: 'boolean' },
-    'no-worker': { type: 'boolean' },
-  });
+  const args = parseCommandArgs('run', RUN_USAGE, argv, io, RUN_OPTIONS);
   if (typeof args === 'number') return args;
   markPhase('run: command loaded', io.env);
   const [file, ...extra] = args.positionals;
@@ -88,6 +92,32 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     throw error;
   }
 
+  // The worker's workflow thread, when this run will start one without asking the server first:
+  // it loads its modules on the other core while the task is checked and the worker's parts load (issue 17).
+  const workflowThread = prestartedThreadFor(args.values.worker === true, args.values['no-worker'] === true, io.env);
+  try {
+    return await runWithThread(args, file, workflowThread, io);
+  } finally {
+    await workflowThread?.discard();
+  }
+}
+
+/**
+ * A workflow thread started now for the worker this run starts at once (embedded server or
+ * `--worker`, and no standalone worker record that could make it a client only); undefined
+ * otherwise, or when the settings are bad (the run reports that itself).
+ */
+function prestartedThreadFor(workerFlag: boolean, noWorkerFlag: boolean, env: NodeJS.ProcessEnv): PrestartedWorkflowThread | undefined {
+  try {
+    if (noWorkerFlag || (!workerFlag && loadTemporalConfig(env).mode !== 'embedded')) return undefined;
+    if (!workerFlag && hasStandaloneWorkerRecords(stateDirOf(env))) return undefined;
+    return prestartWorkflowThread(workflowStackTracesOf(env));
+  } catch {
+    return undefined;
+  }
+}
+
+async function runWithThread(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: string, workflowThread: PrestartedWorkflowThread | undefined, io: CliIo): Promise<number> {
   let task;
   try {
     task = await loadTaskFile(file);
@@ -211,6 +241,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           onWorkersCreating: clientMayConnect,
           taskQueue,
           identity: ownIdentity,
+          ...(workflowThread === undefined ? {} : { workflowThread }),
           ...(telemetry === undefined ? {} : { telemetry }),
         },
       );
