@@ -107,7 +107,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
  * `--worker`, and no standalone worker record that could make it a client only); undefined
  * otherwise, or when the settings are bad (the run reports that itself).
  */
-function prestartedThreadFor(workerFlag: boolean, noWorkerFlag: boolean, env: NodeJS.ProcessEnv): PrestartedWorkflowThread | undefined {
+export function prestartedThreadFor(workerFlag: boolean, noWorkerFlag: boolean, env: NodeJS.ProcessEnv): PrestartedWorkflowThread | undefined {
   try {
     if (noWorkerFlag || (!workerFlag && loadTemporalConfig(env).mode !== 'embedded')) return undefined;
     if (!workerFlag && hasStandaloneWorkerRecords(stateDirOf(env))) return undefined;
