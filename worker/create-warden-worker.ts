@@ -49,6 +49,7 @@ import { markPhase, timedPhase } from '../cli/phase-timing';
 import { withWorkflowStackTraces, workflowStackTracesOf } from './workflow-stack-traces';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from './workflow-thread-prestart';
 import { createWorkerOnThread } from './prestarted-thread-worker';
+import type { PrebootedSandboxHost } from './prebooted-sandbox-host';
 
 export interface WardenWorkerOptions {
   /** The worker's connection; a promise lets it connect while the sandbox host boots. */
@@ -104,6 +105,12 @@ export interface WardenWorkerOptions {
    * this function begins. Either way one not used by the time the worker is created is ended.
    */
   workflowThread?: PrestartedWorkflowThread;
+  /**
+   * A sandbox host the caller booted earlier (`prebootSandboxHost`, e.g. `warden run` as it starts);
+   * used when it was booted with the options this worker boots its host with, else closed. The
+   * caller discards it if the start fails before that.
+   */
+  sandboxHost?: PrebootedSandboxHost;
 }
 
 export interface WardenWorker {
@@ -328,11 +335,12 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
     // The host boots (a process of its own) while the Temporal workers below are built (their
     // workflow thread loads the bundle): the two were most of a worker's start, one after the
     // other (issue 17). Nothing is handed out, and no worker polls, before the host answered.
-    ({ client: sandbox, ready: sandboxReady } = SandboxClient.boot({
+    const hostOptions = {
       identityStateDir: stateDir,
       ...(state?.shared === true && state.config.mode === 'postgres' ? { identityDatabaseUrl: state.config.url } : {}),
       ...(jwksFile === undefined ? {} : { identityJwksFile: jwksFile }),
-    }));
+    };
+    ({ client: sandbox, ready: sandboxReady } = (await options.sandboxHost?.take(hostOptions)) ?? SandboxClient.boot(hostOptions));
   } catch (error) {
     await release();
     throw error;

@@ -34,6 +34,8 @@ import { parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-c
 import { recentPollers, resolveTemporal } from '../temporal-client';
 import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, runWorkerIdentity, unvouchedPollers } from '../../worker/standalone-worker';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../worker/workflow-thread-prestart';
+import { prebootSandboxHost, type PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
+import { usesSharedDatabase } from '../../state/state-store';
 import { workflowStackTracesOf } from '../../worker/workflow-stack-traces';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
@@ -95,10 +97,14 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   // The worker's workflow thread, when this run will start one without asking the server first:
   // it loads its modules on the other core while the task is checked and the worker's parts load (issue 17).
   const workflowThread = prestartedThreadFor(args.values.worker === true, args.values['no-worker'] === true, io.env);
+  // Its sandbox host too, when the worker will boot it with the state folder's own keys and
+  // stores (no shared database, no key source: the worker checks the options are its own).
+  const sandboxHost = workflowThread !== undefined && !usesSharedDatabase(io.env) && (io.env.WARDEN_SIGNING_KEY_FILE ?? '').trim() === '' ? prebootSandboxHost({ identityStateDir: stateDirOf(io.env) }) : undefined;
   try {
-    return await runWithThread(args, file, workflowThread, io);
+    return await runPrepared(args, file, { workflowThread, sandboxHost }, io);
   } finally {
     await workflowThread?.discard();
+    await sandboxHost?.discard();
   }
 }
 
@@ -117,7 +123,7 @@ export function prestartedThreadFor(workerFlag: boolean, noWorkerFlag: boolean, 
   }
 }
 
-async function runWithThread(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: string, workflowThread: PrestartedWorkflowThread | undefined, io: CliIo): Promise<number> {
+async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: string, early: { workflowThread: PrestartedWorkflowThread | undefined; sandboxHost: PrebootedSandboxHost | undefined }, io: CliIo): Promise<number> {
   let task;
   try {
     task = await loadTaskFile(file);
@@ -241,7 +247,8 @@ async function runWithThread(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: 
           onWorkersCreating: clientMayConnect,
           taskQueue,
           identity: ownIdentity,
-          ...(workflowThread === undefined ? {} : { workflowThread }),
+          ...(early.workflowThread === undefined ? {} : { workflowThread: early.workflowThread }),
+          ...(early.sandboxHost === undefined ? {} : { sandboxHost: early.sandboxHost }),
           ...(telemetry === undefined ? {} : { telemetry }),
         },
       );
