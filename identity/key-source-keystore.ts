@@ -11,11 +11,12 @@
  */
 import { webcrypto } from 'node:crypto';
 import * as fs from 'node:fs';
-import { calculateJwkThumbprint, importJWK, SignJWT } from 'jose';
+import { calculateJwkThumbprint, importJWK } from 'jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import type { Jwks, PublicJwk } from './claims';
 import { systemClock, type Clock } from './clock';
+import { signCompactJws } from './compact-jws';
 import { byteSignerOf, signRawBytes, type JwtSigner, type KeyInfo, type Keystore } from './keystore';
 
 const B64 = z.string().regex(/^[A-Za-z0-9_-]{43}$/);
@@ -54,7 +55,7 @@ async function load(file: string): Promise<Loaded> {
   const jwk = result.data;
   const alg = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256';
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  const key = await importJWK(jwk, alg, { extractable: false });
+  const key = (await importJWK(jwk, alg, { extractable: false })) as webcrypto.CryptoKey;
   const publicJwk: PublicJwk =
     jwk.kty === 'OKP' ? { kty: 'OKP', crv: 'Ed25519', x: jwk.x, kid, alg: 'EdDSA', use: 'sig' } : { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, kid, alg: 'ES256', use: 'sig' };
   return {
@@ -64,8 +65,8 @@ async function load(file: string): Promise<Loaded> {
     signer: {
       kid,
       alg,
-      sign: (payload, typ) => new SignJWT(payload).setProtectedHeader({ alg, kid, typ }).sign(key),
-      signBytes: (message) => signRawBytes(key as webcrypto.CryptoKey, alg, message),
+      sign: async (payload, typ) => signCompactJws(key, { alg, kid, typ }, payload),
+      signBytes: (message) => signRawBytes(key, alg, message),
     },
   };
 }

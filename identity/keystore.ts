@@ -19,13 +19,14 @@
 import { randomUUID, webcrypto } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, SignJWT, type JWTPayload } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWTPayload } from 'jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import { processExists } from '../process-stat';
 import type { ByteSigner } from '../attestation/dsse';
 import { JwksSchema, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import { systemClock, type Clock } from './clock';
+import { signCompactJws } from './compact-jws';
 
 import { KEYS_DIR } from './keystore-location';
 export { KEYS_DIR };
@@ -298,12 +299,13 @@ function splitPrunable(keys: readonly KeyRecord[], now: number): { kept: KeyReco
 async function signerFor(file: PrivateJwkFile): Promise<JwtSigner> {
   const { kid, alg, ...jwk } = file;
   // Non-extractable: nothing, not even this module, can read the private key back out of it.
-  const key = await importJWK(jwk, alg, { extractable: false });
+  const key = (await importJWK(jwk, alg, { extractable: false })) as webcrypto.CryptoKey;
   return {
     kid,
     alg,
-    sign: (payload, typ) => new SignJWT(payload).setProtectedHeader({ alg, kid, typ }).sign(key),
-    signBytes: (message) => signRawBytes(key as webcrypto.CryptoKey, alg, message),
+    // node:crypto's synchronous one-shot sign (compact-jws.ts): the same JWS, without a WebCrypto round trip per credential.
+    sign: async (payload, typ) => signCompactJws(key, { alg, kid, typ }, payload),
+    signBytes: (message) => signRawBytes(key, alg, message),
   };
 }
 

@@ -11,20 +11,22 @@
  *   7. `typ` not the expected kind (a grant presented as a call credential, ...)      ERR_CREDENTIAL_TYPE
  *   8. `kid` absent or not a Warden key that still verifies                           ERR_CREDENTIAL_KID_UNKNOWN
  *   9. header `alg` differs from the key's `alg`                                      ERR_CREDENTIAL_ALG
- *  10. jose `jwtVerify` pinned to that one key and algorithm: signature               ERR_CREDENTIAL_SIGNATURE
- *      then iss / aud / exp / nbf                                        ERR_CREDENTIAL_{ISSUER,AUDIENCE,EXPIRED,NOT_YET_VALID}
+ *  10. the signature with that one key and algorithm (node:crypto, compact-jws.ts)   ERR_CREDENTIAL_SIGNATURE
+ *      then iss / aud / exp / nbf, as jose's `jwtVerify` checks them    ERR_CREDENTIAL_{ISSUER,AUDIENCE,EXPIRED,NOT_YET_VALID}
  *  11. the payload parses with the claim schema                                       ERR_CREDENTIAL_MALFORMED
  *
  * Invariants: nothing in the header or payload is acted on before steps 1-9 ran, and no claim is
  * trusted before the signature verified. Keys come only from Warden's own key set, never from the
  * token. Signature failures say nothing beyond "signature verification failed".
  */
-import { createLocalJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { errors as joseErrors } from 'jose';
 import type { z } from 'zod';
 import { CredentialError } from '../errors';
 import { SIGNING_ALGS, JwksSchema, type Jwks, type PublicJwk } from './claims';
 import type { Clock } from './clock';
 import type { Keystore } from './keystore';
+import { base64urlPartBytes, jwsSignatureValid } from './compact-jws';
 import { cutText } from '../cut-text';
 
 export const MAX_TOKEN_LENGTH = 16 * 1024;
@@ -44,7 +46,7 @@ export type KeySource = Keystore | Jwks | (() => Jwks | Promise<Jwks>);
 export class VerificationKeySet {
   private jwks: Jwks | undefined;
   private byKid = new Map<string, PublicJwk>();
-  private getKey: JWTVerifyGetKey | undefined;
+  private publicKeys = new Map<string, KeyObject>();
   private lastRefresh = Number.NEGATIVE_INFINITY;
   private readonly misses = new Set<string>();
 
@@ -69,10 +71,19 @@ export class VerificationKeySet {
     return key;
   }
 
-  /** jose's key lookup over the same keys (createLocalJWKSet caches the imported keys). */
-  joseKeys(): JWTVerifyGetKey {
-    if (this.getKey === undefined) throw new TypeError('key set not loaded');
-    return this.getKey;
+  /**
+   * The imported public key of `key` (a JWK `find` returned), imported on its first use and kept
+   * until the key set changes; a key node:crypto cannot import throws (a TypeError) for the tokens
+   * it would verify, not for the others.
+   */
+  publicKey(key: PublicJwk): KeyObject {
+    if (this.byKid.get(key.kid) !== key) throw new TypeError(`key ${key.kid} is not in the loaded key set`);
+    let imported = this.publicKeys.get(key.kid);
+    if (imported === undefined) {
+      imported = createPublicKey({ key: { ...key }, format: 'jwk' });
+      this.publicKeys.set(key.kid, imported);
+    }
+    return imported;
   }
 
   private async load(refresh: boolean): Promise<void> {
@@ -89,7 +100,7 @@ export class VerificationKeySet {
     if (this.jwks !== undefined && fingerprint(this.jwks) === fingerprint(jwks)) return;
     this.jwks = jwks;
     this.byKid = new Map(jwks.keys.map((k) => [k.kid, k]));
-    this.getKey = createLocalJWKSet({ keys: jwks.keys.map((k) => ({ ...k })) });
+    this.publicKeys = new Map();
   }
 }
 
@@ -181,16 +192,7 @@ export async function verifyWardenToken<S extends z.ZodType>(
   }
   let payload: unknown;
   try {
-    ({ payload } = await jwtVerify(token as string, keys.joseKeys(), {
-      algorithms: [key.alg],
-      crit: {},
-      typ: expect.typ,
-      issuer: expect.issuer,
-      audience: expect.audience,
-      currentDate: new Date(expect.clock()),
-      clockTolerance: expect.clockToleranceSec ?? 0,
-      requiredClaims: ['jti', 'iat', 'nbf', 'exp', 'sub'],
-    }));
+    payload = verifiedClaimsSet(token as string, keys, key, expect);
   } catch (error) {
     throw credentialErrorOf(error, expect);
   }
@@ -202,6 +204,83 @@ export async function verifyWardenToken<S extends z.ZodType>(
     });
   }
   return { header: { alg, kid: key.kid, typ: expect.typ }, claims: parsed.data };
+}
+
+const { JWSInvalid, JWSSignatureVerificationFailed, JWTClaimValidationFailed, JWTExpired, JWTInvalid } = joseErrors;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/** The claims every Warden JWT must carry besides iss and aud. */
+const REQUIRED_CLAIMS = ['jti', 'iat', 'nbf', 'exp', 'sub'] as const;
+
+/**
+ * Step 10: what jose 6's `jwtVerify(token, key, { algorithms: [alg], crit: {}, typ, issuer,
+ * audience, currentDate, clockTolerance, requiredClaims })` checks after steps 1-9, in its order,
+ * failing with its error classes (so `credentialErrorOf` maps them as before), with the signature
+ * checked by node:crypto's synchronous verify on a key imported once:
+ *
+ *   the header part decodes (strict base64url, UTF-8) to a JSON object          JWSInvalid
+ *   the signature part decodes                                                  JWSInvalid
+ *   the signature over `header.payload`                                         JWSSignatureVerificationFailed
+ *   the payload part decodes to UTF-8 JSON, an object                           JWSInvalid / JWTInvalid
+ *   iss, aud, sub, exp, nbf, iat, jti are present (that order)                  JWTClaimValidationFailed (claim)
+ *   iss is the issuer, aud is or contains the audience                          JWTClaimValidationFailed (iss / aud)
+ *   iat a number; nbf a number not past now + tolerance                         JWTClaimValidationFailed (iat / nbf)
+ *   exp a number later than now - tolerance                                     JWTClaimValidationFailed / JWTExpired (exp)
+ *
+ * `typ` (step 7 compared it exactly), `alg` (steps 3 and 9) and `crit` (step 5) were checked
+ * before. Claims are looked at only after the signature verified. Returns the claims set.
+ */
+function verifiedClaimsSet(token: string, keys: VerificationKeySet, key: PublicJwk, expect: TokenExpectations<z.ZodType>): Record<string, unknown> {
+  const [headerPart, payloadPart, signaturePart] = token.split('.') as [string, string, string];
+  const headerBytes = base64urlPartBytes(headerPart);
+  let header: unknown;
+  try {
+    header = headerBytes === undefined ? undefined : JSON.parse(strictUtf8.decode(headerBytes));
+  } catch {
+    header = undefined;
+  }
+  if (!isJsonObject(header)) throw new JWSInvalid('JWS Protected Header is invalid');
+  const signature = base64urlPartBytes(signaturePart);
+  if (signature === undefined) throw new JWSInvalid('Failed to base64url decode the signature');
+  if (!jwsSignatureValid(keys.publicKey(key), key.alg, `${headerPart}.${payloadPart}`, signature)) throw new JWSSignatureVerificationFailed();
+  const payloadBytes = base64urlPartBytes(payloadPart);
+  if (payloadBytes === undefined) throw new JWSInvalid('Failed to base64url decode the payload');
+  let claims: unknown;
+  try {
+    claims = JSON.parse(strictUtf8.decode(payloadBytes));
+  } catch {
+    claims = undefined;
+  }
+  if (!isJsonObject(claims)) throw new JWTInvalid('JWT Claims Set must be a top-level JSON object');
+  for (const claim of new Set([...REQUIRED_CLAIMS, 'aud', 'iss'].reverse())) {
+    if (!Object.hasOwn(claims, claim)) throw new JWTClaimValidationFailed(`missing required "${claim}" claim`, claims, claim, 'missing');
+  }
+  if (claims['iss'] !== expect.issuer) throw new JWTClaimValidationFailed('unexpected "iss" claim value', claims, 'iss', 'check_failed');
+  const aud = claims['aud'];
+  if (!(typeof aud === 'string' ? aud === expect.audience : Array.isArray(aud) && aud.includes(expect.audience))) {
+    throw new JWTClaimValidationFailed('unexpected "aud" claim value', claims, 'aud', 'check_failed');
+  }
+  const tolerance = expect.clockToleranceSec ?? 0;
+  if (!Number.isFinite(tolerance) || tolerance < 0) throw new TypeError('Invalid clockTolerance option input');
+  const now = Math.floor(expect.clock() / 1000);
+  if (!Number.isFinite(now)) throw new TypeError('Invalid currentDate option input');
+  const numericDate = (claim: 'iat' | 'nbf' | 'exp'): number | undefined => {
+    const value = claims[claim];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'number') throw new JWTClaimValidationFailed(`"${claim}" claim must be a number`, claims, claim, 'invalid');
+    return value;
+  };
+  numericDate('iat');
+  const nbf = numericDate('nbf');
+  if (nbf !== undefined && nbf > now + tolerance) throw new JWTClaimValidationFailed('"nbf" claim timestamp check failed', claims, 'nbf', 'check_failed');
+  const exp = numericDate('exp');
+  if (exp !== undefined && exp <= now - tolerance) throw new JWTExpired('"exp" claim timestamp check failed', claims, 'exp', 'check_failed');
+  return claims;
+}
+
+/** jose's `isObject`: a plain object (what JSON.parse makes of `{...}`), not an array or null. */
+function isJsonObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Object.prototype.toString.call(value) !== '[object Object]') return false;
+  return Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null;
 }
 
 /** Maps a jose failure to Warden's codes. jose validates claims only after the signature, so claim values are authentic here. */

@@ -12,7 +12,7 @@
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -47,6 +47,13 @@ export interface TaskSession {
   readonly handle: WorkflowHandle<typeof agentTask> | undefined;
   /** Ends the task (as if the client disconnected) and resolves with its result; undefined when it never started. */
   end(reason: string): Promise<TaskResult | undefined>;
+  /**
+   * Cancels the task (the server is being stopped, e.g. by a signal) and starts none after.
+   * `requested`: settles once the cancellation reached the server (or there was no task to
+   * cancel); `ended`: the task's result, undefined when it never started or its workflow closed
+   * as Cancelled (logged).
+   */
+  cancel(): { requested: Promise<void>; ended: Promise<TaskResult | undefined> };
 }
 
 /** An MCP server for one session of `options.task`. Connect it to a transport; the task starts on `initialize`. */
@@ -56,8 +63,11 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
   let handle: WorkflowHandle<typeof agentTask> | undefined;
   let started: Promise<WorkflowHandle<typeof agentTask>> | undefined;
   let ended: Promise<TaskResult | undefined> | undefined;
+  let cancelled: ReturnType<TaskSession['cancel']> | undefined;
 
   const start = (): Promise<WorkflowHandle<typeof agentTask>> => {
+    // A session being stopped starts no task (an `initialize` that arrives with the signal).
+    if (cancelled !== undefined && started === undefined) return Promise.reject(new Error('the server is stopping'));
     started ??= (async () => {
       // The client's words, untrusted: made well-formed at entry (a name may hold a lone surrogate
       // as sent), then cut without splitting a pair; the model id reaches the grant, the result and
@@ -114,6 +124,35 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
         return result;
       })();
       return ended;
+    },
+    cancel() {
+      if (cancelled !== undefined) return cancelled;
+      const workflow = started === undefined ? Promise.resolve(undefined) : started.catch(() => undefined);
+      const requested = workflow.then(async (handle) => {
+        // A task that already closed (the client's end came first) has nothing to cancel.
+        await handle?.cancel().catch(() => undefined);
+      });
+      cancelled = {
+        requested,
+        ended: requested.then(async () => {
+          const handle = await workflow;
+          if (handle === undefined) return undefined;
+          let result: TaskResult;
+          try {
+            result = await agentTaskResult(handle);
+          } catch (error) {
+            // A task whose workflow closed as Temporal's Cancelled carries no result of its own.
+            if (error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure) {
+              options.log?.(`task ${handle.workflowId} cancelled`);
+              return undefined;
+            }
+            throw error;
+          }
+          options.onEnded?.(result);
+          return result;
+        }),
+      };
+      return cancelled;
     },
   };
   return session;

@@ -40,8 +40,13 @@ export const ResponseTriggerSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('denied'), count: Count, windowMs: WindowMs }),
   /** At least `count` actions that ran and failed within the window. */
   z.strictObject({ kind: z.literal('failed'), count: Count, windowMs: WindowMs }),
-  /** The action's score has a reason of this signal (`new-host`, `new-tool`, ...). */
-  z.strictObject({ kind: z.literal('signal'), signal: z.enum(SIGNALS) }),
+  /**
+   * The action's score has a reason of this signal (`new-host`, `new-tool`, ...) or of one of
+   * `also`. "its credentials are revoked" is `credentials-revoked` also `grant-unknown`: a grant
+   * the worker has no record of is refused as firmly, and may be a revoked grant since pruned.
+   * Rules recorded without `also` (in histories from before it) match their one signal only.
+   */
+  z.strictObject({ kind: z.literal('signal'), signal: z.enum(SIGNALS), also: z.array(z.enum(SIGNALS)).optional() }),
   /** The same call (tool and arguments) at least `count` times in a row. */
   z.strictObject({ kind: z.literal('identical-calls'), count: Count }),
   /** More than `more` sub-agents spawned within the window (or the whole run). */
@@ -108,7 +113,7 @@ export function triggerHolds(trigger: ResponseTrigger, ctx: ResponseContext): st
       return n >= trigger.count ? `${n} failed ${windowText(trigger.windowMs)}` : undefined;
     }
     case 'signal': {
-      const reason = ctx.reasons.find((r) => r.signal === trigger.signal);
+      const reason = ctx.reasons.find((r) => r.signal === trigger.signal || trigger.also?.includes(r.signal) === true);
       return reason === undefined ? undefined : reason.detail;
     }
     case 'identical-calls': {

@@ -30,9 +30,12 @@ function unreachable(config: TemporalConfig, cause: unknown): TemporalServerErro
 }
 
 /**
- * Connects a workflow client in `config.namespace`; `interceptors` (e.g. `telemetryClientInterceptors`)
- * are installed on the client.
- * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`.
+ * Connects a workflow client in `config.namespace` and checks that the server has that namespace
+ * ({@link checkNamespace}): every command that talks to Temporal, the client-only ones included
+ * (`list`, `status`, `kill`, `approve`, `mcp serve --no-worker`...), then names a wrong
+ * TEMPORAL_NAMESPACE instead of failing later with a bare gRPC NOT_FOUND. `interceptors` (e.g.
+ * `telemetryClientInterceptors`) are installed on the client.
+ * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`, `ERR_TEMPORAL_NAMESPACE_NOT_FOUND`.
  */
 export async function connectClient(config: TemporalConfig, options: { connectTimeoutMs?: number; interceptors?: ClientInterceptors } = {}): Promise<ConnectedClient> {
   let connection: Connection;
@@ -40,6 +43,12 @@ export async function connectClient(config: TemporalConfig, options: { connectTi
     connection = await Connection.connect({ ...toConnectionOptions(config), connectTimeout: options.connectTimeoutMs ?? 10_000 });
   } catch (error) {
     throw unreachable(config, error);
+  }
+  try {
+    await checkNamespace(connection.workflowService, config);
+  } catch (error) {
+    await connection.close().catch(() => undefined);
+    throw error;
   }
   return {
     client: new Client({ connection, namespace: config.namespace, ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }) }),

@@ -16,8 +16,10 @@
  * process is alive, owned by this user and started at the recorded time (see
  * {@link checkStandaloneWorker}). Only standalone workers carry such an identity; `warden run`'s
  * in-process worker, which stops when its own task ends, polls under `warden-run/<pid>@<host>/<nonce>`
- * ({@link runWorkerIdentity}) and is never reused. Every other poller on the queue is named to the
- * user ({@link unvouchedPollers}): Temporal cannot keep it from being handed the task.
+ * ({@link runWorkerIdentity}) and is never reused; its record `<stateDir>/run-workers/<nonce>.json`
+ * ({@link recordRunWorker}) only lets later runs leave it out of their notes once it has ended.
+ * Every other poller on the queue is named to the user ({@link unvouchedPollers}): Temporal cannot
+ * keep it from being handed the task.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -128,11 +130,27 @@ export function writeStandaloneWorkerRecord(stateDir: string): StandaloneWorkerR
   const startTime = processStartTime(process.pid);
   if (startTime === undefined) throw new Error('cannot record the standalone worker: /proc/self/stat is not readable');
   const nonce = randomBytes(16).toString('hex');
-  const record: StandaloneWorkerRecord = { pid: process.pid, startTime, nonce };
-  const file = join(dir, `${nonce}.json`);
-  // Written under a temporary name, then linked into place (link refuses an existing name): a
-  // record is complete whenever it exists, so another worker's sweep never takes it for garbage.
-  const tmp = join(dir, `${nonce}.tmp`);
+  const file = writeRecordExclusively(dir, { pid: process.pid, startTime, nonce });
+  let removed = false;
+  return {
+    nonce,
+    file,
+    remove: () => {
+      if (removed) return;
+      removed = true;
+      fs.rmSync(file, { force: true });
+    },
+  };
+}
+
+/**
+ * Writes `record` as `<dir>/<nonce>.json`, mode 0600, exclusively: under a temporary name (O_EXCL,
+ * never following a link), then linked into place (link refuses an existing name), so a record is
+ * complete whenever it exists and another process's sweep never takes it for garbage.
+ */
+function writeRecordExclusively(dir: string, record: StandaloneWorkerRecord): string {
+  const file = join(dir, `${record.nonce}.json`);
+  const tmp = join(dir, `${record.nonce}.tmp`);
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
   try {
     try {
@@ -145,16 +163,7 @@ export function writeStandaloneWorkerRecord(stateDir: string): StandaloneWorkerR
   } finally {
     fs.rmSync(tmp, { force: true });
   }
-  let removed = false;
-  return {
-    nonce,
-    file,
-    remove: () => {
-      if (removed) return;
-      removed = true;
-      fs.rmSync(file, { force: true });
-    },
-  };
+  return file;
 }
 
 function sweepStaleRecords(dir: string): void {
@@ -316,25 +325,113 @@ export function runWorkerIdentity(pid = process.pid, host = hostname()): string 
   return `warden-run/${pid}@${host}/${randomBytes(16).toString('hex')}`;
 }
 
-const RUN_WORKER_IDENTITY = /^warden-run\/([1-9][0-9]{0,9})@([^/]+)\/[0-9a-f]{32}$/;
+const RUN_WORKER_IDENTITY = /^warden-run\/([1-9][0-9]{0,9})@([^/]+)\/([0-9a-f]{32})$/;
+
+/** The folder of `warden run` worker records inside the state folder. */
+export const RUN_RECORDS_DIR = 'run-workers';
+/**
+ * How long after a run worker was last known alive its record still vouches for it as an ended
+ * run: the server lists a poller for about 90 s after its last poll, and a live run refreshes its
+ * record's time every {@link RUN_RECORD_REFRESH_MS} (so a SIGKILLed run's time is at most that old).
+ */
+export const RUN_RECORD_KEEP_MS = 90_000 + 30_000;
+const RUN_RECORD_REFRESH_MS = 30_000;
+
+/** A `warden run` worker's record, written by {@link recordRunWorker}. */
+export interface RunWorkerRegistration {
+  file: string;
+  /** Marks the run as ended now (the record's time) and stops refreshing it; idempotent. */
+  ended(): void;
+}
 
 /**
- * Whether `identity` is the worker of a `warden run` on this machine whose process has ended: the
- * server lists a poller for about 90 s after its last poll, so every run soon after another would
- * otherwise name the earlier run's worker. Nothing polls under it any more unless a stranger copies
- * it, and a stranger with the server's poller list can copy any identity, this run's own included:
- * the notes name accidents (a worker of the wrong folder or machine), they cannot unmask a forger.
- * A live pid, or a pid reused since, keeps the note.
+ * Records `identity` (made by {@link runWorkerIdentity}, of a live process of this user) as a
+ * `warden run` worker of `stateDir`: `<stateDir>/run-workers/<nonce>.json` (0700 folder, file
+ * 0600, created exclusively and linked into place whole), holding the identity's pid, that
+ * process's start time and the nonce. The file's modification time is when the run was last known
+ * alive: refreshed every 30 s while this process runs and at its exit, so
+ * {@link unvouchedPollers} can skip the identity as an ended run's for {@link RUN_RECORD_KEEP_MS}
+ * after, and no longer. Records past that whose process has ended are removed on the way.
+ * @throws Error when the identity is not a run worker's of a live process, or the folder cannot
+ * be made private or the record cannot be created.
  */
-function isEndedRunWorker(identity: string, host: string): boolean {
+export function recordRunWorker(stateDir: string, identity: string, now = Date.now()): RunWorkerRegistration {
+  const match = RUN_WORKER_IDENTITY.exec(identity);
+  if (match === null) throw new Error(`cannot record the run worker: ${identity} is not a run worker identity`);
+  const pid = Number(match[1]);
+  const nonce = match[3]!;
+  const dir = join(stateDir, RUN_RECORDS_DIR);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  const problem = folderProblem(dir, true);
+  if (problem !== undefined) throw new Error(`cannot record the run worker: ${problem}`);
+  sweepEndedRunRecords(dir, now);
+  const startTime = processStartTime(pid);
+  if (startTime === undefined) throw new Error(`cannot record the run worker: /proc/${pid}/stat is not readable`);
+  const file = writeRecordExclusively(dir, { pid, startTime, nonce });
+  const touch = () => {
+    try {
+      const at = new Date();
+      fs.utimesSync(file, at, at);
+    } catch {
+      // Removed by hand: the run is then simply noted by later runs.
+    }
+  };
+  const refresh = setInterval(touch, RUN_RECORD_REFRESH_MS);
+  refresh.unref();
+  let done = false;
+  const ended = () => {
+    if (done) return;
+    done = true;
+    clearInterval(refresh);
+    process.off('exit', ended);
+    touch();
+  };
+  process.once('exit', ended);
+  return { file, ended };
+}
+
+function sweepEndedRunRecords(dir: string, now: number): void {
+  for (const name of fs.readdirSync(dir)) {
+    const match = /^([0-9a-f]{32})\.json$/.exec(name);
+    if (match === null) continue;
+    const read = readRecord(dir, match[1]!);
+    if (typeof read === 'string') {
+      fs.rmSync(join(dir, name), { force: true });
+      continue;
+    }
+    const stat = fs.lstatSync(join(dir, name), { throwIfNoEntry: false });
+    if (stat !== undefined && now - stat.mtimeMs > RUN_RECORD_KEEP_MS && processProblem(read.pid, read.startTime) !== undefined) fs.rmSync(join(dir, name), { force: true });
+  }
+}
+
+/**
+ * Whether `identity` is the worker of a `warden run` of `stateDir` on this machine that has ended
+ * at most {@link RUN_RECORD_KEEP_MS} ago: the server lists a poller for about 90 s after its last
+ * poll, so every run soon after another would otherwise name the earlier run's worker. The
+ * identity alone proves nothing (anyone can poll under `warden-run/<dead pid>@<host>/<any hex>`):
+ * it must name a record {@link recordRunWorker} wrote in this state folder, private to this user,
+ * whose pid is the identity's, whose process has ended (gone, or its pid reused) and whose time
+ * is recent. A stranger with the server's poller list can still copy a genuine identity, this
+ * run's own included: the notes name accidents (a worker of the wrong folder or machine), they
+ * cannot unmask a forger who read the list.
+ */
+function isEndedRunWorker(identity: string, stateDir: string, host: string, now: number): boolean {
   const match = RUN_WORKER_IDENTITY.exec(identity);
   if (match === null || match[2] !== host) return false;
+  let realStateDir: string;
   try {
-    process.kill(Number(match[1]), 0);
+    realStateDir = fs.realpathSync(stateDir);
+  } catch {
     return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
+  const dir = join(realStateDir, RUN_RECORDS_DIR);
+  if (folderProblem(realStateDir, false) !== undefined || folderProblem(dir, true) !== undefined) return false;
+  const record = readRecord(dir, match[3]!);
+  if (typeof record === 'string' || record.pid !== Number(match[1])) return false;
+  const stat = fs.lstatSync(join(dir, `${record.nonce}.json`), { throwIfNoEntry: false });
+  if (stat === undefined || now - stat.mtimeMs > RUN_RECORD_KEEP_MS) return false;
+  return processProblem(record.pid, record.startTime) !== undefined;
 }
 
 /**
@@ -346,11 +443,11 @@ function isEndedRunWorker(identity: string, host: string): boolean {
  * machine, anything. Temporal cannot keep them off the queue: any of them may be handed the task's
  * workflow task, its input with it.
  */
-export function unvouchedPollers(pollers: readonly string[], stateDir: string, own: readonly string[] = [], host = hostname()): string[] {
+export function unvouchedPollers(pollers: readonly string[], stateDir: string, own: readonly string[] = [], host = hostname(), now = Date.now()): string[] {
   const fingerprint = stateDirFingerprint(stateDir);
   return pollers.filter((identity) => {
     if (own.includes(identity)) return false;
-    if (isEndedRunWorker(identity, host)) return false;
+    if (isEndedRunWorker(identity, stateDir, host, now)) return false;
     const parsed = parseStandaloneWorkerIdentity(identity);
     return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
   });

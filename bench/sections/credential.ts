@@ -1,6 +1,6 @@
 /**
- * `credential`: Warden's per-call credential, minted (jose SignJWT, Ed25519) and verified at the
- * tool host (header and claim checks, jose signature, scope, revocation lookup and replay-store
+ * `credential`: Warden's per-call credential, minted (compact JWS, Ed25519, node:crypto via identity/compact-jws.ts) and verified at the
+ * tool host (header and claim checks, node:crypto signature, scope, revocation lookup and replay-store
  * insert in the SQLite identity store), next to raw node:crypto Ed25519 sign + verify of the same
  * number of bytes, interleaved.
  */
@@ -49,7 +49,7 @@ export const credentialSection: BenchSection = {
       });
       return {
         figures: [
-          figure('credential.mint-verify', 'credential mint + verify (jose, SQLite replay + revocation)', summarize(timings.warden), {
+          figure('credential.mint-verify', 'credential mint + verify (node:crypto JWS, SQLite replay + revocation)', summarize(timings.warden), {
             baseline: { label: 'node:crypto Ed25519 sign + verify', summary: summarize(timings.raw) },
           }),
         ],

@@ -8,7 +8,7 @@ import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { decideApproval, findApproverKeyFile, listPendingApprovals } from '../../client/approvals';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
 import { formatPendingApproval } from '../format-summary';
 
@@ -38,7 +38,7 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden approvals: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   }
@@ -63,7 +63,7 @@ function decisionCommand(approved: boolean) {
     } catch (error) {
       if (error instanceof WardenError) {
         io.stderr(`warden ${name}: ${error.code}: ${error.message}\n`);
-        return error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed;
+        return exitCodeOfError(error, error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed);
       }
       io.stderr(`warden ${name}: ${(error as Error).message}\n`);
       return EXIT.failed;

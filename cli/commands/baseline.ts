@@ -13,7 +13,7 @@ import { durationToMs } from '../../task/duration';
 import type { TaskResult } from '../../task/task-run';
 import { DurationSchema } from '../../task/task-schema';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { withRunningServer } from '../temporal-client';
 
@@ -145,7 +145,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden baseline: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   }

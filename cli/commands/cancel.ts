@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { WardenError } from '../../errors';
 import type { TaskResult } from '../../task/task-run';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatRecovery } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView } from '../task-view';
@@ -67,7 +67,7 @@ export async function cancelCommand(argv: string[], io: CliIo): Promise<number> 
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden cancel: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   }

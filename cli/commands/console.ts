@@ -9,7 +9,7 @@ import { startConsoleServer } from '../../console/console-server';
 import { WardenError } from '../../errors';
 import { connectClient } from '../../temporal/connect';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { resolveTemporal } from '../temporal-client';
 import { findApproverKeyFile } from '../../client/approvals';
 import type { ApproverKeyFile } from '../../identity/approval-decision';
@@ -89,7 +89,7 @@ export async function consoleCommand(argv: string[], io: CliIo): Promise<number>
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden console: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       io.stderr(`warden console: port ${port} on 127.0.0.1 is in use; choose another with --port, or --port 0 for a free one\n`);

@@ -6,7 +6,7 @@ import { findApproverKeyFile } from '../../client/approvals';
 import { killedTaskResult, killTask } from '../../client/kill-task';
 import { WardenError } from '../../errors';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { withRunningServer } from '../temporal-client';
 
@@ -65,7 +65,7 @@ export async function killCommand(argv: string[], io: CliIo): Promise<number> {
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden kill: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   }

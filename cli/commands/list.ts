@@ -8,7 +8,7 @@ import { WardenError } from '../../errors';
 import { TASK_STATUSES, type TaskResult, type TaskStatus } from '../../task/task-run';
 import { AGENT_TASK_WORKFLOW } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { withRunningServer } from '../temporal-client';
 import { closedTaskResult } from '../task-view';
@@ -109,7 +109,7 @@ export async function listCommand(argv: string[], io: CliIo): Promise<number> {
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden list: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   }

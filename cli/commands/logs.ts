@@ -7,7 +7,7 @@ import { followAgentTask, type ProgressEvent } from '../../client/start-agent-ta
 import { WardenError } from '../../errors';
 import type { StepRecord, TaskResult, TaskState } from '../../task/task-run';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatPendingApproval, formatRecovery, formatStep } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView } from '../task-view';
@@ -67,7 +67,7 @@ export async function logsCommand(argv: string[], io: CliIo): Promise<number> {
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden logs: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   }

@@ -17,7 +17,7 @@ import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { defaultCacheDir } from '../../temporal/temporal-cli';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } from '../exit-codes';
 import { taskQueueOf } from '../default-task-queue';
 import { stateDirOf } from '../../state-dir';
 import { checkWorkerId } from '../../dataplane/shared-storage';
@@ -197,11 +197,40 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         transport.onclose = () => resolve();
         process.stdin.once('end', () => resolve());
       });
-      await session.server.connect(transport);
-      log(`serving ${file} over MCP stdio`);
-      await closed;
-      const result = await session.end('the client disconnected');
-      return result === undefined || result.status === 'completed' ? EXIT.ok : EXIT.failed;
+      // A client that stops its server with a signal (the MCP stdio shutdown escalates from
+      // closing stdin to SIGTERM), a closed terminal, Ctrl-C: Node's default would exit with the
+      // session's task left running for the next worker. The task is cancelled (its compensations
+      // run) and the exit code says which signal (143/129/130); a second signal stops waiting for
+      // the task's end once the cancellation has reached the server.
+      let signalled!: (signal: InterruptSignal) => void;
+      const interrupted = new Promise<InterruptSignal>((resolve) => (signalled = resolve));
+      let interruptedBy: InterruptSignal | undefined;
+      const onSignal = (signal: InterruptSignal) => {
+        if (interruptedBy === undefined) {
+          interruptedBy = signal;
+          signalled(signal);
+          return;
+        }
+        const code = INTERRUPT_EXIT_CODES[interruptedBy];
+        void session.cancel().requested.finally(() => process.exit(code));
+      };
+      const signalHandlers = (Object.keys(INTERRUPT_EXIT_CODES) as InterruptSignal[]).map((signal) => [signal, () => onSignal(signal)] as const);
+      for (const [signal, handler] of signalHandlers) process.on(signal, handler);
+      try {
+        await session.server.connect(transport);
+        log(`serving ${file} over MCP stdio`);
+        // The client's end (stdin closed) ends the session as the agent's own end, unless a signal comes first or meanwhile.
+        const ending = Promise.race([closed.then(() => session.end('the client disconnected')), interrupted]);
+        const outcome = await ending;
+        if (typeof outcome !== 'string') return outcome === undefined || outcome.status === 'completed' ? EXIT.ok : EXIT.failed;
+        log(`${outcome}: cancelling the session's task; (again to stop waiting)`);
+        // Its result is logged by onEnded.
+        await session.cancel().ended.catch((error: unknown) => log(`could not cancel the session's task: ${(error as Error).message}`));
+        await transport.close().catch(() => undefined);
+        return INTERRUPT_EXIT_CODES[outcome];
+      } finally {
+        for (const [signal, handler] of signalHandlers) process.off(signal, handler);
+      }
     } finally {
       stopWorker();
       await workerDone;
@@ -210,7 +239,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   } finally {

@@ -10,7 +10,7 @@ import { backtestRun, summarizeBacktest, type BacktestStep } from '../../policie
 import { loadPolicyEngine } from '../../policies/engine/policy-engine';
 import type { AgentTaskInput, TaskResult } from '../../task/task-run';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
 import { isNotFound, TaskNotFoundError } from '../task-view';
 
@@ -90,7 +90,7 @@ export async function policyTestCommand(argv: string[], io: CliIo): Promise<numb
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden policy test: ${error.code}: ${error.message}\n`);
-      return error.code === 'ERR_POLICY_PACK_NOT_FOUND' || error.code === 'ERR_POLICY_UNREADABLE' ? EXIT.usage : EXIT.failed;
+      return exitCodeOfError(error, error.code === 'ERR_POLICY_PACK_NOT_FOUND' || error.code === 'ERR_POLICY_UNREADABLE' ? EXIT.usage : EXIT.failed);
     }
     throw error;
   }

@@ -19,7 +19,7 @@ import { connectClient } from '../../temporal/connect';
 import { taskResultOfFailure } from '../../workflows/task-close';
 import { runningServerConfig } from '../temporal-client';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { readJsonFile, trustedJwks } from './attest';
 
@@ -156,7 +156,7 @@ export async function receiptCommand(argv: string[], io: CliIo): Promise<number>
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden receipt: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     if ((error as { name?: string }).name === 'WorkflowNotFoundError') {
       io.stderr(`warden receipt: no task ${first} on the Temporal server (${(error as Error).message})\n`);

@@ -24,7 +24,7 @@ import { installQuietRuntime } from '../../worker/create-warden-worker';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import type { CliIo } from '../cli-io';
 import { readHistoryFile } from '../history-file';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 
 export const REPLAY_USAGE = `usage: warden replay <workflowId> [--export <file>] [--repair] [--json]
        warden replay --file <history.json> [--repair] [--json]
@@ -186,7 +186,7 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden replay: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     if (error instanceof TypeError || (error as { name?: string }).name === 'WorkflowNotFoundError') {
       io.stderr(`warden replay: ${(error as Error).message}\n`);

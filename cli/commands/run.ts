@@ -22,17 +22,17 @@ import type { TaskResult } from '../../task/task-run';
 import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbox-availability';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { telemetryClientInterceptors } from '../../telemetry/temporal-interceptors';
-import { checkNamespace, connectClient } from '../../temporal/connect';
+import { connectClient } from '../../temporal/connect';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import type { WardenWorker } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } from '../exit-codes';
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
 import { parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
-import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, runWorkerIdentity, unvouchedPollers } from '../../worker/standalone-worker';
+import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../worker/workflow-thread-prestart';
 import { prebootSandboxHost, type PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
 import { usesSharedDatabase } from '../../state/state-store';
@@ -60,11 +60,7 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   a namespace the server does not have (TEMPORAL_NAMESPACE), 130 when interrupted (143 SIGTERM,
   129 SIGHUP).`;
 
-/** Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
-export const EXIT_INTERRUPTED = 130;
-/** The signals that stop a run as Ctrl-C does, with their exit codes (128 + the signal's number). */
-export const INTERRUPT_EXIT_CODES = { SIGINT: EXIT_INTERRUPTED, SIGTERM: 143, SIGHUP: 129 } as const;
-type InterruptSignal = keyof typeof INTERRUPT_EXIT_CODES;
+export { EXIT_INTERRUPTED, INTERRUPT_EXIT_CODES } from '../exit-codes';
 
 /** Thrown at the next step of the start-up when a signal came before the start request. */
 class InterruptedBeforeStart extends Error {}
@@ -157,6 +153,7 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
   const stateDir = stateDirOf(io.env);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   let worker: Promise<WardenWorker> | undefined;
+  let runWorkerRecord: RunWorkerRegistration | undefined;
   // The client's connection; closed in `catch` when an error comes before its own try/finally.
   let connecting: ReturnType<typeof connectClient> | undefined;
   let connectionOwned = false;
@@ -212,12 +209,8 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
     connecting = resolving.then(async ({ config }) => {
       await workersCreating;
       markPhase('run: client connecting', io.env);
+      // A namespace the server does not have fails here (connectClient asks for it), typed, and not at the start (or in the worker).
       const connected = await connectClient(config, telemetry === undefined ? {} : { interceptors: telemetryClientInterceptors(telemetry) });
-      // A namespace the server does not have fails here, typed, and not at the start (or in the worker).
-      await checkNamespace(connected.connection.workflowService, config).catch(async (error: unknown) => {
-        await connected.connection.close().catch(() => undefined);
-        throw error;
-      });
       // Asked now, while the pollers are read and the worker starts: the start needs the answer
       // (cached per client, never rejects).
       void registeredSearchAttributes(connected.client);
@@ -230,6 +223,13 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
     // This run's worker's identity: a nonce no other poller can have listed itself under before it.
     const ownIdentity = runWorkerIdentity();
     const startWorker = async () => {
+      // The state folder's record of this worker: the one thing that lets a later run skip it, once
+      // ended, in its note on other pollers. Without it (a folder it cannot write) it is noted.
+      try {
+        runWorkerRecord = recordRunWorker(stateDir, ownIdentity);
+      } catch {
+        // Stricter, not looser: later runs name this worker while the server lists it.
+      }
       const { createWardenWorkerFromConfig, installQuietRuntime } = await import('../../worker/create-warden-worker.js');
       const { alertTextLine } = await import('../../activities/monitor-activities.js');
       // A signal came while the modules loaded: no worker (and no sandbox host) for a task that will not start.
@@ -391,13 +391,14 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
     if (error instanceof WardenError) {
       io.stderr(`warden run: ${error.code}: ${error.message}\n`);
       // A namespace the server does not have is configuration, like a bad task file: exit 2.
-      return error.code === 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND' ? EXIT.usage : EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   } finally {
     // Flushes OTLP and closes the ledger; the task-end checkpoint was taken when the task ended.
     await timedPhase('run: telemetry shut down', Promise.resolve(telemetry?.shutdown()), io.env);
     if (worker !== undefined) await timedPhase('run: runtime released', (await import('../../worker/create-warden-worker.js')).releaseIdleRuntime(), io.env);
+    runWorkerRecord?.ended();
     for (const [signal, handler] of signalHandlers) process.off(signal, handler);
   }
 }

@@ -1,7 +1,7 @@
 /** `warden status <workflowId>`: one task's status, steps so far, sub-agents and what waits for approval. */
 import { WardenError } from '../../errors';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatPendingApproval, formatRecovery, formatSummary } from '../format-summary';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView, type TaskView } from '../task-view';
@@ -45,7 +45,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden status: ${error.code}: ${error.message}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   }

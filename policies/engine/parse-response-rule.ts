@@ -292,13 +292,21 @@ class ResponseParser {
         this.accept('is');
         return { kind: 'score', above: this.parseAbove() };
       }
+      // Only the grant the worker has no record of: ERR_CREDENTIAL_GRANT_UNKNOWN.
+      if (this.accept('grant') !== undefined) {
+        this.expect('is', 'was');
+        this.expect('unknown');
+        return { kind: 'signal', signal: 'grant-unknown' };
+      }
       this.expect('credentials', 'credential');
       this.expect('are', 'is', 'get', 'gets', 'were', 'was');
-      this.expect('revoked');
-      return { kind: 'signal', signal: 'credentials-revoked' };
+      this.expect('revoked', 'refused');
+      // A grant unknown to the worker is refused as firmly as a revoked one (and may be one,
+      // pruned since): a rule written for revocation covers it (monitoring/README.md, "Signals").
+      return { kind: 'signal', signal: 'credentials-revoked', also: ['grant-unknown'] };
     }
     if (this.accept('it') === undefined && !this.phrase('the', 'task') && !this.phrase('the', 'agent') && !this.phrase('an', 'agent')) {
-      this.fail('"it", "its anomaly score", "its credentials" or "a sub-agent"');
+      this.fail('"it", "its anomaly score", "its credentials", "its grant" or "a sub-agent"');
     }
     return this.parsePredicate();
   }

@@ -25,7 +25,9 @@ const FORMS: [string, string, Record<string, unknown>][] = [
   ['block the task and remediate it when it fails 10 times within 30 seconds', 'remediate', { kind: 'failed', count: 10, windowMs: 30_000 }],
   ['block and roll back the task when it makes the same call 5 times in a row', 'remediate', { kind: 'identical-calls', count: 5 }],
   ['kill the task when it repeats the same call 8 times', 'remediate', { kind: 'identical-calls', count: 8 }],
-  ['remediate the task when its credentials are revoked', 'remediate', { kind: 'signal', signal: 'credentials-revoked' }],
+  ['remediate the task when its credentials are revoked', 'remediate', { kind: 'signal', signal: 'credentials-revoked', also: ['grant-unknown'] }],
+  ['block the task when its credentials are refused', 'block', { kind: 'signal', signal: 'credentials-revoked', also: ['grant-unknown'] }],
+  ['alert when its grant is unknown', 'alert', { kind: 'signal', signal: 'grant-unknown' }],
   ['roll back the task when a sub-agent is blocked', 'remediate', { kind: 'signal', signal: 'subagent-blocked' }],
   // triggers
   ['alert when it contacts a new host', 'alert', { kind: 'signal', signal: 'new-host' }],
