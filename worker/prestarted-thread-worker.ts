@@ -63,6 +63,12 @@ export function parseBundleCode(code: string): ParsedBundle {
  * its own), and without the main-thread preload of a code bundle.
  */
 export async function createWorkerOnThread(options: WorkerOptions, thread?: PrestartedWorkflowThread): Promise<Worker> {
+  // package.json takes the SDK by a caret range, so an install elsewhere may hold a release whose
+  // protected statics or thread protocol differ: only the release line read here takes this path.
+  if (!knownSdkInternals(installedSdkVersion())) {
+    await thread?.discard();
+    return Worker.create(options);
+  }
   const sdk = Worker as unknown as SdkWorkerStatics;
   const FastStartWorker = class extends Worker {};
   const statics = FastStartWorker as unknown as SdkWorkerStatics;
@@ -95,4 +101,21 @@ export async function createWorkerOnThread(options: WorkerOptions, thread?: Pres
     return new ThreadedVMWorkflowCreator([client]);
   };
   return FastStartWorker.create(options);
+}
+
+/** The @temporalio/worker release line whose internals (worker.js, threaded-vm.js) this module was read against. */
+export const KNOWN_SDK_RELEASE_LINE = '1.24.';
+
+/** The installed @temporalio/worker version (its package.json), or undefined when it cannot be read. */
+export function installedSdkVersion(): string | undefined {
+  try {
+    return (require('@temporalio/worker/package.json') as { version?: unknown }).version as string | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `version` is of the release line this module's overrides were written for (`1.24.x`, no pre-release). */
+export function knownSdkInternals(version: string | undefined): boolean {
+  return typeof version === 'string' && version.startsWith(KNOWN_SDK_RELEASE_LINE) && /^\d+\.\d+\.\d+$/.test(version);
 }

@@ -17,7 +17,7 @@ import { parseWorkflowCode } from '@temporalio/worker/lib/worker';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prestartedThreadFor } from '../../cli/commands/run';
-import { createWorkerOnThread, parseBundleCode } from '../../worker/prestarted-thread-worker';
+import { createWorkerOnThread, installedSdkVersion, knownSdkInternals, parseBundleCode } from '../../worker/prestarted-thread-worker';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { prestartWorkflowThread } from '../../worker/workflow-thread-prestart';
 import { withWorkflowStackTraces } from '../../worker/workflow-stack-traces';
@@ -25,6 +25,25 @@ import { REPO_ROOT } from '../support/warden-test-env';
 import { testTemporalAddress } from '../support/temporal';
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'warden-prestart-'));
+
+describe('the SDK release the overrides were read against', () => {
+  // The package takes @temporalio/worker by a caret range: another release line uses the SDK's own Worker.create.
+  it.each([
+    ['1.24.0', true],
+    ['1.24.7', true],
+    ['1.25.0', false],
+    ['1.2.40', false],
+    ['2.0.0', false],
+    ['1.24.0-rc.1', false],
+    [undefined, false],
+  ] as const)('%s is known: %s', (version, known) => {
+    expect(knownSdkInternals(version)).toBe(known);
+  });
+
+  it('the installed release is known (else the fast start is silently off: update the overrides)', () => {
+    expect(knownSdkInternals(installedSdkVersion())).toBe(true);
+  });
+});
 
 describe('the bundle handed to the thread', () => {
   it.each(['on', 'off'] as const)('is what the SDK parseWorkflowCode gives (stack traces %s)', async (stackTraces) => {
