@@ -15,6 +15,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { DataPlaneError } from '../errors';
 
 export interface StoredBlob {
@@ -48,21 +49,50 @@ function assertSha(sha256: string): void {
  * handing each of the five (stat, open, write, close, rename) to libuv's thread pool and waiting
  * for the answer (issue 17: 0.3 vs 1.0 ms per put on the bench machine, more when the worker is
  * busy). Larger ones go through the thread pool, so a slow disk never stalls the event loop long.
+ * The two fsyncs of a new blob (its file, then its shard folder after the rename) go to the thread
+ * pool either way: they cost ~3 ms each on the bench machine, and durability is not optional.
  */
 export const SYNC_PUT_MAX_BYTES = 64 * 1024;
 
-/** The file calls a put makes, either way; `stat` is undefined for a missing file. */
+/**
+ * The file calls a put makes, either way; `stat` is undefined for a missing file. `writeDurable`
+ * creates the file exclusively and returns once its bytes are on the disk (fsync), `syncFolder`
+ * once a rename in the folder is: without both, a crash can leave a full-size file of other bytes
+ * (zeros) under a blob's name (ext4 and XFS may show a renamed, unflushed file at its full size).
+ */
 interface PutCalls {
   stat(path: string): fs.Stats | undefined | Promise<fs.Stats | undefined>;
-  writeFile(path: string, bytes: Uint8Array, options: fs.WriteFileOptions): void | Promise<void>;
+  readFile(path: string): Buffer | Promise<Buffer>;
+  writeDurable(path: string, bytes: Uint8Array, mode: number): void | Promise<void>;
+  syncFolder(path: string): void | Promise<void>;
   rename(from: string, to: string): void | Promise<void>;
   mkdir(path: string, options: fs.MakeDirectoryOptions): unknown;
   rm(path: string, options: fs.RmOptions): void | Promise<void>;
 }
 
+/** fsync on the thread pool: a few ms of waiting on the disk must not stall the event loop. */
+const fsyncOnPool = promisify(fs.fsync);
+
 const syncCalls: PutCalls = {
   stat: (path) => fs.statSync(path, { throwIfNoEntry: false }),
-  writeFile: fs.writeFileSync,
+  readFile: (path) => fs.readFileSync(path),
+  writeDurable: async (path, bytes, mode) => {
+    const fd = fs.openSync(path, 'wx', mode);
+    try {
+      fs.writeFileSync(fd, bytes);
+      await fsyncOnPool(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  syncFolder: async (path) => {
+    const fd = fs.openSync(path, 'r');
+    try {
+      await fsyncOnPool(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
   rename: fs.renameSync,
   mkdir: fs.mkdirSync,
   rm: fs.rmSync,
@@ -70,7 +100,24 @@ const syncCalls: PutCalls = {
 
 const threadPoolCalls: PutCalls = {
   stat: (path) => fsp.stat(path),
-  writeFile: fsp.writeFile,
+  readFile: (path) => fsp.readFile(path),
+  writeDurable: async (path, bytes, mode) => {
+    const handle = await fsp.open(path, 'wx', mode);
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+  syncFolder: async (path) => {
+    const handle = await fsp.open(path, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
   rename: fsp.rename,
   mkdir: fsp.mkdir,
   rm: fsp.rm,
@@ -96,23 +143,29 @@ export class FileBlobStore implements BlobStore {
     const calls = bytes.byteLength <= SYNC_PUT_MAX_BYTES ? syncCalls : threadPoolCalls;
     try {
       const stat = await calls.stat(target);
-      if (stat !== undefined && stat.isFile() && stat.size === bytes.byteLength) return { sha256, bytes: bytes.byteLength };
+      // A file of the right size is the blob only if its bytes are: a damaged one (a flipped byte,
+      // zeros a crash left) is replaced below, atomically, so the same bytes stored again repair it.
+      if (stat !== undefined && stat.isFile() && stat.size === bytes.byteLength && sha256Hex(await calls.readFile(target)) === sha256) {
+        return { sha256, bytes: bytes.byteLength };
+      }
     } catch {
-      // not stored yet (or its shard is no folder: the write says why)
+      // not stored yet, or unreadable (or its shard is no folder: the write says why)
     }
+    const shard = join(this.dir, sha256.slice(0, 2));
     // A temporary name of its own: two workers storing the same blob must not share one.
     const temp = `${target}.${randomUUID()}.tmp`;
     try {
       try {
-        await calls.writeFile(temp, bytes, { mode: 0o444, flag: 'wx' });
+        await calls.writeDurable(temp, bytes, 0o444);
       } catch (error) {
         // No shard folder yet (or it was removed): made, written once more. Made only then, so a
         // put into an existing shard makes no mkdir call at all.
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        await calls.mkdir(join(this.dir, sha256.slice(0, 2)), { recursive: true, mode: 0o700 });
-        await calls.writeFile(temp, bytes, { mode: 0o444, flag: 'wx' });
+        await calls.mkdir(shard, { recursive: true, mode: 0o700 });
+        await calls.writeDurable(temp, bytes, 0o444);
       }
       await calls.rename(temp, target);
+      await calls.syncFolder(shard);
     } catch (cause) {
       try {
         await calls.rm(temp, { force: true });

@@ -1,24 +1,14 @@
 /**
- * Open finding (pre-existing; kept by cb4f0cf/b4165ef/2527bd4, dataplane/blob-store.ts `put`): a put
- * treats any regular file under the blob's name with the blob's SIZE as the blob, and returns
- * success without writing. A damaged blob of the right length (bytes flipped on disk, or the
- * zero-filled file a crash can leave: the temporary file is renamed into place without an fsync,
- * and file systems such as XFS may show a renamed-but-unflushed file at its full size, filled with
- * zeros) is therefore never repaired: every later put of the very same bytes answers "stored",
- * `has` answers true, and every `get` fails ERR_BLOB_CORRUPT for good. The data flow then cannot
- * store its task, transcript chunk or claim-checked output again under that name (the digest is
- * fixed by the content), so the task keeps failing on a blob its worker just "stored".
+ * Regression (issue 17, was test/attacks/open/blob-put-trusts-size-of-corrupt-blob.test.ts):
+ * `FileBlobStore.put` took any regular file under the blob's name with the blob's SIZE as the blob.
+ * A damaged blob of the right length (bytes flipped on disk, or the zero-filled file a crash can
+ * leave when a temporary file is renamed into place without an fsync) was never repaired: every
+ * later put of the same bytes answered "stored" and every `get` failed ERR_BLOB_CORRUPT for good.
+ * Now put hashes a same-size file and replaces it atomically when it does not match, and fsyncs
+ * the temporary file before the rename and the shard folder after.
  *
- * Both ways of storing are affected: the synchronous one (up to SYNC_PUT_MAX_BYTES, 64 KiB) and
- * the thread-pool one (above), each case below at its boundary.
- *
- * Severity: medium (integrity holds, get never returns wrong bytes; availability of a task's data
- * is lost for good after one torn or damaged write, and put's answer is false).
- *
- * Suggested fix: when a file of the right size exists, read and hash it (cheap for small blobs;
- * for large ones at least when a get found it corrupt) and replace it (temporary file + rename)
- * when it does not match; fsync the temporary file (and the shard folder after the rename) so a
- * crash cannot leave a full-size file of other bytes under the name.
+ * Both ways of storing, each at its boundary: the synchronous one (up to SYNC_PUT_MAX_BYTES,
+ * 64 KiB) and the thread-pool one (above); damage: zero-filled at full size, one byte flipped.
  *
  * Real parts: the real FileBlobStore on a temporary folder.
  */
@@ -26,7 +16,7 @@ import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FileBlobStore, SYNC_PUT_MAX_BYTES } from '../../../dataplane/blob-store';
+import { FileBlobStore, SYNC_PUT_MAX_BYTES } from '../../dataplane/blob-store';
 
 const SIZES = [
   ['a small blob (synchronous put)', 1000],
