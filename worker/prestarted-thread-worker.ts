@@ -53,7 +53,9 @@ export function parseBundleCode(code: string): ParsedBundle {
   const base64At = at > 0 ? code.indexOf('base64,', at) : -1;
   if (base64At <= 0) throw new Error("Can't extract inlined source map from the provided Workflow Bundle");
   const sourceMap = JSON.parse(Buffer.from(code.slice(base64At + 'base64,'.length).trimEnd(), 'base64').toString()) as { file?: string };
-  const filename = resolve(process.cwd(), sourceMap.file ?? '');
+  // `file` read exactly as the SDK reads it: a map without a string `file` (missing, null, a
+  // number) is refused with the SDK's own TypeError, not started under the current folder's name.
+  const filename = resolve(process.cwd(), sourceMap.file as string);
   sourceMap.file = filename;
   return { code: `${code.slice(0, at)}\n${INLINE_MAP_MARK}application/json;base64,${Buffer.from(JSON.stringify(sourceMap)).toString('base64')}`, sourceMap, filename };
 }
