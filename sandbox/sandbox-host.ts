@@ -12,7 +12,8 @@ import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_E
 import { withHeldRules } from './policy-gate';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
 import { IsolatePool } from './isolate-pool';
-import { createCredentialGate, type CredentialGate } from './credential-gate';
+import { createCredentialGate, type CredentialGate, type CredentialGateOptions } from './credential-gate';
+import { isErrorCode, type ErrorCode } from '../errors';
 import { cutText } from '../cut-text';
 
 type Send = (message: SandboxRunResponse) => void;
@@ -104,6 +105,28 @@ async function closeHost(pool: IsolatePool, gate: CredentialGate | undefined): P
   process.exitCode = 0;
 }
 
+/**
+ * The credential gate of `stateDir`, or, when its stores cannot be opened (the state folder is a
+ * file, `identity.db` a folder, a folder it may not write), a gate that refuses every call, the
+ * start-up probe included, with the reason: the worker learns it as a typed error when it awaits
+ * the host's probe (`SandboxClient.boot`'s `ready`), and the host never dies with an uncaught
+ * exception, whose raw report would land on the stderr it shares with `warden run` (issue 17: a
+ * host booted before the run read its task file printed one next to the task file's errors).
+ */
+function openGateOrRefuser(stateDir: string, options: CredentialGateOptions): CredentialGate {
+  try {
+    return createCredentialGate(stateDir, options);
+  } catch (error) {
+    const cause = (error as { code?: unknown }).code;
+    const code: ErrorCode = isErrorCode(cause) ? cause : 'ERR_STATE_UNAVAILABLE';
+    const message = cutText(`the sandbox host cannot open the credential stores of ${stateDir}: ${error instanceof Error ? error.message : String(error)}`, 2000);
+    return {
+      check: async () => ({ ok: false, code, message }),
+      close: async () => undefined,
+    };
+  }
+}
+
 /** Serves requests from the parent process until the IPC channel closes. */
 export function serveOverIpc(): void {
   const send: Send = (message) => {
@@ -119,7 +142,7 @@ export function serveOverIpc(): void {
     pool,
     ...(identityDir
       ? {
-          gate: createCredentialGate(identityDir, {
+          gate: openGateOrRefuser(identityDir, {
             ...(process.env[SANDBOX_DATABASE_URL_ENV] ? { databaseUrl: process.env[SANDBOX_DATABASE_URL_ENV] } : {}),
             ...(process.env[SANDBOX_JWKS_FILE_ENV] ? { jwksFile: process.env[SANDBOX_JWKS_FILE_ENV] } : {}),
           }),

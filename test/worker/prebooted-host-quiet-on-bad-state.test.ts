@@ -1,27 +1,17 @@
 /**
- * Open finding (b4d1387, cli/commands/run.ts + worker/prebooted-sandbox-host.ts): `warden run`
- * boots its worker's sandbox host before it has read the task file, and the host opens the state
- * folder's credential stores as its module loads (`createCredentialGate` -> `openCredentialStores`,
- * synchronously, in `serveOverIpc`). When that state folder cannot be opened (WARDEN_STATE_DIR
- * names a file, `identity.db` is a folder, a folder it may not write), the host process dies with
- * Node's raw uncaught-exception report (source line, caret, stack, `Node.js v20...`), and the host's
- * stderr is the run's own (stdio 'inherit'). So a run refused for a bad task file, which must
- * print the file's problems and exit 2 ("bad input gets a clear error"), also prints a stack trace
- * of a process the user never asked for. Before b4d1387 no host was booted for a bad task file,
- * and a worker that booted one found the state folder's problem itself first (its stores open
- * before its host).
+ * Regression (issue 17, was test/attacks/open/prebooted-host-crash-trace-on-bad-task.test.ts):
+ * `warden run` boots its worker's sandbox host before it has read the task file
+ * (worker/prebooted-sandbox-host.ts), and the host opened the state folder's credential stores as
+ * it loaded (`serveOverIpc` -> `createCredentialGate`). When that state folder could not be opened
+ * (WARDEN_STATE_DIR names a file, `identity.db` is a folder) the host died with Node's raw
+ * uncaught-exception report on the stderr it shares with the run, next to the run's own exit-2
+ * task-file error. Now the host answers every call, its start-up probe included, with a typed
+ * error naming the state folder (sandbox/sandbox-host.ts `openGateOrRefuser`) and prints nothing.
  *
- * Severity: low (no task starts; the output is misleading: an EEXIST/EISDIR crash in
- * sandbox-host.js next to an exit-2 task-file error).
- *
- * Suggested fix: open the gate's stores lazily in the host (on its first credential check, and
- * answer a failure as a typed SandboxError to the worker), or catch it in `serveOverIpc` and report
- * one line over IPC; or preboot only once the state folder's stores have opened in the run.
- *
- * The `warden run` cases depend on timing: the run SIGKILLs a host still loading 2 s after it is
- * done (stopProcess), so on a very loaded machine the host may die before it prints. The last case
- * is the cause alone, without timing: a host booted on such a state folder (as `prebootSandboxHost`
- * does), awaited until its probe fails, prints a raw crash report on the stderr it inherits.
+ * The host cases are deterministic: the host is awaited until it answered its probe, then closed,
+ * and its stderr read until every writer is gone (on the old code they fail every time). The
+ * `warden run` cases are the user's view; on the old code they fail only when the host got as far
+ * as opening the stores before the run stopped it, on the fixed code they pass either way.
  *
  * Real parts: the real `bin/warden.js run` on the built code, a real state folder path, the real
  * sandbox host process.
@@ -31,7 +21,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 const root = mkdtempSync(join(tmpdir(), 'warden-preboot-trace-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -78,21 +68,22 @@ describe('warden run with a bad task file prints the task file problems only, ex
     expect(stderr).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$|^Node\.js v\d+/m);
   }, 120_000);
 
-  it('a sandbox host booted on a state folder it cannot open fails its probe without a raw crash report', async () => {
-    const stateDir = join(root, 'host-only-state-file');
-    writeFileSync(stateDir, '');
+  it.each(STATE_FOLDERS)('a sandbox host booted where %s refuses its probe with the reason, and prints nothing', async (_what, makeStateDir) => {
+    const stateDir = makeStateDir();
     const script = `
       const { SandboxClient } = require(${JSON.stringify(join(REPO_ROOT, 'build/sandbox/sandbox-client.js'))});
       const { client, ready } = SandboxClient.boot({ identityStateDir: ${JSON.stringify(stateDir)} });
-      ready.then(() => console.log('ready'), (e) => console.log('refused ' + e.code)).finally(() => client.close());
+      ready.then(() => console.log('ready'), (e) => console.log('refused ' + e.code + ' ' + e.message)).finally(() => client.close());
     `;
     const child = spawn(process.execPath, ['-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // 'close': every writer of the pipe is gone, the sandbox host (which inherited it) included.
     await new Promise<void>((resolve) => child.stderr.on('close', () => resolve()));
-    expect(stdout).toContain('refused ERR_SANDBOX_CRASHED');
-    expect(stderr).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$|^Node\.js v\d+/m);
+    expect(stdout).toContain('refused ERR_SANDBOX_CRASHED the sandbox host did not start: ERR_STATE_UNAVAILABLE: the sandbox host cannot open the credential stores of');
+    expect(stdout).toContain(stateDir);
+    expect(stderr).toBe('');
   }, 120_000);
 });
