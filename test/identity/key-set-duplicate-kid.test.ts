@@ -23,10 +23,10 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PublicJwk } from '../../../identity/claims';
-import { mintCallCredential } from '../../../identity/credential';
-import { createCredentialVerifier } from '../../../identity/verify-credential';
-import { codeOf, createAuthority, type Authority } from '../../identity/identity-test-kit';
+import type { PublicJwk } from '../../identity/claims';
+import { mintCallCredential } from '../../identity/credential';
+import { createCredentialVerifier } from '../../identity/verify-credential';
+import { codeOf, createAuthority, type Authority } from './identity-test-kit';
 
 const TOOL = 'fs.read';
 const SCOPE = ['fs.read:notes.txt'];

@@ -26,13 +26,13 @@
  */
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { mintCallCredential } from '../../../identity/credential';
-import { openKeystore, type Keystore } from '../../../identity/keystore';
-import { issueTaskGrant, type IssuedGrant } from '../../../identity/task-grant';
-import { createCredentialGate, type CredentialGate } from '../../../sandbox/credential-gate';
-import type { SandboxRunRequest } from '../../../sandbox/sandbox-messages';
-import { requiredScopeOf } from '../../../tools/call-scope';
-import { makeTempDir, rootGrantInput } from '../../identity/identity-test-kit';
+import { mintCallCredential } from '../../identity/credential';
+import { openKeystore, type Keystore } from '../../identity/keystore';
+import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
+import { createCredentialGate, type CredentialGate } from '../../sandbox/credential-gate';
+import type { SandboxRunRequest } from '../../sandbox/sandbox-messages';
+import { requiredScopeOf } from '../../tools/call-scope';
+import { makeTempDir, rootGrantInput } from '../identity/identity-test-kit';
 
 let stateDir: string;
 let keystore: Keystore;

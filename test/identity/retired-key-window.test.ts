@@ -25,8 +25,8 @@
 import { randomUUID } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintCallCredential } from '../../../identity/credential';
-import { codeOf, createAuthority, privateKeyOf, signCompact, type Authority } from '../../identity/identity-test-kit';
+import { mintCallCredential } from '../../identity/credential';
+import { codeOf, createAuthority, privateKeyOf, signCompact, type Authority } from './identity-test-kit';
 
 const TOOL = 'fs.read';
 const SCOPE = ['fs.read:notes.txt'];
