@@ -35,6 +35,12 @@ const ALLOWED_HEADERS = new Set(['alg', 'kid', 'typ']);
 /** A `kid` that already missed reloads the key set at most this often. */
 const KEY_REFRESH_INTERVAL_MS = 1000;
 const MAX_REMEMBERED_MISSES = 256;
+/**
+ * A key set older than this (on the verifier's clock) is re-read at its next use, known kid or
+ * not: a window set after it was loaded (another worker's rotation in the shared database, a
+ * jwks.json rewritten by `warden keys rotate`) reaches a verifier that never sees the new kid.
+ */
+const KEY_SET_MAX_AGE_MS = 30_000;
 
 /**
  * Where verification keys come from: a keystore (reloaded when an unknown kid shows up), a fixed
@@ -66,6 +72,7 @@ export class VerificationKeySet {
   private jwks: Jwks | undefined;
   private byKid = new Map<string, VerificationKey>();
   private lastRefresh = Number.NEGATIVE_INFINITY;
+  private loadedAt = 0;
   private readonly misses = new Set<string>();
 
   constructor(private readonly source: KeySource) {}
@@ -74,13 +81,14 @@ export class VerificationKeySet {
    * The key with this kid that still verifies at `now` (epoch ms), or undefined when the source
    * has none even after a refresh (unknown, listed twice, or past its window). A kid not seen
    * before always triggers a refresh (a key rotated in by another process must verify at once);
-   * a kid that already missed does so at most once a second.
+   * a kid that already missed does so at most once a second; any kid once the set is 30 s old.
    */
   async find(kid: string, now: number): Promise<VerificationKey | undefined> {
-    if (this.jwks === undefined) await this.load(false);
+    if (this.jwks === undefined) await this.load(false, now);
+    else if (Math.abs(now - this.loadedAt) >= KEY_SET_MAX_AGE_MS) await this.load(true, now);
     let key = this.usable(kid, now);
     if (key === undefined && (!this.misses.has(kid) || performance.now() - this.lastRefresh >= KEY_REFRESH_INTERVAL_MS)) {
-      await this.load(true);
+      await this.load(true, now);
       key = this.usable(kid, now);
       if (key === undefined) {
         if (this.misses.size >= MAX_REMEMBERED_MISSES) this.misses.clear();
@@ -95,8 +103,9 @@ export class VerificationKeySet {
     return key !== undefined && keyVerifiesAt(key.jwk, now) ? key : undefined;
   }
 
-  private async load(refresh: boolean): Promise<void> {
+  private async load(refresh: boolean, now: number): Promise<void> {
     this.lastRefresh = performance.now();
+    this.loadedAt = now;
     const source = this.source;
     let jwks: Jwks;
     if (typeof source === 'function') jwks = await source();

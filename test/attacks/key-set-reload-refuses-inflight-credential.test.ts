@@ -1,5 +1,11 @@
 /**
- * Open finding (0d3f64d / 424fa3c, `VerificationKeySet.publicKey` in identity/token-verification.ts):
+ * Regression test, moved from test/attacks/open/ (issue 17). Fixed: `VerificationKeySet.find`
+ * returns the JWK together with its imported key (`VerificationKey`, bound when the set is
+ * loaded), and the signature is checked with that pair; nothing is looked up again after the
+ * await, so no reload can separate them. The table below runs the race with every kind of key
+ * source, in both orders, and with the token's kid kept or dropped by the reload.
+ *
+ * The finding as it was reported (0d3f64d / 424fa3c, `VerificationKeySet.publicKey` in identity/token-verification.ts):
  * `verifyWardenToken` looks a kid up (`await keys.find(kid)`) and, after that await, asks
  * `keys.publicKey(key)` for the imported key, which throws a TypeError ("key <kid> is not in the
  * loaded key set") when the key set was reloaded in between, because the reload builds new JWK
@@ -25,14 +31,18 @@
  * jwks.json on disk, SQLite stores), real signatures.
  */
 import * as fs from 'node:fs';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintCallCredential } from '../../identity/credential';
 import { openKeystore, type Keystore } from '../../identity/keystore';
 import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
+import type { Jwks } from '../../identity/claims';
+import { readJwksFile } from '../../identity/keystore';
+import type { KeySource } from '../../identity/token-verification';
+import { createCredentialVerifier } from '../../identity/verify-credential';
 import { createCredentialGate, type CredentialGate } from '../../sandbox/credential-gate';
 import type { SandboxRunRequest } from '../../sandbox/sandbox-messages';
 import { requiredScopeOf } from '../../tools/call-scope';
-import { makeTempDir, rootGrantInput } from '../identity/identity-test-kit';
+import { codeOf, createAuthority, makeTempDir, rootGrantInput } from '../identity/identity-test-kit';
 
 let stateDir: string;
 let keystore: Keystore;
@@ -71,4 +81,44 @@ it('a valid credential of a still-trusted key verifies while another call’s ne
   const [withNewKey, withOldKey] = await Promise.all([gate.check(signedAfterRotation), gate.check(signedBeforeRotation)]);
   expect(withNewKey).toEqual({ ok: true });
   expect(withOldKey).toEqual({ ok: true }); // current code: { ok: false, code: 'ERR_CREDENTIAL_MALFORMED', message: 'malformed token: key … is not in the loaded key set' }
+});
+
+const TOOL = 'fs.read';
+const SCOPE = ['fs.read:notes.txt'];
+
+describe.each(['EdDSA', 'ES256'] as const)('%s: a credential looked up before a reload verifies with the key it looked up', (alg) => {
+  const sources: [string, (stateDir: string, keystore: Keystore, dropped: { kid?: string }) => KeySource][] = [
+    ['the keystore', (_dir, keystore) => keystore],
+    ['a jwks.json loader', (dir) => () => readJwksFile(dir)],
+    // A loader that builds new objects on every call and, once told, leaves a kid out (an operator's file edited meanwhile).
+    ['a loader of fresh objects', (dir, _keystore, dropped) => (): Jwks => ({ keys: readJwksFile(dir).keys.filter((k) => k.kid !== dropped.kid).map((k) => ({ ...k })) })],
+  ];
+  const cases = sources.flatMap(([source, keysOf]) =>
+    (['the new kid first', 'the old kid first'] as const).flatMap((order) =>
+      (source === 'a loader of fresh objects' ? [false, true] : [false]).map((drop) => ({ source, keysOf, order, drop })),
+    ),
+  );
+  it.each(cases)('$source, $order, old kid dropped by the reload: $drop', async ({ keysOf, order, drop }) => {
+    const a = await createAuthority(`reload-race-${alg.toLowerCase()}`, alg);
+    try {
+      const dropped: { kid?: string } = {};
+      const verifier = createCredentialVerifier({ keys: keysOf(a.stateDir, a.keystore, dropped), replayStore: a.stores.replay, revocationStore: a.stores.revocation, clock: a.time.clock });
+      const verify = (token: string) => codeOf(verifier.verify(token, { tool: TOOL, requiredScope: SCOPE }));
+      expect(await verify((await mintCallCredential(a.keystore, a.root, { tool: TOOL, scope: SCOPE })).token)).toBe('ok');
+      const oldKid = a.keystore.activeKid();
+      const old = await mintCallCredential(a.keystore, a.root, { tool: TOOL, scope: SCOPE });
+      const oldAfterTheReload = await mintCallCredential(a.keystore, a.root, { tool: TOOL, scope: SCOPE });
+      await a.keystore.rotate({ maxTokenLifetimeMs: 60 * 60_000 });
+      const fresh = await mintCallCredential(a.keystore, a.root, { tool: TOOL, scope: SCOPE });
+      if (drop) dropped.kid = oldKid;
+      const [first, second] = order === 'the new kid first' ? [fresh, old] : [old, fresh];
+      // Both start in one turn: the new kid reloads the set while the old kid's credential, looked up before, is in flight.
+      // It verifies with the key it looked up (as jose's lookup did), even when the reload dropped that key;
+      expect(await Promise.all([verify(first.token), verify(second.token)])).toEqual(['ok', 'ok']);
+      // a lookup after the reload sees the set as reloaded.
+      expect(await verify(oldAfterTheReload.token)).toBe(drop ? 'ERR_CREDENTIAL_KID_UNKNOWN' : 'ok');
+    } finally {
+      a.close();
+    }
+  });
 });

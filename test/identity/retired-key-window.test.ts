@@ -1,5 +1,13 @@
 /**
- * Open finding (pre-existing: the old jose path, 0d3f64d~4, fails this test the same way;
+ * Regression test, moved from test/attacks/open/ (issue 17). Fixed: a retired key's public JWK
+ * carries its window's end as `exp` (keystore `jwks()`, jwks.json, rows published to the shared
+ * database), `VerificationKeySet.find` refuses a key past it at every use, and a key set older
+ * than 30 s on the verifier's clock is re-read at its next use, so a window set after a verifier
+ * loaded the key reaches it too. The table below covers the class: key sources × when the
+ * verifier loaded the key × either side of the window's end; and a jwks.json written before
+ * windows (no `exp`) still loads.
+ *
+ * The finding as it was reported (pre-existing: the old jose path, 0d3f64d~4, fails this test the same way;
  * `VerificationKeySet.find` in identity/token-verification.ts): keystore.ts promises that "a
  * retired key keeps verifying until `retiredAt + maxTokenLifetime`", but a verifier re-reads its
  * keys only when a kid it does not hold shows up. A verifier that loaded the set while the retired
@@ -22,10 +30,15 @@
  *
  * Real parts: the real keystore, rotation, verifier and SQLite stores; real signatures.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintCallCredential } from '../../identity/credential';
+import { mintCallCredential, type MintedCredential } from '../../identity/credential';
+import { KEYS_DIR, readJwksFile } from '../../identity/keystore';
+import type { KeySource } from '../../identity/token-verification';
+import { createCredentialVerifier } from '../../identity/verify-credential';
 import { codeOf, createAuthority, privateKeyOf, signCompact, type Authority } from './identity-test-kit';
 
 const TOOL = 'fs.read';
@@ -64,3 +77,66 @@ for (const alg of ['EdDSA', 'ES256'] as const) {
     });
   });
 }
+
+const SOURCES: [string, (a: Authority) => KeySource][] = [
+  ['the keystore (the worker’s own gate)', (a) => a.keystore],
+  ['jwks.json (the sandbox host)', (a) => () => readJwksFile(a.stateDir)],
+];
+const LOADED = ['after the rotation (its new kid)', 'before the rotation, never seeing the new kid'] as const;
+const WINDOW_MS = 60_000;
+const AT: [string, number, string][] = [
+  ['1 s before the window ends', WINDOW_MS - 1000, 'ok'],
+  ['when the window ends', WINDOW_MS, 'ERR_CREDENTIAL_KID_UNKNOWN'],
+  ['an hour after', WINDOW_MS + 3_600_000, 'ERR_CREDENTIAL_KID_UNKNOWN'],
+];
+
+describe.each(['EdDSA', 'ES256'] as const)('%s: a retired key verifies only inside its window, wherever its verifier loaded it', (alg) => {
+  const cases = SOURCES.flatMap(([source, keysOf]) => LOADED.flatMap((loaded) => AT.map(([at, offset, expected]) => ({ source, keysOf, loaded, at, offset, expected }))));
+  it.each(cases)('$source, loaded $loaded, $at: $expected', async ({ keysOf, loaded, offset, expected }) => {
+    const a = await createAuthority(`window-${alg.toLowerCase()}`, alg);
+    try {
+      const verifier = createCredentialVerifier({ keys: keysOf(a), replayStore: a.stores.replay, revocationStore: a.stores.revocation, clock: a.time.clock });
+      const verify = (token: string) => verifier.verify(token, { tool: TOOL, requiredScope: SCOPE });
+      const oldKid = a.keystore.activeKid();
+      const oldKey: KeyObject = privateKeyOf(a.keystore, oldKid);
+      const template: MintedCredential = await mintCallCredential(a.keystore, a.root, { tool: TOOL, scope: SCOPE });
+      expect(await codeOf(verify(template.token))).toBe('ok'); // the verifier has loaded the old key, without a window
+
+      const rotatedAt = a.time.now;
+      await a.keystore.rotate({ maxTokenLifetimeMs: WINDOW_MS });
+      const expectedExp = Math.floor((rotatedAt + WINDOW_MS) / 1000);
+      expect(readJwksFile(a.stateDir).keys.find((k) => k.kid === oldKid)?.exp).toBe(expectedExp);
+      if (loaded.startsWith('after')) expect(await codeOf(verify((await mintCallCredential(a.keystore, a.root, { tool: TOOL, scope: SCOPE })).token))).toBe('ok');
+
+      a.time.advance(offset);
+      const now = Math.floor(a.time.now / 1000);
+      const signedWithOldKey = signCompact({ alg, kid: oldKid, typ: 'warden-call+jwt' }, { ...template.claims, jti: randomUUID(), iat: now, nbf: now, exp: now + 30 }, oldKey);
+      expect(await codeOf(verify(signedWithOldKey))).toBe(expected);
+    } finally {
+      a.close();
+    }
+  });
+});
+
+describe('a jwks.json written before key windows (no exp)', () => {
+  it('still loads, and its retired key verifies until the file drops it', async () => {
+    const a = await createAuthority('window-legacy');
+    try {
+      const oldKid = a.keystore.activeKid();
+      const oldKey = privateKeyOf(a.keystore, oldKid);
+      const template = await mintCallCredential(a.keystore, a.root, { tool: TOOL, scope: SCOPE });
+      await a.keystore.rotate({ maxTokenLifetimeMs: WINDOW_MS });
+      const file = join(a.stateDir, KEYS_DIR, 'jwks.json');
+      const legacy = { keys: readJwksFile(a.stateDir).keys.map(({ exp: _exp, ...jwk }) => jwk) };
+      fs.writeFileSync(file, `${JSON.stringify(legacy, null, 2)}\n`);
+      expect(readJwksFile(a.stateDir)).toEqual(legacy);
+
+      const verifier = createCredentialVerifier({ keys: () => readJwksFile(a.stateDir), replayStore: a.stores.replay, revocationStore: a.stores.revocation, clock: a.time.clock });
+      const now = Math.floor(a.time.now / 1000);
+      const token = signCompact({ alg: 'EdDSA', kid: oldKid, typ: 'warden-call+jwt' }, { ...template.claims, jti: randomUUID(), iat: now, nbf: now, exp: now + 30 }, oldKey);
+      expect(await codeOf(verifier.verify(token, { tool: TOOL, requiredScope: SCOPE }))).toBe('ok');
+    } finally {
+      a.close();
+    }
+  });
+});
