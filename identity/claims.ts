@@ -130,6 +130,14 @@ export function toolAudience(tool: string): string {
  */
 const KeyWindowEndSchema = NumericDateSchema;
 
+/**
+ * A key's JWK `exp` from its `verifyUntil` (ISO 8601): epoch seconds rounded down, so the key
+ * stops verifying at or before `verifyUntil`; every token it signed has an integral `exp` no later.
+ */
+export function keyWindowEnd(verifyUntil: string): number {
+  return Math.floor(Date.parse(verifyUntil) / 1000);
+}
+
 /** One public verification key as published (RFC 7517 / 8037), with its window's end when it is retired. */
 export const PublicJwkSchema = z.union([
   z.strictObject({

@@ -27,7 +27,7 @@ import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import { processExists } from '../process-stat';
 import type { ByteSigner } from '../attestation/dsse';
-import { duplicateKids, JwksSchema, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
+import { duplicateKids, JwksSchema, keyWindowEnd, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import { systemClock, type Clock } from './clock';
 import { signCompactJws } from './compact-jws';
 
@@ -367,7 +367,7 @@ export function byteSignerOf(keystore: Pick<Keystore, 'signer'>): ByteSigner {
 /** The JWKS member of a key: its public part and, when it is retired, the end of its window (`exp`, epoch seconds, rounded down). */
 function publicMemberOf(record: KeyRecord, file: PrivateJwkFile): PublicJwk {
   const jwk = publicPartOf(file);
-  return record.verifyUntil === undefined ? jwk : { ...jwk, exp: Math.floor(Date.parse(record.verifyUntil) / 1000) };
+  return record.verifyUntil === undefined ? jwk : { ...jwk, exp: keyWindowEnd(record.verifyUntil) };
 }
 
 function publicPartOf(file: PrivateJwkFile): PublicJwk {

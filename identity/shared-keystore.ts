@@ -14,7 +14,7 @@
  *   deployment that cannot give workers a database only Warden writes should use one key from a
  *   key source instead (`WARDEN_SIGNING_KEY_FILE`, static-keystore.ts), which ignores published keys.
  */
-import { JwksSchema, PublicJwkSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
+import { JwksSchema, keyWindowEnd, PublicJwkSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import type { Clock } from './clock';
 import type { JwtSigner, KeyInfo, Keystore } from './keystore';
 import type { SqlDatabase } from '../state/sql-database';
@@ -44,7 +44,7 @@ export async function readPublishedCredentialKeys(db: SqlDatabase, now: number):
     // A row that is not a well-formed public key is never trusted (and never crashes verification).
     if (!parsed.success) continue;
     const { exp: _stored, ...jwk } = parsed.data;
-    keys.push(row.verify_until === null ? jwk : { ...jwk, exp: Math.floor(Date.parse(row.verify_until) / 1000) });
+    keys.push(row.verify_until === null ? jwk : { ...jwk, exp: keyWindowEnd(row.verify_until) });
   }
   return keys;
 }
