@@ -23,14 +23,17 @@ import { parseWorkflowCode } from '@temporalio/worker/lib/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { TaskSchema } from '../../task/task-schema';
+import { AgentTaskInputSchema } from '../../task/task-run';
 import { sharedOnce } from '../../workflows/shared-modules';
 
 const SHA256 = './node_modules/@noble/hashes/esm/sha256.js';
 const UTILS = './node_modules/@noble/hashes/esm/utils.js';
 const SHARED = './workflows/shared-modules.ts';
 const TASK_SCHEMA = './task/task-schema.ts';
+const TASK_RUN = './task/task-run.ts';
 const ZOD = './node_modules/zod/v4/classic/schemas.js';
 const ZOD_ERRORS = './node_modules/zod/v4/classic/errors.js';
 const ZOD_ISO = './node_modules/zod/v4/classic/iso.js';
@@ -84,7 +87,7 @@ function scribble(value: unknown, seen = new Set<unknown>()): void {
   else (value as Record<string, unknown>)['scribbled'] = 'scribbled';
 }
 
-const HELLO = parseYaml(readFileSync(new URL('../../examples/hello.yaml', import.meta.url), 'utf8')) as Record<string, unknown>;
+const HELLO = parseYaml(readFileSync(join(__dirname, '../../examples/hello.yaml'), 'utf8')) as Record<string, unknown>;
 /** The smallest task: every other field from its default. */
 const MINIMAL = { user: 'alice', intent: 'say hello', agent: { name: 'scribe', model: { driver: 'scripted', script: [{ final: 'hello' }] } } };
 
@@ -168,7 +171,8 @@ describe('modules preloaded once per workflow thread', () => {
       const bad = TaskSchema.safeParse({ ...${JSON.stringify(MINIMAL)}, user: '' });
       return {
         // each run evaluates zod afresh: only the run that built the schema has its class
-        builtByThisRun: TaskSchema.constructor === z.ZodObject,
+        builtByThisRun: TaskSchema.constructor === z.ZodObject || req(${JSON.stringify(TASK_RUN)}).AgentTaskInputSchema.constructor === z.ZodObject,
+        parsedInput: req(${JSON.stringify(TASK_RUN)}).AgentTaskInputSchema.parse({ task: ${JSON.stringify(MINIMAL)} }),
         // yet this run's zod error class still recognises the error the shared schema gives
         errorIsZodError: bad.error instanceof req(${JSON.stringify(ZOD_ERRORS)}).ZodError,
         parsed: [TaskSchema.parse(${JSON.stringify(HELLO)}), TaskSchema.parse(${JSON.stringify(MINIMAL)}), bad.success],
@@ -176,7 +180,8 @@ describe('modules preloaded once per workflow thread', () => {
     }`;
     // the first run on the thread builds, the later ones (a run evicted and the next started) reuse
     const runs = [0, 1, 2, 3].map(() => JSON.parse(runInContext(inRun(body), context) as string) as unknown);
-    expect(runs).toEqual([true, false, false, false].map((builtByThisRun) => ({ builtByThisRun, errorIsZodError: true, parsed: expected })));
+    const parsedInput = JSON.parse(JSON.stringify(AgentTaskInputSchema.parse({ task: MINIMAL })));
+    expect(runs).toEqual([true, false, false, false].map((builtByThisRun) => ({ builtByThisRun, errorIsZodError: true, parsed: expected, parsedInput })));
   });
 
   it('lets no run see another run\'s data through the shared schemas', () => {
@@ -189,6 +194,7 @@ describe('modules preloaded once per workflow thread', () => {
         const scribble = ${scribble.toString()};
         scribble(TaskSchema.parse(${JSON.stringify(secretTask)}));
         scribble(TaskSchema.parse(${JSON.stringify(MINIMAL)}));
+        scribble(req(${JSON.stringify(TASK_RUN)}).AgentTaskInputSchema.parse({ task: ${JSON.stringify(secretTask)}, lineage: [${JSON.stringify(SECRET)}] }));
         TaskSchema.safeParse({ user: ${JSON.stringify(SECRET)} });
         return null;
       }`),
@@ -199,7 +205,8 @@ describe('modules preloaded once per workflow thread', () => {
       runInContext(
         inRun(`(req) => {
           const { TaskSchema } = req(${JSON.stringify(TASK_SCHEMA)});
-          const strings = (${REACHABLE_STRINGS})(req(${JSON.stringify(SHARED)}).sharedOnce('task/task-schema', () => { throw new Error('not built yet'); }));
+          const built = (key) => req(${JSON.stringify(SHARED)}).sharedOnce(key, () => { throw new Error('not built yet'); });
+          const strings = (${REACHABLE_STRINGS})([built('task/task-schema'), built('task/task-run')]);
           return { leaked: strings.filter((s) => s.includes(${JSON.stringify(SECRET)}) || s === 'scribbled'), minimal: TaskSchema.parse(${JSON.stringify(MINIMAL)}) };
         }`),
         context,
