@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BenchContext } from '../../bench/bench-section';
-import { runBareTask, runGuardedTask, startBenchWorker, type TemporalBench } from '../../bench/support/temporal-bench';
+import { processTree, runBareTask, runGuardedTask, startBenchWorker, type TemporalBench } from '../../bench/support/temporal-bench';
 import { benchWorkerRuntime, workerRuntime, workerRuntimeNote } from '../../bench/support/worker-runtime';
 import { connectClient } from '../../temporal/connect';
 import { testTemporalConfig } from '../support/temporal';
@@ -82,9 +82,10 @@ describe.runIf(buildIsFresh(ROOT))('with a fresh build', () => {
     };
     const guarded = await startBenchWorker(context, 'guarded');
     const bare = await startBenchWorker(context, 'bare');
+    const commandOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '');
     for (const worker of [guarded, bare]) {
       // The process as the kernel started it: node, its arguments, the entry file.
-      const command = readFileSync(`/proc/${worker.pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '');
+      const command = commandOf(worker.pid);
       expect(command.filter((arg) => /tsx/.test(arg)), `${worker.kind}: ${command.join(' ')}`).toEqual([]);
       expect(command[1], worker.kind).toMatch(/\.js$/);
       expect(worker.runtime).toBe('compiled');
@@ -97,5 +98,9 @@ describe.runIf(buildIsFresh(ROOT))('with a fresh build', () => {
     // Compiled, they still do the work the sections time.
     expect((await runGuardedTask(context, guarded, 2)).toolCalls).toBe(2);
     expect((await runBareTask(context, bare, 2)).toolCalls).toBe(2);
+    // The guarded worker's sandbox host (it ran the tool) is the build's too.
+    const hosts = (processTree().get(guarded.pid) ?? []).map(commandOf);
+    expect(hosts.length).toBeGreaterThan(0);
+    for (const host of hosts) expect(host.filter((arg) => /tsx|\.ts$/.test(arg)), host.join(' ')).toEqual([]);
   }, 300_000);
 });
