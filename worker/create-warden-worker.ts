@@ -47,6 +47,9 @@ import { describeNewestRunVia, sweepClosedVolumes, VOLUME_SWEEP_INTERVAL_MS } fr
 import type { TemporalConfig } from '../temporal/temporal-config';
 import { markPhase, timedPhase } from '../cli/phase-timing';
 import { withWorkflowStackTraces, workflowStackTracesOf } from './workflow-stack-traces';
+import { prestartWorkflowThread, type PrestartedWorkflowThread } from './workflow-thread-prestart';
+import { createWorkerOnThread } from './prestarted-thread-worker';
+import type { PrebootedSandboxHost } from './prebooted-sandbox-host';
 
 export interface WardenWorkerOptions {
   /** The worker's connection; a promise lets it connect while the sandbox host boots. */
@@ -96,6 +99,18 @@ export interface WardenWorkerOptions {
   identity?: string;
   /** More activity interceptors, after Warden's own, on both task queues (a test holding an activity at a point it controls). */
   activityInterceptors?: readonly ActivityInterceptorsFactory[];
+  /**
+   * A workflow thread the caller started earlier (`prestartWorkflowThread`, e.g. `warden run` as
+   * it starts); used when its stack-traces setting is this worker's. Default: one is started as
+   * this function begins. Either way one not used by the time the worker is created is ended.
+   */
+  workflowThread?: PrestartedWorkflowThread;
+  /**
+   * A sandbox host the caller booted earlier (`prebootSandboxHost`, e.g. `warden run` as it starts);
+   * used when it was booted with the options this worker boots its host with, else closed. The
+   * caller discards it if the start fails before that.
+   */
+  sandboxHost?: PrebootedSandboxHost;
 }
 
 export interface WardenWorker {
@@ -220,7 +235,34 @@ export function installWorkerRuntime(): void {
   }
 }
 
+/**
+ * Creates a Warden worker (see the module comment). Its workflow thread starts first, loading its
+ * modules while the stores, the sandbox host and the bundle are opened (worker/workflow-thread-prestart.ts).
+ */
 export async function createWardenWorker(options: WardenWorkerOptions): Promise<WardenWorker> {
+  let stackTraces: ReturnType<typeof workflowStackTracesOf>;
+  try {
+    stackTraces = workflowStackTracesOf(options.configEnv ?? process.env);
+  } catch {
+    // Reported by the start itself, in its own order of checks.
+    void options.workflowThread?.discard();
+    return createWardenWorkerOn(options, undefined);
+  }
+  let thread = options.workflowThread;
+  if (thread !== undefined && thread.stackTraces !== stackTraces) {
+    void thread.discard();
+    thread = undefined;
+  }
+  thread ??= prestartWorkflowThread(stackTraces);
+  try {
+    return await createWardenWorkerOn(options, thread);
+  } finally {
+    // Ended unless the workflow worker took it (a start that failed before, or a thread that could not be used).
+    await thread.discard();
+  }
+}
+
+async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread: PrestartedWorkflowThread | undefined): Promise<WardenWorker> {
   const stateDir = options.stateDir ?? stateDirOf();
   const traced = options.telemetry === undefined ? undefined : telemetryWorkerOptions(options.telemetry);
   // With a pre-built bundle the workflow interceptors must be bundled in (see workflow-bundle.ts).
@@ -293,11 +335,12 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     // The host boots (a process of its own) while the Temporal workers below are built (their
     // workflow thread loads the bundle): the two were most of a worker's start, one after the
     // other (issue 17). Nothing is handed out, and no worker polls, before the host answered.
-    ({ client: sandbox, ready: sandboxReady } = SandboxClient.boot({
+    const hostOptions = {
       identityStateDir: stateDir,
       ...(state?.shared === true && state.config.mode === 'postgres' ? { identityDatabaseUrl: state.config.url } : {}),
       ...(jwksFile === undefined ? {} : { identityJwksFile: jwksFile }),
-    }));
+    };
+    ({ client: sandbox, ready: sandboxReady } = (await options.sandboxHost?.take(hostOptions)) ?? SandboxClient.boot(hostOptions));
   } catch (error) {
     await release();
     throw error;
@@ -338,7 +381,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
     markPhase('worker: native connection ready', configEnv);
     const workflowBundleLoaded = await bundle;
     // WARDEN_WORKFLOW_STACK_TRACES=off: the workflow threads start without stack traces (workflow-stack-traces.ts).
-    const creating = withWorkflowStackTraces(stackTraces, () => Worker.create({
+    const creating = withWorkflowStackTraces(stackTraces, () => createWorkerOnThread({
       connection,
       namespace,
       taskQueue,
@@ -349,7 +392,7 @@ export async function createWardenWorker(options: WardenWorkerOptions): Promise<
       interceptors: { ...traced?.interceptors, activity: activityInterceptors },
       ...(traced === undefined ? {} : { sinks: traced.sinks }),
       activities,
-    }));
+    }, workflowThread));
     void creating.then(() => markPhase('worker: task-queue worker created', configEnv), () => undefined);
     const dataPlaneCreating = Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities });
     void dataPlaneCreating.then(() => markPhase('worker: data-plane worker created', configEnv), () => undefined);

@@ -30,9 +30,13 @@ import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } fro
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
-import { parseCommandArgs, usageError } from '../parse-command-args';
+import { parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
 import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
+import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../worker/workflow-thread-prestart';
+import { prebootSandboxHost, type PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
+import { usesSharedDatabase } from '../../state/state-store';
+import { workflowStackTracesOf } from '../../worker/workflow-stack-traces';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -63,14 +67,16 @@ class InterruptedBeforeStart extends Error {}
 /** How often `run` looks again for a worker when none polled the task queue. */
 const WORKER_CHECK_MS = 5_000;
 
+const RUN_OPTIONS = {
+  json: { type: 'boolean' },
+  'workflow-id': { type: 'string' },
+  'task-queue': { type: 'string' },
+  worker: { type: 'boolean' },
+  'no-worker': { type: 'boolean' },
+} as const;
+
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
-  const args = parseCommandArgs('run', RUN_USAGE, argv, io, {
-    json: { type: 'boolean' },
-    'workflow-id': { type: 'string' },
-    'task-queue': { type: 'string' },
-    worker: { type: 'boolean' },
-    'no-worker': { type: 'boolean' },
-  });
+  const args = parseCommandArgs('run', RUN_USAGE, argv, io, RUN_OPTIONS);
   if (typeof args === 'number') return args;
   markPhase('run: command loaded', io.env);
   const [file, ...extra] = args.positionals;
@@ -84,6 +90,36 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     throw error;
   }
 
+  // The worker's workflow thread, when this run will start one without asking the server first:
+  // it loads its modules on the other core while the task is checked and the worker's parts load (issue 17).
+  const workflowThread = prestartedThreadFor(args.values.worker === true, args.values['no-worker'] === true, io.env);
+  // Its sandbox host too, when the worker will boot it with the state folder's own keys and
+  // stores (no shared database, no key source: the worker checks the options are its own).
+  const sandboxHost = workflowThread !== undefined && !usesSharedDatabase(io.env) && (io.env.WARDEN_SIGNING_KEY_FILE ?? '').trim() === '' ? prebootSandboxHost({ identityStateDir: stateDirOf(io.env) }) : undefined;
+  try {
+    return await runPrepared(args, file, { workflowThread, sandboxHost }, io);
+  } finally {
+    await workflowThread?.discard();
+    await sandboxHost?.discard();
+  }
+}
+
+/**
+ * A workflow thread started now for the worker this run starts at once (embedded server or
+ * `--worker`, and no standalone worker record that could make it a client only); undefined
+ * otherwise, or when the settings are bad (the run reports that itself).
+ */
+export function prestartedThreadFor(workerFlag: boolean, noWorkerFlag: boolean, env: NodeJS.ProcessEnv): PrestartedWorkflowThread | undefined {
+  try {
+    if (noWorkerFlag || (!workerFlag && loadTemporalConfig(env).mode !== 'embedded')) return undefined;
+    if (!workerFlag && hasStandaloneWorkerRecords(stateDirOf(env))) return undefined;
+    return prestartWorkflowThread(workflowStackTracesOf(env));
+  } catch {
+    return undefined;
+  }
+}
+
+async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: string, early: { workflowThread: PrestartedWorkflowThread | undefined; sandboxHost: PrebootedSandboxHost | undefined }, io: CliIo): Promise<number> {
   let task;
   try {
     task = await loadTaskFile(file);
@@ -211,6 +247,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
           onWorkersCreating: clientMayConnect,
           taskQueue,
           identity: ownIdentity,
+          ...(early.workflowThread === undefined ? {} : { workflowThread: early.workflowThread }),
+          ...(early.sandboxHost === undefined ? {} : { sandboxHost: early.sandboxHost }),
           ...(telemetry === undefined ? {} : { telemetry }),
         },
       );

@@ -36,7 +36,7 @@ export interface WardenTestEnv {
 }
 
 /** Worker settings a test file may change (`configEnv`: WARDEN_ALERT_WEBHOOK, ...; `printAlert`: default stdout). */
-export type WardenTestEnvOptions = Pick<WardenWorkerOptions, 'mcpPackagesDir' | 'sandboxReadOnlyPaths' | 'configEnv' | 'printAlert' | 'activityInterceptors'>;
+export type WardenTestEnvOptions = Pick<WardenWorkerOptions, 'mcpPackagesDir' | 'sandboxReadOnlyPaths' | 'configEnv' | 'printAlert' | 'activityInterceptors' | 'sandboxHost' | 'workflowThread'>;
 
 export async function startWardenTestEnv(env: NodeJS.ProcessEnv = process.env, workerOptions: WardenTestEnvOptions = {}): Promise<WardenTestEnv> {
   installQuietRuntime();

@@ -1,0 +1,93 @@
+/**
+ * Finding (issue 17 area, `warden run`'s poller notes; severity low): the run-workers records
+ * (6b37f04) keep an ended `warden run` worker of this state folder out of the next run's notes,
+ * but the two other workers Warden itself runs on the same queue and state folder are still
+ * named by every run in the 90 s the server lists them after they stopped:
+ *
+ * - `warden mcp serve`'s in-process worker polls under the SDK's default identity `<pid>@<host>`
+ *   and records nothing (cli/commands/mcp.ts passes no identity to createWardenWorker): the next
+ *   run says "note: <pid>@<host> also polls <queue> and is no worker this state folder vouches
+ *   for: it may be handed this task and its input";
+ * - a standalone `warden worker` stopped with Ctrl-C removes its record on the way out, so the
+ *   next run accuses it: "note: not reusing warden-worker/<pid>@<host>/state-…/<nonce>, which
+ *   claims to be a standalone worker of this state folder: no worker record …".
+ *
+ * Both are this user's own, ended workers of this state folder; the notes tell the user a
+ * stranger may have the task, which trains them to ignore the note that matters. (While such a
+ * worker still runs, naming it is right: it may be handed the task.)
+ *
+ * Verdict: WORKS (open). Suggested fix: one record kind for every worker Warden starts on a state
+ * folder: `mcp serve` polls under `runWorkerIdentity()` and calls `recordRunWorker`; a stopping
+ * standalone worker leaves an ended-at time in its record (or moves it to run-workers/) for
+ * RUN_RECORD_KEEP_MS instead of deleting it, and both notes skip an identity whose record says it
+ * ended recently and whose process has ended.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, expect, it } from 'vitest';
+import { recentPollers } from '../../../cli/temporal-client';
+import { connectClient } from '../../../temporal/connect';
+import { REPO_ROOT } from '../../support/warden-test-env';
+import { testTemporalAddress, testTemporalConfig } from '../../support/temporal';
+
+const root = fs.mkdtempSync(join(tmpdir(), 'warden-ended-workers-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
+function warden(args: string[], stateDir: string): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
+  const port = testTemporalAddress().address.split(':').pop()!;
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'warden.js'), ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: port },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, stderr: () => stderr, exited };
+}
+
+async function untilPolling(queue: string, pid: number): Promise<void> {
+  const { client, connection } = await connectClient(testTemporalConfig());
+  try {
+    for (;;) {
+      if ((await recentPollers(client, queue)).some((identity) => identity.includes(`${pid}@`))) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+it.each<[string, (task: string, queue: string) => string[], (child: ChildProcess) => void]>([
+  ['warden mcp serve (stdin closed)', (task, queue) => ['mcp', 'serve', task, '--task-queue', queue], (child) => child.stdin!.end()],
+  ['warden worker (Ctrl-C)', (_task, queue) => ['worker', '--task-queue', queue], (child) => child.kill('SIGINT')],
+])('after %s has ended, the next warden run on its state folder does not name its worker', async (_name, argsOf, stop) => {
+  const dir = fs.mkdtempSync(join(root, 'case-'));
+  const stateDir = join(dir, 'state');
+  const workspace = join(dir, 'workspace');
+  fs.mkdirSync(workspace);
+  const queue = `atk2-ended-${randomUUID()}`;
+  const session = join(dir, 'session.json');
+  fs.writeFileSync(session, JSON.stringify({ user: 'u@example.com', intent: 'edit the notes', agent: { name: 'editor', model: { driver: 'mcp-client' } }, tools: { builtin: ['fs.list'] }, grants: { tools: ['fs.list'] }, resources: { workspace } }));
+  const task = join(dir, 'task.json');
+  fs.writeFileSync(task, JSON.stringify({ user: 'u@example.com', intent: 'list the files', agent: { name: 'lister', model: { driver: 'scripted', script: [{ tool: 'fs.list', args: { path: '.' } }, { final: 'listed' }] } }, tools: { builtin: ['fs.list'] }, grants: { tools: ['fs.list'] }, resources: { workspace } }));
+
+  const first = warden(argsOf(session, queue), stateDir);
+  await untilPolling(queue, first.child.pid!);
+  stop(first.child);
+  expect(await first.exited, first.stderr()).not.toBeNull();
+
+  const run = warden(['run', task, '--task-queue', queue], stateDir);
+  expect(await run.exited, run.stderr()).toBe(0);
+  const notes = run.stderr().split('\n').filter((line) => line.includes('note:') && line.includes(`${first.child.pid}@`));
+  expect(notes).toEqual([]);
+}, 300_000);

@@ -1,0 +1,121 @@
+/**
+ * `Worker.create` with two start-up costs taken off its critical path (issue 17), through the
+ * SDK's own protected extension points (`getOrCreateBundle`, `createWorkflowCreator`; @temporalio/worker 1.24):
+ *
+ * - The workflow thread is one spawned earlier (worker/workflow-thread-prestart.ts), already past
+ *   loading its modules; it gets the same `init` request `ThreadedVMWorkflowCreator.create` sends.
+ * - A bundle given as code is not compiled and run once more on the main thread first. The SDK's
+ *   `parseWorkflowCode` does that only to preload the script for a debugger ("makes breakpoints
+ *   more reliable"), ignores any error it throws, and drops it 10 s later: no check. It costs a
+ *   full compile and run of the 2-3 MB bundle on the main thread before the thread can start
+ *   loading it. Everything else it does (split off the inline source map, point the map's `file`
+ *   at an absolute path) is done here the same way.
+ *
+ * Anything else (a bundle path, `workflowsPath`, debug mode, no reusable V8 context, more than one
+ * thread) goes to the SDK's own code unchanged.
+ */
+import { resolve } from 'node:path';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
+import { ThreadedVMWorkflowCreator, WorkerThreadClient } from '@temporalio/worker/lib/workflow/threaded-vm';
+import type { WorkflowBundleWithSourceMapAndFilename } from '@temporalio/worker/lib/workflow/workflow-worker-thread/input';
+import type { PrestartedWorkflowThread } from './workflow-thread-prestart';
+
+type SdkWorkerStatics = {
+  getOrCreateBundle(compiledOptions: CompiledOptions, logger: unknown): Promise<ParsedBundle | undefined>;
+  createWorkflowCreator(bundle: ParsedBundle, compiledOptions: CompiledOptions, logger: unknown): Promise<unknown>;
+};
+/** The parts of the SDK's compiled worker options read here. */
+interface CompiledOptions {
+  workflowBundle?: { code?: string; codePath?: string };
+  workflowsPath?: string;
+  debugMode?: boolean;
+  reuseV8Context?: boolean;
+  workflowThreadPoolSize: number;
+  isolateExecutionTimeoutMs: number;
+  activities: Map<string, unknown>;
+  patchActivationCallback?: unknown;
+}
+interface ParsedBundle {
+  code: string;
+  sourceMap: { file?: string };
+  filename: string;
+}
+
+const INLINE_MAP_MARK = '//# sourceMappingURL=data:';
+
+/**
+ * `parseWorkflowCode` of @temporalio/worker 1.24 (worker.js) without its debugger preload: the
+ * code with the inline source map's `file` made absolute, the parsed map, and the file name.
+ * @throws Error as the SDK's ("Can't extract inlined source map ...") when the code has no inline map.
+ */
+export function parseBundleCode(code: string): ParsedBundle {
+  const at = code.lastIndexOf(INLINE_MAP_MARK);
+  const base64At = at > 0 ? code.indexOf('base64,', at) : -1;
+  if (base64At <= 0) throw new Error("Can't extract inlined source map from the provided Workflow Bundle");
+  const sourceMap = JSON.parse(Buffer.from(code.slice(base64At + 'base64,'.length).trimEnd(), 'base64').toString()) as { file?: string };
+  const filename = resolve(process.cwd(), sourceMap.file ?? '');
+  sourceMap.file = filename;
+  return { code: `${code.slice(0, at)}\n${INLINE_MAP_MARK}application/json;base64,${Buffer.from(JSON.stringify(sourceMap)).toString('base64')}`, sourceMap, filename };
+}
+
+/**
+ * `Worker.create(options)`, on `thread` when one is given and still usable (else the SDK spawns
+ * its own), and without the main-thread preload of a code bundle.
+ */
+export async function createWorkerOnThread(options: WorkerOptions, thread?: PrestartedWorkflowThread): Promise<Worker> {
+  // package.json takes the SDK by a caret range, so an install elsewhere may hold a release whose
+  // protected statics or thread protocol differ: only the release line read here takes this path.
+  if (!knownSdkInternals(installedSdkVersion())) {
+    await thread?.discard();
+    return Worker.create(options);
+  }
+  const sdk = Worker as unknown as SdkWorkerStatics;
+  const FastStartWorker = class extends Worker {};
+  const statics = FastStartWorker as unknown as SdkWorkerStatics;
+  statics.getOrCreateBundle = async (compiledOptions, logger) => {
+    const code = compiledOptions.workflowBundle?.code;
+    if (typeof code !== 'string' || compiledOptions.workflowsPath !== undefined) return sdk.getOrCreateBundle.call(Worker, compiledOptions, logger);
+    return parseBundleCode(code);
+  };
+  statics.createWorkflowCreator = async (bundle, compiledOptions, logger) => {
+    const reuseV8Context = compiledOptions.reuseV8Context ?? true;
+    const own = compiledOptions.debugMode === true || !reuseV8Context || compiledOptions.workflowThreadPoolSize !== 1 ? undefined : thread?.take();
+    if (own === undefined) return sdk.createWorkflowCreator.call(Worker, bundle, compiledOptions, logger);
+    // As ThreadedVMWorkflowCreator.create, with the thread already there.
+    const patchActivationCallback = compiledOptions.patchActivationCallback as ConstructorParameters<typeof WorkerThreadClient>[2];
+    const client = new WorkerThreadClient(own, logger as ConstructorParameters<typeof WorkerThreadClient>[1], patchActivationCallback);
+    try {
+      await client.send({
+        type: 'init',
+        // The SDK's type wants a full RawSourceMap; the map is passed on as parsed, as the SDK does.
+        workflowBundle: bundle as unknown as WorkflowBundleWithSourceMapAndFilename,
+        isolateExecutionTimeoutMs: compiledOptions.isolateExecutionTimeoutMs,
+        reuseV8Context,
+        registeredActivityNames: new Set(compiledOptions.activities.keys()),
+        hasPatchActivationCallback: patchActivationCallback !== undefined,
+      });
+    } catch (error) {
+      await client.destroy().catch(() => undefined);
+      throw error;
+    }
+    return new ThreadedVMWorkflowCreator([client]);
+  };
+  return FastStartWorker.create(options);
+}
+
+/** The @temporalio/worker release line whose internals (worker.js, threaded-vm.js) this module was read against. */
+export const KNOWN_SDK_RELEASE_LINE = '1.24.';
+
+/** The installed @temporalio/worker version (its package.json), or undefined when it cannot be read. */
+export function installedSdkVersion(): string | undefined {
+  try {
+    return (require('@temporalio/worker/package.json') as { version?: unknown }).version as string | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `version` is of the release line this module's overrides were written for (`1.24.x`, no pre-release). */
+export function knownSdkInternals(version: string | undefined): boolean {
+  return typeof version === 'string' && version.startsWith(KNOWN_SDK_RELEASE_LINE) && /^\d+\.\d+\.\d+$/.test(version);
+}

@@ -1,0 +1,71 @@
+/**
+ * A workflow thread started before its worker is (issue 17: `warden run`'s start-up).
+ *
+ * Most of a Temporal worker's start is its workflow thread's own: the thread loads the SDK's
+ * thread module and what it imports (@temporalio/proto's protobuf root, the core bridge, gRPC:
+ * about 0.7 s of CPU on the bench machine) before it can load the workflow bundle, and
+ * `Worker.create` spawns it only once everything before it (the bundle read, the connection, the
+ * namespace check) is done. Spawned here instead, as soon as a command knows it will run a
+ * worker, the thread loads those modules on the other core while the main thread loads and checks
+ * the task, imports the worker's modules and opens its stores; `Worker.create` then hands it the
+ * bundle (worker/prestarted-thread-worker.ts). Nothing about the thread differs from the one the
+ * SDK would spawn: the same module, the same `init` request, the same V8 context setup.
+ *
+ * This module imports node built-ins only, so a command can call it before it loads anything else.
+ */
+import { Worker as NodeThread } from 'node:worker_threads';
+import type { WorkflowStackTraces } from './workflow-stack-traces';
+
+/** The SDK's workflow thread entry (what `ThreadedVMWorkflowCreator.create` spawns). */
+function workflowThreadModule(): string {
+  return require.resolve('@temporalio/worker/lib/workflow/workflow-worker-thread');
+}
+
+export interface PrestartedWorkflowThread {
+  /** The stack-traces setting the thread was started with (a thread is only used for the same setting). */
+  readonly stackTraces: WorkflowStackTraces;
+  /**
+   * The thread, for one worker (once; undefined afterwards, or when it has already exited or
+   * failed: the worker then spawns its own). Held by the event loop again from here on.
+   */
+  take(): NodeThread | undefined;
+  /** Ends the thread unless it was taken (a run that starts no worker). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Spawns the SDK's workflow thread now. Until taken it does not keep the process alive, so a run
+ * that ends early (a bad task file) exits as before; `discard` ends it at once.
+ *
+ * With `stackTraces` `off` the thread's own realm gets `Error.stackTraceLimit = 0` before the SDK
+ * module loads, as `--stack-trace-limit=0` gives a thread spawned inside `withWorkflowStackTraces`
+ * (workflow-stack-traces.ts); the workflow sandbox's V8 context is created by the `init` request,
+ * which `Worker.create` sends inside `withWorkflowStackTraces` as before.
+ */
+export function prestartWorkflowThread(stackTraces: WorkflowStackTraces): PrestartedWorkflowThread {
+  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}require(${JSON.stringify(workflowThreadModule())});\n`;
+  const thread = new NodeThread(source, { eval: true });
+  thread.unref();
+  let failed = false;
+  // Until the SDK's client takes it, an error (a module that fails to load) is held here rather
+  // than thrown on the main thread; the worker then spawns a thread of its own, which reports it.
+  const onError = () => void (failed = true);
+  thread.on('error', onError);
+  thread.once('exit', () => void (failed = true));
+  let taken = false;
+  return {
+    stackTraces,
+    take() {
+      if (taken || failed) return undefined;
+      taken = true;
+      thread.off('error', onError);
+      thread.ref();
+      return thread;
+    },
+    async discard() {
+      if (taken) return;
+      taken = true;
+      await thread.terminate();
+    },
+  };
+}
