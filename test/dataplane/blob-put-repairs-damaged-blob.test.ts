@@ -4,8 +4,9 @@
  * A damaged blob of the right length (bytes flipped on disk, or the zero-filled file a crash can
  * leave when a temporary file is renamed into place without an fsync) was never repaired: every
  * later put of the same bytes answered "stored" and every `get` failed ERR_BLOB_CORRUPT for good.
- * Now put hashes a same-size file and replaces it atomically when it does not match, and fsyncs
- * the temporary file before the rename and the shard folder after.
+ * Now put hashes a same-size file and replaces it atomically when it does not match; with
+ * `fsync: true` it also fsyncs the temporary file before the rename and the shard folder after
+ * (a power cut then leaves no damaged blob); both settings are run here.
  *
  * Both ways of storing, each at its boundary: the synchronous one (up to SYNC_PUT_MAX_BYTES,
  * 64 KiB) and the thread-pool one (above); damage: zero-filled at full size, one byte flipped.
@@ -32,9 +33,9 @@ const DAMAGE = [
 describe('a put of the same bytes repairs a damaged blob of the same size', () => {
   for (const [what, size] of SIZES) {
     for (const [damage, damaged] of DAMAGE) {
-      it(`${what}, ${damage}`, async () => {
+      it.each([false, true])(`${what}, ${damage} (fsync %s)`, async (fsync) => {
         const dir = await mkdtemp(join(tmpdir(), 'warden-blob-repair-'));
-        const blobs = new FileBlobStore(dir);
+        const blobs = new FileBlobStore(dir, { fsync });
         const content = Buffer.alloc(size, 'warden blob ');
         const { sha256 } = await blobs.put(content);
         const file = join(dir, sha256.slice(0, 2), sha256);
