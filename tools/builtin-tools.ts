@@ -161,45 +161,20 @@ function buildBuiltinTools(): Readonly<Record<BuiltinToolName, BuiltinTool>> {
   );
 }
 
-/**
- * A frozen record built by `build` the first time anything reads it (a property, its keys, `in`,
- * `Object.isFrozen`, ...), and from then on that record in every respect: the proxy's own target
- * is filled with the built record's properties and frozen, so every operation (and every proxy
- * invariant) is the frozen record's. A write is refused as a frozen object refuses it.
- */
-function lazyFrozenRecord<T extends object>(build: () => T): T {
-  const target = {} as T;
-  let filled = false;
-  const fill = (): T => {
-    if (!filled) {
-      const built = build();
-      Object.setPrototypeOf(target, Object.getPrototypeOf(built) as object | null);
-      Object.defineProperties(target, Object.getOwnPropertyDescriptors(built));
-      Object.freeze(target);
-      filled = true;
-    }
-    return target;
-  };
-  return new Proxy(target, {
-    get: (_, key) => Reflect.get(fill(), key),
-    has: (_, key) => Reflect.has(fill(), key),
-    ownKeys: () => Reflect.ownKeys(fill()),
-    getOwnPropertyDescriptor: (_, key) => Reflect.getOwnPropertyDescriptor(fill(), key),
-    getPrototypeOf: () => Reflect.getPrototypeOf(fill()),
-    isExtensible: () => Reflect.isExtensible(fill()),
-    preventExtensions: () => Reflect.preventExtensions(fill()),
-    set: (_, key, value) => Reflect.set(fill(), key, value),
-    defineProperty: (_, key, descriptor) => Reflect.defineProperty(fill(), key, descriptor),
-    deleteProperty: (_, key) => Reflect.deleteProperty(fill(), key),
-    setPrototypeOf: (_, proto) => Reflect.setPrototypeOf(fill(), proto),
-  });
-}
+let builtinToolRecord: Readonly<Record<BuiltinToolName, BuiltinTool>> | undefined;
 
 /**
- * Every built-in tool by name. Frozen: callers cannot alter what a built-in does. Built (and each
- * descriptor checked) on first read, see `defineTools`.
+ * Every built-in tool by name: one frozen record (callers cannot alter what a built-in does),
+ * built and each descriptor checked on the first call (see `defineTools`), the same record after.
+ * A function rather than a record built at load: every workflow run evaluates this module afresh
+ * (workflows/shared-modules.ts), and most runs never read a descriptor (issue 17). Not a Proxy
+ * standing in for the record either: `util.inspect`, `structuredClone` and `postMessage` see a
+ * Proxy's bare target, not what it stands for (test/tools/builtin-tools-record.test.ts).
  */
-export const BUILTIN_TOOLS: Readonly<Record<BuiltinToolName, BuiltinTool>> = lazyFrozenRecord(buildBuiltinTools);
+export function builtinTools(): Readonly<Record<BuiltinToolName, BuiltinTool>> {
+  builtinToolRecord ??= buildBuiltinTools();
+  return builtinToolRecord;
+}
 
 const BUILTIN_NAME_SET: ReadonlySet<string> = new Set(BUILTIN_TOOL_NAMES);
 
@@ -212,5 +187,5 @@ export function isBuiltinToolName(name: string): name is BuiltinToolName {
 export function getBuiltinTool(name: BuiltinToolName): BuiltinTool;
 export function getBuiltinTool(name: string): BuiltinTool | undefined;
 export function getBuiltinTool(name: string): BuiltinTool | undefined {
-  return isBuiltinToolName(name) ? BUILTIN_TOOLS[name] : undefined;
+  return isBuiltinToolName(name) ? builtinTools()[name] : undefined;
 }

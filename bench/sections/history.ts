@@ -17,6 +17,7 @@ import { figure, single, type BenchContext, type BenchSection, type Figure } fro
 import { ADD_TOOL_SOURCE } from '../support/bare-activities';
 import { benchWorkers } from '../support/bench-workers';
 import { runBareTask, temporalBench, type BenchWorker } from '../support/temporal-bench';
+import { benchWorkerRuntime, workerRuntimeNote } from '../support/worker-runtime';
 
 const { History } = temporal.api.history.v1;
 
@@ -99,6 +100,7 @@ export const historySection: BenchSection = {
       notes: [
         `One task per size on the shared guarded and bare workers; the guarded task continues as new at about 2,000 events per run. ${shapes.join('; ')}.`,
         'Per-step bytes fall as fixed costs (start, placement, commit) spread out; a history that grew with the square of the steps would rise instead.',
+        workerRuntimeNote(benchWorkerRuntime(context)),
       ],
     };
   },

@@ -30,6 +30,7 @@ import { figure, type BenchContext, type BenchSection } from '../bench-section';
 import { summarize } from '../stats';
 import { benchWorkers } from '../support/bench-workers';
 import { temporalBench } from '../support/temporal-bench';
+import { benchWorkerRuntime, workerRuntimeNote } from '../support/worker-runtime';
 
 const T0 = Date.parse('2026-11-30T10:00:00Z');
 /** Steps of one scored run (a long one: a task's default limit is 50). */
@@ -198,6 +199,7 @@ export const monitorSection: BenchSection = {
         `longest run: the last 1,000 actions of ${longRuns} run(s) of ${LONGEST_RUN}, the foundation's score, denial and loop rules plus three whole-run count rules (rows, refusals, calls of a tool), which scan the run's events`,
         'detection to block: a rule ("the same call 4 times in a row") fires in the workflow, a local activity revokes the grant; the times are from the workflow time of detection (or the action\'s proposal) to the revocation committed',
         'kill to block: from the client sending the signed kill Update to the revocation committed (authorizeKill verifies the approver signature first)',
+        workerRuntimeNote(benchWorkerRuntime(context)),
       ],
     };
   },

@@ -13,6 +13,7 @@ import { ADD_TOOL_SOURCE } from '../support/bare-activities';
 import { benchWorkers } from '../support/bench-workers';
 import { benchCliEnv, benchTaskQueue } from '../support/bench-task-queue';
 import { runGuardedTask, startBenchWorker, temporalBench } from '../support/temporal-bench';
+import { benchWorkerRuntime, workerRuntimeNote } from '../support/worker-runtime';
 
 function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
   const started = performance.now();
@@ -112,7 +113,10 @@ export const startupSection: BenchSection = {
           baseline: { label: 'same task from a running client and worker', summary: summarize(inProcess) },
         }),
       ],
-      notes: [`${runs} CLI runs, ${Math.min(runs, 3)} runs of warden run (each way; one more warms the standalone worker) and ${workerRuns} worker starts per side; the Temporal server is already running; workflow bundles come from the cache.`],
+      notes: [
+        `${runs} CLI runs, ${Math.min(runs, 3)} runs of warden run (each way; one more warms the standalone worker) and ${workerRuns} worker starts per side; the Temporal server is already running; workflow bundles come from the cache.`,
+        workerRuntimeNote(benchWorkerRuntime(context)),
+      ],
     };
   },
 };

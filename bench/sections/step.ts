@@ -10,6 +10,7 @@ import { summarize } from '../stats';
 import { benchWorkers } from '../support/bench-workers';
 import { stepPhaseNotes } from '../support/step-phases';
 import { historyShape, runBareTask, runGuardedTask, type HistoryShape, type TaskRun } from '../support/temporal-bench';
+import { benchWorkerRuntime, workerRuntimeNote } from '../support/worker-runtime';
 
 export const STEPS_PER_TASK = 10;
 
@@ -83,6 +84,7 @@ export const stepSection: BenchSection = {
         `History of one task: guarded ${describeShape(guardedShape)}; bare ${describeShape(bareShape)}.`,
         `${rounds} tasks each, alternating; per-step figures are the ${STEPS_PER_TASK - 1} cycles between consecutive tool steps of each task (workflow time, 1 ms resolution).`,
         'The guarded worker is what `warden worker` runs (custody ledger on); the bare worker runs the scripted turn and the tool in one activity per step.',
+        workerRuntimeNote(benchWorkerRuntime(context)),
         ...(await stepPhaseNotes(context, samples.guarded, samples.bare)),
       ],
     };

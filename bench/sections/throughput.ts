@@ -8,6 +8,7 @@ import { figure, single, type BenchContext, type BenchSection, type Figure } fro
 import { summarize } from '../stats';
 import { benchWorkers } from '../support/bench-workers';
 import { runBareTask, runGuardedTask, samplePeakRss, temporalBench, treeCpuMs, type BenchWorker, type PeakRss } from '../support/temporal-bench';
+import { benchWorkerRuntime, workerRuntimeNote } from '../support/worker-runtime';
 import { STEPS_PER_TASK, workersWarm } from './step';
 import { readdirSync } from 'node:fs';
 import { readProcStat } from '../../process-stat';
@@ -136,6 +137,7 @@ export const throughputSection: BenchSection = {
       figures,
       notes: [
         `${context.quick ? 'One run per level' : 'Three runs with one task, one run at 10 and 50 tasks'}, guarded and bare alternating; calls/s = tasks x ${STEPS_PER_TASK} tool calls / wall time from the first start to the last result; worker defaults (no tuning) on both sides.`,
+        workerRuntimeNote(benchWorkerRuntime(context)),
       ],
     };
   },

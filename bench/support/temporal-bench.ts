@@ -19,6 +19,8 @@ import { loadTemporalConfig } from '../../temporal/temporal-config';
 import type { BenchContext } from '../bench-section';
 import { ADD_TOOL_SOURCE } from './bare-activities';
 import type { BareTaskResult } from './bare-workflow';
+import type { WorkerReady } from './bench-worker';
+import { benchWorkerRuntime, workerExecArgv, type WorkerRuntime } from './worker-runtime';
 
 export interface TemporalBench {
   address: string;
@@ -52,6 +54,10 @@ export interface BenchWorker {
   kind: WorkerKind;
   taskQueue: string;
   pid: number;
+  /** How the process runs (compiled build or the sources through tsx: worker-runtime.ts). */
+  runtime: WorkerRuntime['mode'];
+  /** What the process said of itself once polling (its Node arguments, tsx, where Warden came from). */
+  ready: WorkerReady;
   /** Milliseconds from spawning the process to the worker polling. */
   startMs: number;
   /** Resident memory of the worker process and of its children (the sandbox host), in MB. */
@@ -59,9 +65,13 @@ export interface BenchWorker {
   stop(): Promise<void>;
 }
 
-/** Starts a worker process of `kind` on a task queue of its own and waits until it polls. */
+/**
+ * Starts a worker process of `kind` on a task queue of its own and waits until it polls. It runs
+ * as the run's `benchWorkerRuntime` says: compiled (build/, no tsx) or the sources through tsx.
+ */
 export async function startBenchWorker(context: BenchContext, kind: WorkerKind): Promise<BenchWorker> {
   const temporal = await temporalBench(context);
+  const runtime = benchWorkerRuntime(context);
   const taskQueue = `warden-bench-${kind}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const started = performance.now();
   // WARDEN_BENCH_CPU_PROF=<dir>: each worker writes a V8 CPU profile there when it stops (node's
@@ -72,13 +82,30 @@ export async function startBenchWorker(context: BenchContext, kind: WorkerKind):
   const profile = profileDir === undefined || profileDir === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, kind)}`];
   const child = spawn(
     process.execPath,
-    [...profile, '--require', require.resolve('tsx/cjs'), join(__dirname, 'bench-worker.ts'), kind, temporal.address, temporal.namespace, taskQueue, context.stateDir],
+    [
+      ...profile,
+      ...workerExecArgv(runtime, context.root),
+      runtime.entry,
+      kind,
+      temporal.address,
+      temporal.namespace,
+      taskQueue,
+      context.stateDir,
+      runtime.wardenModules,
+      join(context.root, 'bench', 'support', 'bare-workflow.ts'),
+    ],
     { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, WARDEN_STATE_DIR: context.stateDir } },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
+  const ready = await new Promise<WorkerReady>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
-    lines.once('line', () => resolve());
+    lines.once('line', (line) => {
+      try {
+        resolve(JSON.parse(line) as WorkerReady);
+      } catch {
+        reject(new Error(`the ${kind} bench worker's first line is not its ready line: ${line.slice(0, 200)}`));
+      }
+    });
     child.once('exit', (code) => reject(new Error(`the ${kind} bench worker exited (code ${code}) before it polled`)));
   });
   const startMs = performance.now() - started;
@@ -86,6 +113,8 @@ export async function startBenchWorker(context: BenchContext, kind: WorkerKind):
     kind,
     taskQueue,
     pid: child.pid!,
+    runtime: runtime.mode,
+    ready,
     startMs,
     rssMb: () => treeRssMb(child.pid!),
     async stop() {

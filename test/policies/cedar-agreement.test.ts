@@ -11,7 +11,7 @@ import { loadPolicyEngine } from '../../policies/engine/policy-engine';
 import type { PolicyRequest } from '../../policies/engine/policy-request';
 import { RULE_TEMPLATES } from '../../policies/engine/rule-templates';
 import { TaskSchema } from '../../task/task-schema';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { getProcessTool } from '../../tools/process-tools';
 import { defineTool, type ToolDescriptor } from '../../tools/tool-descriptor';
 
@@ -48,19 +48,19 @@ const mcpOn = (name: string, workspace: string, definition: Record<string, unkno
   defineTool({ name, description: name, executor: { kind: 'mcp', server: 's', tool: name, workspace }, ...definition });
 const PROCESS_TOOLS_FOR_GRID = getProcessTool('proc.run') as ToolDescriptor;
 const TOOLS: { name: string; descriptor?: ToolDescriptor; args: Record<string, unknown>; measured?: Record<string, unknown>[] }[] = [
-  { name: 'fs.read', descriptor: BUILTIN_TOOLS['fs.read'], args: { path: 'notes.txt' } },
-  { name: 'fs.read', descriptor: BUILTIN_TOOLS['fs.read'], args: { path: '/etc/passwd' } },
-  { name: 'fs.write', descriptor: BUILTIN_TOOLS['fs.write'], args: { path: 'secrets/k.txt', content: 'x'.repeat(2000) } },
-  { name: 'fs.list', descriptor: BUILTIN_TOOLS['fs.list'], args: {} },
-  { name: 'http.fetch', descriptor: BUILTIN_TOOLS['http.fetch'], args: { url: 'https://api.example.com/v1', method: 'POST' } },
-  { name: 'http.fetch', descriptor: BUILTIN_TOOLS['http.fetch'], args: { url: 'http://pastebin.com/x' } },
+  { name: 'fs.read', descriptor: builtinTools()['fs.read'], args: { path: 'notes.txt' } },
+  { name: 'fs.read', descriptor: builtinTools()['fs.read'], args: { path: '/etc/passwd' } },
+  { name: 'fs.write', descriptor: builtinTools()['fs.write'], args: { path: 'secrets/k.txt', content: 'x'.repeat(2000) } },
+  { name: 'fs.list', descriptor: builtinTools()['fs.list'], args: {} },
+  { name: 'http.fetch', descriptor: builtinTools()['http.fetch'], args: { url: 'https://api.example.com/v1', method: 'POST' } },
+  { name: 'http.fetch', descriptor: builtinTools()['http.fetch'], args: { url: 'http://pastebin.com/x' } },
   {
     name: 'sql.exec',
-    descriptor: BUILTIN_TOOLS['sql.exec'],
+    descriptor: builtinTools()['sql.exec'],
     args: { database: 'inv', sql: 'DROP  table items' },
     measured: [{}, { rowsChanged: 42, rowsByOperation: { delete: 40, insert: 0, update: 2 }, operation: 'mixed', tables: [{ table: 'items', op: 'delete', rows: 40 }] }, { rowsChanged: 3000, operation: 'insert' }],
   },
-  { name: 'sql.query', descriptor: BUILTIN_TOOLS['sql.query'], args: { database: 'inv', sql: 'SELECT 1' } },
+  { name: 'sql.query', descriptor: builtinTools()['sql.query'], args: { database: 'inv', sql: 'SELECT 1' } },
   { name: 'bank.pay', descriptor: mcp('bank.pay', { effects: { payees: ['to'], amounts: [{ arg: 'amount', currency: 'EUR' }] }, annotations: { destructiveHint: false } }), args: { to: 'DE89370400440532013000', amount: 30 } },
   { name: 'chat.post', descriptor: mcp('chat.post', { effects: { recipients: [{ arg: 'channel', kind: 'channel' }] } }), args: { channel: '#general', text: 'hi' } },
   { name: 'mystery', descriptor: mcp('mystery', {}), args: { anything: 1 } },

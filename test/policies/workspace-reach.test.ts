@@ -11,7 +11,7 @@ import { policyRequestOf, provenanceIndexOf } from '../../policies/build-policy-
 import { loadPolicyEngine } from '../../policies/engine/policy-engine';
 import { pathRuleMatchesTree } from '../../policies/engine/rule-syntax';
 import { TaskSchema } from '../../task/task-schema';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { descriptorOfMcpTool } from '../../tools/mcp-tools';
 import { getProcessTool } from '../../tools/process-tools';
 import { defineTool, isSandboxConfined, workspaceReachOf, type ToolDescriptor } from '../../tools/tool-descriptor';
@@ -30,7 +30,7 @@ const TOOLS: Record<string, { descriptor: ToolDescriptor; args: Record<string, u
   'mcp, view not recorded': { descriptor: mcpTool(undefined), args: { path: '/workspace/secrets/key.txt' } },
   'mcp read-only': { descriptor: mcpTool('read-only'), args: { path: '/workspace/secrets/key.txt' } },
   'mcp without the workspace': { descriptor: mcpTool('none'), args: { path: '/workspace/secrets/key.txt' } },
-  'fs.read of notes': { descriptor: BUILTIN_TOOLS['fs.read'] as ToolDescriptor, args: { path: 'notes.txt' } },
+  'fs.read of notes': { descriptor: builtinTools()['fs.read'] as ToolDescriptor, args: { path: 'notes.txt' } },
 };
 
 function decide(sentence: string, tool: string) {

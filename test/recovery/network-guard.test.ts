@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpCapability, isUrlAllowed, privateRangeOf, type Resolver } from '../../sandbox/capabilities/http-capability';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant, HostGrantEntry } from '../../sandbox/sandbox-messages';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { codeOf, outputOf, startLoopbackServer, toolCall, type LoopbackServer } from '../sandbox/sandbox-test-kit';
 
 let client: SandboxClient;
@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 const fetchWith = (allowedHosts: HostGrantEntry[], input: unknown) =>
-  client.run(toolCall(BUILTIN_TOOLS['http.fetch'].source, input, { http: { allowedHosts } } satisfies CapabilityGrant, { timeoutMs: 5000 }));
+  client.run(toolCall(builtinTools()['http.fetch'].source, input, { http: { allowedHosts } } satisfies CapabilityGrant, { timeoutMs: 5000 }));
 
 describe('address ranges', () => {
   it.each([

@@ -10,7 +10,7 @@ import { createFsCapability, type FsCapability } from '../../sandbox/capabilitie
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import { overlayPathsOf } from '../../recovery/recovery-paths';
 import { commitOverlay, openOverlay } from '../../recovery/workspace-overlay';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { codeOf as responseCode, outputOf, toolCall } from '../sandbox/sandbox-test-kit';
 import { codeOf, codeThrownBy, makeTempDir, read, writeTree } from './recovery-test-kit';
 
@@ -166,7 +166,7 @@ describe('the overlay through the sandbox', () => {
 
   it('fs.write goes to the overlay, fs.read sees it, the workspace does not; escapes keep their code', async () => {
     const grant = { fs: { root: workspace, read: true, write: true, list: true, overlay: upper } };
-    const run = (name: 'fs.read' | 'fs.write' | 'fs.list', input: unknown) => client.run(toolCall(BUILTIN_TOOLS[name].source, input, grant));
+    const run = (name: 'fs.read' | 'fs.write' | 'fs.list', input: unknown) => client.run(toolCall(builtinTools()[name].source, input, grant));
     expect(outputOf(await run('fs.write', { path: 'sandboxed.txt', content: 'from the isolate' }))).toEqual({ path: 'sandboxed.txt', bytes: 16 });
     expect(outputOf(await run('fs.read', { path: 'sandboxed.txt' }))).toBe('from the isolate');
     expect(read(workspace, 'sandboxed.txt')).toBeUndefined();

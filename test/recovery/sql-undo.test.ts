@@ -6,7 +6,7 @@ import { createSqlCapability, type SqlCapability } from '../../sandbox/capabilit
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
 import { journaledRowsOf, listJournaledCalls, recordJournaledCall, undoAllSqlCalls, undoSqlCall } from '../../recovery/sql-undo-journal';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { codeOf as responseCode, outputOf, toolCall } from '../sandbox/sandbox-test-kit';
 import { codeThrownBy, makeTempDir } from './recovery-test-kit';
 
@@ -293,7 +293,7 @@ describe('brokered sql.exec through the sandbox', () => {
 
   it('the grant fields reach the capability: result, journal, exactly once, dry run', async () => {
     const grant: CapabilityGrant = { sql: { databases: { shop: shopFile }, query: true, exec: true, journal, callId: 'wf-1:step-3' } };
-    const exec = (input: unknown, g: CapabilityGrant = grant) => client.run(toolCall(BUILTIN_TOOLS['sql.exec'].source, input, g));
+    const exec = (input: unknown, g: CapabilityGrant = grant) => client.run(toolCall(builtinTools()['sql.exec'].source, input, g));
     const before = dump();
     const first = outputOf(await exec({ database: 'shop', sql: 'DELETE FROM orders WHERE amount > ?', params: [3] }));
     expect(first).toEqual({ changes: 2, table: 'orders', rowsChanged: 2, callId: 'wf-1:step-3' });

@@ -5,12 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
 import { BUILTIN_TOOL_NAMES } from '../../task/task-schema';
-import { BUILTIN_TOOLS, getBuiltinTool } from '../../tools/builtin-tools';
+import { builtinTools, getBuiltinTool } from '../../tools/builtin-tools';
 import { codeOf, makeTempDir, outputOf, toolCall } from './sandbox-test-kit';
 
 describe('the built-in tool table', () => {
   it('has exactly the built-in tool names of the task schema', () => {
-    expect(Object.keys(BUILTIN_TOOLS).sort()).toEqual([...BUILTIN_TOOL_NAMES].sort());
+    expect(Object.keys(builtinTools()).sort()).toEqual([...BUILTIN_TOOL_NAMES].sort());
   });
 
   it.each(BUILTIN_TOOL_NAMES)('%s declares only its own capability and an object input schema', (name) => {
@@ -29,9 +29,9 @@ describe('the built-in tool table', () => {
 
   it('is frozen', () => {
     expect(() => {
-      (BUILTIN_TOOLS['fs.read'] as { source: string }).source = 'return 1;';
+      (builtinTools()['fs.read'] as { source: string }).source = 'return 1;';
     }).toThrow(TypeError);
-    expect(Object.isFrozen(BUILTIN_TOOLS['sql.query'].inputSchema)).toBe(true);
+    expect(Object.isFrozen(builtinTools()['sql.query'].inputSchema)).toBe(true);
   });
 });
 

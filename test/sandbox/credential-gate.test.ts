@@ -11,7 +11,7 @@ import { openKeystore, type Keystore } from '../../identity/keystore';
 import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
 import { createCredentialGate, type CredentialGate } from '../../sandbox/credential-gate';
 import type { CapabilityGrant, SandboxRunRequest } from '../../sandbox/sandbox-messages';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { requiredScopeOf } from '../../tools/call-scope';
 import { makeTempDir, rootGrantInput } from '../identity/identity-test-kit';
 
@@ -51,7 +51,7 @@ describe('the credential gate', () => {
   });
 
   it('refuses a built-in handed any capability but its own, or running another source', async () => {
-    const source = BUILTIN_TOOLS['fs.read'].executor.source;
+    const source = builtinTools()['fs.read'].executor.source;
     expect(await gate.check(await request('fs.read', source, { path: 'a.txt' }, readOnly, readOnly))).toEqual({ ok: true });
     expect(await gate.check(await request('fs.read', source, { path: 'a.txt' }, readOnly, readWrite))).toMatchObject({ ok: false, code: 'ERR_CAPABILITY_NOT_GRANTED' });
     expect(await gate.check(await request('fs.read', 'return warden.fs.read("/etc/passwd");', { path: 'a.txt' }, readOnly, readOnly))).toMatchObject({

@@ -5,7 +5,7 @@ import { CapabilityError } from '../../errors';
 import { createFsCapability, MAX_FILE_BYTES, type FsCapability } from '../../sandbox/capabilities/fs-capability';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { codeOf, makeTempDir, outputOf, toolCall } from './sandbox-test-kit';
 
 let workspace: string;
@@ -148,7 +148,7 @@ describe('fs tools through the sandbox', () => {
     await client.close();
   });
 
-  const runTool = (name: 'fs.read' | 'fs.write' | 'fs.list', input: unknown) => client.run(toolCall(BUILTIN_TOOLS[name].source, input, grant));
+  const runTool = (name: 'fs.read' | 'fs.write' | 'fs.list', input: unknown) => client.run(toolCall(builtinTools()[name].source, input, grant));
 
   it('write then read then list', async () => {
     expect(outputOf(await runTool('fs.write', { path: 'out/report.txt', content: 'all good' }))).toEqual({ path: 'out/report.txt', bytes: 8 });
@@ -187,7 +187,7 @@ describe('fs tools through the sandbox', () => {
 
   it('write is not available when only read is granted', async () => {
     const readOnly: CapabilityGrant = { fs: { root: workspace, read: true, write: false, list: false } };
-    const response = await client.run(toolCall(BUILTIN_TOOLS['fs.write'].source, { path: 'x.txt', content: 'x' }, readOnly));
+    const response = await client.run(toolCall(builtinTools()['fs.write'].source, { path: 'x.txt', content: 'x' }, readOnly));
     expect(codeOf(response)).toBe('ERR_TOOL_THREW');
     expect(fs.existsSync(path.join(workspace, 'x.txt'))).toBe(false);
   });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isUrlAllowed, MAX_HTTP_BODY_BYTES } from '../../sandbox/capabilities/http-capability';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { codeOf, outputOf, startLoopbackServer, toolCall, type LoopbackServer } from './sandbox-test-kit';
 
 let client: SandboxClient;
@@ -50,7 +50,7 @@ afterAll(async () => {
 });
 
 const fetchTool = (input: unknown, capabilities: CapabilityGrant = grant, timeoutMs = 5000) =>
-  client.run(toolCall(BUILTIN_TOOLS['http.fetch'].source, input, capabilities, { timeoutMs }));
+  client.run(toolCall(builtinTools()['http.fetch'].source, input, capabilities, { timeoutMs }));
 
 describe('http.fetch to a granted host', () => {
   it('returns status, headers and body', async () => {

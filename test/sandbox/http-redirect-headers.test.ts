@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CROSS_ORIGIN_SAFE_HEADERS } from '../../sandbox/capabilities/http-capability';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { outputOf, startLoopbackServer, toolCall, type LoopbackServer } from './sandbox-test-kit';
 
 let client: SandboxClient;
@@ -60,7 +60,7 @@ afterAll(async () => {
 /** The headers the last server received, minus those Warden sets itself. */
 async function arrivingHeaders(path: string, headers: Record<string, string>, method = 'GET', body?: string): Promise<Record<string, string>> {
   const input = { url: `http://127.0.0.1:${a.port}${path}`, method, headers, ...(body === undefined ? {} : { body }) };
-  const output = outputOf(await client.run(toolCall(BUILTIN_TOOLS['http.fetch'].source, input, grant, { timeoutMs: 5000 }))) as { status: number; body: string };
+  const output = outputOf(await client.run(toolCall(builtinTools()['http.fetch'].source, input, grant, { timeoutMs: 5000 }))) as { status: number; body: string };
   expect(output.status).toBe(200);
   const received = (JSON.parse(output.body) as { headers: Record<string, string> }).headers;
   return Object.fromEntries(Object.entries(received).filter(([name]) => !MANAGED.has(name)));

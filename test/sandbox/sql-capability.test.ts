@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leadingKeyword } from '../../sandbox/capabilities/sql-capability';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
-import { BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { builtinTools } from '../../tools/builtin-tools';
 import { codeOf, makeTempDir, outputOf, toolCall } from './sandbox-test-kit';
 
 let client: SandboxClient;
@@ -33,8 +33,8 @@ afterAll(async () => {
   fs.rmSync(folder, { recursive: true, force: true });
 });
 
-const query = (input: unknown, capabilities: CapabilityGrant = grant) => client.run(toolCall(BUILTIN_TOOLS['sql.query'].source, input, capabilities));
-const exec = (input: unknown, capabilities: CapabilityGrant = grant) => client.run(toolCall(BUILTIN_TOOLS['sql.exec'].source, input, capabilities));
+const query = (input: unknown, capabilities: CapabilityGrant = grant) => client.run(toolCall(builtinTools()['sql.query'].source, input, capabilities));
+const exec = (input: unknown, capabilities: CapabilityGrant = grant) => client.run(toolCall(builtinTools()['sql.exec'].source, input, capabilities));
 
 function itemNames(): string[] {
   const db = new Database(shopFile, { readonly: true });
@@ -150,9 +150,9 @@ describe('a query that never ends', () => {
     try {
       const before = impatient.pid;
       const forever = 'WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) AS c FROM n';
-      const response = await impatient.run(toolCall(BUILTIN_TOOLS['sql.query'].source, { database: 'shop', sql: forever }, grant, { timeoutMs: 300 }));
+      const response = await impatient.run(toolCall(builtinTools()['sql.query'].source, { database: 'shop', sql: forever }, grant, { timeoutMs: 300 }));
       expect(codeOf(response)).toBe('ERR_SANDBOX_TIMEOUT');
-      const next = await impatient.run(toolCall(BUILTIN_TOOLS['sql.query'].source, { database: 'shop', sql: 'SELECT count(*) AS c FROM items' }, grant));
+      const next = await impatient.run(toolCall(builtinTools()['sql.query'].source, { database: 'shop', sql: 'SELECT count(*) AS c FROM items' }, grant));
       expect(outputOf(next)).toEqual([{ c: 2 }]);
       expect(impatient.pid).not.toBe(before);
     } finally {

@@ -3,7 +3,7 @@
  * profiles bounded by capabilities, and the six built-ins declared through it.
  */
 import { describe, expect, it } from 'vitest';
-import { BUILTIN_TOOL_NAMES, BUILTIN_TOOLS } from '../../tools/builtin-tools';
+import { BUILTIN_TOOL_NAMES, builtinTools } from '../../tools/builtin-tools';
 import { entriesAt, leavesAt } from '../../tools/argument-values';
 import { defineTool, EFFECT_FAMILIES, resolvedAnnotations, ToolDescriptorSchema } from '../../tools/tool-descriptor';
 
@@ -107,7 +107,7 @@ describe('effect profiles', () => {
 
 describe('the built-ins', () => {
   it.each(BUILTIN_TOOL_NAMES)('%s is a builtin-executor descriptor holding only its own capability, with declared effects', (name) => {
-    const tool = BUILTIN_TOOLS[name];
+    const tool = builtinTools()[name];
     expect(tool.executor).toMatchObject({ kind: 'builtin', capability: name });
     expect(tool.capabilities).toEqual([name]);
     expect(tool.profile.declared).toBe(true);
@@ -118,12 +118,12 @@ describe('the built-ins', () => {
   });
 
   it('resolve to the MCP hints one would expect', () => {
-    expect(resolvedAnnotations(BUILTIN_TOOLS['fs.read'])).toMatchObject({ readOnlyHint: true, openWorldHint: false });
-    expect(resolvedAnnotations(BUILTIN_TOOLS['http.fetch'])).toMatchObject({ readOnlyHint: false, openWorldHint: true });
-    expect(BUILTIN_TOOLS['http.fetch'].profile.families).toEqual(['network']);
-    expect(BUILTIN_TOOLS['sql.exec'].profile.undo).toEqual([{ kind: 'sql-journal' }]);
-    expect(BUILTIN_TOOLS['fs.write'].profile.undo).toEqual([{ kind: 'overlay' }]);
-    expect(BUILTIN_TOOLS['http.fetch'].profile.undoable).toBe(false);
+    expect(resolvedAnnotations(builtinTools()['fs.read'])).toMatchObject({ readOnlyHint: true, openWorldHint: false });
+    expect(resolvedAnnotations(builtinTools()['http.fetch'])).toMatchObject({ readOnlyHint: false, openWorldHint: true });
+    expect(builtinTools()['http.fetch'].profile.families).toEqual(['network']);
+    expect(builtinTools()['sql.exec'].profile.undo).toEqual([{ kind: 'sql-journal' }]);
+    expect(builtinTools()['fs.write'].profile.undo).toEqual([{ kind: 'overlay' }]);
+    expect(builtinTools()['http.fetch'].profile.undoable).toBe(false);
   });
 });
 

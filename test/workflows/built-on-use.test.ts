@@ -51,21 +51,21 @@ describe('the built-in tool descriptors, built on first use', () => {
   it('are built once, on the first read, and are then the same frozen records', () => {
     const first = tools.getBuiltinTool('fs.read');
     expect(counted.defineTool).toBe(tools.BUILTIN_TOOL_NAMES.length);
-    expect(tools.BUILTIN_TOOLS['fs.read']).toBe(first);
-    expect(Object.keys(tools.BUILTIN_TOOLS).sort()).toEqual([...tools.BUILTIN_TOOL_NAMES].sort());
+    expect(tools.builtinTools()['fs.read']).toBe(first);
+    expect(Object.keys(tools.builtinTools()).sort()).toEqual([...tools.BUILTIN_TOOL_NAMES].sort());
     expect(counted.defineTool).toBe(tools.BUILTIN_TOOL_NAMES.length);
-    expect(Object.isFrozen(tools.BUILTIN_TOOLS)).toBe(true);
-    expect(Object.hasOwn(tools.BUILTIN_TOOLS, 'constructor')).toBe(false);
-    expect('sql.exec' in tools.BUILTIN_TOOLS).toBe(true);
+    expect(Object.isFrozen(tools.builtinTools())).toBe(true);
+    expect(Object.hasOwn(tools.builtinTools(), 'constructor')).toBe(false);
+    expect('sql.exec' in tools.builtinTools()).toBe(true);
     expect(() => {
-      (tools.BUILTIN_TOOLS as Record<string, unknown>)['fs.read'] = first;
+      (tools.builtinTools() as Record<string, unknown>)['fs.read'] = first;
     }).toThrow(TypeError);
     expect(() => {
-      (tools.BUILTIN_TOOLS as Record<string, unknown>)['fs.delete'] = first;
+      (tools.builtinTools() as Record<string, unknown>)['fs.delete'] = first;
     }).toThrow(TypeError);
-    expect(() => delete (tools.BUILTIN_TOOLS as Record<string, unknown>)['fs.read']).toThrow(TypeError);
-    expect(tools.BUILTIN_TOOLS['fs.delete' as 'fs.read']).toBeUndefined();
-    expect({ ...tools.BUILTIN_TOOLS }).toEqual(Object.fromEntries(tools.BUILTIN_TOOL_NAMES.map((n) => [n, tools.getBuiltinTool(n)])));
+    expect(() => delete (tools.builtinTools() as Record<string, unknown>)['fs.read']).toThrow(TypeError);
+    expect(tools.builtinTools()['fs.delete' as 'fs.read']).toBeUndefined();
+    expect({ ...tools.builtinTools() }).toEqual(Object.fromEntries(tools.BUILTIN_TOOL_NAMES.map((n) => [n, tools.getBuiltinTool(n)])));
   });
 });
 
