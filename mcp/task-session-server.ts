@@ -113,6 +113,9 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
       return handle;
     },
     end(reason) {
+      // A cancelled session is not ended as well: its transport closing after the cancellation
+      // would otherwise signal the task to end (commit) while its cancellation runs.
+      if (cancelled !== undefined) return cancelled.ended;
       ended ??= (async () => {
         if (started === undefined) return undefined;
         const workflow = await started.catch(() => undefined);
@@ -223,6 +226,14 @@ export interface HttpTaskServer {
   readonly bearerToken: string | undefined;
   /** Sessions open now. */
   readonly sessions: number;
+  /**
+   * Stops the server as a signal does (`warden mcp serve` on SIGINT/SIGTERM/SIGHUP): no new
+   * session is opened, and every session's task, initialized or not, is cancelled (its
+   * compensations run) rather than ended. `requested` settles once every cancellation reached
+   * the server; `ended` once every task closed. Idempotent.
+   */
+  cancel(): { requested: Promise<void>; ended: Promise<void> };
+  /** Ends every open session as its client's close would (the task commits), then stops listening. */
   close(): Promise<void>;
 }
 
@@ -263,6 +274,9 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & HttpServeO
   const bearerToken = options.allowUnauthenticated === true ? undefined : (options.bearerToken ?? generateBearerToken());
   const expected = bearerToken === undefined ? undefined : Buffer.from(`Bearer ${bearerToken}`, 'utf8');
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; session: TaskSession }>();
+  // Every session created, initialized or not: a signal cancels a task whose `initialize` is in flight too.
+  const live = new Set<TaskSession>();
+  let cancelling: ReturnType<HttpTaskServer['cancel']> | undefined;
   let port = 0;
   const httpServer = http.createServer((req, res) => {
     void (async () => {
@@ -288,7 +302,12 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & HttpServeO
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'unknown session' }, id: null }));
         return;
       }
+      if (cancelling !== undefined) {
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: 'the server is stopping' }, id: null }));
+        return;
+      }
       const session = createTaskSession(options);
+      live.add(session);
       const transport: StreamableHTTPServerTransport = new (mcpSdk.httpServer().StreamableHTTPServerTransport)({
         sessionIdGenerator: () => randomUUID(),
         enableDnsRebindingProtection: true,
@@ -304,6 +323,7 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & HttpServeO
       transport.onclose = () => {
         if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
         void session.end('the session closed').catch(() => undefined);
+        live.delete(session);
       };
       await session.server.connect(transport);
       await transport.handleRequest(req, res);
@@ -323,6 +343,16 @@ export async function serveTaskOverHttp(options: TaskSessionOptions & HttpServeO
     bearerToken,
     get sessions() {
       return sessions.size;
+    },
+    cancel() {
+      if (cancelling !== undefined) return cancelling;
+      const cancels = [...live].map((session) => session.cancel());
+      cancelling = {
+        requested: Promise.all(cancels.map((c) => c.requested)).then(() => undefined),
+        // Each result (or failure to cancel) is logged by the session; one that fails does not stop the others.
+        ended: Promise.all(cancels.map((c) => c.ended.catch((error: unknown) => options.log?.(`could not cancel a session's task: ${messageOf(error)}`)))).then(() => undefined),
+      };
+      return cancelling;
     },
     async close() {
       const open = [...sessions.values()];

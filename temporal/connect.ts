@@ -7,7 +7,7 @@
 import { Client, Connection, type ClientInterceptors } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { TemporalServerError } from '../errors';
-import { isGrpcNotFound } from './grpc-status';
+import { isGrpcNotFound, isGrpcUnimplemented } from './grpc-status';
 import { toConnectionOptions, toNativeConnectionOptions, type TemporalConfig } from './temporal-config';
 
 export interface ConnectedClient {
@@ -58,18 +58,29 @@ export async function connectClient(config: TemporalConfig, options: { connectTi
 
 /**
  * Asks the server for `config.namespace` (WorkflowService.DescribeNamespace) and fails when the
- * server says it has no such namespace. Any other answer passes: a server that denies the call
- * (a key scoped without DescribeNamespace) or a proxy that does not forward it is left to the
- * calls that follow. Run before any `Worker.create`: @temporalio/worker 1.24.0 leaks its
+ * server says it has no such namespace, or has no such method: UNIMPLEMENTED means the address
+ * is a gRPC server that is not a Temporal frontend (the history service's port 7234, an OTLP
+ * collector on 4317), which `Connection.connect` lets through (it ignores UNIMPLEMENTED from
+ * GetSystemInfo, for old servers) and on which a worker would otherwise poll forever. Any other
+ * answer passes: a server that denies the call (a key scoped without DescribeNamespace) or a
+ * proxy that does not forward it is left to the calls that follow. Run before any `Worker.create`: @temporalio/worker 1.24.0 leaks its
  * workflow threads when the native worker is refused its namespace, and reports it as a bare
  * `TransportError`.
  * @throws TemporalServerError `ERR_TEMPORAL_NAMESPACE_NOT_FOUND` (not retryable) naming the
- *   namespace and the server.
+ *   namespace and the server; `ERR_TEMPORAL_UNREACHABLE` (not retryable) naming the address when
+ *   the server there does not serve Temporal's WorkflowService.
  */
 export async function checkNamespace(service: { describeNamespace(request: { namespace: string }): Promise<unknown> }, config: Pick<TemporalConfig, 'address' | 'namespace' | 'mode'>): Promise<void> {
   try {
     await service.describeNamespace({ namespace: config.namespace });
   } catch (error) {
+    if (isGrpcUnimplemented(error)) {
+      throw new TemporalServerError('ERR_TEMPORAL_UNREACHABLE', `the server at ${config.address} is not a Temporal frontend: it does not serve temporal.api.workflowservice.v1.WorkflowService (DescribeNamespace answered UNIMPLEMENTED). Point TEMPORAL_ADDRESS at the frontend's port (7233 by default), not the history, matching or another gRPC service.`, {
+        details: { address: config.address, namespace: config.namespace },
+        retryable: false,
+        cause: error,
+      });
+    }
     if (!isGrpcNotFound(error)) return;
     const hint = config.mode === 'external'
       ? 'Check TEMPORAL_NAMESPACE, or create the namespace on the cluster (temporal operator namespace create).'

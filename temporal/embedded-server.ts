@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { TemporalServerError } from '../errors';
+import { checkNamespace } from './connect';
 import { acquireFileLock, findOrBuildTemporalCli, formatDuration, isProcessAlive, type LogFn } from './temporal-cli';
 import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnectionOptions, type TemporalConfig } from './temporal-config';
 import { ensureSearchAttributes, startDevSearchAttributeFlags } from './search-attribute-registry';
@@ -275,17 +276,28 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
  * Makes sure the embedded server (started now or earlier, or someone else's on the port) has
  * Warden's search attributes in the namespace. Best effort: a server that refuses is reported,
  * and tasks then run without search attributes.
+ * @throws TemporalServerError `ERR_TEMPORAL_NAMESPACE_NOT_FOUND` when the server has no such namespace.
  */
 async function registerSearchAttributes(address: string, namespace: string, log: LogFn): Promise<void> {
-  let connection: Connection | undefined;
+  let connection: Connection;
   try {
     connection = await Connection.connect({ address, connectTimeout: PROBE_TIMEOUT_MS });
-    const { added } = await ensureSearchAttributes(connection, namespace);
-    if (added.length > 0) log(`registered search attributes ${added.join(', ')} on ${address} (namespace ${namespace})`);
   } catch (error) {
     log(`could not register Warden's search attributes on ${address}: ${error instanceof Error ? error.message : String(error)}; tasks run without them`);
+    return;
+  }
+  try {
+    // A namespace the server does not have is the user's setting, not a registration failure:
+    // typed and named here, before a bare gRPC NOT_FOUND could be logged as one (temporal/connect.ts).
+    await checkNamespace(connection.workflowService, { address, namespace, mode: 'embedded' });
+    try {
+      const { added } = await ensureSearchAttributes(connection, namespace);
+      if (added.length > 0) log(`registered search attributes ${added.join(', ')} on ${address} (namespace ${namespace})`);
+    } catch (error) {
+      log(`could not register Warden's search attributes on ${address}: ${error instanceof Error ? error.message : String(error)}; tasks run without them`);
+    }
   } finally {
-    await connection?.close().catch(() => undefined);
+    await connection.close().catch(() => undefined);
   }
 }
 

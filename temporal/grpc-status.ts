@@ -11,3 +11,11 @@ export const GRPC_NOT_FOUND = 5;
 export function isGrpcNotFound(error: unknown): boolean {
   return (error as { code?: unknown } | null | undefined)?.code === GRPC_NOT_FOUND;
 }
+
+/** gRPC status UNIMPLEMENTED: the server has no such method (a gRPC server that is not Temporal's frontend). */
+export const GRPC_UNIMPLEMENTED = 12;
+
+/** Whether `error` is a gRPC answer UNIMPLEMENTED. */
+export function isGrpcUnimplemented(error: unknown): boolean {
+  return (error as { code?: unknown } | null | undefined)?.code === GRPC_UNIMPLEMENTED;
+}

@@ -24,7 +24,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { readProcStat } from '../process-stat';
 
@@ -106,6 +106,39 @@ function folderProblem(dir: string, exact: boolean): string | undefined {
   return undefined;
 }
 
+/**
+ * Makes `dir`, a folder of worker records, private (0700) without ever following a link: the
+ * folder is made if missing, opened O_DIRECTORY | O_NOFOLLOW and the opened folder chmodded, so
+ * a link planted in its place (to a folder of the user's, a file, nowhere) is refused and its
+ * target's permissions are left alone. Used for every private record folder of this module.
+ * Returns why the folder cannot hold records ({@link folderProblem}), undefined when it can.
+ */
+function makePrivateRecordsFolder(dir: string): string | undefined {
+  // The state folder above may be missing (made as before); the last component is made alone, so an existing link stays a link.
+  fs.mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  let fd: number;
+  try {
+    fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENOTDIR') return `${dir} is not a folder`;
+    throw error;
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    if (stat.uid !== uid()) return `${dir} belongs to uid ${stat.uid}, not this user`;
+    fs.fchmodSync(fd, 0o700);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return folderProblem(dir, true);
+}
+
 /** A standalone worker's record, written by {@link writeStandaloneWorkerRecord}. */
 export interface StandaloneWorkerRegistration {
   nonce: string;
@@ -122,9 +155,7 @@ export interface StandaloneWorkerRegistration {
  */
 export function writeStandaloneWorkerRecord(stateDir: string): StandaloneWorkerRegistration {
   const dir = recordsDir(stateDir);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(dir, 0o700);
-  const problem = folderProblem(dir, true);
+  const problem = makePrivateRecordsFolder(dir);
   if (problem !== undefined) throw new Error(`cannot record the standalone worker: ${problem}`);
   sweepStaleRecords(dir);
   const startTime = processStartTime(process.pid);
@@ -361,9 +392,7 @@ export function recordRunWorker(stateDir: string, identity: string, now = Date.n
   const pid = Number(match[1]);
   const nonce = match[3]!;
   const dir = join(stateDir, RUN_RECORDS_DIR);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(dir, 0o700);
-  const problem = folderProblem(dir, true);
+  const problem = makePrivateRecordsFolder(dir);
   if (problem !== undefined) throw new Error(`cannot record the run worker: ${problem}`);
   sweepEndedRunRecords(dir, now);
   const startTime = processStartTime(pid);

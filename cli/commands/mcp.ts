@@ -163,6 +163,14 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
       const stopped = new Promise<void>((resolve) => (stopWorker = resolve));
       workerDone = worker.run(stopped).finally(() => workerConnection.close());
     }
+    // One signal handling for both transports. A client that stops its server with a signal (the
+    // MCP stdio shutdown escalates from closing stdin to SIGTERM), a closed terminal or dropped
+    // ssh (SIGHUP), Ctrl-C: Node's default would exit with every session's task left running for
+    // the next worker. Every session's task is cancelled (its compensations run) and the exit code
+    // says which signal (130/143/129); a second signal stops waiting for the tasks' end once the
+    // cancellations have reached the server.
+    let cancelAll: () => { requested: Promise<unknown> } = () => ({ requested: Promise.resolve() });
+    const signals = watchInterruptSignals((first) => void cancelAll().requested.finally(() => process.exit(INTERRUPT_EXIT_CODES[first])));
     try {
       const sessionOptions = {
         client,
@@ -179,17 +187,17 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
           ...(bearerToken === undefined ? {} : { bearerToken }),
           ...(noAuth ? { allowUnauthenticated: true } : {}),
         });
+        cancelAll = () => httpServer.cancel();
         log(`serving ${file} over MCP streamable HTTP at ${httpServer.url} (Ctrl-C to stop)`);
         if (noAuth) log('WARNING: --no-auth: any local process can open sessions of this task');
         // Printed once, on this terminal only (like a notebook server's token): it is never logged elsewhere.
         else if (tokenEnv === undefined) log(`clients must send "Authorization: Bearer ${httpServer.bearerToken}" (a token made for this run; set --token-env NAME to choose it)`);
         else log(`clients must send "Authorization: Bearer <value of ${tokenEnv}>"`);
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
+        const signal = await signals.interrupted;
+        log(`${signal}: cancelling every session's task; (again to stop waiting)`);
+        await httpServer.cancel().ended;
         await httpServer.close();
-        return EXIT.ok;
+        return INTERRUPT_EXIT_CODES[signal];
       }
       const session = createTaskSession(sessionOptions);
       const transport = stdioServerTransport();
@@ -197,41 +205,20 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         transport.onclose = () => resolve();
         process.stdin.once('end', () => resolve());
       });
-      // A client that stops its server with a signal (the MCP stdio shutdown escalates from
-      // closing stdin to SIGTERM), a closed terminal, Ctrl-C: Node's default would exit with the
-      // session's task left running for the next worker. The task is cancelled (its compensations
-      // run) and the exit code says which signal (143/129/130); a second signal stops waiting for
-      // the task's end once the cancellation has reached the server.
-      let signalled!: (signal: InterruptSignal) => void;
-      const interrupted = new Promise<InterruptSignal>((resolve) => (signalled = resolve));
-      let interruptedBy: InterruptSignal | undefined;
-      const onSignal = (signal: InterruptSignal) => {
-        if (interruptedBy === undefined) {
-          interruptedBy = signal;
-          signalled(signal);
-          return;
-        }
-        const code = INTERRUPT_EXIT_CODES[interruptedBy];
-        void session.cancel().requested.finally(() => process.exit(code));
-      };
-      const signalHandlers = (Object.keys(INTERRUPT_EXIT_CODES) as InterruptSignal[]).map((signal) => [signal, () => onSignal(signal)] as const);
-      for (const [signal, handler] of signalHandlers) process.on(signal, handler);
-      try {
-        await session.server.connect(transport);
-        log(`serving ${file} over MCP stdio`);
-        // The client's end (stdin closed) ends the session as the agent's own end, unless a signal comes first or meanwhile.
-        const ending = Promise.race([closed.then(() => session.end('the client disconnected')), interrupted]);
-        const outcome = await ending;
-        if (typeof outcome !== 'string') return outcome === undefined || outcome.status === 'completed' ? EXIT.ok : EXIT.failed;
-        log(`${outcome}: cancelling the session's task; (again to stop waiting)`);
-        // Its result is logged by onEnded.
-        await session.cancel().ended.catch((error: unknown) => log(`could not cancel the session's task: ${(error as Error).message}`));
-        await transport.close().catch(() => undefined);
-        return INTERRUPT_EXIT_CODES[outcome];
-      } finally {
-        for (const [signal, handler] of signalHandlers) process.off(signal, handler);
-      }
+      cancelAll = () => session.cancel();
+      await session.server.connect(transport);
+      log(`serving ${file} over MCP stdio`);
+      // The client's end (stdin closed) ends the session as the agent's own end, unless a signal comes first or meanwhile.
+      const ending = Promise.race([closed.then(() => session.end('the client disconnected')), signals.interrupted]);
+      const outcome = await ending;
+      if (typeof outcome !== 'string') return outcome === undefined || outcome.status === 'completed' ? EXIT.ok : EXIT.failed;
+      log(`${outcome}: cancelling the session's task; (again to stop waiting)`);
+      // Its result is logged by onEnded.
+      await session.cancel().ended.catch((error: unknown) => log(`could not cancel the session's task: ${(error as Error).message}`));
+      await transport.close().catch(() => undefined);
+      return INTERRUPT_EXIT_CODES[outcome];
     } finally {
+      signals.dispose();
       stopWorker();
       await workerDone;
       await connection.close();
@@ -245,6 +232,35 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   } finally {
     await telemetry?.shutdown();
   }
+}
+
+/**
+ * Handles SIGINT, SIGTERM and SIGHUP from now until `dispose()`: the first resolves `interrupted`
+ * with its name, each later one calls `again` with the first's name.
+ */
+function watchInterruptSignals(again: (first: InterruptSignal) => void): { interrupted: Promise<InterruptSignal>; dispose(): void } {
+  let signalled!: (signal: InterruptSignal) => void;
+  const interrupted = new Promise<InterruptSignal>((resolve) => (signalled = resolve));
+  let first: InterruptSignal | undefined;
+  const handlers = (Object.keys(INTERRUPT_EXIT_CODES) as InterruptSignal[]).map(
+    (signal) =>
+      [
+        signal,
+        () => {
+          if (first === undefined) {
+            first = signal;
+            signalled(signal);
+          } else again(first);
+        },
+      ] as const,
+  );
+  for (const [signal, handler] of handlers) process.on(signal, handler);
+  return {
+    interrupted,
+    dispose: () => {
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+    },
+  };
 }
 
 async function installCommand(argv: string[], io: CliIo): Promise<number> {

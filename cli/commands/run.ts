@@ -29,7 +29,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } from '../exit-codes';
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
-import { checkWorkerId } from '../../dataplane/shared-storage';
+import { checkWorkerId, dataPlaneQueueOf, workerIdOf } from '../../dataplane/shared-storage';
 import { parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-command-args';
 import { recentPollers, resolveTemporal } from '../temporal-client';
 import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
@@ -267,18 +267,29 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       // stores and ledger) already polls the queue: the task runs there, warm, and this process
       // is a client only. See worker/standalone-worker.ts; --worker runs one here anyway.
       const { client } = await unlessInterrupted(connecting);
-      // Workflow pollers pick the worker; the notes name activity pollers too (a tool call's or a model turn's input reaches them).
-      const [pollers, activityPollers] = await unlessInterrupted(Promise.all([recentPollers(client, taskQueue).catch(() => []), recentPollers(client, taskQueue, undefined, 'activity').catch(() => [])]));
+      // Workflow pollers pick the worker; the notes name activity pollers too (a tool call's or a
+      // model turn's input reaches them), also those of the data-plane queue the task's tool calls
+      // and commit are pinned to, `<queue>@<worker id>` (workflows/data-plane-affinity.ts): its
+      // name is predictable and in every history, and Temporal hands its work to any poller.
+      const dataPlaneQueue = dataPlaneQueueOf(taskQueue, workerIdOf(stateDir, io.env));
+      const [pollers, activityPollers, dataPlanePollers] = await unlessInterrupted(
+        Promise.all([recentPollers(client, taskQueue).catch(() => []), recentPollers(client, taskQueue, undefined, 'activity').catch(() => []), recentPollers(client, dataPlaneQueue, undefined, 'activity').catch(() => [])]),
+      );
       const everyPoller = [...new Set([...pollers, ...activityPollers])];
       markPhase('run: task queue pollers read', io.env);
       const { worker: standalone } = liveStandaloneWorker(pollers, stateDir);
-      const { refused } = liveStandaloneWorker(everyPoller, stateDir);
+      const { refused } = liveStandaloneWorker([...new Set([...everyPoller, ...dataPlanePollers])], stateDir);
       const reused = standalone !== undefined && worker === undefined;
       // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
       for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${reused ? '' : '; starting a worker in this process'}`);
-      for (const other of otherStateWorkers(everyPoller, stateDir)) log(`note: worker ${other} also polls ${taskQueue} from another state folder: a task it runs uses that folder's keys and ledger`);
       // Temporal cannot keep another poller off the queue; the user is told who else may get the task.
-      for (const other of unvouchedPollers(everyPoller, stateDir, [ownIdentity])) log(`note: ${other} also polls ${taskQueue} and is no worker this state folder vouches for: it may be handed this task and its input (give a queue only workers you trust; README, \`warden run\`)`);
+      for (const [queue, queuePollers, handed] of [
+        [taskQueue, everyPoller, 'this task and its input'],
+        [dataPlaneQueue, dataPlanePollers, "this task's tool calls, their arguments and credentials"],
+      ] as const) {
+        for (const other of otherStateWorkers(queuePollers, stateDir)) log(`note: worker ${other} also polls ${queue} from another state folder: a task it runs uses that folder's keys and ledger`);
+        for (const other of unvouchedPollers(queuePollers, stateDir, [ownIdentity])) log(`note: ${other} also polls ${queue} and is no worker this state folder vouches for: it may be handed ${handed} (give a queue only workers you trust; README, \`warden run\`)`);
+      }
       if (reused) {
         useWorker = false;
         log(`running on the standalone worker ${standalone} (same state folder; --worker runs one in this process)`);

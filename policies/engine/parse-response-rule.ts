@@ -536,7 +536,8 @@ export function describeTrigger(trigger: ResponseTrigger): string {
     case 'failed':
       return `at least ${trigger.count} actions fail ${windowWords(trigger.windowMs)}`;
     case 'signal':
-      return `the action's score has the signal ${trigger.signal}`;
+      // Every signal the trigger fires on (monitoring/response-rule.ts `triggerHolds`), `also` included.
+      return trigger.also === undefined || trigger.also.length === 0 ? `the action's score has the signal ${trigger.signal}` : `the action's score has the signal ${[trigger.signal, ...trigger.also].join(' or ')}`;
     case 'identical-calls':
       return `the same call is made ${trigger.count} times in a row`;
     case 'spawns':

@@ -9,7 +9,7 @@ import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TemporalServerError } from '../../errors';
-import { connectClient, connectWorkerConnection } from '../../temporal/connect';
+import { checkNamespace, connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { loadTemporalConfig, type TemporalConfig } from '../../temporal/temporal-config';
 import { testTemporalAddress, testTemporalConfig } from '../support/temporal';
 import { makeTestPki, type TestPki } from './pki';
@@ -127,5 +127,28 @@ describe('mTLS against a server that requires a client certificate', () => {
     const error = await failure(connectClient(config(env), { connectTimeoutMs: 2_000 }));
     expect(error.code).toBe('ERR_TEMPORAL_UNREACHABLE');
     expect(error.message).toContain('(TLS)');
+  });
+});
+
+describe('checkNamespace: what each answer to DescribeNamespace means', () => {
+  const config = { address: '127.0.0.1:7234', namespace: 'default', mode: 'external' as const };
+  const answering = (code: number | undefined) => ({
+    describeNamespace: async () => {
+      if (code !== undefined) throw Object.assign(new Error(`${code} gRPC`), { code });
+      return {};
+    },
+  });
+  it.each<[string, number | undefined, string | undefined]>([
+    ['an answer', undefined, undefined],
+    ['NOT_FOUND (no such namespace)', 5, 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND'],
+    ['UNIMPLEMENTED (a gRPC server that is not a Temporal frontend)', 12, 'ERR_TEMPORAL_UNREACHABLE'],
+    ['PERMISSION_DENIED (a key scoped without DescribeNamespace)', 7, undefined],
+    ['UNAVAILABLE (left to the calls that follow)', 14, undefined],
+  ])('%s', async (_, code, expected) => {
+    const outcome = await checkNamespace(answering(code), config).then(
+      () => undefined,
+      (error: TemporalServerError) => ({ code: error.code, retryable: error.retryable, names: error.message.includes(config.address) }),
+    );
+    expect(outcome).toEqual(expected === undefined ? undefined : { code: expected, retryable: false, names: true });
   });
 });

@@ -10,7 +10,7 @@
  * never named, although Temporal hands it the task's tool calls as readily as the run's own
  * worker (it can read their inputs and credentials, and answer them with results of its own).
  *
- * Verdict: WORKS (open). Suggested fix: read the activity pollers of the data-plane queue
+ * Verdict: FIXED (was open). The fix followed the suggestion: read the activity pollers of the data-plane queue
  * (`recentPollers(client, dataPlaneQueue, undefined, 'activity')`) with the main queue's and name
  * every one that is not this run's own identity or a vouched standalone worker; table over
  * {main queue, data-plane queue} × {workflow, activity} pollers.
@@ -22,11 +22,11 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { temporal } from '@temporalio/proto';
 import { afterAll, expect, it } from 'vitest';
-import { recentPollers } from '../../../cli/temporal-client';
-import { workerIdOf } from '../../../dataplane/shared-storage';
-import { connectClient } from '../../../temporal/connect';
-import { REPO_ROOT } from '../../support/warden-test-env';
-import { testTemporalAddress, testTemporalConfig } from '../../support/temporal';
+import { recentPollers } from '../../cli/temporal-client';
+import { workerIdOf } from '../../dataplane/shared-storage';
+import { connectClient } from '../../temporal/connect';
+import { REPO_ROOT } from '../support/warden-test-env';
+import { testTemporalAddress, testTemporalConfig } from '../support/temporal';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-data-plane-poller-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

@@ -12,13 +12,13 @@
  * block rule will do is not told that a grant unknown to the worker (another state folder, a
  * pruned grant) blocks and rolls back the task too. The alert details use the same text.
  *
- * Verdict: WORKS (open). Suggested fix: describeTrigger names every signal of `also`
+ * Verdict: FIXED (was open). The fix followed the suggestion: describeTrigger names every signal of `also`
  * ("... has the signal credentials-revoked or grant-unknown"); a table over every trigger the
  * parser can produce, checking each signal `triggerHolds` matches appears in its description.
  */
 import { expect, it } from 'vitest';
-import { describeTrigger, parseResponseRule } from '../../../policies/engine/parse-response-rule';
-import { triggerHolds } from '../../../monitoring/response-rule';
+import { describeTrigger, parseResponseRule } from '../../policies/engine/parse-response-rule';
+import { triggerHolds } from '../../monitoring/response-rule';
 
 it.each(['block the task when its credentials are revoked', 'alert when its credentials are refused'])('"%s" is described with every signal it fires on', (sentence) => {
   const rule = parseResponseRule(sentence);

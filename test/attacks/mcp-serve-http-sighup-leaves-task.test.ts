@@ -7,7 +7,7 @@
  * driving them: the fault the stdio fix closed, on the other transport. (SIGINT/SIGTERM there end
  * each session as a client's close would, committing, and exit 0: not what the stdio path does.)
  *
- * Verdict: WORKS (open). Suggested fix: one signal handling for both transports (the stdio
+ * Verdict: FIXED (was open). The fix followed the suggestion: one signal handling for both transports (the stdio
  * path's `INTERRUPT_EXIT_CODES` handlers), cancelling every open session's task; table over
  * {stdio, http} × {SIGTERM, SIGHUP, SIGINT}.
  */
@@ -19,9 +19,9 @@ import { randomUUID } from 'node:crypto';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { connectClient } from '../../../temporal/connect';
-import { REPO_ROOT } from '../../support/warden-test-env';
-import { testTemporalAddress, testTemporalConfig } from '../../support/temporal';
+import { connectClient } from '../../temporal/connect';
+import { REPO_ROOT } from '../support/warden-test-env';
+import { testTemporalAddress, testTemporalConfig } from '../support/temporal';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-http-sighup-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));

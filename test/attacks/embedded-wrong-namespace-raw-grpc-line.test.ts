@@ -14,7 +14,7 @@
  * keeps from the user; that test reaches the server as a cluster (TEMPORAL_ADDRESS), the one mode
  * where the registration does not run.
  *
- * Verdict: WORKS (open). Suggested fix: check the namespace (`checkNamespace`) on the
+ * Verdict: FIXED (was open). The fix followed the suggestion: check the namespace (`checkNamespace`) on the
  * registration's connection first and let ERR_TEMPORAL_NAMESPACE_NOT_FOUND propagate (or stay
  * silent on NOT_FOUND and leave it to connectClient); extend the namespace table to embedded mode.
  */
@@ -22,9 +22,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import type { CliIo } from '../../../cli/cli-io';
-import { main } from '../../../cli/main';
-import { testTemporalAddress } from '../../support/temporal';
+import type { CliIo } from '../../cli/cli-io';
+import { main } from '../../cli/main';
+import { testTemporalAddress } from '../support/temporal';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-embedded-namespace-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -13,7 +13,7 @@
  *   stops it" and runs on forever, polling a server that has no Temporal service, with only the
  *   Core's "Temporal Server 1.16.0 or newer is required ..." warnings on stderr.
  *
- * Verdict: WORKS (open). Suggested fix: in checkNamespace, treat UNIMPLEMENTED (and a missing
+ * Verdict: FIXED (was open). The fix followed the suggestion: in checkNamespace, treat UNIMPLEMENTED (and a missing
  * GetSystemInfo) as "not a Temporal frontend": a typed ERR_TEMPORAL_UNREACHABLE (or a new code)
  * naming the address and saying the server there does not serve temporal.api.workflowservice;
  * table over NOT_FOUND, UNIMPLEMENTED, PERMISSION_DENIED and UNAVAILABLE answers.
@@ -24,9 +24,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { CliIo } from '../../../cli/cli-io';
-import { main } from '../../../cli/main';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import type { CliIo } from '../../cli/cli-io';
+import { main } from '../../cli/main';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 const dir = fs.mkdtempSync(join(tmpdir(), 'warden-not-temporal-'));
 const server = new grpc.Server();
