@@ -41,6 +41,10 @@ export function refuseStep(run: AgentRun, step: StepRecord, code: ErrorCode | st
 /** Refuses a step whose approval was not given (denied or timed out); `held` names what was held when it is not the step's own call. */
 export function refuseUnapproved(run: AgentRun, step: StepRecord, approval: StepApproval, held?: string): void {
   const timedOut = approval.status === 'timed_out';
+  if (approval.status === 'withdrawn') {
+    refuseStep(run, step, 'ERR_APPROVAL_WITHDRAWN', `withdrawn before anyone decided${held === undefined ? '' : ` on ${held}`}: ${approval.reason ?? 'the session ended'}`);
+    return;
+  }
   refuseStep(
     run,
     step,
