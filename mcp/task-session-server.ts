@@ -21,14 +21,16 @@ import { wellFormedJson } from '../custody/well-formed-json';
 import { cutText } from '../cut-text';
 import { mcpSdk } from './mcp-sdk';
 import { agentTaskResult, startAgentTask } from '../client/start-agent-task';
-import type { StepRecord, TaskResult } from '../task/task-run';
+import type { PendingApproval, StepRecord, TaskResult } from '../task/task-run';
 import type { Task } from '../task/task-schema';
 import type { agentTask } from '../workflows/agent-task';
-import { endSessionSignal, sessionCallUpdate, sessionToolsQuery, type SessionTool } from '../workflows/definitions';
+import { endSessionSignal, sessionCallUpdate, sessionToolsQuery, taskStateQuery, type SessionTool } from '../workflows/definitions';
 
 export const WARDEN_SERVER_INFO = { name: 'warden', version: '0.1.0' } as const;
 const TOOLS_POLL_MS = 100;
 const TOOLS_WAIT_MS = 120_000;
+/** How often a waiting call looks for an approval hold to announce (ms). */
+const HOLD_POLL_MS = 500;
 
 export interface TaskSessionOptions {
   client: Client;
@@ -100,7 +102,17 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
     try {
       // The client's call enters history here: well-formed, as a model's turn (custody/well-formed-json.ts).
       const call = wellFormedJson({ tool: request.params.name, args: (request.params.arguments ?? {}) as Record<string, unknown>, callId: String(extra.requestId) }).value;
-      step = await workflow.executeUpdate(sessionCallUpdate, { args: [call] });
+      const running = workflow.executeUpdate(sessionCallUpdate, { args: [call] });
+      const progressToken = request.params._meta?.progressToken;
+      void announceHolds(workflow, running, extra.signal, (pending) => {
+        const line = `${pending.tool} is held for approval (${pending.rules.join('; ')}): \`warden approve ${workflow.workflowId} ${pending.requestId}\` or \`warden deny …\`, until ${pending.expiresAt}`;
+        options.log?.(line);
+        // The client asked for progress (`_meta.progressToken`): told now, so it need not just time out.
+        if (progressToken !== undefined) {
+          void extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: 0, message: line } }).catch(() => undefined);
+        }
+      });
+      step = await running;
     } catch (error) {
       return { isError: true, content: [{ type: 'text', text: `the call was not run: ${messageOf(error)}` }] };
     }
@@ -159,6 +171,30 @@ export function createTaskSession(options: TaskSessionOptions): TaskSession {
     },
   };
   return session;
+}
+
+/**
+ * Calls `announce` once for each approval the task holds while `running` (one session call)
+ * waits, polling the task's state every HOLD_POLL_MS; stops when the call settles or the client
+ * cancels it. A query that fails is skipped (the next poll asks again).
+ */
+async function announceHolds(workflow: WorkflowHandle<typeof agentTask>, running: Promise<unknown>, cancelled: AbortSignal, announce: (pending: PendingApproval) => void): Promise<void> {
+  let settled = false;
+  const done = running.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  const seen = new Set<string>();
+  while (!settled && !cancelled.aborted) {
+    await Promise.race([done, new Promise((resolve) => setTimeout(resolve, HOLD_POLL_MS).unref())]);
+    if (settled || cancelled.aborted) return;
+    const state = await workflow.query(taskStateQuery).catch(() => undefined);
+    for (const pending of state?.pendingApprovals ?? []) {
+      if (seen.has(pending.requestId)) continue;
+      seen.add(pending.requestId);
+      announce(pending);
+    }
+  }
 }
 
 /** The step as an MCP tool result: denied or failed steps are tool errors the agent reads. */

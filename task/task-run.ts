@@ -111,7 +111,8 @@ const schemas = sharedOnce('task/task-run', () => {
   /** How a step held for approval was decided, and by whom. */
   const StepApprovalSchema = z.strictObject({
     requestId: z.string(),
-    status: z.enum(['approved', 'denied', 'timed_out']),
+    /** `withdrawn`: nobody decided; the wait ended because its MCP client went away (session-run.ts). */
+    status: z.enum(['approved', 'denied', 'timed_out', 'withdrawn']),
     approver: z.string().optional(),
     /** Id (RFC 7638 thumbprint) of the registered approver key that signed the decision. */
     approverKey: z.string().optional(),

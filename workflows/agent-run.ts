@@ -104,7 +104,7 @@ export function treeOf(run: Pick<AgentRun, 'rootWorkflowId' | 'rootRunId'>): { r
  */
 export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input, options: AgentRunOptions = {}): AgentRun {
   const { task } = input;
-  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0, options.dataFlow ?? false);
+  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0, options.dataFlow ?? false, task.agent.model.driver === 'mcp-client');
   const origin = originOf(input, raw, patches);
   const { depth, lineage, isRoot } = origin;
   const info = workflowInfo();

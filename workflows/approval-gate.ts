@@ -74,6 +74,8 @@ export class ApprovalGate {
   private readonly authenticated: boolean;
   /** Set when the task is blocked: whatever waits is denied at once (see `interrupt`). */
   private interrupted: string | undefined;
+  /** Set when nobody is left to wait for the answer: whatever waits ends undecided (see `withdraw`). */
+  private withdrawn: string | undefined;
   /** Notices on their way: the task waits for them before it ends, so none is dropped. */
   private readonly notices: Promise<unknown>[] = [];
 
@@ -147,6 +149,15 @@ export class ApprovalGate {
   }
 
   /**
+   * Ends every wait, now and later, undecided (`withdrawn`, with `reason`): the one who asked is
+   * gone (an MCP session's client disconnected), so no decision could reach it. A decision that
+   * was already stored still counts.
+   */
+  withdraw(reason: string): void {
+    this.withdrawn ??= reason;
+  }
+
+  /**
    * Waits for a decision on `request`. Resolves `approved`, `denied` or `timed_out`; throws the
    * deadline's `TaskEnded` when the task's own deadline passes first.
    */
@@ -168,9 +179,13 @@ export class ApprovalGate {
     if (this.announcing) this.announce(pending, 'held');
     let outcome: StepApproval | undefined;
     try {
-      const decided = await condition(() => this.decisions.has(requestId) || this.interrupted !== undefined, waitMs, { summary: request.summary ?? `approval: ${request.tool}` });
+      const decided = await condition(() => this.decisions.has(requestId) || this.interrupted !== undefined || this.withdrawn !== undefined, waitMs, { summary: request.summary ?? `approval: ${request.tool}` });
       if (this.interrupted !== undefined && !this.decisions.has(requestId)) {
         outcome = { requestId, status: 'denied', approver: 'warden', reason: this.interrupted, decidedAt: new Date(Date.now()).toISOString() };
+        return outcome;
+      }
+      if (this.withdrawn !== undefined && !this.decisions.has(requestId)) {
+        outcome = { requestId, status: 'withdrawn', reason: this.withdrawn, decidedAt: new Date(Date.now()).toISOString() };
         return outcome;
       }
       const decision = this.decisions.get(requestId);

@@ -38,9 +38,17 @@ export function refuseStep(run: AgentRun, step: StepRecord, code: ErrorCode | st
   if (run.task.limits.onDeny === 'stop') throw new TaskEnded('denied', reason);
 }
 
-/** Refuses a step whose approval was not given (denied or timed out); `held` names what was held when it is not the step's own call. */
+/** Refuses a step whose approval was not given (denied, timed out or withdrawn); `held` names what was held when it is not the step's own call. */
 export function refuseUnapproved(run: AgentRun, step: StepRecord, approval: StepApproval, held?: string): void {
   const timedOut = approval.status === 'timed_out';
+  if (approval.status === 'withdrawn') {
+    // Nobody refused it, so `onDeny: stop` does not apply: the session that asked is ending anyway.
+    const reason = `withdrawn before anyone decided${held === undefined ? '' : ` on ${held}`}: ${approval.reason ?? 'the session ended'}`;
+    step.decision = 'deny';
+    step.reason = reason;
+    step.error = { code: 'ERR_APPROVAL_WITHDRAWN', message: reason };
+    return;
+  }
   refuseStep(
     run,
     step,

@@ -51,6 +51,8 @@ export class SessionInbox {
     );
     setHandler(endSessionSignal, ({ reason }) => {
       this.#ended ??= reason ?? 'the client disconnected';
+      // A call waiting for approval has nobody left to answer: withdrawn, so the session can end now.
+      if (run.patches.sessionEndWithdraws) run.approvals.withdraw(this.#ended);
     });
     setHandler(sessionToolsQuery, () => (this.#ready ? sessionToolsOf(this.run) : null));
   }

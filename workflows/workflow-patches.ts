@@ -105,6 +105,12 @@ export const HISTORY_BUDGET_PATCH = 'warden-history-budget';
  */
 export const POLICY_PRECHECK_PATCH = 'warden-policy-precheck';
 
+/**
+ * An `mcp-client` task whose client disconnects while a call waits for approval withdraws the
+ * wait (undecided) and ends as for any disconnect (session-run.ts). Older runs kept waiting.
+ */
+export const SESSION_END_WITHDRAWS_PATCH = 'warden-session-end-withdraws';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -144,10 +150,12 @@ export interface WorkflowPatches {
   historyBudget: boolean;
   /** Only for a data-flow run: decisions made ahead by the activity that brings the turn (guard-action.ts). */
   policyPrecheck: boolean;
+  /** Only for an `mcp-client` task: its client's end withdraws a held call (session-run.ts). */
+  sessionEndWithdraws: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
-export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false): WorkflowPatches {
+export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false, session = false): WorkflowPatches {
   return {
     approvalUpdate: patched(APPROVAL_UPDATE_PATCH),
     callKeys: patched(CALL_KEY_PATCH),
@@ -185,6 +193,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     historyBudget: !dataFlow && patched(HISTORY_BUDGET_PATCH),
     // Asked last, for the same reason. Only the data flow folds turns into activities: no marker elsewhere.
     policyPrecheck: dataFlow && patched(POLICY_PRECHECK_PATCH),
+    // Asked last, for the same reason. Only a session (mcp-client) task has a client to lose: no marker elsewhere.
+    sessionEndWithdraws: session && patched(SESSION_END_WITHDRAWS_PATCH),
   };
 }
 

@@ -201,9 +201,16 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
       }
       const session = createTaskSession(sessionOptions);
       const transport = stdioServerTransport();
+      // The client is gone when its end of either pipe is: stdin ends or fails, or a write to
+      // stdout fails (EPIPE). The session then ends as the agent's own end, even while a call
+      // waits (a call held for approval is withdrawn): a process left behind would keep its task
+      // running with nobody to answer.
       const closed = new Promise<void>((resolve) => {
         transport.onclose = () => resolve();
         process.stdin.once('end', () => resolve());
+        process.stdin.once('close', () => resolve());
+        process.stdin.once('error', () => resolve());
+        process.stdout.on('error', () => resolve());
       });
       cancelAll = () => session.cancel();
       await session.server.connect(transport);
