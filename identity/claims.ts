@@ -123,7 +123,22 @@ export function toolAudience(tool: string): string {
   return `tool:${tool}`;
 }
 
-/** One public verification key as published (RFC 7517 / 8037). */
+/**
+ * When a retired key stops verifying: epoch seconds, the key verifies while now < exp (the
+ * keystore's `verifyUntil`, rounded down). A JWK member as OpenID Federation 1.0's historical
+ * keys carry it; verifiers that do not know it ignore it (RFC 7517 section 4).
+ */
+const KeyWindowEndSchema = NumericDateSchema;
+
+/**
+ * A key's JWK `exp` from its `verifyUntil` (ISO 8601): epoch seconds rounded down, so the key
+ * stops verifying at or before `verifyUntil`; every token it signed has an integral `exp` no later.
+ */
+export function keyWindowEnd(verifyUntil: string): number {
+  return Math.floor(Date.parse(verifyUntil) / 1000);
+}
+
+/** One public verification key as published (RFC 7517 / 8037), with its window's end when it is retired. */
 export const PublicJwkSchema = z.union([
   z.strictObject({
     kty: z.literal('OKP'),
@@ -132,6 +147,7 @@ export const PublicJwkSchema = z.union([
     kid: z.string().min(1).max(128),
     alg: z.literal('EdDSA'),
     use: z.literal('sig'),
+    exp: KeyWindowEndSchema.optional(),
   }),
   z.strictObject({
     kty: z.literal('EC'),
@@ -141,9 +157,18 @@ export const PublicJwkSchema = z.union([
     kid: z.string().min(1).max(128),
     alg: z.literal('ES256'),
     use: z.literal('sig'),
+    exp: KeyWindowEndSchema.optional(),
   }),
 ]);
 export type PublicJwk = z.infer<typeof PublicJwkSchema>;
 
 export const JwksSchema = z.strictObject({ keys: z.array(PublicJwkSchema).max(64) });
 export type Jwks = z.infer<typeof JwksSchema>;
+
+/** The kids `jwks` lists more than once, each once, in list order: such a kid names no key. */
+export function duplicateKids(jwks: Jwks): string[] {
+  const seen = new Set<string>();
+  const twice = new Set<string>();
+  for (const { kid } of jwks.keys) (seen.has(kid) ? twice : seen).add(kid);
+  return [...twice];
+}

@@ -4,7 +4,8 @@
  *   keys/                 0700
  *     index.json          0600  { version, active, keys: [{ kid, alg, createdAt, retiredAt?, verifyUntil? }] }
  *     <kid>.jwk.json      0600  the private JWK of one key (kid = its RFC 7638 thumbprint)
- *     jwks.json           0600  the public JWKS, for processes that only verify
+ *     jwks.json           0600  the public JWKS, for processes that only verify; a retired key
+ *                               carries its window's end as `exp` (epoch seconds)
  *     .lock                     held while the index changes
  *
  * Invariants:
@@ -14,7 +15,9 @@
  * - Exactly one key is active. The first open creates it under an exclusive lock, so processes
  *   opening a fresh state folder at once agree on one key.
  * - A retired key keeps verifying until `retiredAt + maxTokenLifetime` (every token it signed has
- *   expired by then) and is deleted by the next open or rotation after that.
+ *   expired by then) and is deleted by the next open or rotation after that. Its public JWK, in
+ *   `jwks()` and jwks.json, carries that end as `exp`, so a verifier that loaded the key in its
+ *   window refuses it after (token-verification.ts), not only one that reloads.
  */
 import { randomUUID, webcrypto } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -24,7 +27,7 @@ import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import { processExists } from '../process-stat';
 import type { ByteSigner } from '../attestation/dsse';
-import { JwksSchema, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
+import { duplicateKids, JwksSchema, keyWindowEnd, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import { systemClock, type Clock } from './clock';
 import { signCompactJws } from './compact-jws';
 
@@ -143,7 +146,16 @@ export async function openKeystore(options: OpenKeystoreOptions): Promise<Keysto
 
 /** The public JWKS written next to the keys, for a process that verifies but must not hold private keys. */
 export function readJwksFile(stateDir: string): Jwks {
-  const file = join(stateDir, KEYS_DIR, JWKS_FILE);
+  return readJwksFileAt(join(stateDir, KEYS_DIR, JWKS_FILE));
+}
+
+/**
+ * A public JWKS file (Warden's jwks.json, or one an operator supplies to the sandbox host). Keys
+ * without `exp` (files written before windows were) verify until the file drops them.
+ * @throws KeystoreError ERR_KEYSTORE_INVALID when it cannot be read, is not a Warden JWKS, or
+ * lists a kid twice (which key it means would depend on list order), naming the file and the kid.
+ */
+export function readJwksFileAt(file: string): Jwks {
   let parsed: unknown;
   try {
     parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
@@ -152,6 +164,10 @@ export function readJwksFile(stateDir: string): Jwks {
   }
   const result = JwksSchema.safeParse(parsed);
   if (!result.success) throw new KeystoreError('ERR_KEYSTORE_INVALID', `${file} is not a Warden JWKS`, { details: { file } });
+  const twice = duplicateKids(result.data);
+  if (twice.length > 0) {
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `${file} lists key ${twice[0]} more than once; a kid must name one key`, { details: { file, kids: twice.slice(0, 10) } });
+  }
   return result.data;
 }
 
@@ -245,7 +261,7 @@ class FileKeystore implements Keystore {
     let activeSigner: JwtSigner | undefined;
     for (const record of index.keys) {
       const file = readKeyFile(this.dir, record);
-      keys.set(record.kid, { record, publicJwk: publicPartOf(file) });
+      keys.set(record.kid, { record, publicJwk: publicMemberOf(record, file) });
       if (record.kid === index.active) activeSigner = await signerFor(file);
     }
     this.index = index;
@@ -348,6 +364,12 @@ export function byteSignerOf(keystore: Pick<Keystore, 'signer'>): ByteSigner {
   };
 }
 
+/** The JWKS member of a key: its public part and, when it is retired, the end of its window (`exp`, epoch seconds, rounded down). */
+function publicMemberOf(record: KeyRecord, file: PrivateJwkFile): PublicJwk {
+  const jwk = publicPartOf(file);
+  return record.verifyUntil === undefined ? jwk : { ...jwk, exp: keyWindowEnd(record.verifyUntil) };
+}
+
 function publicPartOf(file: PrivateJwkFile): PublicJwk {
   return file.kty === 'OKP'
     ? { kty: 'OKP', crv: 'Ed25519', x: file.x, kid: file.kid, alg: 'EdDSA', use: 'sig' }
@@ -406,7 +428,7 @@ function readIndex(dir: string): KeyIndex {
 
 async function writeIndexAndJwks(dir: string, index: KeyIndex): Promise<void> {
   const checked = KeyIndexSchema.parse(index);
-  const jwks: Jwks = { keys: checked.keys.map((record) => publicPartOf(readKeyFile(dir, record))) };
+  const jwks: Jwks = { keys: checked.keys.map((record) => publicMemberOf(record, readKeyFile(dir, record))) };
   // JWKS first: a verifier must know a key before anything signs with it.
   writeFileAtomic(join(dir, JWKS_FILE), `${JSON.stringify(JwksSchema.parse(jwks), null, 2)}\n`);
   writeFileAtomic(join(dir, INDEX_FILE), `${JSON.stringify(checked, null, 2)}\n`);

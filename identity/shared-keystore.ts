@@ -7,12 +7,14 @@
  * Invariants:
  * - Only public members are published: the JWKS of the local keystore (`kty, crv, x, [y], kid,
  *   alg, use`), re-checked against the JWK schema before insertion.
- * - A key verifies only until its `verify_until` (set when the worker rotates it away), as locally.
+ * - A key verifies only until its `verify_until` (set when the worker rotates it away), as locally:
+ *   the row's JWK is stored without a window and read back with `exp` from `verify_until`, so a
+ *   verifier that loaded the key before the rotation refuses it after its window too.
  * - What is published is trusted: whoever can write `warden_public_keys` can mint grants. A
  *   deployment that cannot give workers a database only Warden writes should use one key from a
  *   key source instead (`WARDEN_SIGNING_KEY_FILE`, static-keystore.ts), which ignores published keys.
  */
-import { JwksSchema, PublicJwkSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
+import { JwksSchema, keyWindowEnd, PublicJwkSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import type { Clock } from './clock';
 import type { JwtSigner, KeyInfo, Keystore } from './keystore';
 import type { SqlDatabase } from '../state/sql-database';
@@ -22,7 +24,7 @@ import type { ByteSigner } from '../attestation/dsse';
 export async function publishCredentialKeys(db: SqlDatabase, keystore: Keystore, workerId: string): Promise<void> {
   const windows = new Map(keystore.list().map((k) => [k.kid, k.verifyUntil ?? null]));
   const now = new Date(keystore.clock()).toISOString();
-  for (const jwk of keystore.jwks().keys) {
+  for (const { exp: _window, ...jwk } of keystore.jwks().keys) {
     const checked = PublicJwkSchema.parse(jwk);
     await db.run(
       `INSERT INTO warden_public_keys (kid, purpose, jwk, worker, published_at, verify_until) VALUES ($1, 'credential', $2, $3, $4, $5)
@@ -40,7 +42,9 @@ export async function readPublishedCredentialKeys(db: SqlDatabase, now: number):
     if (row.verify_until !== null && Date.parse(row.verify_until) <= now) continue;
     const parsed = PublicJwkSchema.safeParse(JSON.parse(row.jwk));
     // A row that is not a well-formed public key is never trusted (and never crashes verification).
-    if (parsed.success) keys.push(parsed.data);
+    if (!parsed.success) continue;
+    const { exp: _stored, ...jwk } = parsed.data;
+    keys.push(row.verify_until === null ? jwk : { ...jwk, exp: keyWindowEnd(row.verify_until) });
   }
   return keys;
 }

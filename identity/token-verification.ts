@@ -9,7 +9,7 @@
  *   5. any `crit` (Warden understands no extensions)                                  ERR_CREDENTIAL_CRIT
  *   6. any header parameter other than alg, kid, typ                                  ERR_CREDENTIAL_HEADER
  *   7. `typ` not the expected kind (a grant presented as a call credential, ...)      ERR_CREDENTIAL_TYPE
- *   8. `kid` absent or not a Warden key that still verifies                           ERR_CREDENTIAL_KID_UNKNOWN
+ *   8. `kid` absent, not a Warden key, listed twice, or past the key's window (`exp`)  ERR_CREDENTIAL_KID_UNKNOWN
  *   9. header `alg` differs from the key's `alg`                                      ERR_CREDENTIAL_ALG
  *  10. the signature with that one key and algorithm (node:crypto, compact-jws.ts)   ERR_CREDENTIAL_SIGNATURE
  *      then iss / aud / exp / nbf, as jose's `jwtVerify` checks them    ERR_CREDENTIAL_{ISSUER,AUDIENCE,EXPIRED,NOT_YET_VALID}
@@ -23,7 +23,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { errors as joseErrors } from 'jose';
 import type { z } from 'zod';
 import { CredentialError } from '../errors';
-import { SIGNING_ALGS, JwksSchema, type Jwks, type PublicJwk } from './claims';
+import { SIGNING_ALGS, JwksSchema, duplicateKids, type Jwks, type PublicJwk } from './claims';
 import type { Clock } from './clock';
 import type { Keystore } from './keystore';
 import { base64urlPartBytes, jwsSignatureValid } from './compact-jws';
@@ -35,6 +35,12 @@ const ALLOWED_HEADERS = new Set(['alg', 'kid', 'typ']);
 /** A `kid` that already missed reloads the key set at most this often. */
 const KEY_REFRESH_INTERVAL_MS = 1000;
 const MAX_REMEMBERED_MISSES = 256;
+/**
+ * A key set older than this (on the verifier's clock) is re-read at its next use, known kid or
+ * not: a window set after it was loaded (another worker's rotation in the shared database, a
+ * jwks.json rewritten by `warden keys rotate`) reaches a verifier that never sees the new kid.
+ */
+const KEY_SET_MAX_AGE_MS = 30_000;
 
 /**
  * Where verification keys come from: a keystore (reloaded when an unknown kid shows up), a fixed
@@ -42,27 +48,48 @@ const MAX_REMEMBERED_MISSES = 256;
  */
 export type KeySource = Keystore | Jwks | (() => Jwks | Promise<Jwks>);
 
-/** The public keys a verifier trusts, refreshed from their source when an unknown kid shows up. */
+/**
+ * One key of a loaded key set, as `find` returns it: the public JWK and its node:crypto key,
+ * bound together when the set is loaded, so a reload between a token's lookup and its signature
+ * check cannot separate them (the token is checked with the key its kid named when it was looked up).
+ */
+export interface VerificationKey {
+  readonly jwk: PublicJwk;
+  /** The imported key, imported on the first call; a key node:crypto cannot import throws (a TypeError) for the tokens naming it only. */
+  publicKey(): KeyObject;
+}
+
+/**
+ * The public keys a verifier trusts, refreshed from their source when an unknown kid shows up.
+ *
+ * Invariants: a key verifies only before its window ends (its JWK `exp`, epoch seconds, as
+ * OpenID Federation's historical keys carry it; absent on the active key and in jwks.json files
+ * written before windows were), checked at every use, not only when the set was loaded; a kid
+ * the set lists more than once names no key (jose's `createLocalJWKSet` refuses it too,
+ * ERR_JWKS_MULTIPLE_MATCHING_KEYS), whatever the order of the list.
+ */
 export class VerificationKeySet {
   private jwks: Jwks | undefined;
-  private byKid = new Map<string, PublicJwk>();
-  private publicKeys = new Map<string, KeyObject>();
+  private byKid = new Map<string, VerificationKey>();
   private lastRefresh = Number.NEGATIVE_INFINITY;
+  private loadedAt = 0;
   private readonly misses = new Set<string>();
 
   constructor(private readonly source: KeySource) {}
 
   /**
-   * The public JWK with this kid, or undefined when the source does not have it even after a
-   * refresh. A kid not seen before always triggers a refresh (a key rotated in by another process
-   * must verify at once); a kid that already missed does so at most once a second.
+   * The key with this kid that still verifies at `now` (epoch ms), or undefined when the source
+   * has none even after a refresh (unknown, listed twice, or past its window). A kid not seen
+   * before always triggers a refresh (a key rotated in by another process must verify at once);
+   * a kid that already missed does so at most once a second; any kid once the set is 30 s old.
    */
-  async find(kid: string): Promise<PublicJwk | undefined> {
-    if (this.jwks === undefined) await this.load(false);
-    let key = this.byKid.get(kid);
+  async find(kid: string, now: number): Promise<VerificationKey | undefined> {
+    if (this.jwks === undefined) await this.load(false, now);
+    else if (Math.abs(now - this.loadedAt) >= KEY_SET_MAX_AGE_MS) await this.load(true, now);
+    let key = this.usable(kid, now);
     if (key === undefined && (!this.misses.has(kid) || performance.now() - this.lastRefresh >= KEY_REFRESH_INTERVAL_MS)) {
-      await this.load(true);
-      key = this.byKid.get(kid);
+      await this.load(true, now);
+      key = this.usable(kid, now);
       if (key === undefined) {
         if (this.misses.size >= MAX_REMEMBERED_MISSES) this.misses.clear();
         this.misses.add(kid);
@@ -71,23 +98,14 @@ export class VerificationKeySet {
     return key;
   }
 
-  /**
-   * The imported public key of `key` (a JWK `find` returned), imported on its first use and kept
-   * until the key set changes; a key node:crypto cannot import throws (a TypeError) for the tokens
-   * it would verify, not for the others.
-   */
-  publicKey(key: PublicJwk): KeyObject {
-    if (this.byKid.get(key.kid) !== key) throw new TypeError(`key ${key.kid} is not in the loaded key set`);
-    let imported = this.publicKeys.get(key.kid);
-    if (imported === undefined) {
-      imported = createPublicKey({ key: { ...key }, format: 'jwk' });
-      this.publicKeys.set(key.kid, imported);
-    }
-    return imported;
+  private usable(kid: string, now: number): VerificationKey | undefined {
+    const key = this.byKid.get(kid);
+    return key !== undefined && keyVerifiesAt(key.jwk, now) ? key : undefined;
   }
 
-  private async load(refresh: boolean): Promise<void> {
+  private async load(refresh: boolean, now: number): Promise<void> {
     this.lastRefresh = performance.now();
+    this.loadedAt = now;
     const source = this.source;
     let jwks: Jwks;
     if (typeof source === 'function') jwks = await source();
@@ -96,12 +114,30 @@ export class VerificationKeySet {
       jwks = source.jwks();
     } else jwks = source;
     jwks = JwksSchema.parse(jwks);
-    const fingerprint = (j: Jwks | undefined) => (j === undefined ? '' : j.keys.map((k) => k.kid).join(','));
-    if (this.jwks !== undefined && fingerprint(this.jwks) === fingerprint(jwks)) return;
+    // Unchanged (windows included): keep the keys already imported.
+    if (this.jwks !== undefined && JSON.stringify(this.jwks.keys) === JSON.stringify(jwks.keys)) return;
+    const listedTwice = new Set(duplicateKids(jwks));
+    const byKid = new Map<string, VerificationKey>();
+    for (const jwk of jwks.keys) if (!listedTwice.has(jwk.kid)) byKid.set(jwk.kid, verificationKeyOf(jwk));
     this.jwks = jwks;
-    this.byKid = new Map(jwks.keys.map((k) => [k.kid, k]));
-    this.publicKeys = new Map();
+    this.byKid = byKid;
   }
+}
+
+/** Whether `jwk` still verifies at `now` (epoch ms): before its `exp` (epoch seconds), or always when it has none. */
+export function keyVerifiesAt(jwk: PublicJwk, now: number): boolean {
+  return jwk.exp === undefined || now < jwk.exp * 1000;
+}
+
+function verificationKeyOf(jwk: PublicJwk): VerificationKey {
+  let imported: KeyObject | undefined;
+  return {
+    jwk,
+    publicKey() {
+      imported ??= createPublicKey({ key: { ...jwk }, format: 'jwk' });
+      return imported;
+    },
+  };
 }
 
 function isKeystore(source: Keystore | Jwks): source is Keystore {
@@ -181,18 +217,19 @@ export async function verifyWardenToken<S extends z.ZodType>(
     });
   }
   const kid = header['kid'];
-  const key = typeof kid === 'string' && kid.length <= 128 ? await keys.find(kid) : undefined;
-  if (key === undefined) {
+  const found = typeof kid === 'string' && kid.length <= 128 ? await keys.find(kid, expect.clock()) : undefined;
+  if (found === undefined) {
     throw new CredentialError('ERR_CREDENTIAL_KID_UNKNOWN', typeof kid === 'string' ? 'the signing key id is not a Warden key' : 'the token names no key id (kid)', {
       details: { kid: typeof kid === 'string' ? cutText(kid, 128) : null },
     });
   }
+  const key = found.jwk;
   if (key.alg !== alg) {
     throw new CredentialError('ERR_CREDENTIAL_ALG', `algorithm ${alg} does not match key ${key.kid} (${key.alg})`, { details: { alg, keyAlg: key.alg } });
   }
   let payload: unknown;
   try {
-    payload = verifiedClaimsSet(token as string, keys, key, expect);
+    payload = verifiedClaimsSet(token as string, found, expect);
   } catch (error) {
     throw credentialErrorOf(error, expect);
   }
@@ -229,7 +266,7 @@ const REQUIRED_CLAIMS = ['jti', 'iat', 'nbf', 'exp', 'sub'] as const;
  * `typ` (step 7 compared it exactly), `alg` (steps 3 and 9) and `crit` (step 5) were checked
  * before. Claims are looked at only after the signature verified. Returns the claims set.
  */
-function verifiedClaimsSet(token: string, keys: VerificationKeySet, key: PublicJwk, expect: TokenExpectations<z.ZodType>): Record<string, unknown> {
+function verifiedClaimsSet(token: string, key: VerificationKey, expect: TokenExpectations<z.ZodType>): Record<string, unknown> {
   const [headerPart, payloadPart, signaturePart] = token.split('.') as [string, string, string];
   const headerBytes = base64urlPartBytes(headerPart);
   let header: unknown;
@@ -241,7 +278,7 @@ function verifiedClaimsSet(token: string, keys: VerificationKeySet, key: PublicJ
   if (!isJsonObject(header)) throw new JWSInvalid('JWS Protected Header is invalid');
   const signature = base64urlPartBytes(signaturePart);
   if (signature === undefined) throw new JWSInvalid('Failed to base64url decode the signature');
-  if (!jwsSignatureValid(keys.publicKey(key), key.alg, `${headerPart}.${payloadPart}`, signature)) throw new JWSSignatureVerificationFailed();
+  if (!jwsSignatureValid(key.publicKey(), key.jwk.alg, `${headerPart}.${payloadPart}`, signature)) throw new JWSSignatureVerificationFailed();
   const payloadBytes = base64urlPartBytes(payloadPart);
   if (payloadBytes === undefined) throw new JWSInvalid('Failed to base64url decode the payload');
   let claims: unknown;

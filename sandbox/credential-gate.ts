@@ -11,11 +11,9 @@
 import { isErrorCode, type ErrorCode } from '../errors';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
 import { openCredentialStores, type CredentialStores } from '../identity/credential-stores';
-import { readJwksFile } from '../identity/keystore';
+import { readJwksFile, readJwksFileAt } from '../identity/keystore';
 import { createSqlCredentialStores } from '../identity/sql-credential-stores';
-import { JwksSchema } from '../identity/claims';
 import { openPostgresDatabase } from '../state/postgres-database';
-import { readFileSync } from 'node:fs';
 import { requiredScopeOf } from '../tools/call-scope';
 import { getBuiltinTool } from '../tools/builtin-tools';
 import { SANDBOX_PROBE_CALL, type SandboxRunRequest } from './sandbox-messages';
@@ -42,7 +40,7 @@ export function createCredentialGate(stateDir: string, options: CredentialGateOp
       : createSqlCredentialStores({ db: openPostgresDatabase(options.databaseUrl, { maxConnections: 4, applicationName: 'warden-sandbox-host' }), closeDatabase: true });
   const jwksFile = options.jwksFile;
   const verifier: CredentialVerifier = createCredentialVerifier({
-    keys: () => (jwksFile === undefined ? readJwksFile(stateDir) : JwksSchema.parse(JSON.parse(readFileSync(jwksFile, 'utf8')))),
+    keys: () => (jwksFile === undefined ? readJwksFile(stateDir) : readJwksFileAt(jwksFile)),
     replayStore: stores.replay,
     revocationStore: stores.revocation,
   });

@@ -61,7 +61,8 @@ export async function workflowSourceFiles(dir = '', out: string[] = []): Promise
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', `index${SOURCE_EXT}`);
 /**
  * Modules evaluated once per workflow thread and shared by every run on it (the SDK's
- * `preloadModules`): stateless libraries only, see workflows/shared-modules.ts.
+ * `preloadModules`): stateless libraries only, see workflows/shared-modules.ts (whose `sharedOnce`
+ * lets Warden's own schemas be built once per thread all the same, unfrozen).
  */
 export const PRELOADED_MODULES: readonly string[] = [join(PROJECT_ROOT, 'workflows', `shared-modules${SOURCE_EXT}`)];
 /** Where `npm run build` puts the pre-built bundles (only in the compiled package). */

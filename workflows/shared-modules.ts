@@ -17,6 +17,11 @@
  * SHA-256 keeps a scratch buffer at module level (a typed array, which the freeze leaves
  * writable); a digest is synchronous and runs on one thread, so no run sees another's data in it.
  *
+ * {@link sharedOnce} is the way Warden's own schemas are shared all the same: not preloaded (so not
+ * frozen), but built once per thread inside the first run that needs them, by that run's own zod,
+ * and handed to every later run. The freeze does not reach a Map's entries nor a closure's
+ * variables, so what the Map holds stays writable for zod's lazily computed members.
+ *
  * Deterministic code only, like all workflow code.
  */
 import { sha256 } from '@noble/hashes/sha256';
@@ -28,3 +33,24 @@ export function warm(): void {
 }
 
 warm();
+
+/** Values built once per workflow thread: key → value (see {@link sharedOnce}). */
+const builtOnce = new Map<string, unknown>();
+
+/**
+ * The value `build()` returns, built on the first call for `key` on this workflow thread and the
+ * same object on every later call, in every later workflow run of the thread (outside a workflow
+ * bundle: once per process). Saves each run re-evaluating the zod schemas of Warden's modules.
+ *
+ * Only for values that are a pure function of the module's constants and never written in use
+ * (zod schemas, lookup tables): one run's data must never reach another through them. So a
+ * schema built here gives defaults as functions (`.default(() => [])`), never an object or array
+ * that a parse would hand out to every run (test/workflows/shared-modules.test.ts holds both).
+ * `key` names the module and value (`task/task-schema`); a build that throws caches nothing.
+ */
+export function sharedOnce<T>(key: string, build: () => T): T {
+  if (builtOnce.has(key)) return builtOnce.get(key) as T;
+  const value = build();
+  builtOnce.set(key, value);
+  return value;
+}

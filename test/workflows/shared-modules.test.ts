@@ -8,7 +8,12 @@
  * - the class an attacker found (zod, preloaded, made `z.email()`, `z.guid()`, `z.ipv4()`... throw in every run): nothing
  *   shared holds a RegExp (frozen, its `lastIndex` is read-only, and zod, like any code running a
  *   global or sticky pattern, writes it before every test: a workflow task that throws forever),
- *   and zod is not shared at all (its registry of schema ids would be common to every run).
+ *   and zod is not shared at all (its registry of schema ids would be common to every run);
+ * - what `sharedOnce` holds (Warden's schemas, built once per thread by the first run's own zod):
+ *   later runs get the same object and parse with it exactly as a fresh build does, zod formats
+ *   included, before and after a run is evicted; no run's data reaches another through it
+ *   (nothing a parse is given stays reachable from the schema, no parse hands out an object
+ *   another parse also gets); zod's error class still answers `instanceof` across runs.
  */
 import { runInContext, type Context } from 'node:vm';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -16,10 +21,75 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ReusableVMWorkflowCreator } from '@temporalio/worker/lib/workflow/reusable-vm';
 import { parseWorkflowCode } from '@temporalio/worker/lib/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { workflowBundle } from '../../worker/workflow-bundle';
+import { TaskSchema } from '../../task/task-schema';
+import { AgentTaskInputSchema } from '../../task/task-run';
+import { sharedOnce } from '../../workflows/shared-modules';
 
 const SHA256 = './node_modules/@noble/hashes/esm/sha256.js';
 const UTILS = './node_modules/@noble/hashes/esm/utils.js';
+const SHARED = './workflows/shared-modules.ts';
+const TASK_SCHEMA = './task/task-schema.ts';
+const TASK_RUN = './task/task-run.ts';
+const ZOD = './node_modules/zod/v4/classic/schemas.js';
+const ZOD_ERRORS = './node_modules/zod/v4/classic/errors.js';
+const ZOD_ISO = './node_modules/zod/v4/classic/iso.js';
+
+/**
+ * Source of an expression that evaluates `body` (a function of `req`, webpack's module lookup) as
+ * one workflow run does: a module cache of its own (the SDK's activator holds it), the workflow
+ * module graph evaluated afresh in it, and the globals it made dropped afterwards (the SDK swaps
+ * each run's globals out). A run's result crosses back as JSON.
+ */
+function inRun(body: string): string {
+  return `(() => {
+    const before = new Set(Reflect.ownKeys(globalThis));
+    globalThis.__TEMPORAL_ACTIVATOR__ = { moduleCache: new Map() };
+    try {
+      __TEMPORAL__.importWorkflows();
+      const req = (id) => __webpack_module_cache__[id].exports;
+      return JSON.stringify((${body})(req));
+    } finally {
+      for (const key of Reflect.ownKeys(globalThis)) if (!before.has(key)) delete globalThis[key];
+    }
+  })()`;
+}
+
+/** Every string reachable from `root` (own properties, Map and Set entries, prototypes), as one JSON-safe list. */
+const REACHABLE_STRINGS = `(root) => {
+  const seen = new Set();
+  const strings = [];
+  const visit = (value) => {
+    if (typeof value === 'string') { strings.push(value); return; }
+    if (value === null || (typeof value !== 'object' && typeof value !== 'function') || seen.has(value)) return;
+    seen.add(value);
+    if (value instanceof Map) for (const [k, v] of value) { visit(k); visit(v); }
+    if (value instanceof Set) for (const v of value) visit(v);
+    for (const key of Reflect.ownKeys(value)) {
+      const d = Object.getOwnPropertyDescriptor(value, key);
+      if (d && 'value' in d) visit(d.value);
+    }
+    visit(Object.getPrototypeOf(value));
+  };
+  visit(root);
+  return strings;
+}`;
+
+/** Pushes into every array and adds a key to every object reachable from `value` (what a careless run could do to its parse). */
+function scribble(value: unknown, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  for (const child of Object.values(value)) scribble(child, seen);
+  if (Array.isArray(value)) value.push('scribbled');
+  else (value as Record<string, unknown>)['scribbled'] = 'scribbled';
+}
+
+const HELLO = parseYaml(readFileSync(join(__dirname, '../../examples/hello.yaml'), 'utf8')) as Record<string, unknown>;
+/** The smallest task: every other field from its default. */
+const MINIMAL = { user: 'alice', intent: 'say hello', agent: { name: 'scribe', model: { driver: 'scripted', script: [{ final: 'hello' }] } } };
 
 /** FIPS 180-4 test vectors (NIST CSHA examples): message, SHA-256 in hex. */
 const VECTORS: [string, string][] = [
@@ -91,5 +161,85 @@ describe('modules preloaded once per workflow thread', () => {
     expect(found.ids).toContain(SHA256);
     expect(found.ids.filter((id) => id.includes('/zod/'))).toEqual([]);
     expect(found.regexps).toEqual([]);
+  });
+
+  it('shares the task schemas across runs, built by the first run, and every run parses with them as a fresh build does', () => {
+    const expected = JSON.parse(JSON.stringify([TaskSchema.parse(HELLO), TaskSchema.parse(MINIMAL), TaskSchema.safeParse({ ...MINIMAL, user: '' }).success]));
+    const body = `(req) => {
+      const { TaskSchema } = req(${JSON.stringify(TASK_SCHEMA)});
+      const z = req(${JSON.stringify(ZOD)});
+      const bad = TaskSchema.safeParse({ ...${JSON.stringify(MINIMAL)}, user: '' });
+      return {
+        // each run evaluates zod afresh: only the run that built the schema has its class
+        builtByThisRun: TaskSchema.constructor === z.ZodObject || req(${JSON.stringify(TASK_RUN)}).AgentTaskInputSchema.constructor === z.ZodObject,
+        parsedInput: req(${JSON.stringify(TASK_RUN)}).AgentTaskInputSchema.parse({ task: ${JSON.stringify(MINIMAL)} }),
+        // yet this run's zod error class still recognises the error the shared schema gives
+        errorIsZodError: bad.error instanceof req(${JSON.stringify(ZOD_ERRORS)}).ZodError,
+        parsed: [TaskSchema.parse(${JSON.stringify(HELLO)}), TaskSchema.parse(${JSON.stringify(MINIMAL)}), bad.success],
+      };
+    }`;
+    // the first run on the thread builds, the later ones (a run evicted and the next started) reuse
+    const runs = [0, 1, 2, 3].map(() => JSON.parse(runInContext(inRun(body), context) as string) as unknown);
+    const parsedInput = JSON.parse(JSON.stringify(AgentTaskInputSchema.parse({ task: MINIMAL })));
+    expect(runs).toEqual([true, false, false, false].map((builtByThisRun) => ({ builtByThisRun, errorIsZodError: true, parsed: expected, parsedInput })));
+  });
+
+  it('lets no run see another run\'s data through the shared schemas', () => {
+    const SECRET = 'run-A-secret-4f1c2b';
+    const secretTask = { ...HELLO, user: SECRET, intent: `${SECRET} intent`, limits: { ...(HELLO['limits'] as object), deadline: '7m' } };
+    // run A parses its data and scribbles on everything the parse gave it (defaults included)
+    runInContext(
+      inRun(`(req) => {
+        const { TaskSchema } = req(${JSON.stringify(TASK_SCHEMA)});
+        const scribble = ${scribble.toString()};
+        scribble(TaskSchema.parse(${JSON.stringify(secretTask)}));
+        scribble(TaskSchema.parse(${JSON.stringify(MINIMAL)}));
+        scribble(req(${JSON.stringify(TASK_RUN)}).AgentTaskInputSchema.parse({ task: ${JSON.stringify(secretTask)}, lineage: [${JSON.stringify(SECRET)}] }));
+        TaskSchema.safeParse({ user: ${JSON.stringify(SECRET)} });
+        return null;
+      }`),
+      context,
+    );
+    // run B: nothing of A's reachable from the shared schema, and its parse is what a fresh build gives
+    const out = JSON.parse(
+      runInContext(
+        inRun(`(req) => {
+          const { TaskSchema } = req(${JSON.stringify(TASK_SCHEMA)});
+          const built = (key) => req(${JSON.stringify(SHARED)}).sharedOnce(key, () => { throw new Error('not built yet'); });
+          const strings = (${REACHABLE_STRINGS})([built('task/task-schema'), built('task/task-run')]);
+          return { leaked: strings.filter((s) => s.includes(${JSON.stringify(SECRET)}) || s === 'scribbled'), minimal: TaskSchema.parse(${JSON.stringify(MINIMAL)}) };
+        }`),
+        context,
+      ) as string,
+    ) as { leaked: string[]; minimal: unknown };
+    expect(out.leaked).toEqual([]);
+    expect(out.minimal).toEqual(JSON.parse(JSON.stringify(TaskSchema.parse(MINIMAL))));
+  });
+
+  it('keeps zod formats working in a schema sharedOnce holds, run after run and after a run is evicted', () => {
+    const VALUES = ['alice@example.com', '123e4567-e89b-12d3-a456-426614174000', '10.0.0.1', '2026-12-01', 'https://example.com/x'];
+    const body = `(req) => {
+      const z = req(${JSON.stringify(ZOD)});
+      const schema = req(${JSON.stringify(SHARED)}).sharedOnce('test/formats', () => z.tuple([z.email(), z.uuid(), z.ipv4(), req(${JSON.stringify(ZOD_ISO)}).date(), z.url()]));
+      return [schema.safeParse(${JSON.stringify(VALUES)}).success, schema.safeParse(['x', 'y', 'z', 'w', 'v']).error?.issues.length];
+    }`;
+    for (let run = 0; run < 4; run++) expect(JSON.parse(runInContext(inRun(body), context) as string)).toEqual([true, 5]);
+  });
+
+  it('shares nothing mutable through a parse: a second parse is unchanged by scribbling on the first (the task schema, every default)', () => {
+    for (const input of [MINIMAL, HELLO]) {
+      const before = JSON.parse(JSON.stringify(TaskSchema.parse(input)));
+      scribble(TaskSchema.parse(structuredClone(input)));
+      expect(TaskSchema.parse(input)).toEqual(before);
+    }
+  });
+
+  it('builds a value once per key, and not at all when the build throws', () => {
+    let builds = 0;
+    const key = `test/once-${Math.random()}`;
+    expect(() => sharedOnce(key, () => { builds++; throw new Error('no'); })).toThrow('no');
+    const a = sharedOnce(key, () => ({ n: ++builds }));
+    expect(sharedOnce(key, () => ({ n: ++builds }))).toBe(a);
+    expect(builds).toBe(2);
   });
 });
