@@ -39,7 +39,7 @@ function formatTask(result: TaskResult, path: string[], lines: string[], shown: 
   // A step shown before its record was final (a score added after it ran) is listed as it ended.
   const unseen = result.steps.filter((step) => shown.get(shownStepKey(result.workflowId, step.index)) !== formatStep(step));
   const seen = result.steps.length - unseen.length;
-  const above = seen === 0 ? '' : unseen.length === 0 ? ', shown above as they ran' : `, ${seen} shown above as they ran`;
+  const above = seen === 0 ? '' : unseen.length === 0 ? ', shown on stderr as they ran' : `, ${seen} shown on stderr as they ran`;
   lines.push(`${indent}  model ${result.model.id}@${result.model.version}, ${result.steps.length} step(s)${above}`);
   for (const step of unseen) lines.push(indent + formatStep(step));
   for (const alert of result.alerts ?? []) lines.push(`${indent}  alert ${alert.id}: ${formatAlert(alert)}`);

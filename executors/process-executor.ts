@@ -49,7 +49,7 @@ export interface ProcRunOutput {
   stdout: string;
   stderr: string;
   truncated: { stdout: boolean; stderr: boolean };
-  /** `exited`, or the limit that stopped it: `wall-time`, `cpu-time`, `memory`. */
+  /** Always `exited`: a program stopped by a limit fails the call instead (limitFailureOf). */
   reason: string;
   durationMs: number;
 }
@@ -191,6 +191,18 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   if (run.reason === 'setup-failed') {
     throw new SandboxError('ERR_OS_SANDBOX_UNAVAILABLE', `the OS sandbox could not start ${args.command}: ${textTail(run.stderr.trim(), 500)}`);
   }
+  const limitFailure = limitFailureOf(args.command, run, {
+    wallTimeMs,
+    taskTimeout: task.limits.toolTimeout,
+    callTimeout: args.timeout,
+    memoryMb: task.limits.processMemoryMb ?? DEFAULT_PROCESS_MEMORY_MB,
+  });
+  if (limitFailure !== undefined) {
+    // Like a call over the workspace bound: a root task's program loses what it added.
+    if (rootUpper === undefined || listed === undefined) throw limitFailure;
+    const undone = await removeAddedPaths(rootUpper, listed);
+    throw undone.length === 0 ? limitFailure : new SandboxError(limitFailure.code, limitFailure.message, { details: { ...limitFailure.details, undone: undone.slice(0, 100), undoneCount: undone.length } });
+  }
   return {
     output: {
       exitCode: run.exitCode,
@@ -202,4 +214,45 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
     },
     egress: run.exit.egress,
   };
+}
+
+/** Most characters of each stream a limit failure keeps in its details (what the program said before it was stopped). */
+const LIMIT_FAILURE_OUTPUT_CHARS = 2000;
+
+/**
+ * The failure of a program Warden stopped, or undefined when it exited on its own (whatever its
+ * status: a non-zero exit, or a signal it raised itself, is the program's answer, not a limit).
+ * A program stopped at a limit did not finish its work, so the call fails with the limit's code
+ * and value: ERR_SANDBOX_TIMEOUT (wall time, CPU time), ERR_SANDBOX_MEMORY, or
+ * ERR_SANDBOX_CRASHED (killed by Warden otherwise). Details: `limit`, its value (`limitMs` or
+ * `limitMb`), `durationMs`, and the tails of stdout and stderr.
+ */
+export function limitFailureOf(
+  command: string,
+  run: { reason: string; durationMs: number; stdout: string; stderr: string },
+  limits: { wallTimeMs: number; taskTimeout: string; callTimeout?: string | undefined; memoryMb: number },
+): SandboxError | undefined {
+  const output = { stdout: textTail(run.stdout, LIMIT_FAILURE_OUTPUT_CHARS), stderr: textTail(run.stderr, LIMIT_FAILURE_OUTPUT_CHARS) };
+  const ran = { durationMs: run.durationMs, ...output };
+  const timeoutSource = limits.callTimeout !== undefined && durationToMs(limits.callTimeout) < durationToMs(limits.taskTimeout) ? `the call's timeout ${limits.callTimeout}` : `limits.toolTimeout ${limits.taskTimeout}`;
+  switch (run.reason) {
+    case 'exited':
+      return undefined;
+    case 'wall-time':
+      return new SandboxError('ERR_SANDBOX_TIMEOUT', `proc.run ${command}: stopped at its wall-time limit of ${limits.wallTimeMs} ms (${timeoutSource}) after ${run.durationMs} ms`, {
+        details: { limit: 'wall-time', limitMs: limits.wallTimeMs, ...ran },
+      });
+    case 'cpu-time':
+      return new SandboxError('ERR_SANDBOX_TIMEOUT', `proc.run ${command}: stopped at its CPU-time limit of ${limits.wallTimeMs} ms (${timeoutSource})`, {
+        details: { limit: 'cpu-time', limitMs: limits.wallTimeMs, ...ran },
+      });
+    case 'memory':
+      return new SandboxError('ERR_SANDBOX_MEMORY', `proc.run ${command}: stopped at its memory limit of ${limits.memoryMb} MiB (limits.processMemoryMb)`, {
+        details: { limit: 'memory', limitMb: limits.memoryMb, ...ran },
+      });
+    default:
+      return new SandboxError('ERR_SANDBOX_CRASHED', `proc.run ${command}: killed by the sandbox (${run.reason}) after ${run.durationMs} ms`, {
+        details: { limit: run.reason, ...ran },
+      });
+  }
 }

@@ -88,14 +88,14 @@ export function editDistance(a: string, b: string): number {
   return d[s.length]![t.length]!;
 }
 
-/** The known name nearest to `name` when it is close enough to be a typo (a third of its length, at least 1, at most 3 edits). */
-export function nearestName(name: string, known: readonly string[]): string | undefined {
+/** The known name nearest to `name` when it is close enough to be a typo (a third of its length, at least 1, at most `maxDistance` edits: 3 unless given). */
+export function nearestName(name: string, known: readonly string[], maxDistance = 3): string | undefined {
   let best: { name: string; distance: number } | undefined;
   for (const candidate of known) {
     const distance = editDistance(name, candidate);
     if (best === undefined || distance < best.distance) best = { name: candidate, distance };
   }
-  const allowed = Math.min(3, Math.max(1, Math.floor(name.length / 3)));
+  const allowed = Math.min(maxDistance, Math.max(1, Math.floor(name.length / 3)));
   return best !== undefined && best.distance <= allowed ? best.name : undefined;
 }
 

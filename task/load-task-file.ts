@@ -35,6 +35,7 @@ import {
 } from './task-file-limits';
 import { locatedIssue, taskFileLocator, type TaskFileLocator } from './task-file-locations';
 import { fieldsAt, nearestName, unknownFieldMessage } from './field-suggestions';
+import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
 import { taskPathIssues, type TaskPaths } from './task-path-issues';
 import { parsedFields, taskPathsOf } from './partial-task';
 import { dataFlowIssues } from './data-flow-eligibility';
@@ -323,15 +324,38 @@ function checkOutboundSecrets(task: TaskReferences, issues: TaskFileIssue[]): vo
   }
 }
 
+/**
+ * A scripted step that names no declared tool but one a letter or two away from a declared or
+ * built-in tool (`fs.wirte`) is a typo, refused now rather than denied mid-run. A name far from
+ * every tool stays a run-time denial (ERR_TOOL_UNKNOWN): the scripted model also stands in for an
+ * injected model that calls what it was not given.
+ */
+function checkScriptedTools(agent: Task['agent'], tools: Tools, prefix: string, issues: TaskFileIssue[]): void {
+  if (agent.model.driver !== 'scripted') return;
+  const declared = new Set<string>([...tools.builtin, ...tools.custom.map((t) => t.name)]);
+  const servers = Object.keys(tools.mcp ?? {});
+  const known = [...new Set([...declared, ...BUILTIN_TOOL_NAMES, ...PROCESS_TOOL_NAMES])];
+  agent.model.script.forEach((action, i) => {
+    if (!('tool' in action) || declared.has(action.tool) || servers.some((s) => action.tool.startsWith(`${s}.`))) return;
+    // Two edits at most (a swapped or dropped letter): `shell.exec` is another tool, not a typo of sql.exec.
+    const guess = nearestName(action.tool, known, 2);
+    if (guess === undefined || guess === action.tool) return;
+    const where = declared.has(guess) ? '' : ` (declare it under ${prefix}tools.builtin)`;
+    issues.push({ path: `${prefix}agent.model.script.${i}.tool`, message: `unknown tool "${action.tool}"; did you mean "${guess}"?${where}` });
+  });
+}
+
 /** Cross-field rules the schema alone cannot express: every grant names something declared. */
-export function checkTaskReferences(task: TaskReferences): TaskFileIssue[] {
+export function checkTaskReferences(task: TaskReferences & { agent?: Task['agent'] }): TaskFileIssue[] {
   const issues: TaskFileIssue[] = [];
   checkOutboundSecrets(task, issues);
   checkPolicies(task, issues);
   checkToolsAndGrants(task.tools, task.grants, task, '', issues);
+  if (task.agent !== undefined) checkScriptedTools(task.agent, task.tools, '', issues);
   checkSubagentTools(task, issues);
   for (const [name, sub] of Object.entries(task.subagents)) {
     checkToolsAndGrants(sub.tools, sub.grants, task, `subagents.${name}`, issues);
+    checkScriptedTools(sub.agent, sub.tools, `subagents.${name}.`, issues);
   }
   return issues;
 }

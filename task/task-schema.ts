@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { sharedOnce } from '../workflows/shared-modules';
 import { parseSecretTemplate, RESERVED_SECRET_HEADERS } from '../secrets/secret-template';
 import { durationToMs } from './duration';
+import { nearestName } from './field-suggestions';
 import { MAX_DURATION_MS, TASK_FIELD_LIMITS as MAX } from './task-file-limits';
 import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
 import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
@@ -170,7 +171,12 @@ const schemas = sharedOnce('task/task-schema', () => {
 
   /** The built-in tools (tools/builtin-tools.ts holds their descriptors). */
   const ALL_BUILTIN_NAMES = [...BUILTIN_TOOL_NAMES, ...PROCESS_TOOL_NAMES] as const;
-  const BuiltinToolNameSchema = z.enum(ALL_BUILTIN_NAMES, { error: `a built-in tool: ${ALL_BUILTIN_NAMES.join(', ')}` });
+  const BuiltinToolNameSchema = z.enum(ALL_BUILTIN_NAMES, {
+    error: (issue) => {
+      const guess = typeof issue.input === 'string' ? nearestName(issue.input, ALL_BUILTIN_NAMES) : undefined;
+      return guess === undefined ? `a built-in tool: ${ALL_BUILTIN_NAMES.join(', ')}` : `unknown built-in tool "${String(issue.input)}"; did you mean "${guess}"? (the built-in tools: ${ALL_BUILTIN_NAMES.join(', ')})`;
+    },
+  });
 
   /** Capabilities a user-defined tool may ask the host for; each must also be granted to the task (its tool in grants.tools). */
 

@@ -19,7 +19,7 @@ const PROCESS_TOOLS: Readonly<Record<ProcessToolName, ToolDescriptor>> = {
     description:
       'Run a program (one the task grants by name) in an OS sandbox with the workspace as its working folder: file writes stay in the task, ' +
       'no network unless hosts are granted. Returns { exitCode, stdout, stderr, truncated, reason, durationMs } (output bounded; reason is ' +
-      '"exited", "wall-time", "cpu-time" or "memory").',
+      '"exited"). A program stopped at a limit fails the call: ERR_SANDBOX_TIMEOUT (wall or CPU time), ERR_SANDBOX_MEMORY.',
     inputSchema: {
       type: 'object',
       properties: {

@@ -5,7 +5,8 @@
  * Ctrl-C cancels the task and keeps the in-process worker running until the task has run its
  * compensations, then prints one line saying what was undone and exits 130. A second Ctrl-C
  * stops waiting: the task stays cancel-requested for the next worker to finish. SIGTERM and
- * SIGHUP do the same (exit 143, 129). The handlers are installed before anything starts: a signal
+ * SIGHUP do the same (exit 143, 129). A signal that comes when the task has already ended (its
+ * cancel changed nothing) leaves the exit code the task's outcome, with a line saying so. The handlers are installed before anything starts: a signal
  * before the start request starts nothing; one while the request is in flight cancels the
  * workflow id once the request settled (the id is chosen here, so it is known even when the
  * reply is lost).
@@ -58,7 +59,7 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   Any other poller on the queue (it may be handed the task) is named in a note on stderr.
   Exit 0 when the task completed, 1 when it ended otherwise, 2 for a bad task file, usage or
   a namespace the server does not have (TEMPORAL_NAMESPACE), 130 when interrupted (143 SIGTERM,
-  129 SIGHUP).`;
+  129 SIGHUP); a signal that came after the task ended leaves the exit code of its outcome.`;
 
 export { EXIT_INTERRUPTED, INTERRUPT_EXIT_CODES } from '../exit-codes';
 
@@ -163,6 +164,8 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
   let interruptedBy: InterruptSignal | undefined;
   /** Set once the start request went out; from then on a signal cancels rather than skips. */
   let startRequested = false;
+  /** Set once the task's result is in hand: a signal then cancels nothing. */
+  let taskEnded = false;
   /** Cancels the task; set once the start request settled. */
   let cancelTask: (() => void) | undefined;
   let abandon!: () => void;
@@ -183,6 +186,8 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
         stopStarting(new InterruptedBeforeStart());
         return;
       }
+      // The result is in hand: nothing is left to cancel (the exit code stays the task's outcome).
+      if (taskEnded) return;
       log(`${signal}: cancelling the task; its compensations run now (Ctrl-C again to stop waiting and leave them to the next worker)`);
       cancelTask?.();
       return;
@@ -364,6 +369,7 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
         const finished = timedPhase('run: task ended (result in hand)', Promise.race([follow, abandoned]), io.env);
         if (ready !== undefined) await ready.run(finished);
         outcome = await finished;
+        taskEnded = outcome !== 'abandoned';
         markPhase('run: worker shut down', io.env);
       } finally {
         await stopWatching();
@@ -381,11 +387,14 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       const result = outcome;
       markPhase('run: printing the result', io.env);
       io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result, shown)}\n`);
+      const outcomeExit = result.status === 'completed' ? EXIT.ok : EXIT.failed;
       if (interruptedBy !== undefined) {
         log(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${handle.workflowId}: ${formatRecovery(result)}`);
-        return INTERRUPT_EXIT_CODES[interruptedBy];
+        if (result.status === 'cancelled') return INTERRUPT_EXIT_CODES[interruptedBy];
+        // The cancel came too late to change anything: the exit code is the task's real outcome.
+        log(`${interruptedBy} came after the task had ended ${result.status}: nothing was cancelled (exit ${outcomeExit}, the task's outcome)`);
       }
-      return result.status === 'completed' ? EXIT.ok : EXIT.failed;
+      return outcomeExit;
     } finally {
       await deploymentBlobs?.close().catch(() => undefined);
       await connection.close();

@@ -15,11 +15,24 @@ export const STATUS_USAGE = `usage: warden status <workflowId> [--json]
   --json  one JSON object: { workflowId, runId, status, execution, startTime, closeTime?, state? | result? }
   Exit 0 when the task is running or completed, 1 when it ended otherwise or cannot be read.`;
 
+/**
+ * Warden's status of a task, plainly (`CANCELLED`, `FAILED`, ...). Temporal's execution status is
+ * added only when it says more: when Warden's result could not be read and the two names differ
+ * (`FAILED (workflow terminated)`). A cancelled task's workflow fails in Temporal by design; that
+ * is no second failure.
+ */
+export function statusOf(view: Pick<TaskView, 'status' | 'execution' | 'result'>): string {
+  const status = (view.status ?? 'unknown').toUpperCase();
+  const execution = view.execution.toLowerCase();
+  const saysMore = view.result === undefined && view.execution !== 'RUNNING' && view.execution !== 'COMPLETED' && execution !== view.status;
+  return saysMore ? `${status} (workflow ${execution})` : status;
+}
+
 /** The human-readable status of a task. */
 export function formatTaskView(view: TaskView): string {
   const lines = [
     `task ${view.workflowId}${view.agent === undefined ? '' : ` (agent ${view.agent}${view.user === undefined ? '' : ` for ${view.user}`})`}`,
-    `  status:  ${(view.status ?? 'unknown').toUpperCase()}${view.execution === 'RUNNING' || view.execution === 'COMPLETED' ? '' : ` (workflow ${view.execution.toLowerCase()})`}`,
+    `  status:  ${statusOf(view)}`,
     `  started: ${view.startTime}${view.closeTime === undefined ? '' : `, ended ${view.closeTime}`}`,
     `  queue:   ${view.taskQueue}, run ${view.runId}`,
   ];

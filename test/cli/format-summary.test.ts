@@ -91,10 +91,10 @@ describe('the summary after steps were shown as they ran', () => {
   const line1 = formatStep(step(1, 'fs.write'));
   it.each([
     ['none shown: every step listed', [], ['  #0 fs.read {} -> allowed; ok 0', '  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s)\n'],
-    ['all shown: counted, none repeated', [['wf#0', line0], ['wf#1', line1]], [], ', 2 step(s), shown above as they ran\n'],
-    ['some shown: only the others listed', [['wf#0', line0]], ['  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s), 1 shown above as they ran\n'],
+    ['all shown: counted, none repeated', [['wf#0', line0], ['wf#1', line1]], [], ', 2 step(s), shown on stderr as they ran\n'],
+    ['some shown: only the others listed', [['wf#0', line0]], ['  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s), 1 shown on stderr as they ran\n'],
     ["another task's steps shown: this one's all listed", [['wf/child-1#0', line0], ['wf/child-1#1', line1]], ['  #0 fs.read {} -> allowed; ok 0', '  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s)\n'],
-    ['shown before its record was final: listed as it ended', [['wf#0', line0], ['wf#1', line1.replace('ok 1', 'ok 0')]], ['  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s), 1 shown above as they ran\n'],
+    ['shown before its record was final: listed as it ended', [['wf#0', line0], ['wf#1', line1.replace('ok 1', 'ok 0')]], ['  #1 fs.write {} -> allowed; ok 1'], ', 2 step(s), 1 shown on stderr as they ran\n'],
   ] as [string, [string, string][], string[], string][])('%s', (_what, shown, listed, count) => {
     const summary = formatSummary(withSteps, new Map(shown));
     expect(stepLines(summary)).toEqual(listed);

@@ -63,7 +63,7 @@ describe('warden run prints each step once', () => {
     expect(stepLines(stderr).filter((l) => l.includes('[helper] #0 fs.list'))).toHaveLength(2);
     expect(stepLines(stderr)).toHaveLength(5);
     expect(stepLines(stdout), stdout).toEqual([]);
-    expect(stdout).toMatch(/^task boss \(.*\): COMPLETED\n {2}model scripted@1, 3 step\(s\), shown above as they ran\n/);
-    expect(stdout.match(/sub-agent helper .*: COMPLETED\n {4}model scripted@1, 1 step\(s\), shown above as they ran/g)).toHaveLength(2);
+    expect(stdout).toMatch(/^task boss \(.*\): COMPLETED\n {2}model scripted@1, 3 step\(s\), shown on stderr as they ran\n/);
+    expect(stdout.match(/sub-agent helper .*: COMPLETED\n {4}model scripted@1, 1 step\(s\), shown on stderr as they ran/g)).toHaveLength(2);
   }, 180_000);
 });

@@ -70,7 +70,7 @@ describe('warden run', () => {
     expect(stderr).toMatch(/#0 sql\.exec .*DENIED.*ERR_TOOL_UNKNOWN/);
     expect(`${stderr}${stdout}`.split('#0 sql.exec').length - 1).toBe(1);
     expect(stdout).toMatch(/^task rogue \(.*\): DENIED/);
-    expect(stdout).toContain('1 step(s), shown above as they ran');
+    expect(stdout).toContain('1 step(s), shown on stderr as they ran');
   }, 120_000);
 
   it('rejects a bad task file with exit code 2, naming the file and the field', async () => {
