@@ -11,6 +11,7 @@
  * workflow id once the request settled (the id is chosen here, so it is known even when the
  * reply is lost).
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { followAgentTask, newTaskWorkflowId, startAgentTask, type ProgressEvent } from '../../client/start-agent-task';
 import { registeredSearchAttributes } from '../../client/registered-search-attributes';
@@ -96,7 +97,12 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const workflowThread = prestartedThreadFor(args.values.worker === true, args.values['no-worker'] === true, io.env);
   // Its sandbox host too, when the worker will boot it with the state folder's own keys and
   // stores (no shared database, no key source: the worker checks the options are its own).
-  const sandboxHost = workflowThread !== undefined && !usesSharedDatabase(io.env) && (io.env.WARDEN_SIGNING_KEY_FILE ?? '').trim() === '' ? prebootSandboxHost({ identityStateDir: stateDirOf(io.env) }) : undefined;
+  // Only into a state folder that exists: the host opens its stores there, and a run refused for
+  // its task file must leave no state behind (test/permissions/warden-resources.test.ts).
+  const sandboxHost =
+    workflowThread !== undefined && !usesSharedDatabase(io.env) && (io.env.WARDEN_SIGNING_KEY_FILE ?? '').trim() === '' && existsSync(stateDirOf(io.env))
+      ? prebootSandboxHost({ identityStateDir: stateDirOf(io.env) })
+      : undefined;
   try {
     return await runPrepared(args, file, { workflowThread, sandboxHost }, io);
   } finally {
