@@ -12,18 +12,13 @@
  * child's pipes (the SDK's framing; the test holds the child to close its pipes as a dying client
  * would), the real Temporal server, the task's workflow and the OS sandbox for `proc.run`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage, Progress } from '@modelcontextprotocol/sdk/types.js';
+import type { Progress } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agentTaskResult } from '../../client/start-agent-task';
-import { testTemporalAddress } from '../support/temporal';
-import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
-import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+import { childTransport, serveMcpTask, type ServedTask } from '../support/mcp-serve-child';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -37,56 +32,20 @@ afterEach(() => {
 });
 
 /** `warden mcp serve <task>` as a child process, its stderr collected; approvals wait an hour. */
-function serve(): { child: ChildProcess; stderr: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const workspace = makeTempDir('serve-client-gone');
-  fs.writeFileSync(path.join(workspace, 'notes.txt'), 'draft');
-  const taskFile = path.join(workspace, '..', `${path.basename(workspace)}.task.json`);
-  fs.writeFileSync(
-    taskFile,
-    JSON.stringify({
+const serve = (): ServedTask =>
+  serveMcpTask(
+    'serve-client-gone',
+    {
       user: 'ide-user@example.com',
       intent: 'tidy the notes and check them with a small script',
       agent: { name: 'editor', model: { driver: 'mcp-client' } },
       tools: { builtin: ['fs.read', 'fs.write', 'proc.run'] },
       grants: { tools: ['fs.read', 'fs.write', 'proc.run'], commands: ['node'] },
       policies: ['never use fs.write without approval'],
-      resources: { workspace },
       limits: { onDeny: 'continue', approvalTimeout: '1h', deadline: '2h' },
-    }),
+    },
+    children,
   );
-  const port = testTemporalAddress().address.split(':').pop()!;
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'warden.js'), 'mcp', 'serve', taskFile], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, TEMPORAL_ADDRESS: '' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { child, stderr: () => stderr, exited };
-}
-
-/** The SDK's stdio framing over a child we hold (StdioClientTransport spawns and hides its own). */
-function childTransport(child: ChildProcess): Transport {
-  const buffer = new ReadBuffer();
-  const transport: Transport = {
-    async start() {
-      child.stdout!.on('data', (chunk: Buffer) => {
-        buffer.append(chunk);
-        for (let message = buffer.readMessage(); message !== null; message = buffer.readMessage()) transport.onmessage?.(message);
-      });
-      child.once('exit', () => transport.onclose?.());
-    },
-    async send(message: JSONRPCMessage) {
-      child.stdin!.write(serializeMessage(message));
-    },
-    async close() {
-      child.stdin!.end();
-    },
-  };
-  return transport;
-}
 
 /** How the client goes away. */
 const GOING_AWAY: Record<string, (child: ChildProcess) => void> = {

@@ -10,17 +10,11 @@
  * stdio (a minimal Transport over the child's pipes, with the SDK's framing, so the test holds the
  * child and its exit code), the real Temporal server and the task's workflow.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { testTemporalAddress } from '../support/temporal';
-import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
-import { makeTempDir } from '../sandbox/sandbox-test-kit';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+import { childTransport, serveMcpTask, type ServedTask } from '../support/mcp-serve-child';
 
 let env: WardenTestEnv;
 beforeAll(async () => {
@@ -34,54 +28,18 @@ afterEach(() => {
 });
 
 /** `warden mcp serve <task>` as a child process, its stderr collected. */
-function serve(): { child: ChildProcess; stderr: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const workspace = makeTempDir('serve-signal');
-  fs.writeFileSync(path.join(workspace, 'notes.txt'), 'draft');
-  const taskFile = path.join(workspace, '..', `${path.basename(workspace)}.task.json`);
-  fs.writeFileSync(
-    taskFile,
-    JSON.stringify({
+const serve = (): ServedTask =>
+  serveMcpTask(
+    'serve-signal',
+    {
       user: 'ide-user@example.com',
       intent: 'edit the notes in my editor',
       agent: { name: 'editor', model: { driver: 'mcp-client' } },
       tools: { builtin: ['fs.read'] },
       grants: { tools: ['fs.read'] },
-      resources: { workspace },
-    }),
+    },
+    children,
   );
-  const port = testTemporalAddress().address.split(':').pop()!;
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'warden.js'), 'mcp', 'serve', taskFile], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR, WARDEN_TEMPORAL_PORT: port, TEMPORAL_ADDRESS: '' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { child, stderr: () => stderr, exited };
-}
-
-/** The SDK's stdio framing over a child we hold (StdioClientTransport spawns and hides its own). */
-function childTransport(child: ChildProcess): Transport {
-  const buffer = new ReadBuffer();
-  const transport: Transport = {
-    async start() {
-      child.stdout!.on('data', (chunk: Buffer) => {
-        buffer.append(chunk);
-        for (let message = buffer.readMessage(); message !== null; message = buffer.readMessage()) transport.onmessage?.(message);
-      });
-      child.once('exit', () => transport.onclose?.());
-    },
-    async send(message: JSONRPCMessage) {
-      child.stdin!.write(serializeMessage(message));
-    },
-    async close() {
-      child.stdin!.end();
-    },
-  };
-  return transport;
-}
 
 /** Resolves once `text()` contains `needle` (the child's stderr), or rejects when the child exits first. */
 async function waitFor(text: () => string, needle: string, exited: Promise<unknown>): Promise<void> {
