@@ -49,6 +49,7 @@ import { markPhase, timedPhase } from '../cli/phase-timing';
 import { withWorkflowStackTraces, workflowStackTracesOf } from './workflow-stack-traces';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from './workflow-thread-prestart';
 import { createWorkerOnThread } from './prestarted-thread-worker';
+import { canDiscardWithoutPolling, discardUnrunWorker } from './discard-unrun-worker';
 import type { PrebootedSandboxHost } from './prebooted-sandbox-host';
 
 export interface WardenWorkerOptions {
@@ -380,6 +381,8 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
     const namespace = await options.namespace;
     markPhase('worker: native connection ready', configEnv);
     const workflowBundleLoaded = await bundle;
+    // Without a way to let go of a created Worker unpolled (another SDK release), none is created before the host answered.
+    if (!canDiscardWithoutPolling()) await sandboxReady;
     // WARDEN_WORKFLOW_STACK_TRACES=off: the workflow threads start without stack traces (workflow-stack-traces.ts).
     const creating = withWorkflowStackTraces(stackTraces, () => createWorkerOnThread({
       connection,
@@ -469,23 +472,6 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
     await release();
     throw error;
   }
-}
-
-/**
- * Lets go of a Worker that was created but will not run (another part of the worker failed to
- * start): the SDK has no close for a Worker that never ran, so it runs and is shut down at once,
- * which ends its workflow threads and drops its hold on the connection (the connection cannot
- * close while a Worker holds it). A task it might take in that instant is finished or handed back
- * as for any worker that shuts down.
- */
-async function discardUnrunWorker(worker: Worker): Promise<void> {
-  const running = worker.run();
-  try {
-    worker.shutdown();
-  } catch {
-    // Already stopping.
-  }
-  await running.catch(() => undefined);
 }
 
 /**

@@ -26,12 +26,30 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import type { WorkflowHandle } from '@temporalio/client';
 import { connectClient } from '../../temporal/connect';
 import { testTemporalConfig, wardenProcessEnv } from '../support/temporal';
 import { REPO_ROOT } from '../support/warden-test-env';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-ctrl-c-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * Whether the task's history records a cancel request. A request the server accepted while a
+ * workflow task was in flight (the worker shut down with it) is buffered and written to the
+ * history only once that workflow task ends, completed or timed out (10 s): so it is waited for,
+ * up to a minute, while the task is still running.
+ */
+async function cancelRequestRecorded(handle: WorkflowHandle): Promise<boolean> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const events = (await handle.fetchHistory()).events ?? [];
+    if (events.some((e) => e.workflowExecutionCancelRequestedEventAttributes != null)) return true;
+    const running = (await handle.describe()).status.name === 'RUNNING';
+    if (!running || Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
 
 /** What the task must look like afterwards: never started, or asked to cancel (or already cancelled). */
 type Expected = 'not started' | 'cancelled' | 'not started or cancelled';
@@ -86,7 +104,7 @@ it.each([
   try {
     const handle = client.workflow.getHandle(workflowId);
     const status = await handle.describe().then((d) => d.status.name, () => 'NOT_STARTED');
-    const cancelRequested = status === 'NOT_STARTED' ? false : (await handle.fetchHistory()).events?.some((e) => e.workflowExecutionCancelRequestedEventAttributes != null) === true;
+    const cancelRequested = status === 'NOT_STARTED' ? false : await cancelRequestRecorded(handle);
     await handle.terminate('test over').catch(() => undefined);
     const seen = status === 'NOT_STARTED' ? 'not started' : cancelRequested || status === 'CANCELLED' ? 'cancelled' : `${status}, no cancel request`;
     // Exited by itself with 128 + the signal's number, not killed by the signal.

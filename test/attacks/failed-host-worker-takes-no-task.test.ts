@@ -1,13 +1,14 @@
 /**
- * Attack on the issue 17 start-up change (e3f56f4), verdict HOLDS (kept as a regression test): can
- * a worker whose sandbox host failed to boot still take a task from its queue? `createWardenWorker` now builds the Temporal workers while the host boots
- * (`SandboxClient.boot`); when the host fails, the already-built workers are "discarded" by
- * `discardUnrunWorker`, which calls `worker.run()` and then `shutdown()` (the SDK has no close for
- * an unrun Worker). `run()` starts the pollers, so a task already waiting on the queue (another
- * run's task, an abandoned task whose compensations wait for "the next worker") can be taken by a
- * worker whose host never answered its probe, against the module's own claim ("no worker polls
- * before the host answered"). Measured: it does not (the run-then-shutdown hands out nothing of a
- * task already waiting); this test keeps it so.
+ * Attack on the issue 17 start-up change (e3f56f4): can a worker whose sandbox host failed to boot
+ * still take a task from its queue? `createWardenWorker` builds the Temporal workers while the host
+ * boots (`SandboxClient.boot`); when the host fails, the already-built workers are let go of
+ * unrun. The SDK has no close for an unrun Worker, so that was `run()` then `shutdown()`, and
+ * `run()` starts the pollers: a task already waiting on the queue (another run's task, an
+ * abandoned task whose compensations wait for "the next worker") could be taken by a worker whose
+ * host never answered its probe. A quiet machine never showed it; a CI run under load did (one
+ * workflow task taken). Fixed in worker/discard-unrun-worker.ts: Core is told to shut down before
+ * `run()`, so no poll reaches the server (test/worker/discard-unrun-worker.test.ts holds the
+ * stalled-event-loop rows that fail on the old code). This test keeps the end-to-end case.
  *
  * The premise is checked (the host was killed before it answered, and the start failed with
  * ERR_SANDBOX_CRASHED), so a run where the kill came too late fails rather than passes vacuously.
