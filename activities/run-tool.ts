@@ -258,8 +258,8 @@ export interface ToolExecution {
   noSymlinks?: boolean;
   egressWatch?: EgressWatch;
   /**
-   * The activity's cancellationSignal (a task cancelled, terminated, killed or blocked): a
-   * program still running is killed then, and the call fails as cancelled.
+   * The activity's cancellationSignal (a task cancelled or terminated): a program still running
+   * is killed then, an MCP server's request is cancelled, and the call fails as cancelled.
    */
   signal?: AbortSignal;
 }
@@ -596,6 +596,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
       deadlineAt: expiresAt * 1000,
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
     });
     output = result.output;
     egress = egressEffectsOf(result.egress);

@@ -4,8 +4,8 @@
  *
  * Invariant: output beyond `maxOutputBytes` per stream is dropped (the run goes on; `truncated`
  * says so), so a chatty or hostile program cannot grow the worker's memory or the workflow history.
- * Once `signal` aborts (the activity was cancelled: a task cancelled, terminated, killed or
- * blocked), the program's whole tree is killed then, not when the program chooses to end.
+ * Once `signal` aborts (the activity was cancelled: its task cancelled or terminated), the
+ * program's whole tree is killed then, not when the program chooses to end.
  */
 import type { SandboxEndReason, SandboxExit, SandboxedProcessOptions } from './sandboxed-process';
 import { startSandboxedProcess } from './sandboxed-process';

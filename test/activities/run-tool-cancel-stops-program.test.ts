@@ -48,7 +48,7 @@ function watchRunTool(context: Context): { inbound: ActivityInboundCallsIntercep
   return {
     inbound: {
       async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
-        const watch = context.info.activityType === 'runTool' ? ends.get(context.info.workflowExecution.workflowId) : undefined;
+        const watch = context.info.activityType === 'runTool' ? ends.get(context.info.workflowExecution?.workflowId ?? '') : undefined;
         try {
           const result = await next(input);
           watch?.resolve({ outcome: 'completed', alive: processesWith(watch.marker) });
