@@ -9,74 +9,21 @@
  * processes of the program were alive at that moment, read from /proc (no timing assertion; on
  * the old code the activity ends only when the program's sleep does, and completes).
  */
-import * as fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
 import { parseTask } from '../../task/load-task-file';
+import { processesWith, runToolWatchInterceptor, until, watchRunToolOf } from '../support/run-tool-watch';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
-
-/** How one runTool activity ended, and the program's processes alive right then. */
-interface ActivityEnd {
-  outcome: 'completed' | 'failed';
-  error?: string;
-  alive: number[];
-}
-
-const ends = new Map<string, { marker: string; ended: Promise<ActivityEnd>; resolve: (end: ActivityEnd) => void }>();
-
-/** Host pids whose command line holds `marker` (the sandbox's processes show in the host's /proc). */
-function processesWith(marker: string): number[] {
-  const found: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      // A zombie has an empty command line: it runs nothing.
-      if (cmdline.includes(marker)) found.push(Number(entry));
-    } catch {
-      // gone while listed
-    }
-  }
-  return found;
-}
-
-function watchRunTool(context: Context): { inbound: ActivityInboundCallsInterceptor } {
-  return {
-    inbound: {
-      async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
-        const watch = context.info.activityType === 'runTool' ? ends.get(context.info.workflowExecution?.workflowId ?? '') : undefined;
-        try {
-          const result = await next(input);
-          watch?.resolve({ outcome: 'completed', alive: processesWith(watch.marker) });
-          return result;
-        } catch (error) {
-          watch?.resolve({ outcome: 'failed', error: (error as Error).name, alive: processesWith(watch.marker) });
-          throw error;
-        }
-      },
-    },
-  };
-}
 
 let env: WardenTestEnv;
 beforeAll(async () => {
-  env = await startWardenTestEnv(process.env, { activityInterceptors: [watchRunTool] });
+  env = await startWardenTestEnv(process.env, { activityInterceptors: [runToolWatchInterceptor] });
 });
 afterAll(async () => {
   await env?.close();
 });
-
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 6000; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`never: ${what}`);
-}
 
 describe('a task ended while its tool runs', () => {
   // The program outlives any wait for a heartbeat, and ends on its own well before the suite's timeout.
@@ -98,9 +45,7 @@ describe('a task ended while its tool runs', () => {
       REPO_ROOT,
     );
     const workflowId = `cancel-run-${how}-${randomUUID()}`;
-    let resolve!: (end: ActivityEnd) => void;
-    const ended = new Promise<ActivityEnd>((r) => (resolve = r));
-    ends.set(workflowId, { marker, ended, resolve });
+    const ended = watchRunToolOf(workflowId, marker);
     const handle = await env.start(task, workflowId);
     await until(() => processesWith(marker).length > 0, 'the program started');
     if (how === 'cancel') {
