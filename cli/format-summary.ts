@@ -4,6 +4,7 @@ import type { PendingApproval, StepRecord, TaskResult } from '../task/task-run';
 import { tallyClaims } from '../attestation/claim-outcome';
 import { ClaimSchema, describeClaim } from '../attestation/claim-schema';
 import { cutText, ellipsize } from '../cut-text';
+import { isRefusalCode } from '../refusal-codes';
 
 const MAX_VALUE_CHARS = 160;
 
@@ -12,20 +13,26 @@ function compact(value: unknown): string {
   return ellipsize(text, MAX_VALUE_CHARS);
 }
 
-/** One line for one step: index, tool, arguments, decision, outcome. */
+/**
+ * One line for one step: index, tool, arguments, decision, outcome. A step the policy allowed but
+ * a guard of the tool call refused (a path outside the workspace, a denied host, ...: a code of
+ * refusal-codes.ts) says both, the policy's decision as recorded and who refused it and why: read
+ * as "allowed; failed", it looked as if Warden had let the action through.
+ */
 export function formatStep(step: StepRecord, path: readonly string[] = []): string {
   const who = path.length > 0 ? `[${path.join(' > ')}] ` : '';
   // Held for approval and never decided (the task was cancelled or reached its deadline first).
   const withdrawn = step.policy?.decision === 'approval' && step.approval === undefined && !step.executed && step.error === undefined;
-  const decision = withdrawn ? 'held for approval, withdrawn undecided' : step.decision === 'allow' ? 'allowed' : 'DENIED';
+  const refusedByTool = step.decision === 'allow' && step.error !== undefined && isRefusalCode(step.error.code);
+  const decision = withdrawn ? 'held for approval, withdrawn undecided' : refusedByTool ? 'allowed by policy, but' : step.decision === 'allow' ? 'allowed' : 'DENIED';
   const outcome = step.error
-    ? `${step.executed ? 'failed' : 'not run'}: ${step.error.code} ${step.error.message}`
+    ? `${refusedByTool ? 'REFUSED by the tool' : step.executed ? 'failed' : 'not run'}: ${step.error.code} ${step.error.message}`
     : step.executed
       ? `ok ${compact(step.output)}`
       : 'not run';
   const undone = step.undone !== undefined && step.undone.length > 0 ? `; its writes undone: ${step.undone.join(', ')}` : '';
   const score = step.monitor !== undefined && step.monitor.score > 0 ? ` [anomaly score ${step.monitor.score}${step.monitor.response === undefined ? '' : `: ${step.monitor.response}`}]` : '';
-  return `  ${who}#${step.index} ${step.tool} ${compact(step.args)} -> ${decision}${step.decision === 'deny' ? ` (${step.reason})` : ''}; ${outcome}${undone}${score}`;
+  return `  ${who}#${step.index} ${step.tool} ${compact(step.args)} -> ${decision}${step.decision === 'deny' ? ` (${step.reason})` : ''}${refusedByTool ? ' ' : '; '}${outcome}${undone}${score}`;
 }
 
 /** How `warden run` names a step it printed as it ran (its task's workflow id and the step's index). */

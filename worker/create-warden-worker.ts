@@ -11,12 +11,11 @@
  * the jti replay store and its published public keys in the shared database, and refuses to start
  * when that database's schema is not the one this code knows (`warden db migrate`).
  */
-import { inspect } from 'node:util';
-import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
-import { TASK_END_MESSAGE, TASK_FAILURE_TYPES } from '../workflows/task-close';
+import { NativeConnection, Runtime, Worker, DefaultLogger, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
+import { workerLogText } from './worker-log-filters';
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
-import { AGENT_TASK_WORKFLOW, TASK_QUEUE } from '../workflows/definitions';
+import { TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
@@ -165,15 +164,6 @@ export async function releaseIdleRuntime(): Promise<void> {
   await runtime?.shutdownIfIdle();
 }
 
-/** Whether a log entry is the SDK's "Workflow failed" for a task that closed with `ERR_TASK_<STATUS>` (task-close.ts). */
-function isTaskEndLog(entry: LogEntry): boolean {
-  if (entry.message !== 'Workflow failed' || entry.meta?.workflowType !== AGENT_TASK_WORKFLOW) return false;
-  const error = entry.meta?.error as { name?: unknown; type?: unknown; message?: unknown } | undefined;
-  if (typeof error?.type === 'string') return (Object.values(TASK_FAILURE_TYPES) as string[]).includes(error.type);
-  // Copied out of the workflow thread, the failure is a plain Error: its message says what it was.
-  return typeof error?.message === 'string' && TASK_END_MESSAGE.test(error.message);
-}
-
 /**
  * How long one workflow activation may run in the isolate before the SDK fails it. The SDK's
  * default (5 s) guards against a workflow that loops forever; Warden's workflow code is
@@ -194,43 +184,17 @@ export const ISOLATE_EXECUTION_TIMEOUT = '30s';
  */
 export const WORKFLOW_WORKER_OPTIONS = { isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT } as Partial<WorkerOptions>;
 
-const NO_WORKFLOWS_MESSAGE = 'No workflows registered, not polling for workflow tasks';
-
 /**
- * Whether a log entry is the SDK's WARN that a worker has no workflows, from the data-plane worker
- * (task queue `<queue>@<workerId>`, see dataplane/shared-storage.ts), which is activities-only by
- * design. The same warning from any other worker is still a warning.
- */
-export function isDataPlaneNoWorkflowsLog(entry: Pick<LogEntry, 'message' | 'meta'>): boolean {
-  const taskQueue = entry.meta?.taskQueue;
-  return entry.message === NO_WORKFLOWS_MESSAGE && typeof taskQueue === 'string' && taskQueue.includes('@');
-}
-
-/**
- * The runtime of a standalone worker: the SDK's logging at INFO, except that a task which ended
- * other than completed (denied, timed out, ... : an outcome, carried in its result) is one INFO
- * line, not the SDK's WARN "Workflow failed" with a stack trace, and the data-plane worker's
- * expected "No workflows registered" WARN is one INFO line saying what that worker is for.
+ * The runtime of a standalone worker: the SDK's logging at INFO, less what a task reports itself
+ * (a task that ended other than completed, a refused tool call: one line each, no stack) and the
+ * data-plane worker's expected "No workflows registered" (one INFO line): worker/worker-log-filters.ts.
  * Call before the first connection.
  */
 export function installWorkerRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  const write = (entry: LogEntry) => {
-    const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
-    process.stderr.write(`${time} [${entry.level}] ${entry.message}${entry.meta === undefined ? '' : ` ${inspect(entry.meta, { depth: 4, breakLength: Infinity })}`}\n`);
-  };
   try {
-    Runtime.install({
-      logger: new DefaultLogger('INFO', (entry) => {
-        if (isDataPlaneNoWorkflowsLog(entry)) {
-          return write({ ...entry, level: 'INFO', message: `data-plane worker polling ${String(entry.meta?.taskQueue)} (activities of the tasks this worker holds; no workflows by design)`, meta: undefined });
-        }
-        if (!isTaskEndLog(entry)) return write(entry);
-        const error = entry.meta?.error as { message?: string };
-        write({ ...entry, level: 'INFO', message: `task ${String(entry.meta?.workflowId ?? '')} ended: ${error.message ?? ''}`, meta: undefined });
-      }),
-    });
+    Runtime.install({ logger: new DefaultLogger('INFO', (entry) => process.stderr.write(workerLogText(entry))) });
   } catch {
     // A runtime was already installed by the host program; keep it.
   }

@@ -9,15 +9,21 @@
  * path into the server's records), `<nonce>` 32 random hex digits. An identity is only a poller's
  * claim: anyone who reaches the server can poll under any identity. What `warden run` trusts is
  * the worker's record, `<stateDir>/standalone-workers/<nonce>.json`, which the worker creates
- * exclusively at start (mode 0600, in a 0700 folder of the state folder's owner) and removes on
- * a clean exit: it holds the worker's pid, its process start time (field 22 of /proc/<pid>/stat,
- * so a reused pid does not match) and the nonce. A poller is reused only when its identity names
+ * exclusively at start (mode 0600, in a 0700 folder of the state folder's owner): it holds the
+ * worker's pid, its process start time (field 22 of /proc/<pid>/stat, so a reused pid does not
+ * match) and the nonce. A poller is reused only when its identity names
  * a record that this user alone can have written, the pid in the identity is the record's, that
  * process is alive, owned by this user and started at the recorded time (see
  * {@link checkStandaloneWorker}). Only standalone workers carry such an identity; `warden run`'s
  * in-process worker, which stops when its own task ends, polls under `warden-run/<pid>@<host>/<nonce>`
  * ({@link runWorkerIdentity}) and is never reused; its record `<stateDir>/run-workers/<nonce>.json`
- * ({@link recordRunWorker}) only lets later runs leave it out of their notes once it has ended.
+ * ({@link recordRunWorker}, which `warden mcp serve`'s worker writes too) only lets later runs
+ * leave it out of their notes once it has ended.
+ * Ended workers: the server lists a poller for about 90 s after its last poll, so every worker
+ * Warden runs on a state folder leaves its record behind when it ends, its time the end (or, after
+ * a SIGKILL, its last refresh, every 30 s while it runs), for {@link RUN_RECORD_KEEP_MS}: a later run
+ * neither names it as a stranger nor refuses it as a forger in that window
+ * ({@link isEndedWorker}), and the record is pruned after it.
  * Every other poller on the queue is named to the user ({@link unvouchedPollers}): Temporal cannot
  * keep it from being handed the task.
  */
@@ -143,35 +149,33 @@ function makePrivateRecordsFolder(dir: string): string | undefined {
 export interface StandaloneWorkerRegistration {
   nonce: string;
   file: string;
-  /** Removes the record (on a clean exit); idempotent. */
-  remove(): void;
+  /**
+   * Marks the worker as ended now (the record's time; call once it no longer polls) and stops
+   * refreshing it; idempotent, and run at the process's exit. The record stays for
+   * {@link RUN_RECORD_KEEP_MS}, so the next runs neither name nor refuse the ended worker the
+   * server still lists.
+   */
+  ended(): void;
 }
 
 /**
  * Creates this process's record in `<stateDir>/standalone-workers/` (0700), exclusively (O_EXCL
- * and never following a link, then linked into place whole) and mode 0600, with a fresh 128-bit nonce. Records of workers that no
- * longer run (pid gone or reused: start time differs) are removed on the way.
+ * and never following a link, then linked into place whole) and mode 0600, with a fresh 128-bit
+ * nonce. Its time is refreshed every 30 s while this process runs and set at its end
+ * ({@link StandaloneWorkerRegistration.ended}). Records of workers that ended (pid gone or reused:
+ * start time differs) more than {@link RUN_RECORD_KEEP_MS} ago are removed on the way.
  * @throws Error when the folder cannot be made private or the record cannot be created.
  */
-export function writeStandaloneWorkerRecord(stateDir: string): StandaloneWorkerRegistration {
+export function writeStandaloneWorkerRecord(stateDir: string, now = Date.now()): StandaloneWorkerRegistration {
   const dir = recordsDir(stateDir);
   const problem = makePrivateRecordsFolder(dir);
   if (problem !== undefined) throw new Error(`cannot record the standalone worker: ${problem}`);
-  sweepStaleRecords(dir);
+  sweepEndedRecords(dir, now);
   const startTime = processStartTime(process.pid);
   if (startTime === undefined) throw new Error('cannot record the standalone worker: /proc/self/stat is not readable');
   const nonce = randomBytes(16).toString('hex');
   const file = writeRecordExclusively(dir, { pid: process.pid, startTime, nonce });
-  let removed = false;
-  return {
-    nonce,
-    file,
-    remove: () => {
-      if (removed) return;
-      removed = true;
-      fs.rmSync(file, { force: true });
-    },
-  };
+  return { nonce, file, ended: keepRecordFresh(file) };
 }
 
 /**
@@ -195,15 +199,6 @@ function writeRecordExclusively(dir: string, record: StandaloneWorkerRecord): st
     fs.rmSync(tmp, { force: true });
   }
   return file;
-}
-
-function sweepStaleRecords(dir: string): void {
-  for (const name of fs.readdirSync(dir)) {
-    const match = /^([0-9a-f]{32})\.json$/.exec(name);
-    if (match === null) continue;
-    const read = readRecord(dir, match[1]!);
-    if (typeof read === 'string' || processProblem(read.pid, read.startTime) !== undefined) fs.rmSync(join(dir, name), { force: true });
-  }
 }
 
 /** The record `<dir>/<nonce>.json`, or why it cannot be trusted. */
@@ -253,6 +248,20 @@ function processProblem(pid: number, startTime: string): string | undefined {
   const actual = processStartTime(pid);
   if (actual !== startTime) return `process ${pid} started at ${actual ?? '?'}, not at the recorded ${startTime} (another process under a reused pid)`;
   return undefined;
+}
+
+/**
+ * Whether the process `pid` that started at `startTime` has ended: no process has that pid, or
+ * the one that has it started at another time (the pid reused). A live process of another user
+ * under the recorded start time has not ended.
+ */
+function processEnded(pid: number, startTime: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return true;
+  }
+  return processStartTime(pid) !== startTime;
 }
 
 /**
@@ -322,9 +331,11 @@ export function claimsStandaloneWorker(identity: string, stateDir: string, host 
  * Among `pollers` (identities Temporal saw poll recently, see cli/temporal-client.ts), the first
  * that {@link checkStandaloneWorker} accepts, and why each other poller claiming to be a
  * standalone worker of this folder on this machine was refused (all of them, also after the one
- * picked). A worker on another machine is never picked: its process cannot be checked from here.
+ * picked), but for this folder's own standalone workers that ended at most
+ * {@link RUN_RECORD_KEEP_MS} ago ({@link isEndedStandaloneWorker}): neither picked nor refused. A
+ * worker on another machine is never picked: its process cannot be checked from here.
  */
-export function liveStandaloneWorker(pollers: readonly string[], stateDir: string, host = hostname()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
+export function liveStandaloneWorker(pollers: readonly string[], stateDir: string, host = hostname(), now = Date.now()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
   const refused: { identity: string; reason: string }[] = [];
   let worker: string | undefined;
   // Every claimant is checked, also after the one picked: a forged one still polls the queue.
@@ -332,7 +343,8 @@ export function liveStandaloneWorker(pollers: readonly string[], stateDir: strin
     if (!claimsStandaloneWorker(identity, stateDir, host)) continue;
     const reason = checkStandaloneWorker(identity, stateDir, host);
     if (reason === undefined) worker ??= identity;
-    else refused.push({ identity, reason });
+    // This folder's own worker that has stopped, still listed by the server: no forger, and gone.
+    else if (!isEndedStandaloneWorker(identity, stateDir, host, now)) refused.push({ identity, reason });
   }
   return { worker, refused };
 }
@@ -358,12 +370,13 @@ export function runWorkerIdentity(pid = process.pid, host = hostname()): string 
 
 const RUN_WORKER_IDENTITY = /^warden-run\/([1-9][0-9]{0,9})@([^/]+)\/([0-9a-f]{32})$/;
 
-/** The folder of `warden run` worker records inside the state folder. */
+/** The folder of `warden run` (and `warden mcp serve`) worker records inside the state folder. */
 export const RUN_RECORDS_DIR = 'run-workers';
 /**
- * How long after a run worker was last known alive its record still vouches for it as an ended
- * run: the server lists a poller for about 90 s after its last poll, and a live run refreshes its
- * record's time every {@link RUN_RECORD_REFRESH_MS} (so a SIGKILLed run's time is at most that old).
+ * How long after a worker of this state folder was last known alive (a run's, an `mcp serve`'s or
+ * a standalone worker's) its record still vouches for it as an ended worker: the server lists a
+ * poller for about 90 s after its last poll, and a live worker refreshes its record's time every
+ * {@link RUN_RECORD_REFRESH_MS} (so a SIGKILLed worker's time is at most that old).
  */
 export const RUN_RECORD_KEEP_MS = 90_000 + 30_000;
 const RUN_RECORD_REFRESH_MS = 30_000;
@@ -376,34 +389,17 @@ export interface RunWorkerRegistration {
 }
 
 /**
- * Records `identity` (made by {@link runWorkerIdentity}, of a live process of this user) as a
- * `warden run` worker of `stateDir`: `<stateDir>/run-workers/<nonce>.json` (0700 folder, file
- * 0600, created exclusively and linked into place whole), holding the identity's pid, that
- * process's start time and the nonce. The file's modification time is when the run was last known
- * alive: refreshed every 30 s while this process runs and at its exit, so
- * {@link unvouchedPollers} can skip the identity as an ended run's for {@link RUN_RECORD_KEEP_MS}
- * after, and no longer. Records past that whose process has ended are removed on the way.
- * @throws Error when the identity is not a run worker's of a live process, or the folder cannot
- * be made private or the record cannot be created.
+ * Keeps the modification time of the record `file` the time its worker was last known alive:
+ * refreshed every {@link RUN_RECORD_REFRESH_MS} while this process runs, and set by the returned
+ * `ended` (idempotent; also run at the process's exit), which stops the refresh.
  */
-export function recordRunWorker(stateDir: string, identity: string, now = Date.now()): RunWorkerRegistration {
-  const match = RUN_WORKER_IDENTITY.exec(identity);
-  if (match === null) throw new Error(`cannot record the run worker: ${identity} is not a run worker identity`);
-  const pid = Number(match[1]);
-  const nonce = match[3]!;
-  const dir = join(stateDir, RUN_RECORDS_DIR);
-  const problem = makePrivateRecordsFolder(dir);
-  if (problem !== undefined) throw new Error(`cannot record the run worker: ${problem}`);
-  sweepEndedRunRecords(dir, now);
-  const startTime = processStartTime(pid);
-  if (startTime === undefined) throw new Error(`cannot record the run worker: /proc/${pid}/stat is not readable`);
-  const file = writeRecordExclusively(dir, { pid, startTime, nonce });
+function keepRecordFresh(file: string): () => void {
   const touch = () => {
     try {
       const at = new Date();
       fs.utimesSync(file, at, at);
     } catch {
-      // Removed by hand: the run is then simply noted by later runs.
+      // Removed by hand: the worker is then simply noted by later runs.
     }
   };
   const refresh = setInterval(touch, RUN_RECORD_REFRESH_MS);
@@ -417,10 +413,40 @@ export function recordRunWorker(stateDir: string, identity: string, now = Date.n
     touch();
   };
   process.once('exit', ended);
-  return { file, ended };
+  return ended;
 }
 
-function sweepEndedRunRecords(dir: string, now: number): void {
+/**
+ * Records `identity` (made by {@link runWorkerIdentity}, of a live process of this user) as a
+ * `warden run` or `warden mcp serve` worker of `stateDir`: `<stateDir>/run-workers/<nonce>.json`
+ * (0700 folder, file 0600, created exclusively and linked into place whole), holding the
+ * identity's pid, that process's start time and the nonce. The file's modification time is when
+ * the worker was last known alive: refreshed every 30 s while this process runs and at its exit,
+ * so {@link unvouchedPollers} can skip the identity as an ended worker's for
+ * {@link RUN_RECORD_KEEP_MS} after, and no longer. Records past that whose process has ended are
+ * removed on the way, in this folder and in `standalone-workers/`.
+ * @throws Error when the identity is not a run worker's of a live process, or the folder cannot
+ * be made private or the record cannot be created.
+ */
+export function recordRunWorker(stateDir: string, identity: string, now = Date.now()): RunWorkerRegistration {
+  const match = RUN_WORKER_IDENTITY.exec(identity);
+  if (match === null) throw new Error(`cannot record the run worker: ${identity} is not a run worker identity`);
+  const pid = Number(match[1]);
+  const nonce = match[3]!;
+  const dir = join(stateDir, RUN_RECORDS_DIR);
+  const problem = makePrivateRecordsFolder(dir);
+  if (problem !== undefined) throw new Error(`cannot record the run worker: ${problem}`);
+  sweepEndedRecords(dir, now);
+  // Ended standalone workers' records are pruned here too: a user may never start another.
+  if (folderProblem(recordsDir(stateDir), true) === undefined) sweepEndedRecords(recordsDir(stateDir), now);
+  const startTime = processStartTime(pid);
+  if (startTime === undefined) throw new Error(`cannot record the run worker: /proc/${pid}/stat is not readable`);
+  const file = writeRecordExclusively(dir, { pid, startTime, nonce });
+  return { file, ended: keepRecordFresh(file) };
+}
+
+/** Removes the records of `dir` that cannot be read, and those whose process has ended and whose time is past {@link RUN_RECORD_KEEP_MS}. */
+function sweepEndedRecords(dir: string, now: number): void {
   for (const name of fs.readdirSync(dir)) {
     const match = /^([0-9a-f]{32})\.json$/.exec(name);
     if (match === null) continue;
@@ -430,44 +456,66 @@ function sweepEndedRunRecords(dir: string, now: number): void {
       continue;
     }
     const stat = fs.lstatSync(join(dir, name), { throwIfNoEntry: false });
-    if (stat !== undefined && now - stat.mtimeMs > RUN_RECORD_KEEP_MS && processProblem(read.pid, read.startTime) !== undefined) fs.rmSync(join(dir, name), { force: true });
+    if (stat !== undefined && now - stat.mtimeMs > RUN_RECORD_KEEP_MS && processEnded(read.pid, read.startTime)) fs.rmSync(join(dir, name), { force: true });
   }
 }
 
 /**
- * Whether `identity` is the worker of a `warden run` of `stateDir` on this machine that has ended
- * at most {@link RUN_RECORD_KEEP_MS} ago: the server lists a poller for about 90 s after its last
- * poll, so every run soon after another would otherwise name the earlier run's worker. The
- * identity alone proves nothing (anyone can poll under `warden-run/<dead pid>@<host>/<any hex>`):
- * it must name a record {@link recordRunWorker} wrote in this state folder, private to this user,
- * whose pid is the identity's, whose process has ended (gone, or its pid reused) and whose time
- * is recent. A stranger with the server's poller list can still copy a genuine identity, this
- * run's own included: the notes name accidents (a worker of the wrong folder or machine), they
- * cannot unmask a forger who read the list.
+ * Whether the worker record `<folder>/<nonce>.json` of the state folder `stateDir` names a worker
+ * of process `pid` that has ended at most {@link RUN_RECORD_KEEP_MS} ago: the state folder not
+ * writable by others, the records folder and the record this user's and private, the record's pid
+ * `pid`, its process ended (gone, or its pid reused) and its time recent. The caller has checked
+ * that the identity names this host (and, for a standalone worker, this state folder).
  */
-function isEndedRunWorker(identity: string, stateDir: string, host: string, now: number): boolean {
-  const match = RUN_WORKER_IDENTITY.exec(identity);
-  if (match === null || match[2] !== host) return false;
+function isEndedWorker(stateDir: string, folder: string, nonce: string, pid: number, now: number): boolean {
   let realStateDir: string;
   try {
     realStateDir = fs.realpathSync(stateDir);
   } catch {
     return false;
   }
-  const dir = join(realStateDir, RUN_RECORDS_DIR);
+  const dir = join(realStateDir, folder);
   if (folderProblem(realStateDir, false) !== undefined || folderProblem(dir, true) !== undefined) return false;
-  const record = readRecord(dir, match[3]!);
-  if (typeof record === 'string' || record.pid !== Number(match[1])) return false;
+  const record = readRecord(dir, nonce);
+  if (typeof record === 'string' || record.pid !== pid) return false;
   const stat = fs.lstatSync(join(dir, `${record.nonce}.json`), { throwIfNoEntry: false });
   if (stat === undefined || now - stat.mtimeMs > RUN_RECORD_KEEP_MS) return false;
-  return processProblem(record.pid, record.startTime) !== undefined;
+  return processEnded(record.pid, record.startTime);
+}
+
+/**
+ * Whether `identity` is the worker of a `warden run` or `warden mcp serve` of `stateDir` on this
+ * machine that has ended at most {@link RUN_RECORD_KEEP_MS} ago: the server lists a poller for
+ * about 90 s after its last poll, so every run soon after another would otherwise name the earlier
+ * one's worker. The identity alone proves nothing (anyone can poll under
+ * `warden-run/<dead pid>@<host>/<any hex>`): it must name a record {@link recordRunWorker} wrote in
+ * this state folder ({@link isEndedWorker}). A stranger with the server's poller list can still
+ * copy a genuine identity, this run's own included: the notes name accidents (a worker of the
+ * wrong folder or machine), they cannot unmask a forger who read the list.
+ */
+function isEndedRunWorker(identity: string, stateDir: string, host: string, now: number): boolean {
+  const match = RUN_WORKER_IDENTITY.exec(identity);
+  return match !== null && match[2] === host && isEndedWorker(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now);
+}
+
+/**
+ * Whether `identity` is a standalone worker of `stateDir` on this machine that has ended (Ctrl-C,
+ * SIGTERM, or killed) at most {@link RUN_RECORD_KEEP_MS} ago: its record in `standalone-workers/`
+ * is kept for that window ({@link writeStandaloneWorkerRecord}), and checked as a run's is
+ * ({@link isEndedWorker}). Such a worker is neither reused nor refused as a forger.
+ */
+function isEndedStandaloneWorker(identity: string, stateDir: string, host: string, now: number): boolean {
+  const parsed = parseStandaloneWorkerIdentity(identity);
+  if (parsed === undefined || parsed.nonce === undefined || parsed.host !== host || parsed.stateFingerprint !== stateDirFingerprint(stateDir)) return false;
+  return isEndedWorker(stateDir, STANDALONE_RECORDS_DIR, parsed.nonce, parsed.pid, now);
 }
 
 /**
  * Among `pollers`, those no other note of `warden run` names and that are neither vouched for nor
  * `own` (this run's worker identities): every identity except one that claims to be a standalone
  * worker of this state folder on this machine ({@link liveStandaloneWorker} vouches for it or says
- * why not) or of another state folder ({@link otherStateWorkers}). That is the SDK's default
+ * why not) or of another state folder ({@link otherStateWorkers}), and an ended run's or
+ * `mcp serve`'s worker of this folder ({@link isEndedRunWorker}). That is the SDK's default
  * `<pid>@<host>`, another run's worker, a standalone worker of this folder claiming another
  * machine, anything. Temporal cannot keep them off the queue: any of them may be handed the task's
  * workflow task, its input with it.

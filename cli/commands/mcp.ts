@@ -16,6 +16,7 @@ import { telemetryClientInterceptors } from '../../telemetry/temporal-intercepto
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { defaultCacheDir } from '../../temporal/temporal-cli';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
+import { recordRunWorker, runWorkerIdentity, type RunWorkerRegistration } from '../../worker/standalone-worker';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } from '../exit-codes';
 import { taskQueueOf } from '../default-task-queue';
@@ -147,8 +148,19 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     const taskQueue = taskQueueOf(args.values['task-queue'], io.env);
     let stopWorker: () => void = () => undefined;
     let workerDone: Promise<void> = Promise.resolve();
+    let workerRecord: RunWorkerRegistration | undefined;
     if (useWorker) {
       installQuietRuntime();
+      // Polls as `warden run`'s worker does, under a fresh nonce identity the state folder records
+      // (worker/standalone-worker.ts): once this server has ended, the runs that follow in the
+      // server's ~90 s poller memory do not name its worker as a stranger. Without the record (a
+      // folder it cannot write) it is named: stricter, not looser.
+      const identity = runWorkerIdentity();
+      try {
+        workerRecord = recordRunWorker(stateDir, identity);
+      } catch {
+        workerRecord = undefined;
+      }
       const workerConnection = await connectWorkerConnection(config);
       const worker = await createWardenWorker({
         connection: workerConnection,
@@ -158,6 +170,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         cacheDir: join(stateDir, 'cache'),
         env: io.env,
         mcpPackagesDir: mcpPackagesDirOf(io.env),
+        identity,
         ...(telemetry === undefined ? {} : { telemetry }),
       });
       const stopped = new Promise<void>((resolve) => (stopWorker = resolve));
@@ -228,6 +241,8 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
       signals.dispose();
       stopWorker();
       await workerDone;
+      // Its end time: the record vouches for the ended worker while the server still lists it.
+      workerRecord?.ended();
       await connection.close();
     }
   } catch (error) {

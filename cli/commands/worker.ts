@@ -15,7 +15,8 @@ export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (defau
 
 Runs a Warden worker until SIGINT/SIGTERM. Connects to TEMPORAL_ADDRESS when set, otherwise
 starts or reuses the embedded server. It records itself in <state folder>/standalone-workers/
-(pid, process start time, a random nonce; mode 0600, removed on exit) and polls as
+(pid, process start time, a random nonce; mode 0600; kept 2 minutes after it stops, while the
+server still lists it, so runs then do not name it as a stranger) and polls as
 warden-worker/<pid>@<host>/state-<hash of the state folder>/<nonce>: \`warden run\` of the same
 user on the same machine, state folder, server and task queue starts its task on this worker
 instead of starting a worker of its own, once the record vouches for it.`;
@@ -72,7 +73,8 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     }
     throw error;
   } finally {
-    record?.remove();
+    // Kept, marked ended: the server lists this worker ~90 s more, and runs must not take it for a forger.
+    record?.ended();
     await telemetry?.shutdown();
   }
 }

@@ -11,18 +11,20 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   checkStandaloneWorker,
   liveStandaloneWorker,
+  recordRunWorker,
   runWorkerIdentity,
   unvouchedPollers,
   otherStateWorkers,
   parseStandaloneWorkerIdentity,
   processStartTime,
+  RUN_RECORD_KEEP_MS,
   standaloneWorkerIdentity,
   stateDirFingerprint,
   STANDALONE_RECORDS_DIR,
@@ -52,14 +54,19 @@ function stateWithRecord(): { stateDir: string; nonce: string; file: string } {
   return { stateDir, nonce, file };
 }
 
-/** Writes a record by hand in `stateDir`'s records folder; returns its nonce. */
-function plant(stateDir: string, record: Record<string, unknown>, mode = 0o600): string {
+/** Writes a record by hand in `stateDir`'s records folder; returns its nonce. `ageMs`: how long ago its worker was last known alive. */
+function plant(stateDir: string, record: Record<string, unknown>, mode = 0o600, ageMs = 0): string {
   const nonce = (record.nonce as string | undefined) ?? randomBytes(16).toString('hex');
   const file = join(stateDir, STANDALONE_RECORDS_DIR, `${nonce}.json`);
   writeFileSync(file, JSON.stringify({ ...record, nonce }), { mode });
   chmodSync(file, mode);
+  const at = new Date(Date.now() - ageMs);
+  utimesSync(file, at, at);
   return nonce;
 }
+
+/** Past the window in which an ended worker's record still vouches for it. */
+const EXPIRED = RUN_RECORD_KEEP_MS + 1_000;
 
 interface Case {
   name: string;
@@ -67,6 +74,8 @@ interface Case {
   setup: () => { stateDir: string; identity: string };
   /** undefined: reused; else a fragment of the reason given. */
   refused: string | undefined;
+  /** This folder's own worker, ended within the server's poller window: not reused, and not reported as refused either. */
+  ended?: true;
   rootOnly?: boolean;
 }
 
@@ -103,12 +112,43 @@ const cases: Case[] = [
     refused: 'is not the recorded worker',
   },
   {
-    name: 'a record whose process has exited (stale pid)',
-    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    name: 'a record whose process has exited, past the poller window (stale pid)',
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }, 0o600, EXPIRED); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
     refused: 'is not running',
   },
   {
-    name: 'a record whose pid now names another process (start time differs)',
+    name: 'a worker of this folder that ended within the poller window (Ctrl-C: its record kept, marked ended)',
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    refused: 'is not running',
+    ended: true,
+  },
+  {
+    name: "an ended worker's recent record under another dead pid",
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, 4_000_000) }; },
+    refused: 'is not the recorded worker',
+  },
+  {
+    name: "an ended worker's recent record, the records folder opened to others (0755)",
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); chmodSync(join(s.stateDir, STANDALONE_RECORDS_DIR), 0o755); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    refused: 'is open to others (mode 755)',
+  },
+  {
+    name: "an ended worker's recent record open to others (0644)",
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }, 0o644); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    refused: 'is open to others (mode 644)',
+  },
+  {
+    name: 'a record whose pid now names another process (start time differs), past the poller window',
+    setup: () => {
+      const s = stateWithRecord();
+      const actual = BigInt(processStartTime(sleeper.pid!)!);
+      const nonce = plant(s.stateDir, { pid: sleeper.pid, startTime: String(actual + 1n) }, 0o600, EXPIRED);
+      return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, sleeper.pid) };
+    },
+    refused: 'not at the recorded',
+  },
+  {
+    name: 'a worker of this folder that ended within the poller window, its pid since reused',
     setup: () => {
       const s = stateWithRecord();
       const actual = BigInt(processStartTime(sleeper.pid!)!);
@@ -116,6 +156,7 @@ const cases: Case[] = [
       return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, sleeper.pid) };
     },
     refused: 'not at the recorded',
+    ended: true,
   },
   {
     name: 'a record of a live process with its true start time, but opened to others (0644)',
@@ -187,6 +228,10 @@ describe('checkStandaloneWorker: the record vouches, never the identity', () => 
     if (c.refused === undefined) {
       expect(reason).toBeUndefined();
       expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: identity, refused: [] });
+    } else if (c.ended === true) {
+      expect(reason).toContain(c.refused);
+      expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: undefined, refused: [] });
+      expect(unvouchedPollers([identity], stateDir)).toEqual([]);
     } else {
       expect(reason).toContain(c.refused);
       expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: undefined, refused: [{ identity, reason }] });
@@ -256,7 +301,7 @@ describe('unvouchedPollers: every poller no other note of warden run names, but 
 });
 
 describe('the worker record', () => {
-  it('is created exclusively, 0600 in a 0700 folder, holds pid, start time and nonce, and is removed on exit', () => {
+  it('is created exclusively, 0600 in a 0700 folder, holds pid, start time and nonce, and is kept on exit, its time the end', () => {
     const s = stateWithRecord();
     expect(statSync(s.file).mode & 0o777).toBe(0o600);
     expect(statSync(join(s.stateDir, STANDALONE_RECORDS_DIR)).mode & 0o777).toBe(0o700);
@@ -264,17 +309,25 @@ describe('the worker record', () => {
     expect(readdirSync(join(s.stateDir, STANDALONE_RECORDS_DIR)).filter((name) => !name.endsWith('.json'))).toEqual([]);
     const again = writeStandaloneWorkerRecord(s.stateDir);
     expect(again.nonce).not.toBe(s.nonce);
-    again.remove();
-    expect(existsSync(again.file)).toBe(false);
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(again.file, past, past);
+    again.ended();
+    expect(existsSync(again.file)).toBe(true);
+    expect(Date.now() - statSync(again.file).mtimeMs).toBeLessThan(30_000);
     expect(existsSync(s.file)).toBe(true);
   });
 
-  it('a new worker sweeps records of processes that no longer run', () => {
+  it.each<[string, (stateDir: string) => unknown]>([
+    ['a new standalone worker', (stateDir) => writeStandaloneWorkerRecord(stateDir).ended()],
+    ["a run's (or mcp serve's) worker", (stateDir) => recordRunWorker(stateDir, runWorkerIdentity()).ended()],
+  ])('%s prunes the records of workers that ended past the poller window; recent ended ones and live ones stay', (_who, record) => {
     const s = stateWithRecord();
-    const stale = plant(s.stateDir, { pid: deadPid, startTime: '1' });
-    writeStandaloneWorkerRecord(s.stateDir);
-    expect(existsSync(join(s.stateDir, STANDALONE_RECORDS_DIR, `${stale}.json`))).toBe(false);
-    expect(existsSync(s.file)).toBe(true);
+    const stale = plant(s.stateDir, { pid: deadPid, startTime: '1' }, 0o600, EXPIRED);
+    const recent = plant(s.stateDir, { pid: deadPid, startTime: '1' });
+    const liveButOld = plant(s.stateDir, { pid: sleeper.pid, startTime: processStartTime(sleeper.pid!) }, 0o600, EXPIRED);
+    record(s.stateDir);
+    const left = (nonce: string) => existsSync(join(s.stateDir, STANDALONE_RECORDS_DIR, `${nonce}.json`));
+    expect([left(stale), left(recent), left(liveButOld), existsSync(s.file)]).toEqual([false, true, true, true]);
   });
 
   it("processStartTime reads field 22 past a process name holding spaces and ')'", async () => {

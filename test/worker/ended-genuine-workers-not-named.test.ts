@@ -1,26 +1,28 @@
 /**
- * Finding (issue 17 area, `warden run`'s poller notes; severity low): the run-workers records
- * (6b37f04) keep an ended `warden run` worker of this state folder out of the next run's notes,
- * but the two other workers Warden itself runs on the same queue and state folder are still
- * named by every run in the 90 s the server lists them after they stopped:
+ * Fixed finding (issue 17 area, `warden run`'s poller notes; severity low; was
+ * test/attacks/open/ended-genuine-workers-named.test.ts): the run-workers records (6b37f04) kept
+ * an ended `warden run` worker of this state folder out of the next run's notes, but the two other
+ * workers Warden itself runs on the same queue and state folder were still named by every run in
+ * the ~90 s the server lists them after they stopped:
  *
- * - `warden mcp serve`'s in-process worker polls under the SDK's default identity `<pid>@<host>`
- *   and records nothing (cli/commands/mcp.ts passes no identity to createWardenWorker): the next
- *   run says "note: <pid>@<host> also polls <queue> and is no worker this state folder vouches
- *   for: it may be handed this task and its input";
- * - a standalone `warden worker` stopped with Ctrl-C removes its record on the way out, so the
- *   next run accuses it: "note: not reusing warden-worker/<pid>@<host>/state-…/<nonce>, which
+ * - `warden mcp serve`'s in-process worker polled under the SDK's default identity `<pid>@<host>`
+ *   and recorded nothing: the next run said "note: <pid>@<host> also polls <queue> and is no
+ *   worker this state folder vouches for: it may be handed this task and its input";
+ * - a standalone `warden worker` stopped with Ctrl-C removed its record on the way out, so the
+ *   next run accused it: "note: not reusing warden-worker/<pid>@<host>/state-…/<nonce>, which
  *   claims to be a standalone worker of this state folder: no worker record …".
  *
- * Both are this user's own, ended workers of this state folder; the notes tell the user a
+ * Both are this user's own, ended workers of this state folder; the notes told the user a
  * stranger may have the task, which trains them to ignore the note that matters. (While such a
  * worker still runs, naming it is right: it may be handed the task.)
  *
- * Verdict: WORKS (open). Suggested fix: one record kind for every worker Warden starts on a state
- * folder: `mcp serve` polls under `runWorkerIdentity()` and calls `recordRunWorker`; a stopping
- * standalone worker leaves an ended-at time in its record (or moves it to run-workers/) for
- * RUN_RECORD_KEEP_MS instead of deleting it, and both notes skip an identity whose record says it
- * ended recently and whose process has ended.
+ * Fixed for the class, every worker Warden runs on a state folder (worker/standalone-worker.ts):
+ * `mcp serve` polls under `runWorkerIdentity()` with `recordRunWorker`, as `warden run` does; a
+ * standalone worker's record is refreshed while it runs and kept when it stops, its time the end,
+ * for RUN_RECORD_KEEP_MS, then pruned; an identity naming such a record of this folder whose
+ * process has ended is neither noted nor refused. Forged, foreign, expired and open records are
+ * still named: the tables in test/worker/standalone-worker.test.ts and
+ * test/attacks/poller-hides-as-ended-run-worker.test.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -28,10 +30,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { recentPollers } from '../../../cli/temporal-client';
-import { connectClient } from '../../../temporal/connect';
-import { REPO_ROOT } from '../../support/warden-test-env';
-import { testTemporalAddress, testTemporalConfig } from '../../support/temporal';
+import { recentPollers } from '../../cli/temporal-client';
+import { connectClient } from '../../temporal/connect';
+import { REPO_ROOT } from '../support/warden-test-env';
+import { testTemporalAddress, testTemporalConfig } from '../support/temporal';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-ended-workers-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -67,6 +69,15 @@ async function untilPolling(queue: string, pid: number): Promise<void> {
   }
 }
 
+async function listed(queue: string, pid: number): Promise<boolean> {
+  const { client, connection } = await connectClient(testTemporalConfig());
+  try {
+    return (await recentPollers(client, queue)).some((identity) => identity.includes(`${pid}@`));
+  } finally {
+    await connection.close();
+  }
+}
+
 it.each<[string, (task: string, queue: string) => string[], (child: ChildProcess) => void]>([
   ['warden mcp serve (stdin closed)', (task, queue) => ['mcp', 'serve', task, '--task-queue', queue], (child) => child.stdin!.end()],
   ['warden worker (Ctrl-C)', (_task, queue) => ['worker', '--task-queue', queue], (child) => child.kill('SIGINT')],
@@ -90,4 +101,6 @@ it.each<[string, (task: string, queue: string) => string[], (child: ChildProcess
   expect(await run.exited, run.stderr()).toBe(0);
   const notes = run.stderr().split('\n').filter((line) => line.includes('note:') && line.includes(`${first.child.pid}@`));
   expect(notes).toEqual([]);
+  // Not vacuous: the server still lists the ended worker after the run read its pollers.
+  expect(await listed(queue, first.child.pid!)).toBe(true);
 }, 300_000);
