@@ -63,7 +63,7 @@ import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } 
 import { wellFormedJson } from '../custody/well-formed-json';
 import { shapeActivitySpan } from './by-reference-span';
 import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
-import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
+import { activitySignal, proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
 import { precheckPolicy, type PolicyPlace } from './precheck-policy';
 import { stateAfterCall } from '../policies/policy-precheck';
@@ -257,6 +257,11 @@ export interface ToolExecution {
   /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
   noSymlinks?: boolean;
   egressWatch?: EgressWatch;
+  /**
+   * The activity's cancellationSignal (a task cancelled or terminated): a program still running
+   * is killed then, an MCP server's request is cancelled, and the call fails as cancelled.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -575,6 +580,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
       protected: await protectedSetForCall(deps, call.task),
       // A sub-agent's program writes are undoable on their own, like its fs.write calls.
       ...(call.fsUndo === true ? { undoDir: overlayUndoDirOf(stateDir, taskKeyOf(call.rootWorkflowId, call.rootRunId), call.callId) } : {}),
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
     });
     annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.output.exitCode ?? -1 });
     output = result.output;
@@ -590,6 +596,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
       deadlineAt: expiresAt * 1000,
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
     });
     output = result.output;
     egress = egressEffectsOf(result.egress);
@@ -692,6 +699,12 @@ function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
   return tool.capabilities.includes('fs.write') || tool.executor.kind === 'process' || tool.executor.kind === 'mcp';
 }
 
+/** The running activity's cancellationSignal as a ToolExecution field (none outside an activity). */
+function withActivitySignal(): { signal?: AbortSignal } {
+  const signal = activitySignal();
+  return signal === undefined ? {} : { signal };
+}
+
 export interface RunTool {
   (input: RunToolInput): Promise<ToolCallResult>;
   (input: RunToolRefInput): Promise<ToolStepResult>;
@@ -731,6 +744,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       args: input.args,
       ...(input.policy === undefined ? {} : { policy: input.policy }),
       ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }),
+      ...withActivitySignal(),
     };
   }
 

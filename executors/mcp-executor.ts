@@ -48,7 +48,8 @@ export interface McpCallInput {
   args: Record<string, unknown>;
   maxOutputBytes: number;
   /** The monitor's egress watch of the call's step (a stdio server's requests meanwhile are judged by it). */
-  egressWatch?: EgressWatch;
+  egressWatch?: EgressWatch;  /** The activity's cancellationSignal: on abort the server's request is cancelled and the call throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** A finished MCP call: what the agent gets, and what a stdio server did on the network meanwhile (for the monitor). */
@@ -114,7 +115,7 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
   // A server (re)started by this call is judged by its watch until the call is in flight.
   const connection = await deps.pool.connection(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId), target.server, config, { ...context, lifetimeMs: 0, ...(input.egressWatch === undefined ? {} : { sessionWatch: input.egressWatch }) }, input.deadlineAt);
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
-  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }) });
+  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }), ...(input.signal === undefined ? {} : { signal: input.signal }) });
   if (context.workspace !== undefined) assertWithinWorkspaceQuota(deps.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId), input.task, `MCP tool ${descriptor.name}`);
   const output = { content: result.content, ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };
   const size = Buffer.byteLength(JSON.stringify(output), 'utf8');

@@ -153,16 +153,18 @@ export class McpConnection {
   /**
    * Calls `mcpName` after checking the list against `pin`. Resolves with the server's result
    * (also when it says `isError`); throws McpError for a changed list, a dead server, a timeout
-   * or a protocol failure.
+   * or a protocol failure. When `signal` aborts (the activity was cancelled), the request is
+   * cancelled (the SDK sends the server `notifications/cancelled`) and the call throws the
+   * signal's reason.
    */
-  async callTool(mcpName: string, args: Record<string, unknown>, options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch }): Promise<McpCallResult> {
+  async callTool(mcpName: string, args: Record<string, unknown>, options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch; signal?: AbortSignal }): Promise<McpCallResult> {
     // `on-change`: the list this connection pinned when it opened must be the task's, and the
     // server must not have announced a change since; otherwise it is listed again.
     if (options.verify !== 'on-change' || this.#listChanged || this.listing.hash !== options.pin) await this.verify(options.pin, options.timeoutMs);
     else this.#assertOpen();
     try {
       // The server's requests while the call is in flight are judged by its step's watch and reported with it.
-      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool({ name: mcpName, arguments: args }, undefined, { timeout: options.timeoutMs }));
+      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool({ name: mcpName, arguments: args }, undefined, { timeout: options.timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) }));
       const content = Array.isArray(result.content) ? (result.content as unknown[]) : [];
       const structured = result.structuredContent;
       return {
@@ -172,6 +174,8 @@ export class McpConnection {
         ...(egress.length === 0 ? {} : { egress }),
       };
     } catch (error) {
+      // Cancelled by the caller: its reason (an activity's CancelledFailure), not a tool failure.
+      options.signal?.throwIfAborted();
       throw asMcpError(this.#overflow.error ?? error, this.server, 'ERR_MCP_TOOL_FAILED', `MCP tool ${mcpName} on ${this.server} failed`, this.#transport);
     }
   }

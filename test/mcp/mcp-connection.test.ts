@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CancelledFailure } from '@temporalio/common';
 import { McpConnection } from '../../mcp/mcp-connection';
 import { McpStdioServerSchema, McpHttpServerSchema } from '../../mcp/mcp-server-config';
 import { makeTempDir, startLoopbackServer, type LoopbackServer } from '../sandbox/sandbox-test-kit';
@@ -68,6 +69,17 @@ describe('a streamable-HTTP server on loopback', () => {
     await connection?.close();
     await server?.stop();
   });
+
+  it('cancels a call in flight when its signal aborts (a cancelled activity): the reason, not a tool failure; the session goes on', async () => {
+    const controller = new AbortController();
+    const reason = new CancelledFailure('the activity was cancelled');
+    // A minute-long operation: on code that ignores the signal the call resolves with its result.
+    const call = connection.callTool('trigger-long-running-operation', { duration: 60, steps: 60 }, { ...CALL, timeoutMs: 120_000, pin: connection.listing.hash, signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 200));
+    controller.abort(reason);
+    await expect(call).rejects.toBe(reason);
+    expect(textOf(await connection.callTool('echo', { message: 'still here' }, { ...CALL, pin: connection.listing.hash }))).toContain('still here');
+  }, 120_000);
 
   it('lists, pins and calls tools', async () => {
     const echo = connection.listing.tools.find((t) => t.mcpName === 'echo');

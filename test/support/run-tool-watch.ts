@@ -1,0 +1,66 @@
+/**
+ * Watches `runTool` activities from inside the worker: how each one of a watched workflow ended
+ * and which processes of its program were alive at that moment, read from /proc. For tests that
+ * a task ending while its tool runs stops the tool (no timing: the activity's own end is the cue).
+ */
+import * as fs from 'node:fs';
+import type { Context } from '@temporalio/activity';
+import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
+
+/** How one runTool activity ended, and the program's processes alive right then. */
+export interface ActivityEnd {
+  outcome: 'completed' | 'failed';
+  /** The thrown error's name (`CancelledFailure` for an activity that ended as cancelled). */
+  error?: string;
+  alive: number[];
+}
+
+const watched = new Map<string, { marker: string; resolve: (end: ActivityEnd) => void }>();
+
+/** Host pids whose command line holds `marker` (a sandbox's processes show in the host's /proc). */
+export function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      // A zombie's command line is empty: it runs nothing.
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker)) found.push(Number(entry));
+    } catch {
+      // gone while listed
+    }
+  }
+  return found;
+}
+
+/** Resolves when the first runTool activity of `workflowId` ends; `marker` names its program's processes. */
+export function watchRunToolOf(workflowId: string, marker: string): Promise<ActivityEnd> {
+  return new Promise((resolve) => watched.set(workflowId, { marker, resolve }));
+}
+
+/** For `activityInterceptors` of the test worker. */
+export function runToolWatchInterceptor(context: Context): { inbound: ActivityInboundCallsInterceptor } {
+  return {
+    inbound: {
+      async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+        const watch = context.info.activityType === 'runTool' ? watched.get(context.info.workflowExecution?.workflowId ?? '') : undefined;
+        try {
+          const result = await next(input);
+          watch?.resolve({ outcome: 'completed', alive: processesWith(watch.marker) });
+          return result;
+        } catch (error) {
+          watch?.resolve({ outcome: 'failed', error: (error as Error).name, alive: processesWith(watch.marker) });
+          throw error;
+        }
+      },
+    },
+  };
+}
+
+/** Waits (bounded) until `check` holds, polling every 100 ms. */
+export async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 6000; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`never: ${what}`);
+}
