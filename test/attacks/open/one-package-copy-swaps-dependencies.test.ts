@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { afterAll, expect, it, vi } from 'vitest';
+import { buildWorkflowBundle } from '../../../worker/workflow-bundle';
 
 /** The webpack config hook `buildWorkflowBundle` hands the SDK's bundler (it adds the plugin). */
 const captured = vi.hoisted(() => ({ hook: undefined as undefined | ((config: { plugins?: unknown[] }) => { plugins?: unknown[] }) }));
@@ -45,7 +46,6 @@ vi.mock('@temporalio/worker', async (importOriginal) => {
 
 /** The plugin instance(s) the real `buildWorkflowBundle` adds to webpack's config. */
 async function bundlePlugins(): Promise<unknown[]> {
-  const { buildWorkflowBundle } = await import('../../../worker/workflow-bundle');
   await buildWorkflowBundle().catch(() => undefined);
   if (captured.hook === undefined) throw new Error('buildWorkflowBundle did not call bundleWorkflowCode');
   return captured.hook({ plugins: [] }).plugins ?? [];
