@@ -28,7 +28,9 @@
  * whose end was not written, e.g. an `endedAt` field written by `ended()` marks a clean end: no
  * slack); otherwise it is noted as "polls under the identity of an ended worker of this state
  * folder". Table: clean end then copy (noted), SIGKILL then copy after 30 s (noted), genuine
- * ended (not noted).
+ * ended (not noted). Related (low, same check): a record time in the future (written before the
+ * wall clock stepped back) counts as recent until the clock passes it, `now - mtimeMs` being
+ * negative, and is not pruned either; a time ahead of now should not vouch.
  *
  * Real parts: a real `warden worker` / `warden mcp serve` on the test Temporal server, a real
  * raw gRPC long poll, a real `warden run`.
