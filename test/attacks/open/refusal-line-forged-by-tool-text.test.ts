@@ -112,7 +112,6 @@ it("warden run's step lines hold no line and no terminal control the tool wrote"
   expect(lines.filter((line) => line.startsWith(FORGED_STEP)), run.stderr).toEqual([]);
   // The failure's line ("failed: ERR_TOOL_THREW boom") prints the tool's text raw too.
   expect(lines.filter((line) => line.startsWith(FORGED_LOG)), run.stderr).toEqual([]);
-  // eslint-disable-next-line no-control-regex
   expect(lines.filter((line) => /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(line)), run.stderr).toEqual([]);
 });
 
@@ -120,6 +119,5 @@ it("the worker's refusal WARN line holds no terminal control: it shows as one li
   const entry = workerOutput.stderr.split(/\n(?=\d{4}-\d{2}-\d{2}T)/).find((e) => e.includes('Activity failed, refused: ERR_PATH_OUTSIDE_WORKSPACE'));
   expect(entry, workerOutput.stderr).toBeDefined();
   // \v and ESC[G start a new line on a terminal; ESC[2K erases what the worker wrote before.
-  // eslint-disable-next-line no-control-regex
   expect(entry!.trimEnd(), entry).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
 });
