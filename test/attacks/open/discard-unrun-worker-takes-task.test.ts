@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { canDiscardWithoutPolling, discardUnrunWorker } from '../../worker/discard-unrun-worker';
-import { testTemporalAddress } from '../support/temporal';
-import { REPO_ROOT } from '../support/warden-test-env';
+import { canDiscardWithoutPolling, discardUnrunWorker } from '../../../worker/discard-unrun-worker';
+import { testTemporalAddress } from '../../support/temporal';
+import { REPO_ROOT } from '../../support/warden-test-env';
 
 const silent = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 let bundle: WorkflowBundle;
