@@ -6,7 +6,7 @@
  * its workflow threads and its hold on the connection is `run()` then `shutdown()`. But `run()`
  * starts the task pollers at once, and a poll that reaches the server before the shutdown is
  * matched with any task already waiting on the queue: a worker whose sandbox host never answered
- * took a workflow task (seen under CI load; test/attacks/failed-host-worker-takes-no-task.test.ts).
+ * took a workflow task (seen under CI load; test/attacks/open/failed-host-worker-takes-task.test.ts; not closed: the no-stall row of test/attacks/open/discard-unrun-worker-takes-task.test.ts still took a task once under load).
  *
  * So Core is told to shut down first, through the bridge's `initiateShutdown` (the call
  * `Worker.shutdown()` itself makes): every poll then ends with Core's ShutdownError before any

@@ -7,7 +7,7 @@
  * abandoned task whose compensations wait for "the next worker") could be taken by a worker whose
  * host never answered its probe. A quiet machine never showed it; a CI run under load did (one
  * workflow task taken). Fixed in worker/discard-unrun-worker.ts: Core is told to shut down before
- * `run()`, so no poll reaches the server (test/worker/discard-unrun-worker.test.ts holds the
+ * `run()`, so no poll reaches the server (test/attacks/open/discard-unrun-worker-takes-task.test.ts holds the
  * stalled-event-loop rows that fail on the old code). This test keeps the end-to-end case.
  *
  * The premise is checked (the host was killed before it answered, and the start failed with
