@@ -39,6 +39,7 @@ import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../wor
 import { prebootSandboxHost, type PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
 import { usesSharedDatabase } from '../../state/state-store';
 import { workflowStackTracesOf } from '../../worker/workflow-stack-traces';
+import { terminalLine } from '../../terminal-text';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -155,7 +156,8 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
     return EXIT.failed;
   }
   const json = args.values.json === true;
-  const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  // One line each: a line may quote text others wrote (a poller's identity, a server's or a tool's error).
+  const log = (line: string) => io.stderr(`warden: ${terminalLine(line)}\n`);
   for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
   const stateDir = stateDirOf(io.env);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
