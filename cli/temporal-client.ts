@@ -7,6 +7,7 @@
 import type { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TemporalServerError } from '../errors';
+import type { Poller } from '../worker/standalone-worker';
 import { stateDirOf } from '../state-dir';
 import { connectClient } from '../temporal/connect';
 import { embeddedServerStatus, ensureTemporalServer, isPortInUse, type TemporalServerInfo } from '../temporal/embedded-server';
@@ -82,10 +83,15 @@ export async function withRunningServer<T>(io: CliIo, use: (client: Client, conf
 }
 
 /**
- * Workers that polled `taskQueue` for workflow tasks (or, with `kind` "activity", activity tasks)
- * within the last `withinMs` (Temporal's own record).
+ * Identities of the workers that polled `taskQueue` for workflow tasks (or, with `kind`
+ * "activity", activity tasks) within the last `withinMs` (Temporal's own record).
  */
 export async function recentPollers(client: Client, taskQueue: string, withinMs = 90_000, kind: 'workflow' | 'activity' = 'workflow'): Promise<string[]> {
+  return (await recentPolls(client, taskQueue, withinMs, kind)).map((poller) => poller.identity);
+}
+
+/** As {@link recentPollers}, each identity with when the server last saw it poll (its `lastAccessTime`). */
+export async function recentPolls(client: Client, taskQueue: string, withinMs = 90_000, kind: 'workflow' | 'activity' = 'workflow'): Promise<Poller[]> {
   const response = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
@@ -93,9 +99,6 @@ export async function recentPollers(client: Client, taskQueue: string, withinMs 
   });
   const now = Date.now();
   return (response.pollers ?? [])
-    .filter((p) => {
-      const seconds = Number(p.lastAccessTime?.seconds ?? 0);
-      return seconds > 0 && now - seconds * 1000 <= withinMs;
-    })
-    .map((p) => p.identity ?? 'unknown');
+    .map((p) => ({ identity: p.identity ?? 'unknown', lastPolledAt: Number(p.lastAccessTime?.seconds ?? 0) * 1000 + Math.floor((p.lastAccessTime?.nanos ?? 0) / 1e6) }))
+    .filter((p) => p.lastPolledAt > 0 && now - p.lastPolledAt <= withinMs);
 }

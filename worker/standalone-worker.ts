@@ -20,10 +20,12 @@
  * ({@link recordRunWorker}, which `warden mcp serve`'s worker writes too) only lets later runs
  * leave it out of their notes once it has ended.
  * Ended workers: the server lists a poller for about 90 s after its last poll, so every worker
- * Warden runs on a state folder leaves its record behind when it ends, its time the end (or, after
- * a SIGKILL, its last refresh, every 30 s while it runs), for {@link RUN_RECORD_KEEP_MS}: a later run
- * neither names it as a stranger nor refuses it as a forger in that window
- * ({@link isEndedWorker}), and the record is pruned after it.
+ * Warden runs on a state folder leaves its record behind when it ends, its time and `endedAt` the
+ * end (or, after a SIGKILL, its time its last refresh, every 30 s while it runs, and no
+ * `endedAt`), for {@link RUN_RECORD_KEEP_MS}: a later run neither names it as a stranger nor
+ * refuses it as a forger in that window, as long as the server saw its identity poll no later
+ * than its end (one refresh later without `endedAt`): a later poll is a stranger's under the
+ * copied identity ({@link isEndedWorker}). The record is pruned after the window.
  * Every other poller on the queue is named to the user ({@link unvouchedPollers}): Temporal cannot
  * keep it from being handed the task.
  */
@@ -77,6 +79,12 @@ export const StandaloneWorkerRecordSchema = z
     /** Field 22 of /proc/<pid>/stat: clock ticks since boot when the process started. */
     startTime: z.string().regex(/^\d+$/),
     nonce: z.string().regex(NONCE),
+    /**
+     * When the worker ended (ms since the epoch), written by its `ended()` once it no longer
+     * polls; absent while it runs and after a SIGKILL or crash (its end then unknown: at most one
+     * refresh after the record's time).
+     */
+    endedAt: z.number().int().positive().optional(),
   })
   .strict();
 export type StandaloneWorkerRecord = z.infer<typeof StandaloneWorkerRecordSchema>;
@@ -174,8 +182,9 @@ export function writeStandaloneWorkerRecord(stateDir: string, now = Date.now()):
   const startTime = processStartTime(process.pid);
   if (startTime === undefined) throw new Error('cannot record the standalone worker: /proc/self/stat is not readable');
   const nonce = randomBytes(16).toString('hex');
-  const file = writeRecordExclusively(dir, { pid: process.pid, startTime, nonce });
-  return { nonce, file, ended: keepRecordFresh(file) };
+  const record = { pid: process.pid, startTime, nonce };
+  const file = writeRecordExclusively(dir, record);
+  return { nonce, file, ended: keepRecordFresh(dir, record) };
 }
 
 /**
@@ -332,19 +341,31 @@ export function claimsStandaloneWorker(identity: string, stateDir: string, host 
  * that {@link checkStandaloneWorker} accepts, and why each other poller claiming to be a
  * standalone worker of this folder on this machine was refused (all of them, also after the one
  * picked), but for this folder's own standalone workers that ended at most
- * {@link RUN_RECORD_KEEP_MS} ago ({@link isEndedStandaloneWorker}): neither picked nor refused. A
+ * {@link RUN_RECORD_KEEP_MS} ago and not seen polling since ({@link endedStandaloneWorkerLastPoll}): neither picked nor refused. A
  * worker on another machine is never picked: its process cannot be checked from here.
  */
-export function liveStandaloneWorker(pollers: readonly string[], stateDir: string, host = hostname(), now = Date.now()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
+export function liveStandaloneWorker(pollers: readonly Poller[], stateDir: string, host = hostname(), now = Date.now()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
   const refused: { identity: string; reason: string }[] = [];
   let worker: string | undefined;
   // Every claimant is checked, also after the one picked: a forged one still polls the queue.
-  for (const identity of pollers) {
+  for (const poller of pollers) {
+    const identity = poller.identity;
     if (!claimsStandaloneWorker(identity, stateDir, host)) continue;
     const reason = checkStandaloneWorker(identity, stateDir, host);
-    if (reason === undefined) worker ??= identity;
+    if (reason === undefined) {
+      worker ??= identity;
+      continue;
+    }
+    const lastPossiblePoll = endedStandaloneWorkerLastPoll(identity, stateDir, host, now);
     // This folder's own worker that has stopped, still listed by the server: no forger, and gone.
-    else if (!isEndedStandaloneWorker(identity, stateDir, host, now)) refused.push({ identity, reason });
+    if (isEndedWorker(poller.lastPolledAt, lastPossiblePoll)) continue;
+    refused.push({
+      identity,
+      reason:
+        lastPossiblePoll === undefined
+          ? reason
+          : `the server saw it poll at ${new Date(poller.lastPolledAt).toISOString()}, after this state folder's worker of that identity ended (${new Date(lastPossiblePoll).toISOString()} at the latest): someone polls under its copied identity`,
+    });
   }
   return { worker, refused };
 }
@@ -368,6 +389,16 @@ export function runWorkerIdentity(pid = process.pid, host = hostname()): string 
   return `warden-run/${pid}@${host}/${randomBytes(16).toString('hex')}`;
 }
 
+/**
+ * A poller as the server lists it (DescribeTaskQueue): the identity it claims and when the server
+ * last saw it poll (its `lastAccessTime`, ms since the epoch). An ended worker's record vouches
+ * for an identity only up to the worker's end ({@link isEndedWorker}).
+ */
+export interface Poller {
+  identity: string;
+  lastPolledAt: number;
+}
+
 const RUN_WORKER_IDENTITY = /^warden-run\/([1-9][0-9]{0,9})@([^/]+)\/([0-9a-f]{32})$/;
 
 /** The folder of `warden run` (and `warden mcp serve`) worker records inside the state folder. */
@@ -389,11 +420,13 @@ export interface RunWorkerRegistration {
 }
 
 /**
- * Keeps the modification time of the record `file` the time its worker was last known alive:
- * refreshed every {@link RUN_RECORD_REFRESH_MS} while this process runs, and set by the returned
- * `ended` (idempotent; also run at the process's exit), which stops the refresh.
+ * Keeps the modification time of `record`'s file in `dir` the time its worker was last known
+ * alive: refreshed every {@link RUN_RECORD_REFRESH_MS} while this process runs; the returned
+ * `ended` (idempotent; also run at the process's exit) stops the refresh and rewrites the record
+ * whole with its end, `endedAt` ({@link markRecordEnded}).
  */
-function keepRecordFresh(file: string): () => void {
+function keepRecordFresh(dir: string, record: StandaloneWorkerRecord): () => void {
+  const file = join(dir, `${record.nonce}.json`);
   const touch = () => {
     try {
       const at = new Date();
@@ -410,10 +443,35 @@ function keepRecordFresh(file: string): () => void {
     done = true;
     clearInterval(refresh);
     process.off('exit', ended);
-    touch();
+    if (!markRecordEnded(dir, { ...record, endedAt: Date.now() })) touch();
   };
   process.once('exit', ended);
   return ended;
+}
+
+/**
+ * Replaces the record `<dir>/<nonce>.json` with `record` (its end written) whole: a temporary
+ * file (O_EXCL, never following a link, 0600) renamed over it, so a reader sees the old record or
+ * the new one. False when it cannot (the folder gone or changed): the record's time is then
+ * refreshed only, as a killed worker's.
+ */
+function markRecordEnded(dir: string, record: StandaloneWorkerRecord): boolean {
+  const tmp = join(dir, `${record.nonce}.tmp`);
+  try {
+    if (!fs.existsSync(join(dir, `${record.nonce}.json`))) return false;
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      fs.fchmodSync(fd, 0o600);
+      fs.writeFileSync(fd, `${JSON.stringify(record)}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, join(dir, `${record.nonce}.json`));
+    return true;
+  } catch {
+    fs.rmSync(tmp, { force: true });
+    return false;
+  }
 }
 
 /**
@@ -441,11 +499,16 @@ export function recordRunWorker(stateDir: string, identity: string, now = Date.n
   if (folderProblem(recordsDir(stateDir), true) === undefined) sweepEndedRecords(recordsDir(stateDir), now);
   const startTime = processStartTime(pid);
   if (startTime === undefined) throw new Error(`cannot record the run worker: /proc/${pid}/stat is not readable`);
-  const file = writeRecordExclusively(dir, { pid, startTime, nonce });
-  return { file, ended: keepRecordFresh(file) };
+  const record = { pid, startTime, nonce };
+  const file = writeRecordExclusively(dir, record);
+  return { file, ended: keepRecordFresh(dir, record) };
 }
 
-/** Removes the records of `dir` that cannot be read, and those whose process has ended and whose time is past {@link RUN_RECORD_KEEP_MS}. */
+/**
+ * Removes the records of `dir` that cannot be read, and those whose process has ended and whose
+ * time is past {@link RUN_RECORD_KEEP_MS} or ahead of now (written before the clock stepped back:
+ * such a record vouches for nothing, {@link isEndedWorker}).
+ */
 function sweepEndedRecords(dir: string, now: number): void {
   for (const name of fs.readdirSync(dir)) {
     const match = /^([0-9a-f]{32})\.json$/.exec(name);
@@ -456,31 +519,50 @@ function sweepEndedRecords(dir: string, now: number): void {
       continue;
     }
     const stat = fs.lstatSync(join(dir, name), { throwIfNoEntry: false });
-    if (stat !== undefined && now - stat.mtimeMs > RUN_RECORD_KEEP_MS && processEnded(read.pid, read.startTime)) fs.rmSync(join(dir, name), { force: true });
+    if (stat !== undefined && !recordTimeVouches(stat.mtimeMs, read, now) && processEnded(read.pid, read.startTime)) fs.rmSync(join(dir, name), { force: true });
   }
 }
 
 /**
- * Whether the worker record `<folder>/<nonce>.json` of the state folder `stateDir` names a worker
- * of process `pid` that has ended at most {@link RUN_RECORD_KEEP_MS} ago: the state folder not
- * writable by others, the records folder and the record this user's and private, the record's pid
- * `pid`, its process ended (gone, or its pid reused) and its time recent. The caller has checked
- * that the identity names this host (and, for a standalone worker, this state folder).
+ * Whether a record whose file time is `mtimeMs` (and end, if written, `record.endedAt`) still
+ * vouches for its worker at `now`: at most {@link RUN_RECORD_KEEP_MS} old and neither time ahead
+ * of now (a time in the future, written before the wall clock stepped back, vouches for nothing).
  */
-function isEndedWorker(stateDir: string, folder: string, nonce: string, pid: number, now: number): boolean {
+function recordTimeVouches(mtimeMs: number, record: StandaloneWorkerRecord, now: number): boolean {
+  return mtimeMs <= now && now - mtimeMs <= RUN_RECORD_KEEP_MS && (record.endedAt === undefined || record.endedAt <= now);
+}
+
+/**
+ * When the worker the record `<folder>/<nonce>.json` of the state folder `stateDir` names, of
+ * process `pid`, ended at most {@link RUN_RECORD_KEEP_MS} ago, the latest time it can have polled:
+ * the record's `endedAt` or, for a record whose end was never written (SIGKILL, a crash), its time
+ * plus one refresh ({@link RUN_RECORD_REFRESH_MS}). Undefined when the record vouches for no such
+ * worker: the state folder writable by others, the records folder or the record not this user's
+ * and private, the record's pid not `pid`, its process not ended (gone, or its pid reused), its
+ * time past the window or ahead of `now`. A poll the server saw after that time is not the ended
+ * worker's but someone's under its copied identity (in the server's poller list and in every
+ * history it ran): {@link isEndedWorker}. The caller has checked that the identity names this host
+ * (and, for a standalone worker, this state folder).
+ */
+function endedWorkerLastPoll(stateDir: string, folder: string, nonce: string, pid: number, now: number): number | undefined {
   let realStateDir: string;
   try {
     realStateDir = fs.realpathSync(stateDir);
   } catch {
-    return false;
+    return undefined;
   }
   const dir = join(realStateDir, folder);
-  if (folderProblem(realStateDir, false) !== undefined || folderProblem(dir, true) !== undefined) return false;
+  if (folderProblem(realStateDir, false) !== undefined || folderProblem(dir, true) !== undefined) return undefined;
   const record = readRecord(dir, nonce);
-  if (typeof record === 'string' || record.pid !== pid) return false;
+  if (typeof record === 'string' || record.pid !== pid) return undefined;
   const stat = fs.lstatSync(join(dir, `${record.nonce}.json`), { throwIfNoEntry: false });
-  if (stat === undefined || now - stat.mtimeMs > RUN_RECORD_KEEP_MS) return false;
-  return processEnded(record.pid, record.startTime);
+  if (stat === undefined || !recordTimeVouches(stat.mtimeMs, record, now) || !processEnded(record.pid, record.startTime)) return undefined;
+  return record.endedAt ?? stat.mtimeMs + RUN_RECORD_REFRESH_MS;
+}
+
+/** Whether `lastPolledAt` is a poll of the ended worker the record names ({@link endedWorkerLastPoll}): no later than its last possible poll. */
+function isEndedWorker(lastPolledAt: number, lastPossiblePoll: number | undefined): boolean {
+  return lastPossiblePoll !== undefined && lastPolledAt <= lastPossiblePoll;
 }
 
 /**
@@ -489,25 +571,26 @@ function isEndedWorker(stateDir: string, folder: string, nonce: string, pid: num
  * about 90 s after its last poll, so every run soon after another would otherwise name the earlier
  * one's worker. The identity alone proves nothing (anyone can poll under
  * `warden-run/<dead pid>@<host>/<any hex>`): it must name a record {@link recordRunWorker} wrote in
- * this state folder ({@link isEndedWorker}). A stranger with the server's poller list can still
- * copy a genuine identity, this run's own included: the notes name accidents (a worker of the
- * wrong folder or machine), they cannot unmask a forger who read the list.
+ * this state folder, and the server must have seen it poll no later than that worker's end
+ * ({@link isEndedWorker}): a stranger polling under an ended worker's copied identity is named. A
+ * stranger with the server's poller list can still copy a live worker's identity, this run's own
+ * included: while the genuine worker polls too, the list shows one poller.
  */
-function isEndedRunWorker(identity: string, stateDir: string, host: string, now: number): boolean {
+function isEndedRunWorker({ identity, lastPolledAt }: Poller, stateDir: string, host: string, now: number): boolean {
   const match = RUN_WORKER_IDENTITY.exec(identity);
-  return match !== null && match[2] === host && isEndedWorker(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now);
+  return match !== null && match[2] === host && isEndedWorker(lastPolledAt, endedWorkerLastPoll(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now));
 }
 
 /**
- * Whether `identity` is a standalone worker of `stateDir` on this machine that has ended (Ctrl-C,
- * SIGTERM, or killed) at most {@link RUN_RECORD_KEEP_MS} ago: its record in `standalone-workers/`
- * is kept for that window ({@link writeStandaloneWorkerRecord}), and checked as a run's is
- * ({@link isEndedWorker}). Such a worker is neither reused nor refused as a forger.
+ * When `identity` is a standalone worker of `stateDir` on this machine that has ended (Ctrl-C,
+ * SIGTERM, or killed) at most {@link RUN_RECORD_KEEP_MS} ago, the latest time it can have polled:
+ * its record in `standalone-workers/` is kept for that window ({@link writeStandaloneWorkerRecord}),
+ * and checked as a run's is ({@link endedWorkerLastPoll}). Undefined for any other identity.
  */
-function isEndedStandaloneWorker(identity: string, stateDir: string, host: string, now: number): boolean {
+function endedStandaloneWorkerLastPoll(identity: string, stateDir: string, host: string, now: number): number | undefined {
   const parsed = parseStandaloneWorkerIdentity(identity);
-  if (parsed === undefined || parsed.nonce === undefined || parsed.host !== host || parsed.stateFingerprint !== stateDirFingerprint(stateDir)) return false;
-  return isEndedWorker(stateDir, STANDALONE_RECORDS_DIR, parsed.nonce, parsed.pid, now);
+  if (parsed === undefined || parsed.nonce === undefined || parsed.host !== host || parsed.stateFingerprint !== stateDirFingerprint(stateDir)) return undefined;
+  return endedWorkerLastPoll(stateDir, STANDALONE_RECORDS_DIR, parsed.nonce, parsed.pid, now);
 }
 
 /**
@@ -520,12 +603,21 @@ function isEndedStandaloneWorker(identity: string, stateDir: string, host: strin
  * machine, anything. Temporal cannot keep them off the queue: any of them may be handed the task's
  * workflow task, its input with it.
  */
-export function unvouchedPollers(pollers: readonly string[], stateDir: string, own: readonly string[] = [], host = hostname(), now = Date.now()): string[] {
+export function unvouchedPollers(pollers: readonly Poller[], stateDir: string, own: readonly string[] = [], host = hostname(), now = Date.now()): string[] {
   const fingerprint = stateDirFingerprint(stateDir);
-  return pollers.filter((identity) => {
-    if (own.includes(identity)) return false;
-    if (isEndedRunWorker(identity, stateDir, host, now)) return false;
-    const parsed = parseStandaloneWorkerIdentity(identity);
-    return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
-  });
+  return pollers
+    .filter((poller) => {
+      if (own.includes(poller.identity)) return false;
+      if (isEndedRunWorker(poller, stateDir, host, now)) return false;
+      const parsed = parseStandaloneWorkerIdentity(poller.identity);
+      return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
+    })
+    .map((poller) => poller.identity);
+}
+
+/** The pollers of `lists` (the same queue's workflow and activity pollers, ...), each identity once, with the latest time the server saw it poll. */
+export function latestPolls(...lists: readonly (readonly Poller[])[]): Poller[] {
+  const latest = new Map<string, number>();
+  for (const { identity, lastPolledAt } of lists.flat()) latest.set(identity, Math.max(lastPolledAt, latest.get(identity) ?? lastPolledAt));
+  return [...latest].map(([identity, lastPolledAt]) => ({ identity, lastPolledAt }));
 }

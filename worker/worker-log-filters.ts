@@ -17,6 +17,7 @@ import type { LogEntry } from '@temporalio/worker';
 import { TASK_END_MESSAGE, TASK_FAILURE_TYPES } from '../workflows/task-close';
 import { AGENT_TASK_WORKFLOW } from '../workflows/definitions';
 import { isRefusalCode } from '../refusal-codes';
+import { terminalLine, terminalLines } from '../terminal-text';
 
 const NO_WORKFLOWS_MESSAGE = 'No workflows registered, not polling for workflow tasks';
 
@@ -56,26 +57,33 @@ export function activityRefusalOf(entry: Pick<LogEntry, 'message' | 'meta'>): { 
 /** Which of an activity entry's fields a refusal's one line keeps: where it happened, not the task token. */
 const REFUSAL_FIELDS = ['activityType', 'activityId', 'attempt', 'isLocal', 'workflowId', 'taskQueue', 'durationMs'] as const;
 
-/** `text` on one line: every run of white space holding a line break becomes one space. */
+/**
+ * `text` on one line: every run of white space holding a line break becomes one space (a
+ * refusal's message may quote a statement over lines), then every control made safe for a
+ * terminal line (../terminal-text.ts).
+ */
 function oneLine(text: string): string {
-  return text.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' ');
+  return terminalLine(text.replace(/\s*[\r\n\u2028\u2029]+\s*/g, ' '));
 }
 
 /**
  * What a standalone worker writes for the SDK's log entry `entry` (see the module comment): the
- * text, ending in a newline; time as ISO 8601 from the entry's `timestampNanos`.
+ * text, ending in a newline; time as ISO 8601 from the entry's `timestampNanos`. A refusal's or a
+ * task's end line holds the tool's text on that one line; an entry kept whole keeps its own line
+ * breaks (a stack), each line made safe: no text a tool, server or model wrote reaches the
+ * terminal as a control or a line of its own (../terminal-text.ts).
  */
 export function workerLogText(entry: LogEntry): string {
   const line = (level: string, message: string, meta: Record<string, unknown> | undefined) => {
     const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
-    return `${time} [${level}] ${message}${meta === undefined ? '' : ` ${inspect(meta, { depth: 4, breakLength: Infinity })}`}\n`;
+    return `${terminalLines(`${time} [${level}] ${message}${meta === undefined ? '' : ` ${inspect(meta, { depth: 4, breakLength: Infinity })}`}`)}\n`;
   };
   if (isDataPlaneNoWorkflowsLog(entry)) {
     return line('INFO', `data-plane worker polling ${String(entry.meta?.taskQueue)} (activities of the tasks this worker holds; no workflows by design)`, undefined);
   }
   if (isTaskEndLog(entry)) {
     const error = entry.meta?.error as { message?: string };
-    return line('INFO', `task ${String(entry.meta?.workflowId ?? '')} ended: ${error.message ?? ''}`, undefined);
+    return line('INFO', terminalLine(`task ${String(entry.meta?.workflowId ?? '')} ended: ${error.message ?? ''}`), undefined);
   }
   const refusal = activityRefusalOf(entry);
   if (refusal !== undefined) {

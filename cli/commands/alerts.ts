@@ -9,6 +9,7 @@ import { DurationSchema } from '../../task/task-schema';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
+import { terminalLine } from '../../terminal-text';
 
 export const ALERTS_USAGE = `usage: warden alerts [--task <workflowId>] [--since <duration>] [--limit <n>] [--json]
 
@@ -29,10 +30,12 @@ function sinceOf(text: string): number {
   return durationToMs(text);
 }
 
+/** An alert in lines; each holds others' text (an agent's action, a tool's arguments) made safe for a terminal line (../../terminal-text.ts). */
 export function formatAlertLine(alert: Alert): string {
-  const rules = alert.rules.length > 0 ? `\n    rules: ${alert.rules.map((r) => `${r.id} "${r.sentence}"`).join('; ')}` : '';
-  const delivery = alert.delivery === undefined ? '' : `\n    webhook: ${alert.delivery}`;
-  return `${alert.detectedAt}  ${alert.id}  ${alert.workflowId}\n    ${formatAlert(alert)}${rules}${delivery}\n`;
+  const lines = [`${alert.detectedAt}  ${alert.id}  ${alert.workflowId}`, `    ${formatAlert(alert)}`];
+  if (alert.rules.length > 0) lines.push(`    rules: ${alert.rules.map((r) => `${r.id} "${r.sentence}"`).join('; ')}`);
+  if (alert.delivery !== undefined) lines.push(`    webhook: ${alert.delivery}`);
+  return `${lines.map(terminalLine).join('\n')}\n`;
 }
 
 export async function alertsCommand(argv: string[], io: CliIo): Promise<number> {

@@ -12,6 +12,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
+import { terminalLine } from '../../terminal-text';
 
 export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] [--workspace <dir>] [--task <workflowId>] [--json]
 
@@ -79,7 +80,8 @@ function describe(label: string, check: AttestationCheck): string {
     ? `OK      ${label}: ${predicate?.claim?.kind ?? '?'} verified at ${predicate?.verifiedAt ?? '?'}, signed by ${check.keyids.join(', ')}`
     : `FAILED  ${label}: ${check.problems.join('; ')}`;
   const subjects = check.subjects.map((s) => `        ${s.status.padEnd(11)} ${s.name}: ${s.detail}`);
-  return [head, ...subjects].join('\n');
+  // The envelope is someone else's file: its text is made safe for a terminal line (../../terminal-text.ts).
+  return [head, ...subjects].map(terminalLine).join('\n');
 }
 
 export async function attestCommand(argv: string[], io: CliIo): Promise<number> {

@@ -9,6 +9,7 @@ import type { StepRecord, TaskResult, TaskState } from '../../task/task-run';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatPendingApproval, formatRecovery, formatStep } from '../format-summary';
+import { terminalLine } from '../../terminal-text';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView } from '../task-view';
 import { withRunningServer } from '../temporal-client';
@@ -42,8 +43,9 @@ export async function logsCommand(argv: string[], io: CliIo): Promise<number> {
   const printResult = (result: TaskResult): void => {
     if (json) io.stdout(`${JSON.stringify({ kind: 'result', result })}\n`);
     else {
-      io.stdout(`task ${result.workflowId}: ${result.status.toUpperCase()}${result.reason ? ` - ${result.reason}` : ''}\n`);
-      if (result.final) io.stdout(`  final: ${result.final.answer}\n`);
+      // The reason and the answer are others' text (a model's, a tool's): one line each (../../terminal-text.ts).
+      io.stdout(`${terminalLine(`task ${result.workflowId}: ${result.status.toUpperCase()}${result.reason ? ` - ${result.reason}` : ''}`)}\n`);
+      if (result.final) io.stdout(`${terminalLine(`  final: ${result.final.answer}`)}\n`);
       if (result.status !== 'completed') io.stdout(`  recovery: ${formatRecovery(result)}\n`);
     }
   };

@@ -26,6 +26,7 @@ import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbo
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
 import { resolveTemporal } from '../temporal-client';
+import { terminalLine } from '../../terminal-text';
 
 export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http [--port <n>] [--token-env <NAME> | --no-auth]] [--task-queue <name>] [--worker | --no-worker]
        warden mcp install <package>... [--allow-scripts]
@@ -138,7 +139,8 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     return EXIT.usage;
   }
   // stdout may be the MCP channel: everything else goes to stderr.
-  const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  // One line each: a line may quote text others wrote (a poller's identity, a server's or a tool's error).
+  const log = (line: string) => io.stderr(`warden: ${terminalLine(line)}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     const { config, server, stateDir } = await resolveTemporal({ ...io, stdout: io.stderr });
@@ -191,7 +193,11 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         task,
         log,
         onStarted: (workflowId: string) => log(`session started task ${workflowId}`),
-        onEnded: (result: Parameters<NonNullable<TaskSessionOptions['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
+        // The summary's lines are made safe one by one (format-summary.ts).
+        onEnded: (result: Parameters<NonNullable<TaskSessionOptions['onEnded']>>[0]) => {
+          log(`task ${result.workflowId} ended:`);
+          io.stderr(`${formatSummary(result)}\n`);
+        },
       };
       if (args.values.http === true) {
         const httpServer = await serveTaskOverHttp({
@@ -337,17 +343,18 @@ async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
         lifetimeMs: 60_000,
       });
       try {
-        io.stdout(`${name} (${connection.listing.serverInfo?.name ?? 'unnamed'} ${connection.listing.serverInfo?.version ?? ''}) pin ${connection.listing.hash}\n`);
+        // The server's name, version and tool names are its own text: one line each (../../terminal-text.ts).
+        io.stdout(`${terminalLine(`${name} (${connection.listing.serverInfo?.name ?? 'unnamed'} ${connection.listing.serverInfo?.version ?? ''}) pin ${connection.listing.hash}`)}\n`);
         for (const tool of connection.listing.tools) {
           const granted = task.grants.tools.includes(tool.name) ? 'granted' : '       ';
-          io.stdout(`  ${granted}  ${tool.name.padEnd(40)} ${JSON.stringify(tool.annotations ?? {})}\n`);
+          io.stdout(`${terminalLine(`  ${granted}  ${tool.name.padEnd(40)} ${JSON.stringify(tool.annotations ?? {})}`)}\n`);
         }
       } finally {
         await connection.close();
       }
     } catch (error) {
       if (!(error instanceof WardenError)) throw error;
-      io.stderr(`warden mcp tools: ${name}: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden mcp tools: ${name}: ${error.code}: ${terminalLine(error.message)}\n`);
       status = EXIT.failed;
     }
   }

@@ -22,6 +22,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { readJsonFile, trustedJwks } from './attest';
+import { terminalLine } from '../../terminal-text';
 
 export const RECEIPT_USAGE = `usage: warden receipt <workflowId> [--out <file>]
        warden receipt verify <file> [--jwks <file>] [--witness <file|folder>] [--json]
@@ -104,15 +105,18 @@ export async function writeReceiptOf(io: CliIo, workflowId: string, finished: { 
   }
 }
 
+/** The check in words, one line each: the receipt is someone else's file, its text made safe for a terminal line (../../terminal-text.ts). */
 function describe(check: ReceiptCheck): string {
-  if (!check.ok) return `receipt INVALID\n${check.problems.map((p) => `  ${p}`).join('\n')}\n`;
+  if (!check.ok) return `receipt INVALID\n${check.problems.map((p) => terminalLine(`  ${p}`)).join('\n')}\n`;
   const p = check.predicate!;
   const verdicts = p.claims.map((c) => `  claim ${c.verdict.padEnd(10)} ${c.agent}: ${c.text}`);
   return [
     `receipt OK: task ${p.task.workflowId} (run ${p.task.runId}) for ${p.task.user}: ${p.task.status}`,
     `  signed by ${check.keyids.join(', ')}; ${p.actions.length} actions; ${check.provenRecords} custody records proven${check.publishedHead === true ? ' against a tree head the witness published' : ''}`,
     ...verdicts,
-  ].join('\n') + '\n';
+  ]
+    .map(terminalLine)
+    .join('\n') + '\n';
 }
 
 async function verifyReceipt(io: CliIo, file: string, options: { jwks?: string; witness?: string; json: boolean }): Promise<number> {

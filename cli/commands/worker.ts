@@ -10,6 +10,7 @@ import { checkWorkerId } from '../../dataplane/shared-storage';
 import { stateDirOf } from '../../state-dir';
 import { resolveTemporal } from '../temporal-client';
 import { processStartTime, standaloneWorkerIdentity, writeStandaloneWorkerRecord, type StandaloneWorkerRegistration } from '../../worker/standalone-worker';
+import { terminalLine } from '../../terminal-text';
 
 export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
 
@@ -35,7 +36,8 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     if (error instanceof WardenError) return usageError('worker', WORKER_USAGE, io, `${error.code}: ${error.message}`);
     throw error;
   }
-  const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  // One line each: a line may quote text others wrote (a poller's identity, a server's or a tool's error).
+  const log = (line: string) => io.stderr(`warden: ${terminalLine(line)}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   let record: StandaloneWorkerRegistration | undefined;
   try {

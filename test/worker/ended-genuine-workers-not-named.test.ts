@@ -24,7 +24,7 @@
  * still named: the tables in test/worker/standalone-worker.test.ts and
  * test/attacks/poller-hides-as-ended-run-worker.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,8 +32,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { recentPollers } from '../../cli/temporal-client';
 import { connectClient } from '../../temporal/connect';
-import { REPO_ROOT } from '../support/warden-test-env';
-import { testTemporalAddress, testTemporalConfig } from '../support/temporal';
+import { spawnWarden, untilPolling } from '../support/warden-children';
+import { testTemporalConfig } from '../support/temporal';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-ended-workers-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -42,32 +42,7 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-function warden(args: string[], stateDir: string): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
-  const port = testTemporalAddress().address.split(':').pop()!;
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'warden.js'), ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: port },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdout!.resume();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stderr: () => stderr, exited };
-}
-
-async function untilPolling(queue: string, pid: number): Promise<void> {
-  const { client, connection } = await connectClient(testTemporalConfig());
-  try {
-    for (;;) {
-      if ((await recentPollers(client, queue)).some((identity) => identity.includes(`${pid}@`))) return;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  } finally {
-    await connection.close();
-  }
-}
+const warden = (args: string[], stateDir: string) => spawnWarden(args, stateDir, root, children);
 
 async function listed(queue: string, pid: number): Promise<boolean> {
   const { client, connection } = await connectClient(testTemporalConfig());

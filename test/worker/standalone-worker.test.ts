@@ -11,7 +11,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,11 +25,16 @@ import {
   parseStandaloneWorkerIdentity,
   processStartTime,
   RUN_RECORD_KEEP_MS,
+  RUN_RECORDS_DIR,
   standaloneWorkerIdentity,
   stateDirFingerprint,
   STANDALONE_RECORDS_DIR,
   writeStandaloneWorkerRecord,
+  type Poller,
 } from '../../worker/standalone-worker';
+
+/** `identity` as the server lists it, last seen polling `ago` ms ago (before any record these rows write ended). */
+const polled = (identity: string, ago = 5_000): Poller => ({ identity, lastPolledAt: Date.now() - ago });
 
 const isRoot = process.getuid?.() === 0;
 /** The pid of a process that has exited (and, right after, is not reused). */
@@ -227,14 +232,14 @@ describe('checkStandaloneWorker: the record vouches, never the identity', () => 
     const reason = checkStandaloneWorker(identity, stateDir);
     if (c.refused === undefined) {
       expect(reason).toBeUndefined();
-      expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: identity, refused: [] });
+      expect(liveStandaloneWorker([polled(identity)], stateDir)).toEqual({ worker: identity, refused: [] });
     } else if (c.ended === true) {
       expect(reason).toContain(c.refused);
-      expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: undefined, refused: [] });
-      expect(unvouchedPollers([identity], stateDir)).toEqual([]);
+      expect(liveStandaloneWorker([polled(identity)], stateDir)).toEqual({ worker: undefined, refused: [] });
+      expect(unvouchedPollers([polled(identity)], stateDir)).toEqual([]);
     } else {
       expect(reason).toContain(c.refused);
-      expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: undefined, refused: [{ identity, reason }] });
+      expect(liveStandaloneWorker([polled(identity)], stateDir)).toEqual({ worker: undefined, refused: [{ identity, reason }] });
     }
   });
 
@@ -247,14 +252,14 @@ describe('checkStandaloneWorker: the record vouches, never the identity', () => 
       standaloneWorkerIdentity(s.stateDir, s.nonce, process.pid, `not-${hostname()}`), // another machine
       `${standaloneWorkerIdentity(s.stateDir, s.nonce)}x`, // a forged suffix
     ];
-    expect(liveStandaloneWorker(pollers, s.stateDir)).toEqual({ worker: undefined, refused: [] });
+    expect(liveStandaloneWorker(pollers.map((identity) => polled(identity)), s.stateDir)).toEqual({ worker: undefined, refused: [] });
   });
 
   it('picks the genuine one after a forged one, and reports the forged one', () => {
     const s = stateWithRecord();
     const forged = `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}`;
     const mine = standaloneWorkerIdentity(s.stateDir, s.nonce);
-    const found = liveStandaloneWorker([forged, mine], s.stateDir);
+    const found = liveStandaloneWorker([polled(forged), polled(mine)], s.stateDir);
     expect(found.worker).toBe(mine);
     expect(found.refused.map((r) => r.identity)).toEqual([forged]);
   });
@@ -263,7 +268,7 @@ describe('checkStandaloneWorker: the record vouches, never the identity', () => 
     const s = stateWithRecord();
     const forged = `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}/${'0'.repeat(32)}`;
     const mine = standaloneWorkerIdentity(s.stateDir, s.nonce);
-    const found = liveStandaloneWorker([mine, forged], s.stateDir);
+    const found = liveStandaloneWorker([polled(mine), polled(forged)], s.stateDir);
     expect(found.worker).toBe(mine);
     expect(found.refused.map((r) => r.identity)).toEqual([forged]);
   });
@@ -290,7 +295,7 @@ describe('unvouchedPollers: every poller no other note of warden run names, but 
     ['a claimant of this folder on this machine (refused in its own note)', `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}`, false],
     ['a standalone worker of another state folder (named in its own note)', standaloneWorkerIdentity(other.stateDir, other.nonce), false],
   ])('%s', (_what, identity, noted) => {
-    expect(unvouchedPollers([identity], s.stateDir, [own])).toEqual(noted ? [identity] : []);
+    expect(unvouchedPollers([polled(identity)], s.stateDir, [own])).toEqual(noted ? [identity] : []);
   });
 
   it('the run worker identity is fresh each time and no standalone identity', () => {
@@ -360,5 +365,91 @@ describe('identities', () => {
     const o = stateWithRecord();
     const other = standaloneWorkerIdentity(o.stateDir, o.nonce);
     expect(otherStateWorkers([standaloneWorkerIdentity(s.stateDir, s.nonce), other, `${process.pid}@${hostname()}`], s.stateDir)).toEqual([other]);
+  });
+});
+
+/**
+ * An ended worker's record vouches for its identity only up to the worker's end: the server's
+ * `lastAccessTime` for the identity must be no later than the record's `endedAt` (written by
+ * `ended()`), or, for a record whose end was never written (SIGKILL), its time plus one refresh
+ * (30 s). A later poll is a stranger's under the copied identity (regression:
+ * test/worker/copied-ended-worker-identity-named.test.ts). A record time ahead of now vouches for
+ * nothing and is pruned.
+ */
+describe("an ended worker's record vouches only up to its end", () => {
+  const SECOND = 1_000;
+  /**
+   * Record time (file mtime) `at`, end `endedAt` (undefined: never written), last poll `polledAt`,
+   * all relative to now; then what the check says: the ended worker (skipped), a poll after its
+   * end (named as a copied identity), or a record that vouches for nothing (named).
+   */
+  const rows: [string, { at: number; endedAt?: number; polledAt: number }, 'ended' | 'copied' | 'no record'][] = [
+    ['clean end, last poll before it (the genuine worker)', { at: -60 * SECOND, endedAt: -60 * SECOND, polledAt: -61 * SECOND }, 'ended'],
+    ['clean end, last poll at it', { at: -60 * SECOND, endedAt: -60 * SECOND, polledAt: -60 * SECOND }, 'ended'],
+    ['clean end, polled 1 s after it (a copied identity)', { at: -60 * SECOND, endedAt: -60 * SECOND, polledAt: -59 * SECOND }, 'copied'],
+    ['clean end, polled 50 s after it (no slack for a written end)', { at: -60 * SECOND, endedAt: -60 * SECOND, polledAt: -10 * SECOND }, 'copied'],
+    ['killed (no end written), polled before its last refresh', { at: -60 * SECOND, polledAt: -61 * SECOND }, 'ended'],
+    ['killed, polled 29 s after its last refresh (within one refresh)', { at: -60 * SECOND, polledAt: -31 * SECOND }, 'ended'],
+    ['killed, polled 31 s after its last refresh (a copied identity)', { at: -60 * SECOND, polledAt: -29 * SECOND }, 'copied'],
+    ['record time ahead of now (the clock stepped back)', { at: 60 * SECOND, polledAt: -5 * SECOND }, 'no record'],
+    ['end ahead of now', { at: -60 * SECOND, endedAt: 60 * SECOND, polledAt: -61 * SECOND }, 'no record'],
+    ['record time past the window', { at: -RUN_RECORD_KEEP_MS - SECOND, endedAt: -RUN_RECORD_KEEP_MS - SECOND, polledAt: -RUN_RECORD_KEEP_MS - 2 * SECOND }, 'no record'],
+  ];
+
+  /** A record of the ended process `deadPid` in `folder` of a fresh private state folder, written by hand as `ended()` or a SIGKILL leaves it. */
+  function ended(folder: string, row: { at: number; endedAt?: number }, now: number): { stateDir: string; nonce: string; file: string } {
+    const stateDir = mkdtempSync(join(tmpdir(), 'warden-ended-'));
+    mkdirSync(join(stateDir, folder), { mode: 0o700 });
+    const nonce = randomBytes(16).toString('hex');
+    const file = join(stateDir, folder, `${nonce}.json`);
+    writeFileSync(file, JSON.stringify({ pid: deadPid, startTime: '12345', nonce, ...(row.endedAt === undefined ? {} : { endedAt: now + row.endedAt }) }), { mode: 0o600 });
+    utimesSync(file, new Date(now + row.at), new Date(now + row.at));
+    return { stateDir, nonce, file };
+  }
+
+  it.each(rows)('a standalone worker: %s (%s)', (_what, row, verdict) => {
+    const now = Date.now();
+    const { stateDir, nonce } = ended(STANDALONE_RECORDS_DIR, row, now);
+    const identity = standaloneWorkerIdentity(stateDir, nonce, deadPid);
+    const found = liveStandaloneWorker([{ identity, lastPolledAt: now + row.polledAt }], stateDir, hostname(), now);
+    expect(found.worker).toBeUndefined();
+    expect(found.refused.map((r) => r.identity)).toEqual(verdict === 'ended' ? [] : [identity]);
+    if (verdict === 'copied') expect(found.refused[0]!.reason).toContain(`the server saw it poll at ${new Date(now + row.polledAt).toISOString()}, after this state folder's worker of that identity ended`);
+    if (verdict === 'no record') expect(found.refused[0]!.reason).toContain(`process ${deadPid} is not running`);
+  });
+
+  it.each(rows)('a run or mcp serve worker: %s (%s)', (_what, row, verdict) => {
+    const now = Date.now();
+    const { stateDir, nonce } = ended(RUN_RECORDS_DIR, row, now);
+    const identity = `warden-run/${deadPid}@${hostname()}/${nonce}`;
+    expect(unvouchedPollers([{ identity, lastPolledAt: now + row.polledAt }], stateDir, [], hostname(), now)).toEqual(verdict === 'ended' ? [] : [identity]);
+  });
+
+  it.each([RUN_RECORDS_DIR, STANDALONE_RECORDS_DIR])('an ended worker\'s record in %s with a time ahead of now is pruned by the next record', (folder) => {
+    const now = Date.now();
+    const future = ended(folder, { at: 60 * SECOND }, now);
+    const futureEnd = ended(folder, { at: -60 * SECOND, endedAt: 60 * SECOND }, now);
+    const fresh = ended(folder, { at: -60 * SECOND, endedAt: -60 * SECOND }, now);
+    for (const s of [future, futureEnd, fresh]) {
+      if (folder === RUN_RECORDS_DIR) recordRunWorker(s.stateDir, runWorkerIdentity()).ended();
+      else writeStandaloneWorkerRecord(s.stateDir).ended();
+    }
+    expect([future, futureEnd, fresh].map((s) => existsSync(s.file))).toEqual([false, false, true]);
+  });
+
+  it('ended() writes the end into the record, whole and private', () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'warden-ended-'));
+    const before = Date.now();
+    const registration = writeStandaloneWorkerRecord(stateDir);
+    expect(JSON.parse(readFileSync(registration.file, 'utf8')).endedAt).toBeUndefined();
+    registration.ended();
+    const record = JSON.parse(readFileSync(registration.file, 'utf8')) as { endedAt: number; nonce: string };
+    expect(record.nonce).toBe(registration.nonce);
+    expect(record.endedAt).toBeGreaterThanOrEqual(before);
+    expect(record.endedAt).toBeLessThanOrEqual(Date.now());
+    expect(statSync(registration.file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(join(stateDir, STANDALONE_RECORDS_DIR))).toEqual([`${registration.nonce}.json`]);
+    // Still this live process's record: reused, not refused.
+    expect(checkStandaloneWorker(standaloneWorkerIdentity(stateDir, registration.nonce), stateDir)).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Finding (issue 17 area, refusal display and logging, 3cc246f "a step the policy allowed and the
- * tool refused says so"; severity medium): the text of a refusal is the tool's, and both views
+ * Fixed finding (issue 17 area, refusal display and logging, 3cc246f "a step the policy allowed
+ * and the tool refused says so"; severity medium; was
+ * test/attacks/open/refusal-line-forged-by-tool-text.test.ts): the text of a refusal is the tool's, and both views
  * print it raw.
  *
  * A sandboxed custom tool (untrusted code) makes one capability call a guard refuses (fs.read
@@ -25,12 +26,14 @@
  * the worker log's SDK entry of that failure held: no line of its own there). The refusal line
  * makes it worse: it reads as Warden's verdict.
  *
- * Suggested fix (the class: attacker text in a terminal line): one function for every line of
- * text a tool, program, MCP server or model wrote that a view prints (step lines, pending
- * approvals, claims, worker log, mcp serve's log): C0/C1 controls and U+2028/9 escaped as
- * JSON does (or as \xNN), applied in formatStep to the message and in workerLogText instead of
- * oneLine; table test over \n \r \v \f ESC NEL U+2028 BEL. Optionally, a refusal taken from a
- * tool's thrown text keeps the code's genuine message (the issued one) rather than the tool's.
+ * Fixed for the class (attacker text in a terminal line): one function, `terminalLine`
+ * (terminal-text.ts), escapes every C0/C1 control, DEL, U+2028/2029 and bidi control as JSON does,
+ * and every view that prints text a tool, program, MCP server, model or poller wrote uses it:
+ * `formatStep` (the whole line), `formatSummary`, `formatPendingApproval`, `formatRecovery`,
+ * `warden status`, `warden logs`, `warden alerts` and run's alert line, `warden receipt verify` and
+ * `warden attest verify`, `mcp tools`, the `warden:` log lines of run, worker and `mcp serve`, and
+ * the worker log (`workerLogText`: the refusal and task-end lines on one line, other entries line
+ * by line). Table over the characters × the views: test/terminal-text.test.ts.
  *
  * Real parts: a real `warden worker` and `warden run` on the test Temporal server, a private
  * state folder and queue, a real file outside the workspace.
@@ -42,9 +45,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { collectOutput, stopChildren, waitForOutput, type CollectedOutput } from '../../support/child-output';
-import { testTemporalAddress } from '../../support/temporal';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import { collectOutput, stopChildren, waitForOutput, type CollectedOutput } from '../support/child-output';
+import { testTemporalAddress } from '../support/temporal';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 const BIN = join(REPO_ROOT, 'bin/warden.js');
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-refusal-forged-'));

@@ -1,6 +1,7 @@
 /**
- * Finding (issue 17 area, `warden run`'s poller notes, 3cc246f "ended genuine workers of a state
- * folder are not named by the next run"; severity medium): a stranger that polls the queue under
+ * Fixed finding (issue 17 area, `warden run`'s poller notes, 3cc246f "ended genuine workers of a
+ * state folder are not named by the next run"; severity medium; was
+ * test/attacks/open/copied-ended-worker-identity-hides-stranger.test.ts): a stranger that polls the queue under
  * the identity of one of this user's workers that has just ended is neither noted nor refused by
  * every `warden run` of the next ~2 minutes, although the server itself says that "ended" worker
  * polled after it ended.
@@ -22,32 +23,32 @@
  * workers to `mcp serve` and every standalone worker (whose identities are also in every history
  * they ran).
  *
- * Suggested fix: `recentPollers` returns each poller's `lastAccessTime` with its identity, and an
- * identity is skipped as ended (`isEndedRunWorker`, `isEndedStandaloneWorker`) only when the
- * server last saw it poll no later than the record's time (plus the refresh interval for a record
- * whose end was not written, e.g. an `endedAt` field written by `ended()` marks a clean end: no
- * slack); otherwise it is noted as "polls under the identity of an ended worker of this state
- * folder". Table: clean end then copy (noted), SIGKILL then copy after 30 s (noted), genuine
- * ended (not noted). Related (low, same check): a record time in the future (written before the
- * wall clock stepped back) counts as recent until the clock passes it, `now - mtimeMs` being
- * negative, and is not pruned either; a time ahead of now should not vouch.
+ * Fixed (worker/standalone-worker.ts): `run` reads each poller's `lastAccessTime` with its
+ * identity (`recentPolls`, cli/temporal-client.ts; the latest of a queue's lists, `latestPolls`),
+ * and `isEndedWorker` skips an identity as an ended worker's only when the server last saw it
+ * poll no later than the record's end: `endedAt`, which `ended()` now writes into the record
+ * (rewritten whole), or, for a record whose end was never written (SIGKILL), its time plus one
+ * refresh (30 s). A later poll is named: a standalone identity as refused ("not reusing …"), a
+ * run's or `mcp serve`'s in the unvouched-poller note. A record time or end ahead of now vouches
+ * for nothing and is pruned by the next record. Table: "an ended worker's record vouches only up
+ * to its end" in test/worker/standalone-worker.test.ts; the genuine ended workers stay unnamed
+ * (test/worker/ended-genuine-workers-not-named.test.ts).
  *
  * Real parts: a real `warden worker` / `warden mcp serve` on the test Temporal server, a real
  * raw gRPC long poll, a real `warden run`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { recentPollers } from '../../../cli/temporal-client';
-import { connectClient } from '../../../temporal/connect';
-import { RUN_RECORDS_DIR, StandaloneWorkerRecordSchema } from '../../../worker/standalone-worker';
-import { runningStandaloneWorkerIdentity } from '../../support/standalone-worker-record';
-import { testTemporalAddress, testTemporalConfig } from '../../support/temporal';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import { connectClient } from '../../temporal/connect';
+import { RUN_RECORDS_DIR, StandaloneWorkerRecordSchema } from '../../worker/standalone-worker';
+import { runningStandaloneWorkerIdentity } from '../support/standalone-worker-record';
+import { testTemporalConfig } from '../support/temporal';
+import { spawnWarden, untilPolling } from '../support/warden-children';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-copied-ended-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -56,32 +57,7 @@ afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 });
 
-function warden(args: string[], stateDir: string): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
-  const port = testTemporalAddress().address.split(':').pop()!;
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'warden.js'), ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: port },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdout!.resume();
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stderr: () => stderr, exited };
-}
-
-async function untilPolling(queue: string, pid: number): Promise<void> {
-  const { client, connection } = await connectClient(testTemporalConfig());
-  try {
-    for (;;) {
-      if ((await recentPollers(client, queue)).some((identity) => identity.includes(`${pid}@`))) return;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  } finally {
-    await connection.close();
-  }
-}
+const warden = (args: string[], stateDir: string) => spawnWarden(args, stateDir, root, children);
 
 /** The identity `warden mcp serve` (pid) polls under, from its record in run-workers/. */
 function mcpServeIdentity(stateDir: string, pid: number): string {
