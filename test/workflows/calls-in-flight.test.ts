@@ -59,7 +59,10 @@ const TOOLS = {
 };
 type Tool = keyof typeof TOOLS;
 
-/** The data flow runs no sub-agents and keeps its deadline by activity timeouts (not covered: see the README's open rows). */
+/**
+ * The data flow runs no sub-agents; its deadline (kept by activity timeouts, no timer) does not wait
+ * for the call yet: test/attacks/open/deadline-leaves-data-flow-program-running.test.ts.
+ */
 const CASES: [Way, 'original loop' | 'data flow', Tool][] = [
   ['kill', 'original loop', 'proc.run'],
   ['kill', 'data flow', 'proc.run'],
