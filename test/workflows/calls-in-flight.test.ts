@@ -25,6 +25,7 @@ import { issueApproverKey, type ApproverKeyFile } from '../../identity/approval-
 import { openApproverStore } from '../../identity/approver-registry';
 import { parseTask } from '../../task/load-task-file';
 import { subagentWorkflowId } from '../../workflows/definitions';
+import { replayHistories } from '../mcp/mcp-test-kit';
 import { processesWith, runToolWatchInterceptor, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
@@ -119,3 +120,10 @@ describe('a task ended while its tool runs', () => {
     expect(processesWith(marker)).toEqual([]);
   }, 600_000);
 });
+
+// The cancellation requests and cancelled activities these runs recorded replay against the code (sub-agents included).
+it('replays every history of this file deterministically', async () => {
+  const { failures, replayed } = await replayHistories(env.client, { taskQueue: env.taskQueue });
+  expect(failures).toEqual([]);
+  expect(replayed).toBeGreaterThanOrEqual(env.workflowIds.length);
+}, 600_000);
