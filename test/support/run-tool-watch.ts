@@ -15,7 +15,20 @@ export interface ActivityEnd {
   alive: number[];
 }
 
-const watched = new Map<string, { marker: string; resolve: (end: ActivityEnd) => void }>();
+/** What was true when the task went on to its end (its saga's or its revocation's first activity started). */
+export interface TaskEndStart {
+  /** The activity that started: `compensate`, `restorePreTaskSnapshot`, `commitTask` or `endTask`. */
+  activity: string;
+  /** Whether the watched runTool activity had ended by then. */
+  runToolEnded: boolean;
+  alive: number[];
+}
+
+/** The activities a task runs once its loop is over (the saga, the grant's revocation). */
+const TASK_END_ACTIVITIES = new Set(['compensate', 'restorePreTaskSnapshot', 'commitTask', 'endTask']);
+
+const watched = new Map<string, { marker: string; resolve: (end: ActivityEnd) => void; ended?: boolean }>();
+const endings = new Map<string, { marker: string; resolve: (start: TaskEndStart) => void }>();
 
 /** Host pids whose command line holds `marker` (a sandbox's processes show in the host's /proc). */
 export function processesWith(marker: string): number[] {
@@ -37,12 +50,27 @@ export function watchRunToolOf(workflowId: string, marker: string): Promise<Acti
   return new Promise((resolve) => watched.set(workflowId, { marker, resolve }));
 }
 
+/**
+ * Resolves when the first activity of `workflowId`'s end (TASK_END_ACTIVITIES) starts, with the
+ * program's processes alive then and whether the runTool `watchRunToolOf` watches had ended: a task
+ * that waits for its cancelled call has none alive and the call ended.
+ */
+export function watchTaskEndOf(workflowId: string, marker: string): Promise<TaskEndStart> {
+  return new Promise((resolve) => endings.set(workflowId, { marker, resolve }));
+}
+
 /** For `activityInterceptors` of the test worker. */
 export function runToolWatchInterceptor(context: Context): { inbound: ActivityInboundCallsInterceptor } {
   return {
     inbound: {
       async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
-        const watch = context.info.activityType === 'runTool' ? watched.get(context.info.workflowExecution?.workflowId ?? '') : undefined;
+        const workflowId = context.info.workflowExecution?.workflowId ?? '';
+        const ending = TASK_END_ACTIVITIES.has(context.info.activityType) ? endings.get(workflowId) : undefined;
+        if (ending !== undefined) {
+          endings.delete(workflowId);
+          ending.resolve({ activity: context.info.activityType, runToolEnded: watched.get(workflowId)?.ended === true, alive: processesWith(ending.marker) });
+        }
+        const watch = context.info.activityType === 'runTool' ? watched.get(workflowId) : undefined;
         try {
           const result = await next(input);
           watch?.resolve({ outcome: 'completed', alive: processesWith(watch.marker) });
@@ -50,6 +78,8 @@ export function runToolWatchInterceptor(context: Context): { inbound: ActivityIn
         } catch (error) {
           watch?.resolve({ outcome: 'failed', error: (error as Error).name, alive: processesWith(watch.marker) });
           throw error;
+        } finally {
+          if (watch !== undefined) watch.ended = true;
         }
       },
     },
