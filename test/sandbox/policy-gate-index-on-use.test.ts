@@ -69,7 +69,7 @@ beforeEach(() => {
 });
 
 describe('the policy gate builds its provenance index on first use', () => {
-  const rows: [case: string, urls: string[], outcomes: string[], builds: number][] = [
+  const rows: [row: string, urls: string[], outcomes: string[], builds: number][] = [
     ['no capability call (pure computation): nothing built', [], [], 0],
     ["one call of the user's URL: built once, applied", [USER_URL], ['applied'], 1],
     ["the user's URL three times: built once, all applied", [USER_URL, USER_URL, USER_URL], ['applied', 'applied', 'applied'], 1],
