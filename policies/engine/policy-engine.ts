@@ -154,11 +154,12 @@ function checkRuleIds(rules: readonly CompiledRule[]): void {
 
 /**
  * Does once, now, what the first engine of a process otherwise does at its first task (issue 17):
- * loads and instantiates cedar-wasm, preparses the schema, and validates and preparses the
- * policies of `packs` (default: the packs a task without its own gets), so the first engine over
- * those rules builds like any later one. Every check still runs, once per process, as before.
- * For a process that waits for work (the sandbox host after its probe). Throws what
- * {@link loadPolicyEngine} throws for `packs`.
+ * reads and compiles the rules of `packs` (default: the packs a task without its own gets) and
+ * validates their Cedar policies, loading cedar-wasm for that when this build holds no record of
+ * them (running from the sources: prevalidated-policies.ts), so the first engine over those rules
+ * builds like any later one. Every check still runs, once per process, as before; the policy sets
+ * are still preparsed only when an engine first decides through Cedar. For a process that waits
+ * for work (the sandbox host after its probe). Throws what {@link loadPolicyEngine} throws for `packs`.
  */
 export function warmPolicyEngine(packs: readonly string[] = DEFAULT_POLICY_PACKS): void {
   loadPolicyEngine({ packs: [...packs] });
