@@ -5,7 +5,8 @@
  * Two Temporal workers in one: one polls the shared task queue (workflows, and activities any
  * worker may run); one polls this worker's own data-plane queue (`<taskQueue>@<workerId>`), where
  * the activities of the tasks whose overlay, grants and sandbox host sit here are sent (see
- * activities/place-task.ts). The shared folder is checked at start.
+ * activities/place-task.ts). The shared folder is checked at start. Neither is created before
+ * `run()`: a worker that never runs never polls.
  *
  * With `WARDEN_DATABASE_URL` (or a shared `state` store) the worker keeps grants, revocations,
  * the jti replay store and its published public keys in the shared database, and refuses to start
@@ -47,8 +48,7 @@ import type { TemporalConfig } from '../temporal/temporal-config';
 import { markPhase, timedPhase } from '../cli/phase-timing';
 import { withWorkflowStackTraces, workflowStackTracesOf } from './workflow-stack-traces';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from './workflow-thread-prestart';
-import { createWorkerOnThread } from './prestarted-thread-worker';
-import { canDiscardWithoutPolling, discardUnrunWorker } from './discard-unrun-worker';
+import { holdWorkerOnThread, type HeldWorker } from './prestarted-thread-worker';
 import type { PrebootedSandboxHost } from './prebooted-sandbox-host';
 
 export interface WardenWorkerOptions {
@@ -83,8 +83,8 @@ export interface WardenWorkerOptions {
    */
   printAlert?: (alert: Alert) => void;
   /**
-   * Called once both Temporal workers' creation has begun (the bundle parsed, the workflow
-   * threads spawning): `warden run` holds its client's connection until then, so the workflow
+   * Called once the task-queue worker's preparation has begun (the bundle parsed, the workflow
+   * thread loading it): `warden run` holds its client's connection until then, so the workflow
    * threads get the cores first. Not called when the start fails before that.
    */
   onWorkersCreating?: () => void;
@@ -114,16 +114,17 @@ export interface WardenWorkerOptions {
 }
 
 export interface WardenWorker {
-  worker: Worker;
-  /** The worker polling this worker's own data-plane task queue (activities only). */
-  dataPlaneWorker: Worker;
   dataPlane: DataPlaneServices;
   sandbox: SandboxClient;
   /** The worker's MCP connections (closed with the worker). */
   mcp: McpConnectionPool;
-  /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
+  /**
+   * Creates the two Temporal workers (none exists before: nothing of a Warden worker polls until
+   * it runs), runs them until `until` settles (or forever), then shuts them and the sandbox host
+   * down. Once only.
+   */
   run(until?: Promise<unknown>): Promise<void>;
-  /** Lets go of a worker that will never run: its Temporal workers, the sandbox host, the stores (and its own connection). */
+  /** Lets go of a worker that will never run: its prepared workflow thread, the sandbox host, the stores (and its own connection). */
   close(): Promise<void>;
 }
 
@@ -297,9 +298,10 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
       jwksFile = join(stateDir, 'key-source-jwks.json');
       writeFileSync(jwksFile, `${JSON.stringify(keystore.jwks())}\n`, { mode: 0o644 });
     }
-    // The host boots (a process of its own) while the Temporal workers below are built (their
+    // The host boots (a process of its own) while the task-queue worker below is prepared (its
     // workflow thread loads the bundle): the two were most of a worker's start, one after the
-    // other (issue 17). Nothing is handed out, and no worker polls, before the host answered.
+    // other (issue 17). Nothing is handed out before the host answered, and no Temporal Worker
+    // exists (so none polls) before run().
     const hostOptions = {
       identityStateDir: stateDir,
       ...(state?.shared === true && state.config.mode === 'postgres' ? { identityDatabaseUrl: state.config.url } : {}),
@@ -311,6 +313,7 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
     throw error;
   }
   sandboxReady.then(() => markPhase('worker: sandbox host ready', configEnv), () => undefined);
+  let held: HeldWorker | undefined;
   try {
     const env = options.env ?? process.env;
     const mcp = {
@@ -345,46 +348,51 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
     const namespace = await options.namespace;
     markPhase('worker: native connection ready', configEnv);
     const workflowBundleLoaded = await bundle;
-    // Without a way to let go of a created Worker unpolled (another SDK release), none is created before the host answered.
-    if (!canDiscardWithoutPolling()) await sandboxReady;
+    // The Temporal workers are built up to their Core workers (the part that polls) while the
+    // host boots, and created only in run(): a worker that must not run (its host never answered,
+    // or close() instead of run()) then has no Temporal Worker to let go of, so nothing of it ever
+    // polls (issue 17: the SDK's only release of an unrun Worker, run() then shutdown(), let a poll
+    // take a task waiting on the queue).
     // WARDEN_WORKFLOW_STACK_TRACES=off: the workflow threads start without stack traces (workflow-stack-traces.ts).
-    const creating = withWorkflowStackTraces(stackTraces, () => createWorkerOnThread({
-      connection,
-      namespace,
-      taskQueue,
-      ...(options.identity === undefined ? {} : { identity: options.identity }),
-      workflowBundle: workflowBundleLoaded,
-      // A slow activation on a loaded machine is not killed at 5 s (see ISOLATE_EXECUTION_TIMEOUT).
-      ...WORKFLOW_WORKER_OPTIONS,
-      interceptors: { ...traced?.interceptors, activity: activityInterceptors },
-      ...(traced === undefined ? {} : { sinks: traced.sinks }),
-      activities,
-    }, workflowThread));
-    void creating.then(() => markPhase('worker: task-queue worker created', configEnv), () => undefined);
-    const dataPlaneCreating = Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities });
-    void dataPlaneCreating.then(() => markPhase('worker: data-plane worker created', configEnv), () => undefined);
+    const preparing = withWorkflowStackTraces(stackTraces, async () => {
+      held = holdWorkerOnThread({
+        connection,
+        namespace,
+        taskQueue,
+        ...(options.identity === undefined ? {} : { identity: options.identity }),
+        workflowBundle: workflowBundleLoaded,
+        // A slow activation on a loaded machine is not killed at 5 s (see ISOLATE_EXECUTION_TIMEOUT).
+        ...WORKFLOW_WORKER_OPTIONS,
+        interceptors: { ...traced?.interceptors, activity: activityInterceptors },
+        ...(traced === undefined ? {} : { sinks: traced.sinks }),
+        activities,
+      }, workflowThread);
+      await held.prepared;
+    });
+    void preparing.then(() => markPhase('worker: task-queue worker prepared', configEnv), () => undefined);
+    const dataPlaneOptions: WorkerOptions = { connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities };
     // A turn later: the task-queue worker's threads have been spawned by then.
     if (options.onWorkersCreating !== undefined) setImmediate(options.onWorkersCreating);
-    const [created, dataPlaneCreated, hostBooted] = await Promise.allSettled([creating, dataPlaneCreating, sandboxReady]);
-    if (created.status === 'rejected' || dataPlaneCreated.status === 'rejected' || hostBooted.status === 'rejected') {
-      // A worker built for nothing lets go of its workflow threads and its hold on the connection.
-      await Promise.all([created, dataPlaneCreated].map((c) => (c.status === 'fulfilled' ? discardUnrunWorker(c.value) : undefined)));
-      throw [created, dataPlaneCreated, hostBooted].map((c) => (c.status === 'rejected' ? (c.reason as unknown) : undefined)).find((e) => e !== undefined);
-    }
-    const worker = created.value;
-    const dataPlaneWorker = dataPlaneCreated.value;
+    const [prepared, hostBooted] = await Promise.allSettled([preparing, sandboxReady]);
+    if (prepared.status === 'rejected') throw prepared.reason;
+    if (hostBooted.status === 'rejected') throw hostBooted.reason;
+    const heldWorker = held!;
     return {
-      worker,
-      dataPlaneWorker,
       dataPlane,
       sandbox,
       mcp: mcpPool,
       async run(until) {
         try {
+          // Created now, as they will run: the host has answered. Should one of them fail, the
+          // other runs only to stop at once (it is a whole worker, meant to run: a task it took
+          // is finished or handed back as by any worker that shuts down).
+          const creations = await Promise.allSettled([withWorkflowStackTraces(stackTraces, () => heldWorker.create()), Worker.create(dataPlaneOptions)]);
+          markPhase('worker: Temporal workers created', configEnv);
+          const workers = creations.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
+          const creationFailure = creations.find((c): c is PromiseRejectedResult => c.status === 'rejected');
           // Both stop together: `until`, a shutdown signal or a failure of either shuts both down.
           // (Not runUntil: a worker stopped by a signal before `until` settled would throw
           // PromiseCompletionTimeoutError, and `warden worker` would exit failed on SIGTERM.)
-          const workers = [worker, dataPlaneWorker];
           const stopAll = () => {
             for (const w of workers) {
               try {
@@ -395,6 +403,7 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
             }
           };
           const runs = workers.map((w) => w.run().finally(stopAll));
+          if (creationFailure !== undefined) stopAll();
           // Volumes of trees closed without their saga (terminated, timed out): at start and every few minutes.
           const sweep = () => void sweepClosedVolumes(stateDir, describeNewestRunVia(connection.workflowService, namespace)).catch(() => undefined);
           sweep();
@@ -414,24 +423,27 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
             stopAll();
           });
           const results = await Promise.allSettled(runs);
+          if (creationFailure !== undefined) throw creationFailure.reason;
           const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed !== undefined) throw failed.reason;
           if (leaseLost !== undefined) throw leaseLost;
           if (untilFailure !== undefined) throw untilFailure.error;
         } finally {
+          await heldWorker.discard();
           await mcpPool.close();
           await sandbox.close();
           await release();
         }
       },
       async close() {
-        // The Temporal workers too: an unrun Worker keeps its workflow threads (and the process) alive.
-        await Promise.all([worker, dataPlaneWorker].map(discardUnrunWorker));
+        // No Temporal Worker exists before run(): only the prepared workflow thread to end.
+        await heldWorker.discard();
         await sandbox.close();
         await release();
       },
     };
   } catch (error) {
+    await held?.discard();
     await sandbox.close();
     await release();
     throw error;

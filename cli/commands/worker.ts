@@ -56,12 +56,13 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
       throw new WardenError('ERR_CONFIG_INVALID', message.startsWith('cannot record') ? message : `cannot record the standalone worker in ${stateDir}/standalone-workers: ${message}`, { cause: error });
     }
     const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, ...(record === undefined ? {} : { identity: standaloneWorkerIdentity(stateDir, record.nonce) }), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
-    const stop = () => worker.worker.shutdown();
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     log(`worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); data plane ${worker.dataPlane.taskQueue}, shared folder ${worker.dataPlane.sharedDir}; Ctrl-C stops it`);
     try {
-      await worker.run();
+      await worker.run(stopped);
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
