@@ -12,7 +12,9 @@
  *   model prints its own rows and escape sequences into the operator's list.
  *
  * Each view's output must hold no control character (the table of test/terminal-text.test.ts) and
- * no line the writer chose. (Found: all eight token fields; the list's reason.) Suggested fix: `terminalLine` on every line of both views (and a scan
+ * no line the writer chose. (Found: all eight token fields; the list's reason. Read, not tested:
+ * `warden kill`'s end line prints the reason, undo details and what could not be undone raw,
+ * cli/commands/kill.ts, beside formatRecovery which escapes them.) Suggested fix: `terminalLine` on every line of both views (and a scan
  * test over cli/ for io.stdout / io.stderr of unescaped fields).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -80,7 +82,7 @@ describe('warden list: a failed task\'s reason', () => {
     await model?.close();
   });
 
-  it('prints no control and no row of the model\'s', async () => {
+  it('prints no control of the model\'s', async () => {
     const forgedRow = 'payroll-sync  COMPLETED  auditor';
     model.enqueue({ kind: 'http', status: 400, body: JSON.stringify({ error: { message: `bad request\u001b[1A\u001b[2K\u001b[1G${forgedRow}\u001b]0;title\u0007`, type: 'invalid_request_error' } }) });
     const result = await env.runTask({
@@ -95,8 +97,8 @@ describe('warden list: a failed task\'s reason', () => {
     const out = await run(listCommand, ['--status', 'failed', '--limit', '1000'], { ...process.env, WARDEN_STATE_DIR: TEST_STATE_DIR });
     const row = out.split('\n').findIndex((line) => line.startsWith(result.workflowId));
     expect(row, out).toBeGreaterThanOrEqual(0);
-    for (const line of out.split('\n')) {
-      expect(line, out).not.toMatch(CONTROL);
-    }
+
+    const unsafe = out.split('\n').filter((line) => CONTROL.test(line));
+    expect(unsafe).toEqual([]);
   }, 300_000);
 });
