@@ -529,8 +529,16 @@ function sweepEndedRecords(dir: string, now: number): void {
  * of now (a time in the future, written before the wall clock stepped back, vouches for nothing).
  */
 function recordTimeVouches(mtimeMs: number, record: StandaloneWorkerRecord, now: number): boolean {
-  return mtimeMs <= now && now - mtimeMs <= RUN_RECORD_KEEP_MS && (record.endedAt === undefined || record.endedAt <= now);
+  return mtimeMs <= now + FILE_TIME_SLACK_MS && now - mtimeMs <= RUN_RECORD_KEEP_MS && (record.endedAt === undefined || record.endedAt <= now);
 }
+
+/**
+ * How far ahead of `Date.now()` a record's file time may read and still count as now: file times
+ * carry nanoseconds where `Date.now()` is whole milliseconds, so a record written in the
+ * millisecond of the check reads up to 1 ms ahead (the pruning of a just-ended run's record was
+ * seen to fail this way). A clock stepped back by more still vouches for nothing.
+ */
+const FILE_TIME_SLACK_MS = 1;
 
 /**
  * When the worker the record `<folder>/<nonce>.json` of the state folder `stateDir` names, of

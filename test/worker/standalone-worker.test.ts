@@ -391,7 +391,11 @@ describe("an ended worker's record vouches only up to its end", () => {
     ['killed (no end written), polled before its last refresh', { at: -60 * SECOND, polledAt: -61 * SECOND }, 'ended'],
     ['killed, polled 29 s after its last refresh (within one refresh)', { at: -60 * SECOND, polledAt: -31 * SECOND }, 'ended'],
     ['killed, polled 31 s after its last refresh (a copied identity)', { at: -60 * SECOND, polledAt: -29 * SECOND }, 'copied'],
+    // File times carry nanoseconds, Date.now() whole milliseconds: a record written in the millisecond of the check reads ahead of it.
+    ['record written in the millisecond of the check (file time 0.6 ms ahead of Date.now())', { at: 0.6, endedAt: 0, polledAt: -1 }, 'ended'],
+    ['killed, record time 0.6 ms ahead of Date.now()', { at: 0.6, polledAt: -1 }, 'ended'],
     ['record time ahead of now (the clock stepped back)', { at: 60 * SECOND, polledAt: -5 * SECOND }, 'no record'],
+    ['record time 2 s ahead of now', { at: 2 * SECOND, polledAt: -5 * SECOND }, 'no record'],
     ['end ahead of now', { at: -60 * SECOND, endedAt: 60 * SECOND, polledAt: -61 * SECOND }, 'no record'],
     ['record time past the window', { at: -RUN_RECORD_KEEP_MS - SECOND, endedAt: -RUN_RECORD_KEEP_MS - SECOND, polledAt: -RUN_RECORD_KEEP_MS - 2 * SECOND }, 'no record'],
   ];
@@ -403,7 +407,8 @@ describe("an ended worker's record vouches only up to its end", () => {
     const nonce = randomBytes(16).toString('hex');
     const file = join(stateDir, folder, `${nonce}.json`);
     writeFileSync(file, JSON.stringify({ pid: deadPid, startTime: '12345', nonce, ...(row.endedAt === undefined ? {} : { endedAt: now + row.endedAt }) }), { mode: 0o600 });
-    utimesSync(file, new Date(now + row.at), new Date(now + row.at));
+    // In seconds, not a Date: a Date holds whole milliseconds.
+    utimesSync(file, (now + row.at) / 1_000, (now + row.at) / 1_000);
     return { stateDir, nonce, file };
   }
 
@@ -430,11 +435,12 @@ describe("an ended worker's record vouches only up to its end", () => {
     const future = ended(folder, { at: 60 * SECOND }, now);
     const futureEnd = ended(folder, { at: -60 * SECOND, endedAt: 60 * SECOND }, now);
     const fresh = ended(folder, { at: -60 * SECOND, endedAt: -60 * SECOND }, now);
-    for (const s of [future, futureEnd, fresh]) {
+    const sameMillisecond = ended(folder, { at: 0.6, endedAt: 0 }, now);
+    for (const s of [future, futureEnd, fresh, sameMillisecond]) {
       if (folder === RUN_RECORDS_DIR) recordRunWorker(s.stateDir, runWorkerIdentity()).ended();
       else writeStandaloneWorkerRecord(s.stateDir).ended();
     }
-    expect([future, futureEnd, fresh].map((s) => existsSync(s.file))).toEqual([false, false, true]);
+    expect([future, futureEnd, fresh, sameMillisecond].map((s) => existsSync(s.file))).toEqual([false, false, true, true]);
   });
 
   it('ended() writes the end into the record, whole and private', () => {
