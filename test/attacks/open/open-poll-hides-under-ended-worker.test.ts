@@ -22,11 +22,9 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { temporal } from '@temporalio/proto';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { connectClient } from '../../../temporal/connect';
 import { runningStandaloneWorkerIdentity } from '../../support/standalone-worker-record';
-import { testTemporalConfig } from '../../support/temporal';
+import { lastPolled, strangerPolls } from '../../support/stranger-poll';
 import { spawnWarden, untilPolling } from '../../support/warden-children';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-copied-ended-'));
@@ -37,43 +35,6 @@ afterEach(() => {
 });
 
 const warden = (args: string[], stateDir: string) => spawnWarden(args, stateDir, root, children);
-
-/**
- * The stranger: one raw long poll of `queue`'s activity tasks under `identity`, held up to 60 s
- * (the server's own long-poll limit); resolves with the task it was handed, if any.
- */
-async function strangerPolls(queue: string, identity: string): Promise<string | undefined> {
-  const { client, connection } = await connectClient(testTemporalConfig());
-  try {
-    const task = await connection
-      .withDeadline(Date.now() + 60_000, () => client.workflowService.pollActivityTaskQueue({ namespace: client.options.namespace, taskQueue: { name: queue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL }, identity }))
-      .catch((error: unknown) => {
-        // The deadline ends the poll (nothing was handed to it); anything else means the stranger never polled.
-        if (!(error instanceof Error && /DEADLINE_EXCEEDED|deadline/i.test(error.message))) throw error;
-        return undefined;
-      });
-    return task?.activityType?.name ?? undefined;
-  } finally {
-    await connection.close();
-  }
-}
-
-/** When the server last saw `identity` poll `queue`'s activity tasks (ms since the epoch), undefined when not listed. */
-async function lastPolled(queue: string, identity: string): Promise<number | undefined> {
-  const { client, connection } = await connectClient(testTemporalConfig());
-  try {
-    const response = await client.workflowService.describeTaskQueue({
-      namespace: client.options.namespace,
-      taskQueue: { name: queue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-    });
-    const poller = (response.pollers ?? []).find((p) => p.identity === identity);
-    if (poller === undefined) console.error('pollers listed:', JSON.stringify(response.pollers));
-    return poller?.lastAccessTime ? Number(poller.lastAccessTime.seconds ?? 0) * 1000 + Math.floor((poller.lastAccessTime.nanos ?? 0) / 1e6) : undefined;
-  } finally {
-    await connection.close();
-  }
-}
 
 it('a stranger holding a long poll open under a standalone worker\'s identity while it ends is named by the next warden run', async () => {
   const dir = fs.mkdtempSync(join(root, 'case-'));
