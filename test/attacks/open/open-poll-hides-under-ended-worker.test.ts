@@ -27,7 +27,7 @@ import { runningStandaloneWorkerIdentity } from '../../support/standalone-worker
 import { lastPolled, strangerPolls } from '../../support/stranger-poll';
 import { spawnWarden, untilPolling } from '../../support/warden-children';
 
-const root = fs.mkdtempSync(join(tmpdir(), 'warden-copied-ended-'));
+const root = fs.mkdtempSync(join(tmpdir(), 'warden-open-poll-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 const children: ChildProcess[] = [];
 afterEach(() => {
