@@ -42,12 +42,10 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { temporal } from '@temporalio/proto';
 import { afterAll, afterEach, expect, it } from 'vitest';
-import { connectClient } from '../../temporal/connect';
 import { RUN_RECORDS_DIR, StandaloneWorkerRecordSchema } from '../../worker/standalone-worker';
 import { runningStandaloneWorkerIdentity } from '../support/standalone-worker-record';
-import { testTemporalConfig } from '../support/temporal';
+import { lastPolled, strangerPolls } from '../support/stranger-poll';
 import { spawnWarden, untilPolling } from '../support/warden-children';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-copied-ended-'));
@@ -68,38 +66,6 @@ function mcpServeIdentity(stateDir: string, pid: number): string {
     if (record.success && record.data.pid === pid) return `warden-run/${pid}@${hostname()}/${record.data.nonce}`;
   }
   throw new Error(`no run-workers record of pid ${pid} in ${dir}`);
-}
-
-/** The stranger: one raw long poll of `queue`'s activity tasks under `identity`, given up after 5 s (nothing is waiting; the server refuses a long poll of less than 2 s). */
-async function strangerPolls(queue: string, identity: string): Promise<void> {
-  const { client, connection } = await connectClient(testTemporalConfig());
-  try {
-    await connection
-      .withDeadline(Date.now() + 5_000, () => client.workflowService.pollActivityTaskQueue({ namespace: client.options.namespace, taskQueue: { name: queue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL }, identity }))
-      .catch((error: unknown) => {
-        // The deadline ends the poll (nothing waits on the queue); anything else means the stranger never polled.
-        if (!(error instanceof Error && /DEADLINE_EXCEEDED|deadline/i.test(error.message))) throw error;
-      });
-  } finally {
-    await connection.close();
-  }
-}
-
-/** When the server last saw `identity` poll `queue`'s activity tasks (ms since the epoch), undefined when not listed. */
-async function lastPolled(queue: string, identity: string): Promise<number | undefined> {
-  const { client, connection } = await connectClient(testTemporalConfig());
-  try {
-    const response = await client.workflowService.describeTaskQueue({
-      namespace: client.options.namespace,
-      taskQueue: { name: queue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-    });
-    const poller = (response.pollers ?? []).find((p) => p.identity === identity);
-    if (poller === undefined) console.error('pollers listed:', JSON.stringify(response.pollers));
-    return poller?.lastAccessTime ? Number(poller.lastAccessTime.seconds ?? 0) * 1000 + Math.floor((poller.lastAccessTime.nanos ?? 0) / 1e6) : undefined;
-  } finally {
-    await connection.close();
-  }
 }
 
 it.each<[string, (task: string, queue: string) => string[], (child: ChildProcess) => void, (stateDir: string, pid: number) => string]>([
@@ -125,7 +91,7 @@ it.each<[string, (task: string, queue: string) => string[], (child: ChildProcess
   const endedAt = Date.now();
 
   // A stranger copies the identity the server lists and polls under it after the worker ended.
-  await strangerPolls(queue, identity);
+  await strangerPolls(queue, identity, 5_000);
   // Not vacuous: the server says this identity polled after the genuine worker's process exited.
   expect(await lastPolled(queue, identity)).toBeGreaterThan(endedAt);
 
