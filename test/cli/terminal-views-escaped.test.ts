@@ -1,6 +1,7 @@
 /**
- * Open finding: two terminal views still print others' text raw, after terminal-text.ts
- * `terminalLine` was applied to the views of test/terminal-text.test.ts:
+ * Regression (was test/attacks/open/terminal-views-not-escaped.test.ts): two terminal views printed
+ * others' text raw after terminal-text.ts `terminalLine` was applied to the views of
+ * test/terminal-text.test.ts; both now escape every line (and `warden kill`'s end lines, read only):
  *
  * - `warden credentials verify <token>` explains a token "as the token states them" before its
  *   verdict: issuer, subject, jti, kid, grant, scope, ancestors, act chain and the names of extra
@@ -21,12 +22,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../../cli/cli-io';
-import { credentialsCommand } from '../../../cli/commands/credentials';
-import { keysCommand } from '../../../cli/commands/keys';
-import { listCommand } from '../../../cli/commands/list';
-import { startFakeOpenAIServer, type FakeOpenAIServer } from '../../support/fake-openai-server';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
+import type { CliIo } from '../../cli/cli-io';
+import { credentialsCommand } from '../../cli/commands/credentials';
+import { keysCommand } from '../../cli/commands/keys';
+import { listCommand } from '../../cli/commands/list';
+import { startFakeOpenAIServer, type FakeOpenAIServer } from '../support/fake-openai-server';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** Any character terminal-text.ts escapes. */
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
