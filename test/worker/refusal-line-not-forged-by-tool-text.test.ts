@@ -38,18 +38,16 @@
  * Real parts: a real `warden worker` and `warden run` on the test Temporal server, a private
  * state folder and queue, a real file outside the workspace.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { collectOutput, stopChildren, waitForOutput, type CollectedOutput } from '../support/child-output';
+import { stopChildren, type CollectedOutput } from '../support/child-output';
+import { runThroughStandaloneWorker } from '../support/standalone-worker-run';
 import { testTemporalAddress } from '../support/temporal';
-import { REPO_ROOT } from '../support/warden-test-env';
 
-const BIN = join(REPO_ROOT, 'bin/warden.js');
 const root = fs.mkdtempSync(join(tmpdir(), 'warden-refusal-forged-'));
 const stateDir = join(root, 'state');
 const taskQueue = `atk-refusal-forged-${randomUUID()}`;
@@ -88,15 +86,7 @@ beforeAll(async () => {
       resources: { workspace },
     }),
   );
-  worker = spawn(process.execPath, [BIN, 'worker', '--task-queue', taskQueue], { cwd: root, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-  workerOutput = collectOutput(worker);
-  await waitForOutput(worker, workerOutput, 'stderr', `worker polling ${taskQueue}`);
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, 'run', task, '--task-queue', taskQueue], { cwd: root, env: env(), maxBuffer: 16 * 1024 * 1024 });
-    run = { code: 0, stdout, stderr };
-  } catch (error) {
-    run = error as { code: number; stdout: string; stderr: string };
-  }
+  ({ worker, workerOutput, run } = await runThroughStandaloneWorker({ cwd: root, env: env(), taskQueue, taskFile: task }));
 }, 600_000);
 
 afterAll(async () => {
