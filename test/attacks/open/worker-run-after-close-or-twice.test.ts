@@ -23,30 +23,17 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runtime } from '@temporalio/worker';
 import { afterAll, expect, it } from 'vitest';
 import { connectWorkerConnection } from '../../../temporal/connect';
 import { loadTemporalConfig } from '../../../temporal/temporal-config';
 import { createWardenWorker, installQuietRuntime, type WardenWorker } from '../../../worker/create-warden-worker';
 import { SANDBOX_PROBE_CALL } from '../../../sandbox/sandbox-messages';
+import { coreWorkersRegistered, recordCoreWorkers } from '../../support/core-worker-registrations';
 import { testTemporalAddress } from '../../support/temporal';
 import { REPO_ROOT } from '../../support/warden-test-env';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'warden-run-after-close-'));
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
-
-/** Identities every Core worker of this process was registered under (as test/worker/unrun-worker-takes-no-task.test.ts). */
-const registered: string[] = [];
-function recordCoreWorkers(): void {
-  const runtime = Runtime.instance() as unknown as { registerWorker(client: unknown, options: { identity?: string }): Promise<unknown> };
-  if ((runtime as { recorded?: true }).recorded === true) return;
-  const register = runtime.registerWorker.bind(runtime);
-  runtime.registerWorker = (client, options) => {
-    registered.push(options.identity ?? '');
-    return register(client, options);
-  };
-  (runtime as { recorded?: true }).recorded = true;
-}
 
 async function withWorker(check: (worker: WardenWorker, identity: string) => Promise<void>): Promise<void> {
   installQuietRuntime();
@@ -75,7 +62,7 @@ it('close() then run(): no Core worker is registered', async () => {
     await worker.close();
     // Whatever run() answers (it should refuse), it must create nothing that polls.
     await worker.run(Promise.resolve()).catch(() => undefined);
-    expect(registered.filter((who) => who === identity)).toEqual([]);
+    expect(coreWorkersRegistered(identity)).toBe(0);
   });
 }, 300_000);
 
