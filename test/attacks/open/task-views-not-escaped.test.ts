@@ -7,7 +7,9 @@
  *   the task's reason, the agent's claims and their verdicts' reasons, alert reasons;
  * - `warden snapshots <id>` (cli/commands/snapshots.ts `formatRecords`): the workspace paths the
  *   task committed, which the model chose (`fs.write`'s `path`);
- * - `warden rollback <id>` (cli/commands/rollback.ts): the same paths, `restored` / `deleted`.
+ * - `warden rollback <id>` (cli/commands/rollback.ts): the same paths, `restored` / `deleted`, and
+ *   in the refusal when a file changed since the commit (ERR_ROLLBACK_CONFLICT's message,
+ *   recovery/workspace-rollback.ts, printed as `${error.code}: ${error.message}`).
  *
  * Here a scripted agent (standing for a model: the script is what a model would answer) writes a
  * file whose name moves the cursor and sets the terminal's title, and ends with a final answer and
@@ -16,7 +18,7 @@
  * views (and the scan over cli/ that test/cli/terminal-views-escaped.test.ts suggested, which would
  * have named `formatTaskTimeline` and `formatRecords`).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,8 +84,11 @@ describe('a finished task\'s views print no control of its agent\'s', () => {
   it.each<[string, Command, (id: string) => string[]]>([
     ['warden trace', traceCommand, (id) => [id]],
     ['warden snapshots', snapshotsCommand, (id) => [id]],
-    ['warden rollback', rollbackCommand, (id) => [id, '--force']],
-  ])('%s', async (_view, command, argv) => {
+    ['warden rollback, refused (the file changed since the commit)', rollbackCommand, (id) => [id]],
+    ['warden rollback --force', rollbackCommand, (id) => [id, '--force']],
+  ])('%s', async (view, command, argv) => {
+    // The refusal's error names the conflicting path: the file changed behind the task.
+    if (view.includes('refused')) await writeFile(join(workspace, `note${FORGED}.txt`), 'changed\n');
     const out = await run(command, argv(result.workflowId));
     // The view shows the task (so the row is not passed by an empty answer).
     expect(out, out).toContain('note');
