@@ -157,11 +157,6 @@ export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWo
   };
 }
 
-/** `Worker.create(options)` on `thread` (see {@link holdWorkerOnThread}), created at once. */
-export async function createWorkerOnThread(options: WorkerOptions, thread?: PrestartedWorkflowThread): Promise<Worker> {
-  return holdWorkerOnThread(options, thread).create();
-}
-
 /** The workflow creator `Worker.create` makes, on the prestarted thread when it can be used. */
 async function workflowCreatorOn(thread: PrestartedWorkflowThread | undefined, bundle: ParsedBundle, compiledOptions: CompiledOptions, logger: unknown): Promise<unknown> {
   const sdk = Worker as unknown as SdkWorkerStatics;

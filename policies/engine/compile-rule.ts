@@ -504,13 +504,11 @@ export function validateCedarRules(rules: readonly CompiledRule[]): void {
   // this process did (validatedHere), are not validated again: the same text under the same
   // schema gets the same answer from the same Cedar release.
   const known = prevalidatedPolicies(WARDEN_CEDAR_SCHEMA);
-  const policies = Object.fromEntries(
-    Object.entries(cedarPolicies(rules)).filter(([, text]) => {
-      const digest = policyDigest(WARDEN_CEDAR_SCHEMA, text);
-      return !known.has(digest) && !validatedHere.has(digest);
-    }),
-  );
-  if (Object.keys(policies).length === 0) return;
+  const unvalidated = Object.entries(cedarPolicies(rules))
+    .map(([id, text]) => ({ id, text, digest: policyDigest(WARDEN_CEDAR_SCHEMA, text) }))
+    .filter(({ digest }) => !known.has(digest) && !validatedHere.has(digest));
+  if (unvalidated.length === 0) return;
+  const policies = Object.fromEntries(unvalidated.map(({ id, text }) => [id, text]));
   const answer = cedar.validate({ schema: WARDEN_CEDAR_SCHEMA, policies: { staticPolicies: policies }, validationSettings: { mode: 'strict' } });
   const problems: { id: string; sentence: string; message: string }[] = [];
   if (answer.type === 'failure') {
@@ -527,7 +525,7 @@ export function validateCedarRules(rules: readonly CompiledRule[]): void {
     });
   }
   // Only a set with no problem at all is recorded: a failing one is validated again (and fails again).
-  for (const text of Object.values(policies)) validatedHere.add(policyDigest(WARDEN_CEDAR_SCHEMA, text));
+  for (const { digest } of unvalidated) validatedHere.add(digest);
 }
 
 /**
