@@ -5,7 +5,7 @@
  * (test/console/console-browser.test.ts has the page's side).
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readPendingApprovals } from '../../client/approvals';
 import { approvalsCommand } from '../../cli/commands/approvals';
 import { ConsoleData } from '../../console/console-data';
@@ -22,6 +22,16 @@ beforeAll(async () => {
   env = await startWardenTestEnv();
   silentId = `warden-silent-${randomUUID()}`;
   await env.client.workflow.start(AGENT_TASK_WORKFLOW, { taskQueue: `nobody-polls-${randomUUID()}`, workflowId: silentId, args: [{}] as never });
+  // The listing reads visibility, which may lag the start under load (stop 25's CI): wait until the
+  // listing's own query sees the task, so the rows below test the answer, not the index.
+  await vi.waitFor(
+    async () => {
+      const seen: string[] = [];
+      for await (const e of env.client.workflow.list({ query: `WorkflowId = "${silentId}" AND ExecutionStatus = "Running"` })) seen.push(e.workflowId);
+      expect(seen).toEqual([silentId]);
+    },
+    { timeout: 60_000, interval: 250 },
+  );
   consoleServer = await startConsoleServer({ data: new ConsoleData({ client: env.client, stateDir: TEST_STATE_DIR }) });
 }, 180_000);
 
