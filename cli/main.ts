@@ -11,6 +11,9 @@ import { packageVersion } from './package-version';
 import { environmentHelp } from './environment-variables';
 import { nearestName } from '../task/field-suggestions';
 
+/** bin/warden.js writes a command's uncaught error through it too. */
+export { processIo };
+
 type Command = (argv: string[], io: CliIo) => Promise<number>;
 interface LoadedCommand {
   run: Command;
