@@ -89,7 +89,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     taskQueueOf(args.values['task-queue'], io.env);
     checkWorkerId(stateDirOf(io.env), io.env);
   } catch (error) {
-    if (error instanceof ConfigError) return usageError('run', RUN_USAGE, io, `${error.code}: ${terminalLines(error.message)}`);
+    if (error instanceof ConfigError) return usageError('run', RUN_USAGE, io, `${error.code}: ${error.message}`);
     throw error;
   }
 
@@ -329,7 +329,7 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       // Chosen here, not by startAgentTask: a signal during the request cancels this id even if the reply is lost.
       const workflowId = args.values['workflow-id'] ?? newTaskWorkflowId(task);
       let cancelling: Promise<unknown> = Promise.resolve();
-      const reportCancelFailure = (error: unknown) => log(`could not cancel ${workflowId}: ${terminalLines((error as Error).message)}`);
+      const reportCancelFailure = (error: unknown) => log(`could not cancel ${workflowId}: ${(error as Error).message}`);
       if (interruptedBy !== undefined) throw new InterruptedBeforeStart();
       startRequested = true;
       markPhase('run: start requested', io.env);
