@@ -9,8 +9,9 @@
  * a forged token's claims, and a task whose reason quotes a hosted model's error message (mocked
  * on loopback) holding cursor moves, erase and a title sequence (ESC), a C1 CSI (U+009B) and a
  * right-to-left override. `--json` leaves C1 and bidi controls raw inside strings (JSON.stringify
- * escapes only C0), and an operator's mistyped task id is quoted in an error: before the writer,
- * both reached the terminal as controls.
+ * escapes only C0), so `status --json` and `logs --json` write controls the writer alone keeps
+ * from the terminal; an operator's mistyped task id, quoted in an error, reached the terminal raw
+ * too before error messages were escaped (test/cli/terminal-output-scan.test.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import type { CliIo } from '../../cli/cli-io';
 import { main } from '../../cli/main';
 import { terminalText } from '../../terminal-text';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from '../support/fake-openai-server';
+import { runTaskWithModelError } from '../support/model-error-task';
 import { runInTerminal, runPiped } from '../support/pseudo-terminal';
 import { wardenProcessEnv } from '../support/temporal';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
@@ -65,12 +67,7 @@ describe('warden on a terminal writes no control but \\n and \\t; piped, it writ
     await viewText(['keys', 'jwks'], { WARDEN_STATE_DIR: keysDir });
     model = await startFakeOpenAIServer();
     env = await startWardenTestEnv();
-    model.enqueue({ kind: 'http', status: 400, body: JSON.stringify({ error: { message: MODEL_MESSAGE, type: 'invalid_request_error' } }) });
-    const result = await env.runTask({
-      user: 'eve@example.com',
-      intent: 'summarise the notes',
-      agent: { name: 'assistant', model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: model.url } },
-    });
+    const result = await runTaskWithModelError(env, model, MODEL_MESSAGE);
     // The precondition: the reason quotes the model's message, controls and all.
     expect(result.status, result.reason).toBe('failed');
     expect(result.reason).toContain('\u001b[1A\u001b[2K');
@@ -98,7 +95,7 @@ describe('warden on a terminal writes no control but \\n and \\t; piped, it writ
     ['status --json of that task (C1 and bidi controls raw in JSON strings)', () => ['status', '--json', workflowId], () => TEST_STATE_DIR, true],
     ['logs of that task', () => ['logs', workflowId], () => TEST_STATE_DIR, false],
     ['logs --json of that task (JSONL)', () => ['logs', '--json', workflowId], () => TEST_STATE_DIR, true],
-    ['status of a task id the operator typed with escape sequences (quoted in the error)', () => ['status', 'no-such-task\u001b[8m\u009b2J'], () => TEST_STATE_DIR, true],
+    ['status of a task id the operator typed with escape sequences (quoted in the error)', () => ['status', 'no-such-task\u001b[8m\u009b2J'], () => TEST_STATE_DIR, false],
   ];
 
   it.each(VIEWS)('%s', async (_view, argvOf, stateDirOf, viewWritesControls) => {
