@@ -13,6 +13,7 @@ import { connectClient } from '../temporal/connect';
 import { embeddedServerStatus, ensureTemporalServer, isPortInUse, type TemporalServerInfo } from '../temporal/embedded-server';
 import { loadEmbeddedPorts, loadTemporalConfig, type TemporalConfig } from '../temporal/temporal-config';
 import type { CliIo } from './cli-io';
+import { terminalLine } from '../terminal-text';
 
 export interface ResolvedTemporal {
   /** The configuration with the address and namespace of the server actually in use. */
@@ -25,7 +26,7 @@ export interface ResolvedTemporal {
 export async function resolveTemporal(io: CliIo): Promise<ResolvedTemporal> {
   const config = loadTemporalConfig(io.env);
   const stateDir = stateDirOf(io.env);
-  const server = await ensureTemporalServer({ env: io.env, stateDir, log: (line) => io.stderr(`warden: ${line}\n`) });
+  const server = await ensureTemporalServer({ env: io.env, stateDir, log: (line) => io.stderr(`${terminalLine(`warden: ${line}`)}\n`) });
   return { config: { ...config, address: server.address, namespace: server.namespace }, server, stateDir };
 }
 

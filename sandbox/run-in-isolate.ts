@@ -31,6 +31,7 @@ import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './s
 import { cutText } from '../cut-text';
 import { wellFormedJson } from '../custody/well-formed-json';
 import { wellFormed } from '../custody/span-record';
+import { terminalWriter } from '../terminal-text';
 
 /** Longest error message reported for one call. */
 const MAX_ERROR_MESSAGE_CHARS = 2000;
@@ -155,7 +156,8 @@ function truncate(text: string): string {
 
 /** isolated-vm's advice when V8 loses control of an isolate: end the process (the client restarts it). */
 export function abortHostProcess(message: string): void {
-  process.stderr.write(`sandbox host: catastrophic isolate failure: ${message}\n`);
+  // The sandbox host's stderr is the CLI's (inherited): on a terminal, controls are shown escaped.
+  terminalWriter(process.stderr)(`sandbox host: catastrophic isolate failure: ${message}\n`);
   process.abort();
 }
 

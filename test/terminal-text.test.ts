@@ -15,7 +15,7 @@ import { formatTaskView } from '../cli/commands/status';
 import { formatPendingApproval, formatRecovery, formatStep, formatSummary } from '../cli/format-summary';
 import type { Alert } from '../monitoring/alert';
 import type { StepRecord, TaskResult } from '../task/task-run';
-import { terminalLine, terminalLines } from '../terminal-text';
+import { terminalLine, terminalLines, terminalText, terminalWriter } from '../terminal-text';
 import { workerLogText } from '../worker/worker-log-filters';
 
 /** Each character that must never reach a terminal from others' text, and how it is shown. */
@@ -134,4 +134,36 @@ it("the worker log's other entries keep their own line breaks (a stack), each li
   expect(printed.split('\n').length).toBeGreaterThan(2);
   for (const line of printed.slice(0, -1).split('\n')) expect(line, line).not.toMatch(CONTROL);
   expect(printed).toContain('\\u001b[2K');
+});
+
+describe('terminalText and terminalWriter: every stream to a terminal (defense in depth; test/cli/tty-output.test.ts on a real pty)', () => {
+  it.each(UNSAFE)('%s: escaped as terminalLine does, but line feed and tab (Warden\'s own)', (_what, char, shown) => {
+    const kept = char === '\n' || char === '\t';
+    expect(terminalText(`a${char}b`)).toBe(kept ? `a${char}b` : `a${shown}b`);
+  });
+
+  it('is the identity on text without those characters, and escapes to itself', () => {
+    const text = 'task t1: FAILED - C:\\temp \\u001b café 数据 😀\n\tline two\n';
+    expect(terminalText(text)).toBe(text);
+    const escaped = terminalText(forged('\u001b'));
+    expect(terminalText(escaped)).toBe(escaped);
+  });
+
+  it('keeps a JSON text the same JSON value (JSON.stringify leaves C1 and bidi controls raw)', () => {
+    const value = { reason: UNSAFE.map(([, char]) => char).join(''), answer: 'ok' };
+    const json = `${JSON.stringify(value, null, 2)}\n`;
+    expect(json).toMatch(CONTROL);
+    expect(JSON.parse(terminalText(json))).toEqual(value);
+  });
+
+  it.each([
+    ['a terminal: escaped', true, 'x\\u001b[2Ky\\u009b\n'],
+    ['a pipe or file: byte for byte', false, 'x\u001b[2Ky\u009b\n'],
+    ['a stream that does not say (isTTY undefined): byte for byte', undefined, 'x\u001b[2Ky\u009b\n'],
+  ])('writes to %s', (_what, isTTY, written) => {
+    const chunks: string[] = [];
+    const write = terminalWriter({ write: (text: string) => chunks.push(text), ...(isTTY === undefined ? {} : { isTTY }) });
+    write('x\u001b[2Ky\u009b\n');
+    expect(chunks).toEqual([written]);
+  });
 });

@@ -50,6 +50,7 @@ import { withWorkflowStackTraces, workflowStackTracesOf } from './workflow-stack
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from './workflow-thread-prestart';
 import { holdWorkerOnThread, type HeldWorker } from './prestarted-thread-worker';
 import type { PrebootedSandboxHost } from './prebooted-sandbox-host';
+import { terminalWriter } from '../terminal-text';
 
 export interface WardenWorkerOptions {
   /** The worker's connection; a promise lets it connect while the sandbox host boots. */
@@ -195,7 +196,8 @@ export function installWorkerRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('INFO', (entry) => process.stderr.write(workerLogText(entry))) });
+    const writeStderr = terminalWriter(process.stderr);
+    Runtime.install({ logger: new DefaultLogger('INFO', (entry) => writeStderr(workerLogText(entry))) });
   } catch {
     // A runtime was already installed by the host program; keep it.
   }
@@ -333,7 +335,7 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
       monitor: {
         baselines: createBaselineStore(monitorDb),
         alerts: createAlertStore(monitorDb),
-        print: options.printAlert ?? ((alert) => process.stdout.write(alertJsonLine(alert))),
+        print: options.printAlert ?? ((alert) => terminalWriter(process.stdout)(alertJsonLine(alert))),
         ...(alertWebhook === undefined ? {} : { webhook: alertWebhook }),
       },
       approvers,

@@ -12,6 +12,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
 import { formatPendingApproval } from '../format-summary';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const APPROVALS_USAGE = `usage: warden approvals [--json]
        warden approve <workflowId> <requestId> [--reason <text>] [--key <file>]
@@ -40,7 +41,7 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden approvals: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden approvals: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;
@@ -61,14 +62,14 @@ function decisionCommand(approved: boolean) {
       const key = await findApproverKeyFile(io.env, parsed.values.key);
       const reason = parsed.values.reason;
       const outcome = await withRunningServer(io, (client) => decideApproval(client, { workflowId, requestId, approved, key, ...(reason === undefined ? {} : { reason }) }));
-      io.stdout(`${outcome.status} ${workflowId} ${requestId} as ${outcome.approver}\n`);
+      io.stdout(`${terminalLine(`${outcome.status} ${workflowId} ${requestId} as ${outcome.approver}`)}\n`);
       return EXIT.ok;
     } catch (error) {
       if (error instanceof WardenError) {
-        io.stderr(`warden ${name}: ${error.code}: ${error.message}\n`);
+        io.stderr(`warden ${name}: ${error.code}: ${terminalLines(error.message)}\n`);
         return exitCodeOfError(error, error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed);
       }
-      io.stderr(`warden ${name}: ${(error as Error).message}\n`);
+      io.stderr(`warden ${name}: ${terminalLines((error as Error).message)}\n`);
       return EXIT.failed;
     }
   };

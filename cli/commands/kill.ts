@@ -5,7 +5,7 @@
 import { findApproverKeyFile } from '../../client/approvals';
 import { killedTaskResult, killTask } from '../../client/kill-task';
 import { WardenError } from '../../errors';
-import { terminalLine } from '../../terminal-text';
+import { terminalLine, terminalLines } from '../../terminal-text';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
@@ -65,7 +65,7 @@ export async function killCommand(argv: string[], io: CliIo): Promise<number> {
     });
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden kill: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden kill: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

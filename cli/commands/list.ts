@@ -5,7 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { WardenError } from '../../errors';
-import { terminalLine } from '../../terminal-text';
+import { terminalLine, terminalLines } from '../../terminal-text';
 import { TASK_STATUSES, type TaskResult, type TaskStatus } from '../../task/task-run';
 import { AGENT_TASK_WORKFLOW } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -110,7 +110,7 @@ export async function listCommand(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden list: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden list: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

@@ -26,7 +26,7 @@ import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbo
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
 import { resolveTemporal } from '../temporal-client';
-import { terminalLine } from '../../terminal-text';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http [--port <n>] [--token-env <NAME> | --no-auth]] [--task-queue <name>] [--worker | --no-worker]
        warden mcp install <package>... [--allow-scripts]
@@ -59,7 +59,7 @@ export async function mcpCommand(argv: string[], io: CliIo): Promise<number> {
       io.stdout(`${MCP_USAGE}\n`);
       return EXIT.ok;
     default:
-      io.stderr(`warden mcp: ${sub === undefined ? 'missing sub-command' : `unknown sub-command "${sub}"`}\n${MCP_USAGE}\n`);
+      io.stderr(`${terminalLine(`warden mcp: ${sub === undefined ? 'missing sub-command' : `unknown sub-command "${sub}"`}`)}\n${MCP_USAGE}\n`);
       return EXIT.usage;
   }
 }
@@ -71,14 +71,14 @@ export function mcpPackagesDirOf(env: NodeJS.ProcessEnv): string {
 
 async function loadTask(command: string, file: string | undefined, extra: string[], io: CliIo): Promise<Task | number> {
   if (file === undefined || extra.length > 0) {
-    io.stderr(`warden mcp ${command}: expected exactly one task file\n${MCP_USAGE}\n`);
+    io.stderr(`${terminalLine(`warden mcp ${command}: expected exactly one task file`)}\n${MCP_USAGE}\n`);
     return EXIT.usage;
   }
   try {
     return await loadTaskFile(file);
   } catch (error) {
     if (error instanceof TaskFileError) {
-      io.stderr(`warden mcp ${command}: ${error.code}: ${error.message}\n`);
+      io.stderr(`${terminalLine(`warden mcp ${command}: ${error.code}: ${error.message}`)}\n`);
       return EXIT.usage;
     }
     throw error;
@@ -101,7 +101,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     checkWorkerId(stateDirOf(io.env), io.env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden mcp serve: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.usage;
     }
     throw error;
@@ -110,17 +110,17 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   const task = await loadTask('serve', file, extra, io);
   if (typeof task === 'number') return task;
   if (task.agent.model.driver !== 'mcp-client') {
-    io.stderr(`warden mcp serve: ${file}: agent.model.driver must be "mcp-client" (the connecting MCP client is the agent), not "${task.agent.model.driver}"\n`);
+    io.stderr(`${terminalLine(`warden mcp serve: ${file}: agent.model.driver must be "mcp-client" (the connecting MCP client is the agent), not "${task.agent.model.driver}"`)}\n`);
     return EXIT.usage;
   }
   const sandboxProblem = taskNeedsOsSandbox(task) ? osSandboxProblem(io.env) : undefined;
   if (sandboxProblem !== undefined) {
-    io.stderr(`warden mcp serve: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}\n`);
+    io.stderr(`${terminalLine(`warden mcp serve: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}`)}\n`);
     return EXIT.failed;
   }
   const port = args.values.port === undefined ? undefined : Number(args.values.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-    io.stderr(`warden mcp serve: --port must be a port number, not "${args.values.port}"\n`);
+    io.stderr(`${terminalLine(`warden mcp serve: --port must be a port number, not "${args.values.port}"`)}\n`);
     return EXIT.usage;
   }
   const noAuth = args.values['no-auth'] === true;
@@ -135,7 +135,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const bearerToken = tokenEnv === undefined ? undefined : io.env[tokenEnv];
   if (tokenEnv !== undefined && (bearerToken === undefined || bearerToken.length < MIN_BEARER_TOKEN_CHARS)) {
-    io.stderr(`warden mcp serve: --token-env ${tokenEnv}: the variable must hold a token of at least ${MIN_BEARER_TOKEN_CHARS} characters\n`);
+    io.stderr(`${terminalLine(`warden mcp serve: --token-env ${tokenEnv}: the variable must hold a token of at least ${MIN_BEARER_TOKEN_CHARS} characters`)}\n`);
     return EXIT.usage;
   }
   // stdout may be the MCP channel: everything else goes to stderr.
@@ -253,7 +253,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     }
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden mcp serve: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;
@@ -300,14 +300,14 @@ async function installCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const bad = args.positionals.find((p) => !/^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(@[A-Za-z0-9._^~<>=|* -]+)?$/.test(p));
   if (bad !== undefined) {
-    io.stderr(`warden mcp install: "${bad}" is not an npm package name (optionally with @version)\n`);
+    io.stderr(`${terminalLine(`warden mcp install: "${bad}" is not an npm package name (optionally with @version)`)}\n`);
     return EXIT.usage;
   }
   const dir = mcpPackagesDirOf(io.env);
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'package.json'))) writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'warden-mcp-packages', private: true }, null, 2)}\n`);
   const npmArgs = ['install', '--prefix', dir, '--no-audit', '--no-fund', ...(args.values['allow-scripts'] === true ? [] : ['--ignore-scripts']), ...args.positionals];
-  io.stderr(`warden: npm ${npmArgs.join(' ')}\n`);
+  io.stderr(`${terminalLine(`warden: npm ${npmArgs.join(' ')}`)}\n`);
   const code = await new Promise<number>((resolve) => {
     const child = spawn('npm', npmArgs, { stdio: ['ignore', 'inherit', 'inherit'], env: io.env });
     child.on('error', () => resolve(1));
@@ -317,7 +317,7 @@ async function installCommand(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`warden mcp install: npm failed (exit ${code})\n`);
     return EXIT.failed;
   }
-  io.stdout(`installed ${args.positionals.join(', ')} in ${dir}\n`);
+  io.stdout(`${terminalLine(`installed ${args.positionals.join(', ')} in ${dir}`)}\n`);
   return EXIT.ok;
 }
 
@@ -329,7 +329,7 @@ async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
   if (typeof task === 'number') return task;
   const servers = Object.entries(task.tools.mcp ?? {});
   if (servers.length === 0) {
-    io.stderr(`warden mcp tools: ${file} declares no MCP servers (tools.mcp)\n`);
+    io.stderr(`${terminalLine(`warden mcp tools: ${file} declares no MCP servers (tools.mcp)`)}\n`);
     return EXIT.usage;
   }
   let status: number = EXIT.ok;
@@ -354,7 +354,7 @@ async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
       }
     } catch (error) {
       if (!(error instanceof WardenError)) throw error;
-      io.stderr(`warden mcp tools: ${name}: ${error.code}: ${terminalLine(error.message)}\n`);
+      io.stderr(`${terminalLine(`warden mcp tools: ${name}: ${error.code}: ${error.message}`)}\n`);
       status = EXIT.failed;
     }
   }

@@ -22,7 +22,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { readJsonFile, trustedJwks } from './attest';
-import { terminalLine } from '../../terminal-text';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const RECEIPT_USAGE = `usage: warden receipt <workflowId> [--out <file>]
        warden receipt verify <file> [--jwks <file>] [--witness <file|folder>] [--json]
@@ -89,12 +89,12 @@ export async function writeReceiptOf(io: CliIo, workflowId: string, finished: { 
         if (error instanceof TypeError && error.message.startsWith('canonical JSON:')) throw new AttestationError('ERR_ATTESTATION_MALFORMED', `task ${workflowId}: the receipt cannot hold its record: ${error.message}`);
         throw error;
       });
-      if (mended.mended > 0) io.stderr(`warden receipt: task ${workflowId}'s recorded result held ${mended.mended} string(s) with a lone UTF-16 surrogate (recorded before such text was mended at entry); each is written as U+FFFD\n`);
+      if (mended.mended > 0) io.stderr(`${terminalLine(`warden receipt: task ${workflowId}'s recorded result held ${mended.mended} string(s) with a lone UTF-16 surrogate (recorded before such text was mended at entry); each is written as U+FFFD`)}\n`);
       const text = `${JSON.stringify(receipt, null, 2)}\n`;
       if (out === undefined) io.stdout(text);
       else {
         writeFileSync(out, text, { mode: 0o644 });
-        io.stderr(`warden receipt: wrote ${out}: task ${workflowId} (${result.status}), ${receipt.custody.records.length} custody records proven against tree head #${receipt.custody.checkpoint.id}, ${receipt.attestations.length} signed claims\n`);
+        io.stderr(`${terminalLine(`warden receipt: wrote ${out}: task ${workflowId} (${result.status}), ${receipt.custody.records.length} custody records proven against tree head #${receipt.custody.checkpoint.id}, ${receipt.attestations.length} signed claims`)}\n`);
       }
       return EXIT.ok;
     } finally {
@@ -159,11 +159,11 @@ export async function receiptCommand(argv: string[], io: CliIo): Promise<number>
     return await writeReceipt(io, first, args.values.out);
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden receipt: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden receipt: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     if ((error as { name?: string }).name === 'WorkflowNotFoundError') {
-      io.stderr(`warden receipt: no task ${first} on the Temporal server (${(error as Error).message})\n`);
+      io.stderr(`${terminalLine(`warden receipt: no task ${first} on the Temporal server (${(error as Error).message})`)}\n`);
       return EXIT.failed;
     }
     throw error;

@@ -39,7 +39,7 @@ import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../wor
 import { prebootSandboxHost, type PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
 import { usesSharedDatabase } from '../../state/state-store';
 import { workflowStackTracesOf } from '../../worker/workflow-stack-traces';
-import { terminalLine } from '../../terminal-text';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -139,20 +139,20 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
     markPhase('run: task file loaded and checked', io.env);
   } catch (error) {
     if (error instanceof TaskFileError) {
-      io.stderr(`warden run: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden run: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.usage;
     }
     throw error;
   }
 
   if (task.agent.model.driver === 'mcp-client') {
-    io.stderr(`warden run: ${file}: an "mcp-client" agent is an MCP client that connects to Warden; run it with: warden mcp serve ${file}\n`);
+    io.stderr(`${terminalLine(`warden run: ${file}: an "mcp-client" agent is an MCP client that connects to Warden; run it with: warden mcp serve ${file}`)}\n`);
     return EXIT.usage;
   }
   // Programs and stdio MCP servers run only in the OS sandbox: say so before anything starts.
   const sandboxProblem = taskNeedsOsSandbox(task) ? osSandboxProblem(io.env) : undefined;
   if (sandboxProblem !== undefined) {
-    io.stderr(`warden run: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}\n`);
+    io.stderr(`${terminalLine(`warden run: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}`)}\n`);
     return EXIT.failed;
   }
   const json = args.values.json === true;
@@ -418,7 +418,7 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       return INTERRUPT_EXIT_CODES[interruptedBy];
     }
     if (error instanceof WardenError) {
-      io.stderr(`warden run: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden run: ${error.code}: ${terminalLines(error.message)}\n`);
       // A namespace the server does not have is configuration, like a bad task file: exit 2.
       return exitCodeOfError(error);
     }

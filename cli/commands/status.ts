@@ -3,7 +3,7 @@ import { WardenError } from '../../errors';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatPendingApproval, formatRecovery, formatSummary } from '../format-summary';
-import { terminalLine } from '../../terminal-text';
+import { terminalLine, terminalLines } from '../../terminal-text';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView, type TaskView } from '../task-view';
 import { withRunningServer } from '../temporal-client';
@@ -59,7 +59,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     return view.status === 'running' || view.status === 'completed' ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden status: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden status: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

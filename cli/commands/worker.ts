@@ -10,7 +10,7 @@ import { checkWorkerId } from '../../dataplane/shared-storage';
 import { stateDirOf } from '../../state-dir';
 import { resolveTemporal } from '../temporal-client';
 import { processStartTime, standaloneWorkerIdentity, writeStandaloneWorkerRecord, type StandaloneWorkerRegistration } from '../../worker/standalone-worker';
-import { terminalLine } from '../../terminal-text';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
 
@@ -33,7 +33,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     taskQueue = taskQueueOf(values['task-queue'], io.env);
     checkWorkerId(stateDirOf(io.env), io.env);
   } catch (error) {
-    if (error instanceof WardenError) return usageError('worker', WORKER_USAGE, io, `${error.code}: ${error.message}`);
+    if (error instanceof WardenError) return usageError('worker', WORKER_USAGE, io, `${error.code}: ${terminalLines(error.message)}`);
     throw error;
   }
   // One line each: a line may quote text others wrote (a poller's identity, a server's or a tool's error).
@@ -70,7 +70,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden worker: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden worker: ${error.code}: ${terminalLines(error.message)}\n`);
       // A configuration this worker cannot run with (its id held by a live worker, a bad name, a namespace the server does not have): exit 2.
       return error.code === 'ERR_WORKER_ID_IN_USE' || error.code === 'ERR_CONFIG_INVALID' || error.code === 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND' ? EXIT.usage : EXIT.failed;
     }

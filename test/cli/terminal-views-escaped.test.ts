@@ -27,6 +27,7 @@ import { credentialsCommand } from '../../cli/commands/credentials';
 import { keysCommand } from '../../cli/commands/keys';
 import { listCommand } from '../../cli/commands/list';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from '../support/fake-openai-server';
+import { runTaskWithModelError } from '../support/model-error-task';
 import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** Any character terminal-text.ts escapes. */
@@ -85,12 +86,7 @@ describe('warden list: a failed task\'s reason', () => {
 
   it('prints no control of the model\'s', async () => {
     const forgedRow = 'payroll-sync  COMPLETED  auditor';
-    model.enqueue({ kind: 'http', status: 400, body: JSON.stringify({ error: { message: `bad request\u001b[1A\u001b[2K\u001b[1G${forgedRow}\u001b]0;title\u0007`, type: 'invalid_request_error' } }) });
-    const result = await env.runTask({
-      user: 'eve@example.com',
-      intent: 'summarise the notes',
-      agent: { name: 'assistant', model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: model.url } },
-    });
+    const result = await runTaskWithModelError(env, model, `bad request\u001b[1A\u001b[2K\u001b[1G${forgedRow}\u001b]0;title\u0007`);
     // The precondition: the failure's reason quotes the provider's message, escapes and all (its
     // excerpt folds line breaks, so the row is written over the row above: cursor up, erase, column 1).
     expect(result.status, result.reason).toBe('failed');
