@@ -70,7 +70,7 @@ describe('a streamable-HTTP server on loopback', () => {
     await server?.stop();
   });
 
-  it('cancels a call in flight when its signal aborts (a cancelled activity): the reason, not a tool failure; the session goes on', async () => {
+  it('cancels a call in flight when its signal aborts (a cancelled activity): the reason, not a tool failure; the unanswered call ends the session', async () => {
     const controller = new AbortController();
     const reason = new CancelledFailure('the activity was cancelled');
     // A minute-long operation: on code that ignores the signal the call resolves with its result.
@@ -78,6 +78,9 @@ describe('a streamable-HTTP server on loopback', () => {
     await new Promise((r) => setTimeout(r, 200));
     controller.abort(reason);
     await expect(call).rejects.toBe(reason);
+    // The server does not answer a cancelled request (MCP's rule), so Warden cannot know it stopped: the session is ended (test/mcp/mcp-call-cancel.test.ts).
+    expect(connection.open).toBe(false);
+    connection = await McpConnection.open('everything', McpHttpServerSchema.parse({ url: server.url }), testStartContext());
     expect(textOf(await connection.callTool('echo', { message: 'still here' }, { ...CALL, pin: connection.listing.hash }))).toContain('still here');
   }, 120_000);
 
