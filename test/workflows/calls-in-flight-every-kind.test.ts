@@ -31,15 +31,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { killTask } from '../../client/kill-task';
-import { followAgentTask } from '../../client/start-agent-task';
 import { issueApproverKey, type ApproverKeyFile } from '../../identity/approval-decision';
 import { openApproverStore } from '../../identity/approver-registry';
 import { parseTask } from '../../task/load-task-file';
 import { FIXTURES as MCP_FIXTURES, replayHistories, startDeafHttpMcpServer, type DeafHttpMcpServer } from '../mcp/mcp-test-kit';
-import { processesWith, runToolWatchInterceptor, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
+import { endStatusOf, processesWith, runToolWatchInterceptor, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** A loopback host: `/hold/<marker>` is held open for good, `/started/<marker>` answered at once; both remembered by marker. */
@@ -183,15 +180,7 @@ describe('a task ended while its tool runs', () => {
     const ended = watchRunToolOf(workflowId, marker);
     const taskEnd = watchTaskEndOf(workflowId, marker).then((start) => ({ ...start, ...(kind.atTaskEnd === undefined ? {} : { trace: kind.atTaskEnd() }) }));
     const handle = await env.start(task, workflowId);
-    const result = followAgentTask(handle).then(
-      (r) => r.status,
-      (error: unknown) => {
-        // A cancelled task fails ERR_TASK_CANCELLED, carrying its result.
-        const cause = error instanceof WorkflowFailedError ? error.cause : undefined;
-        if (cause instanceof ApplicationFailure) return (cause.details?.[0] as { status?: string } | undefined)?.status;
-        throw error;
-      },
-    );
+    const result = endStatusOf(handle);
     // The tool is at work (or the task ended first: its status says why).
     const early = await Promise.race([until(() => kind.working(marker, dbFile), `${kindName} at work`).then(() => 'working'), result]);
     expect(early).toBe('working');
