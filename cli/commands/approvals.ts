@@ -6,7 +6,8 @@
  */
 import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
-import { decideApproval, findApproverKeyFile, listPendingApprovals } from '../../client/approvals';
+import { decideApproval, findApproverKeyFile, readPendingApprovals } from '../../client/approvals';
+import { terminalLine } from '../../terminal-text';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
@@ -28,9 +29,11 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
   if (typeof args === 'number') return args;
   const { values } = args;
   try {
-    const pending = await withRunningServer(io, (client) => listPendingApprovals(client));
+    const { approvals: pending, unanswered } = await withRunningServer(io, (client) => readPendingApprovals(client));
+    // A task that did not answer may be waiting too: said on stderr, so --json's array stays what it was.
+    for (const u of unanswered) io.stderr(`${terminalLine(`warden approvals: task ${u.workflowId} did not answer (${u.reason}); actions it holds, if any, are not listed`)}\n`);
     if (values.json) io.stdout(`${JSON.stringify(pending, null, 2)}\n`);
-    else if (pending.length === 0) io.stdout('no actions are waiting for approval\n');
+    else if (pending.length === 0) io.stdout(unanswered.length === 0 ? 'no actions are waiting for approval\n' : 'no actions are waiting for approval in the tasks that answered\n');
     else {
       for (const p of pending) io.stdout(`${formatPendingApproval(p.workflowId, p)}\n`);
     }

@@ -23,7 +23,6 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Runtime } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { afterAll, expect, it } from 'vitest';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
@@ -34,24 +33,12 @@ import { recentPollers } from '../../cli/temporal-client';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
 import type { PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
+import { coreWorkersRegistered, recordCoreWorkers } from '../support/core-worker-registrations';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT } from '../support/warden-test-env';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'warden-unrun-worker-'));
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
-
-/** Identities every Core worker of this process was registered under (the SDK's `Runtime.registerWorker`, which `Worker.create` calls). */
-const registered: string[] = [];
-function recordCoreWorkers(): void {
-  const runtime = Runtime.instance() as unknown as { registerWorker(client: unknown, options: { identity?: string }): Promise<unknown> };
-  if ((runtime as { recorded?: true }).recorded === true) return;
-  const register = runtime.registerWorker.bind(runtime);
-  runtime.registerWorker = (client, options) => {
-    registered.push(options.identity ?? '');
-    return register(client, options);
-  };
-  (runtime as { recorded?: true }).recorded = true;
-}
 
 /** A host booted as the worker boots its own, with `act` applied to its process before it can answer. */
 function hostThat(act: ((pid: number) => void) | undefined): PrebootedSandboxHost {
@@ -129,7 +116,7 @@ it.each<[string, Row]>([
     else expect(startFailure).toMatchObject({ code: failure });
 
     const ran = then === 'run';
-    expect(registered.filter((who) => who === identity)).toHaveLength(ran ? 2 : 0);
+    expect(coreWorkersRegistered(identity)).toBe(ran ? 2 : 0);
     expect(await takenBy(client, id, identity)).toBe(ran);
     const pollers = [...(await recentPollers(client, taskQueue, 90_000, 'workflow')), ...(await recentPollers(client, taskQueue, 90_000, 'activity'))];
     expect(pollers.includes(identity)).toBe(ran);
