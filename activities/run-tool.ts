@@ -258,8 +258,10 @@ export interface ToolExecution {
   noSymlinks?: boolean;
   egressWatch?: EgressWatch;
   /**
-   * The activity's cancellationSignal (a task cancelled or terminated): a program still running
-   * is killed then, an MCP server's request is cancelled, and the call fails as cancelled.
+   * The activity's cancellationSignal (a task cancelled, blocked or terminated): a program still
+   * running is killed then, an isolate call is stopped (its isolate disposed, its capability
+   * requests aborted), an MCP server's request is cancelled (a stdio server that does not answer
+   * within a grace is killed), and the call fails as cancelled once the tool has stopped.
    */
   signal?: AbortSignal;
 }
@@ -364,7 +366,8 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     },
     capabilities,
     credential: credential.token,
-  }).catch(async (error: unknown) => {
+    // A cancelled activity's call is stopped (isolate disposed, capability requests aborted) before it is answered.
+  }, call.signal === undefined ? {} : { signal: call.signal }).catch(async (error: unknown) => {
     if (undo !== undefined) await undoIncompleteCall(undo);
     throw error;
   });
@@ -385,6 +388,8 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
     await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
   }
+  // Cancelled: the call has stopped and its writes are undone; the activity ends as cancelled, as a program's does.
+  call.signal?.throwIfAborted();
   const ran = { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() };
   const report = result.policy;
   const effects: AppliedEffect[] = report?.applied ?? [];

@@ -3,12 +3,13 @@
  * isolates, so a V8 crash or an out-of-memory in one cannot take the worker down. The host keeps
  * its isolates warm (isolate-pool.ts): each call gets a new context in an idle isolate.
  *
- * Invariant: the host acts only on messages that validate against SandboxRunRequestSchema, and
- * answers every message it receives (a malformed one gets an error reply, never a crash). It
+ * Invariant: the host acts only on messages that validate against SandboxRunRequestSchema (or
+ * SandboxCancelRequestSchema, which stops a call it is handling), and answers every run message
+ * it receives (a malformed one gets an error reply, never a crash). It
  * starts serving only when it is the main module of a process with an IPC channel, so importing
  * this file (e.g. from a test runner that itself uses IPC) does nothing.
  */
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxRunResponse } from './sandbox-messages';
 import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
@@ -24,10 +25,33 @@ export interface HostServices {
   pool: IsolatePool;
   /** When present, no call runs without a valid per-call credential. */
   gate?: CredentialGate;
+  /** The calls being handled, by id: a `cancel` message aborts one (absent: calls cannot be cancelled). */
+  inFlight?: Map<string, AbortController>;
 }
 
-/** Handles one raw IPC message: validates it, runs it, and replies through `send`. */
-export async function handleHostMessage(raw: unknown, send: Send, { pool, gate }: HostServices): Promise<void> {
+/**
+ * Handles one raw IPC message: a `run` is validated, run and answered through `send`; a `cancel`
+ * aborts the call of that id still being handled (its answer, ERR_TOOL_CANCELLED, is sent once
+ * the isolate is disposed and its capability requests aborted) and gets no reply of its own.
+ */
+export async function handleHostMessage(raw: unknown, send: Send, services: HostServices): Promise<void> {
+  const cancel = SandboxCancelRequestSchema.safeParse(raw);
+  if (cancel.success) {
+    services.inFlight?.get(cancel.data.id)?.abort();
+    return;
+  }
+  const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : undefined;
+  // Ids are the client's, unique per host; a second call of a live id is not this host's business to track.
+  const controller = id === undefined || services.inFlight === undefined || services.inFlight.has(id) ? undefined : new AbortController();
+  if (controller !== undefined) services.inFlight!.set(id!, controller);
+  try {
+    await handleRun(raw, send, services, controller?.signal);
+  } finally {
+    if (controller !== undefined && services.inFlight!.get(id!) === controller) services.inFlight!.delete(id!);
+  }
+}
+
+async function handleRun(raw: unknown, send: Send, { pool, gate }: HostServices, cancelled: AbortSignal | undefined): Promise<void> {
   const parsed = SandboxRunRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : '';
@@ -61,7 +85,7 @@ export async function handleHostMessage(raw: unknown, send: Send, { pool, gate }
   }
   let response: SandboxRunResponse;
   try {
-    response = await runInIsolate(request, pool);
+    response = await runInIsolate(request, pool, cancelled);
   } catch (error) {
     // runInIsolate does not throw; this guards the host against its own bugs.
     response = {
@@ -157,6 +181,7 @@ export function serveOverIpc(): void {
   const pool = new IsolatePool({ onCatastrophicError: abortHostProcess });
   const services: HostServices = {
     pool,
+    inFlight: new Map(),
     ...(identityDir
       ? {
           gate: openGateOrRefuser(identityDir, {

@@ -6,6 +6,9 @@
 import * as fs from 'node:fs';
 import type { Context } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { followAgentTask } from '../../client/start-agent-task';
 
 /** How one runTool activity ended, and the program's processes alive right then. */
 export interface ActivityEnd {
@@ -93,4 +96,16 @@ export async function until(check: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`never: ${what}`);
+}
+
+/** The status a task ended with: its result's, or for a cancelled task (which fails ERR_TASK_CANCELLED carrying its result) the result in the failure's details. */
+export function endStatusOf(handle: WorkflowHandle): Promise<string | undefined> {
+  return followAgentTask(handle).then(
+    (result) => result.status,
+    (error: unknown) => {
+      const cause = error instanceof WorkflowFailedError ? error.cause : undefined;
+      if (cause instanceof ApplicationFailure) return (cause.details?.[0] as { status?: string } | undefined)?.status;
+      throw error;
+    },
+  );
 }

@@ -17,16 +17,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { killTask } from '../../client/kill-task';
-import { followAgentTask } from '../../client/start-agent-task';
 import { issueApproverKey, type ApproverKeyFile } from '../../identity/approval-decision';
 import { openApproverStore } from '../../identity/approver-registry';
 import { parseTask } from '../../task/load-task-file';
 import { subagentWorkflowId } from '../../workflows/definitions';
 import { replayHistories } from '../mcp/mcp-test-kit';
-import { processesWith, runToolWatchInterceptor, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
+import { endStatusOf, processesWith, runToolWatchInterceptor, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
@@ -102,15 +99,7 @@ describe('a task ended while its tool runs', () => {
 
     if (way === 'kill' || way === 'parent killed') expect((await killTask(env.client, { workflowId, key: oncall, reason: 'runaway' })).status).toBe('blocked');
     if (way === 'cancel') await handle.cancel();
-    const status = await followAgentTask(handle).then(
-      (result) => result.status,
-      (error: unknown) => {
-        // A cancelled task fails ERR_TASK_CANCELLED, carrying its result.
-        const cause = error instanceof WorkflowFailedError ? error.cause : undefined;
-        if (cause instanceof ApplicationFailure) return (cause.details?.[0] as { status?: string } | undefined)?.status;
-        throw error;
-      },
-    );
+    const status = await endStatusOf(handle);
 
     // The activity ended as cancelled, its program's tree already dead.
     expect(await ended).toEqual({ outcome: 'failed', error: 'CancelledFailure', alive: [] });
