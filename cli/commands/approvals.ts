@@ -7,7 +7,6 @@
 import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { decideApproval, findApproverKeyFile, readPendingApprovals } from '../../client/approvals';
-import { terminalLine } from '../../terminal-text';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
