@@ -1,5 +1,6 @@
 /**
- * Open finding (s11 attack on `terminalLine`): three terminal views of a finished task still print
+ * Regression, once an open finding (s11 attack on `terminalLine`; fixed by the TTY-wide escaping and
+ * the output scan, test/cli/terminal-output-scan.test.ts): three terminal views of a finished task still print
  * what its agent wrote raw, after terminal-text.ts `terminalLine` was applied to run, status, logs,
  * list, kill, credentials verify and the rest:
  *
@@ -22,12 +23,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliIo } from '../../../cli/cli-io';
-import { traceCommand } from '../../../cli/commands/trace';
-import { snapshotsCommand } from '../../../cli/commands/snapshots';
-import { rollbackCommand } from '../../../cli/commands/rollback';
-import type { TaskResult } from '../../../task/task-run';
-import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../../support/warden-test-env';
+import type { CliIo } from '../../cli/cli-io';
+import { traceCommand } from '../../cli/commands/trace';
+import { snapshotsCommand } from '../../cli/commands/snapshots';
+import { rollbackCommand } from '../../cli/commands/rollback';
+import type { TaskResult } from '../../task/task-run';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** Any character terminal-text.ts escapes. */
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;

@@ -1,5 +1,6 @@
 /**
- * Open finding (s11 attack on `terminalLine`): `warden replay --file <history.json>` checks a
+ * Regression, once an open finding (s11 attack on `terminalLine`; fixed by the TTY-wide escaping and
+ * the output scan, test/cli/terminal-output-scan.test.ts): `warden replay --file <history.json>` checks a
  * history someone else hands the operator (a bug report's attachment, Temporal's JSON export), and
  * prints the workflow id the file states raw (cli/commands/replay.ts `describe`). An id holding
  * `ESC[2K ESC[1G` (erase the line, column 1), a line of the writer's and `ESC[8m` (conceal, which
@@ -15,9 +16,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { CliIo } from '../../../cli/cli-io';
-import { replayCommand } from '../../../cli/commands/replay';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import type { CliIo } from '../../cli/cli-io';
+import { replayCommand } from '../../cli/commands/replay';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 /** Any character terminal-text.ts escapes. */
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;

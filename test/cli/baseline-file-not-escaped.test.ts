@@ -1,5 +1,6 @@
 /**
- * Open finding (s11 attack on `terminalLine`): `warden baseline learn --from <results.json>`
+ * Regression, once an open finding (s11 attack on `terminalLine`; fixed by the TTY-wide escaping and
+ * the output scan, test/cli/terminal-output-scan.test.ts): `warden baseline learn --from <results.json>`
  * learns from task results in a file (`warden run --json` output someone collected, or was handed)
  * and prints each learnt baseline's agent name and each skipped run's workflow id as the file
  * states them (cli/commands/baseline.ts `summary` and the `skipped` lines); neither field is
@@ -14,9 +15,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { baselineCommand } from '../../../cli/commands/baseline';
-import type { CliIo } from '../../../cli/cli-io';
-import type { TaskResult } from '../../../task/task-run';
+import { baselineCommand } from '../../cli/commands/baseline';
+import type { CliIo } from '../../cli/cli-io';
+import type { TaskResult } from '../../task/task-run';
 
 /** Any character terminal-text.ts escapes. */
 const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
