@@ -11,7 +11,9 @@
  * Since h/cancelall the activity reports cancelled only once the tool has stopped, but a custom
  * tool's `sql.exec` that committed before the cancellation stays committed (an isolate's capability
  * call is its own transaction), and nothing undoes it: the task ends `cancelled` / `timed_out`,
- * the saga "rolled back", and the row the agent wrote is in the database.
+ * the saga "rolled back", and the row the agent wrote is in the database. The record says the
+ * call never ran: `warden status` shows `#0 pay {} -> allowed; not run` and only
+ * `fs-overlay-discard` undone (the kill: `failed: ERR_TASK_BLOCKED stopped while it ran`, `sql-undo of pay`).
  *
  * Table: one custom tool (`pay`: an INSERT through `warden.sql.exec`, then an `http.fetch` held
  * open by a loopback server, so the call is in flight after its commit) × the ways a task ends
