@@ -12,7 +12,7 @@ import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepRecord, ToolAction } from '../task/task-run';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope } from '@temporalio/workflow';
 import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
@@ -70,17 +70,30 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     const flow = run.flow;
     // How this step will be counted, for the call that decides ahead on the next turn's first action.
     const ahead = run.patches.policyPrecheck ? { request: policyRequest, retainMs, countEffects: !builtin } : undefined;
-    // In its own scope (calls-in-flight.ts): a block cancels it, and a cancelled call settles once its program is dead.
-    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() => run.calls.run(() =>
-      run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on)({
-        ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
-        task: run.activityTask,
-        // The call reports the files it wrote, for the commit's proof.
-        ...(run.patches.commitProof ? { reportWrites: true } : {}),
-        // A large output reaches history as its claim check (the policy checks, the model and the client read the value).
-        ...(run.patches.claimCheckOutputs ? { claimCheckOutput: true } : {}),
-      })),
-    run.calls.enabled), () => lostMidCall(run, action, step, callId)));
+    // Set once the call's activity is scheduled: from then on it may have had effects, however it ends.
+    let started = false;
+    const starting = <F>(activity: F): F => {
+      started = !CancellationScope.current().consideredCancelled;
+      return activity;
+    };
+    let call: ToolCallResult | ToolStepResult;
+    try {
+      // In its own scope (calls-in-flight.ts): a block cancels it, and a cancelled call settles once its program is dead.
+      call = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead, starting) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() => run.calls.run(() =>
+        starting(run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on))({
+          ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
+          task: run.activityTask,
+          // The call reports the files it wrote, for the commit's proof.
+          ...(run.patches.commitProof ? { reportWrites: true } : {}),
+          // A large output reaches history as its claim check (the policy checks, the model and the client read the value).
+          ...(run.patches.claimCheckOutputs ? { claimCheckOutput: true } : {}),
+        })),
+      run.calls.enabled), () => lostMidCall(run, action, step, callId)));
+    } catch (error) {
+      // Failed, cancelled, timed out or cut short by the task's end: what it did is undone all the same.
+      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, hold > 1);
+      throw error;
+    }
     step.credential = call.credential;
     // A user tool's own capability calls count like calls of those capabilities (a built-in's one call is the step).
     const effects = call.effects ?? [];
@@ -102,6 +115,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       step.output = call.output;
       if (call.trust !== undefined) step.trust = call.trust;
       if (call.effect !== undefined) step.effect = call.effect;
+      // It ran, whatever ends the task while the monitor reads it.
+      if (run.patches.undoEndedCalls) step.executed = true;
       run.saga.registerToolCall(action.tool, step.index, callId, action.args, call.output);
       run.policyState = recordExecution(run.policyState, policyRequest, { status: 'ok', ...(call.effect === undefined ? {} : { effect: call.effect as never }) }, { retainMs });
       await run.monitor.network(run, step, requests);
@@ -191,6 +206,23 @@ async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult
 }
 
 /**
+ * A call whose activity was started and did not complete (patch `warden-undo-ended-calls`): it
+ * ran, and what it did before it ended is undone with the rest. Its undo is registered here,
+ * once (`registered`: an earlier hold of the step registered it; a lost data plane's
+ * `lostMidCall` did, and said the call ran), before the error reaches the loop, whatever the
+ * error is: the call's own failure, a cancel or the deadline ending the task (run-action.ts
+ * records which). Each undo of a call that did nothing is a no-op: `sql-undo` and
+ * `fs-overlay-undo` find nothing under its call id (`nothing-to-do`), an HTTP request or a tool
+ * without a compensating tool is reported as possibly not undone, and a compensating tool
+ * receives the original's output as null, as for a failed call.
+ */
+function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean): void {
+  if (step.executed) return;
+  step.executed = true;
+  if (!registered) run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+}
+
+/**
  * The worker holding the data plane died with this call scheduled or running: it may have changed
  * rows before it died (the journal is shared), so its undo is registered before the task ends.
  */
@@ -254,13 +286,14 @@ async function runFlowCall(
   fold: boolean,
   egressWatch: EgressWatch | undefined,
   ahead: { request: PolicyRequest; retainMs: number; countEffects: boolean } | undefined,
+  starting: <F>(activity: F) => F,
 ): Promise<ToolStepResult> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
   const policyAhead = ahead === undefined ? {} : { policy: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), ...ahead } };
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), ...policyAhead } : undefined;
   const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
     run.calls.run(() =>
-      a.runTool({
+      starting(a.runTool)({
         ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
         taskRef: flow.taskRef!,
         ...(next === undefined ? {} : { next }),

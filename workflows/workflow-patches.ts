@@ -118,6 +118,14 @@ export const SESSION_END_WITHDRAWS_PATCH = 'warden-session-end-withdraws';
  */
 export const STOP_CALLS_PATCH = 'warden-stop-calls-in-flight';
 
+/**
+ * A tool call whose activity was started registers its undo however it ends: completed, failed,
+ * or cut short by the task's end (a cancel, Ctrl-C in `warden run`, the deadline), and its record
+ * says it ran (run-action.ts, tool-step.ts). Older runs rethrew the task's end before registering
+ * it, so a call that committed rows and was then cancelled kept them and read `not run`.
+ */
+export const UNDO_ENDED_CALLS_PATCH = 'warden-undo-ended-calls';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -161,6 +169,8 @@ export interface WorkflowPatches {
   sessionEndWithdraws: boolean;
   /** A call in flight is cancelled when the task ends, and waited for (calls-in-flight.ts). */
   stopCalls: boolean;
+  /** A started call's undo is registered however it ends, the task's end included (run-action.ts). */
+  undoEndedCalls: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -206,6 +216,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     sessionEndWithdraws: session && patched(SESSION_END_WITHDRAWS_PATCH),
     // Asked last, for the same reason.
     stopCalls: patched(STOP_CALLS_PATCH),
+    // Asked last, for the same reason.
+    undoEndedCalls: patched(UNDO_ENDED_CALLS_PATCH),
   };
 }
 
