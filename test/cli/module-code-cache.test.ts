@@ -1,0 +1,163 @@
+/**
+ * The V8 code cache bin/warden.js installs for a build (cli/module-code-cache.ts): a second process
+ * compiles nothing its first one did, and a cache that is stale, corrupt, torn, another build's or
+ * writable by others is never used: the modules then run from their sources, as without a cache.
+ *
+ * The cache module is compiled to JavaScript as the build compiles it (TypeScript's own transpiler)
+ * and each case runs real Node processes on modules of its own, in a cache folder of its own.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../support/warden-test-env';
+
+let root: string;
+/** The compiled cache module (build/cli/module-code-cache.js's twin). */
+let cacheModule: string;
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'warden-code-cache-'));
+  for (const source of ['cli/module-code-cache.ts', 'cache-dir.ts']) {
+    const out = ts.transpileModule(readFileSync(join(REPO_ROOT, source), 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
+    const file = join(root, 'lib', source.replace(/\.ts$/, '.js'));
+    mkdirSync(join(file, '..'), { recursive: true });
+    writeFileSync(file, out.outputText);
+  }
+  cacheModule = join(root, 'lib', 'cli', 'module-code-cache.js');
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** Modules of a case: main.js requires the others; what it exports is what the process prints. */
+const MODULES: Record<string, string> = {
+  'main.js': "const a = require('./a'); const b = require('./b'); module.exports = { a: a(), b: b.twice(21) };",
+  'a.js': 'module.exports = function a() { return "one"; };',
+  'b.js': 'exports.twice = (n) => n * 2;',
+};
+
+interface Outcome {
+  result: unknown;
+  stats: { fromCache: number; compiled: number } | undefined;
+}
+
+/** A case's folder: its modules and its cache folder. */
+function caseDir(name: string, modules: Record<string, string> = MODULES): string {
+  const dir = join(root, name);
+  mkdirSync(join(dir, 'mods'), { recursive: true });
+  for (const [file, text] of Object.entries(modules)) writeFileSync(join(dir, 'mods', file), text);
+  return dir;
+}
+
+/** A fresh Node process with the cache installed (build `build`) that requires mods/main.js and exits. */
+function runProcess(dir: string, options: { build?: string; env?: NodeJS.ProcessEnv; then?: string } = {}): Outcome {
+  const script = `
+    const cache = require(${JSON.stringify(cacheModule)});
+    cache.installModuleCodeCache({ build: ${JSON.stringify(options.build ?? 'test-build 1')}, role: 'cli', saveOnExit: true });
+    let result;
+    try { result = require(${JSON.stringify(join(dir, 'mods', 'main.js'))}); } catch (error) { result = { error: error.name }; }
+    Promise.resolve(result).then(async (result) => {
+      ${options.then ?? ''}
+      process.stdout.write(JSON.stringify({ result, stats: cache.moduleCodeCacheStats() }));
+    });`;
+  const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir, WARDEN_CACHE_DIR: join(dir, 'cache'), ...options.env } });
+  return JSON.parse(out) as Outcome;
+}
+
+/** The one cache file a case's processes wrote. */
+function cacheFile(dir: string): string {
+  const builds = readdirSync(join(dir, 'cache', 'code-cache'));
+  expect(builds).toHaveLength(1);
+  return join(dir, 'cache', 'code-cache', builds[0]!, 'cli.bin');
+}
+
+/** Offset of the cached data in a cache file (after the magic, the header's length and the header). */
+function blobStart(file: string): number {
+  return 8 + readFileSync(file).readUInt32LE(4);
+}
+
+const EXPECTED = { a: 'one', b: 42 };
+
+describe('the module code cache', () => {
+  it('a second process compiles none of the modules the first one compiled, with the same result', () => {
+    const dir = caseDir('second-run');
+    const first = runProcess(dir);
+    expect(first).toEqual({ result: EXPECTED, stats: { fromCache: 0, compiled: 3 } });
+    const second = runProcess(dir);
+    expect(second).toEqual({ result: EXPECTED, stats: { fromCache: 3, compiled: 0 } });
+  });
+
+  /** Ways a cache file goes bad after the first process wrote it; each must cost compile time only. */
+  const SPOILED: Array<[what: string, spoil: (dir: string) => void, expected: { result: unknown; fromCache: number | 'no cache' }]> = [
+    [
+      // V8 checks only the source's length: the cache checks its CRC-32 too.
+      'a module edited to a source of the same length',
+      (dir) => writeFileSync(join(dir, 'mods', 'a.js'), MODULES['a.js']!.replace('"one"', '"two"')),
+      { result: { a: 'two', b: 42 }, fromCache: 2 },
+    ],
+    [
+      'cached data flipped in the file',
+      (dir) => {
+        const file = cacheFile(dir);
+        const bytes = readFileSync(file);
+        for (let i = blobStart(file); i < bytes.length; i += 7) bytes[i] = bytes[i]! ^ 0x5a;
+        writeFileSync(file, bytes);
+      },
+      { result: EXPECTED, fromCache: 0 },
+    ],
+    ['the file cut short', (dir) => writeFileSync(cacheFile(dir), readFileSync(cacheFile(dir)).subarray(0, blobStart(cacheFile(dir)) + 10)), { result: EXPECTED, fromCache: 0 }],
+    ['the file replaced by garbage', (dir) => writeFileSync(cacheFile(dir), 'not a cache at all'), { result: EXPECTED, fromCache: 0 }],
+    ['the file writable by others', (dir) => chmodSync(cacheFile(dir), 0o666), { result: EXPECTED, fromCache: 0 }],
+    // Not even installed: what it would write there could be swapped by someone else.
+    ['the folder writable by others', (dir) => chmodSync(join(cacheFile(dir), '..'), 0o777), { result: EXPECTED, fromCache: 'no cache' }],
+  ];
+
+  it.each(SPOILED)('%s: not used; the modules run from their sources', (what, spoil, expected) => {
+    const dir = caseDir(`spoiled-${what.replace(/\W+/g, '-')}`);
+    runProcess(dir);
+    spoil(dir);
+    const after = runProcess(dir);
+    expect(after.result).toEqual(expected.result);
+    expect(after.stats).toEqual(expected.fromCache === 'no cache' ? undefined : { fromCache: expected.fromCache, compiled: 3 - expected.fromCache });
+  });
+
+  it('a cache whose file was torn or corrupt is written anew, and used by the next process', () => {
+    const dir = caseDir('rewritten');
+    runProcess(dir);
+    writeFileSync(cacheFile(dir), 'garbage');
+    runProcess(dir);
+    expect(runProcess(dir).stats).toEqual({ fromCache: 3, compiled: 0 });
+  });
+
+  it("another build's cache is never used (another version, or the same one built again)", () => {
+    const dir = caseDir('other-build');
+    runProcess(dir, { build: '0.1.0 2026-12-01T08:00:00Z' });
+    expect(runProcess(dir, { build: '0.1.0 2026-12-01T09:00:00Z' }).stats).toEqual({ fromCache: 0, compiled: 3 });
+  });
+
+  it('WARDEN_CODE_CACHE=off installs nothing and writes nothing', () => {
+    const dir = caseDir('off');
+    const outcome = runProcess(dir, { env: { WARDEN_CODE_CACHE: 'off' } });
+    expect(outcome).toEqual({ result: EXPECTED, stats: undefined });
+    expect(() => readdirSync(join(dir, 'cache'))).toThrow();
+  });
+
+  it('an ES module reached through require, and a module calling import(), load as Node loads them', () => {
+    const dir = caseDir('esm', {
+      'main.js': "const esm = require('./esm.js'); module.exports = { fromEsm: esm.value, now: require('./b.js').twice(2), later: require('./dynamic.js') };",
+      'esm.js': 'export const value = "esm";',
+      'b.js': MODULES['b.js']!,
+      // Node 20 loses a cached script's import() callback: this one is compiled by Node each time.
+      'dynamic.js': "module.exports = import('./b.js').then((m) => m.twice(4));",
+    });
+    const runs = [0, 1, 2].map(() => runProcess(dir, { then: 'result = { ...result, later: await result.later };' }));
+    for (const outcome of runs) expect(outcome.result).toEqual({ fromEsm: 'esm', now: 4, later: 8 });
+    expect(runs[2]!.stats).toEqual({ fromCache: 2, compiled: 0 });
+  });
+
+  it('a module with a syntax error fails with the SyntaxError Node gives', () => {
+    const dir = caseDir('syntax-error', { 'main.js': 'module.exports = {;' });
+    expect(runProcess(dir).result).toEqual({ error: 'SyntaxError' });
+  });
+});
