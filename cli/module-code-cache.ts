@@ -85,9 +85,13 @@ interface Installed {
 }
 let installed: Installed | undefined;
 
-/** Everything V8's data depends on besides the source: the build, Node, V8 and the platform. */
-function cacheKey(build: string): string {
-  return JSON.stringify([build, process.version, process.versions.v8, process.platform, process.arch]);
+/**
+ * Everything V8's data depends on besides the source: the build, Node, V8, the platform, and the
+ * flags (V8 refuses data made under other flags: processes run with other flags keep other files
+ * rather than rewrite one file in turn).
+ */
+function cacheKey(build: string, env: NodeJS.ProcessEnv): string {
+  return JSON.stringify([build, process.version, process.versions.v8, process.platform, process.arch, process.execArgv, env.NODE_OPTIONS ?? '']);
 }
 
 /** Whether `stats` is this user's and no one else may write it. */
@@ -149,15 +153,14 @@ function requireFor(module: LoadingModule): NodeJS.Require {
  * comment), when `WARDEN_CODE_CACHE` is not `off`, the cache folder can be made private to this
  * user, and no policy manifest is in force. Returns whether it was installed; never throws.
  */
-export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: NodeJS.ProcessEnv = process.env): boolean {
+export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: NodeJS.ProcessEnv = process.env, folderOfParent?: string): boolean {
   if (installed !== undefined) return true;
   try {
     if (env.WARDEN_CODE_CACHE === 'off' || process.getuid === undefined) return false;
     // A policy manifest checks each module's integrity in Node's own _compile: left to it.
     if ([...process.execArgv, env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('--experimental-policy'))) return false;
-    const key = cacheKey(options.build);
-    const root = join(defaultCacheDir(env), 'code-cache');
-    const folder = join(root, crc32(key).toString(16).padStart(8, '0'));
+    const key = cacheKey(options.build, env);
+    const folder = folderOfParent ?? join(defaultCacheDir(env), 'code-cache', crc32(key).toString(16).padStart(8, '0'));
     mkdirSync(folder, { recursive: true, mode: 0o700 });
     if (!ownedPrivately(statSync(folder))) return false;
     const file = join(folder, `${options.role}.bin`);
@@ -261,6 +264,34 @@ function removeStaleBuilds(root: string, current: string): void {
 /** This thread's cache figures, or undefined when no cache is installed. */
 export function moduleCodeCacheStats(): ModuleCodeCacheStats | undefined {
   return installed === undefined ? undefined : { ...installed.stats };
+}
+
+/** Names, in a child process's environment, the cache folder and build of the process that forked it. */
+export const PARENT_CODE_CACHE_ENV = 'WARDEN_PARENT_CODE_CACHE';
+
+/**
+ * For the environment of a Warden process this one forks (the sandbox host, whose environment is
+ * otherwise scrubbed): where this process's cache is, and its build. Empty when it has none.
+ */
+export function childCodeCacheEnv(): Record<string, string> {
+  if (installed === undefined || !__filename.endsWith('.js')) return {};
+  return { [PARENT_CODE_CACHE_ENV]: JSON.stringify({ folder: dirname(installed.file), build: installed.options.build }) };
+}
+
+/**
+ * In a process forked with `childCodeCacheEnv()`: installs the parent's cache under `role` (its own
+ * file there, saved when the process exits), with every check `installModuleCodeCache` makes.
+ */
+export function installParentCodeCache(role: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    const value = env[PARENT_CODE_CACHE_ENV];
+    if (value === undefined) return false;
+    const { folder, build } = JSON.parse(value) as { folder?: unknown; build?: unknown };
+    if (typeof folder !== 'string' || typeof build !== 'string') return false;
+    return installModuleCodeCache({ build, role, saveOnExit: true }, env, folder);
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -156,6 +156,28 @@ describe('the module code cache', () => {
     expect(runs[2]!.stats).toEqual({ fromCache: 2, compiled: 0 });
   });
 
+  it("a worker thread and a forked child use their parent's cache, each under its own role", () => {
+    const dir = caseDir('thread-and-child');
+    // The workflow thread's way (worker/workflow-thread-prestart.ts) and the sandbox host's (sandbox/host-code-cache.ts).
+    const then = `
+      const MAIN = ${JSON.stringify(join(dir, 'mods', 'main.js'))};
+      const CACHE = ${JSON.stringify(cacheModule)};
+      const { Worker } = require('node:worker_threads');
+      const code = cache.threadCodeCacheSource('thread');
+      const stats = 'require(' + JSON.stringify(CACHE) + ').moduleCodeCacheStats()';
+      const thread = new Worker(code.install + 'require(' + JSON.stringify(MAIN) + ');' + code.save + 'require("node:worker_threads").parentPort.postMessage(' + stats + ');', { eval: true });
+      const inThread = await new Promise((resolve) => thread.once('message', resolve));
+      const child = require('node:child_process').spawnSync(process.execPath, ['-e',
+        'require(' + JSON.stringify(CACHE) + ').installParentCodeCache("child"); require(' + JSON.stringify(MAIN) + '); process.stdout.write(JSON.stringify(' + stats + '));'],
+        { env: { PATH: process.env.PATH, ...cache.childCodeCacheEnv() }, encoding: 'utf8' });
+      result = { inThread, inChild: JSON.parse(child.stdout) };`;
+    const first = runProcess(dir, { then });
+    expect(first.result).toEqual({ inThread: { fromCache: 0, compiled: 3 }, inChild: { fromCache: 0, compiled: 3 } });
+    const second = runProcess(dir, { then });
+    expect(second.result).toEqual({ inThread: { fromCache: 3, compiled: 0 }, inChild: { fromCache: 3, compiled: 0 } });
+    expect(readdirSync(join(cacheFile(dir), '..')).sort()).toEqual(['child.bin', 'cli.bin', 'thread.bin']);
+  });
+
   it('a module with a syntax error fails with the SyntaxError Node gives', () => {
     const dir = caseDir('syntax-error', { 'main.js': 'module.exports = {;' });
     expect(runProcess(dir).result).toEqual({ error: 'SyntaxError' });
