@@ -86,7 +86,11 @@ it('a worker that stalled past its lease and was replaced stops polling when it 
   const exited = new Promise<number | null>((resolve) => stalled.child.once('exit', resolve));
   // Paused as a frozen VM or a stopped container is: no renewals.
   stalled.child.kill('SIGSTOP');
-  // Wait for the lease to expire (an event in the database, however long the machine takes).
+  // The lease expires: its row's end is moved into the past, as 30 s (LEASE_TTL_MS) of no renewal
+  // would leave it; the paused worker cannot renew. The successor and the woken worker then decide
+  // from the row alone, as after a real stall (the TTL itself: test/dataplane/worker-lease.test.ts).
+  // A renewal that still landed is waited out (an event in the database, however long that takes).
+  await pg.db.run('UPDATE warden_worker_leases SET expires_at = $1 WHERE worker_id = $2', [Date.now() - 1, 'sleeper']);
   for (;;) {
     const row = await pg.db.get<{ expires_at: string | number }>('SELECT expires_at FROM warden_worker_leases WHERE worker_id = $1', ['sleeper']);
     if (row !== undefined && Number(row.expires_at) < Date.now()) break;

@@ -74,7 +74,8 @@ function workspace(): string {
 
 // A failed call is the step's error, not the task's end: the agent goes on and the task completes,
 // without what the failed call added.
-describe.each([16, 64])('a program that runs into a %i MiB workspace', (limitMb) => {
+// The cases run together, a few at a time: each has its own workspace, task and volume.
+describe.concurrent.each([16, 64])('a program that runs into a %i MiB workspace', (limitMb) => {
   it.each(writers(limitMb))('fails ERR_WORKSPACE_QUOTA and commits nothing: %s', async (_label, call) => {
     const folder = workspace();
     const result = await env.runTask(task(limitMb, call, folder));

@@ -48,7 +48,8 @@ const ROWS: [string, () => string, string[], 'workflow' | 'activity'][] = [
   ["the SDK's default identity polling activity tasks only", () => `4243@stranger-${randomUUID().slice(0, 8)}`, [], 'activity'],
 ];
 
-it.each(ROWS)('warden run names a poller on its queue that it cannot vouch for: %s', async (_what, makeIdentity, flags, kind) => {
+// The rows run together: each has its own queue, poller identity and `warden run`.
+it.concurrent.each(ROWS)('warden run names a poller on its queue that it cannot vouch for: %s', async (_what, makeIdentity, flags, kind) => {
   const { address, namespace } = testTemporalAddress();
   const { client, connection } = await connectClient({ ...loadTemporalConfig({}), address, namespace });
   const taskQueue = `warden-stranger-${randomUUID()}`;

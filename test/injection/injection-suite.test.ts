@@ -18,22 +18,22 @@ import { isInjected, makeWorkspace, serviceTools, startServices, type ServicesSe
 import { scenarios, type Scenario } from './injection-scenarios';
 
 let env: WardenTestEnv;
-let services: ServicesServer;
 let root: string;
 
 beforeAll(async () => {
   env = await startWardenTestEnv();
-  services = await startServices();
   root = await mkdtemp(`${tmpdir()}/warden-injection-`);
 });
 afterAll(async () => {
   await env?.close();
-  await services?.close();
 });
+
+/** How many scenarios run at once: their waits (server round trips, 1 s holds) overlap. */
+const AT_ONCE = 4;
 
 const BUILTINS = ['fs.read', 'fs.write', 'fs.list', 'http.fetch', 'sql.query', 'sql.exec'];
 
-function taskOf(scenario: Scenario, index: number): Record<string, unknown> {
+function taskOf(scenario: Scenario, index: number, services: ServicesServer): Record<string, unknown> {
   const { workspace, salesDb } = makeWorkspace(`${root}/${index}`);
   const base = `http://${services.host}`;
   const tools = { builtin: BUILTINS, custom: serviceTools(base) };
@@ -76,14 +76,28 @@ describe('the injection suite under the foundation pack', () => {
   const outcomes: Outcome[] = [];
 
   it('runs every scenario for real', { timeout: 900_000 }, async () => {
-    const all = scenarios(`http://${services.host}`);
-    // One at a time, so each run's requests to the services server are its own.
-    for (const [index, scenario] of all.entries()) {
-      const before = services.calls.length;
-      const result = await env.runTask(taskOf(scenario, index));
-      outcomes.push({ scenario, result, calls: services.calls.slice(before) });
-    }
-    expect(outcomes).toHaveLength(all.length);
+    // Each run has a services server of its own (its scenario written for that server's address),
+    // so the requests that reached it are that run's alone, however many run at once.
+    const count = scenarios('http://127.0.0.1:1').length;
+    const runScenario = async (index: number): Promise<Outcome> => {
+      const services = await startServices();
+      try {
+        const scenario = scenarios(`http://${services.host}`)[index]!;
+        const result = await env.runTask(taskOf(scenario, index, services));
+        return { scenario, result, calls: [...services.calls] };
+      } finally {
+        await services.close();
+      }
+    };
+    const results: Outcome[] = new Array(count);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: AT_ONCE }, async () => {
+        for (let index = next++; index < count; index = next++) results[index] = await runScenario(index);
+      }),
+    );
+    outcomes.push(...results);
+    expect(outcomes.filter((o) => o !== undefined)).toHaveLength(count);
   });
 
   it('reports the three figures and meets the goals', () => {

@@ -160,7 +160,9 @@ async function replayFailures(workflowId: string): Promise<string[]> {
   return failures;
 }
 
-describe('a kill while a data-flow local activity is in flight', () => {
+// The cases run together: each holds and releases only its own workflow's activities (the probe's
+// maps are keyed by workflow id), so their waits (the holds, the 3 s grace) overlap.
+describe.concurrent('a kill while a data-flow local activity is in flight', () => {
   // The commit of a completed task (finishTask), the revocation of one that ended otherwise (endTask).
   const cases = [
     { local: 'finishTask', script: [write(1), { final: 'done' }], limits: {}, status: 'completed' },
@@ -199,7 +201,7 @@ describe('a kill while a data-flow local activity is in flight', () => {
   }
 });
 
-it('a second kill while a killed task revokes its grant (endTask): recorded in turn, and the history replays', async () => {
+it.concurrent('a second kill while a killed task revokes its grant (endTask): recorded in turn, and the history replays', async () => {
   const { workspace } = await makeNotesWorkspace('warden-lane-');
   const workflowId = `lane-again-${randomUUID()}`;
   const tool = holdNext(workflowId, 'runTool');
@@ -228,7 +230,7 @@ it('a second kill while a killed task revokes its grant (endTask): recorded in t
   expect({ mostInFlight: mostInFlight(workflowId), replayFailures: await replayFailures(workflowId) }).toEqual({ mostInFlight: 1, replayFailures: [] });
 }, 600_000);
 
-it('a kill during a long data-flow tool call is authorised and blocks the task while the call still runs', async () => {
+it.concurrent('a kill during a long data-flow tool call is authorised and blocks the task while the call still runs', async () => {
   const { workspace } = await makeNotesWorkspace('warden-lane-');
   const workflowId = `lane-tool-${randomUUID()}`;
   const tool = holdNext(workflowId, 'runTool');

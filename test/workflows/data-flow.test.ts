@@ -42,6 +42,11 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
+// Every case has its own workspace, database and workflow ids: the cases run together (the
+// worker's waits on the server overlap), a few at a time; the replay of them all runs last. The
+// timeout is the budget of a case sharing the loaded machine with the others.
+const CONCURRENT = { timeout: 600_000 };
+
 const fixture = () => makeNotesWorkspace('warden-flow-');
 
 const add = { name: 'add', description: 'adds', input: { type: 'object' }, source: 'return input.a + input.b;' };
@@ -86,7 +91,7 @@ async function start(t: ReturnType<typeof task>, workflowId: string, flow?: Data
   return handle;
 }
 
-describe('a commit that cannot lie', () => {
+describe.concurrent('a commit that cannot lie', CONCURRENT, () => {
   const damages: [string, (upper: string, overlayDir: string) => Promise<void>, string][] = [
     ['the overlay vanished', (_upper, dir) => rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }), 'ERR_OVERLAY_MISSING'],
     ['a written file changed behind the task', (upper) => writeFile(join(upper, 'report.txt'), 'tampered'), 'ERR_COMMIT_MISMATCH'],
@@ -153,7 +158,7 @@ describe('a commit that cannot lie', () => {
   });
 });
 
-describe('claim checks and payload limits', () => {
+describe.concurrent('claim checks and payload limits', CONCURRENT, () => {
   it('keeps 900 KB outputs and long arguments out of history, with their digests in history and custody', { timeout: 600_000 }, async () => {
     const { workspace, dbFile } = await fixture();
     const longText = 'line of text\n'.repeat(20_000);
@@ -217,7 +222,7 @@ describe('claim checks and payload limits', () => {
   });
 });
 
-describe('long tasks', () => {
+describe.concurrent('long tasks', CONCURRENT, () => {
   it('continue as new transparently: result, query, trace, replay and custody see one task', { timeout: 600_000 }, async () => {
     const { workspace, dbFile, rows } = await fixture();
     const adds = (from: number) => Array.from({ length: 10 }, (_, i) => ({ tool: 'add', args: { a: from + i, b: 1 } }));
@@ -317,7 +322,7 @@ describe('long tasks', () => {
   });
 });
 
-describe('provenance on the data flow', () => {
+describe.concurrent('provenance on the data flow', CONCURRENT, () => {
   const URL_IN_PAGE = 'http://127.0.0.1:9/claim-7f3a';
   // [case, page filler (bytes), adds between the page and the fetch, rules, run limits]
   const cases: [string, number, number, string[], DataFlowOptions][] = [
@@ -357,7 +362,7 @@ describe('provenance on the data flow', () => {
   });
 });
 
-describe('what only Warden may set', () => {
+describe.concurrent('what only Warden may set', CONCURRENT, () => {
   // A starter gives { task }: a grant, a place in a tree, a data plane or carried state in a
   // start input would let it act under another task's grant, or on a data plane it made up.
   const forged: [string, Record<string, unknown>][] = [
@@ -392,7 +397,7 @@ async function activityTypesOf(workflowId: string): Promise<string[]> {
   return (history.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
 }
 
-describe('which tasks take the data flow (opt-in)', () => {
+describe.concurrent('which tasks take the data flow (opt-in)', CONCURRENT, () => {
   const scribe = { intent: 'write notes', agent: { name: 'scribe', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'by-scribe.txt', content: 'sub' } }, { final: 'ok' }] } }, tools: { builtin: ['fs.write'] }, grants: { tools: ['fs.write'] } };
   // [what, task fields over the data-flow fixture, script, takes the data flow]
   const cases: [string, Record<string, unknown>, unknown[], boolean][] = [
