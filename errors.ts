@@ -29,6 +29,7 @@ export const ERROR_CODES = [
   'ERR_SANDBOX_MEMORY',
   'ERR_SANDBOX_CRASHED',
   'ERR_SANDBOX_COMPILE',
+  'ERR_TOOL_CANCELLED',
   // OS sandbox (bubblewrap) and programs
   'ERR_OS_SANDBOX_UNAVAILABLE',
   'ERR_COMMAND_NOT_GRANTED',

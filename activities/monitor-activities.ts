@@ -28,6 +28,7 @@ import { KILL_ACTION, KILL_REQUEST_ID, type KillRequest } from '../workflows/def
 import { DEFAULT_POLICY_PACKS } from './check-policy';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
+import { terminalLine } from '../terminal-text';
 
 /** What a worker's monitor activities use. */
 export interface MonitorServices {
@@ -259,7 +260,7 @@ export function alertJsonLine(alert: Alert): string {
   return `${JSON.stringify({ type: 'warden.alert', ...alert })}\n`;
 }
 
-/** `warden run`'s alert line, for people. */
+/** `warden run`'s alert line, for people: one line, the agent's action in it made safe for a terminal (../terminal-text.ts). */
 export function alertTextLine(alert: Alert): string {
-  return `warden: ${formatAlert(alert)}\n`;
+  return `warden: ${terminalLine(formatAlert(alert))}\n`;
 }

@@ -152,7 +152,7 @@ export async function proposeFoldedTurn(deps: ActivityDeps, input: NextTurnInput
 }
 
 /** The running activity's cancellation signal, if this runs in one. */
-function activitySignal(): AbortSignal | undefined {
+export function activitySignal(): AbortSignal | undefined {
   try {
     return Context.current().cancellationSignal;
   } catch {

@@ -63,7 +63,7 @@ import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } 
 import { wellFormedJson } from '../custody/well-formed-json';
 import { shapeActivitySpan } from './by-reference-span';
 import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
-import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
+import { activitySignal, proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
 import { precheckPolicy, type PolicyPlace } from './precheck-policy';
 import { stateAfterCall } from '../policies/policy-precheck';
@@ -257,6 +257,13 @@ export interface ToolExecution {
   /** Follow no symbolic link on the way to the file (its path was resolved when the policy decided). */
   noSymlinks?: boolean;
   egressWatch?: EgressWatch;
+  /**
+   * The activity's cancellationSignal (a task cancelled, blocked or terminated): a program still
+   * running is killed then, an isolate call is stopped (its isolate disposed, its capability
+   * requests aborted), an MCP server's request is cancelled (a stdio server that does not answer
+   * within a grace is killed), and the call fails as cancelled once the tool has stopped.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -359,7 +366,8 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     },
     capabilities,
     credential: credential.token,
-  }).catch(async (error: unknown) => {
+    // A cancelled activity's call is stopped (isolate disposed, capability requests aborted) before it is answered.
+  }, call.signal === undefined ? {} : { signal: call.signal }).catch(async (error: unknown) => {
     if (undo !== undefined) await undoIncompleteCall(undo);
     throw error;
   });
@@ -380,6 +388,8 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
     await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
   }
+  // Cancelled: the call has stopped and its writes are undone; the activity ends as cancelled, as a program's does.
+  call.signal?.throwIfAborted();
   const ran = { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() };
   const report = result.policy;
   const effects: AppliedEffect[] = report?.applied ?? [];
@@ -575,6 +585,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
       protected: await protectedSetForCall(deps, call.task),
       // A sub-agent's program writes are undoable on their own, like its fs.write calls.
       ...(call.fsUndo === true ? { undoDir: overlayUndoDirOf(stateDir, taskKeyOf(call.rootWorkflowId, call.rootRunId), call.callId) } : {}),
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
     });
     annotateActiveSpan({ [WARDEN_ATTR.processCommand]: String(call.args['command']), [WARDEN_ATTR.processExitCode]: result.output.exitCode ?? -1 });
     output = result.output;
@@ -590,6 +601,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
       deadlineAt: expiresAt * 1000,
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
+      ...(call.signal === undefined ? {} : { signal: call.signal }),
     });
     output = result.output;
     egress = egressEffectsOf(result.egress);
@@ -692,6 +704,12 @@ function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
   return tool.capabilities.includes('fs.write') || tool.executor.kind === 'process' || tool.executor.kind === 'mcp';
 }
 
+/** The running activity's cancellationSignal as a ToolExecution field (none outside an activity). */
+function withActivitySignal(): { signal?: AbortSignal } {
+  const signal = activitySignal();
+  return signal === undefined ? {} : { signal };
+}
+
 export interface RunTool {
   (input: RunToolInput): Promise<ToolCallResult>;
   (input: RunToolRefInput): Promise<ToolStepResult>;
@@ -731,6 +749,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       args: input.args,
       ...(input.policy === undefined ? {} : { policy: input.policy }),
       ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }),
+      ...withActivitySignal(),
     };
   }
 

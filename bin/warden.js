@@ -45,18 +45,20 @@ function installCodeCache() {
 }
 
 let main;
+/** The CLI's own stderr writer (cli/cli-io.ts): on a terminal, controls in an error's text are shown escaped. */
+let processIo;
 markPhase('node started, bin/warden.js running');
 const entry = pickEntry();
 markPhase(`freshness check done: running ${entry}`);
 if (entry === 'build') {
   installCodeCache();
-  ({ main } = require('../build/cli/main.js'));
+  ({ main, processIo } = require('../build/cli/main.js'));
 } else if (entry === 'source') {
   if (process.stderr.isTTY && existsSync(STAMP)) process.stderr.write('warden: the sources changed since the last build (npm run build); running them through tsx\n');
   // Both loaders: the CLI loads each command with a dynamic import().
   require('tsx/cjs');
   require('node:module').register('tsx/esm', { parentURL: require('node:url').pathToFileURL(__filename), data: {} });
-  ({ main } = require('../cli/main.ts'));
+  ({ main, processIo } = require('../cli/main.ts'));
 } else {
   process.stderr.write('warden: this installation has no compiled CLI (build/cli/main.js); run `npm run build` in the package folder\n');
   process.exit(1);
@@ -91,7 +93,7 @@ main(process.argv.slice(2)).then(
     endOnceSettled();
   },
   (error) => {
-    process.stderr.write(`warden: ${error && error.stack ? error.stack : String(error)}\n`);
+    processIo.stderr(`warden: ${error && error.stack ? error.stack : String(error)}\n`);
     process.exitCode = 1;
     endOnceSettled();
   },

@@ -1,9 +1,16 @@
-/** Human-readable rendering of a task's steps and result, for `warden run` without `--json`. */
+/**
+ * Human-readable rendering of a task's steps and result, for `warden run` without `--json`.
+ * Every line holds text others wrote (a tool's error, a model's answer and claims, a tool name
+ * the model asked for): each is made safe for a terminal line (../terminal-text.ts), so none
+ * starts a line of its own or reaches the terminal as a control.
+ */
 import { formatAlert } from '../monitoring/alert';
 import type { PendingApproval, StepRecord, TaskResult } from '../task/task-run';
 import { tallyClaims } from '../attestation/claim-outcome';
 import { ClaimSchema, describeClaim } from '../attestation/claim-schema';
 import { cutText, ellipsize } from '../cut-text';
+import { isRefusalCode } from '../refusal-codes';
+import { terminalLine } from '../terminal-text';
 
 const MAX_VALUE_CHARS = 160;
 
@@ -12,20 +19,26 @@ function compact(value: unknown): string {
   return ellipsize(text, MAX_VALUE_CHARS);
 }
 
-/** One line for one step: index, tool, arguments, decision, outcome. */
+/**
+ * One line for one step: index, tool, arguments, decision, outcome. A step the policy allowed but
+ * a guard of the tool call refused (a path outside the workspace, a denied host, ...: a code of
+ * refusal-codes.ts) says both, the policy's decision as recorded and who refused it and why: read
+ * as "allowed; failed", it looked as if Warden had let the action through.
+ */
 export function formatStep(step: StepRecord, path: readonly string[] = []): string {
   const who = path.length > 0 ? `[${path.join(' > ')}] ` : '';
   // Held for approval and never decided (the task was cancelled or reached its deadline first).
   const withdrawn = step.policy?.decision === 'approval' && step.approval === undefined && !step.executed && step.error === undefined;
-  const decision = withdrawn ? 'held for approval, withdrawn undecided' : step.decision === 'allow' ? 'allowed' : 'DENIED';
+  const refusedByTool = step.decision === 'allow' && step.error !== undefined && isRefusalCode(step.error.code);
+  const decision = withdrawn ? 'held for approval, withdrawn undecided' : refusedByTool ? 'allowed by policy, but' : step.decision === 'allow' ? 'allowed' : 'DENIED';
   const outcome = step.error
-    ? `${step.executed ? 'failed' : 'not run'}: ${step.error.code} ${step.error.message}`
+    ? `${refusedByTool ? 'REFUSED by the tool' : step.executed ? 'failed' : 'not run'}: ${step.error.code} ${step.error.message}`
     : step.executed
       ? `ok ${compact(step.output)}`
       : 'not run';
   const undone = step.undone !== undefined && step.undone.length > 0 ? `; its writes undone: ${step.undone.join(', ')}` : '';
   const score = step.monitor !== undefined && step.monitor.score > 0 ? ` [anomaly score ${step.monitor.score}${step.monitor.response === undefined ? '' : `: ${step.monitor.response}`}]` : '';
-  return `  ${who}#${step.index} ${step.tool} ${compact(step.args)} -> ${decision}${step.decision === 'deny' ? ` (${step.reason})` : ''}; ${outcome}${undone}${score}`;
+  return terminalLine(`  ${who}#${step.index} ${step.tool} ${compact(step.args)} -> ${decision}${step.decision === 'deny' ? ` (${step.reason})` : ''}${refusedByTool ? ' ' : '; '}${outcome}${undone}${score}`);
 }
 
 /** How `warden run` names a step it printed as it ran (its task's workflow id and the step's index). */
@@ -79,7 +92,7 @@ export function formatSummary(result: TaskResult, shown: ReadonlyMap<string, str
   const lines: string[] = [];
   formatTask(result, [], lines, shown);
   formatClaims(result, lines);
-  return lines.join('\n');
+  return lines.map(terminalLine).join('\n');
 }
 
 /**
@@ -91,7 +104,7 @@ export function formatRecovery(result: TaskResult): string {
   if (recovery === undefined) return 'nothing to undo was recorded';
   if (recovery.committed !== undefined) {
     const left = recovery.notCommitted ?? [];
-    return `committed ${recovery.committed.length} file(s)${left.length === 0 ? '' : `; not committed: ${left.join('; ')}`}`;
+    return terminalLine(`committed ${recovery.committed.length} file(s)${left.length === 0 ? '' : `; not committed: ${left.join('; ')}`}`);
   }
   const undone = recovery.rolledBack.filter((r) => r.status !== 'failed');
   const failed = recovery.rolledBack.filter((r) => r.status === 'failed');
@@ -100,7 +113,7 @@ export function formatRecovery(result: TaskResult): string {
   if (failed.length > 0) parts.push(`could not undo ${failed.length}: ${failed.map((r) => `${r.kind}${r.forTool ? ` of ${r.forTool}` : ''} (${r.detail})`).join('; ')}`);
   if (recovery.notUndoable.length > 0) parts.push(`cannot be undone: ${recovery.notUndoable.join('; ')}`);
   if (recovery.restoredSnapshot === true) parts.push('the pre-task snapshot was restored');
-  return parts.join('; ');
+  return terminalLine(parts.join('; '));
 }
 
 /** A held action as people should see it: what, its measured effect, why, until when, and how to decide. */
@@ -110,7 +123,7 @@ export function formatPendingApproval(workflowId: string, pending: PendingApprov
   if (pending.effect !== undefined && Object.keys(pending.effect).length > 0) lines.push(`  effect:   ${describeEffect(pending.effect)}`);
   if (pending.rules.length > 0) lines.push(`  rules:    ${pending.rules.join('; ')}`);
   lines.push(`  deadline: ${pending.expiresAt} (then it is denied)`);
-  return lines.join('\n');
+  return lines.map(terminalLine).join('\n');
 }
 
 /** The measured effect of an action in words: "would change 12 row(s) (delete)". */

@@ -10,6 +10,10 @@ import { EXIT } from './exit-codes';
 import { packageVersion } from './package-version';
 import { environmentHelp } from './environment-variables';
 import { nearestName } from '../task/field-suggestions';
+import { terminalLine } from '../terminal-text';
+
+/** bin/warden.js writes a command's uncaught error through it too. */
+export { processIo };
 
 type Command = (argv: string[], io: CliIo) => Promise<number>;
 interface LoadedCommand {
@@ -103,7 +107,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     const json = name === '--json' || rest.includes('--json');
     const extra = (name === '--json' ? [] : rest).filter((arg) => arg !== '--json');
     if (extra.length > 0) {
-      io.stderr(`warden: --version takes no arguments but --json (got ${extra.join(' ')})\n`);
+      io.stderr(`${terminalLine(`warden: --version takes no arguments but --json (got ${extra.join(' ')})`)}\n`);
       return EXIT.usage;
     }
     io.stdout(json ? `${JSON.stringify({ version: packageVersion() })}\n` : `warden ${packageVersion()}\n`);
@@ -128,6 +132,6 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
 
 function unknown(name: string, io: CliIo): number {
   const guess = nearest(name);
-  io.stderr(`warden: unknown command "${name}"${guess === undefined ? '' : `; did you mean "${guess}"?`} (warden --help lists the commands)\n`);
+  io.stderr(`${terminalLine(`warden: unknown command "${name}"${guess === undefined ? '' : `; did you mean "${guess}"?`} (warden --help lists the commands)`)}\n`);
   return EXIT.usage;
 }

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { CliIo } from './cli-io';
 import { EXIT } from './exit-codes';
+import { terminalLine, terminalLines } from '../terminal-text';
 
 /** One option as `node:util` parseArgs takes it. */
 export interface OptionSpec {
@@ -49,7 +50,7 @@ export function parseCommandArgs<const O extends Record<string, OptionSpec>>(com
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, strict: true, tokens: true, options: { ...options, ...HELP } });
   } catch (error) {
-    io.stderr(`warden ${command}: ${describeParseError(error, Object.keys(options))}\n${usage}\n`);
+    io.stderr(`${terminalLine(`warden ${command}: ${describeParseError(error, Object.keys(options))}`)}\n${usage}\n`);
     return EXIT.usage;
   }
   if ((parsed.values as { help?: boolean }).help === true) {
@@ -64,6 +65,7 @@ export function parseCommandArgs<const O extends Record<string, OptionSpec>>(com
 
 /** Prints `message` and the usage to stderr; returns the usage exit code. */
 export function usageError(command: string, usage: string, io: CliIo, message: string): number {
-  io.stderr(`warden ${command}: ${message}\n${usage}\n`);
+  // The message may quote an argument, or a configuration error over lines (run.ts): each line made safe.
+  io.stderr(`${terminalLines(`warden ${command}: ${message}`)}\n${usage}\n`);
   return EXIT.usage;
 }

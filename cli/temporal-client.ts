@@ -7,11 +7,13 @@
 import type { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TemporalServerError } from '../errors';
+import type { Poller } from '../worker/standalone-worker';
 import { stateDirOf } from '../state-dir';
 import { connectClient } from '../temporal/connect';
 import { embeddedServerStatus, ensureTemporalServer, isPortInUse, type TemporalServerInfo } from '../temporal/embedded-server';
 import { loadEmbeddedPorts, loadTemporalConfig, type TemporalConfig } from '../temporal/temporal-config';
 import type { CliIo } from './cli-io';
+import { terminalLine } from '../terminal-text';
 
 export interface ResolvedTemporal {
   /** The configuration with the address and namespace of the server actually in use. */
@@ -24,7 +26,7 @@ export interface ResolvedTemporal {
 export async function resolveTemporal(io: CliIo): Promise<ResolvedTemporal> {
   const config = loadTemporalConfig(io.env);
   const stateDir = stateDirOf(io.env);
-  const server = await ensureTemporalServer({ env: io.env, stateDir, log: (line) => io.stderr(`warden: ${line}\n`) });
+  const server = await ensureTemporalServer({ env: io.env, stateDir, log: (line) => io.stderr(`${terminalLine(`warden: ${line}`)}\n`) });
   return { config: { ...config, address: server.address, namespace: server.namespace }, server, stateDir };
 }
 
@@ -82,10 +84,15 @@ export async function withRunningServer<T>(io: CliIo, use: (client: Client, conf
 }
 
 /**
- * Workers that polled `taskQueue` for workflow tasks (or, with `kind` "activity", activity tasks)
- * within the last `withinMs` (Temporal's own record).
+ * Identities of the workers that polled `taskQueue` for workflow tasks (or, with `kind`
+ * "activity", activity tasks) within the last `withinMs` (Temporal's own record).
  */
 export async function recentPollers(client: Client, taskQueue: string, withinMs = 90_000, kind: 'workflow' | 'activity' = 'workflow'): Promise<string[]> {
+  return (await recentPolls(client, taskQueue, withinMs, kind)).map((poller) => poller.identity);
+}
+
+/** As {@link recentPollers}, each identity with when the server last saw it poll (its `lastAccessTime`). */
+export async function recentPolls(client: Client, taskQueue: string, withinMs = 90_000, kind: 'workflow' | 'activity' = 'workflow'): Promise<Poller[]> {
   const response = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
@@ -93,9 +100,6 @@ export async function recentPollers(client: Client, taskQueue: string, withinMs 
   });
   const now = Date.now();
   return (response.pollers ?? [])
-    .filter((p) => {
-      const seconds = Number(p.lastAccessTime?.seconds ?? 0);
-      return seconds > 0 && now - seconds * 1000 <= withinMs;
-    })
-    .map((p) => p.identity ?? 'unknown');
+    .map((p) => ({ identity: p.identity ?? 'unknown', lastPolledAt: Number(p.lastAccessTime?.seconds ?? 0) * 1000 + Math.floor((p.lastAccessTime?.nanos ?? 0) / 1e6) }))
+    .filter((p) => p.lastPolledAt > 0 && now - p.lastPolledAt <= withinMs);
 }

@@ -27,24 +27,60 @@ export interface PendingApprovalEntry extends PendingApproval {
 /** How long one task may take to answer the listing's query. */
 const QUERY_DEADLINE_MS = 2000;
 
+/** A running task that did not answer the listing's query: its waiting actions, if any, are not in the list. */
+export interface UnansweredTask {
+  workflowId: string;
+  /** Why, in a few words: the query's error (e.g. its deadline passed: a busy or absent worker). */
+  reason: string;
+}
+
+/** What {@link readPendingApprovals} found: the actions waiting, and the running tasks it could not ask. */
+export interface PendingApprovalsReading {
+  approvals: PendingApprovalEntry[];
+  unanswered: UnansweredTask[];
+}
+
 /**
- * Every action waiting for approval across running agent tasks (each task asked briefly, in
- * parallel: one whose worker is gone must not hold up the list).
+ * Every action waiting for approval across running agent tasks, and the running tasks that did
+ * not answer. Each task is asked in parallel, for at most QUERY_DEADLINE_MS (2 s): one whose
+ * worker is gone must not hold up the list. A task that did not answer may still be waiting for a
+ * human, so it is named, never read as "nothing waits" (a console would otherwise drop its card,
+ * and what the approver typed, while its worker is busy).
  */
-export async function listPendingApprovals(client: Client): Promise<PendingApprovalEntry[]> {
+export async function readPendingApprovals(client: Client): Promise<PendingApprovalsReading> {
   const ids: string[] = [];
   for await (const execution of client.workflow.list({ query: `WorkflowType = "${AGENT_TASK_WORKFLOW}" AND ExecutionStatus = "Running"` })) ids.push(execution.workflowId);
   const answers = await Promise.all(
-    ids.map(async (workflowId) => {
+    ids.map(async (workflowId): Promise<{ approvals: PendingApprovalEntry[] } | { unanswered: UnansweredTask }> => {
       try {
         const state = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(taskStateQuery));
-        return (state.pendingApprovals ?? []).map((p) => ({ workflowId, ...p }));
-      } catch {
-        return [];
+        return { approvals: (state.pendingApprovals ?? []).map((p) => ({ workflowId, ...p })) };
+      } catch (error) {
+        return { unanswered: { workflowId, reason: unansweredReason(error) } };
       }
     }),
   );
-  return answers.flat();
+  return {
+    approvals: answers.flatMap((a) => ('approvals' in a ? a.approvals : [])),
+    unanswered: answers.flatMap((a) => ('unanswered' in a ? [a.unanswered] : [])),
+  };
+}
+
+/** The query's failure in a few words: its deadline (gRPC DEADLINE_EXCEEDED, 4, anywhere in the cause chain) as such, else the first line of the outermost message. */
+function unansweredReason(error: unknown): string {
+  // Duck-typed: the gRPC cause need not be an Error of this realm.
+  for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; typeof e === 'object' && e !== null && depth < 8; e = e.cause as typeof e, depth++) {
+    if (e.code === 4 || (typeof e.message === 'string' && /deadline/i.test(e.message))) return `no answer within ${QUERY_DEADLINE_MS / 1000} s (its worker is busy or not running)`;
+  }
+  return error instanceof Error ? error.message.split('\n')[0]! : String(error);
+}
+
+/**
+ * Every action waiting for approval across running agent tasks that answered in time
+ * ({@link readPendingApprovals}, whose `unanswered` names the tasks left out).
+ */
+export async function listPendingApprovals(client: Client): Promise<PendingApprovalEntry[]> {
+  return (await readPendingApprovals(client)).approvals;
 }
 
 /**

@@ -8,7 +8,7 @@
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
 import { agentTaskResult } from '../client/start-agent-task';
-import { decideApproval, listPendingApprovals, type DecideApprovalOptions, type PendingApprovalEntry } from '../client/approvals';
+import { decideApproval, readPendingApprovals, type DecideApprovalOptions, type PendingApprovalsReading } from '../client/approvals';
 import type { ApproverKeyFile } from '../identity/approval-decision';
 import { LedgerReader } from '../custody/ledger-reader';
 import type { LedgerRecord } from '../custody/ledger-record';
@@ -163,9 +163,10 @@ export class ConsoleData {
     return out;
   }
 
-  /** Actions waiting for a human, across running tasks, oldest request first. */
-  async approvals(): Promise<PendingApprovalEntry[]> {
-    return (await listPendingApprovals(this.options.client)).sort((a, b) => a.requestedAt.localeCompare(b.requestedAt));
+  /** Actions waiting for a human, across running tasks, oldest request first; and the running tasks that did not answer. */
+  async approvals(): Promise<PendingApprovalsReading> {
+    const reading = await readPendingApprovals(this.options.client);
+    return { approvals: reading.approvals.sort((a, b) => a.requestedAt.localeCompare(b.requestedAt)), unanswered: reading.unanswered };
   }
 
   /**

@@ -144,7 +144,8 @@ export async function startConsoleServer(options: ConsoleServerOptions): Promise
     }
     if (path === '/api/approvals') {
       if (method !== 'GET') throw new HttpError(405, 'ERR_CONSOLE_METHOD', `${method} ${path} is not allowed`, { allow: 'GET' });
-      return sendJson(res, 200, { approver: data.approver, approvals: await data.approvals() });
+      const { approvals, unanswered } = await data.approvals();
+      return sendJson(res, 200, { approver: data.approver, approvals, unanswered });
     }
     if (path === '/api/approvals/decide') {
       if (method !== 'POST') throw new HttpError(405, 'ERR_CONSOLE_METHOD', `${method} ${path} is not allowed`, { allow: 'POST' });

@@ -159,6 +159,12 @@ export const WARDEN_ATTR = {
   mcpTools: 'warden.mcp.tools',
   /** On an MCP tool call: the pin its server's list was checked against. */
   mcpPin: 'warden.mcp.pin',
+  /**
+   * On a cancelled MCP tool call: how it was stopped (mcp/mcp-connection.ts `McpCancelOutcome`):
+   * `not-sent`, `answered`, `server-killed` (a stdio server's process tree), or `session-closed`
+   * (an HTTP server's session ended: the tool may still run on that server, beyond Warden's reach).
+   */
+  mcpCancel: 'warden.mcp.cancel',
   /** On a `proc.run` call: the program and its exit status. */
   processCommand: 'warden.process.command',
   processExitCode: 'warden.process.exit_code',

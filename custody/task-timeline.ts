@@ -14,6 +14,7 @@ import { DERIVED_RECORD_KIND } from './history-cross-check';
 import type { LedgerRecord } from './ledger-record';
 import { activityTypeOfSpan, spanRoleOf } from './span-roles';
 import { cutText } from '../cut-text';
+import { terminalLine } from '../terminal-text';
 
 export type TimelineKind = 'intent' | 'model-turn' | 'action' | 'decision' | 'tool-effect' | 'subagent' | 'outcome' | 'claim' | 'monitor' | 'response';
 
@@ -239,5 +240,6 @@ export function formatTaskTimeline(timeline: TaskTimeline): string {
     const seq = entry.seq === null ? '[   -]' : `[${String(entry.seq).padStart(4)}]`;
     lines.push(`${seq} ${'  '.repeat(entry.depth)}${entry.kind.padEnd(11)} ${entry.text}`);
   }
-  return `${lines.join('\n')}\n`;
+  // An entry's text quotes a tool's arguments and outcome: others' text, one line each (../terminal-text.ts).
+  return `${lines.map(terminalLine).join('\n')}\n`;
 }

@@ -13,6 +13,7 @@
  * Deliberately no node:* imports: task/task-run.ts (read in workflow code) derives its cap from here.
  */
 import { z } from 'zod';
+import { sharedOnce } from '../workflows/shared-modules';
 import { cutText } from '../cut-text';
 
 export const WORKER_ID_MAX = 128;
@@ -26,21 +27,28 @@ const WORKER_ID_PATTERN = /^[A-Za-z0-9._-]+$/;
 // Printable ASCII (0x21..0x7e) except '@'.
 const TASK_QUEUE_PATTERN = /^[\x21-\x3f\x41-\x7e]+$/;
 
-export const WorkerIdSchema = z
-  .string()
-  .min(1, 'is empty')
-  .max(WORKER_ID_MAX, `is longer than ${WORKER_ID_MAX} characters`)
-  .regex(WORKER_ID_PATTERN, "may hold only letters A-Z a-z, digits and '.', '_', '-'");
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh.
+ */
+const schemas = sharedOnce('dataplane/worker-naming', () => {
+  const WorkerIdSchema = z
+    .string()
+    .min(1, 'is empty')
+    .max(WORKER_ID_MAX, `is longer than ${WORKER_ID_MAX} characters`)
+    .regex(WORKER_ID_PATTERN, "may hold only letters A-Z a-z, digits and '.', '_', '-'");
+  const TaskQueueNameSchema = z
+    .string()
+    .min(1, 'is empty')
+    .max(TASK_QUEUE_NAME_MAX, `is longer than ${TASK_QUEUE_NAME_MAX} characters`)
+    .refine((s) => !s.includes('@'), { message: "holds '@', which separates a task queue from a worker id (`<queue>@<worker id>` is that worker's private data-plane queue)" })
+    .refine((s) => s.includes('@') || TASK_QUEUE_PATTERN.test(s), { message: 'may hold only printable ASCII characters, without spaces' });
+  /** A data-plane queue, `<queue>@<id>`, as a handoff carries it. */
+  const DataPlaneQueueSchema = z.string().min(1).max(DATA_PLANE_QUEUE_MAX);
+  return { WorkerIdSchema, TaskQueueNameSchema, DataPlaneQueueSchema };
+});
 
-export const TaskQueueNameSchema = z
-  .string()
-  .min(1, 'is empty')
-  .max(TASK_QUEUE_NAME_MAX, `is longer than ${TASK_QUEUE_NAME_MAX} characters`)
-  .refine((s) => !s.includes('@'), { message: "holds '@', which separates a task queue from a worker id (`<queue>@<worker id>` is that worker's private data-plane queue)" })
-  .refine((s) => s.includes('@') || TASK_QUEUE_PATTERN.test(s), { message: 'may hold only printable ASCII characters, without spaces' });
-
-/** A data-plane queue, `<queue>@<id>`, as a handoff carries it. */
-export const DataPlaneQueueSchema = z.string().min(1).max(DATA_PLANE_QUEUE_MAX);
+export const { WorkerIdSchema, TaskQueueNameSchema, DataPlaneQueueSchema } = schemas;
 
 /** Why `value` is not a valid worker id, or undefined when it is. */
 export function workerIdProblem(value: string): string | undefined {

@@ -101,6 +101,8 @@ export interface ProcessCallInput {
   undoDir?: string;
   /** Asked before each granted connection of the program (the monitor's egress watch). */
   egressGate?: EgressGate;
+  /** The activity's cancellationSignal: on abort the program's tree is killed and the call throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** A finished `proc.run` call: what the agent gets, and what the program did on the network (for the monitor, never the agent). */
@@ -126,7 +128,11 @@ export function grantedPrograms(task: Task): string[] {
   return found;
 }
 
-/** Runs one `proc.run` call to its end. */
+/**
+ * Runs one `proc.run` call to its end, or until `input.signal` aborts: then the program's tree is
+ * killed and the call throws the signal's reason (an activity's CancelledFailure), not the
+ * program's partial output.
+ */
 export async function executeProcessCall(input: ProcessCallInput): Promise<ProcessCallResult> {
   const { task, args } = input;
   assertCommandGranted(task, args.command);
@@ -166,7 +172,7 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
           maxProcesses: task.limits.processMaxProcesses ?? DEFAULT_PROCESS_COUNT,
         },
       },
-      { ...(args.stdin === undefined ? {} : { stdin: args.stdin }), maxOutputBytes: MAX_PROCESS_OUTPUT_BYTES, ...(input.egressGate === undefined ? {} : { egressGate: input.egressGate }) },
+      { ...(args.stdin === undefined ? {} : { stdin: args.stdin }), maxOutputBytes: MAX_PROCESS_OUTPUT_BYTES, ...(input.egressGate === undefined ? {} : { egressGate: input.egressGate }), ...(input.signal === undefined ? {} : { signal: input.signal }) },
     );
   } catch (error) {
     if (error instanceof TypeError) throw new ToolError('ERR_TOOL_INPUT_INVALID', `proc.run: ${error.message}`);
@@ -174,6 +180,8 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   } finally {
     if (upper !== undefined && captured !== undefined) await recordUpperChanges(upper, input.undoDir!, captured);
   }
+  // Cancelled: the activity ends as cancelled, and the workflow's saga takes back what it wrote.
+  input.signal?.throwIfAborted();
   // A program that ran into the bound fails its step, and what it added is taken back out.
   // A sub-agent's call is undone by its records (activities/run-tool.ts); a root task's loses what it added.
   if (workspace !== undefined) {

@@ -7,6 +7,13 @@
  *
  * The client declares no capabilities (no roots, sampling or elicitation): a server cannot ask
  * Warden, or through it the model or the user, for anything.
+ *
+ * A cancelled call stops before it is reported cancelled: MCP has no acknowledgment of
+ * `notifications/cancelled` (the receiver should not answer the cancelled request at all), so a
+ * call the server has not answered within the cancel grace is taken to be still running, and
+ * the session is ended: a stdio server's sandbox (its whole process tree) is killed, an HTTP
+ * server's session is terminated and its streams closed (what that server goes on doing Warden
+ * cannot stop, and says so: `McpCancelOutcome`). The pool opens the server again for a later call.
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -26,6 +33,24 @@ import { textTail } from '../cut-text';
 
 export const WARDEN_CLIENT_INFO = { name: 'warden', version: '0.1.0' } as const;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
+/** How long a cancelled call's server has to answer it before its session is ended. */
+export const DEFAULT_MCP_CANCEL_GRACE_MS = 2000;
+
+/**
+ * How a cancelled call ended (the `warden.mcp.cancel` span attribute):
+ * `not-sent` the request never reached the server; `answered` the server answered within the
+ * grace; `server-killed` a stdio server that did not was killed with its process tree;
+ * `session-closed` an HTTP server's session that did not was terminated: the tool may still run
+ * on that server, beyond Warden's reach.
+ */
+export type McpCancelOutcome = 'not-sent' | 'answered' | 'server-killed' | 'session-closed';
+
+/** A `tools/call` request as the transport saw it: sent (its JSON-RPC id), and answered. */
+interface CallTrace {
+  id?: string | number;
+  answered: boolean;
+  onAnswer?: () => void;
+}
 const MAX_LIST_PAGES = 16;
 
 /** The workspace's protected set, for the OS sandbox to check and mount read-only (when given). */
@@ -77,6 +102,9 @@ export class McpConnection {
   readonly #overflow: Overflow;
   #closed = false;
   #listChanged = false;
+  /** Calls in flight by their params object (what the SDK puts in the request as is), then by JSON-RPC id. */
+  readonly #traces = new WeakMap<object, CallTrace>();
+  readonly #tracesById = new Map<string | number, CallTrace>();
 
   private constructor(server: string, client: Client, transport: Transport, transportName: string, listing: McpToolListing, overflow: Overflow) {
     this.server = server;
@@ -109,6 +137,7 @@ export class McpConnection {
       const listing = await listAll(server, name, client, timeout);
       connection = new McpConnection(server, client, transport, name, listing, overflow);
       connection.#egress = egress;
+      connection.#traceCalls();
       transport.onclose = chain(transport.onclose, () => {
         if (connection !== undefined) connection.#closed = true;
       });
@@ -153,16 +182,27 @@ export class McpConnection {
   /**
    * Calls `mcpName` after checking the list against `pin`. Resolves with the server's result
    * (also when it says `isError`); throws McpError for a changed list, a dead server, a timeout
-   * or a protocol failure.
+   * or a protocol failure. When `signal` aborts (the activity was cancelled), the request is
+   * cancelled (the SDK sends the server `notifications/cancelled`); a server that has not
+   * answered it within `cancelGraceMs` (default DEFAULT_MCP_CANCEL_GRACE_MS) has its session
+   * ended (see the header), and only then does the call throw the signal's reason, after telling
+   * `onCancelled` how the call ended.
    */
-  async callTool(mcpName: string, args: Record<string, unknown>, options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch }): Promise<McpCallResult> {
+  async callTool(
+    mcpName: string,
+    args: Record<string, unknown>,
+    options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch; signal?: AbortSignal; cancelGraceMs?: number; onCancelled?: (outcome: McpCancelOutcome) => void },
+  ): Promise<McpCallResult> {
     // `on-change`: the list this connection pinned when it opened must be the task's, and the
     // server must not have announced a change since; otherwise it is listed again.
     if (options.verify !== 'on-change' || this.#listChanged || this.listing.hash !== options.pin) await this.verify(options.pin, options.timeoutMs);
     else this.#assertOpen();
+    const params = { name: mcpName, arguments: args };
+    const trace: CallTrace = { answered: false };
+    this.#traces.set(params, trace);
     try {
       // The server's requests while the call is in flight are judged by its step's watch and reported with it.
-      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool({ name: mcpName, arguments: args }, undefined, { timeout: options.timeoutMs }));
+      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool(params, undefined, { timeout: options.timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) }));
       const content = Array.isArray(result.content) ? (result.content as unknown[]) : [];
       const structured = result.structuredContent;
       return {
@@ -172,8 +212,77 @@ export class McpConnection {
         ...(egress.length === 0 ? {} : { egress }),
       };
     } catch (error) {
+      // Cancelled by the caller: once the tool has stopped, its reason (an activity's CancelledFailure), not a tool failure.
+      if (options.signal?.aborted === true) {
+        options.onCancelled?.(await this.#stopCancelled(trace, options.cancelGraceMs ?? DEFAULT_MCP_CANCEL_GRACE_MS));
+        options.signal.throwIfAborted();
+      }
       throw asMcpError(this.#overflow.error ?? error, this.server, 'ERR_MCP_TOOL_FAILED', `MCP tool ${mcpName} on ${this.server} failed`, this.#transport);
+    } finally {
+      if (trace.id !== undefined) this.#tracesById.delete(trace.id);
     }
+  }
+
+  /**
+   * After a call was cancelled: waits up to `graceMs` for the server's answer to it, and ends the
+   * session when none came (a stdio server's process tree killed, awaited; an HTTP session
+   * terminated and closed).
+   */
+  async #stopCancelled(trace: CallTrace, graceMs: number): Promise<McpCancelOutcome> {
+    if (trace.id === undefined) return 'not-sent';
+    if (!trace.answered && !this.#closed) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        trace.onAnswer = resolve;
+        timer = setTimeout(resolve, graceMs);
+      });
+      clearTimeout(timer);
+    }
+    if (trace.answered) return 'answered';
+    const stdio = this.#transport instanceof SandboxedStdioTransport;
+    if (!stdio) {
+      // Ask the server to end the session (DELETE); whether it stops the tool is up to it.
+      const http = this.#transport as { terminateSession?: () => Promise<void> };
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([http.terminateSession?.().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+    }
+    // A stdio server that exited on its own is gone already; close() waits for its sandbox's cleanup either way.
+    await this.close();
+    return stdio ? 'server-killed' : 'session-closed';
+  }
+
+  /**
+   * Watches the transport for `tools/call` requests going out (matched to their call by the params
+   * object, which the SDK sends as is) and for the answers coming back, so a cancelled call knows
+   * whether its server answered it.
+   */
+  #traceCalls(): void {
+    const transport = this.#transport;
+    const send = transport.send.bind(transport);
+    transport.send = (message, options) => {
+      const request = message as { method?: unknown; id?: unknown; params?: unknown };
+      if (request.method === 'tools/call' && (typeof request.id === 'string' || typeof request.id === 'number') && typeof request.params === 'object' && request.params !== null) {
+        const trace = this.#traces.get(request.params);
+        if (trace !== undefined && trace.id === undefined) {
+          trace.id = request.id;
+          this.#tracesById.set(request.id, trace);
+        }
+      }
+      return send(message, options);
+    };
+    const receive = transport.onmessage;
+    transport.onmessage = (message, extra) => {
+      const response = message as { method?: unknown; id?: unknown };
+      if (response.method === undefined && (typeof response.id === 'string' || typeof response.id === 'number')) {
+        const trace = this.#tracesById.get(response.id);
+        if (trace !== undefined) {
+          trace.answered = true;
+          trace.onAnswer?.();
+        }
+      }
+      receive?.(message, extra);
+    };
   }
 
   /** Ends the session; a stdio server's sandbox (its whole process tree) is killed. Idempotent. */

@@ -16,6 +16,7 @@
  * Deterministic and free of Node imports: workflow code uses it.
  */
 import { z } from 'zod';
+import { sharedOnce } from '../workflows/shared-modules';
 import { hash53 } from './action-features';
 import { AlertSchema, type Alert } from './alert';
 import { emptyEarlier, foldOldest, type MonitorEvent, type MonitorHistory } from './monitor-history';
@@ -42,38 +43,47 @@ export const MAX_CARRIED_NAME = 200;
 
 const Count = z.number().int().min(0);
 
-const CarriedEventSchema = z.strictObject({
-  at: z.number().int(),
-  stepIndex: Count,
-  tool: z.string(),
-  digest: z.string(),
-  spawn: z.boolean(),
-  refused: z.boolean(),
-  failed: z.string().optional(),
-  operation: z.string().optional(),
-  rows: Count.optional(),
-  bytesOut: Count.optional(),
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh.
+ */
+const schemas = sharedOnce('monitoring/monitor-carry', () => {
+  const CarriedEventSchema = z.strictObject({
+    at: z.number().int(),
+    stepIndex: Count,
+    tool: z.string(),
+    digest: z.string(),
+    spawn: z.boolean(),
+    refused: z.boolean(),
+    failed: z.string().optional(),
+    operation: z.string().optional(),
+    rows: Count.optional(),
+    bytesOut: Count.optional(),
+  });
+  const CarriedMonitorSchema = z.strictObject({
+    calls: Count,
+    spawns: Count,
+    callsByTool: z.record(z.string(), Count),
+    earlier: z.strictObject({
+      refused: Count,
+      failed: Count,
+      rows: Count,
+      bytesOut: Count,
+      rowsByOperation: z.record(z.string(), Count),
+      identical: z.strictObject({ digest: z.string(), count: z.number().int().min(1) }).optional(),
+    }),
+    events: z.array(CarriedEventSchema).max(MAX_CARRIED_EVENTS),
+    /** Count rules that have reset since they last fired (response-rule.ts `fireRules`). */
+    armed: z.record(z.string(), z.boolean()),
+    /** A step-up in force: every later action waits for a human. */
+    stepUp: z.string().optional(),
+    alerts: z.array(AlertSchema).max(MAX_CARRIED_ALERTS),
+  });
+  return { CarriedEventSchema, CarriedMonitorSchema };
 });
 
-export const CarriedMonitorSchema = z.strictObject({
-  calls: Count,
-  spawns: Count,
-  callsByTool: z.record(z.string(), Count),
-  earlier: z.strictObject({
-    refused: Count,
-    failed: Count,
-    rows: Count,
-    bytesOut: Count,
-    rowsByOperation: z.record(z.string(), Count),
-    identical: z.strictObject({ digest: z.string(), count: z.number().int().min(1) }).optional(),
-  }),
-  events: z.array(CarriedEventSchema).max(MAX_CARRIED_EVENTS),
-  /** Count rules that have reset since they last fired (response-rule.ts `fireRules`). */
-  armed: z.record(z.string(), z.boolean()),
-  /** A step-up in force: every later action waits for a human. */
-  stepUp: z.string().optional(),
-  alerts: z.array(AlertSchema).max(MAX_CARRIED_ALERTS),
-});
+export const { CarriedMonitorSchema } = schemas;
+const { CarriedEventSchema } = schemas;
 export type CarriedMonitor = z.infer<typeof CarriedMonitorSchema>;
 
 /** The longest window anything counts over: the burst signals' minute, or a rule's window. */

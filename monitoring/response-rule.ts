@@ -14,13 +14,13 @@
  * Deterministic and free of Node imports: workflow code evaluates the rules.
  */
 import { z } from 'zod';
+import { sharedOnce } from '../workflows/shared-modules';
 import type { ActionFeatures } from './action-features';
 import type { AgentBaseline } from './baseline';
 import { countWithin, eventsWithin, identicalRun, rowsWithin, type MonitorHistory } from './monitor-history';
 import { SIGNALS, usableBaseline, type ScoreReason, type ScoringOptions } from './score-action';
 
 export const RESPONSES = ['alert', 'step-up', 'block', 'remediate'] as const;
-export const ResponseSchema = z.enum(RESPONSES);
 export type Response = z.infer<typeof ResponseSchema>;
 
 /** The stronger of two responses. */
@@ -30,44 +30,53 @@ export function strongerResponse(a: Response | undefined, b: Response | undefine
   return RESPONSES.indexOf(a) >= RESPONSES.indexOf(b) ? a : b;
 }
 
-const Count = z.number().int().min(1).max(1_000_000);
-const WindowMs = z.number().int().min(1).max(7 * 24 * 3_600_000).optional();
-
-export const ResponseTriggerSchema = z.discriminatedUnion('kind', [
-  /** The action's anomaly score is above `above`. */
-  z.strictObject({ kind: z.literal('score'), above: z.number().min(0).max(100) }),
-  /** At least `count` actions refused (by grants, policies, approvers) within the window (or the whole run). */
-  z.strictObject({ kind: z.literal('denied'), count: Count, windowMs: WindowMs }),
-  /** At least `count` actions that ran and failed within the window. */
-  z.strictObject({ kind: z.literal('failed'), count: Count, windowMs: WindowMs }),
-  /**
-   * The action's score has a reason of this signal (`new-host`, `new-tool`, ...) or of one of
-   * `also`. "its credentials are revoked" is `credentials-revoked` also `grant-unknown`: a grant
-   * the worker has no record of is refused as firmly, and may be a revoked grant since pruned.
-   * Rules recorded without `also` (in histories from before it) match their one signal only.
-   */
-  z.strictObject({ kind: z.literal('signal'), signal: z.enum(SIGNALS), also: z.array(z.enum(SIGNALS)).optional() }),
-  /** The same call (tool and arguments) at least `count` times in a row. */
-  z.strictObject({ kind: z.literal('identical-calls'), count: Count }),
-  /** More than `more` sub-agents spawned within the window (or the whole run). */
-  z.strictObject({ kind: z.literal('spawns'), more: z.number().int().min(0), windowMs: WindowMs }),
-  /** More than `more` actions (of `tools`, when given) within the window (or the whole run). */
-  z.strictObject({ kind: z.literal('calls'), more: z.number().int().min(0), windowMs: WindowMs, tools: z.array(z.string()).optional() }),
-  /** More than `more` rows changed (by `operation` when given), summed within the window (or the whole run). */
-  z.strictObject({ kind: z.literal('rows'), more: z.number().int().min(0), operation: z.enum(['delete', 'update', 'insert']).optional(), windowMs: WindowMs }),
-  /** One call's rows or bytes more than `factor` times the most the baseline learnt for the tool. */
-  z.strictObject({ kind: z.literal('usual'), metric: z.enum(['rows', 'bytes']), factor: z.number().min(1), operation: z.enum(['delete', 'update', 'insert']).optional() }),
-]);
 export type ResponseTrigger = z.infer<typeof ResponseTriggerSchema>;
 
-export const ResponseRuleSchema = z.strictObject({
-  /** `<pack>:<line>` or `task:<n>`, as for policy rules. */
-  id: z.string().min(1),
-  sentence: z.string().min(1),
-  source: z.string().optional(),
-  response: ResponseSchema,
-  trigger: ResponseTriggerSchema,
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh.
+ */
+const schemas = sharedOnce('monitoring/response-rule', () => {
+  const Count = z.number().int().min(1).max(1_000_000);
+  const WindowMs = z.number().int().min(1).max(7 * 24 * 3_600_000).optional();
+  const ResponseSchema = z.enum(RESPONSES);
+  const ResponseTriggerSchema = z.discriminatedUnion('kind', [
+    /** The action's anomaly score is above `above`. */
+    z.strictObject({ kind: z.literal('score'), above: z.number().min(0).max(100) }),
+    /** At least `count` actions refused (by grants, policies, approvers) within the window (or the whole run). */
+    z.strictObject({ kind: z.literal('denied'), count: Count, windowMs: WindowMs }),
+    /** At least `count` actions that ran and failed within the window. */
+    z.strictObject({ kind: z.literal('failed'), count: Count, windowMs: WindowMs }),
+    /**
+     * The action's score has a reason of this signal (`new-host`, `new-tool`, ...) or of one of
+     * `also`. "its credentials are revoked" is `credentials-revoked` also `grant-unknown`: a grant
+     * the worker has no record of is refused as firmly, and may be a revoked grant since pruned.
+     * Rules recorded without `also` (in histories from before it) match their one signal only.
+     */
+    z.strictObject({ kind: z.literal('signal'), signal: z.enum(SIGNALS), also: z.array(z.enum(SIGNALS)).optional() }),
+    /** The same call (tool and arguments) at least `count` times in a row. */
+    z.strictObject({ kind: z.literal('identical-calls'), count: Count }),
+    /** More than `more` sub-agents spawned within the window (or the whole run). */
+    z.strictObject({ kind: z.literal('spawns'), more: z.number().int().min(0), windowMs: WindowMs }),
+    /** More than `more` actions (of `tools`, when given) within the window (or the whole run). */
+    z.strictObject({ kind: z.literal('calls'), more: z.number().int().min(0), windowMs: WindowMs, tools: z.array(z.string()).optional() }),
+    /** More than `more` rows changed (by `operation` when given), summed within the window (or the whole run). */
+    z.strictObject({ kind: z.literal('rows'), more: z.number().int().min(0), operation: z.enum(['delete', 'update', 'insert']).optional(), windowMs: WindowMs }),
+    /** One call's rows or bytes more than `factor` times the most the baseline learnt for the tool. */
+    z.strictObject({ kind: z.literal('usual'), metric: z.enum(['rows', 'bytes']), factor: z.number().min(1), operation: z.enum(['delete', 'update', 'insert']).optional() }),
+  ]);
+  const ResponseRuleSchema = z.strictObject({
+    /** `<pack>:<line>` or `task:<n>`, as for policy rules. */
+    id: z.string().min(1),
+    sentence: z.string().min(1),
+    source: z.string().optional(),
+    response: ResponseSchema,
+    trigger: ResponseTriggerSchema,
+  });
+  return { ResponseSchema, ResponseTriggerSchema, ResponseRuleSchema };
 });
+
+export const { ResponseSchema, ResponseTriggerSchema, ResponseRuleSchema } = schemas;
 export type ResponseRule = z.infer<typeof ResponseRuleSchema>;
 
 /** What the rules see of one moment: the run so far, the action and its score. */

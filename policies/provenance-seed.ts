@@ -12,14 +12,24 @@
  * Pure: workflow code may import this file.
  */
 import { z } from 'zod';
+import { sharedOnce } from '../workflows/shared-modules';
 import type { Task } from '../task/task-schema';
 
-export const ProvenanceSeedSchema = z.strictObject({
-  /** The root user's intent first, then their declared values. */
-  userTexts: z.array(z.string()).min(1),
-  /** Normalised atoms (provenance.ts) the sub-agent may treat as trusted. */
-  trustedAtoms: z.array(z.string()).default([]),
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh.
+ */
+const schemas = sharedOnce('policies/provenance-seed', () => {
+  const ProvenanceSeedSchema = z.strictObject({
+    /** The root user's intent first, then their declared values. */
+    userTexts: z.array(z.string()).min(1),
+    /** Normalised atoms (provenance.ts) the sub-agent may treat as trusted. */
+    trustedAtoms: z.array(z.string()).default([]),
+  });
+  return { ProvenanceSeedSchema };
 });
+
+export const { ProvenanceSeedSchema } = schemas;
 export type ProvenanceSeed = z.infer<typeof ProvenanceSeedSchema>;
 
 /** The user's values in a task the user wrote: intent first. Not for a derived sub-agent task (its intent is the parent's). */

@@ -19,41 +19,50 @@
  * - no mechanism: a read-only tool; nothing to undo.
  */
 import { z } from 'zod';
+import { sharedOnce } from '../workflows/shared-modules';
 import { getBuiltinTool } from '../tools/builtin-tools';
 import { CAPABILITY_NAMES, defineTool, type CapabilityName, type ToolDescriptor } from '../tools/tool-descriptor';
 
-export const OriginalCallSchema = z.strictObject({ tool: z.string(), args: z.unknown(), output: z.unknown() });
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh.
+ */
+const schemas = sharedOnce('recovery/compensation', () => {
+  const OriginalCallSchema = z.strictObject({ tool: z.string(), args: z.unknown(), output: z.unknown() });
+  const CompensationSchema = z.discriminatedUnion('kind', [
+    z.strictObject({
+      kind: z.literal('fs-overlay-discard'),
+      /** The task tree whose overlay is thrown away (see recovery-paths `taskKeyOf`). */
+      taskKey: z.string(),
+    }),
+    z.strictObject({
+      kind: z.literal('fs-overlay-undo'),
+      /** The tool call whose overlay writes are undone (a sub-agent's: the root's overlay is discarded whole). */
+      callId: z.string(),
+      forTool: z.string(),
+    }),
+    z.strictObject({
+      kind: z.literal('sql-undo'),
+      /** The tool call's id: its journaled `sql.exec`s (and their `#n` sub-calls) are undone. */
+      callId: z.string(),
+      /** The tool that made the change (for reports). */
+      forTool: z.string(),
+    }),
+    z.strictObject({
+      kind: z.literal('tool'),
+      /** The compensating tool the task declares. */
+      tool: z.string(),
+      forTool: z.string(),
+      /** The original call's id; with the tool name it keys the compensation (run once). */
+      callId: z.string(),
+      /** What the compensating tool receives as input. */
+      input: z.strictObject({ compensationId: z.string(), original: OriginalCallSchema }),
+    }),
+  ]);
+  return { OriginalCallSchema, CompensationSchema };
+});
 
-export const CompensationSchema = z.discriminatedUnion('kind', [
-  z.strictObject({
-    kind: z.literal('fs-overlay-discard'),
-    /** The task tree whose overlay is thrown away (see recovery-paths `taskKeyOf`). */
-    taskKey: z.string(),
-  }),
-  z.strictObject({
-    kind: z.literal('fs-overlay-undo'),
-    /** The tool call whose overlay writes are undone (a sub-agent's: the root's overlay is discarded whole). */
-    callId: z.string(),
-    forTool: z.string(),
-  }),
-  z.strictObject({
-    kind: z.literal('sql-undo'),
-    /** The tool call's id: its journaled `sql.exec`s (and their `#n` sub-calls) are undone. */
-    callId: z.string(),
-    /** The tool that made the change (for reports). */
-    forTool: z.string(),
-  }),
-  z.strictObject({
-    kind: z.literal('tool'),
-    /** The compensating tool the task declares. */
-    tool: z.string(),
-    forTool: z.string(),
-    /** The original call's id; with the tool name it keys the compensation (run once). */
-    callId: z.string(),
-    /** What the compensating tool receives as input. */
-    input: z.strictObject({ compensationId: z.string(), original: OriginalCallSchema }),
-  }),
-]);
+export const { OriginalCallSchema, CompensationSchema } = schemas;
 export type Compensation = z.infer<typeof CompensationSchema>;
 
 /** How one call is undone. */

@@ -122,7 +122,11 @@ function compact(request: PolicyRequest): PolicyRequest {
 export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): PolicyGate {
   const engine = engineOf(spec);
   const callerArgs = spec.caller.args;
-  const index = callerIndex(spec, callerSource);
+  // Built at the first capability call, once, from the spec (which nothing changes meanwhile): a
+  // tool that makes no capability call (pure computation) needs none, and indexing the user's
+  // words and the tool's source was most of a gated call's host time. A failure to build it is a
+  // failure to decide that call: fail closed, as any other (`check`).
+  let index: ProvenanceIndex | undefined;
   let state: PolicyState = spec.state as PolicyState;
   const applied: GateReport['applied'] = [];
   let stopped: GateReport['stopped'];
@@ -197,7 +201,7 @@ export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): Po
         ...(descriptor === undefined ? {} : { descriptor }),
         agent: spec.agent,
         now: spec.now,
-        index,
+        index: (index ??= callerIndex(spec, callerSource)),
         ...(own ? { argSources: spec.caller.argSources } : {}),
         ...(measured === undefined ? {} : { measured }),
         ...(own ? {} : { via: spec.caller.tool }),

@@ -31,6 +31,7 @@ import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './s
 import { cutText } from '../cut-text';
 import { wellFormedJson } from '../custody/well-formed-json';
 import { wellFormed } from '../custody/span-record';
+import { terminalWriter } from '../terminal-text';
 
 /** Longest error message reported for one call. */
 const MAX_ERROR_MESSAGE_CHARS = 2000;
@@ -43,9 +44,12 @@ type CallOutcome = { ok: true; output: unknown } | { ok: false; code: ErrorCode;
 /**
  * Runs `request.source` as `async function (input, warden)` in a new context of an isolate from
  * `pool` with the request's limits (`memoryMb` picks the isolate's heap limit) and capabilities.
- * Never throws: every failure is a response with an error code.
+ * Never throws: every failure is a response with an error code. When `cancel` aborts (the
+ * worker's activity was cancelled), the call's isolate is disposed, its capability requests in
+ * flight are aborted (an http.fetch's socket destroyed) and no capability call starts after it;
+ * the response, ERR_TOOL_CANCELLED, is sent only then.
  */
-export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool): Promise<SandboxRunResponse> {
+export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool, cancel?: AbortSignal): Promise<SandboxRunResponse> {
   const startedAt = performance.now();
   let gate: PolicyGate | undefined;
   try {
@@ -54,7 +58,7 @@ export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool
     return { type: 'result', id: request.id, ok: false, error: { code: 'ERR_POLICY_INVALID', message: truncate(`the policy gate cannot be set up: ${messageOf(error)}`) }, durationMs: 0 };
   }
   const mended = { count: 0 };
-  const outcome = await runToOutcome(request, pool, gate, mended);
+  const outcome = await runToOutcome(request, pool, gate, mended, cancel);
   const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
   const policy = { ...(gate === undefined ? {} : { policy: gate.report() }), ...(mended.count === 0 ? {} : { capabilityArgsMended: mended.count }) };
   return outcome.ok
@@ -66,9 +70,14 @@ export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool
 interface IsolateTrouble {
   timedOut: boolean;
   outOfMemory: boolean;
+  /** The worker cancelled the call (its activity was cancelled). */
+  cancelled: boolean;
 }
 
-async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }): Promise<CallOutcome> {
+const CANCELLED: CallOutcome = { ok: false, code: 'ERR_TOOL_CANCELLED', message: 'the tool call was cancelled: its isolate was disposed and its capability requests in flight aborted' };
+
+async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }, cancel: AbortSignal | undefined): Promise<CallOutcome> {
+  if (cancel?.aborted === true) return CANCELLED;
   const { timeoutMs, memoryMb, maxOutputBytes } = request.limits;
   let input: ivm.Copy<unknown>;
   try {
@@ -84,8 +93,13 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   } catch (error) {
     return { ok: false, code: 'ERR_SANDBOX_CRASHED', message: `cannot create an isolate: ${messageOf(error)}` };
   }
+  // Cancelled while an isolate was being found: the isolate ran nothing and goes back as it was.
+  if (aborted(cancel)) {
+    pool.giveBack(lease, false);
+    return CANCELLED;
+  }
   const { isolate, run, settle } = lease;
-  const trouble: IsolateTrouble = { timedOut: false, outOfMemory: false };
+  const trouble: IsolateTrouble = { timedOut: false, outOfMemory: false, cancelled: false };
   // Set only when the call ended by the prelude's own answer: any other ending (a time-out, the
   // memory limit, isolated-vm failing) leaves the isolate in a state it is not trusted in again.
   let answered = false;
@@ -99,6 +113,9 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   // Wall clock for everything, including time spent awaiting host capabilities; isolated-vm's
   // own `timeout` below only covers synchronous runs.
   const wallClock = setTimeout(() => stop('timedOut'), Math.max(1, Math.ceil(deadline - performance.now())));
+  // A cancelled call stops as a timed-out one does: the isolate goes, the capabilities' signal aborts.
+  const onCancel = () => stop('cancelled');
+  cancel?.addEventListener('abort', onCancel, { once: true });
 
   try {
     const deliver = (ticket: unknown, outcome: CapabilityOutcome<unknown>) => {
@@ -115,26 +132,33 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
       timeout: Math.max(1, Math.ceil(deadline - performance.now())),
       result: { promise: true, copy: true },
     });
-    if (trouble.timedOut || trouble.outOfMemory) return troubleOutcome(trouble, timeoutMs, memoryMb);
+    if (trouble.timedOut || trouble.outOfMemory || trouble.cancelled) return troubleOutcome(trouble, timeoutMs, memoryMb);
     answered = true;
     return decodeEnvelope(envelope, issuedCodes, maxOutputBytes);
   } catch (error) {
     if (isMemoryFailure(error)) trouble.outOfMemory = true;
-    if (isTimeoutFailure(error)) trouble.timedOut = true;
-    if (trouble.timedOut || trouble.outOfMemory) return troubleOutcome(trouble, timeoutMs, memoryMb);
+    if (isTimeoutFailure(error) && !trouble.cancelled) trouble.timedOut = true;
+    if (trouble.timedOut || trouble.outOfMemory || trouble.cancelled) return troubleOutcome(trouble, timeoutMs, memoryMb);
     if (isolate.isDisposed) return { ok: false, code: 'ERR_SANDBOX_CRASHED', message: 'the isolate was disposed unexpectedly' };
     return { ok: false, code: 'ERR_TOOL_THREW', message: wellFormed(messageOf(error)) };
   } finally {
     clearTimeout(wallClock);
+    cancel?.removeEventListener('abort', onCancel);
     callEnded.abort();
     pool.giveBack(lease, !answered);
   }
 }
 
 function troubleOutcome(trouble: IsolateTrouble, timeoutMs: number, memoryMb: number): CallOutcome {
+  if (trouble.cancelled) return CANCELLED;
   return trouble.outOfMemory
     ? { ok: false, code: 'ERR_SANDBOX_MEMORY', message: `the tool exceeded its memory limit of ${memoryMb} MB` }
     : { ok: false, code: 'ERR_SANDBOX_TIMEOUT', message: `the tool did not finish within ${timeoutMs} ms` };
+}
+
+/** Read through a call: an `await` may have aborted the signal since it was last looked at. */
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
 }
 
 function isMemoryFailure(error: unknown): boolean {
@@ -155,7 +179,8 @@ function truncate(text: string): string {
 
 /** isolated-vm's advice when V8 loses control of an isolate: end the process (the client restarts it). */
 export function abortHostProcess(message: string): void {
-  process.stderr.write(`sandbox host: catastrophic isolate failure: ${message}\n`);
+  // The sandbox host's stderr is the CLI's (inherited): on a terminal, controls are shown escaped.
+  terminalWriter(process.stderr)(`sandbox host: catastrophic isolate failure: ${message}\n`);
   process.abort();
 }
 

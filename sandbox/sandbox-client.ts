@@ -8,6 +8,11 @@
  *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
  *   ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
  *   lost one had booted; otherwise the next call starts one.
+ * - A call whose `signal` aborts (its activity was cancelled) is stopped before it is answered:
+ *   the host is told to dispose of its isolate and abort its capability requests, and answers
+ *   ERR_TOOL_CANCELLED once it has; a host that does not answer within `cancelGraceMs` (wedged,
+ *   or inside a synchronous SQLite statement) is killed, and the call is answered only once the
+ *   host has exited. Either way nothing of the call runs on after its answer.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
  *   the host killed. Responses are matched to calls by id and by the host that was asked.
  * - The host gets a scrubbed environment (by default only PATH, TMPDIR, TZ and locale), so worker
@@ -17,7 +22,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -25,6 +30,8 @@ export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
 export interface SandboxClientOptions {
   /** Time past a call's `timeoutMs` before the host is presumed wedged and killed. Default 2000 ms. */
   deadlineGraceMs?: number;
+  /** Time a cancelled call's host has to stop it and answer before the host is killed. Default 2000 ms. */
+  cancelGraceMs?: number;
   /** Extra time allowed for calls sent to a host that has not answered anything yet (it is still booting). Default 15000 ms. */
   bootAllowanceMs?: number;
   /** Environment of the host process. Default: PATH, TMPDIR, TZ, LANG and LC_ALL from the worker's. */
@@ -48,6 +55,8 @@ export interface SandboxClientStats {
   hostExits: number;
   /** Calls answered with ERR_SANDBOX_TIMEOUT by the worker-side deadline. */
   deadlineKills: number;
+  /** Hosts killed because a cancelled call was not stopped within the cancel grace. */
+  cancelKills: number;
   /** Calls sent and not yet answered. */
   inFlight: number;
   /** Calls sent with their policy's compiled rules in full (once per `rulesKey` and host, and again after the host dropped them). */
@@ -69,6 +78,14 @@ interface PendingCall {
   timer: NodeJS.Timeout;
   /** Milliseconds the call was given before the host is presumed wedged. */
   budgetMs: number;
+  /** Set once the call was cancelled: the host is killed when it fires. */
+  cancelTimer?: NodeJS.Timeout;
+}
+
+/** Options of one call. */
+export interface SandboxRunOptions {
+  /** The activity's cancellationSignal: on abort the call is stopped and answered ERR_TOOL_CANCELLED. */
+  signal?: AbortSignal;
 }
 
 // The compiled package forks the compiled host; the TypeScript sources fork the source through tsx.
@@ -76,6 +93,7 @@ const FROM_SOURCE = path.extname(__filename) === '.ts';
 const HOST_MODULE = path.join(__dirname, FROM_SOURCE ? 'sandbox-host.ts' : 'sandbox-host.js');
 const HOST_EXEC_ARGV = FROM_SOURCE ? ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')] : ['--no-node-snapshot'];
 const DEFAULT_DEADLINE_GRACE_MS = 2000;
+const DEFAULT_CANCEL_GRACE_MS = 2000;
 const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
 const STOP_TIMEOUT_MS = 2000;
 const HOST_ENV_NAMES = ['PATH', 'TMPDIR', 'TZ', 'LANG', 'LC_ALL'];
@@ -84,6 +102,7 @@ const HOST_ENV_NAMES = ['PATH', 'TMPDIR', 'TZ', 'LANG', 'LC_ALL'];
 export class SandboxClient {
   readonly #deadlineGraceMs: number;
   readonly #bootAllowanceMs: number;
+  readonly #cancelGraceMs: number;
   readonly #env: NodeJS.ProcessEnv;
   readonly #pending = new Map<string, PendingCall>();
   #host: HostHandle | undefined;
@@ -92,11 +111,13 @@ export class SandboxClient {
   #hostStarts = 0;
   #hostExits = 0;
   #deadlineKills = 0;
+  #cancelKills = 0;
   #rulesSent = 0;
 
   private constructor(options: SandboxClientOptions) {
     this.#deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
     this.#bootAllowanceMs = options.bootAllowanceMs ?? DEFAULT_BOOT_ALLOWANCE_MS;
+    this.#cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
     this.#env = {
       ...(options.env ?? scrubbedEnv(process.env)),
       // The host's modules compile with this process's code cache, when it has one (cli/module-code-cache.ts).
@@ -137,15 +158,16 @@ export class SandboxClient {
   }
 
   get stats(): SandboxClientStats {
-    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, inFlight: this.#pending.size, rulesSent: this.#rulesSent };
+    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, cancelKills: this.#cancelKills, inFlight: this.#pending.size, rulesSent: this.#rulesSent };
   }
 
   /**
    * Runs one tool call in the host (starting a new host if the last one died). Resolves with the
-   * host's response or with ERR_SANDBOX_CRASHED / ERR_SANDBOX_TIMEOUT; rejects with a TypeError if
+   * host's response or with ERR_SANDBOX_CRASHED / ERR_SANDBOX_TIMEOUT, or ERR_TOOL_CANCELLED once
+   * a call whose `options.signal` aborted has stopped (see the header); rejects with a TypeError if
    * `call` is malformed and with a SandboxError after `close`.
    */
-  run(call: SandboxCall): Promise<SandboxRunResponse> {
+  run(call: SandboxCall, options: SandboxRunOptions = {}): Promise<SandboxRunResponse> {
     if (this.#closed) return Promise.reject(new SandboxError('ERR_SANDBOX_CRASHED', 'the sandbox client is closed'));
     const request: SandboxRunRequest = {
       type: 'run',
@@ -160,12 +182,13 @@ export class SandboxClient {
       ...(call.policy === undefined ? {} : { policy: call.policy }),
     };
     const rulesKey = call.policy?.rules === undefined ? undefined : call.policy.rulesKey;
-    if (rulesKey === undefined) return this.#send(request, false);
-    return this.#send(request, true).then((response) => {
+    const { signal } = options;
+    if (rulesKey === undefined) return this.#send(request, false, signal);
+    return this.#send(request, true, signal).then((response) => {
       if (response.ok || response.error.code !== SANDBOX_RULES_UNKNOWN) return response;
       // The host no longer holds the engine (its cache is bounded): once more, rules included.
       this.#host?.rulesKeys.delete(rulesKey);
-      return this.#send(request, false).then((again) =>
+      return this.#send(request, false, signal).then((again) =>
         again.ok || again.error.code !== SANDBOX_RULES_UNKNOWN ? again : failure(again.id, 'ERR_SANDBOX_CRASHED', 'the sandbox host refused rules it was sent'),
       );
     });
@@ -176,7 +199,11 @@ export class SandboxClient {
    * `mayOmitRules`: its policy's rules are left out when this host was sent them before (and
    * are checked here only when sent).
    */
-  #send(request: SandboxRunRequest, mayOmitRules: boolean): Promise<SandboxRunResponse> {
+  #send(request: SandboxRunRequest, mayOmitRules: boolean, signal: AbortSignal | undefined): Promise<SandboxRunResponse> {
+    if (signal?.aborted === true) {
+      this.#nextId += 1;
+      return Promise.resolve(failure(String(this.#nextId), 'ERR_TOOL_CANCELLED', 'the tool call was cancelled before it was sent to the sandbox host'));
+    }
     let host: HostHandle;
     try {
       host = this.#currentHost();
@@ -196,9 +223,12 @@ export class SandboxClient {
     return new Promise((resolve) => {
       const budget = message.limits.timeoutMs + this.#deadlineGraceMs + (host.answered ? 0 : this.#bootAllowanceMs);
       const timer = setTimeout(() => this.#onDeadline(id), budget);
+      const onAbort = () => this.#cancel(id);
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, {
         host,
         resolve: (response) => {
+          signal?.removeEventListener('abort', onAbort);
           // The host builds and keeps the engine when it receives rules (policy-gate.ts `withHeldRules`).
           if (policy?.rules !== undefined && !omit && response.id === id && !host.gone) host.rulesKeys.add(policy.rulesKey);
           resolve(response);
@@ -214,6 +244,39 @@ export class SandboxClient {
         this.#discardHost(host, `cannot reach the sandbox host: ${messageOf(error)}`);
       }
     });
+  }
+
+  /**
+   * Stops the pending call `id`: its host is asked to, and is killed if it has not answered within
+   * the cancel grace; the call is answered (ERR_TOOL_CANCELLED) only once the host exited then.
+   */
+  #cancel(id: string): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined || pending.cancelTimer !== undefined) return;
+    const { host } = pending;
+    pending.cancelTimer = setTimeout(() => this.#onCancelGrace(id), this.#cancelGraceMs);
+    const message: SandboxCancelRequest = { type: 'cancel', id };
+    try {
+      host.child.send(message, (error) => {
+        if (error) this.#onCancelGrace(id);
+      });
+    } catch {
+      this.#onCancelGrace(id);
+    }
+  }
+
+  /** The cancelled call `id` was not stopped in time: its host is killed, and the call answered once it has exited. */
+  #onCancelGrace(id: string): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
+    this.#pending.delete(id);
+    clearTimeout(pending.timer);
+    clearTimeout(pending.cancelTimer);
+    const { host } = pending;
+    this.#cancelKills += 1;
+    const exited = host.child.exitCode !== null || host.child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => host.child.once('exit', () => resolve()));
+    this.#discardHost(host, `the sandbox host was killed: a cancelled call did not stop within ${this.#cancelGraceMs} ms`);
+    void exited.then(() => pending.resolve(failure(id, 'ERR_TOOL_CANCELLED', `the tool call was cancelled and did not stop within ${this.#cancelGraceMs} ms: its sandbox host was killed`)));
   }
 
   /** Answers every pending call with ERR_SANDBOX_CRASHED and stops the host. Idempotent. */
@@ -299,6 +362,7 @@ export class SandboxClient {
     if (pending === undefined) return;
     this.#pending.delete(id);
     clearTimeout(pending.timer);
+    clearTimeout(pending.cancelTimer);
     pending.resolve(response);
   }
 }

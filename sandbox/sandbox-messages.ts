@@ -196,6 +196,17 @@ export const SandboxRunRequestSchema = z.strictObject({
 });
 export type SandboxRunRequest = z.infer<typeof SandboxRunRequestSchema>;
 
+/**
+ * Stops the call `id` the client sent this host (its activity was cancelled): the host disposes
+ * of the call's isolate and aborts its capability requests in flight, then answers the call with
+ * ERR_TOOL_CANCELLED. A call already answered, or unknown to the host, is left alone (no reply).
+ */
+export const SandboxCancelRequestSchema = z.strictObject({
+  type: z.literal('cancel'),
+  id: z.string(),
+});
+export type SandboxCancelRequest = z.infer<typeof SandboxCancelRequestSchema>;
+
 /** Environment variable naming the state folder whose keys and stores the host verifies calls with. */
 export const SANDBOX_IDENTITY_DIR_ENV = 'WARDEN_SANDBOX_IDENTITY_DIR';
 /** The shared state database whose revocation and replay stores the host checks (PostgreSQL mode). */

@@ -6,9 +6,7 @@
  * Plain zod and pure functions: workflow code imports this file.
  */
 import { z } from 'zod';
-
-/** Lower-case hex SHA-256. */
-export const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lower-case hex SHA-256');
+import { sharedOnce } from '../workflows/shared-modules';
 
 /**
  * Temporal refuses a payload above 2 MiB (the server's default blob size limit) and terminates
@@ -18,17 +16,6 @@ export const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lower
 export const PAYLOAD_BUDGET_BYTES = 1536 * 1024;
 /** Outputs (and model-proposed string arguments) larger than this go to the blob store. */
 export const INLINE_VALUE_MAX_BYTES = 16 * 1024;
-
-/**
- * A value kept outside history: the JSON of `kind: json` values (canonical, RFC 8785) or the
- * UTF-8 of `kind: string` values is stored under its SHA-256; history and custody hold the digest.
- */
-export const ClaimCheckRefSchema = z.strictObject({
-  $warden: z.literal('claim-check'),
-  sha256: Sha256Schema,
-  bytes: z.number().int().min(0),
-  kind: z.enum(['json', 'string']),
-});
 export type ClaimCheckRef = z.infer<typeof ClaimCheckRefSchema>;
 
 export function isClaimCheckRef(value: unknown): value is ClaimCheckRef {
@@ -48,22 +35,42 @@ export function containsClaimCheck(value: unknown): boolean {
   if (typeof value === 'object' && value !== null) return Object.values(value).some(containsClaimCheck);
   return false;
 }
-
-/**
- * One path a step changed in the task tree's overlay: its workspace-relative path and the
- * SHA-256 of its new content, or `deleted` (a program removed it: a whiteout) or `opaque` (a
- * program replaced a folder: an opaque folder hides the workspace's).
- */
-export const FileWriteSchema = z.strictObject({ path: z.string().min(1), sha256: z.union([Sha256Schema, z.literal('deleted'), z.literal('opaque')]) });
 export type FileWrite = z.infer<typeof FileWriteSchema>;
 
-/** Earlier runs' steps and children, archived in the blob store when a run continued as new. */
-export const StepArchiveSchema = z.strictObject({
-  /** Head of the archive chain (each link names the one before it). */
-  ref: Sha256Schema,
-  steps: z.number().int().min(0),
-  children: z.number().int().min(0),
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh.
+ */
+const schemas = sharedOnce('task/data-refs', () => {
+  /** Lower-case hex SHA-256. */
+  const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lower-case hex SHA-256');
+  /**
+   * A value kept outside history: the JSON of `kind: json` values (canonical, RFC 8785) or the
+   * UTF-8 of `kind: string` values is stored under its SHA-256; history and custody hold the digest.
+   */
+  const ClaimCheckRefSchema = z.strictObject({
+    $warden: z.literal('claim-check'),
+    sha256: Sha256Schema,
+    bytes: z.number().int().min(0),
+    kind: z.enum(['json', 'string']),
+  });
+  /**
+   * One path a step changed in the task tree's overlay: its workspace-relative path and the
+   * SHA-256 of its new content, or `deleted` (a program removed it: a whiteout) or `opaque` (a
+   * program replaced a folder: an opaque folder hides the workspace's).
+   */
+  const FileWriteSchema = z.strictObject({ path: z.string().min(1), sha256: z.union([Sha256Schema, z.literal('deleted'), z.literal('opaque')]) });
+  /** Earlier runs' steps and children, archived in the blob store when a run continued as new. */
+  const StepArchiveSchema = z.strictObject({
+    /** Head of the archive chain (each link names the one before it). */
+    ref: Sha256Schema,
+    steps: z.number().int().min(0),
+    children: z.number().int().min(0),
+  });
+  return { Sha256Schema, ClaimCheckRefSchema, FileWriteSchema, StepArchiveSchema };
 });
+
+export const { Sha256Schema, ClaimCheckRefSchema, FileWriteSchema, StepArchiveSchema } = schemas;
 export type StepArchive = z.infer<typeof StepArchiveSchema>;
 
 /** Bytes of `value` as JSON (UTF-16 length is a close upper bound for ASCII-heavy payloads). */

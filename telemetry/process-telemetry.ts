@@ -4,6 +4,7 @@
  * is set; `WARDEN_TELEMETRY=0` turns it off.
  */
 import { setupTelemetry, type Telemetry } from './setup-telemetry';
+import { terminalWriter } from '../terminal-text';
 
 export interface ProcessTelemetryOptions {
   stateDir: string;
@@ -21,7 +22,7 @@ export function telemetryDisabled(env: NodeJS.ProcessEnv): boolean {
 /** Sets up this process's tracing, or returns undefined when `WARDEN_TELEMETRY=0`. Shut it down when done. */
 export function setupProcessTelemetry(options: ProcessTelemetryOptions): Telemetry | undefined {
   if (telemetryDisabled(options.env)) return undefined;
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const log = options.log ?? ((line: string) => terminalWriter(process.stderr)(`${line}\n`));
   let reported = false;
   return setupTelemetry({
     stateDir: options.stateDir,

@@ -44,6 +44,7 @@ import { SharedCustodyLedger } from '../custody/shared-ledger';
 import type { PublicJwk } from '../custody/signing-key';
 import { openPostgresDatabase } from '../state/postgres-database';
 import { workerIdOf } from '../state/state-store';
+import { terminalWriter } from '../terminal-text';
 
 export const TRACER_NAME = 'warden';
 
@@ -263,7 +264,7 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
   };
   const ledgerExporter = new LedgerSpanExporter({
     // Failures of the custody side must be visible even when the caller passed no handler.
-    onError: (error) => process.stderr.write(`warden: custody: ${error instanceof Error ? error.message : String(error)}\n`),
+    onError: (error) => terminalWriter(process.stderr)(`warden: custody: ${error instanceof Error ? error.message : String(error)}\n`),
     ...options.exporter,
     ledger,
     commit: options.commit ?? 'group',

@@ -25,6 +25,7 @@ import { acquireFileLock, findOrBuildTemporalCli, formatDuration, isProcessAlive
 import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnectionOptions, type TemporalConfig } from './temporal-config';
 import { ensureSearchAttributes, startDevSearchAttributeFlags } from './search-attribute-registry';
 import { missingDevServerSettings, startDevDynamicConfigFlags } from './dev-server-settings';
+import { terminalWriter } from '../terminal-text';
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
 const PROBE_TIMEOUT_MS = 3_000;
@@ -94,8 +95,10 @@ function logFileOf(stateDir: string): string {
   return join(serverDir(stateDir), 'server.log');
 }
 
+/** On a terminal, controls in a line (a server's or a process's text quoted in it) are shown escaped: ../terminal-text.ts. */
+const writeStderr = terminalWriter(process.stderr);
 const stderrLog: LogFn = (line) => {
-  process.stderr.write(`warden: ${line}\n`);
+  writeStderr(`warden: ${line}\n`);
 };
 
 /**

@@ -5,6 +5,7 @@
  *
  * Pure (zod only): workflow code may import this file.
  */
+import { sharedOnce } from '../workflows/shared-modules';
 import { defineTool, type ToolDescriptor } from './tool-descriptor';
 
 export const PROCESS_TOOL_NAMES = ['proc.run'] as const;
@@ -13,7 +14,11 @@ export const PROCESS_TOOL_NAMES = ['proc.run'] as const;
 export const PROCESS_LIMIT_DEFAULTS = { memoryMb: 1024, maxProcesses: 256, workspaceMb: 1024 } as const;
 export type ProcessToolName = (typeof PROCESS_TOOL_NAMES)[number];
 
-const PROCESS_TOOLS: Readonly<Record<ProcessToolName, ToolDescriptor>> = {
+/**
+ * The descriptors, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`): each is
+ * deeply frozen and a function of this file's constants alone, so every run can read the same one.
+ */
+const PROCESS_TOOLS: Readonly<Record<ProcessToolName, ToolDescriptor>> = sharedOnce('tools/process-tools', () => ({
   'proc.run': defineTool({
     name: 'proc.run',
     description:
@@ -40,7 +45,7 @@ const PROCESS_TOOLS: Readonly<Record<ProcessToolName, ToolDescriptor>> = {
     },
     annotations: { title: 'Run a program', readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
   }),
-};
+}));
 
 /** The process tool called `name`; undefined when there is none. */
 export function getProcessTool(name: string): ToolDescriptor | undefined {

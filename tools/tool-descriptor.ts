@@ -28,224 +28,224 @@
  * Pure (zod only): workflow code may import this file.
  */
 import { z } from 'zod';
-
-// ---------------------------------------------------------------------------------------------
-// Names
-
-/** Tool names: lower-case words joined by dots, underscores or dashes (`fs.read`, `summarize`). */
-export const ToolNameSchema = z
-  .string()
-  .regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/, 'a tool name: lower-case letters, digits, "_" or "-", parts joined by "." (e.g. "fs.read")');
+import { sharedOnce } from '../workflows/shared-modules';
 
 /** Host capabilities a sandboxed tool can be handed; each is also the name of the built-in that exposes it alone. */
 export const CAPABILITY_NAMES = ['fs.read', 'fs.write', 'fs.list', 'http.fetch', 'sql.query', 'sql.exec'] as const;
 export type CapabilityName = (typeof CAPABILITY_NAMES)[number];
-export const CapabilityNameSchema = z.enum(CAPABILITY_NAMES, { error: `a capability: ${CAPABILITY_NAMES.join(', ')}` });
 
 /** Effect families: what kind of thing a call does to the world, independent of the tool's name. */
 export const EFFECT_FAMILIES = ['payment', 'messaging', 'network', 'storage', 'code-execution'] as const;
 export type EffectFamily = (typeof EFFECT_FAMILIES)[number];
-export const EffectFamilySchema = z.enum(EFFECT_FAMILIES, { error: `an effect family: ${EFFECT_FAMILIES.join(', ')}` });
-
-// ---------------------------------------------------------------------------------------------
-// Argument references
-
-/**
- * Which argument holds a value: a JSON pointer into the arguments (RFC 6901) where a `*` segment
- * stands for every element of an array or every value of an object (`/to`, `/recipients/*`,
- * `/payment/iban`), or a bare top-level name (`to`), read as `/to`.
- */
-export const ArgRefSchema = z
-  .string()
-  .min(1)
-  .max(256)
-  .regex(/^(\/[^/]*)+$|^[A-Za-z_$][A-Za-z0-9_$-]*$/, 'an argument name ("to") or a JSON pointer ("/payment/iban", "/recipients/*")')
-  .transform((ref) => (ref.startsWith('/') ? ref : `/${ref}`));
 
 /** Kinds of message recipient; `any` when the tool does not say. */
 export const RECIPIENT_KINDS = ['email', 'chat-user', 'channel', 'phone', 'any'] as const;
-export const RecipientRefSchema = z.union([
-  ArgRefSchema.transform((arg) => ({ arg, kind: 'any' as const })),
-  z.strictObject({ arg: ArgRefSchema, kind: z.enum(RECIPIENT_KINDS).default('any') }),
-]);
 
 /** Kinds of payee identifier; `any` when the tool does not say. */
 export const PAYEE_KINDS = ['iban', 'account', 'email', 'phone', 'any'] as const;
-export const PayeeRefSchema = z.union([
-  ArgRefSchema.transform((arg) => ({ arg, kind: 'any' as const })),
-  z.strictObject({ arg: ArgRefSchema, kind: z.enum(PAYEE_KINDS).default('any') }),
-]);
-
-/** ISO 4217 code, upper case. */
-export const CurrencyCodeSchema = z.string().regex(/^[A-Za-z]{3}$/, 'an ISO 4217 currency code ("USD")').transform((c) => c.toUpperCase());
-
-/**
- * An amount a call moves: the argument holding it, and its currency (a fixed code, or the
- * argument holding the code). `minorUnits` when the argument counts cents rather than dollars.
- */
-export const AmountRefSchema = z.union([
-  ArgRefSchema.transform((arg): { arg: string; currency?: string | { arg: string }; minorUnits: boolean } => ({ arg, minorUnits: false })),
-  z.strictObject({
-    arg: ArgRefSchema,
-    currency: z.union([CurrencyCodeSchema, z.strictObject({ arg: ArgRefSchema })]).optional(),
-    minorUnits: z.boolean().default(false),
-  }),
-]);
-
-/** A URL argument, and optionally the argument holding the HTTP method (a missing method reads as GET). */
-export const UrlRefSchema = z.union([
-  ArgRefSchema.transform((arg): { arg: string; method?: string } => ({ arg })),
-  z.strictObject({ arg: ArgRefSchema, method: ArgRefSchema.optional() }),
-]);
 
 export const PATH_ACCESS = ['read', 'write', 'list', 'delete'] as const;
-/** A workspace path argument and what the call does there; `default` when the argument may be left out. */
-export const PathRefSchema = z.strictObject({ arg: ArgRefSchema, access: z.enum(PATH_ACCESS), default: z.string().optional() });
-
-/** A SQL statement argument, the database it runs on, its parameters, and whether it reads or writes. */
-export const SqlRefSchema = z.strictObject({
-  database: ArgRefSchema,
-  statement: ArgRefSchema,
-  params: ArgRefSchema.optional(),
-  access: z.enum(['read', 'write']),
-});
 
 /** Where a tool's output comes from, for provenance (which values may steer later calls) and flow rules. */
 export const READ_SOURCES = ['workspace', 'database', 'mail', 'messages', 'web', 'documents', 'calendar', 'contacts', 'other'] as const;
-export const ReadsSchema = z.strictObject({
-  source: z.enum(READ_SOURCES),
-  /** True when the output holds the user's private data (files, rows, mail); flow rules track where it goes. */
-  private: z.boolean(),
-});
-
-/** What a tool declares it does, by argument. Everything defaults to "nothing of that kind". */
-export const DeclaredEffectsSchema = z.strictObject({
-  families: z.array(EffectFamilySchema).default([]),
-  /** Who receives a message: e-mail addresses, chat users, channels, phone numbers. */
-  recipients: z.array(RecipientRefSchema).default([]),
-  /** Who receives money. */
-  payees: z.array(PayeeRefSchema).default([]),
-  amounts: z.array(AmountRefSchema).default([]),
-  /** URLs the call requests (their hosts are reached). */
-  urls: z.array(UrlRefSchema).default([]),
-  /** Bare host names the call reaches. */
-  hosts: z.array(ArgRefSchema).default([]),
-  /** Workspace paths the call reads, writes, lists or deletes. */
-  paths: z.array(PathRefSchema).default([]),
-  sql: z.array(SqlRefSchema).default([]),
-  /** What the output holds; absent: unknown (untrusted, and private when the tool may read anything). */
-  reads: ReadsSchema.optional(),
-});
 export type DeclaredEffectsInput = z.input<typeof DeclaredEffectsSchema>;
 export type DeclaredEffects = z.infer<typeof DeclaredEffectsSchema>;
-
-/** MCP tool annotations (hints about behaviour, as the MCP specification names them). */
-export const ToolAnnotationsSchema = z.strictObject({
-  title: z.string().optional(),
-  /** The tool does not modify its environment. */
-  readOnlyHint: z.boolean().optional(),
-  /** A modifying tool may perform destructive (not only additive) updates. */
-  destructiveHint: z.boolean().optional(),
-  /** Calling it again with the same arguments has no further effect. */
-  idempotentHint: z.boolean().optional(),
-  /** It interacts with an open world of external entities (the web, other people). */
-  openWorldHint: z.boolean().optional(),
-});
 export type ToolAnnotations = z.infer<typeof ToolAnnotationsSchema>;
-
-// ---------------------------------------------------------------------------------------------
-// Executors and compensation
-
-/** The fixed source of a built-in runs in an isolate and calls exactly its one capability. */
-export const BuiltinExecutorSchema = z.strictObject({ kind: z.literal('builtin'), capability: CapabilityNameSchema, source: z.string().min(1) });
-/** A user-defined JavaScript body: `async function (input, warden)` returning a JSON value. */
-export const IsolateExecutorSchema = z.strictObject({ kind: z.literal('isolate'), source: z.string().min(1) });
-/** A program run in the OS sandbox. Its fields beyond `program` belong to the process executor (issue 11). */
-export const ProcessExecutorSchema = z.looseObject({ kind: z.literal('process'), program: z.string().min(1) });
-/** A tool served by an MCP server the task declares. Fields beyond these belong to the MCP executor (issue 11). */
-export const McpExecutorSchema = z.looseObject({ kind: z.literal('mcp'), server: z.string().min(1), tool: z.string().min(1) });
-export const ExecutorSchema = z.discriminatedUnion('kind', [BuiltinExecutorSchema, IsolateExecutorSchema, ProcessExecutorSchema, McpExecutorSchema]);
 export type Executor = z.infer<typeof ExecutorSchema>;
 export type ExecutorKind = Executor['kind'];
 export const EXECUTOR_KINDS: readonly ExecutorKind[] = ['builtin', 'isolate', 'process', 'mcp'];
-
-/**
- * How a call's effects are undone when the task does not complete:
- *  - `overlay`: its file writes sit in the task's copy-on-write overlay, discarded whole;
- *  - `sql-journal`: its SQL changes are journaled by call id and undone from the journal;
- *  - `tool`: a declared (and granted) tool undoes it, given the original call;
- *  - `impossible`: some effect cannot be taken back (an HTTP request, a sent message), `why` says.
- * An empty list means there is nothing to undo (a read-only tool).
- */
-export const UndoMechanismSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('overlay') }),
-  z.strictObject({ kind: z.literal('sql-journal') }),
-  z.strictObject({ kind: z.literal('tool'), tool: ToolNameSchema }),
-  z.strictObject({ kind: z.literal('impossible'), why: z.string().min(1) }),
-]);
 export type UndoMechanism = z.infer<typeof UndoMechanismSchema>;
-
-// ---------------------------------------------------------------------------------------------
-// The descriptor
-
-/** What `defineTool` takes. Only name, description, input schema and executor are required. */
-export const ToolDefinitionSchema = z.strictObject({
-  name: ToolNameSchema,
-  description: z.string().min(1),
-  /** JSON Schema of the arguments (checked before anything runs). */
-  inputSchema: z.record(z.string(), z.unknown()).default({ type: 'object' }),
-  executor: ExecutorSchema,
-  /** Host capabilities a call receives, narrowed to what the task grants. Only `builtin` and `isolate` tools have any. */
-  capabilities: z.array(CapabilityNameSchema).default([]),
-  /** Absent: nothing declared, so the tool is treated as doing anything (fail closed). */
-  effects: DeclaredEffectsSchema.optional(),
-  annotations: ToolAnnotationsSchema.default({}),
-  /** A declared tool that undoes this one; otherwise the undo follows from the capabilities (isolate tools) or is impossible. */
-  compensate: ToolNameSchema.optional(),
-  /** Per-call limits, at most the task's. */
-  timeout: z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"').optional(),
-  memoryMb: z.number().int().min(8).max(1024).optional(),
-});
 export type ToolDefinition = z.input<typeof ToolDefinitionSchema>;
-
-/**
- * What the guards decide on, derived once from the declaration and the executor: the resolved
- * MCP hints (declared values, MCP's defaults for the rest, narrowed by capabilities), the
- * families, whether the output is trusted material and private, and how the tool is undone.
- */
-export const EffectProfileSchema = z.strictObject({
-  /** False when the tool declared neither effects nor annotations: every default is the fail-closed one. */
-  declared: z.boolean(),
-  readOnly: z.boolean(),
-  destructive: z.boolean(),
-  idempotent: z.boolean(),
-  openWorld: z.boolean(),
-  /** Families the tool belongs to; an undeclared tool that can act on the world belongs to all of them. */
-  families: z.array(EffectFamilySchema),
-  /** Its output holds private data (flow rules track where that goes). */
-  readsPrivate: z.boolean(),
-  /** What its output is, for provenance: `unknown` unless declared. */
-  readsSource: z.enum([...READ_SOURCES, 'unknown']),
-  undo: z.array(UndoMechanismSchema),
-  /** False when some effect of a call may not be undone. */
-  undoable: z.boolean(),
-});
 export type EffectProfile = z.infer<typeof EffectProfileSchema>;
 
-export const ToolDescriptorSchema = z.strictObject({
-  name: ToolNameSchema,
-  description: z.string(),
-  inputSchema: z.record(z.string(), z.unknown()),
-  executor: ExecutorSchema,
-  capabilities: z.array(CapabilityNameSchema),
-  /** As declared (every list present, possibly empty); `profile.declared` says whether anything was. */
-  effects: DeclaredEffectsSchema,
-  annotations: ToolAnnotationsSchema,
-  compensate: ToolNameSchema.optional(),
-  timeout: z.string().optional(),
-  memoryMb: z.number().int().optional(),
-  profile: EffectProfileSchema,
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh. Defaults that hold objects or arrays
+ * are shallow-copied by zod on every parse (nothing nested), so no parse hands out an object
+ * another parse (another run) also gets.
+ */
+const schemas = sharedOnce('tools/tool-descriptor', () => {
+  // ---------------------------------------------------------------------------------------------
+  // Names
+
+  /** Tool names: lower-case words joined by dots, underscores or dashes (`fs.read`, `summarize`). */
+  const ToolNameSchema = z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$/, 'a tool name: lower-case letters, digits, "_" or "-", parts joined by "." (e.g. "fs.read")');
+  const CapabilityNameSchema = z.enum(CAPABILITY_NAMES, { error: `a capability: ${CAPABILITY_NAMES.join(', ')}` });
+  const EffectFamilySchema = z.enum(EFFECT_FAMILIES, { error: `an effect family: ${EFFECT_FAMILIES.join(', ')}` });
+  // ---------------------------------------------------------------------------------------------
+  // Argument references
+
+  /**
+   * Which argument holds a value: a JSON pointer into the arguments (RFC 6901) where a `*` segment
+   * stands for every element of an array or every value of an object (`/to`, `/recipients/*`,
+   * `/payment/iban`), or a bare top-level name (`to`), read as `/to`.
+   */
+  const ArgRefSchema = z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(/^(\/[^/]*)+$|^[A-Za-z_$][A-Za-z0-9_$-]*$/, 'an argument name ("to") or a JSON pointer ("/payment/iban", "/recipients/*")')
+    .transform((ref) => (ref.startsWith('/') ? ref : `/${ref}`));
+  const RecipientRefSchema = z.union([
+    ArgRefSchema.transform((arg) => ({ arg, kind: 'any' as const })),
+    z.strictObject({ arg: ArgRefSchema, kind: z.enum(RECIPIENT_KINDS).default('any') }),
+  ]);
+  const PayeeRefSchema = z.union([
+    ArgRefSchema.transform((arg) => ({ arg, kind: 'any' as const })),
+    z.strictObject({ arg: ArgRefSchema, kind: z.enum(PAYEE_KINDS).default('any') }),
+  ]);
+  /** ISO 4217 code, upper case. */
+  const CurrencyCodeSchema = z.string().regex(/^[A-Za-z]{3}$/, 'an ISO 4217 currency code ("USD")').transform((c) => c.toUpperCase());
+  /**
+   * An amount a call moves: the argument holding it, and its currency (a fixed code, or the
+   * argument holding the code). `minorUnits` when the argument counts cents rather than dollars.
+   */
+  const AmountRefSchema = z.union([
+    ArgRefSchema.transform((arg): { arg: string; currency?: string | { arg: string }; minorUnits: boolean } => ({ arg, minorUnits: false })),
+    z.strictObject({
+      arg: ArgRefSchema,
+      currency: z.union([CurrencyCodeSchema, z.strictObject({ arg: ArgRefSchema })]).optional(),
+      minorUnits: z.boolean().default(false),
+    }),
+  ]);
+  /** A URL argument, and optionally the argument holding the HTTP method (a missing method reads as GET). */
+  const UrlRefSchema = z.union([
+    ArgRefSchema.transform((arg): { arg: string; method?: string } => ({ arg })),
+    z.strictObject({ arg: ArgRefSchema, method: ArgRefSchema.optional() }),
+  ]);
+  /** A workspace path argument and what the call does there; `default` when the argument may be left out. */
+  const PathRefSchema = z.strictObject({ arg: ArgRefSchema, access: z.enum(PATH_ACCESS), default: z.string().optional() });
+  /** A SQL statement argument, the database it runs on, its parameters, and whether it reads or writes. */
+  const SqlRefSchema = z.strictObject({
+    database: ArgRefSchema,
+    statement: ArgRefSchema,
+    params: ArgRefSchema.optional(),
+    access: z.enum(['read', 'write']),
+  });
+  const ReadsSchema = z.strictObject({
+    source: z.enum(READ_SOURCES),
+    /** True when the output holds the user's private data (files, rows, mail); flow rules track where it goes. */
+    private: z.boolean(),
+  });
+  /** What a tool declares it does, by argument. Everything defaults to "nothing of that kind". */
+  const DeclaredEffectsSchema = z.strictObject({
+    families: z.array(EffectFamilySchema).default([]),
+    /** Who receives a message: e-mail addresses, chat users, channels, phone numbers. */
+    recipients: z.array(RecipientRefSchema).default([]),
+    /** Who receives money. */
+    payees: z.array(PayeeRefSchema).default([]),
+    amounts: z.array(AmountRefSchema).default([]),
+    /** URLs the call requests (their hosts are reached). */
+    urls: z.array(UrlRefSchema).default([]),
+    /** Bare host names the call reaches. */
+    hosts: z.array(ArgRefSchema).default([]),
+    /** Workspace paths the call reads, writes, lists or deletes. */
+    paths: z.array(PathRefSchema).default([]),
+    sql: z.array(SqlRefSchema).default([]),
+    /** What the output holds; absent: unknown (untrusted, and private when the tool may read anything). */
+    reads: ReadsSchema.optional(),
+  });
+  /** MCP tool annotations (hints about behaviour, as the MCP specification names them). */
+  const ToolAnnotationsSchema = z.strictObject({
+    title: z.string().optional(),
+    /** The tool does not modify its environment. */
+    readOnlyHint: z.boolean().optional(),
+    /** A modifying tool may perform destructive (not only additive) updates. */
+    destructiveHint: z.boolean().optional(),
+    /** Calling it again with the same arguments has no further effect. */
+    idempotentHint: z.boolean().optional(),
+    /** It interacts with an open world of external entities (the web, other people). */
+    openWorldHint: z.boolean().optional(),
+  });
+  // ---------------------------------------------------------------------------------------------
+  // Executors and compensation
+
+  /** The fixed source of a built-in runs in an isolate and calls exactly its one capability. */
+  const BuiltinExecutorSchema = z.strictObject({ kind: z.literal('builtin'), capability: CapabilityNameSchema, source: z.string().min(1) });
+  /** A user-defined JavaScript body: `async function (input, warden)` returning a JSON value. */
+  const IsolateExecutorSchema = z.strictObject({ kind: z.literal('isolate'), source: z.string().min(1) });
+  /** A program run in the OS sandbox. Its fields beyond `program` belong to the process executor (issue 11). */
+  const ProcessExecutorSchema = z.looseObject({ kind: z.literal('process'), program: z.string().min(1) });
+  /** A tool served by an MCP server the task declares. Fields beyond these belong to the MCP executor (issue 11). */
+  const McpExecutorSchema = z.looseObject({ kind: z.literal('mcp'), server: z.string().min(1), tool: z.string().min(1) });
+  const ExecutorSchema = z.discriminatedUnion('kind', [BuiltinExecutorSchema, IsolateExecutorSchema, ProcessExecutorSchema, McpExecutorSchema]);
+  /**
+   * How a call's effects are undone when the task does not complete:
+   *  - `overlay`: its file writes sit in the task's copy-on-write overlay, discarded whole;
+   *  - `sql-journal`: its SQL changes are journaled by call id and undone from the journal;
+   *  - `tool`: a declared (and granted) tool undoes it, given the original call;
+   *  - `impossible`: some effect cannot be taken back (an HTTP request, a sent message), `why` says.
+   * An empty list means there is nothing to undo (a read-only tool).
+   */
+  const UndoMechanismSchema = z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('overlay') }),
+    z.strictObject({ kind: z.literal('sql-journal') }),
+    z.strictObject({ kind: z.literal('tool'), tool: ToolNameSchema }),
+    z.strictObject({ kind: z.literal('impossible'), why: z.string().min(1) }),
+  ]);
+  // ---------------------------------------------------------------------------------------------
+  // The descriptor
+
+  /** What `defineTool` takes. Only name, description, input schema and executor are required. */
+  const ToolDefinitionSchema = z.strictObject({
+    name: ToolNameSchema,
+    description: z.string().min(1),
+    /** JSON Schema of the arguments (checked before anything runs). */
+    inputSchema: z.record(z.string(), z.unknown()).default({ type: 'object' }),
+    executor: ExecutorSchema,
+    /** Host capabilities a call receives, narrowed to what the task grants. Only `builtin` and `isolate` tools have any. */
+    capabilities: z.array(CapabilityNameSchema).default([]),
+    /** Absent: nothing declared, so the tool is treated as doing anything (fail closed). */
+    effects: DeclaredEffectsSchema.optional(),
+    annotations: ToolAnnotationsSchema.default({}),
+    /** A declared tool that undoes this one; otherwise the undo follows from the capabilities (isolate tools) or is impossible. */
+    compensate: ToolNameSchema.optional(),
+    /** Per-call limits, at most the task's. */
+    timeout: z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"').optional(),
+    memoryMb: z.number().int().min(8).max(1024).optional(),
+  });
+  /**
+   * What the guards decide on, derived once from the declaration and the executor: the resolved
+   * MCP hints (declared values, MCP's defaults for the rest, narrowed by capabilities), the
+   * families, whether the output is trusted material and private, and how the tool is undone.
+   */
+  const EffectProfileSchema = z.strictObject({
+    /** False when the tool declared neither effects nor annotations: every default is the fail-closed one. */
+    declared: z.boolean(),
+    readOnly: z.boolean(),
+    destructive: z.boolean(),
+    idempotent: z.boolean(),
+    openWorld: z.boolean(),
+    /** Families the tool belongs to; an undeclared tool that can act on the world belongs to all of them. */
+    families: z.array(EffectFamilySchema),
+    /** Its output holds private data (flow rules track where that goes). */
+    readsPrivate: z.boolean(),
+    /** What its output is, for provenance: `unknown` unless declared. */
+    readsSource: z.enum([...READ_SOURCES, 'unknown']),
+    undo: z.array(UndoMechanismSchema),
+    /** False when some effect of a call may not be undone. */
+    undoable: z.boolean(),
+  });
+  const ToolDescriptorSchema = z.strictObject({
+    name: ToolNameSchema,
+    description: z.string(),
+    inputSchema: z.record(z.string(), z.unknown()),
+    executor: ExecutorSchema,
+    capabilities: z.array(CapabilityNameSchema),
+    /** As declared (every list present, possibly empty); `profile.declared` says whether anything was. */
+    effects: DeclaredEffectsSchema,
+    annotations: ToolAnnotationsSchema,
+    compensate: ToolNameSchema.optional(),
+    timeout: z.string().optional(),
+    memoryMb: z.number().int().optional(),
+    profile: EffectProfileSchema,
+  });
+  return { ToolNameSchema, CapabilityNameSchema, EffectFamilySchema, ArgRefSchema, RecipientRefSchema, PayeeRefSchema, CurrencyCodeSchema, AmountRefSchema, UrlRefSchema, PathRefSchema, SqlRefSchema, ReadsSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, BuiltinExecutorSchema, IsolateExecutorSchema, ProcessExecutorSchema, McpExecutorSchema, ExecutorSchema, UndoMechanismSchema, ToolDefinitionSchema, EffectProfileSchema, ToolDescriptorSchema };
 });
+
+export const { ToolNameSchema, CapabilityNameSchema, EffectFamilySchema, ArgRefSchema, RecipientRefSchema, PayeeRefSchema, CurrencyCodeSchema, AmountRefSchema, UrlRefSchema, PathRefSchema, SqlRefSchema, ReadsSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, BuiltinExecutorSchema, IsolateExecutorSchema, ProcessExecutorSchema, McpExecutorSchema, ExecutorSchema, UndoMechanismSchema, ToolDefinitionSchema, EffectProfileSchema, ToolDescriptorSchema } = schemas;
 export type ToolDescriptor = z.infer<typeof ToolDescriptorSchema>;
 
 /** What a call through each capability can do: its families, whether it writes, what its output holds, how it is undone. */

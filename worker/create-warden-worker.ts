@@ -5,18 +5,18 @@
  * Two Temporal workers in one: one polls the shared task queue (workflows, and activities any
  * worker may run); one polls this worker's own data-plane queue (`<taskQueue>@<workerId>`), where
  * the activities of the tasks whose overlay, grants and sandbox host sit here are sent (see
- * activities/place-task.ts). The shared folder is checked at start.
+ * activities/place-task.ts). The shared folder is checked at start. Neither is created before
+ * `run()`: a worker that never runs never polls.
  *
  * With `WARDEN_DATABASE_URL` (or a shared `state` store) the worker keeps grants, revocations,
  * the jti replay store and its published public keys in the shared database, and refuses to start
  * when that database's schema is not the one this code knows (`warden db migrate`).
  */
-import { inspect } from 'node:util';
-import { NativeConnection, Runtime, Worker, DefaultLogger, type LogEntry, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
-import { TASK_END_MESSAGE, TASK_FAILURE_TYPES } from '../workflows/task-close';
+import { NativeConnection, Runtime, Worker, DefaultLogger, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
+import { workerLogText } from './worker-log-filters';
 import { createActivities } from '../activities';
 import { SandboxClient } from '../sandbox/sandbox-client';
-import { AGENT_TASK_WORKFLOW, TASK_QUEUE } from '../workflows/definitions';
+import { TASK_QUEUE } from '../workflows/definitions';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCredentialAuthority, signingKeyFileOf } from '../identity/credential-authority';
@@ -48,9 +48,9 @@ import type { TemporalConfig } from '../temporal/temporal-config';
 import { markPhase, timedPhase } from '../cli/phase-timing';
 import { withWorkflowStackTraces, workflowStackTracesOf } from './workflow-stack-traces';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from './workflow-thread-prestart';
-import { createWorkerOnThread } from './prestarted-thread-worker';
-import { canDiscardWithoutPolling, discardUnrunWorker } from './discard-unrun-worker';
+import { holdWorkerOnThread, type HeldWorker } from './prestarted-thread-worker';
 import type { PrebootedSandboxHost } from './prebooted-sandbox-host';
+import { terminalWriter } from '../terminal-text';
 
 export interface WardenWorkerOptions {
   /** The worker's connection; a promise lets it connect while the sandbox host boots. */
@@ -84,8 +84,8 @@ export interface WardenWorkerOptions {
    */
   printAlert?: (alert: Alert) => void;
   /**
-   * Called once both Temporal workers' creation has begun (the bundle parsed, the workflow
-   * threads spawning): `warden run` holds its client's connection until then, so the workflow
+   * Called once the task-queue worker's preparation has begun (the bundle parsed, the workflow
+   * thread loading it): `warden run` holds its client's connection until then, so the workflow
    * threads get the cores first. Not called when the start fails before that.
    */
   onWorkersCreating?: () => void;
@@ -115,16 +115,17 @@ export interface WardenWorkerOptions {
 }
 
 export interface WardenWorker {
-  worker: Worker;
-  /** The worker polling this worker's own data-plane task queue (activities only). */
-  dataPlaneWorker: Worker;
   dataPlane: DataPlaneServices;
   sandbox: SandboxClient;
   /** The worker's MCP connections (closed with the worker). */
   mcp: McpConnectionPool;
-  /** Runs until `until` settles (or forever), then shuts the worker and the sandbox host down. */
+  /**
+   * Creates the two Temporal workers (none exists before: nothing of a Warden worker polls until
+   * it runs), runs them until `until` settles (or forever), then shuts them and the sandbox host
+   * down. Once only.
+   */
   run(until?: Promise<unknown>): Promise<void>;
-  /** Lets go of a worker that will never run: its Temporal workers, the sandbox host, the stores (and its own connection). */
+  /** Lets go of a worker that will never run: its prepared workflow thread, the sandbox host, the stores (and its own connection). */
   close(): Promise<void>;
 }
 
@@ -165,15 +166,6 @@ export async function releaseIdleRuntime(): Promise<void> {
   await runtime?.shutdownIfIdle();
 }
 
-/** Whether a log entry is the SDK's "Workflow failed" for a task that closed with `ERR_TASK_<STATUS>` (task-close.ts). */
-function isTaskEndLog(entry: LogEntry): boolean {
-  if (entry.message !== 'Workflow failed' || entry.meta?.workflowType !== AGENT_TASK_WORKFLOW) return false;
-  const error = entry.meta?.error as { name?: unknown; type?: unknown; message?: unknown } | undefined;
-  if (typeof error?.type === 'string') return (Object.values(TASK_FAILURE_TYPES) as string[]).includes(error.type);
-  // Copied out of the workflow thread, the failure is a plain Error: its message says what it was.
-  return typeof error?.message === 'string' && TASK_END_MESSAGE.test(error.message);
-}
-
 /**
  * How long one workflow activation may run in the isolate before the SDK fails it. The SDK's
  * default (5 s) guards against a workflow that loops forever; Warden's workflow code is
@@ -194,43 +186,18 @@ export const ISOLATE_EXECUTION_TIMEOUT = '30s';
  */
 export const WORKFLOW_WORKER_OPTIONS = { isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT } as Partial<WorkerOptions>;
 
-const NO_WORKFLOWS_MESSAGE = 'No workflows registered, not polling for workflow tasks';
-
 /**
- * Whether a log entry is the SDK's WARN that a worker has no workflows, from the data-plane worker
- * (task queue `<queue>@<workerId>`, see dataplane/shared-storage.ts), which is activities-only by
- * design. The same warning from any other worker is still a warning.
- */
-export function isDataPlaneNoWorkflowsLog(entry: Pick<LogEntry, 'message' | 'meta'>): boolean {
-  const taskQueue = entry.meta?.taskQueue;
-  return entry.message === NO_WORKFLOWS_MESSAGE && typeof taskQueue === 'string' && taskQueue.includes('@');
-}
-
-/**
- * The runtime of a standalone worker: the SDK's logging at INFO, except that a task which ended
- * other than completed (denied, timed out, ... : an outcome, carried in its result) is one INFO
- * line, not the SDK's WARN "Workflow failed" with a stack trace, and the data-plane worker's
- * expected "No workflows registered" WARN is one INFO line saying what that worker is for.
+ * The runtime of a standalone worker: the SDK's logging at INFO, less what a task reports itself
+ * (a task that ended other than completed, a refused tool call: one line each, no stack) and the
+ * data-plane worker's expected "No workflows registered" (one INFO line): worker/worker-log-filters.ts.
  * Call before the first connection.
  */
 export function installWorkerRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  const write = (entry: LogEntry) => {
-    const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
-    process.stderr.write(`${time} [${entry.level}] ${entry.message}${entry.meta === undefined ? '' : ` ${inspect(entry.meta, { depth: 4, breakLength: Infinity })}`}\n`);
-  };
   try {
-    Runtime.install({
-      logger: new DefaultLogger('INFO', (entry) => {
-        if (isDataPlaneNoWorkflowsLog(entry)) {
-          return write({ ...entry, level: 'INFO', message: `data-plane worker polling ${String(entry.meta?.taskQueue)} (activities of the tasks this worker holds; no workflows by design)`, meta: undefined });
-        }
-        if (!isTaskEndLog(entry)) return write(entry);
-        const error = entry.meta?.error as { message?: string };
-        write({ ...entry, level: 'INFO', message: `task ${String(entry.meta?.workflowId ?? '')} ended: ${error.message ?? ''}`, meta: undefined });
-      }),
-    });
+    const writeStderr = terminalWriter(process.stderr);
+    Runtime.install({ logger: new DefaultLogger('INFO', (entry) => writeStderr(workerLogText(entry))) });
   } catch {
     // A runtime was already installed by the host program; keep it.
   }
@@ -333,9 +300,10 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
       jwksFile = join(stateDir, 'key-source-jwks.json');
       writeFileSync(jwksFile, `${JSON.stringify(keystore.jwks())}\n`, { mode: 0o644 });
     }
-    // The host boots (a process of its own) while the Temporal workers below are built (their
+    // The host boots (a process of its own) while the task-queue worker below is prepared (its
     // workflow thread loads the bundle): the two were most of a worker's start, one after the
-    // other (issue 17). Nothing is handed out, and no worker polls, before the host answered.
+    // other (issue 17). Nothing is handed out before the host answered, and no Temporal Worker
+    // exists (so none polls) before run().
     const hostOptions = {
       identityStateDir: stateDir,
       ...(state?.shared === true && state.config.mode === 'postgres' ? { identityDatabaseUrl: state.config.url } : {}),
@@ -347,6 +315,7 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
     throw error;
   }
   sandboxReady.then(() => markPhase('worker: sandbox host ready', configEnv), () => undefined);
+  let held: HeldWorker | undefined;
   try {
     const env = options.env ?? process.env;
     const mcp = {
@@ -366,7 +335,7 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
       monitor: {
         baselines: createBaselineStore(monitorDb),
         alerts: createAlertStore(monitorDb),
-        print: options.printAlert ?? ((alert) => process.stdout.write(alertJsonLine(alert))),
+        print: options.printAlert ?? ((alert) => terminalWriter(process.stdout)(alertJsonLine(alert))),
         ...(alertWebhook === undefined ? {} : { webhook: alertWebhook }),
       },
       approvers,
@@ -381,46 +350,51 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
     const namespace = await options.namespace;
     markPhase('worker: native connection ready', configEnv);
     const workflowBundleLoaded = await bundle;
-    // Without a way to let go of a created Worker unpolled (another SDK release), none is created before the host answered.
-    if (!canDiscardWithoutPolling()) await sandboxReady;
+    // The Temporal workers are built up to their Core workers (the part that polls) while the
+    // host boots, and created only in run(): a worker that must not run (its host never answered,
+    // or close() instead of run()) then has no Temporal Worker to let go of, so nothing of it ever
+    // polls (issue 17: the SDK's only release of an unrun Worker, run() then shutdown(), let a poll
+    // take a task waiting on the queue).
     // WARDEN_WORKFLOW_STACK_TRACES=off: the workflow threads start without stack traces (workflow-stack-traces.ts).
-    const creating = withWorkflowStackTraces(stackTraces, () => createWorkerOnThread({
-      connection,
-      namespace,
-      taskQueue,
-      ...(options.identity === undefined ? {} : { identity: options.identity }),
-      workflowBundle: workflowBundleLoaded,
-      // A slow activation on a loaded machine is not killed at 5 s (see ISOLATE_EXECUTION_TIMEOUT).
-      ...WORKFLOW_WORKER_OPTIONS,
-      interceptors: { ...traced?.interceptors, activity: activityInterceptors },
-      ...(traced === undefined ? {} : { sinks: traced.sinks }),
-      activities,
-    }, workflowThread));
-    void creating.then(() => markPhase('worker: task-queue worker created', configEnv), () => undefined);
-    const dataPlaneCreating = Worker.create({ connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities });
-    void dataPlaneCreating.then(() => markPhase('worker: data-plane worker created', configEnv), () => undefined);
+    const preparing = withWorkflowStackTraces(stackTraces, async () => {
+      held = holdWorkerOnThread({
+        connection,
+        namespace,
+        taskQueue,
+        ...(options.identity === undefined ? {} : { identity: options.identity }),
+        workflowBundle: workflowBundleLoaded,
+        // A slow activation on a loaded machine is not killed at 5 s (see ISOLATE_EXECUTION_TIMEOUT).
+        ...WORKFLOW_WORKER_OPTIONS,
+        interceptors: { ...traced?.interceptors, activity: activityInterceptors },
+        ...(traced === undefined ? {} : { sinks: traced.sinks }),
+        activities,
+      }, workflowThread);
+      await held.prepared;
+    });
+    void preparing.then(() => markPhase('worker: task-queue worker prepared', configEnv), () => undefined);
+    const dataPlaneOptions: WorkerOptions = { connection, namespace, taskQueue: dataPlane.taskQueue, ...(options.identity === undefined ? {} : { identity: options.identity }), interceptors: { activity: activityInterceptors }, activities };
     // A turn later: the task-queue worker's threads have been spawned by then.
     if (options.onWorkersCreating !== undefined) setImmediate(options.onWorkersCreating);
-    const [created, dataPlaneCreated, hostBooted] = await Promise.allSettled([creating, dataPlaneCreating, sandboxReady]);
-    if (created.status === 'rejected' || dataPlaneCreated.status === 'rejected' || hostBooted.status === 'rejected') {
-      // A worker built for nothing lets go of its workflow threads and its hold on the connection.
-      await Promise.all([created, dataPlaneCreated].map((c) => (c.status === 'fulfilled' ? discardUnrunWorker(c.value) : undefined)));
-      throw [created, dataPlaneCreated, hostBooted].map((c) => (c.status === 'rejected' ? (c.reason as unknown) : undefined)).find((e) => e !== undefined);
-    }
-    const worker = created.value;
-    const dataPlaneWorker = dataPlaneCreated.value;
+    const [prepared, hostBooted] = await Promise.allSettled([preparing, sandboxReady]);
+    if (prepared.status === 'rejected') throw prepared.reason;
+    if (hostBooted.status === 'rejected') throw hostBooted.reason;
+    const heldWorker = held!;
     return {
-      worker,
-      dataPlaneWorker,
       dataPlane,
       sandbox,
       mcp: mcpPool,
       async run(until) {
         try {
+          // Created now, as they will run: the host has answered. Should one of them fail, the
+          // other runs only to stop at once (it is a whole worker, meant to run: a task it took
+          // is finished or handed back as by any worker that shuts down).
+          const creations = await Promise.allSettled([withWorkflowStackTraces(stackTraces, () => heldWorker.create()), Worker.create(dataPlaneOptions)]);
+          markPhase('worker: Temporal workers created', configEnv);
+          const workers = creations.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
+          const creationFailure = creations.find((c): c is PromiseRejectedResult => c.status === 'rejected');
           // Both stop together: `until`, a shutdown signal or a failure of either shuts both down.
           // (Not runUntil: a worker stopped by a signal before `until` settled would throw
           // PromiseCompletionTimeoutError, and `warden worker` would exit failed on SIGTERM.)
-          const workers = [worker, dataPlaneWorker];
           const stopAll = () => {
             for (const w of workers) {
               try {
@@ -431,6 +405,7 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
             }
           };
           const runs = workers.map((w) => w.run().finally(stopAll));
+          if (creationFailure !== undefined) stopAll();
           // Volumes of trees closed without their saga (terminated, timed out): at start and every few minutes.
           const sweep = () => void sweepClosedVolumes(stateDir, describeNewestRunVia(connection.workflowService, namespace)).catch(() => undefined);
           sweep();
@@ -450,24 +425,27 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
             stopAll();
           });
           const results = await Promise.allSettled(runs);
+          if (creationFailure !== undefined) throw creationFailure.reason;
           const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
           if (failed !== undefined) throw failed.reason;
           if (leaseLost !== undefined) throw leaseLost;
           if (untilFailure !== undefined) throw untilFailure.error;
         } finally {
+          await heldWorker.discard();
           await mcpPool.close();
           await sandbox.close();
           await release();
         }
       },
       async close() {
-        // The Temporal workers too: an unrun Worker keeps its workflow threads (and the process) alive.
-        await Promise.all([worker, dataPlaneWorker].map(discardUnrunWorker));
+        // No Temporal Worker exists before run(): only the prepared workflow thread to end.
+        await heldWorker.discard();
         await sandbox.close();
         await release();
       },
     };
   } catch (error) {
+    await held?.discard();
     await sandbox.close();
     await release();
     throw error;

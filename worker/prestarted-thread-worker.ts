@@ -1,6 +1,7 @@
 /**
- * `Worker.create` with two start-up costs taken off its critical path (issue 17), through the
- * SDK's own protected extension points (`getOrCreateBundle`, `createWorkflowCreator`; @temporalio/worker 1.24):
+ * `Worker.create` with two start-up costs taken off its critical path (issue 17), and held before
+ * its Core worker until it will run, through the SDK's own protected extension points
+ * (`getOrCreateBundle`, `createWorkflowCreator`, `nativeWorkerCtor`; @temporalio/worker 1.24):
  *
  * - The workflow thread is one spawned earlier (worker/workflow-thread-prestart.ts), already past
  *   loading its modules; it gets the same `init` request `ThreadedVMWorkflowCreator.create` sends.
@@ -10,6 +11,9 @@
  *   full compile and run of the 2-3 MB bundle on the main thread before the thread can start
  *   loading it. Everything else it does (split off the inline source map, point the map's `file`
  *   at an absolute path) is done here the same way.
+ *
+ * And the Core worker, the part that polls, is registered only when the caller knows the Worker
+ * will run ({@link HeldWorker}); the SDK has no way to let go of a created Worker without running it.
  *
  * Anything else (a bundle path, `workflowsPath`, debug mode, no reusable V8 context, more than one
  * thread) goes to the SDK's own code unchanged.
@@ -61,48 +65,122 @@ export function parseBundleCode(code: string): ParsedBundle {
 }
 
 /**
- * `Worker.create(options)`, on `thread` when one is given and still usable (else the SDK spawns
- * its own), and without the main-thread preload of a code bundle.
+ * A Worker built up to the point where the SDK registers its Core worker (the part that polls),
+ * and held there until it is certain to run: everything before it (the bundle parsed, the workflow
+ * thread loading it) overlaps with what else a Warden worker waits for, and a Worker that must
+ * not run after all is never created, so it has nothing that could poll (issue 17: a Worker let
+ * go of unrun with `run()` then `shutdown()` took a task waiting on its queue).
  */
-export async function createWorkerOnThread(options: WorkerOptions, thread?: PrestartedWorkflowThread): Promise<Worker> {
+export interface HeldWorker {
+  /** Settles once everything before the Core worker is done; rejects as `Worker.create` would. Never rejects unhandled. */
+  readonly prepared: Promise<void>;
+  /** Registers the Core worker and resolves to the Worker (call once, when it will run). */
+  create(): Promise<Worker>;
+  /** Ends what was prepared (the workflow thread) and creates no Core worker. Never throws. */
+  discard(): Promise<void>;
+}
+
+/** The SDK's static the Core worker is registered through (worker.js, `Worker.create`). */
+type NativeWorkerCtor = { create(...args: unknown[]): Promise<unknown> };
+
+/**
+ * `Worker.create(options)` held before its Core worker (see {@link HeldWorker}), on `thread` when
+ * one is given and still usable (else the SDK spawns its own), and without the main-thread
+ * preload of a code bundle. On an SDK release line other than the one read here nothing is
+ * prepared ahead: `create` is the SDK's own `Worker.create`.
+ */
+export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWorkflowThread): HeldWorker {
   // package.json takes the SDK by a caret range, so an install elsewhere may hold a release whose
   // protected statics or thread protocol differ: only the release line read here takes this path.
   if (!knownSdkInternals(installedSdkVersion())) {
-    await thread?.discard();
-    return Worker.create(options);
+    const prepared = thread?.discard() ?? Promise.resolve();
+    return { prepared, create: () => Worker.create(options), discard: async () => prepared };
   }
-  const sdk = Worker as unknown as SdkWorkerStatics;
+  const sdk = Worker as unknown as SdkWorkerStatics & { nativeWorkerCtor: NativeWorkerCtor };
   const FastStartWorker = class extends Worker {};
-  const statics = FastStartWorker as unknown as SdkWorkerStatics;
+  const statics = FastStartWorker as unknown as SdkWorkerStatics & { nativeWorkerCtor: NativeWorkerCtor };
+  let creator: { destroy(): Promise<void> } | undefined;
   statics.getOrCreateBundle = async (compiledOptions, logger) => {
     const code = compiledOptions.workflowBundle?.code;
     if (typeof code !== 'string' || compiledOptions.workflowsPath !== undefined) return sdk.getOrCreateBundle.call(Worker, compiledOptions, logger);
     return parseBundleCode(code);
   };
   statics.createWorkflowCreator = async (bundle, compiledOptions, logger) => {
-    const reuseV8Context = compiledOptions.reuseV8Context ?? true;
-    const own = compiledOptions.debugMode === true || !reuseV8Context || compiledOptions.workflowThreadPoolSize !== 1 ? undefined : thread?.take();
-    if (own === undefined) return sdk.createWorkflowCreator.call(Worker, bundle, compiledOptions, logger);
-    // As ThreadedVMWorkflowCreator.create, with the thread already there.
-    const patchActivationCallback = compiledOptions.patchActivationCallback as ConstructorParameters<typeof WorkerThreadClient>[2];
-    const client = new WorkerThreadClient(own, logger as ConstructorParameters<typeof WorkerThreadClient>[1], patchActivationCallback);
-    try {
-      await client.send({
-        type: 'init',
-        // The SDK's type wants a full RawSourceMap; the map is passed on as parsed, as the SDK does.
-        workflowBundle: bundle as unknown as WorkflowBundleWithSourceMapAndFilename,
-        isolateExecutionTimeoutMs: compiledOptions.isolateExecutionTimeoutMs,
-        reuseV8Context,
-        registeredActivityNames: new Set(compiledOptions.activities.keys()),
-        hasPatchActivationCallback: patchActivationCallback !== undefined,
-      });
-    } catch (error) {
-      await client.destroy().catch(() => undefined);
-      throw error;
-    }
-    return new ThreadedVMWorkflowCreator([client]);
+    creator = (await workflowCreatorOn(thread, bundle, compiledOptions, logger)) as { destroy(): Promise<void> };
+    return creator;
   };
-  return FastStartWorker.create(options);
+  // The gate: the SDK registers the Core worker only once `create` opened it; `discard` closes it,
+  // and `Worker.create` then fails before any Core worker exists.
+  let open!: () => void;
+  let close!: (reason: Error) => void;
+  const gate = new Promise<void>((resolve, reject) => {
+    open = resolve;
+    close = reject;
+  });
+  gate.catch(() => undefined);
+  let atGate!: () => void;
+  const reachedGate = new Promise<void>((resolve) => (atGate = resolve));
+  statics.nativeWorkerCtor = {
+    async create(...args: unknown[]) {
+      atGate();
+      await gate;
+      return sdk.nativeWorkerCtor.create(...args);
+    },
+  };
+  const creating = FastStartWorker.create(options);
+  creating.catch(() => undefined);
+  const prepared = Promise.race([reachedGate, creating.then(() => undefined)]);
+  prepared.catch(() => undefined);
+  let used = false;
+  return {
+    prepared,
+    async create() {
+      if (used) throw new TypeError('a held Worker is created or discarded once');
+      used = true;
+      open();
+      try {
+        return await creating;
+      } catch (error) {
+        // The SDK keeps the workflow threads of a Worker whose Core worker was refused.
+        await creator?.destroy().catch(() => undefined);
+        throw error;
+      }
+    },
+    async discard() {
+      if (used) return;
+      used = true;
+      close(new Error('the held Worker was discarded'));
+      await creating.catch(() => undefined);
+      await creator?.destroy().catch(() => undefined);
+      await thread?.discard();
+    },
+  };
+}
+
+/** The workflow creator `Worker.create` makes, on the prestarted thread when it can be used. */
+async function workflowCreatorOn(thread: PrestartedWorkflowThread | undefined, bundle: ParsedBundle, compiledOptions: CompiledOptions, logger: unknown): Promise<unknown> {
+  const sdk = Worker as unknown as SdkWorkerStatics;
+  const reuseV8Context = compiledOptions.reuseV8Context ?? true;
+  const own = compiledOptions.debugMode === true || !reuseV8Context || compiledOptions.workflowThreadPoolSize !== 1 ? undefined : thread?.take();
+  if (own === undefined) return sdk.createWorkflowCreator.call(Worker, bundle, compiledOptions, logger);
+  // As ThreadedVMWorkflowCreator.create, with the thread already there.
+  const patchActivationCallback = compiledOptions.patchActivationCallback as ConstructorParameters<typeof WorkerThreadClient>[2];
+  const client = new WorkerThreadClient(own, logger as ConstructorParameters<typeof WorkerThreadClient>[1], patchActivationCallback);
+  try {
+    await client.send({
+      type: 'init',
+      // The SDK's type wants a full RawSourceMap; the map is passed on as parsed, as the SDK does.
+      workflowBundle: bundle as unknown as WorkflowBundleWithSourceMapAndFilename,
+      isolateExecutionTimeoutMs: compiledOptions.isolateExecutionTimeoutMs,
+      reuseV8Context,
+      registeredActivityNames: new Set(compiledOptions.activities.keys()),
+      hasPatchActivationCallback: patchActivationCallback !== undefined,
+    });
+  } catch (error) {
+    await client.destroy().catch(() => undefined);
+    throw error;
+  }
+  return new ThreadedVMWorkflowCreator([client]);
 }
 
 /** The @temporalio/worker release line whose internals (worker.js, threaded-vm.js) this module was read against. */

@@ -9,15 +9,23 @@
  * path into the server's records), `<nonce>` 32 random hex digits. An identity is only a poller's
  * claim: anyone who reaches the server can poll under any identity. What `warden run` trusts is
  * the worker's record, `<stateDir>/standalone-workers/<nonce>.json`, which the worker creates
- * exclusively at start (mode 0600, in a 0700 folder of the state folder's owner) and removes on
- * a clean exit: it holds the worker's pid, its process start time (field 22 of /proc/<pid>/stat,
- * so a reused pid does not match) and the nonce. A poller is reused only when its identity names
+ * exclusively at start (mode 0600, in a 0700 folder of the state folder's owner): it holds the
+ * worker's pid, its process start time (field 22 of /proc/<pid>/stat, so a reused pid does not
+ * match) and the nonce. A poller is reused only when its identity names
  * a record that this user alone can have written, the pid in the identity is the record's, that
  * process is alive, owned by this user and started at the recorded time (see
  * {@link checkStandaloneWorker}). Only standalone workers carry such an identity; `warden run`'s
  * in-process worker, which stops when its own task ends, polls under `warden-run/<pid>@<host>/<nonce>`
  * ({@link runWorkerIdentity}) and is never reused; its record `<stateDir>/run-workers/<nonce>.json`
- * ({@link recordRunWorker}) only lets later runs leave it out of their notes once it has ended.
+ * ({@link recordRunWorker}, which `warden mcp serve`'s worker writes too) only lets later runs
+ * leave it out of their notes once it has ended.
+ * Ended workers: the server lists a poller for about 90 s after its last poll, so every worker
+ * Warden runs on a state folder leaves its record behind when it ends, its time and `endedAt` the
+ * end (or, after a SIGKILL, its time its last refresh, every 30 s while it runs, and no
+ * `endedAt`), for {@link RUN_RECORD_KEEP_MS}: a later run neither names it as a stranger nor
+ * refuses it as a forger in that window, as long as the server saw its identity poll no later
+ * than its end (one refresh later without `endedAt`): a later poll is a stranger's under the
+ * copied identity ({@link isEndedWorker}). The record is pruned after the window.
  * Every other poller on the queue is named to the user ({@link unvouchedPollers}): Temporal cannot
  * keep it from being handed the task.
  */
@@ -71,6 +79,12 @@ export const StandaloneWorkerRecordSchema = z
     /** Field 22 of /proc/<pid>/stat: clock ticks since boot when the process started. */
     startTime: z.string().regex(/^\d+$/),
     nonce: z.string().regex(NONCE),
+    /**
+     * When the worker ended (ms since the epoch), written by its `ended()` once it no longer
+     * polls; absent while it runs and after a SIGKILL or crash (its end then unknown: at most one
+     * refresh after the record's time).
+     */
+    endedAt: z.number().int().positive().optional(),
   })
   .strict();
 export type StandaloneWorkerRecord = z.infer<typeof StandaloneWorkerRecordSchema>;
@@ -143,35 +157,34 @@ function makePrivateRecordsFolder(dir: string): string | undefined {
 export interface StandaloneWorkerRegistration {
   nonce: string;
   file: string;
-  /** Removes the record (on a clean exit); idempotent. */
-  remove(): void;
+  /**
+   * Marks the worker as ended now (the record's time; call once it no longer polls) and stops
+   * refreshing it; idempotent, and run at the process's exit. The record stays for
+   * {@link RUN_RECORD_KEEP_MS}, so the next runs neither name nor refuse the ended worker the
+   * server still lists.
+   */
+  ended(): void;
 }
 
 /**
  * Creates this process's record in `<stateDir>/standalone-workers/` (0700), exclusively (O_EXCL
- * and never following a link, then linked into place whole) and mode 0600, with a fresh 128-bit nonce. Records of workers that no
- * longer run (pid gone or reused: start time differs) are removed on the way.
+ * and never following a link, then linked into place whole) and mode 0600, with a fresh 128-bit
+ * nonce. Its time is refreshed every 30 s while this process runs and set at its end
+ * ({@link StandaloneWorkerRegistration.ended}). Records of workers that ended (pid gone or reused:
+ * start time differs) more than {@link RUN_RECORD_KEEP_MS} ago are removed on the way.
  * @throws Error when the folder cannot be made private or the record cannot be created.
  */
-export function writeStandaloneWorkerRecord(stateDir: string): StandaloneWorkerRegistration {
+export function writeStandaloneWorkerRecord(stateDir: string, now = Date.now()): StandaloneWorkerRegistration {
   const dir = recordsDir(stateDir);
   const problem = makePrivateRecordsFolder(dir);
   if (problem !== undefined) throw new Error(`cannot record the standalone worker: ${problem}`);
-  sweepStaleRecords(dir);
+  sweepEndedRecords(dir, now);
   const startTime = processStartTime(process.pid);
   if (startTime === undefined) throw new Error('cannot record the standalone worker: /proc/self/stat is not readable');
   const nonce = randomBytes(16).toString('hex');
-  const file = writeRecordExclusively(dir, { pid: process.pid, startTime, nonce });
-  let removed = false;
-  return {
-    nonce,
-    file,
-    remove: () => {
-      if (removed) return;
-      removed = true;
-      fs.rmSync(file, { force: true });
-    },
-  };
+  const record = { pid: process.pid, startTime, nonce };
+  const file = writeRecordExclusively(dir, record);
+  return { nonce, file, ended: keepRecordFresh(dir, record) };
 }
 
 /**
@@ -195,15 +208,6 @@ function writeRecordExclusively(dir: string, record: StandaloneWorkerRecord): st
     fs.rmSync(tmp, { force: true });
   }
   return file;
-}
-
-function sweepStaleRecords(dir: string): void {
-  for (const name of fs.readdirSync(dir)) {
-    const match = /^([0-9a-f]{32})\.json$/.exec(name);
-    if (match === null) continue;
-    const read = readRecord(dir, match[1]!);
-    if (typeof read === 'string' || processProblem(read.pid, read.startTime) !== undefined) fs.rmSync(join(dir, name), { force: true });
-  }
 }
 
 /** The record `<dir>/<nonce>.json`, or why it cannot be trusted. */
@@ -253,6 +257,20 @@ function processProblem(pid: number, startTime: string): string | undefined {
   const actual = processStartTime(pid);
   if (actual !== startTime) return `process ${pid} started at ${actual ?? '?'}, not at the recorded ${startTime} (another process under a reused pid)`;
   return undefined;
+}
+
+/**
+ * Whether the process `pid` that started at `startTime` has ended: no process has that pid, or
+ * the one that has it started at another time (the pid reused). A live process of another user
+ * under the recorded start time has not ended.
+ */
+function processEnded(pid: number, startTime: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return true;
+  }
+  return processStartTime(pid) !== startTime;
 }
 
 /**
@@ -322,17 +340,32 @@ export function claimsStandaloneWorker(identity: string, stateDir: string, host 
  * Among `pollers` (identities Temporal saw poll recently, see cli/temporal-client.ts), the first
  * that {@link checkStandaloneWorker} accepts, and why each other poller claiming to be a
  * standalone worker of this folder on this machine was refused (all of them, also after the one
- * picked). A worker on another machine is never picked: its process cannot be checked from here.
+ * picked), but for this folder's own standalone workers that ended at most
+ * {@link RUN_RECORD_KEEP_MS} ago and not seen polling since ({@link endedStandaloneWorkerLastPoll}): neither picked nor refused. A
+ * worker on another machine is never picked: its process cannot be checked from here.
  */
-export function liveStandaloneWorker(pollers: readonly string[], stateDir: string, host = hostname()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
+export function liveStandaloneWorker(pollers: readonly Poller[], stateDir: string, host = hostname(), now = Date.now()): { worker: string | undefined; refused: { identity: string; reason: string }[] } {
   const refused: { identity: string; reason: string }[] = [];
   let worker: string | undefined;
   // Every claimant is checked, also after the one picked: a forged one still polls the queue.
-  for (const identity of pollers) {
+  for (const poller of pollers) {
+    const identity = poller.identity;
     if (!claimsStandaloneWorker(identity, stateDir, host)) continue;
     const reason = checkStandaloneWorker(identity, stateDir, host);
-    if (reason === undefined) worker ??= identity;
-    else refused.push({ identity, reason });
+    if (reason === undefined) {
+      worker ??= identity;
+      continue;
+    }
+    const lastPossiblePoll = endedStandaloneWorkerLastPoll(identity, stateDir, host, now);
+    // This folder's own worker that has stopped, still listed by the server: no forger, and gone.
+    if (isEndedWorker(poller.lastPolledAt, lastPossiblePoll)) continue;
+    refused.push({
+      identity,
+      reason:
+        lastPossiblePoll === undefined
+          ? reason
+          : `the server saw it poll at ${new Date(poller.lastPolledAt).toISOString()}, after this state folder's worker of that identity ended (${new Date(lastPossiblePoll).toISOString()} at the latest): someone polls under its copied identity`,
+    });
   }
   return { worker, refused };
 }
@@ -356,14 +389,25 @@ export function runWorkerIdentity(pid = process.pid, host = hostname()): string 
   return `warden-run/${pid}@${host}/${randomBytes(16).toString('hex')}`;
 }
 
+/**
+ * A poller as the server lists it (DescribeTaskQueue): the identity it claims and when the server
+ * last saw it poll (its `lastAccessTime`, ms since the epoch). An ended worker's record vouches
+ * for an identity only up to the worker's end ({@link isEndedWorker}).
+ */
+export interface Poller {
+  identity: string;
+  lastPolledAt: number;
+}
+
 const RUN_WORKER_IDENTITY = /^warden-run\/([1-9][0-9]{0,9})@([^/]+)\/([0-9a-f]{32})$/;
 
-/** The folder of `warden run` worker records inside the state folder. */
+/** The folder of `warden run` (and `warden mcp serve`) worker records inside the state folder. */
 export const RUN_RECORDS_DIR = 'run-workers';
 /**
- * How long after a run worker was last known alive its record still vouches for it as an ended
- * run: the server lists a poller for about 90 s after its last poll, and a live run refreshes its
- * record's time every {@link RUN_RECORD_REFRESH_MS} (so a SIGKILLed run's time is at most that old).
+ * How long after a worker of this state folder was last known alive (a run's, an `mcp serve`'s or
+ * a standalone worker's) its record still vouches for it as an ended worker: the server lists a
+ * poller for about 90 s after its last poll, and a live worker refreshes its record's time every
+ * {@link RUN_RECORD_REFRESH_MS} (so a SIGKILLed worker's time is at most that old).
  */
 export const RUN_RECORD_KEEP_MS = 90_000 + 30_000;
 const RUN_RECORD_REFRESH_MS = 30_000;
@@ -376,13 +420,69 @@ export interface RunWorkerRegistration {
 }
 
 /**
+ * Keeps the modification time of `record`'s file in `dir` the time its worker was last known
+ * alive: refreshed every {@link RUN_RECORD_REFRESH_MS} while this process runs; the returned
+ * `ended` (idempotent; also run at the process's exit) stops the refresh and rewrites the record
+ * whole with its end, `endedAt` ({@link markRecordEnded}).
+ */
+function keepRecordFresh(dir: string, record: StandaloneWorkerRecord): () => void {
+  const file = join(dir, `${record.nonce}.json`);
+  const touch = () => {
+    try {
+      const at = new Date();
+      fs.utimesSync(file, at, at);
+    } catch {
+      // Removed by hand: the worker is then simply noted by later runs.
+    }
+  };
+  const refresh = setInterval(touch, RUN_RECORD_REFRESH_MS);
+  refresh.unref();
+  let done = false;
+  const ended = () => {
+    if (done) return;
+    done = true;
+    clearInterval(refresh);
+    process.off('exit', ended);
+    if (!markRecordEnded(dir, { ...record, endedAt: Date.now() })) touch();
+  };
+  process.once('exit', ended);
+  return ended;
+}
+
+/**
+ * Replaces the record `<dir>/<nonce>.json` with `record` (its end written) whole: a temporary
+ * file (O_EXCL, never following a link, 0600) renamed over it, so a reader sees the old record or
+ * the new one. False when it cannot (the folder gone or changed): the record's time is then
+ * refreshed only, as a killed worker's.
+ */
+function markRecordEnded(dir: string, record: StandaloneWorkerRecord): boolean {
+  const tmp = join(dir, `${record.nonce}.tmp`);
+  try {
+    if (!fs.existsSync(join(dir, `${record.nonce}.json`))) return false;
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    try {
+      fs.fchmodSync(fd, 0o600);
+      fs.writeFileSync(fd, `${JSON.stringify(record)}\n`);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, join(dir, `${record.nonce}.json`));
+    return true;
+  } catch {
+    fs.rmSync(tmp, { force: true });
+    return false;
+  }
+}
+
+/**
  * Records `identity` (made by {@link runWorkerIdentity}, of a live process of this user) as a
- * `warden run` worker of `stateDir`: `<stateDir>/run-workers/<nonce>.json` (0700 folder, file
- * 0600, created exclusively and linked into place whole), holding the identity's pid, that
- * process's start time and the nonce. The file's modification time is when the run was last known
- * alive: refreshed every 30 s while this process runs and at its exit, so
- * {@link unvouchedPollers} can skip the identity as an ended run's for {@link RUN_RECORD_KEEP_MS}
- * after, and no longer. Records past that whose process has ended are removed on the way.
+ * `warden run` or `warden mcp serve` worker of `stateDir`: `<stateDir>/run-workers/<nonce>.json`
+ * (0700 folder, file 0600, created exclusively and linked into place whole), holding the
+ * identity's pid, that process's start time and the nonce. The file's modification time is when
+ * the worker was last known alive: refreshed every 30 s while this process runs and at its exit,
+ * so {@link unvouchedPollers} can skip the identity as an ended worker's for
+ * {@link RUN_RECORD_KEEP_MS} after, and no longer. Records past that whose process has ended are
+ * removed on the way, in this folder and in `standalone-workers/`.
  * @throws Error when the identity is not a run worker's of a live process, or the folder cannot
  * be made private or the record cannot be created.
  */
@@ -394,33 +494,22 @@ export function recordRunWorker(stateDir: string, identity: string, now = Date.n
   const dir = join(stateDir, RUN_RECORDS_DIR);
   const problem = makePrivateRecordsFolder(dir);
   if (problem !== undefined) throw new Error(`cannot record the run worker: ${problem}`);
-  sweepEndedRunRecords(dir, now);
+  sweepEndedRecords(dir, now);
+  // Ended standalone workers' records are pruned here too: a user may never start another.
+  if (folderProblem(recordsDir(stateDir), true) === undefined) sweepEndedRecords(recordsDir(stateDir), now);
   const startTime = processStartTime(pid);
   if (startTime === undefined) throw new Error(`cannot record the run worker: /proc/${pid}/stat is not readable`);
-  const file = writeRecordExclusively(dir, { pid, startTime, nonce });
-  const touch = () => {
-    try {
-      const at = new Date();
-      fs.utimesSync(file, at, at);
-    } catch {
-      // Removed by hand: the run is then simply noted by later runs.
-    }
-  };
-  const refresh = setInterval(touch, RUN_RECORD_REFRESH_MS);
-  refresh.unref();
-  let done = false;
-  const ended = () => {
-    if (done) return;
-    done = true;
-    clearInterval(refresh);
-    process.off('exit', ended);
-    touch();
-  };
-  process.once('exit', ended);
-  return { file, ended };
+  const record = { pid, startTime, nonce };
+  const file = writeRecordExclusively(dir, record);
+  return { file, ended: keepRecordFresh(dir, record) };
 }
 
-function sweepEndedRunRecords(dir: string, now: number): void {
+/**
+ * Removes the records of `dir` that cannot be read, and those whose process has ended and whose
+ * time is past {@link RUN_RECORD_KEEP_MS} or ahead of now (written before the clock stepped back:
+ * such a record vouches for nothing, {@link isEndedWorker}).
+ */
+function sweepEndedRecords(dir: string, now: number): void {
   for (const name of fs.readdirSync(dir)) {
     const match = /^([0-9a-f]{32})\.json$/.exec(name);
     if (match === null) continue;
@@ -430,54 +519,113 @@ function sweepEndedRunRecords(dir: string, now: number): void {
       continue;
     }
     const stat = fs.lstatSync(join(dir, name), { throwIfNoEntry: false });
-    if (stat !== undefined && now - stat.mtimeMs > RUN_RECORD_KEEP_MS && processProblem(read.pid, read.startTime) !== undefined) fs.rmSync(join(dir, name), { force: true });
+    if (stat !== undefined && !recordTimeVouches(stat.mtimeMs, read, now) && processEnded(read.pid, read.startTime)) fs.rmSync(join(dir, name), { force: true });
   }
 }
 
 /**
- * Whether `identity` is the worker of a `warden run` of `stateDir` on this machine that has ended
- * at most {@link RUN_RECORD_KEEP_MS} ago: the server lists a poller for about 90 s after its last
- * poll, so every run soon after another would otherwise name the earlier run's worker. The
- * identity alone proves nothing (anyone can poll under `warden-run/<dead pid>@<host>/<any hex>`):
- * it must name a record {@link recordRunWorker} wrote in this state folder, private to this user,
- * whose pid is the identity's, whose process has ended (gone, or its pid reused) and whose time
- * is recent. A stranger with the server's poller list can still copy a genuine identity, this
- * run's own included: the notes name accidents (a worker of the wrong folder or machine), they
- * cannot unmask a forger who read the list.
+ * Whether a record whose file time is `mtimeMs` (and end, if written, `record.endedAt`) still
+ * vouches for its worker at `now`: at most {@link RUN_RECORD_KEEP_MS} old and neither time ahead
+ * of now (a time in the future, written before the wall clock stepped back, vouches for nothing).
  */
-function isEndedRunWorker(identity: string, stateDir: string, host: string, now: number): boolean {
-  const match = RUN_WORKER_IDENTITY.exec(identity);
-  if (match === null || match[2] !== host) return false;
+function recordTimeVouches(mtimeMs: number, record: StandaloneWorkerRecord, now: number): boolean {
+  return mtimeMs <= now + FILE_TIME_SLACK_MS && now - mtimeMs <= RUN_RECORD_KEEP_MS && (record.endedAt === undefined || record.endedAt <= now);
+}
+
+/**
+ * How far ahead of `Date.now()` a record's file time may read and still count as now: file times
+ * carry nanoseconds where `Date.now()` is whole milliseconds, so a record written in the
+ * millisecond of the check reads up to 1 ms ahead (the pruning of a just-ended run's record was
+ * seen to fail this way). A clock stepped back by more still vouches for nothing.
+ */
+const FILE_TIME_SLACK_MS = 1;
+
+/**
+ * When the worker the record `<folder>/<nonce>.json` of the state folder `stateDir` names, of
+ * process `pid`, ended at most {@link RUN_RECORD_KEEP_MS} ago, the latest time it can have polled:
+ * the record's `endedAt` or, for a record whose end was never written (SIGKILL, a crash), its time
+ * plus one refresh ({@link RUN_RECORD_REFRESH_MS}). Undefined when the record vouches for no such
+ * worker: the state folder writable by others, the records folder or the record not this user's
+ * and private, the record's pid not `pid`, its process not ended (gone, or its pid reused), its
+ * time past the window or ahead of `now`. A poll the server saw after that time is not the ended
+ * worker's but someone's under its copied identity (in the server's poller list and in every
+ * history it ran): {@link isEndedWorker}. The caller has checked that the identity names this host
+ * (and, for a standalone worker, this state folder).
+ */
+function endedWorkerLastPoll(stateDir: string, folder: string, nonce: string, pid: number, now: number): number | undefined {
   let realStateDir: string;
   try {
     realStateDir = fs.realpathSync(stateDir);
   } catch {
-    return false;
+    return undefined;
   }
-  const dir = join(realStateDir, RUN_RECORDS_DIR);
-  if (folderProblem(realStateDir, false) !== undefined || folderProblem(dir, true) !== undefined) return false;
-  const record = readRecord(dir, match[3]!);
-  if (typeof record === 'string' || record.pid !== Number(match[1])) return false;
+  const dir = join(realStateDir, folder);
+  if (folderProblem(realStateDir, false) !== undefined || folderProblem(dir, true) !== undefined) return undefined;
+  const record = readRecord(dir, nonce);
+  if (typeof record === 'string' || record.pid !== pid) return undefined;
   const stat = fs.lstatSync(join(dir, `${record.nonce}.json`), { throwIfNoEntry: false });
-  if (stat === undefined || now - stat.mtimeMs > RUN_RECORD_KEEP_MS) return false;
-  return processProblem(record.pid, record.startTime) !== undefined;
+  if (stat === undefined || !recordTimeVouches(stat.mtimeMs, record, now) || !processEnded(record.pid, record.startTime)) return undefined;
+  return record.endedAt ?? stat.mtimeMs + RUN_RECORD_REFRESH_MS;
+}
+
+/** Whether `lastPolledAt` is a poll of the ended worker the record names ({@link endedWorkerLastPoll}): no later than its last possible poll. */
+function isEndedWorker(lastPolledAt: number, lastPossiblePoll: number | undefined): boolean {
+  return lastPossiblePoll !== undefined && lastPolledAt <= lastPossiblePoll;
+}
+
+/**
+ * Whether `identity` is the worker of a `warden run` or `warden mcp serve` of `stateDir` on this
+ * machine that has ended at most {@link RUN_RECORD_KEEP_MS} ago: the server lists a poller for
+ * about 90 s after its last poll, so every run soon after another would otherwise name the earlier
+ * one's worker. The identity alone proves nothing (anyone can poll under
+ * `warden-run/<dead pid>@<host>/<any hex>`): it must name a record {@link recordRunWorker} wrote in
+ * this state folder, and the server must have seen it poll no later than that worker's end
+ * ({@link isEndedWorker}): a stranger polling under an ended worker's copied identity is named. A
+ * stranger with the server's poller list can still copy a live worker's identity, this run's own
+ * included: while the genuine worker polls too, the list shows one poller.
+ */
+function isEndedRunWorker({ identity, lastPolledAt }: Poller, stateDir: string, host: string, now: number): boolean {
+  const match = RUN_WORKER_IDENTITY.exec(identity);
+  return match !== null && match[2] === host && isEndedWorker(lastPolledAt, endedWorkerLastPoll(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now));
+}
+
+/**
+ * When `identity` is a standalone worker of `stateDir` on this machine that has ended (Ctrl-C,
+ * SIGTERM, or killed) at most {@link RUN_RECORD_KEEP_MS} ago, the latest time it can have polled:
+ * its record in `standalone-workers/` is kept for that window ({@link writeStandaloneWorkerRecord}),
+ * and checked as a run's is ({@link endedWorkerLastPoll}). Undefined for any other identity.
+ */
+function endedStandaloneWorkerLastPoll(identity: string, stateDir: string, host: string, now: number): number | undefined {
+  const parsed = parseStandaloneWorkerIdentity(identity);
+  if (parsed === undefined || parsed.nonce === undefined || parsed.host !== host || parsed.stateFingerprint !== stateDirFingerprint(stateDir)) return undefined;
+  return endedWorkerLastPoll(stateDir, STANDALONE_RECORDS_DIR, parsed.nonce, parsed.pid, now);
 }
 
 /**
  * Among `pollers`, those no other note of `warden run` names and that are neither vouched for nor
  * `own` (this run's worker identities): every identity except one that claims to be a standalone
  * worker of this state folder on this machine ({@link liveStandaloneWorker} vouches for it or says
- * why not) or of another state folder ({@link otherStateWorkers}). That is the SDK's default
+ * why not) or of another state folder ({@link otherStateWorkers}), and an ended run's or
+ * `mcp serve`'s worker of this folder ({@link isEndedRunWorker}). That is the SDK's default
  * `<pid>@<host>`, another run's worker, a standalone worker of this folder claiming another
  * machine, anything. Temporal cannot keep them off the queue: any of them may be handed the task's
  * workflow task, its input with it.
  */
-export function unvouchedPollers(pollers: readonly string[], stateDir: string, own: readonly string[] = [], host = hostname(), now = Date.now()): string[] {
+export function unvouchedPollers(pollers: readonly Poller[], stateDir: string, own: readonly string[] = [], host = hostname(), now = Date.now()): string[] {
   const fingerprint = stateDirFingerprint(stateDir);
-  return pollers.filter((identity) => {
-    if (own.includes(identity)) return false;
-    if (isEndedRunWorker(identity, stateDir, host, now)) return false;
-    const parsed = parseStandaloneWorkerIdentity(identity);
-    return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
-  });
+  return pollers
+    .filter((poller) => {
+      if (own.includes(poller.identity)) return false;
+      if (isEndedRunWorker(poller, stateDir, host, now)) return false;
+      const parsed = parseStandaloneWorkerIdentity(poller.identity);
+      return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
+    })
+    .map((poller) => poller.identity);
+}
+
+/** The pollers of `lists` (the same queue's workflow and activity pollers, ...), each identity once, with the latest time the server saw it poll. */
+export function latestPolls(...lists: readonly (readonly Poller[])[]): Poller[] {
+  const latest = new Map<string, number>();
+  for (const { identity, lastPolledAt } of lists.flat()) latest.set(identity, Math.max(lastPolledAt, latest.get(identity) ?? lastPolledAt));
+  return [...latest].map(([identity, lastPolledAt]) => ({ identity, lastPolledAt }));
 }

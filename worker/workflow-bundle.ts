@@ -136,6 +136,44 @@ async function sourceFingerprint(interceptorModules: readonly string[], stackTra
   return hash.digest('hex').slice(0, 24);
 }
 
+/** What webpack's normal module factory hands `afterResolve` (the fields read and written here). */
+interface ResolvedModule {
+  createData: { request?: string; userRequest?: string; resource?: string; resourceResolveData?: { descriptionFileRoot?: string; descriptionFileData?: { name?: unknown; version?: unknown } } };
+}
+
+/**
+ * A webpack plugin: one copy of each package version in the bundle. npm installs a package again
+ * under each dependent whose range the top-level copy does not meet (OpenTelemetry's core,
+ * resources and sdk-trace-base each hold @opentelemetry/semantic-conventions 1.28.0 beside the
+ * top-level 1.45.0), webpack bundles every copy as modules of its own, and every workflow run
+ * evaluates each (issue 17: the three semantic-conventions copies, constant tables only, were
+ * 1.8 ms of a run's module evaluation). A file of a later copy of the same name and version
+ * resolves to the same file of the first copy seen, so the bundle holds it once.
+ */
+class OnePackageCopy {
+  apply(compiler: { hooks: { normalModuleFactory: { tap(name: string, fn: (factory: { hooks: { afterResolve: { tap(name: string, fn: (data: ResolvedModule) => void): void } } }) => void): void } } }): void {
+    const firstRoot = new Map<string, string>();
+    compiler.hooks.normalModuleFactory.tap('OnePackageCopy', (factory) => {
+      factory.hooks.afterResolve.tap('OnePackageCopy', ({ createData }) => {
+        const root = createData.resourceResolveData?.descriptionFileRoot;
+        const pkg = createData.resourceResolveData?.descriptionFileData;
+        if (root === undefined || !root.includes(`${sep}node_modules${sep}`) || typeof pkg?.name !== 'string' || typeof pkg.version !== 'string') return;
+        const id = `${pkg.name}@${pkg.version}`;
+        const first = firstRoot.get(id);
+        if (first === undefined) {
+          firstRoot.set(id, root);
+          return;
+        }
+        if (first === root) return;
+        const moved = (path: string | undefined) => (path === undefined ? undefined : path.split(`${root}${sep}`).join(`${first}${sep}`));
+        createData.request = moved(createData.request);
+        createData.userRequest = moved(createData.userRequest);
+        createData.resource = moved(createData.resource);
+      });
+    });
+  }
+}
+
 /**
  * Runs webpack (through the SDK's bundler) on the workflow code. The bundler's log is kept, and
  * a failure is reported with its errors: "Webpack finished with errors" alone names no cause.
@@ -152,6 +190,7 @@ export async function buildWorkflowBundle(interceptorModules: readonly string[] 
       logger: { log: noop, trace: noop, debug: noop, info: noop, warn: keep, error: keep },
       ...(interceptorModules.length === 0 ? {} : { workflowInterceptorModules: [...interceptorModules] }),
       preloadModules: [...PRELOADED_MODULES],
+      webpackConfigHook: (config) => ({ ...config, plugins: [...(config.plugins ?? []), new OnePackageCopy()] }),
     });
   } catch (error) {
     const detail = problems.length > 0 ? `:\n${problems.join('\n')}` : `: ${(error as Error).message}`;

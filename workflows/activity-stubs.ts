@@ -2,7 +2,7 @@
  * The activities the agent workflow calls, with the timeouts and retries each needs. One place, so
  * the retry semantics of every side effect can be read together.
  */
-import { proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
@@ -94,8 +94,12 @@ export interface ToolActivities {
   activityTimeoutMs: number;
 }
 
-/** Activity stub for tool calls; its timeout follows the task's per-call limit. */
-export function toolActivities(task: Task): ToolActivities {
+/**
+ * Activity stub for tool calls; its timeout follows the task's per-call limit. `waitCancelled`
+ * (patch `warden-stop-calls-in-flight`): a cancelled call settles only once its activity has
+ * ended as cancelled (its program killed), not as soon as the cancellation is requested.
+ */
+export function toolActivities(task: Task, waitCancelled = false): ToolActivities {
   // The sandbox enforces the real limit; this is the backstop if a worker dies mid-call, and how
   // soon another worker retries the call (idempotently, by call id).
   const activityTimeoutMs = durationToMs(task.limits.toolTimeout) + TOOL_ACTIVITY_MARGIN_MS;
@@ -103,6 +107,7 @@ export function toolActivities(task: Task): ToolActivities {
     startToCloseTimeout: activityTimeoutMs,
     heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
+    ...(waitCancelled ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
   };
   const { runTool } = proxyActivities<WardenActivities>(options);
   return { runTool, runToolSummarized: (summary, on) => proxyActivities<WardenActivities>({ ...options, ...on, summary }).runTool, activityTimeoutMs };

@@ -13,6 +13,7 @@ import type { ProvenanceSeed } from '../policies/provenance-seed';
 import type { StepsRef } from '../activities/model-context-store';
 import { toolActivities, type ToolActivities } from './activity-stubs';
 import { ApprovalGate } from './approval-gate';
+import { CallsInFlight } from './calls-in-flight';
 import { taskStateQuery } from './definitions';
 import { TaskDeadline } from './task-deadline';
 import type { TaskFlow } from './task-flow';
@@ -57,6 +58,8 @@ export interface AgentRun {
   readonly saga: TaskSaga;
   readonly approvals: ApprovalGate;
   readonly tools: ToolActivities;
+  /** The tool calls in flight, which a block cancels (calls-in-flight.ts). */
+  readonly calls: CallsInFlight;
   /** The task's grant: issued by `beginTask`, or by the parent for a sub-agent. */
   identity: TaskIdentity | undefined;
   /** Policy counters (rates, totals, budgets), merged back from sub-agents. */
@@ -141,7 +144,8 @@ export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input
     patches,
     saga: new TaskSaga({ task, rootWorkflowId, isRoot, ...(origin.rootRunId === undefined ? {} : { rootRunId: origin.rootRunId }) }, patches),
     approvals: new ApprovalGate(state, deadline, task.limits.approvalTimeout, { workflowId: info.workflowId, runId: info.runId, rootWorkflowId, user: task.user }, patches.approvalUpdate, patches.approvalNotices),
-    tools: toolActivities(task),
+    tools: toolActivities(task, patches.stopCalls),
+    calls: new CallsInFlight(patches.stopCalls),
     // A sub-agent's identity is the verified handoff's (set in begin), never the input's.
     identity: origin.trustedIdentity,
     toolSourcesOpened: false,

@@ -5,6 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { isWellFormed } from '../cut-text';
+import { sharedOnce } from './shared-modules';
 import type { StepRecord, TaskState } from '../task/task-run';
 
 /** The task queue Warden's workers poll for agent tasks. */
@@ -39,14 +40,14 @@ const clientText = () =>
     .refine(isWellFormed, { error: 'holds a lone UTF-16 surrogate (not well-formed Unicode); send String.prototype.toWellFormed() of it' });
 
 /**
- * A schema built the first time it is asked for, then the same one. Each workflow run evaluates
- * this module afresh (workflows/shared-modules.ts says why) and most runs never see an approval
- * or a kill: their schemas are built by the run that validates one (issue 17: a run's module
- * evaluation is a quarter of its workflow-thread CPU).
+ * A schema built the first time it is asked for on this workflow thread, then the same one, in
+ * every later run of the thread too (workflows/shared-modules.ts `sharedOnce`, under `key`). Each
+ * workflow run evaluates this module afresh and most runs never see an approval or a kill: their
+ * schemas are built by the first run that validates one (issue 17: a run's module evaluation is a
+ * quarter of its workflow-thread CPU).
  */
-function builtOnUse<T>(build: () => T): () => T {
-  let schema: T | undefined;
-  return () => (schema ??= build());
+function builtOnUse<T>(key: string, build: () => T): () => T {
+  return () => sharedOnce(key, build);
 }
 
 const buildApprovalDecisionSchema = () =>
@@ -58,7 +59,7 @@ const buildApprovalDecisionSchema = () =>
     signature: z.unknown(),
   });
 /** The approval Update's argument schema (built on first use). */
-export const approvalDecisionSchema = builtOnUse(buildApprovalDecisionSchema);
+export const approvalDecisionSchema = builtOnUse('workflows/definitions/approval-decision', buildApprovalDecisionSchema);
 export type ApprovalDecision = z.infer<ReturnType<typeof buildApprovalDecisionSchema>>;
 
 /** What an accepted decision returns to the approver. */
@@ -155,7 +156,7 @@ const buildKillRequestSchema = () =>
     signature: z.strictObject({ protected: z.string(), payload: z.string(), signature: z.string() }, { error: 'a kill must be signed with a registered approver key (warden kill --key)' }),
   });
 /** The kill Update's argument schema (built on first use). */
-export const killRequestSchema = builtOnUse(buildKillRequestSchema);
+export const killRequestSchema = builtOnUse('workflows/definitions/kill-request', buildKillRequestSchema);
 
 export const killUpdate = defineUpdate<KillOutcome, [KillRequest]>('warden.kill');
 

@@ -222,6 +222,11 @@ export class TaskMonitor {
     };
   }
 
+  /** Why the run is blocked (a kill, a block response, its parent's block); undefined while it is not. */
+  get blockedReason(): string | undefined {
+    return this.blocked?.reason;
+  }
+
   /** Throws the task's end when it is blocked: no action starts after a block. */
   assertRunning(): void {
     if (this.blocked !== undefined) throw new TaskEnded('blocked', this.blocked.reason);
@@ -534,6 +539,8 @@ export class TaskMonitor {
     if (remediate) this.remediateRequested = true;
     run.state.status = 'blocked';
     run.approvals.interrupt(`the task was blocked: ${reason}`);
+    // A tool call in flight is cancelled: its program is killed before the task goes on to its end.
+    run.calls.stop(`the task was blocked: ${reason}`);
     let done = alert;
     try {
       done = await this.lane.run(() => respondToAnomaly({ alert, ...(run.identity === undefined ? {} : { revokeGrantId: run.identity.grantId }) }));

@@ -44,8 +44,11 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
     }
     step.executed = true;
   } catch (error) {
-    if (error instanceof TaskEnded || isCancellation(error)) throw error;
-    step.error = stepErrorOf(error);
+    // A block cancelled the call in flight (calls-in-flight.ts): the call's record and undo, then the task's end.
+    const blocked = run.monitor.blockedReason;
+    const stopped = action.type === 'tool' && isCancellation(error) && run.calls.stopped && blocked !== undefined;
+    if (error instanceof TaskEnded || (isCancellation(error) && !stopped)) throw error;
+    step.error = stopped ? { code: 'ERR_TASK_BLOCKED', message: `stopped while it ran: the task was blocked: ${blocked}` } : stepErrorOf(error);
     // What the failed call wrote was taken back out of the overlay: the record says so.
     const undone = undoneOfFailure(error);
     if (undone.length > 0) step.undone = undone;
@@ -54,6 +57,7 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
     step.executed = true;
     // A result Temporal would refuse (claim checks could not shrink it) ends the task: the saga runs.
     if (run.patches.claimCheckOutputs && step.error.code === 'ERR_PAYLOAD_TOO_LARGE') throw new TaskEnded('failed', `${step.error.code}: ${step.error.message}`);
+    if (stopped) run.monitor.assertRunning();
   } finally {
     step.durationMs = Date.now() - began;
   }

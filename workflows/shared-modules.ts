@@ -44,8 +44,11 @@ const builtOnce = new Map<string, unknown>();
  *
  * Only for values that are a pure function of the module's constants and never written in use
  * (zod schemas, lookup tables): one run's data must never reach another through them. So a
- * schema built here gives defaults as functions (`.default(() => [])`), never an object or array
- * that a parse would hand out to every run (test/workflows/shared-modules.test.ts holds both).
+ * schema built here gives no default that a parse would hand out to every run: zod copies an
+ * object or array default one level deep, so a default holding objects or arrays is a function
+ * (`.default(() => ({ paths: [] }))`) (test/workflows/shared-modules.test.ts holds both).
+ * Warden's workflow-side modules build their schemas through it (tools/, task/, policies/, mcp/,
+ * attestation/, monitoring/, dataplane/, recovery/): the test holds that no later run builds one.
  * `key` names the module and value (`task/task-schema`); a build that throws caches nothing.
  */
 export function sharedOnce<T>(key: string, build: () => T): T {

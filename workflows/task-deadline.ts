@@ -29,8 +29,13 @@ export class TaskDeadline {
     return new TaskEnded('timed_out', `deadline of ${this.limit} exceeded`);
   }
 
-  /** Runs an operation under the deadline: when the deadline wins, the operation is cancelled. */
-  async within<T>(operation: () => Promise<T>): Promise<T> {
+  /**
+   * Runs an operation under the deadline: when the deadline wins, the operation is cancelled.
+   * `settle` (a tool call, patch `warden-stop-calls-in-flight`): when the operation is cancelled,
+   * by the deadline or by the task's own cancellation, this settles only once the operation has
+   * (its activity ended as cancelled), so nothing after it runs beside the cancelled call.
+   */
+  async within<T>(operation: () => Promise<T>, settle = false): Promise<T> {
     const ms = this.remainingMs();
     if (ms <= 0) throw this.exceeded();
     if (!this.timers) {
@@ -44,10 +49,11 @@ export class TaskDeadline {
     }
     const scope = new CancellationScope();
     let expired = false;
+    let running: Promise<T> | undefined;
     try {
       return await scope.run(() =>
         Promise.race([
-          operation(),
+          settle ? (running = operation()) : operation(),
           sleep(ms, { summary: `deadline ${this.limit}` }).then(() => {
             expired = true;
             throw this.exceeded();
@@ -55,6 +61,13 @@ export class TaskDeadline {
         ]),
       );
     } catch (error) {
+      if (running !== undefined) {
+        scope.cancel();
+        await running.then(
+          () => undefined,
+          () => undefined,
+        );
+      }
       if (expired) throw this.exceeded();
       throw error;
     } finally {

@@ -17,7 +17,7 @@
  *
  * Deterministic: workflow code.
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, continueAsNew, proxyActivities, proxyLocalActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, continueAsNew, proxyActivities, proxyLocalActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import {
   jsonBytes,
@@ -65,6 +65,8 @@ export interface CallTimeouts {
   retry: NonNullable<ActivityOptions['retry']>;
   /** Bounded by the task's deadline (the loop), or not (the saga, which runs after it). */
   deadline: boolean;
+  /** A cancelled call settles once its activity ended as cancelled (a tool call, calls-in-flight.ts). */
+  waitCancelled?: boolean;
 }
 
 /** Data-plane activities heartbeat every 2 s: silence this long means their worker is gone. */
@@ -200,6 +202,7 @@ export class TaskFlow {
       ...(scheduleToCloseMs === undefined ? {} : { scheduleToCloseTimeout: scheduleToCloseMs }),
       ...(timeouts.heartbeatMs === undefined ? {} : { heartbeatTimeout: timeouts.heartbeatMs }),
       retry: timeouts.retry,
+      ...(timeouts.waitCancelled === true ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
       ...(summary === undefined ? {} : { summary }),
     });
   }

@@ -70,7 +70,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     const flow = run.flow;
     // How this step will be counted, for the call that decides ahead on the next turn's first action.
     const ahead = run.patches.policyPrecheck ? { request: policyRequest, retainMs, countEffects: !builtin } : undefined;
-    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() =>
+    // In its own scope (calls-in-flight.ts): a block cancels it, and a cancelled call settles once its program is dead.
+    const call: ToolCallResult | ToolStepResult = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() => run.calls.run(() =>
       run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on)({
         ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
         task: run.activityTask,
@@ -78,8 +79,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
         ...(run.patches.commitProof ? { reportWrites: true } : {}),
         // A large output reaches history as its claim check (the policy checks, the model and the client read the value).
         ...(run.patches.claimCheckOutputs ? { claimCheckOutput: true } : {}),
-      }),
-    ), () => lostMidCall(run, action, step, callId)));
+      })),
+    run.calls.enabled), () => lostMidCall(run, action, step, callId)));
     step.credential = call.credential;
     // A user tool's own capability calls count like calls of those capabilities (a built-in's one call is the step).
     const effects = call.effects ?? [];
@@ -174,6 +175,7 @@ function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
     heartbeatMs: DATA_PLANE_HEARTBEAT_MS,
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
     deadline: true,
+    ...(run.calls.enabled ? { waitCancelled: true } : {}),
   };
 }
 
@@ -257,11 +259,13 @@ async function runFlowCall(
   const policyAhead = ahead === undefined ? {} : { policy: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), ...ahead } };
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), ...policyAhead } : undefined;
   const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
-    a.runTool({
-      ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
-      taskRef: flow.taskRef!,
-      ...(next === undefined ? {} : { next }),
-    }),
+    run.calls.run(() =>
+      a.runTool({
+        ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
+        taskRef: flow.taskRef!,
+        ...(next === undefined ? {} : { next }),
+      }),
+    ),
     // The model's next turn comes back with the call: the UI says so.
     fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),
   );

@@ -111,6 +111,13 @@ export const POLICY_PRECHECK_PATCH = 'warden-policy-precheck';
  */
 export const SESSION_END_WITHDRAWS_PATCH = 'warden-session-end-withdraws';
 
+/**
+ * Whatever ends the task while a tool call is in flight (a kill, a monitor's or a parent's block,
+ * the deadline, a cancel) cancels that call and waits until its activity is cancelled: the program
+ * is dead before the compensations run (calls-in-flight.ts). Older runs left the call running.
+ */
+export const STOP_CALLS_PATCH = 'warden-stop-calls-in-flight';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -152,6 +159,8 @@ export interface WorkflowPatches {
   policyPrecheck: boolean;
   /** Only for an `mcp-client` task: its client's end withdraws a held call (session-run.ts). */
   sessionEndWithdraws: boolean;
+  /** A call in flight is cancelled when the task ends, and waited for (calls-in-flight.ts). */
+  stopCalls: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -195,6 +204,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     policyPrecheck: dataFlow && patched(POLICY_PRECHECK_PATCH),
     // Asked last, for the same reason. Only a session (mcp-client) task has a client to lose: no marker elsewhere.
     sessionEndWithdraws: session && patched(SESSION_END_WITHDRAWS_PATCH),
+    // Asked last, for the same reason.
+    stopCalls: patched(STOP_CALLS_PATCH),
   };
 }
 

@@ -56,14 +56,16 @@ async function main(): Promise<void> {
   if (kind === 'guarded') {
     const telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: process.env });
     const worker = await createWardenWorker({ connection, namespace, taskQueue, stateDir, cacheDir, ...(telemetry === undefined ? {} : { telemetry }) });
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
     run = async () => {
       try {
-        await worker.run();
+        await worker.run(stopped);
       } finally {
         await telemetry?.shutdown();
       }
     };
-    shutdown = () => worker.worker.shutdown();
+    shutdown = () => stop();
   } else {
     const worker = await Worker.create({ connection, namespace, taskQueue, workflowBundle: await bareBundle(bareWorkflows, cacheDir), activities: bareActivities });
     run = () => worker.run();

@@ -9,6 +9,7 @@ import { DurationSchema } from '../../task/task-schema';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const ALERTS_USAGE = `usage: warden alerts [--task <workflowId>] [--since <duration>] [--limit <n>] [--json]
 
@@ -29,10 +30,12 @@ function sinceOf(text: string): number {
   return durationToMs(text);
 }
 
+/** An alert in lines; each holds others' text (an agent's action, a tool's arguments) made safe for a terminal line (../../terminal-text.ts). */
 export function formatAlertLine(alert: Alert): string {
-  const rules = alert.rules.length > 0 ? `\n    rules: ${alert.rules.map((r) => `${r.id} "${r.sentence}"`).join('; ')}` : '';
-  const delivery = alert.delivery === undefined ? '' : `\n    webhook: ${alert.delivery}`;
-  return `${alert.detectedAt}  ${alert.id}  ${alert.workflowId}\n    ${formatAlert(alert)}${rules}${delivery}\n`;
+  const lines = [`${alert.detectedAt}  ${alert.id}  ${alert.workflowId}`, `    ${formatAlert(alert)}`];
+  if (alert.rules.length > 0) lines.push(`    rules: ${alert.rules.map((r) => `${r.id} "${r.sentence}"`).join('; ')}`);
+  if (alert.delivery !== undefined) lines.push(`    webhook: ${alert.delivery}`);
+  return `${lines.map(terminalLine).join('\n')}\n`;
 }
 
 export async function alertsCommand(argv: string[], io: CliIo): Promise<number> {
@@ -44,7 +47,7 @@ export async function alertsCommand(argv: string[], io: CliIo): Promise<number> 
   });
   if (typeof args === 'number') return args;
   if (args.positionals.length > 0) {
-    io.stderr(`warden alerts: unexpected ${args.positionals[0]}\n${ALERTS_USAGE}\n`);
+    io.stderr(`${terminalLine(`warden alerts: unexpected ${args.positionals[0]}`)}\n${ALERTS_USAGE}\n`);
     return EXIT.usage;
   }
   let since: string | undefined;
@@ -56,7 +59,7 @@ export async function alertsCommand(argv: string[], io: CliIo): Promise<number> 
       if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`--limit takes a positive whole number, not "${args.values.limit}"`);
     }
   } catch (error) {
-    io.stderr(`warden alerts: ${(error as Error).message}\n${ALERTS_USAGE}\n`);
+    io.stderr(`warden alerts: ${terminalLines((error as Error).message)}\n${ALERTS_USAGE}\n`);
     return EXIT.usage;
   }
   try {
@@ -76,7 +79,7 @@ export async function alertsCommand(argv: string[], io: CliIo): Promise<number> 
     }
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden alerts: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden alerts: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;

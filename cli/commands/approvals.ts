@@ -6,11 +6,12 @@
  */
 import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
-import { decideApproval, findApproverKeyFile, listPendingApprovals } from '../../client/approvals';
+import { decideApproval, findApproverKeyFile, readPendingApprovals } from '../../client/approvals';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
 import { formatPendingApproval } from '../format-summary';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const APPROVALS_USAGE = `usage: warden approvals [--json]
        warden approve <workflowId> <requestId> [--reason <text>] [--key <file>]
@@ -28,16 +29,18 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
   if (typeof args === 'number') return args;
   const { values } = args;
   try {
-    const pending = await withRunningServer(io, (client) => listPendingApprovals(client));
+    const { approvals: pending, unanswered } = await withRunningServer(io, (client) => readPendingApprovals(client));
+    // A task that did not answer may be waiting too: said on stderr, so --json's array stays what it was.
+    for (const u of unanswered) io.stderr(`${terminalLine(`warden approvals: task ${u.workflowId} did not answer (${u.reason}); actions it holds, if any, are not listed`)}\n`);
     if (values.json) io.stdout(`${JSON.stringify(pending, null, 2)}\n`);
-    else if (pending.length === 0) io.stdout('no actions are waiting for approval\n');
+    else if (pending.length === 0) io.stdout(unanswered.length === 0 ? 'no actions are waiting for approval\n' : 'no actions are waiting for approval in the tasks that answered\n');
     else {
       for (const p of pending) io.stdout(`${formatPendingApproval(p.workflowId, p)}\n`);
     }
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden approvals: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden approvals: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;
@@ -58,14 +61,14 @@ function decisionCommand(approved: boolean) {
       const key = await findApproverKeyFile(io.env, parsed.values.key);
       const reason = parsed.values.reason;
       const outcome = await withRunningServer(io, (client) => decideApproval(client, { workflowId, requestId, approved, key, ...(reason === undefined ? {} : { reason }) }));
-      io.stdout(`${outcome.status} ${workflowId} ${requestId} as ${outcome.approver}\n`);
+      io.stdout(`${terminalLine(`${outcome.status} ${workflowId} ${requestId} as ${outcome.approver}`)}\n`);
       return EXIT.ok;
     } catch (error) {
       if (error instanceof WardenError) {
-        io.stderr(`warden ${name}: ${error.code}: ${error.message}\n`);
+        io.stderr(`warden ${name}: ${error.code}: ${terminalLines(error.message)}\n`);
         return exitCodeOfError(error, error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed);
       }
-      io.stderr(`warden ${name}: ${(error as Error).message}\n`);
+      io.stderr(`warden ${name}: ${terminalLines((error as Error).message)}\n`);
       return EXIT.failed;
     }
   };

@@ -12,6 +12,7 @@ import { defaultApproverKeyDir, openApproverRegistry } from '../../identity/appr
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const APPROVERS_USAGE = `usage: warden approvers add <name> [--out <file>]
        warden approvers list [--json]
@@ -46,36 +47,36 @@ export async function approversCommand(argv: string[], io: CliIo): Promise<numbe
       else {
         for (const r of records) {
           const status = r.revokedAt === undefined ? 'active' : `removed ${new Date(r.revokedAt).toISOString()}`;
-          io.stdout(`${r.name}  ${r.kid}  added ${new Date(r.addedAt).toISOString()}  ${status}${r.keyFile === undefined ? '' : `  ${r.keyFile}`}\n`);
+          io.stdout(`${terminalLine(`${r.name}  ${r.kid}  added ${new Date(r.addedAt).toISOString()}  ${status}${r.keyFile === undefined ? '' : `  ${r.keyFile}`}`)}\n`);
         }
       }
       return EXIT.ok;
     }
     if (action === 'remove') {
       if (!(await store.remove(name!))) {
-        io.stderr(`warden approvers: no approver named "${name}"\n`);
+        io.stderr(`warden approvers: no approver named "${terminalLine(name!)}"\n`);
         return EXIT.failed;
       }
-      io.stdout(`removed ${name}: decisions signed with its key no longer count\n`);
+      io.stdout(`removed ${terminalLine(name!)}: decisions signed with its key no longer count\n`);
       return EXIT.ok;
     }
     if ((await store.get(name!)) !== undefined) {
-      io.stderr(`warden approvers: an approver named "${name}" is already registered (remove it and add another name to issue a new key)\n`);
+      io.stderr(`warden approvers: an approver named "${terminalLine(name!)}" is already registered (remove it and add another name to issue a new key)\n`);
       return EXIT.usage;
     }
     const out = resolve(args.values.out ?? join(defaultApproverKeyDir(io.env), `${name}.json`));
     if (existsSync(out)) {
-      io.stderr(`warden approvers: ${out} exists; choose another --out (a key file is never overwritten)\n`);
+      io.stderr(`${terminalLine(`warden approvers: ${out} exists; choose another --out (a key file is never overwritten)`)}\n`);
       return EXIT.usage;
     }
     const { record, keyFile } = await issueApproverKey(store, { name: name!, keyFile: out });
     mkdirSync(dirname(out), { recursive: true, mode: 0o700 });
     writeFileSync(out, `${JSON.stringify(keyFile, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-    io.stdout(`added approver ${record.name} (key ${record.kid})\nkey file: ${out}\ndecide with: warden approve <workflowId> <requestId> --key ${out}\n`);
+    io.stdout(`${[`added approver ${record.name} (key ${record.kid})`, `key file: ${out}`, `decide with: warden approve <workflowId> <requestId> --key ${out}`].map(terminalLine).join('\n')}\n`);
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden approvers: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden approvers: ${error.code}: ${terminalLines(error.message)}\n`);
       return error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed;
     }
     throw error;

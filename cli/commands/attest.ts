@@ -12,6 +12,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] [--workspace <dir>] [--task <workflowId>] [--json]
 
@@ -34,13 +35,13 @@ export function readJsonFile(io: CliIo, command: string, file: string, what: str
     text = readRegularFileSync(file);
   } catch (error) {
     const reason = error instanceof NotRegularFileError ? 'not a regular file' : ((error as NodeJS.ErrnoException).code ?? (error as Error).message);
-    io.stderr(`warden ${command}: cannot read ${what} ${file}: ${reason}\n`);
+    io.stderr(`${terminalLine(`warden ${command}: cannot read ${what} ${file}: ${reason}`)}\n`);
     return undefined;
   }
   try {
     return JSON.parse(text);
   } catch {
-    io.stderr(`warden ${command}: ${what} ${file} is not JSON\n`);
+    io.stderr(`${terminalLine(`warden ${command}: ${what} ${file} is not JSON`)}\n`);
     return undefined;
   }
 }
@@ -53,7 +54,7 @@ export async function trustedJwks(io: CliIo, command: string, file: string | und
   const parsed = PublishedJwksSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    io.stderr(`warden ${command}: ${file} is not a JWKS of Ed25519 / P-256 signing keys: ${issue?.path.join('.') || '(top level)'}: ${issue?.message}\n`);
+    io.stderr(`${terminalLine(`warden ${command}: ${file} is not a JWKS of Ed25519 / P-256 signing keys: ${issue?.path.join('.') || '(top level)'}: ${issue?.message}`)}\n`);
     return undefined;
   }
   return parsed.data;
@@ -79,7 +80,8 @@ function describe(label: string, check: AttestationCheck): string {
     ? `OK      ${label}: ${predicate?.claim?.kind ?? '?'} verified at ${predicate?.verifiedAt ?? '?'}, signed by ${check.keyids.join(', ')}`
     : `FAILED  ${label}: ${check.problems.join('; ')}`;
   const subjects = check.subjects.map((s) => `        ${s.status.padEnd(11)} ${s.name}: ${s.detail}`);
-  return [head, ...subjects].join('\n');
+  // The envelope is someone else's file: its text is made safe for a terminal line (../../terminal-text.ts).
+  return [head, ...subjects].map(terminalLine).join('\n');
 }
 
 export async function attestCommand(argv: string[], io: CliIo): Promise<number> {
@@ -100,11 +102,11 @@ export async function attestCommand(argv: string[], io: CliIo): Promise<number> 
     if (json === undefined) return EXIT.usage;
     const envelopes = envelopesIn(json);
     if (envelopes === undefined) {
-      io.stderr(`warden attest: ${file} holds no DSSE envelope (an envelope, an array of them, or \`warden run --json\` output)\n`);
+      io.stderr(`${terminalLine(`warden attest: ${file} holds no DSSE envelope (an envelope, an array of them, or \`warden run --json\` output)`)}\n`);
       return EXIT.usage;
     }
     if (envelopes.length === 0) {
-      io.stderr(`warden attest: ${file} holds no signed claim (only verified claims are signed)\n`);
+      io.stderr(`${terminalLine(`warden attest: ${file} holds no signed claim (only verified claims are signed)`)}\n`);
       return EXIT.failed;
     }
     const jwks = await trustedJwks(io, 'attest', args.values.jwks);
@@ -119,7 +121,7 @@ export async function attestCommand(argv: string[], io: CliIo): Promise<number> 
     return checks.every((c) => c.check.ok) ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden attest: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden attest: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;

@@ -23,6 +23,7 @@ import { openPostgresDatabase } from '../../state/postgres-database';
 import { stateStoreConfigOf } from '../../state/state-store';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--checkpoint <file|folder>] [--keys <jwks|folder>]... [--json]
        warden audit proof <seq>
@@ -39,7 +40,7 @@ export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--
   consistency  proof (JSON) that the first <size1> records are unchanged in the first <size2>`;
 
 function usage(io: CliIo, message: string): number {
-  io.stderr(`warden audit: ${message}\n${AUDIT_USAGE}\n`);
+  io.stderr(`${terminalLine(`warden audit: ${message}`)}\n${AUDIT_USAGE}\n`);
   return EXIT.usage;
 }
 
@@ -69,7 +70,8 @@ function describe(report: VerifyReport): string {
   if (report.taskId !== undefined) {
     lines.push(`  task ${report.taskId}: ${report.records} record${report.records === 1 ? '' : 's'}${report.taskCheckpointed === true ? ', all covered by the latest checkpoint' : ', not all covered by a checkpoint yet'}`);
   }
-  return `${lines.join('\n')}\n`;
+  // Problems quote the records they found wrong: others' text (../../terminal-text.ts).
+  return `${lines.map(terminalLine).join('\n')}\n`;
 }
 
 /**
@@ -103,8 +105,8 @@ async function openLedgerForAudit(
 /** What `verify` says of a ledger that verifies only with keys the shared database publishes. */
 function describeUnpinned(report: VerifyReport, kids: string[]): string {
   return (
-    `custody ledger ${report.path}: NOT VERIFIED: internally consistent (${report.totalRecords} record${report.totalRecords === 1 ? '' : 's'}, ${report.checkpoints} checkpoint${report.checkpoints === 1 ? '' : 's'}), ` +
-    `but signed by key${kids.length === 1 ? '' : 's'} only the shared database vouches for (${kids.join(', ')}).\n` +
+    `custody ledger ${terminalLine(report.path)}: NOT VERIFIED: internally consistent (${report.totalRecords} record${report.totalRecords === 1 ? '' : 's'}, ${report.checkpoints} checkpoint${report.checkpoints === 1 ? '' : 's'}), ` +
+    `but signed by key${kids.length === 1 ? '' : 's'} only the shared database vouches for (${terminalLine(kids.join(', '))}).\n` +
     '  Whoever can write that database could have rewritten the ledger under a key of their own. Pin the\n' +
     "  workers' custody keys (--keys <jwks|folder>, WARDEN_CUSTODY_TRUSTED_KEYS) or check a witness (--checkpoint).\n"
   );
@@ -141,7 +143,7 @@ async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promis
   }
   const published = witness === undefined ? undefined : readPublishedHeads(witness);
   if (published !== undefined && published.keys.length === 0) {
-    io.stderr(`warden audit: ERR_CUSTODY_NOT_FOUND: the witness ${published.location} published no keys to pin\n`);
+    io.stderr(`${terminalLine(`warden audit: ERR_CUSTODY_NOT_FOUND: the witness ${published.location} published no keys to pin`)}\n`);
     return EXIT.failed;
   }
   const pinned = new Map(pinnedAt.flatMap((location) => [...loadPinnedKeys(location)]));
@@ -175,7 +177,7 @@ function proofAction(argv: string[], io: CliIo, stateDir: string): number {
   // Check it the way an outside verifier would before handing it out.
   const check = verifyInclusionProof(proof, loadTrustedKeys(ledgerPaths({ stateDir }).keyDir));
   if (!check.ok) {
-    io.stderr(`warden audit: ERR_CUSTODY_BROKEN: the proof for record ${seq} does not verify: ${check.problems.join('; ')}\n`);
+    io.stderr(`${terminalLine(`warden audit: ERR_CUSTODY_BROKEN: the proof for record ${seq} does not verify: ${check.problems.join('; ')}`)}\n`);
     return EXIT.failed;
   }
   io.stdout(`${JSON.stringify(proof, null, 2)}\n`);
@@ -190,7 +192,7 @@ function consistencyAction(argv: string[], io: CliIo, stateDir: string): number 
   const proof = consistencyProof({ stateDir }, size1, size2);
   const check = verifyConsistencyProof(proof, loadTrustedKeys(ledgerPaths({ stateDir }).keyDir));
   if (!check.ok) {
-    io.stderr(`warden audit: ERR_CUSTODY_BROKEN: the consistency proof ${size1} -> ${size2} does not verify: ${check.problems.join('; ')}\n`);
+    io.stderr(`${terminalLine(`warden audit: ERR_CUSTODY_BROKEN: the consistency proof ${size1} -> ${size2} does not verify: ${check.problems.join('; ')}`)}\n`);
     return EXIT.failed;
   }
   io.stdout(`${JSON.stringify(proof, null, 2)}\n`);
@@ -217,7 +219,7 @@ export async function auditCommand(argv: string[], io: CliIo): Promise<number> {
     }
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden audit: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden audit: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;

@@ -16,6 +16,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { withRunningServer } from '../temporal-client';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const BASELINE_USAGE = `usage: warden baseline learn [--since <duration>] [--limit <n>] [--agent <name>]... [--from <results.json>]... [--max-score <0-100>] [--json]
        warden baseline list [--json]
@@ -48,7 +49,8 @@ function sinceOf(text: string): number {
 
 function summary(b: AgentBaseline): string {
   const status = b.tasks >= DEFAULT_MIN_TASKS ? `${b.tasks} runs` : `${b.tasks} runs (learning: counts from ${DEFAULT_MIN_TASKS})`;
-  return `${b.agent}: ${status}; tools ${Object.keys(b.tools).join(', ') || '-'}; hosts ${b.hosts.join(', ') || '-'}; sub-agents ${b.subagents.join(', ') || '-'}; learnt ${b.learnedAt}`;
+  // The agent's name, its tools and the hosts it reached are what tasks recorded: others' text (../../terminal-text.ts).
+  return terminalLine(`${b.agent}: ${status}; tools ${Object.keys(b.tools).join(', ') || '-'}; hosts ${b.hosts.join(', ') || '-'}; sub-agents ${b.subagents.join(', ') || '-'}; learnt ${b.learnedAt}`);
 }
 
 export async function baselineCommand(argv: string[], io: CliIo): Promise<number> {
@@ -63,7 +65,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
   if (typeof args === 'number') return args;
   const [action, ...rest] = args.positionals;
   const usage = (message: string) => {
-    io.stderr(`warden baseline: ${message}\n${BASELINE_USAGE}\n`);
+    io.stderr(`${terminalLine(`warden baseline: ${message}`)}\n${BASELINE_USAGE}\n`);
     return EXIT.usage;
   };
   if (action === undefined || !['learn', 'list', 'show', 'forget'].includes(action)) return usage('expected learn, list, show or forget');
@@ -107,9 +109,9 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
       if (args.values.json) {
         io.stdout(`${JSON.stringify({ learnt: learnt.learnt, skipped: learnt.skipped, unreadable, baselines }, null, 2)}\n`);
       } else {
-        io.stdout(`learnt from ${learnt.learnt} run(s); skipped ${learnt.skipped.length}${unreadable.length > 0 ? `; ${unreadable.length} unreadable` : ''}\n`);
+        io.stdout(`${terminalLine(`learnt from ${learnt.learnt} run(s); skipped ${learnt.skipped.length}${unreadable.length > 0 ? `; ${unreadable.length} unreadable` : ''}`)}\n`);
         for (const b of baselines) io.stdout(`  ${summary(b)}\n`);
-        for (const skip of learnt.skipped) io.stdout(`  skipped ${skip.workflowId}: ${skip.reason}\n`);
+        for (const skip of learnt.skipped) io.stdout(`${terminalLine(`  skipped ${skip.workflowId}: ${skip.reason}`)}\n`);
         if (baselines.length === 0) io.stdout('  no agent baselines (nothing to learn from)\n');
       }
       return EXIT.ok;
@@ -126,15 +128,15 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
       const agent = rest[0]!;
       if (action === 'forget') {
         if (!(await store.remove(agent))) {
-          io.stderr(`warden baseline: no baseline of agent ${agent}\n`);
+          io.stderr(`${terminalLine(`warden baseline: no baseline of agent ${agent}`)}\n`);
           return EXIT.failed;
         }
-        io.stdout(`forgot the baseline of agent ${agent}\n`);
+        io.stdout(`${terminalLine(`forgot the baseline of agent ${agent}`)}\n`);
         return EXIT.ok;
       }
       const baseline = await store.get(agent);
       if (baseline === undefined) {
-        io.stderr(`warden baseline: no baseline of agent ${agent} (warden baseline learn)\n`);
+        io.stderr(`${terminalLine(`warden baseline: no baseline of agent ${agent} (warden baseline learn)`)}\n`);
         return EXIT.failed;
       }
       io.stdout(args.values.json ? `${JSON.stringify(baseline, null, 2)}\n` : `${summary(baseline)}\n${JSON.stringify(baseline.tools, null, 2)}\n`);
@@ -144,7 +146,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
     }
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden baseline: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden baseline: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

@@ -13,6 +13,7 @@ import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView } from '../task-view';
 import { agentTaskResult } from '../../client/start-agent-task';
 import { recentPollers, withRunningServer } from '../temporal-client';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const CANCEL_USAGE = `usage: warden cancel <workflowId> [--no-wait] [--json]
 
@@ -61,12 +62,12 @@ export async function cancelCommand(argv: string[], io: CliIo): Promise<number> 
     if (args.values.json === true) io.stdout(`${JSON.stringify(outcome, null, 2)}\n`);
     else if (outcome.result !== undefined) {
       const { result } = outcome;
-      io.stdout(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${workflowId}: ${formatRecovery(result)}\n`);
-    } else io.stdout(`cancellation of ${workflowId} recorded${outcome.note === undefined ? '' : `; ${outcome.note}`}\n`);
+      io.stdout(`${terminalLine(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${workflowId}: ${formatRecovery(result)}`)}\n`);
+    } else io.stdout(`${terminalLine(`cancellation of ${workflowId} recorded${outcome.note === undefined ? '' : `; ${outcome.note}`}`)}\n`);
     return outcome.result === undefined || outcome.result.status === 'cancelled' ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden cancel: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden cancel: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

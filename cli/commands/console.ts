@@ -13,6 +13,7 @@ import { EXIT, exitCodeOfError } from '../exit-codes';
 import { resolveTemporal } from '../temporal-client';
 import { findApproverKeyFile } from '../../client/approvals';
 import type { ApproverKeyFile } from '../../identity/approval-decision';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const CONSOLE_USAGE = `usage: warden console [--port <n>] [--approver <name> | --key <file>]
 
@@ -30,12 +31,12 @@ export async function consoleCommand(argv: string[], io: CliIo): Promise<number>
   const args = parseCommandArgs('console', CONSOLE_USAGE, argv, io, { port: { type: 'string' }, approver: { type: 'string' }, key: { type: 'string' } });
   if (typeof args === 'number') return args;
   if (args.positionals.length > 0) {
-    io.stderr(`warden console: unexpected argument "${args.positionals[0]}"\n${CONSOLE_USAGE}\n`);
+    io.stderr(`${terminalLine(`warden console: unexpected argument "${args.positionals[0]}"`)}\n${CONSOLE_USAGE}\n`);
     return EXIT.usage;
   }
   const port = args.values.port === undefined ? 0 : Number(args.values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    io.stderr(`warden console: --port must be a port number (0-65535), got "${args.values.port}"\n`);
+    io.stderr(`${terminalLine(`warden console: --port must be a port number (0-65535), got "${args.values.port}"`)}\n`);
     return EXIT.usage;
   }
   const env: NodeJS.ProcessEnv = { ...io.env, ...(args.values.approver === undefined ? {} : { WARDEN_APPROVER: args.values.approver }) };
@@ -46,7 +47,7 @@ export async function consoleCommand(argv: string[], io: CliIo): Promise<number>
       approverKey = await findApproverKeyFile(env, args.values.key);
     } catch (error) {
       if (!(error instanceof WardenError)) throw error;
-      io.stderr(`warden console: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden console: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.usage;
     }
   }
@@ -61,13 +62,13 @@ export async function consoleCommand(argv: string[], io: CliIo): Promise<number>
         ...(approverKey === undefined ? {} : { approverKey }),
         ...(server.uiUrl === undefined ? {} : { temporalUiUrl: server.uiUrl }),
       });
-      const consoleServer = await startConsoleServer({ data, port, onError: (error) => io.stderr(`warden console: ${error instanceof Error ? error.message : String(error)}\n`) });
+      const consoleServer = await startConsoleServer({ data, port, onError: (error) => io.stderr(`${terminalLine(`warden console: ${error instanceof Error ? error.message : String(error)}`)}\n`) });
       io.stderr(
         `warden console: serving on ${consoleServer.url} (127.0.0.1 only)\n` +
           `  login token: ${consoleServer.token}  (every call needs it; it ends with this process)\n` +
           (approverKey === undefined
             ? `  read-only: no approver key (start with --approver <name> to decide approvals here)\n`
-            : `  approvals decided here are signed as approver ${approverKey.name}\n`) +
+            : `  approvals decided here are signed as approver ${terminalLine(approverKey.name)}\n`) +
           `  Ctrl-C stops it\n`,
       );
       // Last, so a script reading it knows the console is up.
@@ -88,7 +89,7 @@ export async function consoleCommand(argv: string[], io: CliIo): Promise<number>
     }
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden console: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden console: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {

@@ -19,6 +19,7 @@ import { createCredentialVerifier } from '../../identity/verify-credential';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { terminalLine } from '../../terminal-text';
 
 export const CREDENTIALS_USAGE = `usage: warden credentials verify <token> [--tool <name>] [--scope <scope>]... [--json]
 
@@ -148,7 +149,8 @@ function report(io: CliIo, json: boolean, verdict: Verdict, kind: string | undef
   }
   for (const note of verdict.notes) lines.push(`  note: ${note}`);
   lines.push(verdict.valid ? 'VALID' : `INVALID ${verdict.code}: ${verdict.message}`);
-  io.stdout(`${lines.join('\n')}\n`);
+  // Every line holds text whoever made the token wrote: one line each, no control of theirs.
+  io.stdout(`${lines.map(terminalLine).join('\n')}\n`);
 }
 
 function actChain(act: unknown): string | undefined {

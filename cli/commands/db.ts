@@ -6,6 +6,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const DB_USAGE = `usage: warden db migrate [--json]
        warden db status [--json]
@@ -24,7 +25,7 @@ function describeStatus(status: SchemaStatus): string {
   if (status.unknown.length > 0) lines.push(`  unknown to this Warden: ${status.unknown.join(', ')} (upgrade Warden here)`);
   if (status.altered.length > 0) lines.push(`  applied with different SQL than this Warden's: ${status.altered.join(', ')}`);
   if (status.pending.length > 0) lines.push('  run `warden db migrate`');
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(terminalLine).join('\n')}\n`;
 }
 
 function current(status: SchemaStatus): boolean {
@@ -36,7 +37,7 @@ export async function dbCommand(argv: string[], io: CliIo): Promise<number> {
   if (typeof args === 'number') return args;
   const [action, ...rest] = args.positionals;
   if ((action !== 'migrate' && action !== 'status') || rest.length > 0) {
-    io.stderr(`warden db: ${action === undefined ? 'expected migrate or status' : rest.length > 0 ? `unexpected argument "${rest[0]}"` : `unknown action "${action}"`}\n${DB_USAGE}\n`);
+    io.stderr(`${terminalLine(`warden db: ${action === undefined ? 'expected migrate or status' : rest.length > 0 ? `unexpected argument "${rest[0]}"` : `unknown action "${action}"`}`)}\n${DB_USAGE}\n`);
     return EXIT.usage;
   }
   const json = args.values.json === true;
@@ -45,7 +46,7 @@ export async function dbCommand(argv: string[], io: CliIo): Promise<number> {
     config = stateStoreConfigOf(stateDirOf(io.env), io.env);
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden db: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden db: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.usage;
     }
     throw error;
@@ -56,8 +57,8 @@ export async function dbCommand(argv: string[], io: CliIo): Promise<number> {
       const result = await migrate(db);
       const status = await schemaStatus(db);
       if (json) io.stdout(`${JSON.stringify({ ...result, status }, null, 2)}\n`);
-      else if (result.applied.length === 0) io.stdout(`state database ${status.database}: already at schema version ${status.current}\n`);
-      else io.stdout(`state database ${status.database}: migrated ${result.from} -> ${result.to} (${result.applied.map((m) => `${m.version} ${m.name}`).join('; ')})\n`);
+      else if (result.applied.length === 0) io.stdout(`${terminalLine(`state database ${status.database}: already at schema version ${status.current}`)}\n`);
+      else io.stdout(`${terminalLine(`state database ${status.database}: migrated ${result.from} -> ${result.to} (${result.applied.map((m) => `${m.version} ${m.name}`).join('; ')})`)}\n`);
       return EXIT.ok;
     }
     const status = await schemaStatus(db);
@@ -65,7 +66,7 @@ export async function dbCommand(argv: string[], io: CliIo): Promise<number> {
     return current(status) ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden db: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden db: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;

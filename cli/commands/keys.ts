@@ -8,6 +8,7 @@ import { stateDirOf } from '../../state-dir';
 import { durationToMs } from '../../task/duration';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 /** How long a retired key keeps verifying unless `--verify-for` says otherwise: past any task deadline. */
 export const DEFAULT_VERIFY_FOR = '24h';
@@ -38,7 +39,7 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const alg = args.values.alg === undefined ? undefined : SigningAlgSchema.safeParse(args.values.alg);
   if (alg !== undefined && !alg.success) {
-    io.stderr(`warden keys: --alg must be one of ${SIGNING_ALGS.join(', ')}\n`);
+    io.stderr(`${terminalLine(`warden keys: --alg must be one of ${SIGNING_ALGS.join(', ')}`)}\n`);
     return EXIT.usage;
   }
   if (action !== 'rotate' && (args.values.alg !== undefined || args.values['verify-for'] !== undefined)) {
@@ -67,7 +68,7 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
         io.stdout(`${JSON.stringify({ active: { kid: created.kid, alg: created.alg }, retired: { kid: previous, verifyUntil: retired?.verifyUntil ?? null } }, null, 2)}\n`);
         return EXIT.ok;
       }
-      io.stdout(`active key: ${created.kid} (${created.alg})\nretired:    ${previous}, verifies until ${retired?.verifyUntil ?? 'now'}\n`);
+      io.stdout(`${[`active key: ${created.kid} (${created.alg})`, `retired:    ${previous}, verifies until ${retired?.verifyUntil ?? 'now'}`].map(terminalLine).join('\n')}\n`);
       return EXIT.ok;
     }
     const now = Date.now();
@@ -82,12 +83,12 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
           : key.verifyUntil !== undefined && Date.parse(key.verifyUntil) > now
             ? `retired ${key.retiredAt}, verifies until ${key.verifyUntil}`
             : `retired ${key.retiredAt}, no longer verifies (deleted on the next rotation)`;
-      io.stdout(`${key.kid}  ${key.alg.padEnd(5)}  created ${key.createdAt}  ${status}\n`);
+      io.stdout(`${terminalLine(`${key.kid}  ${key.alg.padEnd(5)}  created ${key.createdAt}  ${status}`)}\n`);
     }
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden keys: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden keys: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;

@@ -5,6 +5,7 @@
 import { findApproverKeyFile } from '../../client/approvals';
 import { killedTaskResult, killTask } from '../../client/kill-task';
 import { WardenError } from '../../errors';
+import { terminalLine, terminalLines } from '../../terminal-text';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
@@ -43,9 +44,9 @@ export async function killCommand(argv: string[], io: CliIo): Promise<number> {
       const sent = Date.parse(kill.requestedAt);
       const toBlock = kill.blockedAt === undefined ? undefined : Date.parse(kill.blockedAt) - sent;
       if (!args.values.json) {
-        if (kill.status === 'ended') io.stdout(`${workflowId} had already finished its work; nothing to block\n`);
-        else if (kill.status === 'already-blocked') io.stdout(`${workflowId} was already blocked; remediating it now\n`);
-        else io.stdout(`blocked ${workflowId} by ${kill.operator}${toBlock === undefined ? '' : `: credentials revoked ${toBlock} ms after the kill was sent`} (alert ${kill.alertId})\n`);
+        if (kill.status === 'ended') io.stdout(`${terminalLine(`${workflowId} had already finished its work; nothing to block`)}\n`);
+        else if (kill.status === 'already-blocked') io.stdout(`${terminalLine(`${workflowId} was already blocked; remediating it now`)}\n`);
+        else io.stdout(`${terminalLine(`blocked ${workflowId} by ${kill.operator}${toBlock === undefined ? '' : `: credentials revoked ${toBlock} ms after the kill was sent`} (alert ${kill.alertId})`)}\n`);
       }
       if (args.values['no-wait']) {
         if (args.values.json) io.stdout(`${JSON.stringify({ kill, killToBlockMs: toBlock })}\n`);
@@ -56,15 +57,15 @@ export async function killCommand(argv: string[], io: CliIo): Promise<number> {
         io.stdout(`${JSON.stringify({ kill, killToBlockMs: toBlock, result }, null, 2)}\n`);
       } else {
         const undone = result.recovery?.rolledBack ?? [];
-        io.stdout(`${workflowId} ended ${result.status}${result.reason ? ` (${result.reason})` : ''}\n`);
-        for (const r of undone) io.stdout(`  undone: ${r.kind}${r.forTool ? ` ${r.forTool}` : ''}${r.callId ? ` ${r.callId}` : ''}: ${r.status}${r.detail ? ` - ${r.detail}` : ''}\n`);
-        for (const n of result.recovery?.notUndoable ?? []) io.stdout(`  could not be undone: ${n}\n`);
+        io.stdout(`${terminalLine(`${workflowId} ended ${result.status}${result.reason ? ` (${result.reason})` : ''}`)}\n`);
+        for (const r of undone) io.stdout(`${terminalLine(`  undone: ${r.kind}${r.forTool ? ` ${r.forTool}` : ''}${r.callId ? ` ${r.callId}` : ''}: ${r.status}${r.detail ? ` - ${r.detail}` : ''}`)}\n`);
+        for (const n of result.recovery?.notUndoable ?? []) io.stdout(`${terminalLine(`  could not be undone: ${n}`)}\n`);
       }
       return EXIT.ok;
     });
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden kill: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden kill: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

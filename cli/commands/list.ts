@@ -5,6 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { WardenError } from '../../errors';
+import { terminalLine, terminalLines } from '../../terminal-text';
 import { TASK_STATUSES, type TaskResult, type TaskStatus } from '../../task/task-run';
 import { AGENT_TASK_WORKFLOW } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -78,7 +79,8 @@ export async function listTasks(client: Client, options: { status?: TaskStatus; 
 
 function formatList(tasks: readonly ListedTask[]): string {
   if (tasks.length === 0) return 'no tasks\n';
-  const rows = tasks.map((t) => [t.workflowId, t.status.toUpperCase(), t.agent ?? '-', t.startTime.replace(/\.\d+Z$/, 'Z'), t.reason ?? '']);
+  // Ids, agent names and reasons (a model's or tool's error text) are others' text: one line each, no control of theirs.
+  const rows = tasks.map((t) => [t.workflowId, t.status.toUpperCase(), t.agent ?? '-', t.startTime.replace(/\.\d+Z$/, 'Z'), t.reason ?? ''].map(terminalLine));
   const header = ['WORKFLOW ID', 'STATUS', 'AGENT', 'STARTED', 'REASON'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
@@ -108,7 +110,7 @@ export async function listCommand(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden list: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden list: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

@@ -9,6 +9,7 @@ import type { StepRecord, TaskResult, TaskState } from '../../task/task-run';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatPendingApproval, formatRecovery, formatStep } from '../format-summary';
+import { terminalLine, terminalLines } from '../../terminal-text';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView } from '../task-view';
 import { withRunningServer } from '../temporal-client';
@@ -42,8 +43,9 @@ export async function logsCommand(argv: string[], io: CliIo): Promise<number> {
   const printResult = (result: TaskResult): void => {
     if (json) io.stdout(`${JSON.stringify({ kind: 'result', result })}\n`);
     else {
-      io.stdout(`task ${result.workflowId}: ${result.status.toUpperCase()}${result.reason ? ` - ${result.reason}` : ''}\n`);
-      if (result.final) io.stdout(`  final: ${result.final.answer}\n`);
+      // The reason and the answer are others' text (a model's, a tool's): one line each (../../terminal-text.ts).
+      io.stdout(`${terminalLine(`task ${result.workflowId}: ${result.status.toUpperCase()}${result.reason ? ` - ${result.reason}` : ''}`)}\n`);
+      if (result.final) io.stdout(`${terminalLine(`  final: ${result.final.answer}`)}\n`);
       if (result.status !== 'completed') io.stdout(`  recovery: ${formatRecovery(result)}\n`);
     }
   };
@@ -56,17 +58,17 @@ export async function logsCommand(argv: string[], io: CliIo): Promise<number> {
         if (body !== undefined) eventsOf(body, [], events);
         for (const event of events) print(event);
         if (view.result !== undefined) printResult(view.result);
-        else if (view.note !== undefined) io.stderr(`warden logs: ${view.note}\n`);
+        else if (view.note !== undefined) io.stderr(`${terminalLine(`warden logs: ${view.note}`)}\n`);
         return view.status === 'completed' || view.status === 'running' ? EXIT.ok : EXIT.failed;
       }
-      if (view.note !== undefined) io.stderr(`warden logs: ${view.note}\n`);
+      if (view.note !== undefined) io.stderr(`${terminalLine(`warden logs: ${view.note}`)}\n`);
       const result = await followAgentTask(client.workflow.getHandle(workflowId), print);
       printResult(result);
       return result.status === 'completed' ? EXIT.ok : EXIT.failed;
     });
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden logs: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden logs: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

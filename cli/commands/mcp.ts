@@ -16,6 +16,7 @@ import { telemetryClientInterceptors } from '../../telemetry/temporal-intercepto
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { defaultCacheDir } from '../../temporal/temporal-cli';
 import { createWardenWorker, installQuietRuntime } from '../../worker/create-warden-worker';
+import { recordRunWorker, runWorkerIdentity, type RunWorkerRegistration } from '../../worker/standalone-worker';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } from '../exit-codes';
 import { taskQueueOf } from '../default-task-queue';
@@ -25,6 +26,7 @@ import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbo
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
 import { resolveTemporal } from '../temporal-client';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http [--port <n>] [--token-env <NAME> | --no-auth]] [--task-queue <name>] [--worker | --no-worker]
        warden mcp install <package>... [--allow-scripts]
@@ -57,7 +59,7 @@ export async function mcpCommand(argv: string[], io: CliIo): Promise<number> {
       io.stdout(`${MCP_USAGE}\n`);
       return EXIT.ok;
     default:
-      io.stderr(`warden mcp: ${sub === undefined ? 'missing sub-command' : `unknown sub-command "${sub}"`}\n${MCP_USAGE}\n`);
+      io.stderr(`${terminalLine(`warden mcp: ${sub === undefined ? 'missing sub-command' : `unknown sub-command "${sub}"`}`)}\n${MCP_USAGE}\n`);
       return EXIT.usage;
   }
 }
@@ -69,14 +71,14 @@ export function mcpPackagesDirOf(env: NodeJS.ProcessEnv): string {
 
 async function loadTask(command: string, file: string | undefined, extra: string[], io: CliIo): Promise<Task | number> {
   if (file === undefined || extra.length > 0) {
-    io.stderr(`warden mcp ${command}: expected exactly one task file\n${MCP_USAGE}\n`);
+    io.stderr(`${terminalLine(`warden mcp ${command}: expected exactly one task file`)}\n${MCP_USAGE}\n`);
     return EXIT.usage;
   }
   try {
     return await loadTaskFile(file);
   } catch (error) {
     if (error instanceof TaskFileError) {
-      io.stderr(`warden mcp ${command}: ${error.code}: ${error.message}\n`);
+      io.stderr(`${terminalLine(`warden mcp ${command}: ${error.code}: ${error.message}`)}\n`);
       return EXIT.usage;
     }
     throw error;
@@ -99,7 +101,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     checkWorkerId(stateDirOf(io.env), io.env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden mcp serve: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.usage;
     }
     throw error;
@@ -108,17 +110,17 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   const task = await loadTask('serve', file, extra, io);
   if (typeof task === 'number') return task;
   if (task.agent.model.driver !== 'mcp-client') {
-    io.stderr(`warden mcp serve: ${file}: agent.model.driver must be "mcp-client" (the connecting MCP client is the agent), not "${task.agent.model.driver}"\n`);
+    io.stderr(`${terminalLine(`warden mcp serve: ${file}: agent.model.driver must be "mcp-client" (the connecting MCP client is the agent), not "${task.agent.model.driver}"`)}\n`);
     return EXIT.usage;
   }
   const sandboxProblem = taskNeedsOsSandbox(task) ? osSandboxProblem(io.env) : undefined;
   if (sandboxProblem !== undefined) {
-    io.stderr(`warden mcp serve: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}\n`);
+    io.stderr(`${terminalLine(`warden mcp serve: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}`)}\n`);
     return EXIT.failed;
   }
   const port = args.values.port === undefined ? undefined : Number(args.values.port);
   if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-    io.stderr(`warden mcp serve: --port must be a port number, not "${args.values.port}"\n`);
+    io.stderr(`${terminalLine(`warden mcp serve: --port must be a port number, not "${args.values.port}"`)}\n`);
     return EXIT.usage;
   }
   const noAuth = args.values['no-auth'] === true;
@@ -133,11 +135,12 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const bearerToken = tokenEnv === undefined ? undefined : io.env[tokenEnv];
   if (tokenEnv !== undefined && (bearerToken === undefined || bearerToken.length < MIN_BEARER_TOKEN_CHARS)) {
-    io.stderr(`warden mcp serve: --token-env ${tokenEnv}: the variable must hold a token of at least ${MIN_BEARER_TOKEN_CHARS} characters\n`);
+    io.stderr(`${terminalLine(`warden mcp serve: --token-env ${tokenEnv}: the variable must hold a token of at least ${MIN_BEARER_TOKEN_CHARS} characters`)}\n`);
     return EXIT.usage;
   }
   // stdout may be the MCP channel: everything else goes to stderr.
-  const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  // One line each: a line may quote text others wrote (a poller's identity, a server's or a tool's error).
+  const log = (line: string) => io.stderr(`warden: ${terminalLine(line)}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   try {
     const { config, server, stateDir } = await resolveTemporal({ ...io, stdout: io.stderr });
@@ -147,8 +150,19 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     const taskQueue = taskQueueOf(args.values['task-queue'], io.env);
     let stopWorker: () => void = () => undefined;
     let workerDone: Promise<void> = Promise.resolve();
+    let workerRecord: RunWorkerRegistration | undefined;
     if (useWorker) {
       installQuietRuntime();
+      // Polls as `warden run`'s worker does, under a fresh nonce identity the state folder records
+      // (worker/standalone-worker.ts): once this server has ended, the runs that follow in the
+      // server's ~90 s poller memory do not name its worker as a stranger. Without the record (a
+      // folder it cannot write) it is named: stricter, not looser.
+      const identity = runWorkerIdentity();
+      try {
+        workerRecord = recordRunWorker(stateDir, identity);
+      } catch {
+        workerRecord = undefined;
+      }
       const workerConnection = await connectWorkerConnection(config);
       const worker = await createWardenWorker({
         connection: workerConnection,
@@ -158,6 +172,7 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         cacheDir: join(stateDir, 'cache'),
         env: io.env,
         mcpPackagesDir: mcpPackagesDirOf(io.env),
+        identity,
         ...(telemetry === undefined ? {} : { telemetry }),
       });
       const stopped = new Promise<void>((resolve) => (stopWorker = resolve));
@@ -178,7 +193,11 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
         task,
         log,
         onStarted: (workflowId: string) => log(`session started task ${workflowId}`),
-        onEnded: (result: Parameters<NonNullable<TaskSessionOptions['onEnded']>>[0]) => log(`task ${result.workflowId} ended:\n${formatSummary(result)}`),
+        // The summary's lines are made safe one by one (format-summary.ts).
+        onEnded: (result: Parameters<NonNullable<TaskSessionOptions['onEnded']>>[0]) => {
+          log(`task ${result.workflowId} ended:`);
+          io.stderr(`${formatSummary(result)}\n`);
+        },
       };
       if (args.values.http === true) {
         const httpServer = await serveTaskOverHttp({
@@ -228,11 +247,13 @@ async function serveCommand(argv: string[], io: CliIo): Promise<number> {
       signals.dispose();
       stopWorker();
       await workerDone;
+      // Its end time: the record vouches for the ended worker while the server still lists it.
+      workerRecord?.ended();
       await connection.close();
     }
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden mcp serve: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden mcp serve: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;
@@ -279,14 +300,14 @@ async function installCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const bad = args.positionals.find((p) => !/^(@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(@[A-Za-z0-9._^~<>=|* -]+)?$/.test(p));
   if (bad !== undefined) {
-    io.stderr(`warden mcp install: "${bad}" is not an npm package name (optionally with @version)\n`);
+    io.stderr(`${terminalLine(`warden mcp install: "${bad}" is not an npm package name (optionally with @version)`)}\n`);
     return EXIT.usage;
   }
   const dir = mcpPackagesDirOf(io.env);
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'package.json'))) writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'warden-mcp-packages', private: true }, null, 2)}\n`);
   const npmArgs = ['install', '--prefix', dir, '--no-audit', '--no-fund', ...(args.values['allow-scripts'] === true ? [] : ['--ignore-scripts']), ...args.positionals];
-  io.stderr(`warden: npm ${npmArgs.join(' ')}\n`);
+  io.stderr(`${terminalLine(`warden: npm ${npmArgs.join(' ')}`)}\n`);
   const code = await new Promise<number>((resolve) => {
     const child = spawn('npm', npmArgs, { stdio: ['ignore', 'inherit', 'inherit'], env: io.env });
     child.on('error', () => resolve(1));
@@ -296,7 +317,7 @@ async function installCommand(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`warden mcp install: npm failed (exit ${code})\n`);
     return EXIT.failed;
   }
-  io.stdout(`installed ${args.positionals.join(', ')} in ${dir}\n`);
+  io.stdout(`${terminalLine(`installed ${args.positionals.join(', ')} in ${dir}`)}\n`);
   return EXIT.ok;
 }
 
@@ -308,7 +329,7 @@ async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
   if (typeof task === 'number') return task;
   const servers = Object.entries(task.tools.mcp ?? {});
   if (servers.length === 0) {
-    io.stderr(`warden mcp tools: ${file} declares no MCP servers (tools.mcp)\n`);
+    io.stderr(`${terminalLine(`warden mcp tools: ${file} declares no MCP servers (tools.mcp)`)}\n`);
     return EXIT.usage;
   }
   let status: number = EXIT.ok;
@@ -322,17 +343,18 @@ async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
         lifetimeMs: 60_000,
       });
       try {
-        io.stdout(`${name} (${connection.listing.serverInfo?.name ?? 'unnamed'} ${connection.listing.serverInfo?.version ?? ''}) pin ${connection.listing.hash}\n`);
+        // The server's name, version and tool names are its own text: one line each (../../terminal-text.ts).
+        io.stdout(`${terminalLine(`${name} (${connection.listing.serverInfo?.name ?? 'unnamed'} ${connection.listing.serverInfo?.version ?? ''}) pin ${connection.listing.hash}`)}\n`);
         for (const tool of connection.listing.tools) {
           const granted = task.grants.tools.includes(tool.name) ? 'granted' : '       ';
-          io.stdout(`  ${granted}  ${tool.name.padEnd(40)} ${JSON.stringify(tool.annotations ?? {})}\n`);
+          io.stdout(`${terminalLine(`  ${granted}  ${tool.name.padEnd(40)} ${JSON.stringify(tool.annotations ?? {})}`)}\n`);
         }
       } finally {
         await connection.close();
       }
     } catch (error) {
       if (!(error instanceof WardenError)) throw error;
-      io.stderr(`warden mcp tools: ${name}: ${error.code}: ${error.message}\n`);
+      io.stderr(`${terminalLine(`warden mcp tools: ${name}: ${error.code}: ${error.message}`)}\n`);
       status = EXIT.failed;
     }
   }

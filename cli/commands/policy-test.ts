@@ -13,6 +13,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
 import { isNotFound, TaskNotFoundError } from '../task-view';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const POLICY_TEST_USAGE = `usage: warden policy test <pack...> --against <workflowId>... [--json]
 
@@ -82,14 +83,14 @@ export async function policyTestCommand(argv: string[], io: CliIo): Promise<numb
     else {
       for (const s of steps) {
         const changed = decisionChanged(s) ? '  <- changed' : '';
-        io.stdout(`${s.workflowId} #${s.index} ${s.tool}: was ${s.recorded.policy ?? s.recorded.decision}, now ${s.decision.toUpperCase()}${s.rules.length ? ` (${s.rules.join('; ')})` : ''}${changed}\n`);
+        io.stdout(`${terminalLine(`${s.workflowId} #${s.index} ${s.tool}: was ${s.recorded.policy ?? s.recorded.decision}, now ${s.decision.toUpperCase()}${s.rules.length ? ` (${s.rules.join('; ')})` : ''}${changed}`)}\n`);
       }
-      io.stdout(`${steps.length} action(s): ${counts.allow} allowed, ${counts.deny} denied, ${counts.approval} held for approval; ${changed} decision(s) changed\n`);
+      io.stdout(`${terminalLine(`${steps.length} action(s): ${counts.allow} allowed, ${counts.deny} denied, ${counts.approval} held for approval; ${changed} decision(s) changed`)}\n`);
     }
     return changed === 0 ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden policy test: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden policy test: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error, error.code === 'ERR_POLICY_PACK_NOT_FOUND' || error.code === 'ERR_POLICY_UNREADABLE' ? EXIT.usage : EXIT.failed);
     }
     throw error;

@@ -12,6 +12,7 @@ import type { ResponseRule } from '../../monitoring/response-rule';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
+import { terminalLines } from '../../terminal-text';
 
 export const POLICY_USAGE = `usage: warden policy test <pack...> --against <workflowId>... [--json]
        warden policy compile <rules-file | pack-folder | task-file | sentence...> [--json]
@@ -107,7 +108,7 @@ export async function policyCommand(argv: string[], io: CliIo): Promise<number> 
     sentences = sentencesOf(rest);
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden policy: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden policy: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.usage;
     }
     throw error;
@@ -134,7 +135,7 @@ export async function policyCommand(argv: string[], io: CliIo): Promise<number> 
     }
   }
   if (failures.length > 0) {
-    for (const failure of failures) io.stderr(`warden policy: ${failure.code}: ${failure.message}\n\n`);
+    for (const failure of failures) io.stderr(`${terminalLines(`warden policy: ${failure.code}: ${failure.message}`)}\n\n`);
     io.stderr(`warden policy: ${failures.length} of ${sentences.length} rule(s) could not be compiled; nothing was printed\n`);
     return EXIT.usage;
   }
@@ -143,6 +144,6 @@ export async function policyCommand(argv: string[], io: CliIo): Promise<number> 
   const all = [...rules, ...responses.map((r) => ({ kind: 'response' as const, ...r }))];
   if (args.values.json === true) io.stdout(`${JSON.stringify(all, null, 2)}\n`);
   else if (all.length === 0) io.stdout('no rules\n');
-  else io.stdout([...rules.map(describe), ...responses.map(describeResponse)].join('\n'));
+  else io.stdout([...rules.map(describe), ...responses.map(describeResponse)].map(terminalLines).join('\n'));
   return EXIT.ok;
 }

@@ -22,6 +22,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { readJsonFile, trustedJwks } from './attest';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const RECEIPT_USAGE = `usage: warden receipt <workflowId> [--out <file>]
        warden receipt verify <file> [--jwks <file>] [--witness <file|folder>] [--json]
@@ -88,12 +89,12 @@ export async function writeReceiptOf(io: CliIo, workflowId: string, finished: { 
         if (error instanceof TypeError && error.message.startsWith('canonical JSON:')) throw new AttestationError('ERR_ATTESTATION_MALFORMED', `task ${workflowId}: the receipt cannot hold its record: ${error.message}`);
         throw error;
       });
-      if (mended.mended > 0) io.stderr(`warden receipt: task ${workflowId}'s recorded result held ${mended.mended} string(s) with a lone UTF-16 surrogate (recorded before such text was mended at entry); each is written as U+FFFD\n`);
+      if (mended.mended > 0) io.stderr(`${terminalLine(`warden receipt: task ${workflowId}'s recorded result held ${mended.mended} string(s) with a lone UTF-16 surrogate (recorded before such text was mended at entry); each is written as U+FFFD`)}\n`);
       const text = `${JSON.stringify(receipt, null, 2)}\n`;
       if (out === undefined) io.stdout(text);
       else {
         writeFileSync(out, text, { mode: 0o644 });
-        io.stderr(`warden receipt: wrote ${out}: task ${workflowId} (${result.status}), ${receipt.custody.records.length} custody records proven against tree head #${receipt.custody.checkpoint.id}, ${receipt.attestations.length} signed claims\n`);
+        io.stderr(`${terminalLine(`warden receipt: wrote ${out}: task ${workflowId} (${result.status}), ${receipt.custody.records.length} custody records proven against tree head #${receipt.custody.checkpoint.id}, ${receipt.attestations.length} signed claims`)}\n`);
       }
       return EXIT.ok;
     } finally {
@@ -104,15 +105,18 @@ export async function writeReceiptOf(io: CliIo, workflowId: string, finished: { 
   }
 }
 
+/** The check in words, one line each: the receipt is someone else's file, its text made safe for a terminal line (../../terminal-text.ts). */
 function describe(check: ReceiptCheck): string {
-  if (!check.ok) return `receipt INVALID\n${check.problems.map((p) => `  ${p}`).join('\n')}\n`;
+  if (!check.ok) return `receipt INVALID\n${check.problems.map((p) => terminalLine(`  ${p}`)).join('\n')}\n`;
   const p = check.predicate!;
   const verdicts = p.claims.map((c) => `  claim ${c.verdict.padEnd(10)} ${c.agent}: ${c.text}`);
   return [
     `receipt OK: task ${p.task.workflowId} (run ${p.task.runId}) for ${p.task.user}: ${p.task.status}`,
     `  signed by ${check.keyids.join(', ')}; ${p.actions.length} actions; ${check.provenRecords} custody records proven${check.publishedHead === true ? ' against a tree head the witness published' : ''}`,
     ...verdicts,
-  ].join('\n') + '\n';
+  ]
+    .map(terminalLine)
+    .join('\n') + '\n';
 }
 
 async function verifyReceipt(io: CliIo, file: string, options: { jwks?: string; witness?: string; json: boolean }): Promise<number> {
@@ -155,11 +159,11 @@ export async function receiptCommand(argv: string[], io: CliIo): Promise<number>
     return await writeReceipt(io, first, args.values.out);
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden receipt: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden receipt: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     if ((error as { name?: string }).name === 'WorkflowNotFoundError') {
-      io.stderr(`warden receipt: no task ${first} on the Temporal server (${(error as Error).message})\n`);
+      io.stderr(`${terminalLine(`warden receipt: no task ${first} on the Temporal server (${(error as Error).message})`)}\n`);
       return EXIT.failed;
     }
     throw error;

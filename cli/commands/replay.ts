@@ -25,6 +25,7 @@ import { workflowBundle } from '../../worker/workflow-bundle';
 import type { CliIo } from '../cli-io';
 import { readHistoryFile } from '../history-file';
 import { EXIT, exitCodeOfError } from '../exit-codes';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const REPLAY_USAGE = `usage: warden replay <workflowId> [--export <file>] [--repair] [--json]
        warden replay --file <history.json> [--repair] [--json]
@@ -107,7 +108,8 @@ function describe(report: ReplayReport): string {
   }
   if (report.ledger === null) lines.push('custody: no ledger here; cross-check skipped');
   lines.push(report.ok ? 'replay: consistent' : 'replay: INCONSISTENT');
-  return `${lines.join('\n')}\n`;
+  // A replay error and a mismatch quote the history: others' text (../../terminal-text.ts).
+  return `${lines.map(terminalLine).join('\n')}\n`;
 }
 
 export async function replayCommand(argv: string[], io: CliIo): Promise<number> {
@@ -132,7 +134,7 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
     } catch (error) {
       // A history file that is not one is bad input: exit 2, as for a bad task file.
       if (file !== undefined && error instanceof ConfigError) {
-        io.stderr(`warden replay: ${error.code}: ${error.message}\n`);
+        io.stderr(`warden replay: ${error.code}: ${terminalLines(error.message)}\n`);
         return EXIT.usage;
       }
       throw error;
@@ -149,7 +151,7 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
     const ledgerPath = location.description;
     const hasLedger = location.exists;
     if (!hasLedger && file === undefined) {
-      io.stderr(`warden replay: ERR_CUSTODY_NOT_FOUND: no custody ledger at ${ledgerPath} to cross-check the history against\n`);
+      io.stderr(`${terminalLine(`warden replay: ERR_CUSTODY_NOT_FOUND: no custody ledger at ${ledgerPath} to cross-check the history against`)}\n`);
       return EXIT.failed;
     }
     const recordsOf = (taskId: string): Promise<LedgerRecord[]> => readTaskRecords(stateDir, io.env, taskId);
@@ -185,11 +187,11 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
     return ok ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden replay: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden replay: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     if (error instanceof TypeError || (error as { name?: string }).name === 'WorkflowNotFoundError') {
-      io.stderr(`warden replay: ${(error as Error).message}\n`);
+      io.stderr(`warden replay: ${terminalLines((error as Error).message)}\n`);
       return EXIT.failed;
     }
     throw error;

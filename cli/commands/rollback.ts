@@ -15,6 +15,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
@@ -58,13 +59,13 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     }
     const lookup = await lookUpTaskRecords(stateDir, workflowId, runId);
     if (lookup === undefined) {
-      io.stderr(`warden rollback: nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${stateDir}\n`);
+      io.stderr(`${terminalLine(`warden rollback: nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${stateDir}`)}\n`);
       return EXIT.failed;
     }
     if ('ambiguous' in lookup) {
       const runs = lookup.ambiguous.taskKeys.map((k) => (k.includes(RUN_SEPARATOR_TEXT) ? k.slice(k.indexOf(RUN_SEPARATOR_TEXT) + RUN_SEPARATOR_TEXT.length) : '(a run from before runs were kept apart)'));
       io.stderr(
-        `warden rollback: ${lookup.ambiguous.workflowId} was used by ${runs.length} runs with recorded changes; name one with --run <runId> (nothing was rolled back):\n${runs.map((r) => `  ${r}`).join('\n')}\n`,
+        `${[`warden rollback: ${lookup.ambiguous.workflowId} was used by ${runs.length} runs with recorded changes; name one with --run <runId> (nothing was rolled back):`, ...runs.map((r) => `  ${r}`)].map(terminalLine).join('\n')}\n`,
       );
       return EXIT.usage;
     }
@@ -75,7 +76,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
       io.stdout(
         json
           ? `${JSON.stringify({ workflowId, taskKey, snapshot: restored })}\n`
-          : `restored the pre-task snapshot of ${workflowId}: ${restored.restored.length} file(s) restored, ${restored.deleted.length} deleted, ${restored.databases.length} database(s)\n`,
+          : `${terminalLine(`restored the pre-task snapshot of ${workflowId}: ${restored.restored.length} file(s) restored, ${restored.deleted.length} deleted, ${restored.databases.length} database(s)`)}\n`,
       );
       return EXIT.ok;
     }
@@ -96,11 +97,12 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     const undone = sql.filter((c) => c.outcome === 'undone');
     lines.push(sql.length === 0 ? 'SQL: nothing to undo' : `SQL: ${undone.length} call(s) undone`);
     for (const call of sql) lines.push(`  ${call.outcome.padEnd(14)} ${call.callId}  ${call.database}.${call.table}  ${call.rows} row image(s)`);
-    io.stdout(`${lines.join('\n')}\n`);
+    // The paths are the task's: an agent chose them (../../terminal-text.ts).
+    io.stdout(`${lines.map(terminalLine).join('\n')}\n`);
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden rollback: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden rollback: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;

@@ -33,12 +33,13 @@ import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId, dataPlaneQueueOf, workerIdOf } from '../../dataplane/shared-storage';
 import { parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-command-args';
-import { recentPollers, resolveTemporal } from '../temporal-client';
-import { hasStandaloneWorkerRecords, liveStandaloneWorker, otherStateWorkers, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
+import { recentPollers, recentPolls, resolveTemporal } from '../temporal-client';
+import { hasStandaloneWorkerRecords, latestPolls, liveStandaloneWorker, otherStateWorkers, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../worker/workflow-thread-prestart';
 import { prebootSandboxHost, type PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
 import { usesSharedDatabase } from '../../state/state-store';
 import { workflowStackTracesOf } from '../../worker/workflow-stack-traces';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -138,24 +139,25 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
     markPhase('run: task file loaded and checked', io.env);
   } catch (error) {
     if (error instanceof TaskFileError) {
-      io.stderr(`warden run: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden run: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.usage;
     }
     throw error;
   }
 
   if (task.agent.model.driver === 'mcp-client') {
-    io.stderr(`warden run: ${file}: an "mcp-client" agent is an MCP client that connects to Warden; run it with: warden mcp serve ${file}\n`);
+    io.stderr(`${terminalLine(`warden run: ${file}: an "mcp-client" agent is an MCP client that connects to Warden; run it with: warden mcp serve ${file}`)}\n`);
     return EXIT.usage;
   }
   // Programs and stdio MCP servers run only in the OS sandbox: say so before anything starts.
   const sandboxProblem = taskNeedsOsSandbox(task) ? osSandboxProblem(io.env) : undefined;
   if (sandboxProblem !== undefined) {
-    io.stderr(`warden run: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}\n`);
+    io.stderr(`${terminalLine(`warden run: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}`)}\n`);
     return EXIT.failed;
   }
   const json = args.values.json === true;
-  const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  // One line each: a line may quote text others wrote (a poller's identity, a server's or a tool's error).
+  const log = (line: string) => io.stderr(`warden: ${terminalLine(line)}\n`);
   for (const notice of taskNotices(task)) log(`note: ${file}: ${notice.path}: ${notice.message}`);
   const stateDir = stateDirOf(io.env);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
@@ -284,12 +286,13 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       // name is predictable and in every history, and Temporal hands its work to any poller.
       const dataPlaneQueue = dataPlaneQueueOf(taskQueue, workerIdOf(stateDir, io.env));
       const [pollers, activityPollers, dataPlanePollers] = await unlessInterrupted(
-        Promise.all([recentPollers(client, taskQueue).catch(() => []), recentPollers(client, taskQueue, undefined, 'activity').catch(() => []), recentPollers(client, dataPlaneQueue, undefined, 'activity').catch(() => [])]),
+        Promise.all([recentPolls(client, taskQueue).catch(() => []), recentPolls(client, taskQueue, undefined, 'activity').catch(() => []), recentPolls(client, dataPlaneQueue, undefined, 'activity').catch(() => [])]),
       );
-      const everyPoller = [...new Set([...pollers, ...activityPollers])];
+      // Each identity once, with the server's latest poll of it: an ended worker's record vouches only up to its end.
+      const everyPoller = latestPolls(pollers, activityPollers);
       markPhase('run: task queue pollers read', io.env);
       const { worker: standalone } = liveStandaloneWorker(pollers, stateDir);
-      const { refused } = liveStandaloneWorker([...new Set([...everyPoller, ...dataPlanePollers])], stateDir);
+      const { refused } = liveStandaloneWorker(latestPolls(everyPoller, dataPlanePollers), stateDir);
       const reused = standalone !== undefined && worker === undefined;
       // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
       for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${reused ? '' : '; starting a worker in this process'}`);
@@ -298,7 +301,7 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
         [taskQueue, everyPoller, 'this task and its input'],
         [dataPlaneQueue, dataPlanePollers, "this task's tool calls, their arguments and credentials"],
       ] as const) {
-        for (const other of otherStateWorkers(queuePollers, stateDir)) log(`note: worker ${other} also polls ${queue} from another state folder: a task it runs uses that folder's keys and ledger`);
+        for (const other of otherStateWorkers(queuePollers.map((poller) => poller.identity), stateDir)) log(`note: worker ${other} also polls ${queue} from another state folder: a task it runs uses that folder's keys and ledger`);
         for (const other of unvouchedPollers(queuePollers, stateDir, [ownIdentity])) log(`note: ${other} also polls ${queue} and is no worker this state folder vouches for: it may be handed ${handed} (give a queue only workers you trust; README, \`warden run\`)`);
       }
       if (reused) {
@@ -415,7 +418,7 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       return INTERRUPT_EXIT_CODES[interruptedBy];
     }
     if (error instanceof WardenError) {
-      io.stderr(`warden run: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden run: ${error.code}: ${terminalLines(error.message)}\n`);
       // A namespace the server does not have is configuration, like a bad task file: exit 2.
       return exitCodeOfError(error);
     }

@@ -7,6 +7,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { environmentHelp } from '../environment-variables';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const SERVER_USAGE = `usage: warden server start|stop|status [--json]
 
@@ -41,9 +42,9 @@ export async function serverCommand(argv: string[], io: CliIo): Promise<number> 
   const stateDir = stateDirOf(io.env);
   try {
     if (action === 'start') {
-      const server = await ensureTemporalServer({ env: io.env, stateDir, log: (line) => io.stderr(`warden: ${line}\n`) });
+      const server = await ensureTemporalServer({ env: io.env, stateDir, log: (line) => io.stderr(`${terminalLine(`warden: ${line}`)}\n`) });
       io.stdout(
-        `${server.mode === 'external' ? 'external' : server.reused ? 'reused' : 'started'} Temporal server at ${server.address} (namespace ${server.namespace})${server.uiUrl ? `, UI ${server.uiUrl}` : ''}\n`,
+        `${terminalLine(`${server.mode === 'external' ? 'external' : server.reused ? 'reused' : 'started'} Temporal server at ${server.address} (namespace ${server.namespace})${server.uiUrl ? `, UI ${server.uiUrl}` : ''}`)}\n`,
       );
       return EXIT.ok;
     }
@@ -76,7 +77,7 @@ export async function serverCommand(argv: string[], io: CliIo): Promise<number> 
     return status.running ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden server: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden server: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;

@@ -5,6 +5,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
 
@@ -25,14 +26,14 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
     const all = lookup === undefined ? [] : 'found' in lookup ? [lookup.found] : await Promise.all(lookup.ambiguous.taskKeys.map(async (key) => (await findTaskRecordsOfKey(stateDir, lookup.ambiguous.workflowId, key))!));
     const records = all[0];
     if (records === undefined) {
-      io.stderr(`warden snapshots: nothing recorded for ${workflowId} under ${stateDir}\n`);
+      io.stderr(`${terminalLine(`warden snapshots: nothing recorded for ${workflowId} under ${stateDir}`)}\n`);
       return EXIT.failed;
     }
     io.stdout(json ? `${JSON.stringify(all.length === 1 ? records : all)}\n` : all.map(formatRecords).join(''));
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden snapshots: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden snapshots: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;
@@ -67,5 +68,6 @@ export function formatRecords(records: TaskRecords): string {
   if (records.pendingOverlayFiles.length > 0) {
     lines.push(`overlay not committed: ${records.pendingOverlayFiles.length} file(s): ${records.pendingOverlayFiles.join(', ')}`);
   }
-  return `${lines.join('\n')}\n`;
+  // Paths, database and table names are the task's: an agent chose them (../../terminal-text.ts).
+  return `${lines.map(terminalLine).join('\n')}\n`;
 }

@@ -3,6 +3,7 @@ import { WardenError } from '../../errors';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatPendingApproval, formatRecovery, formatSummary } from '../format-summary';
+import { terminalLine, terminalLines } from '../../terminal-text';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView, type TaskView } from '../task-view';
 import { withRunningServer } from '../temporal-client';
@@ -30,13 +31,14 @@ export function statusOf(view: Pick<TaskView, 'status' | 'execution' | 'result'>
 
 /** The human-readable status of a task. */
 export function formatTaskView(view: TaskView): string {
+  // Any client can start a task: its agent, user and result are others' text (../../terminal-text.ts).
   const lines = [
     `task ${view.workflowId}${view.agent === undefined ? '' : ` (agent ${view.agent}${view.user === undefined ? '' : ` for ${view.user}`})`}`,
     `  status:  ${statusOf(view)}`,
     `  started: ${view.startTime}${view.closeTime === undefined ? '' : `, ended ${view.closeTime}`}`,
     `  queue:   ${view.taskQueue}, run ${view.runId}`,
-  ];
-  if (view.note !== undefined) lines.push(`  note:    ${view.note}`);
+  ].map(terminalLine);
+  if (view.note !== undefined) lines.push(terminalLine(`  note:    ${view.note}`));
   const body = view.result ?? view.state;
   if (body !== undefined) {
     lines.push(formatSummary({ ...body, runId: view.runId }).replace(/^/gm, '  '));
@@ -57,7 +59,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
     return view.status === 'running' || view.status === 'completed' ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden status: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden status: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
     throw error;

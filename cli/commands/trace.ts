@@ -19,6 +19,7 @@ import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { taskStateQuery } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const TRACE_USAGE = `usage: warden trace <workflowId> [--json]
 
@@ -76,7 +77,7 @@ export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
     const records = await readTaskRecords(stateDirOf(io.env), io.env, taskId);
     const result = await taskOutcome(io.env, taskId);
     if (records.length === 0 && result === undefined) {
-      io.stderr(`warden trace: ERR_CUSTODY_NOT_FOUND: no custody records of task ${taskId}, and Temporal does not know it\n`);
+      io.stderr(`${terminalLine(`warden trace: ERR_CUSTODY_NOT_FOUND: no custody records of task ${taskId}, and Temporal does not know it`)}\n`);
       return EXIT.failed;
     }
     const timeline = buildTaskTimeline(taskId, records, { ...(result === undefined ? {} : { result }), argsSha256: sha256OfJson });
@@ -84,7 +85,7 @@ export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden trace: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden trace: ${error.code}: ${terminalLines(error.message)}\n`);
       return EXIT.failed;
     }
     throw error;

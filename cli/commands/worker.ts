@@ -10,12 +10,14 @@ import { checkWorkerId } from '../../dataplane/shared-storage';
 import { stateDirOf } from '../../state-dir';
 import { resolveTemporal } from '../temporal-client';
 import { processStartTime, standaloneWorkerIdentity, writeStandaloneWorkerRecord, type StandaloneWorkerRegistration } from '../../worker/standalone-worker';
+import { terminalLine, terminalLines } from '../../terminal-text';
 
 export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
 
 Runs a Warden worker until SIGINT/SIGTERM. Connects to TEMPORAL_ADDRESS when set, otherwise
 starts or reuses the embedded server. It records itself in <state folder>/standalone-workers/
-(pid, process start time, a random nonce; mode 0600, removed on exit) and polls as
+(pid, process start time, a random nonce; mode 0600; kept 2 minutes after it stops, while the
+server still lists it, so runs then do not name it as a stranger) and polls as
 warden-worker/<pid>@<host>/state-<hash of the state folder>/<nonce>: \`warden run\` of the same
 user on the same machine, state folder, server and task queue starts its task on this worker
 instead of starting a worker of its own, once the record vouches for it.`;
@@ -31,10 +33,11 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     taskQueue = taskQueueOf(values['task-queue'], io.env);
     checkWorkerId(stateDirOf(io.env), io.env);
   } catch (error) {
-    if (error instanceof WardenError) return usageError('worker', WORKER_USAGE, io, `${error.code}: ${error.message}`);
+    if (error instanceof WardenError) return usageError('worker', WORKER_USAGE, io, `${error.code}: ${terminalLines(error.message)}`);
     throw error;
   }
-  const log = (line: string) => io.stderr(`warden: ${line}\n`);
+  // One line each: a line may quote text others wrote (a poller's identity, a server's or a tool's error).
+  const log = (line: string) => io.stderr(`warden: ${terminalLine(line)}\n`);
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   let record: StandaloneWorkerRegistration | undefined;
   try {
@@ -53,12 +56,13 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
       throw new WardenError('ERR_CONFIG_INVALID', message.startsWith('cannot record') ? message : `cannot record the standalone worker in ${stateDir}/standalone-workers: ${message}`, { cause: error });
     }
     const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, ...(record === undefined ? {} : { identity: standaloneWorkerIdentity(stateDir, record.nonce) }), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
-    const stop = () => worker.worker.shutdown();
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     log(`worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); data plane ${worker.dataPlane.taskQueue}, shared folder ${worker.dataPlane.sharedDir}; Ctrl-C stops it`);
     try {
-      await worker.run();
+      await worker.run(stopped);
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -66,13 +70,14 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden worker: ${error.code}: ${error.message}\n`);
+      io.stderr(`warden worker: ${error.code}: ${terminalLines(error.message)}\n`);
       // A configuration this worker cannot run with (its id held by a live worker, a bad name, a namespace the server does not have): exit 2.
       return error.code === 'ERR_WORKER_ID_IN_USE' || error.code === 'ERR_CONFIG_INVALID' || error.code === 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND' ? EXIT.usage : EXIT.failed;
     }
     throw error;
   } finally {
-    record?.remove();
+    // Kept, marked ended: the server lists this worker ~90 s more, and runs must not take it for a forger.
+    record?.ended();
     await telemetry?.shutdown();
   }
 }

@@ -89,7 +89,7 @@ async function start() {
 async function refresh() {
   try {
     const [approvals, tasks] = await Promise.all([api('/api/approvals'), api('/api/tasks')]);
-    renderApprovals(approvals.approvals);
+    renderApprovals(approvals.approvals, approvals.unanswered ?? []);
     renderTasks(tasks.tasks);
     if (selected !== null) renderTask((await api(`/api/tasks/${encodeURIComponent(selected)}`)).task);
     $('status-line').textContent = `updated ${new Date().toLocaleTimeString()}`;
@@ -101,16 +101,18 @@ async function refresh() {
 
 /**
  * Keeps what the user is typing and what was decided: each request keeps its own card for as long
- * as it is pending, whatever other tasks' requests come and go meanwhile; a decided card stays
+ * as it is pending, whatever other tasks' requests come and go meanwhile, and while its task did
+ * not answer the listing (a busy worker: not a sign the request was decided); a decided card stays
  * DECIDED_SHOWN_MS with its outcome, then leaves.
  */
 const DECIDED_SHOWN_MS = 5000;
 const approvalCards = new Map();
-function renderApprovals(approvals) {
+function renderApprovals(approvals, unanswered) {
   const now = Date.now();
   const pendingKeys = new Set(approvals.map((a) => `${a.workflowId}#${a.requestId}`));
+  const unansweredTasks = new Set(unanswered.map((u) => u.workflowId));
   for (const [key, card] of approvalCards) {
-    if (pendingKeys.has(key)) continue;
+    if (pendingKeys.has(key) || (unansweredTasks.has(card.dataset.workflowId) && card.dataset.decidedAt === undefined)) continue;
     const decidedAt = Number(card.dataset.decidedAt ?? 0);
     if (decidedAt === 0 || now - decidedAt > DECIDED_SHOWN_MS) approvalCards.delete(key);
   }

@@ -500,11 +500,15 @@ export function cedarPolicies(rules: readonly CompiledRule[]): Record<string, st
  * `PolicyError` ERR_POLICY_INVALID naming each rule and Cedar's complaint.
  */
 export function validateCedarRules(rules: readonly CompiledRule[]): void {
-  // Policies this build validated already (the bundled packs, see prevalidated-policies.ts) are
-  // not validated again: the same text under the same schema gets the same answer.
+  // Policies this build validated already (the bundled packs, see prevalidated-policies.ts), or
+  // this process did (validatedHere), are not validated again: the same text under the same
+  // schema gets the same answer from the same Cedar release.
   const known = prevalidatedPolicies(WARDEN_CEDAR_SCHEMA);
-  const policies = known.size === 0 ? cedarPolicies(rules) : Object.fromEntries(Object.entries(cedarPolicies(rules)).filter(([, text]) => !known.has(policyDigest(WARDEN_CEDAR_SCHEMA, text))));
-  if (Object.keys(policies).length === 0) return;
+  const unvalidated = Object.entries(cedarPolicies(rules))
+    .map(([id, text]) => ({ id, text, digest: policyDigest(WARDEN_CEDAR_SCHEMA, text) }))
+    .filter(({ digest }) => !known.has(digest) && !validatedHere.has(digest));
+  if (unvalidated.length === 0) return;
+  const policies = Object.fromEntries(unvalidated.map(({ id, text }) => [id, text]));
   const answer = cedar.validate({ schema: WARDEN_CEDAR_SCHEMA, policies: { staticPolicies: policies }, validationSettings: { mode: 'strict' } });
   const problems: { id: string; sentence: string; message: string }[] = [];
   if (answer.type === 'failure') {
@@ -520,4 +524,13 @@ export function validateCedarRules(rules: readonly CompiledRule[]): void {
       details: { problems },
     });
   }
+  // Only a set with no problem at all is recorded: a failing one is validated again (and fails again).
+  for (const { digest } of unvalidated) validatedHere.add(digest);
 }
+
+/**
+ * Digests ({@link policyDigest}) of the policies this process validated under WARDEN_CEDAR_SCHEMA
+ * with its own cedar-wasm: a worker validates a task's rules once, not once per engine (every task,
+ * every sandbox call's gate), and a warmed process (warmPolicyEngine) not again at its first task.
+ */
+const validatedHere = new Set<string>();

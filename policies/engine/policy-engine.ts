@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto';
 import { PolicyError } from '../../errors';
 import { cedar, cedarPolicies, compileRule, CompiledRuleSchema, validateCedarRules, WARDEN_CEDAR_SCHEMA, type CedarRule, type CompiledRule, type StatefulRule } from './compile-rule';
 import { readPacks } from './load-pack';
+import { DEFAULT_POLICY_PACKS } from '../../task/task-schema';
 import { isResponseRule } from './parse-response-rule';
 import {
   ExecutionOutcomeSchema,
@@ -149,6 +150,19 @@ function checkRuleIds(rules: readonly CompiledRule[]): void {
     if (ids.has(rule.id)) throw new PolicyError('ERR_POLICY_INVALID', `two rules share the id "${rule.id}"`, { details: { id: rule.id } });
     ids.add(rule.id);
   }
+}
+
+/**
+ * Does once, now, what the first engine of a process otherwise does at its first task (issue 17):
+ * reads and compiles the rules of `packs` (default: the packs a task without its own gets) and
+ * validates their Cedar policies, loading cedar-wasm for that when this build holds no record of
+ * them (running from the sources: prevalidated-policies.ts), so the first engine over those rules
+ * builds like any later one. Every check still runs, once per process, as before; the policy sets
+ * are still preparsed only when an engine first decides through Cedar. For a process that waits
+ * for work (the sandbox host after its probe). Throws what {@link loadPolicyEngine} throws for `packs`.
+ */
+export function warmPolicyEngine(packs: readonly string[] = DEFAULT_POLICY_PACKS): void {
+  loadPolicyEngine({ packs: [...packs] });
 }
 
 /** An engine over already compiled rules. */

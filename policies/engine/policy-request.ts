@@ -9,15 +9,9 @@
  * where the statement is applied, and are `pending` until then.
  */
 import { z } from 'zod';
+import { sharedOnce } from '../../workflows/shared-modules';
 import { PolicyError } from '../../errors';
 import { globMatch, legacyTagsOf, normalizeHost, normalizePath, WORKSPACE_ROOT, type EffectTag, type PathAccess } from './rule-syntax';
-
-/**
- * Where an argument value came from: the user's words or declared values (`user`), data the task
- * marks as the user's own and trusted (`trusted`), an earlier tool output from outside, where
- * injected instructions live (`tool-output`), or neither: the agent made it up (`literal`).
- */
-export const ValueSourceSchema = z.enum(['user', 'trusted', 'tool-output', 'literal']);
 export type ValueSource = z.infer<typeof ValueSourceSchema>;
 
 /** Sources a binding rule accepts as given by the user. */
@@ -25,153 +19,162 @@ export function isUserGiven(source: ValueSource | undefined): boolean {
   return source === 'user' || source === 'trusted';
 }
 
-const PointedString = { pointer: z.string().optional() };
-
-/**
- * The effect of a call as Warden measured it: read off the arguments through the tool's
- * descriptor before the call (recipients, payees, amounts, URLs, hosts, paths, SQL statements),
- * and measured where it is applied (rows and tables a statement changes, with cascades and
- * triggers). Unknown fields are kept and ignored; the legacy single-value fields (`amount`,
- * `host`, `path`, ...) still work for requests written by hand.
- */
-export const ToolEffectSchema = z.looseObject({
-  /** Rows changed in all, by the statement and the cascades and triggers it set off. */
-  rowsChanged: z.number().int().min(0).optional(),
-  /** Rows deleted, inserted and updated, over every table. */
-  rowsByOperation: z.strictObject({ delete: z.number().int().min(0), insert: z.number().int().min(0), update: z.number().int().min(0) }).optional(),
-  /** The statement kind sql.exec ran or would run (insert, update, delete), or `mixed`. */
-  operation: z.string().optional(),
-  /** Tables a statement changed (with cascades and triggers) and read, by the broker's measurement. */
-  tables: z.array(z.strictObject({ table: z.string(), database: z.string().optional(), op: z.enum(['insert', 'update', 'delete']), rows: z.number().int().min(0) })).optional(),
-  tablesRead: z.array(z.string()).optional(),
-  /** sql.query: every result column was read as-is from a table column (no literal, expression or compound), as the broker measured it. */
-  columnsFromTables: z.boolean().optional(),
-  path: z.string().optional(),
-  bytes: z.number().int().min(0).optional(),
-  files: z.number().int().min(0).optional(),
-  host: z.string().optional(),
-  method: z.string().optional(),
-  amount: z.number().min(0).optional(),
-  currency: z.string().optional(),
-  recipients: z.array(z.strictObject({ value: z.string(), kind: z.string(), ...PointedString })).optional(),
-  payees: z.array(z.strictObject({ value: z.string(), kind: z.string(), ...PointedString })).optional(),
-  amounts: z.array(z.strictObject({ value: z.number().min(0), currency: z.string().optional(), ...PointedString })).optional(),
-  urls: z.array(z.strictObject({ url: z.string(), host: z.string(), method: z.string(), ...PointedString })).optional(),
-  hosts: z.array(z.strictObject({ host: z.string(), ...PointedString })).optional(),
-  paths: z.array(z.strictObject({ path: z.string(), access: z.enum(['read', 'write', 'list', 'delete']), ...PointedString })).optional(),
-  sql: z.array(z.strictObject({ database: z.string(), statement: z.string(), access: z.enum(['read', 'write']), ...PointedString })).optional(),
-  /** Declared effects whose arguments could not be read: rules about them apply (fail closed). */
-  unreadable: z.array(z.string()).optional(),
-  /**
-   * The call can reach every path of the workspace without Warden seeing which (a program, an MCP
-   * server that sees the workspace): `read`, or `write` (read, list, write and delete). Path rules
-   * judge it as touching every path under /workspace.
-   */
-  workspace: z.enum(['read', 'write']).optional(),
-  /**
-   * Facts measured only where the call is applied (in the sandbox host): rules that need them are
-   * decided there, with the measurement, not before the call.
-   */
-  pending: z.array(z.enum(['rows', 'operation', 'tables', 'host', 'path', 'method', 'bytes', 'files', 'url'])).optional(),
-});
 export type ToolEffect = z.infer<typeof ToolEffectSchema>;
 export type PendingFact = NonNullable<ToolEffect['pending']>[number];
-
-/** What the tool's descriptor says it is (tools/tool-descriptor.ts), as rules need it. */
-export const ToolSummarySchema = z.strictObject({
-  executor: z.enum(['builtin', 'isolate', 'process', 'mcp']),
-  /** Built-in and isolate tools act only through host capabilities. */
-  capabilityBound: z.boolean(),
-  /** Everything a call can change stays in Warden's sandbox (a program; a stdio MCP server without hosts): not a destructive tool. */
-  confined: z.boolean().optional(),
-  capabilities: z.array(z.string()),
-  families: z.array(z.string()),
-  declared: z.boolean(),
-  readOnly: z.boolean(),
-  destructive: z.boolean(),
-  openWorld: z.boolean(),
-  undoable: z.boolean(),
-  readsPrivate: z.boolean(),
-  /** Declared kinds of effect (recipients, payees, amounts, urls, hosts, paths, sql), so rules know what the tool can do. */
-  declares: z.array(z.string()),
-});
 export type ToolSummary = z.infer<typeof ToolSummarySchema>;
-
-/** A destination a call sends to, and where that value came from (flow rules). */
-export const DestinationSchema = z.strictObject({
-  kind: z.enum(['host', 'recipient', 'payee']),
-  value: z.string(),
-  source: ValueSourceSchema,
-});
-
-export const PolicyAgentSchema = z.strictObject({
-  name: z.string().min(1),
-  /** 0 for the task the user started, 1 for its sub-agents, ... */
-  depth: z.number().int().min(0),
-  /** Names of the agents that delegated to this one, root first (empty for the root). */
-  chain: z.array(z.string()).default([]),
-  /** Unique id of this agent's run (its workflow id); keys its running totals. Defaults to chain/name. */
-  id: z.string().min(1).optional(),
-});
-
-export const PolicyRequestSchema = z.strictObject({
-  /** Tool name, or `spawn:<sub-agent>` for spawning a sub-agent; a capability name for a call made from inside a tool. */
-  tool: z.string().min(1),
-  /** What the tool's descriptor says it is; absent for requests written by hand (the tool's name decides). */
-  descriptor: ToolSummarySchema.optional(),
-  /** For a capability call made from inside a tool: that tool's name. */
-  via: z.string().optional(),
-  /** Where the call's destinations (hosts, recipients, payees) came from. */
-  destinations: z.array(DestinationSchema).default([]),
-  args: z.record(z.string(), z.unknown()).default({}),
-  /** Resources the action touches, as Warden resolved them from the arguments. */
-  resources: z
-    .strictObject({
-      paths: z.array(z.string()).default([]),
-      hosts: z.array(z.string()).default([]),
-      databases: z.array(z.string()).default([]),
-    })
-    .default({ paths: [], hosts: [], databases: [] }),
-  agent: PolicyAgentSchema,
-  effect: ToolEffectSchema.optional(),
-  /** Argument JSON pointer (relative to `args`, e.g. "/to") → where its value came from. */
-  provenance: z.record(z.string(), ValueSourceSchema).default({}),
-  /** The decision's clock (ISO 8601), injected so decisions replay deterministically. */
-  now: z.iso.datetime({ offset: true }),
-});
 export type PolicyRequest = z.infer<typeof PolicyRequestSchema>;
 export type PolicyRequestInput = z.input<typeof PolicyRequestSchema>;
-
-export const MatchedRuleSchema = z.strictObject({
-  id: z.string(),
-  sentence: z.string(),
-  effect: z.enum(['allow', 'deny', 'approval']),
-  reason: z.string(),
-  kind: z.enum(['cedar', 'stateful']),
-});
 export type MatchedRule = z.infer<typeof MatchedRuleSchema>;
-
-/**
- * Deny beats approval beats allow; with no matching rule a (granted) action is allowed. Rules in
- * shadow mode never decide: what they would have decided is `shadow`.
- */
-export const PolicyDecisionSchema = z.strictObject({
-  decision: z.enum(['allow', 'deny', 'approval']),
-  matched: z.array(MatchedRuleSchema),
-  /** Reasons of the rules that decided, in words. */
-  reasons: z.array(z.string()),
-  /** What the shadow-mode rules would have decided, and which matched (recorded, never enforced). */
-  shadow: z.strictObject({ decision: z.enum(['allow', 'deny', 'approval']), matched: z.array(MatchedRuleSchema) }).optional(),
-});
 export type PolicyDecision = z.infer<typeof PolicyDecisionSchema>;
 
-/** What happened when the action ran (or did not): only executed actions count. */
-export const ExecutionOutcomeSchema = z.strictObject({
-  /** ok: ran and succeeded; error: ran and failed (counts as a call, changes nothing); denied: never ran. */
-  status: z.enum(['ok', 'error', 'denied']),
-  /** The effect the tool reported after running, when it differs from the declared one. */
-  effect: ToolEffectSchema.optional(),
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh.
+ */
+const schemas = sharedOnce('policies/engine/policy-request', () => {
+  const PointedString = { pointer: z.string().optional() };
+  /**
+   * Where an argument value came from: the user's words or declared values (`user`), data the task
+   * marks as the user's own and trusted (`trusted`), an earlier tool output from outside, where
+   * injected instructions live (`tool-output`), or neither: the agent made it up (`literal`).
+   */
+  const ValueSourceSchema = z.enum(['user', 'trusted', 'tool-output', 'literal']);
+  /**
+   * The effect of a call as Warden measured it: read off the arguments through the tool's
+   * descriptor before the call (recipients, payees, amounts, URLs, hosts, paths, SQL statements),
+   * and measured where it is applied (rows and tables a statement changes, with cascades and
+   * triggers). Unknown fields are kept and ignored; the legacy single-value fields (`amount`,
+   * `host`, `path`, ...) still work for requests written by hand.
+   */
+  const ToolEffectSchema = z.looseObject({
+    /** Rows changed in all, by the statement and the cascades and triggers it set off. */
+    rowsChanged: z.number().int().min(0).optional(),
+    /** Rows deleted, inserted and updated, over every table. */
+    rowsByOperation: z.strictObject({ delete: z.number().int().min(0), insert: z.number().int().min(0), update: z.number().int().min(0) }).optional(),
+    /** The statement kind sql.exec ran or would run (insert, update, delete), or `mixed`. */
+    operation: z.string().optional(),
+    /** Tables a statement changed (with cascades and triggers) and read, by the broker's measurement. */
+    tables: z.array(z.strictObject({ table: z.string(), database: z.string().optional(), op: z.enum(['insert', 'update', 'delete']), rows: z.number().int().min(0) })).optional(),
+    tablesRead: z.array(z.string()).optional(),
+    /** sql.query: every result column was read as-is from a table column (no literal, expression or compound), as the broker measured it. */
+    columnsFromTables: z.boolean().optional(),
+    path: z.string().optional(),
+    bytes: z.number().int().min(0).optional(),
+    files: z.number().int().min(0).optional(),
+    host: z.string().optional(),
+    method: z.string().optional(),
+    amount: z.number().min(0).optional(),
+    currency: z.string().optional(),
+    recipients: z.array(z.strictObject({ value: z.string(), kind: z.string(), ...PointedString })).optional(),
+    payees: z.array(z.strictObject({ value: z.string(), kind: z.string(), ...PointedString })).optional(),
+    amounts: z.array(z.strictObject({ value: z.number().min(0), currency: z.string().optional(), ...PointedString })).optional(),
+    urls: z.array(z.strictObject({ url: z.string(), host: z.string(), method: z.string(), ...PointedString })).optional(),
+    hosts: z.array(z.strictObject({ host: z.string(), ...PointedString })).optional(),
+    paths: z.array(z.strictObject({ path: z.string(), access: z.enum(['read', 'write', 'list', 'delete']), ...PointedString })).optional(),
+    sql: z.array(z.strictObject({ database: z.string(), statement: z.string(), access: z.enum(['read', 'write']), ...PointedString })).optional(),
+    /** Declared effects whose arguments could not be read: rules about them apply (fail closed). */
+    unreadable: z.array(z.string()).optional(),
+    /**
+     * The call can reach every path of the workspace without Warden seeing which (a program, an MCP
+     * server that sees the workspace): `read`, or `write` (read, list, write and delete). Path rules
+     * judge it as touching every path under /workspace.
+     */
+    workspace: z.enum(['read', 'write']).optional(),
+    /**
+     * Facts measured only where the call is applied (in the sandbox host): rules that need them are
+     * decided there, with the measurement, not before the call.
+     */
+    pending: z.array(z.enum(['rows', 'operation', 'tables', 'host', 'path', 'method', 'bytes', 'files', 'url'])).optional(),
+  });
+  /** What the tool's descriptor says it is (tools/tool-descriptor.ts), as rules need it. */
+  const ToolSummarySchema = z.strictObject({
+    executor: z.enum(['builtin', 'isolate', 'process', 'mcp']),
+    /** Built-in and isolate tools act only through host capabilities. */
+    capabilityBound: z.boolean(),
+    /** Everything a call can change stays in Warden's sandbox (a program; a stdio MCP server without hosts): not a destructive tool. */
+    confined: z.boolean().optional(),
+    capabilities: z.array(z.string()),
+    families: z.array(z.string()),
+    declared: z.boolean(),
+    readOnly: z.boolean(),
+    destructive: z.boolean(),
+    openWorld: z.boolean(),
+    undoable: z.boolean(),
+    readsPrivate: z.boolean(),
+    /** Declared kinds of effect (recipients, payees, amounts, urls, hosts, paths, sql), so rules know what the tool can do. */
+    declares: z.array(z.string()),
+  });
+  /** A destination a call sends to, and where that value came from (flow rules). */
+  const DestinationSchema = z.strictObject({
+    kind: z.enum(['host', 'recipient', 'payee']),
+    value: z.string(),
+    source: ValueSourceSchema,
+  });
+  const PolicyAgentSchema = z.strictObject({
+    name: z.string().min(1),
+    /** 0 for the task the user started, 1 for its sub-agents, ... */
+    depth: z.number().int().min(0),
+    /** Names of the agents that delegated to this one, root first (empty for the root). */
+    chain: z.array(z.string()).default([]),
+    /** Unique id of this agent's run (its workflow id); keys its running totals. Defaults to chain/name. */
+    id: z.string().min(1).optional(),
+  });
+  const PolicyRequestSchema = z.strictObject({
+    /** Tool name, or `spawn:<sub-agent>` for spawning a sub-agent; a capability name for a call made from inside a tool. */
+    tool: z.string().min(1),
+    /** What the tool's descriptor says it is; absent for requests written by hand (the tool's name decides). */
+    descriptor: ToolSummarySchema.optional(),
+    /** For a capability call made from inside a tool: that tool's name. */
+    via: z.string().optional(),
+    /** Where the call's destinations (hosts, recipients, payees) came from. */
+    destinations: z.array(DestinationSchema).default([]),
+    args: z.record(z.string(), z.unknown()).default({}),
+    /** Resources the action touches, as Warden resolved them from the arguments. */
+    resources: z
+      .strictObject({
+        paths: z.array(z.string()).default([]),
+        hosts: z.array(z.string()).default([]),
+        databases: z.array(z.string()).default([]),
+      })
+      // a function: zod copies an object default only shallowly, and these schemas are shared by every run
+    .default(() => ({ paths: [], hosts: [], databases: [] })),
+    agent: PolicyAgentSchema,
+    effect: ToolEffectSchema.optional(),
+    /** Argument JSON pointer (relative to `args`, e.g. "/to") → where its value came from. */
+    provenance: z.record(z.string(), ValueSourceSchema).default({}),
+    /** The decision's clock (ISO 8601), injected so decisions replay deterministically. */
+    now: z.iso.datetime({ offset: true }),
+  });
+  const MatchedRuleSchema = z.strictObject({
+    id: z.string(),
+    sentence: z.string(),
+    effect: z.enum(['allow', 'deny', 'approval']),
+    reason: z.string(),
+    kind: z.enum(['cedar', 'stateful']),
+  });
+  /**
+   * Deny beats approval beats allow; with no matching rule a (granted) action is allowed. Rules in
+   * shadow mode never decide: what they would have decided is `shadow`.
+   */
+  const PolicyDecisionSchema = z.strictObject({
+    decision: z.enum(['allow', 'deny', 'approval']),
+    matched: z.array(MatchedRuleSchema),
+    /** Reasons of the rules that decided, in words. */
+    reasons: z.array(z.string()),
+    /** What the shadow-mode rules would have decided, and which matched (recorded, never enforced). */
+    shadow: z.strictObject({ decision: z.enum(['allow', 'deny', 'approval']), matched: z.array(MatchedRuleSchema) }).optional(),
+  });
+  /** What happened when the action ran (or did not): only executed actions count. */
+  const ExecutionOutcomeSchema = z.strictObject({
+    /** ok: ran and succeeded; error: ran and failed (counts as a call, changes nothing); denied: never ran. */
+    status: z.enum(['ok', 'error', 'denied']),
+    /** The effect the tool reported after running, when it differs from the declared one. */
+    effect: ToolEffectSchema.optional(),
+  });
+  return { ValueSourceSchema, ToolEffectSchema, ToolSummarySchema, DestinationSchema, PolicyAgentSchema, PolicyRequestSchema, MatchedRuleSchema, PolicyDecisionSchema, ExecutionOutcomeSchema };
 });
+
+export const { ValueSourceSchema, ToolEffectSchema, ToolSummarySchema, DestinationSchema, PolicyAgentSchema, PolicyRequestSchema, MatchedRuleSchema, PolicyDecisionSchema, ExecutionOutcomeSchema } = schemas;
 export type ExecutionOutcome = z.infer<typeof ExecutionOutcomeSchema>;
 
 /** One path a call touches and how. */

@@ -8,6 +8,7 @@
  * double counting.
  */
 import { z } from 'zod';
+import { sharedOnce } from '../../workflows/shared-modules';
 import type { RowsOperation } from './rule-syntax';
 import { agentKey, measureRequest, type ExecutionOutcome, type Measured, type PolicyRequest } from './policy-request';
 
@@ -15,44 +16,51 @@ import { agentKey, measureRequest, type ExecutionOutcome, type Measured, type Po
 export const COUNTERS = ['calls', 'rows', 'rows:delete', 'rows:insert', 'rows:update', 'amountCents', 'files', 'bytes'] as const;
 export type Counter = (typeof COUNTERS)[number];
 
-export const RecentCallSchema = z.strictObject({
-  agent: z.string(),
-  /** The agent's call number (1-based); with `agent`, identifies the call when states merge. */
-  seq: z.number().int().min(1),
-  tool: z.string(),
-  /** Epoch milliseconds. */
-  at: z.number(),
+/**
+ * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
+ * each workflow run would otherwise build them all afresh.
+ */
+const schemas = sharedOnce('policies/engine/policy-state', () => {
+  const RecentCallSchema = z.strictObject({
+    agent: z.string(),
+    /** The agent's call number (1-based); with `agent`, identifies the call when states merge. */
+    seq: z.number().int().min(1),
+    tool: z.string(),
+    /** Epoch milliseconds. */
+    at: z.number(),
+  });
+  const AgentCountersSchema = z.strictObject({
+    name: z.string(),
+    depth: z.number().int().min(0),
+    calls: z.number().int().min(0),
+    /** tool → counter → total. */
+    tools: z.record(z.string(), z.record(z.string(), z.number())),
+  });
+  const PolicyStateSchema = z.strictObject({
+    version: z.literal(1),
+    /** agent key (its run id, else chain/name) → its counters. */
+    agents: z.record(z.string(), AgentCountersSchema),
+    /** Calls recent enough to matter to a rate rule, oldest first. */
+    recent: z.array(RecentCallSchema),
+    /** Effect tags of each tool called so far (family scopes count totals and rates by tag). */
+    toolTags: z.record(z.string(), z.array(z.string())).optional(),
+    /**
+     * Private data read so far: agent key → what it read ("fs.read /workspace/notes.txt"), at most
+     * a few entries each. Flow rules hold sends after any private read in the task tree.
+     */
+    privateReads: z.record(z.string(), z.array(z.string())).optional(),
+    /** Workspace paths and tables written so far in the task tree: what they hold now is no longer the user's own. */
+    written: z.strictObject({ paths: z.array(z.string()), tables: z.array(z.string()) }).optional(),
+    /**
+     * Payments made so far in the task tree, as `paymentKeysOf` keys (payee, amount, currency): a
+     * payment the user asked for binds once; paying it again needs what any other amount needs.
+     */
+    paid: z.array(z.string()).optional(),
+  });
+  return { RecentCallSchema, AgentCountersSchema, PolicyStateSchema };
 });
 
-export const AgentCountersSchema = z.strictObject({
-  name: z.string(),
-  depth: z.number().int().min(0),
-  calls: z.number().int().min(0),
-  /** tool → counter → total. */
-  tools: z.record(z.string(), z.record(z.string(), z.number())),
-});
-
-export const PolicyStateSchema = z.strictObject({
-  version: z.literal(1),
-  /** agent key (its run id, else chain/name) → its counters. */
-  agents: z.record(z.string(), AgentCountersSchema),
-  /** Calls recent enough to matter to a rate rule, oldest first. */
-  recent: z.array(RecentCallSchema),
-  /** Effect tags of each tool called so far (family scopes count totals and rates by tag). */
-  toolTags: z.record(z.string(), z.array(z.string())).optional(),
-  /**
-   * Private data read so far: agent key → what it read ("fs.read /workspace/notes.txt"), at most
-   * a few entries each. Flow rules hold sends after any private read in the task tree.
-   */
-  privateReads: z.record(z.string(), z.array(z.string())).optional(),
-  /** Workspace paths and tables written so far in the task tree: what they hold now is no longer the user's own. */
-  written: z.strictObject({ paths: z.array(z.string()), tables: z.array(z.string()) }).optional(),
-  /**
-   * Payments made so far in the task tree, as `paymentKeysOf` keys (payee, amount, currency): a
-   * payment the user asked for binds once; paying it again needs what any other amount needs.
-   */
-  paid: z.array(z.string()).optional(),
-});
+export const { RecentCallSchema, AgentCountersSchema, PolicyStateSchema } = schemas;
 export type PolicyState = z.infer<typeof PolicyStateSchema>;
 export type AgentCounters = z.infer<typeof AgentCountersSchema>;
 

@@ -4,6 +4,8 @@
  *
  * Invariant: output beyond `maxOutputBytes` per stream is dropped (the run goes on; `truncated`
  * says so), so a chatty or hostile program cannot grow the worker's memory or the workflow history.
+ * Once `signal` aborts (the activity was cancelled: its task cancelled or terminated), the
+ * program's whole tree is killed then, not when the program chooses to end.
  */
 import type { SandboxEndReason, SandboxExit, SandboxedProcessOptions } from './sandboxed-process';
 import { startSandboxedProcess } from './sandboxed-process';
@@ -14,6 +16,11 @@ export interface SandboxedRunOptions extends SandboxedProcessOptions {
   stdin?: string;
   /** Most bytes kept of stdout and of stderr each. Default 64 KiB. */
   maxOutputBytes?: number;
+  /**
+   * The caller gave up (an activity's cancellationSignal): an aborted signal starts nothing and
+   * throws its reason; one that aborts during the run kills the tree (reason `killed`).
+   */
+  signal?: AbortSignal;
 }
 
 export interface SandboxedRunResult {
@@ -31,16 +38,25 @@ export interface SandboxedRunResult {
 
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
 
-/** Starts `spec`, feeds `stdin`, collects bounded output and waits for the end (never rejects after the start). */
+/**
+ * Starts `spec`, feeds `stdin`, collects bounded output and waits for the end (never rejects after
+ * the start). Throws `options.signal`'s reason when it aborted before the start.
+ */
 export async function runSandboxed(spec: OsSandboxSpecInput, options: SandboxedRunOptions = {}): Promise<SandboxedRunResult> {
   const max = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  const { signal } = options;
+  signal?.throwIfAborted();
   const run = await startSandboxedProcess(spec, options.egressGate === undefined ? {} : { egressGate: options.egressGate });
+  // Aborted while the sandbox was being set up: the kill goes to what was started.
+  const stop = () => void run.kill('killed');
+  if (signal?.aborted === true) stop();
+  else signal?.addEventListener('abort', stop, { once: true });
   const stdout = boundedCollector(max);
   const stderr = boundedCollector(max);
   run.stdout.on('data', stdout.push);
   run.stderr.on('data', stderr.push);
   run.stdin.end(options.stdin ?? '');
-  const exit = await run.exited;
+  const exit = await run.exited.finally(() => signal?.removeEventListener('abort', stop));
   const err = stderr.text();
   return {
     reason: exit.reason,

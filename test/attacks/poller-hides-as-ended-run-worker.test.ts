@@ -66,7 +66,7 @@ it.each([
   const forged = `warden-run/${pid}@${hostname()}/${randomBytes(16).toString('hex')}`;
   // Precondition: the pid is not alive (else the note is kept anyway and this row proves nothing).
   expect(() => process.kill(pid, 0)).toThrow();
-  expect(unvouchedPollers([forged], stateDir, [runWorkerIdentity()])).toEqual([forged]);
+  expect(unvouchedPollers([{ identity: forged, lastPolledAt: Date.now() - 5_000 }], stateDir, [runWorkerIdentity()])).toEqual([forged]);
 });
 
 it.each<[string, (s: string) => Promise<string>, boolean]>([
@@ -116,7 +116,7 @@ it.each<[string, (s: string) => Promise<string>, boolean]>([
 ])('%s: noted %s', async (_what, identityOf, noted) => {
   const s = newStateDir();
   const identity = await identityOf(s);
-  expect(unvouchedPollers([identity], s, [runWorkerIdentity()])).toEqual(noted ? [identity] : []);
+  expect(unvouchedPollers([{ identity, lastPolledAt: Date.now() - 5_000 }], s, [runWorkerIdentity()])).toEqual(noted ? [identity] : []);
 });
 
 it('records past the window whose process ended are pruned by the next run\'s record; fresh ones stay', async () => {

@@ -24,7 +24,7 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 it.each<[string, string, (stateDir: string) => unknown]>([
   ['warden run', RUN_RECORDS_DIR, (stateDir) => recordRunWorker(stateDir, runWorkerIdentity()).ended()],
-  ['warden worker', STANDALONE_RECORDS_DIR, (stateDir) => writeStandaloneWorkerRecord(stateDir).remove()],
+  ['warden worker', STANDALONE_RECORDS_DIR, (stateDir) => writeStandaloneWorkerRecord(stateDir).ended()],
 ])('%s leaves the permissions of the folder its records link points to alone', (_name, recordsDir, record) => {
   const stateDir = fs.mkdtempSync(join(root, 'state-'));
   const shared = fs.mkdtempSync(join(root, 'shared-'));
@@ -42,7 +42,7 @@ it.each<[string, string, (stateDir: string) => unknown]>([
 // (nothing recorded), its target keeps its mode, and no target is made.
 const recorders: Array<[string, string, (stateDir: string) => unknown]> = [
   ['warden run', RUN_RECORDS_DIR, (stateDir) => recordRunWorker(stateDir, runWorkerIdentity()).ended()],
-  ['warden worker', STANDALONE_RECORDS_DIR, (stateDir) => writeStandaloneWorkerRecord(stateDir).remove()],
+  ['warden worker', STANDALONE_RECORDS_DIR, (stateDir) => writeStandaloneWorkerRecord(stateDir).ended()],
 ];
 const targets: Array<[string, (at: string) => string | undefined]> = [
   ['a folder', (at) => (fs.mkdirSync(at, { mode: 0o755 }), fs.chmodSync(at, 0o755), at)],

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatStep, formatSummary } from '../../cli/format-summary';
+import { REFUSAL_CODES } from '../../refusal-codes';
 import type { ClaimOutcome, StepRecord, TaskResult } from '../../task/task-run';
 
 function outcome(index: number, verdict: ClaimOutcome['verdict'], text: string, reason: string, signed = false): ClaimOutcome {
@@ -99,5 +100,36 @@ describe('the summary after steps were shown as they ran', () => {
     const summary = formatSummary(withSteps, new Map(shown));
     expect(stepLines(summary)).toEqual(listed);
     expect(summary).toContain(count);
+  });
+});
+
+// A newcomer saw `fs.read` of a path outside the workspace as "allowed; failed:
+// ERR_PATH_OUTSIDE_WORKSPACE": the policy allowed the call and the tool refused it, which read as
+// Warden letting it through. The line now says both: the policy's decision as recorded (the step,
+// its custody record and --json keep `decision: allow`) and who refused it, and why.
+describe('a step the policy allowed and the tool refused', () => {
+  const base = { index: 0, turn: 0, kind: 'tool' as const, tool: 'fs.read', args: { path: '../outside.txt' }, decision: 'allow' as const, reason: 'tool "fs.read" is granted', executed: true, startedAt: '2026-11-30T00:00:00.000Z', durationMs: 1 };
+  const refusedBy = (code: string, message: string): StepRecord => ({ ...base, error: { code, message } });
+
+  it('the newcomer\'s case: fs.read outside the workspace', () => {
+    const step = refusedBy('ERR_PATH_OUTSIDE_WORKSPACE', 'path "../outside.txt" is outside the workspace: it climbs out of the workspace with ".."');
+    expect(formatStep(step)).toBe('  #0 fs.read {"path":"../outside.txt"} -> allowed by policy, but REFUSED by the tool: ERR_PATH_OUTSIDE_WORKSPACE path "../outside.txt" is outside the workspace: it climbs out of the workspace with ".."');
+    expect(step.decision).toBe('allow');
+  });
+
+  it.each([...REFUSAL_CODES].map((code) => [code]))('%s: allowed by policy, but REFUSED by the tool, with the why', (code) => {
+    const line = formatStep(refusedBy(code, 'the why'));
+    expect(line).toContain(`-> allowed by policy, but REFUSED by the tool: ${code} the why`);
+    expect(line).not.toMatch(/allowed;|failed:/);
+  });
+
+  it.each([
+    ['a tool that threw: a failure, not a refusal', { ...base, error: { code: 'ERR_TOOL_THREW', message: 'boom' } }, '-> allowed; failed: ERR_TOOL_THREW boom'],
+    ['a file that is not there', { ...base, error: { code: 'ERR_PATH_NOT_FOUND', message: 'no such file' } }, '-> allowed; failed: ERR_PATH_NOT_FOUND no such file'],
+    ['a tool that ran out of time', { ...base, error: { code: 'ERR_SANDBOX_TIMEOUT', message: 'over 5 s' } }, '-> allowed; failed: ERR_SANDBOX_TIMEOUT over 5 s'],
+    ['denied by the policy itself: DENIED, with its reason', { ...base, decision: 'deny' as const, reason: 'tool "fs.read" is not granted', executed: false, error: { code: 'ERR_TOOL_NOT_GRANTED', message: 'tool "fs.read" is not granted' } }, '-> DENIED (tool "fs.read" is not granted); not run: ERR_TOOL_NOT_GRANTED'],
+    ['refused part-way, its writes undone', { ...base, tool: 'word-count', error: { code: 'ERR_POLICY_DENIED', message: 'fs.write denied by policy r1: no' }, undone: ['a.txt'] }, '-> allowed by policy, but REFUSED by the tool: ERR_POLICY_DENIED fs.write denied by policy r1: no; its writes undone: a.txt'],
+  ] as [string, StepRecord, string][])('%s', (_what, step, expected) => {
+    expect(formatStep(step)).toContain(expected);
   });
 });

@@ -227,6 +227,28 @@ describe('the web console in Chromium', () => {
     await page.locator(`[data-testid=task-row][data-workflow-id="${handle.workflowId}"] .badge.denied`).waitFor({ timeout: 60_000 });
   }, 300_000);
 
+  it('keeps a pending card, and what was typed in it, while its task does not answer the listing', async () => {
+    const handle = await env.start(cleanupTask(dbWithStaleLeads(), 'waiter'));
+    try {
+      await pending(handle);
+      const card = page.locator(`[data-testid=approval][data-workflow-id="${handle.workflowId}"]`);
+      await card.waitFor({ timeout: 60_000 });
+      await card.locator('[data-testid=approval-reason]').fill('typed before the worker got busy');
+      // What the listing answers while the task's worker is too busy to answer its query in time.
+      let served = 0;
+      await page.route('**/api/approvals', (route) => {
+        served += 1;
+        return route.fulfill({ contentType: 'application/json', body: JSON.stringify({ approver: APPROVER, approvals: [], unanswered: [{ workflowId: handle.workflowId, reason: 'no answer within 2 s' }] }) });
+      });
+      await vi.waitFor(() => expect(served).toBeGreaterThanOrEqual(2), { timeout: 60_000, interval: 200 });
+      await page.unroute('**/api/approvals');
+      expect(await card.count()).toBe(1);
+      expect(await card.locator('[data-testid=approval-reason]').inputValue()).toBe('typed before the worker got busy');
+    } finally {
+      await handle.terminate('the test needed it only held');
+    }
+  }, 300_000);
+
   it('shows a tampered ledger as tampered, and the records from the break on as broken', async () => {
     // A copy of the ledger with one byte of one of the task's records changed.
     const copy = await mkdtemp(join(tmpdir(), 'warden-console-tampered-'));

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CancelledFailure } from '@temporalio/common';
 import { McpConnection } from '../../mcp/mcp-connection';
 import { McpStdioServerSchema, McpHttpServerSchema } from '../../mcp/mcp-server-config';
 import { makeTempDir, startLoopbackServer, type LoopbackServer } from '../sandbox/sandbox-test-kit';
@@ -68,6 +69,24 @@ describe('a streamable-HTTP server on loopback', () => {
     await connection?.close();
     await server?.stop();
   });
+
+  it('cancels a call in flight when its signal aborts (a cancelled activity): the reason, not a tool failure; the unanswered call ends the session', async () => {
+    const controller = new AbortController();
+    const reason = new CancelledFailure('the activity was cancelled');
+    const outcomes: string[] = [];
+    // A minute-long operation: on code that ignores the signal the call resolves with its result.
+    // `on-change`: no listing first, the request is on its way at once.
+    const call = connection.callTool('trigger-long-running-operation', { duration: 60, steps: 60 }, { ...CALL, timeoutMs: 120_000, pin: connection.listing.hash, verify: 'on-change', signal: controller.signal, onCancelled: (o) => outcomes.push(o) });
+    await new Promise((r) => setTimeout(r, 200));
+    controller.abort(reason);
+    await expect(call).rejects.toBe(reason);
+    // The server does not answer a cancelled request (MCP's rule), so Warden cannot know it
+    // stopped: the session is ended (test/mcp/mcp-call-cancel.test.ts), a new one serves.
+    expect(outcomes).toEqual(['session-closed']);
+    expect(connection.open).toBe(false);
+    connection = await McpConnection.open('everything', McpHttpServerSchema.parse({ url: server.url }), testStartContext());
+    expect(textOf(await connection.callTool('echo', { message: 'still here' }, { ...CALL, pin: connection.listing.hash }))).toContain('still here');
+  }, 120_000);
 
   it('lists, pins and calls tools', async () => {
     const echo = connection.listing.tools.find((t) => t.mcpName === 'echo');

@@ -81,3 +81,70 @@ export async function replayHistories(client: Client, source: { taskQueue: strin
   }
   return { failures, replayed };
 }
+
+/** A streamable-HTTP MCP server in this process whose tool `wait` never answers and ignores notifications/cancelled. */
+export interface DeafHttpMcpServer {
+  url: string;
+  /** `host:port`, for a task's grants. */
+  host: string;
+  /** What the server saw, in order: `call wait`, `cancelled` (the notification), `DELETE` (session terminated), `session closed`. */
+  events: string[];
+  /** Resolves when `wait` was called. */
+  waiting: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a DeafHttpMcpServer on a loopback port: one session per `initialize`, tools `wait` (holds
+ * the request for good, as a server that cannot stop its job) and `ping`.
+ */
+export async function startDeafHttpMcpServer(): Promise<DeafHttpMcpServer> {
+  const { createServer } = await import('node:http');
+  const { randomUUID } = await import('node:crypto');
+  const { Server } = await import('@modelcontextprotocol/sdk/server/index.js');
+  const { StreamableHTTPServerTransport } = await import('@modelcontextprotocol/sdk/server/streamableHttp.js');
+  const { CallToolRequestSchema, CancelledNotificationSchema, ListToolsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+  const events: string[] = [];
+  let called!: () => void;
+  const waiting = new Promise<void>((resolve) => (called = resolve));
+  const sessions = new Map<string, InstanceType<typeof StreamableHTTPServerTransport>>();
+  const http = createServer((req, res) => {
+    if (req.method === 'DELETE') events.push('DELETE');
+    const id = req.headers['mcp-session-id'];
+    let transport = typeof id === 'string' ? sessions.get(id) : undefined;
+    if (transport === undefined) {
+      const fresh: InstanceType<typeof StreamableHTTPServerTransport> = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (sid) => void sessions.set(sid, fresh) });
+      fresh.onclose = () => events.push('session closed');
+      const server = new Server({ name: 'deaf-http', version: '1.0.0' }, { capabilities: { tools: {} } });
+      server.setRequestHandler(ListToolsRequestSchema, async () => ({
+        tools: [
+          { name: 'wait', description: 'Waits for a job.', inputSchema: { type: 'object', properties: {} } },
+          { name: 'ping', description: 'Answers pong.', inputSchema: { type: 'object', properties: {} } },
+        ],
+      }));
+      server.setNotificationHandler(CancelledNotificationSchema, async () => void events.push('cancelled'));
+      server.setRequestHandler(CallToolRequestSchema, async (request) => {
+        if (request.params.name === 'ping') return { content: [{ type: 'text' as const, text: 'pong' }] };
+        events.push('call wait');
+        called();
+        return new Promise<never>(() => undefined);
+      });
+      void server.connect(fresh);
+      transport = fresh;
+    }
+    void transport.handleRequest(req, res);
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  const port = (http.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    host: `127.0.0.1:${port}`,
+    events,
+    waiting,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  };
+}

@@ -17,7 +17,7 @@ import { parseWorkflowCode } from '@temporalio/worker/lib/worker';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prestartedThreadFor } from '../../cli/commands/run';
-import { createWorkerOnThread, installedSdkVersion, knownSdkInternals, parseBundleCode } from '../../worker/prestarted-thread-worker';
+import { holdWorkerOnThread, installedSdkVersion, knownSdkInternals, parseBundleCode } from '../../worker/prestarted-thread-worker';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { prestartWorkflowThread } from '../../worker/workflow-thread-prestart';
 import { withWorkflowStackTraces } from '../../worker/workflow-stack-traces';
@@ -92,7 +92,7 @@ describe('a worker on a prestarted thread', () => {
     const bundle = await import('@temporalio/worker').then(({ bundleWorkflowCode }) =>
       bundleWorkflowCode({ workflowsPath: join(REPO_ROOT, 'test/worker/fixtures/stack-limit-workflow.ts'), logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } }),
     );
-    const worker = await withWorkflowStackTraces(stackTraces, () => createWorkerOnThread({ connection, taskQueue, workflowBundle: bundle }, thread));
+    const worker = await withWorkflowStackTraces(stackTraces, () => holdWorkerOnThread({ connection, taskQueue, workflowBundle: bundle }, thread).create());
     // Taken by the worker: nobody else gets it, and discarding it now leaves the worker's thread alone.
     expect(thread.take()).toBeUndefined();
     await thread.discard();
@@ -106,7 +106,7 @@ describe('a worker on a prestarted thread', () => {
     const taskQueue = `prestart-gone-${process.pid}`;
     const { bundleWorkflowCode } = await import('@temporalio/worker');
     const bundle = await bundleWorkflowCode({ workflowsPath: join(REPO_ROOT, 'test/worker/fixtures/stack-limit-workflow.ts'), logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
-    const worker = await createWorkerOnThread({ connection, taskQueue, workflowBundle: bundle }, thread);
+    const worker = await holdWorkerOnThread({ connection, taskQueue, workflowBundle: bundle }, thread).create();
     expect(worker).toBeInstanceOf(Worker);
     expect(await worker.runUntil(client.workflow.execute('stackLimit', { taskQueue, workflowId: `${taskQueue}-${Date.now()}` }))).toBe(10);
   }, 600_000);

@@ -11,23 +11,30 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   checkStandaloneWorker,
   liveStandaloneWorker,
+  recordRunWorker,
   runWorkerIdentity,
   unvouchedPollers,
   otherStateWorkers,
   parseStandaloneWorkerIdentity,
   processStartTime,
+  RUN_RECORD_KEEP_MS,
+  RUN_RECORDS_DIR,
   standaloneWorkerIdentity,
   stateDirFingerprint,
   STANDALONE_RECORDS_DIR,
   writeStandaloneWorkerRecord,
+  type Poller,
 } from '../../worker/standalone-worker';
+
+/** `identity` as the server lists it, last seen polling `ago` ms ago (before any record these rows write ended). */
+const polled = (identity: string, ago = 5_000): Poller => ({ identity, lastPolledAt: Date.now() - ago });
 
 const isRoot = process.getuid?.() === 0;
 /** The pid of a process that has exited (and, right after, is not reused). */
@@ -52,14 +59,19 @@ function stateWithRecord(): { stateDir: string; nonce: string; file: string } {
   return { stateDir, nonce, file };
 }
 
-/** Writes a record by hand in `stateDir`'s records folder; returns its nonce. */
-function plant(stateDir: string, record: Record<string, unknown>, mode = 0o600): string {
+/** Writes a record by hand in `stateDir`'s records folder; returns its nonce. `ageMs`: how long ago its worker was last known alive. */
+function plant(stateDir: string, record: Record<string, unknown>, mode = 0o600, ageMs = 0): string {
   const nonce = (record.nonce as string | undefined) ?? randomBytes(16).toString('hex');
   const file = join(stateDir, STANDALONE_RECORDS_DIR, `${nonce}.json`);
   writeFileSync(file, JSON.stringify({ ...record, nonce }), { mode });
   chmodSync(file, mode);
+  const at = new Date(Date.now() - ageMs);
+  utimesSync(file, at, at);
   return nonce;
 }
+
+/** Past the window in which an ended worker's record still vouches for it. */
+const EXPIRED = RUN_RECORD_KEEP_MS + 1_000;
 
 interface Case {
   name: string;
@@ -67,6 +79,8 @@ interface Case {
   setup: () => { stateDir: string; identity: string };
   /** undefined: reused; else a fragment of the reason given. */
   refused: string | undefined;
+  /** This folder's own worker, ended within the server's poller window: not reused, and not reported as refused either. */
+  ended?: true;
   rootOnly?: boolean;
 }
 
@@ -103,12 +117,43 @@ const cases: Case[] = [
     refused: 'is not the recorded worker',
   },
   {
-    name: 'a record whose process has exited (stale pid)',
-    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    name: 'a record whose process has exited, past the poller window (stale pid)',
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }, 0o600, EXPIRED); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
     refused: 'is not running',
   },
   {
-    name: 'a record whose pid now names another process (start time differs)',
+    name: 'a worker of this folder that ended within the poller window (Ctrl-C: its record kept, marked ended)',
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    refused: 'is not running',
+    ended: true,
+  },
+  {
+    name: "an ended worker's recent record under another dead pid",
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, 4_000_000) }; },
+    refused: 'is not the recorded worker',
+  },
+  {
+    name: "an ended worker's recent record, the records folder opened to others (0755)",
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }); chmodSync(join(s.stateDir, STANDALONE_RECORDS_DIR), 0o755); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    refused: 'is open to others (mode 755)',
+  },
+  {
+    name: "an ended worker's recent record open to others (0644)",
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: deadPid, startTime: '12345' }, 0o644); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, deadPid) }; },
+    refused: 'is open to others (mode 644)',
+  },
+  {
+    name: 'a record whose pid now names another process (start time differs), past the poller window',
+    setup: () => {
+      const s = stateWithRecord();
+      const actual = BigInt(processStartTime(sleeper.pid!)!);
+      const nonce = plant(s.stateDir, { pid: sleeper.pid, startTime: String(actual + 1n) }, 0o600, EXPIRED);
+      return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, sleeper.pid) };
+    },
+    refused: 'not at the recorded',
+  },
+  {
+    name: 'a worker of this folder that ended within the poller window, its pid since reused',
     setup: () => {
       const s = stateWithRecord();
       const actual = BigInt(processStartTime(sleeper.pid!)!);
@@ -116,6 +161,7 @@ const cases: Case[] = [
       return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, sleeper.pid) };
     },
     refused: 'not at the recorded',
+    ended: true,
   },
   {
     name: 'a record of a live process with its true start time, but opened to others (0644)',
@@ -186,10 +232,14 @@ describe('checkStandaloneWorker: the record vouches, never the identity', () => 
     const reason = checkStandaloneWorker(identity, stateDir);
     if (c.refused === undefined) {
       expect(reason).toBeUndefined();
-      expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: identity, refused: [] });
+      expect(liveStandaloneWorker([polled(identity)], stateDir)).toEqual({ worker: identity, refused: [] });
+    } else if (c.ended === true) {
+      expect(reason).toContain(c.refused);
+      expect(liveStandaloneWorker([polled(identity)], stateDir)).toEqual({ worker: undefined, refused: [] });
+      expect(unvouchedPollers([polled(identity)], stateDir)).toEqual([]);
     } else {
       expect(reason).toContain(c.refused);
-      expect(liveStandaloneWorker([identity], stateDir)).toEqual({ worker: undefined, refused: [{ identity, reason }] });
+      expect(liveStandaloneWorker([polled(identity)], stateDir)).toEqual({ worker: undefined, refused: [{ identity, reason }] });
     }
   });
 
@@ -202,14 +252,14 @@ describe('checkStandaloneWorker: the record vouches, never the identity', () => 
       standaloneWorkerIdentity(s.stateDir, s.nonce, process.pid, `not-${hostname()}`), // another machine
       `${standaloneWorkerIdentity(s.stateDir, s.nonce)}x`, // a forged suffix
     ];
-    expect(liveStandaloneWorker(pollers, s.stateDir)).toEqual({ worker: undefined, refused: [] });
+    expect(liveStandaloneWorker(pollers.map((identity) => polled(identity)), s.stateDir)).toEqual({ worker: undefined, refused: [] });
   });
 
   it('picks the genuine one after a forged one, and reports the forged one', () => {
     const s = stateWithRecord();
     const forged = `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}`;
     const mine = standaloneWorkerIdentity(s.stateDir, s.nonce);
-    const found = liveStandaloneWorker([forged, mine], s.stateDir);
+    const found = liveStandaloneWorker([polled(forged), polled(mine)], s.stateDir);
     expect(found.worker).toBe(mine);
     expect(found.refused.map((r) => r.identity)).toEqual([forged]);
   });
@@ -218,7 +268,7 @@ describe('checkStandaloneWorker: the record vouches, never the identity', () => 
     const s = stateWithRecord();
     const forged = `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}/${'0'.repeat(32)}`;
     const mine = standaloneWorkerIdentity(s.stateDir, s.nonce);
-    const found = liveStandaloneWorker([mine, forged], s.stateDir);
+    const found = liveStandaloneWorker([polled(mine), polled(forged)], s.stateDir);
     expect(found.worker).toBe(mine);
     expect(found.refused.map((r) => r.identity)).toEqual([forged]);
   });
@@ -245,7 +295,7 @@ describe('unvouchedPollers: every poller no other note of warden run names, but 
     ['a claimant of this folder on this machine (refused in its own note)', `warden-worker/1@${hostname()}/state-${stateDirFingerprint(s.stateDir)}`, false],
     ['a standalone worker of another state folder (named in its own note)', standaloneWorkerIdentity(other.stateDir, other.nonce), false],
   ])('%s', (_what, identity, noted) => {
-    expect(unvouchedPollers([identity], s.stateDir, [own])).toEqual(noted ? [identity] : []);
+    expect(unvouchedPollers([polled(identity)], s.stateDir, [own])).toEqual(noted ? [identity] : []);
   });
 
   it('the run worker identity is fresh each time and no standalone identity', () => {
@@ -256,7 +306,7 @@ describe('unvouchedPollers: every poller no other note of warden run names, but 
 });
 
 describe('the worker record', () => {
-  it('is created exclusively, 0600 in a 0700 folder, holds pid, start time and nonce, and is removed on exit', () => {
+  it('is created exclusively, 0600 in a 0700 folder, holds pid, start time and nonce, and is kept on exit, its time the end', () => {
     const s = stateWithRecord();
     expect(statSync(s.file).mode & 0o777).toBe(0o600);
     expect(statSync(join(s.stateDir, STANDALONE_RECORDS_DIR)).mode & 0o777).toBe(0o700);
@@ -264,17 +314,25 @@ describe('the worker record', () => {
     expect(readdirSync(join(s.stateDir, STANDALONE_RECORDS_DIR)).filter((name) => !name.endsWith('.json'))).toEqual([]);
     const again = writeStandaloneWorkerRecord(s.stateDir);
     expect(again.nonce).not.toBe(s.nonce);
-    again.remove();
-    expect(existsSync(again.file)).toBe(false);
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(again.file, past, past);
+    again.ended();
+    expect(existsSync(again.file)).toBe(true);
+    expect(Date.now() - statSync(again.file).mtimeMs).toBeLessThan(30_000);
     expect(existsSync(s.file)).toBe(true);
   });
 
-  it('a new worker sweeps records of processes that no longer run', () => {
+  it.each<[string, (stateDir: string) => unknown]>([
+    ['a new standalone worker', (stateDir) => writeStandaloneWorkerRecord(stateDir).ended()],
+    ["a run's (or mcp serve's) worker", (stateDir) => recordRunWorker(stateDir, runWorkerIdentity()).ended()],
+  ])('%s prunes the records of workers that ended past the poller window; recent ended ones and live ones stay', (_who, record) => {
     const s = stateWithRecord();
-    const stale = plant(s.stateDir, { pid: deadPid, startTime: '1' });
-    writeStandaloneWorkerRecord(s.stateDir);
-    expect(existsSync(join(s.stateDir, STANDALONE_RECORDS_DIR, `${stale}.json`))).toBe(false);
-    expect(existsSync(s.file)).toBe(true);
+    const stale = plant(s.stateDir, { pid: deadPid, startTime: '1' }, 0o600, EXPIRED);
+    const recent = plant(s.stateDir, { pid: deadPid, startTime: '1' });
+    const liveButOld = plant(s.stateDir, { pid: sleeper.pid, startTime: processStartTime(sleeper.pid!) }, 0o600, EXPIRED);
+    record(s.stateDir);
+    const left = (nonce: string) => existsSync(join(s.stateDir, STANDALONE_RECORDS_DIR, `${nonce}.json`));
+    expect([left(stale), left(recent), left(liveButOld), existsSync(s.file)]).toEqual([false, true, true, true]);
   });
 
   it("processStartTime reads field 22 past a process name holding spaces and ')'", async () => {
@@ -307,5 +365,97 @@ describe('identities', () => {
     const o = stateWithRecord();
     const other = standaloneWorkerIdentity(o.stateDir, o.nonce);
     expect(otherStateWorkers([standaloneWorkerIdentity(s.stateDir, s.nonce), other, `${process.pid}@${hostname()}`], s.stateDir)).toEqual([other]);
+  });
+});
+
+/**
+ * An ended worker's record vouches for its identity only up to the worker's end: the server's
+ * `lastAccessTime` for the identity must be no later than the record's `endedAt` (written by
+ * `ended()`), or, for a record whose end was never written (SIGKILL), its time plus one refresh
+ * (30 s). A later poll is a stranger's under the copied identity (regression:
+ * test/worker/copied-ended-worker-identity-named.test.ts). A record time ahead of now vouches for
+ * nothing and is pruned.
+ */
+describe("an ended worker's record vouches only up to its end", () => {
+  const SECOND = 1_000;
+  /**
+   * Record time (file mtime) `at`, end `endedAt` (undefined: never written), last poll `polledAt`,
+   * all relative to now; then what the check says: the ended worker (skipped), a poll after its
+   * end (named as a copied identity), or a record that vouches for nothing (named).
+   */
+  const rows: [string, { at: number; endedAt?: number; polledAt: number }, 'ended' | 'copied' | 'no record'][] = [
+    ['clean end, last poll before it (the genuine worker)', { at: -60 * SECOND, endedAt: -60 * SECOND, polledAt: -61 * SECOND }, 'ended'],
+    ['clean end, last poll at it', { at: -60 * SECOND, endedAt: -60 * SECOND, polledAt: -60 * SECOND }, 'ended'],
+    ['clean end, polled 1 s after it (a copied identity)', { at: -60 * SECOND, endedAt: -60 * SECOND, polledAt: -59 * SECOND }, 'copied'],
+    ['clean end, polled 50 s after it (no slack for a written end)', { at: -60 * SECOND, endedAt: -60 * SECOND, polledAt: -10 * SECOND }, 'copied'],
+    ['killed (no end written), polled before its last refresh', { at: -60 * SECOND, polledAt: -61 * SECOND }, 'ended'],
+    ['killed, polled 29 s after its last refresh (within one refresh)', { at: -60 * SECOND, polledAt: -31 * SECOND }, 'ended'],
+    ['killed, polled 31 s after its last refresh (a copied identity)', { at: -60 * SECOND, polledAt: -29 * SECOND }, 'copied'],
+    // File times carry nanoseconds, Date.now() whole milliseconds: a record written in the millisecond of the check reads ahead of it.
+    ['record written in the millisecond of the check (file time 0.6 ms ahead of Date.now())', { at: 0.6, endedAt: 0, polledAt: -1 }, 'ended'],
+    ['killed, record time 0.6 ms ahead of Date.now()', { at: 0.6, polledAt: -1 }, 'ended'],
+    ['record time ahead of now (the clock stepped back)', { at: 60 * SECOND, polledAt: -5 * SECOND }, 'no record'],
+    ['record time 2 s ahead of now', { at: 2 * SECOND, polledAt: -5 * SECOND }, 'no record'],
+    ['end ahead of now', { at: -60 * SECOND, endedAt: 60 * SECOND, polledAt: -61 * SECOND }, 'no record'],
+    ['record time past the window', { at: -RUN_RECORD_KEEP_MS - SECOND, endedAt: -RUN_RECORD_KEEP_MS - SECOND, polledAt: -RUN_RECORD_KEEP_MS - 2 * SECOND }, 'no record'],
+  ];
+
+  /** A record of the ended process `deadPid` in `folder` of a fresh private state folder, written by hand as `ended()` or a SIGKILL leaves it. */
+  function ended(folder: string, row: { at: number; endedAt?: number }, now: number): { stateDir: string; nonce: string; file: string } {
+    const stateDir = mkdtempSync(join(tmpdir(), 'warden-ended-'));
+    mkdirSync(join(stateDir, folder), { mode: 0o700 });
+    const nonce = randomBytes(16).toString('hex');
+    const file = join(stateDir, folder, `${nonce}.json`);
+    writeFileSync(file, JSON.stringify({ pid: deadPid, startTime: '12345', nonce, ...(row.endedAt === undefined ? {} : { endedAt: now + row.endedAt }) }), { mode: 0o600 });
+    // In seconds, not a Date: a Date holds whole milliseconds.
+    utimesSync(file, (now + row.at) / 1_000, (now + row.at) / 1_000);
+    return { stateDir, nonce, file };
+  }
+
+  it.each(rows)('a standalone worker: %s (%s)', (_what, row, verdict) => {
+    const now = Date.now();
+    const { stateDir, nonce } = ended(STANDALONE_RECORDS_DIR, row, now);
+    const identity = standaloneWorkerIdentity(stateDir, nonce, deadPid);
+    const found = liveStandaloneWorker([{ identity, lastPolledAt: now + row.polledAt }], stateDir, hostname(), now);
+    expect(found.worker).toBeUndefined();
+    expect(found.refused.map((r) => r.identity)).toEqual(verdict === 'ended' ? [] : [identity]);
+    if (verdict === 'copied') expect(found.refused[0]!.reason).toContain(`the server saw it poll at ${new Date(now + row.polledAt).toISOString()}, after this state folder's worker of that identity ended`);
+    if (verdict === 'no record') expect(found.refused[0]!.reason).toContain(`process ${deadPid} is not running`);
+  });
+
+  it.each(rows)('a run or mcp serve worker: %s (%s)', (_what, row, verdict) => {
+    const now = Date.now();
+    const { stateDir, nonce } = ended(RUN_RECORDS_DIR, row, now);
+    const identity = `warden-run/${deadPid}@${hostname()}/${nonce}`;
+    expect(unvouchedPollers([{ identity, lastPolledAt: now + row.polledAt }], stateDir, [], hostname(), now)).toEqual(verdict === 'ended' ? [] : [identity]);
+  });
+
+  it.each([RUN_RECORDS_DIR, STANDALONE_RECORDS_DIR])('an ended worker\'s record in %s with a time ahead of now is pruned by the next record', (folder) => {
+    const now = Date.now();
+    const future = ended(folder, { at: 60 * SECOND }, now);
+    const futureEnd = ended(folder, { at: -60 * SECOND, endedAt: 60 * SECOND }, now);
+    const fresh = ended(folder, { at: -60 * SECOND, endedAt: -60 * SECOND }, now);
+    const sameMillisecond = ended(folder, { at: 0.6, endedAt: 0 }, now);
+    for (const s of [future, futureEnd, fresh, sameMillisecond]) {
+      if (folder === RUN_RECORDS_DIR) recordRunWorker(s.stateDir, runWorkerIdentity()).ended();
+      else writeStandaloneWorkerRecord(s.stateDir).ended();
+    }
+    expect([future, futureEnd, fresh, sameMillisecond].map((s) => existsSync(s.file))).toEqual([false, false, true, true]);
+  });
+
+  it('ended() writes the end into the record, whole and private', () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'warden-ended-'));
+    const before = Date.now();
+    const registration = writeStandaloneWorkerRecord(stateDir);
+    expect(JSON.parse(readFileSync(registration.file, 'utf8')).endedAt).toBeUndefined();
+    registration.ended();
+    const record = JSON.parse(readFileSync(registration.file, 'utf8')) as { endedAt: number; nonce: string };
+    expect(record.nonce).toBe(registration.nonce);
+    expect(record.endedAt).toBeGreaterThanOrEqual(before);
+    expect(record.endedAt).toBeLessThanOrEqual(Date.now());
+    expect(statSync(registration.file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(join(stateDir, STANDALONE_RECORDS_DIR))).toEqual([`${registration.nonce}.json`]);
+    // Still this live process's record: reused, not refused.
+    expect(checkStandaloneWorker(standaloneWorkerIdentity(stateDir, registration.nonce), stateDir)).toBeUndefined();
   });
 });

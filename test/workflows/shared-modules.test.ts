@@ -13,7 +13,10 @@
  *   later runs get the same object and parse with it exactly as a fresh build does, zod formats
  *   included, before and after a run is evicted; no run's data reaches another through it
  *   (nothing a parse is given stays reachable from the schema, no parse hands out an object
- *   another parse also gets); zod's error class still answers `instanceof` across runs.
+ *   another parse also gets); zod's error class still answers `instanceof` across runs;
+ * - the class issue 17 measured (a run's module evaluation was mostly Warden's schemas built
+ *   afresh): after the first run on a thread, no module of Warden's a run evaluates exports a zod
+ *   schema that run built.
  */
 import { runInContext, type Context } from 'node:vm';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -22,18 +25,24 @@ import { ReusableVMWorkflowCreator } from '@temporalio/worker/lib/workflow/reusa
 import { parseWorkflowCode } from '@temporalio/worker/lib/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { TaskSchema } from '../../task/task-schema';
 import { AgentTaskInputSchema } from '../../task/task-run';
 import { sharedOnce } from '../../workflows/shared-modules';
+import { PolicyRequestSchema } from '../../policies/engine/policy-request';
+import { ToolDefinitionSchema } from '../../tools/tool-descriptor';
+import { McpServerSchema } from '../../mcp/mcp-server-config';
+import { AttestationConfigSchema } from '../../attestation/attestation-config';
 
 const SHA256 = './node_modules/@noble/hashes/esm/sha256.js';
 const UTILS = './node_modules/@noble/hashes/esm/utils.js';
 const SHARED = './workflows/shared-modules.ts';
 const TASK_SCHEMA = './task/task-schema.ts';
 const TASK_RUN = './task/task-run.ts';
+const POLICY_REQUEST = './policies/engine/policy-request.ts';
 const ZOD = './node_modules/zod/v4/classic/schemas.js';
 const ZOD_ERRORS = './node_modules/zod/v4/classic/errors.js';
 const ZOD_ISO = './node_modules/zod/v4/classic/iso.js';
@@ -91,6 +100,9 @@ const HELLO = parseYaml(readFileSync(join(__dirname, '../../examples/hello.yaml'
 /** The smallest task: every other field from its default. */
 const MINIMAL = { user: 'alice', intent: 'say hello', agent: { name: 'scribe', model: { driver: 'scripted', script: [{ final: 'hello' }] } } };
 
+/** The smallest policy request: `resources` from its default (an object of arrays). */
+const MINIMAL_REQUEST = { tool: 'fs.read', agent: { name: 'scribe', depth: 0 }, now: '2026-12-01T00:00:00Z' };
+
 /** FIPS 180-4 test vectors (NIST CSHA examples): message, SHA-256 in hex. */
 const VECTORS: [string, string][] = [
   ['', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
@@ -103,10 +115,13 @@ describe('modules preloaded once per workflow thread', () => {
   let context: Context;
   /** Every module id in the bundle (webpack's module map keys). */
   let moduleIds: string[];
+  /** Every `sharedOnce` key written in the bundle's code. */
+  let sharedKeys: string[];
 
   beforeAll(async () => {
     const bundle: WorkflowBundleWithSourceMap = await workflowBundle();
     moduleIds = [...new Set([...bundle.code.matchAll(/^\/\*\*\*\/ "(\.\/[^"\n]+)"$/gm)].map((m) => m[1] as string))];
+    sharedKeys = [...new Set([...bundle.code.matchAll(/sharedOnce\)?\(\s*['"]([^'"]+)['"]/g)].map((m) => m[1] as string))];
     // As Worker.create does: the source map is inline in the code.
     creator = await ReusableVMWorkflowCreator.create(parseWorkflowCode(bundle.code), 30_000, new Set(), undefined as never);
     // Protected in the SDK's types: the context every workflow run of the thread executes in.
@@ -184,6 +199,32 @@ describe('modules preloaded once per workflow thread', () => {
     expect(runs).toEqual([true, false, false, false].map((builtByThisRun) => ({ builtByThisRun, errorIsZodError: true, parsed: expected, parsedInput })));
   });
 
+  it('builds no schema of Warden\'s own in a later run: every schema a Warden module exports is one the thread built once', () => {
+    // Warden's modules (not a package's) whose exports a run reads: every one the workflows import.
+    const wardenIds = moduleIds.filter((id) => !id.startsWith('./node_modules/') && id !== SHARED);
+    const body = `(req) => {
+      // zod's classes answer \`instanceof\` by trait across copies of zod: ask for this run's class itself
+      const classes = new Set(Object.values(req(${JSON.stringify(ZOD)})).filter((v) => typeof v === 'function'));
+      const ids = ${JSON.stringify(wardenIds)}.filter((id) => __webpack_module_cache__[id] !== undefined);
+      const builtByThisRun = [];
+      for (const id of ids) {
+        const exports = __webpack_module_cache__[id].exports;
+        for (const key of Object.keys(exports)) {
+          const value = exports[key];
+          if (value !== null && typeof value === 'object' && classes.has(value.constructor)) builtByThisRun.push(id + ' ' + key);
+        }
+      }
+      return { evaluated: ids.length, builtByThisRun };
+    }`;
+    // the first run on the thread (or the first since the test before) may build; none after it
+    runInContext(inRun(body), context);
+    for (let run = 0; run < 2; run++) {
+      const { evaluated, builtByThisRun } = JSON.parse(runInContext(inRun(body), context) as string) as { evaluated: number; builtByThisRun: string[] };
+      expect(evaluated).toBeGreaterThan(50);
+      expect(builtByThisRun).toEqual([]);
+    }
+  });
+
   it('lets no run see another run\'s data through the shared schemas', () => {
     const SECRET = 'run-A-secret-4f1c2b';
     const secretTask = { ...HELLO, user: SECRET, intent: `${SECRET} intent`, limits: { ...(HELLO['limits'] as object), deadline: '7m' } };
@@ -195,6 +236,8 @@ describe('modules preloaded once per workflow thread', () => {
         scribble(TaskSchema.parse(${JSON.stringify(secretTask)}));
         scribble(TaskSchema.parse(${JSON.stringify(MINIMAL)}));
         scribble(req(${JSON.stringify(TASK_RUN)}).AgentTaskInputSchema.parse({ task: ${JSON.stringify(secretTask)}, lineage: [${JSON.stringify(SECRET)}] }));
+        scribble(req(${JSON.stringify(POLICY_REQUEST)}).PolicyRequestSchema.parse({ ...${JSON.stringify(MINIMAL_REQUEST)}, args: { to: ${JSON.stringify(SECRET)} } }));
+        scribble(req(${JSON.stringify(POLICY_REQUEST)}).PolicyRequestSchema.parse(${JSON.stringify(MINIMAL_REQUEST)}));
         TaskSchema.safeParse({ user: ${JSON.stringify(SECRET)} });
         return null;
       }`),
@@ -206,14 +249,16 @@ describe('modules preloaded once per workflow thread', () => {
         inRun(`(req) => {
           const { TaskSchema } = req(${JSON.stringify(TASK_SCHEMA)});
           const built = (key) => req(${JSON.stringify(SHARED)}).sharedOnce(key, () => { throw new Error('not built yet'); });
-          const strings = (${REACHABLE_STRINGS})([built('task/task-schema'), built('task/task-run')]);
-          return { leaked: strings.filter((s) => s.includes(${JSON.stringify(SECRET)}) || s === 'scribbled'), minimal: TaskSchema.parse(${JSON.stringify(MINIMAL)}) };
+          const strings = (${REACHABLE_STRINGS})(${JSON.stringify(sharedKeys)}.flatMap((key) => { try { return [built(key)]; } catch { return []; } }));
+          return { leaked: strings.filter((s) => s.includes(${JSON.stringify(SECRET)}) || s === 'scribbled'), minimal: TaskSchema.parse(${JSON.stringify(MINIMAL)}), request: req(${JSON.stringify(POLICY_REQUEST)}).PolicyRequestSchema.parse(${JSON.stringify(MINIMAL_REQUEST)}) };
         }`),
         context,
       ) as string,
-    ) as { leaked: string[]; minimal: unknown };
+    ) as { leaked: string[]; minimal: unknown; request: unknown };
+    expect(sharedKeys).toEqual(expect.arrayContaining(['task/task-schema', 'task/task-run', 'policies/engine/policy-request', 'tools/tool-descriptor']));
     expect(out.leaked).toEqual([]);
     expect(out.minimal).toEqual(JSON.parse(JSON.stringify(TaskSchema.parse(MINIMAL))));
+    expect(out.request).toEqual(JSON.parse(JSON.stringify(PolicyRequestSchema.parse(MINIMAL_REQUEST))));
   });
 
   it('keeps zod formats working in a schema sharedOnce holds, run after run and after a run is evicted', () => {
@@ -226,12 +271,18 @@ describe('modules preloaded once per workflow thread', () => {
     for (let run = 0; run < 4; run++) expect(JSON.parse(runInContext(inRun(body), context) as string)).toEqual([true, 5]);
   });
 
-  it('shares nothing mutable through a parse: a second parse is unchanged by scribbling on the first (the task schema, every default)', () => {
-    for (const input of [MINIMAL, HELLO]) {
-      const before = JSON.parse(JSON.stringify(TaskSchema.parse(input)));
-      scribble(TaskSchema.parse(structuredClone(input)));
-      expect(TaskSchema.parse(input)).toEqual(before);
-    }
+  it.each([
+    ['task, smallest', TaskSchema, MINIMAL],
+    ['task, hello.yaml', TaskSchema, HELLO],
+    // `resources` defaults to an object of arrays: zod copies an object default only shallowly
+    ['policy request, smallest', PolicyRequestSchema, MINIMAL_REQUEST],
+    ['tool definition, smallest', ToolDefinitionSchema, { name: 'echo', description: 'echoes', executor: { kind: 'isolate', source: 'return input' } }],
+    ['MCP server, smallest', McpServerSchema, { command: 'mcp-server' }],
+    ['attestation, empty', AttestationConfigSchema, {}],
+  ] as const)('shares nothing mutable through a parse: a second parse is unchanged by scribbling on the first (%s, every default)', (_name, schema, input) => {
+    const before = JSON.parse(JSON.stringify((schema as z.ZodType).parse(input)));
+    scribble((schema as z.ZodType).parse(structuredClone(input)));
+    expect((schema as z.ZodType).parse(input)).toEqual(before);
   });
 
   it('builds a value once per key, and not at all when the build throws', () => {
