@@ -8,8 +8,10 @@
  * of the same build left, and the data of modules compiled anew is written when the process exits
  * (or, for a thread, when `saveModuleCodeCache` is called).
  *
- * Invariant: cached data is code, so it is used only
- * - from a file and a folder this user owns that nobody else may write,
+ * Invariant: cached data is code (V8 runs what it holds, whatever the module's source now says), so
+ * it is used only
+ * - from a file and a folder this user owns that nobody else may write, reached through folders
+ *   (as named and as resolved) that only this user or root can change,
  * - whose header names exactly this Warden build, Node, V8 and platform (never across versions),
  * - for a module whose source has the length and CRC-32 recorded with the data,
  * - when the data has its recorded CRC-32 (a torn, truncated or corrupt file is ignored and rewritten).
@@ -24,9 +26,9 @@
  *
  * This module imports Node built-ins only: bin/warden.js loads it before anything else.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { Module } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, parse, resolve, sep } from 'node:path';
 import { Script } from 'node:vm';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
@@ -99,13 +101,36 @@ function ownedPrivately(stats: Stats): boolean {
   return process.getuid !== undefined && stats.uid === process.getuid() && (stats.mode & 0o022) === 0;
 }
 
+/**
+ * Whether only this user and root can change what `path` names: every folder from the root down
+ * to it (and every symbolic link on the way) is this user's or root's, and a folder others may
+ * write to is sticky (like /tmp), so none of them can rename what is in it. Checked for the path
+ * as named and as resolved: another user's folder above the cache could otherwise swap the cache
+ * folder for a link to any folder of this user's, holding a file whose bytes someone else chose.
+ */
+function changeableOnlyByUs(path: string): boolean {
+  const uid = process.getuid!();
+  for (const named of [resolve(path), realpathSync(path)]) {
+    const { root } = parse(named);
+    let at = root;
+    for (const part of ['', ...named.slice(root.length).split(sep).filter(Boolean)]) {
+      at = part === '' ? root : join(at, part);
+      const stats = lstatSync(at);
+      if (stats.uid !== uid && stats.uid !== 0) return false;
+      if (!stats.isSymbolicLink() && (stats.mode & 0o022) !== 0 && (!stats.isDirectory() || (stats.mode & 0o1000) === 0)) return false;
+    }
+  }
+  return true;
+}
+
 /** The cache file's header and blob, or an empty cache when it is missing, foreign, torn or another build's. */
 function readCacheFile(file: string, key: string): { header: Header; blob: Buffer } {
   const empty = { header: { key, entries: {} }, blob: Buffer.alloc(0) };
   let fd: number;
   try {
     if (!ownedPrivately(statSync(dirname(file)))) return empty;
-    fd = openSync(file, 'r');
+    // The file itself is never a link (in a folder only this user can write, one this user made).
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch {
     return empty;
   }
@@ -162,7 +187,7 @@ export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: Nod
     const key = cacheKey(options.build, env);
     const folder = folderOfParent ?? join(defaultCacheDir(env), 'code-cache', crc32(key).toString(16).padStart(8, '0'));
     mkdirSync(folder, { recursive: true, mode: 0o700 });
-    if (!ownedPrivately(statSync(folder))) return false;
+    if (!ownedPrivately(statSync(folder)) || !changeableOnlyByUs(folder)) return false;
     const file = join(folder, `${options.role}.bin`);
     const { header, blob } = readCacheFile(file, key);
     const cache: Installed = { file, options, header, blob, fresh: [], stats: { fromCache: 0, compiled: 0 } };

@@ -7,9 +7,10 @@
  * and each case runs real Node processes on modules of its own, in a cache folder of its own.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/warden-test-env';
@@ -79,6 +80,58 @@ function blobStart(file: string): number {
 
 const EXPECTED = { a: 'one', b: 42 };
 
+/**
+ * a.js as someone else would have it run: the same length as MODULES['a.js'], so V8's own check
+ * passes, and no function of its own (V8 compiles a function left out of the data from the source
+ * on disk when it is first called).
+ */
+const FORGED_A = 'module.exports = String.bind(null, "PWN");    //';
+const FORGED = { a: 'PWN', b: 42 };
+
+/**
+ * Rewrites a cache file's entry for mods/a.js with V8 data compiled (by a plain Node, as the case's
+ * processes are) from FORGED_A, keeping the recorded length and CRC-32 of the real a.js: what a
+ * writer of the file could do.
+ */
+function forgeEntryForA(dir: string, file: string): void {
+  const evil = execFileSync(process.execPath, ['-e', `
+    const { Module } = require('node:module');
+    const script = new (require('node:vm').Script)(Module.wrap(${JSON.stringify(FORGED_A)}), { filename: 'a.js' });
+    process.stdout.write(script.createCachedData().toString('base64'));`], { encoding: 'utf8' });
+  const data = Buffer.from(evil, 'base64');
+  const bytes = readFileSync(file);
+  const headerLength = bytes.readUInt32LE(4);
+  const header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLength)) as { key: string; entries: Record<string, number[]> };
+  const blob = bytes.subarray(8 + headerLength);
+  const a = join(dir, 'mods', 'a.js');
+  const [, , sourceLength, sourceCrc] = header.entries[a]!;
+  header.entries[a] = [blob.length, data.length, sourceLength!, sourceCrc!, crc32(data)];
+  const newHeader = Buffer.from(JSON.stringify(header));
+  const prefix = Buffer.alloc(8);
+  prefix.write('WCC1', 0, 'latin1');
+  prefix.writeUInt32LE(newHeader.length, 4);
+  writeFileSync(file, Buffer.concat([prefix, newHeader, blob, data]), { mode: 0o600 });
+}
+
+/**
+ * A case whose cache folder holds a forged cli.bin (forgeEntryForA), made by a first process under
+ * `trusted-cache/` and moved to `planted/`: a private folder of this user's, as any folder of theirs
+ * holding a file whose bytes someone else chose (a workspace an agent wrote to, a download).
+ * Returns the case folder and the build folder's name (the crc of the processes' key).
+ */
+function plantedCase(name: string): { dir: string; build: string } {
+  const dir = caseDir(name);
+  runProcess(dir, { env: { WARDEN_CACHE_DIR: join(dir, 'trusted-cache') } });
+  const [build] = readdirSync(join(dir, 'trusted-cache', 'code-cache'));
+  renameSync(join(dir, 'trusted-cache', 'code-cache', build!), join(dir, 'planted'));
+  forgeEntryForA(dir, join(dir, 'planted', 'cli.bin'));
+  return { dir, build: build! };
+}
+
+/** Another user's id (the tests that need one run as root, as CI does). */
+const OTHER_USER = 65534;
+const AS_ROOT = process.getuid?.() === 0;
+
 describe('the module code cache', () => {
   it('a second process compiles none of the modules the first one compiled, with the same result', () => {
     const dir = caseDir('second-run');
@@ -120,6 +173,76 @@ describe('the module code cache', () => {
     const after = runProcess(dir);
     expect(after.result).toEqual(expected.result);
     expect(after.stats).toEqual(expected.fromCache === 'no cache' ? undefined : { fromCache: expected.fromCache, compiled: 3 - expected.fromCache });
+  });
+
+  it('the file is code: forged data for a module runs the forged code, whatever its source says (why only private files are used)', () => {
+    const { dir, build } = plantedCase('forged-in-place');
+    renameSync(join(dir, 'planted'), join(dir, 'trusted-cache', 'code-cache', build));
+    expect(readFileSync(join(dir, 'mods', 'a.js'), 'utf8')).toBe(MODULES['a.js']);
+    expect(runProcess(dir, { env: { WARDEN_CACHE_DIR: join(dir, 'trusted-cache') } })).toEqual({ result: FORGED, stats: { fromCache: 3, compiled: 0 } });
+  });
+
+  /**
+   * Ways someone else could have placed the cache folder or file (the forged one of plantedCase):
+   * each must leave the modules running from their sources. `setUp` makes `dir/cache` (the case's
+   * WARDEN_CACHE_DIR) lead to the planted folder.
+   */
+  const PLACED: Array<[what: string, setUp: (dir: string, build: string) => void, onlyAsRoot: boolean]> = [
+    [
+      // Anyone may rename what is in it: the cache folder can be swapped for a link to any folder of ours.
+      'a folder above the cache folder writable by others (not sticky), the cache folder swapped for a link',
+      (dir, build) => {
+        mkdirSync(join(dir, 'cache', 'code-cache'), { recursive: true, mode: 0o700 });
+        chmodSync(join(dir, 'cache'), 0o777);
+        symlinkSync(join(dir, 'planted'), join(dir, 'cache', 'code-cache', build));
+      },
+      false,
+    ],
+    [
+      "a folder above the cache folder another user's, the cache folder swapped (by them) for a link",
+      (dir, build) => {
+        mkdirSync(join(dir, 'cache', 'code-cache'), { recursive: true, mode: 0o755 });
+        symlinkSync(join(dir, 'planted'), join(dir, 'cache', 'code-cache', build));
+        for (const folder of [join(dir, 'cache'), join(dir, 'cache', 'code-cache')]) chownSync(folder, OTHER_USER, OTHER_USER);
+        lchownSync(join(dir, 'cache', 'code-cache', build), OTHER_USER, OTHER_USER);
+      },
+      true,
+    ],
+    [
+      'the cache file a link to a private file of ours',
+      (dir, build) => {
+        mkdirSync(join(dir, 'cache', 'code-cache', build), { recursive: true, mode: 0o700 });
+        symlinkSync(join(dir, 'planted', 'cli.bin'), join(dir, 'cache', 'code-cache', build, 'cli.bin'));
+      },
+      false,
+    ],
+    [
+      "the cache folder another user's",
+      (dir, build) => {
+        mkdirSync(join(dir, 'cache', 'code-cache'), { recursive: true, mode: 0o700 });
+        renameSync(join(dir, 'planted'), join(dir, 'cache', 'code-cache', build));
+        chownSync(join(dir, 'cache', 'code-cache', build), OTHER_USER, OTHER_USER);
+      },
+      true,
+    ],
+    [
+      "the cache file another user's",
+      (dir, build) => {
+        mkdirSync(join(dir, 'cache', 'code-cache'), { recursive: true, mode: 0o700 });
+        renameSync(join(dir, 'planted'), join(dir, 'cache', 'code-cache', build));
+        chownSync(join(dir, 'cache', 'code-cache', build, 'cli.bin'), OTHER_USER, OTHER_USER);
+      },
+      true,
+    ],
+  ];
+
+  it.each(PLACED)('%s: the forged data is not run', (what, setUp, onlyAsRoot) => {
+    if (onlyAsRoot && !AS_ROOT) return; // chown needs root; CI runs as root
+    const { dir, build } = plantedCase(`placed-${what.replace(/\W+/g, '-')}`);
+    setUp(dir, build);
+    const outcome = runProcess(dir);
+    expect(outcome.result).toEqual(EXPECTED);
+    expect(outcome.stats?.fromCache ?? 0).toBe(0);
   });
 
   it('a cache whose file was torn or corrupt is written anew, and used by the next process', () => {
