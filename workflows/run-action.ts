@@ -4,7 +4,6 @@
  * sees it on its next turn.
  */
 import { isCancellation } from '@temporalio/workflow';
-import type { StepError } from '../task/task-run';
 import type { AgentRun, StepAction } from './agent-run';
 import { guardAction } from './guard-action';
 import { runSpawnStep } from './spawn-step';
@@ -48,11 +47,8 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
     // A block cancelled the call in flight (calls-in-flight.ts): the call's record and undo, then the task's end.
     const blocked = run.monitor.blockedReason;
     const stopped = action.type === 'tool' && isCancellation(error) && run.calls.stopped && blocked !== undefined;
-    if (error instanceof TaskEnded || (isCancellation(error) && !stopped)) {
-      // The task ended while the call ran (a cancel, Ctrl-C in `warden run`, the deadline): its undo is registered (tool-step.ts), and the record says it ran.
-      if (action.type === 'tool' && run.patches.undoEndedCalls && step.executed && step.error === undefined) step.error = endedWhileRunning(error);
-      throw error;
-    }
+    // The task ended while the call ran (a cancel, Ctrl-C in `warden run`, the deadline): with `warden-undo-ended-calls` its undo is registered and its record says so (tool-step.ts).
+    if (error instanceof TaskEnded || (isCancellation(error) && !stopped)) throw error;
     // With `warden-undo-ended-calls`, a call that was started registered its undo already (tool-step.ts).
     const registered = run.patches.undoEndedCalls && step.executed;
     step.error = stopped ? { code: 'ERR_TASK_BLOCKED', message: `stopped while it ran: the task was blocked: ${blocked}` } : stepErrorOf(error);
@@ -69,10 +65,4 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
     step.durationMs = Date.now() - began;
   }
   await run.monitor.afterRun(run, step);
-}
-
-/** The record of a call the task's end cut short: it ran, and the saga undoes what it did. */
-function endedWhileRunning(error: unknown): StepError {
-  const why = error instanceof TaskEnded ? (error.status === 'timed_out' ? `the task timed out (${error.reason})` : `the task ended ${error.status} (${error.reason})`) : 'the task was cancelled';
-  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled while it ran: ${why}; its effects, if any, are undone with the task's` };
 }

@@ -11,13 +11,14 @@ import type { EgressWatch } from '../monitoring/egress-watch';
 import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
-import type { StepEffect, StepRecord, ToolAction } from '../task/task-run';
-import { ActivityFailure, ApplicationFailure, CancellationScope } from '@temporalio/workflow';
+import type { StepEffect, StepError, StepRecord, ToolAction } from '../task/task-run';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
 import { refuseStep, refuseUnapproved, type GuardedStep } from './guard-action';
+import { TaskEnded } from './task-ended';
 import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
 import { approvalSummary, modelTurnSummary, toolCallSummary } from './ui-summaries';
 
@@ -91,7 +92,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       run.calls.enabled), () => lostMidCall(run, action, step, callId)));
     } catch (error) {
       // Failed, cancelled, timed out or cut short by the task's end: what it did is undone all the same.
-      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, hold > 1);
+      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, hold > 1, error);
       throw error;
     }
     step.credential = call.credential;
@@ -216,10 +217,18 @@ async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult
  * without a compensating tool is reported as possibly not undone, and a compensating tool
  * receives the original's output as null, as for a failed call.
  */
-function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean): void {
+function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean, error: unknown): void {
   if (step.executed) return;
   step.executed = true;
   if (!registered) run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+  // Cut short by the task's end: the record says so (a block's record, or a failure's, replaces it: run-action.ts).
+  if (error instanceof TaskEnded || isCancellation(error)) step.error = endedWhileRunning(error);
+}
+
+/** The record of a call the task's end cut short: it ran, and the saga undoes what it did. */
+function endedWhileRunning(error: unknown): StepError {
+  const why = error instanceof TaskEnded ? (error.status === 'timed_out' ? `the task timed out (${error.reason})` : `the task ended ${error.status} (${error.reason})`) : 'the task was cancelled';
+  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled while it ran: ${why}; its effects, if any, are undone with the task's` };
 }
 
 /**
