@@ -711,6 +711,23 @@ function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
   return tool.capabilities.includes('fs.write') || tool.executor.kind === 'process' || tool.executor.kind === 'mcp';
 }
 
+/**
+ * A call that failed once its deadline passed failed because of it, whatever the tool made of its
+ * stop: an MCP server's session also ends at the grant's expiry (the deadline, rounded up to the
+ * second; executors/mcp-connection-pool.ts), which can fail the call ERR_MCP_* first. The failure
+ * keeps its details (the files the call left, `writes`).
+ */
+function deadlineFailure(reason: unknown, error: unknown): unknown {
+  const deadline = toApplicationFailure(reason);
+  if (!(deadline instanceof ApplicationFailure) || (error instanceof ApplicationFailure && error.type === deadline.type)) return error;
+  return ApplicationFailure.create({
+    type: deadline.type ?? 'ERR_DEADLINE_EXCEEDED',
+    message: `${deadline.message} (it ended: ${error instanceof Error ? error.message : String(error)})`,
+    nonRetryable: true,
+    details: error instanceof ApplicationFailure && error.details !== undefined && error.details.length > 0 ? error.details : deadline.details,
+  });
+}
+
 /** What stops a call: the activity's cancellation, and a data-flow call's deadline. */
 interface CallStop {
   /** Aborts at either; at the deadline its reason is the TaskLimitError `deadlineError`. */
@@ -764,7 +781,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       return result;
     } catch (error) {
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
-      throw error;
+      throw stop.expired ? deadlineFailure(stop.signal!.reason, error) : error;
     } finally {
       stop.dispose();
     }
