@@ -724,14 +724,16 @@ function deadlineFailure(reason: unknown, error: unknown): unknown {
     type: deadline.type ?? 'ERR_DEADLINE_EXCEEDED',
     message: `${deadline.message} (it ended: ${error instanceof Error ? error.message : String(error)})`,
     nonRetryable: true,
-    details: error instanceof ApplicationFailure && error.details !== undefined && error.details.length > 0 ? error.details : deadline.details,
+    details: error instanceof ApplicationFailure && error.details !== undefined && error.details !== null && error.details.length > 0 ? error.details : (deadline.details ?? undefined),
   });
 }
 
 /** What stops a call: the activity's cancellation, and a data-flow call's deadline. */
 interface CallStop {
-  /** Aborts at either; at the deadline its reason is the TaskLimitError `deadlineError`. */
+  /** Aborts at either; at the deadline its reason is `deadlineError()`. */
   signal: AbortSignal | undefined;
+  /** TaskLimitError ERR_DEADLINE_EXCEEDED naming the deadline and the tool. */
+  deadlineError(): TaskLimitError;
   /** True once the deadline stopped the call. */
   readonly expired: boolean;
   dispose(): void;
@@ -745,17 +747,20 @@ interface CallStop {
  */
 function callStop(deadlineAt: number | undefined, tool: string): CallStop {
   const cancelled = activitySignal();
-  if (deadlineAt === undefined) return { signal: cancelled, expired: false, dispose: () => undefined };
+  const deadlineError = () => new TaskLimitError('ERR_DEADLINE_EXCEEDED', `the task's deadline (${new Date(deadlineAt ?? 0).toISOString()}) passed while ${tool} ran: the call was stopped`, { details: { deadlineAt, tool } });
+  if (deadlineAt === undefined) return { signal: cancelled, deadlineError, expired: false, dispose: () => undefined };
   const deadline = new AbortController();
-  const expire = () => deadline.abort(new TaskLimitError('ERR_DEADLINE_EXCEEDED', `the task's deadline (${new Date(deadlineAt).toISOString()}) passed while ${tool} ran: the call was stopped`, { details: { deadlineAt, tool } }));
+  const expire = () => deadline.abort(deadlineError());
   const left = deadlineAt - Date.now();
   let timer: NodeJS.Timeout | undefined;
   if (left <= 0) expire();
   else timer = setTimeout(expire, left);
   return {
     signal: cancelled === undefined ? deadline.signal : AbortSignal.any([cancelled, deadline.signal]),
+    deadlineError,
+    // Also before the timer ran: an MCP session ended at the same instant (the pool's timer) may fail the call first.
     get expired() {
-      return deadline.signal.aborted;
+      return deadline.signal.aborted || Date.now() >= deadlineAt;
     },
     dispose: () => clearTimeout(timer),
   };
@@ -771,7 +776,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     const stop = callStop('taskRef' in input ? input.deadlineAt : undefined, input.tool);
     try {
       // A retry that starts past the deadline does nothing.
-      if (stop.expired) throw toApplicationFailure(stop.signal!.reason);
+      if (stop.expired) throw toApplicationFailure(stop.deadlineError());
       const task = await taskOf(deps, input);
       // Read once per activity: the span names its agent, the call mints from it.
       const grant = await annotateToolCall(deps, task, input);
@@ -781,7 +786,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       return result;
     } catch (error) {
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
-      throw stop.expired ? deadlineFailure(stop.signal!.reason, error) : error;
+      throw stop.expired ? deadlineFailure(stop.deadlineError(), error) : error;
     } finally {
       stop.dispose();
     }
