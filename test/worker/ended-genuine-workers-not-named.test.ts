@@ -58,7 +58,7 @@ async function listed(queue: string, pid: number): Promise<boolean> {
 it.each<[string, (task: string, queue: string) => string[], (child: ChildProcess) => void]>([
   ['warden mcp serve (stdin closed)', (task, queue) => ['mcp', 'serve', task, '--task-queue', queue], (child) => child.stdin!.end()],
   ['warden worker (Ctrl-C)', (_task, queue) => ['worker', '--task-queue', queue], (child) => child.kill('SIGINT')],
-])('after %s has ended, the next warden run on its state folder does not name its worker', async (_name, argsOf, stop) => {
+])('after %s has ended, the next warden run on its state folder names its worker only as a poll that may still be open', async (_name, argsOf, stop) => {
   const dir = fs.mkdtempSync(join(root, 'case-'));
   const stateDir = join(dir, 'state');
   const workspace = join(dir, 'workspace');
