@@ -1,7 +1,9 @@
 /**
  * The environment variables `warden` reads that a user sets, one line each, as `warden --help`
  * and `warden server --help` print them (README, "Using an existing Temporal cluster", has the
- * full table). test/cli/help-environment.test.ts keeps this list and the README's in step.
+ * full table). test/cli/help-environment.test.ts keeps this list and the README's in step, and
+ * fails on a variable the runtime reads that is in neither this list nor its list of variables
+ * Warden sets for its own child processes.
  */
 
 export interface EnvironmentVariable {
@@ -40,8 +42,14 @@ export const ENVIRONMENT_VARIABLES: readonly EnvironmentVariable[] = [
   { name: 'WARDEN_APPROVER', what: 'the approver whose key file in WARDEN_APPROVER_DIR signs' },
   { name: 'WARDEN_ALERT_WEBHOOK', what: 'URL workers POST monitor alerts to' },
   { name: 'WARDEN_ALERT_WEBHOOK_SECRET', what: 'the secret alerts are signed with (Standard Webhooks)' },
+  { name: 'WARDEN_APPROVAL_WEBHOOK', what: 'URL workers POST a notice to when an action is held for approval' },
+  { name: 'WARDEN_APPROVAL_WEBHOOK_SECRET', what: 'the secret approval notices are signed with (Standard Webhooks)' },
+  { name: 'WARDEN_DATABASE_POOL_MAX', what: 'most PostgreSQL connections one process opens (default 10)' },
+  { name: 'WARDEN_DB_AUTO_MIGRATE', what: '1 lets a worker apply pending PostgreSQL migrations (default: refuse to start)' },
+  { name: 'WARDEN_ENV_DENY', what: "more variables no task's tools may read (comma-separated, PREFIX_* for a prefix)" },
   { name: 'WARDEN_MCP_PACKAGES', what: 'where `warden mcp install` puts MCP server packages (default ~/.cache/warden/mcp-packages)' },
   { name: 'WARDEN_TELEMETRY', what: '0 turns tracing and the custody ledger off' },
+  { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', what: "OTLP collector for traces and metrics (OpenTelemetry's other OTEL_* variables apply)" },
   { name: 'WARDEN_TIMING', what: '1 prints when each start-up phase ended (stderr)' },
   { name: 'WARDEN_WORKFLOW_STACK_TRACES', what: "on gives workflow threads stack traces (default off; for debugging Warden's workflows)" },
 ];

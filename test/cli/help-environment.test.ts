@@ -23,7 +23,7 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) return sourceFiles(path);
-    return name.endsWith('.ts') ? [path] : [];
+    return /\.(?:ts|js|mjs|cjs)$/.test(name) && !name.endsWith('.d.ts') ? [path] : [];
   });
 }
 
@@ -31,6 +31,15 @@ function sourceFiles(dir: string): string[] {
 function readByCli(): Set<string> {
   const files = [...['cli', 'temporal', 'worker'].flatMap((d) => sourceFiles(join(REPO_ROOT, d))), join(REPO_ROOT, 'state-dir.ts')];
   return new Set(files.flatMap((file) => readFileSync(file, 'utf8').match(VARIABLE) ?? []));
+}
+
+/** Every file of Warden's runtime: each top-level folder but tests, bench, examples, docs and deploy files, the top-level modules and bin/warden.js (environment-variables.ts itself left out). */
+function runtimeFiles(): string[] {
+  const dirs = readdirSync(REPO_ROOT, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && !['node_modules', 'build', 'test', 'bench', 'examples', 'docs', 'deploy'].includes(d.name) && !d.name.startsWith('.'))
+    .map((d) => join(REPO_ROOT, d.name));
+  const topLevel = readdirSync(REPO_ROOT).filter((name) => name.endsWith('.ts')).map((name) => join(REPO_ROOT, name));
+  return [...dirs.flatMap(sourceFiles), ...topLevel, join(REPO_ROOT, 'bin', 'warden.js')].filter((file) => !file.endsWith('environment-variables.ts'));
 }
 
 const README = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
@@ -49,7 +58,7 @@ async function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 /** The variable names `text` lists one per line under `Environment:`. */
 function listed(text: string): string[] {
   const after = text.slice(text.indexOf('\nEnvironment:\n'));
-  return [...after.matchAll(/^ {2}((?:WARDEN|TEMPORAL)_[A-Z0-9_]+) {2,}\S/gm)].map((m) => m[1]!);
+  return [...after.matchAll(/^ {2}((?:WARDEN|TEMPORAL|OTEL)_[A-Z0-9_]+) {2,}\S/gm)].map((m) => m[1]!);
 }
 
 describe('warden --help lists the environment', () => {
@@ -68,13 +77,33 @@ describe('warden --help lists the environment', () => {
     expect([...readmeTable].filter((v) => !shown.includes(v)), "in README's table, not in --help").toEqual([]);
   });
 
+  it('lists every variable the runtime reads from an environment, outside the CLI too; only what Warden sets for its own children is left out', () => {
+    // A read is `env.NAME`, `env?.NAME`, `env['NAME']` or a quoted 'NAME' (constants such as
+    // APPROVAL_WEBHOOK_ENV); identifiers that merely start with WARDEN_ (WARDEN_ATTR) are not reads.
+    const READ = /(?:\benv\??\.|\benv\[')((?:WARDEN|TEMPORAL|OTEL)_[A-Z0-9_]*[A-Z0-9])\b|'((?:WARDEN|TEMPORAL)_[A-Z0-9_]*[A-Z0-9])'/g;
+    const files = runtimeFiles();
+    const reads = new Map<string, string>();
+    for (const file of files) for (const m of readFileSync(file, 'utf8').matchAll(READ)) reads.set((m[1] ?? m[2])!, file.slice(REPO_ROOT.length + 1));
+    /** Set by Warden for its own child processes or its build, never by a user, each with why. */
+    const setByWarden: Record<string, string> = {
+      WARDEN_SANDBOX_DATABASE_URL: 'the worker hands the sandbox host its database URL',
+      WARDEN_SANDBOX_IDENTITY_DIR: "the worker hands the sandbox host its identity folder",
+      WARDEN_SANDBOX_JWKS_FILE: "the worker hands the sandbox host its key set",
+      WARDEN_PARENT_CODE_CACHE: "a forking process hands its child its code cache's folder",
+      WARDEN_BUILD_QUIET: 'npm run build, for scripts and CI',
+    };
+    const shown = new Set(ENVIRONMENT_VARIABLES.map((v) => v.name));
+    const otelInReadme = new Set(README.match(/\bOTEL_[A-Z0-9_]*[A-Z0-9]\b/g) ?? []);
+    expect(reads.size, 'the scan finds reads').toBeGreaterThan(30);
+    expect(reads.get('WARDEN_APPROVAL_WEBHOOK'), 'a read outside cli/ is found').toBe('activities/notify-approval.ts');
+    const unlisted = [...reads].filter(([name]) => !shown.has(name) && !(name in setByWarden) && !(name.startsWith('OTEL_') && otelInReadme.has('OTEL_EXPORTER_OTLP_ENDPOINT') && shown.has('OTEL_EXPORTER_OTLP_ENDPOINT')));
+    expect(unlisted.map(([name, file]) => `${name} (${file})`), 'read, and neither in --help nor set by Warden').toEqual([]);
+    const readmeRows = new Set([...readmeTable, 'TEMPORAL_ADDRESS']);
+    expect([...shown].filter((name) => name.startsWith('WARDEN_') && !readmeRows.has(name)), "in --help, not in README's table").toEqual([]);
+  });
+
   it('lists nothing Warden does not read', () => {
-    const everywhere = new Set(
-      ['cli', 'temporal', 'worker', 'telemetry', 'custody', 'identity', 'monitoring', 'secrets', 'mcp', 'state', 'sandbox', 'dataplane', 'executors', 'attestation']
-        .flatMap((d) => sourceFiles(join(REPO_ROOT, d)))
-        .filter((file) => !file.endsWith('environment-variables.ts'))
-        .flatMap((file) => readFileSync(file, 'utf8').match(VARIABLE) ?? []),
-    );
+    const everywhere = new Set(runtimeFiles().flatMap((file) => readFileSync(file, 'utf8').match(/\b(?:WARDEN|TEMPORAL|OTEL)_[A-Z0-9_]*[A-Z0-9]\b/g) ?? []));
     expect(ENVIRONMENT_VARIABLES.map((v) => v.name).filter((name) => !everywhere.has(name))).toEqual([]);
   });
 
