@@ -97,16 +97,15 @@ export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWo
     const prepared = thread?.discard() ?? Promise.resolve();
     // Nothing is held ahead here, but the once-guard is the same: after create() or discard(),
     // create() refuses before the SDK registers anything (a discarded worker never polls).
-    let used = false;
+    const once = heldOnce();
     return {
       prepared,
       async create() {
-        if (used) throw new TypeError('a held Worker is created or discarded once');
-        used = true;
+        once.create();
         return Worker.create(options);
       },
       async discard() {
-        used = true;
+        once.discard();
         await prepared;
       },
     };
@@ -146,12 +145,11 @@ export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWo
   creating.catch(() => undefined);
   const prepared = Promise.race([reachedGate, creating.then(() => undefined)]);
   prepared.catch(() => undefined);
-  let used = false;
+  const once = heldOnce();
   return {
     prepared,
     async create() {
-      if (used) throw new TypeError('a held Worker is created or discarded once');
-      used = true;
+      once.create();
       open();
       try {
         return await creating;
@@ -162,12 +160,31 @@ export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWo
       }
     },
     async discard() {
-      if (used) return;
-      used = true;
+      if (!once.discard()) return;
       close(new Error('the held Worker was discarded'));
       await creating.catch(() => undefined);
       await creator?.destroy().catch(() => undefined);
       await thread?.discard();
+    },
+  };
+}
+
+/**
+ * A {@link HeldWorker}'s once-guard: `create()` throws a TypeError (the caller's misuse) once the
+ * worker was created or discarded, else marks it used; `discard()` marks it used and says whether
+ * it was the first use.
+ */
+function heldOnce(): { create(): void; discard(): boolean } {
+  let used = false;
+  return {
+    create() {
+      if (used) throw new TypeError('a held Worker is created or discarded once');
+      used = true;
+    },
+    discard() {
+      const first = !used;
+      used = true;
+      return first;
     },
   };
 }

@@ -379,6 +379,18 @@ describe('identities', () => {
  * test/worker/copied-ended-worker-identity-named.test.ts). A record time ahead of now vouches for
  * nothing and is pruned.
  */
+/** A record of the ended process `deadPid` in `folder` of a fresh private state folder, written by hand as `ended()` or a SIGKILL leaves it (times relative to `now`). */
+function ended(folder: string, row: { at: number; endedAt?: number }, now: number): { stateDir: string; nonce: string; file: string } {
+  const stateDir = mkdtempSync(join(tmpdir(), 'warden-ended-'));
+  mkdirSync(join(stateDir, folder), { mode: 0o700 });
+  const nonce = randomBytes(16).toString('hex');
+  const file = join(stateDir, folder, `${nonce}.json`);
+  writeFileSync(file, JSON.stringify({ pid: deadPid, startTime: '12345', nonce, ...(row.endedAt === undefined ? {} : { endedAt: now + row.endedAt }) }), { mode: 0o600 });
+  // In seconds, not a Date: a Date holds whole milliseconds.
+  utimesSync(file, (now + row.at) / 1_000, (now + row.at) / 1_000);
+  return { stateDir, nonce, file };
+}
+
 describe("an ended worker's record vouches only up to its end", () => {
   const SECOND = 1_000;
   /**
@@ -402,18 +414,6 @@ describe("an ended worker's record vouches only up to its end", () => {
     ['end ahead of now', { at: -60 * SECOND, endedAt: 60 * SECOND, polledAt: -61 * SECOND }, 'no record'],
     ['record time past the window', { at: -RUN_RECORD_KEEP_MS - SECOND, endedAt: -RUN_RECORD_KEEP_MS - SECOND, polledAt: -RUN_RECORD_KEEP_MS - 2 * SECOND }, 'no record'],
   ];
-
-  /** A record of the ended process `deadPid` in `folder` of a fresh private state folder, written by hand as `ended()` or a SIGKILL leaves it. */
-  function ended(folder: string, row: { at: number; endedAt?: number }, now: number): { stateDir: string; nonce: string; file: string } {
-    const stateDir = mkdtempSync(join(tmpdir(), 'warden-ended-'));
-    mkdirSync(join(stateDir, folder), { mode: 0o700 });
-    const nonce = randomBytes(16).toString('hex');
-    const file = join(stateDir, folder, `${nonce}.json`);
-    writeFileSync(file, JSON.stringify({ pid: deadPid, startTime: '12345', nonce, ...(row.endedAt === undefined ? {} : { endedAt: now + row.endedAt }) }), { mode: 0o600 });
-    // In seconds, not a Date: a Date holds whole milliseconds.
-    utimesSync(file, (now + row.at) / 1_000, (now + row.at) / 1_000);
-    return { stateDir, nonce, file };
-  }
 
   it.each(rows)('a standalone worker: %s (%s)', (_what, row, verdict) => {
     const now = Date.now();
@@ -485,16 +485,6 @@ describe("a poll that arrived before an ended worker's end may still be open: na
     ['killed, poll arrived 25 s after its last refresh (within one refresh: it may have lived)', { at: -60 * SECOND, polledAt: -35 * SECOND }, 'open'],
     ['killed, poll arrived 31 s after its last refresh (a copied identity)', { at: -60 * SECOND, polledAt: -29 * SECOND }, 'copied'],
   ];
-
-  function ended(folder: string, row: { at: number; endedAt?: number }, now: number): { stateDir: string; nonce: string } {
-    const stateDir = mkdtempSync(join(tmpdir(), 'warden-open-poll-'));
-    mkdirSync(join(stateDir, folder), { mode: 0o700 });
-    const nonce = randomBytes(16).toString('hex');
-    const file = join(stateDir, folder, `${nonce}.json`);
-    writeFileSync(file, JSON.stringify({ pid: deadPid, startTime: '12345', nonce, ...(row.endedAt === undefined ? {} : { endedAt: now + row.endedAt }) }), { mode: 0o600 });
-    utimesSync(file, (now + row.at) / 1_000, (now + row.at) / 1_000);
-    return { stateDir, nonce };
-  }
 
   function expectNote(found: ReturnType<typeof possiblyOpenPolls>, identity: string, row: { at: number; endedAt?: number; polledAt: number }, now: number): void {
     // A killed worker's latest end is its record's file time (sub-millisecond) plus one refresh.
