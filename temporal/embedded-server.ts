@@ -32,6 +32,12 @@ const PROBE_TIMEOUT_MS = 3_000;
 /** The second, last chance of a server that did not answer within PROBE_TIMEOUT_MS (a loaded machine). */
 const PATIENT_PROBE_TIMEOUT_MS = 12_000;
 const LOG_TAIL_LINES = 25;
+/**
+ * How long a held port may take to be let go before it is named in use: a dev server asked to stop
+ * closes its listeners within a few seconds (`warden server stop` waits for its process group).
+ */
+const PORT_RELEASE_WAIT_MS = 10_000;
+const PORT_RELEASE_POLL_MS = 250;
 
 /** What `<stateDir>/temporal/server.json` holds about the server this state folder started. */
 export const EmbeddedServerRecordSchema = z.object({
@@ -168,20 +174,25 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
     await rm(recordFile(stateDir), { force: true });
   }
 
+  // A port held by a server on its way out (a test run's, `warden server stop`'s) is free a few
+  // seconds later: each held port gets that long before it is named, from one shared budget.
+  let releaseBy: number | undefined;
+  const released = (held: number) => portReleasedBy(held, (releaseBy ??= Date.now() + PORT_RELEASE_WAIT_MS));
   if (await isPortInUse(port)) {
     if (await probePatiently(address)) {
       log(`reusing the Temporal server already listening on ${address}`);
       await registerSearchAttributes(address, config.namespace, log);
       return { ...base, started: false, reused: true };
     }
-    throw new TemporalServerError(
+    if (!(await released(port))) throw new TemporalServerError(
       'ERR_TEMPORAL_PORT_IN_USE',
-      `port ${port} on ${EMBEDDED_TEMPORAL_HOST} is in use by something that is not a Temporal server. ` +
+      `port ${port} on ${EMBEDDED_TEMPORAL_HOST} is in use by something that is not a Temporal server ` +
+        `(it did not answer as one, nor let the port go within ${PORT_RELEASE_WAIT_MS / 1000} s, as a server shutting down would). ` +
         `Free it, choose another port for the embedded server with WARDEN_TEMPORAL_PORT=<port>, or point Warden at an existing cluster with TEMPORAL_ADDRESS=<host:port>.`,
       { details: { port, variable: 'WARDEN_TEMPORAL_PORT' } },
     );
   }
-  if (await isPortInUse(uiPort)) {
+  if ((await isPortInUse(uiPort)) && !(await released(uiPort))) {
     throw new TemporalServerError(
       'ERR_TEMPORAL_PORT_IN_USE',
       `port ${uiPort} on ${EMBEDDED_TEMPORAL_HOST} (the Temporal web UI) is in use. ` +
@@ -190,7 +201,7 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
     );
   }
 
-  if (await isPortInUse(ctx.httpPort)) {
+  if ((await isPortInUse(ctx.httpPort)) && !(await released(ctx.httpPort))) {
     throw new TemporalServerError(
       'ERR_TEMPORAL_PORT_IN_USE',
       `port ${ctx.httpPort} on ${EMBEDDED_TEMPORAL_HOST} (the Temporal frontend's HTTP API) is in use. ` +
@@ -402,6 +413,18 @@ async function probePatiently(address: string): Promise<boolean> {
   if (await probeTemporal(address, { timeoutMs: PROBE_TIMEOUT_MS })) return true;
   if (Date.now() - started < PROBE_TIMEOUT_MS) return false;
   return probeTemporal(address, { timeoutMs: PATIENT_PROBE_TIMEOUT_MS });
+}
+
+/**
+ * Whether `port` on 127.0.0.1 becomes free by `deadline` (epoch ms), checked every
+ * PORT_RELEASE_POLL_MS; false at once for a deadline already past.
+ */
+async function portReleasedBy(port: number, deadline: number): Promise<boolean> {
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, PORT_RELEASE_POLL_MS));
+    if (!(await isPortInUse(port))) return true;
+  }
+  return false;
 }
 
 /** Something accepts connections on 127.0.0.1:port, or the port cannot be bound there. */

@@ -66,7 +66,7 @@ describe('external mode', () => {
 });
 
 describe('port already taken', () => {
-  it('by a plain TCP server: ERR_TEMPORAL_PORT_IN_USE naming the port and the ways out', async () => {
+  it('by a plain TCP server: ERR_TEMPORAL_PORT_IN_USE naming the port and the ways out', { timeout: 120_000 }, async () => {
     const env = await portsEnv();
     const squatter = await listen(Number(env.WARDEN_TEMPORAL_PORT)); // accepts, says nothing
     try {
@@ -74,6 +74,7 @@ describe('port already taken', () => {
       expect(error).toBeInstanceOf(TemporalServerError);
       expect(error.code).toBe('ERR_TEMPORAL_PORT_IN_USE');
       expect(error.message).toContain(`port ${env.WARDEN_TEMPORAL_PORT} on 127.0.0.1 is in use by something that is not a Temporal server`);
+      expect(error.message).toContain('nor let the port go within 10 s');
       expect(error.message).toContain('WARDEN_TEMPORAL_PORT=');
       expect(error.message).toContain('TEMPORAL_ADDRESS=');
       expect(error.details).toMatchObject({ port: Number(env.WARDEN_TEMPORAL_PORT), variable: 'WARDEN_TEMPORAL_PORT' });
@@ -104,6 +105,28 @@ describe('port already taken', () => {
       squatter.close();
     }
   });
+});
+
+describe('a port let go within the wait, as by a server shutting down', () => {
+  // A squatter that hangs up on the probe (not Temporal) and closes its listener 2 s later: the
+  // old code named the port in use at once; a dev server on its way out does exactly this.
+  it.each([
+    ['the gRPC port', 'WARDEN_TEMPORAL_PORT'],
+    ['the web UI port', 'WARDEN_TEMPORAL_UI_PORT'],
+  ])('%s: the embedded server starts once it is free', async (_what, variable) => {
+    const env = await portsEnv();
+    const squatter = await listen(Number(env[variable]), (socket) => socket.end('HTTP/1.1 503 Service Unavailable\r\n\r\n'));
+    const letGo = setTimeout(() => squatter.close(), 2_000);
+    const dir = stateDir('letgo');
+    cleanups.push(() => stopEmbeddedServer(dir));
+    try {
+      const server = await ensureTemporalServer({ env, stateDir: dir, log: () => {} });
+      expect(server).toMatchObject({ mode: 'embedded', address: `127.0.0.1:${env.WARDEN_TEMPORAL_PORT}`, started: true, reused: false });
+    } finally {
+      clearTimeout(letGo);
+      squatter.close();
+    }
+  }, 120_000);
 });
 
 describe('a server that does not come up', () => {
