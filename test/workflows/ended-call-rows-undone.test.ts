@@ -13,9 +13,9 @@
  * Table: a custom tool `pay` (an INSERT through `warden.sql.exec`, then an `http.fetch` held open,
  * or with `fail` a throw after the INSERT) × how the task ends while it waits: kill (control),
  * cancel, deadline, and a failed call before a cancelled one (the failed call's undo registered
- * once) × both loops. The data flow's deadline is left out: it does not wait for the call yet
- * (test/attacks/open/deadline-leaves-data-flow-program-running.test.ts). Every row but the kill
- * fails on the old code (the cancelled call's row left, the step `not run`).
+ * once) × both loops (the data flow's deadline with `warden-flow-call-deadline`, whose worker stops
+ * the call there). Every row but the kill fails on the old code (the cancelled call's row left,
+ * the step `not run`).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
@@ -82,7 +82,7 @@ const WAYS = {
 } as const;
 
 type Way = keyof typeof WAYS;
-/** Both loops; the data flow's deadline is left out (it does not wait for the call yet: deadline-leaves-data-flow-program-running.test.ts). */
+/** Both loops. */
 const CASES: [Way, 'original loop' | 'data flow'][] = [
   ['kill', 'original loop'],
   ['cancel', 'original loop'],
@@ -90,6 +90,7 @@ const CASES: [Way, 'original loop' | 'data flow'][] = [
   ['failed, then cancel', 'original loop'],
   ['kill', 'data flow'],
   ['cancel', 'data flow'],
+  ['deadline', 'data flow'],
   ['failed, then cancel', 'data flow'],
 ];
 
