@@ -9,13 +9,20 @@ export const EXIT = {
 } as const;
 
 /**
- * The exit code of a command that failed with a Warden error `error`: 2 (usage) for a namespace
- * the Temporal server does not have (TEMPORAL_NAMESPACE is configuration, like a bad task file),
- * else `otherwise` (default 1).
+ * The exit code of a command that failed with a Warden error `error`: 2 (usage) for an error in
+ * what the user gave ({@link USAGE_ERROR_CODES}: TEMPORAL_NAMESPACE is configuration, like a bad
+ * task file; an approver key file), else `otherwise` (default 1).
  */
 export function exitCodeOfError(error: { code: string }, otherwise: number = EXIT.failed): number {
-  return error.code === 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND' ? EXIT.usage : otherwise;
+  return USAGE_ERROR_CODES.has(error.code) ? EXIT.usage : otherwise;
 }
+
+/**
+ * Errors that mean what the user gave is wrong, whichever command meets them: a namespace the
+ * server does not have, an approver key that is missing or not a key file. Each exits 2, as a bad
+ * flag or file does (`warden kill` exited 1 on a missing key where `approve` and `console` exit 2).
+ */
+const USAGE_ERROR_CODES: ReadonlySet<string> = new Set(['ERR_TEMPORAL_NAMESPACE_NOT_FOUND', 'ERR_APPROVER_INVALID']);
 
 /** Exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;

@@ -19,6 +19,7 @@
  *   secrets such as API keys are not present in the process that runs tool code.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
@@ -119,6 +120,8 @@ export class SandboxClient {
     this.#cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
     this.#env = {
       ...(options.env ?? scrubbedEnv(process.env)),
+      // The host's modules compile with this process's code cache, when it has one (cli/module-code-cache.ts).
+      ...childCodeCacheEnv(),
       ...(options.identityStateDir === undefined ? {} : { [SANDBOX_IDENTITY_DIR_ENV]: options.identityStateDir }),
       ...(options.identityDatabaseUrl === undefined ? {} : { [SANDBOX_DATABASE_URL_ENV]: options.identityDatabaseUrl }),
       ...(options.identityJwksFile === undefined ? {} : { [SANDBOX_JWKS_FILE_ENV]: options.identityJwksFile }),

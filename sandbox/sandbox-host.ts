@@ -9,6 +9,8 @@
  * starts serving only when it is the main module of a process with an IPC channel, so importing
  * this file (e.g. from a test runner that itself uses IPC) does nothing.
  */
+// First: the modules below compile with the forking process's code cache.
+import './host-code-cache';
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxRunResponse } from './sandbox-messages';
 import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';

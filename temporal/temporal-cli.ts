@@ -11,12 +11,12 @@
 import { spawn } from 'node:child_process';
 import { constants as fsConstants, accessSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ConfigError, TemporalServerError } from '../errors';
 import { isProcessAlive } from '../process-stat';
 import { textTail } from '../cut-text';
+import { defaultCacheDir } from '../cache-dir';
 
 /** The newest CLI release whose go.mod has no `replace` directive, so `go install pkg@version` works. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -39,12 +39,7 @@ export interface FindOrBuildTemporalCliOptions {
   lockTimeoutMs?: number;
 }
 
-/** `WARDEN_CACHE_DIR`, else `$XDG_CACHE_HOME/warden`, else `~/.cache/warden`. */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.WARDEN_CACHE_DIR) return resolve(env.WARDEN_CACHE_DIR);
-  if (env.XDG_CACHE_HOME && isAbsolute(env.XDG_CACHE_HOME)) return join(env.XDG_CACHE_HOME, 'warden');
-  return join(env.HOME || homedir(), '.cache', 'warden');
-}
+export { defaultCacheDir };
 
 /** Where the go-built CLI lives in `cacheDir`. */
 export function cachedTemporalCliPath(cacheDir: string): string {

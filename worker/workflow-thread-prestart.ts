@@ -11,10 +11,12 @@
  * bundle (worker/prestarted-thread-worker.ts). Nothing about the thread differs from the one the
  * SDK would spawn: the same module, the same `init` request, the same V8 context setup.
  *
- * This module imports node built-ins only, so a command can call it before it loads anything else.
+ * This module imports node built-ins only (and the code cache, which does too), so a command can
+ * call it before it loads anything else.
  */
 import { Worker as NodeThread } from 'node:worker_threads';
 import type { WorkflowStackTraces } from './workflow-stack-traces';
+import { threadCodeCacheSource } from '../cli/module-code-cache';
 
 /** The SDK's workflow thread entry (what `ThreadedVMWorkflowCreator.create` spawns). */
 function workflowThreadModule(): string {
@@ -43,7 +45,9 @@ export interface PrestartedWorkflowThread {
  * which `Worker.create` sends inside `withWorkflowStackTraces` as before.
  */
 export function prestartWorkflowThread(stackTraces: WorkflowStackTraces): PrestartedWorkflowThread {
-  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}require(${JSON.stringify(workflowThreadModule())});\n`;
+  // The thread's modules compile with the code cache too when this process has one (cli/module-code-cache.ts).
+  const codeCache = threadCodeCacheSource('workflow-thread');
+  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}${codeCache.install}require(${JSON.stringify(workflowThreadModule())});\n${codeCache.save}`;
   const thread = new NodeThread(source, { eval: true });
   thread.unref();
   let failed = false;

@@ -5,7 +5,7 @@
  * already up vs the same task started by an already-running client on an already-running worker.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { figure, type BenchSection } from '../bench-section';
 import { summarize } from '../stats';
@@ -15,12 +15,43 @@ import { benchCliEnv, benchTaskQueue } from '../support/bench-task-queue';
 import { runGuardedTask, startBenchWorker, temporalBench } from '../support/temporal-bench';
 import { benchWorkerRuntime, workerRuntimeNote } from '../support/worker-runtime';
 
-function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** CPU ms (user + system) of the children this process has waited for (stat's cutime + cstime); null without /proc. */
+function reapedChildrenCpuMs(): number | null {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[13]) + Number(fields[14])) * 1000) / USER_HZ;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU ms samples of the processes timed, by what was run (a figure's id). */
+const cpuSamples = new Map<string, number[]>();
+
+/**
+ * Runs `node args` to its end: wall ms, spawn to exit. Its CPU ms (and its children's it waited
+ * for; spawnSync blocks this process, so no other child is reaped meanwhile) go to `cpuSamples`
+ * under `cpuId` when given.
+ */
+function timeProcess(args: string[], env: NodeJS.ProcessEnv, cpuId?: string): number {
+  const cpuBefore = reapedChildrenCpuMs();
   const started = performance.now();
   const result = spawnSync(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
   const elapsed = performance.now() - started;
+  const cpuAfter = reapedChildrenCpuMs();
   if (result.status !== 0) throw new Error(`${args.join(' ')} exited ${result.status}: ${result.stderr.toString().trim().split('\n').slice(-3).join(' | ')}`);
+  if (cpuId !== undefined && cpuBefore !== null && cpuAfter !== null) cpuSamples.set(cpuId, [...(cpuSamples.get(cpuId) ?? []), cpuAfter - cpuBefore]);
   return elapsed;
+}
+
+/** The CPU figure of what was timed under `id`, when /proc gave its samples. */
+function cpuFigure(id: string, label: string): ReturnType<typeof figure>[] {
+  const samples = cpuSamples.get(id) ?? [];
+  return samples.length === 0 ? [] : [figure(id, label, summarize(samples), { note: `code cache ${process.env.WARDEN_CODE_CACHE === 'off' ? 'off (WARDEN_CODE_CACHE=off)' : 'on'}` })];
 }
 
 /** `warden worker` on `taskQueue` (same state folder as the runs), resolved once it polls; kill() stops it. */
@@ -48,12 +79,13 @@ export const startupSection: BenchSection = {
   title: 'CLI load, worker start, and what `warden run` adds to a task',
   async run(context) {
     const runs = context.quick ? 3 : 5;
+    cpuSamples.clear();
     const cli = join(context.root, 'bin', 'warden.js');
     const env = benchCliEnv(context);
     const help: number[] = [];
     const node: number[] = [];
     for (let i = 0; i < runs; i += 1) {
-      help.push(timeProcess([cli, '--help'], env));
+      help.push(timeProcess([cli, '--help'], env, 'startup.cli.cpu'));
       node.push(timeProcess(['-e', ''], env));
     }
 
@@ -86,7 +118,7 @@ export const startupSection: BenchSection = {
     const wardenRun: number[] = [];
     const inProcess: number[] = [];
     for (let i = 0; i < Math.min(runs, 3); i += 1) {
-      wardenRun.push(timeProcess([cli, 'run', taskFile, '--json', '--task-queue', context.taskQueue], env));
+      wardenRun.push(timeProcess([cli, 'run', taskFile, '--json', '--task-queue', context.taskQueue], env, 'startup.run.cpu'));
       inProcess.push((await runGuardedTask(context, guarded, 1)).wallMs);
     }
     // `warden run` with a standalone `warden worker` on the same state folder already polling:
@@ -96,7 +128,7 @@ export const startupSection: BenchSection = {
     const clientRun: number[] = [];
     try {
       timeProcess([cli, 'run', taskFile, '--json', '--task-queue', standaloneQueue], env); // warms the worker
-      for (let i = 0; i < Math.min(runs, 3); i += 1) clientRun.push(timeProcess([cli, 'run', taskFile, '--json', '--task-queue', standaloneQueue], env));
+      for (let i = 0; i < Math.min(runs, 3); i += 1) clientRun.push(timeProcess([cli, 'run', taskFile, '--json', '--task-queue', standaloneQueue], env, 'startup.run.standalone.cpu'));
     } finally {
       await standalone.stop();
     }
@@ -112,6 +144,9 @@ export const startupSection: BenchSection = {
         figure('startup.run.standalone', '`warden run` of a one-call task with a `warden worker` on the same state folder, spawn to exit', summarize(clientRun), {
           baseline: { label: 'same task from a running client and worker', summary: summarize(inProcess) },
         }),
+        ...cpuFigure('startup.cli.cpu', '`warden --help`, CPU (user + system)'),
+        ...cpuFigure('startup.run.cpu', '`warden run` of a one-call task, CPU (user + system, its sandbox host included once waited for)'),
+        ...cpuFigure('startup.run.standalone.cpu', '`warden run` with a standalone `warden worker`, CPU of the client process'),
       ],
       notes: [
         `${runs} CLI runs, ${Math.min(runs, 3)} runs of warden run (each way; one more warms the standalone worker) and ${workerRuns} worker starts per side; the Temporal server is already running; workflow bundles come from the cache.`,

@@ -66,7 +66,7 @@ function decisionCommand(approved: boolean) {
     } catch (error) {
       if (error instanceof WardenError) {
         io.stderr(`warden ${name}: ${error.code}: ${terminalLines(error.message)}\n`);
-        return exitCodeOfError(error, error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed);
+        return exitCodeOfError(error);
       }
       io.stderr(`warden ${name}: ${terminalLines((error as Error).message)}\n`);
       return EXIT.failed;

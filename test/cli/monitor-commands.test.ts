@@ -133,10 +133,10 @@ describe('warden kill, policy compile, help', () => {
     const none = io();
     expect(await killCommand([], none.io)).toBe(2);
     const nokey = io({ WARDEN_APPROVER_DIR: stateDir });
-    expect(await killCommand(['task-1'], nokey.io)).toBe(1);
+    expect(await killCommand(['task-1'], nokey.io)).toBe(2);
     expect(nokey.err.join('')).toMatch(/ERR_APPROVER_INVALID: no approver key: pass --key <file>/);
     const missing = io();
-    expect(await killCommand(['task-1', '--key', join(stateDir, 'none.json')], missing.io)).toBe(1);
+    expect(await killCommand(['task-1', '--key', join(stateDir, 'none.json')], missing.io)).toBe(2);
     expect(missing.err.join('')).toMatch(/cannot read the approver key file/);
   });
 

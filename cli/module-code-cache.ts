@@ -1,0 +1,334 @@
+/**
+ * A V8 code cache for the CommonJS modules a `warden` process loads (issue 17: `warden run`'s start-up).
+ *
+ * Node 20 has no `module.enableCompileCache` (Node 22.1+), so each process parses and compiles
+ * again the ~1,300 modules `warden run` loads (the Temporal SDK, OpenTelemetry, zod...): about a
+ * quarter of their load time. Installed by bin/warden.js for a build (the sources run through tsx
+ * are not cached), each module is compiled here with `vm.Script` and the V8 data a former process
+ * of the same build left, and the data of modules compiled anew is written when the process exits
+ * (or, for a thread, when `saveModuleCodeCache` is called).
+ *
+ * Invariant: cached data is code (V8 runs what it holds, whatever the module's source now says), so
+ * it is used only
+ * - from a file and a folder this user owns that nobody else may write, reached through folders
+ *   (as named and as resolved) that only this user or root can change,
+ * - whose header names exactly this Warden build, Node, V8 and platform (never across versions),
+ * - for a module whose source has the length and CRC-32 recorded with the data,
+ * - when the data has its recorded CRC-32 (a torn, truncated or corrupt file is ignored and rewritten).
+ * V8 checks its own version and flags too and may still reject the data: the module is then
+ * compiled from its source, as without the cache. A module the cache cannot compile as CommonJS
+ * (an ES module reached through `require`, or a syntax error) goes to Node's own loader, which
+ * decides and reports; so do a module that may call `import()` and everything with source maps on.
+ *
+ * Not the `v8-compile-cache` package: it compiles an ES module reached through `require` (jose 6)
+ * as CommonJS and fails, keeps its cache in the shared temporary folder, stops saving for good
+ * once a killed process left its lock file, and checks no data for corruption.
+ *
+ * This module imports Node built-ins only: bin/warden.js loads it before anything else.
+ */
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { Module } from 'node:module';
+import { dirname, join, parse, resolve, sep } from 'node:path';
+import { Script } from 'node:vm';
+import { threadId } from 'node:worker_threads';
+import { crc32 } from 'node:zlib';
+import { defaultCacheDir } from '../cache-dir';
+
+/** The parts of a CommonJS module and of `Module` this cache uses that @types/node does not declare. */
+interface LoadingModule {
+  exports: unknown;
+  require(id: string): unknown;
+}
+interface ModuleInternals {
+  prototype: { _compile(this: LoadingModule, content: string, filename: string, format?: string): unknown };
+  wrap(source: string): string;
+  _resolveFilename(request: string, parent: LoadingModule, isMain: boolean, options?: unknown): string;
+  _resolveLookupPaths(request: string, parent: LoadingModule): string[] | null;
+  _extensions: unknown;
+  _cache: unknown;
+}
+const NodeModule = Module as unknown as ModuleInternals;
+
+export interface ModuleCodeCacheOptions {
+  /** What identifies this Warden build exactly (version and build time): data of another build is never used. */
+  build: string;
+  /** Which kind of process or thread this is (`cli`, `workflow-thread`): each keeps its own file. */
+  role: string;
+  /** Save when the process exits (a thread saves by calling `saveModuleCodeCache`). */
+  saveOnExit?: boolean;
+}
+
+/** How many modules came from the cache, and how many were compiled from their source. */
+export interface ModuleCodeCacheStats {
+  fromCache: number;
+  compiled: number;
+}
+
+/** An entry of the file's header: where the data is in the blob, and what it was made from. */
+type Entry = [offset: number, length: number, sourceLength: number, sourceCrc: number, dataCrc: number];
+interface Header {
+  key: string;
+  entries: Record<string, Entry>;
+}
+
+const MAGIC = 'WCC1';
+/** `import(` as a module's source may call it (also in a comment or a string: such a module is only not cached). */
+const DYNAMIC_IMPORT = /\bimport\s*\(/;
+/** Folders of other builds' caches are removed once this old (a second installation in use keeps its own). */
+const STALE_AFTER_MS = 7 * 24 * 3600_000;
+
+interface Installed {
+  file: string;
+  options: ModuleCodeCacheOptions;
+  header: Header;
+  blob: Buffer;
+  fresh: Array<{ filename: string; script: Script; sourceLength: number; sourceCrc: number }>;
+  stats: ModuleCodeCacheStats;
+}
+let installed: Installed | undefined;
+
+/**
+ * Everything V8's data depends on besides the source: the build, Node, V8, the platform, and the
+ * flags (V8 refuses data made under other flags: processes run with other flags keep other files
+ * rather than rewrite one file in turn).
+ */
+function cacheKey(build: string, env: NodeJS.ProcessEnv): string {
+  return JSON.stringify([build, process.version, process.versions.v8, process.platform, process.arch, process.execArgv, env.NODE_OPTIONS ?? '']);
+}
+
+/** Whether `stats` is this user's and no one else may write it. */
+function ownedPrivately(stats: Stats): boolean {
+  return process.getuid !== undefined && stats.uid === process.getuid() && (stats.mode & 0o022) === 0;
+}
+
+/**
+ * Whether only this user and root can change what `path` names: every folder from the root down
+ * to it (and every symbolic link on the way) is this user's or root's, and a folder others may
+ * write to is sticky (like /tmp), so none of them can rename what is in it. Checked for the path
+ * as named and as resolved: another user's folder above the cache could otherwise swap the cache
+ * folder for a link to any folder of this user's, holding a file whose bytes someone else chose.
+ */
+function changeableOnlyByUs(path: string): boolean {
+  const uid = process.getuid!();
+  for (const named of [resolve(path), realpathSync(path)]) {
+    const { root } = parse(named);
+    let at = root;
+    for (const part of ['', ...named.slice(root.length).split(sep).filter(Boolean)]) {
+      at = part === '' ? root : join(at, part);
+      const stats = lstatSync(at);
+      if (stats.uid !== uid && stats.uid !== 0) return false;
+      if (!stats.isSymbolicLink() && (stats.mode & 0o022) !== 0 && (!stats.isDirectory() || (stats.mode & 0o1000) === 0)) return false;
+    }
+  }
+  return true;
+}
+
+/** The cache file's header and blob, or an empty cache when it is missing, foreign, torn or another build's. */
+function readCacheFile(file: string, key: string): { header: Header; blob: Buffer } {
+  const empty = { header: { key, entries: {} }, blob: Buffer.alloc(0) };
+  let fd: number;
+  try {
+    if (!ownedPrivately(statSync(dirname(file)))) return empty;
+    // The file itself is never a link (in a folder only this user can write, one this user made).
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return empty;
+  }
+  try {
+    if (!ownedPrivately(fstatSync(fd))) return empty;
+    const bytes = readFileSync(fd);
+    if (bytes.length < 8 || bytes.toString('latin1', 0, 4) !== MAGIC) return empty;
+    const headerLength = bytes.readUInt32LE(4);
+    if (8 + headerLength > bytes.length) return empty;
+    const header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLength)) as Header;
+    if (header === null || typeof header !== 'object' || header.key !== key || header.entries === null || typeof header.entries !== 'object') return empty;
+    return { header, blob: bytes.subarray(8 + headerLength) };
+  } catch {
+    return empty;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The cached data for `filename` when it was made from exactly `content` and is intact; else undefined. */
+function cachedDataFor(cache: Installed, filename: string, content: string): { data: Buffer | undefined; sourceCrc: number } {
+  const entry = Object.hasOwn(cache.header.entries, filename) ? cache.header.entries[filename] : undefined;
+  const sourceCrc = crc32(content);
+  if (!Array.isArray(entry) || entry.length !== 5 || entry[2] !== content.length || entry[3] !== sourceCrc) return { data: undefined, sourceCrc };
+  const [offset, length, , , dataCrc] = entry;
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0 || offset + length > cache.blob.length) return { data: undefined, sourceCrc };
+  const data = cache.blob.subarray(offset, offset + length);
+  return { data: crc32(data) === dataCrc ? data : undefined, sourceCrc };
+}
+
+/** Node's `require` for `module`, as its CommonJS loader makes it (makeRequireFunction). */
+function requireFor(module: LoadingModule): NodeJS.Require {
+  const require = ((id: string) => module.require(id)) as NodeJS.Require;
+  const resolve = ((request: string, options?: unknown) => NodeModule._resolveFilename(request, module, false, options)) as NodeJS.RequireResolve;
+  resolve.paths = (request: string) => NodeModule._resolveLookupPaths(request, module);
+  require.resolve = resolve;
+  require.main = process.mainModule;
+  require.extensions = NodeModule._extensions as NodeJS.Require['extensions'];
+  require.cache = NodeModule._cache as NodeJS.Require['cache'];
+  return require;
+}
+
+/**
+ * Compiles CommonJS modules with cached V8 data from now on in this thread (see the module
+ * comment), when `WARDEN_CODE_CACHE` is not `off`, the cache folder can be made private to this
+ * user, and no policy manifest is in force. Returns whether it was installed; never throws.
+ */
+export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: NodeJS.ProcessEnv = process.env, folderOfParent?: string): boolean {
+  if (installed !== undefined) return true;
+  try {
+    if (env.WARDEN_CODE_CACHE === 'off' || process.getuid === undefined) return false;
+    // A policy manifest checks each module's integrity in Node's own _compile: left to it.
+    if ([...process.execArgv, env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('--experimental-policy'))) return false;
+    const key = cacheKey(options.build, env);
+    const folder = folderOfParent ?? join(defaultCacheDir(env), 'code-cache', crc32(key).toString(16).padStart(8, '0'));
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    if (!ownedPrivately(statSync(folder)) || !changeableOnlyByUs(folder)) return false;
+    const file = join(folder, `${options.role}.bin`);
+    const { header, blob } = readCacheFile(file, key);
+    const cache: Installed = { file, options, header, blob, fresh: [], stats: { fromCache: 0, compiled: 0 } };
+    installed = cache;
+    const nodeCompile = NodeModule.prototype._compile;
+    // Node marks a module that is running (its check for an ES module importing it in a cycle); the same mark here.
+    // (Found on the main module, which is running now: bin/warden.js installs this cache.)
+    const executing = Object.getOwnPropertySymbols(require.main ?? {}).find((s) => s.description === 'kIsExecuting');
+    NodeModule.prototype._compile = function compileWithCodeCache(this: LoadingModule, content: string, filename: string, format?: string): unknown {
+      // Node 20's V8 data does not keep a script's `import()` callback (the second process's
+      // `import()` throws ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): a module that may call it is Node's.
+      if (format === 'module' || process.sourceMapsEnabled || DYNAMIC_IMPORT.test(content)) return nodeCompile.call(this, content, filename, format);
+      const { data, sourceCrc } = cachedDataFor(cache, filename, content);
+      let script: Script;
+      try {
+        script = new Script(NodeModule.wrap(content), { filename, ...(data === undefined ? {} : { cachedData: data }) });
+      } catch {
+        // ES module syntax (Node 20.19 then loads it as one) or a real error, reported by Node as usual.
+        return nodeCompile.call(this, content, filename, format);
+      }
+      if (data === undefined || script.cachedDataRejected === true) {
+        cache.fresh.push({ filename, script, sourceLength: content.length, sourceCrc });
+        cache.stats.compiled += 1;
+      } else cache.stats.fromCache += 1;
+      const wrapper = script.runInThisContext({ displayErrors: true }) as (...args: unknown[]) => unknown;
+      const marked = this as unknown as Record<symbol, boolean>;
+      if (executing !== undefined) marked[executing] = true;
+      const result = Reflect.apply(wrapper, this.exports, [this.exports, requireFor(this), this, filename, dirname(filename)]);
+      if (executing !== undefined) marked[executing] = false;
+      return result;
+    };
+    if (options.saveOnExit === true) process.once('exit', saveModuleCodeCache);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes the data of the modules compiled from source since the last save (with the entries of
+ * the file it read, for other commands' modules): to a temporary file renamed over the old one,
+ * so a reader sees the old file or the new one, whole. Quietly does nothing when it cannot.
+ */
+export function saveModuleCodeCache(): void {
+  const cache = installed;
+  if (cache === undefined || cache.fresh.length === 0) return;
+  const fresh = cache.fresh.splice(0);
+  try {
+    const freshNames = new Set(fresh.map((f) => f.filename));
+    const parts: Buffer[] = [];
+    const entries: Record<string, Entry> = {};
+    let offset = 0;
+    const add = (filename: string, data: Buffer, sourceLength: number, sourceCrc: number) => {
+      entries[filename] = [offset, data.length, sourceLength, sourceCrc, crc32(data)];
+      parts.push(data);
+      offset += data.length;
+    };
+    for (const [filename, entry] of Object.entries(cache.header.entries)) {
+      if (freshNames.has(filename) || !Array.isArray(entry) || entry.length !== 5) continue;
+      const [at, length, sourceLength, sourceCrc, dataCrc] = entry;
+      if (at < 0 || length <= 0 || at + length > cache.blob.length) continue;
+      const data = cache.blob.subarray(at, at + length);
+      if (crc32(data) === dataCrc) add(filename, data, sourceLength, sourceCrc);
+    }
+    for (const { filename, script, sourceLength, sourceCrc } of fresh) add(filename, script.createCachedData(), sourceLength, sourceCrc);
+    const header = Buffer.from(JSON.stringify({ key: cache.header.key, entries } satisfies Header));
+    const prefix = Buffer.alloc(8);
+    prefix.write(MAGIC, 0, 'latin1');
+    prefix.writeUInt32LE(header.length, 4);
+    const blob = Buffer.concat(parts);
+    const temporary = `${cache.file}.${process.pid}-${threadId}.tmp`;
+    try {
+      writeFileSync(temporary, Buffer.concat([prefix, header, blob]), { mode: 0o600 });
+      renameSync(temporary, cache.file);
+    } finally {
+      rmSync(temporary, { force: true });
+    }
+    cache.header = { key: cache.header.key, entries };
+    cache.blob = blob;
+    removeStaleBuilds(dirname(dirname(cache.file)), dirname(cache.file));
+  } catch {
+    // A cache that cannot be written costs the next process its compile time, nothing else.
+  }
+}
+
+/** Removes other builds' cache folders under `root` not written to for a week. */
+function removeStaleBuilds(root: string, current: string): void {
+  for (const name of readdirSync(root)) {
+    const folder = join(root, name);
+    if (folder === current) continue;
+    try {
+      if (Date.now() - statSync(folder).mtimeMs > STALE_AFTER_MS) rmSync(folder, { recursive: true, force: true });
+    } catch {
+      // Gone already, or not ours to remove.
+    }
+  }
+}
+
+/** This thread's cache figures, or undefined when no cache is installed. */
+export function moduleCodeCacheStats(): ModuleCodeCacheStats | undefined {
+  return installed === undefined ? undefined : { ...installed.stats };
+}
+
+/** Names, in a child process's environment, the cache folder and build of the process that forked it. */
+export const PARENT_CODE_CACHE_ENV = 'WARDEN_PARENT_CODE_CACHE';
+
+/**
+ * For the environment of a Warden process this one forks (the sandbox host, whose environment is
+ * otherwise scrubbed): where this process's cache is, and its build. Empty when it has none.
+ */
+export function childCodeCacheEnv(): Record<string, string> {
+  if (installed === undefined || !__filename.endsWith('.js')) return {};
+  return { [PARENT_CODE_CACHE_ENV]: JSON.stringify({ folder: dirname(installed.file), build: installed.options.build }) };
+}
+
+/**
+ * In a process forked with `childCodeCacheEnv()`: installs the parent's cache under `role` (its own
+ * file there, saved when the process exits), with every check `installModuleCodeCache` makes.
+ */
+export function installParentCodeCache(role: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  try {
+    const value = env[PARENT_CODE_CACHE_ENV];
+    if (value === undefined) return false;
+    const { folder, build } = JSON.parse(value) as { folder?: unknown; build?: unknown };
+    if (typeof folder !== 'string' || typeof build !== 'string') return false;
+    return installModuleCodeCache({ build, role, saveOnExit: true }, env, folder);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * JavaScript for a worker thread's `eval` source that installs the same cache there under `role`
+ * (before the thread's own `require`), and the line that saves it after; both empty when this
+ * thread has no cache (or runs the TypeScript sources, which a thread cannot require).
+ */
+export function threadCodeCacheSource(role: string): { install: string; save: string } {
+  if (installed === undefined || !__filename.endsWith('.js')) return { install: '', save: '' };
+  const module = JSON.stringify(__filename);
+  return {
+    install: `try { require(${module}).installModuleCodeCache(${JSON.stringify({ build: installed.options.build, role })}); } catch {}\n`,
+    save: `try { require(${module}).saveModuleCodeCache(); } catch {}\n`,
+  };
+}
