@@ -19,6 +19,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from '../support/fake-openai-server';
+import { jsonValues } from '../support/json-values';
 import { runTaskWithModelError } from '../support/model-error-task';
 import { runPiped } from '../support/pseudo-terminal';
 import { wardenProcessEnv } from '../support/temporal';
@@ -46,15 +47,6 @@ afterAll(async () => {
   await env?.close();
   await model?.close();
 });
-
-/** The JSON value(s) of `text`: one JSON text (indented) or one a line (JSONL). */
-function jsonValues(text: string): unknown[] {
-  try {
-    return [JSON.parse(text)];
-  } catch {
-    return text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as unknown);
-  }
-}
 
 it.each([
   ['status --json', () => ['status', '--json', workflowId]],
