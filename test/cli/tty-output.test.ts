@@ -21,6 +21,7 @@ import type { CliIo } from '../../cli/cli-io';
 import { main } from '../../cli/main';
 import { terminalText } from '../../terminal-text';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from '../support/fake-openai-server';
+import { jsonValues } from '../support/json-values';
 import { runTaskWithModelError } from '../support/model-error-task';
 import { runInTerminal, runPiped } from '../support/pseudo-terminal';
 import { wardenProcessEnv } from '../support/temporal';
@@ -46,15 +47,6 @@ async function viewText(argv: string[], env: NodeJS.ProcessEnv): Promise<{ stdou
   const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env };
   const code = await main(argv, io);
   return { stdout, stderr, code };
-}
-
-/** The JSON value(s) of `text`: one JSON text (`status --json`, indented) or one a line (JSONL). */
-function jsonValues(text: string): unknown[] {
-  try {
-    return [JSON.parse(text)];
-  } catch {
-    return text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as unknown);
-  }
 }
 
 describe('warden on a terminal writes no control but \\n and \\t; piped, it writes the view byte for byte', () => {
