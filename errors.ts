@@ -13,6 +13,7 @@ export const ERROR_CODES = [
   'ERR_TASK_INPUT_INVALID',
   'ERR_CONFIG_INVALID',
   'ERR_WORKER_ID_IN_USE',
+  'ERR_WORKER_STATE',
   // permissions
   'ERR_TOOL_NOT_GRANTED',
   'ERR_TOOL_UNKNOWN',
@@ -235,6 +236,13 @@ export class TemporalServerError extends WardenError {}
 export class ConfigError extends WardenError {}
 /** An MCP server could not be started or reached, broke the protocol, or changed its pinned tool list. */
 export class McpError extends WardenError {}
+
+/**
+ * A Warden worker's lifecycle call out of order (`ERR_WORKER_STATE`): `run()` on a worker that
+ * is running or has ended (run before, closed, or its start failed). A caller's misuse: nothing
+ * was created or closed by the refused call, and retrying it cannot succeed.
+ */
+export class WorkerStateError extends WardenError {}
 
 /** A plain `{ code, message }` as it crosses processes and Temporal payloads. */
 export interface SerializedError {

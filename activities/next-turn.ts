@@ -133,13 +133,14 @@ export async function proposeNextTurn(deps: ActivityDeps, input: NextTurnInput, 
  * A turn asked for inside another activity (folded into a tool call, or the first turn in
  * `placeTask`), in a GenAI `chat` span of its own so custody records it as a model call. A
  * failure is returned, not thrown: the activity it is folded into did its own work; the workflow
- * then asks for the turn on its own, with that call's retries.
+ * then asks for the turn on its own, with that call's retries. `signal` (the activity's
+ * cancellationSignal unless given; a data-flow call's also aborts at the task's deadline) stops it.
  */
-export async function proposeFoldedTurn(deps: ActivityDeps, input: NextTurnInput): Promise<ProposedTurn | { error: StepError }> {
+export async function proposeFoldedTurn(deps: ActivityDeps, input: NextTurnInput, signal: AbortSignal | undefined = activitySignal()): Promise<ProposedTurn | { error: StepError }> {
   // Named as the custody ledger files it: the workflow the model call belongs to.
   return (deps.tracer ?? trace.getTracer('warden')).startActiveSpan(genAiSpanName.chat(input.task.agent.model.id), { kind: SpanKind.CLIENT, attributes: { [TEMPORAL_ATTR.workflowId]: input.workflowId } }, async (span) => {
     try {
-      const proposed = await proposeNextTurn(deps, input, activitySignal());
+      const proposed = await proposeNextTurn(deps, input, signal);
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: 'ok' });
       return proposed;
     } catch (error) {

@@ -15,7 +15,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import { CapabilityError, CredentialError, DataPlaneError, isErrorCode, RecoveryError, ToolError, WardenError } from '../errors';
+import { CapabilityError, CredentialError, DataPlaneError, isErrorCode, RecoveryError, TaskLimitError, ToolError, WardenError } from '../errors';
 import { claimCheckJson, claimCheckStrings, refuseForgedClaimChecks, resolveClaimChecks } from '../dataplane/claim-check';
 import { beginOverlayCall, localOverlayRecords, syncOverlayCopy } from '../dataplane/overlay-copy';
 import type { BlobStore } from '../dataplane/blob-store';
@@ -161,6 +161,13 @@ export interface RunToolRefInput {
   egressWatch?: EgressWatch;
   /** The monitor's score of the step, for the call's custody record (as RunToolInput's). */
   monitor?: { score: number; reasons: string[] };
+  /**
+   * The task's deadline (epoch ms; patch `warden-flow-call-deadline`): the call is stopped there
+   * as a cancelled call is (program killed, isolate disposed, MCP request cancelled) and the
+   * activity fails ERR_DEADLINE_EXCEEDED once the tool has stopped. Absent in older histories: the
+   * server then timed the activity out at the deadline (its schedule-to-close).
+   */
+  deadlineAt?: number;
   /** Asked for only when the call is not stopped by the host's gate (held or denied: no next turn). */
   next?: {
     turn: number;
@@ -704,10 +711,59 @@ function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
   return tool.capabilities.includes('fs.write') || tool.executor.kind === 'process' || tool.executor.kind === 'mcp';
 }
 
-/** The running activity's cancellationSignal as a ToolExecution field (none outside an activity). */
-function withActivitySignal(): { signal?: AbortSignal } {
-  const signal = activitySignal();
-  return signal === undefined ? {} : { signal };
+/**
+ * A call that failed once its deadline passed failed because of it, whatever the tool made of its
+ * stop: an MCP server's session also ends at the grant's expiry (the deadline, rounded up to the
+ * second; executors/mcp-connection-pool.ts), which can fail the call ERR_MCP_* first. The failure
+ * keeps its details (the files the call left, `writes`).
+ */
+function deadlineFailure(reason: unknown, error: unknown): unknown {
+  const deadline = toApplicationFailure(reason);
+  if (!(deadline instanceof ApplicationFailure) || (error instanceof ApplicationFailure && error.type === deadline.type)) return error;
+  return ApplicationFailure.create({
+    type: deadline.type ?? 'ERR_DEADLINE_EXCEEDED',
+    message: `${deadline.message} (it ended: ${error instanceof Error ? error.message : String(error)})`,
+    nonRetryable: true,
+    details: error instanceof ApplicationFailure && error.details !== undefined && error.details !== null && error.details.length > 0 ? error.details : (deadline.details ?? undefined),
+  });
+}
+
+/** What stops a call: the activity's cancellation, and a data-flow call's deadline. */
+interface CallStop {
+  /** Aborts at either; at the deadline its reason is `deadlineError()`. */
+  signal: AbortSignal | undefined;
+  /** TaskLimitError ERR_DEADLINE_EXCEEDED naming the deadline and the tool. */
+  deadlineError(): TaskLimitError;
+  /** True once the deadline stopped the call. */
+  readonly expired: boolean;
+  dispose(): void;
+}
+
+/**
+ * The running activity's cancellationSignal (none outside an activity), joined with the task's
+ * deadline `deadlineAt` (epoch ms) when given: at it the signal aborts with ERR_DEADLINE_EXCEEDED
+ * (TaskLimitError, not retryable), which every executor throws once its tool has stopped, as it
+ * throws a cancelled activity's CancelledFailure. A deadline already past aborts at once.
+ */
+function callStop(deadlineAt: number | undefined, tool: string): CallStop {
+  const cancelled = activitySignal();
+  const deadlineError = () => new TaskLimitError('ERR_DEADLINE_EXCEEDED', `the task's deadline (${new Date(deadlineAt ?? 0).toISOString()}) passed while ${tool} ran: the call was stopped`, { details: { deadlineAt, tool } });
+  if (deadlineAt === undefined) return { signal: cancelled, deadlineError, expired: false, dispose: () => undefined };
+  const deadline = new AbortController();
+  const expire = () => deadline.abort(deadlineError());
+  const left = deadlineAt - Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  if (left <= 0) expire();
+  else timer = setTimeout(expire, left);
+  return {
+    signal: cancelled === undefined ? deadline.signal : AbortSignal.any([cancelled, deadline.signal]),
+    deadlineError,
+    // Also before the timer ran: an MCP session ended at the same instant (the pool's timer) may fail the call first.
+    get expired() {
+      return deadline.signal.aborted || Date.now() >= deadlineAt;
+    },
+    dispose: () => clearTimeout(timer),
+  };
 }
 
 export interface RunTool {
@@ -717,22 +773,27 @@ export interface RunTool {
 
 export function createRunTool(deps: ActivityDeps): RunTool {
   async function runTool(input: RunToolInput | RunToolRefInput): Promise<ToolCallResult | ToolStepResult> {
-    const task = await taskOf(deps, input);
-    // Read once per activity: the span names its agent, the call mints from it.
-    const grant = await annotateToolCall(deps, task, input);
+    const stop = callStop('taskRef' in input ? input.deadlineAt : undefined, input.tool);
     try {
-      const result = 'taskRef' in input ? await runToolStep(input, task, grant) : await runToolOnce(input, grant);
+      // A retry that starts past the deadline does nothing.
+      if (stop.expired) throw toApplicationFailure(stop.deadlineError());
+      const task = await taskOf(deps, input);
+      // Read once per activity: the span names its agent, the call mints from it.
+      const grant = await annotateToolCall(deps, task, input);
+      const result = 'taskRef' in input ? await runToolStep(input, task, grant, stop) : await runToolOnce(input, grant, stop);
       // The credential's id, never its token.
       annotateActiveSpan({ [WARDEN_ATTR.credentialJti]: result.credential.jti, [WARDEN_ATTR.outcome]: 'ok' });
       return result;
     } catch (error) {
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
-      throw error;
+      throw stop.expired ? deadlineFailure(stop.deadlineError(), error) : error;
+    } finally {
+      stop.dispose();
     }
   }
   return runTool as RunTool;
 
-  function executionOf(input: RunToolInput | RunToolRefInput, task: Task, grant: IssuedGrant | undefined): ToolExecution {
+  function executionOf(input: RunToolInput | RunToolRefInput, task: Task, grant: IssuedGrant | undefined, stop: CallStop): ToolExecution {
     return {
       ...(grant === undefined ? {} : { grantRead: grant }),
       rootWorkflowId: input.rootWorkflowId,
@@ -749,13 +810,13 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       args: input.args,
       ...(input.policy === undefined ? {} : { policy: input.policy }),
       ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }),
-      ...withActivitySignal(),
+      ...(stop.signal === undefined ? {} : { signal: stop.signal }),
     };
   }
 
-  function runToolOnce(input: RunToolInput, grant: IssuedGrant | undefined): Promise<ToolCallResult> {
+  function runToolOnce(input: RunToolInput, grant: IssuedGrant | undefined, stop: CallStop): Promise<ToolCallResult> {
     const once = async () => {
-      const result = await executeToolCall(deps, executionOf(input, input.task, grant));
+      const result = await executeToolCall(deps, executionOf(input, input.task, grant, stop));
       refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
       if (input.claimCheckOutput === true) {
         // A held or denied effect stays whole: on this loop an approver reads it from the approval request.
@@ -802,10 +863,10 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   }
 
   /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
-  async function runToolStep(input: RunToolRefInput, task: Task, grant: IssuedGrant | undefined): Promise<ToolStepResult> {
+  async function runToolStep(input: RunToolRefInput, task: Task, grant: IssuedGrant | undefined, stop: CallStop): Promise<ToolStepResult> {
     try {
       const dp = dataPlaneOf(deps);
-      const execution: ToolExecution = { ...executionOf(input, task, grant), argsClaimChecked: true };
+      const execution: ToolExecution = { ...executionOf(input, task, grant, stop), argsClaimChecked: true };
       let result: ToolCallResult = await withWrites(input, task, dp, async () => {
         const done = await executeToolCall(deps, execution);
         refuseForgedClaimChecks(done.output, `the output of ${input.tool}`);
@@ -828,7 +889,8 @@ export function createRunTool(deps: ActivityDeps): RunTool {
                 ref: input.next.transcript.ref,
                 pending: input.next.transcript.pending.map((s) => (s.index === input.stepIndex ? { ...s, executed: true, output: result.output, credential: result.credential } : s)),
               },
-            });
+              // Stopped at the deadline too: the call completed, and the workflow then ends the task (timed out) with it registered.
+            }, stop.signal);
       // The decision on the next turn's first action, made here with the state the workflow will hold after counting this step.
       const ahead = input.next?.policy;
       const policy =

@@ -101,6 +101,8 @@ export class McpConnection {
   readonly #transportName: string;
   readonly #overflow: Overflow;
   #closed = false;
+  /** A cancelled call already ended the session (`#stopCancelled`): closing asks nothing more of the server. */
+  #sessionEnded = false;
   #listChanged = false;
   /** Calls in flight by their params object (what the SDK puts in the request as is), then by JSON-RPC id. */
   readonly #traces = new WeakMap<object, CallTrace>();
@@ -248,6 +250,7 @@ export class McpConnection {
       clearTimeout(timer);
     }
     // A stdio server that exited on its own is gone already; close() waits for its sandbox's cleanup either way.
+    this.#sessionEnded = true;
     await this.close();
     return stdio ? 'server-killed' : 'session-closed';
   }
@@ -287,7 +290,22 @@ export class McpConnection {
 
   /** Ends the session; a stdio server's sandbox (its whole process tree) is killed. Idempotent. */
   async close(): Promise<void> {
+    const unanswered = this.#closed || this.#sessionEnded ? [] : [...this.#tracesById].filter(([, trace]) => !trace.answered).map(([id]) => id);
     this.#closed = true;
+    // Closed with calls in flight (the pool ends a session at the grant's expiry, the task's
+    // deadline): an HTTP server is told, as for a cancelled call, before its streams close and the
+    // calls fail: each call cancelled, then the session terminated (DELETE), each bounded by the
+    // grace. A stdio server's process tree is killed by the close itself.
+    if (unanswered.length > 0 && !(this.#transport instanceof SandboxedStdioTransport)) {
+      const transport = this.#transport as Transport & { terminateSession?: () => Promise<void> };
+      const bounded = async (work: () => Promise<unknown>) => {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([work().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, DEFAULT_MCP_CANCEL_GRACE_MS)))]);
+        clearTimeout(timer);
+      };
+      await bounded(() => Promise.all(unanswered.map((requestId) => transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'the session ended' } }))));
+      await bounded(() => transport.terminateSession?.() ?? Promise.resolve());
+    }
     await this.#client.close().catch(() => undefined);
   }
 

@@ -51,6 +51,7 @@ import { prestartWorkflowThread, type PrestartedWorkflowThread } from './workflo
 import { holdWorkerOnThread, type HeldWorker } from './prestarted-thread-worker';
 import type { PrebootedSandboxHost } from './prebooted-sandbox-host';
 import { terminalWriter } from '../terminal-text';
+import { WorkerStateError } from '../errors';
 
 export interface WardenWorkerOptions {
   /** The worker's connection; a promise lets it connect while the sandbox host boots. */
@@ -121,12 +122,73 @@ export interface WardenWorker {
   mcp: McpConnectionPool;
   /**
    * Creates the two Temporal workers (none exists before: nothing of a Warden worker polls until
-   * it runs), runs them until `until` settles (or forever), then shuts them and the sandbox host
-   * down. Once only.
+   * it runs), runs them until `until` settles, `close()` is called (or forever), then shuts them
+   * and the sandbox host down. Once only: on a worker that is running or has ended (run before,
+   * closed, its start failed) it rejects at once, creating and closing nothing.
+   * @throws WorkerStateError `ERR_WORKER_STATE` for a call out of order.
    */
   run(until?: Promise<unknown>): Promise<void>;
-  /** Lets go of a worker that will never run: its prepared workflow thread, the sandbox host, the stores (and its own connection). */
+  /**
+   * Ends the worker: unrun, lets go of it (its prepared workflow thread, the sandbox host, the
+   * stores, and its own connection); running, stops the run and resolves once it has stopped and
+   * closed its parts (never closing them under it); ended, nothing. Never rejects for the order.
+   */
   close(): Promise<void>;
+}
+
+/**
+ * Where a Warden worker is in its one life (`unrun`, then `running` or straight to `ended`),
+ * shared by `run()` and `close()`: each call is decided at once, on the state it finds, so a call
+ * out of order (a second run(), run() after close() or after a failed start, close() racing
+ * run()'s start) never creates Temporal workers for a worker whose parts are closed, nor closes
+ * the parts of a worker that runs.
+ */
+export class WorkerLifecycle {
+  private state: 'unrun' | 'running' | 'ended' = 'unrun';
+  /** Settles when the one run or close has finished (its parts closed). */
+  private finished: Promise<void> | undefined;
+  private requestStop: (() => void) | undefined;
+
+  /** The state now (for tests and messages). */
+  get current(): 'unrun' | 'running' | 'ended' {
+    return this.state;
+  }
+
+  /**
+   * Runs `body` if the worker is unrun (it then is running until `body` settles, and ended after);
+   * `body` is given a promise that resolves when close() asks the run to stop.
+   * @throws WorkerStateError `ERR_WORKER_STATE` (at once, `body` not called) unless unrun.
+   */
+  run(body: (stopRequested: Promise<void>) => Promise<void>): Promise<void> {
+    if (this.state !== 'unrun') {
+      return Promise.reject(new WorkerStateError('ERR_WORKER_STATE', `the Warden worker cannot run: it ${this.state === 'running' ? 'is running (run() is once only)' : 'has ended (closed, run before, or its start failed)'}`, { details: { state: this.state } }));
+    }
+    this.state = 'running';
+    const stopRequested = new Promise<void>((resolve) => (this.requestStop = resolve));
+    const running = (async () => {
+      try {
+        await body(stopRequested);
+      } finally {
+        this.state = 'ended';
+      }
+    })();
+    this.finished = running.then(() => undefined, () => undefined);
+    return running;
+  }
+
+  /**
+   * Ends the worker: unrun, runs `closeParts` (ended as it starts); running, asks the run to stop
+   * and waits for it (the run closes its own parts); ended, waits for the end under way, if any.
+   */
+  async close(closeParts: () => Promise<void>): Promise<void> {
+    if (this.state === 'unrun') {
+      this.state = 'ended';
+      this.finished = closeParts();
+      return this.finished;
+    }
+    this.requestStop?.();
+    await this.finished?.catch(() => undefined);
+  }
 }
 
 let runtimeInstalled = false;
@@ -379,11 +441,19 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
     if (prepared.status === 'rejected') throw prepared.reason;
     if (hostBooted.status === 'rejected') throw hostBooted.reason;
     const heldWorker = held!;
+    // One life, shared by run() and close(): a call out of order creates and closes nothing.
+    const lifecycle = new WorkerLifecycle();
+    const closeParts = async () => {
+      await heldWorker.discard();
+      await mcpPool.close();
+      await sandbox.close();
+      await release();
+    };
     return {
       dataPlane,
       sandbox,
       mcp: mcpPool,
-      async run(until) {
+      run: (until) => lifecycle.run(async (stopRequested) => {
         try {
           // Created now, as they will run: the host has answered. Should one of them fail, the
           // other runs only to stop at once (it is a whole worker, meant to run: a task it took
@@ -424,6 +494,8 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
             untilFailure = { error };
             stopAll();
           });
+          // close() while running stops the run; the parts are closed below, once it has stopped.
+          void stopRequested.then(stopAll);
           const results = await Promise.allSettled(runs);
           if (creationFailure !== undefined) throw creationFailure.reason;
           const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -431,18 +503,11 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
           if (leaseLost !== undefined) throw leaseLost;
           if (untilFailure !== undefined) throw untilFailure.error;
         } finally {
-          await heldWorker.discard();
-          await mcpPool.close();
-          await sandbox.close();
-          await release();
+          await closeParts();
         }
-      },
-      async close() {
-        // No Temporal Worker exists before run(): only the prepared workflow thread to end.
-        await heldWorker.discard();
-        await sandbox.close();
-        await release();
-      },
+      }),
+      // Unrun: no Temporal Worker exists, only the prepared workflow thread to end (closeParts).
+      close: () => lifecycle.close(closeParts),
     };
   } catch (error) {
     await held?.discard();
@@ -475,18 +540,26 @@ export async function createWardenWorkerFromConfig(
     throw error;
   }
   const connection = await connecting;
+  // Closed once, after the worker's own end: a refused run() (ERR_WORKER_STATE) closes nothing,
+  // least of all the connection a running worker polls on.
+  let connectionClosed: Promise<void> | undefined;
+  const closeConnection = () => (connectionClosed ??= connection.close());
   return {
     ...wardenWorker,
     async run(until) {
+      let refused = false;
       try {
         await wardenWorker.run(until);
+      } catch (error) {
+        refused = error instanceof WorkerStateError;
+        throw error;
       } finally {
-        await connection.close();
+        if (!refused) await closeConnection();
       }
     },
     async close() {
       await wardenWorker.close();
-      await connection.close();
+      await closeConnection();
     },
   };
 }

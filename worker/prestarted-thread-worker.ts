@@ -86,15 +86,29 @@ type NativeWorkerCtor = { create(...args: unknown[]): Promise<unknown> };
 /**
  * `Worker.create(options)` held before its Core worker (see {@link HeldWorker}), on `thread` when
  * one is given and still usable (else the SDK spawns its own), and without the main-thread
- * preload of a code bundle. On an SDK release line other than the one read here nothing is
- * prepared ahead: `create` is the SDK's own `Worker.create`.
+ * preload of a code bundle. On an SDK release line other than the one read here (`sdkVersion`,
+ * default the installed one) nothing is prepared ahead: `create` is the SDK's own `Worker.create`,
+ * under the same once-guard.
  */
-export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWorkflowThread): HeldWorker {
+export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWorkflowThread, sdkVersion = installedSdkVersion()): HeldWorker {
   // package.json takes the SDK by a caret range, so an install elsewhere may hold a release whose
   // protected statics or thread protocol differ: only the release line read here takes this path.
-  if (!knownSdkInternals(installedSdkVersion())) {
+  if (!knownSdkInternals(sdkVersion)) {
     const prepared = thread?.discard() ?? Promise.resolve();
-    return { prepared, create: () => Worker.create(options), discard: async () => prepared };
+    // Nothing is held ahead here, but the once-guard is the same: after create() or discard(),
+    // create() refuses before the SDK registers anything (a discarded worker never polls).
+    const once = heldOnce();
+    return {
+      prepared,
+      async create() {
+        once.create();
+        return Worker.create(options);
+      },
+      async discard() {
+        once.discard();
+        await prepared;
+      },
+    };
   }
   const sdk = Worker as unknown as SdkWorkerStatics & { nativeWorkerCtor: NativeWorkerCtor };
   const FastStartWorker = class extends Worker {};
@@ -131,12 +145,11 @@ export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWo
   creating.catch(() => undefined);
   const prepared = Promise.race([reachedGate, creating.then(() => undefined)]);
   prepared.catch(() => undefined);
-  let used = false;
+  const once = heldOnce();
   return {
     prepared,
     async create() {
-      if (used) throw new TypeError('a held Worker is created or discarded once');
-      used = true;
+      once.create();
       open();
       try {
         return await creating;
@@ -147,12 +160,31 @@ export function holdWorkerOnThread(options: WorkerOptions, thread?: PrestartedWo
       }
     },
     async discard() {
-      if (used) return;
-      used = true;
+      if (!once.discard()) return;
       close(new Error('the held Worker was discarded'));
       await creating.catch(() => undefined);
       await creator?.destroy().catch(() => undefined);
       await thread?.discard();
+    },
+  };
+}
+
+/**
+ * A {@link HeldWorker}'s once-guard: `create()` throws a TypeError (the caller's misuse) once the
+ * worker was created or discarded, else marks it used; `discard()` marks it used and says whether
+ * it was the first use.
+ */
+function heldOnce(): { create(): void; discard(): boolean } {
+  let used = false;
+  return {
+    create() {
+      if (used) throw new TypeError('a held Worker is created or discarded once');
+      used = true;
+    },
+    discard() {
+      const first = !used;
+      used = true;
+      return first;
     },
   };
 }

@@ -25,7 +25,11 @@
  * `endedAt`), for {@link RUN_RECORD_KEEP_MS}: a later run neither names it as a stranger nor
  * refuses it as a forger in that window, as long as the server saw its identity poll no later
  * than its end (one refresh later without `endedAt`): a later poll is a stranger's under the
- * copied identity ({@link isEndedWorker}). The record is pruned after the window.
+ * copied identity ({@link isEndedWorker}). The server's time is when the latest poll arrived, and
+ * a long poll stays open up to {@link SERVER_LONG_POLL_WINDOW_MS}: a poll that arrived within that
+ * window before the end and may still be open is the worker's own last poll or a stranger's,
+ * which nothing the server lists tells apart, so it is named in a note of its own
+ * ({@link possiblyOpenPolls}). The record is pruned after the window.
  * Every other poller on the queue is named to the user ({@link unvouchedPollers}): Temporal cannot
  * keep it from being handed the task.
  */
@@ -356,15 +360,16 @@ export function liveStandaloneWorker(pollers: readonly Poller[], stateDir: strin
       worker ??= identity;
       continue;
     }
-    const lastPossiblePoll = endedStandaloneWorkerLastPoll(identity, stateDir, host, now);
-    // This folder's own worker that has stopped, still listed by the server: no forger, and gone.
-    if (isEndedWorker(poller.lastPolledAt, lastPossiblePoll)) continue;
+    const ended = endedStandaloneWorkerLastPoll(identity, stateDir, host, now);
+    // This folder's own worker that has stopped, still listed by the server: no forger, and gone
+    // (a poll of it that may still be open is named by possiblyOpenPolls).
+    if (isEndedWorker(poller.lastPolledAt, ended, now)) continue;
     refused.push({
       identity,
       reason:
-        lastPossiblePoll === undefined
+        ended === undefined
           ? reason
-          : `the server saw it poll at ${new Date(poller.lastPolledAt).toISOString()}, after this state folder's worker of that identity ended (${new Date(lastPossiblePoll).toISOString()} at the latest): someone polls under its copied identity`,
+          : `the server saw it poll at ${new Date(poller.lastPolledAt).toISOString()}, after this state folder's worker of that identity ended (${new Date(ended.lastPossiblePoll).toISOString()} at the latest): someone polls under its copied identity`,
     });
   }
   return { worker, refused };
@@ -552,7 +557,7 @@ const FILE_TIME_SLACK_MS = 1;
  * history it ran): {@link isEndedWorker}. The caller has checked that the identity names this host
  * (and, for a standalone worker, this state folder).
  */
-function endedWorkerLastPoll(stateDir: string, folder: string, nonce: string, pid: number, now: number): number | undefined {
+function endedWorkerLastPoll(stateDir: string, folder: string, nonce: string, pid: number, now: number): EndedWorker | undefined {
   let realStateDir: string;
   try {
     realStateDir = fs.realpathSync(stateDir);
@@ -565,12 +570,55 @@ function endedWorkerLastPoll(stateDir: string, folder: string, nonce: string, pi
   if (typeof record === 'string' || record.pid !== pid) return undefined;
   const stat = fs.lstatSync(join(dir, `${record.nonce}.json`), { throwIfNoEntry: false });
   if (stat === undefined || !recordTimeVouches(stat.mtimeMs, record, now) || !processEnded(record.pid, record.startTime)) return undefined;
-  return record.endedAt ?? stat.mtimeMs + RUN_RECORD_REFRESH_MS;
+  return record.endedAt === undefined ? { lastPossiblePoll: stat.mtimeMs + RUN_RECORD_REFRESH_MS, earliestEnd: stat.mtimeMs, killed: true } : { lastPossiblePoll: record.endedAt, earliestEnd: record.endedAt, killed: false };
 }
 
-/** Whether `lastPolledAt` is a poll of the ended worker the record names ({@link endedWorkerLastPoll}): no later than its last possible poll. */
-function isEndedWorker(lastPolledAt: number, lastPossiblePoll: number | undefined): boolean {
-  return lastPossiblePoll !== undefined && lastPolledAt <= lastPossiblePoll;
+/**
+ * An ended worker as its record tells it ({@link endedWorkerLastPoll}): the latest time it can
+ * have polled (its `endedAt`, or for a killed worker its record's time plus one refresh), the
+ * earliest time it can have ended (its `endedAt`, or its record's time), and whether its end was
+ * never written (SIGKILL, a crash).
+ */
+interface EndedWorker {
+  lastPossiblePoll: number;
+  earliestEnd: number;
+  killed: boolean;
+}
+
+/**
+ * How long a poll may stay open after it arrived, in ms. The server's `lastAccessTime` of a
+ * poller is when its latest poll ARRIVED, not when it ended: the server holds a long poll up to
+ * its `matching.longPollExpirationInterval` (1 min by default, dynamic config), and SDK Core, the
+ * TypeScript SDK's worker, gives each poll a 70 s deadline (`LONG_POLL_TIMEOUT`,
+ * sdk-core crates/client/src/lib.rs). A server configured with a longer interval holds polls
+ * longer than this window.
+ */
+export const SERVER_LONG_POLL_WINDOW_MS = 70_000;
+
+/**
+ * What the server's last poll of an identity (`lastPolledAt`, its `lastAccessTime`) says beside
+ * the record of this state folder's ended worker of that identity (`ended`, undefined when no
+ * record vouches for one), at `now`:
+ * - `after-end`: it arrived after the worker's end: someone polls under its copied identity;
+ * - `may-be-open`: it arrived within {@link SERVER_LONG_POLL_WINDOW_MS} before the end and less
+ *   than that window ago, so it may still be open: the worker's own last poll (closed with its
+ *   connection at its end) or a stranger's under the copied identity, opened before the end.
+ *   The server keeps only the latest arrival per identity, so nothing it lists tells the two
+ *   apart; `warden run` names it ({@link possiblyOpenPolls});
+ * - `ended`: it arrived at least one window before the end (closed by the end), or more than one
+ *   window ago (closed now, whoever opened it): the ended worker, vouched for;
+ * - undefined: no record vouches for the identity.
+ */
+function endedWorkerPoll(lastPolledAt: number, ended: EndedWorker | undefined, now: number): 'ended' | 'may-be-open' | 'after-end' | undefined {
+  if (ended === undefined) return undefined;
+  if (lastPolledAt > ended.lastPossiblePoll) return 'after-end';
+  return lastPolledAt < ended.earliestEnd - SERVER_LONG_POLL_WINDOW_MS || lastPolledAt < now - SERVER_LONG_POLL_WINDOW_MS ? 'ended' : 'may-be-open';
+}
+
+/** Whether `lastPolledAt` is a poll of the ended worker the record names ({@link endedWorkerPoll}): not after its end (one that may still be open is named by {@link possiblyOpenPolls} instead). */
+function isEndedWorker(lastPolledAt: number, ended: EndedWorker | undefined, now: number): boolean {
+  const verdict = endedWorkerPoll(lastPolledAt, ended, now);
+  return verdict === 'ended' || verdict === 'may-be-open';
 }
 
 /**
@@ -586,7 +634,7 @@ function isEndedWorker(lastPolledAt: number, lastPossiblePoll: number | undefine
  */
 function isEndedRunWorker({ identity, lastPolledAt }: Poller, stateDir: string, host: string, now: number): boolean {
   const match = RUN_WORKER_IDENTITY.exec(identity);
-  return match !== null && match[2] === host && isEndedWorker(lastPolledAt, endedWorkerLastPoll(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now));
+  return match !== null && match[2] === host && isEndedWorker(lastPolledAt, endedWorkerLastPoll(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now), now);
 }
 
 /**
@@ -595,7 +643,7 @@ function isEndedRunWorker({ identity, lastPolledAt }: Poller, stateDir: string, 
  * its record in `standalone-workers/` is kept for that window ({@link writeStandaloneWorkerRecord}),
  * and checked as a run's is ({@link endedWorkerLastPoll}). Undefined for any other identity.
  */
-function endedStandaloneWorkerLastPoll(identity: string, stateDir: string, host: string, now: number): number | undefined {
+function endedStandaloneWorkerLastPoll(identity: string, stateDir: string, host: string, now: number): EndedWorker | undefined {
   const parsed = parseStandaloneWorkerIdentity(identity);
   if (parsed === undefined || parsed.nonce === undefined || parsed.host !== host || parsed.stateFingerprint !== stateDirFingerprint(stateDir)) return undefined;
   return endedWorkerLastPoll(stateDir, STANDALONE_RECORDS_DIR, parsed.nonce, parsed.pid, now);
@@ -621,6 +669,43 @@ export function unvouchedPollers(pollers: readonly Poller[], stateDir: string, o
       return parsed === undefined || (parsed.stateFingerprint === fingerprint && parsed.host !== host);
     })
     .map((poller) => poller.identity);
+}
+
+/** A poll under the identity of this state folder's ended worker that may still be open ({@link possiblyOpenPolls}). */
+export interface PossiblyOpenPoll {
+  identity: string;
+  /** When the server saw the poll arrive (its `lastAccessTime`, ms since the epoch). */
+  arrivedAt: number;
+  /** The worker's end (`endedAt`), or for a killed worker the latest it can have ended (ms since the epoch). */
+  endedAt: number;
+  /** The worker was killed (no end written): `endedAt` is its latest possible end. */
+  killed: boolean;
+}
+
+/**
+ * Among `pollers`, those listed under the identity of an ended worker of this state folder on
+ * this machine (a run's, an `mcp serve`'s, a standalone worker's) whose latest poll arrived
+ * within {@link SERVER_LONG_POLL_WINDOW_MS} before that worker's end and less than that window
+ * before `now`: it may still be open, and it is the worker's own last poll or a stranger's under
+ * the copied identity, which the server's list cannot tell apart (see {@link endedWorkerPoll}).
+ * Neither {@link unvouchedPollers} nor {@link liveStandaloneWorker} names these: `warden run`
+ * names each once ({@link possiblyOpenPollNote}).
+ */
+export function possiblyOpenPolls(pollers: readonly Poller[], stateDir: string, host = hostname(), now = Date.now()): PossiblyOpenPoll[] {
+  const found: PossiblyOpenPoll[] = [];
+  for (const { identity, lastPolledAt } of pollers) {
+    const match = RUN_WORKER_IDENTITY.exec(identity);
+    const ended = match !== null ? (match[2] === host ? endedWorkerLastPoll(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now) : undefined) : endedStandaloneWorkerLastPoll(identity, stateDir, host, now);
+    if (ended !== undefined && endedWorkerPoll(lastPolledAt, ended, now) === 'may-be-open') found.push({ identity, arrivedAt: lastPolledAt, endedAt: ended.lastPossiblePoll, killed: ended.killed });
+  }
+  return found;
+}
+
+/** `warden run`'s one line (without `note: `) for a poll that may still be open ({@link possiblyOpenPolls}); the caller escapes it (`terminalLine`). */
+export function possiblyOpenPollNote({ identity, arrivedAt, endedAt, killed }: PossiblyOpenPoll): string {
+  const seconds = Math.max(0, Math.round((endedAt - arrivedAt) / 1_000));
+  const end = killed ? `was killed (by ${new Date(endedAt).toISOString()} at the latest)` : `ended at ${new Date(endedAt).toISOString()}`;
+  return `poller ${identity}: this state folder's worker of that identity ${end}, but this poll arrived ${seconds} s before ${killed ? 'that' : 'its end'} and may still be open; Warden cannot tell it from a stranger's poll under that identity, which may be handed this task's work`;
 }
 
 /** The pollers of `lists` (the same queue's workflow and activity pollers, ...), each identity once, with the latest time the server saw it poll. */

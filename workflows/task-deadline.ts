@@ -3,6 +3,9 @@
  * outlast it are raced against a timer and cancelled when the deadline wins, or (the data flow,
  * `timers: false`) bounded by the deadline through timeouts Temporal enforces itself (each
  * activity's schedule-to-close timeout, set from `remainingMs()`), which costs no timer events.
+ * A data-flow tool call is the exception (patch `warden-flow-call-deadline`): its worker stops the
+ * tool at `deadlineAt` and fails the call, its schedule-to-close a margin past the deadline, so the
+ * task ends only once the tool has stopped (task-flow.ts, activities/run-tool.ts `callStop`).
  */
 import { CancellationScope, sleep } from '@temporalio/workflow';
 import { TaskEnded } from './task-ended';

@@ -9,7 +9,9 @@
  *   another worker (overlay rebuilt from its shared copy, or only rolled back there); a sub-agent
  *   ends and hands the loss up to its parent (`DataPlaneLost`).
  * - Deadlines through timeouts Temporal enforces: each activity's schedule-to-close timeout is
- *   the time left, so no timer is started per call.
+ *   the time left, so no timer is started per call. A tool call (patch `warden-flow-call-deadline`)
+ *   is stopped at the deadline by its worker instead, its schedule-to-close a margin past it: the
+ *   task goes on to its end only once the tool has stopped, as for any other end.
  * - References: the task by digest, the transcript by the head of its chain plus the steps since.
  * - Continue-as-new every so many events, bytes or step bytes, carrying the loop's and the saga's
  *   state and the monitor's (a bounded summary, monitoring/monitor-carry.ts); the run's steps are
@@ -67,6 +69,12 @@ export interface CallTimeouts {
   deadline: boolean;
   /** A cancelled call settles once its activity ended as cancelled (a tool call, calls-in-flight.ts). */
   waitCancelled?: boolean;
+  /**
+   * The call stops itself at the deadline (a tool call given `deadlineAt`, patch
+   * `warden-flow-call-deadline`): its schedule-to-close is this much past the deadline, room for
+   * the worker to stop the tool and fail the call, so the server does not time it out first.
+   */
+  deadlineMarginMs?: number;
 }
 
 /** Data-plane activities heartbeat every 2 s: silence this long means their worker is gone. */
@@ -104,6 +112,14 @@ const UNLANED = new LocalLane(false);
 function isElsewhere(error: unknown): boolean {
   const cause = error instanceof ActivityFailure ? error.cause : error;
   return cause instanceof ApplicationFailure && cause.type === 'ERR_DATA_PLANE_ELSEWHERE';
+}
+
+/**
+ * The worker stopped the call at the task's deadline (`deadlineAt`, activities/run-tool.ts): the
+ * task timed out, even when the worker's clock ran ahead of the workflow's.
+ */
+function isDeadlineStop(error: unknown): boolean {
+  return error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ERR_DEADLINE_EXCEEDED';
 }
 
 function isScheduleToStartTimeout(error: unknown): boolean {
@@ -193,6 +209,7 @@ export class TaskFlow {
     if (timeouts.deadline) {
       scheduleToCloseMs = run.deadline.remainingMs();
       if (scheduleToCloseMs <= 0) throw run.deadline.exceeded();
+      scheduleToCloseMs += timeouts.deadlineMarginMs ?? 0;
     }
     return proxyActivities<WardenActivities>({
       taskQueue: placement.taskQueue,
@@ -218,7 +235,7 @@ export class TaskFlow {
       try {
         return await operation(this.activities(run, timeouts, summary));
       } catch (error) {
-        if (timeouts.deadline && !(error instanceof TaskEnded) && run.deadline.remainingMs() <= 0) throw run.deadline.exceeded();
+        if (timeouts.deadline && !(error instanceof TaskEnded) && (run.deadline.remainingMs() <= 0 || isDeadlineStop(error))) throw run.deadline.exceeded();
         if (!isScheduleToStartTimeout(error)) throw error;
         const lost = `worker ${this.placement?.workerId ?? '?'} holding the task's data plane did not take work for ${this.options.dataPlaneStartTimeoutSeconds}s`;
         if (onLost === 'shared') return operation(proxyActivities<WardenActivities>({ startToCloseTimeout: timeouts.startToCloseMs, retry: timeouts.retry, ...(summary === undefined ? {} : { summary }) }));

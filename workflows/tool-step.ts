@@ -168,6 +168,13 @@ const TOOL_MARGIN_MS = 10_000;
 /** Room for a model turn folded into the call. */
 const FOLDED_TURN_MS = 120_000;
 
+/**
+ * Room past the deadline for a data-flow call the worker stops there: the tool stopped (an
+ * isolate's or MCP server's cancel grace is 2 s, then the host or server is killed), its writes
+ * undone and synced, the failure reported. A worker gone meanwhile is noticed by the heartbeat.
+ */
+const DEADLINE_STOP_MARGIN_MS = 30_000;
+
 /** The tool call's activity timeouts: its own limit, plus a folded model turn. */
 function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
   return {
@@ -176,6 +183,8 @@ function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
     retry: { maximumAttempts: 3, initialInterval: '1s', backoffCoefficient: 2 },
     deadline: true,
     ...(run.calls.enabled ? { waitCancelled: true } : {}),
+    // The worker stops the call at the deadline (it gets `deadlineAt`): the server must not time it out first.
+    ...(run.patches.flowCallDeadline ? { deadlineMarginMs: DEADLINE_STOP_MARGIN_MS } : {}),
   };
 }
 
@@ -264,6 +273,8 @@ async function runFlowCall(
         ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
         taskRef: flow.taskRef!,
         ...(next === undefined ? {} : { next }),
+        // The worker stops the tool at the deadline, and the call fails then (patch `warden-flow-call-deadline`).
+        ...(run.patches.flowCallDeadline ? { deadlineAt: run.deadline.deadlineAt } : {}),
       }),
     ),
     // The model's next turn comes back with the call: the UI says so.

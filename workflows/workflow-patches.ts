@@ -118,6 +118,14 @@ export const SESSION_END_WITHDRAWS_PATCH = 'warden-session-end-withdraws';
  */
 export const STOP_CALLS_PATCH = 'warden-stop-calls-in-flight';
 
+/**
+ * A data-flow tool call is bounded by the task's deadline on the worker (it gets `deadlineAt`; the
+ * tool is stopped there as a cancelled call is, and the activity fails ERR_DEADLINE_EXCEEDED), and
+ * its schedule-to-close is a margin past the deadline: the task ends once the tool has stopped.
+ * Older data-flow runs had the server time the call out at the deadline, the tool still running.
+ */
+export const FLOW_CALL_DEADLINE_PATCH = 'warden-flow-call-deadline';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -161,6 +169,8 @@ export interface WorkflowPatches {
   sessionEndWithdraws: boolean;
   /** A call in flight is cancelled when the task ends, and waited for (calls-in-flight.ts). */
   stopCalls: boolean;
+  /** Only for a data-flow run: its tool calls stop at the deadline on the worker (task-flow.ts `activities`). */
+  flowCallDeadline: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -206,6 +216,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     sessionEndWithdraws: session && patched(SESSION_END_WITHDRAWS_PATCH),
     // Asked last, for the same reason.
     stopCalls: patched(STOP_CALLS_PATCH),
+    // Asked last, for the same reason. The original loop's deadline is a timer that cancels the call: no marker there.
+    flowCallDeadline: dataFlow && patched(FLOW_CALL_DEADLINE_PATCH),
   };
 }
 

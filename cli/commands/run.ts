@@ -34,7 +34,7 @@ import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId, dataPlaneQueueOf, workerIdOf } from '../../dataplane/shared-storage';
 import { parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-command-args';
 import { recentPollers, recentPolls, resolveTemporal } from '../temporal-client';
-import { hasStandaloneWorkerRecords, latestPolls, liveStandaloneWorker, otherStateWorkers, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
+import { hasStandaloneWorkerRecords, latestPolls, liveStandaloneWorker, otherStateWorkers, possiblyOpenPollNote, possiblyOpenPolls, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../worker/workflow-thread-prestart';
 import { prebootSandboxHost, type PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
 import { usesSharedDatabase } from '../../state/state-store';
@@ -292,10 +292,13 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       const everyPoller = latestPolls(pollers, activityPollers);
       markPhase('run: task queue pollers read', io.env);
       const { worker: standalone } = liveStandaloneWorker(pollers, stateDir);
-      const { refused } = liveStandaloneWorker(latestPolls(everyPoller, dataPlanePollers), stateDir);
+      const allQueues = latestPolls(everyPoller, dataPlanePollers);
+      const { refused } = liveStandaloneWorker(allQueues, stateDir);
       const reused = standalone !== undefined && worker === undefined;
       // A poller's identity is its own claim: one the state folder's worker record does not vouch for is never used.
       for (const { identity, reason } of refused) log(`note: not reusing ${identity}, which claims to be a standalone worker of this state folder: ${reason}${reused ? '' : '; starting a worker in this process'}`);
+      // An ended worker's last poll may still be open, and may be a stranger's under its identity: one line per poller, never vouched for silently.
+      for (const open of possiblyOpenPolls(allQueues, stateDir)) log(`note: ${possiblyOpenPollNote(open)}`);
       // Temporal cannot keep another poller off the queue; the user is told who else may get the task.
       for (const [queue, queuePollers, handed] of [
         [taskQueue, everyPoller, 'this task and its input'],

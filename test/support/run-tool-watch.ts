@@ -15,6 +15,8 @@ export interface ActivityEnd {
   outcome: 'completed' | 'failed';
   /** The thrown error's name (`CancelledFailure` for an activity that ended as cancelled). */
   error?: string;
+  /** An ApplicationFailure's type (Warden's error code), e.g. ERR_DEADLINE_EXCEEDED for a call stopped at the deadline. */
+  code?: string;
   alive: number[];
 }
 
@@ -79,7 +81,8 @@ export function runToolWatchInterceptor(context: Context): { inbound: ActivityIn
           watch?.resolve({ outcome: 'completed', alive: processesWith(watch.marker) });
           return result;
         } catch (error) {
-          watch?.resolve({ outcome: 'failed', error: (error as Error).name, alive: processesWith(watch.marker) });
+          const code = error instanceof ApplicationFailure && typeof error.type === 'string' ? { code: error.type } : {};
+          watch?.resolve({ outcome: 'failed', error: (error as Error).name, ...code, alive: processesWith(watch.marker) });
           throw error;
         } finally {
           if (watch !== undefined) watch.ended = true;
@@ -87,6 +90,14 @@ export function runToolWatchInterceptor(context: Context): { inbound: ActivityIn
       },
     },
   };
+}
+
+/**
+ * How a stopped `runTool` ends: cancelled, or on the data flow at the deadline failed
+ * ERR_DEADLINE_EXCEEDED by its own worker (patch `warden-flow-call-deadline`); its tool dead.
+ */
+export function stoppedCall(way: string, loop: 'original loop' | 'data flow'): ActivityEnd {
+  return way === 'deadline' && loop === 'data flow' ? { outcome: 'failed', error: 'ApplicationFailure', code: 'ERR_DEADLINE_EXCEEDED', alive: [] } : { outcome: 'failed', error: 'CancelledFailure', alive: [] };
 }
 
 /** Waits (bounded) until `check` holds, polling every 100 ms. */

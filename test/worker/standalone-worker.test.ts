@@ -23,9 +23,12 @@ import {
   unvouchedPollers,
   otherStateWorkers,
   parseStandaloneWorkerIdentity,
+  possiblyOpenPollNote,
+  possiblyOpenPolls,
   processStartTime,
   RUN_RECORD_KEEP_MS,
   RUN_RECORDS_DIR,
+  SERVER_LONG_POLL_WINDOW_MS,
   standaloneWorkerIdentity,
   stateDirFingerprint,
   STANDALONE_RECORDS_DIR,
@@ -376,6 +379,18 @@ describe('identities', () => {
  * test/worker/copied-ended-worker-identity-named.test.ts). A record time ahead of now vouches for
  * nothing and is pruned.
  */
+/** A record of the ended process `deadPid` in `folder` of a fresh private state folder, written by hand as `ended()` or a SIGKILL leaves it (times relative to `now`). */
+function ended(folder: string, row: { at: number; endedAt?: number }, now: number): { stateDir: string; nonce: string; file: string } {
+  const stateDir = mkdtempSync(join(tmpdir(), 'warden-ended-'));
+  mkdirSync(join(stateDir, folder), { mode: 0o700 });
+  const nonce = randomBytes(16).toString('hex');
+  const file = join(stateDir, folder, `${nonce}.json`);
+  writeFileSync(file, JSON.stringify({ pid: deadPid, startTime: '12345', nonce, ...(row.endedAt === undefined ? {} : { endedAt: now + row.endedAt }) }), { mode: 0o600 });
+  // In seconds, not a Date: a Date holds whole milliseconds.
+  utimesSync(file, (now + row.at) / 1_000, (now + row.at) / 1_000);
+  return { stateDir, nonce, file };
+}
+
 describe("an ended worker's record vouches only up to its end", () => {
   const SECOND = 1_000;
   /**
@@ -399,18 +414,6 @@ describe("an ended worker's record vouches only up to its end", () => {
     ['end ahead of now', { at: -60 * SECOND, endedAt: 60 * SECOND, polledAt: -61 * SECOND }, 'no record'],
     ['record time past the window', { at: -RUN_RECORD_KEEP_MS - SECOND, endedAt: -RUN_RECORD_KEEP_MS - SECOND, polledAt: -RUN_RECORD_KEEP_MS - 2 * SECOND }, 'no record'],
   ];
-
-  /** A record of the ended process `deadPid` in `folder` of a fresh private state folder, written by hand as `ended()` or a SIGKILL leaves it. */
-  function ended(folder: string, row: { at: number; endedAt?: number }, now: number): { stateDir: string; nonce: string; file: string } {
-    const stateDir = mkdtempSync(join(tmpdir(), 'warden-ended-'));
-    mkdirSync(join(stateDir, folder), { mode: 0o700 });
-    const nonce = randomBytes(16).toString('hex');
-    const file = join(stateDir, folder, `${nonce}.json`);
-    writeFileSync(file, JSON.stringify({ pid: deadPid, startTime: '12345', nonce, ...(row.endedAt === undefined ? {} : { endedAt: now + row.endedAt }) }), { mode: 0o600 });
-    // In seconds, not a Date: a Date holds whole milliseconds.
-    utimesSync(file, (now + row.at) / 1_000, (now + row.at) / 1_000);
-    return { stateDir, nonce, file };
-  }
 
   it.each(rows)('a standalone worker: %s (%s)', (_what, row, verdict) => {
     const now = Date.now();
@@ -457,5 +460,71 @@ describe("an ended worker's record vouches only up to its end", () => {
     expect(readdirSync(join(stateDir, STANDALONE_RECORDS_DIR))).toEqual([`${registration.nonce}.json`]);
     // Still this live process's record: reused, not refused.
     expect(checkStandaloneWorker(standaloneWorkerIdentity(stateDir, registration.nonce), stateDir)).toBeUndefined();
+  });
+});
+
+describe("a poll that arrived before an ended worker's end may still be open: named, never vouched for", () => {
+  const SECOND = 1_000;
+  const WINDOW = SERVER_LONG_POLL_WINDOW_MS;
+  /**
+   * Record time (file mtime) `at`, end `endedAt` (undefined: killed, never written), the server's
+   * last poll `polledAt` (when the latest poll ARRIVED), all relative to now; then what `warden run`
+   * says: nothing (`vouched`: the poll is closed, by the end or by now), the open-poll note
+   * (`open`: it arrived within one long-poll window before the end and less than one window ago),
+   * or a copied identity (`copied`: it arrived after the end).
+   */
+  const rows: [string, { at: number; endedAt?: number; polledAt: number }, 'vouched' | 'open' | 'copied'][] = [
+    ['clean end, poll arrived well before it (more than one window)', { at: -10 * SECOND, endedAt: -10 * SECOND, polledAt: -10 * SECOND - WINDOW - SECOND }, 'vouched'],
+    ['clean end, poll arrived 1 s before it (inside the window: the finding)', { at: -10 * SECOND, endedAt: -10 * SECOND, polledAt: -11 * SECOND }, 'open'],
+    ['clean end, poll arrived at it', { at: -10 * SECOND, endedAt: -10 * SECOND, polledAt: -10 * SECOND }, 'open'],
+    ['clean end, poll arrived inside the window, 1 s less than one window ago', { at: -10 * SECOND, endedAt: -10 * SECOND, polledAt: -WINDOW + SECOND }, 'open'],
+    ['clean end, poll arrived inside the window but more than one window ago (closed now)', { at: -10 * SECOND, endedAt: -10 * SECOND, polledAt: -WINDOW - SECOND }, 'vouched'],
+    ['clean end, poll arrived after it (a copied identity)', { at: -10 * SECOND, endedAt: -10 * SECOND, polledAt: -5 * SECOND }, 'copied'],
+    ['killed (no end), poll arrived well before its last refresh', { at: -20 * SECOND, polledAt: -20 * SECOND - WINDOW - SECOND }, 'vouched'],
+    ['killed, poll arrived 5 s before its last refresh', { at: -20 * SECOND, polledAt: -25 * SECOND }, 'open'],
+    ['killed, poll arrived 25 s after its last refresh (within one refresh: it may have lived)', { at: -60 * SECOND, polledAt: -35 * SECOND }, 'open'],
+    ['killed, poll arrived 31 s after its last refresh (a copied identity)', { at: -60 * SECOND, polledAt: -29 * SECOND }, 'copied'],
+  ];
+
+  function expectNote(found: ReturnType<typeof possiblyOpenPolls>, identity: string, row: { at: number; endedAt?: number; polledAt: number }, now: number): void {
+    // A killed worker's latest end is its record's file time (sub-millisecond) plus one refresh.
+    expect(found).toEqual([{ identity, arrivedAt: now + row.polledAt, endedAt: expect.closeTo(row.endedAt === undefined ? now + row.at + 30 * SECOND : now + row.endedAt, -1), killed: row.endedAt === undefined }]);
+    const end = found[0]!.endedAt;
+    const seconds = Math.round((end - (now + row.polledAt)) / SECOND);
+    expect(possiblyOpenPollNote(found[0]!)).toBe(
+      row.endedAt === undefined
+        ? `poller ${identity}: this state folder's worker of that identity was killed (by ${new Date(end).toISOString()} at the latest), but this poll arrived ${seconds} s before that and may still be open; Warden cannot tell it from a stranger's poll under that identity, which may be handed this task's work`
+        : `poller ${identity}: this state folder's worker of that identity ended at ${new Date(end).toISOString()}, but this poll arrived ${seconds} s before its end and may still be open; Warden cannot tell it from a stranger's poll under that identity, which may be handed this task's work`,
+    );
+  }
+
+  it.each(rows)('a standalone worker: %s (%s)', (_what, row, verdict) => {
+    const now = Date.now();
+    const { stateDir, nonce } = ended(STANDALONE_RECORDS_DIR, row, now);
+    const identity = standaloneWorkerIdentity(stateDir, nonce, deadPid);
+    const pollers = [{ identity, lastPolledAt: now + row.polledAt }];
+    const found = possiblyOpenPolls(pollers, stateDir, hostname(), now);
+    if (verdict === 'open') expectNote(found, identity, row, now);
+    else expect(found).toEqual([]);
+    // Named once: the open-poll note is not also a refusal.
+    expect(liveStandaloneWorker(pollers, stateDir, hostname(), now).refused.map((r) => r.identity)).toEqual(verdict === 'copied' ? [identity] : []);
+  });
+
+  it.each(rows)('a run or mcp serve worker: %s (%s)', (_what, row, verdict) => {
+    const now = Date.now();
+    const { stateDir, nonce } = ended(RUN_RECORDS_DIR, row, now);
+    const identity = `warden-run/${deadPid}@${hostname()}/${nonce}`;
+    const pollers = [{ identity, lastPolledAt: now + row.polledAt }];
+    const found = possiblyOpenPolls(pollers, stateDir, hostname(), now);
+    if (verdict === 'open') expectNote(found, identity, row, now);
+    else expect(found).toEqual([]);
+    expect(unvouchedPollers(pollers, stateDir, [], hostname(), now)).toEqual(verdict === 'copied' ? [identity] : []);
+  });
+
+  it('names no identity without a record of this state folder (those are named as unvouched pollers)', () => {
+    const now = Date.now();
+    const stateDir = mkdtempSync(join(tmpdir(), 'warden-open-poll-'));
+    const pollers = [`warden-run/${deadPid}@${hostname()}/${randomBytes(16).toString('hex')}`, standaloneWorkerIdentity(stateDir, randomBytes(16).toString('hex'), deadPid), `${deadPid}@${hostname()}`].map((identity) => ({ identity, lastPolledAt: now - SECOND }));
+    expect(possiblyOpenPolls(pollers, stateDir, hostname(), now)).toEqual([]);
   });
 });

@@ -1,8 +1,9 @@
 /**
- * Every kind of tool call stops when the task is killed or cancelled while it runs, and the task
- * goes on to its end (the saga, the grant's revocation) only once it has: the executors honour the
- * `runTool` activity's cancellationSignal, and the activity reports cancelled only after the tool's
- * effects have stopped (test/workflows/calls-in-flight.test.ts holds the same table for `proc.run`).
+ * Every kind of tool call stops when the task is killed or cancelled while it runs, or its deadline
+ * passes, and the task goes on to its end (the saga, the grant's revocation) only once it has: the
+ * executors honour the `runTool` activity's cancellationSignal (on the data flow also the deadline
+ * the call is given), and the activity reports cancelled (or ERR_DEADLINE_EXCEEDED) only after the
+ * tool's effects have stopped (test/workflows/calls-in-flight.test.ts holds the same table for `proc.run`).
  *
  * Was two open findings:
  * - test/attacks/open/kill-leaves-isolate-tool-running.test.ts: a tool in the isolate (http.fetch,
@@ -36,7 +37,7 @@ import { issueApproverKey, type ApproverKeyFile } from '../../identity/approval-
 import { openApproverStore } from '../../identity/approver-registry';
 import { parseTask } from '../../task/load-task-file';
 import { FIXTURES as MCP_FIXTURES, replayHistories, startDeafHttpMcpServer, type DeafHttpMcpServer } from '../mcp/mcp-test-kit';
-import { endStatusOf, processesWith, runToolWatchInterceptor, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
+import { endStatusOf, processesWith, runToolWatchInterceptor, stoppedCall, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** A loopback host: `/hold/<marker>` is held open for good, `/started/<marker>` answered at once; both remembered by marker. */
@@ -78,6 +79,14 @@ interface Kind {
   atTaskEnd?: () => unknown;
   expectAtTaskEnd?: unknown;
   after?: (marker: string, dbFile: string) => Promise<void>;
+  /**
+   * An MCP server's session ends at the grant's expiry, the deadline rounded up to the second
+   * (executors/mcp-connection-pool.ts): that may fail the call ERR_MCP_* before the deadline
+   * timer's cancellation reaches the activity (at its next heartbeat).
+   */
+  sessionEndsAtDeadline?: true;
+  /** A task with MCP servers does not take the data flow (workflows/data-flow-choice.ts): no data-flow row. */
+  originalLoopOnly?: true;
 }
 
 const scripted = (tool: string, args: Record<string, unknown>) => ({ name: 'runner', model: { driver: 'scripted', script: [{ tool, args }, { final: 'done' }] } });
@@ -133,6 +142,8 @@ const KINDS: Record<string, Kind> = {
       resources: { workspace },
     }),
     working: (marker) => processesWith(marker).length > 0,
+    sessionEndsAtDeadline: true,
+    originalLoopOnly: true,
   },
   'HTTP MCP server that ignores notifications/cancelled': {
     task: () => ({
@@ -144,17 +155,35 @@ const KINDS: Record<string, Kind> = {
     // The session was ended (the cancellation, then DELETE) before the saga: the server's own job is beyond Warden's reach.
     atTaskEnd: () => httpMcp.events.filter((e) => e !== 'session closed'),
     expectAtTaskEnd: ['call wait', 'cancelled', 'DELETE'],
+    sessionEndsAtDeadline: true,
+    originalLoopOnly: true,
   },
 };
 
 /** How the task is ended while its tool runs, and the status it then ends with. */
-const WAYS = { kill: 'blocked', cancel: 'cancelled' } as const;
+const WAYS = { kill: 'blocked', cancel: 'cancelled', deadline: 'timed_out' } as const;
 type Way = keyof typeof WAYS;
+type Loop = 'original loop' | 'data flow';
 
-const CASES = (Object.keys(WAYS) as Way[]).flatMap((way) => Object.keys(KINDS).map((kind) => [way, kind] as const));
+/**
+ * Every kind × kill and cancel on the original loop, and × the deadline on both loops. The data
+ * flow's deadline rows fail on the code before patch `warden-flow-call-deadline`: the server timed
+ * `runTool` out at the deadline (its schedule-to-close), so the activity ended CancelledFailure at
+ * its next heartbeat, after the task's end had begun (was
+ * test/attacks/open/deadline-leaves-data-flow-program-running.test.ts). MCP tasks do not take the
+ * data flow. The original loop's deadline rows check that its timer, which cancels the call and
+ * waits, stops every kind too; its HTTP MCP row failed before the session's end at the grant's
+ * expiry (the deadline) cancelled the calls in flight and terminated the session: the pool closed
+ * the streams, the call failed ERR_MCP_TOOL_FAILED and the task ended with the deaf server's tool
+ * never told (no notifications/cancelled, no DELETE; mcp/mcp-connection.ts `close`).
+ */
+const CASES: [Way, Loop, string][] = [
+  ...(['kill', 'cancel'] as const).flatMap((way) => Object.keys(KINDS).map((kind): [Way, Loop, string] => [way, 'original loop', kind])),
+  ...(['original loop', 'data flow'] as const).flatMap((loop) => Object.keys(KINDS).filter((kind) => loop === 'original loop' || KINDS[kind]!.originalLoopOnly !== true).map((kind): [Way, Loop, string] => ['deadline', loop, kind])),
+];
 
 describe('a task ended while its tool runs', () => {
-  it.each(CASES)('%s, %s: the tool is stopped, and the task ends after it', async (way, kindName) => {
+  it.each(CASES)('%s (%s), %s: the tool is stopped, and the task ends after it', async (way, loop, kindName) => {
     const kind = KINDS[kindName]!;
     const marker = `warden-stop-${randomUUID()}`;
     const workspace = await mkdtemp(join(tmpdir(), 'warden-stop-kind-'));
@@ -170,13 +199,14 @@ describe('a task ended while its tool runs', () => {
         // The foundation pack refuses an MCP tool that does not declare its effects.
         policyPacks: [],
         // Longer than any row takes once stopped; on the old code the isolate calls end at it.
-        limits: { toolTimeout: '120s' },
+        limits: { toolTimeout: '120s', ...(way === 'deadline' ? { deadline: '45s' } : {}) },
         ...kind.task(marker, workspace, dbFile),
+        ...(loop === 'data flow' ? { dataFlow: true } : {}),
       },
       'stop-kind.yaml',
       REPO_ROOT,
     );
-    const workflowId = `stop-kind-${way}-${randomUUID()}`;
+    const workflowId = `stop-kind-${way}-${loop === 'data flow' ? 'flow-' : ''}${randomUUID()}`;
     const ended = watchRunToolOf(workflowId, marker);
     const taskEnd = watchTaskEndOf(workflowId, marker).then((start) => ({ ...start, ...(kind.atTaskEnd === undefined ? {} : { trace: kind.atTaskEnd() }) }));
     const handle = await env.start(task, workflowId);
@@ -186,11 +216,13 @@ describe('a task ended while its tool runs', () => {
     expect(early).toBe('working');
 
     if (way === 'kill') expect((await killTask(env.client, { workflowId, key: oncall, reason: 'runaway' })).status).toBe('blocked');
-    else await handle.cancel();
+    if (way === 'cancel') await handle.cancel();
     const status = await result;
 
-    // The activity ended as cancelled, the tool's job already dead.
-    expect(await ended).toEqual({ outcome: 'failed', error: 'CancelledFailure', alive: [] });
+    // The activity ended as cancelled (on the data flow's deadline: failed ERR_DEADLINE_EXCEEDED by its worker), the tool's job already dead.
+    // An MCP session ended at the grant's expiry may fail the call first (ERR_MCP_*): how it failed is then the executor's.
+    if (way === 'deadline' && kind.sessionEndsAtDeadline === true) expect(await ended).toMatchObject({ outcome: 'failed', alive: [] });
+    else expect(await ended).toEqual(stoppedCall(way, loop));
     // The task went on to its end only after that.
     expect(await taskEnd).toMatchObject({ runToolEnded: true, alive: [], ...(kind.expectAtTaskEnd === undefined ? {} : { trace: kind.expectAtTaskEnd }) });
     expect(status).toBe(WAYS[way]);

@@ -23,7 +23,7 @@ import { openApproverStore } from '../../identity/approver-registry';
 import { parseTask } from '../../task/load-task-file';
 import { subagentWorkflowId } from '../../workflows/definitions';
 import { replayHistories } from '../mcp/mcp-test-kit';
-import { endStatusOf, processesWith, runToolWatchInterceptor, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
+import { endStatusOf, processesWith, runToolWatchInterceptor, stoppedCall, until, watchRunToolOf, watchTaskEndOf } from '../support/run-tool-watch';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
@@ -44,7 +44,7 @@ const WAYS = {
   kill: 'blocked',
   /** The parent is killed while its sub-agent's tool runs: the parent's block reaches the sub-agent (block signal). */
   'parent killed': 'blocked',
-  /** The task's deadline passes (the original loop's timer). */
+  /** The task's deadline passes (the original loop's timer; on the data flow the worker stops the call at `deadlineAt`). */
   deadline: 'timed_out',
   /** The task is cancelled (Temporal cancel). */
   cancel: 'cancelled',
@@ -58,14 +58,20 @@ const TOOLS = {
 type Tool = keyof typeof TOOLS;
 
 /**
- * The data flow runs no sub-agents; its deadline (kept by activity timeouts, no timer) does not wait
- * for the call yet: test/attacks/open/deadline-leaves-data-flow-program-running.test.ts.
+ * The data flow runs no sub-agents. Its deadline (kept by activity timeouts, no timer) did not wait
+ * for the call: the server timed `runTool` out and the saga ran beside the program, which the
+ * worker killed only at the call's next heartbeat (was
+ * test/attacks/open/deadline-leaves-data-flow-program-running.test.ts). Now the worker stops the
+ * call at the deadline it is given and the activity fails ERR_DEADLINE_EXCEEDED once the program is
+ * dead (patch `warden-flow-call-deadline`); the other tool kinds' rows are in
+ * calls-in-flight-every-kind.test.ts.
  */
 const CASES: [Way, 'original loop' | 'data flow', Tool][] = [
   ['kill', 'original loop', 'proc.run'],
   ['kill', 'data flow', 'proc.run'],
   ['parent killed', 'original loop', 'proc.run'],
   ['deadline', 'original loop', 'proc.run'],
+  ['deadline', 'data flow', 'proc.run'],
   ['cancel', 'original loop', 'proc.run'],
   ['cancel', 'data flow', 'proc.run'],
 ];
@@ -101,8 +107,8 @@ describe('a task ended while its tool runs', () => {
     if (way === 'cancel') await handle.cancel();
     const status = await endStatusOf(handle);
 
-    // The activity ended as cancelled, its program's tree already dead.
-    expect(await ended).toEqual({ outcome: 'failed', error: 'CancelledFailure', alive: [] });
+    // The activity ended as cancelled (or stopped at the deadline), its program's tree already dead.
+    expect(await ended).toEqual(stoppedCall(way, loop));
     // The task went on to its saga and revocation only after that.
     expect(await taskEnd).toMatchObject({ runToolEnded: true, alive: [] });
     expect(status).toBe(WAYS[way]);
