@@ -10,7 +10,7 @@ import { EXIT } from './exit-codes';
 import { packageVersion } from './package-version';
 import { environmentHelp } from './environment-variables';
 import { nearestName } from '../task/field-suggestions';
-import { terminalLine } from '../terminal-text';
+import { terminalJson, terminalLine } from '../terminal-text';
 
 /** bin/warden.js writes a command's uncaught error through it too. */
 export { processIo };
@@ -110,7 +110,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       io.stderr(`${terminalLine(`warden: --version takes no arguments but --json (got ${extra.join(' ')})`)}\n`);
       return EXIT.usage;
     }
-    io.stdout(json ? `${JSON.stringify({ version: packageVersion() })}\n` : `warden ${packageVersion()}\n`);
+    io.stdout(json ? `${terminalJson({ version: packageVersion() })}\n` : `warden ${packageVersion()}\n`);
     return EXIT.ok;
   }
   if (name === 'help') {

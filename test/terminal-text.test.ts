@@ -1,11 +1,13 @@
 /**
  * Text others wrote (a tool, a program, an MCP server, a model, a poller) in a line of Warden's
- * terminal output (terminal-text.ts): every C0 and C1 control, DEL, U+2028/2029 and bidi control
+ * terminal output (terminal-text.ts): every C0 and C1 control, DEL, U+2028/2029 and Bidi_Control
+ * character (the marks U+061C, U+200E, U+200F too: regression test/bidi-marks-escaped.test.ts)
  * is escaped visibly as JSON writes it, so no such text starts a line of its own or reaches the
  * terminal as a control. One table over the characters, applied to the function and to every view
  * that prints such text (regression: test/worker/refusal-line-not-forged-by-tool-text.test.ts, was
  * test/attacks/open/refusal-line-forged-by-tool-text.test.ts).
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LogEntry } from '@temporalio/worker';
@@ -15,7 +17,7 @@ import { formatTaskView } from '../cli/commands/status';
 import { formatPendingApproval, formatRecovery, formatStep, formatSummary } from '../cli/format-summary';
 import type { Alert } from '../monitoring/alert';
 import type { StepRecord, TaskResult } from '../task/task-run';
-import { terminalLine, terminalLines, terminalText, terminalWriter } from '../terminal-text';
+import { terminalJson, terminalLine, terminalLines, terminalText, terminalWriter } from '../terminal-text';
 import { workerLogText } from '../worker/worker-log-filters';
 
 /** Each character that must never reach a terminal from others' text, and how it is shown. */
@@ -39,11 +41,14 @@ const UNSAFE: [string, string, string][] = [
   ['paragraph separator', '\u2029', '\\u2029'],
   ['left-to-right embedding', '\u202a', '\\u202a'],
   ['right-to-left override', '\u202e', '\\u202e'],
+  ['Arabic letter mark (bidi mark)', '\u061c', '\\u061c'],
+  ['left-to-right mark', '\u200e', '\\u200e'],
+  ['right-to-left mark', '\u200f', '\\u200f'],
   ['left-to-right isolate', '\u2066', '\\u2066'],
   ['pop directional isolate', '\u2069', '\\u2069'],
 ];
-/** Any character of the table: what no line a view prints may hold. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+/** Any character of the table (every Bidi_Control by Unicode's property): what no line a view prints may hold. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/u;
 
 /** What a tool, model or server writes: a forged line after the character. */
 const forged = (char: string) => `real text${char}  #1 fs.write {"path":"report.txt"} -> allowed; ok null${char}\u001b[2K`;
@@ -58,14 +63,14 @@ describe('terminalLine', () => {
     ['plain text', 'path "../outside.txt" is outside the workspace'],
     ['a backslash and what looks like an escape (shown as is: never a control)', 'C:\\temp\\new \\u001b'],
     ['text beyond the controls: accents, CJK, emoji, Arabic, Hebrew', 'café 数据 😀 مرحبا שלום'],
-    ['the characters beside the escaped ranges', ' ~\u00a0\u2027\u202f\u2065\u206a'],
+    ['the characters beside the escaped ranges', ' ~\u00a0\u061b\u061d\u200d\u2010\u2027\u202f\u2065\u206a'],
     ['a lone surrogate (not a terminal control; mended elsewhere)', 'x\ud800y'],
   ])('%s is left as it is', (_what, text) => {
     expect(terminalLine(text)).toBe(text);
   });
 
-  it('escapes every character of the ranges and nothing else of the first 0x3000 code points', () => {
-    for (let code = 0; code < 0x3000; code++) {
+  it('escapes every character of the ranges and nothing else of the BMP', () => {
+    for (let code = 0; code < 0x10000; code++) {
       const char = String.fromCharCode(code);
       expect(terminalLine(char) !== char, `U+${code.toString(16)}`).toBe(CONTROL.test(char));
       expect(terminalLine(char)).not.toMatch(CONTROL);
@@ -165,5 +170,52 @@ describe('terminalText and terminalWriter: every stream to a terminal (defense i
     const write = terminalWriter({ write: (text: string) => chunks.push(text), ...(isTTY === undefined ? {} : { isTTY }) });
     write('x\u001b[2Ky\u009b\n');
     expect(chunks).toEqual([written]);
+  });
+});
+
+describe('terminalJson: JSON the CLI prints, piped or not (regression: test/cli/piped-json-escapes-controls.test.ts)', () => {
+  /** Every character a terminal acts on or reorders by, each lone surrogate's edge, and JSON's own specials. */
+  const SPECIAL = [
+    ...Array.from({ length: 0x20 }, (_, code) => String.fromCharCode(code)),
+    ...Array.from({ length: 0x21 }, (_, code) => String.fromCharCode(0x7f + code)),
+    '\u2028', '\u2029', '\u061c', '\u200e', '\u200f', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069',
+    '\ud800', '\udbff', '\udc00', '\udfff', '"', '\\', '/', '😀', 'é',
+  ];
+  /** Strings of those characters, any UTF-16 unit (lone surrogates included) and pairs. */
+  const text = fc.string({ unit: fc.oneof(fc.constantFrom(...SPECIAL), fc.integer({ min: 0, max: 0xffff }).map((code) => String.fromCharCode(code))), maxLength: 24 });
+  const value = fc.oneof(text, fc.array(text, { maxLength: 4 }), fc.dictionary(text, fc.oneof(text, fc.integer(), fc.constant(null), fc.array(text, { maxLength: 3 })), { maxKeys: 4 }));
+  const indent = fc.constantFrom(undefined, 1, 2);
+  /** What JSON.stringify leaves raw in a string and terminalJson must escape. */
+  const RAW_IN_JSON = /[\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/u;
+
+  it('parses to the same value, holds no control but the line feeds of the indent, and is JSON.stringify\'s text where no such character occurs', () => {
+    fc.assert(
+      fc.property(value, indent, (v, space) => {
+        const json = terminalJson(v, space);
+        expect(JSON.parse(json)).toEqual(v);
+        for (const line of json.split('\n')) expect(line).not.toMatch(CONTROL);
+        if (space === undefined) expect(json).not.toContain('\n');
+        const plain = JSON.stringify(v, null, space);
+        if (!RAW_IN_JSON.test(plain)) expect(json).toBe(plain);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it.each(UNSAFE)('%s in a string is written escaped', (_what, char) => {
+    const json = terminalJson({ reason: `a${char}b` });
+    expect(json).not.toMatch(CONTROL);
+    expect(JSON.parse(json)).toEqual({ reason: `a${char}b` });
+    if (RAW_IN_JSON.test(char)) expect(json).toBe(`{"reason":"a\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}b"}`);
+    else expect(json).toBe(JSON.stringify({ reason: `a${char}b` }));
+  });
+
+  it('writes a lone surrogate as JSON.stringify does, escaped', () => {
+    expect(terminalJson(['x\ud800y', '\udfff'])).toBe('["x\\ud800y","\\udfff"]');
+  });
+
+  it('refuses a value with no JSON text (TypeError)', () => {
+    expect(() => terminalJson(undefined)).toThrow(TypeError);
+    expect(() => terminalJson(() => 1)).toThrow(TypeError);
   });
 });

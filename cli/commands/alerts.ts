@@ -9,7 +9,7 @@ import { DurationSchema } from '../../task/task-schema';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const ALERTS_USAGE = `usage: warden alerts [--task <workflowId>] [--since <duration>] [--limit <n>] [--json]
 
@@ -70,7 +70,7 @@ export async function alertsCommand(argv: string[], io: CliIo): Promise<number> 
         ...(since === undefined ? {} : { since }),
         ...(limit === undefined ? {} : { limit }),
       });
-      if (args.values.json) io.stdout(`${JSON.stringify(alerts, null, 2)}\n`);
+      if (args.values.json) io.stdout(`${terminalJson(alerts, 2)}\n`);
       else if (alerts.length === 0) io.stdout('no alerts\n');
       else io.stdout(alerts.map(formatAlertLine).join(''));
       return EXIT.ok;

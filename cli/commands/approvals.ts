@@ -11,7 +11,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
 import { formatPendingApproval } from '../format-summary';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const APPROVALS_USAGE = `usage: warden approvals [--json]
        warden approve <workflowId> <requestId> [--reason <text>] [--key <file>]
@@ -32,7 +32,7 @@ export async function approvalsCommand(argv: string[], io: CliIo): Promise<numbe
     const { approvals: pending, unanswered } = await withRunningServer(io, (client) => readPendingApprovals(client));
     // A task that did not answer may be waiting too: said on stderr, so --json's array stays what it was.
     for (const u of unanswered) io.stderr(`${terminalLine(`warden approvals: task ${u.workflowId} did not answer (${u.reason}); actions it holds, if any, are not listed`)}\n`);
-    if (values.json) io.stdout(`${JSON.stringify(pending, null, 2)}\n`);
+    if (values.json) io.stdout(`${terminalJson(pending, 2)}\n`);
     else if (pending.length === 0) io.stdout(unanswered.length === 0 ? 'no actions are waiting for approval\n' : 'no actions are waiting for approval in the tasks that answered\n');
     else {
       for (const p of pending) io.stdout(`${formatPendingApproval(p.workflowId, p)}\n`);

@@ -12,7 +12,7 @@ import { defaultApproverKeyDir, openApproverRegistry } from '../../identity/appr
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const APPROVERS_USAGE = `usage: warden approvers add <name> [--out <file>]
        warden approvers list [--json]
@@ -42,7 +42,7 @@ export async function approversCommand(argv: string[], io: CliIo): Promise<numbe
   try {
     if (action === 'list') {
       const records = await store.list();
-      if (args.values.json) io.stdout(`${JSON.stringify(records, null, 2)}\n`);
+      if (args.values.json) io.stdout(`${terminalJson(records, 2)}\n`);
       else if (records.length === 0) io.stdout('no approvers; add one with `warden approvers add <name>`\n');
       else {
         for (const r of records) {

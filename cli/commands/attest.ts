@@ -12,7 +12,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] [--workspace <dir>] [--task <workflowId>] [--json]
 
@@ -114,7 +114,7 @@ export async function attestCommand(argv: string[], io: CliIo): Promise<number> 
     const workspace = args.values.workspace === undefined ? undefined : resolve(args.values.workspace);
     const checks = envelopes.map(({ label, envelope }) => ({ label, check: verifyClaimAttestation(envelope, jwks, { ...(workspace === undefined ? {} : { workspace }), ...(args.values.task === undefined ? {} : { task: args.values.task }) }) }));
     if (args.values.json) {
-      io.stdout(`${JSON.stringify(checks.map(({ label, check }) => ({ label, ok: check.ok, keyids: check.keyids, problems: check.problems, subjects: check.subjects, statement: check.statement })), null, 2)}\n`);
+      io.stdout(`${terminalJson(checks.map(({ label, check }) => ({ label, ok: check.ok, keyids: check.keyids, problems: check.problems, subjects: check.subjects, statement: check.statement })), 2)}\n`);
     } else {
       io.stdout(`${checks.map(({ label, check }) => describe(label, check)).join('\n')}\n`);
     }

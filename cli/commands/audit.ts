@@ -23,7 +23,7 @@ import { openPostgresDatabase } from '../../state/postgres-database';
 import { stateStoreConfigOf } from '../../state/state-store';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--checkpoint <file|folder>] [--keys <jwks|folder>]... [--json]
        warden audit proof <seq>
@@ -159,11 +159,11 @@ async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promis
       const withDatabaseKeys = verifyLedger(ledger.source, { ...options, trustedKeys: new Map([...ledger.keys, ...ledger.databaseKeys]) });
       if (withDatabaseKeys.ok) {
         const kids = [...ledger.databaseKeys.keys()];
-        io.stdout(json ? `${JSON.stringify({ ...withDatabaseKeys, ok: false, verified: false, internallyConsistent: true, unpinnedKeys: kids }, null, 2)}\n` : describeUnpinned(withDatabaseKeys, kids));
+        io.stdout(json ? `${terminalJson({ ...withDatabaseKeys, ok: false, verified: false, internallyConsistent: true, unpinnedKeys: kids }, 2)}\n` : describeUnpinned(withDatabaseKeys, kids));
         return EXIT.failed;
       }
     }
-    io.stdout(json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
+    io.stdout(json ? `${terminalJson(report, 2)}\n` : describe(report));
     return report.ok ? EXIT.ok : EXIT.failed;
   } finally {
     await ledger.close();
@@ -180,7 +180,7 @@ function proofAction(argv: string[], io: CliIo, stateDir: string): number {
     io.stderr(`${terminalLine(`warden audit: ERR_CUSTODY_BROKEN: the proof for record ${seq} does not verify: ${check.problems.join('; ')}`)}\n`);
     return EXIT.failed;
   }
-  io.stdout(`${JSON.stringify(proof, null, 2)}\n`);
+  io.stdout(`${terminalJson(proof, 2)}\n`);
   return EXIT.ok;
 }
 
@@ -195,7 +195,7 @@ function consistencyAction(argv: string[], io: CliIo, stateDir: string): number 
     io.stderr(`${terminalLine(`warden audit: ERR_CUSTODY_BROKEN: the consistency proof ${size1} -> ${size2} does not verify: ${check.problems.join('; ')}`)}\n`);
     return EXIT.failed;
   }
-  io.stdout(`${JSON.stringify(proof, null, 2)}\n`);
+  io.stdout(`${terminalJson(proof, 2)}\n`);
   return EXIT.ok;
 }
 

@@ -16,7 +16,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { withRunningServer } from '../temporal-client';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const BASELINE_USAGE = `usage: warden baseline learn [--since <duration>] [--limit <n>] [--agent <name>]... [--from <results.json>]... [--max-score <0-100>] [--json]
        warden baseline list [--json]
@@ -107,7 +107,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
         await state.close();
       }
       if (args.values.json) {
-        io.stdout(`${JSON.stringify({ learnt: learnt.learnt, skipped: learnt.skipped, unreadable, baselines }, null, 2)}\n`);
+        io.stdout(`${terminalJson({ learnt: learnt.learnt, skipped: learnt.skipped, unreadable, baselines }, 2)}\n`);
       } else {
         io.stdout(`${terminalLine(`learnt from ${learnt.learnt} run(s); skipped ${learnt.skipped.length}${unreadable.length > 0 ? `; ${unreadable.length} unreadable` : ''}`)}\n`);
         for (const b of baselines) io.stdout(`  ${summary(b)}\n`);
@@ -121,7 +121,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
       const store = createBaselineStore(state.db);
       if (action === 'list') {
         const all = await store.list();
-        if (args.values.json) io.stdout(`${JSON.stringify(all, null, 2)}\n`);
+        if (args.values.json) io.stdout(`${terminalJson(all, 2)}\n`);
         else io.stdout(all.length === 0 ? 'no baselines (warden baseline learn)\n' : all.map((b) => `${summary(b)}\n`).join(''));
         return EXIT.ok;
       }
@@ -139,7 +139,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
         io.stderr(`${terminalLine(`warden baseline: no baseline of agent ${agent} (warden baseline learn)`)}\n`);
         return EXIT.failed;
       }
-      io.stdout(args.values.json ? `${JSON.stringify(baseline, null, 2)}\n` : `${summary(baseline)}\n${JSON.stringify(baseline.tools, null, 2)}\n`);
+      io.stdout(args.values.json ? `${terminalJson(baseline, 2)}\n` : `${summary(baseline)}\n${terminalJson(baseline.tools, 2)}\n`);
       return EXIT.ok;
     } finally {
       await state.close();

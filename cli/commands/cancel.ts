@@ -13,7 +13,7 @@ import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView } from '../task-view';
 import { agentTaskResult } from '../../client/start-agent-task';
 import { recentPollers, withRunningServer } from '../temporal-client';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const CANCEL_USAGE = `usage: warden cancel <workflowId> [--no-wait] [--json]
 
@@ -59,7 +59,7 @@ export async function cancelCommand(argv: string[], io: CliIo): Promise<number> 
   if (workflowId === undefined || extra.length > 0) return usageError('cancel', CANCEL_USAGE, io, 'expected one workflow id');
   try {
     const outcome = await withRunningServer(io, (client) => cancelTask(client, workflowId, { wait: args.values['no-wait'] !== true }));
-    if (args.values.json === true) io.stdout(`${JSON.stringify(outcome, null, 2)}\n`);
+    if (args.values.json === true) io.stdout(`${terminalJson(outcome, 2)}\n`);
     else if (outcome.result !== undefined) {
       const { result } = outcome;
       io.stdout(`${terminalLine(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${workflowId}: ${formatRecovery(result)}`)}\n`);

@@ -19,7 +19,7 @@ import { createCredentialVerifier } from '../../identity/verify-credential';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { terminalLine } from '../../terminal-text';
+import { terminalJson, terminalLine } from '../../terminal-text';
 
 export const CREDENTIALS_USAGE = `usage: warden credentials verify <token> [--tool <name>] [--scope <scope>]... [--json]
 
@@ -122,7 +122,7 @@ async function verifyCall(
 function report(io: CliIo, json: boolean, verdict: Verdict, kind: string | undefined, decoded: { header: Record<string, unknown>; payload: Record<string, unknown> } | undefined, now: number): void {
   if (json) {
     const { notes, ...rest } = verdict;
-    io.stdout(`${JSON.stringify({ ...rest, notes, kind: kind ?? null, header: decoded?.header ?? null, claims: decoded?.payload ?? null })}\n`);
+    io.stdout(`${terminalJson({ ...rest, notes, kind: kind ?? null, header: decoded?.header ?? null, claims: decoded?.payload ?? null })}\n`);
     return;
   }
   const lines: string[] = [];

@@ -6,7 +6,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const DB_USAGE = `usage: warden db migrate [--json]
        warden db status [--json]
@@ -56,13 +56,13 @@ export async function dbCommand(argv: string[], io: CliIo): Promise<number> {
     if (action === 'migrate') {
       const result = await migrate(db);
       const status = await schemaStatus(db);
-      if (json) io.stdout(`${JSON.stringify({ ...result, status }, null, 2)}\n`);
+      if (json) io.stdout(`${terminalJson({ ...result, status }, 2)}\n`);
       else if (result.applied.length === 0) io.stdout(`${terminalLine(`state database ${status.database}: already at schema version ${status.current}`)}\n`);
       else io.stdout(`${terminalLine(`state database ${status.database}: migrated ${result.from} -> ${result.to} (${result.applied.map((m) => `${m.version} ${m.name}`).join('; ')})`)}\n`);
       return EXIT.ok;
     }
     const status = await schemaStatus(db);
-    io.stdout(json ? `${JSON.stringify(status, null, 2)}\n` : describeStatus(status));
+    io.stdout(json ? `${terminalJson(status, 2)}\n` : describeStatus(status));
     return current(status) ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {

@@ -8,7 +8,7 @@ import { stateDirOf } from '../../state-dir';
 import { durationToMs } from '../../task/duration';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 /** How long a retired key keeps verifying unless `--verify-for` says otherwise: past any task deadline. */
 export const DEFAULT_VERIFY_FOR = '24h';
@@ -56,7 +56,7 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
 
   try {
     if (action === 'jwks') {
-      io.stdout(`${JSON.stringify(await publishedJwks(stateDirOf(io.env), io.env), null, 2)}\n`);
+      io.stdout(`${terminalJson(await publishedJwks(stateDirOf(io.env), io.env), 2)}\n`);
       return EXIT.ok;
     }
     const keystore = await openKeystore({ stateDir: stateDirOf(io.env) });
@@ -65,7 +65,7 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
       const created = await keystore.rotate({ maxTokenLifetimeMs: verifyForMs, ...(alg?.success ? { alg: alg.data } : {}) });
       const retired = keystore.list().find((k) => k.kid === previous);
       if (args.values.json === true) {
-        io.stdout(`${JSON.stringify({ active: { kid: created.kid, alg: created.alg }, retired: { kid: previous, verifyUntil: retired?.verifyUntil ?? null } }, null, 2)}\n`);
+        io.stdout(`${terminalJson({ active: { kid: created.kid, alg: created.alg }, retired: { kid: previous, verifyUntil: retired?.verifyUntil ?? null } }, 2)}\n`);
         return EXIT.ok;
       }
       io.stdout(`${[`active key: ${created.kid} (${created.alg})`, `retired:    ${previous}, verifies until ${retired?.verifyUntil ?? 'now'}`].map(terminalLine).join('\n')}\n`);
@@ -73,7 +73,7 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
     }
     const now = Date.now();
     if (args.values.json === true) {
-      io.stdout(`${JSON.stringify(keystore.list().map((key) => ({ ...key, verifies: key.status === 'active' || (key.verifyUntil !== undefined && Date.parse(key.verifyUntil) > now) })), null, 2)}\n`);
+      io.stdout(`${terminalJson(keystore.list().map((key) => ({ ...key, verifies: key.status === 'active' || (key.verifyUntil !== undefined && Date.parse(key.verifyUntil) > now) })), 2)}\n`);
       return EXIT.ok;
     }
     for (const key of keystore.list()) {

@@ -5,7 +5,7 @@
 import { findApproverKeyFile } from '../../client/approvals';
 import { killedTaskResult, killTask } from '../../client/kill-task';
 import { WardenError } from '../../errors';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
@@ -49,12 +49,12 @@ export async function killCommand(argv: string[], io: CliIo): Promise<number> {
         else io.stdout(`${terminalLine(`blocked ${workflowId} by ${kill.operator}${toBlock === undefined ? '' : `: credentials revoked ${toBlock} ms after the kill was sent`} (alert ${kill.alertId})`)}\n`);
       }
       if (args.values['no-wait']) {
-        if (args.values.json) io.stdout(`${JSON.stringify({ kill, killToBlockMs: toBlock })}\n`);
+        if (args.values.json) io.stdout(`${terminalJson({ kill, killToBlockMs: toBlock })}\n`);
         return EXIT.ok;
       }
       const result = await killedTaskResult(client, workflowId);
       if (args.values.json) {
-        io.stdout(`${JSON.stringify({ kill, killToBlockMs: toBlock, result }, null, 2)}\n`);
+        io.stdout(`${terminalJson({ kill, killToBlockMs: toBlock, result }, 2)}\n`);
       } else {
         const undone = result.recovery?.rolledBack ?? [];
         io.stdout(`${terminalLine(`${workflowId} ended ${result.status}${result.reason ? ` (${result.reason})` : ''}`)}\n`);

@@ -5,7 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import { WardenError } from '../../errors';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 import { TASK_STATUSES, type TaskResult, type TaskStatus } from '../../task/task-run';
 import { AGENT_TASK_WORKFLOW } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -106,7 +106,7 @@ export async function listCommand(argv: string[], io: CliIo): Promise<number> {
     const tasks = await withRunningServer(io, (client) =>
       listTasks(client, { ...(status === undefined ? {} : { status: status as TaskStatus }), limit: Number(limitText), all: args.values.all === true }),
     );
-    io.stdout(args.values.json === true ? `${JSON.stringify(tasks, null, 2)}\n` : formatList(tasks));
+    io.stdout(args.values.json === true ? `${terminalJson(tasks, 2)}\n` : formatList(tasks));
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {

@@ -9,7 +9,7 @@ import type { StepRecord, TaskResult, TaskState } from '../../task/task-run';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatPendingApproval, formatRecovery, formatStep } from '../format-summary';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView } from '../task-view';
 import { withRunningServer } from '../temporal-client';
@@ -36,12 +36,12 @@ export async function logsCommand(argv: string[], io: CliIo): Promise<number> {
   if (workflowId === undefined || extra.length > 0) return usageError('logs', LOGS_USAGE, io, 'expected one workflow id');
   const json = args.values.json === true;
   const print = (event: ProgressEvent): void => {
-    if (json) io.stdout(`${JSON.stringify(event)}\n`);
+    if (json) io.stdout(`${terminalJson(event)}\n`);
     else if (event.kind === 'step') io.stdout(`${formatStep(event.step as StepRecord, event.path)}\n`);
     else io.stdout(`${formatPendingApproval(event.workflowId, event.pending)}\n`);
   };
   const printResult = (result: TaskResult): void => {
-    if (json) io.stdout(`${JSON.stringify({ kind: 'result', result })}\n`);
+    if (json) io.stdout(`${terminalJson({ kind: 'result', result })}\n`);
     else {
       // The reason and the answer are others' text (a model's, a tool's): one line each (../../terminal-text.ts).
       io.stdout(`${terminalLine(`task ${result.workflowId}: ${result.status.toUpperCase()}${result.reason ? ` - ${result.reason}` : ''}`)}\n`);

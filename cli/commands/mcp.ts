@@ -26,7 +26,7 @@ import { osSandboxProblem, taskNeedsOsSandbox } from '../../sandbox/os/os-sandbo
 import { formatSummary } from '../format-summary';
 import { parseCommandArgs } from '../parse-command-args';
 import { resolveTemporal } from '../temporal-client';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const MCP_USAGE = `usage: warden mcp serve <task-file> [--http [--port <n>] [--token-env <NAME> | --no-auth]] [--task-queue <name>] [--worker | --no-worker]
        warden mcp install <package>... [--allow-scripts]
@@ -347,7 +347,7 @@ async function toolsCommand(argv: string[], io: CliIo): Promise<number> {
         io.stdout(`${terminalLine(`${name} (${connection.listing.serverInfo?.name ?? 'unnamed'} ${connection.listing.serverInfo?.version ?? ''}) pin ${connection.listing.hash}`)}\n`);
         for (const tool of connection.listing.tools) {
           const granted = task.grants.tools.includes(tool.name) ? 'granted' : '       ';
-          io.stdout(`${terminalLine(`  ${granted}  ${tool.name.padEnd(40)} ${JSON.stringify(tool.annotations ?? {})}`)}\n`);
+          io.stdout(`${terminalLine(`  ${granted}  ${tool.name.padEnd(40)} ${terminalJson(tool.annotations ?? {})}`)}\n`);
         }
       } finally {
         await connection.close();

@@ -13,7 +13,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
 import { isNotFound, TaskNotFoundError } from '../task-view';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const POLICY_TEST_USAGE = `usage: warden policy test <pack...> --against <workflowId>... [--json]
 
@@ -79,7 +79,7 @@ export async function policyTestCommand(argv: string[], io: CliIo): Promise<numb
     });
     const counts = summarizeBacktest(steps);
     const changed = steps.filter(decisionChanged).length;
-    if (args.values.json) io.stdout(`${JSON.stringify({ packs, against, counts, changed, steps }, null, 2)}\n`);
+    if (args.values.json) io.stdout(`${terminalJson({ packs, against, counts, changed, steps }, 2)}\n`);
     else {
       for (const s of steps) {
         const changed = decisionChanged(s) ? '  <- changed' : '';

@@ -12,7 +12,7 @@ import type { ResponseRule } from '../../monitoring/response-rule';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
-import { terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLines } from '../../terminal-text';
 
 export const POLICY_USAGE = `usage: warden policy test <pack...> --against <workflowId>... [--json]
        warden policy compile <rules-file | pack-folder | task-file | sentence...> [--json]
@@ -142,7 +142,7 @@ export async function policyCommand(argv: string[], io: CliIo): Promise<number> 
 
   // Response rules (what the monitor does on an anomaly) follow the policy rules, marked kind "response".
   const all = [...rules, ...responses.map((r) => ({ kind: 'response' as const, ...r }))];
-  if (args.values.json === true) io.stdout(`${JSON.stringify(all, null, 2)}\n`);
+  if (args.values.json === true) io.stdout(`${terminalJson(all, 2)}\n`);
   else if (all.length === 0) io.stdout('no rules\n');
   else io.stdout([...rules.map(describe), ...responses.map(describeResponse)].map(terminalLines).join('\n'));
   return EXIT.ok;

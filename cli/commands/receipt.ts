@@ -22,7 +22,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
 import { readJsonFile, trustedJwks } from './attest';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const RECEIPT_USAGE = `usage: warden receipt <workflowId> [--out <file>]
        warden receipt verify <file> [--jwks <file>] [--witness <file|folder>] [--json]
@@ -90,7 +90,7 @@ export async function writeReceiptOf(io: CliIo, workflowId: string, finished: { 
         throw error;
       });
       if (mended.mended > 0) io.stderr(`${terminalLine(`warden receipt: task ${workflowId}'s recorded result held ${mended.mended} string(s) with a lone UTF-16 surrogate (recorded before such text was mended at entry); each is written as U+FFFD`)}\n`);
-      const text = `${JSON.stringify(receipt, null, 2)}\n`;
+      const text = `${terminalJson(receipt, 2)}\n`;
       if (out === undefined) io.stdout(text);
       else {
         writeFileSync(out, text, { mode: 0o644 });
@@ -126,7 +126,7 @@ async function verifyReceipt(io: CliIo, file: string, options: { jwks?: string; 
   if (jwks === undefined) return EXIT.usage;
   const witness = options.witness === undefined ? undefined : readPublishedHeads(options.witness);
   const check = verifyTaskReceipt(receipt, jwks, witness === undefined ? {} : { witnessKeys: witness.keys, witnessHeads: witness.heads.map((h) => h.checkpoint) });
-  io.stdout(options.json ? `${JSON.stringify(check, null, 2)}\n` : describe(check));
+  io.stdout(options.json ? `${terminalJson(check, 2)}\n` : describe(check));
   return check.ok ? EXIT.ok : EXIT.failed;
 }
 

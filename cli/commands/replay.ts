@@ -25,7 +25,7 @@ import { workflowBundle } from '../../worker/workflow-bundle';
 import type { CliIo } from '../cli-io';
 import { readHistoryFile } from '../history-file';
 import { EXIT, exitCodeOfError } from '../exit-codes';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const REPLAY_USAGE = `usage: warden replay <workflowId> [--export <file>] [--repair] [--json]
        warden replay --file <history.json> [--repair] [--json]
@@ -47,7 +47,7 @@ const TO_OBJECT = { longs: String, enums: String, bytes: String } as const;
 
 /** A history in the exported file format: `{ workflowId, history }`. */
 export function exportHistoryJson(workflowId: string, history: IHistory): string {
-  return `${JSON.stringify({ workflowId, history: History.toObject(History.fromObject(history), TO_OBJECT) }, null, 1)}\n`;
+  return `${terminalJson({ workflowId, history: History.toObject(History.fromObject(history), TO_OBJECT) }, 1)}\n`;
 }
 
 export interface WorkflowReplayReport {
@@ -183,7 +183,7 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
     }
     const ok = workflows.every((w) => w.replayError === undefined && (w.custody === undefined || w.custody.ok));
     const report: ReplayReport = { ok, ledger: hasLedger ? ledgerPath : null, workflows };
-    io.stdout(args.values.json ? `${JSON.stringify(report, null, 2)}\n` : describe(report));
+    io.stdout(args.values.json ? `${terminalJson(report, 2)}\n` : describe(report));
     return ok ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {

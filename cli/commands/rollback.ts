@@ -15,7 +15,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
@@ -75,7 +75,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
       const restored = await restoreSnapshot({ stateDir, taskKey, force, databases: true });
       io.stdout(
         json
-          ? `${JSON.stringify({ workflowId, taskKey, snapshot: restored })}\n`
+          ? `${terminalJson({ workflowId, taskKey, snapshot: restored })}\n`
           : `${terminalLine(`restored the pre-task snapshot of ${workflowId}: ${restored.restored.length} file(s) restored, ${restored.deleted.length} deleted, ${restored.databases.length} database(s)`)}\n`,
       );
       return EXIT.ok;
@@ -83,7 +83,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     const files = await rollbackTask({ stateDir, taskKey, force });
     const sql = undoAllSqlCalls({ journal: records.journal, force });
     if (json) {
-      io.stdout(`${JSON.stringify({ workflowId, taskKey, files, sql })}\n`);
+      io.stdout(`${terminalJson({ workflowId, taskKey, files, sql })}\n`);
       return EXIT.ok;
     }
     const lines: string[] = [];

@@ -39,7 +39,7 @@ import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../wor
 import { prebootSandboxHost, type PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
 import { usesSharedDatabase } from '../../state/state-store';
 import { workflowStackTracesOf } from '../../worker/workflow-stack-traces';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id <id>] [--task-queue <name>] [--worker | --no-worker]
 
@@ -398,7 +398,7 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       }
       const result = outcome;
       markPhase('run: printing the result', io.env);
-      io.stdout(json ? `${JSON.stringify(result, null, 2)}\n` : `${formatSummary(result, shown)}\n`);
+      io.stdout(json ? `${terminalJson(result, 2)}\n` : `${formatSummary(result, shown)}\n`);
       const outcomeExit = result.status === 'completed' ? EXIT.ok : EXIT.failed;
       if (interruptedBy !== undefined) {
         log(`${result.status === 'cancelled' ? 'cancelled' : `ended ${result.status}`} ${handle.workflowId}: ${formatRecovery(result)}`);

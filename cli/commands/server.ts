@@ -7,7 +7,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { environmentHelp } from '../environment-variables';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const SERVER_USAGE = `usage: warden server start|stop|status [--json]
 
@@ -66,7 +66,7 @@ export async function serverCommand(argv: string[], io: CliIo): Promise<number> 
     const status = await embeddedServerStatus(stateDir);
     if (args.values.json === true) {
       const { record, ...rest } = status;
-      io.stdout(`${JSON.stringify({ ...rest, ...(record === undefined ? {} : { pid: record.pid, startedAt: record.startedAt }) }, null, 2)}\n`);
+      io.stdout(`${terminalJson({ ...rest, ...(record === undefined ? {} : { pid: record.pid, startedAt: record.startedAt }) }, 2)}\n`);
       return status.running ? EXIT.ok : EXIT.failed;
     }
     io.stdout(

@@ -5,7 +5,7 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError } from '../parse-command-args';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
 
@@ -29,7 +29,7 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
       io.stderr(`${terminalLine(`warden snapshots: nothing recorded for ${workflowId} under ${stateDir}`)}\n`);
       return EXIT.failed;
     }
-    io.stdout(json ? `${JSON.stringify(all.length === 1 ? records : all)}\n` : all.map(formatRecords).join(''));
+    io.stdout(json ? `${terminalJson(all.length === 1 ? records : all)}\n` : all.map(formatRecords).join(''));
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {

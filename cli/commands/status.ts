@@ -3,7 +3,7 @@ import { WardenError } from '../../errors';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { formatPendingApproval, formatRecovery, formatSummary } from '../format-summary';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 import { parseCommandArgs, usageError } from '../parse-command-args';
 import { readTaskView, type TaskView } from '../task-view';
 import { withRunningServer } from '../temporal-client';
@@ -55,7 +55,7 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
   if (workflowId === undefined || extra.length > 0) return usageError('status', STATUS_USAGE, io, 'expected one workflow id');
   try {
     const view = await withRunningServer(io, (client) => readTaskView(client, workflowId));
-    io.stdout(args.values.json === true ? `${JSON.stringify(view, null, 2)}\n` : formatTaskView(view));
+    io.stdout(args.values.json === true ? `${terminalJson(view, 2)}\n` : formatTaskView(view));
     return view.status === 'running' || view.status === 'completed' ? EXIT.ok : EXIT.failed;
   } catch (error) {
     if (error instanceof WardenError) {

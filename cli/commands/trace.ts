@@ -19,7 +19,7 @@ import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { taskStateQuery } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const TRACE_USAGE = `usage: warden trace <workflowId> [--json]
 
@@ -81,7 +81,7 @@ export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
       return EXIT.failed;
     }
     const timeline = buildTaskTimeline(taskId, records, { ...(result === undefined ? {} : { result }), argsSha256: sha256OfJson });
-    io.stdout(args.values.json ? `${JSON.stringify(timeline, null, 2)}\n` : formatTaskTimeline(timeline));
+    io.stdout(args.values.json ? `${terminalJson(timeline, 2)}\n` : formatTaskTimeline(timeline));
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {

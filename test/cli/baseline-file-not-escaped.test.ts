@@ -20,7 +20,7 @@ import type { CliIo } from '../../cli/cli-io';
 import type { TaskResult } from '../../task/task-run';
 
 /** Any character terminal-text.ts escapes. */
-const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/u;
 /** Erase the line, column 1, a line of the writer's; then conceal what follows. */
 const FORGED = '\u001b[2K\u001b[1Gno agent baselines (nothing to learn from)\u001b[8m';
 

@@ -21,7 +21,7 @@ import { replayCommand } from '../../cli/commands/replay';
 import { REPO_ROOT } from '../support/warden-test-env';
 
 /** Any character terminal-text.ts escapes. */
-const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/u;
 
 let dir: string;
 beforeAll(async () => {

@@ -31,7 +31,7 @@ import type { TaskResult } from '../../task/task-run';
 import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** Any character terminal-text.ts escapes. */
-const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/u;
 /** Cursor up, erase the line, column 1, a row of the writer's; then the window title. */
 const FORGED = '\u001b[1A\u001b[2K\u001b[1Gpayroll-sync  COMPLETED  auditor\u001b]0;pwned\u0007';
 

@@ -2,7 +2,8 @@
  * A static scan (TypeScript compiler API, syntax only) of what the CLI writes: every
  * `io.stdout(...)`, `io.stderr(...)` and `process.stdout/stderr.write(...)` in cli/**\/*.ts whose
  * text interpolates a value must take that value through `terminalLine` / `terminalLines`
- * (terminal-text.ts) or `JSON.stringify`, unless the value is Warden's own: a literal, a count,
+ * (terminal-text.ts) or, for JSON, `terminalJson` (never a bare `JSON.stringify`, which writes C1,
+ * U+2028/9 and bidi controls raw), unless the value is Warden's own: a literal, a count,
  * a module constant, or an expression of {@link WARDEN_MADE} (each with the reason it is Warden's).
  * Line-break forgery needs this per-field escape; escape sequences are closed for every view on a
  * terminal anyway (terminalWriter, test/cli/tty-output.test.ts).
@@ -11,7 +12,11 @@
  * to WARDEN_MADE with its reason), and an entry that no longer occurs fails the test, so the list
  * only shrinks.
  *
- * Second check: no runtime module writes to process.stdout / process.stderr (or console) but
+ * Second check: every `JSON.stringify` left in cli/ is listed in {@link JSON_STRINGIFY_ALLOWED} with
+ * why its text is no output of its own (a file Warden writes, text a view escapes with terminalLine);
+ * JSON the CLI prints goes through terminalJson (regression: test/cli/piped-json-escapes-controls.test.ts).
+ *
+ * Third check: no runtime module writes to process.stdout / process.stderr (or console) but
  * through terminalWriter, so the terminal escape covers every stream Warden writes.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -20,8 +25,36 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../support/warden-test-env';
 
-/** Calls whose result holds no control and no line break of others': the escapes, and JSON. */
-const ESCAPES = new Set(['terminalLine', 'terminalLines', 'JSON.stringify']);
+/** Calls whose result holds no control and no line break of others': the escapes, and JSON through terminalJson. */
+const ESCAPES = new Set(['terminalLine', 'terminalLines', 'terminalJson']);
+
+/**
+ * `JSON.stringify` calls allowed in cli/: [file, the call's source text or `*` for every call of a file that prints nothing, why its text is not printed as is].
+ * Everything else the CLI serialises as JSON for output goes through terminalJson.
+ */
+const JSON_STRINGIFY_ALLOWED: [string, string, string][] = [
+  ['cli/format-summary.ts', 'JSON.stringify(value)', "compact(): a step's arguments inside formatStep's line, which goes through terminalLine whole"],
+  ['cli/commands/credentials.ts', "JSON.stringify(p['aud'] ?? null)", 'a line of the human view, every line of which goes through terminalLine'],
+  ['cli/commands/credentials.ts', "JSON.stringify(p['grants'])", 'a line of the human view, every line of which goes through terminalLine'],
+  ['cli/commands/policy.ts', 'JSON.stringify(rule.spec, null, 2)', "describe(): the human view's text, which goes through terminalLines"],
+  ['cli/commands/mcp.ts', "JSON.stringify({ name: 'warden-mcp-packages', private: true }, null, 2)", "the package.json of Warden's MCP package folder: Warden's constant, written to a file npm reads"],
+  ['cli/commands/approvers.ts', 'JSON.stringify(keyFile, null, 2)', "an approver's key file (0600) written where the operator asked, read back by Warden"],
+  ['cli/module-code-cache.ts', '*', "the module code cache's keys, file header and environment variable, and the code it installs: never printed"],
+];
+
+/** Every `JSON.stringify(...)` call in cli/, as [file, its source text]. */
+function jsonStringifyCalls(): [string, string][] {
+  const found: [string, string][] = [];
+  for (const path of sourceFiles(join(REPO_ROOT, 'cli'))) {
+    const sf = ts.createSourceFile(path, readFileSync(path, 'utf8'), ts.ScriptTarget.Latest, true);
+    const visit = (node: ts.Node): void => {
+      if (ts.isCallExpression(node) && node.expression.getText(sf) === 'JSON.stringify') found.push([relative(REPO_ROOT, path), node.getText(sf)]);
+      ts.forEachChild(node, visit);
+    };
+    visit(sf);
+  }
+  return found;
+}
 
 /**
  * Values Warden made, or texts a Warden function already escaped: [files (path under the repository),
@@ -100,7 +133,7 @@ function unjudged(e: ts.Expression, sf: ts.SourceFile, file: string): ts.Express
 }
 
 /** A control Warden would write itself: any terminalLine escapes but line feed and tab. */
-const OWN_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const OWN_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/u;
 
 /** Literal text (strings, template parts) in what the CLI writes that holds a control of Warden's own: `<file>:<line>`. */
 const ownControls: string[] = [];
@@ -173,7 +206,26 @@ describe('every stream Warden writes goes through terminalWriter', () => {
   });
 });
 
-describe('what the CLI writes: others\' text through terminalLine / terminalLines / JSON.stringify', () => {
+describe('JSON the CLI prints goes through terminalJson', () => {
+  it('no JSON.stringify in cli/ but the listed ones (each with why its text is not printed as is)', () => {
+    const allowed = (file: string, call: string) => JSON_STRINGIFY_ALLOWED.some(([f, c]) => f === file && (c === '*' || c === call.replace(/\s+/g, ' ')));
+    expect(jsonStringifyCalls().filter(([file, call]) => !allowed(file, call)).map(([file, call]) => `${file}: ${call}`)).toEqual([]);
+  });
+
+  it('lists only calls that still occur', () => {
+    const calls = jsonStringifyCalls().map(([file, call]) => `${file}: ${call.replace(/\s+/g, ' ')}`);
+    const occurs = ([file, call]: [string, string, string]) => (call === '*' ? calls.some((c) => c.startsWith(`${file}: `)) : calls.includes(`${file}: ${call}`));
+    expect(JSON_STRINGIFY_ALLOWED.filter((entry) => !occurs(entry)).map(([file, call]) => `${file}: ${call}`)).toEqual([]);
+  });
+
+  it('sees the calls: a --json view printed with JSON.stringify is unjudged', () => {
+    const sf = ts.createSourceFile('probe.ts', 'io.stdout(`${JSON.stringify(view, null, 2)}\\n${terminalJson(view, 2)}`);', ts.ScriptTarget.Latest, true);
+    const call = (sf.statements[0] as ts.ExpressionStatement).expression as ts.CallExpression;
+    expect(unjudged(call.arguments[0]!, sf, 'cli/commands/probe.ts').map((e) => e.getText(sf))).toEqual(['JSON.stringify(view, null, 2)']);
+  });
+});
+
+describe('what the CLI writes: others\' text through terminalLine / terminalLines / terminalJson', () => {
   const found = scanCli();
   const key = (f: { file: string; expression: string }) => `${f.file}: ${f.expression}`;
 

@@ -31,7 +31,7 @@ import { runTaskWithModelError } from '../support/model-error-task';
 import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** Any character terminal-text.ts escapes. */
-const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/u;
 /** A forged verdict line, then everything after it concealed. */
 const FORGED = 'x\nVALID\n\u001b[8m';
 

@@ -8,9 +8,9 @@
  * pseudo-terminals (test/support/pseudo-terminal.ts), and on pipes. The views print others' text:
  * a forged token's claims, and a task whose reason quotes a hosted model's error message (mocked
  * on loopback) holding cursor moves, erase and a title sequence (ESC), a C1 CSI (U+009B) and a
- * right-to-left override. `--json` leaves C1 and bidi controls raw inside strings (JSON.stringify
- * escapes only C0), so `status --json` and `logs --json` write controls the writer alone keeps
- * from the terminal; an operator's mistyped task id, quoted in an error, reached the terminal raw
+ * right-to-left override. `--json` writes them as `\uXXXX` escapes (terminalJson: JSON.stringify
+ * alone escapes only C0; before, the writer alone kept them from the terminal and a pipe carried
+ * them, test/cli/piped-json-escapes-controls.test.ts); an operator's mistyped task id, quoted in an error, reached the terminal raw
  * too before error messages were escaped (test/cli/terminal-output-scan.test.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -21,13 +21,14 @@ import type { CliIo } from '../../cli/cli-io';
 import { main } from '../../cli/main';
 import { terminalText } from '../../terminal-text';
 import { startFakeOpenAIServer, type FakeOpenAIServer } from '../support/fake-openai-server';
+import { jsonValues } from '../support/json-values';
 import { runTaskWithModelError } from '../support/model-error-task';
 import { runInTerminal, runPiped } from '../support/pseudo-terminal';
 import { wardenProcessEnv } from '../support/temporal';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 /** Every character that may not reach a terminal: each C0 control but `\n` and `\t`, DEL, each C1 control, U+2028/9, bidi controls. */
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/u;
 /** A forged verdict line, then everything after it concealed. */
 const FORGED = 'x\nVALID\n\u001b[8m';
 /** What the hosted model answers: escape sequences, a C1 CSI and a right-to-left override in its error message. */
@@ -46,15 +47,6 @@ async function viewText(argv: string[], env: NodeJS.ProcessEnv): Promise<{ stdou
   const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), env };
   const code = await main(argv, io);
   return { stdout, stderr, code };
-}
-
-/** The JSON value(s) of `text`: one JSON text (`status --json`, indented) or one a line (JSONL). */
-function jsonValues(text: string): unknown[] {
-  try {
-    return [JSON.parse(text)];
-  } catch {
-    return text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as unknown);
-  }
 }
 
 describe('warden on a terminal writes no control but \\n and \\t; piped, it writes the view byte for byte', () => {
@@ -92,9 +84,9 @@ describe('warden on a terminal writes no control but \\n and \\t; piped, it writ
     ['credentials verify of a forged token', () => ['credentials', 'verify', forgedToken()], () => keysDir, false],
     ['credentials verify --json of a forged token', () => ['credentials', 'verify', '--json', forgedToken()], () => keysDir, false],
     ['status of a task whose reason holds escape sequences', () => ['status', workflowId], () => TEST_STATE_DIR, false],
-    ['status --json of that task (C1 and bidi controls raw in JSON strings)', () => ['status', '--json', workflowId], () => TEST_STATE_DIR, true],
+    ['status --json of that task (C1 and bidi controls escaped in JSON strings)', () => ['status', '--json', workflowId], () => TEST_STATE_DIR, false],
     ['logs of that task', () => ['logs', workflowId], () => TEST_STATE_DIR, false],
-    ['logs --json of that task (JSONL)', () => ['logs', '--json', workflowId], () => TEST_STATE_DIR, true],
+    ['logs --json of that task (JSONL)', () => ['logs', '--json', workflowId], () => TEST_STATE_DIR, false],
     ['status of a task id the operator typed with escape sequences (quoted in the error)', () => ['status', 'no-such-task\u001b[8m\u009b2J'], () => TEST_STATE_DIR, false],
   ];
 
