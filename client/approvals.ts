@@ -52,11 +52,12 @@ export async function readPendingApprovals(client: Client): Promise<PendingAppro
   for await (const execution of client.workflow.list({ query: `WorkflowType = "${AGENT_TASK_WORKFLOW}" AND ExecutionStatus = "Running"` })) ids.push(execution.workflowId);
   const answers = await Promise.all(
     ids.map(async (workflowId): Promise<{ approvals: PendingApprovalEntry[] } | { unanswered: UnansweredTask }> => {
+      const deadline = Date.now() + QUERY_DEADLINE_MS;
       try {
-        const state = await client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => client.workflow.getHandle(workflowId).query(taskStateQuery));
+        const state = await client.withDeadline(deadline, () => client.workflow.getHandle(workflowId).query(taskStateQuery));
         return { approvals: (state.pendingApprovals ?? []).map((p) => ({ workflowId, ...p })) };
       } catch (error) {
-        return { unanswered: { workflowId, reason: unansweredReason(error) } };
+        return { unanswered: { workflowId, reason: unansweredReason(error, deadline) } };
       }
     }),
   );
@@ -66,13 +67,24 @@ export async function readPendingApprovals(client: Client): Promise<PendingAppro
   };
 }
 
-/** The query's failure in a few words: its deadline (gRPC DEADLINE_EXCEEDED, 4, anywhere in the cause chain) as such, else the first line of the outermost message. */
-function unansweredReason(error: unknown): string {
+/**
+ * The query's failure in a few words. Past its `deadline` (epoch ms), or with gRPC
+ * DEADLINE_EXCEEDED (4) anywhere in the cause chain, it is the deadline, whatever shape the error
+ * took: under load the SDK's "Failed to query Workflow" came with no deadline in its chain (a local
+ * CI run at load 13). Else the outermost message's first line
+ * and, when the outermost says little, the innermost cause's.
+ */
+export function unansweredReason(error: unknown, deadline: number): string {
+  const deadlineReason = `no answer within ${QUERY_DEADLINE_MS / 1000} s (its worker is busy or not running)`;
+  if (Date.now() >= deadline) return deadlineReason;
   // Duck-typed: the gRPC cause need not be an Error of this realm.
+  let innermost: string | undefined;
   for (let e = error as { code?: unknown; message?: unknown; cause?: unknown } | undefined, depth = 0; typeof e === 'object' && e !== null && depth < 8; e = e.cause as typeof e, depth++) {
-    if (e.code === 4 || (typeof e.message === 'string' && /deadline/i.test(e.message))) return `no answer within ${QUERY_DEADLINE_MS / 1000} s (its worker is busy or not running)`;
+    if (e.code === 4 || (typeof e.message === 'string' && /deadline/i.test(e.message))) return deadlineReason;
+    if (typeof e.message === 'string' && e.message !== '') innermost = e.message.split('\n')[0]!;
   }
-  return error instanceof Error ? error.message.split('\n')[0]! : String(error);
+  const outermost = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+  return innermost === undefined || innermost === outermost ? outermost : `${outermost}: ${innermost}`;
 }
 
 /**

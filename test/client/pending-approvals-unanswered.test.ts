@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { readPendingApprovals } from '../../client/approvals';
+import { readPendingApprovals, unansweredReason } from '../../client/approvals';
 import { approvalsCommand } from '../../cli/commands/approvals';
 import { ConsoleData } from '../../console/console-data';
 import { startConsoleServer, type ConsoleServer } from '../../console/console-server';
@@ -65,4 +65,20 @@ describe('a running task that does not answer the listing', () => {
     expect(body.unanswered.map((u) => u.workflowId)).toContain(silentId);
     expect(body.approvals.map((a) => a.workflowId)).not.toContain(silentId);
   }, 60_000);
+});
+
+describe('why a task did not answer', () => {
+  const past = () => Date.now() - 1;
+  const ahead = () => Date.now() + 60_000;
+  const deadlineReason = 'no answer within 2 s (its worker is busy or not running)';
+  const grpc = (code: number, details: string) => Object.assign(new Error(`${code} ${details}`), { code });
+  it.each([
+    ['past the deadline, an error naming no deadline (as seen at load 13)', new Error('Failed to query Workflow', { cause: grpc(1, 'CANCELLED: Call cancelled') }), past, deadlineReason],
+    ['DEADLINE_EXCEEDED deep in the chain, before the deadline', new Error('Failed to query Workflow', { cause: new Error('wrapped', { cause: grpc(4, 'DEADLINE_EXCEEDED: Deadline exceeded') }) }), ahead, deadlineReason],
+    ['another failure: the outer message and what caused it', new Error('Failed to query Workflow', { cause: grpc(14, 'UNAVAILABLE: connection dropped') }), ahead, 'Failed to query Workflow: 14 UNAVAILABLE: connection dropped'],
+    ['a plain error: its first line', new Error('workflow not found\nmore'), ahead, 'workflow not found'],
+    ['not an Error', 'odd', ahead, 'odd'],
+  ])('%s', (_what, error, deadline, reason) => {
+    expect(unansweredReason(error, deadline())).toBe(reason);
+  });
 });
