@@ -11,7 +11,7 @@ import { issueApproverKey } from '../../identity/approval-decision';
 import { defaultApproverKeyDir, openApproverRegistry } from '../../identity/approver-registry';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const APPROVERS_USAGE = `usage: warden approvers add <name> [--out <file>]
@@ -77,7 +77,7 @@ export async function approversCommand(argv: string[], io: CliIo): Promise<numbe
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden approvers: ${error.code}: ${terminalLines(error.message)}\n`);
-      return error.code === 'ERR_APPROVER_INVALID' ? EXIT.usage : EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   } finally {

@@ -4,7 +4,7 @@ import { WardenError } from '../../errors';
 import { setupProcessTelemetry } from '../../telemetry/process-telemetry';
 import { createWardenWorkerFromConfig, installWorkerRuntime } from '../../worker/create-warden-worker';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId } from '../../dataplane/shared-storage';
 import { stateDirOf } from '../../state-dir';
@@ -72,7 +72,7 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
     if (error instanceof WardenError) {
       io.stderr(`warden worker: ${error.code}: ${terminalLines(error.message)}\n`);
       // A configuration this worker cannot run with (its id held by a live worker, a bad name, a namespace the server does not have): exit 2.
-      return error.code === 'ERR_WORKER_ID_IN_USE' || error.code === 'ERR_CONFIG_INVALID' || error.code === 'ERR_TEMPORAL_NAMESPACE_NOT_FOUND' ? EXIT.usage : EXIT.failed;
+      return exitCodeOfError(error, error.code === 'ERR_WORKER_ID_IN_USE' || error.code === 'ERR_CONFIG_INVALID' ? EXIT.usage : EXIT.failed);
     }
     throw error;
   } finally {
