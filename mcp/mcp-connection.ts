@@ -245,9 +245,7 @@ export class McpConnection {
     if (!stdio) {
       // Ask the server to end the session (DELETE); whether it stops the tool is up to it.
       const http = this.#transport as { terminateSession?: () => Promise<void> };
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([http.terminateSession?.().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-      clearTimeout(timer);
+      await withinGrace(() => http.terminateSession?.() ?? Promise.resolve(), graceMs);
     }
     // A stdio server that exited on its own is gone already; close() waits for its sandbox's cleanup either way.
     this.#sessionEnded = true;
@@ -298,13 +296,8 @@ export class McpConnection {
     // grace. A stdio server's process tree is killed by the close itself.
     if (unanswered.length > 0 && !(this.#transport instanceof SandboxedStdioTransport)) {
       const transport = this.#transport as Transport & { terminateSession?: () => Promise<void> };
-      const bounded = async (work: () => Promise<unknown>) => {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([work().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, DEFAULT_MCP_CANCEL_GRACE_MS)))]);
-        clearTimeout(timer);
-      };
-      await bounded(() => Promise.all(unanswered.map((requestId) => transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'the session ended' } }))));
-      await bounded(() => transport.terminateSession?.() ?? Promise.resolve());
+      await withinGrace(() => Promise.all(unanswered.map((requestId) => transport.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'the session ended' } }))), DEFAULT_MCP_CANCEL_GRACE_MS);
+      await withinGrace(() => transport.terminateSession?.() ?? Promise.resolve(), DEFAULT_MCP_CANCEL_GRACE_MS);
     }
     await this.#client.close().catch(() => undefined);
   }
@@ -419,4 +412,11 @@ function chain(first: (() => void) | undefined, second: () => void): () => void 
     first?.();
     second();
   };
+}
+
+/** Waits for `work` at most `graceMs` ms; its failure, or its still running past that, is not the caller's concern (a server told to stop may not answer). */
+async function withinGrace(work: () => Promise<unknown>, graceMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+  clearTimeout(timer);
 }
