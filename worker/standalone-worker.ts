@@ -633,8 +633,13 @@ function isEndedWorker(lastPolledAt: number, ended: EndedWorker | undefined, now
  * included: while the genuine worker polls too, the list shows one poller.
  */
 function isEndedRunWorker({ identity, lastPolledAt }: Poller, stateDir: string, host: string, now: number): boolean {
+  return isEndedWorker(lastPolledAt, endedRunWorkerLastPoll(identity, stateDir, host, now), now);
+}
+
+/** The ended run worker on this host whose record in `run-workers/` vouches for `identity` ({@link endedWorkerLastPoll}); undefined for any other identity. */
+function endedRunWorkerLastPoll(identity: string, stateDir: string, host: string, now: number): EndedWorker | undefined {
   const match = RUN_WORKER_IDENTITY.exec(identity);
-  return match !== null && match[2] === host && isEndedWorker(lastPolledAt, endedWorkerLastPoll(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now), now);
+  return match !== null && match[2] === host ? endedWorkerLastPoll(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now) : undefined;
 }
 
 /**
@@ -694,8 +699,7 @@ export interface PossiblyOpenPoll {
 export function possiblyOpenPolls(pollers: readonly Poller[], stateDir: string, host = hostname(), now = Date.now()): PossiblyOpenPoll[] {
   const found: PossiblyOpenPoll[] = [];
   for (const { identity, lastPolledAt } of pollers) {
-    const match = RUN_WORKER_IDENTITY.exec(identity);
-    const ended = match !== null ? (match[2] === host ? endedWorkerLastPoll(stateDir, RUN_RECORDS_DIR, match[3]!, Number(match[1]), now) : undefined) : endedStandaloneWorkerLastPoll(identity, stateDir, host, now);
+    const ended = RUN_WORKER_IDENTITY.test(identity) ? endedRunWorkerLastPoll(identity, stateDir, host, now) : endedStandaloneWorkerLastPoll(identity, stateDir, host, now);
     if (ended !== undefined && endedWorkerPoll(lastPolledAt, ended, now) === 'may-be-open') found.push({ identity, arrivedAt: lastPolledAt, endedAt: ended.lastPossiblePoll, killed: ended.killed });
   }
   return found;
