@@ -27,8 +27,11 @@
  * either, and the text parses to the same value.
  */
 
-/** Every character {@link terminalLine} escapes. */
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/gu;
+/** DEL, the C1 controls, the line and paragraph separators and every bidi control: what JSON.stringify leaves raw inside a string. */
+const RAW_IN_JSON_CLASS = '\\u007f-\\u009f\\u2028\\u2029\\p{Bidi_Control}';
+
+/** Every character {@link terminalLine} escapes: the C0 controls and {@link RAW_IN_JSON_CLASS}. */
+const UNSAFE = new RegExp(`[\\u0000-\\u001f${RAW_IN_JSON_CLASS}]`, 'gu');
 
 const SHORT: Readonly<Record<string, string>> = { '\b': '\\b', '\t': '\\t', '\n': '\\n', '\f': '\\f', '\r': '\\r' };
 
@@ -55,7 +58,7 @@ export function terminalLines(text: string): string {
 }
 
 /** Every character {@link terminalText} escapes: those of {@link terminalLine} but line feed and tab, which Warden writes itself. */
-const UNSAFE_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/gu;
+const UNSAFE_BUT_LINES = new RegExp(`[\\u0000-\\u0008\\u000b-\\u001f${RAW_IN_JSON_CLASS}]`, 'gu');
 
 /**
  * `text` (any number of lines) for a terminal: every character {@link terminalLine} escapes but
@@ -68,7 +71,7 @@ export function terminalText(text: string): string {
 }
 
 /** Every character {@link terminalLine} escapes that JSON.stringify writes raw inside a string: DEL, C1, U+2028/9, bidi controls. */
-const RAW_IN_JSON = /[\u007f-\u009f\u2028\u2029\p{Bidi_Control}]/gu;
+const RAW_IN_JSON = new RegExp(`[${RAW_IN_JSON_CLASS}]`, 'gu');
 
 /**
  * `value` as JSON text for output (`--json` views, receipts, proofs, exported histories), piped or
