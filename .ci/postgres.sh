@@ -14,6 +14,9 @@ as_pg() {
 
 case "$action" in
   start)
+    # Test files run in parallel and each may ask for the server: one start at a time.
+    exec 9>"/tmp/warden-pg-$port.lock"
+    flock 9
     if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
       bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
