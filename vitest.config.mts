@@ -22,7 +22,9 @@ export default defineConfig({
     // WARDEN_TEST_FILE_WORKERS at once (default 3; 1 runs them one after another).
     fileParallelism: true,
     maxWorkers: testFileWorkers(process.env.WARDEN_TEST_FILE_WORKERS),
-    testTimeout: 60_000,
+    // A bound on a hung test, not a speed check: files share two cores, so a test's wall time
+    // grows with what runs beside it.
+    testTimeout: 180_000,
     hookTimeout: 600_000,
     pool: 'forks',
   },
