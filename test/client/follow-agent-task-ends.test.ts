@@ -26,8 +26,8 @@ describe('followAgentTask', () => {
     const armed: unknown[] = [];
     const cleared = new Set<unknown>();
     const setTimer = globalThis.setTimeout;
-    vi.spyOn(globalThis, 'setTimeout').mockImplementation(((callback: () => void, ms?: number, ...rest: unknown[]) => {
-      const timer = setTimer(callback, ms, ...rest);
+    vi.spyOn(globalThis, 'setTimeout').mockImplementation(((callback: () => void, ms?: number) => {
+      const timer = setTimer(callback, ms);
       if (ms === POLL_MS) armed.push(timer);
       return timer;
     }) as typeof setTimeout);
