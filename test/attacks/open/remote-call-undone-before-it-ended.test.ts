@@ -22,7 +22,7 @@
  * compensation still runs), as for an HTTP request that may have been sent; a server declaring
  * an idempotent compensation keyed by `compensationId` can then reconcile.
  */
-import { createServer } from 'node:http';
+import { createServer, type Server as HttpServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -33,58 +33,64 @@ import { parseTask } from '../../../task/load-task-file';
 import { until } from '../../support/run-tool-watch';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
 
-const { Server } = await import('@modelcontextprotocol/sdk/server/index.js');
-const { StreamableHTTPServerTransport } = await import('@modelcontextprotocol/sdk/server/streamableHttp.js');
-const { CallToolRequestSchema, ListToolsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
-
 /** A booking server that ignores cancellation and completes a booking only after it was told to unbook. */
 const events: string[] = [];
 const bookings = new Set<string>();
 let unbooked!: () => void;
 const unbookArrived = new Promise<void>((resolve) => (unbooked = resolve));
-const http = createServer((req, res) => {
-  if (req.method === 'DELETE') events.push('DELETE');
-  const id = req.headers['mcp-session-id'];
-  let transport = typeof id === 'string' ? sessions.get(id) : undefined;
-  if (transport === undefined) {
-    const fresh: InstanceType<typeof StreamableHTTPServerTransport> = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (sid) => void sessions.set(sid, fresh) });
-    const server = new Server({ name: 'late-booker', version: '1.0.0' }, { capabilities: { tools: {} } });
-    server.setRequestHandler(ListToolsRequestSchema, async () => ({
-      tools: [
-        { name: 'book', description: 'Books a seat.', inputSchema: { type: 'object', properties: { seat: { type: 'string' } }, required: ['seat'] } },
-        { name: 'unbook', description: 'Cancels a booking.', inputSchema: { type: 'object', properties: { seat: { type: 'string' } }, required: ['seat'] } },
-      ],
-    }));
-    server.setRequestHandler(CallToolRequestSchema, async (request) => {
-      const seat = String((request.params.arguments as { seat?: unknown } | undefined)?.seat);
-      if (request.params.name === 'unbook') {
-        events.push('unbook');
-        const had = bookings.delete(seat);
-        unbooked();
-        return { content: [{ type: 'text' as const, text: had ? `unbooked ${seat}` : `no booking for ${seat}` }] };
-      }
-      events.push('book');
-      await unbookArrived;
-      bookings.add(seat);
-      events.push('booked');
-      return { content: [{ type: 'text' as const, text: `booked ${seat}` }] };
-    });
-    void server.connect(fresh);
-    transport = fresh;
-  }
-  void transport.handleRequest(req, res);
-});
-const sessions = new Map<string, InstanceType<typeof StreamableHTTPServerTransport>>();
 
+/** The server, on loopback (the MCP SDK is loaded as mcp-test-kit.ts loads it). */
+async function startBookingServer(): Promise<HttpServer> {
+  const { Server } = await import('@modelcontextprotocol/sdk/server/index.js');
+  const { StreamableHTTPServerTransport } = await import('@modelcontextprotocol/sdk/server/streamableHttp.js');
+  const { CallToolRequestSchema, ListToolsRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+  const sessions = new Map<string, InstanceType<typeof StreamableHTTPServerTransport>>();
+  const server = createServer((req, res) => {
+    if (req.method === 'DELETE') events.push('DELETE');
+    const id = req.headers['mcp-session-id'];
+    let transport = typeof id === 'string' ? sessions.get(id) : undefined;
+    if (transport === undefined) {
+      const fresh: InstanceType<typeof StreamableHTTPServerTransport> = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (sid) => void sessions.set(sid, fresh) });
+      const mcp = new Server({ name: 'late-booker', version: '1.0.0' }, { capabilities: { tools: {} } });
+      mcp.setRequestHandler(ListToolsRequestSchema, async () => ({
+        tools: [
+          { name: 'book', description: 'Books a seat.', inputSchema: { type: 'object', properties: { seat: { type: 'string' } }, required: ['seat'] } },
+          { name: 'unbook', description: 'Cancels a booking.', inputSchema: { type: 'object', properties: { seat: { type: 'string' } }, required: ['seat'] } },
+        ],
+      }));
+      mcp.setRequestHandler(CallToolRequestSchema, async (request) => {
+        const seat = String((request.params.arguments as { seat?: unknown } | undefined)?.seat);
+        if (request.params.name === 'unbook') {
+          events.push('unbook');
+          const had = bookings.delete(seat);
+          unbooked();
+          return { content: [{ type: 'text' as const, text: had ? `unbooked ${seat}` : `no booking for ${seat}` }] };
+        }
+        events.push('book');
+        await unbookArrived;
+        bookings.add(seat);
+        events.push('booked');
+        return { content: [{ type: 'text' as const, text: `booked ${seat}` }] };
+      });
+      void mcp.connect(fresh);
+      transport = fresh;
+    }
+    void transport.handleRequest(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+let http: HttpServer;
 let env: WardenTestEnv;
 beforeAll(async () => {
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  http = await startBookingServer();
   env = await startWardenTestEnv();
 });
 afterAll(async () => {
   await env?.close();
-  http.closeAllConnections();
-  await new Promise((resolve) => http.close(resolve));
+  http?.closeAllConnections();
+  await new Promise((resolve) => http?.close(resolve));
 });
 
 it('a cancelled remote call whose server completed it after the compensation is not reported undone', async () => {
