@@ -68,18 +68,25 @@ it.each<[string, string, boolean]>([
 
 // The same class for `limits.toolTimeout`: the sandbox client's overrun timer (sandbox/sandbox-client.ts,
 // `setTimeout(#onDeadline, budget)`) and the isolate's wall clock (sandbox/run-in-isolate.ts) take the
-// tool's timeout as their delay.
-it.each<[string, string]>([
-  ['25 days (600h)', '600h'],
-  ['24 hours (control)', '24h'],
-])('a tool call with a toolTimeout of %s completes', async (_what, toolTimeout) => {
+// tool's timeout as their delay; so does a program's wall-time timer (sandbox/os/sandboxed-process.ts).
+const CALLS = {
+  'fs.write (isolate)': { call: { tool: 'fs.write', args: { path: 'note.txt', content: 'hello' } }, grants: {} },
+  'proc.run (program)': { call: { tool: 'proc.run', args: { command: 'echo', args: ['hello'] } }, grants: { commands: ['echo'] } },
+};
+it.each<[string, keyof typeof CALLS, string]>([
+  ['25 days (600h)', 'fs.write (isolate)', '600h'],
+  ['24 hours (control)', 'fs.write (isolate)', '24h'],
+  ['25 days (600h)', 'proc.run (program)', '600h'],
+  ['24 hours (control)', 'proc.run (program)', '24h'],
+])('a tool call with a toolTimeout of %s completes: %s', async (_what, kind, toolTimeout) => {
   const workspace = await mkdtemp(join(tmpdir(), 'warden-far-tool-timeout-'));
+  const { call, grants } = CALLS[kind];
   const result = await env.runTask({
     user: 'dana@example.com',
     intent: 'write one note',
-    agent: { name: 'scribe', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'note.txt', content: 'hello' } }, { final: 'written' }] } },
-    tools: { builtin: ['fs.write'] },
-    grants: { tools: ['fs.write'] },
+    agent: { name: 'scribe', model: { driver: 'scripted', script: [call, { final: 'written' }] } },
+    tools: { builtin: [call.tool] },
+    grants: { tools: [call.tool], ...grants },
     resources: { workspace },
     limits: { toolTimeout },
   });
