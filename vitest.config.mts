@@ -1,8 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-/** How many test files run at once: a positive integer, default 3. */
+/** How many test files run at once: a positive integer, default 2. */
 function testFileWorkers(value: string | undefined): number {
-  if (value === undefined || value.trim() === '') return 3;
+  if (value === undefined || value.trim() === '') return 2;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new Error(`WARDEN_TEST_FILE_WORKERS must be a positive integer, got ${JSON.stringify(value)}`);
   return n;
@@ -19,7 +19,7 @@ export default defineConfig({
     setupFiles: ['test/support/test-file-setup.ts'],
     // Workflows run on one real Temporal server, which files share. Most of a file's time is spent
     // waiting on the server, a worker or a child process, so files run in parallel:
-    // WARDEN_TEST_FILE_WORKERS at once (default 3; 1 runs them one after another).
+    // WARDEN_TEST_FILE_WORKERS at once (default 2, one per core of the CI machine; 1 runs them one after another).
     fileParallelism: true,
     maxWorkers: testFileWorkers(process.env.WARDEN_TEST_FILE_WORKERS),
     // A bound on a hung test, not a speed check: files share two cores, so a test's wall time
