@@ -18,6 +18,7 @@ import { taskSearchAttributes } from '../workflows/search-attributes';
 import { taskResultOfFailure } from '../workflows/task-close';
 import { taskDetails, taskSummary } from '../workflows/ui-summaries';
 import { registeredSearchAttributes } from './registered-search-attributes';
+import { setLongTimeout } from '../long-timer';
 
 /** How deep `followAgentTask` looks into running sub-agents. */
 const MAX_FOLLOW_DEPTH = 10;
@@ -177,7 +178,7 @@ export async function followAgentTask(
       }
       await new Promise<void>((resolve) => {
         wake = resolve;
-        setTimeout(resolve, pollMs);
+        setLongTimeout(resolve, pollMs);
       });
     }
   })();
