@@ -29,7 +29,7 @@ import type { CapabilityName } from '../tools/tool-descriptor';
 import type { ToolEffect } from '../policies/engine/policy-request';
 import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './sandbox-messages';
 import { cutText } from '../cut-text';
-import { setLongTimeout } from '../long-timer';
+import { libraryTimeoutMs, setLongTimeout } from '../long-timer';
 import { wellFormedJson } from '../custody/well-formed-json';
 import { wellFormed } from '../custody/span-record';
 import { terminalWriter } from '../terminal-text';
@@ -122,7 +122,8 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   try {
     const deliver = (ticket: unknown, outcome: CapabilityOutcome<unknown>) => {
       if (callEnded.signal.aborted || typeof ticket !== 'number') return;
-      const remaining = Math.max(1, Math.ceil(deadline - performance.now()));
+      // isolated-vm takes a 32-bit timeout: a synchronous run past 24.855 days is stopped there (the wall clock above takes the rest).
+      const remaining = libraryTimeoutMs(Math.max(1, Math.ceil(deadline - performance.now())));
       settle.apply(undefined, [ticket, outcome], { arguments: { copy: true }, timeout: remaining }).catch((error: unknown) => {
         // After the call ended the isolate may already serve another call: a late failure here
         // (the context was released) must not dispose it.
@@ -131,7 +132,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     };
     const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, ...(gate === undefined ? {} : { gate }) });
     const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
-      timeout: Math.max(1, Math.ceil(deadline - performance.now())),
+      timeout: libraryTimeoutMs(Math.max(1, Math.ceil(deadline - performance.now()))),
       result: { promise: true, copy: true },
     });
     if (trouble.timedOut || trouble.outOfMemory || trouble.cancelled) return troubleOutcome(trouble, timeoutMs, memoryMb);
