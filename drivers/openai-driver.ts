@@ -236,7 +236,7 @@ export class OpenAIDriver implements ModelDriver {
       project: null,
       webhookSecret: null,
       baseURL: base,
-      // The SDK arms its own setTimeout from this: past 2^31 - 1 ms it would fire at once (the task schema refuses more than 24 days).
+      // The SDK arms its own setTimeout from this: past 2^31 - 1 ms it would fire at once (a task file giving more than 24 days is refused where it is read).
       timeout: libraryTimeoutMs(durationToMs(requestTimeout)),
       maxRetries: 0,
       fetch: providerFetch(),

@@ -6,8 +6,6 @@
 import { z } from 'zod';
 import { sharedOnce } from '../workflows/shared-modules';
 import { reservedEnvReason } from '../secrets/reserved-env';
-import { durationToMs } from '../task/duration';
-import { MAX_LIBRARY_TIMEOUT_MS } from '../task/task-file-limits';
 
 /** Names a server cannot take: the built-in tool families and Warden's own prefixes (no shadowing). */
 export const RESERVED_SERVER_NAMES = ['fs', 'http', 'sql', 'proc', 'spawn', 'warden', 'mcp'] as const;
@@ -41,11 +39,7 @@ const schemas = sharedOnce('mcp/mcp-server-config', () => {
       const reserved = reservedEnvReason(name);
       if (reserved !== undefined) ctx.addIssue({ code: 'custom', message: reserved });
     });
-  /** A call's timeout: the MCP SDK arms one setTimeout from it, which holds at most 2^31 - 1 ms. */
-  const DurationSchema = z
-    .string()
-    .regex(/^\d{1,12}(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"')
-    .refine((d) => !/^\d{1,12}(ms|s|m|h)$/.test(d) || durationToMs(d) <= MAX_LIBRARY_TIMEOUT_MS, `at most ${MAX_LIBRARY_TIMEOUT_MS / 86_400_000} days (${MAX_LIBRARY_TIMEOUT_MS / 3_600_000}h): the MCP SDK's timer holds no more`);
+  const DurationSchema = z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"');
   /** MCP's tool annotations (2025-06-18): hints about what a tool does, used by policies as its declared effects. */
   const McpToolAnnotationsSchema = z.strictObject({
     title: z.string().optional(),

@@ -8,7 +8,7 @@ import { sharedOnce } from '../workflows/shared-modules';
 import { parseSecretTemplate, RESERVED_SECRET_HEADERS } from '../secrets/secret-template';
 import { durationToMs } from './duration';
 import { nearestName } from './field-suggestions';
-import { MAX_DURATION_MS, MAX_LIBRARY_TIMEOUT_MS, TASK_FIELD_LIMITS as MAX } from './task-file-limits';
+import { MAX_DURATION_MS, TASK_FIELD_LIMITS as MAX } from './task-file-limits';
 import { BUILTIN_TOOL_NAMES, type BuiltinToolName } from '../tools/builtin-tools';
 import { CapabilityNameSchema, DeclaredEffectsSchema, ToolAnnotationsSchema, ToolNameSchema } from '../tools/tool-descriptor';
 import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
@@ -53,15 +53,11 @@ const schemas = sharedOnce('task/task-schema', () => {
   /** A sampling temperature from 0 to `max` (the provider's range). */
   const temperature = (max: number) => z.number({ error: `must be a number from 0 to ${max}` }).min(0, `must be at least 0`).max(max, `must be at most ${max} (the provider's range)`);
 
-  /** Durations as the CLI and files write them: "30s", "5m", "1h", "250ms"; at most `maxMs`. */
-  const durationUpTo = (maxMs: number, tooLong: string) =>
-    z
-      .string()
-      .regex(/^\d{1,12}(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"')
-      .refine((d) => !/^\d{1,12}(ms|s|m|h)$/.test(d) || durationToMs(d) <= maxMs, tooLong);
-  const DurationSchema = durationUpTo(MAX_DURATION_MS, `at most ${MAX_DURATION_MS / 86_400_000} days`);
-  /** A model request's timeout: the provider SDK's own timer holds at most 2^31 - 1 ms. */
-  const RequestTimeoutSchema = durationUpTo(MAX_LIBRARY_TIMEOUT_MS, `at most ${MAX_LIBRARY_TIMEOUT_MS / 86_400_000} days (${MAX_LIBRARY_TIMEOUT_MS / 3_600_000}h): the provider SDK's timer holds no more`);
+  /** Durations as the CLI and files write them: "30s", "5m", "1h", "250ms". */
+  const DurationSchema = z
+    .string()
+    .regex(/^\d{1,12}(ms|s|m|h)$/, 'a duration such as "250ms", "30s", "5m" or "1h"')
+    .refine((d) => !/^\d{1,12}(ms|s|m|h)$/.test(d) || durationToMs(d) <= MAX_DURATION_MS, `at most ${MAX_DURATION_MS / 86_400_000} days`);
 
   const JsonObjectSchema = z.record(z.string(), z.unknown());
 
@@ -120,7 +116,7 @@ const schemas = sharedOnce('task/task-schema', () => {
     apiKeyEnv: ApiKeyEnvSchema.optional(),
     temperature: temperature(2).default(0),
     maxOutputTokens: wholeNumber(1, 1_000_000, 'tokens').optional(),
-    requestTimeout: RequestTimeoutSchema.default('60s'),
+    requestTimeout: DurationSchema.default('60s'),
   });
 
   /** OpenAI's own API (Responses API by default), through the official `openai` package. */
@@ -134,7 +130,7 @@ const schemas = sharedOnce('task/task-schema', () => {
     /** Not sent unless set (reasoning models refuse it). */
     temperature: temperature(2).optional(),
     maxOutputTokens: wholeNumber(1, 1_000_000, 'tokens').optional(),
-    requestTimeout: RequestTimeoutSchema.default('60s'),
+    requestTimeout: DurationSchema.default('60s'),
   });
 
   /** Anthropic's Messages API, through the official `@anthropic-ai/sdk` package. */
@@ -148,7 +144,7 @@ const schemas = sharedOnce('task/task-schema', () => {
     temperature: temperature(1).optional(),
     /** Anthropic requires a limit on each answer. */
     maxOutputTokens: wholeNumber(1, 1_000_000, 'tokens').default(4096),
-    requestTimeout: RequestTimeoutSchema.default('60s'),
+    requestTimeout: DurationSchema.default('60s'),
   });
 
   /**

@@ -136,7 +136,7 @@ it('a model request given a timeout of 25 days (600h) is answered (the SDK gets 
       intent: 'say hi',
       agent: { name: 'main', model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: server.url, requestTimeout: '60s' } },
     });
-    // Past the task schema (which refuses it now): what a model configured elsewhere would give the driver.
+    // Not through a task file (which is refused past 24 days): what a model given otherwise would reach the driver with.
     const model = { ...(task.agent.model as OpenAIModel), requestTimeout: '600h' };
     server.enqueue(textReply('hi'));
     const turn = await new OpenAIDriver(model, { env: {} }).proposeTurn({ task, turn: 0, steps: [], tools: [], subagents: [] });
