@@ -10,7 +10,8 @@
  */
 import { mkdirSync, symlinkSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, TEST_STATE_DIR } from './warden-test-env';
+// Not warden-test-env: it loads Warden's modules, which a test file that mocks them must load first.
+import { REPO_ROOT, TEST_STATE_DIR } from './test-state-dir';
 
 const SHARED = join(REPO_ROOT, '.warden-test');
 

@@ -32,6 +32,9 @@ const env = (): NodeJS.ProcessEnv => {
   return e;
 };
 
+/** A stack frame, on a continuation line of its entry (`  | `, worker/worker-log-filters.ts CONTINUATION). */
+const STACK = /\n {2}\| \s+at /;
+
 /** The refusal kinds, one step each, and the failure that must keep its stack. */
 const steps = [
   { what: 'fs.read climbing out with ..', tool: 'fs.read', args: { path: '../outside.txt' }, code: 'ERR_PATH_OUTSIDE_WORKSPACE' },
@@ -108,7 +111,7 @@ it.each(steps.map((s, index) => [s.what, index, s] as const))('%s: one WARN line
   const logged = failedActivities()[index]!;
   expect(logged.trimEnd().split('\n'), logged).toHaveLength(1);
   expect(logged).toContain(`[WARN] Activity failed, refused: ${step.code} ${recorded.error!.message}`);
-  expect(logged).not.toMatch(/\n\s+at /);
+  expect(logged).not.toMatch(STACK);
   // And the run's view says who refused it.
   expect(run.stderr).toContain(`#${index} ${step.tool} ${JSON.stringify(step.args)} -> allowed by policy, but REFUSED by the tool: ${step.code}`);
 });
@@ -116,6 +119,6 @@ it.each(steps.map((s, index) => [s.what, index, s] as const))('%s: one WARN line
 it('a failure that is no refusal keeps the SDK entry with its stack', () => {
   const logged = failedActivities()[steps.length]!;
   expect(logged).toContain(failure.code);
-  expect(logged).toMatch(/\n\s+at /);
+  expect(logged).toMatch(STACK);
   expect(run.stderr).toContain(`#${steps.length} boom {} -> allowed; failed: ERR_TOOL_THREW`);
 });
