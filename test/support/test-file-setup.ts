@@ -8,7 +8,7 @@
  * - commands the tests run (`warden run`, `warden mcp serve`) use a task queue of this worker's
  *   own, so two files' `warden run` workers never take each other's tasks.
  */
-import { mkdirSync, symlinkSync, lstatSync } from 'node:fs';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 // Not warden-test-env: it loads Warden's modules, which a test file that mocks them must load first.
 import { REPO_ROOT, TEST_STATE_DIR } from './test-state-dir';
@@ -18,16 +18,11 @@ const SHARED = join(REPO_ROOT, '.warden-test');
 mkdirSync(TEST_STATE_DIR, { recursive: true, mode: 0o700 });
 for (const name of ['temporal', 'cache']) {
   mkdirSync(join(SHARED, name), { recursive: true });
-  const link = join(TEST_STATE_DIR, name);
   try {
-    lstatSync(link);
-  } catch {
-    try {
-      symlinkSync(join('..', name), link);
-    } catch (error) {
-      // Another file of this worker id made it first (an earlier run's worker, same id).
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
+    symlinkSync(join('..', name), join(TEST_STATE_DIR, name));
+  } catch (error) {
+    // An earlier file of this worker id (this run's or an earlier run's) made it.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
 }
 

@@ -19,7 +19,7 @@ import { createWardenWorker, installQuietRuntime, type WardenWorker, type Warden
 import { testTemporalAddress } from './temporal';
 import { REPO_ROOT, TEST_STATE_DIR } from './test-state-dir';
 
-export { REPO_ROOT, TEST_STATE_DIR, testStateDirOf } from './test-state-dir';
+export { REPO_ROOT, TEST_STATE_DIR } from './test-state-dir';
 
 export interface WardenTestEnv {
   client: Client;
