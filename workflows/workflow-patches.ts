@@ -7,7 +7,7 @@
  * makes the server start a new one), and the replay then fails with a nondeterminism error. The
  * first activation is the same in every run.
  */
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { patched as askPatch, workflowInfo } from '@temporalio/workflow';
 import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
 import { CLOSE_PATCHES } from './task-close';
 
@@ -134,6 +134,28 @@ export const FLOW_CALL_DEADLINE_PATCH = 'warden-flow-call-deadline';
  */
 export const UNDO_ENDED_CALLS_PATCH = 'warden-undo-ended-calls';
 
+/**
+ * One marker for every patch of this module: a run that records it takes each of them (`patched()`
+ * is true in every new run), without a marker per patch. Each patch marker came with the SDK's
+ * `TemporalChangeVersion` search attribute upsert, so a new task's first workflow task recorded
+ * two events per patch (40 of a 10-step data-flow task's 112) and the server updated the task's
+ * visibility record as many times. Asked first, before any other patch: runs recorded before it
+ * have no such marker, answer false, and ask every patch on its own as they did.
+ */
+export const PATCHES_AT_ONCE_PATCH = 'warden-patches-at-once';
+
+/** Whether the run takes patch `id`: `patched(id)`, or true without a marker of its own when the run takes every patch at once. */
+export type PatchQuestion = (id: string) => boolean;
+
+/**
+ * The run's {@link PatchQuestion}; call once, first thing in the workflow's first activation
+ * (agent-task.ts), and ask every patch through it.
+ */
+export function askPatches(): PatchQuestion {
+  const atOnce = askPatch(PATCHES_AT_ONCE_PATCH);
+  return atOnce ? () => true : askPatch;
+}
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -184,7 +206,7 @@ export interface WorkflowPatches {
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
-export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false, session = false): WorkflowPatches {
+export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false, session = false, patched: PatchQuestion = askPatch): WorkflowPatches {
   return {
     approvalUpdate: patched(APPROVAL_UPDATE_PATCH),
     callKeys: patched(CALL_KEY_PATCH),
@@ -234,6 +256,6 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
 }
 
 /** Decides the data flow; `agentTask` asks first thing, and only for inputs that can take it. */
-export function decideDataFlow(): boolean {
+export function decideDataFlow(patched: PatchQuestion = askPatch): boolean {
   return patched(DATA_FLOW_PATCH);
 }
