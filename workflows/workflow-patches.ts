@@ -138,7 +138,7 @@ export const UNDO_ENDED_CALLS_PATCH = 'warden-undo-ended-calls';
  * One marker for every patch of this module: a run that records it takes each of them (`patched()`
  * is true in every new run), without a marker per patch. Each patch marker came with the SDK's
  * `TemporalChangeVersion` search attribute upsert, so a new task's first workflow task recorded
- * two events per patch (40 of a 10-step data-flow task's 112) and the server updated the task's
+ * two events per patch (38 of a 10-step data-flow task's 112) and the server updated the task's
  * visibility record as many times. Asked first, before any other patch: runs recorded before it
  * have no such marker, answer false, and ask every patch on its own as they did.
  */

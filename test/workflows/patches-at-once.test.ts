@@ -1,7 +1,7 @@
 /**
  * A new agent task records one patch marker, not one per patch (workflows/workflow-patches.ts,
  * `warden-patches-at-once`; issue 17's history per step). Each `patched()` marker came with the
- * SDK's `TemporalChangeVersion` search attribute upsert: a 10-step data-flow task recorded 40 of
+ * SDK's `TemporalChangeVersion` search attribute upsert: a 10-step data-flow task recorded 38 of
  * its 112 events for them. On the real Temporal server, on both loops: the history of a new run
  * holds exactly the one marker and at most one `TemporalChangeVersion` upsert, the task does what
  * every patch says (it completes on the data flow, with its claims attested), and it replays.
