@@ -205,8 +205,11 @@ export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
+    // Written as the standalone worker's log is (terminal-safe, one entry per line): an SDK error
+    // may quote an agent's text, a workflow's failure message, with terminal controls in it.
+    const writeStderr = terminalWriter(process.stderr);
     Runtime.install({
-      logger: new DefaultLogger('ERROR'),
+      logger: new DefaultLogger('ERROR', (entry) => writeStderr(workerLogText(entry))),
       // The native core's own logs go through the same logger (stderr, errors only): written to
       // the console directly they would land on stdout, inside `warden run --json`.
       telemetryOptions: { logging: { forward: {}, filter: { core: 'ERROR', other: 'ERROR' } } },
