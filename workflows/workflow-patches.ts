@@ -135,25 +135,63 @@ export const FLOW_CALL_DEADLINE_PATCH = 'warden-flow-call-deadline';
 export const UNDO_ENDED_CALLS_PATCH = 'warden-undo-ended-calls';
 
 /**
- * One marker for every patch of this module: a run that records it takes each of them (`patched()`
- * is true in every new run), without a marker per patch. Each patch marker came with the SDK's
- * `TemporalChangeVersion` search attribute upsert, so a new task's first workflow task recorded
- * two events per patch (38 of a 10-step data-flow task's 112) and the server updated the task's
- * visibility record as many times. Asked first, before any other patch: runs recorded before it
- * have no such marker, answer false, and ask every patch on its own as they did.
+ * One marker for the patches of this module that existed when it was made
+ * ({@link PATCHES_TAKEN_AT_ONCE}): a run that records it takes each of them without a marker per
+ * patch. Each patch marker came with the SDK's `TemporalChangeVersion` search attribute upsert, so
+ * a new task's first workflow task recorded two events per patch (38 of a 10-step data-flow task's
+ * 112) and the server updated the task's visibility record as many times. Asked first, before any
+ * other patch: runs recorded before it have no such marker, answer false, and ask every patch on
+ * its own as they did.
  */
 export const PATCHES_AT_ONCE_PATCH = 'warden-patches-at-once';
 
-/** Whether the run takes patch `id`: `patched(id)`, or true without a marker of its own when the run takes every patch at once. */
+/**
+ * What a run that recorded {@link PATCHES_AT_ONCE_PATCH} took: frozen. A patch made later is asked
+ * on its own (its own marker) even in such a run, which ran without it; adding it here would have
+ * those runs' replays take it (nondeterminism). To fold later patches in, make another at-once
+ * patch over a new frozen list (test/workflows/patches-taken-at-once.test.ts pins this one).
+ */
+export const PATCHES_TAKEN_AT_ONCE: ReadonlySet<string> = new Set([
+  DATA_FLOW_PATCH,
+  APPROVAL_UPDATE_PATCH,
+  CALL_KEY_PATCH,
+  SUBAGENT_FS_UNDO_PATCH,
+  SUBAGENT_HANDOFF_PATCH,
+  RECOVERY_BY_RUN_PATCH,
+  APPROVAL_NOTICE_PATCH,
+  CLOSE_PATCHES.statusSearchAttribute,
+  CLOSE_PATCHES.closeAsFailed,
+  COMMIT_FAILURE_RESULT_PATCH,
+  SUBAGENT_PROGRAM_UNDO_PATCH,
+  ATTEST_CLAIMS_PATCH,
+  MONITOR_PATCH,
+  MCP_PINS_BY_DIGEST_PATCH,
+  MODEL_STEPS_BY_DIGEST_PATCH,
+  MONITOR_NETWORK_PATCH,
+  MONITOR_CARRIED_PATCH,
+  LOCAL_LANE_PATCH,
+  COMMIT_PROOF_PATCH,
+  FLOW_LOCAL_LANE_PATCH,
+  CLAIM_CHECK_OUTPUTS_PATCH,
+  ORDINARY_AFFINITY_PATCH,
+  HISTORY_BUDGET_PATCH,
+  POLICY_PRECHECK_PATCH,
+  SESSION_END_WITHDRAWS_PATCH,
+  STOP_CALLS_PATCH,
+  FLOW_CALL_DEADLINE_PATCH,
+  UNDO_ENDED_CALLS_PATCH,
+]);
+
+/** Whether the run takes patch `id`: `patched(id)`, or true without a marker of its own for a patch the run took at once. */
 export type PatchQuestion = (id: string) => boolean;
 
 /**
  * The run's {@link PatchQuestion}; call once, first thing in the workflow's first activation
- * (agent-task.ts), and ask every patch through it.
+ * (agent-task.ts), and ask every patch through it. `patched` is the SDK's (a parameter for tests).
  */
-export function askPatches(): PatchQuestion {
-  const atOnce = askPatch(PATCHES_AT_ONCE_PATCH);
-  return atOnce ? () => true : askPatch;
+export function askPatches(patched: (id: string) => boolean = askPatch): PatchQuestion {
+  const atOnce = patched(PATCHES_AT_ONCE_PATCH);
+  return atOnce ? (id) => PATCHES_TAKEN_AT_ONCE.has(id) || patched(id) : patched;
 }
 
 export interface WorkflowPatches {
