@@ -19,7 +19,7 @@ import { TaskDeadline } from './task-deadline';
 import type { TaskFlow } from './task-flow';
 import { TaskMonitor } from './monitor-step';
 import { TaskSaga } from './task-saga';
-import { decidePatches, type WorkflowPatches } from './workflow-patches';
+import { decidePatches, type PatchQuestion, type WorkflowPatches } from './workflow-patches';
 import { LocalLane } from './local-lane';
 import { claimsHandoff, originOf, type RunOrigin } from './subagent-handoff';
 import { DataPlaneAffinity } from './data-plane-affinity';
@@ -94,6 +94,8 @@ export interface AgentRunOptions {
   continuedDeadlineAt?: number;
   /** A run of the data flow (agent-task-flow.ts): it may continue as new. */
   dataFlow?: boolean;
+  /** How the run asks its patches (workflow-patches.ts `askPatches`); default `patched` itself. */
+  askPatch?: PatchQuestion;
 }
 
 /** The task tree's key for recovery activities: the root's workflow id and, for newer trees, its run. */
@@ -107,7 +109,7 @@ export function treeOf(run: Pick<AgentRun, 'rootWorkflowId' | 'rootRunId'>): { r
  */
 export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input, options: AgentRunOptions = {}): AgentRun {
   const { task } = input;
-  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0, options.dataFlow ?? false, task.agent.model.driver === 'mcp-client');
+  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0, options.dataFlow ?? false, task.agent.model.driver === 'mcp-client', options.askPatch);
   const origin = originOf(input, raw, patches);
   const { depth, lineage, isRoot } = origin;
   const info = workflowInfo();

@@ -20,8 +20,9 @@ import { modelTurnSummary, oneLine } from './ui-summaries';
 import { runAction } from './run-action';
 import { TaskEnded, stepErrorOf } from './task-ended';
 import { END_CALL, MODEL_CALL, placing, TaskFlow } from './task-flow';
+import type { PatchQuestion } from './workflow-patches';
 
-export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult> {
+export async function runFlowTask(input: AgentTaskFlowInput, askPatch?: PatchQuestion): Promise<TaskResult> {
   const carried = input.carried;
   // A data-flow run is a root (agent-task.ts: takesDataFlow): its place is a root's, and what its
   // previous run carried (grant, deadline, counters) comes only from that run (trustedFlowInput).
@@ -30,6 +31,7 @@ export async function runFlowTask(input: AgentTaskFlowInput): Promise<TaskResult
     deadlineTimers: false,
     dataFlow: true,
     stepBase: carried?.steps ?? 0,
+    ...(askPatch === undefined ? {} : { askPatch }),
     ...(input.deadlineAt === undefined ? {} : { continuedDeadlineAt: input.deadlineAt }),
   });
   if (input.identity !== undefined) run.identity = input.identity;

@@ -13,7 +13,7 @@ import { AgentTaskFlowInputSchema, type AgentTaskFlowInput } from '../task/data-
 import { AgentTaskInputSchema, type AgentTaskInput, type ModelTurn, type TaskResult } from '../task/task-run';
 import { runFlowTask } from './agent-task-flow';
 import { takesDataFlow } from './data-flow-choice';
-import { DATA_FLOW_PATCH, decideDataFlow } from './workflow-patches';
+import { askPatches, DATA_FLOW_PATCH, decideDataFlow } from './workflow-patches';
 import { summarized } from './activity-stubs';
 import { finishRun, startAgentRun, treeOf, type AgentRun } from './agent-run';
 import { beginIdentity } from './subagent-handoff';
@@ -32,8 +32,10 @@ export { DATA_FLOW_PATCH };
 export async function agentTask(rawInput: AgentTaskFlowInput): Promise<TaskResult> {
   // The data flow (agent-task-flow.ts) is opt-in, for tasks that use only what it supports; decided
   // from the input alone and in the first activation (like every patch), so replays decide the same.
-  if (takesDataFlow(rawInput) && decideDataFlow()) return runFlowTask(parseFlowInput(trustedFlowInput(rawInput)));
-  const run = startAgentRun(parseInput(rawInput), rawInput);
+  // Every patch is asked through one question, itself asked before any other (workflow-patches.ts).
+  const askPatch = askPatches();
+  if (takesDataFlow(rawInput) && decideDataFlow(askPatch)) return runFlowTask(parseFlowInput(trustedFlowInput(rawInput)), askPatch);
+  const run = startAgentRun(parseInput(rawInput), rawInput, { askPatch });
   // An existing agent connected through `warden mcp serve`: its calls arrive as Updates.
   const session = run.task.agent.model.driver === 'mcp-client' ? new SessionInbox(run) : undefined;
   const result = await run.monitor.settle(run, await runLoop(run, session));

@@ -7,7 +7,7 @@
  * makes the server start a new one), and the replay then fails with a nondeterminism error. The
  * first activation is the same in every run.
  */
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { patched as askPatch, workflowInfo } from '@temporalio/workflow';
 import { WARDEN_SEARCH_ATTRIBUTES } from './search-attributes';
 import { CLOSE_PATCHES } from './task-close';
 
@@ -134,6 +134,66 @@ export const FLOW_CALL_DEADLINE_PATCH = 'warden-flow-call-deadline';
  */
 export const UNDO_ENDED_CALLS_PATCH = 'warden-undo-ended-calls';
 
+/**
+ * One marker for the patches of this module that existed when it was made
+ * ({@link PATCHES_TAKEN_AT_ONCE}): a run that records it takes each of them without a marker per
+ * patch. Each patch marker came with the SDK's `TemporalChangeVersion` search attribute upsert, so
+ * a new task's first workflow task recorded two events per patch (38 of a 10-step data-flow task's
+ * 112) and the server updated the task's visibility record as many times. Asked first, before any
+ * other patch: runs recorded before it have no such marker, answer false, and ask every patch on
+ * its own as they did.
+ */
+export const PATCHES_AT_ONCE_PATCH = 'warden-patches-at-once';
+
+/**
+ * What a run that recorded {@link PATCHES_AT_ONCE_PATCH} took: frozen. A patch made later is asked
+ * on its own (its own marker) even in such a run, which ran without it; adding it here would have
+ * those runs' replays take it (nondeterminism). To fold later patches in, make another at-once
+ * patch over a new frozen list (test/workflows/patches-taken-at-once.test.ts pins this one).
+ */
+export const PATCHES_TAKEN_AT_ONCE: ReadonlySet<string> = new Set([
+  DATA_FLOW_PATCH,
+  APPROVAL_UPDATE_PATCH,
+  CALL_KEY_PATCH,
+  SUBAGENT_FS_UNDO_PATCH,
+  SUBAGENT_HANDOFF_PATCH,
+  RECOVERY_BY_RUN_PATCH,
+  APPROVAL_NOTICE_PATCH,
+  CLOSE_PATCHES.statusSearchAttribute,
+  CLOSE_PATCHES.closeAsFailed,
+  COMMIT_FAILURE_RESULT_PATCH,
+  SUBAGENT_PROGRAM_UNDO_PATCH,
+  ATTEST_CLAIMS_PATCH,
+  MONITOR_PATCH,
+  MCP_PINS_BY_DIGEST_PATCH,
+  MODEL_STEPS_BY_DIGEST_PATCH,
+  MONITOR_NETWORK_PATCH,
+  MONITOR_CARRIED_PATCH,
+  LOCAL_LANE_PATCH,
+  COMMIT_PROOF_PATCH,
+  FLOW_LOCAL_LANE_PATCH,
+  CLAIM_CHECK_OUTPUTS_PATCH,
+  ORDINARY_AFFINITY_PATCH,
+  HISTORY_BUDGET_PATCH,
+  POLICY_PRECHECK_PATCH,
+  SESSION_END_WITHDRAWS_PATCH,
+  STOP_CALLS_PATCH,
+  FLOW_CALL_DEADLINE_PATCH,
+  UNDO_ENDED_CALLS_PATCH,
+]);
+
+/** Whether the run takes patch `id`: `patched(id)`, or true without a marker of its own for a patch the run took at once. */
+export type PatchQuestion = (id: string) => boolean;
+
+/**
+ * The run's {@link PatchQuestion}; call once, first thing in the workflow's first activation
+ * (agent-task.ts), and ask every patch through it. `patched` is the SDK's (a parameter for tests).
+ */
+export function askPatches(patched: (id: string) => boolean = askPatch): PatchQuestion {
+  const atOnce = patched(PATCHES_AT_ONCE_PATCH);
+  return atOnce ? (id) => PATCHES_TAKEN_AT_ONCE.has(id) || patched(id) : patched;
+}
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -184,7 +244,7 @@ export interface WorkflowPatches {
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
-export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false, session = false): WorkflowPatches {
+export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false, session = false, patched: PatchQuestion = askPatch): WorkflowPatches {
   return {
     approvalUpdate: patched(APPROVAL_UPDATE_PATCH),
     callKeys: patched(CALL_KEY_PATCH),
@@ -234,6 +294,6 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
 }
 
 /** Decides the data flow; `agentTask` asks first thing, and only for inputs that can take it. */
-export function decideDataFlow(): boolean {
+export function decideDataFlow(patched: PatchQuestion = askPatch): boolean {
   return patched(DATA_FLOW_PATCH);
 }
