@@ -12,7 +12,7 @@ import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepError, StepRecord, ToolAction } from '../task/task-run';
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
 import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
@@ -228,10 +228,49 @@ async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult
  */
 function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean, error: unknown): void {
   if (step.executed) return;
+  const outcome = run.patches.undoWhatRan ? callOutcomeOf(error) : {};
+  // Refused before its tool started (patch `warden-undo-what-ran`): nothing to undo, and its record says it did not run.
+  if (outcome.notRun === true && !registered) {
+    if (error instanceof TaskEnded || isCancellation(error)) step.error = endedBeforeRun(error);
+    return;
+  }
   step.executed = true;
   if (!registered) run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+  // Stopped, but its tool was not confirmed stopped: its compensation still runs, and the task says it may not have undone it.
+  if (outcome.stopUnconfirmed !== undefined) run.saga.notUndoable.push(`#${step.index} ${action.tool}: ${outcome.stopUnconfirmed}`);
   // Cut short by the task's end: the record says so (a block's record, or a failure's, replaces it: run-action.ts).
   if (error instanceof TaskEnded || isCancellation(error)) step.error = endedWhileRunning(error);
+}
+
+/** The record of a call the task's end stopped before its tool started: nothing to undo. */
+function endedBeforeRun(error: unknown): StepError {
+  const why = error instanceof TaskEnded ? (error.status === 'timed_out' ? `the task timed out (${error.reason})` : `the task ended ${error.status} (${error.reason})`) : 'the task was cancelled';
+  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled before it ran: ${why}` };
+}
+
+/**
+ * What a call's failure says its tool did (activities/call-outcome.ts): `notRun` when it was
+ * refused before its tool started, `stopUnconfirmed` when it was stopped but may still complete.
+ * Read from the activity's failure (an ApplicationFailure's or a CancelledFailure's first
+ * details); anything else, the task's end included, says nothing (the call is taken to have run).
+ */
+function callOutcomeOf(error: unknown): { notRun?: boolean; stopUnconfirmed?: string } {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  const details = cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details : undefined;
+  const first = (details?.[0] ?? {}) as { notRun?: unknown; stopUnconfirmed?: unknown };
+  if (typeof first !== 'object' || first === null) return {};
+  return {
+    ...(first.notRun === true ? { notRun: true } : {}),
+    ...(typeof first.stopUnconfirmed === 'string' ? { stopUnconfirmed: first.stopUnconfirmed } : {}),
+  };
+}
+
+/**
+ * A failed call that was refused before its tool started (patch `warden-undo-what-ran`): no undo is
+ * registered for it and its record says it did not run (run-action.ts).
+ */
+export function refusedBeforeRun(run: AgentRun, error: unknown): boolean {
+  return run.patches.undoWhatRan && callOutcomeOf(error).notRun === true;
 }
 
 /** The record of a call the task's end cut short: it ran, and the saga undoes what it did. */
