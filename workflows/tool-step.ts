@@ -58,6 +58,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   const approvedEffects: string[] = [];
   // A built-in's one request is the step the monitor already scored: only other tools get a watch.
   const egressWatch = builtin ? undefined : run.monitor.egressWatch(run, step);
+  // Whether an earlier hold of this step registered the call's undo (older runs: any earlier hold did).
+  let registered = false;
   for (let hold = 1; ; hold += 1) {
     const policy: ToolPolicyContext = {
       state: run.policyState,
@@ -92,7 +94,7 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       run.calls.enabled), () => lostMidCall(run, action, step, callId)));
     } catch (error) {
       // Failed, cancelled, timed out or cut short by the task's end: what it did is undone all the same.
-      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, hold > 1, error);
+      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, run.patches.undoWhatRan ? registered : hold > 1, error);
       throw error;
     }
     step.credential = call.credential;
@@ -125,7 +127,12 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       return true;
     }
     // Stopped where the effect was measured: what ran before the stop (SQL applied by earlier calls of a user tool) stays undoable.
-    run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+    // A tool in the isolate acts only through capability calls: stopped at its first, with none applied, it changed nothing (patch `warden-undo-what-ran`).
+    const changedNothing = run.patches.undoWhatRan && isolated(descriptor) && effects.length === 0 && (call.egress ?? []).length === 0;
+    if (!registered && !changedNothing) {
+      run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+      registered = true;
+    }
     if (step.policy !== undefined) {
       step.policy.applied = { decision: call.held === undefined ? 'deny' : 'approval', matched: stopped.matched.map((m: Matched) => ({ ...m })), tool: stopped.tool };
     }
@@ -173,6 +180,11 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     }
     approvedEffects.push(stopped.digest);
   }
+}
+
+/** A tool run in the isolate (a built-in or a custom tool): every effect it has is a capability call the host's gate decides and reports. */
+function isolated(descriptor: ReturnType<typeof resolveTool>): boolean {
+  return descriptor !== undefined && (descriptor.executor.kind === 'builtin' || descriptor.executor.kind === 'isolate');
 }
 
 function stepEffectOf(e: { request: { tool: string; effect?: unknown }; decision: 'allow' | 'deny' | 'approval'; rules: string[]; shadow?: string[] }): StepEffect {
