@@ -249,7 +249,10 @@ function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, call
   step.executed = true;
   if (!registered) run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
   // Stopped, but its tool was not confirmed stopped: its compensation still runs, and the task says it may not have undone it.
-  if (outcome.stopUnconfirmed !== undefined) run.saga.notUndoable.push(`#${step.index} ${action.tool}: ${outcome.stopUnconfirmed}`);
+  if (outcome.stopUnconfirmed !== undefined) {
+    run.saga.notUndoable.push(`#${step.index} ${action.tool}: ${outcome.stopUnconfirmed}`);
+    run.saga.markUnconfirmed(callId);
+  }
   // Cut short by the task's end: the record says so (a block's record, or a failure's, replaces it: run-action.ts).
   if (error instanceof TaskEnded || isCancellation(error)) step.error = endedWhileRunning(error);
 }
