@@ -79,22 +79,32 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       started = !CancellationScope.current().consideredCancelled;
       return activity;
     };
+    // The activity's own failure, which says what its tool did (call-outcome.ts): a cancel or the
+    // deadline reaches the loop as the task's end, the call's failure settling behind it.
+    let callFailure: unknown;
+    const watched = <T>(call: Promise<T>): Promise<T> =>
+      run.patches.undoWhatRan
+        ? call.catch((error: unknown) => {
+            callFailure = error;
+            throw error;
+          })
+        : call;
     let call: ToolCallResult | ToolStepResult;
     try {
       // In its own scope (calls-in-flight.ts): a block cancels it, and a cancelled call settles once its program is dead.
-      call = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead, starting) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() => run.calls.run(() =>
-        starting(run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on))({
+      call = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead, starting, watched) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() => run.calls.run(() =>
+        watched(starting(run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on))({
           ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
           task: run.activityTask,
           // The call reports the files it wrote, for the commit's proof.
           ...(run.patches.commitProof ? { reportWrites: true } : {}),
           // A large output reaches history as its claim check (the policy checks, the model and the client read the value).
           ...(run.patches.claimCheckOutputs ? { claimCheckOutput: true } : {}),
-        })),
+        }))),
       run.calls.enabled), () => lostMidCall(run, action, step, callId)));
     } catch (error) {
       // Failed, cancelled, timed out or cut short by the task's end: what it did is undone all the same.
-      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, run.patches.undoWhatRan ? registered : hold > 1, error);
+      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, run.patches.undoWhatRan ? registered : hold > 1, error, callFailure);
       throw error;
     }
     step.credential = call.credential;
@@ -238,9 +248,9 @@ async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult
  * without a compensating tool is reported as possibly not undone, and a compensating tool
  * receives the original's output as null, as for a failed call.
  */
-function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean, error: unknown): void {
+function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean, error: unknown, callFailure: unknown): void {
   if (step.executed) return;
-  const outcome = run.patches.undoWhatRan ? callOutcomeOf(error) : {};
+  const outcome = run.patches.undoWhatRan ? callOutcomeOf(callFailure ?? error) : {};
   // Refused before its tool started (patch `warden-undo-what-ran`): nothing to undo, and its record says it did not run.
   if (outcome.notRun === true && !registered) {
     if (error instanceof TaskEnded || isCancellation(error)) step.error = endedBeforeRun(error);
@@ -270,6 +280,8 @@ function endedBeforeRun(error: unknown): StepError {
  * details); anything else, the task's end included, says nothing (the call is taken to have run).
  */
 function callOutcomeOf(error: unknown): { notRun?: boolean; stopUnconfirmed?: string } {
+  // Cancelled before any worker started it: the server's record of the cancellation names no start.
+  if (error instanceof ActivityFailure && error.cause instanceof CancelledFailure && startedEventIdOf(error) === 0) return { notRun: true };
   const cause = error instanceof ActivityFailure ? error.cause : error;
   const details = cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details : undefined;
   const first = (details?.[0] ?? {}) as { notRun?: unknown; stopUnconfirmed?: unknown };
@@ -278,6 +290,14 @@ function callOutcomeOf(error: unknown): { notRun?: boolean; stopUnconfirmed?: st
     ...(first.notRun === true ? { notRun: true } : {}),
     ...(typeof first.stopUnconfirmed === 'string' ? { stopUnconfirmed: first.stopUnconfirmed } : {}),
   };
+}
+
+/** The history event id of the activity's start as its failure records it (0: never started), or undefined when it is not recorded. */
+function startedEventIdOf(error: ActivityFailure): number | undefined {
+  const id = (error.failure?.activityFailureInfo as { startedEventId?: { toString(): string } | number | null } | undefined)?.startedEventId;
+  if (id === undefined || id === null) return undefined;
+  const n = Number(id.toString());
+  return Number.isFinite(n) ? n : undefined;
 }
 
 /**
@@ -359,19 +379,20 @@ async function runFlowCall(
   egressWatch: EgressWatch | undefined,
   ahead: { request: PolicyRequest; retainMs: number; countEffects: boolean } | undefined,
   starting: <F>(activity: F) => F,
+  watched: <T>(call: Promise<T>) => Promise<T>,
 ): Promise<ToolStepResult> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
   const policyAhead = ahead === undefined ? {} : { policy: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), ...ahead } };
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), ...policyAhead } : undefined;
   const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
     run.calls.run(() =>
-      starting(a.runTool)({
+      watched(starting(a.runTool)({
         ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
         taskRef: flow.taskRef!,
         ...(next === undefined ? {} : { next }),
         // The worker stops the tool at the deadline, and the call fails then (patch `warden-flow-call-deadline`).
         ...(run.patches.flowCallDeadline ? { deadlineAt: run.deadline.deadlineAt } : {}),
-      }),
+      })),
     ),
     // The model's next turn comes back with the call: the UI says so.
     fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),
