@@ -104,7 +104,7 @@ describe('a call refused before it ran has no compensating tool run for it', () 
       },
       grants: { tools: ['reserve', 'release', 'sql.exec'], databases: ['shop'] },
       resources: { workspace, databases: { shop: dbFile } },
-      policies: ['deny reserve when argument item contains "coffee"'],
+      policies: ['deny tool reserve when argument item contains "coffee"'],
       limits: { onDeny: 'continue' },
       ...(loop === 'data flow' ? { dataFlow: true } : {}),
     });
