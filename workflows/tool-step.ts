@@ -269,8 +269,12 @@ function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, call
 
 /** The record of a call the task's end stopped before its tool started: nothing to undo. */
 function endedBeforeRun(error: unknown): StepError {
-  const why = error instanceof TaskEnded ? (error.status === 'timed_out' ? `the task timed out (${error.reason})` : `the task ended ${error.status} (${error.reason})`) : 'the task was cancelled';
-  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled before it ran: ${why}` };
+  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled before it ran: ${howTaskEnded(error)}` };
+}
+
+/** How the task's end reads in a call's record. */
+function howTaskEnded(error: unknown): string {
+  return error instanceof TaskEnded ? (error.status === 'timed_out' ? `the task timed out (${error.reason})` : `the task ended ${error.status} (${error.reason})`) : 'the task was cancelled';
 }
 
 /**
@@ -310,8 +314,7 @@ export function refusedBeforeRun(run: AgentRun, error: unknown): boolean {
 
 /** The record of a call the task's end cut short: it ran, and the saga undoes what it did. */
 function endedWhileRunning(error: unknown): StepError {
-  const why = error instanceof TaskEnded ? (error.status === 'timed_out' ? `the task timed out (${error.reason})` : `the task ended ${error.status} (${error.reason})`) : 'the task was cancelled';
-  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled while it ran: ${why}; its effects, if any, are undone with the task's` };
+  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled while it ran: ${howTaskEnded(error)}; its effects, if any, are undone with the task's` };
 }
 
 /**
