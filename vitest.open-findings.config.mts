@@ -5,6 +5,7 @@ export default defineConfig({
   test: {
     include: ['test/attacks/open/**/*.test.ts'],
     globalSetup: ['test/support/global-setup.ts'],
+    setupFiles: ['test/support/test-file-setup.ts'],
     fileParallelism: false,
     testTimeout: 600_000,
     hookTimeout: 600_000,

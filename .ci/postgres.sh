@@ -14,6 +14,10 @@ as_pg() {
 
 case "$action" in
   start)
+    # Test files run in parallel and each may ask for the server: one start at a time (the lock's
+    # descriptor is closed for the server, which would otherwise hold the lock while it runs).
+    exec 9>"/tmp/warden-pg-$port.lock"
+    flock 9
     if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
       bindir="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
@@ -31,7 +35,7 @@ case "$action" in
     fi
     if ! as_pg "$bindir/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
       as_pg "$bindir/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start >/dev/null
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start >/dev/null 9>&-
     fi
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;

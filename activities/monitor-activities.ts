@@ -28,7 +28,7 @@ import { KILL_ACTION, KILL_REQUEST_ID, type KillRequest } from '../workflows/def
 import { DEFAULT_POLICY_PACKS } from './check-policy';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
-import { terminalLine } from '../terminal-text';
+import { terminalJson, terminalLine } from '../terminal-text';
 
 /** What a worker's monitor activities use. */
 export interface MonitorServices {
@@ -255,9 +255,13 @@ export function createMonitorActivities(deps: ActivityDeps) {
   };
 }
 
-/** `warden worker`'s alert line: the alert as one JSON object, typed `warden.alert`. */
+/**
+ * `warden worker`'s alert line: the alert as one JSON object, typed `warden.alert`, one line. The
+ * alert quotes an agent's action, so its text is JSON a terminal cannot act on, piped or not
+ * (`terminalJson`, ../terminal-text.ts): a log collector's output may end on a terminal.
+ */
 export function alertJsonLine(alert: Alert): string {
-  return `${JSON.stringify({ type: 'warden.alert', ...alert })}\n`;
+  return `${terminalJson({ type: 'warden.alert', ...alert })}\n`;
 }
 
 /** `warden run`'s alert line, for people: one line, the agent's action in it made safe for a terminal (../terminal-text.ts). */

@@ -22,6 +22,7 @@ import type { BlobStore } from '../dataplane/blob-store';
 import type { PlacementStore } from '../dataplane/placement-store';
 import type { FileWrite, Transcript } from '../task/data-flow';
 import { jsonBytes, PAYLOAD_BUDGET_BYTES } from '../task/data-refs';
+import { setLongTimeout, type LongTimeout } from '../long-timer';
 import type { StepError } from '../task/task-run';
 import { mintCallCredential } from '../identity/credential';
 import { missingGrantRefusal } from '../identity/grant-unknown';
@@ -771,9 +772,10 @@ function callStop(deadlineAt: number | undefined, tool: string): CallStop {
   const deadline = new AbortController();
   const expire = () => deadline.abort(deadlineError());
   const left = deadlineAt - Date.now();
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimeout | undefined;
   if (left <= 0) expire();
-  else timer = setTimeout(expire, left);
+  // A deadline up to 30 days away: a bare timer past 2^31 - 1 ms would fire at once.
+  else timer = setLongTimeout(expire, left);
   return {
     signal: cancelled === undefined ? deadline.signal : AbortSignal.any([cancelled, deadline.signal]),
     deadlineError,
@@ -781,7 +783,7 @@ function callStop(deadlineAt: number | undefined, tool: string): CallStop {
     get expired() {
       return deadline.signal.aborted || Date.now() >= deadlineAt;
     },
-    dispose: () => clearTimeout(timer),
+    dispose: () => timer?.clear(),
   };
 }
 

@@ -29,6 +29,7 @@ import type { UserVerifier } from './attestation-config';
 import type { ClaimVerifierMeans } from './verify-claim';
 import type { VerifierAccess } from './verifier-access';
 import { cutText, textTail } from '../cut-text';
+import { longTimeoutSignal } from '../long-timer';
 
 /** Largest committed file a claim is checked against (larger: `unverified`). */
 export const MAX_CHECKED_FILE_BYTES = 64 * 1024 * 1024;
@@ -86,7 +87,7 @@ export function committedStateMeans(options: CommittedStateOptions): ClaimVerifi
   };
   means.httpStatus = async (url, method) => {
     allow(httpScope(method, url));
-    const http = createHttpCapability({ allowedHosts: options.access.grants.hosts }, { signal: AbortSignal.timeout(options.timeoutMs) });
+    const http = createHttpCapability({ allowedHosts: options.access.grants.hosts }, { signal: longTimeoutSignal(options.timeoutMs) });
     return (await http.fetch(url, { method })).status;
   };
   means.runTests = async (command, args, cwd) => {

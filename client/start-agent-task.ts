@@ -18,6 +18,7 @@ import { taskSearchAttributes } from '../workflows/search-attributes';
 import { taskResultOfFailure } from '../workflows/task-close';
 import { taskDetails, taskSummary } from '../workflows/ui-summaries';
 import { registeredSearchAttributes } from './registered-search-attributes';
+import { setLongTimeout } from '../long-timer';
 
 /** How deep `followAgentTask` looks into running sub-agents. */
 const MAX_FOLLOW_DEPTH = 10;
@@ -188,9 +189,9 @@ export async function followAgentTask(
       // Checked again here: a poll aborted because the result came in must not start another wait.
       if (done) break;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pollMs);
+        const timer = setLongTimeout(resolve, pollMs);
         wake = () => {
-          clearTimeout(timer);
+          timer.clear();
           resolve();
         };
       });

@@ -29,6 +29,7 @@ import { ConfigError, DataPlaneError, type WardenError } from '../errors';
 import type { SqlDatabase } from '../state/sql-database';
 import { toSafeInteger } from '../state/sql-database';
 import { WORKER_ID_ENV } from './shared-storage';
+import { setLongTimeout, type LongTimeout } from '../long-timer';
 
 export const LEASE_TTL_MS = 30_000;
 export const LEASE_RENEW_MS = 10_000;
@@ -114,10 +115,10 @@ export async function acquireWorkerLease(options: WorkerLeaseOptions): Promise<W
   let onLost!: (error: WardenError) => void;
   const lost = new Promise<WardenError>((resolve) => (onLost = resolve));
   let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimeout | undefined;
   let renewing: Promise<void> = Promise.resolve();
   const schedule = () => {
-    timer = setTimeout(() => {
+    timer = setLongTimeout(() => {
       renewing = (async () => {
         try {
           const other = await store.take(mine(), now());
@@ -145,7 +146,7 @@ export async function acquireWorkerLease(options: WorkerLeaseOptions): Promise<W
     async release() {
       if (stopped) return;
       stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
+      timer?.clear();
       await renewing;
       await store.free(options.workerId, instance).catch(() => undefined);
     },

@@ -12,6 +12,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
 import { durationToMs } from '../task/duration';
+import { libraryTimeoutMs } from '../long-timer';
 import type { ModelTurn } from '../task/task-run';
 import type { Model } from '../task/task-schema';
 import type { DriverInput, ModelDriver } from './model-driver';
@@ -131,7 +132,8 @@ export class AnthropicDriver implements ModelDriver {
       apiKey: apiKey ?? 'no-key',
       authToken: null,
       baseURL: base,
-      timeout: durationToMs(requestTimeout),
+      // The SDK arms its own setTimeout from this: past 2^31 - 1 ms it would fire at once (a task file giving more than 24 days is refused where it is read).
+      timeout: libraryTimeoutMs(durationToMs(requestTimeout)),
       maxRetries: 0,
       fetch: providerFetch(),
       logLevel: 'off',

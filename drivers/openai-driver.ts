@@ -12,6 +12,7 @@
 import OpenAI from 'openai';
 import { z } from 'zod';
 import { durationToMs } from '../task/duration';
+import { libraryTimeoutMs } from '../long-timer';
 import type { ModelTurn, ModelUsage } from '../task/task-run';
 import type { Model } from '../task/task-schema';
 import type { DriverInput, ModelDriver } from './model-driver';
@@ -235,7 +236,8 @@ export class OpenAIDriver implements ModelDriver {
       project: null,
       webhookSecret: null,
       baseURL: base,
-      timeout: durationToMs(requestTimeout),
+      // The SDK arms its own setTimeout from this: past 2^31 - 1 ms it would fire at once (a task file giving more than 24 days is refused where it is read).
+      timeout: libraryTimeoutMs(durationToMs(requestTimeout)),
       maxRetries: 0,
       fetch: providerFetch(),
       logLevel: 'off',

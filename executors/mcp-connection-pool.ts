@@ -8,12 +8,11 @@
 import { McpError } from '../errors';
 import { McpConnection, type McpStartContext } from '../mcp/mcp-connection';
 import type { McpServer } from '../mcp/mcp-server-config';
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
+import { setLongTimeout, type LongTimeout } from '../long-timer';
 
 interface Entry {
   connection: Promise<McpConnection>;
-  deadline: NodeJS.Timeout;
+  deadline: LongTimeout;
 }
 
 export class McpConnectionPool {
@@ -31,9 +30,8 @@ export class McpConnectionPool {
       this.#drop(key, existing);
     }
     const opening = McpConnection.open(server, config, { ...context, lifetimeMs: Math.max(1000, deadlineAt - Date.now()) });
-    // setTimeout takes at most 2^31-1 ms; a later deadline is re-armed when that fires.
-    const deadline = setTimeout(() => void this.#onDeadline(session, server, deadlineAt), Math.min(MAX_TIMER_MS, Math.max(0, deadlineAt - Date.now())));
-    deadline.unref();
+    // A deadline up to 30 days away: a long timer (a bare one past 2^31 - 1 ms fires at once).
+    const deadline = setLongTimeout(() => void this.#onDeadline(session, server, deadlineAt), Math.max(0, deadlineAt - Date.now())).unref();
     const entry: Entry = { connection: opening, deadline };
     this.#entries.set(key, entry);
     try {
@@ -76,16 +74,16 @@ export class McpConnectionPool {
 
   #onDeadline(session: string, server: string, deadlineAt: number): void {
     const entry = this.#entries.get(keyOf(session, server));
+    // The timer measures the monotonic clock; the deadline is wall-clock time, which may lag it.
     if (entry !== undefined && Date.now() < deadlineAt) {
-      entry.deadline = setTimeout(() => this.#onDeadline(session, server, deadlineAt), Math.min(MAX_TIMER_MS, deadlineAt - Date.now()));
-      entry.deadline.unref();
+      entry.deadline = setLongTimeout(() => this.#onDeadline(session, server, deadlineAt), deadlineAt - Date.now()).unref();
       return;
     }
     void this.closeServer(session, server);
   }
 
   #drop(key: string, entry: Entry): void {
-    clearTimeout(entry.deadline);
+    entry.deadline.clear();
     if (this.#entries.get(key) === entry) this.#entries.delete(key);
   }
 }

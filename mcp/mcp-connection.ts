@@ -30,6 +30,7 @@ import type { EgressDecision } from '../sandbox/os/egress-proxy';
 import { boundedFetch, ResponseTooLargeError } from './bounded-fetch';
 import { deniedEnvReason } from '../secrets/reserved-env';
 import { textTail } from '../cut-text';
+import { libraryTimeoutMs, setLongTimeout, type LongTimeout } from '../long-timer';
 
 export const WARDEN_CLIENT_INFO = { name: 'warden', version: '0.1.0' } as const;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
@@ -204,7 +205,7 @@ export class McpConnection {
     this.#traces.set(params, trace);
     try {
       // The server's requests while the call is in flight are judged by its step's watch and reported with it.
-      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool(params, undefined, { timeout: options.timeoutMs, ...(options.signal === undefined ? {} : { signal: options.signal }) }));
+      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool(params, undefined, { timeout: libraryTimeoutMs(options.timeoutMs), ...(options.signal === undefined ? {} : { signal: options.signal }) }));
       const content = Array.isArray(result.content) ? (result.content as unknown[]) : [];
       const structured = result.structuredContent;
       return {
@@ -233,12 +234,12 @@ export class McpConnection {
   async #stopCancelled(trace: CallTrace, graceMs: number): Promise<McpCancelOutcome> {
     if (trace.id === undefined) return 'not-sent';
     if (!trace.answered && !this.#closed) {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: LongTimeout | undefined;
       await new Promise<void>((resolve) => {
         trace.onAnswer = resolve;
-        timer = setTimeout(resolve, graceMs);
+        timer = setLongTimeout(resolve, graceMs);
       });
-      clearTimeout(timer);
+      timer?.clear();
     }
     if (trace.answered) return 'answered';
     const stdio = this.#transport instanceof SandboxedStdioTransport;
@@ -379,7 +380,7 @@ async function listAll(server: string, transport: string, client: Client, timeou
   const tools: RawMcpTool[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < MAX_LIST_PAGES; page += 1) {
-    const result = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout });
+    const result = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout: libraryTimeoutMs(timeout) });
     tools.push(...(result.tools as RawMcpTool[]));
     cursor = result.nextCursor;
     if (cursor === undefined) break;
@@ -416,7 +417,7 @@ function chain(first: (() => void) | undefined, second: () => void): () => void 
 
 /** Waits for `work` at most `graceMs` ms; its failure, or its still running past that, is not the caller's concern (a server told to stop may not answer). */
 async function withinGrace(work: () => Promise<unknown>, graceMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([work().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-  clearTimeout(timer);
+  let timer: LongTimeout | undefined;
+  await Promise.race([work().catch(() => undefined), new Promise((resolve) => (timer = setLongTimeout(() => resolve(undefined), graceMs)))]);
+  timer?.clear();
 }

@@ -21,6 +21,7 @@
  */
 import ivm from 'isolated-vm';
 import { PRELUDE_SOURCE } from './isolate-prelude';
+import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
 
 export interface IsolatePoolOptions {
   /** Idle isolates kept per memory limit. Default 4. */
@@ -79,7 +80,7 @@ interface PooledIsolate {
   readonly memoryMb: number;
   readonly prelude: ivm.Script;
   calls: number;
-  idleTimer?: NodeJS.Timeout;
+  idleTimer?: LongTimeout;
 }
 
 /** One call's hold on an isolate and its fresh context. Give it back with `IsolatePool.giveBack`. */
@@ -156,7 +157,7 @@ export class IsolatePool {
     if (this.#closed) throw new Error('the isolate pool is closed');
     const idle = this.#idle.get(memoryMb)?.pop();
     if (idle !== undefined) {
-      clearTimeout(idle.pooled.idleTimer);
+      clearLongTimeout(idle.pooled.idleTimer);
       if (!idle.pooled.isolate.isDisposed) {
         this.#stats.reused += 1;
         this.#keepSpare(memoryMb);
@@ -244,13 +245,13 @@ export class IsolatePool {
     return new Promise((resolve) => {
       const waiters = this.#waiters.get(memoryMb) ?? [];
       this.#waiters.set(memoryMb, waiters);
-      const timer = setTimeout(() => {
+      const timer = setLongTimeout(() => {
         const at = waiters.indexOf(take);
         if (at >= 0) waiters.splice(at, 1);
         resolve(undefined);
       }, this.#options.recycleWaitMs);
       const take = (idle: IdleIsolate) => {
-        clearTimeout(timer);
+        timer.clear();
         resolve(idle);
       };
       waiters.push(take);
@@ -299,13 +300,13 @@ export class IsolatePool {
     // The new context is created by a task on the isolate's thread, which runs only once the
     // finished call's microtasks have drained: if that does not happen in time, the call left
     // work behind and the isolate is not trusted again.
-    let fenceTimer: NodeJS.Timeout | undefined;
+    let fenceTimer: LongTimeout | undefined;
     // A fence of 0 ms waits for nothing: no isolate is trusted again (each serves one call).
     const fence =
       this.#options.fenceTimeoutMs <= 0
         ? Promise.resolve<'late'>('late')
         : new Promise<'late'>((resolve) => {
-            fenceTimer = setTimeout(() => resolve('late'), this.#options.fenceTimeoutMs);
+            fenceTimer = setLongTimeout(() => resolve('late'), this.#options.fenceTimeoutMs);
           });
     const preparing = prepareContext(pooled);
     let handles: PreludeHandles | 'late';
@@ -315,7 +316,7 @@ export class IsolatePool {
       this.#retire(pooled, 'troubled');
       return;
     } finally {
-      clearTimeout(fenceTimer);
+      clearLongTimeout(fenceTimer);
     }
     if (handles === 'late') {
       this.#retire(pooled, 'fence');
@@ -350,7 +351,7 @@ export class IsolatePool {
       return;
     }
     const idle: IdleIsolate = { pooled, handles };
-    pooled.idleTimer = setTimeout(() => {
+    pooled.idleTimer = setLongTimeout(() => {
       const at = list.indexOf(idle);
       if (at >= 0) list.splice(at, 1);
       this.#retire(pooled, 'idle', handles);
@@ -370,7 +371,7 @@ export class IsolatePool {
   }
 
   #retire(pooled: PooledIsolate, reason: RetireReason, handles?: PreludeHandles): void {
-    clearTimeout(pooled.idleTimer);
+    clearLongTimeout(pooled.idleTimer);
     if (handles !== undefined) releaseHandles(handles);
     if (!this.#live.delete(pooled)) return;
     this.#stats.retired[reason] += 1;

@@ -29,6 +29,7 @@ import type { CapabilityName } from '../tools/tool-descriptor';
 import type { ToolEffect } from '../policies/engine/policy-request';
 import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './sandbox-messages';
 import { cutText } from '../cut-text';
+import { libraryTimeoutMs, setLongTimeout } from '../long-timer';
 import { wellFormedJson } from '../custody/well-formed-json';
 import { wellFormed } from '../custody/span-record';
 import { terminalWriter } from '../terminal-text';
@@ -112,7 +113,8 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   };
   // Wall clock for everything, including time spent awaiting host capabilities; isolated-vm's
   // own `timeout` below only covers synchronous runs.
-  const wallClock = setTimeout(() => stop('timedOut'), Math.max(1, Math.ceil(deadline - performance.now())));
+  // The timeout may be a task's (up to 30 days): a long timer, as a bare one fires at once past 2^31 - 1 ms.
+  const wallClock = setLongTimeout(() => stop('timedOut'), Math.max(1, Math.ceil(deadline - performance.now())));
   // A cancelled call stops as a timed-out one does: the isolate goes, the capabilities' signal aborts.
   const onCancel = () => stop('cancelled');
   cancel?.addEventListener('abort', onCancel, { once: true });
@@ -120,7 +122,8 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   try {
     const deliver = (ticket: unknown, outcome: CapabilityOutcome<unknown>) => {
       if (callEnded.signal.aborted || typeof ticket !== 'number') return;
-      const remaining = Math.max(1, Math.ceil(deadline - performance.now()));
+      // isolated-vm takes a 32-bit timeout: a synchronous run past 24.855 days is stopped there (the wall clock above takes the rest).
+      const remaining = libraryTimeoutMs(Math.max(1, Math.ceil(deadline - performance.now())));
       settle.apply(undefined, [ticket, outcome], { arguments: { copy: true }, timeout: remaining }).catch((error: unknown) => {
         // After the call ended the isolate may already serve another call: a late failure here
         // (the context was released) must not dispose it.
@@ -129,7 +132,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     };
     const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, ...(gate === undefined ? {} : { gate }) });
     const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
-      timeout: Math.max(1, Math.ceil(deadline - performance.now())),
+      timeout: libraryTimeoutMs(Math.max(1, Math.ceil(deadline - performance.now()))),
       result: { promise: true, copy: true },
     });
     if (trouble.timedOut || trouble.outOfMemory || trouble.cancelled) return troubleOutcome(trouble, timeoutMs, memoryMb);
@@ -142,7 +145,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     if (isolate.isDisposed) return { ok: false, code: 'ERR_SANDBOX_CRASHED', message: 'the isolate was disposed unexpectedly' };
     return { ok: false, code: 'ERR_TOOL_THREW', message: wellFormed(messageOf(error)) };
   } finally {
-    clearTimeout(wallClock);
+    wallClock.clear();
     cancel?.removeEventListener('abort', onCancel);
     callEnded.abort();
     pool.giveBack(lease, !answered);

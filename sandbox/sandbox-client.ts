@@ -22,6 +22,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
+import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
@@ -75,11 +76,11 @@ interface HostHandle {
 interface PendingCall {
   host: HostHandle;
   resolve: (response: SandboxRunResponse) => void;
-  timer: NodeJS.Timeout;
+  timer: LongTimeout;
   /** Milliseconds the call was given before the host is presumed wedged. */
   budgetMs: number;
   /** Set once the call was cancelled: the host is killed when it fires. */
-  cancelTimer?: NodeJS.Timeout;
+  cancelTimer?: LongTimeout;
 }
 
 /** Options of one call. */
@@ -222,7 +223,8 @@ export class SandboxClient {
     if (message.policy?.rules !== undefined) this.#rulesSent += 1;
     return new Promise((resolve) => {
       const budget = message.limits.timeoutMs + this.#deadlineGraceMs + (host.answered ? 0 : this.#bootAllowanceMs);
-      const timer = setTimeout(() => this.#onDeadline(id), budget);
+      // The tool's timeout may be a task's (up to 30 days): past 2^31 - 1 ms a bare timer fires at once.
+      const timer = setLongTimeout(() => this.#onDeadline(id), budget);
       const onAbort = () => this.#cancel(id);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, {
@@ -254,7 +256,7 @@ export class SandboxClient {
     const pending = this.#pending.get(id);
     if (pending === undefined || pending.cancelTimer !== undefined) return;
     const { host } = pending;
-    pending.cancelTimer = setTimeout(() => this.#onCancelGrace(id), this.#cancelGraceMs);
+    pending.cancelTimer = setLongTimeout(() => this.#onCancelGrace(id), this.#cancelGraceMs);
     const message: SandboxCancelRequest = { type: 'cancel', id };
     try {
       host.child.send(message, (error) => {
@@ -270,8 +272,8 @@ export class SandboxClient {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
     this.#pending.delete(id);
-    clearTimeout(pending.timer);
-    clearTimeout(pending.cancelTimer);
+    clearLongTimeout(pending.timer);
+    clearLongTimeout(pending.cancelTimer);
     const { host } = pending;
     this.#cancelKills += 1;
     const exited = host.child.exitCode !== null || host.child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => host.child.once('exit', () => resolve()));
@@ -361,8 +363,8 @@ export class SandboxClient {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
     this.#pending.delete(id);
-    clearTimeout(pending.timer);
-    clearTimeout(pending.cancelTimer);
+    clearLongTimeout(pending.timer);
+    clearLongTimeout(pending.cancelTimer);
     pending.resolve(response);
   }
 }

@@ -29,6 +29,7 @@ import {
   checkDocumentLimits,
   firstInvalidUtf8Offset,
   lineColumnOf,
+  MAX_LIBRARY_TIMEOUT_MS,
   MAX_TASK_FILE_BYTES,
   MAX_TASK_NESTING,
   MAX_YAML_ALIASES,
@@ -39,6 +40,7 @@ import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
 import { taskPathIssues, type TaskPaths } from './task-path-issues';
 import { parsedFields, taskPathsOf } from './partial-task';
 import { dataFlowIssues } from './data-flow-eligibility';
+import { durationToMs } from './duration';
 
 function pathOf(path: readonly PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? String(p) : String(p))).join('.');
@@ -122,6 +124,24 @@ type TaskReferences = Pick<Task, (typeof REFERENCE_FIELDS)[number]>;
 function didYouMean(name: string, known: Iterable<string>): string {
   const guess = nearestName(name, [...known]);
   return guess === undefined ? '' : `; did you mean "${guess}"?`;
+}
+
+/**
+ * Durations only a library's own timer measures, at most 24 days (`MAX_LIBRARY_TIMEOUT_MS`): a
+ * model's `requestTimeout` (the provider SDK's) and an MCP server's `timeout` (the MCP SDK's); each
+ * arms one Node timer, which holds at most 2^31 - 1 ms (long-timer.ts). Checked where a task file
+ * is read, not in the task schema, which the workflow parses its input with: a task started before
+ * with such a value still replays.
+ */
+function checkLibraryTimeouts(agent: Task['agent'] | undefined, tools: Tools, prefix: string, issues: TaskFileIssue[]): void {
+  const tooLong = (what: string) => `at most ${MAX_LIBRARY_TIMEOUT_MS / 86_400_000} days (${MAX_LIBRARY_TIMEOUT_MS / 3_600_000}h): ${what} timer holds no more`;
+  const model = agent?.model;
+  if (model !== undefined && 'requestTimeout' in model && durationToMs(model.requestTimeout) > MAX_LIBRARY_TIMEOUT_MS) {
+    issues.push({ path: `${prefix}agent.model.requestTimeout`, message: tooLong("the provider SDK's") });
+  }
+  for (const [server, config] of Object.entries(tools.mcp ?? {})) {
+    if (config.timeout !== undefined && durationToMs(config.timeout) > MAX_LIBRARY_TIMEOUT_MS) issues.push({ path: `${prefix}tools.mcp.${server}.timeout`, message: tooLong("the MCP SDK's") });
+  }
 }
 
 function checkToolsAndGrants(tools: Tools, grants: Grants, task: TaskReferences, at: string, issues: TaskFileIssue[]): void {
@@ -352,10 +372,12 @@ export function checkTaskReferences(task: TaskReferences & { agent?: Task['agent
   checkPolicies(task, issues);
   checkToolsAndGrants(task.tools, task.grants, task, '', issues);
   if (task.agent !== undefined) checkScriptedTools(task.agent, task.tools, '', issues);
+  checkLibraryTimeouts(task.agent, task.tools, '', issues);
   checkSubagentTools(task, issues);
   for (const [name, sub] of Object.entries(task.subagents)) {
     checkToolsAndGrants(sub.tools, sub.grants, task, `subagents.${name}`, issues);
     checkScriptedTools(sub.agent, sub.tools, `subagents.${name}.`, issues);
+    checkLibraryTimeouts(sub.agent, sub.tools, `subagents.${name}.`, issues);
   }
   return issues;
 }

@@ -23,8 +23,16 @@ export const MAX_TASK_COLLECTION_ENTRIES = 10_000;
 /** Total size of all strings and keys after aliases are expanded, in UTF-16 code units. */
 export const MAX_TASK_EXPANDED_CHARS = 4 * 1024 * 1024;
 
-/** Longest duration a task file may give (deadline, timeouts): 30 days. */
+/**
+ * Longest duration a task file may give (deadline, timeouts): 30 days. Warden's own timers wait
+ * that long in steps (long-timer.ts: a bare Node timer holds at most 2^31 - 1 ms, 24.855 days).
+ */
 export const MAX_DURATION_MS = 30 * 86_400_000;
+/**
+ * Longest timeout of one request to a model or an MCP server's `timeout`: 24 days. The provider
+ * SDKs and the MCP SDK arm one `setTimeout` from it, which holds at most 2^31 - 1 ms.
+ */
+export const MAX_LIBRARY_TIMEOUT_MS = 24 * 86_400_000;
 
 /** Per-field limits (characters or entries), enforced by the task schema. */
 export const TASK_FIELD_LIMITS = {

@@ -26,6 +26,7 @@ import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnec
 import { ensureSearchAttributes, startDevSearchAttributeFlags } from './search-attribute-registry';
 import { missingDevServerSettings, startDevDynamicConfigFlags } from './dev-server-settings';
 import { terminalWriter } from '../terminal-text';
+import { longDelay, setLongTimeout, type LongTimeout } from '../long-timer';
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
 const PROBE_TIMEOUT_MS = 3_000;
@@ -378,7 +379,7 @@ export async function probeTemporal(
   // timer, and a retry that fires after the connection below is closed throws "Channel has been
   // shut down" as an uncaught exception.
   const connection = Connection.lazy({ ...connectionOptions, connectTimeout: options.timeoutMs, interceptors: [] });
-  let timer: NodeJS.Timeout | undefined;
+  let timer: LongTimeout | undefined;
   const call = connection.withDeadline(Date.now() + options.timeoutMs, async () => {
     await connection.workflowService.getSystemInfo({});
     if (options.namespace !== undefined) await connection.workflowService.describeNamespace({ namespace: options.namespace });
@@ -390,11 +391,11 @@ export async function probeTemporal(
   try {
     // The deadline bounds the call; the timer bounds everything else (channel setup).
     const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), options.timeoutMs + 500);
+      timer = setLongTimeout(() => resolve(false), options.timeoutMs + 500);
     });
     return await Promise.race([settled, timeout]);
   } finally {
-    clearTimeout(timer);
+    timer?.clear();
     // Closed only once the call has settled (its deadline guarantees it does), so nothing of it
     // can touch the closed channel.
     await settled;
@@ -538,5 +539,5 @@ function readLogTail(file: string): string {
 }
 
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  return longDelay(ms);
 }

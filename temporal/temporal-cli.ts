@@ -17,6 +17,7 @@ import { ConfigError, TemporalServerError } from '../errors';
 import { isProcessAlive } from '../process-stat';
 import { textTail } from '../cut-text';
 import { defaultCacheDir } from '../cache-dir';
+import { longDelay } from '../long-timer';
 
 /** The newest CLI release whose go.mod has no `replace` directive, so `go install pkg@version` works. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -267,6 +268,6 @@ export async function acquireFileLock(file: string, options: FileLockOptions): P
       waited = true;
       options.onWait?.(holder.content?.pid);
     }
-    await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
+    await longDelay(options.pollMs ?? 500);
   }
 }

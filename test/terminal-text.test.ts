@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LogEntry } from '@temporalio/worker';
-import { alertTextLine } from '../activities/monitor-activities';
+import { alertJsonLine, alertTextLine } from '../activities/monitor-activities';
 import { formatAlertLine } from '../cli/commands/alerts';
 import { formatTaskView } from '../cli/commands/status';
 import { formatPendingApproval, formatRecovery, formatStep, formatSummary } from '../cli/format-summary';
@@ -208,6 +208,13 @@ describe('terminalJson: JSON the CLI prints, piped or not (regression: test/cli/
     expect(JSON.parse(json)).toEqual({ reason: `a${char}b` });
     if (RAW_IN_JSON.test(char)) expect(json).toBe(`{"reason":"a\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}b"}`);
     else expect(json).toBe(JSON.stringify({ reason: `a${char}b` }));
+  });
+
+  it.each(UNSAFE)("%s in an alert is written escaped in `warden worker`'s alert line (alertJsonLine), piped or not", (_what, char) => {
+    const line = alertJsonLine(alert(forged(char)));
+    expect(line.endsWith('\n')).toBe(true);
+    expect(line.slice(0, -1)).not.toMatch(CONTROL);
+    expect(JSON.parse(line)).toEqual({ type: 'warden.alert', ...alert(forged(char)) });
   });
 
   it('writes a lone surrogate as JSON.stringify does, escaped', () => {

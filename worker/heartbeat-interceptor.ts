@@ -6,6 +6,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
+import { MAX_TIMER_MS } from '../long-timer';
 
 export class HeartbeatInterceptor implements ActivityInboundCallsInterceptor {
   constructor(private readonly context: Context) {}
@@ -14,7 +15,8 @@ export class HeartbeatInterceptor implements ActivityInboundCallsInterceptor {
     const timeoutMs = this.context.info.heartbeatTimeoutMs;
     if (timeoutMs === undefined || timeoutMs <= 0) return next(input);
     // A third of the timeout: two beats may be late on a loaded machine before the server gives up.
-    const beat = setInterval(() => this.context.heartbeat(), Math.max(100, Math.floor(timeoutMs / 3)));
+    // At most a timer's cap (2^31 - 1 ms): a longer interval would beat every millisecond.
+    const beat = setInterval(() => this.context.heartbeat(), Math.min(MAX_TIMER_MS, Math.max(100, Math.floor(timeoutMs / 3))));
     try {
       return await next(input);
     } finally {

@@ -38,6 +38,7 @@ import { osSandboxProblem } from './os-sandbox-availability';
 export { osSandboxProblem, taskNeedsOsSandbox } from './os-sandbox-availability';
 import { createProtectedGuard, describeRefusal } from '../capabilities/protected-guard';
 import { textTail } from '../../cut-text';
+import { setLongTimeout } from '../../long-timer';
 
 const SCRIPTS = path.join(__dirname, 'scripts');
 const LAUNCHER = path.join(SCRIPTS, 'launch-sandbox.sh');
@@ -331,7 +332,8 @@ function supervise(
     }
     cgroup?.killAll();
   };
-  const wallTimer = setTimeout(() => killTree('wall-time'), spec.limits.wallTimeMs);
+  // The wall time may be a task's tool timeout (up to 30 days): a bare timer fires at once past 2^31 - 1 ms.
+  const wallTimer = setLongTimeout(() => killTree('wall-time'), spec.limits.wallTimeMs);
   const cpuTimer =
     cgroup === undefined
       ? undefined
@@ -345,7 +347,7 @@ function supervise(
       if (settled) return;
       settled = true;
       gone = true;
-      clearTimeout(wallTimer);
+      wallTimer.clear();
       if (cpuTimer !== undefined) clearInterval(cpuTimer);
       // Whatever is left of the tree goes now (the namespace normally took it with bubblewrap).
       cgroup?.killAll();

@@ -19,7 +19,18 @@ import { createWardenWorker, installQuietRuntime, type WardenWorker, type Warden
 import { testTemporalAddress } from './temporal';
 
 export const REPO_ROOT = join(__dirname, '..', '..');
-export const TEST_STATE_DIR = join(REPO_ROOT, '.warden-test');
+/**
+ * The state folder of this test process: one per vitest worker (`VITEST_POOL_ID`), since test
+ * files run in parallel and each file's ledger, keys and records must not see another file's
+ * writes mid-test. `test/support/test-file-setup.ts` makes it, with the run's Temporal server
+ * record and workflow-bundle cache shared (`temporal`, `cache` link to `.warden-test/`).
+ */
+export const TEST_STATE_DIR = testStateDirOf(process.env.VITEST_POOL_ID);
+
+/** `.warden-test/pool-<id>` for the vitest worker `poolId` (1 outside vitest's pool). */
+export function testStateDirOf(poolId: string | undefined): string {
+  return join(REPO_ROOT, '.warden-test', `pool-${poolId ?? '1'}`);
+}
 
 export interface WardenTestEnv {
   client: Client;

@@ -35,7 +35,7 @@ import { createWardenWorker, installQuietRuntime } from '../../worker/create-war
 import type { PrebootedSandboxHost } from '../../worker/prebooted-sandbox-host';
 import { coreWorkersRegistered, recordCoreWorkers } from '../support/core-worker-registrations';
 import { testTemporalAddress } from '../support/temporal';
-import { REPO_ROOT } from '../support/warden-test-env';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'warden-unrun-worker-'));
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
@@ -96,7 +96,7 @@ it.each<[string, Row]>([
         taskQueue,
         identity,
         stateDir,
-        cacheDir: join(REPO_ROOT, '.warden-test', 'cache'),
+        cacheDir: join(TEST_STATE_DIR, 'cache'),
         env: { PATH: process.env.PATH },
         ...(host === undefined ? {} : { sandboxHost: hostThat(host) }),
       });

@@ -31,7 +31,7 @@ import { holdWorkerOnThread } from '../../worker/prestarted-thread-worker';
 import { SANDBOX_PROBE_CALL } from '../../sandbox/sandbox-messages';
 import { coreWorkersRegistered, recordCoreWorkers } from '../support/core-worker-registrations';
 import { testTemporalAddress } from '../support/temporal';
-import { REPO_ROOT } from '../support/warden-test-env';
+import { REPO_ROOT, TEST_STATE_DIR } from '../support/warden-test-env';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'warden-lifecycle-order-'));
 afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
@@ -59,7 +59,7 @@ async function withWorker(check: (c: Case) => Promise<void>, namespaceOf: (names
       taskQueue: `warden-lifecycle-order-${randomUUID()}`,
       identity,
       stateDir,
-      cacheDir: join(REPO_ROOT, '.warden-test', 'cache'),
+      cacheDir: join(TEST_STATE_DIR, 'cache'),
       env: { PATH: process.env.PATH },
     });
     const runOn = () => {

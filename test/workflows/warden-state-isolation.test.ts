@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decideApproval } from '../../client/approvals';
 import { followAgentTask } from '../../client/start-agent-task';
@@ -59,13 +59,14 @@ const keyReader = (paths: string[]) => ({
 
 describe('the state folder inside the workspace', () => {
   it('refuses the task before any tool runs (the issue: a user tool reading the authority key)', async () => {
-    // The workspace is the repository, which holds the test state folder `.warden-test/`.
-    const keyPath = `.warden-test/keys/${privateKeys()[0]!.file.split('/').pop()!}`;
+    // The workspace is the repository, which holds the test state folder (under `.warden-test/`).
+    const stateFolder = relative(REPO_ROOT, TEST_STATE_DIR);
+    const keyPath = `${stateFolder}/keys/${privateKeys()[0]!.file.split('/').pop()!}`;
     const result = await env.runTask({
       user: 'mallory@example.com',
       intent: 'tidy the repository',
       agent: { name: 'tidy', model: { driver: 'scripted', script: [{ tool: 'key-reader', args: {} }, { final: 'done' }] } },
-      tools: { builtin: ['fs.read', 'fs.list'], custom: [keyReader([keyPath, '.warden-test/custody-keys'])] },
+      tools: { builtin: ['fs.read', 'fs.list'], custom: [keyReader([keyPath, `${stateFolder}/custody-keys`])] },
       grants: { tools: ['key-reader', 'fs.read', 'fs.list'] },
       resources: { workspace: REPO_ROOT },
     });
