@@ -134,6 +134,15 @@ export const FLOW_CALL_DEADLINE_PATCH = 'warden-flow-call-deadline';
  */
 export const UNDO_ENDED_CALLS_PATCH = 'warden-undo-ended-calls';
 
+/**
+ * What recovery registers and reports follows what the call's failure says its tool did
+ * (activities/call-outcome.ts): a call refused before its tool started (`notRun`) registers no
+ * undo and reads not run; a call whose stop was not confirmed (`stopUnconfirmed`, an HTTP MCP
+ * server that never answered the cancellation) is listed as possibly not undone. Older runs
+ * registered every started call's undo, a compensating tool then running for a call that never ran.
+ */
+export const UNDO_WHAT_RAN_PATCH = 'warden-undo-what-ran';
+
 export interface WorkflowPatches {
   approvalUpdate: boolean;
   callKeys: boolean;
@@ -181,6 +190,8 @@ export interface WorkflowPatches {
   flowCallDeadline: boolean;
   /** A started call's undo is registered however it ends, the task's end included (run-action.ts). */
   undoEndedCalls: boolean;
+  /** A call refused before its tool started registers no undo; an unconfirmed stop is reported (tool-step.ts). */
+  undoWhatRan: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -230,6 +241,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     flowCallDeadline: dataFlow && patched(FLOW_CALL_DEADLINE_PATCH),
     // After flowCallDeadline (merged first), for the same reason.
     undoEndedCalls: patched(UNDO_ENDED_CALLS_PATCH),
+    // Asked last, for the same reason.
+    undoWhatRan: patched(UNDO_WHAT_RAN_PATCH),
   };
 }
 

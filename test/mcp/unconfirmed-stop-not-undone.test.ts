@@ -1,26 +1,26 @@
 /**
- * Open finding (s13, atk13): a cancelled call on a remote (HTTP) MCP server is reported undone
- * when its compensating tool ran before the server finished the call.
+ * Regression (s13, was test/attacks/open/remote-call-undone-before-it-ended.test.ts): a cancelled
+ * call on a remote (HTTP) MCP server was reported undone when its compensating tool ran before the
+ * server finished the call.
  *
- * Since s12 a cancelled MCP call is stopped on Warden's side: `notifications/cancelled`, then, when
- * the server has not answered within the 2 s grace, its HTTP session is ended (DELETE), and the
- * activity reports cancelled (mcp/mcp-connection.ts). The undo is registered (`ranUnfinished`,
- * workflows/tool-step.ts) and the saga runs the declared compensating tool on a new session. But
- * MCP has no acknowledgment of a cancellation: a remote server that does not honour it (the spec
- * only says it SHOULD stop) still completes the call after that, and Warden's compensation then
- * ran before the effect it undoes. The task's recovery says `done` for that compensation and lists
- * nothing under `notUndoable`, where an `http.fetch` cut short is reported as possibly not undone.
+ * A cancelled MCP call is stopped on Warden's side: `notifications/cancelled`, then, when the
+ * server has not answered within the 2 s grace, its HTTP session is ended (DELETE), and the
+ * activity reports cancelled (mcp/mcp-connection.ts). MCP has no acknowledgment of a
+ * cancellation: a remote server that does not honour it still completes the call after that, and
+ * Warden's compensation then ran before the effect it undoes. The task's recovery said `done` for
+ * that compensation and listed nothing under `notUndoable`.
+ *
+ * Now the cancelled activity's failure says its stop was not confirmed (`stopUnconfirmed` in the
+ * CancelledFailure's details, activities/call-outcome.ts) and the workflow lists the call in
+ * `recovery.notUndoable` as possibly completed after its compensation ran (patch
+ * `warden-undo-what-ran`, tool-step.ts); the compensation still runs. Fails on the old code
+ * (`notUndoable: []`).
  *
  * The server here books only once it has been told to unbook (a deterministic stand-in for "the
- * server finished after Warden's undo"): the booking stays, and the recovery says it was undone.
+ * server finished after Warden's undo").
  *
  * Real parts: a real Temporal server and worker, a real streamable-HTTP MCP server (the SDK's
  * server transport on loopback), `warden cancel`'s path (the workflow handle's cancel).
- *
- * Suggested fix: a call whose server never answered (cancelled or ended while in flight) is
- * reported in `recovery.notUndoable` as "may have completed after its compensation ran" (its
- * compensation still runs), as for an HTTP request that may have been sent; a server declaring
- * an idempotent compensation keyed by `compensationId` can then reconcile.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -28,10 +28,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { followAgentTask } from '../../../client/start-agent-task';
-import { parseTask } from '../../../task/load-task-file';
-import { until } from '../../support/run-tool-watch';
-import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { followAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import { until } from '../support/run-tool-watch';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 /** A booking server that ignores cancellation and completes a booking only after it was told to unbook. */
 const events: string[] = [];
@@ -93,7 +93,7 @@ afterAll(async () => {
   await new Promise((resolve) => http?.close(resolve));
 });
 
-it('a cancelled remote call whose server completed it after the compensation is not reported undone', async () => {
+it('a cancelled remote call whose server never answered the cancellation is reported possibly not undone', async () => {
   const url = `http://127.0.0.1:${(http.address() as { port: number }).port}/mcp`;
   const workspace = await mkdtemp(join(tmpdir(), 'warden-late-booking-'));
   const task = parseTask(
