@@ -18,11 +18,12 @@
  *   if the host itself raised that error during this call, so tool code cannot forge one.
  */
 import ivm from 'isolated-vm';
-import type { ErrorCode } from '../errors';
+import { CapabilityError, type ErrorCode } from '../errors';
 import { failedOutcome, toCapabilityError, type CapabilityOutcome } from './capabilities/capability-error';
 import { createFsCapability, realRootOf, resolveInsideWorkspace } from './capabilities/fs-capability';
 import { createHttpCapability } from './capabilities/http-capability';
-import { createSqlCapability, type SqlGate, type SqlMeasurement } from './capabilities/sql-capability';
+import { checkExecArgs, type SqlGate, type SqlMeasurement } from './capabilities/sql-capability';
+import { sharedSqlProcessPool } from './capabilities/sql-process-pool';
 import type { IsolateLease, IsolatePool } from './isolate-pool';
 import { createPolicyGate, type PolicyGate } from './policy-gate';
 import type { CapabilityName } from '../tools/tool-descriptor';
@@ -104,6 +105,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   // memory limit, isolated-vm failing) leaves the isolate in a state it is not trusted in again.
   let answered = false;
   const issuedCodes = new Set<ErrorCode>();
+  const sqlInFlight = new Set<Promise<unknown>>();
   const callEnded = new AbortController();
   const stop = (reason: keyof IsolateTrouble) => {
     trouble[reason] = true;
@@ -127,7 +129,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
         if (!callEnded.signal.aborted) stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
       });
     };
-    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, ...(gate === undefined ? {} : { gate }) });
+    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, sqlInFlight, ...(gate === undefined ? {} : { gate }) });
     const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
       timeout: Math.max(1, Math.ceil(deadline - performance.now())),
       result: { promise: true, copy: true },
@@ -146,6 +148,8 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     cancel?.removeEventListener('abort', onCancel);
     callEnded.abort();
     pool.giveBack(lease, !answered);
+    // A statement of a stopped call has its process killed: answered only once it has exited.
+    await Promise.allSettled([...sqlInFlight]);
   }
 }
 
@@ -234,6 +238,8 @@ interface CallbackBridge {
   gate?: PolicyGate;
   /** How many strings of capability-call arguments were made well-formed at entry, this call. */
   mended: { count: number };
+  /** SQL statements of this call not yet settled (a stopped one settles once its process has exited). */
+  sqlInFlight: Set<Promise<unknown>>;
 }
 
 /**
@@ -251,7 +257,7 @@ function wellFormedArgs<A extends unknown[]>(args: A, mended: { count: number })
  * The capability callbacks in the order the prelude's `run` expects them (fs.read, fs.write, fs.list,
  * http.fetch, sql.query, sql.exec); `undefined` for anything not granted, so it is never installed.
  */
-function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (ivm.Callback | undefined)[] {
+function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (ivm.Callback | ivm.Reference | undefined)[] {
   const sync = <A extends unknown[]>(operation: (...args: A) => unknown, fallback: ErrorCode) =>
     new ivm.Callback((...raw: A): CapabilityOutcome<unknown> => {
       try {
@@ -264,7 +270,7 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
 
   const { gate } = bridge;
   const fs = grant.fs === undefined ? undefined : createFsCapability(grant.fs);
-  const sql = grant.sql === undefined ? undefined : createSqlCapability(grant.sql, gate === undefined ? {} : { gate: sqlGate(gate) });
+  const sql = grant.sql === undefined ? undefined : sqlReferences(grant.sql, bridge);
   const http = grant.http === undefined ? undefined : createHttpCapability(grant.http, { signal: bridge.signal });
   // The gate sees the call as the built-in of that capability would make it; a path is judged as
   // the file it really leads to (links inside the workspace followed), as for the built-ins.
@@ -318,9 +324,50 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
         }, 'ERR_FS_FAILED')
       : undefined,
     httpFetch,
-    sql !== undefined && grant.sql?.query ? sync((db: unknown, text: unknown, params: unknown) => sql.query(db, text, params ?? []), 'ERR_SQL_FAILED') : undefined,
-    sql !== undefined && grant.sql?.exec ? sync((db: unknown, text: unknown, params: unknown) => sql.exec(db, text, params ?? []), 'ERR_SQL_FAILED') : undefined,
+    sql !== undefined && grant.sql?.query ? sql.query : undefined,
+    sql !== undefined && grant.sql?.exec ? sql.exec : undefined,
   ];
+}
+
+/**
+ * `sql.query` and `sql.exec` as References to host functions that the prelude calls with
+ * `applySyncPromise`: the tool sees a synchronous call (its isolate's thread waits), while the
+ * statement runs in a SQL process (capabilities/sql-process-pool.ts) and the host's main thread
+ * stays free to stop this call, or answer others, meanwhile. The References are the prelude's
+ * alone: it captures them before tool code runs, and never hands them, or an error thrown by
+ * them, to tool code (isolate-prelude.ts). Each resolves to a copied CapabilityOutcome.
+ */
+function sqlReferences(grant: NonNullable<CapabilityGrant['sql']>, bridge: CallbackBridge): { query: ivm.Reference; exec: ivm.Reference } {
+  const gate = bridge.gate === undefined ? undefined : sqlGate(bridge.gate);
+  const processes = sharedSqlProcessPool();
+  processes.prewarm();
+  let execCount = 0;
+  // What applySyncPromise hands the isolate must be transferable: the outcome goes as a copy.
+  const copied = (outcome: CapabilityOutcome<unknown>) => new ivm.ExternalCopy(outcome).copyInto({ release: true });
+  const statement = (op: 'query' | 'exec') => async (...raw: unknown[]): Promise<ivm.Copy<CapabilityOutcome<unknown>>> => copied(await outcomeOf(op, raw));
+  const outcomeOf = async (op: 'query' | 'exec', raw: unknown[]): Promise<CapabilityOutcome<unknown>> => {
+    try {
+      if (bridge.signal.aborted) throw new CapabilityError('ERR_TOOL_CANCELLED', 'the tool call has ended');
+      const [database, sql, params] = wellFormedArgs(raw, bridge.mended);
+      const args = params ?? [];
+      let execNumber: number | undefined;
+      if (op === 'exec') {
+        checkExecArgs(grant, sql, args);
+        execCount += 1;
+        execNumber = execCount;
+      }
+      const running = processes.run(grant, { op, database, sql, params: args, ...(execNumber === undefined ? {} : { execNumber }) }, gate, bridge.signal);
+      bridge.sqlInFlight.add(running);
+      try {
+        return { ok: true, value: await running };
+      } finally {
+        bridge.sqlInFlight.delete(running);
+      }
+    } catch (error) {
+      return recordFailure(error, 'ERR_SQL_FAILED', bridge.issuedCodes);
+    }
+  };
+  return { query: new ivm.Reference(statement('query')), exec: new ivm.Reference(statement('exec')) };
 }
 
 /** Where a workspace path really leads (links inside the workspace followed); undefined when it does not resolve (the capability then refuses the call). */

@@ -16,6 +16,7 @@ import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
 import { IsolatePool } from './isolate-pool';
+import { closeSharedSqlProcessPool } from './capabilities/sql-process-pool';
 import { createCredentialGate, type CredentialGate, type CredentialGateOptions } from './credential-gate';
 import { isErrorCode, type ErrorCode } from '../errors';
 import { cutText } from '../cut-text';
@@ -125,6 +126,7 @@ async function closeHost(pool: IsolatePool, gate: CredentialGate | undefined): P
   // Unref'd: the deadline must not itself keep the host alive.
   setTimeout(() => process.exit(0), CLOSE_DEADLINE_MS).unref();
   pool.close();
+  closeSharedSqlProcessPool();
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([pool.drain(), new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_DRAIN_MS)))]);
   clearTimeout(timer);
