@@ -50,7 +50,7 @@ type CallOutcome = { ok: true; output: unknown } | { ok: false; code: ErrorCode;
  * flight are aborted (an http.fetch's socket destroyed) and no capability call starts after it;
  * the response, ERR_TOOL_CANCELLED, is sent only then.
  */
-export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool, cancel?: AbortSignal): Promise<SandboxRunResponse> {
+export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool, cancel?: AbortSignal, reached?: (capability: CapabilityName) => void): Promise<SandboxRunResponse> {
   const startedAt = performance.now();
   let gate: PolicyGate | undefined;
   try {
@@ -59,7 +59,7 @@ export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool
     return { type: 'result', id: request.id, ok: false, error: { code: 'ERR_POLICY_INVALID', message: truncate(`the policy gate cannot be set up: ${messageOf(error)}`) }, durationMs: 0 };
   }
   const mended = { count: 0 };
-  const outcome = await runToOutcome(request, pool, gate, mended, cancel);
+  const outcome = await runToOutcome(request, pool, gate, mended, cancel, reached);
   const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
   const policy = { ...(gate === undefined ? {} : { policy: gate.report() }), ...(mended.count === 0 ? {} : { capabilityArgsMended: mended.count }) };
   return outcome.ok
@@ -77,7 +77,7 @@ interface IsolateTrouble {
 
 const CANCELLED: CallOutcome = { ok: false, code: 'ERR_TOOL_CANCELLED', message: 'the tool call was cancelled: its isolate was disposed and its capability requests in flight aborted' };
 
-async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }, cancel: AbortSignal | undefined): Promise<CallOutcome> {
+async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }, cancel: AbortSignal | undefined, reached: ((capability: CapabilityName) => void) | undefined): Promise<CallOutcome> {
   if (cancel?.aborted === true) return CANCELLED;
   const { timeoutMs, memoryMb, maxOutputBytes } = request.limits;
   let input: ivm.Copy<unknown>;
@@ -129,7 +129,13 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
         if (!callEnded.signal.aborted) stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
       });
     };
-    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, sqlInFlight, ...(gate === undefined ? {} : { gate }) });
+    const told = new Set<CapabilityName>();
+    const reach = (capability: CapabilityName) => {
+      if (told.has(capability)) return;
+      told.add(capability);
+      reached?.(capability);
+    };
+    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, sqlInFlight, reach, ...(gate === undefined ? {} : { gate }) });
     const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
       timeout: Math.max(1, Math.ceil(deadline - performance.now())),
       result: { promise: true, copy: true },
@@ -238,6 +244,8 @@ interface CallbackBridge {
   gate?: PolicyGate;
   /** How many strings of capability-call arguments were made well-formed at entry, this call. */
   mended: { count: number };
+  /** Tells the client the call reached `capability`, before that use goes ahead (once per capability). */
+  reach: (capability: CapabilityName) => void;
   /** SQL statements of this call not yet settled (a stopped one settles once its process has exited). */
   sqlInFlight: Set<Promise<unknown>>;
 }
@@ -290,6 +298,7 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
       : new ivm.Callback((ticket: unknown, rawUrl: unknown, rawInit: unknown) => {
           let url: unknown;
           let init: unknown;
+          bridge.reach('http.fetch');
           try {
             [url, init] = wellFormedArgs([rawUrl, rawInit], bridge.mended);
             const options = typeof init === 'object' && init !== null ? (init as Record<string, unknown>) : {};
@@ -307,18 +316,21 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
   return [
     fs !== undefined && grant.fs?.read
       ? sync((path: unknown) => {
+          bridge.reach('fs.read');
           decide('fs.read', { path });
           return fs.read(path);
         }, 'ERR_FS_FAILED')
       : undefined,
     fs !== undefined && grant.fs?.write
       ? sync((path: unknown, content: unknown) => {
+          bridge.reach('fs.write');
           decide('fs.write', { path, content });
           return fs.write(path, content);
         }, 'ERR_FS_FAILED')
       : undefined,
     fs !== undefined && grant.fs?.list
       ? sync((path: unknown) => {
+          bridge.reach('fs.list');
           decide('fs.list', path === undefined || path === null ? {} : { path });
           return fs.list(path ?? '.');
         }, 'ERR_FS_FAILED')
@@ -346,6 +358,7 @@ function sqlReferences(grant: NonNullable<CapabilityGrant['sql']>, bridge: Callb
   const copied = (outcome: CapabilityOutcome<unknown>) => new ivm.ExternalCopy(outcome).copyInto({ release: true });
   const statement = (op: 'query' | 'exec') => async (...raw: unknown[]): Promise<ivm.Copy<CapabilityOutcome<unknown>>> => copied(await outcomeOf(op, raw));
   const outcomeOf = async (op: 'query' | 'exec', raw: unknown[]): Promise<CapabilityOutcome<unknown>> => {
+    bridge.reach(op === 'query' ? 'sql.query' : 'sql.exec');
     try {
       if (bridge.signal.aborted) throw new CapabilityError('ERR_TOOL_CANCELLED', 'the tool call has ended');
       const [database, sql, params] = wellFormedArgs(raw, bridge.mended);

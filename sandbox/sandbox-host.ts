@@ -11,7 +11,7 @@
  */
 // First: the modules below compile with the forking process's code cache.
 import './host-code-cache';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxReachedNotice, type SandboxRunResponse } from './sandbox-messages';
 import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
@@ -21,7 +21,7 @@ import { createCredentialGate, type CredentialGate, type CredentialGateOptions }
 import { isErrorCode, type ErrorCode } from '../errors';
 import { cutText } from '../cut-text';
 
-type Send = (message: SandboxRunResponse) => void;
+type Send = (message: SandboxRunResponse | SandboxReachedNotice) => void;
 
 export interface HostServices {
   /** Warm isolates the calls run in. */
@@ -88,7 +88,8 @@ async function handleRun(raw: unknown, send: Send, { pool, gate }: HostServices,
   }
   let response: SandboxRunResponse;
   try {
-    response = await runInIsolate(request, pool, cancelled);
+    const id = request.id;
+    response = await runInIsolate(request, pool, cancelled, (capability) => send({ type: 'reached', id, capability }));
   } catch (error) {
     // runInIsolate does not throw; this guards the host against its own bugs.
     response = {
