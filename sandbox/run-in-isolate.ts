@@ -6,8 +6,9 @@
  * Security invariants:
  * - No host object reference enters the isolate. What goes in is strings, numbers, a deep copy of
  *   the input, and `ivm.Callback` functions whose arguments and results are copied both ways.
- *   The host holds References *into* the context (the prelude's `run` and `settle`), never the
- *   reverse, so tool code can reach no host object, prototype or constructor.
+ *   The host holds References *into* the context (the prelude's `run` and `settle`); the one
+ *   reverse case, sql's References to host functions (sqlReferences), stays in the prelude's
+ *   closure, so tool code can reach no host object, prototype or constructor.
  * - Every call gets a new context, used by no other call and released at the end, in an isolate
  *   no other call is using: nothing a tool does (globals, prototype pollution, pending promises)
  *   is visible to any other call. An isolate that timed out or ran out of memory is disposed.

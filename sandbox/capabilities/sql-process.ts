@@ -71,7 +71,10 @@ function writeLine(message: unknown): void {
     try {
       offset += fs.writeSync(STDOUT, bytes, offset, bytes.length - offset);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      // The host is gone: nobody is left to answer.
+      if (code === 'EPIPE') process.exit(0);
+      if (code !== 'EAGAIN') throw error;
       Atomics.wait(pause, 0, 0, 2);
     }
   }
