@@ -16,7 +16,7 @@ import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
 import { IsolatePool } from './isolate-pool';
-import { closeSharedSqlProcessPool } from './capabilities/sql-process-pool';
+import { closeSharedSqlProcessPool, sharedSqlProcessPool } from './capabilities/sql-process-pool';
 import { createCredentialGate, type CredentialGate, type CredentialGateOptions } from './credential-gate';
 import { isErrorCode, type ErrorCode } from '../errors';
 import { cutText } from '../cut-text';
@@ -196,6 +196,8 @@ export function serveOverIpc(): void {
         }
       : {}),
   };
+  // A SQL process boots beside the host, so a task's first statement does not wait for one.
+  sharedSqlProcessPool().prewarm();
   let warmed = false;
   process.on('message', (raw: unknown) => {
     void handleHostMessage(raw, send, services).then(() => {

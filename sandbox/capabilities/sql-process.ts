@@ -20,6 +20,8 @@
  * its parent (the host) is gone, even in the middle of a statement, so no statement outlives the
  * host that asked for it.
  */
+// First: the modules below compile with the forking Warden process's code cache.
+import './sql-process-code-cache';
 import * as fs from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { Worker } from 'node:worker_threads';
