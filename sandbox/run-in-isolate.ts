@@ -353,7 +353,7 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
 function sqlReferences(grant: NonNullable<CapabilityGrant['sql']>, bridge: CallbackBridge): { query: ivm.Reference; exec: ivm.Reference } {
   const gate = bridge.gate === undefined ? undefined : sqlGate(bridge.gate);
   const processes = sharedSqlProcessPool();
-  processes.prewarm();
+  void processes.prewarm();
   let execCount = 0;
   // What applySyncPromise hands the isolate must be transferable: the outcome goes as a copy.
   const copied = (outcome: CapabilityOutcome<unknown>) => new ivm.ExternalCopy(outcome).copyInto({ release: true });

@@ -196,11 +196,13 @@ export function serveOverIpc(): void {
         }
       : {}),
   };
-  // A SQL process boots beside the host, so a task's first statement does not wait for one.
-  sharedSqlProcessPool().prewarm();
+  // A SQL process boots beside the host, and the host answers nothing (its start-up probe first)
+  // before that process is ready: a task's first statement never waits for one to boot, and the
+  // client's boot allowance covers both.
+  const sqlReady = sharedSqlProcessPool().prewarm();
   let warmed = false;
   process.on('message', (raw: unknown) => {
-    void handleHostMessage(raw, send, services).then(() => {
+    void sqlReady.then(() => handleHostMessage(raw, send, services)).then(() => {
       // After the first answer (the worker's start-up probe, which it awaits before polling):
       // what the first tool call would otherwise do, while the host waits for it (issue 17).
       if (warmed) return;

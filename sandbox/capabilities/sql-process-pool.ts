@@ -62,6 +62,8 @@ const FROM_SOURCE = path.extname(__filename) === '.ts';
 const PROCESS_MODULE = path.join(__dirname, FROM_SOURCE ? 'sql-process.ts' : 'sql-process.js');
 const EXEC_ARGV = FROM_SOURCE ? ['--require', require.resolve('tsx/cjs')] : [];
 const DEFAULT_MAX_IDLE = 2;
+/** The line a SQL process writes once its modules are loaded. */
+const READY_LINE = JSON.stringify({ type: 'ready' });
 
 interface SqlProcess {
   child: ChildProcess;
@@ -72,6 +74,9 @@ interface SqlProcess {
   ended: boolean;
   /** Statements it has run. */
   runs: number;
+  /** Settles once it has booted (its `ready` line) or ended. */
+  ready: Promise<void>;
+  booted: () => void;
 }
 
 export interface SqlProcessPoolOptions {
@@ -104,9 +109,15 @@ export class SqlProcessPool {
     return { started: this.#started, reused: this.#reused, killed: this.#killed };
   }
 
-  /** Starts a process now when none is idle, so the first statement does not wait for one to boot. */
-  prewarm(): void {
-    if (!this.#closed && this.#idle.length === 0) this.#idle.push(this.#spawn());
+  /**
+   * Starts a process now when none is idle, so the first statement does not wait for one to boot;
+   * resolves once the idle process has booted (or ended: a process that cannot start is the
+   * statement's failure to report, not the caller's).
+   */
+  prewarm(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#idle.length === 0) this.#idle.push(this.#spawn());
+    return this.#idle[this.#idle.length - 1]!.ready;
   }
 
   /**
@@ -123,7 +134,7 @@ export class SqlProcessPool {
     if (proc.runs > 0) this.#reused += 1;
     proc.runs += 1;
     // One ready for the next statement, started while this one runs.
-    this.prewarm();
+    void this.prewarm();
     let stopped = false;
     const onAbort = () => {
       stopped = true;
@@ -179,11 +190,15 @@ export class SqlProcessPool {
   #spawn(): SqlProcess {
     const child = spawn(process.execPath, [...EXEC_ARGV, PROCESS_MODULE], { stdio: ['pipe', 'pipe', 'inherit'], env: process.env });
     this.#started += 1;
+    let booted = () => undefined as void;
+    const ready = new Promise<void>((resolve) => (booted = resolve));
     const proc: SqlProcess = {
       child,
       lines: [],
       ended: false,
       runs: 0,
+      ready,
+      booted,
       exited: new Promise<void>((resolve) => child.once('exit', () => resolve())),
     };
     let partial = '';
@@ -199,6 +214,7 @@ export class SqlProcessPool {
     });
     const end = () => {
       proc.ended = true;
+      proc.booted();
       const index = this.#idle.indexOf(proc);
       if (index !== -1) this.#idle.splice(index, 1);
       const waiter = proc.waiter;
@@ -239,6 +255,10 @@ function send(proc: SqlProcess, message: unknown): void {
 }
 
 function deliver(proc: SqlProcess, line: string): void {
+  if (line === READY_LINE) {
+    proc.booted();
+    return;
+  }
   const waiter = proc.waiter;
   if (waiter === undefined) {
     proc.lines.push(line);

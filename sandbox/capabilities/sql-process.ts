@@ -94,6 +94,7 @@ function ask(kind: 'query' | 'exec', measurement: SqlMeasurement): void {
 const gate: SqlGate = { query: (m) => ask('query', m), exec: (m) => ask('exec', m) };
 
 function serve(): void {
+  writeLine({ type: 'ready' });
   for (;;) {
     const line = readLine();
     if (line === undefined) return;
