@@ -24,9 +24,15 @@ function pickEntry() {
   }
 }
 
-/** WARDEN_TIMING=1: when each start-up phase ended, in ms since the process started (see cli/phase-timing.ts). */
+/**
+ * WARDEN_TIMING=1: when each start-up phase ended, in ms since the process started, and the CPU
+ * used so far (see cli/phase-timing.ts, whose main-thread column this leaves out: nothing but the
+ * main thread runs yet).
+ */
 function markPhase(phase) {
-  if (process.env.WARDEN_TIMING === '1') process.stderr.write(`warden timing: ${performance.now().toFixed(1).padStart(8)} ms  ${phase}\n`);
+  if (process.env.WARDEN_TIMING !== '1') return;
+  const { user, system } = process.cpuUsage();
+  process.stderr.write(`warden timing: ${performance.now().toFixed(1).padStart(8)} ms  cpu ${((user + system) / 1000).toFixed(0).padStart(6)} ms  ${phase}\n`);
 }
 
 /**

@@ -122,14 +122,19 @@ export async function followAgentTask(
   // on the caller's signal would add one (MaxListenersExceededWarning while a task waits for an
   // approval). Each call gets a signal of its own, linked to the caller's for as long as it runs;
   // the result's long polls (one every server long-poll timeout) stay on the one signal of that call.
-  const bounded = <T>(call: () => Promise<T>): Promise<T> => {
-    if (signal === undefined) return call();
-    if (signal.aborted) return Promise.reject(signal.reason);
+  const bounded = <T>(call: () => Promise<T>, also?: AbortSignal): Promise<T> => {
+    const signals = [signal, also].filter((s): s is AbortSignal => s !== undefined);
+    if (signals.length === 0) return call();
+    const aborted = signals.find((s) => s.aborted);
+    if (aborted !== undefined) return Promise.reject(aborted.reason);
     const own = new AbortController();
     setMaxListeners(0, own.signal);
-    const forward = () => own.abort(signal.reason);
-    signal.addEventListener('abort', forward, { once: true });
-    return handle.client.withAbortSignal(own.signal, call).finally(() => signal.removeEventListener('abort', forward));
+    const forward = (from: AbortSignal) => () => own.abort(from.reason);
+    const forwards = signals.map((s) => [s, forward(s)] as const);
+    for (const [s, listener] of forwards) s.addEventListener('abort', listener, { once: true });
+    return handle.client.withAbortSignal(own.signal, call).finally(() => {
+      for (const [s, listener] of forwards) s.removeEventListener('abort', listener);
+    });
   };
   const seen = new Set<string>();
   const report = (state: TaskState | TaskResult) => {
@@ -148,9 +153,14 @@ export async function followAgentTask(
   const resultPromise = bounded(() => agentTaskResult(handle)).then((result) => (blobs === undefined ? result : assembleTaskResult(result, blobs, options)));
   if (onProgress === undefined) return resultPromise;
   const workflows = handle.client;
+  // Once the result is in, the progress polls end at once: a query still in flight is aborted (the
+  // result is authoritative) and the wait before the next poll is cleared, so neither holds the
+  // caller, or the process's exit, for up to a query's round trip or a poll interval (issue 17:
+  // the pending 250 ms timer alone kept `warden run` alive for up to a quarter second after the task).
+  const pollsEnded = new AbortController();
   /** The state of a task and, for its sub-agents still running, theirs (they report to the parent only when done). */
   const stateWithRunning = async (workflowId: string, depth: number): Promise<TaskState> => {
-    const state = await bounded(() => workflows.getHandle(workflowId).query(taskStateQuery));
+    const state = await bounded(() => workflows.getHandle(workflowId).query(taskStateQuery), pollsEnded.signal);
     if (depth >= MAX_FOLLOW_DEPTH) return state;
     const running = state.steps.filter((s: StepRecord) => s.kind === 'spawn' && !s.executed && s.error === undefined && s.decision === 'allow');
     const children: TaskResult[] = [...state.children];
@@ -175,9 +185,14 @@ export async function followAgentTask(
       } catch {
         // The workflow may not have started yet, or has just closed.
       }
+      // Checked again here: a poll aborted because the result came in must not start another wait.
+      if (done) break;
       await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, pollMs);
+        const timer = setTimeout(resolve, pollMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
     }
   })();
@@ -187,6 +202,7 @@ export async function followAgentTask(
     return result;
   } finally {
     done = true;
+    pollsEnded.abort();
     wake?.();
     await poller;
   }

@@ -20,6 +20,8 @@ import { isRefusalCode } from '../refusal-codes';
 import { terminalLine, terminalLines } from '../terminal-text';
 
 const NO_WORKFLOWS_MESSAGE = 'No workflows registered, not polling for workflow tasks';
+/** What starts each line of a log entry after its first: no entry starts so. */
+export const CONTINUATION = '  | ';
 
 /**
  * Whether a log entry is the SDK's WARN that a worker has no workflows, from the data-plane worker
@@ -70,13 +72,17 @@ function oneLine(text: string): string {
  * What a standalone worker writes for the SDK's log entry `entry` (see the module comment): the
  * text, ending in a newline; time as ISO 8601 from the entry's `timestampNanos`. A refusal's or a
  * task's end line holds the tool's text on that one line; an entry kept whole keeps its own line
- * breaks (a stack), each line made safe: no text a tool, server or model wrote reaches the
- * terminal as a control or a line of its own (../terminal-text.ts).
+ * breaks (a stack), each line made safe and each after the first starting {@link CONTINUATION}: no
+ * text a tool, server or model wrote reaches the terminal as a control or starts a line of the log
+ * (../terminal-text.ts).
  */
 export function workerLogText(entry: LogEntry): string {
   const line = (level: string, message: string, meta: Record<string, unknown> | undefined) => {
     const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
-    return `${terminalLines(`${time} [${level}] ${message}${meta === undefined ? '' : ` ${inspect(meta, { depth: 4, breakLength: Infinity })}`}`)}\n`;
+    const text = terminalLines(`${time} [${level}] ${message}${meta === undefined ? '' : ` ${inspect(meta, { depth: 4, breakLength: Infinity })}`}`);
+    // Only Warden starts a line with a time: every further line of an entry (a stack, a message
+    // over lines a tool wrote) is marked as the entry's continuation.
+    return `${text.split('\n').join(`\n${CONTINUATION}`)}\n`;
   };
   if (isDataPlaneNoWorkflowsLog(entry)) {
     return line('INFO', `data-plane worker polling ${String(entry.meta?.taskQueue)} (activities of the tasks this worker holds; no workflows by design)`, undefined);

@@ -36,7 +36,7 @@ async function warden(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: n
 }
 
 /** The phase notes of a run's stderr, in order. */
-const phases = (stderr: string) => stderr.split('\n').flatMap((line) => /^warden timing:\s+[\d.]+ ms {2}(.*)$/.exec(line)?.[1] ?? []);
+const phases = (stderr: string) => stderr.split('\n').flatMap((line) => /^warden timing:\s+[\d.]+ ms {2}cpu\s+\d+ ms(?: \(main thread\s+\d+ ms\))? {2}(.*)$/.exec(line)?.[1] ?? []);
 
 let taskFile: string;
 beforeAll(async () => {

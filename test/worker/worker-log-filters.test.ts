@@ -49,7 +49,8 @@ function activityFailed(error: unknown): LogEntry {
     meta: { sdkComponent: 'worker', taskQueue: 'q@w', isLocal: false, attempt: 1, namespace: 'default', taskToken: 'CiQwMWEy-secret-ish-token', activityId: '6', activityType: 'runTool', workflowId: 'warden-a-1', workflowRunId: 'r', workflowType: 'agentTask', error, durationMs: 12 },
   };
 }
-const STACK = /\n\s+at /;
+/** A stack frame, on a continuation line of its entry (CONTINUATION). */
+const STACK = /\n  \| \s+at /;
 
 describe('a refused tool call in the worker log: one line with the code, no stack', () => {
   it.each([...REFUSAL_CODES].map((code) => [code]))('%s, as the activity boundary turns it into a failure', (code) => {
