@@ -433,7 +433,8 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
-    throw new ToolError(code, result.error.message, undone.length === 0 ? {} : { details: { undone } });
+    // A call lost with its sandbox host before it reached any capability did nothing: retried, on the replacement host.
+    throw new ToolError(code, result.error.message, { ...(undone.length === 0 ? {} : { details: { undone } }), ...(result.error.retryable === true ? { retryable: true } : {}) });
   }
   return { output: result.output, credential: ran, ...extra, trust: outputTrustOf(call.task, tool, call.args, effects, call.policy?.state) };
 }

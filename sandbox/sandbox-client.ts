@@ -4,14 +4,17 @@
  * Invariants:
  * - The worker never runs tool code. Everything runs in the host, a separate process.
  * - `run` always resolves with a SandboxRunResponse (it rejects only on misuse or after close):
- *   if the host exits, every call it owed gets ERR_SANDBOX_CRASHED; if a call overruns its
+ *   if the host exits, every call it owed gets ERR_SANDBOX_CRASHED, retryable for a call that had
+ *   reached no capability (the host says which it reached, SandboxReachedNotice), naming what it
+ *   reached otherwise (effects may have happened); if a call overruns its
  *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
  *   ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
  *   lost one had booted; otherwise the next call starts one.
  * - A call whose `signal` aborts (its activity was cancelled) is stopped before it is answered:
  *   the host is told to dispose of its isolate and abort its capability requests, and answers
- *   ERR_TOOL_CANCELLED once it has; a host that does not answer within `cancelGraceMs` (wedged,
- *   or inside a synchronous SQLite statement) is killed, and the call is answered only once the
+ *   ERR_TOOL_CANCELLED once it has (a SQL statement is stopped by killing its SQL process, so the
+ *   host's main thread is never held by one); a host that does not answer within `cancelGraceMs`
+ *   (wedged) is killed, and the call is answered only once the
  *   host has exited. Either way nothing of the call runs on after its answer.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
  *   the host killed. Responses are matched to calls by id and by the host that was asked.
@@ -23,7 +26,7 @@ import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxReachedNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -81,6 +84,8 @@ interface PendingCall {
   budgetMs: number;
   /** Set once the call was cancelled: the host is killed when it fires. */
   cancelTimer?: LongTimeout;
+  /** Capabilities the host said the call reached (SandboxReachedNotice): what may have had effects. */
+  reached: Set<string>;
 }
 
 /** Options of one call. */
@@ -237,6 +242,7 @@ export class SandboxClient {
         },
         timer,
         budgetMs: budget,
+        reached: new Set(),
       });
       try {
         host.child.send(message, (error) => {
@@ -309,6 +315,16 @@ export class SandboxClient {
   }
 
   #onMessage(host: HostHandle, raw: unknown): void {
+    if (typeof raw === 'object' && raw !== null && (raw as { type?: unknown }).type === 'reached') {
+      const notice = SandboxReachedNoticeSchema.safeParse(raw);
+      if (!notice.success) {
+        this.#discardHost(host, 'the sandbox host sent a malformed message');
+        return;
+      }
+      const pending = this.#pending.get(notice.data.id);
+      if (pending !== undefined && pending.host === host) pending.reached.add(notice.data.capability);
+      return;
+    }
     const parsed = SandboxRunResponseSchema.safeParse(raw);
     if (!parsed.success) {
       this.#discardHost(host, 'the sandbox host sent a malformed message');
@@ -346,7 +362,7 @@ export class SandboxClient {
     }
     if (this.#host === host) this.#host = undefined;
     for (const [id, pending] of [...this.#pending]) {
-      if (pending.host === host) this.#answer(id, failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call`));
+      if (pending.host === host) this.#answer(id, lostWithHost(id, pending, reason));
     }
     // A host that had booted is replaced at once, so the next call does not pay for a boot; one
     // that died before answering anything is not (a host that cannot start would loop).
@@ -367,6 +383,20 @@ export class SandboxClient {
     clearLongTimeout(pending.cancelTimer);
     pending.resolve(response);
   }
+}
+
+/**
+ * The answer of a call lost with its host (another call's cancellation or overrun, a crash, a
+ * wedged host): ERR_SANDBOX_CRASHED either way, but a call that reached no capability did nothing
+ * and is retryable (its activity runs it again, on the replacement host, with a fresh credential),
+ * while one that did is not, and its message names what it reached, whose effects may have happened.
+ */
+function lostWithHost(id: string, pending: PendingCall, reason: string): SandboxRunResponse {
+  if (pending.reached.size === 0) {
+    return { type: 'result', id, ok: false, error: { code: 'ERR_SANDBOX_CRASHED', message: `${reason} while running the call; the call had reached no capability, so nothing of it happened and it may be run again`, retryable: true }, durationMs: 0 };
+  }
+  const reached = [...pending.reached].sort().join(', ');
+  return failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call, after the call had reached ${reached}: their effects may have happened`);
 }
 
 function withoutRules(policy: PolicyGateSpec): PolicyGateSpec {
