@@ -35,78 +35,32 @@
  * Real parts: a real Temporal server and worker, a real streamable-HTTP MCP server on loopback,
  * the workflow handle's cancel (`warden cancel`'s path).
  */
-import { createServer, type Server as HttpServer } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { followAgentTask } from '../../../client/start-agent-task';
 import { parseTask } from '../../../task/load-task-file';
+import { startBookingServer, type BookingServer } from '../../support/booking-mcp-server';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
 
-const events: string[] = [];
-const bookings = new Set<string>();
-let firstGivenUp!: () => void;
-const firstAttemptGivenUp = new Promise<void>((resolve) => (firstGivenUp = resolve));
-
-/** A booking server: `book` books at once; the first booking is never answered (its caller times out), later ones are. */
-async function startBookingServer(): Promise<HttpServer> {
-  const { Server } = await import('@modelcontextprotocol/sdk/server/index.js');
-  const { StreamableHTTPServerTransport } = await import('@modelcontextprotocol/sdk/server/streamableHttp.js');
-  const { CallToolRequestSchema, ListToolsRequestSchema, CancelledNotificationSchema } = await import('@modelcontextprotocol/sdk/types.js');
-  const sessions = new Map<string, InstanceType<typeof StreamableHTTPServerTransport>>();
-  const server = createServer((req, res) => {
-    const id = req.headers['mcp-session-id'];
-    let transport = typeof id === 'string' ? sessions.get(id) : undefined;
-    if (transport === undefined) {
-      const fresh: InstanceType<typeof StreamableHTTPServerTransport> = new StreamableHTTPServerTransport({ sessionIdGenerator: () => randomUUID(), onsessioninitialized: (sid) => void sessions.set(sid, fresh) });
-      const mcp = new Server({ name: 'slow-booker', version: '1.0.0' }, { capabilities: { tools: {} } });
-      mcp.setRequestHandler(ListToolsRequestSchema, async () => ({
-        tools: [
-          { name: 'book', description: 'Books a seat.', inputSchema: { type: 'object', properties: { seat: { type: 'string' } }, required: ['seat'] } },
-          { name: 'unbook', description: 'Cancels a booking.', inputSchema: { type: 'object', properties: { seat: { type: 'string' } }, required: ['seat'] } },
-        ],
-      }));
-      mcp.setNotificationHandler(CancelledNotificationSchema, async () => {
-        events.push('cancelled');
-        firstGivenUp();
-      });
-      mcp.setRequestHandler(CallToolRequestSchema, async (request) => {
-        const seat = String((request.params.arguments as { seat?: unknown } | undefined)?.seat);
-        if (request.params.name === 'unbook') {
-          events.push('unbook');
-          bookings.delete(seat);
-          return { content: [{ type: 'text' as const, text: `unbooked ${seat}` }] };
-        }
-        events.push('book');
-        bookings.add(seat);
-        if (events.filter((e) => e === 'book').length === 1) await new Promise(() => undefined);
-        return { content: [{ type: 'text' as const, text: `booked ${seat}` }] };
-      });
-      void mcp.connect(fresh);
-      transport = fresh;
-    }
-    void transport.handleRequest(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
-
-let http: HttpServer;
+let booker: BookingServer;
 let env: WardenTestEnv;
 beforeAll(async () => {
-  http = await startBookingServer();
+  // The first booking is made at once and never answered (its caller times out); later ones are answered.
+  booker = await startBookingServer((n, book) => {
+    book();
+    return n === 1 ? new Promise(() => undefined) : Promise.resolve();
+  });
   env = await startWardenTestEnv();
 }, 300_000);
 afterAll(async () => {
   await env?.close();
-  http?.closeAllConnections();
-  await new Promise((resolve) => http?.close(resolve));
+  await booker?.close();
 });
 
 it('a call whose first attempt booked, cancelled while waiting for its retry, is undone', async () => {
-  const url = `http://127.0.0.1:${(http.address() as { port: number }).port}/mcp`;
+  const { url, events, bookings } = booker;
   const workspace = await mkdtemp(join(tmpdir(), 'warden-retry-backoff-'));
   const task = parseTask(
     {
@@ -123,7 +77,7 @@ it('a call whose first attempt booked, cancelled while waiting for its retry, is
     REPO_ROOT,
   );
   const handle = await env.start(task);
-  await firstAttemptGivenUp;
+  await booker.cancelledArrived;
   await handle.cancel();
   const result = await followAgentTask(handle);
   // Precondition: the cancel landed in the backoff, before a second attempt.
