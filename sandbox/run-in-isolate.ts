@@ -23,7 +23,7 @@ import { CapabilityError, type ErrorCode } from '../errors';
 import { failedOutcome, toCapabilityError, type CapabilityOutcome } from './capabilities/capability-error';
 import { createFsCapability, realRootOf, resolveInsideWorkspace } from './capabilities/fs-capability';
 import { createHttpCapability } from './capabilities/http-capability';
-import { checkExecArgs, type SqlGate, type SqlMeasurement } from './capabilities/sql-capability';
+import { checkStatementArgs, type SqlGate, type SqlMeasurement } from './capabilities/sql-capability';
 import { sharedSqlProcessPool } from './capabilities/sql-process-pool';
 import type { IsolateLease, IsolatePool } from './isolate-pool';
 import { createPolicyGate, type PolicyGate } from './policy-gate';
@@ -136,8 +136,9 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     const told = new Set<CapabilityName>();
     const reach = (capability: CapabilityName) => {
       if (told.has(capability)) return;
-      told.add(capability);
+      // Told first: a notice that could not be written throws, and the use does not go ahead.
       reached?.(capability);
+      told.add(capability);
     };
     const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, sqlInFlight, reach, ...(gate === undefined ? {} : { gate }) });
     const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
@@ -302,8 +303,8 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
       : new ivm.Callback((ticket: unknown, rawUrl: unknown, rawInit: unknown) => {
           let url: unknown;
           let init: unknown;
-          bridge.reach('http.fetch');
           try {
+            bridge.reach('http.fetch');
             [url, init] = wellFormedArgs([rawUrl, rawInit], bridge.mended);
             const options = typeof init === 'object' && init !== null ? (init as Record<string, unknown>) : {};
             decide('http.fetch', { url, ...(typeof options.method === 'string' ? { method: options.method } : {}), ...(typeof options.body === 'string' ? { body: options.body } : {}) });
@@ -362,14 +363,15 @@ function sqlReferences(grant: NonNullable<CapabilityGrant['sql']>, bridge: Callb
   const copied = (outcome: CapabilityOutcome<unknown>) => new ivm.ExternalCopy(outcome).copyInto({ release: true });
   const statement = (op: 'query' | 'exec') => async (...raw: unknown[]): Promise<ivm.Copy<CapabilityOutcome<unknown>>> => copied(await outcomeOf(op, raw));
   const outcomeOf = async (op: 'query' | 'exec', raw: unknown[]): Promise<CapabilityOutcome<unknown>> => {
-    bridge.reach(op === 'query' ? 'sql.query' : 'sql.exec');
     try {
+      bridge.reach(op === 'query' ? 'sql.query' : 'sql.exec');
       if (bridge.signal.aborted) throw new CapabilityError('ERR_TOOL_CANCELLED', 'the tool call has ended');
       const [database, sql, params] = wellFormedArgs(raw, bridge.mended);
       const args = params ?? [];
+      // Checked here, as the tool passed them: the transport to the SQL process is JSON.
+      checkStatementArgs(grant, op, database, sql, args);
       let execNumber: number | undefined;
       if (op === 'exec') {
-        checkExecArgs(grant, sql, args);
         execCount += 1;
         execNumber = execCount;
       }

@@ -11,7 +11,8 @@
  */
 // First: the modules below compile with the forking process's code cache.
 import './host-code-cache';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxReachedNotice, type SandboxRunResponse } from './sandbox-messages';
+import * as fs from 'node:fs';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxReachedNotice, type SandboxRunResponse } from './sandbox-messages';
 import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
@@ -173,9 +174,36 @@ export function warmHost(): void {
   }
 }
 
+/**
+ * Writes `notice` to the notice pipe `fd` and returns once every byte is in the kernel: from then
+ * on the client reads it even if this host dies, so the use it announces may go ahead. Blocks
+ * while the pipe is full (the client not reading): the use waits for its notice. Throws when the
+ * pipe is gone (the client too): the use does not go ahead.
+ */
+export function writeNoticeSync(fd: number, notice: SandboxReachedNotice): void {
+  const bytes = Buffer.from(`${JSON.stringify(notice)}\n`, 'utf8');
+  let offset = 0;
+  while (offset < bytes.length) {
+    try {
+      offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+      Atomics.wait(NOTICE_PAUSE, 0, 0, 2);
+    }
+  }
+}
+
+const NOTICE_PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 /** Serves requests from the parent process until the IPC channel closes. */
 export function serveOverIpc(): void {
+  // Without the notice pipe (a client that did not open one), notices go on the IPC channel.
+  const noticePipe = process.env[SANDBOX_NOTICE_FD_ENV] === String(SANDBOX_NOTICE_FD);
   const send: Send = (message) => {
+    if (message.type === 'reached' && noticePipe) {
+      writeNoticeSync(SANDBOX_NOTICE_FD, message);
+      return;
+    }
     try {
       process.send?.(message, undefined, undefined, () => undefined);
     } catch {

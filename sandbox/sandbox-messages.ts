@@ -220,6 +220,15 @@ export const SandboxReachedNoticeSchema = z.strictObject({
 });
 export type SandboxReachedNotice = z.infer<typeof SandboxReachedNoticeSchema>;
 
+/**
+ * The host's descriptor for reached notices: a pipe of their own, one JSON line each, which the
+ * host writes synchronously (the notice is in the kernel, and outlives the host, before the use
+ * goes ahead); the IPC channel only queues a message in the sender while the socket is full.
+ */
+export const SANDBOX_NOTICE_FD = 4;
+/** Environment variable telling the host that SANDBOX_NOTICE_FD is its notice pipe. */
+export const SANDBOX_NOTICE_FD_ENV = 'WARDEN_SANDBOX_NOTICE_FD';
+
 /** Environment variable naming the state folder whose keys and stores the host verifies calls with. */
 export const SANDBOX_IDENTITY_DIR_ENV = 'WARDEN_SANDBOX_IDENTITY_DIR';
 /** The shared state database whose revocation and replay stores the host checks (PostgreSQL mode). */

@@ -106,7 +106,7 @@ export function createSqlCapability(grant: SqlGrant, options: { gate?: SqlGate }
   return {
     query: (database, sql, params = []) => runSqlStatement(grant, { op: 'query', database, sql, params }, options) as SqlRow[],
     exec(database, sql, params = []) {
-      checkExecArgs(grant, sql, params);
+      checkStatementArgs(grant, 'exec', database, sql, params);
       execCount += 1;
       return runSqlStatement(grant, { op: 'exec', database, sql, params, execNumber: execCount }, options) as SqlExecResult;
     },
@@ -121,9 +121,8 @@ export function createSqlCapability(grant: SqlGrant, options: { gate?: SqlGate }
 export function runSqlStatement(grant: SqlGrant, call: SqlStatementCall, options: { gate?: SqlGate } = {}): SqlRow[] | SqlExecResult {
   const { gate } = options;
   const { database, sql, params = [] } = call;
+  const { text, bindings } = checkStatementArgs(grant, call.op, database, sql, params);
   if (call.op === 'query') {
-    const text = sqlText(sql);
-    const bindings = bindingsOf(params);
     return withDatabase(grant, database, true, (db) => {
       const statement = prepareSingle(db, text);
       if (!QUERY_KEYWORDS.has(leadingKeyword(text)) || !statement.reader || !statement.readonly) {
@@ -134,7 +133,6 @@ export function runSqlStatement(grant: SqlGrant, call: SqlStatementCall, options
       return readRows(statement, bindings);
     });
   }
-  const { text, bindings } = checkExecArgs(grant, sql, params);
   const brokered = grant.journal !== undefined || grant.callId !== undefined || grant.dryRun === true || gate !== undefined;
   const execNumber = call.execNumber ?? 1;
   const callId = grant.callId === undefined ? undefined : execNumber === 1 ? grant.callId : `${grant.callId}#${execNumber}`;
@@ -168,12 +166,19 @@ export function runSqlStatement(grant: SqlGrant, call: SqlStatementCall, options
 }
 
 /**
- * What an `exec` is refused for before it counts as one of its tool call's execs (so it takes no
- * sub-call id): text, params, the ledger, the journal path. Throws CapabilityError.
+ * A statement's arguments checked as the tool passed them, the same rules for every SQL
+ * capability: the database a string, the text a non-empty string without PRAGMA, each parameter a
+ * string, a finite number, a boolean or null; for an exec also the ledger and the journal path.
+ * The sandbox host checks them before they cross to a SQL process, whose JSON transport would turn
+ * a value refused here into one accepted there (Infinity and NaN into NULL, a Date or a String
+ * object into text), and before an exec counts as one of its tool call's execs (so a refused one
+ * takes no sub-call id). Throws CapabilityError.
  */
-export function checkExecArgs(grant: SqlGrant, sql: unknown, params: unknown): { text: string; bindings: SqlValue[] } {
+export function checkStatementArgs(grant: SqlGrant, op: SqlStatementCall['op'], database: unknown, sql: unknown, params: unknown): { text: string; bindings: SqlValue[] } {
+  if (typeof database !== 'string') throw capabilityError('ERR_SQL_FAILED', 'database must be a string');
   const text = sqlText(sql);
   const bindings = bindingsOf(params);
+  if (op === 'query') return { text, bindings };
   if (LEDGER_ANYWHERE.test(text)) throw capabilityError('ERR_SQL_DENIED', 'warden_applied_calls belongs to Warden');
   if (grant.journal !== undefined && !isAbsolute(grant.journal)) throw capabilityError('ERR_SQL_FAILED', 'the undo journal path is not absolute');
   return { text, bindings };

@@ -62,6 +62,12 @@ const FROM_SOURCE = path.extname(__filename) === '.ts';
 const PROCESS_MODULE = path.join(__dirname, FROM_SOURCE ? 'sql-process.ts' : 'sql-process.js');
 const EXEC_ARGV = FROM_SOURCE ? ['--require', require.resolve('tsx/cjs')] : [];
 const DEFAULT_MAX_IDLE = 2;
+/**
+ * Most characters of one message from a SQL process (a result's JSON): a process that sends a
+ * longer one is killed and its statement fails ERR_SQL_FAILED, so a huge result never holds the
+ * host (every task's) in building or parsing it.
+ */
+export const MAX_SQL_MESSAGE_CHARS = 64 * 1024 * 1024;
 /** The line a SQL process writes once its modules are loaded. */
 const READY_LINE = JSON.stringify({ type: 'ready' });
 
@@ -74,6 +80,8 @@ interface SqlProcess {
   ended: boolean;
   /** Statements it has run. */
   runs: number;
+  /** Set when it sent a message over the size limit (it is killed then). */
+  overLimit: boolean;
   /** Settles once it has booted (its `ready` line) or ended. */
   ready: Promise<void>;
   booted: () => void;
@@ -82,6 +90,8 @@ interface SqlProcess {
 export interface SqlProcessPoolOptions {
   /** Idle processes kept. Default 2. */
   maxIdle?: number;
+  /** Most characters of one message from a process. Default MAX_SQL_MESSAGE_CHARS. */
+  maxMessageChars?: number;
 }
 
 export interface SqlProcessPoolStats {
@@ -95,6 +105,7 @@ export interface SqlProcessPoolStats {
 
 export class SqlProcessPool {
   readonly #maxIdle: number;
+  readonly #maxMessageChars: number;
   readonly #idle: SqlProcess[] = [];
   #closed = false;
   #started = 0;
@@ -103,6 +114,7 @@ export class SqlProcessPool {
 
   constructor(options: SqlProcessPoolOptions = {}) {
     this.#maxIdle = options.maxIdle ?? DEFAULT_MAX_IDLE;
+    this.#maxMessageChars = options.maxMessageChars ?? MAX_SQL_MESSAGE_CHARS;
   }
 
   get stats(): SqlProcessPoolStats {
@@ -152,6 +164,9 @@ export class SqlProcessPool {
           await proc.exited;
           throw cancelled();
         }
+        if (line === undefined && proc.overLimit) {
+          throw capabilityError('ERR_SQL_FAILED', `the statement's result is over ${this.#maxMessageChars} characters of JSON; select fewer or smaller rows`);
+        }
         if (line === undefined) throw capabilityError('ERR_SQL_FAILED', 'the SQL process ended while running the statement');
         const message = parseMessage(line);
         if (message === undefined) {
@@ -197,21 +212,39 @@ export class SqlProcessPool {
       lines: [],
       ended: false,
       runs: 0,
+      overLimit: false,
       ready,
       booted,
       exited: new Promise<void>((resolve) => child.once('exit', () => resolve())),
     };
-    let partial = '';
+    // The line being read, in pieces: each chunk is scanned once, and joined once at its line's end
+    // (rescanning the whole line per chunk was quadratic: a 100 MB result held the host).
+    const pieces: string[] = [];
+    let pending = 0;
+    const maxChars = this.#maxMessageChars;
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (text: string) => {
-      partial += text;
-      let newline = partial.indexOf('\n');
-      while (newline !== -1) {
-        deliver(proc, partial.slice(0, newline));
-        partial = partial.slice(newline + 1);
-        newline = partial.indexOf('\n');
+      if (proc.overLimit) return;
+      let start = 0;
+      for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
+        pieces.push(text.slice(start, newline));
+        const line = pieces.join('');
+        pieces.length = 0;
+        pending = 0;
+        start = newline + 1;
+        if (line.length > maxChars) return overLimit();
+        deliver(proc, line);
       }
+      if (start === text.length) return;
+      pending += text.length - start;
+      if (pending > maxChars) return overLimit();
+      pieces.push(text.slice(start));
     });
+    const overLimit = () => {
+      proc.overLimit = true;
+      pieces.length = 0;
+      child.kill('SIGKILL');
+    };
     const end = () => {
       proc.ended = true;
       proc.booted();

@@ -38,17 +38,23 @@ const WATCHDOG_INTERVAL_MS = 200;
 const decoder = new StringDecoder('utf8');
 const chunk = Buffer.alloc(64 * 1024);
 const pause = new Int32Array(new SharedArrayBuffer(4));
+/** Text read after the last line returned, not yet scanned whole; and the earlier pieces of its line. */
 let buffered = '';
+const pieces: string[] = [];
 
-/** The next line on stdin, blocking; undefined at its end. */
+/** The next line on stdin, blocking; undefined at its end. Each chunk is scanned once (not the whole line per chunk). */
 function readLine(): string | undefined {
   for (;;) {
     const newline = buffered.indexOf('\n');
     if (newline !== -1) {
-      const line = buffered.slice(0, newline);
+      pieces.push(buffered.slice(0, newline));
+      const line = pieces.join('');
+      pieces.length = 0;
       buffered = buffered.slice(newline + 1);
       return line;
     }
+    if (buffered !== '') pieces.push(buffered);
+    buffered = '';
     let read: number;
     try {
       read = fs.readSync(STDIN, chunk, 0, chunk.length, null);
@@ -62,7 +68,7 @@ function readLine(): string | undefined {
       throw error;
     }
     if (read === 0) return undefined;
-    buffered += decoder.write(chunk.subarray(0, read));
+    buffered = decoder.write(chunk.subarray(0, read));
   }
 }
 

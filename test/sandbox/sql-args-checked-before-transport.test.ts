@@ -25,9 +25,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SandboxClient } from '../../../sandbox/sandbox-client';
-import type { CapabilityGrant } from '../../../sandbox/sandbox-messages';
-import { makeTempDir, toolCall } from '../../sandbox/sandbox-test-kit';
+import { SandboxClient } from '../../sandbox/sandbox-client';
+import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
+import { makeTempDir, toolCall } from './sandbox-test-kit';
 
 let client: SandboxClient;
 let folder: string;
