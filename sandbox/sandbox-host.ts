@@ -11,7 +11,6 @@
  */
 // First: the modules below compile with the forking process's code cache.
 import './host-code-cache';
-import * as fs from 'node:fs';
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxReachedNotice, type SandboxRunResponse } from './sandbox-messages';
 import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
@@ -21,6 +20,7 @@ import { closeSharedSqlProcessPool, sharedSqlProcessPool } from './capabilities/
 import { createCredentialGate, type CredentialGate, type CredentialGateOptions } from './credential-gate';
 import { isErrorCode, type ErrorCode } from '../errors';
 import { cutText } from '../cut-text';
+import { writeAllSync } from './write-all-sync';
 
 type Send = (message: SandboxRunResponse | SandboxReachedNotice) => void;
 
@@ -181,19 +181,8 @@ export function warmHost(): void {
  * pipe is gone (the client too): the use does not go ahead.
  */
 export function writeNoticeSync(fd: number, notice: SandboxReachedNotice): void {
-  const bytes = Buffer.from(`${JSON.stringify(notice)}\n`, 'utf8');
-  let offset = 0;
-  while (offset < bytes.length) {
-    try {
-      offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-      Atomics.wait(NOTICE_PAUSE, 0, 0, 2);
-    }
-  }
+  writeAllSync(fd, Buffer.from(`${JSON.stringify(notice)}\n`, 'utf8'));
 }
-
-const NOTICE_PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /** Serves requests from the parent process until the IPC channel closes. */
 export function serveOverIpc(): void {

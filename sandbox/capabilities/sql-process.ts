@@ -27,6 +27,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { Worker } from 'node:worker_threads';
 import { CapabilityError } from '../../errors';
 import { capabilityError } from './capability-error';
+import { writeAllSync } from '../write-all-sync';
 import { runSqlStatement, type SqlGate, type SqlMeasurement } from './sql-capability';
 import type { SqlProcessRequest, SqlProcessVerdict } from './sql-process-pool';
 
@@ -73,18 +74,12 @@ function readLine(): string | undefined {
 }
 
 function writeLine(message: unknown): void {
-  const bytes = Buffer.from(`${JSON.stringify(message)}\n`, 'utf8');
-  let offset = 0;
-  while (offset < bytes.length) {
-    try {
-      offset += fs.writeSync(STDOUT, bytes, offset, bytes.length - offset);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      // The host is gone: nobody is left to answer.
-      if (code === 'EPIPE') process.exit(0);
-      if (code !== 'EAGAIN') throw error;
-      Atomics.wait(pause, 0, 0, 2);
-    }
+  try {
+    writeAllSync(STDOUT, Buffer.from(`${JSON.stringify(message)}\n`, 'utf8'));
+  } catch (error) {
+    // The host is gone: nobody is left to answer.
+    if ((error as NodeJS.ErrnoException).code === 'EPIPE') process.exit(0);
+    throw error;
   }
 }
 
