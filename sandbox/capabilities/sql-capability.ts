@@ -167,7 +167,7 @@ export function runSqlStatement(grant: SqlGrant, call: SqlStatementCall, options
 
 /**
  * A statement's arguments checked as the tool passed them, the same rules for every SQL
- * capability: the database a string, the text a non-empty string without PRAGMA, each parameter a
+ * capability: the database a string (ERR_DATABASE_NOT_GRANTED otherwise, as the database's own check), the text a non-empty string without PRAGMA, each parameter a
  * string, a finite number, a boolean or null; for an exec also the ledger and the journal path.
  * The sandbox host checks them before they cross to a SQL process, whose JSON transport would turn
  * a value refused here into one accepted there (Infinity and NaN into NULL, a Date or a String
@@ -175,7 +175,8 @@ export function runSqlStatement(grant: SqlGrant, call: SqlStatementCall, options
  * takes no sub-call id). Throws CapabilityError.
  */
 export function checkStatementArgs(grant: SqlGrant, op: SqlStatementCall['op'], database: unknown, sql: unknown, params: unknown): { text: string; bindings: SqlValue[] } {
-  if (typeof database !== 'string') throw capabilityError('ERR_SQL_FAILED', 'database must be a string');
+  // As the database's own check (withDatabase) has it: only a string names a granted database.
+  if (typeof database !== 'string') throw capabilityError('ERR_DATABASE_NOT_GRANTED', 'database must be a string naming a granted database', { database: String(database) });
   const text = sqlText(sql);
   const bindings = bindingsOf(params);
   if (op === 'query') return { text, bindings };
