@@ -56,6 +56,8 @@ import type { PolicyGateSpec } from '../sandbox/sandbox-messages';
 import { policyEngineFor } from './check-policy';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
+import { withCallOutcome, type ToolProgress } from './call-outcome';
+import { Context } from '@temporalio/activity';
 import { protectedSetOf, realPathOf, wardenKeyFiles, wardenResourcesOf } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
 import { WARDEN_ATTR } from '../custody/attributes';
@@ -272,6 +274,17 @@ export interface ToolExecution {
    * within a grace is killed), and the call fails as cancelled once the tool has stopped.
    */
   signal?: AbortSignal;
+  /** Filled in as the call goes: whether its tool started, and whether its stop was confirmed (activities/call-outcome.ts). */
+  progress?: ToolProgress;
+}
+
+/**
+ * The call's tool is about to start: from here on it may have had effects. A call cancelled (or
+ * past its deadline) before this point stops here, its tool never started.
+ */
+function toolStarting(call: ToolExecution): void {
+  call.signal?.throwIfAborted();
+  if (call.progress !== undefined) call.progress.started = true;
 }
 
 /**
@@ -361,6 +374,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   const undo = capabilities.fs?.undo === undefined ? undefined : { stateDir: deps.stateDir, taskKey, callId: call.callId };
   // Records left by an attempt that never finished (its worker died mid-call): its writes go first.
   if (undo !== undefined) await undoIncompleteCall(undo);
+  toolStarting(call);
   const result = await deps.sandbox.run({
     toolName: tool.name,
     source: tool.executor.source,
@@ -419,7 +433,8 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   }
   if (!result.ok) {
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
-    throw new ToolError(code, result.error.message, undone.length === 0 ? {} : { details: { undone } });
+    // A call lost with its sandbox host before it reached any capability did nothing: retried, on the replacement host.
+    throw new ToolError(code, result.error.message, { ...(undone.length === 0 ? {} : { details: { undone } }), ...(result.error.retryable === true ? { retryable: true } : {}) });
   }
   return { output: result.output, credential: ran, ...extra, trust: outputTrustOf(call.task, tool, call.args, effects, call.policy?.state) };
 }
@@ -540,6 +555,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   const undo = await beginOutsideUndo(stateDir, call, tool);
   try {
+    toolStarting(call);
     return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential);
   } catch (error) {
     if (undo === undefined) throw error;
@@ -610,6 +626,10 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
       ...(call.signal === undefined ? {} : { signal: call.signal }),
+      // MCP has no acknowledgment of a cancellation: a remote server that never answered may still complete the call.
+      onCancelled: (outcome) => {
+        if (outcome === 'session-closed' && call.progress !== undefined) call.progress.stopUnconfirmed = `its server ${mcpTargetOf(tool).server} never answered the cancellation and may have completed the call after its compensation ran`;
+      },
     });
     output = result.output;
     egress = egressEffectsOf(result.egress);
@@ -768,6 +788,15 @@ function callStop(deadlineAt: number | undefined, tool: string): CallStop {
   };
 }
 
+/** The running activity's attempt (1 for the first); outside an activity, 1. */
+function activityAttempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
+}
+
 export interface RunTool {
   (input: RunToolInput): Promise<ToolCallResult>;
   (input: RunToolRefInput): Promise<ToolStepResult>;
@@ -776,27 +805,30 @@ export interface RunTool {
 export function createRunTool(deps: ActivityDeps): RunTool {
   async function runTool(input: RunToolInput | RunToolRefInput): Promise<ToolCallResult | ToolStepResult> {
     const stop = callStop('taskRef' in input ? input.deadlineAt : undefined, input.tool);
+    const progress: ToolProgress = { started: false };
     try {
       // A retry that starts past the deadline does nothing.
       if (stop.expired) throw toApplicationFailure(stop.deadlineError());
       const task = await taskOf(deps, input);
       // Read once per activity: the span names its agent, the call mints from it.
       const grant = await annotateToolCall(deps, task, input);
-      const result = 'taskRef' in input ? await runToolStep(input, task, grant, stop) : await runToolOnce(input, grant, stop);
+      const result = 'taskRef' in input ? await runToolStep(input, task, grant, stop, progress) : await runToolOnce(input, grant, stop, progress);
       // The credential's id, never its token.
       annotateActiveSpan({ [WARDEN_ATTR.credentialJti]: result.credential.jti, [WARDEN_ATTR.outcome]: 'ok' });
       return result;
     } catch (error) {
       annotateActiveSpan({ [WARDEN_ATTR.outcome]: outcomeOfError(error) });
-      throw stop.expired ? deadlineFailure(stop.deadlineError(), error) : error;
+      // What the tool did, in the failure's details, for the workflow's recovery (call-outcome.ts).
+      throw withCallOutcome(toApplicationFailure(stop.expired ? deadlineFailure(stop.deadlineError(), error) : error), progress, activityAttempt());
     } finally {
       stop.dispose();
     }
   }
   return runTool as RunTool;
 
-  function executionOf(input: RunToolInput | RunToolRefInput, task: Task, grant: IssuedGrant | undefined, stop: CallStop): ToolExecution {
+  function executionOf(input: RunToolInput | RunToolRefInput, task: Task, grant: IssuedGrant | undefined, stop: CallStop, progress: ToolProgress): ToolExecution {
     return {
+      progress,
       ...(grant === undefined ? {} : { grantRead: grant }),
       rootWorkflowId: input.rootWorkflowId,
       ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
@@ -816,9 +848,9 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     };
   }
 
-  function runToolOnce(input: RunToolInput, grant: IssuedGrant | undefined, stop: CallStop): Promise<ToolCallResult> {
+  function runToolOnce(input: RunToolInput, grant: IssuedGrant | undefined, stop: CallStop, progress: ToolProgress): Promise<ToolCallResult> {
     const once = async () => {
-      const result = await executeToolCall(deps, executionOf(input, input.task, grant, stop));
+      const result = await executeToolCall(deps, executionOf(input, input.task, grant, stop, progress));
       refuseForgedClaimChecks(result.output, `the output of ${input.tool}`);
       if (input.claimCheckOutput === true) {
         // A held or denied effect stays whole: on this loop an approver reads it from the approval request.
@@ -865,10 +897,10 @@ export function createRunTool(deps: ActivityDeps): RunTool {
   }
 
   /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
-  async function runToolStep(input: RunToolRefInput, task: Task, grant: IssuedGrant | undefined, stop: CallStop): Promise<ToolStepResult> {
+  async function runToolStep(input: RunToolRefInput, task: Task, grant: IssuedGrant | undefined, stop: CallStop, progress: ToolProgress): Promise<ToolStepResult> {
     try {
       const dp = dataPlaneOf(deps);
-      const execution: ToolExecution = { ...executionOf(input, task, grant, stop), argsClaimChecked: true };
+      const execution: ToolExecution = { ...executionOf(input, task, grant, stop, progress), argsClaimChecked: true };
       let result: ToolCallResult = await withWrites(input, task, dp, async () => {
         const done = await executeToolCall(deps, execution);
         refuseForgedClaimChecks(done.output, `the output of ${input.tool}`);

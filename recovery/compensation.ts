@@ -29,6 +29,13 @@ import { CAPABILITY_NAMES, defineTool, type CapabilityName, type ToolDescriptor 
  */
 const schemas = sharedOnce('recovery/compensation', () => {
   const OriginalCallSchema = z.strictObject({ tool: z.string(), args: z.unknown(), output: z.unknown() });
+  /**
+   * The original call was stopped but not confirmed stopped (an HTTP MCP server that never answered
+   * the cancellation): it may have completed after this compensation ran, which the task's
+   * recovery then reports `unconfirmed`, never `done` (workflows/task-saga.ts). Kept in the
+   * workflow: the compensation's activity is sent the descriptor without it.
+   */
+  const unconfirmed = z.literal(true).optional();
   const CompensationSchema = z.discriminatedUnion('kind', [
     z.strictObject({
       kind: z.literal('fs-overlay-discard'),
@@ -40,6 +47,7 @@ const schemas = sharedOnce('recovery/compensation', () => {
       /** The tool call whose overlay writes are undone (a sub-agent's: the root's overlay is discarded whole). */
       callId: z.string(),
       forTool: z.string(),
+      unconfirmed,
     }),
     z.strictObject({
       kind: z.literal('sql-undo'),
@@ -47,6 +55,7 @@ const schemas = sharedOnce('recovery/compensation', () => {
       callId: z.string(),
       /** The tool that made the change (for reports). */
       forTool: z.string(),
+      unconfirmed,
     }),
     z.strictObject({
       kind: z.literal('tool'),
@@ -57,6 +66,7 @@ const schemas = sharedOnce('recovery/compensation', () => {
       callId: z.string(),
       /** What the compensating tool receives as input. */
       input: z.strictObject({ compensationId: z.string(), original: OriginalCallSchema }),
+      unconfirmed,
     }),
   ]);
   return { OriginalCallSchema, CompensationSchema };

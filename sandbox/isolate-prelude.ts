@@ -11,7 +11,8 @@
  * - evaluates to `{ run, settle }`, which the host holds as References.
  *
  * `run(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, source, input, maxChars, maxDepth)`
- * takes the call's capability callbacks (`ivm.Callback`, or `undefined` when not granted), builds
+ * takes the call's capability callbacks (`ivm.Callback`; for sql.* an `ivm.Reference` called
+ * with applySyncPromise, see syncHostCall; `undefined` when not granted), builds
  * the frozen `warden` object from them, compiles `source` with the AsyncFunction constructor
  * (global scope: tool code cannot see this closure), awaits it, and resolves to one string:
  * `ok:<json>`, `threw:<message>`, `compile:<message>`, `notjson:<why>` or `toolarge:`. It runs at
@@ -43,6 +44,8 @@ for (let index = 0; index < DEFERRED_ENTRY_POINTS.length; index += 1) {
 const ReflectApply = Reflect.apply;
 const ReflectGetPrototypeOf = Reflect.getPrototypeOf;
 const ObjectFreeze = Object.freeze;
+const ObjectCreate = Object.create;
+const TypeErrorCtor = TypeError;
 const ObjectKeys = Object.keys;
 const ObjectHasOwn = Object.hasOwn;
 const ObjectDefineProperty = Object.defineProperty;
@@ -98,6 +101,31 @@ function settle(ticket, outcome) {
   pending.resolve(value);
 }
 
+// A host capability that runs elsewhere while this isolate's thread waits (sql.*): the host holds
+// a Reference to an async function and the call waits for its promise (applySyncPromise), so the
+// host's main thread is free meanwhile. The Reference reaches the host's objects, so tool code
+// must never get hold of it: its method is read here, before any tool code runs, options are
+// objects without prototype (nothing tool code puts on Object.prototype is read as an option),
+// arguments are copied and the host hands its result over as a copy (ExternalCopy), and an error thrown by isolated-vm is replaced by a new one
+// (its stack frames are never formatted for tool code).
+function syncHostCall(reference) {
+  const applySyncPromise = reference.applySyncPromise;
+  const copy = ObjectCreate(null);
+  copy.copy = true;
+  const options = ObjectCreate(null);
+  options.arguments = ObjectFreeze(copy);
+  ObjectFreeze(options);
+  return function hostCall(a, b, c) {
+    let outcome;
+    try {
+      outcome = ReflectApply(applySyncPromise, reference, [undefined, [a, b, c], options]);
+    } catch (error) {
+      throw new TypeErrorCtor('the capability call failed: its arguments could not be copied to the host, or the call has ended');
+    }
+    return outcome;
+  };
+}
+
 function buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec) {
   const warden = {};
   if (fsRead !== undefined || fsWrite !== undefined || fsList !== undefined) {
@@ -112,8 +140,14 @@ function buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec) {
   }
   if (sqlQuery !== undefined || sqlExec !== undefined) {
     const sql = {};
-    if (sqlQuery !== undefined) sql.query = function query(database, text, params) { return unwrap(sqlQuery(database, text, params)); };
-    if (sqlExec !== undefined) sql.exec = function exec(database, text, params) { return unwrap(sqlExec(database, text, params)); };
+    if (sqlQuery !== undefined) {
+      const call = syncHostCall(sqlQuery);
+      sql.query = function query(database, text, params) { return unwrap(call(database, text, params)); };
+    }
+    if (sqlExec !== undefined) {
+      const call = syncHostCall(sqlExec);
+      sql.exec = function exec(database, text, params) { return unwrap(call(database, text, params)); };
+    }
     warden.sql = ObjectFreeze(sql);
   }
   return ObjectFreeze(warden);

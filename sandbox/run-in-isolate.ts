@@ -6,8 +6,9 @@
  * Security invariants:
  * - No host object reference enters the isolate. What goes in is strings, numbers, a deep copy of
  *   the input, and `ivm.Callback` functions whose arguments and results are copied both ways.
- *   The host holds References *into* the context (the prelude's `run` and `settle`), never the
- *   reverse, so tool code can reach no host object, prototype or constructor.
+ *   The host holds References *into* the context (the prelude's `run` and `settle`); the one
+ *   reverse case, sql's References to host functions (sqlReferences), stays in the prelude's
+ *   closure, so tool code can reach no host object, prototype or constructor.
  * - Every call gets a new context, used by no other call and released at the end, in an isolate
  *   no other call is using: nothing a tool does (globals, prototype pollution, pending promises)
  *   is visible to any other call. An isolate that timed out or ran out of memory is disposed.
@@ -18,11 +19,12 @@
  *   if the host itself raised that error during this call, so tool code cannot forge one.
  */
 import ivm from 'isolated-vm';
-import type { ErrorCode } from '../errors';
+import { CapabilityError, type ErrorCode } from '../errors';
 import { failedOutcome, toCapabilityError, type CapabilityOutcome } from './capabilities/capability-error';
 import { createFsCapability, realRootOf, resolveInsideWorkspace } from './capabilities/fs-capability';
 import { createHttpCapability } from './capabilities/http-capability';
-import { createSqlCapability, type SqlGate, type SqlMeasurement } from './capabilities/sql-capability';
+import { checkStatementArgs, type SqlGate, type SqlMeasurement } from './capabilities/sql-capability';
+import { sharedSqlProcessPool } from './capabilities/sql-process-pool';
 import type { IsolateLease, IsolatePool } from './isolate-pool';
 import { createPolicyGate, type PolicyGate } from './policy-gate';
 import type { CapabilityName } from '../tools/tool-descriptor';
@@ -50,7 +52,7 @@ type CallOutcome = { ok: true; output: unknown } | { ok: false; code: ErrorCode;
  * flight are aborted (an http.fetch's socket destroyed) and no capability call starts after it;
  * the response, ERR_TOOL_CANCELLED, is sent only then.
  */
-export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool, cancel?: AbortSignal): Promise<SandboxRunResponse> {
+export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool, cancel?: AbortSignal, reached?: (capability: CapabilityName) => void): Promise<SandboxRunResponse> {
   const startedAt = performance.now();
   let gate: PolicyGate | undefined;
   try {
@@ -59,7 +61,7 @@ export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool
     return { type: 'result', id: request.id, ok: false, error: { code: 'ERR_POLICY_INVALID', message: truncate(`the policy gate cannot be set up: ${messageOf(error)}`) }, durationMs: 0 };
   }
   const mended = { count: 0 };
-  const outcome = await runToOutcome(request, pool, gate, mended, cancel);
+  const outcome = await runToOutcome(request, pool, gate, mended, cancel, reached);
   const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
   const policy = { ...(gate === undefined ? {} : { policy: gate.report() }), ...(mended.count === 0 ? {} : { capabilityArgsMended: mended.count }) };
   return outcome.ok
@@ -77,7 +79,7 @@ interface IsolateTrouble {
 
 const CANCELLED: CallOutcome = { ok: false, code: 'ERR_TOOL_CANCELLED', message: 'the tool call was cancelled: its isolate was disposed and its capability requests in flight aborted' };
 
-async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }, cancel: AbortSignal | undefined): Promise<CallOutcome> {
+async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }, cancel: AbortSignal | undefined, reached: ((capability: CapabilityName) => void) | undefined): Promise<CallOutcome> {
   if (cancel?.aborted === true) return CANCELLED;
   const { timeoutMs, memoryMb, maxOutputBytes } = request.limits;
   let input: ivm.Copy<unknown>;
@@ -105,6 +107,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   // memory limit, isolated-vm failing) leaves the isolate in a state it is not trusted in again.
   let answered = false;
   const issuedCodes = new Set<ErrorCode>();
+  const sqlInFlight = new Set<Promise<unknown>>();
   const callEnded = new AbortController();
   const stop = (reason: keyof IsolateTrouble) => {
     trouble[reason] = true;
@@ -130,7 +133,14 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
         if (!callEnded.signal.aborted) stop(isMemoryFailure(error) ? 'outOfMemory' : 'timedOut');
       });
     };
-    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, ...(gate === undefined ? {} : { gate }) });
+    const told = new Set<CapabilityName>();
+    const reach = (capability: CapabilityName) => {
+      if (told.has(capability)) return;
+      // Told first: a notice that could not be written throws, and the use does not go ahead.
+      reached?.(capability);
+      told.add(capability);
+    };
+    const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, sqlInFlight, reach, ...(gate === undefined ? {} : { gate }) });
     const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
       timeout: libraryTimeoutMs(Math.max(1, Math.ceil(deadline - performance.now()))),
       result: { promise: true, copy: true },
@@ -149,6 +159,8 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     cancel?.removeEventListener('abort', onCancel);
     callEnded.abort();
     pool.giveBack(lease, !answered);
+    // A statement of a stopped call has its process killed: answered only once it has exited.
+    await Promise.allSettled([...sqlInFlight]);
   }
 }
 
@@ -237,6 +249,10 @@ interface CallbackBridge {
   gate?: PolicyGate;
   /** How many strings of capability-call arguments were made well-formed at entry, this call. */
   mended: { count: number };
+  /** Tells the client the call reached `capability`, before that use goes ahead (once per capability). */
+  reach: (capability: CapabilityName) => void;
+  /** SQL statements of this call not yet settled (a stopped one settles once its process has exited). */
+  sqlInFlight: Set<Promise<unknown>>;
 }
 
 /**
@@ -254,7 +270,7 @@ function wellFormedArgs<A extends unknown[]>(args: A, mended: { count: number })
  * The capability callbacks in the order the prelude's `run` expects them (fs.read, fs.write, fs.list,
  * http.fetch, sql.query, sql.exec); `undefined` for anything not granted, so it is never installed.
  */
-function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (ivm.Callback | undefined)[] {
+function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (ivm.Callback | ivm.Reference | undefined)[] {
   const sync = <A extends unknown[]>(operation: (...args: A) => unknown, fallback: ErrorCode) =>
     new ivm.Callback((...raw: A): CapabilityOutcome<unknown> => {
       try {
@@ -267,7 +283,7 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
 
   const { gate } = bridge;
   const fs = grant.fs === undefined ? undefined : createFsCapability(grant.fs);
-  const sql = grant.sql === undefined ? undefined : createSqlCapability(grant.sql, gate === undefined ? {} : { gate: sqlGate(gate) });
+  const sql = grant.sql === undefined ? undefined : sqlReferences(grant.sql, bridge);
   const http = grant.http === undefined ? undefined : createHttpCapability(grant.http, { signal: bridge.signal });
   // The gate sees the call as the built-in of that capability would make it; a path is judged as
   // the file it really leads to (links inside the workspace followed), as for the built-ins.
@@ -288,6 +304,7 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
           let url: unknown;
           let init: unknown;
           try {
+            bridge.reach('http.fetch');
             [url, init] = wellFormedArgs([rawUrl, rawInit], bridge.mended);
             const options = typeof init === 'object' && init !== null ? (init as Record<string, unknown>) : {};
             decide('http.fetch', { url, ...(typeof options.method === 'string' ? { method: options.method } : {}), ...(typeof options.body === 'string' ? { body: options.body } : {}) });
@@ -304,26 +321,72 @@ function capabilityCallbacks(grant: CapabilityGrant, bridge: CallbackBridge): (i
   return [
     fs !== undefined && grant.fs?.read
       ? sync((path: unknown) => {
+          bridge.reach('fs.read');
           decide('fs.read', { path });
           return fs.read(path);
         }, 'ERR_FS_FAILED')
       : undefined,
     fs !== undefined && grant.fs?.write
       ? sync((path: unknown, content: unknown) => {
+          bridge.reach('fs.write');
           decide('fs.write', { path, content });
           return fs.write(path, content);
         }, 'ERR_FS_FAILED')
       : undefined,
     fs !== undefined && grant.fs?.list
       ? sync((path: unknown) => {
+          bridge.reach('fs.list');
           decide('fs.list', path === undefined || path === null ? {} : { path });
           return fs.list(path ?? '.');
         }, 'ERR_FS_FAILED')
       : undefined,
     httpFetch,
-    sql !== undefined && grant.sql?.query ? sync((db: unknown, text: unknown, params: unknown) => sql.query(db, text, params ?? []), 'ERR_SQL_FAILED') : undefined,
-    sql !== undefined && grant.sql?.exec ? sync((db: unknown, text: unknown, params: unknown) => sql.exec(db, text, params ?? []), 'ERR_SQL_FAILED') : undefined,
+    sql !== undefined && grant.sql?.query ? sql.query : undefined,
+    sql !== undefined && grant.sql?.exec ? sql.exec : undefined,
   ];
+}
+
+/**
+ * `sql.query` and `sql.exec` as References to host functions that the prelude calls with
+ * `applySyncPromise`: the tool sees a synchronous call (its isolate's thread waits), while the
+ * statement runs in a SQL process (capabilities/sql-process-pool.ts) and the host's main thread
+ * stays free to stop this call, or answer others, meanwhile. The References are the prelude's
+ * alone: it captures them before tool code runs, and never hands them, or an error thrown by
+ * them, to tool code (isolate-prelude.ts). Each resolves to a copied CapabilityOutcome.
+ */
+function sqlReferences(grant: NonNullable<CapabilityGrant['sql']>, bridge: CallbackBridge): { query: ivm.Reference; exec: ivm.Reference } {
+  const gate = bridge.gate === undefined ? undefined : sqlGate(bridge.gate);
+  const processes = sharedSqlProcessPool();
+  void processes.prewarm();
+  let execCount = 0;
+  // What applySyncPromise hands the isolate must be transferable: the outcome goes as a copy.
+  const copied = (outcome: CapabilityOutcome<unknown>) => new ivm.ExternalCopy(outcome).copyInto({ release: true });
+  const statement = (op: 'query' | 'exec') => async (...raw: unknown[]): Promise<ivm.Copy<CapabilityOutcome<unknown>>> => copied(await outcomeOf(op, raw));
+  const outcomeOf = async (op: 'query' | 'exec', raw: unknown[]): Promise<CapabilityOutcome<unknown>> => {
+    try {
+      bridge.reach(op === 'query' ? 'sql.query' : 'sql.exec');
+      if (bridge.signal.aborted) throw new CapabilityError('ERR_TOOL_CANCELLED', 'the tool call has ended');
+      const [database, sql, params] = wellFormedArgs(raw, bridge.mended);
+      const args = params ?? [];
+      // Checked here, as the tool passed them: the transport to the SQL process is JSON.
+      checkStatementArgs(grant, op, database, sql, args);
+      let execNumber: number | undefined;
+      if (op === 'exec') {
+        execCount += 1;
+        execNumber = execCount;
+      }
+      const running = processes.run(grant, { op, database, sql, params: args, ...(execNumber === undefined ? {} : { execNumber }) }, gate, bridge.signal);
+      bridge.sqlInFlight.add(running);
+      try {
+        return { ok: true, value: await running };
+      } finally {
+        bridge.sqlInFlight.delete(running);
+      }
+    } catch (error) {
+      return recordFailure(error, 'ERR_SQL_FAILED', bridge.issuedCodes);
+    }
+  };
+  return { query: new ivm.Reference(statement('query')), exec: new ivm.Reference(statement('exec')) };
 }
 
 /** Where a workspace path really leads (links inside the workspace followed); undefined when it does not resolve (the capability then refuses the call). */

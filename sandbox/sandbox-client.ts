@@ -4,14 +4,20 @@
  * Invariants:
  * - The worker never runs tool code. Everything runs in the host, a separate process.
  * - `run` always resolves with a SandboxRunResponse (it rejects only on misuse or after close):
- *   if the host exits, every call it owed gets ERR_SANDBOX_CRASHED; if a call overruns its
+ *   if the host exits, every call it owed gets ERR_SANDBOX_CRASHED, retryable for a call that had
+ *   reached no capability (the host says which it reached, SandboxReachedNotice), naming what it
+ *   reached otherwise (effects may have happened). The host writes each notice synchronously on
+ *   a pipe of its own before the use goes ahead, and a lost host's calls are answered only once
+ *   its process has exited and that pipe and the IPC channel have closed (`close`: every notice
+ *   and answer it sent read); if a call overruns its
  *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
  *   ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
  *   lost one had booted; otherwise the next call starts one.
  * - A call whose `signal` aborts (its activity was cancelled) is stopped before it is answered:
  *   the host is told to dispose of its isolate and abort its capability requests, and answers
- *   ERR_TOOL_CANCELLED once it has; a host that does not answer within `cancelGraceMs` (wedged,
- *   or inside a synchronous SQLite statement) is killed, and the call is answered only once the
+ *   ERR_TOOL_CANCELLED once it has (a SQL statement is stopped by killing its SQL process, so the
+ *   host's main thread is never held by one); a host that does not answer within `cancelGraceMs`
+ *   (wedged) is killed, and the call is answered only once the
  *   host has exited. Either way nothing of the call runs on after its answer.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
  *   the host killed. Responses are matched to calls by id and by the host that was asked.
@@ -19,11 +25,12 @@
  *   secrets such as API keys are not present in the process that runs tool code.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxReachedNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -69,6 +76,10 @@ interface HostHandle {
   /** Set once the host has sent one valid response: it has booted. */
   answered: boolean;
   gone: boolean;
+  /** Why it was lost (the first reason given), once `gone`. */
+  lostReason?: string;
+  /** Set once its process exited and its notice pipe and IPC channel closed: all it sent has been read. */
+  closed: boolean;
   /** `rulesKey`s whose rules this host was sent: later calls leave the rules out. */
   rulesKeys: Set<string>;
 }
@@ -81,6 +92,8 @@ interface PendingCall {
   budgetMs: number;
   /** Set once the call was cancelled: the host is killed when it fires. */
   cancelTimer?: LongTimeout;
+  /** Capabilities the host said the call reached (SandboxReachedNotice): what may have had effects. */
+  reached: Set<string>;
 }
 
 /** Options of one call. */
@@ -97,6 +110,10 @@ const DEFAULT_DEADLINE_GRACE_MS = 2000;
 const DEFAULT_CANCEL_GRACE_MS = 2000;
 const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
 const STOP_TIMEOUT_MS = 2000;
+/** How long after its exit a host's calls wait for its pipes to close before they are answered anyway. */
+const CLOSE_AFTER_EXIT_MS = 5_000;
+/** Longest line the notice pipe carries (a notice is well under it). */
+const MAX_NOTICE_CHARS = 4_096;
 const HOST_ENV_NAMES = ['PATH', 'TMPDIR', 'TZ', 'LANG', 'LC_ALL'];
 
 /** The trivial call `start` sends to prove the host works end to end. */
@@ -126,6 +143,7 @@ export class SandboxClient {
       ...(options.identityStateDir === undefined ? {} : { [SANDBOX_IDENTITY_DIR_ENV]: options.identityStateDir }),
       ...(options.identityDatabaseUrl === undefined ? {} : { [SANDBOX_DATABASE_URL_ENV]: options.identityDatabaseUrl }),
       ...(options.identityJwksFile === undefined ? {} : { [SANDBOX_JWKS_FILE_ENV]: options.identityJwksFile }),
+      [SANDBOX_NOTICE_FD_ENV]: String(SANDBOX_NOTICE_FD),
     };
   }
 
@@ -237,6 +255,7 @@ export class SandboxClient {
         },
         timer,
         budgetMs: budget,
+        reached: new Set(),
       });
       try {
         host.child.send(message, (error) => {
@@ -296,19 +315,57 @@ export class SandboxClient {
     const child = fork(HOST_MODULE, [], {
       execArgv: HOST_EXEC_ARGV,
       serialization: 'json',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // Index SANDBOX_NOTICE_FD: the notice pipe.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
       env: this.#env,
     });
-    const host: HostHandle = { child, answered: false, gone: false, rulesKeys: new Set() };
+    const host: HostHandle = { child, answered: false, gone: false, closed: false, rulesKeys: new Set() };
     this.#hostStarts += 1;
     this.#host = host;
     child.on('message', (raw: unknown) => this.#onMessage(host, raw));
-    child.on('exit', (code, signal) => this.#onHostGone(host, `the sandbox host exited (${signal ?? `code ${code}`})`));
+    this.#readNotices(host);
+    child.on('exit', (code, signal) => {
+      this.#onHostGone(host, `the sandbox host exited (${signal ?? `code ${code}`})`);
+      // `close` follows once what the host sent has been read; should it not (a pipe held open), its calls are answered anyway.
+      setTimeout(() => this.#onHostClosed(host), CLOSE_AFTER_EXIT_MS).unref();
+    });
+    child.on('close', () => this.#onHostClosed(host));
     child.on('error', (error) => this.#discardHost(host, `sandbox host process error: ${error.message}`));
     return host;
   }
 
+  /** Reads the host's notice pipe: one SandboxReachedNotice per line; anything else gets the host killed. */
+  #readNotices(host: HostHandle): void {
+    const pipe = host.child.stdio[SANDBOX_NOTICE_FD] as Readable | null | undefined;
+    if (pipe === null || pipe === undefined) return;
+    // A notice is a short line: a longer one is not a notice.
+    let partial = '';
+    pipe.setEncoding('utf8');
+    pipe.on('data', (text: string) => {
+      if (host.closed) return;
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) this.#onNotice(host, parseJson(line));
+      if (partial.length > MAX_NOTICE_CHARS) this.#discardHost(host, 'the sandbox host sent a malformed message');
+    });
+    pipe.on('error', () => undefined);
+  }
+
+  #onNotice(host: HostHandle, raw: unknown): void {
+    const notice = SandboxReachedNoticeSchema.safeParse(raw);
+    if (!notice.success) {
+      this.#discardHost(host, 'the sandbox host sent a malformed message');
+      return;
+    }
+    const pending = this.#pending.get(notice.data.id);
+    if (pending !== undefined && pending.host === host) pending.reached.add(notice.data.capability);
+  }
+
   #onMessage(host: HostHandle, raw: unknown): void {
+    if (typeof raw === 'object' && raw !== null && (raw as { type?: unknown }).type === 'reached') {
+      this.#onNotice(host, raw);
+      return;
+    }
     const parsed = SandboxRunResponseSchema.safeParse(raw);
     if (!parsed.success) {
       this.#discardHost(host, 'the sandbox host sent a malformed message');
@@ -332,25 +389,42 @@ export class SandboxClient {
     this.#discardHost(pending.host, 'the sandbox host was killed after a call overran its deadline');
   }
 
-  /** Kills `host` (if still running) and answers its pending calls with ERR_SANDBOX_CRASHED. */
+  /** Kills `host` (if still running) and answers its pending calls with ERR_SANDBOX_CRASHED once it has closed. */
   #discardHost(host: HostHandle, reason: string): void {
     if (!host.gone && host.child.exitCode === null && host.child.signalCode === null) host.child.kill('SIGKILL');
     this.#onHostGone(host, reason);
   }
 
+  /**
+   * `host` is lost: no call goes to it any more, and a booted one is replaced at once. Its pending
+   * calls are answered once it has closed (#onHostClosed), after every notice it wrote was read.
+   */
   #onHostGone(host: HostHandle, reason: string): void {
     const firstNotice = !host.gone;
     if (firstNotice) {
       host.gone = true;
+      host.lostReason = reason;
       if (!this.#closed) this.#hostExits += 1;
     }
     if (this.#host === host) this.#host = undefined;
-    for (const [id, pending] of [...this.#pending]) {
-      if (pending.host === host) this.#answer(id, failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call`));
-    }
+    if (host.closed) this.#answerLost(host);
     // A host that had booted is replaced at once, so the next call does not pay for a boot; one
     // that died before answering anything is not (a host that cannot start would loop).
     if (firstNotice && host.answered && !this.#closed) setImmediate(() => this.#warmReplacement());
+  }
+
+  /** `host` exited and closed its notice pipe and IPC channel: what it sent has all been read. */
+  #onHostClosed(host: HostHandle): void {
+    if (host.closed) return;
+    host.closed = true;
+    this.#onHostGone(host, `the sandbox host exited (${host.child.signalCode ?? `code ${host.child.exitCode}`})`);
+  }
+
+  #answerLost(host: HostHandle): void {
+    const reason = host.lostReason ?? 'the sandbox host exited';
+    for (const [id, pending] of [...this.#pending]) {
+      if (pending.host === host) this.#answer(id, lostWithHost(id, pending, reason));
+    }
   }
 
   /** Starts a host if none runs and sends it the probe call, so its first isolate is ready too. */
@@ -369,6 +443,20 @@ export class SandboxClient {
   }
 }
 
+/**
+ * The answer of a call lost with its host (another call's cancellation or overrun, a crash, a
+ * wedged host): ERR_SANDBOX_CRASHED either way, but a call that reached no capability did nothing
+ * and is retryable (its activity runs it again, on the replacement host, with a fresh credential),
+ * while one that did is not, and its message names what it reached, whose effects may have happened.
+ */
+function lostWithHost(id: string, pending: PendingCall, reason: string): SandboxRunResponse {
+  if (pending.reached.size === 0) {
+    return { type: 'result', id, ok: false, error: { code: 'ERR_SANDBOX_CRASHED', message: `${reason} while running the call; the call had reached no capability, so nothing of it happened and it may be run again`, retryable: true }, durationMs: 0 };
+  }
+  const reached = [...pending.reached].sort().join(', ');
+  return failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call, after the call had reached ${reached}: their effects may have happened`);
+}
+
 function withoutRules(policy: PolicyGateSpec): PolicyGateSpec {
   const { rules: _sent, ...rest } = policy;
   return rest;
@@ -376,6 +464,14 @@ function withoutRules(policy: PolicyGateSpec): PolicyGateSpec {
 
 function failure(id: string, code: ErrorCode, message: string): SandboxRunResponse {
   return { type: 'result', id, ok: false, error: { code, message }, durationMs: 0 };
+}
+
+function parseJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
 }
 
 function messageOf(error: unknown): string {

@@ -11,16 +11,18 @@
  */
 // First: the modules below compile with the forking process's code cache.
 import './host-code-cache';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxReachedNotice, type SandboxRunResponse } from './sandbox-messages';
 import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
 import { IsolatePool } from './isolate-pool';
+import { closeSharedSqlProcessPool, sharedSqlProcessPool } from './capabilities/sql-process-pool';
 import { createCredentialGate, type CredentialGate, type CredentialGateOptions } from './credential-gate';
 import { isErrorCode, type ErrorCode } from '../errors';
 import { cutText } from '../cut-text';
+import { writeAllSync } from './write-all-sync';
 
-type Send = (message: SandboxRunResponse) => void;
+type Send = (message: SandboxRunResponse | SandboxReachedNotice) => void;
 
 export interface HostServices {
   /** Warm isolates the calls run in. */
@@ -87,7 +89,8 @@ async function handleRun(raw: unknown, send: Send, { pool, gate }: HostServices,
   }
   let response: SandboxRunResponse;
   try {
-    response = await runInIsolate(request, pool, cancelled);
+    const id = request.id;
+    response = await runInIsolate(request, pool, cancelled, (capability) => send({ type: 'reached', id, capability }));
   } catch (error) {
     // runInIsolate does not throw; this guards the host against its own bugs.
     response = {
@@ -125,6 +128,7 @@ async function closeHost(pool: IsolatePool, gate: CredentialGate | undefined): P
   // Unref'd: the deadline must not itself keep the host alive.
   setTimeout(() => process.exit(0), CLOSE_DEADLINE_MS).unref();
   pool.close();
+  closeSharedSqlProcessPool();
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([pool.drain(), new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_DRAIN_MS)))]);
   clearTimeout(timer);
@@ -170,9 +174,25 @@ export function warmHost(): void {
   }
 }
 
+/**
+ * Writes `notice` to the notice pipe `fd` and returns once every byte is in the kernel: from then
+ * on the client reads it even if this host dies, so the use it announces may go ahead. Blocks
+ * while the pipe is full (the client not reading): the use waits for its notice. Throws when the
+ * pipe is gone (the client too): the use does not go ahead.
+ */
+export function writeNoticeSync(fd: number, notice: SandboxReachedNotice): void {
+  writeAllSync(fd, Buffer.from(`${JSON.stringify(notice)}\n`, 'utf8'));
+}
+
 /** Serves requests from the parent process until the IPC channel closes. */
 export function serveOverIpc(): void {
+  // Without the notice pipe (a client that did not open one), notices go on the IPC channel.
+  const noticePipe = process.env[SANDBOX_NOTICE_FD_ENV] === String(SANDBOX_NOTICE_FD);
   const send: Send = (message) => {
+    if (message.type === 'reached' && noticePipe) {
+      writeNoticeSync(SANDBOX_NOTICE_FD, message);
+      return;
+    }
     try {
       process.send?.(message, undefined, undefined, () => undefined);
     } catch {
@@ -193,9 +213,13 @@ export function serveOverIpc(): void {
         }
       : {}),
   };
+  // A SQL process boots beside the host, and the host answers nothing (its start-up probe first)
+  // before that process is ready: a task's first statement never waits for one to boot, and the
+  // client's boot allowance covers both.
+  const sqlReady = sharedSqlProcessPool().prewarm();
   let warmed = false;
   process.on('message', (raw: unknown) => {
-    void handleHostMessage(raw, send, services).then(() => {
+    void sqlReady.then(() => handleHostMessage(raw, send, services)).then(() => {
       // After the first answer (the worker's start-up probe, which it awaits before polling):
       // what the first tool call would otherwise do, while the host waits for it (issue 17).
       if (warmed) return;

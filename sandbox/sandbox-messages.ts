@@ -4,6 +4,7 @@
  * trusts nothing the host (which runs untrusted code) sends back beyond this shape.
  */
 import { z } from 'zod';
+import { CAPABILITY_NAMES } from '../tools/tool-descriptor';
 import { CompiledRuleSchema } from '../policies/engine/compile-rule';
 import { MatchedRuleSchema, PolicyAgentSchema, PolicyRequestSchema, ValueSourceSchema } from '../policies/engine/policy-request';
 import { ProvenanceSeedSchema } from '../policies/provenance-seed';
@@ -207,6 +208,27 @@ export const SandboxCancelRequestSchema = z.strictObject({
 });
 export type SandboxCancelRequest = z.infer<typeof SandboxCancelRequestSchema>;
 
+/**
+ * The host tells the client, before a call's first use of each capability goes ahead, that the
+ * call reached it (at most once per capability and call): if the host is then lost, the client
+ * answers that call as one whose effects may have happened, never as one that did nothing.
+ */
+export const SandboxReachedNoticeSchema = z.strictObject({
+  type: z.literal('reached'),
+  id: z.string(),
+  capability: z.enum(CAPABILITY_NAMES),
+});
+export type SandboxReachedNotice = z.infer<typeof SandboxReachedNoticeSchema>;
+
+/**
+ * The host's descriptor for reached notices: a pipe of their own, one JSON line each, which the
+ * host writes synchronously (the notice is in the kernel, and outlives the host, before the use
+ * goes ahead); the IPC channel only queues a message in the sender while the socket is full.
+ */
+export const SANDBOX_NOTICE_FD = 4;
+/** Environment variable telling the host that SANDBOX_NOTICE_FD is its notice pipe. */
+export const SANDBOX_NOTICE_FD_ENV = 'WARDEN_SANDBOX_NOTICE_FD';
+
 /** Environment variable naming the state folder whose keys and stores the host verifies calls with. */
 export const SANDBOX_IDENTITY_DIR_ENV = 'WARDEN_SANDBOX_IDENTITY_DIR';
 /** The shared state database whose revocation and replay stores the host checks (PostgreSQL mode). */
@@ -241,7 +263,11 @@ export const SandboxRunResponseSchema = z.discriminatedUnion('ok', [
     type: z.literal('result'),
     id: z.string(),
     ok: z.literal(false),
-    error: z.strictObject({ code: z.string(), message: z.string() }),
+    /**
+     * `retryable`: set by the client for a call lost with its host before it reached any
+     * capability (nothing of it happened): its activity may run it again, on the replacement host.
+     */
+    error: z.strictObject({ code: z.string(), message: z.string(), retryable: z.boolean().optional() }),
     durationMs: z.number(),
     policy: GateReportSchema.optional(),
     /** Strings of capability-call arguments the tool built with a lone surrogate, made well-formed at entry (U+FFFD). */

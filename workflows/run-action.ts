@@ -8,7 +8,7 @@ import type { AgentRun, StepAction } from './agent-run';
 import { guardAction } from './guard-action';
 import { runSpawnStep } from './spawn-step';
 import { TaskEnded, stepErrorOf } from './task-ended';
-import { runToolStep, toolCallId, undoneOfFailure } from './tool-step';
+import { refusedBeforeRun, runToolStep, toolCallId, undoneOfFailure } from './tool-step';
 import { assertFits } from './task-flow';
 
 export interface RunActionOptions {
@@ -55,9 +55,11 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
     // What the failed call wrote was taken back out of the overlay: the record says so.
     const undone = undoneOfFailure(error);
     if (undone.length > 0) step.undone = undone;
-    if (action.type === 'tool' && !registered) run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index, action.tool, action.args), action.args, undefined);
+    // Refused before its tool started (the failure says so, patch `warden-undo-what-ran`): nothing to undo, and it did not run.
+    const notRun = action.type === 'tool' && !registered && refusedBeforeRun(run, error);
+    if (action.type === 'tool' && !registered && !notRun) run.saga.registerToolCall(action.tool, step.index, toolCallId(run, step.index, action.tool, action.args), action.args, undefined);
     // The call ran (and failed) unless the failure says it never started.
-    step.executed = true;
+    step.executed = !notRun;
     // A result Temporal would refuse (claim checks could not shrink it) ends the task: the saga runs.
     if (run.patches.claimCheckOutputs && step.error.code === 'ERR_PAYLOAD_TOO_LARGE') throw new TaskEnded('failed', `${step.error.code}: ${step.error.message}`);
     if (stopped) run.monitor.assertRunning();

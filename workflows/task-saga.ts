@@ -80,6 +80,16 @@ export class TaskSaga {
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
   }
 
+  /**
+   * The call `callId` was stopped but not confirmed stopped (it may complete after its undo ran):
+   * its compensations are reported `unconfirmed`, never `done` (patch `warden-undo-what-ran`).
+   */
+  markUnconfirmed(callId: string): void {
+    this.compensations.forEach((c, i) => {
+      if (c.kind !== 'fs-overlay-discard' && c.callId === callId) this.compensations[i] = { ...c, unconfirmed: true };
+    });
+  }
+
   /** Files a call left in the overlay (also a failed call's). */
   recordWrites(writes: readonly FileWrite[] | undefined): void {
     if (writes !== undefined) this.writes.push(...writes);
@@ -123,8 +133,8 @@ export class TaskSaga {
       try {
         const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
         // On the data plane while it is there, else on any worker (SQL undo reads the shared journal).
-        const outcome = await affinity.saga((on) => summarized.compensate(`compensate: ${undo}`, on)({ ...tree, task, compensation, ...(grantId === undefined ? {} : { grantId }) }));
-        rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
+        const outcome = await affinity.saga((on) => summarized.compensate(`compensate: ${undo}`, on)({ ...tree, task, compensation: sentOf(compensation), ...(grantId === undefined ? {} : { grantId }) }));
+        rolledBack.push({ kind: outcome.kind, ...of, ...reported(compensation, outcome) });
       } catch (error) {
         const failure = stepErrorOf(error);
         rolledBack.push({ kind: compensation.kind, ...of, status: 'failed', detail: `${failure.code}: ${failure.message}` });
@@ -188,10 +198,10 @@ export class TaskSaga {
           run,
           SAGA_CALL,
           'rollback',
-          (a) => a.compensate({ ...tree, taskRef: flow.taskRef!, compensation, ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
+          (a) => a.compensate({ ...tree, taskRef: flow.taskRef!, compensation: sentOf(compensation), ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
           `compensate: ${undo}`,
         );
-        rolledBack.push({ kind: outcome.kind, ...of, status: outcome.status, detail: outcome.detail });
+        rolledBack.push({ kind: outcome.kind, ...of, ...reported(compensation, outcome) });
       } catch (error) {
         if (error instanceof DataPlaneLost) {
           // A sub-agent cannot move the tree's data plane: its parent runs the rest.
@@ -210,4 +220,17 @@ export class TaskSaga {
     }
     return { rolledBack, notUndoable: this.notUndoable };
   }
+}
+
+/** The descriptor the compensation's activity gets: without the workflow's own `unconfirmed` mark (a worker from before parses it strictly). */
+function sentOf(compensation: Compensation): Compensation {
+  if (compensation.kind === 'fs-overlay-discard' || compensation.unconfirmed === undefined) return compensation;
+  const { unconfirmed: _mark, ...sent } = compensation;
+  return sent;
+}
+
+/** How a compensation that ran is reported: `unconfirmed` when its original call may have completed after it. */
+function reported(compensation: Compensation, outcome: { status: string; detail: string }): { status: string; detail: string } {
+  if (compensation.kind === 'fs-overlay-discard' || compensation.unconfirmed !== true) return { status: outcome.status, detail: outcome.detail };
+  return { status: 'unconfirmed', detail: `${outcome.detail}; the original call was not confirmed stopped and may have completed after this ran` };
 }

@@ -12,7 +12,7 @@ import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepError, StepRecord, ToolAction } from '../task/task-run';
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
 import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
@@ -58,6 +58,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
   const approvedEffects: string[] = [];
   // A built-in's one request is the step the monitor already scored: only other tools get a watch.
   const egressWatch = builtin ? undefined : run.monitor.egressWatch(run, step);
+  // Whether an earlier hold of this step registered the call's undo (older runs: any earlier hold did).
+  let registered = false;
   for (let hold = 1; ; hold += 1) {
     const policy: ToolPolicyContext = {
       state: run.policyState,
@@ -77,22 +79,32 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       started = !CancellationScope.current().consideredCancelled;
       return activity;
     };
+    // The activity's own failure, which says what its tool did (call-outcome.ts): a cancel or the
+    // deadline reaches the loop as the task's end, the call's failure settling behind it.
+    let callFailure: unknown;
+    const watched = <T>(call: Promise<T>): Promise<T> =>
+      run.patches.undoWhatRan
+        ? call.catch((error: unknown) => {
+            callFailure = error;
+            throw error;
+          })
+        : call;
     let call: ToolCallResult | ToolStepResult;
     try {
       // In its own scope (calls-in-flight.ts): a block cancels it, and a cancelled call settles once its program is dead.
-      call = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead, starting) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() => run.calls.run(() =>
-        starting(run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on))({
+      call = flow !== undefined ? await runFlowCall(run, flow, action, step, callId, resolvedArgs, policy, foldNextTurn, egressWatch, ahead, starting, watched) : await recordingWrites(run, () => run.affinity.loop((on) => run.deadline.within(() => run.calls.run(() =>
+        watched(starting(run.tools.runToolSummarized(toolCallSummary(action.tool, action.args), on))({
           ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
           task: run.activityTask,
           // The call reports the files it wrote, for the commit's proof.
           ...(run.patches.commitProof ? { reportWrites: true } : {}),
           // A large output reaches history as its claim check (the policy checks, the model and the client read the value).
           ...(run.patches.claimCheckOutputs ? { claimCheckOutput: true } : {}),
-        })),
+        }))),
       run.calls.enabled), () => lostMidCall(run, action, step, callId)));
     } catch (error) {
       // Failed, cancelled, timed out or cut short by the task's end: what it did is undone all the same.
-      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, hold > 1, error);
+      if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, run.patches.undoWhatRan ? registered : hold > 1, error, callFailure);
       throw error;
     }
     step.credential = call.credential;
@@ -125,7 +137,12 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
       return true;
     }
     // Stopped where the effect was measured: what ran before the stop (SQL applied by earlier calls of a user tool) stays undoable.
-    run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+    // A tool in the isolate acts only through capability calls: stopped at its first, with none applied, it changed nothing (patch `warden-undo-what-ran`).
+    const changedNothing = run.patches.undoWhatRan && isolated(descriptor) && effects.length === 0 && (call.egress ?? []).length === 0;
+    if (!registered && !changedNothing) {
+      run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+      registered = true;
+    }
     if (step.policy !== undefined) {
       step.policy.applied = { decision: call.held === undefined ? 'deny' : 'approval', matched: stopped.matched.map((m: Matched) => ({ ...m })), tool: stopped.tool };
     }
@@ -173,6 +190,11 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     }
     approvedEffects.push(stopped.digest);
   }
+}
+
+/** A tool run in the isolate (a built-in or a custom tool): every effect it has is a capability call the host's gate decides and reports. */
+function isolated(descriptor: ReturnType<typeof resolveTool>): boolean {
+  return descriptor !== undefined && (descriptor.executor.kind === 'builtin' || descriptor.executor.kind === 'isolate');
 }
 
 function stepEffectOf(e: { request: { tool: string; effect?: unknown }; decision: 'allow' | 'deny' | 'approval'; rules: string[]; shadow?: string[] }): StepEffect {
@@ -226,18 +248,73 @@ async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult
  * without a compensating tool is reported as possibly not undone, and a compensating tool
  * receives the original's output as null, as for a failed call.
  */
-function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean, error: unknown): void {
+function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean, error: unknown, callFailure: unknown): void {
   if (step.executed) return;
+  const outcome = run.patches.undoWhatRan ? callOutcomeOf(callFailure ?? error) : {};
+  // Refused before its tool started (patch `warden-undo-what-ran`): nothing to undo, and its record says it did not run.
+  if (outcome.notRun === true && !registered) {
+    if (error instanceof TaskEnded || isCancellation(error)) step.error = endedBeforeRun(error);
+    return;
+  }
   step.executed = true;
   if (!registered) run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+  // Stopped, but its tool was not confirmed stopped: its compensation still runs, and the task says it may not have undone it.
+  if (outcome.stopUnconfirmed !== undefined) {
+    run.saga.notUndoable.push(`#${step.index} ${action.tool}: ${outcome.stopUnconfirmed}`);
+    run.saga.markUnconfirmed(callId);
+  }
   // Cut short by the task's end: the record says so (a block's record, or a failure's, replaces it: run-action.ts).
   if (error instanceof TaskEnded || isCancellation(error)) step.error = endedWhileRunning(error);
 }
 
+/** The record of a call the task's end stopped before its tool started: nothing to undo. */
+function endedBeforeRun(error: unknown): StepError {
+  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled before it ran: ${howTaskEnded(error)}` };
+}
+
+/** How the task's end reads in a call's record. */
+function howTaskEnded(error: unknown): string {
+  return error instanceof TaskEnded ? (error.status === 'timed_out' ? `the task timed out (${error.reason})` : `the task ended ${error.status} (${error.reason})`) : 'the task was cancelled';
+}
+
+/**
+ * What a call's failure says its tool did (activities/call-outcome.ts): `notRun` when it was
+ * refused before its tool started, `stopUnconfirmed` when it was stopped but may still complete.
+ * Read from the activity's failure (an ApplicationFailure's or a CancelledFailure's first
+ * details); anything else, the task's end included, says nothing (the call is taken to have run).
+ */
+function callOutcomeOf(error: unknown): { notRun?: boolean; stopUnconfirmed?: string } {
+  // Cancelled before any worker started it: the server's record of the cancellation names no start.
+  if (error instanceof ActivityFailure && error.cause instanceof CancelledFailure && startedEventIdOf(error) === 0) return { notRun: true };
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  const details = cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details : undefined;
+  const first = (details?.[0] ?? {}) as { notRun?: unknown; stopUnconfirmed?: unknown };
+  if (typeof first !== 'object' || first === null) return {};
+  return {
+    ...(first.notRun === true ? { notRun: true } : {}),
+    ...(typeof first.stopUnconfirmed === 'string' ? { stopUnconfirmed: first.stopUnconfirmed } : {}),
+  };
+}
+
+/** The history event id of the activity's start as its failure records it (0: never started), or undefined when it is not recorded. */
+function startedEventIdOf(error: ActivityFailure): number | undefined {
+  const id = (error.failure?.activityFailureInfo as { startedEventId?: { toString(): string } | number | null } | undefined)?.startedEventId;
+  if (id === undefined || id === null) return undefined;
+  const n = Number(id.toString());
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/**
+ * A failed call that was refused before its tool started (patch `warden-undo-what-ran`): no undo is
+ * registered for it and its record says it did not run (run-action.ts).
+ */
+export function refusedBeforeRun(run: AgentRun, error: unknown): boolean {
+  return run.patches.undoWhatRan && callOutcomeOf(error).notRun === true;
+}
+
 /** The record of a call the task's end cut short: it ran, and the saga undoes what it did. */
 function endedWhileRunning(error: unknown): StepError {
-  const why = error instanceof TaskEnded ? (error.status === 'timed_out' ? `the task timed out (${error.reason})` : `the task ended ${error.status} (${error.reason})`) : 'the task was cancelled';
-  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled while it ran: ${why}; its effects, if any, are undone with the task's` };
+  return { code: 'ERR_TOOL_CANCELLED', message: `cancelled while it ran: ${howTaskEnded(error)}; its effects, if any, are undone with the task's` };
 }
 
 /**
@@ -305,19 +382,20 @@ async function runFlowCall(
   egressWatch: EgressWatch | undefined,
   ahead: { request: PolicyRequest; retainMs: number; countEffects: boolean } | undefined,
   starting: <F>(activity: F) => F,
+  watched: <T>(call: Promise<T>) => Promise<T>,
 ): Promise<ToolStepResult> {
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
   const policyAhead = ahead === undefined ? {} : { policy: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), ...ahead } };
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), ...policyAhead } : undefined;
   const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
     run.calls.run(() =>
-      starting(a.runTool)({
+      watched(starting(a.runTool)({
         ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
         taskRef: flow.taskRef!,
         ...(next === undefined ? {} : { next }),
         // The worker stops the tool at the deadline, and the call fails then (patch `warden-flow-call-deadline`).
         ...(run.patches.flowCallDeadline ? { deadlineAt: run.deadline.deadlineAt } : {}),
-      }),
+      })),
     ),
     // The model's next turn comes back with the call: the UI says so.
     fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),

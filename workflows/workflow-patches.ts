@@ -135,6 +135,15 @@ export const FLOW_CALL_DEADLINE_PATCH = 'warden-flow-call-deadline';
 export const UNDO_ENDED_CALLS_PATCH = 'warden-undo-ended-calls';
 
 /**
+ * What recovery registers and reports follows what the call's failure says its tool did
+ * (activities/call-outcome.ts): a call refused before its tool started (`notRun`) registers no
+ * undo and reads not run; a call whose stop was not confirmed (`stopUnconfirmed`, an HTTP MCP
+ * server that never answered the cancellation) is listed as possibly not undone. Older runs
+ * registered every started call's undo, a compensating tool then running for a call that never ran.
+ */
+export const UNDO_WHAT_RAN_PATCH = 'warden-undo-what-ran';
+
+/**
  * One marker for the patches of this module that existed when it was made
  * ({@link PATCHES_TAKEN_AT_ONCE}): a run that records it takes each of them without a marker per
  * patch. Each patch marker came with the SDK's `TemporalChangeVersion` search attribute upsert, so
@@ -180,6 +189,8 @@ export const PATCHES_TAKEN_AT_ONCE: ReadonlySet<string> = new Set([
   STOP_CALLS_PATCH,
   FLOW_CALL_DEADLINE_PATCH,
   UNDO_ENDED_CALLS_PATCH,
+  // Released with the at-once patch itself (no run recorded one without the other).
+  UNDO_WHAT_RAN_PATCH,
 ]);
 
 /** Whether the run takes patch `id`: `patched(id)`, or true without a marker of its own for a patch the run took at once. */
@@ -241,6 +252,8 @@ export interface WorkflowPatches {
   flowCallDeadline: boolean;
   /** A started call's undo is registered however it ends, the task's end included (run-action.ts). */
   undoEndedCalls: boolean;
+  /** A call refused before its tool started registers no undo; an unconfirmed stop is reported (tool-step.ts). */
+  undoWhatRan: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -290,6 +303,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     flowCallDeadline: dataFlow && patched(FLOW_CALL_DEADLINE_PATCH),
     // After flowCallDeadline (merged first), for the same reason.
     undoEndedCalls: patched(UNDO_ENDED_CALLS_PATCH),
+    // Asked last, for the same reason.
+    undoWhatRan: patched(UNDO_WHAT_RAN_PATCH),
   };
 }
 

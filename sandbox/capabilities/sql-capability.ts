@@ -20,8 +20,10 @@
  * the target database in the same transaction, so the call happens at most once and can be undone
  * (recovery/sql-row-capture.ts, recovery/sql-undo-journal.ts). `dryRun` measures and rolls back.
  *
- * Limit: SQLite cannot be interrupted from here, so a query that never ends blocks the sandbox
- * host; the worker-side deadline in SandboxClient kills and replaces the host in that case.
+ * Where it runs: SQLite cannot be interrupted from JavaScript (a statement holds its thread in
+ * `sqlite3_step`), so the sandbox host never runs a statement itself: each goes to a SQL process
+ * of a warm pool (sql-process.ts, sql-process-pool.ts), which is killed when its call is
+ * cancelled or overruns; SQLite's rollback journal then undoes the open transaction.
  */
 import Database from 'better-sqlite3';
 import { isAbsolute } from 'node:path';
@@ -87,62 +89,100 @@ const EXEC_KEYWORDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'WITH'])
 const PRAGMA_ANYWHERE = /\bpragma(_\w*)?\b/i;
 const LEDGER_ANYWHERE = /warden_applied_calls/i;
 
+/** One statement as the capability is asked it: which operation, its arguments as the tool passed them. */
+export interface SqlStatementCall {
+  op: 'query' | 'exec';
+  database: unknown;
+  sql: unknown;
+  params?: unknown;
+  /** exec only: which `exec` of its tool call this is (1 for the first), numbering the sub-call ids. */
+  execNumber?: number;
+}
+
 /** `sql.query` and `sql.exec` over the databases of `grant`. Whether each is granted is the caller's business. */
 export function createSqlCapability(grant: SqlGrant, options: { gate?: SqlGate } = {}): SqlCapability {
-  const { gate } = options;
   /** `exec` calls made through this capability (one tool call): numbers the sub-call ids. */
   let execCount = 0;
   return {
-    query(database, sql, params = []) {
-      const text = sqlText(sql);
-      const bindings = bindingsOf(params);
-      return withDatabase(grant, database, true, (db) => {
-        const statement = prepareSingle(db, text);
-        if (!QUERY_KEYWORDS.has(leadingKeyword(text)) || !statement.reader || !statement.readonly) {
-          throw capabilityError('ERR_SQL_DENIED', 'sql.query runs a single read statement (SELECT, WITH … SELECT, VALUES); use sql.exec to change data');
-        }
-        const access = checkedAccess(grant, database as string, db, text, bindings);
-        gate?.query({ database: database as string, sql: text, params: bindings, tablesRead: [...access.read].sort(), columnsFromTables: columnsReadFromTables(statement, text, access) });
-        return readRows(statement, bindings);
-      });
-    },
+    query: (database, sql, params = []) => runSqlStatement(grant, { op: 'query', database, sql, params }, options) as SqlRow[],
     exec(database, sql, params = []) {
-      const text = sqlText(sql);
-      const bindings = bindingsOf(params);
-      if (LEDGER_ANYWHERE.test(text)) throw capabilityError('ERR_SQL_DENIED', 'warden_applied_calls belongs to Warden');
-      const brokered = grant.journal !== undefined || grant.callId !== undefined || grant.dryRun === true || gate !== undefined;
-      if (grant.journal !== undefined && !isAbsolute(grant.journal)) throw capabilityError('ERR_SQL_FAILED', 'the undo journal path is not absolute');
+      checkStatementArgs(grant, 'exec', database, sql, params);
       execCount += 1;
-      const callId = grant.callId === undefined ? undefined : execCount === 1 ? grant.callId : `${grant.callId}#${execCount}`;
-      return withDatabase(grant, database, false, (db, file) => {
-        const statement = prepareSingle(db, text);
-        const keyword = leadingKeyword(text);
-        if (!EXEC_KEYWORDS.has(keyword) || statement.reader || statement.readonly) {
-          throw capabilityError('ERR_SQL_DENIED', 'sql.exec runs a single INSERT, UPDATE, DELETE or REPLACE without RETURNING; schema changes are refused');
-        }
-        const access = checkedAccess(grant, database as string, db, text, bindings);
-        if (!brokered) {
-          const run = db.transaction(() => statement.run(...bindings));
-          return { changes: run().changes };
-        }
-        return brokeredExec({
-          db,
-          database: database as string,
-          databasePath: file,
-          statement,
-          sql: text,
-          bindings,
-          keyword,
-          ...(grant.journal === undefined ? {} : { journal: grant.journal }),
-          ...(callId === undefined ? {} : { callId, baseCallId: grant.callId }),
-          ...(grant.dryRun === true ? { dryRun: true } : {}),
-          ...(gate === undefined
-            ? {}
-            : { decide: (changes: NonNullable<SqlMeasurement['changes']>) => gate.exec({ database: database as string, sql: text, params: bindings, tablesRead: [...access.read].sort(), changes }) }),
-        });
-      });
+      return runSqlStatement(grant, { op: 'exec', database, sql, params, execNumber: execCount }, options) as SqlExecResult;
     },
   };
+}
+
+/**
+ * Runs one statement of `call` over the databases of `grant` (the module comment's rules), in
+ * this process: rows for a query, SqlExecResult for an exec. The sandbox host runs it in a SQL
+ * process instead (sql-process.ts), where it can be stopped. Throws CapabilityError.
+ */
+export function runSqlStatement(grant: SqlGrant, call: SqlStatementCall, options: { gate?: SqlGate } = {}): SqlRow[] | SqlExecResult {
+  const { gate } = options;
+  const { database, sql, params = [] } = call;
+  const { text, bindings } = checkStatementArgs(grant, call.op, database, sql, params);
+  if (call.op === 'query') {
+    return withDatabase(grant, database, true, (db) => {
+      const statement = prepareSingle(db, text);
+      if (!QUERY_KEYWORDS.has(leadingKeyword(text)) || !statement.reader || !statement.readonly) {
+        throw capabilityError('ERR_SQL_DENIED', 'sql.query runs a single read statement (SELECT, WITH … SELECT, VALUES); use sql.exec to change data');
+      }
+      const access = checkedAccess(grant, database as string, db, text, bindings);
+      gate?.query({ database: database as string, sql: text, params: bindings, tablesRead: [...access.read].sort(), columnsFromTables: columnsReadFromTables(statement, text, access) });
+      return readRows(statement, bindings);
+    });
+  }
+  const brokered = grant.journal !== undefined || grant.callId !== undefined || grant.dryRun === true || gate !== undefined;
+  const execNumber = call.execNumber ?? 1;
+  const callId = grant.callId === undefined ? undefined : execNumber === 1 ? grant.callId : `${grant.callId}#${execNumber}`;
+  return withDatabase(grant, database, false, (db, file) => {
+    const statement = prepareSingle(db, text);
+    const keyword = leadingKeyword(text);
+    if (!EXEC_KEYWORDS.has(keyword) || statement.reader || statement.readonly) {
+      throw capabilityError('ERR_SQL_DENIED', 'sql.exec runs a single INSERT, UPDATE, DELETE or REPLACE without RETURNING; schema changes are refused');
+    }
+    const access = checkedAccess(grant, database as string, db, text, bindings);
+    if (!brokered) {
+      const run = db.transaction(() => statement.run(...bindings));
+      return { changes: run().changes };
+    }
+    return brokeredExec({
+      db,
+      database: database as string,
+      databasePath: file,
+      statement,
+      sql: text,
+      bindings,
+      keyword,
+      ...(grant.journal === undefined ? {} : { journal: grant.journal }),
+      ...(callId === undefined ? {} : { callId, baseCallId: grant.callId }),
+      ...(grant.dryRun === true ? { dryRun: true } : {}),
+      ...(gate === undefined
+        ? {}
+        : { decide: (changes: NonNullable<SqlMeasurement['changes']>) => gate.exec({ database: database as string, sql: text, params: bindings, tablesRead: [...access.read].sort(), changes }) }),
+    });
+  });
+}
+
+/**
+ * A statement's arguments checked as the tool passed them, the same rules for every SQL
+ * capability: the database a string (ERR_DATABASE_NOT_GRANTED otherwise, as the database's own check), the text a non-empty string without PRAGMA, each parameter a
+ * string, a finite number, a boolean or null; for an exec also the ledger and the journal path.
+ * The sandbox host checks them before they cross to a SQL process, whose JSON transport would turn
+ * a value refused here into one accepted there (Infinity and NaN into NULL, a Date or a String
+ * object into text), and before an exec counts as one of its tool call's execs (so a refused one
+ * takes no sub-call id). Throws CapabilityError.
+ */
+export function checkStatementArgs(grant: SqlGrant, op: SqlStatementCall['op'], database: unknown, sql: unknown, params: unknown): { text: string; bindings: SqlValue[] } {
+  // As the database's own check (withDatabase) has it: only a string names a granted database.
+  if (typeof database !== 'string') throw capabilityError('ERR_DATABASE_NOT_GRANTED', 'database must be a string naming a granted database', { database: String(database) });
+  const text = sqlText(sql);
+  const bindings = bindingsOf(params);
+  if (op === 'query') return { text, bindings };
+  if (LEDGER_ANYWHERE.test(text)) throw capabilityError('ERR_SQL_DENIED', 'warden_applied_calls belongs to Warden');
+  if (grant.journal !== undefined && !isAbsolute(grant.journal)) throw capabilityError('ERR_SQL_FAILED', 'the undo journal path is not absolute');
+  return { text, bindings };
 }
 
 /** The tables the statement touches, checked against the database's table grants when it has any. */

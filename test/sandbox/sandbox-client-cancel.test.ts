@@ -112,7 +112,8 @@ const ROWS: Record<string, () => Row> = {
           after.close();
         }
       },
-      hostKilled: true,
+      // Since the SQL processes (s13): the statement's process is killed and the host answers; the host lives.
+      hostKilled: false,
     };
   },
 };

@@ -145,16 +145,16 @@ describe('sql grants', () => {
 });
 
 describe('a query that never ends', () => {
-  it('is stopped by the worker-side deadline (ERR_SANDBOX_TIMEOUT) and the next call works', async () => {
+  // The host stops it itself (its SQL process killed, test/sandbox/stopped-call-spares-host.test.ts);
+  // on a loaded machine the worker-side deadline may still come first and replace the host.
+  it('is stopped (ERR_SANDBOX_TIMEOUT) and the next call works', async () => {
     const impatient = await SandboxClient.start({ deadlineGraceMs: 500 });
     try {
-      const before = impatient.pid;
       const forever = 'WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) AS c FROM n';
       const response = await impatient.run(toolCall(builtinTools()['sql.query'].source, { database: 'shop', sql: forever }, grant, { timeoutMs: 300 }));
       expect(codeOf(response)).toBe('ERR_SANDBOX_TIMEOUT');
       const next = await impatient.run(toolCall(builtinTools()['sql.query'].source, { database: 'shop', sql: 'SELECT count(*) AS c FROM items' }, grant));
       expect(outputOf(next)).toEqual([{ c: 2 }]);
-      expect(impatient.pid).not.toBe(before);
     } finally {
       await impatient.close();
     }

@@ -32,11 +32,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SandboxClient } from '../../../sandbox/sandbox-client';
-import type { CapabilityGrant } from '../../../sandbox/sandbox-messages';
-import { builtinTools } from '../../../tools/builtin-tools';
-import { until } from '../../support/run-tool-watch';
-import { codeOf, makeTempDir, toolCall } from '../../sandbox/sandbox-test-kit';
+import { SandboxClient } from '../../sandbox/sandbox-client';
+import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
+import { builtinTools } from '../../tools/builtin-tools';
+import { until } from '../support/run-tool-watch';
+import { codeOf, makeTempDir, toolCall } from './sandbox-test-kit';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 

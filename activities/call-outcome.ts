@@ -1,0 +1,64 @@
+/**
+ * What a tool call's failure tells the workflow about what its tool did, so that what recovery
+ * registers and reports matches it (workflows/tool-step.ts, patch `warden-undo-what-ran`):
+ *
+ * - `notRun: true`: the call was refused before its tool started (the input against the tool's
+ *   schema, an unknown tool, a capability or program the task does not grant, the credential or
+ *   grant, a cancellation or the deadline before the executor was handed the call). Set only on
+ *   the activity's first attempt: a later attempt cannot vouch for what an earlier one did.
+ *   Nothing of the call can need undoing, so no undo is registered for it (a compensating tool
+ *   would otherwise run for an effect never made).
+ * - `stopUnconfirmed`: the call was stopped (cancelled, the deadline) but its tool was not
+ *   confirmed stopped: an HTTP MCP server that never answered the cancellation may still complete
+ *   the call after its compensation ran. The text says why; the task's recovery lists the call as
+ *   possibly not undone.
+ *
+ * Both ride in the failure's first details object (an ApplicationFailure's, or a cancelled
+ * activity's CancelledFailure's), the field absent otherwise: a failure without them is taken to
+ * have run, as before.
+ */
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+
+/** How far a call's tool got, filled in as it runs (activities/run-tool.ts). */
+export interface ToolProgress {
+  /** Set once the executor was handed the call (the sandbox host, a program, an MCP server). */
+  started: boolean;
+  /** Why a stopped tool may still be running, when its stop was not confirmed. */
+  stopUnconfirmed?: string;
+}
+
+/** The details the workflow reads (the first details object of the call's failure). */
+export interface CallOutcomeDetails {
+  notRun?: true;
+  stopUnconfirmed?: string;
+}
+
+/**
+ * The call's failure with what `progress` says of its tool added to its details; `attempt` is the
+ * activity's attempt (1 for the first). A failure that is neither an ApplicationFailure nor a
+ * CancelledFailure (an infrastructure error Temporal retries) is returned as is.
+ */
+export function withCallOutcome(failure: unknown, progress: ToolProgress, attempt: number): unknown {
+  const outcome: CallOutcomeDetails = {
+    ...(!progress.started && attempt === 1 ? { notRun: true as const } : {}),
+    ...(progress.started && progress.stopUnconfirmed !== undefined ? { stopUnconfirmed: progress.stopUnconfirmed } : {}),
+  };
+  if (Object.keys(outcome).length === 0) return failure;
+  if (failure instanceof CancelledFailure) return new CancelledFailure(failure.message, [{ ...firstDetails(failure.details), ...outcome }, ...failure.details.slice(1)]);
+  if (failure instanceof ApplicationFailure) {
+    const details = failure.details ?? [];
+    return ApplicationFailure.create({
+      ...(failure.type === undefined || failure.type === null ? {} : { type: failure.type }),
+      message: failure.message,
+      nonRetryable: failure.nonRetryable === true,
+      details: [{ ...firstDetails(details), ...outcome }, ...details.slice(1)],
+      ...(failure.cause === undefined ? {} : { cause: failure.cause }),
+    });
+  }
+  return failure;
+}
+
+function firstDetails(details: readonly unknown[]): Record<string, unknown> {
+  const first = details[0];
+  return typeof first === 'object' && first !== null && !Array.isArray(first) ? (first as Record<string, unknown>) : {};
+}

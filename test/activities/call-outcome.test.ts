@@ -1,0 +1,39 @@
+/**
+ * What a tool call's failure says of its tool (activities/call-outcome.ts): `notRun` only when
+ * the tool never started and this is the activity's first attempt, `stopUnconfirmed` only when it
+ * started; both in the first details object, the rest kept.
+ */
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { withCallOutcome } from '../../activities/call-outcome';
+
+const refusal = () => ApplicationFailure.create({ type: 'ERR_TOOL_INPUT_INVALID', message: 'qty must be >= 1', nonRetryable: true, details: [{ problems: ['qty'] }, 'second'] });
+
+describe('withCallOutcome', () => {
+  it.each([
+    ['never started, first attempt', { started: false }, 1, { problems: ['qty'], notRun: true }],
+    ['never started, a later attempt (an earlier one may have run)', { started: false }, 2, { problems: ['qty'] }],
+    ['started', { started: true }, 1, { problems: ['qty'] }],
+    ['started, stop unconfirmed', { started: true, stopUnconfirmed: 'its server never answered' }, 1, { problems: ['qty'], stopUnconfirmed: 'its server never answered' }],
+  ])('an ApplicationFailure: %s', (_label, progress, attempt, first) => {
+    const failure = withCallOutcome(refusal(), progress, attempt) as ApplicationFailure;
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect({ type: failure.type, message: failure.message, nonRetryable: failure.nonRetryable, details: failure.details }).toEqual({ type: 'ERR_TOOL_INPUT_INVALID', message: 'qty must be >= 1', nonRetryable: true, details: [first, 'second'] });
+  });
+
+  it('a cancellation before the tool started says so; one after an unconfirmed stop says that', () => {
+    const before = withCallOutcome(new CancelledFailure('cancelled'), { started: false }, 1);
+    expect(before).toBeInstanceOf(CancelledFailure);
+    expect((before as CancelledFailure).details).toEqual([{ notRun: true }]);
+    const after = withCallOutcome(new CancelledFailure('cancelled'), { started: true, stopUnconfirmed: 'why' }, 1);
+    expect((after as CancelledFailure).details).toEqual([{ stopUnconfirmed: 'why' }]);
+    // A started, confirmed stop: unchanged.
+    const plain = new CancelledFailure('cancelled');
+    expect(withCallOutcome(plain, { started: true }, 1)).toBe(plain);
+  });
+
+  it('an infrastructure error is returned as is (Temporal retries it)', () => {
+    const error = new TypeError('boom');
+    expect(withCallOutcome(error, { started: false }, 1)).toBe(error);
+  });
+});
