@@ -189,8 +189,6 @@ export const PATCHES_TAKEN_AT_ONCE: ReadonlySet<string> = new Set([
   STOP_CALLS_PATCH,
   FLOW_CALL_DEADLINE_PATCH,
   UNDO_ENDED_CALLS_PATCH,
-  // Released with the at-once patch itself (no run recorded one without the other).
-  UNDO_WHAT_RAN_PATCH,
 ]);
 
 /** Whether the run takes patch `id`: `patched(id)`, or true without a marker of its own for a patch the run took at once. */

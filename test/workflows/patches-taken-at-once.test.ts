@@ -40,7 +40,6 @@ const FROZEN = [
   'warden-status-search-attribute',
   'warden-stop-calls-in-flight',
   'warden-undo-ended-calls',
-  'warden-undo-what-ran',
 ];
 
 /** A stand-in for the SDK's `patched`: answers from `recorded`, and logs what was asked. */
