@@ -28,8 +28,8 @@
  */
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { Module } from 'node:module';
-import { dirname, join, parse, resolve, sep } from 'node:path';
-import { Script } from 'node:vm';
+import { basename, dirname, join, parse, resolve, sep } from 'node:path';
+import { Script, type ScriptOptions } from 'node:vm';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { defaultCacheDir } from '../cache-dir';
@@ -86,6 +86,9 @@ interface Installed {
   stats: ModuleCodeCacheStats;
 }
 let installed: Installed | undefined;
+
+/** Node's own `vm.Script`, whatever {@link cacheScripts} puts in its place later. */
+const NodeScript = Script;
 
 /**
  * Everything V8's data depends on besides the source: the build, Node, V8, the platform, and the
@@ -203,7 +206,7 @@ export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: Nod
       const { data, sourceCrc } = cachedDataFor(cache, filename, content);
       let script: Script;
       try {
-        script = new Script(NodeModule.wrap(content), { filename, ...(data === undefined ? {} : { cachedData: data }) });
+        script = new NodeScript(NodeModule.wrap(content), { filename, ...(data === undefined ? {} : { cachedData: data }) });
       } catch {
         // ES module syntax (Node 20.19 then loads it as one) or a real error, reported by Node as usual.
         return nodeCompile.call(this, content, filename, format);
@@ -220,6 +223,50 @@ export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: Nod
       return result;
     };
     if (options.saveOnExit === true) process.once('exit', saveModuleCodeCache);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The entry of a script cached by {@link cacheScripts}: its file name without the folder (modules have full paths). */
+const SCRIPT_ENTRY = 'vm.Script ';
+
+/**
+ * From now on in this thread, `new vm.Script(code, { filename })` (through Node's `vm` module, as
+ * any module reaches it) compiles with this cache too when the last part of `filename` matches
+ * `pattern`: the Temporal SDK's workflow bundle in a workflow thread (2-3 MB, which every worker
+ * compiled anew, and whose workflow functions every first task compiled anew). The data of such a
+ * script is made when `saveModuleCodeCache` is next called, so it also holds the functions V8
+ * compiled lazily while the script ran: save after it ran (a workflow thread saves when it is
+ * destroyed, worker/workflow-thread-prestart.ts). V8 takes data only under the flags it was made
+ * under, `--stack-trace-limit` included: save under the flags of the compile (otherwise the next
+ * process compiles from the source and saves again). One entry per file name, whatever its folder:
+ * a bundle used from another folder replaces its data rather than adding to the file. Every check
+ * of the module cache applies (the source's length and CRC-32, the data's CRC-32, private files).
+ * Returns whether it was installed (only in a thread with the cache installed); never throws.
+ */
+export function cacheScripts(pattern: RegExp): boolean {
+  if (installed === undefined) return false;
+  const cache: Installed = installed;
+  try {
+    const vm = require('node:vm') as { Script: typeof Script };
+    const Base = vm.Script;
+    class CachedScript extends Base {
+      constructor(code: string, options?: ScriptOptions | string) {
+        const given = typeof options === 'object' && options !== null ? options : undefined;
+        const name = typeof given?.filename === 'string' ? basename(given.filename) : undefined;
+        const entry = typeof code === 'string' && name !== undefined && pattern.test(name) && given?.cachedData === undefined && !process.sourceMapsEnabled ? `${SCRIPT_ENTRY}${name}` : undefined;
+        const { data, sourceCrc } = entry === undefined ? { data: undefined, sourceCrc: 0 } : cachedDataFor(cache, entry, code);
+        super(code, data === undefined ? options : { ...given, cachedData: data });
+        if (entry === undefined) return;
+        if (data === undefined || this.cachedDataRejected === true) {
+          cache.fresh.push({ filename: entry, script: this, sourceLength: code.length, sourceCrc });
+          cache.stats.compiled += 1;
+        } else cache.stats.fromCache += 1;
+      }
+    }
+    vm.Script = CachedScript;
     return true;
   } catch {
     return false;
@@ -321,14 +368,17 @@ export function installParentCodeCache(role: string, env: NodeJS.ProcessEnv = pr
 
 /**
  * JavaScript for a worker thread's `eval` source that installs the same cache there under `role`
- * (before the thread's own `require`), and the line that saves it after; both empty when this
- * thread has no cache (or runs the TypeScript sources, which a thread cannot require).
+ * (before the thread's own `require`; with `scripts`, {@link cacheScripts} of it too), and the
+ * statement that saves it; both empty when this thread has no cache (or runs the TypeScript
+ * sources, which a thread cannot require).
  */
-export function threadCodeCacheSource(role: string): { install: string; save: string } {
+export function threadCodeCacheSource(role: string, scripts?: RegExp): { install: string; save: string } {
   if (installed === undefined || !__filename.endsWith('.js')) return { install: '', save: '' };
   const module = JSON.stringify(__filename);
+  const install = `require(${module}).installModuleCodeCache(${JSON.stringify({ build: installed.options.build, role })})`;
+  const andScripts = scripts === undefined ? '' : ` && require(${module}).cacheScripts(new RegExp(${JSON.stringify(scripts.source)}, ${JSON.stringify(scripts.flags)}))`;
   return {
-    install: `try { require(${module}).installModuleCodeCache(${JSON.stringify({ build: installed.options.build, role })}); } catch {}\n`,
+    install: `try { ${install}${andScripts}; } catch {}\n`,
     save: `try { require(${module}).saveModuleCodeCache(); } catch {}\n`,
   };
 }

@@ -91,6 +91,12 @@ export interface WardenWorkerOptions {
    */
   onWorkersCreating?: () => void;
   /**
+   * Called once, when `run()` has created both Temporal workers (task queue and data plane) and
+   * they poll: what `warden worker` waits for before it says it is polling. Not called when a
+   * worker could not be created.
+   */
+  onPolling?: () => void;
+  /**
    * Folder whose node_modules holds installed MCP server packages (`warden mcp install`);
    * default `WARDEN_MCP_PACKAGES`, else `<cache>/mcp-packages`.
    */
@@ -205,8 +211,11 @@ export function installQuietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
+    // Written as the standalone worker's log is (terminal-safe, one entry per line): an SDK error
+    // may quote an agent's text, a workflow's failure message, with terminal controls in it.
+    const writeStderr = terminalWriter(process.stderr);
     Runtime.install({
-      logger: new DefaultLogger('ERROR'),
+      logger: new DefaultLogger('ERROR', (entry) => writeStderr(workerLogText(entry))),
       // The native core's own logs go through the same logger (stderr, errors only): written to
       // the console directly they would land on stdout, inside `warden run --json`.
       telemetryOptions: { logging: { forward: {}, filter: { core: 'ERROR', other: 'ERROR' } } },
@@ -476,6 +485,7 @@ async function createWardenWorkerOn(options: WardenWorkerOptions, workflowThread
           };
           const runs = workers.map((w) => w.run().finally(stopAll));
           if (creationFailure !== undefined) stopAll();
+          else options.onPolling?.();
           // Volumes of trees closed without their saga (terminated, timed out): at start and every few minutes.
           const sweep = () => void sweepClosedVolumes(stateDir, describeNewestRunVia(connection.workflowService, namespace)).catch(() => undefined);
           sweep();

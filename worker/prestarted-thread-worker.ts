@@ -23,6 +23,7 @@ import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { ThreadedVMWorkflowCreator, WorkerThreadClient } from '@temporalio/worker/lib/workflow/threaded-vm';
 import type { WorkflowBundleWithSourceMapAndFilename } from '@temporalio/worker/lib/workflow/workflow-worker-thread/input';
 import type { PrestartedWorkflowThread } from './workflow-thread-prestart';
+import { withWorkflowStackTraces } from './workflow-stack-traces';
 
 type SdkWorkerStatics = {
   getOrCreateBundle(compiledOptions: CompiledOptions, logger: unknown): Promise<ParsedBundle | undefined>;
@@ -194,7 +195,7 @@ async function workflowCreatorOn(thread: PrestartedWorkflowThread | undefined, b
   const sdk = Worker as unknown as SdkWorkerStatics;
   const reuseV8Context = compiledOptions.reuseV8Context ?? true;
   const own = compiledOptions.debugMode === true || !reuseV8Context || compiledOptions.workflowThreadPoolSize !== 1 ? undefined : thread?.take();
-  if (own === undefined) return sdk.createWorkflowCreator.call(Worker, bundle, compiledOptions, logger);
+  if (own === undefined || thread === undefined) return sdk.createWorkflowCreator.call(Worker, bundle, compiledOptions, logger);
   // As ThreadedVMWorkflowCreator.create, with the thread already there.
   const patchActivationCallback = compiledOptions.patchActivationCallback as ConstructorParameters<typeof WorkerThreadClient>[2];
   const client = new WorkerThreadClient(own, logger as ConstructorParameters<typeof WorkerThreadClient>[1], patchActivationCallback);
@@ -212,7 +213,13 @@ async function workflowCreatorOn(thread: PrestartedWorkflowThread | undefined, b
     await client.destroy().catch(() => undefined);
     throw error;
   }
-  return new ThreadedVMWorkflowCreator([client]);
+  const creator = new ThreadedVMWorkflowCreator([client]);
+  // The thread saves its bundle's code cache when it is destroyed (workflow-thread-prestart.ts), and
+  // V8 takes that data only under the flags the bundle was compiled under: its init ran inside
+  // `withWorkflowStackTraces` (`Worker.create`), so the destroy does too.
+  const destroy = creator.destroy.bind(creator);
+  creator.destroy = () => withWorkflowStackTraces(thread.stackTraces, destroy);
+  return creator;
 }
 
 /** The @temporalio/worker release line whose internals (worker.js, threaded-vm.js) this module was read against. */

@@ -18,6 +18,12 @@ import { Worker as NodeThread } from 'node:worker_threads';
 import type { WorkflowStackTraces } from './workflow-stack-traces';
 import { threadCodeCacheSource } from '../cli/module-code-cache';
 
+/**
+ * The file name of a workflow bundle as the SDK's bundler names it (`workflow-bundle-[fullhash].js`,
+ * @temporalio/worker 1.24 bundler.js), which the thread compiles with `vm.Script` at its `init`.
+ */
+export const WORKFLOW_BUNDLE_FILE = /^workflow-bundle-[0-9a-f]+\.js$/;
+
 /** The SDK's workflow thread entry (what `ThreadedVMWorkflowCreator.create` spawns). */
 function workflowThreadModule(): string {
   return require.resolve('@temporalio/worker/lib/workflow/workflow-worker-thread');
@@ -45,9 +51,13 @@ export interface PrestartedWorkflowThread {
  * which `Worker.create` sends inside `withWorkflowStackTraces` as before.
  */
 export function prestartWorkflowThread(stackTraces: WorkflowStackTraces): PrestartedWorkflowThread {
-  // The thread's modules compile with the code cache too when this process has one (cli/module-code-cache.ts).
-  const codeCache = threadCodeCacheSource('workflow-thread');
-  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}${codeCache.install}require(${JSON.stringify(workflowThreadModule())});\n${codeCache.save}`;
+  // The thread's modules compile with the code cache too when this process has one (cli/module-code-cache.ts),
+  // and so does the workflow bundle: saved as the SDK destroys the thread, after it ran, its data
+  // also holds the workflow functions the tasks called, which the next worker then does not compile.
+  const codeCache = threadCodeCacheSource('workflow-thread', WORKFLOW_BUNDLE_FILE);
+  // Registered before the SDK's own listener: the data is written before the SDK answers the destroy request.
+  const saveOnDestroy = codeCache.save === '' ? '' : `require('node:worker_threads').parentPort.on('message', (request) => { if (request?.input?.type === 'destroy') { ${codeCache.save.trim()} } });\n`;
+  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}${codeCache.install}${saveOnDestroy}require(${JSON.stringify(workflowThreadModule())});\n${codeCache.save}`;
   const thread = new NodeThread(source, { eval: true });
   thread.unref();
   let failed = false;

@@ -66,6 +66,8 @@ interface StepEntry {
 
 interface Blocked {
   reason: string;
+  /** Who blocked the run: the monitor's rules, a person's kill, or the parent task's block. */
+  by: Alert['source'];
   remediate: boolean;
   alertId: string;
 }
@@ -248,7 +250,7 @@ export class TaskMonitor {
     if (request?.provenance !== undefined) entry.provenance = request.provenance;
     if (action.type === 'spawn') this.runningChildren.add(subagentWorkflowId(run.workflowId, action.subagent, step.index));
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now(), this.scoring()));
-    this.endIfBlocked(step, entry, 'blocked by the monitor');
+    this.endIfBlocked(step, entry);
   }
 
   /**
@@ -269,7 +271,7 @@ export class TaskMonitor {
     entry.event.rows = features.rows;
     if (features.operation !== undefined) entry.event.operation = features.operation;
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now(), this.scoring()));
-    this.endIfBlocked(step, entry, 'blocked by the monitor');
+    this.endIfBlocked(step, entry);
   }
 
   /**
@@ -323,7 +325,7 @@ export class TaskMonitor {
     if (features.bytesOut !== undefined) entry.event.bytesOut = features.bytesOut;
     if (features.hosts.join(' ') === before.hosts.join(' ') && features.networkWrite === before.networkWrite && features.bytesOut === before.bytesOut) return;
     await this.evaluate(run, step, entry, scoreProposed(this.history, this.baseline, features, Date.now(), this.scoring()));
-    this.endIfBlocked(step, entry, 'blocked by the monitor');
+    this.endIfBlocked(step, entry);
   }
 
   /**
@@ -457,14 +459,19 @@ export class TaskMonitor {
   }
 
   private assertRunningAfterWait(step: StepRecord, entry: StepEntry): void {
-    this.endIfBlocked(step, entry, 'blocked by the monitor while it waited for approval');
+    this.endIfBlocked(step, entry, 'while it waited for approval');
   }
 
-  /** Once the run is blocked, refuses `step` (saying `why`) and ends the task. */
-  private endIfBlocked(step: StepRecord, entry: StepEntry, why: string): void {
+  /**
+   * Once the run is blocked, refuses `step` and ends the task. The step says who stopped it: the
+   * monitor's rules ("blocked by the monitor"), or a person's kill or the parent's block, whose
+   * reason says so itself ("stopped: killed by …"); `when` qualifies it ("while it waited for approval").
+   */
+  private endIfBlocked(step: StepRecord, entry: StepEntry, when?: string): void {
     if (this.blocked === undefined) return;
     entry.event.refused = true;
-    this.refuse(step, `${why}: ${this.blocked.reason}`);
+    const who = this.blocked.by === 'kill' || this.blocked.by === 'parent' ? 'stopped' : 'blocked by the monitor';
+    this.refuse(step, `${who}${when === undefined ? '' : ` ${when}`}: ${this.blocked.reason}`);
     throw new TaskEnded('blocked', this.blocked.reason);
   }
 
@@ -535,7 +542,7 @@ export class TaskMonitor {
     }
     const blocking = alert.rules.filter((r) => r.response === 'block' || r.response === 'remediate');
     const reason = alert.source === 'kill' ? `killed by ${alert.operator}: ${alert.reason}` : (alert.reason ?? blocking.map((r) => `${r.id} (${r.detail})`).join('; '));
-    this.blocked = { reason, remediate, alertId: alert.id };
+    this.blocked = { reason, by: alert.source, remediate, alertId: alert.id };
     if (remediate) this.remediateRequested = true;
     run.state.status = 'blocked';
     run.approvals.interrupt(`the task was blocked: ${reason}`);

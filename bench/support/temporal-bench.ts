@@ -244,7 +244,12 @@ export async function runGuardedTask(context: BenchContext, worker: BenchWorker,
   const result = (await handle.result()) as TaskResult;
   const wallMs = performance.now() - started;
   if (result.status !== 'completed' || result.steps.length !== steps) throw new Error(`a guarded bench task ended ${result.status} after ${result.steps.length} steps`);
-  if (result.steps.some((s, i) => s.output !== i + 1)) throw new Error('a guarded bench task returned wrong tool outputs');
+  const wrong = result.steps.findIndex((s, i) => s.output !== i + 1);
+  if (wrong !== -1) {
+    // Say which step and why: a call that failed (a timeout at high load) leaves no output, and the scripted model goes on regardless.
+    const step = result.steps[wrong]!;
+    throw new Error(`a guarded bench task (${handle.workflowId}) returned a wrong output at step ${wrong}: ${JSON.stringify(step.output)} (expected ${wrong + 1})${step.error === undefined ? '' : `, error ${step.error.code}: ${step.error.message}`}`);
+  }
   return { workflowId: handle.workflowId, wallMs, stepCycles: cycles(result.steps.map((s) => Date.parse(s.startedAt))), toolCalls: steps };
 }
 

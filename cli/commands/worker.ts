@@ -55,12 +55,13 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
       const message = (error as Error).message;
       throw new WardenError('ERR_CONFIG_INVALID', message.startsWith('cannot record') ? message : `cannot record the standalone worker in ${stateDir}/standalone-workers: ${message}`, { cause: error });
     }
-    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, ...(record === undefined ? {} : { identity: standaloneWorkerIdentity(stateDir, record.nonce) }), env: io.env, configEnv: io.env, ...(telemetry === undefined ? {} : { telemetry }) });
+    // Said once the Temporal workers exist and poll, not before: their creation may still fail.
+    const onPolling = () => log(`worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); data plane ${worker.dataPlane.taskQueue}, shared folder ${worker.dataPlane.sharedDir}; Ctrl-C stops it`);
+    const worker = await createWardenWorkerFromConfig(config, { taskQueue, stateDir, ...(record === undefined ? {} : { identity: standaloneWorkerIdentity(stateDir, record.nonce) }), env: io.env, configEnv: io.env, onPolling, ...(telemetry === undefined ? {} : { telemetry }) });
     let stop!: () => void;
     const stopped = new Promise<void>((resolve) => (stop = resolve));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    log(`worker polling ${taskQueue} on ${server.address} (namespace ${server.namespace}); data plane ${worker.dataPlane.taskQueue}, shared folder ${worker.dataPlane.sharedDir}; Ctrl-C stops it`);
     try {
       await worker.run(stopped);
     } finally {

@@ -301,6 +301,66 @@ describe('the module code cache', () => {
     expect(readdirSync(join(cacheFile(dir), '..')).sort()).toEqual(['child.bin', 'cli.bin', 'thread.bin']);
   });
 
+  /** A script as a workflow bundle is one: a function defined at the top, called only when the script runs it. */
+  const SCRIPT = 'function answer(n) { const twice = (x) => x * 2; return twice(n); }\nanswer(21);';
+
+  /**
+   * A process with the cache installed and cacheScripts of `bundle-<hex>.js` names that compiles
+   * `code` as `new vm.Script(code, { filename })`, runs it in a new context and saves, all with
+   * V8's --stack-trace-limit as given (compile, save; default V8's 10): what the script returned,
+   * whether V8 rejected data, the thread's figures, and the size of the entry it saved.
+   */
+  function runScript(dir: string, filename: string, code = SCRIPT, limits: { compile?: number; save?: number } = {}): { result: unknown; rejected: boolean | null; stats: unknown; saved: number | null } {
+    // One source for every call (its -e text is part of the cache's key); the case comes as an argument.
+    const script = `
+      const { filename, code, compile, save, folder } = JSON.parse(process.argv[1]);
+      const cache = require(${JSON.stringify(cacheModule)});
+      const v8 = require('node:v8');
+      cache.installModuleCodeCache({ build: 'test-build 1', role: 'thread' });
+      if (!cache.cacheScripts(/^bundle-[0-9a-f]+\\.js$/)) throw new Error('not installed');
+      v8.setFlagsFromString('--stack-trace-limit=' + compile);
+      const script = new (require('node:vm').Script)(code, { filename });
+      v8.setFlagsFromString('--stack-trace-limit=10');
+      const result = script.runInNewContext({});
+      v8.setFlagsFromString('--stack-trace-limit=' + save);
+      cache.saveModuleCodeCache();
+      const bytes = require('node:fs').readFileSync(require('node:path').join(folder, require('node:fs').readdirSync(folder)[0], 'thread.bin'));
+      const entry = JSON.parse(bytes.toString('utf8', 8, 8 + bytes.readUInt32LE(4))).entries['vm.Script ' + require('node:path').basename(filename)];
+      process.stdout.write(JSON.stringify({ result, rejected: script.cachedDataRejected ?? null, stats: cache.moduleCodeCacheStats(), saved: entry ? entry[1] : null }));`;
+    const input = JSON.stringify({ filename, code, compile: limits.compile ?? 10, save: limits.save ?? 10, folder: join(dir, 'cache', 'code-cache') });
+    return JSON.parse(execFileSync(process.execPath, ['-e', script, input], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir, WARDEN_CACHE_DIR: join(dir, 'cache') } })) as ReturnType<typeof runScript>;
+  }
+
+  it('a script cacheScripts names (a workflow bundle) compiles from the cache in the next process, from any folder; other names and changed sources do not', () => {
+    const dir = caseDir('scripts');
+    expect(runScript(dir, '/one/bundle-1a.js')).toMatchObject({ result: 42, rejected: null, stats: { fromCache: 0, compiled: 1 } });
+    expect(runScript(dir, '/one/bundle-1a.js')).toMatchObject({ result: 42, rejected: false, stats: { fromCache: 1, compiled: 0 } });
+    // One entry per file name: the same bundle from another folder.
+    expect(runScript(dir, '/two/bundle-1a.js')).toMatchObject({ result: 42, rejected: false, stats: { fromCache: 1, compiled: 0 } });
+    // Another name is Node's own vm.Script: neither read nor counted.
+    expect(runScript(dir, '/one/other.js')).toMatchObject({ result: 42, rejected: null, stats: { fromCache: 0, compiled: 0 }, saved: null });
+    // The same length, another source: its own CRC-32 does not match, so it compiles (and is saved anew).
+    expect(runScript(dir, '/one/bundle-1a.js', SCRIPT.replace('21', '12'))).toMatchObject({ result: 24, rejected: null, stats: { fromCache: 0, compiled: 1 } });
+  });
+
+  it("a script's data holds the functions it ran; V8 takes it only under the stack-trace limit of the compile (why a workflow thread saves under it)", () => {
+    const dir = caseDir('script-flags');
+    // Made under another --stack-trace-limit than the compile's: V8 rejects it, and it is compiled and saved again.
+    runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 10 });
+    expect(runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 0 })).toMatchObject({ result: 42, rejected: true, stats: { fromCache: 0, compiled: 1 } });
+    const made = runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 0 });
+    expect(made).toMatchObject({ result: 42, rejected: false, stats: { fromCache: 1, compiled: 0 } });
+    // Saved before the script ran (a fresh cache): less data than after (the lazily compiled functions are in it).
+    const before = caseDir('script-not-run');
+    const notRun = JSON.parse(execFileSync(process.execPath, ['-e', `
+      const cache = require(${JSON.stringify(cacheModule)});
+      cache.installModuleCodeCache({ build: 'test-build 1', role: 'thread' });
+      cache.cacheScripts(/^bundle-[0-9a-f]+\\.js$/);
+      const script = new (require('node:vm').Script)(${JSON.stringify(SCRIPT)}, { filename: '/b/bundle-2b.js' });
+      process.stdout.write(JSON.stringify(script.createCachedData().length));`], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: before, WARDEN_CACHE_DIR: join(before, 'cache') } })) as number;
+    expect(made.saved).toBeGreaterThan(notRun);
+  });
+
   it('a module with a syntax error fails with the SyntaxError Node gives', () => {
     const dir = caseDir('syntax-error', { 'main.js': 'module.exports = {;' });
     expect(runProcess(dir).result).toEqual({ error: 'SyntaxError' });

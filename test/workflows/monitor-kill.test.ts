@@ -137,6 +137,20 @@ it('kills a task waiting for approval: blocked now, credentials revoked, its wri
   expect((await revocationOf(result))?.reason).toBe(`killed by ${oncall.name}`);
 });
 
+it('a kill while the monitor holds a step for approval: the step says a person stopped it, not the monitor', async () => {
+  // The step-up rule fires at the fourth call; from then on every action waits for a human.
+  const script = [...Array.from({ length: 6 }, (_, n) => ({ tool: 'tick', args: { n } })), { final: 'never' }];
+  const handle = await env.start(task(script, { policies: ['require approval for the next actions when it makes more than 3 calls of tool tick'] }));
+  await waitForState(handle.workflowId, (s) => s.pendingApprovals.length > 0);
+  const out: string[] = [];
+  expect(await killCommand([handle.workflowId, '--reason', 'looping', '--json'], cliIo(out)), out.join('')).toBe(0);
+  const { result } = JSON.parse(out.join('')) as { result: TaskResult };
+  expect(result.status).toBe('blocked');
+  const held = result.steps.find((step) => step.approval !== undefined)!;
+  expect(held).toMatchObject({ executed: false, decision: 'deny' });
+  expect(held.reason).toBe(`stopped while it waited for approval: killed by ${oncall.name}: looping`);
+});
+
 it('kills a task between tool calls: nothing starts after the kill', async () => {
   const handle = await env.start(task([...Array.from({ length: 40 }, (_, n) => ({ tool: 'tick', args: { n } })), { final: 'never' }], { limits: { maxSteps: 50 } }));
   await waitForState(handle.workflowId, (s) => s.steps.filter((step) => step.executed).length >= 2);
