@@ -628,7 +628,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
       ...(call.signal === undefined ? {} : { signal: call.signal }),
       // MCP has no acknowledgment of a cancellation: a remote server that never answered may still complete the call.
       onCancelled: (outcome) => {
-        if (outcome === 'session-closed' && call.progress !== undefined) call.progress.stopUnconfirmed = `its server ${mcpTargetOf(tool).server} never answered the cancellation and may have completed the call after its compensation ran`;
+        if (outcome === 'session-closed' && call.progress !== undefined) call.progress.stopUnconfirmed = `its server ${mcpTargetOf(tool).server} never answered the call or its cancellation and may have completed the call after its compensation ran`;
       },
     });
     output = result.output;

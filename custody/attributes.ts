@@ -160,7 +160,7 @@ export const WARDEN_ATTR = {
   /** On an MCP tool call: the pin its server's list was checked against. */
   mcpPin: 'warden.mcp.pin',
   /**
-   * On a cancelled MCP tool call: how it was stopped (mcp/mcp-connection.ts `McpCancelOutcome`):
+   * On an MCP tool call cancelled, or ended otherwise without its answer (timed out): how it was stopped (mcp/mcp-connection.ts `McpCancelOutcome`):
    * `not-sent`, `answered`, `server-killed` (a stdio server's process tree), or `session-closed`
    * (an HTTP server's session ended: the tool may still run on that server, beyond Warden's reach).
    */

@@ -57,7 +57,7 @@ export interface McpCallInput {
    * killed), and the call throws the signal's reason; the span says how (`warden.mcp.cancel`).
    */
   signal?: AbortSignal;
-  /** Told how a cancelled call ended (`session-closed`: an HTTP server that never answered may still complete it). */
+  /** Told how a call that ended without its server's answer (cancelled, timed out) was stopped (`session-closed`: an HTTP server that never answered may still complete it). */
   onCancelled?: (outcome: McpCancelOutcome) => void;
 }
 
@@ -124,12 +124,12 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
   // A server (re)started by this call is judged by its watch until the call is in flight.
   const connection = await deps.pool.connection(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId), target.server, config, { ...context, lifetimeMs: 0, ...(input.egressWatch === undefined ? {} : { sessionWatch: input.egressWatch }) }, input.deadlineAt);
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
-  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }), ...(input.signal === undefined ? {} : { signal: input.signal,
-          onCancelled: (outcome: McpCancelOutcome) => {
-            annotateActiveSpan({ [WARDEN_ATTR.mcpCancel]: outcome });
-            input.onCancelled?.(outcome);
-          },
-        }),
+  const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }), ...(input.signal === undefined ? {} : { signal: input.signal }),
+    // Told how a call that ended without the server's answer (cancelled, timed out) was stopped.
+    onCancelled: (outcome: McpCancelOutcome) => {
+      annotateActiveSpan({ [WARDEN_ATTR.mcpCancel]: outcome });
+      input.onCancelled?.(outcome);
+    },
   });
   if (context.workspace !== undefined) assertWithinWorkspaceQuota(deps.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId), input.task, `MCP tool ${descriptor.name}`);
   const output = { content: result.content, ...(result.structuredContent === undefined ? {} : { structuredContent: result.structuredContent }) };

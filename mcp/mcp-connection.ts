@@ -189,7 +189,9 @@ export class McpConnection {
    * cancelled (the SDK sends the server `notifications/cancelled`); a server that has not
    * answered it within `cancelGraceMs` (default DEFAULT_MCP_CANCEL_GRACE_MS) has its session
    * ended (see the header), and only then does the call throw the signal's reason, after telling
-   * `onCancelled` how the call ended.
+   * `onCancelled` how the call ended. A call that fails otherwise with its request sent and not
+   * answered (timed out: the SDK sent the cancellation; its session closed) is stopped the same
+   * way, `onCancelled` told, before it throws.
    */
   async callTool(
     mcpName: string,
@@ -215,11 +217,12 @@ export class McpConnection {
         ...(egress.length === 0 ? {} : { egress }),
       };
     } catch (error) {
+      // Ended without the server's answer (cancelled, timed out, the session closed under it): the
+      // server may still be running it, so it is stopped as a cancelled call is, and `onCancelled` told how.
+      const cancelled = options.signal?.aborted === true;
+      if (cancelled || (trace.id !== undefined && !trace.answered)) options.onCancelled?.(await this.#stopCancelled(trace, options.cancelGraceMs ?? DEFAULT_MCP_CANCEL_GRACE_MS));
       // Cancelled by the caller: once the tool has stopped, its reason (an activity's CancelledFailure), not a tool failure.
-      if (options.signal?.aborted === true) {
-        options.onCancelled?.(await this.#stopCancelled(trace, options.cancelGraceMs ?? DEFAULT_MCP_CANCEL_GRACE_MS));
-        options.signal.throwIfAborted();
-      }
+      if (cancelled) options.signal?.throwIfAborted();
       throw asMcpError(this.#overflow.error ?? error, this.server, 'ERR_MCP_TOOL_FAILED', `MCP tool ${mcpName} on ${this.server} failed`, this.#transport);
     } finally {
       if (trace.id !== undefined) this.#tracesById.delete(trace.id);

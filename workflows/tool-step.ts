@@ -250,7 +250,7 @@ async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult
  */
 function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean, error: unknown, callFailure: unknown): void {
   if (step.executed) return;
-  const outcome = run.patches.undoWhatRan ? callOutcomeOf(callFailure ?? error) : {};
+  const outcome = run.patches.undoWhatRan ? callOutcomeOf(run, callFailure ?? error) : {};
   // Refused before its tool started (patch `warden-undo-what-ran`): nothing to undo, and its record says it did not run.
   if (outcome.notRun === true && !registered) {
     if (error instanceof TaskEnded || isCancellation(error)) step.error = endedBeforeRun(error);
@@ -282,10 +282,16 @@ function howTaskEnded(error: unknown): string {
  * refused before its tool started, `stopUnconfirmed` when it was stopped but may still complete.
  * Read from the activity's failure (an ApplicationFailure's or a CancelledFailure's first
  * details); anything else, the task's end included, says nothing (the call is taken to have run).
+ *
+ * Only the activity can vouch that its tool never started, and only on its first attempt (patch
+ * `warden-not-run-vouched`): a cancel with no recorded start (`startedEventId` 0) is also what
+ * Temporal records for a cancel in the backoff between two attempts, after earlier attempts ran,
+ * and its details (`ACTIVITY_ID_NOT_STARTED`) are the same either way; such a call is taken to
+ * have run, and its undo finds nothing to undo if it did not.
  */
-function callOutcomeOf(error: unknown): { notRun?: boolean; stopUnconfirmed?: string } {
-  // Cancelled before any worker started it: the server's record of the cancellation names no start.
-  if (error instanceof ActivityFailure && error.cause instanceof CancelledFailure && startedEventIdOf(error) === 0) return { notRun: true };
+function callOutcomeOf(run: AgentRun, error: unknown): { notRun?: boolean; stopUnconfirmed?: string } {
+  // Older runs: a cancel recorded with no start was taken for a call no worker started.
+  if (!run.patches.notRunVouched && error instanceof ActivityFailure && error.cause instanceof CancelledFailure && startedEventIdOf(error) === 0) return { notRun: true };
   const cause = error instanceof ActivityFailure ? error.cause : error;
   const details = cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details : undefined;
   const first = (details?.[0] ?? {}) as { notRun?: unknown; stopUnconfirmed?: unknown };
@@ -309,7 +315,7 @@ function startedEventIdOf(error: ActivityFailure): number | undefined {
  * registered for it and its record says it did not run (run-action.ts).
  */
 export function refusedBeforeRun(run: AgentRun, error: unknown): boolean {
-  return run.patches.undoWhatRan && callOutcomeOf(error).notRun === true;
+  return run.patches.undoWhatRan && callOutcomeOf(run, error).notRun === true;
 }
 
 /** The record of a call the task's end cut short: it ran, and the saga undoes what it did. */

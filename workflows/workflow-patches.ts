@@ -144,6 +144,15 @@ export const UNDO_ENDED_CALLS_PATCH = 'warden-undo-ended-calls';
 export const UNDO_WHAT_RAN_PATCH = 'warden-undo-what-ran';
 
 /**
+ * A call reads not run only when its activity vouched for it (`notRun`, its first attempt, before
+ * its tool started: activities/call-outcome.ts). Runs with `warden-undo-what-ran` alone also took a
+ * cancelled activity with no recorded start (`startedEventId` 0) for a call no worker started, but
+ * Temporal records that for a cancel in the backoff between two attempts too, however much the
+ * earlier attempts did: such a call registered no undo and its effect was never undone.
+ */
+export const NOT_RUN_VOUCHED_PATCH = 'warden-not-run-vouched';
+
+/**
  * One marker for the patches of this module that existed when it was made
  * ({@link PATCHES_TAKEN_AT_ONCE}): a run that records it takes each of them without a marker per
  * patch. Each patch marker came with the SDK's `TemporalChangeVersion` search attribute upsert, so
@@ -252,6 +261,8 @@ export interface WorkflowPatches {
   undoEndedCalls: boolean;
   /** A call refused before its tool started registers no undo; an unconfirmed stop is reported (tool-step.ts). */
   undoWhatRan: boolean;
+  /** Only the activity's own first-attempt `notRun` reads not run, not a cancel with no recorded start (tool-step.ts). */
+  notRunVouched: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -303,6 +314,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     undoEndedCalls: patched(UNDO_ENDED_CALLS_PATCH),
     // Asked last, for the same reason.
     undoWhatRan: patched(UNDO_WHAT_RAN_PATCH),
+    // Asked last, for the same reason.
+    notRunVouched: patched(NOT_RUN_VOUCHED_PATCH),
   };
 }
 

@@ -93,3 +93,34 @@ it('a call cancelled before its request was sent leaves the session open', async
   expect(textOf(await connection.callTool('ping', {}, { pin: connection.listing.hash, timeoutMs: 30_000 }))).toBe('pong');
   await pool.closeSession(session);
 }, 120_000);
+
+/**
+ * The class of the cancel (s14, atk14): a call that ends otherwise without its server's answer, its
+ * request sent, is stopped the same way and says how. Timed out: the MCP SDK sends
+ * `notifications/cancelled` and gives up, and the server may complete the call later. Its session
+ * closed under it (the pool's close at the grant's expiry or the deadline). Before, neither ended
+ * the session nor told `onCancelled`, so a timed-out HTTP call carried no `stopUnconfirmed`.
+ */
+const ENDINGS: Record<string, { timeoutMs: number; end: (connection: { close(): Promise<void> }) => void }> = {
+  'timed out': { timeoutMs: 1500, end: () => undefined },
+  'its session closed under it': { timeoutMs: 300_000, end: (connection) => void connection.close() },
+};
+it.each(Object.keys(ROWS).flatMap((name) => Object.keys(ENDINGS).map((ending) => [name, ending] as const)))('a call to the %s that %s ends its session and says how', async (name, ending) => {
+  const row = ROWS[name]!;
+  const way = ENDINGS[ending]!;
+  const session = `unanswered-${randomUUID()}`;
+  const connection = await pool.connection(session, 'deaf', row.config(), testStartContext(), Date.now() + 600_000);
+  const marker = `warden-mcp-unanswered-${randomUUID()}`;
+  const outcomes: McpCancelOutcome[] = [];
+  const waits = () => http.events.filter((e) => e === 'call wait').length;
+  const before = waits();
+  const call = connection.callTool('wait', { marker }, { pin: connection.listing.hash, timeoutMs: way.timeoutMs, onCancelled: (o) => outcomes.push(o) });
+  const settled = call.then(() => 'answered', () => 'failed');
+  // This call at work (the HTTP server's `waiting` resolved at its first call only).
+  await (row.outcome === 'session-closed' ? until(() => waits() > before, 'the server got the call') : row.working(marker));
+  way.end(connection);
+  expect(await settled).toBe('failed');
+  expect(outcomes).toEqual([row.outcome]);
+  expect(connection.open).toBe(false);
+  await pool.closeSession(session);
+}, 120_000);

@@ -123,9 +123,9 @@ it('kills a task waiting for approval: blocked now, credentials revoked, its wri
   expect(result.reason).toBe(`killed by ${oncall.name}: suspicious delete`);
   // The held delete was never run; the approval wait ended as denied by Warden.
   expect(result.steps[2]).toMatchObject({ executed: false, approval: { status: 'denied', approver: 'warden' } });
-  // The held delete was measured in a transaction the host rolled back: its undo has nothing to do.
+  // The held delete was measured in a transaction the host rolled back and is the call's only
+  // statement: nothing of it applied, so no undo is registered for it (patch `warden-undo-what-ran`).
   expect(result.recovery?.rolledBack.map((r) => [r.kind, r.status])).toEqual([
-    ['sql-undo', 'nothing-to-do'],
     ['sql-undo', 'done'],
     ['fs-overlay-discard', 'done'],
   ]);

@@ -121,8 +121,9 @@ describe('runs that turn rogue mid-way are blocked and rolled back', () => {
     // The first two deletes ran and are undone; nothing after the block ran.
     expect(result.steps.slice(1, 3).every((s) => s.executed)).toBe(true);
     expect(result.steps).toHaveLength(4);
-    // The mass delete was measured in the host's transaction and never applied: its undo has nothing to do.
-    expect(result.recovery?.rolledBack.filter((r) => r.kind === 'sql-undo').map((r) => r.status)).toEqual(['nothing-to-do', 'done', 'done']);
+    // The mass delete was measured in the host's transaction and never applied, the call's only
+    // statement: no undo is registered for it (patch `warden-undo-what-ran`); the two deletes that ran are undone.
+    expect(result.recovery?.rolledBack.filter((r) => r.kind === 'sql-undo').map((r) => r.status)).toEqual(['done', 'done']);
     expect(setup.shop.rows()).toEqual(original);
     const alert = await expectBlockAlert(result);
     expect(alert).toMatchObject({ source: 'monitor', stepIndex: 3, tool: 'sql.exec' });

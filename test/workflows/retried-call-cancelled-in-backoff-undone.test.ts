@@ -1,36 +1,27 @@
 /**
- * Open finding (s14, atk14): a tool call whose first attempt ran, and failed in a way its activity
- * retries, then was cancelled while it waited for its next attempt, reads "cancelled before it
- * ran" and registers no undo: its effect is never undone, and the task says nothing of it.
+ * Regression (s14, atk14; was test/attacks/open/retried-call-cancelled-in-backoff-not-undone.test.ts,
+ * medium): a tool call whose first attempt ran, and failed in a way its activity retries, then was
+ * cancelled while it waited for its next attempt, read "cancelled before it ran" and registered no
+ * undo: its effect was never undone, and the task said nothing of it.
  *
- * `callOutcomeOf` (workflows/tool-step.ts, patch `warden-undo-what-ran`) takes a cancelled
- * activity whose failure records no start (`startedEventId` 0) for a call that never ran. But
- * Temporal records no start for an activity between two attempts: an attempt that failed and is
- * to be retried leaves the activity scheduled, its start cleared, and a cancel that lands in that
- * backoff is recorded `ActivityTaskCanceled` with `startedEventId` 0 at once, however much the
- * earlier attempts did. `notRun` is only ever vouched for on the first attempt
- * (activities/call-outcome.ts); this path skips that check.
+ * `callOutcomeOf` (workflows/tool-step.ts, patch `warden-undo-what-ran`) took a cancelled activity
+ * whose failure records no start (`startedEventId` 0) for a call that never ran. But Temporal
+ * records no start for an activity between two attempts: a cancel that lands in that backoff is
+ * recorded `ActivityTaskCanceled` with `startedEventId` 0 and the server's own details
+ * (`ACTIVITY_ID_NOT_STARTED`, as for a cancel before any attempt), however much the earlier
+ * attempts did. Now only the activity's own `notRun` (its first attempt, before its tool started,
+ * activities/call-outcome.ts) reads not run (patch `warden-not-run-vouched`); any other failure,
+ * the server's cancel with no start included, is taken to have run, and its undo registered.
  *
  * Here: an HTTP MCP server's `book` books the seat and never answers; the server's `timeout` (3 s)
- * fails the call ERR_MCP_UNAVAILABLE/PROTOCOL "Request timed out", which is retryable
- * (mcp/mcp-connection.ts `asMcpError`), so `runTool` waits 1 s for its second attempt; the task is
- * cancelled as soon as the server is told the first request was given up (`notifications/cancelled`,
- * sent by the MCP SDK at its time-out). The step reads `executed: false`, "cancelled before it
- * ran", the compensating `unbook` never runs and the seat stays booked, with nothing in
- * `recovery.notUndoable`. The same holds for any retryable failure after a tool ran (a dead worker's
- * heartbeat time-out, an infrastructure error after the executor returned) and a cancel or the
- * deadline in the backoff.
+ * fails the call "Request timed out", retryable, so `runTool` waits 1 s for its second attempt; the
+ * task is cancelled once the activity is seen waiting for that attempt (its pending attempt 2, not
+ * started, `describe()`). On the old code the step read `executed: false`, "cancelled before it
+ * ran", `unbook` never ran and the seat stayed booked.
  *
  * The test requires that the cancel landed before a second attempt started (the server saw one
  * `book`): it is sent within the 1 s backoff, which a loaded machine could miss; then the test
  * fails on that precondition, not on the finding.
- *
- * Fix: a start of the activity with no record of it is not proof the call never ran. Either count
- * `startedEventId` 0 as not run only when the activity had no earlier attempt (the worker can say so
- * in its heartbeat details, which Temporal copies into the cancellation of an activity in backoff,
- * e.g. heartbeat `{ started: true }` once `toolStarting` has passed, and `callOutcomeOf` reads it),
- * or drop the `startedEventId === 0` rule for activities with retries and keep only the activity's
- * own `notRun` (first attempt).
  *
  * Real parts: a real Temporal server and worker, a real streamable-HTTP MCP server on loopback,
  * the workflow handle's cancel (`warden cancel`'s path).
@@ -39,10 +30,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { followAgentTask } from '../../../client/start-agent-task';
-import { parseTask } from '../../../task/load-task-file';
-import { startBookingServer, type BookingServer } from '../../support/booking-mcp-server';
-import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { followAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import { startBookingServer, type BookingServer } from '../support/booking-mcp-server';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let booker: BookingServer;
 let env: WardenTestEnv;
@@ -77,7 +68,13 @@ it('a call whose first attempt booked, cancelled while waiting for its retry, is
     REPO_ROOT,
   );
   const handle = await env.start(task);
-  await booker.cancelledArrived;
+  // Cancelled once the first attempt failed and the activity waits for its second (scheduled, not started).
+  for (;;) {
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    // 1: PENDING_ACTIVITY_STATE_SCHEDULED.
+    if (pending.some((a) => (a.attempt ?? 0) >= 2 && Number(a.state) === 1)) break;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   await handle.cancel();
   const result = await followAgentTask(handle);
   // Precondition: the cancel landed in the backoff, before a second attempt.

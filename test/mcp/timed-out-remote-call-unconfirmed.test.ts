@@ -1,24 +1,21 @@
 /**
- * Open finding (s14, atk14; undoref), low: an MCP call that timed out on an HTTP server which
- * never answered is reported undone (`done`, `notUndoable: []`) while the server completes it after
- * its compensation ran: the class of s13's `unconfirmed-stop-not-undone` (test/mcp/), reached by the
- * server's `timeout` instead of a cancel.
+ * Regression (s14, atk14; undoref; was test/attacks/open/timed-out-remote-call-reported-undone.test.ts,
+ * low): an MCP call that timed out on an HTTP server which never answered was reported undone
+ * (`done`, `notUndoable: []`) while the server completed it after its compensation ran: the class
+ * of s13's `unconfirmed-stop-not-undone` (beside this file), reached by the server's `timeout`
+ * instead of a cancel.
  *
- * s13 marks a call whose stop was not confirmed (`stopUnconfirmed`, activities/call-outcome.ts) only
- * when its activity was cancelled (`McpConnection.callTool` -> `#stopCancelled` -> `session-closed`).
- * At the server's `timeout` the MCP SDK sends `notifications/cancelled` and gives up on the request,
- * Warden fails the call "Request timed out" (retryable, `asMcpError`), and neither waits for an
- * answer nor ends the session: the server is as free to complete the call as a cancelled one, but
- * the failure carries no `stopUnconfirmed`, so the task lists nothing as possibly not undone and
- * reports the compensation `done`.
+ * s13 marked a call whose stop was not confirmed (`stopUnconfirmed`, activities/call-outcome.ts)
+ * only when its activity was cancelled (`McpConnection.callTool` -> `#stopCancelled` ->
+ * `session-closed`). At the server's `timeout` the MCP SDK sends `notifications/cancelled` and gives
+ * up on the request, and Warden failed the call "Request timed out" (retryable) without waiting for
+ * an answer or ending the session. Now every call that ends with its request sent and not answered
+ * (timed out, its session closed under it) is stopped as a cancelled one, and an HTTP server's
+ * `session-closed` sets `stopUnconfirmed`, so recovery lists the call (`markUnconfirmed`).
  *
  * Here: the server books only once it has been told to unbook (the deterministic stand-in for
  * "finished after Warden's undo", as in the s13 test); `timeout: 2s`; the three attempts time out,
  * the script ends, the task fails and its saga runs `unbook`; the pending bookings then complete.
- *
- * Fix: treat a timed-out MCP call as a stopped one: end the session when the server does not
- * answer the cancellation (as `#stopCancelled` does) and carry `stopUnconfirmed` in the failure, so
- * recovery lists the call as possibly not undone (`markUnconfirmed`).
  *
  * Real parts: a real Temporal server and worker, a real streamable-HTTP MCP server on loopback.
  */
@@ -26,11 +23,11 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { followAgentTask } from '../../../client/start-agent-task';
-import { parseTask } from '../../../task/load-task-file';
-import { startBookingServer, type BookingServer } from '../../support/booking-mcp-server';
-import { until } from '../../support/run-tool-watch';
-import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { followAgentTask } from '../../client/start-agent-task';
+import { parseTask } from '../../task/load-task-file';
+import { startBookingServer, type BookingServer } from '../support/booking-mcp-server';
+import { until } from '../support/run-tool-watch';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let booker: BookingServer;
 let env: WardenTestEnv;
