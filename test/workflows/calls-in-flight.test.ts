@@ -92,6 +92,7 @@ describe('a task ended while its tool runs', () => {
             // Its own limits: a sub-agent declared without them runs with the schema's defaults
             // (toolTimeout 5s: the workflow's entry parse fills them in), and a 5 s wall-time limit
             // races the cancellation, which reaches the activity only at its first heartbeat (5 s).
+            // (Open finding test/attacks/open/subagent-limits-filled-with-defaults.test.ts.)
             subagents: { [child]: { intent: 'run a long program', agent: { name: child, model: { driver: 'scripted', script: [call, { final: 'done' }] } }, tools: runner.tools, grants: { tools: [tool], ...TOOLS[tool].grants }, limits } },
           }
         : { ...runner, agent: { name: 'runner', model: { driver: 'scripted', script: [call, { final: 'done' }] } }, ...(loop === 'data flow' ? { dataFlow: true } : {}) },
