@@ -7,7 +7,8 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { SandboxCall } from '../../sandbox/sandbox-client';
+import Database from 'better-sqlite3';
+import { SandboxClient, type SandboxCall } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant, SandboxLimits, SandboxRunResponse } from '../../sandbox/sandbox-messages';
 
 export const DEFAULT_LIMITS: SandboxLimits = { timeoutMs: 2000, memoryMb: 32, maxOutputBytes: 1_000_000 };
@@ -57,5 +58,31 @@ export async function startLoopbackServer(handler: http.RequestListener): Promis
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** A sandbox host, and a grant (query and exec) to `shop`: a SQLite file with a table `items (id, name)` holding one row, 'a'. */
+export interface ShopSandbox {
+  client: SandboxClient;
+  grant: CapabilityGrant;
+  /** Closes the host and removes the database's folder. */
+  close(): Promise<void>;
+}
+
+/** Starts a sandbox host beside a fresh `shop` database in a temporary folder named by `prefix`. */
+export async function startShopSandbox(prefix: string): Promise<ShopSandbox> {
+  const folder = makeTempDir(prefix);
+  const file = path.join(folder, 'shop.db');
+  const db = new Database(file);
+  db.exec("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO items (name) VALUES ('a');");
+  db.close();
+  const client = await SandboxClient.start();
+  return {
+    client,
+    grant: { sql: { databases: { shop: file }, query: true, exec: true } },
+    close: async () => {
+      await client.close();
+      fs.rmSync(folder, { recursive: true, force: true });
+    },
   };
 }

@@ -11,31 +11,22 @@
  *
  * Real parts: the sandbox host, its SQL processes, a real SQLite file.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SandboxClient } from '../../sandbox/sandbox-client';
+import type { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
-import { makeTempDir, toolCall } from './sandbox-test-kit';
+import { startShopSandbox, toolCall, type ShopSandbox } from './sandbox-test-kit';
 
+let shop: ShopSandbox;
 let client: SandboxClient;
-let folder: string;
 let grant: CapabilityGrant;
 
 beforeAll(async () => {
-  folder = makeTempDir('sql-query-args');
-  const file = path.join(folder, 'shop.db');
-  const db = new Database(file);
-  db.exec("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO items (name) VALUES ('a');");
-  db.close();
-  grant = { sql: { databases: { shop: file }, query: true, exec: true } };
-  client = await SandboxClient.start();
+  shop = await startShopSandbox('sql-query-args');
+  ({ client, grant } = shop);
 });
 
 afterAll(async () => {
-  await client?.close();
-  fs.rmSync(folder, { recursive: true, force: true });
+  await shop?.close();
 });
 
 it.each([

@@ -7,31 +7,22 @@
  * planted on Object.prototype where isolated-vm reads its options, through the prototypes of
  * what the call returns, and through replaced Reflect / Function.prototype methods.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SandboxClient } from '../../sandbox/sandbox-client';
+import type { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
-import { codeOf, makeTempDir, toolCall } from './sandbox-test-kit';
+import { codeOf, startShopSandbox, toolCall, type ShopSandbox } from './sandbox-test-kit';
 
+let shop: ShopSandbox;
 let client: SandboxClient;
-let folder: string;
 let grant: CapabilityGrant;
 
 beforeAll(async () => {
-  folder = makeTempDir('sql-reference');
-  const file = path.join(folder, 'shop.db');
-  const db = new Database(file);
-  db.exec("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO items (name) VALUES ('a');");
-  db.close();
-  grant = { sql: { databases: { shop: file }, query: true, exec: true } };
-  client = await SandboxClient.start();
+  shop = await startShopSandbox('sql-reference');
+  ({ client, grant } = shop);
 });
 
 afterAll(async () => {
-  await client?.close();
-  fs.rmSync(folder, { recursive: true, force: true });
+  await shop?.close();
 });
 
 /** Tool code collecting candidates into `found`; returns what looks like a Reference (has applySync or derefInto). */
