@@ -9,13 +9,25 @@
  * declares: a request wider than the parent's is refused by name when its grant is delegated
  * (identity/delegation.ts), never silently narrowed.
  */
-import type { Task } from '../task/task-schema';
+import { LimitsSchema, type Task } from '../task/task-schema';
 import { narrowSubagentTables, narrowSubagentTools } from '../tools/subagent-tools';
 import { effectivePolicyPacks, narrowLimits } from './task-narrowing';
 
-export function deriveSubagentTask(parent: Task, name: string, intent: string | undefined): Task {
+/**
+ * Where a limit the sub-agent leaves out comes from: its parent (what task files say), or, for
+ * runs recorded before patch `warden-subagent-limits-inherited` replaying, the limits schema's
+ * defaults, as zod filled them in then.
+ */
+export type UnnamedLimits = 'parent' | 'schema-defaults';
+
+/**
+ * The task sub-agent `name` of `parent` runs under, given `intent` (its declared intent when
+ * undefined). Throws TypeError when `parent` declares no such sub-agent.
+ */
+export function deriveSubagentTask(parent: Task, name: string, intent: string | undefined, unnamedLimits: UnnamedLimits = 'parent'): Task {
   const sub = parent.subagents[name];
   if (sub === undefined) throw new TypeError(`sub-agent "${name}" is not declared`);
+  const ownLimits = unnamedLimits === 'parent' ? sub.limits : LimitsSchema.partial().parse(sub.limits);
   const tools = narrowSubagentTools(parent.tools, sub.tools);
   const parentPacks = effectivePolicyPacks(parent);
   return {
@@ -32,7 +44,7 @@ export function deriveSubagentTask(parent: Task, name: string, intent: string | 
     ...(parent.trust === undefined ? {} : { trust: parent.trust }),
     policies: [...parent.policies, ...sub.policies],
     policyPacks: [...parentPacks, ...(sub.policyPacks ?? []).filter((p) => !parentPacks.includes(p))],
-    limits: narrowLimits(parent.limits, sub.limits),
+    limits: narrowLimits(parent.limits, ownLimits),
     resources: parent.resources,
     subagents: parent.subagents,
     // The task tree has one pre-task snapshot, taken by the root.

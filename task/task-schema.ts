@@ -312,17 +312,18 @@ const schemas = sharedOnce('task/task-schema', () => {
       .optional(),
   });
 
-  const LimitsSchema = z.strictObject({
-    maxSteps: wholeNumber(1, 10_000, 'steps').default(50),
-    deadline: DurationSchema.default('10m'),
+  /** Each limit as written, without its default (a sub-agent's unnamed limit is its parent's). */
+  const limitFields = {
+    maxSteps: wholeNumber(1, 10_000, 'steps'),
+    deadline: DurationSchema,
     /** Per tool call: CPU/wall time and isolate heap. */
-    toolTimeout: DurationSchema.default('5s'),
-    toolMemoryMb: wholeNumber(8, 1024, 'MiB').default(64),
+    toolTimeout: DurationSchema,
+    toolMemoryMb: wholeNumber(8, 1024, 'MiB'),
     /** What a denied action does to the task: stop it (default) or report the denial to the agent and go on. */
-    onDeny: z.enum(['stop', 'continue']).default('stop'),
+    onDeny: z.enum(['stop', 'continue']),
     /** How long an action held for approval waits for a human before it is denied. */
-    approvalTimeout: DurationSchema.default('15m'),
-    maxDepth: wholeNumber(0, 10, 'levels of sub-agents').default(3),
+    approvalTimeout: DurationSchema,
+    maxDepth: wholeNumber(0, 10, 'levels of sub-agents'),
     /** Programs (`proc.run`) and stdio MCP servers: memory of the whole process tree (default 1024). */
     processMemoryMb: wholeNumber(32, 65_536, 'MiB').optional(),
     /** Programs (`proc.run`): processes and threads alive at once (default 256). */
@@ -334,7 +335,26 @@ const schemas = sharedOnce('task/task-schema', () => {
      * after each of its calls.
      */
     workspaceMb: wholeNumber(16, 1_048_576, 'MiB').optional(),
+  };
+
+  const LimitsSchema = z.strictObject({
+    ...limitFields,
+    maxSteps: limitFields.maxSteps.default(50),
+    deadline: limitFields.deadline.default('10m'),
+    toolTimeout: limitFields.toolTimeout.default('5s'),
+    toolMemoryMb: limitFields.toolMemoryMb.default(64),
+    onDeny: limitFields.onDeny.default('stop'),
+    approvalTimeout: limitFields.approvalTimeout.default('15m'),
+    maxDepth: limitFields.maxDepth.default(3),
   });
+
+  /**
+   * A sub-agent's limits: only those it names; each one it leaves out is its parent's
+   * (`narrowLimits`, permissions/task-narrowing.ts). No defaults here: zod 4 fills a field's
+   * default inside `.partial()` whenever the object is present, which gave a sub-agent naming one
+   * limit (or none, once the workflow parsed its input again) the schema's defaults for the rest.
+   */
+  const SubagentLimitsSchema = z.strictObject(limitFields).partial();
 
   /** A sub-agent declaration: its own agent, tools and grants; the user is inherited from the parent. */
   const SubagentSchema = z.strictObject({
@@ -345,7 +365,7 @@ const schemas = sharedOnce('task/task-schema', () => {
     policies: z.array(text(MAX.policySentence).min(1)).max(MAX.policies).default([]),
     /** Packs the sub-agent is judged by on top of every pack of its ancestors (never instead of them). */
     policyPacks: z.array(text(MAX.shortText).min(1)).max(MAX.policies).optional(),
-    limits: LimitsSchema.partial().default({}),
+    limits: SubagentLimitsSchema.default({}),
   });
 
   const TaskSchema = z.strictObject({
@@ -390,10 +410,10 @@ const schemas = sharedOnce('task/task-schema', () => {
     /** How agents' claims are verified: user-defined verifiers and the time one check may take (attestation/attestation-config.ts). */
     attestation: AttestationConfigSchema.optional(),
   });
-  return { SubagentNameSchema, DurationSchema, ScriptedToolCallSchema, ScriptedSpawnSchema, ScriptedFinalSchema, ScriptedActionSchema, ScriptedModelSchema, OpenAIApiSchema, OpenAICompatibleModelSchema, OpenAIModelSchema, AnthropicModelSchema, McpClientModelSchema, ModelSchema, AgentSchema, BuiltinToolNameSchema, UserToolSchema, ToolsSchema, CommandNameSchema, TableGrantSchema, GrantsSchema, TrustSchema, ResourcesSchema, LimitsSchema, SubagentSchema, TaskSchema };
+  return { SubagentNameSchema, DurationSchema, ScriptedToolCallSchema, ScriptedSpawnSchema, ScriptedFinalSchema, ScriptedActionSchema, ScriptedModelSchema, OpenAIApiSchema, OpenAICompatibleModelSchema, OpenAIModelSchema, AnthropicModelSchema, McpClientModelSchema, ModelSchema, AgentSchema, BuiltinToolNameSchema, UserToolSchema, ToolsSchema, CommandNameSchema, TableGrantSchema, GrantsSchema, TrustSchema, ResourcesSchema, LimitsSchema, SubagentLimitsSchema, SubagentSchema, TaskSchema };
 });
 
-export const { SubagentNameSchema, DurationSchema, ScriptedToolCallSchema, ScriptedSpawnSchema, ScriptedFinalSchema, ScriptedActionSchema, ScriptedModelSchema, OpenAIApiSchema, OpenAICompatibleModelSchema, OpenAIModelSchema, AnthropicModelSchema, McpClientModelSchema, ModelSchema, AgentSchema, BuiltinToolNameSchema, UserToolSchema, ToolsSchema, CommandNameSchema, TableGrantSchema, GrantsSchema, TrustSchema, ResourcesSchema, LimitsSchema, SubagentSchema, TaskSchema } = schemas;
+export const { SubagentNameSchema, DurationSchema, ScriptedToolCallSchema, ScriptedSpawnSchema, ScriptedFinalSchema, ScriptedActionSchema, ScriptedModelSchema, OpenAIApiSchema, OpenAICompatibleModelSchema, OpenAIModelSchema, AnthropicModelSchema, McpClientModelSchema, ModelSchema, AgentSchema, BuiltinToolNameSchema, UserToolSchema, ToolsSchema, CommandNameSchema, TableGrantSchema, GrantsSchema, TrustSchema, ResourcesSchema, LimitsSchema, SubagentLimitsSchema, SubagentSchema, TaskSchema } = schemas;
 
 /** The task as written in a file (before defaults). */
 export type TaskFileInput = z.input<typeof TaskSchema>;

@@ -109,7 +109,7 @@ export function treeOf(run: Pick<AgentRun, 'rootWorkflowId' | 'rootRunId'>): { r
  */
 export function startAgentRun(input: AgentTaskInput, raw: AgentTaskInput = input, options: AgentRunOptions = {}): AgentRun {
   const { task } = input;
-  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0, options.dataFlow ?? false, task.agent.model.driver === 'mcp-client', options.askPatch);
+  const patches = decidePatches(!claimsHandoff(input), Object.keys(task.tools.mcp ?? {}).length > 0, options.dataFlow ?? false, task.agent.model.driver === 'mcp-client', options.askPatch, Object.keys(task.subagents).length > 0);
   const origin = originOf(input, raw, patches);
   const { depth, lineage, isRoot } = origin;
   const info = workflowInfo();

@@ -29,7 +29,7 @@ export async function runSpawnStep(run: AgentRun, action: SpawnAction, step: Ste
   // Only tasks that cannot spawn take the data flow (data-flow-choice.ts): sub-agents' verified
   // handoffs live on the original loop. Should one get here anyway, nothing is delegated.
   if (run.flow !== undefined) throw new TaskEnded('failed', 'sub-agents do not run on the data flow: a task that may spawn runs on the original loop');
-  const childTask = deriveSubagentTask(run.task, action.subagent, action.intent);
+  const childTask = deriveSubagentTask(run.task, action.subagent, action.intent, run.patches.subagentLimitsInherited ? 'parent' : 'schema-defaults');
   const childId = subagentWorkflowId(run.workflowId, action.subagent, step.index);
   const deadlineAt = run.deadline.deadlineAt;
   // What only a parent hands its child, bound to the grant delegated to exactly this child workflow.

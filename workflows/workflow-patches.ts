@@ -153,6 +153,14 @@ export const UNDO_WHAT_RAN_PATCH = 'warden-undo-what-ran';
 export const NOT_RUN_VOUCHED_PATCH = 'warden-not-run-vouched';
 
 /**
+ * A sub-agent's limit it does not name is its parent's (task/task-schema.ts
+ * `SubagentLimitsSchema`, permissions/derive-subagent-task.ts). Older runs took the schema's
+ * defaults for it (toolTimeout 5s under a parent's 900s): zod filled them when the workflow parsed
+ * its input. Only a task that declares sub-agents asks.
+ */
+export const SUBAGENT_LIMITS_INHERITED_PATCH = 'warden-subagent-limits-inherited';
+
+/**
  * One marker for the patches of this module that existed when it was made
  * ({@link PATCHES_TAKEN_AT_ONCE}): a run that records it takes each of them without a marker per
  * patch. Each patch marker came with the SDK's `TemporalChangeVersion` search attribute upsert, so
@@ -263,10 +271,12 @@ export interface WorkflowPatches {
   undoWhatRan: boolean;
   /** Only the activity's own first-attempt `notRun` reads not run, not a cancel with no recorded start (tool-step.ts). */
   notRunVouched: boolean;
+  /** Only for a task that declares sub-agents: a limit a sub-agent leaves out is its parent's (spawn-step.ts). */
+  subagentLimitsInherited: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
-export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false, session = false, patched: PatchQuestion = askPatch): WorkflowPatches {
+export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow = false, session = false, patched: PatchQuestion = askPatch, hasSubagents = false): WorkflowPatches {
   return {
     approvalUpdate: patched(APPROVAL_UPDATE_PATCH),
     callKeys: patched(CALL_KEY_PATCH),
@@ -316,6 +326,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     undoWhatRan: patched(UNDO_WHAT_RAN_PATCH),
     // Asked last, for the same reason.
     notRunVouched: patched(NOT_RUN_VOUCHED_PATCH),
+    // Asked last, for the same reason. Only a task with sub-agents derives their limits: no marker elsewhere.
+    subagentLimitsInherited: hasSubagents && patched(SUBAGENT_LIMITS_INHERITED_PATCH),
   };
 }
 

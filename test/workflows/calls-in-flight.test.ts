@@ -89,11 +89,10 @@ describe('a task ended while its tool runs', () => {
             ...runner,
             agent: { name: 'parent', model: { driver: 'scripted', script: [{ spawn: child }, { final: 'done' }] } },
             grants: { ...runner.grants, subagents: [child] },
-            // Its own limits: a sub-agent declared without them runs with the schema's defaults
-            // (toolTimeout 5s: the workflow's entry parse fills them in), and a 5 s wall-time limit
-            // races the cancellation, which reaches the activity only at its first heartbeat (5 s).
-            // (Open finding test/attacks/open/subagent-limits-filled-with-defaults.test.ts.)
-            subagents: { [child]: { intent: 'run a long program', agent: { name: child, model: { driver: 'scripted', script: [call, { final: 'done' }] } }, tools: runner.tools, grants: { tools: [tool], ...TOOLS[tool].grants }, limits } },
+            // No limits of its own: it runs under its parent's (test/permissions/subagent-limits-inherited.test.ts).
+            // With the schema's defaults it had toolTimeout 5s, whose wall-time limit raced the
+            // cancellation, which reaches the activity only at its first heartbeat (5 s).
+            subagents: { [child]: { intent: 'run a long program', agent: { name: child, model: { driver: 'scripted', script: [call, { final: 'done' }] } }, tools: runner.tools, grants: { tools: [tool], ...TOOLS[tool].grants } } },
           }
         : { ...runner, agent: { name: 'runner', model: { driver: 'scripted', script: [call, { final: 'done' }] } }, ...(loop === 'data flow' ? { dataFlow: true } : {}) },
       'stop-call.yaml',

@@ -98,6 +98,42 @@ describe("a sub-agent is judged by its ancestors' packs and rules", () => {
   });
 });
 
+describe('a sub-agent inherits every limit it does not name (patch warden-subagent-limits-inherited)', () => {
+  // None of the parent's limits is the schema's default, so an unnamed limit filled with a default shows.
+  const parentLimits = { maxSteps: 120, deadline: '30m', toolTimeout: '90s', toolMemoryMb: 128, onDeny: 'continue', approvalTimeout: '20m', maxDepth: 4 };
+  let result: TaskResult;
+  let parentHistory: Awaited<ReturnType<ReturnType<WardenTestEnv['client']['workflow']['getHandle']>['fetchHistory']>>;
+
+  beforeAll(async () => {
+    const kid = (name: string, limits?: Record<string, unknown>) => ({ intent: `be ${name}`, agent: scripted(name, [{ final: `${name} done` }]), ...(limits === undefined ? {} : { limits }) });
+    result = await env.runTask({
+      user: 'alice@example.com',
+      intent: 'delegate twice',
+      agent: scripted('delegator', [{ spawn: 'quiet' }, { spawn: 'named' }, { final: 'done' }]),
+      grants: { subagents: ['quiet', 'named'] },
+      limits: parentLimits,
+      subagents: { quiet: kid('quiet'), named: kid('named', { toolTimeout: '30s' }) },
+    });
+    parentHistory = await env.client.workflow.getHandle(result.workflowId).fetchHistory();
+  });
+
+  it("gives a sub-agent naming no limit every one of its parent's", async () => {
+    expect(result.status).toBe('completed');
+    const { task } = await childInputOf(result.children[0]!.workflowId);
+    expect(task.limits).toMatchObject(parentLimits);
+  });
+
+  it("gives a sub-agent naming one limit that one and its parent's for the rest", async () => {
+    const { task } = await childInputOf(result.children[1]!.workflowId);
+    expect(task.limits).toMatchObject({ ...parentLimits, toolTimeout: '30s' });
+  });
+
+  it('records the patch in the parent, which declares sub-agents', () => {
+    const markers = (parentHistory.events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').map((e) => Buffer.from(e.markerRecordedEventAttributes!.details!['patch-data']!.payloads![0]!.data!).toString('utf8'));
+    expect(markers.some((m) => m.includes('"warden-subagent-limits-inherited"'))).toBe(true);
+  });
+});
+
 describe('what a sub-agent that did not complete wrote is discarded', () => {
   it('drops its files from the overlay and undoes its rows, while the parent completes and commits its own', async () => {
     const workspace = join(dir, 'denied-ws');
