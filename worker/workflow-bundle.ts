@@ -27,9 +27,9 @@
  * workflow run.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
-import { dirname, extname, join, relative, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { ConfigError } from '../errors';
 import type { WorkflowStackTraces } from './workflow-stack-traces';
@@ -138,7 +138,63 @@ async function sourceFingerprint(interceptorModules: readonly string[], stackTra
 
 /** What webpack's normal module factory hands `afterResolve` (the fields read and written here). */
 interface ResolvedModule {
-  createData: { request?: string; userRequest?: string; resource?: string; resourceResolveData?: { descriptionFileRoot?: string; descriptionFileData?: { name?: unknown; version?: unknown } } };
+  createData: {
+    request?: string;
+    userRequest?: string;
+    resource?: string;
+    resourceResolveData?: { descriptionFileRoot?: string; descriptionFileData?: { name?: unknown; version?: unknown } };
+  };
+}
+
+/** Whether `root` is an installed package's own folder: `node_modules/<name>` or `node_modules/@scope/<name>`. */
+function isPackageRoot(root: string): boolean {
+  const parent = dirname(root);
+  if (basename(parent) === 'node_modules') return true;
+  return basename(parent).startsWith('@') && basename(dirname(parent)) === 'node_modules';
+}
+
+/**
+ * Where a package installed at `root` finds its dependency `name`: the first `node_modules/<name>`
+ * folder from `root` up, as Node's module resolution looks (real path), or undefined for none.
+ */
+function dependencyHome(root: string, name: string): string | undefined {
+  for (let dir = root; ; dir = dirname(dir)) {
+    const candidate = basename(dir) === 'node_modules' ? undefined : join(dir, 'node_modules', name);
+    if (candidate !== undefined && existsSync(candidate)) return realpathSync(candidate);
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** The packages a `node_modules` folder holds, by name (`@scope/name` for scoped ones). */
+function packagesIn(folder: string): string[] {
+  const names: string[] = [];
+  for (const entry of readdirSync(folder)) {
+    if (entry.startsWith('.')) continue;
+    if (entry.startsWith('@')) for (const inner of readdirSync(join(folder, entry))) names.push(`${entry}/${inner}`);
+    else names.push(entry);
+  }
+  return names;
+}
+
+/**
+ * The names whose `node_modules` lookup may differ between packages installed at `a` and `b`:
+ * every package in a `node_modules` folder on either's way up, below the folder they share.
+ * Above it both look in the same folders, so any other name resolves alike from both.
+ */
+function namesBelowCommonAncestor(a: string, b: string): Set<string> {
+  const aParts = a.split(sep);
+  const bParts = b.split(sep);
+  let shared = 0;
+  while (shared < aParts.length && shared < bParts.length && aParts[shared] === bParts[shared]) shared++;
+  const common = aParts.slice(0, shared).join(sep) || sep;
+  const names = new Set<string>();
+  for (const start of [a, b]) {
+    for (let dir = start; dir !== common && dirname(dir) !== dir; dir = dirname(dir)) {
+      const folder = join(dir, 'node_modules');
+      if (basename(dir) !== 'node_modules' && existsSync(folder)) for (const name of packagesIn(folder)) names.add(name);
+    }
+  }
+  return names;
 }
 
 /**
@@ -147,17 +203,26 @@ interface ResolvedModule {
  * resources and sdk-trace-base each hold @opentelemetry/semantic-conventions 1.28.0 beside the
  * top-level 1.45.0), webpack bundles every copy as modules of its own, and every workflow run
  * evaluates each (issue 17: the three semantic-conventions copies, constant tables only, were
- * 1.8 ms of a run's module evaluation). A file of a later copy of the same name and version
- * resolves to the same file of the first copy seen, so the bundle holds it once.
+ * 1.8 ms of a run's module evaluation). A file of a later copy resolves to the same file of the
+ * first copy seen, so the bundle holds it once, but only where that is the same code: both copies
+ * are installed packages' own folders (not a sub-build's package.json of the same name and
+ * version, as `@cedar-policy/cedar-wasm` ships), of one `name@version`, and every package either
+ * could import is found in the same place from both (a copy nested beside another version of a
+ * dependency keeps its own modules). Otherwise both copies stay.
  */
 class OnePackageCopy {
   apply(compiler: { hooks: { normalModuleFactory: { tap(name: string, fn: (factory: { hooks: { afterResolve: { tap(name: string, fn: (data: ResolvedModule) => void): void } } }) => void): void } } }): void {
     const firstRoot = new Map<string, string>();
+    /** Per later copy's root: the first copy's root it merges into, or null to keep it. */
+    const mergeInto = new Map<string, string | null>();
+    // Its own name aside (each copy finds itself, and the merge makes them one).
+    const resolvesAlike = (first: string, later: string, own: string) =>
+      [...namesBelowCommonAncestor(first, later)].every((name) => name === own || dependencyHome(first, name) === dependencyHome(later, name));
     compiler.hooks.normalModuleFactory.tap('OnePackageCopy', (factory) => {
       factory.hooks.afterResolve.tap('OnePackageCopy', ({ createData }) => {
         const root = createData.resourceResolveData?.descriptionFileRoot;
         const pkg = createData.resourceResolveData?.descriptionFileData;
-        if (root === undefined || !root.includes(`${sep}node_modules${sep}`) || typeof pkg?.name !== 'string' || typeof pkg.version !== 'string') return;
+        if (root === undefined || !root.includes(`${sep}node_modules${sep}`) || !isPackageRoot(root) || typeof pkg?.name !== 'string' || typeof pkg.version !== 'string') return;
         const id = `${pkg.name}@${pkg.version}`;
         const first = firstRoot.get(id);
         if (first === undefined) {
@@ -165,7 +230,14 @@ class OnePackageCopy {
           return;
         }
         if (first === root) return;
-        const moved = (path: string | undefined) => (path === undefined ? undefined : path.split(`${root}${sep}`).join(`${first}${sep}`));
+        let target = mergeInto.get(root);
+        if (target === undefined) {
+          target = resolvesAlike(first, root, pkg.name) ? first : null;
+          mergeInto.set(root, target);
+        }
+        if (target === null) return;
+        const into = target;
+        const moved = (path: string | undefined) => (path === undefined ? undefined : path.split(`${root}${sep}`).join(`${into}${sep}`));
         createData.request = moved(createData.request);
         createData.userRequest = moved(createData.userRequest);
         createData.resource = moved(createData.resource);

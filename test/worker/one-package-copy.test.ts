@@ -1,34 +1,28 @@
 /**
- * Finding (issue 17, the workflow bundle's `OnePackageCopy` plugin, worker/workflow-bundle.ts):
- * the plugin takes "same `name@version` in the nearest package.json" to mean "same code", and
- * sends every file of a later copy to the same file of the first copy seen. Two ways that is not
- * so, each a row here, each on a real webpack build with the plugin the bundle uses:
+ * The workflow bundle's `OnePackageCopy` plugin (worker/workflow-bundle.ts) bundles one copy of a
+ * package version npm installed more than once, but only where every importer still gets the code
+ * npm's tree gives it. Was an open finding (issue 17): the plugin took "same `name@version` in the
+ * nearest package.json" for "same code" and sent every file of a later copy to the first copy's:
  *
- * - `nested dependency`: npm installs a package again under each dependent the top-level copy does
- *   not fit, and each copy resolves its own dependencies from where it sits. `a` and `b` both hold
- *   `shared@1.0.0`; under `a` it sits beside `a`'s `dep@2.0.0`, under `b` it reaches the top-level
- *   `dep@1.0.0`. With the plugin, `b`'s copy of `shared` is `a`'s, which loads `dep@2.0.0`: code
- *   `b` was installed against (npm's tree, `package-lock.json`) is swapped for another version.
- * - `nested description file`: a package that ships sub-builds each with a package.json of the
- *   package's own name and version (`@cedar-policy/cedar-wasm@4.13.0` in this install: `web/`,
- *   `esm/` and `nodejs/`, each a different build of the same names). Each is a "copy" to the
- *   plugin, so a file of `nodejs/` is replaced by the same-named file of whichever sub-build
- *   webpack resolved first: the web build in a Node worker.
+ * - `nested dependency`: `a` and `b` both hold `shared@1.0.0`; under `a` it sits beside `a`'s
+ *   `dep@2.0.0`, under `b` it reaches the top-level `dep@1.0.0`. Merged, `b`'s `shared` loaded
+ *   `dep@2.0.0`. Now two copies merge only when every package either could find on its way up,
+ *   below the folder they share, is found in the same place from both.
+ * - `nested description file`: a package shipping sub-builds each with a package.json of its own
+ *   name and version (`@cedar-policy/cedar-wasm@4.13.0`: `web/`, `esm/`, `nodejs/`) had
+ *   `nodejs/glue.js` replaced by `web/glue.js`. Now only installed packages' own folders
+ *   (`node_modules/<name>`, `node_modules/@scope/<name>`) are copies.
  *
- * Neither case is in today's bundle (its duplicates, semantic-conventions 1.28.0 and protobufjs
- * 8.8.1, resolve their dependencies alike), so nothing runs wrong yet; the plugin would do it
- * silently on the next install whose tree has one. Severity: low (latent; an install's tree, not
- * a task's input, decides it). Suggested fix: merge two copies only when each is a package root
- * (its folder's parent is `node_modules` or an `@scope` under it) and every dependency the copy
- * imports resolves to the same place from both (or key copies by name, version and the resolved
- * roots of their dependencies); otherwise keep both.
+ * Control rows: copies that resolve alike are still bundled once, and so are this install's
+ * duplicates in the real workflow bundle (three copies of @opentelemetry/semantic-conventions 1.28.0).
+ * Each row on a real webpack build with the plugin `buildWorkflowBundle` adds.
  */
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { runInNewContext } from 'node:vm';
 import { afterAll, expect, it, vi } from 'vitest';
-import { buildWorkflowBundle } from '../../../worker/workflow-bundle';
+import { buildWorkflowBundle } from '../../worker/workflow-bundle';
 
 /** The webpack config hook `buildWorkflowBundle` hands the SDK's bundler (it adds the plugin). */
 const captured = vi.hoisted(() => ({ hook: undefined as undefined | ((config: { plugins?: unknown[] }) => { plugins?: unknown[] }) }));
@@ -60,8 +54,12 @@ async function writeFiles(root: string, files: Record<string, string>): Promise<
 
 const pkg = (name: string, version: string, extra: object = {}) => JSON.stringify({ name, version, main: 'index.js', ...extra });
 
-/** Each row: a package tree, an entry, and what the entry exports when every module is the one npm's tree gives it. */
-const ROWS: { name: string; files: Record<string, string>; expected: unknown }[] = [
+/**
+ * Each row: a package tree, an entry, what the entry exports when every module is the one npm's
+ * tree gives it, and how many times the bundle with the plugin holds `MARK` (the duplicated code).
+ */
+const MARK = 'shared code, once per copy';
+const ROWS: { name: string; files: Record<string, string>; expected: unknown; copies?: number }[] = [
   {
     name: 'nested dependency',
     files: {
@@ -93,6 +91,24 @@ const ROWS: { name: string; files: Record<string, string>; expected: unknown }[]
     },
     expected: { web: 'web build', node: 'nodejs build' },
   },
+  {
+    name: 'copies that resolve alike (control: merged)',
+    files: {
+      'entry.js': "module.exports = { a: require('a'), b: require('b') };",
+      'node_modules/dep/package.json': pkg('dep', '1.0.0'),
+      'node_modules/dep/index.js': "module.exports = 'dep@1.0.0';",
+      'node_modules/a/package.json': pkg('a', '1.0.0'),
+      'node_modules/a/index.js': "module.exports = require('@s/shared');",
+      'node_modules/a/node_modules/@s/shared/package.json': pkg('@s/shared', '1.0.0'),
+      'node_modules/a/node_modules/@s/shared/index.js': `/* ${MARK} */ module.exports = 'shared uses ' + require('dep');`,
+      'node_modules/b/package.json': pkg('b', '1.0.0'),
+      'node_modules/b/index.js': "module.exports = require('@s/shared');",
+      'node_modules/b/node_modules/@s/shared/package.json': pkg('@s/shared', '1.0.0'),
+      'node_modules/b/node_modules/@s/shared/index.js': `/* ${MARK} */ module.exports = 'shared uses ' + require('dep');`,
+    },
+    expected: { a: 'shared uses dep@1.0.0', b: 'shared uses dep@1.0.0' },
+    copies: 1,
+  },
 ];
 
 const made: string[] = [];
@@ -100,7 +116,7 @@ afterAll(async () => {
   for (const dir of made) await rm(dir, { recursive: true, force: true });
 });
 
-it.each(ROWS)('the bundle plugin keeps each module the package tree resolves: $name', async ({ files, expected }) => {
+it.each(ROWS)('the bundle plugin keeps each module the package tree resolves: $name', async ({ files, expected, copies }) => {
   const plugins = await bundlePlugins();
   expect(plugins.length).toBe(1);
   const root = await mkdtemp(join(tmpdir(), 'warden-one-copy-'));
@@ -130,5 +146,7 @@ it.each(ROWS)('the bundle plugin keeps each module the package tree resolves: $n
   // without the plugin webpack bundles what npm's tree gives each importer (the row is sound)
   expect(exportsOf(await build(false))).toEqual(expected);
   // with it, each importer must still get the same code
-  expect(exportsOf(await build(true))).toEqual(expected);
+  const merged = await build(true);
+  expect(exportsOf(merged)).toEqual(expected);
+  if (copies !== undefined) expect(merged.split(MARK).length - 1).toBe(copies);
 }, 300_000);
