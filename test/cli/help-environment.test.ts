@@ -89,6 +89,7 @@ describe('warden --help lists the environment', () => {
       WARDEN_SANDBOX_DATABASE_URL: 'the worker hands the sandbox host its database URL',
       WARDEN_SANDBOX_IDENTITY_DIR: "the worker hands the sandbox host its identity folder",
       WARDEN_SANDBOX_JWKS_FILE: "the worker hands the sandbox host its key set",
+      WARDEN_SANDBOX_NOTICE_FD: "the sandbox client hands its host the descriptor of the reached-notice pipe",
       WARDEN_PARENT_CODE_CACHE: "a forking process hands its child its code cache's folder",
       WARDEN_BUILD_QUIET: 'npm run build, for scripts and CI',
     };
