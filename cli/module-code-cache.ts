@@ -34,7 +34,9 @@
  * npm install, update or removal there). Each lockfile's identity (inode, size, modification time)
  * is saved with the resolutions; when any differs the next process drops them all and resolves
  * anew. A tree laid out by hand or by another package manager (no such lockfile) is resolved by
- * Node each time; so is `require.resolve` with options, and the main module.
+ * Node each time; so is `require.resolve` with options, and the main module. A resolution names
+ * the code that runs, as cached data is code: both are kept in the same private file, read only
+ * under the same checks.
  *
  * This module imports Node built-ins only: bin/warden.js loads it before anything else.
  */
