@@ -24,6 +24,20 @@
  * as CommonJS and fails, keeps its cache in the shared temporary folder, stops saving for good
  * once a killed process left its lock file, and checks no data for corruption.
  *
+ * Where each `require` led is kept too (a folder and a request, and the file Node resolved them
+ * to): Node's resolution (package.json scopes and exports, extensions, real paths, a stat per
+ * candidate) was ~20% of `warden run`'s module loading, and Node caches it only within a process.
+ * A resolution is kept only when the requiring module and the file both lie in folders whose layout
+ * changes only with something the cache watches: the package's own folder outside node_modules
+ * (`root`: its layout is the build's, pinned by the build in the key), or a node_modules tree npm
+ * keeps its record of (the hidden lockfile `node_modules/.package-lock.json`, rewritten by every
+ * npm install, update or removal there). Each lockfile's identity (inode, size, modification time)
+ * is saved with the resolutions; when any differs the next process drops them all and resolves
+ * anew. A tree laid out by hand or by another package manager (no such lockfile) is resolved by
+ * Node each time; so is `require.resolve` with options, and the main module. A resolution names
+ * the code that runs, as cached data is code: both are kept in the same private file, read only
+ * under the same checks.
+ *
  * This module imports Node built-ins only: bin/warden.js loads it before anything else.
  */
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
@@ -56,6 +70,11 @@ export interface ModuleCodeCacheOptions {
   role: string;
   /** Save when the process exits (a thread saves by calling `saveModuleCodeCache`). */
   saveOnExit?: boolean;
+  /**
+   * The package's own folder (bin/warden.js's parent): outside its node_modules, only a build
+   * changes what is there, so resolutions from and into it are kept (see the module comment).
+   */
+  root?: string;
 }
 
 /** How many modules came from the cache, and how many were compiled from their source. */
@@ -66,9 +85,15 @@ export interface ModuleCodeCacheStats {
 
 /** An entry of the file's header: where the data is in the blob, and what it was made from. */
 type Entry = [offset: number, length: number, sourceLength: number, sourceCrc: number, dataCrc: number];
+/** A hidden lockfile's identity when the resolutions were kept: inode, size, modification time (ms). */
+type TreeStamp = [ino: number, size: number, mtimeMs: number];
 interface Header {
   key: string;
   entries: Record<string, Entry>;
+  /** `<requiring module's folder>\0<request>` → the file Node resolved it to. */
+  resolutions?: Record<string, string>;
+  /** Each hidden lockfile the resolutions depend on (path → its identity then). */
+  trees?: Record<string, TreeStamp>;
 }
 
 const MAGIC = 'WCC1';
@@ -84,6 +109,13 @@ interface Installed {
   blob: Buffer;
   fresh: Array<{ filename: string; script: Script; sourceLength: number; sourceCrc: number }>;
   stats: ModuleCodeCacheStats;
+  /** Resolutions to use (read, or kept by this process), and the lockfiles they depend on. */
+  resolutions: Map<string, string>;
+  trees: Map<string, TreeStamp>;
+  /** Resolutions this process added since the last save. */
+  freshResolutions: number;
+  /** How many `require`s the kept resolutions answered in this thread. */
+  resolvedFromCache: number;
 }
 let installed: Installed | undefined;
 
@@ -93,10 +125,10 @@ const NodeScript = Script;
 /**
  * Everything V8's data depends on besides the source: the build, Node, V8, the platform, and the
  * flags (V8 refuses data made under other flags: processes run with other flags keep other files
- * rather than rewrite one file in turn).
+ * rather than rewrite one file in turn), and NODE_PATH (where a bare `require` may lead).
  */
 function cacheKey(build: string, env: NodeJS.ProcessEnv): string {
-  return JSON.stringify([build, process.version, process.versions.v8, process.platform, process.arch, process.execArgv, env.NODE_OPTIONS ?? '']);
+  return JSON.stringify([build, process.version, process.versions.v8, process.platform, process.arch, process.execArgv, env.NODE_OPTIONS ?? '', env.NODE_PATH ?? '']);
 }
 
 /** Whether `stats` is this user's and no one else may write it. */
@@ -176,6 +208,86 @@ function requireFor(module: LoadingModule): NodeJS.Require {
   return require;
 }
 
+const NODE_MODULES = `${sep}node_modules${sep}`;
+/** npm's record of a node_modules folder, rewritten whenever npm changes what is in it. */
+const HIDDEN_LOCKFILE = '.package-lock.json';
+
+/** `[ino, size, mtimeMs]` of `file`, or undefined when it is missing (or not a regular file). */
+function treeStamp(file: string): TreeStamp | undefined {
+  try {
+    const stats = statSync(file);
+    return stats.isFile() ? [stats.ino, stats.size, stats.mtimeMs] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The resolutions of a file read, or none when they are malformed or a lockfile they depend on changed. */
+function validResolutions(header: Header): { resolutions: Map<string, string>; trees: Map<string, TreeStamp> } {
+  const none = { resolutions: new Map<string, string>(), trees: new Map<string, TreeStamp>() };
+  const { resolutions, trees } = header;
+  if (resolutions === null || typeof resolutions !== 'object' || trees === null || typeof trees !== 'object') return none;
+  const kept = new Map<string, TreeStamp>();
+  for (const [file, stamp] of Object.entries(trees)) {
+    const now = treeStamp(file);
+    if (!Array.isArray(stamp) || now === undefined || stamp.length !== 3 || stamp.some((value, i) => value !== now[i])) return none;
+    kept.set(file, now);
+  }
+  const map = new Map<string, string>();
+  for (const [key, file] of Object.entries(resolutions)) if (typeof file === 'string') map.set(key, file);
+  return { resolutions: map, trees: kept };
+}
+
+/**
+ * Whether the resolution of a request made from folder `from` to `file` may be kept (see the
+ * module comment): both lie in `root` outside node_modules, or in node_modules trees npm keeps a
+ * record of (each such lockfile's identity is added to `trees`).
+ */
+function keepable(from: string, file: string, root: string | undefined, trees: Map<string, TreeStamp>, lockfiles: Map<string, TreeStamp | undefined>): boolean {
+  const covered = (path: string): boolean => {
+    const at = path.lastIndexOf(NODE_MODULES);
+    if (at === -1) return root !== undefined && (path === root || path.startsWith(`${root}${sep}`));
+    // The innermost node_modules folder with npm's record covers what is below it (nested copies included).
+    for (let end = at; end !== -1; end = end === 0 ? -1 : path.lastIndexOf(NODE_MODULES, end - 1)) {
+      const lockfile = join(path.slice(0, end), 'node_modules', HIDDEN_LOCKFILE);
+      if (!lockfiles.has(lockfile)) lockfiles.set(lockfile, treeStamp(lockfile));
+      const stamp = lockfiles.get(lockfile);
+      if (stamp !== undefined) {
+        trees.set(lockfile, stamp);
+        return true;
+      }
+    }
+    return false;
+  };
+  return covered(`${from}${sep}`) && covered(file);
+}
+
+/**
+ * Answers `require`s from the kept resolutions, and keeps the new ones that may be kept; Node's
+ * own resolution runs for everything else, and for every request it has not seen resolve.
+ */
+function cacheResolutions(cache: Installed): void {
+  const nodeResolve = NodeModule._resolveFilename;
+  const lockfiles = new Map<string, TreeStamp | undefined>();
+  NodeModule._resolveFilename = function resolveWithCache(this: unknown, request: string, parent: LoadingModule & { path?: unknown }, isMain: boolean, options?: unknown): string {
+    const from = parent?.path;
+    if (options !== undefined || isMain || typeof from !== 'string' || typeof request !== 'string') return nodeResolve.call(this, request, parent, isMain, options);
+    const key = `${from}\0${request}`;
+    const known = cache.resolutions.get(key);
+    if (known !== undefined) {
+      cache.resolvedFromCache += 1;
+      return known;
+    }
+    const file = nodeResolve.call(this, request, parent, isMain, options);
+    // A built-in (`fs`, `node:fs`) resolves to its name: cheap, and not a file.
+    if (typeof file === 'string' && file.startsWith(sep) && keepable(from, file, cache.options.root, cache.trees, lockfiles)) {
+      cache.resolutions.set(key, file);
+      cache.freshResolutions += 1;
+    }
+    return file;
+  };
+}
+
 /**
  * Compiles CommonJS modules with cached V8 data from now on in this thread (see the module
  * comment), when `WARDEN_CODE_CACHE` is not `off`, the cache folder can be made private to this
@@ -193,8 +305,9 @@ export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: Nod
     if (!ownedPrivately(statSync(folder)) || !changeableOnlyByUs(folder)) return false;
     const file = join(folder, `${options.role}.bin`);
     const { header, blob } = readCacheFile(file, key);
-    const cache: Installed = { file, options, header, blob, fresh: [], stats: { fromCache: 0, compiled: 0 } };
+    const cache: Installed = { file, options, header, blob, fresh: [], stats: { fromCache: 0, compiled: 0 }, ...validResolutions(header), freshResolutions: 0, resolvedFromCache: 0 };
     installed = cache;
+    cacheResolutions(cache);
     const nodeCompile = NodeModule.prototype._compile;
     // Node marks a module that is running (its check for an ES module importing it in a cycle); the same mark here.
     // (Found on the main module, which is running now: bin/warden.js installs this cache.)
@@ -280,8 +393,9 @@ export function cacheScripts(pattern: RegExp): boolean {
  */
 export function saveModuleCodeCache(): void {
   const cache = installed;
-  if (cache === undefined || cache.fresh.length === 0) return;
+  if (cache === undefined || (cache.fresh.length === 0 && cache.freshResolutions === 0)) return;
   const fresh = cache.fresh.splice(0);
+  cache.freshResolutions = 0;
   try {
     const freshNames = new Set(fresh.map((f) => f.filename));
     const parts: Buffer[] = [];
@@ -300,7 +414,9 @@ export function saveModuleCodeCache(): void {
       if (crc32(data) === dataCrc) add(filename, data, sourceLength, sourceCrc);
     }
     for (const { filename, script, sourceLength, sourceCrc } of fresh) add(filename, script.createCachedData(), sourceLength, sourceCrc);
-    const header = Buffer.from(JSON.stringify({ key: cache.header.key, entries } satisfies Header));
+    const resolutions = Object.fromEntries(cache.resolutions);
+    const trees = Object.fromEntries(cache.trees);
+    const header = Buffer.from(JSON.stringify({ key: cache.header.key, entries, resolutions, trees } satisfies Header));
     const prefix = Buffer.alloc(8);
     prefix.write(MAGIC, 0, 'latin1');
     prefix.writeUInt32LE(header.length, 4);
@@ -312,7 +428,7 @@ export function saveModuleCodeCache(): void {
     } finally {
       rmSync(temporary, { force: true });
     }
-    cache.header = { key: cache.header.key, entries };
+    cache.header = { key: cache.header.key, entries, resolutions, trees };
     cache.blob = blob;
     removeStaleBuilds(dirname(dirname(cache.file)), dirname(cache.file));
   } catch {
@@ -338,6 +454,11 @@ export function moduleCodeCacheStats(): ModuleCodeCacheStats | undefined {
   return installed === undefined ? undefined : { ...installed.stats };
 }
 
+/** How many `require`s this thread's kept resolutions answered, and how many it resolves from now; undefined without a cache. */
+export function moduleResolutionStats(): { fromCache: number; known: number } | undefined {
+  return installed === undefined ? undefined : { fromCache: installed.resolvedFromCache, known: installed.resolutions.size };
+}
+
 /** Names, in a child process's environment, the cache folder and build of the process that forked it. */
 export const PARENT_CODE_CACHE_ENV = 'WARDEN_PARENT_CODE_CACHE';
 
@@ -347,7 +468,7 @@ export const PARENT_CODE_CACHE_ENV = 'WARDEN_PARENT_CODE_CACHE';
  */
 export function childCodeCacheEnv(): Record<string, string> {
   if (installed === undefined || !__filename.endsWith('.js')) return {};
-  return { [PARENT_CODE_CACHE_ENV]: JSON.stringify({ folder: dirname(installed.file), build: installed.options.build }) };
+  return { [PARENT_CODE_CACHE_ENV]: JSON.stringify({ folder: dirname(installed.file), build: installed.options.build, root: installed.options.root }) };
 }
 
 /**
@@ -358,9 +479,9 @@ export function installParentCodeCache(role: string, env: NodeJS.ProcessEnv = pr
   try {
     const value = env[PARENT_CODE_CACHE_ENV];
     if (value === undefined) return false;
-    const { folder, build } = JSON.parse(value) as { folder?: unknown; build?: unknown };
+    const { folder, build, root } = JSON.parse(value) as { folder?: unknown; build?: unknown; root?: unknown };
     if (typeof folder !== 'string' || typeof build !== 'string') return false;
-    return installModuleCodeCache({ build, role, saveOnExit: true }, env, folder);
+    return installModuleCodeCache({ build, role, saveOnExit: true, ...(typeof root === 'string' ? { root } : {}) }, env, folder);
   } catch {
     return false;
   }
@@ -375,7 +496,7 @@ export function installParentCodeCache(role: string, env: NodeJS.ProcessEnv = pr
 export function threadCodeCacheSource(role: string, scripts?: RegExp): { install: string; save: string } {
   if (installed === undefined || !__filename.endsWith('.js')) return { install: '', save: '' };
   const module = JSON.stringify(__filename);
-  const install = `require(${module}).installModuleCodeCache(${JSON.stringify({ build: installed.options.build, role })})`;
+  const install = `require(${module}).installModuleCodeCache(${JSON.stringify({ build: installed.options.build, role, root: installed.options.root })})`;
   const andScripts = scripts === undefined ? '' : ` && require(${module}).cacheScripts(new RegExp(${JSON.stringify(scripts.source)}, ${JSON.stringify(scripts.flags)}))`;
   return {
     install: `try { ${install}${andScripts}; } catch {}\n`,

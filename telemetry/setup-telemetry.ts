@@ -30,12 +30,12 @@ import { MonitorMetricsSpanProcessor } from './monitor-metrics';
 import { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type Span, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { GenAiMetricsSpanProcessor } from './gen-ai-metrics';
 import { ScrubbedSpanProcessor } from './scrubbed-span-processor';
 import { join } from 'node:path';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { OTEL_ATTR } from '../custody/attributes';
 import { openCheckpointWitness, type CheckpointWitness } from '../custody/checkpoint-witness';
 import { CustodyLedger, KEY_DIR } from '../custody/ledger';
 import type { Checkpoint } from '../custody/ledger-record';
@@ -164,7 +164,7 @@ export function parseResourceAttributes(value: string | undefined): Record<strin
 export function serviceNameOf(defaultName: string, env: NodeJS.ProcessEnv = process.env): string {
   const named = env.OTEL_SERVICE_NAME?.trim();
   if (named) return named;
-  return parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES)[ATTR_SERVICE_NAME] || defaultName;
+  return parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES)[OTEL_ATTR.serviceName] || defaultName;
 }
 
 /**
@@ -228,7 +228,7 @@ export function setupTelemetry(options: TelemetryOptions): Telemetry {
     ...Resource.default().attributes,
     ...options.resourceAttributes,
     ...parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES),
-    [ATTR_SERVICE_NAME]: serviceNameOf(options.serviceName, env),
+    [OTEL_ATTR.serviceName]: serviceNameOf(options.serviceName, env),
   });
   const sdkDisabled = isTrue(env.OTEL_SDK_DISABLED);
   const onOtlpError = options.onOtlpError ?? (() => undefined);

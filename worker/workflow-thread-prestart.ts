@@ -29,6 +29,19 @@ function workflowThreadModule(): string {
   return require.resolve('@temporalio/worker/lib/workflow/workflow-worker-thread');
 }
 
+/**
+ * The thread's last statement: once the SDK's module has loaded, it sets up the protobuf code of
+ * the first activation (worker/activation-decoding-warmup.ts), from the @temporalio/proto the SDK's
+ * module uses. Only in the build (a thread cannot require the TypeScript sources).
+ */
+function activationWarmupSource(): string {
+  if (!__filename.endsWith('.js')) return '';
+  const warmup = JSON.stringify(require.resolve('./activation-decoding-warmup'));
+  // Resolved in the thread, from the SDK module's folder: the copy the SDK's thread uses.
+  const proto = `require.resolve('@temporalio/proto', { paths: [require('node:path').dirname(${JSON.stringify(workflowThreadModule())})] })`;
+  return `try { require(${warmup}).warmActivationDecoding(require(${proto})); } catch {}\n`;
+}
+
 export interface PrestartedWorkflowThread {
   /** The stack-traces setting the thread was started with (a thread is only used for the same setting). */
   readonly stackTraces: WorkflowStackTraces;
@@ -57,7 +70,7 @@ export function prestartWorkflowThread(stackTraces: WorkflowStackTraces): Presta
   const codeCache = threadCodeCacheSource('workflow-thread', WORKFLOW_BUNDLE_FILE);
   // Registered before the SDK's own listener: the data is written before the SDK answers the destroy request.
   const saveOnDestroy = codeCache.save === '' ? '' : `require('node:worker_threads').parentPort.on('message', (request) => { if (request?.input?.type === 'destroy') { ${codeCache.save.trim()} } });\n`;
-  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}${codeCache.install}${saveOnDestroy}require(${JSON.stringify(workflowThreadModule())});\n${codeCache.save}`;
+  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}${codeCache.install}${saveOnDestroy}require(${JSON.stringify(workflowThreadModule())});\n${codeCache.save}${activationWarmupSource()}`;
   const thread = new NodeThread(source, { eval: true });
   thread.unref();
   let failed = false;

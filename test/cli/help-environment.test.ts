@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../cli/cli-io';
 import { ENVIRONMENT_VARIABLES } from '../../cli/environment-variables';
+import { defaultCacheDir } from '../../cache-dir';
 import { main, overview } from '../../cli/main';
 import { REPO_ROOT } from '../support/warden-test-env';
 import { freePort } from '../temporal/ports';
@@ -147,4 +148,15 @@ describe('warden server stop on a state folder that started nothing', () => {
     expect(code).toBe(0);
     expect(stdout).toBe(`no embedded Temporal server recorded under ${stateDir}\n`);
   });
+});
+
+it("`warden --help` gives the cache folder's default as the code finds it: XDG_CACHE_HOME first, then ~/.cache", () => {
+  const cache = ENVIRONMENT_VARIABLES.find((v) => v.name === 'WARDEN_CACHE_DIR');
+  expect(cache?.what).toContain('$XDG_CACHE_HOME/warden');
+  expect(cache?.what).toContain('~/.cache/warden');
+  // What it names, cache-dir.ts finds.
+  expect(defaultCacheDir({ XDG_CACHE_HOME: '/x/cache', HOME: '/home/u' })).toBe('/x/cache/warden');
+  expect(defaultCacheDir({ XDG_CACHE_HOME: 'relative', HOME: '/home/u' })).toBe('/home/u/.cache/warden');
+  // The MCP packages folder follows the cache folder, wherever it is.
+  expect(ENVIRONMENT_VARIABLES.find((v) => v.name === 'WARDEN_MCP_PACKAGES')?.what).toContain('<WARDEN_CACHE_DIR>/mcp-packages');
 });

@@ -366,3 +366,78 @@ describe('the module code cache', () => {
     expect(runProcess(dir).result).toEqual({ error: 'SyntaxError' });
   });
 });
+
+describe('the kept resolutions (where each require led)', () => {
+  /** A package folder (`pkg/`, the root) whose main.js requires its own file and two packages, one nested in the other. */
+  const PACKAGE: Record<string, string> = {
+    'pkg/main.js': "const own = require('./own'); const dep = require('dep'); module.exports = { own, dep: dep(), inner: require('dep/inner-value') };",
+    'pkg/own.js': 'module.exports = "own";',
+    'pkg/node_modules/dep/package.json': JSON.stringify({ name: 'dep', version: '1.0.0', main: 'one.js' }),
+    'pkg/node_modules/dep/one.js': "module.exports = () => 'dep one ' + require('inner');",
+    'pkg/node_modules/dep/two.js': "module.exports = () => 'dep two ' + require('inner');",
+    'pkg/node_modules/dep/inner-value.js': "module.exports = require('inner');",
+    'pkg/node_modules/dep/node_modules/inner/package.json': JSON.stringify({ name: 'inner', version: '2.0.0' }),
+    'pkg/node_modules/dep/node_modules/inner/index.js': 'module.exports = "inner 2";',
+  };
+  /** npm's record of the tree (its content does not matter here: its identity does). */
+  const LOCKFILE = 'pkg/node_modules/.package-lock.json';
+
+  function packageCase(name: string, files: Record<string, string>): string {
+    const dir = join(root, name);
+    for (const [file, text] of Object.entries(files)) {
+      mkdirSync(join(dir, file, '..'), { recursive: true });
+      writeFileSync(join(dir, file), text);
+    }
+    return dir;
+  }
+
+  /** A fresh process with the cache installed (root `pkg/` unless told; null: none) that requires pkg/main.js: its result and how many requires the kept resolutions answered. */
+  function resolveProcess(dir: string, root: string | null = join(dir, 'pkg')): { result: unknown; resolved: { fromCache: number; known: number } } {
+    const script = `
+      const cache = require(${JSON.stringify(cacheModule)});
+      cache.installModuleCodeCache({ build: 'test-build 1', role: 'cli', saveOnExit: true${root === null ? '' : `, root: ${JSON.stringify(root)}`} });
+      const result = require(${JSON.stringify(join(dir, 'pkg', 'main.js'))});
+      process.stdout.write(JSON.stringify({ result, resolved: cache.moduleResolutionStats() }));`;
+    return JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir, WARDEN_CACHE_DIR: join(dir, 'cache') } }));
+  }
+
+  const FIRST = { own: 'own', dep: 'dep one inner 2', inner: 'inner 2' };
+
+  it("a second process resolves from them what the first resolved, in the package's own folder and in a node_modules tree npm keeps a record of", () => {
+    const dir = packageCase('resolutions-kept', { ...PACKAGE, [LOCKFILE]: '{}' });
+    const first = resolveProcess(dir);
+    // ./own and dep from pkg/, dep/inner-value from pkg/ too, and inner from dep's folder (both its files ask, one resolution).
+    expect(first).toEqual({ result: FIRST, resolved: { fromCache: 0, known: 4 } });
+    expect(resolveProcess(dir)).toEqual({ result: FIRST, resolved: { fromCache: 4, known: 4 } });
+  });
+
+  it('a tree npm changed (its lockfile rewritten) is resolved anew: a package whose main file changed leads to the new one', () => {
+    const dir = packageCase('resolutions-npm-changed', { ...PACKAGE, [LOCKFILE]: '{}' });
+    resolveProcess(dir);
+    writeFileSync(join(dir, 'pkg/node_modules/dep/package.json'), JSON.stringify({ name: 'dep', version: '1.0.1', main: 'two.js' }));
+    writeFileSync(join(dir, LOCKFILE), '{ "changed": true }');
+    expect(resolveProcess(dir)).toEqual({ result: { ...FIRST, dep: 'dep two inner 2' }, resolved: { fromCache: 0, known: 4 } });
+    expect(resolveProcess(dir).resolved.fromCache).toBe(4);
+  });
+
+  it('a removed lockfile drops them too', () => {
+    const dir = packageCase('resolutions-lockfile-gone', { ...PACKAGE, [LOCKFILE]: '{}' });
+    resolveProcess(dir);
+    rmSync(join(dir, LOCKFILE));
+    // Only the package's own file is kept now: the tree has no record npm keeps.
+    expect(resolveProcess(dir)).toEqual({ result: FIRST, resolved: { fromCache: 0, known: 1 } });
+    expect(resolveProcess(dir).resolved).toEqual({ fromCache: 1, known: 1 });
+  });
+
+  it('a tree with no npm record, and folders outside the root, are resolved by Node every time', () => {
+    const dir = packageCase('resolutions-not-kept', PACKAGE);
+    expect(resolveProcess(dir, null)).toEqual({ result: FIRST, resolved: { fromCache: 0, known: 0 } });
+    expect(resolveProcess(dir, null)).toEqual({ result: FIRST, resolved: { fromCache: 0, known: 0 } });
+  });
+
+  it('WARDEN_CODE_CACHE=off keeps none', () => {
+    const dir = packageCase('resolutions-off', { ...PACKAGE, [LOCKFILE]: '{}' });
+    const script = `const cache = require(${JSON.stringify(cacheModule)}); cache.installModuleCodeCache({ build: 'b', role: 'cli', saveOnExit: true, root: ${JSON.stringify(join(dir, 'pkg'))} }); require(${JSON.stringify(join(dir, 'pkg', 'main.js'))}); process.stdout.write(JSON.stringify(cache.moduleResolutionStats() ?? null));`;
+    expect(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir, WARDEN_CACHE_DIR: join(dir, 'cache'), WARDEN_CODE_CACHE: 'off' } })).toBe('null');
+  });
+});

@@ -2,8 +2,9 @@ import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Resource } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import * as semconv from '@opentelemetry/semantic-conventions/incubating';
+import { ATTR_ERROR_TYPE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { describe, expect, it } from 'vitest';
-import { DENIED_ATTRIBUTE_KEYS, GEN_AI_ATTR, GEN_AI_OPERATION, WARDEN_ATTR, genAiSpanName, isDeniedAttributeKey } from '../../custody/attributes';
+import { DENIED_ATTRIBUTE_KEYS, GEN_AI_ATTR, GEN_AI_OPERATION, OTEL_ATTR, WARDEN_ATTR, genAiSpanName, isDeniedAttributeKey } from '../../custody/attributes';
 import { hrTimeToIso, looksLikeCompactJws, scrubTokens, SpanRecordBodySchema, spanToRecordBody } from '../../custody/span-record';
 import { compactJws, sha256Hex } from './fixtures/tokens';
 
@@ -27,6 +28,10 @@ describe('span attributes', () => {
     expect(GEN_AI_OPERATION.executeTool).toBe(semconv.GEN_AI_OPERATION_NAME_VALUE_EXECUTE_TOOL);
     expect(GEN_AI_OPERATION.invokeAgent).toBe(semconv.GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT);
     expect(genAiSpanName.executeTool('fs.read')).toBe('execute_tool fs.read');
+  });
+
+  it('use the stable semantic-convention names for the general attributes (kept as constants, not loaded from the package at run time)', () => {
+    expect(OTEL_ATTR).toEqual({ errorType: ATTR_ERROR_TYPE, serverAddress: ATTR_SERVER_ADDRESS, serverPort: ATTR_SERVER_PORT, serviceName: ATTR_SERVICE_NAME });
   });
 
   it('name Warden attributes under warden.*', () => {
