@@ -11,14 +11,17 @@
  * `lostMidCall` (workflows/tool-step.ts), which marks the step `executed: true` and registers the
  * call's undo unconditionally; the saga runs it on the shared queue: `release` puts 100 back into a
  * stock nothing ever took from (1 -> 101). A refund tool would pay for a charge never made.
- * The same holds for a task cancelled (or killed) while the call waits on that queue (a cancel
- * recorded with no start, taken to have run since patch `warden-not-run-vouched`).
+ * The same holds for a task cancelled (or killed) while the call waits on that queue: the cancel is
+ * recorded with no start, which since patch `warden-not-run-vouched` is taken to have run (the
+ * open README called that "an undo that finds nothing to do, the safe direction": for a
+ * compensating tool it is not).
  *
  * How the worker is lost: an activity interceptor rewrites `prepareTask`'s `dataPlaneQueue` to a
  * queue nobody polls, which is what the workflow sees when the worker that prepared the task
  * dies (SIGKILL, host lost) right after `prepareTask`. Everything else is real: a real Temporal
- * server and worker, a real SQLite file, the scripted model; the task takes ~35 s (the 30 s
- * schedule-to-start of the data plane).
+ * server and worker, a real SQLite file, the scripted model; each task takes ~35 s (the 30 s
+ * schedule-to-start of the data plane). Rows: the loop finds the queue's worker gone; the task is
+ * cancelled while the call waits there.
  *
  * Reproduce: `npx vitest run --config vitest.open-findings.config.mts test/attacks/open/lost-data-plane-compensates-call-never-started.test.ts`.
  *
@@ -36,8 +39,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { followAgentTask } from '../../../client/start-agent-task';
+import { parseTask } from '../../../task/load-task-file';
 import type { TaskResult } from '../../../task/task-run';
-import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
 
 /** Workflows whose data-plane worker is "lost" right after it prepared the task. */
 const lostAfterPrepare = new Set<string>();
@@ -63,7 +68,8 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(async () => env?.close());
 
-it('a call whose data plane was lost before it started has no compensating tool run for it', async () => {
+/** The stock after a task whose one call of `reserve` waited on a data-plane queue nobody polls, and what its record says. */
+async function reserveOnLostDataPlane(cancelWhileWaiting: boolean): Promise<{ result: TaskResult; stock: unknown; workflowId: string }> {
   const workspace = await mkdtemp(join(tmpdir(), 'warden-lost-before-start-'));
   const dbFile = join(workspace, 'shop.db');
   const db = new Database(dbFile);
@@ -72,7 +78,7 @@ it('a call whose data plane was lost before it started has no compensating tool 
   const name = `clerk-${Math.random().toString(36).slice(2, 8)}`;
   const workflowId = `test-${name}`;
   lostAfterPrepare.add(workflowId);
-  const result: TaskResult = await env.runTask(
+  const task = parseTask(
     {
       user: 'erin@example.com',
       intent: 'reserve tea',
@@ -99,19 +105,37 @@ it('a call whose data plane was lost before it started has no compensating tool 
       grants: { tools: ['reserve', 'release', 'sql.exec'], databases: ['shop'] },
       resources: { workspace, databases: { shop: dbFile } },
     },
-    { workflowId },
+    'lost-data-plane.yaml',
+    REPO_ROOT,
   );
-  // Preconditions: the data plane was lost, and no worker ever started the call.
-  expect(result.status).toBe('failed');
-  expect(result.steps[0]?.error?.code).toBe('ERR_DATA_PLANE_LOST');
-  expect(started.filter((id) => id === workflowId)).toEqual([]);
+  const handle = await env.start(task, workflowId);
+  if (cancelWhileWaiting) {
+    // Cancelled while `runTool` waits on the lost worker's queue (scheduled, never started).
+    for (;;) {
+      const pending = (await handle.describe()).raw.pendingActivities ?? [];
+      // 1: PENDING_ACTIVITY_STATE_SCHEDULED.
+      if (pending.some((a) => a.activityType?.name === 'runTool' && Number(a.state) === 1)) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await handle.cancel();
+  }
+  const result = await followAgentTask(handle);
   const after = new Database(dbFile, { readonly: true });
-  let stock: unknown;
   try {
-    stock = after.prepare("SELECT qty FROM stock WHERE item = 'tea'").get();
+    return { result, stock: after.prepare("SELECT qty FROM stock WHERE item = 'tea'").get(), workflowId };
   } finally {
     after.close();
   }
+}
+
+it.each([
+  { how: 'the loop finds the data plane lost (schedule-to-start)', cancel: false, status: 'failed' },
+  { how: 'the task is cancelled while the call waits there', cancel: true, status: 'cancelled' },
+])('a call that never started has no compensating tool run for it: $how', async ({ cancel, status }) => {
+  const { result, stock, workflowId } = await reserveOnLostDataPlane(cancel);
+  // Preconditions: the task ended as expected, and no worker ever started the call.
+  expect(result.status).toBe(status);
+  expect(started.filter((id) => id === workflowId)).toEqual([]);
   // `reserve` never ran: nothing may be put back, and its record must not say it ran.
   expect({
     stock,
