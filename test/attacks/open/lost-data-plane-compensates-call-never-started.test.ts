@@ -42,6 +42,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { followAgentTask } from '../../../client/start-agent-task';
 import { parseTask } from '../../../task/load-task-file';
 import type { TaskResult } from '../../../task/task-run';
+import { STOCK_TOOLS } from '../../support/stock-tools';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
 
 /** Workflows whose data-plane worker is "lost" right after it prepared the task. */
@@ -85,22 +86,7 @@ async function reserveOnLostDataPlane(cancelWhileWaiting: boolean): Promise<{ re
       agent: { name, model: { driver: 'scripted', script: [{ tool: 'reserve', args: { item: 'tea', qty: 1 } }, { final: 'reserved' }] } },
       tools: {
         builtin: ['sql.exec'],
-        custom: [
-          {
-            name: 'reserve',
-            description: 'takes qty of an item out of stock',
-            input: { type: 'object', properties: { item: { type: 'string' }, qty: { type: 'integer', minimum: 1 } }, required: ['item', 'qty'], additionalProperties: false },
-            capabilities: ['sql.exec'],
-            compensate: 'release',
-            source: "return warden.sql.exec('shop', 'UPDATE stock SET qty = qty - ? WHERE item = ?', [input.qty, input.item]);",
-          },
-          {
-            name: 'release',
-            description: 'puts a reservation back in stock',
-            capabilities: ['sql.exec'],
-            source: "return warden.sql.exec('shop', 'UPDATE stock SET qty = qty + 100 WHERE item = ?', [input.original.args.item]);",
-          },
-        ],
+        custom: STOCK_TOOLS,
       },
       grants: { tools: ['reserve', 'release', 'sql.exec'], databases: ['shop'] },
       resources: { workspace, databases: { shop: dbFile } },
