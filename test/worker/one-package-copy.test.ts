@@ -17,42 +17,12 @@
  * duplicates in the real workflow bundle (three copies of @opentelemetry/semantic-conventions 1.28.0).
  * Each row on a real webpack build with the plugin `buildWorkflowBundle` adds.
  */
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { runInNewContext } from 'node:vm';
+import { rm } from 'node:fs/promises';
 import { afterAll, expect, it, vi } from 'vitest';
 import { buildWorkflowBundle } from '../../worker/workflow-bundle';
+import { buildTree, bundlePlugins, exportsOf, pkg } from '../support/one-package-copy-kit';
 
-/** The webpack config hook `buildWorkflowBundle` hands the SDK's bundler (it adds the plugin). */
-const captured = vi.hoisted(() => ({ hook: undefined as undefined | ((config: { plugins?: unknown[] }) => { plugins?: unknown[] }) }));
-
-vi.mock('@temporalio/worker', async (importOriginal) => {
-  const real = await importOriginal<typeof import('@temporalio/worker')>();
-  return {
-    ...real,
-    bundleWorkflowCode: async (options: { webpackConfigHook?: (config: { plugins?: unknown[] }) => { plugins?: unknown[] } }) => {
-      captured.hook = options.webpackConfigHook;
-      throw new Error('captured the webpack config hook');
-    },
-  };
-});
-
-/** The plugin instance(s) the real `buildWorkflowBundle` adds to webpack's config. */
-async function bundlePlugins(): Promise<unknown[]> {
-  await buildWorkflowBundle().catch(() => undefined);
-  if (captured.hook === undefined) throw new Error('buildWorkflowBundle did not call bundleWorkflowCode');
-  return captured.hook({ plugins: [] }).plugins ?? [];
-}
-
-async function writeFiles(root: string, files: Record<string, string>): Promise<void> {
-  for (const [path, text] of Object.entries(files)) {
-    await mkdir(dirname(join(root, path)), { recursive: true });
-    await writeFile(join(root, path), text);
-  }
-}
-
-const pkg = (name: string, version: string, extra: object = {}) => JSON.stringify({ name, version, main: 'index.js', ...extra });
+vi.mock('@temporalio/worker', async (importOriginal) => (await import('../support/one-package-copy-kit.js')).temporalWorkerCapturingHook(await importOriginal<object>()));
 
 /**
  * Each row: a package tree, an entry, what the entry exports when every module is the one npm's
@@ -117,36 +87,12 @@ afterAll(async () => {
 });
 
 it.each(ROWS)('the bundle plugin keeps each module the package tree resolves: $name', async ({ files, expected, copies }) => {
-  const plugins = await bundlePlugins();
+  const plugins = await bundlePlugins(buildWorkflowBundle);
   expect(plugins.length).toBe(1);
-  const root = await mkdtemp(join(tmpdir(), 'warden-one-copy-'));
-  made.push(root);
-  await writeFiles(root, files);
-  const { default: webpack } = (await import('webpack')) as unknown as { default: typeof import('webpack') };
-  const build = (withPlugin: boolean) =>
-    new Promise<string>((resolve, reject) => {
-      const compiler = webpack({
-        mode: 'none',
-        target: 'node',
-        context: root,
-        entry: join(root, 'entry.js'),
-        output: { path: join(root, withPlugin ? 'out-plugin' : 'out-plain'), filename: 'bundle.js', library: { type: 'commonjs2' } },
-        plugins: withPlugin ? (plugins as never[]) : [],
-      });
-      compiler.run((error, stats) => {
-        if (error ?? stats?.hasErrors()) reject(error ?? new Error(stats?.toString('errors-only')));
-        else compiler.outputFileSystem!.readFile(join(root, withPlugin ? 'out-plugin' : 'out-plain', 'bundle.js'), (e, data) => (e ? reject(e) : resolve(String(data))));
-      });
-    });
-  const exportsOf = (code: string) => {
-    const module = { exports: {} as unknown };
-    runInNewContext(code, { module, exports: module.exports });
-    return module.exports;
-  };
+  const { plain, merged } = await buildTree(files, plugins, made);
   // without the plugin webpack bundles what npm's tree gives each importer (the row is sound)
-  expect(exportsOf(await build(false))).toEqual(expected);
+  expect(exportsOf(plain)).toEqual(expected);
   // with it, each importer must still get the same code
-  const merged = await build(true);
   expect(exportsOf(merged)).toEqual(expected);
   if (copies !== undefined) expect(merged.split(MARK).length - 1).toBe(copies);
 }, 300_000);

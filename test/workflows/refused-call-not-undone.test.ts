@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskResult } from '../../task/task-run';
+import { STOCK_TOOLS } from '../support/stock-tools';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
@@ -79,28 +80,7 @@ describe('a call refused before it ran has no compensating tool run for it', () 
       },
       tools: {
         builtin: ['sql.exec'],
-        custom: [
-          {
-            name: 'reserve',
-            description: 'takes qty of an item out of stock',
-            input: {
-              type: 'object',
-              properties: { item: { type: 'string' }, qty: { type: 'integer', minimum: 1 }, purge: { type: 'boolean' } },
-              required: ['item', 'qty'],
-              additionalProperties: false,
-            },
-            capabilities: ['sql.exec'],
-            compensate: 'release',
-            source:
-              "if (input.purge) return warden.sql.exec('shop', 'DELETE FROM shelf'); return warden.sql.exec('shop', 'UPDATE stock SET qty = qty - ? WHERE item = ?', [input.qty, input.item]);",
-          },
-          {
-            name: 'release',
-            description: 'puts a reservation back in stock',
-            capabilities: ['sql.exec'],
-            source: "return warden.sql.exec('shop', 'UPDATE stock SET qty = qty + 100 WHERE item = ?', [input.original.args.item]);",
-          },
-        ],
+        custom: STOCK_TOOLS,
       },
       grants: { tools: ['reserve', 'release', 'sql.exec'], databases: ['shop'] },
       resources: { workspace, databases: { shop: dbFile } },
