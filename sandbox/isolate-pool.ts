@@ -46,8 +46,11 @@ export interface IsolatePoolOptions {
    * that follow each other closely never wait for the isolate they just used. Default true.
    */
   keepSpare?: boolean;
-  /** Called when V8 loses control of an isolate (isolated-vm's advice: end the process). */
-  onCatastrophicError?: (message: string) => void;
+  /**
+   * Called when V8 loses control of an isolate (isolated-vm's advice: end the process), with the
+   * `holder` the isolate was leased to at the time (undefined when idle or leased without one).
+   */
+  onCatastrophicError?: (message: string, holder: string | undefined) => void;
 }
 
 /** Why an isolate was disposed. */
@@ -81,6 +84,8 @@ interface PooledIsolate {
   readonly prelude: ivm.Script;
   calls: number;
   idleTimer?: LongTimeout;
+  /** Whom the isolate is leased to now (`lease`'s holder), for `onCatastrophicError`. */
+  holder?: string;
 }
 
 /** One call's hold on an isolate and its fresh context. Give it back with `IsolatePool.giveBack`. */
@@ -115,7 +120,7 @@ const MB = 1024 * 1024;
 
 export class IsolatePool {
   readonly #options: typeof DEFAULTS;
-  readonly #onCatastrophicError: ((message: string) => void) | undefined;
+  readonly #onCatastrophicError: ((message: string, holder: string | undefined) => void) | undefined;
   readonly #idle = new Map<number, IdleIsolate[]>();
   /** Every isolate not yet disposed, idle or leased. */
   readonly #live = new Set<PooledIsolate>();
@@ -150,10 +155,17 @@ export class IsolatePool {
 
   /**
    * An isolate with a `memoryMb` heap limit and a new context in which the prelude has run:
-   * an idle one when there is one, otherwise a new one. Throws what isolated-vm throws when an
+   * an idle one when there is one, otherwise a new one. `holder` (a call id) is what
+   * `onCatastrophicError` is told while the lease lasts. Throws what isolated-vm throws when an
    * isolate cannot be created.
    */
-  async lease(memoryMb: number): Promise<IsolateLease> {
+  async lease(memoryMb: number, holder?: string): Promise<IsolateLease> {
+    const lease = await this.#lease(memoryMb);
+    lease.pooled.holder = holder;
+    return lease;
+  }
+
+  async #lease(memoryMb: number): Promise<IsolateLease> {
     if (this.#closed) throw new Error('the isolate pool is closed');
     const idle = this.#idle.get(memoryMb)?.pop();
     if (idle !== undefined) {
@@ -187,6 +199,7 @@ export class IsolatePool {
    */
   giveBack(lease: IsolateLease, troubled: boolean): void {
     this.#leased -= 1;
+    lease.pooled.holder = undefined;
     releaseHandles(lease.handles);
     const { pooled } = lease;
     if (troubled || pooled.isolate.isDisposed || this.#closed) {
@@ -280,14 +293,18 @@ export class IsolatePool {
   }
 
   #createIsolate(memoryMb: number): PooledIsolate {
+    const onCatastrophicError = this.#onCatastrophicError;
+    // The pooled record exists only once the isolate does: the callback finds it through this box.
+    const box: { pooled?: PooledIsolate } = {};
     const isolate = new ivm.Isolate({
       memoryLimit: memoryMb,
-      ...(this.#onCatastrophicError === undefined ? {} : { onCatastrophicError: this.#onCatastrophicError }),
+      ...(onCatastrophicError === undefined ? {} : { onCatastrophicError: (message: string) => onCatastrophicError(message, box.pooled?.holder) }),
     });
     try {
       const prelude = isolate.compileScriptSync(PRELUDE_SOURCE, { filename: 'warden:prelude' });
       this.#stats.created += 1;
       const pooled: PooledIsolate = { isolate, memoryMb, prelude, calls: 0 };
+      box.pooled = pooled;
       this.#live.add(pooled);
       return pooled;
     } catch (error) {

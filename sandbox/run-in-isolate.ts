@@ -92,7 +92,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   const deadline = performance.now() + timeoutMs;
   let lease: IsolateLease;
   try {
-    lease = await pool.lease(memoryMb);
+    lease = await pool.lease(memoryMb, request.id);
   } catch (error) {
     return { ok: false, code: 'ERR_SANDBOX_CRASHED', message: `cannot create an isolate: ${messageOf(error)}` };
   }

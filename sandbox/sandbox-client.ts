@@ -30,7 +30,7 @@ import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxReachedNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -94,6 +94,8 @@ interface PendingCall {
   cancelTimer?: LongTimeout;
   /** Capabilities the host said the call reached (SandboxReachedNotice): what may have had effects. */
   reached: Set<string>;
+  /** Set when the host said this call's isolate failed beyond V8's control (SandboxCrashedNotice): it ended the host. */
+  crashedHost?: boolean;
 }
 
 /** Options of one call. */
@@ -334,7 +336,7 @@ export class SandboxClient {
     return host;
   }
 
-  /** Reads the host's notice pipe: one SandboxReachedNotice per line; anything else gets the host killed. */
+  /** Reads the host's notice pipe: one SandboxNotice per line; anything else gets the host killed. */
   #readNotices(host: HostHandle): void {
     const pipe = host.child.stdio[SANDBOX_NOTICE_FD] as Readable | null | undefined;
     if (pipe === null || pipe === undefined) return;
@@ -352,17 +354,20 @@ export class SandboxClient {
   }
 
   #onNotice(host: HostHandle, raw: unknown): void {
-    const notice = SandboxReachedNoticeSchema.safeParse(raw);
+    const notice = SandboxNoticeSchema.safeParse(raw);
     if (!notice.success) {
       this.#discardHost(host, 'the sandbox host sent a malformed message');
       return;
     }
     const pending = this.#pending.get(notice.data.id);
-    if (pending !== undefined && pending.host === host) pending.reached.add(notice.data.capability);
+    if (pending === undefined || pending.host !== host) return;
+    if (notice.data.type === 'reached') pending.reached.add(notice.data.capability);
+    else pending.crashedHost = true;
   }
 
   #onMessage(host: HostHandle, raw: unknown): void {
-    if (typeof raw === 'object' && raw !== null && (raw as { type?: unknown }).type === 'reached') {
+    const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+    if (type === 'reached' || type === 'crashed') {
       this.#onNotice(host, raw);
       return;
     }
@@ -450,11 +455,16 @@ export class SandboxClient {
  * while one that did is not, and its message names what it reached, whose effects may have happened.
  */
 function lostWithHost(id: string, pending: PendingCall, reason: string): SandboxRunResponse {
+  const reachedText = [...pending.reached].sort().join(', ');
+  if (pending.crashedHost === true) {
+    // The cause, not a bystander: run again, it would end the replacement host as well.
+    const effects = pending.reached.size === 0 ? 'it had reached no capability' : `after it had reached ${reachedText}, whose effects may have happened`;
+    return failure(id, 'ERR_SANDBOX_CRASHED', `the call's isolate failed beyond V8's control (a heap exhausted outside its memory limit's checks) and ended the sandbox host; ${effects}; it is not run again`);
+  }
   if (pending.reached.size === 0) {
     return { type: 'result', id, ok: false, error: { code: 'ERR_SANDBOX_CRASHED', message: `${reason} while running the call; the call had reached no capability, so nothing of it happened and it may be run again`, retryable: true }, durationMs: 0 };
   }
-  const reached = [...pending.reached].sort().join(', ');
-  return failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call, after the call had reached ${reached}: their effects may have happened`);
+  return failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call, after the call had reached ${reachedText}: their effects may have happened`);
 }
 
 function withoutRules(policy: PolicyGateSpec): PolicyGateSpec {

@@ -11,7 +11,7 @@
  */
 // First: the modules below compile with the forking process's code cache.
 import './host-code-cache';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxReachedNotice, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxNotice, type SandboxRunResponse } from './sandbox-messages';
 import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
@@ -22,7 +22,7 @@ import { isErrorCode, type ErrorCode } from '../errors';
 import { cutText } from '../cut-text';
 import { writeAllSync } from './write-all-sync';
 
-type Send = (message: SandboxRunResponse | SandboxReachedNotice) => void;
+type Send = (message: SandboxRunResponse | SandboxNotice) => void;
 
 export interface HostServices {
   /** Warm isolates the calls run in. */
@@ -180,7 +180,7 @@ export function warmHost(): void {
  * while the pipe is full (the client not reading): the use waits for its notice. Throws when the
  * pipe is gone (the client too): the use does not go ahead.
  */
-export function writeNoticeSync(fd: number, notice: SandboxReachedNotice): void {
+export function writeNoticeSync(fd: number, notice: SandboxNotice): void {
   writeAllSync(fd, Buffer.from(`${JSON.stringify(notice)}\n`, 'utf8'));
 }
 
@@ -189,7 +189,7 @@ export function serveOverIpc(): void {
   // Without the notice pipe (a client that did not open one), notices go on the IPC channel.
   const noticePipe = process.env[SANDBOX_NOTICE_FD_ENV] === String(SANDBOX_NOTICE_FD);
   const send: Send = (message) => {
-    if (message.type === 'reached' && noticePipe) {
+    if (message.type !== 'result' && noticePipe) {
       writeNoticeSync(SANDBOX_NOTICE_FD, message);
       return;
     }
@@ -200,7 +200,17 @@ export function serveOverIpc(): void {
     }
   };
   const identityDir = process.env[SANDBOX_IDENTITY_DIR_ENV];
-  const pool = new IsolatePool({ onCatastrophicError: abortHostProcess });
+  // The call whose isolate V8 lost is named before the host aborts: the client answers it as the
+  // cause, not run again (it would crash the replacement host too), the other calls as bystanders.
+  const pool = new IsolatePool({
+    onCatastrophicError: (message, holder) => {
+      try {
+        if (holder !== undefined) send({ type: 'crashed', id: holder });
+      } finally {
+        abortHostProcess(message);
+      }
+    },
+  });
   const services: HostServices = {
     pool,
     inFlight: new Map(),

@@ -221,6 +221,22 @@ export const SandboxReachedNoticeSchema = z.strictObject({
 export type SandboxReachedNotice = z.infer<typeof SandboxReachedNoticeSchema>;
 
 /**
+ * The host tells the client, just before it aborts, that this call's isolate failed in a way V8
+ * cannot contain (isolated-vm's `onCatastrophicError`, a heap exhausted outside its limit's
+ * checks): the client answers that call as the cause of the host's loss, not run again, while the
+ * other calls lost with the host are answered as bystanders.
+ */
+export const SandboxCrashedNoticeSchema = z.strictObject({
+  type: z.literal('crashed'),
+  id: z.string(),
+});
+export type SandboxCrashedNotice = z.infer<typeof SandboxCrashedNoticeSchema>;
+
+/** What the host writes on its notice pipe (or, without one, sends on the IPC channel). */
+export const SandboxNoticeSchema = z.discriminatedUnion('type', [SandboxReachedNoticeSchema, SandboxCrashedNoticeSchema]);
+export type SandboxNotice = z.infer<typeof SandboxNoticeSchema>;
+
+/**
  * The host's descriptor for reached notices: a pipe of their own, one JSON line each, which the
  * host writes synchronously (the notice is in the kernel, and outlives the host, before the use
  * goes ahead); the IPC channel only queues a message in the sender while the socket is full.

@@ -24,7 +24,7 @@
  * resource constraints), or give each task (or each call that can be made to crash it) a sandbox
  * host of its own, so a catastrophic failure takes only that task's call. Either way, the host's
  * `onCatastrophicError` knows the isolate, so the call that caused the crash can be told apart
- * (see host-crash-retried-as-not-run.test.ts).
+ * (done: the cause is answered not retryable, test/sandbox/host-crash-cause-named.test.ts).
  *
  * Real parts: a real sandbox host process (SandboxClient), real isolates, a loopback HTTP server.
  */

@@ -1,36 +1,20 @@
 /**
- * Open finding (s15, atk15), medium: a tool call that crashes the shared sandbox host itself is
- * answered "reached no capability, so nothing of it happened", retryable, and its activity runs it
- * again: the host every task of the worker shares is crashed once per attempt (3), and every other
- * call in flight on it each time is lost (one that had reached a capability fails, not retryable).
- *
- * Since 071cdc0 the client answers a call lost with its host ERR_SANDBOX_CRASHED *retryable* when
- * the host had sent no reached notice for it (`lostWithHost`, sandbox/sandbox-client.ts), and
- * `runTool` turns that into a retryable ToolError (activities/run-tool.ts). That reasoning holds
- * for a bystander (another call's overrun or cancel on a wedged host, an unrelated crash), not for
- * the call that crashed the host: a tool that exhausts its isolate's memory the way V8 cannot
- * contain (tool-oom-aborts-shared-sandbox-host.test.ts) aborts the host with no capability reached,
- * and is run again, on the replacement host, to crash it again. Before, such a call was answered
- * ERR_SANDBOX_CRASHED not retryable: one crash.
- *
- * Reproduce: `npx vitest run --config vitest.open-findings.config.mts test/attacks/open/host-crash-retried-as-not-run.test.ts`.
- * Seen (2 runs): 3 attempts of `runTool`; the first two crashed the host (2 host exits, the worker
- * started a new host each time), the third was contained (ERR_SANDBOX_MEMORY): which allocation V8
- * fails catastrophically varies, so a retry is also a retry of the crash.
- *
- * Suggested fix: tell the crashing call apart before the host aborts: `onCatastrophicError` is the
- * isolate's (IsolatePool knows which call leased it), so the host can write a notice for that call
- * on the notice pipe (synchronously, as the reached notices) before `process.abort()`; the client
- * answers that call ERR_SANDBOX_MEMORY (or ERR_SANDBOX_CRASHED) not retryable, and only the other
- * calls lost with the host retryable. Where the cause cannot be told (a crash with no notice),
- * answer every call that was running in an isolate at the time not retryable.
+ * A tool call that crashes the shared sandbox host itself runs once: its activity does not run it
+ * again to crash the replacement host (the host every task of the worker shares). Was an open
+ * finding (s15, atk15, medium, `host-crash-retried-as-not-run.test.ts`): since 071cdc0 a call lost
+ * with its host that had reached no capability was answered ERR_SANDBOX_CRASHED retryable, the
+ * call that caused the loss included, so `runTool` ran it three times. The host now names the call
+ * whose isolate V8 lost before it aborts (SandboxCrashedNotice) and the client answers that call
+ * not retryable (test/sandbox/host-crash-cause-named.test.ts has the client's answers).
+ * Should the first attempt's out-of-memory be contained (ERR_SANDBOX_MEMORY), it is not retried
+ * either, and this passes.
  *
  * Real parts: a real Temporal server and worker (its own sandbox host), the scripted model.
  */
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { TaskResult } from '../../../task/task-run';
-import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
+import type { TaskResult } from '../../task/task-run';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
 /** runTool attempts, by workflow id. */
 const attempts = new Map<string, number[]>();
