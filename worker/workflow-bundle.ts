@@ -27,7 +27,7 @@
  * workflow run.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -198,6 +198,32 @@ function namesBelowCommonAncestor(a: string, b: string): Set<string> {
 }
 
 /**
+ * SHA-256 over what an installed package copy holds: each file's path relative to `root` and its
+ * bytes, in sorted order, its own nested `node_modules` left out (those are packages of their own).
+ * A symbolic link counts as its target's text.
+ */
+function packageContentDigest(root: string): string {
+  const hash = createHash('sha256');
+  const walk = (relativeDir: string): void => {
+    const entries = readdirSync(join(root, relativeDir), { withFileTypes: true }).sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+    for (const entry of entries) {
+      const path = relativeDir === '' ? entry.name : `${relativeDir}/${entry.name}`;
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules') walk(path);
+      } else if (entry.isSymbolicLink()) {
+        hash.update(`link ${path}\0${readlinkSync(join(root, path))}\0`);
+      } else if (entry.isFile()) {
+        const bytes = readFileSync(join(root, path));
+        hash.update(`file ${path}\0${bytes.length}\0`);
+        hash.update(bytes);
+      }
+    }
+  };
+  walk('');
+  return hash.digest('hex');
+}
+
+/**
  * A webpack plugin: one copy of each package version in the bundle. npm installs a package again
  * under each dependent whose range the top-level copy does not meet (OpenTelemetry's core,
  * resources and sdk-trace-base each hold @opentelemetry/semantic-conventions 1.28.0 beside the
@@ -206,7 +232,9 @@ function namesBelowCommonAncestor(a: string, b: string): Set<string> {
  * 1.8 ms of a run's module evaluation). A file of a later copy resolves to the same file of the
  * first copy seen, so the bundle holds it once, but only where that is the same code: both copies
  * are installed packages' own folders (not a sub-build's package.json of the same name and
- * version, as `@cedar-policy/cedar-wasm` ships), of one `name@version`, and every package either
+ * version, as `@cedar-policy/cedar-wasm` ships), of one `name@version` with the same files (a
+ * fork installed from git or a tarball keeps the version string; patch-package patches one copy),
+ * and every package either
  * could import is found in the same place from both (a copy nested beside another version of a
  * dependency keeps its own modules). Otherwise both copies stay.
  */
@@ -218,6 +246,9 @@ class OnePackageCopy {
     // Its own name aside (each copy finds itself, and the merge makes them one).
     const resolvesAlike = (first: string, later: string, own: string) =>
       [...namesBelowCommonAncestor(first, later)].every((name) => name === own || dependencyHome(first, name) === dependencyHome(later, name));
+    const digests = new Map<string, string>();
+    const digestOf = (root: string) => digests.get(root) ?? digests.set(root, packageContentDigest(root)).get(root)!;
+    const sameCode = (first: string, later: string, own: string) => digestOf(first) === digestOf(later) && resolvesAlike(first, later, own);
     compiler.hooks.normalModuleFactory.tap('OnePackageCopy', (factory) => {
       factory.hooks.afterResolve.tap('OnePackageCopy', ({ createData }) => {
         const root = createData.resourceResolveData?.descriptionFileRoot;
@@ -232,7 +263,7 @@ class OnePackageCopy {
         if (first === root) return;
         let target = mergeInto.get(root);
         if (target === undefined) {
-          target = resolvesAlike(first, root, pkg.name) ? first : null;
+          target = sameCode(first, root, pkg.name) ? first : null;
           mergeInto.set(root, target);
         }
         if (target === null) return;

@@ -1,30 +1,20 @@
 /**
- * Open finding (s15, atk15), low, latent: the workflow bundle's `OnePackageCopy` plugin
- * (worker/workflow-bundle.ts) merges two installed copies of a package when they have the same
- * `name@version` in their package.json and every dependency either could import resolves to the
- * same place. It never compares what the copies hold. Two copies of one `name@version` can hold
- * different code: a dependency installed from a git URL or a tarball keeps the version string of
- * its package.json, and patch-package can patch a nested copy (`a/node_modules/x`) alone. Merged,
- * every importer of the later copy runs the first copy's files, a security patch included or
- * dropped by which copy webpack happens to meet first; a file only the later copy has fails the
- * bundle.
- *
- * Reproduce: `npx vitest run --config vitest.open-findings.config.mts test/attacks/open/one-package-copy-ignores-contents.test.ts`.
- * Without the plugin, `b` gets its own copy; with it, `b` gets `a`'s.
- *
- * Suggested fix: merge only copies whose contents are known to be equal: the `integrity` npm
- * records per install path in `node_modules/.package-lock.json` (equal and present for both), or
- * a digest of the files of the copy (the bundle already hashes its sources for its fingerprint);
- * keep both copies otherwise.
+ * The workflow bundle's `OnePackageCopy` plugin merges two installed copies of one `name@version`
+ * only when they hold the same files (worker/workflow-bundle.ts `packageContentDigest`). Was an
+ * open finding (s15, atk15, low, latent, `one-package-copy-ignores-contents.test.ts`): it compared
+ * only name, version and where their imports resolve, so a fork installed from git or a tarball
+ * (which keeps the version string) or a nested copy patched by patch-package ran the other copy's
+ * code. The rows where copies must merge are in one-package-copy.test.ts and
+ * one-package-copy-real-bundle.test.ts.
  *
  * Real parts: the plugin `buildWorkflowBundle` adds, a real webpack build of a real package tree.
  */
 import { rm } from 'node:fs/promises';
 import { afterAll, expect, it, vi } from 'vitest';
-import { buildWorkflowBundle } from '../../../worker/workflow-bundle';
-import { buildTree, bundlePlugins, exportsOf, pkg } from '../../support/one-package-copy-kit';
+import { buildWorkflowBundle } from '../../worker/workflow-bundle';
+import { buildTree, bundlePlugins, exportsOf, pkg } from '../support/one-package-copy-kit';
 
-vi.mock('@temporalio/worker', async (importOriginal) => (await import('../../support/one-package-copy-kit.js')).temporalWorkerCapturingHook(await importOriginal<object>()));
+vi.mock('@temporalio/worker', async (importOriginal) => (await import('../support/one-package-copy-kit.js')).temporalWorkerCapturingHook(await importOriginal<object>()));
 
 const ROWS: { name: string; files: Record<string, string>; expected: unknown }[] = [
   {
