@@ -7,27 +7,18 @@
  * and each case runs real Node processes on modules of its own, in a cache folder of its own.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, lchownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, lchownSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../support/warden-test-env';
+import { compileCodeCacheModule } from '../support/code-cache-kit';
 
 let root: string;
 /** The compiled cache module (build/cli/module-code-cache.js's twin). */
 let cacheModule: string;
 
 beforeAll(() => {
-  root = mkdtempSync(join(tmpdir(), 'warden-code-cache-'));
-  for (const source of ['cli/module-code-cache.ts', 'cache-dir.ts']) {
-    const out = ts.transpileModule(readFileSync(join(REPO_ROOT, source), 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
-    const file = join(root, 'lib', source.replace(/\.ts$/, '.js'));
-    mkdirSync(join(file, '..'), { recursive: true });
-    writeFileSync(file, out.outputText);
-  }
-  cacheModule = join(root, 'lib', 'cli', 'module-code-cache.js');
+  ({ root, cacheModule } = compileCodeCacheModule('warden-code-cache-'));
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 

@@ -37,25 +37,16 @@
  * Real parts: the cache module compiled as the build compiles it, real Node processes, real folders.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import ts from 'typescript';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import { compileCodeCacheModule } from '../../support/code-cache-kit';
 
 let root: string;
 let cacheModule: string;
 
 beforeAll(() => {
-  root = mkdtempSync(join(tmpdir(), 'warden-stale-resolutions-'));
-  for (const source of ['cli/module-code-cache.ts', 'cache-dir.ts']) {
-    const out = ts.transpileModule(readFileSync(join(REPO_ROOT, source), 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } });
-    const file = join(root, 'lib', source.replace(/\.ts$/, '.js'));
-    mkdirSync(join(file, '..'), { recursive: true });
-    writeFileSync(file, out.outputText);
-  }
-  cacheModule = join(root, 'lib', 'cli', 'module-code-cache.js');
+  ({ root, cacheModule } = compileCodeCacheModule('warden-stale-resolutions-'));
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -134,21 +125,6 @@ it('a relative NODE_PATH: a process run from project B gets the file the require
   expect(run(dir, 'main.js', { cwd: join(dir, 'b'), env })).toBe('plugin of project B');
 });
 
-it('a kept resolution whose file is gone: Node finds the other copy, the cache throws ENOENT', () => {
-  const dir = join(root, 'file-gone');
-  writeFiles(dir, {
-    'pkg/main.js': "module.exports = require('dep');",
-    'pkg/node_modules/dep/index.js': "module.exports = 'dep: ' + require('inner');",
-    'pkg/node_modules/dep/node_modules/inner/index.js': "module.exports = 'nested inner';",
-    'pkg/node_modules/inner/index.js': "module.exports = 'top inner';",
-    [LOCKFILE]: '{}',
-  });
-  expect(run(dir, 'main.js')).toBe('dep: nested inner');
-  rmSync(join(dir, 'pkg/node_modules/dep/node_modules'), { recursive: true });
-  expect(nodeAlone(dir, 'main.js')).toBe('dep: top inner');
-  expect(run(dir, 'main.js')).toBe('dep: top inner');
-});
-
 it('NODE_PRESERVE_SYMLINKS (not in the key): a later process without it loads a linked package as the earlier one linked it', () => {
   const dir = join(root, 'preserve-symlinks');
   writeFiles(dir, {
@@ -163,4 +139,19 @@ it('NODE_PRESERVE_SYMLINKS (not in the key): a later process without it loads a 
   expect(run(dir, 'main.js', { env: { NODE_PRESERVE_SYMLINKS: '1' } })).toBe('linked sees y of pkg');
   expect(nodeAlone(dir, 'main.js')).toBe('linked sees y beside linked');
   expect(run(dir, 'main.js')).toBe('linked sees y beside linked');
+});
+
+it('a kept resolution whose file is gone: Node finds the other copy, the cache throws ENOENT', () => {
+  const dir = join(root, 'file-gone');
+  writeFiles(dir, {
+    'pkg/main.js': "module.exports = require('dep');",
+    'pkg/node_modules/dep/index.js': "module.exports = 'dep: ' + require('inner');",
+    'pkg/node_modules/dep/node_modules/inner/index.js': "module.exports = 'nested inner';",
+    'pkg/node_modules/inner/index.js': "module.exports = 'top inner';",
+    [LOCKFILE]: '{}',
+  });
+  expect(run(dir, 'main.js')).toBe('dep: nested inner');
+  rmSync(join(dir, 'pkg/node_modules/dep/node_modules'), { recursive: true });
+  expect(nodeAlone(dir, 'main.js')).toBe('dep: top inner');
+  expect(run(dir, 'main.js')).toBe('dep: top inner');
 });
