@@ -49,7 +49,7 @@ export const ENVIRONMENT_VARIABLES: readonly EnvironmentVariable[] = [
   { name: 'WARDEN_ENV_DENY', what: "more variables no task's tools may read (comma-separated, PREFIX_* for a prefix)" },
   { name: 'WARDEN_MCP_PACKAGES', what: 'where `warden mcp install` puts MCP server packages (default <WARDEN_CACHE_DIR>/mcp-packages)' },
   { name: 'WARDEN_TELEMETRY', what: '0 turns tracing and the custody ledger off' },
-  { name: 'WARDEN_CODE_CACHE', what: "off: compile Warden's modules from source and resolve their requires anew each time (default: V8's cached data and the kept resolutions, in the cache folder)" },
+  { name: 'WARDEN_CODE_CACHE', what: "off (or 0): compile Warden's modules from source and resolve their requires anew each time (default: V8's cached data and the kept resolutions, in the cache folder)" },
   { name: 'OTEL_EXPORTER_OTLP_ENDPOINT', what: "OTLP collector for traces and metrics (OpenTelemetry's other OTEL_* variables apply)" },
   { name: 'WARDEN_TIMING', what: '1 prints when each start-up phase ended (stderr)' },
   { name: 'WARDEN_WORKFLOW_STACK_TRACES', what: "on gives workflow threads stack traces (default off; for debugging Warden's workflows)" },

@@ -40,9 +40,9 @@
  *
  * This module imports Node built-ins only: bin/warden.js loads it before anything else.
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { Module } from 'node:module';
-import { basename, dirname, join, parse, resolve, sep } from 'node:path';
+import { basename, delimiter, dirname, join, parse, resolve, sep } from 'node:path';
 import { Script, type ScriptOptions } from 'node:vm';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
@@ -125,11 +125,17 @@ const NodeScript = Script;
 /**
  * Everything V8's data depends on besides the source: the build, Node, V8, the platform, and the
  * flags (V8 refuses data made under other flags: processes run with other flags keep other files
- * rather than rewrite one file in turn), and NODE_PATH (where a bare `require` may lead).
+ * rather than rewrite one file in turn), and every variable Node's resolution reads (where a
+ * `require` may lead): NODE_PATH's folders as Node resolves them (against the current folder, at
+ * start), NODE_PRESERVE_SYMLINKS and NODE_PRESERVE_SYMLINKS_MAIN.
  */
 function cacheKey(build: string, env: NodeJS.ProcessEnv): string {
-  return JSON.stringify([build, process.version, process.versions.v8, process.platform, process.arch, process.execArgv, env.NODE_OPTIONS ?? '', env.NODE_PATH ?? '']);
+  const nodePath = (env.NODE_PATH ?? '').split(delimiter).filter(Boolean).map((folder) => resolve(folder));
+  return JSON.stringify([build, process.version, process.versions.v8, process.platform, process.arch, process.execArgv, env.NODE_OPTIONS ?? '', nodePath, env.NODE_PRESERVE_SYMLINKS ?? '', env.NODE_PRESERVE_SYMLINKS_MAIN ?? '']);
 }
+
+/** `WARDEN_CODE_CACHE` values that turn the cache off (as WARDEN_TELEMETRY's). */
+const OFF_VALUES = ['off', '0', 'false', 'no'];
 
 /** Whether `stats` is this user's and no one else may write it. */
 function ownedPrivately(stats: Stats): boolean {
@@ -268,16 +274,21 @@ function keepable(from: string, file: string, root: string | undefined, trees: M
  */
 function cacheResolutions(cache: Installed): void {
   const nodeResolve = NodeModule._resolveFilename;
-  const lockfiles = new Map<string, TreeStamp | undefined>();
+  // Each lockfile's identity as the resolutions read were checked against: an npm install while
+  // this process runs must not pair them with the tree's new identity (saveModuleCodeCache drops
+  // every resolution when a tree changed under the process).
+  const lockfiles = new Map<string, TreeStamp | undefined>(cache.trees);
   NodeModule._resolveFilename = function resolveWithCache(this: unknown, request: string, parent: LoadingModule & { path?: unknown }, isMain: boolean, options?: unknown): string {
     const from = parent?.path;
     if (options !== undefined || isMain || typeof from !== 'string' || typeof request !== 'string') return nodeResolve.call(this, request, parent, isMain, options);
     const key = `${from}\0${request}`;
     const known = cache.resolutions.get(key);
-    if (known !== undefined) {
+    // A kept file that is gone (a copy removed by hand, npm's record untouched): Node resolves anew.
+    if (known !== undefined && existsSync(known)) {
       cache.resolvedFromCache += 1;
       return known;
     }
+    if (known !== undefined) cache.resolutions.delete(key);
     const file = nodeResolve.call(this, request, parent, isMain, options);
     // A built-in (`fs`, `node:fs`) resolves to its name: cheap, and not a file.
     if (typeof file === 'string' && file.startsWith(sep) && keepable(from, file, cache.options.root, cache.trees, lockfiles)) {
@@ -290,13 +301,13 @@ function cacheResolutions(cache: Installed): void {
 
 /**
  * Compiles CommonJS modules with cached V8 data from now on in this thread (see the module
- * comment), when `WARDEN_CODE_CACHE` is not `off`, the cache folder can be made private to this
+ * comment), when `WARDEN_CODE_CACHE` is not `off` (or `0`, `false`, `no`), the cache folder can be made private to this
  * user, and no policy manifest is in force. Returns whether it was installed; never throws.
  */
 export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: NodeJS.ProcessEnv = process.env, folderOfParent?: string): boolean {
   if (installed !== undefined) return true;
   try {
-    if (env.WARDEN_CODE_CACHE === 'off' || process.getuid === undefined) return false;
+    if (OFF_VALUES.includes((env.WARDEN_CODE_CACHE ?? '').trim().toLowerCase()) || process.getuid === undefined) return false;
     // A policy manifest checks each module's integrity in Node's own _compile: left to it.
     if ([...process.execArgv, env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('--experimental-policy'))) return false;
     const key = cacheKey(options.build, env);
@@ -414,6 +425,16 @@ export function saveModuleCodeCache(): void {
       if (crc32(data) === dataCrc) add(filename, data, sourceLength, sourceCrc);
     }
     for (const { filename, script, sourceLength, sourceCrc } of fresh) add(filename, script.createCachedData(), sourceLength, sourceCrc);
+    // A tree npm changed while this process ran: what was resolved in it (before or after) is not
+    // kept; the next process resolves everything anew and keeps what it finds.
+    const changed = [...cache.trees].some(([lockfile, stamp]) => {
+      const now = treeStamp(lockfile);
+      return now === undefined || now.some((value, i) => value !== stamp[i]);
+    });
+    if (changed) {
+      cache.resolutions.clear();
+      cache.trees.clear();
+    }
     const resolutions = Object.fromEntries(cache.resolutions);
     const trees = Object.fromEntries(cache.trees);
     const header = Buffer.from(JSON.stringify({ key: cache.header.key, entries, resolutions, trees } satisfies Header));

@@ -250,9 +250,9 @@ describe('the module code cache', () => {
     expect(runProcess(dir, { build: '0.1.0 2026-12-01T09:00:00Z' }).stats).toEqual({ fromCache: 0, compiled: 3 });
   });
 
-  it('WARDEN_CODE_CACHE=off installs nothing and writes nothing', () => {
-    const dir = caseDir('off');
-    const outcome = runProcess(dir, { env: { WARDEN_CODE_CACHE: 'off' } });
+  it.each(['off', '0', 'false', 'OFF'])('WARDEN_CODE_CACHE=%s installs nothing and writes nothing', (value) => {
+    const dir = caseDir(`off-${value}`);
+    const outcome = runProcess(dir, { env: { WARDEN_CODE_CACHE: value } });
     expect(outcome).toEqual({ result: EXPECTED, stats: undefined });
     expect(() => readdirSync(join(dir, 'cache'))).toThrow();
   });

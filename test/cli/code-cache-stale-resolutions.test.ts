@@ -1,7 +1,7 @@
 /**
- * Open finding (s15, atk15b), low-medium: the code cache's kept resolutions (cli/module-code-cache.ts,
- * "where each require led") make a later `warden` process load another file than Node's own
- * resolution would, or crash where Node would load one:
+ * The code cache's kept resolutions (cli/module-code-cache.ts, "where each require led") never make
+ * a later `warden` process load another file than Node's own resolution would, nor fail where Node
+ * would load one. Was an open finding (s15, atk15b, low-medium), one row per way it did:
  *
  * 1. An npm install during a process that answered its requires from the kept resolutions (a
  *    `warden worker` or a long `warden run` while `npm install`/`npm update` runs in the checkout).
@@ -24,15 +24,10 @@
  *    loader instead of Node's resolution, which here finds the package's other copy. The code
  *    cache's data falls back to the source when stale; a stale resolution crashes.
  *
- * Reproduce: `npx vitest run --config vitest.open-findings.config.mts test/attacks/open/code-cache-stale-resolutions.test.ts`.
- *
- * Suggested fix: (1) stamp each lockfile once per process, with the identity the resolutions read
- * were checked against (seed `keepable`'s `lockfiles` from `validResolutions`' `trees`; a later
- * identity that differs drops the read resolutions, or at least is not saved with them). (2) Key
- * the cache on NODE_PATH's entries resolved against the current folder (or keep nothing when an
- * entry is relative). (3) Key it on NODE_PRESERVE_SYMLINKS and NODE_PRESERVE_SYMLINKS_MAIN too
- * (every environment variable Node's resolution reads). (4) When a kept resolution's file is missing (one stat, or the loader's
- * ENOENT for a file the cache named), resolve it with Node and drop the entry.
+ * Fixed: (1) each lockfile is stamped with the identity the resolutions read were checked against,
+ * and a save after a tree changed under the process keeps no resolutions; (2) and (3) the key holds
+ * NODE_PATH's folders resolved as Node resolves them, and NODE_PRESERVE_SYMLINKS(_MAIN); (4) a kept
+ * file that is gone is resolved anew by Node and its entry dropped.
  *
  * Real parts: the cache module compiled as the build compiles it, real Node processes, real folders.
  */
@@ -40,7 +35,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { compileCodeCacheModule } from '../../support/code-cache-kit';
+import { compileCodeCacheModule } from '../support/code-cache-kit';
 
 let root: string;
 let cacheModule: string;
