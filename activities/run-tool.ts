@@ -29,7 +29,8 @@ import { missingGrantRefusal } from '../identity/grant-unknown';
 import type { IssuedGrant } from '../identity/task-grant';
 import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
-import { journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
+import { callStartPathOf, journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
+import { markCallStarted } from '../recovery/call-starts';
 import { openOverlay } from '../recovery/workspace-overlay';
 import { assertWorkspaceFilesWithin, workspaceLimitMbOf, workspaceVolumeMbOf } from '../recovery/overlay-volume';
 import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
@@ -281,10 +282,20 @@ export interface ToolExecution {
 /**
  * The call's tool is about to start: from here on it may have had effects. A call cancelled (or
  * past its deadline) before this point stops here, its tool never started.
+ *
+ * A tool undone by a compensating tool first records, durably, that this call started
+ * (recovery/call-starts.ts): its compensation runs only for a call with that record, since
+ * nothing Temporal records can tell a call no worker started from one whose earlier attempt ran.
+ * A call its compensation already fenced off as never started is refused here (ERR_TOOL_CANCELLED).
+ * Only the workflow's own calls (`progress`), never a compensating tool's run.
  */
-function toolStarting(call: ToolExecution): void {
+async function toolStarting(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor): Promise<void> {
   call.signal?.throwIfAborted();
-  if (call.progress !== undefined) call.progress.started = true;
+  if (call.progress === undefined) return;
+  if (tool.profile.undo.some((u) => u.kind === 'tool')) {
+    await markCallStarted(callStartPathOf(recoveryDirOf(deps), taskKeyOf(call.rootWorkflowId, call.rootRunId), call.callId), call.callId);
+  }
+  call.progress.started = true;
 }
 
 /**
@@ -374,7 +385,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   const undo = capabilities.fs?.undo === undefined ? undefined : { stateDir: deps.stateDir, taskKey, callId: call.callId };
   // Records left by an attempt that never finished (its worker died mid-call): its writes go first.
   if (undo !== undefined) await undoIncompleteCall(undo);
-  toolStarting(call);
+  await toolStarting(deps, call, tool);
   const result = await deps.sandbox.run({
     toolName: tool.name,
     source: tool.executor.source,
@@ -555,7 +566,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   const undo = await beginOutsideUndo(stateDir, call, tool);
   try {
-    toolStarting(call);
+    await toolStarting(deps, call, tool);
     return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential);
   } catch (error) {
     if (undo === undefined) throw error;

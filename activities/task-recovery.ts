@@ -63,6 +63,11 @@ export type CompensateInput = RecoveryTaskInput & {
   compensation: Compensation;
   /** The task's grant, for compensating tools (they run in the sandbox like any call). */
   grantId?: string;
+  /**
+   * The original call may never have started (a `tool` compensation registered in doubt): its
+   * compensating tool runs only if the call's start record says it started (recovery/call-starts.ts).
+   */
+  startedOnly?: true;
 };
 
 export function createTaskRecoveryActivities(deps: ActivityDeps) {
@@ -161,6 +166,7 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
           taskKey,
           journal: journalPathOf(recoveryDir, taskKey),
           databases: task.resources.databases,
+          ...(input.startedOnly === true ? { startedOnly: startRecordsShared(deps) ? ('fence' as const) : ('read' as const) } : {}),
           runTool: async (tool, given) => {
             if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
             // The original output may be a claim check Warden made (over 16 KiB): the compensating tool gets the value.
@@ -211,6 +217,18 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
       });
     },
   };
+}
+
+/**
+ * Whether every worker that may have run a call of this task wrote its start record to this
+ * worker's recovery folder: a named shared folder, or no other workers (no shared database). A
+ * shared database with no shared folder leaves each worker its own records: one not found here
+ * may be in another's.
+ */
+function startRecordsShared(deps: ActivityDeps): boolean {
+  const dp = deps.dataPlane;
+  if (dp === undefined) return deps.shared === undefined;
+  return dp.sharedFolderNamed || !dp.explicitShared;
 }
 
 /** The pre-task snapshot of the task's workspace and databases, in the shared folder. */

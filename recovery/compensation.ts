@@ -36,6 +36,12 @@ const schemas = sharedOnce('recovery/compensation', () => {
    * workflow: the compensation's activity is sent the descriptor without it.
    */
   const unconfirmed = z.literal(true).optional();
+  /**
+   * The original call may never have started (its undo was registered without a result): the
+   * compensating tool runs only if the call's start record says it started (recovery/call-starts.ts).
+   * Kept in the workflow: the compensation's activity gets it as its input's `startedOnly`.
+   */
+  const startedOnly = z.literal(true).optional();
   const CompensationSchema = z.discriminatedUnion('kind', [
     z.strictObject({
       kind: z.literal('fs-overlay-discard'),
@@ -67,6 +73,7 @@ const schemas = sharedOnce('recovery/compensation', () => {
       /** What the compensating tool receives as input. */
       input: z.strictObject({ compensationId: z.string(), original: OriginalCallSchema }),
       unconfirmed,
+      startedOnly,
     }),
   ]);
   return { OriginalCallSchema, CompensationSchema };

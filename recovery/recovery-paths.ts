@@ -107,3 +107,13 @@ export function heldDirOf(stateDir: string, taskKey: string): string {
   assertTaskKey(taskKey);
   return join(stateDir, 'held', taskKey);
 }
+
+/**
+ * `<stateDir>/call-starts/<taskKey>/<digest of callId>`: whether one call's tool started, or was
+ * fenced off by its compensation as never started (recovery/call-starts.ts).
+ */
+export function callStartPathOf(stateDir: string, taskKey: string, callId: string): string {
+  assertTaskKey(taskKey);
+  const digest = createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
+  return join(stateDir, 'call-starts', taskKey, digest);
+}

@@ -10,12 +10,16 @@
  * - `tool` runs the compensating tool once per compensation id: completed ids are kept in a
  *   ledger under the state folder. A crash after the tool ran and before the ledger was written
  *   runs it again, so a compensating tool should itself be idempotent (it receives the id).
+ *   For a call whose start is in doubt (`startedOnly`), only when the call's start record says it
+ *   started (recovery/call-starts.ts): else `not-run` (fenced off, it never will), or `unknown`
+ *   when this folder cannot say (it is not the one the call's worker wrote to).
  */
 import * as fsp from 'node:fs/promises';
 import { RecoveryError, WardenError } from '../errors';
 import { writeJsonAtomic } from './atomic-file';
 import { CompensationSchema, type Compensation } from './compensation';
-import { compensationLedgerPathOf, journalPathOf } from './recovery-paths';
+import { callStartPathOf, compensationLedgerPathOf, journalPathOf } from './recovery-paths';
+import { fenceUnstartedCall, readCallStart } from './call-starts';
 import { undoSqlCall } from './sql-undo-journal';
 import { discardOverlay } from './workspace-overlay';
 import { undoOverlayCall } from './overlay-undo';
@@ -35,11 +39,19 @@ export interface CompensationDeps {
   runTool?: (tool: string, input: unknown) => Promise<unknown>;
   /** Overwrite later changes when undoing (otherwise conflicts fail with ERR_ROLLBACK_CONFLICT). */
   force?: boolean;
+  /**
+   * A `tool` compensation's call may never have started: run the compensating tool only when the
+   * call's start record in `stateDir` says it started. `fence`: `stateDir` is the folder every
+   * worker of the call wrote its record to, so no record means never started, and the call is
+   * fenced off for good; `read`: it may not be, so no record means `unknown`.
+   */
+  startedOnly?: 'fence' | 'read';
 }
 
 export interface CompensationOutcome {
   kind: Compensation['kind'];
-  status: 'done' | 'already-done' | 'nothing-to-do';
+  /** `not-run`: the original call never started, nothing was run for it; `unknown`: whether it started cannot be told here, nothing was run. */
+  status: 'done' | 'already-done' | 'nothing-to-do' | 'not-run' | 'unknown';
   detail: string;
 }
 
@@ -83,6 +95,12 @@ export async function runCompensation(compensation: Compensation, deps: Compensa
         const ledger = await readLedger(ledgerFile);
         const id = parsed.input.compensationId;
         if (Object.hasOwn(ledger.done, id)) return { kind: parsed.kind, status: 'already-done', detail: `${parsed.tool} already ran` };
+        if (deps.startedOnly !== undefined) {
+          const record = callStartPathOf(deps.stateDir, deps.taskKey, parsed.callId);
+          const start = deps.startedOnly === 'fence' ? await fenceUnstartedCall(record, parsed.callId) : await readCallStart(record);
+          if (start === 'never') return { kind: parsed.kind, status: 'not-run', detail: `${parsed.forTool} never started: ${parsed.tool} not run` };
+          if (start === undefined) return { kind: parsed.kind, status: 'unknown', detail: `no record here that ${parsed.forTool} started, and this worker's recovery folder is not shared: ${parsed.tool} not run` };
+        }
         if (deps.runTool === undefined) throw new TypeError('runCompensation: a tool compensation needs deps.runTool');
         await deps.runTool(parsed.tool, parsed.input);
         const latest = await readLedger(ledgerFile);

@@ -47,8 +47,11 @@ export class TaskSaga {
 
   constructor(
     private readonly scope: SagaScope,
-    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult' | 'subagentProgramUndo' | 'commitProof'>>,
+    private readonly patches: Pick<WorkflowPatches, 'subagentFsUndo'> & Partial<Pick<WorkflowPatches, 'commitFailureResult' | 'subagentProgramUndo' | 'commitProof' | 'toolUndoStarted'>>,
   ) {}
+
+  /** This task's calls registered in doubt of their start (patch `warden-tool-undo-started`): call id -> step index. */
+  private readonly inDoubt = new Map<string, number>();
 
   /** The task with its MCP tool lists pinned: compensation reads those tools' descriptors; activities get `activityTask`. */
   useTask(task: Task, activityTask: Task = task): void {
@@ -64,8 +67,10 @@ export class TaskSaga {
   /**
    * Registers how to undo one tool call, also a failed one: it may have changed rows before failing.
    * @param callId the call's idempotency key (`<workflowId>:<stepIndex>`)
+   * @param startInDoubt registered without a result (lost, ended, failed): with patch
+   *   `warden-tool-undo-started` its compensating tool runs only if the call's start record says it started
    */
-  registerToolCall(tool: string, stepIndex: number, callId: string, args: Record<string, unknown>, output: unknown): void {
+  registerToolCall(tool: string, stepIndex: number, callId: string, args: Record<string, unknown>, output: unknown, startInDoubt = false): void {
     // The tool's descriptor says how it is undone (and when it cannot be), whatever runs it.
     const descriptor = resolveTool(this.scope.task, tool);
     // A sub-agent's file writes are undone per call; histories from before keep their commands.
@@ -76,8 +81,32 @@ export class TaskSaga {
       this.compensations.push({ kind: 'fs-overlay-undo', callId, forTool: tool });
       return;
     }
-    this.compensations.push(...plan.compensations);
+    const doubted = startInDoubt && this.patches.toolUndoStarted === true;
+    // Journal undo (SQL, overlay) of a call that never started finds nothing under its id: only a compensating tool acts regardless.
+    this.compensations.push(...(doubted ? plan.compensations.map((c) => (c.kind === 'tool' ? { ...c, startedOnly: true as const } : c)) : plan.compensations));
+    if (doubted) this.inDoubt.set(callId, stepIndex);
     if (!plan.undoable) this.notUndoable.push(`#${stepIndex} ${tool}: ${plan.note}`);
+  }
+
+  /**
+   * A compensation that ran nothing because its call's start record says it never started
+   * (`not-run`: this task's step is then recorded not run) or because this worker could not say
+   * (`unknown`: listed as possibly run and not undone). False for any other outcome, which is reported.
+   */
+  private ranNothing(result: TaskResult, compensation: Compensation, outcome: { status: string; detail: string }): boolean {
+    if (compensation.kind !== 'tool' || (outcome.status !== 'not-run' && outcome.status !== 'unknown')) return false;
+    const stepIndex = this.inDoubt.get(compensation.callId);
+    const step = stepIndex === undefined ? undefined : result.steps.find((s) => s.index === stepIndex);
+    if (outcome.status === 'unknown') {
+      this.notUndoable.push(`#${stepIndex ?? compensation.callId} ${compensation.forTool}: may or may not have run, not undone (${outcome.detail})`);
+      return true;
+    }
+    if (step !== undefined) {
+      step.executed = false;
+      const why = step.error?.code === 'ERR_TOOL_CANCELLED' ? 'cancelled before it ran' : step.error === undefined ? 'not run' : `${step.error.message}; its tool never started`;
+      step.error = { code: step.error?.code ?? 'ERR_TOOL_CANCELLED', message: `${why}: its start record says no worker started it, so nothing was undone for it` };
+    }
+    return true;
   }
 
   /**
@@ -133,7 +162,8 @@ export class TaskSaga {
       try {
         const undo = compensation.kind === 'fs-overlay-discard' ? 'discard workspace changes' : `undo ${compensation.forTool} (${compensation.kind})`;
         // On the data plane while it is there, else on any worker (SQL undo reads the shared journal).
-        const outcome = await affinity.saga((on) => summarized.compensate(`compensate: ${undo}`, on)({ ...tree, task, compensation: sentOf(compensation), ...(grantId === undefined ? {} : { grantId }) }));
+        const outcome = await affinity.saga((on) => summarized.compensate(`compensate: ${undo}`, on)({ ...tree, task, compensation: sentOf(compensation), ...startedOnlyOf(compensation), ...(grantId === undefined ? {} : { grantId }) }));
+        if (this.ranNothing(result, compensation, outcome)) continue;
         rolledBack.push({ kind: outcome.kind, ...of, ...reported(compensation, outcome) });
       } catch (error) {
         const failure = stepErrorOf(error);
@@ -198,9 +228,10 @@ export class TaskSaga {
           run,
           SAGA_CALL,
           'rollback',
-          (a) => a.compensate({ ...tree, taskRef: flow.taskRef!, compensation: sentOf(compensation), ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
+          (a) => a.compensate({ ...tree, taskRef: flow.taskRef!, compensation: sentOf(compensation), ...startedOnlyOf(compensation), ...(run.identity === undefined ? {} : { grantId: run.identity.grantId }) }),
           `compensate: ${undo}`,
         );
+        if (this.ranNothing(result, compensation, outcome)) continue;
         rolledBack.push({ kind: outcome.kind, ...of, ...reported(compensation, outcome) });
       } catch (error) {
         if (error instanceof DataPlaneLost) {
@@ -222,11 +253,19 @@ export class TaskSaga {
   }
 }
 
-/** The descriptor the compensation's activity gets: without the workflow's own `unconfirmed` mark (a worker from before parses it strictly). */
+/** The descriptor the compensation's activity gets: without the workflow's own `unconfirmed` and `startedOnly` marks (a worker from before parses it strictly). */
 function sentOf(compensation: Compensation): Compensation {
-  if (compensation.kind === 'fs-overlay-discard' || compensation.unconfirmed === undefined) return compensation;
+  if (compensation.kind === 'fs-overlay-discard') return compensation;
+  if (compensation.unconfirmed === undefined && (compensation.kind !== 'tool' || compensation.startedOnly === undefined)) return compensation;
   const { unconfirmed: _mark, ...sent } = compensation;
-  return sent;
+  if (sent.kind !== 'tool') return sent;
+  const { startedOnly: _doubt, ...tool } = sent;
+  return tool;
+}
+
+/** The compensation activity's `startedOnly`, for a compensating tool whose call's start is in doubt. */
+function startedOnlyOf(compensation: Compensation): { startedOnly?: true } {
+  return compensation.kind === 'tool' && compensation.startedOnly === true ? { startedOnly: true } : {};
 }
 
 /** How a compensation that ran is reported: `unconfirmed` when its original call may have completed after it. */

@@ -245,8 +245,9 @@ async function recordingWrites(run: AgentRun, call: () => Promise<ToolCallResult
  * error is: the call's own failure, a cancel or the deadline ending the task (run-action.ts
  * records which). Each undo of a call that did nothing is a no-op: `sql-undo` and
  * `fs-overlay-undo` find nothing under its call id (`nothing-to-do`), an HTTP request or a tool
- * without a compensating tool is reported as possibly not undone, and a compensating tool
- * receives the original's output as null, as for a failed call.
+ * without a compensating tool is reported as possibly not undone. A compensating tool acts
+ * whatever the call did, so it runs only if the call's start record says its tool started (patch
+ * `warden-tool-undo-started`; older runs ran it, the original's output null, for any such call).
  */
 function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, callId: string, registered: boolean, error: unknown, callFailure: unknown): void {
   if (step.executed) return;
@@ -257,7 +258,8 @@ function ranUnfinished(run: AgentRun, action: ToolAction, step: StepRecord, call
     return;
   }
   step.executed = true;
-  if (!registered) run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+  // Taken to have run, but nothing here proves its tool started: a compensating tool runs only on its start record (patch `warden-tool-undo-started`).
+  if (!registered) run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined, true);
   // Stopped, but its tool was not confirmed stopped: its compensation still runs, and the task says it may not have undone it.
   if (outcome.stopUnconfirmed !== undefined) {
     run.saga.notUndoable.push(`#${step.index} ${action.tool}: ${outcome.stopUnconfirmed}`);
@@ -287,7 +289,8 @@ function howTaskEnded(error: unknown): string {
  * `warden-not-run-vouched`): a cancel with no recorded start (`startedEventId` 0) is also what
  * Temporal records for a cancel in the backoff between two attempts, after earlier attempts ran,
  * and its details (`ACTIVITY_ID_NOT_STARTED`) are the same either way; such a call is taken to
- * have run, and its undo finds nothing to undo if it did not.
+ * have run, and its undo finds nothing to undo if it did not. Its compensating tool, which would
+ * act all the same, asks the call's start record first (patch `warden-tool-undo-started`).
  */
 function callOutcomeOf(run: AgentRun, error: unknown): { notRun?: boolean; stopUnconfirmed?: string } {
   // Older runs: a cancel recorded with no start was taken for a call no worker started.
@@ -325,12 +328,15 @@ function endedWhileRunning(error: unknown): StepError {
 
 /**
  * The worker holding the data plane died with this call scheduled or running: it may have changed
- * rows before it died (the journal is shared), so its undo is registered before the task ends.
+ * rows before it died (the journal is shared), so its undo is registered before the task ends. It
+ * may as well never have started (a schedule-to-start timeout on the lost worker's queue says only
+ * that the last attempt did not): its compensating tool runs only if the call's start record says
+ * it started, and otherwise its record reads not run (patch `warden-tool-undo-started`, task-saga.ts).
  */
 function lostMidCall(run: AgentRun, action: ToolAction, step: StepRecord, callId: string): void {
   step.error = { code: 'ERR_DATA_PLANE_LOST', message: run.affinity.lost ?? 'the data plane was lost' };
   step.executed = true;
-  run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined);
+  run.saga.registerToolCall(action.tool, step.index, callId, action.args, undefined, true);
 }
 
 /** The overlay paths a failed call wrote and the worker took back out (its failure's details), for the step record. */

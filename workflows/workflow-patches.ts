@@ -161,6 +161,16 @@ export const NOT_RUN_VOUCHED_PATCH = 'warden-not-run-vouched';
 export const SUBAGENT_LIMITS_INHERITED_PATCH = 'warden-subagent-limits-inherited';
 
 /**
+ * A compensating tool runs for a call whose start is in doubt (its undo registered without a
+ * result: the data plane lost with the call scheduled, the task's end or a failure with no word
+ * that its tool never started) only when the call's durable start record says its tool started
+ * (recovery/call-starts.ts): no record fences the call off and reads not run; a worker that cannot
+ * say lists it as possibly run and not undone. Older runs ran the compensating tool for every such
+ * call, also one no worker ever started (stock 1 -> 101).
+ */
+export const TOOL_UNDO_STARTED_PATCH = 'warden-tool-undo-started';
+
+/**
  * One marker for the patches of this module that existed when it was made
  * ({@link PATCHES_TAKEN_AT_ONCE}): a run that records it takes each of them without a marker per
  * patch. Each patch marker came with the SDK's `TemporalChangeVersion` search attribute upsert, so
@@ -273,6 +283,8 @@ export interface WorkflowPatches {
   notRunVouched: boolean;
   /** Only for a task that declares sub-agents: a limit a sub-agent leaves out is its parent's (spawn-step.ts). */
   subagentLimitsInherited: boolean;
+  /** A compensating tool runs for a call in doubt only when its start record says it started (task-saga.ts). */
+  toolUndoStarted: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -328,6 +340,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     notRunVouched: patched(NOT_RUN_VOUCHED_PATCH),
     // Asked last, for the same reason. Only a task with sub-agents derives their limits: no marker elsewhere.
     subagentLimitsInherited: hasSubagents && patched(SUBAGENT_LIMITS_INHERITED_PATCH),
+    // Asked last, for the same reason.
+    toolUndoStarted: patched(TOOL_UNDO_STARTED_PATCH),
   };
 }
 
