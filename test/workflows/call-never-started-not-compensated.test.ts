@@ -36,8 +36,9 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { ActivityInterceptorsFactory } from '@temporalio/worker';
+import { Worker, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { workflowBundle } from '../../worker/workflow-bundle';
 import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
@@ -47,6 +48,8 @@ import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/wa
 /** Workflows whose data-plane worker is "lost" right after it prepared the task. */
 const lostAfterPrepare = new Set<string>();
 const started: string[] = [];
+/** Every task this file ran, replayed at the end. */
+const ran: string[] = [];
 
 const loseDataPlane: ActivityInterceptorsFactory = (ctx) => ({
   inbound: {
@@ -94,6 +97,7 @@ async function reserveOnLostDataPlane(cancelWhileWaiting: boolean): Promise<{ re
     REPO_ROOT,
   );
   const handle = await env.start(task, workflowId);
+  ran.push(workflowId);
   if (cancelWhileWaiting) {
     // Cancelled while `runTool` waits on the lost worker's queue (scheduled, never started).
     for (;;) {
@@ -163,6 +167,7 @@ it('control: a call that started and failed still has its compensating tool run'
     'started-then-failed.yaml',
     REPO_ROOT,
   );
+  ran.push(workflowId);
   const result = await followAgentTask(await env.start(task, workflowId));
   const after = new Database(dbFile, { readonly: true });
   let stock: unknown;
@@ -180,4 +185,16 @@ it('control: a call that started and failed still has its compensating tool run'
     error: result.steps[0]?.error?.code,
     released: (result.recovery?.rolledBack ?? []).filter((r) => r.kind === 'tool').map((r) => [r.forTool, r.status]),
   }).toEqual({ stock: { qty: 100 }, executed: true, error: 'ERR_TOOL_THREW', released: [['reserve-then-fail', 'done']] });
+}, 300_000);
+
+it('the runs replay against the workflow code (the patch and the start record leave no other command)', async () => {
+  expect(ran).toHaveLength(3);
+  const histories = (async function* () {
+    for (const workflowId of ran) yield { workflowId, history: await env.client.workflow.getHandle(workflowId).fetchHistory() };
+  })();
+  const failures: string[] = [];
+  for await (const result of Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, histories)) {
+    if (result.error !== undefined) failures.push(`${result.workflowId}: ${String(result.error)}`);
+  }
+  expect(failures).toEqual([]);
 }, 300_000);
