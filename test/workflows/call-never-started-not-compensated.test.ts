@@ -71,31 +71,45 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(async () => env?.close());
 
-/** The stock after a task whose one call of `reserve` waited on a data-plane queue nobody polls, and what its record says. */
-async function reserveOnLostDataPlane(cancelWhileWaiting: boolean): Promise<{ result: TaskResult; stock: unknown; workflowId: string }> {
-  const workspace = await mkdtemp(join(tmpdir(), 'warden-lost-before-start-'));
+/** A clerk's task over a shop database holding one tea, with `extra` custom tools beside reserve and release. */
+async function clerkTask(script: unknown[], extra: { tools?: (typeof STOCK_TOOLS)[number][]; limits?: Record<string, unknown> } = {}): Promise<{ task: ReturnType<typeof parseTask>; workflowId: string; dbFile: string }> {
+  const workspace = await mkdtemp(join(tmpdir(), 'warden-call-start-'));
   const dbFile = join(workspace, 'shop.db');
   const db = new Database(dbFile);
   db.exec("CREATE TABLE stock (item TEXT PRIMARY KEY, qty INTEGER); INSERT INTO stock VALUES ('tea', 1);");
   db.close();
   const name = `clerk-${Math.random().toString(36).slice(2, 8)}`;
-  const workflowId = `test-${name}`;
-  lostAfterPrepare.add(workflowId);
+  const custom = [...STOCK_TOOLS, ...(extra.tools ?? [])];
   const task = parseTask(
     {
       user: 'erin@example.com',
       intent: 'reserve tea',
-      agent: { name, model: { driver: 'scripted', script: [{ tool: 'reserve', args: { item: 'tea', qty: 1 } }, { final: 'reserved' }] } },
-      tools: {
-        builtin: ['sql.exec'],
-        custom: STOCK_TOOLS,
-      },
-      grants: { tools: ['reserve', 'release', 'sql.exec'], databases: ['shop'] },
+      agent: { name, model: { driver: 'scripted', script } },
+      tools: { builtin: ['sql.exec'], custom },
+      grants: { tools: [...custom.map((t) => t.name), 'sql.exec'], databases: ['shop'] },
       resources: { workspace, databases: { shop: dbFile } },
+      ...(extra.limits === undefined ? {} : { limits: extra.limits }),
     },
-    'lost-data-plane.yaml',
+    'clerk.yaml',
     REPO_ROOT,
   );
+  return { task, workflowId: `test-${name}`, dbFile };
+}
+
+/** The tea in stock. */
+function stockIn(dbFile: string): unknown {
+  const after = new Database(dbFile, { readonly: true });
+  try {
+    return after.prepare("SELECT qty FROM stock WHERE item = 'tea'").get();
+  } finally {
+    after.close();
+  }
+}
+
+/** The stock after a task whose one call of `reserve` waited on a data-plane queue nobody polls, and what its record says. */
+async function reserveOnLostDataPlane(cancelWhileWaiting: boolean): Promise<{ result: TaskResult; stock: unknown; workflowId: string }> {
+  const { task, workflowId, dbFile } = await clerkTask([{ tool: 'reserve', args: { item: 'tea', qty: 1 } }, { final: 'reserved' }]);
+  lostAfterPrepare.add(workflowId);
   const handle = await env.start(task, workflowId);
   ran.push(workflowId);
   if (cancelWhileWaiting) {
@@ -109,12 +123,7 @@ async function reserveOnLostDataPlane(cancelWhileWaiting: boolean): Promise<{ re
     await handle.cancel();
   }
   const result = await followAgentTask(handle);
-  const after = new Database(dbFile, { readonly: true });
-  try {
-    return { result, stock: after.prepare("SELECT qty FROM stock WHERE item = 'tea'").get(), workflowId };
-  } finally {
-    after.close();
-  }
+  return { result, stock: stockIn(dbFile), workflowId };
 }
 
 it.each([
@@ -144,38 +153,11 @@ const RESERVE_THEN_FAIL = {
 };
 
 it('control: a call that started and failed still has its compensating tool run', async () => {
-  const workspace = await mkdtemp(join(tmpdir(), 'warden-started-then-failed-'));
-  const dbFile = join(workspace, 'shop.db');
-  const db = new Database(dbFile);
-  db.exec("CREATE TABLE stock (item TEXT PRIMARY KEY, qty INTEGER); INSERT INTO stock VALUES ('tea', 1);");
-  db.close();
-  const name = `clerk-${Math.random().toString(36).slice(2, 8)}`;
-  const workflowId = `test-${name}`;
-  const task = parseTask(
-    {
-      user: 'erin@example.com',
-      intent: 'reserve tea',
-      agent: {
-        name,
-        model: { driver: 'scripted', script: [{ tool: 'reserve-then-fail', args: { item: 'tea', qty: 1 } }, { tool: 'reserve', args: { item: 'tea', qty: 1 } }, { final: 'reserved' }] },
-      },
-      tools: { builtin: ['sql.exec'], custom: [...STOCK_TOOLS, RESERVE_THEN_FAIL] },
-      grants: { tools: ['reserve', 'reserve-then-fail', 'release', 'sql.exec'], databases: ['shop'] },
-      resources: { workspace, databases: { shop: dbFile } },
-      limits: { maxSteps: 1 },
-    },
-    'started-then-failed.yaml',
-    REPO_ROOT,
-  );
+  const script = [{ tool: 'reserve-then-fail', args: { item: 'tea', qty: 1 } }, { tool: 'reserve', args: { item: 'tea', qty: 1 } }, { final: 'reserved' }];
+  const { task, workflowId, dbFile } = await clerkTask(script, { tools: [RESERVE_THEN_FAIL], limits: { maxSteps: 1 } });
   ran.push(workflowId);
   const result = await followAgentTask(await env.start(task, workflowId));
-  const after = new Database(dbFile, { readonly: true });
-  let stock: unknown;
-  try {
-    stock = after.prepare("SELECT qty FROM stock WHERE item = 'tea'").get();
-  } finally {
-    after.close();
-  }
+  const stock = stockIn(dbFile);
   expect(result.status).toBe('limit_exceeded');
   expect(started.filter((id) => id === workflowId)).toHaveLength(1);
   // `reserve-then-fail` took 1 (1 -> 0) and failed; `release` puts 100 back: 100.
