@@ -9,7 +9,9 @@
  *   reached otherwise (effects may have happened). The host writes each notice synchronously on
  *   a pipe of its own before the use goes ahead, and a lost host's calls are answered only once
  *   its process has exited and that pipe and the IPC channel have closed (`close`: every notice
- *   and answer it sent read); if a call overruns its
+ *   and answer it sent read). A call whose isolate V8 gave up on (SandboxCrashedNotice) is answered
+ *   at once, not retryable; its host retires (no new calls; a replacement is started at once) and
+ *   ends once its other calls are answered, which go on as if nothing happened. If a call overruns its
  *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
  *   ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
  *   lost one had booted; otherwise the next call starts one.
@@ -30,7 +32,7 @@ import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxCrashedNotice, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
@@ -67,6 +69,8 @@ export interface SandboxClientStats {
   cancelKills: number;
   /** Calls sent and not yet answered. */
   inFlight: number;
+  /** Hosts that lost an isolate to V8 and are finishing their other calls before they end (they take no new ones). */
+  retiringHosts: number;
   /** Calls sent with their policy's compiled rules in full (once per `rulesKey` and host, and again after the host dropped them). */
   rulesSent: number;
 }
@@ -94,8 +98,6 @@ interface PendingCall {
   cancelTimer?: LongTimeout;
   /** Capabilities the host said the call reached (SandboxReachedNotice): what may have had effects. */
   reached: Set<string>;
-  /** Set when the host said this call's isolate failed beyond V8's control (SandboxCrashedNotice): it ended the host. */
-  crashedHost?: boolean;
 }
 
 /** Options of one call. */
@@ -126,6 +128,8 @@ export class SandboxClient {
   readonly #env: NodeJS.ProcessEnv;
   readonly #pending = new Map<string, PendingCall>();
   #host: HostHandle | undefined;
+  /** Hosts that lost an isolate to V8 (SandboxCrashedNotice): they get no new calls, finish theirs and abort. */
+  readonly #retiring = new Set<HostHandle>();
   #nextId = 0;
   #closed = false;
   #hostStarts = 0;
@@ -179,7 +183,7 @@ export class SandboxClient {
   }
 
   get stats(): SandboxClientStats {
-    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, cancelKills: this.#cancelKills, inFlight: this.#pending.size, rulesSent: this.#rulesSent };
+    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, cancelKills: this.#cancelKills, inFlight: this.#pending.size, retiringHosts: this.#retiring.size, rulesSent: this.#rulesSent };
   }
 
   /**
@@ -307,9 +311,10 @@ export class SandboxClient {
     if (this.#closed) return;
     this.#closed = true;
     for (const id of [...this.#pending.keys()]) this.#answer(id, failure(id, 'ERR_SANDBOX_CRASHED', 'the sandbox client was closed'));
-    const host = this.#host;
+    const hosts = [...this.#retiring, ...(this.#host === undefined ? [] : [this.#host])];
     this.#host = undefined;
-    if (host !== undefined) await stopProcess(host.child);
+    this.#retiring.clear();
+    await Promise.all(hosts.map((host) => stopProcess(host.child)));
   }
 
   #currentHost(): HostHandle {
@@ -359,10 +364,24 @@ export class SandboxClient {
       this.#discardHost(host, 'the sandbox host sent a malformed message');
       return;
     }
+    if (notice.data.type === 'crashed') this.#retire(host);
     const pending = this.#pending.get(notice.data.id);
     if (pending === undefined || pending.host !== host) return;
     if (notice.data.type === 'reached') pending.reached.add(notice.data.capability);
-    else pending.crashedHost = true;
+    // Its own failure, answered now: the host finishes the other calls before it ends.
+    else this.#answer(notice.data.id, lostItsIsolate(notice.data.id, pending, notice.data.cause));
+  }
+
+  /**
+   * `host` lost an isolate to V8 and ends once its other calls are answered: new calls go to a
+   * replacement, started now (warm for the next call); its own calls stay with it.
+   */
+  #retire(host: HostHandle): void {
+    if (host.gone || this.#closed) return;
+    this.#retiring.add(host);
+    if (this.#host !== host) return;
+    this.#host = undefined;
+    setImmediate(() => this.#warmReplacement());
   }
 
   #onMessage(host: HostHandle, raw: unknown): void {
@@ -422,6 +441,7 @@ export class SandboxClient {
   #onHostClosed(host: HostHandle): void {
     if (host.closed) return;
     host.closed = true;
+    this.#retiring.delete(host);
     this.#onHostGone(host, `the sandbox host exited (${host.child.signalCode ?? `code ${host.child.exitCode}`})`);
   }
 
@@ -449,6 +469,18 @@ export class SandboxClient {
 }
 
 /**
+ * The answer of a call whose isolate V8 gave up on (SandboxCrashedNotice): its own failure, not
+ * retryable (run again, it would end the replacement host as well): ERR_SANDBOX_MEMORY when V8 ran
+ * out of heap for it, ERR_SANDBOX_CRASHED otherwise; the message names what it had reached.
+ */
+function lostItsIsolate(id: string, pending: PendingCall, cause: SandboxCrashedNotice['cause']): SandboxRunResponse {
+  const effects = pending.reached.size === 0 ? 'it had reached no capability' : `after it had reached ${[...pending.reached].sort().join(', ')}, whose effects may have happened`;
+  return cause === 'out-of-memory'
+    ? failure(id, 'ERR_SANDBOX_MEMORY', `the tool ran out of memory: V8 could not fit one of its allocations in the isolate's heap and gave the isolate up; ${effects}; it is not run again`)
+    : failure(id, 'ERR_SANDBOX_CRASHED', `the call's isolate failed beyond V8's control and its sandbox host is retiring; ${effects}; it is not run again`);
+}
+
+/**
  * The answer of a call lost with its host (another call's cancellation or overrun, a crash, a
  * wedged host): ERR_SANDBOX_CRASHED either way, but a call that reached no capability did nothing
  * and is retryable (its activity runs it again, on the replacement host, with a fresh credential),
@@ -456,11 +488,6 @@ export class SandboxClient {
  */
 function lostWithHost(id: string, pending: PendingCall, reason: string): SandboxRunResponse {
   const reachedText = [...pending.reached].sort().join(', ');
-  if (pending.crashedHost === true) {
-    // The cause, not a bystander: run again, it would end the replacement host as well.
-    const effects = pending.reached.size === 0 ? 'it had reached no capability' : `after it had reached ${reachedText}, whose effects may have happened`;
-    return failure(id, 'ERR_SANDBOX_CRASHED', `the call's isolate failed beyond V8's control (a heap exhausted outside its memory limit's checks) and ended the sandbox host; ${effects}; it is not run again`);
-  }
   if (pending.reached.size === 0) {
     return { type: 'result', id, ok: false, error: { code: 'ERR_SANDBOX_CRASHED', message: `${reason} while running the call; the call had reached no capability, so nothing of it happened and it may be run again`, retryable: true }, durationMs: 0 };
   }

@@ -31,6 +31,8 @@ export interface HostServices {
   gate?: CredentialGate;
   /** The calls being handled, by id: a `cancel` message aborts one (absent: calls cannot be cancelled). */
   inFlight?: Map<string, AbortController>;
+  /** Why the host takes no more calls (it is retiring after a catastrophe), or undefined while it serves. */
+  retiring?: () => string | undefined;
 }
 
 /**
@@ -45,6 +47,12 @@ export async function handleHostMessage(raw: unknown, send: Send, services: Host
     return;
   }
   const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : undefined;
+  const retiring = services.retiring?.();
+  if (retiring !== undefined) {
+    // Sent before the client read the crashed notice: nothing of it ran, so it may be run again (on the replacement host).
+    send({ type: 'result', id: id ?? '', ok: false, error: { code: 'ERR_SANDBOX_CRASHED', message: `the sandbox host is retiring (${retiring}); the call did not run and may be run again`, retryable: true }, durationMs: 0 });
+    return;
+  }
   // Ids are the client's, unique per host; a second call of a live id is not this host's business to track.
   const controller = id === undefined || services.inFlight === undefined || services.inFlight.has(id) ? undefined : new AbortController();
   if (controller !== undefined) services.inFlight!.set(id!, controller);
@@ -184,6 +192,50 @@ export function writeNoticeSync(fd: number, notice: SandboxNotice): void {
   writeAllSync(fd, Buffer.from(`${JSON.stringify(notice)}\n`, 'utf8'));
 }
 
+/** isolated-vm's message when V8 ran out of heap for an isolate (environment.cc, OOMErrorCallback). */
+const OUT_OF_MEMORY_MESSAGE = /out-of-memory/i;
+
+/**
+ * What the host does when V8 gives up on one of its isolates (isolated-vm's `onCatastrophicError`:
+ * one allocation that does not fit under the isolate's heap limit, a Map's or an array's backing
+ * store growing, fails as a fatal out-of-memory however far below `memoryLimit` the heap is, s15).
+ * isolated-vm's advice is followed to the letter: stop serving, finish outstanding work, then
+ * abort. The isolate's thread is parked for good by isolated-vm and the other isolates are
+ * independent heaps, so the calls running in them finish as if nothing happened (another task's
+ * payment in flight is answered); only the call that leased the lost isolate is lost, and it is
+ * named at once on the notice pipe (the client answers it, not run again, and sends this host no
+ * more calls). Calls that still arrive are refused as not run. Once every call but the lost ones
+ * has been answered, the host aborts; the client has started its replacement by then.
+ * A notice that cannot be written (the client is gone) aborts at once.
+ */
+export function retireAfterCatastrophe(
+  inFlight: ReadonlyMap<string, unknown>,
+  send: Send,
+  abort: (message: string) => void = abortHostProcess,
+): { onCatastrophicError: (message: string, holder: string | undefined) => void; reason: () => string | undefined; abortIfDone: () => void } {
+  let reason: string | undefined;
+  const lost = new Set<string>();
+  const abortIfDone = () => {
+    if (reason === undefined) return;
+    for (const id of inFlight.keys()) if (!lost.has(id)) return;
+    abort(reason);
+  };
+  const onCatastrophicError = (message: string, holder: string | undefined) => {
+    reason ??= cutText(message, 200);
+    if (holder !== undefined && !lost.has(holder)) {
+      lost.add(holder);
+      try {
+        send({ type: 'crashed', id: holder, cause: OUT_OF_MEMORY_MESSAGE.test(message) ? 'out-of-memory' : 'lost' });
+      } catch {
+        abort(message);
+        return;
+      }
+    }
+    abortIfDone();
+  };
+  return { onCatastrophicError, reason: () => reason, abortIfDone };
+}
+
 /** Serves requests from the parent process until the IPC channel closes. */
 export function serveOverIpc(): void {
   // Without the notice pipe (a client that did not open one), notices go on the IPC channel.
@@ -200,20 +252,13 @@ export function serveOverIpc(): void {
     }
   };
   const identityDir = process.env[SANDBOX_IDENTITY_DIR_ENV];
-  // The call whose isolate V8 lost is named before the host aborts: the client answers it as the
-  // cause, not run again (it would crash the replacement host too), the other calls as bystanders.
-  const pool = new IsolatePool({
-    onCatastrophicError: (message, holder) => {
-      try {
-        if (holder !== undefined) send({ type: 'crashed', id: holder });
-      } finally {
-        abortHostProcess(message);
-      }
-    },
-  });
+  const inFlight = new Map<string, AbortController>();
+  const retirement = retireAfterCatastrophe(inFlight, send);
+  const pool = new IsolatePool({ onCatastrophicError: retirement.onCatastrophicError });
   const services: HostServices = {
     pool,
-    inFlight: new Map(),
+    inFlight,
+    retiring: retirement.reason,
     ...(identityDir
       ? {
           gate: openGateOrRefuser(identityDir, {
@@ -230,6 +275,7 @@ export function serveOverIpc(): void {
   let warmed = false;
   process.on('message', (raw: unknown) => {
     void sqlReady.then(() => handleHostMessage(raw, send, services)).then(() => {
+      retirement.abortIfDone();
       // After the first answer (the worker's start-up probe, which it awaits before polling):
       // what the first tool call would otherwise do, while the host waits for it (issue 17).
       if (warmed) return;
@@ -238,6 +284,8 @@ export function serveOverIpc(): void {
     });
   });
   process.on('disconnect', () => {
+    // A retiring host has an isolate V8 gave up on: an ordinary shutdown would wait for its thread.
+    if (retirement.reason() !== undefined) abortHostProcess(retirement.reason()!);
     void closeHost(pool, services.gate);
   });
 }

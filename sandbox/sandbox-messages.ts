@@ -221,14 +221,18 @@ export const SandboxReachedNoticeSchema = z.strictObject({
 export type SandboxReachedNotice = z.infer<typeof SandboxReachedNoticeSchema>;
 
 /**
- * The host tells the client, just before it aborts, that this call's isolate failed in a way V8
- * cannot contain (isolated-vm's `onCatastrophicError`, a heap exhausted outside its limit's
- * checks): the client answers that call as the cause of the host's loss, not run again, while the
- * other calls lost with the host are answered as bystanders.
+ * The host tells the client that this call's isolate failed in a way V8 cannot contain
+ * (isolated-vm's `onCatastrophicError`: a heap exhausted outside its limit's checks, or a script
+ * that would not terminate): the client answers that call at once as its own failure, not run
+ * again (it would end the replacement host too), and sends the host no more calls. The host
+ * finishes the calls it is running in other isolates and then aborts (sandbox-host.ts,
+ * `retireAfterCatastrophe`). `cause`: `out-of-memory` when V8 ran out of heap for the isolate
+ * (the call is answered ERR_SANDBOX_MEMORY), `lost` for any other loss (ERR_SANDBOX_CRASHED).
  */
 export const SandboxCrashedNoticeSchema = z.strictObject({
   type: z.literal('crashed'),
   id: z.string(),
+  cause: z.enum(['out-of-memory', 'lost']),
 });
 export type SandboxCrashedNotice = z.infer<typeof SandboxCrashedNoticeSchema>;
 
