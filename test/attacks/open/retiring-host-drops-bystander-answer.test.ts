@@ -1,0 +1,90 @@
+/**
+ * Open finding (s15, atk15c), severity medium: a sandbox host that retires after V8 gave up on one
+ * of its isolates aborts in the same turn in which it queued its last bystander's answer, so an
+ * answer larger than what the IPC socket takes at once is cut off: the bystander, another task's
+ * payment the server already accepted, is answered ERR_SANDBOX_CRASHED ("effects may have
+ * happened") instead of its result. The retirement was made for exactly that call
+ * (test/sandbox/tool-oom-spares-other-calls.test.ts); it holds only for small answers.
+ *
+ * Why: the host sends answers with `process.send` (asynchronous: libuv writes what the socket
+ * takes now and queues the rest for a later turn of the event loop), and `serveOverIpc` calls
+ * `retirement.abortIfDone()` right after `handleHostMessage` resolves, which calls
+ * `process.abort()` before the queued rest of the answer is ever written (sandbox/sandbox-host.ts,
+ * `retireAfterCatastrophe`). The client reads a truncated message, then the host's exit, and
+ * answers the call as lost with its host (`lostWithHost`: reached http, not retryable).
+ *
+ * Reproduce: `npx vitest run test/attacks/open/retiring-host-drops-bystander-answer.test.ts`.
+ * A bystander posts a payment (held by the loopback server), a hog grows a Map at 64 MiB until
+ * V8 gives up on its isolate (the host retires; which allocation V8 fails catastrophically varies,
+ * so the hog is tried until the host retires), then the payment is answered and the bystander
+ * returns 900 kB (under its 1 MB output limit). Expected: the bystander's result, `ok`.
+ *
+ * Suggested fix: abort only once every answer sent has been flushed: send answers with the
+ * callback of `process.send` and count outstanding writes (or write answers synchronously like the
+ * notices), and call `abortIfDone` from the last write's callback; a control row with a small
+ * answer passes today.
+ *
+ * Real parts: a real sandbox host process (SandboxClient), real isolates, a loopback HTTP server.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { SandboxClient } from '../../../sandbox/sandbox-client';
+import type { CapabilityGrant } from '../../../sandbox/sandbox-messages';
+import { until } from '../../support/run-tool-watch';
+import { toolCall } from '../../sandbox/sandbox-test-kit';
+
+const FAR = 600_000;
+const HOG = 'const m = new Map(); for (let i = 0; ; i += 1) m.set(i, i);';
+
+let client: SandboxClient;
+let web: Server;
+const held: ServerResponse[] = [];
+
+beforeAll(async () => {
+  web = createServer((req: IncomingMessage, res) => {
+    req.resume();
+    req.on('end', () => held.push(res));
+  });
+  await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+  client = await SandboxClient.start({ cancelGraceMs: FAR, deadlineGraceMs: FAR });
+}, 120_000);
+
+afterAll(async () => {
+  await client?.close();
+  web?.closeAllConnections();
+  await new Promise((resolve) => web?.close(resolve));
+});
+
+/** What a paying bystander returning `bytes` of output got when the hog beside it made its host retire; undefined if V8 contained the hog. */
+async function bystanderBesideRetirement(bytes: number): Promise<string | undefined> {
+  const host = `127.0.0.1:${(web.address() as AddressInfo).port}`;
+  const grant: CapabilityGrant = { http: { allowedHosts: [host] } };
+  const before = held.length;
+  const paying = client.run(
+    toolCall(`const s = (await warden.http.fetch(input.url, { method: 'POST', body: 'pay 100 to bob' })).status; return s + ':' + 'x'.repeat(${bytes});`, { url: `http://${host}/pay` }, grant, { timeoutMs: FAR }),
+  );
+  await until(() => held.length > before, 'the payment reached the server');
+  await client.run(toolCall(HOG, null, {}, { timeoutMs: 60_000, memoryMb: 64 }));
+  // The crashed notice came before the hog's answer: a host that retires is counted by now.
+  const retired = client.stats.retiringHosts > 0;
+  held[before]!.end('ok');
+  const paid = await paying;
+  await until(() => !(client.stats.retiringHosts > 0), 'the retiring host ended');
+  if (!retired) return undefined;
+  return paid.ok ? `ok: ${String(paid.output).slice(0, 4)}` : `${paid.error.code}: ${paid.error.message.slice(0, 120)}`;
+}
+
+it('a retiring host answers its last bystander in full, also a large answer', async () => {
+  let seen: string | undefined;
+  for (let i = 0; i < 6 && seen === undefined; i += 1) seen = await bystanderBesideRetirement(900_000);
+  expect(seen, 'precondition: V8 gave up on the hog and the host retired').toBeDefined();
+  expect(seen).toBe('ok: 200:');
+}, 300_000);
+
+it('control: a small answer reaches the client before the retiring host aborts', async () => {
+  let seen: string | undefined;
+  for (let i = 0; i < 6 && seen === undefined; i += 1) seen = await bystanderBesideRetirement(10);
+  expect(seen, 'precondition: V8 gave up on the hog and the host retired').toBeDefined();
+  expect(seen).toBe('ok: 200:');
+}, 300_000);
