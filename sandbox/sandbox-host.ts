@@ -205,19 +205,23 @@ const OUT_OF_MEMORY_MESSAGE = /out-of-memory/i;
  * payment in flight is answered); only the call that leased the lost isolate is lost, and it is
  * named at once on the notice pipe (the client answers it, not run again, and sends this host no
  * more calls). Calls that still arrive are refused as not run. Once every call but the lost ones
- * has been answered, the host aborts; the client has started its replacement by then.
- * A notice that cannot be written (the client is gone) aborts at once.
+ * has been answered and every answer has left the process (`unsent`: an answer the IPC channel
+ * could not take at once waits in this process, and an abort would drop it), the host aborts; the
+ * client has started its replacement by then. A notice that cannot be written (the client is
+ * gone) aborts at once.
  */
 export function retireAfterCatastrophe(
   inFlight: ReadonlyMap<string, unknown>,
   send: Send,
   abort: (message: string) => void = abortHostProcess,
+  unsent: () => number = () => 0,
 ): { onCatastrophicError: (message: string, holder: string | undefined) => void; reason: () => string | undefined; abortIfDone: () => void } {
   let reason: string | undefined;
   const lost = new Set<string>();
   const abortIfDone = () => {
     if (reason === undefined) return;
     for (const id of inFlight.keys()) if (!lost.has(id)) return;
+    if (unsent() > 0) return;
     abort(reason);
   };
   const onCatastrophicError = (message: string, holder: string | undefined) => {
@@ -240,20 +244,30 @@ export function retireAfterCatastrophe(
 export function serveOverIpc(): void {
   // Without the notice pipe (a client that did not open one), notices go on the IPC channel.
   const noticePipe = process.env[SANDBOX_NOTICE_FD_ENV] === String(SANDBOX_NOTICE_FD);
+  // Messages handed to the IPC channel that have not left this process yet (a large answer waits
+  // in it while the socket is full): a retiring host aborts only once there are none.
+  let unsent = 0;
+  const sent = () => {
+    unsent -= 1;
+    retirement.abortIfDone();
+  };
   const send: Send = (message) => {
     if (message.type !== 'result' && noticePipe) {
       writeNoticeSync(SANDBOX_NOTICE_FD, message);
       return;
     }
+    unsent += 1;
     try {
-      process.send?.(message, undefined, undefined, () => undefined);
+      if (process.send === undefined) sent();
+      else process.send(message, undefined, undefined, sent);
     } catch {
       // The parent is gone; there is nobody left to tell and 'disconnect' ends this process.
+      sent();
     }
   };
   const identityDir = process.env[SANDBOX_IDENTITY_DIR_ENV];
   const inFlight = new Map<string, AbortController>();
-  const retirement = retireAfterCatastrophe(inFlight, send);
+  const retirement = retireAfterCatastrophe(inFlight, send, abortHostProcess, () => unsent);
   const pool = new IsolatePool({ onCatastrophicError: retirement.onCatastrophicError });
   const services: HostServices = {
     pool,

@@ -1,37 +1,32 @@
 /**
- * Open finding (s15, atk15c), severity medium: a sandbox host that retires after V8 gave up on one
- * of its isolates aborts in the same turn in which it queued its last bystander's answer, so an
- * answer larger than what the IPC socket takes at once is cut off: the bystander, another task's
- * payment the server already accepted, is answered ERR_SANDBOX_CRASHED ("effects may have
- * happened") instead of its result. The retirement was made for exactly that call
- * (test/sandbox/tool-oom-spares-other-calls.test.ts); it holds only for small answers.
+ * A sandbox host retiring after V8 gave up on one of its isolates answers its last bystander in
+ * full before it aborts. Was an open finding (s15, atk15c, medium, `retiring-host-drops-bystander-
+ * answer.test.ts`): the host aborted in the same turn in which it queued its last bystander's
+ * answer, so an answer larger than what the IPC socket takes at once was cut off and the
+ * bystander, another task's payment the server already accepted, was answered ERR_SANDBOX_CRASHED.
+ * Now the host counts the answers the IPC channel has not sent yet and aborts only when there are
+ * none (`unsent` in `retireAfterCatastrophe`, sandbox/sandbox-host.ts).
  *
- * Why: the host sends answers with `process.send` (asynchronous: libuv writes what the socket
+ * Why it was cut off: the host sends answers with `process.send` (asynchronous: libuv writes what the socket
  * takes now and queues the rest for a later turn of the event loop), and `serveOverIpc` calls
  * `retirement.abortIfDone()` right after `handleHostMessage` resolves, which calls
  * `process.abort()` before the queued rest of the answer is ever written (sandbox/sandbox-host.ts,
  * `retireAfterCatastrophe`). The client reads a truncated message, then the host's exit, and
  * answers the call as lost with its host (`lostWithHost`: reached http, not retryable).
  *
- * Reproduce: `npx vitest run test/attacks/open/retiring-host-drops-bystander-answer.test.ts`.
  * A bystander posts a payment (held by the loopback server), a hog grows a Map at 64 MiB until
  * V8 gives up on its isolate (the host retires; which allocation V8 fails catastrophically varies,
  * so the hog is tried until the host retires), then the payment is answered and the bystander
  * returns 900 kB (under its 1 MB output limit). Expected: the bystander's result, `ok`.
  *
- * Suggested fix: abort only once every answer sent has been flushed: send answers with the
- * callback of `process.send` and count outstanding writes (or write answers synchronously like the
- * notices), and call `abortIfDone` from the last write's callback; a control row with a small
- * answer passes today.
- *
  * Real parts: a real sandbox host process (SandboxClient), real isolates, a loopback HTTP server.
  */
 import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SandboxClient } from '../../../sandbox/sandbox-client';
-import type { CapabilityGrant } from '../../../sandbox/sandbox-messages';
-import { until } from '../../support/run-tool-watch';
-import { startLoopbackServer, toolCall, type LoopbackServer } from '../../sandbox/sandbox-test-kit';
+import { SandboxClient } from '../../sandbox/sandbox-client';
+import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
+import { until } from '../support/run-tool-watch';
+import { startLoopbackServer, toolCall, type LoopbackServer } from './sandbox-test-kit';
 
 const FAR = 600_000;
 const HOG = 'const m = new Map(); for (let i = 0; ; i += 1) m.set(i, i);';
