@@ -474,7 +474,7 @@ export class SandboxClient {
  * out of heap for it, ERR_SANDBOX_CRASHED otherwise; the message names what it had reached.
  */
 function lostItsIsolate(id: string, pending: PendingCall, cause: SandboxCrashedNotice['cause']): SandboxRunResponse {
-  const effects = pending.reached.size === 0 ? 'it had reached no capability' : `after it had reached ${[...pending.reached].sort().join(', ')}, whose effects may have happened`;
+  const effects = pending.reached.size === 0 ? 'it had reached no capability' : `after it had reached ${reachedNames(pending)}, whose effects may have happened`;
   return cause === 'out-of-memory'
     ? failure(id, 'ERR_SANDBOX_MEMORY', `the tool ran out of memory: V8 could not fit one of its allocations in the isolate's heap and gave the isolate up; ${effects}; it is not run again`)
     : failure(id, 'ERR_SANDBOX_CRASHED', `the call's isolate failed beyond V8's control and its sandbox host is retiring; ${effects}; it is not run again`);
@@ -487,11 +487,15 @@ function lostItsIsolate(id: string, pending: PendingCall, cause: SandboxCrashedN
  * while one that did is not, and its message names what it reached, whose effects may have happened.
  */
 function lostWithHost(id: string, pending: PendingCall, reason: string): SandboxRunResponse {
-  const reachedText = [...pending.reached].sort().join(', ');
   if (pending.reached.size === 0) {
     return { type: 'result', id, ok: false, error: { code: 'ERR_SANDBOX_CRASHED', message: `${reason} while running the call; the call had reached no capability, so nothing of it happened and it may be run again`, retryable: true }, durationMs: 0 };
   }
-  return failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call, after the call had reached ${reachedText}: their effects may have happened`);
+  return failure(id, 'ERR_SANDBOX_CRASHED', `${reason} while running the call, after the call had reached ${reachedNames(pending)}: their effects may have happened`);
+}
+
+/** The capabilities a call reached, sorted, as a message names them. */
+function reachedNames(pending: PendingCall): string {
+  return [...pending.reached].sort().join(', ');
 }
 
 function withoutRules(policy: PolicyGateSpec): PolicyGateSpec {

@@ -299,7 +299,8 @@ export function serveOverIpc(): void {
   });
   process.on('disconnect', () => {
     // A retiring host has an isolate V8 gave up on: an ordinary shutdown would wait for its thread.
-    if (retirement.reason() !== undefined) abortHostProcess(retirement.reason()!);
+    const reason = retirement.reason();
+    if (reason !== undefined) abortHostProcess(reason);
     void closeHost(pool, services.gate);
   });
 }
