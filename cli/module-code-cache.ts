@@ -38,7 +38,8 @@
  * the code that runs, as cached data is code: both are kept in the same private file, read only
  * under the same checks.
  *
- * This module imports Node built-ins only: bin/warden.js loads it before anything else.
+ * This module imports Node built-ins and two modules that import nothing else (cache-dir.ts,
+ * env-switch.ts) only: bin/warden.js loads it before anything else.
  */
 import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { Module } from 'node:module';
@@ -47,6 +48,7 @@ import { Script, type ScriptOptions } from 'node:vm';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { defaultCacheDir } from '../cache-dir';
+import { switchedOff } from '../env-switch';
 
 /** The parts of a CommonJS module and of `Module` this cache uses that @types/node does not declare. */
 interface LoadingModule {
@@ -133,9 +135,6 @@ function cacheKey(build: string, env: NodeJS.ProcessEnv): string {
   const nodePath = (env.NODE_PATH ?? '').split(delimiter).filter(Boolean).map((folder) => resolve(folder));
   return JSON.stringify([build, process.version, process.versions.v8, process.platform, process.arch, process.execArgv, env.NODE_OPTIONS ?? '', nodePath, env.NODE_PRESERVE_SYMLINKS ?? '', env.NODE_PRESERVE_SYMLINKS_MAIN ?? '']);
 }
-
-/** `WARDEN_CODE_CACHE` values that turn the cache off (as WARDEN_TELEMETRY's). */
-const OFF_VALUES = ['off', '0', 'false', 'no'];
 
 /** Whether `stats` is this user's and no one else may write it. */
 function ownedPrivately(stats: Stats): boolean {
@@ -228,6 +227,12 @@ function treeStamp(file: string): TreeStamp | undefined {
   }
 }
 
+/** Whether `lockfile` is no longer what `stamp` (as saved, unchecked) says it was: changed, gone, or the stamp malformed. */
+function treeChanged(lockfile: string, stamp: unknown): boolean {
+  const now = treeStamp(lockfile);
+  return now === undefined || !Array.isArray(stamp) || stamp.length !== 3 || stamp.some((value, i) => value !== now[i]);
+}
+
 /** The resolutions of a file read, or none when they are malformed or a lockfile they depend on changed. */
 function validResolutions(header: Header): { resolutions: Map<string, string>; trees: Map<string, TreeStamp> } {
   const none = { resolutions: new Map<string, string>(), trees: new Map<string, TreeStamp>() };
@@ -235,9 +240,8 @@ function validResolutions(header: Header): { resolutions: Map<string, string>; t
   if (resolutions === null || typeof resolutions !== 'object' || trees === null || typeof trees !== 'object') return none;
   const kept = new Map<string, TreeStamp>();
   for (const [file, stamp] of Object.entries(trees)) {
-    const now = treeStamp(file);
-    if (!Array.isArray(stamp) || now === undefined || stamp.length !== 3 || stamp.some((value, i) => value !== now[i])) return none;
-    kept.set(file, now);
+    if (treeChanged(file, stamp)) return none;
+    kept.set(file, stamp as TreeStamp);
   }
   const map = new Map<string, string>();
   for (const [key, file] of Object.entries(resolutions)) if (typeof file === 'string') map.set(key, file);
@@ -307,7 +311,7 @@ function cacheResolutions(cache: Installed): void {
 export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: NodeJS.ProcessEnv = process.env, folderOfParent?: string): boolean {
   if (installed !== undefined) return true;
   try {
-    if (OFF_VALUES.includes((env.WARDEN_CODE_CACHE ?? '').trim().toLowerCase()) || process.getuid === undefined) return false;
+    if (switchedOff(env.WARDEN_CODE_CACHE) || process.getuid === undefined) return false;
     // A policy manifest checks each module's integrity in Node's own _compile: left to it.
     if ([...process.execArgv, env.NODE_OPTIONS ?? ''].some((arg) => arg.includes('--experimental-policy'))) return false;
     const key = cacheKey(options.build, env);
@@ -427,11 +431,7 @@ export function saveModuleCodeCache(): void {
     for (const { filename, script, sourceLength, sourceCrc } of fresh) add(filename, script.createCachedData(), sourceLength, sourceCrc);
     // A tree npm changed while this process ran: what was resolved in it (before or after) is not
     // kept; the next process resolves everything anew and keeps what it finds.
-    const changed = [...cache.trees].some(([lockfile, stamp]) => {
-      const now = treeStamp(lockfile);
-      return now === undefined || now.some((value, i) => value !== stamp[i]);
-    });
-    if (changed) {
+    if ([...cache.trees].some(([lockfile, stamp]) => treeChanged(lockfile, stamp))) {
       cache.resolutions.clear();
       cache.trees.clear();
     }

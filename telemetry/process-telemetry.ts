@@ -5,6 +5,7 @@
  */
 import { setupTelemetry, type Telemetry } from './setup-telemetry';
 import { terminalWriter } from '../terminal-text';
+import { switchedOff } from '../env-switch';
 
 export interface ProcessTelemetryOptions {
   stateDir: string;
@@ -16,7 +17,7 @@ export interface ProcessTelemetryOptions {
 
 /** Whether `env` turns tracing off (`WARDEN_TELEMETRY=0|false|off`). */
 export function telemetryDisabled(env: NodeJS.ProcessEnv): boolean {
-  return ['0', 'false', 'off', 'no'].includes((env.WARDEN_TELEMETRY ?? '').trim().toLowerCase());
+  return switchedOff(env.WARDEN_TELEMETRY);
 }
 
 /** Sets up this process's tracing, or returns undefined when `WARDEN_TELEMETRY=0`. Shut it down when done. */
