@@ -256,7 +256,6 @@ export class TaskSaga {
 /** The descriptor the compensation's activity gets: without the workflow's own `unconfirmed` and `startedOnly` marks (a worker from before parses it strictly). */
 function sentOf(compensation: Compensation): Compensation {
   if (compensation.kind === 'fs-overlay-discard') return compensation;
-  if (compensation.unconfirmed === undefined && (compensation.kind !== 'tool' || compensation.startedOnly === undefined)) return compensation;
   const { unconfirmed: _mark, ...sent } = compensation;
   if (sent.kind !== 'tool') return sent;
   const { startedOnly: _doubt, ...tool } = sent;
