@@ -138,12 +138,7 @@ async function sourceFingerprint(interceptorModules: readonly string[], stackTra
 
 /** What webpack's normal module factory hands `afterResolve` (the fields read and written here). */
 interface ResolvedModule {
-  createData: {
-    request?: string;
-    userRequest?: string;
-    resource?: string;
-    resourceResolveData?: { descriptionFileRoot?: string; descriptionFileData?: { name?: unknown; version?: unknown } };
-  };
+  createData: { request?: string; userRequest?: string; resource?: string; resourceResolveData?: { descriptionFileRoot?: string; descriptionFileData?: { name?: unknown; version?: unknown } } };
 }
 
 /** Whether `root` is an installed package's own folder: `node_modules/<name>` or `node_modules/@scope/<name>`. */
