@@ -53,7 +53,7 @@ import type { PolicyRequest, ToolEffect, ValueSource } from '../policies/engine/
 import type { PolicyState } from '../policies/engine/policy-state';
 import { normalizePath } from '../policies/engine/rule-syntax';
 import { seedOf, type ProvenanceSeed } from '../policies/provenance-seed';
-import type { PolicyGateSpec } from '../sandbox/sandbox-messages';
+import type { PolicyGateSpec, SandboxRunRequest } from '../sandbox/sandbox-messages';
 import { policyEngineFor } from './check-policy';
 import type { ActivityDeps } from './index';
 import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
@@ -287,16 +287,26 @@ export interface ToolExecution {
  * (recovery/call-starts.ts): its compensation runs only for a call with that record, since
  * nothing Temporal records can tell a call no worker started from one whose earlier attempt ran.
  * A call its compensation already fenced off as never started is refused here (ERR_TOOL_CANCELLED).
- * Only the workflow's own calls (`progress`), never a compensating tool's run.
+ * Only the workflow's own calls (`progress`), never a compensating tool's run. With `recordedBy`
+ * 'sandbox host' the record is returned for the host to write (see StartRecord).
  */
-async function toolStarting(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor): Promise<void> {
+async function toolStarting(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor, recordedBy: 'activity' | 'sandbox host'): Promise<StartRecord | undefined> {
   call.signal?.throwIfAborted();
-  if (call.progress === undefined) return;
-  if (tool.profile.undo.some((u) => u.kind === 'tool')) {
-    await markCallStarted(callStartPathOf(recoveryDirOf(deps), taskKeyOf(call.rootWorkflowId, call.rootRunId), call.callId), call.callId);
-  }
+  if (call.progress === undefined) return undefined;
+  const record = tool.profile.undo.some((u) => u.kind === 'tool') ? { file: callStartPathOf(recoveryDirOf(deps), taskKeyOf(call.rootWorkflowId, call.rootRunId), call.callId), callId: call.callId } : undefined;
   call.progress.started = true;
+  if (recordedBy === 'sandbox host') return record;
+  if (record !== undefined) await markCallStarted(record.file, record.callId);
+  return undefined;
 }
+
+/**
+ * A call's start record (recovery/call-starts.ts). An isolate call hands it to the sandbox host,
+ * which writes it once it has accepted the call, right before the tool's code runs: a call the
+ * host refuses (its credential gate, a retiring host) never reads started, and its compensation
+ * fences it off. Other executors' calls have had their credential checked here already.
+ */
+type StartRecord = NonNullable<SandboxRunRequest['startRecord']>;
 
 /**
  * Validates, mints the call's credential and runs the tool in the sandbox host with its
@@ -385,8 +395,9 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   const undo = capabilities.fs?.undo === undefined ? undefined : { stateDir: deps.stateDir, taskKey, callId: call.callId };
   // Records left by an attempt that never finished (its worker died mid-call): its writes go first.
   if (undo !== undefined) await undoIncompleteCall(undo);
-  await toolStarting(deps, call, tool);
+  const startRecord = await toolStarting(deps, call, tool, 'sandbox host');
   const result = await deps.sandbox.run({
+    ...(startRecord === undefined ? {} : { startRecord }),
     toolName: tool.name,
     source: tool.executor.source,
     input: call.args,
@@ -566,7 +577,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   const undo = await beginOutsideUndo(stateDir, call, tool);
   try {
-    await toolStarting(deps, call, tool);
+    await toolStarting(deps, call, tool, 'activity');
     return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential);
   } catch (error) {
     if (undo === undefined) throw error;

@@ -19,7 +19,8 @@
  *   if the host itself raised that error during this call, so tool code cannot forge one.
  */
 import ivm from 'isolated-vm';
-import { CapabilityError, type ErrorCode } from '../errors';
+import { CapabilityError, isErrorCode, WardenError, type ErrorCode } from '../errors';
+import { markCallStarted } from '../recovery/call-starts';
 import { failedOutcome, toCapabilityError, type CapabilityOutcome } from './capabilities/capability-error';
 import { createFsCapability, realRootOf, resolveInsideWorkspace } from './capabilities/fs-capability';
 import { createHttpCapability } from './capabilities/http-capability';
@@ -101,6 +102,14 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     pool.giveBack(lease, false);
     return CANCELLED;
   }
+  if (request.startRecord !== undefined) {
+    const refused = await recordStart(request.startRecord);
+    // Refused, or cancelled while the record was written: the isolate ran nothing (a record written stays: "may have run" is the safe reading).
+    if (refused !== undefined || aborted(cancel)) {
+      pool.giveBack(lease, false);
+      return refused ?? CANCELLED;
+    }
+  }
   const { isolate, run, settle } = lease;
   const trouble: IsolateTrouble = { timedOut: false, outOfMemory: false, cancelled: false };
   // Set only when the call ended by the prelude's own answer: any other ending (a time-out, the
@@ -161,6 +170,21 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     pool.giveBack(lease, !answered);
     // A statement of a stopped call has its process killed: answered only once it has exited.
     await Promise.allSettled([...sqlInFlight]);
+  }
+}
+
+/**
+ * Records durably that the call's tool starts now (recovery/call-starts.ts); the failure that
+ * keeps the tool from starting otherwise: ERR_TOOL_CANCELLED when its compensation already fenced
+ * the call off as never started, ERR_SHARED_STORAGE when the record cannot be written.
+ */
+async function recordStart(record: { file: string; callId: string }): Promise<CallOutcome | undefined> {
+  try {
+    await markCallStarted(record.file, record.callId);
+    return undefined;
+  } catch (error) {
+    if (error instanceof WardenError && isErrorCode(error.code)) return { ok: false, code: error.code, message: error.message };
+    return { ok: false, code: 'ERR_SHARED_STORAGE', message: `the call's start record could not be written, so its tool did not start: ${messageOf(error)}` };
   }
 }
 

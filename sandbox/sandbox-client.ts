@@ -194,18 +194,9 @@ export class SandboxClient {
    */
   run(call: SandboxCall, options: SandboxRunOptions = {}): Promise<SandboxRunResponse> {
     if (this.#closed) return Promise.reject(new SandboxError('ERR_SANDBOX_CRASHED', 'the sandbox client is closed'));
-    const request: SandboxRunRequest = {
-      type: 'run',
-      id: '',
-      toolName: call.toolName,
-      source: call.source,
-      // JSON has no undefined; the host requires the key.
-      input: call.input === undefined ? null : call.input,
-      limits: call.limits,
-      capabilities: call.capabilities,
-      ...(call.credential === undefined ? {} : { credential: call.credential }),
-      ...(call.policy === undefined ? {} : { policy: call.policy }),
-    };
+    // Every field of the call goes to the host (checked against the schema in #send), none picked by hand.
+    // JSON has no undefined; the host requires the input's key.
+    const request: SandboxRunRequest = { ...call, type: 'run', id: '', input: call.input === undefined ? null : call.input };
     const rulesKey = call.policy?.rules === undefined ? undefined : call.policy.rulesKey;
     const { signal } = options;
     if (rulesKey === undefined) return this.#send(request, false, signal);

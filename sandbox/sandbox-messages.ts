@@ -194,6 +194,13 @@ export const SandboxRunRequestSchema = z.strictObject({
   credential: z.string().max(16_384).optional(),
   /** Decide every capability call with the task's policy engine before it applies. */
   policy: PolicyGateSpecSchema.optional(),
+  /**
+   * The call's start record (recovery/call-starts.ts), for a tool undone by a compensating tool:
+   * the host records `started` once it has accepted the call (credential checked, isolate leased),
+   * right before the tool's code runs, so a call it refused never reads started; a call its
+   * compensation already fenced off is refused ERR_TOOL_CANCELLED and does not run.
+   */
+  startRecord: z.strictObject({ file: z.string().min(1), callId: z.string().min(1) }).optional(),
 });
 export type SandboxRunRequest = z.infer<typeof SandboxRunRequestSchema>;
 
