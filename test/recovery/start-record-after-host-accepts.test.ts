@@ -24,16 +24,14 @@ import type { ToolProgress } from '../../activities/call-outcome';
 import type { ActivityDeps } from '../../activities/index';
 import { openCredentialStores, type LocalCredentialStores } from '../../identity/credential-stores';
 import { openKeystore, type Keystore } from '../../identity/keystore';
-import { hashIntent } from '../../identity/intent-hash';
-import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
+import type { IssuedGrant } from '../../identity/task-grant';
 import { fenceUnstartedCall, readCallStart } from '../../recovery/call-starts';
 import type { Compensation } from '../../recovery/compensation';
 import { callStartPathOf, taskKeyOf } from '../../recovery/recovery-paths';
 import { runCompensation } from '../../recovery/run-compensation';
 import { SandboxClient } from '../../sandbox/sandbox-client';
-import { parseTask } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
-import { STOCK_TOOLS } from '../support/stock-tools';
+import { openStockShop } from '../support/stock-tools';
 
 let stateDir: string;
 let otherDir: string;
@@ -45,6 +43,7 @@ let acceptingHost: SandboxClient;
 let task: Task;
 let grant: IssuedGrant;
 let dbFile: string;
+let stockQty: () => number;
 const WORKFLOW_ID = 'w-start-record';
 
 beforeAll(async () => {
@@ -57,33 +56,7 @@ beforeAll(async () => {
   // This host's gate trusts another folder's keys: it refuses this worker's credentials before any tool code runs.
   refusingHost = await SandboxClient.start({ identityStateDir: otherDir });
   acceptingHost = await SandboxClient.start({ identityStateDir: stateDir });
-  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-start-record-ws-'));
-  dbFile = path.join(workspace, 'shop.db');
-  const db = new Database(dbFile);
-  db.exec("CREATE TABLE stock (item TEXT PRIMARY KEY, qty INTEGER); INSERT INTO stock VALUES ('tea', 1);");
-  db.close();
-  task = parseTask(
-    {
-      user: 'erin@example.com',
-      intent: 'reserve tea',
-      agent: { name: 'clerk', model: { driver: 'scripted', script: [{ final: 'done' }] } },
-      tools: { builtin: ['sql.exec'], custom: STOCK_TOOLS },
-      grants: { tools: ['reserve', 'release', 'sql.exec'], databases: ['shop'] },
-      resources: { workspace, databases: { shop: dbFile } },
-    },
-    'clerk.yaml',
-    stateDir,
-  );
-  grant = await issueTaskGrant(keystore, {
-    workflowId: WORKFLOW_ID,
-    user: 'erin@example.com',
-    intentHash: hashIntent('reserve tea'),
-    agent: { name: 'clerk', model: { id: 'scripted', version: '1' } },
-    grants: { tools: ['reserve', 'release', 'sql.exec'], subagents: [], hosts: [], databases: ['shop'] },
-    limits: { maxSteps: 10, toolTimeoutMs: 5000, toolMemoryMb: 64 },
-    expiresAt: Date.now() + 10 * 60_000,
-  });
-  stores.grants.saveGrant(grant);
+  ({ task, grant, dbFile, stockQty } = await openStockShop(stateDir, WORKFLOW_ID, keystore, stores));
 }, 120_000);
 
 afterAll(async () => {
@@ -92,15 +65,6 @@ afterAll(async () => {
   stores?.close();
   otherStores?.close();
 });
-
-function stockQty(): number {
-  const db = new Database(dbFile, { readonly: true });
-  try {
-    return (db.prepare("SELECT qty FROM stock WHERE item = 'tea'").get() as { qty: number }).qty;
-  } finally {
-    db.close();
-  }
-}
 
 interface Row {
   name: string;

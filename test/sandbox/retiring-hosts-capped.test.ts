@@ -11,33 +11,23 @@
  * patterns in turn until one retires the host.
  * Real parts: real sandbox host processes (SandboxClient), real isolates, a loopback HTTP server.
  */
-import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { SandboxRunResponse } from '../../sandbox/sandbox-messages';
 import { until } from '../support/run-tool-watch';
-import { codeOf, startLoopbackServer, toolCall, type LoopbackServer } from './sandbox-test-kit';
+import { CATASTROPHIC_OOM_SOURCES as CRASHING, codeOf, startHoldingServer, toolCall, type HoldingServer } from './sandbox-test-kit';
 
 /** Far out: a host that did not answer by itself would make the test hang, not pass. */
 const FAR = 600_000;
 
-const CRASHING = [
-  'const m = new Map(); for (let i = 0; ; i += 1) m.set(i, i);',
-  'const a = []; a.length = 2 ** 32 - 1; a.fill(0); return 1;',
-  'const a = new Array(2 ** 26).fill(0); return a.concat(a, a, a, a).length;',
-];
-
-let server: LoopbackServer;
-const held: ServerResponse[] = [];
+let server: HoldingServer;
+let held: HoldingServer['held'];
 const clients: SandboxClient[] = [];
 beforeAll(async () => {
-  server = await startLoopbackServer((req, res) => {
-    req.resume();
-    req.on('end', () => held.push(res));
-  });
+  server = await startHoldingServer();
+  held = server.held;
 }, 120_000);
 afterAll(async () => {
-  for (const response of held) if (!response.writableEnded) response.end('late');
   await Promise.all(clients.map((c) => c.close()));
   await server?.close();
 });
@@ -46,7 +36,7 @@ afterAll(async () => {
  * Sends a call that waits on the server (it reached the network), then crashes the client's
  * current host; resolves once that host is retiring, with the waiting call's answer to come.
  */
-async function crashBesideWaitingCall(client: SandboxClient): Promise<{ waiting: Promise<SandboxRunResponse>; response: () => ServerResponse }> {
+async function crashBesideWaitingCall(client: SandboxClient): Promise<{ waiting: Promise<SandboxRunResponse>; response: () => HoldingServer['held'][number] }> {
   const url = `http://127.0.0.1:${server.port}/slow`;
   const grant = { http: { allowedHosts: [`127.0.0.1:${server.port}`] } };
   for (const source of [...CRASHING, ...CRASHING, ...CRASHING]) {

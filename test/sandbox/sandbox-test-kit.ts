@@ -61,6 +61,45 @@ export async function startLoopbackServer(handler: http.RequestListener): Promis
   };
 }
 
+/**
+ * Tool sources that make V8 give their isolate up (a catastrophic out-of-memory at 64 MiB). Which
+ * allocation V8 fails that way varies from run to run: a test tries them in turn.
+ */
+export const CATASTROPHIC_OOM_SOURCES = [
+  'const m = new Map(); for (let i = 0; ; i += 1) m.set(i, i);',
+  'const a = []; a.length = 2 ** 32 - 1; a.fill(0); return 1;',
+  'const a = new Array(2 ** 26).fill(0); return a.concat(a, a, a, a).length;',
+];
+
+export interface HoldingServer extends LoopbackServer {
+  /** Every request's response, in arrival order, left for the test to answer. */
+  held: http.ServerResponse[];
+  /** The held responses of requests to `path`. */
+  heldAt(path: string): http.ServerResponse[];
+}
+
+/** A loopback server that answers nothing by itself (a call that reached it waits); `close` answers what is left 'late'. */
+export async function startHoldingServer(): Promise<HoldingServer> {
+  const held: http.ServerResponse[] = [];
+  const urls: string[] = [];
+  const server = await startLoopbackServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      urls.push(req.url ?? '');
+      held.push(res);
+    });
+  });
+  return {
+    ...server,
+    held,
+    heldAt: (path) => held.filter((_, i) => urls[i] === path),
+    close: async () => {
+      for (const response of held) if (!response.writableEnded) response.end('late');
+      await server.close();
+    },
+  };
+}
+
 /** A sandbox host, and a grant (query and exec) to `shop`: a SQLite file with a table `items (id, name)` holding one row, 'a'. */
 export interface ShopSandbox {
   client: SandboxClient;

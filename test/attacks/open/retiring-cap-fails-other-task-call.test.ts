@@ -32,47 +32,30 @@
  * V8 catastrophic out-of-memory failures, a loopback HTTP server standing in for the payment
  * server and the attacker's slow server.
  */
-import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SandboxClient } from '../../../sandbox/sandbox-client';
 import type { SandboxRunResponse } from '../../../sandbox/sandbox-messages';
 import { until } from '../../support/run-tool-watch';
-import { codeOf, startLoopbackServer, toolCall, type LoopbackServer } from '../../sandbox/sandbox-test-kit';
+import { CATASTROPHIC_OOM_SOURCES as CRASHING, codeOf, startHoldingServer, toolCall, type HoldingServer } from '../../sandbox/sandbox-test-kit';
 
 /** Far out: the victim's call must end by the server's answer, not by a timer. */
 const FAR = 600_000;
 
-/** Which allocation V8 fails catastrophically varies from run to run: each crash tries these in turn. */
-const CRASHING = [
-  'const m = new Map(); for (let i = 0; ; i += 1) m.set(i, i);',
-  'const a = []; a.length = 2 ** 32 - 1; a.fill(0); return 1;',
-  'const a = new Array(2 ** 26).fill(0); return a.concat(a, a, a, a).length;',
-];
-
-let server: LoopbackServer;
-const held = new Map<string, ServerResponse[]>();
+let server: HoldingServer;
 let client: SandboxClient;
 
 beforeAll(async () => {
-  server = await startLoopbackServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const list = held.get(req.url ?? '') ?? [];
-      list.push(res);
-      held.set(req.url ?? '', list);
-    });
-  });
+  server = await startHoldingServer();
   // The worker's client as `createWorker` makes it: the default cap.
   client = await SandboxClient.start({ cancelGraceMs: FAR, deadlineGraceMs: FAR });
 }, 120_000);
 
 afterAll(async () => {
-  for (const list of held.values()) for (const response of list) if (!response.writableEnded) response.end('late');
   await client?.close();
   await server?.close();
 });
 
-const heldAt = (url: string): number => held.get(url)?.length ?? 0;
+const heldAt = (url: string): number => server.heldAt(url).length;
 
 /** A call that POSTs to `path` and waits for the server's answer (it reached the network). */
 function waitingCall(path: string): Promise<SandboxRunResponse> {
@@ -107,7 +90,7 @@ it("an attacker's crashes on four more hosts fail another task's payment in flig
     await crashCurrentHost();
   }
   // The payment server answers the victim's payment.
-  held.get('/victim/pay')![0]!.end('ok');
+  server.heldAt('/victim/pay')[0]!.end('ok');
   const answer = await victim;
   // Main: the victim's host retired and the payment was answered 200. This branch: the host was
   // stopped by the cap, and the payment the server accepted reads crashed, not retryable.

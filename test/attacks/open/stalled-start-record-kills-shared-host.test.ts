@@ -31,29 +31,23 @@
  * FIFO in a temporary folder.
  */
 import { execFileSync } from 'node:child_process';
-import type { ServerResponse } from 'node:http';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SandboxClient } from '../../../sandbox/sandbox-client';
 import type { SandboxRunResponse } from '../../../sandbox/sandbox-messages';
 import { until } from '../../support/run-tool-watch';
-import { codeOf, makeTempDir, startLoopbackServer, toolCall, type LoopbackServer } from '../../sandbox/sandbox-test-kit';
+import { codeOf, makeTempDir, startHoldingServer, toolCall, type HoldingServer } from '../../sandbox/sandbox-test-kit';
 
 const FAR = 600_000;
 
-let server: LoopbackServer;
-const held: ServerResponse[] = [];
+let server: HoldingServer;
 const clients: SandboxClient[] = [];
 
 beforeAll(async () => {
-  server = await startLoopbackServer((req, res) => {
-    req.resume();
-    req.on('end', () => held.push(res));
-  });
+  server = await startHoldingServer();
 }, 120_000);
 
 afterAll(async () => {
-  for (const response of held) if (!response.writableEnded) response.end('late');
   await Promise.all(clients.map((c) => c.close()));
   await server?.close();
 });
@@ -84,6 +78,7 @@ it.each(ROWS.map((row) => [row.name, row] as const))("%s: another task's payment
   execFileSync('mkfifo', [record]);
 
   // The victim: another task's payment, received by the server, its answer still to come.
+  const { held } = server;
   const before = held.length;
   const url = `http://127.0.0.1:${server.port}/pay`;
   const victim: Promise<SandboxRunResponse> = client.run(

@@ -27,7 +27,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { executeToolCall } from '../../../activities/run-tool';
 import type { ToolProgress } from '../../../activities/call-outcome';
@@ -35,13 +34,11 @@ import type { ActivityDeps } from '../../../activities/index';
 import { toApplicationFailure } from '../../../activities/to-application-failure';
 import { openCredentialStores, type LocalCredentialStores } from '../../../identity/credential-stores';
 import { openKeystore, type Keystore } from '../../../identity/keystore';
-import { hashIntent } from '../../../identity/intent-hash';
-import { issueTaskGrant, type IssuedGrant } from '../../../identity/task-grant';
+import type { IssuedGrant } from '../../../identity/task-grant';
 import { callStartPathOf, taskKeyOf } from '../../../recovery/recovery-paths';
 import { SandboxClient } from '../../../sandbox/sandbox-client';
-import { parseTask } from '../../../task/load-task-file';
 import type { Task } from '../../../task/task-schema';
-import { STOCK_TOOLS } from '../../support/stock-tools';
+import { openStockShop } from '../../support/stock-tools';
 
 const WORKFLOW_ID = 'w-start-record-storage';
 let stateDir: string;
@@ -50,55 +47,20 @@ let stores: LocalCredentialStores;
 let host: SandboxClient;
 let task: Task;
 let grant: IssuedGrant;
-let dbFile: string;
+let stockQty: () => number;
 
 beforeAll(async () => {
   stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-start-record-storage-'));
   keystore = await openKeystore({ stateDir });
   stores = openCredentialStores({ stateDir });
   host = await SandboxClient.start({ identityStateDir: stateDir });
-  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-start-record-storage-ws-'));
-  dbFile = path.join(workspace, 'shop.db');
-  const db = new Database(dbFile);
-  db.exec("CREATE TABLE stock (item TEXT PRIMARY KEY, qty INTEGER); INSERT INTO stock VALUES ('tea', 1);");
-  db.close();
-  task = parseTask(
-    {
-      user: 'erin@example.com',
-      intent: 'reserve tea',
-      agent: { name: 'clerk', model: { driver: 'scripted', script: [{ final: 'done' }] } },
-      tools: { builtin: ['sql.exec'], custom: STOCK_TOOLS },
-      grants: { tools: ['reserve', 'release', 'sql.exec'], databases: ['shop'] },
-      resources: { workspace, databases: { shop: dbFile } },
-    },
-    'clerk.yaml',
-    stateDir,
-  );
-  grant = await issueTaskGrant(keystore, {
-    workflowId: WORKFLOW_ID,
-    user: 'erin@example.com',
-    intentHash: hashIntent('reserve tea'),
-    agent: { name: 'clerk', model: { id: 'scripted', version: '1' } },
-    grants: { tools: ['reserve', 'release', 'sql.exec'], subagents: [], hosts: [], databases: ['shop'] },
-    limits: { maxSteps: 10, toolTimeoutMs: 5000, toolMemoryMb: 64 },
-    expiresAt: Date.now() + 10 * 60_000,
-  });
-  stores.grants.saveGrant(grant);
+  ({ task, grant, stockQty } = await openStockShop(stateDir, WORKFLOW_ID, keystore, stores));
 }, 120_000);
 
 afterAll(async () => {
   await host?.close();
   stores?.close();
 });
-
-function stockQty(): number {
-  const db = new Database(dbFile, { readonly: true });
-  try {
-    return (db.prepare("SELECT qty FROM stock WHERE item = 'tea'").get() as { qty: number }).qty;
-  } finally {
-    db.close();
-  }
-}
 
 it("a start record the shared folder could not take fails the call for good, though its tool never ran", async () => {
   const rootRunId = 'run-1';
