@@ -55,14 +55,6 @@ export interface SandboxClientOptions {
   identityDatabaseUrl?: string;
   /** A public JWKS file to verify with instead of the state folder's (one key from a key source). */
   identityJwksFile?: string;
-  /**
-   * Most hosts retiring at once (each lost an isolate to V8 and finishes its other calls before it
-   * ends). A tool that crashes its host again and again, beside calls that wait long, would
-   * otherwise leave a process behind per crash; past this many the oldest retiring host is
-   * stopped and its calls answered as a lost host's (retryable only where they reached no
-   * capability). Default 4.
-   */
-  maxRetiringHosts?: number;
 }
 
 /** Counters for monitoring and tests. */
@@ -121,7 +113,6 @@ const HOST_EXEC_ARGV = FROM_SOURCE ? ['--no-node-snapshot', '--require', require
 const DEFAULT_DEADLINE_GRACE_MS = 2000;
 const DEFAULT_CANCEL_GRACE_MS = 2000;
 const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
-const DEFAULT_MAX_RETIRING_HOSTS = 4;
 const STOP_TIMEOUT_MS = 2000;
 /** How long after its exit a host's calls wait for its pipes to close before they are answered anyway. */
 const CLOSE_AFTER_EXIT_MS = 5_000;
@@ -134,7 +125,6 @@ export class SandboxClient {
   readonly #deadlineGraceMs: number;
   readonly #bootAllowanceMs: number;
   readonly #cancelGraceMs: number;
-  readonly #maxRetiringHosts: number;
   readonly #env: NodeJS.ProcessEnv;
   readonly #pending = new Map<string, PendingCall>();
   #host: HostHandle | undefined;
@@ -152,8 +142,6 @@ export class SandboxClient {
     this.#deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
     this.#bootAllowanceMs = options.bootAllowanceMs ?? DEFAULT_BOOT_ALLOWANCE_MS;
     this.#cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
-    this.#maxRetiringHosts = options.maxRetiringHosts ?? DEFAULT_MAX_RETIRING_HOSTS;
-    if (!Number.isInteger(this.#maxRetiringHosts) || this.#maxRetiringHosts < 0) throw new TypeError(`maxRetiringHosts must be a whole number of hosts, at least 0 (got ${this.#maxRetiringHosts})`);
     this.#env = {
       ...(options.env ?? scrubbedEnv(process.env)),
       // The host's modules compile with this process's code cache, when it has one (cli/module-code-cache.ts).
@@ -382,12 +370,6 @@ export class SandboxClient {
   #retire(host: HostHandle): void {
     if (host.gone || this.#closed) return;
     this.#retiring.add(host);
-    // Oldest first (a Set keeps insertion order): its calls have waited longest.
-    for (const oldest of this.#retiring) {
-      if (this.#retiring.size <= this.#maxRetiringHosts) break;
-      this.#retiring.delete(oldest);
-      this.#discardHost(oldest, `the sandbox host was stopped while it retired: more than ${this.#maxRetiringHosts} hosts were retiring at once`);
-    }
     if (this.#host !== host) return;
     this.#host = undefined;
     setImmediate(() => this.#warmReplacement());
