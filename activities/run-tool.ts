@@ -288,23 +288,26 @@ export interface ToolExecution {
  * nothing Temporal records can tell a call no worker started from one whose earlier attempt ran.
  * A call its compensation already fenced off as never started is refused here (ERR_TOOL_CANCELLED).
  * Only the workflow's own calls (`progress`), never a compensating tool's run. With `recordedBy`
- * 'sandbox host' the record is returned for the host to write (see StartRecord).
+ * 'executor' the record is returned for the executor to write right before the tool starts (see StartRecord).
  */
-async function toolStarting(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor, recordedBy: 'activity' | 'sandbox host'): Promise<StartRecord | undefined> {
+async function toolStarting(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor, recordedBy: 'activity' | 'executor'): Promise<StartRecord | undefined> {
   call.signal?.throwIfAborted();
   if (call.progress === undefined) return undefined;
   const record = tool.profile.undo.some((u) => u.kind === 'tool') ? { file: callStartPathOf(recoveryDirOf(deps), taskKeyOf(call.rootWorkflowId, call.rootRunId), call.callId), callId: call.callId } : undefined;
   call.progress.started = true;
-  if (recordedBy === 'sandbox host') return record;
+  if (recordedBy === 'executor') return record;
   if (record !== undefined) await markCallStarted(record.file, record.callId);
   return undefined;
 }
 
 /**
- * A call's start record (recovery/call-starts.ts). An isolate call hands it to the sandbox host,
- * which writes it once it has accepted the call, right before the tool's code runs: a call the
- * host refuses (its credential gate, a retiring host) never reads started, and its compensation
- * fences it off. Other executors' calls have had their credential checked here already.
+ * A call's start record (recovery/call-starts.ts), written by the executor at the last point
+ * before the tool can act: an isolate call's by the sandbox host once it has accepted the call
+ * (its credential gate, a retiring host refuse before), an MCP call's once the server's connection
+ * is open and its listing checked, right before `tools/call` is sent (a server that cannot be
+ * reached refuses before). A call refused before never reads started, and its compensation fences
+ * it off. A program's is written by its activity after the credential check (the saga registers
+ * no compensating tool for programs).
  */
 type StartRecord = NonNullable<SandboxRunRequest['startRecord']>;
 
@@ -395,7 +398,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   const undo = capabilities.fs?.undo === undefined ? undefined : { stateDir: deps.stateDir, taskKey, callId: call.callId };
   // Records left by an attempt that never finished (its worker died mid-call): its writes go first.
   if (undo !== undefined) await undoIncompleteCall(undo);
-  const startRecord = await toolStarting(deps, call, tool, 'sandbox host');
+  const startRecord = await toolStarting(deps, call, tool, 'executor');
   const result = await deps.sandbox.run({
     ...(startRecord === undefined ? {} : { startRecord }),
     toolName: tool.name,
@@ -577,8 +580,8 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   await gateOf(deps).verify(credential.token, { tool: tool.name, requiredScope: scope });
   const undo = await beginOutsideUndo(stateDir, call, tool);
   try {
-    await toolStarting(deps, call, tool, 'activity');
-    return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential);
+    const startRecord = await toolStarting(deps, call, tool, tool.executor.kind === 'mcp' ? 'executor' : 'activity');
+    return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential, startRecord);
   } catch (error) {
     if (undo === undefined) throw error;
     // What the program or server changed in the overlay during the failed call is taken back out.
@@ -617,7 +620,7 @@ async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: Too
   return { key, upper, undoDir, captured: await captureUpper(upper, { overBound: 'stamp' }) };
 }
 
-async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor, stateDir: string, expiresAt: number, credential: { claims: { jti: string; scope: string[]; exp: number } }): Promise<ToolCallResult> {
+async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: ToolDescriptor, stateDir: string, expiresAt: number, credential: { claims: { jti: string; scope: string[]; exp: number } }, startRecord: StartRecord | undefined): Promise<ToolCallResult> {
   let output: unknown;
   let egress: StepEffect[] | undefined;
   if (tool.executor.kind === 'process') {
@@ -648,6 +651,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
       args: call.args,
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
       ...(call.signal === undefined ? {} : { signal: call.signal }),
+      ...(startRecord === undefined ? {} : { beforeSend: () => markCallStarted(startRecord.file, startRecord.callId, call.signal) }),
       // MCP has no acknowledgment of a cancellation: a remote server that never answered may still complete the call.
       onCancelled: (outcome) => {
         if (outcome === 'session-closed' && call.progress !== undefined) call.progress.stopUnconfirmed = `its server ${mcpTargetOf(tool).server} never answered the call or its cancellation and may have completed the call after its compensation ran`;

@@ -59,6 +59,12 @@ export interface McpCallInput {
   signal?: AbortSignal;
   /** Told how a call that ended without its server's answer (cancelled, timed out) was stopped (`session-closed`: an HTTP server that never answered may still complete it). */
   onCancelled?: (outcome: McpCancelOutcome) => void;
+  /**
+   * Awaited once the server's connection is open and its listing checked, right before
+   * `tools/call` is sent: the call's start record (recovery/call-starts.ts). A throw stops the
+   * call unsent.
+   */
+  beforeSend?: () => Promise<void>;
 }
 
 /** A finished MCP call: what the agent gets, and what a stdio server did on the network meanwhile (for the monitor). */
@@ -125,6 +131,7 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
   const connection = await deps.pool.connection(mcpSessionKeyOf(input.rootWorkflowId, input.rootRunId), target.server, config, { ...context, lifetimeMs: 0, ...(input.egressWatch === undefined ? {} : { sessionWatch: input.egressWatch }) }, input.deadlineAt);
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
   const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }), ...(input.signal === undefined ? {} : { signal: input.signal }),
+    ...(input.beforeSend === undefined ? {} : { beforeSend: input.beforeSend }),
     // Told how a call that ended without the server's answer (cancelled, timed out) was stopped.
     onCancelled: (outcome: McpCancelOutcome) => {
       annotateActiveSpan({ [WARDEN_ATTR.mcpCancel]: outcome });

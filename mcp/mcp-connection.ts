@@ -196,12 +196,17 @@ export class McpConnection {
   async callTool(
     mcpName: string,
     args: Record<string, unknown>,
-    options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch; signal?: AbortSignal; cancelGraceMs?: number; onCancelled?: (outcome: McpCancelOutcome) => void },
+    options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch; signal?: AbortSignal; cancelGraceMs?: number; onCancelled?: (outcome: McpCancelOutcome) => void; beforeSend?: () => Promise<void> },
   ): Promise<McpCallResult> {
     // `on-change`: the list this connection pinned when it opened must be the task's, and the
     // server must not have announced a change since; otherwise it is listed again.
     if (options.verify !== 'on-change' || this.#listChanged || this.listing.hash !== options.pin) await this.verify(options.pin, options.timeoutMs);
     else this.#assertOpen();
+    // The last point before the server can act on the call (its start record): a throw leaves it unsent.
+    if (options.beforeSend !== undefined) {
+      await options.beforeSend();
+      this.#assertOpen();
+    }
     const params = { name: mcpName, arguments: args };
     const trace: CallTrace = { answered: false };
     this.#traces.set(params, trace);

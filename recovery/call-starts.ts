@@ -31,12 +31,14 @@ export type CallStart = 'started' | 'never';
 
 /**
  * Records that the call's tool starts now; the record is on disk when this returns. Another
- * attempt's `started` is fine.
+ * attempt's `started` is fine. `signal` (the call's cancel, or its deadline) is the point of no
+ * return: aborted before the record is linked into place, none is made and this throws the
+ * signal's reason, so a call that never went on to its tool stays fenceable.
  * @throws ToolError ERR_TOOL_CANCELLED (not retryable) when the call's compensation already
  *   fenced it as never started: the tool must not start.
  */
-export async function markCallStarted(file: string, callId: string): Promise<void> {
-  const held = await createOnce(file, 'started', callId);
+export async function markCallStarted(file: string, callId: string, signal?: AbortSignal): Promise<void> {
+  const held = await createOnce(file, 'started', callId, signal);
   if (held === 'never') {
     throw new ToolError('ERR_TOOL_CANCELLED', `call ${callId} was not started: the task's recovery found it never started and fenced it off`, { details: { callId }, retryable: false });
   }
@@ -58,9 +60,10 @@ export async function readCallStart(file: string): Promise<CallStart | undefined
 }
 
 /** Creates `file` holding `state` unless it exists; returns the state the file holds. */
-async function createOnce(file: string, state: CallStart, callId: string): Promise<CallStart> {
+async function createOnce(file: string, state: CallStart, callId: string, signal?: AbortSignal): Promise<CallStart> {
   const existing = await readCallStart(file);
   if (existing !== undefined) return existing;
+  signal?.throwIfAborted();
   const folder = dirname(file);
   await fsp.mkdir(folder, { recursive: true, mode: 0o700 });
   // Written and flushed under a name of its own, then linked into place: the record is never torn.
@@ -73,6 +76,8 @@ async function createOnce(file: string, state: CallStart, callId: string): Promi
     await handle.close();
   }
   try {
+    // The point of no return: nothing is linked for a call stopped meanwhile.
+    signal?.throwIfAborted();
     await fsp.link(temp, file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;

@@ -43,7 +43,7 @@ const MAX_ERROR_MESSAGE_CHARS = 2000;
 const MAX_RESULT_DEPTH = 256;
 
 /** A call's result before it is put into a response message. */
-type CallOutcome = { ok: true; output: unknown } | { ok: false; code: ErrorCode; message: string };
+type CallOutcome = { ok: true; output: unknown } | { ok: false; code: ErrorCode; message: string; retryable?: boolean };
 
 /**
  * Runs `request.source` as `async function (input, warden)` in a new context of an isolate from
@@ -67,7 +67,7 @@ export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool
   const policy = { ...(gate === undefined ? {} : { policy: gate.report() }), ...(mended.count === 0 ? {} : { capabilityArgsMended: mended.count }) };
   return outcome.ok
     ? { type: 'result', id: request.id, ok: true, output: outcome.output, durationMs, ...policy }
-    : { type: 'result', id: request.id, ok: false, error: { code: outcome.code, message: truncate(outcome.message) }, durationMs, ...policy };
+    : { type: 'result', id: request.id, ok: false, error: { code: outcome.code, message: truncate(outcome.message), ...(outcome.retryable === true ? { retryable: true } : {}) }, durationMs, ...policy };
 }
 
 /** What went wrong with the isolate itself, noticed on any path into it. */
@@ -103,8 +103,8 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
     return CANCELLED;
   }
   if (request.startRecord !== undefined) {
-    const refused = await recordStart(request.startRecord);
-    // Refused, or cancelled while the record was written: the isolate ran nothing (a record written stays: "may have run" is the safe reading).
+    const refused = await recordStart(request.startRecord, cancel, deadline, timeoutMs);
+    // Refused, stopped while the record was written, or cancelled right after: the isolate ran nothing.
     if (refused !== undefined || aborted(cancel)) {
       pool.giveBack(lease, false);
       return refused ?? CANCELLED;
@@ -174,17 +174,41 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
 }
 
 /**
- * Records durably that the call's tool starts now (recovery/call-starts.ts); the failure that
- * keeps the tool from starting otherwise: ERR_TOOL_CANCELLED when its compensation already fenced
- * the call off as never started, ERR_SHARED_STORAGE when the record cannot be written.
+ * Records durably that the call's tool starts now (recovery/call-starts.ts), within the call's own
+ * bounds: the write shares the host with every task's calls, so a recovery folder that stalls (a
+ * hung network mount) must end this call, by its deadline or its cancel, never get the host killed.
+ * Undefined when the record is made; otherwise the failure that keeps the tool from starting, and no
+ * record is made after it (the write's point of no return is aborted with it):
+ * ERR_TOOL_CANCELLED when the call was cancelled or its compensation already fenced it off as
+ * never started; ERR_SANDBOX_TIMEOUT at the call's deadline; ERR_SHARED_STORAGE, retryable, when
+ * the record cannot be written (the tool did not run; another attempt may); another Warden error
+ * with its own code and retryability.
  */
-async function recordStart(record: { file: string; callId: string }): Promise<CallOutcome | undefined> {
+async function recordStart(record: { file: string; callId: string }, cancel: AbortSignal | undefined, deadline: number, timeoutMs: number): Promise<CallOutcome | undefined> {
+  const stop = new AbortController();
+  let ended: CallOutcome | undefined;
+  const end = (outcome: CallOutcome) => {
+    ended ??= outcome;
+    stop.abort();
+  };
+  const onCancel = () => end(CANCELLED);
+  cancel?.addEventListener('abort', onCancel, { once: true });
+  if (aborted(cancel)) onCancel();
+  const overrun = setLongTimeout(() => end({ ok: false, code: 'ERR_SANDBOX_TIMEOUT', message: `the call's start record was not written within its timeout of ${timeoutMs} ms; the tool did not start` }), Math.max(1, Math.ceil(deadline - performance.now())));
+  const stopped = new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
   try {
-    await markCallStarted(record.file, record.callId);
-    return undefined;
-  } catch (error) {
-    if (error instanceof WardenError && isErrorCode(error.code)) return { ok: false, code: error.code, message: error.message };
-    return { ok: false, code: 'ERR_SHARED_STORAGE', message: `the call's start record could not be written, so its tool did not start: ${messageOf(error)}` };
+    const written = markCallStarted(record.file, record.callId, stop.signal).then(
+      () => undefined,
+      (error: unknown): CallOutcome => {
+        if (error instanceof WardenError && isErrorCode(error.code)) return { ok: false, code: error.code, message: error.message, ...(error.retryable ? { retryable: true } : {}) };
+        return { ok: false, code: 'ERR_SHARED_STORAGE', message: `the call's start record could not be written, so its tool did not start: ${messageOf(error)}`, retryable: true };
+      },
+    );
+    const outcome = await Promise.race([written, stopped.then(() => ended)]);
+    return ended ?? outcome;
+  } finally {
+    overrun.clear();
+    cancel?.removeEventListener('abort', onCancel);
   }
 }
 

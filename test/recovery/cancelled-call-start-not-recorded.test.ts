@@ -1,4 +1,7 @@
 /**
+ * Regression test, was the open finding `cancelled-call-recorded-started` (s16, atk16). Fixed (s16): `markCallStarted` takes the call's signal and checks it right before the record is linked into place (recovery/call-starts.ts): a call cancelled before its record exists leaves none, and its compensation fences it off.
+ *
+ * The finding as reported:
  * Severity: low (the harm of the fixed `start-record-before-host-refusal`: a compensating tool runs
  * for an effect never made; here for a call that was cancelled before its record was written).
  *
@@ -32,10 +35,10 @@ import * as fs from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { readCallStart } from '../../../recovery/call-starts';
-import { SandboxClient } from '../../../sandbox/sandbox-client';
-import type { SandboxRunResponse } from '../../../sandbox/sandbox-messages';
-import { codeOf, makeTempDir, startLoopbackServer, toolCall, type LoopbackServer } from '../../sandbox/sandbox-test-kit';
+import { readCallStart } from '../../recovery/call-starts';
+import { SandboxClient } from '../../sandbox/sandbox-client';
+import type { SandboxRunResponse } from '../../sandbox/sandbox-messages';
+import { codeOf, makeTempDir, startLoopbackServer, toolCall, type LoopbackServer } from '../sandbox/sandbox-test-kit';
 
 const FAR = 600_000;
 /** libuv's default threadpool size: the host's asynchronous file-system calls share these threads. */
@@ -56,7 +59,7 @@ afterAll(async () => {
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-it('a call cancelled while its start record waits is recorded started though its tool never ran', async () => {
+it('a call cancelled while its start record waits leaves no record, and its tool never runs', async () => {
   const folder = makeTempDir('cancelled-start-record');
   // Other calls whose records sit on a stalled folder: each holds one threadpool thread.
   const fifos = Array.from({ length: THREADPOOL }, (_, i) => path.join(folder, 'stalled', `task-${i}`, 'record'));

@@ -1,4 +1,7 @@
 /**
+ * Regression test, was the open finding `stalled-start-record-kills-shared-host` (s16, atk16). Fixed (s16): the host bounds the record write by the call's deadline and cancel (`recordStart` in sandbox/run-in-isolate.ts) and answers ERR_SANDBOX_TIMEOUT / ERR_TOOL_CANCELLED without running the tool, and with no record linked after it; the client has no reason to kill the host.
+ *
+ * The finding as reported:
  * Severity: low (needs the recovery folder's file system to stall; then calls of other tasks,
  * including ones whose tools write no start record, fail ERR_SANDBOX_CRASHED after they reached
  * the network).
@@ -33,10 +36,10 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { SandboxClient } from '../../../sandbox/sandbox-client';
-import type { SandboxRunResponse } from '../../../sandbox/sandbox-messages';
-import { until } from '../../support/run-tool-watch';
-import { codeOf, makeTempDir, startHoldingServer, toolCall, type HoldingServer } from '../../sandbox/sandbox-test-kit';
+import { SandboxClient } from '../../sandbox/sandbox-client';
+import type { SandboxRunResponse } from '../../sandbox/sandbox-messages';
+import { until } from '../support/run-tool-watch';
+import { codeOf, makeTempDir, startHoldingServer, toolCall, type HoldingServer } from './sandbox-test-kit';
 
 const FAR = 600_000;
 

@@ -1,4 +1,7 @@
 /**
+ * Regression test, was the open finding `start-record-storage-failure-not-retried` (s16, atk16). Fixed (s16): a record the host cannot write answers ERR_SHARED_STORAGE retryable (the tool did not run), and a Warden error keeps its own retryability (`recordStart`, sandbox/run-in-isolate.ts).
+ *
+ * The finding as reported:
  * Severity: low (availability: a call that did not run fails for good where it was retried before).
  *
  * Attack: none needed beyond a shared recovery folder that fails for a moment (ENOSPC, EIO, an NFS
@@ -28,17 +31,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { executeToolCall } from '../../../activities/run-tool';
-import type { ToolProgress } from '../../../activities/call-outcome';
-import type { ActivityDeps } from '../../../activities/index';
-import { toApplicationFailure } from '../../../activities/to-application-failure';
-import { openCredentialStores, type LocalCredentialStores } from '../../../identity/credential-stores';
-import { openKeystore, type Keystore } from '../../../identity/keystore';
-import type { IssuedGrant } from '../../../identity/task-grant';
-import { callStartPathOf, taskKeyOf } from '../../../recovery/recovery-paths';
-import { SandboxClient } from '../../../sandbox/sandbox-client';
-import type { Task } from '../../../task/task-schema';
-import { openStockShop } from '../../support/stock-tools';
+import { executeToolCall } from '../../activities/run-tool';
+import type { ToolProgress } from '../../activities/call-outcome';
+import type { ActivityDeps } from '../../activities/index';
+import { toApplicationFailure } from '../../activities/to-application-failure';
+import { openCredentialStores, type LocalCredentialStores } from '../../identity/credential-stores';
+import { openKeystore, type Keystore } from '../../identity/keystore';
+import type { IssuedGrant } from '../../identity/task-grant';
+import { callStartPathOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { SandboxClient } from '../../sandbox/sandbox-client';
+import type { Task } from '../../task/task-schema';
+import { openStockShop } from '../support/stock-tools';
 
 const WORKFLOW_ID = 'w-start-record-storage';
 let stateDir: string;
@@ -62,7 +65,7 @@ afterAll(async () => {
   stores?.close();
 });
 
-it("a start record the shared folder could not take fails the call for good, though its tool never ran", async () => {
+it("a start record the shared folder could not take fails the call retryably: its tool never ran", async () => {
   const rootRunId = 'run-1';
   const callId = `${WORKFLOW_ID}:${rootRunId}:0`;
   const startFile = callStartPathOf(stateDir, taskKeyOf(WORKFLOW_ID, rootRunId), callId);

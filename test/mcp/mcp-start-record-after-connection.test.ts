@@ -1,4 +1,7 @@
 /**
+ * Regression test, was the open finding `mcp-start-record-before-server-reached` (s16, atk16). Fixed (s16): an MCP call's start record is written by `McpConnection.callTool` once the connection is open and its listing checked, right before `tools/call` is sent (`beforeSend`, filled by activities/run-tool.ts): a server that cannot be reached leaves no record.
+ *
+ * The finding as reported:
  * Severity: low (the class of the fixed `start-record-before-host-refusal`, for MCP tools: a
  * compensating tool runs for an effect never made, `unbook`/`release` for a `book`/`reserve` the
  * server never received).
@@ -35,22 +38,22 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { executeToolCall } from '../../../activities/run-tool';
-import type { ToolProgress } from '../../../activities/call-outcome';
-import type { ActivityDeps } from '../../../activities/index';
-import { McpConnectionPool } from '../../../executors/mcp-connection-pool';
-import { openTaskServers } from '../../../executors/mcp-executor';
-import { openCredentialStores, type LocalCredentialStores } from '../../../identity/credential-stores';
-import { openKeystore, type Keystore } from '../../../identity/keystore';
-import { hashIntent } from '../../../identity/intent-hash';
-import { issueTaskGrant } from '../../../identity/task-grant';
-import { readCallStart } from '../../../recovery/call-starts';
-import type { Compensation } from '../../../recovery/compensation';
-import { callStartPathOf, taskKeyOf } from '../../../recovery/recovery-paths';
-import { runCompensation } from '../../../recovery/run-compensation';
-import { parseTask } from '../../../task/load-task-file';
-import type { Task } from '../../../task/task-schema';
-import { startBookingServer, type BookingServer } from '../../support/booking-mcp-server';
+import { executeToolCall } from '../../activities/run-tool';
+import type { ToolProgress } from '../../activities/call-outcome';
+import type { ActivityDeps } from '../../activities/index';
+import { McpConnectionPool } from '../../executors/mcp-connection-pool';
+import { openTaskServers } from '../../executors/mcp-executor';
+import { openCredentialStores, type LocalCredentialStores } from '../../identity/credential-stores';
+import { openKeystore, type Keystore } from '../../identity/keystore';
+import { hashIntent } from '../../identity/intent-hash';
+import { issueTaskGrant } from '../../identity/task-grant';
+import { readCallStart } from '../../recovery/call-starts';
+import type { Compensation } from '../../recovery/compensation';
+import { callStartPathOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { runCompensation } from '../../recovery/run-compensation';
+import { parseTask } from '../../task/load-task-file';
+import type { Task } from '../../task/task-schema';
+import { startBookingServer, type BookingServer } from '../support/booking-mcp-server';
 
 const WORKFLOW_ID = 'w-mcp-start-record';
 const ROOT_RUN_ID = 'run-1';
@@ -73,7 +76,7 @@ afterAll(async () => {
   stores?.close();
 });
 
-it('an MCP call that never reached its server reads started, and its compensating tool runs', async () => {
+it('an MCP call that never reached its server leaves no start record, and no compensating tool runs for it', async () => {
   const task: Task = parseTask(
     {
       user: 'sam@example.com',
