@@ -15,6 +15,7 @@ function bundleJose(outfile) {
   } catch {
     return 'jose stays ES modules (no esbuild here)';
   }
+  const { version, license } = require('jose/package.json');
   esbuild.buildSync({
     entryPoints: [require.resolve('jose')],
     bundle: true,
@@ -24,8 +25,8 @@ function bundleJose(outfile) {
     target: 'node20',
     outfile,
     allowOverwrite: true,
-    // Strict, as jose's ES modules are.
-    banner: { js: "'use strict';" },
+    // Strict, as jose's ES modules are; jose's notice kept with its code.
+    banner: { js: `'use strict';\n/*! jose ${version} (https://github.com/panva/jose), ${license} License, Copyright (c) Filip Skokan */` },
     logLevel: 'error',
   });
   rmSync(`${outfile}.map`, { force: true });
