@@ -14,7 +14,7 @@
  *  - the signed decision holds no secret: it may sit in workflow history and the custody ledger.
  */
 import { randomUUID } from 'node:crypto';
-import { calculateJwkThumbprint, exportJWK, flattenedVerify, FlattenedSign, generateKeyPair, importJWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, flattenedVerify, FlattenedSign, generateKeyPair, importJWK } from './jose';
 import { z } from 'zod';
 import { ApproverError, CredentialError } from '../errors';
 import { ApproverNameSchema, ApproverPublicJwkSchema, type ApproverRecord, type ApproverStore } from './approver-registry';

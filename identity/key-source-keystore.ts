@@ -11,7 +11,7 @@
  */
 import { webcrypto } from 'node:crypto';
 import * as fs from 'node:fs';
-import { calculateJwkThumbprint, importJWK } from 'jose';
+import { calculateJwkThumbprint, importJWK } from './jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import type { Jwks, PublicJwk } from './claims';

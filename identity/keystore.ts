@@ -22,7 +22,7 @@
 import { randomUUID, webcrypto } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWTPayload } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWTPayload } from './jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import { processExists } from '../process-stat';

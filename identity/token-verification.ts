@@ -20,7 +20,7 @@
  * token. Signature failures say nothing beyond "signature verification failed".
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { errors as joseErrors } from 'jose';
+import { errors as joseErrors } from './jose';
 import type { z } from 'zod';
 import { CredentialError } from '../errors';
 import { SIGNING_ALGS, JwksSchema, duplicateKids, type Jwks, type PublicJwk } from './claims';

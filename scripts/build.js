@@ -9,6 +9,7 @@ const { execFileSync } = require('node:child_process');
 const { copyFileSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } = require('node:fs');
 const { extname, join, relative } = require('node:path');
 const { prepareMaySkip } = require('./build-freshness');
+const { bundleJose } = require('./bundle-jose');
 
 const ROOT = join(__dirname, '..');
 const OUT = join(ROOT, 'build');
@@ -55,6 +56,9 @@ function main() {
     }
   }
   log(`copied ${copied} data file(s)`);
+
+  // Over tsc's output of identity/jose.ts: jose loaded as one CommonJS module (that file says why).
+  log(bundleJose(join(OUT, 'identity', 'jose.js')));
 
   // JSON Schema draft-07's meta-schema as ajv standalone code: tool schemas are checked with it
   // instead of compiling the meta-schema in every process (tools/tool-input-validator.ts).
