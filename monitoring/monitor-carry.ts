@@ -41,13 +41,12 @@ export const MAX_CARRIED_ALERT_BYTES = 64 * 1024;
  */
 export const MAX_CARRIED_NAME = 200;
 
-const Count = z.number().int().min(0);
-
 /**
  * Every schema of the file, built once per workflow thread (workflows/shared-modules.ts `sharedOnce`):
  * each workflow run would otherwise build them all afresh.
  */
 const schemas = sharedOnce('monitoring/monitor-carry', () => {
+  const Count = z.number().int().min(0);
   const CarriedEventSchema = z.strictObject({
     at: z.number().int(),
     stepIndex: Count,

@@ -65,6 +65,12 @@ export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', `index${SOURCE_EXT
  * lets Warden's own schemas be built once per thread all the same, unfrozen).
  */
 export const PRELOADED_MODULES: readonly string[] = [join(PROJECT_ROOT, 'workflows', `shared-modules${SOURCE_EXT}`)];
+/**
+ * `zod` as the bundle resolves it: workflows/lazy-zod.ts, which evaluates zod in a run only when the
+ * run reads it (after the first run on a thread, Warden's schemas come from `sharedOnce` and no run
+ * does). Exact match: `zod/v4`, what the stand-in loads, is zod itself.
+ */
+export const LAZY_ZOD_ALIAS: Readonly<Record<string, string>> = { zod$: join(PROJECT_ROOT, 'workflows', `lazy-zod${SOURCE_EXT}`) };
 /** Where `npm run build` puts the pre-built bundles (only in the compiled package). */
 export const PREBUILT_BUNDLE_DIR = join(PROJECT_ROOT, 'workflow-bundles');
 
@@ -288,7 +294,11 @@ export async function buildWorkflowBundle(interceptorModules: readonly string[] 
       logger: { log: noop, trace: noop, debug: noop, info: noop, warn: keep, error: keep },
       ...(interceptorModules.length === 0 ? {} : { workflowInterceptorModules: [...interceptorModules] }),
       preloadModules: [...PRELOADED_MODULES],
-      webpackConfigHook: (config) => ({ ...config, plugins: [...(config.plugins ?? []), new OnePackageCopy()] }),
+      webpackConfigHook: (config) => ({
+        ...config,
+        resolve: { ...config.resolve, alias: { ...(config.resolve?.alias as Record<string, string | false> | undefined), ...LAZY_ZOD_ALIAS } },
+        plugins: [...(config.plugins ?? []), new OnePackageCopy()],
+      }),
     });
   } catch (error) {
     const detail = problems.length > 0 ? `:\n${problems.join('\n')}` : `: ${(error as Error).message}`;

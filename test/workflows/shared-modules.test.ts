@@ -43,9 +43,11 @@ const SHARED = './workflows/shared-modules.ts';
 const TASK_SCHEMA = './task/task-schema.ts';
 const TASK_RUN = './task/task-run.ts';
 const POLICY_REQUEST = './policies/engine/policy-request.ts';
-const ZOD = './node_modules/zod/v4/classic/schemas.js';
-const ZOD_ERRORS = './node_modules/zod/v4/classic/errors.js';
-const ZOD_ISO = './node_modules/zod/v4/classic/iso.js';
+// zod as the bundle's stand-in loads it (workflows/lazy-zod.ts: `require('zod/v4')`, its CommonJS build).
+const ZOD = './node_modules/zod/v4/classic/schemas.cjs';
+const ZOD_ERRORS = './node_modules/zod/v4/classic/errors.cjs';
+const ZOD_ISO = './node_modules/zod/v4/classic/iso.cjs';
+const LAZY_ZOD = './workflows/lazy-zod.ts';
 
 /**
  * Source of an expression that evaluates `body` (a function of `req`, webpack's module lookup) as
@@ -59,7 +61,11 @@ function inRun(body: string): string {
     globalThis.__TEMPORAL_ACTIVATOR__ = { moduleCache: new Map() };
     try {
       __TEMPORAL__.importWorkflows();
-      const req = (id) => __webpack_module_cache__[id].exports;
+      // A run evaluates zod only once it reads it (workflows/lazy-zod.ts): a test that asks for a zod module reads it first.
+      const req = (id) => {
+        if (__webpack_module_cache__[id] === undefined && id.startsWith('./node_modules/zod/')) void __webpack_module_cache__[${JSON.stringify(LAZY_ZOD)}].exports.z.string;
+        return __webpack_module_cache__[id].exports;
+      };
       return JSON.stringify((${body})(req));
     } finally {
       for (const key of Reflect.ownKeys(globalThis)) if (!before.has(key)) delete globalThis[key];
@@ -197,6 +203,17 @@ describe('modules preloaded once per workflow thread', () => {
     const runs = [0, 1, 2, 3].map(() => JSON.parse(runInContext(inRun(body), context) as string) as unknown);
     const parsedInput = JSON.parse(JSON.stringify(AgentTaskInputSchema.parse({ task: MINIMAL })));
     expect(runs).toEqual([true, false, false, false].map((builtByThisRun) => ({ builtByThisRun, errorIsZodError: true, parsed: expected, parsedInput })));
+  });
+
+  it('evaluates zod in no later run: a run that builds no schema never reads it, so its start leaves zod out (issue 17)', () => {
+    // The run's own module cache (the SDK's proxy in front of it lists nothing).
+    const body = `() => [...globalThis.__TEMPORAL_ACTIVATOR__.moduleCache.keys()].filter((id) => id.startsWith('./node_modules/zod/'))`;
+    const runs = [0, 1, 2].map(() => JSON.parse(runInContext(inRun(body), context) as string) as string[]);
+    // The thread's first run may build the shared schemas (earlier tests in this file may have): the later ones must not touch zod.
+    expect(runs.slice(1)).toEqual([[], []]);
+    // Still the real zod, the same API, once a run does read it.
+    const read = `() => { const { z } = __webpack_module_cache__[${JSON.stringify(LAZY_ZOD)}].exports; return [typeof z.object, z.string().safeParse(1).success, z.number().parse(2), 'object' in z, Object.keys(z).includes('strictObject')]; }`;
+    expect(JSON.parse(runInContext(inRun(read), context) as string)).toEqual(['function', false, 2, true, true]);
   });
 
   it('builds no schema of Warden\'s own in a later run: every schema a Warden module exports is one the thread built once', () => {
