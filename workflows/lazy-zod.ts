@@ -8,7 +8,8 @@
  * thread's CPU, a tenth of what a guarded task cost it).
  *
  * Here `z` stands in for zod's and evaluates zod, in the run's own module cache, the first time the
- * run reads any of it: the same module, the same exports, only later or never. Nothing is shared
+ * run reads any of it: the same module, only later or never. Only `z` is forwarded (and `default`):
+ * every other import of zod is refused by test/workflows/lazy-zod-imports-scan.test.ts. Nothing is shared
  * between runs that was not before (zod stays out of the preloaded, frozen modules:
  * shared-modules.ts says why). Evaluating zod calls no Temporal API and reads no clock or random
  * number, so when it happens changes nothing a run records.

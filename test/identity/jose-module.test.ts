@@ -23,7 +23,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** Runs `body` (CommonJS, async, `bundle` = the bundled module) in a fresh Node process without tsx; its JSON output. */
 function inFreshNode(bundle: string, body: string): unknown {
   const source = `const bundle = require(${JSON.stringify(bundle)}); (async () => { ${body} })().then((out) => process.stdout.write(JSON.stringify(out)), (e) => { console.error(e); process.exit(1); });`;
-  return JSON.parse(execFileSync(process.execPath, ['-e', source], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' }, timeout: 60_000 }));
+  // NODE_PATH: the module in the temporary folder finds this install's jose, as the build's finds the one beside it.
+  return JSON.parse(execFileSync(process.execPath, ['-e', source], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '', NODE_PATH: join(REPO_ROOT, 'node_modules') }, timeout: 60_000 }));
 }
 
 describe('identity/jose', () => {
@@ -33,8 +34,15 @@ describe('identity/jose', () => {
   });
 
   describe('bundled by the build', () => {
-    const bundle = join(dir, 'jose.js');
-    const line = bundleJose(bundle);
+    // The build writes the bundle beside the compiled identity/jose.js, which picks it (scripts/bundle-jose.js).
+    const picker = join(dir, 'jose.js');
+    const line = bundleJose(picker);
+    const bundle = join(dir, 'jose-bundle.js');
+
+    it('is the module Warden loads while the jose installed beside it is the version bundled', () => {
+      const out = inFreshNode(picker, `return { bundled: bundle === require(${JSON.stringify(bundle)}), joseFiles: Object.keys(require.cache).filter((f) => f.includes('node_modules/jose/dist')) };`);
+      expect(out).toEqual({ bundled: true, joseFiles: [] });
+    });
 
     it('is one strict CommonJS module', () => {
       expect(line).toBe('bundled jose into one CommonJS module');

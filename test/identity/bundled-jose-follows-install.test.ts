@@ -1,4 +1,10 @@
 /**
+ * Regression test, was the open finding `bundled-jose-ignores-installed-update` (s16, atk16b, medium).
+ * Fixed: the build writes the bundle as `jose-bundle.js` and the compiled identity/jose.js loads it
+ * only while the jose installed beside Warden is the version bundled, else `require('jose')`
+ * (scripts/bundle-jose.js).
+ *
+ * The finding as reported:
  * Finding (s16, atk16b; severity medium): jose updates installed beside Warden never take effect.
  *
  * Attack: since 5b938ef `npm run build` (and so `npm pack`, which runs it) writes jose's code, as
@@ -32,7 +38,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 const { bundleJose } = createRequire(__filename)(join(REPO_ROOT, 'scripts', 'bundle-jose.js')) as { bundleJose(outfile: string): string };
 
