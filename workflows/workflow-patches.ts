@@ -218,6 +218,18 @@ export const PATCHES_TAKEN_AT_ONCE: ReadonlySet<string> = new Set([
   UNDO_ENDED_CALLS_PATCH,
 ]);
 
+/**
+ * One marker for the patches made after {@link PATCHES_AT_ONCE_PATCH} ({@link PATCHES_TAKEN_AT_ONCE_2}),
+ * which a new run recorded one marker (and one `TemporalChangeVersion` upsert) each for: three of
+ * a 10-step data-flow task's markers (issue 17, the server's CPU per call). Asked right after the
+ * first, and only in a run that took the first: runs recorded before it have no such marker, answer
+ * false, and ask each of its patches on its own as they did.
+ */
+export const PATCHES_AT_ONCE_2_PATCH = 'warden-patches-at-once-2';
+
+/** What a run that recorded {@link PATCHES_AT_ONCE_2_PATCH} took: frozen, as {@link PATCHES_TAKEN_AT_ONCE} is (the same test pins it). */
+export const PATCHES_TAKEN_AT_ONCE_2: ReadonlySet<string> = new Set([UNDO_WHAT_RAN_PATCH, NOT_RUN_VOUCHED_PATCH, SUBAGENT_LIMITS_INHERITED_PATCH, TOOL_UNDO_STARTED_PATCH]);
+
 /** Whether the run takes patch `id`: `patched(id)`, or true without a marker of its own for a patch the run took at once. */
 export type PatchQuestion = (id: string) => boolean;
 
@@ -226,8 +238,9 @@ export type PatchQuestion = (id: string) => boolean;
  * (agent-task.ts), and ask every patch through it. `patched` is the SDK's (a parameter for tests).
  */
 export function askPatches(patched: (id: string) => boolean = askPatch): PatchQuestion {
-  const atOnce = patched(PATCHES_AT_ONCE_PATCH);
-  return atOnce ? (id) => PATCHES_TAKEN_AT_ONCE.has(id) || patched(id) : patched;
+  if (!patched(PATCHES_AT_ONCE_PATCH)) return patched;
+  const atOnce2 = patched(PATCHES_AT_ONCE_2_PATCH);
+  return (id) => PATCHES_TAKEN_AT_ONCE.has(id) || (atOnce2 && PATCHES_TAKEN_AT_ONCE_2.has(id)) || patched(id);
 }
 
 export interface WorkflowPatches {

@@ -1,18 +1,18 @@
 /**
- * A new agent task records one patch marker, not one per patch (workflows/workflow-patches.ts,
- * `warden-patches-at-once`; issue 17's history per step). Each `patched()` marker came with the
+ * A new agent task records two patch markers, not one per patch (workflows/workflow-patches.ts,
+ * `warden-patches-at-once` and `-2`; issue 17's history per step). Each `patched()` marker came with the
  * SDK's `TemporalChangeVersion` search attribute upsert: a 10-step data-flow task recorded 38 of
  * its 112 events for them. On the real Temporal server, on both loops: the history of a new run
- * holds exactly the one marker and at most one `TemporalChangeVersion` upsert, the task does what
+ * holds exactly the two markers and at most as many `TemporalChangeVersion` upserts, the task does what
  * every patch says (it completes on the data flow, with its claims attested), and it replays.
- * Runs recorded before, with a marker per patch, replay too (test/replay/committed-histories.test.ts,
- * `history-patch-each-*`).
+ * Runs recorded before, with a marker per patch or the first at-once marker alone, replay too
+ * (test/replay/committed-histories.test.ts, `history-patch-each-*`, `history-patches-at-once-1-*`).
  */
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
-import { PATCHES_AT_ONCE_PATCH, PATCHES_TAKEN_AT_ONCE } from '../../workflows/workflow-patches';
+import { PATCHES_AT_ONCE_2_PATCH, PATCHES_AT_ONCE_PATCH } from '../../workflows/workflow-patches';
 import { replayAllRuns } from '../support/replay-runs';
 import { makeNotesWorkspace } from '../support/task-kit';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
@@ -68,7 +68,7 @@ describe('a new task takes every patch at once', { timeout: 600_000 }, () => {
   it.each([
     ['the data flow', true],
     ['the original loop', false],
-  ])('on %s: one patch marker, at most one TemporalChangeVersion upsert, every patch taken', async (_loop, dataFlow) => {
+  ])('on %s: two patch markers, no more TemporalChangeVersion upserts, every patch taken', async (_loop, dataFlow) => {
     const { workspace } = await makeNotesWorkspace('warden-patches-');
     const workflowId = `patches-at-once-${dataFlow ? 'flow' : 'loop'}-${Date.now()}`;
     const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args: [{ task: task(workspace, dataFlow) }] });
@@ -80,10 +80,10 @@ describe('a new task takes every patch at once', { timeout: 600_000 }, () => {
       ['fs.read', true],
     ]);
     const events = (await handle.fetchHistory()).events ?? [];
-    // The at-once marker first; then only patches made after it (never one it stands for).
+    // The two at-once markers and no other: every patch this task asks is in one of their lists
+    // (a patch made later adds its own marker here, until a third at-once patch folds it in).
     const markers = patchMarkers(events);
-    expect(markers[0]).toBe(PATCHES_AT_ONCE_PATCH);
-    for (const id of markers.slice(1)) expect(PATCHES_TAKEN_AT_ONCE.has(id), id).toBe(false);
+    expect(markers).toEqual([PATCHES_AT_ONCE_PATCH, PATCHES_AT_ONCE_2_PATCH]);
     expect(changeVersionUpserts(events)).toBeLessThanOrEqual(markers.length);
     // The data flow (a patch of its own) was taken: its activities ran, the original loop's did not.
     const activities = events.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name == null ? [] : [e.activityTaskScheduledEventAttributes.activityType.name]));

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TaskResult } from '../../task/task-run';
 import type { Task } from '../../task/task-schema';
 import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+import { PATCHES_AT_ONCE_2_PATCH, PATCHES_TAKEN_AT_ONCE_2 } from '../../workflows/workflow-patches';
 
 let env: WardenTestEnv;
 let dir: string;
@@ -128,9 +129,12 @@ describe('a sub-agent inherits every limit it does not name (patch warden-subage
     expect(task.limits).toMatchObject({ ...parentLimits, toolTimeout: '30s' });
   });
 
-  it('records the patch in the parent, which declares sub-agents', () => {
+  it('takes the patch in the parent, which declares sub-agents, by the at-once marker that stands for it', () => {
     const markers = (parentHistory.events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').map((e) => Buffer.from(e.markerRecordedEventAttributes!.details!['patch-data']!.payloads![0]!.data!).toString('utf8'));
-    expect(markers.some((m) => m.includes('"warden-subagent-limits-inherited"'))).toBe(true);
+    // A new run records `warden-patches-at-once-2` (workflow-patches.ts PATCHES_TAKEN_AT_ONCE_2) instead of a marker of its own.
+    expect(PATCHES_TAKEN_AT_ONCE_2.has('warden-subagent-limits-inherited')).toBe(true);
+    expect(markers.some((m) => m.includes(`"${PATCHES_AT_ONCE_2_PATCH}"`))).toBe(true);
+    expect(markers.some((m) => m.includes('"warden-subagent-limits-inherited"'))).toBe(false);
   });
 });
 
