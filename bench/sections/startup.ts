@@ -112,6 +112,8 @@ export const startupSection: BenchSection = {
         agent: { name: 'bench', model: { driver: 'scripted', script: [{ tool: 'add', args: { a: 1, b: 2 } }, { final: 'done' }] } },
         tools: { custom: [{ name: 'add', description: 'adds', input: { type: 'object' }, source: ADD_TOOL_SOURCE }] },
         grants: { tools: ['add'] },
+        // The same task as the baseline's (`runGuardedTask`, temporal-bench.ts): on the data flow.
+        dataFlow: true,
       }),
     );
     const { guarded } = await benchWorkers(context);
