@@ -8,8 +8,9 @@
  * - Before a tool with a compensating tool starts, `started` is recorded (`markCallStarted`),
  *   flushed to disk: for an isolate tool by the sandbox host once it has accepted the call
  *   (credential checked, isolate leased), right before the tool's code runs, so a call the host
- *   refused never reads started; for a program or an MCP tool by its activity, after the
- *   credential was checked.
+ *   refused never reads started; for an MCP tool by its connection once the server's connection
+ *   is open and its listing checked, right before `tools/call` is sent; for a program by its
+ *   activity, after the credential was checked.
  * - Before a compensating tool runs for a call whose start is in doubt, the compensation records
  *   `never` unless `started` is there (`fenceUnstartedCall`), and runs the tool only for `started`.
  *

@@ -32,7 +32,7 @@ import type { CapabilityName } from '../tools/tool-descriptor';
 import type { ToolEffect } from '../policies/engine/policy-request';
 import type { CapabilityGrant, SandboxRunRequest, SandboxRunResponse } from './sandbox-messages';
 import { cutText } from '../cut-text';
-import { libraryTimeoutMs, setLongTimeout } from '../long-timer';
+import { libraryTimeoutMs, longTimeoutSignal, setLongTimeout } from '../long-timer';
 import { wellFormedJson } from '../custody/well-formed-json';
 import { wellFormed } from '../custody/span-record';
 import { terminalWriter } from '../terminal-text';
@@ -185,31 +185,22 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
  * with its own code and retryability.
  */
 async function recordStart(record: { file: string; callId: string }, cancel: AbortSignal | undefined, deadline: number, timeoutMs: number): Promise<CallOutcome | undefined> {
-  const stop = new AbortController();
-  let ended: CallOutcome | undefined;
-  const end = (outcome: CallOutcome) => {
-    ended ??= outcome;
-    stop.abort();
-  };
-  const onCancel = () => end(CANCELLED);
-  cancel?.addEventListener('abort', onCancel, { once: true });
-  if (aborted(cancel)) onCancel();
-  const overrun = setLongTimeout(() => end({ ok: false, code: 'ERR_SANDBOX_TIMEOUT', message: `the call's start record was not written within its timeout of ${timeoutMs} ms; the tool did not start` }), Math.max(1, Math.ceil(deadline - performance.now())));
-  const stopped = new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
-  try {
-    const written = markCallStarted(record.file, record.callId, stop.signal).then(
-      () => undefined,
-      (error: unknown): CallOutcome => {
-        if (error instanceof WardenError && isErrorCode(error.code)) return { ok: false, code: error.code, message: error.message, ...(error.retryable ? { retryable: true } : {}) };
-        return { ok: false, code: 'ERR_SHARED_STORAGE', message: `the call's start record could not be written, so its tool did not start: ${messageOf(error)}`, retryable: true };
-      },
-    );
-    const outcome = await Promise.race([written, stopped.then(() => ended)]);
-    return ended ?? outcome;
-  } finally {
-    overrun.clear();
-    cancel?.removeEventListener('abort', onCancel);
-  }
+  const overrun = longTimeoutSignal(Math.max(1, Math.ceil(deadline - performance.now())));
+  const stop = cancel === undefined ? overrun : AbortSignal.any([cancel, overrun]);
+  const stopped = new Promise<undefined>((resolve) => {
+    if (stop.aborted) resolve(undefined);
+    else stop.addEventListener('abort', () => resolve(undefined), { once: true });
+  });
+  const written = markCallStarted(record.file, record.callId, stop).then(
+    () => undefined,
+    (error: unknown): CallOutcome => {
+      if (error instanceof WardenError && isErrorCode(error.code)) return { ok: false, code: error.code, message: error.message, ...(error.retryable ? { retryable: true } : {}) };
+      return { ok: false, code: 'ERR_SHARED_STORAGE', message: `the call's start record could not be written, so its tool did not start: ${messageOf(error)}`, retryable: true };
+    },
+  );
+  const outcome = await Promise.race([written, stopped]);
+  if (!stop.aborted) return outcome;
+  return aborted(cancel) ? CANCELLED : { ok: false, code: 'ERR_SANDBOX_TIMEOUT', message: `the call's start record was not written within its timeout of ${timeoutMs} ms; the tool did not start` };
 }
 
 function troubleOutcome(trouble: IsolateTrouble, timeoutMs: number, memoryMb: number): CallOutcome {
