@@ -16,30 +16,19 @@
  * turn until one retires the host, and the answers of that round are checked.
  * Real parts: a real sandbox host process (SandboxClient), real isolates, a loopback HTTP server.
  */
-import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { SandboxRunResponse } from '../../sandbox/sandbox-messages';
 import { until } from '../support/run-tool-watch';
-import { codeOf, startLoopbackServer, toolCall, type LoopbackServer } from './sandbox-test-kit';
+import { CATASTROPHIC_OOM_SOURCES as CRASHING, codeOf, startHoldingServer, toolCall, type HoldingServer } from './sandbox-test-kit';
 
 /** Far out: a host that did not answer by itself would make the test hang, not pass. */
 const FAR = 600_000;
 
-const CRASHING = [
-  'const m = new Map(); for (let i = 0; ; i += 1) m.set(i, i);',
-  'const a = []; a.length = 2 ** 32 - 1; a.fill(0); return 1;',
-  'const a = new Array(2 ** 26).fill(0); return a.concat(a, a, a, a).length;',
-];
-
 let client: SandboxClient;
-let server: LoopbackServer;
-const held: ServerResponse[] = [];
+let server: HoldingServer;
 beforeAll(async () => {
-  server = await startLoopbackServer((req, res) => {
-    req.resume();
-    req.on('end', () => held.push(res));
-  });
+  server = await startHoldingServer();
   client = await SandboxClient.start({ cancelGraceMs: FAR, deadlineGraceMs: FAR });
 }, 120_000);
 afterAll(async () => {
@@ -55,15 +44,15 @@ it('names the call that lost its isolate, not run again; the host finishes its o
   for (const source of [...CRASHING, ...CRASHING]) {
     const exits = client.stats.hostExits;
     const pid = client.pid;
-    const before = held.length;
+    const before = server.held.length;
     // Busy in its own isolate until the server answers: it reached the network, so lost with the host it could not be run again.
     const bystander = client.run(toolCall('return (await warden.http.fetch(input)).status;', url, grant, { timeoutMs: FAR }));
-    await until(() => held.length > before, 'the bystander reached the server');
+    await until(() => server.held.length > before, 'the bystander reached the server');
     const cause = await client.run(toolCall(source, null, {}, { timeoutMs: 60_000, memoryMb: 64 }));
     if (client.stats.retiringHosts === 0) {
       // Contained this time (ERR_SANDBOX_MEMORY from isolated-vm's own check): try the next pattern.
       expect(codeOf(cause)).toBe('ERR_SANDBOX_MEMORY');
-      held[before]!.end('ok');
+      server.held[before]!.end('ok');
       await bystander;
       continue;
     }
@@ -71,7 +60,7 @@ it('names the call that lost its isolate, not run again; the host finishes its o
     const during = await client.run(toolCall('return input + 1;', 41));
     const duringPid = client.pid;
     const hostExitsWhileBystanderRan = client.stats.hostExits - exits;
-    held[before]!.end('ok');
+    server.held[before]!.end('ok');
     const spared = await bystander;
     await until(() => client.stats.retiringHosts === 0, 'the retiring host ended');
     expect(errorOf(cause)).toMatchObject({ code: 'ERR_SANDBOX_MEMORY' });

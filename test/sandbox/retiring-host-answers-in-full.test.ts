@@ -21,26 +21,21 @@
  *
  * Real parts: a real sandbox host process (SandboxClient), real isolates, a loopback HTTP server.
  */
-import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant } from '../../sandbox/sandbox-messages';
 import { until } from '../support/run-tool-watch';
-import { startLoopbackServer, toolCall, type LoopbackServer } from './sandbox-test-kit';
+import { startHoldingServer, toolCall, type HoldingServer } from './sandbox-test-kit';
 
 const FAR = 600_000;
 const HOG = 'const m = new Map(); for (let i = 0; ; i += 1) m.set(i, i);';
 
 let client: SandboxClient;
-let web: LoopbackServer;
-const held: ServerResponse[] = [];
+let web: HoldingServer;
 
 beforeAll(async () => {
   // Each request is held: answered once the hog beside it has made the host retire.
-  web = await startLoopbackServer((req, res) => {
-    req.resume();
-    req.on('end', () => held.push(res));
-  });
+  web = await startHoldingServer();
   client = await SandboxClient.start({ cancelGraceMs: FAR, deadlineGraceMs: FAR });
 }, 120_000);
 
@@ -50,15 +45,15 @@ afterAll(async () => Promise.all([client?.close(), web?.close()]));
 async function bystanderBesideRetirement(bytes: number): Promise<string | undefined> {
   const host = `127.0.0.1:${web.port}`;
   const grant: CapabilityGrant = { http: { allowedHosts: [host] } };
-  const before = held.length;
+  const before = web.held.length;
   const paying = client.run(
     toolCall(`const s = (await warden.http.fetch(input.url, { method: 'POST', body: 'pay 100 to bob' })).status; return s + ':' + 'x'.repeat(${bytes});`, { url: `http://${host}/pay` }, grant, { timeoutMs: FAR }),
   );
-  await until(() => held.length > before, 'the payment reached the server');
+  await until(() => web.held.length > before, 'the payment reached the server');
   await client.run(toolCall(HOG, null, {}, { timeoutMs: 60_000, memoryMb: 64 }));
   // The crashed notice came before the hog's answer: a host that retires is counted by now.
   const retired = client.stats.retiringHosts > 0;
-  held[before]!.end('ok');
+  web.held[before]!.end('ok');
   const paid = await paying;
   await until(() => !(client.stats.retiringHosts > 0), 'the retiring host ended');
   if (!retired) return undefined;
