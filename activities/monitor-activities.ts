@@ -124,28 +124,37 @@ async function treeHostsOf(baselines: BaselineStore, ancestors: readonly string[
   return undefined;
 }
 
+/**
+ * The agent's baseline and the task's response rules, and a new hold key: what a monitor starts
+ * from. Read by `beginMonitoring`, and by `placeTask` for a data-flow root (which then needs no
+ * local activity for it: activities/place-task.ts).
+ */
+export async function loadMonitorSetup(deps: ActivityDeps, input: BeginMonitoringInput): Promise<MonitorSetup> {
+  const rules = loadResponseRules({ packs: input.packs ?? [...DEFAULT_POLICY_PACKS], sentences: input.sentences });
+  const monitor = deps.monitor;
+  const holdKey = randomBytes(32).toString('base64url');
+  if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines', holdKey };
+  let setup: MonitorSetup;
+  try {
+    setup = { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules, holdKey };
+  } catch (error) {
+    // A baseline that does not parse mutes the baseline signals, not the task: hard signals still count.
+    if (!(error instanceof MonitorError)) throw error;
+    setup = { baseline: null, rules, note: error.message, holdKey };
+  }
+  // The task is the tree: a sub-agent never learnt is watched with its nearest baselined ancestor's hosts.
+  if (input.grantId === undefined || usableBaseline(setup.baseline ?? undefined) !== undefined) return setup;
+  const treeHosts = await treeHostsOf(monitor.baselines, await ancestorsOf(deps, input.grantId));
+  return treeHosts === undefined ? setup : { ...setup, treeHosts };
+}
+
 export function createMonitorActivities(deps: ActivityDeps) {
   return {
     /** The agent's baseline and the task's response rules, read once when the task (or sub-agent) begins. */
     async beginMonitoring(input: BeginMonitoringInput): Promise<MonitorSetup> {
       return atActivityBoundary(async () => {
         annotateActiveSpan({ [WARDEN_ATTR.taskId]: rootWorkflowIdOf(input.workflowId), [WARDEN_ATTR.agentId]: `agent:${input.agent}@${input.workflowId}` });
-        const rules = loadResponseRules({ packs: input.packs ?? [...DEFAULT_POLICY_PACKS], sentences: input.sentences });
-        const monitor = deps.monitor;
-        const holdKey = randomBytes(32).toString('base64url');
-        if (monitor === undefined) return { baseline: null, rules, note: 'this worker keeps no baselines', holdKey };
-        let setup: MonitorSetup;
-        try {
-          setup = { baseline: (await monitor.baselines.get(input.agent)) ?? null, rules, holdKey };
-        } catch (error) {
-          // A baseline that does not parse mutes the baseline signals, not the task: hard signals still count.
-          if (!(error instanceof MonitorError)) throw error;
-          setup = { baseline: null, rules, note: error.message, holdKey };
-        }
-        // The task is the tree: a sub-agent never learnt is watched with its nearest baselined ancestor's hosts.
-        if (input.grantId === undefined || usableBaseline(setup.baseline ?? undefined) !== undefined) return setup;
-        const treeHosts = await treeHostsOf(monitor.baselines, await ancestorsOf(deps, input.grantId));
-        return treeHosts === undefined ? setup : { ...setup, treeHosts };
+        return loadMonitorSetup(deps, input);
       });
     },
 

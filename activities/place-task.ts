@@ -28,6 +28,7 @@ import { dataPlaneOf, stateDirOfDeps } from './flow-deps';
 import type { PolicyCheck } from './check-policy';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import { precheckPolicy, type PolicyPlace } from './precheck-policy';
+import { loadMonitorSetup, type BeginMonitoringInput, type MonitorSetup } from './monitor-activities';
 import type { PolicyState } from '../policies/engine/policy-state';
 import { assertTaskSparesWarden, grantRequestOf, identityOf } from './task-identity';
 import { takePreTaskSnapshot } from './task-recovery';
@@ -55,6 +56,11 @@ export interface PlaceTaskInput {
   firstTurn?: boolean;
   /** With `firstTurn`: decide ahead on its first action (policies/policy-precheck.ts), in this place and with this policy state. */
   policyPrecheck?: PolicyPlace & { state: PolicyState };
+  /**
+   * Also read what the task's monitor starts from (`beginMonitoring`'s input): the result's
+   * `monitor`, recorded in history with the placement, so the run needs no local activity for it.
+   */
+  monitor?: BeginMonitoringInput;
 }
 
 export interface PlaceTaskResult {
@@ -67,6 +73,12 @@ export interface PlaceTaskResult {
   restored?: number;
   /** The first model turn (`firstTurn`), or why asking for it failed (the workflow asks again on its own). */
   turn?: (ProposedTurn & { policy?: PolicyCheck }) | { error: StepError };
+  /**
+   * The monitor's setup (`monitor`). Absent when it was not asked, when this worker's code predates
+   * it, or when reading it failed: the workflow then asks `beginMonitoring` (retried, and the task
+   * fails if it keeps failing), as before. Never a reason to fail the placement.
+   */
+  monitor?: MonitorSetup;
 }
 
 export function createPlaceTask(deps: ActivityDeps) {
@@ -107,6 +119,7 @@ export function createPlaceTask(deps: ActivityDeps) {
         ...(task.resources.workspace === undefined ? {} : { workspace: realRootOf(task.resources.workspace) }),
         updatedAt: new Date().toISOString(),
       });
+      const monitor = input.monitor === undefined ? undefined : await loadMonitorSetup(deps, input.monitor).catch(() => undefined);
       // The policy decides on its first action in the workflow, with the provenance main's check uses.
       let turn: PlaceTaskResult['turn'] = input.firstTurn === true ? await proposeFoldedTurn(deps, { workflowId: input.workflowId, task, taskRef, turn: 0, transcript: { ref: null, pending: [] } }) : undefined;
       const ahead = input.policyPrecheck;
@@ -129,6 +142,7 @@ export function createPlaceTask(deps: ActivityDeps) {
         snapshot: task.snapshot,
         ...(restored === undefined ? {} : { restored }),
         ...(turn === undefined ? {} : { turn }),
+        ...(monitor === undefined ? {} : { monitor }),
       };
     });
   };

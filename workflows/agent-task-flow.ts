@@ -145,6 +145,7 @@ async function begin(run: AgentRun): Promise<void> {
     return;
   }
   const { deadline } = run;
+  const monitorRequest = run.monitor.setupRequest(run);
   // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
     placing(run, true, placeSummary(run)).placeTask({
@@ -155,6 +156,8 @@ async function begin(run: AgentRun): Promise<void> {
       firstTurn: true,
       // The first action's policy decision comes back with the turn (guard-action.ts uses it when its inputs match).
       ...(run.patches.policyPrecheck ? { policyPrecheck: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), state: run.policyState } } : {}),
+      // The monitor's baseline and rules come back with the placement: no local activity of their own.
+      ...(monitorRequest === undefined ? {} : { monitor: monitorRequest }),
     }),
   );
   flow.placement = placed.placement;
@@ -167,7 +170,7 @@ async function begin(run: AgentRun): Promise<void> {
   if (placed.identity !== undefined) run.identity = placed.identity;
   run.saga.snapshotTaken = placed.snapshot;
   if (run.task.resources.workspace !== undefined) run.saga.registerOverlay(placed.placement.taskKey);
-  await run.monitor.begin(run);
+  await run.monitor.begin(run, monitorRequest === undefined ? undefined : placed.monitor);
 }
 
 /** `place: grant, workspace overlay, chat gpt-4o, turn 0`: what placing a root task does. */

@@ -18,6 +18,7 @@
  */
 import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
+import type { BeginMonitoringInput, MonitorSetup } from '../activities/monitor-activities';
 import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures, type MeasuredEffect, type NetworkEffect } from '../monitoring/action-features';
 import type { EgressWatch } from '../monitoring/egress-watch';
 import type { Alert } from '../monitoring/alert';
@@ -166,16 +167,32 @@ export class TaskMonitor {
     });
   }
 
-  /** Reads the agent's baseline and the task's response rules (once per run). */
-  async begin(run: AgentRun): Promise<void> {
-    if (!this.enabled || this.active) return;
-    const setup = await this.lane.run(() => beginMonitoring({
+  /**
+   * What `beginMonitoring` reads for this run; undefined when the run is not monitored or has
+   * begun. A data-flow root asks `placeTask` for it (agent-task-flow.ts `begin`).
+   */
+  setupRequest(run: AgentRun): BeginMonitoringInput | undefined {
+    if (!this.enabled || this.active) return undefined;
+    return {
       workflowId: run.workflowId,
       agent: run.task.agent.name,
       ...(run.task.policyPacks === undefined ? {} : { packs: [...run.task.policyPacks] }),
       sentences: [...run.task.policies],
       ...(this.networkEnabled && !run.isRoot && run.identity !== undefined ? { grantId: run.identity.grantId } : {}),
-    }));
+    };
+  }
+
+  /**
+   * Reads the agent's baseline and the task's response rules (once per run), in the
+   * `beginMonitoring` local activity unless `placed` brings them: the setup `placeTask` read for
+   * this run's {@link setupRequest}, recorded in history as its result. Whether it did is in that
+   * result, so a replay takes the same way: runs recorded before (or placed by a worker whose
+   * code predates it, or whose read failed) have none, and ask the local activity as they did.
+   */
+  async begin(run: AgentRun, placed?: MonitorSetup): Promise<void> {
+    if (!this.enabled || this.active) return;
+    const request = this.setupRequest(run)!;
+    const setup = placed ?? (await this.lane.run(() => beginMonitoring(request)));
     this.baseline = setup.baseline ?? undefined;
     // Runs recorded before it have no treeHosts in their marker: they replay as they ran.
     if (this.networkEnabled && setup.treeHosts !== undefined) this.treeHosts = setup.treeHosts;
