@@ -15,12 +15,12 @@
  * result is what the workflow sees on replay too.
  */
 import { randomUUID } from 'node:crypto';
-import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MonitorSetup } from '../../activities/monitor-activities';
 import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
 import type { TaskResult } from '../../task/task-run';
+import { activityProbe } from '../support/activity-probe';
 import { clerkTask, learnBaselineFrom, newClerkSetup, normalClerkRuns, startLoopbackServer, type ClerkSetup, type LoopbackServer } from '../support/monitor-kit';
 import { replayAllRuns } from '../support/replay-runs';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
@@ -32,23 +32,15 @@ const begun = new Map<string, MonitorSetup[]>();
 /** The setup `placeTask` brought, by workflow (before the probe took it out). */
 const placed = new Map<string, MonitorSetup>();
 
-const probe: ActivityInterceptorsFactory = (ctx) => ({
-  inbound: {
-    async execute(input, next) {
-      const { activityType, isLocal } = ctx.info;
-      const workflowId = ctx.info.workflowExecution?.workflowId ?? '';
-      const mode = modes.get(workflowId);
-      const result = await next(input);
-      if (mode === undefined) return result;
-      if (isLocal && activityType === 'beginMonitoring') begun.set(workflowId, [...(begun.get(workflowId) ?? []), result as MonitorSetup]);
-      if (activityType === 'placeTask') {
-        const answer = result as { monitor?: MonitorSetup };
-        if (answer.monitor !== undefined) placed.set(workflowId, answer.monitor);
-        if (mode === 'strip') delete answer.monitor;
-      }
-      return result;
-    },
-  },
+const probe = activityProbe(modes, async ({ activityType, isLocal, workflowId, mode }, next) => {
+  const result = await next();
+  if (isLocal && activityType === 'beginMonitoring') begun.set(workflowId, [...(begun.get(workflowId) ?? []), result as MonitorSetup]);
+  if (activityType === 'placeTask') {
+    const answer = result as { monitor?: MonitorSetup };
+    if (answer.monitor !== undefined) placed.set(workflowId, answer.monitor);
+    if (mode === 'strip') delete answer.monitor;
+  }
+  return result;
 });
 
 let env: WardenTestEnv;

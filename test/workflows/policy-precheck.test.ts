@@ -17,7 +17,6 @@
  * result is what the workflow sees on replay too.
  */
 import { randomUUID } from 'node:crypto';
-import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
@@ -26,6 +25,7 @@ import { LedgerReader } from '../../custody/ledger-reader';
 import { parseTask } from '../../task/load-task-file';
 import type { StepRecord, TaskResult } from '../../task/task-run';
 import { workflowBundle } from '../../worker/workflow-bundle';
+import { activityProbe } from '../support/activity-probe';
 import { historiesOfRuns } from '../support/replay-runs';
 import { makeNotesWorkspace } from '../support/task-kit';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
@@ -48,34 +48,26 @@ function editAhead(mode: Mode, policy: { precheck?: { digest: string; atMs: numb
   if (mode === 'no-digest') delete policy.precheck;
 }
 
-const probe: ActivityInterceptorsFactory = (ctx) => ({
-  inbound: {
-    async execute(input, next) {
-      const { activityType, isLocal } = ctx.info;
-      const workflowId = ctx.info.workflowExecution?.workflowId ?? '';
-      const mode = modes.get(workflowId);
-      if (mode === undefined) return next(input);
-      if (isLocal && activityType === 'checkPolicy') policyLocal.set(workflowId, (policyLocal.get(workflowId) ?? 0) + 1);
-      const given = input.args[0] as { policy?: { state?: { agents: Record<string, unknown> } }; next?: { policy?: Record<string, unknown> } };
-      // What the activity is told differs from what the workflow holds at its check.
-      if (activityType === 'runTool' && given.next?.policy !== undefined) {
-        if (mode === 'seed') given.next.policy.seed = { userTexts: ['something else'], trustedAtoms: [] };
-        if (mode === 'state') given.next.policy.retainMs = 1;
-      }
-      const result = (await next(input)) as Turned;
-      if (activityType === 'runTool' || activityType === 'placeTask') {
-        const policy = activityType === 'runTool' ? result.next?.policy : result.turn?.policy;
-        if (policy?.precheck !== undefined) ahead.set(workflowId, (ahead.get(workflowId) ?? 0) + 1);
-        if (mode === 'strip') {
-          if (activityType === 'runTool') delete result.next?.policy;
-          else delete result.turn?.policy;
-        }
-        // placeTask's decision stays: each refusal is tested on the tool calls' own.
-        else if (activityType === 'runTool') editAhead(mode, policy as never);
-      }
-      return result;
-    },
-  },
+const probe = activityProbe(modes, async ({ activityType, isLocal, workflowId, mode, args }, next) => {
+  if (isLocal && activityType === 'checkPolicy') policyLocal.set(workflowId, (policyLocal.get(workflowId) ?? 0) + 1);
+  const given = args[0] as { policy?: { state?: { agents: Record<string, unknown> } }; next?: { policy?: Record<string, unknown> } };
+  // What the activity is told differs from what the workflow holds at its check.
+  if (activityType === 'runTool' && given.next?.policy !== undefined) {
+    if (mode === 'seed') given.next.policy.seed = { userTexts: ['something else'], trustedAtoms: [] };
+    if (mode === 'state') given.next.policy.retainMs = 1;
+  }
+  const result = (await next()) as Turned;
+  if (activityType === 'runTool' || activityType === 'placeTask') {
+    const policy = activityType === 'runTool' ? result.next?.policy : result.turn?.policy;
+    if (policy?.precheck !== undefined) ahead.set(workflowId, (ahead.get(workflowId) ?? 0) + 1);
+    if (mode === 'strip') {
+      if (activityType === 'runTool') delete result.next?.policy;
+      else delete result.turn?.policy;
+    }
+    // placeTask's decision stays: each refusal is tested on the tool calls' own.
+    else if (activityType === 'runTool') editAhead(mode, policy as never);
+  }
+  return result;
 });
 
 let env: WardenTestEnv;
