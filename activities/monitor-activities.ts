@@ -21,6 +21,7 @@ import type { AlertStore } from '../monitoring/alert-store';
 import type { AgentBaseline } from '../monitoring/baseline';
 import type { BaselineStore } from '../monitoring/baseline-store';
 import { loadResponseRules } from '../monitoring/load-response-rules';
+import type { BeginMonitoringInput } from '../monitoring/monitor-request';
 import type { ResponseRule } from '../monitoring/response-rule';
 import { usableBaseline, type TreeHosts } from '../monitoring/score-action';
 import { annotateActiveSpan, rootWorkflowIdOf } from '../telemetry/warden-span-attributes';
@@ -30,6 +31,8 @@ import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
 import { terminalJson, terminalLine } from '../terminal-text';
 
+export type { BeginMonitoringInput } from '../monitoring/monitor-request';
+
 /** What a worker's monitor activities use. */
 export interface MonitorServices {
   baselines: BaselineStore;
@@ -37,21 +40,6 @@ export interface MonitorServices {
   /** Where each alert goes as it is raised (`warden worker`: stdout, one JSON object a line). */
   print?: (alert: Alert) => void;
   webhook?: AlertWebhook;
-}
-
-export interface BeginMonitoringInput {
-  workflowId: string;
-  /** The agent's name: its baseline's key. */
-  agent: string;
-  /** The task's policy packs (default: the packs every task gets). */
-  packs?: string[];
-  sentences: string[];
-  /**
-   * A sub-agent's grant: its `act` chain (RFC 8693, user → agent → sub-agents, signed by Warden)
-   * names its ancestors; when its own baseline is not usable, the nearest usable one's hosts
-   * watch it (`treeHosts`).
-   */
-  grantId?: string;
 }
 
 export interface MonitorSetup {

@@ -28,7 +28,8 @@ import { dataPlaneOf, stateDirOfDeps } from './flow-deps';
 import type { PolicyCheck } from './check-policy';
 import { proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import { precheckPolicy, type PolicyPlace } from './precheck-policy';
-import { loadMonitorSetup, type BeginMonitoringInput, type MonitorSetup } from './monitor-activities';
+import { loadMonitorSetup, type MonitorSetup } from './monitor-activities';
+import { monitorRequestOf } from '../monitoring/monitor-request';
 import type { PolicyState } from '../policies/engine/policy-state';
 import { assertTaskSparesWarden, grantRequestOf, identityOf } from './task-identity';
 import { takePreTaskSnapshot } from './task-recovery';
@@ -57,10 +58,13 @@ export interface PlaceTaskInput {
   /** With `firstTurn`: decide ahead on its first action (policies/policy-precheck.ts), in this place and with this policy state. */
   policyPrecheck?: PolicyPlace & { state: PolicyState };
   /**
-   * Also read what the task's monitor starts from (`beginMonitoring`'s input): the result's
-   * `monitor`, recorded in history with the placement, so the run needs no local activity for it.
+   * Also read what the task's monitor starts from: the result's `monitor`, recorded in history with
+   * the placement, so the run needs no local activity for it. A flag, not `beginMonitoring`'s input:
+   * the agent, packs and sentences are the task's own (`task`), so they travel once; a payload
+   * holding the task's policies twice could pass Temporal's size limit where the task alone did not.
+   * Only for a root (no sub-agent grant whose ancestors' hosts would be read).
    */
-  monitor?: BeginMonitoringInput;
+  monitor?: true;
 }
 
 export interface PlaceTaskResult {
@@ -119,7 +123,7 @@ export function createPlaceTask(deps: ActivityDeps) {
         ...(task.resources.workspace === undefined ? {} : { workspace: realRootOf(task.resources.workspace) }),
         updatedAt: new Date().toISOString(),
       });
-      const monitor = input.monitor === undefined ? undefined : await loadMonitorSetup(deps, input.monitor).catch(() => undefined);
+      const monitor = input.monitor === true ? await loadMonitorSetup(deps, monitorRequestOf(input.workflowId, task)).catch(() => undefined) : undefined;
       // The policy decides on its first action in the workflow, with the provenance main's check uses.
       let turn: PlaceTaskResult['turn'] = input.firstTurn === true ? await proposeFoldedTurn(deps, { workflowId: input.workflowId, task, taskRef, turn: 0, transcript: { ref: null, pending: [] } }) : undefined;
       const ahead = input.policyPrecheck;

@@ -145,7 +145,9 @@ async function begin(run: AgentRun): Promise<void> {
     return;
   }
   const { deadline } = run;
+  // A root's monitor setup comes back with the placement (read from the task placeTask is handed).
   const monitorRequest = run.monitor.setupRequest(run);
+  const setupPlaced = monitorRequest !== undefined && monitorRequest.grantId === undefined;
   // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
     placing(run, true, placeSummary(run)).placeTask({
@@ -157,7 +159,7 @@ async function begin(run: AgentRun): Promise<void> {
       // The first action's policy decision comes back with the turn (guard-action.ts uses it when its inputs match).
       ...(run.patches.policyPrecheck ? { policyPrecheck: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), state: run.policyState } } : {}),
       // The monitor's baseline and rules come back with the placement: no local activity of their own.
-      ...(monitorRequest === undefined ? {} : { monitor: monitorRequest }),
+      ...(setupPlaced ? { monitor: true as const } : {}),
     }),
   );
   flow.placement = placed.placement;
@@ -170,7 +172,7 @@ async function begin(run: AgentRun): Promise<void> {
   if (placed.identity !== undefined) run.identity = placed.identity;
   run.saga.snapshotTaken = placed.snapshot;
   if (run.task.resources.workspace !== undefined) run.saga.registerOverlay(placed.placement.taskKey);
-  await run.monitor.begin(run, monitorRequest === undefined ? undefined : placed.monitor);
+  await run.monitor.begin(run, setupPlaced ? placed.monitor : undefined);
 }
 
 /** `place: grant, workspace overlay, chat gpt-4o, turn 0`: what placing a root task does. */

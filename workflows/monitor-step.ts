@@ -18,7 +18,8 @@
  */
 import { ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, isCancellation, proxyActivities, proxyLocalActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
-import type { BeginMonitoringInput, MonitorSetup } from '../activities/monitor-activities';
+import type { MonitorSetup } from '../activities/monitor-activities';
+import { monitorRequestOf, type BeginMonitoringInput } from '../monitoring/monitor-request';
 import { featuresOfAction, hash53, outcomeOfStep, type ActionFeatures, type MeasuredEffect, type NetworkEffect } from '../monitoring/action-features';
 import type { EgressWatch } from '../monitoring/egress-watch';
 import type { Alert } from '../monitoring/alert';
@@ -173,13 +174,8 @@ export class TaskMonitor {
    */
   setupRequest(run: AgentRun): BeginMonitoringInput | undefined {
     if (!this.enabled || this.active) return undefined;
-    return {
-      workflowId: run.workflowId,
-      agent: run.task.agent.name,
-      ...(run.task.policyPacks === undefined ? {} : { packs: [...run.task.policyPacks] }),
-      sentences: [...run.task.policies],
-      ...(this.networkEnabled && !run.isRoot && run.identity !== undefined ? { grantId: run.identity.grantId } : {}),
-    };
+    const request = monitorRequestOf(run.workflowId, run.task);
+    return this.networkEnabled && !run.isRoot && run.identity !== undefined ? { ...request, grantId: run.identity.grantId } : request;
   }
 
   /**
