@@ -18,40 +18,43 @@
  * header's extraction starts from it too) and everything under it, the activity spans and the
  * custody records that take their parent ids from them, land in the other task's trace.
  *
- * Held on the SDK's reusable V8 context built from the real bundle, as
- * test/workflows/otel-context-storage.test.ts does, each run with its own module cache, every call
- * made from a MessagePort 'message' handler as the workflow thread makes it, the timed-out one with
- * the isolate timeout the SDK gives `runInContext`. Fails on h/wcpu (run B sees A's trace); passes
- * on main.
+ * Held on the SDK's reusable V8 context built from the real bundle with Warden's workflow
+ * interceptors, each run created by the SDK (`createWorkflow`: its own globals, module cache and
+ * activator); every activation is made from a MessagePort 'message' handler as the workflow thread
+ * makes it, through the SDK's call into the run's scope, then the run's code under the isolate
+ * timeout the SDK gives `runInContext`. Each run handles a signal sent without a trace header (a
+ * signal from the Temporal CLI or UI, or from a client without Warden's interceptors) with the
+ * real interceptors, and its span is read as exported to the custody ledger (the run's sink calls).
+ * Fails on h/wcpu (runs B and C's signal spans are children of A's span, in A's trace); passes on main.
  */
 import { MessageChannel } from 'node:worker_threads';
 import { runInContext, type Context } from 'node:vm';
+import { TypedSearchAttributes } from '@temporalio/common';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { ReusableVMWorkflowCreator } from '@temporalio/worker/lib/workflow/reusable-vm';
+// The SDK's reusable-context creator (what every worker runs workflows in), used directly: no public entry point.
+import { ReusableVMWorkflowCreator, type ReusableVMWorkflow } from '@temporalio/worker/lib/workflow/reusable-vm';
 import { parseWorkflowCode } from '@temporalio/worker/lib/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_TASK_WORKFLOW } from '../../workflows/definitions';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import { WORKFLOW_INTERCEPTOR_MODULES } from '../../telemetry/temporal-interceptors';
 
-const OTEL_WORKFLOW_INDEX = './node_modules/@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
-const OTEL_API = './node_modules/@opentelemetry/api/build/esm/index.js';
-const TRACE_A = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa';
+interface ExportedSpan {
+  name: string;
+  traceId: string;
+  parentSpanId?: string;
+}
 
-describe('a timed-out activation and the span context of the other runs on its thread', () => {
+describe('a timed-out activation and the spans of the other runs on its thread', () => {
   let creator: ReusableVMWorkflowCreator;
   let context: Context;
-  let managerModule: string;
+  const runs = new Map<string, ReusableVMWorkflow>();
   const channel = new MessageChannel();
   let nextCall = 0;
   const pending = new Map<number, { body: () => unknown; settle: (outcome: { value?: unknown; error?: string }) => void }>();
 
   beforeAll(async () => {
     const bundle: WorkflowBundleWithSourceMap = await workflowBundle(undefined, { workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] });
-    const index = bundle.code.indexOf(`/***/ "${OTEL_WORKFLOW_INDEX}"`);
-    expect(index).toBeGreaterThan(0);
-    const required = /__webpack_require__\(\/\*! \.\/context-manager \*\/ "([^"]+)"\)/.exec(bundle.code.slice(index));
-    expect(required).not.toBeNull();
-    managerModule = required![1] as string;
     creator = await ReusableVMWorkflowCreator.create(parseWorkflowCode(bundle.code), 30_000, new Set(), undefined as never);
     context = (creator as unknown as { context: Context }).context;
     // The workflow thread's loop: each request handled synchronously in the port's 'message' event.
@@ -64,58 +67,108 @@ describe('a timed-out activation and the span context of the other runs on its t
         call.settle({ error: (error as Error).message });
       }
     });
+    for (const [index, run] of ['a', 'b', 'c'].entries()) {
+      const startTime = new Date(1_700_000_000_000);
+      runs.set(
+        run,
+        (await creator.createWorkflow({
+          info: {
+            workflowId: `task-${run}`,
+            runId: `run-${run}`,
+            workflowType: AGENT_TASK_WORKFLOW,
+            searchAttributes: {},
+            typedSearchAttributes: new TypedSearchAttributes(),
+            taskQueue: 'attack',
+            namespace: 'default',
+            firstExecutionRunId: `run-${run}`,
+            originalExecutionRunId: `run-${run}`,
+            startTime,
+            runStartTime: startTime,
+            taskTimeoutMs: 10_000,
+            attempt: 1,
+            historyLength: 3,
+            historySize: 0,
+            continueAsNewSuggested: false,
+            targetWorkerDeploymentVersionChanged: false,
+            suggestedContinueAsNewReasons: undefined,
+            currentBuildId: '',
+            unsafe: { now: () => 0, isReplaying: false, isReplayingHistoryEvents: false, random: Math.random },
+            priority: {},
+          },
+          randomnessSeed: [index + 1, 2, 3, 4, 5, 6, 7, 8],
+          now: startTime.getTime(),
+          showStackTraceSources: false,
+        } as never)) as ReusableVMWorkflow,
+      );
+    }
   }, 300_000);
 
   afterAll(async () => {
     channel.port1.close();
+    for (const run of runs.values()) await run.dispose();
     await creator?.destroy();
   });
 
-  /** One activation of `run`: `body` (a function of the run's `holder`) evaluated with the run's module cache, from a port message. */
+  /**
+   * One activation of `run`, as the workflow thread makes it: from a port message, the SDK's call
+   * into the run's scope (its globals and activator), then `body` (a function of the run's
+   * activator and its first inbound interceptor, Warden's) under the isolate timeout; the run's
+   * microtasks are drained before it returns (`afterEvaluate`).
+   */
   function activate(run: string, body: string, timeoutMs = 30_000): Promise<{ value?: unknown; error?: string }> {
+    const workflow = runs.get(run)!;
     const source = `(() => {
-      globalThis.__holder ??= {};
-      const holder = (globalThis.__holder[${JSON.stringify(run)}] ??= { moduleCache: new Map() });
-      globalThis.__TEMPORAL_ACTIVATOR__ = { moduleCache: holder.moduleCache, workflowSandboxDestructors: [], info: { runId: ${JSON.stringify(run)} }, promiseStackStore: { childToParent: new Map(), promiseToStack: new Map() } };
-      try {
-        if (!holder.loaded) {
-          __TEMPORAL__.importWorkflows();
-          __TEMPORAL__.importInterceptors();
-          holder.otel = __webpack_module_cache__[${JSON.stringify(OTEL_API)}].exports;
-          holder.manager = new (__webpack_module_cache__[${JSON.stringify(managerModule)}].exports.ContextManager)();
-          holder.loaded = true;
-        }
-        return (${body})(holder);
-      } finally {
-        delete globalThis.__TEMPORAL_ACTIVATOR__;
-      }
+      const activator = globalThis.__TEMPORAL_ACTIVATOR__;
+      return (${body})(activator, activator.interceptors.inbound[0]);
     })()`;
     return new Promise((settle) => {
       const id = nextCall++;
-      pending.set(id, { body: () => runInContext(source, context, { timeout: timeoutMs }), settle });
+      pending.set(id, {
+        body: () => {
+          (workflow as unknown as { workflowModule: { tryUnblockConditions(): unknown } }).workflowModule.tryUnblockConditions();
+          return runInContext(source, context, { timeout: timeoutMs });
+        },
+        settle,
+      });
       channel.port2.postMessage(id);
     });
   }
 
-  /** The trace id a span started at the top of an activation of `run` would take as its parent's (none: a root span). */
-  const parentTraceAtTop = (run: string) => activate(run, `(holder) => holder.otel.trace.getSpanContext(holder.manager.active())?.traceId ?? null`);
+  /** `run` handles a signal sent without a trace header: its span, as exported to the custody ledger. */
+  async function signalSpan(run: string): Promise<ExportedSpan> {
+    await activate(run, `(activator, inbound) => { activator.sinkCalls = []; inbound.handleSignal({ signalName: 'probe', args: [], headers: {} }, async () => undefined); }`);
+    const exported = (
+      await activate(
+        run,
+        `(activator) => activator.sinkCalls.filter((call) => call.ifaceName === 'exporter').flatMap((call) => call.args[0]).map((span) => ({ name: span.name, traceId: span.spanContext.traceId, parentSpanId: span.parentSpanId ?? span.parentSpanContext?.spanId }))`,
+      )
+    ).value as ExportedSpan[];
+    expect(exported.map((span) => span.name)).toEqual(['HandleSignal:probe']);
+    return exported[0]!;
+  }
 
-  it('run B\'s activations after run A timed out inside A\'s span do not see A\'s span as active', async () => {
-    expect(await parentTraceAtTop('b')).toEqual({ value: null });
+  it('runs B and C\'s spans after run A timed out inside A\'s span are roots of their own traces, not in A\'s', async () => {
+    const before = await signalSpan('b');
+    expect(before.parentSpanId).toBeUndefined();
 
-    // Run A: a span's synchronous part (a start's `execute`, a signal or update handler) that outlives the isolate timeout.
+    // Run A: the synchronous part of a signal handler (a start's `execute`, an update's handler
+    // alike: the SDK's interceptors run them inside the span's `with`) outlives the isolate timeout.
     const timedOut = await activate(
       'a',
-      `(holder) => {
-        const spanOfA = holder.otel.trace.setSpanContext(holder.otel.ROOT_CONTEXT, { traceId: ${JSON.stringify(TRACE_A)}, spanId: 'aaaaaaaaaaaaaaaa', traceFlags: 1 });
-        holder.manager.with(spanOfA, () => { for (;;) {} });
-      }`,
+      `(activator, inbound) => inbound.handleSignal({ signalName: 'slow', args: [], headers: {} }, () => {
+        globalThis.__traceOfA = __webpack_module_cache__['./node_modules/@opentelemetry/api/build/esm/index.js'].exports.trace.getActiveSpan().spanContext().traceId;
+        for (;;) {}
+      })`,
       200,
     );
     expect(timedOut.error).toMatch(/timed out/);
+    const traceOfA = (await activate('a', `() => globalThis.__traceOfA`)).value as string;
+    expect(traceOfA).toMatch(/^[0-9a-f]{32}$/);
 
-    // Other runs on the thread, later activations: each would parent its top-level spans in A's trace.
-    expect(await parentTraceAtTop('b')).toEqual({ value: null });
-    expect(await parentTraceAtTop('c')).toEqual({ value: null });
+    // Other tasks' runs on the thread, their later activations.
+    for (const run of ['b', 'c']) {
+      const span = await signalSpan(run);
+      expect({ run, inTraceOfA: span.traceId === traceOfA, parentSpanId: span.parentSpanId }).toEqual({ run, inTraceOfA: false, parentSpanId: undefined });
+    }
   });
 });
