@@ -12,9 +12,9 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { trace } from '@opentelemetry/api';
 import { Client } from '@temporalio/client';
-import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { setupTelemetry, type Telemetry } from '../../telemetry/setup-telemetry';
+import { bundleWorkflowCode, DefaultLogger, Worker } from '@temporalio/worker';
+import { expect, it } from 'vitest';
+import { setupTelemetry } from '../../telemetry/setup-telemetry';
 import { telemetryClientInterceptors, telemetryWorkerOptions, WORKFLOW_INTERCEPTOR_MODULES } from '../../telemetry/temporal-interceptors';
 import { connectClient, connectWorkerConnection } from '../../temporal/connect';
 import { installQuietRuntime } from '../../worker/create-warden-worker';
@@ -31,24 +31,20 @@ interface SpanBody {
 }
 
 const TASKS = 12;
-const noop = () => undefined;
-const silentLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
-
-let stateDir: string;
-let telemetry: Telemetry;
-
-beforeAll(() => {
-  installQuietRuntime();
-  stateDir = tempStateDir();
-  telemetry = setupTelemetry({ stateDir, serviceName: 'warden-worker', env: {}, checkpointEvery: 1000 });
-});
-
-afterAll(async () => {
-  await telemetry?.shutdown();
-  rmSync(stateDir, { recursive: true, force: true });
-});
 
 it('many concurrent runs on one workflow thread: every custody record is in its own task\'s trace', async () => {
+  installQuietRuntime();
+  const stateDir = tempStateDir();
+  const telemetry = setupTelemetry({ stateDir, serviceName: 'warden-worker', env: {}, checkpointEvery: 1000 });
+  try {
+    await runTasksAndCheck(telemetry);
+  } finally {
+    await telemetry.shutdown();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}, 600_000);
+
+async function runTasksAndCheck(telemetry: ReturnType<typeof setupTelemetry>): Promise<void> {
   const config = testTemporalConfig();
   const { connection } = await connectClient(config);
   const client = new Client({ connection, namespace: config.namespace, interceptors: telemetryClientInterceptors(telemetry) });
@@ -59,7 +55,7 @@ it('many concurrent runs on one workflow thread: every custody record is in its 
     workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
     preloadModules: [...PRELOADED_MODULES],
     webpackConfigHook: (webpack) => ({ ...webpack, resolve: { ...webpack.resolve, alias: { ...(webpack.resolve?.alias as Record<string, string>), ...OTEL_CONTEXT_MANAGER_ALIAS } } }),
-    logger: silentLogger,
+    logger: new DefaultLogger('ERROR'),
   });
   expect(workflowBundle.code).toContain('otel-context-manager');
   const worker = await Worker.create({ connection: workerConnection, namespace: config.namespace, taskQueue, workflowBundle, activities, maxCachedWorkflows: 2, ...telemetryWorkerOptions(telemetry) });
@@ -104,4 +100,4 @@ it('many concurrent runs on one workflow thread: every custody record is in its 
     const names = spans.filter((s) => s.taskId === workflowId).map((s) => s.name);
     for (const name of ['RunWorkflow:concurrentTask', 'RunWorkflow:concurrentChild', 'HandleSignal:poke', 'RunActivity:greet']) expect(names, `${workflowId} ${name}`).toContain(name);
   }
-}, 600_000);
+}
