@@ -18,7 +18,8 @@
  * next. The SDK's own cancellation scopes already keep theirs in one storage for the whole thread
  * (@temporalio/workflow's module-level `storage`, evaluated before any run). What the context
  * decides is which span is a span's parent (custody records' parent ids), never a command: replay
- * is unaffected.
+ * is unaffected. The one way a value outlives its `with` (an activation stopped by the isolate
+ * timeout) is why each value names the run that set it (`HeldContext`).
  *
  * `disable` (the SDK's OpenTelemetry internals interceptor calls it when a run is disposed) leaves
  * the shared storage enabled: other runs still use it. It was created outside any run, so the SDK
@@ -30,18 +31,35 @@
 import * as otel from '@opentelemetry/api';
 import { threadSpanContextStorage, type SandboxAsyncLocalStorage } from './shared-modules';
 
+/**
+ * A context with the manager (so the run: each run evaluates this module and makes one manager)
+ * that set it. Why: the storage's value lives on the async resource the code runs in, and
+ * `AsyncLocalStorage.run` puts the previous value back in a `finally`, which a script stopped by
+ * the isolate timeout never runs: the workflow thread enters every activation from the same
+ * message port resource, so a run stopped inside a span left that span active for every later
+ * activation of every run on the thread (test/attacks/span-context-survives-timed-out-activation).
+ * Tagged, another run's left-over value is not its context; the run itself reads its own, as it did
+ * with a storage of its own.
+ */
+interface HeldContext {
+  owner: ContextManager;
+  context: otel.Context;
+}
+
 export class ContextManager implements otel.ContextManager {
   protected readonly shared: boolean;
-  protected storage: SandboxAsyncLocalStorage<otel.Context>;
+  protected storage: SandboxAsyncLocalStorage<HeldContext>;
 
   constructor() {
-    const storage = threadSpanContextStorage<otel.Context>();
+    const storage = threadSpanContextStorage<HeldContext>();
     this.shared = storage !== undefined;
-    this.storage = storage ?? new (globalThis as unknown as { AsyncLocalStorage: new () => SandboxAsyncLocalStorage<otel.Context> }).AsyncLocalStorage();
+    this.storage = storage ?? new (globalThis as unknown as { AsyncLocalStorage: new () => SandboxAsyncLocalStorage<HeldContext> }).AsyncLocalStorage();
   }
 
+  /** This run's context: a value another run's manager set (or left behind, see below) reads as none. */
   active(): otel.Context {
-    return this.storage.getStore() ?? otel.ROOT_CONTEXT;
+    const held = this.storage.getStore();
+    return held !== undefined && held.owner === this ? held.context : otel.ROOT_CONTEXT;
   }
 
   bind<T>(context: otel.Context, target: T): T {
@@ -65,6 +83,6 @@ export class ContextManager implements otel.ContextManager {
 
   with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(context: otel.Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
     const cb = thisArg == null ? fn : fn.bind(thisArg);
-    return this.storage.run(context, cb as never, ...args) as ReturnType<F>;
+    return this.storage.run({ owner: this, context }, cb as never, ...args) as ReturnType<F>;
   }
 }
