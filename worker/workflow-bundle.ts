@@ -71,6 +71,15 @@ export const PRELOADED_MODULES: readonly string[] = [join(PROJECT_ROOT, 'workflo
  * does). Exact match: `zod/v4`, what the stand-in loads, is zod itself.
  */
 export const LAZY_ZOD_ALIAS: Readonly<Record<string, string>> = { zod$: join(PROJECT_ROOT, 'workflows', `lazy-zod${SOURCE_EXT}`) };
+/**
+ * The workflow-side OpenTelemetry context manager as the bundle resolves it: workflows/otel-context-manager.ts,
+ * which keeps the active span context in one AsyncLocalStorage per workflow thread instead of one
+ * per run (every enabled storage costs every promise of every run on the thread). The SDK's module
+ * requires it as `./context-manager`, which the resolver joins to this absolute path first; exact match.
+ */
+export const OTEL_CONTEXT_MANAGER_ALIAS: Readonly<Record<string, string>> = {
+  [`${join(dirname(realpathSync(require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow/context-manager'))), 'context-manager')}$`]: join(PROJECT_ROOT, 'workflows', `otel-context-manager${SOURCE_EXT}`),
+};
 /** Where `npm run build` puts the pre-built bundles (only in the compiled package). */
 export const PREBUILT_BUNDLE_DIR = join(PROJECT_ROOT, 'workflow-bundles');
 
@@ -296,7 +305,7 @@ export async function buildWorkflowBundle(interceptorModules: readonly string[] 
       preloadModules: [...PRELOADED_MODULES],
       webpackConfigHook: (config) => ({
         ...config,
-        resolve: { ...config.resolve, alias: { ...(config.resolve?.alias as Record<string, string | false> | undefined), ...LAZY_ZOD_ALIAS } },
+        resolve: { ...config.resolve, alias: { ...(config.resolve?.alias as Record<string, string | false> | undefined), ...LAZY_ZOD_ALIAS, ...OTEL_CONTEXT_MANAGER_ALIAS } },
         plugins: [...(config.plugins ?? []), new OnePackageCopy()],
       }),
     });

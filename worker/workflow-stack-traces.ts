@@ -14,9 +14,11 @@
  * `on` brings them back for debugging Warden itself.
  *
  * `off` creates the worker's workflow threads with V8's `--stack-trace-limit=0`, so every stack
- * captured in the workflow sandbox (and on the workflow thread) is empty: the promise hook then
- * costs a few microseconds a promise. What stops working: the stack-trace queries still answer,
- * but list no frames; failures raised in workflow code reach the history without a stack.
+ * captured in the workflow sandbox (and on the workflow thread) is empty, and the workflow thread
+ * Warden starts does not install the SDK's promise hook at all (workflow-thread-prestart.ts
+ * `promiseHookOffSource`; a thread the SDK spawns itself, in its debug mode, keeps it, at a few
+ * microseconds a promise). What stops working: the stack-trace queries still answer, but list no
+ * stack; failures raised in workflow code reach the history without a stack.
  * Nothing of Warden's own is lost: task results, custody records and error codes do not use
  * stacks, and activities (main thread) keep theirs. Replay is unaffected (stacks are never part
  * of a command).

@@ -57,3 +57,28 @@ export function sharedOnce<T>(key: string, build: () => T): T {
   builtOnce.set(key, value);
   return value;
 }
+
+/** The parts of the workflow sandbox's AsyncLocalStorage (Node's, which the SDK puts on the sandbox's globalThis) used here. */
+export interface SandboxAsyncLocalStorage<T> {
+  getStore(): T | undefined;
+  run<R>(store: T, callback: (...args: unknown[]) => R, ...args: unknown[]): R;
+  disable(): void;
+}
+
+/**
+ * One AsyncLocalStorage for the active span context of every run on the thread (workflows/otel-context-manager.ts
+ * says why one and why that is safe). Made here, as the thread preloads this module, before any run
+ * exists: the SDK disables a storage made inside a run when that run ends, one made outside only
+ * with the V8 context. Kept in this closure, not exported, so the SDK's freeze of this module's
+ * exports does not reach it (it sets `enabled` on itself). Outside the workflow sandbox there is no
+ * global AsyncLocalStorage, and no shared storage.
+ */
+const spanContextStorage = ((): SandboxAsyncLocalStorage<unknown> | undefined => {
+  const Storage = (globalThis as { AsyncLocalStorage?: new () => SandboxAsyncLocalStorage<unknown> }).AsyncLocalStorage;
+  return typeof Storage === 'function' ? new Storage() : undefined;
+})();
+
+/** The thread's storage of the active span context (see `spanContextStorage`), undefined outside the workflow sandbox. */
+export function threadSpanContextStorage<T>(): SandboxAsyncLocalStorage<T> | undefined {
+  return spanContextStorage as SandboxAsyncLocalStorage<T> | undefined;
+}

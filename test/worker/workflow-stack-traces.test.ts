@@ -1,7 +1,7 @@
 /**
  * `WARDEN_WORKFLOW_STACK_TRACES` (worker/workflow-stack-traces.ts): with `on` a Warden worker's
  * workflows answer the Temporal UI's stack-trace queries with source-mapped workflow frames; by
- * default (`off`) the queries still answer (no frames) and the task runs on; the setting is validated, and
+ * default (`off`) the queries still answer (no frames, no promise tracked) and the task runs on; the setting is validated, and
  * only the contexts created inside `withWorkflowStackTraces` lose their stacks.
  */
 import { mkdtempSync } from 'node:fs';
@@ -207,6 +207,10 @@ describe('on a real worker (`on` first: the flag is process-wide while a worker 
     expect(state.steps[0]).toMatchObject({ tool: 'sql.query', executed: true });
     expect(plain).not.toMatch(WORKFLOW_FRAME);
     expect(enhanced.stacks.every((s) => s.locations.length === 0)).toBe(true);
+    // Not even an empty stack per pending promise: the SDK's promise hook, which would record one
+    // for every promise the workflow makes, is not installed on these threads.
+    expect(enhanced.stacks).toEqual([]);
+    expect(plain).toBe('');
     // The main thread (activities) keeps its stacks.
     expect(Error.stackTraceLimit).toBeGreaterThan(0);
   }, 600_000);
