@@ -41,10 +41,15 @@ export interface HostServices {
  * the isolate is disposed and its capability requests aborted) and gets no reply of its own.
  */
 export async function handleHostMessage(raw: unknown, send: Send, services: HostServices): Promise<void> {
-  const cancel = SandboxCancelRequestSchema.safeParse(raw);
-  if (cancel.success) {
-    services.inFlight?.get(cancel.data.id)?.abort();
-    return;
+  // Only a message typed `cancel` can pass the cancel schema: a `run` is not parsed against it
+  // (a failed zod parse builds its issues, about 6 µs per call; issue 17).
+  const type = typeof raw === 'object' && raw !== null ? (raw as { type?: unknown }).type : undefined;
+  if (type === 'cancel') {
+    const cancel = SandboxCancelRequestSchema.safeParse(raw);
+    if (cancel.success) {
+      services.inFlight?.get(cancel.data.id)?.abort();
+      return;
+    }
   }
   const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : undefined;
   const retiring = services.retiring?.();
