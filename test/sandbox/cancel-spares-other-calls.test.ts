@@ -68,8 +68,12 @@ afterAll(async () => {
 
 const paymentsHost = () => `127.0.0.1:${(payments.address() as AddressInfo).port}`;
 
-/** Task A's call: a statement that holds the host's main thread, started with `signal`; resolves once it runs, with its answer to come. */
-async function startStatement(signal: AbortSignal): Promise<{ answer: ReturnType<SandboxClient['run']> }> {
+/**
+ * Task A's call: a statement that holds its SQL process, started with `signal`; resolves once it
+ * runs, with its answer to come. `others`: calls in flight that must not be answered meanwhile
+ * (the wait fails at once, naming the answer, if one is, or if the statement's own call is).
+ */
+async function startStatement(signal: AbortSignal, others: Record<string, Promise<unknown>> = {}): Promise<{ answer: ReturnType<SandboxClient['run']> }> {
   const file = path.join(folder, `shop-${Math.random().toString(36).slice(2)}.db`);
   const db = new Database(file);
   db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);');
@@ -77,7 +81,7 @@ async function startStatement(signal: AbortSignal): Promise<{ answer: ReturnType
   const grant: CapabilityGrant = { sql: { databases: { shop: file }, query: true, exec: true } };
   const sql = "INSERT INTO items (name) SELECT 'x' FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c) WHERE x = 1 OR x = 1000000000000000";
   const answer = client.run(toolCall(builtinTools()['sql.exec'].source, { database: 'shop', sql }, grant, { timeoutMs: TIMEOUT_MS }), { signal });
-  await until(() => fs.existsSync(`${file}-journal`), 'the statement runs');
+  await until(() => fs.existsSync(`${file}-journal`), 'the statement runs', { "the statement's call": answer, ...others });
   return { answer };
 }
 
@@ -97,10 +101,10 @@ it('a call of another task whose payment was made is not answered ERR_SANDBOX_CR
   const b = client.run(
     toolCall("const r = await warden.http.fetch(input.url, { method: 'POST', body: 'pay 100 to bob' }); return r.status;", { url: `http://${paymentsHost()}/pay` }, grant, { timeoutMs: TIMEOUT_MS }),
   );
-  await until(() => paid.length > before, 'the payment arrived');
+  await until(() => paid.length > before, 'the payment arrived', { "the payment's call": b });
   // Task A's statement takes the host's main thread; the server then confirms B's payment.
   const cancel = new AbortController();
-  const { answer: a } = await startStatement(cancel.signal);
+  const { answer: a } = await startStatement(cancel.signal, { "the payment's call": b });
   paid[before]!.res.end('paid');
   cancel.abort();
   expect(codeOf(await a)).toBe('ERR_TOOL_CANCELLED');

@@ -47,7 +47,7 @@ it('names the call that lost its isolate, not run again; the host finishes its o
     const before = server.held.length;
     // Busy in its own isolate until the server answers: it reached the network, so lost with the host it could not be run again.
     const bystander = client.run(toolCall('return (await warden.http.fetch(input)).status;', url, grant, { timeoutMs: FAR }));
-    await until(() => server.held.length > before, 'the bystander reached the server');
+    await until(() => server.held.length > before, 'the bystander reached the server', { 'the bystander': bystander });
     const cause = await client.run(toolCall(source, null, {}, { timeoutMs: 60_000, memoryMb: 64 }));
     if (client.stats.retiringHosts === 0) {
       // Contained this time (ERR_SANDBOX_MEMORY from isolated-vm's own check): try the next pattern.

@@ -49,7 +49,7 @@ async function bystanderBesideRetirement(bytes: number): Promise<string | undefi
   const paying = client.run(
     toolCall(`const s = (await warden.http.fetch(input.url, { method: 'POST', body: 'pay 100 to bob' })).status; return s + ':' + 'x'.repeat(${bytes});`, { url: `http://${host}/pay` }, grant, { timeoutMs: FAR }),
   );
-  await until(() => web.held.length > before, 'the payment reached the server');
+  await until(() => web.held.length > before, 'the payment reached the server', { 'the payment': paying });
   await client.run(toolCall(HOG, null, {}, { timeoutMs: 60_000, memoryMb: 64 }));
   // The crashed notice came before the hog's answer: a host that retires is counted by now.
   const retired = client.stats.retiringHosts > 0;

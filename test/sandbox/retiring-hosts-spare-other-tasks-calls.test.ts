@@ -62,14 +62,14 @@ async function crashCurrentHost(): Promise<void> {
 it("an attacker's crashes on four more hosts leave another task's payment on the first retiring host to finish", async () => {
   // The victim: another task's payment, received by the server, its answer still to come.
   const victim = waitingCall('/victim/pay');
-  await until(() => heldAt('/victim/pay') === 1, "the victim's payment reached the server");
+  await until(() => heldAt('/victim/pay') === 1, "the victim's payment reached the server", { "the victim's payment": victim });
   // The attacker crashes the host the payment runs on: it retires, the payment goes on.
   await crashCurrentHost();
   // Four more hosts, each kept retiring by a call of the attacker's own that waits long.
   for (let i = 0; i < 4; i += 1) {
     const before = heldAt('/attacker/hold');
-    void waitingCall('/attacker/hold');
-    await until(() => heldAt('/attacker/hold') > before, "the attacker's holding call reached its server");
+    const holding = waitingCall('/attacker/hold');
+    await until(() => heldAt('/attacker/hold') > before, "the attacker's holding call reached its server", { "the attacker's holding call": holding, "the victim's payment": victim });
     await crashCurrentHost();
   }
   // The payment server answers the victim's payment.

@@ -87,7 +87,7 @@ it.each(ROWS.map((row) => [row.name, row] as const))("%s: another task's payment
   const victim: Promise<SandboxRunResponse> = client.run(
     toolCall("return (await warden.http.fetch(input, { method: 'POST', body: 'pay 100' })).status;", url, { http: { allowedHosts: [`127.0.0.1:${server.port}`] } }, { timeoutMs: FAR }),
   );
-  await until(() => held.length > before, "the victim's payment reached the server");
+  await until(() => held.length > before, "the victim's payment reached the server", { "the victim's payment": victim });
 
   // A call of a tool with a compensating tool, whose start record is to be written on the stalled folder.
   const controller = new AbortController();

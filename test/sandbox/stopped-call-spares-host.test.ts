@@ -161,7 +161,7 @@ describe.each(holders)('a call held in $name', (holder) => {
     const { call, holding, after } = holder.start(timeoutMs);
     const cancel = new AbortController();
     const stopped = client.run(call, { signal: cancel.signal });
-    await until(holding, 'the call holds its capability');
+    await until(holding, 'the call holds its capability', { 'the held call': stopped });
     const other = client.run(toolCall('return "b";'));
     if (how === 'cancelled') cancel.abort();
     expect(codeOf(await stopped)).toBe(code);
@@ -178,7 +178,7 @@ describe('the host killed with other calls in flight', () => {
     const grant: CapabilityGrant = { http: { allowedHosts: [webHost()] } };
     const paying = client.run(toolCall("return (await warden.http.fetch(input.url, { method: 'POST', body: 'pay 100 to bob' })).status;", { url: `http://${webHost()}/pay` }, grant, { timeoutMs: FAR }));
     const computing = client.run(toolCall('for (;;) {}', null, {}, { timeoutMs: FAR }));
-    await until(() => requests.slice(before).some((r) => r.url === '/pay'), 'the payment arrived');
+    await until(() => requests.slice(before).some((r) => r.url === '/pay'), 'the payment arrived', { 'the payment': paying, 'the computing call': computing });
     process.kill(client.pid!, 'SIGKILL');
     const [paid, computed] = (await Promise.all([paying, computing])) as [SandboxRunResponse, SandboxRunResponse];
     expect(paid).toMatchObject({ ok: false, error: { code: 'ERR_SANDBOX_CRASHED', message: expect.stringContaining('after the call had reached http.fetch') } });

@@ -69,7 +69,7 @@ async function hogBesidePayment(source: string): Promise<{ hog: string; payment:
   const exits = client.stats.hostExits;
   // Another task's payment: the server has received it and answers once the tool is done.
   const paying = client.run(toolCall("return (await warden.http.fetch(input.url, { method: 'POST', body: 'pay 100 to bob' })).status;", { url: `http://${host}/pay` }, grant, { timeoutMs: FAR }));
-  await until(() => held.length > before, 'the payment reached the server');
+  await until(() => held.length > before, 'the payment reached the server', { 'the payment': paying });
   const hog = await client.run(toolCall(source, null, {}, { timeoutMs: 60_000, memoryMb: 64 }));
   held[before]!.res.end('ok');
   const paid = await paying;

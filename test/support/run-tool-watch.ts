@@ -9,6 +9,7 @@ import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { followAgentTask } from '../../client/start-agent-task';
+import { cutText } from '../../cut-text';
 
 /** How one runTool activity ended, and the program's processes alive right then. */
 export interface ActivityEnd {
@@ -100,10 +101,24 @@ export function stoppedCall(way: string, loop: 'original loop' | 'data flow'): A
   return way === 'deadline' && loop === 'data flow' ? { outcome: 'failed', error: 'ApplicationFailure', code: 'ERR_DEADLINE_EXCEEDED', alive: [] } : { outcome: 'failed', error: 'CancelledFailure', alive: [] };
 }
 
-/** Waits (bounded) until `check` holds, polling every 100 ms. */
-export async function until(check: () => boolean, what: string): Promise<void> {
+/**
+ * Waits (bounded) until `check` holds, polling every 100 ms. `calls`: the calls in flight whose
+ * effect (or whose hold on something) the wait is for. Should one be answered first, what the
+ * wait expects will not come: it fails at once with that answer, rather than polling on past the
+ * test's timeout and leaving nothing said (a flake of cancel-spares-other-calls hung 180 s: a call
+ * answered early, unseen). `check` is asked first: an effect that happened counts.
+ */
+export async function until(check: () => boolean, what: string, calls: Record<string, Promise<unknown>> = {}): Promise<void> {
+  let answeredFirst: string | undefined;
+  for (const [name, call] of Object.entries(calls)) {
+    call.then(
+      (answer) => (answeredFirst ??= `${name} was answered first: ${cutText(JSON.stringify(answer) ?? String(answer), 1000)}`),
+      (error: unknown) => (answeredFirst ??= `${name} failed first: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  }
   for (let i = 0; i < 6000; i++) {
     if (check()) return;
+    if (answeredFirst !== undefined) throw new Error(`never: ${what}; ${answeredFirst}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`never: ${what}`);
