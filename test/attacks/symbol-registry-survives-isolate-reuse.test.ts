@@ -59,4 +59,18 @@ describe('symbols registered by one call do not reach a later call on the same i
     }
     expect({ lowestMemory: Math.min(...seen), needs }).toEqual({ lowestMemory: expect.toSatisfy((mb: number) => mb >= fresh - 4) as unknown, needs: ['ok', 'ok', 'ok', 'ok'] });
   });
+
+  it('within a call Symbol.for and Symbol.keyFor keep their meaning; a later call finds none of its keys', async () => {
+    const semantics = `const a = Symbol.for('a');
+      let symbolKey = 'no error';
+      try { Symbol.for(Symbol('s')); } catch (error) { symbolKey = error.constructor.name; }
+      let notSymbol = 'no error';
+      try { Symbol.keyFor('a'); } catch (error) { notSymbol = error.constructor.name; }
+      return { same: a === Symbol.for('a'), key: Symbol.keyFor(a), number: Symbol.keyFor(Symbol.for(1)), unregistered: Symbol.keyFor(Symbol('b')) === undefined, wellKnown: Symbol.keyFor(Symbol.iterator) === undefined, symbolKey, notSymbol };`;
+    expect(outputOf(await client.run(toolCall(semantics, null, {}, LIMITS)))).toEqual({ same: true, key: 'a', number: '1', unregistered: true, wellKnown: true, symbolKey: 'TypeError', notSymbol: 'TypeError' });
+    // A call leaves a registered symbol on a global of its context; later calls on the same isolate see neither.
+    for (let i = 0; i < 4; i += 1) await client.run(toolCall("globalThis.left = Symbol.for('left behind'); return 1;", null, {}, LIMITS));
+    const later = "return { global: typeof globalThis.left, sameAsBefore: Symbol.keyFor(Symbol.for('left behind')) === 'left behind' };";
+    expect(outputOf(await client.run(toolCall(later, null, {}, LIMITS)))).toEqual({ global: 'undefined', sameAsBefore: true });
+  });
 });
