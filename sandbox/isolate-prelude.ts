@@ -8,6 +8,8 @@
  * - removes the entry points that let code run after its call returned outside the microtask
  *   queue (FinalizationRegistry callbacks, Atomics.waitAsync time-outs, asynchronous WebAssembly
  *   compilation), so nothing of a finished call can run during a later call in the same isolate;
+ * - gives the context a symbol registry of its own (`Symbol.for`, `Symbol.keyFor`): the built-in one
+ *   is the isolate's, so what one call registered would outlive it in every later call;
  * - evaluates to `{ run, settle }`, which the host holds as References.
  *
  * `run(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, source, input, maxChars, maxDepth)`
@@ -39,6 +41,36 @@ const DEFERRED_ENTRY_POINTS = [
 for (let index = 0; index < DEFERRED_ENTRY_POINTS.length; index += 1) {
   const entry = DEFERRED_ENTRY_POINTS[index];
   if (!Reflect.deleteProperty(entry[0], entry[1])) throw new Error('cannot remove ' + entry[1]);
+}
+
+// The global symbol registry (Symbol.for) belongs to the isolate, not to a context: symbols a call
+// registered stayed alive, and reachable by key, in every later call's context on this isolate
+// (memory a later call could measure to the megabyte: a channel between tasks). Each context gets
+// a registry of its own instead, released with it; Symbol.for and Symbol.keyFor keep their meaning
+// within the call. The isolate's own registry is then never written to.
+{
+  const byKey = new Map(), keyOf = new Map();
+  const MapGetOwn = Map.prototype.get, MapSetOwn = Map.prototype.set, SymbolCtor = Symbol, StringOf = String, Apply = Reflect.apply, TypeErrorOf = TypeError;
+  const registry = {
+    for(key) {
+      if (typeof key === 'symbol') throw new TypeErrorOf('Cannot convert a Symbol value to a string');
+      const name = StringOf(key);
+      let symbol = Apply(MapGetOwn, byKey, [name]);
+      if (symbol === undefined) {
+        symbol = SymbolCtor(name);
+        Apply(MapSetOwn, byKey, [name, symbol]);
+        Apply(MapSetOwn, keyOf, [symbol, name]);
+      }
+      return symbol;
+    },
+    keyFor(symbol) {
+      if (typeof symbol !== 'symbol') throw new TypeErrorOf(StringOf(symbol) + ' is not a symbol');
+      return Apply(MapGetOwn, keyOf, [symbol]);
+    },
+  };
+  for (const name of ['for', 'keyFor']) {
+    if (!Reflect.defineProperty(Symbol, name, { value: registry[name], writable: true, enumerable: false, configurable: true })) throw new Error('cannot replace Symbol.' + name);
+  }
 }
 
 const ReflectApply = Reflect.apply;
