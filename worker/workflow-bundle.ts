@@ -72,14 +72,29 @@ export const PRELOADED_MODULES: readonly string[] = [join(PROJECT_ROOT, 'workflo
  */
 export const LAZY_ZOD_ALIAS: Readonly<Record<string, string>> = { zod$: join(PROJECT_ROOT, 'workflows', `lazy-zod${SOURCE_EXT}`) };
 /**
- * The workflow-side OpenTelemetry context manager as the bundle resolves it: workflows/otel-context-manager.ts,
- * which keeps the active span context in one AsyncLocalStorage per workflow thread instead of one
- * per run (every enabled storage costs every promise of every run on the thread). The SDK's module
- * requires it as `./context-manager`, which the resolver joins to this absolute path first; exact match.
+ * SHA-256 of the SDK's `@temporalio/interceptors-opentelemetry/lib/workflow/context-manager.js`
+ * (1.24.0) that workflows/otel-context-manager.ts follows: the replacement is used only while the
+ * installed file is this one, so an SDK update that changes its context manager is never dropped
+ * silently (the bundle then keeps the SDK's own: one storage per run, slower, the same spans).
  */
-export const OTEL_CONTEXT_MANAGER_ALIAS: Readonly<Record<string, string>> = {
-  [`${join(dirname(realpathSync(require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow/context-manager'))), 'context-manager')}$`]: join(PROJECT_ROOT, 'workflows', `otel-context-manager${SOURCE_EXT}`),
-};
+export const FOLLOWED_OTEL_CONTEXT_MANAGER_SHA256 = '401aa50c98112cedeb51447f882f0f6f8d4bd8517d71b62e02dccc12010417a9';
+
+/**
+ * The alias that makes the bundle resolve the SDK's workflow context manager (`sdkFile`, the real
+ * path of its `context-manager.js`) to workflows/otel-context-manager.ts, which keeps the active
+ * span context in one AsyncLocalStorage per workflow thread instead of one per run (every enabled
+ * storage costs every promise of every run on the thread). The SDK's module requires it as
+ * `./context-manager`, which the resolver joins to this absolute path first; exact match. Empty
+ * when `sdkFile` is not the one followed (FOLLOWED_OTEL_CONTEXT_MANAGER_SHA256).
+ */
+export function otelContextManagerAlias(sdkFile: string): Record<string, string> {
+  const digest = createHash('sha256').update(readFileSync(sdkFile)).digest('hex');
+  if (digest !== FOLLOWED_OTEL_CONTEXT_MANAGER_SHA256) return {};
+  return { [`${join(dirname(sdkFile), 'context-manager')}$`]: join(PROJECT_ROOT, 'workflows', `otel-context-manager${SOURCE_EXT}`) };
+}
+
+/** {@link otelContextManagerAlias} for the installed SDK. */
+export const OTEL_CONTEXT_MANAGER_ALIAS: Readonly<Record<string, string>> = otelContextManagerAlias(realpathSync(require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow/context-manager')));
 /** Where `npm run build` puts the pre-built bundles (only in the compiled package). */
 export const PREBUILT_BUNDLE_DIR = join(PROJECT_ROOT, 'workflow-bundles');
 

@@ -12,13 +12,16 @@
  *   the SDK's interceptor does) leaves the others' contexts working.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runInContext, type Context } from 'node:vm';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 // The SDK's reusable-context creator (what every worker runs workflows in), used directly: no public entry point.
 import { ReusableVMWorkflowCreator } from '@temporalio/worker/lib/workflow/reusable-vm';
 import { parseWorkflowCode } from '@temporalio/worker/lib/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { workflowBundle } from '../../worker/workflow-bundle';
+import { OTEL_CONTEXT_MANAGER_ALIAS, otelContextManagerAlias, workflowBundle } from '../../worker/workflow-bundle';
 import { WORKFLOW_INTERCEPTOR_MODULES } from '../../telemetry/temporal-interceptors';
 
 const OTEL_WORKFLOW_INDEX = './node_modules/@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
@@ -118,5 +121,25 @@ describe('the workflow threads\' span context storage', () => {
       }`,
     );
     expect(inRun('b', `(holder) => holder.afterDispose`)).toBe('b again');
+  });
+});
+
+describe('the replacement follows one version of the SDK\'s context manager', () => {
+  const sdkFile = realpathSync(require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow/context-manager'));
+
+  it('the installed SDK\'s file is the one followed, so the bundle takes the shared storage (an SDK update that changes it fails here: re-check otel-context-manager.ts, then the digest)', () => {
+    expect(Object.values(otelContextManagerAlias(sdkFile))).toEqual([expect.stringMatching(/workflows[\\/]otel-context-manager\.(ts|js)$/)]);
+    expect(OTEL_CONTEXT_MANAGER_ALIAS).toEqual(otelContextManagerAlias(sdkFile));
+  });
+
+  it('a context manager file that differs by one byte is not replaced: the bundle keeps the SDK\'s own', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-otel-cm-'));
+    try {
+      const changed = join(dir, 'context-manager.js');
+      writeFileSync(changed, `${readFileSync(sdkFile, 'utf8')} `);
+      expect(otelContextManagerAlias(changed)).toEqual({});
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
