@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DEV_SERVER_DYNAMIC_CONFIG, missingDevServerSettings, startDevDynamicConfigFlags } from '../../temporal/dev-server-settings';
 import { ensureTemporalServer, stopEmbeddedServer } from '../../temporal/embedded-server';
 import { findOrBuildTemporalCli } from '../../temporal/temporal-cli';
-import { freePort } from './ports';
+import { freeServerPorts } from './ports';
 
 const ALL = Object.entries(DEV_SERVER_DYNAMIC_CONFIG).map(([key, value]) => `${key}=${value}`);
 
@@ -28,7 +28,7 @@ afterAll(async () => {
 
 async function portsEnv(): Promise<NodeJS.ProcessEnv> {
   const { TEMPORAL_ADDRESS: _a, TEMPORAL_NAMESPACE: _n, WARDEN_TEMPORAL_HTTP_PORT: _h, TEMPORAL_CLI_PATH: _c, ...env } = process.env;
-  return { ...env, WARDEN_TEMPORAL_PORT: String(await freePort()), WARDEN_TEMPORAL_UI_PORT: String(await freePort()), WARDEN_TEMPORAL_HTTP_PORT: String(await freePort()) };
+  return { ...env, ...(await freeServerPorts()) };
 }
 
 /** The `key=value` given right after each `--dynamic-config-value` in `argv`. */

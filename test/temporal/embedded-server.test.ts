@@ -14,7 +14,7 @@ import { connectClient } from '../../temporal/connect';
 import { embeddedServerStatus, ensureTemporalServer, readServerRecord, stopEmbeddedServer } from '../../temporal/embedded-server';
 import { isProcessAlive } from '../../temporal/temporal-cli';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
-import { freePort } from './ports';
+import { freePort, freeServerPorts } from './ports';
 
 const REPO = join(__dirname, '..', '..');
 
@@ -29,7 +29,7 @@ async function portsEnv(): Promise<NodeJS.ProcessEnv> {
   // Each server here gets its own ports: an HTTP port pinned in the caller's environment would be
   // the same for all of them (and may be held by the test run's own server).
   const { TEMPORAL_ADDRESS: _a, TEMPORAL_NAMESPACE: _n, WARDEN_TEMPORAL_HTTP_PORT: _h, ...env } = process.env;
-  return { ...env, WARDEN_TEMPORAL_PORT: String(await freePort()), WARDEN_TEMPORAL_UI_PORT: String(await freePort()), WARDEN_TEMPORAL_HTTP_PORT: String(await freePort()) };
+  return { ...env, ...(await freeServerPorts()) };
 }
 
 async function failure(promise: Promise<unknown>): Promise<TemporalServerError> {

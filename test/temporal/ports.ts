@@ -21,3 +21,11 @@ export async function freePort(): Promise<number> {
     }
   }
 }
+
+/**
+ * The three ports an embedded server listens on (gRPC, web UI, the frontend's HTTP API), each free:
+ * a server given only the gRPC port takes port + 1 for its HTTP API, which nothing checked was free.
+ */
+export async function freeServerPorts(): Promise<{ WARDEN_TEMPORAL_PORT: string; WARDEN_TEMPORAL_UI_PORT: string; WARDEN_TEMPORAL_HTTP_PORT: string }> {
+  return { WARDEN_TEMPORAL_PORT: String(await freePort()), WARDEN_TEMPORAL_UI_PORT: String(await freePort()), WARDEN_TEMPORAL_HTTP_PORT: String(await freePort()) };
+}

@@ -13,7 +13,7 @@ import { registeredSearchAttributes } from '../../client/registered-search-attri
 import { ensureTemporalServer, stopEmbeddedServer } from '../../temporal/embedded-server';
 import { ensureSearchAttributes } from '../../temporal/search-attribute-registry';
 import { WARDEN_SEARCH_ATTRIBUTE_TYPES } from '../../workflows/search-attributes';
-import { freePort } from './ports';
+import { freeServerPorts } from './ports';
 
 const created: string[] = [];
 const servers: string[] = [];
@@ -55,7 +55,7 @@ const queryable = (address: string, name: string) =>
 
 describe('search attributes on the embedded server', () => {
   it('registers them on start, again on a database that lost one, and on a reused server', async () => {
-    const env = { WARDEN_TEMPORAL_PORT: String(await freePort()), WARDEN_TEMPORAL_UI_PORT: String(await freePort()) };
+    const env = await freeServerPorts();
     const dir = stateDir('own');
     servers.push(dir);
     const log: string[] = [];
