@@ -43,36 +43,6 @@ for (let index = 0; index < DEFERRED_ENTRY_POINTS.length; index += 1) {
   if (!Reflect.deleteProperty(entry[0], entry[1])) throw new Error('cannot remove ' + entry[1]);
 }
 
-// The global symbol registry (Symbol.for) belongs to the isolate, not to a context: symbols a call
-// registered stayed alive, and reachable by key, in every later call's context on this isolate
-// (memory a later call could measure to the megabyte: a channel between tasks). Each context gets
-// a registry of its own instead, released with it; Symbol.for and Symbol.keyFor keep their meaning
-// within the call. The isolate's own registry is then never written to.
-{
-  const byKey = new Map(), keyOf = new Map();
-  const MapGetOwn = Map.prototype.get, MapSetOwn = Map.prototype.set, SymbolCtor = Symbol, StringOf = String, Apply = Reflect.apply, TypeErrorOf = TypeError;
-  const registry = {
-    for(key) {
-      if (typeof key === 'symbol') throw new TypeErrorOf('Cannot convert a Symbol value to a string');
-      const name = StringOf(key);
-      let symbol = Apply(MapGetOwn, byKey, [name]);
-      if (symbol === undefined) {
-        symbol = SymbolCtor(name);
-        Apply(MapSetOwn, byKey, [name, symbol]);
-        Apply(MapSetOwn, keyOf, [symbol, name]);
-      }
-      return symbol;
-    },
-    keyFor(symbol) {
-      if (typeof symbol !== 'symbol') throw new TypeErrorOf(StringOf(symbol) + ' is not a symbol');
-      return Apply(MapGetOwn, keyOf, [symbol]);
-    },
-  };
-  for (const name of ['for', 'keyFor']) {
-    if (!Reflect.defineProperty(Symbol, name, { value: registry[name], writable: true, enumerable: false, configurable: true })) throw new Error('cannot replace Symbol.' + name);
-  }
-}
-
 const ReflectApply = Reflect.apply;
 const ReflectGetPrototypeOf = Reflect.getPrototypeOf;
 const ObjectFreeze = Object.freeze;
@@ -95,6 +65,37 @@ const PromiseCtor = Promise;
 const MapCtor = Map, MapGet = Map.prototype.get, MapSet = Map.prototype.set, MapDelete = Map.prototype.delete;
 const SetCtor = Set, SetHas = Set.prototype.has, SetAdd = Set.prototype.add, SetDelete = Set.prototype.delete;
 const AsyncFunction = (async function () {}).constructor;
+
+// The global symbol registry (Symbol.for) belongs to the isolate, not to a context: symbols a call
+// registered stayed alive, and reachable by key, in every later call's context on this isolate
+// (memory a later call could measure to the megabyte: a channel between tasks). Each context gets
+// a registry of its own instead, released with it; Symbol.for and Symbol.keyFor keep their meaning
+// within the call. The isolate's own registry is then never written to.
+{
+  const byKey = new MapCtor(), keyOf = new MapCtor();
+  const SymbolCtor = Symbol;
+  const registry = {
+    for(key) {
+      if (typeof key === 'symbol') throw new TypeErrorCtor('Cannot convert a Symbol value to a string');
+      const name = StringCtor(key);
+      let symbol = ReflectApply(MapGet, byKey, [name]);
+      if (symbol === undefined) {
+        symbol = SymbolCtor(name);
+        ReflectApply(MapSet, byKey, [name, symbol]);
+        ReflectApply(MapSet, keyOf, [symbol, name]);
+      }
+      return symbol;
+    },
+    keyFor(symbol) {
+      if (typeof symbol !== 'symbol') throw new TypeErrorCtor(StringCtor(symbol) + ' is not a symbol');
+      return ReflectApply(MapGet, keyOf, [symbol]);
+    },
+  };
+  for (const name of ['for', 'keyFor']) {
+    if (!Reflect.defineProperty(Symbol, name, { value: registry[name], writable: true, enumerable: false, configurable: true })) throw new Error('cannot replace Symbol.' + name);
+  }
+}
+
 const MAX_MESSAGE_CHARS = 2000;
 
 function capabilityFailure(code, message) {
