@@ -187,8 +187,11 @@ export class TaskMonitor {
    */
   async begin(run: AgentRun, placed?: MonitorSetup): Promise<void> {
     if (!this.enabled || this.active) return;
-    const request = this.setupRequest(run)!;
-    const setup = placed ?? (await this.lane.run(() => beginMonitoring(request)));
+    let setup = placed;
+    if (setup === undefined) {
+      const request = this.setupRequest(run)!;
+      setup = await this.lane.run(() => beginMonitoring(request));
+    }
     this.baseline = setup.baseline ?? undefined;
     // Runs recorded before it have no treeHosts in their marker: they replay as they ran.
     if (this.networkEnabled && setup.treeHosts !== undefined) this.treeHosts = setup.treeHosts;
