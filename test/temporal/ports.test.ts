@@ -66,7 +66,7 @@ describe('portSlice', () => {
     ['pool 2', '2', 1],
     ['pool 16', '16', 15],
     ['pool 17 wraps to the first', '17', 0],
-    ['no pool id (outside vitest)', undefined, 0],
+    ['an empty pool id (outside vitest)', '', 0],
     ['a pool id that is not a number', 'x', 0],
   ])('%s', (_name, poolId, index) => {
     const first = portSlice('1').first;
