@@ -6,7 +6,8 @@
 import { constants } from 'node:fs';
 import { open, stat as statPath } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
-import { isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import type * as Yaml from 'yaml';
+import { yamlPackage } from './yaml-package';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
@@ -547,8 +548,9 @@ const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].
  * The first explicit tag outside the core schema (`!!omap`, `!!set`, `!!binary`, `!!timestamp`,
  * `!local`...), with the offset of the tag and the field path it is at; undefined when none.
  */
-function firstNonCoreTag(doc: Document, text: string): { tag: string; offset: number; path: string } | undefined {
+function firstNonCoreTag(doc: Yaml.Document, text: string): { tag: string; offset: number; path: string } | undefined {
   let found: { tag: string; offset: number; path: string } | undefined;
+  const { isNode, isPair, isScalar, isSeq, visit } = yamlPackage();
   visit(doc, (_key, node, ancestors) => {
     if (!isNode(node) || node.tag === undefined || CORE_TAGS.has(node.tag)) return undefined;
     const start = node.range?.[0] ?? 0;
@@ -651,6 +653,7 @@ export function parseTaskText(text: string, file: string): unknown {
     const duplicate = firstDuplicateJsonKey(text);
     if (duplicate !== undefined) throw invalidAt(file, text, duplicate.offset, `the field "${duplicate.key}" is named twice in one object (a JSON task file names each field once)`, duplicate.path);
   } else {
+    const { LineCounter, parseDocument } = yamlPackage();
     const lineCounter = new LineCounter();
     const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
     const first = doc.errors[0];

@@ -3,7 +3,8 @@
  * problem the loader reports can be printed as `file:line:column` with the offending line under
  * it, as compilers do. YAML and JSON files alike (JSON is read as YAML 1.2 for locating only).
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import type { Node } from 'yaml';
+import { yamlPackage } from './yaml-package';
 import type { TaskFileIssue } from '../errors';
 import { sliceText } from '../cut-text';
 
@@ -37,6 +38,7 @@ function excerptOf(lineText: string, column: number): { excerpt: string; column:
 
 /** A locator over `text`. Never throws: text the YAML parser cannot read locates nothing. */
 export function taskFileLocator(text: string): TaskFileLocator {
+  const { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } = yamlPackage();
   const lineCounter = new LineCounter();
   let root: unknown;
   try {

@@ -30,9 +30,10 @@ function workflowThreadModule(): string {
 }
 
 /**
- * The thread's last statement: once the SDK's module has loaded, it sets up the protobuf code of
- * the first activation (worker/activation-decoding-warmup.ts), from the @temporalio/proto the SDK's
- * module uses. Only in the build (a thread cannot require the TypeScript sources).
+ * The thread's last statement before its code cache is saved: once the SDK's module has loaded, it
+ * sets up the protobuf code of the first activation (worker/activation-decoding-warmup.ts), from the
+ * @temporalio/proto the SDK's module uses. Only in the build (a thread cannot require the TypeScript
+ * sources).
  */
 function activationWarmupSource(): string {
   if (!__filename.endsWith('.js')) return '';
@@ -88,7 +89,12 @@ export function prestartWorkflowThread(stackTraces: WorkflowStackTraces): Presta
   const codeCache = threadCodeCacheSource('workflow-thread', WORKFLOW_BUNDLE_FILE);
   // Registered before the SDK's own listener: the data is written before the SDK answers the destroy request.
   const saveOnDestroy = codeCache.save === '' ? '' : `require('node:worker_threads').parentPort.on('message', (request) => { if (request?.input?.type === 'destroy') { ${codeCache.save.trim()} } });\n`;
-  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}${codeCache.install}${saveOnDestroy}require(${JSON.stringify(workflowThreadModule())});\n${promiseHookOffSource(stackTraces)}${codeCache.save}${activationWarmupSource()}`;
+  // Saved once what the thread loads now has loaded, the warm-up's module included: V8 takes data
+  // only under the flags it was made under, and these modules compile under the flags of now, not
+  // the stack-trace limit the destroy runs under. Left to the destroy, the warm-up's module was
+  // saved under the other limit, refused by every next thread, compiled again and the whole file
+  // (3.6 MB, the bundle's data with it) rewritten as each `warden run` ended (issue 17).
+  const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}${codeCache.install}${saveOnDestroy}require(${JSON.stringify(workflowThreadModule())});\n${promiseHookOffSource(stackTraces)}${activationWarmupSource()}${codeCache.save}`;
   const thread = new NodeThread(source, { eval: true });
   thread.unref();
   let failed = false;

@@ -2,8 +2,9 @@
  * What loading `warden run` costs is part of its start-up (issue 17: `warden run` adds under 1 s
  * to the task itself). Its command module loads what the run needs before the task starts: the
  * task check, the Temporal client, the client's custody trace. Worker-side code, the OS
- * sandbox's runtime, JSON-Schema compilation for tasks without tool schemas, and the summary's
- * formatting (loaded while the worker runs the first step) stay out until used.
+ * sandbox's runtime, JSON-Schema compilation for tasks without tool schemas, the YAML parser for
+ * a JSON task file, and the summary's formatting (loaded while the worker runs the first step)
+ * stay out until used.
  *
  * Each case loads the module in a fresh Node process (through tsx, so the sources are what is
  * measured, whatever the state of build/) and reads `require.cache`.
@@ -39,6 +40,7 @@ const NOT_BEFORE_THE_START: Array<[what: string, pattern: RegExp]> = [
   ['the OS sandbox runtime', /^sandbox\/os\/(sandboxed-process|egress-proxy|os-sandbox-spec|resource-limits)\./],
   ['the summary formatting', /^cli\/format-summary\./],
   ['cedar-wasm', /cedar-wasm/],
+  ['the yaml package (only a YAML task file needs it)', /^node_modules\/yaml\//],
   ['the OTLP exporters', /^node_modules\/@opentelemetry\/exporter-/],
   // Its index is a table of every stable name (~50 ms to load); Warden keeps the few it sets as constants (custody/attributes.ts).
   ['the semantic-conventions package (top-level copy)', /^node_modules\/@opentelemetry\/semantic-conventions\//],
@@ -56,6 +58,14 @@ describe('loading `warden run`', () => {
 
   it.each(NOT_BEFORE_THE_START)('does not load %s', (_what, pattern) => {
     expect(loaded.filter((file) => pattern.test(file))).toEqual([]);
+  });
+
+  it('yaml loads with the first YAML task file, not for a JSON one, and still refuses a bad one', () => {
+    const load = JSON.stringify(join(REPO_ROOT, 'task/load-task-file.ts'));
+    const after = (check: string) => loadedBy('task/load-task-file.ts', `const { parseTaskText } = require(${load}); ${check}`).some((file) => file.startsWith('node_modules/yaml/'));
+    expect(after(`if (parseTaskText('{"user": "u"}', 't.json').user !== 'u') throw new Error('JSON not read');`)).toBe(false);
+    expect(after(`if (parseTaskText('user: u', 't.yaml').user !== 'u') throw new Error('YAML not read');`)).toBe(true);
+    expect(after(`let code; try { parseTaskText('user: !!js/function x', 't.yaml'); } catch (e) { code = e.code; } if (code !== 'ERR_TASK_FILE_INVALID') throw new Error('tag accepted: ' + code);`)).toBe(true);
   });
 
   it('ajv loads when a tool schema is compiled, and still refuses a bad one', () => {
