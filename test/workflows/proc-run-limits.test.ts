@@ -31,8 +31,9 @@ const CASES: LimitCase[] = [
   {
     label: "the task's tool timeout (wall time)",
     args: { command: 'sh', args: ['-c', 'echo started > partial.txt; echo started; sleep 60'] },
-    limits: { toolTimeout: '2s' },
-    error: { code: 'ERR_SANDBOX_TIMEOUT', message: /wall-time limit of 2000 ms \(limits\.toolTimeout 2s\)/ },
+    // Long enough that the shell has written partial.txt on a loaded machine (the file the stop takes back).
+    limits: { toolTimeout: '10s' },
+    error: { code: 'ERR_SANDBOX_TIMEOUT', message: /wall-time limit of 10000 ms \(limits\.toolTimeout 10s\)/ },
     undone: ['partial.txt'],
   },
   {
