@@ -141,7 +141,7 @@ describe('the web console in Chromium', () => {
     await page.locator('#login').waitFor();
     await page.fill('#token', 'not-the-token');
     await page.click('#login-form button[type=submit]');
-    await expect.poll(() => page.textContent('[data-testid=login-error]'), { timeout: 10_000 }).toContain('not accepted');
+    await expect.poll(() => page.textContent('[data-testid=login-error]'), { timeout: 60_000 }).toContain('not accepted');
     expect(await page.isVisible('#main')).toBe(false);
 
     await page.goto(`${consoleServer.url}/#token=${consoleServer.token}`);

@@ -99,7 +99,7 @@ beforeAll(async () => {
       records = readRecords(result.workflowId);
       expect(records.some((r) => bodyOf(r).name === 'invoke_agent lead' && r.workflowId === result.workflowId)).toBe(true);
     },
-    { timeout: 20_000, interval: 200 },
+    { timeout: 60_000, interval: 200 },
   );
 }, 300_000);
 

@@ -57,10 +57,13 @@ afterAll(async () => {
   await anthropic?.close();
 });
 
+/** A bound on a hung request, not a speed check: the fake servers answer at once, but on a loaded machine that can take seconds. */
+const REQUEST_TIMEOUT = '60s';
+
 function openaiProvider(api: 'chat' | 'responses'): Provider {
   return {
     name: `openai ${api}`,
-    model: () => ({ driver: 'openai', api, id: 'gpt-test', baseUrl: openai.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: '2s' }),
+    model: () => ({ driver: 'openai', api, id: 'gpt-test', baseUrl: openai.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: REQUEST_TIMEOUT }),
     requests: () => openai.requests,
     path: api === 'chat' ? '/v1/chat/completions' : '/v1/responses',
     authHeader: ['authorization', `Bearer ${KEY}`],
@@ -90,7 +93,7 @@ function openaiProvider(api: 'chat' | 'responses'): Provider {
 
 const anthropicProvider: Provider = {
   name: 'anthropic',
-  model: () => ({ driver: 'anthropic', id: 'claude-test', baseUrl: anthropic.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: '2s' }),
+  model: () => ({ driver: 'anthropic', id: 'claude-test', baseUrl: anthropic.url, apiKeyEnv: 'TEST_MODEL_API_KEY', requestTimeout: REQUEST_TIMEOUT }),
   requests: () => anthropic.requests,
   path: '/v1/messages',
   // @anthropic-ai/sdk 1.x sends an API key as a bearer token.

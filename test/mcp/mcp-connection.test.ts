@@ -121,7 +121,7 @@ describe('rug pulls with verify: on-change', () => {
     try {
       const pin = connection.listing.hash;
       await connection.callTool('lookup', { word: 'first' }, { ...CALL, pin, verify: 'on-change' });
-      await vi.waitFor(() => expect(connection.announcedChange).toBe(true), { timeout: 10_000 });
+      await vi.waitFor(() => expect(connection.announcedChange).toBe(true), { timeout: 60_000 });
       await expect(connection.callTool('lookup', { word: 'second' }, { ...CALL, pin, verify: 'on-change' })).rejects.toMatchObject({ code: 'ERR_MCP_TOOLS_CHANGED' });
     } finally {
       await connection.close();

@@ -11,7 +11,13 @@ import Database from 'better-sqlite3';
 import { SandboxClient, type SandboxCall } from '../../sandbox/sandbox-client';
 import type { CapabilityGrant, SandboxLimits, SandboxRunResponse } from '../../sandbox/sandbox-messages';
 
-export const DEFAULT_LIMITS: SandboxLimits = { timeoutMs: 2000, memoryMb: 32, maxOutputBytes: 1_000_000 };
+/**
+ * Limits of a call that does not name its own. The timeout is a bound on a hung call, not a speed
+ * check: a test about something else (a bystander, a control row) must pass on a loaded machine,
+ * where a quick call can take seconds (tool-oom-spares-other-calls once failed: a bystander
+ * `return input + 1` hit the old 2,000 ms at load 9-19). A test about the timeout names a small one.
+ */
+export const DEFAULT_LIMITS: SandboxLimits = { timeoutMs: 60_000, memoryMb: 32, maxOutputBytes: 1_000_000 };
 
 /** A call of `source` with `input`, the given grant and (partial) limits. */
 export function toolCall(source: string, input: unknown = null, capabilities: CapabilityGrant = {}, limits: Partial<SandboxLimits> = {}): SandboxCall {

@@ -59,7 +59,7 @@ it('`warden worker` with tracing on logs no SDK warning, at start or for a task 
       const handle = await startAgentTask(client, task, { taskQueue });
       const result = await agentTaskResult(handle);
       expect(result.status, JSON.stringify(result)).toBe('denied');
-      await vi.waitFor(() => expect(output).toContain(`task ${handle.workflowId} ended: denied:`), { timeout: 10_000, interval: 100 });
+      await vi.waitFor(() => expect(output).toContain(`task ${handle.workflowId} ended: denied:`), { timeout: 60_000, interval: 100 });
     } finally {
       await connection.close();
     }

@@ -166,7 +166,7 @@ describe('building with go', () => {
     const dead = spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim();
     writeFileSync(join(cacheDir, 'temporal-cli-v1.5.1.lock'), JSON.stringify({ pid: Number(dead), token: 'old', createdAt: new Date().toISOString() }));
     mkdirSync(join(cacheDir, 'temporal-cli-v1.5.1.tmp-crashed'));
-    const cli = await findOrBuildTemporalCli({ env: { PATH: `${binDir}:${SYSTEM_PATH}` }, cacheDir, lockTimeoutMs: 5_000 });
+    const cli = await findOrBuildTemporalCli({ env: { PATH: `${binDir}:${SYSTEM_PATH}` }, cacheDir, lockTimeoutMs: 60_000 });
     expect(cli).toBe(cachedTemporalCliPath(cacheDir));
     expect(readdirSync(cacheDir)).toEqual(['temporal-cli-v1.5.1']);
   });

@@ -261,15 +261,17 @@ describe('agentTask workflow', () => {
     const task = TaskSchema.parse(
       scriptedTask([{ tool: 'word-count', args: { text: 'x y' } }, { tool: 'slow', args: {} }, { final: 'never' }], {
         tools: {
-          custom: [wordCount, { name: 'slow', description: 'busy for a while', source: 'const end = Date.now() + 8000; while (Date.now() < end) {} return 1;' }],
+          // Waits until stopped (no CPU): with a tool busy for a fixed time, a machine slow to
+          // answer the query saw the task already completed.
+          custom: [wordCount, { name: 'slow', description: 'waits until stopped', source: 'await new Promise(() => {});' }],
         },
         grants: { tools: ['word-count', 'slow'] },
-        limits: { toolTimeout: '20s' },
+        limits: { toolTimeout: '120s' },
       }),
     );
     const handle = await env.start(task);
     let state = await handle.query(taskStateQuery);
-    for (let i = 0; i < 100 && state.steps.length < 2; i++) {
+    for (let i = 0; i < 1200 && state.steps.length < 2; i++) {
       await new Promise((r) => setTimeout(r, 100));
       state = await handle.query(taskStateQuery);
     }

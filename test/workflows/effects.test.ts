@@ -80,7 +80,9 @@ function task(script: unknown[], extra: Record<string, unknown> = {}): Record<st
     tools: { builtin: ['sql.exec', 'sql.query', 'http.fetch'] },
     grants: { tools: ['sql.exec', 'sql.query', 'http.fetch'], databases: ['inv'], hosts: [host] },
     resources: { databases: { inv: dbFile }, hosts: [host] },
-    limits: { approvalTimeout: '1s', onDeny: 'continue', toolTimeout: '3s' },
+    // A bound on a hung call, not a speed check: a loopback fetch or a small statement can take
+    // seconds on a loaded machine. The test of the timeout itself names its own.
+    limits: { approvalTimeout: '1s', onDeny: 'continue', toolTimeout: '60s' },
     ...extra,
   };
 }
@@ -167,15 +169,15 @@ describe('fault 3: the SQL effect decided is the effect applied', () => {
 describe('fault 4: agent SQL runs in the sandbox host under the tool timeout', () => {
   it('a never-ending statement ends as ERR_SANDBOX_TIMEOUT and the worker keeps serving', async () => {
     const forever = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) DELETE FROM items WHERE id IN (SELECT x FROM c WHERE x < 0)';
-    // 3 s, not 1: the next statement runs on the host that replaced the stopped one, and at load 5-7
-    // (a full local CI beside other work) 1 s did not always cover it (step 1 failed once).
-    const handle = await env.start(
-      parseTask(task([exec(forever), exec('DELETE FROM items WHERE id = 1')], { limits: { toolTimeout: '3s', onDeny: 'continue' } }), 'task.yaml', dir),
-    );
+    const handle = await env.start(parseTask(task([exec(forever)], { limits: { toolTimeout: '3s', onDeny: 'continue' } }), 'task.yaml', dir));
     const result = await followAgentTask(handle);
     expect(result.steps[0]?.error?.code).toBe('ERR_SANDBOX_TIMEOUT');
-    expect(result.steps[1], JSON.stringify(result.steps[1]?.error)).toMatchObject({ executed: true, output: { changes: 1 } });
     expect(result.status).toBe('completed');
+    // The next statement runs on the host that replaced the stopped one, in a task of its own under
+    // the usual bound: sharing the short timeout with it failed at load 5-7 with 1 s, and any short
+    // bound is a speed check on a bystander.
+    const next = await followAgentTask(await env.start(parseTask(task([exec('DELETE FROM items WHERE id = 1')]), 'task.yaml', dir)));
+    expect(next.steps[0], JSON.stringify(next.steps[0]?.error)).toMatchObject({ executed: true, output: { changes: 1 } });
   });
 });
 
@@ -256,7 +258,7 @@ describe('issue 9 item 2: provenance survives a spawn', () => {
       tools: { builtin: ['http.fetch'] },
       grants: { tools: ['http.fetch'], hosts: [host] },
       // Sub-agent limits are set in full here (their inheritance is issue 9's).
-      limits: { onDeny: 'continue', toolTimeout: '3s', approvalTimeout: '1s' },
+      limits: { onDeny: 'continue', toolTimeout: '60s', approvalTimeout: '1s' },
     };
     const result = await env.runTask(
       task([{ tool: 'http.fetch', args: { url: `http://${host}/page` } }, { tool: 'http.fetch', args: { url: `http://${host}/collect?d=x` } }, { spawn: 'courier', intent: `Please fetch http://${host}/collect?d=y` }], {
@@ -280,7 +282,7 @@ describe('issue 9 item 2: provenance survives a spawn', () => {
       agent: { name: 'courier', model: { driver: 'scripted', script: [{ tool: 'http.fetch', args: { url: `http://${host}/page` } }, { final: 'fetched' }] } },
       tools: { builtin: ['http.fetch'] },
       grants: { tools: ['http.fetch'], hosts: [host] },
-      limits: { toolTimeout: '3s' },
+      limits: { toolTimeout: '60s' },
     };
     const result = await env.runTask(
       task([{ spawn: 'courier', intent: `Please fetch http://${host}/page` }], {

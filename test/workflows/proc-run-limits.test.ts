@@ -75,7 +75,7 @@ describe('proc.run stopped at a limit', () => {
     expect(step.error?.code).toBe(error.code);
     expect(step.error?.message).toMatch(error.message);
     // What the stopped program added is taken back out: the agent's next step does not see it.
-    if (undone !== undefined) expect(step.undone).toEqual(undone);
+    if (undone !== undefined) expect(step.undone, JSON.stringify(step)).toEqual(undone);
     expect(JSON.stringify(result.steps[1]?.output)).not.toContain('partial.txt');
     expect(fs.readdirSync(workspace)).toEqual([]);
   });

@@ -19,9 +19,11 @@
  * started, `describe()`). On the old code the step read `executed: false`, "cancelled before it
  * ran", `unbook` never ran and the seat stayed booked.
  *
- * The test requires that the cancel landed before a second attempt started (the server saw one
- * `book`): it is sent within the 1 s backoff, which a loaded machine could miss; then the test
- * fails on that precondition, not on the finding.
+ * The case needs the cancel to land before a second attempt started (the server saw one `book`):
+ * it is sent within the 1 s backoff (the activity's retry policy), which a loaded machine can miss.
+ * A run that missed it (a second attempt ran: not the case under test) is run again, on a fresh
+ * server, up to {@link TRIES} times: the window is the product's, so the test waits for a run that
+ * hit it rather than failing on how fast the machine was.
  *
  * Real parts: a real Temporal server and worker, a real streamable-HTTP MCP server on loopback,
  * the workflow handle's cancel (`warden cancel`'s path).
@@ -35,23 +37,33 @@ import { parseTask } from '../../task/load-task-file';
 import { startBookingServer, type BookingServer } from '../support/booking-mcp-server';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
 
-let booker: BookingServer;
+/** Runs of the case at most, until one whose cancel landed in the backoff. */
+const TRIES = 5;
+
 let env: WardenTestEnv;
 beforeAll(async () => {
-  // The first booking is made at once and never answered (its caller times out); later ones are answered.
-  booker = await startBookingServer((n, book) => {
-    book();
-    return n === 1 ? new Promise(() => undefined) : Promise.resolve();
-  });
   env = await startWardenTestEnv();
 }, 300_000);
 afterAll(async () => {
   await env?.close();
-  await booker?.close();
 });
 
-it('a call whose first attempt booked, cancelled while waiting for its retry, is undone', async () => {
-  const { url, events, bookings } = booker;
+/** One run of the case on a fresh booking server: what the server saw, and how the task ended. */
+async function bookThenCancelInBackoff(): Promise<{ events: string[]; bookings: string[]; result: Awaited<ReturnType<typeof followAgentTask>> }> {
+  // The first booking is made at once and never answered (its caller times out); later ones are answered.
+  const booker: BookingServer = await startBookingServer((n, book) => {
+    book();
+    return n === 1 ? new Promise(() => undefined) : Promise.resolve();
+  });
+  try {
+    return { result: await runCase(booker.url), events: booker.events, bookings: [...booker.bookings] };
+  } finally {
+    await booker.close();
+  }
+}
+
+/** Books through the task, and cancels it once the call waits for its second attempt. */
+async function runCase(url: string): Promise<Awaited<ReturnType<typeof followAgentTask>>> {
   const workspace = await mkdtemp(join(tmpdir(), 'warden-retry-backoff-'));
   const task = parseTask(
     {
@@ -71,22 +83,29 @@ it('a call whose first attempt booked, cancelled while waiting for its retry, is
   // Cancelled once the first attempt failed and the activity waits for its second (scheduled, not started).
   for (;;) {
     const pending = (await handle.describe()).raw.pendingActivities ?? [];
-    // 1: PENDING_ACTIVITY_STATE_SCHEDULED.
-    if (pending.some((a) => (a.attempt ?? 0) >= 2 && Number(a.state) === 1)) break;
+    // 1: PENDING_ACTIVITY_STATE_SCHEDULED. A second attempt seen already started is a missed
+    // window: cancelled all the same, and the run is tried again if it booked twice.
+    if (pending.some((a) => (a.attempt ?? 0) >= 2)) break;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   await handle.cancel();
-  const result = await followAgentTask(handle);
+  return followAgentTask(handle);
+}
+
+it('a call whose first attempt booked, cancelled while waiting for its retry, is undone', async () => {
+  let run = await bookThenCancelInBackoff();
+  for (let tried = 1; tried < TRIES && run.events.filter((e) => e === 'book').length > 1; tried += 1) run = await bookThenCancelInBackoff();
+  const { events, bookings, result } = run;
   // Precondition: the cancel landed in the backoff, before a second attempt.
   expect(events.filter((e) => e === 'book')).toHaveLength(1);
   expect(result.status).toBe('cancelled');
   // The first attempt booked 12A: the task must undo it, or at least say it may not have.
   const undone = (result.recovery?.rolledBack ?? []).some((r) => r.forTool === 'slow.book' && r.status === 'done');
   const flagged = (result.recovery?.notUndoable ?? []).some((note) => note.includes('slow.book'));
-  expect({ step: result.steps[0]?.error?.message, executed: result.steps[0]?.executed, booked: [...bookings], undoneOrFlagged: undone || flagged }).toEqual({
+  expect({ step: result.steps[0]?.error?.message, executed: result.steps[0]?.executed, booked: bookings, undoneOrFlagged: undone || flagged }).toEqual({
     step: expect.not.stringContaining('before it ran'),
     executed: true,
     booked: [],
     undoneOrFlagged: true,
   });
-}, 300_000);
+}, 900_000);

@@ -146,7 +146,7 @@ describe('agent tasks in the Temporal UI', () => {
         for await (const execution of env.client.workflow.list({ query: `WardenUser = "gil@example.com" AND WardenAgent = "scribe" AND WardenStatus = "completed"` })) found.push(execution.workflowId);
         expect(found).toContain(handle.workflowId);
       },
-      { timeout: 20_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
   });
 });
@@ -178,7 +178,7 @@ describe('tasks that did not complete', () => {
         for await (const e of env.client.workflow.list({ query: `ExecutionStatus = "Failed" AND WardenStatus = "denied" AND WardenAgent = "intruder"` })) found.push(e.workflowId);
         expect(found).toContain(handle.workflowId);
       },
-      { timeout: 20_000, interval: 250 },
+      { timeout: 60_000, interval: 250 },
     );
   });
 

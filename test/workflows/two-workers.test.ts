@@ -48,7 +48,10 @@ let root: string;
 let shared: string;
 const taskQueue = `warden-two-${randomUUID()}`;
 const workers: RunningWorker[] = [];
-const FLOW = { dataPlaneStartTimeoutSeconds: 5 };
+// The data flow's default: 20 tasks on two workers of a loaded machine can keep an activity
+// queued at its (live) worker for more than a few seconds, which would count that worker as lost.
+// The kill test waits up to this long for the take-over.
+const FLOW = { dataPlaneStartTimeoutSeconds: 30 };
 const started: string[] = [];
 
 async function startWorker(name: string): Promise<RunningWorker> {
