@@ -99,10 +99,7 @@ export async function checkNamespace(service: { describeNamespace(request: { nam
  * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`, `ERR_TEMPORAL_NAMESPACE_NOT_FOUND`.
  */
 export async function connectWorkerConnection(config: TemporalConfig): Promise<NativeConnection> {
-  // require, not import(): an ES import of the SDK's CommonJS index reads every export to build its
-  // namespace, `bundleWorkflowCode` too, and so loads the webpack bundler a worker never uses
-  // (worker/deferred-sdk-bundler.ts).
-  const { NativeConnection } = require('@temporalio/worker') as typeof import('@temporalio/worker');
+  const { NativeConnection } = await import('@temporalio/worker');
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect(toNativeConnectionOptions(config));

@@ -12,8 +12,6 @@
  * the jti replay store and its published public keys in the shared database, and refuses to start
  * when that database's schema is not the one this code knows (`warden db migrate`).
  */
-// First: the SDK's webpack bundler is loaded only if something bundles (deferred-sdk-bundler.ts).
-import './deferred-sdk-bundler';
 import { NativeConnection, Runtime, Worker, DefaultLogger, type ActivityInterceptorsFactory, type WorkerOptions } from '@temporalio/worker';
 import { workerLogText } from './worker-log-filters';
 import { createActivities } from '../activities';

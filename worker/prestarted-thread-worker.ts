@@ -18,17 +18,12 @@
  * Anything else (a bundle path, `workflowsPath`, debug mode, no reusable V8 context, more than one
  * thread) goes to the SDK's own code unchanged.
  */
-// First: the SDK's webpack bundler is loaded only if something bundles (deferred-sdk-bundler.ts).
-import './deferred-sdk-bundler';
 import { resolve } from 'node:path';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { ThreadedVMWorkflowCreator, WorkerThreadClient } from '@temporalio/worker/lib/workflow/threaded-vm';
 import type { WorkflowBundleWithSourceMapAndFilename } from '@temporalio/worker/lib/workflow/workflow-worker-thread/input';
 import type { PrestartedWorkflowThread } from './workflow-thread-prestart';
 import { withWorkflowStackTraces } from './workflow-stack-traces';
-import { installedSdkVersion, knownSdkInternals } from './sdk-release';
-
-export { installedSdkVersion, knownSdkInternals, KNOWN_SDK_RELEASE_LINE } from './sdk-release';
 
 type SdkWorkerStatics = {
   getOrCreateBundle(compiledOptions: CompiledOptions, logger: unknown): Promise<ParsedBundle | undefined>;
@@ -225,4 +220,21 @@ async function workflowCreatorOn(thread: PrestartedWorkflowThread | undefined, b
   const destroy = creator.destroy.bind(creator);
   creator.destroy = () => withWorkflowStackTraces(thread.stackTraces, destroy);
   return creator;
+}
+
+/** The @temporalio/worker release line whose internals (worker.js, threaded-vm.js) this module was read against. */
+export const KNOWN_SDK_RELEASE_LINE = '1.24.';
+
+/** The installed @temporalio/worker version (its package.json), or undefined when it cannot be read. */
+export function installedSdkVersion(): string | undefined {
+  try {
+    return (require('@temporalio/worker/package.json') as { version?: unknown }).version as string | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `version` is of the release line this module's overrides were written for (`1.24.x`, no pre-release). */
+export function knownSdkInternals(version: string | undefined): boolean {
+  return typeof version === 'string' && version.startsWith(KNOWN_SDK_RELEASE_LINE) && /^\d+\.\d+\.\d+$/.test(version);
 }

@@ -73,35 +73,6 @@ describe('model drivers', () => {
   });
 });
 
-describe("the SDK's workflow bundler (webpack, memfs, unionfs)", () => {
-  const BUNDLER = String(/^node_modules\/(webpack|memfs|unionfs)\//);
-
-  it('loads neither with the worker factory nor with the worker connection, and loads on first use', () => {
-    // A connection refused at once: connectWorkerConnection still loads the SDK first.
-    const seen = inFreshProcess(
-      `require(root + '/worker/create-warden-worker.ts');` +
-        `const { Worker } = require('@temporalio/worker');` +
-        `const afterFactory = ${LOADED(BUNDLER)};` +
-        `const { connectWorkerConnection } = require(root + '/temporal/connect.ts');` +
-        `let code; try { await connectWorkerConnection({ mode: 'external', address: '127.0.0.1:9', namespace: 'default' }); } catch (e) { code = e.code; }` +
-        `const afterConnect = ${LOADED(BUNDLER)};` +
-        `const sdk = require('@temporalio/worker');` +
-        `const bundle = typeof sdk.bundleWorkflowCode;` +
-        `process.stdout.write(JSON.stringify({ worker: typeof Worker.create, afterFactory, code, afterConnect, bundle, afterUse: ${LOADED(BUNDLER)}, defaults: sdk.bundleWorkflowCode === require('@temporalio/worker/lib/workflow/bundler').bundleWorkflowCode }));`,
-    );
-    expect(seen).toEqual({ worker: 'function', afterFactory: false, code: 'ERR_TEMPORAL_UNREACHABLE', afterConnect: false, bundle: 'function', afterUse: true, defaults: true });
-  });
-
-  it("the stand-in answers every name the installed SDK's bundler exports", async () => {
-    const { deferSdkBundler, SDK_BUNDLER_EXPORTS } = await import('../../worker/deferred-sdk-bundler.js');
-    // Already loaded in this process (vitest loaded the SDK): nothing is deferred, nothing breaks.
-    expect(typeof deferSdkBundler()).toBe('boolean');
-    const real = inFreshProcess(`process.stdout.write(JSON.stringify(Object.keys(require('@temporalio/worker/lib/workflow/bundler')).filter((k) => k !== '__esModule').sort()));`, false);
-    // A release that adds or renames one must be read again (sdk-release.ts gates the stand-in to 1.24.x).
-    expect(real).toEqual([...SDK_BUNDLER_EXPORTS].sort());
-  });
-});
-
 describe('policy engine', () => {
   // A request the foundation pack's Cedar rule denies (its own DENY example).
   const request = `JSON.parse(require('node:fs').readFileSync(root + '/policies/foundation/DENY/drop-table.json', 'utf8')).request`;
