@@ -48,7 +48,7 @@ describe('freePort', () => {
   it('skips ports already bound, and says so when the slice has none left', async () => {
     // A fresh copy of the module: none of its ports handed out yet.
     vi.resetModules();
-    const fresh = await import('./ports');
+    const fresh = await import('./ports.js');
     const { first, size } = fresh.portSlice();
     // Hold every port of the slice but two neighbours this process has not handed out; the lower comes back.
     let spare: number | undefined;
