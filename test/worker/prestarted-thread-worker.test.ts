@@ -23,6 +23,7 @@ import { prestartWorkflowThread } from '../../worker/workflow-thread-prestart';
 import { withWorkflowStackTraces } from '../../worker/workflow-stack-traces';
 import { REPO_ROOT } from '../support/warden-test-env';
 import { testTemporalAddress } from '../support/temporal';
+import { runCachedWorker, threadCacheFile, writeFixtureBundle } from '../support/thread-code-cache-kit';
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'warden-prestart-'));
 
@@ -119,39 +120,10 @@ describe("a prestarted thread's workflow bundle and the code cache (the build's 
   // compiles and saves again, and the file is rewritten).
   it.runIf(existsSync(join(REPO_ROOT, 'build', 'BUILD_STAMP')))('a second worker takes the bundle from the cache the first saved, nothing saved again', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'warden-bundle-cache-'));
-    const { bundleWorkflowCode } = await import('@temporalio/worker');
-    const bundle = await bundleWorkflowCode({ workflowsPath: join(REPO_ROOT, 'test/worker/fixtures/stack-limit-workflow.ts'), logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
-    writeFileSync(join(folder, 'bundle.js'), bundle.code);
+    await writeFixtureBundle(folder);
     const { address } = testTemporalAddress();
-    const script = `
-      const [root, folder, address] = JSON.parse(process.argv[1]);
-      (async () => {
-        require(root + '/build/cli/module-code-cache.js').installModuleCodeCache({ build: 'bundle-cache-test', role: 'cli' });
-        const { prestartWorkflowThread } = require(root + '/build/worker/workflow-thread-prestart.js');
-        const { holdWorkerOnThread } = require(root + '/build/worker/prestarted-thread-worker.js');
-        const { withWorkflowStackTraces } = require(root + '/build/worker/workflow-stack-traces.js');
-        const { NativeConnection } = require('@temporalio/worker');
-        const { Client, Connection } = require('@temporalio/client');
-        const thread = prestartWorkflowThread('off');
-        const connection = await NativeConnection.connect({ address });
-        const taskQueue = 'bundle-cache-' + process.pid;
-        const code = require('node:fs').readFileSync(folder + '/bundle.js', 'utf8');
-        const worker = await withWorkflowStackTraces('off', () => holdWorkerOnThread({ connection, taskQueue, workflowBundle: { code } }, thread).create());
-        const clientConnection = await Connection.connect({ address });
-        const result = await worker.runUntil(new Client({ connection: clientConnection }).workflow.execute('stackLimit', { taskQueue, workflowId: taskQueue + '-' + Date.now() }));
-        await clientConnection.close();
-        await connection.close();
-        process.stdout.write(JSON.stringify(result));
-      })().catch((error) => { console.error(error); process.exit(1); });`;
-    const run = () => JSON.parse(execFileSync(process.execPath, ['-e', script, JSON.stringify([REPO_ROOT, folder, address])], { cwd: REPO_ROOT, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: folder, WARDEN_CACHE_DIR: join(folder, 'cache') }, timeout: 300_000 })) as unknown;
-    /** The workflow thread's cache file: its inode (a save renames a new file over it) and its entry for the bundle. */
-    const threadCache = () => {
-      const builds = readdirSync(join(folder, 'cache', 'code-cache'));
-      const file = join(folder, 'cache', 'code-cache', builds[0]!, 'workflow-thread.bin');
-      const bytes = readFileSync(file);
-      const { entries } = JSON.parse(bytes.toString('utf8', 8, 8 + bytes.readUInt32LE(4))) as { entries: Record<string, number[]> };
-      return { inode: statSync(file).ino, bundle: Object.keys(entries).filter((name) => /^vm\.Script workflow-bundle-[0-9a-f]+\.js$/.test(name)) };
-    };
+    const run = () => runCachedWorker(folder, address);
+    const threadCache = () => threadCacheFile(folder);
     try {
       expect(run()).toBe(0);
       const first = threadCache();
