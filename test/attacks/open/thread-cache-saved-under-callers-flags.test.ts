@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../support/warden-test-env';
+import { REPO_ROOT } from '../../support/warden-test-env';
 
 /** A process that prestarts the thread and, with `early`, enters `Worker.create`'s flag setting before the thread has loaded. */
 const SCRIPT = `

@@ -7,8 +7,8 @@
  * quotes the file's opening text, newlines and all, into the one-line issue.
  */
 import { describe, expect, it } from 'vitest';
-import { TaskFileError } from '../../errors';
-import { parseTaskText } from '../../task/load-task-file';
+import { TaskFileError } from '../../../errors';
+import { parseTaskText } from '../../../task/load-task-file';
 
 function issueOf(text: string): { line?: number; column?: number; message: string } {
   try {

@@ -13,9 +13,9 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../support/warden-test-env';
-import { testTemporalAddress } from '../support/temporal';
-import { runCachedWorker, threadCacheFile, writeFixtureBundle } from '../support/thread-code-cache-kit';
+import { REPO_ROOT } from '../../support/warden-test-env';
+import { testTemporalAddress } from '../../support/temporal';
+import { runCachedWorker, threadCacheFile, writeFixtureBundle } from '../../support/thread-code-cache-kit';
 
 describe.runIf(existsSync(join(REPO_ROOT, 'build', 'BUILD_STAMP')))("the workflow thread's code cache across stack-trace settings", () => {
   it('a run with the other WARDEN_WORKFLOW_STACK_TRACES setting does not rewrite the file each time', async () => {
