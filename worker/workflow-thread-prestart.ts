@@ -86,7 +86,10 @@ export function prestartWorkflowThread(stackTraces: WorkflowStackTraces): Presta
   // The thread's modules compile with the code cache too when this process has one (cli/module-code-cache.ts),
   // and so does the workflow bundle: saved as the SDK destroys the thread, after it ran, its data
   // also holds the workflow functions the tasks called, which the next worker then does not compile.
-  const codeCache = threadCodeCacheSource('workflow-thread', WORKFLOW_BUNDLE_FILE);
+  // One file per stack-trace setting: the setting changes V8's --stack-trace-limit at run time, a flag
+  // the cache's key (taken from the command line) does not see, and V8 refuses data made under
+  // another value; in one file, runs with each setting rewrote the whole file at every switch.
+  const codeCache = threadCodeCacheSource(stackTraces === 'off' ? 'workflow-thread' : 'workflow-thread-stack-traces', WORKFLOW_BUNDLE_FILE);
   // Registered before the SDK's own listener: the data is written before the SDK answers the destroy request.
   const saveOnDestroy = codeCache.save === '' ? '' : `require('node:worker_threads').parentPort.on('message', (request) => { if (request?.input?.type === 'destroy') { ${codeCache.save.trim()} } });\n`;
   // Saved once what the thread loads now has loaded, the warm-up's module included: V8 takes data
