@@ -31,8 +31,6 @@ import type { ActivityDeps } from './index';
 import { atActivityBoundary } from './to-application-failure';
 import { terminalJson, terminalLine } from '../terminal-text';
 
-export type { BeginMonitoringInput } from '../monitoring/monitor-request';
-
 /** What a worker's monitor activities use. */
 export interface MonitorServices {
   baselines: BaselineStore;

@@ -146,8 +146,7 @@ async function begin(run: AgentRun): Promise<void> {
   }
   const { deadline } = run;
   // A root's monitor setup comes back with the placement (read from the task placeTask is handed).
-  const monitorRequest = run.monitor.setupRequest(run);
-  const setupPlaced = monitorRequest !== undefined && monitorRequest.grantId === undefined;
+  const setupPlaced = run.monitor.setupPlaceable(run);
   // The worker that takes this activity becomes the data plane, and asks for the first turn too.
   const placed = await deadline.within(() =>
     placing(run, true, placeSummary(run)).placeTask({

@@ -169,19 +169,29 @@ export class TaskMonitor {
   }
 
   /**
-   * What `beginMonitoring` reads for this run; undefined when the run is not monitored or has
-   * begun. A data-flow root asks `placeTask` for it (agent-task-flow.ts `begin`).
+   * Whether this run's monitor setup can come with its placement (`placeTask`'s `monitor` flag,
+   * agent-task-flow.ts `begin`): it is monitored, has not begun, and reads no sub-agent grant's
+   * ancestors (the placing worker builds the request from the task alone).
    */
-  setupRequest(run: AgentRun): BeginMonitoringInput | undefined {
-    if (!this.enabled || this.active) return undefined;
+  setupPlaceable(run: AgentRun): boolean {
+    return this.enabled && !this.active && !this.readsAncestors(run);
+  }
+
+  /** Whether `beginMonitoring` for this run is given its sub-agent grant, to watch it with its nearest baselined ancestor's hosts. */
+  private readsAncestors(run: AgentRun): boolean {
+    return this.networkEnabled && !run.isRoot && run.identity !== undefined;
+  }
+
+  /** What `beginMonitoring` reads for this run. */
+  private setupRequest(run: AgentRun): BeginMonitoringInput {
     const request = monitorRequestOf(run.workflowId, run.task);
-    return this.networkEnabled && !run.isRoot && run.identity !== undefined ? { ...request, grantId: run.identity.grantId } : request;
+    return this.readsAncestors(run) ? { ...request, grantId: run.identity!.grantId } : request;
   }
 
   /**
    * Reads the agent's baseline and the task's response rules (once per run), in the
    * `beginMonitoring` local activity unless `placed` brings them: the setup `placeTask` read for
-   * this run's {@link setupRequest}, recorded in history as its result. Whether it did is in that
+   * this run ({@link setupPlaceable}), recorded in history as its result. Whether it did is in that
    * result, so a replay takes the same way: runs recorded before (or placed by a worker whose
    * code predates it, or whose read failed) have none, and ask the local activity as they did.
    */
@@ -189,7 +199,7 @@ export class TaskMonitor {
     if (!this.enabled || this.active) return;
     let setup = placed;
     if (setup === undefined) {
-      const request = this.setupRequest(run)!;
+      const request = this.setupRequest(run);
       setup = await this.lane.run(() => beginMonitoring(request));
     }
     this.baseline = setup.baseline ?? undefined;
