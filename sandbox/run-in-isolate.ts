@@ -51,9 +51,11 @@ type CallOutcome = { ok: true; output: unknown } | { ok: false; code: ErrorCode;
  * Never throws: every failure is a response with an error code. When `cancel` aborts (the
  * worker's activity was cancelled), the call's isolate is disposed, its capability requests in
  * flight are aborted (an http.fetch's socket destroyed) and no capability call starts after it;
- * the response, ERR_TOOL_CANCELLED, is sent only then.
+ * the response, ERR_TOOL_CANCELLED, is sent only then. `stopOrdered` is called when the call's
+ * isolate is told to stop (its timeout passed, it was cancelled, or it ran out of memory): the
+ * host reports how long ago to a client checking it is alive (sandbox-client.ts, "liveness").
  */
-export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool, cancel?: AbortSignal, reached?: (capability: CapabilityName) => void): Promise<SandboxRunResponse> {
+export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool, cancel?: AbortSignal, reached?: (capability: CapabilityName) => void, stopOrdered?: () => void): Promise<SandboxRunResponse> {
   const startedAt = performance.now();
   let gate: PolicyGate | undefined;
   try {
@@ -62,7 +64,7 @@ export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool
     return { type: 'result', id: request.id, ok: false, error: { code: 'ERR_POLICY_INVALID', message: truncate(`the policy gate cannot be set up: ${messageOf(error)}`) }, durationMs: 0 };
   }
   const mended = { count: 0 };
-  const outcome = await runToOutcome(request, pool, gate, mended, cancel, reached);
+  const outcome = await runToOutcome(request, pool, gate, mended, cancel, reached, stopOrdered);
   const durationMs = Math.round((performance.now() - startedAt) * 1000) / 1000;
   const policy = { ...(gate === undefined ? {} : { policy: gate.report() }), ...(mended.count === 0 ? {} : { capabilityArgsMended: mended.count }) };
   return outcome.ok
@@ -87,7 +89,7 @@ const CALL_ENDED = new Error('the tool call has ended');
 
 const CANCELLED: CallOutcome = { ok: false, code: 'ERR_TOOL_CANCELLED', message: 'the tool call was cancelled: its isolate was disposed and its capability requests in flight aborted' };
 
-async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }, cancel: AbortSignal | undefined, reached: ((capability: CapabilityName) => void) | undefined): Promise<CallOutcome> {
+async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate: PolicyGate | undefined, mended: { count: number }, cancel: AbortSignal | undefined, reached: ((capability: CapabilityName) => void) | undefined, stopOrdered: (() => void) | undefined): Promise<CallOutcome> {
   if (cancel?.aborted === true) return CANCELLED;
   const { timeoutMs, memoryMb, maxOutputBytes } = request.limits;
   let input: ivm.Copy<unknown>;
@@ -127,6 +129,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
   const callEnded = new AbortController();
   const stop = (reason: keyof IsolateTrouble) => {
     trouble[reason] = true;
+    stopOrdered?.();
     callEnded.abort(CALL_ENDED);
     if (!isolate.isDisposed) isolate.dispose();
   };

@@ -12,15 +12,32 @@
  *   and answer it sent read). A call whose isolate V8 gave up on (SandboxCrashedNotice) is answered
  *   at once, not retryable; its host retires (no new calls; a replacement is started at once) and
  *   ends once its other calls are answered, which go on as if nothing happened. If a call overruns its
- *   timeout by more than the grace period, the host is presumed wedged, killed, and the call gets
- *   ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
+ *   timeout by more than the grace period and its host is then found wedged (Liveness, below), the
+ *   host is killed and the call gets ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
  *   lost one had booted; otherwise the next call starts one.
  * - A call whose `signal` aborts (its activity was cancelled) is stopped before it is answered:
  *   the host is told to dispose of its isolate and abort its capability requests, and answers
  *   ERR_TOOL_CANCELLED once it has (a SQL statement is stopped by killing its SQL process, so the
  *   host's main thread is never held by one); a host that does not answer within `cancelGraceMs`
- *   (wedged) is killed, and the call is answered only once the
- *   host has exited. Either way nothing of the call runs on after its answer.
+ *   and is then found wedged (below) is killed, and the call is answered only once the host has
+ *   exited. Either way nothing of the call runs on after its answer.
+ * - Liveness: a host is presumed wedged from evidence that it makes no progress, never from the
+ *   wall clock alone (a loaded machine makes a healthy host answer late: its threads wait for a
+ *   core; killing it would fail every other call on it too). When a call has no answer at its
+ *   timeout + `deadlineGraceMs` (+ `bootAllowanceMs` before the host's first answer), or at
+ *   `cancelGraceMs` after its cancel, the client pings the host about that call
+ *   (SandboxPingRequest; never sent on the happy path) and again every PING_INTERVAL_MS while it
+ *   answers. The host's main thread answers at once (SandboxAliveResponse) with how the call
+ *   stands: running, told to stop `stoppingForMs` ago, or absent. The host is killed (and the
+ *   call answered as before: ERR_SANDBOX_TIMEOUT, or ERR_TOOL_CANCELLED once it exited; its other
+ *   calls ERR_SANDBOX_CRASHED) when (1) a ping goes unanswered for `livenessWindowMs` (the main
+ *   thread is stuck: a busy loop, a stopped process), or (2) it says the call's isolate was told
+ *   to stop `livenessWindowMs` or more ago and has not ended (an isolate that ignores terminate),
+ *   or (3) the host is untrusted, so whatever it says, the call has not been answered within
+ *   `overrunLimitMs` of that first check. Bound: a call is answered at most timeout + grace
+ *   (+ boot allowance), or cancel grace, + `overrunLimitMs` after it was sent (or cancelled); a
+ *   host whose main thread stops is killed within that first check + PING_INTERVAL_MS +
+ *   `livenessWindowMs`.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
  *   the host killed. Responses are matched to calls by id and by the host that was asked.
  * - The host gets a scrubbed environment (by default only PATH, TMPDIR, TZ and locale), so worker
@@ -32,16 +49,23 @@ import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, type SandboxCancelRequest, type SandboxCrashedNotice, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, SandboxAliveResponseSchema, type SandboxAliveResponse, type SandboxCancelRequest, type SandboxCrashedNotice, type SandboxPingRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
 export type SandboxCall = Omit<SandboxRunRequest, 'type' | 'id'>;
 
 export interface SandboxClientOptions {
-  /** Time past a call's `timeoutMs` before the host is presumed wedged and killed. Default 2000 ms. */
+  /** Time past a call's `timeoutMs` before its host's liveness is checked (header, "Liveness"). Default 2000 ms. */
   deadlineGraceMs?: number;
-  /** Time a cancelled call's host has to stop it and answer before the host is killed. Default 2000 ms. */
+  /** Time a cancelled call's host has to stop it and answer before its liveness is checked. Default 2000 ms. */
   cancelGraceMs?: number;
+  /**
+   * How long a host checked for liveness may leave a ping unanswered, and a call's isolate told
+   * to stop may take to end, before the host is presumed wedged and killed. Default 10000 ms.
+   */
+  livenessWindowMs?: number;
+  /** Longest a call is waited for past its liveness check began, whatever its host says, before the host is killed. Default 60000 ms. */
+  overrunLimitMs?: number;
   /** Extra time allowed for calls sent to a host that has not answered anything yet (it is still booting). Default 15000 ms. */
   bootAllowanceMs?: number;
   /** Environment of the host process. Default: PATH, TMPDIR, TZ, LANG and LC_ALL from the worker's. */
@@ -63,8 +87,10 @@ export interface SandboxClientStats {
   hostStarts: number;
   /** Host processes that ended while the client was open (crashed, or killed by the client). */
   hostExits: number;
-  /** Calls answered with ERR_SANDBOX_TIMEOUT by the worker-side deadline. */
+  /** Calls answered with ERR_SANDBOX_TIMEOUT by the worker-side deadline (their host found wedged). */
   deadlineKills: number;
+  /** Liveness checks begun (a call overran its deadline or cancel grace), whether or not the host was then killed. */
+  livenessChecks: number;
   /** Hosts killed because a cancelled call was not stopped within the cancel grace. */
   cancelKills: number;
   /** Calls sent and not yet answered. */
@@ -94,10 +120,24 @@ interface PendingCall {
   timer: LongTimeout;
   /** Milliseconds the call was given before the host is presumed wedged. */
   budgetMs: number;
-  /** Set once the call was cancelled: the host is killed when it fires. */
+  /** Set once the call was cancelled: its host's liveness is checked when it fires. */
   cancelTimer?: LongTimeout;
+  /** Set once the call overran its deadline or cancel grace: its host's liveness check. */
+  watch?: LivenessWatch;
   /** Capabilities the host said the call reached (SandboxReachedNotice): what may have had effects. */
   reached: Set<string>;
+}
+
+/** The liveness check of one overdue call (header, "Liveness"). */
+interface LivenessWatch {
+  /** What is overdue: the call's answer (its deadline), or its stop after a cancel. Decides how a kill answers it. */
+  cause: 'deadline' | 'cancel';
+  /** Set while a ping is unanswered: fires after `livenessWindowMs`. */
+  silence?: NodeJS.Timeout;
+  /** Sends the next ping. */
+  next?: NodeJS.Timeout;
+  /** Fires `overrunLimitMs` after the check began. */
+  limit: NodeJS.Timeout;
 }
 
 /** Options of one call. */
@@ -113,6 +153,10 @@ const HOST_EXEC_ARGV = FROM_SOURCE ? ['--no-node-snapshot', '--require', require
 const DEFAULT_DEADLINE_GRACE_MS = 2000;
 const DEFAULT_CANCEL_GRACE_MS = 2000;
 const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
+const DEFAULT_LIVENESS_WINDOW_MS = 10_000;
+const DEFAULT_OVERRUN_LIMIT_MS = 60_000;
+/** Time between a host's answer to a ping and the next ping (at most half the liveness window). */
+const PING_INTERVAL_MS = 1000;
 const STOP_TIMEOUT_MS = 2000;
 /** How long after its exit a host's calls wait for its pipes to close before they are answered anyway. */
 const CLOSE_AFTER_EXIT_MS = 5_000;
@@ -125,6 +169,8 @@ export class SandboxClient {
   readonly #deadlineGraceMs: number;
   readonly #bootAllowanceMs: number;
   readonly #cancelGraceMs: number;
+  readonly #livenessWindowMs: number;
+  readonly #overrunLimitMs: number;
   readonly #env: NodeJS.ProcessEnv;
   readonly #pending = new Map<string, PendingCall>();
   #host: HostHandle | undefined;
@@ -136,12 +182,15 @@ export class SandboxClient {
   #hostExits = 0;
   #deadlineKills = 0;
   #cancelKills = 0;
+  #livenessChecks = 0;
   #rulesSent = 0;
 
   private constructor(options: SandboxClientOptions) {
     this.#deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
     this.#bootAllowanceMs = options.bootAllowanceMs ?? DEFAULT_BOOT_ALLOWANCE_MS;
     this.#cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
+    this.#livenessWindowMs = options.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS;
+    this.#overrunLimitMs = options.overrunLimitMs ?? DEFAULT_OVERRUN_LIMIT_MS;
     this.#env = {
       ...(options.env ?? scrubbedEnv(process.env)),
       // The host's modules compile with this process's code cache, when it has one (cli/module-code-cache.ts).
@@ -183,7 +232,7 @@ export class SandboxClient {
   }
 
   get stats(): SandboxClientStats {
-    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, cancelKills: this.#cancelKills, inFlight: this.#pending.size, retiringHosts: this.#retiring.size, rulesSent: this.#rulesSent };
+    return { hostStarts: this.#hostStarts, hostExits: this.#hostExits, deadlineKills: this.#deadlineKills, livenessChecks: this.#livenessChecks, cancelKills: this.#cancelKills, inFlight: this.#pending.size, retiringHosts: this.#retiring.size, rulesSent: this.#rulesSent };
   }
 
   /**
@@ -265,8 +314,9 @@ export class SandboxClient {
   }
 
   /**
-   * Stops the pending call `id`: its host is asked to, and is killed if it has not answered within
-   * the cancel grace; the call is answered (ERR_TOOL_CANCELLED) only once the host exited then.
+   * Stops the pending call `id`: its host is asked to, and is checked for liveness if it has not
+   * answered within the cancel grace (killed if found wedged); the call is answered
+   * (ERR_TOOL_CANCELLED) only once the host exited then.
    */
   #cancel(id: string): void {
     const pending = this.#pending.get(id);
@@ -274,27 +324,97 @@ export class SandboxClient {
     const { host } = pending;
     pending.cancelTimer = setLongTimeout(() => this.#onCancelGrace(id), this.#cancelGraceMs);
     const message: SandboxCancelRequest = { type: 'cancel', id };
+    // A cancel the host cannot be sent leaves the call running there: the host is killed, as a wedged one.
+    const unsent = () => {
+      this.#onCancelGrace(id);
+      this.#presumeWedged(id, 'the cancel could not be sent to it');
+    };
     try {
       host.child.send(message, (error) => {
-        if (error) this.#onCancelGrace(id);
+        if (error) unsent();
       });
     } catch {
-      this.#onCancelGrace(id);
+      unsent();
     }
   }
 
-  /** The cancelled call `id` was not stopped in time: its host is killed, and the call answered once it has exited. */
+  /** The cancelled call `id` was not stopped within the cancel grace: its host's liveness is checked (a check under way for its deadline now answers it as cancelled). */
   #onCancelGrace(id: string): void {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
-    this.#pending.delete(id);
-    clearLongTimeout(pending.timer);
-    clearLongTimeout(pending.cancelTimer);
+    if (pending.watch !== undefined) pending.watch.cause = 'cancel';
+    else this.#watch(id, pending, 'cancel');
+  }
+
+  /** The call `id` overran its deadline: its host's liveness is checked (header, "Liveness"). */
+  #onDeadline(id: string): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined || pending.watch !== undefined) return;
+    this.#watch(id, pending, 'deadline');
+  }
+
+  #watch(id: string, pending: PendingCall, cause: LivenessWatch['cause']): void {
+    this.#livenessChecks += 1;
+    pending.watch = { cause, limit: setTimeout(() => this.#presumeWedged(id, `its call had no answer ${this.#overrunLimitMs} ms after the host's liveness check began`), this.#overrunLimitMs) };
+    this.#ping(id);
+  }
+
+  /** Asks the host of the overdue call `id` how it stands; no answer within the liveness window gets it killed. */
+  #ping(id: string): void {
+    const pending = this.#pending.get(id);
+    if (pending?.watch === undefined) return;
+    const { watch, host } = pending;
+    watch.next = undefined;
+    watch.silence = setTimeout(() => this.#presumeWedged(id, `it did not answer a liveness check within ${this.#livenessWindowMs} ms`), this.#livenessWindowMs);
+    const message: SandboxPingRequest = { type: 'ping', id };
+    try {
+      host.child.send(message, (error) => {
+        if (error) this.#discardHost(host, `cannot reach the sandbox host: ${error.message}`);
+      });
+    } catch (error) {
+      this.#discardHost(host, `cannot reach the sandbox host: ${messageOf(error)}`);
+    }
+  }
+
+  /** The host answered a ping: it is alive, unless it says the call's isolate was told to stop a liveness window ago and has not. */
+  #onAlive(host: HostHandle, alive: SandboxAliveResponse): void {
+    const pending = this.#pending.get(alive.id);
+    // Only an answer to a ping in flight counts: a host cannot keep itself alive by sending them unasked.
+    if (pending === undefined || pending.host !== host || pending.watch?.silence === undefined) return;
+    const { watch } = pending;
+    clearTimeout(watch.silence);
+    watch.silence = undefined;
+    if (alive.call === 'stopping' && (alive.stoppingForMs ?? 0) >= this.#livenessWindowMs) {
+      this.#presumeWedged(alive.id, `it told the call's isolate to stop ${alive.stoppingForMs} ms ago and the isolate has not stopped`);
+      return;
+    }
+    watch.next = setTimeout(() => this.#ping(alive.id), Math.min(PING_INTERVAL_MS, this.#livenessWindowMs / 2));
+  }
+
+  /**
+   * The overdue call `id`'s host is wedged (`why`): it is killed; the call is answered
+   * ERR_SANDBOX_TIMEOUT at once (deadline), or ERR_TOOL_CANCELLED once the host exited (cancel).
+   */
+  #presumeWedged(id: string, why: string): void {
+    const pending = this.#pending.get(id);
+    if (pending?.watch === undefined) return;
     const { host } = pending;
-    this.#cancelKills += 1;
-    const exited = host.child.exitCode !== null || host.child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => host.child.once('exit', () => resolve()));
-    this.#discardHost(host, `the sandbox host was killed: a cancelled call did not stop within ${this.#cancelGraceMs} ms`);
-    void exited.then(() => pending.resolve(failure(id, 'ERR_TOOL_CANCELLED', `the tool call was cancelled and did not stop within ${this.#cancelGraceMs} ms: its sandbox host was killed`)));
+    if (pending.watch.cause === 'cancel') {
+      this.#pending.delete(id);
+      clearCallTimers(pending);
+      this.#cancelKills += 1;
+      const exited = host.child.exitCode !== null || host.child.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => host.child.once('exit', () => resolve()));
+      this.#discardHost(host, `the sandbox host was killed: a cancelled call did not stop and ${why}`);
+      void exited.then(() => pending.resolve(failure(id, 'ERR_TOOL_CANCELLED', `the tool call was cancelled and did not stop: its sandbox host was killed (${why})`)));
+      return;
+    }
+    this.#deadlineKills += 1;
+    // A host that never answered was still starting (or cannot start): the call did not overrun.
+    const message = pending.host.answered
+      ? `the tool call overran its timeout and the sandbox host did not stop it (${why}); the host was restarted`
+      : `the sandbox host did not answer its first call within ${pending.budgetMs} ms of being started (the call's timeout, ${this.#deadlineGraceMs} ms grace and a ${this.#bootAllowanceMs} ms boot allowance), and ${why}: a very loaded machine, or a host that cannot start; it was stopped`;
+    this.#answer(id, failure(id, 'ERR_SANDBOX_TIMEOUT', message));
+    this.#discardHost(host, `the sandbox host was killed after a call overran its deadline (${why})`);
   }
 
   /** Answers every pending call with ERR_SANDBOX_CRASHED and stops the host. Idempotent. */
@@ -381,6 +501,12 @@ export class SandboxClient {
       this.#onNotice(host, raw);
       return;
     }
+    if (type === 'alive') {
+      const alive = SandboxAliveResponseSchema.safeParse(raw);
+      if (alive.success) this.#onAlive(host, alive.data);
+      else this.#discardHost(host, 'the sandbox host sent a malformed message');
+      return;
+    }
     const parsed = SandboxRunResponseSchema.safeParse(raw);
     if (!parsed.success) {
       this.#discardHost(host, 'the sandbox host sent a malformed message');
@@ -390,18 +516,6 @@ export class SandboxClient {
     const pending = this.#pending.get(parsed.data.id);
     if (pending === undefined || pending.host !== host) return; // late answer to a call already settled
     this.#answer(parsed.data.id, parsed.data);
-  }
-
-  #onDeadline(id: string): void {
-    const pending = this.#pending.get(id);
-    if (pending === undefined) return;
-    this.#deadlineKills += 1;
-    // A host that never answered was still starting (or cannot start): the call did not overrun.
-    const message = pending.host.answered
-      ? 'the tool call overran its timeout and the sandbox host did not stop it; the host was restarted'
-      : `the sandbox host did not answer its first call within ${pending.budgetMs} ms of being started (the call's timeout, ${this.#deadlineGraceMs} ms grace and a ${this.#bootAllowanceMs} ms boot allowance): a very loaded machine, or a host that cannot start; it was stopped`;
-    this.#answer(id, failure(id, 'ERR_SANDBOX_TIMEOUT', message));
-    this.#discardHost(pending.host, 'the sandbox host was killed after a call overran its deadline');
   }
 
   /** Kills `host` (if still running) and answers its pending calls with ERR_SANDBOX_CRASHED once it has closed. */
@@ -453,10 +567,19 @@ export class SandboxClient {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
     this.#pending.delete(id);
-    clearLongTimeout(pending.timer);
-    clearLongTimeout(pending.cancelTimer);
+    clearCallTimers(pending);
     pending.resolve(response);
   }
+}
+
+/** Stops every timer of `pending` (its deadline, cancel grace and liveness check). */
+function clearCallTimers(pending: PendingCall): void {
+  clearLongTimeout(pending.timer);
+  clearLongTimeout(pending.cancelTimer);
+  if (pending.watch === undefined) return;
+  clearTimeout(pending.watch.silence);
+  clearTimeout(pending.watch.next);
+  clearTimeout(pending.watch.limit);
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 // First: the modules below compile with the forking process's code cache.
 import './host-code-cache';
-import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxNotice, type SandboxRunResponse } from './sandbox-messages';
+import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_RULES_UNKNOWN, SandboxCancelRequestSchema, SandboxPingRequestSchema, SandboxRunRequestSchema, type PolicyGateSpec, type SandboxAliveResponse, type SandboxNotice, type SandboxRunResponse } from './sandbox-messages';
 import { withHeldRules } from './policy-gate';
 import { warmPolicyEngine } from '../policies/engine/policy-engine';
 import { abortHostProcess, runInIsolate } from './run-in-isolate';
@@ -22,7 +22,7 @@ import { isErrorCode, type ErrorCode } from '../errors';
 import { cutText } from '../cut-text';
 import { writeAllSync } from './write-all-sync';
 
-type Send = (message: SandboxRunResponse | SandboxNotice) => void;
+type Send = (message: SandboxRunResponse | SandboxNotice | SandboxAliveResponse) => void;
 
 export interface HostServices {
   /** Warm isolates the calls run in. */
@@ -31,6 +31,8 @@ export interface HostServices {
   gate?: CredentialGate;
   /** The calls being handled, by id: a `cancel` message aborts one (absent: calls cannot be cancelled). */
   inFlight?: Map<string, AbortController>;
+  /** With `inFlight`: when (performance.now(), ms) each call still in flight was told to stop (timed out or cancelled). */
+  stopOrdered?: Map<string, number>;
   /** Why the host takes no more calls (it is retiring after a catastrophe), or undefined while it serves. */
   retiring?: () => string | undefined;
 }
@@ -38,7 +40,8 @@ export interface HostServices {
 /**
  * Handles one raw IPC message: a `run` is validated, run and answered through `send`; a `cancel`
  * aborts the call of that id still being handled (its answer, ERR_TOOL_CANCELLED, is sent once
- * the isolate is disposed and its capability requests aborted) and gets no reply of its own.
+ * the isolate is disposed and its capability requests aborted) and gets no reply of its own; a
+ * `ping` is answered at once with how that call stands (SandboxAliveResponse).
  */
 export async function handleHostMessage(raw: unknown, send: Send, services: HostServices): Promise<void> {
   // Only a message typed `cancel` can pass the cancel schema: a `run` is not parsed against it
@@ -47,7 +50,16 @@ export async function handleHostMessage(raw: unknown, send: Send, services: Host
   if (type === 'cancel') {
     const cancel = SandboxCancelRequestSchema.safeParse(raw);
     if (cancel.success) {
-      services.inFlight?.get(cancel.data.id)?.abort();
+      const controller = services.inFlight?.get(cancel.data.id);
+      if (controller !== undefined && !services.stopOrdered?.has(cancel.data.id)) services.stopOrdered?.set(cancel.data.id, performance.now());
+      controller?.abort();
+      return;
+    }
+  }
+  if (type === 'ping') {
+    const ping = SandboxPingRequestSchema.safeParse(raw);
+    if (ping.success) {
+      send(aliveAnswer(ping.data.id, services));
       return;
     }
   }
@@ -61,14 +73,25 @@ export async function handleHostMessage(raw: unknown, send: Send, services: Host
   // Ids are the client's, unique per host; a second call of a live id is not this host's business to track.
   const controller = id === undefined || services.inFlight === undefined || services.inFlight.has(id) ? undefined : new AbortController();
   if (controller !== undefined) services.inFlight!.set(id!, controller);
+  const stopOrdered = controller === undefined || services.stopOrdered === undefined ? undefined : () => void (services.stopOrdered!.has(id!) || services.stopOrdered!.set(id!, performance.now()));
   try {
-    await handleRun(raw, send, services, controller?.signal);
+    await handleRun(raw, send, services, controller?.signal, stopOrdered);
   } finally {
-    if (controller !== undefined && services.inFlight!.get(id!) === controller) services.inFlight!.delete(id!);
+    if (controller !== undefined && services.inFlight!.get(id!) === controller) {
+      services.inFlight!.delete(id!);
+      services.stopOrdered?.delete(id!);
+    }
   }
 }
 
-async function handleRun(raw: unknown, send: Send, { pool, gate }: HostServices, cancelled: AbortSignal | undefined): Promise<void> {
+/** How the call `id` stands, for a client checking that this host is alive (sandbox-client.ts, "liveness"). */
+function aliveAnswer(id: string, { inFlight, stopOrdered }: HostServices): SandboxAliveResponse {
+  if (inFlight?.has(id) !== true) return { type: 'alive', id, call: 'absent' };
+  const since = stopOrdered?.get(id);
+  return since === undefined ? { type: 'alive', id, call: 'running' } : { type: 'alive', id, call: 'stopping', stoppingForMs: Math.max(0, Math.round(performance.now() - since)) };
+}
+
+async function handleRun(raw: unknown, send: Send, { pool, gate }: HostServices, cancelled: AbortSignal | undefined, stopOrdered: (() => void) | undefined): Promise<void> {
   const parsed = SandboxRunRequestSchema.safeParse(raw);
   if (!parsed.success) {
     const id = typeof raw === 'object' && raw !== null && typeof (raw as { id?: unknown }).id === 'string' ? (raw as { id: string }).id : '';
@@ -103,7 +126,7 @@ async function handleRun(raw: unknown, send: Send, { pool, gate }: HostServices,
   let response: SandboxRunResponse;
   try {
     const id = request.id;
-    response = await runInIsolate(request, pool, cancelled, (capability) => send({ type: 'reached', id, capability }));
+    response = await runInIsolate(request, pool, cancelled, (capability) => send({ type: 'reached', id, capability }), stopOrdered);
   } catch (error) {
     // runInIsolate does not throw; this guards the host against its own bugs.
     response = {
@@ -217,7 +240,7 @@ const OUT_OF_MEMORY_MESSAGE = /out-of-memory/i;
  */
 export function retireAfterCatastrophe(
   inFlight: ReadonlyMap<string, unknown>,
-  send: Send,
+  send: (notice: SandboxNotice) => void,
   abort: (message: string) => void = abortHostProcess,
   unsent: () => number = () => 0,
 ): { onCatastrophicError: (message: string, holder: string | undefined) => void; reason: () => string | undefined; abortIfDone: () => void } {
@@ -257,7 +280,7 @@ export function serveOverIpc(): void {
     retirement.abortIfDone();
   };
   const send: Send = (message) => {
-    if (message.type !== 'result' && noticePipe) {
+    if ((message.type === 'reached' || message.type === 'crashed') && noticePipe) {
       writeNoticeSync(SANDBOX_NOTICE_FD, message);
       return;
     }
@@ -277,6 +300,7 @@ export function serveOverIpc(): void {
   const services: HostServices = {
     pool,
     inFlight,
+    stopOrdered: new Map(),
     retiring: retirement.reason,
     ...(identityDir
       ? {
@@ -293,6 +317,11 @@ export function serveOverIpc(): void {
   const sqlReady = sharedSqlProcessPool().prewarm();
   let warmed = false;
   process.on('message', (raw: unknown) => {
+    // A ping is answered at once, not behind the SQL process's boot: it asks whether this thread runs.
+    if (typeof raw === 'object' && raw !== null && (raw as { type?: unknown }).type === 'ping') {
+      void handleHostMessage(raw, send, services);
+      return;
+    }
     void sqlReady.then(() => handleHostMessage(raw, send, services)).then(() => {
       retirement.abortIfDone();
       // After the first answer (the worker's start-up probe, which it awaits before polling):

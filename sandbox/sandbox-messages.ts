@@ -216,6 +216,32 @@ export const SandboxCancelRequestSchema = z.strictObject({
 export type SandboxCancelRequest = z.infer<typeof SandboxCancelRequestSchema>;
 
 /**
+ * Asks the host's main thread whether it is alive, and how the call `id` stands (sandbox-client.ts
+ * header, "liveness"). Sent only for a call that overran its deadline or its cancel grace, never
+ * on the happy path; the host answers with SandboxAliveResponse at once, even while it boots its
+ * SQL process or retires.
+ */
+export const SandboxPingRequestSchema = z.strictObject({
+  type: z.literal('ping'),
+  id: z.string(),
+});
+export type SandboxPingRequest = z.infer<typeof SandboxPingRequestSchema>;
+
+/**
+ * The host's answer to a ping: its main thread runs. `call`: `running` the call `id` is being
+ * handled and its isolate was not told to stop; `stopping` it was told to stop (its timeout passed
+ * or it was cancelled) `stoppingForMs` ago (host time, milliseconds) and has not ended; `absent`
+ * the host holds no such call (answered already, or not yet taken up).
+ */
+export const SandboxAliveResponseSchema = z.strictObject({
+  type: z.literal('alive'),
+  id: z.string(),
+  call: z.enum(['running', 'stopping', 'absent']),
+  stoppingForMs: z.number().nonnegative().optional(),
+});
+export type SandboxAliveResponse = z.infer<typeof SandboxAliveResponseSchema>;
+
+/**
  * The host tells the client, before a call's first use of each capability goes ahead, that the
  * call reached it (at most once per capability and call): if the host is then lost, the client
  * answers that call as one whose effects may have happened, never as one that did nothing.

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { handleHostMessage, retireAfterCatastrophe } from '../../sandbox/sandbox-host';
 import type { IsolatePool } from '../../sandbox/isolate-pool';
-import type { SandboxNotice, SandboxRunResponse } from '../../sandbox/sandbox-messages';
+import type { SandboxAliveResponse, SandboxNotice, SandboxRunResponse } from '../../sandbox/sandbox-messages';
 import { DEFAULT_LIMITS } from './sandbox-test-kit';
 
 const OOM = 'Catastrophic out-of-memory error';
@@ -61,7 +61,7 @@ describe('a host V8 gave an isolate up in', () => {
   it('refuses a call that arrives while it retires, as not run and retryable', async () => {
     const { retirement } = retiringHost(['hog', 'payment']);
     retirement.onCatastrophicError(OOM, 'hog');
-    const answers: (SandboxRunResponse | SandboxNotice)[] = [];
+    const answers: (SandboxRunResponse | SandboxNotice | SandboxAliveResponse)[] = [];
     // No pool is touched: the call is refused before it would lease an isolate.
     const run = { type: 'run', id: 'late', toolName: 't', source: 'return 1', input: null, limits: DEFAULT_LIMITS, capabilities: {} };
     await handleHostMessage(run, (message) => void answers.push(message), { pool: {} as IsolatePool, inFlight: new Map(), retiring: retirement.reason });
