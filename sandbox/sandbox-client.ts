@@ -11,10 +11,11 @@
  *   its process has exited and that pipe and the IPC channel have closed (`close`: every notice
  *   and answer it sent read). A call whose isolate V8 gave up on (SandboxCrashedNotice) is answered
  *   at once, not retryable; its host retires (no new calls; a replacement is started at once) and
- *   ends once its other calls are answered, which go on as if nothing happened. If a call overruns its
- *   timeout by more than the grace period and its host is then found wedged (Liveness, below), the
- *   host is killed and the call gets ERR_SANDBOX_TIMEOUT. A replacement host is started at once (warm for the next call) when the
- *   lost one had booted; otherwise the next call starts one.
+ *   ends once its other calls are answered, which go on as if nothing happened. If a call
+ *   overruns its timeout by more than the grace period and its host is then found wedged
+ *   (Liveness, below), the host is killed and the call gets ERR_SANDBOX_TIMEOUT. A replacement
+ *   host is started at once (warm for the next call) when the lost one had booted; otherwise the
+ *   next call starts one.
  * - A call whose `signal` aborts (its activity was cancelled) is stopped before it is answered:
  *   the host is told to dispose of its isolate and abort its capability requests, and answers
  *   ERR_TOOL_CANCELLED once it has (a SQL statement is stopped by killing its SQL process, so the
@@ -22,24 +23,28 @@
  *   and is then found wedged (below) is killed, and the call is answered only once the host has
  *   exited. Either way nothing of the call runs on after its answer.
  * - Liveness: a host is presumed wedged from evidence that it makes no progress, never from the
- *   wall clock alone (a loaded machine makes a healthy host answer late: its threads wait for a
- *   core; killing it would fail every other call on it too). When a call has no answer at its
- *   timeout + `deadlineGraceMs` (+ `bootAllowanceMs` before the host's first answer), or at
+ *   wall clock alone (on a loaded machine a healthy host answers late, its threads waiting for a
+ *   core; killing it failed every other call on it too). When a call has no answer at its
+ *   timeout + `deadlineGraceMs` (+ `bootAllowanceMs` before the host's first answer), or
  *   `cancelGraceMs` after its cancel, the client pings the host about that call
- *   (SandboxPingRequest; never sent on the happy path) and again every PING_INTERVAL_MS while it
- *   answers. The host's main thread answers at once (SandboxAliveResponse) with how the call
- *   stands: running, told to stop `stoppingForMs` ago, or absent. The host is killed (and the
- *   call answered as before: ERR_SANDBOX_TIMEOUT, or ERR_TOOL_CANCELLED once it exited; its other
- *   calls ERR_SANDBOX_CRASHED) when (1) a ping goes unanswered for `livenessWindowMs` (the main
- *   thread is stuck: a busy loop, a stopped process), or (2) it says the call's isolate was told
- *   to stop `livenessWindowMs` or more ago and has not ended (an isolate that ignores terminate),
- *   or (3) the host is untrusted, so whatever it says, the call has not been answered within
- *   `overrunLimitMs` of that first check. Bound: a call is answered at most timeout + grace
- *   (+ boot allowance), or cancel grace, + `overrunLimitMs` after it was sent (or cancelled); a
- *   host whose main thread stops is killed within that first check + PING_INTERVAL_MS +
- *   `livenessWindowMs`.
- * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema gets
- *   the host killed. Responses are matched to calls by id and by the host that was asked.
+ *   (SandboxPingRequest; never sent on the happy path), and again PING_INTERVAL_MS after each
+ *   answer. The host's main thread answers at once (SandboxAliveResponse) with how the call
+ *   stands: running, told to stop `stoppingForMs` ago, or absent. The host is killed, its call
+ *   answered as before (ERR_SANDBOX_TIMEOUT at once; ERR_TOOL_CANCELLED once the host exited)
+ *   and its other calls ERR_SANDBOX_CRASHED, only when:
+ *   (1) a ping goes unanswered for `livenessWindowMs`: its main thread makes no progress (a busy
+ *       loop, a stopped process); except that a host which has answered nothing yet and used CPU
+ *       time in that window is still loading its modules, and is pinged again;
+ *   (2) it says the call's isolate was told to stop `livenessWindowMs` or more ago (host time)
+ *       and has not ended: an isolate that ignores terminate;
+ *   (3) whatever it says (it is untrusted), the call is still unanswered `overrunLimitMs` after
+ *       the first ping.
+ *   Bounds: every call is answered by its first ping + `overrunLimitMs` (a cancelled call once
+ *   its killed host has exited); a booted host whose main thread stops is killed by its first
+ *   ping + PING_INTERVAL_MS + `livenessWindowMs`; with the defaults (grace 2 s, window 10 s,
+ *   limit 60 s), a stopped or spinning host is killed 12-13 s past the call's timeout.
+ * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema (or
+ *   SandboxAliveResponseSchema, SandboxNoticeSchema) gets the host killed. Responses are matched to calls by id and by the host that was asked.
  * - The host gets a scrubbed environment (by default only PATH, TMPDIR, TZ and locale), so worker
  *   secrets such as API keys are not present in the process that runs tool code.
  */
@@ -48,6 +53,7 @@ import type { Readable } from 'node:stream';
 import { childCodeCacheEnv } from '../cli/module-code-cache';
 import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
+import { readProcStat } from '../process-stat';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, SandboxAliveResponseSchema, type SandboxAliveResponse, type SandboxCancelRequest, type SandboxCrashedNotice, type SandboxPingRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
@@ -138,6 +144,8 @@ interface LivenessWatch {
   next?: NodeJS.Timeout;
   /** Fires `overrunLimitMs` after the check began. */
   limit: NodeJS.Timeout;
+  /** CPU time (clock ticks) of a host that has not answered anything yet, when the last ping went out. */
+  bootCpuTicks?: number;
 }
 
 /** Options of one call. */
@@ -365,7 +373,8 @@ export class SandboxClient {
     if (pending?.watch === undefined) return;
     const { watch, host } = pending;
     watch.next = undefined;
-    watch.silence = setTimeout(() => this.#presumeWedged(id, `it did not answer a liveness check within ${this.#livenessWindowMs} ms`), this.#livenessWindowMs);
+    watch.bootCpuTicks = host.answered ? undefined : cpuTicksOf(host.child.pid);
+    watch.silence = setTimeout(() => this.#onSilence(id), this.#livenessWindowMs);
     const message: SandboxPingRequest = { type: 'ping', id };
     try {
       host.child.send(message, (error) => {
@@ -374,6 +383,25 @@ export class SandboxClient {
     } catch (error) {
       this.#discardHost(host, `cannot reach the sandbox host: ${messageOf(error)}`);
     }
+  }
+
+  /**
+   * The host of the overdue call `id` left a ping unanswered for the liveness window: it is wedged,
+   * unless it has not answered anything yet and spent CPU time meanwhile (it is still loading its
+   * modules, which holds the main thread on a loaded machine): then it is pinged again.
+   */
+  #onSilence(id: string): void {
+    const pending = this.#pending.get(id);
+    if (pending?.watch === undefined) return;
+    const { watch, host } = pending;
+    watch.silence = undefined;
+    const before = watch.bootCpuTicks;
+    const now = host.answered ? undefined : cpuTicksOf(host.child.pid);
+    if (before !== undefined && now !== undefined && now > before) {
+      this.#ping(id);
+      return;
+    }
+    this.#presumeWedged(id, `it did not answer a liveness check within ${this.#livenessWindowMs} ms`);
   }
 
   /** The host answered a ping: it is alive, unless it says the call's isolate was told to stop a liveness window ago and has not. */
@@ -631,6 +659,12 @@ function parseJson(line: string): unknown {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** CPU time (user + system, clock ticks) process `pid` has used, or undefined without /proc or the process. */
+function cpuTicksOf(pid: number | undefined): number | undefined {
+  const stat = pid === undefined ? undefined : readProcStat(pid);
+  return stat === undefined ? undefined : stat.utime + stat.stime;
 }
 
 function scrubbedEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

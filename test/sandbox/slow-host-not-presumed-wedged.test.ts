@@ -10,12 +10,14 @@
  * killed once a ping has gone unanswered for the liveness window, the call ERR_SANDBOX_TIMEOUT,
  * the bystander ERR_SANDBOX_CRASHED retryable; (c) a host whose main thread busy-loops: the same;
  * (d) a call cancelled while its host is stopped past the cancel grace, then resumed:
- * ERR_TOOL_CANCELLED from the host, no kill, the bystander answered.
+ * ERR_TOOL_CANCELLED from the host, no kill, the bystander answered; (e) a host whose start-up
+ * holds its main thread past the boot allowance while using CPU (loading its modules) is not killed.
  *
  * On the old code (a fixed wall-clock grace) rows (a) and (d) failed: the host was killed at
  * timeout + grace (cancel grace), the bystander answered ERR_SANDBOX_CRASHED (and (d) counted a
  * cancel kill); rows (b) and (c) failed their lower bound (the host was killed before any
- * liveness window).
+ * liveness window); (e) failed to start (the host killed at the probe's deadline), and fails
+ * without the CPU-progress rule too (killed one liveness window later).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -180,6 +182,24 @@ it.each(Object.keys(ROWS))('%s', async (name) => {
     else expect(client.pid).toBe(pid);
   } finally {
     resume(pid);
+    await client.close();
+  }
+}, 120_000);
+
+it('(e) a host whose start-up holds its main thread past the boot allowance, using CPU, is not killed', async () => {
+  // The preload spins the main thread (as loading the host's modules does on a loaded machine)
+  // past the start-up probe's deadline (its 5 s timeout; no grace, no boot allowance). A host that
+  // blocks without using CPU is still killed (sandbox-client.test.ts, "never answers its start-up probe").
+  const spin = path.join(folder, 'spin-at-start.js');
+  // Only in the host (its SQL process inherits NODE_OPTIONS too).
+  fs.writeFileSync(spin, "if (process.argv.some((arg) => arg.includes('sandbox-host'))) { const end = Date.now() + 7000; while (Date.now() < end) {} }\n");
+  const client = await SandboxClient.start({ bootAllowanceMs: 0, deadlineGraceMs: 0, livenessWindowMs: 1500, env: { PATH: process.env['PATH'], NODE_OPTIONS: `--require ${spin}` } });
+  try {
+    const stats = client.stats;
+    expect({ hostStarts: stats.hostStarts, hostExits: stats.hostExits, deadlineKills: stats.deadlineKills }).toEqual({ hostStarts: 1, hostExits: 0, deadlineKills: 0 });
+    expect(stats.livenessChecks).toBe(1);
+    expect(outputOf(await client.run(toolCall('return "booted";')))).toBe('booted');
+  } finally {
     await client.close();
   }
 }, 120_000);
