@@ -44,7 +44,8 @@
  *   ping + PING_INTERVAL_MS + `livenessWindowMs`; with the defaults (grace 2 s, window 10 s,
  *   limit 60 s), a stopped or spinning host is killed 12-13 s past the call's timeout.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema (or
- *   SandboxAliveResponseSchema, SandboxNoticeSchema) gets the host killed. Responses are matched to calls by id and by the host that was asked.
+ *   SandboxAliveResponseSchema, SandboxNoticeSchema) gets the host killed. Responses are matched
+ *   to calls by id and by the host that was asked.
  * - The host gets a scrubbed environment (by default only PATH, TMPDIR, TZ and locale), so worker
  *   secrets such as API keys are not present in the process that runs tool code.
  */
@@ -97,7 +98,7 @@ export interface SandboxClientStats {
   deadlineKills: number;
   /** Liveness checks begun (a call overran its deadline or cancel grace), whether or not the host was then killed. */
   livenessChecks: number;
-  /** Hosts killed because a cancelled call was not stopped within the cancel grace. */
+  /** Hosts killed because a cancelled call was not stopped within the cancel grace and the host was found wedged. */
   cancelKills: number;
   /** Calls sent and not yet answered. */
   inFlight: number;
@@ -124,7 +125,7 @@ interface PendingCall {
   host: HostHandle;
   resolve: (response: SandboxRunResponse) => void;
   timer: LongTimeout;
-  /** Milliseconds the call was given before the host is presumed wedged. */
+  /** Milliseconds the call was given before its host's liveness is checked. */
   budgetMs: number;
   /** Set once the call was cancelled: its host's liveness is checked when it fires. */
   cancelTimer?: LongTimeout;
@@ -311,14 +312,19 @@ export class SandboxClient {
         budgetMs: budget,
         reached: new Set(),
       });
-      try {
-        host.child.send(message, (error) => {
-          if (error) this.#discardHost(host, `cannot reach the sandbox host: ${error.message}`);
-        });
-      } catch (error) {
-        this.#discardHost(host, `cannot reach the sandbox host: ${messageOf(error)}`);
-      }
+      this.#sendOrDiscard(host, message);
     });
+  }
+
+  /** Sends `message` to `host`; a host that cannot be reached is discarded (its calls answered once it closed). */
+  #sendOrDiscard(host: HostHandle, message: SandboxRunRequest | SandboxPingRequest): void {
+    try {
+      host.child.send(message, (error) => {
+        if (error) this.#discardHost(host, `cannot reach the sandbox host: ${error.message}`);
+      });
+    } catch (error) {
+      this.#discardHost(host, `cannot reach the sandbox host: ${messageOf(error)}`);
+    }
   }
 
   /**
@@ -375,14 +381,7 @@ export class SandboxClient {
     watch.next = undefined;
     watch.bootCpuTicks = host.answered ? undefined : cpuTicksOf(host.child.pid);
     watch.silence = setTimeout(() => this.#onSilence(id), this.#livenessWindowMs);
-    const message: SandboxPingRequest = { type: 'ping', id };
-    try {
-      host.child.send(message, (error) => {
-        if (error) this.#discardHost(host, `cannot reach the sandbox host: ${error.message}`);
-      });
-    } catch (error) {
-      this.#discardHost(host, `cannot reach the sandbox host: ${messageOf(error)}`);
-    }
+    this.#sendOrDiscard(host, { type: 'ping', id });
   }
 
   /**
