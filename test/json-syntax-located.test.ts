@@ -104,7 +104,11 @@ const inputs: Array<[string, string, number, number, RegExp]> = [
   ['an empty file', '', 1, 1, /the text is empty/],
 ];
 
-const rows = kinds.flatMap((kind) => inputs.filter(([what]) => !(kind.dropsBom === true && what === 'a byte-order mark') && !(kind.acceptsEmpty === true && what === 'an empty file')).map((input) => [kind.name, input[0], kind, ...input.slice(1)] as const));
+const rows: Array<[string, string, Kind, string, number, number, RegExp]> = kinds.flatMap((kind) =>
+  inputs
+    .filter(([what]) => !(kind.dropsBom === true && what === 'a byte-order mark') && !(kind.acceptsEmpty === true && what === 'an empty file'))
+    .map(([what, text, line, column, says]): [string, string, Kind, string, number, number, RegExp] => [kind.name, what, kind, text, line, column, says]),
+);
 
 describe('a JSON file that is not JSON is reported at the character where it stops being JSON', () => {
   it.each(rows)('%s: %s', async (_kind, what, kind, text, line, column, says) => {
