@@ -149,8 +149,10 @@ const FLAG_HASH_OFFSET = 12;
  * thread's `v8.setFlagsFromString` changes them for every thread (worker/workflow-stack-traces.ts
  * sets `--stack-trace-limit` around the workflow threads' creation), and nothing in the cache's
  * key (taken at start) sees that. So each entry is kept under the stamp of the flags its data was
- * made under, looked up under the stamp of the compile, and a save writes a script's data only
- * under the flags it was compiled under (see saveModuleCodeCache).
+ * made under, looked up under the stamp of the compile, and a save never replaces data with that
+ * of a script compiled under other flags (see saveModuleCodeCache). The flag hash is read at its
+ * place in V8's header: a V8 that moved it gives stamps that match nothing or everything, and V8
+ * still checks its own (the data is then only refused, as without the stamps).
  */
 function v8FlagsNow(): string {
   const data = new NodeScript('void 0', { filename: 'warden-code-cache-flags-probe' }).createCachedData();
@@ -432,8 +434,8 @@ const SCRIPT_ENTRY = 'vm.Script ';
  * script is made when `saveModuleCodeCache` is next called, so it also holds the functions V8
  * compiled lazily while the script ran: save after it ran (a workflow thread saves when it is
  * destroyed, worker/workflow-thread-prestart.ts). V8 takes data only under the flags it was made
- * under, `--stack-trace-limit` included: a save writes it only under the flags of the compile
- * (saveModuleCodeCache), so save while they are in force. One entry per file name and V8 flags, whatever its folder:
+ * under, `--stack-trace-limit` included: save while the flags of the compile are in force (a save
+ * under others keeps the data for those others, saveModuleCodeCache). One entry per file name and V8 flags, whatever its folder:
  * a bundle used from another folder replaces its data rather than adding to the file. Every check
  * of the module cache applies (the source's length and CRC-32, the data's CRC-32, private files).
  * Returns whether it was installed (only in a thread with the cache installed); never throws.
@@ -477,13 +479,15 @@ function flagsOfData(data: Buffer): string {
  * the file it read, for other commands' modules): to a temporary file renamed over the old one,
  * so a reader sees the old file or the new one, whole. Quietly does nothing when it cannot.
  *
- * Only the data of scripts compiled under the V8 flags in force now is written, each under those
- * flags: V8 stamps the data with the flags of the save, and the next process looks it up under the
- * flags of its compile. Data made under other flags than the compile's would be refused by every
- * next process compiling as this one did, which then compiled and rewrote the whole file each run
- * (a workflow thread's modules compiled before the main thread set `--stack-trace-limit=0` and
- * saved after). The others wait for a save under their flags (none, if the flags never come back):
- * they are compiled from source again next time, as V8 would have refused them anyway.
+ * Data is written under the V8 flags of the save, which V8 stamps it with; the next process looks
+ * it up under the flags of its compile. A script compiled under other flags than the save's is
+ * written only when the file has no data for it under the save's flags yet (a later compile under
+ * them takes it), never over such data: a process compiling under flags A and saving under B
+ * would otherwise replace the B data at every run while every next compile under A refused it,
+ * and the whole file was rewritten each run (a workflow thread's modules compiled before the main
+ * thread set `--stack-trace-limit=0` and saved after). Such a script otherwise waits for a save
+ * under its own flags (none, if they never come back): it is compiled from source again next
+ * time, as V8 would have refused the data anyway.
  */
 export function saveModuleCodeCache(): void {
   const cache = installed;
@@ -491,12 +495,16 @@ export function saveModuleCodeCache(): void {
   const flags = v8FlagsNow();
   cache.flags = flags;
   const made: Array<{ name: string; data: Buffer; sourceLength: number; sourceCrc: number }> = [];
+  const names = new Set<string>();
   const waiting: Fresh[] = [];
   for (const one of cache.fresh) {
-    const data = one.flags === flags ? one.script.createCachedData() : undefined;
-    // What V8 wrote, not what was read before: another thread may have changed the flags since.
-    if (data !== undefined && flagsOfData(data) === one.flags) made.push({ name: entryName(one.flags, one.filename), data, sourceLength: one.sourceLength, sourceCrc: one.sourceCrc });
-    else waiting.push(one);
+    const name = entryName(flags, one.filename);
+    const data = one.flags === flags || !(Object.hasOwn(cache.header.entries, name) || names.has(name)) ? one.script.createCachedData() : undefined;
+    // Under what V8 wrote, not what was read before: another thread may have changed the flags since.
+    if (data !== undefined && flagsOfData(data) === flags) {
+      made.push({ name, data, sourceLength: one.sourceLength, sourceCrc: one.sourceCrc });
+      names.add(name);
+    } else waiting.push(one);
   }
   cache.fresh = waiting;
   if (made.length === 0 && cache.freshResolutions === 0) return;

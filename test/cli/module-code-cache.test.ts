@@ -339,9 +339,9 @@ describe('the module code cache', () => {
 
   it("a script's data holds the functions it ran; V8 takes it only under the stack-trace limit of the compile (why a workflow thread saves under it)", () => {
     const dir = caseDir('script-flags');
-    // Saved under another --stack-trace-limit than the compile's: V8 would stamp the data with the save's and every
-    // next compile under the compile's would reject it, so it is not written; the next process compiles it (rejecting nothing).
-    expect(runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 10 })).toMatchObject({ result: 42, rejected: null, stats: { fromCache: 0, compiled: 1 }, saved: null });
+    // Saved under another --stack-trace-limit than the compile's: V8 stamps the data with the save's, so it is kept under
+    // the save's flags; the next compile, under the compile's, is offered none (V8 would reject it), and compiles.
+    expect(runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 10 })).toMatchObject({ result: 42, rejected: null, stats: { fromCache: 0, compiled: 1 } });
     expect(runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 0 })).toMatchObject({ result: 42, rejected: null, stats: { fromCache: 0, compiled: 1 } });
     const made = runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 0 });
     expect(made).toMatchObject({ result: 42, rejected: false, stats: { fromCache: 1, compiled: 0 } });
@@ -385,7 +385,7 @@ describe('the module code cache', () => {
     ['--stack-trace-limit', '--stack-trace-limit=0', '--stack-trace-limit=10'],
     ['--opt', '--no-opt', '--opt'],
   ])('V8 flags changed at run time (%s)', (_flag, set, reset) => {
-    it('data is never saved under other flags than its compile\'s: a process that compiled before the change and saved after leaves nothing the next one refuses, and the file is not rewritten run after run', () => {
+    it('a process that compiled before the change and saved after does not rewrite the file run after run (its data, under the save\'s flags, is not replaced)', () => {
       const dir = caseDir(`flags-after-compile${set}`);
       const first = runUnderFlags(dir, set, reset, 'before save');
       expect(first.stats).toEqual({ fromCache: 0, compiled: 3 });
@@ -400,6 +400,12 @@ describe('the module code cache', () => {
       for (const when of ['before compile', 'none', 'before compile', 'none'] as const) {
         expect(runUnderFlags(dir, set, reset, when)).toEqual({ stats: { fromCache: 3, compiled: 0 }, inode: settled });
       }
+    });
+
+    it('data made under the save\'s flags for scripts compiled under others is taken by a next compile under the save\'s, without a rewrite', () => {
+      const dir = caseDir(`flags-save-kept${set}`);
+      const first = runUnderFlags(dir, set, reset, 'before save');
+      expect(runUnderFlags(dir, set, reset, 'before compile')).toEqual({ stats: { fromCache: 3, compiled: 0 }, inode: first.inode });
     });
 
     it('control: flags changed and put back before the save: the data is saved and taken', () => {

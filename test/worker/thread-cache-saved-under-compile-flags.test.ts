@@ -12,9 +12,9 @@
  * first), so this is latent: a run whose thread loads slower than the main thread reaches
  * `Worker.create` (a cold or refused cache, a loaded machine) saves data the next run refuses.
  * Fixed (s19): the cache keeps each entry under the V8 flags its data was made under, looks it up
- * under the flags of the compile, and writes a script's data only under the flags it was compiled
- * under (cli/module-code-cache.ts `v8FlagsNow`, `saveModuleCodeCache`): once each order has run,
- * neither rewrites the file (the table for any flag: test/cli/module-code-cache.test.ts).
+ * under the flags of the compile, and never replaces data with data of a script compiled under
+ * other flags than the save's (cli/module-code-cache.ts `v8FlagsNow`, `saveModuleCodeCache`): once
+ * each order has run, neither rewrites the file (the table for any flag: test/cli/module-code-cache.test.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
