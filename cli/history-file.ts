@@ -8,6 +8,7 @@
 import { temporal } from '@temporalio/proto';
 import { ConfigError } from '../errors';
 import { NotRegularFileError, readRegularFile } from '../regular-file';
+import { jsonProblemText } from '../json-syntax';
 
 const { History } = temporal.api.history.v1;
 type IHistory = temporal.api.history.v1.IHistory;
@@ -52,12 +53,18 @@ function fromProto3Json(value: unknown, key = ''): unknown {
  * @throws ConfigError `ERR_CONFIG_INVALID` naming the file when it is neither form.
  */
 export async function readHistoryFile(file: string): Promise<{ workflowId: string; history: IHistory }> {
-  let stored: unknown;
+  let text: string;
   try {
-    stored = JSON.parse(await readRegularFile(file));
+    text = await readRegularFile(file);
   } catch (error) {
     const reason = error instanceof NotRegularFileError ? 'not a regular file' : ((error as NodeJS.ErrnoException).code ?? (error as Error).message);
     throw new ConfigError('ERR_CONFIG_INVALID', `${file} cannot be read as JSON (${reason})`, { details: { file } });
+  }
+  let stored: unknown;
+  try {
+    stored = JSON.parse(text);
+  } catch {
+    throw new ConfigError('ERR_CONFIG_INVALID', `${file} cannot be read as JSON (${jsonProblemText(text)})`, { details: { file } });
   }
   const fail = (what: string) =>
     new ConfigError('ERR_CONFIG_INVALID', `${file} is not a workflow history: ${what} (expected Warden's export { workflowId, history } or Temporal's JSON { events: [...] })`, { details: { file } });

@@ -104,12 +104,24 @@ const DYNAMIC_IMPORT = /\bimport\s*\(/;
 /** Folders of other builds' caches are removed once this old (a second installation in use keeps its own). */
 const STALE_AFTER_MS = 7 * 24 * 3600_000;
 
+/** A script compiled from its source, whose data the next save may write: `flags` is V8's flags' stamp at its compile ({@link v8FlagsNow}). */
+interface Fresh {
+  filename: string;
+  script: Script;
+  sourceLength: number;
+  sourceCrc: number;
+  flags: string;
+}
+
 interface Installed {
   file: string;
   options: ModuleCodeCacheOptions;
   header: Header;
   blob: Buffer;
-  fresh: Array<{ filename: string; script: Script; sourceLength: number; sourceCrc: number }>;
+  /** Compiled from source and not saved yet (some wait for a save under the flags they were compiled under). */
+  fresh: Fresh[];
+  /** V8's flags' stamp as this thread last saw it: data is looked up under it first. */
+  flags: string;
   stats: ModuleCodeCacheStats;
   /** Resolutions to use (read, or kept by this process), and the lockfiles they depend on. */
   resolutions: Map<string, string>;
@@ -123,6 +135,34 @@ let installed: Installed | undefined;
 
 /** Node's own `vm.Script`, whatever {@link cacheScripts} puts in its place later. */
 const NodeScript = Script;
+
+/** Where V8's cached data holds the hash of its flags (V8 SerializedCodeData: magic, version hash, source hash, flag hash; 4 bytes each). */
+const FLAG_HASH_OFFSET = 12;
+
+/**
+ * V8's flags as they are now, as its cached data records them (hex of the flag hash V8 writes in
+ * the header of the data of a fixed script made now; about 5 us).
+ *
+ * Why: V8 stamps cached data with its flags when the data is made (`createCachedData`, at a save),
+ * not when the script was compiled, and refuses data whose stamp differs from the flags in force
+ * when a script is compiled with it. Flags are the process's, and change at run time: any
+ * thread's `v8.setFlagsFromString` changes them for every thread (worker/workflow-stack-traces.ts
+ * sets `--stack-trace-limit` around the workflow threads' creation), and nothing in the cache's
+ * key (taken at start) sees that. So each entry is kept under the stamp of the flags its data was
+ * made under, looked up under the stamp of the compile, and a save never replaces data with that
+ * of a script compiled under other flags (see saveModuleCodeCache). The flag hash is read at its
+ * place in V8's header: a V8 that moved it gives stamps that match nothing or everything, and V8
+ * still checks its own (the data is then only refused, as without the stamps).
+ */
+function v8FlagsNow(): string {
+  const data = new NodeScript('void 0', { filename: 'warden-code-cache-flags-probe' }).createCachedData();
+  return data.length >= FLAG_HASH_OFFSET + 4 ? data.readUInt32LE(FLAG_HASH_OFFSET).toString(16) : '';
+}
+
+/** The header entry of `filename` (a module's path, or a script's {@link SCRIPT_ENTRY} name) for data made under V8 flags `flags`. */
+function entryName(flags: string, filename: string): string {
+  return `${flags}\0${filename}`;
+}
 
 /**
  * Everything V8's data depends on besides the source: the build, Node, V8, the platform, and the
@@ -320,7 +360,7 @@ export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: Nod
     if (!ownedPrivately(statSync(folder)) || !changeableOnlyByUs(folder)) return false;
     const file = join(folder, `${options.role}.bin`);
     const { header, blob } = readCacheFile(file, key);
-    const cache: Installed = { file, options, header, blob, fresh: [], stats: { fromCache: 0, compiled: 0 }, ...validResolutions(header), freshResolutions: 0, resolvedFromCache: 0 };
+    const cache: Installed = { file, options, header, blob, fresh: [], flags: v8FlagsNow(), stats: { fromCache: 0, compiled: 0 }, ...validResolutions(header), freshResolutions: 0, resolvedFromCache: 0 };
     installed = cache;
     cacheResolutions(cache);
     const nodeCompile = NodeModule.prototype._compile;
@@ -331,18 +371,13 @@ export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: Nod
       // Node 20's V8 data does not keep a script's `import()` callback (the second process's
       // `import()` throws ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING): a module that may call it is Node's.
       if (format === 'module' || process.sourceMapsEnabled || DYNAMIC_IMPORT.test(content)) return nodeCompile.call(this, content, filename, format);
-      const { data, sourceCrc } = cachedDataFor(cache, filename, content);
       let script: Script;
       try {
-        script = new NodeScript(NodeModule.wrap(content), { filename, ...(data === undefined ? {} : { cachedData: data }) });
+        script = compileCached(cache, filename, content, (data) => new NodeScript(NodeModule.wrap(content), { filename, ...(data === undefined ? {} : { cachedData: data }) }));
       } catch {
         // ES module syntax (Node 20.19 then loads it as one) or a real error, reported by Node as usual.
         return nodeCompile.call(this, content, filename, format);
       }
-      if (data === undefined || script.cachedDataRejected === true) {
-        cache.fresh.push({ filename, script, sourceLength: content.length, sourceCrc });
-        cache.stats.compiled += 1;
-      } else cache.stats.fromCache += 1;
       const wrapper = script.runInThisContext({ displayErrors: true }) as (...args: unknown[]) => unknown;
       const marked = this as unknown as Record<symbol, boolean>;
       if (executing !== undefined) marked[executing] = true;
@@ -357,6 +392,37 @@ export function installModuleCodeCache(options: ModuleCodeCacheOptions, env: Nod
   }
 }
 
+/**
+ * Compiles `source` (`compile` with the data to try, or none) with the data kept for `filename`
+ * under the V8 flags in force: first under the flags this thread last saw; when V8 refuses that
+ * (or there is none), the flags are read again, as another thread may have changed them, and the
+ * data kept under the new flags, if any, is tried. A script compiled from source is recorded
+ * with the flags of its compile, for the save. Throws what `compile` throws.
+ */
+function compileCached<S extends Script>(cache: Installed, filename: string, source: string, compile: (data: Buffer | undefined) => S): S {
+  const { data, sourceCrc } = cachedDataFor(cache, entryName(cache.flags, filename), source);
+  let script = compile(data);
+  if (data !== undefined && script.cachedDataRejected !== true) {
+    cache.stats.fromCache += 1;
+    return script;
+  }
+  const flags = v8FlagsNow();
+  if (flags !== cache.flags) {
+    cache.flags = flags;
+    const again = cachedDataFor(cache, entryName(flags, filename), source).data;
+    if (again !== undefined) {
+      script = compile(again);
+      if (script.cachedDataRejected !== true) {
+        cache.stats.fromCache += 1;
+        return script;
+      }
+    }
+  }
+  cache.fresh.push({ filename, script, sourceLength: source.length, sourceCrc, flags });
+  cache.stats.compiled += 1;
+  return script;
+}
+
 /** The entry of a script cached by {@link cacheScripts}: its file name without the folder (modules have full paths). */
 const SCRIPT_ENTRY = 'vm.Script ';
 
@@ -368,8 +434,8 @@ const SCRIPT_ENTRY = 'vm.Script ';
  * script is made when `saveModuleCodeCache` is next called, so it also holds the functions V8
  * compiled lazily while the script ran: save after it ran (a workflow thread saves when it is
  * destroyed, worker/workflow-thread-prestart.ts). V8 takes data only under the flags it was made
- * under, `--stack-trace-limit` included: save under the flags of the compile (otherwise the next
- * process compiles from the source and saves again). One entry per file name, whatever its folder:
+ * under, `--stack-trace-limit` included: save while the flags of the compile are in force (a save
+ * under others keeps the data for those others, saveModuleCodeCache). One entry per file name and V8 flags, whatever its folder:
  * a bundle used from another folder replaces its data rather than adding to the file. Every check
  * of the module cache applies (the source's length and CRC-32, the data's CRC-32, private files).
  * Returns whether it was installed (only in a thread with the cache installed); never throws.
@@ -385,11 +451,13 @@ export function cacheScripts(pattern: RegExp): boolean {
         const given = typeof options === 'object' && options !== null ? options : undefined;
         const name = typeof given?.filename === 'string' ? basename(given.filename) : undefined;
         const entry = typeof code === 'string' && name !== undefined && pattern.test(name) && given?.cachedData === undefined && !process.sourceMapsEnabled ? `${SCRIPT_ENTRY}${name}` : undefined;
-        const { data, sourceCrc } = entry === undefined ? { data: undefined, sourceCrc: 0 } : cachedDataFor(cache, entry, code);
+        // Read now rather than retried as for a module (one constructor, one compile): one such script is megabytes, the read 5 us.
+        const flags = entry === undefined ? '' : (cache.flags = v8FlagsNow());
+        const { data, sourceCrc } = entry === undefined ? { data: undefined, sourceCrc: 0 } : cachedDataFor(cache, entryName(flags, entry), code);
         super(code, data === undefined ? options : { ...given, cachedData: data });
         if (entry === undefined) return;
         if (data === undefined || this.cachedDataRejected === true) {
-          cache.fresh.push({ filename: entry, script: this, sourceLength: code.length, sourceCrc });
+          cache.fresh.push({ filename: entry, script: this, sourceLength: code.length, sourceCrc, flags });
           cache.stats.compiled += 1;
         } else cache.stats.fromCache += 1;
       }
@@ -401,18 +469,48 @@ export function cacheScripts(pattern: RegExp): boolean {
   }
 }
 
+/** The flags' stamp V8 wrote in `data` (as {@link v8FlagsNow} reads it). */
+function flagsOfData(data: Buffer): string {
+  return data.length >= FLAG_HASH_OFFSET + 4 ? data.readUInt32LE(FLAG_HASH_OFFSET).toString(16) : '';
+}
+
 /**
  * Writes the data of the modules compiled from source since the last save (with the entries of
  * the file it read, for other commands' modules): to a temporary file renamed over the old one,
  * so a reader sees the old file or the new one, whole. Quietly does nothing when it cannot.
+ *
+ * Data is written under the V8 flags of the save, which V8 stamps it with; the next process looks
+ * it up under the flags of its compile. A script compiled under other flags than the save's is
+ * written only when the file has no data for it under the save's flags yet (a later compile under
+ * them takes it), never over such data: a process compiling under flags A and saving under B
+ * would otherwise replace the B data at every run while every next compile under A refused it,
+ * and the whole file was rewritten each run (a workflow thread's modules compiled before the main
+ * thread set `--stack-trace-limit=0` and saved after). Such a script otherwise waits for a save
+ * under its own flags (none, if they never come back): it is compiled from source again next
+ * time, as V8 would have refused the data anyway.
  */
 export function saveModuleCodeCache(): void {
   const cache = installed;
   if (cache === undefined || (cache.fresh.length === 0 && cache.freshResolutions === 0)) return;
-  const fresh = cache.fresh.splice(0);
+  const flags = v8FlagsNow();
+  cache.flags = flags;
+  const made: Array<{ name: string; data: Buffer; sourceLength: number; sourceCrc: number }> = [];
+  const names = new Set<string>();
+  const waiting: Fresh[] = [];
+  for (const one of cache.fresh) {
+    const name = entryName(flags, one.filename);
+    const data = one.flags === flags || !(Object.hasOwn(cache.header.entries, name) || names.has(name)) ? one.script.createCachedData() : undefined;
+    // Under what V8 wrote, not what was read before: another thread may have changed the flags since.
+    if (data !== undefined && flagsOfData(data) === flags) {
+      made.push({ name, data, sourceLength: one.sourceLength, sourceCrc: one.sourceCrc });
+      names.add(name);
+    } else waiting.push(one);
+  }
+  cache.fresh = waiting;
+  if (made.length === 0 && cache.freshResolutions === 0) return;
   cache.freshResolutions = 0;
   try {
-    const freshNames = new Set(fresh.map((f) => f.filename));
+    const freshNames = new Set(made.map((f) => f.name));
     const parts: Buffer[] = [];
     const entries: Record<string, Entry> = {};
     let offset = 0;
@@ -428,7 +526,7 @@ export function saveModuleCodeCache(): void {
       const data = cache.blob.subarray(at, at + length);
       if (crc32(data) === dataCrc) add(filename, data, sourceLength, sourceCrc);
     }
-    for (const { filename, script, sourceLength, sourceCrc } of fresh) add(filename, script.createCachedData(), sourceLength, sourceCrc);
+    for (const { name, data, sourceLength, sourceCrc } of made) add(name, data, sourceLength, sourceCrc);
     // A tree npm changed while this process ran: what was resolved in it (before or after) is not
     // kept; the next process resolves everything anew and keeps what it finds.
     if ([...cache.trees].some(([lockfile, stamp]) => treeChanged(lockfile, stamp))) {

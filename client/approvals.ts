@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { ApproverError, CredentialError, isErrorCode, WardenError } from '../errors';
+import { jsonProblemText } from '../json-syntax';
 import { ApproverKeyFileSchema, signApprovalDecision, type ApproverKeyFile } from '../identity/approval-decision';
 import { ApproverNameSchema, defaultApproverKeyDir } from '../identity/approver-registry';
 import { wellFormed } from '../custody/span-record';
@@ -111,7 +112,8 @@ export async function readApproverKeyFile(file: string): Promise<ApproverKeyFile
   try {
     parsed = ApproverKeyFileSchema.safeParse(JSON.parse(text));
   } catch {
-    throw new ApproverError('ERR_APPROVER_INVALID', `${file} is not an approver key file (not JSON)`, { details: { file } });
+    // Located, never quoted: the file holds a private key.
+    throw new ApproverError('ERR_APPROVER_INVALID', `${file} is not an approver key file (not JSON at ${jsonProblemText(text, false)})`, { details: { file } });
   }
   if (!parsed.success) throw new ApproverError('ERR_APPROVER_INVALID', `${file} is not an approver key file (made by \`warden approvers add\`)`, { details: { file } });
   return parsed.data;

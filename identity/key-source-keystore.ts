@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import { calculateJwkThumbprint, importJWK } from './jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
+import { jsonProblemText } from '../json-syntax';
 import type { Jwks, PublicJwk } from './claims';
 import { systemClock, type Clock } from './clock';
 import { signCompactJws } from './compact-jws';
@@ -39,13 +40,19 @@ function stampOf(file: string): string {
 
 async function load(file: string): Promise<Loaded> {
   let stat: fs.Stats;
-  let parsed: unknown;
+  let text: string;
   try {
     stat = fs.statSync(file);
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    // Deliberately generic: nothing about the key material in the message.
     throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the signing key file ${file}`, { details: { file }, cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Deliberately generic: nothing about the key material in the message (where, not what; and no cause, which quotes the text).
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the signing key file ${file}: not JSON at ${jsonProblemText(text, false)}`, { details: { file } });
   }
   if ((stat.mode & 0o077) !== 0) {
     throw new KeystoreError('ERR_KEYSTORE_INVALID', `the signing key file ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); chmod 600 it`, { details: { file } });

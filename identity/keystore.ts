@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWTPayload } from './jose';
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
+import { jsonProblemText } from '../json-syntax';
 import { processExists } from '../process-stat';
 import type { ByteSigner } from '../attestation/dsse';
 import { duplicateKids, JwksSchema, keyWindowEnd, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
@@ -156,11 +157,17 @@ export function readJwksFile(stateDir: string): Jwks {
  * lists a kid twice (which key it means would depend on list order), naming the file and the kid.
  */
 export function readJwksFileAt(file: string): Jwks {
-  let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    text = fs.readFileSync(file, 'utf8');
   } catch (error) {
     throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the JWKS ${file}: ${(error as Error).message}`, { details: { file }, cause: error });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the JWKS ${file}: not JSON (${jsonProblemText(text)})`, { details: { file }, cause: error });
   }
   const result = JwksSchema.safeParse(parsed);
   if (!result.success) throw new KeystoreError('ERR_KEYSTORE_INVALID', `${file} is not a Warden JWKS`, { details: { file } });

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Client } from '@temporalio/client';
 import { MonitorError } from '../errors';
+import { jsonProblemText, jsonSyntaxProblem } from '../json-syntax';
 import { TaskResultSchema, type TaskResult } from '../task/task-run';
 import { AGENT_TASK_WORKFLOW } from '../workflows/definitions';
 
@@ -37,6 +38,20 @@ export async function collectTaskResults(client: Client, options: CollectOptions
 }
 
 /**
+ * Where `text` (neither JSON nor JSON lines) breaks: in its first line that is not JSON when its
+ * first line is JSON on its own (JSON lines meant), else in the text as one JSON value.
+ */
+function jsonLinesProblem(text: string): string {
+  const lines = text.split('\n');
+  const first = lines.findIndex((line) => line.trim() !== '');
+  if (first === -1 || jsonSyntaxProblem(lines[first]!) !== undefined) return jsonProblemText(text);
+  const bad = lines.findIndex((line) => line.trim() !== '' && jsonSyntaxProblem(line) !== undefined);
+  const problem = bad === -1 ? undefined : jsonSyntaxProblem(lines[bad]!);
+  if (problem === undefined) return jsonProblemText(text);
+  return `line ${bad + 1}, column ${problem.column}: ${problem.message}`;
+}
+
+/**
  * Task results from a file: one result (`warden run --json`), a JSON array of them, or one per
  * line. Throws MonitorError ERR_MONITOR_RECORD_INVALID naming the file and what is wrong.
  */
@@ -58,7 +73,7 @@ export async function readTaskResultsFile(file: string): Promise<TaskResult[]> {
         .filter((line) => line.trim() !== '')
         .map((line) => JSON.parse(line) as unknown);
     } catch {
-      throw new MonitorError('ERR_MONITOR_RECORD_INVALID', `${file} is neither JSON nor JSON lines of task results`, { details: { file } });
+      throw new MonitorError('ERR_MONITOR_RECORD_INVALID', `${file} is neither JSON nor JSON lines of task results (${jsonLinesProblem(text)})`, { details: { file } });
     }
   }
   return values.map((value, i) => {

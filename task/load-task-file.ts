@@ -8,6 +8,7 @@ import { open, stat as statPath } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
 import type * as Yaml from 'yaml';
 import { yamlPackage } from './yaml-package';
+import { jsonSyntaxProblem } from '../json-syntax';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
 import { parseRule } from '../policies/engine/parse-rule';
@@ -512,17 +513,6 @@ function invalid(file: string, message: string, path = ''): TaskFileError {
   return new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path, message }]);
 }
 
-/** The character offset a JSON.parse error names ("at position 42", or "line 3 column 5"), else the end of the text. */
-function jsonErrorOffset(text: string, message: string): number {
-  const position = /at position (\d+)/.exec(message);
-  if (position !== null) return Number(position[1]);
-  const lineColumn = /line (\d+) column (\d+)/.exec(message);
-  if (lineColumn === null) return text.length;
-  let offset = 0;
-  for (let line = 1; line < Number(lineColumn[1]); line += 1) offset = text.indexOf('\n', offset) + 1;
-  return offset + Number(lineColumn[2]) - 1;
-}
-
 /** A syntax error as one issue: `file:line:column`, what is wrong, and the offending line under it. */
 function syntaxError(file: string, text: string, language: 'YAML' | 'JSON', offset: number, message: string): TaskFileError {
   const where = lineExcerpt(text, offset);
@@ -647,7 +637,10 @@ export function parseTaskText(text: string, file: string): unknown {
     try {
       document = JSON.parse(text) as unknown;
     } catch (error) {
-      throw syntaxError(file, text, 'JSON', jsonErrorOffset(text, (error as Error).message), (error as Error).message.replace(/ in JSON at position \d+.*$/, '').replace(/\s*\(line \d+ column \d+\)$/, ''));
+      // Located by the grammar, not by V8's message (which names no position for some errors): json-syntax.ts.
+      const problem = jsonSyntaxProblem(text);
+      if (problem === undefined) throw syntaxError(file, text, 'JSON', 0, (error as Error).message.replace(/\s+/g, ' '));
+      throw syntaxError(file, text, 'JSON', problem.offset, problem.message);
     }
     // JSON.parse keeps the last of a key named twice; YAML refuses it, and so does a JSON task file.
     const duplicate = firstDuplicateJsonKey(text);

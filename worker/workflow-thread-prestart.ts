@@ -96,7 +96,9 @@ export function prestartWorkflowThread(stackTraces: WorkflowStackTraces): Presta
   // only under the flags it was made under, and these modules compile under the flags of now, not
   // the stack-trace limit the destroy runs under. Left to the destroy, the warm-up's module was
   // saved under the other limit, refused by every next thread, compiled again and the whole file
-  // (3.6 MB, the bundle's data with it) rewritten as each `warden run` ended (issue 17).
+  // (3.6 MB, the bundle's data with it) rewritten as each `warden run` ended (issue 17). A module
+  // compiled before the main thread changed the flags (`Worker.create` begun first) is saved under
+  // the new ones only where they have no data yet: the cache keeps data per V8 flags (module-code-cache.ts).
   const source = `${stackTraces === 'off' ? 'Error.stackTraceLimit = 0;\n' : ''}${codeCache.install}${saveOnDestroy}require(${JSON.stringify(workflowThreadModule())});\n${promiseHookOffSource(stackTraces)}${activationWarmupSource()}${codeCache.save}`;
   const thread = new NodeThread(source, { eval: true });
   thread.unref();

@@ -7,6 +7,7 @@ import { publishedJwks, PublishedJwksSchema } from '../../attestation/published-
 import { verifyClaimAttestation, type AttestationCheck } from '../../attestation/verify-attestation';
 import { WardenError } from '../../errors';
 import { NotRegularFileError, readRegularFileSync } from '../../regular-file';
+import { jsonProblemText } from '../../json-syntax';
 import type { Jwks } from '../../identity/claims';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
@@ -41,7 +42,7 @@ export function readJsonFile(io: CliIo, command: string, file: string, what: str
   try {
     return JSON.parse(text);
   } catch {
-    io.stderr(`${terminalLine(`warden ${command}: ${what} ${file} is not JSON`)}\n`);
+    io.stderr(`${terminalLine(`warden ${command}: ${what} ${file} is not JSON (${jsonProblemText(text)})`)}\n`);
     return undefined;
   }
 }

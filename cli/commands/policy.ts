@@ -5,6 +5,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../../errors';
 import { readRegularFileSync } from '../../regular-file';
+import { jsonProblemText } from '../../json-syntax';
 import { compileRule, validateCedarRules, type CompiledRule } from '../../policies/engine/compile-rule';
 import { PACKS_DIR, readPacks, readRuleFile, type PackSentence } from '../../policies/engine/load-pack';
 import { describeResponseRule, isResponseRule, parseResponseRule } from '../../policies/engine/parse-response-rule';
@@ -25,12 +26,26 @@ export const POLICY_USAGE = `usage: warden policy test <pack...> --against <work
             An unreadable rule prints where reading failed and exits with code 2.
   --json    print the compiled rules as one JSON array`;
 
+/**
+ * A .json task file's document, read as `warden run` reads it: as JSON (not YAML), a leading
+ * byte-order mark dropped. Throws WardenError ERR_TASK_FILE_INVALID naming the file and where it
+ * is not JSON.
+ */
+function jsonTaskFile(path: string): unknown {
+  const text = readRegularFileSync(path).replace(/^\uFEFF/, '');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new WardenError('ERR_TASK_FILE_INVALID', `${path}: not valid JSON at ${jsonProblemText(text)}`);
+  }
+}
+
 /** The sentences of one file or folder named on the command line. */
 function sentencesOfPath(path: string): PackSentence[] {
   if (statSync(path).isDirectory()) return readPacks([path]);
   const extension = extname(path).toLowerCase();
   if (extension === '.yaml' || extension === '.yml' || extension === '.json') {
-    const document: unknown = parseYaml(readRegularFileSync(path));
+    const document: unknown = extension === '.json' ? jsonTaskFile(path) : parseYaml(readRegularFileSync(path));
     const policies = document !== null && typeof document === 'object' ? (document as { policies?: unknown }).policies : undefined;
     if (policies === undefined) return [];
     if (!Array.isArray(policies) || !policies.every((p) => typeof p === 'string')) {

@@ -28,7 +28,7 @@ const keys: [string, string[], RegExp][] = [
   ['no key at all', [], /ERR_APPROVER_INVALID: no approver key: pass --key <file>/],
   ['a key file that does not exist', ['--key', join(dir, 'none.json')], /ERR_APPROVER_INVALID: cannot read the approver key file .*none\.json/],
   ['a JSON file that is not a key', ['--key', notAKey], /ERR_APPROVER_INVALID: .*not-a-key\.json is not an approver key file/],
-  ['a file that is not JSON', ['--key', notJson], /ERR_APPROVER_INVALID: .*not-json\.json is not an approver key file \(not JSON\)/],
+  ['a file that is not JSON', ['--key', notJson], /ERR_APPROVER_INVALID: .*not-json\.json is not an approver key file \(not JSON at line \d+, column \d+\)/],
 ];
 
 describe.each(commands)('warden %s', (name, command, positionals) => {

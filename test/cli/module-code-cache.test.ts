@@ -94,7 +94,8 @@ function forgeEntryForA(dir: string, file: string): void {
   const headerLength = bytes.readUInt32LE(4);
   const header = JSON.parse(bytes.toString('utf8', 8, 8 + headerLength)) as { key: string; entries: Record<string, number[]> };
   const blob = bytes.subarray(8 + headerLength);
-  const a = join(dir, 'mods', 'a.js');
+  // Entries are named `<V8 flags' stamp>\0<file>`.
+  const a = Object.keys(header.entries).find((name) => name.endsWith(`\0${join(dir, 'mods', 'a.js')}`))!;
   const [, , sourceLength, sourceCrc] = header.entries[a]!;
   header.entries[a] = [blob.length, data.length, sourceLength!, sourceCrc!, crc32(data)];
   const newHeader = Buffer.from(JSON.stringify(header));
@@ -315,8 +316,10 @@ describe('the module code cache', () => {
       const result = script.runInNewContext({});
       v8.setFlagsFromString('--stack-trace-limit=' + save);
       cache.saveModuleCodeCache();
-      const bytes = require('node:fs').readFileSync(require('node:path').join(folder, require('node:fs').readdirSync(folder)[0], 'thread.bin'));
-      const entry = JSON.parse(bytes.toString('utf8', 8, 8 + bytes.readUInt32LE(4))).entries['vm.Script ' + require('node:path').basename(filename)];
+      const file = require('node:path').join(folder, require('node:fs').readdirSync(folder)[0], 'thread.bin');
+      const bytes = require('node:fs').existsSync(file) ? require('node:fs').readFileSync(file) : undefined;
+      const entries = bytes === undefined ? {} : JSON.parse(bytes.toString('utf8', 8, 8 + bytes.readUInt32LE(4))).entries;
+      const entry = Object.entries(entries).find(([name]) => name.endsWith('\\0vm.Script ' + require('node:path').basename(filename)))?.[1];
       process.stdout.write(JSON.stringify({ result, rejected: script.cachedDataRejected ?? null, stats: cache.moduleCodeCacheStats(), saved: entry ? entry[1] : null }));`;
     const input = JSON.stringify({ filename, code, compile: limits.compile ?? 10, save: limits.save ?? 10, folder: join(dir, 'cache', 'code-cache') });
     return JSON.parse(execFileSync(process.execPath, ['-e', script, input], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir, WARDEN_CACHE_DIR: join(dir, 'cache') } })) as ReturnType<typeof runScript>;
@@ -336,9 +339,10 @@ describe('the module code cache', () => {
 
   it("a script's data holds the functions it ran; V8 takes it only under the stack-trace limit of the compile (why a workflow thread saves under it)", () => {
     const dir = caseDir('script-flags');
-    // Made under another --stack-trace-limit than the compile's: V8 rejects it, and it is compiled and saved again.
-    runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 10 });
-    expect(runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 0 })).toMatchObject({ result: 42, rejected: true, stats: { fromCache: 0, compiled: 1 } });
+    // Saved under another --stack-trace-limit than the compile's: V8 stamps the data with the save's, so it is kept under
+    // the save's flags; the next compile, under the compile's, is offered none (V8 would reject it), and compiles.
+    expect(runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 10 })).toMatchObject({ result: 42, rejected: null, stats: { fromCache: 0, compiled: 1 } });
+    expect(runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 0 })).toMatchObject({ result: 42, rejected: null, stats: { fromCache: 0, compiled: 1 } });
     const made = runScript(dir, '/b/bundle-2b.js', SCRIPT, { compile: 0, save: 0 });
     expect(made).toMatchObject({ result: 42, rejected: false, stats: { fromCache: 1, compiled: 0 } });
     // Saved before the script ran (a fresh cache): less data than after (the lazily compiled functions are in it).
@@ -350,6 +354,65 @@ describe('the module code cache', () => {
       const script = new (require('node:vm').Script)(${JSON.stringify(SCRIPT)}, { filename: '/b/bundle-2b.js' });
       process.stdout.write(JSON.stringify(script.createCachedData().length));`], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: before, WARDEN_CACHE_DIR: join(before, 'cache') } })) as number;
     expect(made.saved).toBeGreaterThan(notRun);
+  });
+
+  /**
+   * A process with the cache installed that requires mods/main.js and saves, with V8 flag `set`
+   * set (by `v8.setFlagsFromString`, as another thread may) at `when`: before the compile, between
+   * the compile and the save, or between them and back (`reset`) before the save. Its figures,
+   * and cli.bin's inode after it (a save renames a new file over it), or null when there is none.
+   */
+  function runUnderFlags(dir: string, set: string, reset: string, when: 'none' | 'before compile' | 'before save' | 'between, then back'): { stats: unknown; inode: number | null } {
+    const script = `
+      const { main, set, reset, when, folder } = JSON.parse(process.argv[1]);
+      const cache = require(${JSON.stringify(cacheModule)});
+      const v8 = require('node:v8');
+      cache.installModuleCodeCache({ build: 'test-build 1', role: 'cli' });
+      if (when === 'before compile') v8.setFlagsFromString(set);
+      require(main);
+      if (when === 'before save' || when === 'between, then back') v8.setFlagsFromString(set);
+      if (when === 'between, then back') v8.setFlagsFromString(reset);
+      cache.saveModuleCodeCache();
+      const { existsSync, readdirSync, statSync } = require('node:fs');
+      const file = existsSync(folder) ? require('node:path').join(folder, readdirSync(folder)[0], 'cli.bin') : '';
+      process.stdout.write(JSON.stringify({ stats: cache.moduleCodeCacheStats(), inode: existsSync(file) ? statSync(file).ino : null }));`;
+    const input = JSON.stringify({ main: join(dir, 'mods', 'main.js'), set, reset, when, folder: join(dir, 'cache', 'code-cache') });
+    return JSON.parse(execFileSync(process.execPath, ['-e', script, input], { encoding: 'utf8', env: { PATH: process.env.PATH, HOME: dir, WARDEN_CACHE_DIR: join(dir, 'cache') } })) as ReturnType<typeof runUnderFlags>;
+  }
+
+  // Any V8 flag is in the stamp V8 checks: the one Warden sets at run time (worker/workflow-stack-traces.ts) and another.
+  describe.each([
+    ['--stack-trace-limit', '--stack-trace-limit=0', '--stack-trace-limit=10'],
+    ['--opt', '--no-opt', '--opt'],
+  ])('V8 flags changed at run time (%s)', (_flag, set, reset) => {
+    it('a process that compiled before the change and saved after does not rewrite the file run after run (its data, under the save\'s flags, is not replaced)', () => {
+      const dir = caseDir(`flags-after-compile${set}`);
+      const first = runUnderFlags(dir, set, reset, 'before save');
+      expect(first.stats).toEqual({ fromCache: 0, compiled: 3 });
+      // On the code before: the data was stamped with the save's flags, refused by this compile, and the file rewritten.
+      expect(runUnderFlags(dir, set, reset, 'before save')).toEqual(first);
+    });
+
+    it('processes that compile under either flags, in turn, each keep their data: after one of each, nothing is compiled or rewritten', () => {
+      const dir = caseDir(`flags-in-turn${set}`);
+      runUnderFlags(dir, set, reset, 'before compile');
+      const settled = runUnderFlags(dir, set, reset, 'none').inode;
+      for (const when of ['before compile', 'none', 'before compile', 'none'] as const) {
+        expect(runUnderFlags(dir, set, reset, when)).toEqual({ stats: { fromCache: 3, compiled: 0 }, inode: settled });
+      }
+    });
+
+    it('data made under the save\'s flags for scripts compiled under others is taken by a next compile under the save\'s, without a rewrite', () => {
+      const dir = caseDir(`flags-save-kept${set}`);
+      const first = runUnderFlags(dir, set, reset, 'before save');
+      expect(runUnderFlags(dir, set, reset, 'before compile')).toEqual({ stats: { fromCache: 3, compiled: 0 }, inode: first.inode });
+    });
+
+    it('control: flags changed and put back before the save: the data is saved and taken', () => {
+      const dir = caseDir(`flags-back${set}`);
+      runUnderFlags(dir, set, reset, 'between, then back');
+      expect(runUnderFlags(dir, set, reset, 'none').stats).toEqual({ fromCache: 3, compiled: 0 });
+    });
   });
 
   it('a module with a syntax error fails with the SyntaxError Node gives', () => {

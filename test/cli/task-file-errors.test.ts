@@ -59,6 +59,14 @@ describe('a bad task file on the command line', () => {
     expect(stderr).not.toContain('started');
   }, 90_000);
 
+  it('warden run: a .json task file holding YAML exits 2 at the first character that is not JSON (not at the file\'s end)', async () => {
+    await writeFile(join(dir, 'task.json'), head);
+    const { code, stdout, stderr } = await warden(['run', 'task.json', '--no-worker']);
+    expect(code, stderr).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toBe('warden run: ERR_TASK_FILE_INVALID: invalid task file task.json\n  task.json:1:1: not valid JSON: unexpected "u" in the word "user" (JSON\'s only words are true, false and null; text is written in double quotes)\n    1 | user: alice@example.com\n      | ^\n');
+  }, 90_000);
+
   it('warden run: two policy packs whose rules share ids exit 2 naming the id', async () => {
     for (const parent of ['one', 'two']) {
       await mkdir(join(dir, parent, 'same'), { recursive: true });

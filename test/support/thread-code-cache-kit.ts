@@ -44,11 +44,11 @@ export function runCachedWorker(folder: string, address: string, setting: Workfl
   return JSON.parse(out) as unknown;
 }
 
-/** The workflow thread's cache file under `folder`/cache: its inode (a save renames a new file over it) and its entries for the bundle. */
+/** The workflow thread's cache file under `folder`/cache: its inode (a save renames a new file over it) and its entries for the bundle (`<V8 flags' stamp>\0vm.Script <name>`). */
 export function threadCacheFile(folder: string): { inode: number; bundle: string[] } {
   const builds = readdirSync(join(folder, 'cache', 'code-cache'));
   const file = join(folder, 'cache', 'code-cache', builds[0]!, 'workflow-thread.bin');
   const bytes = readFileSync(file);
   const { entries } = JSON.parse(bytes.toString('utf8', 8, 8 + bytes.readUInt32LE(4))) as { entries: Record<string, number[]> };
-  return { inode: statSync(file).ino, bundle: Object.keys(entries).filter((name) => /^vm\.Script workflow-bundle-[0-9a-f]+\.js$/.test(name)) };
+  return { inode: statSync(file).ino, bundle: Object.keys(entries).filter((name) => /^[0-9a-f]*\0vm\.Script workflow-bundle-[0-9a-f]+\.js$/.test(name)) };
 }

@@ -11,13 +11,17 @@
  * In `warden run` at load 3-8 the order was the same in 10 runs (the thread, on its cache, saves
  * first), so this is latent: a run whose thread loads slower than the main thread reaches
  * `Worker.create` (a cold or refused cache, a loaded machine) saves data the next run refuses.
+ * Fixed (s19): the cache keeps each entry under the V8 flags its data was made under, looks it up
+ * under the flags of the compile, and never replaces data with data of a script compiled under
+ * other flags than the save's (cli/module-code-cache.ts `v8FlagsNow`, `saveModuleCodeCache`): once
+ * each order has run, neither rewrites the file (the table for any flag: test/cli/module-code-cache.test.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../support/warden-test-env';
+import { REPO_ROOT } from '../support/warden-test-env';
 
 /** A process that prestarts the thread and, with `early`, enters `Worker.create`'s flag setting before the thread has loaded. */
 const SCRIPT = `
@@ -30,7 +34,7 @@ const SCRIPT = `
   setTimeout(() => void thread.discard(), 4000);`;
 
 describe.runIf(existsSync(join(REPO_ROOT, 'build', 'BUILD_STAMP')))("the workflow thread's code cache", () => {
-  it("is not rewritten when one run's worker started before the thread had loaded and the next after", () => {
+  it("is not rewritten by runs whose worker started before the thread had loaded and after it, in turn, once each order has run", () => {
     const folder = mkdtempSync(join(tmpdir(), 'warden-thread-flags-'));
     const run = (early: boolean) => execFileSync(process.execPath, ['-e', SCRIPT, JSON.stringify([REPO_ROOT, early])], { cwd: REPO_ROOT, env: { PATH: process.env.PATH, HOME: folder, WARDEN_CACHE_DIR: join(folder, 'cache') }, timeout: 120_000 });
     const inode = () => {
@@ -39,9 +43,13 @@ describe.runIf(existsSync(join(REPO_ROOT, 'build', 'BUILD_STAMP')))("the workflo
     };
     try {
       run(true);
-      const first = inode();
       run(false);
-      expect(inode()).toBe(first);
+      const settled = inode();
+      // On the code before: each switch of the order rewrote the file.
+      for (const early of [true, false, true]) {
+        run(early);
+        expect(inode()).toBe(settled);
+      }
     } finally {
       rmSync(folder, { recursive: true, force: true });
     }
