@@ -117,3 +117,14 @@ export function callStartPathOf(stateDir: string, taskKey: string, callId: strin
   const digest = createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
   return join(stateDir, 'call-starts', taskKey, digest);
 }
+
+/**
+ * `<stateDir>/call-leases/<taskKey>/<digest of callId>`: which attempt of one call may act on the
+ * call's records, and the attempts still running (recovery/call-lease.ts). Per machine, like the
+ * overlay it guards.
+ */
+export function callLeaseDirOf(stateDir: string, taskKey: string, callId: string): string {
+  assertTaskKey(taskKey);
+  const digest = createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
+  return join(stateDir, 'call-leases', taskKey, digest);
+}
