@@ -443,7 +443,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     if (result.ok && result.policy?.stopped === undefined) {
       // A sub-agent's call stays undoable on its own (its parent may go on without it); a root call's records are done with.
       // Superseded meanwhile: the records are the newer attempt's to undo (this result is moot).
-      call.fence?.assertCurrent();
+      await call.fence?.assertCurrent();
       if (call.fsUndo !== true) await discardOverlayUndo(undo);
     } else {
       undone = await undoIncompleteCall(undo, call.fence);
@@ -452,7 +452,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   const undoneField = undone.length === 0 ? {} : { undone };
   // Even a tool that failed, or that the gate stopped, may have committed SQL before: its images must reach every worker.
   if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
-    call.fence?.assertCurrent();
+    await call.fence?.assertCurrent();
     await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
   }
   // Cancelled: the call has stopped and its writes are undone; the activity ends as cancelled, as a program's does.
@@ -492,7 +492,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
  */
 async function undoIncompleteCall(undo: { stateDir: string; taskKey: string; callId: string }, fence: ToolExecution['fence']): Promise<string[]> {
   // A superseded attempt undoes nothing: the records may be the newer attempt's by now.
-  fence?.assertCurrent();
+  await fence?.assertCurrent();
   let paths: string[];
   try {
     const result = await undoOverlayCall(undo);
@@ -608,7 +608,7 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
   } catch (error) {
     if (undo === undefined) throw error;
     // Superseded: what it changed is the newer attempt's to undo, after this one has ended.
-    call.fence?.assertCurrent();
+    await call.fence?.assertCurrent();
     // What the program or server changed in the overlay during the failed call is taken back out.
     const unkept = undo.captured === undefined ? [] : await unkeptChangesOf(undo.upper, undo.captured);
     if (undo.captured !== undefined) await recordUpperChanges(undo.upper, undo.undoDir, undo.captured);
@@ -789,6 +789,19 @@ function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
 }
 
 /**
+ * Whether a call of `tool` keeps per-call records on this machine that two attempts of it could
+ * both act on, so it takes the call lease (recovery/call-lease.ts): the overlay's undo records,
+ * an outside-isolate call's capture and the overlay copy's baseline and sync (any call that may
+ * write files, `mayWriteFiles`), the SQL journal it ships (an sql capability), its start record
+ * (a tool undone by a compensating tool). Any other call (an isolate tool reading, computing,
+ * fetching) takes no lease: an attempt of it has nothing another attempt could undo or destroy.
+ */
+export function keepsCallRecords(task: Task, tool: ToolDescriptor | undefined): boolean {
+  if (tool === undefined) return false;
+  return mayWriteFiles(task, tool) || tool.capabilities.some((c) => c === 'sql.query' || c === 'sql.exec') || tool.profile.undo.some((u) => u.kind === 'tool');
+}
+
+/**
  * A call that failed once its deadline passed failed because of it, whatever the tool made of its
  * stop: an MCP server's session also ends at the grant's expiry (the deadline, rounded up to the
  * second; executors/mcp-connection-pool.ts), which can fail the call ERR_MCP_* first. The failure
@@ -892,12 +905,13 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     try {
       // A retry that starts past the deadline does nothing.
       if (stop.expired) throw toApplicationFailure(stop.deadlineError());
-      // Before anything touches the call's records: an earlier attempt still running stops and ends first.
-      if (deps.stateDir !== undefined) {
+      const task = await taskOf(deps, input);
+      // Before anything touches the call's records: an earlier attempt still running stops and ends
+      // first. A call that keeps no records of its own (a pure isolate tool) has nothing to guard.
+      if (deps.stateDir !== undefined && keepsCallRecords(task, resolveTool(task, input.tool))) {
         lease = await acquireCallLease({ stateDir: deps.stateDir, taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId: callIdOf(input), attempt: activityAttempt(), waitMs: leaseWaitMs(), ...(stop.signal === undefined ? {} : { signal: stop.signal }) });
         stop = leasedStop(stop, lease);
       }
-      const task = await taskOf(deps, input);
       // Read once per activity: the span names its agent, the call mints from it.
       const grant = await annotateToolCall(deps, task, input);
       const result = 'taskRef' in input ? await runToolStep(input, task, grant, stop, progress) : await runToolOnce(input, grant, stop, progress);
@@ -972,14 +986,14 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     if (!mayWriteFiles(task, resolveTool(task, input.tool))) return call();
     const callId = callIdOf(input);
     const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId, workspace: task.resources.workspace ?? '', workerId: records.workerId, placements: records.placements };
-    const sync = () => {
+    const sync = async () => {
       // A superseded attempt's view of the overlay is not the call's: the newer attempt syncs.
-      fence?.assertCurrent();
+      await fence?.assertCurrent();
       // Files longer in all than the tree's bound (sparse ones, hard links) are never read or copied.
       if (task.resources.workspace !== undefined) assertWorkspaceFilesWithin(stateDirOfDeps(deps), overlay.taskKey, task, input.tool);
       return syncOverlayCopy({ ...overlay, stateDir: stateDirOfDeps(deps), ...(records.blobs === undefined ? {} : { blobs: records.blobs }) });
     };
-    fence?.assertCurrent();
+    await fence?.assertCurrent();
     await beginOverlayCall(overlay);
     let result: R;
     try {

@@ -32,7 +32,7 @@ import { executeToolCall, protectedSetForCall } from './run-tool';
 import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
 import { activityAttempt, activitySignal } from './next-turn';
-import { acquireCallLease } from '../recovery/call-lease';
+import { acquireCallLease, removeCallLeases } from '../recovery/call-lease';
 import { mcpCompensationArgs } from '../executors/mcp-executor';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan, outcomeOfError } from '../telemetry/warden-span-attributes';
@@ -89,6 +89,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     const workspace = task.resources.workspace;
     if (workspace === undefined) {
       if ((input.expected ?? []).length > 0) throw new DataPlaneError('ERR_COMMIT_MISMATCH', 'the task has no workspace, yet its steps reported writing files', { details: { taskKey } });
+      // No overlay to remove with them (commitOverlay does): the leases of its SQL or compensated calls go here.
+      await removeCallLeases(stateDirOfDeps(deps), taskKey);
       return { files: [] };
     }
     const stateDir = stateDirOfDeps(deps);

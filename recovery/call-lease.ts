@@ -4,40 +4,46 @@
  * attempt may still be running in a live worker (it learns of the timeout only at its next
  * heartbeat, then has to stop its sandbox call and undo). The call's per-call state (its overlay
  * undo records, an outside-isolate call's measured upper folder, the overlay copy's baseline, the
- * SQL journal it ships) must then never be touched by both: an undo of the newer attempt would
- * interleave with the older one's writes, and the older one's end (discarding or applying its
- * undo records) would destroy the newer one's.
+ * SQL journal it ships, its start record) must then never be touched by both: an undo of the
+ * newer attempt would interleave with the older one's writes, and the older one's end (discarding
+ * or applying its undo records) would destroy the newer one's.
  *
  * The lease, per call (task key + call id) and per machine (under the state folder, like the
- * overlay it guards):
- * - Every attempt takes a generation: the next free `gen-<n>.json`, created exclusively (a hard
- *   link of a flushed file), holding its pid, the pid's start time and its activity attempt. The
- *   highest generation is the call's current attempt: the latest to arrive, which is the one
- *   Temporal runs (an earlier one's result is moot).
+ * overlay it guards), in `<stateDir>/call-leases/<taskKey>/` (one flat folder per task):
+ * - Every attempt takes a generation: the next free `<stem>.<n>` (stem: a digest of the call id),
+ *   created with O_CREAT|O_EXCL, holding its pid, the pid's start time and its activity attempt.
+ *   The highest generation is the call's current attempt: the latest to arrive, which is the one
+ *   Temporal runs (an earlier one's result is moot). The common case, a call's first attempt on
+ *   this machine, is one exclusive create of `<stem>.1` (the folder is listed only when it exists).
  * - Taking a generation makes every older attempt stop: one in this process at once (its signal
- *   aborts with ERR_CALL_SUPERSEDED), one in another worker process within WATCH_MS (it watches
- *   the folder). The new attempt then waits until every older attempt has ended
- *   (`gen-<n>.ended`), or its process is gone (pid and start time no longer match), before it
+ *   aborts with ERR_CALL_SUPERSEDED), one in another worker process within WATCH_MS (it looks
+ *   whether `<stem>.<n+1>` exists). The new attempt then waits until every older attempt has ended
+ *   (`<stem>.<n>.ended`), or its process is gone (pid and start time no longer match), before it
  *   touches the call's records; after `waitMs` it fails ERR_CALL_ATTEMPT_STUCK (retryable).
- * - A superseded attempt is fenced: `assertCurrent()` throws ERR_CALL_SUPERSEDED, and it is called
- *   before each durable step an attempt takes on the call's records, so the older attempt leaves
- *   everything it wrote for the newer one to undo.
+ * - A superseded attempt is fenced: `assertCurrent()` rejects with ERR_CALL_SUPERSEDED, and it is
+ *   awaited before each durable step an attempt takes on the call's records, so the older attempt
+ *   leaves everything it wrote for the newer one to undo. It looks at the disk each time (a newer
+ *   attempt may be in another process): whether `<stem>.<n+1>` exists and its own record still does.
  * - The call's compensation (`kind: 'compensation'`) stops and waits out the call's attempts too,
  *   but fences none: an attempt it stopped still undoes its own writes (as a cancelled call does),
  *   before the compensation goes on.
+ * - The folder goes with the task's overlay when the task ends (removeCallLeases, from
+ *   recovery/workspace-overlay.ts). An attempt still running then finds its record gone and is
+ *   fenced (the safe side): the task it would write for is over.
  *
- * Files stay after the call (a few bytes per attempt): generations must never be reused while
- * any attempt of the call could still arrive.
+ * No fsync (of a file or of the folder) and no temporary file: the lease only ever guards attempts
+ * that are alive. After the machine crashes none of its attempts runs, so a record lost or torn by
+ * the crash has nothing left to guard; a record a live process is writing is read as torn for a
+ * moment at most (the create and the one small write are not one step), which is taken for a
+ * running attempt for TORN_GRACE_MS by an attempt waiting on it, and for a newer attempt (fenced)
+ * by an older one: both the safe side.
  */
-import { randomUUID } from 'node:crypto';
-import { constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { RecoveryError } from '../errors';
 import { isProcessAlive, readProcStat } from '../process-stat';
-import { fsyncFolder } from './atomic-file';
-import { callLeaseDirOf } from './recovery-paths';
+import { callLeaseDirOf, callLeaseStemOf } from './recovery-paths';
 
 /** How long a newer attempt waits for an older one to stop (ms): past a sandbox call's stop and undo under load. */
 export const SUPERSEDE_WAIT_MS = 30_000;
@@ -45,6 +51,8 @@ export const SUPERSEDE_WAIT_MS = 30_000;
 const POLL_MS = 100;
 /** How often a running attempt looks for a newer one taken in another worker process (ms). */
 const WATCH_MS = 500;
+/** How long an unreadable record counts as an attempt still writing it (ms); after, as one that died writing it. */
+const TORN_GRACE_MS = 1000;
 
 const GenerationSchema = z.strictObject({
   callId: z.string(),
@@ -53,13 +61,17 @@ const GenerationSchema = z.strictObject({
   kind: z.enum(['attempt', 'compensation']),
   pid: z.number().int(),
   startTime: z.string(),
-  token: z.string(),
   at: z.string(),
 });
 type Generation = z.infer<typeof GenerationSchema>;
 
-/** The attempts of this process that hold a generation, by `<lease folder>\0<generation>`: how their end is known without a file. */
-const running = new Map<string, { controller: AbortController; generation: Generation; supersede: () => void }>();
+/** An attempt of this process holding a generation: how a newer one in this process stops it without the disk. */
+interface Held {
+  supersede(newer: Generation & { generation: number }): void;
+}
+
+/** The attempts of this process that hold a generation, by `<lease folder>/<stem>`, then by generation. */
+const running = new Map<string, Map<number, Held>>();
 
 /** One attempt's hold on its call. */
 export interface CallLease {
@@ -68,11 +80,13 @@ export interface CallLease {
   /** Aborts (reason: RecoveryError ERR_CALL_SUPERSEDED) when a newer attempt of the call takes over. */
   readonly signal: AbortSignal;
   /**
-   * Call before each durable step on the call's records (undo, discard, journal shipping, overlay
-   * copy sync, start undo).
-   * @throws RecoveryError ERR_CALL_SUPERSEDED once a newer attempt took the call over
+   * Await before each durable step on the call's records (undo, discard, journal shipping, overlay
+   * copy sync, start undo). Looks at the disk (two stats; a folder listing only once a newer
+   * generation exists).
+   * @throws RecoveryError ERR_CALL_SUPERSEDED once a newer attempt took the call over, or the
+   *   lease record is gone (the task ended and its per-machine state was removed)
    */
-  assertCurrent(): void;
+  assertCurrent(): Promise<void>;
   /** Marks this attempt ended (a waiting newer attempt goes on); idempotent, never throws. */
   release(): Promise<void>;
 }
@@ -82,6 +96,14 @@ function startTimeOf(): string {
   ownStartTime ??= readProcStat(process.pid)?.startTime ?? 'unknown';
   return ownStartTime;
 }
+
+/** A call's lease files: `<dir>/<stem>.<n>` (generation n's record) and `<stem>.<n>.ended`. */
+interface CallFiles {
+  dir: string;
+  stem: string;
+}
+const recordOf = (call: CallFiles, generation: number) => join(call.dir, `${call.stem}.${generation}`);
+const endedOf = (call: CallFiles, generation: number) => join(call.dir, `${call.stem}.${generation}.ended`);
 
 /**
  * Takes the call over for this attempt: the older attempts still running are made to stop, and
@@ -94,144 +116,179 @@ function startTimeOf(): string {
  *   meanwhile; the signal's reason when it aborts.
  */
 export async function acquireCallLease(options: { stateDir: string; taskKey: string; callId: string; attempt: number; kind?: 'attempt' | 'compensation'; signal?: AbortSignal; waitMs?: number }): Promise<CallLease> {
-  const dir = callLeaseDirOf(options.stateDir, options.taskKey, options.callId);
-  const self: Generation = { callId: options.callId, attempt: options.attempt, kind: options.kind ?? 'attempt', pid: process.pid, startTime: startTimeOf(), token: randomUUID(), at: new Date().toISOString() };
-  const generation = await takeGeneration(dir, self);
+  const call: CallFiles = { dir: callLeaseDirOf(options.stateDir, options.taskKey), stem: callLeaseStemOf(options.callId) };
+  const self: Generation = { callId: options.callId, attempt: options.attempt, kind: options.kind ?? 'attempt', pid: process.pid, startTime: startTimeOf(), at: new Date().toISOString() };
+  const generation = await takeGeneration(call, self);
   const controller = new AbortController();
-  const key = `${dir}\0${generation}`;
-  running.set(key, { controller, generation: self, supersede: () => supersede() });
+  const callKey = join(call.dir, call.stem);
+  // Set once a newer attempt (not a compensation) took the call over, or the record is gone: from then on this one is fenced.
+  let fencedBy: RecoveryError | undefined;
+  const stopBy = (error: RecoveryError, fence: boolean) => {
+    if (fence) fencedBy ??= error;
+    if (!controller.signal.aborted) controller.abort(error);
+  };
+  const held: Held = { supersede: (newer) => stopBy(supersededError(self, generation, newer), newer.kind === 'attempt') };
+  const siblings = running.get(callKey) ?? new Map<number, Held>();
+  running.set(callKey, siblings);
+  // Older attempts of this process stop now; those of other processes see the new generation (their watch).
+  for (const [other, older] of siblings) if (other < generation) older.supersede({ ...self, generation });
+  siblings.set(generation, held);
+
+  let checking: Promise<void> | undefined;
+  /** Looks at the disk for a newer generation or a lost record (one look at a time). */
+  const checkDisk = () =>
+    (checking ??= (async () => {
+      try {
+        if (fencedBy !== undefined) return;
+        const [own, next] = await Promise.all([exists(recordOf(call, generation)), exists(recordOf(call, generation + 1))]);
+        if (!own) return stopBy(goneError(self, generation), true);
+        if (!next) return;
+        // Rare: a newer generation exists; which kind decides whether this one is fenced or only stopped.
+        const newer = await newerThan(call, generation);
+        if (newer.length === 0) return;
+        const newest = newer[newer.length - 1]!;
+        stopBy(supersededError(self, generation, newest), newer.some((g) => g.kind === 'attempt'));
+      } finally {
+        checking = undefined;
+      }
+    })());
+
   let released = false;
   let watch: NodeJS.Timeout | undefined;
   const release = async () => {
     if (released) return;
     released = true;
     if (watch !== undefined) clearInterval(watch);
-    running.delete(key);
-    // For attempts in other processes; this process's own know from `running`.
-    await fsp.writeFile(join(dir, `gen-${generation}.ended`), '', { mode: 0o600 }).catch(() => undefined);
+    siblings.delete(generation);
+    if (siblings.size === 0 && running.get(callKey) === siblings) running.delete(callKey);
+    // For attempts in other processes; this process's own know from `running`. A folder removed
+    // with the task is not made again ('w' does not create folders).
+    await fsp.writeFile(endedOf(call, generation), '', { mode: 0o600 }).catch(() => undefined);
   };
-  // Set once a newer attempt (not a compensation) took the call over: from then on this one is fenced.
-  let fencedBy: RecoveryError | undefined;
-  const supersede = () => {
-    if (fencedBy !== undefined) return;
-    const newer = newestAbove(dir, generation);
-    if (newer === undefined) return;
-    const error = supersededError(self, generation, newer);
-    if (newer.kind === 'attempt' || newerAttemptAbove(dir, generation)) fencedBy = error;
-    if (!controller.signal.aborted) controller.abort(error);
-  };
-  // Older attempts of this process stop now; those of other processes see the new generation (their watch).
-  for (const [other, held] of running) {
-    const [otherDir, otherGeneration] = other.split('\0');
-    if (otherDir === dir && Number(otherGeneration) < generation) held.supersede();
-  }
   const lease: CallLease = {
     generation,
     signal: controller.signal,
-    assertCurrent() {
-      supersede();
+    async assertCurrent() {
+      if (fencedBy === undefined) await checkDisk();
       if (fencedBy !== undefined) throw fencedBy;
     },
     release,
   };
   try {
-    await waitForOlder(dir, generation, self, lease, options.signal, options.waitMs ?? SUPERSEDE_WAIT_MS);
+    if (generation > 1) await waitForOlder(call, generation, self, lease, options.signal, options.waitMs ?? SUPERSEDE_WAIT_MS);
   } catch (error) {
     await release();
     throw error;
   }
-  watch = setInterval(supersede, WATCH_MS);
+  watch = setInterval(() => void checkDisk().catch(() => undefined), WATCH_MS);
   watch.unref();
   return lease;
 }
 
-/** Creates the next free `gen-<n>.json` exclusively; returns n. */
-async function takeGeneration(dir: string, self: Generation): Promise<number> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  const temp = join(dir, `.${self.token}.tmp`);
-  const handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(self)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    for (;;) {
-      const next = Math.max(0, ...generationsIn(dir)) + 1;
-      try {
-        // Exclusive: two attempts arriving at once never share a generation.
-        await fsp.link(temp, join(dir, `gen-${next}.json`));
-        await fsyncFolder(dir);
-        return next;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+/**
+ * Creates the next free generation's record exclusively; returns its number. First tries
+ * generation 1 without listing the folder (a call's first attempt); lists it only on EEXIST.
+ */
+async function takeGeneration(call: CallFiles, self: Generation): Promise<number> {
+  const body = `${JSON.stringify(self)}\n`;
+  let next = 1;
+  let madeFolder = false;
+  for (;;) {
+    try {
+      // Exclusive (O_CREAT|O_EXCL, which never follows a link): two attempts arriving at once never share a generation.
+      await fsp.writeFile(recordOf(call, next), body, { flag: 'wx', mode: 0o600 });
+      return next;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !madeFolder) {
+        // The task's first leased call on this machine.
+        await fsp.mkdir(call.dir, { recursive: true, mode: 0o700 });
+        madeFolder = true;
+        continue;
       }
+      if (code !== 'EEXIST') throw error;
+      next = Math.max(next, ...(await generationsOf(call))) + 1;
     }
-  } finally {
-    await fsp.rm(temp, { force: true });
   }
 }
 
-function generationsIn(dir: string): number[] {
+async function generationsOf(call: CallFiles): Promise<number[]> {
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = await fsp.readdir(call.dir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  return names.map((n) => /^gen-(\d+)\.json$/.exec(n)?.[1]).filter((n): n is string => n !== undefined).map(Number);
+  const prefix = `${call.stem}.`;
+  return names.filter((n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length))).map((n) => Number(n.slice(prefix.length)));
 }
 
-function readGeneration(dir: string, generation: number): Generation | undefined {
+async function exists(path: string): Promise<boolean> {
   try {
-    return GenerationSchema.parse(JSON.parse(readFileSync(join(dir, `gen-${generation}.json`), 'utf8')));
+    await fsp.access(path);
+    return true;
   } catch {
-    // Torn or foreign: it names no process that could still be running the call.
-    return undefined;
+    return false;
   }
 }
 
-/** The newest generation above `generation`, with its record; undefined when this one is the newest. */
-function newestAbove(dir: string, generation: number): (Generation & { generation: number }) | undefined {
-  const newest = Math.max(0, ...generationsIn(dir));
-  if (newest <= generation) return undefined;
-  const record = readGeneration(dir, newest);
-  // Unreadable: taken for an attempt (fenced), the safe side.
-  return { generation: newest, ...(record ?? { callId: '', attempt: 0, kind: 'attempt' as const, pid: 0, startTime: '', token: '', at: '' }) };
+/** Generation `generation`'s record; 'torn' when unreadable (being written, or foreign), 'gone' when missing. */
+async function readGeneration(call: CallFiles, generation: number): Promise<Generation | 'torn' | 'gone'> {
+  let text: string;
+  try {
+    text = await fsp.readFile(recordOf(call, generation), 'utf8');
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'gone' : 'torn';
+  }
+  try {
+    return GenerationSchema.parse(JSON.parse(text));
+  } catch {
+    return 'torn';
+  }
 }
 
-/** Whether an attempt (not a compensation) holds a generation above `generation`. */
-function newerAttemptAbove(dir: string, generation: number): boolean {
-  return generationsIn(dir).some((g) => g > generation && (readGeneration(dir, g)?.kind ?? 'attempt') === 'attempt');
+/** The generations above `generation`, oldest first; an unreadable one is taken for an attempt (fenced), the safe side. */
+async function newerThan(call: CallFiles, generation: number): Promise<(Generation & { generation: number })[]> {
+  const above = (await generationsOf(call)).filter((g) => g > generation).sort((a, b) => a - b);
+  const out: (Generation & { generation: number })[] = [];
+  for (const g of above) {
+    const record = await readGeneration(call, g);
+    out.push({ generation: g, ...(typeof record === 'string' ? { callId: '', attempt: 0, kind: 'attempt' as const, pid: 0, startTime: '', at: '' } : record) });
+  }
+  return out;
 }
 
 /** Whether the attempt of `generation` may still be running: not ended, its process (same start time) alive. */
-function stillRunning(dir: string, generation: number): Generation | undefined {
-  if (existsSync(join(dir, `gen-${generation}.ended`))) return undefined;
-  const record = readGeneration(dir, generation);
-  if (record === undefined) return undefined;
-  if (record.pid === process.pid && record.startTime === startTimeOf()) return running.has(`${dir}\0${generation}`) ? record : undefined;
+async function stillRunning(call: CallFiles, generation: number): Promise<Generation | undefined> {
+  if (await exists(endedOf(call, generation))) return undefined;
+  const record = await readGeneration(call, generation);
+  if (record === 'gone') return undefined;
+  if (record === 'torn') {
+    // Created a moment ago and not yet written: its attempt is alive. Unreadable for longer: it died writing it.
+    const mtime = (await fsp.stat(recordOf(call, generation)).catch(() => undefined))?.mtimeMs;
+    return mtime !== undefined && Date.now() - mtime < TORN_GRACE_MS ? { callId: '', attempt: 0, kind: 'attempt', pid: 0, startTime: '', at: '' } : undefined;
+  }
+  if (record.pid === process.pid && record.startTime === startTimeOf()) return running.get(join(call.dir, call.stem))?.has(generation) === true ? record : undefined;
   // A reused pid is another process: the attempt's worker died.
   return isProcessAlive(record.pid) && readProcStat(record.pid)?.startTime === record.startTime ? record : undefined;
 }
 
-async function waitForOlder(dir: string, generation: number, self: Generation, lease: CallLease, signal: AbortSignal | undefined, waitMs: number): Promise<void> {
+async function waitForOlder(call: CallFiles, generation: number, self: Generation, lease: CallLease, signal: AbortSignal | undefined, waitMs: number): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     let older: (Generation & { generation: number }) | undefined;
     for (let g = generation - 1; g >= 1 && older === undefined; g--) {
-      const record = stillRunning(dir, g);
+      const record = await stillRunning(call, g);
       if (record !== undefined) older = { generation: g, ...record };
     }
     if (older === undefined) return;
-    lease.assertCurrent();
+    await lease.assertCurrent();
     signal?.throwIfAborted();
     if (Date.now() >= deadline) {
       throw new RecoveryError(
         'ERR_CALL_ATTEMPT_STUCK',
-        `attempt ${self.attempt} of call ${self.callId} cannot take the call over: its earlier attempt ${older.attempt} (pid ${older.pid}, started ${older.at}) was told to stop and has not ended after ${waitMs} ms; the call's records are left to it`,
+        `attempt ${self.attempt} of call ${self.callId} cannot take the call over: its earlier attempt ${older.attempt} (pid ${older.pid}, started ${older.at || 'unknown'}) was told to stop and has not ended after ${waitMs} ms; the call's records are left to it`,
         { details: { callId: self.callId, attempt: self.attempt, olderAttempt: older.attempt, olderPid: older.pid, waitedMs: waitMs }, retryable: true },
       );
     }
@@ -255,4 +312,17 @@ function supersededError(self: Generation, generation: number, newer: Generation
       : `attempt ${self.attempt} of call ${self.callId} was superseded by a newer attempt (${newer.attempt === 0 ? 'unreadable record' : `attempt ${newer.attempt}, pid ${newer.pid}`}): it stops and leaves the call's records to it`,
     { details: { callId: self.callId, attempt: self.attempt, generation, newerAttempt: newer.attempt, newerGeneration: newer.generation }, retryable: true },
   );
+}
+
+function goneError(self: Generation, generation: number): RecoveryError {
+  return new RecoveryError(
+    'ERR_CALL_SUPERSEDED',
+    `attempt ${self.attempt} of call ${self.callId} is fenced: its lease record is gone (the task ended and its state on this machine was removed); it leaves the call's records alone`,
+    { details: { callId: self.callId, attempt: self.attempt, generation, leaseGone: true }, retryable: true },
+  );
+}
+
+/** Removes a task's call leases (all its calls' generations); with the task's overlay, when the task ends. Idempotent. */
+export async function removeCallLeases(stateDir: string, taskKey: string): Promise<void> {
+  await fsp.rm(callLeaseDirOf(stateDir, taskKey), { recursive: true, force: true });
 }

@@ -119,12 +119,16 @@ export function callStartPathOf(stateDir: string, taskKey: string, callId: strin
 }
 
 /**
- * `<stateDir>/call-leases/<taskKey>/<digest of callId>`: which attempt of one call may act on the
- * call's records, and the attempts still running (recovery/call-lease.ts). Per machine, like the
- * overlay it guards.
+ * `<stateDir>/call-leases/<taskKey>`: the attempt leases of a task tree's calls on this machine
+ * (recovery/call-lease.ts), one flat folder per task so a call's first attempt creates one file in
+ * a folder that usually exists already. Removed with the task's overlay when the task ends.
  */
-export function callLeaseDirOf(stateDir: string, taskKey: string, callId: string): string {
+export function callLeaseDirOf(stateDir: string, taskKey: string): string {
   assertTaskKey(taskKey);
-  const digest = createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
-  return join(stateDir, 'call-leases', taskKey, digest);
+  return join(stateDir, 'call-leases', taskKey);
+}
+
+/** The name stem of one call's lease files in `callLeaseDirOf` (a digest of the call id, 32 hex). */
+export function callLeaseStemOf(callId: string): string {
+  return createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
 }

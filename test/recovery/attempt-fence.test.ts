@@ -36,7 +36,7 @@ import { openKeystore, type Keystore } from '../../identity/keystore';
 import { hashIntent } from '../../identity/intent-hash';
 import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
 import { acquireCallLease } from '../../recovery/call-lease';
-import { overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { callLeaseStemOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../../recovery/recovery-paths';
 import { undoOverlayCall } from '../../recovery/overlay-undo';
 import { SandboxClient } from '../../sandbox/sandbox-client';
 import { parseTask } from '../../task/load-task-file';
@@ -152,7 +152,7 @@ async function grantFor(workflowId: string, task: Task): Promise<IssuedGrant> {
     user: task.user,
     intentHash: hashIntent(task.intent),
     agent: { name: task.agent.name, model: { id: 'scripted', version: '1' } },
-    grants: { tools: task.grants.tools, subagents: [], hosts: [], databases: [], ...(task.grants.commands === undefined ? {} : { commands: task.grants.commands }) },
+    grants: { tools: task.grants.tools, subagents: [], hosts: [], databases: task.grants.databases, ...(task.grants.commands === undefined ? {} : { commands: task.grants.commands }) },
     limits: { maxSteps: 10, toolTimeoutMs: 30_000, toolMemoryMb: 64 },
     expiresAt: Date.now() + 10 * 60_000,
   });
@@ -267,8 +267,8 @@ describe('the call lease', () => {
     const newer = await acquireCallLease({ stateDir, taskKey, callId: 'c1', attempt: 2 });
     expect(olderEnded).toBe(true);
     expect(older.signal.reason).toMatchObject({ code: 'ERR_CALL_SUPERSEDED', details: { callId: 'c1', attempt: 1, newerAttempt: 2 } });
-    expect(() => older.assertCurrent()).toThrow(expect.objectContaining({ code: 'ERR_CALL_SUPERSEDED' }));
-    expect(() => newer.assertCurrent()).not.toThrow();
+    await expect(older.assertCurrent()).rejects.toMatchObject({ code: 'ERR_CALL_SUPERSEDED' });
+    await expect(newer.assertCurrent()).resolves.toBeUndefined();
     await newer.release();
   });
 
@@ -277,7 +277,7 @@ describe('the call lease', () => {
     attempt.signal.addEventListener('abort', () => setTimeout(() => void attempt.release(), 200));
     const compensation = await acquireCallLease({ stateDir, taskKey, callId: 'c2', attempt: 1, kind: 'compensation' });
     expect(attempt.signal.aborted).toBe(true);
-    expect(() => attempt.assertCurrent()).not.toThrow();
+    await expect(attempt.assertCurrent()).resolves.toBeUndefined();
     await compensation.release();
   });
 
@@ -316,5 +316,82 @@ describe('the call lease', () => {
     } finally {
       holder.kill('SIGKILL');
     }
+  }, 60_000);
+});
+
+/** A quick isolate tool over the workspace: `source` its body, `capabilities` what it declares. */
+function quickTask(workspace: string | undefined, tool: { name: string; capabilities: string[]; source: string }): Task {
+  // A database for the sql capabilities: its journal is a per-call record.
+  const sql = tool.capabilities.some((c) => c.startsWith('sql.'));
+  const databases = sql ? { main: path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warden-attempt-fence-db-')), 'main.sqlite') } : undefined;
+  return parseTask(
+    {
+      user: 'alice@example.com',
+      intent: 'one quick call',
+      agent: { name: 'quick', model: { driver: 'scripted', script: [{ final: 'done' }] } },
+      tools: { builtin: tool.capabilities, custom: [{ name: tool.name, description: 'quick', capabilities: tool.capabilities, input: { type: 'object' }, source: tool.source }] },
+      grants: { tools: [tool.name, ...tool.capabilities], ...(sql ? { databases: ['main'] } : {}) },
+      limits: { toolTimeout: '30s' },
+      resources: { ...(workspace === undefined ? {} : { workspace }), ...(databases === undefined ? {} : { databases }) },
+    },
+    'attempt-fence-quick.yaml',
+    stateDir,
+  );
+}
+
+/** Runs one call of `tool` (attempt 1) through the real runTool activity; returns its call id and task key. */
+async function runQuickCall(task: Task, tool: string, rootWorkflowId: string): Promise<{ callId: string; taskKey: string }> {
+  const rootRunId = 'run-1';
+  const grant = await grantFor(rootWorkflowId, task);
+  const callId = `${rootWorkflowId}:${rootRunId}:0:digest`;
+  const input: RunToolInput = { rootWorkflowId, rootRunId, workflowId: rootWorkflowId, stepIndex: 0, callId, grantId: grant.id, maxCredentialTtlMs: 60_000, task, tool, args: {} };
+  await new MockActivityEnvironment({ attempt: 1, heartbeatTimeoutMs: 20_000, startToCloseTimeoutMs: 40_000 } as never).run(createActivities(deps()).runTool, input);
+  return { callId, taskKey: taskKeyOf(rootWorkflowId, rootRunId) };
+}
+
+describe('which calls take the lease', () => {
+  // Only a call with per-call records (undo records, capture, overlay copy, SQL journal, start record) pays for a lease.
+  it.each([
+    { name: 'a pure isolate tool (no capability)', capabilities: [], source: 'return 1 + 1;', leased: false },
+    { name: 'an isolate tool reading the workspace (fs.read)', capabilities: ['fs.read'], source: "try { warden.fs.read('none.txt'); } catch {} return 'ok';", leased: false },
+    { name: 'an isolate tool writing the workspace (fs.write)', capabilities: ['fs.write'], source: "warden.fs.write('x.txt', 'x'); return 'ok';", leased: true },
+    { name: 'an isolate tool with SQL (its journal)', capabilities: ['sql.query'], source: "return 'ok';", leased: true },
+  ])('$name: leased $leased', async ({ capabilities, source, leased }) => {
+    const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-attempt-fence-ws-'));
+    const { callId, taskKey } = await runQuickCall(quickTask(workspace, { name: 'quick', capabilities, source }), 'quick', `lease-which-${capabilities.join('-') || 'pure'}-${Date.now()}`);
+    const stem = callLeaseStemOf(callId);
+    const folder = path.join(stateDir, 'call-leases', taskKey);
+    // A leased call took generation 1 and marked it ended; another left no lease file at all.
+    expect(fs.existsSync(folder) ? fs.readdirSync(folder).sort() : []).toEqual(leased ? [`${stem}.1`, `${stem}.1.ended`] : []);
+  }, 60_000);
+});
+
+describe("the task's call leases when it ends", () => {
+  const writer = { name: 'quick', capabilities: ['fs.write'], source: "warden.fs.write('x.txt', 'x'); return 'ok';" };
+  const pure = { name: 'quick', capabilities: [], source: 'return 1;' };
+  it.each([
+    { name: 'committed', workspace: true, end: 'commit' as const },
+    { name: 'discarded (its failure rolled back)', workspace: true, end: 'discard' as const },
+    { name: 'committed, without a workspace', workspace: false, end: 'commit' as const },
+  ])('$name: the lease folder goes, and an attempt still running is fenced', async ({ workspace, end }) => {
+    const rootWorkflowId = `lease-end-${end}-${workspace}-${Date.now()}`;
+    const task = workspace ? quickTask(fs.mkdtempSync(path.join(os.tmpdir(), 'warden-attempt-fence-ws-')), writer) : quickTask(undefined, pure);
+    const taskKey = taskKeyOf(rootWorkflowId, 'run-1');
+    // A call that completed (its generation ended), where the task has a workspace to write to.
+    if (workspace) await runQuickCall(task, 'quick', rootWorkflowId);
+    // An attempt Temporal gave up on still runs on this worker (its tool has not stopped yet).
+    const stale = await acquireCallLease({ stateDir, taskKey, callId: `${rootWorkflowId}:run-1:1:digest`, attempt: 1 });
+    await expect(stale.assertCurrent()).resolves.toBeUndefined();
+    const activities = createActivities(deps());
+    const env = new MockActivityEnvironment({ attempt: 1 } as never);
+    if (end === 'commit') await env.run(activities.commitTask, { rootWorkflowId, rootRunId: 'run-1', task });
+    else await env.run(activities.compensate, { rootWorkflowId, rootRunId: 'run-1', task, compensation: { kind: 'fs-overlay-discard' as const, taskKey } });
+    expect(fs.existsSync(path.join(stateDir, 'call-leases', taskKey))).toBe(false);
+    // The ended task's records are not the stale attempt's to touch: it is fenced, and told to stop within its watch.
+    await expect(stale.assertCurrent()).rejects.toMatchObject({ code: 'ERR_CALL_SUPERSEDED', details: { leaseGone: true } });
+    await until(() => stale.signal.aborted, 'the stale attempt told to stop', 2000);
+    await stale.release();
+    // Its end does not bring the folder back.
+    expect(fs.existsSync(path.join(stateDir, 'call-leases', taskKey))).toBe(false);
   }, 60_000);
 });
