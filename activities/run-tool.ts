@@ -12,7 +12,7 @@
  * overlay: what it wrote is undone before the activity returns or fails, and named in the result
  * (`undone`) and the call's custody span. An attempt whose worker died is undone before the next one.
  *
- * Attempts of one call never overlap on its records (recovery/call-lease.ts): Temporal starts a
+ * Attempts of one call that keeps per-call records (`keepsCallRecords`) never overlap on them (recovery/call-lease.ts): Temporal starts a
  * call's next attempt when the previous one overran its start-to-close timeout or missed
  * heartbeats, while that one may still be running on a live worker. The newer attempt first makes
  * the older one stop (at once in this process; within half a second in another worker process on

@@ -18,7 +18,8 @@
  * - Taking a generation makes every older attempt stop: one in this process at once (its signal
  *   aborts with ERR_CALL_SUPERSEDED), one in another worker process within WATCH_MS (it looks
  *   whether `<stem>.<n+1>` exists). The new attempt then waits until every older attempt has ended
- *   (`<stem>.<n>.ended`), or its process is gone (pid and start time no longer match), before it
+ *   (its record made read-only: one chmod, cheaper than a marker file), or its process is gone
+ *   (pid and start time no longer match), before it
  *   touches the call's records; after `waitMs` it fails ERR_CALL_ATTEMPT_STUCK (retryable).
  * - A superseded attempt is fenced: `assertCurrent()` rejects with ERR_CALL_SUPERSEDED, and it is
  *   awaited before each durable step an attempt takes on the call's records, so the older attempt
@@ -97,13 +98,14 @@ function startTimeOf(): string {
   return ownStartTime;
 }
 
-/** A call's lease files: `<dir>/<stem>.<n>` (generation n's record) and `<stem>.<n>.ended`. */
+/** A call's lease files: `<dir>/<stem>.<n>`, generation n's record (mode RUNNING_MODE while its attempt runs, ENDED_MODE after). */
 interface CallFiles {
   dir: string;
   stem: string;
 }
 const recordOf = (call: CallFiles, generation: number) => join(call.dir, `${call.stem}.${generation}`);
-const endedOf = (call: CallFiles, generation: number) => join(call.dir, `${call.stem}.${generation}.ended`);
+const RUNNING_MODE = 0o600;
+const ENDED_MODE = 0o400;
 
 /**
  * Takes the call over for this attempt: the older attempts still running are made to stop, and
@@ -161,9 +163,9 @@ export async function acquireCallLease(options: { stateDir: string; taskKey: str
     if (watch !== undefined) clearInterval(watch);
     siblings.delete(generation);
     if (siblings.size === 0 && running.get(callKey) === siblings) running.delete(callKey);
-    // For attempts in other processes; this process's own know from `running`. A folder removed
-    // with the task is not made again ('w' does not create folders).
-    await fsp.writeFile(endedOf(call, generation), '', { mode: 0o600 }).catch(() => undefined);
+    // For attempts in other processes; this process's own know from `running`. A record removed
+    // with the task is not made again.
+    await fsp.chmod(recordOf(call, generation), ENDED_MODE).catch(() => undefined);
   };
   const lease: CallLease = {
     generation,
@@ -196,7 +198,7 @@ async function takeGeneration(call: CallFiles, self: Generation): Promise<number
   for (;;) {
     try {
       // Exclusive (O_CREAT|O_EXCL, which never follows a link): two attempts arriving at once never share a generation.
-      await fsp.writeFile(recordOf(call, next), body, { flag: 'wx', mode: 0o600 });
+      await fsp.writeFile(recordOf(call, next), body, { flag: 'wx', mode: RUNNING_MODE });
       return next;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -261,13 +263,14 @@ async function newerThan(call: CallFiles, generation: number): Promise<(Generati
 
 /** Whether the attempt of `generation` may still be running: not ended, its process (same start time) alive. */
 async function stillRunning(call: CallFiles, generation: number): Promise<Generation | undefined> {
-  if (await exists(endedOf(call, generation))) return undefined;
+  const stat = await fsp.stat(recordOf(call, generation)).catch(() => undefined);
+  // Gone (the task's state was removed), or ended.
+  if (stat === undefined || (stat.mode & 0o777) === ENDED_MODE) return undefined;
   const record = await readGeneration(call, generation);
   if (record === 'gone') return undefined;
   if (record === 'torn') {
     // Created a moment ago and not yet written: its attempt is alive. Unreadable for longer: it died writing it.
-    const mtime = (await fsp.stat(recordOf(call, generation)).catch(() => undefined))?.mtimeMs;
-    return mtime !== undefined && Date.now() - mtime < TORN_GRACE_MS ? { callId: '', attempt: 0, kind: 'attempt', pid: 0, startTime: '', at: '' } : undefined;
+    return Date.now() - stat.mtimeMs < TORN_GRACE_MS ? { callId: '', attempt: 0, kind: 'attempt', pid: 0, startTime: '', at: '' } : undefined;
   }
   if (record.pid === process.pid && record.startTime === startTimeOf()) return running.get(join(call.dir, call.stem))?.has(generation) === true ? record : undefined;
   // A reused pid is another process: the attempt's worker died.
