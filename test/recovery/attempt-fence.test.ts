@@ -382,14 +382,15 @@ describe("the task's call leases when it ends", () => {
     if (workspace) await runQuickCall(task, 'quick', rootWorkflowId);
     // An attempt Temporal gave up on still runs on this worker (its tool has not stopped yet).
     const stale = await acquireCallLease({ stateDir, taskKey, callId: `${rootWorkflowId}:run-1:1:digest`, attempt: 1 });
-    await expect(stale.assertCurrent()).resolves.toBeUndefined();
+    const check = () => Promise.resolve().then(() => stale.assertCurrent());
+    await expect(check()).resolves.toBeUndefined();
     const activities = createActivities(deps());
     const env = new MockActivityEnvironment({ attempt: 1 } as never);
     if (end === 'commit') await env.run(activities.commitTask, { rootWorkflowId, rootRunId: 'run-1', task });
     else await env.run(activities.compensate, { rootWorkflowId, rootRunId: 'run-1', task, compensation: { kind: 'fs-overlay-discard' as const, taskKey } });
     expect(fs.existsSync(path.join(stateDir, 'call-leases', taskKey))).toBe(false);
     // The ended task's records are not the stale attempt's to touch: it is fenced, and told to stop within its watch.
-    await expect(stale.assertCurrent()).rejects.toMatchObject({ code: 'ERR_CALL_SUPERSEDED', details: { leaseGone: true } });
+    await expect(check()).rejects.toMatchObject({ code: 'ERR_CALL_SUPERSEDED', details: { leaseGone: true } });
     await until(() => stale.signal.aborted, 'the stale attempt told to stop', 2000);
     await stale.release();
     // Its end does not bring the folder back.
