@@ -359,11 +359,10 @@ describe('which calls take the lease', () => {
   ])('$name: leased $leased', async ({ capabilities, source, leased }) => {
     const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-attempt-fence-ws-'));
     const { callId, taskKey } = await runQuickCall(quickTask(workspace, { name: 'quick', capabilities, source }), 'quick', `lease-which-${capabilities.join('-') || 'pure'}-${Date.now()}`);
-    const stem = callLeaseStemOf(callId);
     const folder = path.join(stateDir, 'call-leases', taskKey);
     // A leased call took generation 1 (and marked it ended); another left no lease file at all.
-    expect(fs.existsSync(folder) ? fs.readdirSync(folder).sort() : []).toEqual(leased ? [`${stem}.1`] : []);
-    if (leased) expect(fs.statSync(path.join(folder, `${stem}.1`)).mode & 0o777).toBe(0o400);
+    expect(fs.existsSync(folder) ? fs.readdirSync(folder).sort() : []).toEqual(leased ? [`${callLeaseStemOf(callId)}.1`] : []);
+    if (leased) expect(fs.statSync(path.join(folder, `${callLeaseStemOf(callId)}.1`)).mode & 0o777).toBe(0o400);
   }, 60_000);
 });
 
