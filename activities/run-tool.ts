@@ -796,7 +796,7 @@ function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
  * (a tool undone by a compensating tool). Any other call (an isolate tool reading, computing,
  * fetching) takes no lease: an attempt of it has nothing another attempt could undo or destroy.
  */
-export function keepsCallRecords(task: Task, tool: ToolDescriptor | undefined): boolean {
+function keepsCallRecords(task: Task, tool: ToolDescriptor | undefined): boolean {
   if (tool === undefined) return false;
   return mayWriteFiles(task, tool) || tool.capabilities.some((c) => c === 'sql.query' || c === 'sql.exec') || tool.profile.undo.some((u) => u.kind === 'tool');
 }
