@@ -161,6 +161,15 @@ export function activitySignal(): AbortSignal | undefined {
   }
 }
 
+/** The running activity's attempt (1 for the first); outside an activity, 1. */
+export function activityAttempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
+}
+
 /** A step error from anything thrown (typed errors keep their code). */
 export function stepErrorOfUnknown(error: unknown): StepError {
   // Returned, not thrown, so the failure interceptor (worker/well-formed-failure.ts) does not see

@@ -11,6 +11,17 @@
  * its sandbox host crashed, a stdio MCP server's failed call) leaves nothing in the task tree's
  * overlay: what it wrote is undone before the activity returns or fails, and named in the result
  * (`undone`) and the call's custody span. An attempt whose worker died is undone before the next one.
+ *
+ * Attempts of one call that keeps per-call records (`keepsCallRecords`) never overlap on them (recovery/call-lease.ts): Temporal starts a
+ * call's next attempt when the previous one overran its start-to-close timeout or missed
+ * heartbeats, while that one may still be running on a live worker. The newer attempt first makes
+ * the older one stop (at once in this process; within half a second in another worker process on
+ * this machine) and waits until it has ended (ERR_CALL_ATTEMPT_STUCK, retryable, when it does not
+ * within 30 s), and only then undoes what the older one left. The older attempt, superseded, is
+ * fenced: before each durable step on the call's records (undo, discarding its undo records,
+ * shipping its SQL journal, syncing the overlay copy) it checks it is still the call's current
+ * attempt, and otherwise fails ERR_CALL_SUPERSEDED leaving everything to the newer one. So the
+ * overlay holds the writes of exactly one attempt: the one whose result Temporal takes.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
@@ -31,6 +42,7 @@ import { resolveOutboundSecrets } from '../secrets/resolve-outbound-secrets';
 import { requiredScopeOf, scopeOfCall } from '../tools/call-scope';
 import { callStartPathOf, journalPathOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../recovery/recovery-paths';
 import { markCallStarted } from '../recovery/call-starts';
+import { acquireCallLease, SUPERSEDE_WAIT_MS, type CallLease } from '../recovery/call-lease';
 import { openOverlay } from '../recovery/workspace-overlay';
 import { assertWorkspaceFilesWithin, workspaceLimitMbOf, workspaceVolumeMbOf } from '../recovery/overlay-volume';
 import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
@@ -67,7 +79,7 @@ import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } 
 import { wellFormedJson } from '../custody/well-formed-json';
 import { shapeActivitySpan } from './by-reference-span';
 import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
-import { activitySignal, proposeFoldedTurn, type ProposedTurn } from './next-turn';
+import { activityAttempt, activitySignal, proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
 import { precheckPolicy, type PolicyPlace } from './precheck-policy';
 import { stateAfterCall } from '../policies/policy-precheck';
@@ -277,6 +289,11 @@ export interface ToolExecution {
   signal?: AbortSignal;
   /** Filled in as the call goes: whether its tool started, and whether its stop was confirmed (activities/call-outcome.ts). */
   progress?: ToolProgress;
+  /**
+   * The attempt's hold on the call (recovery/call-lease.ts): checked before each durable step on
+   * the call's records, so an attempt a newer one superseded leaves them alone. Absent outside the activity.
+   */
+  fence?: Pick<CallLease, 'assertCurrent'>;
 }
 
 /**
@@ -397,7 +414,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   const gate = call.policy === undefined ? undefined : gateSpecOf(call, tool);
   const undo = capabilities.fs?.undo === undefined ? undefined : { stateDir: deps.stateDir, taskKey, callId: call.callId };
   // Records left by an attempt that never finished (its worker died mid-call): its writes go first.
-  if (undo !== undefined) await undoIncompleteCall(undo);
+  if (undo !== undefined) await undoIncompleteCall(undo, call.fence);
   const startRecord = await toolStarting(deps, call, tool, 'executor');
   const result = await deps.sandbox.run({
     ...(startRecord === undefined ? {} : { startRecord }),
@@ -415,7 +432,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     credential: credential.token,
     // A cancelled activity's call is stopped (isolate disposed, capability requests aborted) before it is answered.
   }, call.signal === undefined ? {} : { signal: call.signal }).catch(async (error: unknown) => {
-    if (undo !== undefined) await undoIncompleteCall(undo);
+    if (undo !== undefined) await undoIncompleteCall(undo, call.fence);
     throw error;
   });
   if (result.capabilityArgsMended !== undefined) annotateActiveSpan({ [WARDEN_ATTR.toolCapabilityArgsMended]: result.capabilityArgsMended });
@@ -425,14 +442,17 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   if (undo !== undefined) {
     if (result.ok && result.policy?.stopped === undefined) {
       // A sub-agent's call stays undoable on its own (its parent may go on without it); a root call's records are done with.
+      // Superseded meanwhile: the records are the newer attempt's to undo (this result is moot).
+      await call.fence?.assertCurrent();
       if (call.fsUndo !== true) await discardOverlayUndo(undo);
     } else {
-      undone = await undoIncompleteCall(undo);
+      undone = await undoIncompleteCall(undo, call.fence);
     }
   }
   const undoneField = undone.length === 0 ? {} : { undone };
   // Even a tool that failed, or that the gate stopped, may have committed SQL before: its images must reach every worker.
   if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
+    await call.fence?.assertCurrent();
     await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
   }
   // Cancelled: the call has stopped and its writes are undone; the activity ends as cancelled, as a program's does.
@@ -467,9 +487,12 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
 /**
  * Takes the overlay writes of a call that did not complete back out (recovery/overlay-undo.ts)
  * and returns the paths, sorted; the call's custody span names them (`warden.overlay.undone`).
+ * @throws RecoveryError ERR_CALL_SUPERSEDED (from `fence`) when a newer attempt of the call took it over
  * @throws RecoveryError ERR_UNDO_FAILED when the overlay cannot be put back (the call's failure is its cause)
  */
-async function undoIncompleteCall(undo: { stateDir: string; taskKey: string; callId: string }): Promise<string[]> {
+async function undoIncompleteCall(undo: { stateDir: string; taskKey: string; callId: string }, fence: ToolExecution['fence']): Promise<string[]> {
+  // A superseded attempt undoes nothing: the records may be the newer attempt's by now.
+  await fence?.assertCurrent();
   let paths: string[];
   try {
     const result = await undoOverlayCall(undo);
@@ -584,10 +607,12 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
     return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential, startRecord);
   } catch (error) {
     if (undo === undefined) throw error;
+    // Superseded: what it changed is the newer attempt's to undo, after this one has ended.
+    await call.fence?.assertCurrent();
     // What the program or server changed in the overlay during the failed call is taken back out.
     const unkept = undo.captured === undefined ? [] : await unkeptChangesOf(undo.upper, undo.captured);
     if (undo.captured !== undefined) await recordUpperChanges(undo.upper, undo.undoDir, undo.captured);
-    const undone = await undoIncompleteCall(undo.key);
+    const undone = await undoIncompleteCall(undo.key, call.fence);
     if (unkept.length > 0) {
       // Never a silent partial undo: what could be taken back was, the rest is named.
       throw new RecoveryError('ERR_UNDO_FAILED', `the overlay writes of call ${call.callId}, which did not complete, could not all be undone: it changed ${unkept.map((p) => JSON.stringify(p)).join(', ')}, larger than the ${MAX_UPPER_CAPTURE_BYTES} bytes kept before an MCP call`, { cause: error, details: { unkept, undone } });
@@ -611,12 +636,17 @@ async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: Too
   const key = { stateDir, taskKey, callId: call.callId };
   const upper = overlayPathsOf(stateDir, taskKey).upper;
   const undoDir = overlayUndoDirOf(stateDir, taskKey, call.callId);
-  if (tool.executor.kind === 'process') return call.fsUndo === true ? { key, upper, undoDir } : undefined;
+  if (tool.executor.kind === 'process') {
+    if (call.fsUndo !== true) return undefined;
+    // As for an isolate or MCP call: what an earlier attempt left (its worker died, or it was superseded and has ended) goes first.
+    await undoIncompleteCall(key, call.fence);
+    return { key, upper, undoDir };
+  }
   // Only a stdio server with the workspace writes to the overlay.
   const server = call.task.tools.mcp?.[mcpTargetOf(tool).server];
   if (server === undefined || !isStdioServer(server) || server.workspace === 'none') return undefined;
   // A records folder of this call left by an attempt that died: its changes go first.
-  await undoIncompleteCall(key);
+  await undoIncompleteCall(key, call.fence);
   return { key, upper, undoDir, captured: await captureUpper(upper, { overBound: 'stamp' }) };
 }
 
@@ -759,6 +789,19 @@ function mayWriteFiles(task: Task, tool: ToolDescriptor | undefined): boolean {
 }
 
 /**
+ * Whether a call of `tool` keeps per-call records on this machine that two attempts of it could
+ * both act on, so it takes the call lease (recovery/call-lease.ts): the overlay's undo records,
+ * an outside-isolate call's capture and the overlay copy's baseline and sync (any call that may
+ * write files, `mayWriteFiles`), the SQL journal it ships (an sql capability), its start record
+ * (a tool undone by a compensating tool). Any other call (an isolate tool reading, computing,
+ * fetching) takes no lease: an attempt of it has nothing another attempt could undo or destroy.
+ */
+function keepsCallRecords(task: Task, tool: ToolDescriptor | undefined): boolean {
+  if (tool === undefined) return false;
+  return mayWriteFiles(task, tool) || tool.capabilities.some((c) => c === 'sql.query' || c === 'sql.exec') || tool.profile.undo.some((u) => u.kind === 'tool');
+}
+
+/**
  * A call that failed once its deadline passed failed because of it, whatever the tool made of its
  * stop: an MCP server's session also ends at the grant's expiry (the deadline, rounded up to the
  * second; executors/mcp-connection-pool.ts), which can fail the call ERR_MCP_* first. The failure
@@ -783,7 +826,42 @@ interface CallStop {
   deadlineError(): TaskLimitError;
   /** True once the deadline stopped the call. */
   readonly expired: boolean;
+  /** The attempt's lease on the call, once taken (`leasedStop`). */
+  readonly fence?: Pick<CallLease, 'assertCurrent'>;
   dispose(): void;
+}
+
+/** `stop` that also stops the call when a newer attempt of it supersedes this one, with the lease as its fence. */
+function leasedStop(stop: CallStop, lease: CallLease): CallStop {
+  return {
+    signal: stop.signal === undefined ? lease.signal : AbortSignal.any([stop.signal, lease.signal]),
+    deadlineError: stop.deadlineError,
+    get expired() {
+      return stop.expired;
+    },
+    fence: lease,
+    dispose: () => stop.dispose(),
+  };
+}
+
+/**
+ * How long an attempt waits for an older one of its call to end (ms): SUPERSEDE_WAIT_MS, and less
+ * than its own start-to-close timeout (2 s short of it), so a stuck older attempt gives this one
+ * a typed failure (ERR_CALL_ATTEMPT_STUCK) rather than a server-side timeout.
+ */
+function leaseWaitMs(): number {
+  let startToClose: number | undefined;
+  try {
+    startToClose = Context.current().info.startToCloseTimeoutMs;
+  } catch {
+    startToClose = undefined;
+  }
+  return startToClose === undefined || startToClose <= 0 ? SUPERSEDE_WAIT_MS : Math.min(SUPERSEDE_WAIT_MS, Math.max(1000, startToClose - 2000));
+}
+
+/** The call's idempotency key: the workflow's, or `<workflowId>:<stepIndex>` in inputs recorded before keys named the run. */
+function callIdOf(input: { callId?: string; workflowId: string; stepIndex: number }): string {
+  return input.callId ?? `${input.workflowId}:${input.stepIndex}`;
 }
 
 /**
@@ -814,15 +892,6 @@ function callStop(deadlineAt: number | undefined, tool: string): CallStop {
   };
 }
 
-/** The running activity's attempt (1 for the first); outside an activity, 1. */
-function activityAttempt(): number {
-  try {
-    return Context.current().info.attempt;
-  } catch {
-    return 1;
-  }
-}
-
 export interface RunTool {
   (input: RunToolInput): Promise<ToolCallResult>;
   (input: RunToolRefInput): Promise<ToolStepResult>;
@@ -830,12 +899,19 @@ export interface RunTool {
 
 export function createRunTool(deps: ActivityDeps): RunTool {
   async function runTool(input: RunToolInput | RunToolRefInput): Promise<ToolCallResult | ToolStepResult> {
-    const stop = callStop('taskRef' in input ? input.deadlineAt : undefined, input.tool);
+    let stop = callStop('taskRef' in input ? input.deadlineAt : undefined, input.tool);
     const progress: ToolProgress = { started: false };
+    let lease: CallLease | undefined;
     try {
       // A retry that starts past the deadline does nothing.
       if (stop.expired) throw toApplicationFailure(stop.deadlineError());
       const task = await taskOf(deps, input);
+      // Before anything touches the call's records: an earlier attempt still running stops and ends
+      // first. A call that keeps no records of its own (a pure isolate tool) has nothing to guard.
+      if (deps.stateDir !== undefined && keepsCallRecords(task, resolveTool(task, input.tool))) {
+        lease = await acquireCallLease({ stateDir: deps.stateDir, taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId: callIdOf(input), attempt: activityAttempt(), waitMs: leaseWaitMs(), ...(stop.signal === undefined ? {} : { signal: stop.signal }) });
+        stop = leasedStop(stop, lease);
+      }
       // Read once per activity: the span names its agent, the call mints from it.
       const grant = await annotateToolCall(deps, task, input);
       const result = 'taskRef' in input ? await runToolStep(input, task, grant, stop, progress) : await runToolOnce(input, grant, stop, progress);
@@ -848,6 +924,8 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       throw withCallOutcome(toApplicationFailure(stop.expired ? deadlineFailure(stop.deadlineError(), error) : error), progress, activityAttempt());
     } finally {
       stop.dispose();
+      // Last: a newer attempt waiting for this one goes on only once nothing of this one runs.
+      await lease?.release();
     }
   }
   return runTool as RunTool;
@@ -859,7 +937,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       rootWorkflowId: input.rootWorkflowId,
       ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
       // Stable across retries of this activity: a re-run after a crash is recognised, not repeated.
-      callId: input.callId ?? `${input.workflowId}:${input.stepIndex}`,
+      callId: callIdOf(input),
       // A sub-agent's writes must be undoable on their own (its parent may go on without them).
       fsUndo: input.workflowId !== input.rootWorkflowId,
       noSymlinks: input.pathsResolved === true,
@@ -871,6 +949,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
       ...(input.policy === undefined ? {} : { policy: input.policy }),
       ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }),
       ...(stop.signal === undefined ? {} : { signal: stop.signal }),
+      ...(stop.fence === undefined ? {} : { fence: stop.fence }),
     };
   }
 
@@ -889,7 +968,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     if (input.reportWrites !== true) return atActivityBoundary(once);
     // The ordinary loop: measured against this worker's own record of its overlay (no shared copy).
     const stateDir = stateDirOfDeps(deps);
-    return atActivityBoundary(() => withWrites(input, input.task, { placements: localOverlayRecords(stateDir), workerId: deps.dataPlane?.workerId ?? 'this worker' }, once));
+    return atActivityBoundary(() => withWrites(input, input.task, { placements: localOverlayRecords(stateDir), workerId: deps.dataPlane?.workerId ?? 'this worker' }, stop.fence, once));
   }
 
   /**
@@ -901,16 +980,20 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     input: RunToolInput | RunToolRefInput,
     task: Task,
     records: { placements: PlacementStore; blobs?: BlobStore; workerId: string },
+    fence: CallStop['fence'],
     call: () => Promise<R>,
   ): Promise<R> {
     if (!mayWriteFiles(task, resolveTool(task, input.tool))) return call();
-    const callId = input.callId ?? `${input.workflowId}:${input.stepIndex}`;
+    const callId = callIdOf(input);
     const overlay = { taskKey: taskKeyOf(input.rootWorkflowId, input.rootRunId), callId, workspace: task.resources.workspace ?? '', workerId: records.workerId, placements: records.placements };
-    const sync = () => {
+    const sync = async () => {
+      // A superseded attempt's view of the overlay is not the call's: the newer attempt syncs.
+      await fence?.assertCurrent();
       // Files longer in all than the tree's bound (sparse ones, hard links) are never read or copied.
       if (task.resources.workspace !== undefined) assertWorkspaceFilesWithin(stateDirOfDeps(deps), overlay.taskKey, task, input.tool);
       return syncOverlayCopy({ ...overlay, stateDir: stateDirOfDeps(deps), ...(records.blobs === undefined ? {} : { blobs: records.blobs }) });
     };
+    await fence?.assertCurrent();
     await beginOverlayCall(overlay);
     let result: R;
     try {
@@ -927,7 +1010,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     try {
       const dp = dataPlaneOf(deps);
       const execution: ToolExecution = { ...executionOf(input, task, grant, stop, progress), argsClaimChecked: true };
-      let result: ToolCallResult = await withWrites(input, task, dp, async () => {
+      let result: ToolCallResult = await withWrites(input, task, dp, stop.fence, async () => {
         const done = await executeToolCall(deps, execution);
         refuseForgedClaimChecks(done.output, `the output of ${input.tool}`);
         return done;

@@ -31,6 +31,8 @@ import { recoveryDirOf, stateDirOfDeps, taskOf, type TaskInput } from './flow-de
 import { executeToolCall, protectedSetForCall } from './run-tool';
 import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
+import { activityAttempt, activitySignal } from './next-turn';
+import { acquireCallLease, removeCallLeases } from '../recovery/call-lease';
 import { mcpCompensationArgs } from '../executors/mcp-executor';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan, outcomeOfError } from '../telemetry/warden-span-attributes';
@@ -87,6 +89,8 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
     const workspace = task.resources.workspace;
     if (workspace === undefined) {
       if ((input.expected ?? []).length > 0) throw new DataPlaneError('ERR_COMMIT_MISMATCH', 'the task has no workspace, yet its steps reported writing files', { details: { taskKey } });
+      // No overlay to remove with them (commitOverlay does): the leases of its SQL or compensated calls go here.
+      await removeCallLeases(stateDirOfDeps(deps), taskKey);
       return { files: [] };
     }
     const stateDir = stateDirOfDeps(deps);
@@ -158,47 +162,56 @@ export function createTaskRecoveryActivities(deps: ActivityDeps) {
         const stateDir = stateDirOfDeps(deps);
         const recoveryDir = recoveryDirOf(deps);
         const taskKey = taskKeyOf(input.rootWorkflowId, input.rootRunId);
-        // The SQL may have run on another worker: take its journaled images first.
-        if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(recoveryDir, taskKey), journalKey: taskKey });
-        const outcome = await runCompensation(input.compensation, {
-          stateDir: recoveryDir,
-          overlayStateDir: stateDir,
-          taskKey,
-          journal: journalPathOf(recoveryDir, taskKey),
-          databases: task.resources.databases,
-          ...(input.startedOnly === true ? { startedOnly: startRecordsShared(deps) ? ('fence' as const) : ('read' as const) } : {}),
-          runTool: async (tool, given) => {
-            if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
-            // The original output may be a claim check Warden made (over 16 KiB): the compensating tool gets the value.
-            const toolInput = await withOriginalOutput(deps, given);
-            const call = await executeToolCall(deps, {
-              rootWorkflowId: input.rootWorkflowId,
-              ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
-              callId: `compensate:${input.compensation.kind === 'tool' ? input.compensation.callId : tool}`,
-              grantId: input.grantId,
-              maxCredentialTtlMs: 60_000,
-              task,
-              tool,
-              // An MCP tool's undo takes its own arguments, mapped from the original call by the task file.
-              args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(task, toolInput.original as typeof input.compensation.input.original) : undefined) ?? toolInput,
-            });
-            return call.output;
-          },
-        });
-        // The overlay changed: its shared copy follows (discarded, or a sub-agent's writes undone).
-        if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-discard') await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
-        // This worker's own record of the overlay (the ordinary loop's call baselines) follows it too.
-        if (input.compensation.kind === 'fs-overlay-discard') await dropOverlayCopy({ stateDir, taskKey, placements: localOverlayRecords(stateDir) });
-        if (input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined) {
-          const workerId = deps.dataPlane?.workerId ?? 'this worker';
-          await syncOverlayCopy({ stateDir, taskKey, callId: `undo:${input.compensation.callId}`, workspace: task.resources.workspace, workerId, placements: localOverlayRecords(stateDir) });
+        // A call's own compensation first stops any attempt of the call still running (a worker Temporal
+        // gave up on) and waits until it has ended (and undone its own writes): it then undoes the call, and nothing after.
+        const compensated = 'callId' in input.compensation ? input.compensation.callId : undefined;
+        const signal = activitySignal();
+        const lease = compensated === undefined ? undefined : await acquireCallLease({ stateDir, taskKey, callId: compensated, attempt: activityAttempt(), kind: 'compensation', ...(signal === undefined ? {} : { signal }) });
+        try {
+          // The SQL may have run on another worker: take its journaled images first.
+          if (deps.shared !== undefined) await hydrateJournal(deps.shared.db, { journal: journalPathOf(recoveryDir, taskKey), journalKey: taskKey });
+          const outcome = await runCompensation(input.compensation, {
+            stateDir: recoveryDir,
+            overlayStateDir: stateDir,
+            taskKey,
+            journal: journalPathOf(recoveryDir, taskKey),
+            databases: task.resources.databases,
+            ...(input.startedOnly === true ? { startedOnly: startRecordsShared(deps) ? ('fence' as const) : ('read' as const) } : {}),
+            runTool: async (tool, given) => {
+              if (input.grantId === undefined) throw new RecoveryError('ERR_COMPENSATION_FAILED', `cannot run compensating tool ${tool} without a task grant`);
+              // The original output may be a claim check Warden made (over 16 KiB): the compensating tool gets the value.
+              const toolInput = await withOriginalOutput(deps, given);
+              const call = await executeToolCall(deps, {
+                rootWorkflowId: input.rootWorkflowId,
+                ...(input.rootRunId === undefined ? {} : { rootRunId: input.rootRunId }),
+                callId: `compensate:${input.compensation.kind === 'tool' ? input.compensation.callId : tool}`,
+                grantId: input.grantId,
+                maxCredentialTtlMs: 60_000,
+                task,
+                tool,
+                // An MCP tool's undo takes its own arguments, mapped from the original call by the task file.
+                args: (input.compensation.kind === 'tool' ? mcpCompensationArgs(task, toolInput.original as typeof input.compensation.input.original) : undefined) ?? toolInput,
+              });
+              return call.output;
+            },
+          });
+          // The overlay changed: its shared copy follows (discarded, or a sub-agent's writes undone).
+          if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-discard') await dropOverlayCopy({ stateDir, taskKey, placements: deps.dataPlane.placements });
+          // This worker's own record of the overlay (the ordinary loop's call baselines) follows it too.
+          if (input.compensation.kind === 'fs-overlay-discard') await dropOverlayCopy({ stateDir, taskKey, placements: localOverlayRecords(stateDir) });
+          if (input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined) {
+            const workerId = deps.dataPlane?.workerId ?? 'this worker';
+            await syncOverlayCopy({ stateDir, taskKey, callId: `undo:${input.compensation.callId}`, workspace: task.resources.workspace, workerId, placements: localOverlayRecords(stateDir) });
+          }
+          // Only a task with a shared copy (the data flow's) has one to follow: the ordinary loop has no placement to record it on.
+          if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined && (await deps.dataPlane.placements.loadOverlayCopy(taskKey)) !== undefined) {
+            const dp = deps.dataPlane;
+            await syncOverlayCopy({ stateDir, taskKey, callId: `undo:${input.compensation.callId}`, workspace: task.resources.workspace, workerId: dp.workerId, blobs: dp.blobs, placements: dp.placements });
+          }
+          return outcome;
+        } finally {
+          await lease?.release();
         }
-        // Only a task with a shared copy (the data flow's) has one to follow: the ordinary loop has no placement to record it on.
-        if (deps.dataPlane !== undefined && input.compensation.kind === 'fs-overlay-undo' && task.resources.workspace !== undefined && (await deps.dataPlane.placements.loadOverlayCopy(taskKey)) !== undefined) {
-          const dp = deps.dataPlane;
-          await syncOverlayCopy({ stateDir, taskKey, callId: `undo:${input.compensation.callId}`, workspace: task.resources.workspace, workerId: dp.workerId, blobs: dp.blobs, placements: dp.placements });
-        }
-        return outcome;
       });
     },
 

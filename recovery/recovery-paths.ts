@@ -117,3 +117,18 @@ export function callStartPathOf(stateDir: string, taskKey: string, callId: strin
   const digest = createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
   return join(stateDir, 'call-starts', taskKey, digest);
 }
+
+/**
+ * `<stateDir>/call-leases/<taskKey>`: the attempt leases of a task tree's calls on this machine
+ * (recovery/call-lease.ts), one flat folder per task so a call's first attempt creates one file in
+ * a folder that usually exists already. Removed with the task's overlay when the task ends.
+ */
+export function callLeaseDirOf(stateDir: string, taskKey: string): string {
+  assertTaskKey(taskKey);
+  return join(stateDir, 'call-leases', taskKey);
+}
+
+/** The name stem of one call's lease files in `callLeaseDirOf` (a digest of the call id, 32 hex). */
+export function callLeaseStemOf(callId: string): string {
+  return createHash('sha256').update(callId, 'utf8').digest('hex').slice(0, 32);
+}

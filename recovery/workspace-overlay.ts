@@ -39,6 +39,7 @@ import {
 import { readUpperLayer } from './overlay-layer';
 import { BARE_REPOSITORY_CONFIG, hostCodeAllowed, hostCodeReasonOf } from './host-code-files';
 import { heldDirOf } from './recovery-paths';
+import { removeCallLeases } from './call-lease';
 import { apparentBytesOf, attachOverlayVolume, ensureOverlayVolume, releaseOverlayVolume } from './overlay-volume';
 import { walkFiles } from './walk-files';
 import { recordVolumeOwner, type VolumeOwner } from './volume-sweep';
@@ -486,8 +487,13 @@ export async function pendingOverlayFiles(options: { stateDir: string; taskKey: 
   return walkFiles(overlayPathsOf(options.stateDir, options.taskKey).upper);
 }
 
-/** Removes the overlay folder after unmounting its volume and deleting the image (a mounted folder cannot go). */
+/**
+ * Removes the overlay folder after unmounting its volume and deleting the image (a mounted folder
+ * cannot go), and the task's call leases with it (the task's per-machine state): first, so an
+ * attempt still running for the ended task is fenced from then on (recovery/call-lease.ts).
+ */
 async function removeOverlayFolder(stateDir: string, taskKey: string, dir: string): Promise<void> {
+  await removeCallLeases(stateDir, taskKey);
   await releaseOverlayVolume(stateDir, taskKey);
   await fsp.rm(dir, { recursive: true, force: true });
 }
