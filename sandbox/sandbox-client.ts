@@ -56,6 +56,7 @@ import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { readProcStat } from '../process-stat';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
+import { SANDBOX_CANCEL_GRACE_MS, SANDBOX_DEADLINE_GRACE_MS, SANDBOX_LIVENESS_WINDOW_MS, SANDBOX_OVERRUN_LIMIT_MS } from './liveness-bounds';
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, SandboxAliveResponseSchema, type SandboxAliveResponse, type SandboxCancelRequest, type SandboxCrashedNotice, type SandboxPingRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
@@ -159,11 +160,7 @@ export interface SandboxRunOptions {
 const FROM_SOURCE = path.extname(__filename) === '.ts';
 const HOST_MODULE = path.join(__dirname, FROM_SOURCE ? 'sandbox-host.ts' : 'sandbox-host.js');
 const HOST_EXEC_ARGV = FROM_SOURCE ? ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')] : ['--no-node-snapshot'];
-const DEFAULT_DEADLINE_GRACE_MS = 2000;
-const DEFAULT_CANCEL_GRACE_MS = 2000;
 const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
-const DEFAULT_LIVENESS_WINDOW_MS = 10_000;
-const DEFAULT_OVERRUN_LIMIT_MS = 60_000;
 /** Time between a host's answer to a ping and the next ping (at most half the liveness window). */
 const PING_INTERVAL_MS = 1000;
 const STOP_TIMEOUT_MS = 2000;
@@ -195,11 +192,11 @@ export class SandboxClient {
   #rulesSent = 0;
 
   private constructor(options: SandboxClientOptions) {
-    this.#deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
+    this.#deadlineGraceMs = options.deadlineGraceMs ?? SANDBOX_DEADLINE_GRACE_MS;
     this.#bootAllowanceMs = options.bootAllowanceMs ?? DEFAULT_BOOT_ALLOWANCE_MS;
-    this.#cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
-    this.#livenessWindowMs = options.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS;
-    this.#overrunLimitMs = options.overrunLimitMs ?? DEFAULT_OVERRUN_LIMIT_MS;
+    this.#cancelGraceMs = options.cancelGraceMs ?? SANDBOX_CANCEL_GRACE_MS;
+    this.#livenessWindowMs = options.livenessWindowMs ?? SANDBOX_LIVENESS_WINDOW_MS;
+    this.#overrunLimitMs = options.overrunLimitMs ?? SANDBOX_OVERRUN_LIMIT_MS;
     this.#env = {
       ...(options.env ?? scrubbedEnv(process.env)),
       // The host's modules compile with this process's code cache, when it has one (cli/module-code-cache.ts).

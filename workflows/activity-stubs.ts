@@ -4,6 +4,7 @@
  */
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
+import { SANDBOX_ANSWER_BOUND_PAST_TIMEOUT_MS } from '../sandbox/liveness-bounds';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import type { DataPlaneRoute } from './data-plane-affinity';
@@ -83,8 +84,14 @@ export const summarized = {
 };
 
 
-/** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
-const TOOL_ACTIVITY_MARGIN_MS = 10_000;
+/**
+ * Room past a tool's own timeout: the credential, overlay and sandbox host start-up (10 s), and the
+ * latest the sandbox answers a call past its timeout (a host found wedged, or answering pings but
+ * not the call, sandbox/liveness-bounds.ts). Shorter, the server timed out and retried a call whose
+ * host was being checked, the retry sent to that host and the tool run again (atk19a:
+ * test/attacks/wedged-host-outlasts-tool-activity.test.ts).
+ */
+const TOOL_ACTIVITY_MARGIN_MS = 10_000 + SANDBOX_ANSWER_BOUND_PAST_TIMEOUT_MS;
 
 export interface ToolActivities {
   runTool: WardenActivities['runTool'];
