@@ -366,7 +366,7 @@ function callFields(
     stepIndex: step.index,
     callId,
     grantId: run.identity!.grantId,
-    maxCredentialTtlMs: run.tools.activityTimeoutMs,
+    maxCredentialTtlMs: run.tools.credentialTtlCeilingMs,
     tool: action.tool,
     args: resolvedArgs ?? action.args,
     ...(resolvedArgs === undefined ? {} : { pathsResolved: true as const }),
