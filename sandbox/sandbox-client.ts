@@ -42,7 +42,10 @@
  *   Bounds: every call is answered by its first ping + `overrunLimitMs` (a cancelled call once
  *   its killed host has exited); a booted host whose main thread stops is killed by its first
  *   ping + PING_INTERVAL_MS + `livenessWindowMs`; with the defaults (grace 2 s, window 10 s,
- *   limit 60 s), a stopped or spinning host is killed 12-13 s past the call's timeout.
+ *   limit 60 s), a stopped or spinning host is killed 12-13 s past the call's timeout. The
+ *   defaults are in liveness-bounds.ts, from which the workflows size the activities that call
+ *   the sandbox: an activity timed out by the server before its call is answered is retried,
+ *   the retry sent to the same host while the call may still run there.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema (or
  *   SandboxAliveResponseSchema, SandboxNoticeSchema) gets the host killed. Responses are matched
  *   to calls by id and by the host that was asked.
