@@ -14,12 +14,14 @@ export const SANDBOX_CANCEL_GRACE_MS = 2000;
 export const SANDBOX_LIVENESS_WINDOW_MS = 10_000;
 /** Longest a call is waited for past its liveness check began, whatever its host says. */
 export const SANDBOX_OVERRUN_LIMIT_MS = 60_000;
+/** Extra time before the liveness check of a call sent to a host that has not answered anything yet (still booting: a replacement after a host was lost). */
+export const SANDBOX_BOOT_ALLOWANCE_MS = 15_000;
 
 /**
- * Latest a call to a booted host is answered past its timeout, with the defaults: the grace, then
- * the overrun limit (a host that answers pings but not the call is killed then). A call to a host
- * still booting has the client's boot allowance on top.
+ * Latest a call is answered past its timeout, with the defaults: the grace (and the boot allowance,
+ * for a call sent to a host still booting), then the overrun limit (a host that answers pings but
+ * not the call is killed then).
  */
-export const SANDBOX_ANSWER_BOUND_PAST_TIMEOUT_MS = SANDBOX_DEADLINE_GRACE_MS + SANDBOX_OVERRUN_LIMIT_MS;
+export const SANDBOX_ANSWER_BOUND_PAST_TIMEOUT_MS = SANDBOX_DEADLINE_GRACE_MS + SANDBOX_BOOT_ALLOWANCE_MS + SANDBOX_OVERRUN_LIMIT_MS;
 /** Latest a cancelled call is answered past its cancel, with the defaults, but for its killed host's exit. */
 export const SANDBOX_ANSWER_BOUND_PAST_CANCEL_MS = SANDBOX_CANCEL_GRACE_MS + SANDBOX_OVERRUN_LIMIT_MS;

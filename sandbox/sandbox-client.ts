@@ -59,7 +59,7 @@ import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { readProcStat } from '../process-stat';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
-import { SANDBOX_CANCEL_GRACE_MS, SANDBOX_DEADLINE_GRACE_MS, SANDBOX_LIVENESS_WINDOW_MS, SANDBOX_OVERRUN_LIMIT_MS } from './liveness-bounds';
+import { SANDBOX_BOOT_ALLOWANCE_MS, SANDBOX_CANCEL_GRACE_MS, SANDBOX_DEADLINE_GRACE_MS, SANDBOX_LIVENESS_WINDOW_MS, SANDBOX_OVERRUN_LIMIT_MS } from './liveness-bounds';
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, SandboxAliveResponseSchema, type SandboxAliveResponse, type SandboxCancelRequest, type SandboxCrashedNotice, type SandboxPingRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
@@ -163,7 +163,6 @@ export interface SandboxRunOptions {
 const FROM_SOURCE = path.extname(__filename) === '.ts';
 const HOST_MODULE = path.join(__dirname, FROM_SOURCE ? 'sandbox-host.ts' : 'sandbox-host.js');
 const HOST_EXEC_ARGV = FROM_SOURCE ? ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')] : ['--no-node-snapshot'];
-const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
 /** Time between a host's answer to a ping and the next ping (at most half the liveness window). */
 const PING_INTERVAL_MS = 1000;
 const STOP_TIMEOUT_MS = 2000;
@@ -196,7 +195,7 @@ export class SandboxClient {
 
   private constructor(options: SandboxClientOptions) {
     this.#deadlineGraceMs = options.deadlineGraceMs ?? SANDBOX_DEADLINE_GRACE_MS;
-    this.#bootAllowanceMs = options.bootAllowanceMs ?? DEFAULT_BOOT_ALLOWANCE_MS;
+    this.#bootAllowanceMs = options.bootAllowanceMs ?? SANDBOX_BOOT_ALLOWANCE_MS;
     this.#cancelGraceMs = options.cancelGraceMs ?? SANDBOX_CANCEL_GRACE_MS;
     this.#livenessWindowMs = options.livenessWindowMs ?? SANDBOX_LIVENESS_WINDOW_MS;
     this.#overrunLimitMs = options.overrunLimitMs ?? SANDBOX_OVERRUN_LIMIT_MS;
