@@ -42,7 +42,10 @@
  *   Bounds: every call is answered by its first ping + `overrunLimitMs` (a cancelled call once
  *   its killed host has exited); a booted host whose main thread stops is killed by its first
  *   ping + PING_INTERVAL_MS + `livenessWindowMs`; with the defaults (grace 2 s, window 10 s,
- *   limit 60 s), a stopped or spinning host is killed 12-13 s past the call's timeout.
+ *   limit 60 s), a stopped or spinning host is killed 12-13 s past the call's timeout. The
+ *   defaults are in liveness-bounds.ts, from which the workflows size the activities that call
+ *   the sandbox: an activity timed out by the server before its call is answered is retried,
+ *   the retry sent to the same host while the call may still run there.
  * - The host is untrusted: a message that does not validate against SandboxRunResponseSchema (or
  *   SandboxAliveResponseSchema, SandboxNoticeSchema) gets the host killed. Responses are matched
  *   to calls by id and by the host that was asked.
@@ -56,6 +59,7 @@ import * as path from 'node:path';
 import { SandboxError, type ErrorCode } from '../errors';
 import { readProcStat } from '../process-stat';
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../long-timer';
+import { SANDBOX_BOOT_ALLOWANCE_MS, SANDBOX_CANCEL_GRACE_MS, SANDBOX_DEADLINE_GRACE_MS, SANDBOX_LIVENESS_WINDOW_MS, SANDBOX_OVERRUN_LIMIT_MS } from './liveness-bounds';
 import { SANDBOX_DATABASE_URL_ENV, SANDBOX_IDENTITY_DIR_ENV, SANDBOX_JWKS_FILE_ENV, SANDBOX_NOTICE_FD, SANDBOX_NOTICE_FD_ENV, SANDBOX_PROBE_CALL, SANDBOX_RULES_UNKNOWN, SandboxNoticeSchema, SandboxRunRequestSchema, SandboxRunResponseSchema, type PolicyGateSpec, SandboxAliveResponseSchema, type SandboxAliveResponse, type SandboxCancelRequest, type SandboxCrashedNotice, type SandboxPingRequest, type SandboxRunRequest, type SandboxRunResponse } from './sandbox-messages';
 
 /** One tool call as the worker describes it; the client adds `type` and `id`. */
@@ -159,11 +163,6 @@ export interface SandboxRunOptions {
 const FROM_SOURCE = path.extname(__filename) === '.ts';
 const HOST_MODULE = path.join(__dirname, FROM_SOURCE ? 'sandbox-host.ts' : 'sandbox-host.js');
 const HOST_EXEC_ARGV = FROM_SOURCE ? ['--no-node-snapshot', '--require', require.resolve('tsx/cjs')] : ['--no-node-snapshot'];
-const DEFAULT_DEADLINE_GRACE_MS = 2000;
-const DEFAULT_CANCEL_GRACE_MS = 2000;
-const DEFAULT_BOOT_ALLOWANCE_MS = 15_000;
-const DEFAULT_LIVENESS_WINDOW_MS = 10_000;
-const DEFAULT_OVERRUN_LIMIT_MS = 60_000;
 /** Time between a host's answer to a ping and the next ping (at most half the liveness window). */
 const PING_INTERVAL_MS = 1000;
 const STOP_TIMEOUT_MS = 2000;
@@ -195,11 +194,11 @@ export class SandboxClient {
   #rulesSent = 0;
 
   private constructor(options: SandboxClientOptions) {
-    this.#deadlineGraceMs = options.deadlineGraceMs ?? DEFAULT_DEADLINE_GRACE_MS;
-    this.#bootAllowanceMs = options.bootAllowanceMs ?? DEFAULT_BOOT_ALLOWANCE_MS;
-    this.#cancelGraceMs = options.cancelGraceMs ?? DEFAULT_CANCEL_GRACE_MS;
-    this.#livenessWindowMs = options.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS;
-    this.#overrunLimitMs = options.overrunLimitMs ?? DEFAULT_OVERRUN_LIMIT_MS;
+    this.#deadlineGraceMs = options.deadlineGraceMs ?? SANDBOX_DEADLINE_GRACE_MS;
+    this.#bootAllowanceMs = options.bootAllowanceMs ?? SANDBOX_BOOT_ALLOWANCE_MS;
+    this.#cancelGraceMs = options.cancelGraceMs ?? SANDBOX_CANCEL_GRACE_MS;
+    this.#livenessWindowMs = options.livenessWindowMs ?? SANDBOX_LIVENESS_WINDOW_MS;
+    this.#overrunLimitMs = options.overrunLimitMs ?? SANDBOX_OVERRUN_LIMIT_MS;
     this.#env = {
       ...(options.env ?? scrubbedEnv(process.env)),
       // The host's modules compile with this process's code cache, when it has one (cli/module-code-cache.ts).

@@ -4,6 +4,7 @@
  */
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
+import { SANDBOX_ANSWER_BOUND_PAST_TIMEOUT_MS } from '../sandbox/liveness-bounds';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
 import type { DataPlaneRoute } from './data-plane-affinity';
@@ -84,14 +85,29 @@ export const summarized = {
 
 
 /** Room past a tool's own timeout for the credential, overlay and sandbox host start-up. */
-const TOOL_ACTIVITY_MARGIN_MS = 10_000;
+const TOOL_SETUP_MARGIN_MS = 10_000;
+
+/**
+ * Room past a tool's own timeout for the activity: the setup, and the latest the sandbox answers a
+ * call past its timeout (a host found wedged, or answering pings but not the call,
+ * sandbox/liveness-bounds.ts). Shorter, the server timed out and retried a call whose host was
+ * being checked, the retry sent to that host and the tool run again (atk19a:
+ * test/attacks/wedged-host-outlasts-tool-activity.test.ts).
+ */
+const TOOL_ACTIVITY_MARGIN_MS = TOOL_SETUP_MARGIN_MS + SANDBOX_ANSWER_BOUND_PAST_TIMEOUT_MS;
 
 export interface ToolActivities {
   runTool: WardenActivities['runTool'];
   /** `runTool` with a summary for the UI on this call (`fs.write out/report.md`), on the data plane's queue when `on` names it. */
   runToolSummarized(summary: string, on?: DataPlaneRoute): WardenActivities['runTool'];
-  /** The activity's start-to-close timeout, also the ceiling of the call's credential lifetime. */
+  /** The activity's start-to-close timeout. */
   activityTimeoutMs: number;
+  /**
+   * The ceiling of the call's credential lifetime: the tool's timeout and its setup, not the
+   * activity's room for the sandbox's liveness check (the credential is only presented at the
+   * call's start, and is the deadline of an MCP call and the `{{credential}}` an outbound host gets).
+   */
+  credentialTtlCeilingMs: number;
 }
 
 /**
@@ -110,5 +126,6 @@ export function toolActivities(task: Task, waitCancelled = false): ToolActivitie
     ...(waitCancelled ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
   };
   const { runTool } = proxyActivities<WardenActivities>(options);
-  return { runTool, runToolSummarized: (summary, on) => proxyActivities<WardenActivities>({ ...options, ...on, summary }).runTool, activityTimeoutMs };
+  const credentialTtlCeilingMs = durationToMs(task.limits.toolTimeout) + TOOL_SETUP_MARGIN_MS;
+  return { runTool, runToolSummarized: (summary, on) => proxyActivities<WardenActivities>({ ...options, ...on, summary }).runTool, activityTimeoutMs, credentialTtlCeilingMs };
 }

@@ -15,14 +15,19 @@ import type { AttestClaimInput } from '../attestation/claim-verification';
 import { refutationReason, type ClaimOutcome, type StatedClaim } from '../attestation/claim-outcome';
 import { ClaimSchema, describeClaim, normalizeClaim } from '../attestation/claim-schema';
 import { DEFAULT_VERIFICATION_TIMEOUT } from '../attestation/attestation-config';
+import { SANDBOX_ANSWER_BOUND_PAST_TIMEOUT_MS } from '../sandbox/liveness-bounds';
 import { durationToMs } from '../task/duration';
 import type { TaskResult } from '../task/task-run';
 import type { AgentRun } from './agent-run';
 import { stepErrorOf } from './task-ended';
 import { callTarget, escapeMarkdown, oneLine } from './ui-summaries';
 
-/** Room past the verification's own time limit for the credential, the custody append and signing. */
-const ATTEST_ACTIVITY_MARGIN_MS = 30_000;
+/**
+ * Room past the verification's own time limit for the credential, the custody append and signing
+ * (30 s), and for a user verifier the latest the sandbox answers its call past that limit
+ * (sandbox/liveness-bounds.ts): the server must not time out and retry a check still running.
+ */
+const ATTEST_ACTIVITY_MARGIN_MS = 30_000 + SANDBOX_ANSWER_BOUND_PAST_TIMEOUT_MS;
 
 interface TreeClaim {
   node: TaskResult;

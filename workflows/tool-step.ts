@@ -10,6 +10,7 @@ import { networkEffectsOf } from '../monitoring/action-features';
 import type { EgressWatch } from '../monitoring/egress-watch';
 import { recordExecution } from '../policies/engine/policy-state';
 import { callKeyOf } from '../recovery/call-key';
+import { SANDBOX_ANSWER_BOUND_PAST_CANCEL_MS } from '../sandbox/liveness-bounds';
 import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepError, StepRecord, ToolAction } from '../task/task-run';
 import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
@@ -207,11 +208,13 @@ const TOOL_MARGIN_MS = 10_000;
 const FOLDED_TURN_MS = 120_000;
 
 /**
- * Room past the deadline for a data-flow call the worker stops there: the tool stopped (an
- * isolate's or MCP server's cancel grace is 2 s, then the host or server is killed), its writes
- * undone and synced, the failure reported. A worker gone meanwhile is noticed by the heartbeat.
+ * Room past the deadline for a data-flow call the worker stops there: the tool stopped (an MCP
+ * server's cancel grace is 2 s, then the server is killed; an isolate's host is checked for
+ * liveness after its cancel grace, and the call answered at the latest
+ * SANDBOX_ANSWER_BOUND_PAST_CANCEL_MS after the cancel, sandbox/liveness-bounds.ts), its writes
+ * undone and synced (30 s), the failure reported. A worker gone meanwhile is noticed by the heartbeat.
  */
-const DEADLINE_STOP_MARGIN_MS = 30_000;
+const DEADLINE_STOP_MARGIN_MS = 30_000 + SANDBOX_ANSWER_BOUND_PAST_CANCEL_MS;
 
 /** The tool call's activity timeouts: its own limit, plus a folded model turn. */
 function toolCallTimeouts(run: AgentRun, fold: boolean): CallTimeouts {
@@ -363,7 +366,7 @@ function callFields(
     stepIndex: step.index,
     callId,
     grantId: run.identity!.grantId,
-    maxCredentialTtlMs: run.tools.activityTimeoutMs,
+    maxCredentialTtlMs: run.tools.credentialTtlCeilingMs,
     tool: action.tool,
     args: resolvedArgs ?? action.args,
     ...(resolvedArgs === undefined ? {} : { pathsResolved: true as const }),
