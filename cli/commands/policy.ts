@@ -5,7 +5,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../../errors';
 import { readRegularFileSync } from '../../regular-file';
-import { jsonProblemText } from '../../json-syntax';
+import { parseTaskText } from '../../task/load-task-file';
 import { compileRule, validateCedarRules, type CompiledRule } from '../../policies/engine/compile-rule';
 import { PACKS_DIR, readPacks, readRuleFile, type PackSentence } from '../../policies/engine/load-pack';
 import { describeResponseRule, isResponseRule, parseResponseRule } from '../../policies/engine/parse-response-rule';
@@ -27,17 +27,14 @@ export const POLICY_USAGE = `usage: warden policy test <pack...> --against <work
   --json    print the compiled rules as one JSON array`;
 
 /**
- * A .json task file's document, read as `warden run` reads it: as JSON (not YAML), a leading
- * byte-order mark dropped. Throws WardenError ERR_TASK_FILE_INVALID naming the file and where it
- * is not JSON.
+ * A .json task file's document, read as `warden run` reads it (parseTaskText: JSON, not YAML; a
+ * field named twice refused; a leading byte-order mark dropped). Its own JSON.parse took the last
+ * of a field named twice, so `policy compile` showed the second `policies` of a file `warden run`
+ * refuses (YAML, which read .json files here before, refused it too). Throws TaskFileError
+ * ERR_TASK_FILE_INVALID naming the file, line and column.
  */
 function jsonTaskFile(path: string): unknown {
-  const text = readRegularFileSync(path).replace(/^\uFEFF/, '');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new WardenError('ERR_TASK_FILE_INVALID', `${path}: not valid JSON at ${jsonProblemText(text)}`);
-  }
+  return parseTaskText(readRegularFileSync(path).replace(/^\uFEFF/, ''), path);
 }
 
 /** The sentences of one file or folder named on the command line. */
