@@ -2,7 +2,6 @@
 import { policyTestCommand } from './policy-test';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../../errors';
 import { readRegularFileSync } from '../../regular-file';
 import { parseTaskText } from '../../task/load-task-file';
@@ -27,13 +26,15 @@ export const POLICY_USAGE = `usage: warden policy test <pack...> --against <work
   --json    print the compiled rules as one JSON array`;
 
 /**
- * A .json task file's document, read as `warden run` reads it (parseTaskText: JSON, not YAML; a
- * field named twice refused; a leading byte-order mark dropped). Its own JSON.parse took the last
- * of a field named twice, so `policy compile` showed the second `policies` of a file `warden run`
- * refuses (YAML, which read .json files here before, refused it too). Throws TaskFileError
- * ERR_TASK_FILE_INVALID naming the file, line and column.
+ * A task file's document (.yaml, .yml or .json), read as `warden run` reads it (parseTaskText: a
+ * .json file as JSON, a field named twice refused, aliases and document limits held; a leading
+ * byte-order mark dropped). Read here with the yaml package's `parse` and, since h/open2, a .json
+ * file with JSON.parse: a YAML syntax error or alias bomb escaped as an uncaught YAMLParseError or
+ * ReferenceError (exit 1, a stack trace), and JSON.parse kept the last of a field named twice, so
+ * a file with two `policies` lists showed the second where `warden run` refuses the file.
+ * @throws TaskFileError ERR_TASK_FILE_INVALID naming the file, line and column.
  */
-function jsonTaskFile(path: string): unknown {
+function taskFileDocument(path: string): unknown {
   return parseTaskText(readRegularFileSync(path).replace(/^\uFEFF/, ''), path);
 }
 
@@ -42,7 +43,7 @@ function sentencesOfPath(path: string): PackSentence[] {
   if (statSync(path).isDirectory()) return readPacks([path]);
   const extension = extname(path).toLowerCase();
   if (extension === '.yaml' || extension === '.yml' || extension === '.json') {
-    const document: unknown = extension === '.json' ? jsonTaskFile(path) : parseYaml(readRegularFileSync(path));
+    const document = taskFileDocument(path);
     const policies = document !== null && typeof document === 'object' ? (document as { policies?: unknown }).policies : undefined;
     if (policies === undefined) return [];
     if (!Array.isArray(policies) || !policies.every((p) => typeof p === 'string')) {
