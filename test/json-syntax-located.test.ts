@@ -78,7 +78,8 @@ const kinds: Kind[] = [
     name: 'a task file (warden policy compile)',
     read: (file) =>
       stderrOf(async (io) => expect(await policyCommand(['compile', file], io)).toBe(EXIT.usage)),
-    where: (file, line, column) => `${file}: not valid JSON at line ${line}, column ${column}: `,
+    // Read as warden run reads it (parseTaskText): the same file:line:column and excerpt.
+    where: (file, line, column) => `${file}:${line}:${column}: not valid JSON: `,
     dropsBom: true,
   },
   { name: 'a JWKS (warden attest --jwks)', read: (file) => stderrOf((io) => expect(readJsonFile(io, 'attest', file, 'JWKS')).toBeUndefined()), where: lineColumn },

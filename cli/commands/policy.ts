@@ -2,10 +2,9 @@
 import { policyTestCommand } from './policy-test';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { WardenError } from '../../errors';
 import { readRegularFileSync } from '../../regular-file';
-import { jsonProblemText } from '../../json-syntax';
+import { parseTaskText } from '../../task/load-task-file';
 import { compileRule, validateCedarRules, type CompiledRule } from '../../policies/engine/compile-rule';
 import { PACKS_DIR, readPacks, readRuleFile, type PackSentence } from '../../policies/engine/load-pack';
 import { describeResponseRule, isResponseRule, parseResponseRule } from '../../policies/engine/parse-response-rule';
@@ -27,17 +26,16 @@ export const POLICY_USAGE = `usage: warden policy test <pack...> --against <work
   --json    print the compiled rules as one JSON array`;
 
 /**
- * A .json task file's document, read as `warden run` reads it: as JSON (not YAML), a leading
- * byte-order mark dropped. Throws WardenError ERR_TASK_FILE_INVALID naming the file and where it
- * is not JSON.
+ * A task file's document (.yaml, .yml or .json), read as `warden run` reads it (parseTaskText: a
+ * .json file as JSON, a field named twice refused, aliases and document limits held; a leading
+ * byte-order mark dropped). Read here with the yaml package's `parse` and, since h/open2, a .json
+ * file with JSON.parse: a YAML syntax error or alias bomb escaped as an uncaught YAMLParseError or
+ * ReferenceError (exit 1, a stack trace), and JSON.parse kept the last of a field named twice, so
+ * a file with two `policies` lists showed the second where `warden run` refuses the file.
+ * @throws TaskFileError ERR_TASK_FILE_INVALID naming the file, line and column.
  */
-function jsonTaskFile(path: string): unknown {
-  const text = readRegularFileSync(path).replace(/^\uFEFF/, '');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    throw new WardenError('ERR_TASK_FILE_INVALID', `${path}: not valid JSON at ${jsonProblemText(text)}`);
-  }
+function taskFileDocument(path: string): unknown {
+  return parseTaskText(readRegularFileSync(path).replace(/^\uFEFF/, ''), path);
 }
 
 /** The sentences of one file or folder named on the command line. */
@@ -45,7 +43,7 @@ function sentencesOfPath(path: string): PackSentence[] {
   if (statSync(path).isDirectory()) return readPacks([path]);
   const extension = extname(path).toLowerCase();
   if (extension === '.yaml' || extension === '.yml' || extension === '.json') {
-    const document: unknown = extension === '.json' ? jsonTaskFile(path) : parseYaml(readRegularFileSync(path));
+    const document = taskFileDocument(path);
     const policies = document !== null && typeof document === 'object' ? (document as { policies?: unknown }).policies : undefined;
     if (policies === undefined) return [];
     if (!Array.isArray(policies) || !policies.every((p) => typeof p === 'string')) {
