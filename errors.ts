@@ -77,6 +77,8 @@ export const ERROR_CODES = [
   // identity: the credential authority's keys
   'ERR_KEYSTORE_INVALID',
   'ERR_KEYSTORE_LOCKED',
+  /** The operator's WARDEN_SIGNING_KEY_FILE cannot be read, is not a private JWK, or is readable by others (exit 2). */
+  'ERR_SIGNING_KEY_FILE_INVALID',
   // identity: per-call credentials and task grants (every check has its own code)
   'ERR_CREDENTIAL_MALFORMED',
   'ERR_CREDENTIAL_UNSIGNED',
@@ -154,6 +156,8 @@ export const ERROR_CODES = [
   'ERR_TASK_BLOCKED',
   'ERR_KILL_REFUSED',
   'ERR_MONITOR_RECORD_INVALID',
+  /** A task results file the user named (`warden baseline learn --from`) cannot be read or holds no task results (exit 2). */
+  'ERR_TASK_RESULTS_FILE_INVALID',
   'ERR_MONITOR_TREE_UNKNOWN',
   'ERR_ALERT_WEBHOOK_FAILED',
   // attestation (claims verified, envelopes and receipts checked offline)
@@ -332,7 +336,7 @@ export class DataPlaneError extends WardenError {}
 /**
  * Monitoring and incident response: a task was blocked (`ERR_TASK_BLOCKED`, the error of the
  * action it was blocked at), a kill was refused (`ERR_KILL_REFUSED`: not running, or the operator
- * is not authenticated), a stored baseline or alert does not parse (`ERR_MONITOR_RECORD_INVALID`),
+ * is not authenticated), a stored baseline or alert does not parse (`ERR_MONITOR_RECORD_INVALID`), a task results file the user named holds none (`ERR_TASK_RESULTS_FILE_INVALID`),
  * a sub-agent's grant, which names its ancestors, cannot be read (`ERR_MONITOR_TREE_UNKNOWN`),
  * the alert webhook cannot be reached (`ERR_ALERT_WEBHOOK_FAILED`, retryable).
  */

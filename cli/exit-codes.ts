@@ -1,4 +1,6 @@
 /** Process exit codes of the `warden` CLI. */
+import type { ErrorCode } from '../errors';
+
 export const EXIT = {
   /** The task completed (or the command succeeded). */
   ok: 0,
@@ -11,18 +13,21 @@ export const EXIT = {
 /**
  * The exit code of a command that failed with a Warden error `error`: 2 (usage) for an error in
  * what the user gave ({@link USAGE_ERROR_CODES}: TEMPORAL_NAMESPACE is configuration, like a bad
- * task file; an approver key file), else `otherwise` (default 1).
+ * task file; an approver key file, the signing key file, a task results file), else `otherwise` (default 1).
  */
 export function exitCodeOfError(error: { code: string }, otherwise: number = EXIT.failed): number {
-  return USAGE_ERROR_CODES.has(error.code) ? EXIT.usage : otherwise;
+  return USAGE_ERROR_CODES.has(error.code as ErrorCode) ? EXIT.usage : otherwise;
 }
 
 /**
  * Errors that mean what the user gave is wrong, whichever command meets them: a namespace the
- * server does not have, an approver key that is missing or not a key file. Each exits 2, as a bad
- * flag or file does (`warden kill` exited 1 on a missing key where `approve` and `console` exit 2).
+ * server does not have, an approver key that is missing or not a key file, a
+ * `WARDEN_SIGNING_KEY_FILE` that cannot be used, a `--from` results file that holds no task
+ * results. Each exits 2, as a bad flag or file does (`warden kill` exited 1 on a missing key where
+ * `approve` and `console` exit 2; `warden worker` and `warden baseline learn --from` exited 1 on a
+ * bad file of theirs).
  */
-const USAGE_ERROR_CODES: ReadonlySet<string> = new Set(['ERR_TEMPORAL_NAMESPACE_NOT_FOUND', 'ERR_APPROVER_INVALID']);
+const USAGE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_TEMPORAL_NAMESPACE_NOT_FOUND', 'ERR_APPROVER_INVALID', 'ERR_SIGNING_KEY_FILE_INVALID', 'ERR_TASK_RESULTS_FILE_INVALID']);
 
 /** Exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;

@@ -45,20 +45,20 @@ async function load(file: string): Promise<Loaded> {
     stat = fs.statSync(file);
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the signing key file ${file}`, { details: { file }, cause: error });
+    throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `cannot read the signing key file ${file}`, { details: { file }, cause: error });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
     // Deliberately generic: nothing about the key material in the message (where, not what; and no cause, which quotes the text).
-    throw new KeystoreError('ERR_KEYSTORE_INVALID', `cannot read the signing key file ${file}: not JSON at ${jsonProblemText(text, false)}`, { details: { file } });
+    throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `cannot read the signing key file ${file}: not JSON at ${jsonProblemText(text, false)}`, { details: { file } });
   }
   if ((stat.mode & 0o077) !== 0) {
-    throw new KeystoreError('ERR_KEYSTORE_INVALID', `the signing key file ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); chmod 600 it`, { details: { file } });
+    throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `the signing key file ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); chmod 600 it`, { details: { file } });
   }
   const result = SourceJwkSchema.safeParse(parsed);
-  if (!result.success) throw new KeystoreError('ERR_KEYSTORE_INVALID', `the signing key file ${file} is not a private Ed25519 or P-256 JWK`, { details: { file } });
+  if (!result.success) throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `the signing key file ${file} is not a private Ed25519 or P-256 JWK`, { details: { file } });
   const jwk = result.data;
   const alg = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256';
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
@@ -78,7 +78,7 @@ async function load(file: string): Promise<Loaded> {
   };
 }
 
-/** The keystore of the key file at `file`. @throws KeystoreError ERR_KEYSTORE_INVALID. */
+/** The keystore of the key file at `file`. @throws KeystoreError ERR_SIGNING_KEY_FILE_INVALID when the file cannot be used (exit 2 at the CLI). */
 export async function openKeySourceKeystore(file: string, clock: Clock = systemClock): Promise<Keystore> {
   let current = await load(file);
   const keystore: Keystore = {

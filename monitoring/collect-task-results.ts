@@ -53,14 +53,14 @@ function jsonLinesProblem(text: string): string {
 
 /**
  * Task results from a file: one result (`warden run --json`), a JSON array of them, or one per
- * line. Throws MonitorError ERR_MONITOR_RECORD_INVALID naming the file and what is wrong.
+ * line. Throws MonitorError ERR_TASK_RESULTS_FILE_INVALID naming the file and what is wrong.
  */
 export async function readTaskResultsFile(file: string): Promise<TaskResult[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new MonitorError('ERR_MONITOR_RECORD_INVALID', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { details: { file } });
+    throw new MonitorError('ERR_TASK_RESULTS_FILE_INVALID', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { details: { file } });
   }
   let values: unknown[];
   try {
@@ -73,14 +73,14 @@ export async function readTaskResultsFile(file: string): Promise<TaskResult[]> {
         .filter((line) => line.trim() !== '')
         .map((line) => JSON.parse(line) as unknown);
     } catch {
-      throw new MonitorError('ERR_MONITOR_RECORD_INVALID', `${file} is neither JSON nor JSON lines of task results (${jsonLinesProblem(text)})`, { details: { file } });
+      throw new MonitorError('ERR_TASK_RESULTS_FILE_INVALID', `${file} is neither JSON nor JSON lines of task results (${jsonLinesProblem(text)})`, { details: { file } });
     }
   }
   return values.map((value, i) => {
     const parsed = TaskResultSchema.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new MonitorError('ERR_MONITOR_RECORD_INVALID', `${file}: result ${i + 1} is not a task result (${issue?.path.join('.') || '(top level)'}: ${issue?.message ?? 'invalid'})`, { details: { file, index: i } });
+      throw new MonitorError('ERR_TASK_RESULTS_FILE_INVALID', `${file}: result ${i + 1} is not a task result (${issue?.path.join('.') || '(top level)'}: ${issue?.message ?? 'invalid'})`, { details: { file, index: i } });
     }
     return parsed.data;
   });

@@ -73,12 +73,12 @@ describe('warden baseline', () => {
 
   it('refuses unreadable and malformed result files, naming the file and the problem', async () => {
     const missing = io();
-    expect(await baselineCommand(['learn', '--from', join(stateDir, 'nope.json')], missing.io)).toBe(1);
-    expect(missing.err.join('')).toMatch(/ERR_MONITOR_RECORD_INVALID: cannot read .*nope\.json \(ENOENT\)/);
+    expect(await baselineCommand(['learn', '--from', join(stateDir, 'nope.json')], missing.io)).toBe(2);
+    expect(missing.err.join('')).toMatch(/ERR_TASK_RESULTS_FILE_INVALID: cannot read .*nope\.json \(ENOENT\)/);
     const bad = join(stateDir, 'bad.json');
     await writeFile(bad, JSON.stringify([result(0), { workflowId: 'x' }]));
     const malformed = io();
-    expect(await baselineCommand(['learn', '--from', bad], malformed.io)).toBe(1);
+    expect(await baselineCommand(['learn', '--from', bad], malformed.io)).toBe(2);
     expect(malformed.err.join('')).toMatch(/bad\.json: result 2 is not a task result/);
   });
 });

@@ -117,7 +117,7 @@ describe('two workers sharing one database', () => {
     expect(await codeOf(a.keystore.rotate({ maxTokenLifetimeMs: 0 }))).toBe('ERR_KEYSTORE_INVALID');
 
     fs.chmodSync(keyFile, 0o644);
-    expect(await codeOf(worker('c4', { WARDEN_SIGNING_KEY_FILE: keyFile }))).toBe('ERR_KEYSTORE_INVALID');
+    expect(await codeOf(worker('c4', { WARDEN_SIGNING_KEY_FILE: keyFile }))).toBe('ERR_SIGNING_KEY_FILE_INVALID');
   });
 
   it('never puts a private key into the database', async () => {
