@@ -1,0 +1,152 @@
+/**
+ * Attack on the call lease (recovery/call-lease.ts; guarantee: a call that does not complete leaves
+ * no file effects, and the overlay holds the writes of exactly one attempt, the one Temporal takes).
+ *
+ * A stdio MCP server with the workspace writes through the kernel overlay, which the worker does not
+ * see: an attempt measures the upper folder before the call (`captureUpper`, in memory only) and,
+ * when the call fails, records what changed as undo records and undoes them. A superseded attempt is
+ * fenced before that step (executeOutsideIsolate's catch: "what it changed is the newer attempt's to
+ * undo"), but its changes were never written down anywhere: the newer attempt, once the older one
+ * ended, finds no undo records for the call, measures the upper folder with the older attempt's
+ * writes in it as its own "before", and runs the tool again. The superseded attempt's writes stay
+ * for good: a root call's are committed (the tool's effect twice), a sub-agent's compensation gives
+ * them back instead of the overlay before the call.
+ *
+ * The branch's own test (test/recovery/attempt-fence.test.ts, stdio MCP row) missed it because its
+ * server writes the same bytes on every attempt. Here each attempt appends a line to log.txt.
+ *
+ * Real parts: the real runTool activity twice at once through MockActivityEnvironment (attempt 1
+ * cancelled at its next heartbeat while attempt 2 runs), a real stdio MCP server in the OS sandbox.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities';
+import { protectedSetForCall, type RunToolInput } from '../../activities/run-tool';
+import { McpConnectionPool } from '../../executors/mcp-connection-pool';
+import { openTaskServers } from '../../executors/mcp-executor';
+import type { ActivityDeps } from '../../activities/index';
+import { openCredentialStores, type LocalCredentialStores } from '../../identity/credential-stores';
+import { openKeystore, type Keystore } from '../../identity/keystore';
+import { hashIntent } from '../../identity/intent-hash';
+import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
+import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { undoOverlayCall } from '../../recovery/overlay-undo';
+import { SandboxClient } from '../../sandbox/sandbox-client';
+import { parseTask } from '../../task/load-task-file';
+import type { Task } from '../../task/task-schema';
+import { FIXTURES as MCP_FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
+
+const FIXTURES = path.join(__dirname, 'fixtures');
+let stateDir: string;
+let keystore: Keystore;
+let stores: LocalCredentialStores;
+let sandbox: SandboxClient;
+let pool: McpConnectionPool;
+
+beforeAll(async () => {
+  pool = new McpConnectionPool();
+  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-superseded-mcp-'));
+  keystore = await openKeystore({ stateDir });
+  stores = openCredentialStores({ stateDir });
+  sandbox = await SandboxClient.start({ identityStateDir: stateDir });
+}, 120_000);
+
+afterAll(async () => {
+  await pool?.close();
+  await sandbox?.close();
+  stores?.close();
+});
+
+const deps = (): ActivityDeps => ({ sandbox, stateDir, identity: { keystore, stores }, mcp: { pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES] } }) as ActivityDeps;
+
+async function taskFor(workspace: string, rootWorkflowId: string, rootRunId: string): Promise<Task> {
+  const task = parseTask(
+    {
+      user: 'alice@example.com',
+      intent: 'append slowly',
+      agent: { name: 'appender', model: { driver: 'scripted', script: [{ final: 'done' }] } },
+      tools: { mcp: { slow: { command: 'node', args: [path.join(FIXTURES, 'slow-appender-server.mjs')] } } },
+      grants: { tools: ['slow.append'] },
+      limits: { toolTimeout: '30s' },
+      resources: { workspace },
+    },
+    'superseded-mcp.yaml',
+    stateDir,
+  );
+  const mcpDeps = { pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES], env: process.env, stateDir, protectedSetOf: (t: Task) => protectedSetForCall(deps(), t) };
+  const listings = await openTaskServers(mcpDeps, task, rootWorkflowId, Date.now() + 10 * 60_000, rootRunId);
+  return { ...task, tools: { ...task.tools, mcpPinned: listings } };
+}
+
+async function grantFor(workflowId: string, task: Task): Promise<IssuedGrant> {
+  const issued = await issueTaskGrant(keystore, {
+    workflowId,
+    user: task.user,
+    intentHash: hashIntent(task.intent),
+    agent: { name: task.agent.name, model: { id: 'scripted', version: '1' } },
+    grants: { tools: task.grants.tools, subagents: [], hosts: [], databases: task.grants.databases },
+    limits: { maxSteps: 10, toolTimeoutMs: 30_000, toolMemoryMb: 64 },
+    expiresAt: Date.now() + 10 * 60_000,
+  });
+  stores.grants.saveGrant(issued);
+  return issued;
+}
+
+async function until(check: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const logOf = (upper: string) => (fs.existsSync(path.join(upper, 'log.txt')) ? fs.readFileSync(path.join(upper, 'log.txt'), 'utf8') : undefined);
+
+describe('a stdio MCP call superseded by its next attempt', () => {
+  it.each([
+    { name: 'root call', subagent: false },
+    { name: "sub-agent's call", subagent: true },
+  ])("$name: the overlay holds attempt 2's write only, and undoing the call leaves nothing", async ({ subagent }) => {
+    const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-superseded-mcp-ws-'));
+    const rootWorkflowId = `superseded-mcp-${subagent ? 'sub' : 'root'}-${Date.now()}`;
+    const rootRunId = 'run-1';
+    const task = await taskFor(workspace, rootWorkflowId, rootRunId);
+    const workflowId = subagent ? `${rootWorkflowId}/helper` : rootWorkflowId;
+    const grant = await grantFor(workflowId, task);
+    const callId = `${workflowId}:${rootRunId}:0:digest`;
+    const input: RunToolInput = { rootWorkflowId, rootRunId, workflowId, stepIndex: 0, callId, grantId: grant.id, maxCredentialTtlMs: 60_000, task, tool: 'slow.append', args: {} };
+    const taskKey = taskKeyOf(rootWorkflowId, rootRunId);
+    const { upper } = overlayPathsOf(stateDir, taskKey);
+    const activities = createActivities(deps());
+    const info = { heartbeatTimeoutMs: 20_000, startToCloseTimeoutMs: 40_000 };
+
+    const first = new MockActivityEnvironment({ attempt: 1, ...info } as never);
+    const attempt1 = first.run(activities.runTool, input).then(
+      () => 'completed',
+      (e: unknown) => (e as { type?: string }).type ?? 'failed',
+    );
+    // Attempt 1's server has appended its line and keeps working: Temporal times it out and starts attempt 2.
+    await until(() => logOf(upper) !== undefined, "attempt 1's write");
+    const second = new MockActivityEnvironment({ attempt: 2, ...info } as never);
+    const attempt2 = second.run(activities.runTool, input).then(
+      () => 'completed',
+      (e: unknown) => `${(e as { type?: string }).type ?? 'failed'}: ${(e as Error).message}`,
+    );
+    // Attempt 1 hears of its timeout at its next heartbeat.
+    await new Promise((r) => setTimeout(r, 1000));
+    first.cancel();
+    const [one, two] = await Promise.all([attempt1, attempt2]);
+    expect(one).not.toBe('completed');
+    expect(two).toBe('completed');
+    // Exactly one attempt's effect: one line (was two: attempt 1's line was never recorded, so never undone).
+    expect(logOf(upper)).toBe('appended\n');
+    if (subagent) {
+      // The sub-agent's call undone gives back the overlay before the call (was: attempt 1's line kept).
+      await undoOverlayCall({ stateDir, taskKey, callId });
+      expect(logOf(upper)).toBeUndefined();
+    }
+  }, 120_000);
+});
