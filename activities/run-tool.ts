@@ -607,11 +607,20 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
     return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential, startRecord);
   } catch (error) {
     if (undo === undefined) throw error;
-    // Superseded: what it changed is the newer attempt's to undo, after this one has ended.
-    await call.fence?.assertCurrent();
+    const fenced = await call.fence?.assertCurrent().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    // The task ended (its lease went with its overlay): its records are not this attempt's to make.
+    if (fenced instanceof WardenError && fenced.details['leaseGone'] === true) throw fenced;
     // What the program or server changed in the overlay during the failed call is taken back out.
     const unkept = undo.captured === undefined ? [] : await unkeptChangesOf(undo.upper, undo.captured);
+    // Recorded even when superseded: the capture is in this process only, and the newer attempt, which
+    // waits until this one has ended, finds what to undo in these records (without them it took this
+    // attempt's writes for the overlay before the call, and they stayed).
     if (undo.captured !== undefined) await recordUpperChanges(undo.upper, undo.undoDir, undo.captured);
+    // Superseded: the recorded changes are the newer attempt's to undo, after this one has ended.
+    if (fenced !== undefined) throw fenced;
     const undone = await undoIncompleteCall(undo.key, call.fence);
     if (unkept.length > 0) {
       // Never a silent partial undo: what could be taken back was, the rest is named.
