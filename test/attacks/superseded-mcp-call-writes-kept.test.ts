@@ -21,45 +21,25 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import { protectedSetForCall, type RunToolInput } from '../../activities/run-tool';
-import { McpConnectionPool } from '../../executors/mcp-connection-pool';
 import { openTaskServers } from '../../executors/mcp-executor';
 import type { ActivityDeps } from '../../activities/index';
-import { openCredentialStores, type LocalCredentialStores } from '../../identity/credential-stores';
-import { openKeystore, type Keystore } from '../../identity/keystore';
-import { hashIntent } from '../../identity/intent-hash';
-import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
 import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
-import { SandboxClient } from '../../sandbox/sandbox-client';
 import { parseTask } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
 import { FIXTURES as MCP_FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
+import { openAttemptWorker, saveTaskGrant, startAttempt, waitUntil as until, type AttemptWorker } from '../support/attempt-overlap-kit';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
-let stateDir: string;
-let keystore: Keystore;
-let stores: LocalCredentialStores;
-let sandbox: SandboxClient;
-let pool: McpConnectionPool;
-
+let w: AttemptWorker;
 beforeAll(async () => {
-  pool = new McpConnectionPool();
-  stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-superseded-mcp-'));
-  keystore = await openKeystore({ stateDir });
-  stores = openCredentialStores({ stateDir });
-  sandbox = await SandboxClient.start({ identityStateDir: stateDir });
+  w = await openAttemptWorker('warden-superseded-mcp-');
 }, 120_000);
+afterAll(async () => w?.close());
 
-afterAll(async () => {
-  await pool?.close();
-  await sandbox?.close();
-  stores?.close();
-});
-
-const deps = (): ActivityDeps => ({ sandbox, stateDir, identity: { keystore, stores }, mcp: { pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES] } }) as ActivityDeps;
+const deps = (): ActivityDeps => ({ sandbox: w.sandbox, stateDir: w.stateDir, identity: { keystore: w.keystore, stores: w.stores }, mcp: { pool: w.pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES] } }) as ActivityDeps;
 
 async function taskFor(workspace: string, rootWorkflowId: string, rootRunId: string): Promise<Task> {
   const task = parseTask(
@@ -73,34 +53,14 @@ async function taskFor(workspace: string, rootWorkflowId: string, rootRunId: str
       resources: { workspace },
     },
     'superseded-mcp.yaml',
-    stateDir,
+    w.stateDir,
   );
-  const mcpDeps = { pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES], env: process.env, stateDir, protectedSetOf: (t: Task) => protectedSetForCall(deps(), t) };
+  const mcpDeps = { pool: w.pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES], env: process.env, stateDir: w.stateDir, protectedSetOf: (t: Task) => protectedSetForCall(deps(), t) };
   const listings = await openTaskServers(mcpDeps, task, rootWorkflowId, Date.now() + 10 * 60_000, rootRunId);
   return { ...task, tools: { ...task.tools, mcpPinned: listings } };
 }
 
-async function grantFor(workflowId: string, task: Task): Promise<IssuedGrant> {
-  const issued = await issueTaskGrant(keystore, {
-    workflowId,
-    user: task.user,
-    intentHash: hashIntent(task.intent),
-    agent: { name: task.agent.name, model: { id: 'scripted', version: '1' } },
-    grants: { tools: task.grants.tools, subagents: [], hosts: [], databases: task.grants.databases },
-    limits: { maxSteps: 10, toolTimeoutMs: 30_000, toolMemoryMb: 64 },
-    expiresAt: Date.now() + 10 * 60_000,
-  });
-  stores.grants.saveGrant(issued);
-  return issued;
-}
 
-async function until(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const logOf = (upper: string) => (fs.existsSync(path.join(upper, 'log.txt')) ? fs.readFileSync(path.join(upper, 'log.txt'), 'utf8') : undefined);
 
@@ -114,30 +74,21 @@ describe('a stdio MCP call superseded by its next attempt', () => {
     const rootRunId = 'run-1';
     const task = await taskFor(workspace, rootWorkflowId, rootRunId);
     const workflowId = subagent ? `${rootWorkflowId}/helper` : rootWorkflowId;
-    const grant = await grantFor(workflowId, task);
+    const grant = await saveTaskGrant(w, workflowId, task);
     const callId = `${workflowId}:${rootRunId}:0:digest`;
     const input: RunToolInput = { rootWorkflowId, rootRunId, workflowId, stepIndex: 0, callId, grantId: grant.id, maxCredentialTtlMs: 60_000, task, tool: 'slow.append', args: {} };
     const taskKey = taskKeyOf(rootWorkflowId, rootRunId);
-    const { upper } = overlayPathsOf(stateDir, taskKey);
+    const { upper } = overlayPathsOf(w.stateDir, taskKey);
     const activities = createActivities(deps());
-    const info = { heartbeatTimeoutMs: 20_000, startToCloseTimeoutMs: 40_000 };
 
-    const first = new MockActivityEnvironment({ attempt: 1, ...info } as never);
-    const attempt1 = first.run(activities.runTool, input).then(
-      () => 'completed',
-      (e: unknown) => (e as { type?: string }).type ?? 'failed',
-    );
+    const first = startAttempt(activities.runTool, input, 1);
     // Attempt 1's server has appended its line and keeps working: Temporal times it out and starts attempt 2.
     await until(() => logOf(upper) !== undefined, "attempt 1's write");
-    const second = new MockActivityEnvironment({ attempt: 2, ...info } as never);
-    const attempt2 = second.run(activities.runTool, input).then(
-      () => 'completed',
-      (e: unknown) => `${(e as { type?: string }).type ?? 'failed'}: ${(e as Error).message}`,
-    );
+    const second = startAttempt(activities.runTool, input, 2);
     // Attempt 1 hears of its timeout at its next heartbeat.
     await new Promise((r) => setTimeout(r, 1000));
-    first.cancel();
-    const [one, two] = await Promise.all([attempt1, attempt2]);
+    first.env.cancel();
+    const [one, two] = await Promise.all([first.outcome, second.outcome]);
     expect(one).not.toBe('completed');
     expect(two).toBe('completed');
     // Exactly one attempt's effect: one line (was two: attempt 1's line was never recorded, so never undone).

@@ -21,15 +21,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
 import type { RunToolInput } from '../../activities/run-tool';
 import type { ActivityDeps } from '../../activities/index';
 import { openCredentialStores, type LocalCredentialStores } from '../../identity/credential-stores';
 import { openKeystore, type Keystore } from '../../identity/keystore';
-import { hashIntent } from '../../identity/intent-hash';
-import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
 import { hydrateJournal } from '../../recovery/shared-journal';
 import { listJournaledCalls } from '../../recovery/sql-undo-journal';
 import { taskKeyOf } from '../../recovery/recovery-paths';
@@ -39,6 +36,7 @@ import type { SqlDatabase } from '../../state/sql-database';
 import { openSqliteDatabase } from '../../state/sqlite-database';
 import { parseTask } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
+import { saveTaskGrant, startAttempt, waitUntil as until } from '../support/attempt-overlap-kit';
 
 let stateDir: string;
 let keystore: Keystore;
@@ -82,27 +80,7 @@ function taskWith(database: string): Task {
   );
 }
 
-async function grantFor(workflowId: string, task: Task, expiresAt: number): Promise<IssuedGrant> {
-  const issued = await issueTaskGrant(keystore, {
-    workflowId,
-    user: task.user,
-    intentHash: hashIntent(task.intent),
-    agent: { name: task.agent.name, model: { id: 'scripted', version: '1' } },
-    grants: { tools: task.grants.tools, subagents: [], hosts: [], databases: task.grants.databases },
-    limits: { maxSteps: 10, toolTimeoutMs: 30_000, toolMemoryMb: 64 },
-    expiresAt,
-  });
-  stores.grants.saveGrant(issued);
-  return issued;
-}
 
-async function until(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('an SQL call superseded by an attempt that fails before its sandbox call', () => {
   it("the older attempt's committed change still reaches the shared journal (another worker can undo it)", async () => {
@@ -114,28 +92,19 @@ describe('an SQL call superseded by an attempt that fails before its sandbox cal
     const rootWorkflowId = `superseded-sql-${Date.now()}`;
     const rootRunId = 'run-1';
     // The task's deadline (the grant's expiry) comes while attempt 1 still runs.
-    const grant = await grantFor(rootWorkflowId, task, Date.now() + 3000);
+    const grant = await saveTaskGrant({ keystore, stores }, rootWorkflowId, task, Date.now() + 3000);
     const callId = `${rootWorkflowId}:${rootRunId}:0:digest`;
     const input: RunToolInput = { rootWorkflowId, rootRunId, workflowId: rootWorkflowId, stepIndex: 0, callId, grantId: grant.id, maxCredentialTtlMs: 60_000, task, tool: 'reserve', args: {} };
     const activities = createActivities(deps());
-    const info = { heartbeatTimeoutMs: 20_000, startToCloseTimeoutMs: 40_000 };
 
-    const first = new MockActivityEnvironment({ attempt: 1, ...info } as never);
-    const attempt1 = first.run(activities.runTool, input).then(
-      () => 'completed',
-      (e: unknown) => (e as { type?: string }).type ?? 'failed',
-    );
+    const first = startAttempt(activities.runTool, input, 1);
     await until(() => qty() === 9, "attempt 1's UPDATE");
     await until(() => Date.now() > grant.claims.exp * 1000 + 200, "the grant's expiry");
     // Temporal timed attempt 1 out; attempt 2 starts past the deadline, attempt 1 hears of it at its next heartbeat.
-    const attempt2 = new MockActivityEnvironment({ attempt: 2, ...info } as never).run(activities.runTool, input).then(
-      () => 'completed',
-      (e: unknown) => (e as { type?: string }).type ?? 'failed',
-    );
-    const two = await attempt2;
-    first.cancel();
-    const one = await attempt1;
-    expect({ one, two }).toEqual({ one: expect.not.stringMatching(/^completed$/), two: 'ERR_CREDENTIAL_EXPIRED' });
+    const two = await startAttempt(activities.runTool, input, 2).outcome;
+    first.env.cancel();
+    const one = await first.outcome;
+    expect({ one, two }).toEqual({ one: expect.not.stringMatching(/^completed$/), two: expect.stringMatching(/^ERR_CREDENTIAL_EXPIRED: /) });
     expect(qty()).toBe(9);
     // Worker B's compensation hydrates its own journal from the shared tables: attempt 1's UPDATE must be there.
     const journalB = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warden-superseded-sql-b-')), 'journal.db');
