@@ -441,24 +441,33 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
   // reach every worker. Also an attempt superseded meanwhile: the newer one ships only after its own
   // sandbox call, which it may never make (it fails first, or is cancelled or stuck waiting for this
   // one). Shipping copies this worker's journal, idempotently (once per statement): nothing of the
-  // newer attempt's is touched. First, so that an undo that fails does not keep the images back either.
-  if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
+  // newer attempt's is touched.
+  const shipImages = async () => {
+    if (capabilities.sql?.journal === undefined || deps.shared === undefined) return;
     await unlessTaskEnded(call.fence);
     await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
-  }
+  };
   // A call that did not complete (stopped by the gate, failed, timed out, crashed) leaves no file
   // behind: what it wrote is taken back out of the overlay now, before the workflow goes on.
   let undone: string[] = [];
-  if (undo !== undefined) {
-    if (result.ok && result.policy?.stopped === undefined) {
-      // A sub-agent's call stays undoable on its own (its parent may go on without it); a root call's records are done with.
-      // Superseded meanwhile: the records are the newer attempt's to undo (this result is moot).
-      await call.fence?.assertCurrent();
-      if (call.fsUndo !== true) await discardOverlayUndo(undo);
-    } else {
-      undone = await undoIncompleteCall(undo, call.fence);
+  try {
+    if (undo !== undefined) {
+      if (result.ok && result.policy?.stopped === undefined) {
+        // A sub-agent's call stays undoable on its own (its parent may go on without it); a root call's records are done with.
+        // Superseded meanwhile: the records are the newer attempt's to undo (this result is moot).
+        await call.fence?.assertCurrent();
+        if (call.fsUndo !== true) await discardOverlayUndo(undo);
+      } else {
+        undone = await undoIncompleteCall(undo, call.fence);
+      }
     }
+  } catch (error) {
+    // Superseded, or the undo failed: the images still go out; this attempt's error stays the one
+    // reported (a shipping that fails too is done by the call's next attempt).
+    await shipImages().catch(() => undefined);
+    throw error;
   }
+  await shipImages();
   const undoneField = undone.length === 0 ? {} : { undone };
   // Cancelled: the call has stopped and its writes are undone; the activity ends as cancelled, as a program's does.
   call.signal?.throwIfAborted();
