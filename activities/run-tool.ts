@@ -19,8 +19,9 @@
  * this machine) and waits until it has ended (ERR_CALL_ATTEMPT_STUCK, retryable, when it does not
  * within 30 s), and only then undoes what the older one left. The older attempt, superseded, is
  * fenced: before each durable step on the call's records (undo, discarding its undo records,
- * shipping its SQL journal, syncing the overlay copy) it checks it is still the call's current
- * attempt, and otherwise fails ERR_CALL_SUPERSEDED leaving everything to the newer one. So the
+ * syncing the overlay copy) it checks it is still the call's current attempt, and otherwise fails
+ * ERR_CALL_SUPERSEDED leaving everything to the newer one (after handing over what only it has:
+ * an MCP call's measured changes as undo records, its SQL journal shipped). So the
  * overlay holds the writes of exactly one attempt: the one whose result Temporal takes.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -436,25 +437,38 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     throw error;
   });
   if (result.capabilityArgsMended !== undefined) annotateActiveSpan({ [WARDEN_ATTR.toolCapabilityArgsMended]: result.capabilityArgsMended });
+  // Even a tool that failed, or that the gate stopped, may have committed SQL before: its images must
+  // reach every worker. Also an attempt superseded meanwhile: the newer one ships only after its own
+  // sandbox call, which it may never make (it fails first, or is cancelled or stuck waiting for this
+  // one). Shipping copies this worker's journal, idempotently (once per statement): nothing of the
+  // newer attempt's is touched.
+  const shipImages = async () => {
+    if (capabilities.sql?.journal === undefined || deps.shared === undefined) return;
+    await unlessTaskEnded(call.fence);
+    await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
+  };
   // A call that did not complete (stopped by the gate, failed, timed out, crashed) leaves no file
   // behind: what it wrote is taken back out of the overlay now, before the workflow goes on.
   let undone: string[] = [];
-  if (undo !== undefined) {
-    if (result.ok && result.policy?.stopped === undefined) {
-      // A sub-agent's call stays undoable on its own (its parent may go on without it); a root call's records are done with.
-      // Superseded meanwhile: the records are the newer attempt's to undo (this result is moot).
-      await call.fence?.assertCurrent();
-      if (call.fsUndo !== true) await discardOverlayUndo(undo);
-    } else {
-      undone = await undoIncompleteCall(undo, call.fence);
+  try {
+    if (undo !== undefined) {
+      if (result.ok && result.policy?.stopped === undefined) {
+        // A sub-agent's call stays undoable on its own (its parent may go on without it); a root call's records are done with.
+        // Superseded meanwhile: the records are the newer attempt's to undo (this result is moot).
+        await call.fence?.assertCurrent();
+        if (call.fsUndo !== true) await discardOverlayUndo(undo);
+      } else {
+        undone = await undoIncompleteCall(undo, call.fence);
+      }
     }
+  } catch (error) {
+    // Superseded, or the undo failed: the images still go out; this attempt's error stays the one
+    // reported (a shipping that fails too is done by the call's next attempt).
+    await shipImages().catch(() => undefined);
+    throw error;
   }
+  await shipImages();
   const undoneField = undone.length === 0 ? {} : { undone };
-  // Even a tool that failed, or that the gate stopped, may have committed SQL before: its images must reach every worker.
-  if (capabilities.sql?.journal !== undefined && deps.shared !== undefined) {
-    await call.fence?.assertCurrent();
-    await shipJournal(deps.shared.db, { journal: capabilities.sql.journal, journalKey: taskKey, baseCallId: call.callId, workerId: deps.shared.workerId });
-  }
   // Cancelled: the call has stopped and its writes are undone; the activity ends as cancelled, as a program's does.
   call.signal?.throwIfAborted();
   const ran = { jti: credential.claims.jti, scope: credential.claims.scope, expiresAt: new Date(credential.claims.exp * 1000).toISOString() };
@@ -482,6 +496,22 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     throw new ToolError(code, result.error.message, { ...(undone.length === 0 ? {} : { details: { undone } }), ...(result.error.retryable === true ? { retryable: true } : {}) });
   }
   return { output: result.output, credential: ran, ...extra, trust: outputTrustOf(call.task, tool, call.args, effects, call.policy?.state) };
+}
+
+/**
+ * The fence's verdict for a step that is still this attempt's when a newer attempt superseded it
+ * (one that hands over, rather than destroys: recording what it changed, shipping its journal):
+ * undefined while current, else the fence's error, returned for the caller to throw after the step.
+ * @throws RecoveryError ERR_CALL_SUPERSEDED when the lease is gone (the task ended and its state on
+ *   this machine was removed): then nothing of the call is this attempt's to write
+ */
+async function unlessTaskEnded(fence: ToolExecution['fence']): Promise<unknown> {
+  const fenced = await fence?.assertCurrent().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (fenced instanceof WardenError && fenced.details['leaseGone'] === true) throw fenced;
+  return fenced;
 }
 
 /**
@@ -607,11 +637,15 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
     return await runOutsideIsolate(deps, call, tool, stateDir, grant.claims.exp, credential, startRecord);
   } catch (error) {
     if (undo === undefined) throw error;
-    // Superseded: what it changed is the newer attempt's to undo, after this one has ended.
-    await call.fence?.assertCurrent();
+    const fenced = await unlessTaskEnded(call.fence);
     // What the program or server changed in the overlay during the failed call is taken back out.
     const unkept = undo.captured === undefined ? [] : await unkeptChangesOf(undo.upper, undo.captured);
+    // Recorded even when superseded: the capture is in this process only, and the newer attempt, which
+    // waits until this one has ended, finds what to undo in these records (without them it took this
+    // attempt's writes for the overlay before the call, and they stayed).
     if (undo.captured !== undefined) await recordUpperChanges(undo.upper, undo.undoDir, undo.captured);
+    // Superseded: the recorded changes are the newer attempt's to undo, after this one has ended.
+    if (fenced !== undefined) throw fenced;
     const undone = await undoIncompleteCall(undo.key, call.fence);
     if (unkept.length > 0) {
       // Never a silent partial undo: what could be taken back was, the rest is named.

@@ -81,8 +81,9 @@ export interface CallLease {
   /** Aborts (reason: RecoveryError ERR_CALL_SUPERSEDED) when a newer attempt of the call takes over. */
   readonly signal: AbortSignal;
   /**
-   * Await before each durable step on the call's records (undo, discard, journal shipping, overlay
-   * copy sync, start undo). Looks at the disk (two stats; a folder listing only once a newer
+   * Await before each durable step on the call's records (undo, discard, overlay copy sync, start
+   * undo). Steps that hand over rather than destroy (recording what an outside-isolate call changed,
+   * shipping the SQL journal) a superseded attempt still takes: the newer one needs them. Looks at the disk (two stats; a folder listing only once a newer
    * generation exists).
    * @throws RecoveryError ERR_CALL_SUPERSEDED once a newer attempt took the call over, or the
    *   lease record is gone (the task ended and its per-machine state was removed)

@@ -33,8 +33,6 @@ import { openTaskServers } from '../../executors/mcp-executor';
 import type { ActivityDeps } from '../../activities/index';
 import { openCredentialStores, type LocalCredentialStores } from '../../identity/credential-stores';
 import { openKeystore, type Keystore } from '../../identity/keystore';
-import { hashIntent } from '../../identity/intent-hash';
-import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
 import { acquireCallLease } from '../../recovery/call-lease';
 import { callLeaseStemOf, overlayPathsOf, overlayUndoDirOf, taskKeyOf } from '../../recovery/recovery-paths';
 import { undoOverlayCall } from '../../recovery/overlay-undo';
@@ -42,6 +40,9 @@ import { SandboxClient } from '../../sandbox/sandbox-client';
 import { parseTask } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
 import { FIXTURES as MCP_FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
+import { saveTaskGrant, waitUntil as until } from '../support/attempt-overlap-kit';
+
+const grantFor = (workflowId: string, task: Task) => saveTaskGrant({ keystore, stores }, workflowId, task);
 
 let stateDir: string;
 let keystore: Keystore;
@@ -146,19 +147,6 @@ const kinds: Kind[] = [
   },
 ];
 
-async function grantFor(workflowId: string, task: Task): Promise<IssuedGrant> {
-  const issued = await issueTaskGrant(keystore, {
-    workflowId,
-    user: task.user,
-    intentHash: hashIntent(task.intent),
-    agent: { name: task.agent.name, model: { id: 'scripted', version: '1' } },
-    grants: { tools: task.grants.tools, subagents: [], hosts: [], databases: task.grants.databases, ...(task.grants.commands === undefined ? {} : { commands: task.grants.commands }) },
-    limits: { maxSteps: 10, toolTimeoutMs: 30_000, toolMemoryMb: 64 },
-    expiresAt: Date.now() + 10 * 60_000,
-  });
-  stores.grants.saveGrant(issued);
-  return issued;
-}
 
 /** Files of the upper folder (relative path → content), Warden's whiteouts and folders left out. */
 function upperFiles(upper: string): Record<string, string> {
@@ -171,13 +159,6 @@ function upperFiles(upper: string): Record<string, string> {
   return out;
 }
 
-async function until(check: () => boolean, what: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('two attempts of one call at once', () => {
   it.each(kinds)('$name: the overlay holds exactly attempt 2\'s effect, and undoing the call gives back the overlay before it', async (kind) => {
