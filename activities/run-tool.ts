@@ -46,7 +46,7 @@ import { markCallStarted } from '../recovery/call-starts';
 import { acquireCallLease, SUPERSEDE_WAIT_MS, type CallLease } from '../recovery/call-lease';
 import { openOverlay } from '../recovery/workspace-overlay';
 import { assertWorkspaceFilesWithin, workspaceLimitMbOf, workspaceVolumeMbOf } from '../recovery/overlay-volume';
-import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, undoOverlayCall, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
+import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUnkeptChanges, recordUpperChanges, undoOverlayCall, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
@@ -645,7 +645,12 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
     // attempt's writes for the overlay before the call, and they stayed).
     if (undo.captured !== undefined) await recordUpperChanges(undo.upper, undo.undoDir, undo.captured);
     // Superseded: the recorded changes are the newer attempt's to undo, after this one has ended.
-    if (fenced !== undefined) throw fenced;
+    // A change to a file whose bytes were not kept is recorded as such: the newer attempt then fails
+    // closed naming it (as this one would), rather than take it for the overlay before the call.
+    if (fenced !== undefined) {
+      if (unkept.length > 0) await recordUnkeptChanges(undo.undoDir, unkept);
+      throw fenced;
+    }
     const undone = await undoIncompleteCall(undo.key, call.fence);
     if (unkept.length > 0) {
       // Never a silent partial undo: what could be taken back was, the rest is named.

@@ -23,6 +23,11 @@ const UndoRecordSchema = z.union([
   /** The earlier bytes in a file of the records folder (the fs capability's records). */
   z.strictObject({ path: z.string(), existed: z.literal(true), bytesFile: z.string().regex(/^[0-9a-f]{32}\.bytes$/) }),
   z.strictObject({ path: z.string(), existed: z.literal(false) }),
+  /**
+   * A change no record can take back (an MCP call changed a file whose bytes were not kept:
+   * recordUnkeptChanges). Undoing the call then fails closed naming it, and keeps this record.
+   */
+  z.strictObject({ path: z.string(), unkept: z.literal(true) }),
 ]);
 
 export interface OverlayUndoResult {
@@ -44,8 +49,14 @@ export async function undoOverlayCall(options: { stateDir: string; taskKey: stri
     throw error;
   }
   const upper = realRootOf(overlayPathsOf(options.stateDir, options.taskKey).upper);
+  const unkept: string[] = [];
+  const applied: string[] = [];
   for (const name of names) {
     const record = UndoRecordSchema.parse(JSON.parse(await fsp.readFile(join(dir, name), 'utf8')));
+    if ('unkept' in record) {
+      unkept.push(record.path);
+      continue;
+    }
     // Warden's own folder holds no links; the path is confined to it all the same.
     const target = resolveConfined(upper, record.path, 'refuse').absolute;
     if (record.existed) {
@@ -56,9 +67,33 @@ export async function undoOverlayCall(options: { stateDir: string; taskKey: stri
       await fsp.rm(target, { force: true });
       result.removed.push(record.path);
     }
+    applied.push(name, ...('bytesFile' in record ? [record.bytesFile] : []));
+  }
+  if (unkept.length > 0) {
+    // Never a silent partial undo: what could be taken back was (and its records go, not to be
+    // applied again over what comes after); the rest is named, and its records stay, so undoing
+    // the call again (a retry, its compensation) fails the same way.
+    await Promise.all(applied.map((name) => fsp.rm(join(dir, name), { force: true })));
+    unkept.sort();
+    throw new RecoveryError('ERR_UNDO_FAILED', `the overlay writes of call ${options.callId} cannot all be undone: it changed ${unkept.map((p) => JSON.stringify(p)).join(', ')}, larger than the ${MAX_UPPER_CAPTURE_BYTES} bytes kept before an MCP call`, { details: { unkept, ...result } });
   }
   await fsp.rm(dir, { recursive: true, force: true });
   return result;
+}
+
+/**
+ * Records paths a call changed whose earlier bytes were not kept (`unkeptChangesOf`), for whoever
+ * undoes the call next: a superseded MCP attempt hands them to the newer attempt, which then fails
+ * closed naming them (undoOverlayCall) instead of taking the change for the overlay before the call
+ * and running the tool over it. A path that already has a record keeps it (the earliest wins).
+ */
+export async function recordUnkeptChanges(undoDir: string, paths: readonly string[]): Promise<void> {
+  for (const path of paths) {
+    const entry = join(undoDir, `${createHash('sha256').update(path, 'utf8').digest('hex').slice(0, 32)}.json`);
+    if (await fsp.lstat(entry).then(() => true, () => false)) continue;
+    await fsp.mkdir(undoDir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(entry, Buffer.from(JSON.stringify({ path, unkept: true })));
+  }
 }
 
 /**

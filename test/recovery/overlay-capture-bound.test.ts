@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { captureUpper, MAX_UPPER_CAPTURE_BYTES, recordUpperChanges, unkeptChangesOf } from '../../recovery/overlay-undo';
+import { captureUpper, MAX_UPPER_CAPTURE_BYTES, recordUnkeptChanges, recordUpperChanges, undoOverlayCall, unkeptChangesOf } from '../../recovery/overlay-undo';
+import { overlayPathsOf, overlayUndoDirOf } from '../../recovery/recovery-paths';
 import { codeOf, makeTempDir } from './recovery-test-kit';
 
 function upperWithBig(): string {
@@ -49,5 +50,26 @@ describe('overlay capture past the bound', () => {
 
   it('refuses a sub-agent program past the bound (ERR_UNDO_FAILED), as before', async () => {
     expect(await codeOf(() => captureUpper(upperWithBig()))).toBe('ERR_UNDO_FAILED');
+  });
+
+  it("an unkept change handed over (a superseded MCP attempt's): the undo restores the rest, then fails closed naming it, every time", async () => {
+    const stateDir = makeTempDir('warden-capture-handover-');
+    const key = { stateDir, taskKey: 'task-1', callId: 'call-1' };
+    const upper = overlayPathsOf(stateDir, key.taskKey).upper;
+    fs.mkdirSync(upper, { recursive: true });
+    fs.writeFileSync(path.join(upper, 'small.txt'), 'small');
+    fs.writeFileSync(path.join(upper, 'big.bin'), '');
+    fs.truncateSync(path.join(upper, 'big.bin'), MAX_UPPER_CAPTURE_BYTES + 1);
+    const before = await captureUpper(upper, { overBound: 'stamp' });
+    fs.appendFileSync(path.join(upper, 'big.bin'), 'x');
+    fs.writeFileSync(path.join(upper, 'small.txt'), 'changed');
+    const undoDir = overlayUndoDirOf(stateDir, key.taskKey, key.callId);
+    await recordUpperChanges(upper, undoDir, before);
+    await recordUnkeptChanges(undoDir, await unkeptChangesOf(upper, before));
+    for (const time of [1, 2]) {
+      const error = await undoOverlayCall(key).then(() => undefined, (e: unknown) => e as { code?: string; details?: Record<string, unknown> });
+      expect({ time, code: error?.code, unkept: error?.details?.['unkept'] }).toEqual({ time, code: 'ERR_UNDO_FAILED', unkept: ['big.bin'] });
+      expect(fs.readFileSync(path.join(upper, 'small.txt'), 'utf8')).toBe('small');
+    }
   });
 });
