@@ -23,14 +23,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
-import { protectedSetForCall, type RunToolInput } from '../../activities/run-tool';
-import { openTaskServers } from '../../executors/mcp-executor';
-import type { ActivityDeps } from '../../activities/index';
+import type { RunToolInput } from '../../activities/run-tool';
 import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
-import { parseTask } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
-import { FIXTURES as MCP_FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { openAttemptWorker, saveTaskGrant, startAttempt, waitUntil as until, type AttemptWorker } from '../support/attempt-overlap-kit';
+import { attemptDeps, mcpTaskOn, openAttemptWorker, saveTaskGrant, startAttempt, waitUntil as until, type AttemptWorker } from '../support/attempt-overlap-kit';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 let w: AttemptWorker;
@@ -39,10 +35,9 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => w?.close());
 
-const deps = (): ActivityDeps => ({ sandbox: w.sandbox, stateDir: w.stateDir, identity: { keystore: w.keystore, stores: w.stores }, mcp: { pool: w.pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES] } }) as ActivityDeps;
-
-async function taskFor(workspace: string, rootWorkflowId: string, rootRunId: string): Promise<Task> {
-  const task = parseTask(
+function taskFor(workspace: string, rootWorkflowId: string, rootRunId: string): Promise<Task> {
+  return mcpTaskOn(
+    w,
     {
       user: 'alice@example.com',
       intent: 'append slowly',
@@ -52,15 +47,10 @@ async function taskFor(workspace: string, rootWorkflowId: string, rootRunId: str
       limits: { toolTimeout: '30s' },
       resources: { workspace },
     },
-    'superseded-mcp.yaml',
-    w.stateDir,
+    { rootWorkflowId, rootRunId },
+    [FIXTURES],
   );
-  const mcpDeps = { pool: w.pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES], env: process.env, stateDir: w.stateDir, protectedSetOf: (t: Task) => protectedSetForCall(deps(), t) };
-  const listings = await openTaskServers(mcpDeps, task, rootWorkflowId, Date.now() + 10 * 60_000, rootRunId);
-  return { ...task, tools: { ...task.tools, mcpPinned: listings } };
 }
-
-
 
 const logOf = (upper: string) => (fs.existsSync(path.join(upper, 'log.txt')) ? fs.readFileSync(path.join(upper, 'log.txt'), 'utf8') : undefined);
 
@@ -79,7 +69,7 @@ describe('a stdio MCP call superseded by its next attempt', () => {
     const input: RunToolInput = { rootWorkflowId, rootRunId, workflowId, stepIndex: 0, callId, grantId: grant.id, maxCredentialTtlMs: 60_000, task, tool: 'slow.append', args: {} };
     const taskKey = taskKeyOf(rootWorkflowId, rootRunId);
     const { upper } = overlayPathsOf(w.stateDir, taskKey);
-    const activities = createActivities(deps());
+    const activities = createActivities(attemptDeps(w, [FIXTURES]));
 
     const first = startAttempt(activities.runTool, input, 1);
     // Attempt 1's server has appended its line and keeps working: Temporal times it out and starts attempt 2.

@@ -22,14 +22,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities';
-import { protectedSetForCall, type RunToolInput } from '../../activities/run-tool';
-import { openTaskServers } from '../../executors/mcp-executor';
-import type { ActivityDeps } from '../../activities/index';
+import type { RunToolInput } from '../../activities/run-tool';
 import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
-import { parseTask } from '../../task/load-task-file';
 import type { Task } from '../../task/task-schema';
-import { FIXTURES as MCP_FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
-import { openAttemptWorker, saveTaskGrant, startAttempt, waitUntil as until, type AttemptWorker } from '../support/attempt-overlap-kit';
+import { attemptDeps, mcpTaskOn, openAttemptWorker, saveTaskGrant, startAttempt, waitUntil as until, type AttemptWorker } from '../support/attempt-overlap-kit';
 
 const FIXTURES = path.join(__dirname, 'fixtures');
 const BIG = 64 * 1024 * 1024 + 1;
@@ -39,25 +35,21 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => w?.close());
 
-const deps = (): ActivityDeps => ({ sandbox: w.sandbox, stateDir: w.stateDir, identity: { keystore: w.keystore, stores: w.stores }, mcp: { pool: w.pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES] } }) as ActivityDeps;
-
-async function taskFor(workspace: string, rootWorkflowId: string, rootRunId: string): Promise<Task> {
-  const task = parseTask(
+function taskFor(workspace: string, rootWorkflowId: string, rootRunId: string): Promise<Task> {
+  return mcpTaskOn(
+    w,
     {
       user: 'alice@example.com',
       intent: 'append to a large file',
       agent: { name: 'appender', model: { driver: 'scripted', script: [{ final: 'done' }] } },
-      tools: { mcp: { big: { command: 'node', args: [path.join(FIXTURES, 'big-appender-server.mjs')] } } },
-      grants: { tools: ['big.grow', 'big.append'] },
+      tools: { mcp: { slow: { command: 'node', args: [path.join(FIXTURES, 'slow-appender-server.mjs')] } } },
+      grants: { tools: ['slow.grow', 'slow.append'] },
       limits: { toolTimeout: '30s' },
       resources: { workspace },
     },
-    'superseded-unkept.yaml',
-    w.stateDir,
+    { rootWorkflowId, rootRunId },
+    [FIXTURES],
   );
-  const mcpDeps = { pool: w.pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, FIXTURES], env: process.env, stateDir: w.stateDir, protectedSetOf: (t: Task) => protectedSetForCall(deps(), t) };
-  const listings = await openTaskServers(mcpDeps, task, rootWorkflowId, Date.now() + 10 * 60_000, rootRunId);
-  return { ...task, tools: { ...task.tools, mcpPinned: listings } };
 }
 
 /** big.bin's bytes past its sparse start: the lines the `append` attempts left. */
@@ -82,15 +74,15 @@ describe('a stdio MCP call superseded after changing a file over the capture bou
     const rootRunId = 'run-1';
     const task = await taskFor(workspace, rootWorkflowId, rootRunId);
     const grant = await saveTaskGrant(w, rootWorkflowId, task);
-    const base = { rootWorkflowId, rootRunId, workflowId: rootWorkflowId, grantId: grant.id, maxCredentialTtlMs: 60_000, task, args: {} };
+    const base = { rootWorkflowId, rootRunId, workflowId: rootWorkflowId, grantId: grant.id, maxCredentialTtlMs: 60_000, task };
     const { upper } = overlayPathsOf(w.stateDir, taskKeyOf(rootWorkflowId, rootRunId));
-    const activities = createActivities(deps());
+    const activities = createActivities(attemptDeps(w, [FIXTURES]));
 
     // Step 0 completes: big.bin, over the bound, is in the overlay.
-    expect(await startAttempt(activities.runTool, { ...base, stepIndex: 0, callId: `${rootWorkflowId}:${rootRunId}:0:digest`, tool: 'big.grow' }, 1).outcome).toBe('completed');
+    expect(await startAttempt(activities.runTool, { ...base, stepIndex: 0, callId: `${rootWorkflowId}:${rootRunId}:0:digest`, tool: 'slow.grow', args: {} }, 1).outcome).toBe('completed');
     expect(fs.statSync(path.join(upper, 'big.bin')).size).toBe(BIG);
 
-    const input: RunToolInput = { ...base, stepIndex: 1, callId: `${rootWorkflowId}:${rootRunId}:1:digest`, tool: 'big.append' };
+    const input: RunToolInput = { ...base, stepIndex: 1, callId: `${rootWorkflowId}:${rootRunId}:1:digest`, tool: 'slow.append', args: { file: 'big.bin' } };
     const first = startAttempt(activities.runTool, input, 1);
     // Attempt 1's server has appended its line and keeps working: Temporal times it out and starts attempt 2.
     await until(() => appendedLines(upper) !== '', "attempt 1's line");

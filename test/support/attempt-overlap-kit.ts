@@ -15,6 +15,11 @@ import { SandboxClient } from '../../sandbox/sandbox-client';
 import { hashIntent } from '../../identity/intent-hash';
 import { issueTaskGrant, type IssuedGrant } from '../../identity/task-grant';
 import type { Task } from '../../task/task-schema';
+import type { ActivityDeps } from '../../activities/index';
+import { protectedSetForCall } from '../../activities/run-tool';
+import { openTaskServers } from '../../executors/mcp-executor';
+import { parseTask } from '../../task/load-task-file';
+import { FIXTURES as MCP_FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
 
 /** What a worker's `runTool` needs of this machine: a fresh state folder, its keys and credential stores, a real sandbox host, an MCP pool. */
 export interface AttemptWorker {
@@ -86,4 +91,17 @@ export function startAttempt(runTool: (input: RunToolInput) => Promise<unknown>,
     (e: unknown) => `${(e as { type?: string }).type ?? 'failed'}: ${(e as Error).message}`,
   );
   return { env, outcome };
+}
+
+/** The activities' deps on `w` (sandbox, state, identity, MCP with the repository's packages), servers' files under `readOnly` readable. */
+export function attemptDeps(w: AttemptWorker, readOnly: string[] = []): ActivityDeps {
+  return { sandbox: w.sandbox, stateDir: w.stateDir, identity: { keystore: w.keystore, stores: w.stores }, mcp: { pool: w.pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, ...readOnly] } } as ActivityDeps;
+}
+
+/** Parses `spec` (a task file's content) on `w` and starts its MCP servers, their tools listed and pinned as `openToolSources` does. */
+export async function mcpTaskOn(w: AttemptWorker, spec: Record<string, unknown>, root: { rootWorkflowId: string; rootRunId: string }, readOnly: string[] = []): Promise<Task> {
+  const task = parseTask(spec, 'attempt-overlap.yaml', w.stateDir);
+  const mcpDeps = { pool: w.pool, packagesDir: REPO_ROOT, extraReadOnlyPaths: [MCP_FIXTURES, ...readOnly], env: process.env, stateDir: w.stateDir, protectedSetOf: (t: Task) => protectedSetForCall(attemptDeps(w, readOnly), t) };
+  const listings = await openTaskServers(mcpDeps, task, root.rootWorkflowId, Date.now() + 10 * 60_000, root.rootRunId);
+  return { ...task, tools: { ...task.tools, mcpPinned: listings } };
 }
