@@ -144,11 +144,11 @@ interface LivenessWatch {
   /** What is overdue: the call's answer (its deadline), or its stop after a cancel. Decides how a kill answers it. */
   cause: 'deadline' | 'cancel';
   /** Set while a ping is unanswered: fires after `livenessWindowMs`. */
-  silence?: NodeJS.Timeout;
+  silence?: LongTimeout;
   /** Sends the next ping. */
   next?: NodeJS.Timeout;
   /** Fires `overrunLimitMs` after the check began. */
-  limit: NodeJS.Timeout;
+  limit: LongTimeout;
   /** CPU time (clock ticks) of a host that has not answered anything yet, when the last ping went out. */
   bootCpuTicks?: number;
 }
@@ -368,7 +368,7 @@ export class SandboxClient {
 
   #watch(id: string, pending: PendingCall, cause: LivenessWatch['cause']): void {
     this.#livenessChecks += 1;
-    pending.watch = { cause, limit: setTimeout(() => this.#presumeWedged(id, `its call had no answer ${this.#overrunLimitMs} ms after the host's liveness check began`), this.#overrunLimitMs) };
+    pending.watch = { cause, limit: setLongTimeout(() => this.#presumeWedged(id, `its call had no answer ${this.#overrunLimitMs} ms after the host's liveness check began`), this.#overrunLimitMs) };
     this.#ping(id);
   }
 
@@ -379,7 +379,7 @@ export class SandboxClient {
     const { watch, host } = pending;
     watch.next = undefined;
     watch.bootCpuTicks = host.answered ? undefined : cpuTicksOf(host.child.pid);
-    watch.silence = setTimeout(() => this.#onSilence(id), this.#livenessWindowMs);
+    watch.silence = setLongTimeout(() => this.#onSilence(id), this.#livenessWindowMs);
     this.#sendOrDiscard(host, { type: 'ping', id });
   }
 
@@ -408,7 +408,7 @@ export class SandboxClient {
     // Only an answer to a ping in flight counts: a host cannot keep itself alive by sending them unasked.
     if (pending === undefined || pending.host !== host || pending.watch?.silence === undefined) return;
     const { watch } = pending;
-    clearTimeout(watch.silence);
+    clearLongTimeout(watch.silence);
     watch.silence = undefined;
     if (alive.call === 'stopping' && (alive.stoppingForMs ?? 0) >= this.#livenessWindowMs) {
       this.#presumeWedged(alive.id, `it told the call's isolate to stop ${alive.stoppingForMs} ms ago and the isolate has not stopped`);
@@ -603,9 +603,9 @@ function clearCallTimers(pending: PendingCall): void {
   clearLongTimeout(pending.timer);
   clearLongTimeout(pending.cancelTimer);
   if (pending.watch === undefined) return;
-  clearTimeout(pending.watch.silence);
+  clearLongTimeout(pending.watch.silence);
   clearTimeout(pending.watch.next);
-  clearTimeout(pending.watch.limit);
+  clearLongTimeout(pending.watch.limit);
 }
 
 /**
