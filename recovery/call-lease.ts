@@ -65,6 +65,8 @@ const GenerationSchema = z.strictObject({
   at: z.string(),
 });
 type Generation = z.infer<typeof GenerationSchema>;
+/** What an unreadable record (being written, or foreign) stands for: an attempt, the safe side, naming no process. */
+const UNREADABLE: Generation = { callId: '', attempt: 0, kind: 'attempt', pid: 0, startTime: '', at: '' };
 
 /** An attempt of this process holding a generation: how a newer one in this process stops it without the disk. */
 interface Held {
@@ -257,7 +259,7 @@ async function newerThan(call: CallFiles, generation: number): Promise<(Generati
   const out: (Generation & { generation: number })[] = [];
   for (const g of above) {
     const record = await readGeneration(call, g);
-    out.push({ generation: g, ...(typeof record === 'string' ? { callId: '', attempt: 0, kind: 'attempt' as const, pid: 0, startTime: '', at: '' } : record) });
+    out.push({ generation: g, ...(typeof record === 'string' ? UNREADABLE : record) });
   }
   return out;
 }
@@ -271,7 +273,7 @@ async function stillRunning(call: CallFiles, generation: number): Promise<Genera
   if (record === 'gone') return undefined;
   if (record === 'torn') {
     // Created a moment ago and not yet written: its attempt is alive. Unreadable for longer: it died writing it.
-    return Date.now() - stat.mtimeMs < TORN_GRACE_MS ? { callId: '', attempt: 0, kind: 'attempt', pid: 0, startTime: '', at: '' } : undefined;
+    return Date.now() - stat.mtimeMs < TORN_GRACE_MS ? UNREADABLE : undefined;
   }
   if (record.pid === process.pid && record.startTime === startTimeOf()) return running.get(join(call.dir, call.stem))?.has(generation) === true ? record : undefined;
   // A reused pid is another process: the attempt's worker died.
