@@ -51,7 +51,7 @@ export async function handleHostMessage(raw: unknown, send: Send, services: Host
     const cancel = SandboxCancelRequestSchema.safeParse(raw);
     if (cancel.success) {
       const controller = services.inFlight?.get(cancel.data.id);
-      if (controller !== undefined && !services.stopOrdered?.has(cancel.data.id)) services.stopOrdered?.set(cancel.data.id, performance.now());
+      if (controller !== undefined) markStopOrdered(services, cancel.data.id);
       controller?.abort();
       return;
     }
@@ -73,7 +73,7 @@ export async function handleHostMessage(raw: unknown, send: Send, services: Host
   // Ids are the client's, unique per host; a second call of a live id is not this host's business to track.
   const controller = id === undefined || services.inFlight === undefined || services.inFlight.has(id) ? undefined : new AbortController();
   if (controller !== undefined) services.inFlight!.set(id!, controller);
-  const stopOrdered = controller === undefined || services.stopOrdered === undefined ? undefined : () => void (services.stopOrdered!.has(id!) || services.stopOrdered!.set(id!, performance.now()));
+  const stopOrdered = controller === undefined || services.stopOrdered === undefined ? undefined : () => markStopOrdered(services, id!);
   try {
     await handleRun(raw, send, services, controller?.signal, stopOrdered);
   } finally {
@@ -82,6 +82,11 @@ export async function handleHostMessage(raw: unknown, send: Send, services: Host
       services.stopOrdered?.delete(id!);
     }
   }
+}
+
+/** Notes that the call `id` in flight was told to stop (its first such order counts: a ping reports the time since). */
+function markStopOrdered({ stopOrdered }: HostServices, id: string): void {
+  if (stopOrdered !== undefined && !stopOrdered.has(id)) stopOrdered.set(id, performance.now());
 }
 
 /** How the call `id` stands, for a client checking that this host is alive (sandbox-client.ts, "liveness"). */
