@@ -46,7 +46,7 @@ import { markCallStarted } from '../recovery/call-starts';
 import { acquireCallLease, SUPERSEDE_WAIT_MS, type CallLease } from '../recovery/call-lease';
 import { openOverlay } from '../recovery/workspace-overlay';
 import { assertWorkspaceFilesWithin, workspaceLimitMbOf, workspaceVolumeMbOf } from '../recovery/overlay-volume';
-import { captureUpper, discardOverlayUndo, MAX_UPPER_CAPTURE_BYTES, recordUnkeptChanges, recordUpperChanges, undoOverlayCall, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
+import { captureUpper, discardOverlayUndo, recordUnkeptChanges, recordUpperChanges, undoOverlayCall, unkeptChangesFailure, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
 import { shipJournal } from '../recovery/shared-journal';
 import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
@@ -654,20 +654,24 @@ async function executeOutsideIsolate(deps: ActivityDeps, call: ToolExecution, to
     const undone = await undoIncompleteCall(undo.key, call.fence);
     if (unkept.length > 0) {
       // Never a silent partial undo: what could be taken back was, the rest is named.
-      throw new RecoveryError('ERR_UNDO_FAILED', `the overlay writes of call ${call.callId}, which did not complete, could not all be undone: it changed ${unkept.map((p) => JSON.stringify(p)).join(', ')}, larger than the ${MAX_UPPER_CAPTURE_BYTES} bytes kept before an MCP call`, { cause: error, details: { unkept, undone } });
+      throw unkeptChangesFailure(call.callId, unkept, { cause: error, details: { unkept, undone } });
     }
-    throw undone.length === 0 || !(error instanceof WardenError) ? error : new WardenError(error.code, error.message, { details: { ...error.details, undone }, retryable: error.retryable, cause: error });
+    if (undone.length === 0 || !(error instanceof WardenError)) throw error;
+    // A root program stopped at a limit took out what it added itself (executors/process-executor.ts): both are named.
+    const before = Array.isArray(error.details?.['undone']) ? (error.details['undone'] as unknown[]) : [];
+    throw new WardenError(error.code, error.message, { details: { ...error.details, undone: [...before, ...undone] }, retryable: error.retryable, cause: error });
   }
 }
 
 /**
  * How a failed call outside the isolate is undone: a sub-agent's program records its own changes
- * (executeProcessCall `undoDir`); an MCP server's call is measured here, the upper folder read
- * before it: the bytes of its files up to MAX_UPPER_CAPTURE_BYTES (by lstat size, smallest first),
- * and only the stamp (inode, size, mtime, ctime) of the others; a failed call that changed one of
- * those fails ERR_UNDO_FAILED naming it, after the rest is undone (never a silent skip). A root task's
- * program has no failure after it ran (its exit, time-out or kill is its output): not measured;
- * one that runs into the workspace bound fails, and takes out what it added itself (executors/process-executor.ts).
+ * (executeProcessCall `undoDir`: they stay undoable after it succeeds); a root task's program and
+ * an MCP server's call are measured here, the upper folder read before them: the bytes of its files
+ * up to MAX_UPPER_CAPTURE_BYTES (by lstat size, smallest first), and only the stamp (inode, size,
+ * mtime, ctime) of the others; a failed call that changed one of those fails ERR_UNDO_FAILED naming
+ * it, after the rest is undone (never a silent skip). A root program that fails (stopped at a limit,
+ * cancelled, or superseded by its next attempt, which runs it again) thus leaves no write behind,
+ * as an isolate call does; one that completes keeps its writes (its exit status is its output).
  */
 async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: ToolDescriptor): Promise<{ key: { stateDir: string; taskKey: string; callId: string }; upper: string; undoDir: string; captured?: UpperCapture } | undefined> {
   if (call.task.resources.workspace === undefined) return undefined;
@@ -675,17 +679,20 @@ async function beginOutsideUndo(stateDir: string, call: ToolExecution, tool: Too
   const key = { stateDir, taskKey, callId: call.callId };
   const upper = overlayPathsOf(stateDir, taskKey).upper;
   const undoDir = overlayUndoDirOf(stateDir, taskKey, call.callId);
-  if (tool.executor.kind === 'process') {
-    if (call.fsUndo !== true) return undefined;
-    // As for an isolate or MCP call: what an earlier attempt left (its worker died, or it was superseded and has ended) goes first.
-    await undoIncompleteCall(key, call.fence);
-    return { key, upper, undoDir };
+  if (tool.executor.kind !== 'process') {
+    // Only a stdio server with the workspace writes to the overlay.
+    const server = call.task.tools.mcp?.[mcpTargetOf(tool).server];
+    if (server === undefined || !isStdioServer(server) || server.workspace === 'none') return undefined;
   }
-  // Only a stdio server with the workspace writes to the overlay.
-  const server = call.task.tools.mcp?.[mcpTargetOf(tool).server];
-  if (server === undefined || !isStdioServer(server) || server.workspace === 'none') return undefined;
-  // A records folder of this call left by an attempt that died: its changes go first.
+  // The overlay as the executor opens it (its volume attached, executors/process-executor.ts and
+  // mcp-executor.ts), before anything reads or undoes its upper folder: a folder read while a
+  // detached volume is not attached yet (after a worker restart or a take-over) holds none of its files.
+  const workspace = await workspaceRootOf(call.task);
+  if (workspace !== undefined) await openOverlay({ stateDir, taskKey, workspace, volumeMb: workspaceLimitMbOf(call.task), owner: call.rootRunId === undefined ? undefined : { workflowId: call.rootWorkflowId, runId: call.rootRunId } });
+  // As for an isolate call: what an earlier attempt left (its worker died, or it was superseded and has ended) goes first.
   await undoIncompleteCall(key, call.fence);
+  if (tool.executor.kind === 'process' && call.fsUndo === true) return { key, upper, undoDir };
+  // A root program and an MCP call are measured: without it, a superseded attempt's writes stayed and the next attempt ran the tool again over them.
   return { key, upper, undoDir, captured: await captureUpper(upper, { overBound: 'stamp' }) };
 }
 

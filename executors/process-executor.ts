@@ -152,7 +152,8 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   }
   const upper = workspace === undefined || input.undoDir === undefined ? undefined : overlayPathsOf(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId)).upper;
   const captured = upper === undefined ? undefined : await captureUpper(upper);
-  // A root task's program keeps no bytes for undo; what it adds is taken back out if it runs into the bound.
+  // A root task's program is measured by its activity (activities/run-tool.ts `beginOutsideUndo`), which
+  // undoes a failed call; what it adds is also taken back out here if it runs into the bound (a caller without that measure).
   const rootUpper = workspace === undefined || input.undoDir !== undefined ? undefined : overlayPathsOf(input.stateDir, taskKeyOf(input.rootWorkflowId, input.rootRunId)).upper;
   const listed = rootUpper === undefined ? undefined : listUpper(rootUpper);
   let run;

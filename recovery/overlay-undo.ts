@@ -75,10 +75,25 @@ export async function undoOverlayCall(options: { stateDir: string; taskKey: stri
     // the call again (a retry, its compensation) fails the same way.
     await Promise.all(applied.map((name) => fsp.rm(join(dir, name), { force: true })));
     unkept.sort();
-    throw new RecoveryError('ERR_UNDO_FAILED', `the overlay writes of call ${options.callId} cannot all be undone: it changed ${unkept.map((p) => JSON.stringify(p)).join(', ')}, larger than the ${MAX_UPPER_CAPTURE_BYTES} bytes kept before an MCP call`, { details: { unkept, ...result } });
+    throw unkeptChangesFailure(options.callId, unkept, { details: { unkept, ...result } });
   }
   await fsp.rm(dir, { recursive: true, force: true });
   return result;
+}
+
+/**
+ * The one ERR_UNDO_FAILED of a call that changed files whose earlier bytes were not kept (over
+ * MAX_UPPER_CAPTURE_BYTES, only stamped): what could be undone was, these paths are named. Both
+ * the call's own failure path (activities/run-tool.ts) and a later undo of its records
+ * (undoOverlayCall) report it in these words, so a retry or compensation fails as the call did.
+ * `unkept`: paths relative to the workspace, sorted by the caller.
+ */
+export function unkeptChangesFailure(callId: string, unkept: readonly string[], options: { details: Record<string, unknown>; cause?: unknown }): RecoveryError {
+  return new RecoveryError(
+    'ERR_UNDO_FAILED',
+    `the overlay writes of call ${callId}, which did not complete, could not all be undone: it changed ${unkept.map((p) => JSON.stringify(p)).join(', ')}, larger than the ${MAX_UPPER_CAPTURE_BYTES} bytes kept before the call`,
+    { details: options.details, ...(options.cause === undefined ? {} : { cause: options.cause }) },
+  );
 }
 
 /**

@@ -121,6 +121,26 @@ const kinds: Kind[] = [
       ),
   },
   {
+    name: "root task's program (proc.run, overlay measured around the call)",
+    tool: 'proc.run',
+    args: { command: 'sh', args: SLOW_PROGRAM },
+    subagent: false,
+    task: (workspace) =>
+      parseTask(
+        {
+          user: 'alice@example.com',
+          intent: 'write slowly',
+          agent: { name: 'writer', model: { driver: 'scripted', script: [{ final: 'done' }] } },
+          tools: { builtin: ['proc.run'] },
+          grants: { tools: ['proc.run'], commands: ['sh', 'sleep'] },
+          limits: { toolTimeout: '30s' },
+          resources: { workspace },
+        },
+        'attempt-fence-root-program.yaml',
+        stateDir,
+      ),
+  },
+  {
     name: 'stdio MCP server (overlay measured around the call)',
     tool: 'slow.write',
     args: {},
@@ -204,6 +224,57 @@ describe('two attempts of one call at once', () => {
       // A root call's records are done with once it completed.
       expect(fs.existsSync(records)).toBe(false);
     }
+  }, 120_000);
+});
+
+describe('two attempts of a program that changes a file in place', () => {
+  // Not idempotent: run twice, the line is there twice. The file is the workspace's (copied up on
+  // the first append) or already the overlay's (an earlier call wrote it), at root and in a sub-agent.
+  it.each([
+    { where: 'a workspace file, root task', subagent: false, inUpper: false },
+    { where: "a file of the overlay, root task", subagent: false, inUpper: true },
+    { where: 'a workspace file, sub-agent', subagent: true, inUpper: false },
+    { where: "a file of the overlay, sub-agent", subagent: true, inUpper: true },
+  ])('$where: the line is appended once', async ({ subagent, inUpper }) => {
+    const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-attempt-fence-append-'));
+    const rootWorkflowId = `fence-append-${subagent ? 'sub' : 'root'}-${inUpper ? 'upper' : 'lower'}-${Date.now()}`;
+    const rootRunId = 'run-1';
+    const task = parseTask(
+      {
+        user: 'alice@example.com',
+        intent: 'append slowly',
+        agent: { name: 'appender', model: { driver: 'scripted', script: [{ final: 'done' }] } },
+        tools: { builtin: ['proc.run'] },
+        grants: { tools: ['proc.run'], commands: ['sh', 'sleep'] },
+        limits: { toolTimeout: '30s' },
+        resources: { workspace },
+      },
+      'attempt-fence-append.yaml',
+      stateDir,
+    );
+    const workflowId = subagent ? `${rootWorkflowId}/helper` : rootWorkflowId;
+    const grant = await grantFor(workflowId, task);
+    const { upper } = overlayPathsOf(stateDir, taskKeyOf(rootWorkflowId, rootRunId));
+    const activities = createActivities(deps());
+    const call = (callId: string, args: string[]): RunToolInput => ({ rootWorkflowId, rootRunId, workflowId, stepIndex: 0, callId, grantId: grant.id, maxCredentialTtlMs: 60_000, task, tool: 'proc.run', args: { command: 'sh', args } });
+    if (inUpper) {
+      // An earlier call of the task wrote the file: it is in the overlay's upper folder.
+      await new MockActivityEnvironment({ attempt: 1 } as never).run(activities.runTool, call(`${workflowId}:${rootRunId}:0:seed`, ['-c', 'echo base > log.txt']));
+    } else {
+      fs.writeFileSync(path.join(workspace, 'log.txt'), 'base\n');
+    }
+    const input = call(`${workflowId}:${rootRunId}:1:digest`, ['-c', 'echo line >> log.txt; echo > started; sleep 3']);
+    const first = new MockActivityEnvironment({ attempt: 1, heartbeatTimeoutMs: 20_000, startToCloseTimeoutMs: 40_000 } as never);
+    const attempt1 = first.run(activities.runTool, input).then(() => 'completed', () => 'failed');
+    await until(() => fs.existsSync(path.join(upper, 'started')), "attempt 1's append");
+    const second = new MockActivityEnvironment({ attempt: 2, heartbeatTimeoutMs: 20_000, startToCloseTimeoutMs: 40_000 } as never);
+    const attempt2 = second.run(activities.runTool, input).then(() => 'completed', (e: unknown) => `failed: ${(e as Error).message}`);
+    await new Promise((r) => setTimeout(r, 1000));
+    first.cancel();
+    const [one, two] = await Promise.all([attempt1, attempt2]);
+    expect(one).toBe('failed');
+    expect(two).toBe('completed');
+    expect(fs.readFileSync(path.join(upper, 'log.txt'), 'utf8')).toBe('base\nline\n');
   }, 120_000);
 });
 

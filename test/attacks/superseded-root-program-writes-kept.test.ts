@@ -1,16 +1,15 @@
 /**
- * Open finding (medium, older than the call lease, which narrowed it): a root task's program
- * (`proc.run`) keeps no undo records ("its exit, time-out or kill is its output",
- * activities/run-tool.ts `beginOutsideUndo`). When Temporal times an attempt of it out (start-to-
- * close or heartbeat) and starts the next, the lease stops the older attempt (its program killed)
- * and the newer one runs the program again, with nothing of the older run to undo: the overlay
- * holds the effect of two runs, and the task commits it. The run-tool header's "the overlay holds
- * the writes of exactly one attempt: the one whose result Temporal takes" does not hold for it.
- * A program that appends a line (a log, `git commit`, a counter) has done it twice.
+ * Finding (medium, older than the call lease, which narrowed it; fixed): a root task's program
+ * (`proc.run`) kept no undo records ("its exit, time-out or kill is its output"). When Temporal
+ * timed an attempt of it out and started the next, the lease stopped the older attempt (its
+ * program killed) and the newer one ran the program again with nothing of the older run undone:
+ * the overlay held the effect of two runs, and the task committed it (a program appending a line
+ * had done it twice).
  *
- * A fix: measure a root program as a sub-agent's (captureUpper before it, records after, in
- * executeProcessCall), at least when the call is not the first attempt's, or have the superseded
- * attempt record what it changed (as an MCP call's now does) from a listing taken before.
+ * Now a root program is measured before it runs as an MCP call is (activities/run-tool.ts
+ * `beginOutsideUndo`): the superseded attempt records what it changed, and the newer attempt
+ * undoes that before it runs the program. test/recovery/attempt-fence-outside-isolate.test.ts
+ * covers the class (each executor outside the isolate, root and sub-agent).
  *
  * Real parts: the real runTool activity twice at once (MockActivityEnvironment), the real OS sandbox.
  */
@@ -18,12 +17,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../../activities';
-import type { RunToolInput } from '../../../activities/run-tool';
-import type { ActivityDeps } from '../../../activities/index';
-import { overlayPathsOf, taskKeyOf } from '../../../recovery/recovery-paths';
-import { parseTask } from '../../../task/load-task-file';
-import { openAttemptWorker, saveTaskGrant, startAttempt, waitUntil as until, type AttemptWorker } from '../../support/attempt-overlap-kit';
+import { createActivities } from '../../activities';
+import type { RunToolInput } from '../../activities/run-tool';
+import type { ActivityDeps } from '../../activities/index';
+import { overlayPathsOf, taskKeyOf } from '../../recovery/recovery-paths';
+import { parseTask } from '../../task/load-task-file';
+import { openAttemptWorker, saveTaskGrant, startAttempt, waitUntil as until, type AttemptWorker } from '../support/attempt-overlap-kit';
 
 let w: AttemptWorker;
 beforeAll(async () => {
