@@ -45,26 +45,47 @@ export function readProcStat(pid: number | string): ProcStat | undefined {
   return parseProcStat(text);
 }
 
-/** True while a process `pid` exists, zombies and other users' processes included (`kill(pid, 0)`). */
-export function processExists(pid: number): boolean {
+let ownStartTime: string | undefined;
+
+/**
+ * This process's start time ({@link ProcStat.startTime}), read once: what a record or lock this
+ * process holds stores beside its pid, so {@link processRuns} can tell it from a later process
+ * under the same pid. 'unknown' without /proc (no later check then matches it).
+ */
+export function ownProcessStartTime(): string {
+  ownStartTime ??= readProcStat(process.pid)?.startTime ?? 'unknown';
+  return ownStartTime;
+}
+
+/**
+ * Whether process `pid` still runs: it exists and is not a zombie (a process that ended and whose
+ * parent has not reaped it yet runs no code and holds nothing but its pid), and, when `startTime`
+ * is given (field 22 of /proc/<pid>/stat, {@link ProcStat.startTime}), it started then, so a pid
+ * the kernel reused for another process does not count. Another user's process is read the same
+ * way (/proc/<pid>/stat is world-readable); where /proc hides it (`hidepid`), only its existence
+ * (`kill(pid, 0)`, EPERM) is known, which is enough without `startTime` and never with it.
+ * Not an integer above 0: false. Every check of "is the process that holds X still there" in
+ * Warden (call leases, worker records, file locks, the embedded server) asks this one.
+ */
+export function processRuns(pid: number, startTime?: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (process.platform !== 'linux') return startTime === undefined;
+  const stat = readProcStat(pid);
+  if (stat === undefined) return startTime === undefined && existsHidden(pid);
+  return stat.state !== 'Z' && stat.state !== 'X' && (startTime === undefined || stat.startTime === startTime);
+}
+
+/** True when `pid` exists but its /proc entry cannot be read (another user's under `hidepid`). */
+function existsHidden(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-/** True while `pid` exists and is not a zombie (a killed child its parent has not reaped yet). */
-export function isProcessAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    // Another user's process exists; whether it is a zombie is not looked at.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  if (process.platform !== 'linux') return true;
-  const stat = readProcStat(pid);
-  return stat !== undefined && stat.state !== 'Z';
 }

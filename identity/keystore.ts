@@ -26,7 +26,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWT
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import { jsonProblemText } from '../json-syntax';
-import { processExists } from '../process-stat';
+import { ownProcessStartTime, processRuns } from '../process-stat';
 import type { ByteSigner } from '../attestation/dsse';
 import { duplicateKids, JwksSchema, keyWindowEnd, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import { systemClock, type Clock } from './clock';
@@ -474,14 +474,15 @@ function writeFileAtomic(file: string, content: string): void {
 }
 
 /**
- * Runs `fn` holding `<dir>/.lock` (created with O_EXCL). A lock whose holder process is gone, or
- * that is older than any legitimate hold, is removed. Known limit: two processes clearing the same
+ * Runs `fn` holding `<dir>/.lock` (created with O_EXCL; `<pid>:<start time>:<token>`). A lock whose
+ * holder no longer runs (gone, a zombie, or its pid now another process's: process-stat.ts
+ * `processRuns`), or that is older than any legitimate hold, is removed. Known limit: two processes clearing the same
  * stale lock at the same instant after a crash can both proceed; the index stays well-formed (every
  * write is an atomic rename) but one rotation may be lost.
  */
 async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const lockPath = join(dir, LOCK_FILE);
-  const token = `${process.pid}:${randomUUID()}`;
+  const token = `${process.pid}:${ownProcessStartTime()}:${randomUUID()}`;
   const deadline = performance.now() + LOCK_TIMEOUT_MS;
   for (;;) {
     try {
@@ -519,8 +520,10 @@ function clearStaleLock(lockPath: string): boolean {
   } catch {
     return true; // released meanwhile: try again at once
   }
-  const pid = Number(content.split(':')[0]);
-  const holderGone = Number.isInteger(pid) && pid > 0 && !processExists(pid);
+  // `<pid>:<start time>:<token>`; a lock written before start times were recorded is `<pid>:<token>`.
+  const fields = content.split(':');
+  const pid = Number(fields[0]);
+  const holderGone = Number.isInteger(pid) && pid > 0 && !processRuns(pid, fields.length === 3 ? fields[1] : undefined);
   if (!holderGone && ageMs < LOCK_STALE_MS) return false;
   const aside = `${lockPath}.${process.pid}.${randomUUID()}.stale`;
   try {

@@ -43,7 +43,7 @@ import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { RecoveryError } from '../errors';
-import { isProcessAlive, readProcStat } from '../process-stat';
+import { ownProcessStartTime, processRuns } from '../process-stat';
 import { callLeaseDirOf, callLeaseStemOf } from './recovery-paths';
 
 /** How long a newer attempt waits for an older one to stop (ms): past a sandbox call's stop and undo under load. */
@@ -95,12 +95,6 @@ export interface CallLease {
   release(): Promise<void>;
 }
 
-let ownStartTime: string | undefined;
-function startTimeOf(): string {
-  ownStartTime ??= readProcStat(process.pid)?.startTime ?? 'unknown';
-  return ownStartTime;
-}
-
 /** A call's lease files: `<dir>/<stem>.<n>`, generation n's record (mode RUNNING_MODE while its attempt runs, ENDED_MODE after). */
 interface CallFiles {
   dir: string;
@@ -122,7 +116,7 @@ const ENDED_MODE = 0o400;
  */
 export async function acquireCallLease(options: { stateDir: string; taskKey: string; callId: string; attempt: number; kind?: 'attempt' | 'compensation'; signal?: AbortSignal; waitMs?: number }): Promise<CallLease> {
   const call: CallFiles = { dir: callLeaseDirOf(options.stateDir, options.taskKey), stem: callLeaseStemOf(options.callId) };
-  const self: Generation = { callId: options.callId, attempt: options.attempt, kind: options.kind ?? 'attempt', pid: process.pid, startTime: startTimeOf(), at: new Date().toISOString() };
+  const self: Generation = { callId: options.callId, attempt: options.attempt, kind: options.kind ?? 'attempt', pid: process.pid, startTime: ownProcessStartTime(), at: new Date().toISOString() };
   const generation = await takeGeneration(call, self);
   const controller = new AbortController();
   const callKey = join(call.dir, call.stem);
@@ -275,9 +269,9 @@ async function stillRunning(call: CallFiles, generation: number): Promise<Genera
     // Created a moment ago and not yet written: its attempt is alive. Unreadable for longer: it died writing it.
     return Date.now() - stat.mtimeMs < TORN_GRACE_MS ? UNREADABLE : undefined;
   }
-  if (record.pid === process.pid && record.startTime === startTimeOf()) return running.get(join(call.dir, call.stem))?.has(generation) === true ? record : undefined;
+  if (record.pid === process.pid && record.startTime === ownProcessStartTime()) return running.get(join(call.dir, call.stem))?.has(generation) === true ? record : undefined;
   // A reused pid is another process: the attempt's worker died.
-  return isProcessAlive(record.pid) && readProcStat(record.pid)?.startTime === record.startTime ? record : undefined;
+  return processRuns(record.pid, record.startTime) ? record : undefined;
 }
 
 async function waitForOlder(call: CallFiles, generation: number, self: Generation, lease: CallLease, signal: AbortSignal | undefined, waitMs: number): Promise<void> {

@@ -21,7 +21,8 @@ import { Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { TemporalServerError } from '../errors';
 import { checkNamespace } from './connect';
-import { acquireFileLock, findOrBuildTemporalCli, formatDuration, isProcessAlive, type LogFn } from './temporal-cli';
+import { processRuns } from '../process-stat';
+import { acquireFileLock, findOrBuildTemporalCli, formatDuration, type LogFn } from './temporal-cli';
 import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnectionOptions, type TemporalConfig } from './temporal-config';
 import { ensureSearchAttributes, startDevSearchAttributeFlags } from './search-attribute-registry';
 import { missingDevServerSettings, startDevDynamicConfigFlags } from './dev-server-settings';
@@ -268,7 +269,7 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
 
   const deadline = startedAt + ctx.readyTimeoutMs;
   for (;;) {
-    if (exited !== undefined || spawnError !== undefined || !isProcessAlive(pid)) {
+    if (exited !== undefined || spawnError !== undefined || !processRuns(pid)) {
       await rm(recordFile(stateDir), { force: true });
       const how = spawnError ? `failed: ${spawnError.message}` : `exited (${exited?.signal ?? `code ${exited?.code ?? '?'}`})`;
       throw startError(`the Temporal server ${how} before answering on ${address}`, stateDir, spawnError);
@@ -472,7 +473,7 @@ function noteMissingSettings(pid: number, log: LogFn): void {
 
 /** The recorded pid is alive and still a Temporal dev server (guards against recycled pids). */
 function isOurServerProcess(pid: number): boolean {
-  if (!isProcessAlive(pid)) return false;
+  if (!processRuns(pid)) return false;
   if (process.platform !== 'linux') return true;
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -502,7 +503,7 @@ async function stopProcessGroup(pid: number, timeoutMs: number): Promise<void> {
 
 async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (isProcessAlive(pid)) {
+  while (processRuns(pid)) {
     if (Date.now() >= deadline) return false;
     await sleep(100);
   }

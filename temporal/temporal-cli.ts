@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } fro
 import { delimiter, join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ConfigError, TemporalServerError } from '../errors';
-import { isProcessAlive } from '../process-stat';
+import { ownProcessStartTime, processRuns } from '../process-stat';
 import { textTail } from '../cut-text';
 import { defaultCacheDir } from '../cache-dir';
 import { longDelay } from '../long-timer';
@@ -198,9 +198,6 @@ export function formatDuration(ms: number): string {
 // ---------------------------------------------------------------------------------------------
 // Process and lock helpers shared with the embedded server manager.
 
-// One parser of /proc/<pid>/stat for all of Warden (process-stat.ts); importers of this module keep their name.
-export { isProcessAlive };
-
 export interface FileLockOptions {
   /** Give up after this long. */
   timeoutMs: number;
@@ -212,6 +209,8 @@ export interface FileLockOptions {
 
 interface LockContent {
   pid: number;
+  /** The holder's start time (process-stat.ts), so a pid reused after a crash or reboot is not taken for the holder; absent in locks written before it was recorded. */
+  startTime?: string;
   token: string;
   createdAt: string;
 }
@@ -221,7 +220,9 @@ async function readLock(file: string): Promise<{ content?: LockContent; mtimeMs:
     const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
     try {
       const content = JSON.parse(text) as LockContent;
-      return typeof content.pid === 'number' && typeof content.token === 'string' ? { content, mtimeMs: info.mtimeMs } : { mtimeMs: info.mtimeMs };
+      if (typeof content.pid !== 'number' || typeof content.token !== 'string') return { mtimeMs: info.mtimeMs };
+      const { startTime, ...rest } = content;
+      return { content: typeof startTime === 'string' ? { ...rest, startTime } : rest, mtimeMs: info.mtimeMs };
     } catch {
       return { mtimeMs: info.mtimeMs };
     }
@@ -231,8 +232,9 @@ async function readLock(file: string): Promise<{ content?: LockContent; mtimeMs:
 }
 
 /**
- * Takes an exclusive lock by creating `file` (O_EXCL) with this process's pid in it. A lock
- * whose holder is dead, or unreadable for over 10 s, is stale and taken over. Resolves to the
+ * Takes an exclusive lock by creating `file` (O_EXCL) with this process's pid and start time in
+ * it. A lock whose holder no longer runs (gone, a zombie, or its pid now another process's:
+ * process-stat.ts `processRuns`), or unreadable for over 10 s, is stale and taken over. Resolves to the
  * release function, which removes the file only if it is still ours.
  */
 export async function acquireFileLock(file: string, options: FileLockOptions): Promise<() => Promise<void>> {
@@ -243,7 +245,7 @@ export async function acquireFileLock(file: string, options: FileLockOptions): P
     try {
       const handle = await open(file, 'wx');
       try {
-        await handle.writeFile(JSON.stringify({ pid: process.pid, token, createdAt: new Date().toISOString() } satisfies LockContent));
+        await handle.writeFile(JSON.stringify({ pid: process.pid, startTime: ownProcessStartTime(), token, createdAt: new Date().toISOString() } satisfies LockContent));
       } finally {
         await handle.close();
       }
@@ -256,7 +258,7 @@ export async function acquireFileLock(file: string, options: FileLockOptions): P
     }
     const holder = await readLock(file);
     if (holder === undefined) continue;
-    const stale = holder.content !== undefined ? !isProcessAlive(holder.content.pid) : Date.now() - holder.mtimeMs > 10_000;
+    const stale = holder.content !== undefined ? !processRuns(holder.content.pid, holder.content.startTime) : Date.now() - holder.mtimeMs > 10_000;
     if (stale) {
       // Re-check just before removing so a lock re-taken in between survives.
       const again = await readLock(file);

@@ -3,13 +3,14 @@
  * parentheses and may hold spaces, "(" and ")": every other field is read after the LAST ")".
  * Checked on synthetic lines and on a real process whose executable is named that way.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { isProcessAlive, parseProcStat, processExists, readProcStat } from '../process-stat';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ownProcessStartTime, parseProcStat, processRuns, readProcStat } from '../process-stat';
 import { processStartTime } from '../worker/standalone-worker';
+import { makeZombie, type Zombie } from './support/zombie-process';
 
 /** A stat line as the kernel writes it: pid (comm) state ppid ... with utime 14, stime 15, starttime 22. */
 function statLine(comm: string, { state = 'S', ppid = 41, utime = 1234, stime = 56, start = '987654' } = {}): string {
@@ -48,8 +49,8 @@ describe('on real processes', () => {
     expect(stat?.ppid).toBe(process.ppid);
     expect(stat?.state).not.toBe('Z');
     expect(processStartTime(process.pid)).toBe(stat?.startTime);
-    expect(isProcessAlive(process.pid)).toBe(true);
-    expect(processExists(process.pid)).toBe(true);
+    expect(processRuns(process.pid)).toBe(true);
+    expect(ownProcessStartTime()).toBe(stat?.startTime);
   });
 
   it('reads a process whose executable name holds spaces and ")"', async () => {
@@ -67,19 +68,63 @@ describe('on real processes', () => {
       expect(stat).toMatchObject({ comm: 's) (p a) ce', ppid: process.pid });
       expect(stat?.startTime).toMatch(/^\d+$/);
       expect(processStartTime(child.pid!)).toBe(stat?.startTime);
-      expect(isProcessAlive(child.pid!)).toBe(true);
+      expect(processRuns(child.pid!)).toBe(true);
     } finally {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGKILL');
       await exited;
     }
     expect(readProcStat(child.pid!)).toBeUndefined();
-    expect(isProcessAlive(child.pid!)).toBe(false);
-    expect(processExists(child.pid!)).toBe(false);
+    expect(processRuns(child.pid!)).toBe(false);
   });
 
   it('says no for pids that cannot be a process', () => {
-    for (const pid of [0, -1, 1.5, Number.NaN]) expect(isProcessAlive(pid)).toBe(false);
+    for (const pid of [0, -1, 1.5, Number.NaN]) expect(processRuns(pid)).toBe(false);
     expect(readProcStat('self/../nope')).toBeUndefined();
+  });
+});
+
+/**
+ * processRuns is the one answer to "does the process that holds X still run" (call leases, worker
+ * records, the keystore's and the embedded server's locks): a zombie has ended, and a pid the
+ * kernel gave to a later process is not the recorded one.
+ */
+describe('processRuns', () => {
+  let live: ChildProcess;
+  let stopped: ChildProcess;
+  let zombie: Zombie;
+  let reaped: number;
+  const startOf = (pid: number) => readProcStat(pid)!.startTime;
+  const later = (startTime: string) => String(BigInt(startTime) + 1n);
+
+  beforeAll(async () => {
+    live = spawn('sleep', ['600'], { stdio: 'ignore' });
+    stopped = spawn('sleep', ['600'], { stdio: 'ignore' });
+    await Promise.all([live, stopped].map((child) => new Promise((resolve) => child.once('spawn', resolve))));
+    stopped.kill('SIGSTOP');
+    zombie = await makeZombie();
+    const gone = spawn('true', [], { stdio: 'ignore' });
+    await new Promise((resolve) => gone.once('exit', resolve));
+    reaped = gone.pid!;
+  });
+  afterAll(() => {
+    live.kill('SIGKILL');
+    stopped.kill('SIGKILL');
+    zombie.close();
+  });
+
+  type Row = [label: string, args: () => [pid: number, startTime?: string], runs: boolean];
+  it.each<Row>([
+    ['a live process', () => [live.pid!], true],
+    ['a live process, its recorded start time', () => [live.pid!, startOf(live.pid!)], true],
+    ['a live pid under another start time (the pid reused)', () => [live.pid!, later(startOf(live.pid!))], false],
+    ['a stopped process (SIGSTOP)', () => [stopped.pid!, startOf(stopped.pid!)], true],
+    ['a zombie (ended, not reaped)', () => [zombie.pid], false],
+    ['a zombie, its recorded start time', () => [zombie.pid, zombie.startTime], false],
+    ['an ended and reaped process', () => [reaped], false],
+    ['this process', () => [process.pid, ownProcessStartTime()], true],
+  ])('%s', (_label, args, runs) => {
+    const [pid, startTime] = args();
+    expect(processRuns(pid, startTime)).toBe(runs);
   });
 });

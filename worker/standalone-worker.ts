@@ -38,7 +38,7 @@ import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { readProcStat } from '../process-stat';
+import { processRuns, readProcStat } from '../process-stat';
 
 const PREFIX = 'warden-worker/';
 /** The folder of worker records inside the state folder. */
@@ -251,6 +251,8 @@ function processProblem(pid: number, startTime: string): string | undefined {
     // EPERM: the process exists but is another user's, so it is not our worker.
     return (error as NodeJS.ErrnoException).code === 'EPERM' ? `process ${pid} belongs to another user` : `process ${pid} is not running`;
   }
+  // A zombie has ended (it polls nothing) though its pid still answers kill(0).
+  if (readProcStat(pid)?.state === 'Z') return `process ${pid} has ended (a zombie its parent has not reaped)`;
   let owner: number;
   try {
     owner = fs.statSync(`/proc/${pid}`).uid;
@@ -264,17 +266,12 @@ function processProblem(pid: number, startTime: string): string | undefined {
 }
 
 /**
- * Whether the process `pid` that started at `startTime` has ended: no process has that pid, or
- * the one that has it started at another time (the pid reused). A live process of another user
- * under the recorded start time has not ended.
+ * Whether the process `pid` that started at `startTime` has ended: no process has that pid, it is
+ * a zombie, or the one that has it started at another time (the pid reused). A live process of
+ * another user under the recorded start time has not ended.
  */
 function processEnded(pid: number, startTime: string): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return true;
-  }
-  return processStartTime(pid) !== startTime;
+  return !processRuns(pid, startTime);
 }
 
 /**

@@ -1,11 +1,13 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KEYS_DIR, openKeystore, readJwksFile } from '../../identity/keystore';
+import { ownProcessStartTime, readProcStat } from '../../process-stat';
 import { findSecretsIn } from '../../identity/redact';
 import { issueTaskGrant, verifyTaskGrant } from '../../identity/task-grant';
 import { codeOf, FrozenClock, IdentityChild, makeTempDir, rootGrantInput, T0 } from './identity-test-kit';
+import { makeZombie } from '../support/zombie-process';
 
 const dirs: string[] = [];
 function stateDir(): string {
@@ -13,8 +15,10 @@ function stateDir(): string {
   dirs.push(dir);
   return dir;
 }
+const cleanups: (() => void)[] = [];
 afterAll(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  for (const cleanup of cleanups) cleanup();
 });
 
 const mode = (file: string) => fs.statSync(file).mode & 0o777;
@@ -77,14 +81,39 @@ describe('a keystore on first use', () => {
     }
   });
 
-  it('clears a lock left by a process that died', async () => {
+  // A lock whose holder no longer runs is cleared at once; before, a zombie holder or a pid reused
+  // by a live process kept it until it was 60 s old, and every open meanwhile failed ERR_KEYSTORE_LOCKED.
+  it.each([
+    ['a process that died and was reaped (a lock written before start times were kept)', async () => `${spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid}:crashed`],
+    ['a process that was killed and not yet reaped (a zombie)', async () => {
+      const zombie = await makeZombie();
+      cleanups.push(() => zombie.close());
+      return `${zombie.pid}:${zombie.startTime}:crashed`;
+    }],
+    ['a process whose pid now names another, live process', async () => {
+      const live = spawn('sleep', ['600'], { stdio: 'ignore' });
+      cleanups.push(() => live.kill('SIGKILL'));
+      await new Promise((resolve) => live.once('spawn', resolve));
+      return `${live.pid}:${BigInt(readProcStat(live.pid!)!.startTime) + 1n}:crashed`;
+    }],
+  ])('clears a lock left by %s', async (_label, lockOf) => {
     const dir = stateDir();
     fs.mkdirSync(path.join(dir, KEYS_DIR), { recursive: true });
-    const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']);
-    fs.writeFileSync(path.join(dir, KEYS_DIR, '.lock'), `${dead.pid}:crashed`);
+    fs.writeFileSync(path.join(dir, KEYS_DIR, '.lock'), await lockOf());
     const keystore = await openKeystore({ stateDir: dir });
     expect(keystore.list()).toHaveLength(1);
     expect(fs.existsSync(path.join(dir, KEYS_DIR, '.lock'))).toBe(false);
+  });
+
+  it('waits for a lock whose holder runs (its pid and start time)', async () => {
+    const dir = stateDir();
+    fs.mkdirSync(path.join(dir, KEYS_DIR), { recursive: true });
+    const lock = path.join(dir, KEYS_DIR, '.lock');
+    fs.writeFileSync(lock, `${process.pid}:${ownProcessStartTime()}:held-elsewhere`);
+    const opened = openKeystore({ stateDir: dir });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    fs.rmSync(lock);
+    expect((await opened).list()).toHaveLength(1);
   });
 
   it('tightens loosened permissions when it reads the files', async () => {

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TemporalServerError } from '../../errors';
 import { connectClient } from '../../temporal/connect';
 import { embeddedServerStatus, ensureTemporalServer, readServerRecord, stopEmbeddedServer } from '../../temporal/embedded-server';
-import { isProcessAlive } from '../../temporal/temporal-cli';
+import { processRuns } from '../../process-stat';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { freePort, freeServerPorts } from './ports';
 
@@ -157,7 +157,7 @@ describe('a server that does not come up', () => {
     expect(error.message).toMatch(/did not answer on 127\.0\.0\.1:\d+ within 2s/);
     expect(error.message).toContain('starting forever');
     expect(await readServerRecord(dir)).toBeUndefined();
-    expect(isProcessAlive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+    expect(processRuns(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
   });
 });
 
@@ -191,7 +191,7 @@ describe('a real embedded server on its own port', () => {
     expect(record).toMatchObject({ pid: first.pid, port, uiPort: Number(env.WARDEN_TEMPORAL_UI_PORT) });
     expect(record?.cliPath).toMatch(/temporal$/);
     expect(new Date(record!.startedAt).getTime()).toBeGreaterThan(Date.now() - 120_000);
-    expect(isProcessAlive(first.pid)).toBe(true);
+    expect(processRuns(first.pid)).toBe(true);
     expect(readFileSync(`/proc/${first.pid}/cmdline`, 'utf8').split('\0')).toEqual(
       expect.arrayContaining(['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--log-format', 'json', '--log-level', 'warn']),
     );
@@ -228,7 +228,7 @@ describe('a real embedded server on its own port', () => {
     expect(status).toMatchObject({ running: true, answering: true, address, uiUrl: first.uiUrl, record: { pid: first.pid } });
 
     await expect(stopEmbeddedServer(dir)).resolves.toEqual({ stopped: true, pid: first.pid });
-    expect(isProcessAlive(first.pid)).toBe(false);
+    expect(processRuns(first.pid)).toBe(false);
     expect(await readServerRecord(dir)).toBeUndefined();
     expect(await embeddedServerStatus(dir)).toMatchObject({ running: false, answering: false });
     await expect(stopEmbeddedServer(dir)).resolves.toEqual({ stopped: false });

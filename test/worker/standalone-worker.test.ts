@@ -35,6 +35,7 @@ import {
   writeStandaloneWorkerRecord,
   type Poller,
 } from '../../worker/standalone-worker';
+import { makeZombie, type Zombie } from '../support/zombie-process';
 
 /** `identity` as the server lists it, last seen polling `ago` ms ago (before any record these rows write ended). */
 const polled = (identity: string, ago = 5_000): Poller => ({ identity, lastPolledAt: Date.now() - ago });
@@ -44,13 +45,17 @@ const isRoot = process.getuid?.() === 0;
 const deadPid = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
 let sleeper: ChildProcess;
 let foreignSleeper: ChildProcess | undefined;
+/** A worker SIGKILLed whose parent has not reaped it: its pid and start time still read, it polls nothing. */
+let zombie: Zombie;
 
-beforeAll(() => {
+beforeAll(async () => {
+  zombie = await makeZombie();
   sleeper = spawn('sleep', ['600'], { stdio: 'ignore' });
   // A live process of another user (nobody), for the "owned by another user" case.
   if (isRoot) foreignSleeper = spawn('sleep', ['600'], { stdio: 'ignore', uid: 65534, gid: 65534 });
 });
 afterAll(() => {
+  zombie.close();
   sleeper.kill('SIGKILL');
   foreignSleeper?.kill('SIGKILL');
 });
@@ -164,6 +169,17 @@ const cases: Case[] = [
       return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, sleeper.pid) };
     },
     refused: 'not at the recorded',
+    ended: true,
+  },
+  {
+    name: 'a worker killed and not yet reaped by its parent (a zombie, its true start time), past the poller window',
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: zombie.pid, startTime: zombie.startTime }, 0o600, EXPIRED); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, zombie.pid) }; },
+    refused: 'has ended (a zombie',
+  },
+  {
+    name: 'a worker of this folder killed within the poller window, not yet reaped (a zombie)',
+    setup: () => { const s = stateWithRecord(); const nonce = plant(s.stateDir, { pid: zombie.pid, startTime: zombie.startTime }); return { stateDir: s.stateDir, identity: standaloneWorkerIdentity(s.stateDir, nonce, zombie.pid) }; },
+    refused: 'has ended (a zombie',
     ended: true,
   },
   {

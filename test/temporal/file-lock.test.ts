@@ -1,0 +1,55 @@
+/**
+ * acquireFileLock (temporal/temporal-cli.ts), the lock around building the Temporal CLI and
+ * starting the embedded server: a lock whose holder no longer runs is taken over at once (the
+ * holder gone, a zombie, or its pid now another process's, told by the start time the lock
+ * records); a running holder's lock is waited for. Real processes, real files.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ownProcessStartTime, readProcStat } from '../../process-stat';
+import { acquireFileLock } from '../../temporal/temporal-cli';
+import { makeZombie, type Zombie } from '../support/zombie-process';
+
+const dir = mkdtempSync(join(tmpdir(), 'warden-file-lock-'));
+let live: ChildProcess;
+let zombie: Zombie;
+beforeAll(async () => {
+  live = spawn('sleep', ['600'], { stdio: 'ignore' });
+  await new Promise((resolve) => live.once('spawn', resolve));
+  zombie = await makeZombie();
+});
+afterAll(() => {
+  live.kill('SIGKILL');
+  zombie.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const lockText = (pid: number, startTime?: string) => JSON.stringify({ pid, ...(startTime === undefined ? {} : { startTime }), token: 'theirs', createdAt: new Date().toISOString() });
+const later = (startTime: string) => String(BigInt(startTime) + 1n);
+class LockTimeout extends Error {}
+
+describe('acquireFileLock', () => {
+  it.each([
+    ['a holder that ended and was reaped', () => lockText(spawnSync('true').pid!), false],
+    ['a holder killed and not yet reaped (a zombie)', () => lockText(zombie.pid, zombie.startTime), false],
+    ['a holder whose pid now names another, live process', () => lockText(live.pid!, later(readProcStat(live.pid!)!.startTime)), false],
+    ['a running holder, its pid and start time', () => lockText(live.pid!, readProcStat(live.pid!)!.startTime), true],
+    ['a running holder of a lock written before start times were kept', () => lockText(live.pid!), true],
+  ] as const)('%s', async (_label, text, held) => {
+    const file = join(dir, `${Math.random()}.lock`);
+    writeFileSync(file, text());
+    const taking = acquireFileLock(file, { timeoutMs: 400, pollMs: 50, timeoutError: () => new LockTimeout() });
+    if (held) {
+      await expect(taking).rejects.toBeInstanceOf(LockTimeout);
+      expect(JSON.parse(readFileSync(file, 'utf8')).token).toBe('theirs');
+      return;
+    }
+    const release = await taking;
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ pid: process.pid, startTime: ownProcessStartTime() });
+    await release();
+    expect(existsSync(file)).toBe(false);
+  });
+});
