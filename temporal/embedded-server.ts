@@ -21,7 +21,7 @@ import { Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { TemporalServerError } from '../errors';
 import { checkNamespace } from './connect';
-import { processRuns } from '../process-stat';
+import { processRuns, readProcStat } from '../process-stat';
 import { acquireFileLock, findOrBuildTemporalCli, formatDuration, type LogFn } from './temporal-cli';
 import { EMBEDDED_TEMPORAL_HOST, loadEmbeddedPorts, loadTemporalConfig, toConnectionOptions, type TemporalConfig } from './temporal-config';
 import { ensureSearchAttributes, startDevSearchAttributeFlags } from './search-attribute-registry';
@@ -49,6 +49,13 @@ export const EmbeddedServerRecordSchema = z.object({
   /** Absent in records of servers started before the HTTP port was pinned. */
   httpPort: z.number().int().min(1).max(65535).optional(),
   startedAt: z.string(),
+  /**
+   * The server process's start time (/proc/<pid>/stat field 22, process-stat.ts), so that a pid
+   * the kernel later gave to another `temporal server start-dev` (another state folder's, a
+   * user's own) is never taken for this folder's server, reused or stopped. Absent in records
+   * written before it was kept: those fall back to the command line alone.
+   */
+  startTime: z.string().regex(/^\d+$/).optional(),
   cliPath: z.string(),
 });
 export type EmbeddedServerRecord = z.infer<typeof EmbeddedServerRecordSchema>;
@@ -157,7 +164,7 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
 
   const record = await readServerRecord(stateDir);
   if (record !== undefined) {
-    if (isOurServerProcess(record.pid)) {
+    if (isOurServerProcess(record)) {
       if (record.port !== port) {
         throw startError(
           `the Temporal server of ${stateDir} (pid ${record.pid}) is running on port ${record.port}, but WARDEN_TEMPORAL_PORT asks for ${port}. ` +
@@ -171,7 +178,7 @@ async function ensureUnderLock(config: TemporalConfig, ctx: EnsureContext): Prom
         return { ...base, uiUrl: uiUrlOf(record.uiPort), started: false, reused: true, pid: record.pid };
       }
       log(`the recorded Temporal server (pid ${record.pid}) does not answer on ${address}; restarting it`);
-      await stopProcessGroup(record.pid, 10_000);
+      await stopProcessGroup(record, 10_000);
     }
     await rm(recordFile(stateDir), { force: true });
   }
@@ -264,7 +271,8 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
     await new Promise((r) => setImmediate(r)); // let 'error' arrive
     throw startError(`could not run ${cliPath}: ${spawnError?.message ?? 'spawn failed'}`, stateDir, spawnError);
   }
-  const record: EmbeddedServerRecord = { pid, port, uiPort, httpPort: ctx.httpPort, startedAt: new Date(startedAt).toISOString(), cliPath };
+  const startTime = readProcStat(pid)?.startTime;
+  const record: EmbeddedServerRecord = { pid, port, uiPort, httpPort: ctx.httpPort, startedAt: new Date(startedAt).toISOString(), ...(startTime === undefined ? {} : { startTime }), cliPath };
   await writeServerRecord(stateDir, record);
 
   const deadline = startedAt + ctx.readyTimeoutMs;
@@ -278,7 +286,7 @@ async function startServer(config: TemporalConfig, cliPath: string, ctx: EnsureC
     // A TCP check first: a gRPC probe against a closed port backs off for a second.
     if ((await isPortInUse(port)) && (await probeTemporal(address, { timeoutMs: probeMs, namespace: config.namespace }))) break;
     if (Date.now() >= deadline) {
-      await stopProcessGroup(pid, 5_000);
+      await stopProcessGroup(record, 5_000);
       await rm(recordFile(stateDir), { force: true });
       throw startError(`the Temporal server did not answer on ${address} within ${formatDuration(ctx.readyTimeoutMs)}`, stateDir);
     }
@@ -325,8 +333,8 @@ export async function stopEmbeddedServer(stateDir: string = stateDirOf(), option
   const dir = resolve(stateDir);
   const record = await readServerRecord(dir);
   if (record === undefined) return { stopped: false };
-  const running = isOurServerProcess(record.pid);
-  if (running) await stopProcessGroup(record.pid, options.timeoutMs ?? 10_000);
+  const running = isOurServerProcess(record);
+  if (running) await stopProcessGroup(record, options.timeoutMs ?? 10_000);
   await rm(recordFile(dir), { force: true });
   return { stopped: running, pid: record.pid };
 }
@@ -338,7 +346,7 @@ export async function embeddedServerStatus(stateDir: string = stateDirOf()): Pro
   const base = { stateDir: dir, logFile: logFileOf(dir) };
   if (record === undefined) return { ...base, running: false, answering: false };
   const address = `${EMBEDDED_TEMPORAL_HOST}:${record.port}`;
-  const running = isOurServerProcess(record.pid);
+  const running = isOurServerProcess(record);
   const answering = running && (await probeTemporal(address, { timeoutMs: PROBE_TIMEOUT_MS }));
   return { ...base, record, running, answering, address, uiUrl: uiUrlOf(record.uiPort) };
 }
@@ -471,9 +479,13 @@ function noteMissingSettings(pid: number, log: LogFn): void {
   }
 }
 
-/** The recorded pid is alive and still a Temporal dev server (guards against recycled pids). */
-function isOurServerProcess(pid: number): boolean {
-  if (!processRuns(pid)) return false;
+/**
+ * The recorded server still runs: its pid the same process (its start time, when recorded:
+ * processRuns) and a Temporal dev server (its command line; all a record without a start time has
+ * against a recycled pid).
+ */
+function isOurServerProcess({ pid, startTime }: Pick<EmbeddedServerRecord, 'pid' | 'startTime'>): boolean {
+  if (!processRuns(pid, startTime)) return false;
   if (process.platform !== 'linux') return true;
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -483,7 +495,7 @@ function isOurServerProcess(pid: number): boolean {
   }
 }
 
-async function stopProcessGroup(pid: number, timeoutMs: number): Promise<void> {
+async function stopProcessGroup({ pid, startTime }: Pick<EmbeddedServerRecord, 'pid' | 'startTime'>, timeoutMs: number): Promise<void> {
   const signal = (sig: NodeJS.Signals): void => {
     try {
       process.kill(-pid, sig);
@@ -496,14 +508,14 @@ async function stopProcessGroup(pid: number, timeoutMs: number): Promise<void> {
     }
   };
   signal('SIGTERM');
-  if (await waitForExit(pid, timeoutMs)) return;
+  if (await waitForExit(pid, startTime, timeoutMs)) return;
   signal('SIGKILL');
-  await waitForExit(pid, 5_000);
+  await waitForExit(pid, startTime, 5_000);
 }
 
-async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+async function waitForExit(pid: number, startTime: string | undefined, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
-  while (processRuns(pid)) {
+  while (processRuns(pid, startTime)) {
     if (Date.now() >= deadline) return false;
     await sleep(100);
   }

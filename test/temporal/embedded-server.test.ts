@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TemporalServerError } from '../../errors';
 import { connectClient } from '../../temporal/connect';
 import { embeddedServerStatus, ensureTemporalServer, readServerRecord, stopEmbeddedServer } from '../../temporal/embedded-server';
-import { processRuns } from '../../process-stat';
+import { processRuns, readProcStat } from '../../process-stat';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { freePort, freeServerPorts } from './ports';
 
@@ -161,6 +161,29 @@ describe('a server that does not come up', () => {
   });
 });
 
+// Another `temporal server start-dev` (another state folder's, a user's own) under the pid this
+// folder's record names: the record's start time tells them apart, so it is neither reported as
+// this folder's server nor stopped (its whole process group) by `warden server stop`.
+describe("a record whose pid now names another dev server's process", () => {
+  it.each([
+    ['the record keeps the start time of the process it named (another one)', (actual: string) => String(BigInt(actual) + 1n), false],
+    ['a record written before start times were kept (the command line is all it has)', () => undefined, true],
+  ])('%s', async (_label, startTimeOf, taken) => {
+    const dir = stateDir('reused-pid');
+    mkdirSync(join(dir, 'temporal'), { recursive: true });
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)', 'server', 'start-dev'], { stdio: 'ignore' });
+    cleanups.push(async () => other.kill('SIGKILL'));
+    await new Promise((resolve) => other.once('spawn', resolve));
+    const startTime = startTimeOf(readProcStat(other.pid!)!.startTime);
+    const port = await freePort();
+    writeFileSync(join(dir, 'temporal', 'server.json'), JSON.stringify({ pid: other.pid, port, uiPort: port, startedAt: 'then', cliPath: '/x', ...(startTime === undefined ? {} : { startTime }) }));
+    expect(await embeddedServerStatus(dir)).toMatchObject({ running: taken });
+    if (taken) return;
+    await expect(stopEmbeddedServer(dir)).resolves.toEqual({ stopped: false, pid: other.pid });
+    expect(processRuns(other.pid!)).toBe(true);
+  });
+});
+
 describe('a real embedded server on its own port', () => {
   it('starts detached, survives the process that started it, is reused, then stops', async () => {
     const env = await portsEnv();
@@ -190,6 +213,7 @@ describe('a real embedded server on its own port', () => {
     const record = await readServerRecord(dir);
     expect(record).toMatchObject({ pid: first.pid, port, uiPort: Number(env.WARDEN_TEMPORAL_UI_PORT) });
     expect(record?.cliPath).toMatch(/temporal$/);
+    expect(record?.startTime).toBe(readProcStat(first.pid)?.startTime);
     expect(new Date(record!.startedAt).getTime()).toBeGreaterThan(Date.now() - 120_000);
     expect(processRuns(first.pid)).toBe(true);
     expect(readFileSync(`/proc/${first.pid}/cmdline`, 'utf8').split('\0')).toEqual(
