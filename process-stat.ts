@@ -45,16 +45,17 @@ export function readProcStat(pid: number | string): ProcStat | undefined {
   return parseProcStat(text);
 }
 
-let ownStartTime: string | undefined;
+let ownStartTime: string | null | undefined;
 
 /**
  * This process's start time ({@link ProcStat.startTime}), read once: what a record or lock this
  * process holds stores beside its pid, so {@link processRuns} can tell it from a later process
- * under the same pid. 'unknown' without /proc (no later check then matches it).
+ * under the same pid. Undefined without /proc: a lock then records the pid alone, since a start
+ * time no check can read would make every reader take the lock for its holder's end.
  */
-export function ownProcessStartTime(): string {
-  ownStartTime ??= readProcStat(process.pid)?.startTime ?? 'unknown';
-  return ownStartTime;
+export function ownProcessStartTime(): string | undefined {
+  if (ownStartTime === undefined) ownStartTime = readProcStat(process.pid)?.startTime ?? null;
+  return ownStartTime ?? undefined;
 }
 
 /**

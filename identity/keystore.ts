@@ -482,7 +482,8 @@ function writeFileAtomic(file: string, content: string): void {
  */
 async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const lockPath = join(dir, LOCK_FILE);
-  const token = `${process.pid}:${ownProcessStartTime()}:${randomUUID()}`;
+  const startTime = ownProcessStartTime();
+  const token = startTime === undefined ? `${process.pid}:${randomUUID()}` : `${process.pid}:${startTime}:${randomUUID()}`;
   const deadline = performance.now() + LOCK_TIMEOUT_MS;
   for (;;) {
     try {

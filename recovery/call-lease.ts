@@ -46,6 +46,9 @@ import { RecoveryError } from '../errors';
 import { ownProcessStartTime, processRuns } from '../process-stat';
 import { callLeaseDirOf, callLeaseStemOf } from './recovery-paths';
 
+/** A record's start time where /proc gives none: no other process's check matches it, so such an attempt counts as ended to every other process (as before start times were shared). */
+const UNKNOWN_START = 'unknown';
+
 /** How long a newer attempt waits for an older one to stop (ms): past a sandbox call's stop and undo under load. */
 export const SUPERSEDE_WAIT_MS = 30_000;
 /** How often a waiting attempt looks whether the older ones ended (ms). */
@@ -116,7 +119,7 @@ const ENDED_MODE = 0o400;
  */
 export async function acquireCallLease(options: { stateDir: string; taskKey: string; callId: string; attempt: number; kind?: 'attempt' | 'compensation'; signal?: AbortSignal; waitMs?: number }): Promise<CallLease> {
   const call: CallFiles = { dir: callLeaseDirOf(options.stateDir, options.taskKey), stem: callLeaseStemOf(options.callId) };
-  const self: Generation = { callId: options.callId, attempt: options.attempt, kind: options.kind ?? 'attempt', pid: process.pid, startTime: ownProcessStartTime(), at: new Date().toISOString() };
+  const self: Generation = { callId: options.callId, attempt: options.attempt, kind: options.kind ?? 'attempt', pid: process.pid, startTime: ownProcessStartTime() ?? UNKNOWN_START, at: new Date().toISOString() };
   const generation = await takeGeneration(call, self);
   const controller = new AbortController();
   const callKey = join(call.dir, call.stem);
@@ -269,7 +272,7 @@ async function stillRunning(call: CallFiles, generation: number): Promise<Genera
     // Created a moment ago and not yet written: its attempt is alive. Unreadable for longer: it died writing it.
     return Date.now() - stat.mtimeMs < TORN_GRACE_MS ? UNREADABLE : undefined;
   }
-  if (record.pid === process.pid && record.startTime === ownProcessStartTime()) return running.get(join(call.dir, call.stem))?.has(generation) === true ? record : undefined;
+  if (record.pid === process.pid && record.startTime === (ownProcessStartTime() ?? UNKNOWN_START)) return running.get(join(call.dir, call.stem))?.has(generation) === true ? record : undefined;
   // A reused pid is another process: the attempt's worker died.
   return processRuns(record.pid, record.startTime) ? record : undefined;
 }

@@ -245,7 +245,8 @@ export async function acquireFileLock(file: string, options: FileLockOptions): P
     try {
       const handle = await open(file, 'wx');
       try {
-        await handle.writeFile(JSON.stringify({ pid: process.pid, startTime: ownProcessStartTime(), token, createdAt: new Date().toISOString() } satisfies LockContent));
+        const startTime = ownProcessStartTime();
+        await handle.writeFile(JSON.stringify({ pid: process.pid, ...(startTime === undefined ? {} : { startTime }), token, createdAt: new Date().toISOString() } satisfies LockContent));
       } finally {
         await handle.close();
       }

@@ -53,3 +53,13 @@ describe('acquireFileLock', () => {
     expect(existsSync(file)).toBe(false);
   });
 });
+
+describe('a lock this process holds', () => {
+  it('is read as held by a second taker (its own start time matches what it wrote)', async () => {
+    const file = join(dir, 'own.lock');
+    const release = await acquireFileLock(file, { timeoutMs: 5_000, timeoutError: () => new LockTimeout() });
+    await expect(acquireFileLock(file, { timeoutMs: 300, pollMs: 50, timeoutError: () => new LockTimeout() })).rejects.toBeInstanceOf(LockTimeout);
+    await release();
+    await (await acquireFileLock(file, { timeoutMs: 300, timeoutError: () => new LockTimeout() }))();
+  });
+});
