@@ -31,10 +31,17 @@ export async function makeZombie(): Promise<Zombie> {
   });
   const startTime = readProcStat(pid)?.startTime;
   if (startTime === undefined) throw new Error(`no /proc/${pid}/stat for the zombie-to-be`);
+  // Until `sh` has exec'd into `sleep`, the shell itself may reap its child: wait for the exec.
+  await until(() => readProcStat(parent.pid!)?.comm === 'sleep', `the zombie's parent ${parent.pid} did not exec into sleep`);
   process.kill(pid, 'SIGKILL');
-  for (let i = 0; readProcStat(pid)?.state !== 'Z'; i++) {
-    if (i > 500) throw new Error(`process ${pid} did not become a zombie`);
+  await until(() => readProcStat(pid)?.state === 'Z', `process ${pid} did not become a zombie`);
+  return { pid, startTime, close: () => parent.kill('SIGKILL') };
+}
+
+/** Polls `condition` every 10 ms, up to 60 s (a loaded machine). */
+async function until(condition: () => boolean, failure: string): Promise<void> {
+  for (const start = Date.now(); !condition(); ) {
+    if (Date.now() - start > 60_000) throw new Error(failure);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  return { pid, startTime, close: () => parent.kill('SIGKILL') };
 }
