@@ -4,7 +4,7 @@
  * sent as the task's approval Update through `client/approvals.ts`, the one client path every
  * front end uses; the task verifies it before it counts and records who decided.
  */
-import { parseCommandArgs } from '../parse-command-args';
+import { parseCommandArgs, usageError } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { decideApproval, findApproverKeyFile, readPendingApprovals } from '../../client/approvals';
 import type { CliIo } from '../cli-io';
@@ -27,6 +27,7 @@ export const APPROVALS_USAGE = `usage: warden approvals [--json]
 export async function approvalsCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('approvals', APPROVALS_USAGE, argv, io, { json: { type: 'boolean', default: false } });
   if (typeof args === 'number') return args;
+  if (args.positionals.length > 0) return usageError('approvals', APPROVALS_USAGE, io, `unexpected argument "${args.positionals[0]}" (approve or deny an action with \`warden approve|deny <workflowId> <requestId>\`)`);
   const { values } = args;
   try {
     const { approvals: pending, unanswered } = await withRunningServer(io, (client) => readPendingApprovals(client));

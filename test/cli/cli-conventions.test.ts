@@ -105,6 +105,29 @@ describe('help and version', () => {
   });
 });
 
+// Each command and sub-command with every argument it takes, and one more: refused before it
+// reads a state folder or reaches a server (`approvals` listed the pending actions instead).
+describe('an argument too many is refused by every command (exit 2), before anything runs', () => {
+  it.each([
+    'run a.yaml extra', 'list extra', 'status x extra', 'logs x extra', 'cancel x extra', 'worker extra',
+    'mcp serve a.yaml extra', 'mcp tools a.yaml extra', 'approvals extra', 'approve x y extra', 'deny x y extra',
+    'keys list extra', 'keys jwks extra', 'keys rotate extra', 'credentials explain t extra', 'credentials verify t extra',
+    'approvers add n extra', 'approvers list extra', 'approvers remove n extra', 'snapshots x extra', 'rollback x extra',
+    'audit verify extra', 'audit proof 1 extra', 'trace x extra', 'replay x extra', 'attest verify f extra',
+    'receipt x extra', 'receipt verify f extra', 'server status extra', 'server start extra', 'server stop extra',
+    'db status extra', 'db migrate extra', 'alerts extra', 'kill x extra', 'baseline list extra', 'baseline learn extra',
+    'baseline show x extra', 'baseline forget x extra', 'console extra',
+  ])('warden %s', async (line) => {
+    const stateDir = join(await mkdtemp(join(tmpdir(), 'warden-extra-arg-')), 'state');
+    const port = String(await freePort());
+    const { code, stderr } = await cli(line.split(' '), { WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: port, WARDEN_TEMPORAL_UI_PORT: String(await freePort()) });
+    expect(code, stderr).toBe(2);
+    expect(stderr).toMatch(/^warden /);
+    expect(stderr).toContain('usage: warden ');
+    expect(existsSync(stateDir)).toBe(false);
+  });
+});
+
 describe('read-only commands never start a server', () => {
   it.each([['list'], ['status', 'x'], ['logs', 'x'], ['approvals'], ['cancel', 'x'], ['policy', 'test', 'foundation', '--against', 'x']])(
     'warden %j says none is running, and none is started',
