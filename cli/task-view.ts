@@ -4,8 +4,7 @@
  * `logs`, `cancel` and `list`, so they agree on what a task's status is.
  */
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/common';
-import { WardenError } from '../errors';
+import { withTaskOf } from '../client/task-not-found';
 import type { TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import { taskStateQuery } from '../workflows/definitions';
 import { agentTaskResult } from '../client/start-agent-task';
@@ -34,21 +33,9 @@ export interface TaskView {
   note?: string;
 }
 
-/** A workflow id Temporal does not know: a clear line instead of the SDK's error. */
-export class TaskNotFoundError extends WardenError {
-  constructor(workflowId: string) {
-    super('ERR_TASK_NOT_FOUND', `no task with workflow id ${workflowId} on this Temporal server (warden list shows the tasks)`, { details: { workflowId } });
-  }
-}
-
 function memoString(description: WorkflowExecutionDescription, key: string): string | undefined {
   const value = description.memo?.[key];
   return typeof value === 'string' ? value : undefined;
-}
-
-/** Whether a failure is Temporal saying the workflow does not exist. */
-export function isNotFound(error: unknown): boolean {
-  return error instanceof WorkflowNotFoundError || (error as { name?: string })?.name === 'WorkflowNotFoundError';
 }
 
 /**
@@ -58,13 +45,7 @@ export function isNotFound(error: unknown): boolean {
  */
 export async function readTaskView(client: Client, workflowId: string, options: { queryTimeoutMs?: number } = {}): Promise<TaskView> {
   const handle = client.workflow.getHandle(workflowId);
-  let description: WorkflowExecutionDescription;
-  try {
-    description = await handle.describe();
-  } catch (error) {
-    if (isNotFound(error)) throw new TaskNotFoundError(workflowId);
-    throw error;
-  }
+  const description: WorkflowExecutionDescription = await withTaskOf(workflowId, () => handle.describe());
   const agent = memoString(description, 'agent');
   const user = memoString(description, 'user');
   const view: TaskView = {

@@ -7,6 +7,7 @@
  * Invariant: the approver's private key never leaves this process; what travels (and lands in
  * history) is the signature over one decision.
  */
+import { withTaskOf } from './task-not-found';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
@@ -157,7 +158,7 @@ function decisionError(error: unknown): WardenError {
  * `ERR_APPROVAL_UNAUTHENTICATED` (the key is not a registered approver's, or was removed).
  */
 export async function decideApproval(client: Client, options: DecideApprovalOptions): Promise<ApprovalOutcome> {
-  const described = await client.workflow.getHandle(options.workflowId).describe();
+  const described = await withTaskOf(options.workflowId, () => client.workflow.getHandle(options.workflowId).describe());
   const handle = client.workflow.getHandle(options.workflowId, described.runId);
   const state = await handle.query(taskStateQuery);
   const pending = (state.pendingApprovals ?? []).find((p) => p.requestId === options.requestId);

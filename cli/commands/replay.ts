@@ -19,6 +19,7 @@ import { ConfigError, WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
 import { rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
 import { connectClient } from '../../temporal/connect';
+import { withTaskOf } from '../../client/task-not-found';
 import { runningServerConfig } from '../temporal-client';
 import { installQuietRuntime } from '../../worker/create-warden-worker';
 import { workflowBundle } from '../../worker/workflow-bundle';
@@ -76,11 +77,11 @@ async function loadHistories(io: CliIo, workflowId: string | undefined, file: st
       const id = queue.shift() as string;
       // A long task continues as new: every run of it has its own history, oldest first.
       const runs: IHistory[] = [];
-      let history: IHistory | undefined = await client.workflow.getHandle(id).fetchHistory();
+      let history: IHistory | undefined = await withTaskOf(id, () => client.workflow.getHandle(id).fetchHistory());
       while (history !== undefined) {
         runs.unshift(history);
         const previous: string | null | undefined = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
-        history = previous ? await client.workflow.getHandle(id, previous).fetchHistory() : undefined;
+        history = previous ? await withTaskOf(id, () => client.workflow.getHandle(id, previous).fetchHistory()) : undefined;
       }
       for (const run of runs) {
         out.push({ workflowId: id, history: run });
@@ -190,7 +191,7 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
       io.stderr(`warden replay: ${error.code}: ${terminalLines(error.message)}\n`);
       return exitCodeOfError(error);
     }
-    if (error instanceof TypeError || (error as { name?: string }).name === 'WorkflowNotFoundError') {
+    if (error instanceof TypeError) {
       io.stderr(`warden replay: ${terminalLines((error as Error).message)}\n`);
       return EXIT.failed;
     }

@@ -28,6 +28,7 @@ import { findOrBuildTemporalCli } from '../../temporal/temporal-cli';
 import { taskStateQuery } from '../../workflows/definitions';
 import { collectOutput, exitOf, waitForOutput } from '../support/child-output';
 import { testTemporalAddress } from '../support/temporal';
+import { registeredApprover } from '../support/task-kit';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 import { freePort } from '../temporal/ports';
 
@@ -227,10 +228,27 @@ describe('list, status, logs, cancel', () => {
     expect((await cli(['status', 'no-such-task'])).stderr).toContain('no task with workflow id no-such-task');
   });
 
-  it.each([['status'], ['logs'], ['cancel']])('%s with an unknown workflow id: ERR_TASK_NOT_FOUND, exit 1', async (command) => {
-    const { code, stderr } = await cli([command, 'no-such-task']);
-    expect(code).toBe(1);
+  const approver = registeredApprover('conventions');
+  // Every command that takes a task's workflow id, the SDK's two ways of saying "not found"
+  // (WorkflowNotFoundError, and fetchHistory's raw gRPC NOT_FOUND) alike: replay printed the gRPC
+  // error with its stack, approve and deny the SDK's message with no code.
+  it.each([
+    [['status', 'no-such-task']],
+    [['logs', 'no-such-task']],
+    [['logs', 'no-such-task', '--follow']],
+    [['cancel', 'no-such-task']],
+    [['replay', 'no-such-task']],
+    [['replay', 'no-such-task', '--export', join(tmpdir(), 'warden-no-such-task.json')]],
+    [['receipt', 'no-such-task']],
+    [['approve', 'no-such-task', 'request-1']],
+    [['deny', 'no-such-task', 'request-1']],
+    [['policy', 'test', 'foundation', '--against', 'no-such-task']],
+  ])('%j with an unknown workflow id: ERR_TASK_NOT_FOUND, exit 1', async (argv) => {
+    // approve and deny read their key first: a registered one, so the id is what fails.
+    const { code, stderr } = await cli(argv, { WARDEN_APPROVER_KEY: approver.cli().io.env.WARDEN_APPROVER_KEY! });
+    expect(code, stderr).toBe(1);
     expect(stderr).toContain('ERR_TASK_NOT_FOUND: no task with workflow id no-such-task');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('logs prints the steps and held actions; --json one event a line', async () => {
