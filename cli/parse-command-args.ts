@@ -38,7 +38,10 @@ function describeParseError(error: unknown, known: readonly string[]): string {
     return `unknown option ${option}${known.length > 0 ? ` (options: ${known.map((k) => `--${k}`).join(', ')})` : ' (this command takes no options)'}`;
   }
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option !== undefined) {
-    return /argument missing/.test(message) ? `option ${option} needs a value` : `option ${option} takes no value`;
+    if (/argument missing/.test(message)) return `option ${option} needs a value`;
+    // Node's "argument is ambiguous": the next word starts with "-", so it is not taken as the value.
+    if (/ambiguous/.test(message)) return `option ${option} needs a value (a value that starts with "-" is written ${option}=<value>)`;
+    return `option ${option} takes no value`;
   }
   if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return message.replace(/^Unexpected argument/, 'unexpected argument');
   return message;

@@ -95,6 +95,9 @@ describe('help and version', () => {
   it.each([
     [['keys', 'list', '--jsn'], 'unknown option --jsn (options: --alg, --verify-for, --json)'],
     [['list', '--limit'], 'option --limit needs a value'],
+    [['list', '--limit', '-1'], 'option --limit needs a value (a value that starts with "-" is written --limit=<value>)'],
+    [['list', '--limit', '--json'], 'option --limit needs a value'],
+    [['list', '--json=yes'], 'option --json takes no value'],
     [['status'], 'expected one workflow id'],
     [['list', '--status', 'weird'], '--status must be one of'],
     [['run', 'a.yaml', '--worker', '--no-worker'], '--worker and --no-worker exclude each other'],
