@@ -482,7 +482,8 @@ function noteMissingSettings(pid: number, log: LogFn): void {
 /**
  * The recorded server still runs: its pid the same process (its start time, when recorded:
  * processRuns) and a Temporal dev server (its command line; all a record without a start time has
- * against a recycled pid).
+ * against a recycled pid). A pid now a thread's id is no process (processRuns): its command line
+ * is its process's, and stopping it would signal that whole process.
  */
 function isOurServerProcess({ pid, startTime }: Pick<EmbeddedServerRecord, 'pid' | 'startTime'>): boolean {
   if (!processRuns(pid, startTime)) return false;

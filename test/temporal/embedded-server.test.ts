@@ -4,7 +4,7 @@
  * the server the test run itself uses (see test/support/global-setup.ts).
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,6 +181,35 @@ describe("a record whose pid now names another dev server's process", () => {
     if (taken) return;
     await expect(stopEmbeddedServer(dir)).resolves.toEqual({ stopped: false, pid: other.pid });
     expect(processRuns(other.pid!)).toBe(true);
+  });
+});
+
+// A record written before start times were kept names a pid the kernel has since given to a
+// thread of another dev server (a Go server runs dozens): kill(tid, 0) answers and
+// /proc/<tid>/cmdline is that process's, so the thread was taken for this folder's server, and
+// stopping it (kill(-tid) fails: no such group; then kill(tid), which signals the whole process)
+// SIGTERMed the other server. A thread id is not a process.
+describe("a record written before start times were kept, whose pid is now another dev server's thread", () => {
+  it('is not taken for the server, and stopping it leaves the other server running', async () => {
+    const dir = stateDir('thread-pid');
+    mkdirSync(join(dir, 'temporal'), { recursive: true });
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)', 'server', 'start-dev'], { stdio: 'ignore' });
+    cleanups.push(async () => other.kill('SIGKILL'));
+    await new Promise((resolve) => other.once('spawn', resolve));
+    let tid: number | undefined;
+    for (let i = 0; tid === undefined && i < 100; i++) {
+      tid = readdirSync(`/proc/${other.pid}/task`).map(Number).find((id) => id !== other.pid);
+      if (tid === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(tid).toBeDefined();
+    const port = await freePort();
+    writeFileSync(join(dir, 'temporal', 'server.json'), JSON.stringify({ pid: tid, port, uiPort: port, startedAt: 'then', cliPath: '/x' }));
+    expect(await embeddedServerStatus(dir)).toMatchObject({ running: false });
+    await expect(stopEmbeddedServer(dir, { timeoutMs: 500 })).resolves.toEqual({ stopped: false, pid: tid });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(other.exitCode).toBeNull();
+    expect(other.signalCode).toBeNull();
+    expect(processRuns(other.pid!, readProcStat(other.pid!)?.startTime)).toBe(true);
   });
 });
 
