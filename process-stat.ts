@@ -65,20 +65,40 @@ export function ownProcessStartTime(): string | undefined {
  * the kernel reused for another process does not count. Another user's process is read the same
  * way (/proc/<pid>/stat is world-readable); where /proc hides it (`hidepid`), only its existence
  * (`kill(pid, 0)`, EPERM) is known, which is enough without `startTime` and never with it.
+ * A thread's id is not a process: kill(tid, 0) answers and /proc/<tid>/ reads as its process's
+ * (the command line too), but a holder's recorded pid later given to a thread of another process
+ * names neither (and kill(tid, sig) would signal that whole other process).
+ * A `startTime` that is no start time (not decimal digits: 'unknown', which a holder without
+ * /proc records, {@link ownProcessStartTime}) is none recorded: the pid alone answers, as for a
+ * record written before start times were kept, rather than every such live holder counting as gone.
  * Not an integer above 0: false. Every check of "is the process that holds X still there" in
  * Warden (call leases, worker records, file locks, the embedded server) asks this one.
  */
 export function processRuns(pid: number, startTime?: string): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
+  const recorded = startTime !== undefined && /^\d+$/.test(startTime) ? startTime : undefined;
   try {
     process.kill(pid, 0);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  if (process.platform !== 'linux') return startTime === undefined;
+  if (process.platform !== 'linux') return recorded === undefined;
   const stat = readProcStat(pid);
-  if (stat === undefined) return startTime === undefined && existsHidden(pid);
-  return stat.state !== 'Z' && stat.state !== 'X' && (startTime === undefined || stat.startTime === startTime);
+  if (stat === undefined) return recorded === undefined && existsHidden(pid);
+  if (stat.state === 'Z' || stat.state === 'X' || (recorded !== undefined && stat.startTime !== recorded)) return false;
+  return threadGroupOf(pid) === pid;
+}
+
+/** The process (thread group) thread `tid` belongs to: /proc/<tid>/status `Tgid`; undefined when it cannot be read (gone meanwhile). */
+function threadGroupOf(tid: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${tid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const match = /^Tgid:\s*(\d+)$/m.exec(text);
+  return match === null ? undefined : Number(match[1]);
 }
 
 /** True when `pid` exists but its /proc entry cannot be read (another user's under `hidepid`). */

@@ -46,7 +46,7 @@ import { RecoveryError } from '../errors';
 import { ownProcessStartTime, processRuns } from '../process-stat';
 import { callLeaseDirOf, callLeaseStemOf } from './recovery-paths';
 
-/** A record's start time where /proc gives none: no other process's check matches it, so such an attempt counts as ended to every other process (as before start times were shared). */
+/** A record's start time where /proc gives none: processRuns then checks the pid alone, so such a live attempt is waited for rather than taken for ended. */
 const UNKNOWN_START = 'unknown';
 
 /** How long a newer attempt waits for an older one to stop (ms): past a sandbox call's stop and undo under load. */

@@ -482,10 +482,13 @@ function noteMissingSettings(pid: number, log: LogFn): void {
 /**
  * The recorded server still runs: its pid the same process (its start time, when recorded:
  * processRuns) and a Temporal dev server (its command line; all a record without a start time has
- * against a recycled pid).
+ * against a recycled pid). A pid now a thread's id is no process (processRuns): its command line
+ * is its process's, and stopping it would signal that whole process. Never pid 1: a server Warden
+ * started is its child, and pid 1 is a namespace's init (a container's `temporal server start-dev`),
+ * whose "process group" kill(-1) would be every process of the namespace (a copied or edited record).
  */
 function isOurServerProcess({ pid, startTime }: Pick<EmbeddedServerRecord, 'pid' | 'startTime'>): boolean {
-  if (!processRuns(pid, startTime)) return false;
+  if (pid <= 1 || !processRuns(pid, startTime)) return false;
   if (process.platform !== 'linux') return true;
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
@@ -497,6 +500,7 @@ function isOurServerProcess({ pid, startTime }: Pick<EmbeddedServerRecord, 'pid'
 
 async function stopProcessGroup({ pid, startTime }: Pick<EmbeddedServerRecord, 'pid' | 'startTime'>, timeoutMs: number): Promise<void> {
   const signal = (sig: NodeJS.Signals): void => {
+    if (pid <= 1) return; // kill(-1) signals every process the caller may signal, not a group
     try {
       process.kill(-pid, sig);
     } catch {

@@ -4,7 +4,7 @@
  * Checked on synthetic lines and on a real process whose executable is named that way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,6 +94,8 @@ describe('processRuns', () => {
   let stopped: ChildProcess;
   let zombie: Zombie;
   let reaped: number;
+  let threaded: ChildProcess;
+  let thread: number;
   const startOf = (pid: number) => readProcStat(pid)!.startTime;
   const later = (startTime: string) => String(BigInt(startTime) + 1n);
 
@@ -106,11 +108,24 @@ describe('processRuns', () => {
     const gone = spawn('true', [], { stdio: 'ignore' });
     await new Promise((resolve) => gone.once('exit', resolve));
     reaped = gone.pid!;
+    // A process with threads besides its main one (node's own: libuv, V8).
+    threaded = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)'], { stdio: 'ignore' });
+    await new Promise((resolve) => threaded.once('spawn', resolve));
+    for (let i = 0; ; i++) {
+      const other = readdirSync(`/proc/${threaded.pid}/task`).map(Number).find((id) => id !== threaded.pid);
+      if (other !== undefined) {
+        thread = other;
+        break;
+      }
+      if (i > 200) throw new Error('no thread besides the main one');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   });
   afterAll(() => {
     live.kill('SIGKILL');
     stopped.kill('SIGKILL');
     zombie.close();
+    threaded.kill('SIGKILL');
   });
 
   type Row = [label: string, args: () => [pid: number, startTime?: string], runs: boolean];
@@ -123,6 +138,15 @@ describe('processRuns', () => {
     ['a zombie, its recorded start time', () => [zombie.pid, zombie.startTime], false],
     ['an ended and reaped process', () => [reaped], false],
     ['this process', () => [process.pid, ownProcessStartTime()], true],
+    // kill(tid, 0) answers and /proc/<tid>/stat is readable for any thread: a pid of a recorded
+    // holder later given to a thread of another process is not that process (nor the holder).
+    ['a thread of a live process (its id, not the process\'s pid)', () => [thread], false],
+    ['a thread of a live process, its own start time', () => [thread, startOf(thread)], false],
+    // A holder without /proc (another platform, a container without it) records 'unknown'
+    // (ownProcessStartTime): no start time to compare, so the pid alone answers, as for a lock
+    // written before start times were kept; before, every such live holder counted as gone.
+    ['a live process whose holder could not read its start time (\'unknown\')', () => [live.pid!, 'unknown'], true],
+    ['a reaped process whose holder could not read its start time', () => [reaped, 'unknown'], false],
   ])('%s', (_label, args, runs) => {
     const [pid, startTime] = args();
     expect(processRuns(pid, startTime)).toBe(runs);

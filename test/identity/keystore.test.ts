@@ -105,11 +105,17 @@ describe('a keystore on first use', () => {
     expect(fs.existsSync(path.join(dir, KEYS_DIR, '.lock'))).toBe(false);
   });
 
-  it('waits for a lock whose holder runs (its pid and start time)', async () => {
+  // 'unknown': what a holder that cannot read /proc (another platform, a container without it)
+  // records as its start time (ownProcessStartTime); before, such a running holder counted as gone
+  // and its lock was cleared under it.
+  it.each([
+    ['its pid and start time', () => `${process.pid}:${ownProcessStartTime()}:held-elsewhere`],
+    ['its pid, its start time unknown to it (no /proc)', () => `${process.pid}:unknown:held-elsewhere`],
+  ])('waits for a lock whose holder runs (%s)', async (_label, lockText) => {
     const dir = stateDir();
     fs.mkdirSync(path.join(dir, KEYS_DIR), { recursive: true });
     const lock = path.join(dir, KEYS_DIR, '.lock');
-    fs.writeFileSync(lock, `${process.pid}:${ownProcessStartTime()}:held-elsewhere`);
+    fs.writeFileSync(lock, lockText());
     const opened = openKeystore({ stateDir: dir });
     await new Promise((resolve) => setTimeout(resolve, 300));
     fs.rmSync(lock);

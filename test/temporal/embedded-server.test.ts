@@ -3,8 +3,8 @@
  * with some other program on the port. Uses its own ports and state folders so it never touches
  * the server the test run itself uses (see test/support/global-setup.ts).
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,6 +181,71 @@ describe("a record whose pid now names another dev server's process", () => {
     if (taken) return;
     await expect(stopEmbeddedServer(dir)).resolves.toEqual({ stopped: false, pid: other.pid });
     expect(processRuns(other.pid!)).toBe(true);
+  });
+});
+
+// A record written before start times were kept names a pid the kernel has since given to a
+// thread of another dev server (a Go server runs dozens): kill(tid, 0) answers and
+// /proc/<tid>/cmdline is that process's, so the thread was taken for this folder's server, and
+// stopping it (kill(-tid) fails: no such group; then kill(tid), which signals the whole process)
+// SIGTERMed the other server. A thread id is not a process.
+describe("a record written before start times were kept, whose pid is now another dev server's thread", () => {
+  it('is not taken for the server, and stopping it leaves the other server running', async () => {
+    const dir = stateDir('thread-pid');
+    mkdirSync(join(dir, 'temporal'), { recursive: true });
+    const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)', 'server', 'start-dev'], { stdio: 'ignore' });
+    cleanups.push(async () => other.kill('SIGKILL'));
+    await new Promise((resolve) => other.once('spawn', resolve));
+    let tid: number | undefined;
+    for (let i = 0; tid === undefined && i < 100; i++) {
+      tid = readdirSync(`/proc/${other.pid}/task`).map(Number).find((id) => id !== other.pid);
+      if (tid === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(tid).toBeDefined();
+    const port = await freePort();
+    writeFileSync(join(dir, 'temporal', 'server.json'), JSON.stringify({ pid: tid, port, uiPort: port, startedAt: 'then', cliPath: '/x' }));
+    expect(await embeddedServerStatus(dir)).toMatchObject({ running: false });
+    await expect(stopEmbeddedServer(dir, { timeoutMs: 500 })).resolves.toEqual({ stopped: false, pid: tid });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(other.exitCode).toBeNull();
+    expect(other.signalCode).toBeNull();
+    expect(processRuns(other.pid!, readProcStat(other.pid!)?.startTime)).toBe(true);
+  });
+});
+
+// A record naming pid 1 (copied from another machine or container, or edited) where pid 1 is a
+// dev server (a container whose init is `temporal server start-dev`): `warden server stop` sent
+// kill(-1, SIGTERM), then SIGKILL, which signals every process of the namespace but init and the
+// caller, not a process group. A server Warden started is its child, never pid 1. Run in a pid
+// namespace of its own (root and `unshare -p` only), whose init is the process that stops.
+const canOwnPidNamespace = process.platform === 'linux' && process.getuid?.() === 0 && spawnSync('unshare', ['-pf', '--mount-proc', 'true']).status === 0;
+describe.skipIf(!canOwnPidNamespace)("a record naming pid 1, a dev server namespace's init", () => {
+  it('is not taken for the server, and stopping it signals no other process', async () => {
+    const dir = stateDir('init-pid');
+    const script = join(dir, 'stop-as-init.ts');
+    writeFileSync(
+      script,
+      `import { spawn } from 'node:child_process';\n` +
+        `import { mkdirSync, writeFileSync } from 'node:fs';\n` +
+        `import { join } from 'node:path';\n` +
+        `import { embeddedServerStatus, stopEmbeddedServer } from ${JSON.stringify(join(REPO, 'temporal', 'embedded-server'))};\n` +
+        `(async () => {\n` +
+        `  const dir = ${JSON.stringify(dir)};\n` +
+        `  mkdirSync(join(dir, 'temporal'), { recursive: true });\n` +
+        `  const bystander = spawn('sleep', ['600'], { stdio: 'ignore' });\n` +
+        `  await new Promise((resolve) => bystander.once('spawn', resolve));\n` +
+        `  writeFileSync(join(dir, 'temporal', 'server.json'), JSON.stringify({ pid: 1, port: 1, uiPort: 1, startedAt: 'then', cliPath: '/x' }));\n` +
+        `  const status = await embeddedServerStatus(dir);\n` +
+        `  const stop = await stopEmbeddedServer(dir, { timeoutMs: 300 });\n` +
+        `  await new Promise((resolve) => setTimeout(resolve, 200));\n` +
+        `  process.stdout.write(JSON.stringify({ pid: process.pid, running: status.running, stop, bystander: bystander.signalCode ?? (bystander.exitCode === null ? 'running' : bystander.exitCode) }));\n` +
+        `  bystander.kill('SIGKILL');\n` +
+        `  process.exit(0);\n` +
+        `})();\n`,
+    );
+    const run = spawnSync('unshare', ['-pf', '--mount-proc', process.execPath, '--require', require.resolve('tsx/cjs'), script, 'server', 'start-dev'], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({ pid: 1, running: false, stop: { stopped: false, pid: 1 }, bystander: 'running' });
   });
 });
 

@@ -63,3 +63,44 @@ describe('a lock this process holds', () => {
     await (await acquireFileLock(file, { timeoutMs: 300, timeoutError: () => new LockTimeout() }))();
   });
 });
+
+// A holder that cannot read /proc (another platform; here a real process in a mount namespace
+// whose /proc is an empty tmpfs) has no start time to record (ownProcessStartTime). Its lock must
+// still hold while it runs: the first version wrote 'unknown', which no start time ever matched,
+// so every other process took the lock over at once, and two held it together.
+const canHideProc = process.platform === 'linux' && process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'true']).status === 0;
+describe.skipIf(!canHideProc)('a running holder without /proc', () => {
+  it('keeps its lock', async () => {
+    const file = join(dir, 'no-proc.lock');
+    const script = join(dir, 'hold-lock.ts');
+    const repo = join(__dirname, '..', '..');
+    writeFileSync(
+      script,
+      `import { acquireFileLock } from ${JSON.stringify(join(repo, 'temporal', 'temporal-cli'))};\n` +
+        `import { ownProcessStartTime } from ${JSON.stringify(join(repo, 'process-stat'))};\n` +
+        `acquireFileLock(process.argv[2]!, { timeoutMs: 5_000, timeoutError: () => new Error('lock timeout') }).then(() => {\n` +
+        `  process.stdout.write(\`held \${ownProcessStartTime()}\\n\`);\n` +
+        `  setInterval(() => {}, 60_000);\n` +
+        `});\n`,
+    );
+    // exec keeps the shell's pid: the holder's pid is the child's.
+    const holder = spawn('unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /proc && exec "$0" --require "$1" "$2" "$3"`, process.execPath, require.resolve('tsx/cjs'), script, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const said = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        holder.stdout!.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          if (out.includes('\n')) resolve(out.trim());
+        });
+        holder.once('exit', (code) => reject(new Error(`the holder exited (${code})`)));
+      });
+      expect(said).toBe('held undefined');
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(expect.objectContaining({ pid: holder.pid }));
+      expect(JSON.parse(readFileSync(file, 'utf8'))).not.toHaveProperty('startTime');
+      await expect(acquireFileLock(file, { timeoutMs: 600, pollMs: 50, timeoutError: () => new LockTimeout() })).rejects.toBeInstanceOf(LockTimeout);
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ pid: holder.pid });
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+});
