@@ -115,6 +115,8 @@ export const ERROR_CODES = [
   // CLI task commands (status, logs, cancel): the workflow id is unknown, or the task already ended
   'ERR_TASK_NOT_FOUND',
   'ERR_TASK_NOT_RUNNING',
+  // a workflow id a user gave that no Temporal workflow can have (empty, too long, control characters)
+  'ERR_WORKFLOW_ID_INVALID',
   // approvals: decisions must come from a registered approver, for a request that is pending
   'ERR_APPROVAL_UNAUTHENTICATED',
   'ERR_APPROVAL_NOT_PENDING',

@@ -96,12 +96,27 @@ function endOnceSettled() {
   }, EXIT_GRACE_MS).unref();
 }
 
+/**
+ * A command whose promise never settles while nothing keeps the process alive (a call a library
+ * dropped without an answer: gRPC calls carrying a 70,000-character workflow id were) would end
+ * with exit 0 and no output, which a script reads as success. It ends with exit 1 and says so.
+ */
+let settled = false;
+process.on('beforeExit', () => {
+  if (settled) return;
+  settled = true;
+  processIo.stderr('warden: the command ended without an answer (a call it waited on was dropped); what it was asked to do may not have happened\n');
+  process.exitCode = 1;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
     endOnceSettled();
   },
   (error) => {
+    settled = true;
     processIo.stderr(`warden: ${error && error.stack ? error.stack : String(error)}\n`);
     process.exitCode = 1;
     endOnceSettled();

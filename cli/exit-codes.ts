@@ -27,7 +27,7 @@ export function exitCodeOfError(error: { code: string }, otherwise: number = EXI
  * `approve` and `console` exit 2; `warden worker` and `warden baseline learn --from` exited 1 on a
  * bad file of theirs).
  */
-const USAGE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_TEMPORAL_NAMESPACE_NOT_FOUND', 'ERR_APPROVER_INVALID', 'ERR_SIGNING_KEY_FILE_INVALID', 'ERR_TASK_RESULTS_FILE_INVALID']);
+const USAGE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_TEMPORAL_NAMESPACE_NOT_FOUND', 'ERR_APPROVER_INVALID', 'ERR_SIGNING_KEY_FILE_INVALID', 'ERR_TASK_RESULTS_FILE_INVALID', 'ERR_WORKFLOW_ID_INVALID']);
 
 /** Exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { CliIo } from './cli-io';
 import { EXIT } from './exit-codes';
 import { terminalLine, terminalLines } from '../terminal-text';
+import { workflowIdProblem } from '../client/task-not-found';
 
 /** One option as `node:util` parseArgs takes it. */
 export interface OptionSpec {
@@ -64,6 +65,16 @@ export function parseCommandArgs<const O extends Record<string, OptionSpec>>(com
     t.kind === 'option' ? { kind: 'option' as const, name: t.name, ...(t.value === undefined ? {} : { value: t.value }) } : t.kind === 'positional' ? { kind: 'positional' as const, value: t.value } : { kind: 'option-terminator' as const },
   );
   return { values: parsed.values as OptionValues<O>, positionals: parsed.positionals, tokens };
+}
+
+/**
+ * When `workflowId` (as the user gave it, an argument or an option's value) can name no workflow
+ * (client/task-not-found.ts `workflowIdProblem`: empty, over 1,000 characters, a control
+ * character), prints why and the usage and returns the usage exit code; else undefined.
+ */
+export function workflowIdUsageError(command: string, usage: string, io: CliIo, workflowId: string | undefined): number | undefined {
+  const problem = workflowId === undefined ? undefined : workflowIdProblem(workflowId);
+  return problem === undefined ? undefined : usageError(command, usage, io, `ERR_WORKFLOW_ID_INVALID: ${problem}`);
 }
 
 /** Prints `message` and the usage to stderr; returns the usage exit code. */

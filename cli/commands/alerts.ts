@@ -8,7 +8,7 @@ import { durationToMs } from '../../task/duration';
 import { DurationSchema } from '../../task/task-schema';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { parseCommandArgs } from '../parse-command-args';
+import { parseCommandArgs, workflowIdUsageError } from '../parse-command-args';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const ALERTS_USAGE = `usage: warden alerts [--task <workflowId>] [--since <duration>] [--limit <n>] [--json]
@@ -50,6 +50,8 @@ export async function alertsCommand(argv: string[], io: CliIo): Promise<number> 
     io.stderr(`${terminalLine(`warden alerts: unexpected ${args.positionals[0]}`)}\n${ALERTS_USAGE}\n`);
     return EXIT.usage;
   }
+  const badId = workflowIdUsageError('alerts', ALERTS_USAGE, io, args.values.task);
+  if (badId !== undefined) return badId;
   let since: string | undefined;
   let limit: number | undefined;
   try {

@@ -1,4 +1,5 @@
 /** `warden audit verify|proof|consistency`: checks the custody ledger and prints proofs from it. */
+import { workflowIdProblem } from '../../client/task-not-found';
 import { delimiter, join } from 'node:path';
 import { WardenError } from '../../errors';
 import { readPublishedHeads } from '../../custody/checkpoint-witness';
@@ -141,6 +142,8 @@ async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promis
     else if (arg?.startsWith('--checkpoint=')) witness = arg.slice('--checkpoint='.length);
     else return usage(io, `unexpected argument "${arg}"`);
   }
+  const idProblem = taskId === undefined ? undefined : workflowIdProblem(taskId);
+  if (idProblem !== undefined) return usage(io, `ERR_WORKFLOW_ID_INVALID: ${idProblem}`);
   const published = witness === undefined ? undefined : readPublishedHeads(witness);
   if (published !== undefined && published.keys.length === 0) {
     io.stderr(`${terminalLine(`warden audit: ERR_CUSTODY_NOT_FOUND: the witness ${published.location} published no keys to pin`)}\n`);

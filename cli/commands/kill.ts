@@ -8,7 +8,7 @@ import { WardenError } from '../../errors';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
-import { parseCommandArgs } from '../parse-command-args';
+import { parseCommandArgs, workflowIdUsageError } from '../parse-command-args';
 import { withRunningServer } from '../temporal-client';
 
 export const KILL_USAGE = `usage: warden kill <workflowId> [--key <file>] [--reason <text>] [--no-wait] [--json]
@@ -37,6 +37,8 @@ export async function killCommand(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`warden kill: expected one workflow id\n${KILL_USAGE}\n`);
     return EXIT.usage;
   }
+  const badId = workflowIdUsageError('kill', KILL_USAGE, io, workflowId);
+  if (badId !== undefined) return badId;
   try {
     const key = await findApproverKeyFile(io.env, args.values.key);
     return await withRunningServer(io, async (client) => {

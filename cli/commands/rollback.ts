@@ -14,7 +14,7 @@ import { rollbackTask } from '../../recovery/workspace-rollback';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { parseCommandArgs, usageError } from '../parse-command-args';
+import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
@@ -34,6 +34,8 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
   if (typeof args === 'number') return args;
   const [workflowId, ...extra] = args.positionals;
   if (workflowId === undefined || extra.length > 0) return usageError('rollback', ROLLBACK_USAGE, io, 'expected one workflow id');
+  const badId = workflowIdUsageError('rollback', ROLLBACK_USAGE, io, workflowId);
+  if (badId !== undefined) return badId;
   const runId = args.values.run;
   if (runId !== undefined && (runId === '' || runId.startsWith('-'))) return usageError('rollback', ROLLBACK_USAGE, io, '--run needs a run id');
   const force = args.values.force === true;

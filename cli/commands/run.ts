@@ -32,7 +32,7 @@ import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } fro
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId, dataPlaneQueueOf, workerIdOf } from '../../dataplane/shared-storage';
-import { parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-command-args';
+import { parseCommandArgs, usageError, workflowIdUsageError, type ParsedCommandArgs } from '../parse-command-args';
 import { recentPollers, recentPolls, resolveTemporal } from '../temporal-client';
 import { hasStandaloneWorkerRecords, latestPolls, liveStandaloneWorker, otherStateWorkers, possiblyOpenPollNote, possiblyOpenPolls, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../worker/workflow-thread-prestart';
@@ -85,6 +85,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const [file, ...extra] = args.positionals;
   if (file === undefined || extra.length > 0) return usageError('run', RUN_USAGE, io, 'expected exactly one task file');
   if (args.values.worker === true && args.values['no-worker'] === true) return usageError('run', RUN_USAGE, io, '--worker and --no-worker exclude each other');
+  const badId = workflowIdUsageError('run', RUN_USAGE, io, args.values['workflow-id']);
+  if (badId !== undefined) return badId;
   try {
     taskQueueOf(args.values['task-queue'], io.env);
     checkWorkerId(stateDirOf(io.env), io.env);

@@ -4,7 +4,7 @@ import { findTaskRecordsOfKey, lookUpTaskRecords, type TaskRecords } from '../..
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { parseCommandArgs, usageError } from '../parse-command-args';
+import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
@@ -19,6 +19,8 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
   const json = args.values.json === true;
   const [workflowId, ...extra] = args.positionals;
   if (workflowId === undefined || extra.length > 0) return usageError('snapshots', SNAPSHOTS_USAGE, io, 'expected one workflow id');
+  const badId = workflowIdUsageError('snapshots', SNAPSHOTS_USAGE, io, workflowId);
+  if (badId !== undefined) return badId;
   const stateDir = stateDirOf(io.env);
   try {
     const lookup = await lookUpTaskRecords(stateDir, workflowId);

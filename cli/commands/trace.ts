@@ -4,7 +4,7 @@
  * its record's seq. Decisions are the workflow's, read from its result (or state) when the
  * Temporal server can be reached; without it the timeline shows what the ledger alone holds.
  */
-import { parseCommandArgs } from '../parse-command-args';
+import { parseCommandArgs, workflowIdUsageError } from '../parse-command-args';
 import { readTaskRecords } from '../../custody/process-ledger';
 import { assembleTaskResult } from '../../client/assemble-task-result';
 import { openDeploymentBlobStore } from '../../dataplane/open-deployment-blob-store';
@@ -72,6 +72,8 @@ export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`warden trace: expected one workflow id\n${TRACE_USAGE}\n`);
     return EXIT.usage;
   }
+  const badId = workflowIdUsageError('trace', TRACE_USAGE, io, workflowId);
+  if (badId !== undefined) return badId;
   try {
     const taskId = rootWorkflowIdOf(workflowId);
     const records = await readTaskRecords(stateDirOf(io.env), io.env, taskId);

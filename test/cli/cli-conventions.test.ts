@@ -254,6 +254,40 @@ describe('list, status, logs, cancel', () => {
     expect(stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  // A workflow id no workflow can have, wherever a command takes one: refused as bad usage, naming
+  // what is wrong, before any call. Before: an empty id printed the SDK's error and stack (exit 1),
+  // a 70,000-character one ended the command with exit 0 and no output (the call was dropped),
+  // and a line break in one forged a second line of the command's output.
+  const badIds: [string, string][] = [
+    ['empty', ''],
+    ['1,001 characters', 'x'.repeat(1_001)],
+    ['a line break', 'no-such\nforged line'],
+    ['an escape', 'no-such\u001b[31m'],
+  ];
+  const idSlots: [string, (id: string) => string[]][] = [
+    ['status', (id) => ['status', id]],
+    ['logs', (id) => ['logs', id]],
+    ['cancel', (id) => ['cancel', id]],
+    ['replay', (id) => ['replay', id]],
+    ['receipt', (id) => ['receipt', id]],
+    ['approve', (id) => ['approve', id, 'request-1']],
+    ['deny', (id) => ['deny', id, 'request-1']],
+    ['kill', (id) => ['kill', id]],
+    ['trace', (id) => ['trace', id]],
+    ['snapshots', (id) => ['snapshots', id]],
+    ['rollback', (id) => ['rollback', id]],
+    ['policy test --against', (id) => ['policy', 'test', 'foundation', '--against', id]],
+    ['alerts --task', (id) => ['alerts', '--task', id]],
+    ['audit verify --task', (id) => ['audit', 'verify', '--task', id]],
+    ['run --workflow-id', (id) => ['run', join(REPO_ROOT, 'examples', 'hello.yaml'), '--workflow-id', id]],
+  ];
+  it.each(idSlots.flatMap(([slot, argv]) => badIds.map(([what, id]) => [slot, what, argv(id)] as const)))('%s with a workflow id holding %s: ERR_WORKFLOW_ID_INVALID, exit 2', async (_slot, _what, argv) => {
+    const { code, stdout, stderr } = await cli([...argv], { WARDEN_APPROVER_KEY: approver.cli().io.env.WARDEN_APPROVER_KEY! });
+    expect(code, stderr).toBe(2);
+    expect(stderr.split('\n')[0]).toMatch(/^warden [a-z ]+: ERR_WORKFLOW_ID_INVALID: the workflow id (is empty|has 1001 characters; Temporal takes at most 1000|holds a control character \(U\+00(0A|1B) at character 8\))$/);
+    expect(stdout).toBe('');
+  });
+
   it('logs prints the steps and held actions; --json one event a line', async () => {
     const { stdout } = await cli(['logs', held.workflowId]);
     expect(stdout).toContain('#0 sql.exec');

@@ -35,3 +35,21 @@ it.each([
     await stopChildren([child]);
   }
 }, 120_000);
+
+// A command whose awaited call was dropped without an answer (gRPC calls carrying a 70,000-character
+// workflow id were), so its promise never settles and nothing keeps the process alive: it ended with
+// exit 0 and no output, which a script reads as success.
+it('a command that never answers ends with exit 1 and says so, never exit 0', async () => {
+  const child = spawn(process.execPath, ['--require', join(__dirname, 'fixtures', 'drop-the-command.cjs'), join(REPO_ROOT, 'bin', 'warden.js'), 'list'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = collectOutput(child);
+  try {
+    expect(await exitOf(child)).toEqual({ code: 1, signal: null });
+    expect(output.stderr).toMatch(/^warden: the command ended without an answer/);
+    expect(output.stdout).toBe('');
+  } finally {
+    await stopChildren([child]);
+  }
+}, 120_000);
