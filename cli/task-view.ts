@@ -4,7 +4,7 @@
  * `logs`, `cancel` and `list`, so they agree on what a task's status is.
  */
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
-import { withTaskOf } from '../client/task-not-found';
+import { describeTask } from '../client/task-not-found';
 import type { TaskResult, TaskState, TaskStatus } from '../task/task-run';
 import { taskStateQuery } from '../workflows/definitions';
 import { agentTaskResult } from '../client/start-agent-task';
@@ -45,7 +45,7 @@ function memoString(description: WorkflowExecutionDescription, key: string): str
  */
 export async function readTaskView(client: Client, workflowId: string, options: { queryTimeoutMs?: number } = {}): Promise<TaskView> {
   const handle = client.workflow.getHandle(workflowId);
-  const description: WorkflowExecutionDescription = await withTaskOf(workflowId, () => handle.describe());
+  const description: WorkflowExecutionDescription = await describeTask(client, workflowId);
   const agent = memoString(description, 'agent');
   const user = memoString(description, 'user');
   const view: TaskView = {

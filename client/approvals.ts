@@ -7,7 +7,7 @@
  * Invariant: the approver's private key never leaves this process; what travels (and lands in
  * history) is the signature over one decision.
  */
-import { withTaskOf } from './task-not-found';
+import { describeTask } from './task-not-found';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
@@ -158,7 +158,11 @@ function decisionError(error: unknown): WardenError {
  * `ERR_APPROVAL_UNAUTHENTICATED` (the key is not a registered approver's, or was removed).
  */
 export async function decideApproval(client: Client, options: DecideApprovalOptions): Promise<ApprovalOutcome> {
-  const described = await withTaskOf(options.workflowId, () => client.workflow.getHandle(options.workflowId).describe());
+  const described = await describeTask(client, options.workflowId);
+  // An ended task holds nothing (and its state query needs a worker to replay it): said plainly.
+  if (described.status.name !== 'RUNNING') {
+    throw new CredentialError('ERR_APPROVAL_NOT_PENDING', `${options.workflowId} has ended (${described.status.name.toLowerCase()}): no action of it waits for approval`, { details: { workflowId: options.workflowId, status: described.status.name } });
+  }
   const handle = client.workflow.getHandle(options.workflowId, described.runId);
   const state = await handle.query(taskStateQuery);
   const pending = (state.pendingApprovals ?? []).find((p) => p.requestId === options.requestId);

@@ -9,6 +9,7 @@
  * Invariant: the approver's private key never leaves this process; what travels (and lands in
  * history) is the signature over one kill of one run.
  */
+import { describeTask } from './task-not-found';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { wellFormed } from '../custody/span-record';
@@ -27,6 +28,7 @@ export interface KillTaskOptions {
 }
 
 function killError(workflowId: string, error: unknown): WardenError {
+  if (error instanceof WardenError && (error.code === 'ERR_TASK_NOT_FOUND' || error.code === 'ERR_WORKFLOW_ID_INVALID')) return error;
   if (error instanceof WorkflowNotFoundError) return new MonitorError('ERR_KILL_REFUSED', `no running task ${workflowId}`, { details: { workflowId } });
   const cause = error instanceof WorkflowUpdateFailedError ? error.cause : error;
   if (cause instanceof ApplicationFailure && isErrorCode(cause.type)) return new MonitorError(cause.type, cause.message, { details: { workflowId } });
@@ -46,7 +48,7 @@ export async function killTask(client: Client, options: KillTaskOptions): Promis
   let runId: string;
   let status: string;
   try {
-    const described = await client.workflow.getHandle(options.workflowId).describe();
+    const described = await describeTask(client, options.workflowId);
     runId = described.runId;
     status = described.status.name;
   } catch (error) {

@@ -5,8 +5,9 @@
  * {@link TaskNotFoundError}, `ERR_TASK_NOT_FOUND`, naming the id, so `status`, `logs`, `cancel`,
  * `replay`, `receipt`, `approve`, `deny` and `policy test --against` print the same line.
  */
-import { isGrpcServiceError, WorkflowNotFoundError } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { WardenError } from '../errors';
+import { AGENT_TASK_WORKFLOW } from '../workflows/definitions';
 
 /**
  * The longest workflow id this checks through: Temporal's default `limit.maxIDLength` (1,000
@@ -42,11 +43,32 @@ export function checkWorkflowId(workflowId: string): string {
 /** gRPC's NOT_FOUND status code (grpc/status.proto). */
 const GRPC_NOT_FOUND = 5;
 
-/** A workflow id Temporal does not know: a clear line instead of the SDK's error. */
+/**
+ * A workflow id Temporal does not know, or one of a workflow that is not a Warden task (another
+ * type, `workflowType`): a clear line instead of the SDK's error, and no command acting on a
+ * workflow Warden did not start.
+ */
 export class TaskNotFoundError extends WardenError {
-  constructor(workflowId: string, cause?: unknown) {
-    super('ERR_TASK_NOT_FOUND', `no task with workflow id ${workflowId} on this Temporal server (warden list shows the tasks)`, { details: { workflowId }, ...(cause === undefined ? {} : { cause }) });
+  constructor(workflowId: string, cause?: unknown, workflowType?: string) {
+    super(
+      'ERR_TASK_NOT_FOUND',
+      workflowType === undefined
+        ? `no task with workflow id ${workflowId} on this Temporal server (warden list shows the tasks)`
+        : `workflow ${workflowId} is a ${workflowType} workflow, not a Warden task (warden list shows the tasks)`,
+      { details: { workflowId, ...(workflowType === undefined ? {} : { workflowType }) }, ...(cause === undefined ? {} : { cause }) },
+    );
   }
+}
+
+/**
+ * Temporal's description of the Warden task `workflowId` (its latest run).
+ * @throws WardenError ERR_WORKFLOW_ID_INVALID for an id no workflow can have; TaskNotFoundError
+ *   when Temporal does not know it, or it is not an `agentTask` workflow (workflows/definitions.ts).
+ */
+export async function describeTask(client: Client, workflowId: string): Promise<WorkflowExecutionDescription> {
+  const description = await withTaskOf(workflowId, () => client.workflow.getHandle(workflowId).describe());
+  if (description.type !== AGENT_TASK_WORKFLOW) throw new TaskNotFoundError(workflowId, undefined, description.type);
+  return description;
 }
 
 /** Whether a failure is Temporal saying the workflow (or the run asked for) does not exist. */

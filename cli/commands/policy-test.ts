@@ -12,7 +12,7 @@ import type { AgentTaskInput, TaskResult } from '../../task/task-run';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { withRunningServer } from '../temporal-client';
-import { withTaskOf } from '../../client/task-not-found';
+import { describeTask } from '../../client/task-not-found';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const POLICY_TEST_USAGE = `usage: warden policy test <pack...> --against <workflowId>... [--json]
@@ -58,7 +58,7 @@ export async function policyTestCommand(argv: string[], io: CliIo): Promise<numb
       const all: BacktestStep[] = [];
       for (const workflowId of against) {
         const handle = client.workflow.getHandle(workflowId);
-        const description = await withTaskOf(workflowId, () => handle.describe());
+        const description = await describeTask(client, workflowId);
         if (description.status.name === 'RUNNING') throw new WardenError('ERR_CONFIG_INVALID', `${workflowId} is still running; backtest finished runs`);
         const history = await handle.fetchHistory();
         const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;

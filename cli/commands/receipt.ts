@@ -16,7 +16,7 @@ import { stateDirOf } from '../../state-dir';
 import { openStateStore, usesSharedDatabase } from '../../state/state-store';
 import type { TaskResult } from '../../task/task-run';
 import { connectClient } from '../../temporal/connect';
-import { withTaskOf } from '../../client/task-not-found';
+import { describeTask } from '../../client/task-not-found';
 import { taskResultOfFailure } from '../../workflows/task-close';
 import { runningServerConfig } from '../temporal-client';
 import type { CliIo } from '../cli-io';
@@ -45,7 +45,7 @@ async function finishedTask(io: CliIo, workflowId: string): Promise<{ result: Ta
   const { client, connection } = await connectClient(await runningServerConfig(io.env), { connectTimeoutMs: 5_000 });
   try {
     const handle = client.workflow.getHandle(workflowId);
-    const description = await withTaskOf(workflowId, () => handle.describe());
+    const description = await describeTask(client, workflowId);
     // A task that did not complete closes as failed, carrying its result (workflows/task-close.ts).
     const result = description.status.name === 'COMPLETED' || description.status.name === 'FAILED' ? await handle.result().then((r) => r as TaskResult, (error: unknown) => taskResultOfFailure(error)) : undefined;
     if (result === undefined) {

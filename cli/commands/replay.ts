@@ -19,7 +19,8 @@ import { ConfigError, WardenError } from '../../errors';
 import { stateDirOf } from '../../state-dir';
 import { rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
 import { connectClient } from '../../temporal/connect';
-import { withTaskOf } from '../../client/task-not-found';
+import { TaskNotFoundError, withTaskOf } from '../../client/task-not-found';
+import { AGENT_TASK_WORKFLOW } from '../../workflows/definitions';
 import { runningServerConfig } from '../temporal-client';
 import { installQuietRuntime } from '../../worker/create-warden-worker';
 import { workflowBundle } from '../../worker/workflow-bundle';
@@ -78,6 +79,9 @@ async function loadHistories(io: CliIo, workflowId: string | undefined, file: st
       // A long task continues as new: every run of it has its own history, oldest first.
       const runs: IHistory[] = [];
       let history: IHistory | undefined = await withTaskOf(id, () => client.workflow.getHandle(id).fetchHistory());
+      // Only Warden's own workflows replay against Warden's code: another type has no function here.
+      const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+      if (type !== AGENT_TASK_WORKFLOW) throw new TaskNotFoundError(id, undefined, type ?? 'unknown');
       while (history !== undefined) {
         runs.unshift(history);
         const previous: string | null | undefined = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;

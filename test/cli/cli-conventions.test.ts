@@ -112,6 +112,7 @@ describe('help and version', () => {
 // Each command and sub-command with every argument it takes, and one more: refused before it
 // reads a state folder or reaches a server (`approvals` listed the pending actions instead).
 describe('an argument too many is refused by every command (exit 2), before anything runs', () => {
+  let ports: { WARDEN_TEMPORAL_PORT: string; WARDEN_TEMPORAL_UI_PORT: string } | undefined;
   it.each([
     'run a.yaml extra', 'list extra', 'status x extra', 'logs x extra', 'cancel x extra', 'worker extra',
     'mcp serve a.yaml extra', 'mcp tools a.yaml extra', 'approvals extra', 'approve x y extra', 'deny x y extra',
@@ -123,8 +124,9 @@ describe('an argument too many is refused by every command (exit 2), before anyt
     'baseline show x extra', 'baseline forget x extra', 'console extra',
   ])('warden %s', async (line) => {
     const stateDir = join(await mkdtemp(join(tmpdir(), 'warden-extra-arg-')), 'state');
-    const port = String(await freePort());
-    const { code, stderr } = await cli(line.split(' '), { WARDEN_STATE_DIR: stateDir, WARDEN_TEMPORAL_PORT: port, WARDEN_TEMPORAL_UI_PORT: String(await freePort()) });
+    // One pair of ports for every row (nothing may listen there): a test process has 100 pairs.
+    ports ??= { WARDEN_TEMPORAL_PORT: String(await freePort()), WARDEN_TEMPORAL_UI_PORT: String(await freePort()) };
+    const { code, stderr } = await cli(line.split(' '), { WARDEN_STATE_DIR: stateDir, ...ports });
     expect(code, stderr).toBe(2);
     expect(stderr).toMatch(/^warden /);
     expect(stderr).toContain('usage: warden ');
@@ -246,12 +248,48 @@ describe('list, status, logs, cancel', () => {
     [['approve', 'no-such-task', 'request-1']],
     [['deny', 'no-such-task', 'request-1']],
     [['policy', 'test', 'foundation', '--against', 'no-such-task']],
+    [['kill', 'no-such-task']],
   ])('%j with an unknown workflow id: ERR_TASK_NOT_FOUND, exit 1', async (argv) => {
     // approve and deny read their key first: a registered one, so the id is what fails.
     const { code, stderr } = await cli(argv, { WARDEN_APPROVER_KEY: approver.cli().io.env.WARDEN_APPROVER_KEY! });
     expect(code, stderr).toBe(1);
     expect(stderr).toContain('ERR_TASK_NOT_FOUND: no task with workflow id no-such-task');
     expect(stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  // A workflow Warden did not start (another type, on a queue no worker polls): no command reads it
+  // as a task or acts on it. Before: status showed it RUNNING, cancel cancelled it, replay printed
+  // the SDK's failure and said "consistent", approve and deny said "Failed to query Workflow".
+  it.each([
+    [['status', 'OTHER']],
+    [['logs', 'OTHER']],
+    [['cancel', 'OTHER']],
+    [['replay', 'OTHER']],
+    [['receipt', 'OTHER']],
+    [['approve', 'OTHER', 'request-1']],
+    [['deny', 'OTHER', 'request-1']],
+    [['kill', 'OTHER']],
+    [['policy', 'test', 'foundation', '--against', 'OTHER']],
+  ])('%j on a workflow that is not a Warden task: ERR_TASK_NOT_FOUND naming its type, exit 1, and it is left as it was', async (argv) => {
+    const workflowId = `not-warden-${randomUUID()}`;
+    const handle = await env.client.workflow.start('somebodyElsesWorkflow', { taskQueue: `nobody-polls-${randomUUID()}`, workflowId });
+    try {
+      const { code, stdout, stderr } = await cli(argv.map((a) => (a === 'OTHER' ? workflowId : a)), { WARDEN_APPROVER_KEY: approver.cli().io.env.WARDEN_APPROVER_KEY! });
+      expect(code, stderr).toBe(1);
+      expect(stderr).toContain(`ERR_TASK_NOT_FOUND: workflow ${workflowId} is a somebodyElsesWorkflow workflow, not a Warden task`);
+      expect(stdout).toBe('');
+      expect((await handle.describe()).status.name).toBe('RUNNING');
+    } finally {
+      await handle.terminate('test over');
+    }
+  });
+
+  it('approve and deny on a task that has ended: ERR_APPROVAL_NOT_PENDING, saying it ended', async () => {
+    for (const command of ['approve', 'deny']) {
+      const { code, stderr } = await cli([command, done.workflowId, 'request-1'], { WARDEN_APPROVER_KEY: approver.cli().io.env.WARDEN_APPROVER_KEY! });
+      expect(code, stderr).toBe(1);
+      expect(stderr).toContain(`ERR_APPROVAL_NOT_PENDING: ${done.workflowId} has ended (completed): no action of it waits for approval`);
+    }
   });
 
   // A workflow id no workflow can have, wherever a command takes one: refused as bad usage, naming

@@ -206,7 +206,7 @@ it('refuses kills that cannot apply, saying why', async () => {
   expect(out.join('')).toMatch(/ERR_KILL_REFUSED: .*not running/);
   const unknown: string[] = [];
   expect(await killCommand(['no-such-task-xyz'], cliIo(unknown))).toBe(1);
-  expect(unknown.join('')).toContain('ERR_KILL_REFUSED: no running task no-such-task-xyz');
+  expect(unknown.join('')).toContain('ERR_TASK_NOT_FOUND: no task with workflow id no-such-task-xyz');
   const usage: string[] = [];
   expect(await killCommand([], cliIo(usage))).toBe(2);
 
