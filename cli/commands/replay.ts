@@ -164,10 +164,16 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
     const workflows: WorkflowReplayReport[] = [];
     for (const { workflowId: id, history } of histories) {
       const report: WorkflowReplayReport = { workflowId: id, events: history.events?.length ?? 0 };
-      try {
-        await Worker.runReplayHistory({ workflowBundle: bundle }, history, id);
-      } catch (error) {
-        report.replayError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+      const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+      // Another type has no function in Warden's bundle: the SDK only logs the failed activation and
+      // the replay "passed" (a history file of someone else's workflow was reported consistent).
+      if (type !== AGENT_TASK_WORKFLOW) report.replayError = `not a Warden task: its workflow type is ${type ?? 'not recorded'}, not ${AGENT_TASK_WORKFLOW}`;
+      else {
+        try {
+          await Worker.runReplayHistory({ workflowBundle: bundle }, history, id);
+        } catch (error) {
+          report.replayError = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        }
       }
       if (hasLedger) {
         const taskId = rootWorkflowIdOf(id);

@@ -46,3 +46,16 @@ it('a history file\'s workflow id prints no control and no verdict of its own', 
   // (On a terminal the rest of that line is concealed: what shows is `replay: consistent`.)
   expect(out.split('\n').filter((line) => line.startsWith('replay: consistent'))).toEqual([]);
 }, 300_000);
+
+// A history of another program's workflow (Temporal's own JSON export, here of a `foo` workflow):
+// its type has no function in Warden's bundle, and the SDK only logged the failed activation, so
+// replay said "consistent" and exited 0 (atk2). The verdict names the type and fails.
+it('a history file of a workflow that is not a Warden task fails the replay, naming its type', async () => {
+  let out = '';
+  const io: CliIo = { stdout: (t) => void (out += t), stderr: (t) => void (out += t), env: { ...process.env, WARDEN_STATE_DIR: join(dir, 'state') } };
+  const code = await replayCommand(['--file', join(__dirname, 'fixtures', 'foreign-workflow.history.json')], io);
+  expect(code, out).toBe(1);
+  expect(out).toContain('REPLAY FAILED: not a Warden task: its workflow type is foo, not agentTask');
+  expect(out).toContain('replay: INCONSISTENT');
+  expect(out).not.toContain('replay: consistent');
+}, 120_000);
