@@ -77,14 +77,11 @@ export function ownProcessStartTime(): string | undefined {
 export function processRuns(pid: number, startTime?: string): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   const recorded = startTime !== undefined && /^\d+$/.test(startTime) ? startTime : undefined;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!signalable(pid)) return false;
   if (process.platform !== 'linux') return recorded === undefined;
   const stat = readProcStat(pid);
-  if (stat === undefined) return recorded === undefined && existsHidden(pid);
+  // No /proc entry: gone since the signal check, or another user's hidden by `hidepid` (asked again).
+  if (stat === undefined) return recorded === undefined && signalable(pid);
   if (stat.state === 'Z' || stat.state === 'X' || (recorded !== undefined && stat.startTime !== recorded)) return false;
   return threadGroupOf(pid) === pid;
 }
@@ -101,8 +98,8 @@ function threadGroupOf(tid: number): number | undefined {
   return match === null ? undefined : Number(match[1]);
 }
 
-/** True when `pid` exists but its /proc entry cannot be read (another user's under `hidepid`). */
-function existsHidden(pid: number): boolean {
+/** True while a process (or thread) `pid` exists, another user's included: `kill(pid, 0)` succeeds or says EPERM. */
+function signalable(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -251,8 +251,9 @@ function processProblem(pid: number, startTime: string): string | undefined {
     // EPERM: the process exists but is another user's, so it is not our worker.
     return (error as NodeJS.ErrnoException).code === 'EPERM' ? `process ${pid} belongs to another user` : `process ${pid} is not running`;
   }
+  const procStat = readProcStat(pid);
   // A zombie has ended (it polls nothing) though its pid still answers kill(0).
-  if (readProcStat(pid)?.state === 'Z') return `process ${pid} has ended (a zombie its parent has not reaped)`;
+  if (procStat?.state === 'Z') return `process ${pid} has ended (a zombie its parent has not reaped)`;
   let owner: number;
   try {
     owner = fs.statSync(`/proc/${pid}`).uid;
@@ -260,18 +261,9 @@ function processProblem(pid: number, startTime: string): string | undefined {
     return `process ${pid} is not running`;
   }
   if (owner !== uid()) return `process ${pid} belongs to uid ${owner}, not this user`;
-  const actual = processStartTime(pid);
+  const actual = procStat?.startTime;
   if (actual !== startTime) return `process ${pid} started at ${actual ?? '?'}, not at the recorded ${startTime} (another process under a reused pid)`;
   return undefined;
-}
-
-/**
- * Whether the process `pid` that started at `startTime` has ended: no process has that pid, it is
- * a zombie, or the one that has it started at another time (the pid reused). A live process of
- * another user under the recorded start time has not ended.
- */
-function processEnded(pid: number, startTime: string): boolean {
-  return !processRuns(pid, startTime);
 }
 
 /**
@@ -521,7 +513,7 @@ function sweepEndedRecords(dir: string, now: number): void {
       continue;
     }
     const stat = fs.lstatSync(join(dir, name), { throwIfNoEntry: false });
-    if (stat !== undefined && !recordTimeVouches(stat.mtimeMs, read, now) && processEnded(read.pid, read.startTime)) fs.rmSync(join(dir, name), { force: true });
+    if (stat !== undefined && !recordTimeVouches(stat.mtimeMs, read, now) && !processRuns(read.pid, read.startTime)) fs.rmSync(join(dir, name), { force: true });
   }
 }
 
@@ -566,7 +558,7 @@ function endedWorkerLastPoll(stateDir: string, folder: string, nonce: string, pi
   const record = readRecord(dir, nonce);
   if (typeof record === 'string' || record.pid !== pid) return undefined;
   const stat = fs.lstatSync(join(dir, `${record.nonce}.json`), { throwIfNoEntry: false });
-  if (stat === undefined || !recordTimeVouches(stat.mtimeMs, record, now) || !processEnded(record.pid, record.startTime)) return undefined;
+  if (stat === undefined || !recordTimeVouches(stat.mtimeMs, record, now) || processRuns(record.pid, record.startTime)) return undefined;
   return record.endedAt === undefined ? { lastPossiblePoll: stat.mtimeMs + RUN_RECORD_REFRESH_MS, earliestEnd: stat.mtimeMs, killed: true } : { lastPossiblePoll: record.endedAt, earliestEnd: record.endedAt, killed: false };
 }
 

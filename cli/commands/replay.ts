@@ -68,6 +68,11 @@ export interface ReplayReport {
   workflows: WorkflowReplayReport[];
 }
 
+/** The workflow type a history's first event (WorkflowExecutionStarted) names; undefined when it names none. */
+function workflowTypeOf(history: IHistory): string | undefined {
+  return history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? undefined;
+}
+
 async function loadHistories(io: CliIo, workflowId: string | undefined, file: string | undefined): Promise<{ workflowId: string; history: IHistory }[]> {
   if (file !== undefined) return [await readHistoryFile(file)];
   const { client, connection } = await connectClient(await runningServerConfig(io.env));
@@ -80,7 +85,7 @@ async function loadHistories(io: CliIo, workflowId: string | undefined, file: st
       const runs: IHistory[] = [];
       let history: IHistory | undefined = await withTaskOf(id, () => client.workflow.getHandle(id).fetchHistory());
       // Only Warden's own workflows replay against Warden's code: another type has no function here.
-      const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+      const type = workflowTypeOf(history);
       if (type !== AGENT_TASK_WORKFLOW) throw new TaskNotFoundError(id, undefined, type ?? 'unknown');
       while (history !== undefined) {
         runs.unshift(history);
@@ -164,7 +169,7 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
     const workflows: WorkflowReplayReport[] = [];
     for (const { workflowId: id, history } of histories) {
       const report: WorkflowReplayReport = { workflowId: id, events: history.events?.length ?? 0 };
-      const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name;
+      const type = workflowTypeOf(history);
       // Another type has no function in Warden's bundle: the SDK only logs the failed activation and
       // the replay "passed" (a history file of someone else's workflow was reported consistent).
       if (type !== AGENT_TASK_WORKFLOW) report.replayError = `not a Warden task: its workflow type is ${type ?? 'not recorded'}, not ${AGENT_TASK_WORKFLOW}`;
