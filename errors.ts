@@ -171,6 +171,8 @@ export const ERROR_CODES = [
   'ERR_CLAIM_INVALID',
   'ERR_RECEIPT_MALFORMED',
   'ERR_RECEIPT_PROOF',
+  /** A folder an untrusted process writes (the overlay's upper folder) held a link where Warden walks: never followed (recovery/beneath.ts). */
+  'ERR_LINK_IN_PATH',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -11,6 +11,7 @@
  * Invariant: a file is never taken from the stat cache when it may have changed within the
  * timestamp granularity (the "racily clean" rule git uses): such files are hashed again.
  */
+import { BeneathError, lstatBeneath, readFileBeneath } from '../recovery/beneath';
 import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -58,15 +59,16 @@ async function hashOverlay(stateDir: string, taskKey: string, blobs: BlobStore |
   for (const path of layer.deleted) files[path] = 'deleted';
   for (const path of layer.opaque) files[path] = 'opaque';
   for (const path of layer.files) {
-    const absolute = join(upper, path);
-    const stat = await fsp.lstat(absolute);
+    // Never through a link: a stdio MCP server may be changing the folder now (recovery/beneath.ts).
+    const stat = lstatBeneath(upper, path);
+    if (stat === undefined || !stat.isFile()) throw new BeneathError('ERR_LINK_IN_PATH', `${JSON.stringify(path)} in the task's overlay changed into a link or another non-file while the worker read it; links in the overlay are never followed`, { details: { path } });
     const known = cache.get(path);
     const fresh = known !== undefined && known.size === stat.size && known.mtimeMs === stat.mtimeMs && known.ctimeMs === stat.ctimeMs && known.ino === stat.ino;
     if (fresh && now - stat.mtimeMs > RACY_MS) {
       files[path] = known.sha256;
       continue;
     }
-    const content = await fsp.readFile(absolute);
+    const content = await readFileBeneath(upper, path);
     const sha256 = blobs === undefined ? sha256Hex(content) : (await blobs.put(content)).sha256;
     cache.set(path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256 });
     files[path] = sha256;

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { getAttributeSync, setAttributeSync } from '@napi-rs/xattr';
 import { ToolError } from '../errors';
 import { cutText } from '../cut-text';
+import { walkBeneath } from './beneath';
 
 /**
  * The deepest and the longest workspace-relative path Warden walks in an overlay (levels below the
@@ -147,31 +148,25 @@ export interface UpperLayer {
  */
 export function readUpperLayer(upperRoot: string): UpperLayer {
   const layer: UpperLayer = { files: [], deleted: [], opaque: [], other: [] };
-  const visit = (folder: string, relative: string) => {
-    assertWalkable(relative);
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(folder, { withFileTypes: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && relative === '') return;
-      throw workspaceWalkError(relative, error);
-    }
-    for (const entry of entries) {
-      const absolute = path.join(folder, entry.name);
-      const rel = relative === '' ? entry.name : `${relative}/${entry.name}`;
-      if (entry.isDirectory()) {
-        if (isOpaqueFolder(absolute)) layer.opaque.push(rel);
-        visit(absolute, rel);
-      } else if (entry.isFile()) {
+  // Through folder descriptors, never a link: a sandboxed process may be changing the folder now (beneath.ts).
+  walkBeneath(
+    upperRoot,
+    ({ path: rel, stat, folder }) => {
+      if (stat.isDirectory()) {
+        if (folder !== undefined && isOpaqueFolder(folder)) layer.opaque.push(rel);
+      } else if (stat.isFile()) {
         layer.files.push(rel);
-      } else if (entry.isCharacterDevice() && isWhiteout(fs.lstatSync(absolute))) {
+      } else if (isWhiteout(stat)) {
         layer.deleted.push(rel);
       } else {
-        layer.other.push({ path: rel, kind: entry.isSymbolicLink() ? 'symlink' : 'special' });
+        layer.other.push({ path: rel, kind: stat.isSymbolicLink() ? 'symlink' : 'special' });
       }
-    }
-  };
-  visit(upperRoot, '');
+    },
+    assertWalkable,
+    (relative, error) => {
+      throw workspaceWalkError(relative, error);
+    },
+  );
   layer.files.sort();
   layer.deleted.sort();
   layer.opaque.sort();

@@ -8,14 +8,15 @@
  * Idempotent: the records are removed after they are applied; applying them again is harmless.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { readdirSync, type Dirent } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { z } from 'zod';
 import { realRootOf, resolveConfined } from '../sandbox/capabilities/fs-capability';
 import { writeFileAtomic } from './atomic-file';
 import { overlayPathsOf, overlayUndoDirOf } from './recovery-paths';
 import { readUpperLayer } from './overlay-layer';
+import { BeneathError, lstatBeneath, readFileBeneath, removeBeneath, walkBeneath, writeFileAtomicBeneath } from './beneath';
 import { RecoveryError } from '../errors';
 
 const UndoRecordSchema = z.union([
@@ -57,14 +58,15 @@ export async function undoOverlayCall(options: { stateDir: string; taskKey: stri
       unkept.push(record.path);
       continue;
     }
-    // Warden's own folder holds no links; the path is confined to it all the same.
-    const target = resolveConfined(upper, record.path, 'refuse').absolute;
+    // The path is confined to the upper folder, and every folder on its way is opened without
+    // following a link: a stdio MCP server that still runs may swap one for a link to a host
+    // folder while this undo writes (beneath.ts).
+    const target = upperRelative(upper, resolveConfined(upper, record.path, 'refuse').absolute);
     if (record.existed) {
-      await fsp.mkdir(dirname(target), { recursive: true });
-      await writeFileAtomic(target, 'content' in record ? Buffer.from(record.content, 'base64') : await fsp.readFile(join(dir, record.bytesFile)));
+      await writeFileAtomicBeneath(upper, target, 'content' in record ? Buffer.from(record.content, 'base64') : await fsp.readFile(join(dir, record.bytesFile)));
       result.restored.push(record.path);
     } else {
-      await fsp.rm(target, { force: true });
+      removeBeneath(upper, target, { recursive: false });
       result.removed.push(record.path);
     }
     applied.push(name, ...('bytesFile' in record ? [record.bytesFile] : []));
@@ -79,6 +81,11 @@ export async function undoOverlayCall(options: { stateDir: string; taskKey: stri
   }
   await fsp.rm(dir, { recursive: true, force: true });
   return result;
+}
+
+/** `absolute` (inside `upper`) as a `/`-separated path relative to it. */
+function upperRelative(upper: string, absolute: string): string {
+  return relative(upper, absolute).split(sep).join('/');
 }
 
 /**
@@ -141,8 +148,15 @@ export interface UpperCapture {
   stamped: Map<string, FileStamp>;
 }
 
-async function stampOf(path: string): Promise<FileStamp | undefined> {
-  const s = await fsp.lstat(path, { bigint: true }).catch(() => undefined);
+/** The stamp of `path` in the upper folder, read without following a link (beneath.ts); undefined when missing or on the way through a link. */
+async function stampOf(upper: string, path: string): Promise<FileStamp | undefined> {
+  let s: BigIntStats | undefined;
+  try {
+    s = lstatBeneath(upper, path, { bigint: true });
+  } catch (error) {
+    if (error instanceof BeneathError) return undefined;
+    throw error;
+  }
   return s === undefined ? undefined : { ino: s.ino, size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs };
 }
 
@@ -160,7 +174,13 @@ export async function captureUpper(upper: string, options: { overBound: 'refuse'
   const files = new Map<string, Buffer>();
   const stamped = new Map<string, FileStamp>();
   const sized: { path: string; size: number }[] = [];
-  for (const path of layer.files) sized.push({ path, size: (await fsp.lstat(join(upper, path))).size });
+  // Every read below goes through folder descriptors, never a link: the MCP server whose call this
+  // is runs while the worker reads, and may swap a folder for a link to a host folder (beneath.ts).
+  for (const path of layer.files) {
+    const stat = lstatBeneath(upper, path);
+    if (stat === undefined || !stat.isFile()) throw changedWhileCaptured(path);
+    sized.push({ path, size: stat.size });
+  }
   // Smallest first: the most files fit in the bound, the large ones are stamped.
   sized.sort((a, b) => a.size - b.size || (a.path < b.path ? -1 : 1));
   let bytes = 0;
@@ -169,16 +189,23 @@ export async function captureUpper(upper: string, options: { overBound: 'refuse'
       if (options.overBound === 'refuse') {
         throw new RecoveryError('ERR_UNDO_FAILED', `a sub-agent's program cannot run: the task's overlay holds more than ${MAX_UPPER_CAPTURE_BYTES} bytes, too much to keep for undoing it`);
       }
-      const stamp = await stampOf(join(upper, path));
+      const stamp = await stampOf(upper, path);
       if (stamp !== undefined) stamped.set(path, stamp);
       continue;
     }
-    const content = await fsp.readFile(join(upper, path));
+    const content = await readFileBeneath(upper, path).catch((error: unknown) => {
+      throw error instanceof BeneathError || (error as NodeJS.ErrnoException).code === 'EINVAL' ? changedWhileCaptured(path) : error;
+    });
     bytes += content.byteLength;
     files.set(path, content);
   }
   if (stamped.size > 0) await settleStamps(upper, stamped);
   return { files, deleted: new Set(layer.deleted), stamped };
+}
+
+/** A file of the upper folder that became a link (or another non-file) while the worker read it before a call: the call is refused. */
+function changedWhileCaptured(path: string): RecoveryError {
+  return new RecoveryError('ERR_UNDO_FAILED', `the call cannot run: ${JSON.stringify(path)} in the task's overlay changed into a link or another non-file while the worker read the overlay to be able to undo the call; links in the overlay are never followed`, { details: { path } });
 }
 
 /**
@@ -207,7 +234,7 @@ async function settleStamps(upper: string, stamped: Map<string, FileStamp>): Pro
     }
     let settled = true;
     for (const [path, was] of stamped) {
-      const now = await stampOf(join(upper, path));
+      const now = await stampOf(upper, path);
       if (now === undefined || now.ino !== was.ino || now.size !== was.size || now.mtimeNs !== was.mtimeNs || now.ctimeNs !== was.ctimeNs) {
         settled = false;
         if (now === undefined) stamped.delete(path);
@@ -226,7 +253,7 @@ async function settleStamps(upper: string, stamped: Map<string, FileStamp>): Pro
 export async function unkeptChangesOf(upper: string, before: UpperCapture): Promise<string[]> {
   const lost: string[] = [];
   for (const [path, was] of before.stamped) {
-    const now = await stampOf(join(upper, path));
+    const now = await stampOf(upper, path);
     const same = now !== undefined && now.ino === was.ino && now.size === was.size && now.mtimeNs === was.mtimeNs && now.ctimeNs === was.ctimeNs;
     if (!same) lost.push(path);
   }
@@ -250,7 +277,7 @@ export async function recordUpperChanges(upper: string, undoDir: string, before:
     const previous = before.files.get(path);
     let same: boolean;
     if (previous !== undefined) {
-      const now = after.files.includes(path) ? await fsp.readFile(join(upper, path)).catch(() => undefined) : undefined;
+      const now = after.files.includes(path) ? await readFileBeneath(upper, path).catch(() => undefined) : undefined;
       same = now !== undefined && now.equals(previous);
     } else {
       same = before.deleted.has(path) ? afterDeleted.has(path) : !after.files.includes(path) && !afterDeleted.has(path);
@@ -274,20 +301,15 @@ export async function recordUpperChanges(upper: string, undoDir: string, before:
  */
 export function listUpper(upper: string): Set<string> {
   const paths = new Set<string>();
-  const visit = (folder: string, relative: string) => {
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(folder, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      const path = relative === '' ? entry.name : `${relative}/${entry.name}`;
+  // Never through a link (beneath.ts); a folder that cannot be read lists nothing under it.
+  walkBeneath(
+    upper,
+    ({ path }) => {
       paths.add(path);
-      if (entry.isDirectory()) visit(join(folder, entry.name), path);
-    }
-  };
-  visit(upper, '');
+    },
+    undefined,
+    () => undefined,
+  );
   return paths;
 }
 
@@ -302,7 +324,7 @@ export async function removeAddedPaths(upper: string, before: Set<string>): Prom
   const underRemoved = (path: string) => path.split('/').some((_, i, parts) => i > 0 && removed.has(parts.slice(0, i).join('/')));
   for (const path of [...listUpper(upper)].sort()) {
     if (before.has(path) || underRemoved(path)) continue;
-    await fsp.rm(join(upper, path), { recursive: true, force: true });
+    removeBeneath(upper, path);
     removed.add(path);
   }
   return [...removed];

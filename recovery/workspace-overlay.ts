@@ -18,6 +18,7 @@
  *   sandbox/capabilities/protected-guard.ts) is never written or deleted; it is reported as not
  *   committed.
  */
+import { readFileBeneath } from './beneath';
 import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
@@ -303,8 +304,9 @@ async function planCommit(
   const replacedFolders: string[] = [];
   for (const path of layer.files) {
     if (held.has(path)) continue;
-    const source = resolveConfined(upper, path, 'refuse');
-    const after = await putObject(options.stateDir, await fsp.readFile(source.absolute));
+    // Never through a link, whatever changes the folder meanwhile (beneath.ts).
+    resolveConfined(upper, path, 'refuse');
+    const after = await putObject(options.stateDir, await readFileBeneath(upper, path));
     const target = resolveConfined(workspace, path, 'refuse');
     if (refused(path, target.absolute)) continue;
     let before = await storeFileAt(options.stateDir, target.absolute);
