@@ -38,8 +38,18 @@ const DEFERRED_ENTRY_POINTS = [
   [WebAssembly, 'compileStreaming'],
   [WebAssembly, 'instantiateStreaming'],
 ];
-for (let index = 0; index < DEFERRED_ENTRY_POINTS.length; index += 1) {
-  const entry = DEFERRED_ENTRY_POINTS[index];
+// Memory V8 allocates outside isolated-vm's allocator, which the call's memoryMb never sees: a
+// WebAssembly memory (1-2 GiB at memoryMb 32, kept by the shared host after the call: attack s22
+// atk3) and the pages a resizable ArrayBuffer or growable SharedArrayBuffer commits as it grows.
+// WebAssembly goes whole (no tool can make a memory then); fixed-length buffers stay, counted.
+const MEMORY_OUTSIDE_THE_LIMIT = [
+  [globalThis, 'WebAssembly'],
+  [ArrayBuffer.prototype, 'resize'],
+  ...(typeof SharedArrayBuffer === 'function' ? [[SharedArrayBuffer.prototype, 'grow']] : []),
+];
+const REMOVED = DEFERRED_ENTRY_POINTS.concat(MEMORY_OUTSIDE_THE_LIMIT);
+for (let index = 0; index < REMOVED.length; index += 1) {
+  const entry = REMOVED[index];
   if (!Reflect.deleteProperty(entry[0], entry[1])) throw new Error('cannot remove ' + entry[1]);
 }
 
