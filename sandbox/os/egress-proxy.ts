@@ -91,6 +91,13 @@ export interface EgressProxyOptions {
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
+/**
+ * Most connections a proxy holds open at once (a granted one holds a second socket upstream).
+ * Past it, Node closes a new connection as it arrives: one program opening 8,000 at once held
+ * 8,060 files open in the worker, against a limit of 20,000 for everything the worker does (attack s22 atk3).
+ */
+export const MAX_EGRESS_CONNECTIONS = 256;
+
 /** Starts the proxy listening on `options.socketPath` (mode 0600 is the caller's business via its folder). */
 export async function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy> {
   const tally = options.tally === false ? undefined : new EgressTally(options.maxDestinations);
@@ -224,6 +231,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     client.on('close', () => upstream.destroy());
   }
 
+  server.maxConnections = MAX_EGRESS_CONNECTIONS;
   server.on('connection', (socket: net.Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
