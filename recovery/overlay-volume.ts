@@ -28,6 +28,7 @@
  * Without them a program call over a workspace fails closed (ERR_WORKSPACE_QUOTA, naming what is
  * missing): nothing would bound its writes.
  */
+import { walkBeneath } from './beneath';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -374,22 +375,16 @@ export function assertWorkspaceFilesWithin(stateDir: string, taskKey: string, ta
  */
 export function apparentBytesOf(folder: string): number {
   let total = 0;
-  const pending = [''];
-  while (pending.length > 0) {
-    const relative = pending.pop()!;
-    assertWalkable(relative);
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(join(folder, relative), { withFileTypes: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && relative === '') return 0;
+  // Never through a link: a sandboxed process may swap one in while this walks (beneath.ts).
+  walkBeneath(
+    folder,
+    ({ stat }) => {
+      if (stat.isFile()) total += stat.size;
+    },
+    assertWalkable,
+    (relative, error) => {
       throw workspaceWalkError(relative, error);
-    }
-    for (const entry of entries) {
-      const child = relative === '' ? entry.name : `${relative}/${entry.name}`;
-      if (entry.isDirectory()) pending.push(child);
-      else if (entry.isFile()) total += fs.lstatSync(join(folder, child)).size;
-    }
-  }
+    },
+  );
   return total;
 }

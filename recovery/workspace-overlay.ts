@@ -379,7 +379,9 @@ async function holdHostCode(options: CommitOptions, upper: string, workspace: st
     if (why === undefined || hostCodeAllowed(path, options.allowHostCode)) continue;
     const target = resolveConfined(heldDirOf(options.stateDir, options.taskKey), path, 'refuse');
     await fsp.mkdir(dirname(target.absolute), { recursive: true, mode: 0o700 });
-    await fsp.copyFile(resolveConfined(real, path, 'refuse').absolute, target.absolute);
+    // Read through folder descriptors: a server of the task may still be changing the folder (beneath.ts).
+    resolveConfined(real, path, 'refuse');
+    await fsp.writeFile(target.absolute, await readFileBeneath(real, path), { mode: 0o600 });
     held.push({ path, why });
   }
   return held;
