@@ -26,7 +26,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWT
 import { z } from 'zod';
 import { KeystoreError } from '../errors';
 import { jsonProblemText } from '../json-syntax';
-import { ownProcessStartTime, processRuns } from '../process-stat';
+import { withFileLock } from '../file-lock';
 import type { ByteSigner } from '../attestation/dsse';
 import { duplicateKids, JwksSchema, keyWindowEnd, SigningAlgSchema, type Jwks, type PublicJwk, type SigningAlg } from './claims';
 import { systemClock, type Clock } from './clock';
@@ -38,8 +38,6 @@ const INDEX_FILE = 'index.json';
 const JWKS_FILE = 'jwks.json';
 const LOCK_FILE = '.lock';
 const LOCK_TIMEOUT_MS = 10_000;
-/** No legitimate holder keeps the lock this long; an older lock was left by a crash. */
-const LOCK_STALE_MS = 60_000;
 /** How often `signer()` looks for a rotation done by another process. */
 const REFRESH_INTERVAL_MS = 1000;
 
@@ -474,73 +472,22 @@ function writeFileAtomic(file: string, content: string): void {
 }
 
 /**
- * Runs `fn` holding `<dir>/.lock` (created with O_EXCL; `<pid>:<start time>:<token>`). A lock whose
- * holder no longer runs (gone, a zombie, or its pid now another process's: process-stat.ts
- * `processRuns`), or that is older than any legitimate hold, is removed. Known limit: two processes clearing the same
- * stale lock at the same instant after a crash can both proceed; the index stays well-formed (every
- * write is an atomic rename) but one rotation may be lost.
+ * Runs `fn` holding `<dir>/.lock` (file-lock.ts: taken only from a holder that no longer runs, and
+ * race-free between two takers of a stale lock).
+ * @throws KeystoreError ERR_KEYSTORE_LOCKED (retryable) when a live process holds it past LOCK_TIMEOUT_MS.
  */
 async function withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
   const lockPath = join(dir, LOCK_FILE);
-  const startTime = ownProcessStartTime();
-  const token = startTime === undefined ? `${process.pid}:${randomUUID()}` : `${process.pid}:${startTime}:${randomUUID()}`;
-  const deadline = performance.now() + LOCK_TIMEOUT_MS;
-  for (;;) {
-    try {
-      fs.writeFileSync(lockPath, token, { flag: 'wx', mode: 0o600 });
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    if (clearStaleLock(lockPath)) continue;
-    if (performance.now() > deadline) {
-      throw new KeystoreError('ERR_KEYSTORE_LOCKED', `the keystore ${dir} is locked by another process (${lockPath}); remove the file if no warden process is running`, {
+  const lockOptions = {
+    timeoutMs: LOCK_TIMEOUT_MS,
+    pollMs: 10,
+    pollJitterMs: 40,
+    timeoutError: () =>
+      new KeystoreError('ERR_KEYSTORE_LOCKED', `the keystore ${dir} is locked by another process (${lockPath}); remove the file if no warden process is running`, {
         details: { lockPath },
         retryable: true,
-      });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10 + Math.floor(Math.random() * 40)));
-  }
-  try {
-    return await fn();
-  } finally {
-    try {
-      if (fs.readFileSync(lockPath, 'utf8') === token) fs.unlinkSync(lockPath);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function clearStaleLock(lockPath: string): boolean {
-  let content: string;
-  let ageMs: number;
-  try {
-    content = fs.readFileSync(lockPath, 'utf8');
-    ageMs = Date.now() - fs.statSync(lockPath).mtimeMs;
-  } catch {
-    return true; // released meanwhile: try again at once
-  }
-  // `<pid>:<start time>:<token>`; a lock written before start times were recorded is `<pid>:<token>`.
-  const fields = content.split(':');
-  const pid = Number(fields[0]);
-  const holderGone = Number.isInteger(pid) && pid > 0 && !processRuns(pid, fields.length === 3 ? fields[1] : undefined);
-  if (!holderGone && ageMs < LOCK_STALE_MS) return false;
-  const aside = `${lockPath}.${process.pid}.${randomUUID()}.stale`;
-  try {
-    fs.renameSync(lockPath, aside);
-  } catch {
-    return true;
-  }
-  if (fs.readFileSync(aside, 'utf8') !== content) {
-    // Someone replaced the stale lock with a live one between our read and rename: put it back.
-    try {
-      fs.linkSync(aside, lockPath);
-    } catch {
-      // a third process took the lock meanwhile; nothing safe left to do
-    }
-  }
-  fs.rmSync(aside, { force: true });
-  return true;
+      }),
+  };
+  return withFileLock(lockPath, lockOptions, fn);
 }
 

@@ -10,14 +10,12 @@
  */
 import { spawn } from 'node:child_process';
 import { constants as fsConstants, accessSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { ConfigError, TemporalServerError } from '../errors';
-import { ownProcessStartTime, processRuns } from '../process-stat';
+import { acquireFileLock } from '../file-lock';
 import { textTail } from '../cut-text';
 import { defaultCacheDir } from '../cache-dir';
-import { longDelay } from '../long-timer';
 
 /** The newest CLI release whose go.mod has no `replace` directive, so `go install pkg@version` works. */
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
@@ -198,79 +196,3 @@ export function formatDuration(ms: number): string {
 // ---------------------------------------------------------------------------------------------
 // Process and lock helpers shared with the embedded server manager.
 
-export interface FileLockOptions {
-  /** Give up after this long. */
-  timeoutMs: number;
-  pollMs?: number;
-  /** Called once, when the lock is found held by a live process. */
-  onWait?: (holderPid: number | undefined) => void;
-  timeoutError: () => Error;
-}
-
-interface LockContent {
-  pid: number;
-  /** The holder's start time (process-stat.ts), so a pid reused after a crash or reboot is not taken for the holder; absent in locks written before it was recorded. */
-  startTime?: string;
-  token: string;
-  createdAt: string;
-}
-
-async function readLock(file: string): Promise<{ content?: LockContent; mtimeMs: number } | undefined> {
-  try {
-    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-    try {
-      const content = JSON.parse(text) as LockContent;
-      if (typeof content.pid !== 'number' || typeof content.token !== 'string') return { mtimeMs: info.mtimeMs };
-      const { startTime, ...rest } = content;
-      return { content: typeof startTime === 'string' ? { ...rest, startTime } : rest, mtimeMs: info.mtimeMs };
-    } catch {
-      return { mtimeMs: info.mtimeMs };
-    }
-  } catch {
-    return undefined; // released meanwhile
-  }
-}
-
-/**
- * Takes an exclusive lock by creating `file` (O_EXCL) with this process's pid and start time in
- * it. A lock whose holder no longer runs (gone, a zombie, or its pid now another process's:
- * process-stat.ts `processRuns`), or unreadable for over 10 s, is stale and taken over. Resolves to the
- * release function, which removes the file only if it is still ours.
- */
-export async function acquireFileLock(file: string, options: FileLockOptions): Promise<() => Promise<void>> {
-  const token = randomUUID();
-  const deadline = Date.now() + options.timeoutMs;
-  let waited = false;
-  for (;;) {
-    try {
-      const handle = await open(file, 'wx');
-      try {
-        const startTime = ownProcessStartTime();
-        await handle.writeFile(JSON.stringify({ pid: process.pid, ...(startTime === undefined ? {} : { startTime }), token, createdAt: new Date().toISOString() } satisfies LockContent));
-      } finally {
-        await handle.close();
-      }
-      return async () => {
-        const current = await readLock(file);
-        if (current?.content?.token === token) await unlink(file).catch(() => {});
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const holder = await readLock(file);
-    if (holder === undefined) continue;
-    const stale = holder.content !== undefined ? !processRuns(holder.content.pid, holder.content.startTime) : Date.now() - holder.mtimeMs > 10_000;
-    if (stale) {
-      // Re-check just before removing so a lock re-taken in between survives.
-      const again = await readLock(file);
-      if (again !== undefined && again.content?.token === holder.content?.token) await unlink(file).catch(() => {});
-      continue;
-    }
-    if (Date.now() >= deadline) throw options.timeoutError();
-    if (!waited) {
-      waited = true;
-      options.onWait?.(holder.content?.pid);
-    }
-    await longDelay(options.pollMs ?? 500);
-  }
-}

@@ -108,16 +108,22 @@ describe('a keystore on first use', () => {
   // 'unknown': what a holder that cannot read /proc (another platform, a container without it)
   // records as its start time (ownProcessStartTime); before, such a running holder counted as gone
   // and its lock was cleared under it.
+  // A lock minutes old: before, any lock older than 60 s was cleared even while its holder ran
+  // (file-lock.ts explains why a live holder now keeps it).
   it.each([
-    ['its pid and start time', () => `${process.pid}:${ownProcessStartTime()}:held-elsewhere`],
-    ['its pid, its start time unknown to it (no /proc)', () => `${process.pid}:unknown:held-elsewhere`],
-  ])('waits for a lock whose holder runs (%s)', async (_label, lockText) => {
+    ['its pid and start time', () => `${process.pid}:${ownProcessStartTime()}:held-elsewhere`, undefined],
+    ['its pid, its start time unknown to it (no /proc)', () => `${process.pid}:unknown:held-elsewhere`, undefined],
+    ['its pid and start time, the lock minutes old', () => `${process.pid}:${ownProcessStartTime()}:held-elsewhere`, (Date.now() - 5 * 60_000) / 1000],
+  ])('waits for a lock whose holder runs (%s)', async (_label, lockText, mtime) => {
     const dir = stateDir();
     fs.mkdirSync(path.join(dir, KEYS_DIR), { recursive: true });
     const lock = path.join(dir, KEYS_DIR, '.lock');
-    fs.writeFileSync(lock, lockText());
+    const text = lockText();
+    fs.writeFileSync(lock, text);
+    if (mtime !== undefined) fs.utimesSync(lock, mtime, mtime);
     const opened = openKeystore({ stateDir: dir });
     await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(fs.readFileSync(lock, 'utf8')).toBe(text);
     fs.rmSync(lock);
     expect((await opened).list()).toHaveLength(1);
   });
