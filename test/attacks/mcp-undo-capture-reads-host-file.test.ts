@@ -66,11 +66,13 @@ describe('the undo capture of a stdio MCP call', () => {
       limits: { toolTimeout: '60s', maxSteps: 50, deadline: '5m', onDeny: 'continue' },
       resources: { workspace },
     });
-    // The attack ran: the server was armed, its failing call failed (as it answered, or refused
-    // ERR_UNDO_FAILED when the worker met a link while measuring the overlay for it).
+    // The attack ran: the server was armed and its swapping began. Its calls then fail as it
+    // answered, or are refused where the worker met a swapped-in link while measuring or syncing
+    // the overlay (ERR_UNDO_FAILED, ERR_LINK_IN_PATH: on a loaded machine the arm call's own sync
+    // already meets one).
     const codes = r.steps.filter((s) => s.tool === 'racer.probe').map((s) => s.error?.code ?? 'ok');
-    expect(codes[0], r.reason).toBe('ok');
-    expect(['ERR_MCP_TOOL_FAILED', 'ERR_UNDO_FAILED']).toContain(codes[1]);
+    expect(codes[0] === 'ok' || codes.includes('ERR_LINK_IN_PATH'), `${r.reason}: ${codes.join(', ')}`).toBe(true);
+    for (const code of codes.slice(1)) expect(['ERR_MCP_TOOL_FAILED', 'ERR_UNDO_FAILED', 'ERR_LINK_IN_PATH']).toContain(code);
     const seenByAgent = JSON.stringify(r.steps.map((s) => s.output ?? null));
     const committed = await filesUnder(workspace);
     expect({ seenByAgent: seenByAgent.includes(secret), committed: committed.includes(secret) }).toEqual({ seenByAgent: false, committed: false });
