@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import type { StepRecord, TaskResult } from '../task/task-run';
-import { featuresOfStep, outcomeOfStep } from './action-features';
+import { featuresOfAction, featuresOfStep, networkEffectsOf, outcomeOfStep, rowsOfOutput, type ActionFeatures } from './action-features';
 
 /** A distribution summarised: count, mean, nearest-rank p95 and p99, maximum. */
 export const StatSchema = z.strictObject({
@@ -147,6 +147,8 @@ interface ToolSamples {
   refusals: number;
   networkWrites: number;
   maxIdenticalRun: number;
+  /** Calls that ran: a tool no call of which ran is not learnt as one the agent uses. */
+  executed: number;
 }
 
 interface AgentSamples {
@@ -168,7 +170,7 @@ interface AgentSamples {
 }
 
 function newToolSamples(): ToolSamples {
-  return { calls: 0, perTask: [], hosts: new Set(), databases: new Set(), operations: new Set(), rows: [], rowsByOperation: new Map(), bytesOut: [], bytesIn: [], failures: 0, refusals: 0, networkWrites: 0, maxIdenticalRun: 0 };
+  return { calls: 0, perTask: [], hosts: new Set(), databases: new Set(), operations: new Set(), rows: [], rowsByOperation: new Map(), bytesOut: [], bytesIn: [], failures: 0, refusals: 0, networkWrites: 0, maxIdenticalRun: 0, executed: 0 };
 }
 
 /** Most steps that started within any `windowMs` of each other. */
@@ -216,7 +218,8 @@ function addRun(agents: Map<string, AgentSamples>, run: TaskResult): void {
     const outcome = outcomeOfStep(step);
     if (outcome.refused) refusals += 1;
     if (outcome.failed !== undefined) failures += 1;
-    if (step.kind === 'spawn') a.subagents.add(step.tool.slice('spawn:'.length));
+    // A spawn that was refused started no sub-agent: not learnt as one this agent starts.
+    if (step.kind === 'spawn' && step.executed) a.subagents.add(step.tool.slice('spawn:'.length));
     const features = featuresOfStep(step);
     if (step.executed) {
       rows += features.rows ?? 0;
@@ -240,17 +243,21 @@ function addRun(agents: Map<string, AgentSamples>, run: TaskResult): void {
 function addStep(a: AgentSamples, step: StepRecord, perTask: Map<string, number>): void {
   let t = a.tools.get(step.tool);
   if (t === undefined) a.tools.set(step.tool, (t = newToolSamples()));
-  const features = featuresOfStep(step);
   const outcome = outcomeOfStep(step);
   t.calls += 1;
   perTask.set(step.tool, (perTask.get(step.tool) ?? 0) + 1);
+  if (outcome.refused) t.refusals += 1;
+  if (outcome.failed !== undefined) t.failures += 1;
+  // What a refused step would have reached, and the requests the egress refused or held, never
+  // happened: learnt, they would make that very anomaly normal (a host the agent was refused
+  // would no longer score new-host).
+  if (!step.executed) return;
+  t.executed += 1;
+  const features = learntFeaturesOf(step);
   for (const host of features.hosts) t.hosts.add(host);
   for (const database of features.databases) t.databases.add(database);
   if (features.operation !== undefined) t.operations.add(features.operation);
-  if (outcome.refused) t.refusals += 1;
-  if (outcome.failed !== undefined) t.failures += 1;
   if (features.networkWrite) t.networkWrites += 1;
-  if (!step.executed) return;
   if (features.rows !== undefined) {
     t.rows.push(features.rows);
     const op = features.operation ?? 'unknown';
@@ -259,6 +266,15 @@ function addStep(a: AgentSamples, step: StepRecord, perTask: Map<string, number>
   }
   if (features.bytesOut !== undefined) t.bytesOut.push(features.bytesOut);
   if (outcome.bytesIn !== undefined) t.bytesIn.push(outcome.bytesIn);
+}
+
+/** The features of a step that ran, its refused or held requests left out (featuresOfStep reads them all, for scoring). */
+function learntFeaturesOf(step: StepRecord): ActionFeatures {
+  const network = networkEffectsOf(step.effects).filter((n) => n.held !== true);
+  const features = featuresOfAction(step.tool, step.args, network.length === 0 ? undefined : { network });
+  const rows = rowsOfOutput(step.output);
+  if (rows !== undefined) features.rows = rows;
+  return features;
 }
 
 const capped = (values: Set<string>, limit = MAX_REMEMBERED): string[] => [...values].sort().slice(0, limit);
@@ -288,6 +304,8 @@ export function learnBaselines(results: readonly TaskResult[], learnedAt: string
       const tools: Record<string, ToolBaseline> = {};
       const hosts = new Set<string>();
       for (const [tool, t] of [...a.tools.entries()].sort(([x], [y]) => (x < y ? -1 : 1))) {
+        // Only ever refused (or stopped before it ran): not a tool this agent uses.
+        if (t.executed === 0) continue;
         for (const host of t.hosts) hosts.add(host);
         tools[tool] = {
           calls: t.calls,
