@@ -12,6 +12,7 @@
  * - An error message never holds a response body of a 401/403 (servers echo keys there), and
  *   every message passes through `redactSecret` before it leaves.
  */
+import { WHOSE_ENVIRONMENT } from '../secrets/worker-environment';
 import { ModelError, type ErrorCode } from '../errors';
 import { redactSecret } from '../secrets/redact-values';
 import { deniedEnvReason } from '../secrets/reserved-env';
@@ -135,7 +136,7 @@ export function readApiKey(modelId: string, apiKeyEnv: string | undefined, env: 
   if (denied !== undefined) throw new ModelError('ERR_MODEL_CONFIG', `model "${modelId}": apiKeyEnv ${denied}`, { details: { model: modelId, apiKeyEnv } });
   const value = env[apiKeyEnv];
   if (value === undefined || value === '') {
-    throw new ModelError('ERR_MODEL_CONFIG', `model "${modelId}" needs an API key in the environment variable ${apiKeyEnv}, which is not set`, {
+    throw new ModelError('ERR_MODEL_CONFIG', `model "${modelId}" needs an API key in the environment variable ${apiKeyEnv}, which is not set ${WHOSE_ENVIRONMENT}`, {
       details: { model: modelId, apiKeyEnv },
     });
   }

@@ -6,6 +6,7 @@
  * Invariant: resolved values live only in this call's capability grant, on their way to the
  * sandbox host process; they are never returned, logged or put on a span.
  */
+import { WHOSE_ENVIRONMENT } from './worker-environment';
 import { constants, readlinkSync, realpathSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { open } from 'node:fs/promises';
@@ -114,7 +115,7 @@ async function resolveReference(
       const denied = deniedEnvReason(reference.name, options.env);
       if (denied !== undefined) throw new CapabilityError('ERR_SECRET_UNAVAILABLE', `the secret header ${what}: ${denied}`, { details: { variable: reference.name } });
       const value = options.env[reference.name];
-      if (value === undefined || value === '') throw new CapabilityError('ERR_SECRET_UNAVAILABLE', `the secret header ${what} needs the environment variable ${reference.name}, which is not set on the worker`, { details: { variable: reference.name } });
+      if (value === undefined || value === '') throw new CapabilityError('ERR_SECRET_UNAVAILABLE', `the secret header ${what} needs the environment variable ${reference.name}, which is not set ${WHOSE_ENVIRONMENT}`, { details: { variable: reference.name } });
       return value;
     }
     case 'file': {
