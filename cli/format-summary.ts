@@ -122,7 +122,9 @@ export function formatPendingApproval(workflowId: string, pending: PendingApprov
   lines.push(`  action:   ${pending.tool} ${compact(pending.args)}`);
   if (pending.effect !== undefined && Object.keys(pending.effect).length > 0) lines.push(`  effect:   ${describeEffect(pending.effect)}`);
   if (pending.rules.length > 0) lines.push(`  rules:    ${pending.rules.join('; ')}`);
-  lines.push(`  deadline: ${pending.expiresAt} (then it is denied)`);
+  // The wait ends at the approval timeout or the task's own deadline, whichever comes first
+  // (approval-gate.ts): the first denies the action, the second ends the task timed out.
+  lines.push(`  deadline: ${pending.expiresAt} (undecided then: denied, or, if the task's own deadline comes first, the task ends timed out)`);
   return lines.map(terminalLine).join('\n');
 }
 
