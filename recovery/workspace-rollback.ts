@@ -70,7 +70,7 @@ export async function rollbackTask(options: RollbackOptions): Promise<RollbackRe
   if (conflicts.length > 0) {
     throw new RecoveryError(
       'ERR_ROLLBACK_CONFLICT',
-      `cannot roll back ${options.taskKey}: changed since the commit: ${conflicts.join(', ')}${options.force === true ? '' : ' (use force to overwrite)'}`,
+      `cannot roll back ${options.taskKey}: changed since the commit: ${conflicts.join(', ')}${options.force === true ? '' : ' (`warden rollback --force` overwrites them)'}`,
       { details: { taskKey: options.taskKey, paths: conflicts } },
     );
   }

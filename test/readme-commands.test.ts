@@ -42,4 +42,16 @@ describe('README commands', () => {
     expect(checked).toBeGreaterThan(0);
     expect(missing).toEqual([]);
   });
+
+  it('lists every status `warden list --status` takes, and the flags of `warden rollback` (newcomer s22)', async () => {
+    const { TASK_STATUSES } = await import('../task/task-run');
+    const { ROLLBACK_USAGE } = await import('../cli/commands/rollback');
+    const list = /npx warden list \[--status ([a-z_|]+)\]/.exec(README)?.[1]?.split('|');
+    expect(list?.sort()).toEqual([...TASK_STATUSES].sort());
+    const rollback = /npx warden rollback <workflowId>([^#\n]*)/.exec(README)?.[1] ?? '';
+    for (const flag of ['--run', '--force']) {
+      expect(ROLLBACK_USAGE).toContain(flag);
+      expect(rollback).toContain(flag);
+    }
+  });
 });

@@ -157,6 +157,8 @@ describe('commit, snapshot and rollback', () => {
     }
     expect(thrown).toMatchObject({ code: 'ERR_ROLLBACK_CONFLICT', details: { paths: ['notes.txt'] } });
     expect((thrown as Error).message).toContain('notes.txt');
+    // It names the flag that overrides it as the user types it (newcomer s22: it said "use force").
+    expect((thrown as Error).message).toContain('`warden rollback --force` overwrites them');
     // Nothing was touched.
     expect(read(workspace, 'docs/a.md')).toBe('changed a');
     const forced = await rollbackTask({ stateDir, taskKey, force: true });
