@@ -10,6 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ROLLBACK_USAGE } from '../cli/commands/rollback';
+import { TASK_STATUSES } from '../task/task-run';
 
 const README = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
 
@@ -43,9 +45,7 @@ describe('README commands', () => {
     expect(missing).toEqual([]);
   });
 
-  it('lists every status `warden list --status` takes, and the flags of `warden rollback` (newcomer s22)', async () => {
-    const { TASK_STATUSES } = await import('../task/task-run');
-    const { ROLLBACK_USAGE } = await import('../cli/commands/rollback');
+  it('lists every status `warden list --status` takes, and the flags of `warden rollback` (newcomer s22)', () => {
     const list = /npx warden list \[--status ([a-z_|]+)\]/.exec(README)?.[1]?.split('|');
     expect(list?.sort()).toEqual([...TASK_STATUSES].sort());
     const rollback = /npx warden rollback <workflowId>([^#\n]*)/.exec(README)?.[1] ?? '';
