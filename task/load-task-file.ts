@@ -40,6 +40,7 @@ import { locatedIssue, taskFileLocator, type TaskFileLocator } from './task-file
 import { fieldsAt, nearestName, unknownFieldMessage } from './field-suggestions';
 import { PROCESS_TOOL_NAMES } from '../tools/process-tools';
 import { taskPathIssues, type TaskPaths } from './task-path-issues';
+import { toolSourceIssues } from './tool-source-issues';
 import { parsedFields, taskPathsOf } from './partial-task';
 import { dataFlowIssues } from './data-flow-eligibility';
 import { durationToMs } from './duration';
@@ -738,7 +739,7 @@ export async function loadTaskFile(file: string): Promise<Task> {
   // The paths are checked whatever else is wrong: each one that parses (task/partial-task.ts).
   const written = taskPathsOf(document);
   const paths = task ?? { ...written, resources: resolveResourcePaths(written.resources, baseDir) };
-  const more = [...(task === undefined ? [] : dataFlowIssues(task)), ...(await taskPathIssues(paths, baseDir))];
+  const more = [...(task === undefined ? [] : [...dataFlowIssues(task), ...toolSourceIssues(task)]), ...(await taskPathIssues(paths, baseDir))];
   issues.push(...more.map((issue) => locatedIssue(issue, locator)));
   // In file order, as a compiler lists them (issues of the whole file, with no line, first; sort is stable).
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
