@@ -173,6 +173,13 @@ export const ERROR_CODES = [
   'ERR_RECEIPT_PROOF',
   /** A folder an untrusted process writes (the overlay's upper folder) held a link where Warden walks: never followed (recovery/beneath.ts). */
   'ERR_LINK_IN_PATH',
+  // CLI files a user names (cli/output-file.ts, regular-file.ts)
+  /** A file a command was told to write (`--out`, `--export`) cannot be written there: a folder, a missing or unwritable folder (exit 2). */
+  'ERR_OUTPUT_FILE_INVALID',
+  /** A file a user named for a command to read cannot be read: missing, not a regular file, too large, not UTF-8 (exit 2). */
+  'ERR_INPUT_FILE_UNREADABLE',
+  /** `warden snapshots` / `warden rollback`: this state folder holds no recovery record of the workflow id (exit 1, as ERR_TASK_NOT_FOUND). */
+  'ERR_TASK_RECORDS_NOT_FOUND',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -23,11 +23,12 @@ export function exitCodeOfError(error: { code: string }, otherwise: number = EXI
  * Errors that mean what the user gave is wrong, whichever command meets them: a namespace the
  * server does not have, an approver key that is missing or not a key file, a
  * `WARDEN_SIGNING_KEY_FILE` that cannot be used, a `--from` results file that holds no task
- * results. Each exits 2, as a bad flag or file does (`warden kill` exited 1 on a missing key where
+ * results, a file to write that cannot be written there (`--out`, `--export`), a file to read that
+ * cannot be read. Each exits 2, as a bad flag or file does (`warden kill` exited 1 on a missing key where
  * `approve` and `console` exit 2; `warden worker` and `warden baseline learn --from` exited 1 on a
  * bad file of theirs).
  */
-const USAGE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_TEMPORAL_NAMESPACE_NOT_FOUND', 'ERR_APPROVER_INVALID', 'ERR_SIGNING_KEY_FILE_INVALID', 'ERR_TASK_RESULTS_FILE_INVALID', 'ERR_WORKFLOW_ID_INVALID']);
+const USAGE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_TEMPORAL_NAMESPACE_NOT_FOUND', 'ERR_APPROVER_INVALID', 'ERR_SIGNING_KEY_FILE_INVALID', 'ERR_TASK_RESULTS_FILE_INVALID', 'ERR_WORKFLOW_ID_INVALID', 'ERR_OUTPUT_FILE_INVALID', 'ERR_INPUT_FILE_UNREADABLE']);
 
 /** Exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;

@@ -7,7 +7,7 @@
  */
 import { temporal } from '@temporalio/proto';
 import { ConfigError } from '../errors';
-import { NotRegularFileError, readRegularFile } from '../regular-file';
+import { readUserFile, UserFileError } from '../regular-file';
 import { jsonProblemText } from '../json-syntax';
 
 const { History } = temporal.api.history.v1;
@@ -55,10 +55,10 @@ function fromProto3Json(value: unknown, key = ''): unknown {
 export async function readHistoryFile(file: string): Promise<{ workflowId: string; history: IHistory }> {
   let text: string;
   try {
-    text = await readRegularFile(file);
+    text = await readUserFile(file, { what: 'history file' });
   } catch (error) {
-    const reason = error instanceof NotRegularFileError ? 'not a regular file' : ((error as NodeJS.ErrnoException).code ?? (error as Error).message);
-    throw new ConfigError('ERR_CONFIG_INVALID', `${file} cannot be read as JSON (${reason})`, { details: { file } });
+    if (!(error instanceof UserFileError)) throw error;
+    throw new ConfigError('ERR_CONFIG_INVALID', error.message, { details: { file }, cause: error });
   }
   let stored: unknown;
   try {

@@ -1,8 +1,10 @@
 /**
  * The argument handling every sub-command shares: unknown or malformed options print one clear
  * line and the usage (exit 2), `--help` prints the usage (exit 0); anything else is the parsed
- * result. Node's own parser messages ("To specify a positional argument starting with a '-'...")
- * are rephrased: they describe the parser, not the command.
+ * result. An option that takes one value may be given once, and no option an empty value (both
+ * exit 2, naming the option); options declared `multiple` repeat. Node's own parser messages
+ * ("To specify a positional argument starting with a '-'...") are rephrased: they describe the
+ * parser, not the command.
  */
 import { parseArgs } from 'node:util';
 import type { CliIo } from './cli-io';
@@ -48,6 +50,27 @@ function describeParseError(error: unknown, known: readonly string[]): string {
   return message;
 }
 
+/**
+ * What is wrong with the options as given, beyond what Node's parser checks; undefined when
+ * nothing is. An option that takes one value, given twice, is refused (Node's parser keeps the
+ * last: `warden run --workflow-id a --workflow-id b` started b); an option declared `multiple`
+ * may repeat. An option given an empty value (`--key=`, `--task ''`) is refused naming the
+ * option: an empty value names no file, task or anything else an option takes.
+ */
+function optionValueProblem(tokens: ReadonlyArray<{ kind: string; name?: string; value?: string | undefined }>, options: Record<string, OptionSpec>): string | undefined {
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== 'option' || token.name === undefined) continue;
+    const spec = options[token.name];
+    if (spec === undefined) continue;
+    if (spec.type === 'string' && token.value === '') return `option --${token.name} needs a value (it was given an empty one)`;
+    if (spec.multiple === true || spec.type !== 'string') continue;
+    if (seen.has(token.name)) return `option --${token.name} was given twice; give it once`;
+    seen.add(token.name);
+  }
+  return undefined;
+}
+
 /** Parsed arguments, or the exit code when the command is already answered (bad usage, --help). */
 export function parseCommandArgs<const O extends Record<string, OptionSpec>>(command: string, usage: string, argv: string[], io: CliIo, options: O): ParsedCommandArgs<O> | number {
   let parsed;
@@ -60,6 +83,11 @@ export function parseCommandArgs<const O extends Record<string, OptionSpec>>(com
   if ((parsed.values as { help?: boolean }).help === true) {
     io.stdout(`${usage}\n`);
     return EXIT.ok;
+  }
+  const problem = optionValueProblem(parsed.tokens ?? [], options);
+  if (problem !== undefined) {
+    io.stderr(`${terminalLine(`warden ${command}: ${problem}`)}\n${usage}\n`);
+    return EXIT.usage;
   }
   const tokens = (parsed.tokens ?? []).map((t) =>
     t.kind === 'option' ? { kind: 'option' as const, name: t.name, ...(t.value === undefined ? {} : { value: t.value }) } : t.kind === 'positional' ? { kind: 'positional' as const, value: t.value } : { kind: 'option-terminator' as const },

@@ -8,7 +8,7 @@
  * history) is the signature over one decision.
  */
 import { describeTask } from './task-not-found';
-import { readFile } from 'node:fs/promises';
+import { readUserFile, UserFileError } from '../regular-file';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -105,9 +105,11 @@ export async function listPendingApprovals(client: Client): Promise<PendingAppro
 export async function readApproverKeyFile(file: string): Promise<ApproverKeyFile> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // The reader of every user's file (../regular-file.ts): a FIFO is refused, not waited on.
+    text = await readUserFile(file, { what: 'the approver key file', maxBytes: 64 * 1024 });
   } catch (error) {
-    throw new ApproverError('ERR_APPROVER_INVALID', `cannot read the approver key file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { details: { file } });
+    if (!(error instanceof UserFileError)) throw error;
+    throw new ApproverError('ERR_APPROVER_INVALID', error.message, { details: { file } });
   }
   let parsed: ReturnType<typeof ApproverKeyFileSchema.safeParse>;
   try {

@@ -14,9 +14,10 @@
  * `publish` resolves; publishing the same head twice is harmless; reading never trusts a line
  * that does not parse (it is reported, not skipped silently).
  */
+import { readUserFileSync, UserFileError } from '../regular-file';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CustodyError } from '../errors';
 import { CheckpointSchema, type Checkpoint } from './ledger-record';
@@ -127,13 +128,18 @@ export function openCheckpointWitness(location: string): CheckpointWitness {
   };
 }
 
-/** The Ed25519 keys of a JWKS file (`{ keys: [...] }`); [] when it cannot be read. @throws CustodyError ERR_CUSTODY_BROKEN when it is not one. */
+/**
+ * The Ed25519 keys of a JWKS file (`{ keys: [...] }`); [] when there is no such file.
+ * @throws CustodyError ERR_CUSTODY_BROKEN when it is not one; UserFileError (ERR_INPUT_FILE_UNREADABLE)
+ *   when it cannot be read (a FIFO is refused, not waited on: ../regular-file.ts).
+ */
 export function readJwksFile(file: string): PublicJwk[] {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return [];
+    text = readUserFileSync(file, { what: 'JWKS' });
+  } catch (error) {
+    if (error instanceof UserFileError && error.kind === 'missing') return [];
+    throw error;
   }
   const parsed = JwksFileSchema.safeParse(safeJson(text));
   if (!parsed.success) throw new CustodyError('ERR_CUSTODY_BROKEN', `the witness key set ${file} is not a JWKS of Ed25519 keys`, { details: { file } });
@@ -156,11 +162,13 @@ export interface PublishedHeads {
 }
 
 /**
- * Everything a witness holds. @throws CustodyError `ERR_CUSTODY_NOT_FOUND` when there is no
- * witness at `location`, `ERR_CUSTODY_BROKEN` naming the file and line that does not parse.
+ * Everything a witness holds. @throws UserFileError `ERR_INPUT_FILE_UNREADABLE` when there is no
+ * witness at `location` or it cannot be read (a FIFO); CustodyError `ERR_CUSTODY_BROKEN` naming the
+ * file and line that does not parse.
  */
 export function readPublishedHeads(location: string): PublishedHeads {
-  if (!fs.existsSync(location)) throw new CustodyError('ERR_CUSTODY_NOT_FOUND', `no custody witness at ${location}`, { details: { witness: location } });
+  // Nothing there is the user's file missing (exit 2), in the words of every other one (../regular-file.ts).
+  if (!fs.existsSync(location)) throw new UserFileError(location, 'custody witness', 'missing', `no such file or folder: looked for ${resolve(location)}`);
   const heads: SignedTreeHead[] = [];
   const keys = new Map<string, PublicJwk>();
   const bad = (where: string, what: string) => new CustodyError('ERR_CUSTODY_BROKEN', `the custody witness ${where} ${what}`, { details: { witness: location, where } });
@@ -169,12 +177,13 @@ export function readPublishedHeads(location: string): PublishedHeads {
     for (const entry of fs.readdirSync(location).sort()) {
       if (!/^sth-\d{12}-\d+-[A-Za-z0-9_-]{8}\.json$/.test(entry)) continue;
       const file = join(location, entry);
-      const parsed = SignedTreeHeadSchema.safeParse(safeJson(fs.readFileSync(file, 'utf8')));
+      const parsed = SignedTreeHeadSchema.safeParse(safeJson(readUserFileSync(file, { what: 'signed tree head' })));
       if (!parsed.success) throw bad(file, 'is not a signed tree head');
       heads.push(parsed.data);
     }
   } else {
-    const lines = fs.readFileSync(location, 'utf8').split('\n');
+    // The reader of every user's file (../regular-file.ts): a FIFO is refused, not waited on.
+    const lines = readUserFileSync(location, { what: 'custody witness' }).split('\n');
     lines.forEach((line, index) => {
       if (line.trim() === '') return;
       const value = safeJson(line);

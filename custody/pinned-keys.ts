@@ -10,7 +10,8 @@
  * as internally consistent, not intact.
  */
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { UserFileError } from '../regular-file';
 import type { KeyObject } from 'node:crypto';
 import { CustodyError } from '../errors';
 import { readJwksFile } from './checkpoint-witness';
@@ -20,7 +21,7 @@ import { trustedKeysFromJwks } from './verify-ledger';
 /**
  * Keys from a pin location: a JWKS file (RFC 7517 `{ "keys": [...] }` of Ed25519 OKP keys), or a
  * folder of `<kid>.pub.pem` files and/or a `jwks.json`.
- * @throws CustodyError ERR_CUSTODY_NOT_FOUND when nothing is there or it holds no key;
+ * @throws UserFileError ERR_INPUT_FILE_UNREADABLE when nothing is there; CustodyError ERR_CUSTODY_NOT_FOUND when it holds no key;
  *   ERR_CUSTODY_BROKEN when a JWKS file does not parse.
  */
 export function loadPinnedKeys(location: string): Map<string, KeyObject> {
@@ -28,7 +29,8 @@ export function loadPinnedKeys(location: string): Map<string, KeyObject> {
   try {
     stat = fs.statSync(location);
   } catch {
-    throw new CustodyError('ERR_CUSTODY_NOT_FOUND', `no pinned custody keys at ${location}`, { details: { keys: location } });
+    // A location the user named (--keys, WARDEN_CUSTODY_TRUSTED_KEYS): missing is bad input (exit 2), as any user file.
+    throw new UserFileError(location, 'pinned custody keys', 'missing', `no such file or folder: looked for ${resolve(location)}`);
   }
   const keys = stat.isDirectory()
     ? new Map([...loadTrustedKeys(location), ...trustedKeysFromJwks(readJwksFile(join(location, 'jwks.json')))])

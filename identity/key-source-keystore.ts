@@ -9,6 +9,7 @@
  * leaves this module; `kid` is the RFC 7638 thumbprint. Rotation is done by replacing the file
  * (`rotate` refuses): outstanding credentials signed by the old key stop verifying then.
  */
+import { readUserFileSync, UserFileError } from '../regular-file';
 import { webcrypto } from 'node:crypto';
 import * as fs from 'node:fs';
 import { calculateJwkThumbprint, importJWK } from './jose';
@@ -43,9 +44,11 @@ async function load(file: string): Promise<Loaded> {
   let text: string;
   try {
     stat = fs.statSync(file);
-    text = fs.readFileSync(file, 'utf8');
+    // The reader of every user's file (../regular-file.ts): a FIFO is refused, not waited on.
+    text = readUserFileSync(file, { what: 'the signing key file', maxBytes: 64 * 1024 });
   } catch (error) {
-    throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `cannot read the signing key file ${file}`, { details: { file }, cause: error });
+    const problem = error instanceof UserFileError ? error.problem : ((error as NodeJS.ErrnoException).code ?? 'error');
+    throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `cannot read the signing key file ${file}: ${problem}`, { details: { file }, cause: error });
   }
   let parsed: unknown;
   try {

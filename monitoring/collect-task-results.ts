@@ -2,7 +2,7 @@
  * Past runs to learn baselines from: the results of completed agent tasks, read from Temporal
  * (each root task's result holds its sub-agents'), or from files of `warden run --json` output.
  */
-import { readFile } from 'node:fs/promises';
+import { readUserFile, UserFileError } from '../regular-file';
 import type { Client } from '@temporalio/client';
 import { MonitorError } from '../errors';
 import { jsonProblemText, jsonSyntaxProblem } from '../json-syntax';
@@ -58,9 +58,11 @@ function jsonLinesProblem(text: string): string {
 export async function readTaskResultsFile(file: string): Promise<TaskResult[]> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // The reader of every user's file (../regular-file.ts): a FIFO is refused, not waited on.
+    text = await readUserFile(file, { what: 'results file' });
   } catch (error) {
-    throw new MonitorError('ERR_TASK_RESULTS_FILE_INVALID', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { details: { file } });
+    if (!(error instanceof UserFileError)) throw error;
+    throw new MonitorError('ERR_TASK_RESULTS_FILE_INVALID', error.message, { details: { file } });
   }
   let values: unknown[];
   try {

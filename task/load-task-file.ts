@@ -3,14 +3,13 @@
  * file's folder. Every problem is reported with the file, the field path and what was expected;
  * nothing is dropped or guessed.
  */
-import { constants } from 'node:fs';
-import { open, stat as statPath } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
 import type * as Yaml from 'yaml';
 import { yamlPackage } from './yaml-package';
 import { jsonSyntaxProblem } from '../json-syntax';
 import type { z } from 'zod';
 import { TaskFileError, WardenError, type TaskFileIssue } from '../errors';
+import { readUserFile, UserFileError } from '../regular-file';
 import { parseRule } from '../policies/engine/parse-rule';
 import { isResponseRule, parseResponseRule } from '../policies/engine/parse-response-rule';
 import { effectivePolicyPacks } from '../permissions/task-narrowing';
@@ -29,7 +28,6 @@ import { mcpServerNameProblem } from '../mcp/mcp-server-config';
 import {
   bracketDepthExceeded,
   checkDocumentLimits,
-  firstInvalidUtf8Offset,
   lineColumnOf,
   MAX_LIBRARY_TIMEOUT_MS,
   MAX_TASK_FILE_BYTES,
@@ -102,12 +100,22 @@ function unknownFieldsOf(value: unknown, fields: readonly string[]): string[] {
   return Object.keys(value).filter((key) => !fields.includes(key));
 }
 
+/** What a task file holds when it is not a mapping, in the words `warden run` and `warden policy compile` use. */
+function notAMappingIssue(what: string): TaskFileIssue {
+  return { path: '', message: `the file holds ${what}: a task file is a mapping of fields (user, intent, agent, …; examples/hello.yaml is one)` };
+}
+
+/** The issue of a parsed task document that is not a mapping (empty, a list, a scalar); undefined when it is one. */
+export function taskDocumentShapeIssue(document: unknown): TaskFileIssue | undefined {
+  if (typeof document === 'object' && document !== null && !Array.isArray(document)) return undefined;
+  return notAMappingIssue(document === null || document === undefined ? 'nothing' : Array.isArray(document) ? 'a list' : `a ${typeof document}`);
+}
+
 /** One zod issue in words. */
 function readableIssue(issue: z.core.$ZodIssue): TaskFileIssue {
   if (issue.path.length === 0 && issue.code === 'invalid_type') {
     const found = / received (\w+)$/.exec(issue.message)?.[1];
-    const what = found === undefined || found === 'null' || found === 'undefined' ? 'nothing' : `a ${found === 'array' ? 'list' : found}`;
-    return { path: '', message: `the file holds ${what}: a task file is a mapping of fields (user, intent, agent, …; examples/hello.yaml is one)` };
+    return notAMappingIssue(found === undefined || found === 'null' || found === 'undefined' ? 'nothing' : `a ${found === 'array' ? 'list' : found}`);
   }
   if (issue.code === 'invalid_key') {
     // A record key that breaks its rule: say which rule, not "Invalid key in record".
@@ -506,10 +514,6 @@ function lazyLocator(text: string): TaskFileLocator {
   return { locate: (path) => get().locate(path), at: (offset) => get().at(offset) };
 }
 
-function notRegular(file: string): TaskFileError {
-  return new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: 'not a regular file (a task file is read only from a plain file, never a FIFO, device or socket)' }]);
-}
-
 function invalid(file: string, message: string, path = ''): TaskFileError {
   return new TaskFileError('ERR_TASK_FILE_INVALID', file, [{ path, message }]);
 }
@@ -686,42 +690,14 @@ export function parseTaskText(text: string, file: string): unknown {
  * and a leading byte-order mark is dropped.
  */
 export async function readTaskFileText(file: string): Promise<string> {
-  let bytes: Buffer;
+  // The reader every command uses for a user's file (../regular-file.ts): the same checks and words.
   try {
-    // Stat'ed before it is opened, and opened without blocking: opening a FIFO (or a device) for
-    // reading waits for a writer, and the check after the open would come too late.
-    if (!(await statPath(file)).isFile()) throw notRegular(file);
-    const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      const stat = await handle.stat();
-      // Again on what was opened: the path may have been swapped for a FIFO after the stat.
-      if (!stat.isFile()) throw notRegular(file);
-      if (stat.size > MAX_TASK_FILE_BYTES) throw invalid(file, `the file is ${stat.size} bytes, more than the limit of ${MAX_TASK_FILE_BYTES}`);
-      // Read one byte past the limit: a file that grew after fstat is still caught.
-      const buffer = Buffer.alloc(MAX_TASK_FILE_BYTES + 1);
-      let length = 0;
-      for (;;) {
-        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-        if (bytesRead === 0) break;
-        length += bytesRead;
-        if (length > MAX_TASK_FILE_BYTES) throw invalid(file, `the file is more than the limit of ${MAX_TASK_FILE_BYTES} bytes`);
-      }
-      bytes = buffer.subarray(0, length);
-    } finally {
-      await handle.close();
-    }
+    return await readUserFile(file, { what: 'task file', maxBytes: MAX_TASK_FILE_BYTES });
   } catch (error) {
-    if (error instanceof TaskFileError) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new TaskFileError('ERR_TASK_FILE_UNREADABLE', file, [{ path: '', message: code === 'ENOENT' ? `no such file: looked for ${resolve(file)}` : `cannot be read (${code ?? 'error'})` }], error);
+    if (!(error instanceof UserFileError)) throw error;
+    const unreadable = error.kind === 'missing' || error.kind === 'not-regular' || error.kind === 'unreadable';
+    throw new TaskFileError(unreadable ? 'ERR_TASK_FILE_UNREADABLE' : 'ERR_TASK_FILE_INVALID', file, [{ path: '', message: error.problem }], error.cause);
   }
-  const bad = firstInvalidUtf8Offset(bytes);
-  if (bad >= 0) {
-    const at = lineColumnOf(bytes.subarray(0, bad).toString('latin1'), bad);
-    throw invalid(file, `not UTF-8: byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at line ${at.line}, column ${at.column} (byte offset ${bad}) is not part of a valid UTF-8 sequence`);
-  }
-  const text = bytes.toString('utf8');
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 /**

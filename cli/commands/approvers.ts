@@ -3,7 +3,7 @@
  * an approver key: the public half is registered in the state folder, the private half is written
  * to a key file (0600) for that person, who signs decisions with it (`warden approve --key`).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
@@ -12,6 +12,7 @@ import { defaultApproverKeyDir, openApproverRegistry } from '../../identity/appr
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
+import { checkOutputFile, writeOutputFile } from '../output-file';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const APPROVERS_USAGE = `usage: warden approvers add <name> [--out <file>]
@@ -65,13 +66,13 @@ export async function approversCommand(argv: string[], io: CliIo): Promise<numbe
       return EXIT.usage;
     }
     const out = resolve(args.values.out ?? join(defaultApproverKeyDir(io.env), `${name}.json`));
-    if (existsSync(out)) {
-      io.stderr(`${terminalLine(`warden approvers: ${out} exists; choose another --out (a key file is never overwritten)`)}\n`);
-      return EXIT.usage;
-    }
+    // The default key folder is Warden's to make; a folder the user named in --out must exist.
+    if (args.values.out === undefined) mkdirSync(dirname(out), { recursive: true, mode: 0o700 });
+    // Checked before the key is issued (and registered): a key file is never overwritten (cli/output-file.ts).
+    const written = { option: '--out', mode: 0o600, exclusive: true };
+    await checkOutputFile(out, written);
     const { record, keyFile } = await issueApproverKey(store, { name: name!, keyFile: out });
-    mkdirSync(dirname(out), { recursive: true, mode: 0o700 });
-    writeFileSync(out, `${JSON.stringify(keyFile, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    await writeOutputFile(out, `${JSON.stringify(keyFile, null, 2)}\n`, written);
     io.stdout(`${[`added approver ${record.name} (key ${record.kid})`, `key file: ${out}`, `decide with: warden approve <workflowId> <requestId> --key ${out}`].map(terminalLine).join('\n')}\n`);
     return EXIT.ok;
   } catch (error) {

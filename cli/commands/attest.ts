@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { publishedJwks, PublishedJwksSchema } from '../../attestation/published-jwks';
 import { verifyClaimAttestation, type AttestationCheck } from '../../attestation/verify-attestation';
 import { WardenError } from '../../errors';
-import { NotRegularFileError, readRegularFileSync } from '../../regular-file';
+import { readUserFileSync, UserFileError } from '../../regular-file';
 import { jsonProblemText } from '../../json-syntax';
 import type { Jwks } from '../../identity/claims';
 import { stateDirOf } from '../../state-dir';
@@ -33,10 +33,10 @@ export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] 
 export function readJsonFile(io: CliIo, command: string, file: string, what: string): unknown {
   let text: string;
   try {
-    text = readRegularFileSync(file);
+    text = readUserFileSync(file, { what });
   } catch (error) {
-    const reason = error instanceof NotRegularFileError ? 'not a regular file' : ((error as NodeJS.ErrnoException).code ?? (error as Error).message);
-    io.stderr(`${terminalLine(`warden ${command}: cannot read ${what} ${file}: ${reason}`)}\n`);
+    if (!(error instanceof UserFileError)) throw error;
+    io.stderr(`${terminalLine(`warden ${command}: ${error.code}: ${error.message}`)}\n`);
     return undefined;
   }
   try {

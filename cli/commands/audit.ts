@@ -23,7 +23,8 @@ import { stateDirOf } from '../../state-dir';
 import { openPostgresDatabase } from '../../state/postgres-database';
 import { stateStoreConfigOf } from '../../state/state-store';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
+import { parseCommandArgs } from '../parse-command-args';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const AUDIT_USAGE = `usage: warden audit verify [--task <workflowId>] [--checkpoint <file|folder>] [--keys <jwks|folder>]... [--json]
@@ -114,34 +115,16 @@ function describeUnpinned(report: VerifyReport, kids: string[]): string {
 }
 
 async function verifyAction(argv: string[], io: CliIo, stateDir: string): Promise<number> {
-  let taskId: string | undefined;
-  let witness = io.env.WARDEN_CUSTODY_WITNESS?.trim() || undefined;
-  // Several locations: one per worker of a fleet (`--keys` repeated, or the variable as a path list).
-  const pinnedAt: string[] = (io.env.WARDEN_CUSTODY_TRUSTED_KEYS ?? '').split(delimiter).map((p) => p.trim()).filter((p) => p !== '');
-  let keysGiven = false;
-  let json = false;
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i];
-    if (arg === '--json') json = true;
-    else if (arg === '--keys' || arg?.startsWith('--keys=')) {
-      const value = arg === '--keys' ? argv[i + 1] : arg.slice('--keys='.length);
-      if (arg === '--keys') i += 1;
-      if (value === undefined || value === '' || value.startsWith('--')) return usage(io, '--keys needs a JWKS file or a key folder');
-      // `--keys` replaces the variable's list; repeated, each adds a location.
-      if (!keysGiven) pinnedAt.length = 0;
-      keysGiven = true;
-      pinnedAt.push(value);
-    }
-    else if (arg === '--task' || arg === '--checkpoint') {
-      const value = argv[i + 1];
-      i += 1;
-      if (value === undefined || value.startsWith('--')) return usage(io, `${arg} needs ${arg === '--task' ? 'a workflow id' : 'a witness file or folder'}`);
-      if (arg === '--task') taskId = value;
-      else witness = value;
-    } else if (arg?.startsWith('--task=')) taskId = arg.slice('--task='.length);
-    else if (arg?.startsWith('--checkpoint=')) witness = arg.slice('--checkpoint='.length);
-    else return usage(io, `unexpected argument "${arg}"`);
-  }
+  // The shared parser (../parse-command-args.ts): --task and --checkpoint once each, --keys repeatable, no empty value.
+  const args = parseCommandArgs('audit', AUDIT_USAGE, argv, io, { task: { type: 'string' }, checkpoint: { type: 'string' }, keys: { type: 'string', multiple: true }, json: { type: 'boolean' } });
+  if (typeof args === 'number') return args;
+  if (args.positionals.length > 0) return usage(io, `unexpected argument "${args.positionals[0]}"`);
+  const taskId = args.values.task;
+  const witness = args.values.checkpoint ?? (io.env.WARDEN_CUSTODY_WITNESS?.trim() || undefined);
+  const json = args.values.json === true;
+  // Several locations: one per worker of a fleet (`--keys` repeated, or the variable as a path list);
+  // `--keys` replaces the variable's list.
+  const pinnedAt: string[] = args.values.keys ?? (io.env.WARDEN_CUSTODY_TRUSTED_KEYS ?? '').split(delimiter).map((p) => p.trim()).filter((p) => p !== '');
   const idProblem = taskId === undefined ? undefined : workflowIdProblem(taskId);
   if (idProblem !== undefined) return usage(io, `ERR_WORKFLOW_ID_INVALID: ${idProblem}`);
   const published = witness === undefined ? undefined : readPublishedHeads(witness);
@@ -223,7 +206,7 @@ export async function auditCommand(argv: string[], io: CliIo): Promise<number> {
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden audit: ${error.code}: ${terminalLines(error.message)}\n`);
-      return EXIT.failed;
+      return exitCodeOfError(error);
     }
     throw error;
   }

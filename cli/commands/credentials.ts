@@ -48,6 +48,11 @@ export async function credentialsCommand(argv: string[], io: CliIo): Promise<num
     io.stderr(`warden credentials: expected verify <token>\n${CREDENTIALS_USAGE}\n`);
     return EXIT.usage;
   }
+  // An empty argument is no token to verify: bad usage (exit 2), as an empty option value is.
+  if (token.trim() === '') {
+    io.stderr(`warden credentials: the token is empty (expected verify <token>)\n${CREDENTIALS_USAGE}\n`);
+    return EXIT.usage;
+  }
   const json = args.values.json === true;
   const stateDir = stateDirOf(io.env);
   const now = Date.now();

@@ -33,8 +33,12 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
   });
   if (typeof args === 'number') return args;
   const [action, ...extra] = args.positionals;
-  if (extra.length > 0 || (action !== 'jwks' && action !== 'list' && action !== 'rotate')) {
-    io.stderr(`warden keys: expected jwks, list or rotate\n${KEYS_USAGE}\n`);
+  if (action !== 'jwks' && action !== 'list' && action !== 'rotate') {
+    io.stderr(`${terminalLine(`warden keys: expected jwks, list or rotate${action === undefined ? '' : ` (got "${action}")`}`)}\n${KEYS_USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (extra.length > 0) {
+    io.stderr(`${terminalLine(`warden keys: ${action} takes no argument (got "${extra.join(' ')}")`)}\n${KEYS_USAGE}\n`);
     return EXIT.usage;
   }
   const alg = args.values.alg === undefined ? undefined : SigningAlgSchema.safeParse(args.values.alg);

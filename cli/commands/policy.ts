@@ -2,9 +2,8 @@
 import { policyTestCommand } from './policy-test';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { WardenError } from '../../errors';
-import { readRegularFileSync } from '../../regular-file';
-import { parseTaskText } from '../../task/load-task-file';
+import { TaskFileError, WardenError } from '../../errors';
+import { parseTaskText, readTaskFileText, taskDocumentShapeIssue } from '../../task/load-task-file';
 import { compileRule, validateCedarRules, type CompiledRule } from '../../policies/engine/compile-rule';
 import { PACKS_DIR, readPacks, readRuleFile, type PackSentence } from '../../policies/engine/load-pack';
 import { describeResponseRule, isResponseRule, parseResponseRule } from '../../policies/engine/parse-response-rule';
@@ -26,31 +25,31 @@ export const POLICY_USAGE = `usage: warden policy test <pack...> --against <work
   --json    print the compiled rules as one JSON array`;
 
 /**
- * A task file's document (.yaml, .yml or .json), read as `warden run` reads it (parseTaskText: a
- * .json file as JSON, a field named twice refused, aliases and document limits held; a leading
- * byte-order mark dropped). Read here with the yaml package's `parse` and, since h/open2, a .json
- * file with JSON.parse: a YAML syntax error or alias bomb escaped as an uncaught YAMLParseError or
- * ReferenceError (exit 1, a stack trace), and JSON.parse kept the last of a field named twice, so
- * a file with two `policies` lists showed the second where `warden run` refuses the file.
- * @throws TaskFileError ERR_TASK_FILE_INVALID naming the file, line and column.
+ * A task file's policies, read as `warden run` reads the file: the shared reader of user files
+ * (readTaskFileText: a FIFO or folder refused, the size limit, UTF-8, a byte-order mark dropped),
+ * parseTaskText (a .json file as JSON, a field named twice refused, aliases and document limits
+ * held), and a document that is no mapping refused in run's words. Before: a FIFO printed a raw
+ * NotRegularFileError with its stack (exit 1), and an empty or binary file said "no rules" (exit 0)
+ * where `warden run` refuses it (exit 2).
+ * @throws TaskFileError ERR_TASK_FILE_UNREADABLE / ERR_TASK_FILE_INVALID naming the file (line and column).
  */
-function taskFileDocument(path: string): unknown {
-  return parseTaskText(readRegularFileSync(path).replace(/^\uFEFF/, ''), path);
+async function taskFilePolicies(path: string): Promise<PackSentence[]> {
+  const document = parseTaskText(await readTaskFileText(path), path);
+  const shape = taskDocumentShapeIssue(document);
+  if (shape !== undefined) throw new TaskFileError('ERR_TASK_FILE_INVALID', path, [shape]);
+  const policies = (document as { policies?: unknown }).policies;
+  if (policies === undefined) return [];
+  if (!Array.isArray(policies) || !policies.every((p) => typeof p === 'string')) {
+    throw new WardenError('ERR_TASK_FILE_INVALID', `${path}: policies must be a list of rule sentences`);
+  }
+  return policies.map((sentence: string, i) => ({ id: `task:${i + 1}`, sentence, source: `${path} policies[${i}]` }));
 }
 
 /** The sentences of one file or folder named on the command line. */
-function sentencesOfPath(path: string): PackSentence[] {
+async function sentencesOfPath(path: string): Promise<PackSentence[]> {
   if (statSync(path).isDirectory()) return readPacks([path]);
   const extension = extname(path).toLowerCase();
-  if (extension === '.yaml' || extension === '.yml' || extension === '.json') {
-    const document = taskFileDocument(path);
-    const policies = document !== null && typeof document === 'object' ? (document as { policies?: unknown }).policies : undefined;
-    if (policies === undefined) return [];
-    if (!Array.isArray(policies) || !policies.every((p) => typeof p === 'string')) {
-      throw new WardenError('ERR_TASK_FILE_INVALID', `${path}: policies must be a list of rule sentences`);
-    }
-    return policies.map((sentence: string, i) => ({ id: `task:${i + 1}`, sentence, source: `${path} policies[${i}]` }));
-  }
+  if (extension === '.yaml' || extension === '.yml' || extension === '.json') return taskFilePolicies(path);
   const file = readRuleFile(path, basename(path, extension));
   return [...readPacks(file.extends, dirname(path)), ...file.sentences];
 }
@@ -65,7 +64,7 @@ function isBundledPack(word: string): boolean {
  * file, bundled pack name, or one quoted sentence; several unquoted words that are none of
  * those (\`warden policy compile never delete files\`) are one sentence.
  */
-export function sentencesOf(positionals: readonly string[]): PackSentence[] {
+export async function sentencesOf(positionals: readonly string[]): Promise<PackSentence[]> {
   const isSource = (arg: string) => existsSync(arg) || isBundledPack(arg);
   if (positionals.length > 1 && positionals.every((arg) => !/\s/.test(arg)) && !positionals.every(isSource)) {
     return [{ id: 'cli:1', sentence: positionals.join(' '), source: 'command line' }];
@@ -73,7 +72,7 @@ export function sentencesOf(positionals: readonly string[]): PackSentence[] {
   const sentences: PackSentence[] = [];
   let quoted = 0;
   for (const arg of positionals) {
-    if (existsSync(arg)) sentences.push(...sentencesOfPath(arg));
+    if (existsSync(arg)) sentences.push(...(await sentencesOfPath(arg)));
     else if (/\s/.test(arg)) {
       quoted += 1;
       sentences.push({ id: `cli:${quoted}`, sentence: arg.trim(), source: `command line, argument ${positionals.indexOf(arg) + 1}` });
@@ -118,7 +117,7 @@ export async function policyCommand(argv: string[], io: CliIo): Promise<number> 
 
   let sentences: PackSentence[];
   try {
-    sentences = sentencesOf(rest);
+    sentences = await sentencesOf(rest);
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden policy: ${error.code}: ${terminalLines(error.message)}\n`);

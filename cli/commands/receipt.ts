@@ -3,7 +3,6 @@
  * (attestation/task-receipt.ts); `warden receipt verify <file>` checks one offline, with only the
  * published JWKS (and optionally the custody witness).
  */
-import { writeFileSync } from 'node:fs';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { collectTaskReceipt } from '../../attestation/collect-receipt';
 import { verifyTaskReceipt, type ReceiptCheck } from '../../attestation/task-receipt';
@@ -22,6 +21,7 @@ import { runningServerConfig } from '../temporal-client';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { parseCommandArgs } from '../parse-command-args';
+import { checkOutputFile, writeOutputFile } from '../output-file';
 import { readJsonFile, trustedJwks } from './attest';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
@@ -64,6 +64,8 @@ async function finishedTask(io: CliIo, workflowId: string): Promise<{ result: Ta
 }
 
 async function writeReceipt(io: CliIo, workflowId: string, out: string | undefined): Promise<number> {
+  // Where the receipt goes is checked before the task is read and the receipt signed (cli/output-file.ts).
+  if (out !== undefined) await checkOutputFile(out, { option: '--out' });
   return writeReceiptOf(io, workflowId, await finishedTask(io, workflowId), out);
 }
 
@@ -94,7 +96,7 @@ export async function writeReceiptOf(io: CliIo, workflowId: string, finished: { 
       const text = `${terminalJson(receipt, 2)}\n`;
       if (out === undefined) io.stdout(text);
       else {
-        writeFileSync(out, text, { mode: 0o644 });
+        await writeOutputFile(out, text, { option: '--out' });
         io.stderr(`${terminalLine(`warden receipt: wrote ${out}: task ${workflowId} (${result.status}), ${receipt.custody.records.length} custody records proven against tree head #${receipt.custody.checkpoint.id}, ${receipt.attestations.length} signed claims`)}\n`);
       }
       return EXIT.ok;

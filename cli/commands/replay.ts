@@ -8,7 +8,6 @@
  * format of test/history-files/ and replay offline with `--file`.
  */
 import { parseCommandArgs } from '../parse-command-args';
-import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
@@ -26,6 +25,7 @@ import { installQuietRuntime } from '../../worker/create-warden-worker';
 import { workflowBundle } from '../../worker/workflow-bundle';
 import type { CliIo } from '../cli-io';
 import { readHistoryFile } from '../history-file';
+import { checkOutputFile, writeOutputFile } from '../output-file';
 import { EXIT, exitCodeOfError } from '../exit-codes';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
@@ -137,7 +137,10 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
     return EXIT.usage;
   }
   const stateDir = stateDirOf(io.env);
+  const exportTo = args.values.export;
   try {
+    // Where the history goes is checked before it is fetched (cli/output-file.ts).
+    if (exportTo !== undefined) await checkOutputFile(exportTo, { option: '--export' });
     let histories;
     try {
       histories = await loadHistories(io, workflowId, file);
@@ -149,9 +152,9 @@ export async function replayCommand(argv: string[], io: CliIo): Promise<number> 
       }
       throw error;
     }
-    if (args.values.export !== undefined) {
+    if (exportTo !== undefined) {
       const first = histories[0];
-      if (first !== undefined) await writeFile(args.values.export, exportHistoryJson(first.workflowId, first.history));
+      if (first !== undefined) await writeOutputFile(exportTo, exportHistoryJson(first.workflowId, first.history), { option: '--export' });
     }
 
     installQuietRuntime();

@@ -16,6 +16,7 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
+import { noRecordsText } from './snapshots';
 
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
@@ -61,7 +62,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     }
     const lookup = await lookUpTaskRecords(stateDir, workflowId, runId);
     if (lookup === undefined) {
-      io.stderr(`${terminalLine(`warden rollback: nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${stateDir}`)}\n`);
+      io.stderr(`${terminalLine(`warden rollback: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, stateDir, runId)}`)}\n`);
       return EXIT.failed;
     }
     if ('ambiguous' in lookup) {

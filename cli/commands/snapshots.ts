@@ -28,7 +28,7 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
     const all = lookup === undefined ? [] : 'found' in lookup ? [lookup.found] : await Promise.all(lookup.ambiguous.taskKeys.map(async (key) => (await findTaskRecordsOfKey(stateDir, lookup.ambiguous.workflowId, key))!));
     const records = all[0];
     if (records === undefined) {
-      io.stderr(`${terminalLine(`warden snapshots: nothing recorded for ${workflowId} under ${stateDir}`)}\n`);
+      io.stderr(`${terminalLine(`warden snapshots: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, stateDir)}`)}\n`);
       return EXIT.failed;
     }
     io.stdout(json ? `${terminalJson(all.length === 1 ? records : all)}\n` : all.map(formatRecords).join(''));
@@ -40,6 +40,14 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
     }
     throw error;
   }
+}
+
+/**
+ * What `snapshots` and `rollback` say (ERR_TASK_RECORDS_NOT_FOUND, exit 1 as ERR_TASK_NOT_FOUND)
+ * when this state folder holds no recovery record of the workflow id (`run`: of that run).
+ */
+export function noRecordsText(workflowId: string, stateDir: string, runId?: string): string {
+  return `nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${stateDir}: no task of this state folder with that workflow id took a snapshot, committed files or journaled SQL (warden list shows the tasks)`;
 }
 
 const short = (sha: string | null) => (sha === null ? 'absent' : sha.slice(0, 12));

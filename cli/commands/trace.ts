@@ -15,6 +15,7 @@ import type { TaskResult, TaskState } from '../../task/task-run';
 import { sha256OfJson, rootWorkflowIdOf } from '../../telemetry/warden-span-attributes';
 import { connectClient } from '../../temporal/connect';
 import { agentTaskResult } from '../../client/start-agent-task';
+import { describeTask, TaskNotFoundError } from '../../client/task-not-found';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import { taskStateQuery } from '../../workflows/definitions';
 import type { CliIo } from '../cli-io';
@@ -29,36 +30,49 @@ export const TRACE_USAGE = `usage: warden trace <workflowId> [--json]
   result, read from Temporal (TEMPORAL_ADDRESS or the embedded server) when it can be reached.
   --json  print the timeline as one JSON object`;
 
-/** The task's result (closed) or state (running), or undefined when Temporal cannot tell. */
-async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<TaskResult | TaskState | undefined> {
+/**
+ * What Temporal says of the task: its result (closed) or state (running); `unknown` when it does
+ * not know the workflow id; `unreachable` when it could not be asked; `none` when it knows the task
+ * but has neither (cancelled, terminated, timed out).
+ * @throws TaskNotFoundError (ERR_TASK_NOT_FOUND) when the workflow is not a Warden task (another
+ *   type): as every command that takes a workflow id (client/task-not-found.ts, describeTask).
+ */
+async function taskOutcome(env: NodeJS.ProcessEnv, workflowId: string): Promise<{ kind: 'found'; outcome: TaskResult | TaskState } | { kind: 'unknown' | 'unreachable' | 'none' }> {
   let connected;
   try {
     connected = await connectClient(loadTemporalConfig(env), { connectTimeoutMs: 3_000 });
   } catch {
-    return undefined;
+    return { kind: 'unreachable' };
   }
   try {
     const handle = connected.client.workflow.getHandle(workflowId);
-    const description = await handle.describe();
+    let description;
+    try {
+      description = await describeTask(connected.client, workflowId);
+    } catch (error) {
+      if (error instanceof TaskNotFoundError && error.details['workflowType'] !== undefined) throw error;
+      return { kind: error instanceof TaskNotFoundError ? 'unknown' : 'unreachable' };
+    }
     if (description.status.name === 'COMPLETED' || description.status.name === 'FAILED') {
       // A long task's earlier runs are archived where the workers keep blobs (the shared database
       // when WARDEN_DATABASE_URL is set, else the shared folder): put them back.
       const result = await agentTaskResult(handle);
       const deployment = await openDeploymentBlobStore(env, stateDirOf(env)).catch(() => undefined);
-      if (deployment === undefined) return result;
+      if (deployment === undefined) return { kind: 'found', outcome: result };
       try {
-        return await assembleTaskResult(result, deployment.blobs, { resolveClaimChecks: false }).catch(() => result);
+        return { kind: 'found', outcome: await assembleTaskResult(result, deployment.blobs, { resolveClaimChecks: false }).catch(() => result) };
       } finally {
         await deployment.close();
       }
     }
     if (description.status.name === 'RUNNING') {
       // A deadline on the call itself, not a race: the connection closes below only once it ended.
-      return await connected.client.withDeadline(Date.now() + 5_000, () => handle.query(taskStateQuery));
+      return { kind: 'found', outcome: await connected.client.withDeadline(Date.now() + 5_000, () => handle.query(taskStateQuery)) };
     }
-    return undefined;
-  } catch {
-    return undefined;
+    return { kind: 'none' };
+  } catch (error) {
+    if (error instanceof TaskNotFoundError) throw error;
+    return { kind: 'none' };
   } finally {
     await connected.connection.close();
   }
@@ -77,9 +91,12 @@ export async function traceCommand(argv: string[], io: CliIo): Promise<number> {
   try {
     const taskId = rootWorkflowIdOf(workflowId);
     const records = await readTaskRecords(stateDirOf(io.env), io.env, taskId);
-    const result = await taskOutcome(io.env, taskId);
+    const temporal = await taskOutcome(io.env, taskId);
+    const result = temporal.kind === 'found' ? temporal.outcome : undefined;
     if (records.length === 0 && result === undefined) {
-      io.stderr(`${terminalLine(`warden trace: ERR_CUSTODY_NOT_FOUND: no custody records of task ${taskId}, and Temporal does not know it`)}\n`);
+      // Say what Temporal said, not more: it may know the task (cancelled: no result), or not have been reachable.
+      const why = { unknown: 'and Temporal has no task with that workflow id', unreachable: 'and Temporal could not be reached to ask', none: 'and Temporal holds no result or state of it', found: '' }[temporal.kind];
+      io.stderr(`${terminalLine(`warden trace: ERR_CUSTODY_NOT_FOUND: no custody records of task ${taskId}, ${why}`)}\n`);
       return EXIT.failed;
     }
     const timeline = buildTaskTimeline(taskId, records, { ...(result === undefined ? {} : { result }), argsSha256: sha256OfJson });

@@ -6,7 +6,7 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { PolicyError } from '../../errors';
-import { NotRegularFileError, readRegularFileSync } from '../../regular-file';
+import { readUserFileSync, UserFileError } from '../../regular-file';
 
 /** The folder holding the bundled packs (foundation, enterprise, advanced). */
 export const PACKS_DIR = resolve(__dirname, '..');
@@ -78,10 +78,12 @@ export function readPackFile(folder: string): PackFile {
 export function readRuleFile(file: string, name: string): PackFile {
   let text: string;
   try {
-    text = readRegularFileSync(file);
+    // The reader of every user's file (../../regular-file.ts): the same checks and words as a task file's.
+    text = readUserFileSync(file, { what: 'rule file' });
   } catch (error) {
-    if (error instanceof NotRegularFileError) throw new PolicyError('ERR_POLICY_INVALID', `rule file ${file} is not a regular file`, { details: { file }, cause: error });
-    throw new PolicyError('ERR_POLICY_PACK_NOT_FOUND', `cannot read rule file ${file}: ${(error as Error).message}`, { details: { file }, cause: error });
+    if (!(error instanceof UserFileError)) throw error;
+    const missing = error.kind === 'missing' || error.kind === 'unreadable';
+    throw new PolicyError(missing ? 'ERR_POLICY_PACK_NOT_FOUND' : 'ERR_POLICY_INVALID', error.message, { details: { file }, cause: error });
   }
   const pack: PackFile = { name, folder: dirname(file), extends: [], sentences: [] };
   let mode: 'enforce' | 'shadow' = 'enforce';

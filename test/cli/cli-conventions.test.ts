@@ -161,13 +161,13 @@ describe('arguments', () => {
     expect(parse(['--against=a', 'b', '--json'])).toEqual({ packs: [], against: ['a', 'b'] });
   });
 
-  it('policy compile: each quoted argument is one rule; unquoted words are one rule', () => {
-    expect(sentencesOf(['never delete files', 'never fetch a URL the user did not give']).map((s) => s.sentence)).toEqual([
+  it('policy compile: each quoted argument is one rule; unquoted words are one rule', async () => {
+    expect((await sentencesOf(['never delete files', 'never fetch a URL the user did not give'])).map((s) => s.sentence)).toEqual([
       'never delete files',
       'never fetch a URL the user did not give',
     ]);
-    expect(sentencesOf(['never', 'delete', 'files']).map((s) => s.sentence)).toEqual(['never delete files']);
-    expect(sentencesOf(['foundation']).length).toBeGreaterThan(1);
+    expect((await sentencesOf(['never', 'delete', 'files'])).map((s) => s.sentence)).toEqual(['never delete files']);
+    expect((await sentencesOf(['foundation'])).length).toBeGreaterThan(1);
   });
 });
 
@@ -270,6 +270,8 @@ describe('list, status, logs, cancel', () => {
     [['deny', 'OTHER', 'request-1']],
     [['kill', 'OTHER']],
     [['policy', 'test', 'foundation', '--against', 'OTHER']],
+    // trace said "no custody records ..., and Temporal does not know it": Temporal knows it, as another type.
+    [['trace', 'OTHER']],
   ])('%j on a workflow that is not a Warden task: ERR_TASK_NOT_FOUND naming its type, exit 1, and it is left as it was', async (argv) => {
     const workflowId = `not-warden-${randomUUID()}`;
     const handle = await env.client.workflow.start('somebodyElsesWorkflow', { taskQueue: `nobody-polls-${randomUUID()}`, workflowId });
@@ -319,10 +321,13 @@ describe('list, status, logs, cancel', () => {
     ['audit verify --task', (id) => ['audit', 'verify', '--task', id]],
     ['run --workflow-id', (id) => ['run', join(REPO_ROOT, 'examples', 'hello.yaml'), '--workflow-id', id]],
   ];
-  it.each(idSlots.flatMap(([slot, argv]) => badIds.map(([what, id]) => [slot, what, argv(id)] as const)))('%s with a workflow id holding %s: ERR_WORKFLOW_ID_INVALID, exit 2', async (_slot, _what, argv) => {
+  it.each(idSlots.flatMap(([slot, argv]) => badIds.map(([what, id]) => [slot, what, argv(id)] as const)))('%s with a workflow id holding %s: ERR_WORKFLOW_ID_INVALID, exit 2', async (slot, what, argv) => {
     const { code, stdout, stderr } = await cli([...argv], { WARDEN_APPROVER_KEY: approver.cli().io.env.WARDEN_APPROVER_KEY! });
     expect(code, stderr).toBe(2);
-    expect(stderr.split('\n')[0]).toMatch(/^warden [a-z ]+: ERR_WORKFLOW_ID_INVALID: the workflow id (is empty|has 1001 characters; Temporal takes at most 1000|holds a control character \(U\+00(0A|1B) at character 8\))$/);
+    // An option's empty value is refused by the shared parser, naming the option, before any check of what it holds.
+    const option = /--[a-z-]+$/.exec(slot)?.[0];
+    if (what === 'empty' && option !== undefined) expect(stderr.split('\n')[0]).toMatch(new RegExp(`^warden [a-z ]+: option ${option} needs a value \\(it was given an empty one\\)$`));
+    else expect(stderr.split('\n')[0]).toMatch(/^warden [a-z ]+: ERR_WORKFLOW_ID_INVALID: the workflow id (is empty|has 1001 characters; Temporal takes at most 1000|holds a control character \(U\+00(0A|1B) at character 8\))$/);
     expect(stdout).toBe('');
   });
 

@@ -171,7 +171,7 @@ describe('warden attest verify', () => {
 
   it.each([
     [['attest', 'verify'], /expected: verify <file>/],
-    [['attest', 'verify', '/nonexistent.json'], /cannot read file \/nonexistent\.json: ENOENT/],
+    [['attest', 'verify', '/nonexistent.json'], /ERR_INPUT_FILE_UNREADABLE: cannot read file \/nonexistent\.json: no such file: looked for \/nonexistent\.json/],
     [['attest', 'check', 'x'], /expected: verify <file>/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const out = await warden(args);
