@@ -262,6 +262,12 @@ describe('other answers made consistent', () => {
     [['keys', 'rotate', 'extra'], 'rotate takes no argument (got "extra")'],
     [['keys', 'list', 'a', 'b'], 'list takes no argument (got "a b")'],
     [['keys', 'rotat'], 'expected jwks, list or rotate (got "rotat")'],
+    // The same words wherever a sub-command is given an argument it does not take (cli/parse-command-args.ts argumentCountText).
+    [['approvers', 'list', 'extra'], 'list takes no argument (got "extra")'],
+    [['approvers', 'add', 'bob', 'extra'], 'add takes one argument (got "bob extra")'],
+    [['server', 'status', 'extra'], 'status takes no argument (got "extra")'],
+    [['db', 'status', 'extra'], 'status takes no argument (got "extra")'],
+    [['baseline', 'list', 'extra'], 'list takes no argument (got "extra")'],
   ])('warden %j: bad usage, exit 2, saying what is wrong', async (argv, says) => {
     const out = await warden(argv, nowhere);
     expect(out.code, out.stderr + out.stdout).toBe(2);
