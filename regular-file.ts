@@ -20,7 +20,7 @@ import { firstInvalidUtf8Offset } from './task/task-file-limits';
  * Checked, in order: the path names something (`no such file: looked for <absolute path>`); it is
  * a regular file, stat'ed before it is opened and again on what was opened (opened non-blocking:
  * a FIFO or device is never waited on); it is at most `maxBytes`; it is UTF-8 (a byte that is not
- * is named with its line and column); a leading byte-order mark is dropped.
+ * is named with its line and column); a leading byte-order mark is dropped when `dropBom` asks.
  */
 export const MAX_USER_FILE_BYTES = 256 * 1024 * 1024;
 
@@ -45,6 +45,8 @@ export interface UserFileOptions {
   what: string;
   /** Largest file read (default MAX_USER_FILE_BYTES). */
   maxBytes?: number;
+  /** Drop a leading byte-order mark (a task file's YAML); otherwise it stays, for the JSON reader to name. */
+  dropBom?: boolean;
 }
 
 const NOT_REGULAR = 'not a regular file (a file is read only from a plain file, never a folder, FIFO, device or socket)';
@@ -58,7 +60,7 @@ function errnoProblem(file: string, what: string, error: unknown): UserFileError
   return new UserFileError(file, what, 'unreadable', `cannot be read (${code ?? (error as Error).message})`, error);
 }
 
-function textOf(file: string, what: string, bytes: Buffer): string {
+function textOf(file: string, what: string, bytes: Buffer, dropBom: boolean): string {
   const bad = firstInvalidUtf8Offset(bytes);
   if (bad >= 0) {
     const before = bytes.subarray(0, bad).toString('latin1');
@@ -67,7 +69,7 @@ function textOf(file: string, what: string, bytes: Buffer): string {
     throw new UserFileError(file, what, 'not-utf8', `not UTF-8: byte 0x${bytes[bad]!.toString(16).padStart(2, '0')} at line ${line}, column ${column} (byte offset ${bad}) is not part of a valid UTF-8 sequence`);
   }
   const text = bytes.toString('utf8');
-  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  return dropBom && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
 function tooLarge(file: string, what: string, size: number | string, max: number): UserFileError {
@@ -103,7 +105,7 @@ export async function readUserFile(file: string, options: UserFileOptions): Prom
   } catch (error) {
     throw errnoProblem(file, what, error);
   }
-  return textOf(file, what, bytes);
+  return textOf(file, what, bytes, options.dropBom === true);
 }
 
 /** {@link readUserFile}, synchronously (a command whose reading is synchronous: policy packs, witnesses). */
@@ -134,5 +136,5 @@ export function readUserFileSync(file: string, options: UserFileOptions): string
   } catch (error) {
     throw errnoProblem(file, what, error);
   }
-  return textOf(file, what, bytes);
+  return textOf(file, what, bytes, options.dropBom === true);
 }

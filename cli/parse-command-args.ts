@@ -105,6 +105,15 @@ export function workflowIdUsageError(command: string, usage: string, io: CliIo, 
   return problem === undefined ? undefined : usageError(command, usage, io, `ERR_WORKFLOW_ID_INVALID: ${problem}`);
 }
 
+/**
+ * What a sub-command given arguments it does not take says, in every command: `rotate takes no
+ * argument (got "extra")`, `add takes one argument (got "x extra")`. `keys rotate extra` said
+ * "expected jwks, list or rotate", naming a sub-command that was given.
+ */
+export function argumentCountText(action: string, takes: 0 | 1, given: readonly string[]): string {
+  return `${action} takes ${takes === 0 ? 'no argument' : 'one argument'} (got "${given.join(' ')}")`;
+}
+
 /** Prints `message` and the usage to stderr; returns the usage exit code. */
 export function usageError(command: string, usage: string, io: CliIo, message: string): number {
   // The message may quote an argument, or a configuration error over lines (run.ts): each line made safe.

@@ -106,7 +106,7 @@ export async function readApproverKeyFile(file: string): Promise<ApproverKeyFile
   let text: string;
   try {
     // The reader of every user's file (../regular-file.ts): a FIFO is refused, not waited on.
-    text = await readUserFile(file, { what: 'the approver key file', maxBytes: 64 * 1024 });
+    text = await readUserFile(file, { what: 'the approver key file' });
   } catch (error) {
     if (!(error instanceof UserFileError)) throw error;
     throw new ApproverError('ERR_APPROVER_INVALID', error.message, { details: { file } });

@@ -45,7 +45,7 @@ async function load(file: string): Promise<Loaded> {
   try {
     stat = fs.statSync(file);
     // The reader of every user's file (../regular-file.ts): a FIFO is refused, not waited on.
-    text = readUserFileSync(file, { what: 'the signing key file', maxBytes: 64 * 1024 });
+    text = readUserFileSync(file, { what: 'the signing key file' });
   } catch (error) {
     const problem = error instanceof UserFileError ? error.problem : ((error as NodeJS.ErrnoException).code ?? 'error');
     throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `cannot read the signing key file ${file}: ${problem}`, { details: { file }, cause: error });

@@ -692,7 +692,7 @@ export function parseTaskText(text: string, file: string): unknown {
 export async function readTaskFileText(file: string): Promise<string> {
   // The reader every command uses for a user's file (../regular-file.ts): the same checks and words.
   try {
-    return await readUserFile(file, { what: 'task file', maxBytes: MAX_TASK_FILE_BYTES });
+    return await readUserFile(file, { what: 'task file', maxBytes: MAX_TASK_FILE_BYTES, dropBom: true });
   } catch (error) {
     if (!(error instanceof UserFileError)) throw error;
     const unreadable = error.kind === 'missing' || error.kind === 'not-regular' || error.kind === 'unreadable';

@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseCommandArgs } from '../parse-command-args';
+import { argumentCountText, parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { issueApproverKey } from '../../identity/approval-decision';
 import { defaultApproverKeyDir, openApproverRegistry } from '../../identity/approver-registry';
@@ -30,7 +30,11 @@ export async function approversCommand(argv: string[], io: CliIo): Promise<numbe
   if (typeof args === 'number') return args;
   const [action, name, ...extra] = args.positionals;
   const needsName = action === 'add' || action === 'remove';
-  if (extra.length > 0 || !(needsName ? name !== undefined : action === 'list' && name === undefined)) {
+  if ((needsName || action === 'list') && (needsName ? extra.length > 0 : name !== undefined)) {
+    io.stderr(`${terminalLine(`warden approvers: ${argumentCountText(action!, needsName ? 1 : 0, [name!, ...extra])}`)}\n${APPROVERS_USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (!(needsName ? name !== undefined : action === 'list')) {
     io.stderr(`warden approvers: expected add <name>, list or remove <name>\n${APPROVERS_USAGE}\n`);
     return EXIT.usage;
   }

@@ -14,7 +14,7 @@ import type { TaskResult } from '../../task/task-run';
 import { DurationSchema } from '../../task/task-schema';
 import type { CliIo } from '../cli-io';
 import { EXIT, exitCodeOfError } from '../exit-codes';
-import { parseCommandArgs } from '../parse-command-args';
+import { argumentCountText, parseCommandArgs } from '../parse-command-args';
 import { withRunningServer } from '../temporal-client';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
@@ -69,7 +69,7 @@ export async function baselineCommand(argv: string[], io: CliIo): Promise<number
     return EXIT.usage;
   };
   if (action === undefined || !['learn', 'list', 'show', 'forget'].includes(action)) return usage('expected learn, list, show or forget');
-  if ((action === 'learn' || action === 'list') && rest.length > 0) return usage(`unexpected ${rest[0]}`);
+  if ((action === 'learn' || action === 'list') && rest.length > 0) return usage(argumentCountText(action, 0, rest));
   if ((action === 'show' || action === 'forget') && rest.length !== 1) return usage(`${action} takes one agent name`);
   let since: string | undefined;
   let limit: number | undefined;

@@ -5,7 +5,7 @@ import { openStateDatabase, stateStoreConfigOf } from '../../state/state-store';
 import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { parseCommandArgs } from '../parse-command-args';
+import { argumentCountText, parseCommandArgs } from '../parse-command-args';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 export const DB_USAGE = `usage: warden db migrate [--json]
@@ -37,7 +37,7 @@ export async function dbCommand(argv: string[], io: CliIo): Promise<number> {
   if (typeof args === 'number') return args;
   const [action, ...rest] = args.positionals;
   if ((action !== 'migrate' && action !== 'status') || rest.length > 0) {
-    io.stderr(`${terminalLine(`warden db: ${action === undefined ? 'expected migrate or status' : rest.length > 0 ? `unexpected argument "${rest[0]}"` : `unknown action "${action}"`}`)}\n${DB_USAGE}\n`);
+    io.stderr(`${terminalLine(`warden db: ${action === undefined ? 'expected migrate or status' : action !== 'migrate' && action !== 'status' ? `unknown action "${action}"` : argumentCountText(action, 0, rest)}`)}\n${DB_USAGE}\n`);
     return EXIT.usage;
   }
   const json = args.values.json === true;

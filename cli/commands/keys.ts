@@ -1,5 +1,5 @@
 /** `warden keys jwks|list|rotate`: the credential authority's signing keys (identity/keystore.ts). */
-import { parseCommandArgs } from '../parse-command-args';
+import { argumentCountText, parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { SIGNING_ALGS, SigningAlgSchema } from '../../identity/claims';
 import { openKeystore } from '../../identity/keystore';
@@ -38,7 +38,7 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
     return EXIT.usage;
   }
   if (extra.length > 0) {
-    io.stderr(`${terminalLine(`warden keys: ${action} takes no argument (got "${extra.join(' ')}")`)}\n${KEYS_USAGE}\n`);
+    io.stderr(`${terminalLine(`warden keys: ${argumentCountText(action, 0, extra)}`)}\n${KEYS_USAGE}\n`);
     return EXIT.usage;
   }
   const alg = args.values.alg === undefined ? undefined : SigningAlgSchema.safeParse(args.values.alg);

@@ -5,7 +5,7 @@ import { embeddedServerStatus, ensureTemporalServer, isPortInUse, stopEmbeddedSe
 import { loadEmbeddedPorts } from '../../temporal/temporal-config';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
-import { parseCommandArgs, usageError } from '../parse-command-args';
+import { argumentCountText, parseCommandArgs, usageError } from '../parse-command-args';
 import { environmentHelp } from '../environment-variables';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
@@ -35,8 +35,11 @@ export async function serverCommand(argv: string[], io: CliIo): Promise<number> 
   const args = parseCommandArgs('server', SERVER_USAGE, argv, io, { json: { type: 'boolean' } });
   if (typeof args === 'number') return args;
   const [action, ...extra] = args.positionals;
-  if (extra.length > 0 || (action !== 'start' && action !== 'stop' && action !== 'status')) {
-    return usageError('server', SERVER_USAGE, io, 'expected start, stop or status');
+  if (action !== 'start' && action !== 'stop' && action !== 'status') {
+    return usageError('server', SERVER_USAGE, io, `expected start, stop or status${action === undefined ? '' : ` (got "${action}")`}`);
+  }
+  if (extra.length > 0) {
+    return usageError('server', SERVER_USAGE, io, argumentCountText(action, 0, extra));
   }
   if (args.values.json === true && action !== 'status') return usageError('server', SERVER_USAGE, io, '--json applies to status only');
   const stateDir = stateDirOf(io.env);
