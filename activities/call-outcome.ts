@@ -13,11 +13,17 @@
  *   the call after its compensation ran. The text says why; the task's recovery lists the call as
  *   possibly not undone.
  *
- * Both ride in the failure's first details object (an ApplicationFailure's, or a cancelled
+ * - `egress`: what the call's program or MCP server did through its egress proxy before the call
+ *   failed (a program stopped at its wall time after it reached a new host): the workflow scores it
+ *   as it scores a completed call's (workflows/tool-step.ts, patch `warden-score-failed-egress`).
+ *   Before, a failure carried none of it and a call that failed after its egress was never scored.
+ *
+ * All ride in the failure's first details object (an ApplicationFailure's, or a cancelled
  * activity's CancelledFailure's), the field absent otherwise: a failure without them is taken to
  * have run, as before.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { StepEffect } from '../task/task-run';
 
 /** How far a call's tool got, filled in as it runs (activities/run-tool.ts). */
 export interface ToolProgress {
@@ -25,12 +31,15 @@ export interface ToolProgress {
   started: boolean;
   /** Why a stopped tool may still be running, when its stop was not confirmed. */
   stopUnconfirmed?: string;
+  /** What the tool did through its egress proxy, set by the executor once known (however the call then ends). */
+  egress?: StepEffect[];
 }
 
 /** The details the workflow reads (the first details object of the call's failure). */
 export interface CallOutcomeDetails {
   notRun?: true;
   stopUnconfirmed?: string;
+  egress?: StepEffect[];
 }
 
 /**
@@ -42,6 +51,7 @@ export function withCallOutcome(failure: unknown, progress: ToolProgress, attemp
   const outcome: CallOutcomeDetails = {
     ...(!progress.started && attempt === 1 ? { notRun: true as const } : {}),
     ...(progress.started && progress.stopUnconfirmed !== undefined ? { stopUnconfirmed: progress.stopUnconfirmed } : {}),
+    ...(progress.started && progress.egress !== undefined && progress.egress.length > 0 ? { egress: progress.egress } : {}),
   };
   if (Object.keys(outcome).length === 0) return failure;
   if (failure instanceof CancelledFailure) return new CancelledFailure(failure.message, [{ ...firstDetails(failure.details), ...outcome }, ...failure.details.slice(1)]);

@@ -60,7 +60,7 @@ import { isStdioServer } from '../mcp/mcp-server-config';
 import { callEffectsOf } from '../tools/call-effects';
 import { egressHoldReason, type EgressWatch } from '../monitoring/egress-watch';
 import { egressEffectsOf } from '../sandbox/os/egress-effects';
-import type { EgressGate } from '../sandbox/os/egress-proxy';
+import type { EgressDecision, EgressGate } from '../sandbox/os/egress-proxy';
 import type { StepEffect } from '../task/task-run';
 import type { PolicyRequest, ToolEffect, ValueSource } from '../policies/engine/policy-request';
 import type { PolicyState } from '../policies/engine/policy-state';
@@ -702,6 +702,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
   if (tool.executor.kind === 'process') {
     const result = await executeProcessCall({
       ...(call.egressWatch === undefined ? {} : { egressGate: egressGateOf(call.egressWatch) }),
+      ...reportEgressTo(call.progress),
       rootWorkflowId: call.rootWorkflowId,
       ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
@@ -720,6 +721,7 @@ async function runOutsideIsolate(deps: ActivityDeps, call: ToolExecution, tool: 
     annotateActiveSpan({ [WARDEN_ATTR.mcpPin]: mcpTargetOf(tool).pin });
     const result = await executeMcpCall({ ...deps.mcp, env: deps.env ?? process.env, stateDir, protectedSetOf: (task) => protectedSetForCall(deps, task) }, tool, {
       ...(call.egressWatch === undefined ? {} : { egressWatch: call.egressWatch }),
+      ...reportEgressTo(call.progress),
       rootWorkflowId: call.rootWorkflowId,
       ...(call.rootRunId === undefined ? {} : { rootRunId: call.rootRunId }),
       task: call.task,
@@ -755,6 +757,11 @@ async function grantOf(deps: ActivityDeps, call: ToolExecution): Promise<IssuedG
   const grant = await stores.grants.getGrant(call.grantId);
   if (grant === undefined) throw await missingGrantRefusal(stores.revocation, call.grantId);
   return grant;
+}
+
+/** Where an executor reports what its tool did through the egress proxy: the call's progress, which a failure's details carry (call-outcome.ts). */
+function reportEgressTo(progress: ToolProgress | undefined): { reportEgress?: (decisions: EgressDecision[]) => void } {
+  return progress === undefined ? {} : { reportEgress: (decisions) => void (progress.egress = egressEffectsOf(decisions)) };
 }
 
 /** The monitor's watch as the egress proxy asks it, before each granted connection. */

@@ -51,6 +51,8 @@ export interface McpCallInput {
   maxOutputBytes: number;
   /** The monitor's egress watch of the call's step (a stdio server's requests meanwhile are judged by it). */
   egressWatch?: EgressWatch;
+  /** Told of a stdio server's requests while the call was in flight, however the call ends (the failure's details carry them: activities/call-outcome.ts). */
+  reportEgress?: (egress: EgressDecision[]) => void;
   /**
    * The activity's cancellationSignal: on abort the server's request is cancelled, a server that
    * does not answer it within the grace has its session ended (a stdio server's process tree
@@ -132,6 +134,7 @@ export async function executeMcpCall(deps: McpExecutorDeps, descriptor: ToolDesc
   const timeoutMs = Math.min(durationToMs(config.timeout ?? input.task.limits.toolTimeout), durationToMs(input.task.limits.toolTimeout));
   const result = await connection.callTool(target.tool, input.args, { pin: target.pin, timeoutMs, verify: config.verify, ...(input.egressWatch === undefined ? {} : { egressWatch: input.egressWatch }), ...(input.signal === undefined ? {} : { signal: input.signal }),
     ...(input.beforeSend === undefined ? {} : { beforeSend: input.beforeSend }),
+    ...(input.reportEgress === undefined ? {} : { reportEgress: input.reportEgress }),
     // Told how a call that ended without the server's answer (cancelled, timed out) was stopped.
     onCancelled: (outcome: McpCancelOutcome) => {
       annotateActiveSpan({ [WARDEN_ATTR.mcpCancel]: outcome });

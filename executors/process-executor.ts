@@ -101,6 +101,8 @@ export interface ProcessCallInput {
   undoDir?: string;
   /** Asked before each granted connection of the program (the monitor's egress watch). */
   egressGate?: EgressGate;
+  /** Told of the program's requests through the egress proxy once it has ended, before any limit or bound fails the call (the failure's details carry them: activities/call-outcome.ts). */
+  reportEgress?: (decisions: EgressDecision[]) => void;
   /** The activity's cancellationSignal: on abort the program's tree is killed and the call throws the signal's reason. */
   signal?: AbortSignal;
 }
@@ -181,6 +183,8 @@ export async function executeProcessCall(input: ProcessCallInput): Promise<Proce
   } finally {
     if (upper !== undefined && captured !== undefined) await recordUpperChanges(upper, input.undoDir!, captured);
   }
+  // What it did on the network counts however the call ends from here (a limit, the bound, a cancel).
+  input.reportEgress?.(run.exit.egress);
   // Cancelled: the activity ends as cancelled, and the workflow's saga takes back what it wrote.
   input.signal?.throwIfAborted();
   // A program that ran into the bound fails its step, and what it added is taken back out.

@@ -196,7 +196,7 @@ export class McpConnection {
   async callTool(
     mcpName: string,
     args: Record<string, unknown>,
-    options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch; signal?: AbortSignal; cancelGraceMs?: number; onCancelled?: (outcome: McpCancelOutcome) => void; beforeSend?: () => Promise<void> },
+    options: { pin: string; timeoutMs: number; verify?: 'every-call' | 'on-change'; egressWatch?: EgressWatch; signal?: AbortSignal; cancelGraceMs?: number; onCancelled?: (outcome: McpCancelOutcome) => void; beforeSend?: () => Promise<void>; reportEgress?: (egress: EgressDecision[]) => void },
   ): Promise<McpCallResult> {
     // `on-change`: the list this connection pinned when it opened must be the task's, and the
     // server must not have announced a change since; otherwise it is listed again.
@@ -212,7 +212,7 @@ export class McpConnection {
     this.#traces.set(params, trace);
     try {
       // The server's requests while the call is in flight are judged by its step's watch and reported with it.
-      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool(params, undefined, { timeout: libraryTimeoutMs(options.timeoutMs), ...(options.signal === undefined ? {} : { signal: options.signal }) }));
+      const { result, egress } = await this.#egress.during(options.egressWatch, () => this.#client.callTool(params, undefined, { timeout: libraryTimeoutMs(options.timeoutMs), ...(options.signal === undefined ? {} : { signal: options.signal }) }), options.reportEgress);
       const content = Array.isArray(result.content) ? (result.content as unknown[]) : [];
       const structured = result.structuredContent;
       return {

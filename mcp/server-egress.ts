@@ -60,16 +60,32 @@ export class ServerEgress {
     for (const call of this.#calls) call.tally.grow(decision, bytes);
   };
 
-  /** Runs `call` as a tools/call in flight under `watch`; returns its result and the requests made meanwhile (and those made while no call was in flight before it ended). */
-  async during<T>(watch: EgressWatch | undefined, call: () => Promise<T>): Promise<{ result: T; egress: EgressDecision[] }> {
+  /**
+   * Runs `call` as a tools/call in flight under `watch`; returns its result and the requests made
+   * meanwhile (and those made while no call was in flight before it ended). `report` is told of the
+   * same requests however the call ends: a call that fails (times out, is cancelled) after its
+   * server's requests still has them counted (activities/call-outcome.ts).
+   */
+  async during<T>(watch: EgressWatch | undefined, call: () => Promise<T>, report?: (egress: EgressDecision[]) => void): Promise<{ result: T; egress: EgressDecision[] }> {
     const entry: CallInFlight = { ...(watch === undefined ? {} : { watch }), tally: new EgressTally() };
     if (watch !== undefined) this.#lastWatch = watch;
     this.#calls.add(entry);
-    try {
-      const result = await call();
+    const ended = (): EgressDecision[] => {
       const between = this.#between.decisions;
       this.#between = new EgressTally();
-      return { result, egress: [...between, ...entry.tally.decisions] };
+      const egress = [...between, ...entry.tally.decisions];
+      report?.(egress);
+      return egress;
+    };
+    try {
+      let result: T;
+      try {
+        result = await call();
+      } catch (error) {
+        ended();
+        throw error;
+      }
+      return { result, egress: ended() };
     } finally {
       this.#calls.delete(entry);
     }

@@ -106,6 +106,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     } catch (error) {
       // Failed, cancelled, timed out or cut short by the task's end: what it did is undone all the same.
       if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, run.patches.undoWhatRan ? registered : hold > 1, error, callFailure);
+      // What it did on the network before it failed counts as a completed call's does (a block ends the task here).
+      if (run.patches.scoreFailedEgress && callFailure !== undefined && !(error instanceof TaskEnded) && !isCancellation(error)) await scoreFailedEgress(run, step, callFailure);
       throw error;
     }
     step.credential = call.credential;
@@ -191,6 +193,26 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     }
     approvedEffects.push(stopped.digest);
   }
+}
+
+/**
+ * Records and scores the egress a failed call's details carry (activities/call-outcome.ts): the
+ * hosts its program or MCP server reached, its writes and bytes, as for a completed call. Only
+ * for the activity's own failure while the task runs (never the task's end cutting it short).
+ */
+async function scoreFailedEgress(run: AgentRun, step: StepRecord, failure: unknown): Promise<void> {
+  const egress = failedEgressOf(failure);
+  if (egress.length === 0) return;
+  step.effects = [...(step.effects ?? []), ...egress];
+  await run.monitor.network(run, step, networkEffectsOf(egress));
+}
+
+/** The egress effects in a call failure's first details object, or none. */
+function failedEgressOf(failure: unknown): StepEffect[] {
+  const cause = failure instanceof ActivityFailure ? failure.cause : failure;
+  const details = cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details : undefined;
+  const first = details?.[0] as { egress?: unknown } | undefined;
+  return typeof first === 'object' && first !== null && Array.isArray(first.egress) ? (first.egress as StepEffect[]) : [];
 }
 
 /** A tool run in the isolate (a built-in or a custom tool): every effect it has is a capability call the host's gate decides and reports. */

@@ -171,6 +171,14 @@ export const SUBAGENT_LIMITS_INHERITED_PATCH = 'warden-subagent-limits-inherited
 export const TOOL_UNDO_STARTED_PATCH = 'warden-tool-undo-started';
 
 /**
+ * A call that fails after its program or MCP server reached the network (a program stopped at its
+ * wall time after a GET to a new host) has what it did through the egress proxy scored and recorded
+ * as a completed call's is (tool-step.ts; the failure's details carry it: activities/call-outcome.ts).
+ * Older runs scored only a completed or stopped call's egress: a failed call's never was.
+ */
+export const SCORE_FAILED_EGRESS_PATCH = 'warden-score-failed-egress';
+
+/**
  * One marker for the patches of this module that existed when it was made
  * ({@link PATCHES_TAKEN_AT_ONCE}): a run that records it takes each of them without a marker per
  * patch. Each patch marker came with the SDK's `TemporalChangeVersion` search attribute upsert, so
@@ -298,6 +306,8 @@ export interface WorkflowPatches {
   subagentLimitsInherited: boolean;
   /** A compensating tool runs for a call in doubt only when its start record says it started (task-saga.ts). */
   toolUndoStarted: boolean;
+  /** A failed call's egress is scored and recorded (tool-step.ts). */
+  scoreFailedEgress: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -355,6 +365,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     subagentLimitsInherited: hasSubagents && patched(SUBAGENT_LIMITS_INHERITED_PATCH),
     // Asked last, for the same reason.
     toolUndoStarted: patched(TOOL_UNDO_STARTED_PATCH),
+    // Asked last, for the same reason.
+    scoreFailedEgress: patched(SCORE_FAILED_EGRESS_PATCH),
   };
 }
 

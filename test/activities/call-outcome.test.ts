@@ -1,12 +1,14 @@
 /**
  * What a tool call's failure says of its tool (activities/call-outcome.ts): `notRun` only when
  * the tool never started and this is the activity's first attempt, `stopUnconfirmed` only when it
- * started; both in the first details object, the rest kept.
+ * started, `egress` (what its program or MCP server did on the network) only when it started; all
+ * in the first details object, the rest kept.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { withCallOutcome } from '../../activities/call-outcome';
 
+const EGRESS = { tool: 'egress', effect: { urls: [{ url: 'http://new.example', host: 'new.example', method: 'GET' }], bytes: 40, requests: 1, via: 'egress-proxy' }, decision: 'allow' };
 const refusal = () => ApplicationFailure.create({ type: 'ERR_TOOL_INPUT_INVALID', message: 'qty must be >= 1', nonRetryable: true, details: [{ problems: ['qty'] }, 'second'] });
 
 describe('withCallOutcome', () => {
@@ -15,6 +17,10 @@ describe('withCallOutcome', () => {
     ['never started, a later attempt (an earlier one may have run)', { started: false }, 2, { problems: ['qty'] }],
     ['started', { started: true }, 1, { problems: ['qty'] }],
     ['started, stop unconfirmed', { started: true, stopUnconfirmed: 'its server never answered' }, 1, { problems: ['qty'], stopUnconfirmed: 'its server never answered' }],
+    // What a program or MCP server did through its egress proxy before the call failed: the workflow scores it (patch warden-score-failed-egress).
+    ['started, with egress', { started: true, egress: [EGRESS] }, 1, { problems: ['qty'], egress: [EGRESS] }],
+    ['started, with no egress', { started: true, egress: [] }, 1, { problems: ['qty'] }],
+    ['never started: no egress is claimed', { started: false, egress: [EGRESS] }, 2, { problems: ['qty'] }],
   ])('an ApplicationFailure: %s', (_label, progress, attempt, first) => {
     const failure = withCallOutcome(refusal(), progress, attempt) as ApplicationFailure;
     expect(failure).toBeInstanceOf(ApplicationFailure);
@@ -27,6 +33,9 @@ describe('withCallOutcome', () => {
     expect((before as CancelledFailure).details).toEqual([{ notRun: true }]);
     const after = withCallOutcome(new CancelledFailure('cancelled'), { started: true, stopUnconfirmed: 'why' }, 1);
     expect((after as CancelledFailure).details).toEqual([{ stopUnconfirmed: 'why' }]);
+    // A program cancelled after its requests: they ride with the cancellation too.
+    const reached = withCallOutcome(new CancelledFailure('cancelled'), { started: true, egress: [EGRESS] }, 1);
+    expect((reached as CancelledFailure).details).toEqual([{ egress: [EGRESS] }]);
     // A started, confirmed stop: unchanged.
     const plain = new CancelledFailure('cancelled');
     expect(withCallOutcome(plain, { started: true }, 1)).toBe(plain);

@@ -35,6 +35,29 @@ describe('a stdio MCP server’s egress', () => {
     expect(other).toEqual({ result: 'slow', egress: [tallied('api.example.com'), tallied('mirror.example')] });
   });
 
+  it('reports a call’s requests however the call ends: a call that fails (times out, is cancelled) still has them counted', async () => {
+    const egress = new ServerEgress();
+    const reported: EgressDecision[][] = [];
+    const failed = await egress
+      .during(
+        watch('none'),
+        async () => {
+          egress.record(decision('new.example'));
+          throw new Error('timed out');
+        },
+        (seen) => reported.push(seen),
+      )
+      .then(
+        () => 'resolved',
+        (error: Error) => error.message,
+      );
+    expect(failed).toBe('timed out');
+    expect(reported).toEqual([[expect.objectContaining({ host: 'new.example', requests: 1 })]]);
+    // A call that completes reports what it returns.
+    const done = await egress.during(watch('none'), async () => egress.record(decision('api.example.com')), (seen) => reported.push(seen));
+    expect(reported[1]).toEqual(done.egress);
+  });
+
   it('between calls, holds any host the last watch did not know (whatever it held during calls)', async () => {
     const egress = new ServerEgress();
     expect(egress.gate({ host: 'exfil.example', method: 'POST' })).toBeUndefined(); // no watch yet: nothing to judge by
