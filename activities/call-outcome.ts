@@ -53,19 +53,31 @@ export function withCallOutcome(failure: unknown, progress: ToolProgress, attemp
     ...(progress.started && progress.stopUnconfirmed !== undefined ? { stopUnconfirmed: progress.stopUnconfirmed } : {}),
     ...(progress.started && progress.egress !== undefined && progress.egress.length > 0 ? { egress: progress.egress } : {}),
   };
-  if (Object.keys(outcome).length === 0) return failure;
-  if (failure instanceof CancelledFailure) return new CancelledFailure(failure.message, [{ ...firstDetails(failure.details), ...outcome }, ...failure.details.slice(1)]);
+  // Only this function speaks for the call's outcome: the same keys in details a failure already
+  // had (a tool's or server's own error details) are dropped, never read as Warden's word.
+  const claims = (details: readonly unknown[]): boolean => OUTCOME_KEYS.some((key) => key in firstDetails(details));
+  if (Object.keys(outcome).length === 0 && !((failure instanceof CancelledFailure || failure instanceof ApplicationFailure) && claims(failure.details ?? []))) return failure;
+  if (failure instanceof CancelledFailure) return new CancelledFailure(failure.message, [{ ...withoutOutcome(failure.details), ...outcome }, ...failure.details.slice(1)]);
   if (failure instanceof ApplicationFailure) {
     const details = failure.details ?? [];
     return ApplicationFailure.create({
       ...(failure.type === undefined || failure.type === null ? {} : { type: failure.type }),
       message: failure.message,
       nonRetryable: failure.nonRetryable === true,
-      details: [{ ...firstDetails(details), ...outcome }, ...details.slice(1)],
+      details: [{ ...withoutOutcome(details), ...outcome }, ...details.slice(1)],
       ...(failure.cause === undefined ? {} : { cause: failure.cause }),
     });
   }
   return failure;
+}
+
+const OUTCOME_KEYS = ['notRun', 'stopUnconfirmed', 'egress'] as const;
+
+/** The first details object without the keys only {@link withCallOutcome} may set. */
+function withoutOutcome(details: readonly unknown[]): Record<string, unknown> {
+  const rest = { ...firstDetails(details) };
+  for (const key of OUTCOME_KEYS) delete rest[key];
+  return rest;
 }
 
 function firstDetails(details: readonly unknown[]): Record<string, unknown> {

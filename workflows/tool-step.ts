@@ -212,7 +212,12 @@ function failedEgressOf(failure: unknown): StepEffect[] {
   const cause = failure instanceof ActivityFailure ? failure.cause : failure;
   const details = cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details : undefined;
   const first = details?.[0] as { egress?: unknown } | undefined;
-  return typeof first === 'object' && first !== null && Array.isArray(first.egress) ? (first.egress as StepEffect[]) : [];
+  if (typeof first !== 'object' || first === null || !Array.isArray(first.egress)) return [];
+  // Only the proxy's own records (sandbox/os/egress-effects.ts): anything else would fail the workflow task where it is read.
+  return (first.egress as unknown[]).filter((e): e is StepEffect => {
+    const effect = (e as { effect?: { via?: unknown; urls?: unknown } } | null)?.effect;
+    return typeof e === 'object' && e !== null && (e as StepEffect).tool === 'http.fetch' && typeof effect === 'object' && effect !== null && effect.via === 'egress-proxy' && Array.isArray(effect.urls) && Array.isArray((e as StepEffect).rules);
+  });
 }
 
 /** A tool run in the isolate (a built-in or a custom tool): every effect it has is a capability call the host's gate decides and reports. */

