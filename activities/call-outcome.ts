@@ -15,8 +15,13 @@
  *
  * - `egress`: what the call's program or MCP server did through its egress proxy before the call
  *   failed (a program stopped at its wall time after it reached a new host): the workflow scores it
- *   as it scores a completed call's (workflows/tool-step.ts, patch `warden-score-failed-egress`).
+ *   as it scores a completed call's (workflows/tool-step.ts, patch `warden-count-failed-calls`).
  *   Before, a failure carried none of it and a call that failed after its egress was never scored.
+ *
+ * - `effects`: the capability calls a custom tool's sandbox gate decided and applied before the
+ *   tool failed (a POST through `warden.http.fetch`, then a throw): the workflow counts them in
+ *   the task's policy state (rate rules) and records them, as a completed call's (same patch).
+ *   Bounded: past {@link MAX_FAILED_EFFECTS_JSON} characters their arguments are left out.
  *
  * All ride in the failure's first details object (an ApplicationFailure's, or a cancelled
  * activity's CancelledFailure's), the field absent otherwise: a failure without them is taken to
@@ -33,6 +38,31 @@ export interface ToolProgress {
   stopUnconfirmed?: string;
   /** What the tool did through its egress proxy, set by the executor once known (however the call then ends). */
   egress?: StepEffect[];
+  /** The capability calls the sandbox gate applied before the tool failed (run-tool.ts `AppliedEffect`). */
+  effects?: FailedCallEffect[];
+}
+
+/** One capability call a failed tool made, as the gate applied it (run-tool.ts `AppliedEffect`, the request possibly without its arguments). */
+export interface FailedCallEffect {
+  request: { tool: string; agent: unknown; args?: unknown; effect?: unknown; via?: string } & Record<string, unknown>;
+  decision: 'allow' | 'deny' | 'approval';
+  rules: string[];
+  shadow?: string[];
+}
+
+/** Most characters of JSON the failed call's `effects` take in its failure's details before their arguments are left out. */
+export const MAX_FAILED_EFFECTS_JSON = 256 * 1024;
+
+/**
+ * `effects` as the failure carries them: as they are under {@link MAX_FAILED_EFFECTS_JSON}; else
+ * without each request's arguments (what was measured, `effect`, is what rules count); else the
+ * tool, agent and decision alone (each still counts as a call).
+ */
+export function boundedEffects(effects: readonly FailedCallEffect[]): FailedCallEffect[] {
+  if (JSON.stringify(effects).length <= MAX_FAILED_EFFECTS_JSON) return [...effects];
+  const withoutArgs = effects.map(({ request: { args: _args, ...request }, ...rest }) => ({ ...rest, request }));
+  if (JSON.stringify(withoutArgs).length <= MAX_FAILED_EFFECTS_JSON) return withoutArgs;
+  return effects.map((e) => ({ request: { tool: e.request.tool, agent: e.request.agent, ...(e.request.via === undefined ? {} : { via: e.request.via }) }, decision: e.decision, rules: [] }));
 }
 
 /** The details the workflow reads (the first details object of the call's failure). */
@@ -40,6 +70,7 @@ export interface CallOutcomeDetails {
   notRun?: true;
   stopUnconfirmed?: string;
   egress?: StepEffect[];
+  effects?: FailedCallEffect[];
 }
 
 /**
@@ -52,6 +83,7 @@ export function withCallOutcome(failure: unknown, progress: ToolProgress, attemp
     ...(!progress.started && attempt === 1 ? { notRun: true as const } : {}),
     ...(progress.started && progress.stopUnconfirmed !== undefined ? { stopUnconfirmed: progress.stopUnconfirmed } : {}),
     ...(progress.started && progress.egress !== undefined && progress.egress.length > 0 ? { egress: progress.egress } : {}),
+    ...(progress.started && progress.effects !== undefined && progress.effects.length > 0 ? { effects: boundedEffects(progress.effects) } : {}),
   };
   // Only this function speaks for the call's outcome: the same keys in details a failure already
   // had (a tool's or server's own error details) are dropped, never read as Warden's word.
@@ -71,7 +103,7 @@ export function withCallOutcome(failure: unknown, progress: ToolProgress, attemp
   return failure;
 }
 
-const OUTCOME_KEYS = ['notRun', 'stopUnconfirmed', 'egress'] as const;
+const OUTCOME_KEYS = ['notRun', 'stopUnconfirmed', 'egress', 'effects'] as const;
 
 /** The first details object without the keys only {@link withCallOutcome} may set. */
 function withoutOutcome(details: readonly unknown[]): Record<string, unknown> {

@@ -491,6 +491,8 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     return { output: null, credential: ran, ...extra, ...undoneField, ...(stopped.decision === 'approval' ? { held: summary, holdId: randomUUID() } : { denied: summary }) };
   }
   if (!result.ok) {
+    // What the gate applied before the tool failed still happened: the failure carries it for the workflow to count (call-outcome.ts).
+    if (call.progress !== undefined && effects.length > 0) call.progress.effects = effects;
     const code = isErrorCode(result.error.code) ? result.error.code : 'ERR_TOOL_THREW';
     // A call lost with its sandbox host before it reached any capability did nothing: retried, on the replacement host.
     throw new ToolError(code, result.error.message, { ...(undone.length === 0 ? {} : { details: { undone } }), ...(result.error.retryable === true ? { retryable: true } : {}) });

@@ -15,6 +15,7 @@ import type { PolicyRequest } from '../policies/engine/policy-request';
 import type { StepEffect, StepError, StepRecord, ToolAction } from '../task/task-run';
 import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
 import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
+import type { FailedCallEffect } from '../activities/call-outcome';
 import { resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
@@ -106,8 +107,8 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
     } catch (error) {
       // Failed, cancelled, timed out or cut short by the task's end: what it did is undone all the same.
       if (started && run.patches.undoEndedCalls) ranUnfinished(run, action, step, callId, run.patches.undoWhatRan ? registered : hold > 1, error, callFailure);
-      // What it did on the network before it failed counts as a completed call's does (a block ends the task here).
-      if (run.patches.scoreFailedEgress && callFailure !== undefined && !(error instanceof TaskEnded) && !isCancellation(error)) await scoreFailedEgress(run, step, callFailure);
+      // What it did before it failed counts as a completed call's does (a block ends the task here).
+      if (run.patches.countFailedCalls && callFailure !== undefined && !(error instanceof TaskEnded) && !isCancellation(error)) await countFailedCall(run, step, policyRequest, callFailure, builtin, retainMs);
       throw error;
     }
     step.credential = call.credential;
@@ -196,28 +197,49 @@ export async function runToolStep(run: AgentRun, action: ToolAction, guarded: Gu
 }
 
 /**
- * Records and scores the egress a failed call's details carry (activities/call-outcome.ts): the
- * hosts its program or MCP server reached, its writes and bytes, as for a completed call. Only
- * for the activity's own failure while the task runs (never the task's end cutting it short).
+ * Counts, records and scores what a failed call did, from its failure's details
+ * (activities/call-outcome.ts), as for a completed call: the call itself in the policy state
+ * (status `error`: a call, no effect), each capability call a user tool's gate applied before it
+ * failed (a built-in's one request is the step), and the requests its program or MCP server made
+ * through the egress proxy; the measured requests are scored by the monitor. Only for the
+ * activity's own failure while the task runs (never the task's end cutting it short), and not for
+ * a call the activity vouches never started.
  */
-async function scoreFailedEgress(run: AgentRun, step: StepRecord, failure: unknown): Promise<void> {
-  const egress = failedEgressOf(failure);
-  if (egress.length === 0) return;
-  step.effects = [...(step.effects ?? []), ...egress];
-  await run.monitor.network(run, step, networkEffectsOf(egress));
+async function countFailedCall(run: AgentRun, step: StepRecord, request: PolicyRequest, failure: unknown, builtin: boolean, retainMs: number): Promise<void> {
+  if (callOutcomeOf(run, failure).notRun === true) return;
+  run.policyState = recordExecution(run.policyState, request, { status: 'error' }, { retainMs });
+  const details = firstDetailsOf(failure);
+  const effects = appliedEffectsOf(details);
+  if (!builtin) for (const e of effects) run.policyState = recordExecution(run.policyState, e.request as PolicyRequest, { status: 'ok' }, { retainMs });
+  const recorded = [...effects.map(stepEffectOf), ...egressEffectsOf(details)];
+  if (recorded.length === 0) return;
+  step.effects = [...(step.effects ?? []), ...recorded];
+  await run.monitor.network(run, step, networkEffectsOf(recorded));
 }
 
-/** The egress effects in a call failure's first details object, or none. */
-function failedEgressOf(failure: unknown): StepEffect[] {
+/** The first details object of a call's failure (an ApplicationFailure's or a CancelledFailure's), or undefined. */
+function firstDetailsOf(failure: unknown): Record<string, unknown> | undefined {
   const cause = failure instanceof ActivityFailure ? failure.cause : failure;
-  const details = cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details : undefined;
-  const first = details?.[0] as { egress?: unknown } | undefined;
-  if (typeof first !== 'object' || first === null || !Array.isArray(first.egress)) return [];
-  // Only the proxy's own records (sandbox/os/egress-effects.ts): anything else would fail the workflow task where it is read.
-  return (first.egress as unknown[]).filter((e): e is StepEffect => {
-    const effect = (e as { effect?: { via?: unknown; urls?: unknown } } | null)?.effect;
-    return typeof e === 'object' && e !== null && (e as StepEffect).tool === 'http.fetch' && typeof effect === 'object' && effect !== null && effect.via === 'egress-proxy' && Array.isArray(effect.urls) && Array.isArray((e as StepEffect).rules);
-  });
+  const first = cause instanceof ApplicationFailure || cause instanceof CancelledFailure ? cause.details?.[0] : undefined;
+  return typeof first === 'object' && first !== null && !Array.isArray(first) ? (first as Record<string, unknown>) : undefined;
+}
+
+// Only entries of the shapes the activity writes: anything else would fail the workflow task where it is read.
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const DECISIONS: ReadonlySet<unknown> = new Set(['allow', 'deny', 'approval']);
+
+/** The capability calls a failed user tool's gate applied (activities/run-tool.ts `AppliedEffect`). */
+function appliedEffectsOf(details: Record<string, unknown> | undefined): FailedCallEffect[] {
+  const listed = details?.['effects'];
+  if (!Array.isArray(listed)) return [];
+  return listed.filter((e): e is FailedCallEffect => isObject(e) && isObject(e['request']) && typeof e['request']['tool'] === 'string' && isObject(e['request']['agent']) && DECISIONS.has(e['decision']) && Array.isArray(e['rules']));
+}
+
+/** The proxy's records of a failed program's or MCP server's requests (sandbox/os/egress-effects.ts). */
+function egressEffectsOf(details: Record<string, unknown> | undefined): StepEffect[] {
+  const listed = details?.['egress'];
+  if (!Array.isArray(listed)) return [];
+  return listed.filter((e): e is StepEffect => isObject(e) && e['tool'] === 'http.fetch' && isObject(e['effect']) && e['effect']['via'] === 'egress-proxy' && Array.isArray(e['effect']['urls']) && DECISIONS.has(e['decision']) && Array.isArray(e['rules']));
 }
 
 /** A tool run in the isolate (a built-in or a custom tool): every effect it has is a capability call the host's gate decides and reports. */

@@ -171,12 +171,15 @@ export const SUBAGENT_LIMITS_INHERITED_PATCH = 'warden-subagent-limits-inherited
 export const TOOL_UNDO_STARTED_PATCH = 'warden-tool-undo-started';
 
 /**
- * A call that fails after its program or MCP server reached the network (a program stopped at its
- * wall time after a GET to a new host) has what it did through the egress proxy scored and recorded
- * as a completed call's is (tool-step.ts; the failure's details carry it: activities/call-outcome.ts).
- * Older runs scored only a completed or stopped call's egress: a failed call's never was.
+ * What a call that fails did is counted and recorded as a completed call's is (tool-step.ts): the
+ * call itself in the task's policy state (status `error`: a rate rule counts it), the capability
+ * calls a custom tool's gate applied before it failed, and what its program or MCP server did
+ * through the egress proxy (a program stopped at its wall time after a GET to a new host), scored
+ * by the monitor. The failure's details carry them (activities/call-outcome.ts). Older runs counted
+ * only a completed or stopped call: a tool that POSTed and then threw was never counted by a rate
+ * rule, and a failed call's egress was never scored.
  */
-export const SCORE_FAILED_EGRESS_PATCH = 'warden-score-failed-egress';
+export const COUNT_FAILED_CALLS_PATCH = 'warden-count-failed-calls';
 
 /**
  * One marker for the patches of this module that existed when it was made
@@ -306,8 +309,8 @@ export interface WorkflowPatches {
   subagentLimitsInherited: boolean;
   /** A compensating tool runs for a call in doubt only when its start record says it started (task-saga.ts). */
   toolUndoStarted: boolean;
-  /** A failed call's egress is scored and recorded (tool-step.ts). */
-  scoreFailedEgress: boolean;
+  /** A failed call, its applied capability calls and its egress are counted, recorded and scored (tool-step.ts). */
+  countFailedCalls: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -366,7 +369,7 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     // Asked last, for the same reason.
     toolUndoStarted: patched(TOOL_UNDO_STARTED_PATCH),
     // Asked last, for the same reason.
-    scoreFailedEgress: patched(SCORE_FAILED_EGRESS_PATCH),
+    countFailedCalls: patched(COUNT_FAILED_CALLS_PATCH),
   };
 }
 
