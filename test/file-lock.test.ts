@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownProcessStartTime, readProcStat } from '../process-stat';
 import { acquireFileLock } from '../file-lock';
-import { makeZombie, type Zombie } from './support/zombie-process';
+import { makeZombie, startThreadedProcess, type Zombie } from './support/zombie-process';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-file-lock-'));
 let live: ChildProcess;
@@ -24,17 +24,7 @@ beforeAll(async () => {
   live = spawn('sleep', ['600'], { stdio: 'ignore' });
   await new Promise((resolve) => live.once('spawn', resolve));
   zombie = await makeZombie();
-  threaded = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)'], { stdio: 'ignore' });
-  await new Promise((resolve) => threaded.once('spawn', resolve));
-  for (let i = 0; ; i += 1) {
-    const other = readdirSync(`/proc/${threaded.pid}/task`).map(Number).find((id) => id !== threaded.pid);
-    if (other !== undefined) {
-      thread = other;
-      break;
-    }
-    if (i > 200) throw new Error('no thread besides the main one');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  ({ process: threaded, thread } = await startThreadedProcess());
 });
 afterAll(() => {
   live.kill('SIGKILL');

@@ -4,13 +4,13 @@
  * Checked on synthetic lines and on a real process whose executable is named that way.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownProcessStartTime, parseProcStat, processRuns, readProcStat } from '../process-stat';
 import { processStartTime } from '../worker/standalone-worker';
-import { makeZombie, type Zombie } from './support/zombie-process';
+import { makeZombie, startThreadedProcess, type Zombie } from './support/zombie-process';
 
 /** A stat line as the kernel writes it: pid (comm) state ppid ... with utime 14, stime 15, starttime 22. */
 function statLine(comm: string, { state = 'S', ppid = 41, utime = 1234, stime = 56, start = '987654' } = {}): string {
@@ -109,17 +109,7 @@ describe('processRuns', () => {
     await new Promise((resolve) => gone.once('exit', resolve));
     reaped = gone.pid!;
     // A process with threads besides its main one (node's own: libuv, V8).
-    threaded = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)'], { stdio: 'ignore' });
-    await new Promise((resolve) => threaded.once('spawn', resolve));
-    for (let i = 0; ; i++) {
-      const other = readdirSync(`/proc/${threaded.pid}/task`).map(Number).find((id) => id !== threaded.pid);
-      if (other !== undefined) {
-        thread = other;
-        break;
-      }
-      if (i > 200) throw new Error('no thread besides the main one');
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    ({ process: threaded, thread } = await startThreadedProcess());
   });
   afterAll(() => {
     live.kill('SIGKILL');

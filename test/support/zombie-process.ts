@@ -7,6 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readProcStat } from '../../process-stat';
+import { readdirSync } from 'node:fs';
 
 export interface Zombie {
   /** The zombie's pid. */
@@ -42,6 +43,21 @@ export async function makeZombie(): Promise<Zombie> {
 async function until(condition: () => boolean, failure: string): Promise<void> {
   for (const start = Date.now(); !condition(); ) {
     if (Date.now() - start > 60_000) throw new Error(failure);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A live Node process with more than one thread, and the id of a thread that is not its main one (a thread id is not a process). */
+export async function startThreadedProcess(): Promise<{ process: ChildProcess; thread: number }> {
+  const threaded = spawn(process.execPath, ['-e', 'setInterval(() => {}, 60_000)'], { stdio: 'ignore' });
+  await new Promise((resolve) => threaded.once('spawn', resolve));
+  for (let i = 0; ; i += 1) {
+    const other = readdirSync(`/proc/${threaded.pid}/task`).map(Number).find((id) => id !== threaded.pid);
+    if (other !== undefined) return { process: threaded, thread: other };
+    if (i > 200) {
+      threaded.kill('SIGKILL');
+      throw new Error('no thread besides the main one');
+    }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
