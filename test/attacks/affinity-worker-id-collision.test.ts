@@ -67,11 +67,14 @@ it("a second worker under a live worker's id is refused (exit 2, naming id and h
     }),
   );
   const outcomes: string[] = [];
+  // Each failed step, for the failure's message: a completed task can hide a step that failed (seen once in a full CI run: a task's row missing).
+  const failedSteps: string[] = [];
   for (const { i, f, handle } of started) {
     const result = await followAgentTask(handle);
     outcomes.push(`${i}: ${result.status} ${result.reason ?? ''} files=${JSON.stringify(f.files())} rows=${JSON.stringify(f.rows())}`);
+    for (const s of result.steps) if (s.error !== undefined) failedSteps.push(`${i}#${s.index} ${s.tool}: ${s.error.code} ${s.error.message}`);
   }
-  expect(outcomes).toEqual(Array.from({ length: TASKS }, (_, i) => `${i}: completed  files=${JSON.stringify({ 'a.txt': `a${i}`, 'b.txt': `b${i}` })} rows=${JSON.stringify([`t${i}`])}`));
+  expect(outcomes, failedSteps.join('; ')).toEqual(Array.from({ length: TASKS }, (_, i) => `${i}: completed  files=${JSON.stringify({ 'a.txt': `a${i}`, 'b.txt': `b${i}` })} rows=${JSON.stringify([`t${i}`])}`));
 
   // A clean stop releases the lease: the other state folder takes the id without waiting for expiry.
   const exited = new Promise<number | null>((resolve) => first.child.once('exit', resolve));

@@ -83,7 +83,7 @@ describe('a WARDEN_SIGNING_KEY_FILE that cannot be used', () => {
       (e: { code?: number; stderr?: string }) => ({ code: e.code, stderr: e.stderr ?? '' }),
     );
     try {
-      expect(outcome.code).toBe(EXIT.usage);
+      expect(outcome.code, outcome.stderr).toBe(EXIT.usage);
       expect(outcome.stderr).toContain(`ERR_SIGNING_KEY_FILE_INVALID: cannot read the signing key file ${file}: not JSON at line 1, column 15`);
     } finally {
       await promisify(execFile)(process.execPath, [BIN, 'server', 'stop'], { env, timeout: 60_000 }).catch(() => undefined);

@@ -37,7 +37,7 @@ describe('warden approvers', () => {
     [['add', 'Alice Smith', '--out', join(dir, 'x.json')], 2, /not an approver name|ERR_APPROVER_INVALID/],
     [['add'], 2, /expected add <name>/],
     [['remove', 'nobody'], 1, /no approver named "nobody"/],
-    [['list', 'extra'], 2, /expected add <name>/],
+    [['list', 'extra'], 2, /list takes no argument \(got "extra"\)/],
   ] as const)('%j exits %i', async (argv, code, message) => {
     const io = cli(env);
     expect(await approversCommand([...argv], io)).toBe(code);

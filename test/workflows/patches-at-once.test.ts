@@ -1,9 +1,9 @@
 /**
- * A new agent task records two patch markers, not one per patch (workflows/workflow-patches.ts,
+ * A new agent task records two patch markers for its patches, not one per patch (workflows/workflow-patches.ts,
  * `warden-patches-at-once` and `-2`; issue 17's history per step). Each `patched()` marker came with the
  * SDK's `TemporalChangeVersion` search attribute upsert: a 10-step data-flow task recorded 38 of
  * its 112 events for them. On the real Temporal server, on both loops: the history of a new run
- * holds exactly the two markers and at most as many `TemporalChangeVersion` upserts, the task does what
+ * holds exactly the two markers (and one per patch made since, `PATCHES_MADE_LATER`) and at most as many `TemporalChangeVersion` upserts, the task does what
  * every patch says (it completes on the data flow, with its claims attested), and it replays.
  * Runs recorded before, with a marker per patch or the first at-once marker alone, replay too
  * (test/replay/committed-histories.test.ts, `history-patch-each-*`, `history-patches-at-once-1-*`).
@@ -12,7 +12,7 @@ import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
-import { PATCHES_AT_ONCE_2_PATCH, PATCHES_AT_ONCE_PATCH } from '../../workflows/workflow-patches';
+import { COUNT_FAILED_CALLS_PATCH, PATCHES_AT_ONCE_2_PATCH, PATCHES_AT_ONCE_PATCH } from '../../workflows/workflow-patches';
 import { replayAllRuns } from '../support/replay-runs';
 import { makeNotesWorkspace } from '../support/task-kit';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
@@ -25,6 +25,9 @@ beforeAll(async () => {
   env = await startWardenTestEnv();
 });
 afterAll(async () => env?.close());
+
+/** Patches made after the second at-once list, each asked on its own (its own marker) by every new task. */
+const PATCHES_MADE_LATER = [COUNT_FAILED_CALLS_PATCH];
 
 /** The patch ids of a history's `core_patch` markers, in order. */
 function patchMarkers(events: HistoryEvent[]): string[] {
@@ -68,7 +71,7 @@ describe('a new task takes every patch at once', { timeout: 600_000 }, () => {
   it.each([
     ['the data flow', true],
     ['the original loop', false],
-  ])('on %s: two patch markers, no more TemporalChangeVersion upserts, every patch taken', async (_loop, dataFlow) => {
+  ])('on %s: the at-once markers and one per later patch, no more TemporalChangeVersion upserts, every patch taken', async (_loop, dataFlow) => {
     const { workspace } = await makeNotesWorkspace('warden-patches-');
     const workflowId = `patches-at-once-${dataFlow ? 'flow' : 'loop'}-${Date.now()}`;
     const handle = await env.client.workflow.start('agentTask', { taskQueue: env.taskQueue, workflowId, args: [{ task: task(workspace, dataFlow) }] });
@@ -80,10 +83,10 @@ describe('a new task takes every patch at once', { timeout: 600_000 }, () => {
       ['fs.read', true],
     ]);
     const events = (await handle.fetchHistory()).events ?? [];
-    // The two at-once markers and no other: every patch this task asks is in one of their lists
-    // (a patch made later adds its own marker here, until a third at-once patch folds it in).
+    // The two at-once markers and, after them, one per patch made later (until a third at-once
+    // patch folds them in): every other patch this task asks is in one of the at-once lists.
     const markers = patchMarkers(events);
-    expect(markers).toEqual([PATCHES_AT_ONCE_PATCH, PATCHES_AT_ONCE_2_PATCH]);
+    expect(markers).toEqual([PATCHES_AT_ONCE_PATCH, PATCHES_AT_ONCE_2_PATCH, ...PATCHES_MADE_LATER]);
     expect(changeVersionUpserts(events)).toBeLessThanOrEqual(markers.length);
     // The data flow (a patch of its own) was taken: its activities ran, the original loop's did not.
     const activities = events.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name == null ? [] : [e.activityTaskScheduledEventAttributes.activityType.name]));
