@@ -59,13 +59,19 @@ function startRacer(treeRoot: string): ChildProcess {
   return spawn('perl', ['-e', loop, treeRoot], { stdio: 'ignore' });
 }
 
+/** What {@link hammer} saw: each answer, and each refusal's code and message. */
+interface HammerOutcome {
+  seen: unknown[];
+  refused: { code: string; message: string }[];
+}
+
 /**
  * Runs `op` on every pair's path, ROUNDS times over: what it answered (`seen`) and the refusals
- * (`refused`, each error's code and message); any other error, an escape, is thrown.
+ * (`refused`); any other error, an escape, is thrown.
  */
-async function hammer(op: (i: number) => unknown | Promise<unknown>): Promise<{ seen: unknown[]; refused: { code: string; message: string }[] }> {
-  const seen: unknown[] = [];
-  const refused: { code: string; message: string }[] = [];
+async function hammer(op: (i: number) => unknown | Promise<unknown>): Promise<HammerOutcome> {
+  const seen: HammerOutcome['seen'] = [];
+  const refused: HammerOutcome['refused'] = [];
   for (let round = 0; round < ROUNDS; round += 1) {
     for (let i = 0; i < PAIRS; i += 1) {
       try {
@@ -107,10 +113,11 @@ afterEach(async () => {
 describe('operations below a folder a process swaps links into', () => {
   // Not vacuous: the reads went on while the swaps ran. A one-file read lands between swaps often
   // enough to show the tree's own bytes. captureUpper reads all 16 files of the tree in one call
-  // and refuses the whole call when a link stands on the way to any of them or in its place; on a loaded machine every one
-  // of its 1,200 calls may meet a swap, so its proof is a read of the tree or such a refusal.
-  const readOfTree = ({ seen }: { seen: unknown[] }) => seen.some((v) => String(v).includes('inside'));
-  const linkRefused = ({ refused }: { refused: { code: string; message: string }[] }) =>
+  // and refuses the whole call when a link stands on the way to any of them or in its place; on a
+  // loaded machine every one of its 1,200 calls may meet a swap, so its proof is a read of the tree
+  // or such a refusal.
+  const readOfTree = ({ seen }: HammerOutcome) => seen.some((v) => String(v).includes('inside'));
+  const linkRefused = ({ refused }: HammerOutcome) =>
     refused.some((r) => r.code === 'ERR_LINK_IN_PATH' || (r.code === 'ERR_UNDO_FAILED' && r.message.includes('changed into a link')));
   it.each([
     ['readFileBeneath of a file', (i: number) => readFileBeneath(root, `d${i}/f`).then((b) => b.toString('utf8')), readOfTree],
@@ -118,7 +125,7 @@ describe('operations below a folder a process swaps links into', () => {
     [
       'captureUpper',
       async () => [...(await captureUpper(root)).files.values()].map((b) => b.toString('utf8')).join(','),
-      (outcome: Awaited<ReturnType<typeof hammer>>) => readOfTree(outcome) || linkRefused(outcome),
+      (outcome: HammerOutcome) => readOfTree(outcome) || linkRefused(outcome),
     ],
   ])('%s never reads the host folder', async (_name, op, raced) => {
     const outcome = await hammer(op);
