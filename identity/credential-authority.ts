@@ -39,6 +39,22 @@ export function signingKeyFileOf(env: NodeJS.ProcessEnv = process.env): string |
   return file === undefined || file === '' ? undefined : file;
 }
 
+/**
+ * Checks the signing key file of `env`, when one is configured, before a worker starts: a file
+ * that cannot be used is the operator's to fix, so `warden worker` and `warden run` refuse it
+ * (exit 2) before they start or reach a Temporal server, not after. The worker reads the file
+ * again when it opens its keystore (key-source-keystore.ts), so a file replaced in between is
+ * still checked there. Resolves with the file checked, or undefined when none is configured.
+ *
+ * @throws KeystoreError ERR_SIGNING_KEY_FILE_INVALID when the file is missing, not a private
+ *   Ed25519 or P-256 JWK (RFC 7517, RFC 8037), or readable by others.
+ */
+export async function checkSigningKeyFile(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const file = signingKeyFileOf(env);
+  if (file !== undefined) await openKeySourceKeystore(file);
+  return file;
+}
+
 export async function openCredentialAuthority(options: OpenCredentialAuthorityOptions): Promise<CredentialAuthority> {
   const env = options.env ?? process.env;
   const keyFile = signingKeyFileOf(env);

@@ -129,6 +129,32 @@ export function prestartedThreadFor(workerFlag: boolean, noWorkerFlag: boolean, 
   }
 }
 
+/**
+ * The problem with WARDEN_SIGNING_KEY_FILE when this run may start a worker that signs with it
+ * (embedded server or `--worker`, not `--no-worker`): a file it cannot use exits 2 before any
+ * server starts or is reached. Undefined when none is set, when it is good, or when no worker
+ * starts here (a standalone worker's key file is its own). Loaded only when a file is set: the
+ * key source brings the JWT library, which a run without one loads with the worker.
+ */
+async function signingKeyFileProblem(workerFlag: boolean, noWorkerFlag: boolean, env: NodeJS.ProcessEnv): Promise<WardenError | undefined> {
+  if (noWorkerFlag || (env.WARDEN_SIGNING_KEY_FILE ?? '').trim() === '') return undefined;
+  let embedded = true;
+  try {
+    embedded = loadTemporalConfig(env).mode === 'embedded';
+  } catch {
+    // A bad Temporal setting is reported by the run itself, with its own message.
+  }
+  if (!workerFlag && !embedded) return undefined;
+  const { checkSigningKeyFile } = await import('../../identity/credential-authority.js');
+  try {
+    await checkSigningKeyFile(env);
+    return undefined;
+  } catch (error) {
+    if (error instanceof WardenError && error.code === 'ERR_SIGNING_KEY_FILE_INVALID') return error;
+    throw error;
+  }
+}
+
 async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: string, early: { workflowThread: PrestartedWorkflowThread | undefined; sandboxHost: PrebootedSandboxHost | undefined }, io: CliIo): Promise<number> {
   let task;
   try {
@@ -156,6 +182,11 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
   if (sandboxProblem !== undefined) {
     io.stderr(`${terminalLine(`warden run: ERR_OS_SANDBOX_UNAVAILABLE: ${file} uses proc.run or a stdio MCP server, but ${sandboxProblem}`)}\n`);
     return EXIT.failed;
+  }
+  const keyFileProblem = await signingKeyFileProblem(args.values.worker === true, args.values['no-worker'] === true, io.env);
+  if (keyFileProblem !== undefined) {
+    io.stderr(`warden run: ${keyFileProblem.code}: ${terminalLines(keyFileProblem.message)}\n`);
+    return EXIT.usage;
   }
   const json = args.values.json === true;
   // One line each: a line may quote text others wrote (a poller's identity, a server's or a tool's error).

@@ -11,6 +11,7 @@ import { stateDirOf } from '../../state-dir';
 import { resolveTemporal } from '../temporal-client';
 import { processStartTime, standaloneWorkerIdentity, writeStandaloneWorkerRecord, type StandaloneWorkerRegistration } from '../../worker/standalone-worker';
 import { terminalLine, terminalLines } from '../../terminal-text';
+import { checkSigningKeyFile } from '../../identity/credential-authority';
 
 export const WORKER_USAGE = `usage: warden worker [--task-queue <name>]   (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
 
@@ -41,6 +42,8 @@ export async function workerCommand(argv: string[], io: CliIo): Promise<number> 
   let telemetry: ReturnType<typeof setupProcessTelemetry>;
   let record: StandaloneWorkerRegistration | undefined;
   try {
+    // Before the embedded server starts or a cluster is dialled: a bad key file is the one thing to fix.
+    await checkSigningKeyFile(io.env);
     installWorkerRuntime();
     const { config, server, stateDir } = await resolveTemporal(io);
     telemetry = setupProcessTelemetry({ stateDir, serviceName: 'warden-worker', env: io.env });

@@ -6,8 +6,10 @@
  * (test/cli/monitor-commands.test.ts), while every other user file exits 2.
  *
  * Real parts: the real key source (`openKeySourceKeystore`) on real files for each way the file can
- * be bad, and the real `warden worker` on one of them (it starts its embedded Temporal server on
- * test ports, then refuses the key before it polls).
+ * be bad, and the real `warden worker` and `warden run` on one of them: each refuses the key
+ * before it starts its embedded Temporal server or dials TEMPORAL_ADDRESS (the port stays closed),
+ * so the one message is the one thing to fix. `warden run --no-worker` starts no worker and leaves
+ * the key file to the workers that use it.
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -20,6 +22,16 @@ import { EXIT, exitCodeOfError } from '../../cli/exit-codes';
 import { openKeySourceKeystore } from '../../identity/key-source-keystore';
 import { REPO_ROOT } from '../support/warden-test-env';
 import { freeServerPorts } from '../temporal/ports';
+import { connect } from 'node:net';
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function portAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
 
 const BIN = join(REPO_ROOT, 'bin/warden.js');
 
@@ -74,19 +86,42 @@ describe('a WARDEN_SIGNING_KEY_FILE that cannot be used', () => {
     expect((await keystore.jwks()).keys).toHaveLength(1);
   });
 
-  it('`warden worker` with one exits 2 and names the file and the problem', async () => {
-    const file = await keyFile(BAD_KEY_FILES[1]!);
+  /** `warden <argv>` with `file` as the signing key file, on free test ports; its exit code and stderr. */
+  async function wardenWithKeyFile(argv: string[], file: string, extraEnv: NodeJS.ProcessEnv = {}) {
     const { WARDEN_TEMPORAL_PORT: _p, WARDEN_TEMPORAL_UI_PORT: _u, TEMPORAL_ADDRESS: _a, WARDEN_STATE_DIR: _s, ...rest } = process.env;
-    const env = { ...rest, ...(await freeServerPorts()), WARDEN_STATE_DIR: join(dir, 'state'), WARDEN_SIGNING_KEY_FILE: file };
-    const outcome = await promisify(execFile)(process.execPath, [BIN, 'worker'], { env, timeout: 120_000 }).then(
-      () => ({ code: 0, stderr: '' }),
+    const ports = await freeServerPorts();
+    const env: NodeJS.ProcessEnv = { ...rest, ...ports, WARDEN_STATE_DIR: join(dir, `state-${ports.WARDEN_TEMPORAL_PORT}`), WARDEN_SIGNING_KEY_FILE: file, ...extraEnv };
+    const outcome = await promisify(execFile)(process.execPath, [BIN, ...argv], { env, timeout: 120_000, cwd: REPO_ROOT }).then(
+      () => ({ code: 0 as number | undefined, stderr: '' }),
       (e: { code?: number; stderr?: string }) => ({ code: e.code, stderr: e.stderr ?? '' }),
     );
-    try {
-      expect(outcome.code, outcome.stderr).toBe(EXIT.usage);
-      expect(outcome.stderr).toContain(`ERR_SIGNING_KEY_FILE_INVALID: cannot read the signing key file ${file}: not JSON at line 1, column 15`);
-    } finally {
-      await promisify(execFile)(process.execPath, [BIN, 'server', 'stop'], { env, timeout: 60_000 }).catch(() => undefined);
-    }
+    // Whatever the command did, no embedded server of this row may outlive it.
+    const serverAnswers = await portAnswers(Number(ports.WARDEN_TEMPORAL_PORT));
+    if (serverAnswers) await promisify(execFile)(process.execPath, [BIN, 'server', 'stop'], { env, timeout: 60_000 }).catch(() => undefined);
+    return { ...outcome, serverAnswers };
+  }
+
+  /** The command that would start a worker here, with the key file refused before anything starts or is dialled. */
+  const STARTS_A_WORKER: { name: string; argv: string[]; env?: NodeJS.ProcessEnv }[] = [
+    { name: '`warden worker` (embedded server)', argv: ['worker'] },
+    { name: '`warden worker` (TEMPORAL_ADDRESS with nothing listening)', argv: ['worker'], env: { TEMPORAL_ADDRESS: '127.0.0.1:9' } },
+    { name: '`warden run` (embedded server)', argv: ['run', 'examples/hello.yaml'] },
+    { name: '`warden run --worker` (TEMPORAL_ADDRESS with nothing listening)', argv: ['run', '--worker', 'examples/hello.yaml'], env: { TEMPORAL_ADDRESS: '127.0.0.1:9' } },
+  ];
+
+  it.each(STARTS_A_WORKER)('$name exits 2 naming the file and the problem, and starts no server', async (row) => {
+    const file = await keyFile(BAD_KEY_FILES[1]!);
+    const outcome = await wardenWithKeyFile(row.argv, file, row.env);
+    expect(outcome.code, outcome.stderr).toBe(EXIT.usage);
+    expect(outcome.stderr).toContain(`ERR_SIGNING_KEY_FILE_INVALID: cannot read the signing key file ${file}: not JSON at line 1, column 15`);
+    expect(outcome.stderr).not.toContain('ERR_TEMPORAL_UNREACHABLE');
+    expect(outcome.serverAnswers).toBe(false);
+  }, 180_000);
+
+  it('`warden run --no-worker` does not judge a key file no worker of its own would use', async () => {
+    const file = await keyFile(BAD_KEY_FILES[1]!);
+    const outcome = await wardenWithKeyFile(['run', '--no-worker', 'examples/hello.yaml'], file, { TEMPORAL_ADDRESS: '127.0.0.1:9' });
+    expect(outcome.stderr).not.toContain('ERR_SIGNING_KEY_FILE_INVALID');
+    expect(outcome.stderr).toContain('ERR_TEMPORAL_UNREACHABLE');
   }, 180_000);
 });
