@@ -11,6 +11,8 @@
  *   refusal-codes.ts, which the task reports in its step) is one WARN line with the code and the
  *   why, no stack: the stack is the activity boundary's, where the refusal became a failure, and
  *   says nothing. Any other failure keeps the SDK's entry, stack and all.
+ * - The SDK's INFO that a worker polls no Nexus tasks is dropped: Warden registers no Nexus
+ *   services on any worker, so the line said the same thing at every start and nothing to act on.
  */
 import { inspect } from 'node:util';
 import type { LogEntry } from '@temporalio/worker';
@@ -20,6 +22,14 @@ import { isRefusalCode } from '../refusal-codes';
 import { terminalLine, terminalLines } from '../terminal-text';
 
 const NO_WORKFLOWS_MESSAGE = 'No workflows registered, not polling for workflow tasks';
+/** The SDK's entries about a kind of task Warden never registers (by message and level): dropped. */
+const NEVER_REGISTERED: ReadonlyArray<{ level: LogEntry['level']; message: string }> = [{ level: 'INFO', message: 'No Nexus services registered, not polling for Nexus tasks' }];
+
+/** Whether a log entry is the SDK saying, at its usual level, that a worker polls for nothing of a kind Warden never registers (Nexus). */
+export function isNeverRegisteredLog(entry: Pick<LogEntry, 'level' | 'message'>): boolean {
+  return NEVER_REGISTERED.some((known) => known.level === entry.level && known.message === entry.message);
+}
+
 /** What starts each line of a log entry after its first: no entry starts so. */
 export const CONTINUATION = '  | ';
 
@@ -74,9 +84,10 @@ function oneLine(text: string): string {
  * task's end line holds the tool's text on that one line; an entry kept whole keeps its own line
  * breaks (a stack), each line made safe and each after the first starting {@link CONTINUATION}: no
  * text a tool, server or model wrote reaches the terminal as a control or starts a line of the log
- * (../terminal-text.ts).
+ * (../terminal-text.ts). The empty string for an entry the log drops ({@link isNeverRegisteredLog}).
  */
 export function workerLogText(entry: LogEntry): string {
+  if (isNeverRegisteredLog(entry)) return '';
   const line = (level: string, message: string, meta: Record<string, unknown> | undefined) => {
     const time = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
     const text = terminalLines(`${time} [${level}] ${message}${meta === undefined ? '' : ` ${inspect(meta, { depth: 4, breakLength: Infinity })}`}`);

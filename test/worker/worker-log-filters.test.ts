@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, type LogEntry } from '@temporalio/worker';
 import { compileWorkerOptions } from '@temporalio/worker/lib/worker-options';
 import { WORKFLOW_WORKER_OPTIONS } from '../../worker/create-warden-worker';
-import { isDataPlaneNoWorkflowsLog, workerLogText } from '../../worker/worker-log-filters';
+import { isDataPlaneNoWorkflowsLog, isNeverRegisteredLog, workerLogText } from '../../worker/worker-log-filters';
 import { toApplicationFailure } from '../../activities/to-application-failure';
 import { WardenError, type ErrorCode } from '../../errors';
 import { REFUSAL_CODES } from '../../refusal-codes';
@@ -26,6 +26,19 @@ describe('isDataPlaneNoWorkflowsLog', () => {
     ['a message that only starts the same', `${NO_WORKFLOWS} (and more)`, { taskQueue: 'q@w' }, false],
   ] as const)('%s', (_name, message, meta, expected) => {
     expect(isDataPlaneNoWorkflowsLog({ message, meta: meta as Record<string, unknown> | undefined })).toBe(expected);
+  });
+});
+
+describe('what the SDK says of kinds of task Warden never registers (Nexus)', () => {
+  const entry = (level: LogEntry['level'], message: string): LogEntry => ({ level, message, timestampNanos: 1_764_576_000_000_000_000n, meta: { sdkComponent: 'worker', taskQueue: 'warden-agent-tasks' } });
+  it.each<[string, LogEntry, boolean]>([
+    ["the SDK's INFO at each worker's start", entry('INFO', 'No Nexus services registered, not polling for Nexus tasks'), true],
+    ['the same text at another level is kept (not what the SDK says at start)', entry('WARN', 'No Nexus services registered, not polling for Nexus tasks'), false],
+    ['a message that only starts the same is kept', entry('INFO', 'No Nexus services registered, not polling for Nexus tasks (and more)'), false],
+    ['another INFO is kept', entry('INFO', 'Worker state changed'), false],
+  ])('%s', (_what, logEntry, dropped) => {
+    expect(isNeverRegisteredLog(logEntry)).toBe(dropped);
+    expect(workerLogText(logEntry) === '').toBe(dropped);
   });
 });
 

@@ -122,3 +122,8 @@ it('a failure that is no refusal keeps the SDK entry with its stack', () => {
   expect(logged).toMatch(STACK);
   expect(run.stderr).toContain(`#${steps.length} boom {} -> allowed; failed: ERR_TOOL_THREW`);
 });
+
+it('the start says what the worker polls, not the SDK line about the Nexus tasks Warden never registers', () => {
+  expect(workerOutput.stderr).toContain('data-plane worker polling');
+  expect(workerOutput.stderr).not.toContain('Nexus');
+});
