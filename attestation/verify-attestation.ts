@@ -7,6 +7,7 @@
  * Invariant: nothing in the envelope is trusted before its signature checked out with a key the
  * caller gave; a subject that cannot be re-checked is reported as such, never as matching.
  */
+import { join } from 'node:path';
 import { canonicalBytes } from '../custody/canonical-json';
 import { AttestationError } from '../errors';
 import type { Jwks } from '../identity/claims';
@@ -79,7 +80,7 @@ export function verifyClaimAttestation(envelope: unknown, jwks: Jwks, options: V
         return { name: subject.name, status: 'missing', detail: `${(error as { code?: string }).code ?? 'ERR_FS_FAILED'}: ${(error as Error).message}` };
       }
       const actual = sha256Hex(bytes);
-      return actual === digest ? { name: subject.name, status: 'matched', detail: `sha256 ${actual}` } : { name: subject.name, status: 'changed', detail: `now hashes to ${actual}` };
+      return actual === digest ? { name: subject.name, status: 'matched', detail: `sha256 ${actual}` } : { name: subject.name, status: 'changed', detail: `${join(options.workspace, path)} now hashes to ${actual}, not the attested ${digest ?? '(no sha256)'}` };
     }
     // custody:<seq>: checked against the ledger's proofs (a task receipt carries them).
     return { name: subject.name, status: 'not-checked', detail: 'checked with a task receipt (`warden receipt verify`)' };

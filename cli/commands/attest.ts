@@ -2,6 +2,7 @@
  * `warden attest verify <file>`: checks claim attestations offline, with only a published JWKS
  * (attestation/verify-attestation.ts). Reading files is all it does: no server, no state.
  */
+import { statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import { publishedJwks, PublishedJwksSchema } from '../../attestation/published-jwks';
 import { verifyClaimAttestation, type AttestationCheck } from '../../attestation/verify-attestation';
@@ -85,6 +86,18 @@ function describe(label: string, check: AttestationCheck): string {
   return [head, ...subjects].map(terminalLine).join('\n');
 }
 
+/** What is wrong with `path` as the folder the attested files are read from; undefined when it is one. */
+function folderProblem(path: string): string | undefined {
+  let stat: Stats;
+  try {
+    stat = statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `no such folder (${path})` : code === 'ENOTDIR' ? `a part of ${path} is not a folder` : code === 'EACCES' ? `${path} cannot be read (permission denied)` : `${path}: ${code ?? (error as Error).message}`;
+  }
+  return stat.isDirectory() ? undefined : `${path} is not a folder`;
+}
+
 export async function attestCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('attest', ATTEST_USAGE, argv, io, {
     jwks: { type: 'string' },
@@ -113,6 +126,13 @@ export async function attestCommand(argv: string[], io: CliIo): Promise<number> 
     const jwks = await trustedJwks(io, 'attest', args.values.jwks);
     if (jwks === undefined) return EXIT.usage;
     const workspace = args.values.workspace === undefined ? undefined : resolve(args.values.workspace);
+    // A folder that is not there would make every attested file "cannot be read": the wrong
+    // finding (the attestation is fine; the argument is not), so it is a usage error instead.
+    const workspaceProblem = workspace === undefined ? undefined : folderProblem(workspace);
+    if (workspaceProblem !== undefined) {
+      io.stderr(`${terminalLine(`warden attest: --workspace ${args.values.workspace}: ${workspaceProblem}`)}\n`);
+      return EXIT.usage;
+    }
     const checks = envelopes.map(({ label, envelope }) => ({ label, check: verifyClaimAttestation(envelope, jwks, { ...(workspace === undefined ? {} : { workspace }), ...(args.values.task === undefined ? {} : { task: args.values.task }) }) }));
     if (args.values.json) {
       io.stdout(`${terminalJson(checks.map(({ label, check }) => ({ label, ok: check.ok, keyids: check.keyids, problems: check.problems, subjects: check.subjects, statement: check.statement })), 2)}\n`);

@@ -166,7 +166,25 @@ describe('warden attest verify', () => {
     fs.writeFileSync(join(copy, 'report.md'), `${REPORT}edited\n`);
     const out = await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--workspace', copy]);
     expect(out.code).toBe(1);
-    expect(out.stdout).toMatch(/ERR_ATTESTATION_SUBJECT: subject file:report\.md does not match: now hashes to/);
+    // Names the file it hashed, what it hashes to now and what was attested.
+    expect(out.stdout).toContain(`ERR_ATTESTATION_SUBJECT: subject file:report.md does not match: ${join(copy, 'report.md')} now hashes to ${sha256Hex(`${REPORT}edited\n`)}, not the attested ${sha256Hex(REPORT)}`);
+  });
+
+  /** Each way `--workspace` can name no folder: what it is, and what the message says. */
+  const NOT_A_FOLDER: { name: string; make: (path: string) => void; says: (path: string) => string }[] = [
+    { name: 'nothing there', make: () => undefined, says: (path) => `no such folder (${path})` },
+    { name: 'a file', make: (path) => fs.writeFileSync(path, REPORT), says: (path) => `${path} is not a folder` },
+    { name: 'a path through a file', make: (path) => fs.writeFileSync(join(path, '..'), REPORT), says: (path) => `a part of ${path} is not a folder` },
+  ];
+
+  it.each(NOT_A_FOLDER)('--workspace naming $name is a usage error (exit 2) naming it, not a failed attestation', async (row) => {
+    const base = join(makeTempDir('attest-ws-none'), 'x');
+    const path = row.name === 'a path through a file' ? join(base, 'inside') : base;
+    row.make(path);
+    const out = await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--workspace', path]);
+    expect(out.code, out.stderr).toBe(2);
+    expect(out.stderr).toContain(`warden attest: --workspace ${path}: ${row.says(path)}`);
+    expect(out.stdout).toBe('');
   });
 
   it.each([
