@@ -7,6 +7,7 @@
 import { Client, Connection, type ClientInterceptors } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { TemporalServerError } from '../errors';
+import { connectFailureReason } from './connect-failure-reason';
 import { isGrpcNotFound, isGrpcUnimplemented } from './grpc-status';
 import { toConnectionOptions, toNativeConnectionOptions, type TemporalConfig } from './temporal-config';
 
@@ -16,14 +17,23 @@ export interface ConnectedClient {
   connection: Connection;
 }
 
-function unreachable(config: TemporalConfig, cause: unknown): TemporalServerError {
-  const reason = cause instanceof Error ? (cause.cause instanceof Error ? cause.cause.message : cause.message) : String(cause);
+/**
+ * `ERR_TEMPORAL_UNREACHABLE` for a failed connect to `config.address`, saying why
+ * (connect-failure-reason.ts): the SDK's own reason ("Failed to connect before the deadline") is
+ * the same for every cause, so a probe of the address names the cause when it can; the SDK's
+ * reason stays when the address accepts TCP (its text may then be the one that matters: a
+ * certificate, a protocol).
+ */
+async function unreachable(config: TemporalConfig, cause: unknown): Promise<TemporalServerError> {
+  const sdkReason = cause instanceof Error ? (cause.cause instanceof Error ? cause.cause.message : cause.message) : String(cause);
+  const probe = await connectFailureReason(config.address, { tls: config.tls !== undefined });
+  const reason = probe.kind === 'no-grpc-answer' || probe.kind === 'unknown' ? `${probe.text} (${sdkReason})` : probe.text;
   const hint =
     config.mode === 'external'
       ? 'Check TEMPORAL_ADDRESS and the TEMPORAL_TLS_* settings, or unset TEMPORAL_ADDRESS to let Warden run its own server.'
       : 'Start the embedded server (ensureTemporalServer / `warden server start`) or set TEMPORAL_ADDRESS.';
   return new TemporalServerError('ERR_TEMPORAL_UNREACHABLE', `cannot reach the Temporal server at ${config.address}${config.tls ? ' (TLS)' : ''}: ${reason}. ${hint}`, {
-    details: { address: config.address, namespace: config.namespace, tls: config.tls !== undefined },
+    details: { address: config.address, namespace: config.namespace, tls: config.tls !== undefined, reason: probe.kind },
     retryable: true,
     cause,
   });
@@ -42,7 +52,7 @@ export async function connectClient(config: TemporalConfig, options: { connectTi
   try {
     connection = await Connection.connect({ ...toConnectionOptions(config), connectTimeout: options.connectTimeoutMs ?? 10_000 });
   } catch (error) {
-    throw unreachable(config, error);
+    throw await unreachable(config, error);
   }
   try {
     await checkNamespace(connection.workflowService, config);
@@ -104,7 +114,7 @@ export async function connectWorkerConnection(config: TemporalConfig): Promise<N
   try {
     connection = await NativeConnection.connect(toNativeConnectionOptions(config));
   } catch (error) {
-    throw unreachable(config, error);
+    throw await unreachable(config, error);
   }
   try {
     await checkNamespace(connection.workflowService, config);

@@ -23,14 +23,27 @@ export const EMBEDDED_TEMPORAL_HOST = '127.0.0.1';
 const PortSchema = z.coerce.number({ error: 'a port from 1 to 65535' }).int('a port from 1 to 65535').min(1, 'a port from 1 to 65535').max(65535, 'a port from 1 to 65535');
 
 /** `host:port`, `host` (port 7233) or `[ipv6]:port`, without a scheme: that is what gRPC wants. */
+/** Temporal's frontend port, which an address without one means (the SDK's default too). */
+export const DEFAULT_TEMPORAL_FRONTEND_PORT = 7233;
+
+/**
+ * The host and port of a Temporal address (`host[:port]`, an IPv6 host in brackets, RFC 3986
+ * authority without user info); the port defaults to 7233. Undefined when `address` is not one.
+ * The host is returned without brackets, as `net.connect` and `dns.lookup` take it.
+ */
+export function hostAndPortOf(address: string): { host: string; port: number } | undefined {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/.exec(address);
+  if (match === null) return undefined;
+  const port = match[2] === undefined ? DEFAULT_TEMPORAL_FRONTEND_PORT : Number(match[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
 export const TemporalAddressSchema = z
   .string()
   .trim()
   .refine((s) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(s), 'host:port without a scheme (e.g. "temporal.example.com:7233", not "https://...")')
-  .refine((s) => {
-    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?$/.exec(s);
-    return match !== null && (match[2] === undefined || (Number(match[2]) >= 1 && Number(match[2]) <= 65535));
-  }, 'host:port, e.g. "127.0.0.1:7233" or "[::1]:7233"');
+  .refine((s) => hostAndPortOf(s) !== undefined, 'host:port, e.g. "127.0.0.1:7233" or "[::1]:7233"');
 
 export const TemporalNamespaceSchema = z
   .string()

@@ -5,11 +5,13 @@
  * (Rust core) connection.
  */
 import { readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TemporalServerError } from '../../errors';
 import { checkNamespace, connectClient, connectWorkerConnection } from '../../temporal/connect';
+import { connectFailureReason } from '../../temporal/connect-failure-reason';
 import { loadTemporalConfig, type TemporalConfig } from '../../temporal/temporal-config';
 import { testTemporalAddress, testTemporalConfig } from '../support/temporal';
 import { makeTestPki, type TestPki } from './pki';
@@ -56,6 +58,53 @@ describe('unreachable servers', () => {
     expect(error.message).toContain('TEMPORAL_ADDRESS');
     const native = await failure(connectWorkerConnection(config));
     expect(native.code).toBe('ERR_TEMPORAL_UNREACHABLE');
+  });
+});
+
+describe('an unreachable server: the message says why (a probe of the address after the SDK gave up)', () => {
+  /** A loopback TCP server that accepts connections and never answers: no gRPC, no TLS. */
+  let silent: Server;
+  const sockets = new Set<Socket>();
+  beforeAll(async () => {
+    silent = createServer((socket) => void sockets.add(socket.on('error', () => undefined)));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+  const silentAddress = () => `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+
+  const CAUSES: { name: string; address: () => Promise<string> | string; kind: string; says: (address: string) => string }[] = [
+    { name: 'a closed port', address: async () => `127.0.0.1:${await freePort()}`, kind: 'refused', says: (address) => `nothing listens on ${address} (connection refused)` },
+    { name: 'a host name that does not resolve', address: () => 'no-such-temporal-host.invalid:7233', kind: 'dns', says: () => 'the host name no-such-temporal-host.invalid does not resolve (DNS: ENOTFOUND)' },
+    { name: 'a port that accepts TCP and never answers gRPC', address: silentAddress, kind: 'no-grpc-answer', says: (address) => `${address} accepts TCP connections but gave no gRPC answer: it may be another service, or the port may want TLS` },
+  ];
+
+  it.each(CAUSES)('$name: the probe names it', async (row) => {
+    const address = await row.address();
+    const reason = await connectFailureReason(address);
+    expect(reason.kind).toBe(row.kind);
+    expect(reason.text).toContain(row.says(address));
+  });
+
+  it.each(CAUSES)('$name: the client and the worker connection say it in ERR_TEMPORAL_UNREACHABLE', async (row) => {
+    const address = await row.address();
+    const config = loadTemporalConfig({ TEMPORAL_ADDRESS: address });
+    for (const error of [await failure(connectClient(config, { connectTimeoutMs: 1_000 })), await failure(connectWorkerConnection(config))]) {
+      expect(error.code).toBe('ERR_TEMPORAL_UNREACHABLE');
+      expect(error.message).toContain(`cannot reach the Temporal server at ${address}: ${row.says(address)}`);
+      expect(error.details).toMatchObject({ reason: row.kind });
+    }
+  }, 60_000);
+
+  it('TLS toward a port that answers nothing names the plain side as a possibility', async () => {
+    const reason = await connectFailureReason(silentAddress(), { tls: true });
+    expect(reason.text).toContain('TLS is on (TEMPORAL_TLS_*) and the port may speak plain gRPC');
+  });
+
+  it.each(['http://127.0.0.1:7233', '127.0.0.1:99999', ''])('an address that is not host:port (%j) is said so, never thrown', async (address) => {
+    expect(await connectFailureReason(address)).toEqual({ kind: 'unknown', text: `${address} is not host:port` });
   });
 });
 

@@ -1,0 +1,72 @@
+/**
+ * Why a Temporal server could not be reached, in words an operator can act on. The SDK says only
+ * "Failed to connect before the deadline", whatever happened: a name that does not resolve, a
+ * port nothing listens on, a network with no route, a port that accepts TCP but never answers
+ * gRPC (another service, or TLS on one side only), or packets dropped. After a failed connect, one
+ * DNS lookup and one TCP connection to the same address tell these apart.
+ *
+ * The probe opens a TCP connection and closes it at once: it sends nothing, so it cannot carry
+ * credentials or a request anywhere the SDK would not have connected to already.
+ */
+import { lookup } from 'node:dns/promises';
+import { connect } from 'node:net';
+import { hostAndPortOf } from './temporal-config';
+
+/** What the probe found: `kind` for code, `text` (one clause, no final period) for the message. */
+export interface ConnectFailureReason {
+  kind: 'dns' | 'refused' | 'no-route' | 'no-grpc-answer' | 'no-answer' | 'unknown';
+  text: string;
+}
+
+/** How long the probe's TCP connection may take before the address counts as not answering (ms). */
+export const PROBE_TIMEOUT_MS = 2_000;
+
+type TcpOutcome = { connected: true } | { connected: false; code: string };
+
+function tcpConnect(host: string, port: number, timeoutMs: number): Promise<TcpOutcome> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (outcome: TcpOutcome) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => done({ connected: false, code: 'ETIMEDOUT' }), timeoutMs);
+    socket.once('connect', () => done({ connected: true }));
+    socket.once('error', (error: NodeJS.ErrnoException) => done({ connected: false, code: error.code ?? 'ERROR' }));
+  });
+}
+
+/**
+ * Why `address` (`host[:port]`, as TEMPORAL_ADDRESS) did not answer a Temporal connect: a DNS
+ * lookup of its host, then a TCP connect to it (at most `timeoutMs`, default 2 s). Never throws.
+ * `tls`: whether the connection used TLS, for the hint when the port is open but gave no gRPC answer.
+ */
+export async function connectFailureReason(address: string, options: { tls?: boolean; timeoutMs?: number } = {}): Promise<ConnectFailureReason> {
+  const target = hostAndPortOf(address);
+  if (target === undefined) return { kind: 'unknown', text: `${address} is not host:port` };
+  let ip: string;
+  try {
+    ip = (await lookup(target.host)).address;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
+    return { kind: 'dns', text: `the host name ${target.host} does not resolve (DNS: ${code})` };
+  }
+  const via = ip === target.host ? '' : ` (${ip})`;
+  const outcome = await tcpConnect(ip, target.port, options.timeoutMs ?? PROBE_TIMEOUT_MS);
+  if (outcome.connected) {
+    const tlsHint = options.tls === true ? 'TLS is on (TEMPORAL_TLS_*) and the port may speak plain gRPC' : 'the port may want TLS (set TEMPORAL_TLS_* for a TLS frontend)';
+    return { kind: 'no-grpc-answer', text: `${target.host}:${target.port}${via} accepts TCP connections but gave no gRPC answer: it may be another service, or ${tlsHint}` };
+  }
+  switch (outcome.code) {
+    case 'ECONNREFUSED':
+      return { kind: 'refused', text: `nothing listens on ${target.host}:${target.port}${via} (connection refused)` };
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return { kind: 'no-route', text: `no route to ${target.host}${via} (${outcome.code})` };
+    case 'ETIMEDOUT':
+      return { kind: 'no-answer', text: `${target.host}:${target.port}${via} did not answer within ${options.timeoutMs ?? PROBE_TIMEOUT_MS} ms (a host that is down, or a firewall dropping the packets)` };
+    default:
+      return { kind: 'unknown', text: `connecting to ${target.host}:${target.port}${via} failed (${outcome.code})` };
+  }
+}
