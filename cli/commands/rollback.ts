@@ -16,12 +16,15 @@ import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
-import { noRecordsText } from './snapshots';
+import { changedNothingText, noRecordsText } from './snapshots';
+import { custodyRecordCountOf } from '../../custody/task-record-count';
 
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
   restores every workspace file the task's commit wrote to what it replaced (files the task
-  created are deleted) and undoes the task's journaled SQL calls, newest first
+  created are deleted) and undoes the task's journaled SQL calls, newest first; a task that ran
+  under this state folder and changed nothing (custody records, no recovery record) exits 0
+  saying so, an id with neither exits 1 (ERR_TASK_RECORDS_NOT_FOUND)
 
   --run       the run to roll back (its first run id), when the workflow id was used by several
               runs (each run's files and SQL are kept apart; without --run that is refused)
@@ -62,6 +65,13 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     }
     const lookup = await lookUpTaskRecords(stateDir, workflowId, runId);
     if (lookup === undefined) {
+      // A run named with --run is looked for in the recovery records only: the ledger counts tasks, not runs.
+      const custodyRecords = runId === undefined ? await custodyRecordCountOf(stateDir, workflowId, io.env) : 0;
+      if (custodyRecords > 0) {
+        const nothing = { status: 'nothing-to-roll-back' as const, restored: [], deleted: [], unchanged: [], forced: [] };
+        io.stdout(json ? `${terminalJson({ workflowId, taskKey: null, files: nothing, sql: [], changedNothing: true, custodyRecords })}\n` : `${terminalLine(`nothing to roll back: ${changedNothingText(workflowId, stateDir, custodyRecords)}`)}\n`);
+        return EXIT.ok;
+      }
       io.stderr(`${terminalLine(`warden rollback: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, stateDir, runId)}`)}\n`);
       return EXIT.failed;
     }

@@ -2,6 +2,7 @@
 import { WardenError } from '../../errors';
 import { findTaskRecordsOfKey, lookUpTaskRecords, type TaskRecords } from '../../recovery/task-records';
 import { stateDirOf } from '../../state-dir';
+import { custodyRecordCountOf } from '../../custody/task-record-count';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
@@ -10,7 +11,8 @@ import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
 
   lists the snapshots of a task (pre-task copy, the commit of its overlay with what each file
-  replaced) and its journaled SQL calls
+  replaced) and its journaled SQL calls; a task that ran under this state folder and changed
+  nothing says so (exit 0), an id that never ran here exits 1 (ERR_TASK_RECORDS_NOT_FOUND)
   --json  one JSON object with the records`;
 
 export async function snapshotsCommand(argv: string[], io: CliIo): Promise<number> {
@@ -28,6 +30,11 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
     const all = lookup === undefined ? [] : 'found' in lookup ? [lookup.found] : await Promise.all(lookup.ambiguous.taskKeys.map(async (key) => (await findTaskRecordsOfKey(stateDir, lookup.ambiguous.workflowId, key))!));
     const records = all[0];
     if (records === undefined) {
+      const custodyRecords = await custodyRecordCountOf(stateDir, workflowId, io.env);
+      if (custodyRecords > 0) {
+        io.stdout(json ? `${terminalJson({ workflowId, snapshots: [], sqlCalls: [], pendingOverlayFiles: [], changedNothing: true, custodyRecords })}\n` : `${terminalLine(changedNothingText(workflowId, stateDir, custodyRecords))}\n`);
+        return EXIT.ok;
+      }
       io.stderr(`${terminalLine(`warden snapshots: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, stateDir)}`)}\n`);
       return EXIT.failed;
     }
@@ -48,6 +55,15 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
  */
 export function noRecordsText(workflowId: string, stateDir: string, runId?: string): string {
   return `nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${stateDir}: no task of this state folder with that workflow id took a snapshot, committed files or journaled SQL (warden list shows the tasks)`;
+}
+
+/**
+ * What `snapshots` and `rollback` say (exit 0) of a task that ran under this state folder (the
+ * custody ledger holds `custodyRecords` records of it) and left no recovery record: it changed
+ * no file and no SQL row, so there is nothing to list or roll back.
+ */
+export function changedNothingText(workflowId: string, stateDir: string, custodyRecords: number): string {
+  return `task ${workflowId} ran under ${stateDir} (${custodyRecords} custody record${custodyRecords === 1 ? '' : 's'}) and changed nothing Warden keeps a record to undo: no snapshot, no committed file, no journaled SQL call (warden trace ${workflowId} shows what it did)`;
 }
 
 const short = (sha: string | null) => (sha === null ? 'absent' : sha.slice(0, 12));

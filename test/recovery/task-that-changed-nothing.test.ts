@@ -1,0 +1,107 @@
+/**
+ * `warden snapshots` and `warden rollback` of a task that ran and changed nothing (it only read, or
+ * its only write was refused): there is no recovery record, because nothing was snapshotted,
+ * committed or journaled. They used to say ERR_TASK_RECORDS_NOT_FOUND "nothing recorded for <id>"
+ * (exit 1), as for an id that never ran here, so a user could not tell "nothing to undo" from
+ * "wrong id or wrong state folder". Now the custody ledger tells them apart: a task with custody
+ * records is said to have changed nothing (exit 0, text and JSON); an id with none stays exit 1.
+ *
+ * Real parts: tasks on the test Temporal server and worker, the real custody ledger of the test
+ * state folder, the real commands.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rollbackCommand } from '../../cli/commands/rollback';
+import { snapshotsCommand } from '../../cli/commands/snapshots';
+import type { CliIo } from '../../cli/cli-io';
+import { custodyRecordCountOf } from '../../custody/task-record-count';
+import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
+
+let env: WardenTestEnv;
+let workspace: string;
+
+beforeAll(async () => {
+  env = await startWardenTestEnv();
+  workspace = mkdtempSync(join(tmpdir(), 'warden-changed-nothing-'));
+  writeFileSync(join(workspace, 'notes.txt'), 'keep me\n');
+}, 300_000);
+afterAll(async () => env?.close());
+
+/** A command's exit code and everything it printed, each stream apart. */
+async function command(run: (argv: string[], io: CliIo) => Promise<number>, argv: string[]) {
+  const out = { stdout: '', stderr: '' };
+  const io: CliIo = { stdout: (t) => void (out.stdout += t), stderr: (t) => void (out.stderr += t), env: { WARDEN_STATE_DIR: TEST_STATE_DIR } };
+  const code = await run(argv, io);
+  return { code, ...out };
+}
+
+/** Tasks that leave no recovery record: each ran here, and changed no file and no SQL row. */
+const CHANGED_NOTHING: { name: string; script: unknown[]; tools: string[] }[] = [
+  { name: 'a task that only read', script: [{ tool: 'fs.read', args: { path: 'notes.txt' } }, { final: 'read it' }], tools: ['fs.read'] },
+  { name: 'a task whose only write was refused (outside the workspace)', script: [{ tool: 'fs.write', args: { path: '../escape.txt', content: 'x' } }, { final: 'tried' }], tools: ['fs.write'] },
+  { name: 'a task that called no tool', script: [{ final: 'nothing to do' }], tools: ['fs.read'] },
+];
+
+describe.each(CHANGED_NOTHING)('$name', (row) => {
+  const workflowId = `changed-nothing-${randomUUID()}`;
+
+  beforeAll(async () => {
+    const result = await env.runTask(
+      {
+        user: 'alice@example.com',
+        intent: row.name,
+        agent: { name: 'reader', model: { driver: 'scripted', script: row.script } },
+        tools: { builtin: row.tools },
+        grants: { tools: row.tools },
+        resources: { workspace },
+      },
+      { workflowId },
+    );
+    // Completed, or denied when its only write was refused: either way it ran.
+    expect(['completed', 'denied']).toContain(result.status);
+  }, 300_000);
+
+  it('ran here: the custody ledger holds records of it', async () => {
+    expect(await custodyRecordCountOf(TEST_STATE_DIR, workflowId)).toBeGreaterThan(0);
+  });
+
+  it('warden snapshots: exit 0, says it changed nothing and how it knows', async () => {
+    const out = await command(snapshotsCommand, [workflowId]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(new RegExp(`^task ${workflowId} ran under .* \\(\\d+ custody records?\\) and changed nothing Warden keeps a record to undo`));
+    expect(out.stderr).toBe('');
+    const json = await command(snapshotsCommand, [workflowId, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ workflowId, snapshots: [], sqlCalls: [], changedNothing: true, custodyRecords: expect.any(Number) });
+  });
+
+  it('warden rollback: exit 0, nothing to roll back, and the workspace as it was', async () => {
+    const out = await command(rollbackCommand, [workflowId]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toContain(`nothing to roll back: task ${workflowId} ran under`);
+    const json = await command(rollbackCommand, [workflowId, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ workflowId, files: { status: 'nothing-to-roll-back', restored: [], deleted: [] }, sql: [], changedNothing: true });
+    expect(readFileSync(join(workspace, 'notes.txt'), 'utf8')).toBe('keep me\n');
+  });
+});
+
+describe('an id that never ran under this state folder', () => {
+  it.each([['snapshots', snapshotsCommand] as const, ['rollback', rollbackCommand] as const])('warden %s: still ERR_TASK_RECORDS_NOT_FOUND, exit 1', async (_name, run) => {
+    const workflowId = `never-ran-${randomUUID()}`;
+    expect(await custodyRecordCountOf(TEST_STATE_DIR, workflowId)).toBe(0);
+    const out = await command(run, [workflowId]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain(`ERR_TASK_RECORDS_NOT_FOUND: nothing recorded for ${workflowId}`);
+    expect(out.stdout).toBe('');
+  });
+
+  it('rollback --run of a task that changed nothing is looked for in the recovery records only (exit 1)', async () => {
+    const workflowId = `changed-nothing-run-${randomUUID()}`;
+    await env.runTask({ user: 'alice@example.com', intent: 'nothing', agent: { name: 'idle', model: { driver: 'scripted', script: [{ final: 'idle' }] } } }, { workflowId });
+    const out = await command(rollbackCommand, [workflowId, '--run', 'some-run-id']);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain('ERR_TASK_RECORDS_NOT_FOUND');
+  });
+});
