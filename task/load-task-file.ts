@@ -17,7 +17,7 @@ import { isBundledPackName, packEntryOf, resolvePackFolder } from '../policies/e
 import { checkPolicyRules } from '../policies/engine/policy-engine';
 import { loadResponseRules } from '../monitoring/load-response-rules';
 import { compileToolSchema } from '../tools/tool-input-validator';
-import { ungrantedCapabilities } from '../tools/tool-catalog';
+import { emptyCapabilityGrants, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
 import { redefinitionOf } from '../tools/subagent-tools';
 import { descriptorOfUserTool } from '../tools/user-tools';
 import { mapFilePaths, parseSecretTemplate } from '../secrets/secret-template';
@@ -204,7 +204,7 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: TaskReferences,
   // A tool receives only the capabilities the task grants: a granted tool that declares more is refused.
   tools.custom.forEach((tool, i) => {
     if (!grants.tools.includes(tool.name)) return;
-    for (const { capability, why } of ungrantedCapabilities({ grants, resources: task.resources }, descriptorOfUserTool(tool))) {
+    for (const { capability, why } of ungrantedCapabilities({ grants, resources: task.resources, tools }, descriptorOfUserTool(tool))) {
       if (capability.startsWith('fs.') && task.resources.workspace === undefined) continue; // reported above
       issues.push({
         path: `${prefix}tools.custom.${i}.capabilities.${tool.capabilities.indexOf(capability)}`,
@@ -417,8 +417,22 @@ export function taskNotices(task: Task): TaskNotice[] {
           `in the ${profile.families.join(', ')} families; rules about those effects apply to it. Declare \`effects\` and \`annotations\` to narrow this.`,
       });
     });
+  // A granted capability with nothing behind it: every call of it is refused (tools/tool-catalog.ts).
+  const scanGrants = (scope: Task, at: string) =>
+    scope.grants.tools.forEach((name, i) => {
+      const tool = resolveTool(scope, name);
+      if (tool === undefined) return;
+      for (const capability of emptyCapabilityGrants(scope, tool)) {
+        const missing = capability === 'http.fetch' ? 'no host that is both in grants.hosts and in resources.hosts' : 'no database that is both in grants.databases and in resources.databases';
+        notices.push({ path: `${at}grants.tools.${i}`, message: `"${name}" ${tool.name === capability ? 'is granted' : `is granted with capability "${capability}"`}, but the task grants ${missing}: every ${capability} call it makes will be refused` });
+      }
+    });
   scan(task.tools, '');
-  for (const [name, sub] of Object.entries(task.subagents)) scan(sub.tools, `subagents.${name}.`);
+  scanGrants(task, '');
+  for (const [name, sub] of Object.entries(task.subagents)) {
+    scan(sub.tools, `subagents.${name}.`);
+    scanGrants({ ...task, tools: sub.tools, grants: sub.grants }, `subagents.${name}.`);
+  }
   return notices;
 }
 

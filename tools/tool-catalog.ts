@@ -63,19 +63,40 @@ export function toolSpecsOf(task: Pick<Task, 'tools'>): ToolSpec[] {
 
 /**
  * The capabilities `tool` declares that `task` does not grant: the capability's tool is not in
- * `grants.tools`, or nothing behind it is granted (no workspace for fs, no granted host for http,
- * no granted database for sql). Empty when the tool receives everything it declares.
+ * `grants.tools`, or it needs a workspace the task lacks (fs). `why` says how to grant it in one
+ * edit: when `task.tools` is given and does not declare the capability's built-in tool either,
+ * it names both places (`tools.builtin` and `grants.tools`), since a grant of an undeclared tool
+ * is refused in turn. Empty when the tool receives everything it declares. A capability granted
+ * with nothing behind it (no host for http, no database for sql) is not refused here: the task
+ * loader notes it (task/load-task-file.ts `taskNotices`, from {@link emptyCapabilityGrants}).
  */
-export function ungrantedCapabilities(task: Pick<Task, 'grants' | 'resources'>, tool: ToolDescriptor): { capability: CapabilityName; why: string }[] {
+export function ungrantedCapabilities(task: Pick<Task, 'grants' | 'resources'> & { tools?: Pick<Tools, 'builtin'> }, tool: ToolDescriptor): { capability: CapabilityName; why: string }[] {
   const out: { capability: CapabilityName; why: string }[] = [];
   for (const capability of tool.capabilities) {
     if (!task.grants.tools.includes(capability)) {
-      out.push({ capability, why: `the task does not grant "${capability}" (add it to grants.tools)` });
+      const undeclared = task.tools !== undefined && !(task.tools.builtin as readonly string[]).includes(capability);
+      out.push({ capability, why: undeclared ? `the task neither declares nor grants "${capability}" (add it to tools.builtin and to grants.tools)` : `the task does not grant "${capability}" (add it to grants.tools)` });
     } else if (capability.startsWith('fs.') && task.resources.workspace === undefined) {
       out.push({ capability, why: `"${capability}" needs resources.workspace` });
     }
   }
   return out;
+}
+
+/**
+ * The capabilities `tool` receives with nothing behind them ({@link capabilityGrantFor}): granted
+ * `http.fetch` with no host both granted (`grants.hosts`) and declared (`resources.hosts`), or a
+ * granted `sql.*` with no database both granted and declared. Every such call is refused, which a
+ * task may mean, but more often is a grant left out.
+ */
+export function emptyCapabilityGrants(task: Task, tool: ToolDescriptor): CapabilityName[] {
+  const grant = capabilityGrantFor(task, tool, undefined);
+  const empty: CapabilityName[] = [];
+  if (grant.http !== undefined && grant.http.allowedHosts.length === 0) empty.push('http.fetch');
+  if (grant.sql !== undefined && Object.keys(grant.sql.databases).length === 0) {
+    for (const capability of ['sql.query', 'sql.exec'] as const) if ((capability === 'sql.query' ? grant.sql.query : grant.sql.exec)) empty.push(capability);
+  }
+  return empty;
 }
 
 /**

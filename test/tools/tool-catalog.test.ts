@@ -61,7 +61,7 @@ describe('capabilities are checked against grants (fault 1)', () => {
   it('the task loader refuses a granted tool that declares capabilities the task does not grant, naming each', () => {
     const issues = issuesOf(faultOne);
     expect(issues.map((i) => i.path)).toEqual(['tools.custom.0.capabilities.0', 'tools.custom.0.capabilities.1', 'tools.custom.0.capabilities.2']);
-    expect(issues[0]?.message).toMatch(/"fs.write".*add it to grants.tools/);
+    expect(issues[0]?.message).toMatch(/"fs.write".*add it to tools.builtin and to grants.tools/);
   });
 
   it('granting the capabilities\' tools makes the same task valid', () => {
