@@ -7,9 +7,10 @@
 import { Client, Connection, type ClientInterceptors } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import { TemporalServerError } from '../errors';
+import { lookup } from 'node:dns/promises';
 import { connectFailureReason } from './connect-failure-reason';
 import { isGrpcNotFound, isGrpcUnimplemented } from './grpc-status';
-import { toConnectionOptions, toNativeConnectionOptions, type TemporalConfig } from './temporal-config';
+import { hostAndPortOf, toConnectionOptions, toNativeConnectionOptions, type TemporalConfig } from './temporal-config';
 
 export interface ConnectedClient {
   client: Client;
@@ -40,6 +41,35 @@ async function unreachable(config: TemporalConfig, cause: unknown): Promise<Temp
 }
 
 /**
+ * `connecting`, unless the address's host name is known not to exist (DNS NXDOMAIN, `ENOTFOUND`)
+ * first: the SDK then waits out its whole connect timeout (10 s) for a name that will not
+ * resolve, so the lookup runs beside it and fails the connect at once. Only that answer counts:
+ * a resolver that is slow or fails for now (`EAI_AGAIN`) leaves the SDK to its timeout. A
+ * connection the SDK makes anyway, after, is closed.
+ */
+async function unlessNameUnknown<C extends { close(): Promise<void> }>(config: TemporalConfig, connecting: Promise<C>): Promise<C> {
+  const host = hostAndPortOf(config.address)?.host;
+  if (host === undefined) return connecting;
+  let settled = false;
+  const unknownName = lookup(host).then(
+    () => new Promise<never>(() => undefined),
+    (error: NodeJS.ErrnoException) => {
+      if (settled || error.code !== 'ENOTFOUND') return new Promise<never>(() => undefined);
+      throw error;
+    },
+  );
+  try {
+    return await Promise.race([connecting, unknownName]);
+  } catch (error) {
+    // The name failed first: what the SDK still makes of it is dropped.
+    connecting.then((late) => late.close().catch(() => undefined), () => undefined);
+    throw error;
+  } finally {
+    settled = true;
+  }
+}
+
+/**
  * Connects a workflow client in `config.namespace` and checks that the server has that namespace
  * ({@link checkNamespace}): every command that talks to Temporal, the client-only ones included
  * (`list`, `status`, `kill`, `approve`, `mcp serve --no-worker`...), then names a wrong
@@ -50,7 +80,7 @@ async function unreachable(config: TemporalConfig, cause: unknown): Promise<Temp
 export async function connectClient(config: TemporalConfig, options: { connectTimeoutMs?: number; interceptors?: ClientInterceptors } = {}): Promise<ConnectedClient> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ ...toConnectionOptions(config), connectTimeout: options.connectTimeoutMs ?? 10_000 });
+    connection = await unlessNameUnknown(config, Connection.connect({ ...toConnectionOptions(config), connectTimeout: options.connectTimeoutMs ?? 10_000 }));
   } catch (error) {
     throw await unreachable(config, error);
   }
@@ -112,7 +142,7 @@ export async function connectWorkerConnection(config: TemporalConfig): Promise<N
   const { NativeConnection } = await import('@temporalio/worker');
   let connection: NativeConnection;
   try {
-    connection = await NativeConnection.connect(toNativeConnectionOptions(config));
+    connection = await unlessNameUnknown(config, NativeConnection.connect(toNativeConnectionOptions(config)));
   } catch (error) {
     throw await unreachable(config, error);
   }

@@ -98,6 +98,15 @@ describe('an unreachable server: the message says why (a probe of the address af
     }
   }, 60_000);
 
+  // The SDK waits out its connect timeout for a name that will never resolve; Warden's lookup beside it
+  // ends the wait. A connect timeout far beyond the test's own makes the test fail if it waited.
+  it('a host name that does not resolve fails before the connect timeout, client and worker connection', async () => {
+    const config = loadTemporalConfig({ TEMPORAL_ADDRESS: 'no-such-temporal-host.invalid:7233' });
+    const client = await failure(connectClient(config, { connectTimeoutMs: 600_000 }));
+    const native = await failure(connectWorkerConnection(config));
+    for (const error of [client, native]) expect(error.message).toContain('the host name no-such-temporal-host.invalid does not resolve (DNS: ENOTFOUND)');
+  }, 60_000);
+
   it('TLS toward a port that answers nothing names the plain side as a possibility', async () => {
     const reason = await connectFailureReason(silentAddress(), { tls: true });
     expect(reason.text).toContain('TLS is on (TEMPORAL_TLS_*) and the port may speak plain gRPC');
