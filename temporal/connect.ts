@@ -40,16 +40,22 @@ async function unreachable(config: TemporalConfig, cause: unknown): Promise<Temp
   });
 }
 
+/** The environment variables grpc-js takes a proxy from (lower case, or upper case). */
+const PROXY_VARIABLES = ['grpc_proxy', 'https_proxy', 'http_proxy'] as const;
+
 /**
  * `connecting`, unless the address's host name is known not to exist (DNS NXDOMAIN, `ENOTFOUND`)
  * first: the SDK then waits out its whole connect timeout (10 s) for a name that will not
  * resolve, so the lookup runs beside it and fails the connect at once. Only that answer counts:
  * a resolver that is slow or fails for now (`EAI_AGAIN`) leaves the SDK to its timeout. A
- * connection the SDK makes anyway, after, is closed.
+ * connection the SDK makes anyway, after, is closed. Not with a proxy set in the environment
+ * (grpc-js dials through `grpc_proxy` / `https_proxy` / `http_proxy`): the proxy may resolve a
+ * name this machine cannot.
  */
-async function unlessNameUnknown<C extends { close(): Promise<void> }>(config: TemporalConfig, connecting: Promise<C>): Promise<C> {
+async function unlessNameUnknown<C extends { close(): Promise<void> }>(config: TemporalConfig, connecting: Promise<C>, env: NodeJS.ProcessEnv = process.env): Promise<C> {
   const host = hostAndPortOf(config.address)?.host;
-  if (host === undefined) return connecting;
+  const proxied = PROXY_VARIABLES.some((name) => (env[name] ?? env[name.toUpperCase()] ?? '').trim() !== '');
+  if (host === undefined || proxied) return connecting;
   let settled = false;
   const unknownName = lookup(host).then(
     () => new Promise<never>(() => undefined),

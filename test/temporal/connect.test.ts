@@ -104,7 +104,25 @@ describe('an unreachable server: the message says why (a probe of the address af
     const config = loadTemporalConfig({ TEMPORAL_ADDRESS: 'no-such-temporal-host.invalid:7233' });
     const client = await failure(connectClient(config, { connectTimeoutMs: 600_000 }));
     const native = await failure(connectWorkerConnection(config));
-    for (const error of [client, native]) expect(error.message).toContain('the host name no-such-temporal-host.invalid does not resolve (DNS: ENOTFOUND)');
+    for (const error of [client, native]) {
+      expect(error.message).toContain('the host name no-such-temporal-host.invalid does not resolve (DNS: ENOTFOUND)');
+      expect((error.cause as { code?: unknown }).code).toBe('ENOTFOUND');
+    }
+  }, 60_000);
+
+  it('with a proxy in the environment the name is left to the proxy: the SDK keeps its connect timeout', async () => {
+    const config = loadTemporalConfig({ TEMPORAL_ADDRESS: 'no-such-temporal-host.invalid:7233' });
+    const saved = process.env.grpc_proxy;
+    process.env.grpc_proxy = `http://127.0.0.1:${await freePort()}`;
+    try {
+      const error = await failure(connectClient(config, { connectTimeoutMs: 1_000 }));
+      expect(error.code).toBe('ERR_TEMPORAL_UNREACHABLE');
+      // The SDK's own failure, not the lookup's: the lookup did not cut the connect short.
+      expect((error.cause as { code?: unknown }).code).not.toBe('ENOTFOUND');
+    } finally {
+      if (saved === undefined) delete process.env.grpc_proxy;
+      else process.env.grpc_proxy = saved;
+    }
   }, 60_000);
 
   it('TLS toward a port that answers nothing names the plain side as a possibility', async () => {
