@@ -11,9 +11,9 @@
  * sql.* with no database) loads, since a task may mean it, but is noted: every such call is refused.
  */
 import { describe, expect, it } from 'vitest';
-import { TaskFileError } from '../../errors';
 import { parseTask, taskNotices } from '../../task/load-task-file';
 import { CAPABILITY_NAMES, type CapabilityName } from '../../tools/tool-descriptor';
+import { taskFileIssuesOf } from '../support/task-file-issues';
 
 /** Resources behind every capability, so only the grant itself can be missing. */
 const RESOURCES = { workspace: '/tmp', hosts: ['api.example.com'], databases: { inv: '/tmp/inv.db' } };
@@ -30,15 +30,6 @@ function taskWith(capability: string, builtin: string[], where: 'root' | 'sub-ag
   return { ...base, tools: { builtin: [] }, grants: { subagents: ['kid'] }, subagents: { kid: { intent: 'help', agent: agent('kid'), ...scope } } };
 }
 
-function issuesOf(document: unknown): { path: string; message: string }[] {
-  try {
-    parseTask(document, 'task.yaml', '/tmp');
-  } catch (error) {
-    if (error instanceof TaskFileError) return [...error.issues];
-    throw error;
-  }
-  return [];
-}
 
 /** The task after the edit the message names: each place it says to add the capability to. */
 function followed(capability: string, message: string, where: 'root' | 'sub-agent', builtin: string[]): Record<string, unknown> {
@@ -61,11 +52,11 @@ const ROWS = CAPABILITY_NAMES.flatMap((capability) =>
 describe('the advice for an ungranted capability works in one round', () => {
   it.each(ROWS)('$capability, $where, declared under tools.builtin: $declared', ({ capability, where, declared }) => {
     const builtin = declared ? [capability] : [];
-    const issues = issuesOf(taskWith(capability, builtin, where));
+    const issues = taskFileIssuesOf(taskWith(capability, builtin, where));
     const about = issues.filter((i) => i.message.includes(`"${capability}"`));
     expect(about, JSON.stringify(issues)).toHaveLength(1);
     expect(about[0]!.message).toContain(declared ? 'add it to grants.tools)' : 'add it to tools.builtin and to grants.tools)');
-    expect(issuesOf(followed(capability, about[0]!.message, where, builtin))).toEqual([]);
+    expect(taskFileIssuesOf(followed(capability, about[0]!.message, where, builtin))).toEqual([]);
   });
 });
 

@@ -3,8 +3,8 @@
  * loads, and each mistake reported with its field path.
  */
 import { describe, expect, it } from 'vitest';
-import { TaskFileError } from '../../errors';
 import { parseTask } from '../../task/load-task-file';
+import { taskFileIssuesOf } from '../support/task-file-issues';
 
 function base(extra: Record<string, unknown>) {
   return {
@@ -16,15 +16,6 @@ function base(extra: Record<string, unknown>) {
   };
 }
 
-function issuesOf(document: unknown): { path: string; message: string }[] {
-  try {
-    parseTask(document, 'task.yaml', '/tmp');
-  } catch (error) {
-    if (error instanceof TaskFileError) return [...error.issues];
-    throw error;
-  }
-  return [];
-}
 
 describe('tools.mcp', () => {
   it('loads stdio and HTTP servers with grants in Warden form', () => {
@@ -75,7 +66,7 @@ describe('tools.mcp', () => {
       /environment variable name/,
     ],
   ])('refuses %s', (_label, extra, path, message) => {
-    const issues = issuesOf(base(extra));
+    const issues = taskFileIssuesOf(base(extra));
     const issue = issues.find((i) => i.path.startsWith(path));
     expect(issue, JSON.stringify(issues)).toBeDefined();
     expect(issue?.message).toMatch(message);
@@ -93,7 +84,7 @@ describe('proc.run and grants.commands', () => {
     ['programs without proc.run', { grants: { commands: ['node'] } }, 'grants.commands', /proc.run is not declared/],
     ['a relative path as a program', { tools: { builtin: ['proc.run'] }, grants: { tools: ['proc.run'], commands: ['./node'] } }, 'grants.commands.0', /program name/],
   ])('refuses %s', (_label, extra, path, message) => {
-    const issues = issuesOf(base(extra));
+    const issues = taskFileIssuesOf(base(extra));
     const issue = issues.find((i) => i.path.startsWith(path));
     expect(issue, JSON.stringify(issues)).toBeDefined();
     expect(issue?.message).toMatch(message);
@@ -102,7 +93,7 @@ describe('proc.run and grants.commands', () => {
 
 describe('mcp-client agents', () => {
   it('cannot be sub-agents', () => {
-    const issues = issuesOf(
+    const issues = taskFileIssuesOf(
       base({
         subagents: { helper: { intent: 'help', agent: { name: 'helper', model: { driver: 'mcp-client' } } } },
         grants: { subagents: ['helper'] },

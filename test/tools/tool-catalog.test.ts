@@ -5,12 +5,12 @@
  * definition or narrower.
  */
 import { describe, expect, it } from 'vitest';
-import { TaskFileError } from '../../errors';
-import { parseTask, taskNotices } from '../../task/load-task-file';
+import { taskNotices } from '../../task/load-task-file';
 import { TaskSchema } from '../../task/task-schema';
 import { capabilityScopes, requiredScopeOf, scopeOfCall } from '../../tools/call-scope';
 import { capabilityGrantFor, resolveTool, toolCatalogOf, toolSpecsOf, ungrantedCapabilities } from '../../tools/tool-catalog';
 import { narrowSubagentTools } from '../../tools/subagent-tools';
+import { taskFileIssuesOf } from '../support/task-file-issues';
 
 const wordCount = (capabilities: string[]) => ({
   name: 'word-count',
@@ -30,15 +30,6 @@ const faultOne = {
   resources: { workspace: '/tmp', databases: { inv: '/tmp/inv.db' } },
 };
 
-function issuesOf(document: unknown): { path: string; message: string }[] {
-  try {
-    parseTask(document, 'task.yaml', '/tmp');
-  } catch (error) {
-    if (error instanceof TaskFileError) return [...error.issues];
-    throw error;
-  }
-  return [];
-}
 
 describe('the tool catalog', () => {
   it('holds a descriptor for every declared tool, built-in and user-defined, and nothing else', () => {
@@ -59,14 +50,14 @@ describe('the tool catalog', () => {
 
 describe('capabilities are checked against grants (fault 1)', () => {
   it('the task loader refuses a granted tool that declares capabilities the task does not grant, naming each', () => {
-    const issues = issuesOf(faultOne);
+    const issues = taskFileIssuesOf(faultOne);
     expect(issues.map((i) => i.path)).toEqual(['tools.custom.0.capabilities.0', 'tools.custom.0.capabilities.1', 'tools.custom.0.capabilities.2']);
     expect(issues[0]?.message).toMatch(/"fs.write".*add it to tools.builtin and to grants.tools/);
   });
 
   it('granting the capabilities\' tools makes the same task valid', () => {
     const granted = { ...faultOne, tools: { builtin: ['fs.read', 'fs.write', 'fs.list', 'sql.exec'], custom: faultOne.tools.custom }, grants: { tools: ['word-count', 'fs.write', 'fs.list', 'sql.exec'], databases: ['inv'] } };
-    expect(issuesOf(granted)).toEqual([]);
+    expect(taskFileIssuesOf(granted)).toEqual([]);
   });
 
   it('a sub-agent\'s granted tool is checked against the sub-agent\'s own grants', () => {
@@ -76,7 +67,7 @@ describe('capabilities are checked against grants (fault 1)', () => {
       grants: { tools: ['word-count', 'fs.write'], subagents: ['kid'] },
       subagents: { kid: { intent: 'x', agent: { name: 'kid', model: { driver: 'scripted', script: [{ final: 'x' }] } }, tools: { custom: [{ ...wordCount(['fs.write']), name: 'writer' }] }, grants: { tools: ['writer'] } } },
     };
-    expect(issuesOf(task).map((i) => i.path)).toEqual(['subagents.kid.tools.custom.0.capabilities.0']);
+    expect(taskFileIssuesOf(task).map((i) => i.path)).toEqual(['subagents.kid.tools.custom.0.capabilities.0']);
   });
 
   it('per call: the capability grant holds only what the task grants, and ungrantedCapabilities names the rest', () => {
@@ -118,14 +109,14 @@ describe('a sub-agent cannot redefine a parent\'s tool (fault 1)', () => {
     [{ ...parentTool, effects: {} }, /declared effects differ/],
     [{ ...parentTool, timeout: '1h' }, /timeout is longer/],
   ])('the loader refuses a redefinition (%#)', (tool, message) => {
-    const issues = issuesOf(withChildTool(tool));
+    const issues = taskFileIssuesOf(withChildTool(tool));
     expect(issues.map((i) => i.path)).toContain('subagents.kid.tools.custom.0');
     expect(issues.find((i) => i.path === 'subagents.kid.tools.custom.0')?.message).toMatch(message);
   });
 
   it('the same definition, or fewer capabilities, is accepted', () => {
-    expect(issuesOf(withChildTool(parentTool))).toEqual([]);
-    expect(issuesOf(withChildTool({ ...parentTool, capabilities: [] }))).toEqual([]);
+    expect(taskFileIssuesOf(withChildTool(parentTool))).toEqual([]);
+    expect(taskFileIssuesOf(withChildTool({ ...parentTool, capabilities: [] }))).toEqual([]);
   });
 
   it('the derived sub-agent runs the parent\'s definition narrowed to the capabilities both declare', () => {
