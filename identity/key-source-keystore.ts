@@ -39,13 +39,40 @@ function stampOf(file: string): string {
   return `${stat.ino}:${stat.mtimeMs}:${stat.size}`;
 }
 
+/**
+ * The private key of `jwk`, imported non-extractable, once it is shown to be one key: the JWK's
+ * fields have the right shape but may still be no key (an EC point off the curve, a scalar out of
+ * range) or two halves of different keys (`d` of one, `x` of another), which would sign tokens no
+ * published key verifies. A signature made with `d` must verify with the public part.
+ * @throws KeystoreError ERR_SIGNING_KEY_FILE_INVALID, naming the file, never the key material.
+ */
+async function usableKeyOf(file: string, jwk: z.infer<typeof SourceJwkSchema>, alg: 'EdDSA' | 'ES256'): Promise<webcrypto.CryptoKey> {
+  const unusable = () => new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `the signing key file ${file} holds no usable ${jwk.kty === 'OKP' ? 'Ed25519' : 'P-256'} key: its fields do not make one key pair (a point off the curve, or "d" and the public part of different keys); generate the key again`, { details: { file } });
+  let key: webcrypto.CryptoKey;
+  let publicKey: webcrypto.CryptoKey;
+  try {
+    key = (await importJWK(jwk, alg, { extractable: false })) as webcrypto.CryptoKey;
+    const { d: _d, ...publicPart } = jwk;
+    publicKey = (await importJWK(publicPart, alg)) as webcrypto.CryptoKey;
+  } catch {
+    // No cause: the import's error may quote the key's fields.
+    throw unusable();
+  }
+  const algorithm = alg === 'EdDSA' ? { name: 'Ed25519' } : { name: 'ECDSA', hash: 'SHA-256' };
+  const probe = Buffer.from('warden signing key self-check');
+  const signature = await webcrypto.subtle.sign(algorithm, key, probe);
+  if (!(await webcrypto.subtle.verify(algorithm, publicKey, signature, probe))) throw unusable();
+  return key;
+}
+
 async function load(file: string): Promise<Loaded> {
   let stat: fs.Stats;
   let text: string;
   try {
-    stat = fs.statSync(file);
-    // The reader of every user's file (../regular-file.ts): a FIFO is refused, not waited on.
+    // The reader of every user's file (../regular-file.ts) first: its problems are worded (a
+    // missing file, a FIFO refused rather than waited on), where stat's are bare errno codes.
     text = readUserFileSync(file, { what: 'the signing key file' });
+    stat = fs.statSync(file);
   } catch (error) {
     const problem = error instanceof UserFileError ? error.problem : ((error as NodeJS.ErrnoException).code ?? 'error');
     throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `cannot read the signing key file ${file}: ${problem}`, { details: { file }, cause: error });
@@ -61,11 +88,14 @@ async function load(file: string): Promise<Loaded> {
     throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `the signing key file ${file} is readable by others (mode ${(stat.mode & 0o777).toString(8)}); chmod 600 it`, { details: { file } });
   }
   const result = SourceJwkSchema.safeParse(parsed);
-  if (!result.success) throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `the signing key file ${file} is not a private Ed25519 or P-256 JWK`, { details: { file } });
+  if (!result.success) {
+    const publicOnly = typeof parsed === 'object' && parsed !== null && !('d' in parsed) && ('x' in parsed);
+    throw new KeystoreError('ERR_SIGNING_KEY_FILE_INVALID', `the signing key file ${file} is not a private Ed25519 or P-256 JWK${publicOnly ? ' (it has no "d": a public key, such as one from `warden keys jwks`, cannot sign)' : ''}`, { details: { file } });
+  }
   const jwk = result.data;
   const alg = jwk.kty === 'OKP' ? 'EdDSA' : 'ES256';
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  const key = (await importJWK(jwk, alg, { extractable: false })) as webcrypto.CryptoKey;
+  const key = await usableKeyOf(file, jwk, alg);
   const publicJwk: PublicJwk =
     jwk.kty === 'OKP' ? { kty: 'OKP', crv: 'Ed25519', x: jwk.x, kid, alg: 'EdDSA', use: 'sig' } : { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, kid, alg: 'ES256', use: 'sig' };
   return {

@@ -14,8 +14,40 @@ import { hostAndPortOf } from './temporal-config';
 
 /** What the probe found: `kind` for code, `text` (one clause, no final period) for the message. */
 export interface ConnectFailureReason {
-  kind: 'dns' | 'refused' | 'no-route' | 'no-grpc-answer' | 'no-answer' | 'unknown';
+  kind: 'dns' | 'refused' | 'no-route' | 'no-grpc-answer' | 'no-answer' | 'proxied' | 'unknown';
   text: string;
+}
+
+/** The environment variables grpc-js takes a proxy from, in its order (each also in upper case). */
+const PROXY_VARIABLES = ['grpc_proxy', 'https_proxy', 'http_proxy'] as const;
+/** The variables that exempt hosts from the proxy (comma-separated names; `*` for all). */
+const NO_PROXY_VARIABLES = ['no_grpc_proxy', 'no_proxy'] as const;
+
+const envValue = (env: NodeJS.ProcessEnv, name: string) => (env[name] ?? env[name.toUpperCase()] ?? '').trim();
+
+/**
+ * The proxy grpc-js dials `host` through, from the environment (`grpc_proxy`, `https_proxy`,
+ * `http_proxy`, unless `no_grpc_proxy` / `no_proxy` names the host, a domain of it, or `*`), as
+ * the variable's name and the proxy's address without any user info (it may hold a password).
+ */
+export function proxyOf(host: string, env: NodeJS.ProcessEnv = process.env): { variable: string; proxy: string } | undefined {
+  const variable = PROXY_VARIABLES.find((name) => envValue(env, name) !== '');
+  if (variable === undefined) return undefined;
+  const name = host.toLowerCase().replace(/\.$/, '');
+  for (const exempt of NO_PROXY_VARIABLES) {
+    for (const entry of envValue(env, exempt).split(',').map((e) => e.trim().toLowerCase().replace(/^\*?\./, '')).filter((e) => e !== '')) {
+      if (entry === '*' || name === entry || name.endsWith(`.${entry}`)) return undefined;
+    }
+  }
+  const value = envValue(env, variable);
+  let proxy = value;
+  try {
+    const url = new URL(value.includes('://') ? value : `http://${value}`);
+    proxy = url.host;
+  } catch {
+    proxy = value.replace(/^[^@]*@/, '');
+  }
+  return { variable, proxy };
 }
 
 /** How long the probe's TCP connection may take before the address counts as not answering (ms). */
@@ -42,9 +74,12 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<TcpO
  * lookup of its host, then a TCP connect to it (at most `timeoutMs`, default 2 s). Never throws.
  * `tls`: whether the connection used TLS, for the hint when the port is open but gave no gRPC answer.
  */
-export async function connectFailureReason(address: string, options: { tls?: boolean; timeoutMs?: number } = {}): Promise<ConnectFailureReason> {
+export async function connectFailureReason(address: string, options: { tls?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ConnectFailureReason> {
   const target = hostAndPortOf(address);
   if (target === undefined) return { kind: 'unknown', text: `${address} is not host:port` };
+  // Through a proxy, a direct probe would test another path than the connection took (and go where the user routed nothing).
+  const proxied = proxyOf(target.host, options.env);
+  if (proxied !== undefined) return { kind: 'proxied', text: `the connection goes through the proxy ${proxied.proxy} (${proxied.variable}): check that proxy, or exempt ${target.host} with no_grpc_proxy` };
   let ip: string;
   try {
     ip = (await lookup(target.host)).address;
@@ -53,20 +88,22 @@ export async function connectFailureReason(address: string, options: { tls?: boo
     return { kind: 'dns', text: `the host name ${target.host} does not resolve (DNS: ${code})` };
   }
   const via = ip === target.host ? '' : ` (${ip})`;
+  // An IPv6 host in brackets, as an address names it: ::1:9 reads as another address than [::1]:9.
+  const where = `${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`;
   const outcome = await tcpConnect(ip, target.port, options.timeoutMs ?? PROBE_TIMEOUT_MS);
   if (outcome.connected) {
     const tlsHint = options.tls === true ? 'TLS is on (TEMPORAL_TLS_*) and the port may speak plain gRPC' : 'the port may want TLS (set TEMPORAL_TLS_* for a TLS frontend)';
-    return { kind: 'no-grpc-answer', text: `${target.host}:${target.port}${via} accepts TCP connections but gave no gRPC answer: it may be another service, or ${tlsHint}` };
+    return { kind: 'no-grpc-answer', text: `${where}${via} accepts TCP connections but gave no gRPC answer: it may be another service, or ${tlsHint}` };
   }
   switch (outcome.code) {
     case 'ECONNREFUSED':
-      return { kind: 'refused', text: `nothing listens on ${target.host}:${target.port}${via} (connection refused)` };
+      return { kind: 'refused', text: `nothing listens on ${where}${via} (connection refused)` };
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return { kind: 'no-route', text: `no route to ${target.host}${via} (${outcome.code})` };
     case 'ETIMEDOUT':
-      return { kind: 'no-answer', text: `${target.host}:${target.port}${via} did not answer within ${options.timeoutMs ?? PROBE_TIMEOUT_MS} ms (a host that is down, or a firewall dropping the packets)` };
+      return { kind: 'no-answer', text: `${where}${via} did not answer within ${options.timeoutMs ?? PROBE_TIMEOUT_MS} ms (a host that is down, or a firewall dropping the packets)` };
     default:
-      return { kind: 'unknown', text: `connecting to ${target.host}:${target.port}${via} failed (${outcome.code})` };
+      return { kind: 'unknown', text: `connecting to ${where}${via} failed (${outcome.code})` };
   }
 }

@@ -8,7 +8,8 @@ import { Client, Connection, type ClientInterceptors } from '@temporalio/client'
 import type { NativeConnection } from '@temporalio/worker';
 import { TemporalServerError } from '../errors';
 import { lookup } from 'node:dns/promises';
-import { connectFailureReason } from './connect-failure-reason';
+import { isIP } from 'node:net';
+import { connectFailureReason, proxyOf } from './connect-failure-reason';
 import { isGrpcNotFound, isGrpcUnimplemented } from './grpc-status';
 import { hostAndPortOf, toConnectionOptions, toNativeConnectionOptions, type TemporalConfig } from './temporal-config';
 
@@ -28,7 +29,7 @@ export interface ConnectedClient {
 async function unreachable(config: TemporalConfig, cause: unknown): Promise<TemporalServerError> {
   const sdkReason = cause instanceof Error ? (cause.cause instanceof Error ? cause.cause.message : cause.message) : String(cause);
   const probe = await connectFailureReason(config.address, { tls: config.tls !== undefined });
-  const reason = probe.kind === 'no-grpc-answer' || probe.kind === 'unknown' ? `${probe.text} (${sdkReason})` : probe.text;
+  const reason = probe.kind === 'no-grpc-answer' || probe.kind === 'proxied' || probe.kind === 'unknown' ? `${probe.text} (${sdkReason})` : probe.text;
   const hint =
     config.mode === 'external'
       ? 'Check TEMPORAL_ADDRESS and the TEMPORAL_TLS_* settings, or unset TEMPORAL_ADDRESS to let Warden run its own server.'
@@ -40,38 +41,22 @@ async function unreachable(config: TemporalConfig, cause: unknown): Promise<Temp
   });
 }
 
-/** The environment variables grpc-js takes a proxy from (lower case, or upper case). */
-const PROXY_VARIABLES = ['grpc_proxy', 'https_proxy', 'http_proxy'] as const;
-
 /**
- * `connecting`, unless the address's host name is known not to exist (DNS NXDOMAIN, `ENOTFOUND`)
- * first: the SDK then waits out its whole connect timeout (10 s) for a name that will not
- * resolve, so the lookup runs beside it and fails the connect at once. Only that answer counts:
- * a resolver that is slow or fails for now (`EAI_AGAIN`) leaves the SDK to its timeout. A
- * connection the SDK makes anyway, after, is closed. Not with a proxy set in the environment
- * (grpc-js dials through `grpc_proxy` / `https_proxy` / `http_proxy`): the proxy may resolve a
- * name this machine cannot.
+ * Fails when the address's host name is known not to exist (DNS NXDOMAIN, `ENOTFOUND`): the SDK
+ * would wait out its whole connect timeout (10 s) for a name that will not resolve, and its
+ * connect left running keeps the process alive after. Looked up before the connect (an IP
+ * address needs no lookup); only that answer counts: a resolver that fails for now (`EAI_AGAIN`)
+ * leaves the SDK to its timeout. Not with a proxy for the host in the environment (grpc-js dials
+ * through `grpc_proxy` / `https_proxy` / `http_proxy`, connect-failure-reason.ts `proxyOf`): the
+ * proxy may resolve a name this machine cannot.
  */
-async function unlessNameUnknown<C extends { close(): Promise<void> }>(config: TemporalConfig, connecting: Promise<C>, env: NodeJS.ProcessEnv = process.env): Promise<C> {
+async function assertNameExists(config: TemporalConfig, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const host = hostAndPortOf(config.address)?.host;
-  const proxied = PROXY_VARIABLES.some((name) => (env[name] ?? env[name.toUpperCase()] ?? '').trim() !== '');
-  if (host === undefined || proxied) return connecting;
-  let settled = false;
-  const unknownName = lookup(host).then(
-    () => new Promise<never>(() => undefined),
-    (error: NodeJS.ErrnoException) => {
-      if (settled || error.code !== 'ENOTFOUND') return new Promise<never>(() => undefined);
-      throw error;
-    },
-  );
+  if (host === undefined || isIP(host) !== 0 || proxyOf(host, env) !== undefined) return;
   try {
-    return await Promise.race([connecting, unknownName]);
+    await lookup(host);
   } catch (error) {
-    // The name failed first: what the SDK still makes of it is dropped.
-    connecting.then((late) => late.close().catch(() => undefined), () => undefined);
-    throw error;
-  } finally {
-    settled = true;
+    if ((error as NodeJS.ErrnoException).code === 'ENOTFOUND') throw error;
   }
 }
 
@@ -86,7 +71,8 @@ async function unlessNameUnknown<C extends { close(): Promise<void> }>(config: T
 export async function connectClient(config: TemporalConfig, options: { connectTimeoutMs?: number; interceptors?: ClientInterceptors } = {}): Promise<ConnectedClient> {
   let connection: Connection;
   try {
-    connection = await unlessNameUnknown(config, Connection.connect({ ...toConnectionOptions(config), connectTimeout: options.connectTimeoutMs ?? 10_000 }));
+    await assertNameExists(config);
+    connection = await Connection.connect({ ...toConnectionOptions(config), connectTimeout: options.connectTimeoutMs ?? 10_000 });
   } catch (error) {
     throw await unreachable(config, error);
   }
@@ -148,7 +134,8 @@ export async function connectWorkerConnection(config: TemporalConfig): Promise<N
   const { NativeConnection } = await import('@temporalio/worker');
   let connection: NativeConnection;
   try {
-    connection = await unlessNameUnknown(config, NativeConnection.connect(toNativeConnectionOptions(config)));
+    await assertNameExists(config);
+    connection = await NativeConnection.connect(toNativeConnectionOptions(config));
   } catch (error) {
     throw await unreachable(config, error);
   }

@@ -44,6 +44,7 @@ afterAll(async () => {
 });
 
 const goodJwk = () => generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
+const p256Jwk = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
 
 /** Each way a signing key file can be unusable: its content and mode (undefined content: no file). */
 const BAD_KEY_FILES: { name: string; content?: string; mode?: number; says: RegExp }[] = [
@@ -53,6 +54,13 @@ const BAD_KEY_FILES: { name: string; content?: string; mode?: number; says: RegE
   { name: 'a public key only', content: JSON.stringify({ ...goodJwk(), d: undefined }), says: /is not a private Ed25519 or P-256 JWK/ },
   { name: 'an RSA key', content: JSON.stringify(generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ format: 'jwk' })), says: /is not a private Ed25519 or P-256 JWK/ },
   { name: 'readable by others', content: JSON.stringify(goodJwk()), mode: 0o644, says: /is readable by others \(mode 644\)/ },
+  // The right fields, but no key pair: each would crash the import, or sign what no published key verifies.
+  { name: 'Ed25519 halves of two keys', content: JSON.stringify({ ...goodJwk(), x: goodJwk().x }), says: /holds no usable Ed25519 key: its fields do not make one key pair/ },
+  { name: 'a P-256 point off the curve', content: JSON.stringify((({ x, ...rest }) => ({ ...rest, x, y: x }))(p256Jwk())), says: /holds no usable P-256 key/ },
+  { name: 'a P-256 scalar of zero', content: JSON.stringify({ ...p256Jwk(), d: 'A'.repeat(43) }), says: /holds no usable P-256 key/ },
+  { name: 'P-256 halves of two keys', content: JSON.stringify({ ...p256Jwk(), x: p256Jwk().x, y: p256Jwk().y }), says: /holds no usable P-256 key/ },
+  { name: 'a public key (as `warden keys jwks` prints)', content: JSON.stringify((({ d: _d, ...rest }) => rest)(goodJwk())), says: /has no "d": a public key, such as one from `warden keys jwks`, cannot sign/ },
+  { name: 'missing, said in words', says: /no such file/ },
 ];
 
 async function keyFile(row: (typeof BAD_KEY_FILES)[number]): Promise<string> {

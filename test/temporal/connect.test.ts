@@ -119,11 +119,37 @@ describe('an unreachable server: the message says why (a probe of the address af
       expect(error.code).toBe('ERR_TEMPORAL_UNREACHABLE');
       // The SDK's own failure, not the lookup's: the lookup did not cut the connect short.
       expect((error.cause as { code?: unknown }).code).not.toBe('ENOTFOUND');
+      // And the reason names the proxy, not a direct probe's finding.
+      expect(error.message).toContain(`the connection goes through the proxy ${process.env.grpc_proxy!.slice('http://'.length)} (grpc_proxy)`);
+      expect(error.details).toMatchObject({ reason: 'proxied' });
     } finally {
       if (saved === undefined) delete process.env.grpc_proxy;
       else process.env.grpc_proxy = saved;
     }
   }, 60_000);
+
+  it.each<[string, NodeJS.ProcessEnv, string | undefined]>([
+    ['https_proxy, its password never shown', { https_proxy: 'http://user:s3cret@127.0.0.1:9' }, '127.0.0.1:9 (https_proxy)'],
+    ['HTTP_PROXY in upper case, without a scheme', { HTTP_PROXY: 'proxy.example:3128' }, 'proxy.example:3128 (http_proxy)'],
+    ['grpc_proxy before https_proxy', { grpc_proxy: 'http://10.0.0.1:1', https_proxy: 'http://10.0.0.2:2' }, '10.0.0.1:1 (grpc_proxy)'],
+    ['a host no_proxy exempts: probed directly', { https_proxy: 'http://127.0.0.1:9', no_proxy: 'example.com,127.0.0.1' }, undefined],
+    ['every host no_grpc_proxy exempts (*): probed directly', { https_proxy: 'http://127.0.0.1:9', no_grpc_proxy: '*' }, undefined],
+  ])('with a proxy in the environment (%s) the probe names the proxy instead of connecting directly', async (_name, env, names) => {
+    const port = await freePort();
+    const reason = await connectFailureReason(`127.0.0.1:${port}`, { env });
+    if (names === undefined) {
+      expect(reason.kind).toBe('refused');
+    } else {
+      expect(reason).toEqual({ kind: 'proxied', text: `the connection goes through the proxy ${names}: check that proxy, or exempt 127.0.0.1 with no_grpc_proxy` });
+      expect(reason.text).not.toContain('s3cret');
+    }
+  });
+
+  it('an IPv6 address is written in brackets', async () => {
+    const port = await freePort();
+    const reason = await connectFailureReason(`[::1]:${port}`, { env: {} });
+    expect(reason.text).toContain(`[::1]:${port}`);
+  });
 
   it('TLS toward a port that answers nothing names the plain side as a possibility', async () => {
     const reason = await connectFailureReason(silentAddress(), { tls: true });
