@@ -108,6 +108,16 @@ export class LedgerReader implements LedgerRows {
   }
 
   /** Number of records stored for a task (as their `taskId` says). */
+  /** The number of records of one workflow (`workflow_id`) of the task tree `taskId`: a sub-agent's, or the root's own. */
+  countForWorkflow(taskId: string, workflowId: string): number {
+    return this.db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM records WHERE task_id = ? AND workflow_id = ?').get(taskId, workflowId)?.n ?? 0;
+  }
+
+  /** The bodies (as stored) of the task tree's records whose body holds `fragment` (a plain substring, no wildcards), in seq order. */
+  bodiesContaining(taskId: string, fragment: string): string[] {
+    return this.db.prepare<[string, string], { body: string }>("SELECT body FROM records WHERE task_id = ? AND instr(body, ?) > 0 ORDER BY seq").all(taskId, fragment).map((row) => row.body);
+  }
+
   countForTask(taskId: string): { count: number; maxSeq: number | null } {
     const row = this.db.prepare<[string], { n: number; maxSeq: number | null }>('SELECT count(*) AS n, max(seq) AS maxSeq FROM records WHERE task_id = ?').get(taskId);
     return { count: row?.n ?? 0, maxSeq: row?.maxSeq ?? null };

@@ -4,11 +4,7 @@
  */
 import { WardenError } from '../../errors';
 import { undoAllSqlCalls } from '../../recovery/sql-undo-journal';
-import { hydrateJournal } from '../../recovery/shared-journal';
-import { journalPathOf, taskKeyOf } from '../../recovery/recovery-paths';
 import { RUN_SEPARATOR_TEXT } from '../../recovery/recovery-paths';
-import { openStateStore, usesSharedDatabase } from '../../state/state-store';
-import { lookUpTaskRecords } from '../../recovery/task-records';
 import { restoreSnapshot } from '../../recovery/workspace-snapshot';
 import { rollbackTask } from '../../recovery/workspace-rollback';
 import { stateDirOf } from '../../state-dir';
@@ -17,7 +13,7 @@ import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 import { changedNothingText, noRecordsText } from './snapshots';
-import { custodyRecordCountOf } from '../../custody/task-record-count';
+import { lookUpCliTaskRecords } from '../task-records-lookup';
 
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
@@ -46,33 +42,15 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
   const json = args.values.json === true;
   const stateDir = stateDirOf(io.env);
   try {
-    // With a shared database the task's SQL may have run on another worker: take its journals first
-    // (every run's of this root, each into its own journal; the lookup below picks one run).
-    if (usesSharedDatabase(io.env)) {
-      const state = await openStateStore({ stateDir, env: io.env });
-      try {
-        const root = workflowId.split('/')[0]!;
-        const legacy = taskKeyOf(root);
-        const prefix = `${legacy}${RUN_SEPARATOR_TEXT}`;
-        const rows = await state.db.all<{ journal_key: string }>(
-          'SELECT DISTINCT journal_key FROM warden_undo_calls WHERE journal_key = $1 OR substr(journal_key, 1, $2) = $3',
-          [legacy, prefix.length, prefix],
-        );
-        for (const { journal_key: taskKey } of rows) await hydrateJournal(state.db, { journal: journalPathOf(stateDir, taskKey), journalKey: taskKey });
-      } finally {
-        await state.close();
-      }
-    }
-    const lookup = await lookUpTaskRecords(stateDir, workflowId, runId);
+    // Where the workers write recovery records, with a shared database's SQL journals taken in first (../task-records-lookup.ts).
+    const { recoveryDir, lookup, none } = await lookUpCliTaskRecords(io.env, stateDir, workflowId, runId);
     if (lookup === undefined) {
-      // A run named with --run is looked for in the recovery records only: the ledger counts tasks, not runs.
-      const custodyRecords = runId === undefined ? await custodyRecordCountOf(stateDir, workflowId, io.env) : 0;
-      if (custodyRecords > 0) {
+      if (none?.kind === 'changed-nothing') {
         const nothing = { status: 'nothing-to-roll-back' as const, restored: [], deleted: [], unchanged: [], forced: [] };
-        io.stdout(json ? `${terminalJson({ workflowId, taskKey: null, files: nothing, sql: [], changedNothing: true, custodyRecords })}\n` : `${terminalLine(`nothing to roll back: ${changedNothingText(workflowId, stateDir, custodyRecords)}`)}\n`);
+        io.stdout(json ? `${terminalJson({ workflowId, taskKey: null, files: nothing, sql: [], changedNothing: true, custodyRecords: none.custodyRecords })}\n` : `${terminalLine(`nothing to roll back: ${changedNothingText(workflowId, recoveryDir, none.custodyRecords)}`)}\n`);
         return EXIT.ok;
       }
-      io.stderr(`${terminalLine(`warden rollback: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, stateDir, runId)}`)}\n`);
+      io.stderr(`${terminalLine(`warden rollback: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, recoveryDir, runId, none)}`)}\n`);
       return EXIT.failed;
     }
     if ('ambiguous' in lookup) {
@@ -85,7 +63,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     const records = lookup.found;
     const { taskKey } = records;
     if (args.values.snapshot === true) {
-      const restored = await restoreSnapshot({ stateDir, taskKey, force, databases: true });
+      const restored = await restoreSnapshot({ stateDir: recoveryDir, taskKey, force, databases: true });
       io.stdout(
         json
           ? `${terminalJson({ workflowId, taskKey, snapshot: restored })}\n`
@@ -93,7 +71,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
       );
       return EXIT.ok;
     }
-    const files = await rollbackTask({ stateDir, taskKey, force });
+    const files = await rollbackTask({ stateDir: recoveryDir, taskKey, force });
     const sql = undoAllSqlCalls({ journal: records.journal, force });
     if (json) {
       io.stdout(`${terminalJson({ workflowId, taskKey, files, sql })}\n`);

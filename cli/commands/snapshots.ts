@@ -1,8 +1,8 @@
 /** `warden snapshots <workflowId>`: what recovery recorded for a task (snapshots, commit, SQL journal). */
 import { WardenError } from '../../errors';
-import { findTaskRecordsOfKey, lookUpTaskRecords, type TaskRecords } from '../../recovery/task-records';
+import { findTaskRecordsOfKey, type TaskRecords } from '../../recovery/task-records';
+import { lookUpCliTaskRecords, type NoRecords } from '../task-records-lookup';
 import { stateDirOf } from '../../state-dir';
-import { custodyRecordCountOf } from '../../custody/task-record-count';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
@@ -25,17 +25,16 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
   if (badId !== undefined) return badId;
   const stateDir = stateDirOf(io.env);
   try {
-    const lookup = await lookUpTaskRecords(stateDir, workflowId);
+    const { recoveryDir, lookup, none } = await lookUpCliTaskRecords(io.env, stateDir, workflowId);
     // A workflow id reused by several runs: each run's records, apart.
-    const all = lookup === undefined ? [] : 'found' in lookup ? [lookup.found] : await Promise.all(lookup.ambiguous.taskKeys.map(async (key) => (await findTaskRecordsOfKey(stateDir, lookup.ambiguous.workflowId, key))!));
+    const all = lookup === undefined ? [] : 'found' in lookup ? [lookup.found] : await Promise.all(lookup.ambiguous.taskKeys.map(async (key) => (await findTaskRecordsOfKey(recoveryDir, lookup.ambiguous.workflowId, key))!));
     const records = all[0];
     if (records === undefined) {
-      const custodyRecords = await custodyRecordCountOf(stateDir, workflowId, io.env);
-      if (custodyRecords > 0) {
-        io.stdout(json ? `${terminalJson({ workflowId, snapshots: [], sqlCalls: [], pendingOverlayFiles: [], changedNothing: true, custodyRecords })}\n` : `${terminalLine(changedNothingText(workflowId, stateDir, custodyRecords))}\n`);
+      if (none?.kind === 'changed-nothing') {
+        io.stdout(json ? `${terminalJson({ workflowId, snapshots: [], sqlCalls: [], pendingOverlayFiles: [], changedNothing: true, custodyRecords: none.custodyRecords })}\n` : `${terminalLine(changedNothingText(workflowId, recoveryDir, none.custodyRecords))}\n`);
         return EXIT.ok;
       }
-      io.stderr(`${terminalLine(`warden snapshots: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, stateDir)}`)}\n`);
+      io.stderr(`${terminalLine(`warden snapshots: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, recoveryDir, undefined, none)}`)}\n`);
       return EXIT.failed;
     }
     io.stdout(json ? `${terminalJson(all.length === 1 ? records : all)}\n` : all.map(formatRecords).join(''));
@@ -51,19 +50,23 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
 
 /**
  * What `snapshots` and `rollback` say (ERR_TASK_RECORDS_NOT_FOUND, exit 1 as ERR_TASK_NOT_FOUND)
- * when this state folder holds no recovery record of the workflow id (`run`: of that run).
+ * when `recoveryDir` holds no recovery record of the workflow id (`run`: of that run); `none`
+ * says why, when the shared custody ledger knows the task ran (../task-records-lookup.ts).
  */
-export function noRecordsText(workflowId: string, stateDir: string, runId?: string): string {
-  return `nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${stateDir}: no task of this state folder with that workflow id took a snapshot, committed files or journaled SQL (warden list shows the tasks)`;
+export function noRecordsText(workflowId: string, recoveryDir: string, runId?: string, none?: NoRecords): string {
+  if (none?.kind === 'changes-not-found') {
+    return `${workflowId} ran and made calls that may have changed things (${none.tools.join(', ')}: ${none.custodyRecords} custody record${none.custodyRecords === 1 ? '' : 's'} of it), but ${recoveryDir} holds no recovery record of them: the worker that ran it keeps them elsewhere (set WARDEN_SHARED_DIR as the workers have it, or run this with that worker's state folder)`;
+  }
+  return `nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${recoveryDir}: no task of this state folder with that workflow id took a snapshot, committed files or journaled SQL (warden list shows the tasks)`;
 }
 
 /**
- * What `snapshots` and `rollback` say (exit 0) of a task that ran under this state folder (the
- * custody ledger holds `custodyRecords` records of it) and left no recovery record: it changed
- * no file and no SQL row, so there is nothing to list or roll back.
+ * What `snapshots` and `rollback` say (exit 0) of a task that ran (the custody ledger holds
+ * `custodyRecords` records of its workflow id) and left no recovery record in `recoveryDir`,
+ * where its records would be: it changed no file and no SQL row, so there is nothing to list or roll back.
  */
-export function changedNothingText(workflowId: string, stateDir: string, custodyRecords: number): string {
-  return `task ${workflowId} ran under ${stateDir} (${custodyRecords} custody record${custodyRecords === 1 ? '' : 's'}) and changed nothing Warden keeps a record to undo: no snapshot, no committed file, no journaled SQL call (warden trace ${workflowId} shows what it did)`;
+export function changedNothingText(workflowId: string, recoveryDir: string, custodyRecords: number): string {
+  return `task ${workflowId} ran (${custodyRecords} custody record${custodyRecords === 1 ? '' : 's'}) and changed nothing Warden keeps a record to undo: no snapshot, committed file or journaled SQL call of it under ${recoveryDir} (warden trace ${workflowId} shows what it did)`;
 }
 
 const short = (sha: string | null) => (sha === null ? 'absent' : sha.slice(0, 12));

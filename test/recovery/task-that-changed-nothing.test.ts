@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollbackCommand } from '../../cli/commands/rollback';
 import { snapshotsCommand } from '../../cli/commands/snapshots';
 import type { CliIo } from '../../cli/cli-io';
-import { custodyRecordCountOf } from '../../custody/task-record-count';
+import { taskCustodySummaryOf } from '../../custody/task-custody-summary';
 import { startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
 let env: WardenTestEnv;
@@ -31,9 +31,9 @@ beforeAll(async () => {
 afterAll(async () => env?.close());
 
 /** A command's exit code and everything it printed, each stream apart. */
-async function command(run: (argv: string[], io: CliIo) => Promise<number>, argv: string[]) {
+async function command(run: (argv: string[], io: CliIo) => Promise<number>, argv: string[], env: NodeJS.ProcessEnv = {}) {
   const out = { stdout: '', stderr: '' };
-  const io: CliIo = { stdout: (t) => void (out.stdout += t), stderr: (t) => void (out.stderr += t), env: { WARDEN_STATE_DIR: TEST_STATE_DIR } };
+  const io: CliIo = { stdout: (t) => void (out.stdout += t), stderr: (t) => void (out.stderr += t), env: { WARDEN_STATE_DIR: TEST_STATE_DIR, ...env } };
   const code = await run(argv, io);
   return { code, ...out };
 }
@@ -65,13 +65,14 @@ describe.each(CHANGED_NOTHING)('$name', (row) => {
   }, 300_000);
 
   it('ran here: the custody ledger holds records of it', async () => {
-    expect(await custodyRecordCountOf(TEST_STATE_DIR, workflowId)).toBeGreaterThan(0);
+    expect(await taskCustodySummaryOf(TEST_STATE_DIR, workflowId)).toMatchObject({ records: expect.any(Number), changingTools: [] });
+    expect((await taskCustodySummaryOf(TEST_STATE_DIR, workflowId)).records).toBeGreaterThan(0);
   });
 
   it('warden snapshots: exit 0, says it changed nothing and how it knows', async () => {
     const out = await command(snapshotsCommand, [workflowId]);
     expect(out.code, out.stderr).toBe(0);
-    expect(out.stdout).toMatch(new RegExp(`^task ${workflowId} ran under .* \\(\\d+ custody records?\\) and changed nothing Warden keeps a record to undo`));
+    expect(out.stdout).toMatch(new RegExp(`^task ${workflowId} ran \\(\\d+ custody records?\\) and changed nothing Warden keeps a record to undo`));
     expect(out.stderr).toBe('');
     const json = await command(snapshotsCommand, [workflowId, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ workflowId, snapshots: [], sqlCalls: [], changedNothing: true, custodyRecords: expect.any(Number) });
@@ -80,17 +81,64 @@ describe.each(CHANGED_NOTHING)('$name', (row) => {
   it('warden rollback: exit 0, nothing to roll back, and the workspace as it was', async () => {
     const out = await command(rollbackCommand, [workflowId]);
     expect(out.code, out.stderr).toBe(0);
-    expect(out.stdout).toContain(`nothing to roll back: task ${workflowId} ran under`);
+    expect(out.stdout).toContain(`nothing to roll back: task ${workflowId} ran (`);
     const json = await command(rollbackCommand, [workflowId, '--json']);
     expect(JSON.parse(json.stdout)).toMatchObject({ workflowId, files: { status: 'nothing-to-roll-back', restored: [], deleted: [] }, sql: [], changedNothing: true });
     expect(readFileSync(join(workspace, 'notes.txt'), 'utf8')).toBe('keep me\n');
   });
 });
 
+describe('a task that changed files, whose records are not where the command looks', () => {
+  const workflowId = `changed-files-${randomUUID()}`;
+  /** A recovery folder the worker never wrote to, as when the command is not given the workers' WARDEN_SHARED_DIR. */
+  let elsewhere: string;
+
+  beforeAll(async () => {
+    elsewhere = mkdtempSync(join(tmpdir(), 'warden-records-elsewhere-'));
+    const result = await env.runTask(
+      { user: 'alice@example.com', intent: 'write a file', agent: { name: 'writer', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'made.txt', content: 'new' } }, { final: 'wrote' }] } }, tools: { builtin: ['fs.write'] }, grants: { tools: ['fs.write'] }, resources: { workspace } },
+      { workflowId },
+    );
+    expect(result.status).toBe('completed');
+  }, 300_000);
+
+  it('the custody ledger names the call that may have changed things', async () => {
+    expect((await taskCustodySummaryOf(TEST_STATE_DIR, workflowId)).changingTools).toEqual(['fs.write']);
+  });
+
+  it.each([['snapshots', snapshotsCommand] as const, ['rollback', rollbackCommand] as const])('warden %s: never "changed nothing": exit 1 naming the call and where it looked', async (_name, run) => {
+    const out = await command(run, [workflowId], { WARDEN_SHARED_DIR: elsewhere });
+    expect(out.code, out.stdout).toBe(1);
+    expect(out.stdout).toBe('');
+    expect(out.stderr).toContain(`ERR_TASK_RECORDS_NOT_FOUND: ${workflowId} ran and made calls that may have changed things (fs.write: `);
+    expect(out.stderr).toContain(`but ${elsewhere} holds no recovery record of them`);
+  });
+
+  it('with the folder the worker wrote to, the records are found and rolled back', async () => {
+    const listed = await command(snapshotsCommand, [workflowId]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain('made.txt');
+    const rolled = await command(rollbackCommand, [workflowId]);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    expect(rolled.stdout).toContain('deleted  made.txt');
+  });
+});
+
 describe('an id that never ran under this state folder', () => {
+  it.each(['made-up-child', 'kid-99'])('a sub-agent id %s under a task that ran: exit 1, whatever the rest of its tree recorded', async (child) => {
+    const root = `changed-nothing-parent-${randomUUID()}`;
+    await env.runTask({ user: 'alice@example.com', intent: 'read', agent: { name: 'reader', model: { driver: 'scripted', script: [{ tool: 'fs.read', args: { path: 'notes.txt' } }, { final: 'read' }] } }, tools: { builtin: ['fs.read'] }, grants: { tools: ['fs.read'] }, resources: { workspace } }, { workflowId: root });
+    expect((await taskCustodySummaryOf(TEST_STATE_DIR, root)).records).toBeGreaterThan(0);
+    for (const run of [snapshotsCommand, rollbackCommand]) {
+      const out = await command(run, [`${root}/${child}`]);
+      expect(out.code, out.stdout).toBe(1);
+      expect(out.stderr).toContain(`ERR_TASK_RECORDS_NOT_FOUND: nothing recorded for ${root}/${child}`);
+    }
+  }, 300_000);
+
   it.each([['snapshots', snapshotsCommand] as const, ['rollback', rollbackCommand] as const])('warden %s: still ERR_TASK_RECORDS_NOT_FOUND, exit 1', async (_name, run) => {
     const workflowId = `never-ran-${randomUUID()}`;
-    expect(await custodyRecordCountOf(TEST_STATE_DIR, workflowId)).toBe(0);
+    expect((await taskCustodySummaryOf(TEST_STATE_DIR, workflowId)).records).toBe(0);
     const out = await command(run, [workflowId]);
     expect(out.code).toBe(1);
     expect(out.stderr).toContain(`ERR_TASK_RECORDS_NOT_FOUND: nothing recorded for ${workflowId}`);
