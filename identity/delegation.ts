@@ -50,16 +50,20 @@ export interface DelegationViolation {
   details: Record<string, unknown>;
 }
 
-/** Every way `requested` exceeds `parent` (empty when it is a subset). */
-export function wideningsOf(parent: DelegationParent, requested: DelegationRequest): Widening[] {
+/** Each entry of `requested`'s tools, sub-agents, hosts, databases and commands that `parent` does not hold. */
+export function grantListWidenings(parent: Partial<Pick<GrantSet, (typeof GRANT_LISTS)[number]>>, requested: Partial<Pick<GrantSet, (typeof GRANT_LISTS)[number]>>): Widening[] {
   const out: Widening[] = [];
   for (const list of GRANT_LISTS) {
-    for (const entry of requested.grants[list] ?? []) {
-      if (!(parent.grants[list] ?? []).includes(entry)) {
-        out.push({ scope: list, entry, message: `${list}: "${entry}" is not granted to the parent` });
-      }
+    for (const entry of requested[list] ?? []) {
+      if (!(parent[list] ?? []).includes(entry)) out.push({ scope: list, entry, message: `${list}: "${entry}" is not granted to the parent` });
     }
   }
+  return out;
+}
+
+/** Every way `requested` exceeds `parent` (empty when it is a subset). */
+export function wideningsOf(parent: DelegationParent, requested: DelegationRequest): Widening[] {
+  const out: Widening[] = grantListWidenings(parent.grants, requested.grants);
   const limits = requested.limits ?? {};
   for (const name of GRANT_LIMIT_NAMES) {
     const ceiling = parent.limits[name];

@@ -18,6 +18,7 @@ import { checkPolicyRules } from '../policies/engine/policy-engine';
 import { loadResponseRules } from '../monitoring/load-response-rules';
 import { compileToolSchema } from '../tools/tool-input-validator';
 import { emptyCapabilityGrants, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
+import { grantListWidenings } from '../identity/delegation';
 import { redefinitionOf } from '../tools/subagent-tools';
 import { descriptorOfUserTool } from '../tools/user-tools';
 import { mapFilePaths, parseSecretTemplate } from '../secrets/secret-template';
@@ -205,10 +206,14 @@ function checkToolsAndGrants(tools: Tools, grants: Grants, task: TaskReferences,
   tools.custom.forEach((tool, i) => {
     if (!grants.tools.includes(tool.name)) return;
     for (const { capability, why } of ungrantedCapabilities({ grants, resources: task.resources, tools }, descriptorOfUserTool(tool))) {
-      if (capability.startsWith('fs.') && task.resources.workspace === undefined) continue; // reported above
+      // A granted fs capability without a workspace is reported above; an ungranted one still gets its advice now (one round).
+      if (grants.tools.includes(capability)) continue;
+      // A sub-agent gets no more than the scopes that spawn it: the advice names them too, or following it leads to a refused spawn.
+      const lacking = at === '' ? [] : spawnersOf(task, at.slice('subagents.'.length)).filter((spawner) => !spawner.grants.tools.includes(capability));
+      const parents = lacking.length === 0 ? '' : `; its parent must grant it too (a sub-agent gets no more than its parent): add it to ${lacking.map((spawner) => `${spawner.at}grants.tools`).join(' and ')}${lacking.some((spawner) => !(spawner.tools.builtin as readonly string[]).includes(capability)) ? ` and declare it under ${lacking.map((spawner) => `${spawner.at}tools.builtin`).join(' and ')}` : ''}`;
       issues.push({
         path: `${prefix}tools.custom.${i}.capabilities.${tool.capabilities.indexOf(capability)}`,
-        message: `tool "${tool.name}" declares capability "${capability}", but ${why}; a tool receives only capabilities the task grants`,
+        message: `tool "${tool.name}" declares capability "${capability}", but ${why}; a tool receives only capabilities the task grants${parents}`,
       });
     }
   });
@@ -377,6 +382,14 @@ function checkScriptedTools(agent: Task['agent'], tools: Tools, prefix: string, 
 }
 
 /** Cross-field rules the schema alone cannot express: every grant names something declared. */
+/** The scopes that may spawn the sub-agent `name` (the task, or a sub-agent that grants it), each with its path prefix. */
+function spawnersOf(task: TaskReferences, name: string): { at: string; tools: Tools; grants: Grants }[] {
+  const spawners: { at: string; tools: Tools; grants: Grants }[] = [];
+  if (task.grants.subagents.includes(name)) spawners.push({ at: '', tools: task.tools, grants: task.grants });
+  for (const [other, sub] of Object.entries(task.subagents)) if (other !== name && sub.grants.subagents.includes(name)) spawners.push({ at: `subagents.${other}.`, tools: sub.tools, grants: sub.grants });
+  return spawners;
+}
+
 export function checkTaskReferences(task: TaskReferences & { agent?: Task['agent'] }): TaskFileIssue[] {
   const issues: TaskFileIssue[] = [];
   checkOutboundSecrets(task, issues);
@@ -427,6 +440,15 @@ export function taskNotices(task: Task): TaskNotice[] {
         notices.push({ path: `${at}grants.tools.${i}`, message: `"${name}" ${tool.name === capability ? 'is granted' : `is granted with capability "${capability}"`}, but the task grants ${missing}: every ${capability} call it makes will be refused` });
       }
     });
+  // A sub-agent granted more than a scope that spawns it: that spawn is refused (identity/delegation.ts).
+  for (const [name] of Object.entries(task.subagents)) {
+    for (const spawner of spawnersOf(task, name)) {
+      for (const widening of grantListWidenings(spawner.grants, task.subagents[name]!.grants)) {
+        const index = (task.subagents[name]!.grants[widening.scope as 'tools'] ?? []).indexOf(widening.entry);
+        notices.push({ path: `subagents.${name}.grants.${widening.scope}.${index}`, message: `grants "${widening.entry}", which ${spawner.at === '' ? 'the task' : spawner.at.slice(0, -1)} (its parent) does not grant in grants.${widening.scope}: a sub-agent gets no more than its parent, so that spawn will be refused (ERR_DELEGATION_WIDENS)` });
+      }
+    }
+  }
   scan(task.tools, '');
   scanGrants(task, '');
   for (const [name, sub] of Object.entries(task.subagents)) {

@@ -22,12 +22,17 @@ const BEHIND = { hosts: ['api.example.com'], databases: ['inv'] };
 const toolWith = (capability: string) => ({ name: 'helper', description: 'helps', input: { type: 'object' }, source: 'return 1;', capabilities: [capability] });
 const agent = (name: string) => ({ name, model: { driver: 'scripted', script: [{ final: 'x' }] } });
 
-/** A task whose `helper` declares `capability`; at `where`, the scope with builtin list `builtin`. */
+/**
+ * A task whose `helper` declares `capability`; at `where`, the scope with builtin list `builtin`.
+ * A sub-agent's parent holds `helper` and the capability itself: a sub-agent gets no more than its
+ * parent (identity/delegation.ts), so only then can the sub-agent's task be valid at all.
+ */
 function taskWith(capability: string, builtin: string[], where: 'root' | 'sub-agent', grantsExtra: string[] = []): Record<string, unknown> {
   const scope = { tools: { builtin, custom: [toolWith(capability)] }, grants: { tools: ['helper', ...grantsExtra], ...BEHIND } };
   const base = { user: 'alice@example.com', intent: 'help', agent: agent('lead'), resources: RESOURCES };
   if (where === 'root') return { ...base, ...scope };
-  return { ...base, tools: { builtin: [] }, grants: { subagents: ['kid'] }, subagents: { kid: { intent: 'help', agent: agent('kid'), ...scope } } };
+  const parent = { tools: { builtin: [capability], custom: [toolWith(capability)] }, grants: { tools: ['helper', capability], subagents: ['kid'], ...BEHIND } };
+  return { ...base, ...parent, subagents: { kid: { intent: 'help', agent: agent('kid'), ...scope } } };
 }
 
 
@@ -56,7 +61,45 @@ describe('the advice for an ungranted capability works in one round', () => {
     const about = issues.filter((i) => i.message.includes(`"${capability}"`));
     expect(about, JSON.stringify(issues)).toHaveLength(1);
     expect(about[0]!.message).toContain(declared ? 'add it to grants.tools)' : 'add it to tools.builtin and to grants.tools)');
-    expect(taskFileIssuesOf(followed(capability, about[0]!.message, where, builtin))).toEqual([]);
+    const fixed = followed(capability, about[0]!.message, where, builtin);
+    expect(taskFileIssuesOf(fixed)).toEqual([]);
+    // Nor a spawn that will be refused: the sub-agent asks for nothing its parent lacks.
+    expect(taskNotices(parseTask(fixed, 'task.yaml', '/tmp')).filter((n) => n.path.startsWith('subagents.kid.grants'))).toEqual([]);
+  });
+});
+
+describe('every problem of an ungranted capability in the same round', () => {
+  it('an fs capability with no workspace either: both the workspace and the grant are named at once', () => {
+    const { workspace: _none, ...noWorkspace } = RESOURCES;
+    const messages = taskFileIssuesOf({ ...taskWith('fs.write', [], 'root'), resources: noWorkspace }).map((i) => i.message);
+    expect(messages).toContain('file capabilities need resources.workspace');
+    expect(messages.some((m) => m.includes('add it to tools.builtin and to grants.tools'))).toBe(true);
+  });
+
+  it("a sub-agent's capability its parent lacks: the advice names the parent's grants.tools and tools.builtin too", () => {
+    const document = { user: 'a@example.com', intent: 'x', agent: agent('lead'), grants: { subagents: ['kid'] }, resources: RESOURCES, subagents: { kid: { intent: 'x', agent: agent('kid'), tools: { custom: [toolWith('fs.write')] }, grants: { tools: ['helper'] } } } };
+    const about = taskFileIssuesOf(document).filter((i) => i.message.includes('"fs.write"'));
+    expect(about).toHaveLength(1);
+    expect(about[0]!.message).toContain('its parent must grant it too (a sub-agent gets no more than its parent): add it to grants.tools and declare it under tools.builtin');
+  });
+});
+
+describe('a sub-agent granted more than its parent', () => {
+  const task = (kidGrants: Record<string, unknown>, parentGrants: Record<string, unknown> = {}) =>
+    parseTask({ user: 'a@example.com', intent: 'x', agent: agent('lead'), tools: { builtin: ['fs.read', 'fs.write'] }, grants: { tools: ['fs.read'], subagents: ['kid'], ...parentGrants }, resources: RESOURCES, subagents: { kid: { intent: 'x', agent: agent('kid'), tools: { builtin: ['fs.read', 'fs.write'] }, grants: kidGrants } } }, 'task.yaml', '/tmp');
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['a tool', { tools: ['fs.read', 'fs.write'] }, 'subagents.kid.grants.tools.1'],
+    ['a host', { hosts: ['api.example.com'] }, 'subagents.kid.grants.hosts.0'],
+    ['a database', { databases: ['inv'] }, 'subagents.kid.grants.databases.0'],
+  ])('%s: loads, with a note that its spawn will be refused', (_what, kidGrants, path) => {
+    const notices = taskNotices(task(kidGrants)).filter((n) => n.path === path);
+    expect(notices).toHaveLength(1);
+    expect(notices[0]!.message).toMatch(/which the task \(its parent\) does not grant in grants\.\w+: a sub-agent gets no more than its parent, so that spawn will be refused \(ERR_DELEGATION_WIDENS\)/);
+  });
+
+  it('a sub-agent within its parent: no note', () => {
+    expect(taskNotices(task({ tools: ['fs.read'], hosts: ['api.example.com'] }, { hosts: ['api.example.com'] })).filter((n) => n.path.startsWith('subagents.kid.grants'))).toEqual([]);
   });
 });
 
