@@ -77,7 +77,7 @@ export function verifyClaimAttestation(envelope: unknown, jwks: Jwks, options: V
       try {
         bytes = readConfinedFileBytes({ root: options.workspace, read: true, write: false, list: false }, path, Number.MAX_SAFE_INTEGER);
       } catch (error) {
-        return { name: subject.name, status: 'missing', detail: `${(error as { code?: string }).code ?? 'ERR_FS_FAILED'}: ${(error as Error).message}` };
+        return { name: subject.name, status: 'missing', detail: `${join(options.workspace, path)}: ${(error as { code?: string }).code ?? 'ERR_FS_FAILED'}: ${(error as Error).message}` };
       }
       const actual = sha256Hex(bytes);
       return actual === digest ? { name: subject.name, status: 'matched', detail: `sha256 ${actual}` } : { name: subject.name, status: 'changed', detail: `${join(options.workspace, path)} now hashes to ${actual}, not the attested ${digest ?? '(no sha256)'}` };

@@ -2,7 +2,7 @@
  * `warden attest verify <file>`: checks claim attestations offline, with only a published JWKS
  * (attestation/verify-attestation.ts). Reading files is all it does: no server, no state.
  */
-import { statSync, type Stats } from 'node:fs';
+import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import { publishedJwks, PublishedJwksSchema } from '../../attestation/published-jwks';
 import { verifyClaimAttestation, type AttestationCheck } from '../../attestation/verify-attestation';
@@ -95,7 +95,14 @@ function folderProblem(path: string): string | undefined {
     const code = (error as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? `no such folder (${path})` : code === 'ENOTDIR' ? `a part of ${path} is not a folder` : code === 'EACCES' ? `${path} cannot be read (permission denied)` : `${path}: ${code ?? (error as Error).message}`;
   }
-  return stat.isDirectory() ? undefined : `${path} is not a folder`;
+  if (!stat.isDirectory()) return `${path} is not a folder`;
+  try {
+    // Stat needs no permission on the folder itself; reading its files needs read and search.
+    accessSync(path, constants.R_OK | constants.X_OK);
+  } catch {
+    return `${path} cannot be read (permission denied)`;
+  }
+  return undefined;
 }
 
 export async function attestCommand(argv: string[], io: CliIo): Promise<number> {
@@ -134,6 +141,11 @@ export async function attestCommand(argv: string[], io: CliIo): Promise<number> 
       return EXIT.usage;
     }
     const checks = envelopes.map(({ label, envelope }) => ({ label, check: verifyClaimAttestation(envelope, jwks, { ...(workspace === undefined ? {} : { workspace }), ...(args.values.task === undefined ? {} : { task: args.values.task }) }) }));
+    // The default JWKS is this state folder's: a claim signed elsewhere (another deployment, a
+    // WARDEN_SIGNING_KEY_FILE) needs the signer's JWKS, which the bare refusal does not say.
+    if (args.values.jwks === undefined && checks.some(({ check }) => check.problems.some((p) => p.startsWith('ERR_ATTESTATION_KEY_UNKNOWN')))) {
+      io.stderr(`${terminalLine(`warden attest: note: checked against the keys of the state folder ${stateDirOf(io.env)}; a claim signed by another deployment or a WARDEN_SIGNING_KEY_FILE needs --jwks <file> with its keys (\`warden keys jwks\` there)`)}\n`);
+    }
     if (args.values.json) {
       io.stdout(`${terminalJson(checks.map(({ label, check }) => ({ label, ok: check.ok, keyids: check.keyids, problems: check.problems, subjects: check.subjects, statement: check.statement })), 2)}\n`);
     } else {

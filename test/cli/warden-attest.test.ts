@@ -159,6 +159,12 @@ describe('warden attest verify', () => {
     const out = await warden(['attest', 'verify', resultFile, '--jwks', otherJwks]);
     expect(out.code).toBe(1);
     expect(out.stdout).toMatch(/ERR_ATTESTATION_KEY_UNKNOWN/);
+    // A JWKS named: no note about the default.
+    expect(out.stderr).not.toContain('note: checked against the keys of the state folder');
+    // The default JWKS, of another state folder: the note says where the keys came from and how to name the signer's.
+    const defaulted = await warden(['attest', 'verify', resultFile], { WARDEN_STATE_DIR: other });
+    expect(defaulted.code).toBe(1);
+    expect(defaulted.stderr).toContain(`warden attest: note: checked against the keys of the state folder ${other}; a claim signed by another deployment or a WARDEN_SIGNING_KEY_FILE needs --jwks <file>`);
   });
 
   it('fails when an attested file changed since', async () => {
