@@ -3,11 +3,13 @@ import { argumentCountText, parseCommandArgs } from '../parse-command-args';
 import { WardenError } from '../../errors';
 import { SIGNING_ALGS, SigningAlgSchema } from '../../identity/claims';
 import { openKeystore } from '../../identity/keystore';
+import { openKeySourceKeystore } from '../../identity/key-source-keystore';
+import { signingKeyFileOf } from '../../identity/credential-authority';
 import { publishedJwks } from '../../attestation/published-jwks';
 import { stateDirOf } from '../../state-dir';
 import { durationToMs } from '../../task/duration';
 import type { CliIo } from '../cli-io';
-import { EXIT } from '../exit-codes';
+import { EXIT, exitCodeOfError } from '../exit-codes';
 import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 
 /** How long a retired key keeps verifying unless `--verify-for` says otherwise: past any task deadline. */
@@ -19,7 +21,8 @@ export const KEYS_USAGE = `usage: warden keys jwks|list|rotate [--alg EdDSA|ES25
            task receipts (every worker's, with WARDEN_DATABASE_URL), and the custody ledger's
            keys (records and tree heads); what \`warden attest verify\` and
            \`warden receipt verify\` take as --jwks
-  list     list the keys: id, algorithm, created, active or retired until when
+  list     list the keys: id, algorithm, created, active or retired until when (with
+           WARDEN_SIGNING_KEY_FILE set: that file's one key, which rotate does not touch)
   rotate   make a new key active; the old one keeps verifying for --verify-for
            (default ${DEFAULT_VERIFY_FOR}: longer than any task deadline), then is deleted
   --alg    algorithm of the new key (default: the active key's; the first key is EdDSA)
@@ -63,7 +66,13 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
       io.stdout(`${terminalJson(await publishedJwks(stateDirOf(io.env), io.env), 2)}\n`);
       return EXIT.ok;
     }
-    const keystore = await openKeystore({ stateDir: stateDirOf(io.env) });
+    // With a key file set, workers sign with it alone: the state folder's keys are not the ones in use.
+    const keyFile = signingKeyFileOf(io.env);
+    if (keyFile !== undefined && action === 'rotate') {
+      io.stderr(`${terminalLine(`warden keys: rotate: the signing key comes from WARDEN_SIGNING_KEY_FILE (${keyFile}); rotate it by replacing that file on every worker (the state folder's keys are not used while it is set)`)}\n`);
+      return EXIT.usage;
+    }
+    const keystore = keyFile === undefined ? await openKeystore({ stateDir: stateDirOf(io.env) }) : await openKeySourceKeystore(keyFile);
     if (action === 'rotate') {
       const previous = keystore.activeKid();
       const created = await keystore.rotate({ maxTokenLifetimeMs: verifyForMs, ...(alg?.success ? { alg: alg.data } : {}) });
@@ -93,7 +102,8 @@ export async function keysCommand(argv: string[], io: CliIo): Promise<number> {
   } catch (error) {
     if (error instanceof WardenError) {
       io.stderr(`warden keys: ${error.code}: ${terminalLines(error.message)}\n`);
-      return EXIT.failed;
+      // A key file that cannot be used is the operator's to fix: exit 2, as everywhere else.
+      return exitCodeOfError(error, EXIT.failed);
     }
     throw error;
   }

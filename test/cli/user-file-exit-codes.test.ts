@@ -20,6 +20,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT, exitCodeOfError } from '../../cli/exit-codes';
 import { openKeySourceKeystore } from '../../identity/key-source-keystore';
+import { keysCommand } from '../../cli/commands/keys';
 import { REPO_ROOT } from '../support/warden-test-env';
 import { freeServerPorts } from '../temporal/ports';
 import { connect } from 'node:net';
@@ -85,6 +86,27 @@ describe('a WARDEN_SIGNING_KEY_FILE that cannot be used', () => {
     // Never the key material, whatever the file held.
     if (row.content !== undefined && row.content.includes('"d"')) expect(error?.message).not.toContain(JSON.parse(row.content).d);
     expect(exitCodeOfError(error!)).toBe(EXIT.usage);
+  });
+
+  it('`warden keys` with a key file set: list shows its key, rotate refuses (exit 2), a bad file is exit 2', async () => {
+    const good = join(dir, 'keys-good.jwk');
+    await writeFile(good, JSON.stringify(goodJwk()), { mode: 0o600 });
+    const kid = (await openKeySourceKeystore(good)).activeKid();
+    const keys = async (argv: string[], file: string) => {
+      const out = { stdout: '', stderr: '' };
+      const code = await keysCommand(argv, { stdout: (t) => void (out.stdout += t), stderr: (t) => void (out.stderr += t), env: { WARDEN_STATE_DIR: join(dir, 'keys-state'), WARDEN_SIGNING_KEY_FILE: file } });
+      return { code, ...out };
+    };
+    const listed = await keys(['list'], good);
+    expect(listed.code, listed.stderr).toBe(EXIT.ok);
+    expect(listed.stdout.trim().split('\n')).toHaveLength(1);
+    expect(listed.stdout).toMatch(new RegExp(`^${kid}  EdDSA  created .*  active`));
+    const rotated = await keys(['rotate'], good);
+    expect(rotated.code).toBe(EXIT.usage);
+    expect(rotated.stderr).toContain(`the signing key comes from WARDEN_SIGNING_KEY_FILE (${good}); rotate it by replacing that file on every worker`);
+    const bad = await keys(['list'], await keyFile(BAD_KEY_FILES[1]!));
+    expect(bad.code).toBe(EXIT.usage);
+    expect(bad.stderr).toContain('ERR_SIGNING_KEY_FILE_INVALID');
   });
 
   it('a good key file opens (the control row)', async () => {
