@@ -63,7 +63,8 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<TcpO
       socket.destroy();
       resolve(outcome);
     };
-    const timer = setTimeout(() => done({ connected: false, code: 'ETIMEDOUT' }), timeoutMs);
+    // Bounded: a probe is a diagnosis, never a wait of its own.
+    const timer = setTimeout(() => done({ connected: false, code: 'ETIMEDOUT' }), Math.min(60_000, timeoutMs));
     socket.once('connect', () => done({ connected: true }));
     socket.once('error', (error: NodeJS.ErrnoException) => done({ connected: false, code: error.code ?? 'ERROR' }));
   });

@@ -185,7 +185,7 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
   }
   const keyFileProblem = await signingKeyFileProblem(args.values.worker === true, args.values['no-worker'] === true, io.env);
   if (keyFileProblem !== undefined) {
-    io.stderr(`warden run: ${keyFileProblem.code}: ${terminalLines(keyFileProblem.message)}\n`);
+    io.stderr(`${terminalLines(`warden run: ${keyFileProblem.code}: ${keyFileProblem.message}`)}\n`);
     return EXIT.usage;
   }
   const json = args.values.json === true;
