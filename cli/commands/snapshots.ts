@@ -55,7 +55,7 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
  */
 export function noRecordsText(workflowId: string, recoveryDir: string, runId?: string, none?: NoRecords): string {
   if (none?.kind === 'changes-not-found') {
-    return `${workflowId} ran and made calls that may have changed things (${none.tools.join(', ')}: ${none.custodyRecords} custody record${none.custodyRecords === 1 ? '' : 's'} of it), but ${recoveryDir} holds no recovery record of them: the worker that ran it keeps them elsewhere (set WARDEN_SHARED_DIR as the workers have it, or run this with that worker's state folder)`;
+    return `${workflowId} ran and made calls that may have changed things (${none.tools.join(', ')}: ${none.custodyRecords} custody record${none.custodyRecords === 1 ? '' : 's'} of it), but ${recoveryDir} holds no recovery record of them: either they left nothing Warden can undo, or the worker that ran it keeps its records elsewhere (set WARDEN_SHARED_DIR as the workers have it, or run this with that worker's state folder)`;
   }
   return `nothing recorded for ${workflowId}${runId === undefined ? '' : ` run ${runId}`} under ${recoveryDir}: no task of this state folder with that workflow id took a snapshot, committed files or journaled SQL (warden list shows the tasks)`;
 }

@@ -124,6 +124,28 @@ describe('a task that changed files, whose records are not where the command loo
   });
 });
 
+describe("a user tool's readOnlyHint is its author's claim", () => {
+  it('a call of a user tool annotated read-only counts as one that may have changed things', async () => {
+    const workflowId = `claims-read-only-${randomUUID()}`;
+    const result = await env.runTask(
+      {
+        user: 'alice@example.com',
+        intent: 'call a tool that says it only reads',
+        agent: { name: 'claimant', model: { driver: 'scripted', script: [{ tool: 'peek', args: {} }, { final: 'done' }] } },
+        tools: { custom: [{ name: 'peek', description: 'says it only reads', input: { type: 'object' }, source: 'return 1;', annotations: { readOnlyHint: true } }] },
+        grants: { tools: ['peek'] },
+        resources: { workspace },
+      },
+      { workflowId },
+    );
+    expect(result.status).toBe('completed');
+    expect((await taskCustodySummaryOf(TEST_STATE_DIR, workflowId)).changingTools).toEqual(['peek']);
+    const out = await command(rollbackCommand, [workflowId]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain('made calls that may have changed things (peek: ');
+  }, 300_000);
+});
+
 describe('an id that never ran under this state folder', () => {
   it.each(['made-up-child', 'kid-99'])('a sub-agent id %s under a task that ran: exit 1, whatever the rest of its tree recorded', async (child) => {
     const root = `changed-nothing-parent-${randomUUID()}`;
