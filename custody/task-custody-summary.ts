@@ -2,8 +2,9 @@
  * What the custody ledger of a state folder (its SQLite file, or the shared database's ledger
  * when WARDEN_DATABASE_URL is set) says of one task, for `rollback` and `snapshots` when they find
  * no recovery record of it: whether it ran here at all (records of that very workflow id), and
- * whether its tree made calls that may have changed something (a tool call that completed, of
- * any tool but Warden's read-only built-ins: fs.read, fs.list, sql.query). Only a task that ran and made no such call may be said to have
+ * whether its tree made calls that may have changed something (any call of a user, MCP or
+ * program tool, whatever its outcome; a built-in's call that completed, but for the read-only
+ * fs.read, fs.list and sql.query). Only a task that ran and made no such call may be said to have
  * changed nothing: recovery records kept somewhere this command does not look (another worker's
  * state folder, a WARDEN_SHARED_DIR it was not given) must not read as "nothing to undo".
  *
@@ -22,14 +23,14 @@ import { stateStoreConfigOf } from '../state/state-store';
 export interface TaskCustodySummary {
   /** Custody records of the workflow itself (the root's, or one sub-agent's `<root>/<child>`); 0: it never ran here. */
   records: number;
-  /** Tools of the tree's completed calls that may have changed something (all but the read-only built-ins), each once. */
+  /** Tools of the tree's calls that may have changed something (see the module comment), each once. */
   changingTools: string[];
 }
 
 /** What every `execute_tool` span's stored body holds (canonical JSON: no space after the colon). */
 const EXECUTE_TOOL_FRAGMENT = `"${GEN_AI_ATTR.operationName}":"${GEN_AI_OPERATION.executeTool}"`;
 
-/** The tool of a stored span body when it is a completed call of a tool that may change things; undefined otherwise (or not JSON). */
+/** The tool of a stored span body when it is a call that may have changed things; undefined otherwise (or not JSON). */
 function changingToolOf(body: string): string | undefined {
   let span: { attributes?: Record<string, unknown> };
   try {
@@ -38,11 +39,15 @@ function changingToolOf(body: string): string | undefined {
     return undefined;
   }
   const attributes = span.attributes ?? {};
-  if (attributes[GEN_AI_ATTR.operationName] !== GEN_AI_OPERATION.executeTool || attributes[WARDEN_ATTR.outcome] !== 'ok') return undefined;
+  if (attributes[GEN_AI_ATTR.operationName] !== GEN_AI_OPERATION.executeTool) return undefined;
   const tool = attributes[GEN_AI_ATTR.toolName];
+  const builtin = typeof tool === 'string' && attributes[WARDEN_ATTR.toolExecutor] === 'builtin' ? getBuiltinTool(tool) : undefined;
   // Only Warden's own read-only built-ins are taken at their word: a user tool's or an MCP
   // server's `readOnlyHint` is a claim its author makes, and its capabilities may write.
-  if (typeof tool === 'string' && attributes[WARDEN_ATTR.toolExecutor] === 'builtin' && getBuiltinTool(tool)?.profile.readOnly === true) return undefined;
+  if (builtin?.profile.readOnly === true) return undefined;
+  // A built-in that failed did nothing (one operation, refused or undone whole). Any other tool's
+  // failed call may have committed SQL or written before it failed: it counts, whatever its outcome.
+  if (builtin !== undefined && attributes[WARDEN_ATTR.outcome] !== 'ok') return undefined;
   return typeof tool === 'string' ? tool : '(unnamed tool)';
 }
 

@@ -9,7 +9,7 @@
  * credentials or a request anywhere the SDK would not have connected to already.
  */
 import { lookup } from 'node:dns/promises';
-import { connect } from 'node:net';
+import { connect, isIP } from 'node:net';
 import { hostAndPortOf } from './temporal-config';
 
 /** What the probe found: `kind` for code, `text` (one clause, no final period) for the message. */
@@ -18,36 +18,39 @@ export interface ConnectFailureReason {
   text: string;
 }
 
-/** The environment variables grpc-js takes a proxy from, in its order (each also in upper case). */
-const PROXY_VARIABLES = ['grpc_proxy', 'https_proxy', 'http_proxy'] as const;
-/** The variables that exempt hosts from the proxy (comma-separated names; `*` for all). */
-const NO_PROXY_VARIABLES = ['no_grpc_proxy', 'no_proxy'] as const;
-
-const envValue = (env: NodeJS.ProcessEnv, name: string) => (env[name] ?? env[name.toUpperCase()] ?? '').trim();
-
 /**
- * The proxy grpc-js dials `host` through, from the environment (`grpc_proxy`, `https_proxy`,
- * `http_proxy`, unless `no_grpc_proxy` / `no_proxy` names the host, a domain of it, or `*`), as
- * the variable's name and the proxy's address without any user info (it may hold a password).
+ * The proxy the Temporal client's connection (grpc-js 1.14, `http_proxy.js`) dials `host` through,
+ * decided as grpc-js decides it, so the words match what happened: the first of `grpc_proxy`,
+ * `https_proxy`, `http_proxy` that is set (lower case only), used only when it parses as an
+ * `http:` URL; unless `host` matches an entry of `no_grpc_proxy` (else `no_proxy`), split on
+ * commas as they are: an IPv4 CIDR containing it, or any suffix of it (no wildcard, no trimming).
+ * Returns the variable's name and the proxy's `host:port` (port 80 by default), never its user
+ * info (it may hold a password). The worker's native connection takes no proxy from the
+ * environment: this is for the client's only.
  */
 export function proxyOf(host: string, env: NodeJS.ProcessEnv = process.env): { variable: string; proxy: string } | undefined {
-  const variable = PROXY_VARIABLES.find((name) => envValue(env, name) !== '');
+  const variable = (['grpc_proxy', 'https_proxy', 'http_proxy'] as const).find((name) => (env[name] ?? '') !== '');
   if (variable === undefined) return undefined;
-  const name = host.toLowerCase().replace(/\.$/, '');
-  for (const exempt of NO_PROXY_VARIABLES) {
-    for (const entry of envValue(env, exempt).split(',').map((e) => e.trim().toLowerCase().replace(/^\*?\./, '')).filter((e) => e !== '')) {
-      if (entry === '*' || name === entry || name.endsWith(`.${entry}`)) return undefined;
-    }
-  }
-  const value = envValue(env, variable);
-  let proxy = value;
+  let url: URL;
   try {
-    const url = new URL(value.includes('://') ? value : `http://${value}`);
-    proxy = url.host;
+    url = new URL(env[variable]!);
   } catch {
-    proxy = value.replace(/^[^@]*@/, '');
+    return undefined;
   }
-  return { variable, proxy };
+  if (url.protocol !== 'http:') return undefined;
+  const exemptions = (env.no_grpc_proxy ?? '') !== '' ? env.no_grpc_proxy! : (env.no_proxy ?? '');
+  if (exemptions !== '' && exemptions.split(',').some((entry) => inCidr(entry, host) || host.endsWith(entry))) return undefined;
+  return { variable, proxy: `${url.hostname}:${url.port === '' ? '80' : url.port}` };
+}
+
+/** Whether `entry` is an IPv4 CIDR (`a.b.c.d/n`) that holds the IPv4 address `host`. */
+function inCidr(entry: string, host: string): boolean {
+  const [ip, bits, extra] = entry.split('/');
+  const prefix = Number.parseInt(bits ?? '', 10);
+  if (extra !== undefined || ip === undefined || isIP(ip) !== 4 || isIP(host) !== 4 || Number.isNaN(prefix) || prefix < 0 || prefix > 32) return false;
+  const toInt = (address: string) => address.split('.').reduce((n, octet) => (n << 8) + Number.parseInt(octet, 10), 0);
+  const mask = prefix === 0 ? 0 : -1 << (32 - prefix);
+  return (toInt(ip) & mask) === (toInt(host) & mask);
 }
 
 /** How long the probe's TCP connection may take before the address counts as not answering (ms). */
@@ -74,12 +77,14 @@ function tcpConnect(host: string, port: number, timeoutMs: number): Promise<TcpO
  * Why `address` (`host[:port]`, as TEMPORAL_ADDRESS) did not answer a Temporal connect: a DNS
  * lookup of its host, then a TCP connect to it (at most `timeoutMs`, default 2 s). Never throws.
  * `tls`: whether the connection used TLS, for the hint when the port is open but gave no gRPC answer.
+ * `client` (default true): the failed connection was the client's, which grpc-js may route
+ * through a proxy ({@link proxyOf}); false for the worker's native connection, which never is.
  */
-export async function connectFailureReason(address: string, options: { tls?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ConnectFailureReason> {
+export async function connectFailureReason(address: string, options: { tls?: boolean; timeoutMs?: number; env?: NodeJS.ProcessEnv; client?: boolean } = {}): Promise<ConnectFailureReason> {
   const target = hostAndPortOf(address);
   if (target === undefined) return { kind: 'unknown', text: `${address} is not host:port` };
   // Through a proxy, a direct probe would test another path than the connection took (and go where the user routed nothing).
-  const proxied = proxyOf(target.host, options.env);
+  const proxied = options.client === false ? undefined : proxyOf(target.host, options.env);
   if (proxied !== undefined) return { kind: 'proxied', text: `the connection goes through the proxy ${proxied.proxy} (${proxied.variable}): check that proxy, or exempt ${target.host} with no_grpc_proxy` };
   let ip: string;
   try {

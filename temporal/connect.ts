@@ -26,9 +26,9 @@ export interface ConnectedClient {
  * reason stays when the address accepts TCP (its text may then be the one that matters: a
  * certificate, a protocol).
  */
-async function unreachable(config: TemporalConfig, cause: unknown): Promise<TemporalServerError> {
+async function unreachable(config: TemporalConfig, cause: unknown, connection: 'client' | 'worker'): Promise<TemporalServerError> {
   const sdkReason = cause instanceof Error ? (cause.cause instanceof Error ? cause.cause.message : cause.message) : String(cause);
-  const probe = await connectFailureReason(config.address, { tls: config.tls !== undefined });
+  const probe = await connectFailureReason(config.address, { tls: config.tls !== undefined, client: connection === 'client' });
   const reason = probe.kind === 'no-grpc-answer' || probe.kind === 'proxied' || probe.kind === 'unknown' ? `${probe.text} (${sdkReason})` : probe.text;
   const hint =
     config.mode === 'external'
@@ -46,13 +46,13 @@ async function unreachable(config: TemporalConfig, cause: unknown): Promise<Temp
  * would wait out its whole connect timeout (10 s) for a name that will not resolve, and its
  * connect left running keeps the process alive after. Looked up before the connect (an IP
  * address needs no lookup); only that answer counts: a resolver that fails for now (`EAI_AGAIN`)
- * leaves the SDK to its timeout. Not with a proxy for the host in the environment (grpc-js dials
- * through `grpc_proxy` / `https_proxy` / `http_proxy`, connect-failure-reason.ts `proxyOf`): the
- * proxy may resolve a name this machine cannot.
+ * leaves the SDK to its timeout. Not for a client connection grpc-js routes through a proxy
+ * (connect-failure-reason.ts `proxyOf`): the proxy may resolve a name this machine cannot. The
+ * worker's native connection takes no proxy from the environment: its name is always checked.
  */
-async function assertNameExists(config: TemporalConfig, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+async function assertNameExists(config: TemporalConfig, connection: 'client' | 'worker', env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const host = hostAndPortOf(config.address)?.host;
-  if (host === undefined || isIP(host) !== 0 || proxyOf(host, env) !== undefined) return;
+  if (host === undefined || isIP(host) !== 0 || (connection === 'client' && proxyOf(host, env) !== undefined)) return;
   try {
     await lookup(host);
   } catch (error) {
@@ -71,10 +71,10 @@ async function assertNameExists(config: TemporalConfig, env: NodeJS.ProcessEnv =
 export async function connectClient(config: TemporalConfig, options: { connectTimeoutMs?: number; interceptors?: ClientInterceptors } = {}): Promise<ConnectedClient> {
   let connection: Connection;
   try {
-    await assertNameExists(config);
+    await assertNameExists(config, 'client');
     connection = await Connection.connect({ ...toConnectionOptions(config), connectTimeout: options.connectTimeoutMs ?? 10_000 });
   } catch (error) {
-    throw await unreachable(config, error);
+    throw await unreachable(config, error, 'client');
   }
   try {
     await checkNamespace(connection.workflowService, config);
@@ -134,10 +134,10 @@ export async function connectWorkerConnection(config: TemporalConfig): Promise<N
   const { NativeConnection } = await import('@temporalio/worker');
   let connection: NativeConnection;
   try {
-    await assertNameExists(config);
+    await assertNameExists(config, 'worker');
     connection = await NativeConnection.connect(toNativeConnectionOptions(config));
   } catch (error) {
-    throw await unreachable(config, error);
+    throw await unreachable(config, error, 'worker');
   }
   try {
     await checkNamespace(connection.workflowService, config);

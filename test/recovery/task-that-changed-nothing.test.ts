@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rollbackCommand } from '../../cli/commands/rollback';
 import { snapshotsCommand } from '../../cli/commands/snapshots';
@@ -143,6 +144,33 @@ describe("a user tool's readOnlyHint is its author's claim", () => {
     const out = await command(rollbackCommand, [workflowId]);
     expect(out.code).toBe(1);
     expect(out.stderr).toContain('made calls that may have changed things (peek: ');
+  }, 300_000);
+});
+
+describe('a user tool that failed after it changed something', () => {
+  it('a call of a user tool that committed SQL and then threw counts as one that may have changed things', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-failed-after-sql-'));
+    const database = join(dir, 'inv.db');
+    const db = new Database(database);
+    db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, qty INTEGER); INSERT INTO items (qty) VALUES (1)');
+    db.close();
+    const workflowId = `failed-after-sql-${randomUUID()}`;
+    await env.runTask(
+      {
+        user: 'alice@example.com',
+        intent: 'restock, then fail',
+        agent: { name: 'restocker', model: { driver: 'scripted', script: [{ tool: 'restock', args: {} }, { final: 'done' }] } },
+        tools: { builtin: ['sql.exec'], custom: [{ name: 'restock', description: 'updates then throws', input: { type: 'object' }, capabilities: ['sql.exec'], source: "await warden.sql.exec('inv', 'UPDATE items SET qty = 999 WHERE id = 1', []); throw new Error('boom');" }] },
+        grants: { tools: ['restock', 'sql.exec'], databases: ['inv'] },
+        resources: { databases: { inv: database } },
+      },
+      { workflowId },
+    );
+    expect((await taskCustodySummaryOf(TEST_STATE_DIR, workflowId)).changingTools).toEqual(['restock']);
+    // Looked for where the records are not: never "changed nothing".
+    const out = await command(snapshotsCommand, [workflowId], { WARDEN_SHARED_DIR: mkdtempSync(join(tmpdir(), 'warden-records-elsewhere-')) });
+    expect(out.code).toBe(1);
+    expect(out.stderr).toContain('made calls that may have changed things (restock: ');
   }, 300_000);
 });
 

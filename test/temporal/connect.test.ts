@@ -128,21 +128,35 @@ describe('an unreachable server: the message says why (a probe of the address af
     }
   }, 60_000);
 
+  // As grpc-js 1.14 decides (http_proxy.js): lower case only, an http: URL only, no_grpc_proxy before
+  // no_proxy, entries as written (suffix or IPv4 CIDR; no wildcard, no trimming).
   it.each<[string, NodeJS.ProcessEnv, string | undefined]>([
     ['https_proxy, its password never shown', { https_proxy: 'http://user:s3cret@127.0.0.1:9' }, '127.0.0.1:9 (https_proxy)'],
-    ['HTTP_PROXY in upper case, without a scheme', { HTTP_PROXY: 'proxy.example:3128' }, 'proxy.example:3128 (http_proxy)'],
+    ['a proxy URL that does not parse (port 65536), its password never shown: grpc-js goes direct', { grpc_proxy: 'http://svc:p@ssw0rd-s3cret@proxy.example:65536' }, undefined],
+    ['a value without a scheme: grpc-js goes direct', { https_proxy: 'svc:s3cret@127.0.0.1:18932' }, undefined],
+    ['an https: proxy URL: grpc-js goes direct', { https_proxy: 'https://127.0.0.1:9' }, undefined],
+    ['HTTPS_PROXY in upper case only: grpc-js reads lower case, goes direct', { HTTPS_PROXY: 'http://127.0.0.1:9' }, undefined],
+    ['http_proxy without a port: port 80', { http_proxy: 'http://proxy.example' }, 'proxy.example:80 (http_proxy)'],
     ['grpc_proxy before https_proxy', { grpc_proxy: 'http://10.0.0.1:1', https_proxy: 'http://10.0.0.2:2' }, '10.0.0.1:1 (grpc_proxy)'],
-    ['a host no_proxy exempts: probed directly', { https_proxy: 'http://127.0.0.1:9', no_proxy: 'example.com,127.0.0.1' }, undefined],
-    ['every host no_grpc_proxy exempts (*): probed directly', { https_proxy: 'http://127.0.0.1:9', no_grpc_proxy: '*' }, undefined],
-  ])('with a proxy in the environment (%s) the probe names the proxy instead of connecting directly', async (_name, env, names) => {
+    ['no_proxy naming the host: direct', { https_proxy: 'http://127.0.0.1:9', no_proxy: 'example.com,127.0.0.1' }, undefined],
+    ['no_proxy with a space before the host: grpc-js does not trim, so the proxy is used', { https_proxy: 'http://127.0.0.1:9', no_proxy: 'localhost, 127.0.0.1' }, '127.0.0.1:9 (https_proxy)'],
+    ["no_proxy '*': no wildcard in grpc-js, so the proxy is used", { https_proxy: 'http://127.0.0.1:9', no_proxy: '*' }, '127.0.0.1:9 (https_proxy)'],
+    ['no_grpc_proxy set: no_proxy is not read', { https_proxy: 'http://127.0.0.1:9', no_grpc_proxy: 'other.example', no_proxy: '127.0.0.1' }, '127.0.0.1:9 (https_proxy)'],
+    ['an IPv4 CIDR in no_grpc_proxy holding the host: direct', { https_proxy: 'http://127.0.0.1:9', no_grpc_proxy: '127.0.0.0/8' }, undefined],
+  ])('with %s', async (_name, env, names) => {
     const port = await freePort();
     const reason = await connectFailureReason(`127.0.0.1:${port}`, { env });
+    expect(JSON.stringify(reason)).not.toContain('s3cret');
     if (names === undefined) {
       expect(reason.kind).toBe('refused');
     } else {
       expect(reason).toEqual({ kind: 'proxied', text: `the connection goes through the proxy ${names}: check that proxy, or exempt 127.0.0.1 with no_grpc_proxy` });
-      expect(reason.text).not.toContain('s3cret');
     }
+  });
+
+  it("the worker's native connection takes no proxy: its probe is direct whatever the environment", async () => {
+    const port = await freePort();
+    expect((await connectFailureReason(`127.0.0.1:${port}`, { env: { grpc_proxy: 'http://127.0.0.1:9' }, client: false })).kind).toBe('refused');
   });
 
   it('an IPv6 address is written in brackets', async () => {
