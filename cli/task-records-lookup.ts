@@ -23,7 +23,7 @@ import { openStateStore, usesSharedDatabase } from '../state/state-store';
 export type NoRecords =
   /** The ledger has records of this workflow id, and its tree made no call that may change anything: nothing to undo. */
   | { kind: 'changed-nothing'; custodyRecords: number }
-  /** The ledger shows completed calls of `tools`, which may change things, but no recovery record of them is here. */
+  /** The ledger shows calls of `tools` that may have changed things (../custody/task-custody-summary.ts), but no recovery record of them is here. */
   | { kind: 'changes-not-found'; custodyRecords: number; tools: string[] }
   /** No custody record of this workflow id either (or a run named: the ledger counts workflows, not runs). */
   | { kind: 'never-ran-here' };

@@ -18,9 +18,9 @@ import { lookUpCliTaskRecords } from '../task-records-lookup';
 export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId>] [--force] [--snapshot] [--json]
 
   restores every workspace file the task's commit wrote to what it replaced (files the task
-  created are deleted) and undoes the task's journaled SQL calls, newest first; a task that ran
-  under this state folder and changed nothing (custody records, no recovery record) exits 0
-  saying so, an id with neither exits 1 (ERR_TASK_RECORDS_NOT_FOUND)
+  created are deleted) and undoes the task's journaled SQL calls, newest first; a task with no
+  recovery record that ran and made no call that may change things (its custody records say
+  so) exits 0 saying so; any other id without records exits 1 (ERR_TASK_RECORDS_NOT_FOUND)
 
   --run       the run to roll back (its first run id), when the workflow id was used by several
               runs (each run's files and SQL are kept apart; without --run that is refused)

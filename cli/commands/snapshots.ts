@@ -11,8 +11,9 @@ import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
 export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
 
   lists the snapshots of a task (pre-task copy, the commit of its overlay with what each file
-  replaced) and its journaled SQL calls; a task that ran under this state folder and changed
-  nothing says so (exit 0), an id that never ran here exits 1 (ERR_TASK_RECORDS_NOT_FOUND)
+  replaced) and its journaled SQL calls; a task with no recovery record that ran and made no
+  call that may change things says so (exit 0); any other id without records exits 1
+  (ERR_TASK_RECORDS_NOT_FOUND)
   --json  one JSON object with the records`;
 
 export async function snapshotsCommand(argv: string[], io: CliIo): Promise<number> {
@@ -62,8 +63,8 @@ export function noRecordsText(workflowId: string, recoveryDir: string, runId?: s
 
 /**
  * What `snapshots` and `rollback` say (exit 0) of a task that ran (the custody ledger holds
- * `custodyRecords` records of its workflow id) and left no recovery record in `recoveryDir`,
- * where its records would be: it changed no file and no SQL row, so there is nothing to list or roll back.
+ * `custodyRecords` records of its workflow id), made no call that may have changed things, and
+ * left no recovery record in `recoveryDir`: there is nothing to list or roll back.
  */
 export function changedNothingText(workflowId: string, recoveryDir: string, custodyRecords: number): string {
   return `task ${workflowId} ran (${custodyRecords} custody record${custodyRecords === 1 ? '' : 's'}) and changed nothing Warden keeps a record to undo: no snapshot, committed file or journaled SQL call of it under ${recoveryDir} (warden trace ${workflowId} shows what it did)`;
