@@ -3,6 +3,7 @@
  * recovery records live in (shared by every worker), and a task given by reference or inline.
  */
 import type { DataPlaneServices } from '../dataplane/data-plane-services';
+import { DataPlaneError } from '../errors';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
 
@@ -32,4 +33,14 @@ export async function taskOf(deps: ActivityDeps, input: { task?: Task | undefine
   if (input.task !== undefined) return input.task;
   if (input.taskRef === undefined) throw new TypeError('an activity input names neither a task nor a task reference');
   return dataPlaneOf(deps).tasks.get(input.taskRef);
+}
+
+/**
+ * A local activity meant for the data plane ran on the worker of the workflow task, which may be
+ * another: it must then do nothing, and say so, so the workflow sends it to the data plane's queue.
+ */
+export function assertOnWorker(deps: ActivityDeps, workerId: string | undefined): void {
+  if (workerId === undefined) return;
+  const here = deps.dataPlane?.workerId;
+  if (here !== workerId) throw new DataPlaneError('ERR_DATA_PLANE_ELSEWHERE', `this is worker ${here ?? '?'}, not ${workerId} which holds the task's data plane`);
 }

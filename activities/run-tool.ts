@@ -79,7 +79,7 @@ import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } from '../telemetry/warden-span-attributes';
 import { wellFormedJson } from '../custody/well-formed-json';
 import { shapeActivitySpan } from './by-reference-span';
-import { dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
+import { assertOnWorker, dataPlaneOf, recoveryDirOf, stateDirOfDeps, taskOf } from './flow-deps';
 import { activityAttempt, activitySignal, proposeFoldedTurn, type ProposedTurn } from './next-turn';
 import type { PolicyCheck } from './check-policy';
 import { precheckPolicy, type PolicyPlace } from './precheck-policy';
@@ -185,6 +185,11 @@ export interface RunToolRefInput {
    * server then timed the activity out at the deadline (its schedule-to-close).
    */
   deadlineAt?: number;
+  /**
+   * Run only on this worker, else ERR_DATA_PLANE_ELSEWHERE before anything is done: the call is a
+   * local activity meant for the data plane (patch `warden-local-pure-calls`).
+   */
+  onWorker?: string;
   /** Asked for only when the call is not stopped by the host's gate (held or denied: no next turn). */
   next?: {
     turn: number;
@@ -958,6 +963,8 @@ export function createRunTool(deps: ActivityDeps): RunTool {
     const progress: ToolProgress = { started: false };
     let lease: CallLease | undefined;
     try {
+      // A local attempt meant for the data plane's worker does nothing anywhere else (the workflow then calls it there).
+      if ('onWorker' in input) assertOnWorker(deps, input.onWorker);
       // A retry that starts past the deadline does nothing.
       if (stop.expired) throw toApplicationFailure(stop.deadlineError());
       const task = await taskOf(deps, input);

@@ -19,6 +19,7 @@ import { Context } from '@temporalio/activity';
 import { canonicalSha256 } from '../custody/canonical-json';
 import { SubagentHandoffSchema, type SubagentHandoff } from '../task/task-run';
 import type { ActivityDeps } from './index';
+import { assertOnWorker } from './flow-deps';
 import { atActivityBoundary } from './to-application-failure';
 import { assertTaskSparesWardenResources, wardenKeyFiles, withApproverKeyFiles } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
@@ -219,9 +220,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     /** Ends a grant: every credential of the task and its sub-agents stops verifying now. */
     async endTask(input: EndTaskInput): Promise<void> {
       return atActivityBoundary(async () => {
-        if (input.onWorker !== undefined && input.onWorker !== deps.dataPlane?.workerId) {
-          throw new DataPlaneError('ERR_DATA_PLANE_ELSEWHERE', `this is worker ${deps.dataPlane?.workerId ?? '?'}, not ${input.onWorker} which holds the task's data plane`);
-        }
+        assertOnWorker(deps, input.onWorker);
         await revokeGrant(deps, input.grantId, input.status);
       });
     },

@@ -27,7 +27,7 @@ import { commitOverlay } from '../recovery/workspace-overlay';
 import { restoreSnapshot, snapshotWorkspace } from '../recovery/workspace-snapshot';
 import type { Task } from '../task/task-schema';
 import type { ActivityDeps } from './index';
-import { recoveryDirOf, stateDirOfDeps, taskOf, type TaskInput } from './flow-deps';
+import { assertOnWorker, recoveryDirOf, stateDirOfDeps, taskOf, type TaskInput } from './flow-deps';
 import { executeToolCall, protectedSetForCall } from './run-tool';
 import { revokeGrant } from './task-identity';
 import { atActivityBoundary } from './to-application-failure';
@@ -270,15 +270,6 @@ async function checkCommitted(taskKey: string, workspace: string, writes: readon
   }
 }
 
-/**
- * A local activity meant for the data plane ran on the worker of the workflow task, which may be
- * another: it must then do nothing, and say so, so the workflow sends it to the data plane's queue.
- */
-export function assertOnWorker(deps: ActivityDeps, workerId: string | undefined): void {
-  if (workerId === undefined) return;
-  const here = deps.dataPlane?.workerId;
-  if (here !== workerId) throw new DataPlaneError('ERR_DATA_PLANE_ELSEWHERE', `this is worker ${here ?? '?'}, not ${workerId} which holds the task's data plane`);
-}
 
 /**
  * A compensating tool's input with its original call's output as the value: a claim check there

@@ -119,7 +119,8 @@ function isElsewhere(error: unknown): boolean {
  * task timed out, even when the worker's clock ran ahead of the workflow's.
  */
 function isDeadlineStop(error: unknown): boolean {
-  return error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === 'ERR_DEADLINE_EXCEEDED';
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof ApplicationFailure && cause.type === 'ERR_DEADLINE_EXCEEDED';
 }
 
 function isScheduleToStartTimeout(error: unknown): boolean {
@@ -147,6 +148,12 @@ export class TaskFlow {
   runStepBytes = 0;
   /** A sub-agent lost the data plane: the tree rolls back. */
   dataPlaneLost = false;
+  /**
+   * Tool calls run as local activities since the last one that went through the queue, and the
+   * JSON bytes of their results: their markers reach history together, when the workflow task
+   * that ran them completes (tool-step.ts `runsLocally` bounds both).
+   */
+  localRun = { calls: 0, bytes: 0 };
   readonly options: Required<DataFlowOptions>;
 
   constructor(input: AgentTaskFlowInput) {
@@ -269,12 +276,15 @@ export class TaskFlow {
       startToCloseTimeout: timeouts.startToCloseMs,
       ...(scheduleToCloseMs === undefined ? {} : { scheduleToCloseTimeout: scheduleToCloseMs }),
       retry: timeouts.retry,
+      ...(timeouts.waitCancelled === true ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {}),
       ...(summary === undefined ? {} : { summary }),
     });
     const lane = run.patches.flowLocalLane ? run.monitor.lane : UNLANED;
     try {
       return await lane.run(() => operation(local, placement.workerId));
     } catch (error) {
+      // The call stopped itself at the deadline (a tool call given `deadlineAt`): the task timed out, as on the queue.
+      if (timeouts.deadline && !(error instanceof TaskEnded) && (run.deadline.remainingMs() <= 0 || isDeadlineStop(error))) throw run.deadline.exceeded();
       if (!isElsewhere(error)) throw error;
     }
     return this.call(run, timeouts, onLost, (a) => operation(a, undefined), summary);
@@ -311,10 +321,12 @@ export class TaskFlow {
   /** True when this run should hand over to the next (at a turn boundary). */
   shouldContinueAsNew(): boolean {
     const info = workflowInfo();
+    // The history as this workflow task started, plus the markers of the local calls since the
+    // last call through the queue (one event each; they reach history when the task completes).
     return (
       info.continueAsNewSuggested ||
-      info.historyLength >= this.options.maxRunEvents ||
-      info.historySize >= this.options.maxRunHistoryBytes ||
+      info.historyLength + this.localRun.calls >= this.options.maxRunEvents ||
+      info.historySize + this.localRun.bytes >= this.options.maxRunHistoryBytes ||
       this.runStepBytes >= this.options.maxRunStepBytes
     );
   }

@@ -17,11 +17,13 @@ import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailur
 import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
 import type { FailedCallEffect } from '../activities/call-outcome';
 import { resolveTool } from '../tools/tool-catalog';
+import { durationToMs } from '../task/duration';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
 import { refuseStep, refuseUnapproved, type GuardedStep } from './guard-action';
 import { TaskEnded } from './task-ended';
 import { assertFits, DATA_PLANE_HEARTBEAT_MS, type CallTimeouts, type TaskFlow } from './task-flow';
+import { jsonBytes } from '../task/data-flow';
 import { approvalSummary, modelTurnSummary, toolCallSummary } from './ui-summaries';
 
 /** How long policy counters remember calls (rates look back at most a day). */
@@ -451,24 +453,59 @@ async function runFlowCall(
   assertFits(action.args, `the arguments of step #${step.index} (${action.tool})`);
   const policyAhead = ahead === undefined ? {} : { policy: { depth: run.depth, chain: [...run.agentChain], ...(run.seed === undefined ? {} : { seed: run.seed }), ...ahead } };
   const next = fold ? { turn: run.state.turn, transcript: flow.transcript(run), ...policyAhead } : undefined;
-  const call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) =>
-    run.calls.run(() =>
-      watched(starting(a.runTool)({
-        ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
-        taskRef: flow.taskRef!,
-        ...(next === undefined ? {} : { next }),
-        // The worker stops the tool at the deadline, and the call fails then (patch `warden-flow-call-deadline`).
-        ...(run.patches.flowCallDeadline ? { deadlineAt: run.deadline.deadlineAt } : {}),
-      })),
-    ),
-    // The model's next turn comes back with the call: the UI says so.
-    fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args),
-  );
+  // Read at each attempt: a take-over (task-flow.ts) gives the task a new grant and task reference.
+  const fields = () => ({
+    ...callFields(run, step, callId, action, resolvedArgs, policy, egressWatch),
+    taskRef: flow.taskRef!,
+    ...(next === undefined ? {} : { next }),
+    // The worker stops the tool at the deadline, and the call fails then (patch `warden-flow-call-deadline`).
+    ...(run.patches.flowCallDeadline ? { deadlineAt: run.deadline.deadlineAt } : {}),
+  });
+  // The model's next turn comes back with the call: the UI says so.
+  const summary = fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args);
+  let call: ToolStepResult;
+  if (runsLocally(run, flow, action.tool, fold)) {
+    call = await flow.callHere(run, toolCallTimeouts(run, fold), 'rebuild', (a, onWorker) => run.calls.run(() => watched(starting(a.runTool)({ ...fields(), ...(onWorker === undefined ? {} : { onWorker }) }))), summary);
+    flow.localRun = { calls: flow.localRun.calls + 1, bytes: flow.localRun.bytes + jsonBytes(call) };
+  } else {
+    call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) => run.calls.run(() => watched(starting(a.runTool)(fields()))), summary);
+    flow.localRun = { calls: 0, bytes: 0 };
+  }
   // Only a call that completed wrote anything: one the gate stopped, or that failed, had its
   // writes undone, and if any were left the commit proof must find them (ERR_COMMIT_MISMATCH),
   // never count them as written.
   if (call.held === undefined && call.denied === undefined) flow.recordWrites(call.writes);
   return call;
+}
+
+/** A pure tool's time limit up to which its call may run as a local activity (`runsLocally`). */
+export const LOCAL_CALL_LIMIT_MS = 5_000;
+/**
+ * Local calls in a row, and the bytes of their results, after which the next call goes through
+ * the queue: the markers of a workflow task's local activities are sent together when it
+ * completes, and the run's history figures (continue-as-new) are read as that task started.
+ */
+export const LOCAL_RUN_MAX_CALLS = 32;
+export const LOCAL_RUN_MAX_BYTES = 256 * 1024;
+
+/**
+ * True when this call runs as a local activity on the data plane's worker (patch
+ * `warden-local-pure-calls`): its tool is pure (an isolate tool with no capability: it can only
+ * compute on its input, so it has no effect to apply once, undo, hold or watch) and short (its
+ * time limit at most LOCAL_CALL_LIMIT_MS: a kill's or a block's local activity waits behind it in
+ * the run's lane, local-lane.ts, no longer than that), and a turn folded in is computed there too
+ * (a scripted model; a model reached over the network is never awaited inside the lane). At most
+ * LOCAL_RUN_MAX_CALLS calls, LOCAL_RUN_MAX_BYTES of results, in a row: then one goes through the queue.
+ */
+function runsLocally(run: AgentRun, flow: TaskFlow, tool: string, fold: boolean): boolean {
+  if (!run.patches.localPureCalls) return false;
+  if (flow.localRun.calls >= LOCAL_RUN_MAX_CALLS || flow.localRun.bytes >= LOCAL_RUN_MAX_BYTES) return false;
+  if (fold && run.task.agent.model.driver !== 'scripted') return false;
+  const descriptor = resolveTool(run.task, tool);
+  if (descriptor === undefined || descriptor.executor.kind !== 'isolate' || descriptor.capabilities.length > 0) return false;
+  const taskLimitMs = durationToMs(run.task.limits.toolTimeout);
+  const limitMs = descriptor.timeout === undefined ? taskLimitMs : Math.min(durationToMs(descriptor.timeout), taskLimitMs);
+  return limitMs <= LOCAL_CALL_LIMIT_MS;
 }
 
 /** The model's next turn the call brought back, for the loop to act on (agent-task-flow.ts). */

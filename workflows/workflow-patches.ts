@@ -182,6 +182,15 @@ export const TOOL_UNDO_STARTED_PATCH = 'warden-tool-undo-started';
 export const COUNT_FAILED_CALLS_PATCH = 'warden-count-failed-calls';
 
 /**
+ * A data-flow run's call of a pure tool (it can only compute on its input: no capability) that is
+ * short (its time limit at most LOCAL_CALL_LIMIT_MS) runs as a local activity on the data plane's
+ * worker, the next turn folded in only when that turn is computed there too (a scripted model):
+ * no round trip through Temporal's matching (tool-step.ts `runsLocally`). Older runs called every
+ * tool as an activity on the data plane's queue.
+ */
+export const LOCAL_PURE_CALLS_PATCH = 'warden-local-pure-calls';
+
+/**
  * One marker for the patches of this module that existed when it was made
  * ({@link PATCHES_TAKEN_AT_ONCE}): a run that records it takes each of them without a marker per
  * patch. Each patch marker came with the SDK's `TemporalChangeVersion` search attribute upsert, so
@@ -311,6 +320,8 @@ export interface WorkflowPatches {
   toolUndoStarted: boolean;
   /** A failed call, its applied capability calls and its egress are counted, recorded and scored (tool-step.ts). */
   countFailedCalls: boolean;
+  /** Only for a data-flow run: a short pure tool's call runs as a local activity (tool-step.ts `runsLocally`). */
+  localPureCalls: boolean;
 }
 
 /** Decides every patch; call once, before the workflow's first command. */
@@ -370,6 +381,8 @@ export function decidePatches(isRoot: boolean, hasMcpServers = false, dataFlow =
     toolUndoStarted: patched(TOOL_UNDO_STARTED_PATCH),
     // Asked last, for the same reason.
     countFailedCalls: patched(COUNT_FAILED_CALLS_PATCH),
+    // Asked last, for the same reason. Only the data flow has a data plane to run calls on locally: no marker elsewhere.
+    localPureCalls: dataFlow && patched(LOCAL_PURE_CALLS_PATCH),
   };
 }
 

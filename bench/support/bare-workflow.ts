@@ -10,7 +10,7 @@ import type * as activities from './bare-activities';
 const { bareAgentStep } = proxyActivities<typeof activities>({ startToCloseTimeout: '1 minute' });
 
 export interface BareTaskResult {
-  /** Workflow time (ms since the epoch) at which each tool step began. */
+  /** When each tool step's tool started (ms since the epoch, the activity's clock). */
   startedAt: number[];
   outputs: unknown[];
   final: string;
@@ -21,9 +21,9 @@ export async function bareAgentTask(steps: number): Promise<BareTaskResult> {
   const startedAt: number[] = [];
   const outputs: unknown[] = [];
   for (let turn = 0; ; turn += 1) {
-    if (turn < steps) startedAt.push(Date.now());
     const result = await bareAgentStep(turn, steps);
     if (result.final !== undefined) return { startedAt, outputs, final: result.final };
+    if (result.toolStartedAt !== undefined) startedAt.push(result.toolStartedAt);
     outputs.push(result.output);
   }
 }

@@ -17,9 +17,11 @@ import { connectClient } from '../../temporal/connect';
 import { ensureTemporalServer, stopEmbeddedServer } from '../../temporal/embedded-server';
 import { loadTemporalConfig } from '../../temporal/temporal-config';
 import type { BenchContext } from '../bench-section';
+import { LedgerReader } from '../../custody/ledger-reader';
 import { ADD_TOOL_SOURCE } from './bare-activities';
 import type { BareTaskResult } from './bare-workflow';
 import type { WorkerReady } from './bench-worker';
+import { isoTimeMs, type SpanTimes } from './step-phases';
 import { benchWorkerRuntime, workerExecArgv, type WorkerRuntime } from './worker-runtime';
 
 export interface TemporalBench {
@@ -209,8 +211,16 @@ export interface TaskRun {
   toolCalls: number;
 }
 
+/**
+ * How the guarded task's calls reach the worker: `local` is the task as written (`add` is pure and
+ * short, so on the data flow its calls run as local activities, workflows/tool-step.ts
+ * `runsLocally`); `queued` gives the task a per-call limit over LOCAL_CALL_LIMIT_MS (10 s), so every
+ * call is an activity on the data plane's queue, as a call of a tool with capabilities is.
+ */
+export type GuardedPath = 'local' | 'queued';
+
 /** A scripted Warden task making `steps` calls of the trivial `add` tool, then answering. */
-function guardedTask(steps: number, stateDir: string) {
+function guardedTask(steps: number, stateDir: string, path: GuardedPath) {
   return parseTask(
     {
       user: 'bench@example.com',
@@ -223,7 +233,7 @@ function guardedTask(steps: number, stateDir: string) {
       grants: { tools: ['add'] },
       // Far above any run's length: at load 19 the 50 concurrent tasks of `throughput` took over
       // 10 minutes, and a deadline that fires fails the section instead of measuring it slow.
-      limits: { maxSteps: steps + 1, deadline: '2h' },
+      limits: { maxSteps: steps + 1, deadline: '2h', ...(path === 'queued' ? { toolTimeout: '10s' } : {}) },
       // Measured on the data flow, which a task opts in to (workflows/data-flow-choice.ts); the default original loop is slower per step.
       dataFlow: true,
     },
@@ -237,10 +247,10 @@ function cycles(startedAt: number[]): number[] {
 }
 
 /** Runs one guarded task of `steps` tool calls on `worker` and checks it completed. */
-export async function runGuardedTask(context: BenchContext, worker: BenchWorker, steps: number): Promise<TaskRun> {
+export async function runGuardedTask(context: BenchContext, worker: BenchWorker, steps: number, path: GuardedPath = 'local'): Promise<TaskRun> {
   const { client } = await temporalBench(context);
   const started = performance.now();
-  const handle = await startAgentTask(client, guardedTask(steps, context.stateDir), { taskQueue: worker.taskQueue });
+  const handle = await startAgentTask(client, guardedTask(steps, context.stateDir, path), { taskQueue: worker.taskQueue });
   const result = (await handle.result()) as TaskResult;
   const wallMs = performance.now() - started;
   if (result.status !== 'completed' || result.steps.length !== steps) throw new Error(`a guarded bench task ended ${result.status} after ${result.steps.length} steps`);
@@ -250,7 +260,29 @@ export async function runGuardedTask(context: BenchContext, worker: BenchWorker,
     const step = result.steps[wrong]!;
     throw new Error(`a guarded bench task (${handle.workflowId}) returned a wrong output at step ${wrong}: ${JSON.stringify(step.output)} (expected ${wrong + 1})${step.error === undefined ? '' : `, error ${step.error.code}: ${step.error.message}`}`);
   }
-  return { workflowId: handle.workflowId, wallMs, stepCycles: cycles(result.steps.map((s) => Date.parse(s.startedAt))), toolCalls: steps };
+  return { workflowId: handle.workflowId, wallMs, stepCycles: cycles(toolStartsOf(context, handle.workflowId, steps)), toolCalls: steps };
+}
+
+/**
+ * When each of the task's `steps` tool calls started (ms since the epoch, the worker's clock):
+ * its `execute_tool` custody span that completed (`warden.outcome` ok), in order. The steps'
+ * `startedAt` is workflow time, which stands still while local activities run in one workflow
+ * task: the bare side's cycle is read on the same kind of clock (bare-activities.ts).
+ */
+function toolStartsOf(context: BenchContext, workflowId: string, steps: number): number[] {
+  const ledger = LedgerReader.open({ stateDir: context.stateDir });
+  try {
+    const starts = ledger
+      .records(workflowId)
+      .flatMap((r) => (r.kind === 'span' ? [r.body as unknown as SpanTimes & { attributes: Record<string, unknown> }] : []))
+      .filter((s) => s.name.startsWith('execute_tool ') && s.attributes['warden.outcome'] === 'ok')
+      .map((s) => isoTimeMs(s.start))
+      .sort((a, b) => a - b);
+    if (starts.length !== steps) throw new Error(`a guarded bench task (${workflowId}) has ${starts.length} completed execute_tool spans in the bench ledger, not ${steps}`);
+    return starts;
+  } finally {
+    ledger.close();
+  }
 }
 
 export interface HistoryShape {

@@ -297,7 +297,8 @@ describe.concurrent('long tasks', CONCURRENT, () => {
     const { workspace, dbFile } = await fixture();
     const workflowId = `flow-rate-${denied}-${Date.now()}`;
     const script = [...Array.from({ length: 12 }, (_, i) => ({ tool: 'add', args: { a: i, b: 1 } })), { final: 'done' }];
-    const raw = await followAgentTask(await start(task(workspace, dbFile, script, { policies: [...policies], limits: { onDeny: 'continue', maxSteps: 50, deadline: '10m' } }), workflowId, { maxRunEvents: 50 }));
+    // A per-call limit over 5 s keeps the pure `add` calls activities on the queue, whose inputs (the policy state each carries) history holds.
+    const raw = await followAgentTask(await start(task(workspace, dbFile, script, { policies: [...policies], limits: { onDeny: 'continue', maxSteps: 50, deadline: '10m', toolTimeout: '60s' } }), workflowId, { maxRunEvents: 50 }));
     // Every run's steps (earlier runs' are archived in the blob store).
     const result = await assembleTaskResult(raw, blobs);
     expect(result.status).toBe(status);
@@ -342,7 +343,8 @@ describe.concurrent('provenance on the data flow', CONCURRENT, () => {
       {
         tools: { builtin: ['http.fetch'], custom: [add, page] },
         grants: { tools: ['http.fetch', 'add', 'page'], hosts: ['127.0.0.1:9'] },
-        limits: { approvalTimeout: '1s', onDeny: 'continue', deadline: '10m' },
+        // A per-call limit over 5 s: `add` and `page` are pure, and their calls stay activities on the queue (tool-step.ts `runsLocally`), whose inputs the earlier runs' histories hold.
+        limits: { approvalTimeout: '1s', onDeny: 'continue', deadline: '10m', toolTimeout: '60s' },
         resources: { workspace, hosts: ['127.0.0.1:9'] },
         policies,
       },

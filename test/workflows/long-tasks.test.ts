@@ -25,7 +25,7 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
-async function run(name: string, steps: unknown[], tool: Record<string, unknown>) {
+async function run(name: string, steps: unknown[], tool: Record<string, unknown>, limits: Record<string, unknown> = {}) {
   const workspace = await mkdtemp(join(tmpdir(), `warden-${name}-`));
   const task = parseTask(
     {
@@ -34,7 +34,7 @@ async function run(name: string, steps: unknown[], tool: Record<string, unknown>
       agent: { name: 'worker', model: { driver: 'scripted', script: [...steps, { final: `${name} done` }] } },
       tools: { custom: [tool] },
       grants: { tools: [tool.name] },
-      limits: { maxSteps: steps.length + 1, deadline: '1h' },
+      limits: { maxSteps: steps.length + 1, deadline: '1h', ...limits },
       resources: { workspace },
       // The data flow is opt-in: it is what keeps such tasks under Temporal's limits.
       dataFlow: true,
@@ -50,7 +50,8 @@ async function run(name: string, steps: unknown[], tool: Record<string, unknown>
 describe('long tasks', () => {
   it('runs 1,000 steps in runs that stay under history limits', async () => {
     const steps = Array.from({ length: 1000 }, (_, i) => ({ tool: 'add', args: { a: i, b: 1 } }));
-    const { workflowId, result } = await run('thousand', steps, { name: 'add', description: 'adds', input: { type: 'object' }, source: 'return input.a + input.b;' });
+    // A per-call limit over 5 s keeps every call an activity on the queue (a pure, short tool's run locally: local-pure-calls.test.ts).
+    const { workflowId, result } = await run('thousand', steps, { name: 'add', description: 'adds', input: { type: 'object' }, source: 'return input.a + input.b;' }, { toolTimeout: '10s' });
     expect(result.status).toBe('completed');
     expect(result.steps).toHaveLength(1000);
     expect(result.steps.map((s) => s.index)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
