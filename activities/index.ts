@@ -21,6 +21,7 @@ import { createTaskIdentityActivities, type IdentityServices } from './task-iden
 import { createTaskRecoveryActivities } from './task-recovery';
 import { createMonitorActivities, type MonitorServices } from './monitor-activities';
 import { createAttestClaim } from './attest-claim';
+import { createEndWorkflowTask } from './end-workflow-task';
 import type { CustodyLedger } from '../custody/ledger';
 import type { SharedCustodyLedger } from '../custody/shared-ledger';
 import type { McpListingStore } from '../mcp/mcp-listing-store';
@@ -76,6 +77,7 @@ export function createActivities(deps: ActivityDeps) {
     placeTask: createPlaceTask(deps),
     archiveRun: createArchiveRun(deps),
     attestClaim: createAttestClaim(deps),
+    endWorkflowTask: createEndWorkflowTask(),
     ...createTaskIdentityActivities(deps),
     ...createTaskRecoveryActivities(deps),
     ...createMonitorActivities(deps),

@@ -213,6 +213,12 @@ export interface ToolStepResult extends ToolCallResult {
    * (policies/policy-precheck.ts). Histories recorded around b10ff98 hold one without a digest.
    */
   next?: (ProposedTurn & { policy?: PolicyCheck }) | { error: StepError };
+  /**
+   * How long the call ran on the worker, ms (its tool, the folded turn and the decision made
+   * ahead): the workflow bounds a chain of local calls by it (tool-step.ts `runsLocally`), as
+   * workflow time does not move inside one workflow task.
+   */
+  ranMs?: number;
 }
 
 /** A capability call the host's gate stopped: what it was, what was measured, which rules. */
@@ -1069,6 +1075,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
 
   /** The data flow's call: writes reported, large output checked into the blob store, next turn folded in. */
   async function runToolStep(input: RunToolRefInput, task: Task, grant: IssuedGrant | undefined, stop: CallStop, progress: ToolProgress): Promise<ToolStepResult> {
+    const began = performance.now();
     try {
       const dp = dataPlaneOf(deps);
       const execution: ToolExecution = { ...executionOf(input, task, grant, stop, progress), argsClaimChecked: true };
@@ -1114,6 +1121,7 @@ export function createRunTool(deps: ActivityDeps): RunTool {
         ...result,
         ...(writes.length === 0 ? {} : { writes }),
         ...(next === undefined ? {} : { next: policy === undefined ? next : { ...next, policy } }),
+        ...(input.onWorker === undefined ? {} : { ranMs: Math.ceil(performance.now() - began) }),
       };
     } catch (error) {
       throw toApplicationFailure(error);

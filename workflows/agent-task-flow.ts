@@ -95,6 +95,8 @@ async function runLoop(run: AgentRun, input: AgentTaskFlowInput): Promise<TaskRe
       for (const [i, action] of modelTurn.actions.entries()) {
         if (action.type === 'final') {
           state.final = { answer: action.answer, claims: claimsOfFinalAnswer(run, action.claims) };
+          // A kill sent while local calls ran has not reached the run yet (tool-step.ts `runsLocally`).
+          if (flow.localRun.calls > 0) await flow.endLocalChain(run);
           return finishRun(run, 'completed');
         }
         if (action.type === 'claim') {

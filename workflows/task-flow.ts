@@ -19,7 +19,7 @@
  *
  * Deterministic: workflow code.
  */
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, continueAsNew, proxyActivities, proxyLocalActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, allHandlersFinished, ApplicationFailure, CancellationScope, condition, continueAsNew, proxyActivities, proxyLocalActivities, TimeoutFailure, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { WardenActivities } from '../activities';
 import {
   jsonBytes,
@@ -149,11 +149,12 @@ export class TaskFlow {
   /** A sub-agent lost the data plane: the tree rolls back. */
   dataPlaneLost = false;
   /**
-   * Tool calls run as local activities since the last one that went through the queue, and the
-   * JSON bytes of their results: their markers reach history together, when the workflow task
-   * that ran them completes (tool-step.ts `runsLocally` bounds both).
+   * Tool calls run as local activities since the last one that went through the queue, the JSON
+   * bytes of their results and how long they ran (ms, as the worker measured): their markers reach
+   * history together when the workflow task that ran them completes, and a signal or an Update
+   * (a kill) reaches the run only then (tool-step.ts `runsLocally` bounds all three).
    */
-  localRun = { calls: 0, bytes: 0 };
+  localRun = { calls: 0, bytes: 0, ms: 0 };
   readonly options: Required<DataFlowOptions>;
 
   constructor(input: AgentTaskFlowInput) {
@@ -316,6 +317,17 @@ export class TaskFlow {
       // Rolling back must still happen: any worker of the shared queue does what it can.
       this.placement = { ...previous, taskQueue: workflowInfo().taskQueue, workerId: 'any', generation: previous.generation + 1 };
     }
+  }
+
+  /**
+   * Ends the workflow task of a chain of local calls (one activity that does nothing, on the data
+   * plane's queue), then lets every handler that arrived with it finish: a kill or a block sent
+   * while the chain ran is authorised and blocks the run before the loop can complete the task.
+   */
+  async endLocalChain(run: AgentRun): Promise<void> {
+    await this.call(run, END_CALL, 'shared', (a) => a.endWorkflowTask({ workflowId: run.workflowId }), 'end the workflow task of local calls');
+    this.localRun = { calls: 0, bytes: 0, ms: 0 };
+    await condition(allHandlersFinished);
   }
 
   /** True when this run should hand over to the next (at a turn boundary). */

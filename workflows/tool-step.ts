@@ -466,10 +466,11 @@ async function runFlowCall(
   let call: ToolStepResult;
   if (runsLocally(run, flow, action.tool, fold)) {
     call = await flow.callHere(run, toolCallTimeouts(run, fold), 'rebuild', (a, onWorker) => run.calls.run(() => watched(starting(a.runTool)({ ...fields(), ...(onWorker === undefined ? {} : { onWorker }) }))), summary);
-    flow.localRun = { calls: flow.localRun.calls + 1, bytes: flow.localRun.bytes + jsonBytes(call) };
+    // A call that went to the queue instead (another worker ran the workflow task) reports no time: it ended the chain.
+    flow.localRun = call.ranMs === undefined ? { calls: 0, bytes: 0, ms: 0 } : { calls: flow.localRun.calls + 1, bytes: flow.localRun.bytes + jsonBytes(call), ms: flow.localRun.ms + call.ranMs };
   } else {
     call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) => run.calls.run(() => watched(starting(a.runTool)(fields()))), summary);
-    flow.localRun = { calls: 0, bytes: 0 };
+    flow.localRun = { calls: 0, bytes: 0, ms: 0 };
   }
   // Only a call that completed wrote anything: one the gate stopped, or that failed, had its
   // writes undone, and if any were left the commit proof must find them (ERR_COMMIT_MISMATCH),
@@ -487,6 +488,8 @@ export const LOCAL_CALL_LIMIT_MS = 5_000;
  */
 export const LOCAL_RUN_MAX_CALLS = 32;
 export const LOCAL_RUN_MAX_BYTES = 256 * 1024;
+/** The time (ms, the calls' own measure) a chain of local calls may take before the next goes through the queue: how late a kill may reach the run. */
+export const LOCAL_RUN_MAX_MS = 1_000;
 
 /**
  * True when this call runs as a local activity on the data plane's worker (patch
@@ -494,12 +497,17 @@ export const LOCAL_RUN_MAX_BYTES = 256 * 1024;
  * compute on its input, so it has no effect to apply once, undo, hold or watch) and short (its
  * time limit at most LOCAL_CALL_LIMIT_MS: a kill's or a block's local activity waits behind it in
  * the run's lane, local-lane.ts, no longer than that), and a turn folded in is computed there too
- * (a scripted model; a model reached over the network is never awaited inside the lane). At most
- * LOCAL_RUN_MAX_CALLS calls, LOCAL_RUN_MAX_BYTES of results, in a row: then one goes through the queue.
+ * (a scripted model; a model reached over the network is never awaited inside the lane).
+ *
+ * A chain of local calls runs inside one workflow task: a kill (an Update) or a block reaches the
+ * run only when that task completes. So a chain is bounded, LOCAL_RUN_MAX_CALLS calls,
+ * LOCAL_RUN_MAX_BYTES of results or LOCAL_RUN_MAX_MS of the calls' time, after which the next call
+ * goes through the queue; and a task whose last calls were local ends that workflow task before it
+ * completes (agent-task-flow.ts), so a kill sent during the chain still stops the commit.
  */
 function runsLocally(run: AgentRun, flow: TaskFlow, tool: string, fold: boolean): boolean {
   if (!run.patches.localPureCalls) return false;
-  if (flow.localRun.calls >= LOCAL_RUN_MAX_CALLS || flow.localRun.bytes >= LOCAL_RUN_MAX_BYTES) return false;
+  if (flow.localRun.calls >= LOCAL_RUN_MAX_CALLS || flow.localRun.bytes >= LOCAL_RUN_MAX_BYTES || flow.localRun.ms >= LOCAL_RUN_MAX_MS) return false;
   if (fold && run.task.agent.model.driver !== 'scripted') return false;
   const descriptor = resolveTool(run.task, tool);
   if (descriptor === undefined || descriptor.executor.kind !== 'isolate' || descriptor.capabilities.length > 0) return false;
