@@ -24,7 +24,8 @@ export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId
   so) exits 0 saying so; any other id without records exits 1 (ERR_TASK_RECORDS_NOT_FOUND)
 
   --run       the run to roll back (its first run id), when the workflow id was used by several
-              runs (each run's files and SQL are kept apart; without --run that is refused)
+              runs (each run's files and SQL are kept apart; without --run that is refused:
+              ERR_TASK_RUN_AMBIGUOUS, exit 2, naming the runs)
   --force     also overwrite files and rows changed since the task (otherwise refused)
   --snapshot  restore the pre-task snapshot instead (workspace files and databases), for tasks
               run with snapshot: true
@@ -57,9 +58,8 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     }
     if ('ambiguous' in lookup) {
       const runs = lookup.ambiguous.taskKeys.map((k) => (k.includes(RUN_SEPARATOR_TEXT) ? k.slice(k.indexOf(RUN_SEPARATOR_TEXT) + RUN_SEPARATOR_TEXT.length) : '(a run from before runs were kept apart)'));
-      io.stderr(
-        `${[`warden rollback: ${lookup.ambiguous.workflowId} was used by ${runs.length} runs with recorded changes; name one with --run <runId> (nothing was rolled back):`, ...runs.map((r) => `  ${r}`)].map(terminalLine).join('\n')}\n`,
-      );
+      const message = `${lookup.ambiguous.workflowId} was used by ${runs.length} runs with recorded changes; name one with --run <runId> (nothing was rolled back): ${runs.join(', ')}`;
+      printCommandError(io, 'rollback', { code: 'ERR_TASK_RUN_AMBIGUOUS', message }, { json, context: { workflowId, runs } });
       return EXIT.usage;
     }
     const records = lookup.found;
