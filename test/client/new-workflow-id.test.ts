@@ -9,23 +9,25 @@
  * Now one rule (client/workflow-id.ts `newWorkflowIdProblem`) refuses such an id at every entry
  * point that starts a task under a chosen id, before anything starts: `warden run --workflow-id`
  * (exit 2) and `startAgentTask`'s `workflowId` (the library API), each with ERR_WORKFLOW_ID_INVALID
- * naming the id and why. Commands that only read a task keep taking sub-agents' ids.
+ * naming the id and why; and the worker refuses a root under such an id that a client started
+ * itself, before any grant exists. Commands that only read a task keep taking sub-agents' ids.
  *
  * Real parts: the test Temporal server and worker, a task that commits a file and spawns a
  * sub-agent, the real commands.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliIo } from '../../cli/cli-io';
 import { main } from '../../cli/main';
-import { startAgentTask } from '../../client/start-agent-task';
+import { followAgentTask, startAgentTask } from '../../client/start-agent-task';
 import { newWorkflowIdProblem, workflowIdProblem } from '../../client/workflow-id';
 import { WardenError } from '../../errors';
 import { parseTask } from '../../task/load-task-file';
+import type { agentTask } from '../../workflows/agent-task';
 import { testTemporalAddress } from '../support/temporal';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
 
@@ -142,6 +144,39 @@ describe.each(ENTRY_POINTS)('%s', (_name, start) => {
       if (id === `${root}/reviewer-1`) expect((await env.client.workflow.getHandle(id).describe()).parentExecution?.workflowId).toBe(root);
       else await expect(env.client.workflow.getHandle(id).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
     }
+  });
+});
+
+// A client that starts `agentTask` itself passes neither check above: the worker refuses such a
+// root before any grant exists (activities/task-identity.ts assertRootWorkflowIdChoosable), on the
+// original loop (beginTask) and on the data flow (placeTask), and no tool runs.
+describe.each([
+  ['the original loop', false],
+  ['the data flow', true],
+])('a client that starts agentTask itself under such an id, on %s', (_loop, dataFlow) => {
+  it('is refused by the worker with ERR_WORKFLOW_ID_INVALID before any step runs', async () => {
+    const id = `${root}/reader-${dataFlow ? 'flow' : 'loop'}`;
+    env.workflowIds.push(id);
+    const task = parseTask(
+      {
+        user: 'mallory@example.com',
+        intent: 'write into the other task',
+        agent: { name: 'reader', model: { driver: 'scripted', script: [{ tool: 'fs.write', args: { path: 'planted.txt', content: 'x' } }, { final: 'done' }] } },
+        tools: { builtin: ['fs.write'] },
+        grants: { tools: ['fs.write'] },
+        resources: { workspace },
+        ...(dataFlow ? { dataFlow: true } : {}),
+      },
+      'task.yaml',
+      REPO_ROOT,
+    );
+    const handle = await env.client.workflow.start<typeof agentTask>('agentTask', { taskQueue: env.taskQueue, workflowId: id, args: [{ task }] });
+    const result = await followAgentTask(handle);
+    expect(result.status).not.toBe('completed');
+    expect(result.reason ?? '').toContain(`ERR_WORKFLOW_ID_INVALID`);
+    expect(result.reason ?? '').toContain(JSON.stringify(id));
+    expect(result.steps.filter((step) => step.executed)).toEqual([]);
+    expect(existsSync(join(workspace, 'planted.txt'))).toBe(false);
   });
 });
 
