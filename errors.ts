@@ -180,6 +180,8 @@ export const ERROR_CODES = [
   'ERR_INPUT_FILE_UNREADABLE',
   /** `warden snapshots` / `warden rollback`: this state folder holds no recovery record of the workflow id (exit 1, as ERR_TASK_NOT_FOUND). */
   'ERR_TASK_RECORDS_NOT_FOUND',
+  /** `warden rollback`: the workflow id was used by several runs with recorded changes; `--run` names one (exit 2). */
+  'ERR_TASK_RUN_AMBIGUOUS',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

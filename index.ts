@@ -8,6 +8,7 @@ export { TaskSchema, type Task, type TaskFileInput } from './task/task-schema';
 export { AgentTaskInputSchema, TaskResultSchema, type AgentTaskInput, type TaskResult, type TaskState, type StepRecord, type TaskStatus } from './task/task-run';
 export { loadTaskFile, parseTask } from './task/load-task-file';
 export { startAgentTask, followAgentTask, newTaskWorkflowId, type ProgressEvent, type StartAgentTaskOptions } from './client/start-agent-task';
+export { newWorkflowIdProblem } from './client/workflow-id';
 export { decideApproval, listPendingApprovals, readPendingApprovals, readApproverKeyFile, findApproverKeyFile, type DecideApprovalOptions, type PendingApprovalEntry, type PendingApprovalsReading, type UnansweredTask } from './client/approvals';
 export { createWardenWorker, createWardenWorkerFromConfig, installQuietRuntime, type WardenWorker, type WardenWorkerOptions } from './worker/create-warden-worker';
 export { connectClient, connectWorkerConnection, type ConnectedClient } from './temporal/connect';

@@ -31,7 +31,7 @@ import { precheckPolicy, type PolicyPlace } from './precheck-policy';
 import { loadMonitorSetup, type MonitorSetup } from './monitor-activities';
 import { monitorRequestOf } from '../monitoring/monitor-request';
 import type { PolicyState } from '../policies/engine/policy-state';
-import { assertTaskSparesWarden, grantRequestOf, identityOf } from './task-identity';
+import { assertRootWorkflowIdChoosable, assertTaskSparesWarden, grantRequestOf, identityOf } from './task-identity';
 import { takePreTaskSnapshot } from './task-recovery';
 import { atActivityBoundary } from './to-application-failure';
 
@@ -103,6 +103,8 @@ export function createPlaceTask(deps: ActivityDeps) {
           );
         }
       }
+      // The root's first placement: an id a Warden client would have refused never gets a grant (a takeover's task was placed before).
+      if (takeover === undefined) assertRootWorkflowIdChoosable(input.workflowId);
       // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
       await assertTaskSparesWarden(deps, task);
       await checkTaskResources({ workspace: task.resources.workspace, databases: task.resources.databases, stateDir, explicitShared: dp.explicitShared });

@@ -21,6 +21,7 @@ import { SubagentHandoffSchema, type SubagentHandoff } from '../task/task-run';
 import type { ActivityDeps } from './index';
 import { assertOnWorker } from './flow-deps';
 import { atActivityBoundary } from './to-application-failure';
+import { checkNewWorkflowId } from '../client/workflow-id';
 import { assertTaskSparesWardenResources, wardenKeyFiles, withApproverKeyFiles } from '../worker/warden-resources';
 import { approverKeyFiles } from '../identity/approver-registry';
 import type { WardenResources } from '../permissions/warden-resources';
@@ -150,6 +151,7 @@ export function createTaskIdentityActivities(deps: ActivityDeps) {
     async beginTask(input: BeginTaskInput): Promise<TaskIdentity> {
       return atActivityBoundary(async () => {
         const { keystore, stores } = requireIdentity(deps);
+        assertRootWorkflowIdChoosable(input.workflowId);
         // Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts.
         if (deps.wardenResources !== undefined) await assertTaskSparesWardenResources(input.task, await resourcesNow(deps, deps.wardenResources), keyFilesNow(deps));
         const grant = await issueTaskGrant(keystore, { ...grantRequestOf(input), user: input.task.user });
@@ -232,6 +234,17 @@ export async function revokeGrant(deps: ActivityDeps, grantId: string, status: s
   const { stores } = requireIdentity(deps);
   const grant = await stores.grants.getGrant(grantId);
   await stores.revocation.revokeGrant(grantId, `task ${status}`, undefined, grant === undefined ? {} : { expiresAt: grant.claims.exp * 1000 });
+}
+
+/**
+ * Refuses a root task whose workflow id no Warden client lets a user choose (client/workflow-id.ts:
+ * one holding `/` reads as another task's sub-agent to rollback, snapshots and custody). `warden
+ * run` and `startAgentTask` refuse such an id before starting; this catches a client that starts
+ * `agentTask` itself, before any grant exists (WardenError ERR_WORKFLOW_ID_INVALID, not retryable).
+ * `workflowId` is the root's own, as its workflow code reads it from the server.
+ */
+export function assertRootWorkflowIdChoosable(workflowId: string): void {
+  checkNewWorkflowId(workflowId);
 }
 
 /** Before any grant exists: a task that would hand Warden's own state or control plane to an agent never starts. */

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import type { CliIo } from './cli-io';
 import { EXIT } from './exit-codes';
 import { terminalLine, terminalLines } from '../terminal-text';
-import { workflowIdProblem } from '../client/task-not-found';
+import { newWorkflowIdProblem, workflowIdProblem } from '../client/workflow-id';
 
 /** One option as `node:util` parseArgs takes it. */
 export interface OptionSpec {
@@ -97,11 +97,22 @@ export function parseCommandArgs<const O extends Record<string, OptionSpec>>(com
 
 /**
  * When `workflowId` (as the user gave it, an argument or an option's value) can name no workflow
- * (client/task-not-found.ts `workflowIdProblem`: empty, over 1,000 characters, a control
- * character), prints why and the usage and returns the usage exit code; else undefined.
+ * (client/workflow-id.ts `workflowIdProblem`: empty, over 1,000 characters, a control
+ * character), prints why and the usage and returns the usage exit code; else undefined. For a
+ * command that reads an existing task: a sub-agent's id (`<parent>/<sub-agent>-<step>`) passes.
  */
 export function workflowIdUsageError(command: string, usage: string, io: CliIo, workflowId: string | undefined): number | undefined {
   const problem = workflowId === undefined ? undefined : workflowIdProblem(workflowId);
+  return problem === undefined ? undefined : usageError(command, usage, io, `ERR_WORKFLOW_ID_INVALID: ${problem}`);
+}
+
+/**
+ * As {@link workflowIdUsageError}, for a command that starts a new task under `workflowId`: also
+ * refused when it holds a separator of the ids Warden derives from a task's (client/workflow-id.ts
+ * `newWorkflowIdProblem`: `/`, `#`), naming the id and why.
+ */
+export function newWorkflowIdUsageError(command: string, usage: string, io: CliIo, workflowId: string | undefined): number | undefined {
+  const problem = workflowId === undefined ? undefined : newWorkflowIdProblem(workflowId);
   return problem === undefined ? undefined : usageError(command, usage, io, `ERR_WORKFLOW_ID_INVALID: ${problem}`);
 }
 

@@ -3,6 +3,7 @@
  * uses, and what users' own programs can use instead of calling the client by hand.
  */
 import { checkTaskQueueName } from '../dataplane/shared-storage';
+import { checkNewWorkflowId } from './workflow-id';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
@@ -24,6 +25,11 @@ import { setLongTimeout } from '../long-timer';
 const MAX_FOLLOW_DEPTH = 10;
 
 export interface StartAgentTaskOptions {
+  /**
+   * The new task's workflow id (default {@link newTaskWorkflowId}). It may not hold `/` or `#`,
+   * the separators of ids Warden derives from a task's (a sub-agent is `<parent>/<sub-agent>-<step>`):
+   * client/workflow-id.ts `newWorkflowIdProblem`.
+   */
   workflowId?: string;
   taskQueue?: string;
   /**
@@ -42,10 +48,14 @@ export function newTaskWorkflowId(task: Task): string {
 /**
  * Starts `task` as an `agentTask` workflow, named for the Temporal UI (static summary and
  * details) and searchable by user, agent, model, packs and status (see `options.searchAttributes`).
+ * @throws WardenError ERR_WORKFLOW_ID_INVALID, before any call, for an `options.workflowId` a new
+ *   task may not have (client/workflow-id.ts); ConfigError for a bad `options.taskQueue`.
  */
 export async function startAgentTask(client: Client, task: Task, options: StartAgentTaskOptions = {}): Promise<WorkflowHandleWithFirstExecutionRunId<typeof agentTask>> {
   // '@' would name a worker's private data-plane queue (dataplane/worker-naming.ts).
   if (options.taskQueue !== undefined) checkTaskQueueName(options.taskQueue, 'startAgentTask: taskQueue');
+  // '/' would make it read as another task's sub-agent (rollback, snapshots, custody): refused before anything starts.
+  if (options.workflowId !== undefined) checkNewWorkflowId(options.workflowId);
   const registered = options.searchAttributes === false ? new Set<string>() : await registeredSearchAttributes(client);
   return client.workflow.start<typeof agentTask>('agentTask', {
     taskQueue: options.taskQueue ?? TASK_QUEUE,

@@ -8,37 +8,7 @@
 import { isGrpcServiceError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { WardenError } from '../errors';
 import { AGENT_TASK_WORKFLOW } from '../workflows/definitions';
-
-/**
- * The longest workflow id this checks through: Temporal's default `limit.maxIDLength` (1,000
- * characters, dynamic config; the server refuses longer ids on start). A longer id names no task,
- * and gRPC calls carrying one were seen to be dropped without an answer (the command then ended
- * with exit 0 and no output).
- */
-export const MAX_WORKFLOW_ID_LENGTH = 1_000;
-
-/**
- * Why `workflowId`, as a user gave it, can name no workflow: empty, longer than
- * {@link MAX_WORKFLOW_ID_LENGTH}, or holding a control character (C0, DEL, C1: a line break
- * would also forge a line of this command's output); undefined when it can.
- */
-export function workflowIdProblem(workflowId: string): string | undefined {
-  if (workflowId.length === 0) return 'the workflow id is empty';
-  if (workflowId.length > MAX_WORKFLOW_ID_LENGTH) return `the workflow id has ${workflowId.length} characters; Temporal takes at most ${MAX_WORKFLOW_ID_LENGTH}`;
-  const control = /[\u0000-\u001f\u007f-\u009f]/.exec(workflowId);
-  if (control !== null) return `the workflow id holds a control character (U+${control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')} at character ${control.index + 1})`;
-  return undefined;
-}
-
-/**
- * `workflowId` when it can name a workflow.
- * @throws WardenError ERR_WORKFLOW_ID_INVALID (a usage error: exit 2) naming what is wrong with it.
- */
-export function checkWorkflowId(workflowId: string): string {
-  const problem = workflowIdProblem(workflowId);
-  if (problem !== undefined) throw new WardenError('ERR_WORKFLOW_ID_INVALID', problem, { details: { length: workflowId.length } });
-  return workflowId;
-}
+import { checkWorkflowId } from './workflow-id';
 
 /** gRPC's NOT_FOUND status code (grpc/status.proto). */
 const GRPC_NOT_FOUND = 5;

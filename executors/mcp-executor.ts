@@ -85,7 +85,7 @@ export function mcpTargetOf(descriptor: ToolDescriptor): { server: string; tool:
 }
 
 /** How a task's servers are started: its workspace overlay and the hosts a stdio server may reach. */
-/** The pool's session of a task tree: its root workflow and, for trees keyed by run, the root's run. */
+/** The pool's session of a task tree: its root workflow and, for trees keyed by run, the root's run (`#` is never in a chosen id: workflows/definitions.ts DERIVED_ID_SEPARATORS). */
 export function mcpSessionKeyOf(rootWorkflowId: string, rootRunId?: string): string {
   return rootRunId === undefined ? rootWorkflowId : `${rootWorkflowId}#${rootRunId}`;
 }

@@ -12,10 +12,13 @@
  *   is the isolate's, so what one call registered would outlive it in every later call;
  * - evaluates to `{ run, settle }`, which the host holds as References.
  *
- * `run(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, source, input, maxChars, maxDepth)`
+ * `run(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, source, input, maxChars, maxDepth, toolName)`
  * takes the call's capability callbacks (`ivm.Callback`; for sql.* an `ivm.Reference` called
  * with applySyncPromise, see syncHostCall; `undefined` when not granted), builds
- * the frozen `warden` object from them, compiles `source` with the AsyncFunction constructor
+ * the frozen `warden` object from them (a capability not granted is not installed: reading it
+ * gives a function that only throws a TypeError naming the capability, the tool `toolName` and how
+ * to declare and grant it, instead of V8's "cannot read properties of undefined"; see
+ * buildWarden), compiles `source` with the AsyncFunction constructor
  * (global scope: tool code cannot see this closure), awaits it, and resolves to one string:
  * `ok:<json>`, `threw:<message>`, `compile:<message>`, `notjson:<why>` or `toolarge:`. It runs at
  * most once per context. The result is serialised by a strict walker: only null, booleans, finite
@@ -75,6 +78,8 @@ const PromiseCtor = Promise;
 const MapCtor = Map, MapGet = Map.prototype.get, MapSet = Map.prototype.set, MapDelete = Map.prototype.delete;
 const SetCtor = Set, SetHas = Set.prototype.has, SetAdd = Set.prototype.add, SetDelete = Set.prototype.delete;
 const AsyncFunction = (async function () {}).constructor;
+const ProxyCtor = Proxy;
+const ReflectGet = Reflect.get;
 
 // The global symbol registry (Symbol.for) belongs to the isolate, not to a context: symbols a call
 // registered stayed alive, and reachable by key, in every later call's context on this isolate
@@ -169,7 +174,55 @@ function syncHostCall(reference) {
   };
 }
 
-function buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec) {
+// Every capability a tool may be given, by namespace, and what else its grant needs: the text of
+// the error a tool gets when it calls one it was not given (see absentCapabilities).
+const CAPABILITY_MEMBERS = ObjectFreeze({
+  __proto__: null,
+  fs: ObjectFreeze(['read', 'write', 'list']),
+  http: ObjectFreeze(['fetch']),
+  sql: ObjectFreeze(['query', 'exec']),
+});
+const GRANT_NEEDS = ObjectFreeze({
+  __proto__: null,
+  fs: 'a workspace (resources.workspace)',
+  http: 'the hosts it reaches (resources.hosts and grants.hosts)',
+  sql: 'the databases it opens (resources.databases and grants.databases)',
+});
+const CAPABILITY_NAMESPACES = ObjectFreeze(['fs', 'http', 'sql']);
+
+function notGranted(toolName, namespace, member) {
+  const capability = namespace + '.' + member;
+  return new TypeErrorCtor(
+    'warden.' + capability + ' is not available to tool "' + toolName + '": it does not declare the ' + capability + ' capability. ' +
+      'Declare it on the tool (tools.custom: capabilities: [' + capability + ']) and grant it like the built-in of that name ' +
+      '(tools.builtin and grants.tools: [' + capability + '], with ' + GRANT_NEEDS[namespace] + ')',
+  );
+}
+
+// A capability the call was not given is not installed: no own property of warden or of its
+// namespace names it (Object.keys, "in" and Object.hasOwn say it is absent), and nothing in the
+// call can reach the host through it. Reading it yields a function that only throws notGranted,
+// so a tool that calls it learns which capability it lacks and how to get it, where it got V8's
+// "Cannot read properties of undefined (reading 'read')". The proxies forward everything else to
+// their frozen targets, so warden stays frozen and its granted members are what they were.
+function absentCapabilities(target, toolName, namespace) {
+  const members = CAPABILITY_MEMBERS[namespace];
+  const stubs = ObjectCreate(null);
+  for (let index = 0; index < members.length; index += 1) {
+    const member = members[index];
+    if (ObjectHasOwn(target, member)) continue;
+    stubs[member] = ObjectFreeze(function () { throw notGranted(toolName, namespace, member); });
+  }
+  ObjectFreeze(stubs);
+  return new ProxyCtor(target, ObjectFreeze({
+    get(object, key, receiver) {
+      if (typeof key === 'string' && !ObjectHasOwn(object, key) && ObjectHasOwn(stubs, key)) return stubs[key];
+      return ReflectApply(ReflectGet, undefined, [object, key, receiver]);
+    },
+  }));
+}
+
+function buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, toolName) {
   const warden = {};
   if (fsRead !== undefined || fsWrite !== undefined || fsList !== undefined) {
     const fs = {};
@@ -193,7 +246,20 @@ function buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec) {
     }
     warden.sql = ObjectFreeze(sql);
   }
-  return ObjectFreeze(warden);
+  const name = typeof toolName === 'string' ? toolName : 'this tool';
+  const namespaces = ObjectCreate(null);
+  for (let index = 0; index < CAPABILITY_NAMESPACES.length; index += 1) {
+    const namespace = CAPABILITY_NAMESPACES[index];
+    if (ObjectHasOwn(warden, namespace)) warden[namespace] = absentCapabilities(warden[namespace], name, namespace);
+    else namespaces[namespace] = absentCapabilities(ObjectFreeze({}), name, namespace);
+  }
+  ObjectFreeze(namespaces);
+  return new ProxyCtor(ObjectFreeze(warden), ObjectFreeze({
+    get(object, key, receiver) {
+      if (typeof key === 'string' && !ObjectHasOwn(object, key) && ObjectHasOwn(namespaces, key)) return namespaces[key];
+      return ReflectApply(ReflectGet, undefined, [object, key, receiver]);
+    },
+  }));
 }
 
 function describeThrown(thrown) {
@@ -326,11 +392,11 @@ function encodeResult(value, maxChars, maxDepth) {
 }
 
 let called = false;
-async function run(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, source, input, maxChars, maxDepth) {
+async function run(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, source, input, maxChars, maxDepth, toolName) {
   // One call per context: a second call would share this context's state with the first.
   if (called) return 'threw:this sandbox context has already run a call';
   called = true;
-  const warden = buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec);
+  const warden = buildWarden(fsRead, fsWrite, fsList, httpStart, sqlQuery, sqlExec, toolName);
   let tool;
   try {
     tool = new AsyncFunction('input', 'warden', source);

@@ -160,7 +160,7 @@ async function runToOutcome(request: SandboxRunRequest, pool: IsolatePool, gate:
       told.add(capability);
     };
     const callbacks = capabilityCallbacks(request.capabilities, { issuedCodes, signal: callEnded.signal, deliver, mended, sqlInFlight, reach, ...(gate === undefined ? {} : { gate }) });
-    const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH], {
+    const envelope: unknown = await run.apply(undefined, [...callbacks, request.source, input, maxOutputBytes, MAX_RESULT_DEPTH, request.toolName], {
       timeout: libraryTimeoutMs(Math.max(1, Math.ceil(deadline - performance.now()))),
       result: { promise: true, copy: true },
     });

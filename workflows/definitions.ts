@@ -19,6 +19,22 @@ export function subagentWorkflowId(parentWorkflowId: string, subagent: string, s
   return `${parentWorkflowId}/${subagent}-${stepIndex}`;
 }
 
+/**
+ * The separators Warden puts between a task's workflow id and an id or key it derives from it
+ * that is read back by splitting or by prefix. A workflow id a user chooses for a new task holds
+ * none of them (client/workflow-id.ts `newWorkflowIdProblem`), so no task's id is another's derived
+ * one: `/` is how a tree's ids are read back to their root (rollback and snapshots fall back to the
+ * nearest ancestor's records, the custody summary and spans group by the part before the first `/`).
+ * Keys that end in a fixed form (call keys `<id>:<run>:<step>:<digest>`, step and claim references
+ * `<id>#<n>`) are read from the right and cannot collide whatever the id holds; the MCP session key
+ * `<root>#<run>` can (a tree from before runs were kept apart is keyed by its root id alone), so `#`
+ * is refused too.
+ */
+export const DERIVED_ID_SEPARATORS = [
+  { separator: '/', derives: "a sub-agent's workflow id (<parent>/<sub-agent>-<step>)" },
+  { separator: '#', derives: "the key of a task tree's MCP sessions (<root>#<run>)" },
+] as const;
+
 /** Current state of a running task: steps so far, children, status. */
 export const taskStateQuery = defineQuery<TaskState>('warden.taskState');
 

@@ -1,5 +1,5 @@
 /** `warden audit verify|proof|consistency`: checks the custody ledger and prints proofs from it. */
-import { workflowIdProblem } from '../../client/task-not-found';
+import { workflowIdProblem } from '../../client/workflow-id';
 import { delimiter, join } from 'node:path';
 import { WardenError } from '../../errors';
 import { readPublishedHeads } from '../../custody/checkpoint-witness';

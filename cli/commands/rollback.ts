@@ -11,7 +11,8 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
-import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine } from '../../terminal-text';
+import { printCommandError } from '../command-error';
 import { changedNothingText, noRecordsText } from './snapshots';
 import { lookUpCliTaskRecords } from '../task-records-lookup';
 
@@ -23,11 +24,13 @@ export const ROLLBACK_USAGE = `usage: warden rollback <workflowId> [--run <runId
   so) exits 0 saying so; any other id without records exits 1 (ERR_TASK_RECORDS_NOT_FOUND)
 
   --run       the run to roll back (its first run id), when the workflow id was used by several
-              runs (each run's files and SQL are kept apart; without --run that is refused)
+              runs (each run's files and SQL are kept apart; without --run that is refused:
+              ERR_TASK_RUN_AMBIGUOUS, exit 2, naming the runs)
   --force     also overwrite files and rows changed since the task (otherwise refused)
   --snapshot  restore the pre-task snapshot instead (workspace files and databases), for tasks
               run with snapshot: true
-  --json      one JSON object with what was restored, deleted and undone`;
+  --json      one JSON object with what was restored, deleted and undone; on an error,
+              { workflowId, error: { code, message } } (and the error line on stderr)`;
 
 export async function rollbackCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('rollback', ROLLBACK_USAGE, argv, io, { run: { type: 'string' }, force: { type: 'boolean' }, snapshot: { type: 'boolean' }, json: { type: 'boolean' } });
@@ -50,14 +53,13 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
         io.stdout(json ? `${terminalJson({ workflowId, taskKey: null, files: nothing, sql: [], changedNothing: true, custodyRecords: none.custodyRecords })}\n` : `${terminalLine(`nothing to roll back: ${changedNothingText(workflowId, recoveryDir, none.custodyRecords)}`)}\n`);
         return EXIT.ok;
       }
-      io.stderr(`${terminalLine(`warden rollback: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, recoveryDir, runId, none)}`)}\n`);
+      printCommandError(io, 'rollback', { code: 'ERR_TASK_RECORDS_NOT_FOUND', message: noRecordsText(workflowId, recoveryDir, runId, none) }, { json, context: { workflowId, ...(runId === undefined ? {} : { runId }) } });
       return EXIT.failed;
     }
     if ('ambiguous' in lookup) {
       const runs = lookup.ambiguous.taskKeys.map((k) => (k.includes(RUN_SEPARATOR_TEXT) ? k.slice(k.indexOf(RUN_SEPARATOR_TEXT) + RUN_SEPARATOR_TEXT.length) : '(a run from before runs were kept apart)'));
-      io.stderr(
-        `${[`warden rollback: ${lookup.ambiguous.workflowId} was used by ${runs.length} runs with recorded changes; name one with --run <runId> (nothing was rolled back):`, ...runs.map((r) => `  ${r}`)].map(terminalLine).join('\n')}\n`,
-      );
+      const message = `${lookup.ambiguous.workflowId} was used by ${runs.length} runs with recorded changes; name one with --run <runId> (nothing was rolled back): ${runs.join(', ')}`;
+      printCommandError(io, 'rollback', { code: 'ERR_TASK_RUN_AMBIGUOUS', message }, { json, context: { workflowId, runs } });
       return EXIT.usage;
     }
     const records = lookup.found;
@@ -93,7 +95,7 @@ export async function rollbackCommand(argv: string[], io: CliIo): Promise<number
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden rollback: ${error.code}: ${terminalLines(error.message)}\n`);
+      printCommandError(io, 'rollback', error, { json, context: { workflowId, ...(runId === undefined ? {} : { runId }) } });
       return EXIT.failed;
     }
     throw error;

@@ -32,7 +32,7 @@ import { EXIT, exitCodeOfError, INTERRUPT_EXIT_CODES, type InterruptSignal } fro
 import { markPhase, timedPhase } from '../phase-timing';
 import { taskQueueOf } from '../default-task-queue';
 import { checkWorkerId, dataPlaneQueueOf, workerIdOf } from '../../dataplane/shared-storage';
-import { parseCommandArgs, usageError, workflowIdUsageError, type ParsedCommandArgs } from '../parse-command-args';
+import { newWorkflowIdUsageError, parseCommandArgs, usageError, type ParsedCommandArgs } from '../parse-command-args';
 import { recentPollers, recentPolls, resolveTemporal } from '../temporal-client';
 import { hasStandaloneWorkerRecords, latestPolls, liveStandaloneWorker, otherStateWorkers, possiblyOpenPollNote, possiblyOpenPolls, recordRunWorker, runWorkerIdentity, unvouchedPollers, type RunWorkerRegistration } from '../../worker/standalone-worker';
 import { prestartWorkflowThread, type PrestartedWorkflowThread } from '../../worker/workflow-thread-prestart';
@@ -51,7 +51,9 @@ export const RUN_USAGE = `usage: warden run <task-file> [--json] [--workflow-id 
   SIGTERM and SIGHUP do the same (exit 143, 129); before the task started, a signal starts
   nothing.
   --json              print one JSON object with the result on stdout
-  --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>)
+  --workflow-id <id>  workflow id to start the task under (default: warden-<agent>-<uuid>); it may
+                      not hold "/" or "#", which Warden puts in ids it derives (a sub-agent is
+                      <parent>/<sub-agent>-<step>): ERR_WORKFLOW_ID_INVALID, exit 2
   --task-queue <name> task queue to start the task on (default: WARDEN_TASK_QUEUE, else warden-agent-tasks)
   --worker            run a worker in this process even with TEMPORAL_ADDRESS set
   --no-worker         rely on standalone workers (default when TEMPORAL_ADDRESS is set)
@@ -85,7 +87,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const [file, ...extra] = args.positionals;
   if (file === undefined || extra.length > 0) return usageError('run', RUN_USAGE, io, 'expected exactly one task file');
   if (args.values.worker === true && args.values['no-worker'] === true) return usageError('run', RUN_USAGE, io, '--worker and --no-worker exclude each other');
-  const badId = workflowIdUsageError('run', RUN_USAGE, io, args.values['workflow-id']);
+  const badId = newWorkflowIdUsageError('run', RUN_USAGE, io, args.values['workflow-id']);
   if (badId !== undefined) return badId;
   try {
     taskQueueOf(args.values['task-queue'], io.env);

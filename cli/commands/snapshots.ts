@@ -6,7 +6,8 @@ import { stateDirOf } from '../../state-dir';
 import type { CliIo } from '../cli-io';
 import { EXIT } from '../exit-codes';
 import { parseCommandArgs, usageError, workflowIdUsageError } from '../parse-command-args';
-import { terminalJson, terminalLine, terminalLines } from '../../terminal-text';
+import { terminalJson, terminalLine } from '../../terminal-text';
+import { printCommandError } from '../command-error';
 
 export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
 
@@ -14,7 +15,8 @@ export const SNAPSHOTS_USAGE = `usage: warden snapshots <workflowId> [--json]
   replaced) and its journaled SQL calls; a task with no recovery record that ran and made no
   call that may change things says so (exit 0); any other id without records exits 1
   (ERR_TASK_RECORDS_NOT_FOUND)
-  --json  one JSON object with the records`;
+  --json  one JSON object with the records; on an error, { workflowId, error: { code, message } }
+          (and the error line on stderr)`;
 
 export async function snapshotsCommand(argv: string[], io: CliIo): Promise<number> {
   const args = parseCommandArgs('snapshots', SNAPSHOTS_USAGE, argv, io, { json: { type: 'boolean' } });
@@ -35,14 +37,14 @@ export async function snapshotsCommand(argv: string[], io: CliIo): Promise<numbe
         io.stdout(json ? `${terminalJson({ workflowId, snapshots: [], sqlCalls: [], pendingOverlayFiles: [], changedNothing: true, custodyRecords: none.custodyRecords })}\n` : `${terminalLine(changedNothingText(workflowId, recoveryDir, none.custodyRecords))}\n`);
         return EXIT.ok;
       }
-      io.stderr(`${terminalLine(`warden snapshots: ERR_TASK_RECORDS_NOT_FOUND: ${noRecordsText(workflowId, recoveryDir, undefined, none)}`)}\n`);
+      printCommandError(io, 'snapshots', { code: 'ERR_TASK_RECORDS_NOT_FOUND', message: noRecordsText(workflowId, recoveryDir, undefined, none) }, { json, context: { workflowId } });
       return EXIT.failed;
     }
     io.stdout(json ? `${terminalJson(all.length === 1 ? records : all)}\n` : all.map(formatRecords).join(''));
     return EXIT.ok;
   } catch (error) {
     if (error instanceof WardenError) {
-      io.stderr(`warden snapshots: ${error.code}: ${terminalLines(error.message)}\n`);
+      printCommandError(io, 'snapshots', error, { json, context: { workflowId } });
       return EXIT.failed;
     }
     throw error;

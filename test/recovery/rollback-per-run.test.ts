@@ -61,6 +61,8 @@ describe('rollback of a workflow id used by two runs', () => {
   let secondRunId: string;
   let runCode: number;
   let runOut: string;
+  let jsonCode: number;
+  let jsonOut: string;
 
   beforeAll(async () => {
     const workflowId = `attack-rollback-${randomUUID()}`;
@@ -75,6 +77,9 @@ describe('rollback of a workflow id used by two runs', () => {
     };
     code = await rollbackCommand([workflowId], io);
     out = io.text;
+    const json = { stdout: '', stderr: '' };
+    jsonCode = await rollbackCommand([workflowId, '--json'], { stdout: (t) => void (json.stdout += t), stderr: (t) => void (json.stderr += t), env: io.env });
+    jsonOut = json.stdout;
     secondRunId = (await env.client.workflow.getHandle(workflowId).describe()).runId;
     const chosen: CliIo & { text: string } = { ...io, text: '', stdout: (t) => void (chosen.text += t), stderr: (t) => void (chosen.text += t) };
     runCode = await rollbackCommand([workflowId, '--run', secondRunId], chosen);
@@ -85,6 +90,15 @@ describe('rollback of a workflow id used by two runs', () => {
     expect(code, out).toBe(2);
     expect(out).toMatch(/--run/);
     expect(out).toContain(secondRunId);
+  });
+
+  it('with --json, the refusal is also one object on stdout naming the error and the runs (cli/command-error.ts)', () => {
+    expect(jsonCode, jsonOut).toBe(2);
+    const object = JSON.parse(jsonOut) as { runs: string[]; error: { code: string; message: string } };
+    expect(object.error.code).toBe('ERR_TASK_RUN_AMBIGUOUS');
+    expect(object.error.message).toMatch(/name one with --run <runId> \(nothing was rolled back\)/);
+    expect(object.runs).toHaveLength(2);
+    expect(object.runs).toContain(secondRunId);
   });
 
   it('with --run undoes exactly that run', () => {

@@ -88,8 +88,8 @@ const CARRY_ATTEMPTS: CarryAttempt[] = [
     plant: 'return typeof warden.http.fetch;',
     plantGrant: () => httpGrant,
     planted: { output: 'function' },
-    probe: 'return [typeof warden.http, Object.keys(warden).length];',
-    clean: ['undefined', 0],
+    probe: 'return ["http" in warden, Object.keys(warden).length, (() => { try { warden.http.fetch("http://127.0.0.1:9/"); return "called"; } catch (error) { return error.message.slice(0, 48); } })()];',
+    clean: [false, 0, 'warden.http.fetch is not available to tool "test'],
   },
   {
     name: 'a closure kept in a promise that never settles',
