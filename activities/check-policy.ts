@@ -22,8 +22,9 @@ import { seedOf, userValuesOf, type ProvenanceSeed } from '../policies/provenanc
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import { resolveTool } from '../tools/tool-catalog';
-import { scopeOfCall } from '../tools/call-scope';
-import { scopeOutsideGrant } from '../identity/call-scope';
+import { realpath } from 'node:fs/promises';
+import { actionGrantRefusal, grantRuleMatch, type GrantRefusal } from '../sandbox/capabilities/grant-refusal';
+import { protectedSetForCall } from './protected-set';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
@@ -268,13 +269,11 @@ export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyIn
     ...(input.state === undefined ? {} : { state: input.state }),
   };
   const request = buildPolicyRequest(context);
-  // A resource the task does not grant is refused here, before any rule could hold the call
-  // for a human who could only approve a call its credential would then refuse.
-  const ungranted = ungrantedResourceOf(input.task, input.tool, input.args);
-  const decision: PolicyDecision =
-    ungranted === undefined
-      ? engine.decide(request, input.state)
-      : { decision: 'deny', matched: [{ id: 'grants', sentence: 'only what the task grants', effect: 'deny', reason: ungranted, kind: 'stateful' }], reasons: [ungranted] };
+  // What the task's grants refuse is refused here, before any rule could hold the call for a
+  // human who could only approve a call its capability or credential would then refuse
+  // (sandbox/capabilities/grant-refusal.ts: the same rule the sandbox host's gate asks first).
+  const refused = await grantRefusalOf(deps, input.task, input.tool, input.args);
+  const decision: PolicyDecision = refused === undefined ? engine.decide(request, input.state) : { decision: 'deny', matched: [grantRuleMatch(refused)], reasons: [refused.reason] };
   // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
   annotateActiveSpan({
     [WARDEN_ATTR.policyDecision]: decision.decision,
@@ -296,20 +295,18 @@ export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyIn
 }
 
 /**
- * Why a call of a built-in names a resource (host, database) the task does not grant, as the credential's scope check would say it (identity/call-scope.ts); undefined when
- * it names none or its arguments name no valid resource (the call then fails on them itself).
+ * Why the task's grants refuse the proposed call (sandbox/capabilities/grant-refusal.ts), with the
+ * workspace and the protected set the call would be handed; undefined for a spawn, an undeclared
+ * tool (the workflow's grant check refused it already) or a call they cover.
  */
-function ungrantedResourceOf(task: Task, tool: string, args: Record<string, unknown>): string | undefined {
+async function grantRefusalOf(deps: ActivityDeps, task: Task, tool: string, args: Record<string, unknown>): Promise<GrantRefusal | undefined> {
   const descriptor = resolveTool(task, tool);
-  // Programs are checked by the process executor itself (ERR_COMMAND_NOT_GRANTED, before any rule holds them).
-  if (descriptor === undefined || descriptor.executor.kind !== 'builtin') return undefined;
-  let scope: string[];
-  try {
-    scope = scopeOfCall(descriptor, args);
-  } catch {
-    return undefined;
-  }
-  return scopeOutsideGrant(task.grants, tool, scope) ?? undefined;
+  if (descriptor === undefined) return undefined;
+  const fs = descriptor.executor.kind === 'builtin' && descriptor.capabilities.some((c) => c.startsWith('fs.')) && task.resources.workspace !== undefined;
+  if (!fs) return actionGrantRefusal(task, descriptor, args);
+  // A workspace that is not there is the capability's refusal too (fsPathRefusal says so).
+  const workspaceRoot = await realpath(task.resources.workspace!).catch(() => task.resources.workspace!);
+  return actionGrantRefusal(task, descriptor, args, { workspaceRoot, ...(deps.stateDir === undefined ? {} : { protected: await protectedSetForCall(deps, task) }) });
 }
 
 /** The outputs of the steps that ran (what provenance counts as tools' words). */
