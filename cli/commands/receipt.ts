@@ -125,7 +125,7 @@ function describe(check: ReceiptCheck): string {
 async function verifyReceipt(io: CliIo, file: string, options: { jwks?: string; witness?: string; json: boolean }): Promise<number> {
   const receipt = readJsonFile(io, 'receipt', file, 'receipt');
   if (receipt === undefined) return EXIT.usage;
-  const jwks = await trustedJwks(io, 'receipt', options.jwks);
+  const jwks = await trustedJwks(io, 'receipt', options.jwks, receipt);
   if (jwks === undefined) return EXIT.usage;
   const witness = options.witness === undefined ? undefined : readPublishedHeads(options.witness);
   const check = verifyTaskReceipt(receipt, jwks, witness === undefined ? {} : { witnessKeys: witness.keys, witnessHeads: witness.heads.map((h) => h.checkpoint) });

@@ -454,7 +454,10 @@ export function resolveConfined(root: string, relativePath: unknown, symlinks: S
         break;
       }
       if (isNodeError(error) && error.code === 'ENAMETOOLONG') throw capabilityError('ERR_FS_FAILED', 'the path is too long');
-      throw capabilityError('ERR_FS_FAILED', `cannot inspect ${JSON.stringify(relativePath)}`);
+      // The errno stays in the details: a reader tells "permission denied" from anything else (attestation/verify-attestation.ts).
+      const errno = isNodeError(error) ? error.code : undefined;
+      if (errno === 'EACCES' || errno === 'EPERM') throw capabilityError('ERR_FS_FAILED', `cannot inspect ${JSON.stringify(relativePath)}: permission denied`, { path: relativePath, errno });
+      throw capabilityError('ERR_FS_FAILED', `cannot inspect ${JSON.stringify(relativePath)}`, errno === undefined ? undefined : { errno });
     }
     if (stat.isSymbolicLink()) {
       if (symlinks === 'refuse') throw outside(relativePath, 'it goes through a symbolic link');
@@ -674,12 +677,15 @@ function withFsErrors<T>(displayPath: string, operation: () => T): T {
       case 'EISDIR':
         throw capabilityError('ERR_FS_FAILED', `${name} is a folder`, { path: displayPath });
       case 'ENOTDIR':
-        throw capabilityError('ERR_FS_FAILED', `${name}: a component is not a folder`, { path: displayPath });
+        throw capabilityError('ERR_FS_FAILED', `${name}: a component is not a folder`, { path: displayPath, errno: error.code });
+      case 'EACCES':
+      case 'EPERM':
+        throw capabilityError('ERR_FS_FAILED', `permission denied on ${name}`, { path: displayPath, errno: error.code });
       case 'ENOSPC':
       case 'EDQUOT':
         throw capabilityError('ERR_WORKSPACE_QUOTA', `no room left for ${name}: the task tree's workspace is full (raise limits.workspaceMb in the task file for more)`, { path: displayPath });
       default:
-        throw capabilityError('ERR_FS_FAILED', `file system error ${error.code ?? 'unknown'} on ${name}`, { path: displayPath });
+        throw capabilityError('ERR_FS_FAILED', `file system error ${error.code ?? 'unknown'} on ${name}`, { path: displayPath, errno: error.code });
     }
   }
 }
