@@ -126,7 +126,7 @@ export function subjectReadFailure(error: unknown): { status: 'missing' | 'unrea
   const code = (error as { code?: unknown } | null)?.code;
   const errno = errnoOf(error);
   const message = error instanceof Error ? error.message : String(error);
-  if (code === 'ERR_PATH_NOT_FOUND' || errno === 'ENOENT' || errno === 'ENOTDIR') return { status: 'missing', why: `no such file (${message})` };
+  if (code === 'ERR_PATH_NOT_FOUND' || errno === 'ENOENT' || errno === 'ENOTDIR') return { status: 'missing', why: `${typeof code === 'string' ? code : errno}: ${message}` };
   if (errno === 'EACCES' || errno === 'EPERM') return { status: 'unreadable', why: `permission denied (${errno}): this user cannot read the file or a folder above it (${message})` };
   return { status: 'unreadable', why: `${typeof code === 'string' ? code : 'ERR_FS_FAILED'}: ${message}` };
 }

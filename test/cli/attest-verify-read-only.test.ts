@@ -133,7 +133,7 @@ describe('an attested file this user cannot read is unreadable, not missing', ()
     ['in a sub-folder of mode 000', 0o000, 'sub/report.md', 'unreadable', /permission denied \(EACCES\)/],
     ['in a sub-folder of mode 700 (not this user\'s)', 0o700, 'sub/report.md', 'unreadable', /permission denied \(EACCES\)/],
     ['in a sub-folder of mode 711 (searchable, not readable)', 0o711, 'sub/report.md', 'unreadable', /permission denied \(EACCES\)/],
-    ['not there at all', undefined, 'sub/gone.md', 'missing', /no such file/],
+    ['not there at all', undefined, 'sub/gone.md', 'missing', /ERR_PATH_NOT_FOUND: no such file/],
   ];
   const runner = asNobody() ? 'as nobody (setpriv)' : 'in this process (not root)';
 
