@@ -56,6 +56,8 @@ export function capabilityCallRefusal(grant: CapabilityGrant, capability: Capabi
       const access = capability.slice(3) as 'read' | 'write' | 'list';
       if (grant.fs === undefined || !grant.fs[access]) return { code: 'ERR_CAPABILITY_NOT_GRANTED', reason: `${capability} is not granted to this call` };
       const path = args['path'] ?? (access === 'list' ? '.' : undefined);
+      // A path that is not text is a malformed call (its input validation says so), not a grant's matter.
+      if (typeof path !== 'string') return undefined;
       const refused = fsPathRefusal(grant.fs, path, access);
       return refused === undefined ? undefined : { code: refused.code, reason: refused.message };
     }
@@ -64,6 +66,8 @@ export function capabilityCallRefusal(grant: CapabilityGrant, capability: Capabi
       if (grant.http.allowedHosts.length === 0) {
         return { code: 'ERR_NETWORK_DENIED', reason: 'the task grants no host that is both in grants.hosts and in resources.hosts, so every http.fetch is refused' };
       }
+      // A URL or method that is not text is a malformed call (its input validation says so), not a grant's matter.
+      if (typeof args['url'] !== 'string' || (args['method'] !== undefined && typeof args['method'] !== 'string')) return undefined;
       const refused = httpGrantRefusal(grant.http, args['url'], args['method']);
       return refused === undefined ? undefined : { code: refused.code, reason: refused.message };
     }

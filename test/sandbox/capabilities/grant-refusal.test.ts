@@ -53,6 +53,7 @@ const ROWS: Row[] = [
   ['a scheme other than http(s)', {}, 'http.fetch', { url: 'ftp://api.example.com/' }, { code: 'ERR_NETWORK_DENIED', reason: /only http and https/ }],
   ['a port the entry does not name', {}, 'http.fetch', { url: 'https://api.example.com:8443/' }, { code: 'ERR_NETWORK_DENIED', reason: /api\.example\.com:8443" is not granted/ }],
   ['credentials in the URL', {}, 'http.fetch', { url: 'https://me:pw@api.example.com/' }, { code: 'ERR_NETWORK_DENIED', reason: /credentials in URLs/ }],
+  ['a URL that is not text (left to input validation)', {}, 'http.fetch', { url: ['https://api.example.com/'] }, undefined],
   // fs.*
   ['a file in the workspace', {}, 'fs.read', { path: 'notes.txt' }, undefined],
   ['a file not there yet (a write)', {}, 'fs.write', { path: 'out/new.txt', content: 'x' }, undefined],
@@ -63,6 +64,7 @@ const ROWS: Row[] = [
   ['a link leading out', {}, 'fs.read', { path: 'up/outside.txt' }, { code: 'ERR_PATH_OUTSIDE_WORKSPACE', reason: /outside the workspace/ }],
   ["Warden's state folder inside the workspace", {}, 'fs.read', { path: '.warden/keys' }, { code: 'ERR_PATH_OUTSIDE_WORKSPACE', reason: /Warden's own state/ }],
   ['fs with no workspace', { resources: { hosts: [] } }, 'fs.read', { path: 'notes.txt' }, { code: 'ERR_CAPABILITY_NOT_GRANTED', reason: /needs resources\.workspace/ }],
+  ['a path that is not text (left to input validation)', {}, 'fs.read', { path: 7 }, undefined],
   ['a workspace folder that is not there', { resources: { workspace: join(base, 'gone') } }, 'fs.read', { path: 'notes.txt' }, { code: 'ERR_PATH_NOT_FOUND', reason: /workspace folder does not exist/ }],
   // sql.*
   ['a database granted and declared', {}, 'sql.query', { database: 'crm', sql: 'SELECT 1' }, undefined],
