@@ -8,7 +8,7 @@
  * proposed action (built-ins, programs, user tools declaring ungranted capabilities), and the
  * sandbox host's gate for the capability calls a user tool makes.
  *
- * One row per way a grant refuses; each runs a real task on the real Temporal server, with a rule
+ * One row per way a grant refuses (and one run whose refusals the monitor counts into a block); each runs a real task on the real Temporal server, with a rule
  * that would hold the call (the foundation pack's, or `require approval for ...`), and an
  * approval timeout short enough that the old code fails here instead of waiting.
  */
@@ -151,6 +151,20 @@ describe('a call the grants refuse is refused at once, never held for a human', 
     expect(matched.map((m) => m.id)).toEqual(['grants']);
     expect(result.status).toBe('completed');
   });
+
+  it('the monitor sees each refusal: five in a minute block the task (the foundation pack), none of them held', async () => {
+    const fetches = Array.from({ length: 5 }, (_, i) => ({ tool: 'http.fetch', args: { url: `example.invalid/${i}` } }));
+    const result = await env.runTask({
+      user: 'dana@example.com',
+      intent: 'look around',
+      agent: { name: 'clerk', model: { driver: 'scripted', script: [...fetches, { final: 'done' }] } },
+      tools: { builtin: ['http.fetch'] },
+      grants: { tools: ['http.fetch'] },
+      limits: { onDeny: 'continue', approvalTimeout: '20s', deadline: '2m' },
+    });
+    expect(result.status).toBe('blocked');
+    expect(result.steps.every((step) => step.approval === undefined && step.decision === 'deny')).toBe(true);
+  }, 180_000);
 
   it('nothing reached the host no grant covers', () => {
     expect(seen.filter((s) => s.startsWith('localhost:'))).toEqual([]);
