@@ -23,7 +23,7 @@ import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-c
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import { resolveTool } from '../tools/tool-catalog';
 import { realpath } from 'node:fs/promises';
-import { actionGrantRefusal, grantRuleMatch, type GrantRefusal } from '../sandbox/capabilities/grant-refusal';
+import { actionGrantRefusal, credentialRefusal, grantRuleMatch, type GrantRefusal } from '../sandbox/capabilities/grant-refusal';
 import { protectedSetForCall } from './protected-set';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
@@ -269,11 +269,16 @@ export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyIn
     ...(input.state === undefined ? {} : { state: input.state }),
   };
   const request = buildPolicyRequest(context);
-  // What the task's grants refuse is refused here, before any rule could hold the call for a
-  // human who could only approve a call its capability or credential would then refuse
-  // (sandbox/capabilities/grant-refusal.ts: the same rule the sandbox host's gate asks first).
-  const refused = await grantRefusalOf(deps, input.task, input.tool, input.args);
-  const decision: PolicyDecision = refused === undefined ? engine.decide(request, input.state) : { decision: 'deny', matched: [grantRuleMatch(refused)], reasons: [refused.reason] };
+  // What the task's grants refuse is never held for a human who could only approve a call its
+  // capability or credential would then refuse (sandbox/capabilities/grant-refusal.ts: the same
+  // rule the sandbox host's gate asks before it holds a capability call).
+  // A call its credential would refuse is refused before the rules; any other refusal of the
+  // grants takes the place of a hold (where the rules allow the call, its capability refuses it).
+  const descriptor = resolveTool(input.task, input.tool);
+  const credential = descriptor === undefined ? undefined : credentialRefusal(input.task, descriptor, input.args);
+  const ruled = credential === undefined ? engine.decide(request, input.state) : undefined;
+  const refused = credential ?? (ruled?.decision === 'approval' ? await grantRefusalOf(deps, input.task, input.tool, input.args) : undefined);
+  const decision: PolicyDecision = refused === undefined ? ruled! : { decision: 'deny', matched: [grantRuleMatch(refused)], reasons: [refused.reason] };
   // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
   annotateActiveSpan({
     [WARDEN_ATTR.policyDecision]: decision.decision,

@@ -6,12 +6,15 @@
  *
  * Invariant: a call the grants refuse (a tool that declares a capability the task does not grant,
  * a host not both granted and declared, a path outside the workspace or protected, a database not
- * both granted and declared, a program not granted) is denied at once with the grant's reason,
- * under the rule id {@link GRANT_RULE}: never held for approval, never counted as approved. A
- * human asked about it could only approve a call the capability (or the call's credential) would
- * then refuse, and the task would wait on that question until its deadline. The checks are the
- * capabilities' own (`httpGrantRefusal`, `fsPathRefusal`, the credential scope check), so what is
- * refused here is exactly what the call would be refused.
+ * both granted and declared, a program not granted) is never held for approval nor counted as
+ * approved: where a rule would hold it, it is denied at once under the rule id {@link GRANT_RULE}
+ * with the grant's reason. A human asked about it could only approve a call the capability (or the
+ * call's credential) would then refuse, and the task would wait on that question until its
+ * deadline. A call whose credential would be refused is denied so before any rule is asked; any
+ * other the rules allow is refused by the capability itself, in its own code, as before (tool code
+ * may catch that refusal; it is not a policy stop). The checks are the capabilities' own
+ * (`httpGrantRefusal`, `fsPathRefusal`, the credential scope check), so what is refused here is
+ * exactly what the call would be refused.
  *
  * Not decided here: what needs the network or the statement itself (a granted name that resolves
  * to a private address, table grants of a SQL statement): the capability refuses those where it
@@ -36,6 +39,13 @@ export const GRANT_RULE_SENTENCE = 'only what the task grants';
 export interface GrantRefusal {
   code: ErrorCode;
   reason: string;
+  /**
+   * The call's credential would be refused (identity/call-scope.ts: a host, database or capability
+   * outside `grants`): refused before any rule is asked, whatever the rules say. Any other refusal
+   * takes the place of a hold (where the rules allow the call, the capability refuses it itself,
+   * in its own code, as tool code may expect).
+   */
+  credential?: true;
 }
 
 /** The refusal as a matched rule, in the shape a policy decision lists its rules. */
@@ -112,15 +122,8 @@ export function actionGrantRefusal(
   const ungranted = ungrantedCapabilities(task, tool);
   if (ungranted.length > 0) return { code: 'ERR_CAPABILITY_NOT_GRANTED', reason: `tool ${tool.name} declares capabilities the task does not grant: ${ungranted.map((u) => u.why).join('; ')}` };
   if (tool.executor.kind !== 'builtin') return undefined;
-  // The credential's scope check, in its words (identity/call-scope.ts): the call's credential would be refused.
-  let scope: string[] | undefined;
-  try {
-    scope = scopeOfCall(tool, args);
-  } catch {
-    scope = undefined;
-  }
-  const outside = scope === undefined ? null : scopeOutsideGrant(task.grants, tool.name, scope);
-  if (outside !== null) return { code: codeOfScopeRefusal(tool.executor.capability), reason: outside };
+  const credential = credentialRefusal(task, tool, args);
+  if (credential !== undefined) return credential;
   // Then the capability's own checks, on the grant the call would be handed.
   const grant = capabilityGrantFor(task, tool, context.workspaceRoot);
   if (grant.fs !== undefined && context.protected !== undefined) {
@@ -129,6 +132,23 @@ export function actionGrantRefusal(
     grant.fs.readOnlyPaths = context.protected.readOnly;
   }
   return capabilityCallRefusal(grant, tool.executor.capability, args);
+}
+
+/**
+ * Why the credential of a built-in's call would be refused (identity/call-scope.ts, in its words):
+ * a host, database or capability its arguments name that `grants` does not hold. Pure and cheap:
+ * asked before any rule, for every call.
+ */
+export function credentialRefusal(task: Task, tool: ToolDescriptor, args: Record<string, unknown>): GrantRefusal | undefined {
+  if (tool.executor.kind !== 'builtin') return undefined;
+  let scope: string[] | undefined;
+  try {
+    scope = scopeOfCall(tool, args);
+  } catch {
+    scope = undefined;
+  }
+  const outside = scope === undefined ? null : scopeOutsideGrant(task.grants, tool.name, scope);
+  return outside === null ? undefined : { code: codeOfScopeRefusal(tool.executor.capability), reason: outside, credential: true };
 }
 
 function codeOfScopeRefusal(capability: CapabilityName): ErrorCode {

@@ -152,8 +152,8 @@ describe('a call the grants refuse is refused at once, never held for a human', 
     expect(result.status).toBe('completed');
   });
 
-  it('the monitor sees each refusal: five in a minute block the task (the foundation pack), none of them held', async () => {
-    const fetches = Array.from({ length: 5 }, (_, i) => ({ tool: 'http.fetch', args: { url: `example.invalid/${i}` } }));
+  it('the monitor sees each refusal: five in a minute block the task at the sixth (the foundation pack), none of them held', async () => {
+    const fetches = Array.from({ length: 6 }, (_, i) => ({ tool: 'http.fetch', args: { url: `example.invalid/${i}` } }));
     const result = await env.runTask({
       user: 'dana@example.com',
       intent: 'look around',
@@ -162,8 +162,10 @@ describe('a call the grants refuse is refused at once, never held for a human', 
       grants: { tools: ['http.fetch'] },
       limits: { onDeny: 'continue', approvalTimeout: '20s', deadline: '2m' },
     });
+    // Each refusal is scored as one (a burst of them): the sixth finds five in the last minute.
+    expect(result.steps.flatMap((step) => step.monitor?.reasons ?? []).some((r) => r.signal === 'denial-burst')).toBe(true);
     expect(result.status).toBe('blocked');
-    expect(result.steps.every((step) => step.approval === undefined && step.decision === 'deny')).toBe(true);
+    expect(result.steps.every((step) => step.approval === undefined && step.decision === 'deny' && step.policy?.matched[0]?.id === 'grants')).toBe(true);
   }, 180_000);
 
   it('nothing reached the host no grant covers', () => {

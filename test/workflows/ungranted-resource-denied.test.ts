@@ -71,8 +71,6 @@ describe('a call naming a resource the task does not grant', () => {
   it.each([
     [0, 'http.fetch', 'host "localhost:'],
     [1, 'sql.query', 'database "crm" is not granted'],
-    // Refused by the same grant check, before any rule (it was refused by its executor, after the rules).
-    [2, 'proc.run', 'program "cat" is not granted'],
   ])('step %i (%s) is denied by the grant check, naming the resource, with no human asked', (index, tool, reason) => {
     const step = result.steps[index as number];
     expect(step?.tool).toBe(tool);
@@ -82,6 +80,11 @@ describe('a call naming a resource the task does not grant', () => {
     expect(step?.error?.code).toBe('ERR_POLICY_DENIED');
     expect(step?.approval).toBeUndefined();
     expect(step?.executed).toBe(false);
+  });
+
+  it('a program the task does not grant is refused by its executor, with no human asked', () => {
+    expect(result.steps[2]).toMatchObject({ tool: 'proc.run', error: { code: 'ERR_COMMAND_NOT_GRANTED' } });
+    expect(result.steps[2]?.approval).toBeUndefined();
   });
 
   it('runs what the task grants, and nothing reached the ungranted host', () => {
