@@ -1,8 +1,8 @@
 /**
- * What a task's grants refuse, asked before any policy rule may hold a call for a human: the one
- * rule, read by the policy check of a proposed action (activities/check-policy.ts, which the data
- * flow's check ahead shares) and by the sandbox host's policy gate for every capability call a
- * tool makes (sandbox/policy-gate.ts).
+ * What a task's grants refuse, asked before a call is held for a human: the one rule, read by the
+ * policy check of a proposed action (activities/check-policy.ts, which the data flow's check ahead
+ * shares) and by the sandbox host's policy gate for every capability call a tool makes
+ * (sandbox/policy-gate.ts).
  *
  * Invariant: a call the grants refuse (a tool that declares a capability the task does not grant,
  * a host not both granted and declared, a path outside the workspace or protected, a database not

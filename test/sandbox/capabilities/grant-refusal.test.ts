@@ -1,6 +1,6 @@
 /**
- * The one rule both hold paths ask before any policy rule (sandbox/capabilities/grant-refusal.ts):
- * what the task's grants refuse, in the capability's own words. Table-driven over every way a
+ * The one rule both hold paths ask before they hold a call (sandbox/capabilities/grant-refusal.ts):
+ * what the task's grants refuse, in the capability's (or the credential's) own words. Table-driven over every way a
  * grant refuses, and the calls it covers, on a real workspace folder (links, a protected folder).
  * The workflow-level test is test/workflows/grant-refusal-before-hold.test.ts.
  */
@@ -78,7 +78,7 @@ const ROWS: Row[] = [
   ['a user tool given all it declares', { grants: { tools: ['fs.read', 'sql.exec', 'peek'] } }, 'peek', {}, undefined],
 ];
 
-describe('the grants refuse, before any rule is asked', () => {
+describe('what the grants refuse, for a proposed action', () => {
   it.each(ROWS)('%s', (_name, over, tool, args, refusal) => {
     const t = task(over);
     const descriptor = resolveTool(t, tool)!;
@@ -92,7 +92,7 @@ describe('the grants refuse, before any rule is asked', () => {
   });
 });
 
-describe("the sandbox host's gate asks the same rule first", () => {
+describe("the sandbox host's gate asks the same rule before it holds a capability call", () => {
   const rows = ROWS.filter(([, over, tool]) => Object.keys(over).length === 0 && ['fs.read', 'fs.write', 'http.fetch'].includes(tool));
   it.each(rows)('%s', (_name, _over, tool, args, refusal) => {
     const grant = {
