@@ -74,6 +74,12 @@ export interface PolicyCheck {
   rateWindowMs?: number;
   /** Made ahead by the activity that brought the action: what it was decided on (policies/policy-precheck.ts). */
   precheck?: PolicyPrecheck;
+  /**
+   * When the rules allow the call and the task's grants refuse it (sandbox/capabilities/grant-refusal.ts):
+   * why. The call then runs to its capability's refusal at once; nothing may hold it for a human
+   * first (the monitor's step-up, workflows/monitor-step.ts `beforeRun`).
+   */
+  grantRefused?: { code: string; reason: string };
 }
 
 /** Packs every task gets unless it names its own. */
@@ -279,6 +285,9 @@ export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyIn
   const ruled = credential === undefined ? engine.decide(request, input.state) : undefined;
   const refused = credential ?? (ruled?.decision === 'approval' ? await grantRefusalOf(deps, input.task, input.tool, input.args) : undefined);
   const decision: PolicyDecision = refused === undefined ? ruled! : { decision: 'deny', matched: [grantRuleMatch(refused)], reasons: [refused.reason] };
+  // Allowed, and refused by the grants all the same: said, so no later hold waits on it.
+  const allowedRefusal = decision.decision === 'allow' ? await grantRefusalOf(deps, input.task, input.tool, input.args) : undefined;
+  const grantRefused = allowedRefusal === undefined ? {} : { grantRefused: { code: allowedRefusal.code, reason: allowedRefusal.reason } };
   // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
   annotateActiveSpan({
     [WARDEN_ATTR.policyDecision]: decision.decision,
@@ -289,7 +298,7 @@ export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyIn
   // History keeps the arguments as the workflow sent them (long values as claim checks: the data flow).
   const recorded = given.args;
   if (!input.tool.startsWith('spawn:')) {
-    return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }), rateWindowMs: engine.rateWindowMs };
+    return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }), rateWindowMs: engine.rateWindowMs, ...grantRefused };
   }
   // A sub-agent starts from the root user's values; what its parent wrote into its intent is
   // trusted only where the parent had it from trusted data.

@@ -168,6 +168,24 @@ describe('a call the grants refuse is refused at once, never held for a human', 
     expect(result.steps.every((step) => step.approval === undefined && step.decision === 'deny' && step.policy?.matched[0]?.id === 'grants')).toBe(true);
   }, 180_000);
 
+  it("the monitor's step-up holds no call the grants refuse: the tool refuses it at once", async () => {
+    const result = await env.runTask({
+      user: 'dana@example.com',
+      intent: 'look around',
+      agent: { name: 'clerk', model: { driver: 'scripted', script: [{ tool: 'fs.list', args: {} }, { tool: 'fs.list', args: {} }, { tool: 'fs.read', args: { path: '../outside.txt' } }, { tool: 'fs.read', args: { path: 'notes.txt' } }, { final: 'done' }] } },
+      tools: { builtin: ['fs.list', 'fs.read'] },
+      grants: { tools: ['fs.list', 'fs.read'] },
+      resources: { workspace },
+      policies: ['require approval for the next actions when it makes more than 1 calls of tool fs.list'],
+      limits: { onDeny: 'continue', approvalTimeout: '5s', deadline: '2m' },
+    });
+    const refused = result.steps[2]!;
+    expect(refused.approval).toBeUndefined();
+    expect(refused.error?.code).toBe('ERR_PATH_OUTSIDE_WORKSPACE');
+    // The step-up still holds what the grants allow.
+    expect(result.steps[3]?.approval?.status).toBe('timed_out');
+  }, 180_000);
+
   it('nothing reached the host no grant covers', () => {
     expect(seen.filter((s) => s.startsWith('localhost:'))).toEqual([]);
   });
