@@ -22,8 +22,9 @@ import { seedOf, userValuesOf, type ProvenanceSeed } from '../policies/provenanc
 import { realRootOf, resolveInsideWorkspace } from '../sandbox/capabilities/fs-capability';
 import { DEFAULT_POLICY_PACKS, type Task } from '../task/task-schema';
 import { resolveTool } from '../tools/tool-catalog';
-import { scopeOfCall } from '../tools/call-scope';
-import { scopeOutsideGrant } from '../identity/call-scope';
+import { realpath } from 'node:fs/promises';
+import { actionGrantRefusal, credentialRefusal, grantRuleMatch, type GrantRefusal } from '../sandbox/capabilities/grant-refusal';
+import { protectedSetForCall } from './protected-set';
 import type { ActivityDeps } from './index';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { annotateActiveSpan } from '../telemetry/warden-span-attributes';
@@ -73,6 +74,12 @@ export interface PolicyCheck {
   rateWindowMs?: number;
   /** Made ahead by the activity that brought the action: what it was decided on (policies/policy-precheck.ts). */
   precheck?: PolicyPrecheck;
+  /**
+   * When the rules allow the call and the task's grants refuse it (sandbox/capabilities/grant-refusal.ts):
+   * why. The call then runs to its capability's refusal at once; nothing may hold it for a human
+   * first (the monitor's step-up, workflows/monitor-step.ts `beforeRun`).
+   */
+  grantRefused?: { code: string; reason: string };
 }
 
 /** Packs every task gets unless it names its own. */
@@ -268,13 +275,19 @@ export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyIn
     ...(input.state === undefined ? {} : { state: input.state }),
   };
   const request = buildPolicyRequest(context);
-  // A resource the task does not grant is refused here, before any rule could hold the call
-  // for a human who could only approve a call its credential would then refuse.
-  const ungranted = ungrantedResourceOf(input.task, input.tool, input.args);
-  const decision: PolicyDecision =
-    ungranted === undefined
-      ? engine.decide(request, input.state)
-      : { decision: 'deny', matched: [{ id: 'grants', sentence: 'only what the task grants', effect: 'deny', reason: ungranted, kind: 'stateful' }], reasons: [ungranted] };
+  // What the task's grants refuse is never held for a human who could only approve a call its
+  // capability or credential would then refuse (sandbox/capabilities/grant-refusal.ts: the same
+  // rule the sandbox host's gate asks before it holds a capability call).
+  // A call its credential would refuse is refused before the rules; any other refusal of the
+  // grants takes the place of a hold (where the rules allow the call, its capability refuses it).
+  const descriptor = resolveTool(input.task, input.tool);
+  const credential = descriptor === undefined ? undefined : credentialRefusal(input.task, descriptor, input.args);
+  const ruled = credential === undefined ? engine.decide(request, input.state) : undefined;
+  const refused = credential ?? (ruled?.decision === 'approval' ? await grantRefusalOf(deps, input.task, input.tool, input.args) : undefined);
+  const decision: PolicyDecision = refused === undefined ? ruled! : { decision: 'deny', matched: [grantRuleMatch(refused)], reasons: [refused.reason] };
+  // Allowed, and refused by the grants all the same: said, so no later hold waits on it.
+  const allowedRefusal = decision.decision === 'allow' ? await grantRefusalOf(deps, input.task, input.tool, input.args) : undefined;
+  const grantRefused = allowedRefusal === undefined ? {} : { grantRefused: { code: allowedRefusal.code, reason: allowedRefusal.reason } };
   // The `check_policy <tool>` span already names the task, agent and call; the verdict goes on it.
   annotateActiveSpan({
     [WARDEN_ATTR.policyDecision]: decision.decision,
@@ -285,7 +298,7 @@ export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyIn
   // History keeps the arguments as the workflow sent them (long values as claim checks: the data flow).
   const recorded = given.args;
   if (!input.tool.startsWith('spawn:')) {
-    return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }), rateWindowMs: engine.rateWindowMs };
+    return { decision, request: recorded === input.args ? request : { ...request, args: recorded }, ...approval, ...(resolved === undefined ? {} : { resolvedArgs: { ...recorded, path: resolved } }), rateWindowMs: engine.rateWindowMs, ...grantRefused };
   }
   // A sub-agent starts from the root user's values; what its parent wrote into its intent is
   // trusted only where the parent had it from trusted data.
@@ -296,20 +309,18 @@ export async function decidePolicyCheck(deps: ActivityDeps, given: CheckPolicyIn
 }
 
 /**
- * Why a call of a built-in names a resource (host, database) the task does not grant, as the credential's scope check would say it (identity/call-scope.ts); undefined when
- * it names none or its arguments name no valid resource (the call then fails on them itself).
+ * Why the task's grants refuse the proposed call (sandbox/capabilities/grant-refusal.ts), with the
+ * workspace and the protected set the call would be handed; undefined for a spawn, an undeclared
+ * tool (the workflow's grant check refused it already) or a call they cover.
  */
-function ungrantedResourceOf(task: Task, tool: string, args: Record<string, unknown>): string | undefined {
+async function grantRefusalOf(deps: ActivityDeps, task: Task, tool: string, args: Record<string, unknown>): Promise<GrantRefusal | undefined> {
   const descriptor = resolveTool(task, tool);
-  // Programs are checked by the process executor itself (ERR_COMMAND_NOT_GRANTED, before any rule holds them).
-  if (descriptor === undefined || descriptor.executor.kind !== 'builtin') return undefined;
-  let scope: string[];
-  try {
-    scope = scopeOfCall(descriptor, args);
-  } catch {
-    return undefined;
-  }
-  return scopeOutsideGrant(task.grants, tool, scope) ?? undefined;
+  if (descriptor === undefined) return undefined;
+  const fs = descriptor.executor.kind === 'builtin' && descriptor.capabilities.some((c) => c.startsWith('fs.')) && task.resources.workspace !== undefined;
+  if (!fs) return actionGrantRefusal(task, descriptor, args);
+  // A workspace that is not there is the capability's refusal too (fsPathRefusal says so).
+  const workspaceRoot = await realpath(task.resources.workspace!).catch(() => task.resources.workspace!);
+  return actionGrantRefusal(task, descriptor, args, { workspaceRoot, ...(deps.stateDir === undefined ? {} : { protected: await protectedSetForCall(deps, task) }) });
 }
 
 /** The outputs of the steps that ran (what provenance counts as tools' words). */

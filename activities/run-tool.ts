@@ -72,8 +72,7 @@ import type { ActivityDeps } from './index';
 import { atActivityBoundary, toApplicationFailure } from './to-application-failure';
 import { withCallOutcome, type ToolProgress } from './call-outcome';
 import { Context } from '@temporalio/activity';
-import { protectedSetOf, realPathOf, wardenKeyFiles, wardenResourcesOf } from '../worker/warden-resources';
-import { approverKeyFiles } from '../identity/approver-registry';
+import { protectedSetForCall } from './protected-set';
 import { WARDEN_ATTR } from '../custody/attributes';
 import { actChainOf } from '../identity/agent-identity';
 import { annotateActiveSpan, outcomeOfError, resourceAttributes, sha256OfJson } from '../telemetry/warden-span-attributes';
@@ -617,18 +616,7 @@ function within(path: string, folder: string): boolean {
   return path === folder || path.startsWith(folder.endsWith('/') ? folder : `${folder}/`);
 }
 
-/**
- * What a call of `task` may never open or change, as the capabilities and the OS sandbox take it
- * (worker/warden-resources.ts): the state folder and the worker's other resources, the key files
- * and approver key files as they are now (keys rotate), and the task's own controls.
- */
-export async function protectedSetForCall(deps: ActivityDeps, task: Task): Promise<{ folders: string[]; files: string[]; readOnly: string[] }> {
-  const stateDir = deps.stateDir!;
-  const resources = deps.wardenResources ?? wardenResourcesOf({ stateDir, env: deps.env ?? process.env });
-  const keyFiles = [...wardenKeyFiles(stateDir, deps.env ?? process.env), ...(deps.approvers === undefined ? [] : await approverKeyFiles(deps.approvers))];
-  const set = protectedSetOf(resources, keyFiles, task);
-  return { ...set, folders: [...new Set([realPathOf(stateDir), ...set.folders])] };
-}
+export { protectedSetForCall } from './protected-set';
 
 /**
  * A call whose executor is not an isolate: a program in the OS sandbox (`process`) or a tool of an

@@ -15,7 +15,12 @@ import { readConfinedFileBytes } from '../sandbox/capabilities/fs-capability';
 import { ClaimVerdictSchema } from './claim-schema';
 import { openStatement, PREDICATE_BASE, sha256Hex, type Statement } from './in-toto-statement';
 
-export type SubjectStatus = 'matched' | 'changed' | 'missing' | 'not-checked';
+/**
+ * `missing`: no file at the attested path; `unreadable`: something is there (or may be) that
+ * cannot be read (permission denied on it or a folder above it, not a regular file, a link out of
+ * the workspace...): told apart, since the remedy differs (restore the file, or fix its access).
+ */
+export type SubjectStatus = 'matched' | 'changed' | 'missing' | 'unreadable' | 'not-checked';
 
 export interface SubjectCheck {
   name: string;
@@ -77,7 +82,8 @@ export function verifyClaimAttestation(envelope: unknown, jwks: Jwks, options: V
       try {
         bytes = readConfinedFileBytes({ root: options.workspace, read: true, write: false, list: false }, path, Number.MAX_SAFE_INTEGER);
       } catch (error) {
-        return { name: subject.name, status: 'missing', detail: `${join(options.workspace, path)}: ${(error as { code?: string }).code ?? 'ERR_FS_FAILED'}: ${(error as Error).message}` };
+        const failure = subjectReadFailure(error);
+        return { name: subject.name, status: failure.status, detail: `${join(options.workspace, path)}: ${failure.why}` };
       }
       const actual = sha256Hex(bytes);
       return actual === digest ? { name: subject.name, status: 'matched', detail: `sha256 ${actual}` } : { name: subject.name, status: 'changed', detail: `${join(options.workspace, path)} now hashes to ${actual}, not the attested ${digest ?? '(no sha256)'}` };
@@ -96,7 +102,31 @@ export function verifyClaimAttestation(envelope: unknown, jwks: Jwks, options: V
     }
   }
   for (const s of subjects) {
-    if (s.status === 'changed' || s.status === 'missing') problems.push(`ERR_ATTESTATION_SUBJECT: subject ${s.name} ${s.status === 'missing' ? 'cannot be read' : 'does not match'}: ${s.detail}`);
+    if (s.status === 'changed' || s.status === 'missing' || s.status === 'unreadable') {
+      problems.push(`ERR_ATTESTATION_SUBJECT: subject ${s.name} ${s.status === 'missing' ? 'is missing' : s.status === 'unreadable' ? 'cannot be read' : 'does not match'}: ${s.detail}`);
+    }
   }
   return { ok: problems.length === 0, statement, keyids, subjects, problems };
+}
+
+/** The errno a failed read carries: its own `code` (a Node error), or the one the fs capability kept in its details. */
+function errnoOf(error: unknown): string | undefined {
+  const own = (error as { code?: unknown } | null)?.code;
+  if (typeof own === 'string' && /^E[A-Z]+$/.test(own)) return own;
+  const kept = (error as { details?: { errno?: unknown } } | null)?.details?.errno;
+  return typeof kept === 'string' ? kept : undefined;
+}
+
+/**
+ * What a failed read of an attested file means: `missing` when nothing is at the path (ENOENT, a
+ * component that is not a folder), `unreadable` otherwise, with why (permission denied on the
+ * file or a folder above it: EACCES, EPERM; anything else in the capability's words).
+ */
+export function subjectReadFailure(error: unknown): { status: 'missing' | 'unreadable'; why: string } {
+  const code = (error as { code?: unknown } | null)?.code;
+  const errno = errnoOf(error);
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'ERR_PATH_NOT_FOUND' || errno === 'ENOENT' || errno === 'ENOTDIR') return { status: 'missing', why: `${typeof code === 'string' ? code : errno}: ${message}` };
+  if (errno === 'EACCES' || errno === 'EPERM') return { status: 'unreadable', why: `permission denied (${errno}): this user cannot read the file or a folder above it (${message})` };
+  return { status: 'unreadable', why: `${typeof code === 'string' ? code : 'ERR_FS_FAILED'}: ${message}` };
 }

@@ -13,6 +13,10 @@
  * a digest of the measured effect: a human's approval is bound to that digest, and a re-run with
  * it lets exactly that effect through.
  *
+ * A call the rules would hold and the tool's capability grant refuses (a host it was not handed, a
+ * path outside the workspace) is denied under rule `grants` instead (capabilities/grant-refusal.ts):
+ * never held, never let through by an approval. One the rules allow is refused by the capability.
+ *
  * Invariants: capability calls counted into totals and rates within one tool call as they apply;
  * approvals of the step itself carry over only to a built-in's own call (the same action), never
  * to the calls a user tool makes; the gate holds no credential and only the public rules.
@@ -30,7 +34,8 @@ import { argumentLeaves, buildProvenanceIndex, type ProvenanceIndex } from '../p
 import { getBuiltinTool } from '../tools/builtin-tools';
 import { EGRESS_HOLD_RULE, egressHoldReason } from '../monitoring/egress-watch';
 import type { CapabilityName } from '../tools/tool-descriptor';
-import type { GateReport, PolicyGateSpec } from './sandbox-messages';
+import type { CapabilityGrant, GateReport, PolicyGateSpec } from './sandbox-messages';
+import { capabilityCallRefusal, GRANT_RULE, grantRuleMatch } from './capabilities/grant-refusal';
 
 /**
  * The rule id a call is refused under when the gate itself failed while deciding or recording it:
@@ -117,9 +122,11 @@ function compact(request: PolicyRequest): PolicyRequest {
 
 /**
  * A gate for one tool call. `callerSource` is the tool's own code (user-written, from the task
- * file): values it spells out count as the user's.
+ * file): values it spells out count as the user's. `grant` is what the call was handed: a
+ * capability call the rules would hold and it refuses is denied under the rule `grants`
+ * (capabilities/grant-refusal.ts), so it is never held for a human nor counted as approved.
  */
-export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): PolicyGate {
+export function createPolicyGate(spec: PolicyGateSpec, callerSource: string, grant?: CapabilityGrant): PolicyGate {
   const engine = engineOf(spec);
   const callerArgs = spec.caller.args;
   // Built at the first capability call, once, from the spec (which nothing changes meanwhile): a
@@ -221,6 +228,13 @@ export function createPolicyGate(spec: PolicyGateSpec, callerSource: string): Po
         refuse('ERR_POLICY_DENIED', `${capability} denied by policy ${EGRESS_HOLD_RULE}: ${held}`);
       }
       if (decision.decision === 'approval') {
+        // What the call's grant refuses is never held, nor let through by an approval: denied now,
+        // with the grant's reason (a human could only approve what the capability then refuses).
+        const refused = grant === undefined ? undefined : capabilityCallRefusal(grant, capability, args);
+        if (refused !== undefined) {
+          stopped = { decision: 'deny', request: compact(request), matched: [grantRuleMatch(refused)], digest: effectDigest(capability, args, measured) };
+          refuse('ERR_POLICY_DENIED', `${capability} denied by policy ${GRANT_RULE}: ${refused.reason}`);
+        }
         const digest = effectDigest(capability, args, measured);
         const rules = decision.matched.filter((m) => m.effect === 'approval').map((m) => m.id);
         const approved = spec.approvedEffects.includes(digest) || (own && rules.every((id) => spec.approvedRules.includes(id)));

@@ -59,7 +59,7 @@ export async function runInIsolate(request: SandboxRunRequest, pool: IsolatePool
   const startedAt = performance.now();
   let gate: PolicyGate | undefined;
   try {
-    gate = request.policy === undefined ? undefined : createPolicyGate(request.policy, request.source);
+    gate = request.policy === undefined ? undefined : createPolicyGate(request.policy, request.source, request.capabilities);
   } catch (error) {
     return { type: 'result', id: request.id, ok: false, error: { code: 'ERR_POLICY_INVALID', message: truncate(`the policy gate cannot be set up: ${messageOf(error)}`) }, durationMs: 0 };
   }

@@ -28,6 +28,8 @@ export interface GuardedStep {
   inherit?: ProvenanceSeed;
   /** The longest window of the task's rate rules (ms), when the policy check said (see tool-step.ts). */
   rateWindowMs?: number;
+  /** The rules allowed it and the task's grants refuse it (the policy check said so): its tool refuses it at once, and nothing holds it first. */
+  grantRefused?: { code: string; reason: string };
 }
 
 /** Marks the step refused; ends the task when the task stops on a denial. */
@@ -115,7 +117,7 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     now: new Date(nowMs).toISOString(),
   };
   const ahead = legacy === undefined && held?.precheck !== undefined && run.flow !== undefined && precheckHolds(held.precheck, policyInputDigest({ ...input, taskDigest: run.flow.taskDigest(input.task) }), nowMs) ? { ...held, request: { ...held.request, now: input.now } } : undefined;
-  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs } = legacy ?? ahead ?? await run.monitor.lane.run(() => summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))(input));
+  const { decision: verdict, request: policyRequest, approvalRequestId, resolvedArgs, inherit, rateWindowMs, grantRefused } = legacy ?? ahead ?? await run.monitor.lane.run(() => summarized.checkPolicy(policyCheckSummary(policyTool, policyArgs))(input));
   const inStep = (m: { id: string; sentence: string; effect: string; reason: string }) => ({ id: m.id, sentence: m.sentence, effect: m.effect, reason: m.reason });
   step.policy = {
     decision: verdict.decision,
@@ -148,5 +150,5 @@ export async function guardAction(run: AgentRun, action: StepAction, turn: numbe
     step.reason = `approved by ${approval.approver}${approval.reason ? `: ${approval.reason}` : ''}`;
   }
   const approvedRules = verdict.decision === 'approval' ? verdict.matched.filter((m) => m.effect === 'approval').map((m) => m.id) : [];
-  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }), ...(rateWindowMs === undefined ? {} : { rateWindowMs }) };
+  return { step, policyRequest, approvedRules, ...(resolvedArgs === undefined ? {} : { resolvedArgs }), ...(inherit === undefined ? {} : { inherit }), ...(rateWindowMs === undefined ? {} : { rateWindowMs }), ...(grantRefused === undefined ? {} : { grantRefused }) };
 }

@@ -356,12 +356,14 @@ export class TaskMonitor {
 
   /**
    * Just before an action that passed every guard runs: after a step-up, it waits for a human
-   * first. Returns false when that approval was refused (the step is then refused like any denial).
+   * first, unless the task's grants refuse the action (`refusedByGrants`: its tool refuses it at
+   * once). Returns false when that approval was refused (the step is then refused like any denial).
    */
-  async beforeRun(run: AgentRun, step: StepRecord): Promise<boolean> {
+  async beforeRun(run: AgentRun, step: StepRecord, refusedByGrants = false): Promise<boolean> {
     this.assertRunning();
     const entry = this.steps.get(step.index);
-    if (!this.active || entry === undefined || this.stepUp === undefined || step.approval !== undefined) return true;
+    // A call the task's grants refuse runs to its tool's refusal at once: a human asked first could only approve what is then refused.
+    if (!this.active || entry === undefined || this.stepUp === undefined || step.approval !== undefined || refusedByGrants) return true;
     // Unguessable, as for policy holds: nobody can name the request before it exists. Never from the
     // sandbox's random stream, which differs on replay (hold-request-id.ts); only runs recorded before
     // `beginMonitoring` drew a key still take uuid4(), as they did when they ran.

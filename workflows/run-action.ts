@@ -35,7 +35,9 @@ export async function runAction(run: AgentRun, action: StepAction, turn: number,
     return;
   }
   const { step } = guarded;
-  if (!(await run.monitor.beforeRun(run, step))) return;
+  // What the grants refuse is never held for a human (the policy check said so; absent in
+  // histories recorded before it did, so their replays hold as they did).
+  if (!(await run.monitor.beforeRun(run, step, guarded.grantRefused !== undefined))) return;
   try {
     if (action.type === 'tool') {
       if (!(await runToolStep(run, action, guarded, options.foldNextTurn === true))) return;

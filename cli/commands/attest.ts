@@ -1,10 +1,11 @@
 /**
  * `warden attest verify <file>`: checks claim attestations offline, with only a published JWKS
- * (attestation/verify-attestation.ts). Reading files is all it does: no server, no state.
+ * (attestation/verify-attestation.ts). Reading files is all it does: no server, and nothing
+ * written (without --jwks it reads the keys the state folder holds, and creates none).
  */
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
-import { publishedJwks, PublishedJwksSchema } from '../../attestation/published-jwks';
+import { PublishedJwksSchema, readPublishedJwks } from '../../attestation/published-jwks';
 import { verifyClaimAttestation, type AttestationCheck } from '../../attestation/verify-attestation';
 import { WardenError } from '../../errors';
 import { readUserFileSync, UserFileError } from '../../regular-file';
@@ -20,10 +21,13 @@ export const ATTEST_USAGE = `usage: warden attest verify <file> [--jwks <file>] 
 
   verify       checks claim attestations offline. <file> holds one DSSE envelope, a JSON array of
                them, or the output of \`warden run --json\` (every signed claim in it). Each must be
-               signed by a key of --jwks (default: this state folder's, as \`warden keys jwks\`
-               prints it), attest a verified claim, name the run it belongs to, and with
-               --workspace every file it attests must still hash to the attested digest.
-               Exit 0 when all verify, 1 when one does not, 2 for bad usage or an unreadable file.
+               signed by a key of --jwks (default: the keys this state folder already holds, as
+               \`warden keys jwks\` prints them; read only, none is created), attest a verified
+               claim, name the run it belongs to, and with --workspace every file it attests must
+               still hash to the attested digest (a file that cannot be read, e.g. permission
+               denied, is reported unreadable, apart from one that is missing).
+               Exit 0 when all verify, 1 when one does not, 2 for bad usage, an unreadable file,
+               or no key to verify against (no --jwks and no key here: the key id it names is said).
   --jwks       the published JWKS to trust (and nothing else)
   --workspace  folder the attested files are relative to (re-hashed; without it they are not checked)
   --task       the task each attestation must be about (its workflow or a sub-agent's); without it,
@@ -48,9 +52,25 @@ export function readJsonFile(io: CliIo, command: string, file: string, what: str
   }
 }
 
-/** The JWKS of `--jwks`, or this state folder's published set; undefined (after saying why) when unusable. */
-export async function trustedJwks(io: CliIo, command: string, file: string | undefined): Promise<Jwks | undefined> {
-  if (file === undefined) return publishedJwks(stateDirOf(io.env), io.env);
+/**
+ * The JWKS of `--jwks`, or the keys this state folder (its key file, its shared database) already
+ * holds, read without creating any (a verification writes nothing); undefined (after saying why)
+ * when unusable, or when there is no key at all: then the message names the key ids `signed` is
+ * signed with and how to pass `--jwks`.
+ */
+export async function trustedJwks(io: CliIo, command: string, file: string | undefined, signed: unknown): Promise<Jwks | undefined> {
+  if (file === undefined) {
+    const { jwks, searched } = await readPublishedJwks(stateDirOf(io.env), io.env);
+    if (jwks.keys.length > 0) return jwks;
+    const kids = signingKeyIdsIn(signed);
+    io.stderr(
+      `${terminalLine(
+        `warden ${command}: no key to verify against: it is signed by key ${kids.length === 0 ? '(none named)' : kids.join(', ')}, and there is no key in ${searched} (nothing was created there). ` +
+          `Pass the signer's published keys with --jwks <file> (\`warden keys jwks > jwks.json\` on the deployment that signed it)`,
+      )}\n`,
+    );
+    return undefined;
+  }
   const json = readJsonFile(io, command, file, 'JWKS');
   if (json === undefined) return undefined;
   const parsed = PublishedJwksSchema.safeParse(json);
@@ -60,6 +80,33 @@ export async function trustedJwks(io: CliIo, command: string, file: string | und
     return undefined;
   }
   return parsed.data;
+}
+
+/**
+ * The key ids the DSSE envelopes in `value` name (`signatures[].keyid`), wherever they sit: one
+ * envelope, an array, `warden run --json` output's claims, a receipt's statement and attestations.
+ * Read before anything is verified: only to say which key a verifier needs.
+ */
+export function signingKeyIdsIn(value: unknown): string[] {
+  const kids = new Set<string>();
+  const walk = (node: unknown, depth: number) => {
+    if (depth > 6 || typeof node !== 'object' || node === null || kids.size >= 20) return;
+    if (Array.isArray(node)) {
+      for (const item of node.slice(0, 1000)) walk(item, depth + 1);
+      return;
+    }
+    const object = node as Record<string, unknown>;
+    if (typeof object['payload'] === 'string' && Array.isArray(object['signatures'])) {
+      for (const signature of object['signatures']) {
+        const kid = (signature as { keyid?: unknown } | null)?.keyid;
+        if (typeof kid === 'string' && kid !== '') kids.add(kid);
+      }
+      return;
+    }
+    for (const child of Object.values(object)) walk(child, depth + 1);
+  };
+  walk(value, 0);
+  return [...kids];
 }
 
 /** The envelopes a file holds: one, an array, or the signed claims of a task result. */
@@ -130,7 +177,7 @@ export async function attestCommand(argv: string[], io: CliIo): Promise<number> 
       io.stderr(`${terminalLine(`warden attest: ${file} holds no signed claim (only verified claims are signed)`)}\n`);
       return EXIT.failed;
     }
-    const jwks = await trustedJwks(io, 'attest', args.values.jwks);
+    const jwks = await trustedJwks(io, 'attest', args.values.jwks, json);
     if (jwks === undefined) return EXIT.usage;
     const workspace = args.values.workspace === undefined ? undefined : resolve(args.values.workspace);
     // A folder that is not there would make every attested file "cannot be read": the wrong

@@ -35,10 +35,12 @@ export const RECEIPT_USAGE = `usage: warden receipt <workflowId> [--out <file>]
                 does not cover them, and published to WARDEN_CUSTODY_WITNESS). Reads Temporal
                 (TEMPORAL_ADDRESS or the embedded server) and this state folder's ledger and keys.
   verify        checks a receipt offline: Warden's signature and every claim's with --jwks (default:
-                this state folder's published set), every custody record's hash, signature and
-                audit path to the tree head, and the tree head's signature by a custody key of the
-                JWKS or of --witness (whose published heads must then include it).
-                Exit 0 valid, 1 invalid, 2 bad usage or an unreadable file.`;
+                the keys this state folder already holds; read only, none is created), every
+                custody record's hash, signature and audit path to the tree head, and the tree
+                head's signature by a custody key of the JWKS or of --witness (whose published
+                heads must then include it).
+                Exit 0 valid, 1 invalid, 2 bad usage, an unreadable file, or no key to verify
+                against (no --jwks and no key here: the key id it names is said).`;
 
 /** The closed task's result and the user and intent its workflow was started with. */
 async function finishedTask(io: CliIo, workflowId: string): Promise<{ result: TaskResult; user: string; intent: string }> {
@@ -125,7 +127,7 @@ function describe(check: ReceiptCheck): string {
 async function verifyReceipt(io: CliIo, file: string, options: { jwks?: string; witness?: string; json: boolean }): Promise<number> {
   const receipt = readJsonFile(io, 'receipt', file, 'receipt');
   if (receipt === undefined) return EXIT.usage;
-  const jwks = await trustedJwks(io, 'receipt', options.jwks);
+  const jwks = await trustedJwks(io, 'receipt', options.jwks, receipt);
   if (jwks === undefined) return EXIT.usage;
   const witness = options.witness === undefined ? undefined : readPublishedHeads(options.witness);
   const check = verifyTaskReceipt(receipt, jwks, witness === undefined ? {} : { witnessKeys: witness.keys, witnessHeads: witness.heads.map((h) => h.checkpoint) });

@@ -371,6 +371,27 @@ export interface ResolvedPath {
 }
 
 /** The real path of a workspace root, or ERR_PATH_NOT_FOUND. */
+/**
+ * The refusal any fs operation under `grant` would throw for `relativePath` before it opens
+ * anything: not a string, absolute, climbing out of the workspace, a link leading out, a protected
+ * folder or file (Warden's state and keys; for a write, the task's own controls), or no workspace folder. Undefined when the path is inside what the grant
+ * covers (the file need not exist). Read by sandbox/capabilities/grant-refusal.ts before any rule
+ * may hold the call for a human who could only approve what this refuses.
+ */
+export function fsPathRefusal(grant: FsGrant, relativePath: unknown, access: 'read' | 'write' | 'list'): CapabilityError | undefined {
+  try {
+    const target = resolveUnprotected(grant, realRootOf(grant.root), relativePath);
+    // A protected or read-only file (a key file, the task's own controls) by what the path leads to now.
+    const refusal = access === 'list' ? undefined : guardOf(grant).refusalOfPath(target.absolute, access);
+    if (refusal !== undefined) return protectedRefusal(target.display, refusal);
+    return undefined;
+  } catch (error) {
+    if (error instanceof CapabilityError) return error;
+    // Anything else (a component that cannot be inspected) is the operation's own failure, not the grant's.
+    return undefined;
+  }
+}
+
 export function realRootOf(root: string): string {
   if (!path.isAbsolute(root)) throw capabilityError('ERR_FS_FAILED', 'the workspace root is not an absolute path');
   try {
@@ -433,7 +454,10 @@ export function resolveConfined(root: string, relativePath: unknown, symlinks: S
         break;
       }
       if (isNodeError(error) && error.code === 'ENAMETOOLONG') throw capabilityError('ERR_FS_FAILED', 'the path is too long');
-      throw capabilityError('ERR_FS_FAILED', `cannot inspect ${JSON.stringify(relativePath)}`);
+      // The errno stays in the details: a reader tells "permission denied" from anything else (attestation/verify-attestation.ts).
+      const errno = isNodeError(error) ? error.code : undefined;
+      if (errno === 'EACCES' || errno === 'EPERM') throw capabilityError('ERR_FS_FAILED', `cannot inspect ${JSON.stringify(relativePath)}: permission denied`, { path: relativePath, errno });
+      throw capabilityError('ERR_FS_FAILED', `cannot inspect ${JSON.stringify(relativePath)}`, errno === undefined ? undefined : { errno });
     }
     if (stat.isSymbolicLink()) {
       if (symlinks === 'refuse') throw outside(relativePath, 'it goes through a symbolic link');
@@ -653,12 +677,15 @@ function withFsErrors<T>(displayPath: string, operation: () => T): T {
       case 'EISDIR':
         throw capabilityError('ERR_FS_FAILED', `${name} is a folder`, { path: displayPath });
       case 'ENOTDIR':
-        throw capabilityError('ERR_FS_FAILED', `${name}: a component is not a folder`, { path: displayPath });
+        throw capabilityError('ERR_FS_FAILED', `${name}: a component is not a folder`, { path: displayPath, errno: error.code });
+      case 'EACCES':
+      case 'EPERM':
+        throw capabilityError('ERR_FS_FAILED', `permission denied on ${name}`, { path: displayPath, errno: error.code });
       case 'ENOSPC':
       case 'EDQUOT':
         throw capabilityError('ERR_WORKSPACE_QUOTA', `no room left for ${name}: the task tree's workspace is full (raise limits.workspaceMb in the task file for more)`, { path: displayPath });
       default:
-        throw capabilityError('ERR_FS_FAILED', `file system error ${error.code ?? 'unknown'} on ${name}`, { path: displayPath });
+        throw capabilityError('ERR_FS_FAILED', `file system error ${error.code ?? 'unknown'} on ${name}`, { path: displayPath, errno: error.code });
     }
   }
 }

@@ -140,6 +140,25 @@ export function createHttpCapability(grant: HttpGrant, options: HttpCapabilityOp
   };
 }
 
+/**
+ * The refusal `fetch` would throw for a request to `rawUrl` with `method` before it connects (the
+ * URL, its scheme, and the grant's host, port, method and path), or undefined when the grant lets
+ * it through to the address checks (which need DNS and are made when it connects). The same
+ * checks `fetch` makes first: sandbox/capabilities/grant-refusal.ts asks them before any rule may
+ * hold the request for a human who could only approve what this refuses.
+ */
+export function httpGrantRefusal(grant: HttpGrant, rawUrl: unknown, method: unknown): CapabilityError | undefined {
+  try {
+    const url = parseUrl(rawUrl);
+    const request = parseInit(method === undefined ? undefined : { method });
+    assertAllowed(url, request.method, rulesOf(grant.allowedHosts));
+    return undefined;
+  } catch (error) {
+    if (error instanceof CapabilityError) return error;
+    throw error;
+  }
+}
+
 /** Resolves a host name to every address it has (the system resolver, like any client). */
 export type Resolver = (hostname: string) => Promise<{ address: string; family: number }[]>;
 

@@ -66,7 +66,7 @@ describe('verifyClaimAttestation', () => {
     ['a run subject for another run', (s) => void (s.subject[1] = jsonSubject('workflow:wf-1', { workflowId: 'wf-1', runId: 'run-2' })), /ERR_ATTESTATION_SUBJECT: subject workflow:wf-1 does not match: the digest/],
     ['a run subject naming another workflow than the predicate', (s) => void (s.subject[1] = jsonSubject('workflow:wf-2', { workflowId: 'wf-2', runId: 'run-1' })), /the predicate names another run/],
     ['a file that changed', (s) => void (s.subject[0] = { name: 'file:report.md', digest: { sha256: sha256Hex('other') } }), new RegExp(`subject file:report\\.md does not match: \\S+/report\\.md now hashes to ${sha256Hex('report')}, not the attested ${sha256Hex('other')}`)],
-    ['a file that is gone', (s) => void (s.subject[0] = { name: 'file:gone.md', digest: { sha256: sha256Hex('report') } }), /subject file:gone\.md cannot be read: \S+\/gone\.md: ERR_PATH_NOT_FOUND/],
+    ['a file that is gone', (s) => void (s.subject[0] = { name: 'file:gone.md', digest: { sha256: sha256Hex('report') } }), /subject file:gone\.md is missing: \S+\/gone\.md: ERR_PATH_NOT_FOUND/],
     ['a path out of the workspace', (s) => void (s.subject[0] = { name: 'file:../secret.txt', digest: { sha256: sha256Hex('report') } }), /subject file:\.\.\/secret\.txt cannot be read/],
     ['a link out of the workspace', (s) => void (s.subject[0] = { name: 'file:link.md', digest: { sha256: sha256Hex('report') } }), /subject file:link\.md cannot be read/],
   ])('fails for %s', async (_name, change, problem) => {

@@ -215,6 +215,8 @@ describe('checkPolicy with the worker\'s incremental index', () => {
     intent: 'Read the inbox and mail a summary to bob@example.com; pay invoice 4471 of $120 to DE89 3704 0044 0532 0130 00.',
     agent: { name: 'clerk', model: { driver: 'scripted', script: [{ final: 'x' }] } },
     tools: { custom: [{ name: 'mail.send', description: 'sends mail', source: 'return 1;', capabilities: ['http.fetch'], effects: { recipients: [{ arg: 'to', kind: 'email' }] } }] },
+    // Granted with what it declares: the grants refuse anything else before a rule could hold it.
+    grants: { tools: ['mail.send', 'http.fetch'] },
   });
 
   it('decides every step of a random run as a check building its index from scratch decides it', async () => {
@@ -255,6 +257,8 @@ describe('checkPolicy on the data flow with the worker\'s incremental index', ()
     intent: 'Read the inbox and mail a summary to bob@example.com.',
     agent: { name: 'clerk', model: { driver: 'scripted', script: [{ final: 'x' }] } },
     tools: { custom: [{ name: 'mail.send', description: 'sends mail', source: 'return 1;', capabilities: ['http.fetch'], effects: { recipients: [{ arg: 'to', kind: 'email' }] } }] },
+    // Granted with what it declares: the grants refuse anything else before a rule could hold it.
+    grants: { tools: ['mail.send', 'http.fetch'] },
   });
 
   it('earlier runs\' outputs (transcript chain), claim-checked outputs and pending steps count as a from-scratch index counts them', async () => {

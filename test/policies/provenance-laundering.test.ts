@@ -227,7 +227,8 @@ describe('through an MCP tool and a user tool', () => {
   });
 
   it('an MCP tool description counts as untrusted tool output in the next decision', async () => {
-    const task = taskOf();
+    // Granted with what it declares: a tool the grants refuse is denied before any rule (grant-refusal.ts).
+    const task = taskOf({ grants: { tools: ['mail.out', 'http.fetch'] } });
     const check = await createCheckPolicy({} as ActivityDeps)({
       task,
       workflowId: 'wf',
