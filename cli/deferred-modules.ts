@@ -2,21 +2,23 @@
  * Modules that packages Warden uses load with themselves, but that no `warden` command needs on
  * its usual path: each is loaded when first used instead (issue 17: `warden run`'s start-up).
  *
- * - @temporalio/worker's workflow bundler (`lib/workflow/bundler.js`, with memfs, unionfs and
- *   webpack's entry: about 200 modules, 40-50 ms of the main thread's CPU in `warden run`).
- *   The SDK's `worker.js` requires it as it loads, but uses it only to bundle workflows from a
- *   `workflowsPath`, and to compare interceptor modules in its own `getOrCreateBundle` (which
- *   Warden's worker replaces for its pre-built bundles: worker/prestarted-thread-worker.ts).
- *   A bundle built when the cache misses (worker/workflow-bundle.ts) loads it then.
- * - zod's table of locales (`v4/locales/index.cjs`: its 50 message catalogues, 30-50 ms). zod
- *   re-exports it as `z.locales` and sets its English messages from `en.cjs` directly; Warden
- *   never changes the locale.
+ * - zod's table of locales (`v4/locales/index.cjs`: its 50 message catalogues, about 20 ms of
+ *   the main thread's CPU in every command that loads zod). zod re-exports it as `z.locales` and
+ *   sets its English messages from `en.cjs` directly; Warden never changes the locale. zod's
+ *   ES build (`import('zod')`) has files of its own and is not touched.
  *
  * Until first used, the module cache holds, under the module's own file name, an object that loads
- * the real module on the first read of any property (other than `__esModule`, which both modules
- * set, so that TypeScript's `__importStar` takes the object as it is without loading it) and answers
- * from the real module from then on: nothing differs once loaded. A module that is already loaded,
- * or that cannot be resolved from here (another node_modules layout), is left to Node as before.
+ * the real module on the first read of any property (other than `__esModule`, which it sets, so
+ * that TypeScript's `__importStar` takes the object as it is without loading it) and answers from
+ * the real module from then on: nothing differs once loaded, and a module that fails to load
+ * throws its own error at that first read. A module that is already loaded, or that cannot be
+ * resolved from here (another node_modules layout), is left to Node as before.
+ *
+ * Not here: the Temporal SDK's webpack bundler (`@temporalio/worker/lib/workflow/bundler.js`,
+ * ~35 ms). A stand-in for it was withdrawn after an attack (commit d5edd83): Node's ES import of
+ * the CommonJS SDK reads every export of its index and drops a getter's error, so a bundler that
+ * failed to load would reach `import('@temporalio/worker')` as an undefined `bundleWorkflowCode`
+ * instead of its loader's error. Only a module whose exports no package index re-exports belongs here.
  *
  * Imports Node built-ins only: cli/main.ts calls it before any command loads a package.
  */
@@ -57,7 +59,6 @@ function resolvedOrUndefined(resolve: () => string): string | undefined {
 
 /** The modules `deferUnusedModules` defers (see the module comment for why each can wait). */
 export const DEFERRED_MODULES: readonly DeferredModule[] = [
-  { name: "@temporalio/worker's workflow bundler", resolve: () => resolvedOrUndefined(() => require.resolve('@temporalio/worker/lib/workflow/bundler')) },
   // The file zod's core requires as `../locales/index.cjs` (the package exports no path to it).
   { name: "zod's locales", resolve: () => resolvedOrUndefined(() => join(dirname(require.resolve('zod/v4/core')), '..', 'locales', 'index.cjs')) },
 ];

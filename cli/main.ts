@@ -127,7 +127,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   }
   const entry = COMMANDS[name];
   if (entry === undefined) return unknown(name, io);
-  // Before any command loads the Temporal SDK or zod: parts of them no command uses wait until used.
+  // Before any command loads zod: the parts of it no command uses wait until used (cli/deferred-modules.ts).
   deferUnusedModules();
   const command = await entry.load();
   return command.run(rest, io);

@@ -131,9 +131,7 @@ export async function checkNamespace(service: { describeNamespace(request: { nam
  * @throws TemporalServerError `ERR_TEMPORAL_UNREACHABLE`, `ERR_TEMPORAL_NAMESPACE_NOT_FOUND`.
  */
 export async function connectWorkerConnection(config: TemporalConfig): Promise<NativeConnection> {
-  // required, not import()ed: an ES import of the CommonJS package reads every export it lists,
-  // the workflow bundler's included, which loads it (cli/deferred-modules.ts).
-  const { NativeConnection } = require('@temporalio/worker') as typeof import('@temporalio/worker');
+  const { NativeConnection } = await import('@temporalio/worker');
   let connection: NativeConnection;
   try {
     await assertNameExists(config, 'worker');

@@ -1,8 +1,8 @@
 /**
  * The parts of packages no `warden` command uses on its usual path load when first used, not with
- * their package (cli/deferred-modules.ts; issue 17: `warden run`'s start-up): the Temporal SDK's
- * workflow bundler (memfs, unionfs, webpack) and zod's locales. Each still works once used, and
- * the worker's connection (which loads the SDK) does not load the bundler either.
+ * their package (cli/deferred-modules.ts; issue 17: `warden run`'s start-up): zod's locales. They
+ * still work once used, a locale that cannot load says so at its first use, and the Temporal
+ * SDK's bundler is not deferred (its stand-in was withdrawn: an ES import dropped its load error).
  *
  * Each case runs in a fresh Node process (through tsx, as bin/warden.js runs the sources) and
  * reads `require.cache`.
@@ -27,48 +27,57 @@ function inFreshProcess(script: string): unknown {
   return JSON.parse(out);
 }
 
-const BUNDLER_PARTS = String(/^node_modules\/(memfs|unionfs|webpack)\//);
 const ZOD_LOCALE = String(/^node_modules\/zod\/v4\/locales\/fr\.cjs$/);
+const ZOD_LOCALES_INDEX = "require('node:path').join(require('node:path').dirname(require.resolve('zod/v4/core')), '..', 'locales', 'index.cjs')";
 
 describe('modules deferred until used', () => {
-  it('loading the Temporal worker SDK and zod leaves the bundler and the locales out, and each loads when used', () => {
+  it("loading zod leaves its locales out; they load when used, and zod's own messages are English", () => {
     const seen = inFreshProcess(
       `const deferred = require(root + '/cli/deferred-modules.ts').deferUnusedModules();` +
-        `const sdk = require('@temporalio/worker'); const { z } = require('zod');` +
-        `const before = { bundler: loaded(${BUNDLER_PARTS}), locale: loaded(${ZOD_LOCALE}) };` +
-        // zod still works, in English, with its locales table not loaded.
+        `const { z } = require('zod');` +
+        `const before = loaded(${ZOD_LOCALE});` +
         `const message = z.object({ n: z.number() }).safeParse({ n: 'x' }).error.issues[0].message;` +
-        `const used = { bundle: typeof sdk.bundleWorkflowCode, fr: typeof z.locales.fr, esModule: require('zod/v4/core').locales.__esModule };` +
-        `process.stdout.write(JSON.stringify({ deferred: deferred.length, before, message, used, after: { bundler: loaded(${BUNDLER_PARTS}), locale: loaded(${ZOD_LOCALE}) }, again: require(root + '/cli/deferred-modules.ts').deferUnusedModules().length }));`,
+        `const used = { fr: typeof z.locales.fr, esModule: require('zod/v4/core').locales.__esModule, same: require('zod/v4/core').locales.fr === z.locales.fr };` +
+        `process.stdout.write(JSON.stringify({ deferred: deferred.length, before, message, used, after: loaded(${ZOD_LOCALE}), again: require(root + '/cli/deferred-modules.ts').deferUnusedModules().length }));`,
     );
     expect(seen).toEqual({
-      deferred: 2,
-      before: { bundler: false, locale: false },
+      deferred: 1,
+      before: false,
       message: 'Invalid input: expected number, received string',
-      used: { bundle: 'function', fr: 'function', esModule: true },
-      after: { bundler: true, locale: true },
-      // Both are loaded now: nothing is deferred a second time.
+      used: { fr: 'function', esModule: true, same: true },
+      after: true,
+      // Loaded now: nothing is deferred a second time.
       again: 0,
     });
   });
 
-  it("the worker's connection loads the SDK without its bundler", () => {
+  it('a deferred module that cannot load throws its own error at its first use, and again at the next', () => {
     const seen = inFreshProcess(
-      `require(root + '/cli/deferred-modules.ts').deferUnusedModules();` +
-        `const { loadTemporalConfig } = require(root + '/temporal/temporal-config.ts');` +
-        `const { connectWorkerConnection } = require(root + '/temporal/connect.ts');` +
-        // Nothing listens on port 1: the connection fails, after the SDK loaded.
-        `const code = await connectWorkerConnection(loadTemporalConfig({ TEMPORAL_ADDRESS: '127.0.0.1:1' })).then(() => 'connected', (e) => e.code);` +
-        `process.stdout.write(JSON.stringify({ code, sdk: loaded(/^node_modules\\/@temporalio\\/worker\\/lib\\/worker\\.js$/), bundler: loaded(${BUNDLER_PARTS}) }));`,
+      `const { deferUnusedModules } = require(root + '/cli/deferred-modules.ts');` +
+        `const file = require('node:path').join(require('node:os').tmpdir(), 'warden-deferred-' + process.pid + '.js');` +
+        `require('node:fs').writeFileSync(file, "throw new Error('broken module');");` +
+        `deferUnusedModules([{ name: 'broken', resolve: () => file }]);` +
+        `const mod = require(file); const errors = [];` +
+        `for (let i = 0; i < 2; i += 1) { try { void mod.anything; errors.push('no error'); } catch (e) { errors.push(e.message); } }` +
+        `require('node:fs').rmSync(file);` +
+        `process.stdout.write(JSON.stringify(errors));`,
     );
-    expect(seen).toEqual({ code: 'ERR_TEMPORAL_UNREACHABLE', sdk: true, bundler: false });
+    expect(seen).toEqual(['broken module', 'broken module']);
+  });
+
+  it("the Temporal SDK's bundler is not deferred (an ES import would drop its load error)", () => {
+    const seen = inFreshProcess(
+      `const { DEFERRED_MODULES } = require(root + '/cli/deferred-modules.ts');` +
+        `process.stdout.write(JSON.stringify(DEFERRED_MODULES.map((m) => m.resolve()).filter((f) => f !== undefined && f.includes('@temporalio'))));`,
+    );
+    expect(seen).toEqual([]);
   });
 
   it('a module already loaded is left as it is', () => {
     const seen = inFreshProcess(
       `require('zod'); const { deferUnusedModules } = require(root + '/cli/deferred-modules.ts');` +
-        `process.stdout.write(JSON.stringify({ deferred: deferUnusedModules().map((f) => f.includes('/zod/')), locale: loaded(${ZOD_LOCALE}) }));`,
+        `process.stdout.write(JSON.stringify({ deferred: deferUnusedModules(), locales: require.cache[${ZOD_LOCALES_INDEX}].loaded }));`,
     );
-    expect(seen).toEqual({ deferred: [false], locale: true });
+    expect(seen).toEqual({ deferred: [], locales: true });
   });
 });
