@@ -355,8 +355,9 @@ async function runPrepared(args: ParsedCommandArgs<typeof RUN_OPTIONS>, file: st
       const ready = worker === undefined ? undefined : await unlessInterrupted(worker);
       if (ready !== undefined) markPhase('run: worker created', io.env);
       // Its Temporal workers are created, and poll, while the blob store opens and the start
-      // request is in flight (issue 17): one after the other they were ~50 ms more, and the task's
-      // first workflow task found no poller waiting. The worker runs until `stopWorkerWhen` is given
+      // request is in flight (issue 17): one after the other, the start's round trip and the
+      // workers' creation added up (the first workflow task then started 18-28 ms after the
+      // workflow, now 15-19 ms at load 5-9). The worker runs until `stopWorkerWhen` is given
       // the task's end; on any other way out the `catch` below closes it (which stops the run).
       let stopWorkerWhen: (until: Promise<unknown>) => void = () => undefined;
       const workerUntil = new Promise<unknown>((resolve, reject) => (stopWorkerWhen = (until) => void until.then(resolve, reject)));
