@@ -11,6 +11,7 @@ import { packageVersion } from './package-version';
 import { environmentHelp } from './environment-variables';
 import { nearestName } from '../task/field-suggestions';
 import { terminalJson, terminalLine } from '../terminal-text';
+import { deferUnusedModules } from './deferred-modules';
 
 /** bin/warden.js writes a command's uncaught error through it too. */
 export { processIo };
@@ -126,6 +127,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   }
   const entry = COMMANDS[name];
   if (entry === undefined) return unknown(name, io);
+  // Before any command loads zod: the parts of it no command uses wait until used (cli/deferred-modules.ts).
+  deferUnusedModules();
   const command = await entry.load();
   return command.run(rest, io);
 }

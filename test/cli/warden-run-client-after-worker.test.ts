@@ -2,7 +2,9 @@
  * `warden run` with its own worker connects its Temporal client only once the worker has begun
  * creating its Temporal workers (issue 17): the client's connection is main-thread CPU that
  * otherwise ran while the worker parsed its bundle and spawned its workflow threads. The order is
- * read from the run's own phase notes (`WARDEN_TIMING=1`), not from times. A worker that fails
+ * read from the run's own phase notes (`WARDEN_TIMING=1`), not from times. Its Temporal workers
+ * are then created and poll while the start request is in flight (they used to be created only
+ * once the task existed). A worker that fails
  * before that point still lets the run end with the worker's error (the client is not left
  * waiting for a creation that never begins).
  */
@@ -55,6 +57,12 @@ describe('warden run with its own worker', () => {
     expect(at('worker: native connection ready'), seen.join(' | ')).toBeGreaterThanOrEqual(0);
     expect(at('run: client connecting'), seen.join(' | ')).toBeGreaterThan(at('worker: native connection ready'));
     expect(at('run: client connecting')).toBeLessThan(at('run: workflow started'));
+    // Its Temporal workers are created (and poll) while the start request is in flight, not after
+    // the task exists: the task's first workflow task finds a poller waiting.
+    expect(at('run: worker created'), seen.join(' | ')).toBeGreaterThanOrEqual(0);
+    expect(at('run: worker running'), seen.join(' | ')).toBeGreaterThan(at('run: worker created'));
+    expect(at('run: worker running')).toBeLessThan(at('run: start requested'));
+    expect(at('worker: Temporal workers created')).toBeGreaterThan(at('run: worker running'));
   }, 600_000);
 
   it('a worker failing before it creates anything still ends the run with its error', async () => {
