@@ -465,12 +465,24 @@ async function runFlowCall(
   const summary = fold ? `${toolCallSummary(action.tool, action.args)}, then ${modelTurnSummary(run.task, run.state.turn)}` : toolCallSummary(action.tool, action.args);
   let call: ToolStepResult;
   if (runsLocally(run, flow, action.tool, fold)) {
-    call = await flow.callHere(run, toolCallTimeouts(run, fold), 'rebuild', (a, onWorker) => run.calls.run(() => watched(starting(a.runTool)({ ...fields(), ...(onWorker === undefined ? {} : { onWorker }) }))), summary);
+    // One attempt: a retry would wait in the run's lane, and a kill with it.
+    const timeouts = { ...toolCallTimeouts(run, fold), retry: { maximumAttempts: 1 } };
+    try {
+      call = await flow.callHere(run, timeouts, 'rebuild', (a, onWorker) => run.calls.run(() => watched(starting(a.runTool)({ ...fields(), ...(onWorker === undefined ? {} : { onWorker }) }))), summary);
+    } catch (error) {
+      // Its failure's marker reaches history with the chain's: it ends the chain (the next call goes through the queue).
+      flow.localRun = { calls: flow.localRun.calls + 1, bytes: flow.localRun.bytes, ms: LOCAL_RUN_MAX_MS };
+      throw error;
+    }
     // A call that went to the queue instead (another worker ran the workflow task) reports no time: it ended the chain.
     flow.localRun = call.ranMs === undefined ? { calls: 0, bytes: 0, ms: 0 } : { calls: flow.localRun.calls + 1, bytes: flow.localRun.bytes + jsonBytes(call), ms: flow.localRun.ms + call.ranMs };
   } else {
-    call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) => run.calls.run(() => watched(starting(a.runTool)(fields()))), summary);
-    flow.localRun = { calls: 0, bytes: 0, ms: 0 };
+    try {
+      call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) => run.calls.run(() => watched(starting(a.runTool)(fields()))), summary);
+    } finally {
+      // However it ended, a call through the queue ended the workflow task: a new chain may start.
+      flow.localRun = { calls: 0, bytes: 0, ms: 0 };
+    }
   }
   // Only a call that completed wrote anything: one the gate stopped, or that failed, had its
   // writes undone, and if any were left the commit proof must find them (ERR_COMMIT_MISMATCH),
@@ -502,8 +514,11 @@ export const LOCAL_RUN_MAX_MS = 1_000;
  * A chain of local calls runs inside one workflow task: a kill (an Update) or a block reaches the
  * run only when that task completes. So a chain is bounded, LOCAL_RUN_MAX_CALLS calls,
  * LOCAL_RUN_MAX_BYTES of results or LOCAL_RUN_MAX_MS of the calls' time, after which the next call
- * goes through the queue; and a task whose last calls were local ends that workflow task before it
- * completes (agent-task-flow.ts), so a kill sent during the chain still stops the commit.
+ * goes through the queue; a local call that fails ends the chain too (its failure is in history as
+ * well); and a task whose last calls were local ends that workflow task before it completes
+ * (agent-task-flow.ts), so a kill sent during the chain still stops the commit. A local call has
+ * one attempt (a retry would wait in the lane, and a kill behind it): a pure tool's failure is the
+ * step's.
  */
 function runsLocally(run: AgentRun, flow: TaskFlow, tool: string, fold: boolean): boolean {
   if (!run.patches.localPureCalls) return false;

@@ -28,6 +28,7 @@ import { openApproverStore } from '../../identity/approver-registry';
 import type { DataFlowOptions } from '../../task/data-flow';
 import { parseTask } from '../../task/load-task-file';
 import { LOCAL_RUN_MAX_CALLS } from '../../workflows/tool-step';
+import { startFakeOpenAIServer, textReply, toolCall, toolCallsReply, type FakeOpenAIServer } from '../support/fake-openai-server';
 import { historiesOfRuns, replayAllRuns } from '../support/replay-runs';
 import { makeNotesWorkspace } from '../support/task-kit';
 import { REPO_ROOT, startWardenTestEnv, TEST_STATE_DIR, type WardenTestEnv } from '../support/warden-test-env';
@@ -59,14 +60,19 @@ const probe: ActivityInterceptorsFactory = (ctx) => ({
 
 let env: WardenTestEnv;
 let oncall: ApproverKeyFile;
+let model: FakeOpenAIServer;
 
 beforeAll(async () => {
+  model = await startFakeOpenAIServer();
   env = await startWardenTestEnv(process.env, { activityInterceptors: [probe] });
   const store = openApproverStore({ stateDir: TEST_STATE_DIR });
   oncall = (await issueApproverKey(store, { name: `oncall-${randomUUID().slice(0, 8)}` })).keyFile;
   store.close();
 });
-afterAll(async () => env?.close());
+afterAll(async () => {
+  await env?.close();
+  await model?.close();
+});
 
 const ADD = { name: 'add', description: 'adds', input: { type: 'object' }, source: 'return input.a + input.b;' };
 
@@ -172,8 +178,36 @@ it('a kill sent during a chain of local calls reaches the run before the task ca
 }, 300_000);
 
 
+// One after the other: the model server answers requests in the order its replies were queued.
+describe('a model reached over the network (an OpenAI-compatible server on loopback)', () => {
+  it('a turn of pure calls: each but the last runs locally (no turn folded into it), the last goes to the queue and brings the next turn', async () => {
+    const { workspace } = await makeNotesWorkspace('warden-pure-');
+    const workflowId = `pure-model-${randomUUID()}`;
+    model.enqueue(toolCallsReply(Array.from({ length: 4 }, (_, i) => toolCall('add', { a: i, b: 1 }, `call_${i}`))), textReply('done'));
+    const result = await followAgentTask(await start(task(workspace, [], { agent: { name: `pure-${randomUUID().slice(0, 8)}`, model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: model.url } }, limits: { maxSteps: 10, deadline: '15m' } }), workflowId));
+    expect(result.status, result.reason).toBe('completed');
+    expect(result.steps.map((s) => s.output)).toEqual([1, 2, 3, 4]);
+    expect(pathsOf(workflowId)).toEqual(['local', 'local', 'local', 'queued']);
+  }, 300_000);
+
+  it('a turn of 40 failing pure calls: a failed local call ends the chain, so no two run locally in a row', async () => {
+    const { workspace } = await makeNotesWorkspace('warden-pure-');
+    const workflowId = `pure-fail-${randomUUID()}`;
+    const boom = { name: 'boom', description: 'throws', input: { type: 'object' }, source: "throw new Error('boom');" };
+    model.enqueue(toolCallsReply(Array.from({ length: 40 }, (_, i) => toolCall('boom', { i }, `call_${i}`))), textReply('done'));
+    const extra = { agent: { name: `pure-${randomUUID().slice(0, 8)}`, model: { driver: 'openai-compatible', id: 'gpt-test', baseUrl: model.url } }, tools: { custom: [boom] }, grants: { tools: ['boom'] }, limits: { maxSteps: 50, deadline: '15m', onDeny: 'continue' } };
+    const result = await followAgentTask(await start(task(workspace, [], extra), workflowId));
+    expect(result.steps).toHaveLength(40);
+    expect(result.steps.every((s) => s.error?.code === 'ERR_TOOL_THREW')).toBe(true);
+    const paths = pathsOf(workflowId);
+    expect(paths).toHaveLength(40);
+    // Local, then (the chain ended) one through the queue, and again.
+    expect(paths).toEqual(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? 'local' : 'queued')));
+  }, 300_000);
+});
+
 it('replays every history of these tasks', async () => {
   const { failures, runs } = await replayAllRuns(env.client, env.taskQueue);
   expect(failures).toEqual([]);
-  expect(runs).toBeGreaterThan(9);
+  expect(runs).toBeGreaterThan(11);
 }, 300_000);

@@ -12,7 +12,7 @@ import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followAgentTask } from '../../client/start-agent-task';
 import { parseTask } from '../../task/load-task-file';
-import { COUNT_FAILED_CALLS_PATCH, PATCHES_AT_ONCE_2_PATCH, PATCHES_AT_ONCE_PATCH } from '../../workflows/workflow-patches';
+import { COUNT_FAILED_CALLS_PATCH, LOCAL_PURE_CALLS_PATCH, PATCHES_AT_ONCE_2_PATCH, PATCHES_AT_ONCE_PATCH } from '../../workflows/workflow-patches';
 import { replayAllRuns } from '../support/replay-runs';
 import { makeNotesWorkspace } from '../support/task-kit';
 import { REPO_ROOT, startWardenTestEnv, type WardenTestEnv } from '../support/warden-test-env';
@@ -26,8 +26,8 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.close());
 
-/** Patches made after the second at-once list, each asked on its own (its own marker) by every new task. */
-const PATCHES_MADE_LATER = [COUNT_FAILED_CALLS_PATCH];
+/** Patches made after the second at-once list, each asked on its own (its own marker) by every new task; the last only on the data flow. */
+const PATCHES_MADE_LATER = (dataFlow: boolean) => [COUNT_FAILED_CALLS_PATCH, ...(dataFlow ? [LOCAL_PURE_CALLS_PATCH] : [])];
 
 /** The patch ids of a history's `core_patch` markers, in order. */
 function patchMarkers(events: HistoryEvent[]): string[] {
@@ -86,7 +86,7 @@ describe('a new task takes every patch at once', { timeout: 600_000 }, () => {
     // The two at-once markers and, after them, one per patch made later (until a third at-once
     // patch folds them in): every other patch this task asks is in one of the at-once lists.
     const markers = patchMarkers(events);
-    expect(markers).toEqual([PATCHES_AT_ONCE_PATCH, PATCHES_AT_ONCE_2_PATCH, ...PATCHES_MADE_LATER]);
+    expect(markers).toEqual([PATCHES_AT_ONCE_PATCH, PATCHES_AT_ONCE_2_PATCH, ...PATCHES_MADE_LATER(dataFlow)]);
     expect(changeVersionUpserts(events)).toBeLessThanOrEqual(markers.length);
     // The data flow (a patch of its own) was taken: its activities ran, the original loop's did not.
     const activities = events.flatMap((e) => (e.activityTaskScheduledEventAttributes?.activityType?.name == null ? [] : [e.activityTaskScheduledEventAttributes.activityType.name]));
