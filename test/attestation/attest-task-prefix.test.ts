@@ -6,6 +6,11 @@
  *
  * Expected: `--task` accepts only the task's own run and the sub-agents Warden started for it
  * (or `warden run` refuses workflow ids that look like a sub-agent of another task).
+ *
+ * Now `warden run` (and `startAgentTask`, and the worker for a task started another way) refuses a
+ * workflow id holding "/" (ERR_WORKFLOW_ID_INVALID, client/workflow-id.ts): the attacker's task
+ * cannot be started under such an id, and an attacker's task under any other id does not verify
+ * as the victim's.
  */
 import * as fs from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +35,7 @@ async function warden(args: string[]): Promise<{ code: number; stdout: string; s
 const VICTIM = `payroll-close-${Date.now()}`;
 let resultFile: string;
 let jwksFile: string;
+let refused: { code: number; stdout: string; stderr: string };
 
 beforeAll(async () => {
   const dir = makeTempDir('attest-prefix');
@@ -54,7 +60,8 @@ grants: { tools: [fs.write] }
 resources: { workspace: ws }
 `,
   );
-  const run = await warden(['run', join(dir, 'task.yaml'), '--json', '--workflow-id', `${VICTIM}/sub-approver`]);
+  refused = await warden(['run', join(dir, 'task.yaml'), '--json', '--workflow-id', `${VICTIM}/sub-approver`]);
+  const run = await warden(['run', join(dir, 'task.yaml'), '--json', '--workflow-id', `${VICTIM}-sub-approver`]);
   expect(run.code, run.stderr).toBe(0);
   resultFile = join(dir, 'result.json');
   fs.writeFileSync(resultFile, run.stdout);
@@ -65,9 +72,14 @@ resources: { workspace: ws }
 }, 300_000);
 
 describe('warden attest verify --task', () => {
-  it("refuses a signed claim of an unrelated task whose workflow id starts with the victim's id and a slash", async () => {
+  it("the attacker's task cannot be started under the victim's id and a slash", () => {
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain('ERR_WORKFLOW_ID_INVALID');
+  });
+
+  it("refuses a signed claim of an unrelated task whose workflow id starts with the victim's id", async () => {
     // The attacker's attestation is genuine for its own run.
-    const own = await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--task', `${VICTIM}/sub-approver`]);
+    const own = await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--task', `${VICTIM}-sub-approver`]);
     expect(own.code, own.stdout + own.stderr).toBe(0);
     // The victim task (never even started) did not make this claim.
     const forged = await warden(['attest', 'verify', resultFile, '--jwks', jwksFile, '--task', VICTIM]);
