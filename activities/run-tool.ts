@@ -48,9 +48,8 @@ import { openOverlay } from '../recovery/workspace-overlay';
 import { assertWorkspaceFilesWithin, workspaceLimitMbOf, workspaceVolumeMbOf } from '../recovery/overlay-volume';
 import { captureUpper, discardOverlayUndo, recordUnkeptChanges, recordUpperChanges, undoOverlayCall, unkeptChangesFailure, unkeptChangesOf, type UpperCapture } from '../recovery/overlay-undo';
 import { shipJournal } from '../recovery/shared-journal';
-import { durationToMs } from '../task/duration';
 import type { Task } from '../task/task-schema';
-import { capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
+import { callLimitMs, capabilityGrantFor, resolveTool, ungrantedCapabilities } from '../tools/tool-catalog';
 import { validateToolInput, type SchemaProblem } from '../tools/tool-input-validator';
 import type { ToolDescriptor } from '../tools/tool-descriptor';
 import { createCredentialVerifier, type CredentialVerifier } from '../identity/verify-credential';
@@ -435,7 +434,7 @@ async function callTool(deps: ActivityDeps, toolCall: ToolExecution): Promise<To
     ...(gate === undefined ? {} : { policy: gate }),
     limits: {
       // A tool's own timeout can only shorten the task's per-call limit.
-      timeoutMs: Math.min(durationToMs(tool.timeout ?? call.task.limits.toolTimeout), durationToMs(call.task.limits.toolTimeout)),
+      timeoutMs: callLimitMs(call.task, tool),
       memoryMb: Math.min(tool.memoryMb ?? call.task.limits.toolMemoryMb, call.task.limits.toolMemoryMb),
       maxOutputBytes: MAX_TOOL_OUTPUT_BYTES,
     },

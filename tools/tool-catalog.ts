@@ -14,6 +14,7 @@
  */
 import type { CapabilityGrant } from '../sandbox/sandbox-messages';
 import type { Task, Tools } from '../task/task-schema';
+import { durationToMs } from '../task/duration';
 import type { ToolSpec } from '../drivers/model-driver';
 import { getBuiltinTool } from './builtin-tools';
 import type { CapabilityName, ToolDescriptor } from './tool-descriptor';
@@ -52,6 +53,16 @@ export function toolCatalogOf(task: Pick<Task, 'tools'>): ToolCatalog {
 }
 
 /** The declared tool named `name`, or undefined when the task does not declare it. */
+/**
+ * A call's time limit, ms: the tool's own `timeout` can only shorten the task's per-call limit
+ * (`limits.toolTimeout`). The one rule for the sandbox host's limit (activities/run-tool.ts) and
+ * the workflow's choice of a local call (workflows/tool-step.ts `runsLocally`). Deterministic.
+ */
+export function callLimitMs(task: Pick<Task, 'limits'>, tool: Pick<ToolDescriptor, 'timeout'>): number {
+  const taskLimitMs = durationToMs(task.limits.toolTimeout);
+  return tool.timeout === undefined ? taskLimitMs : Math.min(durationToMs(tool.timeout), taskLimitMs);
+}
+
 export function resolveTool(task: Pick<Task, 'tools'>, name: string): ToolDescriptor | undefined {
   return toolCatalogOf(task).get(name);
 }

@@ -326,8 +326,13 @@ export class TaskFlow {
    */
   async endLocalChain(run: AgentRun): Promise<void> {
     await this.call(run, END_CALL, 'shared', (a) => a.endWorkflowTask({ workflowId: run.workflowId }), 'end the workflow task of local calls');
-    this.localRun = { calls: 0, bytes: 0, ms: 0 };
+    this.endChain();
     await condition(allHandlersFinished);
+  }
+
+  /** A call went through the queue, which ended the workflow task: a new chain of local calls may start. */
+  endChain(): void {
+    this.localRun = { calls: 0, bytes: 0, ms: 0 };
   }
 
   /** True when this run should hand over to the next (at a turn boundary). */

@@ -16,8 +16,7 @@ import type { StepEffect, StepError, StepRecord, ToolAction } from '../task/task
 import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, isCancellation } from '@temporalio/workflow';
 import type { ToolCallResult, ToolPolicyContext, ToolStepResult } from '../activities/run-tool';
 import type { FailedCallEffect } from '../activities/call-outcome';
-import { resolveTool } from '../tools/tool-catalog';
-import { durationToMs } from '../task/duration';
+import { callLimitMs, resolveTool } from '../tools/tool-catalog';
 import { resolvedAnnotations } from '../tools/tool-descriptor';
 import { treeOf, type AgentRun } from './agent-run';
 import { refuseStep, refuseUnapproved, type GuardedStep } from './guard-action';
@@ -475,13 +474,14 @@ async function runFlowCall(
       throw error;
     }
     // A call that went to the queue instead (another worker ran the workflow task) reports no time: it ended the chain.
-    flow.localRun = call.ranMs === undefined ? { calls: 0, bytes: 0, ms: 0 } : { calls: flow.localRun.calls + 1, bytes: flow.localRun.bytes + jsonBytes(call), ms: flow.localRun.ms + call.ranMs };
+    if (call.ranMs === undefined) flow.endChain();
+    else flow.localRun = { calls: flow.localRun.calls + 1, bytes: flow.localRun.bytes + jsonBytes(call), ms: flow.localRun.ms + call.ranMs };
   } else {
     try {
       call = await flow.call(run, toolCallTimeouts(run, fold), 'rebuild', (a) => run.calls.run(() => watched(starting(a.runTool)(fields()))), summary);
     } finally {
       // However it ended, a call through the queue ended the workflow task: a new chain may start.
-      flow.localRun = { calls: 0, bytes: 0, ms: 0 };
+      flow.endChain();
     }
   }
   // Only a call that completed wrote anything: one the gate stopped, or that failed, had its
@@ -526,9 +526,7 @@ function runsLocally(run: AgentRun, flow: TaskFlow, tool: string, fold: boolean)
   if (fold && run.task.agent.model.driver !== 'scripted') return false;
   const descriptor = resolveTool(run.task, tool);
   if (descriptor === undefined || descriptor.executor.kind !== 'isolate' || descriptor.capabilities.length > 0) return false;
-  const taskLimitMs = durationToMs(run.task.limits.toolTimeout);
-  const limitMs = descriptor.timeout === undefined ? taskLimitMs : Math.min(durationToMs(descriptor.timeout), taskLimitMs);
-  return limitMs <= LOCAL_CALL_LIMIT_MS;
+  return callLimitMs(run.task, descriptor) <= LOCAL_CALL_LIMIT_MS;
 }
 
 /** The model's next turn the call brought back, for the loop to act on (agent-task-flow.ts). */
